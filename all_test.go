@@ -1,0 +1,114 @@
+package evident_test
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// layers lists internal packages by layer; a package may import only
+// packages of its own layer or below (a higher index).
+var layers = [][]string{
+	{"cli", "app"},
+	{"ingest", "store", "httpapi", "ui", "report", "alert", "dbupdate"},
+	{"attribution", "model", "vulndb", "knowledge", "findings", "assess", "detect", "waf", "telemetry"},
+	{"osv", "pipeline"},
+}
+
+func layerOf(pkg string) int {
+	top := strings.SplitN(pkg, "/", 2)[0]
+	for i, l := range layers {
+		for _, name := range l {
+			if name == top {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// TestDependencyDirection holds the line of STYLE.md: cmd → app →
+// adapters → domain → contracts, never back up.
+func TestDependencyDirection(t *testing.T) {
+	const prefix = "github.com/evidentsec/evident/internal/"
+	fset := token.NewFileSet()
+	err := filepath.WalkDir("internal", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") {
+			return err
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		from := filepath.ToSlash(filepath.Dir(strings.TrimPrefix(path, "internal"+string(filepath.Separator))))
+		fromLayer := layerOf(from)
+		if fromLayer < 0 {
+			t.Errorf("%s: package %s is in no layer of all_test.go", path, from)
+			return nil
+		}
+		for _, imp := range f.Imports {
+			p := strings.Trim(imp.Path.Value, `"`)
+			if !strings.HasPrefix(p, prefix) {
+				continue
+			}
+			to := strings.TrimPrefix(p, prefix)
+			if l := layerOf(to); l < fromLayer {
+				t.Errorf("%s: %s imports %s, a higher layer", path, from, to)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNoInit keeps package initialisation free of side effects: no init
+// functions anywhere in the module.
+func TestNoInit(t *testing.T) {
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || d.Name() == "examples" || strings.HasPrefix(d.Name(), ".")) && path != "." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			return err
+		}
+		for _, decl := range f.Decls {
+			if fd, ok := decl.(*ast.FuncDecl); ok && fd.Recv == nil && fd.Name.Name == "init" {
+				t.Errorf("%s: func init", path)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGoModTidy fails when go.mod or go.sum is not what `go mod tidy` makes.
+func TestGoModTidy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("go mod tidy -diff needs the module cache; skipped in -short")
+	}
+	out, err := exec.Command("go", "mod", "tidy", "-diff").CombinedOutput()
+	if err != nil {
+		t.Errorf("go mod tidy -diff: %v\n%s", err, out)
+	}
+	if _, err := os.Stat("go.sum"); err != nil {
+		t.Errorf("go.sum: %v", err)
+	}
+}

@@ -1,0 +1,97 @@
+// Package cli implements the evident command line: one cobra command tree,
+// run with injected arguments and output streams so that tests drive it as
+// a user would.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes shared by every command.
+const (
+	ExitOK      = 0 // success
+	ExitPolicy  = 1 // the run completed and a --fail-on policy was violated
+	ExitUsage   = 2 // wrong flags or arguments, or an input that could not be read at all
+	ExitSkipped = 3 // the run completed, but some records or files were skipped (see stderr)
+)
+
+// exitError carries an exit code up to Run.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// withCode wraps err so that Run exits with code.
+func withCode(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: code, err: err}
+}
+
+// errSkipped is returned by a command whose output is complete except for
+// inputs it reported on stderr and skipped.
+var errSkipped = errors.New("some inputs were skipped")
+
+// globals are the settings every command shares.
+type globals struct {
+	stdout, stderr io.Writer
+	// dataDir holds the vulnerability database and the embedded store.
+	dataDir string
+}
+
+// Run executes the evident command line with args (without the program
+// name) and returns the process exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := newRootCmd(g)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if !errors.Is(ee.err, errSkipped) {
+			fmt.Fprintf(stderr, "evident: %v\n", err)
+		}
+		return ee.code
+	}
+	// Errors that did not choose a code are about usage: unknown commands
+	// and flags, bad arguments.
+	fmt.Fprintf(stderr, "evident: %v\n", err)
+	return ExitUsage
+}
+
+func newRootCmd(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "evident",
+		Short: "Evidence-backed vulnerability priorities from the telemetry you already collect",
+		Long: `evident reads the traces and profiles a team already ships (OTLP, Pyroscope,
+pprof) and the findings of its scanners (govulncheck, Trivy, Grype, OSV-Scanner,
+SBOMs), and says for every vulnerability and service whether the vulnerable code
+runs, how exposed the service is and what it can reach, ranked with the evidence.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	defaultData := os.Getenv("EVIDENT_DATA")
+	if defaultData == "" {
+		defaultData = "evident-data"
+	}
+	root.PersistentFlags().StringVar(&g.dataDir, "data", defaultData, "data directory for the vulnerability database and the store (env EVIDENT_DATA)")
+	root.AddCommand(
+		newVersionCmd(g),
+	)
+	return root
+}

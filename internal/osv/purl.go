@@ -1,0 +1,110 @@
+package osv
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/package-url/packageurl-go"
+)
+
+// Ecosystem names as OSV writes them.
+const (
+	EcosystemGo        = "Go"
+	EcosystemNPM       = "npm"
+	EcosystemPyPI      = "PyPI"
+	EcosystemMaven     = "Maven"
+	EcosystemNuGet     = "NuGet"
+	EcosystemRubyGems  = "RubyGems"
+	EcosystemCratesIO  = "crates.io"
+	EcosystemPackagist = "Packagist"
+	EcosystemHex       = "Hex"
+	EcosystemPub       = "Pub"
+)
+
+// ErrUnknownEcosystem reports a package URL type or ecosystem name that has
+// no counterpart on the other side.
+var ErrUnknownEcosystem = errors.New("unknown ecosystem")
+
+// purlTypes maps package URL types to OSV ecosystems, one to one.
+var purlTypes = map[string]string{
+	packageurl.TypeGolang:   EcosystemGo,
+	packageurl.TypeNPM:      EcosystemNPM,
+	packageurl.TypePyPi:     EcosystemPyPI,
+	packageurl.TypeMaven:    EcosystemMaven,
+	packageurl.TypeNuget:    EcosystemNuGet,
+	packageurl.TypeGem:      EcosystemRubyGems,
+	packageurl.TypeCargo:    EcosystemCratesIO,
+	packageurl.TypeComposer: EcosystemPackagist,
+	packageurl.TypeHex:      EcosystemHex,
+	packageurl.TypePub:      EcosystemPub,
+}
+
+// PackageFromPURL returns the OSV ecosystem, package name and version that a
+// package URL names. Maven names are "group:artifact", npm scoped names
+// "@scope/name", Go names the full module path, and PyPI names are
+// normalised per PEP 503.
+func PackageFromPURL(s string) (ecosystem, name, version string, err error) {
+	p, err := packageurl.FromString(s)
+	if err != nil {
+		return "", "", "", fmt.Errorf("parse package URL %q: %w", s, err)
+	}
+	eco, ok := purlTypes[p.Type]
+	if !ok {
+		return "", "", "", fmt.Errorf("package URL %q: type %q: %w", s, p.Type, ErrUnknownEcosystem)
+	}
+	switch {
+	case p.Namespace == "":
+		name = p.Name
+	case eco == EcosystemMaven:
+		name = p.Namespace + ":" + p.Name
+	default:
+		name = p.Namespace + "/" + p.Name
+	}
+	if eco == EcosystemPyPI {
+		name = NormalizePyPI(name)
+	}
+	return eco, name, p.Version, nil
+}
+
+// PURL returns the package URL of a package version in an OSV ecosystem.
+func PURL(ecosystem, name, version string) (string, error) {
+	for typ, eco := range purlTypes {
+		if eco != ecosystem {
+			continue
+		}
+		namespace := ""
+		sep := "/"
+		if eco == EcosystemMaven {
+			sep = ":"
+		}
+		if i := strings.LastIndex(name, sep); i > 0 {
+			namespace, name = name[:i], name[i+1:]
+		}
+		if eco == EcosystemPyPI {
+			name = NormalizePyPI(name)
+		}
+		return packageurl.NewPackageURL(typ, namespace, name, version, nil, "").ToString(), nil
+	}
+	return "", fmt.Errorf("ecosystem %q: %w", ecosystem, ErrUnknownEcosystem)
+}
+
+// NormalizePyPI normalises a Python distribution name as PEP 503 does:
+// lower case, with runs of "-", "_" and "." replaced by a single "-".
+func NormalizePyPI(name string) string {
+	var b strings.Builder
+	b.Grow(len(name))
+	sep := false
+	for _, r := range strings.ToLower(name) {
+		if r == '-' || r == '_' || r == '.' {
+			sep = true
+			continue
+		}
+		if sep && b.Len() > 0 {
+			b.WriteByte('-')
+		}
+		sep = false
+		b.WriteRune(r)
+	}
+	return b.String()
+}
