@@ -1,0 +1,115 @@
+// Package telemetry decodes the telemetry evident reads from files and
+// receivers — CPU and allocation profiles (pprof, OTLP profiles) and traces
+// (OTLP, Tempo API) — into compact in-memory batches that the runtime model
+// consumes. It keeps only what the model needs: frames, sample counts and
+// the span identity and semantic-convention attributes of each span.
+package telemetry
+
+import (
+	"time"
+
+	"github.com/evidentsec/evident/internal/attribution"
+)
+
+// ProfileBatch is one decoded profile.
+type ProfileBatch struct {
+	// Service is the service identity, "" if unknown (the caller may assign one).
+	Service string
+	// Source names the file or receiver the profile came from, for errors and evidence.
+	Source string
+	// SampleType is the sample type whose values were kept, e.g. "cpu", "samples", "alloc_space".
+	SampleType string
+	// Unit is the unit of SampleType: "nanoseconds", "count", "bytes".
+	Unit string
+	// Period is the sampling period in Unit (10_000_000 ns for 100 Hz CPU profiling); 0 if unknown.
+	Period   int64
+	Start    time.Time
+	Duration time.Duration
+	// Locations holds, per location index, the frames of one location,
+	// callee (innermost inlined function) first.
+	Locations [][]attribution.Frame
+	Samples   []Sample
+}
+
+// Sample is one stack with its weight.
+type Sample struct {
+	// Locations are indexes into ProfileBatch.Locations, leaf first.
+	Locations []int32
+	// Count is the number of samples this entry represents: value/period
+	// for CPU time, the value itself for "samples"/"count" types.
+	Count int64
+	// Value is the value of SampleType in Unit (CPU nanoseconds for CPU profiles).
+	Value int64
+	// SpanID, SpanName and TraceID come from the pprof labels span_id,
+	// span_name and trace_id (otel-profiling-go, pyroscope) or from an OTLP
+	// profile sample's link; empty when the sample is not tied to a span.
+	SpanID, SpanName, TraceID string
+}
+
+// SpanKind is the OTLP span kind, with the OTLP numeric values.
+type SpanKind uint8
+
+// Span kinds, numbered as in OTLP.
+const (
+	SpanKindUnspecified SpanKind = iota
+	SpanKindInternal
+	SpanKindServer
+	SpanKindClient
+	SpanKindProducer
+	SpanKindConsumer
+)
+
+// String returns the OTLP name of the kind without its prefix ("SERVER").
+func (k SpanKind) String() string {
+	switch k {
+	case SpanKindInternal:
+		return "INTERNAL"
+	case SpanKindServer:
+		return "SERVER"
+	case SpanKindClient:
+		return "CLIENT"
+	case SpanKindProducer:
+		return "PRODUCER"
+	case SpanKindConsumer:
+		return "CONSUMER"
+	default:
+		return "UNSPECIFIED"
+	}
+}
+
+// Span is one decoded span with the attributes the runtime model uses.
+type Span struct {
+	// Service is the resource attribute service.name; Namespace is service.namespace.
+	Service, Namespace string
+	TraceID            [16]byte
+	SpanID             [8]byte
+	ParentSpanID       [8]byte
+	Kind               SpanKind
+	Name               string
+	Start, End         time.Time
+	// Error is true when the status code is ERROR, or when a SERVER span
+	// answered with an HTTP status code of 500 or more.
+	Error bool
+	Attrs Attrs
+}
+
+// Attrs holds the semantic-convention attributes of a span, under their
+// current names; older names (http.method, http.target, http.url,
+// net.peer.name, peer.service, code.function, db.statement, ...) are mapped
+// onto them when the current name is absent.
+type Attrs struct {
+	HTTPMethod, HTTPRoute, URLPath, URLQuery, URLFull, UserAgent  string
+	StatusCode                                                    int
+	RPCSystem, RPCService, RPCMethod                              string
+	ServerAddress                                                 string
+	ServerPort                                                    int
+	ClientAddress                                                 string
+	PeerService                                                   string
+	DBSystem, DBNamespace, DBCollection, DBQueryText, DBOperation string
+	MessagingSystem, MessagingDestination                         string
+	S3Bucket                                                      string
+	CodeFunction                                                  string
+	// RequestHeaders holds captured http.request.header.* attributes,
+	// keyed by lower-case header name; multiple values are joined with ", ".
+	RequestHeaders map[string]string
+}
