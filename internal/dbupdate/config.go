@@ -1,0 +1,189 @@
+package dbupdate
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Default sources.
+const (
+	DefaultBaseURL = "https://storage.googleapis.com/osv-vulnerabilities"
+	DefaultKEVURL  = "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json"
+)
+
+// DefaultEcosystems are the ecosystems updated when none are named: the
+// languages evident attributes profile frames to.
+var DefaultEcosystems = []string{"Go", "npm", "PyPI", "Maven"}
+
+// ErrConfig is returned (wrapped) by Validate for every invalid setting.
+var ErrConfig = errors.New("invalid db update config")
+
+// Config says what to download, from where, and into which directory.
+type Config struct {
+	// BaseURL is the root of the osv.dev bulk export: archives are read
+	// from <BaseURL>/<ECOSYSTEM>/all.zip, the ecosystem list from
+	// <BaseURL>/ecosystems.txt.
+	BaseURL string
+	// KEVURL is where the CISA KEV JSON feed is read from; empty skips it.
+	KEVURL string
+	// Ecosystems are the osv.dev ecosystem directories to download, in the
+	// spelling of ecosystems.txt ("Go", "PyPI", "crates.io").
+	Ecosystems []string
+	// AllEcosystems downloads every ecosystem listed in ecosystems.txt;
+	// Ecosystems must then be empty.
+	AllEcosystems bool
+	// Dir is the data directory; files go under Dir/vulndb.
+	Dir string
+	// HTTPClient makes every request. NewHTTPClient gives one with
+	// connection timeouts and no overall deadline, so that large archives
+	// on slow links still finish; StallTimeout bounds a silent transfer.
+	HTTPClient *http.Client
+	// UserAgent is sent with every request.
+	UserAgent string
+	// Progress receives progress output; nil is silent.
+	Progress io.Writer
+	// ProgressBar draws an animated bar on Progress, for terminals. When
+	// false, Progress gets one plain line per file when it is done.
+	ProgressBar bool
+	// Concurrency bounds how many files download at once.
+	Concurrency int
+	// Retries is how many times a request is retried after a transient
+	// failure (network errors, stalls, HTTP 408, 429 and 5xx).
+	Retries int
+	// RetryWait is the wait before the first retry; it doubles for each
+	// further retry, up to MaxRetryWait.
+	RetryWait time.Duration
+	// MaxRetryWait caps the wait between retries.
+	MaxRetryWait time.Duration
+	// StallTimeout aborts (and retries) a transfer that delivers no bytes
+	// for this long.
+	StallTimeout time.Duration
+}
+
+// DefaultConfig returns the configuration of `evident db update` without
+// flags, except Dir, which the caller sets.
+func DefaultConfig() Config {
+	return Config{
+		BaseURL:      DefaultBaseURL,
+		KEVURL:       DefaultKEVURL,
+		Ecosystems:   append([]string(nil), DefaultEcosystems...),
+		HTTPClient:   NewHTTPClient(),
+		UserAgent:    "evident",
+		Concurrency:  2,
+		Retries:      3,
+		RetryWait:    time.Second,
+		MaxRetryWait: 30 * time.Second,
+		StallTimeout: time.Minute,
+	}
+}
+
+// NewHTTPClient returns a client with timeouts on every phase that has a
+// natural bound (dial, TLS, response headers) and none on the whole
+// request, whose length depends on the archive size and the link.
+func NewHTTPClient() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			ForceAttemptHTTP2:     true,
+			TLSHandshakeTimeout:   15 * time.Second,
+			ResponseHeaderTimeout: 60 * time.Second,
+			ExpectContinueTimeout: time.Second,
+			IdleConnTimeout:       90 * time.Second,
+			MaxIdleConns:          10,
+		},
+	}
+}
+
+// Validate reports every invalid setting at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
+	}
+	if err := checkHTTPURL(c.BaseURL); err != nil {
+		bad("base URL %q: %v", c.BaseURL, err)
+	}
+	if c.KEVURL != "" {
+		if err := checkHTTPURL(c.KEVURL); err != nil {
+			bad("KEV URL %q: %v", c.KEVURL, err)
+		}
+	}
+	switch {
+	case c.AllEcosystems && len(c.Ecosystems) > 0:
+		bad("all ecosystems and a list of ecosystems (%s) are exclusive", strings.Join(c.Ecosystems, ", "))
+	case !c.AllEcosystems && len(c.Ecosystems) == 0:
+		bad("no ecosystems to update")
+	}
+	seen := make(map[string]bool, len(c.Ecosystems))
+	for i, eco := range c.Ecosystems {
+		if err := checkEcosystem(eco); err != nil {
+			bad("ecosystem %d %q: %v", i+1, eco, err)
+		}
+		if seen[eco] {
+			bad("ecosystem %q is listed twice", eco)
+		}
+		seen[eco] = true
+	}
+	if c.Dir == "" {
+		bad("no data directory")
+	}
+	if c.HTTPClient == nil {
+		bad("no HTTP client")
+	}
+	if c.Concurrency < 1 {
+		bad("concurrency %d is below 1", c.Concurrency)
+	}
+	if c.Retries < 0 {
+		bad("retries %d is negative", c.Retries)
+	}
+	if c.RetryWait <= 0 || c.MaxRetryWait < c.RetryWait {
+		bad("retry wait %v and max retry wait %v: want 0 < wait <= max", c.RetryWait, c.MaxRetryWait)
+	}
+	if c.StallTimeout <= 0 {
+		bad("stall timeout %v is not positive", c.StallTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+func checkHTTPURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return errors.New("want an http or https URL")
+	}
+	if u.Host == "" {
+		return errors.New("no host")
+	}
+	return nil
+}
+
+// checkEcosystem accepts the names of osv.dev's ecosystem directories,
+// which become directory names here: they may hold spaces ("Red Hat") and
+// dots ("crates.io"), but nothing that escapes or is unsafe in a path.
+// Colons are refused: osv.dev exports only base ecosystems ("Debian", not
+// "Debian:12"), and Windows forbids them in file names.
+func checkEcosystem(eco string) error {
+	switch {
+	case eco == "":
+		return errors.New("empty name")
+	case eco == "." || eco == "..":
+		return errors.New("not a directory name")
+	case strings.TrimSpace(eco) != eco:
+		return errors.New("leading or trailing space")
+	case strings.ContainsAny(eco, `/\:*?"<>|`):
+		return errors.New(`contains one of / \ : * ? " < > |`)
+	case strings.IndexFunc(eco, unicode.IsControl) >= 0:
+		return errors.New("contains a control character")
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+package dbupdate
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidate(t *testing.T) {
+	valid := func() Config {
+		c := DefaultConfig()
+		c.Dir = "data"
+		return c
+	}
+	tests := []struct {
+		name    string
+		modify  func(*Config)
+		wantErr []string // empty: valid
+	}{
+		{name: "default with a directory", modify: func(*Config) {}},
+		{name: "no KEV", modify: func(c *Config) { c.KEVURL = "" }},
+		{name: "all ecosystems", modify: func(c *Config) { c.Ecosystems = nil; c.AllEcosystems = true }},
+		{name: "spaces and dots", modify: func(c *Config) { c.Ecosystems = []string{"Red Hat", "crates.io"} }},
+		{name: "no directory", modify: func(c *Config) { c.Dir = "" }, wantErr: []string{"no data directory"}},
+		{name: "base URL not http", modify: func(c *Config) { c.BaseURL = "gs://osv-vulnerabilities" }, wantErr: []string{`base URL "gs://osv-vulnerabilities": want an http or https URL`}},
+		{name: "base URL without host", modify: func(c *Config) { c.BaseURL = "https:///x" }, wantErr: []string{`base URL "https:///x": no host`}},
+		{name: "base URL unparsable", modify: func(c *Config) { c.BaseURL = "http://a b" }, wantErr: []string{`base URL "http://a b": parse`}},
+		{name: "KEV URL relative", modify: func(c *Config) { c.KEVURL = "kev.json" }, wantErr: []string{`KEV URL "kev.json": want an http or https URL`}},
+		{name: "no ecosystems", modify: func(c *Config) { c.Ecosystems = nil }, wantErr: []string{"no ecosystems to update"}},
+		{name: "all and a list", modify: func(c *Config) { c.AllEcosystems = true }, wantErr: []string{"all ecosystems and a list of ecosystems (Go, npm, PyPI, Maven) are exclusive"}},
+		{name: "path in ecosystem", modify: func(c *Config) { c.Ecosystems = []string{"Go", "../x"} }, wantErr: []string{`ecosystem 2 "../x": contains one of`}},
+		{name: "dot dot", modify: func(c *Config) { c.Ecosystems = []string{".."} }, wantErr: []string{`ecosystem 1 "..": not a directory name`}},
+		{name: "empty ecosystem", modify: func(c *Config) { c.Ecosystems = []string{""} }, wantErr: []string{`ecosystem 1 "": empty name`}},
+		{name: "padded ecosystem", modify: func(c *Config) { c.Ecosystems = []string{" Go"} }, wantErr: []string{`ecosystem 1 " Go": leading or trailing space`}},
+		{name: "control character", modify: func(c *Config) { c.Ecosystems = []string{"Go\n"} }, wantErr: []string{`leading or trailing space`}},
+		{name: "tab inside", modify: func(c *Config) { c.Ecosystems = []string{"G\to"} }, wantErr: []string{`ecosystem 1 "G\to": contains a control character`}},
+		{name: "duplicate", modify: func(c *Config) { c.Ecosystems = []string{"Go", "Go"} }, wantErr: []string{`ecosystem "Go" is listed twice`}},
+		{name: "no client", modify: func(c *Config) { c.HTTPClient = nil }, wantErr: []string{"no HTTP client"}},
+		{name: "zero concurrency", modify: func(c *Config) { c.Concurrency = 0 }, wantErr: []string{"concurrency 0 is below 1"}},
+		{name: "negative retries", modify: func(c *Config) { c.Retries = -1 }, wantErr: []string{"retries -1 is negative"}},
+		{name: "max wait below wait", modify: func(c *Config) { c.MaxRetryWait = time.Millisecond }, wantErr: []string{"retry wait 1s and max retry wait 1ms"}},
+		{name: "no stall timeout", modify: func(c *Config) { c.StallTimeout = 0 }, wantErr: []string{"stall timeout 0s is not positive"}},
+		{
+			name:    "every error at once",
+			modify:  func(c *Config) { c.Dir = ""; c.Concurrency = 0; c.BaseURL = "" },
+			wantErr: []string{"base URL", "no data directory", "concurrency 0"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := valid()
+			tt.modify(&c)
+			err := c.Validate()
+			if len(tt.wantErr) == 0 {
+				if err != nil {
+					t.Errorf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrConfig) {
+				t.Fatalf("Validate() = %v, want ErrConfig", err)
+			}
+			for _, want := range tt.wantErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Validate() = %q, want it to contain %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestFormatBytes(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 3400219: "3.2 MiB", 5 << 30: "5.0 GiB"} {
+		if got := formatBytes(n); got != want {
+			t.Errorf("formatBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

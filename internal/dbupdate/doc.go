@@ -1,0 +1,22 @@
+// Package dbupdate downloads the vulnerability database evident works from:
+// osv.dev's per-ecosystem bulk archives and, optionally, CISA's Known
+// Exploited Vulnerabilities catalog.
+//
+// Layout under the data directory (read by package vulndb):
+//
+//	<data>/vulndb/<ECOSYSTEM>/all.zip     osv.dev <base>/<ECOSYSTEM>/all.zip
+//	<data>/vulndb/<ECOSYSTEM>/meta.json   where and when it came from (see Meta)
+//	<data>/vulndb/kev.json                the CISA KEV catalog
+//	<data>/vulndb/kev.meta.json           its Meta
+//
+// Every file is replaced atomically: the download goes to a temporary file
+// in the same directory, is synced, checked (size, x-goog-hash MD5 and
+// CRC32C when the server sends them, and the content: a zip of JSON records,
+// or a KEV catalog), and only then renamed over the old file. A failed,
+// corrupt or cancelled download removes its temporary file and leaves the
+// previous database as it was.
+//
+// Updates are conditional: the ETag and Last-Modified of the last download
+// are sent back (If-None-Match, If-Modified-Since), so an unchanged archive
+// costs one 304 response.
+package dbupdate

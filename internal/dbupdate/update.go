@@ -1,0 +1,516 @@
+package dbupdate
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Status is the outcome of one file's update.
+type Status int
+
+// Outcomes of a file's update.
+const (
+	StatusFailed     Status = iota // the old file, if any, is kept
+	StatusDownloaded               // a new file replaced the old one
+	StatusUpToDate                 // the server said the file has not changed
+)
+
+func (s Status) String() string {
+	switch s {
+	case StatusDownloaded:
+		return "downloaded"
+	case StatusUpToDate:
+		return "up to date"
+	default:
+		return "failed"
+	}
+}
+
+// KEVName is the Name of the KEV feed's FileResult.
+const KEVName = "KEV"
+
+// FileResult is the outcome of updating one ecosystem archive or the KEV
+// feed.
+type FileResult struct {
+	// Name is the ecosystem, or KEVName.
+	Name string
+	// URL is where the file is downloaded from, Path where it is stored.
+	URL, Path string
+	Status    Status
+	// Bytes is the size of the new file; zero unless downloaded.
+	Bytes int64
+	// Records counts the OSV records (KEV vulnerabilities) in the new file.
+	Records int
+	// Attempts is the number of requests made, retries included.
+	Attempts int
+	// Duration is the time from the first request to the end.
+	Duration time.Duration
+	// Err says why the update failed; nil unless Status is StatusFailed.
+	Err error
+}
+
+// Result is the outcome of Update: one FileResult per ecosystem, in the
+// order asked for (ecosystems.txt order with AllEcosystems), then the KEV
+// feed if one was asked for.
+type Result struct {
+	Files []FileResult
+}
+
+// Failed returns the files whose update failed.
+func (r Result) Failed() []FileResult {
+	var failed []FileResult
+	for _, f := range r.Files {
+		if f.Status == StatusFailed {
+			failed = append(failed, f)
+		}
+	}
+	return failed
+}
+
+// errStalled is the cause of a transfer aborted for silence.
+var errStalled = errors.New("transfer stalled")
+
+// transientError marks an error that a retry may cure.
+type transientError struct{ err error }
+
+func (e *transientError) Error() string { return e.err.Error() }
+func (e *transientError) Unwrap() error { return e.err }
+
+func transient(err error) error { return &transientError{err: err} }
+
+// job is one file to update.
+type job struct {
+	name     string
+	url      string
+	path     string // the file to replace
+	metaPath string
+	// verify checks the downloaded file (open, synced, at offset n) and
+	// returns its record count.
+	verify func(f *os.File, n int64) (int, error)
+}
+
+type updater struct {
+	cfg Config
+	rep reporter
+}
+
+// Update downloads the configured ecosystems' archives and the KEV feed
+// into cfg.Dir/vulndb. Files are updated independently, cfg.Concurrency at
+// a time: a failure is recorded in its FileResult and does not stop the
+// others. The error is nil when every file is downloaded or up to date;
+// otherwise it joins one error per failed file, naming it, and wraps the
+// sentinels of this package (ErrChecksum, ErrNotFound, ...) or the
+// context's error. Files that failed keep their previous version.
+func Update(ctx context.Context, cfg Config) (Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	root := filepath.Join(cfg.Dir, "vulndb")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return Result{}, fmt.Errorf("create database directory: %w", err)
+	}
+	u := &updater{cfg: cfg, rep: newReporter(cfg.Progress, cfg.ProgressBar)}
+	defer u.rep.close()
+
+	var res Result
+	ecosystems := cfg.Ecosystems
+	if cfg.AllEcosystems {
+		list, bad, err := u.listEcosystems(ctx)
+		if err != nil {
+			return Result{}, err
+		}
+		ecosystems = list
+		for _, err := range bad {
+			fr := FileResult{Name: "ecosystems.txt", URL: u.ecosystemsURL(), Err: err}
+			u.rep.done(fr)
+			res.Files = append(res.Files, fr)
+		}
+	}
+
+	var jobs []job
+	for _, eco := range ecosystems {
+		dir := filepath.Join(root, eco)
+		jobs = append(jobs, job{
+			name:     eco,
+			url:      strings.TrimSuffix(cfg.BaseURL, "/") + "/" + url.PathEscape(eco) + "/all.zip",
+			path:     filepath.Join(dir, "all.zip"),
+			metaPath: filepath.Join(dir, "meta.json"),
+			verify:   verifyArchiveFile,
+		})
+	}
+	if cfg.KEVURL != "" {
+		jobs = append(jobs, job{
+			name:     KEVName,
+			url:      cfg.KEVURL,
+			path:     filepath.Join(root, "kev.json"),
+			metaPath: filepath.Join(root, "kev.meta.json"),
+			verify:   verifyKEVFile,
+		})
+	}
+
+	files := make([]FileResult, len(jobs))
+	var g errgroup.Group
+	g.SetLimit(cfg.Concurrency)
+	for i, j := range jobs {
+		g.Go(func() error {
+			files[i] = u.run(ctx, j)
+			u.rep.done(files[i])
+			return nil
+		})
+	}
+	// The goroutines report failures in files, never through g.
+	_ = g.Wait()
+	res.Files = append(res.Files, files...)
+
+	var errs []error
+	for _, f := range res.Failed() {
+		errs = append(errs, fmt.Errorf("%s: %w", f.Name, f.Err))
+	}
+	return res, errors.Join(errs...)
+}
+
+func (u *updater) ecosystemsURL() string {
+	return strings.TrimSuffix(u.cfg.BaseURL, "/") + "/ecosystems.txt"
+}
+
+// listEcosystems reads ecosystems.txt, retrying like a download.
+func (u *updater) listEcosystems(ctx context.Context) (list []string, bad []error, err error) {
+	src := u.ecosystemsURL()
+	var data []byte
+	for attempt := 1; ; attempt++ {
+		data, err = u.get(ctx, src)
+		if err == nil {
+			break
+		}
+		if !u.retry(ctx, "ecosystems.txt", attempt, err) {
+			return nil, nil, fmt.Errorf("list ecosystems from %s: %w", src, err)
+		}
+	}
+	list, bad = parseEcosystems(data)
+	if len(list) == 0 {
+		return nil, nil, fmt.Errorf("list ecosystems from %s: %w: no ecosystems listed", src, ErrStatus)
+	}
+	return list, bad, nil
+}
+
+// get reads a small file whole.
+func (u *updater) get(ctx context.Context, src string) ([]byte, error) {
+	req, err := u.newRequest(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := u.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, requestError(ctx, src, err)
+	}
+	defer resp.Body.Close()
+	if err := statusError(src, resp.StatusCode); err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("get %s: %w %d", src, ErrStatus, resp.StatusCode)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, transient(fmt.Errorf("read %s: %w", src, err))
+	}
+	return data, nil
+}
+
+// retry reports a failed attempt and waits before the next one. It
+// returns false when there is to be no next one: the error is permanent,
+// the retries are spent, or ctx is done.
+func (u *updater) retry(ctx context.Context, name string, attempt int, err error) bool {
+	var te *transientError
+	if !errors.As(err, &te) || attempt > u.cfg.Retries || ctx.Err() != nil {
+		return false
+	}
+	wait := u.cfg.RetryWait << (attempt - 1)
+	if wait > u.cfg.MaxRetryWait || wait <= 0 {
+		wait = u.cfg.MaxRetryWait
+	}
+	u.rep.retry(name, attempt, wait, err)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// run updates one file, retrying transient failures.
+func (u *updater) run(ctx context.Context, j job) FileResult {
+	start := time.Now()
+	res := FileResult{Name: j.name, URL: j.url, Path: j.path}
+	if err := os.MkdirAll(filepath.Dir(j.path), 0o755); err != nil {
+		res.Err = fmt.Errorf("create directory for %s: %w", j.path, err)
+		return res
+	}
+	old, haveOld := readMeta(j.metaPath)
+	// A conditional request is only safe when the file the validators
+	// describe is still the one on disk.
+	if haveOld {
+		fi, err := os.Stat(j.path)
+		haveOld = err == nil && old.URL == j.url && fi.Size() == old.Size
+	}
+	for {
+		res.Attempts++
+		m, status, err := u.try(ctx, j, old, haveOld)
+		if err == nil {
+			res.Duration = time.Since(start)
+			res.Status = status
+			if status == StatusDownloaded {
+				res.Bytes = m.Size
+			}
+			res.Records = m.Records
+			return res
+		}
+		if !u.retry(ctx, j.name, res.Attempts, err) {
+			res.Duration = time.Since(start)
+			res.Err = err
+			return res
+		}
+	}
+}
+
+func (u *updater) newRequest(ctx context.Context, src string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+	if err != nil {
+		return nil, fmt.Errorf("request %s: %w", src, err)
+	}
+	req.Header.Set("User-Agent", u.cfg.UserAgent)
+	// Ask for the stored bytes: x-goog-hash and Content-Length describe
+	// them, not a transcoded stream.
+	req.Header.Set("Accept-Encoding", "identity")
+	return req, nil
+}
+
+// requestError classifies an error of http.Client.Do.
+func requestError(ctx context.Context, src string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("get %s: %w", src, context.Cause(ctx))
+	}
+	var certErr *tls.CertificateVerificationError
+	if errors.As(err, &certErr) {
+		return fmt.Errorf("get %s: %w", src, err)
+	}
+	return transient(fmt.Errorf("get %s: %w", src, err))
+}
+
+// statusError classifies the HTTP statuses that are errors. Google Cloud
+// Storage's retry guidance names 408, 429 and 5xx as transient; other 4xx
+// are not worth repeating.
+func statusError(src string, code int) error {
+	switch {
+	case code == http.StatusNotFound || code == http.StatusGone:
+		return fmt.Errorf("get %s: %w (HTTP %d)", src, ErrNotFound, code)
+	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
+		return transient(fmt.Errorf("get %s: %w %d %s", src, ErrStatus, code, http.StatusText(code)))
+	case code >= 400:
+		return fmt.Errorf("get %s: %w %d %s", src, ErrStatus, code, http.StatusText(code))
+	}
+	return nil
+}
+
+// try makes one request for j and, on success, returns the file's new
+// metadata and whether it was downloaded or is up to date.
+func (u *updater) try(ctx context.Context, j job, old Meta, conditional bool) (Meta, Status, error) {
+	// The attempt's context is cancelled when the transfer stalls; each
+	// byte received pushes that deadline back.
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stall := time.AfterFunc(u.cfg.StallTimeout, func() { cancel(errStalled) })
+	defer stall.Stop()
+
+	req, err := u.newRequest(actx, j.url)
+	if err != nil {
+		return Meta{}, StatusFailed, err
+	}
+	if conditional {
+		if old.ETag != "" {
+			req.Header.Set("If-None-Match", old.ETag)
+		}
+		if old.LastModified != "" {
+			req.Header.Set("If-Modified-Since", old.LastModified)
+		}
+	}
+	resp, err := u.cfg.HTTPClient.Do(req)
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(context.Cause(actx), errStalled) {
+			return Meta{}, StatusFailed, transient(fmt.Errorf("get %s: no response in %v: %w", j.url, u.cfg.StallTimeout, errStalled))
+		}
+		return Meta{}, StatusFailed, requestError(ctx, j.url, err)
+	}
+	defer resp.Body.Close()
+	if err := statusError(j.url, resp.StatusCode); err != nil {
+		return Meta{}, StatusFailed, err
+	}
+	now := time.Now().UTC()
+	switch {
+	case resp.StatusCode == http.StatusNotModified && conditional:
+		m := old
+		m.CheckedAt = now
+		if err := writeMeta(j.metaPath, m); err != nil {
+			return Meta{}, StatusFailed, fmt.Errorf("record check of %s: %w", j.path, err)
+		}
+		return m, StatusUpToDate, nil
+	case resp.StatusCode != http.StatusOK:
+		return Meta{}, StatusFailed, fmt.Errorf("get %s: %w %d %s", j.url, ErrStatus, resp.StatusCode, http.StatusText(resp.StatusCode))
+	}
+	hashes, err := parseGoogHash(resp.Header.Values("X-Goog-Hash"))
+	if err != nil {
+		return Meta{}, StatusFailed, fmt.Errorf("get %s: %w: %w", j.url, ErrChecksum, err)
+	}
+
+	tmp, err := os.CreateTemp(filepath.Dir(j.path), tempPattern(j.path))
+	if err != nil {
+		return Meta{}, StatusFailed, fmt.Errorf("create temporary file for %s: %w", j.path, err)
+	}
+	stored := false
+	defer func() {
+		if !stored {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+
+	u.rep.begin(j.name, resp.ContentLength)
+	md5h := md5.New()
+	crch := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	body := &stallReader{r: resp.Body, timer: stall, timeout: u.cfg.StallTimeout, add: func(n int) { u.rep.add(j.name, int64(n)) }}
+	dst := &writeTagger{w: io.MultiWriter(tmp, md5h, crch)}
+	n, err := io.Copy(dst, body)
+	switch {
+	case err == nil:
+	case dst.err != nil:
+		return Meta{}, StatusFailed, fmt.Errorf("write %s: %w", tmp.Name(), err)
+	case ctx.Err() != nil:
+		return Meta{}, StatusFailed, fmt.Errorf("read %s: %w", j.url, context.Cause(ctx))
+	case errors.Is(context.Cause(actx), errStalled):
+		return Meta{}, StatusFailed, transient(fmt.Errorf("read %s: no data for %v after %d bytes: %w", j.url, u.cfg.StallTimeout, n, errStalled))
+	case resp.ContentLength > n:
+		return Meta{}, StatusFailed, transient(fmt.Errorf("read %s: %w: got %d of %d bytes: %w", j.url, ErrSize, n, resp.ContentLength, err))
+	default:
+		return Meta{}, StatusFailed, transient(fmt.Errorf("read %s after %d bytes: %w", j.url, n, err))
+	}
+	if resp.ContentLength >= 0 && n != resp.ContentLength {
+		return Meta{}, StatusFailed, fmt.Errorf("read %s: %w: got %d bytes, Content-Length is %d", j.url, ErrSize, n, resp.ContentLength)
+	}
+	if s := resp.Header.Get("X-Goog-Stored-Content-Length"); s != "" && resp.Header.Get("Content-Encoding") == "" {
+		want, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || want != n {
+			return Meta{}, StatusFailed, fmt.Errorf("read %s: %w: got %d bytes, x-goog-stored-content-length is %q", j.url, ErrSize, n, s)
+		}
+	}
+	sum := md5h.Sum(nil)
+	if hashes.md5 != nil && !bytes.Equal(sum, hashes.md5) {
+		return Meta{}, StatusFailed, fmt.Errorf("read %s: %w: md5 is %s, x-goog-hash says %s", j.url, ErrChecksum,
+			base64.StdEncoding.EncodeToString(sum), base64.StdEncoding.EncodeToString(hashes.md5))
+	}
+	if crc := crch.Sum(nil); hashes.crc32c != nil && !bytes.Equal(crc, hashes.crc32c) {
+		return Meta{}, StatusFailed, fmt.Errorf("read %s: %w: crc32c is %s, x-goog-hash says %s", j.url, ErrChecksum,
+			base64.StdEncoding.EncodeToString(crc), base64.StdEncoding.EncodeToString(hashes.crc32c))
+	}
+	if err := tmp.Sync(); err != nil {
+		return Meta{}, StatusFailed, fmt.Errorf("sync %s: %w", tmp.Name(), err)
+	}
+	records, err := j.verify(tmp, n)
+	if err != nil {
+		return Meta{}, StatusFailed, fmt.Errorf("check %s: %w", j.url, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return Meta{}, StatusFailed, fmt.Errorf("close %s: %w", tmp.Name(), err)
+	}
+	// A cancellation that arrived during the checks still wins: the user
+	// asked for nothing to change.
+	if err := ctx.Err(); err != nil {
+		return Meta{}, StatusFailed, fmt.Errorf("store %s: %w", j.path, context.Cause(ctx))
+	}
+	if err := os.Rename(tmp.Name(), j.path); err != nil {
+		return Meta{}, StatusFailed, fmt.Errorf("store %s: %w", j.path, err)
+	}
+	stored = true
+	if err := syncDir(filepath.Dir(j.path)); err != nil {
+		return Meta{}, StatusFailed, err
+	}
+	m := Meta{
+		URL:          j.url,
+		ETag:         resp.Header.Get("ETag"),
+		LastModified: resp.Header.Get("Last-Modified"),
+		Size:         n,
+		MD5:          hex.EncodeToString(sum),
+		Records:      records,
+		DownloadedAt: now,
+		CheckedAt:    now,
+	}
+	if err := writeMeta(j.metaPath, m); err != nil {
+		// The new file is in place; without its metadata the next update
+		// is merely unconditional.
+		return Meta{}, StatusFailed, fmt.Errorf("record download of %s: %w", j.path, err)
+	}
+	return m, StatusDownloaded, nil
+}
+
+func verifyArchiveFile(f *os.File, n int64) (int, error) {
+	return verifyArchive(f, n)
+}
+
+func verifyKEVFile(f *os.File, n int64) (int, error) {
+	data := make([]byte, n)
+	if _, err := f.ReadAt(data, 0); err != nil {
+		return 0, err
+	}
+	return verifyKEV(data)
+}
+
+// stallReader pushes the stall deadline back whenever bytes arrive and
+// reports them as progress.
+type stallReader struct {
+	r       io.Reader
+	timer   *time.Timer
+	timeout time.Duration
+	add     func(int)
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if n > 0 {
+		s.timer.Reset(s.timeout)
+		s.add(n)
+	}
+	return n, err
+}
+
+// writeTagger remembers write errors, which io.Copy does not tell apart
+// from read errors: a full disk is not worth a retry.
+type writeTagger struct {
+	w   io.Writer
+	err error
+}
+
+func (t *writeTagger) Write(p []byte) (int, error) {
+	n, err := t.w.Write(p)
+	if err != nil {
+		t.err = err
+	}
+	return n, err
+}

@@ -1,0 +1,496 @@
+package dbupdate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// readFile returns the content of path, or nil when it does not exist.
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// assertNoTempFiles fails if a temporary file was left under dir.
+func assertNoTempFiles(t *testing.T, dir string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasSuffix(d.Name(), ".tmp") {
+			t.Errorf("temporary file left behind: %s", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// summary is the comparable part of a FileResult.
+type summary struct {
+	Name    string
+	Status  Status
+	Bytes   int64
+	Records int
+}
+
+func summarize(r Result) []summary {
+	var s []summary
+	for _, f := range r.Files {
+		s = append(s, summary{Name: f.Name, Status: f.Status, Bytes: f.Bytes, Records: f.Records})
+	}
+	return s
+}
+
+func TestUpdateDownloadsThenUpToDate(t *testing.T) {
+	s := newGCSServer(t)
+	goZip := osvArchive(t)
+	pypiZip := osvArchive(t, "PYSEC-2024-1")
+	kev := kevFeed(t)
+	s.put("/osv-vulnerabilities/Go/all.zip", &object{body: goZip})
+	s.put("/osv-vulnerabilities/PyPI/all.zip", &object{body: pypiZip})
+	s.put("/kev.json", &object{body: kev})
+	cfg := testConfig(t, s, true, "Go", "PyPI")
+
+	res, err := Update(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	want := []summary{
+		{Name: "Go", Status: StatusDownloaded, Bytes: int64(len(goZip)), Records: 2},
+		{Name: "PyPI", Status: StatusDownloaded, Bytes: int64(len(pypiZip)), Records: 3},
+		{Name: KEVName, Status: StatusDownloaded, Bytes: int64(len(kev)), Records: 2},
+	}
+	if diff := cmp.Diff(summarize(res), want); diff != "" {
+		t.Errorf("first update (-got +want):\n%s", diff)
+	}
+	db := filepath.Join(cfg.Dir, "vulndb")
+	for path, want := range map[string][]byte{
+		filepath.Join(db, "Go", "all.zip"):   goZip,
+		filepath.Join(db, "PyPI", "all.zip"): pypiZip,
+		filepath.Join(db, "kev.json"):        kev,
+	} {
+		if got := readFile(t, path); !bytes.Equal(got, want) {
+			t.Errorf("%s: %d bytes, want the %d served", path, len(got), len(want))
+		}
+	}
+	m, ok := readMeta(filepath.Join(db, "Go", "meta.json"))
+	if !ok {
+		t.Fatal("Go/meta.json missing or unreadable")
+	}
+	if m.URL != s.URL+"/osv-vulnerabilities/Go/all.zip" || m.ETag == "" || m.LastModified != "Fri, 21 Aug 2026 20:38:00 GMT" ||
+		m.Size != int64(len(goZip)) || len(m.MD5) != 32 || m.Records != 2 || m.DownloadedAt.IsZero() {
+		t.Errorf("Go/meta.json = %+v", m)
+	}
+	if _, ok := readMeta(filepath.Join(db, "kev.meta.json")); !ok {
+		t.Error("kev.meta.json missing or unreadable")
+	}
+	if ua := s.requestsFor("/osv-vulnerabilities/Go/all.zip")[0].Header.Get("User-Agent"); ua != "evident/test" {
+		t.Errorf("User-Agent = %q, want evident/test", ua)
+	}
+	assertNoTempFiles(t, cfg.Dir)
+
+	// Nothing changed on the server: every file is confirmed by a 304.
+	res, err = Update(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("second Update: %v", err)
+	}
+	want = []summary{
+		{Name: "Go", Status: StatusUpToDate, Records: 2},
+		{Name: "PyPI", Status: StatusUpToDate, Records: 3},
+		{Name: KEVName, Status: StatusUpToDate, Records: 2},
+	}
+	if diff := cmp.Diff(summarize(res), want); diff != "" {
+		t.Errorf("second update (-got +want):\n%s", diff)
+	}
+	reqs := s.requestsFor("/osv-vulnerabilities/Go/all.zip")
+	if got := reqs[len(reqs)-1].Header.Get("If-None-Match"); got != m.ETag {
+		t.Errorf("If-None-Match = %q, want %q", got, m.ETag)
+	}
+	m2, _ := readMeta(filepath.Join(db, "Go", "meta.json"))
+	if !m2.DownloadedAt.Equal(m.DownloadedAt) || !m2.CheckedAt.After(m.CheckedAt) {
+		t.Errorf("after 304: downloaded_at %v checked_at %v, want %v and later than %v", m2.DownloadedAt, m2.CheckedAt, m.DownloadedAt, m.CheckedAt)
+	}
+
+	// A new archive on the server replaces the old one.
+	newZip := osvArchive(t, "GO-2026-9999")
+	s.put("/osv-vulnerabilities/Go/all.zip", &object{body: newZip})
+	res, err = Update(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("third Update: %v", err)
+	}
+	if got := res.Files[0]; got.Status != StatusDownloaded || got.Records != 3 {
+		t.Errorf("Go after a change: %v, %d records, want downloaded, 3", got.Status, got.Records)
+	}
+	if got := readFile(t, filepath.Join(db, "Go", "all.zip")); !bytes.Equal(got, newZip) {
+		t.Error("Go/all.zip was not replaced by the new archive")
+	}
+	assertNoTempFiles(t, cfg.Dir)
+}
+
+// TestUpdateKeepsOldDatabase checks that every kind of failure leaves the
+// previous archive and its metadata as they were, and names the ecosystem
+// and the problem.
+func TestUpdateKeepsOldDatabase(t *testing.T) {
+	good := osvArchive(t, "GO-2026-0001")
+	tests := []struct {
+		name         string
+		obj          *object
+		wantIs       error
+		wantErr      string
+		wantAttempts int
+	}{
+		{
+			name:         "md5 mismatch",
+			obj:          &object{body: good, hash: "md5=" + "AAAAAAAAAAAAAAAAAAAAAA=="},
+			wantIs:       ErrChecksum,
+			wantErr:      "md5 is",
+			wantAttempts: 1,
+		},
+		{
+			name:         "crc32c mismatch",
+			obj:          &object{body: good, hash: "crc32c=AAAAAA=="},
+			wantIs:       ErrChecksum,
+			wantErr:      "crc32c is",
+			wantAttempts: 1,
+		},
+		{
+			name:         "malformed x-goog-hash",
+			obj:          &object{body: good, hash: "md5=not base64!"},
+			wantIs:       ErrChecksum,
+			wantErr:      "x-goog-hash md5",
+			wantAttempts: 1,
+		},
+		{
+			name:         "truncated body",
+			obj:          &object{body: good, truncate: true},
+			wantIs:       ErrSize,
+			wantErr:      "of " + strconv.Itoa(len(good)) + " bytes",
+			wantAttempts: 3,
+		},
+		{
+			name:         "stored length mismatch",
+			obj:          &object{body: good, storedLength: strconv.Itoa(len(good) + 1)},
+			wantIs:       ErrSize,
+			wantErr:      "x-goog-stored-content-length",
+			wantAttempts: 1,
+		},
+		{
+			name:         "not a zip",
+			obj:          &object{body: []byte("<html><body>Service Unavailable</body></html>")},
+			wantIs:       ErrArchive,
+			wantErr:      "zip: not a valid zip file",
+			wantAttempts: 1,
+		},
+		{
+			name:         "zip of something else",
+			obj:          &object{body: makeZip(t, map[string][]byte{"GO-2026-0001.json": []byte("{}"), "README.md": []byte("# hi")})},
+			wantIs:       ErrArchive,
+			wantErr:      `entry 1 "README.md": name does not end in .json`,
+			wantAttempts: 1,
+		},
+		{
+			name:         "zip of non-JSON records",
+			obj:          &object{body: makeZip(t, map[string][]byte{"GO-2026-0001.json": []byte("<html>")})},
+			wantIs:       ErrArchive,
+			wantErr:      `entry 0 "GO-2026-0001.json": starts with '<'`,
+			wantAttempts: 1,
+		},
+		{
+			name:         "server errors beyond the retries",
+			obj:          &object{body: good, failures: []int{500, 502, 503}},
+			wantIs:       ErrStatus,
+			wantErr:      "503 Service Unavailable",
+			wantAttempts: 3,
+		},
+		{
+			name:         "forbidden is not retried",
+			obj:          &object{body: good, failures: []int{403}},
+			wantIs:       ErrStatus,
+			wantErr:      "403 Forbidden",
+			wantAttempts: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newGCSServer(t)
+			const path = "/osv-vulnerabilities/Go/all.zip"
+			old := osvArchive(t)
+			s.put(path, &object{body: old})
+			cfg := testConfig(t, s, false, "Go")
+			cfg.Retries = 2
+			if _, err := Update(context.Background(), cfg); err != nil {
+				t.Fatalf("first Update: %v", err)
+			}
+			archive := filepath.Join(cfg.Dir, "vulndb", "Go", "all.zip")
+			metaPath := filepath.Join(cfg.Dir, "vulndb", "Go", "meta.json")
+			oldMeta := readFile(t, metaPath)
+			before := len(s.requestsFor(path))
+
+			s.put(path, tt.obj)
+			res, err := Update(context.Background(), cfg)
+			if err == nil {
+				t.Fatal("Update succeeded, want an error")
+			}
+			if !errors.Is(err, tt.wantIs) {
+				t.Errorf("error %q is not %v", err, tt.wantIs)
+			}
+			if !strings.HasPrefix(err.Error(), "Go: ") || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error = %q, want it to start with %q and contain %q", err, "Go: ", tt.wantErr)
+			}
+			if got := res.Failed(); len(got) != 1 || got[0].Name != "Go" || got[0].Attempts != tt.wantAttempts {
+				t.Errorf("failed = %+v, want Go after %d attempts", got, tt.wantAttempts)
+			}
+			if got := len(s.requestsFor(path)) - before; got != tt.wantAttempts {
+				t.Errorf("%d requests, want %d", got, tt.wantAttempts)
+			}
+			if got := readFile(t, archive); !bytes.Equal(got, old) {
+				t.Error("the old archive was changed")
+			}
+			if got := readFile(t, metaPath); !bytes.Equal(got, oldMeta) {
+				t.Errorf("meta.json changed:\n%s", got)
+			}
+			assertNoTempFiles(t, cfg.Dir)
+		})
+	}
+}
+
+func TestUpdateRetriesServerErrors(t *testing.T) {
+	s := newGCSServer(t)
+	body := osvArchive(t)
+	s.put("/osv-vulnerabilities/Go/all.zip", &object{body: body, failures: []int{500, 503}})
+	cfg := testConfig(t, s, false, "Go")
+	var progress bytes.Buffer
+	cfg.Progress = &progress
+
+	res, err := Update(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if got := res.Files[0]; got.Status != StatusDownloaded || got.Attempts != 3 {
+		t.Errorf("Go: %v after %d attempts, want downloaded after 3", got.Status, got.Attempts)
+	}
+	for _, want := range []string{
+		"Go: attempt 1 failed, retrying in 1ms: get " + s.URL + "/osv-vulnerabilities/Go/all.zip: unexpected HTTP status 500 Internal Server Error\n",
+		"Go: attempt 2 failed, retrying in 2ms: ",
+		"Go: downloaded ",
+	} {
+		if !strings.Contains(progress.String(), want) {
+			t.Errorf("progress = %q, want it to contain %q", progress.String(), want)
+		}
+	}
+}
+
+func TestUpdateOneFailureDoesNotStopTheOthers(t *testing.T) {
+	s := newGCSServer(t)
+	s.put("/osv-vulnerabilities/Go/all.zip", &object{body: osvArchive(t)})
+	s.put("/kev.json", &object{body: kevFeed(t)})
+	cfg := testConfig(t, s, true, "Go", "Nope", "npm")
+	s.put("/osv-vulnerabilities/npm/all.zip", &object{body: osvArchive(t, "GHSA-xxxx-xxxx-xxxx")})
+
+	res, err := Update(context.Background(), cfg)
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Update error = %v, want ErrNotFound", err)
+	}
+	want := "Nope: get " + s.URL + "/osv-vulnerabilities/Nope/all.zip: not found (HTTP 404)"
+	if err.Error() != want {
+		t.Errorf("error = %q, want %q", err, want)
+	}
+	wantFiles := []summary{
+		{Name: "Go", Status: StatusDownloaded, Bytes: res.Files[0].Bytes, Records: 2},
+		{Name: "Nope", Status: StatusFailed},
+		{Name: "npm", Status: StatusDownloaded, Bytes: res.Files[2].Bytes, Records: 3},
+		{Name: KEVName, Status: StatusDownloaded, Bytes: res.Files[3].Bytes, Records: 2},
+	}
+	if diff := cmp.Diff(summarize(res), wantFiles); diff != "" {
+		t.Errorf("results (-got +want):\n%s", diff)
+	}
+	if got := len(s.requestsFor("/osv-vulnerabilities/Nope/all.zip")); got != 1 {
+		t.Errorf("404 requested %d times, want once (no retry)", got)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Dir, "vulndb", "Nope", "all.zip")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Nope/all.zip: %v, want it not to exist", err)
+	}
+}
+
+func TestUpdateCancelledMidDownload(t *testing.T) {
+	s := newGCSServer(t)
+	const path = "/osv-vulnerabilities/Go/all.zip"
+	old := osvArchive(t)
+	s.put(path, &object{body: old})
+	cfg := testConfig(t, s, false, "Go")
+	if _, err := Update(context.Background(), cfg); err != nil {
+		t.Fatalf("first Update: %v", err)
+	}
+
+	hang := &object{body: osvArchive(t, "GO-2026-0001"), hang: true, started: make(chan struct{})}
+	s.put(path, hang)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-hang.started
+		cancel()
+	}()
+	res, err := Update(ctx, cfg)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Update error = %v, want context.Canceled", err)
+	}
+	if got := res.Files[0].Attempts; got != 1 {
+		t.Errorf("%d attempts, want 1: a cancellation is not retried", got)
+	}
+	if got := readFile(t, filepath.Join(cfg.Dir, "vulndb", "Go", "all.zip")); !bytes.Equal(got, old) {
+		t.Error("the old archive was changed")
+	}
+	assertNoTempFiles(t, cfg.Dir)
+}
+
+func TestUpdateStalledTransferIsRetried(t *testing.T) {
+	s := newGCSServer(t)
+	const path = "/osv-vulnerabilities/Go/all.zip"
+	hang := &object{body: osvArchive(t), hang: true, started: make(chan struct{})}
+	s.put(path, hang)
+	cfg := testConfig(t, s, false, "Go")
+	cfg.StallTimeout = 50 * time.Millisecond
+	cfg.Retries = 1
+	// The retry finds the server well again.
+	fixed := &object{body: osvArchive(t)}
+	go func() {
+		<-hang.started
+		s.put(path, fixed)
+	}()
+
+	res, err := Update(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if got := res.Files[0]; got.Status != StatusDownloaded || got.Attempts != 2 {
+		t.Errorf("Go: %v after %d attempts, want downloaded after 2", got.Status, got.Attempts)
+	}
+	assertNoTempFiles(t, cfg.Dir)
+}
+
+func TestUpdateAllEcosystems(t *testing.T) {
+	s := newGCSServer(t)
+	s.put("/osv-vulnerabilities/ecosystems.txt", &object{body: []byte("Go\ncrates.io\nBad:Name\n\n")})
+	s.put("/osv-vulnerabilities/Go/all.zip", &object{body: osvArchive(t)})
+	s.put("/osv-vulnerabilities/crates.io/all.zip", &object{body: osvArchive(t, "RUSTSEC-2024-0001")})
+	cfg := testConfig(t, s, false)
+	cfg.AllEcosystems = true
+
+	res, err := Update(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), `ecosystems.txt: ecosystems.txt line 3 "Bad:Name": contains one of`) {
+		t.Errorf("Update error = %v, want one naming line 3 of ecosystems.txt", err)
+	}
+	want := []summary{
+		{Name: "ecosystems.txt", Status: StatusFailed},
+		{Name: "Go", Status: StatusDownloaded, Bytes: res.Files[1].Bytes, Records: 2},
+		{Name: "crates.io", Status: StatusDownloaded, Bytes: res.Files[2].Bytes, Records: 3},
+	}
+	if diff := cmp.Diff(summarize(res), want); diff != "" {
+		t.Errorf("results (-got +want):\n%s", diff)
+	}
+}
+
+func TestUpdateAllEcosystemsListMissing(t *testing.T) {
+	s := newGCSServer(t)
+	cfg := testConfig(t, s, false)
+	cfg.AllEcosystems = true
+	_, err := Update(context.Background(), cfg)
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "list ecosystems from "+s.URL+"/osv-vulnerabilities/ecosystems.txt") {
+		t.Errorf("Update error = %v, want ErrNotFound naming ecosystems.txt", err)
+	}
+}
+
+func TestUpdateInvalidConfig(t *testing.T) {
+	cfg := DefaultConfig()
+	_, err := Update(context.Background(), cfg)
+	if !errors.Is(err, ErrConfig) {
+		t.Errorf("Update without a directory: %v, want ErrConfig", err)
+	}
+}
+
+// TestUpdateRealSnapshot serves the real Go vulnerability database and
+// checks that it passes every check.
+func TestUpdateRealSnapshot(t *testing.T) {
+	body := realSnapshot(t)
+	s := newGCSServer(t)
+	s.put("/osv-vulnerabilities/Go/all.zip", &object{body: body})
+	cfg := testConfig(t, s, false, "Go")
+	res, err := Update(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if got := res.Files[0]; got.Records != 4291 || got.Bytes != int64(len(body)) {
+		t.Errorf("Go: %d records, %d bytes, want 4291 and %d", got.Records, got.Bytes, len(body))
+	}
+}
+
+// realSnapshot returns ../shared/data/osv-go-2026-08-21.zip, relative to
+// the module root, or skips.
+func realSnapshot(t testing.TB) []byte {
+	t.Helper()
+	path := filepath.Join("..", "..", "..", "shared", "data", "osv-go-2026-08-21.zip")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		t.Skipf("%s is absent: the real Go vulnerability DB snapshot lives beside the checkout", path)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func TestBarProgress(t *testing.T) {
+	s := newGCSServer(t)
+	s.put("/osv-vulnerabilities/Go/all.zip", &object{body: osvArchive(t)})
+	s.put("/osv-vulnerabilities/npm/all.zip", &object{body: osvArchive(t, "GHSA-xxxx-xxxx-xxxx")})
+	cfg := testConfig(t, s, false, "Go", "npm")
+	var out bytes.Buffer
+	cfg.Progress = &out
+	cfg.ProgressBar = true
+	if _, err := Update(context.Background(), cfg); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	got := out.String()
+	for _, want := range []string{"Go: downloaded ", "npm: downloaded ", "\033[J", "100%"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("progress output %q lacks %q", got, want)
+		}
+	}
+}
+
+func BenchmarkUpdate(b *testing.B) {
+	body := realSnapshot(b)
+	s := newGCSServer(b)
+	s.put("/osv-vulnerabilities/Go/all.zip", &object{body: body})
+	cfg := testConfig(b, s, false, "Go")
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		// No database each time: a full download, not a 304.
+		if err := os.RemoveAll(filepath.Join(cfg.Dir, "vulndb")); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Update(context.Background(), cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(4291*b.N)/b.Elapsed().Seconds(), "records/s")
+}

@@ -1,0 +1,188 @@
+package dbupdate
+
+import (
+	"archive/zip"
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Sentinels for the ways a download can be wrong; errors from Update wrap
+// them.
+var (
+	// ErrChecksum means the bytes received do not match the hash the
+	// server announced in x-goog-hash.
+	ErrChecksum = errors.New("checksum mismatch")
+	// ErrSize means fewer or more bytes arrived than the server announced.
+	ErrSize = errors.New("size mismatch")
+	// ErrArchive means a downloaded archive is not a zip of JSON records.
+	ErrArchive = errors.New("not an OSV archive")
+	// ErrKEV means a downloaded KEV feed is not a KEV catalog.
+	ErrKEV = errors.New("not a KEV catalog")
+	// ErrNotFound means the server has no such file (HTTP 404 or 410); for
+	// an ecosystem, usually a misspelt name.
+	ErrNotFound = errors.New("not found")
+	// ErrStatus means the server answered with an unexpected HTTP status.
+	ErrStatus = errors.New("unexpected HTTP status")
+)
+
+// verifyArchive checks that r is a zip archive whose every file is a JSON
+// object named *.json, as in osv.dev's all.zip, and returns the number of
+// records. Reading each entry to the end makes archive/zip check its
+// CRC-32, which catches corruption the server did not announce a hash for.
+// The records themselves are parsed by vulndb, which reports bad ones one
+// by one.
+func verifyArchive(r io.ReaderAt, size int64) (records int, err error) {
+	zr, err := zip.NewReader(r, size)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrArchive, err)
+	}
+	br := bufio.NewReader(nil)
+	for i, f := range zr.File {
+		if f.FileInfo().IsDir() {
+			continue
+		}
+		if !strings.HasSuffix(f.Name, ".json") {
+			return records, fmt.Errorf("%w: entry %d %q: name does not end in .json", ErrArchive, i, f.Name)
+		}
+		if err := checkJSONEntry(f, br); err != nil {
+			return records, fmt.Errorf("%w: entry %d %q: %w", ErrArchive, i, f.Name, err)
+		}
+		records++
+	}
+	return records, nil
+}
+
+// checkJSONEntry reads f to the end, checking that it starts like a JSON
+// object: enough to tell OSV records from HTML error pages and binaries
+// without parsing them twice.
+func checkJSONEntry(f *zip.File, br *bufio.Reader) error {
+	rc, err := f.Open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	br.Reset(rc)
+	for {
+		b, err := br.ReadByte()
+		if err == io.EOF {
+			return errors.New("empty file")
+		}
+		if err != nil {
+			return err
+		}
+		if b == ' ' || b == '\t' || b == '\r' || b == '\n' {
+			continue
+		}
+		if b != '{' {
+			return fmt.Errorf("starts with %q, not a JSON object", b)
+		}
+		break
+	}
+	_, err = io.Copy(io.Discard, br)
+	return err
+}
+
+// kevCatalog is the part of CISA's KEV feed that tells it apart from
+// anything else: a catalog version and a list of CVE entries.
+type kevCatalog struct {
+	CatalogVersion  string `json:"catalogVersion"`
+	Count           *int   `json:"count"`
+	Vulnerabilities []struct {
+		CVEID string `json:"cveID"`
+	} `json:"vulnerabilities"`
+}
+
+// verifyKEV checks that data is a CISA KEV catalog and returns the number
+// of vulnerabilities in it.
+func verifyKEV(data []byte) (int, error) {
+	var c kevCatalog
+	if err := json.Unmarshal(data, &c); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrKEV, err)
+	}
+	if c.Vulnerabilities == nil {
+		return 0, fmt.Errorf("%w: no vulnerabilities array", ErrKEV)
+	}
+	for i, v := range c.Vulnerabilities {
+		if v.CVEID == "" {
+			return 0, fmt.Errorf("%w: vulnerability %d has no cveID", ErrKEV, i)
+		}
+	}
+	if c.Count != nil && *c.Count != len(c.Vulnerabilities) {
+		return 0, fmt.Errorf("%w: count is %d but %d vulnerabilities are listed", ErrKEV, *c.Count, len(c.Vulnerabilities))
+	}
+	return len(c.Vulnerabilities), nil
+}
+
+// googHash holds the hashes Google Cloud Storage announces for an object.
+type googHash struct {
+	md5    []byte // nil when not announced (composite objects have none)
+	crc32c []byte // 4 bytes, big-endian, when announced
+}
+
+// parseGoogHash reads x-goog-hash header values. GCS sends either one
+// header per hash or one comma-separated header:
+// "crc32c=n03x6A==,md5=Ojk9c3dhfxgoKVVHYwFbHQ==". Unknown hash types are
+// skipped, so that a new one does not break downloads.
+func parseGoogHash(values []string) (googHash, error) {
+	var h googHash
+	for _, v := range values {
+		for part := range strings.SplitSeq(v, ",") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			name, enc, ok := strings.Cut(part, "=")
+			if !ok {
+				return googHash{}, fmt.Errorf("x-goog-hash %q: no '='", part)
+			}
+			want := 0
+			switch name {
+			case "md5":
+				want = 16
+			case "crc32c":
+				want = 4
+			default:
+				continue
+			}
+			sum, err := base64.StdEncoding.DecodeString(enc)
+			if err != nil {
+				return googHash{}, fmt.Errorf("x-goog-hash %s: %w", name, err)
+			}
+			if len(sum) != want {
+				return googHash{}, fmt.Errorf("x-goog-hash %s: %d bytes, want %d", name, len(sum), want)
+			}
+			if name == "md5" {
+				h.md5 = sum
+			} else {
+				h.crc32c = sum
+			}
+		}
+	}
+	return h, nil
+}
+
+// parseEcosystems reads osv.dev's ecosystems.txt: one ecosystem directory
+// per line. Names this package cannot store are returned in bad, so that
+// one odd line does not stop the others.
+func parseEcosystems(data []byte) (ecosystems []string, bad []error) {
+	seen := make(map[string]bool)
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		eco := strings.TrimSpace(string(line))
+		if eco == "" || seen[eco] {
+			continue
+		}
+		seen[eco] = true
+		if err := checkEcosystem(eco); err != nil {
+			bad = append(bad, fmt.Errorf("ecosystems.txt line %d %q: %w", i+1, eco, err))
+			continue
+		}
+		ecosystems = append(ecosystems, eco)
+	}
+	return ecosystems, bad
+}
