@@ -18,6 +18,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/evidentsec/evident/internal/osv"
 )
 
 // shipped is the knowledge base that evident ships (functions.yaml).
@@ -72,11 +74,16 @@ func (e Entry) clone() Entry {
 }
 
 // key identifies an entry for duplicate checks and Merge: the id, compared
-// case-insensitively, and the OSV package.
+// case-insensitively, and the OSV package, with PyPI names normalised as OSV
+// compares them (PEP 503), so that "PyYAML" and "pyyaml" are one package.
 type key struct{ id, pkg string }
 
 func keyOf(e Entry) key {
-	return key{id: normID(e.ID), pkg: e.Package}
+	pkg := e.Package
+	if e.Ecosystem == osv.EcosystemPyPI {
+		pkg = osv.NormalizePyPI(pkg)
+	}
+	return key{id: normID(e.ID), pkg: pkg}
 }
 
 // normID folds ids for comparison: OSV ids are case-insensitive in practice
