@@ -1,0 +1,57 @@
+package findings
+
+import "testing"
+
+func TestParseGrype(t *testing.T) {
+	runGolden(t, ParseGrype, []goldenCase{
+		{name: "go module directory", input: "grype/dir.json", golden: "grype/dir.golden"},
+		{name: "container image", input: "grype/image.json", golden: "grype/image.golden"},
+	})
+}
+
+func TestParseGrypeBad(t *testing.T) {
+	const good = `{"vulnerability": {"id": "GHSA-ppp9-7jff-5vj2", "severity": "High", "fix": {"versions": ["0.3.7"], "state": "fixed"}}, "relatedVulnerabilities": [{"id": "CVE-2021-38561"}], "artifact": {"name": "golang.org/x/text", "version": "v0.3.5", "type": "go-module", "purl": "pkg:golang/golang.org/x/text@v0.3.5"}}`
+	runBad(t, ParseGrype, []badCase{
+		{
+			name: "bad records are skipped",
+			input: `{"matches": [
+				{"vulnerability": {"severity": "High"}, "artifact": {"name": "golang.org/x/text", "version": "v0.3.5"}},
+				{"vulnerability": {"id": "GHSA-69ch-w2m2-3vjp"}, "artifact": {"version": "v0.3.5"}},
+				{"vulnerability": {"id": "GHSA-69ch-w2m2-3vjp", "cvss": {}}, "artifact": {"name": "golang.org/x/text"}},
+				{"vulnerability": {"id": "GHSA-69ch-w2m2-3vjp"}, "artifact": {"name": "golang.org/x/text", "type": "go-module"}},
+				null,
+				` + good + `],
+				"descriptor": {"name": "grype"}}`,
+			wantFindings: 1,
+			wantErrs: []string{
+				"in.json: matches[0]: no vulnerability.id",
+				"in.json: matches[1] (GHSA-69ch-w2m2-3vjp): no artifact.name and no artifact.purl",
+				"in.json: matches[2]: json: cannot unmarshal object into Go struct field grypeVulnerability.vulnerability.cvss of type []findings.grypeCVSS",
+				"in.json: matches[3] (GHSA-69ch-w2m2-3vjp): package golang.org/x/text: no version",
+				"in.json: matches[4]: no vulnerability.id",
+			},
+		},
+		{
+			name:     "truncated",
+			input:    `{"matches": [` + good + `, {"vulnerability": {"id": "GHSA-`,
+			wantErrs: []string{"in.json: unexpected EOF: malformed input"},
+			wantIs:   ErrMalformed,
+		},
+		{
+			name:     "trivy report",
+			input:    `{"SchemaVersion": 2, "Results": []}`,
+			wantErrs: []string{"in.json: not a Grype JSON document (no matches): not the expected format"},
+			wantIs:   ErrWrongFormat,
+		},
+		{
+			name:     "another tool",
+			input:    `{"matches": [], "descriptor": {"name": "syft"}}`,
+			wantErrs: []string{`in.json: written by "syft", not grype: not the expected format`},
+			wantIs:   ErrWrongFormat,
+		},
+	})
+}
+
+func FuzzParseGrype(f *testing.F) {
+	fuzzParser(f, ParseGrype, "grype/dir.json", "grype/image.json")
+}

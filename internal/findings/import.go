@@ -1,0 +1,401 @@
+package findings
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/package-url/packageurl-go"
+	gocvss20 "github.com/pandatix/go-cvss/20"
+	gocvss30 "github.com/pandatix/go-cvss/30"
+	gocvss31 "github.com/pandatix/go-cvss/31"
+	gocvss40 "github.com/pandatix/go-cvss/40"
+
+	"github.com/evidentsec/evident/internal/osv"
+)
+
+// Format names an input format of scanner reports and SBOMs.
+type Format string
+
+// Input formats. The first four are scanner reports, which name their
+// vulnerabilities; the SBOM formats list packages that evident matches
+// against its vulnerability database.
+const (
+	FormatGovulncheck Format = "govulncheck" // govulncheck -format json (a stream of messages)
+	FormatTrivy       Format = "trivy"       // trivy -f json, SchemaVersion 2
+	FormatGrype       Format = "grype"       // grype -o json
+	FormatOSVScanner  Format = "osv-scanner" // osv-scanner --format json (v2)
+	FormatCycloneDX   Format = "cyclonedx"   // CycloneDX JSON or XML
+	FormatSPDX        Format = "spdx"        // SPDX JSON, tag-value or RDF
+	FormatGoBinary    Format = "gobinary"    // a Go executable with embedded build info
+)
+
+// Errors of the importers. A parser returns file-level errors (the input
+// is not its format, or could not be read at all) wrapping ErrWrongFormat
+// or ErrMalformed, and record-level errors as *RecordError.
+var (
+	// ErrUnknownFormat means that Detect could not tell the format.
+	ErrUnknownFormat = errors.New("unknown input format")
+	// ErrWrongFormat means that an input is not the format it was parsed as.
+	ErrWrongFormat = errors.New("not the expected format")
+	// ErrMalformed means that an input of the right format could not be
+	// decoded past some point (truncated or broken JSON).
+	ErrMalformed = errors.New("malformed input")
+)
+
+// RecordError reports one record of an input that was skipped; the other
+// records of the input still load.
+type RecordError struct {
+	// File is the input the record came from.
+	File string
+	// Record locates the record within the input, e.g.
+	// "Results[0].Vulnerabilities[3] (CVE-2021-38561)" or "message 7".
+	Record string
+	// Err says what is wrong with the record.
+	Err error
+}
+
+func (e *RecordError) Error() string {
+	return fmt.Sprintf("%s: %s: %v", e.File, e.Record, e.Err)
+}
+
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// recordErr builds a *RecordError with a formatted reason.
+func recordErr(file, record, format string, args ...any) *RecordError {
+	return &RecordError{File: file, Record: record, Err: fmt.Errorf(format, args...)}
+}
+
+// Detect tells the format of an input from its first bytes (a prefix is
+// enough; 64 KiB is plenty for every supported format). It returns an
+// error wrapping ErrUnknownFormat when no format matches.
+func Detect(prefix []byte) (Format, error) {
+	b := bytes.TrimLeft(bytes.TrimPrefix(prefix, []byte("\xef\xbb\xbf")), " \t\r\n")
+	switch {
+	case len(b) == 0:
+		return "", fmt.Errorf("empty input: %w", ErrUnknownFormat)
+	case isExecutable(b):
+		return FormatGoBinary, nil
+	case b[0] == '{':
+		return detectJSON(b)
+	case b[0] == '<':
+		s := string(b[:min(len(b), 4096)])
+		switch {
+		case strings.Contains(s, "cyclonedx.org/schema/bom"):
+			return FormatCycloneDX, nil
+		case strings.Contains(s, "spdx.org/rdf/terms"):
+			return FormatSPDX, nil
+		}
+	case isSPDXTagValue(b):
+		return FormatSPDX, nil
+	}
+	return "", ErrUnknownFormat
+}
+
+// isExecutable reports whether b starts like an ELF, PE or Mach-O file,
+// the executable formats that carry Go build information.
+func isExecutable(b []byte) bool {
+	for _, magic := range []string{"\x7fELF", "MZ", "\xfe\xed\xfa\xce", "\xfe\xed\xfa\xcf", "\xce\xfa\xed\xfe", "\xcf\xfa\xed\xfe"} {
+		if bytes.HasPrefix(b, []byte(magic)) {
+			return true
+		}
+	}
+	return false
+}
+
+// isSPDXTagValue reports whether the first line that is not a comment is
+// an SPDX tag-value SPDXVersion tag.
+func isSPDXTagValue(b []byte) bool {
+	for line := range strings.Lines(string(b[:min(len(b), 4096)])) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		return strings.HasPrefix(line, "SPDXVersion:")
+	}
+	return false
+}
+
+// detectJSON tells a JSON format by the keys of its first top-level
+// object, read as tokens so that a truncated prefix still works.
+func detectJSON(b []byte) (Format, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var keys []string
+	depth := 0
+	expectKey := false
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			break // the end of the prefix: decide on the keys seen so far
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+			}
+			expectKey = depth == 1 && t != '['
+			if depth == 0 {
+				return formatOfKeys(keys)
+			}
+			continue
+		case string:
+			if depth == 1 && expectKey {
+				keys = append(keys, t)
+				expectKey = false
+				continue
+			}
+		}
+		if depth == 1 {
+			expectKey = true
+		}
+	}
+	return formatOfKeys(keys)
+}
+
+// govulncheckKeys are the fields of a govulncheck message; every message
+// has exactly one of them.
+var govulncheckKeys = []string{"config", "progress", "SBOM", "osv", "finding"}
+
+func formatOfKeys(keys []string) (Format, error) {
+	has := func(k string) bool { return slices.Contains(keys, k) }
+	switch {
+	case len(keys) > 0 && slices.Contains(govulncheckKeys, keys[0]):
+		return FormatGovulncheck, nil
+	case has("bomFormat"):
+		return FormatCycloneDX, nil
+	case has("spdxVersion"):
+		return FormatSPDX, nil
+	case has("SchemaVersion"):
+		return FormatTrivy, nil
+	case has("matches"):
+		return FormatGrype, nil
+	case has("results"):
+		return FormatOSVScanner, nil
+	}
+	return "", fmt.Errorf("JSON object with keys %q: %w", keys, ErrUnknownFormat)
+}
+
+// Severity levels, as Finding.Severity.Level spells them.
+const (
+	LevelCritical = "critical"
+	LevelHigh     = "high"
+	LevelMedium   = "medium"
+	LevelLow      = "low"
+	LevelUnknown  = "unknown"
+)
+
+// levelRank orders severity levels; unknown and anything else rank 0.
+func levelRank(level string) int {
+	switch level {
+	case LevelCritical:
+		return 4
+	case LevelHigh:
+		return 3
+	case LevelMedium:
+		return 2
+	case LevelLow:
+		return 1
+	}
+	return 0
+}
+
+// normalizeLevel maps the severity words of the tools (Trivy's CRITICAL,
+// Grype's Negligible, ...) to a level.
+func normalizeLevel(s string) string {
+	switch l := strings.ToLower(strings.TrimSpace(s)); l {
+	case LevelCritical, LevelHigh, LevelMedium, LevelLow:
+		return l
+	case "moderate":
+		return LevelMedium
+	case "negligible", "none":
+		return LevelLow
+	}
+	return LevelUnknown
+}
+
+// levelOfScore is the CVSS qualitative rating of a base score (the same
+// thresholds in v3.x and v4.0); a zero score (rating "None") is low.
+func levelOfScore(score float64) string {
+	switch {
+	case score >= 9:
+		return LevelCritical
+	case score >= 7:
+		return LevelHigh
+	case score >= 4:
+		return LevelMedium
+	case score > 0:
+		return LevelLow
+	}
+	return LevelLow
+}
+
+// scoreVector computes the base score of a CVSS v2, v3.0, v3.1 or v4.0
+// vector.
+func scoreVector(vector string) (float64, error) {
+	var score float64
+	switch {
+	case strings.HasPrefix(vector, "CVSS:4.0/"):
+		v, err := gocvss40.ParseVector(vector)
+		if err != nil {
+			return 0, fmt.Errorf("CVSS vector %q: %w", vector, err)
+		}
+		score = v.Score()
+	case strings.HasPrefix(vector, "CVSS:3.1/"):
+		v, err := gocvss31.ParseVector(vector)
+		if err != nil {
+			return 0, fmt.Errorf("CVSS vector %q: %w", vector, err)
+		}
+		score = v.BaseScore()
+	case strings.HasPrefix(vector, "CVSS:3.0/"):
+		v, err := gocvss30.ParseVector(vector)
+		if err != nil {
+			return 0, fmt.Errorf("CVSS vector %q: %w", vector, err)
+		}
+		score = v.BaseScore()
+	default:
+		v, err := gocvss20.ParseVector(vector)
+		if err != nil {
+			return 0, fmt.Errorf("CVSS vector %q: %w", vector, err)
+		}
+		score = v.BaseScore()
+	}
+	return math.Round(score*10) / 10, nil
+}
+
+// osvSeverity is the highest severity among the CVSS vectors of OSV
+// severity entries. Entries of other types, or with vectors that do not
+// parse, are ignored: severity is advisory and its absence is "unknown".
+func osvSeverity(sevs ...[]osv.Severity) Severity {
+	best := Severity{Level: LevelUnknown}
+	for _, list := range sevs {
+		for _, s := range list {
+			switch s.Type {
+			case osv.SeverityCVSSv2, osv.SeverityCVSSv3, osv.SeverityCVSSv4:
+			default:
+				continue
+			}
+			score, err := scoreVector(s.Score)
+			if err != nil {
+				continue
+			}
+			cand := Severity{Level: levelOfScore(score), Score: score, Vector: s.Score}
+			if higherSeverity(cand, best) {
+				best = cand
+			}
+		}
+	}
+	return best
+}
+
+// higherSeverity reports whether a ranks above b: by level, then score,
+// then vector (only so that the choice is deterministic).
+func higherSeverity(a, b Severity) bool {
+	if ra, rb := levelRank(a.Level), levelRank(b.Level); ra != rb {
+		return ra > rb
+	}
+	if a.Score != b.Score {
+		return a.Score > b.Score
+	}
+	return a.Vector > b.Vector
+}
+
+// osTypes maps package URL types and namespaces of distribution packages
+// to OSV ecosystem names, so that their versions compare with the
+// ecosystem's rules.
+var osTypes = map[string]string{
+	"deb/debian":     "Debian",
+	"deb/ubuntu":     "Ubuntu",
+	"apk/alpine":     "Alpine",
+	"apk/wolfi":      "Wolfi",
+	"apk/chainguard": "Chainguard",
+	"rpm/redhat":     "Red Hat",
+	"rpm/rocky":      "Rocky Linux",
+	"rpm/almalinux":  "AlmaLinux",
+	"rpm/opensuse":   "openSUSE",
+	"rpm/suse":       "SUSE",
+}
+
+// newPackage builds the package of a finding from what a tool reported:
+// an OSV ecosystem, name and version, and a package URL, any of which may
+// be empty. Go versions get their "v" prefix (tools disagree on it), and
+// the package URL drops its qualifiers (arch, distro) so that the same
+// package reported by two tools has the same PURL.
+func newPackage(ecosystem, name, version, purl string) (Package, error) {
+	if ecosystem == "" && purl != "" {
+		eco, n, v, err := osv.PackageFromPURL(purl)
+		switch {
+		case err == nil:
+			ecosystem, name = eco, n
+			if version == "" {
+				version = v
+			}
+		case errors.Is(err, osv.ErrUnknownEcosystem):
+			return distroPackage(purl, version)
+		default:
+			return Package{}, err
+		}
+	}
+	if ecosystem == "" || name == "" {
+		return Package{}, errors.New("no package URL and no ecosystem and name")
+	}
+	if version == "" {
+		return Package{}, fmt.Errorf("package %s: no version", name)
+	}
+	if ecosystem == osv.EcosystemGo {
+		version = goVersion(version)
+	}
+	p, err := osv.PURL(ecosystem, name, version)
+	if err != nil {
+		if purl != "" {
+			return distroPackage(purl, version)
+		}
+		return Package{}, err
+	}
+	if ecosystem == osv.EcosystemPyPI {
+		name = osv.NormalizePyPI(name)
+	}
+	return Package{PURL: p, Ecosystem: ecosystem, Name: name, Version: version}, nil
+}
+
+// distroPackage builds a package from a package URL of a type that OSV
+// ecosystems do not map one to one (deb, rpm, apk, generic).
+func distroPackage(purl, version string) (Package, error) {
+	p, err := packageurl.FromString(purl)
+	if err != nil {
+		return Package{}, fmt.Errorf("parse package URL %q: %w", purl, err)
+	}
+	if version == "" {
+		version = p.Version
+	}
+	if version == "" {
+		return Package{}, fmt.Errorf("package URL %q: no version", purl)
+	}
+	eco := osTypes[p.Type+"/"+p.Namespace]
+	if eco == "" {
+		eco = p.Type
+	}
+	name := p.Name
+	if p.Namespace != "" && eco == p.Type {
+		name = p.Namespace + "/" + p.Name
+	}
+	canon := packageurl.NewPackageURL(p.Type, p.Namespace, p.Name, version, nil, "").ToString()
+	return Package{PURL: canon, Ecosystem: eco, Name: name, Version: version}, nil
+}
+
+// goVersion gives a Go module version its canonical "v" prefix; Go
+// toolchain versions ("go1.22.1") become "v1.22.1" as govulncheck writes
+// them for the stdlib module.
+func goVersion(v string) string {
+	v = strings.TrimPrefix(v, "go")
+	if v != "" && !strings.HasPrefix(v, "v") {
+		v = "v" + v
+	}
+	return v
+}

@@ -1,0 +1,272 @@
+package findings
+
+import (
+	"cmp"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/google/osv-scalibr/semantic"
+
+	"github.com/evidentsec/evident/internal/osv"
+)
+
+// Merge collapses findings that are the same vulnerability in the same
+// package version of the same service into one finding, and returns them
+// in a deterministic order: by service, package URL, then vulnerability
+// id. The input is not modified. Merge is idempotent.
+//
+// Two findings are the same vulnerability when their id-and-alias sets
+// intersect (GO-2021-0113, GHSA-ppp9-7jff-5vj2 and CVE-2021-38561 are one
+// vulnerability), transitively. Distribution advisory ids (DSA-, DLA-,
+// RHSA-, ALAS-, USN-, ...) are kept as aliases but never used to match,
+// because one such advisory fixes several vulnerabilities at once.
+//
+// The merged finding takes as primary id, of all ids and aliases, the one
+// of the highest rank, then the lexically smallest:
+//
+//  1. GO- (the Go vulnerability database, which has symbol data),
+//  2. GHSA- (the GitHub advisory database),
+//  3. the ids of other OSV databases (PYSEC-, RUSTSEC-, GMS-, ...),
+//  4. CVE-,
+//  5. distribution advisories.
+//
+// The other ids become the sorted aliases. Severity is the highest of all
+// (by level, then score), Static the strongest, Symbols and Sources the
+// sorted unions, and FixedVersion the lowest reported fix above the
+// installed version, compared with the ecosystem's version rules.
+func Merge(fs []Finding) []Finding {
+	type pkgKey struct{ service, purl string }
+	groups := map[pkgKey][]int{}
+	var keys []pkgKey
+	for i, f := range fs {
+		k := pkgKey{f.Service, f.Package.PURL}
+		if _, ok := groups[k]; !ok {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], i)
+	}
+	var out []Finding
+	for _, k := range keys {
+		for _, comp := range sameVulnerability(fs, groups[k]) {
+			out = append(out, mergeFindings(fs, comp))
+		}
+	}
+	slices.SortFunc(out, compareFindings)
+	return out
+}
+
+// compareFindings is the output order of Merge.
+func compareFindings(a, b Finding) int {
+	return cmp.Or(
+		cmp.Compare(a.Service, b.Service),
+		cmp.Compare(a.Package.PURL, b.Package.PURL),
+		cmp.Compare(a.Vulnerability.ID, b.Vulnerability.ID),
+	)
+}
+
+// sameVulnerability partitions the findings at idx (all of one service
+// and package) into groups whose id sets intersect, transitively, with a
+// union-find over the findings.
+func sameVulnerability(fs []Finding, idx []int) [][]int {
+	parent := make([]int, len(idx))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		if parent[i] != i {
+			parent[i] = find(parent[i])
+		}
+		return parent[i]
+	}
+	owner := map[string]int{}
+	for i, fi := range idx {
+		for _, id := range vulnIDs(fs[fi].Vulnerability) {
+			if isBundleID(id) {
+				continue
+			}
+			if j, ok := owner[id]; ok {
+				parent[find(i)] = find(j)
+				continue
+			}
+			owner[id] = i
+		}
+	}
+	comps := map[int][]int{}
+	var roots []int
+	for i, fi := range idx {
+		r := find(i)
+		if _, ok := comps[r]; !ok {
+			roots = append(roots, r)
+		}
+		comps[r] = append(comps[r], fi)
+	}
+	out := make([][]int, 0, len(roots))
+	for _, r := range roots {
+		out = append(out, comps[r])
+	}
+	return out
+}
+
+// vulnIDs is the primary id and the aliases of v.
+func vulnIDs(v Vulnerability) []string {
+	ids := make([]string, 0, 1+len(v.Aliases))
+	if v.ID != "" {
+		ids = append(ids, v.ID)
+	}
+	for _, a := range v.Aliases {
+		if a != "" {
+			ids = append(ids, a)
+		}
+	}
+	return ids
+}
+
+// bundleID matches the ids of distribution advisories, each of which may
+// cover several vulnerabilities.
+var bundleID = regexp.MustCompile(`^(DSA|DLA|DTSA|RHSA|RHBA|RHEA|ALAS[0-9]*|ALSA|ELSA|RLSA|CESA|USN|GLSA|MGASA|SUSE-SU|openSUSE-SU|FEDORA)-`)
+
+func isBundleID(id string) bool { return bundleID.MatchString(id) }
+
+// idRank is the preference of an id as primary id; lower is better. See
+// Merge.
+func idRank(id string) int {
+	switch {
+	case strings.HasPrefix(id, "GO-"):
+		return 0
+	case strings.HasPrefix(id, "GHSA-"):
+		return 1
+	case strings.HasPrefix(id, "CVE-"):
+		return 3
+	case isBundleID(id):
+		return 4
+	}
+	return 2
+}
+
+// primaryID picks the primary id of a set of ids. See Merge.
+func primaryID(ids []string) string {
+	return slices.MinFunc(ids, func(a, b string) int {
+		return cmp.Or(cmp.Compare(idRank(a), idRank(b)), cmp.Compare(a, b))
+	})
+}
+
+// mergeFindings merges the findings at idx, known to be the same
+// vulnerability in the same package of the same service.
+func mergeFindings(fs []Finding, idx []int) Finding {
+	first := fs[idx[0]]
+	m := Finding{
+		Service:  first.Service,
+		Package:  first.Package,
+		Severity: Severity{Level: LevelUnknown},
+	}
+	var ids, symbols, fixes []string
+	var sources []Source
+	for _, i := range idx {
+		f := fs[i]
+		ids = append(ids, vulnIDs(f.Vulnerability)...)
+		symbols = append(symbols, f.Symbols...)
+		sources = append(sources, f.Sources...)
+		if f.FixedVersion != "" {
+			fixes = append(fixes, f.FixedVersion)
+		}
+		sev := f.Severity
+		if sev.Level == "" {
+			sev.Level = LevelUnknown
+		}
+		if higherSeverity(sev, m.Severity) {
+			m.Severity = sev
+		}
+		if staticRank(f.Static) > staticRank(m.Static) {
+			m.Static = f.Static
+		}
+		m.Package.Ecosystem = cmp.Or(m.Package.Ecosystem, f.Package.Ecosystem)
+		m.Package.Name = cmp.Or(m.Package.Name, f.Package.Name)
+		m.Package.Version = cmp.Or(m.Package.Version, f.Package.Version)
+	}
+	ids = sortedSet(ids)
+	if len(ids) > 0 {
+		m.Vulnerability.ID = primaryID(ids)
+		for _, id := range ids {
+			if id != m.Vulnerability.ID {
+				m.Vulnerability.Aliases = append(m.Vulnerability.Aliases, id)
+			}
+		}
+	}
+	m.Symbols = sortedSet(symbols)
+	m.FixedVersion = lowestFix(m.Package.Ecosystem, m.Package.Version, fixes)
+	slices.SortFunc(sources, func(a, b Source) int {
+		return cmp.Or(cmp.Compare(a.Tool, b.Tool), cmp.Compare(a.File, b.File))
+	})
+	m.Sources = slices.Compact(sources)
+	return m
+}
+
+// staticRank orders static reachability from weakest to strongest.
+func staticRank(s StaticReach) int {
+	switch s {
+	case StaticRequired:
+		return 1
+	case StaticImported:
+		return 2
+	case StaticCalled:
+		return 3
+	}
+	return 0
+}
+
+// sortedSet returns the sorted distinct non-empty strings of s, nil when
+// there are none.
+func sortedSet(s []string) []string {
+	s = slices.DeleteFunc(slices.Clone(s), func(x string) bool { return x == "" })
+	if len(s) == 0 {
+		return nil
+	}
+	slices.Sort(s)
+	return slices.Compact(s)
+}
+
+// lowestFix picks, among fixed versions that tools reported (Trivy writes
+// several as "1.2.3, 2.0.1"), the lowest one above the installed version.
+// Versions that do not parse in the ecosystem are compared as strings, so
+// that the choice stays deterministic.
+func lowestFix(ecosystem, installed string, fixes []string) string {
+	var cands []string
+	for _, f := range fixes {
+		for part := range strings.SplitSeq(f, ",") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			if ecosystem == osv.EcosystemGo {
+				part = goVersion(part)
+			}
+			cands = append(cands, part)
+		}
+	}
+	cands = sortedSet(cands)
+	if len(cands) == 0 {
+		return ""
+	}
+	compare := func(a, b string) int {
+		v, err := semantic.Parse(a, ecosystem)
+		if err != nil {
+			return strings.Compare(a, b)
+		}
+		c, err := v.CompareStr(b)
+		if err != nil {
+			return strings.Compare(a, b)
+		}
+		return c
+	}
+	slices.SortStableFunc(cands, compare)
+	for _, c := range cands {
+		if installed == "" || compare(c, installed) > 0 {
+			return c
+		}
+	}
+	// No fix is above the installed version: report the highest, which
+	// the tools still say fixes it.
+	return cands[len(cands)-1]
+}

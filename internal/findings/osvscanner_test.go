@@ -1,0 +1,55 @@
+package findings
+
+import "testing"
+
+func TestParseOSVScanner(t *testing.T) {
+	runGolden(t, ParseOSVScanner, []goldenCase{
+		{name: "go call analysis", input: "osvscanner/app.json", golden: "osvscanner/app.golden"},
+		{name: "npm", input: "osvscanner/npm.json", golden: "osvscanner/npm.golden"},
+	})
+}
+
+func TestParseOSVScannerBad(t *testing.T) {
+	const good = `{"package": {"name": "golang.org/x/text", "version": "0.3.5", "ecosystem": "Go"}, "groups": [{"ids": ["GO-2021-0113"], "aliases": ["CVE-2021-38561", "GO-2021-0113"], "experimental_analysis": {"GO-2021-0113": {"called": true}}}]}`
+	runBad(t, ParseOSVScanner, []badCase{
+		{
+			name: "bad records are skipped",
+			input: `{"results": [
+				{"source": {"path": "go.mod"}, "packages": [
+					{"package": {"version": "0.3.5", "ecosystem": "Go"}},
+					{"package": {"name": "golang.org/x/text", "ecosystem": "Go"}, "groups": [{"ids": ["GO-2022-1059"]}]},
+					{"package": {"name": "golang.org/x/text", "version": "0.3.5", "ecosystem": "Go"}, "groups": [{"ids": []}]},
+					{"package": {"name": "golang.org/x/text", "version": "0.3.5", "ecosystem": "Go"}, "vulnerabilities": [{"aliases": ["CVE-1"]}]},
+					{"package": {"name": "golang.org/x/text", "version": "0.3.5", "ecosystem": "Go"}, "groups": [{"ids": "GO-2022-1059"}]},
+					{"package": {"name": "aeson", "version": "1.0", "ecosystem": "Hackage"}, "groups": [{"ids": ["HSEC-2023-0001"]}]},
+					` + good + `]},
+				{"source": "go.mod"}]}`,
+			wantFindings: 1,
+			wantErrs: []string{
+				"in.json: results[0].packages[0]: no package name or ecosystem",
+				"in.json: results[0].packages[1] (golang.org/x/text): package golang.org/x/text: no version",
+				"in.json: results[0].packages[2] (golang.org/x/text): groups[0]: no ids",
+				"in.json: results[0].packages[3] (golang.org/x/text): vulnerabilities[0]: no id",
+				"in.json: results[0].packages[4]: json: cannot unmarshal string into Go struct field osvScannerGroup.groups.ids of type []string",
+				`in.json: results[0].packages[5] (aeson): ecosystem "Hackage": unknown ecosystem`,
+				"in.json: results[1]: json: cannot unmarshal string into Go struct field osvScannerSource.source of type struct { Path string \"json:\\\"path\\\"\"; Type string \"json:\\\"type\\\"\" }",
+			},
+		},
+		{
+			name:     "truncated",
+			input:    `{"results": [{"packages": [` + good,
+			wantErrs: []string{"in.json: unexpected EOF: malformed input"},
+			wantIs:   ErrMalformed,
+		},
+		{
+			name:     "trivy report",
+			input:    `{"SchemaVersion": 2, "Results": []}`,
+			wantErrs: []string{"in.json: not OSV-Scanner JSON output (no results): not the expected format"},
+			wantIs:   ErrWrongFormat,
+		},
+	})
+}
+
+func FuzzParseOSVScanner(f *testing.F) {
+	fuzzParser(f, ParseOSVScanner, "osvscanner/app.json", "osvscanner/npm.json")
+}
