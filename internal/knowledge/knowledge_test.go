@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -267,6 +268,38 @@ func TestDefault(t *testing.T) {
 	got := b.Lookup("GHSA-jfh8-c2jp-5v3q")
 	if len(got) != 1 || got[0].ID != "CVE-2021-44228" || got[0].Package != "org.apache.logging.log4j:log4j-core" {
 		t.Errorf("Lookup(GHSA-jfh8-c2jp-5v3q) = %+v, want the log4j-core entry of CVE-2021-44228", got)
+	}
+}
+
+// stableCommit matches a commit link with a full hash, on GitHub or
+// Bitbucket; other references must be advisory pages, which do not move.
+var stableCommit = regexp.MustCompile(`^https://(github\.com/[^/]+/[^/]+/commit|bitbucket\.org/[^/]+/[^/]+/commits)/[0-9a-f]{40}$`)
+
+// TestDefaultReferences holds the shipped file to docs/knowledge.md: every
+// entry says what it is, and every reference is a full-hash commit or an
+// advisory, never a branch that moves.
+func TestDefaultReferences(t *testing.T) {
+	b, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range b.entries {
+		if e.Summary == "" {
+			t.Errorf("entry %d (%s): no summary", i, e.ID)
+		}
+		for j, f := range e.Functions {
+			ref := f.Reference
+			switch {
+			case strings.Contains(ref, "/commit/") || strings.Contains(ref, "/commits/"):
+				if !stableCommit.MatchString(ref) {
+					t.Errorf("entry %d (%s): functions[%d]: %s is not a commit link with a full hash", i, e.ID, j, ref)
+				}
+			case strings.HasPrefix(ref, "https://github.com/advisories/GHSA-"),
+				strings.HasPrefix(ref, "https://nvd.nist.gov/vuln/detail/CVE-"):
+			default:
+				t.Errorf("entry %d (%s): functions[%d]: %s is neither a commit nor an advisory", i, e.ID, j, ref)
+			}
+		}
 	}
 }
 
