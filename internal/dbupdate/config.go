@@ -18,10 +18,6 @@ const (
 	DefaultKEVURL  = "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json"
 )
 
-// DefaultEcosystems are the ecosystems updated when none are named: the
-// languages evident attributes profile frames to.
-var DefaultEcosystems = []string{"Go", "npm", "PyPI", "Maven"}
-
 // ErrConfig is returned (wrapped) by Validate for every invalid setting.
 var ErrConfig = errors.New("invalid db update config")
 
@@ -71,9 +67,10 @@ type Config struct {
 // flags, except Dir, which the caller sets.
 func DefaultConfig() Config {
 	return Config{
-		BaseURL:      DefaultBaseURL,
-		KEVURL:       DefaultKEVURL,
-		Ecosystems:   append([]string(nil), DefaultEcosystems...),
+		BaseURL: DefaultBaseURL,
+		KEVURL:  DefaultKEVURL,
+		// The languages evident attributes profile frames to.
+		Ecosystems:   []string{"Go", "npm", "PyPI", "Maven"},
 		HTTPClient:   NewHTTPClient(),
 		UserAgent:    "evident",
 		Concurrency:  2,

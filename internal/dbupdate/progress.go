@@ -76,12 +76,19 @@ func retryLine(name string, attempt int, wait time.Duration, err error) string {
 func resultLine(r FileResult) string {
 	switch r.Status {
 	case StatusDownloaded:
-		return fmt.Sprintf("%s: downloaded %s, %d records in %v", r.Name, formatBytes(r.Bytes), r.Records, r.Duration.Round(time.Millisecond))
+		return fmt.Sprintf("%s: downloaded %s, %s in %v", r.Name, formatBytes(r.Bytes), records(r.Records), r.Duration.Round(time.Millisecond))
 	case StatusUpToDate:
-		return fmt.Sprintf("%s: up to date (%d records)", r.Name, r.Records)
+		return fmt.Sprintf("%s: up to date (%s)", r.Name, records(r.Records))
 	default:
 		return fmt.Sprintf("%s: failed: %v", r.Name, r.Err)
 	}
+}
+
+func records(n int) string {
+	if n == 1 {
+		return "1 record"
+	}
+	return fmt.Sprintf("%d records", n)
 }
 
 // formatBytes writes n in IEC units, as the progress bar does.

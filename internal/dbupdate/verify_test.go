@@ -207,3 +207,17 @@ func FuzzParseEcosystems(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkVerifyArchive(b *testing.B) {
+	data := realSnapshot(b)
+	b.SetBytes(int64(len(data)))
+	var records int
+	for b.Loop() {
+		n, err := verifyArchive(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		records += n
+	}
+	b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
+}
