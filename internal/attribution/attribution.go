@@ -1,0 +1,358 @@
+package attribution
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"strings"
+	"sync"
+
+	"golang.org/x/mod/module"
+)
+
+// ErrInvalidConfig is wrapped by every error Config.Validate returns.
+var ErrInvalidConfig = errors.New("invalid attribution config")
+
+// Language is the programming language a frame belongs to.
+type Language uint8
+
+// Languages recognised in profile frames.
+const (
+	Unknown Language = iota
+	Go
+	Java
+	Python
+	Node
+)
+
+// String returns the lowercase language name used in reports ("go", "java",
+// "python", "node"), or "" for Unknown.
+func (l Language) String() string {
+	switch l {
+	case Go:
+		return "go"
+	case Java:
+		return "java"
+	case Python:
+		return "python"
+	case Node:
+		return "node"
+	}
+	return ""
+}
+
+// Func is the code a frame belongs to, named the way vulnerability records
+// and package inventories name it.
+type Func struct {
+	// Language is the frame's language.
+	Language Language
+	// Package is the unit vulnerable symbols are listed in: the Go import
+	// path (unescaped), the dotted Java package, the dotted Python module
+	// (from the file path) or the npm package name with its @scope/. It is
+	// empty for first-party code that belongs to no package (a Node.js
+	// script outside node_modules, Node.js core).
+	Package string
+	// Symbol is the function in OSV form: Go "Func" or "Recv.Method"
+	// (pointer and type parameters dropped; closures, method values and
+	// wrappers attributed to the enclosing function); Java "Class.method"
+	// with inner classes as "Outer$Inner" and lambda bodies attributed to
+	// the enclosing method; Python the function name as the profiler gives
+	// it ("func", "<module>", or "Class.method" when the profiler gives a
+	// qualified name); Node.js the function name ("(anonymous)" included).
+	Symbol string
+	// Module is the distribution the package ships in: the Go module path
+	// ("stdlib" for the standard library, as in the Go vulnerability
+	// database), the Maven "group:artifact", the normalized PyPI
+	// distribution name, or the npm package name. It is empty when it
+	// cannot be told (standard libraries other than Go's, first-party code
+	// without a configured module).
+	Module string
+	// Version is the module version when the file path shows it (Go module
+	// cache and -trimpath paths, pnpm and Yarn PnP store paths).
+	Version string
+}
+
+// Config is what attribution knows about the code of a service beyond the
+// frames themselves, usually taken from its SBOM, scanner findings or build
+// info. The zero Config is valid.
+type Config struct {
+	// GoModules are module paths, matched as the longest prefix of a
+	// package's import path when its file path carries no module@version
+	// (plain builds of vendored or main-module code).
+	GoModules []string
+	// JavaPackages maps a Java package prefix (dotted, matched on whole
+	// segments, longest first) to the Maven "group:artifact" that ships it.
+	JavaPackages map[string]string
+	// PythonDists maps a top-level Python import name to its PyPI
+	// distribution ("yaml" -> "PyYAML"). Names not listed fall back to a few
+	// well-known mismatches and then to the import name itself.
+	PythonDists map[string]string
+	// MaxCached bounds the number of distinct frames cached; frames beyond
+	// it are attributed on every call. Zero means DefaultMaxCached. The
+	// bound keeps a long-running server safe from streams of unique names.
+	MaxCached int
+}
+
+// DefaultMaxCached is the cache bound used when Config.MaxCached is zero.
+// One entry costs about 250 bytes with its strings, so the default bounds
+// the cache near 256 MiB, far above the distinct frames of real services.
+const DefaultMaxCached = 1 << 20
+
+// DefaultConfig returns the zero Config with the default cache bound.
+func DefaultConfig() Config {
+	return Config{MaxCached: DefaultMaxCached}
+}
+
+// Validate reports every malformed entry of c, each naming the field and the
+// entry, joined in one error that wraps ErrInvalidConfig. Malformed entries
+// are harmless to New (they never match), so a caller may log and go on.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	for i, m := range c.GoModules {
+		if err := module.CheckImportPath(m); err != nil {
+			bad("go_modules[%d] %q: %v", i, m, err)
+		}
+	}
+	for pkg, ga := range c.JavaPackages {
+		if !isJavaPackage(pkg) {
+			bad("java_packages[%q]: not a dotted Java package name", pkg)
+		}
+		g, a, ok := strings.Cut(ga, ":")
+		if !ok || g == "" || a == "" || strings.Contains(a, ":") {
+			bad("java_packages[%q] = %q: want group:artifact", pkg, ga)
+		}
+	}
+	for name, dist := range c.PythonDists {
+		if !isIdentifier(name) {
+			bad("python_dists[%q]: not a Python import name", name)
+		}
+		if dist == "" {
+			bad("python_dists[%q]: empty distribution name", name)
+		}
+	}
+	if c.MaxCached < 0 {
+		bad("max_cached %d: must not be negative", c.MaxCached)
+	}
+	return errors.Join(errs...)
+}
+
+// numShards spreads the cache over independently locked maps so that ingest
+// workers attributing at the same time rarely share a lock. A power of two.
+const numShards = 64
+
+// Attributor attributes frames and caches the result per distinct frame.
+// It is safe for concurrent use; create one per analysis or stream, since
+// the configuration it was made with decides the results it caches.
+type Attributor struct {
+	goModules    map[string]struct{}
+	javaPackages map[string]string
+	pythonDists  map[string]string
+	maxPerShard  int
+	seed         maphash.Seed
+	shards       [numShards]shard
+}
+
+type shard struct {
+	mu sync.RWMutex
+	m  map[Frame]entry
+	// Padding keeps neighbouring shards' locks on separate cache lines.
+	_ [64]byte
+}
+
+type entry struct {
+	fn Func
+	ok bool
+}
+
+// New returns an Attributor for cfg. It copies what it keeps of cfg, so the
+// caller may change cfg afterwards.
+func New(cfg Config) *Attributor {
+	a := &Attributor{
+		goModules:    make(map[string]struct{}, len(cfg.GoModules)),
+		javaPackages: make(map[string]string, len(cfg.JavaPackages)),
+		pythonDists:  make(map[string]string, len(cfg.PythonDists)),
+		seed:         maphash.MakeSeed(),
+	}
+	for _, m := range cfg.GoModules {
+		a.goModules[m] = struct{}{}
+	}
+	for pkg, ga := range cfg.JavaPackages {
+		a.javaPackages[pkg] = ga
+	}
+	for name, dist := range cfg.PythonDists {
+		a.pythonDists[name] = normalizePyPI(dist)
+	}
+	max := cfg.MaxCached
+	if max <= 0 {
+		max = DefaultMaxCached
+	}
+	a.maxPerShard = max / numShards
+	if a.maxPerShard == 0 {
+		a.maxPerShard = 1
+	}
+	for i := range a.shards {
+		a.shards[i].m = make(map[Frame]entry)
+	}
+	return a
+}
+
+// Attribute returns the code f belongs to, and false when f cannot be
+// attributed to any language (native code, bare addresses, "[unknown]").
+// Go runtime frames are attributed, to the standard library. Each distinct
+// frame is parsed once; later calls are served from the cache without
+// allocating.
+func (a *Attributor) Attribute(f Frame) (Func, bool) {
+	s := &a.shards[maphash.String(a.seed, f.Function)&(numShards-1)]
+	s.mu.RLock()
+	e, hit := s.m[f]
+	s.mu.RUnlock()
+	if hit {
+		return e.fn, e.ok
+	}
+	// Clone the key so that the cache never pins the caller's buffers (a
+	// decoded profile) and every string in the Func derives from the clone.
+	f = Frame{Function: strings.Clone(f.Function), File: strings.Clone(f.File)}
+	e.fn, e.ok = a.attribute(f)
+	s.mu.Lock()
+	if len(s.m) < a.maxPerShard {
+		s.m[f] = e
+	}
+	s.mu.Unlock()
+	return e.fn, e.ok
+}
+
+// attribute decides the language from the file name when it tells, and from
+// the shape of the function name otherwise.
+func (a *Attributor) attribute(f Frame) (Func, bool) {
+	if f.Function == "" {
+		return Func{}, false
+	}
+	switch fileLanguage(f.File) {
+	case Go:
+		return a.goFunc(f.Function, f.File)
+	case Python:
+		return a.pythonFunc(f.Function, f.File)
+	case Node:
+		return a.nodeFunc(f.Function, f.File)
+	case Java:
+		return a.javaFunc(f.Function)
+	}
+	switch nameLanguage(f.Function) {
+	case Go:
+		return a.goFunc(f.Function, "")
+	case Java:
+		return a.javaFunc(f.Function)
+	}
+	return Func{}, false
+}
+
+// fileLanguage tells the language from a frame's file name, or Unknown when
+// the file is absent or does not tell.
+func fileLanguage(file string) Language {
+	switch {
+	case file == "":
+		return Unknown
+	case strings.HasSuffix(file, ".go"), strings.HasSuffix(file, ".s"), file == "<autogenerated>":
+		return Go
+	case strings.HasSuffix(file, ".py"), strings.HasSuffix(file, ".pyx"),
+		strings.HasPrefix(file, "<frozen ") && strings.HasSuffix(file, ">"):
+		return Python
+	case strings.Contains(file, "node_modules/"), strings.HasPrefix(file, "file://"), strings.HasPrefix(file, "node:"),
+		strings.HasSuffix(file, ".js"), strings.HasSuffix(file, ".mjs"), strings.HasSuffix(file, ".cjs"),
+		strings.HasSuffix(file, ".ts"), strings.HasSuffix(file, ".mts"), strings.HasSuffix(file, ".cts"),
+		strings.HasSuffix(file, ".jsx"), strings.HasSuffix(file, ".tsx"):
+		return Node
+	case strings.HasSuffix(file, ".java"), strings.HasSuffix(file, ".kt"), strings.HasSuffix(file, ".scala"),
+		strings.HasSuffix(file, ".groovy"):
+		return Java
+	}
+	return Unknown
+}
+
+// nameLanguage tells Go from Java by the shape of a function name that came
+// without a usable file name (JFR frames never have one). Go's import paths
+// start with a domain or a standard-library element and its package names
+// are lowercase; Java class names are capitalised and its internal names
+// have no dots before the class.
+func nameLanguage(name string) Language {
+	if strings.Contains(name, "(*") || strings.Contains(name, "[go.shape.") ||
+		strings.Contains(name, "%2e") || strings.HasSuffix(name, "-fm") {
+		return Go
+	}
+	if strings.Contains(name, "$$Lambda") {
+		return Java
+	}
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		first, _, _ := strings.Cut(name, "/")
+		last := name[i+1:]
+		if last == "" {
+			return Unknown
+		}
+		if strings.Contains(first, ".") {
+			return Go // a domain: Java internal names have no dots before the class
+		}
+		if isUpper(last[0]) || strings.Contains(last, "$") {
+			return Java
+		}
+		if goStdFirstElem(first) {
+			return Go
+		}
+		return Unknown
+	}
+	pkg, rest, ok := strings.Cut(name, ".")
+	if !ok || rest == "" {
+		return Unknown
+	}
+	// "io.netty.channel.nio.NioEventLoop.run" is Java although "io" is a Go
+	// package: a Go symbol never has two lowercase elements before a
+	// capitalised one ("time.Time.Format" has one).
+	ci := javaClassIndex(name)
+	switch {
+	case ci >= 2:
+		return Java
+	case pkg == "main" || goStdFirstElem(pkg):
+		return Go
+	case ci == 1:
+		return Java
+	}
+	return Unknown
+}
+
+func isUpper(c byte) bool { return 'A' <= c && c <= 'Z' }
+func isLower(c byte) bool { return 'a' <= c && c <= 'z' }
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// isIdentifier reports whether s is an ASCII identifier; names outside ASCII
+// are accepted as they are, since Go, Java and Python all allow them.
+func isIdentifier(s string) bool {
+	if s == "" || isDigit(s[0]) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(isUpper(c) || isLower(c) || isDigit(c) || c == '_' || c >= 0x80) {
+			return false
+		}
+	}
+	return true
+}
+
+// longestPrefix returns the value of the longest key of m that equals s or
+// is a prefix of s ending at a sep boundary.
+func longestPrefix[V any](m map[string]V, s string, sep byte) (string, V, bool) {
+	for p := s; p != ""; {
+		if v, ok := m[p]; ok {
+			return p, v, true
+		}
+		i := strings.LastIndexByte(p, sep)
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	var zero V
+	return "", zero, false
+}

@@ -1,0 +1,325 @@
+package attribution
+
+import (
+	"net/url"
+	"strings"
+
+	"golang.org/x/mod/module"
+)
+
+// Pseudo-modules of the Go vulnerability database for the standard library
+// and for the go command's packages (protocols.md §5.2).
+const (
+	goStdModule = "stdlib"
+	goCmdModule = "toolchain"
+)
+
+// goFunc parses a Go symbol name as runtime/pprof writes it (the linker's
+// symbol name, protocols.md §8.1): "<import path>.<symbol>", with dots in the
+// last path element escaped as %2e and type arguments in brackets. file, when
+// known, supplies the module and version.
+func (a *Attributor) goFunc(name, file string) (Func, bool) {
+	// Compiler-generated equality and hash functions of a type belong to the
+	// type's package but to no symbol a record could list.
+	noSymbol := false
+	if rest, ok := strings.CutPrefix(name, "type:."); ok {
+		_, name, ok = strings.Cut(rest, ".")
+		if !ok {
+			return Func{}, false
+		}
+		noSymbol = true
+	}
+	s := name
+	if strings.IndexByte(s, '[') >= 0 {
+		// Type arguments may hold slashes and dots of their own
+		// ("[go.shape.*github.com/x/y.T]"), so they go before any splitting.
+		var ok bool
+		if s, ok = stripBrackets(s); !ok {
+			return Func{}, false
+		}
+	}
+	slash := strings.LastIndexByte(s, '/')
+	dot := strings.IndexByte(s[slash+1:], '.')
+	var pkg, sym string
+	if dot < 0 {
+		// Assembly functions without a package qualifier ("gcWriteBarrier")
+		// are named only by their file.
+		if slash >= 0 || !isIdentifier(s) {
+			return Func{}, false
+		}
+		if pkg = goStdPackageOfFile(file); pkg == "" {
+			return Func{}, false
+		}
+		sym = s
+	} else {
+		pkg = s[:slash+1+dot]
+		if strings.IndexByte(pkg, '%') >= 0 {
+			var err error
+			if pkg, err = url.PathUnescape(pkg); err != nil {
+				return Func{}, false
+			}
+		}
+		if module.CheckImportPath(pkg) != nil {
+			return Func{}, false
+		}
+		sym = goSymbol(s[slash+1+dot+1:])
+	}
+	if noSymbol {
+		sym = ""
+	}
+	fn := Func{Language: Go, Package: pkg, Symbol: sym}
+	fn.Module, fn.Version = a.goModule(pkg, file)
+	return fn, true
+}
+
+// stripBrackets removes every bracketed part of s, nested ones included, and
+// reports false when the brackets do not balance.
+func stripBrackets(s string) (string, bool) {
+	var b strings.Builder
+	b.Grow(len(s))
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '[':
+			depth++
+		case c == ']':
+			if depth--; depth < 0 {
+				return "", false
+			}
+		case depth == 0:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), depth == 0
+}
+
+// goSymbol turns the part of a Go symbol name after the package into the
+// vulndb form "Func" or "Recv.Method" (golang/vuln dbFuncName): pointer
+// receivers lose "(*" and ")", closures (".func1", ".func1.2"), goroutine
+// and defer wrappers and numbered init functions are attributed to the
+// function that encloses them, and "-fm" (method value) and "-rangeN"
+// (range-over-func body) suffixes are dropped. Type arguments are gone
+// already. It returns "" when the name fits no symbol.
+func goSymbol(rest string) string {
+	toks := strings.Split(rest, ".")
+	if len(toks) == 3 && toks[0] == "glob" && toks[1] == "" {
+		// "glob..func1": a closure in a package-level variable's
+		// initialiser (before Go 1.22), enclosed by no function.
+		return ""
+	}
+	// A closure defined in an inlined function is named after the chain of
+	// inlining: "main.func5.Seq.1" is Seq's closure inlined into main's,
+	// "(*encoder).marshal.(*encoder).mapv.func1" is mapv's inlined into
+	// marshal. The last run of names between generated ones owns the code.
+	var last, cur []string
+	for _, t := range toks {
+		t = trimGoSuffixes(t)
+		if t == "" {
+			return ""
+		}
+		if isGoGenerated(t) {
+			if len(cur) > 0 {
+				last, cur = cur, nil
+			}
+			continue
+		}
+		cur = append(cur, t)
+	}
+	if len(cur) > 0 {
+		last = cur
+	}
+	if len(last) == 0 {
+		return ""
+	}
+	var units []string
+	for i := 0; i < len(last); i++ {
+		t := last[i]
+		if recv, ok := goReceiver(t); ok {
+			if i+1 == len(last) || !isIdentifier(last[i+1]) {
+				return ""
+			}
+			units = append(units, recv+"."+last[i+1])
+			i++
+			continue
+		}
+		if !isIdentifier(t) {
+			return ""
+		}
+		units = append(units, t)
+	}
+	u := units[len(units)-1]
+	if strings.IndexByte(u, '.') >= 0 || len(units) == 1 {
+		return u
+	}
+	// Without a pointer receiver, "A.B" is a value-receiver method, or a
+	// function B inlined into A; the name cannot tell which, and a longer
+	// run ends in one of the two.
+	return units[len(units)-2] + "." + u
+}
+
+// trimGoSuffixes drops the compiler's "-fm" (method value wrapper) and
+// "-rangeN" (range-over-func loop body) suffixes from one name element.
+func trimGoSuffixes(t string) string {
+	for {
+		i := strings.LastIndexByte(t, '-')
+		if i < 0 {
+			return t
+		}
+		suf := t[i+1:]
+		if suf != "fm" && !(strings.HasPrefix(suf, "range") && allDigits(suf[len("range"):])) {
+			return t
+		}
+		t = t[:i]
+	}
+}
+
+// isGoGenerated reports whether a name element was made up by the compiler
+// for code inside the preceding function: closures "func1" and their nested
+// "1", goroutine and defer wrappers "gowrap1" / "deferwrap1", and the "0" of
+// numbered init functions "init.0".
+func isGoGenerated(t string) bool {
+	if allDigits(t) {
+		return true
+	}
+	for _, p := range [...]string{"func", "gowrap", "deferwrap"} {
+		if n, ok := strings.CutPrefix(t, p); ok && allDigits(n) {
+			return true
+		}
+	}
+	return false
+}
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// goReceiver returns T for a pointer receiver element "(*T)".
+func goReceiver(t string) (string, bool) {
+	r, ok := strings.CutPrefix(t, "(*")
+	if !ok {
+		return "", false
+	}
+	r, ok = strings.CutSuffix(r, ")")
+	return r, ok && isIdentifier(r)
+}
+
+// goModule finds the module of a package: from the module@version element
+// of its file (module cache and -trimpath paths), else the longest
+// configured module path, else "stdlib" for paths whose first element has no
+// dot.
+func (a *Attributor) goModule(pkg, file string) (mod, version string) {
+	if mod, version = goModuleOfFile(pkg, file); mod != "" {
+		return mod, version
+	}
+	key := pkg
+	if pkg == "main" {
+		// A -trimpath build names main's files by import path.
+		key = ""
+		if i := strings.LastIndexByte(file, '/'); i > 0 && file[0] != '/' {
+			key = file[:i]
+		}
+	}
+	if m, _, ok := longestPrefix(a.goModules, key, '/'); ok {
+		return m, ""
+	}
+	if first, _, _ := strings.Cut(pkg, "/"); pkg != "main" && !strings.Contains(first, ".") {
+		if first == "cmd" {
+			return goCmdModule, ""
+		}
+		return goStdModule, ""
+	}
+	return "", ""
+}
+
+// goModuleOfFile reads module and version from a file path that contains
+// "<module>@<version>/": "$GOMODCACHE/gopkg.in/yaml.v3@v3.0.1/decode.go", or
+// "gopkg.in/yaml.v3@v3.0.1/decode.go" with -trimpath. The module cache
+// escapes capitals ("github.com/!azure/..."), so the package's prefixes are
+// escaped before they are compared.
+func goModuleOfFile(pkg, file string) (mod, version string) {
+	for rest, off := file, 0; ; {
+		at := strings.IndexByte(rest, '@')
+		if at < 0 {
+			return "", ""
+		}
+		pre := file[:off+at]
+		ver, _, ok := strings.Cut(rest[at+1:], "/")
+		off += at + 1
+		rest = rest[at+1:]
+		if !ok || ver == "" {
+			continue
+		}
+		if v, err := module.UnescapeVersion(ver); err == nil {
+			ver = v
+		}
+		if pkg == "main" {
+			// The main package's import path is not in its symbols; the
+			// module cache layout still names the module.
+			if i := strings.LastIndex(pre, "/pkg/mod/"); i >= 0 {
+				pre = pre[i+len("/pkg/mod/"):]
+			} else if strings.HasPrefix(pre, "/") {
+				continue
+			}
+			if m, err := module.UnescapePath(pre); err == nil {
+				return m, ver
+			}
+			continue
+		}
+		for p := pkg; p != ""; {
+			if esc, err := module.EscapePath(p); err == nil && strings.HasSuffix(pre, esc) &&
+				(len(pre) == len(esc) || pre[len(pre)-len(esc)-1] == '/') {
+				return p, ver
+			}
+			i := strings.LastIndexByte(p, '/')
+			if i < 0 {
+				break
+			}
+			p = p[:i]
+		}
+	}
+}
+
+// goStdPackageOfFile returns the standard-library package directory of a
+// GOROOT file ("/usr/local/go/src/runtime/asm_amd64.s" or, with -trimpath,
+// "runtime/asm_amd64.s"), or "" when the file is not in the standard library.
+func goStdPackageOfFile(file string) string {
+	dir := file
+	if i := strings.LastIndexByte(dir, '/'); i >= 0 {
+		dir = dir[:i]
+	} else {
+		return ""
+	}
+	if i := strings.LastIndex(dir, "/src/"); i >= 0 {
+		dir = dir[i+len("/src/"):]
+	} else if strings.HasPrefix(dir, "/") {
+		return ""
+	}
+	first, _, _ := strings.Cut(dir, "/")
+	if !goStdFirstElem(first) || module.CheckImportPath(dir) != nil {
+		return ""
+	}
+	return dir
+}
+
+// goStdFirstElem reports whether elem is the first element of an import
+// path of the Go distribution (go list std cmd, Go 1.26).
+func goStdFirstElem(elem string) bool {
+	switch elem {
+	case "archive", "bufio", "bytes", "cmd", "cmp", "compress", "container", "context", "crypto",
+		"database", "debug", "embed", "encoding", "errors", "expvar", "flag", "fmt", "go",
+		"hash", "html", "image", "index", "internal", "io", "iter", "log", "maps", "math",
+		"mime", "net", "os", "path", "plugin", "reflect", "regexp", "runtime", "slices",
+		"sort", "strconv", "strings", "structs", "sync", "syscall", "testing", "text", "time",
+		"unicode", "unique", "unsafe", "vendor", "weak":
+		return true
+	}
+	return false
+}

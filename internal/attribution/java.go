@@ -1,0 +1,131 @@
+package attribution
+
+import "strings"
+
+// javaFunc parses a Java frame: "<class>.<method>" with the class as a JVM
+// internal name ("org/apache/x/JndiLookup.lookup", as JFR through Pyroscope
+// gives it, protocols.md §8.2) or as a dotted binary name
+// ("org.apache.x.JndiLookup.lookup").
+func (a *Attributor) javaFunc(name string) (Func, bool) {
+	dot := strings.LastIndexByte(name, '.')
+	if dot <= 0 {
+		return Func{}, false
+	}
+	class, method := name[:dot], javaMethod(name[dot+1:])
+	if !isJavaIdent(method) && method != "<init>" && method != "<clinit>" {
+		return Func{}, false
+	}
+	// Hidden classes of lambdas carry a counter and an address
+	// ("Svc$$Lambda$669.0x0000000800fd7318", "Svc$$Lambda$4/1283928880",
+	// "Svc$$Lambda.0x00007ffa600c4da0"; Pyroscope shortens them to
+	// "Svc$$Lambda$_" or "Svc$$Lambda_"): all stand for one class per
+	// enclosing class.
+	if i := strings.Index(class, "$$Lambda"); i >= 0 {
+		class = class[:i+len("$$Lambda")]
+	}
+	var pkg, cls string
+	if i := strings.LastIndexByte(class, '/'); i >= 0 {
+		pkg, cls = strings.ReplaceAll(class[:i], "/", "."), class[i+1:]
+	} else {
+		segs := strings.Split(class, ".")
+		ci := 0
+		for ci < len(segs) && (segs[ci] == "" || !isUpper(segs[ci][0])) {
+			ci++
+		}
+		if ci == len(segs) {
+			return Func{}, false
+		}
+		// A dotted name writes nested classes with dots, where the
+		// internal name and OSV-style symbols have "$".
+		pkg, cls = strings.Join(segs[:ci], "."), strings.Join(segs[ci:], "$")
+	}
+	cls = trimGeneratedAccessor(cls)
+	if !isJavaPackage(pkg) || !isJavaIdent(cls) {
+		return Func{}, false
+	}
+	fn := Func{Language: Java, Package: pkg, Symbol: cls + "." + method}
+	_, fn.Module, _ = longestPrefix(a.javaPackages, pkg, '.')
+	return fn, true
+}
+
+// javaMethod attributes a lambda body to the method that encloses it, as
+// javac names it: "lambda$process$0" is in process, "lambda$static$0" in the
+// static initialiser and "lambda$new$0" in a constructor.
+func javaMethod(m string) string {
+	rest, ok := strings.CutPrefix(m, "lambda$")
+	if !ok {
+		return m
+	}
+	enclosing, _, ok := strings.Cut(rest, "$")
+	switch {
+	case !ok || enclosing == "":
+		return m
+	case enclosing == "static":
+		return "<clinit>"
+	case enclosing == "new":
+		return "<init>"
+	}
+	return enclosing
+}
+
+// trimGeneratedAccessor merges the numbered classes the JVM generates for
+// reflection ("GeneratedMethodAccessor31", which Pyroscope shortens to
+// "GeneratedMethodAccessor_") into one.
+func trimGeneratedAccessor(cls string) string {
+	for _, p := range [...]string{"GeneratedMethodAccessor", "GeneratedConstructorAccessor", "GeneratedSerializationConstructorAccessor"} {
+		if n, ok := strings.CutPrefix(cls, p); ok && (n == "_" || allDigits(n)) {
+			return p
+		}
+	}
+	return cls
+}
+
+// javaClassIndex returns the index of the class element of a dotted Java
+// name "pkg.pkg.Class.method": the first capitalised element, after only
+// lowercase package elements and before at least one more element. It
+// returns -1 when name has no such shape.
+func javaClassIndex(name string) int {
+	for i := 0; ; i++ {
+		seg, rest, more := strings.Cut(name, ".")
+		switch {
+		case seg == "" || !isJavaIdent(seg):
+			return -1
+		case isUpper(seg[0]):
+			if !more {
+				return -1
+			}
+			return i
+		case !isLower(seg[0]) || !more:
+			return -1
+		}
+		name = rest
+	}
+}
+
+// isJavaPackage reports whether pkg is a non-empty dotted Java package name.
+func isJavaPackage(pkg string) bool {
+	if pkg == "" {
+		return false
+	}
+	for seg := range strings.SplitSeq(pkg, ".") {
+		if !isJavaIdent(seg) {
+			return false
+		}
+	}
+	return true
+}
+
+// isJavaIdent reports whether s is a Java identifier ("$" included, as in
+// nested and synthetic class names).
+func isJavaIdent(s string) bool {
+	if s == "" || isDigit(s[0]) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(isUpper(c) || isLower(c) || isDigit(c) || c == '_' || c == '$' || c >= 0x80) {
+			return false
+		}
+	}
+	return true
+}

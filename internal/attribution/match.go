@@ -1,0 +1,87 @@
+package attribution
+
+import "strings"
+
+// Matches reports whether fn is code that a vulnerability record or a
+// knowledge-base entry names: pkg is the package as Func.Package writes it
+// and symbol the affected function, or "" for any code of the package.
+//
+// Symbols compare in OSV form. For Go, symbol may also be written the way
+// profiles and tracebacks write it ("(*Server).ListenAndServe",
+// "List[...].Push"). For Java, "$" and "." between classes are the same
+// ("Outer.Inner.m" matches "Outer$Inner.m") and a symbol without a method
+// ("JndiLookup") matches every method of the class. For Python, a
+// package-wide match covers submodules ("requests" covers
+// "requests.sessions"), and a frame that carries only a function name
+// matches a record's "Class.method" of that name, since py-spy does not name
+// classes.
+func (fn Func) Matches(pkg, symbol string) bool {
+	if pkg == "" {
+		return false
+	}
+	if fn.Package != pkg && (symbol != "" || fn.Language != Python || !isSubmodule(fn.Package, pkg)) {
+		return false
+	}
+	if symbol == "" {
+		return true
+	}
+	if fn.Symbol == "" {
+		return false
+	}
+	switch fn.Language {
+	case Go:
+		if fn.Symbol == symbol {
+			return true
+		}
+		if !strings.ContainsAny(symbol, "(*[-") {
+			return false
+		}
+		s, ok := symbol, true
+		if strings.IndexByte(s, '[') >= 0 {
+			s, ok = stripBrackets(s)
+		}
+		return ok && fn.Symbol == goSymbol(s)
+	case Java:
+		if strings.IndexByte(symbol, '.') < 0 {
+			i := strings.LastIndexByte(fn.Symbol, '.')
+			return i > 0 && javaNamesEqual(fn.Symbol[:i], symbol)
+		}
+		return javaNamesEqual(fn.Symbol, symbol)
+	case Python:
+		if fn.Symbol == symbol {
+			return true
+		}
+		if strings.IndexByte(fn.Symbol, '.') >= 0 {
+			return false
+		}
+		i := strings.LastIndexByte(symbol, '.')
+		return i >= 0 && symbol[i+1:] == fn.Symbol
+	}
+	return fn.Symbol == symbol
+}
+
+// isSubmodule reports whether the dotted module name sub is inside parent.
+func isSubmodule(sub, parent string) bool {
+	return len(sub) > len(parent) && sub[len(parent)] == '.' && strings.HasPrefix(sub, parent)
+}
+
+// javaNamesEqual compares Java class and method names treating "$" and "."
+// as the same separator.
+func javaNamesEqual(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == '$' {
+			x = '.'
+		}
+		if y == '$' {
+			y = '.'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,192 @@
+package attribution
+
+import "strings"
+
+// pythonFunc attributes a Python frame by its file: py-spy's short file name
+// ("requests/sessions.py", the path below the outermost directory with an
+// __init__.py, protocols.md §8.3), an absolute path under site-packages or
+// dist-packages, a standard-library path, or a frozen module
+// ("<frozen importlib._bootstrap>").
+func (a *Attributor) pythonFunc(name, file string) (Func, bool) {
+	file = strings.ReplaceAll(file, `\`, "/") // Windows paths
+	var mod string
+	where := pyStdlib
+	if m, ok := strings.CutPrefix(file, "<frozen "); ok {
+		mod = strings.TrimSuffix(m, ">")
+	} else {
+		var rel string
+		rel, where = pythonRelPath(file)
+		mod = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(rel, ".py"), ".pyx"), "/__init__")
+		mod = strings.ReplaceAll(mod, "/", ".")
+	}
+	if mod == "" || mod == "__init__" {
+		return Func{}, false
+	}
+	for seg := range strings.SplitSeq(mod, ".") {
+		if seg == "" {
+			return Func{}, false
+		}
+	}
+	fn := Func{Language: Python, Package: mod, Symbol: name}
+	top, _, _ := strings.Cut(mod, ".")
+	if where == pyLibrary && !pythonStdlib(top) {
+		fn.Module = a.pythonDist(top)
+	}
+	return fn, true
+}
+
+// pyPlace is where a Python file lives, which decides whether it ships in
+// a PyPI distribution.
+type pyPlace uint8
+
+const (
+	// pyLibrary is site-packages, or a short py-spy name that may be
+	// anywhere on sys.path.
+	pyLibrary pyPlace = iota
+	pyStdlib
+	// pyApp is an absolute path outside any library directory.
+	pyApp
+)
+
+// pythonRelPath returns the part of a Python file path that names its
+// module, and where the file lives.
+func pythonRelPath(file string) (string, pyPlace) {
+	for _, dir := range [...]string{"site-packages/", "dist-packages/"} {
+		if i := strings.LastIndex(file, "/"+dir); i >= 0 {
+			return file[i+1+len(dir):], pyLibrary
+		}
+		if rel, ok := strings.CutPrefix(file, dir); ok {
+			return rel, pyLibrary
+		}
+	}
+	// "/usr/lib/python3.12/json/decoder.py"
+	if i := strings.LastIndex(file, "/python3."); i >= 0 {
+		if _, rel, ok := strings.Cut(file[i+1:], "/"); ok {
+			return rel, pyStdlib
+		}
+	}
+	if strings.HasPrefix(file, "/") || (len(file) > 2 && file[1] == ':') {
+		// Without its sys.path entry only the file name is sure to be
+		// part of an application script's module name.
+		return file[strings.LastIndexByte(file, '/')+1:], pyApp
+	}
+	return file, pyLibrary
+}
+
+// pythonDist returns the PyPI distribution that ships the top-level import
+// name top: the configured one, else a well-known one, else top itself,
+// normalized as PEP 503 (and OSV) write PyPI names.
+func (a *Attributor) pythonDist(top string) string {
+	if d, ok := a.pythonDists[top]; ok {
+		return d
+	}
+	if d := knownPythonDist(top); d != "" {
+		return d
+	}
+	return normalizePyPI(top)
+}
+
+// knownPythonDist names the distributions of popular import names that
+// differ from their distribution name, for when no SBOM supplies the map.
+func knownPythonDist(top string) string {
+	switch top {
+	case "yaml":
+		return "pyyaml"
+	case "PIL":
+		return "pillow"
+	case "cv2":
+		return "opencv-python"
+	case "sklearn":
+		return "scikit-learn"
+	case "bs4":
+		return "beautifulsoup4"
+	case "dateutil":
+		return "python-dateutil"
+	case "jwt":
+		return "pyjwt"
+	case "OpenSSL":
+		return "pyopenssl"
+	case "Crypto":
+		return "pycryptodome"
+	case "jose":
+		return "python-jose"
+	case "magic":
+		return "python-magic"
+	case "dotenv":
+		return "python-dotenv"
+	case "multipart":
+		return "python-multipart"
+	case "git":
+		return "gitpython"
+	case "attr":
+		return "attrs"
+	case "pkg_resources":
+		return "setuptools"
+	case "websocket":
+		return "websocket-client"
+	case "serial":
+		return "pyserial"
+	case "docx":
+		return "python-docx"
+	case "ldap":
+		return "python-ldap"
+	case "MySQLdb":
+		return "mysqlclient"
+	}
+	return ""
+}
+
+// normalizePyPI normalizes a distribution name as PEP 503 does: lowercase,
+// with runs of "-", "_" and "." as one "-".
+func normalizePyPI(name string) string {
+	var b strings.Builder
+	b.Grow(len(name))
+	sep := false
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c == '-' || c == '_' || c == '.' {
+			sep = true
+			continue
+		}
+		if sep && b.Len() > 0 {
+			b.WriteByte('-')
+		}
+		sep = false
+		if isUpper(c) {
+			c += 'a' - 'A'
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// pythonStdlibNames lists the top-level modules of CPython's standard
+// library (sys.stdlib_module_names of 3.11, plus the pure-Python private
+// modules that show up in profiles and the packages added up to 3.13).
+const pythonStdlibNames = " __future__ _aix_support _android_support _bootsubprocess _collections_abc" +
+	" _colorize _compat_pickle _compression _ios_support _markupbase _opcode_metadata _osx_support" +
+	" _py_abc _pydecimal _pyio _pylong _pyrepl _sitebuiltins _strptime _threading_local _weakrefset" +
+	" abc aifc antigravity argparse array ast asynchat asyncio asyncore atexit audioop base64 bdb" +
+	" binascii bisect builtins bz2 cProfile calendar cgi cgitb chunk cmath cmd code codecs codeop" +
+	" collections colorsys compileall concurrent configparser contextlib contextvars copy copyreg" +
+	" crypt csv ctypes curses dataclasses datetime dbm decimal difflib dis distutils doctest email" +
+	" encodings ensurepip enum errno faulthandler fcntl filecmp fileinput fnmatch fractions ftplib" +
+	" functools gc genericpath getopt getpass gettext glob graphlib grp gzip hashlib heapq hmac html" +
+	" http idlelib imaplib imghdr imp importlib inspect io ipaddress itertools json keyword lib2to3" +
+	" linecache locale logging lzma mailbox mailcap marshal math mimetypes mmap modulefinder msilib" +
+	" msvcrt multiprocessing netrc nis nntplib nt ntpath nturl2path numbers opcode operator optparse" +
+	" os ossaudiodev pathlib pdb pickle pickletools pipes pkgutil platform plistlib poplib posix" +
+	" posixpath pprint profile pstats pty pwd py_compile pyclbr pydoc pydoc_data pyexpat queue" +
+	" quopri random re readline reprlib resource rlcompleter runpy sched secrets select selectors" +
+	" shelve shlex shutil signal site smtpd smtplib sndhdr socket socketserver spwd sqlite3" +
+	" sre_compile sre_constants sre_parse ssl stat statistics string stringprep struct subprocess" +
+	" sunau symtable sys sysconfig syslog tabnanny tarfile telnetlib tempfile termios textwrap this" +
+	" threading time timeit tkinter token tokenize tomllib trace traceback tracemalloc tty turtle" +
+	" turtledemo types typing unicodedata unittest urllib uu uuid venv warnings wave weakref" +
+	" webbrowser winreg winsound wsgiref xdrlib xml xmlrpc zipapp zipfile zipimport zlib zoneinfo "
+
+// pythonStdlib reports whether top is a standard-library module, which no
+// PyPI distribution ships.
+func pythonStdlib(top string) bool {
+	return strings.Contains(pythonStdlibNames, " "+top+" ")
+}
