@@ -1,0 +1,174 @@
+package vulndb
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/evidentsec/evident/internal/knowledge"
+)
+
+// build indexes the parsed records: duplicates resolved (the newest
+// modified wins, then the first read), aliases both ways, KEV marks,
+// severities borrowed from aliases, knowledge merged, and stats counted.
+func build(recs []*record, kev *KEVCatalog, kb KnowledgeBase, skipped int) *DB {
+	db := &DB{
+		byID:    make(map[string]*Vuln, len(recs)),
+		related: make(map[string][]*Vuln, len(recs)*3),
+		index:   make(map[pkgKey][]*affected, len(recs)),
+	}
+	kept := make(map[string]*record, len(recs))
+	for _, r := range recs {
+		n := normID(r.vuln.Entry.ID)
+		if old, ok := kept[n]; ok && !r.vuln.Entry.Modified.After(old.vuln.Entry.Modified) {
+			continue
+		}
+		kept[n] = r
+	}
+	order := make([]*record, 0, len(kept))
+	for _, r := range kept {
+		order = append(order, r)
+	}
+	slices.SortFunc(order, func(a, b *record) int { return strings.Compare(a.vuln.Entry.ID, b.vuln.Entry.ID) })
+
+	db.vulns = make([]*Vuln, len(order))
+	for i, r := range order {
+		v := r.vuln
+		db.vulns[i] = v
+		db.byID[normID(v.Entry.ID)] = v
+		seen := map[string]bool{}
+		for _, id := range append([]string{v.Entry.ID}, v.Entry.Aliases...) {
+			n := normID(id)
+			if !seen[n] {
+				seen[n] = true
+				db.related[n] = append(db.related[n], v)
+			}
+		}
+		// Entries of one record stay adjacent and in id order, which
+		// Affecting relies on.
+		for _, a := range r.affected {
+			eco := canonicalEcosystem(a.eco)
+			k := pkgKey{eco, normName(eco, a.name)}
+			db.index[k] = append(db.index[k], a)
+		}
+	}
+
+	var kevByCVE map[string]*KEVEntry
+	if kev != nil {
+		kevByCVE = make(map[string]*KEVEntry, len(kev.Vulnerabilities))
+		for i := range kev.Vulnerabilities {
+			e := &kev.Vulnerabilities[i]
+			kevByCVE[normID(e.CVEID)] = e
+		}
+		db.stats.KEVVersion = kev.CatalogVersion
+		db.stats.KEVCount = len(kev.Vulnerabilities)
+	}
+
+	for _, r := range order {
+		v := r.vuln
+		ids := append([]string{v.Entry.ID}, db.Aliases(v.Entry.ID)...)
+		for _, id := range ids {
+			if e := kevByCVE[normID(id)]; e != nil {
+				v.KnownExploited, v.KEV = true, e
+				break
+			}
+		}
+		if v.Severity.Level == LevelUnknown {
+			v.Severity = db.aliasSeverity(ids[1:])
+		}
+		if kb != nil {
+			mergeKnowledge(v, r, kb.Lookup(ids...))
+		}
+	}
+	db.count(skipped)
+	return db
+}
+
+// aliasSeverity returns the best severity that records with the given ids
+// state themselves (never one they borrowed).
+func (db *DB) aliasSeverity(ids []string) Severity {
+	best := Severity{Level: LevelUnknown}
+	for _, id := range ids {
+		v := db.byID[normID(id)]
+		if v == nil {
+			continue
+		}
+		s := severityOf(v.Entry)
+		if r, br := severityRank(s), severityRank(best); r > br || (r == br && s.Score > best.Score) {
+			best = s
+		}
+	}
+	return best
+}
+
+// mergeKnowledge appends the knowledge base's functions for the packages
+// the record affects, skipping any the record already names.
+func mergeKnowledge(v *Vuln, r *record, entries []knowledge.Entry) {
+	for _, e := range entries {
+		eco := canonicalEcosystem(e.Ecosystem)
+		pkg := normName(eco, e.Package)
+		if !slices.ContainsFunc(r.affected, func(a *affected) bool {
+			ae := canonicalEcosystem(a.eco)
+			return ae == eco && normName(ae, a.name) == pkg
+		}) {
+			continue
+		}
+		for _, f := range e.Functions {
+			fn := Function{
+				Ecosystem: e.Ecosystem,
+				Module:    e.Package,
+				Package:   f.Package,
+				Symbol:    f.Symbol,
+				Source:    SourceKnowledge,
+				Reference: f.Reference,
+			}
+			if slices.ContainsFunc(v.Functions, func(have Function) bool {
+				return have.Ecosystem == fn.Ecosystem && have.Module == fn.Module && have.Package == fn.Package && have.Symbol == fn.Symbol
+			}) {
+				continue
+			}
+			v.Functions = append(v.Functions, fn)
+		}
+	}
+}
+
+// count fills db.stats.
+func (db *DB) count(skipped int) {
+	s := &db.stats
+	s.Records = len(db.vulns)
+	s.Skipped = skipped
+	s.Ecosystems = make(map[string]EcosystemStats)
+	for _, v := range db.vulns {
+		var osvFn, kbFn bool
+		for _, f := range v.Functions {
+			osvFn = osvFn || f.Source == SourceOSV
+			kbFn = kbFn || f.Source == SourceKnowledge
+		}
+		add := func(n *int, ok bool) {
+			if ok {
+				*n++
+			}
+		}
+		add(&s.WithSymbols, osvFn)
+		add(&s.WithKnowledge, kbFn)
+		add(&s.KnownExploited, v.KnownExploited)
+		add(&s.Withdrawn, v.Withdrawn())
+		if v.Entry.Modified.After(s.LastModified) {
+			s.LastModified = v.Entry.Modified
+		}
+		seen := map[string]bool{}
+		for _, a := range v.Entry.Affected {
+			eco := canonicalEcosystem(a.Package.Ecosystem)
+			if eco == "" || seen[eco] {
+				continue
+			}
+			seen[eco] = true
+			es := s.Ecosystems[eco]
+			es.Records++
+			add(&es.WithSymbols, osvFn)
+			add(&es.WithKnowledge, kbFn)
+			add(&es.KnownExploited, v.KnownExploited)
+			add(&es.Withdrawn, v.Withdrawn())
+			s.Ecosystems[eco] = es
+		}
+	}
+}

@@ -1,0 +1,45 @@
+// Package vulndb loads OSV vulnerability records and answers the questions
+// evident asks of them: which records affect a package version, what fixes
+// it, which functions carry the flaw, how severe it is and whether it is
+// known to be exploited.
+//
+// # Sources
+//
+// Load reads any mix of:
+//
+//   - a directory of OSV JSON files (walked recursively; *.json and
+//     *.json.gz), such as a checkout of github/advisory-database;
+//   - an osv.dev all.zip, for one ecosystem (<ECOSYSTEM>/all.zip) or for all
+//     of them (flat <ID>.json entries);
+//   - the vuln.go.dev layout (index/db.json, index/vulns.json,
+//     index/modules.json, ID/<id>.json or ID/<id>.json.gz), as a directory
+//     or as the vulndb.zip that holds it;
+//   - optionally, CISA's Known Exploited Vulnerabilities catalog (JSON feed).
+//
+// The kind of a path is detected (see Detect). OpenDir reads the layout that
+// package dbupdate writes under a data directory.
+//
+// # Errors
+//
+// A record that cannot be read or breaks the OSV schema is skipped and
+// reported as a LoadError that names the file, the record id and the
+// reason; it never stops the other records from loading. Load fails only
+// when no source could be read at all.
+//
+// # Matching
+//
+// Version ranges are evaluated as the OSV schema's "Evaluation" section
+// says: events sorted by version, introduced/fixed/last_affected toggling
+// the state, limit events bounding the range, plus exact versions[] entries.
+// Versions are ordered by github.com/google/osv-scalibr/semantic: SEMVER
+// ranges by SemVer 2.0, ECOSYSTEM ranges by the ecosystem's own rules (PEP
+// 440 for PyPI, Maven's ComparableVersion, NuGet, RubyGems, ...). GIT ranges
+// are not evaluated: such records match through their versions[] list.
+// Every bound is parsed once, at load; a lookup parses its version once per
+// ordering. Withdrawn records are loaded (Get finds them) but never match.
+//
+// Go versions are normalised: module versions may carry "v" (v1.2.3,
+// pseudo-versions, +incompatible), and the standard library and toolchain
+// ("stdlib", "toolchain") may be written go1.21.3, go1.21, go1.21rc2 or
+// 1.21.3; OSV writes them as SemVer without a prefix.
+package vulndb

@@ -1,0 +1,595 @@
+package vulndb
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/evidentsec/evident/internal/knowledge"
+	"github.com/evidentsec/evident/internal/osv"
+	"github.com/google/go-cmp/cmp"
+)
+
+func mustTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+const goodRecord = `{"id":"GHSA-good","modified":"2024-01-02T03:04:05Z","affected":[{"package":{"ecosystem":"npm","name":"p"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"}]}]}]}`
+
+func TestValidation(t *testing.T) {
+	tests := []struct {
+		name       string
+		record     string
+		wantID     string
+		wantReason string
+	}{
+		{"malformed JSON", `{"id":"GHSA-x",`, "", "malformed JSON"},
+		{"trailing data", goodRecord + `{}`, "", "malformed JSON"},
+		{"wrong type keeps id", `{"id":"GHSA-x","affected":"npm"}`, "GHSA-x", "malformed JSON"},
+		{"missing id", `{"modified":"2024-01-02T03:04:05Z"}`, "", "missing id"},
+		{"event with two keys", `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"p"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0","fixed":"1.0.0"}]}]}]}`,
+			"GHSA-x", "affected[0]: ranges[0]: events[0]: more than one of introduced, fixed, last_affected and limit"},
+		{"empty event", `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"p"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{}]}]}]}`,
+			"GHSA-x", "affected[0]: ranges[0]: events[1]: no introduced, fixed, last_affected or limit"},
+		{"unknown range type", `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"p"},"ranges":[{"type":"CALVER","events":[{"introduced":"0"}]}]}]}`,
+			"GHSA-x", `affected[0]: ranges[0]: unknown range type "CALVER"`},
+		{"missing range type", `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"p"},"ranges":[{"events":[{"introduced":"0"}]}]}]}`,
+			"GHSA-x", "affected[0]: ranges[0]: missing type"},
+		{"no introduced", `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"p"},"ranges":[{"type":"SEMVER","events":[{"fixed":"1.0.0"}]}]}]}`,
+			"GHSA-x", "affected[0]: ranges[0]: no introduced event"},
+		{"fixed and last_affected", `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"p"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.0.0"},{"last_affected":"0.9.0"}]}]}]}`,
+			"GHSA-x", "affected[0]: ranges[0]: both fixed and last_affected events"},
+		{"no events", `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"p"},"ranges":[{"type":"SEMVER","events":[]}]}]}`,
+			"GHSA-x", "affected[0]: ranges[0]: no events"},
+		{"GIT without repo", `{"id":"OSV-x","affected":[{"package":{"ecosystem":"OSS-Fuzz","name":"p"},"ranges":[{"type":"GIT","events":[{"introduced":"abc"}]}]}]}`,
+			"OSV-x", "affected[0]: ranges[0]: GIT range without repo"},
+		{"missing ecosystem", `{"id":"GHSA-x","affected":[{"package":{"name":"p"},"versions":["1"]}]}`,
+			"GHSA-x", "affected[0]: package: missing ecosystem"},
+		{"missing package name", `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm"},"versions":["1"]}]}`,
+			"GHSA-x", "affected[0]: package: missing name"},
+		{"neither ranges nor versions", `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"p"}}]}`,
+			"GHSA-x", "affected[0]: neither ranges nor versions"},
+		{"empty alias", `{"id":"GHSA-x","aliases":[""],"affected":[]}`, "GHSA-x", "aliases[0]: empty"},
+		{"second affected bad", `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"p"},"versions":["1"]},{"package":{"ecosystem":"npm","name":"q"},"ranges":[{"type":"SEMVER","events":[{"limit":"1"}]}]}]}`,
+			"GHSA-x", "affected[1]: ranges[0]: no introduced event"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := writeRecords(t, tt.record, goodRecord)
+			db, problems, err := Load(context.Background(), Options{Sources: []string{dir}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if db.Get("GHSA-good") == nil || db.Len() != 1 {
+				t.Errorf("the good record did not load beside the bad one (Len %d)", db.Len())
+			}
+			if len(problems) != 1 {
+				t.Fatalf("problems = %v, want one", problems)
+			}
+			p := problems[0]
+			if p.File != filepath.Join(dir, "raw-a.json") || p.ID != tt.wantID || !strings.Contains(p.Reason, tt.wantReason) {
+				t.Errorf("problem = %+v, want file %s, id %q, reason containing %q", p, filepath.Join(dir, "raw-a.json"), tt.wantID, tt.wantReason)
+			}
+			if !errors.Is(p, ErrInvalidRecord) {
+				t.Errorf("problem %v does not wrap ErrInvalidRecord", p)
+			}
+			if want := p.File + ": "; !strings.HasPrefix(p.Error(), want) {
+				t.Errorf("Error() = %q, want prefix %q", p.Error(), want)
+			}
+			if db.Stats().Skipped != 1 {
+				t.Errorf("Stats().Skipped = %d, want 1", db.Stats().Skipped)
+			}
+		})
+	}
+}
+
+func TestLoadErrorString(t *testing.T) {
+	tests := []struct {
+		err  LoadError
+		want string
+	}{
+		{LoadError{File: "a.json", ID: "GO-1", Reason: "missing id"}, "a.json: GO-1: missing id"},
+		{LoadError{File: "a.json", Reason: "malformed JSON"}, "a.json: malformed JSON"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			if got := tt.err.Error(); got != tt.want {
+				t.Errorf("Error() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAliases(t *testing.T) {
+	ghsa := osv.Entry{ID: "GHSA-69cg-p879-7622", Aliases: []string{"CVE-2022-27664"}, Modified: mustTime("2023-01-01T00:00:00Z"),
+		Affected: []osv.Affected{{Package: osv.Package{Ecosystem: "Go", Name: "golang.org/x/net"}, Versions: []string{"0.0.1"}}}}
+	db := loadDir(t, Options{Sources: []string{"testdata/records"}}, writeRecords(t, ghsa))
+	tests := []struct {
+		name, id, wantGet string
+		wantAliases       []string
+	}{
+		{"record id", "GO-2022-0969", "GO-2022-0969", []string{"CVE-2022-27664", "GHSA-69cg-p879-7622"}},
+		{"cve alias of two records", "CVE-2022-27664", "GHSA-69cg-p879-7622", []string{"GHSA-69cg-p879-7622", "GO-2022-0969"}},
+		{"record that another lists as alias", "GHSA-69cg-p879-7622", "GHSA-69cg-p879-7622", []string{"CVE-2022-27664", "GO-2022-0969"}},
+		{"case-insensitive", "ghsa-jfh8-c2jp-5v3q", "GHSA-jfh8-c2jp-5v3q", []string{"CVE-2021-44228"}},
+		{"alias only", "cve-2021-44228", "GHSA-jfh8-c2jp-5v3q", []string{"GHSA-jfh8-c2jp-5v3q"}},
+		{"unknown", "CVE-1999-0001", "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := db.Get(tt.id)
+			got := ""
+			if v != nil {
+				got = v.Entry.ID
+			}
+			if got != tt.wantGet {
+				t.Errorf("Get(%q) = %q, want %q", tt.id, got, tt.wantGet)
+			}
+			if diff := cmp.Diff(tt.wantAliases, db.Aliases(tt.id)); diff != "" {
+				t.Errorf("Aliases(%q) (-want +got):\n%s", tt.id, diff)
+			}
+		})
+	}
+}
+
+func TestSeverity(t *testing.T) {
+	sev := func(typ, vector string) []osv.Severity { return []osv.Severity{{Type: typ, Score: vector}} }
+	const (
+		log4shell = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H"
+		requests  = "CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:C/C:H/I:N/A:N"
+		v4        = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"
+		v4low     = "CVSS:4.0/AV:L/AC:H/AT:P/PR:H/UI:A/VC:L/VI:N/VA:N/SC:N/SI:N/SA:N"
+		v30       = "CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"
+	)
+	tests := []struct {
+		name  string
+		entry osv.Entry
+		want  Severity
+	}{
+		{"cvss 3.1 critical", osv.Entry{Severity: sev("CVSS_V3", log4shell)}, Severity{LevelCritical, 10.0, log4shell}},
+		{"cvss 3.1 medium", osv.Entry{Severity: sev("CVSS_V3", requests)}, Severity{LevelMedium, 6.1, requests}},
+		{"cvss 3.0", osv.Entry{Severity: sev("CVSS_V3", v30)}, Severity{LevelHigh, 7.5, v30}},
+		{"cvss 4.0", osv.Entry{Severity: sev("CVSS_V4", v4)}, Severity{LevelCritical, 9.3, v4}},
+		{"cvss 4.0 low", osv.Entry{Severity: sev("CVSS_V4", v4low)}, Severity{LevelLow, 1.0, v4low}},
+		{"v4 wins over a higher v3", osv.Entry{Severity: append(sev("CVSS_V3", log4shell), sev("CVSS_V4", v4low)...)}, Severity{LevelLow, 1.0, v4low}},
+		{"affected-level severity", osv.Entry{Affected: []osv.Affected{{Severity: sev("CVSS_V3", requests)}}}, Severity{LevelMedium, 6.1, requests}},
+		{"ghsa rating", osv.Entry{DatabaseSpecific: []byte(`{"severity":"MODERATE"}`)}, Severity{Level: LevelMedium}},
+		{"bad vector falls back to ghsa rating", osv.Entry{Severity: sev("CVSS_V3", "CVSS:3.1/AV:X"), DatabaseSpecific: []byte(`{"severity":"HIGH"}`)}, Severity{Level: LevelHigh}},
+		{"cvss v2 is not used", osv.Entry{Severity: sev("CVSS_V2", "AV:N/AC:L/Au:N/C:P/I:P/A:P")}, Severity{Level: LevelUnknown}},
+		{"nothing", osv.Entry{DatabaseSpecific: []byte(`{"url":"https://pkg.go.dev/vuln/GO-2022-0969"}`)}, Severity{Level: LevelUnknown}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := severityOf(&tt.entry)
+			if got.Level != tt.want.Level || got.Vector != tt.want.Vector || got.Score-tt.want.Score > 0.05 || tt.want.Score-got.Score > 0.05 {
+				t.Errorf("severityOf = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSeverityFromAlias(t *testing.T) {
+	ghsa := osv.Entry{ID: "GHSA-69cg-p879-7622", Aliases: []string{"CVE-2022-27664"},
+		Severity:         []osv.Severity{{Type: "CVSS_V3", Score: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"}},
+		DatabaseSpecific: []byte(`{"severity":"HIGH"}`),
+		Affected:         []osv.Affected{{Package: osv.Package{Ecosystem: "Go", Name: "golang.org/x/net"}, Versions: []string{"0.0.1"}}}}
+	db := loadDir(t, Options{Sources: []string{"testdata/records/GO-2022-0969.json"}}, writeRecords(t, ghsa))
+	got := db.Get("GO-2022-0969").Severity
+	want := Severity{Level: LevelHigh, Score: 7.5, Vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("GO-2022-0969 severity borrowed from GHSA (-want +got):\n%s", diff)
+	}
+}
+
+func TestKEV(t *testing.T) {
+	db, problems, err := Load(context.Background(), Options{Sources: []string{"testdata/records"}, KEV: "testdata/kev.json"})
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("Load: %v, %v", problems, err)
+	}
+	tests := []struct {
+		id   string
+		want bool
+	}{
+		{"GHSA-jfh8-c2jp-5v3q", true}, // via its alias CVE-2021-44228
+		{"CVE-2021-44228", true},
+		{"GO-2022-0969", false},
+		{"GHSA-r9p9-mrjm-926w", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			v := db.Get(tt.id)
+			if v.KnownExploited != tt.want || (v.KEV != nil) != tt.want {
+				t.Errorf("%s KnownExploited = %v (KEV %v), want %v", tt.id, v.KnownExploited, v.KEV, tt.want)
+			}
+		})
+	}
+	if v := db.Get("CVE-2021-44228"); v.KEV.DateAdded != "2021-12-10" || v.KEV.KnownRansomwareCampaignUse != "Known" {
+		t.Errorf("KEV entry = %+v", v.KEV)
+	}
+	s := db.Stats()
+	if s.KnownExploited != 1 || s.KEVVersion != "2024.12.10" || s.KEVCount != 2 {
+		t.Errorf("Stats = %+v, want 1 known exploited from catalog 2024.12.10 of 2", s)
+	}
+}
+
+func TestParseKEV(t *testing.T) {
+	tests := []struct {
+		name         string
+		in           string
+		wantErr      bool
+		wantCVEs     []string
+		wantProblems []string
+	}{
+		{name: "not JSON", in: `<html>`, wantErr: true},
+		{name: "no vulnerabilities", in: `{"catalogVersion":"1"}`, wantErr: true},
+		{name: "bad entries skipped", in: `{"catalogVersion":"1","count":4,"vulnerabilities":[
+			{"cveID":"CVE-2021-44228","dateAdded":"2021-12-10"},
+			{"cveID":"","dateAdded":"2021-12-10"},
+			{"cveID":"GHSA-jfh8-c2jp-5v3q","dateAdded":"2021-12-10"},
+			{"cveID":"CVE-2022-22965","dateAdded":"04/04/2022"}]}`,
+			wantCVEs: []string{"CVE-2021-44228"},
+			wantProblems: []string{
+				"kev.json: vulnerabilities[1]: missing cveID",
+				`kev.json: vulnerabilities[2] GHSA-jfh8-c2jp-5v3q: cveID "GHSA-jfh8-c2jp-5v3q" is not a CVE id`,
+				`kev.json: vulnerabilities[3] CVE-2022-22965: dateAdded "04/04/2022" is not a YYYY-MM-DD date`,
+			}},
+		{name: "count mismatch", in: `{"count":3,"vulnerabilities":[{"cveID":"CVE-2021-44228","dateAdded":"2021-12-10"}]}`,
+			wantCVEs: []string{"CVE-2021-44228"}, wantProblems: []string{"kev.json: count is 3 but 1 vulnerabilities are listed"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, problems, err := ParseKEV(strings.NewReader(tt.in), "kev.json")
+			if tt.wantErr {
+				if !errors.Is(err, ErrInvalidKEV) {
+					t.Errorf("err = %v, want ErrInvalidKEV", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cves, probs []string
+			for _, v := range c.Vulnerabilities {
+				cves = append(cves, v.CVEID)
+			}
+			for _, p := range problems {
+				probs = append(probs, p.Error())
+			}
+			if diff := cmp.Diff(tt.wantCVEs, cves); diff != "" {
+				t.Errorf("CVEs (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantProblems, probs); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// fakeKnowledge is a hand-written knowledge base.
+type fakeKnowledge []knowledge.Entry
+
+func (f fakeKnowledge) Lookup(ids ...string) []knowledge.Entry {
+	var out []knowledge.Entry
+	for _, e := range f {
+		for _, id := range ids {
+			if strings.EqualFold(id, e.ID) || slices.ContainsFunc(e.Aliases, func(a string) bool { return strings.EqualFold(a, id) }) {
+				out = append(out, e)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func TestFunctions(t *testing.T) {
+	kb := fakeKnowledge{
+		{ID: "CVE-2021-44228", Ecosystem: "Maven", Package: "org.apache.logging.log4j:log4j-core", Functions: []knowledge.Function{
+			{Package: "org.apache.logging.log4j.core.lookup", Symbol: "JndiLookup.lookup", Reference: "https://github.com/apache/logging-log4j2/commit/c77b3cb39312b83b053d23a2158b99ac7de44dd3"},
+		}},
+		// Another package than the record affects: not merged.
+		{ID: "CVE-2021-44228", Ecosystem: "Maven", Package: "org.apache.logging.log4j:log4j-api", Functions: []knowledge.Function{{Package: "org.apache.logging.log4j", Symbol: "LogManager.getLogger"}}},
+		// A Go symbol the OSV record already names: not duplicated.
+		{ID: "GHSA-69cg-p879-7622", Ecosystem: "Go", Package: "golang.org/x/net", Functions: []knowledge.Function{{Package: "golang.org/x/net/http2", Symbol: "Server.ServeConn"}}},
+	}
+	db := loadDir(t, Options{Knowledge: kb}, "testdata/records")
+
+	log4j := db.Get("GHSA-jfh8-c2jp-5v3q").Functions
+	wantLog4j := []Function{{Ecosystem: "Maven", Module: "org.apache.logging.log4j:log4j-core", Package: "org.apache.logging.log4j.core.lookup", Symbol: "JndiLookup.lookup",
+		Source: SourceKnowledge, Reference: "https://github.com/apache/logging-log4j2/commit/c77b3cb39312b83b053d23a2158b99ac7de44dd3"}}
+	if diff := cmp.Diff(wantLog4j, log4j); diff != "" {
+		t.Errorf("log4j functions (-want +got):\n%s", diff)
+	}
+
+	goFns := db.Get("GO-2022-0969").Functions
+	if len(goFns) != 12 {
+		t.Errorf("GO-2022-0969 has %d functions, want the 12 OSV symbols", len(goFns))
+	}
+	want := Function{Ecosystem: "Go", Module: "golang.org/x/net", Package: "golang.org/x/net/http2", Symbol: "Server.ServeConn", Source: SourceOSV}
+	if !slices.ContainsFunc(goFns, func(f Function) bool { return cmp.Equal(f, want) }) {
+		t.Errorf("GO-2022-0969 functions %v lack %v", goFns, want)
+	}
+	s := db.Stats()
+	if s.WithSymbols != 1 || s.WithKnowledge != 1 {
+		t.Errorf("Stats WithSymbols %d WithKnowledge %d, want 1 and 1", s.WithSymbols, s.WithKnowledge)
+	}
+}
+
+func TestFunctionsGOOS(t *testing.T) {
+	db := loadDir(t, Options{}, writeRecords(t, osv.Entry{ID: "GO-2021-0068", Affected: []osv.Affected{{
+		Package: osv.Package{Ecosystem: "Go", Name: "toolchain"},
+		Ranges:  []osv.Range{{Type: "SEMVER", Events: []osv.Event{intro("0"), fixed("1.14.14")}}},
+		EcosystemSpecific: &osv.EcosystemSpecific{Imports: []osv.Import{
+			{Path: "cmd/go", GOOS: []string{"windows"}},
+		}},
+	}}}))
+	got := db.Get("GO-2021-0068").Functions
+	want := []Function{{Ecosystem: "Go", Module: "toolchain", Package: "cmd/go", GOOS: []string{"windows"}, Source: SourceOSV}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("functions (-want +got):\n%s", diff)
+	}
+	if len(db.Affecting("Go", "toolchain", "go1.14.13")) != 1 {
+		t.Error("toolchain go1.14.13 not affected")
+	}
+}
+
+func TestDefaultKnowledge(t *testing.T) {
+	kb, err := knowledge.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := loadDir(t, Options{Knowledge: kb}, "testdata/records")
+	fns := db.Get("CVE-2021-44228").Functions
+	if !slices.ContainsFunc(fns, func(f Function) bool {
+		return f.Source == SourceKnowledge && f.Symbol == "JndiLookup.lookup" && f.Package == "org.apache.logging.log4j.core.lookup"
+	}) {
+		t.Errorf("Log4Shell functions from the shipped knowledge base = %+v, want JndiLookup.lookup", fns)
+	}
+}
+
+func TestWithdrawn(t *testing.T) {
+	db := loadDir(t, Options{}, "testdata/records")
+	v := db.Get("GO-2022-0617")
+	if v == nil || !v.Withdrawn() {
+		t.Fatalf("Get(GO-2022-0617) = %v, want the withdrawn record", v)
+	}
+	if got := db.Affecting("Go", "k8s.io/kubernetes", "v1.20.0"); len(got) != 0 {
+		t.Errorf("withdrawn record matched: %v", ids(got))
+	}
+	if s := db.Stats(); s.Withdrawn != 1 || s.Ecosystems["Go"].Withdrawn != 1 {
+		t.Errorf("Stats withdrawn = %d (Go %d), want 1", s.Withdrawn, s.Ecosystems["Go"].Withdrawn)
+	}
+}
+
+func TestDuplicatesNewestWins(t *testing.T) {
+	old := osv.Entry{ID: "GHSA-dup", Modified: mustTime("2023-01-01T00:00:00Z"), Summary: "old",
+		Affected: []osv.Affected{{Package: osv.Package{Ecosystem: "npm", Name: "p"}, Versions: []string{"1.0.0"}}}}
+	newer := old
+	newer.Modified, newer.Summary = mustTime("2024-01-01T00:00:00Z"), "new"
+	newer.Affected = []osv.Affected{{Package: osv.Package{Ecosystem: "npm", Name: "p"}, Versions: []string{"2.0.0"}}}
+	db := loadDir(t, Options{Sources: []string{writeRecords(t, newer)}}, writeRecords(t, old))
+	if db.Len() != 1 || db.Get("GHSA-dup").Entry.Summary != "new" {
+		t.Fatalf("Len %d, summary %q, want 1 and the newer record", db.Len(), db.Get("GHSA-dup").Entry.Summary)
+	}
+	if len(db.Affecting("npm", "p", "1.0.0")) != 0 || len(db.Affecting("npm", "p", "2.0.0")) != 1 {
+		t.Error("the older duplicate's ranges are still indexed")
+	}
+}
+
+// zipDir writes the files under dir into a zip archive and returns its path.
+func zipDir(t testing.TB, dir string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		w, err := zw.Create(filepath.ToSlash(rel))
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(data)
+		return err
+	})
+	if err == nil {
+		err = zw.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "all.zip")
+	if err := os.WriteFile(p, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSources(t *testing.T) {
+	recordsZip := zipDir(t, "testdata/records")
+	goZip := zipDir(t, "testdata/govulndb")
+	tests := []struct {
+		name     string
+		source   string
+		wantKind Kind
+		wantIDs  []string
+	}{
+		{"directory", "testdata/records", KindDir, []string{"GHSA-j8r2-6x86-q33q", "GHSA-jfh8-c2jp-5v3q", "GHSA-r9p9-mrjm-926w", "GO-2022-0617", "GO-2022-0969"}},
+		{"osv.dev zip", recordsZip, KindZip, []string{"GHSA-j8r2-6x86-q33q", "GHSA-jfh8-c2jp-5v3q", "GHSA-r9p9-mrjm-926w", "GO-2022-0617", "GO-2022-0969"}},
+		{"vuln.go.dev directory with .json.gz", "testdata/govulndb", KindGoVulnDB, []string{"GO-2022-0617", "GO-2022-0969"}},
+		{"vuln.go.dev zip", goZip, KindZip, []string{"GO-2022-0617", "GO-2022-0969"}},
+		{"single file", "testdata/records/GO-2022-0969.json", KindFile, []string{"GO-2022-0969"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			kind, err := Detect(tt.source)
+			if err != nil || kind != tt.wantKind {
+				t.Errorf("Detect = %v, %v, want %v", kind, err, tt.wantKind)
+			}
+			db := loadDir(t, Options{}, tt.source)
+			if diff := cmp.Diff(tt.wantIDs, ids(db.All())); diff != "" {
+				t.Errorf("ids (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestGoVulnDBIndexMismatch(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"index", "ID"} {
+		if err := os.Mkdir(filepath.Join(dir, p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := map[string]string{
+		"index/db.json":        `{"modified":"2024-01-01T00:00:00Z"}`,
+		"index/vulns.json":     `[{"id":"GO-2022-0969"},{"id":"GO-2099-0001"},{"id":"../x"}]`,
+		"ID/GO-2022-0969.json": strings.Replace(mustRead(t, "testdata/records/GO-2022-0969.json"), `"GO-2022-0969"`, `"GO-2022-0970"`, 1),
+	}
+	for p, s := range files {
+		if err := os.WriteFile(filepath.Join(dir, p), []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, problems, err := Load(context.Background(), Options{Sources: []string{dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range problems {
+		got = append(got, strings.TrimPrefix(p.Error(), dir+string(filepath.Separator)))
+	}
+	want := []string{
+		`index/vulns.json: [2]: bad id "../x"`,
+		"ID/GO-2022-0969.json: GO-2022-0970: file is for GO-2022-0969 but holds GO-2022-0970",
+		"ID/GO-2099-0001.json.gz: GO-2099-0001: listed in index/vulns.json but missing",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}
+
+func mustRead(t testing.TB, p string) string {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func TestLoadFatal(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+	}{
+		{"no sources", Options{}},
+		{"missing source", Options{Sources: []string{"testdata/nope"}}},
+		{"corrupt zip only", Options{Sources: []string{writeCorruptZip(t)}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := Load(context.Background(), tt.opts)
+			if !errors.Is(err, ErrNoSource) {
+				t.Errorf("err = %v, want ErrNoSource", err)
+			}
+		})
+	}
+	t.Run("one missing source beside a good one", func(t *testing.T) {
+		db, problems, err := Load(context.Background(), Options{Sources: []string{"testdata/nope", "testdata/records"}})
+		if err != nil || db.Len() != 5 || len(problems) != 1 || problems[0].File != "testdata/nope" {
+			t.Errorf("Load = %d records, %v, %v; want 5 records and one problem for testdata/nope", db.Len(), problems, err)
+		}
+	})
+	t.Run("cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, _, err := Load(ctx, Options{Sources: []string{"testdata/records"}}); !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v, want context.Canceled", err)
+		}
+	})
+}
+
+func writeCorruptZip(t testing.TB) string {
+	p := filepath.Join(t.TempDir(), "all.zip")
+	if err := os.WriteFile(p, []byte("PK\x03\x04 not really"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestOpenDir(t *testing.T) {
+	dir := t.TempDir()
+	// The layout package dbupdate writes: <ECOSYSTEM>/all.zip and
+	// meta.json, kev.json and kev.meta.json at the top.
+	for _, eco := range []string{"Go", "Maven"} {
+		if err := os.Mkdir(filepath.Join(dir, eco), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, eco, "meta.json"), []byte(`{"url":"https://example.com"}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for src, dst := range map[string]string{
+		zipDir(t, "testdata/govulndb"): "Go/all.zip",
+		"testdata/kev.json":            "kev.json",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, dst), []byte(mustRead(t, src)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An extracted ecosystem directory beside the archives.
+	if err := os.WriteFile(filepath.Join(dir, "Maven", "GHSA-jfh8-c2jp-5v3q.json"), []byte(mustRead(t, "testdata/records/GHSA-jfh8-c2jp-5v3q.json")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kev.meta.json"), []byte(`{}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, problems, err := OpenDir(context.Background(), dir, Options{})
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("OpenDir: %v, %v", problems, err)
+	}
+	if diff := cmp.Diff([]string{"GHSA-jfh8-c2jp-5v3q", "GO-2022-0617", "GO-2022-0969"}, ids(db.All())); diff != "" {
+		t.Errorf("ids (-want +got):\n%s", diff)
+	}
+	if !db.Get("CVE-2021-44228").KnownExploited {
+		t.Error("kev.json was not read")
+	}
+
+	t.Run("missing", func(t *testing.T) {
+		if _, _, err := OpenDir(context.Background(), filepath.Join(dir, "nope"), Options{}); !errors.Is(err, ErrNoDatabase) {
+			t.Errorf("err = %v, want ErrNoDatabase", err)
+		}
+	})
+	t.Run("empty", func(t *testing.T) {
+		if _, _, err := OpenDir(context.Background(), t.TempDir(), Options{}); !errors.Is(err, ErrNoDatabase) {
+			t.Errorf("err = %v, want ErrNoDatabase", err)
+		}
+	})
+}
+
+func TestNilDB(t *testing.T) {
+	var db *DB
+	if db.Len() != 0 || db.Get("x") != nil || db.Aliases("x") != nil || db.Affecting("Go", "x", "v1") != nil || db.FixedVersion(nil, "Go", "x", "v1") != "" || db.All() != nil {
+		t.Error("nil DB is not empty")
+	}
+	if db.Stats().Records != 0 {
+		t.Error("nil DB stats are not zero")
+	}
+}

@@ -1,0 +1,219 @@
+package vulndb
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/evidentsec/evident/internal/osv"
+)
+
+// ErrInvalidRecord marks a record that breaks the OSV schema. LoadError
+// reasons wrap it.
+var ErrInvalidRecord = errors.New("invalid OSV record")
+
+// record is a parsed and validated OSV record with its affected entries
+// compiled for lookups.
+type record struct {
+	vuln     *Vuln
+	affected []*affected
+}
+
+// parseRecord decodes one OSV record, validates it and compiles its ranges.
+// The error names the field that is wrong; the returned id is the record's
+// id when it could be read, for the caller's report.
+func parseRecord(data []byte) (rec *record, id string, err error) {
+	var e osv.Entry
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, idOf(data), fmt.Errorf("%w: malformed JSON: %w", ErrInvalidRecord, err)
+	}
+	if strings.TrimSpace(e.ID) == "" {
+		return nil, "", fmt.Errorf("%w: missing id", ErrInvalidRecord)
+	}
+	v := &Vuln{Entry: &e}
+	rec = &record{vuln: v}
+	var problems []error
+	for i, a := range e.Affected {
+		af, err := compileAffected(v, a)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("affected[%d]: %w", i, err))
+			continue
+		}
+		if af != nil {
+			rec.affected = append(rec.affected, af)
+		}
+	}
+	for i, a := range e.Aliases {
+		if strings.TrimSpace(a) == "" {
+			problems = append(problems, fmt.Errorf("aliases[%d]: empty", i))
+		}
+	}
+	if len(problems) > 0 {
+		return nil, e.ID, fmt.Errorf("%w: %w", ErrInvalidRecord, errors.Join(problems...))
+	}
+	v.Functions = osvFunctions(&e)
+	v.Severity = severityOf(&e)
+	return rec, e.ID, nil
+}
+
+// compileAffected validates one affected entry and compiles it. It returns
+// nil without error for an entry that names no package, as GIT-only entries
+// may do: such an entry can match nothing by package.
+func compileAffected(v *Vuln, a osv.Affected) (*affected, error) {
+	eco, name := a.Package.Ecosystem, a.Package.Name
+	if eco == "" && name == "" && a.Package.PURL == "" {
+		if len(a.Ranges) > 0 && allGit(a.Ranges) {
+			return nil, nil
+		}
+		return nil, errors.New("package: missing ecosystem and name")
+	}
+	if eco == "" {
+		return nil, errors.New("package: missing ecosystem")
+	}
+	if name == "" {
+		return nil, errors.New("package: missing name")
+	}
+	if len(a.Ranges) == 0 && len(a.Versions) == 0 {
+		return nil, errors.New("neither ranges nor versions")
+	}
+	af := &affected{vuln: v, eco: eco, name: name}
+	for i, r := range a.Ranges {
+		if err := validateRange(r); err != nil {
+			return nil, fmt.Errorf("ranges[%d]: %w", i, err)
+		}
+		cr, ok, err := compileRange(eco, r)
+		if err != nil {
+			return nil, fmt.Errorf("ranges[%d]: %w", i, err)
+		}
+		if ok {
+			af.ranges = append(af.ranges, cr)
+		}
+	}
+	if len(a.Versions) > 0 {
+		af.versions = make(map[string]struct{}, len(a.Versions))
+		for i, s := range a.Versions {
+			if s == "" {
+				return nil, fmt.Errorf("versions[%d]: empty", i)
+			}
+			af.versions[s] = struct{}{}
+			if eco == osv.EcosystemGo {
+				// OSV writes Go versions without "v"; SBOMs with it.
+				af.versions["v"+s] = struct{}{}
+			}
+			if b, err := parseVersion(byEcosystem, eco, s); err == nil {
+				af.ordered = append(af.ordered, bound{v: b, raw: s})
+			}
+		}
+		sortBounds(af.ordered)
+	}
+	return af, nil
+}
+
+// validateRange checks a range against the OSV schema: a known type, a
+// repo for GIT, events with exactly one key each, at least one introduced,
+// and not both fixed and last_affected.
+func validateRange(r osv.Range) error {
+	switch r.Type {
+	case osv.RangeSemver, osv.RangeEcosystem:
+	case osv.RangeGit:
+		if r.Repo == "" {
+			return errors.New("GIT range without repo")
+		}
+	case "":
+		return errors.New("missing type")
+	default:
+		return fmt.Errorf("unknown range type %q", r.Type)
+	}
+	if len(r.Events) == 0 {
+		return errors.New("no events")
+	}
+	var introduced, fixed, lastAffected bool
+	for i, e := range r.Events {
+		n := 0
+		for _, s := range []string{e.Introduced, e.Fixed, e.LastAffected, e.Limit} {
+			if s != "" {
+				n++
+			}
+		}
+		switch n {
+		case 0:
+			return fmt.Errorf("events[%d]: no introduced, fixed, last_affected or limit", i)
+		case 1:
+		default:
+			return fmt.Errorf("events[%d]: more than one of introduced, fixed, last_affected and limit", i)
+		}
+		introduced = introduced || e.Introduced != ""
+		fixed = fixed || e.Fixed != ""
+		lastAffected = lastAffected || e.LastAffected != ""
+	}
+	if !introduced {
+		return errors.New("no introduced event")
+	}
+	if fixed && lastAffected {
+		return errors.New("both fixed and last_affected events")
+	}
+	return nil
+}
+
+func allGit(rs []osv.Range) bool {
+	for _, r := range rs {
+		if r.Type != osv.RangeGit {
+			return false
+		}
+	}
+	return true
+}
+
+// sortBounds sorts bounds of one ordering.
+func sortBounds(bs []bound) {
+	slices.SortStableFunc(bs, func(a, b bound) int {
+		c, _ := a.v.Compare(b.v)
+		return c
+	})
+}
+
+// osvFunctions lists the Go symbols of a record's ecosystem_specific
+// imports: one Function per symbol, or one with an empty Symbol for an
+// import that names none (the whole package is affected).
+func osvFunctions(e *osv.Entry) []Function {
+	var out []Function
+	for _, a := range e.Affected {
+		if a.EcosystemSpecific == nil {
+			continue
+		}
+		for _, imp := range a.EcosystemSpecific.Imports {
+			base := Function{
+				Ecosystem: a.Package.Ecosystem,
+				Module:    a.Package.Name,
+				Package:   imp.Path,
+				GOOS:      imp.GOOS,
+				GOARCH:    imp.GOARCH,
+				Source:    SourceOSV,
+			}
+			if len(imp.Symbols) == 0 {
+				out = append(out, base)
+				continue
+			}
+			for _, s := range imp.Symbols {
+				f := base
+				f.Symbol = s
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+// idOf digs the id out of a record that did not decode, so that the report
+// can still name it.
+func idOf(data []byte) string {
+	var probe struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(data, &probe) != nil {
+		return ""
+	}
+	return probe.ID
+}

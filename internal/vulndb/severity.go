@@ -1,0 +1,131 @@
+package vulndb
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/evidentsec/evident/internal/osv"
+	gocvss30 "github.com/pandatix/go-cvss/30"
+	gocvss31 "github.com/pandatix/go-cvss/31"
+	gocvss40 "github.com/pandatix/go-cvss/40"
+)
+
+// Severity sources in order of preference; a higher rank wins.
+const (
+	rankNone = iota
+	rankGHSA
+	rankCVSS3
+	rankCVSS4
+)
+
+// severityOf returns the best severity a record states: a CVSS v4 vector
+// over a v3.x vector (the highest score within a version, record and
+// affected entries alike) over GitHub's database_specific.severity.
+// Vectors that do not parse are passed over: a bad score must not cost the
+// record.
+func severityOf(e *osv.Entry) Severity {
+	best, bestRank := Severity{Level: LevelUnknown}, rankNone
+	consider := func(s osv.Severity) {
+		score, rank, ok := cvssScore(s)
+		if !ok {
+			return
+		}
+		if rank > bestRank || (rank == bestRank && score > best.Score) {
+			best, bestRank = Severity{Level: levelOf(score), Score: score, Vector: s.Score}, rank
+		}
+	}
+	for _, s := range e.Severity {
+		consider(s)
+	}
+	for _, a := range e.Affected {
+		for _, s := range a.Severity {
+			consider(s)
+		}
+	}
+	if bestRank != rankNone {
+		return best
+	}
+	if lvl := ghsaLevel(e.DatabaseSpecific); lvl != "" {
+		return Severity{Level: lvl}
+	}
+	return best
+}
+
+// cvssScore computes the base score of a CVSS v3.0, v3.1 or v4.0 vector.
+func cvssScore(s osv.Severity) (score float64, rank int, ok bool) {
+	v := strings.TrimSpace(s.Score)
+	switch {
+	case s.Type == osv.SeverityCVSSv4 || strings.HasPrefix(v, "CVSS:4.0/"):
+		c, err := gocvss40.ParseVector(v)
+		if err != nil {
+			return 0, 0, false
+		}
+		return c.Score(), rankCVSS4, true
+	case strings.HasPrefix(v, "CVSS:3.1/"):
+		c, err := gocvss31.ParseVector(v)
+		if err != nil {
+			return 0, 0, false
+		}
+		return c.BaseScore(), rankCVSS3, true
+	case strings.HasPrefix(v, "CVSS:3.0/"):
+		c, err := gocvss30.ParseVector(v)
+		if err != nil {
+			return 0, 0, false
+		}
+		return c.BaseScore(), rankCVSS3, true
+	}
+	return 0, 0, false
+}
+
+// levelOf maps a CVSS score to a level with the CVSS v3/v4 rating bands;
+// 0.0 ("none") maps to low, as evident has no "none" level.
+func levelOf(score float64) string {
+	switch {
+	case score >= 9.0:
+		return LevelCritical
+	case score >= 7.0:
+		return LevelHigh
+	case score >= 4.0:
+		return LevelMedium
+	}
+	return LevelLow
+}
+
+// ghsaLevel reads GitHub's qualitative rating from a record's top-level
+// database_specific ({"severity": "CRITICAL"|"HIGH"|"MODERATE"|"LOW"}).
+func ghsaLevel(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	var ds struct {
+		Severity string `json:"severity"`
+	}
+	if json.Unmarshal(raw, &ds) != nil {
+		return ""
+	}
+	switch strings.ToUpper(ds.Severity) {
+	case "CRITICAL":
+		return LevelCritical
+	case "HIGH":
+		return LevelHigh
+	case "MODERATE", "MEDIUM":
+		return LevelMedium
+	case "LOW":
+		return LevelLow
+	}
+	return ""
+}
+
+// severityRank ranks an already computed severity, for borrowing from
+// aliases.
+func severityRank(s Severity) int {
+	switch {
+	case strings.HasPrefix(s.Vector, "CVSS:4"):
+		return rankCVSS4
+	case s.Vector != "":
+		return rankCVSS3
+	case s.Level != LevelUnknown:
+		return rankGHSA
+	}
+	return rankNone
+}

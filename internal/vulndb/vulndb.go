@@ -1,0 +1,286 @@
+package vulndb
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/evidentsec/evident/internal/osv"
+)
+
+// Severity levels, as Severity.Level holds them.
+const (
+	LevelCritical = "critical"
+	LevelHigh     = "high"
+	LevelMedium   = "medium"
+	LevelLow      = "low"
+	LevelUnknown  = "unknown"
+)
+
+// Function sources, as Function.Source holds them.
+const (
+	SourceOSV       = "osv"
+	SourceKnowledge = "knowledge"
+)
+
+// DB is a loaded vulnerability database. It is immutable after Load returns
+// and safe for concurrent use. A nil *DB is an empty database.
+type DB struct {
+	// vulns holds every loaded record, sorted by id.
+	vulns []*Vuln
+	// byID maps a normalised record id to its record.
+	byID map[string]*Vuln
+	// related maps a normalised id (record id or alias) to the records
+	// that are or name it, sorted by id.
+	related map[string][]*Vuln
+	// index maps (ecosystem, normalised package name) to the affected
+	// entries of records that name the package.
+	index map[pkgKey][]*affected
+	stats Stats
+}
+
+// Vuln is one OSV record with what evident derives from it at load.
+type Vuln struct {
+	// Entry is the record as read. Callers must not modify it.
+	Entry *osv.Entry
+	// Severity is the best severity available: a CVSS v4 vector over a
+	// v3.x vector over GitHub's database_specific.severity; when the record
+	// has none, that of an alias record. Level is LevelUnknown when
+	// nothing says.
+	Severity Severity
+	// KnownExploited is true when the record or one of its aliases is a
+	// CVE listed in the CISA KEV catalog.
+	KnownExploited bool
+	// KEV is the catalog entry that marks the record, nil when none does.
+	KEV *KEVEntry
+	// Functions are the affected functions: Go symbols from the record's
+	// ecosystem_specific.imports, then the knowledge base's functions for
+	// the record's packages, without duplicates.
+	Functions []Function
+	// source names the file the record came from.
+	source string
+}
+
+// Severity is a severity level with the score and vector it came from.
+type Severity struct {
+	// Level is one of LevelCritical, LevelHigh, LevelMedium, LevelLow or
+	// LevelUnknown. A CVSS score of 0.0 ("none") is LevelLow.
+	Level string
+	// Score is the CVSS base score, 0 when the level came from a
+	// qualitative rating.
+	Score float64
+	// Vector is the CVSS vector the score was computed from, empty for
+	// qualitative ratings.
+	Vector string
+}
+
+// Function is one affected function (or, with an empty Symbol, a whole
+// affected code package).
+type Function struct {
+	// Ecosystem and Module name the OSV package: the module path for Go,
+	// group:artifact for Maven, the distribution for PyPI, the npm name.
+	Ecosystem, Module string
+	// Package is the code package: a Go import path, a Java package
+	// (dotted), a Python module (dotted) or an npm package name.
+	Package string
+	// Symbol is "Func" or "Recv.Method" (Go, as OSV writes it), Java
+	// "Class.method", Python "func" or "Class.method", npm "func". Empty
+	// means the whole package.
+	Symbol string
+	// GOOS and GOARCH restrict a Go symbol to these platforms when set.
+	GOOS, GOARCH []string
+	// Source is SourceOSV or SourceKnowledge.
+	Source string
+	// Reference is a URL that shows the function is the vulnerable one
+	// (knowledge entries).
+	Reference string
+}
+
+// Stats describes what a DB holds.
+type Stats struct {
+	// Records is the number of loaded records, withdrawn ones included.
+	Records int
+	// Ecosystems counts per OSV ecosystem (as records write it, e.g.
+	// "Go", "PyPI", "Debian:12"); a record that affects packages of two
+	// ecosystems counts in both.
+	Ecosystems map[string]EcosystemStats
+	// WithSymbols counts records with at least one affected function from
+	// OSV; WithKnowledge those with at least one from the knowledge base.
+	WithSymbols, WithKnowledge int
+	// KnownExploited counts records marked by the KEV catalog.
+	KnownExploited int
+	// Withdrawn counts withdrawn records (loaded, never matched).
+	Withdrawn int
+	// Skipped counts the problems reported at load (records skipped, or
+	// files and catalog entries that could not be read).
+	Skipped int
+	// LastModified is the newest modified time of any record; zero when
+	// no record carries one.
+	LastModified time.Time
+	// KEVVersion and KEVCount describe the KEV catalog, empty and 0 when
+	// none was loaded.
+	KEVVersion string
+	KEVCount   int
+}
+
+// EcosystemStats counts the records of one ecosystem.
+type EcosystemStats struct {
+	Records, WithSymbols, WithKnowledge, KnownExploited, Withdrawn int
+}
+
+// Withdrawn reports whether the record has been withdrawn.
+func (v *Vuln) Withdrawn() bool { return !v.Entry.Withdrawn.IsZero() }
+
+// Len returns the number of loaded records, withdrawn ones included.
+func (db *DB) Len() int {
+	if db == nil {
+		return 0
+	}
+	return len(db.vulns)
+}
+
+// Stats returns counts of what the DB holds. The map is a copy.
+func (db *DB) Stats() Stats {
+	if db == nil {
+		return Stats{Ecosystems: map[string]EcosystemStats{}}
+	}
+	s := db.stats
+	s.Ecosystems = make(map[string]EcosystemStats, len(db.stats.Ecosystems))
+	for k, v := range db.stats.Ecosystems {
+		s.Ecosystems[k] = v
+	}
+	return s
+}
+
+// All returns every loaded record, sorted by id. The slice is the caller's;
+// the records are shared and must not be modified.
+func (db *DB) All() []*Vuln {
+	if db == nil {
+		return nil
+	}
+	return slices.Clone(db.vulns)
+}
+
+// Get returns the record with id idOrAlias or, when no record has that id,
+// the record that lists it as an alias (the lowest id when several do).
+// Ids compare case-insensitively. It returns nil when nothing is known.
+func (db *DB) Get(idOrAlias string) *Vuln {
+	if db == nil {
+		return nil
+	}
+	n := normID(idOrAlias)
+	if v := db.byID[n]; v != nil {
+		return v
+	}
+	if rs := db.related[n]; len(rs) > 0 {
+		return rs[0]
+	}
+	return nil
+}
+
+// Aliases returns every other id known for the same vulnerability as id:
+// the aliases of the record with that id, the records that list id as an
+// alias and their aliases, sorted and without id itself. Aliases hold both
+// ways: when GO-2022-0969 lists CVE-2022-27664, Aliases("CVE-2022-27664")
+// includes GO-2022-0969.
+func (db *DB) Aliases(id string) []string {
+	if db == nil {
+		return nil
+	}
+	n := normID(id)
+	seen := map[string]bool{n: true}
+	var out []string
+	add := func(s string) {
+		if k := normID(s); !seen[k] && k != "" {
+			seen[k] = true
+			out = append(out, s)
+		}
+	}
+	for _, v := range db.related[n] {
+		add(v.Entry.ID)
+		for _, a := range v.Entry.Aliases {
+			add(a)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Affecting returns the records whose affected ranges or versions include
+// version of package name in ecosystem, sorted by id, withdrawn records
+// excluded. Ecosystem names compare case-insensitively for the ecosystems
+// osv names; PyPI names are normalised (PEP 503). A version that cannot be
+// ordered matches only exact versions[] entries.
+func (db *DB) Affecting(ecosystem, name, version string) []*Vuln {
+	if db == nil {
+		return nil
+	}
+	eco := canonicalEcosystem(ecosystem)
+	lv := newLookup(eco, name, version)
+	var out []*Vuln
+	for _, a := range db.index[pkgKey{eco, normName(eco, name)}] {
+		if a.vuln.Withdrawn() || (len(out) > 0 && out[len(out)-1] == a.vuln) {
+			continue
+		}
+		if a.includes(lv) {
+			out = append(out, a.vuln)
+		}
+	}
+	// Entries are indexed in record order, so out is sorted by id but may
+	// hold a record twice when two of its affected entries match
+	// non-adjacently; Compact after sorting keeps it exact.
+	slices.SortFunc(out, func(a, b *Vuln) int { return strings.Compare(a.Entry.ID, b.Entry.ID) })
+	return slices.Compact(out)
+}
+
+// FixedVersion returns the lowest version that fixes v for package name in
+// ecosystem and is above version, or "" when no fix above it is known. The
+// fix is written as OSV writes it, with the prefix version carries when
+// that is a Go "v" or "go" prefix (so v1.2.3 yields v1.2.4, go1.21.3 yields
+// go1.21.4).
+func (db *DB) FixedVersion(v *Vuln, ecosystem, name, version string) string {
+	if db == nil || v == nil {
+		return ""
+	}
+	eco := canonicalEcosystem(ecosystem)
+	lv := newLookup(eco, name, version)
+	var best *bound
+	var bestOrd ordering
+	for _, a := range db.index[pkgKey{eco, normName(eco, name)}] {
+		if a.vuln != v {
+			continue
+		}
+		for i := range a.ranges {
+			r := &a.ranges[i]
+			cur := lv.parsed(r.ord)
+			if cur == nil {
+				continue
+			}
+			for j := range r.fixes {
+				f := &r.fixes[j]
+				if c, err := f.v.Compare(cur); err != nil || c <= 0 {
+					continue
+				}
+				if best == nil || (bestOrd == r.ord && less(f, best)) {
+					best, bestOrd = f, r.ord
+				}
+			}
+		}
+	}
+	if best == nil {
+		return ""
+	}
+	return lv.prefix + best.raw
+}
+
+// less orders two bounds of the same ordering.
+func less(a, b *bound) bool {
+	c, err := a.v.Compare(b.v)
+	return err == nil && c < 0
+}
+
+// normID folds an id for comparison: ids are case-insensitive in practice
+// (GHSA ids appear in both cases).
+func normID(id string) string {
+	return strings.ToUpper(strings.TrimSpace(id))
+}
