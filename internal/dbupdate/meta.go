@@ -56,27 +56,32 @@ func writeMeta(path string, m Meta) error {
 // writeFileAtomic writes data to a temporary file beside path, syncs it and
 // renames it over path, so that readers see the old or the new content,
 // never a part.
-func writeFileAtomic(path string, data []byte) error {
+func writeFileAtomic(path string, data []byte) (err error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), tempPattern(path))
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	// Readable by all, like the files of os.WriteFile: CreateTemp's are
+	// private, and the database is not secret.
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
 	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
 		return fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
 		return fmt.Errorf("sync %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
 		return err
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
 		return err
 	}
 	return syncDir(filepath.Dir(path))

@@ -33,6 +33,8 @@ type object struct {
 	hash string
 	// storedLength overrides x-goog-stored-content-length.
 	storedLength string
+	// encoding is sent as Content-Encoding, the body unchanged.
+	encoding string
 	// truncate sends Content-Length for the whole body, then half of it.
 	truncate bool
 	// hang sends half the body, closes started, and waits for the client
@@ -113,6 +115,9 @@ func (s *gcsServer) serve(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Goog-Stored-Content-Length", stored)
 	h.Set("ETag", fmt.Sprintf(`"%x"`, sum))
 	h.Set("Content-Type", "application/zip")
+	if o.encoding != "" {
+		h.Set("Content-Encoding", o.encoding)
+	}
 	switch {
 	case o.truncate:
 		h.Set("Content-Length", strconv.Itoa(len(o.body)))

@@ -376,6 +376,11 @@ func (u *updater) try(ctx context.Context, j job, old Meta, conditional bool) (M
 	case resp.StatusCode != http.StatusOK:
 		return Meta{}, StatusFailed, fmt.Errorf("get %s: %w %d %s", j.url, ErrStatus, resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
+	// Only the stored bytes can be checked against x-goog-hash and
+	// Content-Length; a server that encodes anyway is not understood.
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
+		return Meta{}, StatusFailed, fmt.Errorf("get %s: Content-Encoding %q despite Accept-Encoding: identity", j.url, ce)
+	}
 	hashes, err := parseGoogHash(resp.Header.Values("X-Goog-Hash"))
 	if err != nil {
 		return Meta{}, StatusFailed, fmt.Errorf("get %s: %w: %w", j.url, ErrChecksum, err)
@@ -415,7 +420,7 @@ func (u *updater) try(ctx context.Context, j job, old Meta, conditional bool) (M
 	if resp.ContentLength >= 0 && n != resp.ContentLength {
 		return Meta{}, StatusFailed, fmt.Errorf("read %s: %w: got %d bytes, Content-Length is %d", j.url, ErrSize, n, resp.ContentLength)
 	}
-	if s := resp.Header.Get("X-Goog-Stored-Content-Length"); s != "" && resp.Header.Get("Content-Encoding") == "" {
+	if s := resp.Header.Get("X-Goog-Stored-Content-Length"); s != "" {
 		want, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || want != n {
 			return Meta{}, StatusFailed, fmt.Errorf("read %s: %w: got %d bytes, x-goog-stored-content-length is %q", j.url, ErrSize, n, s)
@@ -429,6 +434,11 @@ func (u *updater) try(ctx context.Context, j job, old Meta, conditional bool) (M
 	if crc := crch.Sum(nil); hashes.crc32c != nil && !bytes.Equal(crc, hashes.crc32c) {
 		return Meta{}, StatusFailed, fmt.Errorf("read %s: %w: crc32c is %s, x-goog-hash says %s", j.url, ErrChecksum,
 			base64.StdEncoding.EncodeToString(crc), base64.StdEncoding.EncodeToString(hashes.crc32c))
+	}
+	// Readable by all: CreateTemp's files are private, and the database is
+	// not secret.
+	if err := tmp.Chmod(0o644); err != nil {
+		return Meta{}, StatusFailed, err
 	}
 	if err := tmp.Sync(); err != nil {
 		return Meta{}, StatusFailed, fmt.Errorf("sync %s: %w", tmp.Name(), err)
