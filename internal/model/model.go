@@ -1,0 +1,384 @@
+// Package model holds the runtime model: what evident has learnt from
+// telemetry about each service — the functions and packages that ran, the
+// observation windows that bound what was not seen, the endpoints it serves,
+// the services, data stores and third parties it calls, and how it is
+// reached.
+//
+// A Model is fed profile batches and spans (AddProfile, AddSpans) and read
+// through immutable snapshots (Snapshot), so the same code serves a one-shot
+// analysis over files and a live stream. Profile samples are aggregated by
+// stack: the hot path is a handful of slice reads and one map lookup per
+// sample, and per-function figures are derived when a snapshot is taken.
+package model
+
+import (
+	"hash/maphash"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/evidentsec/evident/internal/attribution"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// Config sets the bounds of a Model.
+type Config struct {
+	// MaxPendingSpans bounds the spans remembered to join a CLIENT or
+	// PRODUCER span with the SERVER or CONSUMER span it caused when the
+	// two arrive in different batches. The oldest half is forgotten when
+	// the bound is reached.
+	MaxPendingSpans int
+	// MaxSpanEndpoints bounds the SERVER span ids remembered to resolve
+	// the span_id label of profile samples to an endpoint.
+	MaxSpanEndpoints int
+}
+
+// DefaultConfig returns bounds suited to one process holding a few hundred
+// services.
+func DefaultConfig() Config {
+	return Config{MaxPendingSpans: 1 << 20, MaxSpanEndpoints: 1 << 20}
+}
+
+// Model is the runtime model of a set of services. It is safe for
+// concurrent use: updates are serialised, snapshots are copies.
+type Model struct {
+	mu       sync.Mutex
+	attr     *attribution.Attributor
+	seed     uint64 // random basis of stack hashes
+	services map[string]*service
+
+	// callers maps the span id of CLIENT and PRODUCER spans to their
+	// service and target host, until the SERVER or CONSUMER span they
+	// caused arrives; callees holds the reverse wait.
+	callers *generations[caller]
+	callees *generations[callee]
+	// spanEndpoints maps the id of SERVER and CONSUMER spans to the
+	// endpoint they served, for span-linked profile samples.
+	spanEndpoints *generations[endpointRef]
+}
+
+type caller struct {
+	svc        *service
+	host       string
+	error      bool
+	start, end time.Time
+}
+
+type callee struct {
+	svc   *service
+	error bool
+}
+
+type endpointRef struct {
+	svc *service
+	idx int32
+}
+
+// New returns an empty model that attributes frames with attr.
+func New(cfg Config, attr *attribution.Attributor) *Model {
+	return &Model{
+		attr:          attr,
+		seed:          maphash.Comparable(maphash.MakeSeed(), 0),
+		services:      make(map[string]*service),
+		callers:       newGenerations[caller](cfg.MaxPendingSpans),
+		callees:       newGenerations[callee](cfg.MaxPendingSpans),
+		spanEndpoints: newGenerations[endpointRef](cfg.MaxSpanEndpoints),
+	}
+}
+
+// service is the mutable state of one service, guarded by Model.mu.
+type service struct {
+	name string
+
+	// Profiles.
+	funcs      []attribution.Func
+	funcIndex  map[attribution.Func]int32
+	stacks     []stack
+	stackIndex map[uint64][]int32 // hash of the function sequence -> stacks with that hash
+	windows    []Window
+	samples    int64 // all samples, attributed or not
+	unattrib   int64 // samples whose leaf frame could not be attributed
+
+	// Traces.
+	endpoints     []Endpoint
+	endpointIndex map[endpointKey]int32
+	spans         SpanCounts
+	edges         map[string]*Edge // by callee service
+	stores        map[string]*Store
+	hosts         map[string]*hostCalls
+	consumes      map[string]*Store // messaging destinations this service consumes from
+	first, last   time.Time
+}
+
+// stack is an aggregated call stack: the attributed functions of its
+// frames, leaf first, with everything observed on it.
+type stack struct {
+	funcs       []int32
+	samples     int64
+	value       int64
+	first, last time.Time
+	endpoints   map[int32]int64 // endpoint index -> samples; -1 for a span name with no known endpoint
+	spanNames   map[string]int64
+}
+
+type endpointKey struct{ kind, method, route string }
+
+type hostCalls struct {
+	calls, errors int64
+	scheme        string
+	first, last   time.Time
+	// resolved counts the calls joined with a SERVER span of a traced
+	// service: such a host is that service, not a third party.
+	resolved map[*service]int64
+}
+
+func (m *Model) service(name string) *service {
+	s := m.services[name]
+	if s == nil {
+		s = &service{
+			name:          name,
+			funcIndex:     make(map[attribution.Func]int32),
+			stackIndex:    make(map[uint64][]int32),
+			endpointIndex: make(map[endpointKey]int32),
+			edges:         make(map[string]*Edge),
+			stores:        make(map[string]*Store),
+			hosts:         make(map[string]*hostCalls),
+			consumes:      make(map[string]*Store),
+		}
+		m.services[name] = s
+	}
+	return s
+}
+
+func (s *service) seen(start, end time.Time) {
+	within(&s.first, &s.last, start)
+	within(&s.first, &s.last, end)
+}
+
+// generations is a bounded map that forgets its oldest half when full:
+// joins across batches work as long as the two sides arrive within about
+// max entries of each other, and memory stays bounded whatever arrives.
+type generations[V any] struct {
+	max       int
+	cur, prev map[[8]byte]V
+}
+
+func newGenerations[V any](max int) *generations[V] {
+	if max < 2 {
+		max = 2
+	}
+	return &generations[V]{max: max, cur: make(map[[8]byte]V)}
+}
+
+func (g *generations[V]) get(k [8]byte) (V, bool) {
+	if v, ok := g.cur[k]; ok {
+		return v, true
+	}
+	v, ok := g.prev[k]
+	return v, ok
+}
+
+func (g *generations[V]) put(k [8]byte, v V) {
+	if len(g.cur) >= g.max/2 {
+		g.prev, g.cur = g.cur, make(map[[8]byte]V, len(g.cur))
+	}
+	g.cur[k] = v
+}
+
+func (g *generations[V]) delete(k [8]byte) {
+	delete(g.cur, k)
+	delete(g.prev, k)
+}
+
+// AddProfile aggregates a profile batch into the model and returns the
+// functions it showed running for the first time. A batch without a
+// service is kept under the empty name, so nothing accepted is lost.
+func (m *Model) AddProfile(b *telemetry.ProfileBatch) Changes {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.service(b.Service)
+	known := len(s.funcs)
+	start, end := b.Start, b.Start.Add(b.Duration)
+	s.seen(start, end)
+
+	var total int64
+	// Each location is attributed once per batch; the Attributor caches
+	// across batches.
+	locFuncs := make([][]int32, len(b.Locations))
+	locDone := make([]bool, len(b.Locations))
+	var seq []int32
+	names := make(map[string]int32) // span id or name -> endpoint index, per batch
+	for i := range b.Samples {
+		smp := &b.Samples[i]
+		total += smp.Count
+		seq = seq[:0]
+		for j, li := range smp.Locations {
+			if li < 0 || int(li) >= len(b.Locations) {
+				continue // telemetry validates; stay safe on hand-built batches
+			}
+			if !locDone[li] {
+				locFuncs[li] = m.attributeLocation(s, b.Locations[li])
+				locDone[li] = true
+			}
+			if j == 0 && len(locFuncs[li]) == 0 {
+				s.unattrib += smp.Count
+			}
+			seq = append(seq, locFuncs[li]...)
+		}
+		if len(smp.Locations) == 0 {
+			s.unattrib += smp.Count
+		}
+		if len(seq) == 0 {
+			continue
+		}
+		st := s.stack(m.seed, seq)
+		st.samples += smp.Count
+		st.value += smp.Value
+		within(&st.first, &st.last, start)
+		within(&st.first, &st.last, end)
+		if smp.SpanID != "" || smp.SpanName != "" {
+			m.linkSpan(s, st, names, smp)
+		}
+	}
+	s.samples += total
+	s.addWindow(Window{
+		Start: start, End: end, Samples: total, Period: b.Period,
+		Unit: b.Unit, SampleType: b.SampleType, Source: b.Source,
+	})
+	if len(s.funcs) == known {
+		return Changes{}
+	}
+	return Changes{NewFunctions: map[string][]attribution.Func{s.name: slices.Clone(s.funcs[known:])}}
+}
+
+// attributeLocation returns the function indexes of a location's frames,
+// callee first, interning new functions in the service.
+func (m *Model) attributeLocation(s *service, frames []attribution.Frame) []int32 {
+	var out []int32
+	for _, f := range frames {
+		fn, ok := m.attr.Attribute(f)
+		if !ok {
+			continue
+		}
+		idx, ok := s.funcIndex[fn]
+		if !ok {
+			idx = int32(len(s.funcs))
+			s.funcs = append(s.funcs, fn)
+			s.funcIndex[fn] = idx
+		}
+		out = append(out, idx)
+	}
+	return out
+}
+
+// stack returns the aggregate for a function sequence, creating it.
+func (s *service) stack(seed uint64, seq []int32) *stack {
+	// FNV-1a over the indexes, from a per-model random basis: cheap on the
+	// per-sample path, and equality is checked, so collisions cost time,
+	// never correctness.
+	key := seed
+	for _, f := range seq {
+		key ^= uint64(uint32(f))
+		key *= 1099511628211
+	}
+	for _, idx := range s.stackIndex[key] {
+		if equalInt32(s.stacks[idx].funcs, seq) {
+			return &s.stacks[idx]
+		}
+	}
+	s.stacks = append(s.stacks, stack{funcs: append([]int32(nil), seq...)})
+	s.stackIndex[key] = append(s.stackIndex[key], int32(len(s.stacks)-1))
+	return &s.stacks[len(s.stacks)-1]
+}
+
+func equalInt32(a, b []int32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// linkSpan records the endpoint that led to a span-labelled sample: the
+// endpoint of the SERVER span whose id the sample carries when traces
+// have shown it, else the span name the profiler recorded.
+func (m *Model) linkSpan(s *service, st *stack, names map[string]int32, smp *telemetry.Sample) {
+	key := smp.SpanID
+	if key == "" {
+		key = "\x00" + smp.SpanName
+	}
+	ep, ok := names[key]
+	if !ok {
+		ep = -1
+		if id, ok := parseSpanID(smp.SpanID); ok {
+			if ref, ok := m.spanEndpoints.get(id); ok && ref.svc == s {
+				ep = ref.idx
+			}
+		}
+		names[key] = ep
+	}
+	if ep >= 0 {
+		if st.endpoints == nil {
+			st.endpoints = make(map[int32]int64)
+		}
+		st.endpoints[ep] += smp.Count
+		return
+	}
+	if smp.SpanName != "" {
+		if st.spanNames == nil {
+			st.spanNames = make(map[string]int64)
+		}
+		st.spanNames[smp.SpanName] += smp.Count
+	}
+}
+
+// parseSpanID decodes a 16-digit hex span id as pprof labels carry it.
+func parseSpanID(s string) ([8]byte, bool) {
+	var id [8]byte
+	if len(s) != 16 {
+		return id, false
+	}
+	for i := 0; i < 16; i++ {
+		c := s[i]
+		var v byte
+		switch {
+		case c >= '0' && c <= '9':
+			v = c - '0'
+		case c >= 'a' && c <= 'f':
+			v = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			v = c - 'A' + 10
+		default:
+			return id, false
+		}
+		id[i/2] = id[i/2]<<4 | v
+	}
+	return id, true
+}
+
+// windowGap is the largest gap between two profiles of a service that
+// still counts as one observation window: continuous profilers push every
+// 10 to 15 seconds, so a live stream stays one window instead of growing
+// a list without bound.
+const windowGap = time.Second
+
+// addWindow records an observation window, extending the last one when
+// the new one continues it.
+func (s *service) addWindow(w Window) {
+	if n := len(s.windows); n > 0 {
+		last := &s.windows[n-1]
+		if last.Period == w.Period && last.SampleType == w.SampleType && last.Unit == w.Unit &&
+			!w.Start.Before(last.Start) && !w.Start.After(last.End.Add(windowGap)) {
+			if w.End.After(last.End) {
+				last.End = w.End
+			}
+			last.Samples += w.Samples
+			return
+		}
+	}
+	s.windows = append(s.windows, w)
+}

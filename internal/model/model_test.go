@@ -1,0 +1,247 @@
+package model
+
+import (
+	"encoding/hex"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidentsec/evident/internal/attribution"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+
+func newModel() *Model {
+	return New(DefaultConfig(), attribution.New(attribution.Config{GoModules: []string{"golang.org/x/text", "example.com/shop"}}))
+}
+
+func id8(b byte) [8]byte { return [8]byte{0, 0, 0, 0, 0, 0, 0, b} }
+
+func span(svc string, kind telemetry.SpanKind, id, parent byte, name string, a telemetry.Attrs) telemetry.Span {
+	return telemetry.Span{
+		Service: svc, SpanID: id8(id), ParentSpanID: id8(parent), Kind: kind, Name: name,
+		Start: t0, End: t0.Add(time.Millisecond), Attrs: a,
+	}
+}
+
+// shopSpans is one request through the example's architecture: a public
+// gateway, an internal service it calls, a database, a payment provider
+// and a loopback helper that is no third party.
+func shopSpans() []telemetry.Span {
+	return []telemetry.Span{
+		span("gateway", telemetry.SpanKindServer, 1, 0, "GET /orders/{id}", telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/orders/{id}", ClientAddress: "203.0.113.7"}),
+		// The callee arrives before its caller: joins work in both orders.
+		span("orders", telemetry.SpanKindServer, 3, 2, "GET /internal/orders/{id}", telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/internal/orders/{id}", ClientAddress: "127.0.0.1"}),
+		span("gateway", telemetry.SpanKindClient, 2, 1, "GET", telemetry.Attrs{HTTPMethod: "GET", ServerAddress: "orders.internal", URLFull: "http://orders.internal:8080/internal/orders/7"}),
+		span("orders", telemetry.SpanKindClient, 4, 3, "SELECT orders", telemetry.Attrs{DBSystem: "sqlite", DBNamespace: "shop", DBCollection: "orders"}),
+		span("orders", telemetry.SpanKindClient, 5, 3, "POST", telemetry.Attrs{HTTPMethod: "POST", ServerAddress: "payments.example.com", URLFull: "https://payments.example.com/v1/charges"}),
+		span("orders", telemetry.SpanKindClient, 6, 3, "GET", telemetry.Attrs{HTTPMethod: "GET", ServerAddress: "127.0.0.1"}),
+		span("orders", telemetry.SpanKindProducer, 7, 3, "publish", telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "order-events"}),
+		span("mailer", telemetry.SpanKindConsumer, 8, 7, "process", telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "order-events"}),
+	}
+}
+
+func TestAddSpans(t *testing.T) {
+	m := newModel()
+	spans := shopSpans()
+	// Two batches: the caller of orders' SERVER span comes in the second.
+	ch1 := m.AddSpans(spans[:2])
+	ch2 := m.AddSpans(spans[2:])
+	if len(ch1.NewEdges) != 0 {
+		t.Errorf("first batch new edges = %v, want none", ch1.NewEdges)
+	}
+	var gotEdges []string
+	for _, e := range ch2.NewEdges {
+		gotEdges = append(gotEdges, e.From+"->"+e.To)
+	}
+	if diff := cmp.Diff([]string{"gateway->orders", "orders->mailer"}, gotEdges); diff != "" {
+		t.Errorf("new edges (-want +got):\n%s", diff)
+	}
+	var gotStores []string
+	for _, s := range ch2.NewStores {
+		gotStores = append(gotStores, s.Name)
+	}
+	if diff := cmp.Diff([]string{"sqlite://shop/orders", "kafka://order-events"}, gotStores); diff != "" {
+		t.Errorf("new stores (-want +got):\n%s", diff)
+	}
+
+	snap := m.Snapshot()
+	gw, orders, mailer := snap.Service("gateway"), snap.Service("orders"), snap.Service("mailer")
+	if gw == nil || orders == nil || mailer == nil {
+		t.Fatalf("services = %v", snap.Services)
+	}
+	if want := (SpanCounts{All: 2, Server: 1, Root: 1, PublicClients: 1}); gw.Spans != want {
+		t.Errorf("gateway spans = %+v, want %+v", gw.Spans, want)
+	}
+	if want := (SpanCounts{All: 5, Server: 1, Linked: 1}); orders.Spans != want {
+		t.Errorf("orders spans = %+v, want %+v", orders.Spans, want)
+	}
+	if want := (SpanCounts{All: 1, Consumer: 1, Linked: 1}); mailer.Spans != want {
+		t.Errorf("mailer spans = %+v, want %+v", mailer.Spans, want)
+	}
+	if len(gw.Stores) != 0 {
+		t.Errorf("gateway stores = %v, want none: orders.internal is a traced service", gw.Stores)
+	}
+	var names []string
+	for _, s := range orders.Stores {
+		names = append(names, s.Kind+" "+s.Name)
+	}
+	want := []string{"external https://payments.example.com", "messaging kafka://order-events", "database sqlite://shop/orders"}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("orders stores (-want +got):\n%s", diff)
+	}
+	if len(mailer.Consumes) != 1 || mailer.Consumes[0].Name != "kafka://order-events" {
+		t.Errorf("mailer consumes = %v", mailer.Consumes)
+	}
+	if got := orders.Endpoints[0].Name(); got != "GET /internal/orders/{id}" {
+		t.Errorf("orders endpoint = %q", got)
+	}
+	if len(gw.Edges) != 1 || gw.Edges[0].To != "orders" || gw.Edges[0].Calls != 1 {
+		t.Errorf("gateway edges = %+v", gw.Edges)
+	}
+}
+
+func TestEndpointNames(t *testing.T) {
+	tests := []struct {
+		name string
+		span telemetry.Span
+		want string
+	}{
+		{"http route", span("a", telemetry.SpanKindServer, 1, 0, "GET /x", telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/x/{id}"}), "GET /x/{id}"},
+		{"http without route", span("a", telemetry.SpanKindServer, 1, 0, "handler", telemetry.Attrs{HTTPMethod: "POST"}), "POST handler"},
+		{"rpc", span("a", telemetry.SpanKindServer, 1, 0, "x", telemetry.Attrs{RPCService: "shop.Orders", RPCMethod: "Get"}), "shop.Orders Get"},
+		{"consumer", span("a", telemetry.SpanKindConsumer, 1, 0, "x", telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "events"}), "process events"},
+		{"span name only", span("a", telemetry.SpanKindServer, 1, 0, "tick", telemetry.Attrs{}), "tick"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newModel()
+			m.AddSpans([]telemetry.Span{tt.span})
+			if got := m.Snapshot().Service("a").Endpoints[0].Name(); got != tt.want {
+				t.Errorf("endpoint = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// goFrames are real runtime/pprof function names and files.
+var (
+	frameParse   = attribution.Frame{Function: "golang.org/x/text/language.Parse", File: "golang.org/x/text@v0.3.5/language/parse.go"}
+	frameMatch   = attribution.Frame{Function: "golang.org/x/text/language.(*matcher).getBest", File: "golang.org/x/text@v0.3.5/language/match.go"}
+	frameHandler = attribution.Frame{Function: "example.com/shop/gateway.(*Server).products", File: "example.com/shop/gateway/server.go"}
+	frameServe   = attribution.Frame{Function: "net/http.(*conn).serve", File: "net/http/server.go"}
+	frameUnknown = attribution.Frame{Function: "", File: ""}
+)
+
+func TestAddProfile(t *testing.T) {
+	m := newModel()
+	// The SERVER span whose id the samples carry names the endpoint.
+	m.AddSpans([]telemetry.Span{span("gateway", telemetry.SpanKindServer, 9, 0, "GET /products", telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/products"})})
+	spanID := hex.EncodeToString(func() []byte { b := id8(9); return b[:] }())
+	b := &telemetry.ProfileBatch{
+		Service: "gateway", Source: "cpu.pb.gz", SampleType: "cpu", Unit: "nanoseconds", Period: 10_000_000,
+		Start: t0, Duration: 10 * time.Second,
+		Locations: [][]attribution.Frame{
+			{frameParse}, {frameHandler}, {frameServe}, {frameUnknown}, {frameMatch, frameParse}, // inlined: callee first
+		},
+		Samples: []telemetry.Sample{
+			{Locations: []int32{0, 1, 2}, Count: 5, Value: 50_000_000, SpanID: spanID, SpanName: "GET /products"},
+			// Recursion: Parse twice on one stack counts once.
+			{Locations: []int32{0, 0, 1, 2}, Count: 2, Value: 20_000_000},
+			{Locations: []int32{4, 1, 2}, Count: 1, Value: 10_000_000, SpanName: "background"},
+			{Locations: []int32{3, 2}, Count: 3, Value: 30_000_000},
+		},
+	}
+	ch := m.AddProfile(b)
+	var newFns []string
+	for _, f := range ch.NewFunctions["gateway"] {
+		newFns = append(newFns, f.Package+"."+f.Symbol)
+	}
+	wantNew := []string{"golang.org/x/text/language.Parse", "example.com/shop/gateway.Server.products", "net/http.conn.serve", "golang.org/x/text/language.matcher.getBest"}
+	if diff := cmp.Diff(wantNew, newFns); diff != "" {
+		t.Errorf("new functions (-want +got):\n%s", diff)
+	}
+	if ch2 := m.AddProfile(b); !ch2.Empty() {
+		t.Errorf("second identical batch changes = %+v, want none", ch2)
+	}
+
+	s := m.Snapshot().Service("gateway")
+	if s.Samples != 22 || s.Unattributed != 6 {
+		t.Errorf("samples = %d, unattributed = %d; want 22, 6", s.Samples, s.Unattributed)
+	}
+	// The second batch covers the same time: one window.
+	if len(s.Windows) != 1 || s.Windows[0].Samples != 22 || s.Windows[0].Period != 10_000_000 {
+		t.Errorf("windows = %+v", s.Windows)
+	}
+	got := map[string]Function{}
+	for _, f := range s.Functions {
+		got[f.Package+"."+f.Symbol] = f
+	}
+	parse := got["golang.org/x/text/language.Parse"]
+	if parse.Samples != 16 || parse.Value != 160_000_000 {
+		t.Errorf("Parse samples = %d value = %d; want 16, 160000000", parse.Samples, parse.Value)
+	}
+	wantEP := []EndpointSamples{{Endpoint: "GET /products", Samples: 10}, {Endpoint: "background", Samples: 2}}
+	if diff := cmp.Diff(wantEP, parse.Endpoints); diff != "" {
+		t.Errorf("Parse endpoints (-want +got):\n%s", diff)
+	}
+	if len(parse.Stack) != 3 || parse.Stack[1].Symbol != "Server.products" {
+		t.Errorf("Parse stack = %+v", parse.Stack)
+	}
+	if serve := got["net/http.conn.serve"]; serve.Samples != 22-6+6 {
+		t.Errorf("conn.serve samples = %d, want 22", serve.Samples)
+	}
+	var lang *Package
+	for i := range s.Packages {
+		if s.Packages[i].Package == "golang.org/x/text/language" {
+			lang = &s.Packages[i]
+		}
+	}
+	if lang == nil || lang.Samples != 16 || lang.Module != "golang.org/x/text" || lang.Version != "v0.3.5" {
+		t.Errorf("language package = %+v", lang)
+	}
+}
+
+func TestGenerationsBound(t *testing.T) {
+	g := newGenerations[int](4)
+	for i := range 10 {
+		g.put(id8(byte(i)), i)
+	}
+	if n := len(g.cur) + len(g.prev); n > 4 {
+		t.Errorf("held %d entries, bound 4", n)
+	}
+	if v, ok := g.get(id8(9)); !ok || v != 9 {
+		t.Errorf("newest entry = %d, %v", v, ok)
+	}
+	if _, ok := g.get(id8(0)); ok {
+		t.Error("oldest entry still held")
+	}
+}
+
+// BenchmarkAddProfile measures attribution + model update with a warm
+// location cache, in samples per second.
+func BenchmarkAddProfile(b *testing.B) {
+	frames := make([][]attribution.Frame, 64)
+	for i := range frames {
+		frames[i] = []attribution.Frame{{Function: fmt.Sprintf("example.com/shop/pkg%d.(*T).M%d", i%8, i), File: fmt.Sprintf("example.com/shop/pkg%d/f.go", i%8)}}
+	}
+	batch := &telemetry.ProfileBatch{Service: "svc", Period: 10_000_000, Start: t0, Duration: 10 * time.Second, Locations: frames}
+	for i := range 1000 {
+		locs := make([]int32, 24)
+		for j := range locs {
+			locs[j] = int32((i*7 + j*13) % len(frames))
+		}
+		batch.Samples = append(batch.Samples, telemetry.Sample{Locations: locs, Count: 1, Value: 10_000_000})
+	}
+	m := newModel()
+	m.AddProfile(batch)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		m.AddProfile(batch)
+	}
+	b.ReportMetric(float64(b.N*len(batch.Samples))/b.Elapsed().Seconds(), "samples/s")
+}

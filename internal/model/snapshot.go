@@ -1,0 +1,291 @@
+package model
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/evidentsec/evident/internal/attribution"
+)
+
+// Window is one observation window: the span of time a profile covered
+// and how many samples it held.
+type Window struct {
+	Start, End time.Time
+	Samples    int64
+	// Period is the sampling period in Unit; 0 when the profile did not say.
+	Period     int64
+	Unit       string
+	SampleType string
+	// Source is the file or receiver the profile came from.
+	Source string
+}
+
+// Endpoint is one operation a service serves.
+type Endpoint struct {
+	// Kind is http, rpc, messaging or span (named after the span only).
+	Kind string
+	// Method is the HTTP method, the RPC service or "process".
+	Method string
+	// Route is the HTTP route template, the RPC method, the messaging
+	// destination or the span name.
+	Route         string
+	Calls, Errors int64
+	First, Last   time.Time
+}
+
+// Name is how reports show the endpoint: "GET /products/{id}".
+func (e Endpoint) Name() string {
+	if e.Method == "" {
+		return e.Route
+	}
+	return e.Method + " " + e.Route
+}
+
+// SpanCounts counts the SERVER and CONSUMER spans of a service by how
+// they were reached.
+type SpanCounts struct {
+	// All counts every span of the service, whatever its kind.
+	All              int64
+	Server, Consumer int64
+	// Root spans have no parent: the request entered the traced system
+	// here.
+	Root int64
+	// Linked spans were joined with the CLIENT or PRODUCER span of a
+	// traced service that caused them.
+	Linked int64
+	// PublicClients counts SERVER spans whose client.address is a public
+	// IP address.
+	PublicClients int64
+}
+
+// Edge is calls from one traced service to another.
+type Edge struct {
+	From, To      string
+	Calls, Errors int64
+	First, Last   time.Time
+}
+
+// Store is a data store or third party a service reached, under its
+// canonical name (DESIGN.md): "postgresql://shop/orders", "s3://bucket",
+// "kafka://orders", "https://api.example.com".
+type Store struct {
+	Name string
+	// Kind is database, objectstore, messaging or external.
+	Kind string
+	// System is db.system.name, "s3", messaging.system, or the URL scheme.
+	System string
+	// Service is the service that reached it.
+	Service       string
+	Calls, Errors int64
+	First, Last   time.Time
+}
+
+// Function is a function seen running in a service's profiles.
+type Function struct {
+	attribution.Func
+	// Samples is the number of samples with the function on the stack;
+	// Value their total in the profile's unit (CPU nanoseconds).
+	Samples, Value int64
+	First, Last    time.Time
+	// Endpoints are the endpoints whose spans led to the function, from
+	// span-labelled samples, heaviest first.
+	Endpoints []EndpointSamples
+	// Stack is the heaviest stack the function was seen on, leaf first.
+	Stack []attribution.Func
+}
+
+// EndpointSamples is how many samples of a function an endpoint led to.
+type EndpointSamples struct {
+	Endpoint string
+	Samples  int64
+}
+
+// Package is a code package seen running: the sum of its functions.
+type Package struct {
+	Language       attribution.Language
+	Package        string
+	Module         string
+	Version        string
+	Samples, Value int64
+	First, Last    time.Time
+}
+
+// Service is a snapshot of everything known about one service.
+type Service struct {
+	Name        string
+	First, Last time.Time
+
+	// Profiles.
+	Windows []Window
+	// Samples counts every profile sample; Unattributed those whose leaf
+	// frame no rule could attribute.
+	Samples, Unattributed int64
+	Functions             []Function // heaviest first
+	Packages              []Package  // heaviest first
+
+	// Traces.
+	Endpoints []Endpoint // most called first
+	Spans     SpanCounts
+	Edges     []Edge  // to other traced services
+	Stores    []Store // data stores and third parties it calls
+	Consumes  []Store // messaging destinations it consumes from
+}
+
+// Snapshot is a consistent copy of the model; it shares no memory with it.
+type Snapshot struct {
+	Services []*Service // by name
+}
+
+// Service returns the named service, or nil.
+func (s *Snapshot) Service(name string) *Service {
+	i, ok := slices.BinarySearchFunc(s.Services, name, func(svc *Service, n string) int { return cmp.Compare(svc.Name, n) })
+	if !ok {
+		return nil
+	}
+	return s.Services[i]
+}
+
+// Snapshot copies the model.
+func (m *Model) Snapshot() *Snapshot {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	snap := &Snapshot{Services: make([]*Service, 0, len(m.services))}
+	for _, s := range m.services {
+		snap.Services = append(snap.Services, s.snapshot())
+	}
+	slices.SortFunc(snap.Services, func(a, b *Service) int { return cmp.Compare(a.Name, b.Name) })
+	return snap
+}
+
+func (s *service) snapshot() *Service {
+	out := &Service{
+		Name: s.name, First: s.first, Last: s.last,
+		Windows: slices.Clone(s.windows), Samples: s.samples, Unattributed: s.unattrib,
+		Endpoints: slices.Clone(s.endpoints), Spans: s.spans,
+	}
+	out.Functions, out.Packages = s.functions()
+	slices.SortStableFunc(out.Endpoints, func(a, b Endpoint) int {
+		return cmp.Or(cmp.Compare(b.Calls, a.Calls), cmp.Compare(a.Name(), b.Name()))
+	})
+	for _, e := range s.edges {
+		out.Edges = append(out.Edges, *e)
+	}
+	slices.SortFunc(out.Edges, func(a, b Edge) int { return cmp.Compare(a.To, b.To) })
+	for _, st := range s.stores {
+		out.Stores = append(out.Stores, *st)
+	}
+	for host, h := range s.hosts {
+		if len(h.resolved) > 0 || isLocal(host) {
+			continue
+		}
+		out.Stores = append(out.Stores, Store{
+			Name: h.scheme + "://" + host, Kind: "external", System: h.scheme, Service: s.name,
+			Calls: h.calls, Errors: h.errors, First: h.first, Last: h.last,
+		})
+	}
+	slices.SortFunc(out.Stores, func(a, b Store) int { return cmp.Compare(a.Name, b.Name) })
+	for _, st := range s.consumes {
+		out.Consumes = append(out.Consumes, *st)
+	}
+	slices.SortFunc(out.Consumes, func(a, b Store) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+// functions derives per-function and per-package figures from the
+// stacks: a function or package counts once per stack however often it
+// recurses on it.
+func (s *service) functions() ([]Function, []Package) {
+	type pkgKey struct {
+		lang                 attribution.Language
+		pkg, module, version string
+	}
+	fns := make([]Function, len(s.funcs))
+	pkgOf := make([]int32, len(s.funcs))
+	pkgIndex := make(map[pkgKey]int32)
+	var pkgs []Package
+	for i, f := range s.funcs {
+		fns[i].Func = f
+		k := pkgKey{f.Language, f.Package, f.Module, f.Version}
+		pi, ok := pkgIndex[k]
+		if !ok {
+			pi = int32(len(pkgs))
+			pkgIndex[k] = pi
+			pkgs = append(pkgs, Package{Language: f.Language, Package: f.Package, Module: f.Module, Version: f.Version})
+		}
+		pkgOf[i] = pi
+	}
+	heaviest := filled(len(s.funcs), -1)
+	stamp := filled(len(s.funcs), -1)
+	pkgStamp := filled(len(pkgs), -1)
+	endpoints := make([]map[string]int64, len(s.funcs))
+	for si := range s.stacks {
+		st := &s.stacks[si]
+		for _, f := range st.funcs {
+			if stamp[f] == int32(si) {
+				continue
+			}
+			stamp[f] = int32(si)
+			fn := &fns[f]
+			fn.Samples += st.samples
+			fn.Value += st.value
+			within(&fn.First, &fn.Last, st.first)
+			within(&fn.First, &fn.Last, st.last)
+			if p := pkgOf[f]; pkgStamp[p] != int32(si) {
+				pkgStamp[p] = int32(si)
+				pkg := &pkgs[p]
+				pkg.Samples += st.samples
+				pkg.Value += st.value
+				within(&pkg.First, &pkg.Last, st.first)
+				within(&pkg.First, &pkg.Last, st.last)
+			}
+			if h := heaviest[f]; h < 0 || s.stacks[h].samples < st.samples {
+				heaviest[f] = int32(si)
+			}
+			if len(st.endpoints) == 0 && len(st.spanNames) == 0 {
+				continue
+			}
+			if endpoints[f] == nil {
+				endpoints[f] = make(map[string]int64)
+			}
+			for ep, n := range st.endpoints {
+				endpoints[f][s.endpoints[ep].Name()] += n
+			}
+			for name, n := range st.spanNames {
+				endpoints[f][name] += n
+			}
+		}
+	}
+	out := fns[:0]
+	for i := range fns {
+		if heaviest[i] < 0 {
+			continue // interned from a location of a sample that had no weight
+		}
+		fn := fns[i]
+		for _, idx := range s.stacks[heaviest[i]].funcs {
+			fn.Stack = append(fn.Stack, s.funcs[idx])
+		}
+		for name, n := range endpoints[i] {
+			fn.Endpoints = append(fn.Endpoints, EndpointSamples{Endpoint: name, Samples: n})
+		}
+		slices.SortFunc(fn.Endpoints, func(a, b EndpointSamples) int {
+			return cmp.Or(cmp.Compare(b.Samples, a.Samples), cmp.Compare(a.Endpoint, b.Endpoint))
+		})
+		out = append(out, fn)
+	}
+	slices.SortFunc(out, func(a, b Function) int {
+		return cmp.Or(cmp.Compare(b.Samples, a.Samples), cmp.Compare(a.Package, b.Package), cmp.Compare(a.Symbol, b.Symbol))
+	})
+	slices.SortFunc(pkgs, func(a, b Package) int {
+		return cmp.Or(cmp.Compare(b.Samples, a.Samples), cmp.Compare(a.Package, b.Package), cmp.Compare(a.Module, b.Module))
+	})
+	return out, pkgs
+}
+
+func filled(n int, v int32) []int32 {
+	s := make([]int32, n)
+	for i := range s {
+		s[i] = v
+	}
+	return s
+}

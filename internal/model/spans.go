@@ -1,0 +1,264 @@
+package model
+
+import (
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/evidentsec/evident/internal/attribution"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// Changes lists what a batch showed for the first time, for streaming
+// detections and for re-assessing only what changed.
+type Changes struct {
+	// NewFunctions are functions seen running for the first time, by
+	// service.
+	NewFunctions map[string][]attribution.Func
+	// NewEdges are service-to-service calls seen for the first time.
+	NewEdges []Edge
+	// NewStores are data stores or third parties a service reached for
+	// the first time.
+	NewStores []Store
+}
+
+// Empty reports whether the batch changed nothing that was not known.
+func (c Changes) Empty() bool {
+	return len(c.NewFunctions) == 0 && len(c.NewEdges) == 0 && len(c.NewStores) == 0
+}
+
+// ServiceName is the identity of a service: service.name, prefixed by
+// service.namespace and a slash when the namespace is set.
+func ServiceName(namespace, name string) string {
+	if namespace == "" {
+		return name
+	}
+	return namespace + "/" + name
+}
+
+// AddSpans folds a batch of spans into the model and returns what it
+// showed for the first time.
+func (m *Model) AddSpans(spans []telemetry.Span) Changes {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ch Changes
+	for i := range spans {
+		m.addSpan(&spans[i], &ch)
+	}
+	return ch
+}
+
+var zeroSpanID [8]byte
+
+func (m *Model) addSpan(sp *telemetry.Span, ch *Changes) {
+	s := m.service(ServiceName(sp.Namespace, sp.Service))
+	s.seen(sp.Start, sp.End)
+	s.spans.All++
+	a := &sp.Attrs
+	switch sp.Kind {
+	case telemetry.SpanKindServer, telemetry.SpanKindConsumer:
+		idx := s.endpoint(sp)
+		m.spanEndpoints.put(sp.SpanID, endpointRef{svc: s, idx: idx})
+		if sp.Kind == telemetry.SpanKindServer {
+			s.spans.Server++
+			if isPublic(a.ClientAddress) {
+				s.spans.PublicClients++
+			}
+		} else {
+			s.spans.Consumer++
+			if a.MessagingDestination != "" {
+				name := storeName(a.MessagingSystem, a.MessagingDestination, "")
+				st, _ := touchStore(s.consumes, name, "messaging", a.MessagingSystem, sp)
+				st.Service = s.name
+			}
+		}
+		if sp.ParentSpanID == zeroSpanID {
+			s.spans.Root++
+			return
+		}
+		if c, ok := m.callers.get(sp.ParentSpanID); ok {
+			m.callers.delete(sp.ParentSpanID)
+			m.join(c, s, sp, ch)
+			return
+		}
+		m.callees.put(sp.ParentSpanID, callee{svc: s, error: sp.Error})
+	case telemetry.SpanKindClient, telemetry.SpanKindProducer:
+		if name, kind, system := storeOf(sp); name != "" {
+			st, isNew := touchStore(s.stores, name, kind, system, sp)
+			st.Service = s.name
+			if isNew {
+				ch.NewStores = append(ch.NewStores, *st)
+			}
+			if kind != "messaging" {
+				return
+			}
+		}
+		host, scheme := hostOf(a)
+		if host != "" {
+			h := s.hosts[host]
+			if h == nil {
+				h = &hostCalls{scheme: scheme, resolved: make(map[*service]int64)}
+				s.hosts[host] = h
+			}
+			h.calls++
+			if sp.Error {
+				h.errors++
+			}
+			within(&h.first, &h.last, sp.Start)
+			within(&h.first, &h.last, sp.End)
+		}
+		c := caller{svc: s, host: host, error: sp.Error, start: sp.Start, end: sp.End}
+		if cl, ok := m.callees.get(sp.SpanID); ok {
+			m.callees.delete(sp.SpanID)
+			m.join(c, cl.svc, sp, ch)
+			return
+		}
+		m.callers.put(sp.SpanID, c)
+	}
+}
+
+// join records that caller's span caused a SERVER or CONSUMER span in
+// callee: an edge between traced services, and a host that is a service.
+func (m *Model) join(c caller, callee *service, sp *telemetry.Span, ch *Changes) {
+	callee.spans.Linked++
+	if c.svc == callee {
+		return
+	}
+	e := c.svc.edges[callee.name]
+	if e == nil {
+		e = &Edge{From: c.svc.name, To: callee.name}
+		c.svc.edges[callee.name] = e
+		defer func() { ch.NewEdges = append(ch.NewEdges, *e) }()
+	}
+	e.Calls++
+	if c.error {
+		e.Errors++
+	}
+	within(&e.First, &e.Last, c.start)
+	within(&e.First, &e.Last, c.end)
+	if h := c.svc.hosts[c.host]; h != nil {
+		h.resolved[callee]++
+	}
+}
+
+// endpoint returns the index of the endpoint a SERVER or CONSUMER span
+// served, counting the call.
+func (s *service) endpoint(sp *telemetry.Span) int32 {
+	a := &sp.Attrs
+	var k endpointKey
+	switch {
+	case a.HTTPRoute != "" || a.HTTPMethod != "":
+		k = endpointKey{kind: "http", method: a.HTTPMethod, route: a.HTTPRoute}
+		if k.route == "" {
+			// Without a route template the path would explode the
+			// endpoint set; the span name is the instrumentation's
+			// low-cardinality stand-in.
+			k.route = sp.Name
+		}
+	case a.RPCMethod != "":
+		k = endpointKey{kind: "rpc", method: a.RPCService, route: a.RPCMethod}
+	case sp.Kind == telemetry.SpanKindConsumer && a.MessagingDestination != "":
+		k = endpointKey{kind: "messaging", method: "process", route: a.MessagingDestination}
+	default:
+		k = endpointKey{kind: "span", route: sp.Name}
+	}
+	idx, ok := s.endpointIndex[k]
+	if !ok {
+		idx = int32(len(s.endpoints))
+		s.endpoints = append(s.endpoints, Endpoint{Kind: k.kind, Method: k.method, Route: k.route})
+		s.endpointIndex[k] = idx
+	}
+	e := &s.endpoints[idx]
+	e.Calls++
+	if sp.Error {
+		e.Errors++
+	}
+	within(&e.First, &e.Last, sp.Start)
+	within(&e.First, &e.Last, sp.End)
+	return idx
+}
+
+// storeOf names the data store a CLIENT or PRODUCER span reached, with
+// the canonical names of DESIGN.md, or "" when it reached none.
+func storeOf(sp *telemetry.Span) (name, kind, system string) {
+	a := &sp.Attrs
+	switch {
+	case a.DBSystem != "":
+		return storeName(a.DBSystem, a.DBNamespace, a.DBCollection), "database", a.DBSystem
+	case a.S3Bucket != "":
+		return "s3://" + a.S3Bucket, "objectstore", "s3"
+	case a.MessagingSystem != "" && a.MessagingDestination != "":
+		return storeName(a.MessagingSystem, a.MessagingDestination, ""), "messaging", a.MessagingSystem
+	}
+	return "", "", ""
+}
+
+// storeName builds "<system>://<namespace>/<collection>", leaving out
+// what is unknown.
+func storeName(system, namespace, collection string) string {
+	n := system + "://" + namespace
+	if collection != "" {
+		n += "/" + collection
+	}
+	return n
+}
+
+func touchStore(m map[string]*Store, name, kind, system string, sp *telemetry.Span) (*Store, bool) {
+	st := m[name]
+	isNew := st == nil
+	if isNew {
+		st = &Store{Name: name, Kind: kind, System: system}
+		m[name] = st
+	}
+	st.Calls++
+	if sp.Error {
+		st.Errors++
+	}
+	within(&st.First, &st.Last, sp.Start)
+	within(&st.First, &st.Last, sp.End)
+	return st, isNew
+}
+
+// hostOf returns the remote host of a CLIENT span and the URL scheme used
+// to name it.
+func hostOf(a *telemetry.Attrs) (host, scheme string) {
+	scheme = "https"
+	if a.URLFull != "" {
+		if u, err := url.Parse(a.URLFull); err == nil && u.Host != "" {
+			host, scheme = u.Hostname(), u.Scheme
+		}
+	}
+	if a.ServerAddress != "" {
+		host = a.ServerAddress
+	}
+	if host == "" {
+		host = a.PeerService
+	}
+	return host, scheme
+}
+
+// isPublic reports whether addr is an IP address on the public internet.
+func isPublic(addr string) bool {
+	ip := net.ParseIP(addr)
+	return ip != nil && ip.IsGlobalUnicast() && !ip.IsPrivate()
+}
+
+// isLocal reports whether a host is this machine or a private address:
+// never a third party, even when no traced service answers there.
+func isLocal(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && (ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified())
+}
+
+// within widens [first, last] to include t.
+func within(first, last *time.Time, t time.Time) {
+	if first.IsZero() || t.Before(*first) {
+		*first = t
+	}
+	if t.After(*last) {
+		*last = t
+	}
+}
