@@ -101,6 +101,10 @@ type job struct {
 	url      string
 	path     string // the file to replace
 	metaPath string
+	// ownDir is set when the file's directory holds nothing else, and so
+	// is removed when left empty by a failed first download: vulndb would
+	// read an empty ecosystem directory as a source without records.
+	ownDir bool
 	// verify checks the downloaded file (open, synced, at offset n) and
 	// returns its record count.
 	verify func(f *os.File, n int64) (int, error)
@@ -152,6 +156,7 @@ func Update(ctx context.Context, cfg Config) (Result, error) {
 			url:      strings.TrimSuffix(cfg.BaseURL, "/") + "/" + url.PathEscape(eco) + "/all.zip",
 			path:     filepath.Join(dir, "all.zip"),
 			metaPath: filepath.Join(dir, "meta.json"),
+			ownDir:   true,
 			verify:   verifyArchiveFile,
 		})
 	}
@@ -287,6 +292,10 @@ func (u *updater) run(ctx context.Context, j job) FileResult {
 		if !u.retry(ctx, j.name, res.Attempts, err) {
 			res.Duration = time.Since(start)
 			res.Err = err
+			if j.ownDir {
+				// Fails, as it should, unless the directory is empty.
+				_ = os.Remove(filepath.Dir(j.path))
+			}
 			return res
 		}
 	}
