@@ -92,6 +92,7 @@ runs, how exposed the service is and what it can reach, ranked with the evidence
 	root.PersistentFlags().StringVar(&g.dataDir, "data", defaultData, "data directory for the vulnerability database and the store (env EVIDENT_DATA)")
 	root.AddCommand(
 		newVersionCmd(g),
+		newFindingsCmd(g),
 	)
 	return root
 }

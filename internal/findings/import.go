@@ -179,6 +179,9 @@ func formatOfKeys(keys []string) (Format, error) {
 	case has("results"):
 		return FormatOSVScanner, nil
 	}
+	if len(keys) > 5 {
+		keys = append(keys[:5:5], "...")
+	}
 	return "", fmt.Errorf("JSON object with keys %q: %w", keys, ErrUnknownFormat)
 }
 
@@ -230,8 +233,6 @@ func levelOfScore(score float64) string {
 		return LevelHigh
 	case score >= 4:
 		return LevelMedium
-	case score > 0:
-		return LevelLow
 	}
 	return LevelLow
 }

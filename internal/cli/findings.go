@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/evidentsec/evident/internal/findings"
+)
+
+func newFindingsCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "findings",
+		Short: "Import scanner reports and SBOMs as one list of findings",
+	}
+	cmd.AddCommand(newFindingsImportCmd(g))
+	return cmd
+}
+
+// importParser reads one input of a format into findings; see the
+// findings.ParseXxx functions for the error contract.
+type importParser func(r io.Reader, name string) ([]findings.Finding, []error)
+
+// importParsers are the input formats that findings import reads. The
+// SBOM formats join when their importers, which match packages against
+// the vulnerability database, are there.
+func importParsers() map[findings.Format]importParser {
+	return map[findings.Format]importParser{
+		findings.FormatGovulncheck: findings.ParseGovulncheck,
+		findings.FormatTrivy:       findings.ParseTrivy,
+		findings.FormatGrype:       findings.ParseGrype,
+		findings.FormatOSVScanner:  findings.ParseOSVScanner,
+	}
+}
+
+// detectPrefix is how much of an input format detection reads.
+const detectPrefix = 64 << 10
+
+func newFindingsImportCmd(g *globals) *cobra.Command {
+	var format, inputFormat, service string
+	parsers := importParsers()
+	names := make([]string, 0, len(parsers))
+	for f := range maps.Keys(parsers) {
+		names = append(names, string(f))
+	}
+	slices.Sort(names)
+	cmd := &cobra.Command{
+		Use:   "import [SERVICE=]FILE...",
+		Short: "Read scanner reports, merge their findings and print them",
+		Long: `Read the reports of vulnerability scanners (` + strings.Join(names, ", ") + `),
+normalise their findings and merge them: the same vulnerability (under any of
+its ids: GO-, GHSA-, CVE-...) in the same package version of the same service,
+reported by several tools, is one finding that lists every tool.
+
+A FILE written as SERVICE=FILE assigns its findings to SERVICE; --service
+names the service of the files that do not. The format of each file is
+detected from its content unless --input-format says it.
+
+Records that cannot be read are reported on stderr with the file, the record
+and the reason, and skipped; the others are printed. Exit status 3 if any
+record was skipped, 2 if a file could not be read at all.`,
+		Example: `  evident findings import govulncheck.json trivy.json
+  evident findings import checkout=checkout.grype.json cart=cart.trivy.json --format json
+  govulncheck -json ./... > gvc.json && evident findings import --service api gvc.json`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != "table" && format != "json" {
+				return fmt.Errorf("--format %q: want table or json", format)
+			}
+			if inputFormat != "auto" {
+				if _, ok := parsers[findings.Format(inputFormat)]; !ok {
+					return fmt.Errorf("--input-format %q: want auto, %s", inputFormat, strings.Join(names, ", "))
+				}
+			}
+			var (
+				all             []findings.Finding
+				unread, skipped int
+			)
+			for _, arg := range args {
+				svc, path := splitServiceArg(arg)
+				fs, errs := importFile(path, findings.Format(inputFormat), parsers)
+				fileFailed := false
+				for _, err := range errs {
+					fmt.Fprintf(g.stderr, "evident: %v\n", err)
+					if _, ok := errors.AsType[*findings.RecordError](err); !ok && len(fs) == 0 {
+						fileFailed = true
+					}
+				}
+				switch {
+				case fileFailed:
+					unread++
+				case len(errs) > 0:
+					skipped++
+				}
+				// SERVICE=FILE wins; --service only fills in what the
+				// input did not say.
+				for i := range fs {
+					switch {
+					case svc != "":
+						fs[i].Service = svc
+					case fs[i].Service == "":
+						fs[i].Service = service
+					}
+				}
+				all = append(all, fs...)
+			}
+			merged := findings.Merge(all)
+			var err error
+			if format == "json" {
+				err = findings.WriteJSON(g.stdout, merged)
+			} else {
+				err = findings.WriteTable(g.stdout, merged)
+			}
+			switch {
+			case err != nil:
+				return withCode(ExitUsage, err)
+			case unread > 0:
+				return withCode(ExitUsage, fmt.Errorf("%d of %d inputs could not be read", unread, len(args)))
+			case skipped > 0:
+				return withCode(ExitSkipped, errSkipped)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&format, "format", "table", "output format: table or json")
+	f.StringVar(&inputFormat, "input-format", "auto", "format of the inputs: auto (detect from the content), "+strings.Join(names, ", "))
+	f.StringVar(&service, "service", "", "service of the findings of files given without SERVICE=")
+	return cmd
+}
+
+// splitServiceArg splits a SERVICE=FILE argument. An argument that names
+// an existing file is a file, even with an "=" in its name.
+func splitServiceArg(arg string) (service, path string) {
+	if _, err := os.Stat(arg); err == nil {
+		return "", arg
+	}
+	if svc, path, ok := strings.Cut(arg, "="); ok && svc != "" && path != "" {
+		return svc, path
+	}
+	return "", arg
+}
+
+// importFile reads one input, detecting its format when format is auto.
+func importFile(path string, format findings.Format, parsers map[findings.Format]importParser) ([]findings.Finding, []error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, []error{fmt.Errorf("read findings: %w", err)}
+	}
+	defer file.Close()
+	br := bufio.NewReaderSize(file, detectPrefix)
+	if format == "auto" {
+		prefix, err := br.Peek(detectPrefix)
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+			return nil, []error{fmt.Errorf("read findings from %s: %w", path, err)}
+		}
+		if format, err = findings.Detect(prefix); err != nil {
+			return nil, []error{fmt.Errorf("%s: %w (name it with --input-format)", path, err)}
+		}
+	}
+	parse, ok := parsers[format]
+	if !ok {
+		return nil, []error{fmt.Errorf("%s: %s input is not supported by findings import", path, format)}
+	}
+	return parse(br, path)
+}

@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// rewriteGolden reports whether the tests run with -update (the flag is
+// declared once for the package, by whichever test file needs it first).
+func rewriteGolden() bool {
+	f := flag.Lookup("update")
+	return f != nil && f.Value.String() == "true"
+}
+
+func TestFindingsImport(t *testing.T) {
+	const (
+		fx  = "../findings/testdata/"
+		bad = "testdata/findings/"
+	)
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		// golden holds stdout, then a line "--- stderr", then stderr.
+		golden string
+	}{
+		{
+			name:     "four tools of one service as a table",
+			args:     []string{"app=" + fx + "govulncheck/symbol.json", "app=" + fx + "grype/dir.json", "app=" + fx + "trivy/fs.json", "app=" + fx + "osvscanner/app.json"},
+			wantCode: ExitOK,
+			golden:   "app.table.golden",
+		},
+		{
+			name:     "json with --service and a service per file",
+			args:     []string{"--format", "json", "--service", "app", fx + "govulncheck/module.json", "checkout=" + fx + "trivy/image.json"},
+			wantCode: ExitOK,
+			golden:   "services.json.golden",
+		},
+		{
+			name:     "forced input format",
+			args:     []string{"--input-format", "grype", fx + "grype/image.json"},
+			wantCode: ExitOK,
+			golden:   "grype.table.golden",
+		},
+		{
+			name:     "bad records are skipped and reported",
+			args:     []string{"--service", "cart", bad + "bad-records.trivy.json", bad + "truncated.govulncheck.json"},
+			wantCode: ExitSkipped,
+			golden:   "skipped.golden",
+		},
+		{
+			name:     "unreadable inputs",
+			args:     []string{fx + "trivy/fs.json", bad + "missing.json", bad + "unknown.json", "--input-format", "trivy"},
+			wantCode: ExitUsage,
+			golden:   "unreadable.golden",
+		},
+		{
+			name:     "undetectable input",
+			args:     []string{bad + "unknown.json"},
+			wantCode: ExitUsage,
+			golden:   "undetectable.golden",
+		},
+		{
+			name:     "wrong output format",
+			args:     []string{"--format", "sarif", fx + "trivy/fs.json"},
+			wantCode: ExitUsage,
+			golden:   "badflag.golden",
+		},
+		{
+			name:     "input format without an importer",
+			args:     []string{"--input-format", "nessus", fx + "trivy/fs.json"},
+			wantCode: ExitUsage,
+			golden:   "badinputformat.golden",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := run(t, append([]string{"findings", "import"}, tt.args...)...)
+			if code != tt.wantCode {
+				t.Errorf("exit code = %d, want %d (stderr %q)", code, tt.wantCode, errOut)
+			}
+			got := out + "--- stderr\n" + errOut
+			path := filepath.Join("testdata", "findings", tt.golden)
+			if rewriteGolden() {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if diff := cmp.Diff(string(want), got); diff != "" {
+				t.Errorf("%s mismatch (-want +got):\n%s", path, diff)
+			}
+		})
+	}
+}
+
+func TestSplitServiceArg(t *testing.T) {
+	dir := t.TempDir()
+	withEq := filepath.Join(dir, "a=b.json")
+	if err := os.WriteFile(withEq, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		arg, wantService, wantPath string
+	}{
+		{arg: "api=report.json", wantService: "api", wantPath: "report.json"},
+		{arg: "report.json", wantPath: "report.json"},
+		{arg: "=report.json", wantPath: "=report.json"},
+		{arg: "api=", wantPath: "api="},
+		{arg: withEq, wantPath: withEq},
+		{arg: "api=" + withEq, wantService: "api", wantPath: withEq},
+	}
+	for _, tt := range tests {
+		t.Run(strings.ReplaceAll(tt.arg, dir, "DIR"), func(t *testing.T) {
+			svc, path := splitServiceArg(tt.arg)
+			if svc != tt.wantService || path != tt.wantPath {
+				t.Errorf("splitServiceArg(%q) = %q, %q; want %q, %q", tt.arg, svc, path, tt.wantService, tt.wantPath)
+			}
+		})
+	}
+}

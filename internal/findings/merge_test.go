@@ -1,0 +1,259 @@
+package findings
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// parseFixture parses a file under testdata and fails the test on any
+// error.
+func parseFixture(t testing.TB, parse parser, file string) []Finding {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fs, errs := parse(f, file)
+	if len(errs) > 0 {
+		t.Fatalf("parse %s: %v", file, errs)
+	}
+	return fs
+}
+
+// sameApp is the govulncheck/app program as four tools reported it.
+func sameApp(t testing.TB) []Finding {
+	var all []Finding
+	for _, in := range []struct {
+		parse parser
+		file  string
+	}{
+		{ParseGovulncheck, "govulncheck/symbol.json"},
+		{ParseGrype, "grype/dir.json"},
+		{ParseTrivy, "trivy/fs.json"},
+		{ParseOSVScanner, "osvscanner/app.json"},
+	} {
+		for _, f := range parseFixture(t, in.parse, in.file) {
+			f.Service = "app"
+			all = append(all, f)
+		}
+	}
+	return all
+}
+
+func TestMergeSameAppFromFourTools(t *testing.T) {
+	all := sameApp(t)
+	got := Merge(all)
+	checkGolden(t, "testdata/merge/app.golden", marshalResult(t, got, nil))
+
+	wantSources := map[string][]string{
+		"GO-2021-0113": {"govulncheck", "grype", "osv-scanner", "trivy"},
+		"GO-2022-1059": {"govulncheck", "grype", "osv-scanner", "trivy"},
+		"GO-2026-5970": {"govulncheck", "osv-scanner"},
+		"GO-2020-0036": {"govulncheck", "grype", "osv-scanner", "trivy"},
+		"GO-2021-0061": {"govulncheck", "grype", "osv-scanner", "trivy"},
+		"GO-2022-0956": {"govulncheck", "grype", "osv-scanner", "trivy"},
+	}
+	if len(got) != len(wantSources) {
+		t.Fatalf("got %d findings, want %d", len(got), len(wantSources))
+	}
+	for _, f := range got {
+		var tools []string
+		for _, s := range f.Sources {
+			tools = append(tools, s.Tool)
+		}
+		if diff := cmp.Diff(wantSources[f.Vulnerability.ID], tools); diff != "" {
+			t.Errorf("%s sources (-want +got):\n%s", f.Vulnerability.ID, diff)
+		}
+	}
+	// Severity comes from Trivy and Grype, Static and Symbols from
+	// govulncheck and OSV-Scanner, all on the one finding.
+	first := got[0]
+	if first.Vulnerability.ID != "GO-2021-0113" || first.Severity.Level != LevelHigh || first.Static != StaticCalled ||
+		!slices.Equal(first.Symbols, []string{"golang.org/x/text/language.Parse"}) || first.FixedVersion != "v0.3.7" {
+		t.Errorf("first finding = %+v", first)
+	}
+
+	// The order of the inputs does not matter, and merging is idempotent.
+	rev := slices.Clone(all)
+	slices.Reverse(rev)
+	if diff := cmp.Diff(got, Merge(rev)); diff != "" {
+		t.Errorf("Merge depends on input order (-forward +reverse):\n%s", diff)
+	}
+	if diff := cmp.Diff(got, Merge(got)); diff != "" {
+		t.Errorf("Merge is not idempotent:\n%s", diff)
+	}
+}
+
+func TestMerge(t *testing.T) {
+	const purl = "pkg:golang/golang.org/x/text@v0.3.5"
+	pkg := Package{PURL: purl, Ecosystem: "Go", Name: "golang.org/x/text", Version: "v0.3.5"}
+	f := func(tool, id string, aliases ...string) Finding {
+		return Finding{Package: pkg, Vulnerability: Vulnerability{ID: id, Aliases: aliases},
+			Severity: Severity{Level: LevelUnknown}, Sources: []Source{{Tool: tool, File: tool + ".json"}}}
+	}
+	with := func(x Finding, edit func(*Finding)) Finding { edit(&x); return x }
+	tests := []struct {
+		name string
+		in   []Finding
+		want []Finding
+	}{
+		{
+			name: "aliases resolve transitively",
+			in: []Finding{
+				f("govulncheck", "GO-2021-0113", "CVE-2021-38561", "GHSA-ppp9-7jff-5vj2"),
+				f("trivy", "CVE-2021-38561"),
+				f("grype", "GHSA-ppp9-7jff-5vj2", "CVE-2021-38561"),
+			},
+			want: []Finding{{
+				Package:       pkg,
+				Vulnerability: Vulnerability{ID: "GO-2021-0113", Aliases: []string{"CVE-2021-38561", "GHSA-ppp9-7jff-5vj2"}},
+				Severity:      Severity{Level: LevelUnknown},
+				Sources:       []Source{{Tool: "govulncheck", File: "govulncheck.json"}, {Tool: "grype", File: "grype.json"}, {Tool: "trivy", File: "trivy.json"}},
+			}},
+		},
+		{
+			name: "a chain of aliases joins findings that share no id directly",
+			in:   []Finding{f("a", "CVE-1"), f("b", "GHSA-x", "CVE-1", "PYSEC-1"), f("c", "PYSEC-1")},
+			want: []Finding{{
+				Package:       pkg,
+				Vulnerability: Vulnerability{ID: "GHSA-x", Aliases: []string{"CVE-1", "PYSEC-1"}},
+				Severity:      Severity{Level: LevelUnknown},
+				Sources:       []Source{{Tool: "a", File: "a.json"}, {Tool: "b", File: "b.json"}, {Tool: "c", File: "c.json"}},
+			}},
+		},
+		{
+			name: "a distribution advisory does not join the vulnerabilities it fixes",
+			in:   []Finding{f("trivy", "CVE-2022-1292", "DSA-5169-1"), f("trivy", "CVE-2022-2068", "DSA-5169-1")},
+			want: []Finding{f("trivy", "CVE-2022-1292", "DSA-5169-1"), f("trivy", "CVE-2022-2068", "DSA-5169-1")},
+		},
+		{
+			name: "other services and versions stay apart",
+			in: []Finding{
+				with(f("trivy", "CVE-1"), func(x *Finding) { x.Service = "b" }),
+				with(f("trivy", "CVE-1"), func(x *Finding) { x.Service = "a" }),
+				with(f("trivy", "CVE-1"), func(x *Finding) {
+					x.Service = "a"
+					x.Package = Package{PURL: "pkg:golang/golang.org/x/text@v0.3.6", Ecosystem: "Go", Name: "golang.org/x/text", Version: "v0.3.6"}
+				}),
+			},
+			want: []Finding{
+				with(f("trivy", "CVE-1"), func(x *Finding) { x.Service = "a" }),
+				with(f("trivy", "CVE-1"), func(x *Finding) {
+					x.Service = "a"
+					x.Package = Package{PURL: "pkg:golang/golang.org/x/text@v0.3.6", Ecosystem: "Go", Name: "golang.org/x/text", Version: "v0.3.6"}
+				}),
+				with(f("trivy", "CVE-1"), func(x *Finding) { x.Service = "b" }),
+			},
+		},
+		{
+			name: "highest severity, strongest static, union of symbols, lowest fix above the installed version",
+			in: []Finding{
+				with(f("govulncheck", "GO-1", "CVE-1"), func(x *Finding) {
+					x.Static, x.Symbols, x.FixedVersion = StaticCalled, []string{"p.F"}, "v0.3.7"
+				}),
+				with(f("govulncheck", "GO-1"), func(x *Finding) { x.Static = StaticImported }),
+				with(f("osv-scanner", "GO-1"), func(x *Finding) {
+					x.Static, x.Symbols, x.Severity = StaticRequired, []string{"p.G", "p.F"}, Severity{Level: LevelMedium, Score: 6.5}
+				}),
+				with(f("trivy", "CVE-1"), func(x *Finding) {
+					x.Severity, x.FixedVersion = Severity{Level: LevelHigh, Score: 7.5, Vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"}, "0.3.4, 0.3.10, 0.3.8"
+				}),
+				with(f("grype", "CVE-1"), func(x *Finding) { x.Severity = Severity{Level: LevelHigh, Score: 7.1} }),
+			},
+			want: []Finding{{
+				Package:       pkg,
+				Vulnerability: Vulnerability{ID: "GO-1", Aliases: []string{"CVE-1"}},
+				Severity:      Severity{Level: LevelHigh, Score: 7.5, Vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"},
+				FixedVersion:  "v0.3.7",
+				Static:        StaticCalled,
+				Symbols:       []string{"p.F", "p.G"},
+				Sources: []Source{
+					{Tool: "govulncheck", File: "govulncheck.json"}, {Tool: "grype", File: "grype.json"}, {Tool: "osv-scanner", File: "osv-scanner.json"}, {Tool: "trivy", File: "trivy.json"},
+				},
+			}},
+		},
+		{
+			name: "empty",
+			in:   nil,
+			want: nil,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Merge(tt.in)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Merge() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPrimaryID(t *testing.T) {
+	tests := []struct {
+		ids  []string
+		want string
+	}{
+		{[]string{"CVE-2021-38561", "GHSA-ppp9-7jff-5vj2", "GO-2021-0113"}, "GO-2021-0113"},
+		{[]string{"CVE-2021-38561", "GHSA-ppp9-7jff-5vj2"}, "GHSA-ppp9-7jff-5vj2"},
+		{[]string{"CVE-2021-23337", "PYSEC-2021-1"}, "PYSEC-2021-1"},
+		{[]string{"GHSA-b", "GHSA-a"}, "GHSA-a"},
+		{[]string{"DSA-5169-1", "CVE-2022-1292"}, "CVE-2022-1292"},
+		{[]string{"RHSA-2023:2165"}, "RHSA-2023:2165"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.ids), func(t *testing.T) {
+			if got := primaryID(tt.ids); got != tt.want {
+				t.Errorf("primaryID(%q) = %q, want %q", tt.ids, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLowestFix(t *testing.T) {
+	tests := []struct {
+		name                 string
+		ecosystem, installed string
+		fixes                []string
+		want                 string
+	}{
+		{name: "go adds v", ecosystem: "Go", installed: "v0.3.5", fixes: []string{"0.3.7"}, want: "v0.3.7"},
+		{name: "numeric not lexical", ecosystem: "Go", installed: "v1.20.1", fixes: []string{"1.19.8, 1.20.3", "v1.20.10"}, want: "v1.20.3"},
+		{name: "debian revision", ecosystem: "Debian", installed: "1.1.1n-0+deb11u1", fixes: []string{"1.1.1n-0+deb11u3", "1.1.1n-0+deb11u10"}, want: "1.1.1n-0+deb11u3"},
+		{name: "npm", ecosystem: "npm", installed: "4.17.20", fixes: []string{"4.17.21"}, want: "4.17.21"},
+		{name: "none above installed keeps the highest", ecosystem: "Go", installed: "v2.0.0", fixes: []string{"1.0.1", "1.2.0"}, want: "v1.2.0"},
+		{name: "unknown ecosystem compares strings", ecosystem: "generic", installed: "1.0", fixes: []string{"1.2", "1.1"}, want: "1.1"},
+		{name: "no fix", ecosystem: "Go", installed: "v1.0.0", want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := lowestFix(tt.ecosystem, tt.installed, tt.fixes); got != tt.want {
+				t.Errorf("lowestFix(%q, %q, %q) = %q, want %q", tt.ecosystem, tt.installed, tt.fixes, got, tt.want)
+			}
+		})
+	}
+}
+
+func BenchmarkMerge(b *testing.B) {
+	// Many services each reporting the same app through four tools: the
+	// shape of a large import.
+	base := sameApp(b)
+	var all []Finding
+	for s := range 500 {
+		for _, f := range base {
+			f.Service = fmt.Sprintf("svc-%03d", s)
+			all = append(all, f)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		Merge(all)
+	}
+	b.ReportMetric(float64(len(all))*float64(b.N)/b.Elapsed().Seconds(), "findings/s")
+}
