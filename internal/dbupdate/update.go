@@ -290,6 +290,10 @@ func (u *updater) run(ctx context.Context, j job) FileResult {
 			return res
 		}
 		if !u.retry(ctx, j.name, res.Attempts, err) {
+			if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+				// Cancelled while waiting to retry: say so first.
+				err = fmt.Errorf("%w; last attempt: %w", context.Cause(ctx), err)
+			}
 			res.Duration = time.Since(start)
 			res.Err = err
 			if j.ownDir {

@@ -505,3 +505,28 @@ func BenchmarkUpdate(b *testing.B) {
 	}
 	b.ReportMetric(float64(4291*b.N)/b.Elapsed().Seconds(), "records/s")
 }
+
+func TestUpdateCancelledWhileWaitingToRetry(t *testing.T) {
+	s := newGCSServer(t)
+	s.put("/osv-vulnerabilities/Go/all.zip", &object{body: osvArchive(t), failures: []int{503}})
+	cfg := testConfig(t, s, false, "Go")
+	cfg.RetryWait = time.Hour
+	cfg.MaxRetryWait = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The progress line of the retry comes just before the wait.
+	cfg.Progress = writerFunc(func(p []byte) (int, error) {
+		if bytes.Contains(p, []byte("retrying in 1h0m0s")) {
+			cancel()
+		}
+		return len(p), nil
+	})
+	_, err := Update(ctx, cfg)
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrStatus) {
+		t.Errorf("Update error = %v, want context.Canceled and the last attempt's ErrStatus", err)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
