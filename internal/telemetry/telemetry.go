@@ -15,6 +15,8 @@ import (
 type ProfileBatch struct {
 	// Service is the service identity, "" if unknown (the caller may assign one).
 	Service string
+	// Namespace is the service namespace (resource service.namespace), when known.
+	Namespace string
 	// Source names the file or receiver the profile came from, for errors and evidence.
 	Source string
 	// SampleType is the sample type whose values were kept, e.g. "cpu", "samples", "alloc_space".

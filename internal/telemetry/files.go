@@ -1,0 +1,349 @@
+package telemetry
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Input is one telemetry path given by the user, with the service its
+// files belong to ("" when the files or a directory layout say it).
+type Input struct {
+	Service string
+	Path    string
+}
+
+// ParseInput parses "SERVICE=PATH" or a bare "PATH". The part before the
+// first '=' is taken as a service only when it holds no path separator,
+// so a path containing '=' can still be given bare.
+func ParseInput(s string) (Input, error) {
+	if s == "" {
+		return Input{}, errors.New("parse telemetry input: empty")
+	}
+	svc, path, ok := strings.Cut(s, "=")
+	if !ok || strings.ContainsAny(svc, `/\`) {
+		return Input{Path: s}, nil
+	}
+	if svc == "" || path == "" {
+		return Input{}, fmt.Errorf("parse telemetry input %q: want SERVICE=PATH with both parts", s)
+	}
+	return Input{Service: svc, Path: path}, nil
+}
+
+// Kind is the kind of telemetry a file holds.
+type Kind uint8
+
+// Kinds of telemetry files.
+const (
+	KindUnknown      Kind = iota
+	KindPprof             // pprof profile, gzipped or raw
+	KindOTLPProfiles      // OTLP ExportProfilesServiceRequest, protobuf or JSON
+	KindTraces            // OTLP traces (protobuf, JSON, JSON lines) or Tempo JSON
+)
+
+// String returns a short name of the kind.
+func (k Kind) String() string {
+	switch k {
+	case KindPprof:
+		return "pprof"
+	case KindOTLPProfiles:
+		return "otlp-profiles"
+	case KindTraces:
+		return "traces"
+	default:
+		return "unknown"
+	}
+}
+
+// File is one telemetry file to decode.
+type File struct {
+	Service string
+	Path    string
+	Kind    Kind
+}
+
+// hasTelemetryExt reports whether Discover picks up a file of this name
+// inside a directory; other files there (READMEs, checksums) are skipped.
+// A file named directly is read whatever its name.
+func hasTelemetryExt(name string) bool {
+	for _, ext := range [...]string{".pb.gz", ".pprof", ".prof", ".pb", ".json", ".jsonl", ".json.gz", ".jsonl.gz", ".pprof.gz"} {
+		if strings.HasSuffix(name, ext) {
+			return true
+		}
+	}
+	return false
+}
+
+// Discover lists the telemetry files of the inputs and recognises the
+// kind of each by its content. In a directory given without a service,
+// files under a first-level subdirectory belong to the service named by
+// that subdirectory (dir/checkout/cpu.pb.gz → "checkout"); files directly
+// in it have no service. Hidden files and directories are skipped.
+//
+// A file that cannot be read or recognised is reported in the returned
+// error and left out; the other files are returned.
+func Discover(inputs []Input) ([]File, error) {
+	var files []File
+	var errs []error
+	for _, in := range inputs {
+		info, err := os.Stat(in.Path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("discover telemetry: %w", err))
+			continue
+		}
+		if !info.IsDir() {
+			kind, err := sniffFile(in.Path)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			files = append(files, File{Service: in.Service, Path: in.Path, Kind: kind})
+			continue
+		}
+		err = filepath.WalkDir(in.Path, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				errs = append(errs, fmt.Errorf("discover telemetry: %w", err))
+				return nil
+			}
+			if path != in.Path && strings.HasPrefix(d.Name(), ".") {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if d.IsDir() || !hasTelemetryExt(d.Name()) {
+				return nil
+			}
+			kind, err := sniffFile(path)
+			if err != nil {
+				errs = append(errs, err)
+				return nil
+			}
+			svc := in.Service
+			if svc == "" {
+				rel, _ := filepath.Rel(in.Path, path)
+				if dir, _, ok := strings.Cut(filepath.ToSlash(rel), "/"); ok {
+					svc = dir
+				}
+			}
+			files = append(files, File{Service: svc, Path: path, Kind: kind})
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("discover telemetry in %s: %w", in.Path, err))
+		}
+	}
+	return files, errors.Join(errs...)
+}
+
+// sniffLen is how much of a file (after gunzipping) sniffing reads.
+const sniffLen = 64 << 10
+
+// sniffFile recognises the kind of a file from its first bytes.
+func sniffFile(path string) (Kind, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return KindUnknown, fmt.Errorf("discover telemetry: %w", err)
+	}
+	defer f.Close()
+	var r io.Reader = bufio.NewReader(f)
+	head := make([]byte, sniffLen)
+	n, err := io.ReadFull(r, head[:2])
+	if err != nil {
+		return KindUnknown, fmt.Errorf("discover telemetry: %s: %w: file is empty or too short", path, ErrUnknownFormat)
+	}
+	if bytes.Equal(head[:2], gzipMagic) {
+		zr, err := gzip.NewReader(io.MultiReader(bytes.NewReader(head[:2]), r))
+		if err != nil {
+			return KindUnknown, fmt.Errorf("discover telemetry: %s: gzip: %w: %w", path, ErrMalformed, err)
+		}
+		r, n = zr, 0
+	}
+	m, err := io.ReadFull(r, head[n:])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return KindUnknown, fmt.Errorf("discover telemetry: %s: %w: %w", path, ErrMalformed, err)
+	}
+	kind := sniff(head[:n+m])
+	if kind == KindUnknown {
+		return kind, fmt.Errorf("discover telemetry: %s: %w: neither pprof, OTLP profiles, OTLP traces nor Tempo JSON", path, ErrUnknownFormat)
+	}
+	return kind, nil
+}
+
+// sniff recognises the kind of (the start of) a decompressed file.
+func sniff(head []byte) Kind {
+	if t := bytes.TrimLeft(head, " \t\r\n"); len(t) > 0 && t[0] == '{' {
+		switch topKey(t) {
+		case "resourceProfiles", "dictionary":
+			return KindOTLPProfiles
+		case "resourceSpans", "batches", "trace":
+			return KindTraces
+		}
+		return KindUnknown
+	}
+	return sniffProto(head)
+}
+
+// sniffProto tells the protobuf messages apart by their first fields.
+// pprof's Profile starts with sample_type (a ValueType of varints) and has
+// fields up to 15; the OTLP requests hold only resource_* (1) and, for
+// profiles, the dictionary (2). Traces and profiles differ two levels
+// down: a span starts with its 16-byte trace_id, a profile with its
+// sample_type.
+func sniffProto(head []byte) Kind {
+	var first []byte
+	nums := map[protowire.Number]bool{}
+	for off := 0; off < len(head); {
+		f, n, err := nextField(head[off:])
+		if err != nil {
+			break // head may end mid-field
+		}
+		nums[f.num] = true
+		if f.num == 1 && first == nil {
+			if f.typ != protowire.BytesType {
+				return KindUnknown
+			}
+			first = f.b
+		}
+		off += n
+	}
+	for num := range nums {
+		if num > 2 {
+			return KindPprof
+		}
+	}
+	if first == nil {
+		if nums[2] {
+			return KindOTLPProfiles
+		}
+		return KindUnknown
+	}
+	if f, _, err := nextField(first); err == nil && f.typ == protowire.VarintType {
+		return KindPprof
+	}
+	if nums[2] {
+		return KindOTLPProfiles
+	}
+	// resource_* → scope_* (2) → spans/profiles (2) → first field.
+	inner := first
+	for range 2 {
+		var next []byte
+		_ = forEachField(inner, func(f field) error {
+			if f.num == 2 && next == nil && f.typ == protowire.BytesType {
+				next = f.b
+			}
+			return nil
+		})
+		if next == nil {
+			return KindTraces // no spans or profiles to tell by; traces are far more common
+		}
+		inner = next
+	}
+	if f, _, err := nextField(inner); err == nil && f.num == 1 && f.typ == protowire.BytesType && len(f.b) == 16 {
+		return KindTraces
+	}
+	return KindOTLPProfiles
+}
+
+// Handler receives what Load decodes. Load calls it from one goroutine;
+// the handler owns the batches and slices it is given. An error from it
+// stops Load.
+type Handler interface {
+	Profile(*ProfileBatch) error
+	Spans([]Span) error
+}
+
+// handlerError marks an error returned by the Handler, which stops Load,
+// from errors about the input, which do not.
+type handlerError struct{ err error }
+
+func (e handlerError) Error() string { return e.err.Error() }
+func (e handlerError) Unwrap() error { return e.err }
+
+// Load decodes the files in order and hands their contents to h.
+//
+// Service assignment: a pprof profile takes the file's service when it has
+// one (the user or the directory named it), else its service_name label;
+// OTLP data names its services in resource attributes, and the file's
+// service only fills in where those are missing.
+//
+// A file that cannot be decoded, and the malformed records of a file, are
+// reported in the returned error while the rest is still loaded. An error
+// from h or the context stops Load at once and is returned.
+func Load(ctx context.Context, files []File, h Handler) error {
+	var errs []error
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := loadFile(f, h)
+		var he handlerError
+		if errors.As(err, &he) {
+			return he.err
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func loadFile(f File, h Handler) error {
+	switch f.Kind {
+	case KindPprof, KindOTLPProfiles:
+		data, err := os.ReadFile(f.Path)
+		if err != nil {
+			return fmt.Errorf("load telemetry: %w", err)
+		}
+		var batches []*ProfileBatch
+		var decodeErr error
+		if f.Kind == KindPprof {
+			batches, decodeErr = DecodePprof(data, f.Path)
+		} else {
+			batches, decodeErr = DecodeOTLPProfiles(data, f.Path)
+		}
+		for _, b := range batches {
+			if f.Service != "" && (f.Kind == KindPprof || b.Service == "") {
+				b.Service = f.Service
+			}
+			if err := h.Profile(b); err != nil {
+				return handlerError{err}
+			}
+		}
+		return decodeErr
+	case KindTraces:
+		r, err := os.Open(f.Path)
+		if err != nil {
+			return fmt.Errorf("load telemetry: %w", err)
+		}
+		defer r.Close()
+		var herr error
+		err = DecodeTraces(r, f.Path, func(spans []Span) error {
+			if f.Service != "" {
+				for i := range spans {
+					if spans[i].Service == "" {
+						spans[i].Service = f.Service
+					}
+				}
+			}
+			herr = h.Spans(spans)
+			return herr
+		})
+		if herr != nil {
+			return handlerError{herr}
+		}
+		return err
+	default:
+		return fmt.Errorf("load telemetry %s: %w: kind %s", f.Path, ErrUnknownFormat, f.Kind)
+	}
+}

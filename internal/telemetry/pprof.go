@@ -1,0 +1,671 @@
+package telemetry
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/evidentsec/evident/internal/attribution"
+)
+
+// MaxProfileSize is the largest profile, after decompression, that
+// DecodePprof accepts. Decoding a profile takes memory proportional to its
+// size, and pprof tools have been seen to need gigabytes for profiles of a
+// few hundred megabytes (google/pprof#407, #936); real CPU profiles are
+// well below a megabyte and Pyroscope caps them at 4 MiB.
+const MaxProfileSize = 256 << 20
+
+// pprof field numbers (github.com/google/pprof proto/profile.proto).
+const (
+	pprofSampleType        = 1
+	pprofSample            = 2
+	pprofLocation          = 4
+	pprofFunction          = 5
+	pprofStringTable       = 6
+	pprofTimeNanos         = 9
+	pprofDurationNanos     = 10
+	pprofPeriodType        = 11
+	pprofPeriod            = 12
+	pprofDefaultSampleType = 14
+)
+
+// Label keys that tie a sample to a span or a service. otel-profiling-go
+// and Pyroscope's JFR conversion write span_id, span_name and trace_id;
+// older clients wrote the span id as profile_id, which Pyroscope renames
+// to span_id on ingest (protocols.md §3.5).
+const (
+	labelSpanID      = "span_id"
+	labelProfileID   = "profile_id"
+	labelSpanName    = "span_name"
+	labelTraceID     = "trace_id"
+	labelServiceName = "service_name"
+	labelServiceDot  = "service.name"
+)
+
+// gzipMagic starts every gzip stream.
+var gzipMagic = []byte{0x1f, 0x8b}
+
+// DecodePprof decodes a pprof profile (gzipped or raw protobuf) into
+// batches: one, or one per service when samples carry different
+// service_name labels (the batches then share Locations).
+//
+// It reads only what evident needs — sample types, period, time, the
+// string table, functions, locations with their lines and samples with
+// their labels — straight off the wire without building a profile.Profile.
+//
+// A sample referencing a missing location, or a location or function with
+// an out-of-range index, is dropped; the other samples are returned
+// together with an error listing what was dropped (*RecordError). When the
+// profile as a whole cannot be read (truncated, not protobuf, no sample
+// types) the batches are nil.
+func DecodePprof(data []byte, source string) ([]*ProfileBatch, error) {
+	raw, err := maybeGunzip(data, source)
+	if err != nil {
+		return nil, err
+	}
+	d := pprofDecoder{source: source, errs: recordErrors{source: source}}
+	if err := d.scan(raw); err != nil {
+		return nil, fmt.Errorf("decode pprof %s: %w: %w", source, ErrMalformed, err)
+	}
+	batches, err := d.build()
+	if err != nil {
+		return nil, fmt.Errorf("decode pprof %s: %w", source, err)
+	}
+	return batches, d.errs.err()
+}
+
+// maybeGunzip returns data itself, or its decompressed content when it is
+// gzipped, within MaxProfileSize.
+func maybeGunzip(data []byte, source string) ([]byte, error) {
+	return gunzipLimit(data, source, MaxProfileSize)
+}
+
+func gunzipLimit(data []byte, source string, limit int) ([]byte, error) {
+	if !bytes.HasPrefix(data, gzipMagic) {
+		if len(data) > limit {
+			return nil, fmt.Errorf("decode %s: %d bytes, limit %d: %w", source, len(data), limit, ErrTooLarge)
+		}
+		return data, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: gzip: %w: %w", source, ErrMalformed, err)
+	}
+	var buf bytes.Buffer
+	// The gzip trailer holds the uncompressed size modulo 2^32; it is only
+	// a hint, so it is bounded by the limit and by a plausible ratio.
+	if len(data) >= 8 {
+		hint := int(binary.LittleEndian.Uint32(data[len(data)-4:]))
+		if hint > 0 && hint <= limit && hint <= 64*len(data) {
+			buf.Grow(hint + bytes.MinRead)
+		}
+	}
+	n, err := buf.ReadFrom(io.LimitReader(zr, int64(limit)+1))
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: gzip: %w: %w", source, ErrMalformed, err)
+	}
+	if n > int64(limit) {
+		return nil, fmt.Errorf("decode %s: more than %d bytes decompressed: %w", source, limit, ErrTooLarge)
+	}
+	return buf.Bytes(), nil
+}
+
+// valueType is a pprof ValueType: string-table indexes of type and unit.
+type valueType struct{ typ, unit int64 }
+
+// pprofDecoder holds the raw pieces of one profile between the scan and
+// the build.
+type pprofDecoder struct {
+	source string
+	errs   recordErrors
+
+	strs      [][]byte // string table, sub-slices of the input
+	strCache  []string // strs converted on first use, so each is allocated once
+	strCached []bool
+
+	sampleTypes []valueType
+	periodType  valueType
+	period      int64
+	timeNanos   int64
+	duration    int64
+	defaultType int64
+
+	samples, locations, functions [][]byte
+}
+
+// scan walks the top-level fields once, keeping sub-slices of the
+// repeated messages: the string table comes last in most encoders, so
+// nothing can be resolved before the whole message is seen.
+func (d *pprofDecoder) scan(raw []byte) error {
+	return forEachField(raw, func(f field) error {
+		switch f.num {
+		case pprofSampleType, pprofPeriodType:
+			if f.typ != protowire.BytesType {
+				return fmt.Errorf("field %d: wire type %d, want message", f.num, f.typ)
+			}
+			vt, err := decodeValueType(f.b)
+			if err != nil {
+				return fmt.Errorf("sample_type %d: %w", len(d.sampleTypes), err)
+			}
+			if f.num == pprofSampleType {
+				d.sampleTypes = append(d.sampleTypes, vt)
+			} else {
+				d.periodType = vt
+			}
+		case pprofSample, pprofLocation, pprofFunction, pprofStringTable:
+			if f.typ != protowire.BytesType {
+				return fmt.Errorf("field %d: wire type %d, want message", f.num, f.typ)
+			}
+			switch f.num {
+			case pprofSample:
+				d.samples = append(d.samples, f.b)
+			case pprofLocation:
+				d.locations = append(d.locations, f.b)
+			case pprofFunction:
+				d.functions = append(d.functions, f.b)
+			default:
+				d.strs = append(d.strs, f.b)
+			}
+		case pprofTimeNanos:
+			d.timeNanos = int64(f.v)
+		case pprofDurationNanos:
+			d.duration = int64(f.v)
+		case pprofPeriod:
+			d.period = int64(f.v)
+		case pprofDefaultSampleType:
+			d.defaultType = int64(f.v)
+		}
+		return nil
+	})
+}
+
+func decodeValueType(b []byte) (valueType, error) {
+	var vt valueType
+	err := forEachField(b, func(f field) error {
+		switch f.num {
+		case 1:
+			vt.typ = int64(f.v)
+		case 2:
+			vt.unit = int64(f.v)
+		}
+		return nil
+	})
+	return vt, err
+}
+
+// str returns string-table entry i, converted once.
+func (d *pprofDecoder) str(i int64) (string, error) {
+	if i < 0 || i >= int64(len(d.strs)) {
+		return "", fmt.Errorf("string index %d out of range [0,%d)", i, len(d.strs))
+	}
+	if !d.strCached[i] {
+		d.strCache[i] = string(d.strs[i])
+		d.strCached[i] = true
+	}
+	return d.strCache[i], nil
+}
+
+// strIndex returns the index of s in the string table, or -1.
+func (d *pprofDecoder) strIndex(s string) int64 {
+	for i, b := range d.strs {
+		if string(b) == s {
+			return int64(i)
+		}
+	}
+	return -1
+}
+
+// build resolves the scanned pieces into batches.
+func (d *pprofDecoder) build() ([]*ProfileBatch, error) {
+	if len(d.strs) == 0 || len(d.strs[0]) != 0 {
+		return nil, fmt.Errorf("%w: string table must start with the empty string", ErrMalformed)
+	}
+	d.strCache = make([]string, len(d.strs))
+	d.strCached = make([]bool, len(d.strs))
+	if len(d.sampleTypes) == 0 {
+		return nil, fmt.Errorf("%w: no sample types", ErrMalformed)
+	}
+	types := make([][2]string, len(d.sampleTypes))
+	for i, vt := range d.sampleTypes {
+		t, err := d.str(vt.typ)
+		if err != nil {
+			return nil, fmt.Errorf("%w: sample_type %d: %w", ErrMalformed, i, err)
+		}
+		u, err := d.str(vt.unit)
+		if err != nil {
+			return nil, fmt.Errorf("%w: sample_type %d: %w", ErrMalformed, i, err)
+		}
+		types[i] = [2]string{t, u}
+	}
+	defaultType, err := d.str(d.defaultType)
+	if err != nil {
+		return nil, fmt.Errorf("%w: default_sample_type: %w", ErrMalformed, err)
+	}
+	periodUnit, err := d.str(d.periodType.unit)
+	if err != nil {
+		return nil, fmt.Errorf("%w: period_type: %w", ErrMalformed, err)
+	}
+	vi, ci := chooseSampleType(types, defaultType)
+	b := &ProfileBatch{
+		Source:     d.source,
+		SampleType: types[vi][0],
+		Unit:       types[vi][1],
+		Period:     d.period,
+		Duration:   time.Duration(d.duration),
+	}
+	if d.timeNanos != 0 {
+		b.Start = time.Unix(0, d.timeNanos).UTC()
+	}
+	// Derive the count from the value only when the period is in the same
+	// unit, so that value/period is a number of samples.
+	perPeriod := ci < 0 && types[vi][1] != "count" && d.period > 0 && periodUnit == types[vi][1]
+
+	funcs, funcOK, funcIDs := d.buildFunctions()
+	locIDs := d.buildLocations(b, funcs, funcOK, funcIDs)
+	return d.buildSamples(b, locIDs, vi, ci, perPeriod), nil
+}
+
+// chooseSampleType picks the value evident weighs samples by, and the
+// index of a count type matching it (-1 if none). CPU time comes first;
+// then a plain sample count (wall-clock profilers, py-spy); then allocated
+// space, because every sampled allocation shows code that ran while
+// in-use space forgets what was freed; then the profile's default type;
+// then the last type, which pprof tools treat as the default.
+func chooseSampleType(types [][2]string, defaultType string) (value, count int) {
+	find := func(typ, unit string) int {
+		for i, t := range types {
+			if t[0] == typ && (unit == "" || t[1] == unit) {
+				return i
+			}
+		}
+		return -1
+	}
+	samples := find("samples", "count")
+	if samples < 0 {
+		samples = find("sample", "count")
+	}
+	value = find("cpu", "nanoseconds")
+	count = samples
+	switch {
+	case value >= 0:
+	case samples >= 0:
+		value = samples
+	case find("alloc_space", "") >= 0:
+		value, count = find("alloc_space", ""), find("alloc_objects", "count")
+	default:
+		value = len(types) - 1
+		if defaultType != "" {
+			if i := find(defaultType, ""); i >= 0 {
+				value = i
+			}
+		}
+		if t := types[value][0]; len(t) > 6 && t[len(t)-6:] == "_space" {
+			count = find(t[:len(t)-6]+"_objects", "count")
+		}
+	}
+	if types[value][1] == "count" {
+		count = value
+	}
+	return value, count
+}
+
+// idIndex maps pprof ids (usually 1..n, but any uint64) to positions.
+type idIndex struct {
+	dense  []int32 // id → position+1, when ids are small
+	sparse map[uint64]int32
+}
+
+func newIDIndex(maxID uint64, n int) idIndex {
+	if maxID <= uint64(4*n+64) {
+		return idIndex{dense: make([]int32, maxID+1)}
+	}
+	return idIndex{sparse: make(map[uint64]int32, n)}
+}
+
+func (x *idIndex) set(id uint64, pos int32) {
+	if x.dense != nil {
+		x.dense[id] = pos + 1
+		return
+	}
+	x.sparse[id] = pos + 1
+}
+
+// get returns the position of id, or -1.
+func (x *idIndex) get(id uint64) int32 {
+	if x.dense != nil {
+		if id < uint64(len(x.dense)) {
+			return x.dense[id] - 1
+		}
+		return -1
+	}
+	return x.sparse[id] - 1
+}
+
+// peekID reads field 1 (the id of Function and Location) of a message.
+func peekID(msg []byte) uint64 {
+	var id uint64
+	_ = forEachField(msg, func(f field) error {
+		if f.num == 1 && f.typ == protowire.VarintType {
+			id = f.v
+		}
+		return nil
+	})
+	return id
+}
+
+func indexIDs(msgs [][]byte) ([]uint64, idIndex) {
+	ids := make([]uint64, len(msgs))
+	var maxID uint64
+	for i, m := range msgs {
+		ids[i] = peekID(m)
+		maxID = max(maxID, ids[i])
+	}
+	x := newIDIndex(maxID, len(msgs))
+	for i, id := range ids {
+		if id != 0 {
+			x.set(id, int32(i))
+		}
+	}
+	return ids, x
+}
+
+// buildFunctions resolves functions to frames. A function with a bad
+// string index is reported and its frame left out of the locations using
+// it (ok is false), whose other lines are kept.
+func (d *pprofDecoder) buildFunctions() (frames []attribution.Frame, ok []bool, ids idIndex) {
+	_, ids = indexIDs(d.functions)
+	frames = make([]attribution.Frame, len(d.functions))
+	ok = make([]bool, len(d.functions))
+	for i, msg := range d.functions {
+		var name, sysName, file int64
+		err := forEachField(msg, func(f field) error {
+			switch f.num {
+			case 2:
+				name = int64(f.v)
+			case 3:
+				sysName = int64(f.v)
+			case 4:
+				file = int64(f.v)
+			}
+			return nil
+		})
+		if err == nil {
+			if name == 0 {
+				name = sysName
+			}
+			frames[i].Function, err = d.str(name)
+		}
+		if err == nil {
+			frames[i].File, err = d.str(file)
+		}
+		if err != nil {
+			d.errs.addf(err, "function %d (id %d)", i, peekID(msg))
+			continue
+		}
+		ok[i] = true
+	}
+	return frames, ok, ids
+}
+
+// buildLocations fills b.Locations, one entry per location message, and
+// returns the index from location id to that position.
+func (d *pprofDecoder) buildLocations(b *ProfileBatch, funcs []attribution.Frame, funcOK []bool, funcIDs idIndex) idIndex {
+	_, ids := indexIDs(d.locations)
+	b.Locations = make([][]attribution.Frame, len(d.locations))
+	// One backing array for all frames: a location has one line per
+	// inlined function, seldom more than a few.
+	backing := make([]attribution.Frame, 0, len(d.locations)+len(d.locations)/2)
+	for i, msg := range d.locations {
+		start := len(backing)
+		err := forEachField(msg, func(f field) error {
+			if f.num != 4 {
+				return nil
+			}
+			if f.typ != protowire.BytesType {
+				return fmt.Errorf("line: wire type %d, want message", f.typ)
+			}
+			var fid uint64
+			if err := forEachField(f.b, func(lf field) error {
+				if lf.num == 1 {
+					fid = lf.v
+				}
+				return nil
+			}); err != nil {
+				return fmt.Errorf("line %d: %w", len(backing)-start, err)
+			}
+			fi := funcIDs.get(fid)
+			if fi < 0 {
+				return fmt.Errorf("line %d: function id %d does not exist", len(backing)-start, fid)
+			}
+			if funcOK[fi] {
+				backing = append(backing, funcs[fi])
+			}
+			return nil
+		})
+		if err != nil {
+			d.errs.addf(err, "location %d (id %d)", i, peekID(msg))
+			backing = backing[:start]
+			// The location stays (empty) so that samples through it keep
+			// their other frames.
+		}
+		b.Locations[i] = backing[start:len(backing):len(backing)]
+	}
+	return ids
+}
+
+// buildSamples decodes the samples into b, splitting them by service
+// label when they disagree.
+func (d *pprofDecoder) buildSamples(b *ProfileBatch, locIDs idIndex, vi, ci int, perPeriod bool) []*ProfileBatch {
+	keys := [...]int64{
+		d.strIndex(labelSpanID), d.strIndex(labelProfileID), d.strIndex(labelSpanName),
+		d.strIndex(labelTraceID), d.strIndex(labelServiceName), d.strIndex(labelServiceDot),
+	}
+	b.Samples = make([]Sample, 0, len(d.samples))
+	var services []string // per kept sample, only when some sample has a service label
+	var chunk, scratch []int32
+	values := make([]int64, 0, len(d.sampleTypes))
+	for i, msg := range d.samples {
+		var s Sample
+		var service string
+		var err error
+		scratch, values, err = d.decodeSample(msg, keys, locIDs, &s, &service, scratch[:0], values[:0])
+		if err == nil && len(values) != len(d.sampleTypes) {
+			err = fmt.Errorf("%d values for %d sample types", len(values), len(d.sampleTypes))
+		}
+		if err != nil {
+			d.errs.addf(err, "sample %d", i)
+			continue
+		}
+		// Location indexes go into shared chunks: one allocation per
+		// many samples, and unlike one growing slice nothing is copied
+		// twice.
+		if cap(chunk)-len(chunk) < len(scratch) {
+			// Sized for the samples left at a guessed 16 frames each, so
+			// a small profile does not get a large chunk.
+			chunk = make([]int32, 0, max(min(locChunk, 16*(len(d.samples)-i)), len(scratch)))
+		}
+		start := len(chunk)
+		chunk = append(chunk, scratch...)
+		s.Locations = chunk[start:len(chunk):len(chunk)]
+		s.Value = values[vi]
+		switch {
+		case ci >= 0:
+			s.Count = values[ci]
+		case perPeriod:
+			s.Count = (s.Value + d.period/2) / d.period
+			if s.Count == 0 && s.Value > 0 {
+				s.Count = 1
+			}
+		case s.Value != 0:
+			s.Count = 1
+		}
+		if service != "" && services == nil {
+			services = make([]string, len(b.Samples), cap(b.Samples))
+		}
+		if services != nil {
+			services = append(services, service)
+		}
+		b.Samples = append(b.Samples, s)
+	}
+	return splitByService(b, services)
+}
+
+// locChunk is the number of location indexes per shared chunk.
+const locChunk = 1 << 16
+
+// decodeSample decodes one Sample message: its location ids resolved to
+// indexes (appended to locs), its values, and its labels. It is the
+// innermost loop of pprof decoding, so it reads the wire inline.
+func (d *pprofDecoder) decodeSample(msg []byte, keys [6]int64, locIDs idIndex, s *Sample, service *string, locs []int32, values []int64) ([]int32, []int64, error) {
+	for off := 0; off < len(msg); {
+		num, typ, n := protowire.ConsumeTag(msg[off:])
+		if n < 0 {
+			return locs, values, fmt.Errorf("at byte %d: %w", off, protowire.ParseError(n))
+		}
+		off += n
+		switch {
+		case (num == 1 || num == 2) && typ == protowire.BytesType:
+			packed, n := protowire.ConsumeBytes(msg[off:])
+			if n < 0 {
+				return locs, values, fmt.Errorf("field %d: %w", num, protowire.ParseError(n))
+			}
+			off += n
+			for len(packed) > 0 {
+				var v uint64
+				if packed[0] < 0x80 {
+					v, packed = uint64(packed[0]), packed[1:]
+				} else {
+					var m int
+					v, m = protowire.ConsumeVarint(packed)
+					if m < 0 {
+						return locs, values, fmt.Errorf("packed field %d: %w", num, protowire.ParseError(m))
+					}
+					packed = packed[m:]
+				}
+				if num == 2 {
+					values = append(values, int64(v))
+					continue
+				}
+				li := locIDs.get(v)
+				if li < 0 {
+					return locs, values, fmt.Errorf("location id %d does not exist", v)
+				}
+				locs = append(locs, li)
+			}
+		case (num == 1 || num == 2) && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(msg[off:])
+			if n < 0 {
+				return locs, values, fmt.Errorf("field %d: %w", num, protowire.ParseError(n))
+			}
+			off += n
+			if num == 2 {
+				values = append(values, int64(v))
+				continue
+			}
+			li := locIDs.get(v)
+			if li < 0 {
+				return locs, values, fmt.Errorf("location id %d does not exist", v)
+			}
+			locs = append(locs, li)
+		case num == 3 && typ == protowire.BytesType:
+			label, n := protowire.ConsumeBytes(msg[off:])
+			if n < 0 {
+				return locs, values, fmt.Errorf("label: %w", protowire.ParseError(n))
+			}
+			off += n
+			if err := d.sampleLabel(label, keys, s, service); err != nil {
+				return locs, values, err
+			}
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, msg[off:])
+			if n < 0 {
+				return locs, values, fmt.Errorf("field %d: %w", num, protowire.ParseError(n))
+			}
+			off += n
+		}
+	}
+	return locs, values, nil
+}
+
+// sampleLabel applies one pprof label to the sample.
+func (d *pprofDecoder) sampleLabel(msg []byte, keys [6]int64, s *Sample, service *string) error {
+	var key, str int64
+	if err := forEachField(msg, func(f field) error {
+		switch f.num {
+		case 1:
+			key = int64(f.v)
+		case 2:
+			str = int64(f.v)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("label: %w", err)
+	}
+	if key < 0 || key >= int64(len(d.strs)) {
+		return fmt.Errorf("label key: string index %d out of range [0,%d)", key, len(d.strs))
+	}
+	if str < 0 || str >= int64(len(d.strs)) {
+		return fmt.Errorf("label %s: string index %d out of range [0,%d)", d.strs[key], str, len(d.strs))
+	}
+	slot := -1
+	for i, k := range keys {
+		if k > 0 && key == k {
+			slot = i
+			break
+		}
+	}
+	if slot < 0 {
+		return nil
+	}
+	v, _ := d.str(str)
+	switch slot {
+	case 0:
+		s.SpanID = v
+	case 1:
+		if s.SpanID == "" {
+			s.SpanID = v
+		}
+	case 2:
+		s.SpanName = v
+	case 3:
+		s.TraceID = v
+	case 4:
+		*service = v
+	case 5:
+		if *service == "" {
+			*service = v
+		}
+	}
+	return nil
+}
+
+// splitByService sets b.Service when every labelled sample agrees, or
+// returns one batch per service (unlabelled samples in a batch with no
+// service) sharing b.Locations.
+func splitByService(b *ProfileBatch, services []string) []*ProfileBatch {
+	if services == nil {
+		return []*ProfileBatch{b}
+	}
+	order := []string{}
+	groups := map[string][]Sample{}
+	for i, s := range b.Samples {
+		svc := services[i]
+		if _, ok := groups[svc]; !ok {
+			order = append(order, svc)
+		}
+		groups[svc] = append(groups[svc], s)
+	}
+	out := make([]*ProfileBatch, 0, len(order))
+	for _, svc := range order {
+		nb := *b
+		nb.Service = svc
+		nb.Samples = groups[svc]
+		out = append(out, &nb)
+	}
+	return out
+}

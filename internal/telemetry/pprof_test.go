@@ -1,0 +1,435 @@
+package telemetry
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/pprof/profile"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/evidentsec/evident/internal/attribution"
+)
+
+var pprofFixtures = []string{"go-cpu.pb.gz", "go-allocs.pb.gz", "jfr-cpu.pb.gz", "python-cpu.pb.gz", "node-wall.pb.gz"}
+
+// flatSample is a sample in a form both decoders can produce.
+type flatSample struct {
+	Frames                    []attribution.Frame
+	Value                     int64
+	SpanID, SpanName, TraceID string
+}
+
+func flatten(bs []*ProfileBatch) []flatSample {
+	var out []flatSample
+	for _, b := range bs {
+		for _, s := range b.Samples {
+			f := flatSample{Value: s.Value, SpanID: s.SpanID, SpanName: s.SpanName, TraceID: s.TraceID}
+			for _, li := range s.Locations {
+				f.Frames = append(f.Frames, b.Locations[li]...)
+			}
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// flattenProfile does the same from google/pprof's decoded profile.
+func flattenProfile(p *profile.Profile, vi int) []flatSample {
+	var out []flatSample
+	for _, s := range p.Sample {
+		f := flatSample{Value: s.Value[vi]}
+		label := func(k string) string {
+			if v := s.Label[k]; len(v) > 0 {
+				return v[0]
+			}
+			return ""
+		}
+		f.SpanID, f.SpanName, f.TraceID = label("span_id"), label("span_name"), label("trace_id")
+		if f.SpanID == "" {
+			f.SpanID = label("profile_id")
+		}
+		for _, loc := range s.Location {
+			for _, l := range loc.Line {
+				name := l.Function.Name
+				if name == "" {
+					name = l.Function.SystemName
+				}
+				f.Frames = append(f.Frames, attribution.Frame{Function: name, File: l.Function.Filename})
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// TestDecodePprofMatchesProfileParse decodes every fixture both ways and
+// compares frames, values, labels and totals.
+func TestDecodePprofMatchesProfileParse(t *testing.T) {
+	for _, name := range pprofFixtures {
+		t.Run(name, func(t *testing.T) {
+			data := readFixture(t, name)
+			got, err := DecodePprof(data, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := profile.Parse(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			vi := -1
+			for i, st := range p.SampleType {
+				if st.Type == got[0].SampleType && st.Unit == got[0].Unit {
+					vi = i
+				}
+			}
+			if vi < 0 {
+				t.Fatalf("sample type %s/%s not in profile", got[0].SampleType, got[0].Unit)
+			}
+			want := flattenProfile(p, vi)
+			// Batches split by service reorder samples; compare as multisets.
+			key := func(f flatSample) string { return fmt.Sprint(f) }
+			sortBy := cmp.Transformer("sort", func(in []flatSample) map[string]int {
+				m := map[string]int{}
+				for _, f := range in {
+					m[key(f)]++
+				}
+				return m
+			})
+			if diff := cmp.Diff(want, flatten(got), sortBy); diff != "" {
+				t.Errorf("samples differ from profile.Parse (-want +got):\n%s", diff)
+			}
+			var total, wantTotal int64
+			for _, f := range flatten(got) {
+				total += f.Value
+			}
+			for _, s := range p.Sample {
+				wantTotal += s.Value[vi]
+			}
+			if total != wantTotal || total == 0 {
+				t.Errorf("total %d, want %d (non-zero)", total, wantTotal)
+			}
+			if got[0].Period != p.Period || got[0].Duration.Nanoseconds() != p.DurationNanos || got[0].Start.UnixNano() != p.TimeNanos {
+				t.Errorf("period/duration/start %d/%v/%v, want %d/%d/%d", got[0].Period, got[0].Duration, got[0].Start, p.Period, p.DurationNanos, p.TimeNanos)
+			}
+		})
+	}
+}
+
+// TestDecodePprofSampleTypes checks the value chosen for each producer and
+// how counts are derived.
+func TestDecodePprofSampleTypes(t *testing.T) {
+	tests := []struct {
+		file                 string
+		sampleType, unit     string
+		services             []string
+		countEqualsValueOver int64 // 0: Count == Value
+		spanSamples          bool
+	}{
+		{"go-cpu.pb.gz", "cpu", "nanoseconds", []string{""}, 10_000_000, true},
+		{"go-allocs.pb.gz", "alloc_space", "bytes", []string{""}, -1, false},
+		{"jfr-cpu.pb.gz", "cpu", "nanoseconds", []string{""}, 10_000_000, true},
+		{"python-cpu.pb.gz", "samples", "count", []string{"orders-py"}, 0, false},
+		{"node-wall.pb.gz", "sample", "count", []string{"web", "api"}, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			bs, err := DecodePprof(readFixture(t, tt.file), tt.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var services []string
+			spans := false
+			for _, b := range bs {
+				services = append(services, b.Service)
+				if b.SampleType != tt.sampleType || b.Unit != tt.unit || b.Source != tt.file {
+					t.Errorf("batch %s/%s from %s, want %s/%s from %s", b.SampleType, b.Unit, b.Source, tt.sampleType, tt.unit, tt.file)
+				}
+				for _, s := range b.Samples {
+					switch {
+					case s.Count <= 0:
+						t.Errorf("sample with count %d", s.Count)
+					case tt.countEqualsValueOver == 0 && s.Count != s.Value:
+						t.Errorf("count %d, want value %d", s.Count, s.Value)
+					case tt.countEqualsValueOver > 0 && s.Count != s.Value/tt.countEqualsValueOver:
+						t.Errorf("count %d, want %d/%d", s.Count, s.Value, tt.countEqualsValueOver)
+					}
+					spans = spans || s.SpanID != ""
+				}
+			}
+			if diff := cmp.Diff(tt.services, services); diff != "" {
+				t.Errorf("services (-want +got):\n%s", diff)
+			}
+			if spans != tt.spanSamples {
+				t.Errorf("samples tied to spans: %v, want %v", spans, tt.spanSamples)
+			}
+		})
+	}
+}
+
+// TestDecodePprofSpanLabels checks that the labels set by pprof.Do in the
+// generator reach the samples of the spinning function, and JFR's
+// profile_id becomes the span id.
+func TestDecodePprofSpanLabels(t *testing.T) {
+	bs, err := DecodePprof(readFixture(t, "go-cpu.pb.gz"), "go-cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var labelled, spin int64
+	for _, f := range flatten(bs) {
+		if len(f.Frames) == 0 || !strings.HasSuffix(f.Frames[0].Function, "telemetry.spin") {
+			continue
+		}
+		spin += f.Value
+		if f.SpanID == "eee19b7ec3c1b174" && f.SpanName == "GET /cart/{id}" && f.TraceID == "5b8efff798038103d269b633813fc60c" {
+			labelled += f.Value
+		}
+		if !strings.HasSuffix(f.Frames[0].File, "fixtures_test.go") {
+			t.Errorf("spin frame file %q", f.Frames[0].File)
+		}
+	}
+	if labelled == 0 || labelled == spin {
+		t.Errorf("labelled spin %d of %d; want some with and some without labels", labelled, spin)
+	}
+
+	bs, err = DecodePprof(readFixture(t, "jfr-cpu.pb.gz"), "jfr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := flatten(bs)[0]
+	want := flatSample{
+		Frames: []attribution.Frame{
+			{Function: "org/apache/logging/log4j/core/lookup/JndiLookup.lookup"},
+			{Function: "org/apache/logging/log4j/core/lookup/StrSubstitutor.resolveVariable"},
+			{Function: "com/example/shop/CartController.get"},
+		},
+		Value: 30_000_000, SpanID: "00f067aa0ba902b7", SpanName: "GET /cart", TraceID: "4bf92f3577b34da6a3ce929d0e0e4736",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("JFR sample (-want +got):\n%s", diff)
+	}
+}
+
+// gunzip returns the raw protobuf of a fixture.
+func gunzip(t testing.TB, data []byte) []byte {
+	raw, err := maybeGunzip(data, "fixture")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// appendMsg appends field num holding the message built by fields.
+func appendMsg(b []byte, num protowire.Number, fields ...[]byte) []byte {
+	return protowire.AppendBytes(protowire.AppendTag(b, num, protowire.BytesType), bytes.Join(fields, nil))
+}
+
+func varintField(num protowire.Number, v uint64) []byte {
+	return protowire.AppendVarint(protowire.AppendTag(nil, num, protowire.VarintType), v)
+}
+
+func TestDecodePprofErrors(t *testing.T) {
+	gz := readFixture(t, "python-cpu.pb.gz")
+	raw := gunzip(t, gz)
+	raw = raw[:len(raw):len(raw)] // each case appends its own copy
+	p, err := profile.ParseData(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nSamples := len(p.Sample)
+	tests := []struct {
+		name        string
+		data        []byte
+		wantErr     []string // substrings, in the error text
+		wantSamples int      // -1: no batches at all
+	}{
+		{"truncated gzip", gz[:len(gz)/2], []string{"decode truncated gzip: gzip:", "unexpected EOF"}, -1},
+		{"truncated protobuf", raw[:len(raw)-3], []string{"decode pprof truncated protobuf", "malformed telemetry", "at byte"}, -1},
+		{"not a profile", []byte("hello, world"), []string{"decode pprof not a profile"}, -1},
+		{"empty", nil, []string{"string table must start with the empty string"}, -1},
+		{
+			"sample referencing a missing location",
+			appendMsg(raw, pprofSample, varintField(1, 999), varintField(2, 5)),
+			[]string{fmt.Sprintf("sample referencing a missing location: sample %d: location id 999 does not exist", nSamples)},
+			nSamples,
+		},
+		{
+			"bad string index in a function",
+			appendMsg(appendMsg(appendMsg(raw,
+				pprofFunction, varintField(1, 500), varintField(2, 9999)),
+				pprofLocation, varintField(1, 500), appendMsg(nil, 4, varintField(1, 500))),
+				pprofSample, varintField(1, 500), varintField(1, 1), varintField(2, 2)),
+			[]string{"function", "(id 500): string index 9999 out of range [0,"},
+			nSamples + 1,
+		},
+		{
+			"bad label string index",
+			appendMsg(raw, pprofSample, varintField(1, 1), varintField(2, 1), appendMsg(nil, 3, varintField(1, 2), varintField(2, 12345))),
+			[]string{"string index 12345 out of range"},
+			nSamples,
+		},
+		{
+			"wrong number of values",
+			appendMsg(raw, pprofSample, varintField(1, 1), varintField(2, 1), varintField(2, 2)),
+			[]string{"2 values for 1 sample types"},
+			nSamples,
+		},
+		{
+			"bad sample type string",
+			appendMsg(raw, pprofSampleType, varintField(1, 777)),
+			[]string{"sample_type 1: string index 777 out of range"},
+			-1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bs, err := DecodePprof(tt.data, tt.name)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, want := range tt.wantErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not contain %q", err, want)
+				}
+			}
+			if !errors.Is(err, ErrMalformed) {
+				t.Errorf("error %q does not match ErrMalformed", err)
+			}
+			if tt.wantSamples < 0 {
+				if bs != nil {
+					t.Errorf("got %d batches, want none", len(bs))
+				}
+				return
+			}
+			var n int
+			for _, b := range bs {
+				n += len(b.Samples)
+			}
+			if n != tt.wantSamples {
+				t.Errorf("kept %d samples, want %d", n, tt.wantSamples)
+			}
+			var re *RecordError
+			if !errors.As(err, &re) || re.Source != tt.name {
+				t.Errorf("error %v is not a *RecordError naming the source", err)
+			}
+		})
+	}
+}
+
+func TestDecodePprofTooManyBadRecords(t *testing.T) {
+	raw := gunzip(t, readFixture(t, "python-cpu.pb.gz"))
+	for i := range 50 {
+		raw = appendMsg(raw, pprofSample, varintField(1, uint64(1000+i)), varintField(2, 1))
+	}
+	_, err := DecodePprof(raw, "many")
+	if err == nil || !strings.Contains(err.Error(), "30 more malformed records dropped") {
+		t.Errorf("error %v, want the count of records beyond the first %d", err, maxRecordErrors)
+	}
+}
+
+func TestDecodePprofTooLarge(t *testing.T) {
+	// A gzip bomb: a small file inflating beyond the limit. Gzip readers
+	// read concatenated members as one stream, so one compressed MiB of
+	// zeros repeated is enough.
+	// The limit is lowered to keep the test quick.
+	member := gzipBytes(t, make([]byte, 1<<20))
+	var big bytes.Buffer
+	for range 9 {
+		big.Write(member)
+	}
+	_, err := gunzipLimit(big.Bytes(), "bomb", 8<<20)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Errorf("error %v, want ErrTooLarge", err)
+	}
+}
+
+// syntheticProfile builds a CPU-like profile of the given shape with Go
+// function names, as perf-reliability.md §9.1 measured.
+func syntheticProfile(stacks, depth, funcs int) []byte {
+	r := rand.New(rand.NewPCG(1, 2))
+	p := &profile.Profile{
+		SampleType: []*profile.ValueType{{Type: "samples", Unit: "count"}, {Type: "cpu", Unit: "nanoseconds"}},
+		PeriodType: &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
+		Period:     10_000_000,
+		Mapping:    []*profile.Mapping{{ID: 1, File: "/app/server", HasFunctions: true}},
+	}
+	for i := range funcs {
+		fn := &profile.Function{ID: uint64(i + 1), Name: fmt.Sprintf("github.com/acme/mod%d/pkg%d.(*T%d).Method%d", i%40, i%7, i%13, i),
+			Filename: fmt.Sprintf("github.com/acme/mod%d@v1.2.%d/pkg%d/file%d.go", i%40, i%5, i%7, i%50)}
+		fn.SystemName = fn.Name
+		p.Function = append(p.Function, fn)
+		p.Location = append(p.Location, &profile.Location{ID: uint64(i + 1), Mapping: p.Mapping[0], Address: uint64(0x400000 + 16*i),
+			Line: []profile.Line{{Function: fn, Line: int64(10 + i%300)}}})
+	}
+	for i := range stacks {
+		s := &profile.Sample{Value: []int64{int64(1 + i%5), int64(1+i%5) * 10_000_000}}
+		if i%3 == 0 {
+			s.Label = map[string][]string{"span_id": {fmt.Sprintf("%016x", r.Uint64())}, "span_name": {"GET /x"}}
+		}
+		for range depth {
+			s.Location = append(s.Location, p.Location[r.IntN(funcs)])
+		}
+		p.Sample = append(p.Sample, s)
+	}
+	var buf bytes.Buffer
+	if err := p.Write(&buf); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
+}
+
+// BenchmarkDecodePprof and BenchmarkProfileParse decode the same gzipped
+// profiles; the target is DecodePprof at least 2× faster end to
+// end than profile.Parse.
+func BenchmarkDecodePprof(b *testing.B) {
+	for _, in := range benchProfiles(b) {
+		b.Run(in.name, func(b *testing.B) {
+			b.SetBytes(int64(len(in.data)))
+			b.ReportAllocs()
+			var samples int
+			for b.Loop() {
+				bs, err := DecodePprof(in.data, in.name)
+				if err != nil {
+					b.Fatal(err)
+				}
+				samples = len(bs[0].Samples)
+			}
+			b.ReportMetric(float64(samples*b.N)/b.Elapsed().Seconds(), "samples/s")
+		})
+	}
+}
+
+func BenchmarkProfileParse(b *testing.B) {
+	for _, in := range benchProfiles(b) {
+		b.Run(in.name, func(b *testing.B) {
+			b.SetBytes(int64(len(in.data)))
+			b.ReportAllocs()
+			var samples int
+			for b.Loop() {
+				p, err := profile.Parse(bytes.NewReader(in.data))
+				if err != nil {
+					b.Fatal(err)
+				}
+				samples = len(p.Sample)
+			}
+			b.ReportMetric(float64(samples*b.N)/b.Elapsed().Seconds(), "samples/s")
+		})
+	}
+}
+
+type benchProfile struct {
+	name string
+	data []byte
+}
+
+func benchProfiles(b *testing.B) []benchProfile {
+	return []benchProfile{
+		{"go-cpu-fixture", readFixture(b, "go-cpu.pb.gz")},
+		{"4000x32", syntheticProfile(4000, 32, 3000)},
+		{"16000x40", syntheticProfile(16000, 40, 8000)},
+	}
+}

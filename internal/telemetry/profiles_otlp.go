@@ -1,0 +1,214 @@
+package telemetry
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pprofile"
+
+	"github.com/evidentsec/evident/internal/attribution"
+)
+
+// DecodeOTLPProfiles decodes an OTLP profiles request
+// (ExportProfilesServiceRequest, v1development, as protobuf or OTLP JSON,
+// optionally gzipped) into one batch per profile. The service is the
+// resource's service.name (and service.namespace); a sample's link gives
+// its SpanID and TraceID.
+//
+// All batches of one request share Locations, which is the request's
+// location table (index 0 is the empty location the format reserves), so
+// Sample.Locations are the stack's location indices as sent.
+//
+// A sample with an out-of-range stack, location or link index is dropped
+// and reported (*RecordError) with the rest returned; a request that does
+// not decode at all returns no batches.
+func DecodeOTLPProfiles(data []byte, source string) ([]*ProfileBatch, error) {
+	raw, err := maybeGunzip(data, source)
+	if err != nil {
+		return nil, err
+	}
+	var pd pprofile.Profiles
+	if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) > 0 && t[0] == '{' {
+		var u pprofile.JSONUnmarshaler
+		pd, err = u.UnmarshalProfiles(raw)
+	} else {
+		var u pprofile.ProtoUnmarshaler
+		pd, err = u.UnmarshalProfiles(raw)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decode OTLP profiles %s: %w: %w", source, ErrMalformed, err)
+	}
+	c := otlpProfileConverter{dict: pd.Dictionary(), errs: recordErrors{source: source}}
+	c.strs = c.dict.StringTable().AsRaw()
+	c.locations()
+	var out []*ProfileBatch
+	rps := pd.ResourceProfiles()
+	for i := 0; i < rps.Len(); i++ {
+		rp := rps.At(i)
+		attrs := rp.Resource().Attributes()
+		var service, namespace string
+		if v, ok := attrs.Get("service.name"); ok {
+			service = v.AsString()
+		}
+		if v, ok := attrs.Get("service.namespace"); ok {
+			namespace = v.AsString()
+		}
+		sps := rp.ScopeProfiles()
+		for j := 0; j < sps.Len(); j++ {
+			ps := sps.At(j).Profiles()
+			for k := 0; k < ps.Len(); k++ {
+				record := fmt.Sprintf("resource_profiles[%d]: scope_profiles[%d]: profiles[%d]", i, j, k)
+				b, err := c.profile(ps.At(k), record)
+				if err != nil {
+					c.errs.add(record, err)
+					continue
+				}
+				b.Service, b.Namespace, b.Source = service, namespace, source
+				out = append(out, b)
+			}
+		}
+	}
+	return out, c.errs.err()
+}
+
+// otlpProfileConverter resolves the dictionary of one request.
+type otlpProfileConverter struct {
+	dict   pprofile.ProfilesDictionary
+	strs   []string
+	frames [][]attribution.Frame // per location index
+	stacks map[int32][]int32     // stack index → location indices, shared by samples
+	errs   recordErrors
+}
+
+func (c *otlpProfileConverter) str(i int32) (string, error) {
+	if i < 0 || int(i) >= len(c.strs) {
+		return "", fmt.Errorf("string index %d out of range [0,%d)", i, len(c.strs))
+	}
+	return c.strs[i], nil
+}
+
+// locations converts the location table; a location with a bad function
+// or string index keeps the frames that resolved and is reported.
+func (c *otlpProfileConverter) locations() {
+	funcs := c.dict.FunctionTable()
+	locs := c.dict.LocationTable()
+	c.frames = make([][]attribution.Frame, locs.Len())
+	c.stacks = make(map[int32][]int32)
+	for i := 0; i < locs.Len(); i++ {
+		lines := locs.At(i).Lines()
+		frames := make([]attribution.Frame, 0, lines.Len())
+		for j := 0; j < lines.Len(); j++ {
+			fi := lines.At(j).FunctionIndex()
+			if fi < 0 || int(fi) >= funcs.Len() {
+				c.errs.addf(fmt.Errorf("line %d: function index %d out of range [0,%d)", j, fi, funcs.Len()), "location %d", i)
+				continue
+			}
+			fn := funcs.At(int(fi))
+			nameIdx := fn.NameStrindex()
+			if nameIdx == 0 {
+				nameIdx = fn.SystemNameStrindex()
+			}
+			name, err := c.str(nameIdx)
+			if err == nil {
+				var file string
+				file, err = c.str(fn.FilenameStrindex())
+				frames = append(frames, attribution.Frame{Function: name, File: file})
+			}
+			if err != nil {
+				c.errs.addf(fmt.Errorf("function %d: %w", fi, err), "location %d", i)
+			}
+		}
+		c.frames[i] = frames
+	}
+}
+
+func (c *otlpProfileConverter) profile(p pprofile.Profile, record string) (*ProfileBatch, error) {
+	typ, err := c.str(p.SampleType().TypeStrindex())
+	if err != nil {
+		return nil, fmt.Errorf("sample_type: %w", err)
+	}
+	unit, err := c.str(p.SampleType().UnitStrindex())
+	if err != nil {
+		return nil, fmt.Errorf("sample_type: %w", err)
+	}
+	periodUnit, err := c.str(p.PeriodType().UnitStrindex())
+	if err != nil {
+		return nil, fmt.Errorf("period_type: %w", err)
+	}
+	b := &ProfileBatch{
+		SampleType: typ,
+		Unit:       unit,
+		Period:     p.Period(),
+		Duration:   time.Duration(p.DurationNano()),
+		Locations:  c.frames,
+	}
+	if p.Time() != 0 {
+		b.Start = p.Time().AsTime().UTC()
+	}
+	perPeriod := unit != "count" && b.Period > 0 && periodUnit == unit
+	stacks, links := c.dict.StackTable(), c.dict.LinkTable()
+	samples := p.Samples()
+	b.Samples = make([]Sample, 0, samples.Len())
+	for i := 0; i < samples.Len(); i++ {
+		s := samples.At(i)
+		si := s.StackIndex()
+		if si < 0 || int(si) >= stacks.Len() {
+			c.errs.addf(fmt.Errorf("stack index %d out of range [0,%d)", si, stacks.Len()), "%s: sample %d", record, i)
+			continue
+		}
+		locs, ok := c.stacks[si]
+		if !ok {
+			locs = stacks.At(int(si)).LocationIndices().AsRaw()
+			for _, li := range locs {
+				if li < 0 || int(li) >= len(c.frames) {
+					locs = nil
+					break
+				}
+			}
+			c.stacks[si] = locs
+		}
+		if locs == nil && stacks.At(int(si)).LocationIndices().Len() > 0 {
+			c.errs.addf(fmt.Errorf("stack %d has a location index out of range [0,%d)", si, len(c.frames)), "%s: sample %d", record, i)
+			continue
+		}
+		out := Sample{Locations: locs}
+		if li := s.LinkIndex(); li != 0 {
+			if li < 0 || int(li) >= links.Len() {
+				c.errs.addf(fmt.Errorf("link index %d out of range [0,%d)", li, links.Len()), "%s: sample %d", record, i)
+				continue
+			}
+			l := links.At(int(li))
+			if id := l.SpanID(); !id.IsEmpty() {
+				out.SpanID = hex.EncodeToString(id[:])
+			}
+			if id := l.TraceID(); !id.IsEmpty() {
+				out.TraceID = hex.EncodeToString(id[:])
+			}
+		}
+		// values and timestamps are parallel; with timestamps alone each
+		// one counts as a sample (profiles.proto).
+		vals, n := s.Values(), int64(s.TimestampsUnixNano().Len())
+		for j := 0; j < vals.Len(); j++ {
+			out.Value += vals.At(j)
+		}
+		switch {
+		case vals.Len() == 0:
+			out.Count = n
+			if perPeriod {
+				out.Value = n * b.Period
+			} else {
+				out.Value = n
+			}
+		case unit == "count":
+			out.Count = out.Value
+		case perPeriod && out.Value > 0:
+			out.Count = max((out.Value+b.Period/2)/b.Period, 1)
+		case out.Value != 0:
+			out.Count = max(n, 1)
+		}
+		b.Samples = append(b.Samples, out)
+	}
+	return b, nil
+}

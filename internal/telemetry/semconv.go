@@ -1,0 +1,295 @@
+package telemetry
+
+import (
+	"strconv"
+	"strings"
+)
+
+// attrID names a span attribute evident keeps. Current semantic-convention
+// names and their deprecated predecessors get distinct ids because the
+// current name wins whatever the order of attributes (protocols.md §9).
+type attrID uint8
+
+const (
+	attrNone attrID = iota
+	attrHTTPMethod
+	attrHTTPRoute
+	attrURLPath
+	attrURLQuery
+	attrURLFull
+	attrUserAgent
+	attrStatusCode
+	attrRPCSystem
+	attrRPCService
+	attrRPCMethod
+	attrServerAddress
+	attrServerPort
+	attrClientAddress
+	attrPeerService
+	attrDBSystem
+	attrDBNamespace
+	attrDBCollection
+	attrDBQueryText
+	attrDBOperation
+	attrMessagingSystem
+	attrMessagingDestination
+	attrS3Bucket
+	attrCodeFunction
+	attrServiceName      // resource
+	attrServiceNamespace // resource
+
+	// Deprecated names, applied in finish when the current name is absent.
+	attrOldHTTPMethod
+	attrOldHTTPTarget
+	attrOldHTTPURL
+	attrOldUserAgent
+	attrOldStatusCode
+	attrOldRPCSystem
+	attrOldNetPeerName
+	attrOldNetPeerPort
+	attrOldNetHostName
+	attrOldNetHostPort
+	attrOldClientIP
+	attrOldPeerAddress
+	attrOldPeerService
+	attrOldDBSystem
+	attrOldDBName
+	attrOldDBTable
+	attrOldDBStatement
+	attrOldDBOperation
+	attrOldMessagingDestination
+	attrOldCodeFunction
+	attrOldCodeNamespace
+
+	numAttrs
+)
+
+// headerPrefix starts the attributes holding captured request headers.
+const headerPrefix = "http.request.header."
+
+// lookupAttr returns the id of a span or resource attribute key. The
+// switch on string(key) compiles to comparisons without converting key.
+func lookupAttr(key []byte) attrID {
+	switch string(key) {
+	case "http.request.method":
+		return attrHTTPMethod
+	case "http.route":
+		return attrHTTPRoute
+	case "url.path":
+		return attrURLPath
+	case "url.query":
+		return attrURLQuery
+	case "url.full":
+		return attrURLFull
+	case "user_agent.original":
+		return attrUserAgent
+	case "http.response.status_code":
+		return attrStatusCode
+	case "rpc.system.name":
+		return attrRPCSystem
+	case "rpc.service":
+		return attrRPCService
+	case "rpc.method":
+		return attrRPCMethod
+	case "server.address":
+		return attrServerAddress
+	case "server.port":
+		return attrServerPort
+	case "client.address":
+		return attrClientAddress
+	case "service.peer.name":
+		return attrPeerService
+	case "db.system.name":
+		return attrDBSystem
+	case "db.namespace":
+		return attrDBNamespace
+	case "db.collection.name":
+		return attrDBCollection
+	case "db.query.text":
+		return attrDBQueryText
+	case "db.operation.name":
+		return attrDBOperation
+	case "messaging.system":
+		return attrMessagingSystem
+	case "messaging.destination.name":
+		return attrMessagingDestination
+	case "aws.s3.bucket":
+		return attrS3Bucket
+	case "code.function.name":
+		return attrCodeFunction
+	case "service.name":
+		return attrServiceName
+	case "service.namespace":
+		return attrServiceNamespace
+	case "http.method":
+		return attrOldHTTPMethod
+	case "http.target":
+		return attrOldHTTPTarget
+	case "http.url":
+		return attrOldHTTPURL
+	case "http.user_agent":
+		return attrOldUserAgent
+	case "http.status_code":
+		return attrOldStatusCode
+	case "rpc.system":
+		return attrOldRPCSystem
+	case "net.peer.name":
+		return attrOldNetPeerName
+	case "net.peer.port":
+		return attrOldNetPeerPort
+	case "net.host.name":
+		return attrOldNetHostName
+	case "net.host.port":
+		return attrOldNetHostPort
+	case "http.client_ip":
+		return attrOldClientIP
+	case "network.peer.address", "net.sock.peer.addr", "net.peer.ip":
+		return attrOldPeerAddress
+	case "peer.service":
+		return attrOldPeerService
+	case "db.system":
+		return attrOldDBSystem
+	case "db.name":
+		return attrOldDBName
+	case "db.sql.table", "db.mongodb.collection", "db.cassandra.table", "db.cosmosdb.container":
+		return attrOldDBTable
+	case "db.statement":
+		return attrOldDBStatement
+	case "db.operation":
+		return attrOldDBOperation
+	case "messaging.destination":
+		return attrOldMessagingDestination
+	case "code.function":
+		return attrOldCodeFunction
+	case "code.namespace":
+		return attrOldCodeNamespace
+	}
+	return attrNone
+}
+
+// attrBuilder collects the attributes of one span (or resource) and
+// resolves deprecated names once the span kind is known.
+type attrBuilder struct {
+	strs    [numAttrs]string
+	ints    [numAttrs]int64
+	headers map[string]string
+}
+
+func (b *attrBuilder) reset() { *b = attrBuilder{} }
+
+// setString records a string attribute. Numbers written as strings (a
+// status code "200") are accepted for the integer attributes.
+func (b *attrBuilder) setString(id attrID, v string) {
+	switch id {
+	case attrStatusCode, attrOldStatusCode, attrServerPort, attrOldNetPeerPort, attrOldNetHostPort:
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			b.ints[id] = n
+		}
+	default:
+		b.strs[id] = v
+	}
+}
+
+// setInt records an integer attribute.
+func (b *attrBuilder) setInt(id attrID, v int64) {
+	switch id {
+	case attrStatusCode, attrOldStatusCode, attrServerPort, attrOldNetPeerPort, attrOldNetHostPort:
+		b.ints[id] = v
+	default:
+		b.strs[id] = strconv.FormatInt(v, 10)
+	}
+}
+
+// setHeader records a captured request header; key is the full attribute
+// name. The values of a header (an array in semconv) are joined by ", ",
+// as HTTP itself folds repeated headers.
+func (b *attrBuilder) setHeader(key string, values []string) {
+	if b.headers == nil {
+		b.headers = make(map[string]string, 4)
+	}
+	b.headers[strings.ToLower(key[len(headerPrefix):])] = strings.Join(values, ", ")
+}
+
+// finish returns the attributes with deprecated names applied where the
+// current ones are missing. Older conventions named the remote peer
+// net.peer.* on both sides, so its meaning depends on the span kind.
+func (b *attrBuilder) finish(kind SpanKind) Attrs {
+	s, n := &b.strs, &b.ints
+	or := func(cur, old attrID) string {
+		if s[cur] != "" {
+			return s[cur]
+		}
+		return s[old]
+	}
+	a := Attrs{
+		HTTPMethod:           or(attrHTTPMethod, attrOldHTTPMethod),
+		HTTPRoute:            s[attrHTTPRoute],
+		URLPath:              s[attrURLPath],
+		URLQuery:             s[attrURLQuery],
+		URLFull:              or(attrURLFull, attrOldHTTPURL),
+		UserAgent:            or(attrUserAgent, attrOldUserAgent),
+		StatusCode:           int(n[attrStatusCode]),
+		RPCSystem:            or(attrRPCSystem, attrOldRPCSystem),
+		RPCService:           s[attrRPCService],
+		RPCMethod:            s[attrRPCMethod],
+		ServerAddress:        s[attrServerAddress],
+		ServerPort:           int(n[attrServerPort]),
+		ClientAddress:        s[attrClientAddress],
+		PeerService:          or(attrPeerService, attrOldPeerService),
+		DBSystem:             or(attrDBSystem, attrOldDBSystem),
+		DBNamespace:          or(attrDBNamespace, attrOldDBName),
+		DBCollection:         or(attrDBCollection, attrOldDBTable),
+		DBQueryText:          or(attrDBQueryText, attrOldDBStatement),
+		DBOperation:          or(attrDBOperation, attrOldDBOperation),
+		MessagingSystem:      s[attrMessagingSystem],
+		MessagingDestination: or(attrMessagingDestination, attrOldMessagingDestination),
+		S3Bucket:             s[attrS3Bucket],
+		CodeFunction:         s[attrCodeFunction],
+		RequestHeaders:       b.headers,
+	}
+	if a.StatusCode == 0 {
+		a.StatusCode = int(n[attrOldStatusCode])
+	}
+	if a.URLPath == "" && s[attrOldHTTPTarget] != "" {
+		path, query, _ := strings.Cut(s[attrOldHTTPTarget], "?")
+		a.URLPath = path
+		if a.URLQuery == "" {
+			a.URLQuery = query
+		}
+	}
+	if kind == SpanKindServer {
+		if a.ServerAddress == "" {
+			a.ServerAddress = s[attrOldNetHostName]
+		}
+		if a.ServerPort == 0 {
+			a.ServerPort = int(n[attrOldNetHostPort])
+		}
+		for _, id := range []attrID{attrOldClientIP, attrOldNetPeerName, attrOldPeerAddress} {
+			if a.ClientAddress == "" {
+				a.ClientAddress = s[id]
+			}
+		}
+	} else {
+		if a.ServerAddress == "" {
+			a.ServerAddress = s[attrOldNetPeerName]
+		}
+		if a.ServerPort == 0 {
+			a.ServerPort = int(n[attrOldNetPeerPort])
+		}
+	}
+	if a.CodeFunction == "" && s[attrOldCodeFunction] != "" {
+		// Before code.function.name was fully qualified, the class or
+		// package lived in code.namespace.
+		a.CodeFunction = s[attrOldCodeFunction]
+		if ns := s[attrOldCodeNamespace]; ns != "" {
+			a.CodeFunction = ns + "." + a.CodeFunction
+		}
+	}
+	return a
+}
+
+// spanError reports whether a span failed: status ERROR, or a server
+// answering 5xx (HTTP semconv leaves the status unset for some servers).
+func spanError(statusCode int32, kind SpanKind, a *Attrs) bool {
+	return statusCode == 2 || (kind == SpanKindServer && a.StatusCode >= 500)
+}

@@ -1,0 +1,396 @@
+package telemetry
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// MaxTraceSize bounds a protobuf trace file, a JSON document or one JSON
+// line. OTLP recommends 64 MiB per request; files written by exporters and
+// Tempo downloads can hold many, so the bound is larger.
+const MaxTraceSize = 512 << 20
+
+// DecodeTraces decodes the traces in r and calls emit with the spans of
+// each resource (protobuf) or each JSON document or line. emit may keep
+// the slice; an error from it stops decoding and is returned as is.
+//
+// The format is recognised by content, after gunzipping when r is gzipped:
+//   - OTLP protobuf: ExportTraceServiceRequest or TracesData, and Tempo's
+//     protobuf Trace; a Tempo v2 TraceByIDResponse is unwrapped;
+//   - OTLP JSON, one ExportTraceServiceRequest, or one per line as the
+//     Collector's file exporter writes them;
+//   - Tempo API JSON: {"batches":[...]} (v1) or {"trace":{...}} (v2), with
+//     base64 trace and span ids.
+//
+// A malformed line, resource or span is dropped and reported
+// (*RecordError, e.g. "line 3: ..."); the others are still emitted. The
+// returned error joins those reports.
+func DecodeTraces(r io.Reader, source string, emit func([]Span) error) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	if head, _ := br.Peek(2); bytes.Equal(head, gzipMagic) {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("decode traces %s: gzip: %w: %w", source, ErrMalformed, err)
+		}
+		defer zr.Close()
+		br = bufio.NewReaderSize(zr, 64<<10)
+	}
+	errs := &recordErrors{source: source}
+	var err error
+	if isJSON(br) {
+		err = decodeTracesJSON(br, source, errs, emit)
+	} else {
+		err = decodeTracesProto(br, source, errs, emit)
+	}
+	if err != nil {
+		return err
+	}
+	return errs.err()
+}
+
+// isJSON reports whether the first byte that is not white space opens a
+// JSON object. A protobuf message cannot start with '{' (field 15, wire
+// type 3, a group, which no OTLP message has).
+func isJSON(br *bufio.Reader) bool {
+	for i := 1; ; i++ {
+		b, err := br.Peek(i)
+		if err != nil || i > 4096 {
+			return false
+		}
+		switch c := b[i-1]; c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		default:
+			return c == '{'
+		}
+	}
+}
+
+func decodeTracesProto(r io.Reader, source string, errs *recordErrors, emit func([]Span) error) error {
+	data, err := io.ReadAll(io.LimitReader(r, MaxTraceSize+1))
+	if err != nil {
+		return fmt.Errorf("decode traces %s: %w: %w", source, ErrMalformed, err)
+	}
+	if len(data) > MaxTraceSize {
+		return fmt.Errorf("decode traces %s: more than %d bytes: %w", source, MaxTraceSize, ErrTooLarge)
+	}
+	d := traceDecoder{errs: errs}
+	if err := d.decodeRequest(unwrapTempoResponse(data), emit); err != nil {
+		return fmt.Errorf("decode traces %s: %w", source, err)
+	}
+	return nil
+}
+
+// unwrapTempoResponse returns the Trace inside a Tempo v2
+// TraceByIDResponse{trace=1, metrics=2, status=3, message=4}, recognised
+// by fields other than 1 at the top level, which ExportTraceServiceRequest
+// and TracesData do not have. Anything else is returned as is.
+func unwrapTempoResponse(data []byte) []byte {
+	var trace []byte
+	other := false
+	if err := forEachField(data, func(f field) error {
+		if f.num == 1 {
+			trace = f.b
+		} else {
+			other = true
+		}
+		return nil
+	}); err != nil || !other || trace == nil {
+		return data
+	}
+	return trace
+}
+
+// decodeTracesJSON decodes JSON lines, or a single JSON document when its
+// first line is not a complete JSON value (pretty-printed Tempo output).
+func decodeTracesJSON(br *bufio.Reader, source string, errs *recordErrors, emit func([]Span) error) error {
+	sc := bufio.NewScanner(br)
+	sc.Buffer(make([]byte, 0, 64<<10), MaxTraceSize)
+	c := jsonTraceConverter{}
+	line := 0
+	for sc.Scan() {
+		line++
+		text := bytes.TrimSpace(sc.Bytes())
+		if len(text) == 0 {
+			continue
+		}
+		if line == 1 && !json.Valid(text) {
+			return decodeTraceDocument(text, br, sc, source, errs, &c, emit)
+		}
+		spans, err := c.decode(text)
+		if err != nil {
+			errs.addf(err, "line %d", line)
+			continue
+		}
+		if len(spans) > 0 {
+			if err := emit(spans); err != nil {
+				return fmt.Errorf("decode traces %s: %w", source, err)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("decode traces %s: line %d: %w: %w", source, line+1, ErrMalformed, err)
+	}
+	return nil
+}
+
+// decodeTraceDocument decodes one multi-line JSON document: the first
+// line, what the scanner still holds, and the rest of the input.
+func decodeTraceDocument(first []byte, br *bufio.Reader, sc *bufio.Scanner, source string, errs *recordErrors, c *jsonTraceConverter, emit func([]Span) error) error {
+	var doc bytes.Buffer
+	doc.Write(first)
+	for sc.Scan() {
+		doc.WriteByte('\n')
+		doc.Write(sc.Bytes())
+		if doc.Len() > MaxTraceSize {
+			return fmt.Errorf("decode traces %s: more than %d bytes: %w", source, MaxTraceSize, ErrTooLarge)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("decode traces %s: %w: %w", source, ErrMalformed, err)
+	}
+	spans, err := c.decode(doc.Bytes())
+	if err != nil {
+		errs.add("document", err)
+		return nil
+	}
+	if len(spans) == 0 {
+		return nil
+	}
+	if err := emit(spans); err != nil {
+		return fmt.Errorf("decode traces %s: %w", source, err)
+	}
+	return nil
+}
+
+// jsonTraceConverter decodes OTLP and Tempo JSON with pdata and converts
+// the result to spans.
+type jsonTraceConverter struct {
+	in    interner
+	attrs attrBuilder
+}
+
+// decode decodes one JSON document.
+func (c *jsonTraceConverter) decode(doc []byte) ([]Span, error) {
+	key := topKey(doc)
+	var u ptrace.JSONUnmarshaler
+	if key == "resourceSpans" {
+		td, err := u.UnmarshalTraces(doc)
+		if err == nil {
+			return c.convert(td), nil
+		}
+		// Tempo's protobuf-JSON uses base64 ids even under resourceSpans;
+		// retry as Tempo before reporting the OTLP error.
+		norm, nerr := normalizeTempoJSON(doc)
+		if nerr != nil {
+			return nil, fmt.Errorf("%w: OTLP JSON: %w", ErrMalformed, err)
+		}
+		if td, nerr = u.UnmarshalTraces(norm); nerr != nil {
+			return nil, fmt.Errorf("%w: OTLP JSON: %w", ErrMalformed, err)
+		}
+		return c.convert(td), nil
+	}
+	if key != "batches" && key != "trace" {
+		return nil, fmt.Errorf("%w: JSON object starting with %q is neither OTLP (resourceSpans) nor Tempo (batches, trace)", ErrUnknownFormat, key)
+	}
+	norm, err := normalizeTempoJSON(doc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Tempo JSON: %w", ErrMalformed, err)
+	}
+	td, err := u.UnmarshalTraces(norm)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Tempo JSON: %w", ErrMalformed, err)
+	}
+	return c.convert(td), nil
+}
+
+// topKey returns the first top-level key of the JSON object doc that
+// tells its format, or the first key when none does ("" if doc is not an
+// object). Values of other keys (Tempo's "metrics", which sorts first when
+// re-indented) are skipped.
+func topKey(doc []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	first := ""
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return first
+		}
+		key, _ := t.(string)
+		switch key {
+		case "resourceSpans", "batches", "trace", "resourceProfiles", "dictionary":
+			return key
+		}
+		if first == "" {
+			first = key
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return first
+		}
+	}
+	return first
+}
+
+// normalizeTempoJSON rewrites Tempo's trace JSON as OTLP JSON: the v2
+// {"trace":{...}} wrapper is removed, v1's "batches" becomes
+// "resourceSpans" (Tempo renames it in MarshalToJSONV1), and base64 ids
+// (gogo jsonpb's encoding of bytes) become hex (protocols.md §4).
+func normalizeTempoJSON(doc []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber() // keeps 64-bit nanosecond timestamps exact
+	var v map[string]any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if t, ok := v["trace"].(map[string]any); ok {
+		v = t
+	}
+	if b, ok := v["batches"]; ok {
+		v["resourceSpans"] = b
+		delete(v, "batches")
+	}
+	if err := hexIDs(v); err != nil {
+		return nil, err
+	}
+	return json.Marshal(v)
+}
+
+// hexIDs rewrites base64 traceId, spanId and parentSpanId values under v
+// as hex; ids already in hex (32 or 16 hex digits) are left alone.
+func hexIDs(v any) error {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				if err := hexIDs(e); err != nil {
+					return err
+				}
+				continue
+			}
+			var want int
+			switch k {
+			case "traceId":
+				want = 16
+			case "spanId", "parentSpanId":
+				want = 8
+			default:
+				continue
+			}
+			if s == "" || (len(s) == 2*want && isHex(s)) {
+				continue
+			}
+			b, err := base64.StdEncoding.DecodeString(s)
+			if err != nil || len(b) != want {
+				return fmt.Errorf("%s %q is neither hex nor base64 of %d bytes", k, s, want)
+			}
+			x[k] = hex.EncodeToString(b)
+		}
+	case []any:
+		for _, e := range x {
+			if err := hexIDs(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// convert turns pdata traces into spans.
+func (c *jsonTraceConverter) convert(td ptrace.Traces) []Span {
+	var spans []Span
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		rs := rss.At(i)
+		res := rs.Resource().Attributes()
+		var service, namespace string
+		if v, ok := res.Get("service.name"); ok {
+			service = c.in.string(v.AsString())
+		}
+		if v, ok := res.Get("service.namespace"); ok {
+			namespace = c.in.string(v.AsString())
+		}
+		sss := rs.ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			ss := sss.At(j).Spans()
+			for k := 0; k < ss.Len(); k++ {
+				spans = append(spans, c.span(ss.At(k), service, namespace))
+			}
+		}
+	}
+	return spans
+}
+
+func (c *jsonTraceConverter) span(s ptrace.Span, service, namespace string) Span {
+	sp := Span{
+		Service:      service,
+		Namespace:    namespace,
+		TraceID:      s.TraceID(),
+		SpanID:       s.SpanID(),
+		ParentSpanID: s.ParentSpanID(),
+		Kind:         SpanKind(s.Kind()),
+		Name:         c.in.string(s.Name()),
+		Start:        s.StartTimestamp().AsTime().UTC(),
+		End:          s.EndTimestamp().AsTime().UTC(),
+	}
+	if sp.Kind > SpanKindConsumer {
+		sp.Kind = SpanKindUnspecified
+	}
+	c.attrs.reset()
+	for k, v := range s.Attributes().All() {
+		c.setAttr(k, v)
+	}
+	sp.Attrs = c.attrs.finish(sp.Kind)
+	sp.Error = spanError(int32(s.Status().Code()), sp.Kind, &sp.Attrs)
+	return sp
+}
+
+func (c *jsonTraceConverter) setAttr(k string, v pcommon.Value) {
+	id := lookupAttr([]byte(k))
+	if id == attrNone {
+		if !strings.HasPrefix(k, headerPrefix) {
+			return
+		}
+		var values []string
+		switch v.Type() {
+		case pcommon.ValueTypeSlice:
+			for _, e := range v.Slice().All() {
+				values = append(values, c.in.string(e.AsString()))
+			}
+		default:
+			values = []string{c.in.string(v.AsString())}
+		}
+		c.attrs.setHeader(k, values)
+		return
+	}
+	switch v.Type() {
+	case pcommon.ValueTypeInt:
+		c.attrs.setInt(id, v.Int())
+	case pcommon.ValueTypeStr:
+		c.attrs.setString(id, c.in.string(v.Str()))
+	}
+}

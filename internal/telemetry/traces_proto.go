@@ -1,0 +1,306 @@
+package telemetry
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// maxInterned bounds the strings one decode keeps for reuse, so that
+// high-cardinality values (URLs with ids, query texts) cannot grow it
+// without limit; beyond it strings are still decoded, just not shared.
+const maxInterned = 1 << 16
+
+// interner shares the strings that repeat across spans (names, methods,
+// routes, service names), so a batch holds one copy of each.
+type interner struct{ m map[string]string }
+
+func (in *interner) bytes(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if s, ok := in.m[string(b)]; ok {
+		return s
+	}
+	return in.add(string(b))
+}
+
+// string returns the shared copy of s.
+func (in *interner) string(s string) string {
+	if s == "" {
+		return ""
+	}
+	if t, ok := in.m[s]; ok {
+		return t
+	}
+	return in.add(s)
+}
+
+func (in *interner) add(s string) string {
+	if in.m == nil {
+		in.m = make(map[string]string, 256)
+	}
+	if len(in.m) < maxInterned {
+		in.m[s] = s
+	}
+	return s
+}
+
+// traceDecoder decodes OTLP trace protobuf (ExportTraceServiceRequest,
+// TracesData, Tempo's Trace: all hold ResourceSpans as field 1) straight
+// off the wire. It is the fast path for the binary form: pdata builds the
+// whole object tree and then the model copies out of it, which measured
+// below half the span rate the model needs (perf-reliability.md §9.2).
+// The tests decode the same inputs with ptrace.ProtoUnmarshaler and
+// compare.
+type traceDecoder struct {
+	errs  *recordErrors
+	in    interner
+	attrs attrBuilder
+	res   attrBuilder
+}
+
+// OTLP trace field numbers (opentelemetry/proto/trace/v1/trace.proto).
+const (
+	rsResource   = 1
+	rsScopeSpans = 2
+	ssSpans      = 2
+
+	spanTraceID    = 1
+	spanSpanID     = 2
+	spanParentID   = 4
+	spanName       = 5
+	spanKind       = 6
+	spanStart      = 7
+	spanEnd        = 8
+	spanAttributes = 9
+	spanStatus     = 15
+	statusCode     = 3
+)
+
+// decodeRequest decodes every ResourceSpans of msg and emits the spans of
+// each. A malformed span is dropped and reported; a malformed or
+// truncated resource or scope keeps the spans before the damage.
+func (d *traceDecoder) decodeRequest(msg []byte, emit func([]Span) error) error {
+	i := 0
+	for off := 0; off < len(msg); {
+		f, n, truncated, err := nextFieldTruncated(msg[off:])
+		if err != nil {
+			d.errs.addf(fmt.Errorf("at byte %d: %w", off, err), "after resource_spans[%d]", i-1)
+			return nil
+		}
+		off += n
+		if f.num != 1 {
+			continue
+		}
+		record := fmt.Sprintf("resource_spans[%d]", i)
+		i++
+		if f.typ != protowire.BytesType {
+			d.errs.add(record, fmt.Errorf("wire type %d, want message", f.typ))
+			continue
+		}
+		if truncated {
+			d.errs.add(record, fmt.Errorf("truncated: %w", io.ErrUnexpectedEOF))
+		}
+		spans := d.decodeResourceSpans(f.b, record)
+		if len(spans) > 0 {
+			if err := emit(spans); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (d *traceDecoder) decodeResourceSpans(msg []byte, record string) []Span {
+	var spans []Span
+	d.res.reset()
+	scope := 0
+	for off := 0; off < len(msg); {
+		f, n, _, err := nextFieldTruncated(msg[off:])
+		if err != nil {
+			d.errs.addf(fmt.Errorf("at byte %d: %w", off, err), "%s", record)
+			break
+		}
+		off += n
+		switch {
+		case f.typ != protowire.BytesType:
+		case f.num == rsResource:
+			if err := forEachField(f.b, func(rf field) error {
+				if rf.num == 1 && rf.typ == protowire.BytesType {
+					return d.keyValue(rf.b, &d.res)
+				}
+				return nil
+			}); err != nil {
+				d.errs.addf(err, "%s: resource", record)
+			}
+		case f.num == rsScopeSpans:
+			spans = d.decodeScopeSpans(f.b, spans, record, scope)
+			scope++
+		}
+	}
+	service := d.res.strs[attrServiceName]
+	namespace := d.res.strs[attrServiceNamespace]
+	for i := range spans {
+		spans[i].Service, spans[i].Namespace = service, namespace
+	}
+	return spans
+}
+
+func (d *traceDecoder) decodeScopeSpans(msg []byte, spans []Span, record string, scope int) []Span {
+	n := 0
+	for off := 0; off < len(msg); {
+		f, m, truncated, err := nextFieldTruncated(msg[off:])
+		if err != nil {
+			d.errs.addf(fmt.Errorf("at byte %d: %w", off, err), "%s: scope_spans[%d]", record, scope)
+			break
+		}
+		off += m
+		if f.num != ssSpans || f.typ != protowire.BytesType {
+			continue
+		}
+		if truncated {
+			// A span cut short has lost fields it needs; drop it.
+			d.errs.addf(fmt.Errorf("truncated: %w", io.ErrUnexpectedEOF), "%s: scope_spans[%d]: span %d", record, scope, n)
+			break
+		}
+		spans = append(spans, Span{})
+		if err := d.decodeSpan(f.b, &spans[len(spans)-1]); err != nil {
+			d.errs.addf(err, "%s: scope_spans[%d]: span %d", record, scope, n)
+			spans = spans[:len(spans)-1]
+		}
+		n++
+	}
+	return spans
+}
+
+func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
+	d.attrs.reset()
+	var status int32
+	var haveTrace, haveSpan bool
+	for off := 0; off < len(msg); {
+		f, n, err := nextField(msg[off:])
+		if err != nil {
+			return fmt.Errorf("at byte %d: %w", off, err)
+		}
+		off += n
+		switch f.num {
+		case spanTraceID:
+			if len(f.b) != 16 {
+				return fmt.Errorf("trace_id has %d bytes, want 16", len(f.b))
+			}
+			copy(sp.TraceID[:], f.b)
+			haveTrace = true
+		case spanSpanID:
+			if len(f.b) != 8 {
+				return fmt.Errorf("span_id has %d bytes, want 8", len(f.b))
+			}
+			copy(sp.SpanID[:], f.b)
+			haveSpan = true
+		case spanParentID:
+			switch len(f.b) {
+			case 0:
+			case 8:
+				copy(sp.ParentSpanID[:], f.b)
+			default:
+				return fmt.Errorf("parent_span_id has %d bytes, want 8", len(f.b))
+			}
+		case spanName:
+			sp.Name = d.in.bytes(f.b)
+		case spanKind:
+			// An unknown kind is kept as unspecified, as pdata keeps it.
+			if f.v <= uint64(SpanKindConsumer) {
+				sp.Kind = SpanKind(f.v)
+			}
+		case spanStart:
+			sp.Start = time.Unix(0, int64(f.v)).UTC()
+		case spanEnd:
+			sp.End = time.Unix(0, int64(f.v)).UTC()
+		case spanAttributes:
+			if f.typ != protowire.BytesType {
+				return fmt.Errorf("attribute: wire type %d, want message", f.typ)
+			}
+			if err := d.keyValue(f.b, &d.attrs); err != nil {
+				return err
+			}
+		case spanStatus:
+			if err := forEachField(f.b, func(sf field) error {
+				if sf.num == statusCode {
+					status = int32(sf.v)
+				}
+				return nil
+			}); err != nil {
+				return fmt.Errorf("status: %w", err)
+			}
+		}
+	}
+	if !haveTrace || !haveSpan {
+		return fmt.Errorf("missing trace_id or span_id")
+	}
+	sp.Attrs = d.attrs.finish(sp.Kind)
+	sp.Error = spanError(status, sp.Kind, &sp.Attrs)
+	return nil
+}
+
+// keyValue decodes one KeyValue into b, reading the value only when the
+// key is one evident keeps.
+func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
+	var key, value []byte
+	if err := forEachField(msg, func(f field) error {
+		switch f.num {
+		case 1:
+			key = f.b
+		case 2:
+			value = f.b
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("attribute: %w", err)
+	}
+	id := lookupAttr(key)
+	header := id == attrNone && bytes.HasPrefix(key, []byte(headerPrefix))
+	if id == attrNone && !header {
+		return nil
+	}
+	var values []string
+	err := forEachField(value, func(f field) error {
+		switch f.num {
+		case 1: // string_value
+			if header {
+				values = append(values, d.in.bytes(f.b))
+			} else {
+				b.setString(id, d.in.bytes(f.b))
+			}
+		case 3: // int_value
+			if !header {
+				b.setInt(id, int64(f.v))
+			}
+		case 5: // array_value
+			if !header {
+				return nil
+			}
+			return forEachField(f.b, func(af field) error {
+				if af.num != 1 {
+					return nil
+				}
+				return forEachField(af.b, func(vf field) error {
+					if vf.num == 1 {
+						values = append(values, d.in.bytes(vf.b))
+					}
+					return nil
+				})
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("attribute %q: %w", key, err)
+	}
+	if header {
+		b.setHeader(string(key), values)
+	}
+	return nil
+}

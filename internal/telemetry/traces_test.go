@@ -1,0 +1,308 @@
+package telemetry
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// decodeAll decodes r fully, returning all spans and the error.
+func decodeAll(t testing.TB, data []byte, source string) ([]Span, error) {
+	t.Helper()
+	var spans []Span
+	err := DecodeTraces(bytes.NewReader(data), source, func(s []Span) error {
+		spans = append(spans, s...)
+		return nil
+	})
+	return spans, err
+}
+
+func TestDecodeTracesGolden(t *testing.T) {
+	spans, err := decodeAll(t, readFixture(t, "traces.pb"), "traces.pb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "traces.golden", spanText(spans))
+}
+
+// TestDecodeTracesFormats decodes the same traces from every form and
+// compares them with the protobuf decoding.
+func TestDecodeTracesFormats(t *testing.T) {
+	want, err := decodeAll(t, readFixture(t, "traces.pb"), "traces.pb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != 9 {
+		t.Fatalf("decoded %d spans from traces.pb, want 9", len(want))
+	}
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{"OTLP JSON lines", readFixture(t, "traces.jsonl")},
+		{"OTLP JSON lines, CRLF and blank lines", bytes.ReplaceAll(readFixture(t, "traces.jsonl"), []byte("\n"), []byte("\r\n\r\n"))},
+		{"Tempo v1 batches", readFixture(t, "tempo-v1.json")},
+		{"Tempo v2 trace, indented", readFixture(t, "tempo-v2.json")},
+		{"gzipped protobuf", gzipBytes(t, readFixture(t, "traces.pb"))},
+		{"gzipped JSON lines", gzipBytes(t, readFixture(t, "traces.jsonl"))},
+		{"Tempo v2 protobuf response", tempoV2Proto(readFixture(t, "traces.pb"))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := decodeAll(t, tt.data, tt.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("spans differ from the protobuf decoding (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// tempoV2Proto wraps the resource spans of an OTLP request as Tempo's
+// TraceByIDResponse{trace=1{resourceSpans}, metrics=2, status=3}.
+func tempoV2Proto(req []byte) []byte {
+	b := protowire.AppendTag(nil, 1, protowire.BytesType)
+	b = protowire.AppendBytes(b, req)
+	b = appendMsg(b, 2, varintField(2, 48213))
+	return append(b, varintField(3, 0)...)
+}
+
+// TestDecodeTracesMatchesPdata checks the wire decoder against pdata's
+// ptrace.ProtoUnmarshaler on the same bytes.
+func TestDecodeTracesMatchesPdata(t *testing.T) {
+	data := readFixture(t, "traces.pb")
+	got, err := decodeAll(t, data, "traces.pb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var u ptrace.ProtoUnmarshaler
+	td, err := u.UnmarshalTraces(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c jsonTraceConverter
+	if diff := cmp.Diff(c.convert(td), got); diff != "" {
+		t.Errorf("wire decoder differs from pdata (-pdata +wire):\n%s", diff)
+	}
+}
+
+// TestDecodeTracesSemconv spot-checks the mapping of current and
+// deprecated attribute names (the golden file holds the rest).
+func TestDecodeTracesSemconv(t *testing.T) {
+	spans, err := decodeAll(t, readFixture(t, "traces.pb"), "traces.pb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]Span{}
+	for _, s := range spans {
+		byName[s.Service+" "+s.Name] = s
+	}
+	tests := []struct {
+		span string
+		want func(s Span) bool
+		desc string
+	}{
+		{"checkout GET /cart/{id}", func(s Span) bool {
+			return s.Kind == SpanKindServer && s.Attrs.HTTPRoute == "/cart/{id}" && s.Attrs.StatusCode == 200 && !s.Error &&
+				s.Attrs.RequestHeaders["x-forwarded-for"] == "203.0.113.9, 10.0.0.1" && s.Attrs.RequestHeaders["content-type"] == "application/json" &&
+				s.Namespace == "shop" && s.End.Sub(s.Start) == 1234567*time.Nanosecond
+		}, "server span with route, status and captured headers"},
+		{"checkout SELECT shop.orders", func(s Span) bool {
+			return s.Attrs.DBSystem == "postgresql" && s.Attrs.DBCollection == "orders" && s.Attrs.ServerPort == 5432 && s.ParentSpanID != [8]byte{}
+		}, "current db.system.name wins over deprecated db.system"},
+		{"checkout POST /pay", func(s Span) bool {
+			return s.Error && s.Attrs.HTTPMethod == "POST" && s.Attrs.URLPath == "/pay" && s.Attrs.URLQuery == "retry=1" &&
+				s.Attrs.ServerAddress == "checkout.shop" && s.Attrs.ServerPort == 80 && s.Attrs.ClientAddress == "lb.internal" && s.Attrs.UserAgent == "okhttp/4.12"
+		}, "old HTTP server names; 503 on a server span is an error"},
+		{"checkout GET", func(s Span) bool {
+			return s.Error && s.Attrs.URLFull == "https://payments.internal:443/v1/charge" && s.Attrs.ServerAddress == "payments.internal" &&
+				s.Attrs.ServerPort == 443 && s.Attrs.PeerService == "payments" && s.Attrs.StatusCode == 502
+		}, "old HTTP client names; status ERROR; status code given as a string"},
+		{"payments /payments.v1.Charges/Charge", func(s Span) bool {
+			return s.Attrs.RPCSystem == "grpc" && s.Attrs.RPCService == "payments.v1.Charges" && s.Attrs.RPCMethod == "Charge" &&
+				s.Attrs.ClientAddress == "10.0.0.9" && s.Namespace == ""
+		}, "RPC server with network.peer.address as client"},
+		{"payments GET", func(s Span) bool {
+			return s.Attrs.DBSystem == "redis" && s.Attrs.DBQueryText == "GET charge:42" && s.Attrs.DBOperation == "GET" && s.Attrs.DBNamespace == "0" &&
+				s.Attrs.ServerAddress == "cache.internal" && s.Attrs.ServerPort == 6379
+		}, "old db names"},
+		{"payments upload receipt", func(s Span) bool {
+			return s.Attrs.S3Bucket == "receipts" && s.Attrs.CodeFunction == "github.com/acme/payments/receipt.Upload"
+		}, "code.namespace + code.function"},
+		{"notifier charges process", func(s Span) bool {
+			return s.Kind == SpanKindConsumer && s.Attrs.MessagingDestination == "charges" && s.Attrs.CodeFunction == "main.handleCharge" && s.Attrs.RPCSystem == "connectrpc"
+		}, "old messaging.destination; code.function.name wins"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			s, ok := byName[tt.span]
+			if !ok {
+				t.Fatalf("no span %q", tt.span)
+			}
+			if !tt.want(s) {
+				t.Errorf("span %q: %s", tt.span, spanText([]Span{s}))
+			}
+		})
+	}
+}
+
+// TestDecodeTracesBadLine: line 3 of 5 is cut short; the other four are
+// decoded and line 3 is reported.
+func TestDecodeTracesBadLine(t *testing.T) {
+	spans, err := decodeAll(t, readFixture(t, "traces-bad-line3.jsonl"), "bad.jsonl")
+	var re *RecordError
+	if !errors.As(err, &re) || re.Record != "line 3" || re.Source != "bad.jsonl" || !errors.Is(err, ErrMalformed) {
+		t.Fatalf("error %v, want a *RecordError for line 3 of bad.jsonl", err)
+	}
+	if !strings.HasPrefix(err.Error(), "bad.jsonl: line 3: malformed telemetry: OTLP JSON:") {
+		t.Errorf("error text %q", err)
+	}
+	services := map[string]int{}
+	for _, s := range spans {
+		services[s.Service]++
+	}
+	// Line 3 held the first payments request (two spans).
+	if diff := cmp.Diff(map[string]int{"checkout": 4, "payments": 2, "notifier": 1}, services); diff != "" {
+		t.Errorf("spans per service (-want +got):\n%s", diff)
+	}
+}
+
+func TestDecodeTracesErrors(t *testing.T) {
+	pb := readFixture(t, "traces.pb")
+	span := func(name string) []byte {
+		return appendMsg(nil, ssSpans, appendMsg(nil, spanTraceID, bytes.Repeat([]byte{1}, 16)), appendMsg(nil, spanSpanID, []byte("12345678")),
+			appendMsg(nil, spanName, []byte(name)))
+	}
+	cut := appendMsg(nil, 1, appendMsg(nil, rsScopeSpans, span("one"), span("two"), span("three")))
+	badSpan := appendMsg(nil, 1, // resource_spans
+		appendMsg(nil, rsScopeSpans,
+			appendMsg(nil, ssSpans, appendMsg(nil, spanTraceID, []byte("short")), appendMsg(nil, spanSpanID, []byte("12345678"))),
+			appendMsg(nil, ssSpans,
+				appendMsg(nil, spanTraceID, bytes.Repeat([]byte{1}, 16)), appendMsg(nil, spanSpanID, []byte("12345678")),
+				appendMsg(nil, spanName, []byte("kept"))),
+		))
+	tests := []struct {
+		name      string
+		data      []byte
+		wantErr   string
+		wantSpans int
+	}{
+		{"truncated protobuf keeps the resources before the cut", pb[:len(pb)-40], "truncated protobuf keeps the resources before the cut: resource_spans[4]: truncated: unexpected EOF", 9},
+		{"truncated protobuf keeps the spans before the cut", cut[:len(cut)-3], "resource_spans[0]: scope_spans[0]: span 2: truncated", 2},
+		{"span with a short trace id", badSpan, "span with a short trace id: resource_spans[0]: scope_spans[0]: span 0: trace_id has 5 bytes, want 16", 1},
+		{"not traces JSON", []byte(`{"resourceLogs":[]}`), `not traces JSON: line 1: unrecognised telemetry format: JSON object starting with "resourceLogs"`, 0},
+		{"truncated gzip", gzipBytes(t, pb)[:100], "unexpected EOF", 0},
+		{"JSON with bad ids", []byte(`{"batches":[{"scopeSpans":[{"spans":[{"traceId":"!!","spanId":"AAAAAAAAAAA="}]}]}]}`), `traceId "!!" is neither hex nor base64 of 16 bytes`, 0},
+		{"unterminated JSON document", []byte("{\n\"resourceSpans\": [\n"), "unterminated JSON document: document: malformed telemetry", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spans, err := decodeAll(t, tt.data, tt.name)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %v, want it to contain %q", err, tt.wantErr)
+			}
+			if len(spans) != tt.wantSpans {
+				t.Errorf("decoded %d spans, want %d", len(spans), tt.wantSpans)
+			}
+		})
+	}
+}
+
+func TestDecodeTracesEmitError(t *testing.T) {
+	stop := errors.New("stop")
+	for _, name := range []string{"traces.pb", "traces.jsonl", "tempo-v2.json"} {
+		t.Run(name, func(t *testing.T) {
+			calls := 0
+			err := DecodeTraces(bytes.NewReader(readFixture(t, name)), name, func([]Span) error {
+				calls++
+				return stop
+			})
+			if !errors.Is(err, stop) || calls != 1 {
+				t.Errorf("error %v after %d calls, want stop after 1", err, calls)
+			}
+		})
+	}
+}
+
+// BenchmarkDecodeTracesProto measures spans/s through DecodeTraces with a
+// consumer that only counts; the target is 500k spans/s per core.
+func BenchmarkDecodeTracesProto(b *testing.B) {
+	data := benchTraces(b, 1000)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	spans := 0
+	for b.Loop() {
+		err := DecodeTraces(bytes.NewReader(data), "bench", func(s []Span) error {
+			spans += len(s)
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(spans)/b.Elapsed().Seconds(), "spans/s")
+}
+
+// BenchmarkPdataUnmarshalTraces is the reference: pdata decoding the same
+// request, without any conversion.
+func BenchmarkPdataUnmarshalTraces(b *testing.B) {
+	data := benchTraces(b, 1000)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	spans := 0
+	var u ptrace.ProtoUnmarshaler
+	for b.Loop() {
+		td, err := u.UnmarshalTraces(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		spans += td.SpanCount()
+	}
+	b.ReportMetric(float64(spans)/b.Elapsed().Seconds(), "spans/s")
+}
+
+// benchTraces builds the request perf-reliability.md §9.2 measured: one
+// resource with 5 attributes, n server spans with 10 string attributes.
+func benchTraces(b testing.TB, n int) []byte {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	for k, v := range map[string]string{"service.name": "checkout", "service.namespace": "shop", "service.version": "1.2.3", "host.name": "node-1", "k8s.pod.name": "checkout-5d9f"} {
+		rs.Resource().Attributes().PutStr(k, v)
+	}
+	ss := rs.ScopeSpans().AppendEmpty()
+	for i := range n {
+		sp := ss.Spans().AppendEmpty()
+		sp.SetTraceID(traceID(byte(i)))
+		sp.SetSpanID(spanID(byte(i)))
+		sp.SetParentSpanID(spanID(byte(i + 1)))
+		sp.SetName("GET /api/v1/items/{id}")
+		sp.SetKind(ptrace.SpanKindServer)
+		sp.SetStartTimestamp(1_700_000_000_000_000_000)
+		sp.SetEndTimestamp(1_700_000_000_001_000_000)
+		a := sp.Attributes()
+		a.PutStr("http.request.method", "GET")
+		a.PutStr("http.route", "/api/v1/items/{id}")
+		a.PutStr("url.path", "/api/v1/items/"+strings.Repeat("7", i%9+1))
+		a.PutStr("url.scheme", "https")
+		a.PutStr("server.address", "checkout.shop.svc")
+		a.PutStr("client.address", "10.1.2.3")
+		a.PutStr("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)")
+		a.PutStr("network.protocol.version", "1.1")
+		a.PutStr("http.response.status_code", "200")
+		a.PutStr("thread.name", "worker-3")
+	}
+	var m ptrace.ProtoMarshaler
+	data, err := m.MarshalTraces(td)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
+}
