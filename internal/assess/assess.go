@@ -1,0 +1,202 @@
+// Package assess joins static findings with the runtime model: for every
+// finding and service it decides whether the vulnerable code runs
+// (reachability), how the service is reached (exposure) and what it can
+// reach (blast radius), and ranks findings by that with the reasons shown.
+package assess
+
+import (
+	"cmp"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/vulndb"
+)
+
+// Verdict is the runtime reachability of a vulnerability in a service.
+type Verdict string
+
+// Verdicts, strongest evidence first.
+const (
+	// Executed: a vulnerable symbol (or, for records without symbols,
+	// code of the vulnerable package) was seen in profile samples.
+	Executed Verdict = "executed"
+	// Loaded: code of the vulnerable package ran, the vulnerable symbols
+	// were not seen.
+	Loaded Verdict = "loaded"
+	// NotObserved: the service was profiled and no frame of the
+	// vulnerable package was seen.
+	NotObserved Verdict = "not_observed"
+	// Unknown: no profiles of the service, or too few samples.
+	Unknown Verdict = "unknown"
+)
+
+// Verdicts lists every verdict in report order.
+var Verdicts = []Verdict{Executed, Loaded, NotObserved, Unknown}
+
+// Basis says what a verdict was decided on.
+type Basis string
+
+// Bases of a verdict.
+const (
+	BasisSymbol  Basis = "symbol"  // the record or the knowledge base names the vulnerable functions
+	BasisPackage Basis = "package" // it names none: the whole package counts
+)
+
+// Exposure is how a service can be reached.
+type Exposure string
+
+// Exposure levels.
+const (
+	Exposed         Exposure = "exposed"
+	Internal        Exposure = "internal"
+	NoInput         Exposure = "no_input"
+	ExposureUnknown Exposure = "unknown"
+)
+
+// Assessment is everything evident concluded about one finding.
+type Assessment struct {
+	Finding        findings.Finding
+	KnownExploited bool
+	Reachability   Reachability
+	Exposure       ExposureResult
+	BlastRadius    []StoreRef
+	Priority       Priority
+	VEX            VEX
+}
+
+// Reachability is a verdict with the evidence behind it.
+type Reachability struct {
+	Verdict Verdict
+	Basis   Basis
+	// Symbols are the vulnerable functions looked for, as
+	// "package.Symbol" (or the package alone at package basis).
+	Symbols []string
+	// Evidence lists the vulnerable functions seen running, heaviest
+	// first.
+	Evidence []FunctionEvidence
+	// Samples is the number of samples with a vulnerable function (or
+	// package) on the stack.
+	Samples int64
+	// Endpoints are the endpoints that led to the vulnerable code.
+	Endpoints []string
+	// Bound is the rule-of-three bound of what could have been missed;
+	// set for loaded and not_observed.
+	Bound *Bound
+	// Reason says in one sentence why the verdict is what it is.
+	Reason string
+}
+
+// FunctionEvidence is a vulnerable function seen running.
+type FunctionEvidence struct {
+	Symbol      string
+	Samples     int64
+	CPUSeconds  float64
+	First, Last time.Time
+	Endpoints   []model.EndpointSamples
+	// Stack is an example stack, leaf first, as "package.Symbol".
+	Stack []string
+}
+
+// Bound is the 95% rule-of-three bound: with S samples any code path
+// above a share of 3/S of the service's CPU would have been seen.
+type Bound struct {
+	Share      float64
+	CPUSeconds float64
+	// WindowSeconds is the time the observation windows cover.
+	WindowSeconds float64
+	Samples       int64
+}
+
+// ExposureResult is an exposure level and the rule that decided it.
+type ExposureResult struct {
+	Level Exposure
+	Rule  string
+}
+
+// StoreRef is a store reachable from a service, with its sensitivity.
+type StoreRef struct {
+	Name   string
+	Kind   string
+	Labels []string
+	// Via is the chain of services from the assessed one to the service
+	// that calls the store.
+	Via []string
+}
+
+// Vulns looks vulnerabilities up by id or alias.
+type Vulns interface {
+	Get(idOrAlias string) *vulndb.Vuln
+}
+
+// Assessor assesses findings against one snapshot of the runtime model.
+type Assessor struct {
+	cfg   Config
+	vulns Vulns
+	snap  *model.Snapshot
+	// exposure and blast radius are per service, computed once.
+	exposure map[string]ExposureResult
+	blast    map[string][]StoreRef
+}
+
+// New returns an Assessor over snap. vulns may be nil when findings carry
+// everything (no symbols are then known).
+func New(cfg Config, vulns Vulns, snap *model.Snapshot) *Assessor {
+	return &Assessor{cfg: cfg, vulns: vulns, snap: snap, exposure: make(map[string]ExposureResult), blast: make(map[string][]StoreRef)}
+}
+
+// Assess assesses each finding, in priority order (highest first).
+func (a *Assessor) Assess(fs []findings.Finding) []Assessment {
+	out := make([]Assessment, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, a.One(f))
+	}
+	slices.SortStableFunc(out, func(x, y Assessment) int {
+		return cmp.Or(
+			cmp.Compare(x.Priority.Tier, y.Priority.Tier),
+			cmp.Compare(y.Priority.Score, x.Priority.Score),
+			cmp.Compare(x.Finding.Service, y.Finding.Service),
+			cmp.Compare(x.Finding.Vulnerability.ID, y.Finding.Vulnerability.ID),
+			cmp.Compare(x.Finding.Package.PURL, y.Finding.Package.PURL),
+		)
+	})
+	return out
+}
+
+// One assesses a single finding.
+func (a *Assessor) One(f findings.Finding) Assessment {
+	var v *vulndb.Vuln
+	if a.vulns != nil {
+		v = a.vulns.Get(f.Vulnerability.ID)
+		for _, alias := range f.Vulnerability.Aliases {
+			if v != nil {
+				break
+			}
+			v = a.vulns.Get(alias)
+		}
+	}
+	as := Assessment{Finding: f}
+	if v != nil {
+		as.KnownExploited = v.KnownExploited
+		if f.Severity.Level == "" || f.Severity.Level == "unknown" {
+			as.Finding.Severity = findings.Severity{Level: v.Severity.Level, Score: v.Severity.Score, Vector: v.Severity.Vector}
+		}
+	}
+	svc := a.snap.Service(f.Service)
+	as.Reachability = a.reachability(f, v, svc)
+	as.Exposure = a.exposureOf(f.Service)
+	as.BlastRadius = a.blastRadius(f.Service)
+	as.Priority = priority(as)
+	as.VEX = a.vex(as, svc)
+	return as
+}
+
+func appendUnique(s []string, v string) []string {
+	i := sort.SearchStrings(s, v)
+	if i < len(s) && s[i] == v {
+		return s
+	}
+	return slices.Insert(s, i, v)
+}

@@ -1,0 +1,122 @@
+package assess
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"time"
+)
+
+// Config is what a team tells evident about its own system: which stores
+// hold sensitive data, which services are exposed whatever the traces
+// say, and how much evidence a VEX not_affected statement needs.
+type Config struct {
+	// Sensitivity labels stores by glob over canonical store names
+	// ("postgresql://shop/*", "sqlite://*/customers"); path.Match syntax,
+	// where "*" does not cross a "/".
+	Sensitivity []SensitivityRule `yaml:"sensitivity"`
+	// Exposure overrides what traces show.
+	Exposure ExposureConfig `yaml:"exposure"`
+	// Reachability sets when telemetry is enough to say anything.
+	Reachability ReachabilityConfig `yaml:"reachability"`
+	// VEX is the policy for not_affected statements.
+	VEX VEXPolicy `yaml:"vex"`
+}
+
+// SensitivityRule gives labels (pii, secrets, payments, ...) to the stores
+// whose canonical name matches Store.
+type SensitivityRule struct {
+	Store  string   `yaml:"store"`
+	Labels []string `yaml:"labels"`
+}
+
+// ExposureConfig overrides exposure.
+type ExposureConfig struct {
+	// Ingress lists services that front the internet (gateways, ingress
+	// controllers): they are exposed, and so is every service they call.
+	Ingress []string `yaml:"ingress"`
+	// Services sets the exposure of named services outright.
+	Services map[string]Exposure `yaml:"services"`
+}
+
+// ReachabilityConfig sets the evidence needed for a verdict.
+type ReachabilityConfig struct {
+	// MinSamples is the fewest profile samples of a service for a
+	// not_observed or loaded verdict; below it the verdict is unknown.
+	MinSamples int64 `yaml:"min_samples"`
+}
+
+// VEXPolicy says when absence of evidence is enough for a VEX
+// not_affected (vulnerable_code_not_in_execute_path) statement.
+type VEXPolicy struct {
+	// MaxShare is the largest rule-of-three bound accepted: 0.01 means
+	// any code path using more than 1% of the service's CPU would have
+	// been seen. Zero never emits not_affected.
+	MaxShare float64 `yaml:"max_share"`
+	// MinWindow is the shortest observation window accepted.
+	MinWindow time.Duration `yaml:"min_window"`
+	// AllowStaticCalled lets not_affected stand against a static tool
+	// that found the vulnerable symbol called. Off by default: a call
+	// path behind a flag that is off today may run tomorrow.
+	AllowStaticCalled bool `yaml:"allow_static_called"`
+}
+
+// DefaultConfig returns the configuration used when none is given: no
+// sensitivity labels, exposure from traces only, 30 samples for a
+// verdict, and a VEX policy that needs a bound of 1% over an hour.
+func DefaultConfig() Config {
+	return Config{
+		Reachability: ReachabilityConfig{MinSamples: 30},
+		VEX:          VEXPolicy{MaxShare: 0.01, MinWindow: time.Hour},
+	}
+}
+
+// ErrInvalidConfig is wrapped by every error Validate returns.
+var ErrInvalidConfig = errors.New("invalid assess configuration")
+
+// Validate reports the first problem in c.
+func (c Config) Validate() error {
+	for i, r := range c.Sensitivity {
+		if r.Store == "" {
+			return fmt.Errorf("%w: sensitivity[%d]: store is empty", ErrInvalidConfig, i)
+		}
+		if _, err := path.Match(r.Store, ""); err != nil {
+			return fmt.Errorf("%w: sensitivity[%d]: store %q: %v", ErrInvalidConfig, i, r.Store, err)
+		}
+		if len(r.Labels) == 0 {
+			return fmt.Errorf("%w: sensitivity[%d]: store %q has no labels", ErrInvalidConfig, i, r.Store)
+		}
+	}
+	for svc, e := range c.Exposure.Services {
+		switch e {
+		case Exposed, Internal, NoInput:
+		default:
+			return fmt.Errorf("%w: exposure.services.%s: %q is not one of exposed, internal, no_input", ErrInvalidConfig, svc, e)
+		}
+	}
+	if c.Reachability.MinSamples < 0 {
+		return fmt.Errorf("%w: reachability.min_samples: %d is negative", ErrInvalidConfig, c.Reachability.MinSamples)
+	}
+	if c.VEX.MaxShare < 0 || c.VEX.MaxShare > 1 {
+		return fmt.Errorf("%w: vex.max_share: %v is not within [0, 1]", ErrInvalidConfig, c.VEX.MaxShare)
+	}
+	if c.VEX.MinWindow < 0 {
+		return fmt.Errorf("%w: vex.min_window: %v is negative", ErrInvalidConfig, c.VEX.MinWindow)
+	}
+	return nil
+}
+
+// labels returns the sensitivity labels of a store, sorted, without
+// duplicates.
+func (c Config) labels(store string) []string {
+	var out []string
+	for _, r := range c.Sensitivity {
+		if ok, _ := path.Match(r.Store, store); !ok {
+			continue
+		}
+		for _, l := range r.Labels {
+			out = appendUnique(out, l)
+		}
+	}
+	return out
+}

@@ -1,0 +1,141 @@
+package assess
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/model"
+)
+
+// Priority is a tier and a score, each with the reasons that made it.
+type Priority struct {
+	// Tier is P1 (act now) to P4 (no evidence it matters).
+	Tier string
+	// Score is 0-100, the sum of the points in Reasons.
+	Score   int
+	Reasons []string
+}
+
+// Tiers in order.
+var Tiers = []string{"P1", "P2", "P3", "P4"}
+
+// Points per factor. They add up to 100 at most; docs/priority.md
+// explains the choice.
+var (
+	severityPoints = map[string]int{"critical": 35, "high": 25, "medium": 15, "low": 5}
+	verdictPoints  = map[Verdict]int{Executed: 30, Loaded: 12, Unknown: 10, NotObserved: 0}
+	exposurePoints = map[Exposure]int{Exposed: 15, ExposureUnknown: 6, Internal: 4, NoInput: 0}
+)
+
+const (
+	unknownSeverityPoints = 15 // an unrated vulnerability is not a low one
+	kevPoints             = 15
+	staticCalledPoints    = 8 // called but not seen still outranks never called
+	sensitivePoints       = 5
+)
+
+func priority(as Assessment) Priority {
+	var p Priority
+	add := func(points int, reason string, args ...any) {
+		p.Score += points
+		p.Reasons = append(p.Reasons, fmt.Sprintf("+%d ", points)+fmt.Sprintf(reason, args...))
+	}
+	f := as.Finding
+	if pts, ok := severityPoints[f.Severity.Level]; ok {
+		if f.Severity.Score > 0 {
+			add(pts, "severity %s (CVSS %.1f)", f.Severity.Level, f.Severity.Score)
+		} else {
+			add(pts, "severity %s", f.Severity.Level)
+		}
+	} else {
+		add(unknownSeverityPoints, "severity unknown")
+	}
+	if as.KnownExploited {
+		add(kevPoints, "known exploited (CISA KEV)")
+	}
+	r := as.Reachability
+	add(verdictPoints[r.Verdict], "reachability %s: %s", r.Verdict, r.Reason)
+	calledNotSeen := f.Static == findings.StaticCalled && r.Verdict != Executed
+	if calledNotSeen {
+		add(staticCalledPoints, "static analysis found the vulnerable code called")
+	}
+	add(exposurePoints[as.Exposure.Level], "exposure %s: %s", as.Exposure.Level, as.Exposure.Rule)
+	var sensitive []string
+	for _, s := range as.BlastRadius {
+		if len(s.Labels) > 0 {
+			sensitive = append(sensitive, fmt.Sprintf("%s [%s]", s.Name, strings.Join(s.Labels, ",")))
+		}
+	}
+	if len(sensitive) > 0 {
+		add(sensitivePoints, "reaches sensitive stores: %s", strings.Join(sensitive, ", "))
+	}
+	p.Score = min(p.Score, 100)
+
+	severe := f.Severity.Level == "critical" || f.Severity.Level == "high" || as.KnownExploited
+	exposed := as.Exposure.Level == Exposed
+	switch {
+	case r.Verdict == Executed && exposed && severe:
+		p.Tier = "P1"
+	case r.Verdict == Executed, as.KnownExploited && exposed && r.Verdict != NotObserved:
+		p.Tier = "P2"
+	case r.Verdict == Loaded, r.Verdict == Unknown, calledNotSeen:
+		p.Tier = "P3"
+	default:
+		p.Tier = "P4"
+	}
+	return p
+}
+
+// VEX is the statement evident makes about a finding.
+type VEX struct {
+	// Status is an OpenVEX status: affected, not_affected,
+	// under_investigation.
+	Status string
+	// Justification is set for not_affected:
+	// vulnerable_code_not_in_execute_path.
+	Justification string
+	// Statement explains the status: the impact statement of
+	// not_affected, the action statement of affected.
+	Statement string
+}
+
+// VEX statuses and the justification evident uses.
+const (
+	StatusAffected           = "affected"
+	StatusNotAffected        = "not_affected"
+	StatusUnderInvestigation = "under_investigation"
+	JustificationNotInPath   = "vulnerable_code_not_in_execute_path"
+)
+
+// vex applies the VEX policy: not_affected only when the rule-of-three
+// bound and the observation window meet it.
+func (a *Assessor) vex(as Assessment, svc *model.Service) VEX {
+	r := as.Reachability
+	fix := "update to a fixed version"
+	if as.Finding.FixedVersion != "" {
+		fix = "update " + as.Finding.Package.Name + " to " + as.Finding.FixedVersion
+	}
+	if r.Verdict == Executed {
+		return VEX{Status: StatusAffected, Statement: fmt.Sprintf("%s; the vulnerable code runs in %s (%s)", fix, as.Finding.Service, r.Reason)}
+	}
+	if r.Bound == nil || svc == nil {
+		return VEX{Status: StatusUnderInvestigation, Statement: r.Reason}
+	}
+	pol := a.cfg.VEX
+	window := time.Duration(r.Bound.WindowSeconds * float64(time.Second))
+	switch {
+	case pol.MaxShare == 0 || r.Bound.Share > pol.MaxShare:
+		return VEX{Status: StatusUnderInvestigation, Statement: fmt.Sprintf("%s; the bound %.2g%% is weaker than the policy's %.2g%%", r.Reason, r.Bound.Share*100, pol.MaxShare*100)}
+	case window < pol.MinWindow:
+		return VEX{Status: StatusUnderInvestigation, Statement: fmt.Sprintf("%s; observed for %s, the policy needs %s", r.Reason, window.Round(time.Second), pol.MinWindow)}
+	case as.Finding.Static == findings.StaticCalled && !pol.AllowStaticCalled:
+		return VEX{Status: StatusUnderInvestigation, Statement: r.Reason + "; static analysis found it called and the policy does not let runtime evidence overrule that"}
+	}
+	return VEX{
+		Status:        StatusNotAffected,
+		Justification: JustificationNotInPath,
+		Statement:     fmt.Sprintf("evident observed %s in production profiles: %s", as.Finding.Service, r.Reason),
+	}
+}

@@ -1,0 +1,227 @@
+package assess
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/evidentsec/evident/internal/attribution"
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/osv"
+	"github.com/evidentsec/evident/internal/vulndb"
+)
+
+// target is code to look for: a symbol of a package, a whole package
+// (symbol ""), or a whole distribution (pkg "", module set) when nothing
+// finer is known.
+type target struct {
+	pkg, symbol, module string
+}
+
+func (t target) String() string {
+	switch {
+	case t.pkg == "":
+		return t.module
+	case t.symbol == "":
+		return t.pkg
+	}
+	return t.pkg + "." + t.symbol
+}
+
+// targets returns what to look for: the affected functions of the record
+// and the knowledge base for the finding's package; else the symbols a
+// static tool reported; else the package itself.
+func targets(f findings.Finding, v *vulndb.Vuln) []target {
+	var out []target
+	if v != nil {
+		for _, fn := range v.Functions {
+			if fn.Ecosystem == f.Package.Ecosystem && fn.Module == f.Package.Name {
+				out = append(out, target{pkg: fn.Package, symbol: fn.Symbol, module: fn.Module})
+			}
+		}
+	}
+	if len(out) == 0 && f.Package.Ecosystem == osv.EcosystemGo {
+		for _, s := range f.Symbols {
+			if pkg, sym, ok := splitGoSymbol(s); ok {
+				out = append(out, target{pkg: pkg, symbol: sym, module: f.Package.Name})
+			}
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, target{module: f.Package.Name})
+	}
+	slices.SortFunc(out, func(a, b target) int { return cmp.Compare(a.String(), b.String()) })
+	return slices.Compact(out)
+}
+
+// splitGoSymbol splits "golang.org/x/text/language.Parse" or
+// "net/http.Server.Serve" into package path and symbol.
+func splitGoSymbol(s string) (pkg, sym string, ok bool) {
+	slash := strings.LastIndexByte(s, '/')
+	dot := strings.IndexByte(s[slash+1:], '.')
+	if dot < 0 {
+		return "", "", false
+	}
+	i := slash + 1 + dot
+	return s[:i], s[i+1:], true
+}
+
+// matches reports whether a function seen running is the target.
+func (t target) matches(fn *model.Function) bool {
+	switch {
+	case t.pkg == "":
+		return fn.Module == t.module
+	case t.symbol == "":
+		return fn.Package == t.pkg
+	}
+	return fn.Matches(t.pkg, t.symbol)
+}
+
+// inPackage reports whether a function belongs to the target's package.
+func (t target) inPackage(fn *model.Function) bool {
+	if t.pkg == "" {
+		return fn.Module == t.module
+	}
+	return fn.Package == t.pkg
+}
+
+func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.Service) Reachability {
+	ts := targets(f, v)
+	r := Reachability{Basis: BasisPackage}
+	for _, t := range ts {
+		r.Symbols = append(r.Symbols, t.String())
+		if t.symbol != "" {
+			r.Basis = BasisSymbol
+		}
+	}
+	if svc == nil || svc.Samples == 0 {
+		r.Verdict = Unknown
+		r.Reason = fmt.Sprintf("no profiles of service %q", f.Service)
+		return r
+	}
+
+	var loaded bool
+	endpoints := map[string]int64{}
+	for i := range svc.Functions {
+		fn := &svc.Functions[i]
+		for _, t := range ts {
+			if !t.inPackage(fn) {
+				continue
+			}
+			loaded = true
+			if !t.matches(fn) {
+				continue
+			}
+			r.Evidence = append(r.Evidence, evidence(fn, svc))
+			r.Samples = max(r.Samples, fn.Samples)
+			for _, e := range fn.Endpoints {
+				endpoints[e.Endpoint] += e.Samples
+			}
+			break
+		}
+	}
+	if len(r.Evidence) > 0 {
+		r.Verdict = Executed
+		for e := range endpoints {
+			r.Endpoints = append(r.Endpoints, e)
+		}
+		slices.SortFunc(r.Endpoints, func(x, y string) int { return cmp.Or(cmp.Compare(endpoints[y], endpoints[x]), cmp.Compare(x, y)) })
+		top := r.Evidence[0]
+		r.Reason = fmt.Sprintf("%s seen in %d profile samples", top.Symbol, top.Samples)
+		if len(r.Endpoints) > 0 {
+			r.Reason += " via " + r.Endpoints[0]
+		}
+		return r
+	}
+
+	if svc.Samples < a.cfg.Reachability.MinSamples {
+		r.Verdict = Unknown
+		r.Reason = fmt.Sprintf("only %d profile samples of service %q, fewer than the %d needed", svc.Samples, f.Service, a.cfg.Reachability.MinSamples)
+		return r
+	}
+	r.Bound = bound(svc)
+	static := ""
+	if f.Static == findings.StaticCalled {
+		static = "; static analysis found it called"
+	}
+	if loaded && r.Basis == BasisSymbol {
+		r.Verdict = Loaded
+		r.Reason = fmt.Sprintf("vulnerable package ran but no vulnerable function was seen in %d samples (bound %s)%s", svc.Samples, r.Bound, static)
+		return r
+	}
+	r.Verdict = NotObserved
+	r.Reason = fmt.Sprintf("no frame of the vulnerable package in %d samples (bound %s)%s", svc.Samples, r.Bound, static)
+	return r
+}
+
+func evidence(fn *model.Function, svc *model.Service) FunctionEvidence {
+	e := FunctionEvidence{
+		Symbol: fn.Package + "." + fn.Symbol, Samples: fn.Samples,
+		First: fn.First, Last: fn.Last, Endpoints: fn.Endpoints,
+	}
+	if cpuUnit(svc) {
+		e.CPUSeconds = float64(fn.Value) / 1e9
+	}
+	for _, s := range fn.Stack {
+		e.Stack = append(e.Stack, funcName(s))
+	}
+	return e
+}
+
+func funcName(f attribution.Func) string {
+	if f.Symbol == "" {
+		return f.Package
+	}
+	return f.Package + "." + f.Symbol
+}
+
+// cpuUnit reports whether the service's profiles measure time in
+// nanoseconds, so that values convert to CPU seconds.
+func cpuUnit(svc *model.Service) bool {
+	return len(svc.Windows) > 0 && svc.Windows[0].Unit == "nanoseconds"
+}
+
+// bound computes the rule-of-three bound over a service's windows.
+func bound(svc *model.Service) *Bound {
+	b := &Bound{Samples: svc.Samples, Share: 3 / float64(svc.Samples)}
+	var period int64
+	for _, w := range svc.Windows {
+		period = max(period, w.Period)
+	}
+	if cpuUnit(svc) {
+		b.CPUSeconds = 3 * float64(period) / 1e9
+	}
+	b.WindowSeconds = coverage(svc.Windows).Seconds()
+	return b
+}
+
+// coverage is the total time covered by windows, overlaps counted once.
+func coverage(ws []model.Window) time.Duration {
+	ws = slices.Clone(ws)
+	slices.SortFunc(ws, func(a, b model.Window) int { return a.Start.Compare(b.Start) })
+	var total time.Duration
+	var end time.Time
+	for _, w := range ws {
+		start := w.Start
+		if start.Before(end) {
+			start = end
+		}
+		if w.End.After(start) {
+			total += w.End.Sub(start)
+			end = w.End
+		}
+	}
+	return total
+}
+
+// String renders the bound as reports show it.
+func (b *Bound) String() string {
+	s := fmt.Sprintf("<%.2g%% of CPU", b.Share*100)
+	if b.CPUSeconds > 0 {
+		s += fmt.Sprintf(", %.2gs CPU", b.CPUSeconds)
+	}
+	return s + fmt.Sprintf(" over %s", time.Duration(b.WindowSeconds*float64(time.Second)).Round(time.Second))
+}
