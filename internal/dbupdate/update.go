@@ -322,6 +322,11 @@ func requestError(ctx context.Context, src string, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("get %s: %w", src, context.Cause(ctx))
 	}
+	// *url.Error repeats the method and URL that the message already has.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
 	var certErr *tls.CertificateVerificationError
 	if errors.As(err, &certErr) {
 		return fmt.Errorf("get %s: %w", src, err)
