@@ -3,9 +3,7 @@ package attribution
 import (
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"strings"
-	"sync"
 
 	"golang.org/x/mod/module"
 )
@@ -139,10 +137,6 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// numShards spreads the cache over independently locked maps so that ingest
-// workers attributing at the same time rarely share a lock. A power of two.
-const numShards = 64
-
 // Attributor attributes frames and caches the result per distinct frame.
 // It is safe for concurrent use; create one per analysis or stream, since
 // the configuration it was made with decides the results it caches.
@@ -150,21 +144,7 @@ type Attributor struct {
 	goModules    map[string]struct{}
 	javaPackages map[string]string
 	pythonDists  map[string]string
-	maxPerShard  int
-	seed         maphash.Seed
-	shards       [numShards]shard
-}
-
-type shard struct {
-	mu sync.RWMutex
-	m  map[Frame]entry
-	// Padding keeps neighbouring shards' locks on separate cache lines.
-	_ [64]byte
-}
-
-type entry struct {
-	fn Func
-	ok bool
+	cache        *cache
 }
 
 // New returns an Attributor for cfg. It copies what it keeps of cfg, so the
@@ -174,7 +154,6 @@ func New(cfg Config) *Attributor {
 		goModules:    make(map[string]struct{}, len(cfg.GoModules)),
 		javaPackages: make(map[string]string, len(cfg.JavaPackages)),
 		pythonDists:  make(map[string]string, len(cfg.PythonDists)),
-		seed:         maphash.MakeSeed(),
 	}
 	for _, m := range cfg.GoModules {
 		a.goModules[m] = struct{}{}
@@ -185,17 +164,11 @@ func New(cfg Config) *Attributor {
 	for name, dist := range cfg.PythonDists {
 		a.pythonDists[name] = normalizePyPI(dist)
 	}
-	max := cfg.MaxCached
-	if max <= 0 {
-		max = DefaultMaxCached
+	limit := cfg.MaxCached
+	if limit <= 0 {
+		limit = DefaultMaxCached
 	}
-	a.maxPerShard = max / numShards
-	if a.maxPerShard == 0 {
-		a.maxPerShard = 1
-	}
-	for i := range a.shards {
-		a.shards[i].m = make(map[Frame]entry)
-	}
+	a.cache = newCache(limit)
 	return a
 }
 
@@ -203,24 +176,18 @@ func New(cfg Config) *Attributor {
 // attributed to any language (native code, bare addresses, "[unknown]").
 // Go runtime frames are attributed, to the standard library. Each distinct
 // frame is parsed once; later calls are served from the cache without
-// allocating.
+// locking or allocating.
 func (a *Attributor) Attribute(f Frame) (Func, bool) {
-	s := &a.shards[maphash.String(a.seed, f.Function)&(numShards-1)]
-	s.mu.RLock()
-	e, hit := s.m[f]
-	s.mu.RUnlock()
-	if hit {
+	h := a.cache.hash(f)
+	if e := a.cache.get(f, h); e != nil {
 		return e.fn, e.ok
 	}
 	// Clone the key so that the cache never pins the caller's buffers (a
 	// decoded profile) and every string in the Func derives from the clone.
 	f = Frame{Function: strings.Clone(f.Function), File: strings.Clone(f.File)}
+	e := &entry{hash: h, frame: f}
 	e.fn, e.ok = a.attribute(f)
-	s.mu.Lock()
-	if len(s.m) < a.maxPerShard {
-		s.m[f] = e
-	}
-	s.mu.Unlock()
+	e = a.cache.add(e)
 	return e.fn, e.ok
 }
 

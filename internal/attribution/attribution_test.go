@@ -325,27 +325,26 @@ func TestConfigValidate(t *testing.T) {
 }
 
 // TestCacheBound checks that frames beyond MaxCached are still attributed,
-// just not kept.
+// just not kept, across table growth.
 func TestCacheBound(t *testing.T) {
-	a := New(Config{MaxCached: numShards})
-	for i := range 10 * numShards {
-		f := Frame{Function: fmt.Sprintf("main.f%d", i), File: progFile}
-		got, ok := a.Attribute(f)
-		if want := goFn("main", fmt.Sprintf("f%d", i), "", ""); !ok || got != want {
-			t.Fatalf("Attribute(%+v) = %+v, %v; want %+v, true", f, got, ok, want)
+	const limit = 3 * minTableSize
+	a := New(Config{MaxCached: limit})
+	for round := range 2 {
+		for i := range 2 * limit {
+			f := Frame{Function: fmt.Sprintf("main.f%d", i), File: progFile}
+			got, ok := a.Attribute(f)
+			if want := goFn("main", fmt.Sprintf("f%d", i), "", ""); !ok || got != want {
+				t.Fatalf("round %d: Attribute(%+v) = %+v, %v; want %+v, true", round, f, got, ok, want)
+			}
 		}
 	}
-	n := 0
-	for i := range a.shards {
-		n += len(a.shards[i].m)
-	}
-	if n > numShards {
-		t.Errorf("cache holds %d frames, want at most %d", n, numShards)
+	if n := a.cache.len(); n != limit {
+		t.Errorf("cache holds %d frames, want %d", n, limit)
 	}
 }
 
-// TestAttributeConcurrent runs ingest-like workers on one Attributor; run
-// with -race.
+// TestAttributeConcurrent runs ingest-like workers on one Attributor while
+// the cache grows; run with -race.
 func TestAttributeConcurrent(t *testing.T) {
 	a := New(Config{})
 	frames := []Frame{
@@ -356,6 +355,9 @@ func TestAttributeConcurrent(t *testing.T) {
 		{"debounce", "/app/node_modules/lodash/lodash.js"},
 		{"[unknown]", ""},
 	}
+	for i := range 4 * minTableSize {
+		frames = append(frames, Frame{Function: fmt.Sprintf("main.f%d", i), File: progFile})
+	}
 	want := make([]Func, len(frames))
 	for i, f := range frames {
 		want[i], _ = New(Config{}).Attribute(f)
@@ -363,8 +365,8 @@ func TestAttributeConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Go(func() {
-			for i := range 1000 {
-				k := (i + w) % len(frames)
+			for i := range 2 * len(frames) {
+				k := (i*(w+1) + w) % len(frames)
 				if got, _ := a.Attribute(frames[k]); got != want[k] {
 					t.Errorf("Attribute(%+v) = %+v, want %+v", frames[k], got, want[k])
 					return
@@ -373,4 +375,7 @@ func TestAttributeConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if n := a.cache.len(); n != len(frames) {
+		t.Errorf("cache holds %d frames, want %d", n, len(frames))
+	}
 }

@@ -8,7 +8,8 @@ import "strings"
 //
 // Symbols compare in OSV form. For Go, symbol may also be written the way
 // profiles and tracebacks write it ("(*Server).ListenAndServe",
-// "List[...].Push"). For Java, "$" and "." between classes are the same
+// "List[...].Push"), and a numbered init function ("init#1") matches any
+// init function of the package. For Java, "$" and "." between classes are the same
 // ("Outer.Inner.m" matches "Outer$Inner.m") and a symbol without a method
 // ("JndiLookup") matches every method of the class. For Python, a
 // package-wide match covers submodules ("requests" covers
@@ -32,6 +33,12 @@ func (fn Func) Matches(pkg, symbol string) bool {
 	case Go:
 		if fn.Symbol == symbol {
 			return true
+		}
+		if strings.HasPrefix(symbol, "init#") {
+			// golang/vuln numbers a package's init functions as SSA does
+			// ("init#1"), the compiler as "init.0": which is which is not
+			// knowable from a profile, so any of them matches.
+			return fn.Symbol == "init"
 		}
 		if !strings.ContainsAny(symbol, "(*[-") {
 			return false
