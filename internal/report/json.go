@@ -1,0 +1,252 @@
+package report
+
+import (
+	"encoding/json"
+	"io"
+	"time"
+
+	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/model"
+)
+
+// JSONVersion is the version of the JSON report schema (docs/report-json.md).
+// It changes only when a field is removed or changes meaning.
+const JSONVersion = 1
+
+// jsonReport is the JSON report document.
+type jsonReport struct {
+	Version   int           `json:"version"`
+	Tool      jsonTool      `json:"tool"`
+	Generated time.Time     `json:"generated"`
+	Summary   jsonSummary   `json:"summary"`
+	Services  []jsonService `json:"services"`
+	Findings  []jsonFinding `json:"findings"`
+}
+
+type jsonTool struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+type jsonSummary struct {
+	Findings         int                    `json:"findings"`
+	ByVerdict        map[assess.Verdict]int `json:"by_verdict"`
+	ByTier           map[string]int         `json:"by_tier"`
+	NeedAction       int                    `json:"need_action"`
+	BacklogReduction float64                `json:"backlog_reduction"`
+}
+
+type jsonService struct {
+	Name              string                `json:"name"`
+	Exposure          assess.ExposureResult `json:"exposure"`
+	Samples           int64                 `json:"samples"`
+	UnattributedShare float64               `json:"unattributed_share"`
+	Windows           []jsonWindow          `json:"windows"`
+	Endpoints         []jsonEndpoint        `json:"endpoints"`
+	Calls             []string              `json:"calls"`
+	Stores            []jsonStore           `json:"stores"`
+	Packages          []jsonPackage         `json:"packages"`
+}
+
+type jsonWindow struct {
+	Start         time.Time `json:"start"`
+	End           time.Time `json:"end"`
+	Samples       int64     `json:"samples"`
+	PeriodSeconds float64   `json:"period_seconds,omitempty"`
+	SampleType    string    `json:"sample_type,omitempty"`
+	Source        string    `json:"source,omitempty"`
+}
+
+type jsonEndpoint struct {
+	Name   string `json:"name"`
+	Calls  int64  `json:"calls"`
+	Errors int64  `json:"errors"`
+}
+
+type jsonStore struct {
+	Name   string   `json:"name"`
+	Kind   string   `json:"kind"`
+	Labels []string `json:"labels"`
+	Via    []string `json:"via,omitempty"`
+	Calls  int64    `json:"calls,omitempty"`
+}
+
+type jsonPackage struct {
+	Language string `json:"language"`
+	Package  string `json:"package"`
+	Module   string `json:"module,omitempty"`
+	Version  string `json:"version,omitempty"`
+	Samples  int64  `json:"samples"`
+}
+
+type jsonFinding struct {
+	Vulnerability  findings.Vulnerability `json:"vulnerability"`
+	Package        findings.Package       `json:"package"`
+	Service        string                 `json:"service"`
+	Severity       findings.Severity      `json:"severity"`
+	FixedVersion   string                 `json:"fixed_version,omitempty"`
+	KnownExploited bool                   `json:"known_exploited"`
+	Static         findings.StaticReach   `json:"static,omitempty"`
+	Sources        []findings.Source      `json:"sources"`
+	Reachability   jsonReachability       `json:"reachability"`
+	Exposure       assess.ExposureResult  `json:"exposure"`
+	BlastRadius    jsonBlastRadius        `json:"blast_radius"`
+	Priority       jsonPriority           `json:"priority"`
+	VEX            jsonVEX                `json:"vex"`
+}
+
+type jsonReachability struct {
+	Verdict   assess.Verdict `json:"verdict"`
+	Basis     assess.Basis   `json:"basis"`
+	Symbols   []string       `json:"symbols"`
+	Samples   int64          `json:"samples"`
+	Endpoints []string       `json:"endpoints"`
+	Evidence  []jsonEvidence `json:"evidence,omitempty"`
+	Bound     *jsonBound     `json:"bound,omitempty"`
+	Reason    string         `json:"reason"`
+}
+
+type jsonEvidence struct {
+	Symbol     string                  `json:"symbol"`
+	Samples    int64                   `json:"samples"`
+	CPUSeconds float64                 `json:"cpu_seconds"`
+	FirstSeen  time.Time               `json:"first_seen"`
+	LastSeen   time.Time               `json:"last_seen"`
+	Endpoints  []model.EndpointSamples `json:"endpoints,omitempty"`
+	Stack      []string                `json:"stack"`
+}
+
+type jsonBound struct {
+	Share         float64 `json:"share"`
+	CPUSeconds    float64 `json:"cpu_seconds"`
+	WindowSeconds float64 `json:"window_seconds"`
+	Samples       int64   `json:"samples"`
+}
+
+type jsonBlastRadius struct {
+	Stores []jsonStore `json:"stores"`
+}
+
+type jsonPriority struct {
+	Tier    string   `json:"tier"`
+	Score   int      `json:"score"`
+	Reasons []string `json:"reasons"`
+}
+
+type jsonVEX struct {
+	Status        string `json:"status"`
+	Justification string `json:"justification,omitempty"`
+	Statement     string `json:"statement,omitempty"`
+}
+
+func writeJSON(w io.Writer, r *Result) error {
+	doc := jsonReport{
+		Version:   JSONVersion,
+		Tool:      jsonTool{Name: "evident", Version: r.Version},
+		Generated: r.Generated,
+		Summary: jsonSummary{
+			Findings: r.Summary.Findings, ByVerdict: r.Summary.ByVerdict, ByTier: r.Summary.ByTier,
+			NeedAction: r.Summary.NeedAction, BacklogReduction: r.Summary.BacklogReduction,
+		},
+		Services: jsonServices(r),
+		Findings: make([]jsonFinding, 0, len(r.Assessments)),
+	}
+	for _, a := range r.Assessments {
+		doc.Findings = append(doc.Findings, jsonFindingOf(a))
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}
+
+func jsonFindingOf(a assess.Assessment) jsonFinding {
+	f := a.Finding
+	r := a.Reachability
+	jf := jsonFinding{
+		Vulnerability: f.Vulnerability, Package: f.Package, Service: f.Service, Severity: f.Severity,
+		FixedVersion: f.FixedVersion, KnownExploited: a.KnownExploited, Static: f.Static, Sources: f.Sources,
+		Reachability: jsonReachability{
+			Verdict: r.Verdict, Basis: r.Basis, Symbols: nonNil(r.Symbols), Samples: r.Samples,
+			Endpoints: nonNil(r.Endpoints), Reason: r.Reason,
+		},
+		Exposure:    a.Exposure,
+		BlastRadius: jsonBlastRadius{Stores: jsonStores(a.BlastRadius)},
+		Priority:    jsonPriority{Tier: a.Priority.Tier, Score: a.Priority.Score, Reasons: nonNil(a.Priority.Reasons)},
+		VEX:         jsonVEX{Status: a.VEX.Status, Justification: a.VEX.Justification, Statement: a.VEX.Statement},
+	}
+	for _, e := range r.Evidence {
+		jf.Reachability.Evidence = append(jf.Reachability.Evidence, jsonEvidence{
+			Symbol: e.Symbol, Samples: e.Samples, CPUSeconds: e.CPUSeconds,
+			FirstSeen: e.First, LastSeen: e.Last, Endpoints: e.Endpoints, Stack: e.Stack,
+		})
+	}
+	if b := r.Bound; b != nil {
+		jf.Reachability.Bound = &jsonBound{Share: b.Share, CPUSeconds: b.CPUSeconds, WindowSeconds: b.WindowSeconds, Samples: b.Samples}
+	}
+	return jf
+}
+
+func jsonStores(bs []assess.StoreRef) []jsonStore {
+	out := make([]jsonStore, 0, len(bs))
+	for _, s := range bs {
+		out = append(out, jsonStore{Name: s.Name, Kind: s.Kind, Labels: nonNil(s.Labels), Via: s.Via})
+	}
+	return out
+}
+
+// jsonServices describes every service of the model with the exposure
+// the assessments found (or, for a service no finding names, none).
+func jsonServices(r *Result) []jsonService {
+	exposure := map[string]assess.ExposureResult{}
+	labels := map[string][]string{}
+	for _, a := range r.Assessments {
+		exposure[a.Finding.Service] = a.Exposure
+		for _, st := range a.BlastRadius {
+			labels[st.Name] = st.Labels
+		}
+	}
+	out := []jsonService{}
+	if r.Snapshot == nil {
+		return out
+	}
+	for _, s := range r.Snapshot.Services {
+		js := jsonService{
+			Name: s.Name, Exposure: exposure[s.Name], Samples: s.Samples,
+			Windows: []jsonWindow{}, Endpoints: []jsonEndpoint{}, Calls: []string{}, Stores: []jsonStore{}, Packages: []jsonPackage{},
+		}
+		if s.Samples > 0 {
+			js.UnattributedShare = float64(s.Unattributed) / float64(s.Samples)
+		}
+		for _, w := range s.Windows {
+			jw := jsonWindow{Start: w.Start, End: w.End, Samples: w.Samples, SampleType: w.SampleType, Source: w.Source}
+			if w.Unit == "nanoseconds" {
+				jw.PeriodSeconds = float64(w.Period) / 1e9
+			}
+			js.Windows = append(js.Windows, jw)
+		}
+		for _, e := range s.Endpoints {
+			js.Endpoints = append(js.Endpoints, jsonEndpoint{Name: e.Name(), Calls: e.Calls, Errors: e.Errors})
+		}
+		for _, e := range s.Edges {
+			js.Calls = append(js.Calls, e.To)
+		}
+		for _, st := range s.Stores {
+			js.Stores = append(js.Stores, jsonStore{Name: st.Name, Kind: st.Kind, Labels: nonNil(labels[st.Name]), Calls: st.Calls})
+		}
+		for _, p := range s.Packages {
+			js.Packages = append(js.Packages, jsonPackage{Language: p.Language.String(), Package: p.Package, Module: p.Module, Version: p.Version, Samples: p.Samples})
+		}
+		out = append(out, js)
+	}
+	return out
+}
+
+// nonNil makes empty lists render as [] rather than null, so consumers
+// can iterate without checks.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,76 @@
+// Package report renders the result of an assessment in the formats
+// people and tools read: a table for terminals, versioned JSON, SARIF
+// 2.1.0 for code scanning, OpenVEX 0.2.0 and CycloneDX 1.6 (the Runtime
+// BOM with VEX) for scanners, and Markdown for pull-request comments.
+//
+// Every format implements Format; all of them render the same Result.
+package report
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/model"
+)
+
+// Result is everything a report shows: the assessments in priority order,
+// their summary and the runtime model they were made against.
+type Result struct {
+	// Generated is when the assessment was made; reports print it as is,
+	// so tests pass a fixed time.
+	Generated time.Time
+	// Version is the version of evident that made it.
+	Version     string
+	Summary     assess.Summary
+	Assessments []assess.Assessment
+	Snapshot    *model.Snapshot
+}
+
+// Format writes a Result in one output format.
+type Format interface {
+	// Write renders r to w. It does not modify r.
+	Write(w io.Writer, r *Result) error
+}
+
+// FormatFunc adapts a function to Format.
+type FormatFunc func(w io.Writer, r *Result) error
+
+// Write calls f(w, r).
+func (f FormatFunc) Write(w io.Writer, r *Result) error { return f(w, r) }
+
+// ErrUnknownFormat is returned by Lookup for a name that is not a format.
+var ErrUnknownFormat = errors.New("unknown report format")
+
+// Names lists the formats in the order help texts show them.
+var Names = []string{"table", "json", "sarif", "openvex", "cyclonedx", "markdown"}
+
+// Options tune the formats that have choices.
+type Options struct {
+	// Color enables ANSI colours in the table (on a terminal).
+	Color bool
+}
+
+// Lookup returns the format called name.
+func Lookup(name string, opts Options) (Format, error) {
+	switch name {
+	case "table":
+		return FormatFunc(func(w io.Writer, r *Result) error { return writeTable(w, r, opts.Color) }), nil
+	case "json":
+		return FormatFunc(writeJSON), nil
+	case "markdown":
+		return FormatFunc(writeMarkdown), nil
+	}
+	return nil, fmt.Errorf("%w %q (want one of %s)", ErrUnknownFormat, name, strings.Join(Names, ", "))
+}
+
+// endpointsOf joins endpoints for one-line display, at most n.
+func endpointsOf(eps []string, n int) string {
+	if len(eps) > n {
+		return strings.Join(eps[:n], ", ") + fmt.Sprintf(" (+%d)", len(eps)-n)
+	}
+	return strings.Join(eps, ", ")
+}

@@ -1,0 +1,78 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/evidentsec/evident/internal/assess"
+)
+
+// ANSI colours for the table's tier column. All codes have the same
+// length, and the header gets one too (the default colour), because
+// tabwriter counts escape bytes as width: equal bytes keep columns aligned.
+var tierColors = map[string]string{"TIER": "\x1b[39m", "P1": "\x1b[31m", "P2": "\x1b[33m", "P3": "\x1b[36m", "P4": "\x1b[90m"}
+
+const colorReset = "\x1b[0m"
+
+// writeTable renders the prioritised findings for a terminal: one line
+// per finding, highest priority first, then the headline.
+func writeTable(w io.Writer, r *Result, color bool) error {
+	paint := func(tier string) string {
+		if !color {
+			return tier
+		}
+		return tierColors[tier] + tier + colorReset
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, paint("TIER")+"\tSCORE\tSERVICE\tVULNERABILITY\tPACKAGE\tVERSION\tFIXED\tVERDICT\tEXPOSURE\tEVIDENCE")
+	for _, a := range r.Assessments {
+		f := a.Finding
+		id := f.Vulnerability.ID
+		if a.KnownExploited {
+			id += " (KEV)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			paint(a.Priority.Tier), a.Priority.Score, dash(f.Service), id, f.Package.Name, dash(f.Package.Version), dash(f.FixedVersion),
+			a.Reachability.Verdict, a.Exposure.Level, evidenceCell(a))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w, "\n"+headline(r.Summary))
+	return err
+}
+
+// evidenceCell is the shortest honest summary of a verdict's evidence.
+func evidenceCell(a assess.Assessment) string {
+	r := a.Reachability
+	switch r.Verdict {
+	case assess.Executed:
+		s := fmt.Sprintf("%s: %d samples", r.Evidence[0].Symbol, r.Evidence[0].Samples)
+		if len(r.Endpoints) > 0 {
+			s += " via " + endpointsOf(r.Endpoints, 2)
+		}
+		return s
+	case assess.Loaded, assess.NotObserved:
+		return "bound " + r.Bound.String()
+	}
+	return r.Reason
+}
+
+// headline is the one line a run is remembered by.
+func headline(s assess.Summary) string {
+	var parts []string
+	for _, v := range assess.Verdicts {
+		parts = append(parts, fmt.Sprintf("%d %s", s.ByVerdict[v], v))
+	}
+	return fmt.Sprintf("%d findings (%s); %d need action now (P1 %d, P2 %d): backlog reduced by %.0f%%",
+		s.Findings, strings.Join(parts, ", "), s.NeedAction, s.ByTier["P1"], s.ByTier["P2"], s.BacklogReduction*100)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
