@@ -93,6 +93,7 @@ runs, how exposed the service is and what it can reach, ranked with the evidence
 	root.AddCommand(
 		newVersionCmd(g),
 		newFindingsCmd(g),
+		newDBCmd(g),
 	)
 	return root
 }

@@ -14,7 +14,7 @@ func build(recs []*record, kev *KEVCatalog, kb KnowledgeBase, skipped int) *DB {
 	db := &DB{
 		byID:    make(map[string]*Vuln, len(recs)),
 		related: make(map[string][]*Vuln, len(recs)*3),
-		index:   make(map[pkgKey][]*affected, len(recs)),
+		index:   make(map[pkgKey]*pkgIndex, len(recs)),
 	}
 	kept := make(map[string]*record, len(recs))
 	for _, r := range recs {
@@ -30,6 +30,7 @@ func build(recs []*record, kev *KEVCatalog, kb KnowledgeBase, skipped int) *DB {
 	}
 	slices.SortFunc(order, func(a, b *record) int { return strings.Compare(a.vuln.Entry.ID, b.vuln.Entry.ID) })
 
+	entries := make(map[pkgKey][]*affected, len(order))
 	db.vulns = make([]*Vuln, len(order))
 	for i, r := range order {
 		v := r.vuln
@@ -48,8 +49,11 @@ func build(recs []*record, kev *KEVCatalog, kb KnowledgeBase, skipped int) *DB {
 		for _, a := range r.affected {
 			eco := canonicalEcosystem(a.eco)
 			k := pkgKey{eco, normName(eco, a.name)}
-			db.index[k] = append(db.index[k], a)
+			entries[k] = append(entries[k], a)
 		}
+	}
+	for k, es := range entries {
+		db.index[k] = newPkgIndex(es)
 	}
 
 	var kevByCVE map[string]*KEVEntry

@@ -67,68 +67,6 @@ type affected struct {
 	ordered []bound
 }
 
-// includes reports whether the lookup's version is affected, per the OSV
-// schema's IsVulnerable.
-func (a *affected) includes(lv *lookup) bool {
-	if _, ok := a.versions[lv.raw]; ok {
-		return true
-	}
-	if _, ok := a.versions[lv.version]; ok {
-		return true
-	}
-	if len(a.ordered) > 0 {
-		if cur := lv.parsed(byEcosystem); cur != nil {
-			_, found := slices.BinarySearchFunc(a.ordered, cur, func(b bound, t semantic.Version) int {
-				c, _ := b.v.Compare(t)
-				return c
-			})
-			if found {
-				return true
-			}
-		}
-	}
-	for i := range a.ranges {
-		if a.ranges[i].includes(lv) {
-			return true
-		}
-	}
-	return false
-}
-
-func (r *compiledRange) includes(lv *lookup) bool {
-	cur := lv.parsed(r.ord)
-	if cur == nil {
-		return false
-	}
-	if len(r.limits) > 0 {
-		below := false
-		for _, l := range r.limits {
-			if c, err := cur.Compare(l.v); err == nil && c < 0 {
-				below = true
-				break
-			}
-		}
-		if !below {
-			return false
-		}
-	}
-	for _, iv := range r.intervals {
-		if iv.lo != nil {
-			if c, err := cur.Compare(iv.lo.v); err != nil || c < 0 {
-				continue
-			}
-		}
-		if iv.hi == nil {
-			return true
-		}
-		c, err := cur.Compare(iv.hi.v)
-		if err == nil && (c < 0 || (c == 0 && iv.hiIncl)) {
-			return true
-		}
-	}
-	return false
-}
-
 // lookup is a version being matched, parsed at most once per ordering.
 type lookup struct {
 	eco string

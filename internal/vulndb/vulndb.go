@@ -33,9 +33,9 @@ type DB struct {
 	// related maps a normalised id (record id or alias) to the records
 	// that are or name it, sorted by id.
 	related map[string][]*Vuln
-	// index maps (ecosystem, normalised package name) to the affected
-	// entries of records that name the package.
-	index map[pkgKey][]*affected
+	// index maps (ecosystem, normalised package name) to the index of
+	// the records that name the package.
+	index map[pkgKey]*pkgIndex
 	stats Stats
 }
 
@@ -216,21 +216,11 @@ func (db *DB) Affecting(ecosystem, name, version string) []*Vuln {
 		return nil
 	}
 	eco := canonicalEcosystem(ecosystem)
-	lv := newLookup(eco, name, version)
-	var out []*Vuln
-	for _, a := range db.index[pkgKey{eco, normName(eco, name)}] {
-		if a.vuln.Withdrawn() || (len(out) > 0 && out[len(out)-1] == a.vuln) {
-			continue
-		}
-		if a.includes(lv) {
-			out = append(out, a.vuln)
-		}
+	pi := db.index[pkgKey{eco, normName(eco, name)}]
+	if pi == nil {
+		return nil
 	}
-	// Entries are indexed in record order, so out is sorted by id but may
-	// hold a record twice when two of its affected entries match
-	// non-adjacently; Compact after sorting keeps it exact.
-	slices.SortFunc(out, func(a, b *Vuln) int { return strings.Compare(a.Entry.ID, b.Entry.ID) })
-	return slices.Compact(out)
+	return pi.affecting(newLookup(eco, name, version))
 }
 
 // FixedVersion returns the lowest version that fixes v for package name in
@@ -244,9 +234,13 @@ func (db *DB) FixedVersion(v *Vuln, ecosystem, name, version string) string {
 	}
 	eco := canonicalEcosystem(ecosystem)
 	lv := newLookup(eco, name, version)
+	pi := db.index[pkgKey{eco, normName(eco, name)}]
+	if pi == nil {
+		return ""
+	}
 	var best *bound
 	var bestOrd ordering
-	for _, a := range db.index[pkgKey{eco, normName(eco, name)}] {
+	for _, a := range pi.entries {
 		if a.vuln != v {
 			continue
 		}

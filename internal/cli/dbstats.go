@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/evidentsec/evident/internal/knowledge"
+	"github.com/evidentsec/evident/internal/vulndb"
+)
+
+func newDBStatsCmd(g *globals) *cobra.Command {
+	var vulns []string
+	var kev string
+	cmd := &cobra.Command{
+		Use:   "stats",
+		Short: "Print what the vulnerability database holds",
+		Long: `Load the vulnerability database and print what it holds: records per
+ecosystem, how many name affected functions (from OSV or from evident's
+knowledge base), how many are known to be exploited (CISA KEV) or withdrawn,
+the KEV catalog version and the newest record.
+
+By default the database is <data>/vulndb, as "evident db update" writes it.
+--vulns reads other sources instead: a directory of OSV JSON files, an osv.dev
+all.zip, a vuln.go.dev layout (directory or vulndb.zip) or a single record;
+the kind is detected.
+
+Records that cannot be read are reported on stderr with the file, the record
+and the reason, and skipped. Exit status 3 if any was skipped, 2 if nothing
+could be read.`,
+		Example: `  evident db stats
+  evident db stats --vulns ./vulndb.zip --kev known_exploited_vulnerabilities.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			kb, err := knowledge.Default()
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			opts := vulndb.Options{Sources: vulns, KEV: kev, Knowledge: kb}
+			var (
+				db       *vulndb.DB
+				problems []vulndb.LoadError
+				where    string
+			)
+			if len(vulns) > 0 {
+				db, problems, err = vulndb.Load(cmd.Context(), opts)
+				where = strings.Join(vulns, ", ")
+			} else {
+				where = filepath.Join(g.dataDir, "vulndb")
+				db, problems, err = vulndb.OpenDir(cmd.Context(), where, opts)
+			}
+			if errors.Is(err, vulndb.ErrNoDatabase) {
+				return withCode(ExitUsage, fmt.Errorf(`%w (run "evident db update", or name sources with --vulns)`, err))
+			}
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			for _, p := range problems {
+				fmt.Fprintf(g.stderr, "evident: skipped %v\n", p)
+			}
+			if err := writeDBStats(g.stdout, where, db.Stats()); err != nil {
+				return withCode(ExitUsage, err)
+			}
+			if len(problems) > 0 {
+				return withCode(ExitSkipped, errSkipped)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&vulns, "vulns", nil, "OSV source to read instead of <data>/vulndb: directory, zip or vuln.go.dev layout (repeatable)")
+	f.StringVar(&kev, "kev", "", "CISA KEV catalog (JSON feed) to read instead of <data>/vulndb/kev.json")
+	return cmd
+}
+
+// writeDBStats prints s as a table, one row per ecosystem and a total.
+func writeDBStats(w io.Writer, where string, s vulndb.Stats) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(w, "vulnerability database: %s\n\n", where)
+	fmt.Fprintln(tw, "ecosystem\trecords\twith symbols\twith knowledge\tknown exploited\twithdrawn\t")
+	for _, eco := range slices.Sorted(maps.Keys(s.Ecosystems)) {
+		e := s.Ecosystems[eco]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", eco, e.Records, e.WithSymbols, e.WithKnowledge, e.KnownExploited, e.Withdrawn)
+	}
+	fmt.Fprintf(tw, "total\t%d\t%d\t%d\t%d\t%d\t\n", s.Records, s.WithSymbols, s.WithKnowledge, s.KnownExploited, s.Withdrawn)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	kev := "none"
+	if s.KEVVersion != "" || s.KEVCount > 0 {
+		kev = fmt.Sprintf("version %s, %d entries", s.KEVVersion, s.KEVCount)
+	}
+	newest := "unknown"
+	if !s.LastModified.IsZero() {
+		newest = s.LastModified.UTC().Format(time.RFC3339)
+	}
+	_, err := fmt.Fprintf(w, "\nKEV catalog: %s\nnewest record modified: %s\nskipped: %d\n", kev, newest, s.Skipped)
+	return err
+}

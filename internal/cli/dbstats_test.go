@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestDBStats(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		// golden holds stdout, then a line "--- stderr", then stderr.
+		golden string
+	}{
+		{
+			name:     "data directory",
+			args:     []string{"--data", "testdata/dbstats/data", "db", "stats"},
+			wantCode: ExitOK,
+			golden:   "data.golden",
+		},
+		{
+			name:     "vuln.go.dev layout and KEV by flag",
+			args:     []string{"db", "stats", "--vulns", "../vulndb/testdata/govulndb", "--kev", "../vulndb/testdata/kev.json"},
+			wantCode: ExitOK,
+			golden:   "govulndb.golden",
+		},
+		{
+			name:     "skipped record",
+			args:     []string{"db", "stats", "--vulns", "testdata/dbstats/bad"},
+			wantCode: ExitSkipped,
+			golden:   "skipped.golden",
+		},
+		{
+			name:     "no database",
+			args:     []string{"--data", "testdata/dbstats/nope", "db", "stats"},
+			wantCode: ExitUsage,
+			golden:   "nodb.golden",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := run(t, tt.args...)
+			if code != tt.wantCode {
+				t.Errorf("exit code = %d, want %d (stderr %q)", code, tt.wantCode, errOut)
+			}
+			got := out + "--- stderr\n" + errOut
+			path := filepath.Join("testdata", "dbstats", tt.golden)
+			if rewriteGolden() {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if diff := cmp.Diff(string(want), got); diff != "" {
+				t.Errorf("%s mismatch (-want +got):\n%s", path, diff)
+			}
+		})
+	}
+}
