@@ -13,12 +13,17 @@ func newVersionCmd(g *globals) *cobra.Command {
 		Short: "Print the version of evident",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			version := "(devel)"
-			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-				version = bi.Main.Version
-			}
-			_, err := fmt.Fprintf(g.stdout, "evident %s\n", version)
+			_, err := fmt.Fprintf(g.stdout, "evident %s\n", buildVersion())
 			return err
 		},
 	}
+}
+
+// buildVersion is the module version evident was built at, "(devel)" for
+// a build from a checkout.
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
 }

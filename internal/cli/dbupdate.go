@@ -1,0 +1,101 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/evidentsec/evident/internal/dbupdate"
+)
+
+func newDBUpdateCmd(g *globals) *cobra.Command {
+	var (
+		ecosystems      []string
+		all, noKEV      bool
+		quiet           bool
+		baseURL, kevURL string
+	)
+	cmd := &cobra.Command{
+		Use:   "update",
+		Short: "Download the vulnerability database: osv.dev archives and the CISA KEV catalog",
+		Long: `Download osv.dev's bulk archive of each chosen ecosystem, and CISA's Known
+Exploited Vulnerabilities catalog, into <data>/vulndb.
+
+Every file is checked (size, the MD5 and CRC32C the server announces, and its
+content) before it replaces the old one, so a failed or interrupted update
+leaves the previous database intact. Archives that have not changed since the
+last update are not downloaded again.
+
+Exit status 2 if any file could not be updated; the others are updated anyway.`,
+		Example: `  evident db update
+  evident db update --ecosystem Go --ecosystem PyPI --no-kev
+  evident db update --all --base-url https://mirror.example.com/osv-vulnerabilities`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := dbupdate.DefaultConfig()
+			// The client's keep-alive connections end with the command.
+			defer cfg.HTTPClient.CloseIdleConnections()
+			cfg.Dir = g.dataDir
+			cfg.BaseURL = baseURL
+			cfg.KEVURL = kevURL
+			if noKEV {
+				cfg.KEVURL = ""
+			}
+			if cmd.Flags().Changed("ecosystem") {
+				cfg.Ecosystems = ecosystems
+			}
+			if all {
+				cfg.Ecosystems = nil
+				cfg.AllEcosystems = true
+			}
+			cfg.UserAgent = "evident/" + buildVersion()
+			if !quiet {
+				cfg.Progress = g.stderr
+				cfg.ProgressBar = isTerminal(g.stderr)
+			}
+			if err := cfg.Validate(); err != nil {
+				return withCode(ExitUsage, err)
+			}
+			res, err := dbupdate.Update(cmd.Context(), cfg)
+			if !quiet {
+				fmt.Fprintln(g.stderr, summaryLine(filepath.Join(cfg.Dir, "vulndb"), res))
+			}
+			if err != nil {
+				return withCode(ExitUsage, fmt.Errorf("update vulnerability database: %w", err))
+			}
+			return nil
+		},
+	}
+	def := dbupdate.DefaultConfig()
+	f := cmd.Flags()
+	f.StringSliceVar(&ecosystems, "ecosystem", def.Ecosystems, "osv.dev ecosystem to download, as spelt in ecosystems.txt (repeatable)")
+	f.BoolVar(&all, "all", false, "download every ecosystem listed in <base-url>/ecosystems.txt")
+	f.StringVar(&baseURL, "base-url", dbupdate.DefaultBaseURL, "root of the osv.dev bulk export, or of a mirror of it")
+	f.StringVar(&kevURL, "kev-url", dbupdate.DefaultKEVURL, "URL of the CISA KEV JSON feed")
+	f.BoolVar(&noKEV, "no-kev", false, "do not download the CISA KEV feed")
+	f.BoolVarP(&quiet, "quiet", "q", false, "print nothing but errors")
+	cmd.MarkFlagsMutuallyExclusive("ecosystem", "all")
+	cmd.MarkFlagsMutuallyExclusive("kev-url", "no-kev")
+	return cmd
+}
+
+// summaryLine counts the outcomes of an update.
+func summaryLine(dir string, res dbupdate.Result) string {
+	var n [3]int
+	for _, f := range res.Files {
+		n[f.Status]++
+	}
+	return fmt.Sprintf("%s: %d downloaded, %d up to date, %d failed",
+		dir, n[dbupdate.StatusDownloaded], n[dbupdate.StatusUpToDate], n[dbupdate.StatusFailed])
+}
+
+// isTerminal reports whether w is a terminal, where redrawn progress bars
+// are welcome; in files and CI logs they are noise.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
