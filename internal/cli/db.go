@@ -11,5 +11,6 @@ func newDBCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	cmd.AddCommand(newDBStatsCmd(g))
+	cmd.AddCommand(newDBUpdateCmd(g))
 	return cmd
 }

@@ -1,0 +1,121 @@
+package cli
+
+import (
+	"archive/zip"
+	"bytes"
+	"flag"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite golden files")
+
+// osvMirror serves an osv.dev bulk export with a Go archive and a KEV feed,
+// with the ETags and conditional GETs of Google Cloud Storage.
+func osvMirror(t *testing.T) *httptest.Server {
+	t.Helper()
+	record, err := os.ReadFile(filepath.Join("testdata", "dbupdate", "GO-2021-0113.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, err := zw.Create("GO-2021-0113.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(record)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{
+		"/osv/Go/all.zip": buf.Bytes(),
+		"/kev.json":       []byte(`{"catalogVersion":"2024.12.10","count":1,"vulnerabilities":[{"cveID":"CVE-2021-44228"}]}`),
+	}
+	modified := time.Date(2026, 8, 21, 20, 38, 0, 0, time.UTC)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("ETag", `"v1"`)
+		http.ServeContent(w, r, filepath.Base(r.URL.Path), modified, bytes.NewReader(body))
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// TestDBUpdate runs `evident db update` as a user would, twice, and
+// compares the plain progress output with testdata/dbupdate.golden.
+func TestDBUpdate(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	s := osvMirror(t)
+	data := t.TempDir()
+	common := []string{"--data", data, "db", "update", "--base-url", s.URL + "/osv"}
+	kev := s.URL + "/kev.json"
+	runs := []struct {
+		name     string
+		args     []string
+		wantCode int
+	}{
+		{name: "first update", args: []string{"--ecosystem", "Go", "--ecosystem", "Nope", "--kev-url", kev}, wantCode: ExitUsage},
+		{name: "nothing changed", args: []string{"--ecosystem", "Go", "--kev-url", kev}, wantCode: ExitOK},
+		{name: "quiet", args: []string{"--ecosystem", "Go", "--quiet", "--no-kev"}, wantCode: ExitOK},
+		{name: "quiet failure", args: []string{"--ecosystem", "Nope", "--quiet", "--no-kev"}, wantCode: ExitUsage},
+		{name: "all and a list", args: []string{"--all", "--ecosystem", "Go"}, wantCode: ExitUsage},
+		{name: "KEV URL and no KEV", args: []string{"--kev-url", kev, "--no-kev"}, wantCode: ExitUsage},
+		{name: "bad ecosystem", args: []string{"--ecosystem", "../Go"}, wantCode: ExitUsage},
+	}
+	// Files update concurrently, so lines are sorted; durations vary.
+	dur := regexp.MustCompile(` in [0-9.]+[µnm]?s\b`)
+	var transcript strings.Builder
+	for _, r := range runs {
+		code, stdout, stderr := run(t, append(common, r.args...)...)
+		if code != r.wantCode {
+			t.Errorf("%s: exit code %d, want %d (stderr %q)", r.name, code, r.wantCode, stderr)
+		}
+		if stdout != "" {
+			t.Errorf("%s: stdout %q, want nothing", r.name, stdout)
+		}
+		args := strings.Join(r.args, " ")
+		args = strings.ReplaceAll(args, s.URL, "$SERVER")
+		out := strings.ReplaceAll(stderr, s.URL, "$SERVER")
+		out = strings.ReplaceAll(out, data, "$DATA")
+		out = dur.ReplaceAllString(out, " in $$DURATION")
+		transcript.WriteString("$ evident db update " + args + "\n")
+		if out == "" {
+			transcript.WriteString("(no output)\n")
+			continue
+		}
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		slices.Sort(lines)
+		transcript.WriteString(strings.Join(lines, "\n") + "\n")
+	}
+	golden := filepath.Join("testdata", "dbupdate.golden")
+	if *updateGolden {
+		if err := os.WriteFile(golden, []byte(transcript.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := transcript.String(); got != string(want) {
+		t.Errorf("output differs from %s (rerun with -update to accept):\ngot:\n%s\nwant:\n%s", golden, got, want)
+	}
+	if _, err := os.Stat(filepath.Join(data, "vulndb", "Go", "all.zip")); err != nil {
+		t.Errorf("Go archive: %v", err)
+	}
+	s.Close()
+}
