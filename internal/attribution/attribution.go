@@ -3,6 +3,8 @@ package attribution
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"golang.org/x/mod/module"
@@ -92,8 +94,9 @@ type Config struct {
 }
 
 // DefaultMaxCached is the cache bound used when Config.MaxCached is zero.
-// One entry costs about 250 bytes with its strings, so the default bounds
-// the cache near 256 MiB, far above the distinct frames of real services.
+// One entry costs a few hundred bytes with its strings, so the default
+// bounds the cache at a few hundred MiB, far above the distinct frames of
+// real services.
 const DefaultMaxCached = 1 << 20
 
 // DefaultConfig returns the zero Config with the default cache bound.
@@ -114,7 +117,8 @@ func (c Config) Validate() error {
 			bad("go_modules[%d] %q: %v", i, m, err)
 		}
 	}
-	for pkg, ga := range c.JavaPackages {
+	for _, pkg := range slices.Sorted(maps.Keys(c.JavaPackages)) {
+		ga := c.JavaPackages[pkg]
 		if !isJavaPackage(pkg) {
 			bad("java_packages[%q]: not a dotted Java package name", pkg)
 		}
@@ -123,7 +127,8 @@ func (c Config) Validate() error {
 			bad("java_packages[%q] = %q: want group:artifact", pkg, ga)
 		}
 	}
-	for name, dist := range c.PythonDists {
+	for _, name := range slices.Sorted(maps.Keys(c.PythonDists)) {
+		dist := c.PythonDists[name]
 		if !isIdentifier(name) {
 			bad("python_dists[%q]: not a Python import name", name)
 		}
