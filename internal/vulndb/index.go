@@ -33,6 +33,9 @@ type segmentIndex struct {
 	points []bound
 	// segs[k] lists the records affected in segment k, sorted by id.
 	segs [][]*Vuln
+	// ranks maps each bound's string to its point's index; only needed
+	// while building.
+	ranks map[string]int
 }
 
 func compareBound(a bound, v semantic.Version) int {
@@ -51,8 +54,7 @@ func (s *segmentIndex) segment(v semantic.Version) int {
 
 // rank returns the index of a bound known to be among the points.
 func (s *segmentIndex) rank(b *bound) int {
-	i, _ := slices.BinarySearchFunc(s.points, b.v, compareBound)
-	return i
+	return s.ranks[b.raw]
 }
 
 // newPkgIndex builds the index of one package from its entries, which come
@@ -75,6 +77,15 @@ func newPkgIndex(entries []*affected) *pkgIndex {
 
 func newSegmentIndex(ord ordering, entries []*affected) *segmentIndex {
 	s := &segmentIndex{ord: ord}
+	// Equal strings are equal versions: sort one bound per distinct string
+	// (far fewer than bounds: stdlib ranges repeat the same releases), then
+	// rank strings by position, merging versions that compare equal.
+	first := map[string]*bound{}
+	note := func(b *bound) {
+		if _, ok := first[b.raw]; !ok {
+			first[b.raw] = b
+		}
+	}
 	used := false
 	for _, a := range entries {
 		if a.vuln.Withdrawn() {
@@ -88,24 +99,38 @@ func newSegmentIndex(ord ordering, entries []*affected) *segmentIndex {
 			used = true
 			for _, iv := range r.intervals {
 				if iv.lo != nil {
-					s.points = append(s.points, *iv.lo)
+					note(iv.lo)
 				}
 				if iv.hi != nil {
-					s.points = append(s.points, *iv.hi)
+					note(iv.hi)
 				}
 			}
-			s.points = append(s.points, r.limits...)
+			for j := range r.limits {
+				note(&r.limits[j])
+			}
 		}
 		if ord == byEcosystem && len(a.ordered) > 0 {
 			used = true
-			s.points = append(s.points, a.ordered...)
+			for j := range a.ordered {
+				note(&a.ordered[j])
+			}
 		}
 	}
 	if !used {
 		return nil
 	}
-	sortBounds(s.points)
-	s.points = slices.CompactFunc(s.points, func(a, b bound) bool { return compareBound(a, b.v) == 0 })
+	distinct := make([]bound, 0, len(first))
+	for _, b := range first {
+		distinct = append(distinct, *b)
+	}
+	sortBounds(distinct)
+	s.ranks = make(map[string]int, len(distinct))
+	for i, b := range distinct {
+		if i == 0 || compareBound(s.points[len(s.points)-1], b.v) != 0 {
+			s.points = append(s.points, b)
+		}
+		s.ranks[b.raw] = len(s.points) - 1
+	}
 
 	n := len(s.points)
 	s.segs = make([][]*Vuln, 2*n+1)
@@ -155,6 +180,7 @@ func newSegmentIndex(ord ordering, entries []*affected) *segmentIndex {
 			}
 		}
 	}
+	s.ranks = nil
 	// Neighbouring segments often list the same records: share them.
 	for k := 1; k < len(s.segs); k++ {
 		if slices.Equal(s.segs[k], s.segs[k-1]) {

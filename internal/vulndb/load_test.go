@@ -593,3 +593,26 @@ func TestNilDB(t *testing.T) {
 		t.Error("nil DB stats are not zero")
 	}
 }
+
+// TestConcurrentLookups runs lookups from many goroutines; with -race it
+// checks that a loaded DB is safe for concurrent use.
+func TestConcurrentLookups(t *testing.T) {
+	db := loadDir(t, Options{KEV: "testdata/kev.json"}, "testdata/records")
+	done := make(chan struct{})
+	for range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range 100 {
+				for _, v := range db.Affecting("Go", "stdlib", "go1.18.1") {
+					db.FixedVersion(v, "Go", "stdlib", "go1.18.1")
+					db.Aliases(v.Entry.ID)
+				}
+				db.Get("CVE-2021-44228")
+				db.Stats()
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+}
