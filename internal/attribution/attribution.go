@@ -58,7 +58,8 @@ type Func struct {
 	// with inner classes as "Outer$Inner" and lambda bodies attributed to
 	// the enclosing method; Python the function name as the profiler gives
 	// it ("func", "<module>", or "Class.method" when the profiler gives a
-	// qualified name); Node.js the function name ("(anonymous)" included).
+	// qualified name, nested functions attributed to the enclosing one);
+	// Node.js the function name ("(anonymous)" included).
 	Symbol string
 	// Module is the distribution the package ships in: the Go module path
 	// ("stdlib" for the standard library, as in the Go vulnerability

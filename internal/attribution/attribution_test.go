@@ -205,6 +205,8 @@ func TestAttributePython(t *testing.T) {
 			want: pyFn("ruamel.yaml.main", "load", "ruamel-yaml"), ok: true},
 		{name: "lambda", frame: Frame{"<lambda>", "flask/app.py"}, want: pyFn("flask.app", "<lambda>", "flask"), ok: true},
 		{name: "qualified name", frame: Frame{"Flask.wsgi_app", "flask/app.py"}, want: pyFn("flask.app", "Flask.wsgi_app", "flask"), ok: true},
+		{name: "nested function", frame: Frame{"Session.send.<locals>.hook", "requests/sessions.py"}, want: pyFn("requests.sessions", "Session.send", "requests"), ok: true},
+		{name: "nested lambda", frame: Frame{"outer.<locals>.<lambda>", "app/util.py"}, want: pyFn("app.util", "outer", "app"), ok: true},
 		{name: "top-level script", frame: Frame{"<module>", "main.py"}, want: pyFn("main", "<module>", "main"), ok: true},
 		{name: "absolute application script", frame: Frame{"handle", "/app/server/views.py"}, want: pyFn("views", "handle", ""), ok: true},
 		{name: "stdlib short", frame: Frame{"decode", "json/decoder.py"}, want: pyFn("json.decoder", "decode", ""), ok: true},

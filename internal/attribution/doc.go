@@ -6,8 +6,8 @@
 // Function.filename). The Attributor recognises the language from the frame
 // itself, parses it into a Func and caches the result, because the same few
 // thousand frames recur in every sample of a service: attribution runs for
-// every frame of every sample and a cache hit costs one map lookup and no
-// allocation.
+// every frame of every sample, and a cache hit costs one hash, a lock-free
+// probe and no allocation.
 //
 // The frame forms understood are those of the profilers evident reads
 // (reference/protocols.md §8):
@@ -22,11 +22,14 @@
 //     (internal names), "$" inner classes, "$$Lambda" hidden classes,
 //     "lambda$enclosing$0" lambda bodies and reflection accessors; also the
 //     dotted form "org.apache.x.Cls.method".
-//   - Python, py-spy through pyroscope-rs: a function name with py-spy's short
-//     file name ("requests/sessions.py") or an absolute path under
-//     site-packages.
+//   - Python, py-spy through pyroscope-rs: a function name (or qualified
+//     name) with py-spy's short file name ("requests/sessions.py") or an
+//     absolute path under site-packages.
 //   - Node.js, @datadog/pprof: a function name with the script's path or
 //     file:// URL, attributed through its last node_modules/<pkg> segment.
+//
+// Func.Matches compares an attributed frame with the package and symbol a
+// vulnerability record or the knowledge base lists.
 //
 // Frames no rule recognises (native code, bare addresses, "[unknown]") are
 // not attributed; callers count their samples, so that the share of

@@ -27,6 +27,12 @@ func (a *Attributor) pythonFunc(name, file string) (Func, bool) {
 			return Func{}, false
 		}
 	}
+	// A qualified name (py-spy on Python 3.11+ reads co_qualname) of a
+	// nested function or lambda, "Session.send.<locals>.hook", is
+	// attributed to the function that encloses it, as closures are in Go.
+	if i := strings.Index(name, ".<locals>."); i > 0 {
+		name = name[:i]
+	}
 	fn := Func{Language: Python, Package: mod, Symbol: name}
 	top, _, _ := strings.Cut(mod, ".")
 	if where == pyLibrary && !pythonStdlib(top) {
