@@ -19,6 +19,7 @@ import (
 	"sync"
 
 	"github.com/evidentsec/evident/internal/knowledge"
+	"github.com/evidentsec/evident/internal/osv"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -160,6 +161,19 @@ type item struct {
 	wantID string
 }
 
+// listing is what a source holds.
+type listing struct {
+	items    []item
+	closer   io.Closer
+	problems []LoadError
+	// claims are the (module, id) pairs of a vuln.go.dev
+	// index/modules.json, checked against the records once they are read.
+	claims []moduleClaim
+}
+
+// moduleClaim says that index file lists record id under module.
+type moduleClaim struct{ file, module, id string }
+
 // result is what reading one item gave.
 type result struct {
 	rec     *record
@@ -186,19 +200,21 @@ func Load(ctx context.Context, opts Options) (*DB, []LoadError, error) {
 			c.Close()
 		}
 	}()
+	var claims []moduleClaim
 	for _, src := range opts.Sources {
-		its, closer, probs, err := listSource(src)
+		l, err := listSource(src)
 		if err != nil {
 			failures = append(failures, err)
 			problems = append(problems, LoadError{File: src, Reason: err.Error(), Err: ErrNoSource})
 			continue
 		}
-		if closer != nil {
-			closeZips = append(closeZips, closer)
+		if l.closer != nil {
+			closeZips = append(closeZips, l.closer)
 		}
 		readable++
-		items = append(items, its...)
-		problems = append(problems, probs...)
+		items = append(items, l.items...)
+		problems = append(problems, l.problems...)
+		claims = append(claims, l.claims...)
 	}
 	if readable == 0 {
 		return nil, nil, fmt.Errorf("load vulnerabilities: %w: %w", ErrNoSource, errors.Join(failures...))
@@ -252,7 +268,29 @@ func Load(ctx context.Context, opts Options) (*DB, []LoadError, error) {
 		kev, probs = loadKEV(opts.KEV)
 		problems = append(problems, probs...)
 	}
-	return build(recs, kev, opts.Knowledge, len(problems)), problems, nil
+	db := build(recs, kev, opts.Knowledge, len(problems))
+	if extra := db.checkClaims(claims); len(extra) > 0 {
+		problems = append(problems, extra...)
+		db.stats.Skipped = len(problems)
+	}
+	return db, problems, nil
+}
+
+// checkClaims reports index/modules.json entries that the records do not
+// bear out: a stale or tampered index. Records missing altogether were
+// reported when they were read.
+func (db *DB) checkClaims(claims []moduleClaim) []LoadError {
+	var problems []LoadError
+	for _, c := range claims {
+		v := db.byID[normID(c.id)]
+		if v == nil {
+			continue
+		}
+		if !slices.ContainsFunc(v.Entry.Affected, func(a osv.Affected) bool { return a.Package.Name == c.module }) {
+			problems = append(problems, LoadError{File: c.file, ID: c.id, Reason: fmt.Sprintf("lists module %s, which the record does not affect", c.module), Err: ErrInvalidRecord})
+		}
+	}
+	return problems
 }
 
 // OpenDir loads the database that package dbupdate keeps under dir
@@ -294,22 +332,21 @@ func OpenDir(ctx context.Context, dir string, opts Options) (*DB, []LoadError, e
 }
 
 // listSource lists the record files of one source.
-func listSource(src string) ([]item, io.Closer, []LoadError, error) {
+func listSource(src string) (listing, error) {
 	kind, err := Detect(src)
 	if err != nil {
-		return nil, nil, nil, err
+		return listing{}, err
 	}
 	switch kind {
 	case KindZip:
 		return listZip(src)
 	case KindGoVulnDB:
-		its, probs, err := listGoVulnDB(os.DirFS(src), src)
-		return its, nil, probs, err
+		return listGoVulnDB(os.DirFS(src), src)
 	case KindFile:
-		return []item{fileItem(os.DirFS(filepath.Dir(src)), filepath.Base(src), src)}, nil, nil, nil
+		return listing{items: []item{fileItem(os.DirFS(filepath.Dir(src)), filepath.Base(src), src)}}, nil
 	default:
 		its, err := listDir(src)
-		return its, nil, nil, err
+		return listing{items: its}, err
 	}
 }
 
@@ -348,41 +385,48 @@ func listDir(dir string) ([]item, error) {
 	return items, nil
 }
 
-func listZip(name string) ([]item, io.Closer, []LoadError, error) {
+func listZip(name string) (listing, error) {
 	zr, err := zip.OpenReader(name)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("open archive %s: %w", name, err)
+		return listing{}, fmt.Errorf("open archive %s: %w", name, err)
 	}
 	for _, f := range zr.File {
 		if f.Name == "index/db.json" || f.Name == "index/db.json.gz" {
-			its, probs, err := listGoVulnDB(zr, name)
+			l, err := listGoVulnDB(zr, name)
 			if err != nil {
 				zr.Close()
-				return nil, nil, nil, err
+				return listing{}, err
 			}
-			return its, zr, probs, nil
+			l.closer = zr
+			return l, nil
 		}
 	}
-	var items []item
+	l := listing{closer: zr}
 	for _, f := range zr.File {
 		if f.FileInfo().IsDir() || !isRecordName(f.Name) {
 			continue
 		}
-		items = append(items, fileItem(zr, f.Name, name+":"+f.Name))
+		l.items = append(l.items, fileItem(zr, f.Name, name+":"+f.Name))
 	}
-	return items, zr, nil, nil
+	return l, nil
 }
 
 // goVulnIndexEntry is one entry of vuln.go.dev's index/vulns.json.
 type goVulnIndexEntry struct {
-	ID      string   `json:"id"`
-	Aliases []string `json:"aliases"`
+	ID string `json:"id"`
+}
+
+// goModuleIndexEntry is one entry of vuln.go.dev's index/modules.json.
+type goModuleIndexEntry struct {
+	Path  string             `json:"path"`
+	Vulns []goVulnIndexEntry `json:"vulns"`
 }
 
 // listGoVulnDB lists the records of a vuln.go.dev layout in fsys: the ids
-// of index/vulns.json when it is there, otherwise every ID/*.json(.gz).
-// name names the layout (directory or archive) in reports.
-func listGoVulnDB(fsys fs.FS, name string) ([]item, []LoadError, error) {
+// of index/vulns.json when it is there, otherwise every ID/*.json(.gz);
+// index/modules.json, when there, yields claims to check. name names the
+// layout (directory or archive) in reports.
+func listGoVulnDB(fsys fs.FS, name string) (listing, error) {
 	join := func(p string) string {
 		if strings.HasSuffix(name, ".zip") {
 			return name + ":" + p
@@ -390,18 +434,18 @@ func listGoVulnDB(fsys fs.FS, name string) ([]item, []LoadError, error) {
 		return filepath.Join(name, filepath.FromSlash(p))
 	}
 	if _, err := readMaybeGz(fsys, "index/db.json"); err != nil {
-		return nil, nil, fmt.Errorf("read vuln.go.dev index %s: %w", join("index/db.json"), err)
+		return listing{}, fmt.Errorf("read vuln.go.dev index %s: %w", join("index/db.json"), err)
 	}
 	data, err := readMaybeGz(fsys, "index/vulns.json")
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("read vuln.go.dev index %s: %w", join("index/vulns.json"), err)
+		return listing{}, fmt.Errorf("read vuln.go.dev index %s: %w", join("index/vulns.json"), err)
 	}
 	var problems []LoadError
 	var ids []string
 	if err == nil {
 		var index []goVulnIndexEntry
 		if err := json.Unmarshal(data, &index); err != nil {
-			return nil, nil, fmt.Errorf("read vuln.go.dev index %s: %w", join("index/vulns.json"), err)
+			return listing{}, fmt.Errorf("read vuln.go.dev index %s: %w", join("index/vulns.json"), err)
 		}
 		for i, e := range index {
 			if e.ID == "" || strings.ContainsAny(e.ID, "/\\") {
@@ -413,7 +457,7 @@ func listGoVulnDB(fsys fs.FS, name string) ([]item, []LoadError, error) {
 	} else {
 		entries, err := fs.ReadDir(fsys, "ID")
 		if err != nil {
-			return nil, nil, fmt.Errorf("list vuln.go.dev records %s: %w", join("ID"), err)
+			return listing{}, fmt.Errorf("list vuln.go.dev records %s: %w", join("ID"), err)
 		}
 		for _, e := range entries {
 			n := e.Name()
@@ -426,6 +470,10 @@ func listGoVulnDB(fsys fs.FS, name string) ([]item, []LoadError, error) {
 		slices.Sort(ids)
 		ids = slices.Compact(ids)
 	}
+	claims, err := readModuleClaims(fsys, join("index/modules.json"))
+	if err != nil {
+		return listing{}, err
+	}
 	items := make([]item, 0, len(ids))
 	for _, id := range ids {
 		p := "ID/" + id + ".json"
@@ -436,7 +484,30 @@ func listGoVulnDB(fsys fs.FS, name string) ([]item, []LoadError, error) {
 		it.wantID = id
 		items = append(items, it)
 	}
-	return items, problems, nil
+	return listing{items: items, problems: problems, claims: claims}, nil
+}
+
+// readModuleClaims reads index/modules.json of a vuln.go.dev layout; it is
+// optional. file names it in reports.
+func readModuleClaims(fsys fs.FS, file string) ([]moduleClaim, error) {
+	data, err := readMaybeGz(fsys, "index/modules.json")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read vuln.go.dev index %s: %w", file, err)
+	}
+	var modules []goModuleIndexEntry
+	if err := json.Unmarshal(data, &modules); err != nil {
+		return nil, fmt.Errorf("read vuln.go.dev index %s: %w", file, err)
+	}
+	var claims []moduleClaim
+	for _, m := range modules {
+		for _, v := range m.Vulns {
+			claims = append(claims, moduleClaim{file: file, module: m.Path, id: v.ID})
+		}
+	}
+	return claims, nil
 }
 
 // readMaybeGz reads p from fsys, or p+".gz" gunzipped when p is absent.

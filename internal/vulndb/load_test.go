@@ -459,7 +459,9 @@ func TestGoVulnDBIndexMismatch(t *testing.T) {
 	}
 	files := map[string]string{
 		"index/db.json":        `{"modified":"2024-01-01T00:00:00Z"}`,
-		"index/vulns.json":     `[{"id":"GO-2022-0969"},{"id":"GO-2099-0001"},{"id":"../x"}]`,
+		"index/vulns.json":     `[{"id":"GO-2022-0969"},{"id":"GO-2099-0001"},{"id":"../x"},{"id":"GO-2022-0617"}]`,
+		"index/modules.json":   `[{"path":"golang.org/x/text","vulns":[{"id":"GO-2022-0617"}]},{"path":"k8s.io/kubernetes","vulns":[{"id":"GO-2022-0617"}]}]`,
+		"ID/GO-2022-0617.json": mustRead(t, "testdata/records/GO-2022-0617.json"),
 		"ID/GO-2022-0969.json": strings.Replace(mustRead(t, "testdata/records/GO-2022-0969.json"), `"GO-2022-0969"`, `"GO-2022-0970"`, 1),
 	}
 	for p, s := range files {
@@ -479,6 +481,7 @@ func TestGoVulnDBIndexMismatch(t *testing.T) {
 		`index/vulns.json: [2]: bad id "../x"`,
 		"ID/GO-2022-0969.json: GO-2022-0970: file is for GO-2022-0969 but holds GO-2022-0970",
 		"ID/GO-2099-0001.json.gz: GO-2099-0001: listed in index/vulns.json but missing",
+		"index/modules.json: GO-2022-0617: lists module golang.org/x/text, which the record does not affect",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
