@@ -33,6 +33,8 @@ type segmentIndex struct {
 	points []bound
 	// segs[k] lists the records affected in segment k, sorted by id.
 	segs [][]*Vuln
+	// always lists the records with a range that has no bounds at all.
+	always []*Vuln
 	// ranks maps each bound's string to its point's index; only needed
 	// while building.
 	ranks map[string]int
@@ -160,6 +162,11 @@ func newSegmentIndex(ord ordering, entries []*affected) *segmentIndex {
 				limit = 2 * top
 			}
 			for _, iv := range r.intervals {
+				if iv.lo == nil && iv.hi == nil && len(r.limits) == 0 {
+					if k := len(s.always); k == 0 || s.always[k-1] != a.vuln {
+						s.always = append(s.always, a.vuln)
+					}
+				}
 				from, to := 0, 2*n
 				if iv.lo != nil {
 					from = 2*s.rank(iv.lo) + 1
@@ -195,8 +202,13 @@ func newSegmentIndex(ord ordering, entries []*affected) *segmentIndex {
 func (pi *pkgIndex) affecting(lv *lookup) []*Vuln {
 	var out []*Vuln
 	for _, s := range pi.orders {
-		if cur := lv.parsed(s.ord); cur != nil {
+		switch cur := lv.parsed(s.ord); {
+		case cur != nil:
 			out = append(out, s.segs[s.segment(cur)]...)
+		default:
+			// Ranges without bounds ({"introduced": "0"} alone) affect
+			// every version, even one that cannot be ordered.
+			out = append(out, s.always...)
 		}
 	}
 	merged := len(pi.orders) > 1

@@ -111,10 +111,11 @@ func TestAffecting(t *testing.T) {
 	git := rec{id: "OSV-git", eco: "OSS-Fuzz", name: "libfoo", typ: osv.RangeGit,
 		events: []osv.Event{intro("aaaaaaaa"), fixed("bbbbbbbb")}, versions: []string{"v1.0"}}
 	unordered := rec{id: "OSV-unordered", eco: "GitHub Actions", name: "owner/action", events: []osv.Event{intro("0"), fixed("2")}, versions: []string{"1"}}
+	everything := rec{id: "OSV-everything", eco: "GitHub Actions", name: "owner/other", events: []osv.Event{intro("0")}}
 	gone := rec{id: "GO-2022-0617", eco: "Go", name: "k8s.io/kubernetes", typ: osv.RangeSemver, events: []osv.Event{intro("0")}, withdrawn: true}
 
 	var all []any
-	for _, r := range []rec{stdlib, docker, pseudo, pypi, pypiList, maven, npm, npmPre, crate, limited, star, nuget, gem, unsorted, git, unordered, gone} {
+	for _, r := range []rec{stdlib, docker, pseudo, pypi, pypiList, maven, npm, npmPre, crate, limited, star, nuget, gem, unsorted, git, unordered, everything, gone} {
 		all = append(all, r.entry())
 	}
 	// GO-2022-0969 has two packages: merge xnet into its entry.
@@ -182,6 +183,7 @@ func TestAffecting(t *testing.T) {
 		{"git range is not evaluated", "OSS-Fuzz", "libfoo", "aaaaaaaa", false},
 		{"unordered ecosystem matches by versions list", "GitHub Actions", "owner/action", "1", true},
 		{"unordered ecosystem ignores ranges", "GitHub Actions", "owner/action", "0.5", false},
+		{"unordered ecosystem with introduced 0 only", "GitHub Actions", "owner/other", "v3", true},
 		{"unknown package", "npm", "nope", "1.0.0", false},
 	}
 	for _, tt := range tests {
