@@ -258,7 +258,7 @@ func Load(ctx context.Context, opts Options) (*DB, []LoadError, error) {
 			problems = append(problems, *r.problem)
 			continue
 		}
-		r.rec.vuln.source = items[i].name
+		r.rec.vuln.file = items[i].name
 		recs = append(recs, r.rec)
 	}
 
@@ -598,7 +598,9 @@ func loadKEV(p string) (*KEVCatalog, []LoadError) {
 	defer f.Close()
 	c, probs, err := ParseKEV(f, p)
 	if err != nil {
-		return nil, append(probs, LoadError{File: p, Reason: err.Error(), Err: err})
+		// ParseKEV's errors name the file; the LoadError does already.
+		reason := strings.TrimPrefix(err.Error(), "KEV catalog "+p+": ")
+		return nil, append(probs, LoadError{File: p, Reason: reason, Err: err})
 	}
 	return c, probs
 }

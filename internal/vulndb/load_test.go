@@ -446,6 +446,9 @@ func TestSources(t *testing.T) {
 			if diff := cmp.Diff(tt.wantIDs, ids(db.All())); diff != "" {
 				t.Errorf("ids (-want +got):\n%s", diff)
 			}
+			if f := db.Get("GO-2022-0969").File(); !strings.HasPrefix(f, tt.source) || !strings.Contains(f, "GO-2022-0969.json") {
+				t.Errorf("File() = %q, want it in %s", f, tt.source)
+			}
 		})
 	}
 }
@@ -518,6 +521,16 @@ func TestLoadFatal(t *testing.T) {
 		db, problems, err := Load(context.Background(), Options{Sources: []string{"testdata/nope", "testdata/records"}})
 		if err != nil || db.Len() != 5 || len(problems) != 1 || problems[0].File != "testdata/nope" {
 			t.Errorf("Load = %d records, %v, %v; want 5 records and one problem for testdata/nope", db.Len(), problems, err)
+		}
+	})
+	t.Run("unreadable KEV catalog", func(t *testing.T) {
+		kev := filepath.Join(t.TempDir(), "kev.json")
+		if err := os.WriteFile(kev, []byte("<html>"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		db, problems, err := Load(context.Background(), Options{Sources: []string{"testdata/records"}, KEV: kev})
+		if err != nil || db.Len() != 5 || len(problems) != 1 || !errors.Is(problems[0], ErrInvalidKEV) || !strings.HasPrefix(problems[0].Error(), kev+": invalid KEV catalog: ") {
+			t.Errorf("Load = %d records, %v, %v; want 5 records and one KEV problem", db.Len(), problems, err)
 		}
 	})
 	t.Run("cancelled", func(t *testing.T) {

@@ -57,8 +57,8 @@ type Vuln struct {
 	// ecosystem_specific.imports, then the knowledge base's functions for
 	// the record's packages, without duplicates.
 	Functions []Function
-	// source names the file the record came from.
-	source string
+	// file names the file the record came from.
+	file string
 }
 
 // Severity is a severity level with the score and vector it came from.
@@ -127,6 +127,9 @@ type Stats struct {
 type EcosystemStats struct {
 	Records, WithSymbols, WithKnowledge, KnownExploited, Withdrawn int
 }
+
+// File names the file (or archive:entry) the record was read from.
+func (v *Vuln) File() string { return v.file }
 
 // Withdrawn reports whether the record has been withdrawn.
 func (v *Vuln) Withdrawn() bool { return !v.Entry.Withdrawn.IsZero() }
