@@ -52,6 +52,10 @@ var Names = []string{"table", "json", "sarif", "openvex", "cyclonedx", "markdown
 type Options struct {
 	// Color enables ANSI colours in the table (on a terminal).
 	Color bool
+	// Products maps a service to the package URL of what is deployed
+	// (an image, a binary); OpenVEX statements then name it as the
+	// product and the vulnerable package as its subcomponent.
+	Products map[string]string
 }
 
 // Lookup returns the format called name.
@@ -63,6 +67,12 @@ func Lookup(name string, opts Options) (Format, error) {
 		return FormatFunc(writeJSON), nil
 	case "markdown":
 		return FormatFunc(writeMarkdown), nil
+	case "sarif":
+		return FormatFunc(writeSARIF), nil
+	case "openvex":
+		return FormatFunc(func(w io.Writer, r *Result) error { return writeOpenVEX(w, r, opts.Products) }), nil
+	case "cyclonedx":
+		return FormatFunc(writeCycloneDX), nil
 	}
 	return nil, fmt.Errorf("%w %q (want one of %s)", ErrUnknownFormat, name, strings.Join(Names, ", "))
 }
