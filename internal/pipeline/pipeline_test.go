@@ -1,0 +1,35 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestErrors(t *testing.T) {
+	full := fmt.Errorf("traces: %w", &FullError{RetryAfter: time.Second})
+	if !errors.Is(full, ErrFull) {
+		t.Error("a wrapped *FullError is not ErrFull")
+	}
+	var fe *FullError
+	if !errors.As(full, &fe) || fe.RetryAfter != time.Second {
+		t.Errorf("errors.As(*FullError) = %v", fe)
+	}
+	bad := fmt.Errorf("decode: %w", Permanent(errors.New("truncated")))
+	if !IsPermanent(bad) || IsPermanent(full) || Permanent(nil) != nil {
+		t.Error("IsPermanent is wrong")
+	}
+	if bad.Error() != "decode: truncated" {
+		t.Errorf("message = %q", bad)
+	}
+}
+
+func TestConsumerFunc(t *testing.T) {
+	var got int
+	var c Consumer[int] = ConsumerFunc[int](func(_ context.Context, n int) error { got = n; return nil })
+	if err := c.Consume(context.Background(), 7); err != nil || got != 7 {
+		t.Errorf("Consume = %v, got %d", err, got)
+	}
+}
