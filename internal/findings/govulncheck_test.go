@@ -105,5 +105,10 @@ func TestGoSymbol(t *testing.T) {
 }
 
 func FuzzParseGovulncheck(f *testing.F) {
-	fuzzParser(f, ParseGovulncheck, "govulncheck/symbol.json", "govulncheck/module.json")
+	fuzzParser(f, ParseGovulncheck,
+		`{"config": {"protocol_version": "v1.0.0", "scan_level": "symbol"}}
+{"osv": {"id": "GO-2021-0113", "aliases": ["CVE-2021-38561"], "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"}]}}
+{"finding": {"osv": "GO-2021-0113", "fixed_version": "v0.3.7", "trace": [{"module": "golang.org/x/text", "version": "v0.3.5", "package": "golang.org/x/text/language", "function": "Parse", "receiver": "*T"}]}}
+{"finding": {"osv": "GO-2021-0113", "trace": [{"module": "golang.org/x/text", "version": "v0.3.5"}]}}`,
+	)
 }

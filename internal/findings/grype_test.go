@@ -53,5 +53,8 @@ func TestParseGrypeBad(t *testing.T) {
 }
 
 func FuzzParseGrype(f *testing.F) {
-	fuzzParser(f, ParseGrype, "grype/dir.json", "grype/image.json")
+	fuzzParser(f, ParseGrype,
+		`{"matches": [{"vulnerability": {"id": "GHSA-1", "severity": "High", "cvss": [{"type": "Primary", "version": "3.1", "vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H", "metrics": {"baseScore": 7.5}}], "fix": {"versions": ["0.3.7"], "state": "fixed"}}, "relatedVulnerabilities": [{"id": "CVE-1"}], "artifact": {"name": "a/b", "version": "v0.3.5", "type": "go-module", "purl": "pkg:golang/a/b@v0.3.5"}}], "descriptor": {"name": "grype"}}`,
+		`{"matches": [{"vulnerability": {"id": "CVE-1"}, "artifact": {"name": "busybox", "version": "1.34.1", "type": "binary"}}], "distro": {"name": "debian"}}`,
+	)
 }

@@ -51,5 +51,7 @@ func TestParseOSVScannerBad(t *testing.T) {
 }
 
 func FuzzParseOSVScanner(f *testing.F) {
-	fuzzParser(f, ParseOSVScanner, "osvscanner/app.json", "osvscanner/npm.json")
+	fuzzParser(f, ParseOSVScanner,
+		`{"results": [{"source": {"path": "go.mod"}, "packages": [{"package": {"name": "a/b", "version": "0.3.5", "ecosystem": "Go"}, "groups": [{"ids": ["GO-1"], "aliases": ["CVE-1", "GO-1"], "experimental_analysis": {"GO-1": {"called": true}}, "max_severity": "7.5"}], "vulnerabilities": [{"id": "GO-1", "affected": [{"package": {"ecosystem": "Go", "name": "a/b"}, "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "0.3.7"}]}]}]}]}]}]}`,
+	)
 }

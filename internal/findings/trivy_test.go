@@ -69,5 +69,8 @@ func TestParseTrivyBad(t *testing.T) {
 }
 
 func FuzzParseTrivy(f *testing.F) {
-	fuzzParser(f, ParseTrivy, "trivy/fs.json", "trivy/image.json")
+	fuzzParser(f, ParseTrivy,
+		`{"SchemaVersion": 2, "Results": [{"Type": "gomod", "Vulnerabilities": [{"VulnerabilityID": "CVE-1", "VendorIDs": ["DSA-1"], "PkgName": "a/b", "InstalledVersion": "v1.0.0", "FixedVersion": "1.0.1, 2.0.1", "Severity": "HIGH", "SeveritySource": "nvd", "CVSS": {"nvd": {"V3Vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H", "V3Score": 7.5}}}]}]}`,
+		`{"SchemaVersion": 2, "Results": [{"Type": "debian", "Vulnerabilities": [{"VulnerabilityID": "CVE-1", "PkgName": "openssl", "PkgIdentifier": {"PURL": "pkg:deb/debian/openssl@1.1?arch=amd64"}, "InstalledVersion": "1.1", "FixedVersion": "1.2"}]}]}`,
+	)
 }
