@@ -24,9 +24,7 @@ type (
 	}
 	govulncheckConfig struct {
 		ProtocolVersion string `json:"protocol_version"`
-		ScannerName     string `json:"scanner_name"`
 		ScanLevel       string `json:"scan_level"`
-		ScanMode        string `json:"scan_mode"`
 	}
 	govulncheckFinding struct {
 		OSV          string             `json:"osv"`

@@ -15,10 +15,6 @@ import (
 // fields that findings use. Vulnerabilities are full OSV records.
 type (
 	osvScannerSource struct {
-		Source struct {
-			Path string `json:"path"`
-			Type string `json:"type"`
-		} `json:"source"`
 		Packages []json.RawMessage `json:"packages"`
 	}
 	osvScannerPackage struct {

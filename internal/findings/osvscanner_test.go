@@ -23,7 +23,7 @@ func TestParseOSVScannerBad(t *testing.T) {
 					{"package": {"name": "golang.org/x/text", "version": "0.3.5", "ecosystem": "Go"}, "groups": [{"ids": "GO-2022-1059"}]},
 					{"package": {"name": "aeson", "version": "1.0", "ecosystem": "Hackage"}, "groups": [{"ids": ["HSEC-2023-0001"]}]},
 					` + good + `]},
-				{"source": "go.mod"}]}`,
+				{"source": {"path": "go.sum"}, "packages": {}}]}`,
 			wantFindings: 1,
 			wantErrs: []string{
 				"in.json: results[0].packages[0]: no package name or ecosystem",
@@ -32,7 +32,7 @@ func TestParseOSVScannerBad(t *testing.T) {
 				"in.json: results[0].packages[3] (golang.org/x/text): vulnerabilities[0]: no id",
 				"in.json: results[0].packages[4]: json: cannot unmarshal string into Go struct field osvScannerGroup.groups.ids of type []string",
 				`in.json: results[0].packages[5] (aeson): ecosystem "Hackage": unknown ecosystem`,
-				"in.json: results[1]: json: cannot unmarshal string into Go struct field osvScannerSource.source of type struct { Path string \"json:\\\"path\\\"\"; Type string \"json:\\\"type\\\"\" }",
+				"in.json: results[1]: json: cannot unmarshal object into Go struct field osvScannerSource.packages of type []json.RawMessage",
 			},
 		},
 		{

@@ -18,8 +18,6 @@ import (
 // (it is not served by the module proxy), so the structs are mirrored.
 type (
 	trivyResult struct {
-		Target          string            `json:"Target"`
-		Class           string            `json:"Class"`
 		Type            string            `json:"Type"`
 		Vulnerabilities []json.RawMessage `json:"Vulnerabilities"`
 	}

@@ -23,7 +23,7 @@ func TestParseTrivyBad(t *testing.T) {
 					{"VulnerabilityID": "CVE-2022-32149", "PkgIdentifier": {"PURL": "pkg:"}, "PkgName": "x"},
 					"CVE-2022-32149",
 					` + good + `]},
-				{"Target": 7}]}`,
+				{"Type": 7}]}`,
 			wantFindings: 1,
 			wantErrs: []string{
 				"in.json: Results[0].Vulnerabilities[0]: no VulnerabilityID",
@@ -32,7 +32,7 @@ func TestParseTrivyBad(t *testing.T) {
 				"in.json: Results[0].Vulnerabilities[3] (CVE-2022-32149): package golang.org/x/text: no version",
 				`in.json: Results[0].Vulnerabilities[4] (CVE-2022-32149): parse package URL "pkg:": purl is missing type or name`,
 				"in.json: Results[0].Vulnerabilities[5]: json: cannot unmarshal string into Go value of type findings.trivyVulnerability",
-				"in.json: Results[1]: json: cannot unmarshal number into Go struct field trivyResult.Target of type string",
+				"in.json: Results[1]: json: cannot unmarshal number into Go struct field trivyResult.Type of type string",
 			},
 		},
 		{
