@@ -48,6 +48,8 @@ type (
 // finding of its first frame's module: Static is called when the frame
 // names a function (the symbol, "pkgpath.Recv.Method", goes to Symbols),
 // imported when it names only a package, required when only a module.
+// In binary mode (-mode binary) a symbol found in the executable counts as
+// called: the linker keeps only the functions that are reachable.
 // The osv messages, wherever they are in the stream, give the aliases and
 // severity. The findings of one vulnerability at several levels are
 // merged.

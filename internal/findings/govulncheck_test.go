@@ -7,6 +7,7 @@ func TestParseGovulncheck(t *testing.T) {
 		{name: "symbol level", input: "govulncheck/symbol.json", golden: "govulncheck/symbol.golden"},
 		{name: "package level", input: "govulncheck/package.json", golden: "govulncheck/package.golden"},
 		{name: "module level", input: "govulncheck/module.json", golden: "govulncheck/module.golden"},
+		{name: "binary", input: "govulncheck/binary.json", golden: "govulncheck/binary.golden"},
 	})
 }
 
