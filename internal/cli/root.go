@@ -94,6 +94,7 @@ runs, how exposed the service is and what it can reach, ranked with the evidence
 		newVersionCmd(g),
 		newFindingsCmd(g),
 		newDBCmd(g),
+		newAnalyzeCmd(g),
 	)
 	return root
 }

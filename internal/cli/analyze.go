@@ -1,0 +1,266 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/attribution"
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/osv"
+	"github.com/evidentsec/evident/internal/report"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// analyzeFlags are the inputs of one analysis.
+type analyzeFlags struct {
+	vulns, findings, profiles, traces []string
+	kev, config, format, output      string
+	failOn                           []string
+	// now stamps the report; tests fix it.
+	now func() time.Time
+}
+
+func newAnalyzeCmd(g *globals) *cobra.Command {
+	fl := analyzeFlags{now: time.Now}
+	cmd := &cobra.Command{
+		Use:   "analyze --findings [SERVICE[,SERVICE]=]FILE... [--profiles [SERVICE=]PATH...] [--traces PATH...]",
+		Short: "Rank vulnerability findings by the runtime evidence in profiles and traces",
+		Long: `Read scanner findings and SBOMs, the OSV vulnerability database, and the
+profiles and traces a team already collects, and say for every finding whether
+the vulnerable code runs (executed, loaded, not_observed, unknown), how exposed
+its service is and what it can reach, ranked P1-P4 with the evidence.
+
+--findings takes scanner reports and SBOMs (govulncheck, Trivy, Grype,
+OSV-Scanner, CycloneDX, SPDX, Go binaries); SERVICE=FILE or SVC1,SVC2=FILE
+assigns them to services. --profiles takes pprof or OTLP profile files or
+directories (a directory's subdirectories name services), SERVICE=PATH to
+assign them. --traces takes OTLP (protobuf, JSON, JSON lines) or Tempo JSON.
+Without --vulns, the database under <data>/vulndb ("evident db update").
+
+--fail-on POLICY exits 1 when a finding matches: a tier (P1, P2 or P3: that
+tier or higher), a verdict (executed, loaded), or kev; comma-separated or
+repeated, any one matching fails.
+
+Exit status: 0 ok, 1 --fail-on matched, 2 usage or unreadable input, 3 the
+report is complete but some records or files were skipped (named on stderr).`,
+		Example: `  evident analyze --findings gateway=gateway.govulncheck.json \
+      --profiles examples/shop/recorded/profiles --traces examples/shop/recorded/traces.jsonl
+  evident analyze --vulns osv-go.zip --findings trivy.json --format sarif -o evident.sarif --fail-on P1`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runAnalyze(cmd.Context(), g, fl)
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&fl.vulns, "vulns", nil, "OSV source instead of <data>/vulndb: directory, all.zip or vuln.go.dev layout (repeatable)")
+	f.StringVar(&fl.kev, "kev", "", "CISA KEV catalog (JSON feed) instead of <data>/vulndb/kev.json")
+	f.StringArrayVar(&fl.findings, "findings", nil, "scanner report or SBOM, [SERVICE[,SERVICE]=]FILE (repeatable)")
+	f.StringArrayVar(&fl.profiles, "profiles", nil, "profile file or directory, [SERVICE=]PATH (repeatable)")
+	f.StringArrayVar(&fl.traces, "traces", nil, "trace file or directory (repeatable)")
+	f.StringVar(&fl.config, "config", "", "configuration file (docs/configuration.md)")
+	f.StringVar(&fl.format, "format", "table", "output format: "+strings.Join(report.Names, ", "))
+	f.StringVarP(&fl.output, "output", "o", "", "write the report to this file instead of stdout")
+	f.StringSliceVar(&fl.failOn, "fail-on", nil, "exit 1 when a finding matches: P1, P2, P3, executed, loaded, kev")
+	return cmd
+}
+
+func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
+	if len(fl.findings) == 0 {
+		return withCode(ExitUsage, errors.New("no findings: name at least one scanner report or SBOM with --findings"))
+	}
+	policy, err := parseFailOn(fl.failOn)
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	cfg, err := loadConfig(fl.config)
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	color := false
+	out := g.stdout
+	if fl.output == "" {
+		if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) && os.Getenv("NO_COLOR") == "" {
+			color = true
+		}
+	}
+	format, err := report.Lookup(fl.format, report.Options{Color: color, Products: cfg.Products})
+	if err != nil {
+		return withCode(ExitUsage, fmt.Errorf("--format: %w", err))
+	}
+
+	skipped := false
+	warn := func(err error) {
+		skipped = true
+		fmt.Fprintf(g.stderr, "evident: skipped %v\n", err)
+	}
+
+	db, problems, err := openVulnDB(ctx, g, fl.vulns, fl.kev)
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	for _, p := range problems {
+		warn(p)
+	}
+
+	all, err := importFindings(fl.findings, db, warn)
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+
+	var goModules []string
+	for _, f := range all {
+		if f.Package.Ecosystem == osv.EcosystemGo {
+			goModules = append(goModules, f.Package.Name)
+		}
+	}
+	slices.Sort(goModules)
+	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{GoModules: slices.Compact(goModules)}))
+	// Traces first: they resolve the span ids that profile samples carry
+	// to the endpoints that led there.
+	for _, group := range [][]string{fl.traces, fl.profiles} {
+		if err := loadTelemetry(ctx, group, m, warn); err != nil {
+			return withCode(ExitUsage, err)
+		}
+	}
+
+	snap := m.Snapshot()
+	as := assess.New(cfg.Config, db, snap).Assess(all)
+	res := &report.Result{Generated: fl.now().UTC(), Version: buildVersion(), Summary: assess.Summarize(as), Assessments: as, Snapshot: snap}
+	if err := writeReport(fl.output, out, format, res); err != nil {
+		return withCode(ExitUsage, err)
+	}
+	if n := policy.violations(as); n > 0 {
+		return withCode(ExitPolicy, fmt.Errorf("--fail-on %s: %d findings match", strings.Join(fl.failOn, ","), n))
+	}
+	if skipped {
+		return withCode(ExitSkipped, errSkipped)
+	}
+	return nil
+}
+
+// importFindings reads every --findings argument. A file that cannot be
+// read at all is an error; records that cannot be read are reported
+// through warn and skipped.
+func importFindings(args []string, m findings.Matcher, warn func(error)) ([]findings.Finding, error) {
+	parsers := importParsers()
+	var all []findings.Finding
+	for _, arg := range args {
+		svcs, path := splitServiceArg(arg)
+		fs, errs := importFile(path, "auto", parsers)
+		for _, err := range errs {
+			if _, ok := errors.AsType[*findings.RecordError](err); !ok && len(fs) == 0 {
+				return nil, fmt.Errorf("--findings %s: %w", arg, err)
+			}
+			warn(err)
+		}
+		if svcs == "" {
+			all = append(all, fs...)
+			continue
+		}
+		// SVC1,SVC2=FILE: the same artifact runs as several services.
+		for _, svc := range strings.Split(svcs, ",") {
+			for _, f := range fs {
+				f.Service = svc
+				all = append(all, f)
+			}
+		}
+	}
+	return findings.Merge(all), nil
+}
+
+// loadTelemetry feeds the files of args into the model.
+func loadTelemetry(ctx context.Context, args []string, m *model.Model, warn func(error)) error {
+	if len(args) == 0 {
+		return nil
+	}
+	var inputs []telemetry.Input
+	for _, a := range args {
+		in, err := telemetry.ParseInput(a)
+		if err != nil {
+			return err
+		}
+		inputs = append(inputs, in)
+	}
+	files, err := telemetry.Discover(inputs)
+	if len(files) == 0 && err != nil {
+		return err
+	}
+	if err != nil {
+		warn(err)
+	}
+	if err := telemetry.Load(ctx, files, modelHandler{m}); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		warn(err)
+	}
+	return nil
+}
+
+// modelHandler feeds decoded telemetry into a model.
+type modelHandler struct{ m *model.Model }
+
+func (h modelHandler) Profile(b *telemetry.ProfileBatch) error { h.m.AddProfile(b); return nil }
+func (h modelHandler) Spans(s []telemetry.Span) error         { h.m.AddSpans(s); return nil }
+
+func writeReport(path string, stdout io.Writer, f report.Format, r *report.Result) error {
+	if path == "" {
+		return f.Write(stdout, r)
+	}
+	file, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := f.Write(file, r); err != nil {
+		file.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return file.Close()
+}
+
+// failPolicy is the parsed --fail-on.
+type failPolicy struct {
+	tier     string // fail on this tier or higher ("P1" < "P2")
+	verdicts []assess.Verdict
+	kev      bool
+}
+
+func parseFailOn(values []string) (failPolicy, error) {
+	var p failPolicy
+	for _, v := range values {
+		switch v {
+		case "P1", "P2", "P3":
+			if p.tier == "" || v > p.tier {
+				p.tier = v
+			}
+		case string(assess.Executed), string(assess.Loaded):
+			p.verdicts = append(p.verdicts, assess.Verdict(v))
+		case "kev":
+			p.kev = true
+		default:
+			return p, fmt.Errorf("--fail-on %q: want P1, P2, P3, executed, loaded or kev", v)
+		}
+	}
+	return p, nil
+}
+
+func (p failPolicy) violations(as []assess.Assessment) int {
+	n := 0
+	for _, a := range as {
+		if (p.tier != "" && a.Priority.Tier <= p.tier) || slices.Contains(p.verdicts, a.Reachability.Verdict) || (p.kev && a.KnownExploited) {
+			n++
+		}
+	}
+	return n
+}

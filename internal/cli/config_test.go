@@ -1,0 +1,74 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadConfig(t *testing.T) {
+	cfg, err := loadConfig(filepath.Join("testdata", "config", "good.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.VEX.MinWindow != 2*time.Hour || cfg.VEX.MaxShare != 0.005 || cfg.Reachability.MinSamples != 50 {
+		t.Errorf("config = %+v", cfg)
+	}
+	if len(cfg.Sensitivity) != 2 || cfg.Exposure.Services["reporter"] != "no_input" {
+		t.Errorf("config = %+v", cfg)
+	}
+}
+
+// TestLoadConfigBad loads every *.bad.yml and checks the error names the
+// file and the problem.
+func TestLoadConfigBad(t *testing.T) {
+	want := map[string]string{
+		"unknown-key.bad.yml":  "field lables not found",
+		"bad-exposure.bad.yml": `exposure.services.gateway: "public" is not one of`,
+		"bad-duration.bad.yml": "forever",
+		"unset-env.bad.yml":    "environment variable EVIDENT_TEST_UNSET_STORE is not set",
+	}
+	files, err := filepath.Glob(filepath.Join("testdata", "config", "*.bad.yml"))
+	if err != nil || len(files) != len(want) {
+		t.Fatalf("bad configs = %v, %v; want %d", files, err, len(want))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			_, err := loadConfig(f)
+			if err == nil {
+				t.Fatal("loadConfig succeeded")
+			}
+			if !strings.Contains(err.Error(), f) || !strings.Contains(err.Error(), want[filepath.Base(f)]) {
+				t.Errorf("error = %q, want it to name %s and contain %q", err, f, want[filepath.Base(f)])
+			}
+		})
+	}
+}
+
+func TestExpandEnv(t *testing.T) {
+	t.Setenv("EVIDENT_TEST_DB", "postgresql://shop")
+	got, err := expandEnv([]byte("store: ${EVIDENT_TEST_DB}/*, price: $5"))
+	if err != nil || string(got) != "store: postgresql://shop/*, price: $5" {
+		t.Errorf("expandEnv = %q, %v", got, err)
+	}
+}
+
+// TestConfigDocExample keeps the example in docs/configuration.md equal
+// to the tested file.
+func TestConfigDocExample(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "configuration.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(filepath.Join("testdata", "config", "good.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(doc), "```yaml\n")
+	block, _, _ = strings.Cut(block, "```")
+	if !ok || strings.TrimSpace(block) != strings.TrimSpace(string(good)) {
+		t.Errorf("docs/configuration.md's example differs from testdata/config/good.yml; copy one to the other")
+	}
+}

@@ -1,0 +1,31 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/evidentsec/evident/internal/knowledge"
+	"github.com/evidentsec/evident/internal/vulndb"
+)
+
+// openVulnDB loads the vulnerability database that commands read: the
+// sources named with --vulns, else <data>/vulndb, with evident's
+// knowledge base merged in. The load errors of single records are
+// returned for the caller to report; the error is fatal.
+func openVulnDB(ctx context.Context, g *globals, sources []string, kev string) (*vulndb.DB, []vulndb.LoadError, error) {
+	kb, err := knowledge.Default()
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := vulndb.Options{Sources: sources, KEV: kev, Knowledge: kb}
+	if len(sources) > 0 {
+		return vulndb.Load(ctx, opts)
+	}
+	db, problems, err := vulndb.OpenDir(ctx, filepath.Join(g.dataDir, "vulndb"), opts)
+	if errors.Is(err, vulndb.ErrNoDatabase) {
+		return nil, nil, fmt.Errorf(`%w (run "evident db update", or name sources with --vulns)`, err)
+	}
+	return db, problems, err
+}
