@@ -25,8 +25,8 @@ import (
 // analyzeFlags are the inputs of one analysis.
 type analyzeFlags struct {
 	vulns, findings, profiles, traces []string
-	kev, config, format, output      string
-	failOn                           []string
+	kev, config, format, output       string
+	failOn                            []string
 	// now stamps the report; tests fix it.
 	now func() time.Time
 }
@@ -212,7 +212,7 @@ func loadTelemetry(ctx context.Context, args []string, m *model.Model, warn func
 type modelHandler struct{ m *model.Model }
 
 func (h modelHandler) Profile(b *telemetry.ProfileBatch) error { h.m.AddProfile(b); return nil }
-func (h modelHandler) Spans(s []telemetry.Span) error         { h.m.AddSpans(s); return nil }
+func (h modelHandler) Spans(s []telemetry.Span) error          { h.m.AddSpans(s); return nil }
 
 func writeReport(path string, stdout io.Writer, f report.Format, r *report.Result) error {
 	if path == "" {
