@@ -24,19 +24,31 @@ func newFindingsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// importParser reads one input of a format into findings; see the
-// findings.ParseXxx functions for the error contract.
-type importParser func(r io.Reader, name string) ([]findings.Finding, []error)
+// importInput is one input file of findings import.
+type importInput struct {
+	path string
+	// file is the open file, for importers that need random access (Go
+	// executables); r reads it from the start, buffered.
+	file *os.File
+	r    io.Reader
+}
 
-// importParsers are the input formats that findings import reads. The
-// SBOM formats join when their importers, which match packages against
-// the vulnerability database, are there.
-func importParsers() map[findings.Format]importParser {
-	return map[findings.Format]importParser{
-		findings.FormatGovulncheck: findings.ParseGovulncheck,
-		findings.FormatTrivy:       findings.ParseTrivy,
-		findings.FormatGrype:       findings.ParseGrype,
-		findings.FormatOSVScanner:  findings.ParseOSVScanner,
+// importer reads one input into findings; see the findings.ParseXxx
+// functions for the error contract.
+type importer func(in importInput) ([]findings.Finding, []error)
+
+// scannerReport adapts the parser of a scanner report.
+func scannerReport(parse func(r io.Reader, name string) ([]findings.Finding, []error)) importer {
+	return func(in importInput) ([]findings.Finding, []error) { return parse(in.r, in.path) }
+}
+
+// importParsers are the input formats that findings import reads, by format.
+func importParsers() map[findings.Format]importer {
+	return map[findings.Format]importer{
+		findings.FormatGovulncheck: scannerReport(findings.ParseGovulncheck),
+		findings.FormatTrivy:       scannerReport(findings.ParseTrivy),
+		findings.FormatGrype:       scannerReport(findings.ParseGrype),
+		findings.FormatOSVScanner:  scannerReport(findings.ParseOSVScanner),
 	}
 }
 
@@ -149,7 +161,7 @@ func splitServiceArg(arg string) (service, path string) {
 }
 
 // importFile reads one input, detecting its format when format is auto.
-func importFile(path string, format findings.Format, parsers map[findings.Format]importParser) ([]findings.Finding, []error) {
+func importFile(path string, format findings.Format, parsers map[findings.Format]importer) ([]findings.Finding, []error) {
 	file, err := os.Open(path)
 	if err != nil {
 		return nil, []error{fmt.Errorf("read findings: %w", err)}
@@ -169,5 +181,5 @@ func importFile(path string, format findings.Format, parsers map[findings.Format
 	if !ok {
 		return nil, []error{fmt.Errorf("%s: %s input is not supported by findings import", path, format)}
 	}
-	return parse(br, path)
+	return parse(importInput{path: path, file: file, r: br})
 }
