@@ -102,6 +102,10 @@ func TestSegmentIndexMatchesSpec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Bounds repeat across records (stdlib releases): check each distinct
+	// (package, version) once.
+	type query struct{ eco, name, version string }
+	seen := map[query]bool{}
 	checked := 0
 	for _, v := range db.All() {
 		for _, a := range v.Entry.Affected {
@@ -109,15 +113,21 @@ func TestSegmentIndexMatchesSpec(t *testing.T) {
 			for _, r := range a.Ranges {
 				for _, e := range r.Events {
 					_, ver := eventKind(e)
-					versions = append(versions, ver, ver+"-0", ver+".1", "v"+ver, "go"+ver)
+					// The bound, a pre-release just below it, and a version above.
+					versions = append(versions, ver, ver+"-0", ver+".1")
 				}
 			}
 			versions = append(versions, a.Versions...)
 			for _, ver := range versions {
-				got := db.Affecting(a.Package.Ecosystem, a.Package.Name, ver)
-				want := db.naiveAffecting(a.Package.Ecosystem, a.Package.Name, ver)
+				q := query{a.Package.Ecosystem, a.Package.Name, ver}
+				if seen[q] {
+					continue
+				}
+				seen[q] = true
+				got := db.Affecting(q.eco, q.name, q.version)
+				want := db.naiveAffecting(q.eco, q.name, q.version)
 				if !slices.Equal(got, want) {
-					t.Errorf("Affecting(%s, %s, %s) = %v, literal evaluation says %v", a.Package.Ecosystem, a.Package.Name, ver, ids(got), ids(want))
+					t.Errorf("Affecting(%s, %s, %s) = %v, literal evaluation says %v", q.eco, q.name, q.version, ids(got), ids(want))
 				}
 				checked++
 			}
