@@ -1,0 +1,153 @@
+package model
+
+import (
+	"bytes"
+	"encoding/gob"
+	"fmt"
+	"time"
+
+	"github.com/evidentsec/evident/internal/attribution"
+)
+
+// stateVersion is the version of the encoding MarshalBinary writes; a
+// checkpoint of another version is refused rather than misread.
+const stateVersion = 1
+
+// The state types mirror the model's private state with exported fields
+// for encoding/gob. The bounded join tables are not saved: after a
+// restart, a call whose two sides straddle it makes no edge, and profile
+// samples of spans seen before it fall back to their span name. Both only
+// lose a few seconds of linking.
+type modelState struct {
+	Version  int
+	Services []serviceState
+}
+
+type serviceState struct {
+	Name        string
+	First, Last time.Time
+	Funcs       []attribution.Func
+	Stacks      []stackState
+	Windows     []Window
+	Samples     int64
+	Unattrib    int64
+	Endpoints   []Endpoint
+	Spans       SpanCounts
+	Edges       []Edge
+	Stores      []Store
+	Hosts       []hostState
+	Consumes    []Store
+}
+
+type stackState struct {
+	Funcs       []int32
+	Samples     int64
+	Value       int64
+	First, Last time.Time
+	Endpoints   map[int32]int64
+	SpanNames   map[string]int64
+}
+
+type hostState struct {
+	Host          string
+	Calls, Errors int64
+	Scheme        string
+	First, Last   time.Time
+	Resolved      map[string]int64 // callee service name -> calls
+}
+
+// MarshalBinary encodes the model's state for a checkpoint.
+func (m *Model) MarshalBinary() ([]byte, error) {
+	m.mu.Lock()
+	st := modelState{Version: stateVersion}
+	for _, s := range m.services {
+		ss := serviceState{
+			Name: s.name, First: s.first, Last: s.last, Funcs: s.funcs, Windows: s.windows,
+			Samples: s.samples, Unattrib: s.unattrib, Endpoints: s.endpoints, Spans: s.spans,
+		}
+		for _, k := range s.stacks {
+			ss.Stacks = append(ss.Stacks, stackState{Funcs: k.funcs, Samples: k.samples, Value: k.value, First: k.first, Last: k.last, Endpoints: k.endpoints, SpanNames: k.spanNames})
+		}
+		for _, e := range s.edges {
+			ss.Edges = append(ss.Edges, *e)
+		}
+		for _, x := range s.stores {
+			ss.Stores = append(ss.Stores, *x)
+		}
+		for _, x := range s.consumes {
+			ss.Consumes = append(ss.Consumes, *x)
+		}
+		for host, h := range s.hosts {
+			hs := hostState{Host: host, Calls: h.calls, Errors: h.errors, Scheme: h.scheme, First: h.first, Last: h.last, Resolved: map[string]int64{}}
+			for callee, n := range h.resolved {
+				hs.Resolved[callee.name] = n
+			}
+			ss.Hosts = append(ss.Hosts, hs)
+		}
+		st.Services = append(st.Services, ss)
+	}
+	// Encode under the lock: the state shares slices with the model.
+	var buf bytes.Buffer
+	err := gob.NewEncoder(&buf).Encode(st)
+	m.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("encode model state: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// UnmarshalBinary replaces the model's state with a checkpoint made by
+// MarshalBinary.
+func (m *Model) UnmarshalBinary(data []byte) error {
+	var st modelState
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&st); err != nil {
+		return fmt.Errorf("decode model state: %w", err)
+	}
+	if st.Version != stateVersion {
+		return fmt.Errorf("decode model state: version %d, want %d", st.Version, stateVersion)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.services = make(map[string]*service, len(st.Services))
+	for _, ss := range st.Services {
+		s := m.service(ss.Name)
+		s.first, s.last, s.funcs, s.windows = ss.First, ss.Last, ss.Funcs, ss.Windows
+		s.samples, s.unattrib, s.endpoints, s.spans = ss.Samples, ss.Unattrib, ss.Endpoints, ss.Spans
+		for i, f := range s.funcs {
+			s.funcIndex[f] = int32(i)
+		}
+		for _, k := range ss.Stacks {
+			for _, f := range k.Funcs {
+				if f < 0 || int(f) >= len(s.funcs) {
+					return fmt.Errorf("decode model state: service %q: stack refers to function %d of %d", ss.Name, f, len(s.funcs))
+				}
+			}
+			st := s.stack(m.seed, k.Funcs)
+			st.samples, st.value, st.first, st.last, st.endpoints, st.spanNames = k.Samples, k.Value, k.First, k.Last, k.Endpoints, k.SpanNames
+		}
+		for i, e := range s.endpoints {
+			s.endpointIndex[endpointKey{kind: e.Kind, method: e.Method, route: e.Route}] = int32(i)
+		}
+		for _, e := range ss.Edges {
+			s.edges[e.To] = &e
+		}
+		for _, x := range ss.Stores {
+			s.stores[x.Name] = &x
+		}
+		for _, x := range ss.Consumes {
+			s.consumes[x.Name] = &x
+		}
+	}
+	// Hosts refer to services by pointer: resolve once all exist.
+	for _, ss := range st.Services {
+		s := m.services[ss.Name]
+		for _, hs := range ss.Hosts {
+			h := &hostCalls{calls: hs.Calls, errors: hs.Errors, scheme: hs.Scheme, first: hs.First, last: hs.Last, resolved: map[*service]int64{}}
+			for name, n := range hs.Resolved {
+				h.resolved[m.service(name)] = n
+			}
+			s.hosts[hs.Host] = h
+		}
+	}
+	return nil
+}
