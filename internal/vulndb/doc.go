@@ -35,8 +35,10 @@
 // ranges by SemVer 2.0, ECOSYSTEM ranges by the ecosystem's own rules (PEP
 // 440 for PyPI, Maven's ComparableVersion, NuGet, RubyGems, ...). GIT ranges
 // are not evaluated: such records match through their versions[] list.
-// Every bound is parsed once, at load; a lookup parses its version once per
-// ordering. Withdrawn records are loaded (Get finds them) but never match.
+// Every bound is parsed once, at load, and the bounds of each package are
+// sorted into segments that list the records affected there, so that a
+// lookup parses its version once and binary-searches (see pkgIndex).
+// Withdrawn records are loaded (Get finds them) but never match.
 //
 // Go versions are normalised: module versions may carry "v" (v1.2.3,
 // pseudo-versions, +incompatible), and the standard library and toolchain

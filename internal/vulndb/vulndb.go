@@ -213,7 +213,8 @@ func (db *DB) Aliases(id string) []string {
 // version of package name in ecosystem, sorted by id, withdrawn records
 // excluded. Ecosystem names compare case-insensitively for the ecosystems
 // osv names; PyPI names are normalised (PEP 503). A version that cannot be
-// ordered matches only exact versions[] entries.
+// ordered matches only exact versions[] entries and ranges without bounds
+// ({"introduced": "0"} alone). The slice is the caller's.
 func (db *DB) Affecting(ecosystem, name, version string) []*Vuln {
 	if db == nil {
 		return nil
