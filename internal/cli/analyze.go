@@ -113,7 +113,7 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 		warn(p)
 	}
 
-	all, err := importFindings(fl.findings, db, warn)
+	all, err := importFindings(fl.findings, warn)
 	if err != nil {
 		return withCode(ExitUsage, err)
 	}
@@ -152,7 +152,7 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 // importFindings reads every --findings argument. A file that cannot be
 // read at all is an error; records that cannot be read are reported
 // through warn and skipped.
-func importFindings(args []string, m findings.Matcher, warn func(error)) ([]findings.Finding, error) {
+func importFindings(args []string, warn func(error)) ([]findings.Finding, error) {
 	parsers := importParsers()
 	var all []findings.Finding
 	for _, arg := range args {
