@@ -287,6 +287,9 @@ func osvSeverity(sevs ...[]osv.Severity) Severity {
 				continue
 			}
 			cand := Severity{Level: levelOfScore(score), Score: score, Vector: s.Score}
+			if s.Type == osv.SeverityCVSSv2 && cand.Level == LevelCritical {
+				cand.Level = LevelHigh // CVSS v2 rates 7.0 to 10.0 high
+			}
 			if higherSeverity(cand, best) {
 				best = cand
 			}

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidentsec/evident/internal/osv"
 )
 
 // update rewrites the golden files of the package's tests: go test
@@ -263,6 +265,35 @@ func TestNewPackage(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("newPackage() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestOSVSeverity(t *testing.T) {
+	tests := []struct {
+		name string
+		sevs []osv.Severity
+		want Severity
+	}{
+		{name: "none", want: Severity{Level: LevelUnknown}},
+		{name: "v3", sevs: []osv.Severity{{Type: osv.SeverityCVSSv3, Score: "CVSS:3.1/AV:N/AC:L/PR:H/UI:N/S:U/C:H/I:H/A:H"}},
+			want: Severity{Level: LevelHigh, Score: 7.2, Vector: "CVSS:3.1/AV:N/AC:L/PR:H/UI:N/S:U/C:H/I:H/A:H"}},
+		{name: "v2 has no critical", sevs: []osv.Severity{{Type: osv.SeverityCVSSv2, Score: "AV:N/AC:L/Au:N/C:C/I:C/A:C"}},
+			want: Severity{Level: LevelHigh, Score: 10, Vector: "AV:N/AC:L/Au:N/C:C/I:C/A:C"}},
+		{name: "the highest level wins over a higher v2 score", sevs: []osv.Severity{
+			{Type: osv.SeverityCVSSv2, Score: "AV:N/AC:L/Au:N/C:C/I:C/A:C"},
+			{Type: osv.SeverityCVSSv3, Score: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"},
+		}, want: Severity{Level: LevelCritical, Score: 9.8, Vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}},
+		{name: "bad vectors and other types are ignored", sevs: []osv.Severity{
+			{Type: osv.SeverityCVSSv3, Score: "CVSS:3.1/AV:Q"},
+			{Type: "Ubuntu", Score: "high"},
+		}, want: Severity{Level: LevelUnknown}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, osvSeverity(tt.sevs)); diff != "" {
+				t.Errorf("osvSeverity() mismatch (-want +got):\n%s", diff)
 			}
 		})
 	}
