@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/evidentsec/evident/internal/knowledge"
 	"github.com/evidentsec/evident/internal/vulndb"
 )
 
@@ -40,26 +38,11 @@ could be read.`,
   evident db stats --vulns ./vulndb.zip --kev known_exploited_vulnerabilities.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			kb, err := knowledge.Default()
-			if err != nil {
-				return withCode(ExitUsage, err)
-			}
-			opts := vulndb.Options{Sources: vulns, KEV: kev, Knowledge: kb}
-			var (
-				db       *vulndb.DB
-				problems []vulndb.LoadError
-				where    string
-			)
+			where := filepath.Join(g.dataDir, "vulndb")
 			if len(vulns) > 0 {
-				db, problems, err = vulndb.Load(cmd.Context(), opts)
 				where = strings.Join(vulns, ", ")
-			} else {
-				where = filepath.Join(g.dataDir, "vulndb")
-				db, problems, err = vulndb.OpenDir(cmd.Context(), where, opts)
 			}
-			if errors.Is(err, vulndb.ErrNoDatabase) {
-				return withCode(ExitUsage, fmt.Errorf(`%w (run "evident db update", or name sources with --vulns)`, err))
-			}
+			db, problems, err := openVulnDB(cmd.Context(), g, vulns, kev)
 			if err != nil {
 				return withCode(ExitUsage, err)
 			}
