@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -65,7 +66,7 @@ report is complete but some records or files were skipped (named on stderr).`,
 	f := cmd.Flags()
 	f.StringSliceVar(&fl.vulns, "vulns", nil, "OSV source instead of <data>/vulndb: directory, all.zip or vuln.go.dev layout (repeatable)")
 	f.StringVar(&fl.kev, "kev", "", "CISA KEV catalog (JSON feed) instead of <data>/vulndb/kev.json")
-	f.StringArrayVar(&fl.findings, "findings", nil, "scanner report or SBOM, [SERVICE[,SERVICE]=]FILE (repeatable)")
+	f.StringArrayVar(&fl.findings, "findings", nil, "scanner report or SBOM as [SERVICE[,SERVICE]=]FILE, or a directory of SERVICE.* reports (repeatable)")
 	f.StringArrayVar(&fl.profiles, "profiles", nil, "profile file or directory, [SERVICE=]PATH (repeatable)")
 	f.StringArrayVar(&fl.traces, "traces", nil, "trace file or directory (repeatable)")
 	f.StringVar(&fl.config, "config", "", "configuration file (docs/configuration.md)")
@@ -151,32 +152,70 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 
 // importFindings reads every --findings argument. A file that cannot be
 // read at all is an error; records that cannot be read are reported
-// through warn and skipped.
+// through warn and skipped. A directory holds one report per service,
+// named after it: reports/gateway.json is the gateway's.
 func importFindings(args []string, warn func(error)) ([]findings.Finding, error) {
 	parsers := importParsers()
 	var all []findings.Finding
 	for _, arg := range args {
 		svcs, path := splitServiceArg(arg)
-		fs, errs := importFile(path, "auto", parsers)
-		for _, err := range errs {
-			if _, ok := errors.AsType[*findings.RecordError](err); !ok && len(fs) == 0 {
-				return nil, fmt.Errorf("--findings %s: %w", arg, err)
+		files, err := findingsFiles(svcs, path)
+		if err != nil {
+			return nil, fmt.Errorf("--findings %s: %w", arg, err)
+		}
+		for _, in := range files {
+			fs, errs := importFile(in.path, "auto", parsers)
+			for _, err := range errs {
+				if _, ok := errors.AsType[*findings.RecordError](err); !ok && len(fs) == 0 {
+					return nil, fmt.Errorf("--findings %s: %w", arg, err)
+				}
+				warn(err)
 			}
-			warn(err)
-		}
-		if svcs == "" {
-			all = append(all, fs...)
-			continue
-		}
-		// SVC1,SVC2=FILE: the same artifact runs as several services.
-		for _, svc := range strings.Split(svcs, ",") {
-			for _, f := range fs {
-				f.Service = svc
-				all = append(all, f)
+			if in.services == "" {
+				all = append(all, fs...)
+				continue
+			}
+			// SVC1,SVC2=FILE: the same artifact runs as several services.
+			for _, svc := range strings.Split(in.services, ",") {
+				for _, f := range fs {
+					f.Service = svc
+					all = append(all, f)
+				}
 			}
 		}
 	}
 	return findings.Merge(all), nil
+}
+
+type findingsFile struct{ services, path string }
+
+// findingsFiles expands a directory into its files, each assigned to the
+// service its name starts with.
+func findingsFiles(services, path string) ([]findingsFile, error) {
+	info, err := os.Stat(path)
+	if err != nil || !info.IsDir() {
+		// A missing file is reported by the importer, with its name.
+		return []findingsFile{{services, path}}, nil
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []findingsFile
+	for _, e := range entries {
+		if e.IsDir() || strings.HasPrefix(e.Name(), ".") || strings.EqualFold(e.Name(), "README.md") {
+			continue
+		}
+		svc := services
+		if svc == "" {
+			svc, _, _ = strings.Cut(e.Name(), ".")
+		}
+		out = append(out, findingsFile{svc, filepath.Join(path, e.Name())})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("the directory holds no reports")
+	}
+	return out, nil
 }
 
 // loadTelemetry feeds the files of args into the model.
