@@ -1,0 +1,459 @@
+package findings
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	cdx "github.com/CycloneDX/cyclonedx-go"
+	"github.com/package-url/packageurl-go"
+
+	"github.com/evidentsec/evident/internal/osv"
+)
+
+// cdxBOM is a decoded CycloneDX BOM, reduced to what the importer reads.
+// The records keep their position in the input so that errors name it.
+type cdxBOM struct {
+	serial     string
+	metadata   *cdx.Component
+	components []cdxComponent
+	vulns      []cdxVulnerability
+	// hasVulns is true when the BOM has a vulnerabilities array, even an
+	// empty one: a scanner's verdict, not a bare SBOM.
+	hasVulns bool
+	// compErrs and vulnErrs are the records that did not decode.
+	compErrs, vulnErrs []error
+}
+
+type cdxComponent struct {
+	path string // "components[3]", "metadata.component"
+	c    cdx.Component
+}
+
+type cdxVulnerability struct {
+	index int
+	v     cdx.Vulnerability
+}
+
+// ParseCycloneDX reads a CycloneDX BOM: JSON (spec 1.2 to 1.7) or XML.
+//
+// A BOM that carries vulnerabilities (a scanner's output, or a VEX) yields
+// one finding per vulnerability and affected component (affects[].ref, a
+// bom-ref of this BOM or a BOM-Link to one); its ratings give the
+// severity and its references the aliases; a vulnerability that its
+// analysis triages as not_affected, false_positive or resolved is left
+// out, as scanners honour a VEX. When m is not nil, the database record that is the
+// same vulnerability supplies the fixed version and its ids as aliases.
+// A BOM without vulnerabilities is an SBOM: each component is looked up
+// in m, and each record that affects it is a finding with Static
+// required, since the BOM shows the component in the build and no more.
+//
+// Records that cannot be used, such as a library with no package URL or a
+// vulnerability affecting no component, are reported as *RecordError
+// naming the component's bom-ref or the vulnerability's id, and skipped.
+// An input that is not a CycloneDX BOM is one error wrapping
+// ErrWrongFormat; broken JSON or XML one wrapping ErrMalformed.
+func ParseCycloneDX(r io.Reader, name string, m Matcher) ([]Finding, []error) {
+	bom, err := decodeCycloneDX(r, name)
+	if err != nil {
+		return nil, []error{err}
+	}
+	comps, byRef, cerrs := bom.collect(name)
+	errs := append(append(bom.compErrs, cerrs...), bom.vulnErrs...)
+	if !bom.hasVulns {
+		return matchComponents(comps, m, string(FormatCycloneDX), name), errs
+	}
+	var out []Finding
+	for _, vr := range bom.vulns {
+		fs, verrs := bom.vulnerabilityFindings(vr, byRef, m, name)
+		out = append(out, fs...)
+		errs = append(errs, verrs...)
+	}
+	return Merge(out), errs
+}
+
+// CycloneDXComponents returns the package components of a CycloneDX BOM
+// (JSON or XML), the main component first, nested components after their
+// parents. Errors are as ParseCycloneDX reports them.
+func CycloneDXComponents(r io.Reader, name string) ([]Component, []error) {
+	bom, err := decodeCycloneDX(r, name)
+	if err != nil {
+		return nil, []error{err}
+	}
+	comps, _, cerrs := bom.collect(name)
+	return comps, append(bom.compErrs, cerrs...)
+}
+
+// decodeCycloneDX decodes a BOM. JSON is decoded record by record, so
+// that one malformed component or vulnerability is reported and the rest
+// load; XML is decoded whole by cyclonedx-go.
+func decodeCycloneDX(r io.Reader, name string) (*cdxBOM, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read CycloneDX BOM %s: %w", name, err)
+	}
+	trimmed := bytes.TrimLeft(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")), " \t\r\n")
+	if len(trimmed) > 0 && trimmed[0] == '<' {
+		return decodeCycloneDXXML(trimmed, name)
+	}
+	var top struct {
+		BOMFormat    string          `json:"bomFormat"`
+		SpecVersion  json.RawMessage `json:"specVersion"`
+		SerialNumber string          `json:"serialNumber"`
+		Metadata     *struct {
+			Component json.RawMessage `json:"component"`
+		} `json:"metadata"`
+		Components      []json.RawMessage `json:"components"`
+		Vulnerabilities []json.RawMessage `json:"vulnerabilities"`
+	}
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, fmt.Errorf("%s: not a CycloneDX BOM (neither a JSON object nor XML): %w", name, ErrWrongFormat)
+	}
+	if err := json.Unmarshal(trimmed, &top); err != nil {
+		return nil, fmt.Errorf("%s: CycloneDX JSON: %v: %w", name, err, ErrMalformed)
+	}
+	if top.BOMFormat != "CycloneDX" {
+		return nil, fmt.Errorf("%s: bomFormat %q, want \"CycloneDX\": %w", name, top.BOMFormat, ErrWrongFormat)
+	}
+	var spec cdx.SpecVersion
+	if err := json.Unmarshal(top.SpecVersion, &spec); err != nil {
+		return nil, fmt.Errorf("%s: specVersion %s: %v: %w", name, top.SpecVersion, err, ErrWrongFormat)
+	}
+	bom := &cdxBOM{serial: top.SerialNumber, hasVulns: top.Vulnerabilities != nil}
+	if top.Metadata != nil && len(top.Metadata.Component) > 0 && string(top.Metadata.Component) != "null" {
+		var c cdx.Component
+		if err := json.Unmarshal(top.Metadata.Component, &c); err != nil {
+			bom.compErrs = append(bom.compErrs, recordErr(name, "metadata.component", "%v", err))
+		} else {
+			bom.metadata = &c
+		}
+	}
+	for i, raw := range top.Components {
+		var c cdx.Component
+		if err := json.Unmarshal(raw, &c); err != nil {
+			bom.compErrs = append(bom.compErrs, recordErr(name, fmt.Sprintf("components[%d]", i), "%v", err))
+			continue
+		}
+		bom.components = append(bom.components, cdxComponent{path: fmt.Sprintf("components[%d]", i), c: c})
+	}
+	for i, raw := range top.Vulnerabilities {
+		var v cdx.Vulnerability
+		if err := json.Unmarshal(raw, &v); err != nil {
+			bom.vulnErrs = append(bom.vulnErrs, recordErr(name, fmt.Sprintf("vulnerabilities[%d]", i), "%v", err))
+			continue
+		}
+		bom.vulns = append(bom.vulns, cdxVulnerability{index: i, v: v})
+	}
+	return bom, nil
+}
+
+func decodeCycloneDXXML(data []byte, name string) (*cdxBOM, error) {
+	var b cdx.BOM
+	if err := cdx.NewBOMDecoder(bytes.NewReader(data), cdx.BOMFileFormatXML).Decode(&b); err != nil {
+		return nil, fmt.Errorf("%s: CycloneDX XML: %v: %w", name, err, ErrMalformed)
+	}
+	if !strings.HasPrefix(b.XMLNS, "http://cyclonedx.org/schema/bom/") {
+		return nil, fmt.Errorf("%s: XML namespace %q is not CycloneDX's: %w", name, b.XMLNS, ErrWrongFormat)
+	}
+	bom := &cdxBOM{serial: b.SerialNumber, hasVulns: b.Vulnerabilities != nil}
+	if b.Metadata != nil {
+		bom.metadata = b.Metadata.Component
+	}
+	if b.Components != nil {
+		for i, c := range *b.Components {
+			bom.components = append(bom.components, cdxComponent{path: fmt.Sprintf("components[%d]", i), c: c})
+		}
+	}
+	if b.Vulnerabilities != nil {
+		for i, v := range *b.Vulnerabilities {
+			bom.vulns = append(bom.vulns, cdxVulnerability{index: i, v: v})
+		}
+	}
+	return bom, nil
+}
+
+// collect flattens the BOM's components (main component, then each
+// component followed by its nested ones) and converts them. byRef maps
+// the bom-refs of the components that converted; a bom-ref of a
+// component that did not maps to nil, so that vulnerabilities affecting
+// it are reported as such.
+func (b *cdxBOM) collect(name string) ([]Component, map[string]*Component, []error) {
+	var (
+		out   []Component
+		errs  []error
+		refs  = map[string]int{} // bom-ref → index in out, or -1
+		order []cdxComponent
+	)
+	var walk func(path string, c cdx.Component)
+	walk = func(path string, c cdx.Component) {
+		order = append(order, cdxComponent{path: path, c: c})
+		if c.Components != nil {
+			for j, sub := range *c.Components {
+				walk(fmt.Sprintf("%s.components[%d]", path, j), sub)
+			}
+		}
+	}
+	if b.metadata != nil {
+		walk("metadata.component", *b.metadata)
+	}
+	for _, cc := range b.components {
+		walk(cc.path, cc.c)
+	}
+	for _, cc := range order {
+		rec := cdxComponentRecord(cc.path, cc.c)
+		if ref := cc.c.BOMRef; ref != "" {
+			if _, dup := refs[ref]; dup {
+				errs = append(errs, recordErr(name, rec, "bom-ref %q is not unique", ref))
+				continue
+			}
+			refs[ref] = -1
+		}
+		comp, ok, err := cdxToComponent(cc.c)
+		if err != nil {
+			errs = append(errs, &RecordError{File: name, Record: rec, Err: err})
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if cc.c.BOMRef != "" {
+			refs[cc.c.BOMRef] = len(out)
+		}
+		out = append(out, comp)
+	}
+	byRef := make(map[string]*Component, len(refs))
+	for ref, i := range refs {
+		if i >= 0 {
+			byRef[ref] = &out[i]
+		} else {
+			byRef[ref] = nil
+		}
+	}
+	return out, byRef, errs
+}
+
+// cdxComponentRecord names a component in errors: its path and bom-ref,
+// or its name when it has no bom-ref.
+func cdxComponentRecord(path string, c cdx.Component) string {
+	switch {
+	case c.BOMRef != "":
+		return fmt.Sprintf("%s (bom-ref %s)", path, c.BOMRef)
+	case c.Name != "":
+		return fmt.Sprintf("%s (%s)", path, c.Name)
+	}
+	return path
+}
+
+// cdxToComponent converts a component that names a package. Components
+// that are not packages (files, containers, operating systems, devices,
+// data) and have no package URL are skipped without error: an SBOM lists
+// them as context. A library, framework or application without a package
+// URL cannot be matched, and is an error.
+func cdxToComponent(c cdx.Component) (Component, bool, error) {
+	if c.PackageURL == "" {
+		switch c.Type {
+		case cdx.ComponentTypeLibrary, cdx.ComponentTypeFramework:
+			return Component{}, false, errors.New("no package URL")
+		}
+		return Component{}, false, nil
+	}
+	pkg, err := componentPackage(c.PackageURL, c.Version)
+	if err != nil {
+		return Component{}, false, err
+	}
+	comp := Component{Ref: c.BOMRef, Package: pkg}
+	if pkg.Ecosystem == osv.EcosystemGo {
+		// cyclonedx-gomod records the build's platform in the package URL,
+		// and with -packages lists the packages of each module as its
+		// subcomponents, typed "package": the module is the unit that
+		// advisories name.
+		if p, err := packageurl.FromString(c.PackageURL); err == nil {
+			q := p.Qualifiers.Map()
+			if q["type"] == "package" {
+				return Component{}, false, nil
+			}
+			comp.GOOS, comp.GOARCH = q["goos"], q["goarch"]
+		}
+	}
+	return comp, true, nil
+}
+
+// vulnerabilityFindings turns one BOM vulnerability into a finding for
+// each component it affects.
+func (b *cdxBOM) vulnerabilityFindings(vr cdxVulnerability, byRef map[string]*Component, m Matcher, name string) ([]Finding, []error) {
+	v := vr.v
+	rec := fmt.Sprintf("vulnerabilities[%d]", vr.index)
+	if v.ID == "" {
+		return nil, []error{recordErr(name, rec, "no id")}
+	}
+	rec += " (" + v.ID + ")"
+	if v.Affects == nil || len(*v.Affects) == 0 {
+		return nil, []error{recordErr(name, rec, "affects no component")}
+	}
+	ids := []string{v.ID}
+	if v.References != nil {
+		for _, ref := range *v.References {
+			ids = append(ids, ref.ID)
+		}
+	}
+	sev := cdxSeverity(v.Ratings)
+	if a := v.Analysis; a != nil && !cdxApplies(a.State) {
+		return nil, nil
+	}
+	var (
+		out  []Finding
+		errs []error
+	)
+	for j, aff := range *v.Affects {
+		comp, err := b.resolve(aff.Ref, byRef)
+		if err != nil {
+			errs = append(errs, recordErr(name, rec, "affects[%d]: %v", j, err))
+			continue
+		}
+		f := Finding{
+			Package:       comp.Package,
+			Vulnerability: Vulnerability{ID: v.ID, Aliases: sortedSet(slices.DeleteFunc(slices.Clone(ids[1:]), func(s string) bool { return s == v.ID }))},
+			Severity:      sev,
+			Static:        StaticRequired,
+			Sources:       []Source{{Tool: string(FormatCycloneDX), File: name}},
+		}
+		enrich(&f, m, ids)
+		out = append(out, f)
+	}
+	return out, errs
+}
+
+// cdxApplies reports whether a vulnerability whose analysis has state s
+// still applies. The BOM's author has triaged not_affected and
+// false_positive as not applying, and resolved ones as remediated in the
+// component as shipped (a backported fix, say), so those are not
+// findings; exploitable, in_triage and no state are.
+func cdxApplies(s cdx.ImpactAnalysisState) bool {
+	switch s {
+	case cdx.IASNotAffected, cdx.IASFalsePositive, cdx.IASResolved, cdx.IASResolvedWithPedigree:
+		return false
+	}
+	return true
+}
+
+// resolve finds the component a vulnerability's affects[].ref names: a
+// bom-ref of this BOM, or a BOM-Link whose reference is one (VEX documents
+// link to the SBOM they describe; the link is followed only into this
+// BOM, whatever its serial number).
+func (b *cdxBOM) resolve(ref string, byRef map[string]*Component) (*Component, error) {
+	if ref == "" {
+		return nil, errors.New("no ref")
+	}
+	c, ok := byRef[ref]
+	if !ok && cdx.IsBOMLink(ref) {
+		if link, err := cdx.ParseBOMLink(ref); err == nil && link.Reference() != "" {
+			c, ok = byRef[link.Reference()]
+		}
+	}
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("ref %q names no component of the BOM", ref)
+	case c == nil:
+		return nil, fmt.Errorf("ref %q names a component that was skipped", ref)
+	}
+	return c, nil
+}
+
+// enrich completes a finding that a report named with the database record
+// for the same vulnerability, when m has one that affects the package:
+// the record's id and aliases join the aliases, the record gives the
+// fixed version, and its severity when the report gave none.
+func enrich(f *Finding, m Matcher, ids []string) {
+	if m == nil {
+		return
+	}
+	p := f.Package
+	for _, v := range m.Affecting(p.Ecosystem, p.Name, p.Version) {
+		vids := append([]string{v.Entry.ID}, v.Entry.Aliases...)
+		if !slices.ContainsFunc(ids, func(id string) bool { return id != "" && slices.Contains(vids, id) }) {
+			continue
+		}
+		f.Vulnerability.Aliases = sortedSet(slices.DeleteFunc(append(f.Vulnerability.Aliases, vids...), func(s string) bool { return s == f.Vulnerability.ID }))
+		if fix := m.FixedVersion(v, p.Ecosystem, p.Name, p.Version); fix != "" && f.FixedVersion == "" {
+			if p.Ecosystem == osv.EcosystemGo {
+				fix = goVersion(fix)
+			}
+			f.FixedVersion = fix
+		}
+		if f.Severity.Level == LevelUnknown && v.Severity.Level != "" {
+			f.Severity = Severity{Level: v.Severity.Level, Score: v.Severity.Score, Vector: v.Severity.Vector}
+		}
+	}
+}
+
+// cdxSeverity is the highest severity of a vulnerability's ratings. A
+// CVSS vector is scored (its score and level win over the stated ones,
+// which tools round or take from elsewhere); otherwise the stated
+// severity, or the level of a CVSS score, is used.
+func cdxSeverity(ratings *[]cdx.VulnerabilityRating) Severity {
+	best := Severity{Level: LevelUnknown}
+	if ratings == nil {
+		return best
+	}
+	for _, r := range *ratings {
+		cand := Severity{Level: LevelUnknown}
+		if vec := cdxVector(r.Method, r.Vector); vec != "" {
+			if score, err := scoreVector(vec); err == nil {
+				cand = Severity{Level: levelOfScore(score), Score: score, Vector: vec}
+			}
+		}
+		if cand.Level == LevelUnknown {
+			cand.Level = cdxLevel(r.Severity)
+			if r.Score != nil && isCVSS(r.Method) {
+				cand.Score = *r.Score
+				if cand.Level == LevelUnknown {
+					cand.Level = levelOfScore(*r.Score)
+				}
+			}
+		}
+		if higherSeverity(cand, best) {
+			best = cand
+		}
+	}
+	return best
+}
+
+func isCVSS(m cdx.ScoringMethod) bool {
+	switch m {
+	case cdx.ScoringMethodCVSSv2, cdx.ScoringMethodCVSSv3, cdx.ScoringMethodCVSSv31, cdx.ScoringMethodCVSSv4:
+		return true
+	}
+	return false
+}
+
+// cdxVector returns a rating's CVSS vector with the version prefix that
+// scoreVector needs; tools write v3 and v4 vectors with or without it.
+func cdxVector(method cdx.ScoringMethod, vector string) string {
+	if vector == "" || strings.HasPrefix(vector, "CVSS:") {
+		return vector
+	}
+	switch method {
+	case cdx.ScoringMethodCVSSv2:
+		return strings.TrimSuffix(strings.TrimPrefix(vector, "("), ")")
+	case cdx.ScoringMethodCVSSv3:
+		return "CVSS:3.0/" + vector
+	case cdx.ScoringMethodCVSSv31:
+		return "CVSS:3.1/" + vector
+	case cdx.ScoringMethodCVSSv4:
+		return "CVSS:4.0/" + vector
+	}
+	return ""
+}
+
+// cdxLevel maps a CycloneDX severity to a level; "info" and "none" are
+// below low, and rank as low.
+func cdxLevel(s cdx.Severity) string {
+	if s == cdx.SeverityInfo {
+		return LevelLow
+	}
+	return normalizeLevel(string(s))
+}

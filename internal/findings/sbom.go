@@ -1,0 +1,136 @@
+package findings
+
+import (
+	"cmp"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/package-url/packageurl-go"
+
+	"github.com/evidentsec/evident/internal/osv"
+	"github.com/evidentsec/evident/internal/vulndb"
+)
+
+// Matcher finds the vulnerabilities that affect a package version.
+// *vulndb.DB implements it. Implementations must be safe for concurrent
+// use; the importers do not modify what they return.
+type Matcher interface {
+	// Affecting returns the records that affect version of package name
+	// in ecosystem (an OSV ecosystem name), or none.
+	Affecting(ecosystem, name, version string) []*vulndb.Vuln
+	// FixedVersion returns the lowest version above version that fixes
+	// v, or "" when none is known.
+	FixedVersion(v *vulndb.Vuln, ecosystem, name, version string) string
+}
+
+var _ Matcher = (*vulndb.DB)(nil)
+
+// Component is one package version that an SBOM or a binary lists.
+type Component struct {
+	// Ref locates the component in its input: the CycloneDX bom-ref, the
+	// SPDX SPDXID, or the module path in a Go binary.
+	Ref string
+	// Package is the package version, normalized as in findings.
+	Package Package
+	// GOOS and GOARCH are the platform a Go component was built for,
+	// when the input says; they narrow the Go records that apply.
+	GOOS, GOARCH string
+}
+
+// Go module names that SBOM tools give the standard library: OSV and
+// govulncheck call it "stdlib"; cyclonedx-gomod and Syft write "std".
+const (
+	goStdlib  = "stdlib"
+	goStdName = "std"
+)
+
+// componentPackage builds the package of an SBOM component from its
+// package URL, with the version the component states when the URL has
+// none. The standard library gets the name the Go vulnerability database
+// uses, so that an SBOM and govulncheck name it alike.
+func componentPackage(purl, version string) (Package, error) {
+	if purl == "" {
+		return Package{}, errors.New("no package URL")
+	}
+	eco, name, v, err := osv.PackageFromPURL(purl)
+	switch {
+	case err == nil && eco == osv.EcosystemGo && (name == goStdName || name == goStdlib):
+		return newPackage(eco, goStdlib, cmp.Or(v, version), "")
+	case err == nil:
+		return newPackage(eco, name, cmp.Or(v, version), "")
+	case errors.Is(err, osv.ErrUnknownEcosystem):
+		if p, perr := packageurl.FromString(purl); perr == nil && p.Version != "" {
+			version = ""
+		}
+		return distroPackage(purl, version)
+	}
+	return Package{}, err
+}
+
+// matchComponents looks every component up in m and returns a finding
+// for each record that affects it, merged. A nil m matches nothing.
+// Components that name the same package version are looked up once.
+func matchComponents(comps []Component, m Matcher, tool, file string) []Finding {
+	if m == nil {
+		return nil
+	}
+	var out []Finding
+	seen := map[string]bool{}
+	for _, c := range comps {
+		p := c.Package
+		key := p.PURL + "\x00" + c.GOOS + "\x00" + c.GOARCH
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		for _, v := range m.Affecting(p.Ecosystem, p.Name, p.Version) {
+			if p.Ecosystem == osv.EcosystemGo && !onPlatform(v, p.Name, c.GOOS, c.GOARCH) {
+				continue
+			}
+			fix := m.FixedVersion(v, p.Ecosystem, p.Name, p.Version)
+			if fix != "" && p.Ecosystem == osv.EcosystemGo {
+				fix = goVersion(fix)
+			}
+			level := v.Severity.Level
+			if level == "" {
+				level = LevelUnknown
+			}
+			out = append(out, Finding{
+				Package:       p,
+				Vulnerability: Vulnerability{ID: v.Entry.ID, Aliases: sortedSet(v.Entry.Aliases)},
+				Severity:      Severity{Level: level, Score: v.Severity.Score, Vector: v.Severity.Vector},
+				FixedVersion:  fix,
+				// The SBOM only shows that the module is in the build.
+				Static:  StaticRequired,
+				Sources: []Source{{Tool: tool, File: file}},
+			})
+		}
+	}
+	return Merge(out)
+}
+
+// onPlatform reports whether a Go record can affect module on goos/goarch:
+// some affected entry of the module has an import that is not restricted
+// to other platforms, as govulncheck decides. An unknown platform (empty)
+// keeps every record.
+func onPlatform(v *vulndb.Vuln, module, goos, goarch string) bool {
+	if goos == "" && goarch == "" {
+		return true
+	}
+	fits := func(list []string, x string) bool { return x == "" || len(list) == 0 || slices.Contains(list, x) }
+	for _, a := range v.Entry.Affected {
+		if !strings.EqualFold(a.Package.Ecosystem, osv.EcosystemGo) || a.Package.Name != module {
+			continue
+		}
+		if a.EcosystemSpecific == nil || len(a.EcosystemSpecific.Imports) == 0 {
+			return true
+		}
+		for _, imp := range a.EcosystemSpecific.Imports {
+			if fits(imp.GOOS, goos) && fits(imp.GOARCH, goarch) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,93 @@
+package findings
+
+import (
+	"context"
+	"io"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidentsec/evident/internal/vulndb"
+)
+
+// testDB loads the real Go vulnerability records under testdata/sbom/osv
+// (copied unchanged from the osv.dev snapshot, see testdata/README.md).
+func testDB(t testing.TB) *vulndb.DB {
+	t.Helper()
+	db, lerrs, err := vulndb.Load(context.Background(), vulndb.Options{Sources: []string{filepath.Join("testdata", "sbom", "osv")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range lerrs {
+		t.Errorf("load test records: %v", e)
+	}
+	return db
+}
+
+// withMatcher adapts an SBOM importer to the parser signature that the
+// shared golden, bad-input and fuzz helpers take.
+func withMatcher(parse func(io.Reader, string, Matcher) ([]Finding, []error), m Matcher) parser {
+	return func(r io.Reader, name string) ([]Finding, []error) { return parse(r, name, m) }
+}
+
+func TestComponentPackage(t *testing.T) {
+	tests := []struct {
+		name, purl, version string
+		want                Package
+		wantErr             string
+	}{
+		{
+			name: "go module with qualifiers",
+			purl: "pkg:golang/golang.org/x/text@v0.3.5?goarch=amd64&goos=linux&type=module",
+			want: Package{PURL: "pkg:golang/golang.org/x/text@v0.3.5", Ecosystem: "Go", Name: "golang.org/x/text", Version: "v0.3.5"},
+		},
+		{
+			name: "cyclonedx-gomod standard library",
+			purl: "pkg:golang/std@go1.26.8?type=module",
+			want: Package{PURL: "pkg:golang/stdlib@v1.26.8", Ecosystem: "Go", Name: "stdlib", Version: "v1.26.8"},
+		},
+		{
+			name: "syft standard library",
+			purl: "pkg:golang/stdlib@1.22.1",
+			want: Package{PURL: "pkg:golang/stdlib@v1.22.1", Ecosystem: "Go", Name: "stdlib", Version: "v1.22.1"},
+		},
+		{
+			name:    "version from the component",
+			purl:    "pkg:npm/%40babel/core",
+			version: "7.24.0",
+			want:    Package{PURL: "pkg:npm/%40babel/core@7.24.0", Ecosystem: "npm", Name: "@babel/core", Version: "7.24.0"},
+		},
+		{
+			name:    "package URL version wins",
+			purl:    "pkg:pypi/Django@4.2.1",
+			version: "4.2",
+			want:    Package{PURL: "pkg:pypi/django@4.2.1", Ecosystem: "PyPI", Name: "django", Version: "4.2.1"},
+		},
+		{
+			name: "distribution package",
+			purl: "pkg:deb/debian/libssl1.1@1.1.1d-0%2Bdeb10u2?arch=amd64&distro=debian-10.2",
+			want: Package{PURL: "pkg:deb/debian/libssl1.1@1.1.1d-0%2Bdeb10u2", Ecosystem: "Debian", Name: "libssl1.1", Version: "1.1.1d-0+deb10u2"},
+		},
+		{name: "no package URL", wantErr: "no package URL"},
+		{name: "bad package URL", purl: "golang.org/x/text@v0.3.5", wantErr: `parse package URL "golang.org/x/text@v0.3.5": purl scheme is not "pkg": "golang.org/x/text@v0.3.5"`},
+		{name: "no version", purl: "pkg:golang/golang.org/x/text", wantErr: "package golang.org/x/text: no version"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := componentPackage(tc.purl, tc.version)
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("got error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("package mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
