@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/vulndb"
 )
 
 func newFindingsCmd(g *globals) *cobra.Command {
@@ -52,24 +53,56 @@ func importParsers() map[findings.Format]importer {
 	}
 }
 
+// sbomParsers are the SBOM formats: their packages are looked up in the
+// vulnerability database, which db opens on first use.
+func sbomParsers(db func() (findings.Matcher, error)) map[findings.Format]importer {
+	return map[findings.Format]importer{
+		findings.FormatCycloneDX: func(in importInput) ([]findings.Finding, []error) {
+			m, err := db()
+			if err == nil {
+				return findings.ParseCycloneDX(in.r, in.path, m)
+			}
+			// A BOM that carries vulnerabilities (a scanner's output)
+			// needs no database; a bare SBOM does.
+			fs, errs := findings.ParseCycloneDX(in.r, in.path, nil)
+			if len(fs) == 0 && len(errs) == 0 {
+				return nil, []error{fmt.Errorf("%s: %w", in.path, err)}
+			}
+			return fs, errs
+		},
+	}
+}
+
+// importFormats are the names of every input format, sorted.
+func importFormats() []string {
+	all := importParsers()
+	maps.Copy(all, sbomParsers(nil)) // for their names only: no database is opened
+	names := make([]string, 0, len(all))
+	for f := range all {
+		names = append(names, string(f))
+	}
+	slices.Sort(names)
+	return names
+}
+
 // detectPrefix is how much of an input format detection reads.
 const detectPrefix = 64 << 10
 
 func newFindingsImportCmd(g *globals) *cobra.Command {
-	var format, inputFormat, service string
-	parsers := importParsers()
-	names := make([]string, 0, len(parsers))
-	for f := range maps.Keys(parsers) {
-		names = append(names, string(f))
-	}
-	slices.Sort(names)
+	var (
+		format, inputFormat, service string
+		vulns                        []string
+	)
+	names := importFormats()
 	cmd := &cobra.Command{
 		Use:   "import [SERVICE=]FILE...",
-		Short: "Read scanner reports, merge their findings and print them",
-		Long: `Read the reports of vulnerability scanners (` + strings.Join(names, ", ") + `),
-normalise their findings and merge them: the same vulnerability (under any of
-its ids: GO-, GHSA-, CVE-...) in the same package version of the same service,
-reported by several tools, is one finding that lists every tool.
+		Short: "Read scanner reports and SBOMs, merge their findings and print them",
+		Long: `Read the reports of vulnerability scanners (govulncheck, grype, osv-scanner,
+trivy) and SBOMs (cyclonedx, spdx, gobinary: a Go executable), normalise their
+findings and merge them: the same vulnerability (under any of its ids: GO-,
+GHSA-, CVE-...) in the same package version of the same service, reported by
+several tools, is one finding that lists every tool. The packages of an SBOM
+are looked up in the vulnerability database (<data>/vulndb, or --vulns).
 
 A FILE written as SERVICE=FILE assigns its findings to SERVICE; --service
 names the service of the files that do not. The format of each file is
@@ -80,9 +113,32 @@ and the reason, and skipped; the others are printed. Exit status 3 if any
 record was skipped, 2 if a file could not be read at all.`,
 		Example: `  evident findings import govulncheck.json trivy.json
   evident findings import checkout=checkout.grype.json cart=cart.trivy.json --format json
-  govulncheck -json ./... > gvc.json && evident findings import --service api gvc.json`,
+  govulncheck -json ./... > gvc.json && evident findings import --service api gvc.json
+  evident findings import --vulns osv-Go.zip api=sbom.cdx.json ./bin/worker`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// The vulnerability database is opened by the first SBOM
+			// that needs it, and only then.
+			var (
+				db     *vulndb.DB
+				dbErr  error
+				opened bool
+			)
+			parsers := importParsers()
+			maps.Copy(parsers, sbomParsers(func() (findings.Matcher, error) {
+				if !opened {
+					opened = true
+					var problems []vulndb.LoadError
+					db, problems, dbErr = openVulnDB(cmd.Context(), g, vulns, "")
+					if len(problems) > 0 {
+						fmt.Fprintf(g.stderr, "evident: vulnerability database: %d records skipped (evident db stats lists them)\n", len(problems))
+					}
+				}
+				if dbErr != nil {
+					return nil, dbErr
+				}
+				return db, nil
+			}))
 			if format != "table" && format != "json" {
 				return fmt.Errorf("--format %q: want table or json", format)
 			}
@@ -145,6 +201,7 @@ record was skipped, 2 if a file could not be read at all.`,
 	f.StringVar(&format, "format", "table", "output format: table or json")
 	f.StringVar(&inputFormat, "input-format", "auto", "format of the inputs: auto (detect from the content), "+strings.Join(names, ", "))
 	f.StringVar(&service, "service", "", "service of the findings of files given without SERVICE=")
+	f.StringSliceVar(&vulns, "vulns", nil, "OSV sources to match SBOM packages against, instead of <data>/vulndb (repeatable)")
 	return cmd
 }
 

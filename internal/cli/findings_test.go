@@ -66,6 +66,18 @@ func TestFindingsImport(t *testing.T) {
 			golden:   "undetectable.golden",
 		},
 		{
+			name:     "an SBOM matched against the database merges with govulncheck",
+			args:     []string{"--vulns", fx + "sbom/osv", "app=" + fx + "cyclonedx/gomod-app-1.6.json", "app=" + fx + "govulncheck/symbol.json"},
+			wantCode: ExitOK,
+			golden:   "sbom.table.golden",
+		},
+		{
+			name:     "an SBOM without a database",
+			args:     []string{"--data", bad + "nodata", fx + "cyclonedx/gomod-app-1.6.json", fx + "trivy/fs.json"},
+			wantCode: ExitUsage,
+			golden:   "nodb.golden",
+		},
+		{
 			name:     "wrong output format",
 			args:     []string{"--format", "sarif", fx + "trivy/fs.json"},
 			wantCode: ExitUsage,
