@@ -88,7 +88,7 @@ func New(cfg Config, attr *attribution.Attributor) *Model {
 
 // service is the mutable state of one service, guarded by Model.mu.
 type service struct {
-	name string
+	name, namespace string
 
 	// Profiles.
 	funcs      []attribution.Func

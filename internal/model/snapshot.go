@@ -113,7 +113,9 @@ type Package struct {
 
 // Service is a snapshot of everything known about one service.
 type Service struct {
-	Name        string
+	Name string
+	// Namespace is the service.namespace its spans carry, if any.
+	Namespace   string
 	First, Last time.Time
 
 	// Profiles.
@@ -160,7 +162,7 @@ func (m *Model) Snapshot() *Snapshot {
 
 func (s *service) snapshot() *Service {
 	out := &Service{
-		Name: s.name, First: s.first, Last: s.last,
+		Name: s.name, Namespace: s.namespace, First: s.first, Last: s.last,
 		Windows: slices.Clone(s.windows), Samples: s.samples, Unattributed: s.unattrib,
 		Endpoints: slices.Clone(s.endpoints), Spans: s.spans,
 	}

@@ -27,15 +27,6 @@ func (c Changes) Empty() bool {
 	return len(c.NewFunctions) == 0 && len(c.NewEdges) == 0 && len(c.NewStores) == 0
 }
 
-// ServiceName is the identity of a service: service.name, prefixed by
-// service.namespace and a slash when the namespace is set.
-func ServiceName(namespace, name string) string {
-	if namespace == "" {
-		return name
-	}
-	return namespace + "/" + name
-}
-
 // AddSpans folds a batch of spans into the model and returns what it
 // showed for the first time.
 func (m *Model) AddSpans(spans []telemetry.Span) Changes {
@@ -51,7 +42,13 @@ func (m *Model) AddSpans(spans []telemetry.Span) Changes {
 var zeroSpanID [8]byte
 
 func (m *Model) addSpan(sp *telemetry.Span, ch *Changes) {
-	s := m.service(ServiceName(sp.Namespace, sp.Service))
+	// A service is known by service.name: that is the name profilers
+	// (Pyroscope application names, pprof labels) and scanners use too.
+	// The namespace is kept for display.
+	s := m.service(sp.Service)
+	if sp.Namespace != "" {
+		s.namespace = sp.Namespace
+	}
 	s.seen(sp.Start, sp.End)
 	s.spans.All++
 	a := &sp.Attrs

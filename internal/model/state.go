@@ -25,6 +25,7 @@ type modelState struct {
 
 type serviceState struct {
 	Name        string
+	Namespace   string
 	First, Last time.Time
 	Funcs       []attribution.Func
 	Stacks      []stackState
@@ -62,7 +63,7 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 	st := modelState{Version: stateVersion}
 	for _, s := range m.services {
 		ss := serviceState{
-			Name: s.name, First: s.first, Last: s.last, Funcs: s.funcs, Windows: s.windows,
+			Name: s.name, Namespace: s.namespace, First: s.first, Last: s.last, Funcs: s.funcs, Windows: s.windows,
 			Samples: s.samples, Unattrib: s.unattrib, Endpoints: s.endpoints, Spans: s.spans,
 		}
 		for _, k := range s.stacks {
@@ -111,7 +112,7 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 	m.services = make(map[string]*service, len(st.Services))
 	for _, ss := range st.Services {
 		s := m.service(ss.Name)
-		s.first, s.last, s.funcs, s.windows = ss.First, ss.Last, ss.Funcs, ss.Windows
+		s.namespace, s.first, s.last, s.funcs, s.windows = ss.Namespace, ss.First, ss.Last, ss.Funcs, ss.Windows
 		s.samples, s.unattrib, s.endpoints, s.spans = ss.Samples, ss.Unattrib, ss.Endpoints, ss.Spans
 		for i, f := range s.funcs {
 			s.funcIndex[f] = int32(i)
