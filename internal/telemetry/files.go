@@ -198,8 +198,9 @@ func sniff(head []byte) Kind {
 // pprof's Profile starts with sample_type (a ValueType of varints) and has
 // fields up to 15; the OTLP requests hold only resource_* (1) and, for
 // profiles, the dictionary (2). Traces and profiles differ two levels
-// down: a span starts with its 16-byte trace_id, a profile with its
-// sample_type.
+// down: a span has a 16-byte trace_id as field 1, a profile its
+// sample_type, a ValueType of a few bytes. (Encoders may write fields in
+// any order; pdata writes them last to first.)
 func sniffProto(head []byte) Kind {
 	var first []byte
 	nums := map[protowire.Number]bool{}
@@ -249,7 +250,12 @@ func sniffProto(head []byte) Kind {
 		}
 		inner = next
 	}
-	if f, _, err := nextField(inner); err == nil && f.num == 1 && f.typ == protowire.BytesType && len(f.b) == 16 {
+	traceID := false
+	_ = forEachField(inner, func(f field) error {
+		traceID = traceID || (f.num == 1 && f.typ == protowire.BytesType && len(f.b) == 16)
+		return nil
+	})
+	if traceID {
 		return KindTraces
 	}
 	return KindOTLPProfiles

@@ -391,6 +391,7 @@ func BenchmarkDecodePprof(b *testing.B) {
 			b.SetBytes(int64(len(in.data)))
 			b.ReportAllocs()
 			var samples int
+			cpu := processCPU(b)
 			for b.Loop() {
 				bs, err := DecodePprof(in.data, in.name)
 				if err != nil {
@@ -398,7 +399,7 @@ func BenchmarkDecodePprof(b *testing.B) {
 				}
 				samples = len(bs[0].Samples)
 			}
-			b.ReportMetric(float64(samples*b.N)/b.Elapsed().Seconds(), "samples/s")
+			cpuRate(b, samples*b.N, "samples", cpu)
 		})
 	}
 }
@@ -409,6 +410,7 @@ func BenchmarkProfileParse(b *testing.B) {
 			b.SetBytes(int64(len(in.data)))
 			b.ReportAllocs()
 			var samples int
+			cpu := processCPU(b)
 			for b.Loop() {
 				p, err := profile.Parse(bytes.NewReader(in.data))
 				if err != nil {
@@ -416,7 +418,7 @@ func BenchmarkProfileParse(b *testing.B) {
 				}
 				samples = len(p.Sample)
 			}
-			b.ReportMetric(float64(samples*b.N)/b.Elapsed().Seconds(), "samples/s")
+			cpuRate(b, samples*b.N, "samples", cpu)
 		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
@@ -36,8 +37,10 @@ const MaxTraceSize = 512 << 20
 // (*RecordError, e.g. "line 3: ..."); the others are still emitted. The
 // returned error joins those reports.
 func DecodeTraces(r io.Reader, source string, emit func([]Span) error) error {
+	hint := sizeHint(r)
 	br := bufio.NewReaderSize(r, 64<<10)
 	if head, _ := br.Peek(2); bytes.Equal(head, gzipMagic) {
+		hint = 0
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return fmt.Errorf("decode traces %s: gzip: %w: %w", source, ErrMalformed, err)
@@ -50,12 +53,26 @@ func DecodeTraces(r io.Reader, source string, emit func([]Span) error) error {
 	if isJSON(br) {
 		err = decodeTracesJSON(br, source, errs, emit)
 	} else {
-		err = decodeTracesProto(br, source, errs, emit)
+		err = decodeTracesProto(br, hint, source, errs, emit)
 	}
 	if err != nil {
 		return err
 	}
 	return errs.err()
+}
+
+// sizeHint returns the size of what r holds when it can tell (an open
+// file, an in-memory reader), so that reading it whole allocates once.
+func sizeHint(r io.Reader) int64 {
+	switch v := r.(type) {
+	case interface{ Len() int }:
+		return int64(v.Len())
+	case interface{ Stat() (os.FileInfo, error) }:
+		if fi, err := v.Stat(); err == nil && fi.Mode().IsRegular() {
+			return fi.Size()
+		}
+	}
+	return 0
 }
 
 // isJSON reports whether the first byte that is not white space opens a
@@ -76,8 +93,13 @@ func isJSON(br *bufio.Reader) bool {
 	}
 }
 
-func decodeTracesProto(r io.Reader, source string, errs *recordErrors, emit func([]Span) error) error {
-	data, err := io.ReadAll(io.LimitReader(r, MaxTraceSize+1))
+func decodeTracesProto(r io.Reader, sizeHint int64, source string, errs *recordErrors, emit func([]Span) error) error {
+	var buf bytes.Buffer
+	if sizeHint > 0 && sizeHint <= MaxTraceSize {
+		buf.Grow(int(sizeHint) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(io.LimitReader(r, MaxTraceSize+1))
+	data := buf.Bytes()
 	if err != nil {
 		return fmt.Errorf("decode traces %s: %w: %w", source, ErrMalformed, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -151,6 +152,7 @@ func (d *traceDecoder) decodeResourceSpans(msg []byte, record string) []Span {
 }
 
 func (d *traceDecoder) decodeScopeSpans(msg []byte, spans []Span, record string, scope int) []Span {
+	spans = slices.Grow(spans, countFields(msg, ssSpans))
 	n := 0
 	for off := 0; off < len(msg); {
 		f, m, truncated, err := nextFieldTruncated(msg[off:])
@@ -249,16 +251,20 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 // key is one evident keeps.
 func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 	var key, value []byte
-	if err := forEachField(msg, func(f field) error {
+	// Attributes are most of a span; loops without closures keep them
+	// cheap.
+	for off := 0; off < len(msg); {
+		f, n, err := nextField(msg[off:])
+		if err != nil {
+			return fmt.Errorf("attribute: at byte %d: %w", off, err)
+		}
+		off += n
 		switch f.num {
 		case 1:
 			key = f.b
 		case 2:
 			value = f.b
 		}
-		return nil
-	}); err != nil {
-		return fmt.Errorf("attribute: %w", err)
 	}
 	id := lookupAttr(key)
 	header := id == attrNone && bytes.HasPrefix(key, []byte(headerPrefix))
@@ -266,23 +272,21 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 		return nil
 	}
 	var values []string
-	err := forEachField(value, func(f field) error {
-		switch f.num {
-		case 1: // string_value
-			if header {
-				values = append(values, d.in.bytes(f.b))
-			} else {
-				b.setString(id, d.in.bytes(f.b))
-			}
-		case 3: // int_value
-			if !header {
-				b.setInt(id, int64(f.v))
-			}
-		case 5: // array_value
-			if !header {
-				return nil
-			}
-			return forEachField(f.b, func(af field) error {
+	for off := 0; off < len(value); {
+		f, n, err := nextField(value[off:])
+		if err != nil {
+			return fmt.Errorf("attribute %q: at byte %d: %w", key, off, err)
+		}
+		off += n
+		switch {
+		case f.num == 1 && header: // string_value
+			values = append(values, d.in.bytes(f.b))
+		case f.num == 1:
+			b.setString(id, d.in.bytes(f.b))
+		case f.num == 3 && !header: // int_value
+			b.setInt(id, int64(f.v))
+		case f.num == 5 && header: // array_value of header values
+			if err := forEachField(f.b, func(af field) error {
 				if af.num != 1 {
 					return nil
 				}
@@ -292,12 +296,10 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 					}
 					return nil
 				})
-			})
+			}); err != nil {
+				return fmt.Errorf("attribute %q: %w", key, err)
+			}
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("attribute %q: %w", key, err)
 	}
 	if header {
 		b.setHeader(string(key), values)

@@ -239,6 +239,7 @@ func BenchmarkDecodeTracesProto(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	spans := 0
+	cpu := processCPU(b)
 	for b.Loop() {
 		err := DecodeTraces(bytes.NewReader(data), "bench", func(s []Span) error {
 			spans += len(s)
@@ -248,7 +249,7 @@ func BenchmarkDecodeTracesProto(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(spans)/b.Elapsed().Seconds(), "spans/s")
+	cpuRate(b, spans, "spans", cpu)
 }
 
 // BenchmarkPdataUnmarshalTraces is the reference: pdata decoding the same
@@ -259,6 +260,7 @@ func BenchmarkPdataUnmarshalTraces(b *testing.B) {
 	b.ReportAllocs()
 	spans := 0
 	var u ptrace.ProtoUnmarshaler
+	cpu := processCPU(b)
 	for b.Loop() {
 		td, err := u.UnmarshalTraces(data)
 		if err != nil {
@@ -266,7 +268,7 @@ func BenchmarkPdataUnmarshalTraces(b *testing.B) {
 		}
 		spans += td.SpanCount()
 	}
-	b.ReportMetric(float64(spans)/b.Elapsed().Seconds(), "spans/s")
+	cpuRate(b, spans, "spans", cpu)
 }
 
 // benchTraces builds the request perf-reliability.md §9.2 measured: one

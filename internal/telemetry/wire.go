@@ -19,6 +19,20 @@ type field struct {
 // nextField reads the field at the start of b and returns it with the
 // number of bytes it took.
 func nextField(b []byte) (field, int, error) {
+	// Fast path for the common case of a one-byte tag (fields 1-15)
+	// followed by a one-byte length or varint: most attributes, names and
+	// small numbers in OTLP and pprof.
+	if len(b) >= 2 && b[0] < 0x80 && b[1] < 0x80 && b[0]>>3 != 0 {
+		num := protowire.Number(b[0] >> 3)
+		switch protowire.Type(b[0] & 7) {
+		case protowire.BytesType:
+			if end := 2 + int(b[1]); end <= len(b) {
+				return field{num: num, typ: protowire.BytesType, b: b[2:end]}, end, nil
+			}
+		case protowire.VarintType:
+			return field{num: num, typ: protowire.VarintType, v: uint64(b[1])}, 2, nil
+		}
+	}
 	num, typ, n := protowire.ConsumeTag(b)
 	if n < 0 {
 		return field{}, 0, protowire.ParseError(n)
@@ -81,4 +95,25 @@ func nextFieldTruncated(b []byte) (f field, n int, truncated bool, err error) {
 		return field{}, 0, false, err
 	}
 	return field{num: num, typ: typ, b: b[tn+ln:]}, len(b), true, nil
+}
+
+// countFields counts the fields numbered num in msg, up to the first
+// malformed field, so that a slice can be sized before decoding them.
+func countFields(msg []byte, num protowire.Number) int {
+	count := 0
+	for off := 0; off < len(msg); {
+		n, typ, tn := protowire.ConsumeTag(msg[off:])
+		if tn < 0 {
+			break
+		}
+		m := protowire.ConsumeFieldValue(n, typ, msg[off+tn:])
+		if m < 0 {
+			break
+		}
+		if n == num {
+			count++
+		}
+		off += tn + m
+	}
+	return count
 }

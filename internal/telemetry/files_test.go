@@ -1,0 +1,174 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseInput(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Input
+		wantErr string
+	}{
+		{"checkout=profiles/cpu.pb.gz", Input{Service: "checkout", Path: "profiles/cpu.pb.gz"}, ""},
+		{"profiles/cpu.pb.gz", Input{Path: "profiles/cpu.pb.gz"}, ""},
+		{"dir/a=b.pb", Input{Path: "dir/a=b.pb"}, ""},
+		{"svc=dir/a=b.pb", Input{Service: "svc", Path: "dir/a=b.pb"}, ""},
+		{"=x", Input{}, `parse telemetry input "=x": want SERVICE=PATH with both parts`},
+		{"svc=", Input{}, `parse telemetry input "svc=": want SERVICE=PATH with both parts`},
+		{"", Input{}, "parse telemetry input: empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseInput(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Errorf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// telemetryDir lays out a directory the way a user collects telemetry:
+// one subdirectory per service, plus stray files.
+func telemetryDir(t *testing.T) string {
+	dir := t.TempDir()
+	put := func(name string, data []byte) {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("checkout/cpu.pb.gz", readFixture(t, "go-cpu.pb.gz"))
+	put("checkout/traces.jsonl", readFixture(t, "traces.jsonl"))
+	put("orders/python.pprof", gunzip(t, readFixture(t, "python-cpu.pb.gz")))
+	put("payments/profiles.pb", readFixture(t, "profiles.pb"))
+	put("payments/tempo.json", readFixture(t, "tempo-v2.json"))
+	put("top.pb", readFixture(t, "traces.pb"))
+	put("profiles.json.gz", gzipBytes(t, readFixture(t, "profiles.json")))
+	put("README.md", []byte("# telemetry"))
+	put(".cache/x.pb", []byte("junk"))
+	put("broken/notes.json", []byte(`{"hello": 1}`))
+	return dir
+}
+
+func TestDiscover(t *testing.T) {
+	dir := telemetryDir(t)
+	files, err := Discover([]Input{{Path: dir}, {Service: "web", Path: filepath.Join(dir, "orders", "python.pprof")}})
+	if err == nil || !strings.Contains(err.Error(), "notes.json: unrecognised telemetry format") {
+		t.Errorf("error %v, want the unrecognised notes.json reported", err)
+	}
+	var got []string
+	for _, f := range files {
+		rel, _ := filepath.Rel(dir, f.Path)
+		got = append(got, f.Service+" "+filepath.ToSlash(rel)+" "+f.Kind.String())
+	}
+	want := []string{
+		"checkout checkout/cpu.pb.gz pprof",
+		"checkout checkout/traces.jsonl traces",
+		"orders orders/python.pprof pprof",
+		"payments payments/profiles.pb otlp-profiles",
+		"payments payments/tempo.json traces",
+		" profiles.json.gz otlp-profiles",
+		" top.pb traces",
+		"web orders/python.pprof pprof",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("files (-want +got):\n%s", diff)
+	}
+	if _, err := Discover([]Input{{Path: filepath.Join(dir, "missing")}}); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing path: error %v, want ErrNotExist", err)
+	}
+}
+
+// recorder is a Handler that keeps what it is given.
+type recorder struct {
+	profiles []*ProfileBatch
+	spans    []Span
+	failOn   int // fail the n-th call (1-based), 0 never
+	calls    int
+}
+
+var errRecorder = errors.New("recorder full")
+
+func (r *recorder) call() error {
+	r.calls++
+	if r.calls == r.failOn {
+		return errRecorder
+	}
+	return nil
+}
+
+func (r *recorder) Profile(b *ProfileBatch) error {
+	r.profiles = append(r.profiles, b)
+	return r.call()
+}
+
+func (r *recorder) Spans(s []Span) error {
+	r.spans = append(r.spans, s...)
+	return r.call()
+}
+
+func TestLoad(t *testing.T) {
+	dir := telemetryDir(t)
+	files, _ := Discover([]Input{{Path: dir}})
+	files = append(files, File{Service: "gone", Path: filepath.Join(dir, "gone.pb"), Kind: KindPprof})
+	var r recorder
+	err := Load(context.Background(), files, &r)
+	if err == nil || !strings.Contains(err.Error(), "gone.pb") {
+		t.Errorf("error %v, want the missing file reported", err)
+	}
+	var services []string
+	for _, p := range r.profiles {
+		services = append(services, p.Service+"/"+p.SampleType)
+	}
+	slices.Sort(services)
+	// A pprof file takes its directory's service; OTLP profiles keep the
+	// resource's service.name.
+	want := []string{"checkout/cpu", "checkout/cpu", "checkout/cpu", "orders/samples", "payments/samples", "payments/samples"}
+	if diff := cmp.Diff(want, services); diff != "" {
+		t.Errorf("profile services (-want +got):\n%s", diff)
+	}
+	if len(r.spans) != 3*9 {
+		t.Errorf("loaded %d spans, want 27 (three files of 9)", len(r.spans))
+	}
+	for _, s := range r.spans {
+		if s.Service == "" {
+			t.Errorf("span %q has no service", s.Name)
+		}
+	}
+
+	t.Run("handler error stops", func(t *testing.T) {
+		r := recorder{failOn: 2}
+		if err := Load(context.Background(), files, &r); !errors.Is(err, errRecorder) || r.calls != 2 {
+			t.Errorf("error %v after %d calls, want errRecorder after 2", err, r.calls)
+		}
+	})
+	t.Run("cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		var r recorder
+		if err := Load(ctx, files, &r); !errors.Is(err, context.Canceled) || r.calls != 0 {
+			t.Errorf("error %v after %d calls, want context.Canceled before any", err, r.calls)
+		}
+	})
+}

@@ -1,0 +1,67 @@
+package telemetry
+
+import (
+	"bytes"
+	"testing"
+)
+
+// checkBatches asserts what every consumer of a ProfileBatch relies on:
+// sample locations index into Locations.
+func checkBatches(t *testing.T, bs []*ProfileBatch) {
+	for _, b := range bs {
+		for i, s := range b.Samples {
+			for _, li := range s.Locations {
+				if li < 0 || int(li) >= len(b.Locations) {
+					t.Fatalf("sample %d: location %d out of range [0,%d)", i, li, len(b.Locations))
+				}
+			}
+		}
+	}
+}
+
+func FuzzDecodePprof(f *testing.F) {
+	for _, name := range pprofFixtures {
+		data := readFixture(f, name)
+		f.Add(data)
+		f.Add(gunzip(f, data))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		bs, _ := DecodePprof(data, "fuzz")
+		checkBatches(t, bs)
+	})
+}
+
+func FuzzDecodeOTLPProfiles(f *testing.F) {
+	f.Add(readFixture(f, "profiles.pb"))
+	f.Add(readFixture(f, "profiles.json"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		bs, _ := DecodeOTLPProfiles(data, "fuzz")
+		checkBatches(t, bs)
+	})
+}
+
+func FuzzDecodeTraces(f *testing.F) {
+	for _, name := range []string{"traces.pb", "traces.jsonl", "traces-bad-line3.jsonl", "tempo-v1.json", "tempo-v2.json"} {
+		f.Add(readFixture(f, name))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_ = DecodeTraces(bytes.NewReader(data), "fuzz", func(spans []Span) error {
+			for _, s := range spans {
+				if s.Kind > SpanKindConsumer {
+					t.Fatalf("span kind %d out of range", s.Kind)
+				}
+			}
+			return nil
+		})
+	})
+}
+
+func FuzzSniff(f *testing.F) {
+	for _, name := range []string{"traces.pb", "profiles.pb", "tempo-v2.json", "profiles.json"} {
+		f.Add(readFixture(f, name))
+	}
+	f.Add(gunzip(f, readFixture(f, "go-cpu.pb.gz")))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sniff(data)
+	})
+}
