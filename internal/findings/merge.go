@@ -2,7 +2,6 @@ package findings
 
 import (
 	"cmp"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -123,11 +122,25 @@ func vulnIDs(v Vulnerability) []string {
 	return ids
 }
 
-// bundleID matches the ids of distribution advisories, each of which may
-// cover several vulnerabilities.
-var bundleID = regexp.MustCompile(`^(DSA|DLA|DTSA|RHSA|RHBA|RHEA|ALAS[0-9]*|ALSA|ELSA|RLSA|CESA|USN|GLSA|MGASA|SUSE-SU|openSUSE-SU|FEDORA)-`)
-
-func isBundleID(id string) bool { return bundleID.MatchString(id) }
+// isBundleID reports whether id is a distribution advisory, which may
+// cover several vulnerabilities: DSA-, DLA-, DTSA- (Debian), RHSA-, RHBA-,
+// RHEA- (Red Hat), ALAS-, ALAS2-, ALAS2023- (Amazon), ALSA-, ELSA-,
+// RLSA-, CESA-, USN-, GLSA-, MGASA-, FEDORA-, SUSE-SU-, openSUSE-SU-.
+// (A switch rather than a regular expression: Merge asks for every id.)
+func isBundleID(id string) bool {
+	first, rest, ok := strings.Cut(id, "-")
+	if !ok {
+		return false
+	}
+	switch first {
+	case "DSA", "DLA", "DTSA", "RHSA", "RHBA", "RHEA", "ALSA", "ELSA", "RLSA", "CESA", "USN", "GLSA", "MGASA", "FEDORA":
+		return true
+	case "SUSE", "openSUSE":
+		return strings.HasPrefix(rest, "SU-")
+	}
+	digits, ok := strings.CutPrefix(first, "ALAS")
+	return ok && strings.Trim(digits, "0123456789") == ""
+}
 
 // idRank is the preference of an id as primary id; lower is better. See
 // Merge.

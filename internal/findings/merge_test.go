@@ -215,6 +215,18 @@ func TestPrimaryID(t *testing.T) {
 	}
 }
 
+func TestIsBundleID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"DSA-5169-1": true, "DLA-3008-1": true, "RHSA-2023:2165": true, "ALAS-2023-1234": true, "ALAS2-2023-2000": true,
+		"ALAS2023-2023-100": true, "USN-5488-1": true, "SUSE-SU-2022:2100-1": true, "openSUSE-SU-2022:0001-1": true,
+		"CVE-2022-1292": false, "GHSA-ppp9-7jff-5vj2": false, "GO-2021-0113": false, "ALASKA-1": false, "SUSE-2022-1": false, "DSA": false,
+	} {
+		if got := isBundleID(id); got != want {
+			t.Errorf("isBundleID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
+
 func TestLowestFix(t *testing.T) {
 	tests := []struct {
 		name                 string
