@@ -259,8 +259,13 @@ func lowestFix(ecosystem, installed string, fixes []string) string {
 		}
 	}
 	cands = sortedSet(cands)
-	if len(cands) == 0 {
+	switch len(cands) {
+	case 0:
 		return ""
+	case 1:
+		// Above the installed version or not, it is the fix the tools
+		// report (see below); no need to parse versions.
+		return cands[0]
 	}
 	compare := func(a, b string) int {
 		v, err := semantic.Parse(a, ecosystem)
