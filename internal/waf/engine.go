@@ -1,0 +1,163 @@
+package waf
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/types"
+)
+
+// engineSettings turn the engine on and let it read request bodies, which
+// phase-2 rules need. Coraza's recommended configuration starts in
+// DetectionOnly, so a patch loaded without these would never block.
+const engineSettings = `SecRuleEngine On
+SecRequestBodyAccess On
+SecRequestBodyLimit 13107200
+SecRequestBodyInMemoryLimit 131072
+SecRequestBodyLimitAction Reject
+`
+
+// bodyProcessorRules choose how request bodies are parsed, with ids from
+// the engine block (the first of the range): JSON bodies into ARGS (as
+// Coraza's recommended configuration does), form and multipart bodies by
+// the engine's default, and every other body kept whole in REQUEST_BODY
+// (the RAW processor), since the XML, YAML and serialized-object templates
+// read the raw text.
+func bodyProcessorRules(base int) string {
+	return fmt.Sprintf(`SecRule REQUEST_HEADERS:Content-Type "@rx ^application/(?:[a-z0-9.+-]+\+)?json" \
+    "id:%d,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=JSON,tag:'evident',tag:'evident/engine',ver:'evident/1'"
+SecRule REQUEST_HEADERS:Content-Type "!@rx ^(?:application/x-www-form-urlencoded|multipart/form-data|application/(?:[a-z0-9.+-]+\+)?json)" \
+    "id:%d,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=RAW,tag:'evident',tag:'evident/engine',ver:'evident/1'"
+SecRule &REQUEST_HEADERS:Content-Type "@eq 0" \
+    "id:%d,phase:1,pass,nolog,ctl:requestBodyProcessor=RAW,tag:'evident',tag:'evident/engine',ver:'evident/1'"
+`, base+1, base+2, base+3)
+}
+
+// newWAF compiles directives into a WAF.
+func newWAF(directives ...string) (coraza.WAF, error) {
+	cfg := coraza.NewWAFConfig()
+	for _, d := range directives {
+		cfg = cfg.WithDirectives(d)
+	}
+	w, err := coraza.NewWAF(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("compile rules: %w", err)
+	}
+	return w, nil
+}
+
+// clientAddr is the client address the validator's requests come from,
+// from the TEST-NET-3 documentation range.
+const clientAddr = "203.0.113.7"
+
+// inspectRequest feeds a replayed request through phases 1 and 2 of tx.
+func inspectRequest(tx types.Transaction, r Request) (*types.Interruption, error) {
+	tx.ProcessConnection(clientAddr, 40000, "127.0.0.1", 80)
+	tx.ProcessURI(r.Target, r.Method, "HTTP/1.1")
+	host := false
+	for k, v := range r.Headers {
+		tx.AddRequestHeader(k, v)
+		host = host || strings.EqualFold(k, "host")
+	}
+	if !host {
+		tx.AddRequestHeader("Host", "localhost")
+	}
+	if r.Body != "" {
+		if _, ok := r.Headers["Content-Length"]; !ok {
+			tx.AddRequestHeader("Content-Length", strconv.Itoa(len(r.Body)))
+		}
+	}
+	if it := tx.ProcessRequestHeaders(); it != nil {
+		return it, nil
+	}
+	if r.Body != "" {
+		if it, _, err := tx.WriteRequestBody([]byte(r.Body)); it != nil || err != nil {
+			return it, err
+		}
+	}
+	return tx.ProcessRequestBody()
+}
+
+// inspectHTTP feeds an incoming request through phases 1 and 2 of tx, as
+// Coraza's http middleware does, and leaves r.Body readable for the
+// upstream.
+func inspectHTTP(tx types.Transaction, r *http.Request) (*types.Interruption, error) {
+	client, port := r.RemoteAddr, 0
+	if i := strings.LastIndexByte(r.RemoteAddr, ':'); i >= 0 {
+		client = r.RemoteAddr[:i]
+		port, _ = strconv.Atoi(r.RemoteAddr[i+1:])
+	}
+	tx.ProcessConnection(strings.Trim(client, "[]"), port, "", 0)
+	tx.ProcessURI(r.URL.RequestURI(), r.Method, r.Proto)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			tx.AddRequestHeader(k, v)
+		}
+	}
+	if r.Host != "" {
+		// net/http moves Host out of the header map.
+		tx.AddRequestHeader("Host", r.Host)
+		tx.SetServerName(r.Host)
+	}
+	// net/http also moves Transfer-Encoding out; the smuggling templates
+	// need every value.
+	for _, te := range r.TransferEncoding {
+		tx.AddRequestHeader("Transfer-Encoding", te)
+	}
+	if it := tx.ProcessRequestHeaders(); it != nil {
+		return it, nil
+	}
+	if tx.IsRequestBodyAccessible() && r.Body != nil && r.Body != http.NoBody {
+		it, _, err := tx.ReadRequestBodyFrom(r.Body)
+		if err != nil || it != nil {
+			return it, err
+		}
+		rest, err := tx.RequestBodyReader()
+		if err != nil {
+			return nil, err
+		}
+		// The engine buffered up to its limit; the upstream gets that
+		// buffer followed by whatever was not read.
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(rest, r.Body), r.Body}
+	}
+	return tx.ProcessRequestBody()
+}
+
+// matched returns the evident rules (scope and engine rules excepted)
+// that matched in tx.
+func matched(tx types.Transaction) []types.MatchedRule {
+	var out []types.MatchedRule
+	for _, mr := range tx.MatchedRules() {
+		tags := mr.Rule().Tags()
+		if hasTag(tags, "evident") && (hasTag(tags, "evident/"+KindDetection) || hasTag(tags, "evident/"+KindTraffic)) {
+			out = append(out, mr)
+		}
+	}
+	return out
+}
+
+func hasTag(tags []string, tag string) bool {
+	for _, t := range tags {
+		if t == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// vulnTag returns the vulnerability id among a rule's tags.
+func vulnTag(tags []string) string {
+	for _, t := range tags {
+		if t != "evident" && !strings.HasPrefix(t, "evident/") {
+			return t
+		}
+	}
+	return ""
+}

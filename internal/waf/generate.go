@@ -1,0 +1,331 @@
+package waf
+
+import (
+	"cmp"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/vulndb"
+)
+
+// Vulns looks vulnerability records up by id or alias; *vulndb.DB is one.
+type Vulns interface {
+	Get(idOrAlias string) *vulndb.Vuln
+}
+
+// PatchSet is the virtual patches of one run.
+type PatchSet struct {
+	// IDRange is the first and last rule id the set may use.
+	IDRange [2]int  `json:"id_range"`
+	Patches []Patch `json:"patches"`
+	// Skipped are the executed and exposed findings that got no patch,
+	// with the reason.
+	Skipped []Skipped `json:"skipped"`
+}
+
+// Skipped is an executed and exposed finding without a patch.
+type Skipped struct {
+	Service       string `json:"service"`
+	Vulnerability string `json:"vulnerability"`
+	Reason        string `json:"reason"`
+}
+
+// Patch is the rules for one vulnerability in one service.
+type Patch struct {
+	Service       string   `json:"service"`
+	Vulnerability string   `json:"vulnerability"`
+	Aliases       []string `json:"aliases,omitempty"`
+	Package       string   `json:"package"`
+	Summary       string   `json:"summary,omitempty"`
+	Classification
+	// Scope says how the endpoints were chosen.
+	Scope     string     `json:"scope"`
+	Endpoints []Endpoint `json:"endpoints"`
+	// IDs is the block of rule ids the patch owns, first and last.
+	IDs   [2]int `json:"ids"`
+	Rules []Rule `json:"rules"`
+	// Notes say what was left out and why.
+	Notes      []string    `json:"notes,omitempty"`
+	Validation *Validation `json:"validation,omitempty"`
+}
+
+// Generate writes a patch for every assessment whose vulnerable code was
+// executed in an exposed service. vulns supplies the records that decide
+// the class; traffic (nil: none) the legitimate requests that tighten the
+// rules. The rules are all blocking until Validate has replayed traffic
+// against them.
+func Generate(cfg Config, as []assess.Assessment, vulns Vulns, traffic *Traffic) (*PatchSet, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if traffic == nil {
+		traffic = NewTraffic(0)
+	}
+	set := &PatchSet{IDRange: [2]int{cfg.IDBase, cfg.IDBase + cfg.IDSpan - 1}, Patches: []Patch{}, Skipped: []Skipped{}}
+
+	type key struct{ service, vuln string }
+	patches := map[key]*Patch{}
+	var order []key
+	for _, a := range as {
+		f := a.Finding
+		if a.Reachability.Verdict != assess.Executed || a.Exposure.Level != assess.Exposed {
+			continue
+		}
+		k := key{f.Service, f.Vulnerability.ID}
+		if p := patches[k]; p != nil {
+			// The same vulnerability through another package or tool:
+			// one patch, the union of the endpoints.
+			p.Endpoints = mergeEndpoints(p.Endpoints, a.Reachability.Endpoints, &p.Notes)
+			continue
+		}
+		var v *vulndb.Vuln
+		if vulns != nil {
+			v = vulns.Get(f.Vulnerability.ID)
+			for _, alias := range f.Vulnerability.Aliases {
+				if v != nil {
+					break
+				}
+				v = vulns.Get(alias)
+			}
+		}
+		if v == nil {
+			set.Skipped = append(set.Skipped, Skipped{f.Service, f.Vulnerability.ID, "no vulnerability record to classify"})
+			continue
+		}
+		cl, err := Classify(v, f.Package.Name)
+		if err != nil {
+			set.Skipped = append(set.Skipped, Skipped{f.Service, f.Vulnerability.ID, err.Error()})
+			continue
+		}
+		p := &Patch{
+			Service: f.Service, Vulnerability: f.Vulnerability.ID, Aliases: f.Vulnerability.Aliases,
+			Package: f.Package.Name, Summary: v.Entry.Summary, Classification: cl,
+		}
+		p.Endpoints = mergeEndpoints(nil, a.Reachability.Endpoints, &p.Notes)
+		patches[k] = p
+		order = append(order, k)
+	}
+	slices.SortFunc(order, func(a, b key) int { return cmp.Or(cmp.Compare(a.service, b.service), cmp.Compare(a.vuln, b.vuln)) })
+
+	slots := newSlots(cfg)
+	for _, k := range order {
+		p := patches[k]
+		base, ok := slots.take(p.Service, p.Vulnerability)
+		if !ok {
+			set.Skipped = append(set.Skipped, Skipped{p.Service, p.Vulnerability, fmt.Sprintf("no free block of %d rule ids left in %d-%d", idBlock, set.IDRange[0], set.IDRange[1])})
+			continue
+		}
+		build(cfg, p, base, traffic)
+		set.Patches = append(set.Patches, *p)
+	}
+	return set, nil
+}
+
+// mergeEndpoints adds the HTTP endpoints among names to eps; the others
+// are noted.
+func mergeEndpoints(eps []Endpoint, names []string, notes *[]string) []Endpoint {
+	for _, n := range names {
+		ep, err := ParseEndpoint(n)
+		if err != nil {
+			*notes = append(*notes, fmt.Sprintf("endpoint %q left out: not an HTTP method and route", n))
+			continue
+		}
+		if !slices.Contains(eps, ep) {
+			eps = append(eps, ep)
+		}
+	}
+	return eps
+}
+
+// slots hands out id blocks. A patch's block is the hash of its service
+// and vulnerability, so its ids stay the same from run to run; on a
+// collision the next free block is taken (patches are placed in service
+// and vulnerability order, so the result is still deterministic). Block 0
+// holds the engine rules.
+type slots struct {
+	base, n int
+	used    map[int]bool
+}
+
+func newSlots(cfg Config) *slots {
+	return &slots{base: cfg.IDBase, n: cfg.IDSpan / idBlock, used: map[int]bool{0: true}}
+}
+
+func (s *slots) take(service, vuln string) (int, bool) {
+	if s.n <= 1 {
+		return 0, false
+	}
+	h := fnv.New32a()
+	h.Write([]byte(service + "\x00" + vuln))
+	start := 1 + int(h.Sum32()%uint32(s.n-1))
+	for i := range s.n - 1 {
+		slot := 1 + (start-1+i)%(s.n-1)
+		if !s.used[slot] {
+			s.used[slot] = true
+			return s.base + slot*idBlock, true
+		}
+	}
+	return 0, false
+}
+
+// build fills in the rules of p from its block of ids.
+func build(cfg Config, p *Patch, base int, traffic *Traffic) {
+	p.IDs = [2]int{base, base + idBlock - 1}
+	all := traffic.Endpoints(p.Service)
+	switch {
+	case len(p.Endpoints) > 0:
+		p.Scope = "endpoints that led to the vulnerable code in span-linked profile samples"
+	case len(all) > 0:
+		p.Scope = "every endpoint of the service seen in traces: no profile sample of the vulnerable code was linked to a span"
+		for _, et := range all {
+			p.Endpoints = append(p.Endpoints, et.Endpoint)
+		}
+	default:
+		p.Scope = "the whole service: no endpoint is known"
+	}
+	if len(p.Endpoints) > cfg.MaxEndpoints {
+		// Keep the busiest: they carry the most legitimate traffic to
+		// check the rules against, and the most attack surface.
+		slices.SortStableFunc(p.Endpoints, func(a, b Endpoint) int {
+			return cmp.Compare(requestsOf(traffic, p.Service, b), requestsOf(traffic, p.Service, a))
+		})
+		for _, ep := range p.Endpoints[cfg.MaxEndpoints:] {
+			p.Notes = append(p.Notes, fmt.Sprintf("endpoint %s left out: a patch covers at most %d endpoints", ep, cfg.MaxEndpoints))
+		}
+		p.Endpoints = p.Endpoints[:cfg.MaxEndpoints]
+	}
+
+	patchVar := fmt.Sprintf("tx.evident_%d", base)
+	next := base
+	add := func(r Rule) {
+		r.ID = next
+		next++
+		r.Phase = phaseOf(r.links)
+		if r.Mode == "" {
+			r.Mode = ModeBlock
+		}
+		r.render(p)
+		p.Rules = append(p.Rules, r)
+	}
+
+	// Scope: one rule per endpoint sets the patch's variable and the
+	// endpoint's own.
+	if len(p.Endpoints) == 0 {
+		add(Rule{Kind: KindScope, Name: "any request to the service", Mode: ModeBlock,
+			links: []link{{vars: "REQUEST_FILENAME", op: "@rx ^/"}}, setvars: []string{patchVar + "=1"}})
+	}
+	for i, ep := range p.Endpoints {
+		// ParseEndpoint checked the route, and the regular expression
+		// is built from quoted literals, so this cannot fail.
+		re, _ := RouteRegex(ep.Route)
+		add(Rule{Kind: KindScope, Name: "request to " + ep.String(), Endpoint: ep.String(),
+			links: []link{
+				{vars: "REQUEST_METHOD", op: "@streq " + ep.Method},
+				{vars: "REQUEST_FILENAME", op: "@rx " + re},
+			},
+			setvars: []string{patchVar + "=1", fmt.Sprintf("%s_e%d=1", patchVar, i)}})
+	}
+
+	scope := link{vars: "TX:" + strings.TrimPrefix(patchVar, "tx."), op: "@eq 1"}
+	next = base + scopeIDs
+	for _, d := range templates[p.Class] {
+		add(Rule{Kind: KindDetection, Name: d.name, links: append([]link{scope}, d.links...)})
+	}
+
+	next = base + scopeIDs + detectIDs
+	limit := base + idBlock
+	for i, ep := range p.Endpoints {
+		epScope := link{vars: fmt.Sprintf("TX:%s_e%d", strings.TrimPrefix(patchVar, "tx."), i), op: "@eq 1"}
+		for _, r := range trafficRules(cfg, p.Class, traffic.Endpoint(p.Service, ep)) {
+			if next >= limit {
+				p.Notes = append(p.Notes, fmt.Sprintf("traffic rule %q for %s left out: the block of %d ids is full", r.Name, ep, idBlock))
+				continue
+			}
+			r.Endpoint = ep.String()
+			r.links = append([]link{epScope}, r.links...)
+			add(r)
+		}
+	}
+}
+
+func requestsOf(t *Traffic, service string, ep Endpoint) int {
+	if et := t.Endpoint(service, ep); et != nil {
+		return et.Requests
+	}
+	return 0
+}
+
+// trafficRules tightens a patch with what the endpoint's legitimate
+// traffic shows. With enough requests: an allow-list of query parameter
+// names and content types, and length limits at Config.LengthMargin times
+// the longest value seen. Oversized-input patches get length limits even
+// without traffic, at Config.DefaultArgLength.
+func trafficRules(cfg Config, class Class, et *EndpointTraffic) []Rule {
+	limit := func(n int) int {
+		return max(cfg.MinLength, int(math.Ceil(float64(n)*cfg.LengthMargin)))
+	}
+	var out []Rule
+	if et == nil || et.Requests < cfg.MinRequests {
+		if class == ClassOversizedInput {
+			out = append(out, Rule{Kind: KindTraffic, Name: fmt.Sprintf("argument longer than the default %d", cfg.DefaultArgLength),
+				links: []link{{vars: "ARGS|ARGS_NAMES", op: fmt.Sprintf("@gt %d", cfg.DefaultArgLength), t: []string{"length"}}}})
+		}
+		return out
+	}
+	names := sortedKeys(et.Params)
+	if len(names) == 0 {
+		out = append(out, Rule{Kind: KindTraffic, Name: "query parameters where traffic has none",
+			links: []link{{vars: "&ARGS_GET", op: "@gt 0"}}})
+	} else {
+		quoted := make([]string, len(names))
+		for i, n := range names {
+			quoted[i] = regexp.QuoteMeta(n)
+		}
+		out = append(out, Rule{Kind: KindTraffic, Name: "query parameter outside the names seen in traffic: " + strings.Join(names, ", "),
+			links: []link{{vars: "ARGS_GET_NAMES", op: "!@rx ^(?:" + strings.Join(quoted, "|") + ")$"}}})
+		for _, n := range names {
+			if !safeKey(n) {
+				continue
+			}
+			out = append(out, Rule{Kind: KindTraffic, Name: fmt.Sprintf("query parameter %s longer than %d (longest seen %d)", n, limit(et.Params[n]), et.Params[n]),
+				links: []link{{vars: "ARGS_GET:" + n, op: fmt.Sprintf("@gt %d", limit(et.Params[n])), t: []string{"length"}}}})
+		}
+	}
+	out = append(out, Rule{Kind: KindTraffic, Name: fmt.Sprintf("query string longer than %d (longest seen %d)", limit(et.MaxQuery), et.MaxQuery),
+		links: []link{{vars: "QUERY_STRING", op: fmt.Sprintf("@gt %d", limit(et.MaxQuery)), t: []string{"length"}}}})
+	for _, h := range sortedKeys(et.Headers) {
+		if !safeKey(h) {
+			continue
+		}
+		out = append(out, Rule{Kind: KindTraffic, Name: fmt.Sprintf("header %s longer than %d (longest seen %d)", h, limit(et.Headers[h]), et.Headers[h]),
+			links: []link{{vars: "REQUEST_HEADERS:" + h, op: fmt.Sprintf("@gt %d", limit(et.Headers[h])), t: []string{"length"}}}})
+	}
+	if len(et.ContentTypes) > 0 {
+		quoted := make([]string, len(et.ContentTypes))
+		for i, c := range et.ContentTypes {
+			quoted[i] = regexp.QuoteMeta(c)
+		}
+		out = append(out, Rule{Kind: KindTraffic, Name: "content type outside those seen in traffic: " + strings.Join(et.ContentTypes, ", "),
+			links: []link{{vars: "REQUEST_HEADERS:Content-Type", op: "!@rx ^(?:" + strings.Join(quoted, "|") + `)\s*(?:;|$)`, t: []string{"lowercase"}}}})
+	}
+	return out
+}
+
+// safeKey reports whether a parameter or header name can be written as
+// a SecLang collection key (ARGS_GET:name) as is.
+func safeKey(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,164 @@
+package waf
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// ErrRoute means an endpoint is not an HTTP method and route template that
+// a rule can be scoped to.
+var ErrRoute = errors.New("not an HTTP route")
+
+// Endpoint is an HTTP method and route template, as the runtime model
+// names endpoints ("GET /products/{id}").
+type Endpoint struct {
+	Method string `json:"method"`
+	Route  string `json:"route"`
+}
+
+// String returns "METHOD /route".
+func (e Endpoint) String() string { return e.Method + " " + e.Route }
+
+// httpMethods are the methods a route can be scoped to.
+var httpMethods = map[string]bool{
+	"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "OPTIONS": true,
+	"CONNECT": true, "TRACE": true,
+}
+
+// ParseEndpoint parses "GET /products/{id}". Instrumentations that name
+// spans after the route ("GET /search") and also report it as the route
+// yield "GET GET /search"; the repeated method is dropped. Endpoints of
+// RPC systems and messaging ("catalog.Catalog Get", "process orders") are
+// not HTTP routes and return ErrRoute.
+func ParseEndpoint(s string) (Endpoint, error) {
+	method, route, ok := strings.Cut(strings.TrimSpace(s), " ")
+	if !ok || !httpMethods[method] {
+		return Endpoint{}, fmt.Errorf("endpoint %q: %w: want METHOD /route", s, ErrRoute)
+	}
+	route = strings.TrimSpace(route)
+	if m, r, ok := strings.Cut(route, " "); ok && m == method {
+		route = strings.TrimSpace(r)
+	}
+	if err := checkRoute(route); err != nil {
+		return Endpoint{}, fmt.Errorf("endpoint %q: %w", s, err)
+	}
+	return Endpoint{Method: method, Route: route}, nil
+}
+
+func checkRoute(route string) error {
+	if !strings.HasPrefix(route, "/") {
+		return fmt.Errorf("%w: route %q does not start with /", ErrRoute, route)
+	}
+	if strings.ContainsAny(route, " \t\r\n\"'") {
+		return fmt.Errorf("%w: route %q contains white space or quotes", ErrRoute, route)
+	}
+	depth := 0
+	for _, c := range route {
+		switch c {
+		case '{':
+			depth++
+		case '}':
+			depth--
+		}
+		if depth < 0 || depth > 1 {
+			return fmt.Errorf("%w: route %q has unbalanced braces", ErrRoute, route)
+		}
+	}
+	if depth != 0 {
+		return fmt.Errorf("%w: route %q has unbalanced braces", ErrRoute, route)
+	}
+	return nil
+}
+
+// RouteRegex converts a route template into an anchored regular
+// expression over the request path (REQUEST_FILENAME). It understands
+// the template forms of the common routers:
+//
+//	/products/{id}      net/http, OpenAPI, gorilla/mux, Spring  → one segment
+//	/files/{path...}    net/http (Go 1.22) rest wildcard        → the rest
+//	/users/:id          Express, Gin, Rails                      → one segment
+//	/static/*  /*path   Express, Gin catch-all                   → the rest
+//	/{$}                net/http exact match                     → nothing
+//	/{id:[0-9]+}        gorilla/mux with a pattern               → one segment
+//
+// A trailing slash in a net/http pattern matches the whole subtree, and
+// does so here too. Everything else matches literally.
+func RouteRegex(route string) (string, error) {
+	if err := checkRoute(route); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString("^")
+	segs := strings.Split(route[1:], "/")
+	for i, seg := range segs {
+		b.WriteString("/")
+		last := i == len(segs)-1
+		switch {
+		case seg == "{$}" && last:
+			// "/{$}" matches only the path ending in the slash.
+		case strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "...}") && last,
+			seg == "*" && last,
+			strings.HasPrefix(seg, "*") && last:
+			b.WriteString(".*")
+		case strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}"),
+			strings.HasPrefix(seg, ":") && len(seg) > 1:
+			b.WriteString("[^/]+")
+		case seg == "" && last && i > 0:
+			// "/static/": the subtree below it.
+			b.WriteString(".*")
+		default:
+			b.WriteString(literalSegment(seg))
+		}
+	}
+	b.WriteString("$")
+	re := b.String()
+	if _, err := regexp.Compile(re); err != nil {
+		return "", fmt.Errorf("%w: route %q: %v", ErrRoute, route, err)
+	}
+	return re, nil
+}
+
+// literalSegment quotes a segment that may still hold a {name} in the
+// middle ("/v{version}/x") as a one-segment wildcard.
+func literalSegment(seg string) string {
+	var b strings.Builder
+	for seg != "" {
+		i := strings.IndexByte(seg, '{')
+		if i < 0 {
+			b.WriteString(regexp.QuoteMeta(seg))
+			break
+		}
+		j := strings.IndexByte(seg[i:], '}')
+		b.WriteString(regexp.QuoteMeta(seg[:i]))
+		b.WriteString("[^/]+")
+		seg = seg[i+j+1:]
+	}
+	return b.String()
+}
+
+// examplePath fills a route template with value in every placeholder, for
+// requests the validator builds when traffic shows no real path.
+func examplePath(route, value string) string {
+	segs := strings.Split(route, "/")
+	for i, seg := range segs {
+		switch {
+		case seg == "{$}":
+			segs[i] = ""
+		case strings.HasPrefix(seg, "{"), strings.HasPrefix(seg, ":") && len(seg) > 1, strings.HasPrefix(seg, "*"):
+			segs[i] = value
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+// hasPlaceholder reports whether a route template has a path parameter.
+func hasPlaceholder(route string) bool {
+	for _, seg := range strings.Split(route, "/") {
+		if (strings.HasPrefix(seg, "{") && seg != "{$}") || (strings.HasPrefix(seg, ":") && len(seg) > 1) || strings.HasPrefix(seg, "*") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,205 @@
+package waf
+
+import (
+	"cmp"
+	"mime"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// Request is one HTTP request as the validator replays it.
+type Request struct {
+	Method string `json:"method"`
+	// Target is the request target: path and query, as sent.
+	Target string `json:"target"`
+	// Headers are the request headers; keys are canonical or lower-case.
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    string            `json:"body,omitempty"`
+}
+
+// String returns "METHOD target".
+func (r Request) String() string { return r.Method + " " + r.Target }
+
+// EndpointTraffic is what the traces show about one endpoint's legitimate
+// requests.
+type EndpointTraffic struct {
+	Endpoint Endpoint
+	// Requests counts the SERVER spans seen.
+	Requests int
+	// Params maps each query parameter name seen to the longest value.
+	Params map[string]int
+	// Headers maps each captured request header (lower-case) to the
+	// longest value.
+	Headers map[string]int
+	// ContentTypes are the media types of the captured Content-Type
+	// headers, without parameters.
+	ContentTypes []string
+	// MaxQuery and MaxPath are the longest query and path seen.
+	MaxQuery, MaxPath int
+	// Replay holds distinct requests rebuilt from the spans, at most
+	// Config.ReplayPerEndpoint of them.
+	Replay []Request
+	// Unreplayable counts spans without a path to rebuild a request from.
+	Unreplayable int
+	seen         map[string]bool
+}
+
+// Traffic is the legitimate traffic per service and endpoint, built from
+// SERVER spans. It is not safe for concurrent use.
+type Traffic struct {
+	replayLimit int
+	services    map[string]map[Endpoint]*EndpointTraffic
+}
+
+// NewTraffic returns empty traffic that keeps at most replayPerEndpoint
+// distinct requests per endpoint for replay (0: no limit).
+func NewTraffic(replayPerEndpoint int) *Traffic {
+	return &Traffic{replayLimit: replayPerEndpoint, services: map[string]map[Endpoint]*EndpointTraffic{}}
+}
+
+// TrafficFromSpans builds traffic from spans, keeping at most
+// replayPerEndpoint requests per endpoint for replay.
+func TrafficFromSpans(spans []telemetry.Span, replayPerEndpoint int) *Traffic {
+	t := NewTraffic(replayPerEndpoint)
+	t.Add(spans)
+	return t
+}
+
+// Add counts the HTTP SERVER spans among spans. The spans are not kept.
+func (t *Traffic) Add(spans []telemetry.Span) {
+	for i := range spans {
+		t.add(&spans[i])
+	}
+}
+
+func (t *Traffic) add(sp *telemetry.Span) {
+	a := &sp.Attrs
+	if sp.Kind != telemetry.SpanKindServer || a.HTTPMethod == "" {
+		return
+	}
+	route := a.HTTPRoute
+	if route == "" {
+		// The model falls back to the span name too (internal/model).
+		route = sp.Name
+	}
+	ep, err := ParseEndpoint(a.HTTPMethod + " " + route)
+	if err != nil {
+		return
+	}
+	svc := t.services[sp.Service]
+	if svc == nil {
+		svc = map[Endpoint]*EndpointTraffic{}
+		t.services[sp.Service] = svc
+	}
+	et := svc[ep]
+	if et == nil {
+		et = &EndpointTraffic{Endpoint: ep, Params: map[string]int{}, Headers: map[string]int{}, seen: map[string]bool{}}
+		svc[ep] = et
+	}
+	et.Requests++
+
+	path, query := a.URLPath, a.URLQuery
+	if path == "" && a.URLFull != "" {
+		if u, err := url.Parse(a.URLFull); err == nil {
+			path, query = u.EscapedPath(), u.RawQuery
+		}
+	}
+	et.MaxQuery = max(et.MaxQuery, len(query))
+	et.MaxPath = max(et.MaxPath, len(path))
+	if vals, err := url.ParseQuery(query); err == nil {
+		for k, vs := range vals {
+			for _, v := range vs {
+				et.Params[k] = max(et.Params[k], len(v))
+			}
+		}
+	}
+	headers := map[string]string{}
+	for k, v := range a.RequestHeaders {
+		if k != "user-agent" {
+			et.Headers[k] = max(et.Headers[k], len(v))
+		}
+		headers[k] = v
+		if k == "content-type" {
+			if mt, _, err := mime.ParseMediaType(v); err == nil && !slices.Contains(et.ContentTypes, mt) {
+				et.ContentTypes = append(et.ContentTypes, mt)
+				slices.Sort(et.ContentTypes)
+			}
+		}
+	}
+	if a.UserAgent != "" {
+		// Replayed, but not limited: the next browser release would
+		// trip a limit learned from the clients of one window.
+		headers["user-agent"] = a.UserAgent
+	}
+	if path == "" {
+		et.Unreplayable++
+		return
+	}
+	target := path
+	if query != "" {
+		target += "?" + query
+	}
+	req := Request{Method: ep.Method, Target: target, Headers: headers}
+	key := requestKey(req)
+	if et.seen[key] || (t.replayLimit > 0 && len(et.Replay) >= t.replayLimit) {
+		return
+	}
+	et.seen[key] = true
+	et.Replay = append(et.Replay, req)
+}
+
+func requestKey(r Request) string {
+	var b strings.Builder
+	b.WriteString(r.Method + " " + r.Target)
+	keys := make([]string, 0, len(r.Headers))
+	for k := range r.Headers {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		b.WriteString("\n" + k + ": " + r.Headers[k])
+	}
+	return b.String()
+}
+
+// Endpoint returns the traffic of one endpoint of a service, nil when
+// none was seen.
+func (t *Traffic) Endpoint(service string, ep Endpoint) *EndpointTraffic {
+	return t.services[service][ep]
+}
+
+// Endpoints returns the traffic of every endpoint of a service, in
+// endpoint order.
+func (t *Traffic) Endpoints(service string) []*EndpointTraffic {
+	out := make([]*EndpointTraffic, 0, len(t.services[service]))
+	for _, et := range t.services[service] {
+		out = append(out, et)
+	}
+	slices.SortFunc(out, func(a, b *EndpointTraffic) int {
+		return cmp.Or(cmp.Compare(a.Endpoint.Route, b.Endpoint.Route), cmp.Compare(a.Endpoint.Method, b.Endpoint.Method))
+	})
+	return out
+}
+
+// Requests returns the replayable requests of a service, endpoint by
+// endpoint.
+func (t *Traffic) Requests(service string) []Request {
+	var out []Request
+	for _, et := range t.Endpoints(service) {
+		out = append(out, et.Replay...)
+	}
+	return out
+}
+
+// sortedKeys returns the keys of m in order.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,198 @@
+package waf
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/corazawaf/coraza/v3"
+)
+
+// Validation is how a patch fared in the embedded engine.
+type Validation struct {
+	// ExploitsBlocked of ExploitsTotal exploit requests were denied.
+	ExploitsBlocked int `json:"exploits_blocked"`
+	ExploitsTotal   int `json:"exploits_total"`
+	// LegitimatePassed of LegitimateTotal replayed requests went through.
+	LegitimatePassed int `json:"legitimate_passed"`
+	LegitimateTotal  int `json:"legitimate_total"`
+	// DetectionOnly counts the rules downgraded because they matched
+	// legitimate traffic.
+	DetectionOnly int `json:"detection_only"`
+	// Exploits has one result per exploit request.
+	Exploits []ExploitResult `json:"exploits"`
+	// Blocked lists the legitimate requests still denied (there should
+	// be none: a rule that denies one is downgraded).
+	Blocked []string `json:"blocked_legitimate,omitempty"`
+}
+
+// ExploitResult is one exploit sample sent to one endpoint.
+type ExploitResult struct {
+	Sample  string `json:"sample"`
+	Source  string `json:"source"`
+	Request string `json:"request"`
+	Blocked bool   `json:"blocked"`
+	// RuleID is the rule that denied it.
+	RuleID int `json:"rule_id,omitempty"`
+}
+
+// Validate loads every patch of set into an embedded Coraza engine and
+// replays, per patch, (a) the exploit samples of its class against each
+// of its endpoints, which must be denied, and (b) the legitimate requests
+// of its service from traffic, which must pass. A rule that matches a
+// legitimate request is downgraded to detection-only (pass and log) with
+// the reason, never left blocking. The figures go into each patch's
+// Validation. An error means a patch could not be compiled.
+func Validate(ctx context.Context, set *PatchSet, traffic *Traffic, corpus Corpus) error {
+	if traffic == nil {
+		traffic = NewTraffic(0)
+	}
+	for i := range set.Patches {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := validatePatch(&set.Patches[i], set.IDRange[0], traffic, corpus); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error {
+	legit := traffic.Requests(p.Service)
+
+	// Pass 1: every rule in detection mode, so that one request shows
+	// every rule it trips, not just the first to deny.
+	w, err := compilePatch(p, idBase, "SecRuleEngine DetectionOnly\n")
+	if err != nil {
+		return err
+	}
+	hits := map[int][]string{}
+	for _, r := range legit {
+		ids, _, err := replay(w, r)
+		if err != nil {
+			return fmt.Errorf("validate %s in %s: replay %s: %w", p.Vulnerability, p.Service, r, err)
+		}
+		for _, id := range ids {
+			hits[id] = append(hits[id], r.String())
+		}
+	}
+	v := &Validation{}
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		if r.Kind == KindScope || len(hits[r.ID]) == 0 {
+			continue
+		}
+		r.Mode = ModeDetect
+		r.Reason = fmt.Sprintf("matched %d of %d legitimate requests, e.g. %s", len(hits[r.ID]), len(legit), truncate(hits[r.ID][0], 200))
+		r.render(p)
+		v.DetectionOnly++
+	}
+
+	// Pass 2: the rules as emitted.
+	w, err = compilePatch(p, idBase, "")
+	if err != nil {
+		return err
+	}
+	for _, r := range legit {
+		_, blockedBy, err := replay(w, r)
+		if err != nil {
+			return fmt.Errorf("validate %s in %s: replay %s: %w", p.Vulnerability, p.Service, r, err)
+		}
+		v.LegitimateTotal++
+		if blockedBy == 0 {
+			v.LegitimatePassed++
+		} else {
+			v.Blocked = append(v.Blocked, fmt.Sprintf("%s (rule %d)", r, blockedBy))
+		}
+	}
+	eps := p.Endpoints
+	if len(eps) == 0 {
+		eps = []Endpoint{{Method: "GET", Route: "/"}}
+	}
+	for _, s := range corpus[p.Class] {
+		for _, ep := range eps {
+			req := s.instantiate(ep, traffic.Endpoint(p.Service, ep))
+			_, blockedBy, err := replay(w, req)
+			if err != nil {
+				return fmt.Errorf("validate %s in %s: exploit %q: %w", p.Vulnerability, p.Service, s.Name, err)
+			}
+			v.ExploitsTotal++
+			if blockedBy != 0 {
+				v.ExploitsBlocked++
+			}
+			v.Exploits = append(v.Exploits, ExploitResult{Sample: s.Name, Source: s.Source, Request: truncate(req.String(), 300), Blocked: blockedBy != 0, RuleID: blockedBy})
+		}
+	}
+	p.Validation = v
+	return nil
+}
+
+// compilePatch compiles one patch with the engine rules; extra comes last
+// and may override the engine mode.
+func compilePatch(p *Patch, idBase int, extra string) (coraza.WAF, error) {
+	w, err := newWAF(engineSettings, bodyProcessorRules(idBase), p.SecLang(), extra)
+	if err != nil {
+		return nil, fmt.Errorf("patch %s for %s: %w", p.Vulnerability, p.Service, err)
+	}
+	return w, nil
+}
+
+// replay runs one request and returns the evident rules that matched and
+// the rule that denied it (0: none).
+func replay(w coraza.WAF, r Request) (matchedIDs []int, blockedBy int, err error) {
+	tx := w.NewTransaction()
+	defer tx.Close()
+	it, err := inspectRequest(tx, r)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, mr := range matched(tx) {
+		matchedIDs = append(matchedIDs, mr.Rule().ID())
+	}
+	slices.Sort(matchedIDs)
+	matchedIDs = slices.Compact(matchedIDs)
+	if it != nil && it.Action == "deny" {
+		blockedBy = it.RuleID
+	}
+	tx.ProcessLogging()
+	return matchedIDs, blockedBy, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
+}
+
+// SecLang returns the patch's rules with a header comment.
+func (p *Patch) SecLang() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s in %s (%s): %s\n", p.Vulnerability, p.Package, p.Class, oneLine(p.Summary))
+	fmt.Fprintf(&b, "# class: %s\n# scope: %s\n", oneLine(p.Reason), p.Scope)
+	for _, ep := range p.Endpoints {
+		fmt.Fprintf(&b, "#   %s\n", ep)
+	}
+	fmt.Fprintf(&b, "# rule ids %d-%d\n", p.IDs[0], p.IDs[1])
+	for _, n := range p.Notes {
+		fmt.Fprintf(&b, "# note: %s\n", oneLine(n))
+	}
+	if v := p.Validation; v != nil {
+		fmt.Fprintf(&b, "# validated in Coraza: %d of %d exploit requests blocked, %d of %d legitimate requests passed\n",
+			v.ExploitsBlocked, v.ExploitsTotal, v.LegitimatePassed, v.LegitimateTotal)
+	}
+	for _, r := range p.Rules {
+		b.WriteString("\n")
+		if r.Mode == ModeDetect {
+			fmt.Fprintf(&b, "# detection-only: %s\n", oneLine(r.Reason))
+		}
+		b.WriteString(r.SecLang)
+	}
+	return b.String()
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

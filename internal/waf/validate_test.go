@@ -1,0 +1,67 @@
+package waf
+
+import (
+	"context"
+	"testing"
+
+	"github.com/evidentsec/evident/internal/assess"
+)
+
+func TestGenerateValidateShop(t *testing.T) {
+	db := loadRecords(t)
+	traffic := shopTraffic()
+	as := []assess.Assessment{executedExposed("gateway", "GO-2026-5970", "golang.org/x/text", "GET /search")}
+	set, err := Generate(DefaultConfig(), as, db, traffic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	corpus, err := LoadCorpus(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(context.Background(), set, traffic, corpus); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range set.Patches {
+		t.Log(p.SecLang())
+		t.Logf("%+v", *p.Validation)
+	}
+}
+
+func TestEveryClassBlocksItsCorpus(t *testing.T) {
+	corpus, err := LoadCorpus(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	traffic := shopTraffic()
+	for _, class := range Classes {
+		t.Run(string(class), func(t *testing.T) {
+			if len(corpus[class]) < 3 {
+				t.Errorf("%d samples, want at least 3", len(corpus[class]))
+			}
+			for _, ep := range []string{"GET /search", "POST /orders", "GET /products/{id}", "PUT /unseen/{name}"} {
+				p := Patch{Service: "gateway", Vulnerability: "TEST-1", Classification: Classification{Class: class}}
+				p.Endpoints = mergeEndpoints(nil, []string{ep}, &p.Notes)
+				build(DefaultConfig(), &p, 4_900_100, traffic)
+				set := &PatchSet{IDRange: [2]int{4_900_000, 4_999_999}, Patches: []Patch{p}}
+				if err := Validate(context.Background(), set, traffic, corpus); err != nil {
+					t.Fatal(err)
+				}
+				v := set.Patches[0].Validation
+				for _, e := range v.Exploits {
+					if !e.Blocked {
+						t.Errorf("%s: %q not blocked: %s", ep, e.Sample, e.Request)
+					}
+				}
+				if v.LegitimatePassed != v.LegitimateTotal || v.DetectionOnly != 0 {
+					t.Errorf("%s: %d of %d legitimate passed, %d rules detection-only", ep, v.LegitimatePassed, v.LegitimateTotal, v.DetectionOnly)
+					for _, r := range set.Patches[0].Rules {
+						if r.Mode == ModeDetect {
+							t.Log(r.Name, r.Reason)
+						}
+					}
+				}
+			}
+		})
+	}
+}
