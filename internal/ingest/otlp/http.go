@@ -1,0 +1,369 @@
+package otlp
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"go.opentelemetry.io/collector/pdata/pprofile/pprofileotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/evidentsec/evident/internal/pipeline"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// OTLP/HTTP paths (protocols.md §1.2, §2.1).
+const (
+	TracesPath   = "/v1/traces"
+	ProfilesPath = "/v1development/profiles"
+)
+
+// Errors of reading a request body, before decoding.
+var (
+	errTooLarge  = errors.New("request too large")
+	errEncoding  = errors.New("unsupported content encoding")
+	errMalformed = errors.New("malformed request body")
+)
+
+// encoding is the OTLP/HTTP body encoding, chosen by Content-Type; the
+// response uses the same one.
+type encoding uint8
+
+const (
+	encProto encoding = iota
+	encJSON
+)
+
+func (e encoding) contentType() string {
+	if e == encJSON {
+		return "application/json"
+	}
+	return "application/x-protobuf"
+}
+
+// checkRequest answers 405 and 415 itself and returns the encoding of an
+// acceptable request.
+func (r *Receiver) checkRequest(w http.ResponseWriter, req *http.Request, signal string) (encoding, bool) {
+	if req.Method != http.MethodPost {
+		r.m.refusedRequest("http", signal, reasonUnsupported)
+		w.Header().Set("Allow", http.MethodPost)
+		writeStatus(w, encJSON, http.StatusMethodNotAllowed, codes.Unimplemented, fmt.Sprintf("method %s not allowed, use POST", req.Method), 0)
+		return 0, false
+	}
+	ct := req.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	switch {
+	case err == nil && mt == "application/x-protobuf":
+		return encProto, true
+	case err == nil && mt == "application/json":
+		return encJSON, true
+	}
+	r.m.refusedRequest("http", signal, reasonUnsupported)
+	writeStatus(w, encJSON, http.StatusUnsupportedMediaType, codes.InvalidArgument,
+		fmt.Sprintf("content type %q not supported, use application/x-protobuf or application/json", ct), 0)
+	return 0, false
+}
+
+// body holds the buffers of one request, reused through Receiver.bufs.
+type body struct {
+	raw, plain bytes.Buffer
+	zr         *gzip.Reader
+}
+
+// maxPooledBuffer keeps the buffers of rare huge requests out of the pool,
+// so that one burst of them does not pin that much memory.
+const maxPooledBuffer = 4 << 20
+
+func (r *Receiver) getBody() *body {
+	if b, ok := r.bufs.Get().(*body); ok {
+		return b
+	}
+	return new(body)
+}
+
+func (r *Receiver) putBody(b *body) {
+	if b.raw.Cap() > maxPooledBuffer || b.plain.Cap() > maxPooledBuffer {
+		return
+	}
+	b.raw.Reset()
+	b.plain.Reset()
+	r.bufs.Put(b)
+}
+
+// read reads the request body, gunzipped, within limit bytes after
+// decompression: the decompressed stream is read through a limited
+// reader, so a gzip bomb is refused after limit+1 bytes, not expanded.
+func (b *body) read(w http.ResponseWriter, req *http.Request, limit int64) ([]byte, error) {
+	gz := false
+	switch ce := strings.ToLower(strings.TrimSpace(req.Header.Get("Content-Encoding"))); ce {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		gz = true
+	default:
+		return nil, fmt.Errorf("%w %q, use gzip or none", errEncoding, ce)
+	}
+	if req.ContentLength > limit {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", errTooLarge, req.ContentLength, limit)
+	}
+	if _, err := b.raw.ReadFrom(http.MaxBytesReader(w, req.Body, limit)); err != nil {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			return nil, fmt.Errorf("%w: more than %d bytes", errTooLarge, limit)
+		}
+		return nil, fmt.Errorf("%w: read: %w", errMalformed, err)
+	}
+	data := b.raw.Bytes()
+	// A gzip stream is neither JSON nor a valid OTLP message (0x1f would
+	// be field 3 with wire type 7), so a gzipped body sent without
+	// Content-Encoding is gunzipped here, under the limit, rather than
+	// left to the decoder, whose own limit is meant for files.
+	if !gz && !bytes.HasPrefix(data, gzipMagic) {
+		return data, nil
+	}
+	var err error
+	if b.zr == nil {
+		b.zr, err = gzip.NewReader(bytes.NewReader(data))
+	} else {
+		err = b.zr.Reset(bytes.NewReader(data))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: gzip: %w", errMalformed, err)
+	}
+	n, err := b.plain.ReadFrom(io.LimitReader(b.zr, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: gzip: %w", errMalformed, err)
+	}
+	if n > limit {
+		return nil, fmt.Errorf("%w: more than %d bytes after decompression", errTooLarge, limit)
+	}
+	data = b.plain.Bytes()
+	if bytes.HasPrefix(data, gzipMagic) {
+		return nil, fmt.Errorf("%w: gzip inside gzip", errMalformed)
+	}
+	return data, nil
+}
+
+// gzipMagic starts every gzip stream.
+var gzipMagic = []byte{0x1f, 0x8b}
+
+// refuseBody answers a body that could not be read or decoded.
+func (r *Receiver) refuseBody(w http.ResponseWriter, enc encoding, signal string, err error) {
+	switch {
+	case errors.Is(err, errTooLarge), errors.Is(err, telemetry.ErrTooLarge):
+		r.m.refusedRequest("http", signal, reasonTooLarge)
+		writeStatus(w, enc, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, err.Error(), 0)
+	case errors.Is(err, errEncoding):
+		r.m.refusedRequest("http", signal, reasonUnsupported)
+		writeStatus(w, enc, http.StatusUnsupportedMediaType, codes.InvalidArgument, err.Error(), 0)
+	default:
+		r.m.refusedRequest("http", signal, reasonMalformed)
+		writeStatus(w, enc, http.StatusBadRequest, codes.InvalidArgument, err.Error(), 0)
+	}
+}
+
+// serveTraces handles POST /v1/traces.
+func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	defer r.m.observe("http", "traces", start)
+	enc, ok := r.checkRequest(w, req, "traces")
+	if !ok {
+		return
+	}
+	b := r.getBody()
+	defer r.putBody(b)
+	data, err := b.read(w, req, r.cfg.MaxRequestBytes)
+	if err != nil {
+		r.refuseBody(w, enc, "traces", err)
+		return
+	}
+	var spans []telemetry.Span
+	derr := telemetry.DecodeTraces(bytes.NewReader(data), "OTLP/HTTP "+TracesPath+" from "+req.RemoteAddr, func(s []telemetry.Span) error {
+		spans = append(spans, s...)
+		return nil
+	})
+	if derr != nil && len(spans) == 0 {
+		r.refuseBody(w, enc, "traces", derr)
+		return
+	}
+	var rejected int64
+	if derr != nil {
+		rejected = countRecords(derr)
+		r.m.refusedSpans.WithLabelValues("otlp", "http", reasonMalformed).Add(float64(rejected))
+	}
+	if len(spans) > 0 {
+		if err := r.traces.Consume(req.Context(), spans); err != nil {
+			status, code, retry, reason := consumerStatus(err)
+			r.m.refusedSpans.WithLabelValues("otlp", "http", reason).Add(float64(len(spans)))
+			writeStatus(w, enc, status, code, err.Error(), retry)
+			return
+		}
+		r.m.acceptedSpans.WithLabelValues("otlp", "http").Add(float64(len(spans)))
+	}
+	resp := ptraceotlp.NewExportResponse()
+	if derr != nil {
+		resp.PartialSuccess().SetRejectedSpans(rejected)
+		resp.PartialSuccess().SetErrorMessage(derr.Error())
+	}
+	var out []byte
+	if enc == encJSON {
+		out, err = resp.MarshalJSON()
+	} else {
+		out, err = resp.MarshalProto()
+	}
+	writeResponse(w, enc, out, err)
+}
+
+// serveProfiles handles POST /v1development/profiles.
+func (r *Receiver) serveProfiles(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	defer r.m.observe("http", "profiles", start)
+	enc, ok := r.checkRequest(w, req, "profiles")
+	if !ok {
+		return
+	}
+	if err := pprofileotlp.ValidateDevelopmentVersion(req.Header.Values(pprofileotlp.DevelopmentVersionHeader)); err != nil {
+		r.refuseBody(w, enc, "profiles", fmt.Errorf("%w: header %s: %w", errMalformed, pprofileotlp.DevelopmentVersionHeader, err))
+		return
+	}
+	b := r.getBody()
+	defer r.putBody(b)
+	data, err := b.read(w, req, r.cfg.MaxRequestBytes)
+	if err != nil {
+		r.refuseBody(w, enc, "profiles", err)
+		return
+	}
+	preq := pprofileotlp.NewExportRequest()
+	var protoData []byte
+	if enc == encJSON {
+		err = preq.UnmarshalJSON(data)
+	} else {
+		err, protoData = preq.UnmarshalProto(data), data
+	}
+	if err != nil {
+		r.refuseBody(w, enc, "profiles", fmt.Errorf("%w: %w", errMalformed, err))
+		return
+	}
+	resp, err := r.exportProfiles(req.Context(), "http", "OTLP/HTTP "+ProfilesPath+" from "+req.RemoteAddr, preq, protoData)
+	if err != nil {
+		var ce *consumerError
+		if errors.As(err, &ce) {
+			writeStatus(w, enc, ce.status, ce.code, ce.Error(), ce.retry)
+			return
+		}
+		r.refuseBody(w, enc, "profiles", err)
+		return
+	}
+	var out []byte
+	if enc == encJSON {
+		out, err = resp.MarshalJSON()
+	} else {
+		out, err = resp.MarshalProto()
+	}
+	writeResponse(w, enc, out, err)
+}
+
+// writeResponse writes a 200 with a marshalled Export*ServiceResponse.
+func writeResponse(w http.ResponseWriter, enc encoding, out []byte, err error) {
+	if err != nil {
+		writeStatus(w, enc, http.StatusInternalServerError, codes.Internal, "marshal response: "+err.Error(), 0)
+		return
+	}
+	w.Header().Set("Content-Type", enc.contentType())
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
+}
+
+// writeStatus writes an OTLP failure: a google.rpc.Status in the
+// request's encoding, with Retry-After when retry > 0.
+func writeStatus(w http.ResponseWriter, enc encoding, httpStatus int, code codes.Code, msg string, retry time.Duration) {
+	st := &spb.Status{Code: int32(code), Message: msg}
+	var out []byte
+	if enc == encJSON {
+		out, _ = protojson.Marshal(st)
+	} else {
+		out, _ = proto.Marshal(st)
+	}
+	h := w.Header()
+	h.Set("Content-Type", enc.contentType())
+	if retry > 0 {
+		h.Set("Retry-After", retryAfterSeconds(retry))
+	}
+	w.WriteHeader(httpStatus)
+	_, _ = w.Write(out)
+}
+
+// retryAfterSeconds rounds d up to whole seconds, at least 1, as
+// Retry-After carries no fractions.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.FormatInt(int64(max(1, math.Ceil(d.Seconds()))), 10)
+}
+
+// defaultRetry is the wait suggested when a consumer says it is full
+// without saying for how long; OTLP clients treat RESOURCE_EXHAUSTED as
+// retryable only with a RetryInfo, so one is always sent.
+const defaultRetry = time.Second
+
+// consumerError is a consumer's refusal with the answer it maps to.
+type consumerError struct {
+	err    error
+	status int
+	code   codes.Code
+	retry  time.Duration
+}
+
+func (e *consumerError) Error() string { return e.err.Error() }
+func (e *consumerError) Unwrap() error { return e.err }
+
+// consumerStatus maps a consumer error onto OTLP's answers: full queues
+// are throttling (429, RESOURCE_EXHAUSTED with RetryInfo), Permanent
+// errors are bad data (400, INVALID_ARGUMENT), anything else is a
+// retryable outage (503, UNAVAILABLE).
+func consumerStatus(err error) (status int, code codes.Code, retry time.Duration, reason string) {
+	var fe *pipeline.FullError
+	switch {
+	case errors.As(err, &fe):
+		retry = fe.RetryAfter
+		if retry <= 0 {
+			retry = defaultRetry
+		}
+		return http.StatusTooManyRequests, codes.ResourceExhausted, retry, reasonFull
+	case errors.Is(err, pipeline.ErrFull):
+		return http.StatusTooManyRequests, codes.ResourceExhausted, defaultRetry, reasonFull
+	case pipeline.IsPermanent(err):
+		return http.StatusBadRequest, codes.InvalidArgument, 0, reasonRejected
+	default:
+		return http.StatusServiceUnavailable, codes.Unavailable, 0, reasonUnavailable
+	}
+}
+
+// countRecords counts the records a decode error reports as dropped. The
+// telemetry decoders report at most a few records one by one and sum up
+// the rest in one error, which counts as one here: the count is a lower
+// bound, and a record may be a whole resource rather than one span.
+func countRecords(err error) int64 {
+	if _, ok := err.(*telemetry.RecordError); ok {
+		return 1
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var n int64
+		for _, e := range j.Unwrap() {
+			n += countRecords(e)
+		}
+		return n
+	}
+	if inner := errors.Unwrap(err); inner != nil {
+		return countRecords(inner)
+	}
+	return 1
+}

@@ -1,0 +1,285 @@
+// Package otlp receives OpenTelemetry traces and profiles over OTLP/gRPC
+// and OTLP/HTTP, decodes them with internal/telemetry and hands the
+// result to pipeline consumers.
+//
+// The receiver owns only the protocol: sizes, encodings, status codes and
+// backpressure signals (protocols.md §1, §2; perf-reliability.md §5). What
+// the data means is the engine's business.
+//
+// Answers follow the OTLP specification:
+//   - success: 200 / OK with an Export*ServiceResponse in the request's
+//     encoding, with partial_success when some records were malformed;
+//   - undecodable body: 400 / INVALID_ARGUMENT with a google.rpc.Status;
+//   - over MaxRequestBytes, measured after decompression: 413 /
+//     RESOURCE_EXHAUSTED without retry information (the client must not
+//     retry);
+//   - consumer queue full: 429 with Retry-After / RESOURCE_EXHAUSTED with
+//     a google.rpc.RetryInfo;
+//   - consumer unavailable for another reason: 503 / UNAVAILABLE.
+package otlp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/pdata/pprofile/pprofileotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	_ "google.golang.org/grpc/encoding/gzip" // OTLP servers MUST accept gzip (protocols.md §1.1)
+
+	"github.com/evidentsec/evident/internal/pipeline"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// ErrClosed is returned by Start after Shutdown: a receiver is not reused.
+var ErrClosed = errors.New("otlp receiver shut down")
+
+// ErrConfig marks an invalid Config.
+var ErrConfig = errors.New("invalid otlp receiver config")
+
+// Config configures a Receiver.
+type Config struct {
+	// GRPCEndpoint is the host:port of the OTLP/gRPC listener; "" turns it off.
+	GRPCEndpoint string `yaml:"grpc_endpoint"`
+	// HTTPEndpoint is the host:port of the OTLP/HTTP listener; "" turns it off.
+	HTTPEndpoint string `yaml:"http_endpoint"`
+	// MaxRequestBytes bounds one request after decompression. Larger
+	// requests get 413 (HTTP) or RESOURCE_EXHAUSTED (gRPC).
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	// ReadTimeout bounds reading one HTTP request, headers and body, so a
+	// slow client cannot hold a connection and its buffer forever.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+}
+
+// DefaultConfig returns the OTLP default ports bound to loopback, as the
+// Collector does since the 2024 hardening (perf-reliability.md §5.4), and
+// a 16 MiB request limit.
+func DefaultConfig() Config {
+	return Config{
+		GRPCEndpoint:    "127.0.0.1:4317",
+		HTTPEndpoint:    "127.0.0.1:4318",
+		MaxRequestBytes: 16 << 20,
+		ReadTimeout:     30 * time.Second,
+	}
+}
+
+// Validate reports the first problem of c.
+func (c Config) Validate() error {
+	if c.GRPCEndpoint == "" && c.HTTPEndpoint == "" {
+		return fmt.Errorf("%w: grpc_endpoint and http_endpoint are both empty", ErrConfig)
+	}
+	for name, ep := range map[string]string{"grpc_endpoint": c.GRPCEndpoint, "http_endpoint": c.HTTPEndpoint} {
+		if ep == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(ep); err != nil {
+			return fmt.Errorf("%w: %s %q: %w", ErrConfig, name, ep, err)
+		}
+	}
+	// Port 0 asks the system for a free port, so "host:0" twice is fine.
+	if _, port, _ := net.SplitHostPort(c.GRPCEndpoint); c.GRPCEndpoint != "" && c.GRPCEndpoint == c.HTTPEndpoint && port != "0" {
+		return fmt.Errorf("%w: grpc_endpoint and http_endpoint are both %q", ErrConfig, c.GRPCEndpoint)
+	}
+	if c.MaxRequestBytes <= 0 {
+		return fmt.Errorf("%w: max_request_bytes %d, want > 0", ErrConfig, c.MaxRequestBytes)
+	}
+	if c.MaxRequestBytes > 1<<30 {
+		return fmt.Errorf("%w: max_request_bytes %d, want at most 1 GiB", ErrConfig, c.MaxRequestBytes)
+	}
+	if c.ReadTimeout <= 0 {
+		return fmt.Errorf("%w: read_timeout %s, want > 0", ErrConfig, c.ReadTimeout)
+	}
+	return nil
+}
+
+// Receiver serves OTLP/gRPC and OTLP/HTTP. It is a pipeline.Component.
+type Receiver struct {
+	cfg      Config
+	traces   pipeline.Consumer[[]telemetry.Span]
+	profiles pipeline.Consumer[[]*telemetry.ProfileBatch]
+	log      *slog.Logger
+	m        *metrics
+	handler  http.Handler
+	bufs     sync.Pool // *body
+
+	mu       sync.Mutex
+	started  bool
+	stopped  bool
+	grpcSrv  *grpc.Server
+	httpSrv  *http.Server
+	grpcAddr string
+	httpAddr string
+	wg       sync.WaitGroup
+}
+
+var _ pipeline.Component = (*Receiver)(nil)
+
+// New returns a receiver that hands traces and profiles to the given
+// consumers. A nil consumer turns its signal off: its HTTP path answers
+// 404 and its gRPC service UNIMPLEMENTED. Metrics are registered with reg
+// (nil: not registered).
+func New(cfg Config, traces pipeline.Consumer[[]telemetry.Span], profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logger *slog.Logger, reg prometheus.Registerer) (*Receiver, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if traces == nil && profiles == nil {
+		return nil, fmt.Errorf("%w: no consumer for traces or profiles", ErrConfig)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("register otlp receiver metrics: %w", err)
+	}
+	r := &Receiver{cfg: cfg, traces: traces, profiles: profiles, log: logger, m: m}
+	mux := http.NewServeMux()
+	if traces != nil {
+		mux.HandleFunc(TracesPath, r.serveTraces)
+	}
+	if profiles != nil {
+		mux.HandleFunc(ProfilesPath, r.serveProfiles)
+	}
+	r.handler = mux
+	return r, nil
+}
+
+// Handler returns the OTLP/HTTP handler, for mounting on another server
+// (and for fuzzing); Start serves it on HTTPEndpoint.
+func (r *Receiver) Handler() http.Handler { return r.handler }
+
+// Start listens on the configured endpoints and serves them in
+// goroutines that Shutdown waits for. A second Start does nothing; Start
+// after Shutdown returns ErrClosed.
+func (r *Receiver) Start(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return ErrClosed
+	}
+	if r.started {
+		return nil
+	}
+	var lc net.ListenConfig
+	var grpcLn, httpLn net.Listener
+	var err error
+	if r.cfg.GRPCEndpoint != "" {
+		if grpcLn, err = lc.Listen(ctx, "tcp", r.cfg.GRPCEndpoint); err != nil {
+			return fmt.Errorf("start otlp grpc receiver on %s: %w", r.cfg.GRPCEndpoint, err)
+		}
+	}
+	if r.cfg.HTTPEndpoint != "" {
+		if httpLn, err = lc.Listen(ctx, "tcp", r.cfg.HTTPEndpoint); err != nil {
+			if grpcLn != nil {
+				grpcLn.Close()
+			}
+			return fmt.Errorf("start otlp http receiver on %s: %w", r.cfg.HTTPEndpoint, err)
+		}
+	}
+	r.started = true
+	if grpcLn != nil {
+		r.grpcSrv = r.newGRPCServer()
+		r.grpcAddr = grpcLn.Addr().String()
+		r.wg.Go(func() {
+			if err := r.grpcSrv.Serve(grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				r.log.Error("otlp grpc receiver stopped", "endpoint", r.grpcAddr, "err", err)
+			}
+		})
+	}
+	if httpLn != nil {
+		r.httpSrv = &http.Server{
+			Handler:           r.handler,
+			ReadHeaderTimeout: min(r.cfg.ReadTimeout, 10*time.Second),
+			ReadTimeout:       r.cfg.ReadTimeout,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
+		}
+		r.httpAddr = httpLn.Addr().String()
+		r.wg.Go(func() {
+			if err := r.httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				r.log.Error("otlp http receiver stopped", "endpoint", r.httpAddr, "err", err)
+			}
+		})
+	}
+	r.log.Info("otlp receiver started", "grpc", r.grpcAddr, "http", r.httpAddr)
+	return nil
+}
+
+func (r *Receiver) newGRPCServer() *grpc.Server {
+	s := grpc.NewServer(
+		// grpc-go applies the limit to the decompressed message and answers
+		// RESOURCE_EXHAUSTED, as OTLP asks for oversized requests.
+		grpc.MaxRecvMsgSize(int(r.cfg.MaxRequestBytes)),
+	)
+	if r.traces != nil {
+		ptraceotlp.RegisterGRPCServer(s, &traceServer{r: r})
+	}
+	if r.profiles != nil {
+		pprofileotlp.RegisterGRPCServer(s, &profileServer{r: r})
+	}
+	return s
+}
+
+// GRPCAddr returns the address the gRPC listener is bound to ("" before
+// Start or when off); with port 0 in the config it tells the real port.
+func (r *Receiver) GRPCAddr() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.grpcAddr
+}
+
+// HTTPAddr returns the address the HTTP listener is bound to ("" before
+// Start or when off).
+func (r *Receiver) HTTPAddr() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.httpAddr
+}
+
+// Shutdown stops accepting connections and waits for requests in flight
+// to finish, so that every request is answered and nothing acknowledged
+// is lost; when ctx ends first, the remaining connections are closed and
+// ctx's error is returned. It is safe to call twice and without Start.
+func (r *Receiver) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return nil
+	}
+	r.stopped = true
+	if !r.started {
+		return nil
+	}
+	var errs []error
+	if r.httpSrv != nil {
+		if err := r.httpSrv.Shutdown(ctx); err != nil {
+			r.httpSrv.Close()
+			errs = append(errs, fmt.Errorf("shut down otlp http receiver: %w", err))
+		}
+	}
+	if r.grpcSrv != nil {
+		done := make(chan struct{})
+		go func() {
+			r.grpcSrv.GracefulStop()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			r.grpcSrv.Stop()
+			<-done
+			errs = append(errs, fmt.Errorf("shut down otlp grpc receiver: %w", ctx.Err()))
+		}
+	}
+	r.wg.Wait()
+	r.log.Info("otlp receiver stopped")
+	return errors.Join(errs...)
+}
