@@ -262,7 +262,10 @@ func cdxToComponent(c cdx.Component) (Component, bool, error) {
 		return Component{}, false, nil
 	}
 	pkg, err := componentPackage(c.PackageURL, c.Version)
-	if err != nil {
+	switch {
+	case errors.Is(err, errDevel):
+		return Component{}, false, nil
+	case err != nil:
 		return Component{}, false, err
 	}
 	comp := Component{Ref: c.BOMRef, Package: pkg}

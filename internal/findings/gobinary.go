@@ -76,13 +76,13 @@ func goBuildComponents(bi *buildinfo.BuildInfo, name string) ([]Component, []err
 	// A main module built from a work tree without version control, or
 	// with go run, has version "(devel)": it is the application itself,
 	// not a published version that advisories could name.
-	if v := bi.Main.Version; bi.Main.Path != "" && v != "" && v != "(devel)" {
+	if v := bi.Main.Version; bi.Main.Path != "" && v != "" && v != goDevel {
 		add(bi.Main.Path, bi.Main.Path, v)
 	}
 	for _, d := range bi.Deps {
 		mod := effectiveModule(d)
 		// A directory replacement is written "=> ./dir (devel)".
-		if mod.Version == "" || mod.Version == "(devel)" {
+		if mod.Version == "" || mod.Version == goDevel {
 			errs = append(errs, recordErr(name, d.Path, "replaced by directory %s, which has no version to match", mod.Path))
 			continue
 		}

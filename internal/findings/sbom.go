@@ -45,6 +45,15 @@ const (
 	goStdName = "std"
 )
 
+// goDevel is the version of a Go main module built from a work tree
+// (go build without version control information, go run).
+const goDevel = "(devel)"
+
+// errDevel reports a Go module at version (devel): the application
+// itself, not a published version that advisories could name. Importers
+// skip such components without reporting them.
+var errDevel = errors.New("development build")
+
 // componentPackage builds the package of an SBOM component from its
 // package URL, with the version the component states when the URL has
 // none. The standard library gets the name the Go vulnerability database
@@ -55,6 +64,8 @@ func componentPackage(purl, version string) (Package, error) {
 	}
 	eco, name, v, err := osv.PackageFromPURL(purl)
 	switch {
+	case err == nil && eco == osv.EcosystemGo && cmp.Or(v, version) == goDevel:
+		return Package{}, errDevel
 	case err == nil && eco == osv.EcosystemGo && (name == goStdName || name == goStdlib):
 		return newPackage(eco, goStdlib, cmp.Or(v, version), "")
 	case err == nil:

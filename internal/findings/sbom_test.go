@@ -69,6 +69,7 @@ func TestComponentPackage(t *testing.T) {
 			purl: "pkg:deb/debian/libssl1.1@1.1.1d-0%2Bdeb10u2?arch=amd64&distro=debian-10.2",
 			want: Package{PURL: "pkg:deb/debian/libssl1.1@1.1.1d-0%2Bdeb10u2", Ecosystem: "Debian", Name: "libssl1.1", Version: "1.1.1d-0+deb10u2"},
 		},
+		{name: "go development build", purl: "pkg:golang/example.com/vulnapp@(devel)", wantErr: "development build"},
 		{name: "no package URL", wantErr: "no package URL"},
 		{name: "bad package URL", purl: "golang.org/x/text@v0.3.5", wantErr: `parse package URL "golang.org/x/text@v0.3.5": purl scheme is not "pkg": "golang.org/x/text@v0.3.5"`},
 		{name: "no version", purl: "pkg:golang/golang.org/x/text", wantErr: "package golang.org/x/text: no version"},
