@@ -56,7 +56,19 @@ func importParsers() map[findings.Format]importer {
 // sbomParsers are the SBOM formats: their packages are looked up in the
 // vulnerability database, which db opens on first use.
 func sbomParsers(db func() (findings.Matcher, error)) map[findings.Format]importer {
+	withDB := func(parse func(in importInput, m findings.Matcher) ([]findings.Finding, []error)) importer {
+		return func(in importInput) ([]findings.Finding, []error) {
+			m, err := db()
+			if err != nil {
+				return nil, []error{fmt.Errorf("%s: %w", in.path, err)}
+			}
+			return parse(in, m)
+		}
+	}
 	return map[findings.Format]importer{
+		findings.FormatGoBinary: withDB(func(in importInput, m findings.Matcher) ([]findings.Finding, []error) {
+			return findings.ParseGoBinary(in.file, in.path, m)
+		}),
 		findings.FormatCycloneDX: func(in importInput) ([]findings.Finding, []error) {
 			m, err := db()
 			if err == nil {

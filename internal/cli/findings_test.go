@@ -115,6 +115,22 @@ func TestFindingsImport(t *testing.T) {
 	}
 }
 
+// TestFindingsImportGoBinary imports the test binary itself: a Go
+// executable, detected as such and matched through its build information.
+func TestFindingsImportGoBinary(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Skip(err)
+	}
+	code, out, errOut := run(t, "findings", "import", "--vulns", "../findings/testdata/sbom/osv", "--format", "json", exe)
+	if code != ExitOK || errOut != "" {
+		t.Fatalf("exit code %d, stderr %q", code, errOut)
+	}
+	if !strings.Contains(out, `"version": 1`) {
+		t.Errorf("stdout = %q, want a findings document", out)
+	}
+}
+
 func TestSplitServiceArg(t *testing.T) {
 	dir := t.TempDir()
 	withEq := filepath.Join(dir, "a=b.json")
