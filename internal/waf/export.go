@@ -1,0 +1,149 @@
+package waf
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Files of an export directory.
+const (
+	EngineFile   = "evident-engine.conf" // engine settings and body processors
+	MetadataFile = "patches.json"        // the PatchSet with its validation
+	PluginsDir   = "plugins"             // the CRS v4 plugin layout
+)
+
+// Services returns the services that have patches, in order.
+func (s *PatchSet) Services() []string {
+	var out []string
+	for _, p := range s.Patches {
+		if !slices.Contains(out, p.Service) {
+			out = append(out, p.Service)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ServiceConf returns the rules of every patch of one service.
+func (s *PatchSet) ServiceConf(service string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# evident virtual patches for service %s (rule ids %d-%d, docs/waf.md).\n", service, s.IDRange[0], s.IDRange[1])
+	b.WriteString("# Needs SecRuleEngine On and SecRequestBodyAccess On (see " + EngineFile + ").\n")
+	for _, p := range s.Patches {
+		if p.Service == service {
+			b.WriteString("\n")
+			b.WriteString(p.SecLang())
+		}
+	}
+	return b.String()
+}
+
+// Export writes the set to dir: one <service>.conf per service, the
+// engine file, a CRS v4 plugin per service under plugins/ and the JSON
+// metadata. Service names become file names, so path separators in them
+// are replaced.
+func Export(dir string, s *PatchSet) error {
+	if err := os.MkdirAll(filepath.Join(dir, PluginsDir), 0o755); err != nil {
+		return fmt.Errorf("export patches: %w", err)
+	}
+	files := map[string]string{
+		EngineFile: "# evident engine settings: load before the service files when not running under CRS.\n" +
+			engineSettings + "\n" + bodyProcessorRules(s.IDRange[0]),
+	}
+	for _, svc := range s.Services() {
+		name := fileName(svc)
+		conf := s.ServiceConf(svc)
+		files[name+".conf"] = conf
+		plugin := "evident-" + name
+		// CRS v4 plugins: <name>-config.conf is loaded before
+		// crs-setup, -before.conf before the CRS rules, -after.conf
+		// after them. The patches go before, so that they deny before
+		// CRS anomaly scoring runs.
+		files[filepath.Join(PluginsDir, plugin+"-config.conf")] = fmt.Sprintf("# %s: CRS plugin configuration. The patches are on by default;\n"+
+			"# set tx.%s-plugin_enabled=0 in crs-setup.conf to switch them off.\n", plugin, plugin) +
+			fmt.Sprintf("SecRule &TX:%s-plugin_enabled \"@eq 0\" \"id:%d,phase:1,pass,nolog,setvar:'tx.%s-plugin_enabled=1',tag:'evident',tag:'evident/engine',ver:'evident/1'\"\n",
+				plugin, pluginID(s, svc, 0), plugin)
+		ids := serviceIDs(s, svc)
+		before := fmt.Sprintf("# %s: the virtual patches, before the CRS rules.\n", plugin) +
+			fmt.Sprintf("SecRule TX:%s-plugin_enabled \"@eq 0\" \"id:%d,phase:1,pass,nolog,ctl:ruleRemoveById=%s,tag:'evident',tag:'evident/engine',ver:'evident/1'\"\n",
+				plugin, pluginID(s, svc, 1), ids) + "\n" + conf
+		files[filepath.Join(PluginsDir, plugin+"-before.conf")] = before
+		files[filepath.Join(PluginsDir, plugin+"-after.conf")] = fmt.Sprintf("# %s: nothing runs after the CRS rules.\n", plugin)
+	}
+	meta, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("export patches: %w", err)
+	}
+	files[MetadataFile] = string(meta) + "\n"
+	var errs []error
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			errs = append(errs, fmt.Errorf("export patches: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// pluginID is an id for a service's plugin switches, from the engine
+// block (the first of the range): 10 onwards, two per service.
+func pluginID(s *PatchSet, service string, n int) int {
+	return s.IDRange[0] + 10 + 2*slices.Index(s.Services(), service) + n
+}
+
+// serviceIDs is the ruleRemoveById list of a service's patch blocks.
+func serviceIDs(s *PatchSet, service string) string {
+	var parts []string
+	for _, p := range s.Patches {
+		if p.Service == service {
+			parts = append(parts, fmt.Sprintf("%d-%d", p.IDs[0], p.IDs[1]))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func fileName(service string) string {
+	return strings.NewReplacer("/", "_", `\`, "_", "..", "_", " ", "_").Replace(service)
+}
+
+// LoadRules reads the directives an export directory enforces: the
+// engine file, then the .conf of each named service (all of them when
+// services is empty). It does not read plugins/, which is for CRS.
+func LoadRules(dir string, services []string) (string, error) {
+	engine, err := os.ReadFile(filepath.Join(dir, EngineFile))
+	if err != nil {
+		return "", fmt.Errorf("load rules from %s: %w", dir, err)
+	}
+	var names []string
+	if len(services) == 0 {
+		matches, err := filepath.Glob(filepath.Join(dir, "*.conf"))
+		if err != nil {
+			return "", fmt.Errorf("load rules from %s: %w", dir, err)
+		}
+		for _, m := range matches {
+			if filepath.Base(m) != EngineFile {
+				names = append(names, m)
+			}
+		}
+	} else {
+		for _, s := range services {
+			names = append(names, filepath.Join(dir, fileName(s)+".conf"))
+		}
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	b.Write(engine)
+	for _, n := range names {
+		data, err := os.ReadFile(n)
+		if err != nil {
+			return "", fmt.Errorf("load rules from %s: %w", dir, err)
+		}
+		b.WriteString("\n")
+		b.Write(data)
+	}
+	return b.String(), nil
+}

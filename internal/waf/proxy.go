@@ -1,0 +1,252 @@
+package waf
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/corazawaf/coraza/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// ProxyConfig configures the enforcing reverse proxy.
+type ProxyConfig struct {
+	// Upstream is the base URL requests are forwarded to.
+	Upstream string
+	// Listen is the address to listen on; ":0" picks a port.
+	Listen string
+	// Directives are the SecLang rules to enforce (LoadRules).
+	Directives string
+	// MetricsPath serves the metrics on the proxy's listener; it is not
+	// forwarded. Empty: no metrics endpoint.
+	MetricsPath string
+	// AuditLog receives one JSON line per blocked or detected request;
+	// nil: none. Writes are serialised.
+	AuditLog io.Writer
+}
+
+// DefaultProxyConfig returns the defaults of `evident waf proxy`.
+func DefaultProxyConfig() ProxyConfig {
+	return ProxyConfig{Listen: "127.0.0.1:8090", MetricsPath: "/metrics"}
+}
+
+// Validate checks the configuration.
+func (c ProxyConfig) Validate() error {
+	u, err := url.Parse(c.Upstream)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%w: upstream %q is not an http(s) URL", ErrConfig, c.Upstream)
+	}
+	if c.Listen == "" {
+		return fmt.Errorf("%w: no listen address", ErrConfig)
+	}
+	return nil
+}
+
+// AuditRecord is one line of the audit log.
+type AuditRecord struct {
+	Time   time.Time `json:"time"`
+	Action string    `json:"action"` // "blocked" or "detected"
+	RuleID int       `json:"rule_id"`
+	Vuln   string    `json:"vulnerability"`
+	Msg    string    `json:"msg"`
+	Method string    `json:"method"`
+	URI    string    `json:"uri"`
+	Client string    `json:"client"`
+	Data   string    `json:"data,omitempty"`
+}
+
+// Proxy is a reverse proxy that enforces virtual patches with Coraza. It
+// is a component: Start and Shutdown are safe to call twice, and Shutdown
+// without Start does nothing.
+type Proxy struct {
+	cfg     ProxyConfig
+	logger  *slog.Logger
+	waf     coraza.WAF
+	handler http.Handler
+
+	requests  *prometheus.CounterVec
+	blocked   *prometheus.CounterVec
+	detected  *prometheus.CounterVec
+	latency   prometheus.Histogram
+	auditMu   sync.Mutex
+	lifecycle sync.Mutex
+	srv       *http.Server
+	ln        net.Listener
+	done      chan struct{}
+	serveErr  error
+}
+
+// NewProxy compiles the rules and registers the metrics with reg;
+// gatherer (may be nil) is served on cfg.MetricsPath.
+func NewProxy(cfg ProxyConfig, logger *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer) (*Proxy, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	w, err := newWAF(cfg.Directives)
+	if err != nil {
+		return nil, err
+	}
+	up, _ := url.Parse(cfg.Upstream)
+	p := &Proxy{
+		cfg: cfg, logger: logger, waf: w,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "evident_waf_requests_total", Help: "Requests seen by the proxy, by outcome (passed, blocked, error).",
+		}, []string{"outcome"}),
+		blocked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "evident_waf_blocked_total", Help: "Requests denied, by rule id and vulnerability.",
+		}, []string{"rule_id", "vulnerability"}),
+		detected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "evident_waf_detected_total", Help: "Matches of detection-only rules, by rule id and vulnerability.",
+		}, []string{"rule_id", "vulnerability"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "evident_waf_request_duration_seconds", Help: "Time from request to response through the proxy, upstream included.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+	}
+	for _, c := range []prometheus.Collector{p.requests, p.blocked, p.detected, p.latency} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register proxy metrics: %w", err)
+		}
+	}
+	rp := httputil.NewSingleHostReverseProxy(up)
+	rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		logger.Warn("upstream", "url", r.URL.String(), "err", err)
+		p.requests.WithLabelValues("error").Inc()
+		w.WriteHeader(http.StatusBadGateway)
+	}
+	mux := http.NewServeMux()
+	if cfg.MetricsPath != "" && gatherer != nil {
+		mux.Handle(cfg.MetricsPath, promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	}
+	mux.Handle("/", p.enforce(rp))
+	p.handler = mux
+	return p, nil
+}
+
+// Handler returns the proxy's handler, for embedding without Start.
+func (p *Proxy) Handler() http.Handler { return p.handler }
+
+// enforce runs each request through the WAF before next.
+func (p *Proxy) enforce(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		defer func() { p.latency.Observe(time.Since(start).Seconds()) }()
+		tx := p.waf.NewTransaction()
+		defer func() {
+			tx.ProcessLogging()
+			if err := tx.Close(); err != nil {
+				p.logger.Warn("close waf transaction", "err", err)
+			}
+		}()
+		it, err := inspectHTTP(tx, r)
+		if err != nil {
+			p.logger.Warn("inspect request", "uri", r.URL.RequestURI(), "err", err)
+			p.requests.WithLabelValues("error").Inc()
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		blockedVuln := ""
+		for _, mr := range matched(tx) {
+			id := mr.Rule().ID()
+			action := "detected"
+			if it != nil && it.RuleID == id {
+				action = "blocked"
+				blockedVuln = vulnTag(mr.Rule().Tags())
+			} else {
+				p.detected.WithLabelValues(strconv.Itoa(id), vulnTag(mr.Rule().Tags())).Inc()
+			}
+			p.audit(AuditRecord{
+				Time: start.UTC(), Action: action, RuleID: id, Vuln: vulnTag(mr.Rule().Tags()), Msg: mr.Message(),
+				Method: r.Method, URI: r.URL.RequestURI(), Client: mr.ClientIPAddress(), Data: mr.Data(),
+			})
+		}
+		if it != nil {
+			status := it.Status
+			if status == 0 {
+				status = http.StatusForbidden
+			}
+			p.requests.WithLabelValues("blocked").Inc()
+			p.blocked.WithLabelValues(strconv.Itoa(it.RuleID), blockedVuln).Inc()
+			w.WriteHeader(status)
+			return
+		}
+		p.requests.WithLabelValues("passed").Inc()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (p *Proxy) audit(rec AuditRecord) {
+	if p.cfg.AuditLog == nil {
+		return
+	}
+	line, err := json.Marshal(rec)
+	if err != nil {
+		return
+	}
+	p.auditMu.Lock()
+	defer p.auditMu.Unlock()
+	if _, err := p.cfg.AuditLog.Write(append(line, '\n')); err != nil {
+		p.logger.Warn("write audit log", "err", err)
+	}
+}
+
+// Start listens and serves in the background until Shutdown.
+func (p *Proxy) Start(_ context.Context) error {
+	p.lifecycle.Lock()
+	defer p.lifecycle.Unlock()
+	if p.srv != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", p.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("start waf proxy: %w", err)
+	}
+	p.ln = ln
+	p.srv = &http.Server{Handler: p.handler, ReadHeaderTimeout: 10 * time.Second}
+	p.done = make(chan struct{})
+	go func() {
+		defer close(p.done)
+		if err := p.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			p.serveErr = err
+		}
+	}()
+	return nil
+}
+
+// Addr returns the address the proxy listens on, "" before Start.
+func (p *Proxy) Addr() string {
+	p.lifecycle.Lock()
+	defer p.lifecycle.Unlock()
+	if p.ln == nil {
+		return ""
+	}
+	return p.ln.Addr().String()
+}
+
+// Shutdown stops accepting requests and waits for those in flight, or
+// for ctx.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.lifecycle.Lock()
+	defer p.lifecycle.Unlock()
+	if p.srv == nil {
+		return nil
+	}
+	err := p.srv.Shutdown(ctx)
+	<-p.done
+	if err == nil {
+		err = p.serveErr
+	}
+	p.srv, p.ln = nil, nil
+	return err
+}

@@ -1,0 +1,193 @@
+package waf
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+
+	"github.com/evidentsec/evident/internal/assess"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// lockedBuffer is an audit log the proxy and the test share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// shopRules generates, validates and exports the shop's patch and
+// returns the export directory.
+func shopRules(t testing.TB) (dir string, set *PatchSet) {
+	t.Helper()
+	traffic := shopTraffic()
+	set, err := Generate(DefaultConfig(), []assess.Assessment{executedExposed("gateway", "GO-2026-5970", "golang.org/x/text", "GET /search")}, loadRecords(t), traffic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	corpus, err := LoadCorpus(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(context.Background(), set, traffic, corpus); err != nil {
+		t.Fatal(err)
+	}
+	dir = t.TempDir()
+	if err := Export(dir, set); err != nil {
+		t.Fatal(err)
+	}
+	return dir, set
+}
+
+func startProxy(t testing.TB, dir, upstream string, audit io.Writer) (*Proxy, *prometheus.Registry) {
+	t.Helper()
+	rules, err := LoadRules(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	cfg := DefaultProxyConfig()
+	cfg.Upstream, cfg.Listen, cfg.Directives, cfg.AuditLog = upstream, "127.0.0.1:0", rules, audit
+	p, err := NewProxy(cfg, slog.New(slog.DiscardHandler), reg, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return p, reg
+}
+
+func TestProxyEndToEnd(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "upstream "+r.URL.RequestURI())
+	}))
+	defer upstream.Close()
+	dir, _ := shopRules(t)
+	audit := &lockedBuffer{}
+	p, reg := startProxy(t, dir, upstream.URL, audit)
+	base := "http://" + p.Addr()
+	client := &http.Client{}
+	defer client.CloseIdleConnections()
+
+	send := func(r Request) int {
+		t.Helper()
+		req, err := http.NewRequest(r.Method, base+r.Target, strings.NewReader(r.Body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range r.Headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	legit := shopTraffic().Requests("gateway")
+	for _, r := range legit {
+		if got := send(r); got != http.StatusOK {
+			t.Errorf("%s: status %d, want 200", r, got)
+		}
+	}
+	if got := testutil.ToFloat64(p.requests.WithLabelValues("blocked")); got != 0 {
+		t.Fatalf("normal load: %v requests blocked, want 0", got)
+	}
+	if got := send(Request{Method: "GET", Target: "/search?q=%ff%fe"}); got != http.StatusForbidden {
+		t.Errorf("exploit: status %d, want 403", got)
+	}
+	if got := send(Request{Method: "GET", Target: "/products/%ff%fe"}); got != http.StatusOK {
+		t.Errorf("out of scope: status %d, want 200", got)
+	}
+
+	if got, want := testutil.ToFloat64(p.requests.WithLabelValues("passed")), float64(len(legit)+1); got != want {
+		t.Errorf("passed requests %v, want %v", got, want)
+	}
+	if got := testutil.ToFloat64(p.requests.WithLabelValues("blocked")); got != 1 {
+		t.Errorf("blocked requests %v, want 1", got)
+	}
+	n, err := testutil.GatherAndCount(reg, "evident_waf_blocked_total")
+	if err != nil || n != 1 {
+		t.Errorf("blocked_total series: %d, %v; want 1", n, err)
+	}
+	if !strings.Contains(audit.String(), `"action":"blocked"`) || !strings.Contains(audit.String(), `"vulnerability":"GO-2026-5970"`) {
+		t.Errorf("audit log lacks the block:\n%s", audit.String())
+	}
+	resp, err := client.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "evident_waf_request_duration_seconds_bucket") {
+		t.Errorf("/metrics lacks the latency histogram")
+	}
+}
+
+func TestProxyLifecycle(t *testing.T) {
+	dir, _ := shopRules(t)
+	rules, err := LoadRules(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultProxyConfig()
+	cfg.Upstream, cfg.Listen, cfg.Directives = "http://127.0.0.1:1", "127.0.0.1:0", rules
+	reg := prometheus.NewRegistry()
+	p, err := NewProxy(cfg, slog.New(slog.DiscardHandler), reg, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := p.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown without start: %v", err)
+	}
+	for i := range 2 {
+		if err := p.Start(ctx); err != nil {
+			t.Fatalf("start %d: %v", i, err)
+		}
+		if err := p.Start(ctx); err != nil {
+			t.Fatalf("start twice %d: %v", i, err)
+		}
+		if p.Addr() == "" {
+			t.Fatalf("no address after start %d", i)
+		}
+		for range 2 {
+			if err := p.Shutdown(ctx); err != nil {
+				t.Fatalf("shutdown %d: %v", i, err)
+			}
+		}
+	}
+}
