@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -114,7 +115,7 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 		warn(p)
 	}
 
-	all, err := importFindings(fl.findings, warn)
+	all, err := importFindings(fl.findings, db, warn)
 	if err != nil {
 		return withCode(ExitUsage, err)
 	}
@@ -150,12 +151,14 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 	return nil
 }
 
-// importFindings reads every --findings argument. A file that cannot be
+// importFindings reads every --findings argument, matching the packages
+// of SBOMs against db. A file that cannot be
 // read at all is an error; records that cannot be read are reported
 // through warn and skipped. A directory holds one report per service,
 // named after it: reports/gateway.json is the gateway's.
-func importFindings(args []string, warn func(error)) ([]findings.Finding, error) {
+func importFindings(args []string, db findings.Matcher, warn func(error)) ([]findings.Finding, error) {
 	parsers := importParsers()
+	maps.Copy(parsers, sbomParsers(func() (findings.Matcher, error) { return db, nil }))
 	var all []findings.Finding
 	for _, arg := range args {
 		svcs, path := splitServiceArg(arg)
