@@ -1,6 +1,8 @@
 package report
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"time"
@@ -20,8 +22,8 @@ type jsonReport struct {
 	Tool      jsonTool      `json:"tool"`
 	Generated time.Time     `json:"generated"`
 	Summary   jsonSummary   `json:"summary"`
-	Services  []jsonService `json:"services"`
-	Findings  []jsonFinding `json:"findings"`
+	Services  []JSONService `json:"services"`
+	Findings  []JSONFinding `json:"findings"`
 }
 
 type jsonTool struct {
@@ -37,7 +39,9 @@ type jsonSummary struct {
 	BacklogReduction float64                `json:"backlog_reduction"`
 }
 
-type jsonService struct {
+// JSONService is one service of the runtime model as the JSON report and
+// the HTTP API show it.
+type JSONService struct {
 	Name              string                `json:"name"`
 	Exposure          assess.ExposureResult `json:"exposure"`
 	Samples           int64                 `json:"samples"`
@@ -80,7 +84,10 @@ type jsonPackage struct {
 	Samples  int64  `json:"samples"`
 }
 
-type jsonFinding struct {
+// JSONFinding is one finding as the JSON report and the HTTP API show it
+// (docs/report-json.md).
+type JSONFinding struct {
+	ID             string                 `json:"id"`
 	Vulnerability  findings.Vulnerability `json:"vulnerability"`
 	Package        findings.Package       `json:"package"`
 	Service        string                 `json:"service"`
@@ -149,21 +156,23 @@ func writeJSON(w io.Writer, r *Result) error {
 			Findings: r.Summary.Findings, ByVerdict: r.Summary.ByVerdict, ByTier: r.Summary.ByTier,
 			NeedAction: r.Summary.NeedAction, BacklogReduction: r.Summary.BacklogReduction,
 		},
-		Services: jsonServices(r),
-		Findings: make([]jsonFinding, 0, len(r.Assessments)),
+		Services: ServicesJSON(r),
+		Findings: make([]JSONFinding, 0, len(r.Assessments)),
 	}
 	for _, a := range r.Assessments {
-		doc.Findings = append(doc.Findings, jsonFindingOf(a))
+		doc.Findings = append(doc.Findings, FindingJSON(a))
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(doc)
 }
 
-func jsonFindingOf(a assess.Assessment) jsonFinding {
+// FindingJSON renders one assessment.
+func FindingJSON(a assess.Assessment) JSONFinding {
 	f := a.Finding
 	r := a.Reachability
-	jf := jsonFinding{
+	jf := JSONFinding{
+		ID:            FindingID(f),
 		Vulnerability: f.Vulnerability, Package: f.Package, Service: f.Service, Severity: f.Severity,
 		FixedVersion: f.FixedVersion, KnownExploited: a.KnownExploited, Static: f.Static, Sources: f.Sources,
 		Reachability: jsonReachability{
@@ -195,9 +204,9 @@ func jsonStores(bs []assess.StoreRef) []jsonStore {
 	return out
 }
 
-// jsonServices describes every service of the model with the exposure
+// ServicesJSON describes every service of the model with the exposure
 // the assessments found (or, for a service no finding names, none).
-func jsonServices(r *Result) []jsonService {
+func ServicesJSON(r *Result) []JSONService {
 	exposure := map[string]assess.ExposureResult{}
 	labels := map[string][]string{}
 	for _, a := range r.Assessments {
@@ -206,12 +215,12 @@ func jsonServices(r *Result) []jsonService {
 			labels[st.Name] = st.Labels
 		}
 	}
-	out := []jsonService{}
+	out := []JSONService{}
 	if r.Snapshot == nil {
 		return out
 	}
 	for _, s := range r.Snapshot.Services {
-		js := jsonService{
+		js := JSONService{
 			Name: s.Name, Exposure: exposure[s.Name], Samples: s.Samples,
 			Windows: []jsonWindow{}, Endpoints: []jsonEndpoint{}, Calls: []string{}, Stores: []jsonStore{}, Packages: []jsonPackage{},
 		}
@@ -249,4 +258,11 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// FindingID is the stable identity of a finding across runs: the same
+// vulnerability in the same package version of the same service.
+func FindingID(f findings.Finding) string {
+	sum := sha256.Sum256([]byte(f.Service + "\x00" + f.Vulnerability.ID + "\x00" + f.Package.PURL))
+	return hex.EncodeToString(sum[:8])
 }

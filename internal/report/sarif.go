@@ -1,8 +1,6 @@
 package report
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -149,14 +147,13 @@ func writeSARIF(w io.Writer, r *Result) error {
 		for _, e := range a.Reachability.Evidence {
 			loc.LogicalLocations = append(loc.LogicalLocations, sarifLogical{Name: e.Symbol[strings.LastIndexByte(e.Symbol, '/')+1:], FullyQualifiedName: e.Symbol, Kind: "function"})
 		}
-		sum := sha256.Sum256([]byte(f.Service + "\x00" + id + "\x00" + f.Package.PURL))
 		run.Results = append(run.Results, sarifResult{
 			RuleID: id, RuleIndex: idx, Level: sarifLevels[a.Priority.Tier],
 			Message: sarifText{Text: fmt.Sprintf("%s in %s@%s (service %s): %s, %s. %s %d/100. %s",
 				id, f.Package.Name, f.Package.Version, dash(f.Service), a.Reachability.Verdict, a.Exposure.Level,
 				a.Priority.Tier, a.Priority.Score, a.Reachability.Reason)},
 			Locations:           []sarifLocation{loc},
-			PartialFingerprints: map[string]string{"evident/v1": hex.EncodeToString(sum[:16])},
+			PartialFingerprints: map[string]string{"evident/v1": FindingID(f)},
 			Properties: sarifResultProps{
 				Service: f.Service, PURL: f.Package.PURL, Verdict: string(a.Reachability.Verdict), Exposure: string(a.Exposure.Level),
 				Tier: a.Priority.Tier, Score: a.Priority.Score, Endpoints: a.Reachability.Endpoints, VEX: a.VEX.Status,
