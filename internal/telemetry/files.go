@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -76,7 +78,7 @@ type File struct {
 // inside a directory; other files there (READMEs, checksums) are skipped.
 // A file named directly is read whatever its name.
 func hasTelemetryExt(name string) bool {
-	for _, ext := range [...]string{".pb.gz", ".pprof", ".prof", ".pb", ".json", ".jsonl", ".json.gz", ".jsonl.gz", ".pprof.gz"} {
+	for _, ext := range [...]string{".pb", ".pprof", ".prof", ".json", ".jsonl", ".gz", ".zst"} {
 		if strings.HasSuffix(name, ext) {
 			return true
 		}
@@ -162,11 +164,19 @@ func sniffFile(path string) (Kind, error) {
 	if err != nil {
 		return KindUnknown, fmt.Errorf("discover telemetry: %s: %w: file is empty or too short", path, ErrUnknownFormat)
 	}
-	if bytes.Equal(head[:2], gzipMagic) {
+	switch {
+	case bytes.Equal(head[:2], gzipMagic):
 		zr, err := gzip.NewReader(io.MultiReader(bytes.NewReader(head[:2]), r))
 		if err != nil {
 			return KindUnknown, fmt.Errorf("discover telemetry: %s: gzip: %w: %w", path, ErrMalformed, err)
 		}
+		r, n = zr, 0
+	case bytes.Equal(head[:2], zstdMagic[:2]):
+		zr, err := zstd.NewReader(io.MultiReader(bytes.NewReader(head[:2]), r), zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return KindUnknown, fmt.Errorf("discover telemetry: %s: zstd: %w: %w", path, ErrMalformed, err)
+		}
+		defer zr.Close()
 		r, n = zr, 0
 	}
 	m, err := io.ReadFull(r, head[n:])
@@ -190,6 +200,16 @@ func sniff(head []byte) Kind {
 			return KindTraces
 		}
 		return KindUnknown
+	}
+	if len(head) >= 4 && head[0] == 0 {
+		// The Collector file exporter's length-prefixed requests; a
+		// zstd-compressed one is taken for traces, the only signal read
+		// from such files.
+		msg := head[4:min(len(head), 4+int(binary.BigEndian.Uint32(head)))]
+		if bytes.HasPrefix(msg, zstdMagic) {
+			return KindTraces
+		}
+		return sniff(msg)
 	}
 	return sniffProto(head)
 }

@@ -66,6 +66,7 @@ func telemetryDir(t *testing.T) string {
 	put("top.pb", readFixture(t, "traces.pb"))
 	put("profiles.json.gz", gzipBytes(t, readFixture(t, "profiles.json")))
 	put("README.md", []byte("# telemetry"))
+	put("notifier/otel-traces.pb.zst", zstdBytes(t, fileExporter(t, "proto", false)))
 	put(".cache/x.pb", []byte("junk"))
 	put("broken/notes.json", []byte(`{"hello": 1}`))
 	return dir
@@ -85,6 +86,7 @@ func TestDiscover(t *testing.T) {
 	want := []string{
 		"checkout checkout/cpu.pb.gz pprof",
 		"checkout checkout/traces.jsonl traces",
+		"notifier notifier/otel-traces.pb.zst traces",
 		"orders orders/python.pprof pprof",
 		"payments payments/profiles.pb otlp-profiles",
 		"payments payments/tempo.json traces",
@@ -148,8 +150,8 @@ func TestLoad(t *testing.T) {
 	if diff := cmp.Diff(want, services); diff != "" {
 		t.Errorf("profile services (-want +got):\n%s", diff)
 	}
-	if len(r.spans) != 3*9 {
-		t.Errorf("loaded %d spans, want 27 (three files of 9)", len(r.spans))
+	if len(r.spans) != 4*9 {
+		t.Errorf("loaded %d spans, want 36 (four files of 9)", len(r.spans))
 	}
 	for _, s := range r.spans {
 		if s.Service == "" {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
@@ -25,9 +27,11 @@ const MaxTraceSize = 512 << 20
 // each resource (protobuf) or each JSON document or line. emit may keep
 // the slice; an error from it stops decoding and is returned as is.
 //
-// The format is recognised by content, after gunzipping when r is gzipped:
+// The format is recognised by content, after decompressing gzip or zstd:
 //   - OTLP protobuf: ExportTraceServiceRequest or TracesData, and Tempo's
 //     protobuf Trace; a Tempo v2 TraceByIDResponse is unwrapped;
+//   - the Collector file exporter's length-prefixed requests (format:
+//     proto, or compressed JSON), each optionally zstd-compressed;
 //   - OTLP JSON, one ExportTraceServiceRequest, or one per line as the
 //     Collector's file exporter writes them;
 //   - Tempo API JSON: {"batches":[...]} (v1) or {"trace":{...}} (v2), with
@@ -47,6 +51,17 @@ func DecodeTraces(r io.Reader, source string, emit func([]Span) error) error {
 		}
 		defer zr.Close()
 		br = bufio.NewReaderSize(zr, 64<<10)
+	} else if bytes.Equal(head, zstdMagic[:2]) {
+		if head, _ := br.Peek(4); bytes.Equal(head, zstdMagic) {
+			// The file exporter's native compression: one zstd stream.
+			zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxTraceSize))
+			if err != nil {
+				return fmt.Errorf("decode traces %s: zstd: %w", source, err)
+			}
+			defer zr.Close()
+			br = bufio.NewReaderSize(zr, 64<<10)
+			hint = 0
+		}
 	}
 	errs := &recordErrors{source: source}
 	var err error
@@ -107,8 +122,79 @@ func decodeTracesProto(r io.Reader, sizeHint int64, source string, errs *recordE
 		return fmt.Errorf("decode traces %s: more than %d bytes: %w", source, MaxTraceSize, ErrTooLarge)
 	}
 	d := traceDecoder{errs: errs}
-	if err := d.decodeRequest(unwrapTempoResponse(data), emit); err != nil {
+	if len(data) > 0 && data[0] == 0 {
+		err = d.decodeFramed(data, emit)
+	} else {
+		err = d.decodeRequest(unwrapTempoResponse(data), emit)
+	}
+	if err != nil {
 		return fmt.Errorf("decode traces %s: %w", source, err)
+	}
+	return nil
+}
+
+// zstdMagic starts every zstd frame.
+var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+
+// decodeFramed decodes the Collector file exporter's framed form, written
+// for format: proto and for compressed JSON: each request preceded by its
+// length as a big-endian uint32, and zstd-compressed one by one under the
+// exporter's older compression (fileexporter file_writer.go). Such a file
+// starts with a zero byte, which no protobuf message does (field 0 does
+// not exist), while any request under 16 MiB has a zero high byte.
+func (d *traceDecoder) decodeFramed(data []byte, emit func([]Span) error) error {
+	var zd *zstd.Decoder
+	defer func() {
+		if zd != nil {
+			zd.Close()
+		}
+	}()
+	conv := jsonTraceConverter{}
+	for i, off := 0, 0; off < len(data); i++ {
+		record := fmt.Sprintf("message %d", i)
+		if len(data)-off < 4 {
+			d.errs.add(record, fmt.Errorf("truncated length prefix: %w", io.ErrUnexpectedEOF))
+			return nil
+		}
+		n := int(binary.BigEndian.Uint32(data[off:]))
+		off += 4
+		msg := data[off:min(off+n, len(data))]
+		off += n
+		if len(msg) < n {
+			d.errs.add(record, fmt.Errorf("%d of %d bytes: %w", len(msg), n, io.ErrUnexpectedEOF))
+		}
+		if bytes.HasPrefix(msg, zstdMagic) {
+			if zd == nil {
+				var err error
+				zd, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxTraceSize))
+				if err != nil {
+					return err
+				}
+			}
+			raw, err := zd.DecodeAll(msg, nil)
+			if err != nil {
+				d.errs.add(record, fmt.Errorf("%w: zstd: %w", ErrMalformed, err))
+				continue
+			}
+			msg = raw
+		}
+		if len(msg) > 0 && msg[0] == '{' {
+			spans, err := conv.decode(msg)
+			if err != nil {
+				d.errs.add(record, err)
+				continue
+			}
+			if len(spans) > 0 {
+				if err := emit(spans); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		d.prefix = record + ": "
+		if err := d.decodeRequest(msg, emit); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -206,32 +292,45 @@ type jsonTraceConverter struct {
 func (c *jsonTraceConverter) decode(doc []byte) ([]Span, error) {
 	key := topKey(doc)
 	var u ptrace.JSONUnmarshaler
-	if key == "resourceSpans" {
-		td, err := u.UnmarshalTraces(doc)
-		if err == nil {
-			return c.convert(td), nil
+	switch key {
+	case "resourceSpans":
+		var err error
+		if !bytes.Contains(doc, []byte(`"instrumentationLibrarySpans"`)) {
+			var td ptrace.Traces
+			if td, err = u.UnmarshalTraces(doc); err == nil {
+				return c.convert(td), nil
+			}
 		}
-		// Tempo's protobuf-JSON uses base64 ids even under resourceSpans;
-		// retry as Tempo before reporting the OTLP error.
-		norm, nerr := normalizeTempoJSON(doc)
+		// Tempo's protobuf-JSON uses base64 ids even under
+		// resourceSpans; retry normalized before reporting the OTLP error.
+		spans, nerr := c.decodeNormalized(doc)
 		if nerr != nil {
+			if err == nil {
+				err = nerr
+			}
 			return nil, fmt.Errorf("%w: OTLP JSON: %w", ErrMalformed, err)
 		}
-		if td, nerr = u.UnmarshalTraces(norm); nerr != nil {
-			return nil, fmt.Errorf("%w: OTLP JSON: %w", ErrMalformed, err)
+		return spans, nil
+	case "batches", "trace":
+		spans, err := c.decodeNormalized(doc)
+		if err != nil {
+			return nil, fmt.Errorf("%w: Tempo JSON: %w", ErrMalformed, err)
 		}
-		return c.convert(td), nil
+		return spans, nil
 	}
-	if key != "batches" && key != "trace" {
-		return nil, fmt.Errorf("%w: JSON object starting with %q is neither OTLP (resourceSpans) nor Tempo (batches, trace)", ErrUnknownFormat, key)
-	}
+	return nil, fmt.Errorf("%w: JSON object starting with %q is neither OTLP (resourceSpans) nor Tempo (batches, trace)", ErrUnknownFormat, key)
+}
+
+// decodeNormalized decodes doc after normalizeTempoJSON.
+func (c *jsonTraceConverter) decodeNormalized(doc []byte) ([]Span, error) {
 	norm, err := normalizeTempoJSON(doc)
 	if err != nil {
-		return nil, fmt.Errorf("%w: Tempo JSON: %w", ErrMalformed, err)
+		return nil, err
 	}
+	var u ptrace.JSONUnmarshaler
 	td, err := u.UnmarshalTraces(norm)
 	if err != nil {
-		return nil, fmt.Errorf("%w: Tempo JSON: %w", ErrMalformed, err)
+		return nil, err
 	}
 	return c.convert(td), nil
 }
@@ -269,8 +368,11 @@ func topKey(doc []byte) string {
 
 // normalizeTempoJSON rewrites Tempo's trace JSON as OTLP JSON: the v2
 // {"trace":{...}} wrapper is removed, v1's "batches" becomes
-// "resourceSpans" (Tempo renames it in MarshalToJSONV1), and base64 ids
-// (gogo jsonpb's encoding of bytes) become hex (protocols.md §4).
+// "resourceSpans" (Tempo renames it in MarshalToJSONV1), base64 ids
+// (gogo jsonpb's encoding of bytes) become hex (protocols.md §4), and the
+// names of OTLP before 0.15 that older Tempo versions still wrote
+// (instrumentationLibrarySpans, instrumentationLibrary) become the current
+// ones, which pdata would otherwise skip as unknown, dropping the spans.
 func normalizeTempoJSON(doc []byte) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(doc))
 	dec.UseNumber() // keeps 64-bit nanosecond timestamps exact
@@ -292,10 +394,17 @@ func normalizeTempoJSON(doc []byte) ([]byte, error) {
 }
 
 // hexIDs rewrites base64 traceId, spanId and parentSpanId values under v
-// as hex; ids already in hex (32 or 16 hex digits) are left alone.
+// as hex; ids already in hex (32 or 16 hex digits) are left alone. It also
+// renames the pre-0.15 OTLP keys.
 func hexIDs(v any) error {
 	switch x := v.(type) {
 	case map[string]any:
+		for old, cur := range map[string]string{"instrumentationLibrarySpans": "scopeSpans", "instrumentationLibrary": "scope"} {
+			if e, ok := x[old]; ok {
+				x[cur] = e
+				delete(x, old)
+			}
+		}
 		for k, e := range x {
 			s, ok := e.(string)
 			if !ok {

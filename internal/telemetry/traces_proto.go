@@ -59,6 +59,9 @@ func (in *interner) add(s string) string {
 // compare.
 type traceDecoder struct {
 	errs  *recordErrors
+	// prefix names the enclosing record in record names ("message 3: ")
+	// when a file holds several requests.
+	prefix string
 	in    interner
 	attrs attrBuilder
 	res   attrBuilder
@@ -90,14 +93,14 @@ func (d *traceDecoder) decodeRequest(msg []byte, emit func([]Span) error) error 
 	for off := 0; off < len(msg); {
 		f, n, truncated, err := nextFieldTruncated(msg[off:])
 		if err != nil {
-			d.errs.addf(fmt.Errorf("at byte %d: %w", off, err), "after resource_spans[%d]", i-1)
+			d.errs.addf(fmt.Errorf("at byte %d: %w", off, err), "%safter resource_spans[%d]", d.prefix, i-1)
 			return nil
 		}
 		off += n
 		if f.num != 1 {
 			continue
 		}
-		record := fmt.Sprintf("resource_spans[%d]", i)
+		record := fmt.Sprintf("%sresource_spans[%d]", d.prefix, i)
 		i++
 		if f.typ != protowire.BytesType {
 			d.errs.add(record, fmt.Errorf("wire type %d, want message", f.typ))

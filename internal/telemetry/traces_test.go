@@ -2,13 +2,16 @@ package telemetry
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/klauspost/compress/zstd"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -49,9 +52,16 @@ func TestDecodeTracesFormats(t *testing.T) {
 		{"OTLP JSON lines, CRLF and blank lines", bytes.ReplaceAll(readFixture(t, "traces.jsonl"), []byte("\n"), []byte("\r\n\r\n"))},
 		{"Tempo v1 batches", readFixture(t, "tempo-v1.json")},
 		{"Tempo v2 trace, indented", readFixture(t, "tempo-v2.json")},
+		{"Tempo v1 before OTLP 0.15 names", legacyOTLP(readFixture(t, "tempo-v1.json"))},
+		{"OTLP JSON lines before 0.15 names", legacyOTLP(readFixture(t, "traces.jsonl"))},
 		{"gzipped protobuf", gzipBytes(t, readFixture(t, "traces.pb"))},
 		{"gzipped JSON lines", gzipBytes(t, readFixture(t, "traces.jsonl"))},
 		{"Tempo v2 protobuf response", tempoV2Proto(readFixture(t, "traces.pb"))},
+		{"file exporter, format proto", fileExporter(t, "proto", false)},
+		{"file exporter, format proto, zstd per message", fileExporter(t, "proto", true)},
+		{"file exporter, format json, zstd per message", fileExporter(t, "json", true)},
+		{"file exporter, native zstd stream of JSON lines", zstdBytes(t, readFixture(t, "traces.jsonl"))},
+		{"file exporter, native zstd stream of framed proto", zstdBytes(t, fileExporter(t, "proto", false))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,6 +74,49 @@ func TestDecodeTracesFormats(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fileExporter writes the fixture requests as the Collector's file
+// exporter does with format proto, or with compression (file_writer.go
+// exportMessageAsBuffer): each request preceded by its big-endian uint32
+// length, compressed one by one under the older compression.
+func fileExporter(t *testing.T, format string, compress bool) []byte {
+	var out []byte
+	for _, td := range fixtureTraces() {
+		req := ptraceotlp.NewExportRequestFromTraces(td)
+		var buf []byte
+		var err error
+		if format == "proto" {
+			buf, err = req.MarshalProto()
+		} else {
+			buf, err = req.MarshalJSON()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if compress {
+			buf = zstdBytes(t, buf)
+		}
+		out = binary.BigEndian.AppendUint32(out, uint32(len(buf)))
+		out = append(out, buf...)
+	}
+	return out
+}
+
+func zstdBytes(t *testing.T, data []byte) []byte {
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	return enc.EncodeAll(data, nil)
+}
+
+// legacyOTLP renames scopeSpans and scope to the names OTLP JSON used
+// before 0.15, which old Tempo versions and exporters wrote.
+func legacyOTLP(data []byte) []byte {
+	data = bytes.ReplaceAll(data, []byte(`"scopeSpans"`), []byte(`"instrumentationLibrarySpans"`))
+	return bytes.ReplaceAll(data, []byte(`"scope"`), []byte(`"instrumentationLibrary"`))
 }
 
 // tempoV2Proto wraps the resource spans of an OTLP request as Tempo's
@@ -177,6 +230,7 @@ func TestDecodeTracesBadLine(t *testing.T) {
 
 func TestDecodeTracesErrors(t *testing.T) {
 	pb := readFixture(t, "traces.pb")
+	framed := fileExporter(t, "proto", false)
 	span := func(name string) []byte {
 		return appendMsg(nil, ssSpans, appendMsg(nil, spanTraceID, bytes.Repeat([]byte{1}, 16)), appendMsg(nil, spanSpanID, []byte("12345678")),
 			appendMsg(nil, spanName, []byte(name)))
@@ -202,6 +256,7 @@ func TestDecodeTracesErrors(t *testing.T) {
 		{"truncated gzip", gzipBytes(t, pb)[:100], "unexpected EOF", 0},
 		{"JSON with bad ids", []byte(`{"batches":[{"scopeSpans":[{"spans":[{"traceId":"!!","spanId":"AAAAAAAAAAA="}]}]}]}`), `traceId "!!" is neither hex nor base64 of 16 bytes`, 0},
 		{"unterminated JSON document", []byte("{\n\"resourceSpans\": [\n"), "unterminated JSON document: document: malformed telemetry", 0},
+		{"file exporter stream cut in the last message", framed[:len(framed)-30], "file exporter stream cut in the last message: message 4: ", 9},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
