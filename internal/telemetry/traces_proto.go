@@ -58,13 +58,13 @@ func (in *interner) add(s string) string {
 // The tests decode the same inputs with ptrace.ProtoUnmarshaler and
 // compare.
 type traceDecoder struct {
-	errs  *recordErrors
+	errs *recordErrors
 	// prefix names the enclosing record in record names ("message 3: ")
 	// when a file holds several requests.
 	prefix string
-	in    interner
-	attrs attrBuilder
-	res   attrBuilder
+	in     interner
+	attrs  attrBuilder
+	res    attrBuilder
 }
 
 // OTLP trace field numbers (opentelemetry/proto/trace/v1/trace.proto).
