@@ -182,37 +182,42 @@ func decodeCycloneDXXML(data []byte, name string) (*cdxBOM, error) {
 // component that did not maps to nil, so that vulnerabilities affecting
 // it are reported as such.
 func (b *cdxBOM) collect(name string) ([]Component, map[string]*Component, []error) {
+	type entry struct {
+		path string
+		c    *cdx.Component
+	}
 	var (
 		out   []Component
 		errs  []error
-		refs  = map[string]int{} // bom-ref → index in out, or -1
-		order []cdxComponent
+		refs  = make(map[string]int, len(b.components)) // bom-ref → index in out, or -1
+		order = make([]entry, 0, len(b.components)+1)
 	)
-	var walk func(path string, c cdx.Component)
-	walk = func(path string, c cdx.Component) {
-		order = append(order, cdxComponent{path: path, c: c})
+	var walk func(path string, c *cdx.Component)
+	walk = func(path string, c *cdx.Component) {
+		order = append(order, entry{path, c})
 		if c.Components != nil {
-			for j, sub := range *c.Components {
-				walk(fmt.Sprintf("%s.components[%d]", path, j), sub)
+			for j := range *c.Components {
+				walk(fmt.Sprintf("%s.components[%d]", path, j), &(*c.Components)[j])
 			}
 		}
 	}
 	if b.metadata != nil {
-		walk("metadata.component", *b.metadata)
+		walk("metadata.component", b.metadata)
 	}
-	for _, cc := range b.components {
-		walk(cc.path, cc.c)
+	for i := range b.components {
+		walk(b.components[i].path, &b.components[i].c)
 	}
-	for _, cc := range order {
-		rec := cdxComponentRecord(cc.path, cc.c)
-		if ref := cc.c.BOMRef; ref != "" {
+	out = make([]Component, 0, len(order))
+	for _, e := range order {
+		rec := cdxComponentRecord(e.path, e.c)
+		if ref := e.c.BOMRef; ref != "" {
 			if _, dup := refs[ref]; dup {
 				errs = append(errs, recordErr(name, rec, "bom-ref %q is not unique", ref))
 				continue
 			}
 			refs[ref] = -1
 		}
-		comp, ok, err := cdxToComponent(cc.c)
+		comp, ok, err := cdxToComponent(e.c)
 		if err != nil {
 			errs = append(errs, &RecordError{File: name, Record: rec, Err: err})
 			continue
@@ -220,8 +225,8 @@ func (b *cdxBOM) collect(name string) ([]Component, map[string]*Component, []err
 		if !ok {
 			continue
 		}
-		if cc.c.BOMRef != "" {
-			refs[cc.c.BOMRef] = len(out)
+		if e.c.BOMRef != "" {
+			refs[e.c.BOMRef] = len(out)
 		}
 		out = append(out, comp)
 	}
@@ -238,7 +243,7 @@ func (b *cdxBOM) collect(name string) ([]Component, map[string]*Component, []err
 
 // cdxComponentRecord names a component in errors: its path and bom-ref,
 // or its name when it has no bom-ref.
-func cdxComponentRecord(path string, c cdx.Component) string {
+func cdxComponentRecord(path string, c *cdx.Component) string {
 	switch {
 	case c.BOMRef != "":
 		return fmt.Sprintf("%s (bom-ref %s)", path, c.BOMRef)
@@ -253,7 +258,7 @@ func cdxComponentRecord(path string, c cdx.Component) string {
 // data) and have no package URL are skipped without error: an SBOM lists
 // them as context. A library, framework or application without a package
 // URL cannot be matched, and is an error.
-func cdxToComponent(c cdx.Component) (Component, bool, error) {
+func cdxToComponent(c *cdx.Component) (Component, bool, error) {
 	if c.PackageURL == "" {
 		switch c.Type {
 		case cdx.ComponentTypeLibrary, cdx.ComponentTypeFramework:
