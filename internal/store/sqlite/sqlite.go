@@ -1,0 +1,624 @@
+// Package sqlite is the embedded store of evident serve: one SQLite
+// database in WAL mode under the data directory, through the pure-Go
+// driver modernc.org/sqlite (no cgo).
+//
+// All writes go through one connection, so they never contend for
+// SQLite's single write lock; reads use a separate pool of query-only
+// connections, which WAL lets run beside the writer on a snapshot.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/store"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// FileName is the database file inside the data directory; SQLite keeps
+// its -wal and -shm files beside it.
+const FileName = "evident.db"
+
+// Config tunes the SQLite store.
+type Config struct {
+	// Synchronous is SQLite's synchronous setting for writes. "full"
+	// syncs the write-ahead log on every commit, so an acknowledged batch
+	// survives a power loss; "normal" syncs only at WAL checkpoints, so
+	// it survives a crash of the process but not of the machine, and
+	// appends are several times faster.
+	Synchronous string `yaml:"synchronous"`
+	// BusyTimeout is how long a connection waits for a lock held by
+	// another connection or process before it fails.
+	BusyTimeout time.Duration `yaml:"busy_timeout"`
+	// Readers is the most connections reading at once.
+	Readers int `yaml:"readers"`
+}
+
+// DefaultConfig is durable against power loss, waits 5 s for locks and
+// reads on 4 connections.
+func DefaultConfig() Config {
+	return Config{Synchronous: "full", BusyTimeout: 5 * time.Second, Readers: 4}
+}
+
+// Validate reports a setting outside its range.
+func (c Config) Validate() error {
+	var errs []error
+	switch c.Synchronous {
+	case "full", "normal":
+	default:
+		errs = append(errs, fmt.Errorf("synchronous %q is neither \"full\" nor \"normal\"", c.Synchronous))
+	}
+	if c.BusyTimeout < time.Millisecond {
+		errs = append(errs, fmt.Errorf("busy_timeout %v is under 1ms", c.BusyTimeout))
+	}
+	if c.Readers < 1 {
+		errs = append(errs, fmt.Errorf("readers %d is under 1", c.Readers))
+	}
+	return errors.Join(errs...)
+}
+
+// Store is a store.Store in one SQLite database.
+type Store struct {
+	path  string
+	write *sql.DB // one connection: every write, serialised
+	read  *sql.DB // query-only connections
+
+	// mu is held for reading by every call and for writing by Close, so
+	// Close waits for the calls in progress and later calls see closed.
+	mu     sync.RWMutex
+	closed bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating it if needed) the database in dir, creating dir
+// too, and migrates its schema. It fails with store.ErrSchemaTooNew when
+// a newer evident has migrated the database. ctx bounds the opening and
+// migration only.
+func Open(ctx context.Context, dir string, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", dir, err)
+	}
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", dir, err)
+	}
+	return open(ctx, dir, cfg, ms)
+}
+
+// open is Open with the migrations to apply, so tests can build a
+// database of an older schema.
+func open(ctx context.Context, dir string, cfg Config, ms []migration) (*Store, error) {
+	if strings.ContainsRune(dir, '?') {
+		// The driver cuts the file name at the first '?', where its
+		// parameters start.
+		return nil, fmt.Errorf("open store in %s: the directory name contains '?'", dir)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	busy := fmt.Sprintf("busy_timeout(%d)", cfg.BusyTimeout.Milliseconds())
+	writeDSN := dsn(path, url.Values{
+		"_pragma": {busy, "journal_mode(WAL)", "synchronous(" + cfg.Synchronous + ")", "foreign_keys(1)",
+			// Without a limit the -wal file keeps the size of the largest
+			// burst between two WAL checkpoints for good.
+			"journal_size_limit(67108864)"},
+		// Write transactions take the write lock when they begin, not
+		// at their first write, so they wait on busy_timeout instead of
+		// failing with SQLITE_BUSY halfway through.
+		"_txlock": {"immediate"},
+	})
+	write, err := sql.Open("sqlite", writeDSN)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+
+	s := &Store{path: path, write: write}
+	if err := s.init(ctx, cfg, busy, ms); err != nil {
+		_ = s.Close() // the init error is the one to report
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// init checks the journal mode, migrates, and opens the readers once the
+// schema is in place.
+func (s *Store) init(ctx context.Context, cfg Config, busy string, ms []migration) error {
+	var mode string
+	if err := s.write.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
+		return err
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("journal mode is %q, not wal (is the directory on a network file system?)", mode)
+	}
+	if err := migrate(ctx, s.write, ms); err != nil {
+		return err
+	}
+	read, err := sql.Open("sqlite", dsn(s.path, url.Values{
+		"_pragma": {busy, "query_only(1)", "foreign_keys(1)"},
+	}))
+	if err != nil {
+		return err
+	}
+	read.SetMaxOpenConns(cfg.Readers)
+	read.SetMaxIdleConns(cfg.Readers)
+	s.read = read
+	return read.PingContext(ctx)
+}
+
+func dsn(path string, params url.Values) string {
+	return path + "?" + params.Encode()
+}
+
+// Close closes the database connections; see store.Store.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var errs []error
+	if s.read != nil {
+		errs = append(errs, s.read.Close())
+	}
+	errs = append(errs, s.write.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close store %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// enter starts a call; every successful enter is paired with leave.
+func (s *Store) enter() error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return store.ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) leave() { s.mu.RUnlock() }
+
+// AppendBatch logs a batch; see store.Store.
+func (s *Store) AppendBatch(ctx context.Context, kind store.BatchKind, payload []byte) (int64, error) {
+	if err := kind.Validate(); err != nil {
+		return 0, fmt.Errorf("append batch: %w", err)
+	}
+	if len(payload) == 0 {
+		return 0, fmt.Errorf("append %s batch: %w: empty payload", kind, store.ErrInvalid)
+	}
+	if err := s.enter(); err != nil {
+		return 0, fmt.Errorf("append %s batch: %w", kind, err)
+	}
+	defer s.leave()
+	res, err := s.write.ExecContext(ctx, `INSERT INTO batches (kind, payload, appended_at) VALUES (?, ?, ?)`,
+		string(kind), payload, time.Now().UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("append %s batch to %s: %w", kind, s.path, err)
+	}
+	seq, err := res.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("append %s batch to %s: %w", kind, s.path, err)
+	}
+	return seq, nil
+}
+
+// Batches replays the log; see store.Store.
+func (s *Store) Batches(ctx context.Context, after int64, fn func(seq int64, kind store.BatchKind, payload []byte) error) error {
+	if err := s.enter(); err != nil {
+		return fmt.Errorf("read batches: %w", err)
+	}
+	defer s.leave()
+	rows, err := s.read.QueryContext(ctx, `SELECT seq, kind, payload FROM batches WHERE seq > ? ORDER BY seq`, after)
+	if err != nil {
+		return fmt.Errorf("read batches from %s: %w", s.path, err)
+	}
+	defer rows.Close()
+	var (
+		seq     int64
+		kind    string
+		payload sql.RawBytes // no copy: fn is told not to keep it
+	)
+	for rows.Next() {
+		if err := rows.Scan(&seq, &kind, &payload); err != nil {
+			return fmt.Errorf("read batches from %s: %w", s.path, err)
+		}
+		if err := fn(seq, store.BatchKind(kind), payload); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read batches from %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Checkpoint stores the model state and truncates the log; see
+// store.Store.
+func (s *Store) Checkpoint(ctx context.Context, seq int64, state []byte) error {
+	if err := s.enter(); err != nil {
+		return fmt.Errorf("checkpoint at %d: %w", seq, err)
+	}
+	defer s.leave()
+	if err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var stored, last int64
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM checkpoint WHERE id = 1), 0)`).Scan(&stored); err != nil {
+			return err
+		}
+		// sqlite_sequence keeps the highest seq ever handed out, also
+		// after the rows are gone.
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'batches'), 0)`).Scan(&last); err != nil {
+			return err
+		}
+		if seq < stored || seq > last {
+			return fmt.Errorf("%w: sequence %d is outside [%d, %d], from the stored checkpoint to the last batch", store.ErrInvalid, seq, stored, last)
+		}
+		if state == nil {
+			state = []byte{} // NOT NULL; nil would bind as NULL
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoint (id, seq, state, created_at) VALUES (1, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, state = excluded.state, created_at = excluded.created_at`,
+			seq, state, time.Now().UnixNano()); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM batches WHERE seq <= ?`, seq)
+		return err
+	}); err != nil {
+		return fmt.Errorf("checkpoint %s at %d: %w", s.path, seq, err)
+	}
+	return nil
+}
+
+// LoadCheckpoint returns the stored checkpoint; see store.Store.
+func (s *Store) LoadCheckpoint(ctx context.Context) (int64, []byte, error) {
+	if err := s.enter(); err != nil {
+		return 0, nil, fmt.Errorf("load checkpoint: %w", err)
+	}
+	defer s.leave()
+	var (
+		seq   int64
+		state []byte
+	)
+	err := s.read.QueryRowContext(ctx, `SELECT seq, state FROM checkpoint WHERE id = 1`).Scan(&seq, &state)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, nil, nil
+	case err != nil:
+		return 0, nil, fmt.Errorf("load checkpoint from %s: %w", s.path, err)
+	}
+	if state == nil {
+		state = []byte{} // an empty state is a state: only "no checkpoint" is nil
+	}
+	return seq, state, nil
+}
+
+// PutFindings replaces the stored findings; see store.Store.
+func (s *Store) PutFindings(ctx context.Context, fs []findings.Finding) error {
+	type row struct {
+		service, purl, vulnID string
+		doc                   []byte
+	}
+	rows := make([]row, len(fs))
+	seen := make(map[[3]string]int, len(fs))
+	for i, f := range fs {
+		key := [3]string{f.Service, f.Package.PURL, f.Vulnerability.ID}
+		if j, dup := seen[key]; dup {
+			return fmt.Errorf("put findings: %w: finding %d has the key of finding %d (service %q, purl %q, vulnerability %q)",
+				store.ErrInvalid, i, j, key[0], key[1], key[2])
+		}
+		seen[key] = i
+		doc, err := json.Marshal(f)
+		if err != nil {
+			return fmt.Errorf("put findings: finding %d (%s in %s): %w", i, f.Vulnerability.ID, f.Package.PURL, err)
+		}
+		rows[i] = row{key[0], key[1], key[2], doc}
+	}
+	if err := s.enter(); err != nil {
+		return fmt.Errorf("put findings: %w", err)
+	}
+	defer s.leave()
+	if err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM findings`); err != nil {
+			return err
+		}
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO findings (service, purl, vuln_id, doc) VALUES (?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, r := range rows {
+			if _, err := stmt.ExecContext(ctx, r.service, r.purl, r.vulnID, r.doc); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("put findings into %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Findings returns the stored findings; see store.Store.
+func (s *Store) Findings(ctx context.Context) ([]findings.Finding, error) {
+	if err := s.enter(); err != nil {
+		return nil, fmt.Errorf("read findings: %w", err)
+	}
+	defer s.leave()
+	rows, err := s.read.QueryContext(ctx, `SELECT service, purl, vuln_id, doc FROM findings ORDER BY service, purl, vuln_id`)
+	if err != nil {
+		return nil, fmt.Errorf("read findings from %s: %w", s.path, err)
+	}
+	defer rows.Close()
+	var out []findings.Finding
+	for rows.Next() {
+		var (
+			service, purl, vulnID string
+			doc                   sql.RawBytes
+		)
+		if err := rows.Scan(&service, &purl, &vulnID, &doc); err != nil {
+			return nil, fmt.Errorf("read findings from %s: %w", s.path, err)
+		}
+		var f findings.Finding
+		if err := json.Unmarshal(doc, &f); err != nil {
+			return nil, fmt.Errorf("read findings from %s: finding %s in %s of service %q: %w", s.path, vulnID, purl, service, err)
+		}
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read findings from %s: %w", s.path, err)
+	}
+	return out, nil
+}
+
+// AppendVerdicts records verdict changes; see store.Store.
+func (s *Store) AppendVerdicts(ctx context.Context, changes []store.VerdictChange) error {
+	times := make([]int64, len(changes))
+	for i, c := range changes {
+		t, err := unixNano(c.Time)
+		if err != nil || c.Time.IsZero() {
+			return fmt.Errorf("append verdicts: %w: change %d (%s in %s of service %q): time %v is zero or out of range",
+				store.ErrInvalid, i, c.VulnID, c.PURL, c.Service, c.Time)
+		}
+		times[i] = t
+	}
+	if err := s.enter(); err != nil {
+		return fmt.Errorf("append verdicts: %w", err)
+	}
+	defer s.leave()
+	if err := s.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO verdict_history
+			(time, service, vuln_id, purl, from_verdict, to_verdict, reason) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for i, c := range changes {
+			if _, err := stmt.ExecContext(ctx, times[i], c.Service, c.VulnID, c.PURL, string(c.From), string(c.To), c.Reason); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("append verdicts to %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// VerdictHistory returns the changes of one vulnerability in one service;
+// see store.Store.
+func (s *Store) VerdictHistory(ctx context.Context, service, vulnID string, limit int) ([]store.VerdictChange, error) {
+	if err := s.enter(); err != nil {
+		return nil, fmt.Errorf("read verdict history: %w", err)
+	}
+	defer s.leave()
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT time, service, vuln_id, purl, from_verdict, to_verdict, reason
+		FROM verdict_history WHERE service = ? AND vuln_id = ? ORDER BY time DESC, id DESC LIMIT ?`,
+		service, vulnID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read verdict history of %s in %q from %s: %w", vulnID, service, s.path, err)
+	}
+	defer rows.Close()
+	var out []store.VerdictChange
+	for rows.Next() {
+		var (
+			c  store.VerdictChange
+			ns int64
+		)
+		if err := rows.Scan(&ns, &c.Service, &c.VulnID, &c.PURL, &c.From, &c.To, &c.Reason); err != nil {
+			return nil, fmt.Errorf("read verdict history of %s in %q from %s: %w", vulnID, service, s.path, err)
+		}
+		c.Time = time.Unix(0, ns).UTC()
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read verdict history of %s in %q from %s: %w", vulnID, service, s.path, err)
+	}
+	return out, nil
+}
+
+// PutAlert stores an alert; see store.Store.
+func (s *Store) PutAlert(ctx context.Context, a store.Alert) error {
+	if a.ID == "" {
+		return fmt.Errorf("put alert: %w: empty ID", store.ErrInvalid)
+	}
+	t, err := unixNano(a.Time)
+	if err != nil || a.Time.IsZero() {
+		return fmt.Errorf("put alert %s: %w: time %v is zero or out of range", a.ID, store.ErrInvalid, a.Time)
+	}
+	var received sql.NullInt64
+	if !a.ReceivedAt.IsZero() {
+		ns, err := unixNano(a.ReceivedAt)
+		if err != nil {
+			return fmt.Errorf("put alert %s: %w: received_at: %v", a.ID, store.ErrInvalid, err)
+		}
+		received = sql.NullInt64{Int64: ns, Valid: true}
+	}
+	var details sql.NullString
+	if len(a.Details) > 0 {
+		if !json.Valid(a.Details) {
+			return fmt.Errorf("put alert %s: %w: details are not valid JSON", a.ID, store.ErrInvalid)
+		}
+		details = sql.NullString{String: string(a.Details), Valid: true}
+	}
+	if err := s.enter(); err != nil {
+		return fmt.Errorf("put alert %s: %w", a.ID, err)
+	}
+	defer s.leave()
+	if _, err := s.write.ExecContext(ctx, `INSERT INTO alerts (id, kind, severity, service, summary, details, time, received_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, severity = excluded.severity, service = excluded.service,
+			summary = excluded.summary, details = excluded.details, time = excluded.time, received_at = excluded.received_at`,
+		a.ID, a.Kind, a.Severity, a.Service, a.Summary, details, t, received); err != nil {
+		return fmt.Errorf("put alert %s into %s: %w", a.ID, s.path, err)
+	}
+	return nil
+}
+
+// Alerts returns the alerts that match q; see store.Store.
+func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if !q.Since.IsZero() {
+		ns, err := unixNano(q.Since)
+		if err != nil {
+			return nil, fmt.Errorf("read alerts: %w: since: %v", store.ErrInvalid, err)
+		}
+		where, args = append(where, "time >= ?"), append(args, ns)
+	}
+	if q.Service != "" {
+		where, args = append(where, "service = ?"), append(args, q.Service)
+	}
+	if q.Kind != "" {
+		where, args = append(where, "kind = ?"), append(args, q.Kind)
+	}
+	query := `SELECT id, kind, severity, service, summary, details, time, received_at FROM alerts`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY time DESC, id DESC LIMIT ?"
+	limit := q.Limit
+	if limit <= 0 {
+		limit = -1
+	}
+	args = append(args, limit)
+
+	if err := s.enter(); err != nil {
+		return nil, fmt.Errorf("read alerts: %w", err)
+	}
+	defer s.leave()
+	rows, err := s.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read alerts from %s: %w", s.path, err)
+	}
+	defer rows.Close()
+	var out []store.Alert
+	for rows.Next() {
+		var (
+			a        store.Alert
+			details  sql.NullString
+			t        int64
+			received sql.NullInt64
+		)
+		if err := rows.Scan(&a.ID, &a.Kind, &a.Severity, &a.Service, &a.Summary, &details, &t, &received); err != nil {
+			return nil, fmt.Errorf("read alerts from %s: %w", s.path, err)
+		}
+		if details.Valid {
+			a.Details = json.RawMessage(details.String)
+		}
+		a.Time = time.Unix(0, t).UTC()
+		if received.Valid {
+			a.ReceivedAt = time.Unix(0, received.Int64).UTC()
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read alerts from %s: %w", s.path, err)
+	}
+	return out, nil
+}
+
+// Retain deletes old verdict changes and alerts; see store.Store.
+func (s *Store) Retain(ctx context.Context, now time.Time, cfg store.Retention) (int64, error) {
+	if err := cfg.Validate(); err != nil {
+		return 0, fmt.Errorf("retain: %w", err)
+	}
+	if err := s.enter(); err != nil {
+		return 0, fmt.Errorf("retain: %w", err)
+	}
+	defer s.leave()
+	var deleted int64
+	if err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, r := range []struct {
+			table string
+			keep  time.Duration
+		}{{"verdict_history", cfg.VerdictHistory}, {"alerts", cfg.Alerts}} {
+			if r.keep == 0 {
+				continue
+			}
+			cutoff, err := unixNano(now.Add(-r.keep))
+			if err != nil {
+				continue // before 1678: nothing stored is that old
+			}
+			res, err := tx.ExecContext(ctx, `DELETE FROM `+r.table+` WHERE time < ?`, cutoff)
+			if err != nil {
+				return fmt.Errorf("%s: %w", r.table, err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("%s: %w", r.table, err)
+			}
+			deleted += n
+		}
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("retain in %s: %w", s.path, err)
+	}
+	return deleted, nil
+}
+
+// inTx runs fn in a write transaction and commits it when fn returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback() // fn's error is the one to report
+		return err
+	}
+	return tx.Commit()
+}
+
+// unixNano is t in nanoseconds since 1970, which an int64 holds for the
+// years 1678 to 2262.
+func unixNano(t time.Time) (int64, error) {
+	const minSec, maxSec int64 = math.MinInt64/1_000_000_000 + 1, math.MaxInt64/1_000_000_000 - 1
+	if s := t.Unix(); s < minSec || s > maxSec {
+		return 0, fmt.Errorf("time %v is outside the years 1678 to 2262", t)
+	}
+	return t.UnixNano(), nil
+}

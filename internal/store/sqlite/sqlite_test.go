@@ -1,0 +1,471 @@
+package sqlite
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+
+	"github.com/evidentsec/evident/internal/store"
+	"github.com/evidentsec/evident/internal/store/storetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Opener {
+		dir := t.TempDir()
+		return func(ctx context.Context) (store.Store, error) {
+			return Open(ctx, dir, DefaultConfig())
+		}
+	})
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		modify  func(c *Config)
+		wantErr string
+	}{
+		{"Default", func(*Config) {}, ""},
+		{"Normal", func(c *Config) { c.Synchronous = "normal" }, ""},
+		{"SynchronousOff", func(c *Config) { c.Synchronous = "off" }, `synchronous "off" is neither "full" nor "normal"`},
+		{"NoBusyTimeout", func(c *Config) { c.BusyTimeout = 0 }, "busy_timeout 0s is under 1ms"},
+		{"NoReaders", func(c *Config) { c.Readers = 0 }, "readers 0 is under 1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.modify(&c)
+			err := c.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Errorf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Validate() = %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notDB := t.TempDir()
+	if err := os.WriteFile(filepath.Join(notDB, FileName), bytes.Repeat([]byte("not a database "), 512), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		dir     string
+		cfg     Config
+		wantErr string
+	}{
+		{"BadConfig", t.TempDir(), Config{}, "synchronous"},
+		{"QuestionMark", filepath.Join(t.TempDir(), "what?"), DefaultConfig(), "contains '?'"},
+		{"DirIsAFile", file, DefaultConfig(), "not a directory"},
+		{"NotADatabase", notDB, DefaultConfig(), "not a database"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Open(t.Context(), tt.dir, tt.cfg)
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open(%s) succeeded, want an error", tt.dir)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), tt.dir) {
+				t.Errorf("Open(%s) = %v, want an error naming the directory and containing %q", tt.dir, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestMigrations(t *testing.T) {
+	all, err := loadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) < 2 {
+		t.Fatalf("%d migrations, the upgrade test needs at least 2", len(all))
+	}
+
+	t.Run("UpgradeFromFirstVersion", func(t *testing.T) {
+		dir := t.TempDir()
+		old, err := open(t.Context(), dir, DefaultConfig(), all[:1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq, err := old.AppendBatch(t.Context(), store.BatchSpans, []byte("from version 1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := old.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(t.Context(), dir, DefaultConfig())
+		if err != nil {
+			t.Fatalf("Open of a version 1 database: %v", err)
+		}
+		defer s.Close()
+		if got := schemaVersions(t, s); !cmp.Equal(got, versions(all)) {
+			t.Errorf("schema_migrations = %v, want %v", got, versions(all))
+		}
+		var got []string
+		if err := s.Batches(t.Context(), 0, func(gotSeq int64, kind store.BatchKind, payload []byte) error {
+			got = append(got, fmt.Sprintf("%d %s %s", gotSeq, kind, payload))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{fmt.Sprintf("%d spans from version 1", seq)}; !cmp.Equal(got, want) {
+			t.Errorf("batches after the upgrade = %q, want %q", got, want)
+		}
+		// The tables of the later migrations work.
+		if err := s.PutAlert(t.Context(), store.Alert{ID: "a", Kind: "k", Time: time.Now()}); err != nil {
+			t.Errorf("PutAlert after the upgrade: %v", err)
+		}
+	})
+
+	t.Run("ReopenIsNoOp", func(t *testing.T) {
+		dir := t.TempDir()
+		for range 2 {
+			s, err := Open(t.Context(), dir, DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := schemaVersions(t, s); !cmp.Equal(got, versions(all)) {
+				t.Errorf("schema_migrations = %v, want %v", got, versions(all))
+			}
+			s.Close()
+		}
+	})
+
+	t.Run("FutureVersionRefused", func(t *testing.T) {
+		dir := t.TempDir()
+		s, err := Open(t.Context(), dir, DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.write.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from_the_future', 0)`, len(all)+1); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		s, err = Open(t.Context(), dir, DefaultConfig())
+		if err == nil {
+			s.Close()
+			t.Fatal("Open of a database from a newer evident succeeded")
+		}
+		if !errors.Is(err, store.ErrSchemaTooNew) {
+			t.Errorf("Open = %v, want ErrSchemaTooNew", err)
+		}
+		if want := fmt.Sprintf("schema version %d, this evident knows up to %d", len(all)+1, len(all)); !strings.Contains(err.Error(), want) {
+			t.Errorf("Open = %v, want it to say %q", err, want)
+		}
+	})
+
+	t.Run("FailedMigrationRollsBack", func(t *testing.T) {
+		dir := t.TempDir()
+		broken := append(append([]migration(nil), all[:1]...), migration{version: 2, name: "0002_broken", sql: `CREATE TABLE x (a); THIS IS NOT SQL;`})
+		if s, err := open(t.Context(), dir, DefaultConfig(), broken); err == nil {
+			s.Close()
+			t.Fatal("open with a broken migration succeeded")
+		} else if !strings.Contains(err.Error(), "apply migration 0002_broken") {
+			t.Errorf("open = %v, want it to name the migration", err)
+		}
+		// Nothing of the failed run stayed: the real migrations apply from
+		// scratch, table x was never created.
+		s, err := Open(t.Context(), dir, DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		var n int
+		if err := s.read.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM sqlite_schema WHERE name = 'x'`).Scan(&n); err != nil || n != 0 {
+			t.Errorf("table x: count %d, %v; want it rolled back", n, err)
+		}
+	})
+}
+
+func schemaVersions(t *testing.T, s *Store) []int {
+	t.Helper()
+	rows, err := s.read.QueryContext(t.Context(), `SELECT version FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var vs []int
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		vs = append(vs, v)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return vs
+}
+
+func versions(ms []migration) []int {
+	vs := make([]int, len(ms))
+	for i, m := range ms {
+		vs[i] = m.version
+	}
+	return vs
+}
+
+func TestLoadMigrations(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		files   fstest.MapFS
+		wantErr string
+	}{
+		{"Contiguous", fstest.MapFS{"migrations/0001_a.sql": {}, "migrations/0002_b.sql": {}}, ""},
+		{"Gap", fstest.MapFS{"migrations/0001_a.sql": {}, "migrations/0003_c.sql": {}}, "migration 0003_c.sql: version 3, want 2 (no gaps, no duplicates)"},
+		{"Duplicate", fstest.MapFS{"migrations/0001_a.sql": {}, "migrations/0001_b.sql": {}}, "migration 0001_b.sql: version 1, want 2 (no gaps, no duplicates)"},
+		{"NotNumbered", fstest.MapFS{"migrations/first.sql": {}}, "migration first.sql: name is not NNNN_what.sql"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadMigrations(tt.files)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Errorf("loadMigrations = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || err.Error() != tt.wantErr {
+				t.Errorf("loadMigrations = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// crashDirEnv tells a re-executed test binary to be the crashing child of
+// TestCrashRestart, appending into the store in that directory.
+const crashDirEnv = "EVIDENT_STORE_CRASH_DIR"
+
+// TestCrashRestart kills a process that is appending (SIGKILL: no Close,
+// no flush, appends in flight) and checks that the reopened store holds
+// every batch whose AppendBatch had returned, and the checkpoint.
+func TestCrashRestart(t *testing.T) {
+	if dir := os.Getenv(crashDirEnv); dir != "" {
+		crashChild(dir)
+		return
+	}
+	dir := t.TempDir()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestCrashRestart$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The child prints a line for every append that returned, and for
+	// the checkpoint; those are what a client saw acknowledged.
+	acked := map[int64]string{}
+	var checkpoint int64
+	lines := bufio.NewScanner(out)
+	for len(acked) < 400 && lines.Scan() {
+		var (
+			seq     int64
+			payload string
+		)
+		if _, err := fmt.Sscanf(lines.Text(), "checkpoint %d", &seq); err == nil {
+			checkpoint = seq
+			continue
+		}
+		if _, err := fmt.Sscanf(lines.Text(), "ack %d %s", &seq, &payload); err != nil {
+			t.Fatalf("child said %q: %v", lines.Text(), err)
+		}
+		acked[seq] = payload
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err == nil {
+		t.Fatalf("child exited cleanly before it was killed: %d acks", len(acked))
+	}
+	if len(acked) < 400 {
+		t.Fatalf("child stopped after %d acks", len(acked))
+	}
+	if checkpoint == 0 {
+		t.Fatal("child made no checkpoint")
+	}
+
+	s, err := Open(t.Context(), dir, DefaultConfig())
+	if err != nil {
+		t.Fatalf("reopen after the crash: %v", err)
+	}
+	defer s.Close()
+	seq, state, err := s.LoadCheckpoint(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The child may have checkpointed again after its last line.
+	if seq < checkpoint || string(state) != fmt.Sprintf("model@%d", seq) {
+		t.Errorf("LoadCheckpoint = %d, %q; want at least the acknowledged %d with its state", seq, state, checkpoint)
+	}
+	found := map[int64]string{}
+	if err := s.Batches(t.Context(), seq, func(seq int64, _ store.BatchKind, payload []byte) error {
+		found[seq] = crashPayloadName(payload)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	missing := 0
+	for ackSeq, name := range acked {
+		if ackSeq <= seq {
+			continue // in the checkpoint
+		}
+		if found[ackSeq] != name {
+			missing++
+			t.Errorf("acknowledged batch %d (%s): found %q", ackSeq, name, found[ackSeq])
+		}
+	}
+	t.Logf("%d acknowledged batches, checkpoint at %d, %d batches in the log after it, %d missing", len(acked), seq, len(found), missing)
+}
+
+// crashChild appends from several goroutines until it is killed.
+func crashChild(dir string) {
+	ctx := context.Background()
+	s, err := Open(ctx, dir, DefaultConfig())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	var (
+		mu sync.Mutex // one line per write
+		wg sync.WaitGroup
+	)
+	say := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(os.Stdout, format, args...)
+	}
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				name := fmt.Sprintf("w%d-%d", w, i)
+				// Up to 64 KiB, so appends span several WAL frames.
+				payload := append([]byte(name+" "), bytes.Repeat([]byte{'x'}, (i*7919)%(64<<10))...)
+				seq, err := s.AppendBatch(ctx, store.BatchSpans, payload)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(2)
+				}
+				say("ack %d %s\n", seq, name)
+				// One worker checkpoints, as the engine does, so that
+				// checkpoints never go back.
+				if w == 0 && i%25 == 24 {
+					if err := s.Checkpoint(ctx, seq, fmt.Appendf(nil, "model@%d", seq)); err != nil {
+						fmt.Fprintln(os.Stderr, err)
+						os.Exit(2)
+					}
+					say("checkpoint %d\n", seq)
+				}
+			}
+		})
+	}
+	wg.Wait() // never: the parent kills us
+}
+
+func crashPayloadName(payload []byte) string {
+	name, _, _ := bytes.Cut(payload, []byte(" "))
+	return string(name)
+}
+
+func BenchmarkAppendBatch(b *testing.B) {
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 64<<10/16)
+	for _, mode := range []string{"full", "normal"} {
+		for _, par := range []bool{false, true} {
+			name := "synchronous=" + mode + "/serial"
+			if par {
+				name = "synchronous=" + mode + "/parallel"
+			}
+			b.Run(name, func(b *testing.B) {
+				cfg := DefaultConfig()
+				cfg.Synchronous = mode
+				s, err := Open(b.Context(), b.TempDir(), cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				b.SetBytes(int64(len(payload)))
+				b.ResetTimer()
+				start := time.Now()
+				if par {
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							if _, err := s.AppendBatch(context.Background(), store.BatchSpans, payload); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				} else {
+					for b.Loop() {
+						if _, err := s.AppendBatch(b.Context(), store.BatchSpans, payload); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "batches/s")
+			})
+		}
+	}
+}
+
+func BenchmarkReplay(b *testing.B) {
+	const batches = 1000
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 64<<10/16)
+	cfg := DefaultConfig()
+	cfg.Synchronous = "normal" // only the fill is faster; replay reads the same
+	s, err := Open(b.Context(), b.TempDir(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	for range batches {
+		if _, err := s.AppendBatch(b.Context(), store.BatchProfiles, payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(batches * int64(len(payload)))
+	b.ResetTimer()
+	start := time.Now()
+	for b.Loop() {
+		n := 0
+		if err := s.Batches(b.Context(), 0, func(int64, store.BatchKind, []byte) error {
+			n++
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+		if n != batches {
+			b.Fatalf("replayed %d batches, want %d", n, batches)
+		}
+	}
+	b.ReportMetric(float64(b.N*batches)/time.Since(start).Seconds(), "batches/s")
+}

@@ -1,0 +1,221 @@
+// Package store is the persistent state of evident serve: a write-ahead
+// log of accepted telemetry with checkpoints of the runtime model, the
+// imported findings, the history of verdict changes and the alerts.
+//
+// Store is the contract every backend implements (SQLite in store/sqlite
+// for one process, PostgreSQL for scale-out); store/storetest is the
+// conformance suite each of them must pass, so the engine can rely on the
+// behaviour written here and on nothing else.
+//
+// # Durability
+//
+// Telemetry is made durable by logging it, not by storing the model on
+// every change. The engine appends each accepted batch with AppendBatch
+// before it acknowledges the request to the client, applies the batch to
+// its in-memory model, and from time to time writes a Checkpoint of the
+// model as of a sequence number, which also drops the log up to it. On
+// start it loads the checkpoint and replays the batches after it. A batch
+// whose AppendBatch returned nil survives a crash of the process; one
+// whose AppendBatch did not return may or may not be there, and the client
+// that was not acknowledged retries, so the log is at least once.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/findings"
+)
+
+// Errors of every backend; callers test them with errors.Is. A backend
+// wraps them with what it was doing.
+var (
+	// ErrClosed is returned by every method called after Close.
+	ErrClosed = errors.New("store closed")
+	// ErrInvalid is returned for an argument the contract does not allow
+	// (an unknown batch kind, an empty payload, a checkpoint sequence
+	// outside the log, two findings with the same key, an alert without
+	// an ID); nothing was written.
+	ErrInvalid = errors.New("invalid argument")
+	// ErrSchemaTooNew is returned by Open when the database was migrated
+	// by a newer evident than the running one; the running binary refuses
+	// to touch data it does not understand.
+	ErrSchemaTooNew = errors.New("database schema is newer than this evident")
+)
+
+// Store is the persistent state of evident serve.
+//
+// Concurrency: every method is safe for concurrent use by multiple
+// goroutines. Writes are serialised by the backend; reads see every write
+// that returned before they started.
+//
+// Ownership: the store copies what it is given before the call returns,
+// so callers may reuse their slices; what it returns belongs to the
+// caller, except the payload handed to the Batches callback (see there).
+//
+// Errors: ErrClosed after Close, ErrInvalid for arguments outside the
+// contract, the context's error when ctx ends first; anything else is a
+// failure of the backend (I/O, disk full, a corrupt database), and the
+// write it interrupted did not happen.
+type Store interface {
+	// AppendBatch durably logs one accepted telemetry batch and returns
+	// its sequence number. When it returns nil the batch survives a crash
+	// of the process (and, with the default settings, of the machine).
+	// Sequence numbers are positive and strictly increasing in the order
+	// the appends committed, and never reused, not even after a
+	// Checkpoint dropped every batch. payload is opaque to the store and
+	// must not be empty.
+	AppendBatch(ctx context.Context, kind BatchKind, payload []byte) (seq int64, err error)
+
+	// Batches calls fn for every logged batch with a sequence number
+	// greater than after, in increasing order, and stops at the first
+	// error fn returns, which Batches returns unwrapped. payload is valid
+	// only until fn returns (a backend may reuse the buffer); fn must copy
+	// what it keeps, and must not call other methods of the store, whose
+	// connections Batches may hold.
+	Batches(ctx context.Context, after int64, fn func(seq int64, kind BatchKind, payload []byte) error) error
+
+	// Checkpoint stores state, the encoded runtime model after applying
+	// every batch up to and including seq, and drops those batches from
+	// the log, in one transaction. seq must not be lower than the seq of
+	// the stored checkpoint nor higher than the last sequence number
+	// AppendBatch returned (ErrInvalid).
+	Checkpoint(ctx context.Context, seq int64, state []byte) error
+
+	// LoadCheckpoint returns the last checkpoint; seq 0 and a nil state
+	// when there is none.
+	LoadCheckpoint(ctx context.Context) (seq int64, state []byte, err error)
+
+	// PutFindings replaces the whole set of imported findings with fs.
+	// A finding is keyed by service, package URL and vulnerability ID;
+	// two with the same key are ErrInvalid.
+	PutFindings(ctx context.Context, fs []findings.Finding) error
+
+	// Findings returns the stored findings ordered by service, package URL
+	// and vulnerability ID.
+	Findings(ctx context.Context) ([]findings.Finding, error)
+
+	// AppendVerdicts records verdict changes, in the order given.
+	AppendVerdicts(ctx context.Context, changes []VerdictChange) error
+
+	// VerdictHistory returns the recorded changes of vulnID in service
+	// (for every package), newest first (by Time, then by the order they
+	// were appended), at most limit of them; limit <= 0 means all.
+	VerdictHistory(ctx context.Context, service, vulnID string, limit int) ([]VerdictChange, error)
+
+	// PutAlert stores an alert, replacing a stored one with the same ID.
+	PutAlert(ctx context.Context, a Alert) error
+
+	// Alerts returns the alerts that match q, newest first (by Time, then
+	// by ID).
+	Alerts(ctx context.Context, q AlertQuery) ([]Alert, error)
+
+	// Retain deletes verdict changes and alerts older than the retention
+	// of cfg before now and returns how many records it deleted.
+	Retain(ctx context.Context, now time.Time, cfg Retention) (deleted int64, err error)
+
+	// Close releases the store. It waits for calls in progress, is safe
+	// to call more than once (later calls return nil), and needs no prior
+	// flush: everything that was acknowledged is already durable.
+	Close() error
+}
+
+// BatchKind says what a logged batch holds, so replay can decode it.
+type BatchKind string
+
+// Kinds of telemetry batches.
+const (
+	// BatchSpans is a batch of trace spans.
+	BatchSpans BatchKind = "spans"
+	// BatchProfiles is a batch of profiles.
+	BatchProfiles BatchKind = "profiles"
+)
+
+// Validate reports whether k is one of the known kinds.
+func (k BatchKind) Validate() error {
+	switch k {
+	case BatchSpans, BatchProfiles:
+		return nil
+	}
+	return fmt.Errorf("%w: batch kind %q is neither %q nor %q", ErrInvalid, string(k), BatchSpans, BatchProfiles)
+}
+
+// VerdictChange is one change of the runtime verdict of a finding in a
+// service.
+type VerdictChange struct {
+	// Time is when the engine decided the new verdict.
+	Time time.Time `json:"time"`
+	// Service, VulnID and PURL identify the finding.
+	Service string `json:"service"`
+	VulnID  string `json:"vuln_id"`
+	PURL    string `json:"purl"`
+	// From is the verdict before the change, To the one after it.
+	From assess.Verdict `json:"from"`
+	To   assess.Verdict `json:"to"`
+	// Reason says what evidence made the change.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Alert is a fired detection as the store keeps it.
+type Alert struct {
+	// ID identifies the alert: the detection's deduplication key and the
+	// time it fired, so a re-sent alert replaces itself.
+	ID string `json:"id"`
+	// Kind is the detection that fired (first execution, new edge,
+	// exploit payload, anomaly ...).
+	Kind string `json:"kind"`
+	// Severity is the alert's severity level.
+	Severity string `json:"severity"`
+	// Service is the service the alert is about; empty when it is about
+	// none in particular.
+	Service string `json:"service,omitempty"`
+	// Summary is one line for humans.
+	Summary string `json:"summary"`
+	// Details is the detection's evidence as a JSON value; nil when there
+	// is none.
+	Details json.RawMessage `json:"details,omitempty"`
+	// Time is when the alert fired.
+	Time time.Time `json:"time"`
+	// ReceivedAt is when evident received the telemetry that triggered
+	// the alert, so that Time - ReceivedAt is the detection latency.
+	ReceivedAt time.Time `json:"received_at"`
+}
+
+// AlertQuery selects alerts; zero fields select everything.
+type AlertQuery struct {
+	// Since keeps alerts whose Time is not before it.
+	Since time.Time
+	// Service and Kind keep alerts with exactly that service or kind.
+	Service string
+	Kind    string
+	// Limit is the most alerts to return; <= 0 means no limit.
+	Limit int
+}
+
+// Retention says how long records are kept; zero keeps them forever.
+type Retention struct {
+	// VerdictHistory is how long verdict changes are kept, by their Time.
+	VerdictHistory time.Duration `yaml:"verdict_history"`
+	// Alerts is how long alerts are kept, by their Time.
+	Alerts time.Duration `yaml:"alerts"`
+}
+
+// DefaultRetention keeps verdict history for 90 days and alerts for 30.
+func DefaultRetention() Retention {
+	return Retention{VerdictHistory: 90 * 24 * time.Hour, Alerts: 30 * 24 * time.Hour}
+}
+
+// Validate reports a negative duration.
+func (r Retention) Validate() error {
+	if r.VerdictHistory < 0 {
+		return fmt.Errorf("%w: retention verdict_history %v is negative", ErrInvalid, r.VerdictHistory)
+	}
+	if r.Alerts < 0 {
+		return fmt.Errorf("%w: retention alerts %v is negative", ErrInvalid, r.Alerts)
+	}
+	return nil
+}
