@@ -195,3 +195,42 @@ func TestCycloneDXErrorsNameTheFile(t *testing.T) {
 		t.Errorf("got %v, want one error naming empty.json", errs)
 	}
 }
+
+// TestParseCycloneDXWithoutDatabase checks what a BOM gives with no
+// vulnerability database: its own vulnerabilities, as the report names
+// them, and nothing for a bare SBOM.
+func TestParseCycloneDXWithoutDatabase(t *testing.T) {
+	tests := []struct {
+		input string
+		want  []moduleFinding
+	}{
+		{input: "gomod-app-1.6.json"},
+		{input: "trivy-fs.json", want: []moduleFinding{
+			{"pkg:golang/golang.org/x/text@v0.3.5", "CVE-2021-38561"},
+			{"pkg:golang/golang.org/x/text@v0.3.5", "CVE-2022-32149"},
+			{"pkg:golang/gopkg.in/yaml.v2@v2.2.2", "CVE-2021-4235"},
+			{"pkg:golang/gopkg.in/yaml.v2@v2.2.2", "CVE-2022-3064"},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.input, func(t *testing.T) {
+			f, err := os.Open(filepath.Join("testdata", "cyclonedx", tc.input))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			fs, errs := ParseCycloneDX(f, tc.input, nil)
+			if len(errs) > 0 {
+				t.Errorf("errors: %v", errs)
+			}
+			for _, x := range fs {
+				if x.FixedVersion != "" {
+					t.Errorf("%s %s: fixed version %q without a database", x.Package.PURL, x.Vulnerability.ID, x.FixedVersion)
+				}
+			}
+			if diff := cmp.Diff(tc.want, moduleFindings(fs)); diff != "" {
+				t.Errorf("findings mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
