@@ -1,0 +1,374 @@
+package pyroscope
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/evidentsec/evident/internal/pipeline"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// Errors of a request, each mapped to its status by refuse.
+var (
+	errTooLarge    = errors.New("request too large")
+	errUnsupported = errors.New("unsupported request")
+	errBadRequest  = errors.New("bad request")
+)
+
+// serveIngest handles POST /ingest as pyroscope-go and the other
+// Pyroscope SDKs send it (protocols.md §3.1).
+func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	defer r.m.observe("http", start)
+	if req.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		r.refuse(w, http.StatusMethodNotAllowed, reasonUnsupported, fmt.Errorf("%w: method %s, use POST", errUnsupported, req.Method))
+		return
+	}
+	p, err := parseIngestParams(req.URL.Query(), time.Now())
+	if err == nil {
+		err = p.checkFormat()
+	}
+	if err != nil {
+		r.refuseErr(w, err)
+		return
+	}
+	data, err := r.readProfile(w, req)
+	if err != nil {
+		r.refuseErr(w, err)
+		return
+	}
+	source := fmt.Sprintf("pyroscope %s %s from %s", req.URL.Path, p.name, req.RemoteAddr)
+	batches, derr := telemetry.DecodePprof(data, source)
+	if len(batches) == 0 {
+		if derr != nil {
+			r.refuseErr(w, fmt.Errorf("%w: %w", errBadRequest, derr))
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if derr != nil {
+		// Pyroscope's answer has no room for partial success: the profile
+		// is kept without the samples that did not decode.
+		r.log.Warn("pyroscope profile partly decoded", "err", derr)
+	}
+	for _, b := range batches {
+		p.apply(b)
+	}
+	if err := r.profiles.Consume(req.Context(), batches); err != nil {
+		c := consumerStatus(err)
+		r.m.refusedProfiles.WithLabelValues("pyroscope", "http", c.reason).Add(float64(len(batches)))
+		if c.retry > 0 {
+			w.Header().Set("Retry-After", retryAfterSeconds(c.retry))
+		}
+		http.Error(w, err.Error(), c.http)
+		return
+	}
+	r.m.acceptedProfiles.WithLabelValues("pyroscope", "http").Add(float64(len(batches)))
+	w.WriteHeader(http.StatusOK)
+}
+
+// refuse answers a refused request with a plain-text error, as Pyroscope
+// does.
+func (r *Receiver) refuse(w http.ResponseWriter, status int, reason string, err error) {
+	r.m.refusedRequest("http", reason)
+	http.Error(w, err.Error(), status)
+}
+
+// refuseErr answers err with the status of its sentinel.
+func (r *Receiver) refuseErr(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, errTooLarge), errors.Is(err, telemetry.ErrTooLarge):
+		r.refuse(w, http.StatusRequestEntityTooLarge, reasonTooLarge, err)
+	case errors.Is(err, errUnsupported):
+		r.refuse(w, http.StatusUnsupportedMediaType, reasonUnsupported, err)
+	default:
+		r.refuse(w, http.StatusBadRequest, reasonMalformed, err)
+	}
+}
+
+// ingestParams are the query parameters of /ingest.
+type ingestParams struct {
+	name               string // as sent, for messages
+	service, namespace string
+	from, until        time.Time // zero when not sent
+	sampleRate         int64
+	spyName, format    string
+}
+
+// parseIngestParams reads the query of /ingest: name=app{k=v,...},
+// from/until, sampleRate, spyName and format. units and aggregationType
+// describe the values for display and are not needed: the pprof says
+// what its sample types are.
+func parseIngestParams(q url.Values, now time.Time) (ingestParams, error) {
+	p := ingestParams{name: q.Get("name"), spyName: q.Get("spyName"), format: q.Get("format")}
+	app, labels, err := parseName(p.name)
+	if err != nil {
+		return p, fmt.Errorf("%w: name %q: %w", errBadRequest, p.name, err)
+	}
+	p.service = labels["service_name"]
+	if p.service == "" {
+		p.service = trimProfileType(app)
+	}
+	if p.service == "" {
+		return p, fmt.Errorf("%w: name %q: no application name and no service_name label", errBadRequest, p.name)
+	}
+	p.namespace = labels["service_namespace"]
+	if p.from, err = parseTime(q.Get("from"), now); err != nil {
+		return p, fmt.Errorf("%w: from: %w", errBadRequest, err)
+	}
+	if p.until, err = parseTime(q.Get("until"), now); err != nil {
+		return p, fmt.Errorf("%w: until: %w", errBadRequest, err)
+	}
+	if s := q.Get("sampleRate"); s != "" {
+		if p.sampleRate, err = strconv.ParseInt(s, 10, 32); err != nil || p.sampleRate < 0 {
+			return p, fmt.Errorf("%w: sampleRate %q is not a rate in Hz", errBadRequest, s)
+		}
+	}
+	return p, nil
+}
+
+// checkFormat refuses the formats other than pprof (jfr, speedscope,
+// trie, tree, lines, folded): evident needs the function names and files
+// that only pprof carries for every SDK.
+func (p ingestParams) checkFormat() error {
+	switch p.format {
+	case "", "pprof":
+		return nil
+	}
+	return fmt.Errorf("%w: format %q, evident reads pprof only", errUnsupported, p.format)
+}
+
+// apply sets what the query says about the profile: its service where
+// the samples' labels did not name one, and its time window.
+func (p ingestParams) apply(b *telemetry.ProfileBatch) {
+	if b.Service == "" {
+		b.Service = p.service
+		if b.Namespace == "" {
+			b.Namespace = p.namespace
+		}
+	}
+	if !p.from.IsZero() {
+		b.Start = p.from
+		if p.until.After(p.from) {
+			b.Duration = p.until.Sub(p.from)
+		}
+	}
+	if b.Period == 0 && p.sampleRate > 0 && b.Unit == "nanoseconds" {
+		b.Period = int64(time.Second) / p.sampleRate
+	}
+}
+
+// parseName splits Pyroscope's application name "app.name{k=v,k2=v2}"
+// into the name and its labels.
+func parseName(s string) (string, map[string]string, error) {
+	app, rest, ok := strings.Cut(s, "{")
+	app = strings.TrimSpace(app)
+	labels := map[string]string{}
+	if !ok {
+		return app, labels, nil
+	}
+	body, ok := strings.CutSuffix(strings.TrimSpace(rest), "}")
+	if !ok {
+		return "", nil, errors.New("labels do not end with }")
+	}
+	for kv := range strings.SplitSeq(body, ",") {
+		if strings.TrimSpace(kv) == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return "", nil, fmt.Errorf("label %q is not key=value", kv)
+		}
+		labels[k] = strings.TrimSpace(v)
+	}
+	return app, labels, nil
+}
+
+// trimProfileType strips the profile type older Pyroscope clients
+// appended to the application name ("app.cpu"): the service is the name
+// without it.
+func trimProfileType(app string) string {
+	i := strings.LastIndexByte(app, '.')
+	if i < 0 {
+		return app
+	}
+	switch app[i+1:] {
+	case "cpu", "itimer", "wall", "goroutines",
+		"alloc_objects", "alloc_space", "inuse_objects", "inuse_space",
+		"mutex_count", "mutex_duration", "block_count", "block_duration",
+		"lock_count", "lock_duration", "alloc_in_new_tlab_objects", "alloc_in_new_tlab_bytes":
+		return app[:i]
+	}
+	return app
+}
+
+// parseTime reads from/until as Pyroscope does (attime): unix time in
+// seconds, milliseconds, microseconds or nanoseconds, told apart by the
+// number of digits, or "now" and "now-<duration>". "" gives the zero time.
+func parseTime(s string, now time.Time) (time.Time, error) {
+	switch {
+	case s == "":
+		return time.Time{}, nil
+	case s == "now":
+		return now, nil
+	case strings.HasPrefix(s, "now-"):
+		d, err := time.ParseDuration(s[len("now-"):])
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%q: %w", s, err)
+		}
+		return now.Add(-d), nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, fmt.Errorf("%q is not a unix time", s)
+	}
+	switch digits := len(strings.TrimLeft(s, "0")); {
+	case digits <= 10:
+		return time.Unix(n, 0).UTC(), nil
+	case digits <= 13:
+		return time.UnixMilli(n).UTC(), nil
+	case digits <= 16:
+		return time.UnixMicro(n).UTC(), nil
+	default:
+		return time.Unix(0, n).UTC(), nil
+	}
+}
+
+// readProfile reads the pprof of an /ingest request: the profile part of
+// a multipart form as pyroscope-go sends it, or the whole body, and
+// gunzips it within MaxRequestBytes.
+func (r *Receiver) readProfile(w http.ResponseWriter, req *http.Request) ([]byte, error) {
+	limit := r.cfg.MaxRequestBytes
+	if ce := strings.TrimSpace(req.Header.Get("Content-Encoding")); ce != "" && ce != "identity" {
+		return nil, fmt.Errorf("%w: content encoding %q; the profile itself may be gzipped", errUnsupported, ce)
+	}
+	if req.ContentLength > limit {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", errTooLarge, req.ContentLength, limit)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, limit))
+	if err != nil {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			return nil, fmt.Errorf("%w: more than %d bytes", errTooLarge, limit)
+		}
+		return nil, fmt.Errorf("%w: read body: %w", errBadRequest, err)
+	}
+	mt, params, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
+	if mt == "multipart/form-data" {
+		if body, err = profilePart(body, params["boundary"]); err != nil {
+			return nil, err
+		}
+	}
+	return gunzip(body, limit)
+}
+
+// profilePart returns the profile part of a multipart form. The other
+// parts are not needed: sample_type_config names and units the sample
+// types for display, which the pprof does itself, and prev_profile, sent
+// by old clients beside cumulative profiles, is not used either (the
+// profile alone says which functions ran).
+func profilePart(body []byte, boundary string) ([]byte, error) {
+	if boundary == "" {
+		return nil, fmt.Errorf("%w: multipart form without boundary", errBadRequest)
+	}
+	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			return nil, fmt.Errorf("%w: multipart form has no profile part", errBadRequest)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: multipart form: %w", errBadRequest, err)
+		}
+		if part.FormName() != "profile" {
+			continue
+		}
+		data, err := io.ReadAll(part)
+		if err != nil {
+			return nil, fmt.Errorf("%w: multipart part profile: %w", errBadRequest, err)
+		}
+		return data, nil
+	}
+}
+
+// gzipMagic starts every gzip stream.
+const gzipMagic = "\x1f\x8b"
+
+// gunzip returns data, gunzipped when it is gzip, within limit bytes
+// after decompression; the decompressed stream goes through a limited
+// reader, so a gzip bomb stops at limit+1 bytes.
+func gunzip(data []byte, limit int64) ([]byte, error) {
+	if !bytes.HasPrefix(data, []byte(gzipMagic)) {
+		if int64(len(data)) > limit {
+			return nil, fmt.Errorf("%w: profile of %d bytes, limit %d", errTooLarge, len(data), limit)
+		}
+		return data, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: gzip: %w", errBadRequest, err)
+	}
+	out, err := io.ReadAll(io.LimitReader(zr, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: gzip: %w", errBadRequest, err)
+	}
+	if int64(len(out)) > limit {
+		return nil, fmt.Errorf("%w: profile over %d bytes after decompression", errTooLarge, limit)
+	}
+	// The pprof decoder gunzips too, with a limit meant for files.
+	if bytes.HasPrefix(out, []byte(gzipMagic)) {
+		return nil, fmt.Errorf("%w: gzip inside gzip", errBadRequest)
+	}
+	return out, nil
+}
+
+// refusal is how a consumer error is answered.
+type refusal struct {
+	http   int
+	retry  time.Duration
+	reason string
+}
+
+// defaultRetry is the wait suggested when a consumer is full without
+// saying for how long.
+const defaultRetry = time.Second
+
+// consumerStatus maps a consumer error: a full queue is throttling (429
+// with Retry-After), a Permanent error is bad data (400), anything else
+// is a retryable outage (503).
+func consumerStatus(err error) refusal {
+	var fe *pipeline.FullError
+	switch {
+	case errors.As(err, &fe):
+		retry := fe.RetryAfter
+		if retry <= 0 {
+			retry = defaultRetry
+		}
+		return refusal{http.StatusTooManyRequests, retry, reasonFull}
+	case errors.Is(err, pipeline.ErrFull):
+		return refusal{http.StatusTooManyRequests, defaultRetry, reasonFull}
+	case pipeline.IsPermanent(err):
+		return refusal{http.StatusBadRequest, 0, reasonRejected}
+	default:
+		return refusal{http.StatusServiceUnavailable, 0, reasonUnavailable}
+	}
+}
+
+// retryAfterSeconds rounds d up to whole seconds, at least 1.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.FormatInt(int64(max(1, math.Ceil(d.Seconds()))), 10)
+}

@@ -1,0 +1,115 @@
+package pyroscope
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
+	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
+
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// pusher serves push.v1.PusherService over Connect (protobuf and JSON),
+// gRPC and gRPC-Web, as connect-go does for one handler.
+type pusher struct {
+	pushv1connect.UnimplementedPusherServiceHandler
+	r *Receiver
+}
+
+// Push decodes every raw profile of every series and hands the batches
+// on in one call. The service is the series' service_name label. A
+// profile that does not decode is dropped and logged; the request fails
+// with INVALID_ARGUMENT only when none decodes, since Push has no partial
+// success to report and a retry would not help.
+func (p *pusher) Push(ctx context.Context, req *connect.Request[pushv1.PushRequest]) (*connect.Response[pushv1.PushResponse], error) {
+	r := p.r
+	start := time.Now()
+	defer r.m.observe("connect", start)
+	source := "pyroscope Push from " + req.Peer().Addr
+	var batches []*telemetry.ProfileBatch
+	var bad []error
+	for i, s := range req.Msg.GetSeries() {
+		var service, namespace string
+		for _, l := range s.GetLabels() {
+			switch l.GetName() {
+			case "service_name":
+				service = l.GetValue()
+			case "service_namespace":
+				namespace = l.GetValue()
+			}
+		}
+		for j, smp := range s.GetSamples() {
+			record := fmt.Sprintf("%s: series[%d].samples[%d]", source, i, j)
+			raw, err := gunzip(smp.GetRawProfile(), r.cfg.MaxRequestBytes)
+			var bs []*telemetry.ProfileBatch
+			if err == nil {
+				bs, err = telemetry.DecodePprof(raw, record)
+			}
+			if len(bs) == 0 {
+				if err != nil {
+					bad = append(bad, fmt.Errorf("%s: %w", record, err))
+				}
+				continue
+			}
+			if err != nil {
+				r.log.Warn("pyroscope profile partly decoded", "err", err)
+			}
+			for _, b := range bs {
+				if b.Service == "" {
+					b.Service, b.Namespace = service, namespace
+				}
+			}
+			batches = append(batches, bs...)
+		}
+	}
+	if len(bad) > 0 {
+		r.m.refusedProfiles.WithLabelValues("pyroscope", "connect", reasonMalformed).Add(float64(len(bad)))
+		r.log.Warn("pyroscope profiles dropped", "count", len(bad), "err", errors.Join(bad...))
+	}
+	if len(batches) == 0 {
+		if len(bad) > 0 {
+			return nil, connect.NewError(connect.CodeInvalidArgument, errors.Join(bad...))
+		}
+		return connect.NewResponse(&pushv1.PushResponse{}), nil
+	}
+	if err := r.profiles.Consume(ctx, batches); err != nil {
+		c := consumerStatus(err)
+		r.m.refusedProfiles.WithLabelValues("pyroscope", "connect", c.reason).Add(float64(len(batches)))
+		code := connect.CodeUnavailable
+		switch c.http {
+		case http.StatusTooManyRequests:
+			code = connect.CodeResourceExhausted
+		case http.StatusBadRequest:
+			code = connect.CodeInvalidArgument
+		}
+		cerr := connect.NewError(code, err)
+		if c.retry > 0 {
+			// Connect sends error metadata of a unary call as HTTP
+			// headers, where Pyroscope clients look for Retry-After.
+			cerr.Meta().Set("Retry-After", retryAfterSeconds(c.retry))
+		}
+		return nil, cerr
+	}
+	r.m.acceptedProfiles.WithLabelValues("pyroscope", "connect").Add(float64(len(batches)))
+	return connect.NewResponse(&pushv1.PushResponse{}), nil
+}
+
+// limitPush answers 413 for a Push body announced over the limit before
+// Connect reads it, and bounds what Connect can read when the length is
+// not announced.
+func (r *Receiver) limitPush(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.ContentLength > r.cfg.MaxRequestBytes {
+			r.m.refusedRequests.WithLabelValues("pyroscope", "connect", "profiles", reasonTooLarge).Inc()
+			http.Error(w, fmt.Sprintf("%v: %d bytes, limit %d", errTooLarge, req.ContentLength, r.cfg.MaxRequestBytes), http.StatusRequestEntityTooLarge)
+			return
+		}
+		req.Body = http.MaxBytesReader(w, req.Body, r.cfg.MaxRequestBytes)
+		h.ServeHTTP(w, req)
+	})
+}

@@ -1,0 +1,206 @@
+// Package pyroscope receives profiles the way a Grafana Pyroscope server
+// does, so that the Pyroscope SDKs and Grafana Alloy can send them to
+// evident unchanged (protocols.md §3): the legacy POST /ingest that
+// pyroscope-go, pyroscope-java and pyroscope-rs use, and the Connect API
+// POST /push.v1.PusherService/Push.
+//
+// Only pprof is read. Each profile is decoded with telemetry.DecodePprof
+// and handed to a pipeline consumer as ProfileBatches whose Service comes
+// from the application name or the service_name label.
+//
+// Answers follow Pyroscope's: 200 on success, 400 for bad parameters or
+// undecodable profiles, 413 over MaxRequestBytes (after decompression),
+// 415 for formats other than pprof, 429 with Retry-After when the
+// consumer's queue is full and 503 when it is otherwise unavailable.
+package pyroscope
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/evidentsec/evident/internal/pipeline"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// ErrClosed is returned by Start after Shutdown: a receiver is not reused.
+var ErrClosed = errors.New("pyroscope receiver shut down")
+
+// ErrConfig marks an invalid Config.
+var ErrConfig = errors.New("invalid pyroscope receiver config")
+
+// Paths served, as a Pyroscope server registers them.
+const (
+	IngestPath       = "/ingest"
+	PrefixIngestPath = "/pyroscope/ingest"
+)
+
+// PushPath is the Connect procedure path of PusherService.Push.
+const PushPath = pushv1connect.PusherServicePushProcedure
+
+// Config configures a Receiver.
+type Config struct {
+	// Endpoint is the host:port of the HTTP listener.
+	Endpoint string `yaml:"endpoint"`
+	// MaxRequestBytes bounds a request body and every profile in it after
+	// decompression.
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	// ReadTimeout bounds reading one request, headers and body.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+}
+
+// DefaultConfig returns Pyroscope's port bound to loopback and a 16 MiB
+// limit (Pyroscope itself caps a profile at 4 MiB).
+func DefaultConfig() Config {
+	return Config{
+		Endpoint:        "127.0.0.1:4040",
+		MaxRequestBytes: 16 << 20,
+		ReadTimeout:     30 * time.Second,
+	}
+}
+
+// Validate reports the first problem of c.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Endpoint); err != nil {
+		return fmt.Errorf("%w: endpoint %q: %w", ErrConfig, c.Endpoint, err)
+	}
+	if c.MaxRequestBytes <= 0 || c.MaxRequestBytes > 1<<30 {
+		return fmt.Errorf("%w: max_request_bytes %d, want 1 byte to 1 GiB", ErrConfig, c.MaxRequestBytes)
+	}
+	if c.ReadTimeout <= 0 {
+		return fmt.Errorf("%w: read_timeout %s, want > 0", ErrConfig, c.ReadTimeout)
+	}
+	return nil
+}
+
+// Receiver serves the Pyroscope ingestion endpoints. It is a
+// pipeline.Component.
+type Receiver struct {
+	cfg      Config
+	profiles pipeline.Consumer[[]*telemetry.ProfileBatch]
+	log      *slog.Logger
+	m        *metrics
+	handler  http.Handler
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	srv     *http.Server
+	addr    string
+	wg      sync.WaitGroup
+}
+
+var _ pipeline.Component = (*Receiver)(nil)
+
+// New returns a receiver that hands profiles to the consumer. Metrics are
+// registered with reg (nil: not registered).
+func New(cfg Config, profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logger *slog.Logger, reg prometheus.Registerer) (*Receiver, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if profiles == nil {
+		return nil, fmt.Errorf("%w: no profiles consumer", ErrConfig)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("register pyroscope receiver metrics: %w", err)
+	}
+	r := &Receiver{cfg: cfg, profiles: profiles, log: logger, m: m}
+	mux := http.NewServeMux()
+	mux.HandleFunc(IngestPath, r.serveIngest)
+	mux.HandleFunc(PrefixIngestPath, r.serveIngest)
+	path, push := pushv1connect.NewPusherServiceHandler(&pusher{r: r},
+		// Connect applies the limit to the message after decompression.
+		connect.WithReadMaxBytes(int(cfg.MaxRequestBytes)))
+	mux.Handle(path, r.limitPush(push))
+	r.handler = mux
+	return r, nil
+}
+
+// Handler returns the receiver's HTTP handler, for mounting on another
+// server (and for fuzzing); Start serves it on Endpoint.
+func (r *Receiver) Handler() http.Handler { return r.handler }
+
+// Addr returns the address the listener is bound to ("" before Start);
+// with port 0 in the config it tells the real port.
+func (r *Receiver) Addr() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.addr
+}
+
+// Start listens on Endpoint and serves in a goroutine that Shutdown waits
+// for. A second Start does nothing; Start after Shutdown returns
+// ErrClosed.
+func (r *Receiver) Start(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return ErrClosed
+	}
+	if r.started {
+		return nil
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", r.cfg.Endpoint)
+	if err != nil {
+		return fmt.Errorf("start pyroscope receiver on %s: %w", r.cfg.Endpoint, err)
+	}
+	r.started = true
+	r.addr = ln.Addr().String()
+	r.srv = &http.Server{
+		Handler:           r.handler,
+		ReadHeaderTimeout: min(r.cfg.ReadTimeout, 10*time.Second),
+		ReadTimeout:       r.cfg.ReadTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
+		Protocols:         new(http.Protocols),
+	}
+	// HTTP/2 without TLS lets gRPC clients of PusherService (Connect
+	// serves gRPC on the same path) reach a loopback or in-cluster port.
+	r.srv.Protocols.SetHTTP1(true)
+	r.srv.Protocols.SetUnencryptedHTTP2(true)
+	r.wg.Go(func() {
+		if err := r.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			r.log.Error("pyroscope receiver stopped", "endpoint", r.addr, "err", err)
+		}
+	})
+	r.log.Info("pyroscope receiver started", "endpoint", r.addr)
+	return nil
+}
+
+// Shutdown stops accepting connections and waits for requests in flight;
+// when ctx ends first, it closes the remaining connections and returns
+// ctx's error. It is safe to call twice and without Start.
+func (r *Receiver) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return nil
+	}
+	r.stopped = true
+	if !r.started {
+		return nil
+	}
+	var err error
+	if serr := r.srv.Shutdown(ctx); serr != nil {
+		r.srv.Close()
+		err = fmt.Errorf("shut down pyroscope receiver: %w", serr)
+	}
+	r.wg.Wait()
+	r.log.Info("pyroscope receiver stopped")
+	return err
+}
