@@ -128,7 +128,7 @@ func (b *body) read(w http.ResponseWriter, req *http.Request, limit int64) ([]by
 	// be field 3 with wire type 7), so a gzipped body sent without
 	// Content-Encoding is gunzipped here, under the limit, rather than
 	// left to the decoder, whose own limit is meant for files.
-	if !gz && !bytes.HasPrefix(data, gzipMagic) {
+	if !gz && !bytes.HasPrefix(data, []byte(gzipMagic)) {
 		return data, nil
 	}
 	var err error
@@ -148,14 +148,14 @@ func (b *body) read(w http.ResponseWriter, req *http.Request, limit int64) ([]by
 		return nil, fmt.Errorf("%w: more than %d bytes after decompression", errTooLarge, limit)
 	}
 	data = b.plain.Bytes()
-	if bytes.HasPrefix(data, gzipMagic) {
+	if bytes.HasPrefix(data, []byte(gzipMagic)) {
 		return nil, fmt.Errorf("%w: gzip inside gzip", errMalformed)
 	}
 	return data, nil
 }
 
 // gzipMagic starts every gzip stream.
-var gzipMagic = []byte{0x1f, 0x8b}
+const gzipMagic = "\x1f\x8b"
 
 // refuseBody answers a body that could not be read or decoded.
 func (r *Receiver) refuseBody(w http.ResponseWriter, enc encoding, signal string, err error) {
