@@ -1,0 +1,298 @@
+package httpapi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+
+	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/attribution"
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/osv"
+	"github.com/evidentsec/evident/internal/report"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+
+// state is a hand-written State over a model: SetFindings re-assesses.
+type state struct {
+	mu  sync.Mutex
+	m   *model.Model
+	res *report.Result
+}
+
+func (s *state) Result() *report.Result { s.mu.Lock(); defer s.mu.Unlock(); return s.res }
+
+func (s *state) SetFindings(_ context.Context, fs []findings.Finding) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap := s.m.Snapshot()
+	cfg := assess.DefaultConfig()
+	cfg.Sensitivity = []assess.SensitivityRule{{Store: "sqlite://shop/*", Labels: []string{"pii"}}}
+	as := assess.New(cfg, nil, snap).Assess(fs)
+	s.res = &report.Result{Generated: t0, Version: "test", Summary: assess.Summarize(as), Assessments: as, Snapshot: snap}
+	return nil
+}
+
+func newState(t *testing.T) *state {
+	t.Helper()
+	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{GoModules: []string{"golang.org/x/text"}}))
+	sp := func(svc string, kind telemetry.SpanKind, id, parent byte, a telemetry.Attrs) telemetry.Span {
+		return telemetry.Span{Service: svc, SpanID: [8]byte{7: id}, ParentSpanID: [8]byte{7: parent}, Kind: kind, Name: "s", Start: t0, End: t0.Add(time.Millisecond), Attrs: a}
+	}
+	m.AddSpans([]telemetry.Span{
+		sp("app", telemetry.SpanKindServer, 1, 0, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/lang"}),
+		sp("app", telemetry.SpanKindClient, 2, 1, telemetry.Attrs{DBSystem: "sqlite", DBNamespace: "shop", DBCollection: "customers"}),
+	})
+	m.AddProfile(&telemetry.ProfileBatch{Service: "app", SampleType: "cpu", Unit: "nanoseconds", Period: 10_000_000, Start: t0, Duration: time.Hour,
+		Locations: [][]attribution.Frame{{{Function: "golang.org/x/text/language.Parse", File: "golang.org/x/text@v0.3.5/language/parse.go"}}, {{Function: "runtime.mcall", File: "runtime/proc.go"}}},
+		Samples:   []telemetry.Sample{{Locations: []int32{0}, Count: 50, Value: 500_000_000, SpanID: "0000000000000001"}, {Locations: []int32{1}, Count: 5000}}})
+	s := &state{m: m}
+	purl, _ := osv.PURL(osv.EcosystemGo, "golang.org/x/text", "v0.3.5")
+	s.SetFindings(context.Background(), []findings.Finding{{
+		Service: "app", Package: findings.Package{PURL: purl, Ecosystem: osv.EcosystemGo, Name: "golang.org/x/text", Version: "v0.3.5"},
+		Vulnerability: findings.Vulnerability{ID: "GO-2021-0113", Aliases: []string{"CVE-2021-38561"}}, Severity: findings.Severity{Level: "high", Score: 7.5},
+		Static: findings.StaticCalled, Symbols: []string{"golang.org/x/text/language.Parse"}, Sources: []findings.Source{{Tool: "govulncheck"}},
+	}})
+	return s
+}
+
+// alerts is a hand-written Alerts feed.
+type alerts struct {
+	mu   sync.Mutex
+	subs []chan any
+	sent []any
+}
+
+func (a *alerts) Recent(context.Context, time.Time, int) ([]any, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.sent, nil
+}
+
+func (a *alerts) Subscribe() (<-chan any, func()) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ch := make(chan any, 4)
+	a.subs = append(a.subs, ch)
+	return ch, func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for i, c := range a.subs {
+			if c == ch {
+				a.subs = append(a.subs[:i], a.subs[i+1:]...)
+				close(ch)
+			}
+		}
+	}
+}
+
+func (a *alerts) fire(v any) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.sent = append(a.sent, v)
+	for _, c := range a.subs {
+		c <- v
+	}
+}
+
+func start(t *testing.T, deps Deps) (*Server, string) {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Endpoint = "127.0.0.1:0"
+	cfg.MaxUploadBytes = 1 << 20
+	s := New(cfg, deps)
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return s, "http://" + s.Addr().String()
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func importer(r io.Reader, name, format string) ([]findings.Finding, []error) {
+	if format != "auto" && format != "govulncheck" {
+		return nil, []error{findings.ErrUnknownFormat}
+	}
+	return findings.ParseGovulncheck(r, name)
+}
+
+func TestRoutes(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "evident_test_total", Help: "test"}))
+	_, base := start(t, Deps{State: newState(t), Alerts: &alerts{}, Importer: importer, Gatherer: reg})
+	id := report.FindingID(newState(t).Result().Assessments[0].Finding)
+	tests := []struct {
+		path     string
+		status   int
+		contains string
+	}{
+		{"/api/v1/services", 200, `"name": "app"`},
+		{"/api/v1/services/app", 200, `"GET /lang"`},
+		{"/api/v1/services/nope", 404, `no service \"nope\"`},
+		{"/api/v1/graph", 200, `"sqlite://shop/customers"`},
+		{"/api/v1/findings", 200, `"verdict": "executed"`},
+		{"/api/v1/findings?verdict=not_observed", 200, `"findings": []`},
+		{"/api/v1/findings?vulnerability=CVE-2021-38561&sort=score", 200, `"GO-2021-0113"`},
+		{"/api/v1/findings?sort=random", 400, `sort \"random\"`},
+		{"/api/v1/findings/" + id, 200, `"stack"`},
+		{"/api/v1/findings/0000", 404, "no finding"},
+		{"/api/v1/summary", 200, `"need_action": 1`},
+		{"/api/v1/report", 200, `"backlog_reduction"`},
+		{"/api/v1/inventory", 200, `"bomFormat": "CycloneDX"`},
+		{"/api/v1/export/openvex", 200, `"https://openvex.dev/ns/v0.2.0"`},
+		{"/api/v1/export/sarif", 200, `"version": "2.1.0"`},
+		{"/api/v1/alerts", 200, `"alerts": []`},
+		{"/api/v1/alerts?limit=0", 400, "limit"},
+		{"/api/v1/vulndb", 503, "no vulnerability database"},
+		{"/healthz", 200, "ok"},
+		{"/readyz", 200, `"ready": true`},
+		{"/metrics", 200, "evident_test_total 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			status, body := get(t, base+tt.path)
+			if status != tt.status || !strings.Contains(body, tt.contains) {
+				t.Errorf("GET %s = %d %s; want %d containing %s", tt.path, status, body, tt.status, tt.contains)
+			}
+		})
+	}
+}
+
+func TestUpload(t *testing.T) {
+	st := newState(t)
+	_, base := start(t, Deps{State: st, Importer: importer})
+	report, err := os.ReadFile(filepath.Join("testdata", "app.govulncheck.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, query string
+		body        []byte
+		status      int
+		contains    string
+	}{
+		{"govulncheck", "?service=app", report, 200, `"findings": 6`},
+		{"garbage", "", []byte("{not json"), 400, "error"},
+		{"too big", "", bytes.Repeat([]byte(" "), 2<<20), 413, "over 1048576 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := http.Post(base+"/api/v1/findings"+tt.query, "application/json", bytes.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status || !strings.Contains(string(b), tt.contains) {
+				t.Errorf("POST = %d %s; want %d containing %s", resp.StatusCode, b, tt.status, tt.contains)
+			}
+		})
+	}
+	if n := len(st.Result().Assessments); n != 6 {
+		t.Errorf("after upload: %d findings, want 6", n)
+	}
+	for _, a := range st.Result().Assessments {
+		if a.Finding.Service != "app" {
+			t.Errorf("uploaded finding of service %q, want app", a.Finding.Service)
+		}
+	}
+}
+
+func TestAlertStream(t *testing.T) {
+	feed := &alerts{}
+	_, base := start(t, Deps{State: newState(t), Alerts: feed})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/v1/alerts/stream", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	r := bufio.NewReader(resp.Body)
+	if line, _ := r.ReadString('\n'); !strings.HasPrefix(line, ":") {
+		t.Fatalf("first line %q, want a comment", line)
+	}
+	// The subscription exists once the comment arrived.
+	feed.fire(map[string]string{"kind": "first_execution", "service": "app"})
+	var event, data string
+	for data == "" {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			event = strings.TrimSpace(strings.TrimPrefix(line, "event: "))
+		case strings.HasPrefix(line, "data: "):
+			data = strings.TrimSpace(strings.TrimPrefix(line, "data: "))
+		}
+	}
+	var got map[string]string
+	if err := json.Unmarshal([]byte(data), &got); err != nil || event != "alert" || got["kind"] != "first_execution" {
+		t.Errorf("event %q data %q (%v)", event, data, err)
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	s := New(Config{Endpoint: "127.0.0.1:0", MaxUploadBytes: 1}, Deps{State: newState(t)})
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown without Start: %v", err)
+	}
+	for range 2 {
+		if err := s.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if err := s.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := (Config{Endpoint: "nohostport", MaxUploadBytes: 1}).Validate(); err == nil {
+		t.Error("bad endpoint accepted")
+	}
+	if err := (Config{Endpoint: ":8080"}).Validate(); err == nil {
+		t.Error("zero upload limit accepted")
+	}
+}

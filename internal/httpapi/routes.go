@@ -1,0 +1,292 @@
+package httpapi
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/report"
+)
+
+func (s *Server) services(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"services": report.ServicesJSON(s.deps.State.Result())})
+}
+
+func (s *Server) service(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	for _, svc := range report.ServicesJSON(s.deps.State.Result()) {
+		if svc.Name == name {
+			writeJSON(w, http.StatusOK, svc)
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, "no service %q", name)
+}
+
+// graphNode and graphEdge are the runtime graph: services, data stores and
+// third parties, and the calls between them.
+type graphNode struct {
+	ID       string   `json:"id"`
+	Kind     string   `json:"kind"` // service, database, objectstore, messaging, external
+	Exposure string   `json:"exposure,omitempty"`
+	Labels   []string `json:"labels,omitempty"`
+}
+
+type graphEdge struct {
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Calls  int64  `json:"calls"`
+	Errors int64  `json:"errors"`
+}
+
+func (s *Server) graph(w http.ResponseWriter, _ *http.Request) {
+	res := s.deps.State.Result()
+	nodes := []graphNode{}
+	edges := []graphEdge{}
+	seen := map[string]bool{}
+	labels := map[string][]string{}
+	for _, a := range res.Assessments {
+		for _, st := range a.BlastRadius {
+			labels[st.Name] = st.Labels
+		}
+	}
+	services := report.ServicesJSON(res)
+	for _, svc := range services {
+		nodes = append(nodes, graphNode{ID: svc.Name, Kind: "service", Exposure: string(svc.Exposure.Level)})
+		seen[svc.Name] = true
+	}
+	if res.Snapshot != nil {
+		for _, svc := range res.Snapshot.Services {
+			for _, e := range svc.Edges {
+				edges = append(edges, graphEdge{From: e.From, To: e.To, Calls: e.Calls, Errors: e.Errors})
+			}
+			for _, st := range svc.Stores {
+				if !seen[st.Name] {
+					seen[st.Name] = true
+					nodes = append(nodes, graphNode{ID: st.Name, Kind: st.Kind, Labels: labels[st.Name]})
+				}
+				edges = append(edges, graphEdge{From: svc.Name, To: st.Name, Calls: st.Calls, Errors: st.Errors})
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"nodes": nodes, "edges": edges})
+}
+
+// findings lists findings, filtered by the query (service, verdict, tier,
+// exposure, vulnerability) and sorted by priority (default), score,
+// service or vulnerability.
+func (s *Server) findings(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var out []report.JSONFinding
+	for _, a := range s.deps.State.Result().Assessments {
+		f := a.Finding
+		switch {
+		case q.Has("service") && f.Service != q.Get("service"),
+			q.Has("verdict") && string(a.Reachability.Verdict) != q.Get("verdict"),
+			q.Has("tier") && a.Priority.Tier != q.Get("tier"),
+			q.Has("exposure") && string(a.Exposure.Level) != q.Get("exposure"),
+			q.Has("vulnerability") && f.Vulnerability.ID != q.Get("vulnerability") && !slices.Contains(f.Vulnerability.Aliases, q.Get("vulnerability")):
+			continue
+		}
+		out = append(out, report.FindingJSON(a))
+	}
+	switch sort := q.Get("sort"); sort {
+	case "", "priority":
+		// Assessments come in priority order.
+	case "score":
+		slices.SortStableFunc(out, func(a, b report.JSONFinding) int { return cmp.Compare(b.Priority.Score, a.Priority.Score) })
+	case "service":
+		slices.SortStableFunc(out, func(a, b report.JSONFinding) int { return cmp.Compare(a.Service, b.Service) })
+	case "vulnerability":
+		slices.SortStableFunc(out, func(a, b report.JSONFinding) int { return cmp.Compare(a.Vulnerability.ID, b.Vulnerability.ID) })
+	default:
+		writeError(w, http.StatusBadRequest, "sort %q: want priority, score, service or vulnerability", sort)
+		return
+	}
+	if out == nil {
+		out = []report.JSONFinding{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"findings": out})
+}
+
+func (s *Server) finding(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	for _, a := range s.deps.State.Result().Assessments {
+		if report.FindingID(a.Finding) == id {
+			writeJSON(w, http.StatusOK, report.FindingJSON(a))
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, "no finding %q", id)
+}
+
+func (s *Server) summary(w http.ResponseWriter, _ *http.Request) {
+	sum := s.deps.State.Result().Summary
+	writeJSON(w, http.StatusOK, map[string]any{
+		"findings": sum.Findings, "by_verdict": sum.ByVerdict, "by_tier": sum.ByTier,
+		"need_action": sum.NeedAction, "backlog_reduction": sum.BacklogReduction,
+	})
+}
+
+// export renders the current result in a report format.
+func (s *Server) export(format, contentType string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		f, err := report.Lookup(format, report.Options{})
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "%v", err)
+			return
+		}
+		w.Header().Set("Content-Type", contentType)
+		if err := f.Write(w, s.deps.State.Result()); err != nil {
+			s.deps.Logger.Error("export", "format", format, "err", err)
+		}
+	}
+}
+
+// upload replaces the findings with a scanner report or SBOM; ?service=
+// assigns them, ?format= names the format (default: detected).
+func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
+	if s.deps.Importer == nil {
+		writeError(w, http.StatusServiceUnavailable, "uploads are not configured")
+		return
+	}
+	// Read the whole report first: the size limit must answer 413 whatever
+	// the parser makes of a cut-off body.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		writeError(w, http.StatusRequestEntityTooLarge, "report over %d bytes", s.cfg.MaxUploadBytes)
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "read report: %v", err)
+		return
+	}
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = "auto"
+	}
+	name := "upload"
+	if svc := r.URL.Query().Get("service"); svc != "" {
+		name = "upload for " + svc
+	}
+	fs, errs := s.deps.Importer(bytes.NewReader(body), name, format)
+	if len(fs) == 0 && len(errs) > 0 {
+		writeError(w, http.StatusBadRequest, "%v", errors.Join(errs...))
+		return
+	}
+	if svc := r.URL.Query().Get("service"); svc != "" {
+		for i := range fs {
+			fs[i].Service = svc
+		}
+	}
+	fs = findings.Merge(fs)
+	if err := s.deps.State.SetFindings(r.Context(), fs); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "store findings: %v", err)
+		return
+	}
+	skipped := make([]string, 0, len(errs))
+	for _, err := range errs {
+		skipped = append(skipped, err.Error())
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"findings": len(fs), "skipped": skipped})
+}
+
+func (s *Server) alerts(w http.ResponseWriter, r *http.Request) {
+	if s.deps.Alerts == nil {
+		writeError(w, http.StatusServiceUnavailable, "alerts are not configured")
+		return
+	}
+	q := r.URL.Query()
+	var since time.Time
+	if v := q.Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "since %q: want an RFC 3339 time", v)
+			return
+		}
+		since = t
+	}
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 || n > 10000 {
+			writeError(w, http.StatusBadRequest, "limit %q: want 1 to 10000", v)
+			return
+		}
+		limit = n
+	}
+	as, err := s.deps.Alerts.Recent(r.Context(), since, limit)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "read alerts: %v", err)
+		return
+	}
+	if as == nil {
+		as = []any{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"alerts": as})
+}
+
+// alertStream sends new alerts as Server-Sent Events until the client
+// leaves or the server shuts down.
+func (s *Server) alertStream(w http.ResponseWriter, r *http.Request) {
+	if s.deps.Alerts == nil {
+		writeError(w, http.StatusServiceUnavailable, "alerts are not configured")
+		return
+	}
+	rc := http.NewResponseController(w)
+	ch, cancel := s.deps.Alerts.Subscribe()
+	defer cancel()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": evident alerts\n\n")
+	rc.Flush()
+	keepalive := time.NewTicker(15 * time.Second)
+	defer keepalive.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-keepalive.C:
+			fmt.Fprint(w, ": keepalive\n\n")
+		case a, ok := <-ch:
+			if !ok {
+				return
+			}
+			b, err := json.Marshal(a)
+			if err != nil {
+				s.deps.Logger.Error("alert stream", "err", err)
+				continue
+			}
+			fmt.Fprintf(w, "event: alert\ndata: %s\n\n", b)
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+func (s *Server) vulndb(w http.ResponseWriter, _ *http.Request) {
+	if s.deps.Vulns == nil {
+		writeError(w, http.StatusServiceUnavailable, "no vulnerability database loaded")
+		return
+	}
+	writeJSON(w, http.StatusOK, s.deps.Vulns.Stats())
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if s.deps.Ready != nil && !s.deps.Ready() {
+		writeError(w, http.StatusServiceUnavailable, "not ready")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ready": true})
+}
