@@ -18,7 +18,6 @@ import (
 // cdxBOM is a decoded CycloneDX BOM, reduced to what the importer reads.
 // The records keep their position in the input so that errors name it.
 type cdxBOM struct {
-	serial     string
 	metadata   *cdx.Component
 	components []cdxComponent
 	vulns      []cdxVulnerability
@@ -44,10 +43,11 @@ type cdxVulnerability struct {
 // A BOM that carries vulnerabilities (a scanner's output, or a VEX) yields
 // one finding per vulnerability and affected component (affects[].ref, a
 // bom-ref of this BOM or a BOM-Link to one); its ratings give the
-// severity and its references the aliases; a vulnerability that its
+// severity and its references the aliases. A vulnerability that its
 // analysis triages as not_affected, false_positive or resolved is left
-// out, as scanners honour a VEX. When m is not nil, the database record that is the
-// same vulnerability supplies the fixed version and its ids as aliases.
+// out, as scanners honour a VEX. When m is not nil, the database record
+// that is the same vulnerability supplies the fixed version and its ids
+// as aliases.
 // A BOM without vulnerabilities is an SBOM: each component is looked up
 // in m, and each record that affects it is a finding with Static
 // required, since the BOM shows the component in the build and no more.
@@ -69,7 +69,7 @@ func ParseCycloneDX(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 	}
 	var out []Finding
 	for _, vr := range bom.vulns {
-		fs, verrs := bom.vulnerabilityFindings(vr, byRef, m, name)
+		fs, verrs := vulnerabilityFindings(vr, byRef, m, name)
 		out = append(out, fs...)
 		errs = append(errs, verrs...)
 	}
@@ -101,10 +101,9 @@ func decodeCycloneDX(r io.Reader, name string) (*cdxBOM, error) {
 		return decodeCycloneDXXML(trimmed, name)
 	}
 	var top struct {
-		BOMFormat    string          `json:"bomFormat"`
-		SpecVersion  json.RawMessage `json:"specVersion"`
-		SerialNumber string          `json:"serialNumber"`
-		Metadata     *struct {
+		BOMFormat   string          `json:"bomFormat"`
+		SpecVersion json.RawMessage `json:"specVersion"`
+		Metadata    *struct {
 			Component json.RawMessage `json:"component"`
 		} `json:"metadata"`
 		Components      []json.RawMessage `json:"components"`
@@ -120,10 +119,13 @@ func decodeCycloneDX(r io.Reader, name string) (*cdxBOM, error) {
 		return nil, fmt.Errorf("%s: bomFormat %q, want \"CycloneDX\": %w", name, top.BOMFormat, ErrWrongFormat)
 	}
 	var spec cdx.SpecVersion
+	if top.SpecVersion == nil {
+		return nil, fmt.Errorf("%s: no specVersion: %w", name, ErrWrongFormat)
+	}
 	if err := json.Unmarshal(top.SpecVersion, &spec); err != nil {
 		return nil, fmt.Errorf("%s: specVersion %s: %v: %w", name, top.SpecVersion, err, ErrWrongFormat)
 	}
-	bom := &cdxBOM{serial: top.SerialNumber, hasVulns: top.Vulnerabilities != nil}
+	bom := &cdxBOM{hasVulns: top.Vulnerabilities != nil}
 	if top.Metadata != nil && len(top.Metadata.Component) > 0 && string(top.Metadata.Component) != "null" {
 		var c cdx.Component
 		if err := json.Unmarshal(top.Metadata.Component, &c); err != nil {
@@ -159,7 +161,7 @@ func decodeCycloneDXXML(data []byte, name string) (*cdxBOM, error) {
 	if !strings.HasPrefix(b.XMLNS, "http://cyclonedx.org/schema/bom/") {
 		return nil, fmt.Errorf("%s: XML namespace %q is not CycloneDX's: %w", name, b.XMLNS, ErrWrongFormat)
 	}
-	bom := &cdxBOM{serial: b.SerialNumber, hasVulns: b.Vulnerabilities != nil}
+	bom := &cdxBOM{hasVulns: b.Vulnerabilities != nil}
 	if b.Metadata != nil {
 		bom.metadata = b.Metadata.Component
 	}
@@ -256,8 +258,9 @@ func cdxComponentRecord(path string, c *cdx.Component) string {
 // cdxToComponent converts a component that names a package. Components
 // that are not packages (files, containers, operating systems, devices,
 // data) and have no package URL are skipped without error: an SBOM lists
-// them as context. A library, framework or application without a package
-// URL cannot be matched, and is an error.
+// them as context, and so are applications (Trivy lists its lock files
+// as such). A library or framework without a package URL cannot be
+// matched, and is an error.
 func cdxToComponent(c *cdx.Component) (Component, bool, error) {
 	if c.PackageURL == "" {
 		switch c.Type {
@@ -292,7 +295,7 @@ func cdxToComponent(c *cdx.Component) (Component, bool, error) {
 
 // vulnerabilityFindings turns one BOM vulnerability into a finding for
 // each component it affects.
-func (b *cdxBOM) vulnerabilityFindings(vr cdxVulnerability, byRef map[string]*Component, m Matcher, name string) ([]Finding, []error) {
+func vulnerabilityFindings(vr cdxVulnerability, byRef map[string]*Component, m Matcher, name string) ([]Finding, []error) {
 	v := vr.v
 	rec := fmt.Sprintf("vulnerabilities[%d]", vr.index)
 	if v.ID == "" {
@@ -308,16 +311,16 @@ func (b *cdxBOM) vulnerabilityFindings(vr cdxVulnerability, byRef map[string]*Co
 			ids = append(ids, ref.ID)
 		}
 	}
-	sev := cdxSeverity(v.Ratings)
 	if a := v.Analysis; a != nil && !cdxApplies(a.State) {
 		return nil, nil
 	}
+	sev := cdxSeverity(v.Ratings)
 	var (
 		out  []Finding
 		errs []error
 	)
 	for j, aff := range *v.Affects {
-		comp, err := b.resolve(aff.Ref, byRef)
+		comp, err := resolveRef(aff.Ref, byRef)
 		if err != nil {
 			errs = append(errs, recordErr(name, rec, "affects[%d]: %v", j, err))
 			continue
@@ -348,11 +351,11 @@ func cdxApplies(s cdx.ImpactAnalysisState) bool {
 	return true
 }
 
-// resolve finds the component a vulnerability's affects[].ref names: a
+// resolveRef finds the component a vulnerability's affects[].ref names: a
 // bom-ref of this BOM, or a BOM-Link whose reference is one (VEX documents
 // link to the SBOM they describe; the link is followed only into this
 // BOM, whatever its serial number).
-func (b *cdxBOM) resolve(ref string, byRef map[string]*Component) (*Component, error) {
+func resolveRef(ref string, byRef map[string]*Component) (*Component, error) {
 	if ref == "" {
 		return nil, errors.New("no ref")
 	}

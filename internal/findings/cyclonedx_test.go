@@ -118,6 +118,12 @@ func TestParseCycloneDXBad(t *testing.T) {
 			wantIs:   ErrWrongFormat,
 		},
 		{
+			name:     "no spec version",
+			input:    `{"bomFormat": "CycloneDX", "components": []}`,
+			wantErrs: []string{"in.json: no specVersion: not the expected format"},
+			wantIs:   ErrWrongFormat,
+		},
+		{
 			name:     "unknown spec version",
 			input:    `{"bomFormat": "CycloneDX", "specVersion": "2.0"}`,
 			wantErrs: []string{`in.json: specVersion "2.0": invalid specification version: not the expected format`},
