@@ -38,8 +38,8 @@ type Component struct {
 	GOOS, GOARCH string
 }
 
-// Go module names that SBOM tools give the standard library: OSV and
-// govulncheck call it "stdlib"; cyclonedx-gomod and Syft write "std".
+// Go module names that SBOM tools give the standard library: OSV,
+// govulncheck, Syft and Trivy call it "stdlib"; cyclonedx-gomod "std".
 const (
 	goStdlib  = "stdlib"
 	goStdName = "std"
