@@ -69,6 +69,9 @@ func sbomParsers(db func() (findings.Matcher, error)) map[findings.Format]import
 		findings.FormatGoBinary: withDB(func(in importInput, m findings.Matcher) ([]findings.Finding, []error) {
 			return findings.ParseGoBinary(in.file, in.path, m)
 		}),
+		findings.FormatSPDX: withDB(func(in importInput, m findings.Matcher) ([]findings.Finding, []error) {
+			return findings.ParseSPDX(in.r, in.path, m)
+		}),
 		findings.FormatCycloneDX: func(in importInput) ([]findings.Finding, []error) {
 			m, err := db()
 			if err == nil {

@@ -72,6 +72,12 @@ func TestFindingsImport(t *testing.T) {
 			golden:   "sbom.table.golden",
 		},
 		{
+			name:     "an SPDX SBOM merges with grype",
+			args:     []string{"--vulns", fx + "sbom/osv", "app=" + fx + "spdx/syft-app.spdx.json", "app=" + fx + "grype/dir.json"},
+			wantCode: ExitOK,
+			golden:   "spdx.table.golden",
+		},
+		{
 			name:     "an SBOM without a database",
 			args:     []string{"--data", bad + "nodata", fx + "cyclonedx/gomod-app-1.6.json", fx + "trivy/fs.json"},
 			wantCode: ExitUsage,
