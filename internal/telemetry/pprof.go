@@ -367,45 +367,35 @@ func (x *idIndex) get(id uint64) int32 {
 	return x.sparse[id] - 1
 }
 
-// peekID reads field 1 (the id of Function and Location) of a message.
-func peekID(msg []byte) uint64 {
-	var id uint64
-	_ = forEachField(msg, func(f field) error {
-		if f.num == 1 && f.typ == protowire.VarintType {
-			id = f.v
-		}
-		return nil
-	})
-	return id
-}
-
-func indexIDs(msgs [][]byte) ([]uint64, idIndex) {
-	ids := make([]uint64, len(msgs))
+// indexIDs indexes the ids of Function or Location messages, read while
+// decoding them, by position.
+func indexIDs(ids []uint64) idIndex {
 	var maxID uint64
-	for i, m := range msgs {
-		ids[i] = peekID(m)
-		maxID = max(maxID, ids[i])
+	for _, id := range ids {
+		maxID = max(maxID, id)
 	}
-	x := newIDIndex(maxID, len(msgs))
+	x := newIDIndex(maxID, len(ids))
 	for i, id := range ids {
 		if id != 0 {
 			x.set(id, int32(i))
 		}
 	}
-	return ids, x
+	return x
 }
 
 // buildFunctions resolves functions to frames. A function with a bad
 // string index is reported and its frame left out of the locations using
 // it (ok is false), whose other lines are kept.
 func (d *pprofDecoder) buildFunctions() (frames []attribution.Frame, ok []bool, ids idIndex) {
-	_, ids = indexIDs(d.functions)
 	frames = make([]attribution.Frame, len(d.functions))
 	ok = make([]bool, len(d.functions))
+	idList := make([]uint64, len(d.functions))
 	for i, msg := range d.functions {
 		var name, sysName, file int64
 		err := forEachField(msg, func(f field) error {
 			switch f.num {
+			case 1:
+				idList[i] = f.v
 			case 2:
 				name = int64(f.v)
 			case 3:
@@ -425,18 +415,18 @@ func (d *pprofDecoder) buildFunctions() (frames []attribution.Frame, ok []bool, 
 			frames[i].File, err = d.str(file)
 		}
 		if err != nil {
-			d.errs.addf(err, "function %d (id %d)", i, peekID(msg))
+			d.errs.addf(err, "function %d (id %d)", i, idList[i])
 			continue
 		}
 		ok[i] = true
 	}
-	return frames, ok, ids
+	return frames, ok, indexIDs(idList)
 }
 
 // buildLocations fills b.Locations, one entry per location message, and
 // returns the index from location id to that position.
 func (d *pprofDecoder) buildLocations(b *ProfileBatch, funcs []attribution.Frame, funcOK []bool, funcIDs idIndex) idIndex {
-	_, ids := indexIDs(d.locations)
+	idList := make([]uint64, len(d.locations))
 	b.Locations = make([][]attribution.Frame, len(d.locations))
 	// One backing array for all frames: a location has one line per
 	// inlined function, seldom more than a few.
@@ -444,6 +434,9 @@ func (d *pprofDecoder) buildLocations(b *ProfileBatch, funcs []attribution.Frame
 	for i, msg := range d.locations {
 		start := len(backing)
 		err := forEachField(msg, func(f field) error {
+			if f.num == 1 {
+				idList[i] = f.v
+			}
 			if f.num != 4 {
 				return nil
 			}
@@ -469,14 +462,14 @@ func (d *pprofDecoder) buildLocations(b *ProfileBatch, funcs []attribution.Frame
 			return nil
 		})
 		if err != nil {
-			d.errs.addf(err, "location %d (id %d)", i, peekID(msg))
+			d.errs.addf(err, "location %d (id %d)", i, idList[i])
 			backing = backing[:start]
 			// The location stays (empty) so that samples through it keep
 			// their other frames.
 		}
 		b.Locations[i] = backing[start:len(backing):len(backing)]
 	}
-	return ids
+	return indexIDs(idList)
 }
 
 // buildSamples decodes the samples into b, splitting them by service
