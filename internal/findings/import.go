@@ -357,6 +357,9 @@ func newPackage(ecosystem, name, version, purl string) (Package, error) {
 	}
 	p, err := osv.PURL(ecosystem, name, version)
 	if err != nil {
+		if purl == "" {
+			purl = distroPURL(ecosystem, name, version)
+		}
 		if purl != "" {
 			return distroPackage(purl, version)
 		}
@@ -391,6 +394,20 @@ func distroPackage(purl, version string) (Package, error) {
 	}
 	canon := packageurl.NewPackageURL(p.Type, p.Namespace, p.Name, version, nil, "").ToString()
 	return Package{PURL: canon, Ecosystem: eco, Name: name, Version: version}, nil
+}
+
+// distroPURL is the package URL of a package of a distribution ecosystem
+// ("Debian:12", "Alpine:v3.18", as OSV-Scanner writes them), or "" for
+// other ecosystems.
+func distroPURL(ecosystem, name, version string) string {
+	base, _, _ := strings.Cut(ecosystem, ":")
+	for typeNS, eco := range osTypes {
+		if eco == base {
+			typ, ns, _ := strings.Cut(typeNS, "/")
+			return packageurl.NewPackageURL(typ, ns, name, version, nil, "").ToString()
+		}
+	}
+	return ""
 }
 
 // goVersion gives a Go module version its canonical "v" prefix; Go
