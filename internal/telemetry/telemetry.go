@@ -3,6 +3,25 @@
 // (OTLP, Tempo API) — into compact in-memory batches that the runtime model
 // consumes. It keeps only what the model needs: frames, sample counts and
 // the span identity and semantic-convention attributes of each span.
+//
+// Formats, recognised by content (gzip and zstd are undone first):
+//
+//   - DecodePprof: pprof profiles from Go's runtime/pprof, Pyroscope
+//     exports and its JFR, py-spy and Node conversions. A streaming
+//     decoder on protowire reads only what is needed, without building a
+//     profile.Profile; tests compare it with github.com/google/pprof.
+//   - DecodeOTLPProfiles: OTLP profiles v1development, protobuf or JSON,
+//     through pdata's pprofile (alpha; pinned in go.mod).
+//   - DecodeTraces: OTLP traces as protobuf (a wire decoder, compared with
+//     pdata in tests), OTLP JSON and JSON lines (pdata), the Collector file
+//     exporter's framed files, and Tempo's /api/traces and /api/v2/traces
+//     JSON with base64 ids.
+//
+// Discover and Load walk files and directories for the CLI.
+//
+// Every decoder drops a malformed record (a sample, a span, a line) and
+// keeps the rest, reporting each drop as a *RecordError that matches
+// ErrMalformed.
 package telemetry
 
 import (

@@ -219,21 +219,36 @@ func unwrapTempoResponse(data []byte) []byte {
 	return trace
 }
 
-// decodeTracesJSON decodes JSON lines, or a single JSON document when its
-// first line is not a complete JSON value (pretty-printed Tempo output).
+// decodeTracesJSON decodes JSON lines, or a single JSON document when
+// its first line is not a complete JSON value (pretty-printed Tempo
+// output). A bad first line followed by a line that is a JSON object of
+// its own is taken as JSON lines with line 1 damaged, so that one bad line
+// cannot lose a whole file.
 func decodeTracesJSON(br *bufio.Reader, source string, errs *recordErrors, emit func([]Span) error) error {
 	sc := bufio.NewScanner(br)
 	sc.Buffer(make([]byte, 0, 64<<10), MaxTraceSize)
 	c := jsonTraceConverter{}
-	line := 0
+	line, nonEmpty := 0, 0
+	var pending []byte // the first line, when it is not JSON on its own
+	pendingLine := 0
 	for sc.Scan() {
 		line++
 		text := bytes.TrimSpace(sc.Bytes())
 		if len(text) == 0 {
 			continue
 		}
-		if line == 1 && !json.Valid(text) {
-			return decodeTraceDocument(text, br, sc, source, errs, &c, emit)
+		nonEmpty++
+		switch {
+		case nonEmpty == 1 && !json.Valid(text):
+			pending, pendingLine = bytes.Clone(text), line
+			continue
+		case pending != nil && !(text[0] == '{' && json.Valid(text)):
+			return decodeTraceDocument(append(append(pending, '\n'), text...), sc, source, errs, &c, emit)
+		case pending != nil:
+			if _, err := c.decode(pending); err != nil {
+				errs.addf(err, "line %d", pendingLine)
+			}
+			pending = nil
 		}
 		spans, err := c.decode(text)
 		if err != nil {
@@ -249,12 +264,15 @@ func decodeTracesJSON(br *bufio.Reader, source string, errs *recordErrors, emit 
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("decode traces %s: line %d: %w: %w", source, line+1, ErrMalformed, err)
 	}
+	if pending != nil {
+		return decodeTraceDocument(pending, sc, source, errs, &c, emit)
+	}
 	return nil
 }
 
 // decodeTraceDocument decodes one multi-line JSON document: the first
 // line, what the scanner still holds, and the rest of the input.
-func decodeTraceDocument(first []byte, br *bufio.Reader, sc *bufio.Scanner, source string, errs *recordErrors, c *jsonTraceConverter, emit func([]Span) error) error {
+func decodeTraceDocument(first []byte, sc *bufio.Scanner, source string, errs *recordErrors, c *jsonTraceConverter, emit func([]Span) error) error {
 	var doc bytes.Buffer
 	doc.Write(first)
 	for sc.Scan() {

@@ -228,6 +228,21 @@ func TestDecodeTracesBadLine(t *testing.T) {
 	}
 }
 
+// TestDecodeTracesBadFirstLine: a damaged first line must not turn JSON
+// lines into one bad document.
+func TestDecodeTracesBadFirstLine(t *testing.T) {
+	lines := bytes.Split(readFixture(t, "traces.jsonl"), []byte("\n"))
+	lines[0] = lines[0][:len(lines[0])/3]
+	spans, err := decodeAll(t, bytes.Join(lines, []byte("\n")), "bad-first.jsonl")
+	var re *RecordError
+	if !errors.As(err, &re) || re.Record != "line 1" {
+		t.Errorf("error %v, want a *RecordError for line 1", err)
+	}
+	if len(spans) != 7 {
+		t.Errorf("decoded %d spans, want the 7 of lines 2-5", len(spans))
+	}
+}
+
 func TestDecodeTracesErrors(t *testing.T) {
 	pb := readFixture(t, "traces.pb")
 	framed := fileExporter(t, "proto", false)
