@@ -126,7 +126,11 @@ func ParseGovulncheck(r io.Reader, name string) ([]Finding, []error) {
 			}
 			ff, err := govulncheckToFinding(f, level, name)
 			if err != nil {
-				errs = append(errs, &RecordError{File: name, Record: rec + " (finding " + f.OSV + ")", Err: err})
+				rec += " (finding)"
+				if f.OSV != "" {
+					rec = fmt.Sprintf("message %d (finding %s)", n, f.OSV)
+				}
+				errs = append(errs, &RecordError{File: name, Record: rec, Err: err})
 				continue
 			}
 			found = append(found, ff)

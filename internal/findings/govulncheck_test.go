@@ -45,7 +45,7 @@ func TestParseGovulncheckBad(t *testing.T) {
 				good,
 			wantFindings: 1,
 			wantErrs: []string{
-				"in.json: message 2 (finding ): no osv id",
+				"in.json: message 2 (finding): no osv id",
 				"in.json: message 3 (finding GO-2000-0001): empty trace",
 				"in.json: message 4 (finding GO-2000-0002): trace[0]: no module",
 				"in.json: message 5 (finding GO-2000-0003): trace[0]: package m: no version",
