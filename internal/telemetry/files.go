@@ -165,13 +165,13 @@ func sniffFile(path string) (Kind, error) {
 		return KindUnknown, fmt.Errorf("discover telemetry: %s: %w: file is empty or too short", path, ErrUnknownFormat)
 	}
 	switch {
-	case bytes.Equal(head[:2], gzipMagic):
+	case string(head[:2]) == gzipMagic:
 		zr, err := gzip.NewReader(io.MultiReader(bytes.NewReader(head[:2]), r))
 		if err != nil {
 			return KindUnknown, fmt.Errorf("discover telemetry: %s: gzip: %w: %w", path, ErrMalformed, err)
 		}
 		r, n = zr, 0
-	case bytes.Equal(head[:2], zstdMagic[:2]):
+	case string(head[:2]) == zstdMagic[:2]:
 		zr, err := zstd.NewReader(io.MultiReader(bytes.NewReader(head[:2]), r), zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			return KindUnknown, fmt.Errorf("discover telemetry: %s: zstd: %w: %w", path, ErrMalformed, err)
@@ -206,7 +206,7 @@ func sniff(head []byte) Kind {
 		// zstd-compressed one is taken for traces, the only signal read
 		// from such files.
 		msg := head[4:min(len(head), 4+int(binary.BigEndian.Uint32(head)))]
-		if bytes.HasPrefix(msg, zstdMagic) {
+		if hasPrefix(msg, zstdMagic) {
 			return KindTraces
 		}
 		return sniff(msg)

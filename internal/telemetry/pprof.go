@@ -48,7 +48,7 @@ const (
 )
 
 // gzipMagic starts every gzip stream.
-var gzipMagic = []byte{0x1f, 0x8b}
+const gzipMagic = "\x1f\x8b"
 
 // DecodePprof decodes a pprof profile (gzipped or raw protobuf) into
 // batches: one, or one per service when samples carry different
@@ -86,7 +86,7 @@ func maybeGunzip(data []byte, source string) ([]byte, error) {
 }
 
 func gunzipLimit(data []byte, source string, limit int) ([]byte, error) {
-	if !bytes.HasPrefix(data, gzipMagic) {
+	if !hasPrefix(data, gzipMagic) {
 		if len(data) > limit {
 			return nil, fmt.Errorf("decode %s: %d bytes, limit %d: %w", source, len(data), limit, ErrTooLarge)
 		}

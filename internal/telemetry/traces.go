@@ -43,7 +43,7 @@ const MaxTraceSize = 512 << 20
 func DecodeTraces(r io.Reader, source string, emit func([]Span) error) error {
 	hint := sizeHint(r)
 	br := bufio.NewReaderSize(r, 64<<10)
-	if head, _ := br.Peek(2); bytes.Equal(head, gzipMagic) {
+	if head, _ := br.Peek(2); string(head) == gzipMagic {
 		hint = 0
 		zr, err := gzip.NewReader(br)
 		if err != nil {
@@ -51,8 +51,8 @@ func DecodeTraces(r io.Reader, source string, emit func([]Span) error) error {
 		}
 		defer zr.Close()
 		br = bufio.NewReaderSize(zr, 64<<10)
-	} else if bytes.Equal(head, zstdMagic[:2]) {
-		if head, _ := br.Peek(4); bytes.Equal(head, zstdMagic) {
+	} else if string(head) == zstdMagic[:2] {
+		if head, _ := br.Peek(4); string(head) == zstdMagic {
 			// The file exporter's native compression: one zstd stream.
 			zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxTraceSize))
 			if err != nil {
@@ -134,7 +134,7 @@ func decodeTracesProto(r io.Reader, sizeHint int64, source string, errs *recordE
 }
 
 // zstdMagic starts every zstd frame.
-var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+const zstdMagic = "\x28\xb5\x2f\xfd"
 
 // decodeFramed decodes the Collector file exporter's framed form, written
 // for format: proto and for compressed JSON: each request preceded by its
@@ -163,7 +163,7 @@ func (d *traceDecoder) decodeFramed(data []byte, emit func([]Span) error) error 
 		if len(msg) < n {
 			d.errs.add(record, fmt.Errorf("%d of %d bytes: %w", len(msg), n, io.ErrUnexpectedEOF))
 		}
-		if bytes.HasPrefix(msg, zstdMagic) {
+		if hasPrefix(msg, zstdMagic) {
 			if zd == nil {
 				var err error
 				zd, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxTraceSize))

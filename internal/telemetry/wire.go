@@ -117,3 +117,8 @@ func countFields(msg []byte, num protowire.Number) int {
 	}
 	return count
 }
+
+// hasPrefix reports whether b starts with the magic number prefix.
+func hasPrefix(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && string(b[:len(prefix)]) == prefix
+}
