@@ -129,7 +129,8 @@ func tempoV2Proto(req []byte) []byte {
 }
 
 // TestDecodeTracesMatchesPdata checks the wire decoder against pdata's
-// ptrace.ProtoUnmarshaler on the same bytes.
+// ptrace.ProtoUnmarshaler on the same bytes, converted by SpansFromTraces
+// (the path of the OTLP/gRPC receiver).
 func TestDecodeTracesMatchesPdata(t *testing.T) {
 	data := readFixture(t, "traces.pb")
 	got, err := decodeAll(t, data, "traces.pb")
@@ -141,8 +142,7 @@ func TestDecodeTracesMatchesPdata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c jsonTraceConverter
-	if diff := cmp.Diff(c.convert(td), got); diff != "" {
+	if diff := cmp.Diff(SpansFromTraces(td), got); diff != "" {
 		t.Errorf("wire decoder differs from pdata (-pdata +wire):\n%s", diff)
 	}
 }
