@@ -75,6 +75,11 @@ type Store struct {
 	write *sql.DB // one connection: every write, serialised
 	read  *sql.DB // query-only connections
 
+	// appends feeds commitLoop, which stop ends and done waits for.
+	appends chan *appendRequest
+	stop    chan struct{}
+	done    sync.WaitGroup
+
 	// mu is held for reading by every call and for writing by Close, so
 	// Close waits for the calls in progress and later calls see closed.
 	mu     sync.RWMutex
@@ -130,11 +135,12 @@ func open(ctx context.Context, dir string, cfg Config, ms []migration) (*Store, 
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	s := &Store{path: path, write: write}
+	s := &Store{path: path, write: write, appends: make(chan *appendRequest), stop: make(chan struct{})}
 	if err := s.init(ctx, cfg, busy, ms); err != nil {
 		_ = s.Close() // the init error is the one to report
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	s.done.Go(func() { s.commitLoop(s.stop) })
 	return s, nil
 }
 
@@ -175,6 +181,10 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	// Every AppendBatch has returned (they hold mu), so no request is
+	// left for the committer.
+	close(s.stop)
+	s.done.Wait()
 	var errs []error
 	if s.read != nil {
 		errs = append(errs, s.read.Close())
@@ -198,7 +208,12 @@ func (s *Store) enter() error {
 
 func (s *Store) leave() { s.mu.RUnlock() }
 
-// AppendBatch logs a batch; see store.Store.
+// AppendBatch logs a batch; see store.Store. Appends that arrive while
+// a commit is in progress wait and then share the next commit (group
+// commit), so concurrent receivers pay for one sync of the log together
+// instead of one each. Once the batch is handed over, AppendBatch waits
+// for that commit even if ctx ends (a few milliseconds), so that its
+// answer says truly whether the batch is stored.
 func (s *Store) AppendBatch(ctx context.Context, kind store.BatchKind, payload []byte) (int64, error) {
 	if err := kind.Validate(); err != nil {
 		return 0, fmt.Errorf("append batch: %w", err)
@@ -210,16 +225,109 @@ func (s *Store) AppendBatch(ctx context.Context, kind store.BatchKind, payload [
 		return 0, fmt.Errorf("append %s batch: %w", kind, err)
 	}
 	defer s.leave()
-	res, err := s.write.ExecContext(ctx, `INSERT INTO batches (kind, payload, appended_at) VALUES (?, ?, ?)`,
-		string(kind), payload, time.Now().UnixNano())
-	if err != nil {
-		return 0, fmt.Errorf("append %s batch to %s: %w", kind, s.path, err)
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("append %s batch: %w", kind, err)
 	}
-	seq, err := res.LastInsertId()
-	if err != nil {
-		return 0, fmt.Errorf("append %s batch to %s: %w", kind, s.path, err)
+	req := &appendRequest{ctx: ctx, kind: kind, payload: payload, done: make(chan appendResult, 1)}
+	select {
+	case s.appends <- req:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("append %s batch: %w", kind, ctx.Err())
 	}
-	return seq, nil
+	r := <-req.done
+	if r.err != nil {
+		return 0, fmt.Errorf("append %s batch to %s: %w", kind, s.path, r.err)
+	}
+	return r.seq, nil
+}
+
+// appendRequest is one AppendBatch waiting for its commit.
+type appendRequest struct {
+	ctx     context.Context
+	kind    store.BatchKind
+	payload []byte
+	done    chan appendResult // buffered: the committer never waits for the caller
+}
+
+type appendResult struct {
+	seq int64
+	err error
+}
+
+// Bounds of one group commit: a commit holds the write lock for its whole
+// group, which delays checkpoints and other writes.
+const (
+	maxGroupBatches = 256
+	maxGroupBytes   = 16 << 20
+)
+
+// commitLoop commits the appends, all that are waiting in one
+// transaction, until stop is closed.
+func (s *Store) commitLoop(stop <-chan struct{}) {
+	for {
+		var first *appendRequest
+		select {
+		case <-stop:
+			return
+		case first = <-s.appends:
+		}
+		group, size := []*appendRequest{first}, len(first.payload)
+	collect:
+		for len(group) < maxGroupBatches && size < maxGroupBytes {
+			select {
+			case r := <-s.appends:
+				group, size = append(group, r), size+len(r.payload)
+			default:
+				break collect
+			}
+		}
+		s.commitGroup(group)
+	}
+}
+
+// commitGroup appends the batches of group in one transaction and tells
+// each caller its sequence number, or the error of the whole group.
+func (s *Store) commitGroup(group []*appendRequest) {
+	live := group[:0]
+	for _, r := range group {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- appendResult{err: err} // gave up while waiting: not stored
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	// The transaction serves many callers: no one caller's context may
+	// abort it. Close waits for every caller, so nothing is cut short.
+	ctx := context.Background()
+	seqs := make([]int64, len(live))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO batches (kind, payload, appended_at) VALUES (?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		now := time.Now().UnixNano()
+		for i, r := range live {
+			res, err := stmt.ExecContext(ctx, string(r.kind), r.payload, now)
+			if err != nil {
+				return err
+			}
+			if seqs[i], err = res.LastInsertId(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for i, r := range live {
+		if err != nil {
+			r.done <- appendResult{err: err}
+		} else {
+			r.done <- appendResult{seq: seqs[i]}
+		}
+	}
 }
 
 // Batches replays the log; see store.Store.

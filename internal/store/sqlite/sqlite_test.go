@@ -416,6 +416,9 @@ func BenchmarkAppendBatch(b *testing.B) {
 				b.ResetTimer()
 				start := time.Now()
 				if par {
+					// Like many receiver requests at once: 8 appenders
+					// per CPU share each commit.
+					b.SetParallelism(8)
 					b.RunParallel(func(pb *testing.PB) {
 						for pb.Next() {
 							if _, err := s.AppendBatch(context.Background(), store.BatchSpans, payload); err != nil {

@@ -53,6 +53,7 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"Retention", testRetention},
 		{"CanceledContext", testCanceled},
 		{"CloseTwiceThenClosed", testClose},
+		{"CloseDuringAppends", testCloseDuringAppends},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -722,5 +723,57 @@ func testClose(t *testing.T, open Opener) {
 				t.Errorf("%s after Close = %v, want ErrClosed", name, err)
 			}
 		})
+	}
+}
+
+func testCloseDuringAppends(t *testing.T, open Opener) {
+	s, err := open(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers = 8
+	var (
+		mu      sync.Mutex
+		acked   = map[int64]string{}
+		wg      sync.WaitGroup
+		started = make(chan struct{}, workers)
+	)
+	for w := range workers {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				payload := fmt.Sprintf("%d/%d", w, i)
+				seq, err := s.AppendBatch(t.Context(), store.BatchSpans, []byte(payload))
+				if errors.Is(err, store.ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Errorf("worker %d append %d: %v, want success or ErrClosed", w, i, err)
+					return
+				}
+				mu.Lock()
+				acked[seq] = payload
+				mu.Unlock()
+				if i == 0 {
+					started <- struct{}{}
+				}
+			}
+		})
+	}
+	for range workers {
+		<-started
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close during appends: %v", err)
+	}
+	wg.Wait()
+	s = mustOpen(t, open)
+	found := map[int64]string{}
+	for _, b := range replay(t, s, 0) {
+		found[b.Seq] = b.Payload
+	}
+	for seq, payload := range acked {
+		if found[seq] != payload {
+			t.Errorf("acknowledged batch %d = %q after reopen, want %q", seq, found[seq], payload)
+		}
 	}
 }
