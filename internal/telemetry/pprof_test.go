@@ -469,3 +469,29 @@ func benchProfiles(b *testing.B) []benchProfile {
 		{"16000x40", syntheticProfile(16000, 40, 8000)},
 	}
 }
+
+func TestChooseSampleType(t *testing.T) {
+	tests := []struct {
+		name         string
+		types        [][2]string
+		defaultType  string
+		value, count int
+	}{
+		{"go cpu", [][2]string{{"samples", "count"}, {"cpu", "nanoseconds"}}, "", 1, 0},
+		{"jfr cpu", [][2]string{{"cpu", "nanoseconds"}}, "", 0, -1},
+		{"node wall", [][2]string{{"sample", "count"}, {"wall", "nanoseconds"}}, "", 0, 0},
+		{"go heap", [][2]string{{"alloc_objects", "count"}, {"alloc_space", "bytes"}, {"inuse_objects", "count"}, {"inuse_space", "bytes"}}, "inuse_space", 1, 0},
+		{"in-use only, default", [][2]string{{"inuse_objects", "count"}, {"inuse_space", "bytes"}}, "inuse_space", 1, 0},
+		{"mutex contentions", [][2]string{{"contentions", "count"}, {"delay", "nanoseconds"}}, "", 1, -1},
+		{"default names a count", [][2]string{{"goroutine", "count"}}, "goroutine", 0, 0},
+		{"unknown default falls back to the last", [][2]string{{"a", "bytes"}, {"b", "bytes"}}, "zzz", 1, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, c := chooseSampleType(tt.types, tt.defaultType)
+			if v != tt.value || c != tt.count {
+				t.Errorf("got value %d count %d, want %d %d", v, c, tt.value, tt.count)
+			}
+		})
+	}
+}
