@@ -82,6 +82,9 @@ type Reachability struct {
 	Samples int64
 	// Endpoints are the endpoints that led to the vulnerable code.
 	Endpoints []string
+	// SpanNames are the spans, other than endpoints, whose samples held
+	// the vulnerable code (a batch job's root span).
+	SpanNames []string
 	// Bound is the rule-of-three bound of what could have been missed;
 	// set for loaded and not_observed.
 	Bound *Bound
@@ -95,7 +98,8 @@ type FunctionEvidence struct {
 	Samples     int64
 	CPUSeconds  float64
 	First, Last time.Time
-	Endpoints   []model.EndpointSamples
+	Endpoints   []model.NamedSamples
+	SpanNames   []model.NamedSamples
 	// Stack is an example stack, leaf first, as "package.Symbol".
 	Stack []string
 }

@@ -104,7 +104,7 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 	}
 
 	var loaded bool
-	endpoints := map[string]int64{}
+	endpoints, spans := map[string]int64{}, map[string]int64{}
 	for i := range svc.Functions {
 		fn := &svc.Functions[i]
 		for _, t := range ts {
@@ -118,21 +118,24 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 			r.Evidence = append(r.Evidence, evidence(fn, svc))
 			r.Samples = max(r.Samples, fn.Samples)
 			for _, e := range fn.Endpoints {
-				endpoints[e.Endpoint] += e.Samples
+				endpoints[e.Name] += e.Samples
+			}
+			for _, e := range fn.SpanNames {
+				spans[e.Name] += e.Samples
 			}
 			break
 		}
 	}
 	if len(r.Evidence) > 0 {
 		r.Verdict = Executed
-		for e := range endpoints {
-			r.Endpoints = append(r.Endpoints, e)
-		}
-		slices.SortFunc(r.Endpoints, func(x, y string) int { return cmp.Or(cmp.Compare(endpoints[y], endpoints[x]), cmp.Compare(x, y)) })
+		r.Endpoints, r.SpanNames = byWeight(endpoints), byWeight(spans)
 		top := r.Evidence[0]
 		r.Reason = fmt.Sprintf("%s seen in %d profile samples", top.Symbol, top.Samples)
-		if len(r.Endpoints) > 0 {
+		switch {
+		case len(r.Endpoints) > 0:
 			r.Reason += " via " + r.Endpoints[0]
+		case len(r.SpanNames) > 0:
+			r.Reason += " in span " + r.SpanNames[0]
 		}
 		return r
 	}
@@ -160,7 +163,7 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 func evidence(fn *model.Function, svc *model.Service) FunctionEvidence {
 	e := FunctionEvidence{
 		Symbol: fn.Package + "." + fn.Symbol, Samples: fn.Samples,
-		First: fn.First, Last: fn.Last, Endpoints: fn.Endpoints,
+		First: fn.First, Last: fn.Last, Endpoints: fn.Endpoints, SpanNames: fn.SpanNames,
 	}
 	if cpuUnit(svc) {
 		e.CPUSeconds = float64(fn.Value) / 1e9
@@ -224,4 +227,14 @@ func (b *Bound) String() string {
 		s += fmt.Sprintf(", %.2gs CPU", b.CPUSeconds)
 	}
 	return s + fmt.Sprintf(" over %s", time.Duration(b.WindowSeconds*float64(time.Second)).Round(time.Second))
+}
+
+// byWeight lists names, heaviest first.
+func byWeight(w map[string]int64) []string {
+	var out []string
+	for name := range w {
+		out = append(out, name)
+	}
+	slices.SortFunc(out, func(x, y string) int { return cmp.Or(cmp.Compare(w[y], w[x]), cmp.Compare(x, y)) })
+	return out
 }

@@ -184,9 +184,11 @@ func TestAddProfile(t *testing.T) {
 	if parse.Samples != 16 || parse.Value != 160_000_000 {
 		t.Errorf("Parse samples = %d value = %d; want 16, 160000000", parse.Samples, parse.Value)
 	}
-	wantEP := []EndpointSamples{{Endpoint: "GET /products", Samples: 10}, {Endpoint: "background", Samples: 2}}
-	if diff := cmp.Diff(wantEP, parse.Endpoints); diff != "" {
+	if diff := cmp.Diff([]NamedSamples{{Name: "GET /products", Samples: 10}}, parse.Endpoints); diff != "" {
 		t.Errorf("Parse endpoints (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]NamedSamples{{Name: "background", Samples: 2}}, parse.SpanNames); diff != "" {
+		t.Errorf("Parse span names (-want +got):\n%s", diff)
 	}
 	if len(parse.Stack) != 3 || parse.Stack[1].Symbol != "Server.products" {
 		t.Errorf("Parse stack = %+v", parse.Stack)

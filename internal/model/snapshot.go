@@ -90,15 +90,20 @@ type Function struct {
 	First, Last    time.Time
 	// Endpoints are the endpoints whose spans led to the function, from
 	// span-labelled samples, heaviest first.
-	Endpoints []EndpointSamples
+	Endpoints []NamedSamples
+	// SpanNames are the span_name labels of samples whose span is no known
+	// endpoint (the root span of a batch job, or a span the traces have
+	// not shown), heaviest first.
+	SpanNames []NamedSamples
 	// Stack is the heaviest stack the function was seen on, leaf first.
 	Stack []attribution.Func
 }
 
-// EndpointSamples is how many samples of a function an endpoint led to.
-type EndpointSamples struct {
-	Endpoint string
-	Samples  int64
+// NamedSamples is how many samples of a function an endpoint or a span
+// led to.
+type NamedSamples struct {
+	Name    string `json:"name"`
+	Samples int64  `json:"samples"`
 }
 
 // Package is a code package seen running: the sum of its functions.
@@ -221,6 +226,7 @@ func (s *service) functions() ([]Function, []Package) {
 	stamp := filled(len(s.funcs), -1)
 	pkgStamp := filled(len(pkgs), -1)
 	endpoints := make([]map[string]int64, len(s.funcs))
+	spanNames := make([]map[string]int64, len(s.funcs))
 	for si := range s.stacks {
 		st := &s.stacks[si]
 		for _, f := range st.funcs {
@@ -244,17 +250,17 @@ func (s *service) functions() ([]Function, []Package) {
 			if h := heaviest[f]; h < 0 || s.stacks[h].samples < st.samples {
 				heaviest[f] = int32(si)
 			}
-			if len(st.endpoints) == 0 && len(st.spanNames) == 0 {
-				continue
-			}
-			if endpoints[f] == nil {
-				endpoints[f] = make(map[string]int64)
-			}
 			for ep, n := range st.endpoints {
+				if endpoints[f] == nil {
+					endpoints[f] = make(map[string]int64)
+				}
 				endpoints[f][s.endpoints[ep].Name()] += n
 			}
 			for name, n := range st.spanNames {
-				endpoints[f][name] += n
+				if spanNames[f] == nil {
+					spanNames[f] = make(map[string]int64)
+				}
+				spanNames[f][name] += n
 			}
 		}
 	}
@@ -267,12 +273,7 @@ func (s *service) functions() ([]Function, []Package) {
 		for _, idx := range s.stacks[heaviest[i]].funcs {
 			fn.Stack = append(fn.Stack, s.funcs[idx])
 		}
-		for name, n := range endpoints[i] {
-			fn.Endpoints = append(fn.Endpoints, EndpointSamples{Endpoint: name, Samples: n})
-		}
-		slices.SortFunc(fn.Endpoints, func(a, b EndpointSamples) int {
-			return cmp.Or(cmp.Compare(b.Samples, a.Samples), cmp.Compare(a.Endpoint, b.Endpoint))
-		})
+		fn.Endpoints, fn.SpanNames = ranked(endpoints[i]), ranked(spanNames[i])
 		out = append(out, fn)
 	}
 	slices.SortFunc(out, func(a, b Function) int {
@@ -290,4 +291,16 @@ func filled(n int, v int32) []int32 {
 		s[i] = v
 	}
 	return s
+}
+
+// ranked lists counts by name, heaviest first.
+func ranked(counts map[string]int64) []NamedSamples {
+	var out []NamedSamples
+	for name, n := range counts {
+		out = append(out, NamedSamples{Name: name, Samples: n})
+	}
+	slices.SortFunc(out, func(a, b NamedSamples) int {
+		return cmp.Or(cmp.Compare(b.Samples, a.Samples), cmp.Compare(a.Name, b.Name))
+	})
+	return out
 }

@@ -109,19 +109,21 @@ type jsonReachability struct {
 	Symbols   []string       `json:"symbols"`
 	Samples   int64          `json:"samples"`
 	Endpoints []string       `json:"endpoints"`
+	SpanNames []string       `json:"span_names"`
 	Evidence  []jsonEvidence `json:"evidence,omitempty"`
 	Bound     *jsonBound     `json:"bound,omitempty"`
 	Reason    string         `json:"reason"`
 }
 
 type jsonEvidence struct {
-	Symbol     string                  `json:"symbol"`
-	Samples    int64                   `json:"samples"`
-	CPUSeconds float64                 `json:"cpu_seconds"`
-	FirstSeen  time.Time               `json:"first_seen"`
-	LastSeen   time.Time               `json:"last_seen"`
-	Endpoints  []model.EndpointSamples `json:"endpoints,omitempty"`
-	Stack      []string                `json:"stack"`
+	Symbol     string               `json:"symbol"`
+	Samples    int64                `json:"samples"`
+	CPUSeconds float64              `json:"cpu_seconds"`
+	FirstSeen  time.Time            `json:"first_seen"`
+	LastSeen   time.Time            `json:"last_seen"`
+	Endpoints  []model.NamedSamples `json:"endpoints,omitempty"`
+	SpanNames  []model.NamedSamples `json:"span_names,omitempty"`
+	Stack      []string             `json:"stack"`
 }
 
 type jsonBound struct {
@@ -177,7 +179,7 @@ func FindingJSON(a assess.Assessment) JSONFinding {
 		FixedVersion: f.FixedVersion, KnownExploited: a.KnownExploited, Static: f.Static, Sources: f.Sources,
 		Reachability: jsonReachability{
 			Verdict: r.Verdict, Basis: r.Basis, Symbols: nonNil(r.Symbols), Samples: r.Samples,
-			Endpoints: nonNil(r.Endpoints), Reason: r.Reason,
+			Endpoints: nonNil(r.Endpoints), SpanNames: nonNil(r.SpanNames), Reason: r.Reason,
 		},
 		Exposure:    a.Exposure,
 		BlastRadius: jsonBlastRadius{Stores: jsonStores(a.BlastRadius)},
@@ -187,7 +189,7 @@ func FindingJSON(a assess.Assessment) JSONFinding {
 	for _, e := range r.Evidence {
 		jf.Reachability.Evidence = append(jf.Reachability.Evidence, jsonEvidence{
 			Symbol: e.Symbol, Samples: e.Samples, CPUSeconds: e.CPUSeconds,
-			FirstSeen: e.First, LastSeen: e.Last, Endpoints: e.Endpoints, Stack: e.Stack,
+			FirstSeen: e.First, LastSeen: e.Last, Endpoints: e.Endpoints, SpanNames: e.SpanNames, Stack: e.Stack,
 		})
 	}
 	if b := r.Bound; b != nil {

@@ -50,8 +50,11 @@ func evidenceCell(a assess.Assessment) string {
 	switch r.Verdict {
 	case assess.Executed:
 		s := fmt.Sprintf("%s: %d samples", r.Evidence[0].Symbol, r.Evidence[0].Samples)
-		if len(r.Endpoints) > 0 {
+		switch {
+		case len(r.Endpoints) > 0:
 			s += " via " + endpointsOf(r.Endpoints, 2)
+		case len(r.SpanNames) > 0:
+			s += " in span " + endpointsOf(r.SpanNames, 2)
 		}
 		return s
 	case assess.Loaded, assess.NotObserved:
