@@ -105,6 +105,8 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 
 	var loaded bool
 	endpoints, spans := map[string]int64{}, map[string]int64{}
+	// For a loaded verdict: where code of the vulnerable package ran.
+	pkgEndpoints, pkgSpans := map[string]int64{}, map[string]int64{}
 	for i := range svc.Functions {
 		fn := &svc.Functions[i]
 		for _, t := range ts {
@@ -113,6 +115,12 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 			}
 			loaded = true
 			if !t.matches(fn) {
+				for _, e := range fn.Endpoints {
+					pkgEndpoints[e.Name] += e.Samples
+				}
+				for _, e := range fn.SpanNames {
+					pkgSpans[e.Name] += e.Samples
+				}
 				continue
 			}
 			r.Evidence = append(r.Evidence, evidence(fn, svc))
@@ -152,6 +160,7 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 	}
 	if loaded && r.Basis == BasisSymbol {
 		r.Verdict = Loaded
+		r.Endpoints, r.SpanNames = byWeight(pkgEndpoints), byWeight(pkgSpans)
 		r.Reason = fmt.Sprintf("vulnerable package ran but no vulnerable function was seen in %d samples (bound %s)%s", svc.Samples, r.Bound, static)
 		return r
 	}
