@@ -14,7 +14,7 @@ func BenchmarkRulesScan(b *testing.B) {
 	rules := mustRules(b)
 	benign := telemetry.Span{Service: "shop", Kind: telemetry.SpanKindServer, Name: "GET /products/{id}", Attrs: telemetry.Attrs{
 		HTTPMethod: "GET", HTTPRoute: "/products/{id}", URLPath: "/products/42", URLQuery: "currency=EUR&ref=home_page",
-		UserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+		UserAgent:      "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
 		RequestHeaders: map[string]string{"accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8", "x-request-id": "5d1f6c2e-3a8b-4f5e-9c1d-7e2b4a6f8c0d"},
 	}}
 	attack := benign

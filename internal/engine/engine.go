@@ -1,0 +1,752 @@
+// Package engine is the streaming core of evident serve: it accepts
+// telemetry batches from the receivers, logs them to the store before
+// acknowledging them, applies them to the runtime model on one worker
+// goroutine, runs the streaming detections, re-assesses the findings a
+// batch can have changed, and keeps a consistent view (assessments,
+// summary, model snapshot) for the API.
+//
+// Ingestion never waits for assessment: Consume reserves a slot in a
+// bounded queue or refuses the batch with a *pipeline.FullError before
+// writing anything; the worker applies batches, and re-assessment is
+// coalesced to at most one run per Config.AssessInterval.
+package engine
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/detect"
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/pipeline"
+	"github.com/evidentsec/evident/internal/store"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// Store is what the engine needs of the persistent store; store.Store
+// satisfies it, with the concurrency, ownership and error rules written
+// there.
+type Store interface {
+	AppendBatch(ctx context.Context, kind store.BatchKind, payload []byte) (seq int64, err error)
+	Batches(ctx context.Context, after int64, fn func(seq int64, kind store.BatchKind, payload []byte) error) error
+	Checkpoint(ctx context.Context, seq int64, state []byte) error
+	LoadCheckpoint(ctx context.Context) (seq int64, state []byte, err error)
+	PutFindings(ctx context.Context, fs []findings.Finding) error
+	Findings(ctx context.Context) ([]findings.Finding, error)
+	AppendVerdicts(ctx context.Context, changes []store.VerdictChange) error
+}
+
+// Alerter takes the alerts the detections raise. Fire is called from the
+// engine's worker and must not block: the alert router queues, and drops
+// with a metric when it must.
+type Alerter interface {
+	Fire(a detect.Alert)
+}
+
+// Deps are the parts the engine works with.
+type Deps struct {
+	// Store is required.
+	Store Store
+	// Model is required; it may hold state already, which a checkpoint
+	// found on Start replaces.
+	Model *model.Model
+	// Vulns resolves findings to their records (affected functions);
+	// nil assesses on what the findings carry.
+	Vulns assess.Vulns
+	// Assess configures assessment: sensitivity labels, exposure
+	// overrides, the evidence needed for a verdict.
+	Assess assess.Config
+	// Rules are the exploit-payload rules; nil uses detect.DefaultRules.
+	Rules *detect.Rules
+	// Alerter receives the alerts; nil drops them.
+	Alerter Alerter
+	// Logger defaults to slog.Default(); Registerer, when set, gets the
+	// engine's metrics.
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// ErrNotRunning is returned by Consume and SetFindings outside
+// Start..Shutdown. It is not permanent: the sender should retry later.
+var ErrNotRunning = errors.New("engine not running")
+
+// View is what the engine concluded at one moment. It is immutable: the
+// engine builds a new View after each re-assessment.
+type View struct {
+	// Assessments are the findings' assessments in priority order.
+	Assessments []assess.Assessment
+	Summary     assess.Summary
+	// Snapshot is the model the assessments were made on.
+	Snapshot *model.Snapshot
+	// At is when the view was built.
+	At time.Time
+}
+
+type state int
+
+const (
+	stateNew state = iota
+	stateStarting
+	stateRunning
+	stateStopped
+)
+
+// Engine is the streaming core. Create it with New; it is a
+// pipeline.Component.
+type Engine struct {
+	cfg     Config
+	st      Store
+	model   *model.Model
+	vulns   assess.Vulns
+	acfg    assess.Config
+	rules   *detect.Rules
+	alerter Alerter
+	log     *slog.Logger
+	now     func() time.Time
+	m       *metrics
+
+	// slots holds a token for every batch between Consume and the end of
+	// its application, so that a full queue is known before anything is
+	// written; queue carries the batches themselves.
+	slots chan struct{}
+	queue chan item
+	ctl   chan func()
+
+	// mu serialises the logging and queueing of batches, so that queue
+	// order is sequence order and a checkpoint at the last applied
+	// sequence number covers every batch before it; it also guards the
+	// lifecycle fields below.
+	mu       sync.Mutex
+	state    state
+	started  bool
+	stopping chan struct{}
+	drainCtx context.Context
+	done     chan struct{}
+	cancel   context.CancelFunc
+
+	view atomic.Pointer[View]
+
+	// Worker-owned state.
+	w worker
+}
+
+// worker is the state only the worker goroutine touches (and Start,
+// before the worker exists).
+type worker struct {
+	findings  []findings.Finding
+	current   []assess.Assessment // by index into findings
+	watch     *detect.FirstExecution
+	anomalies *detect.Anomalies
+
+	dirty         map[int]bool
+	dirtyAll      bool
+	spanServices  map[string]bool // services whose spans arrived since the last assessment
+	topoServices  map[string]bool // services with a new edge or store since then
+	pending       model.Changes   // new edges and stores for SensitivePaths
+	pendingAt     time.Time       // receipt of the earliest of them
+	exposure      map[string]assess.Exposure
+	applied       int64 // sequence number of the last applied batch
+	checkpointed  int64
+	lastCheckTime time.Time
+}
+
+// item is one accepted batch.
+type item struct {
+	seq        int64
+	kind       store.BatchKind
+	spans      []telemetry.Span
+	profiles   []*telemetry.ProfileBatch
+	receivedAt time.Time
+}
+
+var _ pipeline.Component = (*Engine)(nil)
+
+// New returns an engine; it does nothing until Start.
+func New(cfg Config, deps Deps) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Store == nil || deps.Model == nil {
+		return nil, fmt.Errorf("%w: Deps.Store and Deps.Model are required", ErrInvalidConfig)
+	}
+	if err := deps.Assess.Validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg: cfg, st: deps.Store, model: deps.Model, vulns: deps.Vulns, acfg: deps.Assess,
+		rules: deps.Rules, alerter: deps.Alerter, log: deps.Logger, now: deps.Now,
+		slots:    make(chan struct{}, cfg.QueueSize),
+		queue:    make(chan item, cfg.QueueSize),
+		ctl:      make(chan func()),
+		stopping: make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	if e.rules == nil {
+		r, err := detect.CompileRules(detect.DefaultRules())
+		if err != nil {
+			return nil, fmt.Errorf("compile the built-in exploit rules: %w", err)
+		}
+		e.rules = r
+	}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	m, err := newMetrics(deps.Registerer, func() float64 { return float64(len(e.queue)) })
+	if err != nil {
+		return nil, err
+	}
+	e.m = m
+	e.w = worker{
+		anomalies: detect.NewAnomalies(cfg.Anomaly),
+		watch:     detect.NewFirstExecution(nil, nil),
+		dirty:     map[int]bool{}, spanServices: map[string]bool{}, topoServices: map[string]bool{},
+		exposure: map[string]assess.Exposure{},
+	}
+	e.view.Store(&View{Summary: assess.Summarize(nil), Snapshot: &model.Snapshot{}})
+	return e, nil
+}
+
+// TracesConsumer returns the consumer of span batches for the receivers.
+func (e *Engine) TracesConsumer() pipeline.Consumer[[]telemetry.Span] {
+	return pipeline.ConsumerFunc[[]telemetry.Span](func(ctx context.Context, spans []telemetry.Span) error {
+		if len(spans) == 0 {
+			return nil
+		}
+		return e.consume(ctx, item{kind: store.BatchSpans, spans: spans})
+	})
+}
+
+// ProfilesConsumer returns the consumer of profile batches for the
+// receivers.
+func (e *Engine) ProfilesConsumer() pipeline.Consumer[[]*telemetry.ProfileBatch] {
+	return pipeline.ConsumerFunc[[]*telemetry.ProfileBatch](func(ctx context.Context, ps []*telemetry.ProfileBatch) error {
+		if len(ps) == 0 {
+			return nil
+		}
+		return e.consume(ctx, item{kind: store.BatchProfiles, profiles: ps})
+	})
+}
+
+// consume is the acknowledgement path: reserve a queue slot or refuse,
+// log the batch durably, queue it.
+func (e *Engine) consume(ctx context.Context, it item) error {
+	it.receivedAt = e.now()
+	signal := string(it.kind)
+	select {
+	case e.slots <- struct{}{}:
+	default:
+		e.m.batches.WithLabelValues(signal, "refused").Inc()
+		return &pipeline.FullError{RetryAfter: e.cfg.RetryAfter}
+	}
+	queued := false
+	defer func() {
+		if !queued {
+			<-e.slots
+		}
+	}()
+	payload, err := encode(&it)
+	if err != nil {
+		e.m.batches.WithLabelValues(signal, "failed").Inc()
+		return pipeline.Permanent(fmt.Errorf("encode %s batch: %w", signal, err))
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state != stateRunning {
+		e.m.batches.WithLabelValues(signal, "refused").Inc()
+		return ErrNotRunning
+	}
+	seq, err := e.st.AppendBatch(ctx, it.kind, payload)
+	if err != nil {
+		e.m.batches.WithLabelValues(signal, "failed").Inc()
+		return fmt.Errorf("log %s batch: %w", signal, err)
+	}
+	it.seq = seq
+	e.queue <- it // never blocks: the slot is ours
+	queued = true
+	e.m.batches.WithLabelValues(signal, "accepted").Inc()
+	e.m.items.WithLabelValues(signal).Add(float64(len(it.spans) + len(it.profiles)))
+	return nil
+}
+
+// Start restores the model from the last checkpoint, loads the findings,
+// replays the batches logged after the checkpoint and starts the worker.
+// The replay happens before Start returns, so that receivers, started
+// after the engine, never feed a half-restored model; it is bounded by
+// ctx. Start is safe to call twice.
+func (e *Engine) Start(ctx context.Context) error {
+	e.mu.Lock()
+	if e.state != stateNew {
+		e.mu.Unlock()
+		return nil
+	}
+	e.state = stateStarting
+	e.mu.Unlock()
+	if err := e.restore(ctx); err != nil {
+		e.mu.Lock()
+		e.state = stateNew
+		e.mu.Unlock()
+		return err
+	}
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state != stateStarting { // Shutdown came first
+		cancel()
+		return nil
+	}
+	e.state, e.started, e.cancel = stateRunning, true, cancel
+	go e.run(wctx)
+	return nil
+}
+
+func (e *Engine) restore(ctx context.Context) error {
+	seq, state, err := e.st.LoadCheckpoint(ctx)
+	if err != nil {
+		return fmt.Errorf("load checkpoint: %w", err)
+	}
+	if state != nil {
+		if err := e.model.UnmarshalBinary(state); err != nil {
+			return fmt.Errorf("restore checkpoint %d: %w", seq, err)
+		}
+	}
+	e.w.applied, e.w.checkpointed, e.w.lastCheckTime = seq, seq, e.now()
+	fs, err := e.st.Findings(ctx)
+	if err != nil {
+		return fmt.Errorf("load findings: %w", err)
+	}
+	e.setFindings(fs)
+	replayed := 0
+	err = e.st.Batches(ctx, seq, func(seq int64, kind store.BatchKind, payload []byte) error {
+		it, err := decode(kind, payload)
+		if err != nil {
+			// A batch that cannot be decoded is reported and skipped: it
+			// must not keep every later batch from being applied.
+			e.log.Error("skip logged batch", "seq", seq, "kind", kind, "err", err)
+			e.w.applied = seq
+			return nil
+		}
+		it.seq, it.receivedAt = seq, e.now()
+		e.apply(it)
+		replayed++
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("replay batches after %d: %w", seq, err)
+	}
+	if replayed > 0 {
+		e.log.Info("replayed logged batches", "from", seq, "batches", replayed, "to", e.w.applied)
+	}
+	e.assess(ctx)
+	return nil
+}
+
+// Shutdown stops accepting batches, lets the worker apply what is queued
+// (until ctx ends; what is left stays in the log for the next start),
+// checkpoints the model and waits for the worker. It is safe to call
+// twice and without Start.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	switch e.state {
+	case stateNew, stateStarting:
+		e.state = stateStopped
+		e.mu.Unlock()
+		return nil
+	case stateRunning:
+		e.state = stateStopped
+		e.drainCtx = ctx
+		close(e.stopping)
+	}
+	started := e.started
+	e.mu.Unlock()
+	if !started {
+		return nil
+	}
+	select {
+	case <-e.done:
+		return nil
+	case <-ctx.Done():
+		e.cancel() // the worker gives up on its store calls and exits
+		return fmt.Errorf("engine shutdown: %w", ctx.Err())
+	}
+}
+
+// run is the worker.
+func (e *Engine) run(ctx context.Context) {
+	defer close(e.done)
+	defer e.cancel()
+	assessT := time.NewTicker(e.cfg.AssessInterval)
+	defer assessT.Stop()
+	checkT := time.NewTicker(e.cfg.CheckpointInterval)
+	defer checkT.Stop()
+	var refresh <-chan time.Time
+	if e.cfg.RefreshInterval > 0 {
+		t := time.NewTicker(e.cfg.RefreshInterval)
+		defer t.Stop()
+		refresh = t.C
+	}
+	for {
+		select {
+		case it := <-e.queue:
+			e.apply(it)
+			<-e.slots
+		case f := <-e.ctl:
+			f()
+		case <-assessT.C:
+			e.assess(ctx)
+		case <-refresh:
+			e.w.dirtyAll = true
+		case <-checkT.C:
+			e.checkpoint(ctx)
+		case <-e.stopping:
+			e.mu.Lock()
+			dctx := e.drainCtx
+			e.mu.Unlock()
+			e.drain(ctx, dctx)
+			return
+		}
+	}
+}
+
+// drain applies what is queued until dctx ends, then re-assesses and
+// checkpoints.
+func (e *Engine) drain(ctx, dctx context.Context) {
+	for dctx.Err() == nil {
+		select {
+		case it := <-e.queue:
+			e.apply(it)
+			<-e.slots
+			continue
+		default:
+		}
+		break
+	}
+	if dctx.Err() != nil {
+		return
+	}
+	e.assess(ctx)
+	e.checkpoint(ctx)
+}
+
+// apply folds one batch into the model and runs the detections on it.
+func (e *Engine) apply(it item) {
+	now := e.now()
+	w := &e.w
+	switch it.kind {
+	case store.BatchSpans:
+		ch := e.model.AddSpans(it.spans)
+		for i := range it.spans {
+			sp := &it.spans[i]
+			e.fire(e.rules.Alerts(sp, it.receivedAt, now))
+			e.fire(w.anomalies.Observe(sp, it.receivedAt, now))
+			w.spanServices[sp.Service] = true
+		}
+		if len(ch.NewEdges) > 0 || len(ch.NewStores) > 0 {
+			for _, ed := range ch.NewEdges {
+				w.topoServices[ed.From], w.topoServices[ed.To] = true, true
+			}
+			for _, st := range ch.NewStores {
+				w.topoServices[st.Service] = true
+			}
+			if w.pending.Empty() {
+				w.pendingAt = it.receivedAt
+			}
+			w.pending.NewEdges = append(w.pending.NewEdges, ch.NewEdges...)
+			w.pending.NewStores = append(w.pending.NewStores, ch.NewStores...)
+		}
+	case store.BatchProfiles:
+		for _, b := range it.profiles {
+			ch := e.model.AddProfile(b)
+			alerts, touched := w.watch.Check(ch, it.receivedAt, now)
+			e.fire(alerts)
+			for _, i := range touched {
+				w.dirty[i] = true
+			}
+			// More samples can turn unknown into not_observed or loaded.
+			for _, i := range w.watch.Of(b.Service) {
+				if w.current[i].Reachability.Verdict == assess.Unknown {
+					w.dirty[i] = true
+				}
+			}
+		}
+	}
+	w.applied = max(w.applied, it.seq)
+}
+
+func (e *Engine) fire(as []detect.Alert) {
+	for _, a := range as {
+		e.m.alerts.WithLabelValues(string(a.Kind)).Inc()
+		if e.alerter != nil {
+			e.alerter.Fire(a)
+		}
+	}
+}
+
+// assess re-assesses the findings that changes since the last run can
+// have affected, raises the sensitive-path alerts, records verdict
+// changes and publishes a new View.
+func (e *Engine) assess(ctx context.Context) {
+	w := &e.w
+	if len(w.dirty) == 0 && !w.dirtyAll && len(w.spanServices) == 0 && len(w.topoServices) == 0 {
+		return
+	}
+	start := time.Now()
+	snap := e.model.Snapshot()
+	a := assess.New(e.acfg, e.vulns, snap)
+	now := e.now()
+	if len(w.spanServices) > 0 || len(w.topoServices) > 0 {
+		// Exposure depends on every span of a service; it is cheap to
+		// decide, so all services are compared with the last run.
+		for _, s := range snap.Services {
+			lvl := a.Exposure(s.Name).Level
+			if w.exposure[s.Name] != lvl {
+				w.exposure[s.Name] = lvl
+				e.markService(s.Name)
+			}
+		}
+		for svc := range upstream(snap, w.topoServices) {
+			e.markService(svc)
+		}
+	}
+	if !w.pending.Empty() {
+		e.fire(detect.SensitivePaths(w.pending, a, snap, w.pendingAt, now))
+	}
+	if w.dirtyAll {
+		for i := range w.findings {
+			w.dirty[i] = true
+		}
+	}
+	var changes []store.VerdictChange
+	for i := range w.dirty {
+		old := w.current[i].Reachability.Verdict
+		as := a.One(w.findings[i])
+		if old != "" && old != as.Reachability.Verdict {
+			f := w.findings[i]
+			changes = append(changes, store.VerdictChange{
+				Time: now, Service: f.Service, VulnID: f.Vulnerability.ID, PURL: f.Package.PURL,
+				From: old, To: as.Reachability.Verdict, Reason: as.Reachability.Reason,
+			})
+		}
+		w.current[i] = as
+	}
+	e.m.reassessed.Add(float64(len(w.dirty)))
+	clear(w.dirty)
+	clear(w.spanServices)
+	clear(w.topoServices)
+	w.dirtyAll = false
+	w.pending = model.Changes{}
+	e.publish(snap, now)
+	e.m.assessSeconds.Observe(time.Since(start).Seconds())
+	if len(changes) > 0 {
+		slices.SortFunc(changes, func(x, y store.VerdictChange) int {
+			return cmp.Or(cmp.Compare(x.Service, y.Service), cmp.Compare(x.VulnID, y.VulnID), cmp.Compare(x.PURL, y.PURL))
+		})
+		if err := e.st.AppendVerdicts(ctx, changes); err != nil {
+			e.log.Error("record verdict changes", "changes", len(changes), "err", err)
+		}
+	}
+}
+
+// markService marks the findings of a service for re-assessment.
+func (e *Engine) markService(svc string) {
+	for _, i := range e.w.watch.Of(svc) {
+		e.w.dirty[i] = true
+	}
+}
+
+// upstream returns the services in set and every service that reaches
+// one of them, through calls or through a messaging destination it
+// produces to: their blast radius may have grown.
+func upstream(snap *model.Snapshot, set map[string]bool) map[string]bool {
+	if len(set) == 0 {
+		return nil
+	}
+	rev := map[string][]string{}
+	producers := map[string][]string{}
+	for _, s := range snap.Services {
+		for _, ed := range s.Edges {
+			rev[ed.To] = append(rev[ed.To], s.Name)
+		}
+		for _, st := range s.Stores {
+			if st.Kind == "messaging" {
+				producers[st.Name] = append(producers[st.Name], s.Name)
+			}
+		}
+	}
+	for _, s := range snap.Services {
+		for _, c := range s.Consumes {
+			rev[s.Name] = append(rev[s.Name], producers[c.Name]...)
+		}
+	}
+	out := make(map[string]bool, len(set))
+	var queue []string
+	for s := range set {
+		out[s] = true
+		queue = append(queue, s)
+	}
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		for _, u := range rev[s] {
+			if !out[u] {
+				out[u] = true
+				queue = append(queue, u)
+			}
+		}
+	}
+	return out
+}
+
+// publish builds and stores a new View.
+func (e *Engine) publish(snap *model.Snapshot, now time.Time) {
+	as := slices.Clone(e.w.current)
+	slices.SortStableFunc(as, func(x, y assess.Assessment) int {
+		return cmp.Or(
+			cmp.Compare(x.Priority.Tier, y.Priority.Tier),
+			cmp.Compare(y.Priority.Score, x.Priority.Score),
+			cmp.Compare(x.Finding.Service, y.Finding.Service),
+			cmp.Compare(x.Finding.Vulnerability.ID, y.Finding.Vulnerability.ID),
+			cmp.Compare(x.Finding.Package.PURL, y.Finding.Package.PURL),
+		)
+	})
+	e.view.Store(&View{Assessments: as, Summary: assess.Summarize(as), Snapshot: snap, At: now})
+}
+
+// checkpoint writes the model as of the last applied batch.
+func (e *Engine) checkpoint(ctx context.Context) {
+	w := &e.w
+	if w.applied == w.checkpointed {
+		return
+	}
+	state, err := e.model.MarshalBinary()
+	if err == nil {
+		err = e.st.Checkpoint(ctx, w.applied, state)
+	}
+	if err != nil {
+		e.log.Error("checkpoint the model", "seq", w.applied, "err", err)
+		return
+	}
+	w.checkpointed, w.lastCheckTime = w.applied, e.now()
+	e.m.checkpoints.Inc()
+}
+
+// SetFindings replaces the findings (uploaded scanner results): it
+// stores them, and when the engine runs, re-assesses all of them before
+// it returns. Before Start, Start loads them from the store.
+func (e *Engine) SetFindings(ctx context.Context, fs []findings.Finding) error {
+	if err := e.st.PutFindings(ctx, fs); err != nil {
+		return fmt.Errorf("store findings: %w", err)
+	}
+	e.mu.Lock()
+	running := e.state == stateRunning
+	e.mu.Unlock()
+	if !running {
+		return nil
+	}
+	fs = slices.Clone(fs)
+	return e.call(ctx, func(wctx context.Context) {
+		e.setFindings(fs)
+		e.assess(wctx)
+	})
+}
+
+// call runs f on the worker and waits for it.
+func (e *Engine) call(ctx context.Context, f func(wctx context.Context)) error {
+	done := make(chan struct{})
+	req := func() {
+		defer close(done)
+		f(ctx)
+	}
+	select {
+	case e.ctl <- req:
+	case <-e.done:
+		return ErrNotRunning
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	<-done
+	return nil
+}
+
+// setFindings replaces the findings, keeping the last assessment of the
+// ones that stay, so verdict changes are recorded across an upload.
+func (e *Engine) setFindings(fs []findings.Finding) {
+	w := &e.w
+	type key struct{ svc, vuln, purl string }
+	keyOf := func(f findings.Finding) key { return key{f.Service, f.Vulnerability.ID, f.Package.PURL} }
+	old := make(map[key]assess.Assessment, len(w.findings))
+	for i, f := range w.findings {
+		old[keyOf(f)] = w.current[i]
+	}
+	w.findings = fs
+	w.current = make([]assess.Assessment, len(fs))
+	for i, f := range fs {
+		if a, ok := old[keyOf(f)]; ok {
+			w.current[i] = a
+		}
+	}
+	w.watch = detect.NewFirstExecution(fs, e.vulns)
+	clear(w.dirty)
+	w.dirtyAll = true
+}
+
+// View returns the latest view. It is shared: callers must not modify it.
+func (e *Engine) View() *View { return e.view.Load() }
+
+// Assessments returns the current assessments in priority order; the
+// slice is shared and must not be modified.
+func (e *Engine) Assessments() []assess.Assessment { return e.view.Load().Assessments }
+
+// Summary returns the headline of the current assessments.
+func (e *Engine) Summary() assess.Summary { return e.view.Load().Summary }
+
+// Snapshot returns the model snapshot of the current assessments.
+func (e *Engine) Snapshot() *model.Snapshot { return e.view.Load().Snapshot }
+
+// encode gob-encodes a batch for the log.
+func encode(it *item) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := gob.NewEncoder(&buf)
+	var err error
+	if it.kind == store.BatchSpans {
+		err = enc.Encode(it.spans)
+	} else {
+		err = enc.Encode(it.profiles)
+	}
+	return buf.Bytes(), err
+}
+
+// decode reverses encode for replay.
+func decode(kind store.BatchKind, payload []byte) (item, error) {
+	it := item{kind: kind}
+	dec := gob.NewDecoder(bytes.NewReader(payload))
+	var err error
+	switch kind {
+	case store.BatchSpans:
+		err = dec.Decode(&it.spans)
+	case store.BatchProfiles:
+		err = dec.Decode(&it.profiles)
+	default:
+		err = fmt.Errorf("unknown batch kind %q", kind)
+	}
+	if err != nil {
+		return it, fmt.Errorf("decode %s batch: %w", kind, err)
+	}
+	return it, nil
+}

