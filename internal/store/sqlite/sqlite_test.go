@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -471,4 +472,52 @@ func BenchmarkReplay(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*batches)/time.Since(start).Seconds(), "batches/s")
+}
+
+// BenchmarkReadDuringAppends measures why reads have their own pool: a
+// query through the one writer connection queues behind the appends and
+// their log syncs, one through a reader runs on a WAL snapshot beside
+// them.
+func BenchmarkReadDuringAppends(b *testing.B) {
+	s, err := Open(b.Context(), b.TempDir(), DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 100 {
+		if err := s.PutAlert(b.Context(), store.Alert{ID: fmt.Sprint(i), Kind: "new_edge", Service: "shop", Time: time.Unix(int64(i), 0)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(b.Context())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	payload := bytes.Repeat([]byte("x"), 64<<10)
+	for range 4 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				if _, err := s.AppendBatch(ctx, store.BatchSpans, payload); err != nil && ctx.Err() == nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	for _, pool := range []struct {
+		name string
+		db   *sql.DB
+	}{{"readers", s.read}, {"writer", s.write}} {
+		b.Run("pool="+pool.name, func(b *testing.B) {
+			for b.Loop() {
+				var n int
+				if err := pool.db.QueryRowContext(b.Context(), `SELECT COUNT(*) FROM alerts WHERE service = ? AND time >= ?`, "shop", 0).Scan(&n); err != nil {
+					b.Fatal(err)
+				}
+				if n != 100 {
+					b.Fatalf("%d alerts, want 100", n)
+				}
+			}
+		})
+	}
 }
