@@ -189,6 +189,10 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	}
 	var spans []telemetry.Span
 	derr := telemetry.DecodeTraces(bytes.NewReader(data), "OTLP/HTTP "+TracesPath+" from "+req.RemoteAddr, func(s []telemetry.Span) error {
+		if spans == nil {
+			spans = s // the usual single resource: no copy
+			return nil
+		}
 		spans = append(spans, s...)
 		return nil
 	})
