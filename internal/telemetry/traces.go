@@ -503,8 +503,8 @@ func (c *jsonTraceConverter) span(s ptrace.Span, service, namespace string) Span
 		ParentSpanID: s.ParentSpanID(),
 		Kind:         SpanKind(s.Kind()),
 		Name:         c.in.string(s.Name()),
-		Start:        s.StartTimestamp().AsTime().UTC(),
-		End:          s.EndTimestamp().AsTime().UTC(),
+		Start:        unixNano(uint64(s.StartTimestamp())),
+		End:          unixNano(uint64(s.EndTimestamp())),
 	}
 	if sp.Kind > SpanKindConsumer {
 		sp.Kind = SpanKindUnspecified

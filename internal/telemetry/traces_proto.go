@@ -221,9 +221,9 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 				sp.Kind = SpanKind(f.v)
 			}
 		case spanStart:
-			sp.Start = time.Unix(0, int64(f.v)).UTC()
+			sp.Start = unixNano(f.v)
 		case spanEnd:
-			sp.End = time.Unix(0, int64(f.v)).UTC()
+			sp.End = unixNano(f.v)
 		case spanAttributes:
 			if f.typ != protowire.BytesType {
 				return fmt.Errorf("attribute: wire type %d, want message", f.typ)
@@ -248,6 +248,15 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 	sp.Attrs = d.attrs.finish(sp.Kind)
 	sp.Error = spanError(status, sp.Kind, &sp.Attrs)
 	return nil
+}
+
+// unixNano converts an OTLP timestamp; 0 means unset and stays the zero
+// time rather than becoming 1970.
+func unixNano(v uint64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(v)).UTC()
 }
 
 // keyValue decodes one KeyValue into b, reading the value only when the

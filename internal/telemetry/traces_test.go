@@ -378,3 +378,32 @@ func benchTraces(b testing.TB, n int) []byte {
 	}
 	return data
 }
+
+// TestDecodeTracesUnsetTimes: a span without timestamps keeps zero times
+// in both decoders, not 1970.
+func TestDecodeTracesUnsetTimes(t *testing.T) {
+	td := ptrace.NewTraces()
+	sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	sp.SetTraceID(traceID(1))
+	sp.SetSpanID(spanID(2))
+	req := ptraceotlp.NewExportRequestFromTraces(td)
+	pb, err := req.MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := req.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"protobuf": pb, "JSON": js} {
+		t.Run(name, func(t *testing.T) {
+			spans, err := decodeAll(t, data, name)
+			if err != nil || len(spans) != 1 {
+				t.Fatalf("%d spans, error %v", len(spans), err)
+			}
+			if !spans[0].Start.IsZero() || !spans[0].End.IsZero() {
+				t.Errorf("start %v end %v, want zero times", spans[0].Start, spans[0].End)
+			}
+		})
+	}
+}
