@@ -95,6 +95,7 @@ runs, how exposed the service is and what it can reach, ranked with the evidence
 		newFindingsCmd(g),
 		newDBCmd(g),
 		newAnalyzeCmd(g),
+		newWAFCmd(g),
 	)
 	return root
 }

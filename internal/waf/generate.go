@@ -241,7 +241,11 @@ func build(cfg Config, p *Patch, base int, traffic *Traffic) {
 	limit := base + idBlock
 	for i, ep := range p.Endpoints {
 		epScope := link{vars: fmt.Sprintf("TX:%s_e%d", strings.TrimPrefix(patchVar, "tx."), i), op: "@eq 1"}
-		for _, r := range trafficRules(cfg, p.Class, traffic.Endpoint(p.Service, ep)) {
+		rules, notes := trafficRules(cfg, p.Class, traffic.Endpoint(p.Service, ep))
+		for _, n := range notes {
+			p.Notes = append(p.Notes, ep.String()+": "+n)
+		}
+		for _, r := range rules {
 			if next >= limit {
 				p.Notes = append(p.Notes, fmt.Sprintf("traffic rule %q for %s left out: the block of %d ids is full", r.Name, ep, idBlock))
 				continue
@@ -262,32 +266,43 @@ func requestsOf(t *Traffic, service string, ep Endpoint) int {
 
 // trafficRules tightens a patch with what the endpoint's legitimate
 // traffic shows. With enough requests: an allow-list of query parameter
-// names and content types, and length limits at Config.LengthMargin times
-// the longest value seen. Oversized-input patches get length limits even
-// without traffic, at Config.DefaultArgLength.
-func trafficRules(cfg Config, class Class, et *EndpointTraffic) []Rule {
+// names and a limit on the query string when the spans record queries,
+// limits on the captured headers, and an allow-list of content types;
+// lengths at Config.LengthMargin times the longest seen. Oversized-input
+// patches get a default length limit when the traffic says nothing. The
+// notes say what could not be learned.
+func trafficRules(cfg Config, class Class, et *EndpointTraffic) (out []Rule, notes []string) {
 	limit := func(n int) int {
 		return max(cfg.MinLength, int(math.Ceil(float64(n)*cfg.LengthMargin)))
 	}
-	var out []Rule
-	if et == nil || et.Requests < cfg.MinRequests {
+	defaultLimit := func() {
 		if class == ClassOversizedInput {
 			out = append(out, Rule{Kind: KindTraffic, Name: fmt.Sprintf("argument longer than the default %d", cfg.DefaultArgLength),
 				links: []link{{vars: "ARGS|ARGS_NAMES", op: fmt.Sprintf("@gt %d", cfg.DefaultArgLength), t: []string{"length"}}}})
 		}
-		return out
 	}
-	names := sortedKeys(et.Params)
-	if len(names) == 0 {
-		out = append(out, Rule{Kind: KindTraffic, Name: "query parameters where traffic has none",
-			links: []link{{vars: "&ARGS_GET", op: "@gt 0"}}})
+	if et == nil || et.Requests < cfg.MinRequests {
+		n := 0
+		if et != nil {
+			n = et.Requests
+		}
+		notes = append(notes, fmt.Sprintf("%d requests in the traces, fewer than the %d needed to learn limits", n, cfg.MinRequests))
+		defaultLimit()
+		return out, notes
+	}
+	if et.Queries == 0 {
+		notes = append(notes, "the spans record no query string (url.query): no parameter allow-list or query limits")
+		defaultLimit()
 	} else {
+		names := sortedKeys(et.Params)
 		quoted := make([]string, len(names))
 		for i, n := range names {
 			quoted[i] = regexp.QuoteMeta(n)
 		}
-		out = append(out, Rule{Kind: KindTraffic, Name: "query parameter outside the names seen in traffic: " + strings.Join(names, ", "),
-			links: []link{{vars: "ARGS_GET_NAMES", op: "!@rx ^(?:" + strings.Join(quoted, "|") + ")$"}}})
+		if len(names) > 0 {
+			out = append(out, Rule{Kind: KindTraffic, Name: "query parameter outside the names seen in traffic: " + strings.Join(names, ", "),
+				links: []link{{vars: "ARGS_GET_NAMES", op: "!@rx ^(?:" + strings.Join(quoted, "|") + ")$"}}})
+		}
 		for _, n := range names {
 			if !safeKey(n) {
 				continue
@@ -295,9 +310,9 @@ func trafficRules(cfg Config, class Class, et *EndpointTraffic) []Rule {
 			out = append(out, Rule{Kind: KindTraffic, Name: fmt.Sprintf("query parameter %s longer than %d (longest seen %d)", n, limit(et.Params[n]), et.Params[n]),
 				links: []link{{vars: "ARGS_GET:" + n, op: fmt.Sprintf("@gt %d", limit(et.Params[n])), t: []string{"length"}}}})
 		}
+		out = append(out, Rule{Kind: KindTraffic, Name: fmt.Sprintf("query string longer than %d (longest seen %d)", limit(et.MaxQuery), et.MaxQuery),
+			links: []link{{vars: "QUERY_STRING", op: fmt.Sprintf("@gt %d", limit(et.MaxQuery)), t: []string{"length"}}}})
 	}
-	out = append(out, Rule{Kind: KindTraffic, Name: fmt.Sprintf("query string longer than %d (longest seen %d)", limit(et.MaxQuery), et.MaxQuery),
-		links: []link{{vars: "QUERY_STRING", op: fmt.Sprintf("@gt %d", limit(et.MaxQuery)), t: []string{"length"}}}})
 	for _, h := range sortedKeys(et.Headers) {
 		if !safeKey(h) {
 			continue
@@ -313,7 +328,7 @@ func trafficRules(cfg Config, class Class, et *EndpointTraffic) []Rule {
 		out = append(out, Rule{Kind: KindTraffic, Name: "content type outside those seen in traffic: " + strings.Join(et.ContentTypes, ", "),
 			links: []link{{vars: "REQUEST_HEADERS:Content-Type", op: "!@rx ^(?:" + strings.Join(quoted, "|") + `)\s*(?:;|$)`, t: []string{"lowercase"}}}})
 	}
-	return out
+	return out, notes
 }
 
 // safeKey reports whether a parameter or header name can be written as

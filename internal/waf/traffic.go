@@ -39,6 +39,10 @@ type EndpointTraffic struct {
 	ContentTypes []string
 	// MaxQuery and MaxPath are the longest query and path seen.
 	MaxQuery, MaxPath int
+	// Queries counts the spans that recorded a query string. Many
+	// instrumentations leave url.query out, so an endpoint without any
+	// says nothing about its parameters.
+	Queries int
 	// Replay holds distinct requests rebuilt from the spans, at most
 	// Config.ReplayPerEndpoint of them.
 	Replay []Request
@@ -108,6 +112,9 @@ func (t *Traffic) add(sp *telemetry.Span) {
 		}
 	}
 	et.MaxQuery = max(et.MaxQuery, len(query))
+	if query != "" {
+		et.Queries++
+	}
 	et.MaxPath = max(et.MaxPath, len(path))
 	if vals, err := url.ParseQuery(query); err == nil {
 		for k, vs := range vals {

@@ -1,0 +1,312 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/report"
+	"github.com/evidentsec/evident/internal/telemetry"
+	"github.com/evidentsec/evident/internal/waf"
+)
+
+func newWAFCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "waf",
+		Short: "Virtual patches: SecLang rules per finding, validated in Coraza, and an enforcing proxy",
+	}
+	cmd.AddCommand(newWAFGenerateCmd(g), newWAFProxyCmd(g))
+	return cmd
+}
+
+type wafGenerateFlags struct {
+	report, output, kev, exploits string
+	vulns, traces                 []string
+}
+
+func newWAFGenerateCmd(g *globals) *cobra.Command {
+	var fl wafGenerateFlags
+	cmd := &cobra.Command{
+		Use:   "generate --report analyze.json --traces PATH... -o DIR",
+		Short: "Write and validate virtual patches for the executed and exposed findings of a report",
+		Long: `Read evident's JSON report (evident analyze --format json) and, for every
+finding whose vulnerable code was executed in an exposed service, write SecLang
+rules (ModSecurity v3 / Coraza) scoped to the endpoints that reach it. The rules
+detect the vulnerability's attack class and are tightened by the legitimate
+traffic in --traces. Each patch is replayed in an embedded Coraza engine against
+the exploit corpus of its class (which must be blocked) and the legitimate
+requests rebuilt from the traces (which must pass); a rule that blocks a
+legitimate request is written detection-only, with the reason.
+
+DIR receives <service>.conf, evident-engine.conf, plugins/ (CRS v4 plugin
+layout) and patches.json. docs/waf.md describes them.
+
+Exit status: 0 ok, 2 usage or unreadable input, 3 the patches are written but
+some inputs were skipped or an exploit sample was not blocked (see stderr).`,
+		Example: `  evident analyze --format json -o analyze.json --findings ... --traces traces.jsonl
+  evident waf generate --report analyze.json --traces traces.jsonl -o patches/`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runWAFGenerate(cmd.Context(), g, fl)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&fl.report, "report", "", "evident JSON report (required)")
+	f.StringArrayVar(&fl.traces, "traces", nil, "trace file or directory with the legitimate traffic (repeatable)")
+	f.StringSliceVar(&fl.vulns, "vulns", nil, "OSV source instead of <data>/vulndb (repeatable)")
+	f.StringVar(&fl.kev, "kev", "", "CISA KEV catalog instead of <data>/vulndb/kev.json")
+	f.StringVar(&fl.exploits, "exploits", "", "directory of exploit corpus files (<class>.yaml) instead of the built-in corpus")
+	f.StringVarP(&fl.output, "output", "o", "", "directory to write the patches to (required)")
+	return cmd
+}
+
+func runWAFGenerate(ctx context.Context, g *globals, fl wafGenerateFlags) error {
+	if fl.report == "" || fl.output == "" {
+		return withCode(ExitUsage, errors.New("--report and -o are required"))
+	}
+	data, err := os.ReadFile(fl.report)
+	if err != nil {
+		return withCode(ExitUsage, fmt.Errorf("--report: %w", err))
+	}
+	as, problems, err := parseReportAssessments(data, fl.report)
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	skipped := false
+	warn := func(err error) {
+		skipped = true
+		fmt.Fprintf(g.stderr, "evident: skipped %v\n", err)
+	}
+	for _, p := range problems {
+		warn(p)
+	}
+	db, dbProblems, err := openVulnDB(ctx, g, fl.vulns, fl.kev)
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	for _, p := range dbProblems {
+		warn(p)
+	}
+	cfg := waf.DefaultConfig()
+	traffic := waf.NewTraffic(cfg.ReplayPerEndpoint)
+	if err := loadTraffic(ctx, fl.traces, traffic, warn); err != nil {
+		return withCode(ExitUsage, err)
+	}
+	var corpusFS = os.DirFS(fl.exploits)
+	if fl.exploits == "" {
+		corpusFS = nil
+	}
+	corpus, err := waf.LoadCorpus(corpusFS)
+	if err != nil {
+		if len(corpus) == 0 {
+			return withCode(ExitUsage, fmt.Errorf("--exploits: %w", err))
+		}
+		warn(err)
+	}
+	set, err := waf.Generate(cfg, as, db, traffic)
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	if err := waf.Validate(ctx, set, traffic, corpus); err != nil {
+		return err
+	}
+	if err := waf.Export(fl.output, set); err != nil {
+		return withCode(ExitUsage, err)
+	}
+	if writePatchReport(g.stdout, set) {
+		skipped = true
+		fmt.Fprintln(g.stderr, "evident: some exploit samples were not blocked (see patches.json)")
+	}
+	if skipped {
+		return withCode(ExitSkipped, errSkipped)
+	}
+	return nil
+}
+
+// writePatchReport prints one line per patch with both validation
+// figures, and reports whether any exploit got through.
+func writePatchReport(w io.Writer, set *waf.PatchSet) (missed bool) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tVULNERABILITY\tCLASS\tENDPOINTS\tRULES\tDETECTION-ONLY\tEXPLOITS BLOCKED\tLEGITIMATE PASSED")
+	for _, p := range set.Patches {
+		v := p.Validation
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d/%d\t%d/%d\n", p.Service, p.Vulnerability, p.Class, len(p.Endpoints), len(p.Rules),
+			v.DetectionOnly, v.ExploitsBlocked, v.ExploitsTotal, v.LegitimatePassed, v.LegitimateTotal)
+		missed = missed || v.ExploitsBlocked < v.ExploitsTotal
+	}
+	tw.Flush()
+	for _, s := range set.Skipped {
+		fmt.Fprintf(w, "no patch for %s in %s: %s\n", s.Vulnerability, s.Service, s.Reason)
+	}
+	return missed
+}
+
+// loadTraffic feeds the spans of the trace files of args into t.
+func loadTraffic(ctx context.Context, args []string, t *waf.Traffic, warn func(error)) error {
+	if len(args) == 0 {
+		return nil
+	}
+	var inputs []telemetry.Input
+	for _, a := range args {
+		in, err := telemetry.ParseInput(a)
+		if err != nil {
+			return err
+		}
+		inputs = append(inputs, in)
+	}
+	files, err := telemetry.Discover(inputs)
+	if len(files) == 0 && err != nil {
+		return fmt.Errorf("--traces: %w", err)
+	}
+	if err != nil {
+		warn(err)
+	}
+	if err := telemetry.Load(ctx, files, trafficHandler{t}); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		warn(err)
+	}
+	return nil
+}
+
+// trafficHandler keeps the spans' requests; profiles are not needed.
+type trafficHandler struct{ t *waf.Traffic }
+
+func (trafficHandler) Profile(*telemetry.ProfileBatch) error { return nil }
+func (h trafficHandler) Spans(s []telemetry.Span) error     { h.t.Add(s); return nil }
+
+// reportDoc is the part of the JSON report (docs/report-json.md) that
+// patches need.
+type reportDoc struct {
+	Version  int               `json:"version"`
+	Findings []json.RawMessage `json:"findings"`
+}
+
+type reportFinding struct {
+	Vulnerability findings.Vulnerability `json:"vulnerability"`
+	Package       findings.Package       `json:"package"`
+	Service       string                 `json:"service"`
+	Reachability  struct {
+		Verdict   assess.Verdict `json:"verdict"`
+		Endpoints []string       `json:"endpoints"`
+	} `json:"reachability"`
+	Exposure assess.ExposureResult `json:"exposure"`
+}
+
+// parseReportAssessments reads the findings of an evident JSON report.
+// A finding that cannot be read is returned as a problem (naming the
+// file and its index) and left out.
+func parseReportAssessments(data []byte, name string) ([]assess.Assessment, []error, error) {
+	var doc reportDoc
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, nil, fmt.Errorf("read report %s: %w", name, err)
+	}
+	if doc.Version != report.JSONVersion {
+		return nil, nil, fmt.Errorf("read report %s: version %d, want %d (docs/report-json.md)", name, doc.Version, report.JSONVersion)
+	}
+	var out []assess.Assessment
+	var problems []error
+	for i, raw := range doc.Findings {
+		var f reportFinding
+		if err := json.Unmarshal(raw, &f); err != nil {
+			problems = append(problems, fmt.Errorf("report %s: findings[%d]: %w", name, i, err))
+			continue
+		}
+		if f.Vulnerability.ID == "" || f.Service == "" {
+			problems = append(problems, fmt.Errorf("report %s: findings[%d]: no vulnerability id or service", name, i))
+			continue
+		}
+		out = append(out, assess.Assessment{
+			Finding:      findings.Finding{Service: f.Service, Package: f.Package, Vulnerability: f.Vulnerability},
+			Reachability: assess.Reachability{Verdict: f.Reachability.Verdict, Endpoints: f.Reachability.Endpoints},
+			Exposure:     f.Exposure,
+		})
+	}
+	return out, problems, nil
+}
+
+type wafProxyFlags struct {
+	upstream, rules, listen, auditLog, metricsPath string
+	services                                       []string
+}
+
+func newWAFProxyCmd(g *globals) *cobra.Command {
+	fl := wafProxyFlags{listen: waf.DefaultProxyConfig().Listen, metricsPath: waf.DefaultProxyConfig().MetricsPath}
+	cmd := &cobra.Command{
+		Use:   "proxy --upstream URL --rules DIR",
+		Short: "Run a reverse proxy that enforces the virtual patches with Coraza",
+		Long: `Forward requests to --upstream, denying (403) those a virtual patch of --rules
+(the directory of "evident waf generate") blocks. Prometheus metrics are served
+on --metrics-path of the same listener (not forwarded); every blocked request,
+and every match of a detection-only rule, is written to --audit-log as a JSON
+line. Stops on SIGINT or SIGTERM, letting requests in flight finish.`,
+		Example: `  evident waf proxy --upstream http://127.0.0.1:18080 --rules patches/ --service gateway`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runWAFProxy(cmd.Context(), g, fl)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&fl.upstream, "upstream", "", "URL to forward requests to (required)")
+	f.StringVar(&fl.rules, "rules", "", "directory written by evident waf generate (required)")
+	f.StringVar(&fl.listen, "listen", fl.listen, "address to listen on")
+	f.StringSliceVar(&fl.services, "service", nil, "enforce only the patches of these services (default: all)")
+	f.StringVar(&fl.auditLog, "audit-log", "", "file to append the audit log (JSON lines) to; - for stderr")
+	f.StringVar(&fl.metricsPath, "metrics-path", fl.metricsPath, "path of the Prometheus metrics on the proxy's listener; empty to disable")
+	return cmd
+}
+
+func runWAFProxy(ctx context.Context, g *globals, fl wafProxyFlags) error {
+	if fl.upstream == "" || fl.rules == "" {
+		return withCode(ExitUsage, errors.New("--upstream and --rules are required"))
+	}
+	rules, err := waf.LoadRules(fl.rules, fl.services)
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	cfg := waf.ProxyConfig{Upstream: fl.upstream, Listen: fl.listen, Directives: rules, MetricsPath: fl.metricsPath}
+	switch fl.auditLog {
+	case "":
+	case "-":
+		cfg.AuditLog = g.stderr
+	default:
+		f, err := os.OpenFile(fl.auditLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return withCode(ExitUsage, fmt.Errorf("--audit-log: %w", err))
+		}
+		defer f.Close()
+		cfg.AuditLog = f
+	}
+	logger := slog.New(slog.NewTextHandler(g.stderr, nil))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	p, err := waf.NewProxy(cfg, logger, reg, reg)
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := p.Start(ctx); err != nil {
+		return withCode(ExitUsage, err)
+	}
+	logger.Info("waf proxy listening", "addr", p.Addr(), "upstream", fl.upstream)
+	<-ctx.Done()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return p.Shutdown(shutdownCtx)
+}
