@@ -188,7 +188,7 @@ func loadTraffic(ctx context.Context, args []string, t *waf.Traffic, warn func(e
 type trafficHandler struct{ t *waf.Traffic }
 
 func (trafficHandler) Profile(*telemetry.ProfileBatch) error { return nil }
-func (h trafficHandler) Spans(s []telemetry.Span) error     { h.t.Add(s); return nil }
+func (h trafficHandler) Spans(s []telemetry.Span) error      { h.t.Add(s); return nil }
 
 // reportDoc is the part of the JSON report (docs/report-json.md) that
 // patches need.
