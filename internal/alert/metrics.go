@@ -1,0 +1,57 @@
+package alert
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	fired, deduplicated *prometheus.CounterVec // kind
+	dropped             *prometheus.CounterVec // kind, sink, reason
+	sent                *prometheus.CounterVec // kind, sink
+	retries             *prometheus.CounterVec // sink
+	sendSeconds         *prometheus.HistogramVec
+	latency             *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer, sinks []*sinkQueue) (*metrics, error) {
+	m := &metrics{
+		fired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "evident_alerts_fired_total", Help: "Alerts routed to the sinks after deduplication and rate limiting, by kind.",
+		}, []string{"kind"}),
+		deduplicated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "evident_alerts_deduplicated_total", Help: "Alerts dropped as duplicates of one fired within the window, by kind.",
+		}, []string{"kind"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "evident_alerts_dropped_total",
+			Help: "Alerts not delivered, by kind, sink (empty before fan-out) and reason (rate_limited, queue_full, failed, shutdown).",
+		}, []string{"kind", "sink", "reason"}),
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "evident_alerts_sent_total", Help: "Alerts delivered, by kind and sink.",
+		}, []string{"kind", "sink"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "evident_alert_sink_retries_total", Help: "Delivery attempts retried, by sink.",
+		}, []string{"sink"}),
+		sendSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "evident_alert_sink_send_duration_seconds", Help: "Duration of one delivery attempt, by sink.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+		}, []string{"sink"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "evident_alert_latency_seconds",
+			Help:    "Time from the receipt of the telemetry that triggered an alert to its hand-off to the router, by kind.",
+			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
+		}, []string{"kind"}),
+	}
+	for _, s := range sinks {
+		m.sendSeconds.WithLabelValues(s.sink.Name())
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var errs []error
+	for _, c := range []prometheus.Collector{m.fired, m.deduplicated, m.dropped, m.sent, m.retries, m.sendSeconds, m.latency} {
+		errs = append(errs, reg.Register(c))
+	}
+	return m, errors.Join(errs...)
+}

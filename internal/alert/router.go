@@ -1,0 +1,399 @@
+// Package alert delivers the alerts of evident's detections: a Router
+// deduplicates and rate-limits them, links them to their evidence in the
+// API, and fans them out to sinks (webhook, Alertmanager, Slack, JSON
+// lines), each with its own bounded queue, worker and retries, so a slow
+// or failing sink never blocks the engine nor the other sinks.
+package alert
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/evidentsec/evident/internal/detect"
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/pipeline"
+	"github.com/evidentsec/evident/internal/report"
+)
+
+// Config tunes the Router.
+type Config struct {
+	// DedupeWindow: an alert whose DedupeKey fired less than this ago is
+	// counted and dropped.
+	DedupeWindow time.Duration `yaml:"dedupe_window"`
+	// MaxKeys bounds the keys remembered for deduplication and rate
+	// limiting; the oldest half is forgotten when it is reached.
+	MaxKeys int `yaml:"max_keys"`
+	// KeyRate and KeyBurst limit the alerts of one kind for one service
+	// (a scanner hitting every endpoint makes many distinct keys): a
+	// token bucket refilled at KeyRate per second.
+	KeyRate  float64 `yaml:"key_rate"`
+	KeyBurst int     `yaml:"key_burst"`
+	// SinkRate and SinkBurst limit what each sink is sent.
+	SinkRate  float64 `yaml:"sink_rate"`
+	SinkBurst int     `yaml:"sink_burst"`
+	// QueueSize bounds each sink's queue; a full queue drops the alert
+	// and counts it.
+	QueueSize int `yaml:"queue_size"`
+	// SendTimeout bounds one delivery attempt.
+	SendTimeout time.Duration `yaml:"send_timeout"`
+	// Retry is the retry schedule of failed deliveries.
+	Retry Retry `yaml:"retry"`
+	// LinkPrefix is the API base URL alerts link to, e.g.
+	// "http://127.0.0.1:8080/api/v1"; empty makes no links.
+	LinkPrefix string `yaml:"link_prefix"`
+}
+
+// Retry is an exponential backoff with full jitter.
+type Retry struct {
+	// Initial is the first wait, Max the longest; each wait doubles.
+	Initial time.Duration `yaml:"initial"`
+	Max     time.Duration `yaml:"max"`
+	// Attempts is the most deliveries tried for one alert.
+	Attempts int `yaml:"attempts"`
+}
+
+// DefaultConfig deduplicates over 10 minutes, lets one kind of alert of
+// a service through at 1 a minute after a burst of 10, sends each sink at
+// most 5 a second after a burst of 50, queues 1000 per sink, and tries a
+// delivery 5 times over about 8 s at most.
+func DefaultConfig() Config {
+	return Config{
+		DedupeWindow: 10 * time.Minute, MaxKeys: 100_000,
+		KeyRate: 1.0 / 60, KeyBurst: 10, SinkRate: 5, SinkBurst: 50,
+		QueueSize: 1000, SendTimeout: 10 * time.Second,
+		Retry: Retry{Initial: 500 * time.Millisecond, Max: 5 * time.Second, Attempts: 5},
+	}
+}
+
+// ErrInvalidConfig is wrapped by configuration errors.
+var ErrInvalidConfig = errors.New("invalid alert configuration")
+
+// Validate reports every problem in c.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	if c.DedupeWindow < 0 {
+		bad("dedupe_window %v is negative", c.DedupeWindow)
+	}
+	if c.MaxKeys < 2 {
+		bad("max_keys %d is below 2", c.MaxKeys)
+	}
+	if c.KeyRate <= 0 || c.KeyBurst < 1 || c.SinkRate <= 0 || c.SinkBurst < 1 {
+		bad("key_rate, key_burst, sink_rate and sink_burst must be positive")
+	}
+	if c.QueueSize < 1 {
+		bad("queue_size %d is below 1", c.QueueSize)
+	}
+	if c.SendTimeout <= 0 {
+		bad("send_timeout %v is not positive", c.SendTimeout)
+	}
+	if c.Retry.Initial <= 0 || c.Retry.Max < c.Retry.Initial || c.Retry.Attempts < 1 {
+		bad("retry: initial must be positive, max at least initial, attempts at least 1")
+	}
+	if c.LinkPrefix != "" {
+		if u, err := url.Parse(c.LinkPrefix); err != nil || u.Scheme == "" || u.Host == "" {
+			bad("link_prefix %q is not an absolute URL", c.LinkPrefix)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Alert is a detection as sinks receive it: with an ID and links to its
+// evidence.
+type Alert struct {
+	detect.Alert
+	// ID identifies the alert: a hash of its DedupeKey and Time.
+	ID string `json:"id"`
+	// Link is the alert in the API; FindingLink the finding it is about,
+	// if any. Empty without a LinkPrefix.
+	Link        string `json:"link,omitempty"`
+	FindingLink string `json:"finding_link,omitempty"`
+}
+
+// Sink delivers alerts somewhere. Send is called by one goroutine per
+// sink at a time and must honour ctx. An error means the delivery failed
+// and will be retried, unless it is pipeline.Permanent.
+type Sink interface {
+	Name() string
+	Send(ctx context.Context, a Alert) error
+}
+
+// Deps are the Router's collaborators.
+type Deps struct {
+	// Logger defaults to slog.Default(); Registerer, when set, gets the
+	// metrics.
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// Router deduplicates, rate-limits and fans alerts out to sinks. Fire is
+// safe for concurrent use and never blocks.
+type Router struct {
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	m     *metrics
+	sinks []*sinkQueue
+
+	mu     sync.Mutex
+	seen   *generations[time.Time]     // dedupe key -> last fired
+	limits *generations[*rate.Limiter] // kind|service -> bucket
+
+	// lifeMu guards the lifecycle; Fire holds it for reading while it
+	// queues, so Shutdown never closes a queue under it.
+	lifeMu  sync.RWMutex
+	started bool
+	stopped bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+type sinkQueue struct {
+	sink    Sink
+	queue   chan Alert
+	limiter *rate.Limiter
+}
+
+var _ pipeline.Component = (*Router)(nil)
+
+// NewRouter returns a router over sinks; it delivers nothing until
+// Start.
+func NewRouter(cfg Config, sinks []Sink, deps Deps) (*Router, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Router{
+		cfg: cfg, log: deps.Logger, now: deps.Now,
+		seen:   newGenerations[time.Time](cfg.MaxKeys),
+		limits: newGenerations[*rate.Limiter](cfg.MaxKeys),
+	}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	names := map[string]bool{}
+	for _, s := range sinks {
+		if names[s.Name()] {
+			return nil, fmt.Errorf("%w: two sinks are named %q", ErrInvalidConfig, s.Name())
+		}
+		names[s.Name()] = true
+		r.sinks = append(r.sinks, &sinkQueue{
+			sink: s, queue: make(chan Alert, cfg.QueueSize),
+			limiter: rate.NewLimiter(rate.Limit(cfg.SinkRate), cfg.SinkBurst),
+		})
+	}
+	m, err := newMetrics(deps.Registerer, r.sinks)
+	if err != nil {
+		return nil, err
+	}
+	r.m = m
+	return r, nil
+}
+
+// Fire routes one alert. It records the detection latency (from the
+// receipt of the triggering telemetry to now), drops duplicates and
+// alerts over their rate, and queues the rest for every sink.
+func (r *Router) Fire(d detect.Alert) {
+	now := r.now()
+	kind := string(d.Kind)
+	if !d.ReceivedAt.IsZero() {
+		r.m.latency.WithLabelValues(kind).Observe(now.Sub(d.ReceivedAt).Seconds())
+	}
+	if d.Time.IsZero() {
+		d.Time = now
+	}
+	r.mu.Lock()
+	if last, ok := r.seen.get(d.DedupeKey); ok && d.DedupeKey != "" && now.Sub(last) < r.cfg.DedupeWindow {
+		r.mu.Unlock()
+		r.m.deduplicated.WithLabelValues(kind).Inc()
+		return
+	}
+	lk := kind + "\x00" + d.Service
+	lim, ok := r.limits.get(lk)
+	if !ok {
+		lim = rate.NewLimiter(rate.Limit(r.cfg.KeyRate), r.cfg.KeyBurst)
+		r.limits.put(lk, lim)
+	}
+	if !lim.AllowN(now, 1) {
+		r.mu.Unlock()
+		r.m.dropped.WithLabelValues(kind, "", "rate_limited").Inc()
+		return
+	}
+	r.seen.put(d.DedupeKey, now)
+	r.mu.Unlock()
+
+	a := r.link(d)
+	r.lifeMu.RLock()
+	defer r.lifeMu.RUnlock()
+	if r.stopped {
+		r.m.dropped.WithLabelValues(kind, "", "shutdown").Inc()
+		return
+	}
+	r.m.fired.WithLabelValues(kind).Inc()
+	for _, s := range r.sinks {
+		select {
+		case s.queue <- a:
+		default:
+			r.m.dropped.WithLabelValues(kind, s.sink.Name(), "queue_full").Inc()
+		}
+	}
+}
+
+// link gives an alert its ID and links.
+func (r *Router) link(d detect.Alert) Alert {
+	sum := sha256.Sum256([]byte(d.DedupeKey + "\x00" + strconv.FormatInt(d.Time.UnixNano(), 10)))
+	a := Alert{Alert: d, ID: hex.EncodeToString(sum[:8])}
+	if p := strings.TrimSuffix(r.cfg.LinkPrefix, "/"); p != "" {
+		a.Link = p + "/alerts/" + a.ID
+		if f := d.Evidence.Finding; f != nil {
+			a.FindingLink = p + "/findings/" + report.FindingID(findings.Finding{
+				Service: f.Service, Vulnerability: findings.Vulnerability{ID: f.VulnID}, Package: findings.Package{PURL: f.PURL},
+			})
+		}
+	}
+	return a
+}
+
+// Start starts one worker per sink. It is safe to call twice.
+func (r *Router) Start(context.Context) error {
+	r.lifeMu.Lock()
+	defer r.lifeMu.Unlock()
+	if r.started || r.stopped {
+		return nil
+	}
+	r.started = true
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	for _, s := range r.sinks {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.work(ctx, s)
+		}()
+	}
+	return nil
+}
+
+// Shutdown lets the workers deliver what is queued until ctx ends, then
+// cancels the deliveries in progress and waits for the workers. It is
+// safe to call twice and without Start.
+func (r *Router) Shutdown(ctx context.Context) error {
+	r.lifeMu.Lock()
+	if r.stopped {
+		r.lifeMu.Unlock()
+		return nil
+	}
+	r.stopped = true
+	started := r.started
+	if started {
+		for _, s := range r.sinks {
+			close(s.queue)
+		}
+	}
+	r.lifeMu.Unlock()
+	if !started {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		r.cancel()
+		return nil
+	case <-ctx.Done():
+		r.cancel()
+		<-done
+		return fmt.Errorf("alert router shutdown: %w", ctx.Err())
+	}
+}
+
+// work delivers one sink's queue.
+func (r *Router) work(ctx context.Context, s *sinkQueue) {
+	name := s.sink.Name()
+	for a := range s.queue {
+		if ctx.Err() != nil {
+			r.m.dropped.WithLabelValues(string(a.Kind), name, "shutdown").Inc()
+			continue
+		}
+		if !s.limiter.Allow() {
+			r.m.dropped.WithLabelValues(string(a.Kind), name, "rate_limited").Inc()
+			continue
+		}
+		r.deliver(ctx, s.sink, a)
+	}
+}
+
+// deliver sends with retries: exponential backoff with full jitter,
+// bounded in attempts and in wait.
+func (r *Router) deliver(ctx context.Context, s Sink, a Alert) {
+	name, kind := s.Name(), string(a.Kind)
+	wait := r.cfg.Retry.Initial
+	for attempt := 1; ; attempt++ {
+		sctx, cancel := context.WithTimeout(ctx, r.cfg.SendTimeout)
+		start := time.Now()
+		err := s.Send(sctx, a)
+		cancel()
+		r.m.sendSeconds.WithLabelValues(name).Observe(time.Since(start).Seconds())
+		if err == nil {
+			r.m.sent.WithLabelValues(kind, name).Inc()
+			return
+		}
+		if pipeline.IsPermanent(err) || attempt >= r.cfg.Retry.Attempts || ctx.Err() != nil {
+			r.m.dropped.WithLabelValues(kind, name, "failed").Inc()
+			r.log.Error("deliver alert", "sink", name, "alert", a.ID, "attempts", attempt, "err", err)
+			return
+		}
+		r.m.retries.WithLabelValues(name).Inc()
+		t := time.NewTimer(rand.N(wait) + 1)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		wait = min(2*wait, r.cfg.Retry.Max)
+	}
+}
+
+// generations is a bounded map that forgets its oldest half when full.
+type generations[V any] struct {
+	max       int
+	cur, prev map[string]V
+}
+
+func newGenerations[V any](max int) *generations[V] {
+	return &generations[V]{max: max, cur: make(map[string]V)}
+}
+
+func (g *generations[V]) get(k string) (V, bool) {
+	if v, ok := g.cur[k]; ok {
+		return v, true
+	}
+	v, ok := g.prev[k]
+	return v, ok
+}
+
+func (g *generations[V]) put(k string, v V) {
+	if len(g.cur) >= g.max/2 {
+		g.prev, g.cur = g.cur, make(map[string]V, len(g.cur))
+	}
+	g.cur[k] = v
+}

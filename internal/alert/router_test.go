@@ -1,0 +1,368 @@
+package alert
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+
+	"github.com/evidentsec/evident/internal/detect"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// capture is an HTTP server that records request bodies and answers with
+// the statuses in plan, then 200.
+type capture struct {
+	mu      sync.Mutex
+	reqs    []*http.Request
+	bodies  [][]byte
+	plan    []int
+	got     chan struct{}
+}
+
+func newCapture(t *testing.T, plan ...int) (*capture, *httptest.Server) {
+	c := &capture{plan: plan, got: make(chan struct{}, 100)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		c.mu.Lock()
+		c.reqs = append(c.reqs, r)
+		c.bodies = append(c.bodies, body)
+		status := http.StatusOK
+		if len(c.plan) > 0 {
+			status, c.plan = c.plan[0], c.plan[1:]
+		}
+		c.mu.Unlock()
+		w.WriteHeader(status)
+		c.got <- struct{}{}
+	}))
+	t.Cleanup(srv.Close)
+	return c, srv
+}
+
+func (c *capture) wait(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-c.got:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("timed out waiting for request")
+		}
+	}
+}
+
+func (c *capture) last() (*http.Request, []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reqs[len(c.reqs)-1], c.bodies[len(c.bodies)-1]
+}
+
+var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+
+func firstExec() detect.Alert {
+	return detect.Alert{
+		Kind: detect.KindFirstExecution, Severity: detect.High, Service: "shop",
+		Summary: "GO-2022-1059: vulnerable golang.org/x/text/language.Parse ran for the first time in shop",
+		Evidence: detect.Evidence{
+			Finding:  &detect.FindingRef{Service: "shop", VulnID: "GO-2022-1059", PURL: "pkg:golang/golang.org/x/text@v0.3.7"},
+			Function: "golang.org/x/text/language.Parse",
+		},
+		DedupeKey: "first_execution|shop|GO-2022-1059|pkg:golang/golang.org/x/text@v0.3.7",
+		Time:      t0, ReceivedAt: t0.Add(-20 * time.Millisecond),
+	}
+}
+
+func testConfig() Config {
+	c := DefaultConfig()
+	c.LinkPrefix = "http://127.0.0.1:8080/api/v1"
+	c.Retry = Retry{Initial: time.Millisecond, Max: 5 * time.Millisecond, Attempts: 3}
+	return c
+}
+
+func newRouter(t *testing.T, cfg Config, reg prometheus.Registerer, sinks ...Sink) *Router {
+	t.Helper()
+	r, err := NewRouter(cfg, sinks, Deps{Registerer: reg, Now: func() time.Time { return t0 }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := r.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return r
+}
+
+func TestSinks(t *testing.T) {
+	hook, hookSrv := newCapture(t)
+	am, amSrv := newCapture(t)
+	slack, slackSrv := newCapture(t)
+	file := filepath.Join(t.TempDir(), "alerts.jsonl")
+
+	w, err := NewWebhook("hook", hookSrv.URL+"/evident", "s3cret", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewAlertmanager("am", amSrv.URL, time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSlack("slack", slackSrv.URL+"/services/T0/B0/x", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jl, err := OpenJSONLines("file", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	r := newRouter(t, testConfig(), reg, w, m, s, jl)
+	r.Fire(firstExec())
+	hook.wait(t, 1)
+	am.wait(t, 1)
+	slack.wait(t, 1)
+
+	t.Run("webhook", func(t *testing.T) {
+		req, body := hook.last()
+		if got, want := req.Header.Get(SignatureHeader), Sign([]byte("s3cret"), body); got != want || !strings.HasPrefix(got, "sha256=") {
+			t.Errorf("signature %q, recomputed %q", got, want)
+		}
+		if ts, err := strconv.ParseInt(req.Header.Get(TimestampHeader), 10, 64); err != nil || time.Since(time.Unix(ts, 0)) > time.Minute {
+			t.Errorf("timestamp header %q", req.Header.Get(TimestampHeader))
+		}
+		var a Alert
+		if err := json.Unmarshal(body, &a); err != nil {
+			t.Fatal(err)
+		}
+		if a.ID == "" || a.Kind != detect.KindFirstExecution || a.Link != "http://127.0.0.1:8080/api/v1/alerts/"+a.ID ||
+			!strings.HasPrefix(a.FindingLink, "http://127.0.0.1:8080/api/v1/findings/") || a.Evidence.Finding.VulnID != "GO-2022-1059" {
+			t.Errorf("webhook body = %s", body)
+		}
+	})
+	t.Run("alertmanager", func(t *testing.T) {
+		req, body := am.last()
+		if req.URL.Path != "/api/v2/alerts" || req.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("request %s %s", req.URL.Path, req.Header.Get("Content-Type"))
+		}
+		var got []struct {
+			Labels       map[string]string `json:"labels"`
+			Annotations  map[string]string `json:"annotations"`
+			StartsAt     time.Time         `json:"startsAt"`
+			EndsAt       time.Time         `json:"endsAt"`
+			GeneratorURL string            `json:"generatorURL"`
+		}
+		if err := json.Unmarshal(body, &got); err != nil || len(got) != 1 {
+			t.Fatalf("body %s: %v", body, err)
+		}
+		a := got[0]
+		if a.Labels["alertname"] != "evident_first_execution" || a.Labels["severity"] != "high" || a.Labels["service"] != "shop" ||
+			a.Annotations["summary"] == "" || !a.StartsAt.Equal(t0) || !a.EndsAt.Equal(t0.Add(time.Hour)) ||
+			!strings.Contains(a.GeneratorURL, "/api/v1/alerts/") || !strings.Contains(a.Annotations["evidence"], "language.Parse") {
+			t.Errorf("alertmanager alert = %+v", a)
+		}
+	})
+	t.Run("slack", func(t *testing.T) {
+		_, body := slack.last()
+		var got struct {
+			Text   string `json:"text"`
+			Blocks []struct {
+				Type string `json:"type"`
+			} `json:"blocks"`
+		}
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(got.Text, "[HIGH] GO-2022-1059") || len(got.Blocks) != 2 || got.Blocks[0].Type != "section" {
+			t.Errorf("slack body = %s", body)
+		}
+	})
+	t.Run("json lines", func(t *testing.T) {
+		var lines []Alert
+		for deadline := time.Now().Add(5 * time.Second); len(lines) == 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			f, err := os.Open(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(f)
+			for sc.Scan() {
+				var a Alert
+				if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
+					t.Fatalf("line %q: %v", sc.Text(), err)
+				}
+				lines = append(lines, a)
+			}
+			f.Close()
+		}
+		if len(lines) != 1 || lines[0].Service != "shop" {
+			t.Errorf("lines = %+v", lines)
+		}
+	})
+	if got := testutil.CollectAndCount(reg, "evident_alert_latency_seconds"); got != 1 {
+		t.Errorf("latency series = %d", got)
+	}
+	if err := r.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := jl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(r.m.sent.WithLabelValues("first_execution", "file")); got != 1 {
+		t.Errorf("sent to file = %v", got)
+	}
+}
+
+func TestDedupeAndRateLimit(t *testing.T) {
+	hook, srv := newCapture(t)
+	w, _ := NewWebhook("hook", srv.URL, "", nil)
+	cfg := testConfig()
+	cfg.KeyBurst = 3
+	r := newRouter(t, cfg, nil, w)
+	r.Fire(firstExec())
+	r.Fire(firstExec()) // duplicate within the window
+	for i := range 5 {
+		a := firstExec()
+		a.DedupeKey += strconv.Itoa(i)
+		r.Fire(a)
+	}
+	hook.wait(t, 3) // the first, then two more before the bucket of kind+service is empty
+	if got := testutil.ToFloat64(r.m.deduplicated.WithLabelValues("first_execution")); got != 1 {
+		t.Errorf("deduplicated = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(r.m.dropped.WithLabelValues("first_execution", "", "rate_limited")); got != 3 {
+		t.Errorf("rate limited = %v, want 3", got)
+	}
+}
+
+func TestRetry(t *testing.T) {
+	tests := []struct {
+		name              string
+		plan              []int
+		wantReqs          int
+		wantSent, wantErr float64
+	}{
+		{"500 then success", []int{500}, 2, 1, 0},
+		{"429 twice then success", []int{429, 503}, 3, 1, 0},
+		{"gives up after the attempts", []int{500, 500, 500, 500}, 3, 0, 1},
+		{"400 is permanent", []int{400}, 1, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hook, srv := newCapture(t, tt.plan...)
+			w, _ := NewWebhook("hook", srv.URL, "k", nil)
+			r := newRouter(t, testConfig(), nil, w)
+			r.Fire(firstExec())
+			hook.wait(t, tt.wantReqs)
+			if err := r.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := testutil.ToFloat64(r.m.sent.WithLabelValues("first_execution", "hook")); got != tt.wantSent {
+				t.Errorf("sent = %v, want %v", got, tt.wantSent)
+			}
+			if got := testutil.ToFloat64(r.m.dropped.WithLabelValues("first_execution", "hook", "failed")); got != tt.wantErr {
+				t.Errorf("failed = %v, want %v", got, tt.wantErr)
+			}
+			hook.mu.Lock()
+			defer hook.mu.Unlock()
+			if len(hook.reqs) != tt.wantReqs {
+				t.Errorf("%d requests, want %d", len(hook.reqs), tt.wantReqs)
+			}
+		})
+	}
+}
+
+func TestHangingSink(t *testing.T) {
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hang.Close()
+	defer close(release)
+	fast, fastSrv := newCapture(t)
+	slow, _ := NewWebhook("slow", hang.URL, "", nil)
+	quick, _ := NewWebhook("fast", fastSrv.URL, "", nil)
+	cfg := testConfig()
+	cfg.QueueSize = 4
+	cfg.KeyBurst, cfg.SinkBurst = 1000, 1000
+	r, err := NewRouter(cfg, []Sink{slow, quick}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var firing time.Duration
+	for i := range 20 {
+		a := firstExec()
+		a.DedupeKey += strconv.Itoa(i)
+		start := time.Now()
+		r.Fire(a)
+		firing += time.Since(start)
+		fast.wait(t, 1) // the fast sink gets every alert while the slow one hangs
+	}
+	if firing > time.Second {
+		t.Errorf("Fire blocked for %v behind a hanging sink", firing)
+	}
+	if got := testutil.ToFloat64(r.m.dropped.WithLabelValues("first_execution", "slow", "queue_full")); got < 10 {
+		t.Errorf("dropped for the hanging sink = %v, want most of 20", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := r.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown = %v, want the deadline", err)
+	}
+	r.Fire(firstExec()) // after Shutdown: dropped, no panic
+}
+
+func TestLifecycle(t *testing.T) {
+	r, err := NewRouter(testConfig(), nil, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := r.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r2, _ := NewRouter(testConfig(), nil, Deps{})
+	for range 2 {
+		if err := r2.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if err := r2.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad := DefaultConfig()
+	bad.QueueSize, bad.LinkPrefix = 0, "/relative"
+	if _, err := NewRouter(bad, nil, Deps{}); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "link_prefix") {
+		t.Errorf("NewRouter(bad) = %v", err)
+	}
+	if _, err := NewWebhook("x", "ftp://host/x", "", nil); err == nil {
+		t.Error("NewWebhook accepted ftp")
+	}
+}

@@ -1,0 +1,303 @@
+package alert
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/evidentsec/evident/internal/pipeline"
+)
+
+// Headers of the webhook sink.
+const (
+	// SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of the
+	// request body under the shared secret.
+	SignatureHeader = "X-Evident-Signature"
+	// TimestampHeader carries the Unix time the request was sent, so a
+	// receiver can refuse stale deliveries.
+	TimestampHeader = "X-Evident-Timestamp"
+)
+
+// Sign returns the value of SignatureHeader for body under secret.
+func Sign(secret, body []byte) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// Webhook posts each alert as JSON (the Alert type) to a URL, signed with
+// HMAC-SHA256 when a secret is set.
+type Webhook struct {
+	name   string
+	url    string
+	secret []byte
+	client *http.Client
+	now    func() time.Time
+}
+
+// NewWebhook returns a webhook sink called name; client nil is
+// http.DefaultClient.
+func NewWebhook(name, rawURL, secret string, client *http.Client) (*Webhook, error) {
+	if err := checkURL(rawURL); err != nil {
+		return nil, fmt.Errorf("webhook sink %s: %w", name, err)
+	}
+	return &Webhook{name: name, url: rawURL, secret: []byte(secret), client: orDefault(client), now: time.Now}, nil
+}
+
+// Name returns the sink's name.
+func (w *Webhook) Name() string { return w.name }
+
+// Send posts a.
+func (w *Webhook) Send(ctx context.Context, a Alert) error {
+	body, err := json.Marshal(a)
+	if err != nil {
+		return pipeline.Permanent(fmt.Errorf("encode alert %s: %w", a.ID, err))
+	}
+	h := http.Header{"Content-Type": {"application/json"}, TimestampHeader: {strconv.FormatInt(w.now().Unix(), 10)}}
+	if len(w.secret) > 0 {
+		h.Set(SignatureHeader, Sign(w.secret, body))
+	}
+	return post(ctx, w.client, w.url, h, body)
+}
+
+// Alertmanager posts alerts to the Alertmanager v2 API
+// (POST /api/v2/alerts).
+type Alertmanager struct {
+	name         string
+	endpoint     string
+	client       *http.Client
+	resolveAfter time.Duration
+}
+
+// NewAlertmanager returns a sink posting to the Alertmanager at baseURL
+// ("http://alertmanager:9093"). Evident's alerts are events, so each is
+// sent with endsAt resolveAfter after it fired.
+func NewAlertmanager(name, baseURL string, resolveAfter time.Duration, client *http.Client) (*Alertmanager, error) {
+	if err := checkURL(baseURL); err != nil {
+		return nil, fmt.Errorf("alertmanager sink %s: %w", name, err)
+	}
+	if resolveAfter <= 0 {
+		return nil, fmt.Errorf("alertmanager sink %s: resolve_after %v is not positive", name, resolveAfter)
+	}
+	return &Alertmanager{name: name, endpoint: strings.TrimSuffix(baseURL, "/") + "/api/v2/alerts", client: orDefault(client), resolveAfter: resolveAfter}, nil
+}
+
+// Name returns the sink's name.
+func (m *Alertmanager) Name() string { return m.name }
+
+// amAlert is a postableAlert of the Alertmanager v2 OpenAPI spec.
+type amAlert struct {
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL,omitempty"`
+}
+
+// Send posts a as a one-alert list.
+func (m *Alertmanager) Send(ctx context.Context, a Alert) error {
+	labels := map[string]string{
+		"alertname": "evident_" + string(a.Kind),
+		"severity":  string(a.Severity),
+		"kind":      string(a.Kind),
+		// The dedupe key keeps distinct conditions distinct alerts in
+		// Alertmanager's grouping.
+		"key": a.DedupeKey,
+	}
+	if a.Service != "" {
+		labels["service"] = a.Service
+	}
+	ann := map[string]string{"summary": a.Summary}
+	if ev, err := json.Marshal(a.Evidence); err == nil {
+		ann["evidence"] = string(ev)
+	}
+	if a.FindingLink != "" {
+		ann["finding"] = a.FindingLink
+	}
+	body, err := json.Marshal([]amAlert{{
+		Labels: labels, Annotations: ann, StartsAt: a.Time.UTC(), EndsAt: a.Time.Add(m.resolveAfter).UTC(), GeneratorURL: a.Link,
+	}})
+	if err != nil {
+		return pipeline.Permanent(fmt.Errorf("encode alert %s: %w", a.ID, err))
+	}
+	return post(ctx, m.client, m.endpoint, http.Header{"Content-Type": {"application/json"}}, body)
+}
+
+// Slack posts alerts to a Slack-compatible incoming webhook (Slack,
+// Mattermost, Rocket.Chat): a "text" fallback and Block Kit "blocks".
+type Slack struct {
+	name   string
+	url    string
+	client *http.Client
+}
+
+// NewSlack returns a sink posting to the incoming webhook at rawURL.
+func NewSlack(name, rawURL string, client *http.Client) (*Slack, error) {
+	if err := checkURL(rawURL); err != nil {
+		return nil, fmt.Errorf("slack sink %s: %w", name, err)
+	}
+	return &Slack{name: name, url: rawURL, client: orDefault(client)}, nil
+}
+
+// Name returns the sink's name.
+func (s *Slack) Name() string { return s.name }
+
+type slackText struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
+}
+
+type slackBlock struct {
+	Type     string      `json:"type"`
+	Text     *slackText  `json:"text,omitempty"`
+	Elements []slackText `json:"elements,omitempty"`
+}
+
+// Send posts a.
+func (s *Slack) Send(ctx context.Context, a Alert) error {
+	title := fmt.Sprintf("[%s] %s", strings.ToUpper(string(a.Severity)), a.Summary)
+	text := "*" + slackEscape(title) + "*"
+	if a.Link != "" {
+		text += "\n<" + a.Link + "|alert " + a.ID + ">"
+	}
+	if a.FindingLink != "" {
+		text += " · <" + a.FindingLink + "|finding>"
+	}
+	ctxLine := "kind `" + string(a.Kind) + "`"
+	if a.Service != "" {
+		ctxLine += " · service `" + slackEscape(a.Service) + "`"
+	}
+	if a.Evidence.Endpoint != "" {
+		ctxLine += " · endpoint `" + slackEscape(a.Evidence.Endpoint) + "`"
+	}
+	if a.Evidence.Match != "" {
+		ctxLine += " · matched `" + slackEscape(a.Evidence.Match) + "`"
+	}
+	body, err := json.Marshal(map[string]any{
+		"text": title,
+		"blocks": []slackBlock{
+			{Type: "section", Text: &slackText{Type: "mrkdwn", Text: text}},
+			{Type: "context", Elements: []slackText{{Type: "mrkdwn", Text: ctxLine}}},
+		},
+	})
+	if err != nil {
+		return pipeline.Permanent(fmt.Errorf("encode alert %s: %w", a.ID, err))
+	}
+	return post(ctx, s.client, s.url, http.Header{"Content-Type": {"application/json"}}, body)
+}
+
+// slackEscape escapes the three characters Slack's mrkdwn reserves, so
+// attacker-controlled evidence cannot forge links or mentions.
+func slackEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// JSONLines appends each alert as one JSON line to a file.
+type JSONLines struct {
+	name string
+	mu   sync.Mutex
+	f    *os.File
+}
+
+// OpenJSONLines opens (creating it) path for appending.
+func OpenJSONLines(name, path string) (*JSONLines, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("json lines sink %s: %w", name, err)
+	}
+	return &JSONLines{name: name, f: f}, nil
+}
+
+// Name returns the sink's name.
+func (j *JSONLines) Name() string { return j.name }
+
+// Send appends a with one write, so that lines never interleave.
+func (j *JSONLines) Send(_ context.Context, a Alert) error {
+	line, err := json.Marshal(a)
+	if err != nil {
+		return pipeline.Permanent(fmt.Errorf("encode alert %s: %w", a.ID, err))
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, err := j.f.Write(append(line, '\n')); err != nil {
+		return fmt.Errorf("write alert %s to %s: %w", a.ID, j.f.Name(), err)
+	}
+	return nil
+}
+
+// Close closes the file; call it after the router's Shutdown.
+func (j *JSONLines) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.f.Close()
+}
+
+// ErrStatus is wrapped by the error of a delivery the server refused.
+var ErrStatus = errors.New("unexpected HTTP status")
+
+// post sends body and classifies the answer: 2xx is delivered; 408, 429
+// and 5xx are retried; other statuses are permanent (the request itself
+// is wrong and will stay wrong).
+func post(ctx context.Context, client *http.Client, u string, h http.Header, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return pipeline.Permanent(fmt.Errorf("post alert: %w", err))
+	}
+	req.Header = h
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("post alert: %w", err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // reuse the connection
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
+	err = fmt.Errorf("post alert to %s: %w %d: %s", redact(u), ErrStatus, resp.StatusCode, strings.TrimSpace(string(msg)))
+	if resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
+		return err
+	}
+	return pipeline.Permanent(err)
+}
+
+// redact keeps webhook URLs, which often carry their token in the path,
+// out of logs.
+func redact(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "webhook"
+	}
+	return p.Scheme + "://" + p.Host
+}
+
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("url: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("url %q is not an http(s) URL", redact(raw))
+	}
+	return nil
+}
+
+func orDefault(c *http.Client) *http.Client {
+	if c == nil {
+		return http.DefaultClient
+	}
+	return c
+}
