@@ -24,12 +24,27 @@ type traceServer struct {
 
 // Export hands the spans of one request to the traces consumer. pdata
 // has already refused what does not decode (INVALID_ARGUMENT from
-// grpc-go), so no span is rejected one by one here.
+// grpc-go); spans without a trace or span id, which OTLP requires and the
+// HTTP decoder drops, are rejected here with a partial success.
 func (s *traceServer) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
 	r := s.r
 	start := time.Now()
 	defer r.m.observe("grpc", "traces", start)
 	spans := telemetry.SpansFromTraces(req.Traces())
+	kept := spans[:0]
+	for _, sp := range spans {
+		if sp.TraceID != ([16]byte{}) && sp.SpanID != ([8]byte{}) {
+			kept = append(kept, sp)
+		}
+	}
+	rejected := len(spans) - len(kept)
+	spans = kept
+	resp := ptraceotlp.NewExportResponse()
+	if rejected > 0 {
+		r.m.refusedSpans.WithLabelValues("otlp", "grpc", reasonMalformed).Add(float64(rejected))
+		resp.PartialSuccess().SetRejectedSpans(int64(rejected))
+		resp.PartialSuccess().SetErrorMessage(fmt.Sprintf("%d spans without trace_id or span_id", rejected))
+	}
 	if len(spans) > 0 {
 		if err := r.traces.Consume(ctx, spans); err != nil {
 			_, code, retry, reason := consumerStatus(err)
@@ -38,7 +53,7 @@ func (s *traceServer) Export(ctx context.Context, req ptraceotlp.ExportRequest) 
 		}
 		r.m.acceptedSpans.WithLabelValues("otlp", "grpc").Add(float64(len(spans)))
 	}
-	return ptraceotlp.NewExportResponse(), nil
+	return resp, nil
 }
 
 // profileServer is the OTLP/gRPC ProfilesService (v1development); pdata

@@ -535,6 +535,26 @@ func TestGRPC(t *testing.T) {
 	}
 }
 
+func TestGRPCPartialSuccess(t *testing.T) {
+	traces := &recorder[[]telemetry.Span]{}
+	r, _ := startReceiver(t, testConfig(), traces, nil)
+	cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	resp, err := ptraceotlp.NewGRPCClient(cc).Export(t.Context(), tracesRequest(2, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.PartialSuccess().RejectedSpans(); got != 1 {
+		t.Errorf("rejected %d spans (%q), want 1", got, resp.PartialSuccess().ErrorMessage())
+	}
+	if got := countSpans(traces.all()); got != 2 {
+		t.Errorf("consumer got %d spans, want 2", got)
+	}
+}
+
 func TestGRPCOverLimit(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxRequestBytes = 64 << 10

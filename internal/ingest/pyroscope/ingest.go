@@ -51,6 +51,9 @@ func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	source := fmt.Sprintf("pyroscope %s %s from %s", req.URL.Path, p.name, req.RemoteAddr)
+	if p.spyName != "" {
+		source += " (" + p.spyName + ")"
+	}
 	batches, derr := telemetry.DecodePprof(data, source)
 	if len(batches) == 0 {
 		if derr != nil {
