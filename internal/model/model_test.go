@@ -1,12 +1,16 @@
 package model
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/telemetry"
@@ -285,4 +289,70 @@ func TestStateRoundTrip(t *testing.T) {
 	if err := restored.UnmarshalBinary([]byte("not gob")); err == nil {
 		t.Error("garbage state accepted")
 	}
+}
+
+// BenchmarkDecodeAndAddSpans measures OTLP span decoding plus the model
+// update, in spans per second: an ExportTraceServiceRequest of 1,000 spans
+// made with pdata, as an OTel SDK sends it.
+func BenchmarkDecodeAndAddSpans(b *testing.B) {
+	td := ptrace.NewTraces()
+	for svc, name := range []string{"gateway", "catalog", "orders", "reporter"} {
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", name)
+		rs.Resource().Attributes().PutStr("service.namespace", "shop")
+		ss := rs.ScopeSpans().AppendEmpty()
+		for i := range 250 {
+			sp := ss.Spans().AppendEmpty()
+			sp.SetTraceID(pcommon.TraceID{byte(svc), byte(i), 1})
+			sp.SetSpanID(pcommon.SpanID{byte(svc), byte(i), 2})
+			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(t0))
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(t0.Add(time.Millisecond)))
+			a := sp.Attributes()
+			switch i % 3 {
+			case 0:
+				sp.SetKind(ptrace.SpanKindServer)
+				sp.SetName("GET /products/{id}")
+				a.PutStr("http.request.method", "GET")
+				a.PutStr("http.route", "/products/{id}")
+				a.PutStr("url.path", fmt.Sprintf("/products/%d", i))
+				a.PutStr("client.address", "203.0.113.9")
+				a.PutInt("http.response.status_code", 200)
+			case 1:
+				sp.SetKind(ptrace.SpanKindClient)
+				sp.SetParentSpanID(pcommon.SpanID{byte(svc), byte(i - 1), 2})
+				sp.SetName("SELECT orders")
+				a.PutStr("db.system.name", "postgresql")
+				a.PutStr("db.namespace", "shop")
+				a.PutStr("db.collection.name", "orders")
+				a.PutStr("db.query.text", "SELECT * FROM orders WHERE id = $1")
+			default:
+				sp.SetKind(ptrace.SpanKindClient)
+				sp.SetParentSpanID(pcommon.SpanID{byte(svc), byte(i - 2), 2})
+				sp.SetName("POST")
+				a.PutStr("http.request.method", "POST")
+				a.PutStr("server.address", "payments.example.com")
+				a.PutStr("url.full", "https://payments.example.com/v1/charges")
+			}
+		}
+	}
+	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := newModel()
+	var spans int
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		err := telemetry.DecodeTraces(bytes.NewReader(body), "bench", func(s []telemetry.Span) error {
+			spans += len(s)
+			m.AddSpans(s)
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(spans)/b.Elapsed().Seconds(), "spans/s")
 }

@@ -3,6 +3,7 @@ package model
 import (
 	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/evidentsec/evident/internal/attribution"
@@ -220,9 +221,16 @@ func touchStore(m map[string]*Store, name, kind, system string, sp *telemetry.Sp
 // to name it.
 func hostOf(a *telemetry.Attrs) (host, scheme string) {
 	scheme = "https"
-	if a.URLFull != "" {
-		if u, err := url.Parse(a.URLFull); err == nil && u.Host != "" {
-			host, scheme = u.Hostname(), u.Scheme
+	if sch, rest, ok := strings.Cut(a.URLFull, "://"); ok {
+		scheme = sch
+		if a.ServerAddress == "" {
+			// Parse only when the host must come from the URL: this
+			// runs for every CLIENT span.
+			if u, err := url.Parse(a.URLFull); err == nil {
+				host = u.Hostname()
+			} else {
+				host, _, _ = strings.Cut(rest, "/")
+			}
 		}
 	}
 	if a.ServerAddress != "" {
