@@ -29,11 +29,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // capture is an HTTP server that records request bodies and answers with
 // the statuses in plan, then 200.
 type capture struct {
-	mu      sync.Mutex
-	reqs    []*http.Request
-	bodies  [][]byte
-	plan    []int
-	got     chan struct{}
+	mu     sync.Mutex
+	reqs   []*http.Request
+	bodies [][]byte
+	plan   []int
+	got    chan struct{}
 }
 
 func newCapture(t *testing.T, plan ...int) (*capture, *httptest.Server) {

