@@ -455,7 +455,11 @@ func (e *Engine) apply(it item) {
 			sp := &it.spans[i]
 			e.fire(e.rules.Alerts(sp, it.receivedAt, now))
 			e.fire(w.anomalies.Observe(sp, it.receivedAt, now))
-			w.spanServices[sp.Service] = true
+			// Only the exposure of services with findings is worth a
+			// snapshot; new edges and stores are handled below.
+			if len(w.watch.Of(sp.Service)) > 0 {
+				w.spanServices[sp.Service] = true
+			}
 		}
 		if len(ch.NewEdges) > 0 || len(ch.NewStores) > 0 {
 			for _, ed := range ch.NewEdges {

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/evidentsec/evident/internal/alert"
 	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/detect"
@@ -434,3 +435,32 @@ func TestLifecycle(t *testing.T) {
 // The store contract is met by the SQLite store too.
 var _ Store = (*sqlite.Store)(nil)
 var _ Store = store.Store(nil)
+
+// TestAlertLatencyRecorded runs the engine into the real alert router:
+// the first-execution alert of a profile batch is measured from the
+// batch's receipt.
+func TestAlertLatencyRecorded(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r, err := alert.NewRouter(alert.DefaultConfig(), nil, alert.Deps{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(ctx)
+	e := newEngine(t, testConfig(), &memStore{}, r, nil)
+	start(t, e)
+	if err := e.SetFindings(ctx, []findings.Finding{textFinding("shop")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ProfilesConsumer().Consume(ctx, []*telemetry.ProfileBatch{textProfile("shop", true)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "latency sample", func() bool {
+		n, err := testutil.GatherAndCount(reg, "evident_alert_latency_seconds")
+		return err == nil && n == 1
+	})
+	eventually(t, "executed", func() bool { return verdictOf(e, "shop") == assess.Executed })
+}
