@@ -76,6 +76,25 @@ func (r *Receiver) checkRequest(w http.ResponseWriter, req *http.Request, signal
 	return 0, false
 }
 
+// limitHTTP refuses a request, before its body is read, when
+// MaxConcurrentRequests are in flight.
+func (r *Receiver) limitHTTP(signal string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		if !r.acquire() {
+			r.m.refusedRequest("http", signal, reasonFull)
+			enc := encProto
+			if mt, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type")); mt == "application/json" {
+				enc = encJSON
+			}
+			writeStatus(w, enc, http.StatusTooManyRequests, codes.ResourceExhausted,
+				fmt.Sprintf("%d requests in flight, retry later", r.cfg.MaxConcurrentRequests), busyRetry)
+			return
+		}
+		defer r.release()
+		h(w, req)
+	}
+}
+
 // body holds the buffers of one request, reused through Receiver.bufs.
 type body struct {
 	raw, plain bytes.Buffer

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,6 +33,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pprofile/pprofileotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP servers MUST accept gzip (protocols.md §1.1)
 
 	"github.com/evidentsec/evident/internal/pipeline"
@@ -56,6 +58,11 @@ type Config struct {
 	// ReadTimeout bounds reading one HTTP request, headers and body, so a
 	// slow client cannot hold a connection and its buffer forever.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// MaxConcurrentRequests bounds the requests read and decoded at once,
+	// over both transports, so that memory stays bounded under overload:
+	// beyond it a request is refused at once as throttled (429 /
+	// RESOURCE_EXHAUSTED with a retry delay) instead of being buffered.
+	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
 }
 
 // DefaultConfig returns the OTLP default ports bound to loopback, as the
@@ -67,6 +74,8 @@ func DefaultConfig() Config {
 		HTTPEndpoint:    "127.0.0.1:4318",
 		MaxRequestBytes: 16 << 20,
 		ReadTimeout:     30 * time.Second,
+		// A few requests per core keep the cores busy; more only queue.
+		MaxConcurrentRequests: 64,
 	}
 }
 
@@ -96,6 +105,9 @@ func (c Config) Validate() error {
 	if c.ReadTimeout <= 0 {
 		return fmt.Errorf("%w: read_timeout %s, want > 0", ErrConfig, c.ReadTimeout)
 	}
+	if c.MaxConcurrentRequests <= 0 {
+		return fmt.Errorf("%w: max_concurrent_requests %d, want > 0", ErrConfig, c.MaxConcurrentRequests)
+	}
 	return nil
 }
 
@@ -107,7 +119,8 @@ type Receiver struct {
 	log      *slog.Logger
 	m        *metrics
 	handler  http.Handler
-	bufs     sync.Pool // *body
+	bufs     sync.Pool     // *body
+	inflight chan struct{} // a slot per request being served
 
 	mu       sync.Mutex
 	started  bool
@@ -139,13 +152,14 @@ func New(cfg Config, traces pipeline.Consumer[[]telemetry.Span], profiles pipeli
 	if err != nil {
 		return nil, fmt.Errorf("register otlp receiver metrics: %w", err)
 	}
-	r := &Receiver{cfg: cfg, traces: traces, profiles: profiles, log: logger, m: m}
+	r := &Receiver{cfg: cfg, traces: traces, profiles: profiles, log: logger, m: m,
+		inflight: make(chan struct{}, cfg.MaxConcurrentRequests)}
 	mux := http.NewServeMux()
 	if traces != nil {
-		mux.HandleFunc(TracesPath, r.serveTraces)
+		mux.HandleFunc(TracesPath, r.limitHTTP("traces", r.serveTraces))
 	}
 	if profiles != nil {
-		mux.HandleFunc(ProfilesPath, r.serveProfiles)
+		mux.HandleFunc(ProfilesPath, r.limitHTTP("profiles", r.serveProfiles))
 	}
 	r.handler = mux
 	return r, nil
@@ -218,6 +232,7 @@ func (r *Receiver) newGRPCServer() *grpc.Server {
 		// grpc-go applies the limit to the decompressed message and answers
 		// RESOURCE_EXHAUSTED, as OTLP asks for oversized requests.
 		grpc.MaxRecvMsgSize(int(r.cfg.MaxRequestBytes)),
+		grpc.UnaryInterceptor(r.limitGRPC),
 	)
 	if r.traces != nil {
 		ptraceotlp.RegisterGRPCServer(s, &traceServer{r: r})
@@ -226,6 +241,37 @@ func (r *Receiver) newGRPCServer() *grpc.Server {
 		pprofileotlp.RegisterGRPCServer(s, &profileServer{r: r})
 	}
 	return s
+}
+
+// acquire takes a request slot, or reports that all are taken.
+func (r *Receiver) acquire() bool {
+	select {
+	case r.inflight <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *Receiver) release() { <-r.inflight }
+
+// busyRetry is the wait suggested to a client refused for lack of a
+// request slot: requests take milliseconds, so a slot frees up soon.
+const busyRetry = time.Second
+
+// limitGRPC refuses a call when MaxConcurrentRequests are in flight.
+// grpc-go has read the message by then, but not decoded or handed it on.
+func (r *Receiver) limitGRPC(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if !r.acquire() {
+		signal := "traces"
+		if strings.Contains(info.FullMethod, "Profiles") {
+			signal = "profiles"
+		}
+		r.m.refusedRequest("grpc", signal, reasonFull)
+		return nil, grpcStatus(codes.ResourceExhausted, fmt.Errorf("%d requests in flight, retry later", r.cfg.MaxConcurrentRequests), busyRetry)
+	}
+	defer r.release()
+	return handler(ctx, req)
 }
 
 // GRPCAddr returns the address the gRPC listener is bound to ("" before

@@ -555,6 +555,60 @@ func TestGRPCPartialSuccess(t *testing.T) {
 	}
 }
 
+// gate is a consumer that holds every call until it is opened.
+type gate struct {
+	entered chan struct{}
+	open    chan struct{}
+}
+
+func (g *gate) Consume(context.Context, []telemetry.Span) error {
+	g.entered <- struct{}{}
+	<-g.open
+	return nil
+}
+
+func TestConcurrencyLimit(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxConcurrentRequests = 1
+	g := &gate{entered: make(chan struct{}, 1), open: make(chan struct{})}
+	r, _ := startReceiver(t, cfg, g, nil)
+	body := mustProto(t, tracesRequest(1, false))
+	url := "http://" + r.HTTPAddr() + TracesPath
+	first := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(url, "application/x-protobuf", bytes.NewReader(body))
+		if err != nil {
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	<-g.entered // the first request holds the only slot
+
+	resp, err := http.Post(url, "application/x-protobuf", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
+		t.Errorf("second HTTP request: %d Retry-After %q, want 429 and 1", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	_, err = ptraceotlp.NewGRPCClient(cc).Export(t.Context(), tracesRequest(1, false))
+	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || len(st.Details()) != 1 {
+		t.Errorf("gRPC request: %v with details %v, want RESOURCE_EXHAUSTED with RetryInfo", st.Code(), st.Details())
+	}
+	close(g.open)
+	if got := <-first; got != http.StatusOK {
+		t.Errorf("first request: %d, want 200", got)
+	}
+}
+
 func TestGRPCOverLimit(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxRequestBytes = 64 << 10
@@ -646,6 +700,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "zero limit", modify: func(c *Config) { c.MaxRequestBytes = 0 }, want: "max_request_bytes"},
 		{name: "huge limit", modify: func(c *Config) { c.MaxRequestBytes = 2 << 30 }, want: "max_request_bytes"},
 		{name: "zero timeout", modify: func(c *Config) { c.ReadTimeout = 0 }, want: "read_timeout"},
+		{name: "zero concurrency", modify: func(c *Config) { c.MaxConcurrentRequests = 0 }, want: "max_concurrent_requests"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -56,6 +56,10 @@ type Config struct {
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
 	// ReadTimeout bounds reading one request, headers and body.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// MaxConcurrentRequests bounds the requests read and decoded at once,
+	// so that memory stays bounded under overload: beyond it a request is
+	// refused at once with 429 and Retry-After instead of being buffered.
+	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
 }
 
 // DefaultConfig returns Pyroscope's port bound to loopback and a 16 MiB
@@ -65,6 +69,8 @@ func DefaultConfig() Config {
 		Endpoint:        "127.0.0.1:4040",
 		MaxRequestBytes: 16 << 20,
 		ReadTimeout:     30 * time.Second,
+		// Profiles arrive every 10-15 s per process: a few slots suffice.
+		MaxConcurrentRequests: 16,
 	}
 }
 
@@ -79,6 +85,9 @@ func (c Config) Validate() error {
 	if c.ReadTimeout <= 0 {
 		return fmt.Errorf("%w: read_timeout %s, want > 0", ErrConfig, c.ReadTimeout)
 	}
+	if c.MaxConcurrentRequests <= 0 {
+		return fmt.Errorf("%w: max_concurrent_requests %d, want > 0", ErrConfig, c.MaxConcurrentRequests)
+	}
 	return nil
 }
 
@@ -90,6 +99,7 @@ type Receiver struct {
 	log      *slog.Logger
 	m        *metrics
 	handler  http.Handler
+	inflight chan struct{} // a slot per request being served
 
 	mu      sync.Mutex
 	started bool
@@ -117,7 +127,8 @@ func New(cfg Config, profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logg
 	if err != nil {
 		return nil, fmt.Errorf("register pyroscope receiver metrics: %w", err)
 	}
-	r := &Receiver{cfg: cfg, profiles: profiles, log: logger, m: m}
+	r := &Receiver{cfg: cfg, profiles: profiles, log: logger, m: m,
+		inflight: make(chan struct{}, cfg.MaxConcurrentRequests)}
 	mux := http.NewServeMux()
 	mux.HandleFunc(IngestPath, r.serveIngest)
 	mux.HandleFunc(PrefixIngestPath, r.serveIngest)
@@ -125,8 +136,26 @@ func New(cfg Config, profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logg
 		// Connect applies the limit to the message after decompression.
 		connect.WithReadMaxBytes(int(cfg.MaxRequestBytes)))
 	mux.Handle(path, r.limitPush(push))
-	r.handler = mux
+	r.handler = r.limit(mux)
 	return r, nil
+}
+
+// limit refuses a request, before its body is read, when
+// MaxConcurrentRequests are in flight; requests take milliseconds, so
+// the client is told to retry after a second.
+func (r *Receiver) limit(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		select {
+		case r.inflight <- struct{}{}:
+		default:
+			r.m.refusedRequests.WithLabelValues("pyroscope", "http", "profiles", reasonFull).Inc()
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, fmt.Sprintf("%d requests in flight, retry later", r.cfg.MaxConcurrentRequests), http.StatusTooManyRequests)
+			return
+		}
+		defer func() { <-r.inflight }()
+		h.ServeHTTP(w, req)
+	})
 }
 
 // Handler returns the receiver's HTTP handler, for mounting on another

@@ -384,6 +384,50 @@ func TestPushOverLimit(t *testing.T) {
 	}
 }
 
+// gate is a consumer that holds every call until it is opened.
+type gate struct {
+	entered chan struct{}
+	open    chan struct{}
+}
+
+func (g *gate) Consume(context.Context, []*telemetry.ProfileBatch) error {
+	g.entered <- struct{}{}
+	<-g.open
+	return nil
+}
+
+func TestConcurrencyLimit(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxConcurrentRequests = 1
+	g := &gate{entered: make(chan struct{}, 1), open: make(chan struct{})}
+	r, _ := startReceiver(t, cfg, g)
+	prof := cpuProfile(t)
+	ingest := "http://" + r.Addr() + IngestPath + "?name=checkout"
+	first := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(ingest, "application/octet-stream", bytes.NewReader(prof))
+		if err != nil {
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	<-g.entered // the first request holds the only slot
+	resp, err := http.Post(ingest, "application/octet-stream", bytes.NewReader(prof))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
+		t.Errorf("second request: %d Retry-After %q, want 429 and 1", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	close(g.open)
+	if got := <-first; got != http.StatusOK {
+		t.Errorf("first request: %d, want 200", got)
+	}
+}
+
 func TestParseName(t *testing.T) {
 	tests := []struct {
 		in          string
@@ -499,6 +543,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "bad endpoint", modify: func(c *Config) { c.Endpoint = "4040" }, want: "endpoint"},
 		{name: "zero limit", modify: func(c *Config) { c.MaxRequestBytes = 0 }, want: "max_request_bytes"},
 		{name: "zero timeout", modify: func(c *Config) { c.ReadTimeout = 0 }, want: "read_timeout"},
+		{name: "zero concurrency", modify: func(c *Config) { c.MaxConcurrentRequests = 0 }, want: "max_concurrent_requests"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
