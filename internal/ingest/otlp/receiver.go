@@ -15,7 +15,16 @@
 //     retry);
 //   - consumer queue full: 429 with Retry-After / RESOURCE_EXHAUSTED with
 //     a google.rpc.RetryInfo;
-//   - consumer unavailable for another reason: 503 / UNAVAILABLE.
+//   - consumer unavailable for another reason: 503 / UNAVAILABLE;
+//   - more than MaxConcurrentRequests in flight: 429 / RESOURCE_EXHAUSTED
+//     with a retry delay, before the body is decoded.
+//
+// Metrics, shared with the pyroscope receiver (label receiver):
+// evident_receiver_accepted_{spans,profiles}_total{transport},
+// evident_receiver_refused_{spans,profiles}_total{transport,reason} for
+// decoded records not handed on, evident_receiver_refused_requests_total
+// {transport,signal,reason} for requests refused before their records
+// could be counted, and evident_receiver_request_duration_seconds.
 package otlp
 
 import (

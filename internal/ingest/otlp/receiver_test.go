@@ -610,21 +610,27 @@ func TestConcurrencyLimit(t *testing.T) {
 }
 
 func TestGRPCOverLimit(t *testing.T) {
-	cfg := testConfig()
-	cfg.MaxRequestBytes = 64 << 10
-	traces := &recorder[[]telemetry.Span]{}
-	r, _ := startReceiver(t, cfg, traces, nil)
-	cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	_, err = ptraceotlp.NewGRPCClient(cc).Export(t.Context(), tracesRequest(2000, false))
-	if got := status.Code(err); got != codes.ResourceExhausted {
-		t.Errorf("code %v (%v), want ResourceExhausted", got, err)
-	}
-	if n := countSpans(traces.all()); n != 0 {
-		t.Errorf("consumer got %d spans of an oversized request", n)
+	for _, compressor := range []string{"identity", "gzip"} {
+		t.Run(compressor, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.MaxRequestBytes = 64 << 10
+			traces := &recorder[[]telemetry.Span]{}
+			r, _ := startReceiver(t, cfg, traces, nil)
+			cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cc.Close()
+			// The spans repeat, so gzipped the request is far below the
+			// limit: the limit must hold after decompression.
+			_, err = ptraceotlp.NewGRPCClient(cc).Export(t.Context(), tracesRequest(2000, false), grpc.UseCompressor(compressor))
+			if got := status.Code(err); got != codes.ResourceExhausted {
+				t.Errorf("code %v (%v), want ResourceExhausted", got, err)
+			}
+			if n := countSpans(traces.all()); n != 0 {
+				t.Errorf("consumer got %d spans of an oversized request", n)
+			}
+		})
 	}
 }
 
