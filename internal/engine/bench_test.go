@@ -84,17 +84,23 @@ func (l *latencies) report(b *testing.B) {
 func benchStores(b *testing.B) map[string]func(b *testing.B) Store {
 	return map[string]func(b *testing.B) Store{
 		"memory": func(*testing.B) Store { return &memStore{} },
-		"sqlite-normal": func(b *testing.B) Store {
-			cfg := sqlite.DefaultConfig()
-			cfg.Synchronous = "normal"
-			st, err := sqlite.Open(context.Background(), b.TempDir(), cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { st.Close() })
-			return st
-		},
+		"sqlite-normal": func(b *testing.B) Store { return openSQLite(b, "normal") },
+		"sqlite-full":   func(b *testing.B) Store { return openSQLite(b, "full") },
 	}
+}
+
+// openSQLite opens a SQLite store in a temporary directory with the
+// given synchronous setting: "full" is the default, durable against power
+// loss; "normal" against a crash of the process.
+func openSQLite(b *testing.B, synchronous string) Store {
+	cfg := sqlite.DefaultConfig()
+	cfg.Synchronous = synchronous
+	st, err := sqlite.Open(context.Background(), b.TempDir(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	return st
 }
 
 // BenchmarkEngineThroughput offers 512-span batches (the OTel SDK's
