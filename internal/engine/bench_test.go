@@ -83,7 +83,7 @@ func (l *latencies) report(b *testing.B) {
 
 func benchStores(b *testing.B) map[string]func(b *testing.B) Store {
 	return map[string]func(b *testing.B) Store{
-		"memory": func(*testing.B) Store { return &memStore{} },
+		"memory":        func(*testing.B) Store { return &memStore{} },
 		"sqlite-normal": func(b *testing.B) Store { return openSQLite(b, "normal") },
 		"sqlite-full":   func(b *testing.B) Store { return openSQLite(b, "full") },
 	}
