@@ -3,6 +3,7 @@ module example.com/shop
 go 1.26.0
 
 require (
+	github.com/google/go-cmp v0.7.0
 	github.com/google/pprof v0.0.0-20261016150608-1facf8f91b50
 	github.com/gorilla/schema v1.4.0
 	github.com/grafana/otel-profiling-go v0.6.0
