@@ -29,7 +29,7 @@ cleanup() {
 	fi
 	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	rm -rf "$work"
+	rm -rf "$work" "$OUT"/findings/*.tmp
 }
 trap cleanup EXIT
 
