@@ -293,8 +293,13 @@ const maxDecodeRounds = 3
 // decode normalizes a value for matching; see Rule.Pattern. It returns v
 // itself when nothing needs changing.
 func decode(v string, query bool) string {
-	if !needsDecode(v) {
+	switch needsDecode(v, query) {
+	case decodeNone:
 		return v
+	case decodeCase:
+		// Most user agents and headers only need lower-casing, which
+		// strings.ToLower does in one pass for ASCII.
+		return strings.ToLower(v)
 	}
 	b := []byte(v)
 	for range maxDecodeRounds {
@@ -317,14 +322,25 @@ func decode(v string, query bool) string {
 	return s
 }
 
-func needsDecode(v string) bool {
+// Decoding a value needs.
+const (
+	decodeNone = iota // nothing: match the value as it is
+	decodeCase        // only ASCII lower-casing
+	decodeFull        // escapes, overlong forms or lookups
+)
+
+func needsDecode(v string, query bool) int {
+	need := decodeNone
 	for i := 0; i < len(v); i++ {
 		c := v[i]
-		if c == '%' || c == '+' || c >= 0x80 || ('A' <= c && c <= 'Z') || (c == '$' && i+1 < len(v) && v[i+1] == '{') {
-			return true
+		switch {
+		case c == '%' || (c == '+' && query) || c >= 0x80 || (c == '$' && i+1 < len(v) && v[i+1] == '{'):
+			return decodeFull
+		case 'A' <= c && c <= 'Z':
+			need = decodeCase
 		}
 	}
-	return false
+	return need
 }
 
 // percentDecode decodes %XX and IIS-style %uXXXX escapes in place,
