@@ -7,10 +7,18 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/evidentsec/evident/internal/alert"
 	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/engine"
+	"github.com/evidentsec/evident/internal/httpapi"
+	"github.com/evidentsec/evident/internal/ingest/otlp"
+	"github.com/evidentsec/evident/internal/ingest/pyroscope"
+	"github.com/evidentsec/evident/internal/store"
+	"github.com/evidentsec/evident/internal/store/sqlite"
 )
 
 // fileConfig is the configuration file, docs/configuration.md. Each
@@ -21,11 +29,85 @@ type fileConfig struct {
 	// Products maps a service to the package URL of what is deployed
 	// (an image, a binary), for VEX statements.
 	Products map[string]string `yaml:"products"`
+	// Serve configures evident serve; analyze ignores it.
+	Serve serveConfig `yaml:"serve"`
+}
+
+// serveConfig composes the Configs of the parts of evident serve.
+type serveConfig struct {
+	API       httpapi.Config   `yaml:"api"`
+	OTLP      otlp.Config      `yaml:"otlp"`
+	Pyroscope pyroscope.Config `yaml:"pyroscope"`
+	Engine    engine.Config    `yaml:"engine"`
+	Store     sqlite.Config    `yaml:"store"`
+	Retention store.Retention  `yaml:"retention"`
+	Alerts    alertsConfig     `yaml:"alerts"`
+	// ShutdownTimeout bounds the whole shutdown: receivers drain, the
+	// engine applies what is queued and checkpoints, sinks deliver.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// alertsConfig is the alert router and its sinks.
+type alertsConfig struct {
+	alert.Config `yaml:",inline"`
+	Webhooks     []webhookSink      `yaml:"webhooks"`
+	Alertmanager []alertmanagerSink `yaml:"alertmanager"`
+	Slack        []slackSink        `yaml:"slack"`
+	JSONLines    []jsonLinesSink    `yaml:"json_lines"`
+}
+
+type webhookSink struct {
+	Name string `yaml:"name"`
+	URL  string `yaml:"url"`
+	// Secret signs each body (HMAC-SHA256); empty sends it unsigned.
+	Secret string `yaml:"secret"`
+}
+
+type alertmanagerSink struct {
+	Name         string        `yaml:"name"`
+	URL          string        `yaml:"url"`
+	ResolveAfter time.Duration `yaml:"resolve_after"`
+}
+
+type slackSink struct {
+	Name string `yaml:"name"`
+	URL  string `yaml:"url"`
+}
+
+type jsonLinesSink struct {
+	Name string `yaml:"name"`
+	Path string `yaml:"path"`
 }
 
 // defaultFileConfig is what runs when no file is given.
 func defaultFileConfig() fileConfig {
-	return fileConfig{Config: assess.DefaultConfig()}
+	return fileConfig{Config: assess.DefaultConfig(), Serve: defaultServeConfig()}
+}
+
+func defaultServeConfig() serveConfig {
+	return serveConfig{
+		API: httpapi.DefaultConfig(), OTLP: otlp.DefaultConfig(), Pyroscope: pyroscope.DefaultConfig(),
+		Engine: engine.DefaultConfig(), Store: sqlite.DefaultConfig(), Retention: store.DefaultRetention(),
+		Alerts:          alertsConfig{Config: alert.DefaultConfig()},
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// Validate reports every problem of the serve sections.
+func (c serveConfig) Validate() error {
+	errs := []error{c.API.Validate(), c.Engine.Validate(), c.Store.Validate(), c.Retention.Validate(), c.Alerts.Config.Validate()}
+	// The listeners can each be turned off by an empty endpoint (a flag
+	// of ""); the receivers' own Validate refuses that for one alone.
+	if c.OTLP.GRPCEndpoint != "" || c.OTLP.HTTPEndpoint != "" {
+		errs = append(errs, c.OTLP.Validate())
+	}
+	if c.Pyroscope.Endpoint != "" {
+		errs = append(errs, c.Pyroscope.Validate())
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("serve shutdown_timeout %v is not positive", c.ShutdownTimeout))
+	}
+	return errors.Join(errs...)
 }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
@@ -69,7 +151,7 @@ func loadConfig(path string) (fileConfig, error) {
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := errors.Join(cfg.Validate(), cfg.Serve.Validate()); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil

@@ -95,6 +95,8 @@ runs, how exposed the service is and what it can reach, ranked with the evidence
 		newFindingsCmd(g),
 		newDBCmd(g),
 		newAnalyzeCmd(g),
+		newServeCmd(g),
+		newDemoCmd(g),
 		newWAFCmd(g),
 	)
 	return root

@@ -1,0 +1,556 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+
+	"github.com/evidentsec/evident/internal/alert"
+	"github.com/evidentsec/evident/internal/attribution"
+	"github.com/evidentsec/evident/internal/engine"
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/httpapi"
+	"github.com/evidentsec/evident/internal/ingest/otlp"
+	"github.com/evidentsec/evident/internal/ingest/pyroscope"
+	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/osv"
+	"github.com/evidentsec/evident/internal/pipeline"
+	"github.com/evidentsec/evident/internal/report"
+	"github.com/evidentsec/evident/internal/store"
+	"github.com/evidentsec/evident/internal/store/sqlite"
+)
+
+// serveFlags are the command-line inputs of evident serve; the listener
+// flags override the configuration file when they are given.
+type serveFlags struct {
+	config, kev                        string
+	vulns, findings                    []string
+	api, otlpGRPC, otlpHTTP, pyroscope string
+}
+
+func newServeCmd(g *globals) *cobra.Command {
+	var fl serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve [--config FILE] [--vulns PATH] [--findings [SERVICE=]FILE...]",
+		Short: "Receive traces and profiles, keep verdicts up to date, serve the API and fire alerts",
+		Long: `Run evident as a service: OTLP traces and profiles (gRPC and HTTP) and
+Pyroscope profiles (POST /ingest) are logged to the embedded store under
+--data, applied to the runtime model, and the findings re-assessed as the
+evidence arrives. Detections (a vulnerable function running for the first time,
+exploit payloads, new paths to sensitive stores, anomalies) become alerts,
+sent to the configured sinks and kept for the API.
+
+Findings come from --findings (as in analyze) or, without it, from the store
+(the last ones uploaded to POST /api/v1/findings). Vulnerability records come
+from --vulns or <data>/vulndb ("evident db update").
+
+Every listener binds to loopback unless configured otherwise; an empty
+--otlp-grpc, --otlp-http or --pyroscope turns that listener off. Flags override
+the configuration file (docs/configuration.md). SIGINT or SIGTERM stops the
+receivers first, so that what they accepted drains into the store.`,
+		Example: `  evident serve --vulns examples/shop/recorded/osv --findings examples/shop/recorded/findings
+  evident serve --config evident.yaml --api 0.0.0.0:8080`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(fl.config)
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			if err := fl.override(cmd, &cfg.Serve); err != nil {
+				return withCode(ExitUsage, err)
+			}
+			log := slog.New(slog.NewTextHandler(g.stderr, nil))
+			srv, err := startServer(cmd.Context(), g, cfg, fl, log)
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			srv.printAddrs(g.stdout)
+			<-cmd.Context().Done()
+			log.Info("shutting down", "timeout", cfg.Serve.ShutdownTimeout)
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), cfg.Serve.ShutdownTimeout)
+			defer cancel()
+			return srv.Shutdown(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&fl.config, "config", "", "configuration file (docs/configuration.md)")
+	f.StringSliceVar(&fl.vulns, "vulns", nil, "OSV source instead of <data>/vulndb: directory, all.zip or vuln.go.dev layout (repeatable)")
+	f.StringVar(&fl.kev, "kev", "", "CISA KEV catalog (JSON feed) instead of <data>/vulndb/kev.json")
+	f.StringArrayVar(&fl.findings, "findings", nil, "scanner report or SBOM as [SERVICE[,SERVICE]=]FILE, or a directory of SERVICE.* reports (repeatable); replaces the stored findings")
+	f.StringVar(&fl.api, "api", "", "HTTP API listen address (default 127.0.0.1:8080)")
+	f.StringVar(&fl.otlpGRPC, "otlp-grpc", "", `OTLP/gRPC listen address (default 127.0.0.1:4317; "" turns it off)`)
+	f.StringVar(&fl.otlpHTTP, "otlp-http", "", `OTLP/HTTP listen address (default 127.0.0.1:4318; "" turns it off)`)
+	f.StringVar(&fl.pyroscope, "pyroscope", "", `Pyroscope /ingest listen address (default 127.0.0.1:4040; "" turns it off)`)
+	return cmd
+}
+
+// override applies the listener flags that were given.
+func (fl serveFlags) override(cmd *cobra.Command, c *serveConfig) error {
+	set := cmd.Flags().Changed
+	if set("api") {
+		c.API.Endpoint = fl.api
+	}
+	if set("otlp-grpc") {
+		c.OTLP.GRPCEndpoint = fl.otlpGRPC
+	}
+	if set("otlp-http") {
+		c.OTLP.HTTPEndpoint = fl.otlpHTTP
+	}
+	if set("pyroscope") {
+		c.Pyroscope.Endpoint = fl.pyroscope
+	}
+	return c.Validate()
+}
+
+// server is evident serve composed: the store, the engine, the alert
+// router, the API and the receivers, started in that order and shut
+// down in the reverse one, so that receivers stop taking data first and
+// what they accepted drains through the engine into the store.
+type server struct {
+	log    *slog.Logger
+	st     *sqlite.Store
+	eng    *engine.Engine
+	alerts *alertLog
+	router *alert.Router
+	api    *httpapi.Server
+	otlp   *otlp.Receiver
+	pyro   *pyroscope.Receiver
+	retain *retainer
+	// closers are the sinks that hold files, closed after the router.
+	closers []io.Closer
+	// started are the components that started, in start order.
+	started []pipeline.Component
+	ready   atomic.Bool
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// startServer opens the store under g.dataDir, builds every component
+// from cfg and starts them. On an error it shuts down what it started.
+func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags, log *slog.Logger) (*server, error) {
+	sc := cfg.Serve
+	s := &server{log: log}
+	ok := false
+	defer func() {
+		if !ok {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sc.ShutdownTimeout)
+			defer cancel()
+			s.Shutdown(sctx)
+		}
+	}()
+
+	db, problems, err := openVulnDB(ctx, g, fl.vulns, fl.kev)
+	if err != nil {
+		return nil, err
+	}
+	if len(problems) > 0 {
+		log.Warn("vulnerability database: records skipped (evident db stats lists them)", "skipped", len(problems))
+	}
+	var initial []findings.Finding
+	if len(fl.findings) > 0 {
+		initial, err = importFindings(fl.findings, db, func(err error) { log.Warn("findings: skipped", "err", err) })
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	s.st, err = sqlite.Open(ctx, filepath.Join(g.dataDir, "store"), sc.Store)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := s.st.Findings(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load stored findings: %w", err)
+	}
+	if initial == nil {
+		initial = stored
+	}
+
+	if sc.Alerts.LinkPrefix == "" {
+		if _, port, _ := net.SplitHostPort(sc.API.Endpoint); port != "0" {
+			sc.Alerts.LinkPrefix = "http://" + sc.API.Endpoint + "/api/v1"
+		}
+	}
+	s.alerts = newAlertLog(s.st, log)
+	sinks, closers, err := buildSinks(sc.Alerts)
+	s.closers = closers
+	if err != nil {
+		return nil, err
+	}
+	s.router, err = alert.NewRouter(sc.Alerts.Config, append([]alert.Sink{s.alerts}, sinks...), alert.Deps{Logger: log.With("component", "alert"), Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+
+	attr := attribution.New(attribution.Config{GoModules: goModules(initial)})
+	s.eng, err = engine.New(sc.Engine, engine.Deps{
+		Store: s.st, Model: model.New(model.DefaultConfig(), attr), Vulns: db, Assess: cfg.Config,
+		Alerter: s.router, Logger: log.With("component", "engine"), Registerer: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(fl.findings) > 0 {
+		// Before Start this only stores them; Start loads them.
+		if err := s.eng.SetFindings(ctx, initial); err != nil {
+			return nil, err
+		}
+	}
+
+	parsers := importParsers()
+	maps.Copy(parsers, sbomParsers(func() (findings.Matcher, error) { return db, nil }))
+	s.api = httpapi.New(sc.API, httpapi.Deps{
+		State: &liveState{eng: s.eng}, Alerts: s.alerts, Vulns: db,
+		Importer: func(r io.Reader, name, format string) ([]findings.Finding, []error) {
+			return importUpload(r, name, format, parsers)
+		},
+		Gatherer: reg, Logger: log.With("component", "api"), Ready: s.ready.Load,
+	})
+	if sc.OTLP.GRPCEndpoint != "" || sc.OTLP.HTTPEndpoint != "" {
+		s.otlp, err = otlp.New(sc.OTLP, s.eng.TracesConsumer(), s.eng.ProfilesConsumer(), log.With("component", "otlp"), reg)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if sc.Pyroscope.Endpoint != "" {
+		s.pyro, err = pyroscope.New(sc.Pyroscope, s.eng.ProfilesConsumer(), log.With("component", "pyroscope"), reg)
+		if err != nil {
+			return nil, err
+		}
+	}
+	s.retain = &retainer{st: s.st, cfg: sc.Retention, log: log}
+
+	// Sinks before sources: the engine restores and replays before the
+	// router and the API see anything, and receivers come last.
+	order := []pipeline.Component{s.eng, s.retain, s.router, s.api}
+	if s.otlp != nil {
+		order = append(order, s.otlp)
+	}
+	if s.pyro != nil {
+		order = append(order, s.pyro)
+	}
+	for _, c := range order {
+		if err := c.Start(ctx); err != nil {
+			return nil, err
+		}
+		s.started = append(s.started, c)
+	}
+	s.ready.Store(true)
+	ok = true
+	return s, nil
+}
+
+// Shutdown stops the components in the reverse order of their start,
+// then closes the sink files and the store. It is safe to call twice.
+func (s *server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() {
+		s.ready.Store(false)
+		var errs []error
+		for _, c := range slices.Backward(s.started) {
+			errs = append(errs, c.Shutdown(ctx))
+		}
+		if s.router != nil && !slices.Contains(s.started, pipeline.Component(s.router)) {
+			// A router that never started still owns its queues.
+			errs = append(errs, s.router.Shutdown(ctx))
+		}
+		for _, c := range s.closers {
+			errs = append(errs, c.Close())
+		}
+		if s.st != nil {
+			errs = append(errs, s.st.Close())
+		}
+		s.shutdownErr = errors.Join(errs...)
+	})
+	return s.shutdownErr
+}
+
+// apiURL is the base URL of the API.
+func (s *server) apiURL() string { return "http://" + s.api.Addr().String() }
+
+// printAddrs says where evident listens.
+func (s *server) printAddrs(w io.Writer) {
+	fmt.Fprintf(w, "evident serve: API %s/api/v1 (metrics %s/metrics)\n", s.apiURL(), s.apiURL())
+	if s.otlp != nil {
+		if a := s.otlp.GRPCAddr(); a != "" {
+			fmt.Fprintf(w, "evident serve: OTLP/gRPC %s\n", a)
+		}
+		if a := s.otlp.HTTPAddr(); a != "" {
+			fmt.Fprintf(w, "evident serve: OTLP/HTTP http://%s (/v1/traces, /v1development/profiles)\n", a)
+		}
+	}
+	if s.pyro != nil {
+		fmt.Fprintf(w, "evident serve: Pyroscope http://%s/ingest\n", s.pyro.Addr())
+	}
+}
+
+// goModules are the Go module paths of fs, for attributing frames of
+// builds whose file paths carry no module@version.
+func goModules(fs []findings.Finding) []string {
+	var mods []string
+	for _, f := range fs {
+		if f.Package.Ecosystem == osv.EcosystemGo {
+			mods = append(mods, f.Package.Name)
+		}
+	}
+	slices.Sort(mods)
+	return slices.Compact(mods)
+}
+
+// importUpload reads an uploaded report with the parsers of findings
+// import. Go executables need random access, so they go through a
+// temporary file; every other format is read from memory.
+func importUpload(r io.Reader, name, format string, parsers map[findings.Format]importer) ([]findings.Finding, []error) {
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return nil, []error{fmt.Errorf("read %s: %w", name, err)}
+	}
+	f := findings.Format(format)
+	if format == "auto" {
+		if f, err = findings.Detect(body[:min(len(body), detectPrefix)]); err != nil {
+			return nil, []error{fmt.Errorf("%s: %w (name it with ?format=)", name, err)}
+		}
+	}
+	parse, ok := parsers[f]
+	if !ok {
+		return nil, []error{fmt.Errorf("%s: %s input is not supported", name, f)}
+	}
+	in := importInput{path: name, r: bytes.NewReader(body)}
+	if f == findings.FormatGoBinary {
+		tmp, err := os.CreateTemp("", "evident-upload-*")
+		if err != nil {
+			return nil, []error{fmt.Errorf("%s: %w", name, err)}
+		}
+		defer os.Remove(tmp.Name())
+		defer tmp.Close()
+		if _, err := tmp.Write(body); err != nil {
+			return nil, []error{fmt.Errorf("%s: %w", name, err)}
+		}
+		in.file = tmp
+	}
+	return parse(in)
+}
+
+// liveState is the engine's latest view as the API's report.Result.
+type liveState struct {
+	eng *engine.Engine
+
+	mu   sync.Mutex
+	view *engine.View
+	res  *report.Result
+}
+
+// Result returns the result of the latest view, built once per view.
+func (l *liveState) Result() *report.Result {
+	v := l.eng.View()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if v != l.view || l.res == nil {
+		l.view = v
+		l.res = &report.Result{Version: buildVersion()}
+		if v != nil {
+			l.res.Generated, l.res.Summary, l.res.Assessments, l.res.Snapshot = v.At.UTC(), v.Summary, v.Assessments, v.Snapshot
+		}
+	}
+	return l.res
+}
+
+// SetFindings replaces the engine's findings.
+func (l *liveState) SetFindings(ctx context.Context, fs []findings.Finding) error {
+	return l.eng.SetFindings(ctx, fs)
+}
+
+// alertLog is the sink that keeps alerts in the store for the API, and
+// the live feed of the API's Server-Sent Events stream.
+type alertLog struct {
+	st  *sqlite.Store
+	log *slog.Logger
+
+	mu   sync.Mutex
+	subs map[chan any]struct{}
+}
+
+var (
+	_ alert.Sink     = (*alertLog)(nil)
+	_ httpapi.Alerts = (*alertLog)(nil)
+)
+
+func newAlertLog(st *sqlite.Store, log *slog.Logger) *alertLog {
+	return &alertLog{st: st, log: log, subs: map[chan any]struct{}{}}
+}
+
+// Name names the sink in metrics.
+func (a *alertLog) Name() string { return "store" }
+
+// alertDetails is what the store keeps of an alert beyond its headline.
+type alertDetails struct {
+	Evidence    any    `json:"evidence"`
+	DedupeKey   string `json:"dedupe_key,omitempty"`
+	Link        string `json:"link,omitempty"`
+	FindingLink string `json:"finding_link,omitempty"`
+}
+
+// Send stores the alert and hands it to every subscriber that keeps up.
+func (a *alertLog) Send(ctx context.Context, al alert.Alert) error {
+	details, err := json.Marshal(alertDetails{Evidence: al.Evidence, DedupeKey: al.DedupeKey, Link: al.Link, FindingLink: al.FindingLink})
+	if err != nil {
+		return pipeline.Permanent(fmt.Errorf("alert %s: %w", al.ID, err))
+	}
+	sa := store.Alert{
+		ID: al.ID, Kind: string(al.Kind), Severity: string(al.Severity), Service: al.Service,
+		Summary: al.Summary, Details: details, Time: al.Time, ReceivedAt: al.ReceivedAt,
+	}
+	if err := a.st.PutAlert(ctx, sa); err != nil {
+		return fmt.Errorf("store alert %s: %w", al.ID, err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for ch := range a.subs {
+		select {
+		case ch <- sa:
+		default: // a slow reader misses it rather than holding the sink
+		}
+	}
+	return nil
+}
+
+// Recent returns stored alerts, newest first.
+func (a *alertLog) Recent(ctx context.Context, since time.Time, limit int) ([]any, error) {
+	as, err := a.st.Alerts(ctx, store.AlertQuery{Since: since, Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]any, len(as))
+	for i, al := range as {
+		out[i] = al
+	}
+	return out, nil
+}
+
+// Subscribe returns a feed of new alerts.
+func (a *alertLog) Subscribe() (<-chan any, func()) {
+	ch := make(chan any, 64)
+	a.mu.Lock()
+	a.subs[ch] = struct{}{}
+	a.mu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			a.mu.Lock()
+			delete(a.subs, ch)
+			a.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
+// buildSinks builds the configured alert sinks; closers are those that
+// hold files.
+func buildSinks(c alertsConfig) (sinks []alert.Sink, closers []io.Closer, err error) {
+	add := func(s alert.Sink, err error) error {
+		if err == nil {
+			sinks = append(sinks, s)
+		}
+		return err
+	}
+	for _, w := range c.Webhooks {
+		if err := add(alert.NewWebhook(w.Name, w.URL, w.Secret, nil)); err != nil {
+			return nil, closers, fmt.Errorf("alerts webhooks %s: %w", w.Name, err)
+		}
+	}
+	for _, m := range c.Alertmanager {
+		if err := add(alert.NewAlertmanager(m.Name, m.URL, m.ResolveAfter, nil)); err != nil {
+			return nil, closers, fmt.Errorf("alerts alertmanager %s: %w", m.Name, err)
+		}
+	}
+	for _, s := range c.Slack {
+		if err := add(alert.NewSlack(s.Name, s.URL, nil)); err != nil {
+			return nil, closers, fmt.Errorf("alerts slack %s: %w", s.Name, err)
+		}
+	}
+	for _, j := range c.JSONLines {
+		s, err := alert.OpenJSONLines(j.Name, j.Path)
+		if err != nil {
+			return nil, closers, fmt.Errorf("alerts json_lines %s: %w", j.Name, err)
+		}
+		sinks = append(sinks, s)
+		closers = append(closers, s)
+	}
+	return sinks, closers, nil
+}
+
+// retainer applies the store's retention at start and then hourly.
+type retainer struct {
+	st  *sqlite.Store
+	cfg store.Retention
+	log *slog.Logger
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// retainEvery is how often old verdict changes and alerts are deleted.
+const retainEvery = time.Hour
+
+// Start starts the retention loop; it is safe to call twice.
+func (r *retainer) Start(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done != nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel, r.done = cancel, make(chan struct{})
+	go func() {
+		defer close(r.done)
+		t := time.NewTicker(retainEvery)
+		defer t.Stop()
+		for {
+			if n, err := r.st.Retain(ctx, time.Now(), r.cfg); err != nil && ctx.Err() == nil {
+				r.log.Error("apply retention", "err", err)
+			} else if n > 0 {
+				r.log.Info("applied retention", "deleted", n)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return nil
+}
+
+// Shutdown stops the loop and waits for it; safe twice and without Start.
+func (r *retainer) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	cancel, done := r.cancel, r.done
+	r.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	cancel()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

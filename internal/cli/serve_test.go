@@ -1,0 +1,257 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/goleak"
+)
+
+// serveTestConfig listens on free loopback ports and re-assesses quickly.
+func serveTestConfig(t *testing.T) fileConfig {
+	t.Helper()
+	cfg := defaultFileConfig()
+	cfg.Serve.API.Endpoint = "127.0.0.1:0"
+	cfg.Serve.OTLP.GRPCEndpoint, cfg.Serve.OTLP.HTTPEndpoint = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Serve.Pyroscope.Endpoint = "127.0.0.1:0"
+	cfg.Serve.Engine.AssessInterval = 50 * time.Millisecond
+	cfg.Serve.ShutdownTimeout = 10 * time.Second
+	return cfg
+}
+
+func startTestServer(t *testing.T, dataDir string, fl serveFlags) *server {
+	t.Helper()
+	g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: dataDir}
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := startServer(t.Context(), g, serveTestConfig(t), fl, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+// TestServeEndToEnd sends spans with the OTel SDK's OTLP/HTTP exporter
+// and a CPU profile as pyroscope-go posts it, for a service whose
+// finding's vulnerable function is in the profile, and follows the
+// finding from unknown to executed, the first-execution alert, and the
+// verdict across a restart over the same data directory.
+func TestServeEndToEnd(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	data := t.TempDir()
+	fl := serveFlags{
+		vulns:    []string{filepath.Join("testdata", "serve", "osv")},
+		findings: []string{"checkout=" + filepath.Join("testdata", "serve", "checkout.govulncheck.json")},
+	}
+	srv := startTestServer(t, data, fl)
+	api := srv.apiURL()
+
+	if got := verdicts(t, api); got["GO-2026-5970"] != "unknown" {
+		t.Fatalf("verdicts before telemetry = %v, want GO-2026-5970 unknown", got)
+	}
+
+	sendSpans(t, srv.otlp.HTTPAddr())
+	postProfile(t, srv.pyro.Addr())
+
+	waitFor(t, "GO-2026-5970 executed", func() bool { return verdicts(t, api)["GO-2026-5970"] == "executed" })
+	waitFor(t, "a first_execution alert", func() bool {
+		var body struct {
+			Alerts []struct {
+				Kind, Service string
+			}
+		}
+		getJSON(t, api+"/api/v1/alerts", &body)
+		for _, a := range body.Alerts {
+			if a.Kind == "first_execution" && a.Service == "checkout" {
+				return true
+			}
+		}
+		return false
+	})
+	resp, err := http.Get(api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(metrics, []byte("evident_")) {
+		t.Errorf("/metrics has no evident_ metrics:\n%.500s", metrics)
+	}
+
+	shutdown(t, srv)
+	if err := srv.Shutdown(t.Context()); err != nil {
+		t.Errorf("second Shutdown = %v", err)
+	}
+
+	// Restart without --findings: the findings, the model and the
+	// verdict come back from the store.
+	srv = startTestServer(t, data, serveFlags{vulns: fl.vulns})
+	if got := verdicts(t, srv.apiURL()); got["GO-2026-5970"] != "executed" {
+		t.Errorf("verdicts after restart = %v, want GO-2026-5970 executed", got)
+	}
+	shutdown(t, srv)
+}
+
+// TestServeLifecycle starts and stops serve twice over one data
+// directory, and stops one whose start failed, without leaking.
+func TestServeLifecycle(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	data := t.TempDir()
+	fl := serveFlags{vulns: []string{filepath.Join("testdata", "serve", "osv")}}
+	for range 2 {
+		shutdown(t, startTestServer(t, data, fl))
+	}
+	t.Run("listen error", func(t *testing.T) {
+		cfg := serveTestConfig(t)
+		cfg.Serve.Pyroscope.Endpoint = "256.0.0.1:1"
+		g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: data}
+		if _, err := startServer(t.Context(), g, cfg, fl, slog.New(slog.DiscardHandler)); err == nil {
+			t.Fatal("startServer with a bad listen address succeeded")
+		}
+	})
+	t.Run("no vulnerability database", func(t *testing.T) {
+		g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: t.TempDir()}
+		_, err := startServer(t.Context(), g, serveTestConfig(t), serveFlags{}, slog.New(slog.DiscardHandler))
+		if err == nil || !strings.Contains(err.Error(), "evident db update") {
+			t.Fatalf("startServer = %v, want the no-database hint", err)
+		}
+	})
+}
+
+func shutdown(t *testing.T, srv *server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown = %v", err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %s: %s", url, resp.Status, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
+
+// verdicts maps the vulnerability IDs of checkout's findings to their
+// verdicts.
+func verdicts(t *testing.T, api string) map[string]string {
+	t.Helper()
+	var body struct {
+		Findings []struct {
+			Vulnerability struct{ ID string }
+			Reachability  struct{ Verdict string }
+		}
+	}
+	getJSON(t, api+"/api/v1/findings?service=checkout", &body)
+	out := map[string]string{}
+	for _, f := range body.Findings {
+		out[f.Vulnerability.ID] = f.Reachability.Verdict
+	}
+	return out
+}
+
+// sendSpans exports one public request to checkout with the OTel SDK.
+func sendSpans(t *testing.T, addr string) {
+	t.Helper()
+	exp, err := otlptracehttp.New(t.Context(), otlptracehttp.WithEndpoint(addr), otlptracehttp.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp),
+		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "checkout"))))
+	_, span := tp.Tracer("test").Start(t.Context(), "GET /search", trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", "GET"), attribute.String("http.route", "/search"),
+			attribute.String("url.path", "/search"), attribute.String("client.address", "198.51.100.7")))
+	span.End()
+	if err := tp.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// postProfile posts a CPU profile of checkout in which x/text's
+// norm.Form.String runs, as pyroscope-go uploads it: multipart with the
+// profile and its sample type config.
+func postProfile(t *testing.T, addr string) {
+	t.Helper()
+	fn := &profile.Function{ID: 1, Name: "golang.org/x/text/unicode/norm.Form.String", SystemName: "golang.org/x/text/unicode/norm.Form.String", Filename: "golang.org/x/text@v0.37.0/unicode/norm/normalize.go"}
+	caller := &profile.Function{ID: 2, Name: "main.search", SystemName: "main.search", Filename: "example.com/checkout/main.go"}
+	locs := []*profile.Location{
+		{ID: 1, Address: 0x1000, Line: []profile.Line{{Function: fn, Line: 10}}},
+		{ID: 2, Address: 0x2000, Line: []profile.Line{{Function: caller, Line: 20}}},
+	}
+	now := time.Now()
+	p := &profile.Profile{
+		SampleType:    []*profile.ValueType{{Type: "samples", Unit: "count"}, {Type: "cpu", Unit: "nanoseconds"}},
+		PeriodType:    &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
+		Period:        10_000_000,
+		TimeNanos:     now.Add(-10 * time.Second).UnixNano(),
+		DurationNanos: int64(10 * time.Second),
+		Function:      []*profile.Function{fn, caller},
+		Location:      locs,
+	}
+	for range 100 {
+		p.Sample = append(p.Sample, &profile.Sample{Location: locs, Value: []int64{1, 10_000_000}})
+	}
+	var prof bytes.Buffer
+	if err := p.Write(&prof); err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	w := multipart.NewWriter(&body)
+	for _, part := range [][2]string{{"profile", prof.String()}, {"sample_type_config", `{"cpu":{"units":"nanoseconds","sampled":true}}`}} {
+		fw, err := w.CreateFormFile(part[0], part[0]+".pprof")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fw.Write([]byte(part[1]))
+	}
+	w.Close()
+	url := fmt.Sprintf("http://%s/ingest?name=checkout%%7B%%7D&from=%d&until=%d&spyName=gospy&sampleRate=100&units=samples&aggregationType=sum",
+		addr, now.Add(-10*time.Second).Unix(), now.Unix())
+	resp, err := http.Post(url, w.FormDataContentType(), &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("POST /ingest: %s: %s", resp.Status, b)
+	}
+}
