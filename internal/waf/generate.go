@@ -226,7 +226,7 @@ func build(cfg Config, p *Patch, base int, traffic *Traffic) {
 		add(Rule{Kind: KindScope, Name: "request to " + ep.String(), Endpoint: ep.String(),
 			links: []link{
 				{vars: "REQUEST_METHOD", op: "@streq " + ep.Method},
-				{vars: "REQUEST_FILENAME", op: "@rx " + re},
+				{vars: "REQUEST_FILENAME|REQUEST_URI", op: "@rx " + re},
 			},
 			setvars: []string{patchVar + "=1", fmt.Sprintf("%s_e%d=1", patchVar, i)}})
 	}

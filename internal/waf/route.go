@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // ErrRoute means an endpoint is not an HTTP method and route template that
@@ -51,8 +52,8 @@ func checkRoute(route string) error {
 	if !strings.HasPrefix(route, "/") {
 		return fmt.Errorf("%w: route %q does not start with /", ErrRoute, route)
 	}
-	if strings.ContainsAny(route, " \t\r\n\"'") {
-		return fmt.Errorf("%w: route %q contains white space or quotes", ErrRoute, route)
+	if !utf8.ValidString(route) || strings.ContainsFunc(route, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '"' || r == '\'' }) {
+		return fmt.Errorf("%w: route %q contains white space, control characters, quotes or invalid UTF-8", ErrRoute, route)
 	}
 	depth := 0
 	for _, c := range route {
@@ -85,6 +86,12 @@ func checkRoute(route string) error {
 //
 // A trailing slash in a net/http pattern matches the whole subtree, and
 // does so here too. Everything else matches literally.
+//
+// The expression matches both the decoded path (REQUEST_FILENAME) and the
+// path as sent with its query (REQUEST_URI): routers match parameters on
+// the escaped path, so /products/..%2F..%2Fadmin is still
+// /products/{id}, which only the escaped form shows. A parameter never
+// spans a "/" or the "?" that starts the query.
 func RouteRegex(route string) (string, error) {
 	if err := checkRoute(route); err != nil {
 		return "", err
@@ -101,18 +108,18 @@ func RouteRegex(route string) (string, error) {
 		case strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "...}") && last,
 			seg == "*" && last,
 			strings.HasPrefix(seg, "*") && last:
-			b.WriteString(".*")
+			b.WriteString("[^?]*")
 		case strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}"),
 			strings.HasPrefix(seg, ":") && len(seg) > 1:
-			b.WriteString("[^/]+")
+			b.WriteString("[^/?]+")
 		case seg == "" && last && i > 0:
 			// "/static/": the subtree below it.
-			b.WriteString(".*")
+			b.WriteString("[^?]*")
 		default:
 			b.WriteString(literalSegment(seg))
 		}
 	}
-	b.WriteString("$")
+	b.WriteString(`(?:\?.*)?$`)
 	re := b.String()
 	if _, err := regexp.Compile(re); err != nil {
 		return "", fmt.Errorf("%w: route %q: %v", ErrRoute, route, err)
@@ -132,22 +139,40 @@ func literalSegment(seg string) string {
 		}
 		j := strings.IndexByte(seg[i:], '}')
 		b.WriteString(regexp.QuoteMeta(seg[:i]))
-		b.WriteString("[^/]+")
+		b.WriteString("[^/?]+")
 		seg = seg[i+j+1:]
 	}
 	return b.String()
 }
 
 // examplePath fills a route template with value in every placeholder, for
-// requests the validator builds when traffic shows no real path.
+// requests the validator builds when traffic shows no real path. It reads
+// templates as RouteRegex does.
 func examplePath(route, value string) string {
 	segs := strings.Split(route, "/")
 	for i, seg := range segs {
+		last := i == len(segs)-1
 		switch {
-		case seg == "{$}":
+		case seg == "{$}" && last:
 			segs[i] = ""
-		case strings.HasPrefix(seg, "{"), strings.HasPrefix(seg, ":") && len(seg) > 1, strings.HasPrefix(seg, "*"):
+		case strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "...}") && last,
+			strings.HasPrefix(seg, "*") && last,
+			strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}"),
+			strings.HasPrefix(seg, ":") && len(seg) > 1:
 			segs[i] = value
+		default:
+			var b strings.Builder
+			for seg != "" {
+				j := strings.IndexByte(seg, '{')
+				if j < 0 {
+					b.WriteString(seg)
+					break
+				}
+				k := strings.IndexByte(seg[j:], '}')
+				b.WriteString(seg[:j] + value)
+				seg = seg[j+k+1:]
+			}
+			segs[i] = b.String()
 		}
 	}
 	return strings.Join(segs, "/")

@@ -1,0 +1,187 @@
+package waf
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+func TestClassify(t *testing.T) {
+	db := loadRecords(t)
+	tests := []struct {
+		id, pkg string
+		want    Class
+	}{
+		// CWE-20, CWE-400, CWE-502, CWE-917, and a summary ("Remote
+		// code injection") no text rule takes: the class order picks
+		// CWE-917.
+		{"GHSA-jfh8-c2jp-5v3q", "org.apache.logging.log4j:log4j-core", ClassExpressionInjection},
+		{"GO-2026-5970", "golang.org/x/text", ClassOversizedInput},
+		{"GO-2020-0036", "gopkg.in/yaml.v2", ClassParserBomb},
+		{"GO-2026-5025", "golang.org/x/net", ClassXSS},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			got, err := Classify(db.Get(tt.id), tt.pkg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Class != tt.want {
+				t.Errorf("class %s (%s), want %s", got.Class, got.Reason, tt.want)
+			}
+		})
+	}
+	if _, err := Classify(nil, "x"); !errors.Is(err, ErrUnclassified) {
+		t.Errorf("nil record: %v, want ErrUnclassified", err)
+	}
+}
+
+// TestGenerateScope checks which findings get patches, the scope and the
+// deterministic ids.
+func TestGenerateScope(t *testing.T) {
+	db := loadRecords(t)
+	as := []assess.Assessment{
+		executedExposed("gateway", "GO-2026-5970", "golang.org/x/text", "GET /search", "catalog.Catalog Get"),
+		executedExposed("gateway", "GO-2020-0036", "gopkg.in/yaml.v2"),
+		executedExposed("gateway", "GO-9999-0001", "example.com/x", "GET /x"),
+	}
+	internal := executedExposed("catalog", "GO-2026-5025", "golang.org/x/net", "GET /products")
+	internal.Exposure.Level = assess.Internal
+	loaded := executedExposed("gateway", "GO-2026-5025", "golang.org/x/net", "GET /search")
+	loaded.Reachability.Verdict = assess.Loaded
+	as = append(as, internal, loaded)
+
+	set, err := Generate(DefaultConfig(), as, db, shopTraffic())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range set.Patches {
+		got = append(got, p.Vulnerability+" "+string(p.Class)+" "+strings.Join(endpointNames(p.Endpoints), ","))
+	}
+	want := []string{
+		"GO-2020-0036 parser_bomb POST /orders,GET /products/{id},GET /search",
+		"GO-2026-5970 oversized_input GET /search",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("patches (-want +got):\n%s", diff)
+	}
+	if len(set.Skipped) != 1 || set.Skipped[0].Vulnerability != "GO-9999-0001" {
+		t.Errorf("skipped %+v, want GO-9999-0001 without a record", set.Skipped)
+	}
+	again, err := Generate(DefaultConfig(), as[:1], db, shopTraffic())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Patches[0].IDs != set.Patches[1].IDs {
+		t.Errorf("ids of GO-2026-5970 changed with the set: %v then %v", set.Patches[1].IDs, again.Patches[0].IDs)
+	}
+	for _, p := range set.Patches {
+		for _, r := range p.Rules {
+			if r.ID < p.IDs[0] || r.ID > p.IDs[1] {
+				t.Errorf("rule %d outside its block %v", r.ID, p.IDs)
+			}
+		}
+	}
+}
+
+func endpointNames(eps []Endpoint) []string {
+	var out []string
+	for _, e := range eps {
+		out = append(out, e.String())
+	}
+	return out
+}
+
+// TestDetectionOnlyDowngrade: a template rule that matches legitimate
+// traffic is written pass+log with the reason, and the traffic passes.
+func TestDetectionOnlyDowngrade(t *testing.T) {
+	// The files endpoint legitimately takes relative paths with "..".
+	var spans []telemetry.Span
+	for range 20 {
+		spans = append(spans, serverSpan("gateway", "GET", "/files", "/files", "path=..%2Fshared%2Freadme.txt", nil))
+	}
+	traffic := TrafficFromSpans(spans, 0)
+	p := Patch{Service: "gateway", Vulnerability: "TEST-1", Classification: Classification{Class: ClassPathTraversal}}
+	p.Endpoints = mergeEndpoints(nil, []string{"GET /files"}, &p.Notes)
+	build(DefaultConfig(), &p, 4_900_100, traffic)
+	set := &PatchSet{IDRange: [2]int{4_900_000, 4_999_999}, Patches: []Patch{p}}
+	corpus, err := LoadCorpus(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(context.Background(), set, traffic, corpus); err != nil {
+		t.Fatal(err)
+	}
+	got := set.Patches[0]
+	v := got.Validation
+	if v.LegitimatePassed != v.LegitimateTotal || v.LegitimateTotal == 0 {
+		t.Errorf("legitimate %d of %d passed", v.LegitimatePassed, v.LegitimateTotal)
+	}
+	if v.DetectionOnly != 1 {
+		t.Errorf("%d rules detection-only, want 1", v.DetectionOnly)
+	}
+	for _, r := range got.Rules {
+		if r.ID != 4_900_110 {
+			if r.Kind != KindScope && r.Mode != ModeBlock {
+				t.Errorf("rule %d (%s) is %s", r.ID, r.Name, r.Mode)
+			}
+			continue
+		}
+		if r.Mode != ModeDetect || !strings.Contains(r.Reason, "GET /files?path=..%2Fshared") {
+			t.Errorf("directory traversal rule: mode %s, reason %q", r.Mode, r.Reason)
+		}
+		if strings.Contains(r.SecLang, "deny") || !strings.Contains(r.SecLang, "pass,log") || !strings.Contains(r.SecLang, "evident/detection-only") {
+			t.Errorf("detection-only rule still blocks:\n%s", r.SecLang)
+		}
+	}
+	if !strings.Contains(got.SecLang(), "# detection-only: matched 1 of 1 legitimate requests") {
+		t.Errorf("the .conf does not say why:\n%s", got.SecLang())
+	}
+}
+
+// TestExportGolden writes the shop's patch set and compares the files.
+func TestExportGolden(t *testing.T) {
+	dir, _ := shopRules(t)
+	for _, name := range []string{"gateway.conf", EngineFile, "plugins/evident-gateway-before.conf", "plugins/evident-gateway-config.conf"} {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden := filepath.Join("testdata", "golden", strings.ReplaceAll(name, "/", "_")+".golden")
+		if *update {
+			if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(golden, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(string(want), string(got)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", name, diff)
+		}
+	}
+	// The plugin files and the engine file load together with the
+	// service file in one engine: ids do not collide.
+	rules, err := LoadRules(dir, []string{"gateway"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, "plugins", "evident-gateway-config.conf"))
+	if _, err := newWAF(string(before), rules); err != nil {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,73 @@
+package waf
+
+import (
+	"errors"
+	"regexp"
+	"testing"
+)
+
+func TestRouteRegex(t *testing.T) {
+	tests := []struct {
+		name, route   string
+		match, reject []string
+	}{
+		{"literal", "/search", []string{"/search", "/search?q=tea"}, []string{"/search/x", "/searchx", "/a/search"}},
+		{"net/http wildcard", "/products/{id}", []string{"/products/1", "/products/..%2F..%2Fadmin", "/products/1?x=1"}, []string{"/products", "/products/1/2", "/products/"}},
+		{"rest wildcard", "/files/{path...}", []string{"/files/a/b/c", "/files/"}, []string{"/file"}},
+		{"express param", "/users/:id/orders", []string{"/users/7/orders"}, []string{"/users/orders"}},
+		{"catch-all", "/static/*", []string{"/static/css/a.css"}, []string{"/stat"}},
+		{"subtree", "/assets/", []string{"/assets/", "/assets/x/y"}, []string{"/assets"}},
+		{"exact root", "/{$}", []string{"/"}, []string{"/x"}},
+		{"regex metacharacters", "/v1.0/a+b", []string{"/v1.0/a+b"}, []string{"/v1x0/aab"}},
+		{"param inside a segment", "/v{version}/x", []string{"/v2/x"}, []string{"/2/x"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := RouteRegex(tt.route)
+			if err != nil {
+				t.Fatal(err)
+			}
+			re := regexp.MustCompile(s)
+			for _, m := range tt.match {
+				if !re.MatchString(m) {
+					t.Errorf("%s does not match %s", s, m)
+				}
+			}
+			for _, m := range tt.reject {
+				if re.MatchString(m) {
+					t.Errorf("%s matches %s", s, m)
+				}
+			}
+		})
+	}
+}
+
+func TestParseEndpoint(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Endpoint
+		wantErr bool
+	}{
+		{in: "GET /products/{id}", want: Endpoint{"GET", "/products/{id}"}},
+		{in: "GET GET /search", want: Endpoint{"GET", "/search"}},
+		{in: "catalog.Catalog Get", wantErr: true},
+		{in: "process orders", wantErr: true},
+		{in: "GET search", wantErr: true},
+		{in: "GET /a/{b", wantErr: true},
+		{in: `GET /a"b`, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseEndpoint(tt.in)
+			if tt.wantErr {
+				if !errors.Is(err, ErrRoute) {
+					t.Errorf("err %v, want ErrRoute", err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("got %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}
