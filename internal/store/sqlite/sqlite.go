@@ -31,6 +31,16 @@ import (
 // its -wal and -shm files beside it.
 const FileName = "evident.db"
 
+// lockName is the file in the data directory that the store locks, so
+// that a second evident on the same directory fails at Open instead of
+// checkpointing a model that lacks the first one's batches, which would
+// drop them from the log.
+const lockName = "evident.lock"
+
+// ErrLocked is returned by Open when another store, in this process or
+// another, has the data directory open.
+var ErrLocked = errors.New("data directory is in use by another evident")
+
 // Config tunes the SQLite store.
 type Config struct {
 	// Synchronous is SQLite's synchronous setting for writes. "full"
@@ -72,8 +82,9 @@ func (c Config) Validate() error {
 // Store is a store.Store in one SQLite database.
 type Store struct {
 	path  string
-	write *sql.DB // one connection: every write, serialised
-	read  *sql.DB // query-only connections
+	lock  *os.File // held open while the store is; nil where unsupported
+	write *sql.DB  // one connection: every write, serialised
+	read  *sql.DB  // query-only connections
 
 	// appends feeds commitLoop, which stop ends and done waits for.
 	appends chan *appendRequest
@@ -114,6 +125,10 @@ func open(ctx context.Context, dir string, cfg Config, ms []migration) (*Store, 
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", dir, err)
+	}
 	path := filepath.Join(dir, FileName)
 	busy := fmt.Sprintf("busy_timeout(%d)", cfg.BusyTimeout.Milliseconds())
 	writeDSN := dsn(path, url.Values{
@@ -128,6 +143,9 @@ func open(ctx context.Context, dir string, cfg Config, ms []migration) (*Store, 
 	})
 	write, err := sql.Open("sqlite", writeDSN)
 	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	write.SetMaxOpenConns(1)
@@ -135,7 +153,7 @@ func open(ctx context.Context, dir string, cfg Config, ms []migration) (*Store, 
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	s := &Store{path: path, write: write, appends: make(chan *appendRequest), stop: make(chan struct{})}
+	s := &Store{path: path, lock: lock, write: write, appends: make(chan *appendRequest), stop: make(chan struct{})}
 	if err := s.init(ctx, cfg, busy, ms); err != nil {
 		_ = s.Close() // the init error is the one to report
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -190,6 +208,10 @@ func (s *Store) Close() error {
 		errs = append(errs, s.read.Close())
 	}
 	errs = append(errs, s.write.Close())
+	if s.lock != nil {
+		// Closing the file releases the lock, after the database is.
+		errs = append(errs, s.lock.Close())
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close store %s: %w", s.path, err)
 	}

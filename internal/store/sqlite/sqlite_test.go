@@ -99,6 +99,28 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
+func TestOpenLocksDirectory(t *testing.T) {
+	dir := t.TempDir()
+	first, err := Open(t.Context(), dir, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second, err := Open(t.Context(), dir, DefaultConfig()); err == nil {
+		second.Close()
+		t.Fatal("second Open of an open directory succeeded")
+	} else if !errors.Is(err, ErrLocked) {
+		t.Errorf("second Open = %v, want ErrLocked", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(t.Context(), dir, DefaultConfig())
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	again.Close()
+}
+
 func TestMigrations(t *testing.T) {
 	all, err := loadMigrations(migrationFiles)
 	if err != nil {
