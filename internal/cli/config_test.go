@@ -19,6 +19,15 @@ func TestLoadConfig(t *testing.T) {
 	if len(cfg.Sensitivity) != 2 || cfg.Exposure.Services["reporter"] != "no_input" {
 		t.Errorf("config = %+v", cfg)
 	}
+	// The example spells out every serve default, so it loads as the
+	// defaults do, plus its sinks.
+	s := cfg.Serve
+	if s.Engine != defaultServeConfig().Engine || s.API != defaultServeConfig().API || s.Store != defaultServeConfig().Store {
+		t.Errorf("serve config = %+v, want the defaults", s)
+	}
+	if len(s.Alerts.Webhooks) != 1 || s.Alerts.Webhooks[0].Secret != "change-me" || len(s.Alerts.JSONLines) != 1 || s.ShutdownTimeout != 15*time.Second {
+		t.Errorf("serve alerts = %+v", s.Alerts)
+	}
 }
 
 // TestLoadConfigBad loads every *.bad.yml and checks the error names the
@@ -29,6 +38,7 @@ func TestLoadConfigBad(t *testing.T) {
 		"bad-exposure.bad.yml": `exposure.services.gateway: "public" is not one of`,
 		"bad-duration.bad.yml": "forever",
 		"unset-env.bad.yml":    "environment variable EVIDENT_TEST_UNSET_STORE is not set",
+		"bad-serve.bad.yml":    "queue_size 0 is below 1",
 	}
 	files, err := filepath.Glob(filepath.Join("testdata", "config", "*.bad.yml"))
 	if err != nil || len(files) != len(want) {
