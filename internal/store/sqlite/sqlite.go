@@ -4,7 +4,11 @@
 //
 // All writes go through one connection, so they never contend for
 // SQLite's single write lock; reads use a separate pool of query-only
-// connections, which WAL lets run beside the writer on a snapshot.
+// connections, which WAL lets run beside the writer on a snapshot (a
+// query through the writer waits behind the appends: 2 to 5 ms instead
+// of 50 to 70 µs in BenchmarkReadDuringAppends). Concurrent appends share one
+// commit, and so one sync of the log (group commit). The data directory
+// is locked while a Store has it open.
 package sqlite
 
 import (

@@ -543,3 +543,29 @@ func BenchmarkReadDuringAppends(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCheckpoint stores an 8 MiB model state and drops the 100
+// batches before it, the engine's periodic checkpoint.
+func BenchmarkCheckpoint(b *testing.B) {
+	s, err := Open(b.Context(), b.TempDir(), DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	state := bytes.Repeat([]byte("model state "), 8<<20/12)
+	payload := bytes.Repeat([]byte("x"), 64<<10)
+	b.SetBytes(int64(len(state)))
+	for b.Loop() {
+		b.StopTimer()
+		var seq int64
+		for range 100 {
+			if seq, err = s.AppendBatch(b.Context(), store.BatchSpans, payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		if err := s.Checkpoint(b.Context(), seq, state); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
