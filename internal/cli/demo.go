@@ -56,7 +56,13 @@ Go toolchain to build the shop.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dataSet := cmd.Flags().Changed("data") || os.Getenv("EVIDENT_DATA") != ""
-			if err := runDemo(cmd.Context(), g, fl, dataSet); err != nil {
+			err := runDemo(cmd.Context(), g, fl, dataSet)
+			if err != nil && cmd.Context().Err() != nil {
+				// Ctrl-C before the shop ran (during its build): not a failure.
+				fmt.Fprintf(g.stderr, "evident demo: interrupted (%v)\n", err)
+				return nil
+			}
+			if err != nil {
 				return withCode(ExitUsage, err)
 			}
 			return nil

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -35,10 +37,18 @@ func TestDemo(t *testing.T) {
 		regexp.MustCompile(`\(0 executed, 0 loaded, 0 not_observed, \d+ unknown\)`), // before any telemetry
 		regexp.MustCompile(`\([1-9]\d* executed`),
 		regexp.MustCompile(`ALERT .* first_execution: GO-2026-5970`),
+		regexp.MustCompile(`evident demo: stopping`),
 	} {
 		if !want.MatchString(got) {
 			t.Errorf("demo output does not match %s:\n%s", want, tail(got, 4000))
 		}
+	}
+	// The shop's binaries, database and logs lived in a temporary
+	// directory, removed on the way out.
+	if m := regexp.MustCompile(`logs in (\S+);`).FindStringSubmatch(got); m == nil {
+		t.Error("the demo did not say where its logs are")
+	} else if _, err := os.Stat(m[1]); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("temporary directory %s is still there (%v)", m[1], err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -253,5 +254,73 @@ func postProfile(t *testing.T, addr string) {
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("POST /ingest: %s: %s", resp.Status, b)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to write and read at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestServeCommand runs evident serve as main does: the flags override
+// the file, the listening addresses are printed, and the end of the
+// context (SIGINT in main) stops it with status 0.
+func TestServeCommand(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		want     []string
+		dontWant []string
+	}{
+		{
+			name: "listeners from flags",
+			args: []string{"--api", "127.0.0.1:0", "--otlp-grpc", "", "--otlp-http", "127.0.0.1:0", "--pyroscope", "127.0.0.1:0"},
+			want: []string{"API http://127.0.0.1:", "OTLP/HTTP http://127.0.0.1:", "Pyroscope http://127.0.0.1:"}, dontWant: []string{"OTLP/gRPC"},
+		},
+		{
+			name: "bad listen address", args: []string{"--api", "nonsense"}, wantCode: ExitUsage,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			var out, errOut syncBuffer
+			args := append([]string{"serve", "--data", t.TempDir(), "--vulns", filepath.Join("testdata", "serve", "osv")}, tt.args...)
+			code := make(chan int, 1)
+			go func() { code <- Run(ctx, args, &out, &errOut) }()
+			if tt.wantCode == ExitOK {
+				waitFor(t, "the listening addresses", func() bool { return strings.Contains(out.String(), "Pyroscope") })
+				cancel()
+			}
+			if got := <-code; got != tt.wantCode {
+				t.Errorf("exit code = %d, want %d; stderr:\n%s", got, tt.wantCode, errOut.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("stdout = %q, want %q", out.String(), w)
+				}
+			}
+			for _, w := range tt.dontWant {
+				if strings.Contains(out.String(), w) {
+					t.Errorf("stdout = %q, want no %q", out.String(), w)
+				}
+			}
+		})
 	}
 }
