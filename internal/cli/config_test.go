@@ -82,3 +82,23 @@ func TestConfigDocExample(t *testing.T) {
 		t.Errorf("docs/configuration.md's example differs from testdata/config/good.yml; copy one to the other")
 	}
 }
+
+// FuzzLoadConfig feeds configuration files to loadConfig: it may refuse
+// them, never panic.
+func FuzzLoadConfig(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "config", "*.yml"))
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), "evident.yml")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		loadConfig(path)
+	})
+}

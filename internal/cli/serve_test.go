@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/pprof/profile"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -115,7 +116,17 @@ func TestServeLifecycle(t *testing.T) {
 	data := t.TempDir()
 	fl := serveFlags{vulns: []string{filepath.Join("testdata", "serve", "osv")}}
 	for range 2 {
-		shutdown(t, startTestServer(t, data, fl))
+		srv := startTestServer(t, data, fl)
+		// Sinks before sources: receivers start last and stop first.
+		var got []string
+		for _, c := range srv.started {
+			got = append(got, fmt.Sprintf("%T", c))
+		}
+		want := []string{"*engine.Engine", "*cli.retainer", "*alert.Router", "*httpapi.Server", "*otlp.Receiver", "*pyroscope.Receiver"}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("start order (-want +got):\n%s", diff)
+		}
+		shutdown(t, srv)
 	}
 	t.Run("listen error", func(t *testing.T) {
 		cfg := serveTestConfig(t)
