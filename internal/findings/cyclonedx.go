@@ -413,8 +413,8 @@ func cdxSeverity(ratings *[]cdx.VulnerabilityRating) Severity {
 	for _, r := range *ratings {
 		cand := Severity{Level: LevelUnknown}
 		if vec := cdxVector(r.Method, r.Vector); vec != "" {
-			if score, err := scoreVector(vec); err == nil {
-				cand = Severity{Level: levelOfScore(score), Score: score, Vector: vec}
+			if score, err := osv.ScoreVector(vec); err == nil {
+				cand = Severity{Level: osv.LevelOf(score), Score: score, Vector: vec}
 			}
 		}
 		if cand.Level == LevelUnknown {
@@ -422,7 +422,7 @@ func cdxSeverity(ratings *[]cdx.VulnerabilityRating) Severity {
 			if r.Score != nil && isCVSS(r.Method) {
 				cand.Score = *r.Score
 				if cand.Level == LevelUnknown {
-					cand.Level = levelOfScore(*r.Score)
+					cand.Level = osv.LevelOf(*r.Score)
 				}
 			}
 		}

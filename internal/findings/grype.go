@@ -178,7 +178,7 @@ func grypeSeverity(v grypeVulnerability, related []grypeVulnerability) Severity 
 	}
 	sev.Score, sev.Vector = best.Metrics.BaseScore, best.Vector
 	if sev.Level == LevelUnknown {
-		sev.Level = levelOfScore(sev.Score)
+		sev.Level = osv.LevelOf(sev.Score)
 	}
 	return sev
 }

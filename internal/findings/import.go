@@ -5,15 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 
 	"github.com/package-url/packageurl-go"
-	gocvss20 "github.com/pandatix/go-cvss/20"
-	gocvss30 "github.com/pandatix/go-cvss/30"
-	gocvss31 "github.com/pandatix/go-cvss/31"
-	gocvss40 "github.com/pandatix/go-cvss/40"
 
 	"github.com/evidentsec/evident/internal/osv"
 )
@@ -223,53 +218,6 @@ func normalizeLevel(s string) string {
 	return LevelUnknown
 }
 
-// levelOfScore is the CVSS qualitative rating of a base score (the same
-// thresholds in v3.x and v4.0); a zero score (rating "None") is low.
-func levelOfScore(score float64) string {
-	switch {
-	case score >= 9:
-		return LevelCritical
-	case score >= 7:
-		return LevelHigh
-	case score >= 4:
-		return LevelMedium
-	}
-	return LevelLow
-}
-
-// scoreVector computes the base score of a CVSS v2, v3.0, v3.1 or v4.0
-// vector.
-func scoreVector(vector string) (float64, error) {
-	var score float64
-	switch {
-	case strings.HasPrefix(vector, "CVSS:4.0/"):
-		v, err := gocvss40.ParseVector(vector)
-		if err != nil {
-			return 0, fmt.Errorf("CVSS vector %q: %w", vector, err)
-		}
-		score = v.Score()
-	case strings.HasPrefix(vector, "CVSS:3.1/"):
-		v, err := gocvss31.ParseVector(vector)
-		if err != nil {
-			return 0, fmt.Errorf("CVSS vector %q: %w", vector, err)
-		}
-		score = v.BaseScore()
-	case strings.HasPrefix(vector, "CVSS:3.0/"):
-		v, err := gocvss30.ParseVector(vector)
-		if err != nil {
-			return 0, fmt.Errorf("CVSS vector %q: %w", vector, err)
-		}
-		score = v.BaseScore()
-	default:
-		v, err := gocvss20.ParseVector(vector)
-		if err != nil {
-			return 0, fmt.Errorf("CVSS vector %q: %w", vector, err)
-		}
-		score = v.BaseScore()
-	}
-	return math.Round(score*10) / 10, nil
-}
-
 // osvSeverity is the highest severity among the CVSS vectors of OSV
 // severity entries. Entries of other types, or with vectors that do not
 // parse, are ignored: severity is advisory and its absence is "unknown".
@@ -282,11 +230,11 @@ func osvSeverity(sevs ...[]osv.Severity) Severity {
 			default:
 				continue
 			}
-			score, err := scoreVector(s.Score)
+			score, err := osv.ScoreVector(s.Score)
 			if err != nil {
 				continue
 			}
-			cand := Severity{Level: levelOfScore(score), Score: score, Vector: s.Score}
+			cand := Severity{Level: osv.LevelOf(score), Score: score, Vector: s.Score}
 			if s.Type == osv.SeverityCVSSv2 && cand.Level == LevelCritical {
 				cand.Level = LevelHigh // CVSS v2 rates 7.0 to 10.0 high
 			}

@@ -318,9 +318,9 @@ func TestScoreVector(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.vector, func(t *testing.T) {
-			got, err := scoreVector(tt.vector)
+			got, err := osv.ScoreVector(tt.vector)
 			if (err != nil) != tt.wantErr || got != tt.want {
-				t.Errorf("scoreVector() = %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
+				t.Errorf("osv.ScoreVector() = %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
 			}
 		})
 	}

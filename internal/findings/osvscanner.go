@@ -156,7 +156,7 @@ func osvScannerToFindings(p osvScannerPackage, name string) ([]Finding, error) {
 			// max_severity is the score OSV-Scanner computed; use it
 			// when no vector is at hand.
 			if score, err := strconv.ParseFloat(g.MaxSeverity, 64); err == nil && score >= 0 && score <= 10 {
-				f.Severity = Severity{Level: levelOfScore(score), Score: score}
+				f.Severity = Severity{Level: osv.LevelOf(score), Score: score}
 			}
 		}
 		f.FixedVersion = lowestFix(pkg.Ecosystem, pkg.Version, fixes)

@@ -191,7 +191,7 @@ func trivySeverity(v trivyVulnerability) Severity {
 		sev.Score, sev.Vector = c.V2Score, c.V2Vector
 	}
 	if sev.Level == LevelUnknown && sev.Vector != "" {
-		sev.Level = levelOfScore(sev.Score)
+		sev.Level = osv.LevelOf(sev.Score)
 	}
 	return sev
 }

@@ -5,9 +5,6 @@ import (
 	"strings"
 
 	"github.com/evidentsec/evident/internal/osv"
-	gocvss30 "github.com/pandatix/go-cvss/30"
-	gocvss31 "github.com/pandatix/go-cvss/31"
-	gocvss40 "github.com/pandatix/go-cvss/40"
 )
 
 // Severity sources in order of preference; a higher rank wins.
@@ -31,7 +28,7 @@ func severityOf(e *osv.Entry) Severity {
 			return
 		}
 		if rank > bestRank || (rank == bestRank && score > best.Score) {
-			best, bestRank = Severity{Level: levelOf(score), Score: score, Vector: s.Score}, rank
+			best, bestRank = Severity{Level: osv.LevelOf(score), Score: score, Vector: s.Score}, rank
 		}
 	}
 	for _, s := range e.Severity {
@@ -51,44 +48,20 @@ func severityOf(e *osv.Entry) Severity {
 	return best
 }
 
-// cvssScore computes the base score of a CVSS v3.0, v3.1 or v4.0 vector.
+// cvssScore computes the base score of a CVSS v3.0, v3.1 or v4.0 vector
+// and ranks it: v4 outranks v3.
 func cvssScore(s osv.Severity) (score float64, rank int, ok bool) {
 	v := strings.TrimSpace(s.Score)
 	switch {
 	case s.Type == osv.SeverityCVSSv4 || strings.HasPrefix(v, "CVSS:4.0/"):
-		c, err := gocvss40.ParseVector(v)
-		if err != nil {
-			return 0, 0, false
-		}
-		return c.Score(), rankCVSS4, true
-	case strings.HasPrefix(v, "CVSS:3.1/"):
-		c, err := gocvss31.ParseVector(v)
-		if err != nil {
-			return 0, 0, false
-		}
-		return c.BaseScore(), rankCVSS3, true
-	case strings.HasPrefix(v, "CVSS:3.0/"):
-		c, err := gocvss30.ParseVector(v)
-		if err != nil {
-			return 0, 0, false
-		}
-		return c.BaseScore(), rankCVSS3, true
+		rank = rankCVSS4
+	case strings.HasPrefix(v, "CVSS:3.1/"), strings.HasPrefix(v, "CVSS:3.0/"):
+		rank = rankCVSS3
+	default:
+		return 0, 0, false
 	}
-	return 0, 0, false
-}
-
-// levelOf maps a CVSS score to a level with the CVSS v3/v4 rating bands;
-// 0.0 ("none") maps to low, as evident has no "none" level.
-func levelOf(score float64) string {
-	switch {
-	case score >= 9.0:
-		return LevelCritical
-	case score >= 7.0:
-		return LevelHigh
-	case score >= 4.0:
-		return LevelMedium
-	}
-	return LevelLow
+	score, err := osv.ScoreVector(v)
+	return score, rank, err == nil
 }
 
 // ghsaLevel reads GitHub's qualitative rating from a record's top-level
