@@ -95,9 +95,9 @@ runs, how exposed the service is and what it can reach, ranked with the evidence
 		newFindingsCmd(g),
 		newDBCmd(g),
 		newAnalyzeCmd(g),
+		newWAFCmd(g),
 		newServeCmd(g),
 		newDemoCmd(g),
-		newWAFCmd(g),
 	)
 	return root
 }
