@@ -116,8 +116,8 @@ type Bound struct {
 
 // ExposureResult is an exposure level and the rule that decided it.
 type ExposureResult struct {
-	Level Exposure
-	Rule  string
+	Level Exposure `json:"level"`
+	Rule  string   `json:"rule"`
 }
 
 // StoreRef is a store reachable from a service, with its sensitivity.
