@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/evidentsec/evident/internal/ingest"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
@@ -41,17 +42,17 @@ func (s *traceServer) Export(ctx context.Context, req ptraceotlp.ExportRequest) 
 	spans = kept
 	resp := ptraceotlp.NewExportResponse()
 	if rejected > 0 {
-		r.m.refusedSpans.WithLabelValues("otlp", "grpc", reasonMalformed).Add(float64(rejected))
+		r.m.RefusedSpans.WithLabelValues("otlp", "grpc", ingest.ReasonMalformed).Add(float64(rejected))
 		resp.PartialSuccess().SetRejectedSpans(int64(rejected))
 		resp.PartialSuccess().SetErrorMessage(fmt.Sprintf("%d spans without trace_id or span_id", rejected))
 	}
 	if len(spans) > 0 {
 		if err := r.traces.Consume(ctx, spans); err != nil {
 			_, code, retry, reason := consumerStatus(err)
-			r.m.refusedSpans.WithLabelValues("otlp", "grpc", reason).Add(float64(len(spans)))
+			r.m.RefusedSpans.WithLabelValues("otlp", "grpc", reason).Add(float64(len(spans)))
 			return ptraceotlp.ExportResponse{}, grpcStatus(code, err, retry)
 		}
-		r.m.acceptedSpans.WithLabelValues("otlp", "grpc").Add(float64(len(spans)))
+		r.m.AcceptedSpans.WithLabelValues("otlp", "grpc").Add(float64(len(spans)))
 	}
 	return resp, nil
 }
@@ -77,7 +78,7 @@ func (s *profileServer) Export(ctx context.Context, req pprofileotlp.ExportReque
 		if ce, ok := err.(*consumerError); ok {
 			return pprofileotlp.ExportResponse{}, grpcStatus(ce.code, ce.err, ce.retry)
 		}
-		r.m.refusedRequest("grpc", "profiles", reasonMalformed)
+		r.m.refusedRequest("grpc", "profiles", ingest.ReasonMalformed)
 		return pprofileotlp.ExportResponse{}, status.Error(codes.InvalidArgument, err.Error())
 	}
 	return resp, nil
@@ -124,15 +125,15 @@ func (r *Receiver) exportProfiles(ctx context.Context, transport, source string,
 	}
 	rejected := int64(max(0, total-len(batches)))
 	if rejected > 0 {
-		r.m.refusedProfiles.WithLabelValues("otlp", transport, reasonMalformed).Add(float64(rejected))
+		r.m.RefusedProfiles.WithLabelValues("otlp", transport, ingest.ReasonMalformed).Add(float64(rejected))
 	}
 	if len(batches) > 0 {
 		if err := r.profiles.Consume(ctx, batches); err != nil {
 			st, code, retry, reason := consumerStatus(err)
-			r.m.refusedProfiles.WithLabelValues("otlp", transport, reason).Add(float64(len(batches)))
+			r.m.RefusedProfiles.WithLabelValues("otlp", transport, reason).Add(float64(len(batches)))
 			return pprofileotlp.ExportResponse{}, &consumerError{err: err, status: st, code: code, retry: retry}
 		}
-		r.m.acceptedProfiles.WithLabelValues("otlp", transport).Add(float64(len(batches)))
+		r.m.AcceptedProfiles.WithLabelValues("otlp", transport).Add(float64(len(batches)))
 	}
 	resp := pprofileotlp.NewExportResponse()
 	if derr != nil {

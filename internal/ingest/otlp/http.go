@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/evidentsec/evident/internal/ingest"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -57,7 +58,7 @@ func (e encoding) contentType() string {
 // acceptable request.
 func (r *Receiver) checkRequest(w http.ResponseWriter, req *http.Request, signal string) (encoding, bool) {
 	if req.Method != http.MethodPost {
-		r.m.refusedRequest("http", signal, reasonUnsupported)
+		r.m.refusedRequest("http", signal, ingest.ReasonUnsupported)
 		w.Header().Set("Allow", http.MethodPost)
 		writeStatus(w, encJSON, http.StatusMethodNotAllowed, codes.Unimplemented, fmt.Sprintf("method %s not allowed, use POST", req.Method), 0)
 		return 0, false
@@ -70,7 +71,7 @@ func (r *Receiver) checkRequest(w http.ResponseWriter, req *http.Request, signal
 	case err == nil && mt == "application/json":
 		return encJSON, true
 	}
-	r.m.refusedRequest("http", signal, reasonUnsupported)
+	r.m.refusedRequest("http", signal, ingest.ReasonUnsupported)
 	writeStatus(w, encJSON, http.StatusUnsupportedMediaType, codes.InvalidArgument,
 		fmt.Sprintf("content type %q not supported, use application/x-protobuf or application/json", ct), 0)
 	return 0, false
@@ -81,7 +82,7 @@ func (r *Receiver) checkRequest(w http.ResponseWriter, req *http.Request, signal
 func (r *Receiver) limitHTTP(signal string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, req *http.Request) {
 		if !r.acquire() {
-			r.m.refusedRequest("http", signal, reasonFull)
+			r.m.refusedRequest("http", signal, ingest.ReasonFull)
 			enc := encProto
 			if mt, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type")); mt == "application/json" {
 				enc = encJSON
@@ -180,13 +181,13 @@ const gzipMagic = "\x1f\x8b"
 func (r *Receiver) refuseBody(w http.ResponseWriter, enc encoding, signal string, err error) {
 	switch {
 	case errors.Is(err, errTooLarge), errors.Is(err, telemetry.ErrTooLarge):
-		r.m.refusedRequest("http", signal, reasonTooLarge)
+		r.m.refusedRequest("http", signal, ingest.ReasonTooLarge)
 		writeStatus(w, enc, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, err.Error(), 0)
 	case errors.Is(err, errEncoding):
-		r.m.refusedRequest("http", signal, reasonUnsupported)
+		r.m.refusedRequest("http", signal, ingest.ReasonUnsupported)
 		writeStatus(w, enc, http.StatusUnsupportedMediaType, codes.InvalidArgument, err.Error(), 0)
 	default:
-		r.m.refusedRequest("http", signal, reasonMalformed)
+		r.m.refusedRequest("http", signal, ingest.ReasonMalformed)
 		writeStatus(w, enc, http.StatusBadRequest, codes.InvalidArgument, err.Error(), 0)
 	}
 }
@@ -222,16 +223,16 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	var rejected int64
 	if derr != nil {
 		rejected = countRecords(derr)
-		r.m.refusedSpans.WithLabelValues("otlp", "http", reasonMalformed).Add(float64(rejected))
+		r.m.RefusedSpans.WithLabelValues("otlp", "http", ingest.ReasonMalformed).Add(float64(rejected))
 	}
 	if len(spans) > 0 {
 		if err := r.traces.Consume(req.Context(), spans); err != nil {
 			status, code, retry, reason := consumerStatus(err)
-			r.m.refusedSpans.WithLabelValues("otlp", "http", reason).Add(float64(len(spans)))
+			r.m.RefusedSpans.WithLabelValues("otlp", "http", reason).Add(float64(len(spans)))
 			writeStatus(w, enc, status, code, err.Error(), retry)
 			return
 		}
-		r.m.acceptedSpans.WithLabelValues("otlp", "http").Add(float64(len(spans)))
+		r.m.AcceptedSpans.WithLabelValues("otlp", "http").Add(float64(len(spans)))
 	}
 	resp := ptraceotlp.NewExportResponse()
 	if derr != nil {
@@ -360,13 +361,13 @@ func consumerStatus(err error) (status int, code codes.Code, retry time.Duration
 		if retry <= 0 {
 			retry = defaultRetry
 		}
-		return http.StatusTooManyRequests, codes.ResourceExhausted, retry, reasonFull
+		return http.StatusTooManyRequests, codes.ResourceExhausted, retry, ingest.ReasonFull
 	case errors.Is(err, pipeline.ErrFull):
-		return http.StatusTooManyRequests, codes.ResourceExhausted, defaultRetry, reasonFull
+		return http.StatusTooManyRequests, codes.ResourceExhausted, defaultRetry, ingest.ReasonFull
 	case pipeline.IsPermanent(err):
-		return http.StatusBadRequest, codes.InvalidArgument, 0, reasonRejected
+		return http.StatusBadRequest, codes.InvalidArgument, 0, ingest.ReasonRejected
 	default:
-		return http.StatusServiceUnavailable, codes.Unavailable, 0, reasonUnavailable
+		return http.StatusServiceUnavailable, codes.Unavailable, 0, ingest.ReasonUnavailable
 	}
 }
 

@@ -1,94 +1,28 @@
 package otlp
 
 import (
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/evidentsec/evident/internal/ingest"
 )
 
-// Reasons a span or profile is refused, the values of the reason label.
-const (
-	reasonMalformed   = "malformed"   // the record or the request does not decode
-	reasonTooLarge    = "too_large"   // the request is over MaxRequestBytes
-	reasonUnsupported = "unsupported" // unknown content type or encoding, wrong method
-	reasonFull        = "full"        // the consumer's queue is full (retryable)
-	reasonRejected    = "rejected"    // the consumer refused the data as bad (permanent)
-	reasonUnavailable = "unavailable" // the consumer failed otherwise (retryable)
-)
-
-// metrics of the receivers. The pyroscope receiver registers the same
-// families with receiver="pyroscope", so one registry holds both.
-type metrics struct {
-	acceptedSpans    *prometheus.CounterVec
-	refusedSpans     *prometheus.CounterVec
-	acceptedProfiles *prometheus.CounterVec
-	refusedProfiles  *prometheus.CounterVec
-	refusedRequests  *prometheus.CounterVec
-	duration         *prometheus.HistogramVec
-}
+// metrics are the shared receiver families, labelled receiver="otlp".
+type metrics struct{ *ingest.Metrics }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	m := &metrics{
-		acceptedSpans: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "evident_receiver_accepted_spans_total",
-			Help: "Spans accepted by a receiver and handed to the pipeline.",
-		}, []string{"receiver", "transport"}),
-		refusedSpans: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "evident_receiver_refused_spans_total",
-			Help: "Spans a receiver decoded but did not hand on, by reason.",
-		}, []string{"receiver", "transport", "reason"}),
-		acceptedProfiles: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "evident_receiver_accepted_profiles_total",
-			Help: "Profiles accepted by a receiver and handed to the pipeline.",
-		}, []string{"receiver", "transport"}),
-		refusedProfiles: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "evident_receiver_refused_profiles_total",
-			Help: "Profiles a receiver decoded but did not hand on, by reason.",
-		}, []string{"receiver", "transport", "reason"}),
-		refusedRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "evident_receiver_refused_requests_total",
-			Help: "Requests refused as a whole before their records could be counted, by signal and reason.",
-		}, []string{"receiver", "transport", "signal", "reason"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "evident_receiver_request_duration_seconds",
-			Help:    "Time to read, decode and hand on one request, by signal.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
-		}, []string{"receiver", "transport", "signal"}),
-	}
-	if reg == nil {
-		return m, nil
-	}
-	var errs [6]error
-	m.acceptedSpans, errs[0] = register(reg, m.acceptedSpans)
-	m.refusedSpans, errs[1] = register(reg, m.refusedSpans)
-	m.acceptedProfiles, errs[2] = register(reg, m.acceptedProfiles)
-	m.refusedProfiles, errs[3] = register(reg, m.refusedProfiles)
-	m.refusedRequests, errs[4] = register(reg, m.refusedRequests)
-	m.duration, errs[5] = register(reg, m.duration)
-	if err := errors.Join(errs[:]...); err != nil {
+	m, err := ingest.NewMetrics(reg)
+	if err != nil {
 		return nil, err
 	}
-	return m, nil
-}
-
-// register registers c, or returns the identical collector registered
-// before: the pyroscope receiver shares these families.
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(T); ok {
-			return existing, nil
-		}
-	}
-	return c, err
+	return &metrics{m}, nil
 }
 
 func (m *metrics) observe(transport, signal string, start time.Time) {
-	m.duration.WithLabelValues("otlp", transport, signal).Observe(time.Since(start).Seconds())
+	m.Duration.WithLabelValues("otlp", transport, signal).Observe(time.Since(start).Seconds())
 }
 
 func (m *metrics) refusedRequest(transport, signal, reason string) {
-	m.refusedRequests.WithLabelValues("otlp", transport, signal, reason).Inc()
+	m.RefusedRequests.WithLabelValues("otlp", transport, signal, reason).Inc()
 }

@@ -45,6 +45,7 @@ import (
 	"google.golang.org/grpc/codes"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP servers MUST accept gzip (protocols.md §1.1)
 
+	"github.com/evidentsec/evident/internal/ingest"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -276,7 +277,7 @@ func (r *Receiver) limitGRPC(ctx context.Context, req any, info *grpc.UnaryServe
 		if strings.Contains(info.FullMethod, "Profiles") {
 			signal = "profiles"
 		}
-		r.m.refusedRequest("grpc", signal, reasonFull)
+		r.m.refusedRequest("grpc", signal, ingest.ReasonFull)
 		return nil, grpcStatus(codes.ResourceExhausted, fmt.Errorf("%d requests in flight, retry later", r.cfg.MaxConcurrentRequests), busyRetry)
 	}
 	defer r.release()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/evidentsec/evident/internal/ingest"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -34,7 +35,7 @@ func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
 	defer r.m.observe("http", start)
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		r.refuse(w, http.StatusMethodNotAllowed, reasonUnsupported, fmt.Errorf("%w: method %s, use POST", errUnsupported, req.Method))
+		r.refuse(w, http.StatusMethodNotAllowed, ingest.ReasonUnsupported, fmt.Errorf("%w: method %s, use POST", errUnsupported, req.Method))
 		return
 	}
 	p, err := parseIngestParams(req.URL.Query(), time.Now())
@@ -73,14 +74,14 @@ func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
 	}
 	if err := r.profiles.Consume(req.Context(), batches); err != nil {
 		c := consumerStatus(err)
-		r.m.refusedProfiles.WithLabelValues("pyroscope", "http", c.reason).Add(float64(len(batches)))
+		r.m.RefusedProfiles.WithLabelValues("pyroscope", "http", c.reason).Add(float64(len(batches)))
 		if c.retry > 0 {
 			w.Header().Set("Retry-After", retryAfterSeconds(c.retry))
 		}
 		http.Error(w, err.Error(), c.http)
 		return
 	}
-	r.m.acceptedProfiles.WithLabelValues("pyroscope", "http").Add(float64(len(batches)))
+	r.m.AcceptedProfiles.WithLabelValues("pyroscope", "http").Add(float64(len(batches)))
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -95,11 +96,11 @@ func (r *Receiver) refuse(w http.ResponseWriter, status int, reason string, err 
 func (r *Receiver) refuseErr(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, errTooLarge), errors.Is(err, telemetry.ErrTooLarge):
-		r.refuse(w, http.StatusRequestEntityTooLarge, reasonTooLarge, err)
+		r.refuse(w, http.StatusRequestEntityTooLarge, ingest.ReasonTooLarge, err)
 	case errors.Is(err, errUnsupported):
-		r.refuse(w, http.StatusUnsupportedMediaType, reasonUnsupported, err)
+		r.refuse(w, http.StatusUnsupportedMediaType, ingest.ReasonUnsupported, err)
 	default:
-		r.refuse(w, http.StatusBadRequest, reasonMalformed, err)
+		r.refuse(w, http.StatusBadRequest, ingest.ReasonMalformed, err)
 	}
 }
 
@@ -361,13 +362,13 @@ func consumerStatus(err error) refusal {
 		if retry <= 0 {
 			retry = defaultRetry
 		}
-		return refusal{http.StatusTooManyRequests, retry, reasonFull}
+		return refusal{http.StatusTooManyRequests, retry, ingest.ReasonFull}
 	case errors.Is(err, pipeline.ErrFull):
-		return refusal{http.StatusTooManyRequests, defaultRetry, reasonFull}
+		return refusal{http.StatusTooManyRequests, defaultRetry, ingest.ReasonFull}
 	case pipeline.IsPermanent(err):
-		return refusal{http.StatusBadRequest, 0, reasonRejected}
+		return refusal{http.StatusBadRequest, 0, ingest.ReasonRejected}
 	default:
-		return refusal{http.StatusServiceUnavailable, 0, reasonUnavailable}
+		return refusal{http.StatusServiceUnavailable, 0, ingest.ReasonUnavailable}
 	}
 }
 

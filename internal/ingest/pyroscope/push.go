@@ -11,6 +11,7 @@ import (
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
 
+	"github.com/evidentsec/evident/internal/ingest"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
@@ -68,7 +69,7 @@ func (p *pusher) Push(ctx context.Context, req *connect.Request[pushv1.PushReque
 		}
 	}
 	if len(bad) > 0 {
-		r.m.refusedProfiles.WithLabelValues("pyroscope", "connect", reasonMalformed).Add(float64(len(bad)))
+		r.m.RefusedProfiles.WithLabelValues("pyroscope", "connect", ingest.ReasonMalformed).Add(float64(len(bad)))
 		r.log.Warn("pyroscope profiles dropped", "count", len(bad), "err", errors.Join(bad...))
 	}
 	if len(batches) == 0 {
@@ -79,7 +80,7 @@ func (p *pusher) Push(ctx context.Context, req *connect.Request[pushv1.PushReque
 	}
 	if err := r.profiles.Consume(ctx, batches); err != nil {
 		c := consumerStatus(err)
-		r.m.refusedProfiles.WithLabelValues("pyroscope", "connect", c.reason).Add(float64(len(batches)))
+		r.m.RefusedProfiles.WithLabelValues("pyroscope", "connect", c.reason).Add(float64(len(batches)))
 		code := connect.CodeUnavailable
 		switch c.http {
 		case http.StatusTooManyRequests:
@@ -95,7 +96,7 @@ func (p *pusher) Push(ctx context.Context, req *connect.Request[pushv1.PushReque
 		}
 		return nil, cerr
 	}
-	r.m.acceptedProfiles.WithLabelValues("pyroscope", "connect").Add(float64(len(batches)))
+	r.m.AcceptedProfiles.WithLabelValues("pyroscope", "connect").Add(float64(len(batches)))
 	return connect.NewResponse(&pushv1.PushResponse{}), nil
 }
 
@@ -105,7 +106,7 @@ func (p *pusher) Push(ctx context.Context, req *connect.Request[pushv1.PushReque
 func (r *Receiver) limitPush(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.ContentLength > r.cfg.MaxRequestBytes {
-			r.m.refusedRequests.WithLabelValues("pyroscope", "connect", "profiles", reasonTooLarge).Inc()
+			r.m.RefusedRequests.WithLabelValues("pyroscope", "connect", "profiles", ingest.ReasonTooLarge).Inc()
 			http.Error(w, fmt.Sprintf("%v: %d bytes, limit %d", errTooLarge, req.ContentLength, r.cfg.MaxRequestBytes), http.StatusRequestEntityTooLarge)
 			return
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/evidentsec/evident/internal/ingest"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -148,7 +149,7 @@ func (r *Receiver) limit(h http.Handler) http.Handler {
 		select {
 		case r.inflight <- struct{}{}:
 		default:
-			r.m.refusedRequests.WithLabelValues("pyroscope", "http", "profiles", reasonFull).Inc()
+			r.m.RefusedRequests.WithLabelValues("pyroscope", "http", "profiles", ingest.ReasonFull).Inc()
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, fmt.Sprintf("%d requests in flight, retry later", r.cfg.MaxConcurrentRequests), http.StatusTooManyRequests)
 			return

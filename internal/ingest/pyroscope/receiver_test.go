@@ -131,7 +131,7 @@ func TestPyroscopeGoClient(t *testing.T) {
 	if samples == 0 {
 		t.Error("the CPU profile has no samples")
 	}
-	if n := testutil.ToFloat64(r.m.acceptedProfiles.WithLabelValues("pyroscope", "http")); n < 1 {
+	if n := testutil.ToFloat64(r.m.AcceptedProfiles.WithLabelValues("pyroscope", "http")); n < 1 {
 		t.Errorf("accepted profiles %v, want at least 1", n)
 	}
 }
