@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Load test of `evident serve` with telemetrygen, the OTel Collector's load
+# generator: sustained spans per CPU-second with analysis on (write-ahead
+# log in SQLite, model, detections), alert latency from receipt, and RSS.
+#
+#   go install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@latest
+#   bench/serve-load.sh [DURATION] [WORKERS]
+#
+# Every span carries an SQL injection in url.query, so the exploit-payload
+# detection fires on each one and the alert latency histogram fills.
+# Everything binds to 127.0.0.1 and stops by itself.
+set -euo pipefail
+duration=${1:-20s}
+workers=${2:-2}
+root=$(cd "$(dirname "$0")/.." && pwd)
+tg=${TELEMETRYGEN:-$(go env GOPATH)/bin/telemetrygen}
+work=$(mktemp -d)
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+go build -o "$work/evident" "$root/cmd/evident"
+"$work/evident" serve --data "$work/data" --vulns "$root/examples/shop/recorded/osv" \
+	--findings "$root/examples/shop/recorded/findings" --api 127.0.0.1:18080 \
+	--otlp-grpc 127.0.0.1:14317 --otlp-http 127.0.0.1:14318 --pyroscope 127.0.0.1:14040 \
+	>"$work/serve.out" 2>"$work/serve.err" &
+pid=$!
+for _ in $(seq 50); do curl -sf 127.0.0.1:18080/readyz >/dev/null && break; sleep 0.2; done
+ticks=$(getconf CLK_TCK)
+cpu() { awk -v t="$ticks" '{print ($14 + $15) / t}' "/proc/$pid/stat"; }
+before=$(cpu)
+"$tg" traces --otlp-insecure --otlp-endpoint 127.0.0.1:14317 --rate 0 --workers "$workers" \
+	--child-spans 9 --duration "$duration" --service load \
+	--telemetry-attributes 'url.query="id=1%27%20OR%201=1--"' >"$work/telemetrygen.log" 2>&1
+after=$(cpu)
+metrics=$(curl -s 127.0.0.1:18080/metrics)
+spans=$(echo "$metrics" | awk '/^evident_receiver_accepted_spans_total/ {s += $2} END {print s}')
+echo "$metrics" | awk -v spans="$spans" -v cpu="$(awk -v a="$after" -v b="$before" 'BEGIN {print a - b}')" \
+	-v rss="$(awk '/VmRSS/ {print $2 / 1024}' "/proc/$pid/status")" '
+	/^evident_alert_latency_seconds_bucket\{kind="exploit_payload"/ {
+		match($0, /le="[^"]+"/); le = substr($0, RSTART + 4, RLENGTH - 5); n++; les[n] = le; cnt[n] = $2 }
+	END {
+		total = cnt[n]
+		for (i = 1; i <= n; i++) { if (!p50 && cnt[i] >= total * 0.5) p50 = les[i]; if (!p99 && cnt[i] >= total * 0.99) p99 = les[i] }
+		printf "spans accepted      %d\n", spans
+		printf "evident CPU seconds %.1f\n", cpu
+		printf "spans per CPU-second %.0f\n", spans / cpu
+		printf "alert latency p50 <= %ss, p99 <= %ss (histogram buckets, %d alerts)\n", p50, p99, total
+		printf "RSS                 %.0f MiB\n", rss
+	}'
