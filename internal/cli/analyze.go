@@ -131,7 +131,7 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 	// Traces first: they resolve the span ids that profile samples carry
 	// to the endpoints that led there.
 	for _, group := range [][]string{fl.traces, fl.profiles} {
-		if err := loadTelemetry(ctx, group, m, warn); err != nil {
+		if err := loadTelemetry(ctx, group, modelHandler{m}, warn); err != nil {
 			return withCode(ExitUsage, err)
 		}
 	}
@@ -221,8 +221,10 @@ func findingsFiles(services, path string) ([]findingsFile, error) {
 	return out, nil
 }
 
-// loadTelemetry feeds the files of args into the model.
-func loadTelemetry(ctx context.Context, args []string, m *model.Model, warn func(error)) error {
+// loadTelemetry decodes the telemetry files of args into h. Files and
+// records that cannot be read are reported through warn and skipped; the
+// error is fatal.
+func loadTelemetry(ctx context.Context, args []string, h telemetry.Handler, warn func(error)) error {
 	if len(args) == 0 {
 		return nil
 	}
@@ -241,7 +243,7 @@ func loadTelemetry(ctx context.Context, args []string, m *model.Model, warn func
 	if err != nil {
 		warn(err)
 	}
-	if err := telemetry.Load(ctx, files, modelHandler{m}); err != nil {
+	if err := telemetry.Load(ctx, files, h); err != nil {
 		if ctx.Err() != nil {
 			return err
 		}

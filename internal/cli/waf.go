@@ -103,7 +103,7 @@ func runWAFGenerate(ctx context.Context, g *globals, fl wafGenerateFlags) error 
 	}
 	cfg := waf.DefaultConfig()
 	traffic := waf.NewTraffic(cfg.ReplayPerEndpoint)
-	if err := loadTraffic(ctx, fl.traces, traffic, warn); err != nil {
+	if err := loadTelemetry(ctx, fl.traces, trafficHandler{traffic}, warn); err != nil {
 		return withCode(ExitUsage, err)
 	}
 	var corpusFS = os.DirFS(fl.exploits)
@@ -153,35 +153,6 @@ func writePatchReport(w io.Writer, set *waf.PatchSet) (missed bool) {
 		fmt.Fprintf(w, "no patch for %s in %s: %s\n", s.Vulnerability, s.Service, s.Reason)
 	}
 	return missed
-}
-
-// loadTraffic feeds the spans of the trace files of args into t.
-func loadTraffic(ctx context.Context, args []string, t *waf.Traffic, warn func(error)) error {
-	if len(args) == 0 {
-		return nil
-	}
-	var inputs []telemetry.Input
-	for _, a := range args {
-		in, err := telemetry.ParseInput(a)
-		if err != nil {
-			return err
-		}
-		inputs = append(inputs, in)
-	}
-	files, err := telemetry.Discover(inputs)
-	if len(files) == 0 && err != nil {
-		return fmt.Errorf("--traces: %w", err)
-	}
-	if err != nil {
-		warn(err)
-	}
-	if err := telemetry.Load(ctx, files, trafficHandler{t}); err != nil {
-		if ctx.Err() != nil {
-			return err
-		}
-		warn(err)
-	}
-	return nil
 }
 
 // trafficHandler keeps the spans' requests; profiles are not needed.
