@@ -33,6 +33,8 @@ import (
 	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/store/sqlite"
+	"github.com/evidentsec/evident/internal/telemetry"
+	"github.com/evidentsec/evident/internal/waf"
 )
 
 // serveFlags are the command-line inputs of evident serve; the listener
@@ -214,6 +216,13 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		}
 	}
 
+	corpus, err := waf.LoadCorpus(nil)
+	if err != nil {
+		return nil, err
+	}
+	patches := &patcher{cfg: waf.DefaultConfig(), vulns: db, corpus: corpus}
+	patches.traffic = waf.NewTraffic(patches.cfg.ReplayPerEndpoint)
+
 	parsers := importParsers()
 	maps.Copy(parsers, sbomParsers(func() (findings.Matcher, error) { return db, nil }))
 	s.api = httpapi.New(sc.API, httpapi.Deps{
@@ -221,10 +230,11 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		Importer: func(r io.Reader, name, format string) ([]findings.Finding, []error) {
 			return importUpload(r, name, format, parsers)
 		},
+		Patches:  patches.generate,
 		Gatherer: reg, Logger: log.With("component", "api"), Ready: s.ready.Load,
 	})
 	if sc.OTLP.GRPCEndpoint != "" || sc.OTLP.HTTPEndpoint != "" {
-		s.otlp, err = otlp.New(sc.OTLP, s.eng.TracesConsumer(), s.eng.ProfilesConsumer(), log.With("component", "otlp"), reg)
+		s.otlp, err = otlp.New(sc.OTLP, patches.tap(s.eng.TracesConsumer()), s.eng.ProfilesConsumer(), log.With("component", "otlp"), reg)
 		if err != nil {
 			return nil, err
 		}
@@ -553,4 +563,38 @@ func (r *retainer) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// patcher keeps the legitimate traffic that spans show, for the virtual
+// patches the API writes on request (GET /api/v1/waf/patches).
+type patcher struct {
+	cfg    waf.Config
+	vulns  waf.Vulns
+	corpus waf.Corpus
+
+	mu      sync.Mutex // guards traffic, which is not safe for concurrent use
+	traffic *waf.Traffic
+}
+
+// tap learns the requests of the spans on their way to next. It reads
+// them before handing them on: after Consume, next owns them.
+func (p *patcher) tap(next pipeline.Consumer[[]telemetry.Span]) pipeline.Consumer[[]telemetry.Span] {
+	return pipeline.ConsumerFunc[[]telemetry.Span](func(ctx context.Context, spans []telemetry.Span) error {
+		p.mu.Lock()
+		p.traffic.Add(spans)
+		p.mu.Unlock()
+		return next.Consume(ctx, spans)
+	})
+}
+
+// generate writes the patches of a result's executed and exposed findings
+// and validates them against the exploit corpus and the traffic so far.
+func (p *patcher) generate(ctx context.Context, res *report.Result) (*waf.PatchSet, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	set, err := waf.Generate(p.cfg, res.Assessments, p.vulns, p.traffic)
+	if err != nil {
+		return nil, err
+	}
+	return set, waf.Validate(ctx, set, p.traffic, p.corpus)
 }

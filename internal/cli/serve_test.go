@@ -85,6 +85,15 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 		return false
 	})
+	// The executed finding's service is exposed only if the spans say
+	// so; either way the patch endpoint answers with the set it made.
+	var patches struct {
+		IDRange []int `json:"id_range"`
+	}
+	getJSON(t, api+"/api/v1/waf/patches", &patches)
+	if len(patches.IDRange) != 2 {
+		t.Errorf("waf patches: id_range %v", patches.IDRange)
+	}
 	resp, err := http.Get(api + "/metrics")
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/vulndb"
+	"github.com/evidentsec/evident/internal/waf"
 )
 
 // State is the live assessment the API reads and the findings it
@@ -45,6 +46,10 @@ type Alerts interface {
 	// alerts rather than blocking the sender.
 	Subscribe() (<-chan any, func())
 }
+
+// Patcher writes and validates the virtual patches of the findings of a
+// result (docs/waf.md).
+type Patcher func(ctx context.Context, res *report.Result) (*waf.PatchSet, error)
 
 // Importer parses an uploaded scanner report or SBOM. format is "auto" to
 // detect it. Record errors are returned beside what could be read.
@@ -81,6 +86,7 @@ type Deps struct {
 	Alerts   Alerts
 	Vulns    *vulndb.DB
 	Importer Importer
+	Patches  Patcher
 	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger
 	// Ready reports whether the service is ready for traffic (state
@@ -174,6 +180,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/alerts", s.alerts)
 	mux.HandleFunc("GET /api/v1/alerts/stream", s.alertStream)
 	mux.HandleFunc("GET /api/v1/vulndb", s.vulndb)
+	mux.HandleFunc("GET /api/v1/waf/patches", s.patches)
+	mux.HandleFunc("GET /api/v1/waf/patches/{service}", s.patchConf)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.readyz)
 	if s.deps.Gatherer != nil {

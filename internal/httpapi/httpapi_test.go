@@ -24,6 +24,7 @@ import (
 	"github.com/evidentsec/evident/internal/osv"
 	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/telemetry"
+	"github.com/evidentsec/evident/internal/waf"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -294,5 +295,50 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if err := (Config{Endpoint: ":8080"}).Validate(); err == nil {
 		t.Error("zero upload limit accepted")
+	}
+}
+
+func TestPatches(t *testing.T) {
+	patcher := func(ctx context.Context, res *report.Result) (*waf.PatchSet, error) {
+		traffic := waf.NewTraffic(0)
+		set, err := waf.Generate(waf.DefaultConfig(), res.Assessments, nil, traffic)
+		if err != nil {
+			return nil, err
+		}
+		corpus, err := waf.LoadCorpus(nil)
+		if err != nil {
+			return nil, err
+		}
+		return set, waf.Validate(ctx, set, traffic, corpus)
+	}
+	_, base := start(t, Deps{State: newState(t), Patches: patcher})
+	_, noPatches := start(t, Deps{State: newState(t)})
+	tests := []struct {
+		url      string
+		status   int
+		contains string
+	}{
+		{base + "/api/v1/waf/patches", 200, `"id_range"`},
+		{base + "/api/v1/waf/patches/nope", 404, `no patches for service \"nope\"`},
+		{noPatches + "/api/v1/waf/patches", 503, "not configured"},
+	}
+	for _, tt := range tests {
+		status, body := get(t, tt.url)
+		if status != tt.status || !strings.Contains(body, tt.contains) {
+			t.Errorf("GET %s = %d %s; want %d containing %s", tt.url, status, body, tt.status, tt.contains)
+		}
+	}
+	status, body := get(t, base+"/api/v1/waf/patches")
+	var set waf.PatchSet
+	if err := json.Unmarshal([]byte(body), &set); err != nil || status != 200 {
+		t.Fatalf("patches: %d %v", status, err)
+	}
+	if len(set.Patches)+len(set.Skipped) == 0 {
+		t.Fatalf("no patch and no skipped finding: %s", body)
+	}
+	for _, svc := range set.Services() {
+		if status, conf := get(t, base+"/api/v1/waf/patches/"+svc); status != 200 || !strings.Contains(conf, "SecRule") {
+			t.Errorf("GET patches/%s = %d %.200s", svc, status, conf)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/report"
+	"github.com/evidentsec/evident/internal/waf"
 )
 
 func (s *Server) services(w http.ResponseWriter, _ *http.Request) {
@@ -289,4 +290,41 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ready": true})
+}
+
+// patches writes the virtual patches of the current findings, validated
+// against the exploit corpus and the legitimate traffic seen so far.
+func (s *Server) patches(w http.ResponseWriter, r *http.Request) {
+	set, ok := s.patchSet(w, r)
+	if ok {
+		writeJSON(w, http.StatusOK, set)
+	}
+}
+
+// patchConf answers one service's SecLang file.
+func (s *Server) patchConf(w http.ResponseWriter, r *http.Request) {
+	set, ok := s.patchSet(w, r)
+	if !ok {
+		return
+	}
+	svc := r.PathValue("service")
+	if !slices.Contains(set.Services(), svc) {
+		writeError(w, http.StatusNotFound, "no patches for service %q", svc)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, set.ServiceConf(svc))
+}
+
+func (s *Server) patchSet(w http.ResponseWriter, r *http.Request) (*waf.PatchSet, bool) {
+	if s.deps.Patches == nil {
+		writeError(w, http.StatusServiceUnavailable, "virtual patches are not configured")
+		return nil, false
+	}
+	set, err := s.deps.Patches(r.Context(), s.deps.State.Result())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "generate patches: %v", err)
+		return nil, false
+	}
+	return set, true
 }
