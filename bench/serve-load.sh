@@ -6,8 +6,9 @@
 #   go install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@latest
 #   bench/serve-load.sh [DURATION] [WORKERS]
 #
-# Every span carries an SQL injection in url.query, so the exploit-payload
-# detection fires on each one and the alert latency histogram fills.
+# With ATTACK=1 (the default) every span carries an SQL injection in
+# url.query, so the exploit-payload detection fires on each one and the
+# alert latency histogram fills: the worst case. ATTACK=0 sends clean spans.
 # Everything binds to 127.0.0.1 and stops by itself.
 set -euo pipefail
 duration=${1:-20s}
@@ -26,9 +27,10 @@ for _ in $(seq 50); do curl -sf 127.0.0.1:18080/readyz >/dev/null && break; slee
 ticks=$(getconf CLK_TCK)
 cpu() { awk -v t="$ticks" '{print ($14 + $15) / t}' "/proc/$pid/stat"; }
 before=$(cpu)
+attack=()
+if [ "${ATTACK:-1}" = 1 ]; then attack=(--telemetry-attributes 'url.query="id=1%27%20OR%201=1--"'); fi
 "$tg" traces --otlp-insecure --otlp-endpoint 127.0.0.1:14317 --rate 0 --workers "$workers" \
-	--child-spans 9 --duration "$duration" --service load \
-	--telemetry-attributes 'url.query="id=1%27%20OR%201=1--"' >"$work/telemetrygen.log" 2>&1
+	--child-spans 9 --duration "$duration" --service load "${attack[@]}" >"$work/telemetrygen.log" 2>&1
 after=$(cpu)
 metrics=$(curl -s 127.0.0.1:18080/metrics)
 spans=$(echo "$metrics" | awk '/^evident_receiver_accepted_spans_total/ {s += $2} END {print s}')
