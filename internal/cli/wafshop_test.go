@@ -1,0 +1,283 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+
+	"github.com/evidentsec/evident/internal/waf"
+)
+
+// TestWAFShop is the end-to-end test of issue 5's acceptance: the patch
+// evident generates for the example shop, enforced by the proxy in front
+// of the real gateway, lets the shop's normal load through with zero
+// blocks and denies the exploits of the patch's class, naming the
+// vulnerability in the audit log. It needs the Go toolchain and the
+// shop's modules, and skips when the shop cannot be built.
+func TestWAFShop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the example shop behind the waf proxy")
+	}
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := t.Context()
+
+	rules, set, corpus := shopPatches(t)
+	if len(set.Patches) != 1 {
+		t.Fatalf("%d patches, want 1 (gateway, GO-2026-5970): %+v", len(set.Patches), set.Patches)
+	}
+	patch := set.Patches[0]
+	if patch.Service != "gateway" || patch.Vulnerability != "GO-2026-5970" || patch.Class != "oversized_input" {
+		t.Fatalf("patch %s %s %s, want gateway GO-2026-5970 oversized_input", patch.Service, patch.Vulnerability, patch.Class)
+	}
+	if v := patch.Validation; v == nil || v.ExploitsTotal == 0 || v.ExploitsBlocked != v.ExploitsTotal {
+		t.Fatalf("patch validation %+v: want every exploit blocked in the embedded engine", v)
+	}
+
+	work := t.TempDir()
+	bin := filepath.Join(work, "bin")
+	if err := buildShop(ctx, shop, bin); errors.Is(err, errBuildExample) {
+		t.Skipf("the example shop cannot be built here (no Go toolchain or module cache?): %v", err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	procs := &procGroup{logDir: work}
+	defer procs.stop()
+	gateway := startShopServices(t, procs, bin, work)
+
+	auditPath := filepath.Join(work, "audit.jsonl")
+	auditFile, err := os.Create(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer auditFile.Close()
+	reg := prometheus.NewRegistry()
+	cfg := waf.DefaultProxyConfig()
+	cfg.Upstream, cfg.Listen, cfg.Directives, cfg.AuditLog = "http://"+gateway, "127.0.0.1:0", rules, auditFile
+	proxy, err := waf.NewProxy(cfg, slog.New(slog.DiscardHandler), reg, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proxy.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := proxy.Shutdown(sctx); err != nil {
+			t.Error(err)
+		}
+		// The proxy forwards with http.DefaultTransport: its idle
+		// connections to the gateway would outlive the test.
+		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	}()
+	base := "http://" + proxy.Addr()
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
+	defer client.CloseIdleConnections()
+
+	// (1) The shop's own load driver, pointed at the proxy: it fails on
+	// any response of 400 or more, so every request got the gateway's
+	// own answer.
+	const n = 240
+	if err := procs.run(ctx, bin, "load", "-gateway", base, "-n", "240", "-c", "4", "-rate", "200"); err != nil {
+		log, _ := os.ReadFile(filepath.Join(work, "load.log"))
+		t.Fatalf("normal load through the proxy: %v\n%s", err, log)
+	}
+	if got := metricSum(t, reg, "evident_waf_blocked_total", ""); got != 0 {
+		t.Fatalf("normal load: %v requests blocked, want 0", got)
+	}
+	if got := metricSum(t, reg, "evident_waf_requests_total", "passed"); got < n {
+		t.Errorf("normal load: %v requests passed, want at least %d", got, n)
+	}
+	// A legitimate search gets the same answer through the proxy as from
+	// the gateway.
+	const search = "/search?q=creme+stoneware"
+	direct, code := get(t, client, "http://"+gateway+search)
+	proxied, pcode := get(t, client, base+search)
+	if code != http.StatusOK || pcode != code || proxied != direct {
+		t.Errorf("GET %s: proxy answered %d %q, gateway %d %q", search, pcode, proxied, code, direct)
+	}
+
+	// (2) The exploits of the patch's class from the corpus it was
+	// validated with (the report truncates long requests, so they are
+	// rebuilt from the samples, on the endpoint's parameter q), and a bare
+	// invalid UTF-8 query, are denied and audited.
+	targets := []string{"/search?q=%C0%AF%FF%FE"}
+	for _, s := range corpus[patch.Class] {
+		if s.In != waf.InQuery {
+			t.Fatalf("exploit %q: sent in %s, the test sends only query samples", s.Name, s.In)
+		}
+		param, value := s.Param, s.Payload
+		if param == "" {
+			param = "q"
+		}
+		if !s.Encoded {
+			value = url.QueryEscape(value)
+		}
+		targets = append(targets, "/search?"+url.QueryEscape(param)+"="+value)
+	}
+	if len(targets) != 1+patch.Validation.ExploitsTotal {
+		t.Fatalf("%d exploit samples, the validation sent %d", len(targets)-1, patch.Validation.ExploitsTotal)
+	}
+	for _, target := range targets {
+		if body, code := get(t, client, base+target); code != http.StatusForbidden {
+			t.Errorf("exploit GET %s: status %d (%q), want 403", target, code, body)
+		}
+	}
+	if got := metricSum(t, reg, "evident_waf_blocked_total", ""); got != float64(len(targets)) {
+		t.Errorf("blocked requests %v, want %d", got, len(targets))
+	}
+	audit, err := os.ReadFile(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocked := 0
+	for line := range strings.Lines(string(audit)) {
+		if strings.Contains(line, `"action":"blocked"`) && strings.Contains(line, `"vulnerability":"GO-2026-5970"`) {
+			blocked++
+		}
+	}
+	if blocked != len(targets) {
+		t.Errorf("audit log has %d blocks naming GO-2026-5970, want %d:\n%s", blocked, len(targets), audit)
+	}
+}
+
+// shopPatches generates, validates and exports the patches of the
+// recorded example the way evident waf generate does, and returns the
+// rules to enforce with the set and the exploit corpus.
+func shopPatches(t *testing.T) (string, *waf.PatchSet, waf.Corpus) {
+	t.Helper()
+	ctx := t.Context()
+	as, problems, err := parseReportAssessments(analyzeShop(t, "json"), "analyze.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) > 0 {
+		t.Fatalf("report problems: %v", problems)
+	}
+	rec := filepath.Join(shop, "recorded")
+	db, dbProblems, err := openVulnDB(ctx, &globals{dataDir: t.TempDir()}, []string{filepath.Join(rec, "osv")}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dbProblems) > 0 {
+		t.Fatalf("vulnerability records: %v", dbProblems)
+	}
+	cfg := waf.DefaultConfig()
+	traffic := waf.NewTraffic(cfg.ReplayPerEndpoint)
+	warn := func(err error) { t.Errorf("traces: %v", err) }
+	if err := loadTelemetry(ctx, []string{filepath.Join(rec, "traces.jsonl")}, trafficHandler{traffic}, warn); err != nil {
+		t.Fatal(err)
+	}
+	corpus, err := waf.LoadCorpus(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := waf.Generate(cfg, as, db, traffic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waf.Validate(ctx, set, traffic, corpus); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := waf.Export(dir, set); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := waf.LoadRules(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rules, set, corpus
+}
+
+// startShopServices starts the payment sandbox, catalog, orders and
+// gateway without telemetry, as startShop does, and returns the
+// gateway's address once it listens.
+func startShopServices(t *testing.T, procs *procGroup, bin, work string) string {
+	t.Helper()
+	ctx := t.Context()
+	ports, err := freePorts(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, catalog, orders, payments := ports[0], ports[1], ports[2], ports[3]
+	ca := filepath.Join(work, "payments-ca.pem")
+	steps := []struct {
+		name string
+		env  []string
+		args []string
+		wait []string
+	}{
+		{name: "payments", args: []string{"-listen", payments, "-ca-out", ca}, wait: []string{payments}},
+		{name: "catalog", env: []string{"SHOP_ADDR=" + catalog}},
+		{name: "orders", env: []string{"SHOP_ADDR=" + orders, "SHOP_DB=" + filepath.Join(work, "shop.db"),
+			"SHOP_PAYMENTS_URL=https://payments.example.com", "SHOP_PAYMENTS_DIAL=" + payments, "SHOP_PAYMENTS_CA=" + ca},
+			wait: []string{catalog, orders}},
+		{name: "gateway", env: []string{"SHOP_ADDR=" + gw, "SHOP_CATALOG_URL=http://" + catalog, "SHOP_ORDERS_URL=http://" + orders},
+			wait: []string{gw}},
+	}
+	for _, s := range steps {
+		if err := procs.start(ctx, bin, s.name, s.env, s.args...); err != nil {
+			t.Fatal(err)
+		}
+		for _, addr := range s.wait {
+			if err := waitPort(ctx, addr); err != nil {
+				log, _ := os.ReadFile(filepath.Join(work, s.name+".log"))
+				t.Fatalf("%s: %v\n%s", s.name, err, log)
+			}
+		}
+	}
+	return gw
+}
+
+// get sends a GET and returns the body and status.
+func get(t *testing.T, client *http.Client, target string) (string, int) {
+	t.Helper()
+	resp, err := client.Get(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body), resp.StatusCode
+}
+
+// metricSum adds up the counter series of a metric in reg, only those
+// whose outcome label is outcome when it is not empty.
+func metricSum(t *testing.T, reg *prometheus.Registry, name, outcome string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if outcome != "" && l.GetName() == "outcome" && l.GetValue() != outcome {
+					continue metrics
+				}
+			}
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}
