@@ -246,7 +246,9 @@ func importFile(path string, format findings.Format, parsers map[findings.Format
 			return nil, []error{fmt.Errorf("read findings from %s: %w", path, err)}
 		}
 		if format, err = findings.Detect(prefix); err != nil {
-			return nil, []error{fmt.Errorf("%s: %w (name it with --input-format)", path, err)}
+			// The hint names every format; only findings import can be
+			// told one with --input-format.
+			return nil, []error{fmt.Errorf("%s: %w: not a report of %s", path, err, strings.Join(importFormats(), ", "))}
 		}
 	}
 	parse, ok := parsers[format]
