@@ -4,7 +4,13 @@
 # log in SQLite, model, detections), alert latency from receipt, and RSS.
 #
 #   go install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@latest
-#   bench/serve-load.sh [DURATION] [WORKERS]
+#   bench/serve-load.sh [DURATION] [WORKERS] [BATCH]
+#
+# BATCH is the spans per export request (default 1000; an OTel Collector's
+# batch processor sends up to 8192, telemetrygen's own default is 100). On
+# a 2-core machine, EVIDENT_CPUS=0 LOAD_CPUS=1 pin evident and telemetrygen
+# to one core each (taskset), so that the load can exceed what evident
+# takes and the backpressure and memory bound show.
 #
 # With ATTACK=1 (the default) every span carries an SQL injection in
 # url.query, so the exploit-payload detection fires on each one and the
@@ -13,12 +19,14 @@
 set -euo pipefail
 duration=${1:-20s}
 workers=${2:-2}
+batch=${3:-1000}
+pin() { if [ -n "${1:-}" ]; then echo taskset -c "$1"; fi; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 tg=${TELEMETRYGEN:-$(go env GOPATH)/bin/telemetrygen}
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 go build -o "$work/evident" "$root/cmd/evident"
-"$work/evident" serve --data "$work/data" --vulns "$root/examples/shop/recorded/osv" \
+$(pin "${EVIDENT_CPUS:-}") "$work/evident" serve --data "$work/data" --vulns "$root/examples/shop/recorded/osv" \
 	--findings "$root/examples/shop/recorded/findings" --api 127.0.0.1:18080 \
 	--otlp-grpc 127.0.0.1:14317 --otlp-http 127.0.0.1:14318 --pyroscope 127.0.0.1:14040 \
 	>"$work/serve.out" 2>"$work/serve.err" &
@@ -29,12 +37,13 @@ cpu() { awk -v t="$ticks" '{print ($14 + $15) / t}' "/proc/$pid/stat"; }
 before=$(cpu)
 attack=()
 if [ "${ATTACK:-1}" = 1 ]; then attack=(--telemetry-attributes 'url.query="id=1%27%20OR%201=1--"'); fi
-"$tg" traces --otlp-insecure --otlp-endpoint 127.0.0.1:14317 --rate 0 --workers "$workers" \
-	--child-spans 9 --duration "$duration" --service load "${attack[@]}" >"$work/telemetrygen.log" 2>&1
+$(pin "${LOAD_CPUS:-}") "$tg" traces --otlp-insecure --otlp-endpoint 127.0.0.1:14317 --rate 0 --workers "$workers" \
+	--batch-size "$batch" --child-spans 9 --duration "$duration" --service load "${attack[@]}" >"$work/telemetrygen.log" 2>&1
 after=$(cpu)
 metrics=$(curl -s 127.0.0.1:18080/metrics)
 spans=$(echo "$metrics" | awk '/^evident_receiver_accepted_spans_total/ {s += $2} END {print s}')
-echo "$metrics" | awk -v spans="$spans" -v cpu="$(awk -v a="$after" -v b="$before" 'BEGIN {print a - b}')" \
+refused=$(echo "$metrics" | awk '/^evident_receiver_refused_requests_total/ {s += $2} END {print s + 0}')
+echo "$metrics" | awk -v spans="$spans" -v refused="$refused" -v cpu="$(awk -v a="$after" -v b="$before" 'BEGIN {print a - b}')" \
 	-v rss="$(awk '/VmRSS/ {print $2 / 1024}' "/proc/$pid/status")" '
 	/^evident_alert_latency_seconds_bucket\{kind="exploit_payload"/ {
 		match($0, /le="[^"]+"/); le = substr($0, RSTART + 4, RLENGTH - 5); n++; les[n] = le; cnt[n] = $2 }
@@ -42,6 +51,7 @@ echo "$metrics" | awk -v spans="$spans" -v cpu="$(awk -v a="$after" -v b="$befor
 		total = cnt[n]
 		for (i = 1; i <= n; i++) { if (!p50 && cnt[i] >= total * 0.5) p50 = les[i]; if (!p99 && cnt[i] >= total * 0.99) p99 = les[i] }
 		printf "spans accepted      %d\n", spans
+		printf "requests refused    %d (backpressure)\n", refused
 		printf "evident CPU seconds %.1f\n", cpu
 		printf "spans per CPU-second %.0f\n", spans / cpu
 		printf "alert latency p50 <= %ss, p99 <= %ss (histogram buckets, %d alerts)\n", p50, p99, total
