@@ -1,11 +1,8 @@
 package cli
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
 )
 
 func TestDBStats(t *testing.T) {
@@ -48,20 +45,7 @@ func TestDBStats(t *testing.T) {
 				t.Errorf("exit code = %d, want %d (stderr %q)", code, tt.wantCode, errOut)
 			}
 			got := out + "--- stderr\n" + errOut
-			path := filepath.Join("testdata", "dbstats", tt.golden)
-			if rewriteGolden() {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("%s mismatch (-want +got):\n%s", path, diff)
-			}
+			golden(t, filepath.Join("testdata", "dbstats", tt.golden), []byte(got))
 		})
 	}
 }

@@ -101,19 +101,7 @@ func TestDBUpdate(t *testing.T) {
 		slices.Sort(lines)
 		transcript.WriteString(strings.Join(lines, "\n") + "\n")
 	}
-	golden := filepath.Join("testdata", "dbupdate.golden")
-	if *updateGolden {
-		if err := os.WriteFile(golden, []byte(transcript.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := transcript.String(); got != string(want) {
-		t.Errorf("output differs from %s (rerun with -update to accept):\ngot:\n%s\nwant:\n%s", golden, got, want)
-	}
+	golden(t, filepath.Join("testdata", "dbupdate.golden"), []byte(transcript.String()))
 	if _, err := os.Stat(filepath.Join(data, "vulndb", "Go", "all.zip")); err != nil {
 		t.Errorf("Go archive: %v", err)
 	}

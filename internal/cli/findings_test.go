@@ -1,21 +1,11 @@
 package cli
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
 )
-
-// rewriteGolden reports whether the tests run with -update (the flag is
-// declared once for the package, by whichever test file needs it first).
-func rewriteGolden() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
 
 func TestFindingsImport(t *testing.T) {
 	const (
@@ -103,20 +93,7 @@ func TestFindingsImport(t *testing.T) {
 				t.Errorf("exit code = %d, want %d (stderr %q)", code, tt.wantCode, errOut)
 			}
 			got := out + "--- stderr\n" + errOut
-			path := filepath.Join("testdata", "findings", tt.golden)
-			if rewriteGolden() {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("%s mismatch (-want +got):\n%s", path, diff)
-			}
+			golden(t, filepath.Join("testdata", "findings", tt.golden), []byte(got))
 		})
 	}
 }

@@ -5,8 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
 )
 
 func TestWAFGenerate(t *testing.T) {
@@ -44,20 +42,7 @@ func TestWAFGenerate(t *testing.T) {
 				t.Errorf("exit code = %d, want %d (stderr %q)", code, tt.wantCode, errOut)
 			}
 			got := out + "--- stderr\n" + errOut
-			path := filepath.Join("testdata", "waf", tt.golden)
-			if rewriteGolden() {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			} else {
-				want, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("%v (run with -update to create it)", err)
-				}
-				if diff := cmp.Diff(string(want), got); diff != "" {
-					t.Errorf("%s mismatch (-want +got):\n%s", path, diff)
-				}
-			}
+			golden(t, filepath.Join("testdata", "waf", tt.golden), []byte(got))
 			if tt.wantCode != ExitOK {
 				return
 			}
