@@ -11,6 +11,7 @@ import (
 	"golang.org/x/mod/module"
 
 	"github.com/evidentsec/evident/internal/osv"
+	"github.com/evidentsec/evident/internal/vulndb/vulndbtest"
 )
 
 // readEntry loads an OSV record from testdata.
@@ -148,31 +149,6 @@ func TestMatches(t *testing.T) {
 	}
 }
 
-// sharedDir returns ../shared beside the module root, skipping the test
-// when it is absent.
-func sharedDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(dir, "..", "shared")
-	if _, err := os.Stat(shared); err != nil {
-		t.Skipf("skipping: %s is absent (it holds the Go vulnerability database snapshot)", shared)
-	}
-	return shared
-}
-
 // symbolPrefix escapes an import path as the linker writes it in symbol
 // names (cmd/internal/objabi.PathToPrefix): dots in the last element and
 // control, space, '%', '"' and non-ASCII bytes anywhere as %xx.
@@ -199,7 +175,7 @@ func symbolPrefix(path string) string {
 // checks that attribution gives back the record's package, module and
 // symbol and that Matches accepts it.
 func TestGoVulnDBRoundTrip(t *testing.T) {
-	zr, err := zip.OpenReader(filepath.Join(sharedDir(t), "data", "osv-go-2026-08-21.zip"))
+	zr, err := zip.OpenReader(vulndbtest.GoSnapshot(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidentsec/evident/internal/vulndb/vulndbtest"
 )
 
 // readFile returns the content of path, or nil when it does not exist.
@@ -454,15 +456,10 @@ func TestUpdateRealSnapshot(t *testing.T) {
 	}
 }
 
-// realSnapshot returns ../shared/data/osv-go-2026-08-21.zip, relative to
-// the module root, or skips.
+// realSnapshot returns the bytes of the Go snapshot in ../shared, or skips.
 func realSnapshot(t testing.TB) []byte {
 	t.Helper()
-	path := filepath.Join("..", "..", "..", "shared", "data", "osv-go-2026-08-21.zip")
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skipf("%s is absent: the real Go vulnerability DB snapshot lives beside the checkout", path)
-	}
+	data, err := os.ReadFile(vulndbtest.GoSnapshot(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,30 +11,14 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/evidentsec/evident/internal/vulndb"
+	"github.com/evidentsec/evident/internal/vulndb/vulndbtest"
 )
 
 // snapshotDB loads the real Go vulnerability database snapshot from
 // ../shared beside the module root, skipping the test when it is absent.
 func snapshotDB(t *testing.T) *vulndb.DB {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	zip := filepath.Join(dir, "..", "shared", "data", "osv-go-2026-08-21.zip")
-	if _, err := os.Stat(zip); err != nil {
-		t.Skipf("skipping: %s is absent (the Go vulnerability database snapshot the fixtures were scanned with)", zip)
-	}
+	zip := vulndbtest.GoSnapshot(t)
 	db, lerrs, err := vulndb.Load(context.Background(), vulndb.Options{Sources: []string{zip}})
 	if err != nil {
 		t.Fatal(err)

@@ -3,45 +3,18 @@ package knowledge
 import (
 	"archive/zip"
 	"encoding/json"
-	"errors"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/evidentsec/evident/internal/osv"
+	"github.com/evidentsec/evident/internal/vulndb/vulndbtest"
 )
-
-// goSnapshot returns the path of the Go vulnerability database snapshot in
-// ../shared next to the module root, or skips the test when it is absent.
-func goSnapshot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	path := filepath.Join(dir, "..", "shared", "data", "osv-go-2026-08-21.zip")
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		t.Skipf("Go vulnerability database snapshot %s is absent (it ships in ../shared beside the checkout)", path)
-	}
-	return path
-}
 
 // TestDefaultLeavesGoToGoDB keeps the shipped file from repeating Go records
 // that the Go vulnerability database already lists with symbols: those
 // symbols are maintained upstream and would only go stale here.
 func TestDefaultLeavesGoToGoDB(t *testing.T) {
-	zr, err := zip.OpenReader(goSnapshot(t))
+	zr, err := zip.OpenReader(vulndbtest.GoSnapshot(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/osv-scalibr/semantic"
+
+	"github.com/evidentsec/evident/internal/vulndb/vulndbtest"
 )
 
 // The functions below evaluate a record the slow, literal way of the OSV
@@ -95,7 +97,7 @@ func (db *DB) naiveAffecting(ecosystem, name, version string) []*Vuln {
 // snapshot, and for versions just below and above.
 func TestSegmentIndexMatchesSpec(t *testing.T) {
 	sources := []string{"testdata/records"}
-	if p := snapshotPathOrEmpty(); p != "" && !testing.Short() {
+	if p := vulndbtest.GoSnapshotPath(); p != "" && !testing.Short() {
 		sources = append(sources, p)
 	}
 	db, _, err := Load(context.Background(), Options{Sources: sources})

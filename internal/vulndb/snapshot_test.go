@@ -2,39 +2,17 @@ package vulndb
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"runtime"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/evidentsec/evident/internal/osv"
+	"github.com/evidentsec/evident/internal/vulndb/vulndbtest"
 )
 
-// snapshotPath returns the real Go vulnerability database snapshot kept
-// beside the module (../shared), or skips the test when it is absent.
-func snapshotPath(t testing.TB) string {
-	t.Helper()
-	p := snapshotPathOrEmpty()
-	if p == "" {
-		t.Skip("Go vulnerability database snapshot not available; it lives in ../shared/data beside the module")
-	}
-	return p
-}
-
-// snapshotPathOrEmpty returns the snapshot's path, or "" when it is absent.
-func snapshotPathOrEmpty() string {
-	// The module root is two levels up from internal/vulndb.
-	p := filepath.Join("..", "..", "..", "shared", "data", "osv-go-2026-08-21.zip")
-	if _, err := os.Stat(p); err != nil {
-		return ""
-	}
-	return p
-}
-
 func TestSnapshot(t *testing.T) {
-	p := snapshotPath(t)
+	p := vulndbtest.GoSnapshot(t)
 	db, problems, err := Load(context.Background(), Options{Sources: []string{p}})
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +67,7 @@ func cpuTime() time.Duration {
 // < 150 MB heap on one core (GOMAXPROCS=1). It reports the live heap after
 // the load (heap-MB) and CPU time (cpu-ms/op) beside wall time.
 func BenchmarkLoadGoSnapshot(b *testing.B) {
-	p := snapshotPath(b)
+	p := vulndbtest.GoSnapshot(b)
 	b.ReportAllocs()
 	var db *DB
 	start := cpuTime()
@@ -113,7 +91,7 @@ func BenchmarkLoadGoSnapshot(b *testing.B) {
 // name, plus a version below and above each, cycled. Target: < 100 ms per
 // 10,000.
 func BenchmarkAffecting(b *testing.B) {
-	db, _, err := Load(context.Background(), Options{Sources: []string{snapshotPath(b)}})
+	db, _, err := Load(context.Background(), Options{Sources: []string{vulndbtest.GoSnapshot(b)}})
 	if err != nil {
 		b.Fatal(err)
 	}
