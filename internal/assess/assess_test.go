@@ -242,18 +242,37 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+// TestSummarize checks the headline numbers, above all that a finding
+// without evidence (unknown) is never counted as cut from the backlog.
 func TestSummarize(t *testing.T) {
 	snap := shop(t, 10_000, 2*time.Hour)
 	a := New(DefaultConfig(), nil, snap)
-	as := a.Assess([]findings.Finding{textFinding("gateway", findings.StaticCalled), textFinding("reporter", findings.StaticRequired), textFinding("orders", findings.StaticImported), textFinding("legacy", findings.StaticRequired)})
-	if as[0].Finding.Service != "gateway" {
-		t.Errorf("first = %s, want the P1 gateway finding", as[0].Finding.Service)
+	mixed := a.Assess([]findings.Finding{textFinding("gateway", findings.StaticCalled), textFinding("reporter", findings.StaticRequired), textFinding("orders", findings.StaticImported), textFinding("legacy", findings.StaticRequired)})
+	if mixed[0].Finding.Service != "gateway" {
+		t.Errorf("first = %s, want the P1 gateway finding", mixed[0].Finding.Service)
 	}
-	s := Summarize(as)
-	if s.Findings != 4 || s.NeedAction != 1 || s.BacklogReduction != 0.75 {
-		t.Errorf("summary = %+v", s)
+	unknown := a.Assess([]findings.Finding{textFinding("legacy", findings.StaticRequired), textFinding("billing", findings.StaticCalled)})
+	tests := []struct {
+		name string
+		as   []Assessment
+		want Summary
+	}{
+		{"mixed", mixed, Summary{
+			Findings: 4, ByVerdict: map[Verdict]int{Executed: 1, Loaded: 1, NotObserved: 1, Unknown: 1}, ByTier: map[string]int{"P1": 1, "P2": 0, "P3": 2, "P4": 1},
+			NeedAction: 1, Decided: 3, DecidedShare: 0.75, Cleared: 2, BacklogReduction: 0.5, DecidedReduction: 2.0 / 3,
+		}},
+		{"nothing known claims no cut", unknown, Summary{
+			Findings: 2, ByVerdict: map[Verdict]int{Executed: 0, Loaded: 0, NotObserved: 0, Unknown: 2}, ByTier: map[string]int{"P1": 0, "P2": 0, "P3": 2, "P4": 0},
+		}},
+		{"no findings", nil, Summary{
+			ByVerdict: map[Verdict]int{Executed: 0, Loaded: 0, NotObserved: 0, Unknown: 0}, ByTier: map[string]int{"P1": 0, "P2": 0, "P3": 0, "P4": 0},
+		}},
 	}
-	if s.ByVerdict[Executed] != 1 || s.ByVerdict[Unknown] != 1 || s.ByTier["P4"] != 1 {
-		t.Errorf("summary = %+v", s)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, Summarize(tt.as)); diff != "" {
+				t.Errorf("Summarize (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -206,4 +207,23 @@ func sorted(s []string) []string {
 	out := append([]string{}, s...)
 	slices.Sort(out)
 	return out
+}
+
+// TestAnalyzeWithoutEvidence is issue 10's headline end to end: the
+// example's findings without profiles or traces are all unknown, and
+// the report claims no backlog cut.
+func TestAnalyzeWithoutEvidence(t *testing.T) {
+	rec := filepath.Join(shop, "recorded")
+	var out, errOut bytes.Buffer
+	g := &globals{stdout: &out, stderr: &errOut, dataDir: t.TempDir()}
+	if err := runAnalyze(context.Background(), g, analyzeFlags{
+		vulns: []string{filepath.Join(rec, "osv")}, findings: []string{filepath.Join(rec, "findings")},
+		format: "table", now: time.Now,
+	}); err != nil {
+		t.Fatalf("analyze: %v\n%s", err, errOut.String())
+	}
+	want := "34 findings (0 executed, 0 loaded, 0 not_observed, 34 unknown); 0 need action now (P1 0, P2 0); runtime evidence decided none of them: no backlog cut\n"
+	if got := out.String(); !strings.HasSuffix(got, want) {
+		t.Errorf("headline: got\n%s\nwant it to end with\n%s", got[max(0, len(got)-300):], want)
+	}
 }

@@ -168,7 +168,7 @@ func TestRoutes(t *testing.T) {
 		{"/api/v1/findings?sort=random", 400, `sort \"random\"`},
 		{"/api/v1/findings/" + id, 200, `"stack"`},
 		{"/api/v1/findings/0000", 404, "no finding"},
-		{"/api/v1/summary", 200, `"need_action": 1`},
+		{"/api/v1/summary", 200, `"decided_reduction": 0`},
 		{"/api/v1/report", 200, `"backlog_reduction"`},
 		{"/api/v1/inventory", 200, `"bomFormat": "CycloneDX"`},
 		{"/api/v1/export/openvex", 200, `"https://openvex.dev/ns/v0.2.0"`},
@@ -187,6 +187,32 @@ func TestRoutes(t *testing.T) {
 				t.Errorf("GET %s = %d %s; want %d containing %s", tt.path, status, body, tt.status, tt.contains)
 			}
 		})
+	}
+}
+
+// TestSummaryWithoutEvidence is issue 10's headline: when no finding is
+// decided (no profiles of the service), the summary claims no cut.
+func TestSummaryWithoutEvidence(t *testing.T) {
+	st := newState(t)
+	purl, _ := osv.PURL(osv.EcosystemGo, "golang.org/x/text", "v0.3.5")
+	st.SetFindings(context.Background(), []findings.Finding{{
+		Service: "unprofiled", Package: findings.Package{PURL: purl, Ecosystem: osv.EcosystemGo, Name: "golang.org/x/text", Version: "v0.3.5"},
+		Vulnerability: findings.Vulnerability{ID: "GO-2021-0113"}, Severity: findings.Severity{Level: "high"}, Sources: []findings.Source{{Tool: "govulncheck"}},
+	}})
+	_, base := start(t, Deps{State: st})
+	status, body := get(t, base+"/api/v1/summary")
+	if status != http.StatusOK {
+		t.Fatalf("GET /api/v1/summary = %d %s", status, body)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"findings": 1.0, "need_action": 0.0, "decided": 0.0, "decided_share": 0.0, "cleared": 0.0, "backlog_reduction": 0.0, "decided_reduction": nil}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v (body %s)", k, got[k], v, body)
+		}
 	}
 }
 

@@ -130,11 +130,7 @@ func (s *Server) finding(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) summary(w http.ResponseWriter, _ *http.Request) {
-	sum := s.deps.State.Result().Summary
-	writeJSON(w, http.StatusOK, map[string]any{
-		"findings": sum.Findings, "by_verdict": sum.ByVerdict, "by_tier": sum.ByTier,
-		"need_action": sum.NeedAction, "backlog_reduction": sum.BacklogReduction,
-	})
+	writeJSON(w, http.StatusOK, report.SummaryJSON(s.deps.State.Result().Summary))
 }
 
 // export renders the current result in a report format.

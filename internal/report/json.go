@@ -21,7 +21,7 @@ type jsonReport struct {
 	Version   int           `json:"version"`
 	Tool      jsonTool      `json:"tool"`
 	Generated time.Time     `json:"generated"`
-	Summary   jsonSummary   `json:"summary"`
+	Summary   JSONSummary   `json:"summary"`
 	Services  []JSONService `json:"services"`
 	Findings  []JSONFinding `json:"findings"`
 }
@@ -31,12 +31,32 @@ type jsonTool struct {
 	Version string `json:"version"`
 }
 
-type jsonSummary struct {
+// JSONSummary is the headline of a run as the JSON report and the HTTP
+// API show it (docs/report-json.md).
+type JSONSummary struct {
 	Findings         int                    `json:"findings"`
 	ByVerdict        map[assess.Verdict]int `json:"by_verdict"`
 	ByTier           map[string]int         `json:"by_tier"`
 	NeedAction       int                    `json:"need_action"`
+	Decided          int                    `json:"decided"`
+	DecidedShare     float64                `json:"decided_share"`
+	Cleared          int                    `json:"cleared"`
 	BacklogReduction float64                `json:"backlog_reduction"`
+	// DecidedReduction is null when no finding is decided: a cut among
+	// none is no number.
+	DecidedReduction *float64 `json:"decided_reduction"`
+}
+
+// SummaryJSON renders a summary.
+func SummaryJSON(s assess.Summary) JSONSummary {
+	js := JSONSummary{
+		Findings: s.Findings, ByVerdict: s.ByVerdict, ByTier: s.ByTier, NeedAction: s.NeedAction,
+		Decided: s.Decided, DecidedShare: s.DecidedShare, Cleared: s.Cleared, BacklogReduction: s.BacklogReduction,
+	}
+	if s.Decided > 0 {
+		js.DecidedReduction = &s.DecidedReduction
+	}
+	return js
 }
 
 // JSONService is one service of the runtime model as the JSON report and
@@ -154,12 +174,9 @@ func writeJSON(w io.Writer, r *Result) error {
 		Version:   JSONVersion,
 		Tool:      jsonTool{Name: "evident", Version: r.Version},
 		Generated: r.Generated,
-		Summary: jsonSummary{
-			Findings: r.Summary.Findings, ByVerdict: r.Summary.ByVerdict, ByTier: r.Summary.ByTier,
-			NeedAction: r.Summary.NeedAction, BacklogReduction: r.Summary.BacklogReduction,
-		},
-		Services: ServicesJSON(r),
-		Findings: make([]JSONFinding, 0, len(r.Assessments)),
+		Summary:   SummaryJSON(r.Summary),
+		Services:  ServicesJSON(r),
+		Findings:  make([]JSONFinding, 0, len(r.Assessments)),
 	}
 	for _, a := range r.Assessments {
 		doc.Findings = append(doc.Findings, FindingJSON(a))

@@ -119,3 +119,28 @@ func TestLookupUnknown(t *testing.T) {
 		t.Fatal("Lookup(xml) succeeded")
 	}
 }
+
+// TestHeadline is issue 10's honest headline: a cut is claimed only for
+// what runtime evidence decided, and never when nothing is known.
+func TestHeadline(t *testing.T) {
+	verdicts := func(e, l, n, u int) map[assess.Verdict]int {
+		return map[assess.Verdict]int{assess.Executed: e, assess.Loaded: l, assess.NotObserved: n, assess.Unknown: u}
+	}
+	tests := []struct {
+		name string
+		s    assess.Summary
+		want string
+	}{
+		{"nothing known", assess.Summary{Findings: 60, ByVerdict: verdicts(0, 0, 0, 60), ByTier: map[string]int{"P3": 60}},
+			"60 findings (0 executed, 0 loaded, 0 not_observed, 60 unknown); 0 need action now (P1 0, P2 0); runtime evidence decided none of them: no backlog cut"},
+		{"partly known", assess.Summary{Findings: 10, ByVerdict: verdicts(1, 1, 3, 5), ByTier: map[string]int{"P1": 1, "P3": 6, "P4": 3}, NeedAction: 1, Decided: 5, DecidedShare: 0.5, Cleared: 4, BacklogReduction: 0.4, DecidedReduction: 0.8},
+			"10 findings (1 executed, 1 loaded, 3 not_observed, 5 unknown); 1 need action now (P1 1, P2 0); runtime evidence decided 5 (50%) and cleared 4: backlog cut by 40% (80% of the decided)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := headline(tt.s); got != tt.want {
+				t.Errorf("headline =\n%s\nwant\n%s", got, tt.want)
+			}
+		})
+	}
+}

@@ -63,14 +63,21 @@ func evidenceCell(a assess.Assessment) string {
 	return r.Reason
 }
 
-// headline is the one line a run is remembered by.
+// headline is the one line a run is remembered by. It claims a backlog
+// cut only for what runtime evidence decided: an unknown finding is
+// neither needed nor cut, so the share decided comes first.
 func headline(s assess.Summary) string {
 	var parts []string
 	for _, v := range assess.Verdicts {
 		parts = append(parts, fmt.Sprintf("%d %s", s.ByVerdict[v], v))
 	}
-	return fmt.Sprintf("%d findings (%s); %d need action now (P1 %d, P2 %d): backlog reduced by %.0f%%",
-		s.Findings, strings.Join(parts, ", "), s.NeedAction, s.ByTier["P1"], s.ByTier["P2"], s.BacklogReduction*100)
+	line := fmt.Sprintf("%d findings (%s); %d need action now (P1 %d, P2 %d)",
+		s.Findings, strings.Join(parts, ", "), s.NeedAction, s.ByTier["P1"], s.ByTier["P2"])
+	if s.Decided == 0 {
+		return line + "; runtime evidence decided none of them: no backlog cut"
+	}
+	return line + fmt.Sprintf("; runtime evidence decided %d (%.0f%%) and cleared %d: backlog cut by %.0f%% (%.0f%% of the decided)",
+		s.Decided, s.DecidedShare*100, s.Cleared, s.BacklogReduction*100, s.DecidedReduction*100)
 }
 
 func dash(s string) string {
