@@ -1,0 +1,153 @@
+package manifest
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidentsec/evident/internal/osv"
+)
+
+func TestParsers(t *testing.T) {
+	tests := []struct {
+		name  string
+		parse func([]byte) ([]Requirement, error)
+		in    string
+		want  []Requirement
+	}{
+		{"go.mod require line and block, go directive", ParseGoMod,
+			"module m\n\ngo 1.26.0\n\nrequire golang.org/x/text v0.3.5\n\nrequire (\n\tgolang.org/x/net v0.54.0\n\tgopkg.in/yaml.v2 v2.2.7 // indirect\n)\n",
+			[]Requirement{{"stdlib", "1.26.0", 3}, {"golang.org/x/text", "v0.3.5", 5}, {"golang.org/x/net", "v0.54.0", 8}, {"gopkg.in/yaml.v2", "v2.2.7", 9}}},
+		{"go.mod toolchain and replace", ParseGoMod,
+			"module m\ngo 1.26.0\ntoolchain go1.26.8\nrequire github.com/old/lib v1.0.0\nreplace github.com/old/lib => github.com/new/lib v1.2.0\nreplace example.com/local => ../local\n",
+			[]Requirement{{"stdlib", "go1.26.8", 3}, {"github.com/old/lib", "v1.2.0", 5}, {"github.com/new/lib", "v1.2.0", 5}, {"example.com/local", "", 6}, {"github.com/old/lib", "v1.0.0", 4}}},
+		{"package-lock v3", ParsePackageLock,
+			"{\n  \"lockfileVersion\": 3,\n  \"packages\": {\n    \"\": {\"name\": \"app\"},\n    \"node_modules/lodash\": {\n      \"version\": \"4.17.20\"\n    },\n    \"node_modules/a/node_modules/@s/b\": {\"version\": \"1.0.0\"},\n    \"packages/workspace\": {\"version\": \"0.1.0\"}\n  },\n  \"dependencies\": {\"lodash\": {\"version\": \"4.17.20\"}}\n}\n",
+			[]Requirement{{"lodash", "4.17.20", 5}, {"@s/b", "1.0.0", 8}}},
+		{"package-lock v1", ParsePackageLock,
+			"{\n  \"lockfileVersion\": 1,\n  \"dependencies\": {\n    \"lodash\": {\n      \"version\": \"4.17.20\",\n      \"dependencies\": {\"nested\": {\"version\": \"1.0.0\"}}\n    }\n  }\n}\n",
+			[]Requirement{{"lodash", "4.17.20", 4}}},
+		{"pom dependencies, management and exclusions", ParsePOM,
+			"<project>\n<dependencyManagement><dependencies>\n<dependency>\n<groupId>g</groupId>\n<artifactId>managed</artifactId>\n<version>${managed.version}</version>\n</dependency>\n</dependencies></dependencyManagement>\n<dependencies>\n<dependency>\n  <groupId>org.apache.logging.log4j</groupId>\n  <artifactId>log4j-core</artifactId>\n  <version>2.14.1</version>\n  <exclusions><exclusion><groupId>x</groupId><artifactId>y</artifactId></exclusion></exclusions>\n</dependency>\n</dependencies>\n</project>\n",
+			[]Requirement{{"g:managed", "${managed.version}", 5}, {"org.apache.logging.log4j:log4j-core", "2.14.1", 12}}},
+		{"requirements", ParseRequirements,
+			"# comment\nDjango==3.2.4  # pinned\nrequests[security] >= 2.0\n-r base.txt\n--hash=sha256:abc\nZope.Interface === 5.4.0 ; python_version >= \"3.8\"\nflask \\\n    ==2.0.1\nmypkg @ https://example.com/mypkg.zip\ngit+https://github.com/x/y#egg=y\n./local\n",
+			[]Requirement{{"django", "3.2.4", 2}, {"requests", "", 3}, {"zope-interface", "5.4.0", 6}, {"flask", "2.0.1", 7}, {"mypkg", "", 9}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.parse([]byte(tt.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("requirements (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParserErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		parse func([]byte) ([]Requirement, error)
+		in    string
+		want  string
+	}{
+		{"go.mod", ParseGoMod, "module m\nrequire (\n", "parse go.mod"},
+		{"go.mod unknown directive", ParseGoMod, "module m\nfrobnicate x\n", "unknown directive"},
+		{"package-lock not an object", ParsePackageLock, "[1]", "parse package-lock.json"},
+		{"package-lock truncated", ParsePackageLock, "{\"packages\": {\"node_modules/a\": {", "packages"},
+		{"pom truncated", ParsePOM, "<project><dependencies>", "parse pom.xml"},
+		{"pom not xml", ParsePOM, "<project></dependencies>", "parse pom.xml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tt.parse([]byte(tt.in))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLocate(t *testing.T) {
+	root := filepath.Join("testdata", "monorepo")
+	tree, skipped, err := Scan(root, Ecosystems())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(skipped) != 1 || !strings.Contains(skipped[0].Error(), filepath.Join("broken", "go.mod")) {
+		t.Errorf("skipped = %v, want the broken go.mod", skipped)
+	}
+	type query struct{ ecosystem, name, version, service string }
+	tests := []struct {
+		name string
+		q    query
+		want Location
+		ok   bool
+	}{
+		{"the service's own go.mod", query{osv.EcosystemGo, "golang.org/x/net", "v0.54.0", "gateway"}, Location{"services/gateway/go.mod", 8}, true},
+		{"another service's", query{osv.EcosystemGo, "golang.org/x/net", "v0.50.0", "orders"}, Location{"services/orders/go.mod", 6}, true},
+		{"version decides without a service", query{osv.EcosystemGo, "golang.org/x/net", "v0.50.0", ""}, Location{"services/orders/go.mod", 6}, true},
+		{"nearest the root otherwise", query{osv.EcosystemGo, "golang.org/x/text", "v0.1.0", "billing"}, Location{"go.mod", 5}, true},
+		{"the pinned version wins over depth", query{osv.EcosystemGo, "golang.org/x/text", "v0.37.0", "billing"}, Location{"services/gateway/go.mod", 9}, true},
+		{"stdlib at the toolchain line", query{osv.EcosystemGo, "stdlib", "v1.26.8", "gateway"}, Location{"services/gateway/go.mod", 5}, true},
+		{"a replaced module at the replace line", query{osv.EcosystemGo, "github.com/new/lib", "v1.2.0", ""}, Location{"services/gateway/go.mod", 12}, true},
+		{"undeclared: the service's go.mod, no line", query{osv.EcosystemGo, "golang.org/x/crypto", "v0.1.0", "orders"}, Location{"services/orders/go.mod", 0}, true},
+		{"undeclared: the root go.mod, no line", query{osv.EcosystemGo, "golang.org/x/crypto", "v0.1.0", "billing"}, Location{"go.mod", 0}, true},
+		{"npm, not the installed package's lock", query{osv.EcosystemNPM, "lodash", "4.17.20", "web"}, Location{"web/package-lock.json", 16}, true},
+		{"npm scoped", query{osv.EcosystemNPM, "@scope/pkg", "2.0.0", ""}, Location{"web/package-lock.json", 13}, true},
+		{"maven", query{osv.EcosystemMaven, "org.apache.logging.log4j:log4j-core", "2.14.1", ""}, Location{"java/pom.xml", 9}, true},
+		{"maven exclusions are no dependency", query{osv.EcosystemMaven, "org.example:excluded", "", ""}, Location{"java/pom.xml", 0}, true},
+		{"pypi normalized", query{osv.EcosystemPyPI, "Zope_Interface", "5.4.0", ""}, Location{"py/requirements.txt", 5}, true},
+		{"no manifest of the ecosystem", query{osv.EcosystemCratesIO, "serde", "1.0.0", ""}, Location{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := tree.Locate(tt.q.ecosystem, tt.q.name, tt.q.version, tt.q.service)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("Locate(%+v) = %+v, %v; want %+v, %v", tt.q, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+func TestLocateAmbiguous(t *testing.T) {
+	dir := t.TempDir()
+	for _, svc := range []string{"a", "b"} {
+		if err := os.MkdirAll(filepath.Join(dir, svc), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, svc, "go.mod"), []byte("module "+svc+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tree, _, err := Scan(dir, []string{osv.EcosystemGo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := tree.Locate(osv.EcosystemGo, "golang.org/x/text", "v0.3.5", "c"); ok {
+		t.Errorf("Locate = %+v: two manifests, neither the service's nor the root's, is no answer", got)
+	}
+}
+
+func TestScanErrors(t *testing.T) {
+	if _, _, err := Scan(filepath.Join("testdata", "nope"), Ecosystems()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing root: %v", err)
+	}
+	if _, _, err := Scan(filepath.Join("testdata", "monorepo", "go.mod"), Ecosystems()); !errors.Is(err, ErrNotDirectory) {
+		t.Errorf("file root: %v", err)
+	}
+	tree, skipped, err := Scan(filepath.Join("testdata", "monorepo"), []string{osv.EcosystemNPM})
+	if err != nil || len(skipped) != 0 {
+		t.Fatalf("npm only: %v %v (the broken go.mod is not read)", skipped, err)
+	}
+	if _, ok := tree.Locate(osv.EcosystemGo, "golang.org/x/text", "v0.3.5", ""); ok {
+		t.Error("found a go.mod in a scan for npm")
+	}
+}

@@ -1,0 +1,3 @@
+module broken
+
+require (
