@@ -29,6 +29,10 @@ type analyzeFlags struct {
 	vulns, findings, profiles, traces []string
 	kev, config, format, output       string
 	failOn                            []string
+	// sourceRoot is where SARIF locations are relative to; maxBytes caps
+	// the Markdown.
+	sourceRoot string
+	maxBytes   int
 	// now stamps the report; tests fix it.
 	now func() time.Time
 }
@@ -74,6 +78,8 @@ report is complete but some records or files were skipped (named on stderr).`,
 	f.StringVar(&fl.format, "format", "table", "output format: "+strings.Join(report.Names, ", "))
 	f.StringVarP(&fl.output, "output", "o", "", "write the report to this file instead of stdout")
 	f.StringSliceVar(&fl.failOn, "fail-on", nil, "exit 1 when a finding matches: P1, P2, P3, executed, loaded, kev")
+	f.StringVar(&fl.sourceRoot, "source-root", "", "SARIF: the repository root, where manifests are looked up and locations are relative to (default: where the findings came from)")
+	f.IntVar(&fl.maxBytes, "max-bytes", 60_000, "Markdown: cut the lowest-priority findings to fit this many bytes (a pull-request comment holds 65,536 characters); 0 for no cap")
 	return cmd
 }
 
@@ -84,6 +90,9 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 	policy, err := parseFailOn(fl.failOn)
 	if err != nil {
 		return withCode(ExitUsage, err)
+	}
+	if fl.maxBytes < 0 {
+		return withCode(ExitUsage, fmt.Errorf("--max-bytes %d: want 0 (no cap) or more", fl.maxBytes))
 	}
 	cfg, err := loadConfig(fl.config)
 	if err != nil {
@@ -96,8 +105,8 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 			color = true
 		}
 	}
-	format, err := report.Lookup(fl.format, report.Options{Color: color, Products: cfg.Products})
-	if err != nil {
+	opts := report.Options{Color: color, Products: cfg.Products, MaxBytes: fl.maxBytes}
+	if _, err := report.Lookup(fl.format, opts); err != nil {
 		return withCode(ExitUsage, fmt.Errorf("--format: %w", err))
 	}
 
@@ -134,6 +143,16 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 		if err := loadTelemetry(ctx, group, modelHandler{m}, warn); err != nil {
 			return withCode(ExitUsage, err)
 		}
+	}
+
+	if fl.format == "sarif" {
+		if opts.Manifests, err = scanManifests(sourceRoot(fl.sourceRoot, fl.findings), all, warn); err != nil {
+			return withCode(ExitUsage, err)
+		}
+	}
+	format, err := report.Lookup(fl.format, opts)
+	if err != nil {
+		return withCode(ExitUsage, fmt.Errorf("--format: %w", err))
 	}
 
 	snap := m.Snapshot()

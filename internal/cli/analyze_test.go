@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -58,12 +59,43 @@ func TestAnalyzeUsage(t *testing.T) {
 		{"missing config", []string{"analyze", "--findings", "x.json", "--config", "nope.yml"}, "read config"},
 		{"missing database", []string{"analyze", "--data", "/nonexistent", "--findings", "x.json"}, `run "evident db update"`},
 		{"missing findings file", []string{"analyze", "--vulns", "testdata/config", "--findings", "nope.json"}, "--findings nope.json"},
+		{"negative max-bytes", []string{"analyze", "--findings", "x.json", "--max-bytes", "-1"}, "--max-bytes -1"},
+		{"missing source root", []string{"analyze", "--vulns", "../../examples/shop/recorded/osv", "--findings", "../../examples/shop/recorded/findings", "--format", "sarif", "--source-root", "nope"}, "--source-root: stat nope"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, _, stderr := run(t, tt.args...)
 			if code != ExitUsage || !strings.Contains(stderr, tt.wantErr) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, ExitUsage, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestSourceRoot(t *testing.T) {
+	abs := func(p string) string {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	findings := filepath.Join("..", "..", "examples", "shop", "recorded", "findings")
+	tests := []struct {
+		name string
+		flag string
+		args []string
+		want string
+	}{
+		{"the flag", "repo", []string{"x.json"}, "repo"},
+		{"a findings directory", "", []string{findings}, abs(findings)},
+		{"a file's directory", "", []string{"gateway=" + filepath.Join(findings, "gateway.json")}, abs(findings)},
+		{"the directory all share", "", []string{filepath.Join(findings, "gateway.json"), filepath.Join("testdata", "x.json")}, abs(filepath.Join("..", ".."))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := sourceRoot(tt.flag, tt.args); got != tt.want {
+				t.Errorf("sourceRoot = %q, want %q", got, tt.want)
 			}
 		})
 	}

@@ -95,7 +95,9 @@ func analyzeShop(t *testing.T, format string) []byte {
 		traces:   []string{filepath.Join(rec, "traces.jsonl")},
 		config:   filepath.Join(shop, "evident.yaml"),
 		format:   format,
-		now:      func() time.Time { return time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC) },
+		// The recorded reports are govulncheck's of the shop's module.
+		sourceRoot: shop,
+		now:        func() time.Time { return time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC) },
 	})
 	if err != nil {
 		t.Fatalf("analyze: %v\n%s", err, errOut.String())
@@ -225,5 +227,55 @@ func TestAnalyzeWithoutEvidence(t *testing.T) {
 	want := "34 findings (0 executed, 0 loaded, 0 not_observed, 34 unknown); 0 need action now (P1 0, P2 0); runtime evidence decided none of them: no backlog cut\n"
 	if got := out.String(); !strings.HasSuffix(got, want) {
 		t.Errorf("headline: got\n%s\nwant it to end with\n%s", got[max(0, len(got)-300):], want)
+	}
+}
+
+// TestAnalyzeShopSARIFLocations is issue 8's acceptance: uploaded, the
+// example's SARIF points every finding at the line of examples/shop/go.mod
+// that requires its module.
+func TestAnalyzeShopSARIFLocations(t *testing.T) {
+	var doc struct {
+		Runs []struct {
+			Results []struct {
+				Locations []struct {
+					PhysicalLocation struct {
+						ArtifactLocation struct {
+							URI       string `json:"uri"`
+							URIBaseID string `json:"uriBaseId"`
+						} `json:"artifactLocation"`
+						Region *struct {
+							StartLine int `json:"startLine"`
+						} `json:"region"`
+					} `json:"physicalLocation"`
+				} `json:"locations"`
+				Properties struct {
+					PURL string `json:"purl"`
+				} `json:"properties"`
+			} `json:"results"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal(analyzeShop(t, "sarif"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(shop, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(raw), "\n")
+	results := doc.Runs[0].Results
+	if len(results) == 0 {
+		t.Fatal("no results")
+	}
+	for _, r := range results {
+		pl := r.Locations[0].PhysicalLocation
+		if pl.ArtifactLocation.URI != "go.mod" || pl.ArtifactLocation.URIBaseID != "%SRCROOT%" || pl.Region == nil {
+			t.Errorf("%s: location %+v, want a line of go.mod", r.Properties.PURL, pl)
+			continue
+		}
+		// pkg:golang/golang.org/x/net@v0.54.0 is required as "golang.org/x/net v0.54.0".
+		module, version, _ := strings.Cut(strings.TrimPrefix(r.Properties.PURL, "pkg:golang/"), "@")
+		if line := strings.TrimSpace(lines[pl.Region.StartLine-1]); line != module+" "+version {
+			t.Errorf("%s: line %d is %q", r.Properties.PURL, pl.Region.StartLine, line)
+		}
 	}
 }

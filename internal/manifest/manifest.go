@@ -86,6 +86,7 @@ type file struct {
 // Tree is the manifests of a source tree. It is safe for concurrent use
 // once Scan returns it.
 type Tree struct {
+	root  string
 	files []file // sorted by path
 }
 
@@ -112,7 +113,7 @@ func Scan(root string, ecosystems []string) (t *Tree, skipped []error, err error
 			byName[f.file] = f
 		}
 	}
-	t = &Tree{}
+	t = &Tree{root: root}
 	if len(byName) == 0 {
 		return t, nil, nil
 	}
@@ -217,6 +218,28 @@ func (t *Tree) Locate(ecosystem, name, version, service string) (loc Location, o
 	// Several manifests, none of them the service's or the root's:
 	// pointing at one would be a guess.
 	return Location{}, false
+}
+
+// Rel returns the path of a file (as the process names it) relative to
+// the root of the tree, slash-separated, when the file lies inside it.
+func (t *Tree) Rel(p string) (string, bool) {
+	if t == nil || p == "" {
+		return "", false
+	}
+	// Absolute paths, so that a relative root and an absolute file (or
+	// the reverse) compare.
+	root, err := filepath.Abs(t.root)
+	if err != nil {
+		return "", false
+	}
+	if p, err = filepath.Abs(p); err != nil {
+		return "", false
+	}
+	rel, err := filepath.Rel(root, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", false
+	}
+	return filepath.ToSlash(rel), true
 }
 
 // boolFirst orders true before false.

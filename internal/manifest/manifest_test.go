@@ -151,3 +151,23 @@ func TestScanErrors(t *testing.T) {
 		t.Error("found a go.mod in a scan for npm")
 	}
 }
+
+func TestRel(t *testing.T) {
+	tree, _, err := Scan(filepath.Join("testdata", "monorepo"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{filepath.Join("testdata", "monorepo", "reports", "gateway.json"), "reports/gateway.json", true},
+		{filepath.Join("testdata", "gateway.json"), "", false},
+		{"", "", false},
+	}
+	for _, tt := range tests {
+		if got, ok := tree.Rel(tt.in); got != tt.want || ok != tt.ok {
+			t.Errorf("Rel(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}

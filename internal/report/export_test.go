@@ -16,6 +16,8 @@ import (
 	"github.com/xeipuuv/gojsonschema"
 
 	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/manifest"
 )
 
 func render(t *testing.T, format string, opts Options) []byte {
@@ -34,9 +36,15 @@ func render(t *testing.T, format string, opts Options) []byte {
 // TestSARIFSchema validates the SARIF output against the SARIF 2.1.0
 // schema (the OASIS errata01 schema go-sarif embeds), after checking
 // that go-sarif's model keeps every field we wrote, so that the
-// validation covers all of it.
+// validation covers all of it; then checks what GitHub code scanning
+// reads: the manifest line, security-severity, suppressions and
+// fingerprints.
 func TestSARIFSchema(t *testing.T) {
-	out := render(t, "sarif", Options{})
+	tree, skipped, err := manifest.Scan(filepath.Join("testdata", "src"), manifest.Ecosystems())
+	if err != nil || len(skipped) > 0 {
+		t.Fatal(err, skipped)
+	}
+	out := render(t, "sarif", Options{Manifests: tree})
 	golden(t, "report.sarif.golden", out)
 	// go-sarif's Validate marshals its own model, which needs the arrays
 	// that FromBytes initialises in its default (non-strict) mode.
@@ -61,11 +69,92 @@ func TestSARIFSchema(t *testing.T) {
 	if m := missing("", want, got); len(m) > 0 {
 		t.Errorf("go-sarif's model drops fields we write, so the schema check would miss them: %v", m)
 	}
-	if n := len(rep.Runs[0].Results); n != 3 {
-		t.Errorf("results = %d, want 3", n)
+
+	type result struct {
+		level, uri   string
+		line         int
+		suppressed   string
+		fingerprints int
 	}
-	if lvl := rep.Runs[0].Results[0].Level; lvl != "error" {
-		t.Errorf("P1 level = %s, want error", lvl)
+	var results []result
+	for _, r := range rep.Runs[0].Results {
+		pl := r.Locations[0].PhysicalLocation
+		res := result{level: r.Level, uri: *pl.ArtifactLocation.URI, fingerprints: len(r.PartialFingerprints)}
+		if pl.Region != nil {
+			res.line = *pl.Region.StartLine
+		}
+		for _, s := range r.Suppressions {
+			res.suppressed = *s.Kind + ": " + *s.Justification
+		}
+		results = append(results, res)
+	}
+	wantResults := []result{
+		{level: "error", uri: "go.mod", line: 7, fingerprints: 2},
+		{level: "warning", uri: "go.mod", line: 6, fingerprints: 2,
+			suppressed: "external: not_affected (vulnerable_code_not_in_execute_path): evident observed gateway in production profiles: vulnerable package ran but no vulnerable function was seen in 10000 samples (bound <0.03% of CPU, 0.03s CPU over 2h0m0s)"},
+		{level: "warning", uri: "orders/go.mod", line: 5, fingerprints: 2},
+	}
+	if diff := cmp.Diff(wantResults, results, cmp.AllowUnexported(result{})); diff != "" {
+		t.Errorf("results (-want +got):\n%s", diff)
+	}
+	var severities []string
+	for _, rule := range rep.Runs[0].Tool.Driver.Rules {
+		severities = append(severities, fmt.Sprint(rule.Properties.Properties["security-severity"]))
+	}
+	if diff := cmp.Diff([]string{"7.5", "7.5", "5.5"}, severities); diff != "" {
+		t.Errorf("security-severity (-want +got):\n%s", diff)
+	}
+}
+
+// TestSARIFStableAcrossRuns checks that an alert keeps its fingerprint
+// when the package's version changes and that services sharing a
+// manifest line keep apart.
+func TestSARIFStableAcrossRuns(t *testing.T) {
+	r := result(t)
+	bumped := result(t)
+	bumped.Assessments[0].Finding.Package.Version = "v0.3.6"
+	bumped.Assessments[0].Finding.Package.PURL = "pkg:golang/golang.org/x/text@v0.3.6"
+	other := result(t)
+	other.Assessments[0].Finding.Service = "catalog"
+	key := func(r *Result) string {
+		var buf bytes.Buffer
+		if err := writeSARIF(&buf, r, nil); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := sarif.FromBytes(buf.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep.Runs[0].Results[0].PartialFingerprints["primaryLocationLineHash"]
+	}
+	if a, b := key(r), key(bumped); a != b {
+		t.Errorf("a version bump changed the fingerprint: %s, %s", a, b)
+	}
+	if a, b := key(r), key(other); a == b {
+		t.Errorf("two services share the fingerprint %s", a)
+	}
+}
+
+// TestSARIFSecuritySeverity checks the stand-ins for a missing CVSS score.
+func TestSARIFSecuritySeverity(t *testing.T) {
+	tests := []struct {
+		name     string
+		severity findings.Severity
+		tier     string
+		want     string
+	}{
+		{"CVSS", findings.Severity{Level: "high", Score: 7.5}, "P4", "7.5"},
+		{"level without CVSS", findings.Severity{Level: "critical"}, "P4", "9.5"},
+		{"priority without either", findings.Severity{Level: "unknown"}, "P2", "8.0"},
+		{"priority P4", findings.Severity{}, "P4", "2.0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := assess.Assessment{Finding: findings.Finding{Vulnerability: findings.Vulnerability{ID: "X"}, Severity: tt.severity}}
+			if got := sarifRuleOf(a, tt.tier).Properties.SecuritySeverity; got != tt.want {
+				t.Errorf("security-severity = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 
@@ -212,4 +301,41 @@ func missing(path string, want, got any) []string {
 		return []string{path}
 	}
 	return nil
+}
+
+// TestSARIFFallbackLocations checks where a finding goes when no
+// manifest declares its package: always a file, since GitHub rejects an
+// upload with a result that has none.
+func TestSARIFFallbackLocations(t *testing.T) {
+	tree, _, err := manifest.Scan(filepath.Join("testdata", "src"), manifest.Ecosystems())
+	if err != nil {
+		t.Fatal(err)
+	}
+	crate := findings.Package{Ecosystem: "crates.io", Name: "serde", Version: "1.0.0"}
+	tests := []struct {
+		name string
+		f    findings.Finding
+		tree *manifest.Tree
+		want sarifPhysical
+	}{
+		{"undeclared Go module: the service's go.mod, no line",
+			findings.Finding{Service: "orders", Package: findings.Package{Ecosystem: "Go", Name: "golang.org/x/crypto", Version: "v0.1.0"}}, tree,
+			sarifPhysical{ArtifactLocation: sarifArtifact{URI: "orders/go.mod", URIBaseID: srcRoot}}},
+		{"no manifest: the report it came from",
+			findings.Finding{Package: crate, Sources: []findings.Source{{Tool: "trivy", File: filepath.Join("testdata", "src", "reports", "trivy.json")}}}, tree,
+			sarifPhysical{ArtifactLocation: sarifArtifact{URI: "reports/trivy.json", URIBaseID: srcRoot}}},
+		{"a report outside the root: the conventional manifest",
+			findings.Finding{Package: crate, Sources: []findings.Source{{Tool: "trivy", File: "trivy.json"}}}, tree,
+			sarifPhysical{ArtifactLocation: sarifArtifact{URI: "Cargo.lock", URIBaseID: srcRoot}}},
+		{"no source tree",
+			findings.Finding{Package: findings.Package{Ecosystem: "Go", Name: "golang.org/x/text", Version: "v0.3.5"}}, nil,
+			sarifPhysical{ArtifactLocation: sarifArtifact{URI: "go.mod", URIBaseID: srcRoot}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, sarifPhysicalOf(tt.f, tt.tree)); diff != "" {
+				t.Errorf("location (-want +got):\n%s", diff)
+			}
+		})
+	}
 }

@@ -10,12 +10,40 @@ import (
 
 // writeMarkdown renders a pull-request comment: the headline, the
 // findings that need action with their evidence, and the rest folded.
-func writeMarkdown(w io.Writer, r *Result) error {
+// With maxBytes > 0, it keeps the headline and as many findings as fit,
+// in priority order, and says how many it cut.
+func writeMarkdown(w io.Writer, r *Result, maxBytes int) error {
+	n := len(r.Assessments)
+	out := markdown(r, n, maxBytes)
+	if maxBytes > 0 && len(out) > maxBytes {
+		if out = markdown(r, 0, maxBytes); len(out) > maxBytes {
+			return fmt.Errorf("markdown: the headline alone takes %d bytes, more than the cap of %d", len(out), maxBytes)
+		}
+		// The largest number of findings that fits: the size grows with
+		// every finding shown.
+		lo, hi := 0, n-1
+		for lo < hi {
+			mid := (lo + hi + 1) / 2
+			if len(markdown(r, mid, maxBytes)) <= maxBytes {
+				lo = mid
+			} else {
+				hi = mid - 1
+			}
+		}
+		out = markdown(r, lo, maxBytes)
+	}
+	_, err := io.WriteString(w, out)
+	return err
+}
+
+// markdown renders the first shown findings and, when that is not all,
+// the line that says how many were cut to fit maxBytes.
+func markdown(r *Result, shown, maxBytes int) string {
 	var b strings.Builder
 	b.WriteString("## evident: runtime evidence for vulnerability findings\n\n")
 	b.WriteString("**" + headline(r.Summary) + "**\n\n")
 	var now, later []assess.Assessment
-	for _, a := range r.Assessments {
+	for _, a := range r.Assessments[:shown] {
 		if a.Priority.Tier == "P1" || a.Priority.Tier == "P2" {
 			now = append(now, a)
 		} else {
@@ -41,8 +69,10 @@ func writeMarkdown(w io.Writer, r *Result) error {
 		mdTable(&b, later)
 		b.WriteString("\n</details>\n")
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	if cut := len(r.Assessments) - shown; cut > 0 {
+		fmt.Fprintf(&b, "\n_%d more findings not shown (cut to fit %d bytes)._\n", cut, maxBytes)
+	}
+	return b.String()
 }
 
 func mdTable(b *strings.Builder, as []assess.Assessment) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/manifest"
 	"github.com/evidentsec/evident/internal/model"
 )
 
@@ -56,6 +57,12 @@ type Options struct {
 	// (an image, a binary); OpenVEX statements then name it as the
 	// product and the vulnerable package as its subcomponent.
 	Products map[string]string
+	// Manifests locates the manifest lines that declare packages, for
+	// SARIF; nil points every result at a file but no line.
+	Manifests *manifest.Tree
+	// MaxBytes caps the Markdown (a pull-request comment has a limit):
+	// the lowest-priority findings are cut to fit. 0 is no cap.
+	MaxBytes int
 }
 
 // Lookup returns the format called name.
@@ -66,9 +73,9 @@ func Lookup(name string, opts Options) (Format, error) {
 	case "json":
 		return FormatFunc(writeJSON), nil
 	case "markdown":
-		return FormatFunc(writeMarkdown), nil
+		return FormatFunc(func(w io.Writer, r *Result) error { return writeMarkdown(w, r, opts.MaxBytes) }), nil
 	case "sarif":
-		return FormatFunc(writeSARIF), nil
+		return FormatFunc(func(w io.Writer, r *Result) error { return writeSARIF(w, r, opts.Manifests) }), nil
 	case "openvex":
 		return FormatFunc(func(w io.Writer, r *Result) error { return writeOpenVEX(w, r, opts.Products) }), nil
 	case "cyclonedx":

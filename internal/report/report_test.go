@@ -3,8 +3,10 @@ package report
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,5 +144,101 @@ func TestHeadline(t *testing.T) {
 				t.Errorf("headline =\n%s\nwant\n%s", got, tt.want)
 			}
 		})
+	}
+}
+
+// sixtyServices is the result issue 8 measured: 60 services, each with
+// one executed finding (with reasons and a stack) and two that were not
+// observed, in priority order.
+func sixtyServices() *Result {
+	var now, later []assess.Assessment
+	for i := range 60 {
+		svc := fmt.Sprintf("service-%02d", i)
+		pkg := findings.Package{Ecosystem: osv.EcosystemGo, Name: "golang.org/x/net", Version: "v0.54.0", PURL: "pkg:golang/golang.org/x/net@v0.54.0"}
+		stack := make([]string, 12)
+		for j := range stack {
+			stack[j] = fmt.Sprintf("example.com/%s/internal/handler%d.(*Server).serve", svc, j)
+		}
+		now = append(now, assess.Assessment{
+			Finding:      findings.Finding{Service: svc, Package: pkg, Vulnerability: findings.Vulnerability{ID: fmt.Sprintf("GO-2026-%04d", i)}, FixedVersion: "v0.55.0"},
+			Reachability: assess.Reachability{Verdict: assess.Executed, Evidence: []assess.FunctionEvidence{{Symbol: "golang.org/x/net/html.Parse", Samples: 120, Stack: stack}}, Endpoints: []string{"GET /search", "POST /render"}},
+			Exposure:     assess.ExposureResult{Level: assess.Exposed, Rule: "entry point"},
+			Priority: assess.Priority{Tier: "P2", Score: 70, Reasons: []string{
+				"+15 severity unknown", "+30 reachability executed: golang.org/x/net/html.Parse seen in 120 profile samples via GET /search",
+				"+15 exposure exposed: entry point: 120 of 120 SERVER spans start a trace", "+5 reaches sensitive stores: sqlite://shop/customers [pii]",
+			}},
+		})
+		for k := range 2 {
+			later = append(later, assess.Assessment{
+				Finding:      findings.Finding{Service: svc, Package: pkg, Vulnerability: findings.Vulnerability{ID: fmt.Sprintf("GO-2025-%04d", i*2+k)}},
+				Reachability: assess.Reachability{Verdict: assess.NotObserved, Bound: &assess.Bound{Share: 0.0003, Samples: 10000}},
+				Exposure:     assess.ExposureResult{Level: assess.Internal},
+				Priority:     assess.Priority{Tier: "P4", Score: 19},
+			})
+		}
+	}
+	as := append(now, later...)
+	return &Result{Generated: t0, Version: "test", Summary: assess.Summarize(as), Assessments: as}
+}
+
+// TestMarkdownMaxBytes is issue 8's pull-request comment: capped, it
+// keeps the headline and the top findings and says how many it cut.
+func TestMarkdownMaxBytes(t *testing.T) {
+	r := sixtyServices()
+	render := func(maxBytes int) (string, error) {
+		f, err := Lookup("markdown", Options{MaxBytes: maxBytes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		err = f.Write(&buf, r)
+		return buf.String(), err
+	}
+	full, err := render(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(full) <= 60_000 {
+		t.Fatalf("uncapped: %d bytes; the test needs more than 60,000", len(full))
+	}
+	rows := func(s string) int { return strings.Count(s, "\n| P") }
+	if rows(full) != len(r.Assessments) {
+		t.Fatalf("uncapped: %d rows, want %d", rows(full), len(r.Assessments))
+	}
+	if same, _ := render(len(full)); same != full {
+		t.Error("a cap the report fits in changed it")
+	}
+
+	for _, maxBytes := range []int{60_000, 20_000, 2_000} {
+		t.Run(fmt.Sprint(maxBytes), func(t *testing.T) {
+			got, err := render(maxBytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) > maxBytes {
+				t.Errorf("%d bytes, over the cap of %d", len(got), maxBytes)
+			}
+			if !strings.Contains(got, "**"+headline(r.Summary)+"**") {
+				t.Error("the headline is gone")
+			}
+			shown := rows(got)
+			t.Logf("%d of %d findings in %d bytes (uncapped: %d)", shown, len(r.Assessments), len(got), len(full))
+			want := fmt.Sprintf("_%d more findings not shown (cut to fit %d bytes)._\n", len(r.Assessments)-shown, maxBytes)
+			if !strings.HasSuffix(got, want) {
+				t.Errorf("the output does not end with %q:\n...%s", want, got[max(0, len(got)-200):])
+			}
+			// The findings shown are the top ones: a prefix of the
+			// rendering with one more finding is the same table.
+			if more := markdown(r, shown+1, maxBytes); len(more) <= maxBytes {
+				t.Errorf("%d findings shown, but %d fit (%d bytes)", shown, shown+1, len(more))
+			}
+			if shown > 0 && !strings.Contains(got, "GO-2026-0000") {
+				t.Error("the first P2 finding is not shown")
+			}
+		})
+	}
+
+	if _, err := render(100); err == nil || !strings.Contains(err.Error(), "headline alone") {
+		t.Errorf("a cap below the headline: %v, want an error", err)
 	}
 }

@@ -1,19 +1,25 @@
 package report
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/manifest"
 	"github.com/evidentsec/evident/internal/osv"
 )
 
 // SARIF 2.1.0, the subset GitHub code scanning reads: one rule per
-// vulnerability, one result per finding, located at the manifest of the
-// package's ecosystem (a vulnerable dependency has no line of its own),
-// with the service and vulnerable functions as logical locations.
+// vulnerability, one result per finding, located at the line of the
+// manifest that declares the package (a vulnerable dependency has no line
+// of its own), with the service and vulnerable functions as logical
+// locations. GitHub rejects a whole upload if one result lacks a
+// physical location, so every result has one.
 
 const sarifSchema = "https://json.schemastore.org/sarif-2.1.0.json"
 
@@ -24,10 +30,11 @@ type sarifLog struct {
 }
 
 type sarifRun struct {
-	Tool             sarifTool     `json:"tool"`
-	Language         string        `json:"language"`
-	NewlineSequences []string      `json:"newlineSequences"`
-	Results          []sarifResult `json:"results"`
+	Tool               sarifTool                `json:"tool"`
+	Language           string                   `json:"language"`
+	NewlineSequences   []string                 `json:"newlineSequences"`
+	OriginalURIBaseIDs map[string]sarifArtifact `json:"originalUriBaseIds"`
+	Results            []sarifResult            `json:"results"`
 }
 
 type sarifTool struct {
@@ -68,13 +75,20 @@ type sarifRuleProps struct {
 }
 
 type sarifResult struct {
-	RuleID              string            `json:"ruleId"`
-	RuleIndex           int               `json:"ruleIndex"`
-	Level               string            `json:"level"`
-	Message             sarifText         `json:"message"`
-	Locations           []sarifLocation   `json:"locations"`
-	PartialFingerprints map[string]string `json:"partialFingerprints"`
-	Properties          sarifResultProps  `json:"properties"`
+	RuleID              string             `json:"ruleId"`
+	RuleIndex           int                `json:"ruleIndex"`
+	Level               string             `json:"level"`
+	Message             sarifText          `json:"message"`
+	Locations           []sarifLocation    `json:"locations"`
+	PartialFingerprints map[string]string  `json:"partialFingerprints"`
+	Suppressions        []sarifSuppression `json:"suppressions,omitempty"`
+	Properties          sarifResultProps   `json:"properties"`
+}
+
+type sarifSuppression struct {
+	Kind          string `json:"kind"`
+	Status        string `json:"status"`
+	Justification string `json:"justification"`
 }
 
 type sarifLocation struct {
@@ -84,11 +98,14 @@ type sarifLocation struct {
 
 type sarifPhysical struct {
 	ArtifactLocation sarifArtifact `json:"artifactLocation"`
-	Region           sarifRegion   `json:"region"`
+	// Region is absent when the file is known but not the line.
+	Region *sarifRegion `json:"region,omitempty"`
 }
 
 type sarifArtifact struct {
-	URI string `json:"uri"`
+	URI         string     `json:"uri,omitempty"`
+	URIBaseID   string     `json:"uriBaseId,omitempty"`
+	Description *sarifText `json:"description,omitempty"`
 }
 
 type sarifRegion struct {
@@ -116,17 +133,41 @@ type sarifResultProps struct {
 // error, the rest is kept visible without failing a check.
 var sarifLevels = map[string]string{"P1": "error", "P2": "error", "P3": "warning", "P4": "note"}
 
-// manifests are the files a dependency of each ecosystem is declared in.
+// srcRoot is the base of every artifact URI: the source root of the
+// analysis, where GitHub expects the root of the repository.
+const srcRoot = "%SRCROOT%"
+
+// manifests are the files a dependency of each ecosystem is
+// conventionally declared in, the last resort of sarifArtifactOf.
 var manifests = map[string]string{
 	osv.EcosystemGo: "go.mod", osv.EcosystemNPM: "package.json", osv.EcosystemPyPI: "requirements.txt",
 	osv.EcosystemMaven: "pom.xml", osv.EcosystemNuGet: "packages.config", osv.EcosystemRubyGems: "Gemfile.lock",
 	osv.EcosystemCratesIO: "Cargo.lock", osv.EcosystemPackagist: "composer.lock",
 }
 
-func writeSARIF(w io.Writer, r *Result) error {
+// tierSeverity stands in for a CVSS score with evident's priority, in the
+// middle of the band GitHub shows for it (P1 critical, P2 high, P3
+// medium, P4 low), as levelSeverity does for a qualitative severity.
+var (
+	tierSeverity  = map[string]float64{"P1": 9.5, "P2": 8.0, "P3": 5.5, "P4": 2.0}
+	levelSeverity = map[string]float64{"critical": 9.5, "high": 8.0, "medium": 5.5, "low": 2.0}
+)
+
+func writeSARIF(w io.Writer, r *Result, tree *manifest.Tree) error {
 	driver := sarifDriver{Name: "evident", Language: "en-US", Version: r.Version, InformationURI: "https://github.com/evidentsec/evident", Rules: []sarifRule{}}
 	ruleIndex := map[string]int{}
-	run := sarifRun{Language: "en-US", NewlineSequences: []string{"\r\n", "\n"}, Results: []sarifResult{}}
+	run := sarifRun{
+		Language: "en-US", NewlineSequences: []string{"\r\n", "\n"}, Results: []sarifResult{},
+		OriginalURIBaseIDs: map[string]sarifArtifact{srcRoot: {Description: &sarifText{Text: "The source root of the analysis (evident analyze --source-root): the root of the repository."}}},
+	}
+	// A rule's priority stand-in is the highest tier among its findings.
+	bestTier := map[string]string{}
+	for _, a := range r.Assessments {
+		id := a.Finding.Vulnerability.ID
+		if t, ok := bestTier[id]; !ok || a.Priority.Tier < t {
+			bestTier[id] = a.Priority.Tier
+		}
+	}
 	for _, a := range r.Assessments {
 		f := a.Finding
 		id := f.Vulnerability.ID
@@ -134,31 +175,39 @@ func writeSARIF(w io.Writer, r *Result) error {
 		if !ok {
 			idx = len(driver.Rules)
 			ruleIndex[id] = idx
-			driver.Rules = append(driver.Rules, sarifRuleOf(a))
-		}
-		manifest := manifests[f.Package.Ecosystem]
-		if manifest == "" {
-			manifest = "sbom.json"
+			driver.Rules = append(driver.Rules, sarifRuleOf(a, bestTier[id]))
 		}
 		loc := sarifLocation{
-			PhysicalLocation: sarifPhysical{ArtifactLocation: sarifArtifact{URI: manifest}, Region: sarifRegion{StartLine: 1}},
+			PhysicalLocation: sarifPhysicalOf(f, tree),
 			LogicalLocations: []sarifLogical{{Name: f.Service, FullyQualifiedName: f.Service, Kind: "module"}},
 		}
 		for _, e := range a.Reachability.Evidence {
 			loc.LogicalLocations = append(loc.LogicalLocations, sarifLogical{Name: e.Symbol[strings.LastIndexByte(e.Symbol, '/')+1:], FullyQualifiedName: e.Symbol, Kind: "function"})
 		}
-		run.Results = append(run.Results, sarifResult{
+		res := sarifResult{
 			RuleID: id, RuleIndex: idx, Level: sarifLevels[a.Priority.Tier],
 			Message: sarifText{Text: fmt.Sprintf("%s in %s@%s (service %s): %s, %s. %s %d/100. %s",
 				id, f.Package.Name, f.Package.Version, dash(f.Service), a.Reachability.Verdict, a.Exposure.Level,
 				a.Priority.Tier, a.Priority.Score, a.Reachability.Reason)},
-			Locations:           []sarifLocation{loc},
-			PartialFingerprints: map[string]string{"evident/v1": FindingID(f)},
+			Locations: []sarifLocation{loc},
+			// GitHub matches alerts across runs by primaryLocationLineHash
+			// alone. Its own (a hash of the manifest line) would merge the
+			// services that share a manifest line and open a new alert at
+			// every version bump; this one is the service, vulnerability
+			// and package, whatever the line and version.
+			PartialFingerprints: map[string]string{"primaryLocationLineHash": alertKey(f), "evident/v1": FindingID(f)},
 			Properties: sarifResultProps{
 				Service: f.Service, PURL: f.Package.PURL, Verdict: string(a.Reachability.Verdict), Exposure: string(a.Exposure.Level),
 				Tier: a.Priority.Tier, Score: a.Priority.Score, Endpoints: a.Reachability.Endpoints, VEX: a.VEX.Status,
 			},
-		})
+		}
+		if a.VEX.Status == assess.StatusNotAffected {
+			res.Suppressions = []sarifSuppression{{
+				Kind: "external", Status: "accepted",
+				Justification: fmt.Sprintf("not_affected (%s): %s", a.VEX.Justification, a.VEX.Statement),
+			}}
+		}
+		run.Results = append(run.Results, res)
 	}
 	run.Tool = sarifTool{Driver: driver}
 	enc := json.NewEncoder(w)
@@ -166,7 +215,45 @@ func writeSARIF(w io.Writer, r *Result) error {
 	return enc.Encode(sarifLog{Schema: sarifSchema, Version: "2.1.0", Runs: []sarifRun{run}})
 }
 
-func sarifRuleOf(a assess.Assessment) sarifRule {
+// sarifPhysicalOf locates a finding: the line of the manifest that
+// declares its package; else the manifest of its service without a line;
+// else the scanner report it came from, when that lies in the source
+// root; else the manifest its ecosystem conventionally uses, at the root.
+func sarifPhysicalOf(f findings.Finding, tree *manifest.Tree) sarifPhysical {
+	at := func(uri string, line int) sarifPhysical {
+		p := sarifPhysical{ArtifactLocation: sarifArtifact{URI: uri, URIBaseID: srcRoot}}
+		if line > 0 {
+			p.Region = &sarifRegion{StartLine: line}
+		}
+		return p
+	}
+	if loc, ok := tree.Locate(f.Package.Ecosystem, f.Package.Name, f.Package.Version, f.Service); ok {
+		return at(loc.Path, loc.Line)
+	}
+	for _, src := range f.Sources {
+		if rel, ok := tree.Rel(src.File); ok {
+			return at(rel, 0)
+		}
+	}
+	if m, ok := manifests[f.Package.Ecosystem]; ok {
+		return at(m, 0)
+	}
+	return at("sbom.json", 0)
+}
+
+// alertKey identifies a finding's alert across runs: its service,
+// vulnerability and package, not the version (a bump that is still
+// vulnerable is the same alert).
+func alertKey(f findings.Finding) string {
+	sum := sha256.Sum256([]byte(f.Service + "\x00" + f.Vulnerability.ID + "\x00" + f.Package.Ecosystem + "\x00" + f.Package.Name))
+	return hex.EncodeToString(sum[:8])
+}
+
+// sarifRuleOf describes a vulnerability. GitHub ranks alerts by the
+// rule's security-severity: the CVSS score, else the middle of the
+// band of the advisory's severity level, else of the best tier evident
+// gave the vulnerability's findings.
+func sarifRuleOf(a assess.Assessment, tier string) sarifRule {
 	f := a.Finding
 	id := f.Vulnerability.ID
 	desc := id
@@ -183,14 +270,15 @@ func sarifRuleOf(a assess.Assessment) sarifRule {
 		},
 		Properties: sarifRuleProps{Tags: []string{"security", "vulnerability", f.Package.Ecosystem}},
 	}
-	// GitHub ranks alerts by security-severity; without a CVSS score, the
-	// middle of the level's CVSS band stands in for it.
 	score := f.Severity.Score
 	if score == 0 {
-		score = map[string]float64{"critical": 9.5, "high": 8.0, "medium": 5.5, "low": 2.0}[f.Severity.Level]
+		score = levelSeverity[f.Severity.Level]
+	}
+	if score == 0 {
+		score = tierSeverity[tier]
 	}
 	if score > 0 {
-		rule.Properties.SecuritySeverity = fmt.Sprintf("%.1f", score)
+		rule.Properties.SecuritySeverity = fmt.Sprintf("%.1f", min(score, 10))
 	}
 	return rule
 }
