@@ -105,6 +105,8 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 			color = true
 		}
 	}
+	// The format is checked before the inputs are read; it is looked up
+	// again once SARIF's manifests are known.
 	opts := report.Options{Color: color, Products: cfg.Products, MaxBytes: fl.maxBytes}
 	if _, err := report.Lookup(fl.format, opts); err != nil {
 		return withCode(ExitUsage, fmt.Errorf("--format: %w", err))

@@ -42,8 +42,8 @@ func sourceRoot(flag string, findingsArgs []string) string {
 	if len(root) == 0 {
 		return "."
 	}
-	if len(root) == 1 { // the file system root: "" before the first separator
-		return string(filepath.Separator)
+	if len(root) == 1 { // the file system's root: "" (or a volume) before the first separator
+		return root[0] + string(filepath.Separator)
 	}
 	return strings.Join(root, string(filepath.Separator))
 }
