@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -277,5 +278,21 @@ func TestAnalyzeShopSARIFLocations(t *testing.T) {
 		if line := strings.TrimSpace(lines[pl.Region.StartLine-1]); line != module+" "+version {
 			t.Errorf("%s: line %d is %q", r.Properties.PURL, pl.Region.StartLine, line)
 		}
+	}
+}
+
+// TestAnalyzeMarkdownMaxBytes checks that --max-bytes reaches the
+// Markdown: the example's comment, capped, keeps the headline and says
+// how many findings it cut.
+func TestAnalyzeMarkdownMaxBytes(t *testing.T) {
+	rec := filepath.Join(shop, "recorded")
+	code, out, errOut := run(t, "analyze", "--data", t.TempDir(), "--vulns", filepath.Join(rec, "osv"), "--findings", filepath.Join(rec, "findings"),
+		"--profiles", filepath.Join(rec, "profiles"), "--traces", filepath.Join(rec, "traces.jsonl"), "--config", filepath.Join(shop, "evident.yaml"),
+		"--format", "markdown", "--max-bytes", "4000")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if len(out) > 4000 || !strings.Contains(out, "34 findings") || !regexp.MustCompile(`_\d+ more findings not shown \(cut to fit 4000 bytes\)\._\n$`).MatchString(out) {
+		t.Errorf("%d bytes:\n%s", len(out), out)
 	}
 }
