@@ -138,7 +138,7 @@ var sarifLevels = map[string]string{"P1": "error", "P2": "error", "P3": "warning
 const srcRoot = "%SRCROOT%"
 
 // manifests are the files a dependency of each ecosystem is
-// conventionally declared in, the last resort of sarifArtifactOf.
+// conventionally declared in, the last resort of sarifPhysicalOf.
 var manifests = map[string]string{
 	osv.EcosystemGo: "go.mod", osv.EcosystemNPM: "package.json", osv.EcosystemPyPI: "requirements.txt",
 	osv.EcosystemMaven: "pom.xml", osv.EcosystemNuGet: "packages.config", osv.EcosystemRubyGems: "Gemfile.lock",
