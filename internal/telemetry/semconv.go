@@ -37,6 +37,9 @@ const (
 	attrCodeFunction
 	attrServiceName      // resource
 	attrServiceNamespace // resource
+	attrImageName        // resource
+	attrImageDigest      // resource
+	attrImageTags        // resource, an array
 
 	// Deprecated names, applied in finish when the current name is absent.
 	attrOldHTTPMethod
@@ -121,6 +124,12 @@ func lookupAttr(key []byte) attrID {
 		return attrServiceName
 	case "service.namespace":
 		return attrServiceNamespace
+	case "container.image.name":
+		return attrImageName
+	case "oci.manifest.digest":
+		return attrImageDigest
+	case "container.image.tags":
+		return attrImageTags
 	case "http.method":
 		return attrOldHTTPMethod
 	case "http.target":
@@ -173,6 +182,12 @@ type attrBuilder struct {
 	strs    [numAttrs]string
 	ints    [numAttrs]int64
 	headers map[string]string
+	tags    []string // container.image.tags of a resource
+}
+
+// image returns the container image of a resource's attributes.
+func (b *attrBuilder) image() *Image {
+	return newImage(b.strs[attrImageName], b.strs[attrImageDigest], b.tags)
 }
 
 func (b *attrBuilder) reset() { *b = attrBuilder{} }

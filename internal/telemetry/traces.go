@@ -483,11 +483,14 @@ func (c *jsonTraceConverter) convert(td ptrace.Traces) []Span {
 		if v, ok := res.Get("service.namespace"); ok {
 			namespace = c.in.string(v.AsString())
 		}
+		image := resourceImage(res)
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			ss := sss.At(j).Spans()
 			for k := 0; k < ss.Len(); k++ {
-				spans = append(spans, c.span(ss.At(k), service, namespace))
+				sp := c.span(ss.At(k), service, namespace)
+				sp.Image = image
+				spans = append(spans, sp)
 			}
 		}
 	}
@@ -516,6 +519,30 @@ func (c *jsonTraceConverter) span(s ptrace.Span, service, namespace string) Span
 	sp.Attrs = c.attrs.finish(sp.Kind)
 	sp.Error = spanError(int32(s.Status().Code()), sp.Kind, &sp.Attrs)
 	return sp
+}
+
+// resourceImage returns the container image pdata resource attributes
+// name, or nil.
+func resourceImage(res pcommon.Map) *Image {
+	name, ok := res.Get("container.image.name")
+	if !ok {
+		return nil
+	}
+	var digest string
+	if v, ok := res.Get("oci.manifest.digest"); ok {
+		digest = v.AsString()
+	}
+	var tags []string
+	if v, ok := res.Get("container.image.tags"); ok {
+		if v.Type() == pcommon.ValueTypeSlice {
+			for _, e := range v.Slice().All() {
+				tags = append(tags, e.AsString())
+			}
+		} else {
+			tags = []string{v.AsString()}
+		}
+	}
+	return newImage(name.AsString(), digest, tags)
 }
 
 func (c *jsonTraceConverter) setAttr(k string, v pcommon.Value) {
