@@ -96,7 +96,9 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 			color = true
 		}
 	}
-	format, err := report.Lookup(fl.format, report.Options{Color: color, Products: cfg.Products})
+	format, err := report.Lookup(fl.format, report.Options{Color: color, Products: cfg.Products, Warn: func(err error) {
+		fmt.Fprintf(g.stderr, "evident: warning: %v\n", err)
+	}})
 	if err != nil {
 		return withCode(ExitUsage, fmt.Errorf("--format: %w", err))
 	}

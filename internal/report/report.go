@@ -10,8 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/package-url/packageurl-go"
 
 	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/model"
@@ -52,10 +56,35 @@ var Names = []string{"table", "json", "sarif", "openvex", "cyclonedx", "markdown
 type Options struct {
 	// Color enables ANSI colours in the table (on a terminal).
 	Color bool
-	// Products maps a service to the package URL of what is deployed
-	// (an image, a binary); OpenVEX statements then name it as the
-	// product and the vulnerable package as its subcomponent.
-	Products map[string]string
+	// Products overrides the product that the VEX formats name for a
+	// service (docs/priority.md).
+	Products Products
+	// Warn, if not nil, is told of what a format had to leave out or
+	// weaken: a VEX finding for which no product can be named.
+	Warn func(error)
+}
+
+// Products maps a service name to the package URL of what is deployed as
+// it (an image, a binary). The VEX formats name that as the product, with
+// the vulnerable packages as its subcomponents; a service missing here is
+// named by what its telemetry says (container image, else service name).
+type Products map[string]string
+
+// Validate reports every entry that is not a service name with a package
+// URL.
+func (p Products) Validate() error {
+	var errs []error
+	for _, service := range slices.Sorted(maps.Keys(p)) {
+		purl := p[service]
+		if service == "" {
+			errs = append(errs, fmt.Errorf("products: an entry has no service name"))
+			continue
+		}
+		if _, err := packageurl.FromString(purl); err != nil || !strings.HasPrefix(purl, "pkg:") {
+			errs = append(errs, fmt.Errorf("products.%s: %q is not a package URL (pkg:oci/<name>@sha256:<digest>, pkg:generic/<name>, ...)", service, purl))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Lookup returns the format called name.
@@ -70,9 +99,9 @@ func Lookup(name string, opts Options) (Format, error) {
 	case "sarif":
 		return FormatFunc(writeSARIF), nil
 	case "openvex":
-		return FormatFunc(func(w io.Writer, r *Result) error { return writeOpenVEX(w, r, opts.Products) }), nil
+		return FormatFunc(func(w io.Writer, r *Result) error { return writeOpenVEX(w, r, opts) }), nil
 	case "cyclonedx":
-		return FormatFunc(writeCycloneDX), nil
+		return FormatFunc(func(w io.Writer, r *Result) error { return writeCycloneDX(w, r, opts) }), nil
 	}
 	return nil, fmt.Errorf("%w %q (want one of %s)", ErrUnknownFormat, name, strings.Join(Names, ", "))
 }
