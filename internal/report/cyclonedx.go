@@ -241,10 +241,12 @@ var cdxSeverities = map[string]cdx.Severity{
 	"critical": cdx.SeverityCritical, "high": cdx.SeverityHigh, "medium": cdx.SeverityMedium, "low": cdx.SeverityLow,
 }
 
-// vulnerabilitiesOf returns one vulnerability entry per vulnerability and
-// VEX status, most cautious first, whose affects name the bom-refs of
-// the instances in that status; and those affects, for the caller to
-// turn into BOM-Links.
+// vulnerabilitiesOf returns, for each vulnerability and each of its ids
+// (the record's and its aliases), one entry per VEX status, most cautious
+// first, whose affects name the bom-refs of the instances in that status;
+// and those affects, for the caller to turn into BOM-Links. Grype and
+// Trivy match a CycloneDX VEX by id alone, not by alias, and name a
+// vulnerability by its CVE or GHSA id rather than the OSV record's.
 func vulnerabilitiesOf(instances []*instance, refs []string) ([]cdx.Vulnerability, []*cdx.Affects) {
 	var vulns []cdx.Vulnerability
 	// Instances come ordered by vulnerability.
@@ -253,15 +255,25 @@ func vulnerabilitiesOf(instances []*instance, refs []string) ([]cdx.Vulnerabilit
 		for end < len(instances) && instances[end].Vulnerability.ID == instances[start].Vulnerability.ID {
 			end++
 		}
-		for _, status := range []string{assess.StatusAffected, assess.StatusUnderInvestigation, assess.StatusNotAffected} {
-			var group []int
-			for i := start; i < end; i++ {
-				if instances[i].Status == status {
-					group = append(group, i)
+		var ids []string
+		for i := start; i < end; i++ {
+			for _, id := range append([]string{instances[i].Vulnerability.ID}, instances[i].Vulnerability.Aliases...) {
+				if !slices.Contains(ids, id) {
+					ids = append(ids, id)
 				}
 			}
-			if len(group) > 0 {
-				vulns = append(vulns, vulnerabilityOf(status, instances, refs, group))
+		}
+		for _, id := range ids {
+			for _, status := range []string{assess.StatusAffected, assess.StatusUnderInvestigation, assess.StatusNotAffected} {
+				var group []int
+				for i := start; i < end; i++ {
+					if instances[i].Status == status {
+						group = append(group, i)
+					}
+				}
+				if len(group) > 0 {
+					vulns = append(vulns, vulnerabilityOf(id, ids, status, instances, refs, group))
+				}
 			}
 		}
 		start = end
@@ -275,9 +287,10 @@ func vulnerabilitiesOf(instances []*instance, refs []string) ([]cdx.Vulnerabilit
 	return vulns, affects
 }
 
-func vulnerabilityOf(status string, instances []*instance, refs []string, group []int) cdx.Vulnerability {
+// vulnerabilityOf is the entry of vulnerability id (one of ids) for the
+// instances group, all in status.
+func vulnerabilityOf(id string, ids []string, status string, instances []*instance, refs []string, group []int) cdx.Vulnerability {
 	first := instances[group[0]]
-	id := first.Vulnerability.ID
 	v := cdx.Vulnerability{
 		BOMRef:   id + "/" + string(cdxStates[status]),
 		ID:       id,
@@ -285,18 +298,13 @@ func vulnerabilityOf(status string, instances []*instance, refs []string, group 
 		Analysis: &cdx.VulnerabilityAnalysis{State: cdxStates[status]},
 	}
 	var affects []cdx.Affects
-	var details, recommendations, aliases []string
+	var details, recommendations []string
 	var props []cdx.Property
 	for _, i := range group {
 		in := instances[i]
 		affects = append(affects, cdx.Affects{Ref: refs[i]})
 		if d := in.statement(); !slices.Contains(details, d) {
 			details = append(details, d)
-		}
-		for _, alias := range in.Vulnerability.Aliases {
-			if !slices.Contains(aliases, alias) {
-				aliases = append(aliases, alias)
-			}
 		}
 		for _, a := range in.Assessments {
 			f := a.Finding
@@ -319,13 +327,14 @@ func vulnerabilityOf(status string, instances []*instance, refs []string, group 
 	case assess.StatusAffected:
 		v.Analysis.Response = &[]cdx.ImpactAnalysisResponse{cdx.IARUpdate}
 	}
-	slices.Sort(aliases)
-	if len(aliases) > 0 {
-		refs := make([]cdx.VulnerabilityReference, 0, len(aliases))
-		for _, alias := range aliases {
-			refs = append(refs, cdx.VulnerabilityReference{ID: alias, Source: &cdx.Source{URL: "https://osv.dev/vulnerability/" + alias}})
+	var others []cdx.VulnerabilityReference
+	for _, other := range ids {
+		if other != id {
+			others = append(others, cdx.VulnerabilityReference{ID: other, Source: &cdx.Source{URL: "https://osv.dev/vulnerability/" + other}})
 		}
-		v.References = &refs
+	}
+	if len(others) > 0 {
+		v.References = &others
 	}
 	// Findings of one vulnerability share its rating.
 	f := first.Assessments[0].Finding

@@ -331,6 +331,8 @@ func TestCycloneDXSchema(t *testing.T) {
 	}{
 		{"GO-2023-1571", "product:pkg:oci/gateway@sha256:0123#" + xnet, true, false, true},
 		{"GO-2023-1571", "product:pkg:generic/orders#" + xnet, false, false, true},
+		// Trivy and Grype name it by its CVE.
+		{"CVE-2022-41723", "product:pkg:oci/gateway@sha256:0123#" + xnet, true, false, true},
 		{"GO-2021-0113", "product:pkg:oci/gateway@sha256:0123#pkg:golang/golang.org/x/text@v0.3.5", false, false, true},
 	}
 	for _, tt := range tests {
