@@ -219,6 +219,22 @@ func TestOpenVEXProducts(t *testing.T) {
 			if !strings.HasPrefix(doc.Context, "https://openvex.dev/ns/v0.2.0") || doc.Timestamp == nil || doc.ID == "" {
 				t.Errorf("document metadata: @context %q, timestamp %v, @id %q", doc.Context, doc.Timestamp, doc.ID)
 			}
+			// go-vex's model keeps every field we write: what it writes back
+			// is what we wrote.
+			var again bytes.Buffer
+			if err := doc.ToJSON(&again); err != nil {
+				t.Fatal(err)
+			}
+			var want, got any
+			if err := json.Unmarshal(buf.Bytes(), &want); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(again.Bytes(), &got); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("go-vex round trip changes the document (-ours +go-vex):\n%s", diff)
+			}
 			seen := map[string]vex.Status{}
 			for _, st := range doc.Statements {
 				if err := st.Validate(); err != nil {
