@@ -51,6 +51,11 @@ func writeCycloneDX(w io.Writer, r *Result, opts Options) error {
 	refs := make([]string, len(instances))
 	for i, in := range instances {
 		refs[i] = c.pkg(in.Product, in.Package.PURL, in.Package.Name, in.Package.Version).BOMRef
+		if in.Product.PURL != "" {
+			for _, a := range in.Assessments {
+				c.product(in.Product).addProperty("evident:service", a.Finding.Service)
+			}
+		}
 	}
 	var services []cdx.Service
 	if r.Snapshot != nil {
