@@ -174,11 +174,11 @@ func (s *service) addImage(img *telemetry.Image) {
 	if len(s.images) == maxImages {
 		s.images = slices.Delete(s.images, 0, 1)
 	}
-	s.images = append(s.images, telemetry.Image{Name: img.Name, Digest: img.Digest, Tags: slices.Clone(img.Tags)})
+	s.images = append(s.images, telemetry.Image{Name: img.Name, Digest: img.Digest, RepoDigests: slices.Clone(img.RepoDigests), Tags: slices.Clone(img.Tags)})
 }
 
 func sameImage(a, b telemetry.Image) bool {
-	return a.Name == b.Name && a.Digest == b.Digest && slices.Equal(a.Tags, b.Tags)
+	return a.Name == b.Name && a.Digest == b.Digest && slices.Equal(a.RepoDigests, b.RepoDigests) && slices.Equal(a.Tags, b.Tags)
 }
 
 func (s *service) seen(start, end time.Time) {

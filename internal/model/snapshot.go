@@ -292,7 +292,7 @@ func (s *service) functions() ([]Function, []Package) {
 func cloneImages(imgs []telemetry.Image) []telemetry.Image {
 	out := slices.Clone(imgs)
 	for i := range out {
-		out[i].Tags = slices.Clone(out[i].Tags)
+		out[i].RepoDigests, out[i].Tags = slices.Clone(out[i].RepoDigests), slices.Clone(out[i].Tags)
 	}
 	return out
 }

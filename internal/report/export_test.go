@@ -475,3 +475,30 @@ func missing(path string, want, got any) []string {
 	}
 	return nil
 }
+
+func TestImagePURLs(t *testing.T) {
+	tests := []struct {
+		name string
+		img  telemetry.Image
+		want []string
+	}{
+		{"digest", telemetry.Image{Name: "registry.example.com/shop/gateway", Digest: "sha256:0123", Tags: []string{"v1"}},
+			[]string{"pkg:oci/gateway@sha256:0123"}},
+		{"port, tag and case in the name", telemetry.Image{Name: "registry.example.com:5000/shop/Gateway:v1", Digest: "sha256:0123"},
+			[]string{"pkg:oci/gateway@sha256:0123"}},
+		{"manifest and index digests", telemetry.Image{Name: "gateway", Digest: "sha256:0123", RepoDigests: []string{"registry.example.com/shop/gateway@sha256:4567", "mirror.example.com/gateway@sha256:0123"}},
+			[]string{"pkg:oci/gateway@sha256:0123", "pkg:oci/gateway@sha256:4567"}},
+		{"repo digests only", telemetry.Image{RepoDigests: []string{"registry.example.com/shop/gateway@sha256:4567"}},
+			[]string{"pkg:oci/gateway@sha256:4567"}},
+		{"tags only", telemetry.Image{Name: "registry.example.com/shop/gateway", Tags: []string{"v1", "latest"}},
+			[]string{"pkg:oci/gateway?tag=v1", "pkg:oci/gateway?tag=latest"}},
+		{"nothing to name", telemetry.Image{Name: "registry.example.com/"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, imagePURLs(tt.img)); diff != "" {
+				t.Errorf("imagePURLs (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

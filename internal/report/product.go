@@ -68,34 +68,55 @@ func servicePURL(namespace, service string) string {
 	return packageurl.NewPackageURL(packageurl.TypeGeneric, namespace, service, "", nil, "").ToString()
 }
 
-// imagePURLs returns the package URLs of a container image: with a
-// digest, pkg:oci/<name>@sha256:…, which matches the image whatever the
-// registry it was pulled from (scanners spell repository_url differently,
-// and a qualifier the statement has must equal theirs); with tags only,
-// pkg:oci/<name>?tag=<tag> for each.
+// imagePURLs returns the package URLs of a container image: for each
+// digest it is known by (oci.manifest.digest, and the repo digests the
+// runtime reports, which for a multi-platform image are the index's),
+// pkg:oci/<name>@sha256:…, which matches the image whatever the registry
+// it was pulled from (scanners spell repository_url differently, and a
+// qualifier the statement has must equal theirs); with no digest,
+// pkg:oci/<name>?tag=<tag> for each tag.
 func imagePURLs(img telemetry.Image) []string {
-	name := img.Name
-	if i := strings.Index(name, "@"); i >= 0 {
-		name = name[:i]
-	}
-	if i := strings.LastIndex(name, "/"); i >= 0 {
-		name = name[i+1:]
-	}
-	if i := strings.Index(name, ":"); i >= 0 {
-		name = name[:i]
-	}
-	name = strings.ToLower(name)
-	if name == "" {
-		return nil
-	}
-	if img.Digest != "" {
-		return []string{packageurl.NewPackageURL(packageurl.TypeOCI, "", name, img.Digest, nil, "").ToString()}
-	}
 	var out []string
+	add := func(name, digest string) {
+		if name = imageBase(name); name != "" && digest != "" {
+			purl := packageurl.NewPackageURL(packageurl.TypeOCI, "", name, digest, nil, "").ToString()
+			if !slices.Contains(out, purl) {
+				out = append(out, purl)
+			}
+		}
+	}
+	name := img.Name
+	if len(img.RepoDigests) > 0 {
+		repo, _, _ := strings.Cut(img.RepoDigests[0], "@")
+		name = cmp.Or(name, repo)
+	}
+	add(name, img.Digest)
+	for _, rd := range img.RepoDigests {
+		repo, digest, _ := strings.Cut(rd, "@")
+		add(repo, digest)
+	}
+	if len(out) > 0 || imageBase(name) == "" {
+		return out
+	}
 	for _, tag := range img.Tags {
-		out = append(out, packageurl.NewPackageURL(packageurl.TypeOCI, "", name, "", packageurl.QualifiersFromMap(map[string]string{"tag": tag}), "").ToString())
+		out = append(out, packageurl.NewPackageURL(packageurl.TypeOCI, "", imageBase(name), "", packageurl.QualifiersFromMap(map[string]string{"tag": tag}), "").ToString())
 	}
 	return out
+}
+
+// imageBase is the last path segment of an image reference, without tag
+// or digest, in lower case: the name of its pkg:oci package URL.
+func imageBase(ref string) string {
+	if i := strings.Index(ref, "@"); i >= 0 {
+		ref = ref[:i]
+	}
+	if i := strings.LastIndex(ref, "/"); i >= 0 {
+		ref = ref[i+1:]
+	}
+	if i := strings.Index(ref, ":"); i >= 0 {
+		ref = ref[:i]
+	}
+	return strings.ToLower(ref)
 }
 
 // caution ranks VEX statuses: when several services run one product, the

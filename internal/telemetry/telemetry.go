@@ -72,24 +72,28 @@ type Sample struct {
 
 // Image is the container image a resource ran from, from the
 // OpenTelemetry resource attributes container.image.name,
-// oci.manifest.digest and container.image.tags: what identifies a service
-// to a scanner that scans the image.
+// oci.manifest.digest, container.image.repo_digests and
+// container.image.tags: what identifies a service to a scanner that scans
+// the image.
 type Image struct {
 	// Name is container.image.name: "registry.example.com/shop/gateway".
 	Name string
 	// Digest is oci.manifest.digest: "sha256:…".
 	Digest string
+	// RepoDigests is container.image.repo_digests, as the container
+	// runtime reports them: "registry.example.com/shop/gateway@sha256:…".
+	RepoDigests []string
 	// Tags is container.image.tags.
 	Tags []string
 }
 
 // newImage returns the image the resource attributes describe, or nil
 // when they name none.
-func newImage(name, digest string, tags []string) *Image {
-	if name == "" {
+func newImage(name, digest string, repoDigests, tags []string) *Image {
+	if name == "" && len(repoDigests) == 0 {
 		return nil
 	}
-	return &Image{Name: name, Digest: digest, Tags: tags}
+	return &Image{Name: name, Digest: digest, RepoDigests: repoDigests, Tags: tags}
 }
 
 // SpanKind is the OTLP span kind, with the OTLP numeric values.

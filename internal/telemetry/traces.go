@@ -524,25 +524,27 @@ func (c *jsonTraceConverter) span(s ptrace.Span, service, namespace string) Span
 // resourceImage returns the container image pdata resource attributes
 // name, or nil.
 func resourceImage(res pcommon.Map) *Image {
-	name, ok := res.Get("container.image.name")
-	if !ok {
-		return nil
-	}
-	var digest string
-	if v, ok := res.Get("oci.manifest.digest"); ok {
-		digest = v.AsString()
-	}
-	var tags []string
-	if v, ok := res.Get("container.image.tags"); ok {
-		if v.Type() == pcommon.ValueTypeSlice {
-			for _, e := range v.Slice().All() {
-				tags = append(tags, e.AsString())
-			}
-		} else {
-			tags = []string{v.AsString()}
+	str := func(key string) string {
+		if v, ok := res.Get(key); ok {
+			return v.AsString()
 		}
+		return ""
 	}
-	return newImage(name.AsString(), digest, tags)
+	list := func(key string) []string {
+		v, ok := res.Get(key)
+		if !ok {
+			return nil
+		}
+		if v.Type() != pcommon.ValueTypeSlice {
+			return []string{v.AsString()}
+		}
+		var out []string
+		for _, e := range v.Slice().All() {
+			out = append(out, e.AsString())
+		}
+		return out
+	}
+	return newImage(str("container.image.name"), str("oci.manifest.digest"), list("container.image.repo_digests"), list("container.image.tags"))
 }
 
 func (c *jsonTraceConverter) setAttr(k string, v pcommon.Value) {

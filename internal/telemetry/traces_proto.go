@@ -284,9 +284,9 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 	if id == attrNone && !header {
 		return nil
 	}
-	// Captured headers and container.image.tags are arrays of strings
-	// (a single string is taken as an array of one).
-	list := header || id == attrImageTags
+	// Captured headers and some resource attributes are arrays of
+	// strings (a single string is taken as an array of one).
+	list := header || isList(id)
 	var values []string
 	for off := 0; off < len(value); {
 		f, n, err := nextField(value[off:])
@@ -317,8 +317,8 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 			}
 		}
 	}
-	if id == attrImageTags {
-		b.tags = values
+	if isList(id) {
+		b.setList(id, values)
 	}
 	if header {
 		b.setHeader(string(key), values)

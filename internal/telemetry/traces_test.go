@@ -424,7 +424,11 @@ func TestDecodeTracesImage(t *testing.T) {
 			tags := m.PutEmptySlice("container.image.tags")
 			tags.AppendEmpty().SetStr("v1.2.0")
 			tags.AppendEmpty().SetStr("latest")
-		}, &Image{Name: "registry.example.com/shop/gateway", Digest: "sha256:0123", Tags: []string{"v1.2.0", "latest"}}},
+			m.PutEmptySlice("container.image.repo_digests").AppendEmpty().SetStr("registry.example.com/shop/gateway@sha256:4567")
+		}, &Image{Name: "registry.example.com/shop/gateway", Digest: "sha256:0123", RepoDigests: []string{"registry.example.com/shop/gateway@sha256:4567"}, Tags: []string{"v1.2.0", "latest"}}},
+		{"repo digests without a name", func(m pcommon.Map) {
+			m.PutEmptySlice("container.image.repo_digests").AppendEmpty().SetStr("gateway@sha256:4567")
+		}, &Image{RepoDigests: []string{"gateway@sha256:4567"}}},
 		{"one tag as a string", func(m pcommon.Map) {
 			m.PutStr("container.image.name", "gateway")
 			m.PutStr("container.image.tags", "v1")
