@@ -31,8 +31,9 @@ type product struct {
 
 // productsOf returns the products a service's findings are stated for:
 // the one Options.Products names, else the container images its
-// telemetry named (resource container.image.name with oci.manifest.digest
-// or container.image.tags), else its service.name and service.namespace.
+// telemetry named (resource container.image.name with oci.manifest.digest,
+// container.image.repo_digests or container.image.tags), else its
+// service.name and service.namespace.
 // A finding with no service has none.
 func productsOf(r *Result, configured map[string]string, service string) []product {
 	if p := configured[service]; p != "" {
@@ -49,7 +50,7 @@ func productsOf(r *Result, configured map[string]string, service string) []produ
 			for _, img := range s.Images {
 				for _, purl := range imagePURLs(img) {
 					if !slices.ContainsFunc(out, func(p product) bool { return p.PURL == purl }) {
-						out = append(out, product{PURL: purl, Name: img.Name, Container: true})
+						out = append(out, product{PURL: purl, Name: cmp.Or(img.Name, service), Container: true})
 					}
 				}
 			}
