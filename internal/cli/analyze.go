@@ -107,7 +107,9 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 	}
 	// The format is checked before the inputs are read; it is looked up
 	// again once SARIF's manifests are known.
-	opts := report.Options{Color: color, Products: cfg.Products, MaxBytes: fl.maxBytes}
+	opts := report.Options{Color: color, Products: cfg.Products, MaxBytes: fl.maxBytes, Warn: func(err error) {
+		fmt.Fprintf(g.stderr, "evident: warning: %v\n", err)
+	}}
 	if _, err := report.Lookup(fl.format, opts); err != nil {
 		return withCode(ExitUsage, fmt.Errorf("--format: %w", err))
 	}

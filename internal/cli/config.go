@@ -17,6 +17,7 @@ import (
 	"github.com/evidentsec/evident/internal/httpapi"
 	"github.com/evidentsec/evident/internal/ingest/otlp"
 	"github.com/evidentsec/evident/internal/ingest/pyroscope"
+	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/store/sqlite"
 )
@@ -26,9 +27,9 @@ import (
 // them.
 type fileConfig struct {
 	assess.Config `yaml:",inline"`
-	// Products maps a service to the package URL of what is deployed
-	// (an image, a binary), for VEX statements.
-	Products map[string]string `yaml:"products"`
+	// Products names what each service is deployed as, for the VEX
+	// formats; analyze and serve both use it.
+	Products report.Products `yaml:"products"`
 	// Serve configures evident serve; analyze ignores it.
 	Serve serveConfig `yaml:"serve"`
 }
@@ -151,7 +152,7 @@ func loadConfig(path string) (fileConfig, error) {
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
-	if err := errors.Join(cfg.Validate(), cfg.Serve.Validate()); err != nil {
+	if err := errors.Join(cfg.Validate(), cfg.Products.Validate(), cfg.Serve.Validate()); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil

@@ -39,6 +39,7 @@ func TestLoadConfigBad(t *testing.T) {
 		"bad-duration.bad.yml": "forever",
 		"unset-env.bad.yml":    "environment variable EVIDENT_TEST_UNSET_STORE is not set",
 		"bad-serve.bad.yml":    "queue_size 0 is below 1",
+		"bad-products.bad.yml": `products.gateway: "registry.example.com/shop/gateway:v1" is not a package URL`,
 	}
 	files, err := filepath.Glob(filepath.Join("testdata", "config", "*.bad.yml"))
 	if err != nil || len(files) != len(want) {

@@ -231,7 +231,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 			return importUpload(r, name, format, parsers)
 		},
 		Patches:  patches.generate,
-		Gatherer: reg, Logger: log.With("component", "api"), Ready: s.ready.Load,
+		Gatherer: reg, Logger: log.With("component", "api"), Products: cfg.Products, Ready: s.ready.Load,
 	})
 	if sc.OTLP.GRPCEndpoint != "" || sc.OTLP.HTTPEndpoint != "" {
 		s.otlp, err = otlp.New(sc.OTLP, patches.tap(s.eng.TracesConsumer()), s.eng.ProfilesConsumer(), log.With("component", "otlp"), reg)

@@ -89,6 +89,9 @@ type Deps struct {
 	Patches  Patcher
 	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger
+	// Products names what each service is deployed as, for the VEX
+	// exports (the products setting).
+	Products report.Products
 	// Ready reports whether the service is ready for traffic (state
 	// restored, receivers listening).
 	Ready func() bool

@@ -216,6 +216,32 @@ func TestSummaryWithoutEvidence(t *testing.T) {
 	}
 }
 
+// TestExportProducts checks that the VEX exports name the products the
+// products setting gives, and the service's own product otherwise.
+func TestExportProducts(t *testing.T) {
+	tests := []struct {
+		name     string
+		products report.Products
+		want     string
+	}{
+		{"from telemetry", nil, "pkg:generic/app"},
+		{"configured", report.Products{"app": "pkg:oci/app@sha256:abc"}, "pkg:oci/app@sha256:abc"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, base := start(t, Deps{State: newState(t), Products: tt.products})
+			for path, want := range map[string]string{
+				"/api/v1/export/openvex": `"@id": "` + tt.want + `"`,
+				"/api/v1/inventory":      `"bom-ref": "product:` + tt.want + `"`,
+			} {
+				if status, body := get(t, base+path); status != 200 || !strings.Contains(body, want) {
+					t.Errorf("GET %s = %d %s; want 200 containing %s", path, status, body, want)
+				}
+			}
+		})
+	}
+}
+
 func TestUpload(t *testing.T) {
 	st := newState(t)
 	_, base := start(t, Deps{State: st, Importer: importer})

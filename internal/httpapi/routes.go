@@ -136,7 +136,9 @@ func (s *Server) summary(w http.ResponseWriter, _ *http.Request) {
 // export renders the current result in a report format.
 func (s *Server) export(format, contentType string) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
-		f, err := report.Lookup(format, report.Options{})
+		f, err := report.Lookup(format, report.Options{Products: s.deps.Products, Warn: func(err error) {
+			s.deps.Logger.Warn("export", "format", format, "err", err)
+		}})
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "%v", err)
 			return

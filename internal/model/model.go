@@ -89,6 +89,11 @@ func New(cfg Config, attr *attribution.Attributor) *Model {
 // service is the mutable state of one service, guarded by Model.mu.
 type service struct {
 	name, namespace string
+	// images are the container images the service's resources named,
+	// oldest first, at most maxImages; lastImage is the pointer last
+	// added, so that the spans of one resource cost one comparison.
+	images    []telemetry.Image
+	lastImage *telemetry.Image
 
 	// Profiles.
 	funcs      []attribution.Func
@@ -150,6 +155,32 @@ func (m *Model) service(name string) *service {
 	return s
 }
 
+// maxImages bounds the images remembered per service: a rolling update
+// shows two, a long-lived service a handful over its retention.
+const maxImages = 8
+
+// addImage records the container image a resource named, if any; the
+// newest is last and the oldest is forgotten past maxImages.
+func (s *service) addImage(img *telemetry.Image) {
+	if img == nil || img == s.lastImage {
+		return
+	}
+	s.lastImage = img
+	if i := slices.IndexFunc(s.images, func(x telemetry.Image) bool { return sameImage(x, *img) }); i >= 0 {
+		x := s.images[i]
+		s.images = append(slices.Delete(s.images, i, i+1), x)
+		return
+	}
+	if len(s.images) == maxImages {
+		s.images = slices.Delete(s.images, 0, 1)
+	}
+	s.images = append(s.images, telemetry.Image{Name: img.Name, Digest: img.Digest, RepoDigests: slices.Clone(img.RepoDigests), Tags: slices.Clone(img.Tags)})
+}
+
+func sameImage(a, b telemetry.Image) bool {
+	return a.Name == b.Name && a.Digest == b.Digest && slices.Equal(a.RepoDigests, b.RepoDigests) && slices.Equal(a.Tags, b.Tags)
+}
+
 func (s *service) seen(start, end time.Time) {
 	within(&s.first, &s.last, start)
 	within(&s.first, &s.last, end)
@@ -197,6 +228,10 @@ func (m *Model) AddProfile(b *telemetry.ProfileBatch) Changes {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.service(b.Service)
+	if b.Namespace != "" {
+		s.namespace = b.Namespace
+	}
+	s.addImage(b.Image)
 	known := len(s.funcs)
 	start, end := b.Start, b.Start.Add(b.Duration)
 	s.seen(start, end)

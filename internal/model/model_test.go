@@ -252,12 +252,39 @@ func BenchmarkAddProfile(b *testing.B) {
 	b.ReportMetric(float64(b.N*len(batch.Samples))/b.Elapsed().Seconds(), "samples/s")
 }
 
+// TestImages checks that a service keeps the distinct images its
+// resources named, newest last and bounded, whether spans or profiles
+// named them.
+func TestImages(t *testing.T) {
+	m := newModel()
+	img := func(tag string) *telemetry.Image { return &telemetry.Image{Name: "gateway", Tags: []string{tag}} }
+	sp := span("gateway", telemetry.SpanKindServer, 1, 0, "GET /", telemetry.Attrs{})
+	sp.Image = img("v1")
+	m.AddSpans([]telemetry.Span{sp, sp})
+	m.AddProfile(&telemetry.ProfileBatch{Service: "gateway", Image: img("v2"), Start: t0, Duration: time.Second})
+	sp.Image = img("v1") // seen again: moves to the end
+	m.AddSpans([]telemetry.Span{sp})
+	want := []telemetry.Image{*img("v2"), *img("v1")}
+	if diff := cmp.Diff(want, m.Snapshot().Service("gateway").Images); diff != "" {
+		t.Errorf("images (-want +got):\n%s", diff)
+	}
+	for i := range 2 * maxImages {
+		m.AddProfile(&telemetry.ProfileBatch{Service: "gateway", Image: img(fmt.Sprint(i)), Start: t0, Duration: time.Second})
+	}
+	got := m.Snapshot().Service("gateway").Images
+	if len(got) != maxImages || got[maxImages-1].Tags[0] != fmt.Sprint(2*maxImages-1) {
+		t.Errorf("images after %d more = %+v, want the newest %d", 2*maxImages, got, maxImages)
+	}
+}
+
 // TestStateRoundTrip checkpoints a model and restores it into a fresh
 // one: the snapshots are equal, and the restored model keeps growing
 // where the first stopped.
 func TestStateRoundTrip(t *testing.T) {
 	m := newModel()
-	m.AddSpans(shopSpans())
+	spans := shopSpans()
+	spans[0].Image = &telemetry.Image{Name: "registry.example.com/shop/gateway", Digest: "sha256:0123", Tags: []string{"v1"}}
+	m.AddSpans(spans)
 	b := &telemetry.ProfileBatch{
 		Service: "orders", SampleType: "cpu", Unit: "nanoseconds", Period: 10_000_000, Start: t0, Duration: time.Minute,
 		Locations: [][]attribution.Frame{{frameParse}, {frameHandler}},

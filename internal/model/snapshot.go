@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/evidentsec/evident/internal/attribution"
+	"github.com/evidentsec/evident/internal/telemetry"
 )
 
 // Window is one observation window: the span of time a profile covered
@@ -120,7 +121,10 @@ type Package struct {
 type Service struct {
 	Name string
 	// Namespace is the service.namespace its spans carry, if any.
-	Namespace   string
+	Namespace string
+	// Images are the container images its telemetry named (resource
+	// container.image.*), the newest last.
+	Images      []telemetry.Image
 	First, Last time.Time
 
 	// Profiles.
@@ -167,7 +171,7 @@ func (m *Model) Snapshot() *Snapshot {
 
 func (s *service) snapshot() *Service {
 	out := &Service{
-		Name: s.name, Namespace: s.namespace, First: s.first, Last: s.last,
+		Name: s.name, Namespace: s.namespace, Images: cloneImages(s.images), First: s.first, Last: s.last,
 		Windows: slices.Clone(s.windows), Samples: s.samples, Unattributed: s.unattrib,
 		Endpoints: slices.Clone(s.endpoints), Spans: s.spans,
 	}
@@ -283,6 +287,14 @@ func (s *service) functions() ([]Function, []Package) {
 		return cmp.Or(cmp.Compare(b.Samples, a.Samples), cmp.Compare(a.Package, b.Package), cmp.Compare(a.Module, b.Module))
 	})
 	return out, pkgs
+}
+
+func cloneImages(imgs []telemetry.Image) []telemetry.Image {
+	out := slices.Clone(imgs)
+	for i := range out {
+		out[i].RepoDigests, out[i].Tags = slices.Clone(out[i].RepoDigests), slices.Clone(out[i].Tags)
+	}
+	return out
 }
 
 func filled(n int, v int32) []int32 {

@@ -50,6 +50,7 @@ func (m *Model) addSpan(sp *telemetry.Span, ch *Changes) {
 	if sp.Namespace != "" {
 		s.namespace = sp.Namespace
 	}
+	s.addImage(sp.Image)
 	s.seen(sp.Start, sp.End)
 	s.spans.All++
 	a := &sp.Attrs

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/evidentsec/evident/internal/attribution"
+	"github.com/evidentsec/evident/internal/telemetry"
 )
 
 // stateVersion is the version of the encoding MarshalBinary writes; a
@@ -26,6 +27,7 @@ type modelState struct {
 type serviceState struct {
 	Name        string
 	Namespace   string
+	Images      []telemetry.Image
 	First, Last time.Time
 	Funcs       []attribution.Func
 	Stacks      []stackState
@@ -63,7 +65,7 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 	st := modelState{Version: stateVersion}
 	for _, s := range m.services {
 		ss := serviceState{
-			Name: s.name, Namespace: s.namespace, First: s.first, Last: s.last, Funcs: s.funcs, Windows: s.windows,
+			Name: s.name, Namespace: s.namespace, Images: s.images, First: s.first, Last: s.last, Funcs: s.funcs, Windows: s.windows,
 			Samples: s.samples, Unattrib: s.unattrib, Endpoints: s.endpoints, Spans: s.spans,
 		}
 		for _, k := range s.stacks {
@@ -112,7 +114,7 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 	m.services = make(map[string]*service, len(st.Services))
 	for _, ss := range st.Services {
 		s := m.service(ss.Name)
-		s.namespace, s.first, s.last, s.funcs, s.windows = ss.Namespace, ss.First, ss.Last, ss.Funcs, ss.Windows
+		s.namespace, s.images, s.first, s.last, s.funcs, s.windows = ss.Namespace, ss.Images, ss.First, ss.Last, ss.Funcs, ss.Windows
 		s.samples, s.unattrib, s.endpoints, s.spans = ss.Samples, ss.Unattrib, ss.Endpoints, ss.Spans
 		for i, f := range s.funcs {
 			s.funcIndex[f] = int32(i)

@@ -1,14 +1,17 @@
 package report
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
+	"github.com/google/uuid"
 
 	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/attribution"
@@ -16,12 +19,23 @@ import (
 	"github.com/evidentsec/evident/internal/osv"
 )
 
-// writeCycloneDX renders the Runtime BOM as CycloneDX 1.6: the services
-// seen in traces with their endpoints, the components that findings name
-// or that were seen running (with callstack evidence and evident's
-// figures as properties), and one vulnerability per finding with the VEX
-// analysis.
-func writeCycloneDX(w io.Writer, r *Result) error {
+// writeCycloneDX renders the Runtime BOM as CycloneDX 1.6 (docs/priority.md):
+//   - a component per product (the image or service a package is deployed
+//     in) and, depending on it, a component per package in that product
+//     that a finding names or that was seen running, with callstack
+//     evidence and evident's figures as properties;
+//   - the services seen in traces with their endpoints;
+//   - per vulnerability, one entry per analysis state, whose affects are
+//     BOM-Links (urn:cdx:<serial>/1#<bom-ref>) to the package components
+//     in that state: each (vulnerability, component) has one analysis.
+//
+// The entries of a vulnerability come most cautious first (exploitable,
+// in_triage, not_affected): Grype applies the first entry of an id,
+// whatever its affects, and Trivy the last, matching its affects against
+// the SBOM it scans, so each applies the not_affected entry only when it
+// is exactly right for it. The serial number is derived from the content,
+// so that the same result renders the same document.
+func writeCycloneDX(w io.Writer, r *Result, opts Options) error {
 	bom := cdx.NewBOM()
 	bom.SerialNumber = ""
 	bom.Metadata = &cdx.Metadata{
@@ -32,49 +46,138 @@ func writeCycloneDX(w io.Writer, r *Result) error {
 		Properties: &[]cdx.Property{{Name: "evident:backlog_reduction", Value: strconv.FormatFloat(r.Summary.BacklogReduction, 'f', 3, 64)}},
 	}
 
-	components := map[string]*cdx.Component{}
-	component := func(purl, name, version string) *cdx.Component {
-		c := components[purl]
-		if c == nil {
-			c = &cdx.Component{BOMRef: purl, Type: cdx.ComponentTypeLibrary, Name: name, Version: version, PackageURL: purl}
-			components[purl] = c
+	c := cdxComponents{byRef: map[string]*cdx.Component{}, deps: map[string][]string{}}
+	instances := vexInstances(r, opts.Products, opts.Warn)
+	refs := make([]string, len(instances))
+	for i, in := range instances {
+		refs[i] = c.pkg(in.Product, in.Package.PURL, in.Package.Name, in.Package.Version).BOMRef
+		if in.Product.PURL != "" {
+			for _, a := range in.Assessments {
+				c.product(in.Product).addProperty("evident:service", a.Finding.Service)
+			}
 		}
-		return c
-	}
-	for _, a := range r.Assessments {
-		f := a.Finding
-		component(f.Package.PURL, f.Package.Name, f.Package.Version)
 	}
 	var services []cdx.Service
 	if r.Snapshot != nil {
 		for _, s := range r.Snapshot.Services {
-			observe(s, component)
+			for _, p := range productsOf(r, opts.Products, s.Name) {
+				c.product(p).addProperty("evident:service", s.Name)
+				observe(s, p, &c)
+			}
 			services = append(services, serviceOf(s))
 		}
 	}
-	comps := make([]cdx.Component, 0, len(components))
-	for _, c := range components {
-		comps = append(comps, *c)
-	}
-	slices.SortFunc(comps, func(a, b cdx.Component) int { return cmp.Compare(a.BOMRef, b.BOMRef) })
-	bom.Components = &comps
+	bom.Components, bom.Dependencies = c.list()
 	if len(services) > 0 {
 		bom.Services = &services
 	}
 
-	vulns := make([]cdx.Vulnerability, 0, len(r.Assessments))
-	for i, a := range r.Assessments {
-		vulns = append(vulns, vulnerabilityOf(i, a))
-	}
+	vulns, affects := vulnerabilitiesOf(instances, refs)
 	bom.Vulnerabilities = &vulns
+
+	// The serial number is a UUID (v5) of the document without it; the
+	// affects then become BOM-Links that carry it.
+	var buf bytes.Buffer
+	if err := encodeCycloneDX(&buf, bom); err != nil {
+		return err
+	}
+	bom.SerialNumber = uuid.NewSHA1(uuid.NameSpaceURL, buf.Bytes()).URN()
+	for _, a := range affects {
+		link, err := cdx.NewBOMLink(bom.SerialNumber, bom.Version, c.byRef[a.Ref])
+		if err != nil {
+			return fmt.Errorf("link %s: %w", a.Ref, err)
+		}
+		a.Ref = link.String()
+	}
+	return encodeCycloneDX(w, bom)
+}
+
+func encodeCycloneDX(w io.Writer, bom *cdx.BOM) error {
 	enc := cdx.NewBOMEncoder(w, cdx.BOMFileFormatJSON)
 	enc.SetPretty(true)
 	return enc.EncodeVersion(bom, cdx.SpecVersion1_6)
 }
 
-// observe adds the Go modules a service was seen running as components,
-// with the heaviest stack through each as callstack evidence.
-func observe(s *model.Service, component func(purl, name, version string) *cdx.Component) {
+// cdxComponents collects the components of a BOM by bom-ref, with the
+// package components each product depends on.
+type cdxComponents struct {
+	byRef map[string]*cdx.Component
+	deps  map[string][]string // product bom-ref -> package bom-refs
+}
+
+type cdxComponent struct{ *cdx.Component }
+
+func (c cdxComponent) addProperty(name, value string) {
+	var props []cdx.Property
+	if c.Properties != nil {
+		props = *c.Properties
+	}
+	if !slices.Contains(props, cdx.Property{Name: name, Value: value}) {
+		props = append(props, cdx.Property{Name: name, Value: value})
+	}
+	c.Properties = &props
+}
+
+// product returns the component of a product. Its bom-ref is not a bare
+// package URL: Trivy reads a reference that starts with "pkg:" as one.
+func (c *cdxComponents) product(p product) cdxComponent {
+	ref := "product:" + p.PURL
+	comp := c.byRef[ref]
+	if comp == nil {
+		typ := cdx.ComponentTypeApplication
+		if p.Container {
+			typ = cdx.ComponentTypeContainer
+		}
+		comp = &cdx.Component{BOMRef: ref, Type: typ, Name: p.Name, PackageURL: p.PURL}
+		c.byRef[ref] = comp
+		c.deps[ref] = []string{}
+	}
+	return cdxComponent{comp}
+}
+
+// pkg returns the component of a package in a product; without a
+// product, the package's own.
+func (c *cdxComponents) pkg(p product, purl, name, version string) cdxComponent {
+	ref := purl
+	if p.PURL != "" {
+		parent := c.product(p).BOMRef
+		ref = parent + "#" + purl
+		if !slices.Contains(c.deps[parent], ref) {
+			c.deps[parent] = append(c.deps[parent], ref)
+		}
+	}
+	comp := c.byRef[ref]
+	if comp == nil {
+		comp = &cdx.Component{BOMRef: ref, Type: cdx.ComponentTypeLibrary, Name: name, Version: version, PackageURL: purl}
+		c.byRef[ref] = comp
+	}
+	return cdxComponent{comp}
+}
+
+// list returns the components and the dependencies of the products, by
+// bom-ref.
+func (c *cdxComponents) list() (*[]cdx.Component, *[]cdx.Dependency) {
+	comps := make([]cdx.Component, 0, len(c.byRef))
+	for _, comp := range c.byRef {
+		comps = append(comps, *comp)
+	}
+	slices.SortFunc(comps, func(a, b cdx.Component) int { return cmp.Compare(a.BOMRef, b.BOMRef) })
+	deps := make([]cdx.Dependency, 0, len(c.deps))
+	for ref, on := range c.deps {
+		slices.Sort(on)
+		deps = append(deps, cdx.Dependency{Ref: ref, Dependencies: &on})
+	}
+	slices.SortFunc(deps, func(a, b cdx.Dependency) int { return cmp.Compare(a.Ref, b.Ref) })
+	if len(deps) == 0 {
+		return &comps, nil
+	}
+	return &comps, &deps
+}
+
+// observe adds the Go modules a service was seen running as components
+// of its product, with the heaviest stack through each as callstack
+// evidence.
+func observe(s *model.Service, p product, c *cdxComponents) {
 	done := map[string]bool{}
 	for _, fn := range s.Functions { // heaviest first
 		if fn.Language != attribution.Go || fn.Module == "" || fn.Version == "" {
@@ -85,24 +188,24 @@ func observe(s *model.Service, component func(purl, name, version string) *cdx.C
 			continue
 		}
 		done[purl] = true
-		c := component(purl, fn.Module, fn.Version)
-		props := []cdx.Property{
+		comp := c.pkg(p, purl, fn.Module, fn.Version)
+		for _, prop := range []cdx.Property{
 			{Name: "evident:service", Value: s.Name},
 			{Name: "evident:heaviest_function", Value: fn.Package + "." + fn.Symbol},
 			{Name: "evident:heaviest_function_samples", Value: strconv.FormatInt(fn.Samples, 10)},
 			{Name: "evident:first_seen", Value: fn.First.Format(time.RFC3339)},
 			{Name: "evident:last_seen", Value: fn.Last.Format(time.RFC3339)},
+		} {
+			comp.addProperty(prop.Name, prop.Value)
 		}
-		if c.Properties != nil {
-			props = append(*c.Properties, props...)
-		}
-		c.Properties = &props
-		if c.Evidence == nil {
+		if comp.Evidence == nil {
 			frames := make([]cdx.CallstackFrame, 0, len(fn.Stack))
 			for _, f := range fn.Stack {
-				frames = append(frames, cdx.CallstackFrame{Package: f.Package, Module: f.Module, Function: f.Symbol})
+				// The schema requires a module: first-party code whose
+				// module is unknown is named by its package.
+				frames = append(frames, cdx.CallstackFrame{Package: f.Package, Module: cmp.Or(f.Module, f.Package, "unknown"), Function: f.Symbol})
 			}
-			c.Evidence = &cdx.Evidence{Callstack: &cdx.Callstack{Frames: &frames}}
+			comp.Evidence = &cdx.Evidence{Callstack: &cdx.Callstack{Frames: &frames}}
 		}
 	}
 }
@@ -143,41 +246,103 @@ var cdxSeverities = map[string]cdx.Severity{
 	"critical": cdx.SeverityCritical, "high": cdx.SeverityHigh, "medium": cdx.SeverityMedium, "low": cdx.SeverityLow,
 }
 
-func vulnerabilityOf(i int, a assess.Assessment) cdx.Vulnerability {
-	f := a.Finding
+// vulnerabilitiesOf returns, for each vulnerability and each of its ids
+// (the record's and its aliases), one entry per VEX status, most cautious
+// first, whose affects name the bom-refs of the instances in that status;
+// and those affects, for the caller to turn into BOM-Links. Grype and
+// Trivy match a CycloneDX VEX by id alone, not by alias, and name a
+// vulnerability by its CVE or GHSA id rather than the OSV record's.
+func vulnerabilitiesOf(instances []*instance, refs []string) ([]cdx.Vulnerability, []*cdx.Affects) {
+	var vulns []cdx.Vulnerability
+	// Instances come ordered by vulnerability.
+	for start := 0; start < len(instances); {
+		end := start + 1
+		for end < len(instances) && instances[end].Vulnerability.ID == instances[start].Vulnerability.ID {
+			end++
+		}
+		var ids []string
+		for i := start; i < end; i++ {
+			for _, id := range append([]string{instances[i].Vulnerability.ID}, instances[i].Vulnerability.Aliases...) {
+				if !slices.Contains(ids, id) {
+					ids = append(ids, id)
+				}
+			}
+		}
+		for _, id := range ids {
+			for _, status := range []string{assess.StatusAffected, assess.StatusUnderInvestigation, assess.StatusNotAffected} {
+				var group []int
+				for i := start; i < end; i++ {
+					if instances[i].Status == status {
+						group = append(group, i)
+					}
+				}
+				if len(group) > 0 {
+					vulns = append(vulns, vulnerabilityOf(id, ids, status, instances, refs, group))
+				}
+			}
+		}
+		start = end
+	}
+	var affects []*cdx.Affects
+	for i := range vulns {
+		for j := range *vulns[i].Affects {
+			affects = append(affects, &(*vulns[i].Affects)[j])
+		}
+	}
+	return vulns, affects
+}
+
+// vulnerabilityOf is the entry of vulnerability id (one of ids) for the
+// instances group, all in status.
+func vulnerabilityOf(id string, ids []string, status string, instances []*instance, refs []string, group []int) cdx.Vulnerability {
+	first := instances[group[0]]
 	v := cdx.Vulnerability{
-		BOMRef: fmt.Sprintf("finding-%d", i+1),
-		ID:     f.Vulnerability.ID,
-		Source: &cdx.Source{Name: "OSV", URL: "https://osv.dev/vulnerability/" + f.Vulnerability.ID},
-		Analysis: &cdx.VulnerabilityAnalysis{
-			State:  cdxStates[a.VEX.Status],
-			Detail: a.VEX.Statement,
-		},
-		Affects: &[]cdx.Affects{{Ref: f.Package.PURL}},
-		Properties: &[]cdx.Property{
-			{Name: "evident:service", Value: f.Service},
-			{Name: "evident:verdict", Value: string(a.Reachability.Verdict)},
-			{Name: "evident:exposure", Value: string(a.Exposure.Level)},
-			{Name: "evident:tier", Value: a.Priority.Tier},
-			{Name: "evident:score", Value: strconv.Itoa(a.Priority.Score)},
-		},
+		BOMRef:   id + "/" + string(cdxStates[status]),
+		ID:       id,
+		Source:   &cdx.Source{Name: "OSV", URL: "https://osv.dev/vulnerability/" + id},
+		Analysis: &cdx.VulnerabilityAnalysis{State: cdxStates[status]},
 	}
-	if a.VEX.Status == assess.StatusNotAffected {
+	var affects []cdx.Affects
+	var details, recommendations []string
+	var props []cdx.Property
+	for _, i := range group {
+		in := instances[i]
+		affects = append(affects, cdx.Affects{Ref: refs[i]})
+		if d := in.statement(); !slices.Contains(details, d) {
+			details = append(details, d)
+		}
+		for _, a := range in.Assessments {
+			f := a.Finding
+			if f.FixedVersion != "" && status == assess.StatusAffected {
+				if rec := "Update " + f.Package.Name + " to " + f.FixedVersion; !slices.Contains(recommendations, rec) {
+					recommendations = append(recommendations, rec)
+				}
+			}
+			props = append(props, cdx.Property{Name: "evident:finding", Value: fmt.Sprintf("%s %s verdict=%s exposure=%s vex=%s tier=%s score=%d",
+				cmp.Or(f.Service, "-"), f.Package.PURL, a.Reachability.Verdict, a.Exposure.Level, a.VEX.Status, a.Priority.Tier, a.Priority.Score)})
+		}
+	}
+	v.Affects = &affects
+	v.Analysis.Detail = strings.Join(details, "\n")
+	v.Recommendation = strings.Join(recommendations, "; ")
+	v.Properties = &props
+	switch status {
+	case assess.StatusNotAffected:
 		v.Analysis.Justification = cdx.IAJCodeNotReachable
-	}
-	if a.VEX.Status == assess.StatusAffected {
+	case assess.StatusAffected:
 		v.Analysis.Response = &[]cdx.ImpactAnalysisResponse{cdx.IARUpdate}
-		if f.FixedVersion != "" {
-			v.Recommendation = "Update " + f.Package.Name + " to " + f.FixedVersion
+	}
+	var others []cdx.VulnerabilityReference
+	for _, other := range ids {
+		if other != id {
+			others = append(others, cdx.VulnerabilityReference{ID: other, Source: &cdx.Source{URL: "https://osv.dev/vulnerability/" + other}})
 		}
 	}
-	if len(f.Vulnerability.Aliases) > 0 {
-		refs := make([]cdx.VulnerabilityReference, 0, len(f.Vulnerability.Aliases))
-		for _, alias := range f.Vulnerability.Aliases {
-			refs = append(refs, cdx.VulnerabilityReference{ID: alias, Source: &cdx.Source{URL: "https://osv.dev/vulnerability/" + alias}})
-		}
-		v.References = &refs
+	if len(others) > 0 {
+		v.References = &others
 	}
+	// Findings of one vulnerability share its rating.
+	f := first.Assessments[0].Finding
 	if sev, ok := cdxSeverities[f.Severity.Level]; ok {
 		rating := cdx.VulnerabilityRating{Severity: sev, Vector: f.Severity.Vector}
 		if f.Severity.Score > 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,8 +17,10 @@ import (
 	"github.com/xeipuuv/gojsonschema"
 
 	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/manifest"
+	"github.com/evidentsec/evident/internal/telemetry"
 )
 
 func render(t *testing.T, format string, opts Options) []byte {
@@ -166,72 +169,295 @@ func TestSARIFSecuritySeverity(t *testing.T) {
 	}
 }
 
-// TestOpenVEXParsesBack reads the OpenVEX output with go-vex and checks
-// that Trivy-style matching (product + subcomponent PURL) finds the
-// statements.
-func TestOpenVEXParsesBack(t *testing.T) {
-	for _, tt := range []struct {
+// grypeStatus is the status Grype (grype/vex/openvex, v0.116 to v0.121)
+// applies to a match: the first statement whose product is one of the
+// scanned artifact's identifiers with the package as subcomponent, else
+// the first whose product is the package itself. "" when none matches.
+func grypeStatus(doc *vex.VEX, vuln string, artifact []string, pkg string) vex.Status {
+	for _, p := range artifact {
+		if m := doc.Matches(vuln, p, []string{pkg}); len(m) > 0 {
+			return m[0].Status
+		}
+	}
+	if m := doc.Matches(vuln, pkg, nil); len(m) > 0 {
+		return m[0].Status
+	}
+	return ""
+}
+
+// trivyStatus is the status Trivy (pkg/vex/openvex.go, v0.74) applies: the
+// package as product first, then the scanned artifact (the SBOM's root
+// component) as product with the package as subcomponent; the last
+// matching statement wins. "" when none matches.
+func trivyStatus(doc *vex.VEX, vuln, root, pkg string) vex.Status {
+	for _, try := range []struct {
+		product string
+		sub     []string
+	}{{pkg, []string{""}}, {root, []string{pkg}}} {
+		if m := doc.Matches(vuln, try.product, try.sub); len(m) > 0 {
+			if st := m[len(m)-1].Status; st == vex.StatusNotAffected || st == vex.StatusFixed {
+				return st
+			}
+		}
+	}
+	return ""
+}
+
+// TestOpenVEXProducts checks the identity of OpenVEX statements: each is
+// scoped to the product a service runs as, one status per vulnerability
+// and product, and Grype's and Trivy's matching (through go-vex) applies
+// each service's own status to it and to no other.
+func TestOpenVEXProducts(t *testing.T) {
+	const (
+		xtext = "pkg:golang/golang.org/x/text@v0.3.5"
+		xnet  = "pkg:golang/golang.org/x/net@v0.0.0-20220906165146-f3363e06e74c"
+		yaml  = "pkg:golang/gopkg.in/yaml.v2@v2.2.2"
+	)
+	// moved returns a copy of the assessment of vuln, for another service
+	// and VEX status: the report layer only groups what assess decided.
+	moved := func(r *Result, vuln, service, status string) assess.Assessment {
+		i := slices.IndexFunc(r.Assessments, func(a assess.Assessment) bool { return a.Finding.Vulnerability.ID == vuln })
+		a := r.Assessments[i]
+		a.Finding.Service = service
+		a.VEX = assess.VEX{Status: status, Statement: status + " in " + service}
+		if status == assess.StatusNotAffected {
+			a.VEX.Justification = assess.JustificationNotInPath
+		}
+		return a
+	}
+	type check struct {
+		vuln, pkg string
+		// artifact is how the scanners identify what they scan: Grype's
+		// product identifiers, Trivy's root component purl.
+		grype []string
+		trivy string
+		want  vex.Status // "" when nothing may match
+	}
+	tests := []struct {
 		name     string
 		products map[string]string
+		edit     func(r *Result)
+		checks   []check
+		warnings int
 	}{
-		{"package as product", nil},
-		{"service product with subcomponents", map[string]string{"gateway": "pkg:oci/gateway@sha256%3Aabc", "orders": "pkg:oci/orders@sha256%3Adef"}},
-	} {
+		{
+			name: "service name as product",
+			edit: func(r *Result) {
+				// The same package and vulnerability in another service,
+				// with another status.
+				r.Assessments = append(r.Assessments, moved(r, "GO-2023-1571", "orders", assess.StatusUnderInvestigation))
+			},
+			checks: []check{
+				{"GO-2021-0113", xtext, []string{"pkg:generic/gateway@1.0.0"}, "pkg:generic/gateway@1.0.0", vex.StatusAffected},
+				{"CVE-2021-38561", xtext, []string{"pkg:generic/gateway@1.0.0"}, "pkg:generic/gateway", vex.StatusAffected},
+				{"GO-2023-1571", xnet, []string{"pkg:generic/gateway@1.0.0"}, "pkg:generic/gateway@1.0.0", vex.StatusNotAffected},
+				{"GO-2023-1571", xnet, []string{"pkg:generic/orders@1.0.0"}, "pkg:generic/orders@1.0.0", vex.StatusUnderInvestigation},
+				{"GO-2023-1571", xnet, []string{"pkg:generic/catalog@1.0.0"}, "pkg:generic/catalog@1.0.0", ""},
+				{"GO-2022-0956", yaml, []string{"pkg:generic/orders@2"}, "pkg:generic/orders@2", vex.StatusUnderInvestigation},
+			},
+		},
+		{
+			name: "container images from telemetry",
+			edit: func(r *Result) {
+				r.Snapshot.Service("gateway").Images = []telemetry.Image{{Name: "registry.example.com/shop/gateway", Digest: "sha256:0123", Tags: []string{"v1"}}}
+			},
+			checks: []check{
+				// Grype's identifiers of an image pulled by digest, Trivy's
+				// root purl of the same image.
+				{"GO-2023-1571", xnet, []string{"registry.example.com/shop/gateway@sha256:0123", "pkg:oci/gateway@sha256%3A0123?repository_url=registry.example.com%2Fshop"},
+					"pkg:oci/gateway@sha256%3A0123?arch=amd64&repository_url=registry.example.com%2Fshop%2Fgateway", vex.StatusNotAffected},
+				{"GO-2021-0113", xtext, []string{"pkg:oci/gateway@sha256%3A0123"}, "pkg:oci/gateway@sha256%3A0123", vex.StatusAffected},
+				{"GO-2023-1571", xnet, []string{"pkg:oci/gateway@sha256%3A4567"}, "pkg:oci/gateway@sha256%3A4567", ""},
+				{"GO-2023-1571", xnet, []string{"pkg:generic/gateway@1.0.0"}, "pkg:generic/gateway", ""},
+			},
+		},
+		{
+			name:     "configured products, one shared by two services",
+			products: map[string]string{"gateway": "pkg:oci/shop@sha256%3Aabc", "orders": "pkg:oci/shop@sha256%3Aabc"},
+			edit: func(r *Result) {
+				// gateway has GO-2023-1571 not_affected; orders, running
+				// the same image, has it affected.
+				r.Assessments = append(r.Assessments, moved(r, "GO-2023-1571", "orders", assess.StatusAffected))
+			},
+			checks: []check{
+				{"GO-2023-1571", xnet, []string{"pkg:oci/shop@sha256%3Aabc"}, "pkg:oci/shop@sha256%3Aabc", vex.StatusAffected},
+				{"GO-2021-0113", xtext, []string{"pkg:oci/shop@sha256%3Aabc"}, "pkg:oci/shop@sha256%3Aabc", vex.StatusAffected},
+			},
+		},
+		{
+			name: "a finding without a service",
+			edit: func(r *Result) {
+				r.Assessments = append(r.Assessments, moved(r, "GO-2023-1571", "", assess.StatusNotAffected))
+			},
+			checks: []check{
+				// Stated for the package everywhere, and never not_affected.
+				{"GO-2023-1571", xnet, []string{"pkg:generic/other@1"}, "pkg:generic/other@1", vex.StatusUnderInvestigation},
+			},
+			warnings: 1,
+		},
+	}
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out := render(t, "openvex", Options{Products: tt.products})
-			doc, err := vex.Parse(out)
+			r := result(t)
+			tt.edit(r)
+			var warnings []error
+			f, err := Lookup("openvex", Options{Products: tt.products, Warn: func(err error) { warnings = append(warnings, err) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			if err := f.Write(&buf, r); err != nil {
+				t.Fatal(err)
+			}
+			doc, err := vex.Parse(buf.Bytes())
 			if err != nil {
 				t.Fatalf("go-vex cannot parse the output: %v", err)
 			}
-			if len(doc.Statements) != 3 {
-				t.Fatalf("statements = %d, want 3", len(doc.Statements))
+			if !strings.HasPrefix(doc.Context, "https://openvex.dev/ns/v0.2.0") || doc.Timestamp == nil || doc.ID == "" {
+				t.Errorf("document metadata: @context %q, timestamp %v, @id %q", doc.Context, doc.Timestamp, doc.ID)
 			}
+			// go-vex's model keeps every field we write: what it writes back
+			// is what we wrote.
+			var again bytes.Buffer
+			if err := doc.ToJSON(&again); err != nil {
+				t.Fatal(err)
+			}
+			var want, got any
+			if err := json.Unmarshal(buf.Bytes(), &want); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(again.Bytes(), &got); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("go-vex round trip changes the document (-ours +go-vex):\n%s", diff)
+			}
+			seen := map[string]vex.Status{}
 			for _, st := range doc.Statements {
 				if err := st.Validate(); err != nil {
 					t.Errorf("statement %s: %v", st.Vulnerability.Name, err)
 				}
+				if len(st.Products) != 1 {
+					t.Fatalf("statement %s has %d products, want 1", st.Vulnerability.Name, len(st.Products))
+				}
+				p := st.Products[0]
+				if len(p.Subcomponents) == 0 && st.Status == vex.StatusNotAffected {
+					t.Errorf("statement %s: not_affected for the package %s alone", st.Vulnerability.Name, p.ID)
+				}
+				k := string(st.Vulnerability.Name) + " " + p.ID
+				if prev, dup := seen[k]; dup {
+					t.Errorf("two statements for %s: %s and %s", k, prev, st.Status)
+				}
+				seen[k] = st.Status
 			}
-			product, sub := "pkg:golang/golang.org/x/text@v0.3.5", ""
-			if tt.products != nil {
-				product, sub = tt.products["gateway"], "pkg:golang/golang.org/x/text@v0.3.5"
+			for _, c := range tt.checks {
+				if got := grypeStatus(doc, c.vuln, c.grype, c.pkg); got != c.want {
+					t.Errorf("Grype: %s in %s on %v = %q, want %q", c.vuln, c.pkg, c.grype, got, c.want)
+				}
+				want := c.want
+				if want != vex.StatusNotAffected {
+					want = "" // Trivy acts on not_affected and fixed only
+				}
+				if got := trivyStatus(doc, c.vuln, c.trivy, c.pkg); got != want {
+					t.Errorf("Trivy: %s in %s on %s = %q, want %q", c.vuln, c.pkg, c.trivy, got, want)
+				}
 			}
-			var subs []string
-			if sub != "" {
-				subs = []string{sub}
-			}
-			m := doc.Matches("GO-2021-0113", product, subs)
-			if len(m) != 1 || m[0].Status != vex.StatusAffected {
-				t.Errorf("matches for GO-2021-0113 = %+v, want one affected statement", m)
-			}
-			if m := doc.Matches("CVE-2021-38561", product, subs); len(m) != 1 {
-				t.Errorf("the alias does not match: %+v", m)
-			}
-			if !strings.HasPrefix(doc.Context, "https://openvex.dev/ns/v0.2.0") {
-				t.Errorf("@context = %q", doc.Context)
+			if len(warnings) != tt.warnings {
+				t.Errorf("warnings = %v, want %d", warnings, tt.warnings)
 			}
 		})
 	}
 }
 
-// TestCycloneDXSchema decodes the CycloneDX output with cyclonedx-go and
-// validates it against the 1.6 JSON schema shipped with cyclonedx-go.
+// TestCycloneDXSchema validates the CycloneDX output against the 1.6 JSON
+// schema shipped with cyclonedx-go (the schema the strict validator of
+// @cyclonedx/cyclonedx-library uses for 1.6), and checks what Trivy and
+// Grype need of it: a serial number, affects that are BOM-Links into the
+// document, and one analysis per vulnerability and component.
 func TestCycloneDXSchema(t *testing.T) {
 	out := render(t, "cyclonedx", Options{})
 	golden(t, "report.cdx.golden", out)
+
+	// A harder case: first-party frames with no known module, one
+	// service known by its image, and one vulnerability in two states.
+	r := result(t)
+	gw := r.Snapshot.Service("gateway")
+	gw.Images = []telemetry.Image{{Name: "registry.example.com/shop/gateway", Digest: "sha256:0123"}}
+	gw.Functions[0].Stack = append(gw.Functions[0].Stack, attribution.Func{Language: attribution.Go, Package: "main", Symbol: "main"})
+	i := slices.IndexFunc(r.Assessments, func(a assess.Assessment) bool { return a.Finding.Vulnerability.ID == "GO-2023-1571" })
+	orders := r.Assessments[i]
+	orders.Finding.Service = "orders"
+	orders.VEX = assess.VEX{Status: assess.StatusUnderInvestigation, Statement: "no profiles"}
+	r.Assessments = append(r.Assessments, orders)
+	f, err := Lookup("cyclonedx", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := f.Write(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+
+	for name, out := range map[string][]byte{"golden": out, "edited": buf.Bytes()} {
+		t.Run(name, func(t *testing.T) {
+			validateCycloneDX(t, out)
+			var bom cdx.BOM
+			if err := cdx.NewBOMDecoder(bytes.NewReader(out), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
+				t.Fatalf("cyclonedx-go cannot decode the output: %v", err)
+			}
+			if bom.SpecVersion != cdx.SpecVersion1_6 {
+				t.Errorf("spec version = %v", bom.SpecVersion)
+			}
+			refs := map[string]bool{}
+			for _, c := range *bom.Components {
+				refs[c.BOMRef] = true
+			}
+			analyses := map[string]cdx.ImpactAnalysisState{}
+			for _, v := range *bom.Vulnerabilities {
+				for _, a := range *v.Affects {
+					link, err := cdx.ParseBOMLink(a.Ref)
+					if err != nil || link.SerialNumber() != bom.SerialNumber || link.Version() != bom.Version || !refs[link.Reference()] {
+						t.Errorf("%s: affects %q is no BOM-Link to a component of this BOM (%v)", v.ID, a.Ref, err)
+						continue
+					}
+					k := v.ID + " " + link.Reference()
+					if prev, dup := analyses[k]; dup {
+						t.Errorf("two analyses for %s: %s and %s", k, prev, v.Analysis.State)
+					}
+					analyses[k] = v.Analysis.State
+				}
+			}
+		})
+	}
+
+	// What the scanners make of the edited document, for the packages of
+	// each service (Trivy scanning this BOM matches its VEX by bom-ref).
 	var bom cdx.BOM
-	if err := cdx.NewBOMDecoder(bytes.NewReader(out), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
-		t.Fatalf("cyclonedx-go cannot decode the output: %v", err)
+	if err := cdx.NewBOMDecoder(bytes.NewReader(buf.Bytes()), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
+		t.Fatal(err)
 	}
-	if bom.SpecVersion != cdx.SpecVersion1_6 {
-		t.Errorf("spec version = %v", bom.SpecVersion)
+	const xnet = "pkg:golang/golang.org/x/net@v0.0.0-20220906165146-f3363e06e74c"
+	tests := []struct {
+		vuln, ref     string
+		trivy, grype  bool // suppressed
+		wantComponent bool
+	}{
+		{"GO-2023-1571", "product:pkg:oci/gateway@sha256:0123#" + xnet, true, false, true},
+		{"GO-2023-1571", "product:pkg:generic/orders#" + xnet, false, false, true},
+		// Trivy and Grype name it by its CVE.
+		{"CVE-2022-41723", "product:pkg:oci/gateway@sha256:0123#" + xnet, true, false, true},
+		{"GO-2021-0113", "product:pkg:oci/gateway@sha256:0123#pkg:golang/golang.org/x/text@v0.3.5", false, false, true},
 	}
-	states := map[string]cdx.ImpactAnalysisState{}
-	for _, v := range *bom.Vulnerabilities {
-		states[v.ID] = v.Analysis.State
-	}
-	want := map[string]cdx.ImpactAnalysisState{"GO-2021-0113": cdx.IASExploitable, "GO-2023-1571": cdx.IASNotAffected, "GO-2022-0956": cdx.IASInTriage}
-	if diff := cmp.Diff(want, states); diff != "" {
-		t.Errorf("analysis states (-want +got):\n%s", diff)
+	for _, tt := range tests {
+		if tt.wantComponent && !slices.ContainsFunc(*bom.Components, func(c cdx.Component) bool { return c.BOMRef == tt.ref }) {
+			t.Errorf("no component %s", tt.ref)
+		}
+		if got := trivySuppresses(&bom, tt.vuln, tt.ref); got != tt.trivy {
+			t.Errorf("Trivy suppresses %s in %s = %v, want %v", tt.vuln, tt.ref, got, tt.trivy)
+		}
+		if got := grypeSuppresses(&bom, tt.vuln); got != tt.grype {
+			t.Errorf("Grype suppresses %s = %v, want %v", tt.vuln, got, tt.grype)
+		}
 	}
 	var evidence bool
 	for _, c := range *bom.Components {
@@ -242,13 +468,49 @@ func TestCycloneDXSchema(t *testing.T) {
 	if !evidence {
 		t.Error("the executed component has no callstack evidence")
 	}
+}
 
+// trivySuppresses is what Trivy (pkg/vex/cyclonedx.go, v0.74) does with a
+// CycloneDX VEX: the last vulnerability entry of an id is the statement,
+// and a not_affected one suppresses the components its affects link to.
+func trivySuppresses(bom *cdx.BOM, vuln, ref string) bool {
+	var last *cdx.Vulnerability
+	for i, v := range *bom.Vulnerabilities {
+		if v.ID == vuln {
+			last = &(*bom.Vulnerabilities)[i]
+		}
+	}
+	if last == nil || last.Analysis.State != cdx.IASNotAffected {
+		return false
+	}
+	for _, a := range *last.Affects {
+		if link, err := cdx.ParseBOMLink(a.Ref); err == nil && link.SerialNumber() == bom.SerialNumber && link.Reference() == ref {
+			return true
+		}
+	}
+	return false
+}
+
+// grypeSuppresses is what Grype (grype/vex/cyclonedx) does: the first
+// entry of an id decides, whatever it affects.
+func grypeSuppresses(bom *cdx.BOM, vuln string) bool {
+	for _, v := range *bom.Vulnerabilities {
+		if v.ID == vuln {
+			return v.Analysis.State == cdx.IASNotAffected
+		}
+	}
+	return false
+}
+
+// validateCycloneDX validates a document against the CycloneDX 1.6 JSON
+// schema of the cyclonedx-go module in use, with its SPDX and JSF
+// companions from the same directory, so the test needs no network.
+func validateCycloneDX(t *testing.T, out []byte) {
+	t.Helper()
 	dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/CycloneDX/cyclonedx-go").Output()
 	if err != nil || len(bytes.TrimSpace(dir)) == 0 {
-		t.Skipf("cyclonedx-go's schema directory is not in the module cache (%v); decoding was checked", err)
+		t.Fatalf("cyclonedx-go's schema directory is not in the module cache: %v", err)
 	}
-	// The schema refers to its SPDX and JSF companions by URL: load them
-	// from the same directory, so the test needs no network.
 	file := func(name string) gojsonschema.JSONLoader {
 		return gojsonschema.NewReferenceLoader("file://" + filepath.ToSlash(filepath.Join(strings.TrimSpace(string(dir)), "schema", name)))
 	}
@@ -343,6 +605,33 @@ func TestSARIFFallbackLocations(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if diff := cmp.Diff(tt.want, sarifPhysicalOf(tt.f, tt.tree)); diff != "" {
 				t.Errorf("location (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestImagePURLs(t *testing.T) {
+	tests := []struct {
+		name string
+		img  telemetry.Image
+		want []string
+	}{
+		{"digest", telemetry.Image{Name: "registry.example.com/shop/gateway", Digest: "sha256:0123", Tags: []string{"v1"}},
+			[]string{"pkg:oci/gateway@sha256:0123"}},
+		{"port, tag and case in the name", telemetry.Image{Name: "registry.example.com:5000/shop/Gateway:v1", Digest: "sha256:0123"},
+			[]string{"pkg:oci/gateway@sha256:0123"}},
+		{"manifest and index digests", telemetry.Image{Name: "gateway", Digest: "sha256:0123", RepoDigests: []string{"registry.example.com/shop/gateway@sha256:4567", "mirror.example.com/gateway@sha256:0123"}},
+			[]string{"pkg:oci/gateway@sha256:0123", "pkg:oci/gateway@sha256:4567"}},
+		{"repo digests only", telemetry.Image{RepoDigests: []string{"registry.example.com/shop/gateway@sha256:4567"}},
+			[]string{"pkg:oci/gateway@sha256:4567"}},
+		{"tags only", telemetry.Image{Name: "registry.example.com/shop/gateway", Tags: []string{"v1", "latest"}},
+			[]string{"pkg:oci/gateway?tag=v1", "pkg:oci/gateway?tag=latest"}},
+		{"nothing to name", telemetry.Image{Name: "registry.example.com/"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, imagePURLs(tt.img)); diff != "" {
+				t.Errorf("imagePURLs (-want +got):\n%s", diff)
 			}
 		})
 	}

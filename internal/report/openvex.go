@@ -2,18 +2,22 @@ package report
 
 import (
 	"io"
+	"slices"
+	"strings"
 
 	"github.com/openvex/go-vex/pkg/vex"
 
 	"github.com/evidentsec/evident/internal/assess"
 )
 
-// writeOpenVEX renders one OpenVEX 0.2.0 statement per finding. The
-// product is the service's own package URL when Options.Products names
-// one, with the vulnerable package as subcomponent, the way Trivy and
-// Grype match statements for an image or binary; otherwise the
-// vulnerable package itself is the product.
-func writeOpenVEX(w io.Writer, r *Result, products map[string]string) error {
+// writeOpenVEX renders one OpenVEX 0.2.0 statement per vulnerability and
+// product, with the vulnerable packages as its subcomponents
+// (docs/priority.md): Grype and Trivy match the product against the image
+// or SBOM they scan and the subcomponent against the package they found,
+// so a statement about one service never applies to another. The status
+// is the most cautious of the services that run the product. A finding
+// with no product is stated for the package alone, never as not_affected.
+func writeOpenVEX(w io.Writer, r *Result, opts Options) error {
 	generated := r.Generated
 	doc := vex.VEX{
 		Metadata: vex.Metadata{
@@ -25,39 +29,73 @@ func writeOpenVEX(w io.Writer, r *Result, products map[string]string) error {
 		},
 		Statements: []vex.Statement{},
 	}
-	for _, a := range r.Assessments {
-		f := a.Finding
-		st := vex.Statement{
-			Vulnerability: vex.Vulnerability{Name: vex.VulnerabilityID(f.Vulnerability.ID)},
-			Status:        vex.Status(a.VEX.Status),
+	// Instances come ordered by vulnerability, product and package: the
+	// packages of one statement are adjacent.
+	var group []*instance
+	flush := func() {
+		if len(group) > 0 {
+			doc.Statements = append(doc.Statements, openVEXStatement(group))
+			group = group[:0]
 		}
-		for _, alias := range f.Vulnerability.Aliases {
-			st.Vulnerability.Aliases = append(st.Vulnerability.Aliases, vex.VulnerabilityID(alias))
-		}
-		pkg := vex.Component{ID: f.Package.PURL, Identifiers: map[vex.IdentifierType]string{vex.PURL: f.Package.PURL}}
-		if product := products[f.Service]; product != "" {
-			st.Products = []vex.Product{{
-				Component:     vex.Component{ID: product, Identifiers: map[vex.IdentifierType]string{vex.PURL: product}},
-				Subcomponents: []vex.Subcomponent{{Component: pkg}},
-			}}
-		} else {
-			st.Products = []vex.Product{{Component: pkg}}
-		}
-		switch a.VEX.Status {
-		case assess.StatusNotAffected:
-			st.Justification = vex.Justification(a.VEX.Justification)
-			st.ImpactStatement = a.VEX.Statement
-		case assess.StatusAffected:
-			st.ActionStatement = a.VEX.Statement
-		default:
-			st.StatusNotes = a.VEX.Statement
-		}
-		doc.Statements = append(doc.Statements, st)
 	}
+	for _, in := range vexInstances(r, opts.Products, opts.Warn) {
+		if len(group) > 0 && (group[0].Vulnerability.ID != in.Vulnerability.ID || group[0].Product.PURL != in.Product.PURL || in.Product.PURL == "") {
+			flush()
+		}
+		group = append(group, in)
+	}
+	flush()
 	id, err := doc.GenerateCanonicalID()
 	if err != nil {
 		return err
 	}
 	doc.ID = id
 	return doc.ToJSON(w)
+}
+
+// openVEXStatement states the instances of one vulnerability in one
+// product (or, without a product, in one package).
+func openVEXStatement(group []*instance) vex.Statement {
+	first := group[0]
+	st := vex.Statement{Vulnerability: vex.Vulnerability{Name: vex.VulnerabilityID(first.Vulnerability.ID)}}
+	for _, in := range group {
+		for _, alias := range in.Vulnerability.Aliases {
+			if id := vex.VulnerabilityID(alias); !slices.Contains(st.Vulnerability.Aliases, id) {
+				st.Vulnerability.Aliases = append(st.Vulnerability.Aliases, id)
+			}
+		}
+		if caution[in.Status] > caution[string(st.Status)] {
+			st.Status = vex.Status(in.Status)
+		}
+	}
+	slices.Sort(st.Vulnerability.Aliases)
+	var text []string
+	for _, in := range group {
+		if s := in.statement(); string(st.Status) == in.Status && !slices.Contains(text, s) {
+			text = append(text, s)
+		}
+	}
+	pkg := func(in *instance) vex.Component {
+		return vex.Component{ID: in.Package.PURL, Identifiers: map[vex.IdentifierType]string{vex.PURL: in.Package.PURL}}
+	}
+	if first.Product.PURL == "" {
+		st.Products = []vex.Product{{Component: pkg(first)}}
+	} else {
+		p := vex.Product{Component: vex.Component{ID: first.Product.PURL, Identifiers: map[vex.IdentifierType]string{vex.PURL: first.Product.PURL}}}
+		for _, in := range group {
+			p.Subcomponents = append(p.Subcomponents, vex.Subcomponent{Component: pkg(in)})
+		}
+		st.Products = []vex.Product{p}
+	}
+	statement := strings.Join(text, "; ")
+	switch string(st.Status) {
+	case assess.StatusNotAffected:
+		st.Justification = vex.Justification(first.justification())
+		st.ImpactStatement = statement
+	case assess.StatusAffected:
+		st.ActionStatement = statement
+	default:
+		st.StatusNotes = statement
+	}
+	return st
 }

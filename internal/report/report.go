@@ -10,8 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/package-url/packageurl-go"
 
 	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/manifest"
@@ -53,16 +57,41 @@ var Names = []string{"table", "json", "sarif", "openvex", "cyclonedx", "markdown
 type Options struct {
 	// Color enables ANSI colours in the table (on a terminal).
 	Color bool
-	// Products maps a service to the package URL of what is deployed
-	// (an image, a binary); OpenVEX statements then name it as the
-	// product and the vulnerable package as its subcomponent.
-	Products map[string]string
+	// Products overrides the product that the VEX formats name for a
+	// service (docs/priority.md).
+	Products Products
 	// Manifests locates the manifest lines that declare packages, for
 	// SARIF; nil points every result at a file but no line.
 	Manifests *manifest.Tree
 	// MaxBytes caps the Markdown (a pull-request comment has a limit):
 	// the lowest-priority findings are cut to fit. 0 is no cap.
 	MaxBytes int
+	// Warn, if not nil, is told of what a format had to leave out or
+	// weaken: a VEX finding for which no product can be named.
+	Warn func(error)
+}
+
+// Products maps a service name to the package URL of what is deployed as
+// it (an image, a binary). The VEX formats name that as the product, with
+// the vulnerable packages as its subcomponents; a service missing here is
+// named by what its telemetry says (container image, else service name).
+type Products map[string]string
+
+// Validate reports every entry that is not a service name with a package
+// URL.
+func (p Products) Validate() error {
+	var errs []error
+	for _, service := range slices.Sorted(maps.Keys(p)) {
+		purl := p[service]
+		if service == "" {
+			errs = append(errs, fmt.Errorf("products: an entry has no service name"))
+			continue
+		}
+		if _, err := packageurl.FromString(purl); err != nil || !strings.HasPrefix(purl, "pkg:") {
+			errs = append(errs, fmt.Errorf("products.%s: %q is not a package URL (pkg:oci/<name>@sha256:<digest>, pkg:generic/<name>, ...)", service, purl))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Lookup returns the format called name.
@@ -77,9 +106,9 @@ func Lookup(name string, opts Options) (Format, error) {
 	case "sarif":
 		return FormatFunc(func(w io.Writer, r *Result) error { return writeSARIF(w, r, opts.Manifests) }), nil
 	case "openvex":
-		return FormatFunc(func(w io.Writer, r *Result) error { return writeOpenVEX(w, r, opts.Products) }), nil
+		return FormatFunc(func(w io.Writer, r *Result) error { return writeOpenVEX(w, r, opts) }), nil
 	case "cyclonedx":
-		return FormatFunc(writeCycloneDX), nil
+		return FormatFunc(func(w io.Writer, r *Result) error { return writeCycloneDX(w, r, opts) }), nil
 	}
 	return nil, fmt.Errorf("%w %q (want one of %s)", ErrUnknownFormat, name, strings.Join(Names, ", "))
 }

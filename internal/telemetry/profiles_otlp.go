@@ -55,6 +55,7 @@ func DecodeOTLPProfiles(data []byte, source string) ([]*ProfileBatch, error) {
 		if v, ok := attrs.Get("service.namespace"); ok {
 			namespace = v.AsString()
 		}
+		image := resourceImage(attrs)
 		sps := rp.ScopeProfiles()
 		for j := 0; j < sps.Len(); j++ {
 			ps := sps.At(j).Profiles()
@@ -65,7 +66,7 @@ func DecodeOTLPProfiles(data []byte, source string) ([]*ProfileBatch, error) {
 					c.errs.add(record, err)
 					continue
 				}
-				b.Service, b.Namespace, b.Source = service, namespace, source
+				b.Service, b.Namespace, b.Image, b.Source = service, namespace, image, source
 				out = append(out, b)
 			}
 		}

@@ -113,3 +113,34 @@ func TestDecodeOTLPProfilesErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodeOTLPProfilesImage checks that OTLP profiles carry the
+// container image of their resource, in protobuf and JSON.
+func TestDecodeOTLPProfilesImage(t *testing.T) {
+	pd := fixtureProfiles(t)
+	attrs := pd.ResourceProfiles().At(0).Resource().Attributes()
+	attrs.PutStr("container.image.name", "registry.example.com/shop/checkout")
+	attrs.PutStr("oci.manifest.digest", "sha256:0123")
+	pb, err := (&pprofile.ProtoMarshaler{}).MarshalProfiles(pd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := (&pprofile.JSONMarshaler{}).MarshalProfiles(pd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []*Image{{Name: "registry.example.com/shop/checkout", Digest: "sha256:0123"}, nil}
+	for name, data := range map[string][]byte{"protobuf": pb, "JSON": js} {
+		bs, err := DecodeOTLPProfiles(data, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []*Image
+		for _, b := range bs {
+			got = append(got, b.Image)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: images (-want +got):\n%s", name, diff)
+		}
+	}
+}

@@ -37,6 +37,10 @@ const (
 	attrCodeFunction
 	attrServiceName      // resource
 	attrServiceNamespace // resource
+	attrImageName        // resource
+	attrImageDigest      // resource
+	attrImageRepoDigests // resource, an array
+	attrImageTags        // resource, an array
 
 	// Deprecated names, applied in finish when the current name is absent.
 	attrOldHTTPMethod
@@ -121,6 +125,14 @@ func lookupAttr(key []byte) attrID {
 		return attrServiceName
 	case "service.namespace":
 		return attrServiceNamespace
+	case "container.image.name":
+		return attrImageName
+	case "oci.manifest.digest":
+		return attrImageDigest
+	case "container.image.repo_digests":
+		return attrImageRepoDigests
+	case "container.image.tags":
+		return attrImageTags
 	case "http.method":
 		return attrOldHTTPMethod
 	case "http.target":
@@ -173,6 +185,25 @@ type attrBuilder struct {
 	strs    [numAttrs]string
 	ints    [numAttrs]int64
 	headers map[string]string
+	// lists holds the array attributes of a resource:
+	// container.image.repo_digests and container.image.tags.
+	lists map[attrID][]string
+}
+
+// isList reports whether an attribute is an array of strings.
+func isList(id attrID) bool { return id == attrImageRepoDigests || id == attrImageTags }
+
+// setList records an array attribute.
+func (b *attrBuilder) setList(id attrID, values []string) {
+	if b.lists == nil {
+		b.lists = make(map[attrID][]string, 2)
+	}
+	b.lists[id] = values
+}
+
+// image returns the container image of a resource's attributes.
+func (b *attrBuilder) image() *Image {
+	return newImage(b.strs[attrImageName], b.strs[attrImageDigest], b.lists[attrImageRepoDigests], b.lists[attrImageTags])
 }
 
 func (b *attrBuilder) reset() { *b = attrBuilder{} }

@@ -36,6 +36,9 @@ type ProfileBatch struct {
 	Service string
 	// Namespace is the service namespace (resource service.namespace), when known.
 	Namespace string
+	// Image is the container image the service ran from, when the
+	// resource said; nil otherwise.
+	Image *Image
 	// Source names the file or receiver the profile came from, for errors and evidence.
 	Source string
 	// SampleType is the sample type whose values were kept, e.g. "cpu", "samples", "alloc_space".
@@ -65,6 +68,32 @@ type Sample struct {
 	// span_name and trace_id (otel-profiling-go, pyroscope) or from an OTLP
 	// profile sample's link; empty when the sample is not tied to a span.
 	SpanID, SpanName, TraceID string
+}
+
+// Image is the container image a resource ran from, from the
+// OpenTelemetry resource attributes container.image.name,
+// oci.manifest.digest, container.image.repo_digests and
+// container.image.tags: what identifies a service to a scanner that scans
+// the image.
+type Image struct {
+	// Name is container.image.name: "registry.example.com/shop/gateway".
+	Name string
+	// Digest is oci.manifest.digest: "sha256:…".
+	Digest string
+	// RepoDigests is container.image.repo_digests, as the container
+	// runtime reports them: "registry.example.com/shop/gateway@sha256:…".
+	RepoDigests []string
+	// Tags is container.image.tags.
+	Tags []string
+}
+
+// newImage returns the image the resource attributes describe, or nil
+// when they name none.
+func newImage(name, digest string, repoDigests, tags []string) *Image {
+	if name == "" && len(repoDigests) == 0 {
+		return nil
+	}
+	return &Image{Name: name, Digest: digest, RepoDigests: repoDigests, Tags: tags}
 }
 
 // SpanKind is the OTLP span kind, with the OTLP numeric values.
@@ -102,12 +131,15 @@ func (k SpanKind) String() string {
 type Span struct {
 	// Service is the resource attribute service.name; Namespace is service.namespace.
 	Service, Namespace string
-	TraceID            [16]byte
-	SpanID             [8]byte
-	ParentSpanID       [8]byte
-	Kind               SpanKind
-	Name               string
-	Start, End         time.Time
+	// Image is the container image of the resource, nil when it named
+	// none. Spans of one resource share it; it must not be modified.
+	Image        *Image
+	TraceID      [16]byte
+	SpanID       [8]byte
+	ParentSpanID [8]byte
+	Kind         SpanKind
+	Name         string
+	Start, End   time.Time
 	// Error is true when the status code is ERROR, or when a SERVER span
 	// answered with an HTTP status code of 500 or more.
 	Error bool

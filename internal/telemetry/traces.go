@@ -483,11 +483,14 @@ func (c *jsonTraceConverter) convert(td ptrace.Traces) []Span {
 		if v, ok := res.Get("service.namespace"); ok {
 			namespace = c.in.string(v.AsString())
 		}
+		image := resourceImage(res)
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			ss := sss.At(j).Spans()
 			for k := 0; k < ss.Len(); k++ {
-				spans = append(spans, c.span(ss.At(k), service, namespace))
+				sp := c.span(ss.At(k), service, namespace)
+				sp.Image = image
+				spans = append(spans, sp)
 			}
 		}
 	}
@@ -516,6 +519,32 @@ func (c *jsonTraceConverter) span(s ptrace.Span, service, namespace string) Span
 	sp.Attrs = c.attrs.finish(sp.Kind)
 	sp.Error = spanError(int32(s.Status().Code()), sp.Kind, &sp.Attrs)
 	return sp
+}
+
+// resourceImage returns the container image pdata resource attributes
+// name, or nil.
+func resourceImage(res pcommon.Map) *Image {
+	str := func(key string) string {
+		if v, ok := res.Get(key); ok {
+			return v.AsString()
+		}
+		return ""
+	}
+	list := func(key string) []string {
+		v, ok := res.Get(key)
+		if !ok {
+			return nil
+		}
+		if v.Type() != pcommon.ValueTypeSlice {
+			return []string{v.AsString()}
+		}
+		var out []string
+		for _, e := range v.Slice().All() {
+			out = append(out, e.AsString())
+		}
+		return out
+	}
+	return newImage(str("container.image.name"), str("oci.manifest.digest"), list("container.image.repo_digests"), list("container.image.tags"))
 }
 
 func (c *jsonTraceConverter) setAttr(k string, v pcommon.Value) {

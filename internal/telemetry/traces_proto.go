@@ -148,8 +148,9 @@ func (d *traceDecoder) decodeResourceSpans(msg []byte, record string) []Span {
 	}
 	service := d.res.strs[attrServiceName]
 	namespace := d.res.strs[attrServiceNamespace]
+	image := d.res.image()
 	for i := range spans {
-		spans[i].Service, spans[i].Namespace = service, namespace
+		spans[i].Service, spans[i].Namespace, spans[i].Image = service, namespace, image
 	}
 	return spans
 }
@@ -283,6 +284,9 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 	if id == attrNone && !header {
 		return nil
 	}
+	// Captured headers and some resource attributes are arrays of
+	// strings (a single string is taken as an array of one).
+	list := header || isList(id)
 	var values []string
 	for off := 0; off < len(value); {
 		f, n, err := nextField(value[off:])
@@ -291,13 +295,13 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 		}
 		off += n
 		switch {
-		case f.num == 1 && header: // string_value
+		case f.num == 1 && list: // string_value
 			values = append(values, d.in.bytes(f.b))
 		case f.num == 1:
 			b.setString(id, d.in.bytes(f.b))
-		case f.num == 3 && !header: // int_value
+		case f.num == 3 && !list: // int_value
 			b.setInt(id, int64(f.v))
-		case f.num == 5 && header: // array_value of header values
+		case f.num == 5 && list: // array_value
 			if err := forEachField(f.b, func(af field) error {
 				if af.num != 1 {
 					return nil
@@ -312,6 +316,9 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 				return fmt.Errorf("attribute %q: %w", key, err)
 			}
 		}
+	}
+	if isList(id) {
+		b.setList(id, values)
 	}
 	if header {
 		b.setHeader(string(key), values)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/klauspost/compress/zstd"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -403,6 +404,66 @@ func TestDecodeTracesUnsetTimes(t *testing.T) {
 			}
 			if !spans[0].Start.IsZero() || !spans[0].End.IsZero() {
 				t.Errorf("start %v end %v, want zero times", spans[0].Start, spans[0].End)
+			}
+		})
+	}
+}
+
+// TestDecodeTracesImage checks that both trace decoders (protobuf on the
+// wire, OTLP JSON through pdata) carry the container image of a resource
+// to its spans: an array of tags, a single tag, and no image at all.
+func TestDecodeTracesImage(t *testing.T) {
+	tests := []struct {
+		name  string
+		attrs func(pcommon.Map)
+		want  *Image
+	}{
+		{"digest and tags", func(m pcommon.Map) {
+			m.PutStr("container.image.name", "registry.example.com/shop/gateway")
+			m.PutStr("oci.manifest.digest", "sha256:0123")
+			tags := m.PutEmptySlice("container.image.tags")
+			tags.AppendEmpty().SetStr("v1.2.0")
+			tags.AppendEmpty().SetStr("latest")
+			m.PutEmptySlice("container.image.repo_digests").AppendEmpty().SetStr("registry.example.com/shop/gateway@sha256:4567")
+		}, &Image{Name: "registry.example.com/shop/gateway", Digest: "sha256:0123", RepoDigests: []string{"registry.example.com/shop/gateway@sha256:4567"}, Tags: []string{"v1.2.0", "latest"}}},
+		{"repo digests without a name", func(m pcommon.Map) {
+			m.PutEmptySlice("container.image.repo_digests").AppendEmpty().SetStr("gateway@sha256:4567")
+		}, &Image{RepoDigests: []string{"gateway@sha256:4567"}}},
+		{"one tag as a string", func(m pcommon.Map) {
+			m.PutStr("container.image.name", "gateway")
+			m.PutStr("container.image.tags", "v1")
+		}, &Image{Name: "gateway", Tags: []string{"v1"}}},
+		{"digest without a name", func(m pcommon.Map) { m.PutStr("oci.manifest.digest", "sha256:0123") }, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			td := ptrace.NewTraces()
+			rs := td.ResourceSpans().AppendEmpty()
+			rs.Resource().Attributes().PutStr("service.name", "gateway")
+			tt.attrs(rs.Resource().Attributes())
+			sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+			sp.SetTraceID(traceID(1))
+			sp.SetSpanID(spanID(1))
+			sp.SetName("GET /")
+			pb, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+			if err != nil {
+				t.Fatal(err)
+			}
+			js, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, data := range map[string][]byte{"traces.pb": pb, "traces.json": js} {
+				spans, err := decodeAll(t, data, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(spans) != 1 {
+					t.Fatalf("%s: %d spans, want 1", name, len(spans))
+				}
+				if diff := cmp.Diff(tt.want, spans[0].Image); diff != "" {
+					t.Errorf("%s: image (-want +got):\n%s", name, diff)
+				}
 			}
 		})
 	}
