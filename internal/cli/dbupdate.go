@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -18,6 +19,7 @@ func newDBUpdateCmd(g *globals) *cobra.Command {
 		all, noKEV      bool
 		quiet           bool
 		baseURL, kevURL string
+		timeout         time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "update",
@@ -30,10 +32,16 @@ content) before it replaces the old one, so a failed or interrupted update
 leaves the previous database intact. Archives that have not changed since the
 last update are not downloaded again.
 
+Failures that a retry cannot cure (a host that does not resolve, a refused
+connection, a TLS error, HTTP 4xx) fail the file at once; timeouts, dropped
+connections and HTTP 408, 429 and 5xx are retried with backoff, and each retry
+is printed. --timeout bounds each file's update, retries included.
+
 Exit status 2 if any file could not be updated; the others are updated anyway.`,
 		Example: `  evident db update
   evident db update --ecosystem Go --ecosystem PyPI --no-kev
-  evident db update --all --base-url https://mirror.example.com/osv-vulnerabilities`,
+  evident db update --all --base-url https://mirror.example.com/osv-vulnerabilities
+  evident db update --ecosystem Go --timeout 2m`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := dbupdate.DefaultConfig()
@@ -52,6 +60,7 @@ Exit status 2 if any file could not be updated; the others are updated anyway.`,
 				cfg.Ecosystems = nil
 				cfg.AllEcosystems = true
 			}
+			cfg.Timeout = timeout
 			cfg.UserAgent = "evident/" + buildVersion()
 			if !quiet {
 				cfg.Progress = g.stderr
@@ -77,6 +86,7 @@ Exit status 2 if any file could not be updated; the others are updated anyway.`,
 	f.StringVar(&baseURL, "base-url", dbupdate.DefaultBaseURL, "root of the osv.dev bulk export, or of a mirror of it")
 	f.StringVar(&kevURL, "kev-url", dbupdate.DefaultKEVURL, "URL of the CISA KEV JSON feed")
 	f.BoolVar(&noKEV, "no-kev", false, "do not download the CISA KEV feed")
+	f.DurationVar(&timeout, "timeout", 0, "give up on a file after this long, retries included (0: no limit)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print nothing but errors")
 	cmd.MarkFlagsMutuallyExclusive("ecosystem", "all")
 	cmd.MarkFlagsMutuallyExclusive("kev-url", "no-kev")

@@ -3,7 +3,10 @@ package cli
 import (
 	"archive/zip"
 	"bytes"
+	"context"
+	"errors"
 	"flag"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -106,4 +109,78 @@ func TestDBUpdate(t *testing.T) {
 		t.Errorf("Go archive: %v", err)
 	}
 	s.Close()
+}
+
+// TestDBUpdateOffline checks what a user without network, or with a
+// server that does not answer, sees: one clear line per file, exit 2, and
+// no retries for what a retry cannot cure.
+func TestDBUpdateOffline(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	// A listener that accepts and never answers.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	defer func() {
+		ln.Close()
+		for c := range accepted {
+			c.Close()
+		}
+	}()
+	silent := "http://" + ln.Addr().String()
+
+	tests := []struct {
+		name string
+		args []string
+		// want are lines of stderr; notWant must not appear.
+		want, notWant []string
+	}{
+		{
+			name:    "unresolvable host",
+			args:    []string{"--base-url", "http://nonexistent.invalid/osv", "--kev-url", "http://nonexistent.invalid/kev.json"},
+			want:    []string{"Go: failed: get http://nonexistent.invalid/osv/Go/all.zip: dial tcp: lookup nonexistent.invalid", "KEV: failed: get http://nonexistent.invalid/kev.json: dial tcp: lookup nonexistent.invalid", "0 downloaded, 0 up to date, 2 failed"},
+			notWant: []string{"retrying"},
+		},
+		{
+			name: "server never answers",
+			args: []string{"--base-url", silent, "--no-kev", "--timeout", "100ms"},
+			want: []string{"Go: failed: get " + silent + "/Go/all.zip: gave up after 100ms: timed out", "0 downloaded, 0 up to date, 1 failed"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if strings.Contains(tt.name, "unresolvable") {
+				var de *net.DNSError
+				if _, err := net.DefaultResolver.LookupHost(context.Background(), "nonexistent.invalid"); !errors.As(err, &de) || !de.IsNotFound {
+					t.Skipf("this machine's resolver does not answer NXDOMAIN for nonexistent.invalid: %v", err)
+				}
+			}
+			args := append([]string{"--data", t.TempDir(), "db", "update", "--ecosystem", "Go"}, tt.args...)
+			code, _, stderr := run(t, args...)
+			if code != ExitUsage {
+				t.Errorf("exit code %d, want %d", code, ExitUsage)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr:\n%s\nwant %q", stderr, w)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(stderr, w) {
+					t.Errorf("stderr:\n%s\nwant no %q", stderr, w)
+				}
+			}
+		})
+	}
 }

@@ -51,7 +51,9 @@ type Config struct {
 	// Concurrency bounds how many files download at once.
 	Concurrency int
 	// Retries is how many times a request is retried after a transient
-	// failure (network errors, stalls, HTTP 408, 429 and 5xx).
+	// failure (timeouts, dropped connections, stalls, HTTP 408, 429 and
+	// 5xx). Permanent failures (an unknown host, a refused connection, a
+	// TLS error, another 4xx) are not retried.
 	Retries int
 	// RetryWait is the wait before the first retry; it doubles for each
 	// further retry, up to MaxRetryWait.
@@ -61,6 +63,14 @@ type Config struct {
 	// StallTimeout aborts (and retries) a transfer that delivers no bytes
 	// for this long.
 	StallTimeout time.Duration
+	// HeaderTimeout aborts (and retries) a request whose response headers
+	// have not arrived this long after it was sent: a server that accepts
+	// connections and never answers.
+	HeaderTimeout time.Duration
+	// Timeout bounds the whole update of one file, retries and the waits
+	// between them included; 0 means no bound. A file that runs out of
+	// time fails with ErrTimeout and keeps its previous version.
+	Timeout time.Duration
 }
 
 // DefaultConfig returns the configuration of `evident db update` without
@@ -70,14 +80,15 @@ func DefaultConfig() Config {
 		BaseURL: DefaultBaseURL,
 		KEVURL:  DefaultKEVURL,
 		// The languages evident attributes profile frames to.
-		Ecosystems:   []string{"Go", "npm", "PyPI", "Maven"},
-		HTTPClient:   NewHTTPClient(),
-		UserAgent:    "evident",
-		Concurrency:  2,
-		Retries:      3,
-		RetryWait:    time.Second,
-		MaxRetryWait: 30 * time.Second,
-		StallTimeout: time.Minute,
+		Ecosystems:    []string{"Go", "npm", "PyPI", "Maven"},
+		HTTPClient:    NewHTTPClient(),
+		UserAgent:     "evident",
+		Concurrency:   2,
+		Retries:       3,
+		RetryWait:     time.Second,
+		MaxRetryWait:  30 * time.Second,
+		StallTimeout:  time.Minute,
+		HeaderTimeout: 20 * time.Second,
 	}
 }
 
@@ -146,6 +157,12 @@ func (c Config) Validate() error {
 	}
 	if c.StallTimeout <= 0 {
 		bad("stall timeout %v is not positive", c.StallTimeout)
+	}
+	if c.HeaderTimeout <= 0 {
+		bad("header timeout %v is not positive", c.HeaderTimeout)
+	}
+	if c.Timeout < 0 {
+		bad("timeout %v is negative", c.Timeout)
 	}
 	return errors.Join(errs...)
 }

@@ -41,6 +41,9 @@ func TestValidate(t *testing.T) {
 		{name: "negative retries", modify: func(c *Config) { c.Retries = -1 }, wantErr: []string{"retries -1 is negative"}},
 		{name: "max wait below wait", modify: func(c *Config) { c.MaxRetryWait = time.Millisecond }, wantErr: []string{"retry wait 1s and max retry wait 1ms"}},
 		{name: "no stall timeout", modify: func(c *Config) { c.StallTimeout = 0 }, wantErr: []string{"stall timeout 0s is not positive"}},
+		{name: "no header timeout", modify: func(c *Config) { c.HeaderTimeout = 0 }, wantErr: []string{"header timeout 0s is not positive"}},
+		{name: "negative timeout", modify: func(c *Config) { c.Timeout = -time.Second }, wantErr: []string{"timeout -1s is negative"}},
+		{name: "a timeout", modify: func(c *Config) { c.Timeout = time.Minute }},
 		{
 			name:    "every error at once",
 			modify:  func(c *Config) { c.Dir = ""; c.Concurrency = 0; c.BaseURL = "" },

@@ -16,6 +16,16 @@
 // corrupt or cancelled download removes its temporary file and leaves the
 // previous database as it was.
 //
+// Failures are permanent or transient. A host name that does not resolve,
+// a refused connection, a TLS error and HTTP 4xx other than 408 and 429
+// fail the file at once (ErrHostNotFound, ErrRefused, ErrTLS, ErrNotFound,
+// ErrStatus): seconds later the answer would be the same, and an offline
+// machine should learn so at once. Timeouts (a server that accepts and
+// does not send headers within HeaderTimeout, or stalls mid-transfer),
+// dropped connections and HTTP 408, 429 and 5xx are retried with
+// exponential backoff, each retry reported to Progress. Timeout bounds a
+// file's whole update, retries included.
+//
 // Updates are conditional: the ETag and Last-Modified of the last download
 // are sent back (If-None-Match, If-Modified-Since), so an unchanged archive
 // costs one 304 response.

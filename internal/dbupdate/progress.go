@@ -19,8 +19,9 @@ type reporter interface {
 	begin(name string, size int64)
 	// add reports n more bytes received.
 	add(name string, n int64)
-	// retry reports a failed attempt that will be repeated after wait.
-	retry(name string, attempt int, wait time.Duration, err error)
+	// retry reports that attempt (of at most attempts) failed and will be
+	// repeated after wait.
+	retry(name string, attempt, attempts int, wait time.Duration, err error)
 	// done reports a file's outcome.
 	done(r FileResult)
 	// close ends the output; no call may follow.
@@ -40,11 +41,11 @@ func newReporter(w io.Writer, bar bool) reporter {
 
 type silentReporter struct{}
 
-func (silentReporter) begin(string, int64)                     {}
-func (silentReporter) add(string, int64)                       {}
-func (silentReporter) retry(string, int, time.Duration, error) {}
-func (silentReporter) done(FileResult)                         {}
-func (silentReporter) close()                                  {}
+func (silentReporter) begin(string, int64)                          {}
+func (silentReporter) add(string, int64)                            {}
+func (silentReporter) retry(string, int, int, time.Duration, error) {}
+func (silentReporter) done(FileResult)                              {}
+func (silentReporter) close()                                       {}
 
 // plainReporter writes one line per outcome and per retry: readable in
 // CI logs and files, where redrawn bars are noise.
@@ -57,10 +58,10 @@ func (p *plainReporter) begin(string, int64) {}
 func (p *plainReporter) add(string, int64)   {}
 func (p *plainReporter) close()              {}
 
-func (p *plainReporter) retry(name string, attempt int, wait time.Duration, err error) {
+func (p *plainReporter) retry(name string, attempt, attempts int, wait time.Duration, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintln(p.w, retryLine(name, attempt, wait, err))
+	fmt.Fprintln(p.w, retryLine(name, attempt, attempts, wait, err))
 }
 
 func (p *plainReporter) done(r FileResult) {
@@ -69,8 +70,8 @@ func (p *plainReporter) done(r FileResult) {
 	fmt.Fprintln(p.w, resultLine(r))
 }
 
-func retryLine(name string, attempt int, wait time.Duration, err error) string {
-	return fmt.Sprintf("%s: attempt %d failed, retrying in %v: %v", name, attempt, wait, err)
+func retryLine(name string, attempt, attempts int, wait time.Duration, err error) string {
+	return fmt.Sprintf("%s: attempt %d/%d failed, retrying in %v: %v", name, attempt, attempts, wait, err)
 }
 
 func resultLine(r FileResult) string {
@@ -162,11 +163,11 @@ func (b *barReporter) add(name string, n int64) {
 	}
 }
 
-func (b *barReporter) retry(name string, attempt int, wait time.Duration, err error) {
+func (b *barReporter) retry(name string, attempt, attempts int, wait time.Duration, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.remove(name)
-	b.redraw([]string{retryLine(name, attempt, wait, err)})
+	b.redraw([]string{retryLine(name, attempt, attempts, wait, err)})
 }
 
 func (b *barReporter) done(r FileResult) {

@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -197,6 +199,8 @@ func (u *updater) ecosystemsURL() string {
 
 // listEcosystems reads ecosystems.txt, retrying like a download.
 func (u *updater) listEcosystems(ctx context.Context) (list []string, bad []error, err error) {
+	ctx, cancel := u.withTimeout(ctx)
+	defer cancel()
 	src := u.ecosystemsURL()
 	var data []byte
 	for attempt := 1; ; attempt++ {
@@ -251,7 +255,7 @@ func (u *updater) retry(ctx context.Context, name string, attempt int, err error
 	if wait > u.cfg.MaxRetryWait || wait <= 0 {
 		wait = u.cfg.MaxRetryWait
 	}
-	u.rep.retry(name, attempt, wait, err)
+	u.rep.retry(name, attempt, u.cfg.Retries+1, wait, err)
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
@@ -262,9 +266,19 @@ func (u *updater) retry(ctx context.Context, name string, attempt int, err error
 	}
 }
 
+// withTimeout bounds ctx by cfg.Timeout, when one is set.
+func (u *updater) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if u.cfg.Timeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeoutCause(ctx, u.cfg.Timeout, fmt.Errorf("gave up after %v: %w", u.cfg.Timeout, ErrTimeout))
+}
+
 // run updates one file, retrying transient failures.
 func (u *updater) run(ctx context.Context, j job) FileResult {
 	start := time.Now()
+	ctx, cancel := u.withTimeout(ctx)
+	defer cancel()
 	res := FileResult{Name: j.name, URL: j.url, Path: j.path}
 	if err := os.MkdirAll(filepath.Dir(j.path), 0o755); err != nil {
 		res.Err = fmt.Errorf("create directory for %s: %w", j.path, err)
@@ -290,9 +304,9 @@ func (u *updater) run(ctx context.Context, j job) FileResult {
 			return res
 		}
 		if !u.retry(ctx, j.name, res.Attempts, err) {
-			if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
 				// Cancelled while waiting to retry: say so first.
-				err = fmt.Errorf("%w; last attempt: %w", context.Cause(ctx), err)
+				err = fmt.Errorf("%w; last attempt: %w", cause, err)
 			}
 			res.Duration = time.Since(start)
 			res.Err = err
@@ -317,7 +331,11 @@ func (u *updater) newRequest(ctx context.Context, src string) (*http.Request, er
 	return req, nil
 }
 
-// requestError classifies an error of http.Client.Do.
+// requestError classifies an error of http.Client.Do. Failures that a
+// retry seconds later cannot cure are permanent, so that an offline
+// machine or a wrong URL fails at once: a name that does not resolve, a
+// refused connection (nothing listens there; a proxy that is down), and
+// TLS errors. Timeouts, resets and other network errors are transient.
 func requestError(ctx context.Context, src string, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("get %s: %w", src, context.Cause(ctx))
@@ -327,12 +345,34 @@ func requestError(ctx context.Context, src string, err error) error {
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	var certErr *tls.CertificateVerificationError
-	if errors.As(err, &certErr) {
-		return fmt.Errorf("get %s: %w", src, err)
+	var (
+		dnsErr    *net.DNSError
+		certErr   *tls.CertificateVerificationError
+		recordErr tls.RecordHeaderError
+		alertErr  tls.AlertError
+	)
+	switch {
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return fmt.Errorf("get %s: %w", src, &kindError{ErrHostNotFound, err})
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("get %s: %w", src, &kindError{ErrRefused, err})
+	case errors.As(err, &certErr), errors.As(err, &recordErr), errors.As(err, &alertErr), errors.Is(err, http.ErrSchemeMismatch):
+		return fmt.Errorf("get %s: %w", src, &kindError{ErrTLS, err})
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return transient(fmt.Errorf("get %s: %w", src, &kindError{ErrTimeout, err}))
 	}
 	return transient(fmt.Errorf("get %s: %w", src, err))
 }
+
+// kindError files an error of the network stack under one of this
+// package's sentinels without repeating what its message already says
+// ("no such host", "connection refused").
+type kindError struct{ kind, err error }
+
+func (e *kindError) Error() string   { return e.err.Error() }
+func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }
 
 // statusError classifies the HTTP statuses that are errors. Google Cloud
 // Storage's retry guidance names 408, 429 and 5xx as transient; other 4xx
@@ -356,7 +396,9 @@ func (u *updater) try(ctx context.Context, j job, old Meta, conditional bool) (M
 	// byte received pushes that deadline back.
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stall := time.AfterFunc(u.cfg.StallTimeout, func() { cancel(errStalled) })
+	// Until the response headers arrive the deadline is HeaderTimeout:
+	// a server that accepts the connection and never answers.
+	stall := time.AfterFunc(u.cfg.HeaderTimeout, func() { cancel(errStalled) })
 	defer stall.Stop()
 
 	req, err := u.newRequest(actx, j.url)
@@ -374,11 +416,12 @@ func (u *updater) try(ctx context.Context, j job, old Meta, conditional bool) (M
 	resp, err := u.cfg.HTTPClient.Do(req)
 	if err != nil {
 		if ctx.Err() == nil && errors.Is(context.Cause(actx), errStalled) {
-			return Meta{}, StatusFailed, transient(fmt.Errorf("get %s: no response in %v: %w", j.url, u.cfg.StallTimeout, errStalled))
+			return Meta{}, StatusFailed, transient(fmt.Errorf("get %s: no response in %v: %w", j.url, u.cfg.HeaderTimeout, ErrTimeout))
 		}
 		return Meta{}, StatusFailed, requestError(ctx, j.url, err)
 	}
 	defer resp.Body.Close()
+	stall.Reset(u.cfg.StallTimeout)
 	if err := statusError(j.url, resp.StatusCode); err != nil {
 		return Meta{}, StatusFailed, err
 	}

@@ -29,6 +29,18 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrStatus means the server answered with an unexpected HTTP status.
 	ErrStatus = errors.New("unexpected HTTP status")
+	// ErrHostNotFound means the server's name does not resolve (DNS
+	// NXDOMAIN): offline, or a misspelt URL. It is not retried.
+	ErrHostNotFound = errors.New("host not found")
+	// ErrRefused means nothing accepts connections at the server's
+	// address. It is not retried.
+	ErrRefused = errors.New("connection refused")
+	// ErrTLS means the TLS handshake failed: a certificate that does not
+	// verify, or a server that does not speak TLS. It is not retried.
+	ErrTLS = errors.New("TLS handshake failed")
+	// ErrTimeout means the server did not answer in time, or the file's
+	// update ran past Config.Timeout.
+	ErrTimeout = errors.New("timed out")
 )
 
 // verifyArchive checks that r is a zip archive whose every file is a JSON
