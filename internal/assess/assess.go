@@ -185,7 +185,7 @@ func (a *Assessor) One(f findings.Finding) Assessment {
 	if v != nil {
 		as.KnownExploited = v.KnownExploited
 		if f.Severity.Level == "" || f.Severity.Level == "unknown" {
-			as.Finding.Severity = findings.Severity{Level: v.Severity.Level, Score: v.Severity.Score, Vector: v.Severity.Vector}
+			as.Finding.Severity = findings.DBSeverity(v.Severity)
 		}
 	}
 	svc := a.snap.Service(f.Service)

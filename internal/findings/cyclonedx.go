@@ -396,7 +396,7 @@ func enrich(f *Finding, m Matcher, ids []string) {
 			f.FixedVersion = fix
 		}
 		if f.Severity.Level == LevelUnknown && v.Severity.Level != "" {
-			f.Severity = Severity{Level: v.Severity.Level, Score: v.Severity.Score, Vector: v.Severity.Vector}
+			f.Severity = DBSeverity(v.Severity)
 		}
 	}
 }

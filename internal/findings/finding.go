@@ -3,6 +3,8 @@
 // every tool that reported it.
 package findings
 
+import "github.com/evidentsec/evident/internal/vulndb"
+
 // Finding is one vulnerability in one package version of one service. The
 // same (service, package, vulnerability) reported by several tools is one
 // Finding with several Sources.
@@ -50,6 +52,20 @@ type Severity struct {
 	Score float64 `json:"score,omitempty"`
 	// Vector is the CVSS vector the score came from, if any.
 	Vector string `json:"vector,omitempty"`
+	// Source is the id of the vulnerability record the severity was read
+	// from when evident took it from its database: the finding's own
+	// record, or an alias record (a GHSA record's CVSS for a GO record
+	// that carries none). Empty when a scanner report stated it.
+	Source string `json:"source,omitempty"`
+}
+
+// DBSeverity converts a severity of the vulnerability database.
+func DBSeverity(s vulndb.Severity) Severity {
+	level := s.Level
+	if level == "" {
+		level = LevelUnknown
+	}
+	return Severity{Level: level, Score: s.Score, Vector: s.Vector, Source: s.Source}
 }
 
 // StaticReach is the reachability that a static tool established.

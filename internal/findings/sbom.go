@@ -103,14 +103,10 @@ func matchComponents(comps []Component, m Matcher, tool, file string) []Finding 
 			if fix != "" && p.Ecosystem == osv.EcosystemGo {
 				fix = goVersion(fix)
 			}
-			level := v.Severity.Level
-			if level == "" {
-				level = LevelUnknown
-			}
 			out = append(out, Finding{
 				Package:       p,
 				Vulnerability: Vulnerability{ID: v.Entry.ID, Aliases: sortedSet(v.Entry.Aliases)},
-				Severity:      Severity{Level: level, Score: v.Severity.Score, Vector: v.Severity.Vector},
+				Severity:      DBSeverity(v.Severity),
 				FixedVersion:  fix,
 				// The SBOM only shows that the module is in the build.
 				Static:  StaticRequired,

@@ -8,9 +8,10 @@ import (
 )
 
 // build indexes the parsed records: duplicates resolved (the newest
-// modified wins, then the first read), aliases both ways, KEV marks,
-// severities borrowed from aliases, knowledge merged, and stats counted.
-func build(recs []*record, kev *KEVCatalog, kb KnowledgeBase, skipped int) *DB {
+// modified wins, then the first read), aliases both ways, KEV marks, EPSS
+// scores, severities borrowed from aliases, knowledge merged, and stats
+// counted.
+func build(recs []*record, kev *KEVCatalog, epss *EPSS, kb KnowledgeBase, skipped int) *DB {
 	db := &DB{
 		byID:    make(map[string]*Vuln, len(recs)),
 		related: make(map[string][]*Vuln, len(recs)*3),
@@ -66,6 +67,11 @@ func build(recs []*record, kev *KEVCatalog, kb KnowledgeBase, skipped int) *DB {
 		db.stats.KEVVersion = kev.CatalogVersion
 		db.stats.KEVCount = len(kev.Vulnerabilities)
 	}
+	if epss != nil {
+		db.stats.EPSSModel = epss.ModelVersion
+		db.stats.EPSSDate = epss.Date
+		db.stats.EPSSCount = len(epss.Scores)
+	}
 
 	for _, r := range order {
 		v := r.vuln
@@ -76,8 +82,15 @@ func build(recs []*record, kev *KEVCatalog, kb KnowledgeBase, skipped int) *DB {
 				break
 			}
 		}
+		if epss != nil {
+			for _, id := range ids {
+				if s, ok := epss.Scores[normID(id)]; ok && (v.EPSS == nil || s.Probability > v.EPSS.Probability) {
+					v.EPSS = &s
+				}
+			}
+		}
 		if v.Severity.Level == LevelUnknown {
-			v.Severity = db.aliasSeverity(ids[1:])
+			v.Severity = db.aliasSeverity(v, ids)
 		}
 		if kb != nil {
 			mergeKnowledge(v, r, kb.Lookup(ids...))
@@ -87,18 +100,24 @@ func build(recs []*record, kev *KEVCatalog, kb KnowledgeBase, skipped int) *DB {
 	return db
 }
 
-// aliasSeverity returns the best severity that records with the given ids
-// state themselves (never one they borrowed).
-func (db *DB) aliasSeverity(ids []string) Severity {
+// aliasSeverity returns the best severity that the other records of v's
+// vulnerability state themselves (never one they borrowed): the records
+// that are or name one of ids. That reaches a GHSA record which names only
+// the CVE that a GO record names too. Ties go to the lowest id.
+func (db *DB) aliasSeverity(v *Vuln, ids []string) Severity {
 	best := Severity{Level: LevelUnknown}
+	seen := map[*Vuln]bool{v: true}
 	for _, id := range ids {
-		v := db.byID[normID(id)]
-		if v == nil {
-			continue
-		}
-		s := severityOf(v.Entry)
-		if r, br := severityRank(s), severityRank(best); r > br || (r == br && s.Score > best.Score) {
-			best = s
+		for _, peer := range db.related[normID(id)] {
+			if seen[peer] {
+				continue
+			}
+			seen[peer] = true
+			s := severityOf(peer.Entry)
+			r, br := severityRank(s), severityRank(best)
+			if r > br || (r == br && (s.Score > best.Score || (s.Score == best.Score && r != rankNone && s.Source < best.Source))) {
+				best = s
+			}
 		}
 	}
 	return best

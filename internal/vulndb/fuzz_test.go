@@ -29,7 +29,7 @@ func FuzzParseRecord(f *testing.F) {
 		if id == "" || rec.vuln.Entry.ID != id {
 			t.Fatalf("accepted record with id %q (entry id %q)", id, rec.vuln.Entry.ID)
 		}
-		db := build([]*record{rec}, nil, nil, 0)
+		db := build([]*record{rec}, nil, nil, nil, 0)
 		for _, a := range rec.vuln.Entry.Affected {
 			for _, r := range a.Ranges {
 				for _, e := range r.Events {
@@ -59,6 +59,28 @@ func FuzzParseKEV(f *testing.F) {
 		for _, v := range c.Vulnerabilities {
 			if !cveID.MatchString(v.CVEID) {
 				t.Fatalf("kept entry with cveID %q", v.CVEID)
+			}
+		}
+	})
+}
+
+// FuzzParseEPSS feeds arbitrary bytes to the EPSS parser: it must never
+// panic, and every score it keeps must be a CVE with numbers from 0 to 1.
+func FuzzParseEPSS(f *testing.F) {
+	data, err := os.ReadFile("testdata/epss.csv")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	f.Add([]byte("#model_version:v1,score_date:2022-06-01\ncve,epss,percentile\nCVE-2021-44228,1e-3,0.5\ncve-2021-1,x,y\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, _, err := ParseEPSS(bytes.NewReader(data), "epss.csv")
+		if err != nil {
+			return
+		}
+		for id, s := range e.Scores {
+			if id != s.CVE || !cveID.MatchString(id) || s.Probability < 0 || s.Probability > 1 || s.Percentile < 0 || s.Percentile > 1 {
+				t.Fatalf("kept %q: %+v", id, s)
 			}
 		}
 	})

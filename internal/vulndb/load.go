@@ -53,6 +53,9 @@ type Options struct {
 	Sources []string
 	// KEV is the path of a CISA KEV catalog (JSON feed); empty for none.
 	KEV string
+	// EPSS is the path of FIRST's EPSS score file (CSV, gzipped or not);
+	// empty for none.
+	EPSS string
 	// Knowledge, when set, is merged into every record's Functions, by
 	// record id and aliases, for the packages the record affects.
 	Knowledge KnowledgeBase
@@ -70,7 +73,7 @@ type LoadError struct {
 	// Reason says what is wrong.
 	Reason string
 	// Err is the sentinel the problem falls under (ErrInvalidRecord,
-	// ErrInvalidKEV, or a read error), for errors.Is.
+	// ErrInvalidKEV, ErrInvalidEPSS, or a read error), for errors.Is.
 	Err error
 }
 
@@ -268,7 +271,13 @@ func Load(ctx context.Context, opts Options) (*DB, []LoadError, error) {
 		kev, probs = loadKEV(opts.KEV)
 		problems = append(problems, probs...)
 	}
-	db := build(recs, kev, opts.Knowledge, len(problems))
+	var epss *EPSS
+	if opts.EPSS != "" {
+		var probs []LoadError
+		epss, probs = loadEPSS(opts.EPSS)
+		problems = append(problems, probs...)
+	}
+	db := build(recs, kev, epss, opts.Knowledge, len(problems))
 	if extra := db.checkClaims(claims); len(extra) > 0 {
 		problems = append(problems, extra...)
 		db.stats.Skipped = len(problems)
@@ -296,7 +305,8 @@ func (db *DB) checkClaims(claims []moduleClaim) []LoadError {
 // OpenDir loads the database that package dbupdate keeps under dir
 // (normally <data>/vulndb): every <ECOSYSTEM>/all.zip, any other
 // sub-directory as a directory of records or a vuln.go.dev layout, zip
-// archives at the top, and kev.json unless opts.KEV names another catalog.
+// archives at the top, kev.json unless opts.KEV names another catalog, and
+// epss.csv.gz unless opts.EPSS names another file.
 // opts.Sources are read as well. A missing or empty dir is ErrNoDatabase.
 func OpenDir(ctx context.Context, dir string, opts Options) (*DB, []LoadError, error) {
 	entries, err := os.ReadDir(dir)
@@ -319,6 +329,10 @@ func OpenDir(ctx context.Context, dir string, opts Options) (*DB, []LoadError, e
 		case e.Name() == "kev.json":
 			if opts.KEV == "" {
 				opts.KEV = p
+			}
+		case e.Name() == "epss.csv.gz":
+			if opts.EPSS == "" {
+				opts.EPSS = p
 			}
 		case strings.HasSuffix(e.Name(), ".zip"):
 			sources = append(sources, p)
@@ -351,8 +365,8 @@ func listSource(src string) (listing, error) {
 }
 
 // dbupdateFiles are metadata files package dbupdate writes beside records;
-// no OSV id is "meta" or "kev", so skipping them loses no record.
-var dbupdateFiles = []string{"meta.json", "kev.json", "kev.meta.json"}
+// no OSV id is "meta", "kev" or "epss", so skipping them loses no record.
+var dbupdateFiles = []string{"meta.json", "kev.json", "kev.meta.json", "epss.meta.json"}
 
 func isRecordName(name string) bool {
 	if slices.Contains(dbupdateFiles, path.Base(name)) {
@@ -603,4 +617,18 @@ func loadKEV(p string) (*KEVCatalog, []LoadError) {
 		return nil, append(probs, LoadError{File: p, Reason: reason, Err: err})
 	}
 	return c, probs
+}
+
+func loadEPSS(p string) (*EPSS, []LoadError) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, []LoadError{{File: p, Reason: err.Error(), Err: err}}
+	}
+	defer f.Close()
+	e, probs, err := ParseEPSS(f, p)
+	if err != nil {
+		reason := strings.TrimPrefix(err.Error(), "EPSS file "+p+": ")
+		return nil, append(probs, LoadError{File: p, Reason: reason, Err: err})
+	}
+	return e, probs
 }

@@ -158,13 +158,13 @@ func TestSeverity(t *testing.T) {
 		entry osv.Entry
 		want  Severity
 	}{
-		{"cvss 3.1 critical", osv.Entry{Severity: sev("CVSS_V3", log4shell)}, Severity{LevelCritical, 10.0, log4shell}},
-		{"cvss 3.1 medium", osv.Entry{Severity: sev("CVSS_V3", requests)}, Severity{LevelMedium, 6.1, requests}},
-		{"cvss 3.0", osv.Entry{Severity: sev("CVSS_V3", v30)}, Severity{LevelHigh, 7.5, v30}},
-		{"cvss 4.0", osv.Entry{Severity: sev("CVSS_V4", v4)}, Severity{LevelCritical, 9.3, v4}},
-		{"cvss 4.0 low", osv.Entry{Severity: sev("CVSS_V4", v4low)}, Severity{LevelLow, 1.0, v4low}},
-		{"v4 wins over a higher v3", osv.Entry{Severity: append(sev("CVSS_V3", log4shell), sev("CVSS_V4", v4low)...)}, Severity{LevelLow, 1.0, v4low}},
-		{"affected-level severity", osv.Entry{Affected: []osv.Affected{{Severity: sev("CVSS_V3", requests)}}}, Severity{LevelMedium, 6.1, requests}},
+		{"cvss 3.1 critical", osv.Entry{Severity: sev("CVSS_V3", log4shell)}, Severity{Level: LevelCritical, Score: 10.0, Vector: log4shell}},
+		{"cvss 3.1 medium", osv.Entry{Severity: sev("CVSS_V3", requests)}, Severity{Level: LevelMedium, Score: 6.1, Vector: requests}},
+		{"cvss 3.0", osv.Entry{Severity: sev("CVSS_V3", v30)}, Severity{Level: LevelHigh, Score: 7.5, Vector: v30}},
+		{"cvss 4.0", osv.Entry{Severity: sev("CVSS_V4", v4)}, Severity{Level: LevelCritical, Score: 9.3, Vector: v4}},
+		{"cvss 4.0 low", osv.Entry{Severity: sev("CVSS_V4", v4low)}, Severity{Level: LevelLow, Score: 1.0, Vector: v4low}},
+		{"v4 wins over a higher v3", osv.Entry{Severity: append(sev("CVSS_V3", log4shell), sev("CVSS_V4", v4low)...)}, Severity{Level: LevelLow, Score: 1.0, Vector: v4low}},
+		{"affected-level severity", osv.Entry{Affected: []osv.Affected{{Severity: sev("CVSS_V3", requests)}}}, Severity{Level: LevelMedium, Score: 6.1, Vector: requests}},
 		{"ghsa rating", osv.Entry{DatabaseSpecific: []byte(`{"severity":"MODERATE"}`)}, Severity{Level: LevelMedium}},
 		{"bad vector falls back to ghsa rating", osv.Entry{Severity: sev("CVSS_V3", "CVSS:3.1/AV:X"), DatabaseSpecific: []byte(`{"severity":"HIGH"}`)}, Severity{Level: LevelHigh}},
 		{"cvss v2 is not used", osv.Entry{Severity: sev("CVSS_V2", "AV:N/AC:L/Au:N/C:P/I:P/A:P")}, Severity{Level: LevelUnknown}},
@@ -187,9 +187,44 @@ func TestSeverityFromAlias(t *testing.T) {
 		Affected:         []osv.Affected{{Package: osv.Package{Ecosystem: "Go", Name: "golang.org/x/net"}, Versions: []string{"0.0.1"}}}}
 	db := loadDir(t, Options{Sources: []string{"testdata/records/GO-2022-0969.json"}}, writeRecords(t, ghsa))
 	got := db.Get("GO-2022-0969").Severity
-	want := Severity{Level: LevelHigh, Score: 7.5, Vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"}
+	want := Severity{Level: LevelHigh, Score: 7.5, Vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H", Source: "GHSA-69cg-p879-7622"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("GO-2022-0969 severity borrowed from GHSA (-want +got):\n%s", diff)
+	}
+}
+
+// TestSeverityThroughSharedCVE checks the case of most new Go records: the
+// GO record names only the CVE, and the GHSA record for the same CVE does
+// not name the GO record, yet lends it its CVSS.
+func TestSeverityThroughSharedCVE(t *testing.T) {
+	const v31 = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"
+	pkg := []osv.Affected{{Package: osv.Package{Ecosystem: "Go", Name: "golang.org/x/text"}, Versions: []string{"0.37.0"}}}
+	records := []osv.Entry{
+		{ID: "GO-2026-0001", Aliases: []string{"CVE-2026-0001"}, Affected: pkg},
+		// Rated only qualitatively: the CVSS of the other record wins.
+		{ID: "GHSA-aaaa-aaaa-aaaa", Aliases: []string{"CVE-2026-0001"}, Affected: pkg, DatabaseSpecific: []byte(`{"severity":"MODERATE"}`)},
+		{ID: "GHSA-bbbb-bbbb-bbbb", Aliases: []string{"CVE-2026-0001"}, Affected: pkg, Severity: []osv.Severity{{Type: "CVSS_V3", Score: v31}}},
+		// Another vulnerability of the same package lends nothing.
+		{ID: "GO-2026-0002", Aliases: []string{"CVE-2026-0002"}, Affected: pkg},
+		{ID: "GHSA-cccc-cccc-cccc", Aliases: []string{"CVE-2026-0099"}, Affected: pkg, Severity: []osv.Severity{{Type: "CVSS_V3", Score: v31}}},
+	}
+	entries := make([]any, len(records))
+	for i, r := range records {
+		entries[i] = r
+	}
+	db := loadDir(t, Options{}, writeRecords(t, entries...))
+	tests := []struct {
+		id   string
+		want Severity
+	}{
+		{"GO-2026-0001", Severity{Level: LevelHigh, Score: 7.5, Vector: v31, Source: "GHSA-bbbb-bbbb-bbbb"}},
+		{"GHSA-aaaa-aaaa-aaaa", Severity{Level: LevelMedium, Source: "GHSA-aaaa-aaaa-aaaa"}},
+		{"GO-2026-0002", Severity{Level: LevelUnknown}},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, db.Get(tt.id).Severity); diff != "" {
+			t.Errorf("%s severity (-want +got):\n%s", tt.id, diff)
+		}
 	}
 }
 

@@ -28,7 +28,7 @@ func severityOf(e *osv.Entry) Severity {
 			return
 		}
 		if rank > bestRank || (rank == bestRank && score > best.Score) {
-			best, bestRank = Severity{Level: osv.LevelOf(score), Score: score, Vector: s.Score}, rank
+			best, bestRank = Severity{Level: osv.LevelOf(score), Score: score, Vector: s.Score, Source: e.ID}, rank
 		}
 	}
 	for _, s := range e.Severity {
@@ -43,7 +43,7 @@ func severityOf(e *osv.Entry) Severity {
 		return best
 	}
 	if lvl := ghsaLevel(e.DatabaseSpecific); lvl != "" {
-		return Severity{Level: lvl}
+		return Severity{Level: lvl, Source: e.ID}
 	}
 	return best
 }

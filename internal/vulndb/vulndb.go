@@ -45,14 +45,20 @@ type Vuln struct {
 	Entry *osv.Entry
 	// Severity is the best severity available: a CVSS v4 vector over a
 	// v3.x vector over GitHub's database_specific.severity; when the record
-	// has none, that of an alias record. Level is LevelUnknown when
-	// nothing says.
+	// has none, the best that the records of the same vulnerability state
+	// (those that are or share one of its ids: the GHSA and CVE records of
+	// a GO record, which carries no severity). Severity.Source names the
+	// record it came from. Level is LevelUnknown when nothing says.
 	Severity Severity
 	// KnownExploited is true when the record or one of its aliases is a
 	// CVE listed in the CISA KEV catalog.
 	KnownExploited bool
 	// KEV is the catalog entry that marks the record, nil when none does.
 	KEV *KEVEntry
+	// EPSS is FIRST's exploit prediction for the record's CVE (its id or
+	// an alias; the highest when it names several), nil when none was
+	// loaded or scores it.
+	EPSS *EPSSScore
 	// Functions are the affected functions: Go symbols from the record's
 	// ecosystem_specific.imports, then the knowledge base's functions for
 	// the record's packages, without duplicates.
@@ -72,6 +78,10 @@ type Severity struct {
 	// Vector is the CVSS vector the score was computed from, empty for
 	// qualitative ratings.
 	Vector string
+	// Source is the id of the record that states the severity: the
+	// record's own, or an alias record's when it was borrowed. Empty
+	// when Level is LevelUnknown.
+	Source string
 }
 
 // Function is one affected function (or, with an empty Symbol, a whole
@@ -121,6 +131,12 @@ type Stats struct {
 	// none was loaded.
 	KEVVersion string
 	KEVCount   int
+	// EPSSModel, EPSSDate and EPSSCount describe the EPSS file: the model
+	// version, the score date and the number of CVEs scored; zero when
+	// none was loaded.
+	EPSSModel string
+	EPSSDate  time.Time
+	EPSSCount int
 }
 
 // EcosystemStats counts the records of one ecosystem.
