@@ -60,11 +60,14 @@ const (
 type Assessment struct {
 	Finding        findings.Finding
 	KnownExploited bool
-	Reachability   Reachability
-	Exposure       ExposureResult
-	BlastRadius    []StoreRef
-	Priority       Priority
-	VEX            VEX
+	// EPSS is FIRST's exploit prediction for the finding's CVE, nil when
+	// the database has none.
+	EPSS         *vulndb.EPSSScore
+	Reachability Reachability
+	Exposure     ExposureResult
+	BlastRadius  []StoreRef
+	Priority     Priority
+	VEX          VEX
 }
 
 // Reachability is a verdict with the evidence behind it.
@@ -184,6 +187,7 @@ func (a *Assessor) One(f findings.Finding) Assessment {
 	as := Assessment{Finding: f}
 	if v != nil {
 		as.KnownExploited = v.KnownExploited
+		as.EPSS = v.EPSS
 		if f.Severity.Level == "" || f.Severity.Level == "unknown" {
 			as.Finding.Severity = findings.DBSeverity(v.Severity)
 		}

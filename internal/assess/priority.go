@@ -7,6 +7,7 @@ import (
 
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/vulndb"
 )
 
 // Priority is a tier and a score, each with the reasons that made it.
@@ -32,9 +33,25 @@ var (
 const (
 	unknownSeverityPoints = 15 // an unrated vulnerability is not a low one
 	kevPoints             = 15
-	staticCalledPoints    = 8 // called but not seen still outranks never called
-	sensitivePoints       = 5
+	// epssPoints go to a likely exploited vulnerability that is not known
+	// exploited: KEV is evidence, EPSS a forecast, so they never add up.
+	epssPoints         = 10
+	staticCalledPoints = 8 // called but not seen still outranks never called
+	sensitivePoints    = 5
 )
+
+// An EPSS score counts as likely exploited at a 10% probability of
+// exploitation activity within 30 days, or in the top 5% of all scored
+// CVEs. docs/priority.md explains the thresholds.
+const (
+	epssMinProbability = 0.1
+	epssMinPercentile  = 0.95
+)
+
+// epssLikely reports whether an EPSS score crosses either threshold.
+func epssLikely(e *vulndb.EPSSScore) bool {
+	return e != nil && (e.Probability >= epssMinProbability || e.Percentile >= epssMinPercentile)
+}
 
 func priority(as Assessment) Priority {
 	var p Priority
@@ -44,16 +61,21 @@ func priority(as Assessment) Priority {
 	}
 	f := as.Finding
 	if pts, ok := severityPoints[f.Severity.Level]; ok {
-		if f.Severity.Score > 0 {
-			add(pts, "severity %s (CVSS %.1f)", f.Severity.Level, f.Severity.Score)
-		} else {
-			add(pts, "severity %s", f.Severity.Level)
-		}
+		add(pts, "severity %s%s", f.Severity.Level, severityBasis(f))
 	} else {
 		add(unknownSeverityPoints, "severity unknown")
 	}
-	if as.KnownExploited {
+	likely := !as.KnownExploited && epssLikely(as.EPSS)
+	switch {
+	case as.KnownExploited:
 		add(kevPoints, "known exploited (CISA KEV)")
+	case as.EPSS != nil:
+		pts, verdict := 0, "below the thresholds"
+		if likely {
+			pts, verdict = epssPoints, "likely exploited"
+		}
+		e := as.EPSS
+		add(pts, "EPSS %.3f (percentile %.3f) for %s on %s: %s", e.Probability, e.Percentile, e.CVE, e.Date.Format(time.DateOnly), verdict)
 	}
 	r := as.Reachability
 	add(verdictPoints[r.Verdict], "reachability %s: %s", r.Verdict, r.Reason)
@@ -73,7 +95,7 @@ func priority(as Assessment) Priority {
 	}
 	p.Score = min(p.Score, 100)
 
-	severe := f.Severity.Level == "critical" || f.Severity.Level == "high" || as.KnownExploited
+	severe := f.Severity.Level == "critical" || f.Severity.Level == "high" || as.KnownExploited || likely
 	exposed := as.Exposure.Level == Exposed
 	switch {
 	case r.Verdict == Executed && exposed && severe:
@@ -86,6 +108,25 @@ func priority(as Assessment) Priority {
 		p.Tier = "P4"
 	}
 	return p
+}
+
+// severityBasis says what a severity level rests on: the CVSS score, and
+// the record it was read from when that is not the finding's own (a GO
+// finding rated by its GHSA alias).
+func severityBasis(f findings.Finding) string {
+	from := ""
+	if src := f.Severity.Source; src != "" && !strings.EqualFold(src, f.Vulnerability.ID) {
+		from = "from " + src
+	}
+	switch {
+	case f.Severity.Score > 0 && from != "":
+		return fmt.Sprintf(" (CVSS %.1f %s)", f.Severity.Score, from)
+	case f.Severity.Score > 0:
+		return fmt.Sprintf(" (CVSS %.1f)", f.Severity.Score)
+	case from != "":
+		return " (" + from + ")"
+	}
+	return ""
 }
 
 // VEX is the statement evident makes about a finding.
