@@ -15,17 +15,20 @@ import (
 
 func newDBUpdateCmd(g *globals) *cobra.Command {
 	var (
-		ecosystems      []string
-		all, noKEV      bool
-		quiet           bool
-		baseURL, kevURL string
-		timeout         time.Duration
+		ecosystems               []string
+		all, noKEV, noEPSS       bool
+		quiet                    bool
+		baseURL, kevURL, epssURL string
+		timeout                  time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "update",
-		Short: "Download the vulnerability database: osv.dev archives and the CISA KEV catalog",
-		Long: `Download osv.dev's bulk archive of each chosen ecosystem, and CISA's Known
-Exploited Vulnerabilities catalog, into <data>/vulndb.
+		Short: "Download the vulnerability database: osv.dev archives, the CISA KEV catalog and EPSS scores",
+		Long: `Download osv.dev's bulk archive of each chosen ecosystem, CISA's Known
+Exploited Vulnerabilities catalog and FIRST's daily EPSS scores into
+<data>/vulndb. osv.dev's archives hold the GHSA records of each ecosystem
+beside its own (GO-, PYSEC-): evident rates a record that carries no CVSS,
+as Go's do, by the records of the same vulnerability.
 
 Every file is checked (size, the MD5 and CRC32C the server announces, and its
 content) before it replaces the old one, so a failed or interrupted update
@@ -39,7 +42,7 @@ is printed. --timeout bounds each file's update, retries included.
 
 Exit status 2 if any file could not be updated; the others are updated anyway.`,
 		Example: `  evident db update
-  evident db update --ecosystem Go --ecosystem PyPI --no-kev
+  evident db update --ecosystem Go --ecosystem PyPI --no-kev --no-epss
   evident db update --all --base-url https://mirror.example.com/osv-vulnerabilities
   evident db update --ecosystem Go --timeout 2m`,
 		Args: cobra.NoArgs,
@@ -52,6 +55,10 @@ Exit status 2 if any file could not be updated; the others are updated anyway.`,
 			cfg.KEVURL = kevURL
 			if noKEV {
 				cfg.KEVURL = ""
+			}
+			cfg.EPSSURL = epssURL
+			if noEPSS {
+				cfg.EPSSURL = ""
 			}
 			if cmd.Flags().Changed("ecosystem") {
 				cfg.Ecosystems = ecosystems
@@ -86,10 +93,13 @@ Exit status 2 if any file could not be updated; the others are updated anyway.`,
 	f.StringVar(&baseURL, "base-url", dbupdate.DefaultBaseURL, "root of the osv.dev bulk export, or of a mirror of it")
 	f.StringVar(&kevURL, "kev-url", dbupdate.DefaultKEVURL, "URL of the CISA KEV JSON feed")
 	f.BoolVar(&noKEV, "no-kev", false, "do not download the CISA KEV feed")
+	f.StringVar(&epssURL, "epss-url", dbupdate.DefaultEPSSURL, "URL of FIRST's EPSS scores (gzipped CSV)")
+	f.BoolVar(&noEPSS, "no-epss", false, "do not download the EPSS scores")
 	f.DurationVar(&timeout, "timeout", 0, "give up on a file after this long, retries included (0: no limit)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print nothing but errors")
 	cmd.MarkFlagsMutuallyExclusive("ecosystem", "all")
 	cmd.MarkFlagsMutuallyExclusive("kev-url", "no-kev")
+	cmd.MarkFlagsMutuallyExclusive("epss-url", "no-epss")
 	return cmd
 }
 

@@ -3,6 +3,7 @@ package cli
 import (
 	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"flag"
@@ -40,9 +41,17 @@ func osvMirror(t *testing.T) *httptest.Server {
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
+	var gz bytes.Buffer
+	gw := gzip.NewWriter(&gz)
+	gw.Write([]byte("#model_version:v2025.03.14,score_date:2026-11-30T12:55:00Z\ncve,epss,percentile\nCVE-2021-38561,0.00393,0.59876\n"))
+	if err := gw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	epss := gz.Bytes()
 	files := map[string][]byte{
 		"/osv/Go/all.zip": buf.Bytes(),
 		"/kev.json":       []byte(`{"catalogVersion":"2024.12.10","count":1,"vulnerabilities":[{"cveID":"CVE-2021-44228"}]}`),
+		"/epss.csv.gz":    epss,
 	}
 	modified := time.Date(2026, 8, 21, 20, 38, 0, 0, time.UTC)
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -66,15 +75,17 @@ func TestDBUpdate(t *testing.T) {
 	data := t.TempDir()
 	common := []string{"--data", data, "db", "update", "--base-url", s.URL + "/osv"}
 	kev := s.URL + "/kev.json"
+	epss := s.URL + "/epss.csv.gz"
 	runs := []struct {
 		name     string
 		args     []string
 		wantCode int
 	}{
-		{name: "first update", args: []string{"--ecosystem", "Go", "--ecosystem", "Nope", "--kev-url", kev}, wantCode: ExitUsage},
-		{name: "nothing changed", args: []string{"--ecosystem", "Go", "--kev-url", kev}, wantCode: ExitOK},
-		{name: "quiet", args: []string{"--ecosystem", "Go", "--quiet", "--no-kev"}, wantCode: ExitOK},
-		{name: "quiet failure", args: []string{"--ecosystem", "Nope", "--quiet", "--no-kev"}, wantCode: ExitUsage},
+		{name: "first update", args: []string{"--ecosystem", "Go", "--ecosystem", "Nope", "--kev-url", kev, "--epss-url", epss}, wantCode: ExitUsage},
+		{name: "nothing changed", args: []string{"--ecosystem", "Go", "--kev-url", kev, "--epss-url", epss}, wantCode: ExitOK},
+		{name: "quiet", args: []string{"--ecosystem", "Go", "--quiet", "--no-kev", "--no-epss"}, wantCode: ExitOK},
+		{name: "quiet failure", args: []string{"--ecosystem", "Nope", "--quiet", "--no-kev", "--no-epss"}, wantCode: ExitUsage},
+		{name: "EPSS URL and no EPSS", args: []string{"--epss-url", epss, "--no-epss"}, wantCode: ExitUsage},
 		{name: "all and a list", args: []string{"--all", "--ecosystem", "Go"}, wantCode: ExitUsage},
 		{name: "KEV URL and no KEV", args: []string{"--kev-url", kev, "--no-kev"}, wantCode: ExitUsage},
 		{name: "bad ecosystem", args: []string{"--ecosystem", "../Go"}, wantCode: ExitUsage},
@@ -148,13 +159,13 @@ func TestDBUpdateOffline(t *testing.T) {
 	}{
 		{
 			name:    "unresolvable host",
-			args:    []string{"--base-url", "http://nonexistent.invalid/osv", "--kev-url", "http://nonexistent.invalid/kev.json"},
-			want:    []string{"Go: failed: get http://nonexistent.invalid/osv/Go/all.zip: dial tcp: lookup nonexistent.invalid", "KEV: failed: get http://nonexistent.invalid/kev.json: dial tcp: lookup nonexistent.invalid", "0 downloaded, 0 up to date, 2 failed"},
+			args:    []string{"--base-url", "http://nonexistent.invalid/osv", "--kev-url", "http://nonexistent.invalid/kev.json", "--epss-url", "http://nonexistent.invalid/epss.csv.gz"},
+			want:    []string{"Go: failed: get http://nonexistent.invalid/osv/Go/all.zip: dial tcp: lookup nonexistent.invalid", "KEV: failed: get http://nonexistent.invalid/kev.json: dial tcp: lookup nonexistent.invalid", "EPSS: failed: get http://nonexistent.invalid/epss.csv.gz: dial tcp: lookup nonexistent.invalid", "0 downloaded, 0 up to date, 3 failed"},
 			notWant: []string{"retrying"},
 		},
 		{
 			name: "server never answers",
-			args: []string{"--base-url", silent, "--no-kev", "--timeout", "100ms"},
+			args: []string{"--base-url", silent, "--no-kev", "--no-epss", "--timeout", "100ms"},
 			want: []string{"Go: failed: get " + silent + "/Go/all.zip: gave up after 100ms: timed out", "0 downloaded, 0 up to date, 1 failed"},
 		},
 	}

@@ -16,6 +16,9 @@ import (
 const (
 	DefaultBaseURL = "https://storage.googleapis.com/osv-vulnerabilities"
 	DefaultKEVURL  = "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json"
+	// DefaultEPSSURL is FIRST's daily EPSS file, as FIRST's data page
+	// links it (epss.cyentia.com redirects there).
+	DefaultEPSSURL = "https://epss.empiricalsecurity.com/epss_scores-current.csv.gz"
 )
 
 // ErrConfig is returned (wrapped) by Validate for every invalid setting.
@@ -29,6 +32,9 @@ type Config struct {
 	BaseURL string
 	// KEVURL is where the CISA KEV JSON feed is read from; empty skips it.
 	KEVURL string
+	// EPSSURL is where FIRST's EPSS scores (gzipped CSV) are read from;
+	// empty skips them.
+	EPSSURL string
 	// Ecosystems are the osv.dev ecosystem directories to download, in the
 	// spelling of ecosystems.txt ("Go", "PyPI", "crates.io").
 	Ecosystems []string
@@ -79,6 +85,7 @@ func DefaultConfig() Config {
 	return Config{
 		BaseURL: DefaultBaseURL,
 		KEVURL:  DefaultKEVURL,
+		EPSSURL: DefaultEPSSURL,
 		// The languages evident attributes profile frames to.
 		Ecosystems:    []string{"Go", "npm", "PyPI", "Maven"},
 		HTTPClient:    NewHTTPClient(),
@@ -122,6 +129,11 @@ func (c Config) Validate() error {
 	if c.KEVURL != "" {
 		if err := checkHTTPURL(c.KEVURL); err != nil {
 			bad("KEV URL %q: %v", c.KEVURL, err)
+		}
+	}
+	if c.EPSSURL != "" {
+		if err := checkHTTPURL(c.EPSSURL); err != nil {
+			bad("EPSS URL %q: %v", c.EPSSURL, err)
 		}
 	}
 	switch {

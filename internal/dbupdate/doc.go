@@ -1,6 +1,6 @@
 // Package dbupdate downloads the vulnerability database evident works from:
 // osv.dev's per-ecosystem bulk archives and, optionally, CISA's Known
-// Exploited Vulnerabilities catalog.
+// Exploited Vulnerabilities catalog and FIRST's EPSS scores.
 //
 // Layout under the data directory (read by package vulndb):
 //
@@ -8,11 +8,14 @@
 //	<data>/vulndb/<ECOSYSTEM>/meta.json   where and when it came from (see Meta)
 //	<data>/vulndb/kev.json                the CISA KEV catalog
 //	<data>/vulndb/kev.meta.json           its Meta
+//	<data>/vulndb/epss.csv.gz             FIRST's daily EPSS scores
+//	<data>/vulndb/epss.meta.json          its Meta
 //
 // Every file is replaced atomically: the download goes to a temporary file
 // in the same directory, is synced, checked (size, x-goog-hash MD5 and
 // CRC32C when the server sends them, and the content: a zip of JSON records,
-// or a KEV catalog), and only then renamed over the old file. A failed,
+// a KEV catalog, or an EPSS file whose every row parses), and only then
+// renamed over the old file. A failed,
 // corrupt or cancelled download removes its temporary file and leaves the
 // previous database as it was.
 //

@@ -141,6 +141,7 @@ func TestUpdateFailsFast(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.BaseURL = tt.base
 			cfg.KEVURL = ""
+			cfg.EPSSURL = ""
 			cfg.Ecosystems = []string{"Go"}
 			cfg.Dir = t.TempDir()
 			cfg.HTTPClient = NewHTTPClient()

@@ -10,7 +10,8 @@ import (
 )
 
 // Meta describes a downloaded file; it is stored beside it as JSON
-// (meta.json for an archive, kev.meta.json for the KEV feed).
+// (meta.json for an archive, kev.meta.json for the KEV feed,
+// epss.meta.json for the EPSS file).
 type Meta struct {
 	// URL is where the file was downloaded from.
 	URL string `json:"url"`
@@ -21,7 +22,8 @@ type Meta struct {
 	// Size is the file's length in bytes and MD5 its hex MD5 digest.
 	Size int64  `json:"size"`
 	MD5  string `json:"md5"`
-	// Records is the number of OSV records (or KEV vulnerabilities).
+	// Records is the number of OSV records (KEV vulnerabilities, EPSS
+	// scores).
 	Records int `json:"records"`
 	// DownloadedAt is when the file was downloaded, CheckedAt when the
 	// server last confirmed it is current.

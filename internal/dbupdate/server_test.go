@@ -206,6 +206,7 @@ func testConfig(t testing.TB, s *gcsServer, kev bool, ecosystems ...string) Conf
 	cfg := DefaultConfig()
 	cfg.BaseURL = s.URL + "/osv-vulnerabilities"
 	cfg.KEVURL = ""
+	cfg.EPSSURL = ""
 	if kev {
 		cfg.KEVURL = s.URL + "/kev.json"
 	}

@@ -45,20 +45,24 @@ func (s Status) String() string {
 	}
 }
 
-// KEVName is the Name of the KEV feed's FileResult.
-const KEVName = "KEV"
+// Names of the FileResults of the KEV feed and the EPSS file.
+const (
+	KEVName  = "KEV"
+	EPSSName = "EPSS"
+)
 
-// FileResult is the outcome of updating one ecosystem archive or the KEV
-// feed.
+// FileResult is the outcome of updating one ecosystem archive, the KEV
+// feed or the EPSS file.
 type FileResult struct {
-	// Name is the ecosystem, or KEVName.
+	// Name is the ecosystem, KEVName or EPSSName.
 	Name string
 	// URL is where the file is downloaded from, Path where it is stored.
 	URL, Path string
 	Status    Status
 	// Bytes is the size of the new file; zero unless downloaded.
 	Bytes int64
-	// Records counts the OSV records (KEV vulnerabilities) in the new file.
+	// Records counts the OSV records (KEV vulnerabilities, EPSS scores) in
+	// the new file.
 	Records int
 	// Attempts is the number of requests made, retries included.
 	Attempts int
@@ -70,7 +74,7 @@ type FileResult struct {
 
 // Result is the outcome of Update: one FileResult per ecosystem, in the
 // order asked for (ecosystems.txt order with AllEcosystems), then the KEV
-// feed if one was asked for.
+// feed and the EPSS file if they were asked for.
 type Result struct {
 	Files []FileResult
 }
@@ -107,9 +111,10 @@ type job struct {
 	// is removed when left empty by a failed first download: vulndb would
 	// read an empty ecosystem directory as a source without records.
 	ownDir bool
-	// verify checks the downloaded file (open, synced, at offset n) and
-	// returns its record count.
-	verify func(f *os.File, n int64) (int, error)
+	// verify checks the downloaded file (open, synced, n bytes long) and
+	// returns its record count. prev is the record count of the file it
+	// replaces, 0 when there is none.
+	verify func(f *os.File, n int64, prev int) (int, error)
 }
 
 type updater struct {
@@ -117,8 +122,8 @@ type updater struct {
 	rep reporter
 }
 
-// Update downloads the configured ecosystems' archives and the KEV feed
-// into cfg.Dir/vulndb. Files are updated independently, cfg.Concurrency at
+// Update downloads the configured ecosystems' archives, the KEV feed and
+// the EPSS scores into cfg.Dir/vulndb. Files are updated independently, cfg.Concurrency at
 // a time: a failure is recorded in its FileResult and does not stop the
 // others. The error is nil when every file is downloaded or up to date;
 // otherwise it joins one error per failed file, naming it, and wraps the
@@ -169,6 +174,15 @@ func Update(ctx context.Context, cfg Config) (Result, error) {
 			path:     filepath.Join(root, "kev.json"),
 			metaPath: filepath.Join(root, "kev.meta.json"),
 			verify:   verifyKEVFile,
+		})
+	}
+	if cfg.EPSSURL != "" {
+		jobs = append(jobs, job{
+			name:     EPSSName,
+			url:      cfg.EPSSURL,
+			path:     filepath.Join(root, "epss.csv.gz"),
+			metaPath: filepath.Join(root, "epss.meta.json"),
+			verify:   verifyEPSSFile,
 		})
 	}
 
@@ -504,7 +518,11 @@ func (u *updater) try(ctx context.Context, j job, old Meta, conditional bool) (M
 	if err := tmp.Sync(); err != nil {
 		return Meta{}, StatusFailed, fmt.Errorf("sync %s: %w", tmp.Name(), err)
 	}
-	records, err := j.verify(tmp, n)
+	prev := 0
+	if conditional {
+		prev = old.Records
+	}
+	records, err := j.verify(tmp, n, prev)
 	if err != nil {
 		return Meta{}, StatusFailed, fmt.Errorf("check %s: %w", j.url, err)
 	}
@@ -541,11 +559,15 @@ func (u *updater) try(ctx context.Context, j job, old Meta, conditional bool) (M
 	return m, StatusDownloaded, nil
 }
 
-func verifyArchiveFile(f *os.File, n int64) (int, error) {
+func verifyArchiveFile(f *os.File, n int64, _ int) (int, error) {
 	return verifyArchive(f, n)
 }
 
-func verifyKEVFile(f *os.File, n int64) (int, error) {
+func verifyEPSSFile(f *os.File, n int64, prev int) (int, error) {
+	return verifyEPSS(io.NewSectionReader(f, 0, n), prev)
+}
+
+func verifyKEVFile(f *os.File, n int64, _ int) (int, error) {
 	data := make([]byte, n)
 	if _, err := f.ReadAt(data, 0); err != nil {
 		return 0, err

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/evidentsec/evident/internal/vulndb"
 )
 
 // Sentinels for the ways a download can be wrong; errors from Update wrap
@@ -24,6 +26,10 @@ var (
 	ErrArchive = errors.New("not an OSV archive")
 	// ErrKEV means a downloaded KEV feed is not a KEV catalog.
 	ErrKEV = errors.New("not a KEV catalog")
+	// ErrEPSS means a downloaded EPSS file is not FIRST's score file, has
+	// malformed rows, or holds less than half the scores of the last
+	// download (a truncated export).
+	ErrEPSS = errors.New("not a valid EPSS score file")
 	// ErrNotFound means the server has no such file (HTTP 404 or 410); for
 	// an ecosystem, usually a misspelt name.
 	ErrNotFound = errors.New("not found")
@@ -197,4 +203,23 @@ func parseEcosystems(data []byte) (ecosystems []string, bad []error) {
 		ecosystems = append(ecosystems, eco)
 	}
 	return ecosystems, bad
+}
+
+// verifyEPSS parses an EPSS file whole (gunzipping it checks its CRC-32)
+// and returns its number of scores. Every row must parse: the file is
+// generated, so a bad row means a damaged one. prev is the number of
+// scores of the file it would replace, 0 when none: FIRST scores every
+// published CVE, so a file with less than half of them is cut short.
+func verifyEPSS(r io.Reader, prev int) (int, error) {
+	e, problems, err := vulndb.ParseEPSS(r, "download")
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrEPSS, err)
+	}
+	if len(problems) > 0 {
+		return 0, fmt.Errorf("%w: %d malformed rows, the first: %v", ErrEPSS, len(problems), problems[0])
+	}
+	if n := len(e.Scores); n < prev/2 {
+		return 0, fmt.Errorf("%w: %d scores, the last download had %d", ErrEPSS, n, prev)
+	}
+	return len(e.Scores), nil
 }
