@@ -27,7 +27,7 @@ import (
 // analyzeFlags are the inputs of one analysis.
 type analyzeFlags struct {
 	vulns, findings, profiles, traces []string
-	kev, config, format, output       string
+	kev, epss, config, format, output string
 	failOn                            []string
 	// sourceRoot is where SARIF locations are relative to; maxBytes caps
 	// the Markdown.
@@ -71,6 +71,7 @@ report is complete but some records or files were skipped (named on stderr).`,
 	f := cmd.Flags()
 	f.StringSliceVar(&fl.vulns, "vulns", nil, "OSV source instead of <data>/vulndb: directory, all.zip or vuln.go.dev layout (repeatable)")
 	f.StringVar(&fl.kev, "kev", "", "CISA KEV catalog (JSON feed) instead of <data>/vulndb/kev.json")
+	f.StringVar(&fl.epss, "epss", "", "FIRST's EPSS scores (CSV, gzipped or not) instead of <data>/vulndb/epss.csv.gz")
 	f.StringArrayVar(&fl.findings, "findings", nil, "scanner report or SBOM as [SERVICE[,SERVICE]=]FILE, or a directory of SERVICE.* reports (repeatable)")
 	f.StringArrayVar(&fl.profiles, "profiles", nil, "profile file or directory, [SERVICE=]PATH (repeatable)")
 	f.StringArrayVar(&fl.traces, "traces", nil, "trace file or directory (repeatable)")
@@ -120,7 +121,7 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 		fmt.Fprintf(g.stderr, "evident: skipped %v\n", err)
 	}
 
-	db, problems, err := openVulnDB(ctx, g, fl.vulns, fl.kev)
+	db, problems, err := openVulnDB(ctx, g, fl.vulns, fl.kev, fl.epss)
 	if err != nil {
 		return withCode(ExitUsage, err)
 	}

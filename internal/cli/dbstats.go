@@ -17,14 +17,14 @@ import (
 
 func newDBStatsCmd(g *globals) *cobra.Command {
 	var vulns []string
-	var kev string
+	var kev, epss string
 	cmd := &cobra.Command{
 		Use:   "stats",
 		Short: "Print what the vulnerability database holds",
 		Long: `Load the vulnerability database and print what it holds: records per
 ecosystem, how many name affected functions (from OSV or from evident's
 knowledge base), how many are known to be exploited (CISA KEV) or withdrawn,
-the KEV catalog version and the newest record.
+the KEV catalog version, the EPSS scores' date and the newest record.
 
 By default the database is <data>/vulndb, as "evident db update" writes it.
 --vulns reads other sources instead: a directory of OSV JSON files, an osv.dev
@@ -42,7 +42,7 @@ could be read.`,
 			if len(vulns) > 0 {
 				where = strings.Join(vulns, ", ")
 			}
-			db, problems, err := openVulnDB(cmd.Context(), g, vulns, kev)
+			db, problems, err := openVulnDB(cmd.Context(), g, vulns, kev, epss)
 			if err != nil {
 				return withCode(ExitUsage, err)
 			}
@@ -61,6 +61,7 @@ could be read.`,
 	f := cmd.Flags()
 	f.StringSliceVar(&vulns, "vulns", nil, "OSV source to read instead of <data>/vulndb: directory, zip or vuln.go.dev layout (repeatable)")
 	f.StringVar(&kev, "kev", "", "CISA KEV catalog (JSON feed) to read instead of <data>/vulndb/kev.json")
+	f.StringVar(&epss, "epss", "", "FIRST's EPSS scores (CSV, gzipped or not) to read instead of <data>/vulndb/epss.csv.gz")
 	return cmd
 }
 
@@ -81,10 +82,14 @@ func writeDBStats(w io.Writer, where string, s vulndb.Stats) error {
 	if s.KEVVersion != "" || s.KEVCount > 0 {
 		kev = fmt.Sprintf("version %s, %d entries", s.KEVVersion, s.KEVCount)
 	}
+	epss := "none"
+	if s.EPSSCount > 0 {
+		epss = fmt.Sprintf("model %s, scored %s, %d CVEs", s.EPSSModel, s.EPSSDate.Format(time.DateOnly), s.EPSSCount)
+	}
 	newest := "unknown"
 	if !s.LastModified.IsZero() {
 		newest = s.LastModified.UTC().Format(time.RFC3339)
 	}
-	_, err := fmt.Fprintf(w, "\nKEV catalog: %s\nnewest record modified: %s\nskipped: %d\n", kev, newest, s.Skipped)
+	_, err := fmt.Fprintf(w, "\nKEV catalog: %s\nEPSS scores: %s\nnewest record modified: %s\nskipped: %d\n", kev, epss, newest, s.Skipped)
 	return err
 }

@@ -20,8 +20,8 @@ func TestDBStats(t *testing.T) {
 			golden:   "data.golden",
 		},
 		{
-			name:     "vuln.go.dev layout and KEV by flag",
-			args:     []string{"db", "stats", "--vulns", "../vulndb/testdata/govulndb", "--kev", "../vulndb/testdata/kev.json"},
+			name:     "vuln.go.dev layout, KEV and EPSS by flag",
+			args:     []string{"db", "stats", "--vulns", "../vulndb/testdata/govulndb", "--kev", "../vulndb/testdata/kev.json", "--epss", "../vulndb/testdata/epss.csv"},
 			wantCode: ExitOK,
 			golden:   "govulndb.golden",
 		},

@@ -40,7 +40,7 @@ import (
 // serveFlags are the command-line inputs of evident serve; the listener
 // flags override the configuration file when they are given.
 type serveFlags struct {
-	config, kev                        string
+	config, kev, epss                  string
 	vulns, findings                    []string
 	api, otlpGRPC, otlpHTTP, pyroscope string
 }
@@ -93,6 +93,7 @@ receivers first, so that what they accepted drains into the store.`,
 	f.StringVar(&fl.config, "config", "", "configuration file (docs/configuration.md)")
 	f.StringSliceVar(&fl.vulns, "vulns", nil, "OSV source instead of <data>/vulndb: directory, all.zip or vuln.go.dev layout (repeatable)")
 	f.StringVar(&fl.kev, "kev", "", "CISA KEV catalog (JSON feed) instead of <data>/vulndb/kev.json")
+	f.StringVar(&fl.epss, "epss", "", "FIRST's EPSS scores (CSV, gzipped or not) instead of <data>/vulndb/epss.csv.gz")
 	f.StringArrayVar(&fl.findings, "findings", nil, "scanner report or SBOM as [SERVICE[,SERVICE]=]FILE, or a directory of SERVICE.* reports (repeatable); replaces the stored findings")
 	f.StringVar(&fl.api, "api", "", "HTTP API listen address (default 127.0.0.1:8080)")
 	f.StringVar(&fl.otlpGRPC, "otlp-grpc", "", `OTLP/gRPC listen address (default 127.0.0.1:4317; "" turns it off)`)
@@ -157,7 +158,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		}
 	}()
 
-	db, problems, err := openVulnDB(ctx, g, fl.vulns, fl.kev)
+	db, problems, err := openVulnDB(ctx, g, fl.vulns, fl.kev, fl.epss)
 	if err != nil {
 		return nil, err
 	}

@@ -12,14 +12,15 @@ import (
 
 // openVulnDB loads the vulnerability database that commands read: the
 // sources named with --vulns, else <data>/vulndb, with evident's
-// knowledge base merged in. The load errors of single records are
+// knowledge base merged in; kev and epss name a KEV catalog and an EPSS
+// file instead of those in <data>/vulndb. The load errors of single records are
 // returned for the caller to report; the error is fatal.
-func openVulnDB(ctx context.Context, g *globals, sources []string, kev string) (*vulndb.DB, []vulndb.LoadError, error) {
+func openVulnDB(ctx context.Context, g *globals, sources []string, kev, epss string) (*vulndb.DB, []vulndb.LoadError, error) {
 	kb, err := knowledge.Default()
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := vulndb.Options{Sources: sources, KEV: kev, Knowledge: kb}
+	opts := vulndb.Options{Sources: sources, KEV: kev, EPSS: epss, Knowledge: kb}
 	if len(sources) > 0 {
 		return vulndb.Load(ctx, opts)
 	}

@@ -166,7 +166,7 @@ func shopPatches(t *testing.T) (string, *waf.PatchSet, waf.Corpus) {
 		t.Fatalf("report problems: %v", problems)
 	}
 	rec := filepath.Join(shop, "recorded")
-	db, dbProblems, err := openVulnDB(ctx, &globals{dataDir: t.TempDir()}, []string{filepath.Join(rec, "osv")}, "")
+	db, dbProblems, err := openVulnDB(ctx, &globals{dataDir: t.TempDir()}, []string{filepath.Join(rec, "osv")}, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
