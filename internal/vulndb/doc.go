@@ -1,7 +1,7 @@
 // Package vulndb loads OSV vulnerability records and answers the questions
 // evident asks of them: which records affect a package version, what fixes
-// it, which functions carry the flaw, how severe it is and whether it is
-// known to be exploited.
+// it, which functions carry the flaw, how severe it is, whether it is
+// known to be exploited and how likely it is to be.
 //
 // # Sources
 //
@@ -14,7 +14,8 @@
 //   - the vuln.go.dev layout (index/db.json, index/vulns.json,
 //     index/modules.json, ID/<id>.json or ID/<id>.json.gz), as a directory
 //     or as the vulndb.zip that holds it;
-//   - optionally, CISA's Known Exploited Vulnerabilities catalog (JSON feed).
+//   - optionally, CISA's Known Exploited Vulnerabilities catalog (JSON feed)
+//     and FIRST's EPSS scores (CSV, gzipped or not).
 //
 // The kind of a path is detected (see Detect). OpenDir reads the layout that
 // package dbupdate writes under a data directory.
@@ -25,6 +26,15 @@
 // reported as a LoadError that names the file, the record id and the
 // reason; it never stops the other records from loading. Load fails only
 // when no source could be read at all.
+//
+// # Severity
+//
+// A record's severity is its own best rating (CVSS v4 over v3.x over
+// GitHub's qualitative one) or, when it states none, the best rating of the
+// records of the same vulnerability: those that are or name one of its
+// ids. Go's records carry no CVSS; the GHSA records that osv.dev exports
+// beside them, naming the same CVE, rate them. Severity.Source names the
+// record a rating came from.
 //
 // # Matching
 //
