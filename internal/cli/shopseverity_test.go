@@ -39,12 +39,13 @@ func TestAnalyzeShopP1(t *testing.T) {
 		wantCode   int
 		wantTier   string
 		wantReason string
+		wantEPSS   float64 // the JSON report's epss.probability; 0 for none
 	}{
 		{name: "no rating", wantCode: ExitOK, wantTier: "P2", wantReason: "+15 severity unknown"},
 		{name: "rated by a GHSA record of the same CVE", extra: []string{"--vulns", aliasDir}, wantCode: ExitPolicy, wantTier: "P1",
 			wantReason: "+25 severity high (CVSS 7.5 from GHSA-0000-0000-0000)"},
 		{name: "likely exploited by EPSS", extra: []string{"--epss", epss}, wantCode: ExitPolicy, wantTier: "P1",
-			wantReason: "+10 EPSS 0.215 (percentile 0.958) for CVE-2026-56852 on 2026-11-30: likely exploited"},
+			wantReason: "+10 EPSS 0.215 (percentile 0.958) for CVE-2026-56852 on 2026-11-30: likely exploited", wantEPSS: 0.215},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,7 +64,10 @@ func TestAnalyzeShopP1(t *testing.T) {
 				Findings []struct {
 					Vulnerability struct{ ID string } `json:"vulnerability"`
 					Service       string              `json:"service"`
-					Priority      struct {
+					EPSS          *struct {
+						Probability float64 `json:"probability"`
+					} `json:"epss"`
+					Priority struct {
 						Tier    string   `json:"tier"`
 						Reasons []string `json:"reasons"`
 					} `json:"priority"`
@@ -80,6 +84,9 @@ func TestAnalyzeShopP1(t *testing.T) {
 				found = true
 				if f.Priority.Tier != tt.wantTier {
 					t.Errorf("tier %s, want %s (%v)", f.Priority.Tier, tt.wantTier, f.Priority.Reasons)
+				}
+				if got := f.EPSS; (got == nil) != (tt.wantEPSS == 0) || (got != nil && got.Probability != tt.wantEPSS) {
+					t.Errorf("epss %+v, want probability %v", got, tt.wantEPSS)
 				}
 				if !strings.Contains(strings.Join(f.Priority.Reasons, "\n"), tt.wantReason) {
 					t.Errorf("reasons %q, want %q", f.Priority.Reasons, tt.wantReason)

@@ -114,6 +114,7 @@ type JSONFinding struct {
 	Severity       findings.Severity      `json:"severity"`
 	FixedVersion   string                 `json:"fixed_version,omitempty"`
 	KnownExploited bool                   `json:"known_exploited"`
+	EPSS           *jsonEPSS              `json:"epss,omitempty"`
 	Static         findings.StaticReach   `json:"static,omitempty"`
 	Sources        []findings.Source      `json:"sources"`
 	Reachability   jsonReachability       `json:"reachability"`
@@ -121,6 +122,13 @@ type JSONFinding struct {
 	BlastRadius    jsonBlastRadius        `json:"blast_radius"`
 	Priority       jsonPriority           `json:"priority"`
 	VEX            jsonVEX                `json:"vex"`
+}
+
+type jsonEPSS struct {
+	CVE         string  `json:"cve"`
+	Probability float64 `json:"probability"`
+	Percentile  float64 `json:"percentile"`
+	Date        string  `json:"date"`
 }
 
 type jsonReachability struct {
@@ -202,6 +210,9 @@ func FindingJSON(a assess.Assessment) JSONFinding {
 		BlastRadius: jsonBlastRadius{Stores: jsonStores(a.BlastRadius)},
 		Priority:    jsonPriority{Tier: a.Priority.Tier, Score: a.Priority.Score, Reasons: nonNil(a.Priority.Reasons)},
 		VEX:         jsonVEX{Status: a.VEX.Status, Justification: a.VEX.Justification, Statement: a.VEX.Statement},
+	}
+	if e := a.EPSS; e != nil {
+		jf.EPSS = &jsonEPSS{CVE: e.CVE, Probability: e.Probability, Percentile: e.Percentile, Date: e.Date.Format(time.DateOnly)}
 	}
 	for _, e := range r.Evidence {
 		jf.Reachability.Evidence = append(jf.Reachability.Evidence, jsonEvidence{
