@@ -172,3 +172,30 @@ func TestUpdateFailsFast(t *testing.T) {
 		})
 	}
 }
+
+// TestUpdateAllEcosystemsSilentServer: the list of ecosystems is bounded
+// by the header timeout too, and its retries are shown.
+func TestUpdateAllEcosystemsSilentServer(t *testing.T) {
+	silent := silentServer(t)
+	cfg := DefaultConfig()
+	cfg.BaseURL = silent
+	cfg.KEVURL, cfg.EPSSURL = "", ""
+	cfg.Ecosystems, cfg.AllEcosystems = nil, true
+	cfg.Dir = t.TempDir()
+	cfg.HTTPClient = NewHTTPClient()
+	t.Cleanup(cfg.HTTPClient.CloseIdleConnections)
+	cfg.RetryWait, cfg.MaxRetryWait = time.Millisecond, time.Millisecond
+	cfg.HeaderTimeout = 20 * time.Millisecond
+	cfg.Retries = 1
+	var progress bytes.Buffer
+	cfg.Progress = &progress
+
+	_, err := Update(context.Background(), cfg)
+	want := "list ecosystems from " + silent + "/ecosystems.txt: get " + silent + "/ecosystems.txt: no response in 20ms: timed out"
+	if !errors.Is(err, ErrTimeout) || err.Error() != want {
+		t.Errorf("Update error = %v, want %q", err, want)
+	}
+	if wantLine := "ecosystems.txt: attempt 1/2 failed, retrying in 1ms: "; !strings.Contains(progress.String(), wantLine) {
+		t.Errorf("progress %q, want %q", progress.String(), wantLine)
+	}
+}

@@ -123,9 +123,9 @@ type updater struct {
 }
 
 // Update downloads the configured ecosystems' archives, the KEV feed and
-// the EPSS scores into cfg.Dir/vulndb. Files are updated independently, cfg.Concurrency at
-// a time: a failure is recorded in its FileResult and does not stop the
-// others. The error is nil when every file is downloaded or up to date;
+// the EPSS scores into cfg.Dir/vulndb. Files are updated independently,
+// cfg.Concurrency at a time: a failure is recorded in its FileResult and
+// does not stop the others. The error is nil when every file is downloaded or up to date;
 // otherwise it joins one error per failed file, naming it, and wraps the
 // sentinels of this package (ErrChecksum, ErrNotFound, ...) or the
 // context's error. Files that failed keep their previous version.
@@ -233,14 +233,20 @@ func (u *updater) listEcosystems(ctx context.Context) (list []string, bad []erro
 	return list, bad, nil
 }
 
-// get reads a small file whole.
+// get reads a small file whole. The whole request gets HeaderTimeout:
+// the file is a few kilobytes.
 func (u *updater) get(ctx context.Context, src string) ([]byte, error) {
-	req, err := u.newRequest(ctx, src)
+	actx, cancel := context.WithTimeoutCause(ctx, u.cfg.HeaderTimeout, errStalled)
+	defer cancel()
+	req, err := u.newRequest(actx, src)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := u.cfg.HTTPClient.Do(req)
 	if err != nil {
+		if ctx.Err() == nil && errors.Is(context.Cause(actx), errStalled) {
+			return nil, transient(fmt.Errorf("get %s: no response in %v: %w", src, u.cfg.HeaderTimeout, ErrTimeout))
+		}
 		return nil, requestError(ctx, src, err)
 	}
 	defer resp.Body.Close()
@@ -252,6 +258,9 @@ func (u *updater) get(ctx context.Context, src string) ([]byte, error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
+		if ctx.Err() == nil && errors.Is(context.Cause(actx), errStalled) {
+			return nil, transient(fmt.Errorf("read %s: not read in %v: %w", src, u.cfg.HeaderTimeout, ErrTimeout))
+		}
 		return nil, transient(fmt.Errorf("read %s: %w", src, err))
 	}
 	return data, nil
