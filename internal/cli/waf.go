@@ -34,8 +34,8 @@ func newWAFCmd(g *globals) *cobra.Command {
 }
 
 type wafGenerateFlags struct {
-	report, output, kev, epss, exploits string
-	vulns, traces                       []string
+	report, output, kev, exploits string
+	vulns, traces                 []string
 }
 
 func newWAFGenerateCmd(g *globals) *cobra.Command {
@@ -69,7 +69,6 @@ some inputs were skipped or an exploit sample was not blocked (see stderr).`,
 	f.StringArrayVar(&fl.traces, "traces", nil, "trace file or directory with the legitimate traffic (repeatable)")
 	f.StringSliceVar(&fl.vulns, "vulns", nil, "OSV source instead of <data>/vulndb (repeatable)")
 	f.StringVar(&fl.kev, "kev", "", "CISA KEV catalog instead of <data>/vulndb/kev.json")
-	f.StringVar(&fl.epss, "epss", "", "FIRST's EPSS scores instead of <data>/vulndb/epss.csv.gz")
 	f.StringVar(&fl.exploits, "exploits", "", "directory of exploit corpus files (<class>.yaml) instead of the built-in corpus")
 	f.StringVarP(&fl.output, "output", "o", "", "directory to write the patches to (required)")
 	return cmd
@@ -95,7 +94,7 @@ func runWAFGenerate(ctx context.Context, g *globals, fl wafGenerateFlags) error 
 	for _, p := range problems {
 		warn(p)
 	}
-	db, dbProblems, err := openVulnDB(ctx, g, fl.vulns, fl.kev, fl.epss)
+	db, dbProblems, err := openVulnDB(ctx, g, fl.vulns, fl.kev, "")
 	if err != nil {
 		return withCode(ExitUsage, err)
 	}
