@@ -1,6 +1,7 @@
 package vulndb
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 
@@ -114,8 +115,8 @@ func (db *DB) aliasSeverity(v *Vuln, ids []string) Severity {
 			}
 			seen[peer] = true
 			s := severityOf(peer.Entry)
-			r, br := severityRank(s), severityRank(best)
-			if r > br || (r == br && (s.Score > best.Score || (s.Score == best.Score && r != rankNone && s.Source < best.Source))) {
+			r := severityRank(s)
+			if r != rankNone && cmp.Or(cmp.Compare(r, severityRank(best)), cmp.Compare(s.Score, best.Score), strings.Compare(best.Source, s.Source)) > 0 {
 				best = s
 			}
 		}

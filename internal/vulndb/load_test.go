@@ -204,6 +204,8 @@ func TestSeverityThroughSharedCVE(t *testing.T) {
 		// Rated only qualitatively: the CVSS of the other record wins.
 		{ID: "GHSA-aaaa-aaaa-aaaa", Aliases: []string{"CVE-2026-0001"}, Affected: pkg, DatabaseSpecific: []byte(`{"severity":"MODERATE"}`)},
 		{ID: "GHSA-bbbb-bbbb-bbbb", Aliases: []string{"CVE-2026-0001"}, Affected: pkg, Severity: []osv.Severity{{Type: "CVSS_V3", Score: v31}}},
+		// The same rating again: the tie goes to the lowest id.
+		{ID: "GHSA-xxxx-xxxx-xxxx", Aliases: []string{"CVE-2026-0001"}, Affected: pkg, Severity: []osv.Severity{{Type: "CVSS_V3", Score: v31}}},
 		// Another vulnerability of the same package lends nothing.
 		{ID: "GO-2026-0002", Aliases: []string{"CVE-2026-0002"}, Affected: pkg},
 		{ID: "GHSA-cccc-cccc-cccc", Aliases: []string{"CVE-2026-0099"}, Affected: pkg, Severity: []osv.Severity{{Type: "CVSS_V3", Score: v31}}},
