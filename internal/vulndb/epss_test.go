@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,4 +155,23 @@ func TestEPSS(t *testing.T) {
 	if err != nil || len(problems) != 1 || !errors.Is(problems[0], ErrInvalidEPSS) || db.Len() != 5 {
 		t.Fatalf("OpenDir with a damaged EPSS file: %d records, problems %v, err %v", db.Len(), problems, err)
 	}
+}
+
+// BenchmarkParseEPSS parses a gzipped file the size of FIRST's (300,000
+// CVEs), as loading the database does once.
+func BenchmarkParseEPSS(b *testing.B) {
+	var csv bytes.Buffer
+	csv.WriteString("#model_version:v2025.03.14,score_date:2026-11-30T12:55:00Z\ncve,epss,percentile\n")
+	const rows = 300_000
+	for i := range rows {
+		fmt.Fprintf(&csv, "CVE-%d-%05d,0.%05d,0.%05d\n", 1999+i/100_000, i%100_000, i%99_991, i%99_989)
+	}
+	gz := gzipped(b, csv.Bytes())
+	b.SetBytes(int64(csv.Len()))
+	for b.Loop() {
+		if _, problems, err := ParseEPSS(bytes.NewReader(gz), "epss.csv.gz"); err != nil || len(problems) > 0 {
+			b.Fatal(err, problems)
+		}
+	}
+	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
 }
