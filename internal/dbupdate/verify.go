@@ -211,9 +211,10 @@ func parseEcosystems(data []byte) (ecosystems []string, bad []error) {
 // scores of the file it would replace, 0 when none: FIRST scores every
 // published CVE, so a file with less than half of them is cut short.
 func verifyEPSS(r io.Reader, prev int) (int, error) {
-	e, problems, err := vulndb.ParseEPSS(r, "download")
+	e, problems, err := vulndb.ParseEPSS(r, "epss.csv.gz")
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrEPSS, err)
+		// vulndb's message says what is wrong; ErrEPSS files it here.
+		return 0, &kindError{ErrEPSS, err}
 	}
 	if len(problems) > 0 {
 		return 0, fmt.Errorf("%w: %d malformed rows, the first: %v", ErrEPSS, len(problems), problems[0])
