@@ -197,23 +197,32 @@ func importFindings(args []string, db findings.Matcher, warn func(error)) ([]fin
 				}
 				warn(err)
 			}
-			if in.services == "" {
-				all = append(all, fs...)
-				continue
-			}
-			// SVC1,SVC2=FILE: the same artifact runs as several services.
-			for _, svc := range strings.Split(in.services, ",") {
-				for _, f := range fs {
-					f.Service = svc
-					all = append(all, f)
-				}
-			}
+			all = append(all, forServices(fs, in.services)...)
 		}
 	}
 	return findings.Merge(all), nil
 }
 
+// findingsFile is one report or SBOM with the services it was given for
+// (SVC1,SVC2=FILE or its name in a directory), "" when none.
 type findingsFile struct{ services, path string }
+
+// forServices assigns the findings of one input to the services it was
+// given for: SVC1,SVC2=FILE means that the same artifact runs as several
+// services. Without services, fs is returned as it is.
+func forServices(fs []findings.Finding, services string) []findings.Finding {
+	if services == "" {
+		return fs
+	}
+	var out []findings.Finding
+	for svc := range strings.SplitSeq(services, ",") {
+		for _, f := range fs {
+			f.Service = svc
+			out = append(out, f)
+		}
+	}
+	return out
+}
 
 // findingsFiles expands a directory into its files, each assigned to the
 // service its name starts with.
