@@ -55,11 +55,12 @@ or directories (a directory's subdirectories name services), SERVICE=PATH to
 assign them. --traces takes OTLP (protobuf, JSON, JSON lines) or Tempo JSON.
 Without --vulns, the database under <data>/vulndb ("evident db update").
 
-An input without a service gets the one it names: a report the last element
-of the image, directory or root package it scanned (example.com/shop/cmd/gateway
-gives gateway) when the telemetry has that service or there is no telemetry,
-a profile its service_name label or resource service.name; else the only
-service of the telemetry. Otherwise it is refused, with the SERVICE= form to
+An input without a service gets the one it names: a report the service whose
+telemetry (container.image.name) runs the image it scanned, or the last
+element of the image, directory or root package it scanned
+(example.com/shop/cmd/gateway gives gateway) when the telemetry has that
+service or there is no telemetry; a profile its service_name label or
+resource service.name. Else it gets the only service of the telemetry. Otherwise it is refused, with the SERVICE= form to
 use. What was inferred is said on stderr.
 
 --fail-on POLICY exits 1 when a finding matches: a tier (P1, P2 or P3: that

@@ -14,9 +14,10 @@ import (
 
 // An input given without SERVICE= gets its service, in this order, from
 // what it says itself (a profile's service_name label or resource
-// service.name; the artifact a report scanned, when a service of that name
-// is in the telemetry, or when there is no telemetry to check it against),
-// or from the telemetry when that has exactly one service. Otherwise it is
+// service.name; the artifact a report scanned: the image a service of the
+// telemetry runs, or the name of a service in the telemetry, or any name
+// when there is no telemetry to check it against), or from the telemetry
+// when that has exactly one service. Otherwise it is
 // refused: a report of service "" matches no profile and would be ranked
 // as if nothing ran. What was inferred is said on stderr.
 
@@ -39,11 +40,20 @@ func (in importedFindings) artifact() string {
 	return ""
 }
 
+// seenServices are the services of the telemetry.
+type seenServices struct {
+	// names are the services, sorted.
+	names []string
+	// byImage maps the repository of a container image
+	// ("registry.example.com/shop/gateway") to the services that run it.
+	byImage map[string][]string
+}
+
 // assignFindings gives the findings of every input its services, inferring
-// the service of an input given without one from seen, the services of the
-// telemetry (sorted), and merges them all. note is told what was inferred.
-// The error names every input whose service cannot be told.
-func assignFindings(inputs []importedFindings, seen []string, note func(string)) ([]findings.Finding, error) {
+// the service of an input given without one from the services of the
+// telemetry, and merges them all. note is told what was inferred. The
+// error names every input whose service cannot be told.
+func assignFindings(inputs []importedFindings, seen seenServices, note func(string)) ([]findings.Finding, error) {
 	var (
 		all  []findings.Finding
 		errs []error
@@ -69,7 +79,11 @@ func assignFindings(inputs []importedFindings, seen []string, note func(string))
 // inferService decides the service of a report that scanned artifact
 // ("" when it does not say), given the services of the telemetry. why
 // says how, for the user.
-func inferService(artifact string, seen []string) (svc, why string, err error) {
+func inferService(artifact string, telemetry seenServices) (svc, why string, err error) {
+	if svcs := telemetry.byImage[imageRepository(artifact)]; artifact != "" && len(svcs) == 1 {
+		return svcs[0], "the report scanned " + artifact + ", the image it runs", nil
+	}
+	seen := telemetry.names
 	name := findings.ServiceName(artifact)
 	switch {
 	case name != "" && (len(seen) == 0 || slices.Contains(seen, name)):
@@ -84,17 +98,49 @@ func inferService(artifact string, seen []string) (svc, why string, err error) {
 	return "", "", fmt.Errorf("the report does not say which service it scanned, and the telemetry has several (%s)", strings.Join(seen, ", "))
 }
 
+// imageRepository is an image reference without its tag or digest.
+func imageRepository(ref string) string {
+	ref, _, _ = strings.Cut(ref, "@")
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		ref = ref[:i]
+	}
+	return ref
+}
+
 // analyzeHandler feeds decoded telemetry into a model, noting the
-// services it names and holding back the profiles that name none until
-// every file is read (resolveProfiles).
+// services it names and the images they run, and holding back the
+// profiles that name no service until every file is read
+// (resolveProfiles).
 type analyzeHandler struct {
-	m        *model.Model
-	services map[string]bool
+	m *model.Model
+	// services maps each service to the repositories of its images.
+	services map[string]map[string]bool
 	unnamed  []*telemetry.ProfileBatch
 }
 
 func newAnalyzeHandler(m *model.Model) *analyzeHandler {
-	return &analyzeHandler{m: m, services: map[string]bool{}}
+	return &analyzeHandler{m: m, services: map[string]map[string]bool{}}
+}
+
+// saw notes a service and the image it runs (nil when unknown).
+func (h *analyzeHandler) saw(service string, img *telemetry.Image) {
+	if service == "" {
+		return
+	}
+	images := h.services[service]
+	if images == nil {
+		images = map[string]bool{}
+		h.services[service] = images
+	}
+	if img == nil {
+		return
+	}
+	if img.Name != "" {
+		images[imageRepository(img.Name)] = true
+	}
+	for _, d := range img.RepoDigests {
+		images[imageRepository(d)] = true
+	}
 }
 
 func (h *analyzeHandler) Profile(b *telemetry.ProfileBatch) error {
@@ -102,24 +148,28 @@ func (h *analyzeHandler) Profile(b *telemetry.ProfileBatch) error {
 		h.unnamed = append(h.unnamed, b)
 		return nil
 	}
-	h.services[b.Service] = true
+	h.saw(b.Service, b.Image)
 	h.m.AddProfile(b)
 	return nil
 }
 
 func (h *analyzeHandler) Spans(spans []telemetry.Span) error {
 	for i := range spans {
-		if spans[i].Service != "" {
-			h.services[spans[i].Service] = true
-		}
+		h.saw(spans[i].Service, spans[i].Image)
 	}
 	h.m.AddSpans(spans)
 	return nil
 }
 
-// seen returns the services of the telemetry, sorted.
-func (h *analyzeHandler) seen() []string {
-	return slices.Sorted(maps.Keys(h.services))
+// seen returns the services of the telemetry.
+func (h *analyzeHandler) seen() seenServices {
+	s := seenServices{names: slices.Sorted(maps.Keys(h.services)), byImage: map[string][]string{}}
+	for _, svc := range s.names {
+		for img := range h.services[svc] {
+			s.byImage[img] = append(s.byImage[img], svc)
+		}
+	}
+	return s
 }
 
 // resolveProfiles gives the profiles that name no service the only service
@@ -134,7 +184,7 @@ func (h *analyzeHandler) resolveProfiles(note func(string)) error {
 	}
 	slices.Sort(files)
 	files = slices.Compact(files)
-	seen := h.seen()
+	seen := h.seen().names
 	if len(seen) != 1 {
 		tell := "the telemetry names no service"
 		if len(seen) > 1 {
@@ -151,6 +201,7 @@ func (h *analyzeHandler) resolveProfiles(note func(string)) error {
 	}
 	for _, b := range h.unnamed {
 		b.Service = seen[0]
+		h.saw(b.Service, b.Image)
 		h.m.AddProfile(b)
 	}
 	h.unnamed = nil

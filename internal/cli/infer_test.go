@@ -13,24 +13,32 @@ import (
 )
 
 func TestInferService(t *testing.T) {
-	shop := []string{"catalog", "gateway", "orders", "reporter"}
+	shop := seenServices{names: []string{"catalog", "gateway", "orders", "reporter"}, byImage: map[string][]string{
+		"registry.example.com/shop/edge":   {"gateway"},
+		"registry.example.com/shop/worker": {"orders", "reporter"},
+	}}
+	one := func(svc string) seenServices { return seenServices{names: []string{svc}} }
 	tests := []struct {
 		name     string
 		artifact string
-		seen     []string
+		seen     seenServices
 		want     string
 		wantWhy  string
 		wantErr  string
 	}{
 		{name: "module path of a service in the telemetry", artifact: "example.com/shop/cmd/gateway", seen: shop,
 			want: "gateway", wantWhy: "the report scanned example.com/shop/cmd/gateway"},
-		{name: "image of a service in the telemetry", artifact: "registry.example.com/shop/orders:1.4.2", seen: shop,
+		{name: "image named after a service in the telemetry", artifact: "registry.example.com/shop/orders:1.4.2", seen: shop,
 			want: "orders", wantWhy: "the report scanned registry.example.com/shop/orders:1.4.2"},
+		{name: "image a service of the telemetry runs", artifact: "registry.example.com/shop/edge:2.0@sha256:0123", seen: shop,
+			want: "gateway", wantWhy: "the report scanned registry.example.com/shop/edge:2.0@sha256:0123, the image it runs"},
+		{name: "image that several services run", artifact: "registry.example.com/shop/worker:2.0", seen: shop,
+			wantErr: "the report scanned registry.example.com/shop/worker:2.0, and no service in the telemetry is called worker (catalog, gateway, orders, reporter)"},
 		{name: "no telemetry to check the name against", artifact: "registry.example.com/shop/checkout:1.4.2",
 			want: "checkout", wantWhy: "the report scanned registry.example.com/shop/checkout:1.4.2"},
-		{name: "the only service of the telemetry", seen: []string{"gateway"},
+		{name: "the only service of the telemetry", seen: one("gateway"),
 			want: "gateway", wantWhy: "the only service in the telemetry"},
-		{name: "a name that is not in the telemetry, one service", artifact: "example.com/shop", seen: []string{"gateway"},
+		{name: "a name that is not in the telemetry, one service", artifact: "example.com/shop", seen: one("gateway"),
 			want: "gateway", wantWhy: "the only service in the telemetry"},
 		{name: "a name that is not in the telemetry", artifact: "example.com/shop", seen: shop,
 			wantErr: "the report scanned example.com/shop, and no service in the telemetry is called shop (catalog, gateway, orders, reporter)"},
@@ -60,6 +68,22 @@ func TestInferService(t *testing.T) {
 	}
 }
 
+func TestImageRepository(t *testing.T) {
+	tests := []struct{ ref, want string }{
+		{"registry.example.com/shop/gateway:1.2", "registry.example.com/shop/gateway"},
+		{"registry.example.com:5000/shop/gateway", "registry.example.com:5000/shop/gateway"},
+		{"registry.example.com:5000/shop/gateway:1.2", "registry.example.com:5000/shop/gateway"},
+		{"gateway@sha256:0123", "gateway"},
+		{"shop/gateway:1.2@sha256:0123", "shop/gateway"},
+		{"gateway", "gateway"},
+	}
+	for _, tt := range tests {
+		if got := imageRepository(tt.ref); got != tt.want {
+			t.Errorf("imageRepository(%q) = %q, want %q", tt.ref, got, tt.want)
+		}
+	}
+}
+
 // TestAssignFindings checks that inputs are assigned before they are
 // merged: two reports of one vulnerability stay two findings when they
 // are of two services.
@@ -78,7 +102,7 @@ func TestAssignFindings(t *testing.T) {
 		{findingsFile{path: "clean.json"}, nil}, // nothing to assign: no question asked
 	}
 	var notes []string
-	all, err := assignFindings(inputs, []string{"gateway", "orders"}, func(s string) { notes = append(notes, s) })
+	all, err := assignFindings(inputs, seenServices{names: []string{"gateway", "orders"}}, func(s string) { notes = append(notes, s) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +123,7 @@ func TestAssignFindings(t *testing.T) {
 	}
 
 	// Every input that cannot be told is named, with the form to use.
-	_, err = assignFindings(inputs, []string{"catalog", "gateway"}, func(string) {})
+	_, err = assignFindings(inputs, seenServices{names: []string{"catalog", "gateway"}}, func(string) {})
 	if err == nil || !strings.Contains(err.Error(), "--findings orders.json: the report scanned example.com/shop/cmd/orders") ||
 		!strings.Contains(err.Error(), "give it as --findings SERVICE=orders.json") {
 		t.Errorf("error = %v, want it to name orders.json and the SERVICE=FILE form", err)

@@ -172,7 +172,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		}
 		// Telemetry comes later: a report's service is the artifact it
 		// names, or SERVICE=FILE.
-		initial, err = assignFindings(inputs, nil, func(s string) { log.Info(s) })
+		initial, err = assignFindings(inputs, seenServices{}, func(s string) { log.Info(s) })
 		if err != nil {
 			return nil, err
 		}
