@@ -133,8 +133,9 @@ func TestAssignFindings(t *testing.T) {
 // TestAnalyzeInferred runs analyze on the example's recorded inputs named
 // without SERVICE=: the reports' services come from the packages they
 // scanned, the profiles' from their directories, and the report is the one
-// the services named explicitly give. A profile that names no service
-// among several is refused.
+// the services named explicitly give. A Trivy report of an image is the
+// service whose spans say they run it. A profile or a report that names no
+// service among several is refused.
 func TestAnalyzeInferred(t *testing.T) {
 	rec := filepath.Join(shop, "recorded")
 	base := []string{"analyze", "--vulns", filepath.Join(rec, "osv"), "--config", filepath.Join(shop, "evident.yaml"), "--traces", filepath.Join(rec, "traces.jsonl")}
@@ -162,6 +163,13 @@ func TestAnalyzeInferred(t *testing.T) {
 			args:     append(append(slices.Clone(base), reports[:2]...), "--profiles", filepath.Join(rec, "profiles", "catalog", "cpu.pb.gz")),
 			wantCode: ExitUsage,
 			golden:   "unnamed-profile.golden",
+		},
+		{
+			name: "a report of the image a traced service runs",
+			args: []string{"analyze", "--vulns", filepath.Join(rec, "osv"), "--findings", "../findings/testdata/trivy/image.json",
+				"--traces", filepath.Join("testdata", "analyze", "image-traces.json")},
+			wantCode: ExitOK,
+			golden:   "image.golden",
 		},
 		{
 			name:     "a report that names no service in the telemetry",
