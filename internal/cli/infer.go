@@ -81,7 +81,7 @@ func assignFindings(inputs []importedFindings, seen seenServices, note func(stri
 // says how, for the user.
 func inferService(artifact string, telemetry seenServices) (svc, why string, err error) {
 	if svcs := telemetry.byImage[imageRepository(artifact)]; artifact != "" && len(svcs) == 1 {
-		return svcs[0], "the report scanned " + artifact + ", the image it runs", nil
+		return svcs[0], "the report scanned " + artifact + ", the image its telemetry names", nil
 	}
 	seen := telemetry.names
 	name := findings.ServiceName(artifact)

@@ -31,7 +31,7 @@ func TestInferService(t *testing.T) {
 		{name: "image named after a service in the telemetry", artifact: "registry.example.com/shop/orders:1.4.2", seen: shop,
 			want: "orders", wantWhy: "the report scanned registry.example.com/shop/orders:1.4.2"},
 		{name: "image a service of the telemetry runs", artifact: "registry.example.com/shop/edge:2.0@sha256:0123", seen: shop,
-			want: "gateway", wantWhy: "the report scanned registry.example.com/shop/edge:2.0@sha256:0123, the image it runs"},
+			want: "gateway", wantWhy: "the report scanned registry.example.com/shop/edge:2.0@sha256:0123, the image its telemetry names"},
 		{name: "image that several services run", artifact: "registry.example.com/shop/worker:2.0", seen: shop,
 			wantErr: "the report scanned registry.example.com/shop/worker:2.0, and no service in the telemetry is called worker (catalog, gateway, orders, reporter)"},
 		{name: "no telemetry to check the name against", artifact: "registry.example.com/shop/checkout:1.4.2",
