@@ -49,10 +49,19 @@ its service is and what it can reach, ranked P1-P4 with the evidence.
 
 --findings takes scanner reports and SBOMs (govulncheck, Trivy, Grype,
 OSV-Scanner, CycloneDX, SPDX, Go binaries); SERVICE=FILE or SVC1,SVC2=FILE
-assigns them to services. --profiles takes pprof or OTLP profile files or
-directories (a directory's subdirectories name services), SERVICE=PATH to
+assigns them to services, and a directory holds one report per service named
+after it (reports/gateway.json). --profiles takes pprof or OTLP profile files
+or directories (a directory's subdirectories name services), SERVICE=PATH to
 assign them. --traces takes OTLP (protobuf, JSON, JSON lines) or Tempo JSON.
 Without --vulns, the database under <data>/vulndb ("evident db update").
+
+An input without a service gets the one it names: a report the service whose
+telemetry (container.image.name) runs the image it scanned, or the last
+element of the image, directory or root package it scanned
+(example.com/shop/cmd/gateway gives gateway) when the telemetry has that
+service or there is no telemetry; a profile its service_name label or
+resource service.name. Else it gets the only service of the telemetry. Otherwise it is refused, with the SERVICE= form to
+use. What was inferred is said on stderr.
 
 --fail-on POLICY exits 1 when a finding matches: a tier (P1, P2 or P3: that
 tier or higher), a verdict (executed, loaded), or kev; comma-separated or
@@ -62,6 +71,7 @@ Exit status: 0 ok, 1 --fail-on matched, 2 usage or unreadable input, 3 the
 report is complete but some records or files were skipped (named on stderr).`,
 		Example: `  evident analyze --findings gateway=gateway.govulncheck.json \
       --profiles examples/shop/recorded/profiles --traces examples/shop/recorded/traces.jsonl
+  evident analyze --findings reports/ --profiles gateway=cpu.pb.gz --traces traces.jsonl
   evident analyze --vulns osv-go.zip --findings trivy.json --format sarif -o evident.sarif --fail-on P1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -129,25 +139,36 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 		warn(p)
 	}
 
-	all, err := importFindings(fl.findings, db, warn)
+	inputs, err := importFindings(fl.findings, db, warn)
 	if err != nil {
 		return withCode(ExitUsage, err)
 	}
 
 	var goModules []string
-	for _, f := range all {
-		if f.Package.Ecosystem == osv.EcosystemGo {
-			goModules = append(goModules, f.Package.Name)
+	for _, in := range inputs {
+		for _, f := range in.fs {
+			if f.Package.Ecosystem == osv.EcosystemGo {
+				goModules = append(goModules, f.Package.Name)
+			}
 		}
 	}
 	slices.Sort(goModules)
 	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{GoModules: slices.Compact(goModules)}))
+	h := newAnalyzeHandler(m)
 	// Traces first: they resolve the span ids that profile samples carry
 	// to the endpoints that led there.
 	for _, group := range [][]string{fl.traces, fl.profiles} {
-		if err := loadTelemetry(ctx, group, modelHandler{m}, warn); err != nil {
+		if err := loadTelemetry(ctx, group, h, warn); err != nil {
 			return withCode(ExitUsage, err)
 		}
+	}
+	note := func(s string) { fmt.Fprintf(g.stderr, "evident: %s\n", s) }
+	if err := h.resolveProfiles(note); err != nil {
+		return withCode(ExitUsage, err)
+	}
+	all, err := assignFindings(inputs, h.seen(), note)
+	if err != nil {
+		return withCode(ExitUsage, err)
 	}
 
 	if fl.format == "sarif" {
@@ -176,14 +197,15 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 }
 
 // importFindings reads every --findings argument, matching the packages
-// of SBOMs against db. A file that cannot be
-// read at all is an error; records that cannot be read are reported
-// through warn and skipped. A directory holds one report per service,
-// named after it: reports/gateway.json is the gateway's.
-func importFindings(args []string, db findings.Matcher, warn func(error)) ([]findings.Finding, error) {
+// of SBOMs against db; assignFindings then gives them their services. A
+// file that cannot be read at all is an error; records that cannot be
+// read are reported through warn and skipped. A directory holds one
+// report per service, named after it: reports/gateway.json is the
+// gateway's.
+func importFindings(args []string, db findings.Matcher, warn func(error)) ([]importedFindings, error) {
 	parsers := importParsers()
 	maps.Copy(parsers, sbomParsers(func() (findings.Matcher, error) { return db, nil }))
-	var all []findings.Finding
+	var all []importedFindings
 	for _, arg := range args {
 		svcs, path := splitServiceArg(arg)
 		files, err := findingsFiles(svcs, path)
@@ -198,23 +220,32 @@ func importFindings(args []string, db findings.Matcher, warn func(error)) ([]fin
 				}
 				warn(err)
 			}
-			if in.services == "" {
-				all = append(all, fs...)
-				continue
-			}
-			// SVC1,SVC2=FILE: the same artifact runs as several services.
-			for _, svc := range strings.Split(in.services, ",") {
-				for _, f := range fs {
-					f.Service = svc
-					all = append(all, f)
-				}
-			}
+			all = append(all, importedFindings{in, fs})
 		}
 	}
-	return findings.Merge(all), nil
+	return all, nil
 }
 
+// findingsFile is one report or SBOM with the services it was given for
+// (SVC1,SVC2=FILE or its name in a directory), "" when none.
 type findingsFile struct{ services, path string }
+
+// forServices assigns the findings of one input to the services it was
+// given for: SVC1,SVC2=FILE means that the same artifact runs as several
+// services. Without services, fs is returned as it is.
+func forServices(fs []findings.Finding, services string) []findings.Finding {
+	if services == "" {
+		return fs
+	}
+	var out []findings.Finding
+	for svc := range strings.SplitSeq(services, ",") {
+		for _, f := range fs {
+			f.Service = svc
+			out = append(out, f)
+		}
+	}
+	return out
+}
 
 // findingsFiles expands a directory into its files, each assigned to the
 // service its name starts with.
@@ -275,12 +306,6 @@ func loadTelemetry(ctx context.Context, args []string, h telemetry.Handler, warn
 	}
 	return nil
 }
-
-// modelHandler feeds decoded telemetry into a model.
-type modelHandler struct{ m *model.Model }
-
-func (h modelHandler) Profile(b *telemetry.ProfileBatch) error { h.m.AddProfile(b); return nil }
-func (h modelHandler) Spans(s []telemetry.Span) error          { h.m.AddSpans(s); return nil }
 
 func writeReport(path string, stdout io.Writer, f report.Format, r *report.Result) error {
 	if path == "" {

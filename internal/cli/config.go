@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"regexp"
 	"time"
 
@@ -150,7 +151,7 @@ func loadConfig(path string) (fileConfig, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return cfg, fmt.Errorf("config %s: %w", path, err)
+		return cfg, explainConfig(raw, path, reflect.TypeOf(cfg), err)
 	}
 	if err := errors.Join(cfg.Validate(), cfg.Products.Validate(), cfg.Serve.Validate()); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -30,18 +32,33 @@ func TestLoadConfig(t *testing.T) {
 	}
 }
 
-// TestLoadConfigBad loads every *.bad.yml and checks the error names the
-// file and the problem.
+// TestLoadConfigBad loads every *.bad.yml and checks the whole error:
+// each problem names the file, the line and the key's path, in YAML terms
+// (not Go types), and an unknown key the key that was likely meant.
 func TestLoadConfigBad(t *testing.T) {
+	dir := filepath.Join("testdata", "config")
 	want := map[string]string{
-		"unknown-key.bad.yml":  "field lables not found",
-		"bad-exposure.bad.yml": `exposure.services.gateway: "public" is not one of`,
-		"bad-duration.bad.yml": "forever",
-		"unset-env.bad.yml":    "environment variable EVIDENT_TEST_UNSET_STORE is not set",
-		"bad-serve.bad.yml":    "queue_size 0 is below 1",
-		"bad-products.bad.yml": `products.gateway: "registry.example.com/shop/gateway:v1" is not a package URL`,
+		"unknown-key.bad.yml": "$F:3: sensitivity[0].lables: unknown key (did you mean labels?)",
+		"typo-nested.bad.yml": "$F:2: vex.max_shar: unknown key (did you mean max_share?)\n" +
+			"$F:8: serve.alerts.webhooks[0].secrte: unknown key (did you mean secret?)",
+		"misplaced-key.bad.yml": "$F:1: min_samples: unknown key (did you mean reachability.min_samples?)\n" +
+			"$F:3: vex.dedupe_window: unknown key (did you mean serve.alerts.dedupe_window?)",
+		"unknown-section.bad.yml": "$F:1: servce: unknown key (did you mean serve?)\n" +
+			"$F:4: alerting: unknown key (did you mean serve.alerts?)",
+		"type-error.bad.yml": "$F:2: reachability.min_samples: \"many\" is not an integer\n" +
+			"$F:4: vex.allow_static_called: \"sometimes\" is not true or false\n" +
+			"$F:6: serve.shutdown_timeout: want a duration (like 30s, 5m or 1h), not a list\n" +
+			"$F:7: serve.engine: want a mapping of keys, not \"1024\"",
+		"bad-duration.bad.yml":  "$F:2: vex.min_window: \"forever\" is not a duration (like 30s, 5m or 1h)",
+		"not-a-mapping.bad.yml": "$F:1: the document: want a mapping of keys, not \"evident\"",
+		"duplicate-key.bad.yml": "$F:3: vex: given twice (first on line 1)",
+		"bad-exposure.bad.yml":  `config $F: invalid assess configuration: exposure.services.gateway: "public" is not one of exposed, internal, no_input`,
+		"unset-env.bad.yml":     "config $F: environment variable EVIDENT_TEST_UNSET_STORE is not set",
+		"bad-serve.bad.yml": `config $F: api endpoint "8080": address 8080: missing port in address` + "\n" +
+			"invalid engine configuration: queue_size 0 is below 1",
+		"bad-products.bad.yml": `config $F: products.gateway: "registry.example.com/shop/gateway:v1" is not a package URL (pkg:oci/<name>@sha256:<digest>, pkg:generic/<name>, ...)`,
 	}
-	files, err := filepath.Glob(filepath.Join("testdata", "config", "*.bad.yml"))
+	files, err := filepath.Glob(filepath.Join(dir, "*.bad.yml"))
 	if err != nil || len(files) != len(want) {
 		t.Fatalf("bad configs = %v, %v; want %d", files, err, len(want))
 	}
@@ -51,10 +68,26 @@ func TestLoadConfigBad(t *testing.T) {
 			if err == nil {
 				t.Fatal("loadConfig succeeded")
 			}
-			if !strings.Contains(err.Error(), f) || !strings.Contains(err.Error(), want[filepath.Base(f)]) {
-				t.Errorf("error = %q, want it to name %s and contain %q", err, f, want[filepath.Base(f)])
+			if diff := cmp.Diff(strings.ReplaceAll(want[filepath.Base(f)], "$F", f), err.Error()); diff != "" {
+				t.Errorf("error (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestEditDistance checks the distance behind the key suggestions.
+func TestEditDistance(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"", "abc", 3}, {"labels", "labels", 0}, {"lables", "labels", 2},
+		{"max_shar", "max_share", 1}, {"secrte", "secret", 2}, {"servce", "serve", 1}, {"kitten", "sitting", 3},
+	}
+	for _, tt := range tests {
+		if got := editDistance(tt.a, tt.b); got != tt.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -110,7 +111,7 @@ func newFindingsImportCmd(g *globals) *cobra.Command {
 	)
 	names := importFormats()
 	cmd := &cobra.Command{
-		Use:   "import [SERVICE=]FILE...",
+		Use:   "import [SERVICE[,SERVICE]=]FILE|DIR...",
 		Short: "Read scanner reports and SBOMs, merge their findings and print them",
 		Long: `Read the reports of vulnerability scanners (govulncheck, grype, osv-scanner,
 trivy) and SBOMs (cyclonedx, spdx, gobinary: a Go executable), normalise their
@@ -119,8 +120,10 @@ GHSA-, CVE-...) in the same package version of the same service, reported by
 several tools, is one finding that lists every tool. The packages of an SBOM
 are looked up in the vulnerability database (<data>/vulndb, or --vulns).
 
-A FILE written as SERVICE=FILE assigns its findings to SERVICE; --service
-names the service of the files that do not. The format of each file is
+A FILE written as SERVICE=FILE assigns its findings to SERVICE (SVC1,SVC2=FILE
+to several services that run the same artifact); a DIR holds one report per
+service, named after it (reports/gateway.json is the gateway's); --service
+names the service of the files that say neither. The format of each file is
 detected from its content unless --input-format says it.
 
 Records that cannot be read are reported on stderr with the file, the record
@@ -163,36 +166,43 @@ record was skipped, 2 if a file could not be read at all.`,
 				}
 			}
 			var (
-				all             []findings.Finding
-				unread, skipped int
+				all                     []findings.Finding
+				inputs, unread, skipped int
 			)
 			for _, arg := range args {
-				svc, path := splitServiceArg(arg)
-				fs, errs := importFile(path, findings.Format(inputFormat), parsers)
-				fileFailed := false
-				for _, err := range errs {
-					fmt.Fprintf(g.stderr, "evident: %v\n", err)
-					if _, ok := errors.AsType[*findings.RecordError](err); !ok && len(fs) == 0 {
-						fileFailed = true
-					}
-				}
-				switch {
-				case fileFailed:
+				svcs, path := splitServiceArg(arg)
+				files, err := findingsFiles(svcs, path)
+				if err != nil {
+					fmt.Fprintf(g.stderr, "evident: %s: %v\n", path, err)
+					inputs++
 					unread++
-				case len(errs) > 0:
-					skipped++
+					continue
 				}
-				// SERVICE=FILE wins; --service only fills in what the
-				// input did not say.
-				for i := range fs {
-					switch {
-					case svc != "":
-						fs[i].Service = svc
-					case fs[i].Service == "":
-						fs[i].Service = service
+				for _, in := range files {
+					inputs++
+					fs, errs := importFile(in.path, findings.Format(inputFormat), parsers)
+					fileFailed := false
+					for _, err := range errs {
+						fmt.Fprintf(g.stderr, "evident: %v\n", err)
+						if _, ok := errors.AsType[*findings.RecordError](err); !ok && len(fs) == 0 {
+							fileFailed = true
+						}
 					}
+					switch {
+					case fileFailed:
+						unread++
+					case len(errs) > 0:
+						skipped++
+					}
+					// SERVICE=FILE (or a directory's file name) wins;
+					// --service only fills in what the input did not say.
+					if in.services == "" {
+						for i := range fs {
+							fs[i].Service = cmp.Or(fs[i].Service, service)
+						}
+					}
+					all = append(all, forServices(fs, in.services)...)
 				}
-				all = append(all, fs...)
 			}
 			merged := findings.Merge(all)
 			var err error
@@ -205,7 +215,7 @@ record was skipped, 2 if a file could not be read at all.`,
 			case err != nil:
 				return withCode(ExitUsage, err)
 			case unread > 0:
-				return withCode(ExitUsage, fmt.Errorf("%d of %d inputs could not be read", unread, len(args)))
+				return withCode(ExitUsage, fmt.Errorf("%d of %d inputs could not be read", unread, inputs))
 			case skipped > 0:
 				return withCode(ExitSkipped, errSkipped)
 			}

@@ -32,6 +32,12 @@ func TestFindingsImport(t *testing.T) {
 			golden:   "services.json.golden",
 		},
 		{
+			name:     "a directory of reports named after their services",
+			args:     []string{"../../examples/shop/recorded/findings"},
+			wantCode: ExitOK,
+			golden:   "dir.table.golden",
+		},
+		{
 			name:     "forced input format",
 			args:     []string{"--input-format", "grype", fx + "grype/image.json"},
 			wantCode: ExitOK,

@@ -167,7 +167,13 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	}
 	var initial []findings.Finding
 	if len(fl.findings) > 0 {
-		initial, err = importFindings(fl.findings, db, func(err error) { log.Warn("findings: skipped", "err", err) })
+		inputs, err := importFindings(fl.findings, db, func(err error) { log.Warn("findings: skipped", "err", err) })
+		if err != nil {
+			return nil, err
+		}
+		// Telemetry comes later: a report's service is the artifact it
+		// names, or SERVICE=FILE.
+		initial, err = assignFindings(inputs, seenServices{}, func(s string) { log.Info(s) })
 		if err != nil {
 			return nil, err
 		}

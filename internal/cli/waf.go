@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -184,7 +185,15 @@ type reportFinding struct {
 // file and its index) and left out.
 func parseReportAssessments(data []byte, name string) ([]assess.Assessment, []error, error) {
 	var doc reportDoc
-	if err := json.Unmarshal(data, &doc); err != nil {
+	err := json.Unmarshal(data, &doc)
+	if err != nil || doc.Version == 0 {
+		// Some other JSON that evident reads or writes is the likely
+		// mistake; a decoding error would not say so.
+		if what := describeInput(data); what != "" {
+			return nil, nil, fmt.Errorf("read report %s: this is %s; --report takes evident's JSON report (evident analyze --format json)", name, what)
+		}
+	}
+	if err != nil {
 		return nil, nil, fmt.Errorf("read report %s: %w", name, err)
 	}
 	if doc.Version != report.JSONVersion {
@@ -280,4 +289,40 @@ func runWAFProxy(ctx context.Context, g *globals, fl wafProxyFlags) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return p.Shutdown(shutdownCtx)
+}
+
+// inputNouns name the inputs of evident analyze --findings.
+var inputNouns = map[findings.Format]string{
+	findings.FormatGovulncheck: "a govulncheck report (an input of evident analyze --findings)",
+	findings.FormatTrivy:       "a Trivy report (an input of evident analyze --findings)",
+	findings.FormatGrype:       "a Grype report (an input of evident analyze --findings)",
+	findings.FormatOSVScanner:  "an OSV-Scanner report (an input of evident analyze --findings)",
+	findings.FormatCycloneDX:   "a CycloneDX BOM",
+	findings.FormatSPDX:        "an SPDX document (an input of evident analyze --findings)",
+	findings.FormatGoBinary:    "a Go executable (an input of evident analyze --findings)",
+}
+
+// describeInput says what data is when it is one of the other files
+// evident reads or writes: a scanner report or SBOM, a SARIF log, an
+// OpenVEX document, OTLP telemetry. It returns "" for anything else.
+func describeInput(data []byte) string {
+	if f, err := findings.Detect(data[:min(len(data), detectPrefix)]); err == nil {
+		return inputNouns[f]
+	}
+	// The first JSON value: a stream or JSON lines hold several.
+	var top map[string]json.RawMessage
+	if json.NewDecoder(bytes.NewReader(data)).Decode(&top) != nil {
+		return ""
+	}
+	switch {
+	case top["runs"] != nil && top["version"] != nil:
+		return "a SARIF log"
+	case top["@context"] != nil && top["statements"] != nil:
+		return "an OpenVEX document"
+	case top["resourceSpans"] != nil:
+		return "OTLP traces (an input of --traces)"
+	case top["resourceProfiles"] != nil:
+		return "OTLP profiles (an input of evident analyze --profiles)"
+	}
+	return ""
 }

@@ -33,6 +33,18 @@ func TestWAFGenerate(t *testing.T) {
 			wantCode: ExitUsage,
 			golden:   "badreport.golden",
 		},
+		{
+			name:     "a SARIF log for a report",
+			args:     []string{"waf", "generate", "--report", "testdata/analyze/shop.sarif.golden", "--vulns", "testdata/waf/records"},
+			wantCode: ExitUsage,
+			golden:   "sarifreport.golden",
+		},
+		{
+			name:     "a govulncheck report for a report",
+			args:     []string{"waf", "generate", "--report", "../findings/testdata/govulncheck/symbol.json", "--vulns", "testdata/waf/records"},
+			wantCode: ExitUsage,
+			golden:   "govulncheckreport.golden",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,6 +85,34 @@ func TestParseReportAssessments(t *testing.T) {
 	}
 	if _, _, err := parseReportAssessments([]byte(`{"version": 2}`), "r.json"); err == nil {
 		t.Error("version 2 accepted")
+	}
+}
+
+// TestDescribeInput names the files that are given where evident's JSON
+// report is wanted, and nothing else.
+func TestDescribeInput(t *testing.T) {
+	tests := []struct {
+		file, want string
+	}{
+		{"testdata/analyze/shop.sarif.golden", "a SARIF log"},
+		{"testdata/analyze/shop.openvex.golden", "an OpenVEX document"},
+		{"testdata/analyze/shop.cyclonedx.golden", "a CycloneDX BOM"},
+		{"../findings/testdata/govulncheck/symbol.json", "a govulncheck report (an input of evident analyze --findings)"},
+		{"../findings/testdata/trivy/image.json", "a Trivy report (an input of evident analyze --findings)"},
+		{"testdata/waf/traces.jsonl", "OTLP traces (an input of --traces)"},
+		{"testdata/waf/analyze.json", ""},
+		{"testdata/config/good.yml", ""},
+	}
+	for _, tt := range tests {
+		t.Run(filepath.Base(tt.file), func(t *testing.T) {
+			data, err := os.ReadFile(tt.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := describeInput(data); got != tt.want {
+				t.Errorf("describeInput = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 

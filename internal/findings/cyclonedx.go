@@ -51,6 +51,8 @@ type cdxVulnerability struct {
 // A BOM without vulnerabilities is an SBOM: each component is looked up
 // in m, and each record that affects it is a finding with Static
 // required, since the BOM shows the component in the build and no more.
+// The name of metadata.component, the BOM's subject, is the sources'
+// Artifact.
 //
 // Records that cannot be used, such as a library with no package URL or a
 // vulnerability affecting no component, are reported as *RecordError
@@ -64,8 +66,12 @@ func ParseCycloneDX(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 	}
 	comps, byRef, cerrs := bom.collect(name)
 	errs := append(append(bom.compErrs, cerrs...), bom.vulnErrs...)
+	var artifact string
+	if bom.metadata != nil {
+		artifact = bom.metadata.Name
+	}
 	if !bom.hasVulns {
-		return matchComponents(comps, m, string(FormatCycloneDX), name), errs
+		return withArtifact(matchComponents(comps, m, string(FormatCycloneDX), name), artifact), errs
 	}
 	var out []Finding
 	for _, vr := range bom.vulns {
@@ -73,7 +79,7 @@ func ParseCycloneDX(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 		out = append(out, fs...)
 		errs = append(errs, verrs...)
 	}
-	return Merge(out), errs
+	return Merge(withArtifact(out, artifact)), errs
 }
 
 // CycloneDXComponents returns the package components of a CycloneDX BOM

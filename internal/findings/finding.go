@@ -3,7 +3,11 @@
 // every tool that reported it.
 package findings
 
-import "github.com/evidentsec/evident/internal/vulndb"
+import (
+	"strings"
+
+	"github.com/evidentsec/evident/internal/vulndb"
+)
 
 // Finding is one vulnerability in one package version of one service. The
 // same (service, package, vulnerability) reported by several tools is one
@@ -86,4 +90,61 @@ type Source struct {
 	Tool string `json:"tool"`
 	// File is the report the finding came from.
 	File string `json:"file,omitempty"`
+	// Artifact is what the tool scanned, as the report names it: the
+	// image or directory (Trivy's ArtifactName, Grype's source), the
+	// root package of a govulncheck scan (the path all roots share), the
+	// subject of an SBOM (CycloneDX metadata.component, the SPDX
+	// document name) or a Go executable's main package. Empty when the
+	// report does not say.
+	Artifact string `json:"artifact,omitempty"`
+}
+
+// withArtifact sets the artifact of the sources of findings that one
+// report gave.
+func withArtifact(fs []Finding, artifact string) []Finding {
+	if artifact == "" {
+		return fs
+	}
+	for _, f := range fs {
+		for i := range f.Sources {
+			f.Sources[i].Artifact = artifact
+		}
+	}
+	return fs
+}
+
+// ServiceName is the name that a service running artifact (as
+// Source.Artifact holds it) is likely to have: the last element of its
+// path, without an image tag or digest, and skipping a Go major version
+// suffix: "registry.example.com/shop/checkout:1.4.2" and
+// "example.com/shop/cmd/checkout/v2" give "checkout". It returns "" when
+// the artifact names nothing ("", ".", "/").
+func ServiceName(artifact string) string {
+	s, _, _ := strings.Cut(artifact, "@") // an image digest
+	elems := strings.FieldsFunc(s, func(r rune) bool { return r == '/' || r == '\\' })
+	if n := len(elems); n > 1 && isMajorVersion(elems[n-1]) {
+		elems = elems[:n-1]
+	}
+	if len(elems) == 0 {
+		return ""
+	}
+	name, _, _ := strings.Cut(elems[len(elems)-1], ":") // an image tag
+	if name == "." || name == ".." {
+		return ""
+	}
+	return name
+}
+
+// isMajorVersion reports whether a path element is a Go major version
+// suffix (v2, v3, ...).
+func isMajorVersion(elem string) bool {
+	if len(elem) < 2 || elem[0] != 'v' || elem[1] == '0' {
+		return false
+	}
+	for _, r := range elem[1:] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -13,8 +13,11 @@ import (
 // ReadGoBinary reads the build information of the Go executable at path
 // and looks its modules up in m, as ParseGoBinary does.
 func ReadGoBinary(path string, m Matcher) ([]Finding, []error) {
-	comps, errs := GoBinaryComponents(path)
-	return matchComponents(comps, m, string(FormatGoBinary), path), errs
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return nil, []error{fmt.Errorf("%s: no Go build information: %v: %w", path, err, ErrWrongFormat)}
+	}
+	return goBinaryFindings(bi, path, m)
 }
 
 // ParseGoBinary reads the build information of a Go executable (ELF, PE,
@@ -35,8 +38,14 @@ func ParseGoBinary(r io.ReaderAt, name string, m Matcher) ([]Finding, []error) {
 	if err != nil {
 		return nil, []error{fmt.Errorf("%s: no Go build information: %v: %w", name, err, ErrWrongFormat)}
 	}
+	return goBinaryFindings(bi, name, m)
+}
+
+// goBinaryFindings matches the modules of a build; its main package is
+// the sources' Artifact.
+func goBinaryFindings(bi *buildinfo.BuildInfo, name string, m Matcher) ([]Finding, []error) {
 	comps, errs := goBuildComponents(bi, name)
-	return matchComponents(comps, m, string(FormatGoBinary), name), errs
+	return withArtifact(matchComponents(comps, m, string(FormatGoBinary), name), bi.Path), errs
 }
 
 // GoBinaryComponents returns the modules in the build information of the

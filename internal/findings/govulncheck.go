@@ -22,6 +22,9 @@ type (
 		OSV      json.RawMessage `json:"osv"`
 		Finding  json.RawMessage `json:"finding"`
 	}
+	govulncheckSBOM struct {
+		Roots []string `json:"roots"`
+	}
 	govulncheckConfig struct {
 		ProtocolVersion string `json:"protocol_version"`
 		ScanLevel       string `json:"scan_level"`
@@ -44,7 +47,8 @@ type (
 )
 
 // ParseGovulncheck reads the JSON stream of govulncheck -format json (or
-// the legacy -json) at any scan level. Each finding message becomes a
+// the legacy -json) at any scan level. The SBOM message's roots, the
+// packages scanned, give the sources' Artifact. Each finding message becomes a
 // finding of its first frame's module: Static is called when the frame
 // names a function (the symbol, "pkgpath.Recv.Method", goes to Symbols),
 // imported when it names only a package, required when only a module.
@@ -66,6 +70,7 @@ func ParseGovulncheck(r io.Reader, name string) ([]Finding, []error) {
 		found []Finding
 		vulns = map[string]*osv.Entry{}
 		level string
+		roots []string
 	)
 	for n := 1; ; n++ {
 		rec := fmt.Sprintf("message %d", n)
@@ -107,6 +112,13 @@ func ParseGovulncheck(r io.Reader, name string) ([]Finding, []error) {
 				return nil, []error{fmt.Errorf("%s: govulncheck protocol version %q, want v1.x: %w", name, c.ProtocolVersion, ErrWrongFormat)}
 			}
 			level = c.ScanLevel
+		case msg.SBOM != nil:
+			var sbom govulncheckSBOM
+			if err := json.Unmarshal(msg.SBOM, &sbom); err != nil {
+				errs = append(errs, recordErr(name, rec+" (SBOM)", "%v", err))
+				continue
+			}
+			roots = sbom.Roots
 		case msg.OSV != nil:
 			var e osv.Entry
 			if err := json.Unmarshal(msg.OSV, &e); err != nil {
@@ -150,7 +162,25 @@ func ParseGovulncheck(r io.Reader, name string) ([]Finding, []error) {
 		}
 		f.Severity = osvSeverity(sevs...)
 	}
-	return Merge(found), errs
+	return Merge(withArtifact(found, commonPath(roots))), errs
+}
+
+// commonPath is the longest leading path that all paths share, element
+// by element: the root packages of a scan of ./... share their module.
+func commonPath(paths []string) string {
+	if len(paths) == 0 {
+		return ""
+	}
+	common := strings.Split(paths[0], "/")
+	for _, p := range paths[1:] {
+		elems := strings.Split(p, "/")
+		n := 0
+		for n < len(common) && n < len(elems) && common[n] == elems[n] {
+			n++
+		}
+		common = common[:n]
+	}
+	return strings.Join(common, "/")
 }
 
 // countSet is the number of fields set in a message.

@@ -58,7 +58,8 @@ var grypeTypes = map[string]string{
 // matches becomes a finding of its artifact; the ids of
 // relatedVulnerabilities become aliases (Grype relates a GHSA to its
 // CVE), and the fix versions give the fixed version. Ignored matches are
-// not findings.
+// not findings. The source's target (the image as the user named it, or
+// the directory) is the sources' Artifact.
 //
 // A malformed match is reported as a *RecordError naming it
 // ("matches[3] (GHSA-…)") and skipped. An input that is not a Grype
@@ -112,7 +113,27 @@ func ParseGrype(r io.Reader, name string) ([]Finding, []error) {
 		}
 		found = append(found, f)
 	}
-	return Merge(found), errs
+	return Merge(withArtifact(found, grypeTarget(doc))), errs
+}
+
+// grypeTarget is what Grype scanned: source.target is the path of a
+// directory or file, or for an image an object with the userInput.
+func grypeTarget(doc map[string]json.RawMessage) string {
+	var src struct {
+		Target json.RawMessage `json:"target"`
+	}
+	if ok, err := field(doc, "source", &src); !ok || err != nil {
+		return ""
+	}
+	var path string
+	if json.Unmarshal(src.Target, &path) == nil {
+		return path
+	}
+	var image struct {
+		UserInput string `json:"userInput"`
+	}
+	_ = json.Unmarshal(src.Target, &image)
+	return image.UserInput
 }
 
 func grypeToFinding(m grypeMatch, distro, name string) (Finding, error) {

@@ -29,27 +29,37 @@ var spdxJSONVersions = []string{"SPDX-2.1", "SPDX-2.2", spdx.Version}
 // *RecordError naming the package's SPDXID, and skipped. An input that is
 // not SPDX is one error wrapping ErrWrongFormat; a document that does not
 // decode, one wrapping ErrMalformed. JSON is decoded package by package,
-// so that one malformed package does not stop the others.
+// so that one malformed package does not stop the others. The document
+// name (Syft's is the image or directory it scanned) is the sources'
+// Artifact.
 func ParseSPDX(r io.Reader, name string, m Matcher) ([]Finding, []error) {
-	comps, errs := SPDXComponents(r, name)
-	return matchComponents(comps, m, string(FormatSPDX), name), errs
+	docName, comps, errs := readSPDX(r, name)
+	return withArtifact(matchComponents(comps, m, string(FormatSPDX), name), docName), errs
 }
 
 // SPDXComponents returns the packages of an SPDX document that carry a
 // package URL, in document order. Errors are as ParseSPDX reports them.
 func SPDXComponents(r io.Reader, name string) ([]Component, []error) {
+	_, comps, errs := readSPDX(r, name)
+	return comps, errs
+}
+
+// readSPDX returns the name of an SPDX document and its packages that
+// carry a package URL.
+func readSPDX(r io.Reader, name string) (string, []Component, []error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return nil, []error{fmt.Errorf("read SPDX document %s: %w", name, err)}
+		return "", nil, []error{fmt.Errorf("read SPDX document %s: %w", name, err)}
 	}
 	trimmed := bytes.TrimLeft(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")), " \t\r\n")
 	var (
-		pkgs []*spdx.Package
-		errs []error
+		docName string
+		pkgs    []*spdx.Package
+		errs    []error
 	)
 	switch {
 	case len(trimmed) > 0 && trimmed[0] == '{':
-		pkgs, errs, err = decodeSPDXJSON(trimmed, name)
+		docName, pkgs, errs, err = decodeSPDXJSON(trimmed, name)
 	case len(trimmed) > 0 && trimmed[0] == '<':
 		// tools-golang reads RDF with spdx/gordf, whose parser writes one
 		// error variable from many goroutines (a data race) and starts a
@@ -61,13 +71,13 @@ func SPDXComponents(r io.Reader, name string) ([]Component, []error) {
 		if doc, err = tagvalue.Read(bytes.NewReader(trimmed)); err != nil {
 			err = fmt.Errorf("%s: SPDX tag-value: %v: %w", name, err, ErrMalformed)
 		} else {
-			pkgs = doc.Packages
+			docName, pkgs = doc.DocumentName, doc.Packages
 		}
 	default:
 		err = fmt.Errorf("%s: not an SPDX document (neither JSON nor tag-value): %w", name, ErrWrongFormat)
 	}
 	if err != nil {
-		return nil, []error{err}
+		return "", nil, []error{err}
 	}
 	var out []Component
 	for i, p := range pkgs {
@@ -84,21 +94,22 @@ func SPDXComponents(r io.Reader, name string) ([]Component, []error) {
 			out = append(out, c)
 		}
 	}
-	return out, errs
+	return docName, out, errs
 }
 
-// decodeSPDXJSON decodes the packages of an SPDX JSON document one by
-// one with tools-golang's types.
-func decodeSPDXJSON(data []byte, name string) ([]*spdx.Package, []error, error) {
+// decodeSPDXJSON decodes the name of an SPDX JSON document and its
+// packages, one by one with tools-golang's types.
+func decodeSPDXJSON(data []byte, name string) (string, []*spdx.Package, []error, error) {
 	var top struct {
 		SPDXVersion string            `json:"spdxVersion"`
+		Name        string            `json:"name"`
 		Packages    []json.RawMessage `json:"packages"`
 	}
 	if err := json.Unmarshal(data, &top); err != nil {
-		return nil, nil, fmt.Errorf("%s: SPDX JSON: %v: %w", name, err, ErrMalformed)
+		return "", nil, nil, fmt.Errorf("%s: SPDX JSON: %v: %w", name, err, ErrMalformed)
 	}
 	if !slices.Contains(spdxJSONVersions, top.SPDXVersion) {
-		return nil, nil, fmt.Errorf("%s: spdxVersion %q, want one of %s: %w", name, top.SPDXVersion, strings.Join(spdxJSONVersions, ", "), ErrWrongFormat)
+		return "", nil, nil, fmt.Errorf("%s: spdxVersion %q, want one of %s: %w", name, top.SPDXVersion, strings.Join(spdxJSONVersions, ", "), ErrWrongFormat)
 	}
 	var (
 		pkgs []*spdx.Package
@@ -113,7 +124,7 @@ func decodeSPDXJSON(data []byte, name string) ([]*spdx.Package, []error, error) 
 		}
 		pkgs = append(pkgs, &p)
 	}
-	return pkgs, errs, nil
+	return top.Name, pkgs, errs, nil
 }
 
 // spdxIDOf is " (SPDXID)" for a package that did not decode, when its

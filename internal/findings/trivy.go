@@ -68,7 +68,8 @@ var trivyOSTypes = map[string]string{
 // SchemaVersion 2). Every entry of Results[].Vulnerabilities becomes a
 // finding; VendorIDs become aliases, Severity the level, and the CVSS of
 // the SeveritySource the score. Misconfigurations, secrets and licenses
-// are not vulnerabilities of packages and are ignored.
+// are not vulnerabilities of packages and are ignored. ArtifactName, the
+// image or directory scanned, is the sources' Artifact.
 //
 // A malformed result or vulnerability is reported as a *RecordError
 // naming it ("Results[0].Vulnerabilities[3] (CVE-…)") and skipped. An
@@ -125,7 +126,7 @@ func ParseTrivy(r io.Reader, name string) ([]Finding, []error) {
 			found = append(found, f)
 		}
 	}
-	return Merge(found), errs
+	return Merge(withArtifact(found, stringField(doc, "ArtifactName"))), errs
 }
 
 func trivyToFinding(v trivyVulnerability, resultType, name string) (Finding, error) {
@@ -225,6 +226,14 @@ func decodeDocument(r io.Reader) (map[string]json.RawMessage, error) {
 		return nil, fmt.Errorf("%v: %w", err, ErrMalformed)
 	}
 	return doc, nil
+}
+
+// stringField is the top-level string field key of doc, "" when it is
+// missing or not a string: for what is only told, never needed.
+func stringField(doc map[string]json.RawMessage, key string) string {
+	var s string
+	_, _ = field(doc, key, &s)
+	return s
 }
 
 // field decodes the top-level field key of doc into v, if it is there. A

@@ -1,0 +1,209 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// An input given without SERVICE= gets its service, in this order, from
+// what it says itself (a profile's service_name label or resource
+// service.name; the artifact a report scanned: the image a service of the
+// telemetry runs, or the name of a service in the telemetry, or any name
+// when there is no telemetry to check it against), or from the telemetry
+// when that has exactly one service. Otherwise it is
+// refused: a report of service "" matches no profile and would be ranked
+// as if nothing ran. What was inferred is said on stderr.
+
+// importedFindings are the findings of one report or SBOM, before they
+// are assigned to services and merged.
+type importedFindings struct {
+	findingsFile
+	fs []findings.Finding
+}
+
+// artifact is what the report says it scanned, "" when it does not.
+func (in importedFindings) artifact() string {
+	for _, f := range in.fs {
+		for _, s := range f.Sources {
+			if s.Artifact != "" {
+				return s.Artifact
+			}
+		}
+	}
+	return ""
+}
+
+// seenServices are the services of the telemetry.
+type seenServices struct {
+	// names are the services, sorted.
+	names []string
+	// byImage maps the repository of a container image
+	// ("registry.example.com/shop/gateway") to the services that run it.
+	byImage map[string][]string
+}
+
+// assignFindings gives the findings of every input its services, inferring
+// the service of an input given without one from the services of the
+// telemetry, and merges them all. note is told what was inferred. The
+// error names every input whose service cannot be told.
+func assignFindings(inputs []importedFindings, seen seenServices, note func(string)) ([]findings.Finding, error) {
+	var (
+		all  []findings.Finding
+		errs []error
+	)
+	for _, in := range inputs {
+		if in.services == "" && len(in.fs) > 0 {
+			svc, why, err := inferService(in.artifact(), seen)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("--findings %s: %w; give it as --findings SERVICE=%s", in.path, err, in.path))
+				continue
+			}
+			note(fmt.Sprintf("--findings %s: service %s (%s)", in.path, svc, why))
+			in.services = svc
+		}
+		all = append(all, forServices(in.fs, in.services)...)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return findings.Merge(all), nil
+}
+
+// inferService decides the service of a report that scanned artifact
+// ("" when it does not say), given the services of the telemetry. why
+// says how, for the user.
+func inferService(artifact string, telemetry seenServices) (svc, why string, err error) {
+	if svcs := telemetry.byImage[imageRepository(artifact)]; artifact != "" && len(svcs) == 1 {
+		return svcs[0], "the report scanned " + artifact + ", the image its telemetry names", nil
+	}
+	seen := telemetry.names
+	name := findings.ServiceName(artifact)
+	switch {
+	case name != "" && (len(seen) == 0 || slices.Contains(seen, name)):
+		return name, "the report scanned " + artifact, nil
+	case len(seen) == 1:
+		return seen[0], "the only service in the telemetry", nil
+	case len(seen) == 0:
+		return "", "", errors.New("the report does not say which service it scanned, and there is no telemetry to tell")
+	case name != "":
+		return "", "", fmt.Errorf("the report scanned %s, and no service in the telemetry is called %s (%s)", artifact, name, strings.Join(seen, ", "))
+	}
+	return "", "", fmt.Errorf("the report does not say which service it scanned, and the telemetry has several (%s)", strings.Join(seen, ", "))
+}
+
+// imageRepository is an image reference without its tag or digest.
+func imageRepository(ref string) string {
+	ref, _, _ = strings.Cut(ref, "@")
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		ref = ref[:i]
+	}
+	return ref
+}
+
+// analyzeHandler feeds decoded telemetry into a model, noting the
+// services it names and the images they run, and holding back the
+// profiles that name no service until every file is read
+// (resolveProfiles).
+type analyzeHandler struct {
+	m *model.Model
+	// services maps each service to the repositories of its images.
+	services map[string]map[string]bool
+	unnamed  []*telemetry.ProfileBatch
+}
+
+func newAnalyzeHandler(m *model.Model) *analyzeHandler {
+	return &analyzeHandler{m: m, services: map[string]map[string]bool{}}
+}
+
+// saw notes a service and the image it runs (nil when unknown).
+func (h *analyzeHandler) saw(service string, img *telemetry.Image) {
+	if service == "" {
+		return
+	}
+	images := h.services[service]
+	if images == nil {
+		images = map[string]bool{}
+		h.services[service] = images
+	}
+	if img == nil {
+		return
+	}
+	if img.Name != "" {
+		images[imageRepository(img.Name)] = true
+	}
+	for _, d := range img.RepoDigests {
+		images[imageRepository(d)] = true
+	}
+}
+
+func (h *analyzeHandler) Profile(b *telemetry.ProfileBatch) error {
+	if b.Service == "" {
+		h.unnamed = append(h.unnamed, b)
+		return nil
+	}
+	h.saw(b.Service, b.Image)
+	h.m.AddProfile(b)
+	return nil
+}
+
+func (h *analyzeHandler) Spans(spans []telemetry.Span) error {
+	for i := range spans {
+		h.saw(spans[i].Service, spans[i].Image)
+	}
+	h.m.AddSpans(spans)
+	return nil
+}
+
+// seen returns the services of the telemetry.
+func (h *analyzeHandler) seen() seenServices {
+	s := seenServices{names: slices.Sorted(maps.Keys(h.services)), byImage: map[string][]string{}}
+	for _, svc := range s.names {
+		for img := range h.services[svc] {
+			s.byImage[img] = append(s.byImage[img], svc)
+		}
+	}
+	return s
+}
+
+// resolveProfiles gives the profiles that name no service the only service
+// of the telemetry, or refuses them.
+func (h *analyzeHandler) resolveProfiles(note func(string)) error {
+	if len(h.unnamed) == 0 {
+		return nil
+	}
+	var files []string
+	for _, b := range h.unnamed {
+		files = append(files, b.Source)
+	}
+	slices.Sort(files)
+	files = slices.Compact(files)
+	seen := h.seen().names
+	if len(seen) != 1 {
+		tell := "the telemetry names no service"
+		if len(seen) > 1 {
+			tell = "the telemetry has several services (" + strings.Join(seen, ", ") + ")"
+		}
+		var errs []error
+		for _, f := range files {
+			errs = append(errs, fmt.Errorf("--profiles %s: the profile has no service_name label or service.name, and %s; give it as --profiles SERVICE=%s", f, tell, f))
+		}
+		return errors.Join(errs...)
+	}
+	for _, f := range files {
+		note(fmt.Sprintf("--profiles %s: service %s (the only service in the telemetry)", f, seen[0]))
+	}
+	for _, b := range h.unnamed {
+		b.Service = seen[0]
+		h.saw(b.Service, b.Image)
+		h.m.AddProfile(b)
+	}
+	h.unnamed = nil
+	return nil
+}
