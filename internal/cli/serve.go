@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -212,7 +213,8 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	}
 	if len(fl.findings) > 0 {
 		// Before Start this only stores them; Start loads them.
-		if err := s.eng.SetFindings(ctx, initial); err != nil {
+		u := store.FindingsUpdate{Findings: initial, Source: "serve --findings " + strings.Join(fl.findings, " "), Actor: cliActor(), Time: time.Now()}
+		if err := s.eng.SetFindings(ctx, u); err != nil {
 			return nil, err
 		}
 	}
@@ -382,9 +384,9 @@ func (l *liveState) Result() *report.Result {
 	return l.res
 }
 
-// SetFindings replaces the engine's findings.
-func (l *liveState) SetFindings(ctx context.Context, fs []findings.Finding) error {
-	return l.eng.SetFindings(ctx, fs)
+// SetFindings replaces findings in the engine.
+func (l *liveState) SetFindings(ctx context.Context, u store.FindingsUpdate) error {
+	return l.eng.SetFindings(ctx, u)
 }
 
 // alertLog is the sink that keeps alerts in the store for the API, and

@@ -43,7 +43,7 @@ type Store interface {
 	Batches(ctx context.Context, after int64, fn func(seq int64, kind store.BatchKind, payload []byte) error) error
 	Checkpoint(ctx context.Context, seq int64, state []byte) error
 	LoadCheckpoint(ctx context.Context) (seq int64, state []byte, err error)
-	PutFindings(ctx context.Context, fs []findings.Finding) error
+	PutFindings(ctx context.Context, u store.FindingsUpdate) error
 	Findings(ctx context.Context) ([]findings.Finding, error)
 	AppendVerdicts(ctx context.Context, changes []store.VerdictChange) error
 }
@@ -650,11 +650,13 @@ func (e *Engine) checkpoint(ctx context.Context) {
 	e.m.checkpoints.Inc()
 }
 
-// SetFindings replaces the findings (uploaded scanner results): it
-// stores them, and when the engine runs, re-assesses all of them before
-// it returns. Before Start, Start loads them from the store.
-func (e *Engine) SetFindings(ctx context.Context, fs []findings.Finding) error {
-	if err := e.st.PutFindings(ctx, fs); err != nil {
+// SetFindings replaces findings (uploaded scanner results), all of them
+// or those of the update's services: it stores them, with the record of
+// the change in the audit log, and when the engine runs, re-assesses
+// every finding the store then holds before it returns. Before Start,
+// Start loads them from the store.
+func (e *Engine) SetFindings(ctx context.Context, u store.FindingsUpdate) error {
+	if err := e.st.PutFindings(ctx, u); err != nil {
 		return fmt.Errorf("store findings: %w", err)
 	}
 	e.mu.Lock()
@@ -663,11 +665,22 @@ func (e *Engine) SetFindings(ctx context.Context, fs []findings.Finding) error {
 	if !running {
 		return nil
 	}
-	fs = slices.Clone(fs)
-	return e.call(ctx, func(wctx context.Context) {
+	var err error
+	if cerr := e.call(ctx, func(wctx context.Context) {
+		// The store, not u, says what the findings are now: another
+		// update of other services may have committed in between, and
+		// the last of the worker's reloads sees both.
+		var fs []findings.Finding
+		if fs, err = e.st.Findings(wctx); err != nil {
+			err = fmt.Errorf("reload findings: %w", err)
+			return
+		}
 		e.setFindings(fs)
 		e.assess(wctx)
-	})
+	}); cerr != nil {
+		return cerr
+	}
+	return err
 }
 
 // call runs f on the worker and waits for it.

@@ -168,7 +168,7 @@ func TestFirstExecution(t *testing.T) {
 	e := newEngine(t, testConfig(), st, rec, reg)
 	start(t, e)
 	ctx := context.Background()
-	if err := e.SetFindings(ctx, []findings.Finding{textFinding("shop"), textFinding("billing")}); err != nil {
+	if err := e.SetFindings(ctx, allFindings(textFinding("shop"), textFinding("billing"))); err != nil {
 		t.Fatal(err)
 	}
 	if got := verdictOf(e, "shop"); got != assess.Unknown {
@@ -318,7 +318,7 @@ func TestRestart(t *testing.T) {
 			if err := e1.Start(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if err := e1.SetFindings(ctx, []findings.Finding{textFinding("shop")}); err != nil {
+			if err := e1.SetFindings(ctx, allFindings(textFinding("shop"))); err != nil {
 				t.Fatal(err)
 			}
 			if err := e1.TracesConsumer().Consume(ctx, shopSpans()); err != nil {
@@ -452,7 +452,7 @@ func TestAlertLatencyRecorded(t *testing.T) {
 	defer r.Shutdown(ctx)
 	e := newEngine(t, testConfig(), &memStore{}, r, nil)
 	start(t, e)
-	if err := e.SetFindings(ctx, []findings.Finding{textFinding("shop")}); err != nil {
+	if err := e.SetFindings(ctx, allFindings(textFinding("shop"))); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.ProfilesConsumer().Consume(ctx, []*telemetry.ProfileBatch{textProfile("shop", true)}); err != nil {

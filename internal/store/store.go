@@ -41,6 +41,8 @@ var (
 	// outside the log, two findings with the same key, an alert without
 	// an ID); nothing was written.
 	ErrInvalid = errors.New("invalid argument")
+	// ErrNotFound is returned for a token that does not exist.
+	ErrNotFound = errors.New("not found")
 	// ErrSchemaTooNew is returned by Open when the database was migrated
 	// by a newer evident than the running one; the running binary refuses
 	// to touch data it does not understand.
@@ -90,10 +92,13 @@ type Store interface {
 	// when there is none.
 	LoadCheckpoint(ctx context.Context) (seq int64, state []byte, err error)
 
-	// PutFindings replaces the whole set of imported findings with fs.
-	// A finding is keyed by service, package URL and vulnerability ID;
-	// two with the same key are ErrInvalid.
-	PutFindings(ctx context.Context, fs []findings.Finding) error
+	// PutFindings replaces the imported findings of the update's scope
+	// (all of them, or those of its services) with its findings, and
+	// records the change in the audit log in the same transaction (action
+	// "findings.replace", details a FindingsChange). A finding is keyed by
+	// service, package URL and vulnerability ID; an update that fails
+	// FindingsUpdate.Validate is ErrInvalid.
+	PutFindings(ctx context.Context, u FindingsUpdate) error
 
 	// Findings returns the stored findings ordered by service, package URL
 	// and vulnerability ID.
@@ -113,6 +118,27 @@ type Store interface {
 	// Alerts returns the alerts that match q, newest first (by Time, then
 	// by ID).
 	Alerts(ctx context.Context, q AlertQuery) ([]Alert, error)
+
+	// CreateToken stores a new API token and records it in the audit log
+	// ("token.create" by actor) in the same transaction. A token whose ID
+	// is taken, or that fails Token.Validate, is ErrInvalid.
+	CreateToken(ctx context.Context, t Token, actor string) error
+
+	// RevokeToken marks the token revoked as of at and records it in the
+	// audit log ("token.revoke" by actor) in the same transaction. An
+	// unknown ID is ErrNotFound; revoking a revoked token changes and
+	// records nothing.
+	RevokeToken(ctx context.Context, id string, at time.Time, actor string) error
+
+	// Tokens returns every stored token, revoked ones too, ordered by
+	// creation time, then ID.
+	Tokens(ctx context.Context) ([]Token, error)
+
+	// AuditLog returns the entries of the audit log with a sequence
+	// number greater than after, in increasing order, at most limit of
+	// them; limit <= 0 means all. The log is append-only: no method
+	// changes or deletes an entry, and Retain keeps them all.
+	AuditLog(ctx context.Context, after int64, limit int) ([]AuditEntry, error)
 
 	// Retain deletes verdict changes and alerts older than the retention
 	// of cfg before now and returns how many records it deleted.
