@@ -45,6 +45,7 @@ import (
 	"google.golang.org/grpc/codes"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP servers MUST accept gzip (protocols.md §1.1)
 
+	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/ingest"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
@@ -131,6 +132,9 @@ type Receiver struct {
 	handler  http.Handler
 	bufs     sync.Pool     // *body
 	inflight chan struct{} // a slot per request being served
+	// grpcGuard and httpGuard admit requests by their credentials; nil:
+	// none asked.
+	grpcGuard, httpGuard *auth.Guard
 
 	mu       sync.Mutex
 	started  bool
@@ -176,8 +180,17 @@ func New(cfg Config, traces pipeline.Consumer[[]telemetry.Span], profiles pipeli
 }
 
 // Handler returns the OTLP/HTTP handler, for mounting on another server
-// (and for fuzzing); Start serves it on HTTPEndpoint.
+// (and for fuzzing); Start serves it on HTTPEndpoint, behind the guard.
 func (r *Receiver) Handler() http.Handler { return r.handler }
+
+// Guard makes each listener admit only requests whose credentials have
+// the ingest role (internal/auth): over gRPC when a call's headers
+// arrive, before grpc-go reads its message; over HTTP before a request
+// takes a slot or its body is read. A nil guard leaves its listener open.
+// Call it before Start.
+func (r *Receiver) Guard(grpcGuard, httpGuard *auth.Guard) {
+	r.grpcGuard, r.httpGuard = grpcGuard, httpGuard
+}
 
 // Start listens on the configured endpoints and serves them in
 // goroutines that Shutdown waits for. A second Start does nothing; Start
@@ -218,8 +231,12 @@ func (r *Receiver) Start(ctx context.Context) error {
 		})
 	}
 	if httpLn != nil {
+		h := r.handler
+		if r.httpGuard != nil {
+			h = r.httpGuard.HTTP(auth.RoleIngest, h)
+		}
 		r.httpSrv = &http.Server{
-			Handler:           r.handler,
+			Handler:           h,
 			ReadHeaderTimeout: min(r.cfg.ReadTimeout, 10*time.Second),
 			ReadTimeout:       r.cfg.ReadTimeout,
 			IdleTimeout:       2 * time.Minute,
@@ -238,12 +255,16 @@ func (r *Receiver) Start(ctx context.Context) error {
 }
 
 func (r *Receiver) newGRPCServer() *grpc.Server {
-	s := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		// grpc-go applies the limit to the decompressed message and answers
 		// RESOURCE_EXHAUSTED, as OTLP asks for oversized requests.
 		grpc.MaxRecvMsgSize(int(r.cfg.MaxRequestBytes)),
 		grpc.UnaryInterceptor(r.limitGRPC),
-	)
+	}
+	if r.grpcGuard != nil {
+		opts = append(opts, grpc.InTapHandle(r.grpcGuard.Tap(auth.RoleIngest)))
+	}
+	s := grpc.NewServer(opts...)
 	if r.traces != nil {
 		ptraceotlp.RegisterGRPCServer(s, &traceServer{r: r})
 	}
