@@ -55,6 +55,10 @@ type Config struct {
 	// ReloadInterval is how often tokens are re-read from the store: a
 	// token made or revoked with `evident token` takes effect within it.
 	ReloadInterval time.Duration `yaml:"reload_interval"`
+	// RequireOnLoopback asks for credentials on loopback listeners too,
+	// for a host whose other users or local reverse proxy must not get
+	// in unauthenticated.
+	RequireOnLoopback bool `yaml:"require_on_loopback"`
 	// OIDC, when its issuer is set, also admits JWTs of that issuer.
 	OIDC OIDCConfig `yaml:"oidc"`
 }

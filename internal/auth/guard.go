@@ -65,6 +65,47 @@ func loopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// Listener names a listener and the endpoint it binds, for Modes.
+type Listener struct {
+	Name, Endpoint string
+}
+
+// ErrRefuse is returned by Modes when a listener beyond loopback would
+// need credentials that nobody has.
+var ErrRefuse = errors.New("refusing to start")
+
+// Modes decides how each listener treats requests without credentials:
+// Loopback for one bound to loopback (unless RequireOnLoopback), Required
+// for every other, or Insecure instead when insecure is set (the
+// --insecure flag). When a listener is Required and no credential exists
+// (no live token, no OIDC), its clients could never be admitted: Modes
+// returns ErrRefuse with what to do, so that evident does not start
+// looking healthy while refusing everything, nor open by accident.
+func (a *Authenticator) Modes(ls []Listener, insecure bool) (map[string]Mode, error) {
+	modes := make(map[string]Mode, len(ls))
+	var exposed []string
+	for _, l := range ls {
+		switch {
+		case IsLoopback(l.Endpoint) && !a.cfg.RequireOnLoopback:
+			modes[l.Name] = Loopback
+		case insecure:
+			modes[l.Name] = Insecure
+		default:
+			modes[l.Name] = Required
+			exposed = append(exposed, fmt.Sprintf("%s (%s)", l.Name, l.Endpoint))
+		}
+	}
+	if len(exposed) > 0 && !a.HasCredentials() {
+		return nil, fmt.Errorf(`%w: %s would need credentials, and there is no API token or OIDC issuer to authenticate anyone.
+  Create a token first:        evident token create --name <what for> --role ingest|read|admin
+  or configure OIDC:           serve.auth.oidc (docs/security.md)
+  or listen on loopback only:  e.g. --api 127.0.0.1:8080
+  or run without auth:         --insecure (anyone who reaches these ports can read every finding and replace them)`,
+			ErrRefuse, strings.Join(exposed, ", "))
+	}
+	return modes, nil
+}
+
 // Guard admits the requests of one listener.
 type Guard struct {
 	a        *Authenticator
