@@ -61,7 +61,7 @@ func TestGuardedPyroscopeGoClient(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		burn(200 * time.Millisecond)
+		t.Logf("burned CPU (%d)", burn(200*time.Millisecond))
 		p.Flush(true)
 		if err := p.Stop(); err != nil {
 			t.Fatal(err)
