@@ -44,6 +44,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP servers MUST accept gzip (protocols.md §1.1)
+	"google.golang.org/grpc/tap"
 
 	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/ingest"
@@ -255,16 +256,15 @@ func (r *Receiver) Start(ctx context.Context) error {
 }
 
 func (r *Receiver) newGRPCServer() *grpc.Server {
-	opts := []grpc.ServerOption{
+	s := grpc.NewServer(
 		// grpc-go applies the limit to the decompressed message and answers
 		// RESOURCE_EXHAUSTED, as OTLP asks for oversized requests.
 		grpc.MaxRecvMsgSize(int(r.cfg.MaxRequestBytes)),
 		grpc.UnaryInterceptor(r.limitGRPC),
-	}
-	if r.grpcGuard != nil {
-		opts = append(opts, grpc.InTapHandle(r.grpcGuard.Tap(auth.RoleIngest)))
-	}
-	s := grpc.NewServer(opts...)
+		// grpc-go takes one tap handle: tapGRPC runs every check that must
+		// come before the message is read.
+		grpc.InTapHandle(r.tapGRPC),
+	)
 	if r.traces != nil {
 		ptraceotlp.RegisterGRPCServer(s, &traceServer{r: r})
 	}
@@ -272,6 +272,15 @@ func (r *Receiver) newGRPCServer() *grpc.Server {
 		pprofileotlp.RegisterGRPCServer(s, &profileServer{r: r})
 	}
 	return s
+}
+
+// tapGRPC admits a call when its headers arrive, before grpc-go reads its
+// message: the guard checks its credentials.
+func (r *Receiver) tapGRPC(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if r.grpcGuard == nil {
+		return ctx, nil
+	}
+	return r.grpcGuard.Tap(auth.RoleIngest)(ctx, info)
 }
 
 // acquire takes a request slot, or reports that all are taken.
