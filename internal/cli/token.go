@@ -68,8 +68,11 @@ auth (any user name).`,
 				return withCode(ExitUsage, errors.New("token create: --name is required: say what the token is for"))
 			}
 			r, err := auth.ParseRoles(roles)
-			if err != nil || r == 0 {
-				return withCode(ExitUsage, fmt.Errorf("token create: --role ingest, read or admin is required: %v", err))
+			if err != nil {
+				return withCode(ExitUsage, fmt.Errorf("token create: --role: %w", err))
+			}
+			if r == 0 {
+				return withCode(ExitUsage, errors.New("token create: --role is required: ingest (send telemetry), read (read the API) or admin (everything)"))
 			}
 			secret, tok, err := auth.NewToken(name, r, time.Now(), expires)
 			if err != nil {
