@@ -538,13 +538,16 @@ func (e *Engine) assess(ctx context.Context) {
 	}
 	var changes []store.VerdictChange
 	for i := range w.dirty {
-		old := w.current[i].Reachability.Verdict
+		old := w.current[i]
 		as := a.One(w.findings[i])
-		if old != "" && old != as.Reachability.Verdict {
+		// The VEX status can change under a steady verdict (the bound
+		// tightens as samples accumulate); the store audits those.
+		if old.Reachability.Verdict != "" && (old.Reachability.Verdict != as.Reachability.Verdict || old.VEX.Status != as.VEX.Status) {
 			f := w.findings[i]
 			changes = append(changes, store.VerdictChange{
 				Time: now, Service: f.Service, VulnID: f.Vulnerability.ID, PURL: f.Package.PURL,
-				From: old, To: as.Reachability.Verdict, Reason: as.Reachability.Reason,
+				From: old.Reachability.Verdict, To: as.Reachability.Verdict, Reason: as.Reachability.Reason,
+				VEXFrom: old.VEX.Status, VEXTo: as.VEX.Status,
 			})
 		}
 		w.current[i] = as

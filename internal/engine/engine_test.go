@@ -207,9 +207,13 @@ func TestFirstExecution(t *testing.T) {
 	_, _, _, verdicts := st.stats()
 	var got []string
 	for _, v := range verdicts {
-		got = append(got, v.Service+":"+string(v.From)+"->"+string(v.To))
+		got = append(got, v.Service+":"+string(v.From)+"->"+string(v.To)+" vex "+v.VEXFrom+"->"+v.VEXTo)
 	}
-	if diff := cmp.Diff([]string{"shop:unknown->loaded", "shop:loaded->executed"}, got); diff != "" {
+	want := []string{
+		"shop:unknown->loaded vex under_investigation->under_investigation",
+		"shop:loaded->executed vex under_investigation->affected",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("verdict history (-want +got):\n%s", diff)
 	}
 	if s := e.Summary(); s.Findings != 2 || s.ByVerdict[assess.Executed] != 1 || s.ByVerdict[assess.Unknown] != 1 {

@@ -18,7 +18,34 @@ const (
 	ActionTokenCreate     = "token.create"
 	ActionTokenRevoke     = "token.revoke"
 	ActionFindingsReplace = "findings.replace"
+	ActionVEXChange       = "vex.change"
 )
+
+// ActorEngine is the actor of the changes evident makes itself, from the
+// evidence (a VEX status that follows a verdict).
+const ActorEngine = "evident (runtime evidence)"
+
+// VEXChangeDetails is what a vex.change entry of the audit log records.
+type VEXChangeDetails struct {
+	PURL        string `json:"purl"`
+	From        string `json:"from"`
+	To          string `json:"to"`
+	VerdictFrom string `json:"verdict_from"`
+	VerdictTo   string `json:"verdict_to"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+// Audit returns the audit record of a VEX status change: its target
+// ("<vulnerability> in <service>") and details; ok is false when the VEX
+// status did not change.
+func (c VerdictChange) Audit() (target string, details VEXChangeDetails, ok bool) {
+	if c.VEXFrom == c.VEXTo {
+		return "", VEXChangeDetails{}, false
+	}
+	return c.VulnID + " in " + c.Service, VEXChangeDetails{
+		PURL: c.PURL, From: c.VEXFrom, To: c.VEXTo, VerdictFrom: string(c.From), VerdictTo: string(c.To), Reason: c.Reason,
+	}, true
+}
 
 // AuditEntry is one entry of the audit log: who did what to what, and
 // when. Entries form a hash chain: Hash covers PrevHash, the hash of the

@@ -104,7 +104,11 @@ type Store interface {
 	// and vulnerability ID.
 	Findings(ctx context.Context) ([]findings.Finding, error)
 
-	// AppendVerdicts records verdict changes, in the order given.
+	// AppendVerdicts records verdict changes, in the order given. A
+	// change of the VEX status (VEXFrom != VEXTo) is also recorded in the
+	// audit log (action "vex.change", actor ActorEngine), in the same
+	// transaction: the VEX statements evident publishes are claims, and
+	// their history must be as tamper-evident as an admin's changes.
 	AppendVerdicts(ctx context.Context, changes []VerdictChange) error
 
 	// VerdictHistory returns the recorded changes of vulnID in service
@@ -170,8 +174,8 @@ func (k BatchKind) Validate() error {
 	return fmt.Errorf("%w: batch kind %q is neither %q nor %q", ErrInvalid, string(k), BatchSpans, BatchProfiles)
 }
 
-// VerdictChange is one change of the runtime verdict of a finding in a
-// service.
+// VerdictChange is one change of the runtime verdict, or of the VEX
+// status, of a finding in a service.
 type VerdictChange struct {
 	// Time is when the engine decided the new verdict.
 	Time time.Time `json:"time"`
@@ -184,6 +188,12 @@ type VerdictChange struct {
 	To   assess.Verdict `json:"to"`
 	// Reason says what evidence made the change.
 	Reason string `json:"reason,omitempty"`
+	// VEXFrom and VEXTo are the VEX statuses before and after (OpenVEX:
+	// affected, not_affected, under_investigation); equal when only the
+	// verdict changed. The status can change without the verdict, when
+	// the evidence for not_affected grows enough.
+	VEXFrom string `json:"vex_from,omitempty"`
+	VEXTo   string `json:"vex_to,omitempty"`
 }
 
 // Alert is a fired detection as the store keeps it.

@@ -604,14 +604,19 @@ func (s *Store) AppendVerdicts(ctx context.Context, changes []store.VerdictChang
 	defer s.leave()
 	if err := s.inTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO verdict_history
-			(time, service, vuln_id, purl, from_verdict, to_verdict, reason) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+			(time, service, vuln_id, purl, from_verdict, to_verdict, reason, vex_from, vex_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		for i, c := range changes {
-			if _, err := stmt.ExecContext(ctx, times[i], c.Service, c.VulnID, c.PURL, string(c.From), string(c.To), c.Reason); err != nil {
+			if _, err := stmt.ExecContext(ctx, times[i], c.Service, c.VulnID, c.PURL, string(c.From), string(c.To), c.Reason, c.VEXFrom, c.VEXTo); err != nil {
 				return err
+			}
+			if target, details, ok := c.Audit(); ok {
+				if err := appendAudit(ctx, tx, c.Time, store.ActorEngine, store.ActionVEXChange, target, details); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -631,7 +636,7 @@ func (s *Store) VerdictHistory(ctx context.Context, service, vulnID string, limi
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT time, service, vuln_id, purl, from_verdict, to_verdict, reason
+	rows, err := s.read.QueryContext(ctx, `SELECT time, service, vuln_id, purl, from_verdict, to_verdict, reason, vex_from, vex_to
 		FROM verdict_history WHERE service = ? AND vuln_id = ? ORDER BY time DESC, id DESC LIMIT ?`,
 		service, vulnID, limit)
 	if err != nil {
@@ -644,7 +649,7 @@ func (s *Store) VerdictHistory(ctx context.Context, service, vulnID string, limi
 			c  store.VerdictChange
 			ns int64
 		)
-		if err := rows.Scan(&ns, &c.Service, &c.VulnID, &c.PURL, &c.From, &c.To, &c.Reason); err != nil {
+		if err := rows.Scan(&ns, &c.Service, &c.VulnID, &c.PURL, &c.From, &c.To, &c.Reason, &c.VEXFrom, &c.VEXTo); err != nil {
 			return nil, fmt.Errorf("read verdict history of %s in %q from %s: %w", vulnID, service, s.path, err)
 		}
 		c.Time = time.Unix(0, ns).UTC()

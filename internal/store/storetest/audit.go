@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/store"
 )
@@ -314,5 +315,45 @@ func testAuditNoActor(t *testing.T, open Opener) {
 	}
 	if es := auditLog(t, s); len(es) != 0 {
 		t.Errorf("audit log = %+v, want empty", es)
+	}
+}
+
+func testAuditVEX(t *testing.T, open Opener) {
+	s := mustOpen(t, open)
+	const purl = "pkg:golang/example.com/a@1.0.0"
+	changes := []store.VerdictChange{
+		// The verdict changes, the VEX status does not: no audit entry.
+		{Time: t0, Service: "shop", VulnID: "GO-1", PURL: purl, From: assess.Unknown, To: assess.NotObserved,
+			Reason: "profiles arrived", VEXFrom: "under_investigation", VEXTo: "under_investigation"},
+		// The bound is tight enough now: not_affected.
+		{Time: t0.Add(time.Hour), Service: "shop", VulnID: "GO-1", PURL: purl, From: assess.NotObserved, To: assess.NotObserved,
+			Reason: "bound 0.4% over 2h", VEXFrom: "under_investigation", VEXTo: "not_affected"},
+		{Time: t0.Add(2 * time.Hour), Service: "shop", VulnID: "GO-1", PURL: purl, From: assess.NotObserved, To: assess.Executed,
+			Reason: "seen in 3 samples", VEXFrom: "not_affected", VEXTo: "affected"},
+	}
+	if err := s.AppendVerdicts(t.Context(), changes); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.VerdictHistory(t.Context(), "shop", "GO-1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, []store.VerdictChange{changes[2], changes[1], changes[0]}); diff != "" {
+		t.Errorf("VerdictHistory (-got +want):\n%s", diff)
+	}
+	// Retention drops the verdict history, never the audit log.
+	if _, err := s.Retain(t.Context(), t0.Add(1000*time.Hour), store.Retention{VerdictHistory: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, e := range auditLog(t, s) {
+		lines = append(lines, fmt.Sprintf("%d %s %s by %s: %s", e.Seq, e.Action, e.Target, e.Actor, e.Details))
+	}
+	want := []string{
+		`1 vex.change GO-1 in shop by ` + store.ActorEngine + `: {"purl":"` + purl + `","from":"under_investigation","to":"not_affected","verdict_from":"not_observed","verdict_to":"not_observed","reason":"bound 0.4% over 2h"}`,
+		`2 vex.change GO-1 in shop by ` + store.ActorEngine + `: {"purl":"` + purl + `","from":"not_affected","to":"affected","verdict_from":"not_observed","verdict_to":"executed","reason":"seen in 3 samples"}`,
+	}
+	if diff := cmp.Diff(lines, want); diff != "" {
+		t.Errorf("audit log (-got +want):\n%s", diff)
 	}
 }

@@ -52,6 +52,7 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"AuditChainRecordsChanges", testAuditChain},
 		{"AuditPaging", testAuditPaging},
 		{"AuditRejectsNoActor", testAuditNoActor},
+		{"AuditVEXChanges", testAuditVEX},
 		{"VerdictHistoryOrderAndLimit", testVerdictHistory},
 		{"VerdictRejectsZeroTime", testVerdictZeroTime},
 		{"AlertsQuery", testAlertsQuery},

@@ -1,4 +1,7 @@
--- API tokens and the audit log.
+-- API tokens, the audit log, and the VEX status in the verdict history.
+
+ALTER TABLE verdict_history ADD COLUMN vex_from TEXT NOT NULL DEFAULT '';
+ALTER TABLE verdict_history ADD COLUMN vex_to   TEXT NOT NULL DEFAULT '';
 
 -- Only the SHA-256 of a token's secret is kept; roles are comma-separated.
 CREATE TABLE tokens (
