@@ -166,10 +166,10 @@ func newAuditCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Check the audit log of evident serve",
-		Long: `The audit log records every token creation and revocation and every change of
-the findings (uploads, --findings at start): who, what and when. It is
-append-only and hash-chained: each entry carries the SHA-256 of the one before
-and of its own content.`,
+		Long: `The audit log records every token creation and revocation, every change of the
+findings (uploads, --findings at start) and every change of a VEX status
+evident states: who, what and when. It is append-only and hash-chained: each
+entry carries the SHA-256 of the one before and of its own content.`,
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "verify",
