@@ -14,6 +14,7 @@ import (
 
 	"github.com/evidentsec/evident/internal/alert"
 	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/engine"
 	"github.com/evidentsec/evident/internal/httpapi"
 	"github.com/evidentsec/evident/internal/ingest/otlp"
@@ -44,6 +45,7 @@ type serveConfig struct {
 	Store     sqlite.Config    `yaml:"store"`
 	Retention store.Retention  `yaml:"retention"`
 	Alerts    alertsConfig     `yaml:"alerts"`
+	Auth      auth.Config      `yaml:"auth"`
 	// ShutdownTimeout bounds the whole shutdown: receivers drain, the
 	// engine applies what is queued and checkpoints, sinks deliver.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -91,13 +93,14 @@ func defaultServeConfig() serveConfig {
 		API: httpapi.DefaultConfig(), OTLP: otlp.DefaultConfig(), Pyroscope: pyroscope.DefaultConfig(),
 		Engine: engine.DefaultConfig(), Store: sqlite.DefaultConfig(), Retention: store.DefaultRetention(),
 		Alerts:          alertsConfig{Config: alert.DefaultConfig()},
+		Auth:            auth.DefaultConfig(),
 		ShutdownTimeout: 15 * time.Second,
 	}
 }
 
 // Validate reports every problem of the serve sections.
 func (c serveConfig) Validate() error {
-	errs := []error{c.API.Validate(), c.Engine.Validate(), c.Store.Validate(), c.Retention.Validate(), c.Alerts.Config.Validate()}
+	errs := []error{c.API.Validate(), c.Engine.Validate(), c.Store.Validate(), c.Retention.Validate(), c.Alerts.Config.Validate(), c.Auth.Validate()}
 	// The listeners can each be turned off by an empty endpoint (a flag
 	// of ""); the receivers' own Validate refuses that for one alone.
 	if c.OTLP.GRPCEndpoint != "" || c.OTLP.HTTPEndpoint != "" {

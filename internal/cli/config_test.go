@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -24,7 +25,7 @@ func TestLoadConfig(t *testing.T) {
 	// The example spells out every serve default, so it loads as the
 	// defaults do, plus its sinks.
 	s := cfg.Serve
-	if s.Engine != defaultServeConfig().Engine || s.API != defaultServeConfig().API || s.Store != defaultServeConfig().Store {
+	if s.Engine != defaultServeConfig().Engine || !cmp.Equal(s.API, defaultServeConfig().API, cmpopts.EquateEmpty()) || !cmp.Equal(s.Auth, defaultServeConfig().Auth, cmpopts.EquateEmpty()) || s.Store != defaultServeConfig().Store {
 		t.Errorf("serve config = %+v, want the defaults", s)
 	}
 	if len(s.Alerts.Webhooks) != 1 || s.Alerts.Webhooks[0].Secret != "change-me" || len(s.Alerts.JSONLines) != 1 || s.ShutdownTimeout != 15*time.Second {

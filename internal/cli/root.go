@@ -97,6 +97,8 @@ runs, how exposed the service is and what it can reach, ranked with the evidence
 		newAnalyzeCmd(g),
 		newWAFCmd(g),
 		newServeCmd(g),
+		newTokenCmd(g),
+		newAuditCmd(g),
 		newDemoCmd(g),
 	)
 	return root

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/evidentsec/evident/internal/alert"
 	"github.com/evidentsec/evident/internal/attribution"
+	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/engine"
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/httpapi"
@@ -43,6 +45,8 @@ type serveFlags struct {
 	config, kev, epss                  string
 	vulns, findings                    []string
 	api, otlpGRPC, otlpHTTP, pyroscope string
+	// insecure serves listeners beyond loopback without credentials.
+	insecure bool
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -62,11 +66,14 @@ Findings come from --findings (as in analyze) or, without it, from the store
 from --vulns or <data>/vulndb ("evident db update").
 
 Every listener binds to loopback unless configured otherwise; an empty
---otlp-grpc, --otlp-http or --pyroscope turns that listener off. Flags override
-the configuration file (docs/configuration.md). SIGINT or SIGTERM stops the
+--otlp-grpc, --otlp-http or --pyroscope turns that listener off. A listener
+bound beyond loopback asks every client for a token ("evident token create")
+or an OIDC JWT; without any, evident refuses to start unless --insecure
+(docs/security.md). Flags override the configuration file
+(docs/configuration.md). SIGINT or SIGTERM stops the
 receivers first, so that what they accepted drains into the store.`,
 		Example: `  evident serve --vulns examples/shop/recorded/osv --findings examples/shop/recorded/findings
-  evident serve --config evident.yaml --api 0.0.0.0:8080`,
+  evident token create --name ops --role admin && evident serve --config evident.yaml --api 0.0.0.0:8080`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(fl.config)
@@ -99,6 +106,7 @@ receivers first, so that what they accepted drains into the store.`,
 	f.StringVar(&fl.otlpGRPC, "otlp-grpc", "", `OTLP/gRPC listen address (default 127.0.0.1:4317; "" turns it off)`)
 	f.StringVar(&fl.otlpHTTP, "otlp-http", "", `OTLP/HTTP listen address (default 127.0.0.1:4318; "" turns it off)`)
 	f.StringVar(&fl.pyroscope, "pyroscope", "", `Pyroscope /ingest listen address (default 127.0.0.1:4040; "" turns it off)`)
+	f.BoolVar(&fl.insecure, "insecure", false, "serve listeners bound beyond loopback WITHOUT authentication (anyone who reaches them can read and replace findings)")
 	return cmd
 }
 
@@ -127,6 +135,7 @@ func (fl serveFlags) override(cmd *cobra.Command, c *serveConfig) error {
 type server struct {
 	log    *slog.Logger
 	st     *sqlite.Store
+	auth   *auth.Authenticator
 	eng    *engine.Engine
 	alerts *alertLog
 	router *alert.Router
@@ -188,6 +197,10 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	if err != nil {
 		return nil, fmt.Errorf("load stored findings: %w", err)
 	}
+	guard, err := s.guards(ctx, sc, fl.insecure, reg)
+	if err != nil {
+		return nil, err
+	}
 	if initial == nil {
 		initial = stored
 	}
@@ -218,7 +231,8 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	}
 	if len(fl.findings) > 0 {
 		// Before Start this only stores them; Start loads them.
-		if err := s.eng.SetFindings(ctx, initial); err != nil {
+		u := store.FindingsUpdate{Findings: initial, Source: "serve --findings " + strings.Join(fl.findings, " "), Actor: cliActor(), Time: time.Now()}
+		if err := s.eng.SetFindings(ctx, u); err != nil {
 			return nil, err
 		}
 	}
@@ -237,26 +251,29 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		Importer: func(r io.Reader, name, format string) ([]findings.Finding, []error) {
 			return importUpload(r, name, format, parsers)
 		},
-		Patches:  patches.generate,
+		Patches: patches.generate, Audit: s.st,
 		Gatherer: reg, Logger: log.With("component", "api"), Products: cfg.Products, Ready: s.ready.Load,
+		Guard: guard(listenerAPI),
 	})
 	if sc.OTLP.GRPCEndpoint != "" || sc.OTLP.HTTPEndpoint != "" {
 		s.otlp, err = otlp.New(sc.OTLP, patches.tap(s.eng.TracesConsumer()), s.eng.ProfilesConsumer(), log.With("component", "otlp"), reg)
 		if err != nil {
 			return nil, err
 		}
+		s.otlp.Guard(guard(listenerOTLPGRPC), guard(listenerOTLPHTTP))
 	}
 	if sc.Pyroscope.Endpoint != "" {
 		s.pyro, err = pyroscope.New(sc.Pyroscope, s.eng.ProfilesConsumer(), log.With("component", "pyroscope"), reg)
 		if err != nil {
 			return nil, err
 		}
+		s.pyro.Guard(guard(listenerPyroscope))
 	}
 	s.retain = &retainer{st: s.st, cfg: sc.Retention, log: log}
 
 	// Sinks before sources: the engine restores and replays before the
 	// router and the API see anything, and receivers come last.
-	order := []pipeline.Component{s.eng, s.retain, s.router, s.api}
+	order := []pipeline.Component{s.auth, s.eng, s.retain, s.router, s.api}
 	if s.otlp != nil {
 		order = append(order, s.otlp)
 	}
@@ -272,6 +289,51 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	s.ready.Store(true)
 	ok = true
 	return s, nil
+}
+
+// Names of the listeners, in logs, metrics and the refusal to start.
+const (
+	listenerAPI       = "api"
+	listenerOTLPGRPC  = "otlp-grpc"
+	listenerOTLPHTTP  = "otlp-http"
+	listenerPyroscope = "pyroscope"
+)
+
+// guards builds the authenticator over the store's tokens and decides
+// each listener's mode (auth.Authenticator.Modes); it returns the guard
+// of a listener by name. A listener left open beyond loopback is logged
+// loudly.
+func (s *server) guards(ctx context.Context, sc serveConfig, insecure bool, reg prometheus.Registerer) (func(name string) *auth.Guard, error) {
+	var err error
+	s.auth, err = auth.New(ctx, sc.Auth, auth.Deps{Tokens: s.st, Logger: s.log.With("component", "auth"), Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.auth.Reload(ctx); err != nil {
+		return nil, err
+	}
+	var ls []auth.Listener
+	for _, l := range []auth.Listener{
+		{Name: listenerAPI, Endpoint: sc.API.Endpoint}, {Name: listenerOTLPGRPC, Endpoint: sc.OTLP.GRPCEndpoint},
+		{Name: listenerOTLPHTTP, Endpoint: sc.OTLP.HTTPEndpoint}, {Name: listenerPyroscope, Endpoint: sc.Pyroscope.Endpoint},
+	} {
+		if l.Endpoint != "" {
+			ls = append(ls, l)
+		}
+	}
+	modes, err := s.auth.Modes(ls, insecure)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range ls {
+		if modes[l.Name] == auth.Insecure {
+			s.log.Warn("LISTENING BEYOND LOOPBACK WITHOUT AUTHENTICATION (--insecure): anyone who reaches it can send telemetry, read every finding and replace them",
+				"listener", l.Name, "endpoint", l.Endpoint)
+		} else {
+			s.log.Info("listener auth", "listener", l.Name, "endpoint", l.Endpoint, "mode", modes[l.Name])
+		}
+	}
+	return func(name string) *auth.Guard { return s.auth.Guard(name, modes[name]) }, nil
 }
 
 // Shutdown stops the components in the reverse order of their start,
@@ -388,9 +450,9 @@ func (l *liveState) Result() *report.Result {
 	return l.res
 }
 
-// SetFindings replaces the engine's findings.
-func (l *liveState) SetFindings(ctx context.Context, fs []findings.Finding) error {
-	return l.eng.SetFindings(ctx, fs)
+// SetFindings replaces findings in the engine.
+func (l *liveState) SetFindings(ctx context.Context, u store.FindingsUpdate) error {
+	return l.eng.SetFindings(ctx, u)
 }
 
 // alertLog is the sink that keeps alerts in the store for the API, and

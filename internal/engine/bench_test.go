@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/evidentsec/evident/internal/detect"
-	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/store/sqlite"
 	"github.com/evidentsec/evident/internal/telemetry"
@@ -119,7 +118,7 @@ func BenchmarkEngineThroughput(b *testing.B) {
 			if err := e.Start(ctx); err != nil {
 				b.Fatal(err)
 			}
-			if err := e.SetFindings(ctx, []findings.Finding{textFinding("gateway"), textFinding("orders")}); err != nil {
+			if err := e.SetFindings(ctx, allFindings(textFinding("gateway"), textFinding("orders"))); err != nil {
 				b.Fatal(err)
 			}
 			const size = 512

@@ -43,7 +43,7 @@ type Store interface {
 	Batches(ctx context.Context, after int64, fn func(seq int64, kind store.BatchKind, payload []byte) error) error
 	Checkpoint(ctx context.Context, seq int64, state []byte) error
 	LoadCheckpoint(ctx context.Context) (seq int64, state []byte, err error)
-	PutFindings(ctx context.Context, fs []findings.Finding) error
+	PutFindings(ctx context.Context, u store.FindingsUpdate) error
 	Findings(ctx context.Context) ([]findings.Finding, error)
 	AppendVerdicts(ctx context.Context, changes []store.VerdictChange) error
 }
@@ -538,13 +538,16 @@ func (e *Engine) assess(ctx context.Context) {
 	}
 	var changes []store.VerdictChange
 	for i := range w.dirty {
-		old := w.current[i].Reachability.Verdict
+		old := w.current[i]
 		as := a.One(w.findings[i])
-		if old != "" && old != as.Reachability.Verdict {
+		// The VEX status can change under a steady verdict (the bound
+		// tightens as samples accumulate); the store audits those.
+		if old.Reachability.Verdict != "" && (old.Reachability.Verdict != as.Reachability.Verdict || old.VEX.Status != as.VEX.Status) {
 			f := w.findings[i]
 			changes = append(changes, store.VerdictChange{
 				Time: now, Service: f.Service, VulnID: f.Vulnerability.ID, PURL: f.Package.PURL,
-				From: old, To: as.Reachability.Verdict, Reason: as.Reachability.Reason,
+				From: old.Reachability.Verdict, To: as.Reachability.Verdict, Reason: as.Reachability.Reason,
+				VEXFrom: old.VEX.Status, VEXTo: as.VEX.Status,
 			})
 		}
 		w.current[i] = as
@@ -650,11 +653,13 @@ func (e *Engine) checkpoint(ctx context.Context) {
 	e.m.checkpoints.Inc()
 }
 
-// SetFindings replaces the findings (uploaded scanner results): it
-// stores them, and when the engine runs, re-assesses all of them before
-// it returns. Before Start, Start loads them from the store.
-func (e *Engine) SetFindings(ctx context.Context, fs []findings.Finding) error {
-	if err := e.st.PutFindings(ctx, fs); err != nil {
+// SetFindings replaces findings (uploaded scanner results), all of them
+// or those of the update's services: it stores them, with the record of
+// the change in the audit log, and when the engine runs, re-assesses
+// every finding the store then holds before it returns. Before Start,
+// Start loads them from the store.
+func (e *Engine) SetFindings(ctx context.Context, u store.FindingsUpdate) error {
+	if err := e.st.PutFindings(ctx, u); err != nil {
 		return fmt.Errorf("store findings: %w", err)
 	}
 	e.mu.Lock()
@@ -663,11 +668,22 @@ func (e *Engine) SetFindings(ctx context.Context, fs []findings.Finding) error {
 	if !running {
 		return nil
 	}
-	fs = slices.Clone(fs)
-	return e.call(ctx, func(wctx context.Context) {
+	var err error
+	if cerr := e.call(ctx, func(wctx context.Context) {
+		// The store, not u, says what the findings are now: another
+		// update of other services may have committed in between, and
+		// the last of the worker's reloads sees both.
+		var fs []findings.Finding
+		if fs, err = e.st.Findings(wctx); err != nil {
+			err = fmt.Errorf("reload findings: %w", err)
+			return
+		}
 		e.setFindings(fs)
 		e.assess(wctx)
-	})
+	}); cerr != nil {
+		return cerr
+	}
+	return err
 }
 
 // call runs f on the worker and waits for it.

@@ -168,7 +168,7 @@ func TestFirstExecution(t *testing.T) {
 	e := newEngine(t, testConfig(), st, rec, reg)
 	start(t, e)
 	ctx := context.Background()
-	if err := e.SetFindings(ctx, []findings.Finding{textFinding("shop"), textFinding("billing")}); err != nil {
+	if err := e.SetFindings(ctx, allFindings(textFinding("shop"), textFinding("billing"))); err != nil {
 		t.Fatal(err)
 	}
 	if got := verdictOf(e, "shop"); got != assess.Unknown {
@@ -207,9 +207,13 @@ func TestFirstExecution(t *testing.T) {
 	_, _, _, verdicts := st.stats()
 	var got []string
 	for _, v := range verdicts {
-		got = append(got, v.Service+":"+string(v.From)+"->"+string(v.To))
+		got = append(got, v.Service+":"+string(v.From)+"->"+string(v.To)+" vex "+v.VEXFrom+"->"+v.VEXTo)
 	}
-	if diff := cmp.Diff([]string{"shop:unknown->loaded", "shop:loaded->executed"}, got); diff != "" {
+	want := []string{
+		"shop:unknown->loaded vex under_investigation->under_investigation",
+		"shop:loaded->executed vex under_investigation->affected",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("verdict history (-want +got):\n%s", diff)
 	}
 	if s := e.Summary(); s.Findings != 2 || s.ByVerdict[assess.Executed] != 1 || s.ByVerdict[assess.Unknown] != 1 {
@@ -318,7 +322,7 @@ func TestRestart(t *testing.T) {
 			if err := e1.Start(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if err := e1.SetFindings(ctx, []findings.Finding{textFinding("shop")}); err != nil {
+			if err := e1.SetFindings(ctx, allFindings(textFinding("shop"))); err != nil {
 				t.Fatal(err)
 			}
 			if err := e1.TracesConsumer().Consume(ctx, shopSpans()); err != nil {
@@ -452,7 +456,7 @@ func TestAlertLatencyRecorded(t *testing.T) {
 	defer r.Shutdown(ctx)
 	e := newEngine(t, testConfig(), &memStore{}, r, nil)
 	start(t, e)
-	if err := e.SetFindings(ctx, []findings.Finding{textFinding("shop")}); err != nil {
+	if err := e.SetFindings(ctx, allFindings(textFinding("shop"))); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.ProfilesConsumer().Consume(ctx, []*telemetry.ProfileBatch{textProfile("shop", true)}); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/store"
@@ -77,11 +78,20 @@ func (s *memStore) LoadCheckpoint(context.Context) (int64, []byte, error) {
 	return s.checkSeq, slices.Clone(s.checkState), nil
 }
 
-func (s *memStore) PutFindings(_ context.Context, fs []findings.Finding) error {
+func (s *memStore) PutFindings(_ context.Context, u store.FindingsUpdate) error {
+	if err := u.Validate(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.findings = slices.Clone(fs)
+	kept := slices.DeleteFunc(slices.Clone(s.findings), func(f findings.Finding) bool { return u.Replaces(f.Service) })
+	s.findings = append(kept, u.Findings...)
 	return nil
+}
+
+// allFindings is an update that replaces every finding with fs.
+func allFindings(fs ...findings.Finding) store.FindingsUpdate {
+	return store.FindingsUpdate{Findings: fs, Source: "test", Actor: "test", Time: time.Now()}
 }
 
 func (s *memStore) Findings(context.Context) ([]findings.Finding, error) {

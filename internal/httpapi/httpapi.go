@@ -16,25 +16,37 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/report"
+	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/vulndb"
 	"github.com/evidentsec/evident/internal/waf"
 )
 
 // State is the live assessment the API reads and the findings it
 // replaces. Implementations are safe for concurrent use; Result returns a
-// value the caller must not modify.
+// value the caller must not modify. SetFindings stores the update with
+// its audit record (store.Store.PutFindings) and re-assesses.
 type State interface {
 	Result() *report.Result
-	SetFindings(ctx context.Context, fs []findings.Finding) error
+	SetFindings(ctx context.Context, u store.FindingsUpdate) error
+}
+
+// Audit is the audit log the API shows to admins; store.Store satisfies
+// it.
+type Audit interface {
+	AuditLog(ctx context.Context, after int64, limit int) ([]store.AuditEntry, error)
 }
 
 // Alerts gives the API the alerts fired so far and a live feed of new
@@ -61,6 +73,31 @@ type Config struct {
 	Endpoint string `yaml:"endpoint"`
 	// MaxUploadBytes bounds an uploaded report.
 	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+	// CORS lets web pages of other origins call the API; closed unless
+	// configured.
+	CORS CORSConfig `yaml:"cors"`
+}
+
+// CORSConfig lists the origins whose pages may call the API from a
+// browser. Without any, no answer carries an Access-Control-Allow-*
+// header, so browsers keep other origins' pages from reading answers or
+// sending anything but simple requests (which upload refuses by their
+// content type).
+type CORSConfig struct {
+	// AllowedOrigins are origins as browsers send them:
+	// scheme://host[:port], no path, no wildcard.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+}
+
+// Validate reports an origin that is not scheme://host[:port].
+func (c CORSConfig) Validate() error {
+	for _, o := range c.AllowedOrigins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil || strings.Contains(o, "*") {
+			return fmt.Errorf("api cors allowed_origins %q: want scheme://host[:port], as a browser sends it in Origin", o)
+		}
+	}
+	return nil
 }
 
 // DefaultConfig listens on 127.0.0.1:8080 and accepts 64 MiB uploads.
@@ -76,14 +113,15 @@ func (c Config) Validate() error {
 	if c.MaxUploadBytes <= 0 {
 		return fmt.Errorf("api max_upload_bytes %d: must be positive", c.MaxUploadBytes)
 	}
-	return nil
+	return c.CORS.Validate()
 }
 
-// Deps are what the server reads from. Alerts, Vulns and Importer may be
-// nil; the endpoints that need them then answer 503.
+// Deps are what the server reads from. Alerts, Vulns, Importer and Audit
+// may be nil; the endpoints that need them then answer 503.
 type Deps struct {
 	State    State
 	Alerts   Alerts
+	Audit    Audit
 	Vulns    *vulndb.DB
 	Importer Importer
 	Patches  Patcher
@@ -92,6 +130,12 @@ type Deps struct {
 	// Products names what each service is deployed as, for the VEX
 	// exports (the products setting).
 	Products report.Products
+	// Guard admits requests by their credentials; nil admits every
+	// request as auth.Anonymous, for tests and embedding behind another
+	// guard.
+	Guard *auth.Guard
+	// Now is the clock of the audit records; nil is time.Now.
+	Now func() time.Time
 	// Ready reports whether the service is ready for traffic (state
 	// restored, receivers listening).
 	Ready func() bool
@@ -114,6 +158,9 @@ var _ pipeline.Component = (*Server)(nil)
 func New(cfg Config, deps Deps) *Server {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
 	}
 	return &Server{cfg: cfg, deps: deps}
 }
@@ -165,32 +212,82 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Handler returns the API's routes.
+// Handler returns the API's routes, each behind the guard with the role
+// it needs, and the CORS headers of the configured origins. /healthz and
+// /readyz answer everyone: probes carry no credentials, and they tell
+// nothing but "up".
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/services", s.services)
-	mux.HandleFunc("GET /api/v1/services/{name}", s.service)
-	mux.HandleFunc("GET /api/v1/graph", s.graph)
-	mux.HandleFunc("GET /api/v1/inventory", s.export("cyclonedx", "application/vnd.cyclonedx+json"))
-	mux.HandleFunc("GET /api/v1/findings", s.findings)
-	mux.HandleFunc("POST /api/v1/findings", s.upload)
-	mux.HandleFunc("GET /api/v1/findings/{id}", s.finding)
-	mux.HandleFunc("GET /api/v1/summary", s.summary)
-	mux.HandleFunc("GET /api/v1/report", s.export("json", "application/json"))
-	mux.HandleFunc("GET /api/v1/export/openvex", s.export("openvex", "application/json"))
-	mux.HandleFunc("GET /api/v1/export/sarif", s.export("sarif", "application/sarif+json"))
-	mux.HandleFunc("GET /api/v1/export/cyclonedx", s.export("cyclonedx", "application/vnd.cyclonedx+json"))
-	mux.HandleFunc("GET /api/v1/alerts", s.alerts)
-	mux.HandleFunc("GET /api/v1/alerts/stream", s.alertStream)
-	mux.HandleFunc("GET /api/v1/vulndb", s.vulndb)
-	mux.HandleFunc("GET /api/v1/waf/patches", s.patches)
-	mux.HandleFunc("GET /api/v1/waf/patches/{service}", s.patchConf)
+	handle := func(pattern string, need auth.Role, h http.HandlerFunc) {
+		mux.Handle(pattern, s.guard(need, h))
+	}
+	read := func(pattern string, h http.HandlerFunc) { handle(pattern, auth.RoleRead, h) }
+	read("GET /api/v1/services", s.services)
+	read("GET /api/v1/services/{name}", s.service)
+	read("GET /api/v1/graph", s.graph)
+	read("GET /api/v1/inventory", s.export("cyclonedx", "application/vnd.cyclonedx+json"))
+	read("GET /api/v1/findings", s.findings)
+	handle("POST /api/v1/findings", auth.RoleAdmin, s.upload)
+	read("GET /api/v1/findings/{id}", s.finding)
+	read("GET /api/v1/summary", s.summary)
+	read("GET /api/v1/report", s.export("json", "application/json"))
+	read("GET /api/v1/export/openvex", s.export("openvex", "application/json"))
+	read("GET /api/v1/export/sarif", s.export("sarif", "application/sarif+json"))
+	read("GET /api/v1/export/cyclonedx", s.export("cyclonedx", "application/vnd.cyclonedx+json"))
+	read("GET /api/v1/alerts", s.alerts)
+	read("GET /api/v1/alerts/stream", s.alertStream)
+	read("GET /api/v1/vulndb", s.vulndb)
+	read("GET /api/v1/waf/patches", s.patches)
+	read("GET /api/v1/waf/patches/{service}", s.patchConf)
+	handle("GET /api/v1/audit", auth.RoleAdmin, s.audit)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.readyz)
 	if s.deps.Gatherer != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{}))
+		read("GET /metrics", promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{}).ServeHTTP)
 	}
-	return mux
+	return s.cors(mux)
+}
+
+// guard puts h behind the configured guard.
+func (s *Server) guard(need auth.Role, h http.Handler) http.Handler {
+	if s.deps.Guard == nil {
+		return h
+	}
+	return s.deps.Guard.HTTP(need, h)
+}
+
+// actor names who made a request in the audit log.
+func actor(r *http.Request) string {
+	if p, ok := auth.FromContext(r.Context()); ok {
+		return p.Name
+	}
+	return auth.Anonymous
+}
+
+// cors adds the CORS headers for the configured origins, and answers
+// their preflight requests; a request from another origin, preflight or
+// not, gets no Access-Control-Allow-* header.
+func (s *Server) cors(next http.Handler) http.Handler {
+	if len(s.cfg.CORS.AllowedOrigins) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Vary", "Origin")
+		origin := r.Header.Get("Origin")
+		if origin == "" || !slices.Contains(s.cfg.CORS.AllowedOrigins, origin) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			w.Header().Set("Access-Control-Allow-Methods", "GET, POST")
+			w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+			w.Header().Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // apiError is the body of every error answer.

@@ -23,6 +23,8 @@ import (
 	"github.com/evidentsec/evident/internal/model"
 	"github.com/evidentsec/evident/internal/osv"
 	"github.com/evidentsec/evident/internal/report"
+	"github.com/evidentsec/evident/internal/store"
+	"github.com/evidentsec/evident/internal/store/sqlite"
 	"github.com/evidentsec/evident/internal/telemetry"
 	"github.com/evidentsec/evident/internal/waf"
 )
@@ -31,18 +33,27 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 
-// state is a hand-written State over a model: SetFindings re-assesses.
+// state is a State over a model and a real store: SetFindings stores the
+// update, and re-assesses what the store then holds.
 type state struct {
 	mu  sync.Mutex
 	m   *model.Model
+	st  *sqlite.Store
 	res *report.Result
 }
 
 func (s *state) Result() *report.Result { s.mu.Lock(); defer s.mu.Unlock(); return s.res }
 
-func (s *state) SetFindings(_ context.Context, fs []findings.Finding) error {
+func (s *state) SetFindings(ctx context.Context, u store.FindingsUpdate) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.st.PutFindings(ctx, u); err != nil {
+		return err
+	}
+	fs, err := s.st.Findings(ctx)
+	if err != nil {
+		return err
+	}
 	snap := s.m.Snapshot()
 	cfg := assess.DefaultConfig()
 	cfg.Sensitivity = []assess.SensitivityRule{{Store: "sqlite://shop/*", Labels: []string{"pii"}}}
@@ -64,13 +75,21 @@ func newState(t *testing.T) *state {
 	m.AddProfile(&telemetry.ProfileBatch{Service: "app", SampleType: "cpu", Unit: "nanoseconds", Period: 10_000_000, Start: t0, Duration: time.Hour,
 		Locations: [][]attribution.Frame{{{Function: "golang.org/x/text/language.Parse", File: "golang.org/x/text@v0.3.5/language/parse.go"}}, {{Function: "runtime.mcall", File: "runtime/proc.go"}}},
 		Samples:   []telemetry.Sample{{Locations: []int32{0}, Count: 50, Value: 500_000_000, SpanID: "0000000000000001"}, {Locations: []int32{1}, Count: 5000}}})
-	s := &state{m: m}
+	st, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s := &state{m: m, st: st}
 	purl, _ := osv.PURL(osv.EcosystemGo, "golang.org/x/text", "v0.3.5")
-	s.SetFindings(context.Background(), []findings.Finding{{
+	initial := []findings.Finding{{
 		Service: "app", Package: findings.Package{PURL: purl, Ecosystem: osv.EcosystemGo, Name: "golang.org/x/text", Version: "v0.3.5"},
 		Vulnerability: findings.Vulnerability{ID: "GO-2021-0113", Aliases: []string{"CVE-2021-38561"}}, Severity: findings.Severity{Level: "high", Score: 7.5},
 		Static: findings.StaticCalled, Symbols: []string{"golang.org/x/text/language.Parse"}, Sources: []findings.Source{{Tool: "govulncheck"}},
-	}})
+	}}
+	if err := s.SetFindings(t.Context(), store.FindingsUpdate{Findings: initial, Actor: "test", Time: t0}); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 
@@ -195,10 +214,12 @@ func TestRoutes(t *testing.T) {
 func TestSummaryWithoutEvidence(t *testing.T) {
 	st := newState(t)
 	purl, _ := osv.PURL(osv.EcosystemGo, "golang.org/x/text", "v0.3.5")
-	st.SetFindings(context.Background(), []findings.Finding{{
+	if err := st.SetFindings(t.Context(), store.FindingsUpdate{Actor: "test", Time: t0, Findings: []findings.Finding{{
 		Service: "unprofiled", Package: findings.Package{PURL: purl, Ecosystem: osv.EcosystemGo, Name: "golang.org/x/text", Version: "v0.3.5"},
 		Vulnerability: findings.Vulnerability{ID: "GO-2021-0113"}, Severity: findings.Severity{Level: "high"}, Sources: []findings.Source{{Tool: "govulncheck"}},
-	}})
+	}}}); err != nil {
+		t.Fatal(err)
+	}
 	_, base := start(t, Deps{State: st})
 	status, body := get(t, base+"/api/v1/summary")
 	if status != http.StatusOK {

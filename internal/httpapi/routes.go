@@ -7,13 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/report"
+	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/waf"
 )
 
@@ -150,11 +153,29 @@ func (s *Server) export(format, contentType string) http.HandlerFunc {
 	}
 }
 
-// upload replaces the findings with a scanner report or SBOM; ?service=
-// assigns them, ?format= names the format (default: detected).
+// uploadTypes are the media types an upload may have: those of the
+// formats of findings import. None is one a browser sends cross-origin
+// without asking first (text/plain, forms), so a web page cannot post a
+// report to a listener it can reach.
+var uploadTypes = []string{
+	"application/json", "application/x-ndjson", // scanner reports, CycloneDX and SPDX JSON
+	"application/vnd.cyclonedx+json", "application/vnd.cyclonedx+xml", "application/xml", "text/xml",
+	"application/spdx+json", "text/spdx", "application/rdf+xml", // SPDX
+	"application/octet-stream", // Go executables
+}
+
+// upload replaces findings with a scanner report or SBOM, service by
+// service: ?service= assigns every finding to that service and replaces
+// its findings only; without it, the findings of each service the report
+// names are replaced. ?format= names the format (default: detected).
 func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	if s.deps.Importer == nil {
 		writeError(w, http.StatusServiceUnavailable, "uploads are not configured")
+		return
+	}
+	ct := r.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || !slices.Contains(uploadTypes, mt) {
+		writeError(w, http.StatusUnsupportedMediaType, "content type %q: want one of %s", ct, strings.Join(uploadTypes, ", "))
 		return
 	}
 	// Read the whole report first: the size limit must answer 413 whatever
@@ -169,12 +190,14 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "read report: %v", err)
 		return
 	}
-	format := r.URL.Query().Get("format")
+	q := r.URL.Query()
+	format := q.Get("format")
 	if format == "" {
 		format = "auto"
 	}
 	name := "upload"
-	if svc := r.URL.Query().Get("service"); svc != "" {
+	svc := q.Get("service")
+	if svc != "" {
 		name = "upload for " + svc
 	}
 	fs, errs := s.deps.Importer(bytes.NewReader(body), name, format)
@@ -182,13 +205,21 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", errors.Join(errs...))
 		return
 	}
-	if svc := r.URL.Query().Get("service"); svc != "" {
+	services := []string{}
+	if svc != "" {
+		services = append(services, svc)
 		for i := range fs {
 			fs[i].Service = svc
 		}
 	}
 	fs = findings.Merge(fs)
-	if err := s.deps.State.SetFindings(r.Context(), fs); err != nil {
+	for _, f := range fs {
+		if !slices.Contains(services, f.Service) {
+			services = append(services, f.Service)
+		}
+	}
+	u := store.FindingsUpdate{Findings: fs, Services: services, Source: name + " (" + format + ")", Actor: actor(r), Time: s.deps.Now()}
+	if err := s.deps.State.SetFindings(r.Context(), u); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "store findings: %v", err)
 		return
 	}
@@ -196,7 +227,54 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	for _, err := range errs {
 		skipped = append(skipped, err.Error())
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"findings": len(fs), "skipped": skipped})
+	slices.Sort(services)
+	writeJSON(w, http.StatusOK, map[string]any{"findings": len(fs), "services": services, "skipped": skipped})
+}
+
+// audit lists entries of the audit log, oldest first: those after ?after=
+// (a sequence number), at most ?limit= (1 to 10000, default 100).
+func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
+	if s.deps.Audit == nil {
+		writeError(w, http.StatusServiceUnavailable, "the audit log is not configured")
+		return
+	}
+	q := r.URL.Query()
+	var after int64
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "after %q: want a sequence number, 0 or more", v)
+			return
+		}
+		after = n
+	}
+	limit, ok := parseLimit(w, q.Get("limit"))
+	if !ok {
+		return
+	}
+	es, err := s.deps.Audit.AuditLog(r.Context(), after, limit)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "read audit log: %v", err)
+		return
+	}
+	if es == nil {
+		es = []store.AuditEntry{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entries": es})
+}
+
+// parseLimit reads a limit parameter, 1 to 10000, default 100; on a bad
+// one it answers 400 and returns false.
+func parseLimit(w http.ResponseWriter, v string) (int, bool) {
+	if v == "" {
+		return 100, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 || n > 10000 {
+		writeError(w, http.StatusBadRequest, "limit %q: want 1 to 10000", v)
+		return 0, false
+	}
+	return n, true
 }
 
 func (s *Server) alerts(w http.ResponseWriter, r *http.Request) {
@@ -214,14 +292,9 @@ func (s *Server) alerts(w http.ResponseWriter, r *http.Request) {
 		}
 		since = t
 	}
-	limit := 100
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 || n > 10000 {
-			writeError(w, http.StatusBadRequest, "limit %q: want 1 to 10000", v)
-			return
-		}
-		limit = n
+	limit, ok := parseLimit(w, q.Get("limit"))
+	if !ok {
+		return
 	}
 	as, err := s.deps.Alerts.Recent(r.Context(), since, limit)
 	if err != nil {

@@ -41,6 +41,8 @@ var (
 	// outside the log, two findings with the same key, an alert without
 	// an ID); nothing was written.
 	ErrInvalid = errors.New("invalid argument")
+	// ErrNotFound is returned for a token that does not exist.
+	ErrNotFound = errors.New("not found")
 	// ErrSchemaTooNew is returned by Open when the database was migrated
 	// by a newer evident than the running one; the running binary refuses
 	// to touch data it does not understand.
@@ -90,16 +92,23 @@ type Store interface {
 	// when there is none.
 	LoadCheckpoint(ctx context.Context) (seq int64, state []byte, err error)
 
-	// PutFindings replaces the whole set of imported findings with fs.
-	// A finding is keyed by service, package URL and vulnerability ID;
-	// two with the same key are ErrInvalid.
-	PutFindings(ctx context.Context, fs []findings.Finding) error
+	// PutFindings replaces the imported findings of the update's scope
+	// (all of them, or those of its services) with its findings, and
+	// records the change in the audit log in the same transaction (action
+	// "findings.replace", details a FindingsChange). A finding is keyed by
+	// service, package URL and vulnerability ID; an update that fails
+	// FindingsUpdate.Validate is ErrInvalid.
+	PutFindings(ctx context.Context, u FindingsUpdate) error
 
 	// Findings returns the stored findings ordered by service, package URL
 	// and vulnerability ID.
 	Findings(ctx context.Context) ([]findings.Finding, error)
 
-	// AppendVerdicts records verdict changes, in the order given.
+	// AppendVerdicts records verdict changes, in the order given. A
+	// change of the VEX status (VEXFrom != VEXTo) is also recorded in the
+	// audit log (action "vex.change", actor ActorEngine), in the same
+	// transaction: the VEX statements evident publishes are claims, and
+	// their history must be as tamper-evident as an admin's changes.
 	AppendVerdicts(ctx context.Context, changes []VerdictChange) error
 
 	// VerdictHistory returns the recorded changes of vulnID in service
@@ -113,6 +122,27 @@ type Store interface {
 	// Alerts returns the alerts that match q, newest first (by Time, then
 	// by ID).
 	Alerts(ctx context.Context, q AlertQuery) ([]Alert, error)
+
+	// CreateToken stores a new API token and records it in the audit log
+	// ("token.create" by actor) in the same transaction. A token whose ID
+	// is taken, or that fails Token.Validate, is ErrInvalid.
+	CreateToken(ctx context.Context, t Token, actor string) error
+
+	// RevokeToken marks the token revoked as of at and records it in the
+	// audit log ("token.revoke" by actor) in the same transaction. An
+	// unknown ID is ErrNotFound; revoking a revoked token changes and
+	// records nothing.
+	RevokeToken(ctx context.Context, id string, at time.Time, actor string) error
+
+	// Tokens returns every stored token, revoked ones too, ordered by
+	// creation time, then ID.
+	Tokens(ctx context.Context) ([]Token, error)
+
+	// AuditLog returns the entries of the audit log with a sequence
+	// number greater than after, in increasing order, at most limit of
+	// them; limit <= 0 means all. The log is append-only: no method
+	// changes or deletes an entry, and Retain keeps them all.
+	AuditLog(ctx context.Context, after int64, limit int) ([]AuditEntry, error)
 
 	// Retain deletes verdict changes and alerts older than the retention
 	// of cfg before now and returns how many records it deleted.
@@ -144,8 +174,8 @@ func (k BatchKind) Validate() error {
 	return fmt.Errorf("%w: batch kind %q is neither %q nor %q", ErrInvalid, string(k), BatchSpans, BatchProfiles)
 }
 
-// VerdictChange is one change of the runtime verdict of a finding in a
-// service.
+// VerdictChange is one change of the runtime verdict, or of the VEX
+// status, of a finding in a service.
 type VerdictChange struct {
 	// Time is when the engine decided the new verdict.
 	Time time.Time `json:"time"`
@@ -158,6 +188,12 @@ type VerdictChange struct {
 	To   assess.Verdict `json:"to"`
 	// Reason says what evidence made the change.
 	Reason string `json:"reason,omitempty"`
+	// VEXFrom and VEXTo are the VEX statuses before and after (OpenVEX:
+	// affected, not_affected, under_investigation); equal when only the
+	// verdict changed. The status can change without the verdict, when
+	// the evidence for not_affected grows enough.
+	VEXFrom string `json:"vex_from,omitempty"`
+	VEXTo   string `json:"vex_to,omitempty"`
 }
 
 // Alert is a fired detection as the store keeps it.

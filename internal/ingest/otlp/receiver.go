@@ -44,7 +44,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP servers MUST accept gzip (protocols.md §1.1)
+	"google.golang.org/grpc/tap"
 
+	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/ingest"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
@@ -131,6 +133,9 @@ type Receiver struct {
 	handler  http.Handler
 	bufs     sync.Pool     // *body
 	inflight chan struct{} // a slot per request being served
+	// grpcGuard and httpGuard admit requests by their credentials; nil:
+	// none asked.
+	grpcGuard, httpGuard *auth.Guard
 
 	mu       sync.Mutex
 	started  bool
@@ -176,8 +181,17 @@ func New(cfg Config, traces pipeline.Consumer[[]telemetry.Span], profiles pipeli
 }
 
 // Handler returns the OTLP/HTTP handler, for mounting on another server
-// (and for fuzzing); Start serves it on HTTPEndpoint.
+// (and for fuzzing); Start serves it on HTTPEndpoint, behind the guard.
 func (r *Receiver) Handler() http.Handler { return r.handler }
+
+// Guard makes each listener admit only requests whose credentials have
+// the ingest role (internal/auth): over gRPC when a call's headers
+// arrive, before grpc-go reads its message; over HTTP before a request
+// takes a slot or its body is read. A nil guard leaves its listener open.
+// Call it before Start.
+func (r *Receiver) Guard(grpcGuard, httpGuard *auth.Guard) {
+	r.grpcGuard, r.httpGuard = grpcGuard, httpGuard
+}
 
 // Start listens on the configured endpoints and serves them in
 // goroutines that Shutdown waits for. A second Start does nothing; Start
@@ -218,8 +232,12 @@ func (r *Receiver) Start(ctx context.Context) error {
 		})
 	}
 	if httpLn != nil {
+		h := r.handler
+		if r.httpGuard != nil {
+			h = r.httpGuard.HTTP(auth.RoleIngest, h)
+		}
 		r.httpSrv = &http.Server{
-			Handler:           r.handler,
+			Handler:           h,
 			ReadHeaderTimeout: min(r.cfg.ReadTimeout, 10*time.Second),
 			ReadTimeout:       r.cfg.ReadTimeout,
 			IdleTimeout:       2 * time.Minute,
@@ -243,6 +261,9 @@ func (r *Receiver) newGRPCServer() *grpc.Server {
 		// RESOURCE_EXHAUSTED, as OTLP asks for oversized requests.
 		grpc.MaxRecvMsgSize(int(r.cfg.MaxRequestBytes)),
 		grpc.UnaryInterceptor(r.limitGRPC),
+		// grpc-go takes one tap handle: tapGRPC runs every check that must
+		// come before the message is read.
+		grpc.InTapHandle(r.tapGRPC),
 	)
 	if r.traces != nil {
 		ptraceotlp.RegisterGRPCServer(s, &traceServer{r: r})
@@ -251,6 +272,15 @@ func (r *Receiver) newGRPCServer() *grpc.Server {
 		pprofileotlp.RegisterGRPCServer(s, &profileServer{r: r})
 	}
 	return s
+}
+
+// tapGRPC admits a call when its headers arrive, before grpc-go reads its
+// message: the guard checks its credentials.
+func (r *Receiver) tapGRPC(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if r.grpcGuard == nil {
+		return ctx, nil
+	}
+	return r.grpcGuard.Tap(auth.RoleIngest)(ctx, info)
 }
 
 // acquire takes a request slot, or reports that all are taken.

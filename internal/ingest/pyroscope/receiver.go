@@ -28,6 +28,7 @@ import (
 	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/ingest"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
@@ -101,6 +102,7 @@ type Receiver struct {
 	m        *metrics
 	handler  http.Handler
 	inflight chan struct{} // a slot per request being served
+	guard    *auth.Guard   // nil: no credentials asked
 
 	mu      sync.Mutex
 	started bool
@@ -160,8 +162,13 @@ func (r *Receiver) limit(h http.Handler) http.Handler {
 }
 
 // Handler returns the receiver's HTTP handler, for mounting on another
-// server (and for fuzzing); Start serves it on Endpoint.
+// server (and for fuzzing); Start serves it on Endpoint, behind the guard.
 func (r *Receiver) Handler() http.Handler { return r.handler }
+
+// Guard makes the listener admit only requests whose credentials have the
+// ingest role (internal/auth), checked before a request takes a slot or
+// its body is read. Call it before Start.
+func (r *Receiver) Guard(g *auth.Guard) { r.guard = g }
 
 // Addr returns the address the listener is bound to ("" before Start);
 // with port 0 in the config it tells the real port.
@@ -190,8 +197,12 @@ func (r *Receiver) Start(ctx context.Context) error {
 	}
 	r.started = true
 	r.addr = ln.Addr().String()
+	h := r.handler
+	if r.guard != nil {
+		h = r.guard.HTTP(auth.RoleIngest, h)
+	}
 	r.srv = &http.Server{
-		Handler:           r.handler,
+		Handler:           h,
 		ReadHeaderTimeout: min(r.cfg.ReadTimeout, 10*time.Second),
 		ReadTimeout:       r.cfg.ReadTimeout,
 		IdleTimeout:       2 * time.Minute,

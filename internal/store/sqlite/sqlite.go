@@ -85,10 +85,13 @@ func (c Config) Validate() error {
 
 // Store is a store.Store in one SQLite database.
 type Store struct {
-	path  string
-	lock  *os.File // held open while the store is; nil where unsupported
-	write *sql.DB  // one connection: every write, serialised
-	read  *sql.DB  // query-only connections
+	path string
+	lock *os.File // held open while the store is; nil where unsupported or shared
+	// shared stores do not hold the lock and refuse AppendBatch and
+	// Checkpoint.
+	shared bool
+	write  *sql.DB // one connection: every write, serialised
+	read   *sql.DB // query-only connections
 
 	// appends feeds commitLoop, which stop ends and done waits for.
 	appends chan *appendRequest
@@ -115,12 +118,32 @@ func Open(ctx context.Context, dir string, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)
 	}
-	return open(ctx, dir, cfg, ms)
+	return open(ctx, dir, cfg, ms, false)
 }
 
+// OpenShared opens the database in dir as Open does, but beside the
+// evident serve that may hold it, for the commands that manage tokens
+// and read the audit log: it takes no lock on the directory, and its
+// AppendBatch and Checkpoint fail, as only the process that holds the
+// lock may write the telemetry log. SQLite serialises the writes of the
+// two processes.
+func OpenShared(ctx context.Context, dir string, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", dir, err)
+	}
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", dir, err)
+	}
+	return open(ctx, dir, cfg, ms, true)
+}
+
+// errShared is returned by the log writes of a store opened shared.
+var errShared = fmt.Errorf("%w: the store is opened shared (OpenShared), without the telemetry log", store.ErrInvalid)
+
 // open is Open with the migrations to apply, so tests can build a
-// database of an older schema.
-func open(ctx context.Context, dir string, cfg Config, ms []migration) (*Store, error) {
+// database of an older schema; shared opens without the lock.
+func open(ctx context.Context, dir string, cfg Config, ms []migration, shared bool) (*Store, error) {
 	if strings.ContainsRune(dir, '?') {
 		// The driver cuts the file name at the first '?', where its
 		// parameters start.
@@ -129,9 +152,12 @@ func open(ctx context.Context, dir string, cfg Config, ms []migration) (*Store, 
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	lock, err := lockDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("open store in %s: %w", dir, err)
+	var lock *os.File
+	if !shared {
+		var err error
+		if lock, err = lockDir(dir); err != nil {
+			return nil, fmt.Errorf("open store in %s: %w", dir, err)
+		}
 	}
 	path := filepath.Join(dir, FileName)
 	busy := fmt.Sprintf("busy_timeout(%d)", cfg.BusyTimeout.Milliseconds())
@@ -157,7 +183,7 @@ func open(ctx context.Context, dir string, cfg Config, ms []migration) (*Store, 
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	s := &Store{path: path, lock: lock, write: write, appends: make(chan *appendRequest), stop: make(chan struct{})}
+	s := &Store{path: path, lock: lock, shared: shared, write: write, appends: make(chan *appendRequest), stop: make(chan struct{})}
 	if err := s.init(ctx, cfg, busy, ms); err != nil {
 		_ = s.Close() // the init error is the one to report
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -246,6 +272,9 @@ func (s *Store) AppendBatch(ctx context.Context, kind store.BatchKind, payload [
 	}
 	if len(payload) == 0 {
 		return 0, fmt.Errorf("append %s batch: %w: empty payload", kind, store.ErrInvalid)
+	}
+	if s.shared {
+		return 0, fmt.Errorf("append %s batch: %w", kind, errShared)
 	}
 	if err := s.enter(); err != nil {
 		return 0, fmt.Errorf("append %s batch: %w", kind, err)
@@ -389,6 +418,9 @@ func (s *Store) Batches(ctx context.Context, after int64, fn func(seq int64, kin
 // Checkpoint stores the model state and truncates the log; see
 // store.Store.
 func (s *Store) Checkpoint(ctx context.Context, seq int64, state []byte) error {
+	if s.shared {
+		return fmt.Errorf("checkpoint at %d: %w", seq, errShared)
+	}
 	if err := s.enter(); err != nil {
 		return fmt.Errorf("checkpoint at %d: %w", seq, err)
 	}
@@ -445,33 +477,39 @@ func (s *Store) LoadCheckpoint(ctx context.Context) (int64, []byte, error) {
 	return seq, state, nil
 }
 
-// PutFindings replaces the stored findings; see store.Store.
-func (s *Store) PutFindings(ctx context.Context, fs []findings.Finding) error {
-	type row struct {
-		service, purl, vulnID string
-		doc                   []byte
+// PutFindings replaces the stored findings of the update's scope and
+// records the change in the audit log; see store.Store.
+func (s *Store) PutFindings(ctx context.Context, u store.FindingsUpdate) error {
+	if err := u.Validate(); err != nil {
+		return fmt.Errorf("put findings: %w", err)
 	}
-	rows := make([]row, len(fs))
-	seen := make(map[[3]string]int, len(fs))
-	for i, f := range fs {
-		key := [3]string{f.Service, f.Package.PURL, f.Vulnerability.ID}
-		if j, dup := seen[key]; dup {
-			return fmt.Errorf("put findings: %w: finding %d has the key of finding %d (service %q, purl %q, vulnerability %q)",
-				store.ErrInvalid, i, j, key[0], key[1], key[2])
-		}
-		seen[key] = i
-		doc, err := json.Marshal(f)
-		if err != nil {
+	docs := make([][]byte, len(u.Findings))
+	for i, f := range u.Findings {
+		var err error
+		if docs[i], err = json.Marshal(f); err != nil {
 			return fmt.Errorf("put findings: finding %d (%s in %s): %w", i, f.Vulnerability.ID, f.Package.PURL, err)
 		}
-		rows[i] = row{key[0], key[1], key[2], doc}
 	}
 	if err := s.enter(); err != nil {
 		return fmt.Errorf("put findings: %w", err)
 	}
 	defer s.leave()
+	scope, args := "", []any{}
+	if u.Services != nil {
+		scope = " WHERE service IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(u.Services)), ", ") + ")"
+		for _, svc := range u.Services {
+			args = append(args, svc)
+		}
+		if len(u.Services) == 0 {
+			scope = " WHERE 0"
+		}
+	}
 	if err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM findings`); err != nil {
+		old, err := storedFindings(ctx, tx, scope, args)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM findings`+scope, args...); err != nil {
 			return err
 		}
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO findings (service, purl, vuln_id, doc) VALUES (?, ?, ?, ?)`)
@@ -479,16 +517,42 @@ func (s *Store) PutFindings(ctx context.Context, fs []findings.Finding) error {
 			return err
 		}
 		defer stmt.Close()
-		for _, r := range rows {
-			if _, err := stmt.ExecContext(ctx, r.service, r.purl, r.vulnID, r.doc); err != nil {
+		for i, f := range u.Findings {
+			if _, err := stmt.ExecContext(ctx, f.Service, f.Package.PURL, f.Vulnerability.ID, docs[i]); err != nil {
 				return err
 			}
 		}
-		return nil
+		change, err := u.Change(old)
+		if err != nil {
+			return err
+		}
+		return appendAudit(ctx, tx, u.Time, u.Actor, store.ActionFindingsReplace, u.Target(), change)
 	}); err != nil {
 		return fmt.Errorf("put findings into %s: %w", s.path, err)
 	}
 	return nil
+}
+
+// storedFindings reads the stored documents of the findings that match
+// the WHERE clause scope.
+func storedFindings(ctx context.Context, tx *sql.Tx, scope string, args []any) (map[store.FindingKey][]byte, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT service, purl, vuln_id, doc FROM findings`+scope, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	old := map[store.FindingKey][]byte{}
+	for rows.Next() {
+		var (
+			k   store.FindingKey
+			doc []byte
+		)
+		if err := rows.Scan(&k.Service, &k.PURL, &k.VulnID, &doc); err != nil {
+			return nil, err
+		}
+		old[k] = doc
+	}
+	return old, rows.Err()
 }
 
 // Findings returns the stored findings; see store.Store.
@@ -540,14 +604,19 @@ func (s *Store) AppendVerdicts(ctx context.Context, changes []store.VerdictChang
 	defer s.leave()
 	if err := s.inTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO verdict_history
-			(time, service, vuln_id, purl, from_verdict, to_verdict, reason) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+			(time, service, vuln_id, purl, from_verdict, to_verdict, reason, vex_from, vex_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		for i, c := range changes {
-			if _, err := stmt.ExecContext(ctx, times[i], c.Service, c.VulnID, c.PURL, string(c.From), string(c.To), c.Reason); err != nil {
+			if _, err := stmt.ExecContext(ctx, times[i], c.Service, c.VulnID, c.PURL, string(c.From), string(c.To), c.Reason, c.VEXFrom, c.VEXTo); err != nil {
 				return err
+			}
+			if target, details, ok := c.Audit(); ok {
+				if err := appendAudit(ctx, tx, c.Time, store.ActorEngine, store.ActionVEXChange, target, details); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -567,7 +636,7 @@ func (s *Store) VerdictHistory(ctx context.Context, service, vulnID string, limi
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT time, service, vuln_id, purl, from_verdict, to_verdict, reason
+	rows, err := s.read.QueryContext(ctx, `SELECT time, service, vuln_id, purl, from_verdict, to_verdict, reason, vex_from, vex_to
 		FROM verdict_history WHERE service = ? AND vuln_id = ? ORDER BY time DESC, id DESC LIMIT ?`,
 		service, vulnID, limit)
 	if err != nil {
@@ -580,7 +649,7 @@ func (s *Store) VerdictHistory(ctx context.Context, service, vulnID string, limi
 			c  store.VerdictChange
 			ns int64
 		)
-		if err := rows.Scan(&ns, &c.Service, &c.VulnID, &c.PURL, &c.From, &c.To, &c.Reason); err != nil {
+		if err := rows.Scan(&ns, &c.Service, &c.VulnID, &c.PURL, &c.From, &c.To, &c.Reason, &c.VEXFrom, &c.VEXTo); err != nil {
 			return nil, fmt.Errorf("read verdict history of %s in %q from %s: %w", vulnID, service, s.path, err)
 		}
 		c.Time = time.Unix(0, ns).UTC()

@@ -132,7 +132,7 @@ func TestMigrations(t *testing.T) {
 
 	t.Run("UpgradeFromFirstVersion", func(t *testing.T) {
 		dir := t.TempDir()
-		old, err := open(t.Context(), dir, DefaultConfig(), all[:1])
+		old, err := open(t.Context(), dir, DefaultConfig(), all[:1], false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,7 +207,7 @@ func TestMigrations(t *testing.T) {
 	t.Run("FailedMigrationRollsBack", func(t *testing.T) {
 		dir := t.TempDir()
 		broken := append(append([]migration(nil), all[:1]...), migration{version: 2, name: "0002_broken", sql: `CREATE TABLE x (a); THIS IS NOT SQL;`})
-		if s, err := open(t.Context(), dir, DefaultConfig(), broken); err == nil {
+		if s, err := open(t.Context(), dir, DefaultConfig(), broken, false); err == nil {
 			s.Close()
 			t.Fatal("open with a broken migration succeeded")
 		} else if !strings.Contains(err.Error(), "apply migration 0002_broken") {

@@ -45,6 +45,14 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"ConcurrentAppends", testConcurrentAppends},
 		{"FindingsReplaceAll", testFindingsReplace},
 		{"FindingsDuplicateKey", testFindingsDuplicate},
+		{"FindingsReplaceServices", testFindingsServices},
+		{"FindingsOutsideServices", testFindingsOutsideServices},
+		{"TokensCreateListRevoke", testTokens},
+		{"TokensRejectBadToken", testTokenRejects},
+		{"AuditChainRecordsChanges", testAuditChain},
+		{"AuditPaging", testAuditPaging},
+		{"AuditRejectsNoActor", testAuditNoActor},
+		{"AuditVEXChanges", testAuditVEX},
 		{"VerdictHistoryOrderAndLimit", testVerdictHistory},
 		{"VerdictRejectsZeroTime", testVerdictZeroTime},
 		{"AlertsQuery", testAlertsQuery},
@@ -380,12 +388,12 @@ func testFindingsReplace(t *testing.T, open Opener) {
 	b := finding("shop", "pkg:golang/example.com/b@1.0.0", "GO-2024-0002", "low")
 	c := finding("api", "pkg:golang/example.com/c@1.0.0", "GO-2024-0003", "medium")
 	noService := finding("", "pkg:golang/example.com/a@1.0.0", "GO-2024-0001", "high")
-	if err := s.PutFindings(t.Context(), []findings.Finding{b, a}); err != nil {
+	if err := s.PutFindings(t.Context(), replaceAll(b, a)); err != nil {
 		t.Fatal(err)
 	}
 	b2 := b
 	b2.Severity.Level = "critical"
-	if err := s.PutFindings(t.Context(), []findings.Finding{c, b2, noService}); err != nil {
+	if err := s.PutFindings(t.Context(), replaceAll(c, b2, noService)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -401,22 +409,22 @@ func testFindingsReplace(t *testing.T, open Opener) {
 	if diff := cmp.Diff(got, []findings.Finding{noService, c, b2}); diff != "" {
 		t.Errorf("Findings (-got +want):\n%s", diff)
 	}
-	if err := s.PutFindings(t.Context(), nil); err != nil {
+	if err := s.PutFindings(t.Context(), replaceAll()); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.Findings(t.Context()); err != nil || len(got) != 0 {
-		t.Errorf("Findings after PutFindings(nil) = %v, %v; want none", got, err)
+		t.Errorf("Findings after replacing all with none = %v, %v; want none", got, err)
 	}
 }
 
 func testFindingsDuplicate(t *testing.T, open Opener) {
 	s := mustOpen(t, open)
 	a := finding("shop", "pkg:golang/example.com/a@1.0.0", "GO-2024-0001", "high")
-	if err := s.PutFindings(t.Context(), []findings.Finding{a}); err != nil {
+	if err := s.PutFindings(t.Context(), replaceAll(a)); err != nil {
 		t.Fatal(err)
 	}
 	b := finding("shop", "pkg:golang/example.com/b@1.0.0", "GO-2024-0002", "low")
-	if err := s.PutFindings(t.Context(), []findings.Finding{b, a, a}); !errors.Is(err, store.ErrInvalid) {
+	if err := s.PutFindings(t.Context(), replaceAll(b, a, a)); !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("PutFindings with a duplicate = %v, want ErrInvalid", err)
 	}
 	got, err := s.Findings(t.Context())
@@ -709,7 +717,11 @@ func testClose(t *testing.T, open Opener) {
 		},
 		"Checkpoint":     func() error { return s.Checkpoint(ctx, 0, nil) },
 		"LoadCheckpoint": func() error { _, _, err := s.LoadCheckpoint(ctx); return err },
-		"PutFindings":    func() error { return s.PutFindings(ctx, nil) },
+		"PutFindings":    func() error { return s.PutFindings(ctx, replaceAll()) },
+		"CreateToken":    func() error { return s.CreateToken(ctx, token("t1", t0), "test") },
+		"RevokeToken":    func() error { return s.RevokeToken(ctx, "t1", t0, "test") },
+		"Tokens":         func() error { _, err := s.Tokens(ctx); return err },
+		"AuditLog":       func() error { _, err := s.AuditLog(ctx, 0, 0); return err },
 		"Findings":       func() error { _, err := s.Findings(ctx); return err },
 		"AppendVerdicts": func() error { return s.AppendVerdicts(ctx, nil) },
 		"VerdictHistory": func() error { _, err := s.VerdictHistory(ctx, "a", "b", 0); return err },

@@ -1,0 +1,220 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
+)
+
+// Mode is how a listener treats a request without credentials. A request
+// with credentials is always checked, whatever the mode, so that the
+// audit log names who made a change.
+type Mode int
+
+const (
+	// Required refuses it: the mode of every listener bound beyond
+	// loopback.
+	Required Mode = iota
+	// Loopback admits it as Anonymous with every role, when its Host
+	// header names a loopback address: a web page that rebinds its own
+	// name to 127.0.0.1 still sends its own name, and is refused.
+	Loopback
+	// Insecure admits it as Anonymous with every role: a listener beyond
+	// loopback that the operator chose to leave open (--insecure).
+	Insecure
+)
+
+// String names the mode in logs.
+func (m Mode) String() string {
+	switch m {
+	case Required:
+		return "required"
+	case Loopback:
+		return "loopback"
+	case Insecure:
+		return "insecure"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// IsLoopback reports whether a listener on endpoint (host:port) can be
+// reached from this machine only: a host of localhost or a loopback IP
+// (127.0.0.0/8, ::1). An empty host, 0.0.0.0, :: and every other name or
+// address reach beyond it.
+func IsLoopback(endpoint string) bool {
+	host, _, err := net.SplitHostPort(endpoint)
+	if err != nil {
+		host = endpoint
+	}
+	return loopbackHost(host)
+}
+
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// Listener names a listener and the endpoint it binds, for Modes.
+type Listener struct {
+	Name, Endpoint string
+}
+
+// ErrRefuse is returned by Modes when a listener beyond loopback would
+// need credentials that nobody has.
+var ErrRefuse = errors.New("refusing to start")
+
+// Modes decides how each listener treats requests without credentials:
+// Loopback for one bound to loopback (unless RequireOnLoopback), Required
+// for every other, or Insecure instead when insecure is set (the
+// --insecure flag). When a listener is Required and no credential exists
+// (no live token, no OIDC), its clients could never be admitted: Modes
+// returns ErrRefuse with what to do, so that evident does not start
+// looking healthy while refusing everything, nor open by accident.
+func (a *Authenticator) Modes(ls []Listener, insecure bool) (map[string]Mode, error) {
+	modes := make(map[string]Mode, len(ls))
+	var exposed []string
+	for _, l := range ls {
+		switch {
+		case IsLoopback(l.Endpoint) && !a.cfg.RequireOnLoopback:
+			modes[l.Name] = Loopback
+		case insecure:
+			modes[l.Name] = Insecure
+		default:
+			modes[l.Name] = Required
+			exposed = append(exposed, fmt.Sprintf("%s (%s)", l.Name, l.Endpoint))
+		}
+	}
+	if len(exposed) > 0 && !a.HasCredentials() {
+		return nil, fmt.Errorf(`%w: %s would need credentials, and there is no API token or OIDC issuer to authenticate anyone.
+  Create a token first:        evident token create --name <what for> --role ingest|read|admin
+  or configure OIDC:           serve.auth.oidc (docs/security.md)
+  or listen on loopback only:  e.g. --api 127.0.0.1:8080
+  or run without auth:         --insecure (anyone who reaches these ports can read every finding and replace them)`,
+			ErrRefuse, strings.Join(exposed, ", "))
+	}
+	return modes, nil
+}
+
+// Guard admits the requests of one listener.
+type Guard struct {
+	a        *Authenticator
+	listener string
+	mode     Mode
+}
+
+// Guard returns the guard of a listener, named in metrics and logs.
+func (a *Authenticator) Guard(listener string, mode Mode) *Guard {
+	return &Guard{a: a, listener: listener, mode: mode}
+}
+
+// Mode returns the guard's mode.
+func (g *Guard) Mode() Mode { return g.mode }
+
+// admit checks the credentials of a request that needs role need. host
+// is the request's Host header, "" when there is none to check (gRPC).
+func (g *Guard) admit(ctx context.Context, authorization, host string, need Role) (Principal, error) {
+	p, err := g.check(ctx, authorization, host, need)
+	result := "ok"
+	switch {
+	case errors.Is(err, ErrNoCredentials):
+		result = "no_credentials"
+	case errors.Is(err, ErrBadCredentials):
+		result = "bad_credentials"
+	case errors.Is(err, errForeignHost):
+		result = "foreign_host"
+	case errors.Is(err, ErrForbidden):
+		result = "forbidden"
+	case p.Name == Anonymous:
+		result = "anonymous"
+	}
+	g.a.requests.WithLabelValues(g.listener, result).Inc()
+	return p, err
+}
+
+// errForeignHost refuses an anonymous request on a loopback listener
+// whose Host names something else.
+var errForeignHost = fmt.Errorf("%w: anonymous requests on a loopback listener must name a loopback host", ErrForbidden)
+
+func (g *Guard) check(ctx context.Context, authorization, host string, need Role) (Principal, error) {
+	if authorization == "" {
+		switch g.mode {
+		case Required:
+			return Principal{}, fmt.Errorf("%w: this listener needs a token (Authorization: Bearer evd_...)", ErrNoCredentials)
+		case Loopback:
+			if h, _, err := net.SplitHostPort(host); err == nil {
+				host = h
+			}
+			if host != "" && !loopbackHost(host) {
+				return Principal{}, fmt.Errorf("%w, not %q", errForeignHost, host)
+			}
+		}
+		return Principal{Name: Anonymous, Roles: RoleIngest | RoleRead | RoleAdmin}, nil
+	}
+	p, err := g.a.Authenticate(ctx, authorization)
+	if err != nil {
+		return Principal{}, err
+	}
+	if !p.Roles.Allows(need) {
+		return p, fmt.Errorf("%w: %s has roles %q, this needs %q", ErrForbidden, p.Name, p.Roles, need)
+	}
+	return p, nil
+}
+
+// HTTP wraps next so that it serves only requests whose principal has
+// role need, with the principal in the request's context (FromContext).
+// Others get 401 with a WWW-Authenticate challenge for Bearer and Basic,
+// or 403, and a JSON body {"error": "..."}.
+func (g *Guard) HTTP(need Role, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if host == "" {
+			host = "localhost" // HTTP/1.0 without Host: not a browser
+		}
+		p, err := g.admit(r.Context(), r.Header.Get("Authorization"), host, need)
+		if err != nil {
+			status := http.StatusForbidden
+			if !errors.Is(err, ErrForbidden) {
+				status = http.StatusUnauthorized
+				w.Header().Add("WWW-Authenticate", `Bearer realm="evident"`)
+				w.Header().Add("WWW-Authenticate", `Basic realm="evident"`)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), p)))
+	})
+}
+
+// Tap returns a gRPC tap handle (grpc.InTapHandle) that admits calls
+// whose principal has role need from the "authorization" metadata, before
+// grpc-go reads their message; others end with UNAUTHENTICATED or
+// PERMISSION_DENIED.
+func (g *Guard) Tap(need Role) tap.ServerInHandle {
+	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
+		var authorization string
+		if v := info.Header.Get("authorization"); len(v) > 0 {
+			authorization = v[0]
+		}
+		p, err := g.admit(ctx, authorization, "", need)
+		switch {
+		case errors.Is(err, ErrForbidden):
+			return ctx, status.Error(codes.PermissionDenied, err.Error())
+		case err != nil:
+			return ctx, status.Error(codes.Unauthenticated, err.Error())
+		}
+		return NewContext(ctx, p), nil
+	}
+}

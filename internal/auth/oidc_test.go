@@ -1,0 +1,151 @@
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/evidentsec/evident/internal/store/sqlite"
+)
+
+// issuer is an OpenID Connect issuer on a local listener: a discovery
+// document and a JWKS with one RSA key made by the test.
+type issuer struct {
+	srv *httptest.Server
+	key *rsa.PrivateKey
+}
+
+func newIssuer(t *testing.T) *issuer {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := &issuer{key: key}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
+		json.NewEncoder(w).Encode(map[string]any{
+			"issuer": is.srv.URL, "jwks_uri": is.srv.URL + "/keys",
+			"authorization_endpoint": is.srv.URL + "/auth", "token_endpoint": is.srv.URL + "/token",
+			"id_token_signing_alg_values_supported": []string{"RS256"},
+		})
+	})
+	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, _ *http.Request) {
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+	})
+	is.srv = httptest.NewServer(mux)
+	t.Cleanup(is.srv.Close)
+	return is
+}
+
+// sign makes a JWT with claims, signed by key under key ID k1.
+func sign(t *testing.T, key *rsa.PrivateKey, claims map[string]any) string {
+	t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "k1").WithType("JWT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := jwt.Signed(signer).Claims(claims).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestOIDC(t *testing.T) {
+	is := newIssuer(t)
+	other, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now()
+	claims := func(mod func(c map[string]any)) map[string]any {
+		c := map[string]any{
+			"iss": is.srv.URL, "aud": "evident", "sub": "alice", "exp": now.Add(time.Hour).Unix(), "iat": now.Unix(),
+			"groups": []string{"sec-admins", "everyone"},
+		}
+		if mod != nil {
+			mod(c)
+		}
+		return c
+	}
+	for _, discovery := range []bool{true, false} {
+		cfg := DefaultConfig()
+		cfg.OIDC = OIDCConfig{Issuer: is.srv.URL, Audience: "evident", RolesClaim: "groups",
+			Roles: map[string][]string{"sec-admins": {"admin"}, "sre": {"read", "ingest"}}}
+		if !discovery {
+			cfg.OIDC.JWKSURL = is.srv.URL + "/keys"
+		}
+		a, err := New(t.Context(), cfg, Deps{Tokens: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !a.HasCredentials() {
+			t.Error("HasCredentials with OIDC = false")
+		}
+		for _, tt := range []struct {
+			name      string
+			jwt       string
+			wantRoles Role
+			wantErr   error
+		}{
+			{"Admin", sign(t, is.key, claims(nil)), RoleAdmin, nil},
+			{"MappedRoles", sign(t, is.key, claims(func(c map[string]any) { c["groups"] = "sre" })), RoleRead | RoleIngest, nil},
+			{"UnmappedGroup", sign(t, is.key, claims(func(c map[string]any) { c["groups"] = []string{"admin"} })), 0, nil},
+			{"NoGroups", sign(t, is.key, claims(func(c map[string]any) { delete(c, "groups") })), 0, nil},
+			{"WrongAudience", sign(t, is.key, claims(func(c map[string]any) { c["aud"] = "grafana" })), 0, ErrBadCredentials},
+			{"WrongIssuer", sign(t, is.key, claims(func(c map[string]any) { c["iss"] = "https://other.example" })), 0, ErrBadCredentials},
+			{"Expired", sign(t, is.key, claims(func(c map[string]any) { c["exp"] = now.Add(-time.Minute).Unix() })), 0, ErrBadCredentials},
+			{"OtherKey", sign(t, other, claims(nil)), 0, ErrBadCredentials},
+			{"GroupsNumber", sign(t, is.key, claims(func(c map[string]any) { c["groups"] = 7 })), 0, ErrBadCredentials},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				p, err := a.Authenticate(t.Context(), "Bearer "+tt.jwt)
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("Authenticate = %v, want %v", err, tt.wantErr)
+				}
+				if err == nil && (p.Name != "oidc:alice" || p.Roles != tt.wantRoles) {
+					t.Errorf("principal = %+v, want oidc:alice with roles %v", p, tt.wantRoles)
+				}
+			})
+		}
+		// A JWT sent as basic auth is not accepted: OIDC is Bearer only.
+		if _, err := a.Authenticate(t.Context(), basic("alice", sign(t, is.key, claims(nil)))); !errors.Is(err, ErrBadCredentials) {
+			t.Errorf("JWT as basic auth = %v, want ErrBadCredentials", err)
+		}
+	}
+}
+
+func TestOIDCConfigValidate(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		cfg  OIDCConfig
+		ok   bool
+	}{
+		{"Off", OIDCConfig{}, true},
+		{"Good", OIDCConfig{Issuer: "https://id.example", Audience: "evident", RolesClaim: "groups"}, true},
+		{"NoAudience", OIDCConfig{Issuer: "https://id.example", RolesClaim: "groups"}, false},
+		{"NoRolesClaim", OIDCConfig{Issuer: "https://id.example", Audience: "evident"}, false},
+		{"BadIssuer", OIDCConfig{Issuer: "id.example", Audience: "evident", RolesClaim: "groups"}, false},
+		{"BadRole", OIDCConfig{Issuer: "https://id.example", Audience: "evident", RolesClaim: "groups", Roles: map[string][]string{"x": {"root"}}}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.cfg.Validate(); (err == nil) != tt.ok {
+				t.Errorf("Validate() = %v, want ok %v", err, tt.ok)
+			}
+		})
+	}
+}

@@ -1,0 +1,151 @@
+package cli
+
+import (
+	"bytes"
+	"database/sql"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/evidentsec/evident/internal/store/sqlite"
+)
+
+// TestServeRefusesOpenListener: a listener beyond loopback without any
+// token makes serve refuse to start, with exit status 2 and what to do.
+func TestServeRefusesOpenListener(t *testing.T) {
+	data := t.TempDir()
+	code, _, stderr := run(t, "--data", data, "serve", "--vulns", filepath.Join("testdata", "serve", "osv"),
+		"--api", "0.0.0.0:0", "--otlp-grpc", "", "--otlp-http", "", "--pyroscope", "")
+	if code != ExitUsage || !strings.Contains(stderr, "refusing to start: api (0.0.0.0:0) would need credentials") ||
+		!strings.Contains(stderr, "evident token create") || !strings.Contains(stderr, "--insecure") {
+		t.Errorf("serve --api 0.0.0.0:0 without tokens = %d\n%s\nwant %d and the refusal", code, stderr, ExitUsage)
+	}
+}
+
+// request sends a request with an optional bearer token and returns the
+// status.
+func request(t *testing.T, method, url, token, contentType string, body []byte) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestTokensAuditEndToEnd makes tokens with the CLI, serves with
+// credentials required (as beyond loopback), uploads findings as admin,
+// revokes a token beside the running server, verifies the audit log, then
+// edits an entry in the database and sees verify name it.
+func TestTokensAuditEndToEnd(t *testing.T) {
+	data := t.TempDir()
+	mk := func(name, role string) string {
+		code, out, stderr := run(t, "--data", data, "token", "create", "--name", name, "--role", role)
+		if code != ExitOK || !strings.HasPrefix(out, "evd_") {
+			t.Fatalf("token create = %d %q %s", code, out, stderr)
+		}
+		return strings.TrimSpace(out)
+	}
+	admin, reader := mk("ops", "admin"), mk("grafana", "read")
+
+	cfg := serveTestConfig(t)
+	cfg.Serve.Auth.RequireOnLoopback = true
+	g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: data}
+	srv, err := startServer(t.Context(), g, cfg, serveFlags{vulns: []string{filepath.Join("testdata", "serve", "osv")}},
+		slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown(t, srv)
+	api := srv.apiURL()
+
+	for _, path := range []string{"/api/v1/findings", "/api/v1/summary", "/api/v1/report", "/api/v1/export/openvex", "/api/v1/audit", "/metrics"} {
+		if got := request(t, "GET", api+path, "", "", nil); got != http.StatusUnauthorized {
+			t.Errorf("GET %s without a token = %d, want 401", path, got)
+		}
+	}
+	if got := request(t, "POST", "http://"+srv.otlp.HTTPAddr()+"/v1/traces", "", "application/x-protobuf", nil); got != http.StatusUnauthorized {
+		t.Errorf("OTLP/HTTP without a token = %d, want 401", got)
+	}
+	if got := request(t, "POST", "http://"+srv.pyro.Addr()+"/ingest?name=x", "", "", nil); got != http.StatusUnauthorized {
+		t.Errorf("Pyroscope without a token = %d, want 401", got)
+	}
+	if got := request(t, "GET", api+"/api/v1/summary", reader, "", nil); got != http.StatusOK {
+		t.Errorf("GET summary as reader = %d, want 200", got)
+	}
+	report, err := os.ReadFile(filepath.Join("testdata", "serve", "checkout.govulncheck.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := request(t, "POST", api+"/api/v1/findings?service=checkout", reader, "application/json", report); got != http.StatusForbidden {
+		t.Errorf("upload as reader = %d, want 403", got)
+	}
+	if got := request(t, "POST", api+"/api/v1/findings?service=checkout", admin, "text/plain", report); got != http.StatusUnsupportedMediaType {
+		t.Errorf("upload as text/plain = %d, want 415", got)
+	}
+	if got := request(t, "POST", api+"/api/v1/findings?service=checkout", admin, "application/json", report); got != http.StatusOK {
+		t.Errorf("upload as admin = %d, want 200", got)
+	}
+
+	// Revoked beside the running server; in effect at the next reload.
+	code, list, _ := run(t, "--data", data, "token", "list")
+	var readerID string
+	for _, line := range strings.Split(list, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == "grafana" {
+			readerID = f[0]
+		}
+	}
+	if code != ExitOK || readerID == "" || strings.Contains(list, reader) {
+		t.Fatalf("token list = %d\n%s\nwant the grafana token's ID and no secret", code, list)
+	}
+	if code, _, stderr := run(t, "--data", data, "token", "revoke", readerID); code != ExitOK {
+		t.Fatalf("token revoke = %d %s", code, stderr)
+	}
+	if err := srv.auth.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := request(t, "GET", api+"/api/v1/summary", reader, "", nil); got != http.StatusUnauthorized {
+		t.Errorf("GET summary with the revoked token = %d, want 401", got)
+	}
+	if code, _, stderr := run(t, "--data", data, "token", "revoke", "0000000000000000"); code != ExitUsage || !strings.Contains(stderr, "no token 0000000000000000") {
+		t.Errorf("revoke of an unknown token = %d %s", code, stderr)
+	}
+
+	code, out, stderr := run(t, "--data", data, "audit", "verify")
+	if code != ExitOK || !strings.HasPrefix(out, "audit log intact: 4 entries, head ") {
+		t.Errorf("audit verify = %d %q %s; want 4 entries (2 tokens, 1 upload, 1 revocation)", code, out, stderr)
+	}
+	shutdown(t, srv)
+
+	// Someone with the file edits the upload's entry.
+	db, err := sql.Open("sqlite", filepath.Join(data, "store", sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{`DROP TRIGGER audit_log_no_update`, `UPDATE audit_log SET actor = 'cli:nobody' WHERE seq = 3`} {
+		if _, err := db.ExecContext(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	code, _, stderr = run(t, "--data", data, "audit", "verify")
+	if code != ExitPolicy || !strings.Contains(stderr, "audit log is NOT intact: audit entry 3 (findings.replace services checkout by cli:nobody") {
+		t.Errorf("audit verify after an edit = %d %s, want %d naming entry 3", code, stderr, ExitPolicy)
+	}
+}

@@ -1,0 +1,212 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/evidentsec/evident/internal/auth"
+	"github.com/evidentsec/evident/internal/store"
+	"github.com/evidentsec/evident/internal/store/sqlite"
+)
+
+// cliActor names the person running a command in the audit log.
+func cliActor() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return "cli:" + u.Username
+	}
+	return "cli"
+}
+
+// openSharedStore opens the store under --data beside a running evident
+// serve, for the token and audit commands.
+func openSharedStore(ctx context.Context, g *globals) (*sqlite.Store, error) {
+	return sqlite.OpenShared(ctx, filepath.Join(g.dataDir, "store"), sqlite.DefaultConfig())
+}
+
+func newTokenCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Create, list and revoke the API tokens of evident serve",
+		Long: `API tokens authenticate the clients of evident serve: telemetry senders (role
+ingest), readers of the API and dashboards (read), and administrators, who
+upload findings and read the audit log (admin, which includes the others).
+The store under --data keeps the SHA-256 of each token's secret, never the
+secret; a running evident serve picks up a new or revoked token within
+serve.auth.reload_interval (5 s by default). Every creation and revocation is
+recorded in the audit log. docs/security.md describes the model.`,
+	}
+	cmd.AddCommand(newTokenCreateCmd(g), newTokenListCmd(g), newTokenRevokeCmd(g))
+	return cmd
+}
+
+func newTokenCreateCmd(g *globals) *cobra.Command {
+	var (
+		name    string
+		roles   []string
+		expires time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "create --name NAME --role ROLE [--role ROLE] [--expires DURATION]",
+		Short: "Create a token and print it, once",
+		Long: `Create a token and print it on stdout; it is not shown again. Give it to the
+client as "Authorization: Bearer <token>", or as the password of HTTP basic
+auth (any user name).`,
+		Example: `  evident token create --name otel-collector --role ingest
+  evident token create --name grafana --role read --expires 2160h
+  TOKEN=$(evident token create --name ci-upload --role admin)`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if strings.TrimSpace(name) == "" {
+				return withCode(ExitUsage, errors.New("token create: --name is required: say what the token is for"))
+			}
+			r, err := auth.ParseRoles(roles)
+			if err != nil {
+				return withCode(ExitUsage, fmt.Errorf("token create: --role: %w", err))
+			}
+			if r == 0 {
+				return withCode(ExitUsage, errors.New("token create: --role is required: ingest (send telemetry), read (read the API) or admin (everything)"))
+			}
+			secret, tok, err := auth.NewToken(name, r, time.Now(), expires)
+			if err != nil {
+				return withCode(ExitUsage, fmt.Errorf("token create: %w", err))
+			}
+			st, err := openSharedStore(cmd.Context(), g)
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			defer st.Close()
+			if err := st.CreateToken(cmd.Context(), tok, cliActor()); err != nil {
+				return withCode(ExitUsage, err)
+			}
+			fmt.Fprintln(g.stdout, secret)
+			fmt.Fprintf(g.stderr, "evident: token %s (%s, roles %s) created; it is shown once: store it now\n", tok.ID, tok.Name, r)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "what the token is for (shown in lists and the audit log)")
+	f.StringSliceVar(&roles, "role", nil, "ingest, read or admin (repeatable)")
+	f.DurationVar(&expires, "expires", 0, "lifetime, e.g. 720h (default: never expires)")
+	return cmd
+}
+
+func newTokenListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the tokens (never their secrets)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := openSharedStore(cmd.Context(), g)
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			defer st.Close()
+			ts, err := st.Tokens(cmd.Context())
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tROLES\tCREATED\tEXPIRES\tSTATUS")
+			now := time.Now()
+			for _, t := range ts {
+				expires, status := "never", "active"
+				if !t.Expires.IsZero() {
+					expires = t.Expires.Format(time.RFC3339)
+					if !now.Before(t.Expires) {
+						status = "expired"
+					}
+				}
+				if !t.Revoked.IsZero() {
+					status = "revoked " + t.Revoked.Format(time.RFC3339)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, strings.Join(t.Roles, ","), t.Created.Format(time.RFC3339), expires, status)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newTokenRevokeCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "revoke ID...",
+		Short:   "Revoke tokens by ID (the part after evd_, as token list shows it)",
+		Example: `  evident token revoke 3f9a0c1d2e4b5a69`,
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, ids []string) error {
+			st, err := openSharedStore(cmd.Context(), g)
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			defer st.Close()
+			var errs []error
+			for _, id := range ids {
+				if err := st.RevokeToken(cmd.Context(), id, time.Now(), cliActor()); err != nil {
+					if errors.Is(err, store.ErrNotFound) {
+						err = fmt.Errorf("no token %s (evident token list shows the IDs)", id)
+					}
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Fprintf(g.stderr, "evident: token %s revoked\n", id)
+			}
+			return withCode(ExitUsage, errors.Join(errs...))
+		},
+	}
+}
+
+func newAuditCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Check the audit log of evident serve",
+		Long: `The audit log records every token creation and revocation, every change of the
+findings (uploads, --findings at start) and every change of a VEX status
+evident states: who, what and when. It is append-only and hash-chained: each
+entry carries the SHA-256 of the one before and of its own content.`,
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "verify",
+		Short: "Walk the hash chain of the audit log and name the first bad entry",
+		Long: `Walk the audit log under --data from its first entry and check each: its
+sequence number follows the one before, it carries the hash of the one
+before, and its content matches its own hash. Prints the number of entries and
+the hash of the last one (the head: keep it elsewhere to detect a later
+truncation of the log). Exit status 1 names the first entry that fails.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := openSharedStore(cmd.Context(), g)
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			defer st.Close()
+			var chain store.AuditChain
+			const page = 1000
+			for after := int64(0); ; {
+				es, err := st.AuditLog(cmd.Context(), after, page)
+				if err != nil {
+					return withCode(ExitUsage, err)
+				}
+				for _, e := range es {
+					if err := chain.Next(e); err != nil {
+						return withCode(ExitPolicy, fmt.Errorf("audit log is NOT intact: %w", err))
+					}
+					after = e.Seq
+				}
+				if len(es) < page {
+					break
+				}
+			}
+			n, head := chain.Checked()
+			fmt.Fprintf(g.stdout, "audit log intact: %d entries, head %s\n", n, head)
+			return nil
+		},
+	})
+	return cmd
+}

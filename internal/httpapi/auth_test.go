@@ -1,0 +1,275 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/evidentsec/evident/internal/auth"
+	"github.com/evidentsec/evident/internal/store"
+)
+
+// do sends a request with an optional Authorization header and returns
+// the status and body.
+func do(t *testing.T, method, url, authorization, contentType string, body []byte) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// tokens makes an admin, a read and an ingest token in st's store and an
+// authenticator over it.
+func tokens(t *testing.T, st *state) (a *auth.Authenticator, admin, read, ingest string) {
+	t.Helper()
+	mk := func(role auth.Role) string {
+		secret, tok, err := auth.NewToken(role.String()+" token", role, t0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.st.CreateToken(t.Context(), tok, "test"); err != nil {
+			t.Fatal(err)
+		}
+		return secret
+	}
+	admin, read, ingest = mk(auth.RoleAdmin), mk(auth.RoleRead), mk(auth.RoleIngest)
+	a, err := auth.New(t.Context(), auth.DefaultConfig(), auth.Deps{Tokens: st.st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return a, admin, read, ingest
+}
+
+// TestEveryRouteNeedsAToken is the acceptance check: on a listener that
+// needs credentials, no route but the probes answers without a token.
+func TestEveryRouteNeedsAToken(t *testing.T) {
+	st := newState(t)
+	a, admin, read, ingest := tokens(t, st)
+	reg := prometheus.NewRegistry()
+	_, base := start(t, Deps{State: st, Alerts: &alerts{}, Importer: importer, Gatherer: reg, Audit: st.st, Guard: a.Guard("api", auth.Required)})
+	report, err := os.ReadFile(filepath.Join("testdata", "app.govulncheck.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := []struct {
+		method, path string
+		need         auth.Role // 0: open
+	}{
+		{"GET", "/api/v1/services", auth.RoleRead},
+		{"GET", "/api/v1/services/app", auth.RoleRead},
+		{"GET", "/api/v1/graph", auth.RoleRead},
+		{"GET", "/api/v1/inventory", auth.RoleRead},
+		{"GET", "/api/v1/findings", auth.RoleRead},
+		{"GET", "/api/v1/findings/x", auth.RoleRead},
+		{"GET", "/api/v1/summary", auth.RoleRead},
+		{"GET", "/api/v1/report", auth.RoleRead},
+		{"GET", "/api/v1/export/openvex", auth.RoleRead},
+		{"GET", "/api/v1/export/sarif", auth.RoleRead},
+		{"GET", "/api/v1/export/cyclonedx", auth.RoleRead},
+		{"GET", "/api/v1/alerts", auth.RoleRead},
+		{"GET", "/api/v1/vulndb", auth.RoleRead},
+		{"GET", "/api/v1/waf/patches", auth.RoleRead},
+		{"GET", "/api/v1/waf/patches/app", auth.RoleRead},
+		{"GET", "/metrics", auth.RoleRead},
+		{"POST", "/api/v1/findings?service=app", auth.RoleAdmin},
+		{"GET", "/api/v1/audit", auth.RoleAdmin},
+		{"GET", "/healthz", 0},
+		{"GET", "/readyz", 0},
+	}
+	for _, r := range routes {
+		t.Run(r.method+r.path, func(t *testing.T) {
+			for _, tt := range []struct {
+				who, authorization string
+				roles              auth.Role
+			}{
+				{"nobody", "", 0}, {"ingest", "Bearer " + ingest, auth.RoleIngest},
+				{"read", "Bearer " + read, auth.RoleRead}, {"admin", "Bearer " + admin, auth.RoleAdmin},
+			} {
+				status, body := do(t, r.method, base+r.path, tt.authorization, "application/json", report)
+				var want []int
+				switch {
+				case r.need == 0 || tt.roles.Allows(r.need):
+					want = []int{200, 404, 503} // admitted: the handler's own answer
+				case tt.authorization == "":
+					want = []int{401}
+				default:
+					want = []int{403}
+				}
+				found := false
+				for _, w := range want {
+					found = found || status == w
+				}
+				if !found {
+					t.Errorf("%s: %s %s = %d %.100s, want one of %v", tt.who, r.method, r.path, status, body, want)
+				}
+			}
+		})
+	}
+}
+
+// TestUploadMergesPerService uploads for two services and checks each
+// upload replaces its service's findings only, with an audit record that
+// names the token.
+func TestUploadMergesPerService(t *testing.T) {
+	st := newState(t)
+	a, admin, _, _ := tokens(t, st)
+	now := t0.Add(time.Hour)
+	_, base := start(t, Deps{State: st, Importer: importer, Audit: st.st, Guard: a.Guard("api", auth.Required), Now: func() time.Time { return now }})
+	report, err := os.ReadFile(filepath.Join("testdata", "app.govulncheck.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer := "Bearer " + admin
+	count := func() map[string]int {
+		n := map[string]int{}
+		for _, a := range st.Result().Assessments {
+			n[a.Finding.Service]++
+		}
+		return n
+	}
+	for _, tt := range []struct {
+		query, contentType string
+		status             int
+		want               map[string]int
+	}{
+		{"?service=gateway", "application/json", 200, map[string]int{"app": 1, "gateway": 6}},
+		{"?service=orders", "application/json; charset=utf-8", 200, map[string]int{"app": 1, "gateway": 6, "orders": 6}},
+		{"?service=gateway", "text/plain", 415, map[string]int{"app": 1, "gateway": 6, "orders": 6}},
+		{"?service=gateway", "application/x-www-form-urlencoded", 415, map[string]int{"app": 1, "gateway": 6, "orders": 6}},
+		{"?service=gateway", "", 415, map[string]int{"app": 1, "gateway": 6, "orders": 6}},
+	} {
+		status, body := do(t, "POST", base+"/api/v1/findings"+tt.query, bearer, tt.contentType, report)
+		if status != tt.status {
+			t.Errorf("POST %s as %q = %d %s, want %d", tt.query, tt.contentType, status, body, tt.status)
+		}
+		if got := count(); !mapsEqual(got, tt.want) {
+			t.Errorf("after POST %s as %q: findings per service %v, want %v", tt.query, tt.contentType, got, tt.want)
+		}
+	}
+	// A report without findings for a service clears that service only.
+	clean := []byte(`{"config":{"protocol_version":"v1.0.0","scanner_name":"govulncheck","scan_level":"symbol"}}`)
+	if status, body := do(t, "POST", base+"/api/v1/findings?service=orders", bearer, "application/json", clean); status != 200 {
+		t.Errorf("empty upload = %d %s", status, body)
+	}
+	if got, want := count(), map[string]int{"app": 1, "gateway": 6}; !mapsEqual(got, want) {
+		t.Errorf("after clearing orders: %v, want %v", got, want)
+	}
+
+	status, body := do(t, "GET", base+"/api/v1/audit?after=1", bearer, "", nil)
+	var got struct{ Entries []store.AuditEntry }
+	if err := json.Unmarshal([]byte(body), &got); err != nil || status != 200 {
+		t.Fatalf("GET audit = %d %s (%v)", status, body, err)
+	}
+	var lines []string
+	for _, e := range got.Entries {
+		_, who, _ := strings.Cut(e.Actor, " ")
+		lines = append(lines, e.Action+" "+e.Target+" by "+who+" at "+e.Time.Format(time.RFC3339))
+	}
+	// Entry 1 is newState's initial findings; 2-4 the admin token's
+	// creation and the read and ingest tokens'.
+	want := []string{
+		"findings.replace services gateway by (admin token) at 2026-11-24T11:00:00Z",
+		"findings.replace services orders by (admin token) at 2026-11-24T11:00:00Z",
+		"findings.replace services orders by (admin token) at 2026-11-24T11:00:00Z",
+	}
+	if len(lines) < 3 || strings.Join(lines[len(lines)-3:], "\n") != strings.Join(want, "\n") {
+		t.Errorf("audit log:\n%s\nwant it to end with:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	if status, body := do(t, "GET", base+"/api/v1/audit?limit=0", bearer, "", nil); status != 400 {
+		t.Errorf("GET audit?limit=0 = %d %s, want 400", status, body)
+	}
+}
+
+func mapsEqual(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestCORS(t *testing.T) {
+	for _, tt := range []struct {
+		name, origins, origin, method string
+		preflight                     bool
+		wantAllow                     string
+		wantStatus                    int
+	}{
+		{"ClosedByDefault", "", "https://grafana.example.com", "GET", false, "", 200},
+		{"ClosedPreflight", "", "https://grafana.example.com", "OPTIONS", true, "", 405},
+		{"Configured", "https://grafana.example.com", "https://grafana.example.com", "GET", false, "https://grafana.example.com", 200},
+		{"ConfiguredPreflight", "https://grafana.example.com", "https://grafana.example.com", "OPTIONS", true, "https://grafana.example.com", 204},
+		{"OtherOrigin", "https://grafana.example.com", "https://evil.example", "GET", false, "", 200},
+		{"OtherOriginPreflight", "https://grafana.example.com", "https://evil.example", "OPTIONS", true, "", 405},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Endpoint, cfg.MaxUploadBytes = "127.0.0.1:0", 1<<20
+			if tt.origins != "" {
+				cfg.CORS.AllowedOrigins = []string{tt.origins}
+			}
+			s := New(cfg, Deps{State: newState(t)})
+			if err := s.Start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			defer s.Shutdown(t.Context())
+			req, _ := http.NewRequestWithContext(t.Context(), tt.method, "http://"+s.Addr().String()+"/api/v1/summary", nil)
+			req.Header.Set("Origin", tt.origin)
+			if tt.preflight {
+				req.Header.Set("Access-Control-Request-Method", "POST")
+				req.Header.Set("Access-Control-Request-Headers", "authorization")
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.Header.Get("Access-Control-Allow-Origin"); got != tt.wantAllow || resp.StatusCode != tt.wantStatus {
+				t.Errorf("status %d, Access-Control-Allow-Origin %q; want %d, %q", resp.StatusCode, got, tt.wantStatus, tt.wantAllow)
+			}
+			for k := range resp.Header {
+				if strings.HasPrefix(k, "Access-Control-Allow-") && tt.wantAllow == "" {
+					t.Errorf("header %s on an answer to an unconfigured origin", k)
+				}
+			}
+			if tt.preflight && tt.wantAllow != "" && !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+				t.Errorf("preflight allows headers %q, want Authorization", resp.Header.Get("Access-Control-Allow-Headers"))
+			}
+		})
+	}
+	if err := (CORSConfig{AllowedOrigins: []string{"*"}}).Validate(); err == nil {
+		t.Error("wildcard origin accepted")
+	}
+	if err := (CORSConfig{AllowedOrigins: []string{"https://a.example/path"}}).Validate(); err == nil {
+		t.Error("origin with a path accepted")
+	}
+}

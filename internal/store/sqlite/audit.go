@@ -1,0 +1,197 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/evidentsec/evident/internal/store"
+)
+
+// appendAudit appends an entry to the audit log in tx, the transaction of
+// the change it records, so that the change and its record commit
+// together. The writer's transactions hold SQLite's write lock from
+// their start, so two processes never append after the same entry.
+func appendAudit(ctx context.Context, tx *sql.Tx, at time.Time, actor, action, target string, details any) error {
+	if at.IsZero() || actor == "" {
+		return fmt.Errorf("%w: audit entry for %s %s without a time or an actor", store.ErrInvalid, action, target)
+	}
+	if _, err := unixNano(at); err != nil {
+		return fmt.Errorf("%w: audit entry for %s %s: %w", store.ErrInvalid, action, target, err)
+	}
+	var prev *store.AuditEntry
+	var last store.AuditEntry
+	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&last.Seq, &last.Hash)
+	switch {
+	case err == nil:
+		prev = &last
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("read the last audit entry: %w", err)
+	}
+	e, err := store.NewAuditEntry(prev, at, actor, action, target, details)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_log (seq, time, actor, action, target, details, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Seq, e.Time.UnixNano(), e.Actor, e.Action, e.Target, string(e.Details), e.PrevHash, e.Hash); err != nil {
+		return fmt.Errorf("append audit entry %d: %w", e.Seq, err)
+	}
+	return nil
+}
+
+// AuditLog returns entries of the audit log; see store.Store.
+func (s *Store) AuditLog(ctx context.Context, after int64, limit int) ([]store.AuditEntry, error) {
+	if err := s.enter(); err != nil {
+		return nil, fmt.Errorf("read audit log: %w", err)
+	}
+	defer s.leave()
+	if limit <= 0 {
+		limit = -1
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT seq, time, actor, action, target, details, prev_hash, hash
+		FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read audit log from %s: %w", s.path, err)
+	}
+	defer rows.Close()
+	var out []store.AuditEntry
+	for rows.Next() {
+		var (
+			e       store.AuditEntry
+			ns      int64
+			details string
+		)
+		if err := rows.Scan(&e.Seq, &ns, &e.Actor, &e.Action, &e.Target, &details, &e.PrevHash, &e.Hash); err != nil {
+			return nil, fmt.Errorf("read audit log from %s: %w", s.path, err)
+		}
+		e.Time, e.Details = time.Unix(0, ns).UTC(), []byte(details)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read audit log from %s: %w", s.path, err)
+	}
+	return out, nil
+}
+
+// tokenDetails is what the audit log records of a created token: never
+// its secret hash.
+type tokenDetails struct {
+	Name    string    `json:"name"`
+	Roles   []string  `json:"roles"`
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// CreateToken stores a token and records it; see store.Store.
+func (s *Store) CreateToken(ctx context.Context, t store.Token, actor string) error {
+	if err := t.Validate(); err != nil {
+		return fmt.Errorf("create token: %w", err)
+	}
+	created, err := unixNano(t.Created)
+	if err != nil {
+		return fmt.Errorf("create token %s: %w: %w", t.ID, store.ErrInvalid, err)
+	}
+	var expires sql.NullInt64
+	if !t.Expires.IsZero() {
+		ns, err := unixNano(t.Expires)
+		if err != nil {
+			return fmt.Errorf("create token %s: %w: expires: %w", t.ID, store.ErrInvalid, err)
+		}
+		expires = sql.NullInt64{Int64: ns, Valid: true}
+	}
+	if err := s.enter(); err != nil {
+		return fmt.Errorf("create token %s: %w", t.ID, err)
+	}
+	defer s.leave()
+	if err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tokens WHERE id = ?`, t.ID).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("%w: token ID %s is taken", store.ErrInvalid, t.ID)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (id, name, roles, secret_hash, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?)`, t.ID, t.Name, strings.Join(t.Roles, ","), t.SecretHash, created, expires); err != nil {
+			return err
+		}
+		return appendAudit(ctx, tx, t.Created, actor, store.ActionTokenCreate, t.ID,
+			tokenDetails{Name: t.Name, Roles: t.Roles, Expires: t.Expires.UTC()})
+	}); err != nil {
+		return fmt.Errorf("create token %s in %s: %w", t.ID, s.path, err)
+	}
+	return nil
+}
+
+// RevokeToken revokes a token and records it; see store.Store.
+func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, actor string) error {
+	ns, err := unixNano(at)
+	if err != nil || at.IsZero() {
+		return fmt.Errorf("revoke token %s: %w: time %v is zero or out of range", id, store.ErrInvalid, at)
+	}
+	if err := s.enter(); err != nil {
+		return fmt.Errorf("revoke token %s: %w", id, err)
+	}
+	defer s.leave()
+	if err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var revoked sql.NullInt64
+		err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM tokens WHERE id = ?`, id).Scan(&revoked)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("%w: token %s", store.ErrNotFound, id)
+		case err != nil:
+			return err
+		case revoked.Valid:
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE id = ?`, ns, id); err != nil {
+			return err
+		}
+		return appendAudit(ctx, tx, at, actor, store.ActionTokenRevoke, id, struct{}{})
+	}); err != nil {
+		return fmt.Errorf("revoke token %s in %s: %w", id, s.path, err)
+	}
+	return nil
+}
+
+// Tokens returns every stored token; see store.Store.
+func (s *Store) Tokens(ctx context.Context) ([]store.Token, error) {
+	if err := s.enter(); err != nil {
+		return nil, fmt.Errorf("read tokens: %w", err)
+	}
+	defer s.leave()
+	rows, err := s.read.QueryContext(ctx, `SELECT id, name, roles, secret_hash, created_at, expires_at, revoked_at
+		FROM tokens ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("read tokens from %s: %w", s.path, err)
+	}
+	defer rows.Close()
+	var out []store.Token
+	for rows.Next() {
+		var (
+			t                store.Token
+			roles            string
+			created          int64
+			expires, revoked sql.NullInt64
+		)
+		if err := rows.Scan(&t.ID, &t.Name, &roles, &t.SecretHash, &created, &expires, &revoked); err != nil {
+			return nil, fmt.Errorf("read tokens from %s: %w", s.path, err)
+		}
+		t.Roles = strings.Split(roles, ",")
+		t.Created = time.Unix(0, created).UTC()
+		if expires.Valid {
+			t.Expires = time.Unix(0, expires.Int64).UTC()
+		}
+		if revoked.Valid {
+			t.Revoked = time.Unix(0, revoked.Int64).UTC()
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read tokens from %s: %w", s.path, err)
+	}
+	return out, nil
+}
