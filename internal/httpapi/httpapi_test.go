@@ -322,7 +322,9 @@ func TestAlertStream(t *testing.T) {
 }
 
 func TestLifecycle(t *testing.T) {
-	s := New(Config{Endpoint: "127.0.0.1:0", MaxUploadBytes: 1}, Deps{State: newState(t)})
+	cfg := DefaultConfig()
+	cfg.Endpoint, cfg.MaxUploadBytes = "127.0.0.1:0", 1
+	s := New(cfg, Deps{State: newState(t)})
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatalf("Shutdown without Start: %v", err)
 	}

@@ -242,6 +242,16 @@ func (s *Server) alertStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc := http.NewResponseController(w)
+	// The server's timeouts bound one request and one response; a stream
+	// has no read deadline (the request is read) and a write deadline per
+	// event, so a client that stops reading still loses the connection.
+	rc.SetReadDeadline(time.Time{})
+	extend := func() {
+		if d := s.cfg.WriteTimeout; d > 0 {
+			rc.SetWriteDeadline(time.Now().Add(d))
+		}
+	}
+	extend()
 	ch, cancel := s.deps.Alerts.Subscribe()
 	defer cancel()
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -256,6 +266,7 @@ func (s *Server) alertStream(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-keepalive.C:
+			extend()
 			fmt.Fprint(w, ": keepalive\n\n")
 		case a, ok := <-ch:
 			if !ok {
@@ -266,6 +277,7 @@ func (s *Server) alertStream(w http.ResponseWriter, r *http.Request) {
 				s.deps.Logger.Error("alert stream", "err", err)
 				continue
 			}
+			extend()
 			fmt.Fprintf(w, "event: alert\ndata: %s\n\n", b)
 		}
 		if err := rc.Flush(); err != nil {

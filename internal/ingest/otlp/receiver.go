@@ -46,6 +46,7 @@ import (
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP servers MUST accept gzip (protocols.md §1.1)
 
 	"github.com/evidentsec/evident/internal/ingest"
+	"github.com/evidentsec/evident/internal/listener"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -65,14 +66,17 @@ type Config struct {
 	// MaxRequestBytes bounds one request after decompression. Larger
 	// requests get 413 (HTTP) or RESOURCE_EXHAUSTED (gRPC).
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
-	// ReadTimeout bounds reading one HTTP request, headers and body, so a
-	// slow client cannot hold a connection and its buffer forever.
-	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// MaxConcurrentRequests bounds the requests read and decoded at once,
 	// over both transports, so that memory stays bounded under overload:
 	// beyond it a request is refused at once as throttled (429 /
 	// RESOURCE_EXHAUSTED with a retry delay) instead of being buffered.
 	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
+	// Config bounds each listener's connections (max_connections each)
+	// and how long a client may take: over HTTP, to send a request
+	// (read_timeout) or read the answer; over gRPC, read_header_timeout
+	// bounds the connection's handshake, read_timeout one call, and
+	// idle_timeout closes a connection without calls.
+	listener.Config `yaml:",inline"`
 }
 
 // DefaultConfig returns the OTLP default ports bound to loopback, as the
@@ -83,9 +87,9 @@ func DefaultConfig() Config {
 		GRPCEndpoint:    "127.0.0.1:4317",
 		HTTPEndpoint:    "127.0.0.1:4318",
 		MaxRequestBytes: 16 << 20,
-		ReadTimeout:     30 * time.Second,
 		// A few requests per core keep the cores busy; more only queue.
 		MaxConcurrentRequests: 64,
+		Config:                listener.DefaultConfig(),
 	}
 }
 
@@ -112,11 +116,11 @@ func (c Config) Validate() error {
 	if c.MaxRequestBytes > 1<<30 {
 		return fmt.Errorf("%w: max_request_bytes %d, want at most 1 GiB", ErrConfig, c.MaxRequestBytes)
 	}
-	if c.ReadTimeout <= 0 {
-		return fmt.Errorf("%w: read_timeout %s, want > 0", ErrConfig, c.ReadTimeout)
-	}
 	if c.MaxConcurrentRequests <= 0 {
 		return fmt.Errorf("%w: max_concurrent_requests %d, want > 0", ErrConfig, c.MaxConcurrentRequests)
+	}
+	if err := c.Config.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return nil
 }
@@ -136,9 +140,8 @@ type Receiver struct {
 	started  bool
 	stopped  bool
 	grpcSrv  *grpc.Server
-	httpSrv  *http.Server
+	httpSrv  *listener.Server
 	grpcAddr string
-	httpAddr string
 	wg       sync.WaitGroup
 }
 
@@ -191,20 +194,21 @@ func (r *Receiver) Start(ctx context.Context) error {
 	if r.started {
 		return nil
 	}
-	var lc net.ListenConfig
-	var grpcLn, httpLn net.Listener
-	var err error
+	var grpcLn net.Listener
 	if r.cfg.GRPCEndpoint != "" {
-		if grpcLn, err = lc.Listen(ctx, "tcp", r.cfg.GRPCEndpoint); err != nil {
+		var err error
+		if grpcLn, err = listener.Listen(ctx, r.cfg.GRPCEndpoint, r.cfg.MaxConnections); err != nil {
 			return fmt.Errorf("start otlp grpc receiver on %s: %w", r.cfg.GRPCEndpoint, err)
 		}
 	}
 	if r.cfg.HTTPEndpoint != "" {
-		if httpLn, err = lc.Listen(ctx, "tcp", r.cfg.HTTPEndpoint); err != nil {
+		r.httpSrv = listener.New(listener.Options{Name: "otlp http receiver", Endpoint: r.cfg.HTTPEndpoint,
+			Config: r.cfg.Config, Handler: r.handler, Logger: r.log})
+		if err := r.httpSrv.Start(ctx); err != nil {
 			if grpcLn != nil {
 				grpcLn.Close()
 			}
-			return fmt.Errorf("start otlp http receiver on %s: %w", r.cfg.HTTPEndpoint, err)
+			return err
 		}
 	}
 	r.started = true
@@ -217,23 +221,11 @@ func (r *Receiver) Start(ctx context.Context) error {
 			}
 		})
 	}
-	if httpLn != nil {
-		r.httpSrv = &http.Server{
-			Handler:           r.handler,
-			ReadHeaderTimeout: min(r.cfg.ReadTimeout, 10*time.Second),
-			ReadTimeout:       r.cfg.ReadTimeout,
-			IdleTimeout:       2 * time.Minute,
-			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
-		}
-		r.httpAddr = httpLn.Addr().String()
-		r.wg.Go(func() {
-			if err := r.httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				r.log.Error("otlp http receiver stopped", "endpoint", r.httpAddr, "err", err)
-			}
-		})
+	httpAddr := ""
+	if r.httpSrv != nil {
+		httpAddr = r.httpSrv.Addr()
 	}
-	r.log.Info("otlp receiver started", "grpc", r.grpcAddr, "http", r.httpAddr)
+	r.log.Info("otlp receiver started", "grpc", r.grpcAddr, "http", httpAddr)
 	return nil
 }
 
@@ -296,8 +288,12 @@ func (r *Receiver) GRPCAddr() string {
 // Start or when off).
 func (r *Receiver) HTTPAddr() string {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.httpAddr
+	srv := r.httpSrv
+	r.mu.Unlock()
+	if srv == nil {
+		return ""
+	}
+	return srv.Addr()
 }
 
 // Shutdown stops accepting connections and waits for requests in flight
@@ -316,10 +312,7 @@ func (r *Receiver) Shutdown(ctx context.Context) error {
 	}
 	var errs []error
 	if r.httpSrv != nil {
-		if err := r.httpSrv.Shutdown(ctx); err != nil {
-			r.httpSrv.Close()
-			errs = append(errs, fmt.Errorf("shut down otlp http receiver: %w", err))
-		}
+		errs = append(errs, r.httpSrv.Shutdown(ctx))
 	}
 	if r.grpcSrv != nil {
 		done := make(chan struct{})

@@ -22,13 +22,13 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"time"
 
 	"connectrpc.com/connect"
 	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/evidentsec/evident/internal/ingest"
+	"github.com/evidentsec/evident/internal/listener"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -55,23 +55,25 @@ type Config struct {
 	// MaxRequestBytes bounds a request body and every profile in it after
 	// decompression.
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
-	// ReadTimeout bounds reading one request, headers and body.
-	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// MaxConcurrentRequests bounds the requests read and decoded at once,
 	// so that memory stays bounded under overload: beyond it a request is
 	// refused at once with 429 and Retry-After instead of being buffered.
 	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
+	// Config bounds the listener's connections and how long a client may
+	// take to send a request (read_timeout) or read the answer.
+	listener.Config `yaml:",inline"`
 }
 
-// DefaultConfig returns Pyroscope's port bound to loopback and a 16 MiB
-// limit (Pyroscope itself caps a profile at 4 MiB).
+// DefaultConfig returns Pyroscope's port bound to loopback, a 16 MiB
+// limit (Pyroscope itself caps a profile at 4 MiB) and the listener
+// package's limits.
 func DefaultConfig() Config {
 	return Config{
 		Endpoint:        "127.0.0.1:4040",
 		MaxRequestBytes: 16 << 20,
-		ReadTimeout:     30 * time.Second,
 		// Profiles arrive every 10-15 s per process: a few slots suffice.
 		MaxConcurrentRequests: 16,
+		Config:                listener.DefaultConfig(),
 	}
 }
 
@@ -83,11 +85,11 @@ func (c Config) Validate() error {
 	if c.MaxRequestBytes <= 0 || c.MaxRequestBytes > 1<<30 {
 		return fmt.Errorf("%w: max_request_bytes %d, want 1 byte to 1 GiB", ErrConfig, c.MaxRequestBytes)
 	}
-	if c.ReadTimeout <= 0 {
-		return fmt.Errorf("%w: read_timeout %s, want > 0", ErrConfig, c.ReadTimeout)
-	}
 	if c.MaxConcurrentRequests <= 0 {
 		return fmt.Errorf("%w: max_concurrent_requests %d, want > 0", ErrConfig, c.MaxConcurrentRequests)
+	}
+	if err := c.Config.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return nil
 }
@@ -102,12 +104,11 @@ type Receiver struct {
 	handler  http.Handler
 	inflight chan struct{} // a slot per request being served
 
+	srv *listener.Server
+
 	mu      sync.Mutex
 	started bool
 	stopped bool
-	srv     *http.Server
-	addr    string
-	wg      sync.WaitGroup
 }
 
 var _ pipeline.Component = (*Receiver)(nil)
@@ -138,6 +139,11 @@ func New(cfg Config, profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logg
 		connect.WithReadMaxBytes(int(cfg.MaxRequestBytes)))
 	mux.Handle(path, r.limitPush(push))
 	r.handler = r.limit(mux)
+	r.srv = listener.New(listener.Options{Name: "pyroscope receiver", Endpoint: cfg.Endpoint, Config: cfg.Config,
+		Handler: r.handler, Logger: logger,
+		// HTTP/2 without TLS lets gRPC clients of PusherService (Connect
+		// serves gRPC on the same path) reach a loopback or in-cluster port.
+		UnencryptedHTTP2: true})
 	return r, nil
 }
 
@@ -165,11 +171,7 @@ func (r *Receiver) Handler() http.Handler { return r.handler }
 
 // Addr returns the address the listener is bound to ("" before Start);
 // with port 0 in the config it tells the real port.
-func (r *Receiver) Addr() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.addr
-}
+func (r *Receiver) Addr() string { return r.srv.Addr() }
 
 // Start listens on Endpoint and serves in a goroutine that Shutdown waits
 // for. A second Start does nothing; Start after Shutdown returns
@@ -183,32 +185,11 @@ func (r *Receiver) Start(ctx context.Context) error {
 	if r.started {
 		return nil
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", r.cfg.Endpoint)
-	if err != nil {
-		return fmt.Errorf("start pyroscope receiver on %s: %w", r.cfg.Endpoint, err)
+	if err := r.srv.Start(ctx); err != nil {
+		return err
 	}
 	r.started = true
-	r.addr = ln.Addr().String()
-	r.srv = &http.Server{
-		Handler:           r.handler,
-		ReadHeaderTimeout: min(r.cfg.ReadTimeout, 10*time.Second),
-		ReadTimeout:       r.cfg.ReadTimeout,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
-		Protocols:         new(http.Protocols),
-	}
-	// HTTP/2 without TLS lets gRPC clients of PusherService (Connect
-	// serves gRPC on the same path) reach a loopback or in-cluster port.
-	r.srv.Protocols.SetHTTP1(true)
-	r.srv.Protocols.SetUnencryptedHTTP2(true)
-	r.wg.Go(func() {
-		if err := r.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			r.log.Error("pyroscope receiver stopped", "endpoint", r.addr, "err", err)
-		}
-	})
-	r.log.Info("pyroscope receiver started", "endpoint", r.addr)
+	r.log.Info("pyroscope receiver started", "endpoint", r.srv.Addr())
 	return nil
 }
 
@@ -225,12 +206,7 @@ func (r *Receiver) Shutdown(ctx context.Context) error {
 	if !r.started {
 		return nil
 	}
-	var err error
-	if serr := r.srv.Shutdown(ctx); serr != nil {
-		r.srv.Close()
-		err = fmt.Errorf("shut down pyroscope receiver: %w", serr)
-	}
-	r.wg.Wait()
+	err := r.srv.Shutdown(ctx)
 	r.log.Info("pyroscope receiver stopped")
 	return err
 }
