@@ -44,8 +44,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP servers MUST accept gzip (protocols.md §1.1)
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/tap"
 
 	"github.com/evidentsec/evident/internal/ingest"
+	"github.com/evidentsec/evident/internal/ingest/admission"
 	"github.com/evidentsec/evident/internal/listener"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
@@ -133,6 +136,8 @@ type Receiver struct {
 	log      *slog.Logger
 	m        *metrics
 	handler  http.Handler
+	adm      *admission.Controller
+	dec      *ingest.Decompressor
 	bufs     sync.Pool     // *body
 	inflight chan struct{} // a slot per request being served
 
@@ -150,8 +155,9 @@ var _ pipeline.Component = (*Receiver)(nil)
 // New returns a receiver that hands traces and profiles to the given
 // consumers. A nil consumer turns its signal off: its HTTP path answers
 // 404 and its gRPC service UNIMPLEMENTED. Metrics are registered with reg
-// (nil: not registered).
-func New(cfg Config, traces pipeline.Consumer[[]telemetry.Span], profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logger *slog.Logger, reg prometheus.Registerer) (*Receiver, error) {
+// (nil: not registered). adm admits requests, shared with the other
+// receivers (nil: a private one with the default byte budget).
+func New(cfg Config, traces pipeline.Consumer[[]telemetry.Span], profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logger *slog.Logger, reg prometheus.Registerer, adm *admission.Controller) (*Receiver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -165,14 +171,17 @@ func New(cfg Config, traces pipeline.Consumer[[]telemetry.Span], profiles pipeli
 	if err != nil {
 		return nil, fmt.Errorf("register otlp receiver metrics: %w", err)
 	}
-	r := &Receiver{cfg: cfg, traces: traces, profiles: profiles, log: logger, m: m,
-		inflight: make(chan struct{}, cfg.MaxConcurrentRequests)}
+	if adm == nil {
+		adm = admission.Default()
+	}
+	r := &Receiver{cfg: cfg, traces: traces, profiles: profiles, log: logger, m: m, adm: adm,
+		dec: ingest.NewDecompressor(cfg.MaxRequestBytes), inflight: make(chan struct{}, cfg.MaxConcurrentRequests)}
 	mux := http.NewServeMux()
 	if traces != nil {
-		mux.HandleFunc(TracesPath, r.limitHTTP("traces", r.serveTraces))
+		mux.HandleFunc(TracesPath, r.admitHTTP("traces", r.serveTraces))
 	}
 	if profiles != nil {
-		mux.HandleFunc(ProfilesPath, r.limitHTTP("profiles", r.serveProfiles))
+		mux.HandleFunc(ProfilesPath, r.admitHTTP("profiles", r.serveProfiles))
 	}
 	r.handler = mux
 	return r, nil
@@ -230,11 +239,30 @@ func (r *Receiver) Start(ctx context.Context) error {
 }
 
 func (r *Receiver) newGRPCServer() *grpc.Server {
+	c := r.cfg
 	s := grpc.NewServer(
 		// grpc-go applies the limit to the decompressed message and answers
 		// RESOURCE_EXHAUSTED, as OTLP asks for oversized requests.
-		grpc.MaxRecvMsgSize(int(r.cfg.MaxRequestBytes)),
-		grpc.UnaryInterceptor(r.limitGRPC),
+		grpc.MaxRecvMsgSize(int(c.MaxRequestBytes)),
+		// Admission runs when a call's headers arrive, before grpc-go reads
+		// its message: a refused call costs no message buffer.
+		grpc.InTapHandle(r.admitGRPC),
+		// One connection cannot open more calls than there are slots; the
+		// calls beyond are refused by the transport (REFUSED_STREAM).
+		grpc.MaxConcurrentStreams(uint32(min(c.MaxConcurrentRequests, 1000))),
+		grpc.MaxHeaderListSize(uint32(c.MaxHeaderBytes)),
+		grpc.ConnectionTimeout(c.ReadHeaderTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: c.IdleTimeout,
+			// Ping a silent connection, and drop it if the ping is not
+			// answered: a vanished client does not keep its slot.
+			Time:    time.Minute,
+			Timeout: 20 * time.Second,
+		}),
+		// Clients may ping every 10 s (the Collector's exporters are often
+		// configured so), even without calls; faster pings close the
+		// connection.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	if r.traces != nil {
 		ptraceotlp.RegisterGRPCServer(s, &traceServer{r: r})
@@ -258,22 +286,44 @@ func (r *Receiver) acquire() bool {
 func (r *Receiver) release() { <-r.inflight }
 
 // busyRetry is the wait suggested to a client refused for lack of a
-// request slot: requests take milliseconds, so a slot frees up soon.
+// request slot or memory: requests take milliseconds, so a slot frees up
+// soon.
 const busyRetry = time.Second
 
-// limitGRPC refuses a call when MaxConcurrentRequests are in flight.
-// grpc-go has read the message by then, but not decoded or handed it on.
-func (r *Receiver) limitGRPC(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+// admitGRPC admits a call before grpc-go reads its message: memory below
+// the soft limit, the largest message it may send reserved on the byte
+// budget (grpc-go reads a message whole), and a request slot. All are
+// held until the call ends, which also ends at read_timeout: a client
+// that sends its message slowly loses the call and its slot. It runs on
+// the connection's reader, so it must not block.
+func (r *Receiver) admitGRPC(ctx context.Context, info *tap.Info) (context.Context, error) {
+	signal := "traces"
+	if strings.Contains(info.FullMethodName, "Profiles") {
+		signal = "profiles"
+	}
+	if err := r.adm.Admit(); err != nil {
+		r.m.refusedRequest("grpc", signal, ingest.ReasonMemory)
+		return nil, grpcStatus(codes.ResourceExhausted, err, busyRetry)
+	}
+	t := r.adm.Ticket()
+	if err := t.Reserve(min(r.cfg.MaxRequestBytes, r.adm.MaxBuffered())); err != nil {
+		r.m.refusedRequest("grpc", signal, ingest.ReasonMemory)
+		return nil, grpcStatus(codes.ResourceExhausted, err, busyRetry)
+	}
 	if !r.acquire() {
-		signal := "traces"
-		if strings.Contains(info.FullMethod, "Profiles") {
-			signal = "profiles"
-		}
+		t.Release()
 		r.m.refusedRequest("grpc", signal, ingest.ReasonFull)
 		return nil, grpcStatus(codes.ResourceExhausted, fmt.Errorf("%d requests in flight, retry later", r.cfg.MaxConcurrentRequests), busyRetry)
 	}
-	defer r.release()
-	return handler(ctx, req)
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.ReadTimeout)
+	// grpc-go cancels the stream's context when the call ends, however it
+	// ends, so this runs exactly once per admitted call.
+	context.AfterFunc(ctx, func() {
+		cancel()
+		t.Release()
+		r.release()
+	})
+	return ctx, nil
 }
 
 // GRPCAddr returns the address the gRPC listener is bound to ("" before

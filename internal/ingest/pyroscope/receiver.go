@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/evidentsec/evident/internal/ingest"
+	"github.com/evidentsec/evident/internal/ingest/admission"
 	"github.com/evidentsec/evident/internal/listener"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
@@ -102,7 +103,9 @@ type Receiver struct {
 	log      *slog.Logger
 	m        *metrics
 	handler  http.Handler
-	inflight chan struct{} // a slot per request being served
+	adm      *admission.Controller
+	dec      *ingest.Decompressor
+	inflight chan struct{} // a slot per request being decoded
 
 	srv *listener.Server
 
@@ -114,8 +117,10 @@ type Receiver struct {
 var _ pipeline.Component = (*Receiver)(nil)
 
 // New returns a receiver that hands profiles to the consumer. Metrics are
-// registered with reg (nil: not registered).
-func New(cfg Config, profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logger *slog.Logger, reg prometheus.Registerer) (*Receiver, error) {
+// registered with reg (nil: not registered). adm admits requests, shared
+// with the other receivers (nil: a private one with the default byte
+// budget).
+func New(cfg Config, profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logger *slog.Logger, reg prometheus.Registerer, adm *admission.Controller) (*Receiver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -129,8 +134,11 @@ func New(cfg Config, profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logg
 	if err != nil {
 		return nil, fmt.Errorf("register pyroscope receiver metrics: %w", err)
 	}
-	r := &Receiver{cfg: cfg, profiles: profiles, log: logger, m: m,
-		inflight: make(chan struct{}, cfg.MaxConcurrentRequests)}
+	if adm == nil {
+		adm = admission.Default()
+	}
+	r := &Receiver{cfg: cfg, profiles: profiles, log: logger, m: m, adm: adm,
+		dec: ingest.NewDecompressor(cfg.MaxRequestBytes), inflight: make(chan struct{}, cfg.MaxConcurrentRequests)}
 	mux := http.NewServeMux()
 	mux.HandleFunc(IngestPath, r.serveIngest)
 	mux.HandleFunc(PrefixIngestPath, r.serveIngest)
@@ -147,22 +155,41 @@ func New(cfg Config, profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logg
 	return r, nil
 }
 
-// limit refuses a request, before its body is read, when
-// MaxConcurrentRequests are in flight; requests take milliseconds, so
-// the client is told to retry after a second.
+// limit refuses a request before its body is read while memory is above
+// the soft limit, and gives it a ticket on the byte budget (ticketFrom),
+// released when it is answered.
 func (r *Receiver) limit(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		select {
-		case r.inflight <- struct{}{}:
-		default:
-			r.m.RefusedRequests.WithLabelValues("pyroscope", "http", "profiles", ingest.ReasonFull).Inc()
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, fmt.Sprintf("%d requests in flight, retry later", r.cfg.MaxConcurrentRequests), http.StatusTooManyRequests)
+		if err := r.adm.Admit(); err != nil {
+			r.refuseErr(w, err)
 			return
 		}
-		defer func() { <-r.inflight }()
-		h.ServeHTTP(w, req)
+		t := r.adm.Ticket()
+		defer t.Release()
+		h.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), ticketKey{}, t)))
 	})
+}
+
+type ticketKey struct{}
+
+// ticketFrom returns the request's ticket; a handler served without
+// limit (none is) would get one of its own, never released.
+func ticketFrom(ctx context.Context, adm *admission.Controller) *admission.Ticket {
+	if t, ok := ctx.Value(ticketKey{}).(*admission.Ticket); ok {
+		return t
+	}
+	return adm.Ticket()
+}
+
+// acquire takes a slot for decoding a request whose body has been read:
+// a client that sends slowly holds only the bytes it sent, never a slot.
+func (r *Receiver) acquire() (release func(), err error) {
+	select {
+	case r.inflight <- struct{}{}:
+		return func() { <-r.inflight }, nil
+	default:
+		return nil, fmt.Errorf("%w: %d requests in flight, retry later", errBusy, r.cfg.MaxConcurrentRequests)
+	}
 }
 
 // Handler returns the receiver's HTTP handler, for mounting on another
