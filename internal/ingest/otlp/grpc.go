@@ -119,7 +119,7 @@ func (r *Receiver) exportProfiles(ctx context.Context, transport, source string,
 			return pprofileotlp.ExportResponse{}, fmt.Errorf("%w: re-encode profiles: %w", errMalformed, err)
 		}
 	}
-	batches, derr := telemetry.DecodeOTLPProfiles(protoData, source)
+	batches, derr := r.cfg.Profiles.DecodeOTLPProfiles(protoData, source)
 	if derr != nil && len(batches) == 0 && total > 0 {
 		return pprofileotlp.ExportResponse{}, derr
 	}

@@ -74,6 +74,9 @@ type Config struct {
 	// beyond it a request is refused at once as throttled (429 /
 	// RESOURCE_EXHAUSTED with a retry delay) instead of being buffered.
 	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
+	// Profiles bound the samples, locations and stack depth of each
+	// profile received.
+	Profiles telemetry.Limits `yaml:"profiles"`
 	// Config bounds each listener's connections (max_connections each)
 	// and how long a client may take: over HTTP, to send a request
 	// (read_timeout) or read the answer; over gRPC, read_header_timeout
@@ -92,6 +95,7 @@ func DefaultConfig() Config {
 		MaxRequestBytes: 16 << 20,
 		// A few requests per core keep the cores busy; more only queue.
 		MaxConcurrentRequests: 64,
+		Profiles:              telemetry.DefaultLimits(),
 		Config:                listener.DefaultConfig(),
 	}
 }
@@ -124,6 +128,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Config.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if err := c.Profiles.Validate(); err != nil {
+		return fmt.Errorf("%w: profiles: %w", ErrConfig, err)
 	}
 	return nil
 }

@@ -60,7 +60,7 @@ func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
 	if p.spyName != "" {
 		source += " (" + p.spyName + ")"
 	}
-	batches, derr := telemetry.DecodePprof(data, source)
+	batches, derr := r.cfg.Profiles.DecodePprof(data, source)
 	if len(batches) == 0 {
 		if derr != nil {
 			r.refuseErr(w, fmt.Errorf("%w: %w", errBadRequest, derr))

@@ -70,7 +70,7 @@ func (p *pusher) Push(ctx context.Context, req *connect.Request[pushv1.PushReque
 			left -= int64(len(raw))
 			var bs []*telemetry.ProfileBatch
 			if err == nil {
-				bs, err = telemetry.DecodePprof(raw, record)
+				bs, err = r.cfg.Profiles.DecodePprof(raw, record)
 			}
 			if len(bs) == 0 {
 				if err != nil {

@@ -60,6 +60,9 @@ type Config struct {
 	// so that memory stays bounded under overload: beyond it a request is
 	// refused at once with 429 and Retry-After instead of being buffered.
 	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
+	// Profiles bound the samples, locations and stack depth of each
+	// profile received.
+	Profiles telemetry.Limits `yaml:"profiles"`
 	// Config bounds the listener's connections and how long a client may
 	// take to send a request (read_timeout) or read the answer.
 	listener.Config `yaml:",inline"`
@@ -74,6 +77,7 @@ func DefaultConfig() Config {
 		MaxRequestBytes: 16 << 20,
 		// Profiles arrive every 10-15 s per process: a few slots suffice.
 		MaxConcurrentRequests: 16,
+		Profiles:              telemetry.DefaultLimits(),
 		Config:                listener.DefaultConfig(),
 	}
 }
@@ -91,6 +95,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Config.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if err := c.Profiles.Validate(); err != nil {
+		return fmt.Errorf("%w: profiles: %w", ErrConfig, err)
 	}
 	return nil
 }
