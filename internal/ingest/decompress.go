@@ -117,8 +117,13 @@ func (d *Decompressor) Decompress(dst *bytes.Buffer, data []byte, encoding strin
 	defer release()
 	n, err := dst.ReadFrom(io.LimitReader(t.Reader(zr), limit+1))
 	if err != nil {
-		if errors.Is(err, admission.ErrBudget) {
+		switch {
+		case errors.Is(err, admission.ErrBudget):
 			return nil, err
+		case errors.Is(err, zstd.ErrDecoderSizeExceeded), errors.Is(err, zstd.ErrWindowSizeExceeded):
+			// The decoder's own memory bound, at the limit or for a
+			// frame asking for a larger window.
+			return nil, fmt.Errorf("%w: more than %d bytes after decompression (%s): %w", ErrTooLarge, limit, enc, err)
 		}
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, enc, err)
 	}
