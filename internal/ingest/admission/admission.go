@@ -99,8 +99,7 @@ type Controller struct {
 	buffered atomic.Int64
 	limit    atomic.Int64 // the runtime's memory limit while sampling, 0 for none
 
-	inUse    prometheus.GaugeFunc
-	bufGauge prometheus.GaugeFunc
+	memLimited prometheus.GaugeFunc
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -117,21 +116,22 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Controlle
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Controller{cfg: cfg, log: logger}
+	c.memLimited = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "evident_admission_memory_limited",
+		Help: "1 while memory is above the soft limit and requests are refused.",
+	}, func() float64 {
+		if c.over.Load() {
+			return 1
+		}
+		return 0
+	})
 	if reg != nil {
 		for _, g := range []prometheus.Collector{
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "evident_admission_buffered_bytes",
 				Help: "Bytes of request bodies, raw and decompressed, held by the receivers.",
 			}, func() float64 { return float64(c.buffered.Load()) }),
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "evident_admission_memory_limited",
-				Help: "1 while memory is above the soft limit and requests are refused.",
-			}, func() float64 {
-				if c.over.Load() {
-					return 1
-				}
-				return 0
-			}),
+			c.memLimited,
 		} {
 			if err := reg.Register(g); err != nil {
 				return nil, fmt.Errorf("register admission metrics: %w", err)
