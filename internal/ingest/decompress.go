@@ -118,7 +118,7 @@ func (d *Decompressor) Decompress(dst *bytes.Buffer, data []byte, encoding strin
 	n, err := dst.ReadFrom(io.LimitReader(t.Reader(zr), limit+1))
 	if err != nil {
 		switch {
-		case errors.Is(err, admission.ErrBudget):
+		case errors.Is(err, admission.ErrBudget), errors.Is(err, admission.ErrTooLarge):
 			return nil, err
 		case errors.Is(err, zstd.ErrDecoderSizeExceeded), errors.Is(err, zstd.ErrWindowSizeExceeded):
 			// The decoder's own memory bound, at the limit or for a

@@ -31,13 +31,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Errors of a refused admission; both are retryable.
+// Errors of a refused admission; ErrMemory and ErrBudget are retryable.
 var (
 	// ErrMemory refuses a request while the process is above the soft
 	// memory limit.
 	ErrMemory = errors.New("memory above the soft limit")
 	// ErrBudget refuses bytes beyond the budget of buffered request bodies.
 	ErrBudget = errors.New("buffered request bytes at the limit")
+	// ErrTooLarge refuses a request that alone needs more than the whole
+	// budget: it could never be admitted, so it is not retryable.
+	ErrTooLarge = errors.New("request needs more than max_buffered_bytes")
 )
 
 // ErrConfig marks an invalid Config.
@@ -234,19 +237,40 @@ func (c *Controller) Buffered() int64 { return c.buffered.Load() }
 
 // Ticket returns an empty reservation for one request; its owner calls
 // Release when the request's buffers are no longer used.
+//
+// Receivers reserve the bytes they read and decompress, and an estimate
+// of what decoding makes of them (DecodedSpanBytes per span), so that the
+// budget bounds the memory of the requests in flight, not only of their
+// bodies.
 func (c *Controller) Ticket() *Ticket { return &Ticket{c: c} }
 
-// Ticket holds the bytes one request has reserved. It is not safe for
-// concurrent use.
+// Ticket holds the bytes one request has reserved. It is safe for
+// concurrent use: a gRPC call's deadline may release it while its
+// handler still runs, and what the handler reserves after is refused.
 type Ticket struct {
 	c *Controller
-	n int64
+
+	mu     sync.Mutex
+	n      int64
+	closed bool
 }
 
-// Reserve reserves n more bytes, or returns ErrBudget and reserves
-// nothing when the budget cannot hold them.
+// errReleased refuses reservations on a released ticket.
+var errReleased = errors.New("request ended")
+
+// Reserve reserves n more bytes, or reserves nothing and returns
+// ErrBudget when the budget cannot hold them now, or ErrTooLarge when the
+// request would hold more than the whole budget.
 func (t *Ticket) Reserve(n int64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return fmt.Errorf("%w: %w", ErrBudget, errReleased)
+	}
 	max := t.c.cfg.MaxBufferedBytes
+	if t.n+n > max {
+		return fmt.Errorf("%w: %d bytes, max_buffered_bytes %d", ErrTooLarge, t.n+n, max)
+	}
 	for {
 		cur := t.c.buffered.Load()
 		if cur+n > max {
@@ -259,11 +283,32 @@ func (t *Ticket) Reserve(n int64) error {
 	}
 }
 
-// Release returns every byte the ticket reserved; it may be called again.
-func (t *Ticket) Release() {
+// Swap releases what the ticket holds and reserves n instead, for data
+// that replaces the data it was decoded from; on an error the ticket
+// holds nothing.
+func (t *Ticket) Swap(n int64) error {
+	t.mu.Lock()
 	t.c.buffered.Add(-t.n)
 	t.n = 0
+	t.mu.Unlock()
+	return t.Reserve(n)
 }
+
+// Release returns every byte the ticket reserved; later reservations are
+// refused. It may be called again.
+func (t *Ticket) Release() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.c.buffered.Add(-t.n)
+	t.n = 0
+	t.closed = true
+}
+
+// DecodedSpanBytes estimates the memory of one decoded span: its pdata
+// form over gRPC and evident's telemetry.Span with its strings. A small
+// request can hold many spans: counting them keeps a request of many
+// tiny spans from taking many times its size.
+const DecodedSpanBytes = 1 << 10
 
 // readStep is how much a Reader reserves at a time: reads are cut to it,
 // so a request reserves about what it has read, not what its buffer

@@ -145,7 +145,7 @@ func (r *Receiver) refuseBody(w http.ResponseWriter, enc encoding, signal string
 	case errors.Is(err, admission.ErrMemory), errors.Is(err, admission.ErrBudget):
 		r.m.refusedRequest("http", signal, ingest.ReasonMemory)
 		writeStatus(w, enc, http.StatusTooManyRequests, codes.ResourceExhausted, err.Error(), busyRetry)
-	case errors.Is(err, ingest.ErrTooLarge), errors.Is(err, telemetry.ErrTooLarge):
+	case errors.Is(err, ingest.ErrTooLarge), errors.Is(err, telemetry.ErrTooLarge), errors.Is(err, admission.ErrTooLarge):
 		r.m.refusedRequest("http", signal, ingest.ReasonTooLarge)
 		writeStatus(w, enc, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, err.Error(), 0)
 	case errors.Is(err, ingest.ErrEncoding):
@@ -174,6 +174,9 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request, t *admi
 	defer release()
 	var spans []telemetry.Span
 	derr := telemetry.DecodeTraces(bytes.NewReader(data), "OTLP/HTTP "+TracesPath+" from "+req.RemoteAddr, func(s []telemetry.Span) error {
+		if err := t.Reserve(int64(len(s)) * admission.DecodedSpanBytes); err != nil {
+			return err
+		}
 		if spans == nil {
 			spans = s // the usual single resource: no copy
 			return nil
@@ -181,7 +184,7 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request, t *admi
 		spans = append(spans, s...)
 		return nil
 	})
-	if derr != nil && len(spans) == 0 {
+	if derr != nil && (len(spans) == 0 || errors.Is(derr, admission.ErrBudget) || errors.Is(derr, admission.ErrTooLarge)) {
 		r.refuseBody(w, enc, "traces", derr)
 		return
 	}

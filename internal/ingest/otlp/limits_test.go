@@ -192,7 +192,7 @@ func TestGRPCFlood(t *testing.T) {
 	if retryInfo != counts["ResourceExhausted"] {
 		t.Errorf("%d RetryInfo for %d refusals", retryInfo, counts["ResourceExhausted"])
 	}
-	if adm.Buffered() != 0 {
+	if !released(adm) {
 		t.Errorf("%d bytes still reserved after every call ended", adm.Buffered())
 	}
 	t.Logf("answers %v, heap grew by %d MiB", counts, peak>>20)
@@ -314,4 +314,62 @@ func TestZstdRequest(t *testing.T) {
 	if got := countSpans(traces.all()); got != 30 {
 		t.Errorf("%d spans, want 30", got)
 	}
+}
+
+// TestManyTinySpans: a request within max_request_bytes whose spans,
+// decoded, would take more than the whole byte budget is refused as too
+// large (413; RESOURCE_EXHAUSTED without RetryInfo), not decoded.
+func TestManyTinySpans(t *testing.T) {
+	cfg := testConfig()
+	acfg := admission.DefaultConfig()
+	acfg.MaxBufferedBytes = 2 << 20
+	adm, err := admission.New(acfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	traces := &recorder[[]telemetry.Span]{}
+	r, err := New(cfg, traces, nil, nil, nil, adm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(context.Background())
+	req := tracesRequest(5000, false) // 5000 spans of 1 KiB each decoded, under 1 MiB on the wire
+	resp, err := http.Post("http://"+r.HTTPAddr()+TracesPath, "application/x-protobuf", bytes.NewReader(mustProto(t, req)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("HTTP: %d, want 413", resp.StatusCode)
+	}
+	cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	_, err = ptraceotlp.NewGRPCClient(cc).Export(t.Context(), req)
+	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || len(st.Details()) != 0 {
+		t.Errorf("gRPC: %v with details %v, want RESOURCE_EXHAUSTED without RetryInfo", st.Code(), st.Details())
+	}
+	if n := countSpans(traces.all()); n != 0 {
+		t.Errorf("consumer got %d spans", n)
+	}
+	if !released(adm) {
+		t.Errorf("%d bytes still reserved", adm.Buffered())
+	}
+}
+
+// released waits for the reservations of ended calls to go: grpc-go
+// cancels a call's context just after answering it.
+func released(adm *admission.Controller) bool {
+	for range 500 {
+		if adm.Buffered() == 0 {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
 }

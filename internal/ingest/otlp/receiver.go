@@ -309,20 +309,18 @@ func (r *Receiver) admitGRPC(ctx context.Context, info *tap.Info) (context.Conte
 		signal = "profiles"
 	}
 	if err := r.adm.Admit(); err != nil {
-		r.m.refusedRequest("grpc", signal, ingest.ReasonMemory)
-		return nil, grpcStatus(codes.ResourceExhausted, err, busyRetry)
+		return nil, r.refuseGRPC(signal, err)
 	}
 	t := r.adm.Ticket()
 	if err := t.Reserve(min(r.cfg.MaxRequestBytes, r.adm.MaxBuffered())); err != nil {
-		r.m.refusedRequest("grpc", signal, ingest.ReasonMemory)
-		return nil, grpcStatus(codes.ResourceExhausted, err, busyRetry)
+		return nil, r.refuseGRPC(signal, err)
 	}
 	if !r.acquire() {
 		t.Release()
 		r.m.refusedRequest("grpc", signal, ingest.ReasonFull)
 		return nil, grpcStatus(codes.ResourceExhausted, fmt.Errorf("%d requests in flight, retry later", r.cfg.MaxConcurrentRequests), busyRetry)
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.ReadTimeout)
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, ticketKey{}, t), r.cfg.ReadTimeout)
 	// grpc-go cancels the stream's context when the call ends, however it
 	// ends, so this runs exactly once per admitted call.
 	context.AfterFunc(ctx, func() {
@@ -331,6 +329,27 @@ func (r *Receiver) admitGRPC(ctx context.Context, info *tap.Info) (context.Conte
 		r.release()
 	})
 	return ctx, nil
+}
+
+type ticketKey struct{}
+
+// ticketFrom returns the call's ticket, taken by admitGRPC.
+func ticketFrom(ctx context.Context, adm *admission.Controller) *admission.Ticket {
+	if t, ok := ctx.Value(ticketKey{}).(*admission.Ticket); ok {
+		return t
+	}
+	return adm.Ticket()
+}
+
+// refuseGRPC answers an admission refusal: throttling with a RetryInfo,
+// or, for a call that could never be admitted, without one.
+func (r *Receiver) refuseGRPC(signal string, err error) error {
+	if errors.Is(err, admission.ErrTooLarge) {
+		r.m.refusedRequest("grpc", signal, ingest.ReasonTooLarge)
+		return grpcStatus(codes.ResourceExhausted, err, 0)
+	}
+	r.m.refusedRequest("grpc", signal, ingest.ReasonMemory)
+	return grpcStatus(codes.ResourceExhausted, err, busyRetry)
 }
 
 // GRPCAddr returns the address the gRPC listener is bound to ("" before

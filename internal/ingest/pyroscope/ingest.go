@@ -106,7 +106,7 @@ func (r *Receiver) refuseErr(w http.ResponseWriter, err error) {
 	case errors.Is(err, errBusy):
 		w.Header().Set("Retry-After", "1")
 		r.refuse(w, http.StatusTooManyRequests, ingest.ReasonFull, err)
-	case errors.Is(err, ingest.ErrTooLarge), errors.Is(err, telemetry.ErrTooLarge):
+	case errors.Is(err, ingest.ErrTooLarge), errors.Is(err, telemetry.ErrTooLarge), errors.Is(err, admission.ErrTooLarge):
 		r.refuse(w, http.StatusRequestEntityTooLarge, ingest.ReasonTooLarge, err)
 	case errors.Is(err, errUnsupported), errors.Is(err, ingest.ErrEncoding):
 		r.refuse(w, http.StatusUnsupportedMediaType, ingest.ReasonUnsupported, err)
@@ -277,7 +277,7 @@ func (r *Receiver) readProfile(req *http.Request) ([]byte, error) {
 	var buf bytes.Buffer
 	body, err := ingest.ReadBody(&buf, req.Body, req.ContentLength, limit, t)
 	if err != nil {
-		if errors.Is(err, ingest.ErrTooLarge) || errors.Is(err, admission.ErrBudget) {
+		if errors.Is(err, ingest.ErrTooLarge) || errors.Is(err, admission.ErrBudget) || errors.Is(err, admission.ErrTooLarge) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("%w: read body: %w", errBadRequest, err)

@@ -60,7 +60,7 @@ func (p *pusher) Push(ctx context.Context, req *connect.Request[pushv1.PushReque
 			record := fmt.Sprintf("%s: series[%d].samples[%d]", source, i, j)
 			raw, err := r.decompress(smp.GetRawProfile(), left, t)
 			switch {
-			case errors.Is(err, ingest.ErrTooLarge):
+			case errors.Is(err, ingest.ErrTooLarge), errors.Is(err, admission.ErrTooLarge):
 				r.m.refusedRequest("connect", ingest.ReasonTooLarge)
 				return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s: the request's profiles are over max_request_bytes %d after decompression: %w", record, r.cfg.MaxRequestBytes, err))
 			case errors.Is(err, admission.ErrBudget):
