@@ -60,6 +60,9 @@ type Config struct {
 	Endpoint string `yaml:"endpoint"`
 	// MaxUploadBytes bounds an uploaded report.
 	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+	// MaxConcurrentUploads bounds the uploads read and parsed at once, each
+	// up to MaxUploadBytes in memory; beyond, 429 with Retry-After.
+	MaxConcurrentUploads int `yaml:"max_concurrent_uploads"`
 	// Config bounds the connections and how long a client may take to
 	// send a request or read a response. The alert stream sets its own
 	// write deadline per event.
@@ -72,7 +75,7 @@ type Config struct {
 func DefaultConfig() Config {
 	lc := listener.DefaultConfig()
 	lc.ReadTimeout, lc.WriteTimeout = 2*time.Minute, 2*time.Minute
-	return Config{Endpoint: "127.0.0.1:8080", MaxUploadBytes: 64 << 20, Config: lc}
+	return Config{Endpoint: "127.0.0.1:8080", MaxUploadBytes: 64 << 20, MaxConcurrentUploads: 4, Config: lc}
 }
 
 // Validate reports a configuration that cannot work.
@@ -82,6 +85,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxUploadBytes <= 0 {
 		return fmt.Errorf("api max_upload_bytes %d: must be positive", c.MaxUploadBytes)
+	}
+	if c.MaxConcurrentUploads <= 0 {
+		return fmt.Errorf("api max_concurrent_uploads %d: must be positive", c.MaxConcurrentUploads)
 	}
 	if err := c.Config.Validate(); err != nil {
 		return fmt.Errorf("api: %w", err)
@@ -113,6 +119,8 @@ type Server struct {
 	deps Deps
 
 	srv *listener.Server
+	// uploads holds a slot per upload being read or parsed.
+	uploads chan struct{}
 }
 
 var _ pipeline.Component = (*Server)(nil)
@@ -122,7 +130,7 @@ func New(cfg Config, deps Deps) *Server {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, deps: deps}
+	s := &Server{cfg: cfg, deps: deps, uploads: make(chan struct{}, max(cfg.MaxConcurrentUploads, 1))}
 	s.srv = listener.New(listener.Options{Name: "api", Endpoint: cfg.Endpoint, Config: cfg.Config, Handler: s.Handler(), Logger: deps.Logger})
 	return s
 }

@@ -157,6 +157,14 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "uploads are not configured")
 		return
 	}
+	select {
+	case s.uploads <- struct{}{}:
+		defer func() { <-s.uploads }()
+	default:
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, "%d uploads in progress, retry later", s.cfg.MaxConcurrentUploads)
+		return
+	}
 	// Read the whole report first: the size limit must answer 413 whatever
 	// the parser makes of a cut-off body.
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes))
