@@ -2,6 +2,8 @@ package pyroscope
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/evidentsec/evident/internal/ingest/admission"
 	"github.com/evidentsec/evident/internal/ingest/ingesttest"
 )
 
@@ -162,5 +165,52 @@ func TestIngestBombs(t *testing.T) {
 	t.Logf("heap grew by %d MiB", peak>>20)
 	if peak > 64<<20 {
 		t.Errorf("heap grew by %d MiB, want under 64 MiB", peak>>20)
+	}
+}
+
+// TestBudget: with the byte budget spent by other requests, a Push is
+// throttled (RESOURCE_EXHAUSTED with Retry-After) and /ingest answers 429;
+// a Push that alone needs more than the budget is refused for good.
+func TestBudget(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxRequestBytes = 4 << 20
+	acfg := admission.DefaultConfig()
+	acfg.MaxBufferedBytes = 1 << 20
+	adm, err := admission.New(acfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(cfg, &recorder{}, nil, nil, adm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(context.Background())
+	client := pushv1connect.NewPusherServiceClient(http.DefaultClient, "http://"+r.Addr())
+
+	_, err = client.Push(t.Context(), connect.NewRequest(pushRequest(t, make([]byte, 2<<20))))
+	if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "max_buffered_bytes") {
+		t.Errorf("Push over the whole budget: %v, want INVALID_ARGUMENT naming max_buffered_bytes", err)
+	}
+
+	other := adm.Ticket()
+	if err := other.Reserve(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	defer other.Release()
+	_, err = client.Push(t.Context(), connect.NewRequest(pushRequest(t, cpuProfile(t))))
+	var ce *connect.Error
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeResourceExhausted || ce.Meta().Get("Retry-After") != "1" {
+		t.Errorf("Push with the budget spent: %v, want RESOURCE_EXHAUSTED with Retry-After 1", err)
+	}
+	resp, err := http.Post("http://"+r.Addr()+IngestPath+"?name=checkout", "application/octet-stream", bytes.NewReader(cpuProfile(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
+		t.Errorf("/ingest with the budget spent: %d Retry-After %q, want 429 and 1", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 }

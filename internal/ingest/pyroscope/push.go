@@ -137,10 +137,29 @@ func (r *Receiver) limitPush(h http.Handler) http.Handler {
 			return
 		}
 		body := http.MaxBytesReader(w, req.Body, r.cfg.MaxRequestBytes)
-		req.Body = struct {
-			io.Reader
-			io.Closer
-		}{ticketFrom(req.Context(), r.adm).Reader(body), body}
+		req.Body = &pushBody{Reader: ticketFrom(req.Context(), r.adm).Reader(body), Closer: body, r: r}
 		h.ServeHTTP(w, req)
 	})
+}
+
+// pushBody answers the ticket's refusals of a Push body as Push answers
+// them: connect-go passes a *connect.Error from the body on as it is, and
+// would make anything else UNKNOWN.
+type pushBody struct {
+	io.Reader
+	io.Closer
+	r *Receiver
+}
+
+func (b *pushBody) Read(p []byte) (int, error) {
+	n, err := b.Reader.Read(p)
+	switch {
+	case errors.Is(err, admission.ErrTooLarge):
+		b.r.m.refusedRequest("connect", ingest.ReasonTooLarge)
+		return n, connect.NewError(connect.CodeInvalidArgument, err)
+	case errors.Is(err, admission.ErrBudget):
+		b.r.m.refusedRequest("connect", ingest.ReasonMemory)
+		return n, retryError(connect.CodeResourceExhausted, err, time.Second)
+	}
+	return n, err
 }
