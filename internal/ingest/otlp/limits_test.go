@@ -373,3 +373,57 @@ func released(adm *admission.Controller) bool {
 	}
 	return false
 }
+
+// TestBudgetSpent: while other requests hold the whole byte budget, both
+// transports throttle (429 with Retry-After; RESOURCE_EXHAUSTED with
+// RetryInfo), and serve again once it is released.
+func TestBudgetSpent(t *testing.T) {
+	acfg := admission.DefaultConfig()
+	acfg.MaxBufferedBytes = 1 << 20
+	adm, err := admission.New(acfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.MaxRequestBytes = 512 << 10
+	r, err := New(cfg, &recorder[[]telemetry.Span]{}, nil, nil, nil, adm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(context.Background())
+	cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	body := mustProto(t, tracesRequest(1, false))
+	post := func() *http.Response {
+		resp, err := http.Post("http://"+r.HTTPAddr()+TracesPath, "application/x-protobuf", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	other := adm.Ticket()
+	if err := other.Reserve(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	if resp := post(); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
+		t.Errorf("HTTP: %d Retry-After %q, want 429 and 1", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	_, err = ptraceotlp.NewGRPCClient(cc).Export(t.Context(), tracesRequest(1, false))
+	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || len(st.Details()) != 1 {
+		t.Errorf("gRPC: %v with details %v, want RESOURCE_EXHAUSTED with RetryInfo", st.Code(), st.Details())
+	}
+	other.Release()
+	if resp := post(); resp.StatusCode != http.StatusOK {
+		t.Errorf("HTTP after the release: %d, want 200", resp.StatusCode)
+	}
+	if _, err := ptraceotlp.NewGRPCClient(cc).Export(t.Context(), tracesRequest(1, false)); err != nil {
+		t.Errorf("gRPC after the release: %v", err)
+	}
+}
