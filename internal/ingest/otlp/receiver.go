@@ -16,8 +16,15 @@
 //   - consumer queue full: 429 with Retry-After / RESOURCE_EXHAUSTED with
 //     a google.rpc.RetryInfo;
 //   - consumer unavailable for another reason: 503 / UNAVAILABLE;
-//   - more than MaxConcurrentRequests in flight: 429 / RESOURCE_EXHAUSTED
-//     with a retry delay, before the body is decoded.
+//   - more than MaxConcurrentRequests being decoded, memory above the
+//     soft limit or the byte budget spent (package admission): 429 /
+//     RESOURCE_EXHAUSTED with a retry delay; over gRPC before grpc-go
+//     reads the message, over HTTP before the body is decoded;
+//   - a request that alone would need more than the byte budget: 413 /
+//     RESOURCE_EXHAUSTED without retry information.
+//
+// Listeners, timeouts and connection caps come from package listener
+// (docs/security.md).
 //
 // Metrics, shared with the pyroscope receiver (label receiver):
 // evident_receiver_accepted_{spans,profiles}_total{transport},

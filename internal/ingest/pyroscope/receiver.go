@@ -9,9 +9,11 @@
 // from the application name or the service_name label.
 //
 // Answers follow Pyroscope's: 200 on success, 400 for bad parameters or
-// undecodable profiles, 413 over MaxRequestBytes (after decompression),
-// 415 for formats other than pprof, 429 with Retry-After when the
-// consumer's queue is full and 503 when it is otherwise unavailable.
+// undecodable profiles, 413 over MaxRequestBytes (after decompression,
+// for all the profiles of a request together) or over the per-profile
+// Limits, 415 for formats other than pprof, 429 with Retry-After when
+// the consumer's queue is full, all request slots are taken or admission
+// refuses for memory, and 503 when the consumer is otherwise unavailable.
 package pyroscope
 
 import (
