@@ -54,10 +54,10 @@ func NewDecompressor(maxLimit int64) *Decompressor {
 const zstdWindow = 8 << 20
 
 // Decompress returns data decoded per encoding ("" or "identity": by
-// content) into dst, at most limit bytes; decompressed bytes are reserved
-// on t. Data that is not compressed is returned as is (it was read under
-// the limit already).
-func (d *Decompressor) Decompress(dst *bytes.Buffer, data []byte, encoding string, limit int64, t *admission.Ticket) ([]byte, error) {
+// content), at most limit bytes, in dst's storage (grown when needed);
+// decompressed bytes are reserved on t. Data that is not compressed is
+// returned as is (it was read under the limit already).
+func (d *Decompressor) Decompress(dst, data []byte, encoding string, limit int64, t *admission.Ticket) ([]byte, error) {
 	enc := strings.ToLower(strings.TrimSpace(encoding))
 	switch enc {
 	case "", "identity":
@@ -90,7 +90,7 @@ func (d *Decompressor) Decompress(dst *bytes.Buffer, data []byte, encoding strin
 	case "zstd":
 		z, _ := d.zs.Get().(*zstd.Decoder)
 		if z == nil {
-			z, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
+			z, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
 				zstd.WithDecoderMaxMemory(uint64(d.maxLimit)), zstd.WithDecoderMaxWindow(zstdWindow))
 			if err != nil {
 				return nil, fmt.Errorf("zstd decoder: %w", err)
@@ -115,7 +115,7 @@ func (d *Decompressor) Decompress(dst *bytes.Buffer, data []byte, encoding strin
 		return nil, fmt.Errorf("%w %q, use gzip, zstd, deflate or none", ErrEncoding, encoding)
 	}
 	defer release()
-	n, err := dst.ReadFrom(io.LimitReader(t.Reader(zr), limit+1))
+	out, err := readAtMost(dst, t.Reader(zr), limit)
 	if err != nil {
 		switch {
 		case errors.Is(err, admission.ErrBudget), errors.Is(err, admission.ErrTooLarge):
@@ -127,29 +127,60 @@ func (d *Decompressor) Decompress(dst *bytes.Buffer, data []byte, encoding strin
 		}
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, enc, err)
 	}
-	if n > limit {
+	if int64(len(out)) > limit {
 		return nil, fmt.Errorf("%w: more than %d bytes after decompression (%s)", ErrTooLarge, limit, enc)
 	}
-	out := dst.Bytes()
 	if bytes.HasPrefix(out, []byte(gzipMagic)) || bytes.HasPrefix(out, []byte(zstdMagic)) {
 		return nil, fmt.Errorf("%w: compressed data inside %s", ErrCorrupt, enc)
 	}
 	return out, nil
 }
 
-// ReadBody reads a request body of at most limit bytes into dst,
-// reserving what it reads on t. contentLength (-1: unknown) over the
-// limit is refused before anything is read.
-func ReadBody(dst *bytes.Buffer, body io.Reader, contentLength, limit int64, t *admission.Ticket) ([]byte, error) {
+// ReadBody reads a request body of at most limit bytes into dst's
+// storage (grown when needed), reserving what it reads on t.
+// contentLength (-1: unknown) over the limit is refused before anything
+// is read. It does not size the buffer: a client may announce the limit
+// and send nothing, and memory is taken as bytes arrive.
+func ReadBody(dst []byte, body io.Reader, contentLength, limit int64, t *admission.Ticket) ([]byte, error) {
 	if contentLength > limit {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, contentLength, limit)
 	}
-	n, err := dst.ReadFrom(io.LimitReader(t.Reader(body), limit+1))
+	out, err := readAtMost(dst, t.Reader(body), limit)
 	if err != nil {
 		return nil, err
 	}
-	if n > limit {
+	if int64(len(out)) > limit {
 		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)
 	}
-	return dst.Bytes(), nil
+	return out, nil
+}
+
+// readAtMost reads r to its end into dst's storage, stopping after
+// limit+1 bytes. The buffer doubles as it fills but never beyond limit+1,
+// so a body at the limit takes about the limit, not twice it (as
+// bytes.Buffer's growth would).
+func readAtMost(dst []byte, r io.Reader, limit int64) ([]byte, error) {
+	dst = dst[:0]
+	for {
+		if len(dst) == cap(dst) {
+			if int64(len(dst)) > limit {
+				return dst, nil
+			}
+			// Not slices.Grow: append's growth would overshoot limit+1.
+			grown := make([]byte, len(dst), min(max(2*int64(cap(dst)), 16<<10), limit+1))
+			copy(grown, dst)
+			dst = grown
+		}
+		n, err := r.Read(dst[len(dst):min(int64(cap(dst)), limit+1)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+		if int64(len(dst)) > limit {
+			return dst, nil
+		}
+	}
 }

@@ -92,7 +92,7 @@ func (r *Receiver) admitHTTP(signal string, h func(http.ResponseWriter, *http.Re
 
 // body holds the buffers of one request, reused through Receiver.bufs.
 type body struct {
-	raw, plain bytes.Buffer
+	raw, plain []byte
 }
 
 // maxPooledBuffer keeps the buffers of rare huge requests out of the pool,
@@ -107,11 +107,9 @@ func (r *Receiver) getBody() *body {
 }
 
 func (r *Receiver) putBody(b *body) {
-	if b.raw.Cap() > maxPooledBuffer || b.plain.Cap() > maxPooledBuffer {
+	if cap(b.raw) > maxPooledBuffer || cap(b.plain) > maxPooledBuffer {
 		return
 	}
-	b.raw.Reset()
-	b.plain.Reset()
 	r.bufs.Put(b)
 }
 
@@ -122,9 +120,13 @@ func (r *Receiver) putBody(b *body) {
 // refusals itself; on success the caller calls release when done.
 func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, enc encoding, signal string, b *body, t *admission.Ticket) (data []byte, release func(), ok bool) {
 	limit := r.cfg.MaxRequestBytes
-	data, err := ingest.ReadBody(&b.raw, req.Body, req.ContentLength, limit, t)
+	data, err := ingest.ReadBody(b.raw, req.Body, req.ContentLength, limit, t)
 	if err == nil {
-		data, err = r.dec.Decompress(&b.plain, data, req.Header.Get("Content-Encoding"), limit, t)
+		b.raw = data
+		data, err = r.dec.Decompress(b.plain, data, req.Header.Get("Content-Encoding"), limit, t)
+		if err == nil && cap(data) > 0 && cap(b.raw) > 0 && &data[:1][0] != &b.raw[:1][0] {
+			b.plain = data // decompressed: keep its storage for the next request
+		}
 	}
 	if err != nil {
 		r.refuseBody(w, enc, signal, err)

@@ -274,8 +274,7 @@ func (r *Receiver) readProfile(req *http.Request) ([]byte, error) {
 		return nil, fmt.Errorf("%w: content encoding %q; the profile itself may be gzipped", errUnsupported, ce)
 	}
 	t := ticketFrom(req.Context(), r.adm)
-	var buf bytes.Buffer
-	body, err := ingest.ReadBody(&buf, req.Body, req.ContentLength, limit, t)
+	body, err := ingest.ReadBody(nil, req.Body, req.ContentLength, limit, t)
 	if err != nil {
 		if errors.Is(err, ingest.ErrTooLarge) || errors.Is(err, admission.ErrBudget) || errors.Is(err, admission.ErrTooLarge) {
 			return nil, err
@@ -297,8 +296,7 @@ func (r *Receiver) decompress(data []byte, limit int64, t *admission.Ticket) ([]
 	if int64(len(data)) > limit {
 		return nil, fmt.Errorf("%w: profile of %d bytes, limit %d", ingest.ErrTooLarge, len(data), limit)
 	}
-	var buf bytes.Buffer
-	out, err := r.dec.Decompress(&buf, data, "", limit, t)
+	out, err := r.dec.Decompress(nil, data, "", limit, t)
 	if errors.Is(err, ingest.ErrCorrupt) {
 		return nil, fmt.Errorf("%w: %w", errBadRequest, err)
 	}
