@@ -305,8 +305,8 @@ func (r *Receiver) release() { <-r.inflight }
 const busyRetry = time.Second
 
 // admitGRPC admits a call before grpc-go reads its message: memory below
-// the soft limit, the largest message it may send reserved on the byte
-// budget (grpc-go reads a message whole), and a request slot. All are
+// the soft limit, twice the largest message it may send reserved on the
+// byte budget, and a request slot. All are
 // held until the call ends, which also ends at read_timeout: a client
 // that sends its message slowly loses the call and its slot. It runs on
 // the connection's reader, so it must not block.
@@ -319,7 +319,10 @@ func (r *Receiver) admitGRPC(ctx context.Context, info *tap.Info) (context.Conte
 		return nil, r.refuseGRPC(signal, err)
 	}
 	t := r.adm.Ticket()
-	if err := t.Reserve(min(r.cfg.MaxRequestBytes, r.adm.MaxBuffered())); err != nil {
+	// The message, and pdata's form of it while the next step decodes it:
+	// grpc-go reads a message whole, and only then does the handler see
+	// its size.
+	if err := t.Reserve(min(2*r.cfg.MaxRequestBytes, r.adm.MaxBuffered())); err != nil {
 		return nil, r.refuseGRPC(signal, err)
 	}
 	if !r.acquire() {
