@@ -17,6 +17,7 @@ import (
 	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/engine"
 	"github.com/evidentsec/evident/internal/httpapi"
+	"github.com/evidentsec/evident/internal/ingest/admission"
 	"github.com/evidentsec/evident/internal/ingest/otlp"
 	"github.com/evidentsec/evident/internal/ingest/pyroscope"
 	"github.com/evidentsec/evident/internal/report"
@@ -41,6 +42,7 @@ type serveConfig struct {
 	API       httpapi.Config   `yaml:"api"`
 	OTLP      otlp.Config      `yaml:"otlp"`
 	Pyroscope pyroscope.Config `yaml:"pyroscope"`
+	Memory    admission.Config `yaml:"memory"`
 	Engine    engine.Config    `yaml:"engine"`
 	Store     sqlite.Config    `yaml:"store"`
 	Retention store.Retention  `yaml:"retention"`
@@ -90,7 +92,7 @@ func defaultFileConfig() fileConfig {
 
 func defaultServeConfig() serveConfig {
 	return serveConfig{
-		API: httpapi.DefaultConfig(), OTLP: otlp.DefaultConfig(), Pyroscope: pyroscope.DefaultConfig(),
+		API: httpapi.DefaultConfig(), OTLP: otlp.DefaultConfig(), Pyroscope: pyroscope.DefaultConfig(), Memory: admission.DefaultConfig(),
 		Engine: engine.DefaultConfig(), Store: sqlite.DefaultConfig(), Retention: store.DefaultRetention(),
 		Alerts:          alertsConfig{Config: alert.DefaultConfig()},
 		Auth:            auth.DefaultConfig(),
@@ -100,7 +102,7 @@ func defaultServeConfig() serveConfig {
 
 // Validate reports every problem of the serve sections.
 func (c serveConfig) Validate() error {
-	errs := []error{c.API.Validate(), c.Engine.Validate(), c.Store.Validate(), c.Retention.Validate(), c.Alerts.Config.Validate(), c.Auth.Validate()}
+	errs := []error{c.API.Validate(), c.Memory.Validate(), c.Engine.Validate(), c.Store.Validate(), c.Retention.Validate(), c.Alerts.Config.Validate(), c.Auth.Validate()}
 	// The listeners can each be turned off by an empty endpoint (a flag
 	// of ""); the receivers' own Validate refuses that for one alone.
 	if c.OTLP.GRPCEndpoint != "" || c.OTLP.HTTPEndpoint != "" {

@@ -27,6 +27,7 @@ import (
 	"github.com/evidentsec/evident/internal/engine"
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/httpapi"
+	"github.com/evidentsec/evident/internal/ingest/admission"
 	"github.com/evidentsec/evident/internal/ingest/otlp"
 	"github.com/evidentsec/evident/internal/ingest/pyroscope"
 	"github.com/evidentsec/evident/internal/model"
@@ -140,6 +141,7 @@ type server struct {
 	alerts *alertLog
 	router *alert.Router
 	api    *httpapi.Server
+	adm    *admission.Controller
 	otlp   *otlp.Receiver
 	pyro   *pyroscope.Receiver
 	retain *retainer
@@ -255,15 +257,18 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		Gatherer: reg, Logger: log.With("component", "api"), Products: cfg.Products, Ready: s.ready.Load,
 		Guard: guard(listenerAPI),
 	})
+	if s.adm, err = admission.New(sc.Memory, log.With("component", "admission"), reg); err != nil {
+		return nil, err
+	}
 	if sc.OTLP.GRPCEndpoint != "" || sc.OTLP.HTTPEndpoint != "" {
-		s.otlp, err = otlp.New(sc.OTLP, patches.tap(s.eng.TracesConsumer()), s.eng.ProfilesConsumer(), log.With("component", "otlp"), reg)
+		s.otlp, err = otlp.New(sc.OTLP, patches.tap(s.eng.TracesConsumer()), s.eng.ProfilesConsumer(), log.With("component", "otlp"), reg, s.adm)
 		if err != nil {
 			return nil, err
 		}
 		s.otlp.Guard(guard(listenerOTLPGRPC), guard(listenerOTLPHTTP))
 	}
 	if sc.Pyroscope.Endpoint != "" {
-		s.pyro, err = pyroscope.New(sc.Pyroscope, s.eng.ProfilesConsumer(), log.With("component", "pyroscope"), reg)
+		s.pyro, err = pyroscope.New(sc.Pyroscope, s.eng.ProfilesConsumer(), log.With("component", "pyroscope"), reg, s.adm)
 		if err != nil {
 			return nil, err
 		}
@@ -273,7 +278,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 
 	// Sinks before sources: the engine restores and replays before the
 	// router and the API see anything, and receivers come last.
-	order := []pipeline.Component{s.auth, s.eng, s.retain, s.router, s.api}
+	order := []pipeline.Component{s.auth, s.eng, s.retain, s.router, s.api, s.adm}
 	if s.otlp != nil {
 		order = append(order, s.otlp)
 	}

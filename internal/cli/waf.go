@@ -259,7 +259,8 @@ func runWAFProxy(ctx context.Context, g *globals, fl wafProxyFlags) error {
 	if err != nil {
 		return withCode(ExitUsage, err)
 	}
-	cfg := waf.ProxyConfig{Upstream: fl.upstream, Listen: fl.listen, Directives: rules, MetricsPath: fl.metricsPath}
+	cfg := waf.DefaultProxyConfig()
+	cfg.Upstream, cfg.Listen, cfg.Directives, cfg.MetricsPath = fl.upstream, fl.listen, rules, fl.metricsPath
 	switch fl.auditLog {
 	case "":
 	case "-":

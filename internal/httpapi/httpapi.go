@@ -10,7 +10,6 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,7 +18,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +25,7 @@ import (
 
 	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/listener"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/store"
@@ -73,6 +72,13 @@ type Config struct {
 	Endpoint string `yaml:"endpoint"`
 	// MaxUploadBytes bounds an uploaded report.
 	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+	// MaxConcurrentUploads bounds the uploads read and parsed at once, each
+	// up to MaxUploadBytes in memory; beyond, 429 with Retry-After.
+	MaxConcurrentUploads int `yaml:"max_concurrent_uploads"`
+	// Config bounds the connections and how long a client may take to
+	// send a request or read a response. The alert stream sets its own
+	// write deadline per event.
+	listener.Config `yaml:",inline"`
 	// CORS lets web pages of other origins call the API; closed unless
 	// configured.
 	CORS CORSConfig `yaml:"cors"`
@@ -100,9 +106,13 @@ func (c CORSConfig) Validate() error {
 	return nil
 }
 
-// DefaultConfig listens on 127.0.0.1:8080 and accepts 64 MiB uploads.
+// DefaultConfig listens on 127.0.0.1:8080, accepts 64 MiB uploads and
+// has the listener package's limits, with two minutes to upload or
+// download a report.
 func DefaultConfig() Config {
-	return Config{Endpoint: "127.0.0.1:8080", MaxUploadBytes: 64 << 20}
+	lc := listener.DefaultConfig()
+	lc.ReadTimeout, lc.WriteTimeout = 2*time.Minute, 2*time.Minute
+	return Config{Endpoint: "127.0.0.1:8080", MaxUploadBytes: 64 << 20, MaxConcurrentUploads: 4, Config: lc}
 }
 
 // Validate reports a configuration that cannot work.
@@ -112,6 +122,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxUploadBytes <= 0 {
 		return fmt.Errorf("api max_upload_bytes %d: must be positive", c.MaxUploadBytes)
+	}
+	if c.MaxConcurrentUploads <= 0 {
+		return fmt.Errorf("api max_concurrent_uploads %d: must be positive", c.MaxConcurrentUploads)
+	}
+	if err := c.Config.Validate(); err != nil {
+		return fmt.Errorf("api: %w", err)
 	}
 	return c.CORS.Validate()
 }
@@ -146,10 +162,9 @@ type Server struct {
 	cfg  Config
 	deps Deps
 
-	mu   sync.Mutex
-	srv  *http.Server
-	addr net.Addr
-	done chan struct{}
+	srv *listener.Server
+	// uploads holds a slot per upload being read or parsed.
+	uploads chan struct{}
 }
 
 var _ pipeline.Component = (*Server)(nil)
@@ -162,54 +177,32 @@ func New(cfg Config, deps Deps) *Server {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	return &Server{cfg: cfg, deps: deps}
+	s := &Server{cfg: cfg, deps: deps, uploads: make(chan struct{}, max(cfg.MaxConcurrentUploads, 1))}
+	s.srv = listener.New(listener.Options{Name: "api", Endpoint: cfg.Endpoint, Config: cfg.Config, Handler: s.Handler(), Logger: deps.Logger})
+	return s
 }
 
 // Start listens on the configured endpoint and serves in a goroutine.
-func (s *Server) Start(_ context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.srv != nil {
-		return nil
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.srv.Start(ctx); err != nil {
+		return fmt.Errorf("api: %w", err)
 	}
-	ln, err := net.Listen("tcp", s.cfg.Endpoint)
-	if err != nil {
-		return fmt.Errorf("api: listen: %w", err)
-	}
-	s.addr = ln.Addr()
-	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	s.done = make(chan struct{})
-	go func(srv *http.Server, done chan struct{}) {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.deps.Logger.Error("api server stopped", "err", err)
-		}
-	}(s.srv, s.done)
 	return nil
 }
 
 // Addr is the address the server listens on, nil before Start.
 func (s *Server) Addr() net.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.addr
+	a, err := net.ResolveTCPAddr("tcp", s.srv.Addr())
+	if err != nil || s.srv.Addr() == "" {
+		return nil
+	}
+	return a
 }
 
 // Shutdown stops the server, waiting for requests in flight until ctx is
-// done. Server-Sent Event streams end with it.
+// done; Server-Sent Event streams are closed when ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	srv, done := s.srv, s.done
-	s.mu.Unlock()
-	if srv == nil {
-		return nil
-	}
-	err := srv.Shutdown(ctx)
-	if err != nil {
-		srv.Close()
-	}
-	<-done
-	return err
+	return s.srv.Shutdown(ctx)
 }
 
 // Handler returns the API's routes, each behind the guard with the role

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -343,7 +344,9 @@ func TestAlertStream(t *testing.T) {
 }
 
 func TestLifecycle(t *testing.T) {
-	s := New(Config{Endpoint: "127.0.0.1:0", MaxUploadBytes: 1}, Deps{State: newState(t)})
+	cfg := DefaultConfig()
+	cfg.Endpoint, cfg.MaxUploadBytes = "127.0.0.1:0", 1
+	s := New(cfg, Deps{State: newState(t)})
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatalf("Shutdown without Start: %v", err)
 	}
@@ -413,5 +416,50 @@ func TestPatches(t *testing.T) {
 		if status, conf := get(t, base+"/api/v1/waf/patches/"+svc); status != 200 || !strings.Contains(conf, "SecRule") {
 			t.Errorf("GET patches/%s = %d %.200s", svc, status, conf)
 		}
+	}
+}
+
+// TestUploadSlots: uploads beyond max_concurrent_uploads are refused with
+// 429 and Retry-After while the others are parsed, and /healthz answers.
+func TestUploadSlots(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	blocking := func(r io.Reader, name, format string) ([]findings.Finding, []error) {
+		entered <- struct{}{}
+		<-release
+		return nil, []error{errors.New("nothing")}
+	}
+	cfg := DefaultConfig()
+	cfg.Endpoint, cfg.MaxConcurrentUploads = "127.0.0.1:0", 1
+	s := New(cfg, Deps{State: newState(t), Importer: blocking})
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	base := "http://" + s.Addr().String()
+	done := make(chan int)
+	go func() {
+		resp, err := http.Post(base+"/api/v1/findings", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	<-entered
+	resp, err := http.Post(base+"/api/v1/findings", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("second upload: %d Retry-After %q, want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz during an upload: %d", code)
+	}
+	close(release)
+	if got := <-done; got != http.StatusBadRequest {
+		t.Errorf("first upload: %d, want 400 (the importer found nothing)", got)
 	}
 }

@@ -178,6 +178,14 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnsupportedMediaType, "content type %q: want one of %s", ct, strings.Join(uploadTypes, ", "))
 		return
 	}
+	select {
+	case s.uploads <- struct{}{}:
+		defer func() { <-s.uploads }()
+	default:
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, "%d uploads in progress, retry later", s.cfg.MaxConcurrentUploads)
+		return
+	}
 	// Read the whole report first: the size limit must answer 413 whatever
 	// the parser makes of a cut-off body.
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes))
@@ -315,6 +323,16 @@ func (s *Server) alertStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc := http.NewResponseController(w)
+	// The server's timeouts bound one request and one response; a stream
+	// has no read deadline (the request is read) and a write deadline per
+	// event, so a client that stops reading still loses the connection.
+	rc.SetReadDeadline(time.Time{})
+	extend := func() {
+		if d := s.cfg.WriteTimeout; d > 0 {
+			rc.SetWriteDeadline(time.Now().Add(d))
+		}
+	}
+	extend()
 	ch, cancel := s.deps.Alerts.Subscribe()
 	defer cancel()
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -329,6 +347,7 @@ func (s *Server) alertStream(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-keepalive.C:
+			extend()
 			fmt.Fprint(w, ": keepalive\n\n")
 		case a, ok := <-ch:
 			if !ok {
@@ -339,6 +358,7 @@ func (s *Server) alertStream(w http.ResponseWriter, r *http.Request) {
 				s.deps.Logger.Error("alert stream", "err", err)
 				continue
 			}
+			extend()
 			fmt.Fprintf(w, "event: alert\ndata: %s\n\n", b)
 		}
 		if err := rc.Flush(); err != nil {

@@ -16,6 +16,7 @@ const (
 	ReasonFull        = "full"        // the consumer's queue is full (retryable)
 	ReasonRejected    = "rejected"    // the consumer refused the data as bad (permanent)
 	ReasonUnavailable = "unavailable" // the consumer failed otherwise (retryable)
+	ReasonMemory      = "memory"      // memory above the soft limit, or the buffered bytes at theirs (retryable)
 )
 
 // Metrics are the metric families of every receiver, told apart by the

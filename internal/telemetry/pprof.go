@@ -3,6 +3,7 @@ package telemetry
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -64,12 +65,22 @@ const gzipMagic = "\x1f\x8b"
 // profile as a whole cannot be read (truncated, not protobuf, no sample
 // types) the batches are nil.
 func DecodePprof(data []byte, source string) ([]*ProfileBatch, error) {
+	return Limits{}.DecodePprof(data, source)
+}
+
+// DecodePprof is DecodePprof within l: a profile over them is refused
+// with an error naming the limit that matches ErrTooLarge, before its
+// samples, locations and functions are decoded.
+func (l Limits) DecodePprof(data []byte, source string) ([]*ProfileBatch, error) {
 	raw, err := maybeGunzip(data, source)
 	if err != nil {
 		return nil, err
 	}
-	d := pprofDecoder{source: source, errs: recordErrors{source: source}}
+	d := pprofDecoder{source: source, errs: recordErrors{source: source}, limits: l}
 	if err := d.scan(raw); err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("decode pprof %s: %w: %w", source, ErrMalformed, err)
 	}
 	batches, err := d.build()
@@ -123,6 +134,7 @@ type valueType struct{ typ, unit int64 }
 type pprofDecoder struct {
 	source string
 	errs   recordErrors
+	limits Limits
 
 	strs      [][]byte // string table, sub-slices of the input
 	strCache  []string // strs converted on first use, so each is allocated once
@@ -158,6 +170,12 @@ func (d *pprofDecoder) scan(raw []byte) error {
 			counts[num]++
 		}
 		off += n + m
+	}
+	if err := d.limits.check("pprof "+d.source, counts[pprofSample], counts[pprofLocation], counts[pprofFunction]); err != nil {
+		return err
+	}
+	if m := d.limits.maxStrings(); m > 0 && counts[pprofStringTable] > m {
+		return fmt.Errorf("decode pprof %s: %d strings, over %d (4 per allowed sample and location): %w", d.source, counts[pprofStringTable], m, ErrTooLarge)
 	}
 	d.samples = make([][]byte, 0, counts[pprofSample])
 	d.locations = make([][]byte, 0, counts[pprofLocation])
@@ -495,6 +513,7 @@ func (d *pprofDecoder) buildSamples(b *ProfileBatch, locIDs idIndex, vi, ci int,
 			d.errs.addf(err, "sample %d", i)
 			continue
 		}
+		scratch = d.limits.depth(scratch)
 		// Location indexes go into shared chunks: one allocation per
 		// many samples, and unlike one growing slice nothing is copied
 		// twice.

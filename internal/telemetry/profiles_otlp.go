@@ -25,6 +25,14 @@ import (
 // and reported (*RecordError) with the rest returned; a request that does
 // not decode at all returns no batches.
 func DecodeOTLPProfiles(data []byte, source string) ([]*ProfileBatch, error) {
+	return Limits{}.DecodeOTLPProfiles(data, source)
+}
+
+// DecodeOTLPProfiles is DecodeOTLPProfiles within l: a request whose
+// dictionary holds more locations or functions than allowed is refused,
+// and a profile with more samples dropped, each with an error naming the
+// limit that matches ErrTooLarge.
+func (l Limits) DecodeOTLPProfiles(data []byte, source string) ([]*ProfileBatch, error) {
 	raw, err := maybeGunzip(data, source)
 	if err != nil {
 		return nil, err
@@ -40,10 +48,15 @@ func DecodeOTLPProfiles(data []byte, source string) ([]*ProfileBatch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode OTLP profiles %s: %w: %w", source, ErrMalformed, err)
 	}
-	c := otlpProfileConverter{dict: pd.Dictionary(), errs: recordErrors{source: source}}
+	dict := pd.Dictionary()
+	if err := l.check("OTLP profiles "+source, 0, dict.LocationTable().Len(), dict.FunctionTable().Len()); err != nil {
+		return nil, err
+	}
+	c := otlpProfileConverter{dict: dict, errs: recordErrors{source: source}, limits: l}
 	c.strs = c.dict.StringTable().AsRaw()
 	c.locations()
 	var out []*ProfileBatch
+	var tooLarge error
 	rps := pd.ResourceProfiles()
 	for i := 0; i < rps.Len(); i++ {
 		rp := rps.At(i)
@@ -61,6 +74,15 @@ func DecodeOTLPProfiles(data []byte, source string) ([]*ProfileBatch, error) {
 			ps := sps.At(j).Profiles()
 			for k := 0; k < ps.Len(); k++ {
 				record := fmt.Sprintf("resource_profiles[%d]: scope_profiles[%d]: profiles[%d]", i, j, k)
+				if err := l.check("OTLP profiles "+source+": "+record, ps.At(k).Samples().Len(), 0, 0); err != nil {
+					if len(c.errs.errs) == 0 && c.errs.more == 0 {
+						// The first refusal is kept whole: with no batch
+						// left, it is the request's answer.
+						tooLarge = err
+					}
+					c.errs.add(record, err)
+					continue
+				}
 				b, err := c.profile(ps.At(k), record)
 				if err != nil {
 					c.errs.add(record, err)
@@ -70,6 +92,9 @@ func DecodeOTLPProfiles(data []byte, source string) ([]*ProfileBatch, error) {
 				out = append(out, b)
 			}
 		}
+	}
+	if len(out) == 0 && tooLarge != nil {
+		return nil, tooLarge
 	}
 	return out, c.errs.err()
 }
@@ -81,6 +106,7 @@ type otlpProfileConverter struct {
 	frames [][]attribution.Frame // per location index
 	stacks map[int32][]int32     // stack index → location indices, shared by samples
 	errs   recordErrors
+	limits Limits
 }
 
 func (c *otlpProfileConverter) str(i int32) (string, error) {
@@ -168,7 +194,8 @@ func (c *otlpProfileConverter) profile(p pprofile.Profile, record string) (*Prof
 					break
 				}
 			}
-			c.stacks[si] = locs
+			c.stacks[si] = c.limits.depth(locs)
+			locs = c.stacks[si]
 		}
 		if locs == nil && stacks.At(int(si)).LocationIndices().Len() > 0 {
 			c.errs.addf(fmt.Errorf("stack %d has a location index out of range [0,%d)", si, len(c.frames)), "%s: sample %d", record, i)

@@ -3,11 +3,9 @@ package waf
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -18,6 +16,8 @@ import (
 	"github.com/corazawaf/coraza/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/evidentsec/evident/internal/listener"
 )
 
 // ProxyConfig configures the enforcing reverse proxy.
@@ -34,11 +34,18 @@ type ProxyConfig struct {
 	// AuditLog receives one JSON line per blocked or detected request;
 	// nil: none. Writes are serialised.
 	AuditLog io.Writer
+	// Limits bound the proxy's connections and how long a client may take
+	// to send a request.
+	Limits listener.Config
 }
 
-// DefaultProxyConfig returns the defaults of `evident waf proxy`.
+// DefaultProxyConfig returns the defaults of `evident waf proxy`: the
+// listener package's limits without a write timeout, since the proxy
+// does not know how long the upstream's responses may take.
 func DefaultProxyConfig() ProxyConfig {
-	return ProxyConfig{Listen: "127.0.0.1:8090", MetricsPath: "/metrics"}
+	lc := listener.DefaultConfig()
+	lc.WriteTimeout = 0
+	return ProxyConfig{Listen: "127.0.0.1:8090", MetricsPath: "/metrics", Limits: lc}
 }
 
 // Validate checks the configuration.
@@ -49,6 +56,9 @@ func (c ProxyConfig) Validate() error {
 	}
 	if c.Listen == "" {
 		return fmt.Errorf("%w: no listen address", ErrConfig)
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return nil
 }
@@ -75,16 +85,12 @@ type Proxy struct {
 	waf     coraza.WAF
 	handler http.Handler
 
-	requests  *prometheus.CounterVec
-	blocked   *prometheus.CounterVec
-	detected  *prometheus.CounterVec
-	latency   prometheus.Histogram
-	auditMu   sync.Mutex
-	lifecycle sync.Mutex
-	srv       *http.Server
-	ln        net.Listener
-	done      chan struct{}
-	serveErr  error
+	requests *prometheus.CounterVec
+	blocked  *prometheus.CounterVec
+	detected *prometheus.CounterVec
+	latency  prometheus.Histogram
+	auditMu  sync.Mutex
+	srv      *listener.Server
 }
 
 // NewProxy compiles the rules and registers the metrics with reg;
@@ -131,6 +137,7 @@ func NewProxy(cfg ProxyConfig, logger *slog.Logger, reg prometheus.Registerer, g
 	}
 	mux.Handle("/", p.enforce(rp))
 	p.handler = mux
+	p.srv = listener.New(listener.Options{Name: "waf proxy", Endpoint: cfg.Listen, Config: cfg.Limits, Handler: mux, Logger: logger})
 	return p, nil
 }
 
@@ -202,51 +209,11 @@ func (p *Proxy) audit(rec AuditRecord) {
 }
 
 // Start listens and serves in the background until Shutdown.
-func (p *Proxy) Start(_ context.Context) error {
-	p.lifecycle.Lock()
-	defer p.lifecycle.Unlock()
-	if p.srv != nil {
-		return nil
-	}
-	ln, err := net.Listen("tcp", p.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("start waf proxy: %w", err)
-	}
-	p.ln = ln
-	p.srv = &http.Server{Handler: p.handler, ReadHeaderTimeout: 10 * time.Second}
-	p.done = make(chan struct{})
-	go func() {
-		defer close(p.done)
-		if err := p.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			p.serveErr = err
-		}
-	}()
-	return nil
-}
+func (p *Proxy) Start(ctx context.Context) error { return p.srv.Start(ctx) }
 
 // Addr returns the address the proxy listens on, "" before Start.
-func (p *Proxy) Addr() string {
-	p.lifecycle.Lock()
-	defer p.lifecycle.Unlock()
-	if p.ln == nil {
-		return ""
-	}
-	return p.ln.Addr().String()
-}
+func (p *Proxy) Addr() string { return p.srv.Addr() }
 
 // Shutdown stops accepting requests and waits for those in flight, or
 // for ctx.
-func (p *Proxy) Shutdown(ctx context.Context) error {
-	p.lifecycle.Lock()
-	defer p.lifecycle.Unlock()
-	if p.srv == nil {
-		return nil
-	}
-	err := p.srv.Shutdown(ctx)
-	<-p.done
-	if err == nil {
-		err = p.serveErr
-	}
-	p.srv, p.ln = nil, nil
-	return err
-}
+func (p *Proxy) Shutdown(ctx context.Context) error { return p.srv.Shutdown(ctx) }

@@ -49,7 +49,7 @@ func guarded(t *testing.T, traces *recorder[[]telemetry.Span]) (r *Receiver, ing
 	if err := a.Reload(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	r, err = New(testConfig(), traces, nil, nil, nil)
+	r, err = New(testConfig(), traces, nil, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/evidentsec/evident/internal/ingest"
+	"github.com/evidentsec/evident/internal/ingest/admission"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
@@ -31,6 +32,10 @@ func (s *traceServer) Export(ctx context.Context, req ptraceotlp.ExportRequest) 
 	r := s.r
 	start := time.Now()
 	defer r.m.observe("grpc", "traces", start)
+	// The message's buffer is gone; its spans take its place.
+	if err := ticketFrom(ctx, r.adm).Swap(int64(req.Traces().SpanCount()) * admission.DecodedSpanBytes); err != nil {
+		return ptraceotlp.ExportResponse{}, r.refuseGRPC("traces", err)
+	}
 	spans := telemetry.SpansFromTraces(req.Traces())
 	kept := spans[:0]
 	for _, sp := range spans {
@@ -119,7 +124,7 @@ func (r *Receiver) exportProfiles(ctx context.Context, transport, source string,
 			return pprofileotlp.ExportResponse{}, fmt.Errorf("%w: re-encode profiles: %w", errMalformed, err)
 		}
 	}
-	batches, derr := telemetry.DecodeOTLPProfiles(protoData, source)
+	batches, derr := r.cfg.Profiles.DecodeOTLPProfiles(protoData, source)
 	if derr != nil && len(batches) == 0 && total > 0 {
 		return pprofileotlp.ExportResponse{}, derr
 	}

@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
 	"go.opentelemetry.io/collector/pdata/pprofile/pprofileotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -21,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/evidentsec/evident/internal/ingest"
+	"github.com/evidentsec/evident/internal/ingest/admission"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -31,12 +29,8 @@ const (
 	ProfilesPath = "/v1development/profiles"
 )
 
-// Errors of reading a request body, before decoding.
-var (
-	errTooLarge  = errors.New("request too large")
-	errEncoding  = errors.New("unsupported content encoding")
-	errMalformed = errors.New("malformed request body")
-)
+// errMalformed marks a request body that does not decode.
+var errMalformed = errors.New("malformed request body")
 
 // encoding is the OTLP/HTTP body encoding, chosen by Content-Type; the
 // response uses the same one.
@@ -77,29 +71,28 @@ func (r *Receiver) checkRequest(w http.ResponseWriter, req *http.Request, signal
 	return 0, false
 }
 
-// limitHTTP refuses a request, before its body is read, when
-// MaxConcurrentRequests are in flight.
-func (r *Receiver) limitHTTP(signal string, h http.HandlerFunc) http.HandlerFunc {
+// admitHTTP refuses a request before its body is read while memory is
+// above the soft limit, and gives the handler a ticket on the byte
+// budget for its body, released when it returns.
+func (r *Receiver) admitHTTP(signal string, h func(http.ResponseWriter, *http.Request, *admission.Ticket)) http.HandlerFunc {
 	return func(w http.ResponseWriter, req *http.Request) {
-		if !r.acquire() {
-			r.m.refusedRequest("http", signal, ingest.ReasonFull)
+		if err := r.adm.Admit(); err != nil {
 			enc := encProto
 			if mt, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type")); mt == "application/json" {
 				enc = encJSON
 			}
-			writeStatus(w, enc, http.StatusTooManyRequests, codes.ResourceExhausted,
-				fmt.Sprintf("%d requests in flight, retry later", r.cfg.MaxConcurrentRequests), busyRetry)
+			r.refuseBody(w, enc, signal, err)
 			return
 		}
-		defer r.release()
-		h(w, req)
+		t := r.adm.Ticket()
+		defer t.Release()
+		h(w, req, t)
 	}
 }
 
 // body holds the buffers of one request, reused through Receiver.bufs.
 type body struct {
-	raw, plain bytes.Buffer
-	zr         *gzip.Reader
+	raw, plain []byte
 }
 
 // maxPooledBuffer keeps the buffers of rare huge requests out of the pool,
@@ -114,76 +107,50 @@ func (r *Receiver) getBody() *body {
 }
 
 func (r *Receiver) putBody(b *body) {
-	if b.raw.Cap() > maxPooledBuffer || b.plain.Cap() > maxPooledBuffer {
+	if cap(b.raw) > maxPooledBuffer || cap(b.plain) > maxPooledBuffer {
 		return
 	}
-	b.raw.Reset()
-	b.plain.Reset()
 	r.bufs.Put(b)
 }
 
-// read reads the request body, gunzipped, within limit bytes after
-// decompression: the decompressed stream is read through a limited
-// reader, so a gzip bomb is refused after limit+1 bytes, not expanded.
-func (b *body) read(w http.ResponseWriter, req *http.Request, limit int64) ([]byte, error) {
-	gz := false
-	switch ce := strings.ToLower(strings.TrimSpace(req.Header.Get("Content-Encoding"))); ce {
-	case "", "identity":
-	case "gzip", "x-gzip":
-		gz = true
-	default:
-		return nil, fmt.Errorf("%w %q, use gzip or none", errEncoding, ce)
-	}
-	if req.ContentLength > limit {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", errTooLarge, req.ContentLength, limit)
-	}
-	if _, err := b.raw.ReadFrom(http.MaxBytesReader(w, req.Body, limit)); err != nil {
-		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-			return nil, fmt.Errorf("%w: more than %d bytes", errTooLarge, limit)
+// readBody reads and decompresses the body within MaxRequestBytes after
+// decompression, reserving it on t, and then takes a request slot for
+// decoding it. A client that sends slowly holds only the bytes it sent,
+// never a slot, so slow clients cannot starve the others. It answers
+// refusals itself; on success the caller calls release when done.
+func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, enc encoding, signal string, b *body, t *admission.Ticket) (data []byte, release func(), ok bool) {
+	limit := r.cfg.MaxRequestBytes
+	data, err := ingest.ReadBody(b.raw, req.Body, req.ContentLength, limit, t)
+	if err == nil {
+		b.raw = data
+		data, err = r.dec.Decompress(b.plain, data, req.Header.Get("Content-Encoding"), limit, t)
+		if err == nil && cap(data) > 0 && cap(b.raw) > 0 && &data[:1][0] != &b.raw[:1][0] {
+			b.plain = data // decompressed: keep its storage for the next request
 		}
-		return nil, fmt.Errorf("%w: read: %w", errMalformed, err)
-	}
-	data := b.raw.Bytes()
-	// A gzip stream is neither JSON nor a valid OTLP message (0x1f would
-	// be field 3 with wire type 7), so a gzipped body sent without
-	// Content-Encoding is gunzipped here, under the limit, rather than
-	// left to the decoder, whose own limit is meant for files.
-	if !gz && !bytes.HasPrefix(data, []byte(gzipMagic)) {
-		return data, nil
-	}
-	var err error
-	if b.zr == nil {
-		b.zr, err = gzip.NewReader(bytes.NewReader(data))
-	} else {
-		err = b.zr.Reset(bytes.NewReader(data))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: gzip: %w", errMalformed, err)
+		r.refuseBody(w, enc, signal, err)
+		return nil, nil, false
 	}
-	n, err := b.plain.ReadFrom(io.LimitReader(b.zr, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: gzip: %w", errMalformed, err)
+	if !r.acquire() {
+		r.m.refusedRequest("http", signal, ingest.ReasonFull)
+		writeStatus(w, enc, http.StatusTooManyRequests, codes.ResourceExhausted,
+			fmt.Sprintf("%d requests in flight, retry later", r.cfg.MaxConcurrentRequests), busyRetry)
+		return nil, nil, false
 	}
-	if n > limit {
-		return nil, fmt.Errorf("%w: more than %d bytes after decompression", errTooLarge, limit)
-	}
-	data = b.plain.Bytes()
-	if bytes.HasPrefix(data, []byte(gzipMagic)) {
-		return nil, fmt.Errorf("%w: gzip inside gzip", errMalformed)
-	}
-	return data, nil
+	return data, r.release, true
 }
-
-// gzipMagic starts every gzip stream.
-const gzipMagic = "\x1f\x8b"
 
 // refuseBody answers a body that could not be read or decoded.
 func (r *Receiver) refuseBody(w http.ResponseWriter, enc encoding, signal string, err error) {
 	switch {
-	case errors.Is(err, errTooLarge), errors.Is(err, telemetry.ErrTooLarge):
+	case errors.Is(err, admission.ErrMemory), errors.Is(err, admission.ErrBudget):
+		r.m.refusedRequest("http", signal, ingest.ReasonMemory)
+		writeStatus(w, enc, http.StatusTooManyRequests, codes.ResourceExhausted, err.Error(), busyRetry)
+	case errors.Is(err, ingest.ErrTooLarge), errors.Is(err, telemetry.ErrTooLarge), errors.Is(err, admission.ErrTooLarge):
 		r.m.refusedRequest("http", signal, ingest.ReasonTooLarge)
 		writeStatus(w, enc, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, err.Error(), 0)
-	case errors.Is(err, errEncoding):
+	case errors.Is(err, ingest.ErrEncoding):
 		r.m.refusedRequest("http", signal, ingest.ReasonUnsupported)
 		writeStatus(w, enc, http.StatusUnsupportedMediaType, codes.InvalidArgument, err.Error(), 0)
 	default:
@@ -193,7 +160,7 @@ func (r *Receiver) refuseBody(w http.ResponseWriter, enc encoding, signal string
 }
 
 // serveTraces handles POST /v1/traces.
-func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
+func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request, t *admission.Ticket) {
 	start := time.Now()
 	defer r.m.observe("http", "traces", start)
 	enc, ok := r.checkRequest(w, req, "traces")
@@ -202,13 +169,16 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	}
 	b := r.getBody()
 	defer r.putBody(b)
-	data, err := b.read(w, req, r.cfg.MaxRequestBytes)
-	if err != nil {
-		r.refuseBody(w, enc, "traces", err)
+	data, release, ok := r.readBody(w, req, enc, "traces", b, t)
+	if !ok {
 		return
 	}
+	defer release()
 	var spans []telemetry.Span
 	derr := telemetry.DecodeTraces(bytes.NewReader(data), "OTLP/HTTP "+TracesPath+" from "+req.RemoteAddr, func(s []telemetry.Span) error {
+		if err := t.Reserve(int64(len(s)) * admission.DecodedSpanBytes); err != nil {
+			return err
+		}
 		if spans == nil {
 			spans = s // the usual single resource: no copy
 			return nil
@@ -216,7 +186,7 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 		spans = append(spans, s...)
 		return nil
 	})
-	if derr != nil && len(spans) == 0 {
+	if derr != nil && (len(spans) == 0 || errors.Is(derr, admission.ErrBudget) || errors.Is(derr, admission.ErrTooLarge)) {
 		r.refuseBody(w, enc, "traces", derr)
 		return
 	}
@@ -240,6 +210,7 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 		resp.PartialSuccess().SetErrorMessage(derr.Error())
 	}
 	var out []byte
+	var err error
 	if enc == encJSON {
 		out, err = resp.MarshalJSON()
 	} else {
@@ -249,7 +220,7 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 }
 
 // serveProfiles handles POST /v1development/profiles.
-func (r *Receiver) serveProfiles(w http.ResponseWriter, req *http.Request) {
+func (r *Receiver) serveProfiles(w http.ResponseWriter, req *http.Request, t *admission.Ticket) {
 	start := time.Now()
 	defer r.m.observe("http", "profiles", start)
 	enc, ok := r.checkRequest(w, req, "profiles")
@@ -262,11 +233,12 @@ func (r *Receiver) serveProfiles(w http.ResponseWriter, req *http.Request) {
 	}
 	b := r.getBody()
 	defer r.putBody(b)
-	data, err := b.read(w, req, r.cfg.MaxRequestBytes)
-	if err != nil {
-		r.refuseBody(w, enc, "profiles", err)
+	data, release, ok := r.readBody(w, req, enc, "profiles", b, t)
+	if !ok {
 		return
 	}
+	defer release()
+	var err error
 	preq := pprofileotlp.NewExportRequest()
 	var protoData []byte
 	if enc == encJSON {

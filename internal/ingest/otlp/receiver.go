@@ -16,8 +16,15 @@
 //   - consumer queue full: 429 with Retry-After / RESOURCE_EXHAUSTED with
 //     a google.rpc.RetryInfo;
 //   - consumer unavailable for another reason: 503 / UNAVAILABLE;
-//   - more than MaxConcurrentRequests in flight: 429 / RESOURCE_EXHAUSTED
-//     with a retry delay, before the body is decoded.
+//   - more than MaxConcurrentRequests being decoded, memory above the
+//     soft limit or the byte budget spent (package admission): 429 /
+//     RESOURCE_EXHAUSTED with a retry delay; over gRPC before grpc-go
+//     reads the message, over HTTP before the body is decoded;
+//   - a request that alone would need more than the byte budget: 413 /
+//     RESOURCE_EXHAUSTED without retry information.
+//
+// Listeners, timeouts and connection caps come from package listener
+// (docs/security.md).
 //
 // Metrics, shared with the pyroscope receiver (label receiver):
 // evident_receiver_accepted_{spans,profiles}_total{transport},
@@ -44,10 +51,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP servers MUST accept gzip (protocols.md §1.1)
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/tap"
 
 	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/ingest"
+	"github.com/evidentsec/evident/internal/ingest/admission"
+	"github.com/evidentsec/evident/internal/listener"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -67,14 +77,20 @@ type Config struct {
 	// MaxRequestBytes bounds one request after decompression. Larger
 	// requests get 413 (HTTP) or RESOURCE_EXHAUSTED (gRPC).
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
-	// ReadTimeout bounds reading one HTTP request, headers and body, so a
-	// slow client cannot hold a connection and its buffer forever.
-	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// MaxConcurrentRequests bounds the requests read and decoded at once,
 	// over both transports, so that memory stays bounded under overload:
 	// beyond it a request is refused at once as throttled (429 /
 	// RESOURCE_EXHAUSTED with a retry delay) instead of being buffered.
 	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
+	// Profiles bound the samples, locations and stack depth of each
+	// profile received.
+	Profiles telemetry.Limits `yaml:"profiles"`
+	// Config bounds each listener's connections (max_connections each)
+	// and how long a client may take: over HTTP, to send a request
+	// (read_timeout) or read the answer; over gRPC, read_header_timeout
+	// bounds the connection's handshake, read_timeout one call, and
+	// idle_timeout closes a connection without calls.
+	listener.Config `yaml:",inline"`
 }
 
 // DefaultConfig returns the OTLP default ports bound to loopback, as the
@@ -85,9 +101,10 @@ func DefaultConfig() Config {
 		GRPCEndpoint:    "127.0.0.1:4317",
 		HTTPEndpoint:    "127.0.0.1:4318",
 		MaxRequestBytes: 16 << 20,
-		ReadTimeout:     30 * time.Second,
 		// A few requests per core keep the cores busy; more only queue.
 		MaxConcurrentRequests: 64,
+		Profiles:              telemetry.DefaultLimits(),
+		Config:                listener.DefaultConfig(),
 	}
 }
 
@@ -114,11 +131,14 @@ func (c Config) Validate() error {
 	if c.MaxRequestBytes > 1<<30 {
 		return fmt.Errorf("%w: max_request_bytes %d, want at most 1 GiB", ErrConfig, c.MaxRequestBytes)
 	}
-	if c.ReadTimeout <= 0 {
-		return fmt.Errorf("%w: read_timeout %s, want > 0", ErrConfig, c.ReadTimeout)
-	}
 	if c.MaxConcurrentRequests <= 0 {
 		return fmt.Errorf("%w: max_concurrent_requests %d, want > 0", ErrConfig, c.MaxConcurrentRequests)
+	}
+	if err := c.Config.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if err := c.Profiles.Validate(); err != nil {
+		return fmt.Errorf("%w: profiles: %w", ErrConfig, err)
 	}
 	return nil
 }
@@ -131,6 +151,8 @@ type Receiver struct {
 	log      *slog.Logger
 	m        *metrics
 	handler  http.Handler
+	adm      *admission.Controller
+	dec      *ingest.Decompressor
 	bufs     sync.Pool     // *body
 	inflight chan struct{} // a slot per request being served
 	// grpcGuard and httpGuard admit requests by their credentials; nil:
@@ -141,9 +163,8 @@ type Receiver struct {
 	started  bool
 	stopped  bool
 	grpcSrv  *grpc.Server
-	httpSrv  *http.Server
+	httpSrv  *listener.Server
 	grpcAddr string
-	httpAddr string
 	wg       sync.WaitGroup
 }
 
@@ -152,8 +173,9 @@ var _ pipeline.Component = (*Receiver)(nil)
 // New returns a receiver that hands traces and profiles to the given
 // consumers. A nil consumer turns its signal off: its HTTP path answers
 // 404 and its gRPC service UNIMPLEMENTED. Metrics are registered with reg
-// (nil: not registered).
-func New(cfg Config, traces pipeline.Consumer[[]telemetry.Span], profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logger *slog.Logger, reg prometheus.Registerer) (*Receiver, error) {
+// (nil: not registered). adm admits requests, shared with the other
+// receivers (nil: a private one with the default byte budget).
+func New(cfg Config, traces pipeline.Consumer[[]telemetry.Span], profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logger *slog.Logger, reg prometheus.Registerer, adm *admission.Controller) (*Receiver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -167,14 +189,17 @@ func New(cfg Config, traces pipeline.Consumer[[]telemetry.Span], profiles pipeli
 	if err != nil {
 		return nil, fmt.Errorf("register otlp receiver metrics: %w", err)
 	}
-	r := &Receiver{cfg: cfg, traces: traces, profiles: profiles, log: logger, m: m,
-		inflight: make(chan struct{}, cfg.MaxConcurrentRequests)}
+	if adm == nil {
+		adm = admission.Default()
+	}
+	r := &Receiver{cfg: cfg, traces: traces, profiles: profiles, log: logger, m: m, adm: adm,
+		dec: ingest.NewDecompressor(cfg.MaxRequestBytes), inflight: make(chan struct{}, cfg.MaxConcurrentRequests)}
 	mux := http.NewServeMux()
 	if traces != nil {
-		mux.HandleFunc(TracesPath, r.limitHTTP("traces", r.serveTraces))
+		mux.HandleFunc(TracesPath, r.admitHTTP("traces", r.serveTraces))
 	}
 	if profiles != nil {
-		mux.HandleFunc(ProfilesPath, r.limitHTTP("profiles", r.serveProfiles))
+		mux.HandleFunc(ProfilesPath, r.admitHTTP("profiles", r.serveProfiles))
 	}
 	r.handler = mux
 	return r, nil
@@ -205,20 +230,25 @@ func (r *Receiver) Start(ctx context.Context) error {
 	if r.started {
 		return nil
 	}
-	var lc net.ListenConfig
-	var grpcLn, httpLn net.Listener
-	var err error
+	var grpcLn net.Listener
 	if r.cfg.GRPCEndpoint != "" {
-		if grpcLn, err = lc.Listen(ctx, "tcp", r.cfg.GRPCEndpoint); err != nil {
+		var err error
+		if grpcLn, err = listener.Listen(ctx, r.cfg.GRPCEndpoint, r.cfg.MaxConnections); err != nil {
 			return fmt.Errorf("start otlp grpc receiver on %s: %w", r.cfg.GRPCEndpoint, err)
 		}
 	}
 	if r.cfg.HTTPEndpoint != "" {
-		if httpLn, err = lc.Listen(ctx, "tcp", r.cfg.HTTPEndpoint); err != nil {
+		h := r.handler
+		if r.httpGuard != nil {
+			h = r.httpGuard.HTTP(auth.RoleIngest, h)
+		}
+		r.httpSrv = listener.New(listener.Options{Name: "otlp http receiver", Endpoint: r.cfg.HTTPEndpoint,
+			Config: r.cfg.Config, Handler: h, Logger: r.log})
+		if err := r.httpSrv.Start(ctx); err != nil {
 			if grpcLn != nil {
 				grpcLn.Close()
 			}
-			return fmt.Errorf("start otlp http receiver on %s: %w", r.cfg.HTTPEndpoint, err)
+			return err
 		}
 	}
 	r.started = true
@@ -231,39 +261,40 @@ func (r *Receiver) Start(ctx context.Context) error {
 			}
 		})
 	}
-	if httpLn != nil {
-		h := r.handler
-		if r.httpGuard != nil {
-			h = r.httpGuard.HTTP(auth.RoleIngest, h)
-		}
-		r.httpSrv = &http.Server{
-			Handler:           h,
-			ReadHeaderTimeout: min(r.cfg.ReadTimeout, 10*time.Second),
-			ReadTimeout:       r.cfg.ReadTimeout,
-			IdleTimeout:       2 * time.Minute,
-			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
-		}
-		r.httpAddr = httpLn.Addr().String()
-		r.wg.Go(func() {
-			if err := r.httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				r.log.Error("otlp http receiver stopped", "endpoint", r.httpAddr, "err", err)
-			}
-		})
+	httpAddr := ""
+	if r.httpSrv != nil {
+		httpAddr = r.httpSrv.Addr()
 	}
-	r.log.Info("otlp receiver started", "grpc", r.grpcAddr, "http", r.httpAddr)
+	r.log.Info("otlp receiver started", "grpc", r.grpcAddr, "http", httpAddr)
 	return nil
 }
 
 func (r *Receiver) newGRPCServer() *grpc.Server {
+	c := r.cfg
 	s := grpc.NewServer(
 		// grpc-go applies the limit to the decompressed message and answers
 		// RESOURCE_EXHAUSTED, as OTLP asks for oversized requests.
-		grpc.MaxRecvMsgSize(int(r.cfg.MaxRequestBytes)),
-		grpc.UnaryInterceptor(r.limitGRPC),
+		grpc.MaxRecvMsgSize(int(c.MaxRequestBytes)),
 		// grpc-go takes one tap handle: tapGRPC runs every check that must
-		// come before the message is read.
+		// come before the message is read (credentials, then admission), so
+		// a refused call costs no message buffer.
 		grpc.InTapHandle(r.tapGRPC),
+		// One connection cannot open more calls than there are slots; the
+		// calls beyond are refused by the transport (REFUSED_STREAM).
+		grpc.MaxConcurrentStreams(uint32(min(c.MaxConcurrentRequests, 1000))),
+		grpc.MaxHeaderListSize(uint32(c.MaxHeaderBytes)),
+		grpc.ConnectionTimeout(c.ReadHeaderTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: c.IdleTimeout,
+			// Ping a silent connection, and drop it if the ping is not
+			// answered: a vanished client does not keep its slot.
+			Time:    time.Minute,
+			Timeout: 20 * time.Second,
+		}),
+		// Clients may ping every 10 s (the Collector's exporters are often
+		// configured so), even without calls; faster pings close the
+		// connection.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	if r.traces != nil {
 		ptraceotlp.RegisterGRPCServer(s, &traceServer{r: r})
@@ -275,12 +306,16 @@ func (r *Receiver) newGRPCServer() *grpc.Server {
 }
 
 // tapGRPC admits a call when its headers arrive, before grpc-go reads its
-// message: the guard checks its credentials.
+// message: the guard checks its credentials first, so a call without
+// them takes no admission budget, then admitGRPC.
 func (r *Receiver) tapGRPC(ctx context.Context, info *tap.Info) (context.Context, error) {
-	if r.grpcGuard == nil {
-		return ctx, nil
+	if r.grpcGuard != nil {
+		var err error
+		if ctx, err = r.grpcGuard.Tap(auth.RoleIngest)(ctx, info); err != nil {
+			return nil, err
+		}
 	}
-	return r.grpcGuard.Tap(auth.RoleIngest)(ctx, info)
+	return r.admitGRPC(ctx, info)
 }
 
 // acquire takes a request slot, or reports that all are taken.
@@ -296,22 +331,66 @@ func (r *Receiver) acquire() bool {
 func (r *Receiver) release() { <-r.inflight }
 
 // busyRetry is the wait suggested to a client refused for lack of a
-// request slot: requests take milliseconds, so a slot frees up soon.
+// request slot or memory: requests take milliseconds, so a slot frees up
+// soon.
 const busyRetry = time.Second
 
-// limitGRPC refuses a call when MaxConcurrentRequests are in flight.
-// grpc-go has read the message by then, but not decoded or handed it on.
-func (r *Receiver) limitGRPC(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+// admitGRPC admits a call before grpc-go reads its message: memory below
+// the soft limit, twice the largest message it may send reserved on the
+// byte budget, and a request slot. All are
+// held until the call ends, which also ends at read_timeout: a client
+// that sends its message slowly loses the call and its slot. It runs on
+// the connection's reader, so it must not block.
+func (r *Receiver) admitGRPC(ctx context.Context, info *tap.Info) (context.Context, error) {
+	signal := "traces"
+	if strings.Contains(info.FullMethodName, "Profiles") {
+		signal = "profiles"
+	}
+	if err := r.adm.Admit(); err != nil {
+		return nil, r.refuseGRPC(signal, err)
+	}
+	t := r.adm.Ticket()
+	// The message, and pdata's form of it while the next step decodes it:
+	// grpc-go reads a message whole, and only then does the handler see
+	// its size.
+	if err := t.Reserve(min(2*r.cfg.MaxRequestBytes, r.adm.MaxBuffered())); err != nil {
+		return nil, r.refuseGRPC(signal, err)
+	}
 	if !r.acquire() {
-		signal := "traces"
-		if strings.Contains(info.FullMethod, "Profiles") {
-			signal = "profiles"
-		}
+		t.Release()
 		r.m.refusedRequest("grpc", signal, ingest.ReasonFull)
 		return nil, grpcStatus(codes.ResourceExhausted, fmt.Errorf("%d requests in flight, retry later", r.cfg.MaxConcurrentRequests), busyRetry)
 	}
-	defer r.release()
-	return handler(ctx, req)
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, ticketKey{}, t), r.cfg.ReadTimeout)
+	// grpc-go cancels the stream's context when the call ends, however it
+	// ends, so this runs exactly once per admitted call.
+	context.AfterFunc(ctx, func() {
+		cancel()
+		t.Release()
+		r.release()
+	})
+	return ctx, nil
+}
+
+type ticketKey struct{}
+
+// ticketFrom returns the call's ticket, taken by admitGRPC.
+func ticketFrom(ctx context.Context, adm *admission.Controller) *admission.Ticket {
+	if t, ok := ctx.Value(ticketKey{}).(*admission.Ticket); ok {
+		return t
+	}
+	return adm.Ticket()
+}
+
+// refuseGRPC answers an admission refusal: throttling with a RetryInfo,
+// or, for a call that could never be admitted, without one.
+func (r *Receiver) refuseGRPC(signal string, err error) error {
+	if errors.Is(err, admission.ErrTooLarge) {
+		r.m.refusedRequest("grpc", signal, ingest.ReasonTooLarge)
+		return grpcStatus(codes.ResourceExhausted, err, 0)
+	}
+	r.m.refusedRequest("grpc", signal, ingest.ReasonMemory)
+	return grpcStatus(codes.ResourceExhausted, err, busyRetry)
 }
 
 // GRPCAddr returns the address the gRPC listener is bound to ("" before
@@ -326,8 +405,12 @@ func (r *Receiver) GRPCAddr() string {
 // Start or when off).
 func (r *Receiver) HTTPAddr() string {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.httpAddr
+	srv := r.httpSrv
+	r.mu.Unlock()
+	if srv == nil {
+		return ""
+	}
+	return srv.Addr()
 }
 
 // Shutdown stops accepting connections and waits for requests in flight
@@ -346,10 +429,7 @@ func (r *Receiver) Shutdown(ctx context.Context) error {
 	}
 	var errs []error
 	if r.httpSrv != nil {
-		if err := r.httpSrv.Shutdown(ctx); err != nil {
-			r.httpSrv.Close()
-			errs = append(errs, fmt.Errorf("shut down otlp http receiver: %w", err))
-		}
+		errs = append(errs, r.httpSrv.Shutdown(ctx))
 	}
 	if r.grpcSrv != nil {
 		done := make(chan struct{})

@@ -82,7 +82,7 @@ func testConfig() Config {
 func startReceiver(t *testing.T, cfg Config, traces pipeline.Consumer[[]telemetry.Span], profiles pipeline.Consumer[[]*telemetry.ProfileBatch]) (*Receiver, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
-	r, err := New(cfg, traces, profiles, nil, reg)
+	r, err := New(cfg, traces, profiles, nil, reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -636,7 +636,7 @@ func TestGRPCOverLimit(t *testing.T) {
 
 func TestLifecycle(t *testing.T) {
 	newReceiver := func(t *testing.T) *Receiver {
-		r, err := New(testConfig(), &recorder[[]telemetry.Span]{}, &recorder[[]*telemetry.ProfileBatch]{}, nil, prometheus.NewRegistry())
+		r, err := New(testConfig(), &recorder[[]telemetry.Span]{}, &recorder[[]*telemetry.ProfileBatch]{}, nil, prometheus.NewRegistry(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -679,7 +679,7 @@ func TestLifecycle(t *testing.T) {
 		defer a.Shutdown(context.Background())
 		cfg := testConfig()
 		cfg.HTTPEndpoint = a.HTTPAddr()
-		b, err := New(cfg, &recorder[[]telemetry.Span]{}, nil, nil, nil)
+		b, err := New(cfg, &recorder[[]telemetry.Span]{}, nil, nil, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -729,7 +729,7 @@ func TestConfigValidate(t *testing.T) {
 func TestSharedMetrics(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	for range 2 {
-		if _, err := New(testConfig(), &recorder[[]telemetry.Span]{}, nil, nil, reg); err != nil {
+		if _, err := New(testConfig(), &recorder[[]telemetry.Span]{}, nil, nil, reg, nil); err != nil {
 			t.Fatalf("second receiver on one registry: %v", err)
 		}
 	}
@@ -759,7 +759,7 @@ func fuzzReceiver(f *testing.F) *Receiver {
 	cfg.MaxRequestBytes = 1 << 20
 	ok := pipeline.ConsumerFunc[[]telemetry.Span](func(context.Context, []telemetry.Span) error { return nil })
 	okp := pipeline.ConsumerFunc[[]*telemetry.ProfileBatch](func(context.Context, []*telemetry.ProfileBatch) error { return nil })
-	r, err := New(cfg, ok, okp, nil, nil)
+	r, err := New(cfg, ok, okp, nil, nil, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -797,7 +797,7 @@ func BenchmarkHTTPTracesProtobuf(b *testing.B) {
 	body := mustProto(b, tracesRequest(perRequest, false))
 	cfg := DefaultConfig()
 	noop := pipeline.ConsumerFunc[[]telemetry.Span](func(context.Context, []telemetry.Span) error { return nil })
-	r, err := New(cfg, noop, nil, nil, prometheus.NewRegistry())
+	r, err := New(cfg, noop, nil, nil, prometheus.NewRegistry(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

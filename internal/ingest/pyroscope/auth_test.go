@@ -36,7 +36,7 @@ func TestGuardedPyroscopeGoClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	r, err := New(testConfig(), rec, nil, nil)
+	r, err := New(testConfig(), rec, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,18 +14,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-
 	"github.com/evidentsec/evident/internal/ingest"
+	"github.com/evidentsec/evident/internal/ingest/admission"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
 // Errors of a request, each mapped to its status by refuse.
 var (
-	errTooLarge    = errors.New("request too large")
 	errUnsupported = errors.New("unsupported request")
 	errBadRequest  = errors.New("bad request")
+	errBusy        = errors.New("busy")
 )
 
 // serveIngest handles POST /ingest as pyroscope-go and the other
@@ -46,16 +45,22 @@ func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
 		r.refuseErr(w, err)
 		return
 	}
-	data, err := r.readProfile(w, req)
+	data, err := r.readProfile(req)
 	if err != nil {
 		r.refuseErr(w, err)
 		return
 	}
+	release, err := r.acquire()
+	if err != nil {
+		r.refuseErr(w, err)
+		return
+	}
+	defer release()
 	source := fmt.Sprintf("pyroscope %s %s from %s", req.URL.Path, p.name, req.RemoteAddr)
 	if p.spyName != "" {
 		source += " (" + p.spyName + ")"
 	}
-	batches, derr := telemetry.DecodePprof(data, source)
+	batches, derr := r.cfg.Profiles.DecodePprof(data, source)
 	if len(batches) == 0 {
 		if derr != nil {
 			r.refuseErr(w, fmt.Errorf("%w: %w", errBadRequest, derr))
@@ -95,9 +100,15 @@ func (r *Receiver) refuse(w http.ResponseWriter, status int, reason string, err 
 // refuseErr answers err with the status of its sentinel.
 func (r *Receiver) refuseErr(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, errTooLarge), errors.Is(err, telemetry.ErrTooLarge):
+	case errors.Is(err, admission.ErrMemory), errors.Is(err, admission.ErrBudget):
+		w.Header().Set("Retry-After", "1")
+		r.refuse(w, http.StatusTooManyRequests, ingest.ReasonMemory, err)
+	case errors.Is(err, errBusy):
+		w.Header().Set("Retry-After", "1")
+		r.refuse(w, http.StatusTooManyRequests, ingest.ReasonFull, err)
+	case errors.Is(err, ingest.ErrTooLarge), errors.Is(err, telemetry.ErrTooLarge), errors.Is(err, admission.ErrTooLarge):
 		r.refuse(w, http.StatusRequestEntityTooLarge, ingest.ReasonTooLarge, err)
-	case errors.Is(err, errUnsupported):
+	case errors.Is(err, errUnsupported), errors.Is(err, ingest.ErrEncoding):
 		r.refuse(w, http.StatusUnsupportedMediaType, ingest.ReasonUnsupported, err)
 	default:
 		r.refuse(w, http.StatusBadRequest, ingest.ReasonMalformed, err)
@@ -255,19 +266,18 @@ func parseTime(s string, now time.Time) (time.Time, error) {
 
 // readProfile reads the pprof of an /ingest request: the profile part of
 // a multipart form as pyroscope-go sends it, or the whole body, and
-// gunzips it within MaxRequestBytes.
-func (r *Receiver) readProfile(w http.ResponseWriter, req *http.Request) ([]byte, error) {
+// decompresses it within MaxRequestBytes, all reserved on the request's
+// ticket.
+func (r *Receiver) readProfile(req *http.Request) ([]byte, error) {
 	limit := r.cfg.MaxRequestBytes
 	if ce := strings.TrimSpace(req.Header.Get("Content-Encoding")); ce != "" && ce != "identity" {
 		return nil, fmt.Errorf("%w: content encoding %q; the profile itself may be gzipped", errUnsupported, ce)
 	}
-	if req.ContentLength > limit {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", errTooLarge, req.ContentLength, limit)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, limit))
+	t := ticketFrom(req.Context(), r.adm)
+	body, err := ingest.ReadBody(nil, req.Body, req.ContentLength, limit, t)
 	if err != nil {
-		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-			return nil, fmt.Errorf("%w: more than %d bytes", errTooLarge, limit)
+		if errors.Is(err, ingest.ErrTooLarge) || errors.Is(err, admission.ErrBudget) || errors.Is(err, admission.ErrTooLarge) {
+			return nil, err
 		}
 		return nil, fmt.Errorf("%w: read body: %w", errBadRequest, err)
 	}
@@ -277,7 +287,20 @@ func (r *Receiver) readProfile(w http.ResponseWriter, req *http.Request) ([]byte
 			return nil, err
 		}
 	}
-	return gunzip(body, limit)
+	return r.decompress(body, limit, t)
+}
+
+// decompress returns a profile, gunzipped (or zstd-decoded) when it is
+// compressed, within limit bytes after decompression.
+func (r *Receiver) decompress(data []byte, limit int64, t *admission.Ticket) ([]byte, error) {
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%w: profile of %d bytes, limit %d", ingest.ErrTooLarge, len(data), limit)
+	}
+	out, err := r.dec.Decompress(nil, data, "", limit, t)
+	if errors.Is(err, ingest.ErrCorrupt) {
+		return nil, fmt.Errorf("%w: %w", errBadRequest, err)
+	}
+	return out, err
 }
 
 // profilePart returns the profile part of a multipart form. The other
@@ -307,37 +330,6 @@ func profilePart(body []byte, boundary string) ([]byte, error) {
 		}
 		return data, nil
 	}
-}
-
-// gzipMagic starts every gzip stream.
-const gzipMagic = "\x1f\x8b"
-
-// gunzip returns data, gunzipped when it is gzip, within limit bytes
-// after decompression; the decompressed stream goes through a limited
-// reader, so a gzip bomb stops at limit+1 bytes.
-func gunzip(data []byte, limit int64) ([]byte, error) {
-	if !bytes.HasPrefix(data, []byte(gzipMagic)) {
-		if int64(len(data)) > limit {
-			return nil, fmt.Errorf("%w: profile of %d bytes, limit %d", errTooLarge, len(data), limit)
-		}
-		return data, nil
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("%w: gzip: %w", errBadRequest, err)
-	}
-	out, err := io.ReadAll(io.LimitReader(zr, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: gzip: %w", errBadRequest, err)
-	}
-	if int64(len(out)) > limit {
-		return nil, fmt.Errorf("%w: profile over %d bytes after decompression", errTooLarge, limit)
-	}
-	// The pprof decoder gunzips too, with a limit meant for files.
-	if bytes.HasPrefix(out, []byte(gzipMagic)) {
-		return nil, fmt.Errorf("%w: gzip inside gzip", errBadRequest)
-	}
-	return out, nil
 }
 
 // refusal is how a consumer error is answered.

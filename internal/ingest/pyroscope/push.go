@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
 
 	"github.com/evidentsec/evident/internal/ingest"
+	"github.com/evidentsec/evident/internal/ingest/admission"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
@@ -26,11 +28,21 @@ type pusher struct {
 // on in one call. The service is the series' service_name label. A
 // profile that does not decode is dropped and logged; the request fails
 // with INVALID_ARGUMENT only when none decodes, since Push has no partial
-// success to report and a retry would not help.
+// success to report and a retry would not help. MaxRequestBytes bounds
+// the profiles of the whole request after decompression, not each one:
+// beyond it the request fails with INVALID_ARGUMENT naming the limit.
 func (p *pusher) Push(ctx context.Context, req *connect.Request[pushv1.PushRequest]) (*connect.Response[pushv1.PushResponse], error) {
 	r := p.r
 	start := time.Now()
 	defer r.m.observe("connect", start)
+	release, err := r.acquire()
+	if err != nil {
+		r.m.RefusedRequests.WithLabelValues("pyroscope", "connect", "profiles", ingest.ReasonFull).Inc()
+		return nil, retryError(connect.CodeResourceExhausted, err, time.Second)
+	}
+	defer release()
+	t := ticketFrom(ctx, r.adm)
+	left := r.cfg.MaxRequestBytes
 	source := "pyroscope Push from " + req.Peer().Addr
 	var batches []*telemetry.ProfileBatch
 	var bad []error
@@ -46,10 +58,19 @@ func (p *pusher) Push(ctx context.Context, req *connect.Request[pushv1.PushReque
 		}
 		for j, smp := range s.GetSamples() {
 			record := fmt.Sprintf("%s: series[%d].samples[%d]", source, i, j)
-			raw, err := gunzip(smp.GetRawProfile(), r.cfg.MaxRequestBytes)
+			raw, err := r.decompress(smp.GetRawProfile(), left, t)
+			switch {
+			case errors.Is(err, ingest.ErrTooLarge), errors.Is(err, admission.ErrTooLarge):
+				r.m.refusedRequest("connect", ingest.ReasonTooLarge)
+				return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s: the request's profiles are over max_request_bytes %d after decompression: %w", record, r.cfg.MaxRequestBytes, err))
+			case errors.Is(err, admission.ErrBudget):
+				r.m.refusedRequest("connect", ingest.ReasonMemory)
+				return nil, retryError(connect.CodeResourceExhausted, err, time.Second)
+			}
+			left -= int64(len(raw))
 			var bs []*telemetry.ProfileBatch
 			if err == nil {
-				bs, err = telemetry.DecodePprof(raw, record)
+				bs, err = r.cfg.Profiles.DecodePprof(raw, record)
 			}
 			if len(bs) == 0 {
 				if err != nil {
@@ -88,29 +109,57 @@ func (p *pusher) Push(ctx context.Context, req *connect.Request[pushv1.PushReque
 		case http.StatusBadRequest:
 			code = connect.CodeInvalidArgument
 		}
-		cerr := connect.NewError(code, err)
-		if c.retry > 0 {
-			// Connect sends error metadata of a unary call as HTTP
-			// headers, where Pyroscope clients look for Retry-After.
-			cerr.Meta().Set("Retry-After", retryAfterSeconds(c.retry))
-		}
-		return nil, cerr
+		return nil, retryError(code, err, c.retry)
 	}
 	r.m.AcceptedProfiles.WithLabelValues("pyroscope", "connect").Add(float64(len(batches)))
 	return connect.NewResponse(&pushv1.PushResponse{}), nil
 }
 
+// retryError is a Connect error with a Retry-After when retry > 0.
+func retryError(code connect.Code, err error, retry time.Duration) *connect.Error {
+	cerr := connect.NewError(code, err)
+	if retry > 0 {
+		// Connect sends error metadata of a unary call as HTTP headers,
+		// where Pyroscope clients look for Retry-After.
+		cerr.Meta().Set("Retry-After", retryAfterSeconds(retry))
+	}
+	return cerr
+}
+
 // limitPush answers 413 for a Push body announced over the limit before
-// Connect reads it, and bounds what Connect can read when the length is
-// not announced.
+// Connect reads it, bounds what Connect can read when the length is not
+// announced, and reserves what it reads on the request's ticket.
 func (r *Receiver) limitPush(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.ContentLength > r.cfg.MaxRequestBytes {
 			r.m.RefusedRequests.WithLabelValues("pyroscope", "connect", "profiles", ingest.ReasonTooLarge).Inc()
-			http.Error(w, fmt.Sprintf("%v: %d bytes, limit %d", errTooLarge, req.ContentLength, r.cfg.MaxRequestBytes), http.StatusRequestEntityTooLarge)
+			http.Error(w, fmt.Sprintf("%v: %d bytes, limit %d", ingest.ErrTooLarge, req.ContentLength, r.cfg.MaxRequestBytes), http.StatusRequestEntityTooLarge)
 			return
 		}
-		req.Body = http.MaxBytesReader(w, req.Body, r.cfg.MaxRequestBytes)
+		body := http.MaxBytesReader(w, req.Body, r.cfg.MaxRequestBytes)
+		req.Body = &pushBody{Reader: ticketFrom(req.Context(), r.adm).Reader(body), Closer: body, r: r}
 		h.ServeHTTP(w, req)
 	})
+}
+
+// pushBody answers the ticket's refusals of a Push body as Push answers
+// them: connect-go passes a *connect.Error from the body on as it is, and
+// would make anything else UNKNOWN.
+type pushBody struct {
+	io.Reader
+	io.Closer
+	r *Receiver
+}
+
+func (b *pushBody) Read(p []byte) (int, error) {
+	n, err := b.Reader.Read(p)
+	switch {
+	case errors.Is(err, admission.ErrTooLarge):
+		b.r.m.refusedRequest("connect", ingest.ReasonTooLarge)
+		return n, connect.NewError(connect.CodeInvalidArgument, err)
+	case errors.Is(err, admission.ErrBudget):
+		b.r.m.refusedRequest("connect", ingest.ReasonMemory)
+		return n, retryError(connect.CodeResourceExhausted, err, time.Second)
+	}
+	return n, err
 }

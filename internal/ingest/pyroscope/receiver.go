@@ -9,9 +9,11 @@
 // from the application name or the service_name label.
 //
 // Answers follow Pyroscope's: 200 on success, 400 for bad parameters or
-// undecodable profiles, 413 over MaxRequestBytes (after decompression),
-// 415 for formats other than pprof, 429 with Retry-After when the
-// consumer's queue is full and 503 when it is otherwise unavailable.
+// undecodable profiles, 413 over MaxRequestBytes (after decompression,
+// for all the profiles of a request together) or over the per-profile
+// Limits, 415 for formats other than pprof, 429 with Retry-After when
+// the consumer's queue is full, all request slots are taken or admission
+// refuses for memory, and 503 when the consumer is otherwise unavailable.
 package pyroscope
 
 import (
@@ -22,7 +24,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"time"
 
 	"connectrpc.com/connect"
 	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
@@ -30,6 +31,8 @@ import (
 
 	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/ingest"
+	"github.com/evidentsec/evident/internal/ingest/admission"
+	"github.com/evidentsec/evident/internal/listener"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -56,23 +59,29 @@ type Config struct {
 	// MaxRequestBytes bounds a request body and every profile in it after
 	// decompression.
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
-	// ReadTimeout bounds reading one request, headers and body.
-	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// MaxConcurrentRequests bounds the requests read and decoded at once,
 	// so that memory stays bounded under overload: beyond it a request is
 	// refused at once with 429 and Retry-After instead of being buffered.
 	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
+	// Profiles bound the samples, locations and stack depth of each
+	// profile received.
+	Profiles telemetry.Limits `yaml:"profiles"`
+	// Config bounds the listener's connections and how long a client may
+	// take to send a request (read_timeout) or read the answer.
+	listener.Config `yaml:",inline"`
 }
 
-// DefaultConfig returns Pyroscope's port bound to loopback and a 16 MiB
-// limit (Pyroscope itself caps a profile at 4 MiB).
+// DefaultConfig returns Pyroscope's port bound to loopback, a 16 MiB
+// limit (Pyroscope itself caps a profile at 4 MiB) and the listener
+// package's limits.
 func DefaultConfig() Config {
 	return Config{
 		Endpoint:        "127.0.0.1:4040",
 		MaxRequestBytes: 16 << 20,
-		ReadTimeout:     30 * time.Second,
 		// Profiles arrive every 10-15 s per process: a few slots suffice.
 		MaxConcurrentRequests: 16,
+		Profiles:              telemetry.DefaultLimits(),
+		Config:                listener.DefaultConfig(),
 	}
 }
 
@@ -84,11 +93,14 @@ func (c Config) Validate() error {
 	if c.MaxRequestBytes <= 0 || c.MaxRequestBytes > 1<<30 {
 		return fmt.Errorf("%w: max_request_bytes %d, want 1 byte to 1 GiB", ErrConfig, c.MaxRequestBytes)
 	}
-	if c.ReadTimeout <= 0 {
-		return fmt.Errorf("%w: read_timeout %s, want > 0", ErrConfig, c.ReadTimeout)
-	}
 	if c.MaxConcurrentRequests <= 0 {
 		return fmt.Errorf("%w: max_concurrent_requests %d, want > 0", ErrConfig, c.MaxConcurrentRequests)
+	}
+	if err := c.Config.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if err := c.Profiles.Validate(); err != nil {
+		return fmt.Errorf("%w: profiles: %w", ErrConfig, err)
 	}
 	return nil
 }
@@ -101,22 +113,25 @@ type Receiver struct {
 	log      *slog.Logger
 	m        *metrics
 	handler  http.Handler
-	inflight chan struct{} // a slot per request being served
-	guard    *auth.Guard   // nil: no credentials asked
+	guard    *auth.Guard // nil: no credentials asked
+	adm      *admission.Controller
+	dec      *ingest.Decompressor
+	inflight chan struct{} // a slot per request being decoded
+
+	srv *listener.Server
 
 	mu      sync.Mutex
 	started bool
 	stopped bool
-	srv     *http.Server
-	addr    string
-	wg      sync.WaitGroup
 }
 
 var _ pipeline.Component = (*Receiver)(nil)
 
 // New returns a receiver that hands profiles to the consumer. Metrics are
-// registered with reg (nil: not registered).
-func New(cfg Config, profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logger *slog.Logger, reg prometheus.Registerer) (*Receiver, error) {
+// registered with reg (nil: not registered). adm admits requests, shared
+// with the other receivers (nil: a private one with the default byte
+// budget).
+func New(cfg Config, profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logger *slog.Logger, reg prometheus.Registerer, adm *admission.Controller) (*Receiver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -130,8 +145,11 @@ func New(cfg Config, profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logg
 	if err != nil {
 		return nil, fmt.Errorf("register pyroscope receiver metrics: %w", err)
 	}
-	r := &Receiver{cfg: cfg, profiles: profiles, log: logger, m: m,
-		inflight: make(chan struct{}, cfg.MaxConcurrentRequests)}
+	if adm == nil {
+		adm = admission.Default()
+	}
+	r := &Receiver{cfg: cfg, profiles: profiles, log: logger, m: m, adm: adm,
+		dec: ingest.NewDecompressor(cfg.MaxRequestBytes), inflight: make(chan struct{}, cfg.MaxConcurrentRequests)}
 	mux := http.NewServeMux()
 	mux.HandleFunc(IngestPath, r.serveIngest)
 	mux.HandleFunc(PrefixIngestPath, r.serveIngest)
@@ -140,25 +158,59 @@ func New(cfg Config, profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logg
 		connect.WithReadMaxBytes(int(cfg.MaxRequestBytes)))
 	mux.Handle(path, r.limitPush(push))
 	r.handler = r.limit(mux)
+	r.srv = listener.New(listener.Options{Name: "pyroscope receiver", Endpoint: cfg.Endpoint, Config: cfg.Config,
+		Handler: http.HandlerFunc(r.serveGuarded), Logger: logger,
+		// HTTP/2 without TLS lets gRPC clients of PusherService (Connect
+		// serves gRPC on the same path) reach a loopback or in-cluster port.
+		UnencryptedHTTP2: true})
 	return r, nil
 }
 
-// limit refuses a request, before its body is read, when
-// MaxConcurrentRequests are in flight; requests take milliseconds, so
-// the client is told to retry after a second.
+// limit refuses a request before its body is read while memory is above
+// the soft limit, and gives it a ticket on the byte budget (ticketFrom),
+// released when it is answered.
 func (r *Receiver) limit(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		select {
-		case r.inflight <- struct{}{}:
-		default:
-			r.m.RefusedRequests.WithLabelValues("pyroscope", "http", "profiles", ingest.ReasonFull).Inc()
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, fmt.Sprintf("%d requests in flight, retry later", r.cfg.MaxConcurrentRequests), http.StatusTooManyRequests)
+		if err := r.adm.Admit(); err != nil {
+			r.refuseErr(w, err)
 			return
 		}
-		defer func() { <-r.inflight }()
-		h.ServeHTTP(w, req)
+		t := r.adm.Ticket()
+		defer t.Release()
+		h.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), ticketKey{}, t)))
 	})
+}
+
+type ticketKey struct{}
+
+// ticketFrom returns the request's ticket; a handler served without
+// limit (none is) would get one of its own, never released.
+func ticketFrom(ctx context.Context, adm *admission.Controller) *admission.Ticket {
+	if t, ok := ctx.Value(ticketKey{}).(*admission.Ticket); ok {
+		return t
+	}
+	return adm.Ticket()
+}
+
+// acquire takes a slot for decoding a request whose body has been read:
+// a client that sends slowly holds only the bytes it sent, never a slot.
+func (r *Receiver) acquire() (release func(), err error) {
+	select {
+	case r.inflight <- struct{}{}:
+		return func() { <-r.inflight }, nil
+	default:
+		return nil, fmt.Errorf("%w: %d requests in flight, retry later", errBusy, r.cfg.MaxConcurrentRequests)
+	}
+}
+
+// serveGuarded serves the listener: the guard set by Guard (before Start)
+// checks credentials before a request takes a slot or its body is read.
+func (r *Receiver) serveGuarded(w http.ResponseWriter, req *http.Request) {
+	if r.guard == nil {
+		r.handler.ServeHTTP(w, req)
+		return
+	}
+	r.guard.HTTP(auth.RoleIngest, r.handler).ServeHTTP(w, req)
 }
 
 // Handler returns the receiver's HTTP handler, for mounting on another
@@ -172,11 +224,7 @@ func (r *Receiver) Guard(g *auth.Guard) { r.guard = g }
 
 // Addr returns the address the listener is bound to ("" before Start);
 // with port 0 in the config it tells the real port.
-func (r *Receiver) Addr() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.addr
-}
+func (r *Receiver) Addr() string { return r.srv.Addr() }
 
 // Start listens on Endpoint and serves in a goroutine that Shutdown waits
 // for. A second Start does nothing; Start after Shutdown returns
@@ -190,36 +238,11 @@ func (r *Receiver) Start(ctx context.Context) error {
 	if r.started {
 		return nil
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", r.cfg.Endpoint)
-	if err != nil {
-		return fmt.Errorf("start pyroscope receiver on %s: %w", r.cfg.Endpoint, err)
+	if err := r.srv.Start(ctx); err != nil {
+		return err
 	}
 	r.started = true
-	r.addr = ln.Addr().String()
-	h := r.handler
-	if r.guard != nil {
-		h = r.guard.HTTP(auth.RoleIngest, h)
-	}
-	r.srv = &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: min(r.cfg.ReadTimeout, 10*time.Second),
-		ReadTimeout:       r.cfg.ReadTimeout,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
-		Protocols:         new(http.Protocols),
-	}
-	// HTTP/2 without TLS lets gRPC clients of PusherService (Connect
-	// serves gRPC on the same path) reach a loopback or in-cluster port.
-	r.srv.Protocols.SetHTTP1(true)
-	r.srv.Protocols.SetUnencryptedHTTP2(true)
-	r.wg.Go(func() {
-		if err := r.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			r.log.Error("pyroscope receiver stopped", "endpoint", r.addr, "err", err)
-		}
-	})
-	r.log.Info("pyroscope receiver started", "endpoint", r.addr)
+	r.log.Info("pyroscope receiver started", "endpoint", r.srv.Addr())
 	return nil
 }
 
@@ -236,12 +259,7 @@ func (r *Receiver) Shutdown(ctx context.Context) error {
 	if !r.started {
 		return nil
 	}
-	var err error
-	if serr := r.srv.Shutdown(ctx); serr != nil {
-		r.srv.Close()
-		err = fmt.Errorf("shut down pyroscope receiver: %w", serr)
-	}
-	r.wg.Wait()
+	err := r.srv.Shutdown(ctx)
 	r.log.Info("pyroscope receiver stopped")
 	return err
 }

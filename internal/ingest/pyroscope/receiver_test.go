@@ -69,7 +69,7 @@ func testConfig() Config {
 func startReceiver(t *testing.T, cfg Config, c pipeline.Consumer[[]*telemetry.ProfileBatch]) (*Receiver, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
-	r, err := New(cfg, c, nil, reg)
+	r, err := New(cfg, c, nil, reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,7 +498,7 @@ func TestParseTime(t *testing.T) {
 
 func TestLifecycle(t *testing.T) {
 	newReceiver := func(t *testing.T) *Receiver {
-		r, err := New(testConfig(), &recorder{}, nil, prometheus.NewRegistry())
+		r, err := New(testConfig(), &recorder{}, nil, prometheus.NewRegistry(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -567,7 +567,7 @@ func fuzzHandler(f *testing.F) http.Handler {
 	cfg := DefaultConfig()
 	cfg.MaxRequestBytes = 1 << 20
 	ok := pipeline.ConsumerFunc[[]*telemetry.ProfileBatch](func(context.Context, []*telemetry.ProfileBatch) error { return nil })
-	r, err := New(cfg, ok, nil, nil)
+	r, err := New(cfg, ok, nil, nil, nil)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -1,0 +1,342 @@
+// Package admission decides whether a receiver may take a request now,
+// so that evident's memory stays bounded whatever its clients send.
+//
+// Two checks, both cheap enough for every request:
+//   - a memory limiter, as the OpenTelemetry Collector's memory_limiter
+//     does: Start sets the Go runtime's memory limit (GOMEMLIMIT) and
+//     samples the memory the runtime holds every CheckInterval; above
+//     RefuseAbovePercent of the limit, Admit refuses until it falls back;
+//   - a byte budget: the request bodies held at once, raw and
+//     decompressed, across every receiver. A Ticket reserves bytes as
+//     they arrive, so a slow client holds only what it has sent, and a
+//     flood of fast large requests is refused once the budget is spent.
+//
+// Receivers answer both refusals as throttling (HTTP 429 with
+// Retry-After, gRPC RESOURCE_EXHAUSTED with RetryInfo), which OTLP and
+// Pyroscope clients retry.
+package admission
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Errors of a refused admission; ErrMemory and ErrBudget are retryable.
+var (
+	// ErrMemory refuses a request while the process is above the soft
+	// memory limit.
+	ErrMemory = errors.New("memory above the soft limit")
+	// ErrBudget refuses bytes beyond the budget of buffered request bodies.
+	ErrBudget = errors.New("buffered request bytes at the limit")
+	// ErrTooLarge refuses a request that alone needs more than the whole
+	// budget: it could never be admitted, so it is not retryable.
+	ErrTooLarge = errors.New("request needs more than max_buffered_bytes")
+)
+
+// ErrConfig marks an invalid Config.
+var ErrConfig = errors.New("invalid admission config")
+
+// Config configures a Controller.
+type Config struct {
+	// MemoryLimitBytes is set as the Go runtime's soft memory limit
+	// (GOMEMLIMIT) at Start; 0 keeps the runtime's, which is the
+	// GOMEMLIMIT environment variable's when set, else none. Without a
+	// limit, no request is refused for memory.
+	MemoryLimitBytes int64 `yaml:"memory_limit_bytes"`
+	// RefuseAbovePercent is the soft limit: above this share of the memory
+	// limit, requests are refused until memory falls back below it. The
+	// Collector's memory_limiter leaves 20% for spikes.
+	RefuseAbovePercent int `yaml:"refuse_above_percent"`
+	// CheckInterval is how often memory is sampled.
+	CheckInterval time.Duration `yaml:"check_interval"`
+	// MaxBufferedBytes bounds the request bodies, raw and decompressed,
+	// that all receivers hold at once. A gRPC call reserves the largest
+	// message it may receive, as grpc-go reads it whole before the
+	// handler runs.
+	MaxBufferedBytes int64 `yaml:"max_buffered_bytes"`
+}
+
+// DefaultConfig returns no memory limit of its own (GOMEMLIMIT from the
+// environment is honoured), a soft limit at 80%, checked every 100 ms,
+// and 64 MiB of buffered request bodies: with decoding at a few times
+// the size of the data, ingestion then stays within a few hundred MB.
+func DefaultConfig() Config {
+	return Config{RefuseAbovePercent: 80, CheckInterval: 100 * time.Millisecond, MaxBufferedBytes: 64 << 20}
+}
+
+// Validate reports the first problem of c.
+func (c Config) Validate() error {
+	switch {
+	case c.MemoryLimitBytes < 0:
+		return fmt.Errorf("%w: memory_limit_bytes %d, want >= 0 (0: GOMEMLIMIT or none)", ErrConfig, c.MemoryLimitBytes)
+	case c.MemoryLimitBytes > 0 && c.MemoryLimitBytes < 64<<20:
+		return fmt.Errorf("%w: memory_limit_bytes %d, want at least 64 MiB", ErrConfig, c.MemoryLimitBytes)
+	case c.RefuseAbovePercent < 10 || c.RefuseAbovePercent > 100:
+		return fmt.Errorf("%w: refuse_above_percent %d, want 10 to 100", ErrConfig, c.RefuseAbovePercent)
+	case c.CheckInterval <= 0:
+		return fmt.Errorf("%w: check_interval %s, want > 0", ErrConfig, c.CheckInterval)
+	case c.MaxBufferedBytes < 1<<20:
+		return fmt.Errorf("%w: max_buffered_bytes %d, want at least 1 MiB", ErrConfig, c.MaxBufferedBytes)
+	}
+	return nil
+}
+
+// Controller admits requests. It is a pipeline.Component (Start samples
+// memory; without Start only the byte budget applies) and safe for
+// concurrent use.
+type Controller struct {
+	cfg Config
+	log *slog.Logger
+
+	over     atomic.Bool
+	buffered atomic.Int64
+	limit    atomic.Int64 // the runtime's memory limit while sampling, 0 for none
+
+	memLimited prometheus.GaugeFunc
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns a controller; metrics of memory in use and bytes buffered
+// are registered with reg (nil: not registered).
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Controller, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Controller{cfg: cfg, log: logger}
+	c.memLimited = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "evident_admission_memory_limited",
+		Help: "1 while memory is above the soft limit and requests are refused.",
+	}, func() float64 {
+		if c.over.Load() {
+			return 1
+		}
+		return 0
+	})
+	if reg != nil {
+		for _, g := range []prometheus.Collector{
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "evident_admission_buffered_bytes",
+				Help: "Bytes of request bodies, raw and decompressed, held by the receivers.",
+			}, func() float64 { return float64(c.buffered.Load()) }),
+			c.memLimited,
+		} {
+			if err := reg.Register(g); err != nil {
+				return nil, fmt.Errorf("register admission metrics: %w", err)
+			}
+		}
+	}
+	return c, nil
+}
+
+// Default returns a controller with DefaultConfig and no metrics, for a
+// receiver that was given none.
+func Default() *Controller {
+	c, _ := New(DefaultConfig(), nil, nil)
+	return c
+}
+
+// Start sets the memory limit and samples memory until Shutdown. It is
+// safe to call twice.
+func (c *Controller) Start(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done != nil {
+		return nil
+	}
+	if c.cfg.MemoryLimitBytes > 0 {
+		debug.SetMemoryLimit(c.cfg.MemoryLimitBytes)
+	}
+	// A negative input reads the limit without changing it; math.MaxInt64
+	// means none was set.
+	if l := debug.SetMemoryLimit(-1); l > 0 && l < 1<<62 {
+		c.limit.Store(l)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel, c.done = cancel, make(chan struct{})
+	go c.sample(ctx, c.done)
+	c.log.Info("admission started", "memory_limit_bytes", c.limit.Load(), "refuse_above_percent", c.cfg.RefuseAbovePercent, "max_buffered_bytes", c.cfg.MaxBufferedBytes)
+	return nil
+}
+
+// Shutdown stops sampling; safe to call twice and without Start.
+func (c *Controller) Shutdown(ctx context.Context) error {
+	c.mu.Lock()
+	cancel, done := c.cancel, c.done
+	c.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	cancel()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// memoryMetrics are what GOMEMLIMIT limits: all memory mapped by the
+// runtime less the heap memory returned to the system. Reading them does
+// not stop the world, unlike runtime.ReadMemStats.
+var memoryMetrics = [...]string{"/memory/classes/total:bytes", "/memory/classes/heap/released:bytes"}
+
+func (c *Controller) sample(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	samples := make([]metrics.Sample, len(memoryMetrics))
+	for i, name := range memoryMetrics {
+		samples[i].Name = name
+	}
+	t := time.NewTicker(c.cfg.CheckInterval)
+	defer t.Stop()
+	for {
+		if limit := c.limit.Load(); limit > 0 {
+			metrics.Read(samples)
+			inUse := int64(samples[0].Value.Uint64() - samples[1].Value.Uint64())
+			over := inUse > limit/100*int64(c.cfg.RefuseAbovePercent)
+			if was := c.over.Swap(over); was != over {
+				c.log.Warn("memory soft limit", "refusing", over, "in_use_bytes", inUse, "limit_bytes", limit)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Admit returns ErrMemory while memory is above the soft limit.
+func (c *Controller) Admit() error {
+	if c.over.Load() {
+		return fmt.Errorf("%w of %d%% of %d bytes, retry later", ErrMemory, c.cfg.RefuseAbovePercent, c.limit.Load())
+	}
+	return nil
+}
+
+// MaxBuffered returns the budget of buffered bytes.
+func (c *Controller) MaxBuffered() int64 { return c.cfg.MaxBufferedBytes }
+
+// Buffered returns the bytes reserved by tickets now.
+func (c *Controller) Buffered() int64 { return c.buffered.Load() }
+
+// Ticket returns an empty reservation for one request; its owner calls
+// Release when the request's buffers are no longer used.
+//
+// Receivers reserve the bytes they read and decompress, and an estimate
+// of what decoding makes of them (DecodedSpanBytes per span), so that the
+// budget bounds the memory of the requests in flight, not only of their
+// bodies.
+func (c *Controller) Ticket() *Ticket { return &Ticket{c: c} }
+
+// Ticket holds the bytes one request has reserved. It is safe for
+// concurrent use: a gRPC call's deadline may release it while its
+// handler still runs, and what the handler reserves after is refused.
+type Ticket struct {
+	c *Controller
+
+	mu     sync.Mutex
+	n      int64
+	closed bool
+}
+
+// errReleased refuses reservations on a released ticket.
+var errReleased = errors.New("request ended")
+
+// Reserve reserves n more bytes, or reserves nothing and returns
+// ErrBudget when the budget cannot hold them now, or ErrTooLarge when the
+// request would hold more than the whole budget.
+func (t *Ticket) Reserve(n int64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return fmt.Errorf("%w: %w", ErrBudget, errReleased)
+	}
+	max := t.c.cfg.MaxBufferedBytes
+	if t.n+n > max {
+		return fmt.Errorf("%w: %d bytes, max_buffered_bytes %d", ErrTooLarge, t.n+n, max)
+	}
+	for {
+		cur := t.c.buffered.Load()
+		if cur+n > max {
+			return fmt.Errorf("%w of %d bytes, retry later", ErrBudget, max)
+		}
+		if t.c.buffered.CompareAndSwap(cur, cur+n) {
+			t.n += n
+			return nil
+		}
+	}
+}
+
+// Swap releases what the ticket holds and reserves n instead, for data
+// that replaces the data it was decoded from; on an error the ticket
+// holds nothing.
+func (t *Ticket) Swap(n int64) error {
+	t.mu.Lock()
+	t.c.buffered.Add(-t.n)
+	t.n = 0
+	t.mu.Unlock()
+	return t.Reserve(n)
+}
+
+// Release returns every byte the ticket reserved; later reservations are
+// refused. It may be called again.
+func (t *Ticket) Release() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.c.buffered.Add(-t.n)
+	t.n = 0
+	t.closed = true
+}
+
+// DecodedSpanBytes estimates the memory of one decoded span: its pdata
+// form over gRPC and evident's telemetry.Span with its strings. A small
+// request can hold many spans: counting them keeps a request of many
+// tiny spans from taking many times its size.
+const DecodedSpanBytes = 1 << 10
+
+// readStep is how much a Reader reserves at a time: reads are cut to it,
+// so a request reserves about what it has read, not what its buffer
+// could hold.
+const readStep = 64 << 10
+
+// Reader returns r whose reads reserve, in steps, the bytes they return:
+// a read that the budget cannot hold fails with ErrBudget.
+func (t *Ticket) Reader(r io.Reader) io.Reader { return &reader{r: r, t: t} }
+
+type reader struct {
+	r    io.Reader
+	t    *Ticket
+	read int64 // returned so far
+	own  int64 // reserved through this reader
+}
+
+func (r *reader) Read(p []byte) (int, error) {
+	if len(p) > readStep {
+		p = p[:readStep]
+	}
+	if r.read+int64(len(p)) > r.own {
+		if err := r.t.Reserve(readStep); err != nil {
+			return 0, err
+		}
+		r.own += readStep
+	}
+	n, err := r.r.Read(p)
+	r.read += int64(n)
+	return n, err
+}

@@ -1,0 +1,152 @@
+package admission
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"runtime/debug"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestTicket(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxBufferedBytes = 1 << 20
+	c, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := c.Ticket(), c.Ticket()
+	if err := a.Reserve(700 << 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Reserve(400 << 10); !errors.Is(err, ErrBudget) {
+		t.Errorf("over the budget: %v, want ErrBudget", err)
+	}
+	if got := c.Buffered(); got != 700<<10 {
+		t.Errorf("buffered %d after a refused reservation, want %d", got, 700<<10)
+	}
+	// A reader reserves what it reads, in steps, and fails once the
+	// budget is spent.
+	n, err := io.Copy(io.Discard, b.Reader(bytes.NewReader(make([]byte, 1<<20))))
+	if !errors.Is(err, ErrBudget) || n < 250<<10 || n > 324<<10 {
+		t.Errorf("reader: %d bytes, %v; want about the 324 KiB left, then ErrBudget", n, err)
+	}
+	a.Release()
+	b.Release()
+	b.Release()
+	if got := c.Buffered(); got != 0 {
+		t.Errorf("buffered %d after every release, want 0", got)
+	}
+	n, err = io.Copy(io.Discard, c.Ticket().Reader(strings.NewReader("small")))
+	if err != nil || n != 5 {
+		t.Errorf("small read: %d, %v", n, err)
+	}
+}
+
+// TestMemoryLimit: above the soft limit Admit refuses, and admits again
+// once memory is back below it.
+func TestMemoryLimit(t *testing.T) {
+	old := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(old)
+	cfg := DefaultConfig()
+	cfg.MemoryLimitBytes = 64 << 20
+	cfg.RefuseAbovePercent = 10
+	cfg.CheckInterval = time.Millisecond
+	reg := prometheus.NewPedanticRegistry()
+	c, err := New(cfg, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Shutdown(context.Background())
+	if got := debug.SetMemoryLimit(-1); got != 64<<20 {
+		t.Errorf("runtime memory limit %d, want %d", got, 64<<20)
+	}
+	hold := make([]byte, 16<<20) // above 10% of 64 MiB
+	for i := range hold {
+		hold[i] = 1
+	}
+	waitFor(t, func() bool { return c.Admit() != nil })
+	if err := c.Admit(); !errors.Is(err, ErrMemory) {
+		t.Errorf("Admit: %v, want ErrMemory", err)
+	}
+	if got := testutil.ToFloat64(c.memLimited); got != 1 {
+		t.Errorf("evident_admission_memory_limited %v, want 1", got)
+	}
+	hold = nil
+	// Raising the limit stands for the memory falling back.
+	debug.SetMemoryLimit(1 << 40)
+	c.limit.Store(1 << 40)
+	waitFor(t, func() bool { return c.Admit() == nil })
+	_ = hold
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	c := Default()
+	if err := c.Shutdown(t.Context()); err != nil {
+		t.Errorf("Shutdown without Start: %v", err)
+	}
+	for range 2 {
+		if err := c.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if err := c.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Admit(); err != nil {
+		t.Errorf("Admit without a memory limit: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{name: "default", edit: func(*Config) {}},
+		{name: "limit", edit: func(c *Config) { c.MemoryLimitBytes = 1 << 30 }},
+		{name: "negative limit", edit: func(c *Config) { c.MemoryLimitBytes = -1 }, want: "memory_limit_bytes"},
+		{name: "tiny limit", edit: func(c *Config) { c.MemoryLimitBytes = 1 << 20 }, want: "at least 64 MiB"},
+		{name: "percent", edit: func(c *Config) { c.RefuseAbovePercent = 101 }, want: "refuse_above_percent"},
+		{name: "interval", edit: func(c *Config) { c.CheckInterval = 0 }, want: "check_interval"},
+		{name: "budget", edit: func(c *Config) { c.MaxBufferedBytes = 1000 }, want: "max_buffered_bytes"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.edit(&c)
+			err := c.Validate()
+			if tt.want == "" {
+				if err != nil {
+					t.Errorf("Validate: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Validate: %v, want ErrConfig naming %q", err, tt.want)
+			}
+		})
+	}
+}

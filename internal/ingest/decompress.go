@@ -1,0 +1,186 @@
+package ingest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/evidentsec/evident/internal/ingest/admission"
+)
+
+// Errors of reading a body; receivers map them to their statuses.
+var (
+	// ErrTooLarge: over the limit, before or after decompression (413).
+	ErrTooLarge = errors.New("request too large")
+	// ErrEncoding: a content encoding the receivers do not decode (415).
+	ErrEncoding = errors.New("unsupported content encoding")
+	// ErrCorrupt: compressed data that does not decompress (400).
+	ErrCorrupt = errors.New("corrupt compressed data")
+)
+
+// Magic numbers of the compressed formats recognised by content.
+const (
+	gzipMagic = "\x1f\x8b"
+	zstdMagic = "\x28\xb5\x2f\xfd"
+)
+
+// Decompressor undoes a Content-Encoding (gzip, zstd, deflate) or, when
+// none is declared, a gzip or zstd stream recognised by its magic number,
+// always within a limit on the decompressed size: every codec reads
+// through one limited reader, so a bomb is refused after limit+1 bytes
+// instead of being expanded. Nested compression is refused, since
+// nothing legitimate sends it and the decoders behind would undo it
+// again with the larger limits meant for files. Safe for concurrent use.
+type Decompressor struct {
+	maxLimit int64
+	gz, zs   sync.Pool
+}
+
+// NewDecompressor returns a Decompressor for limits up to maxLimit.
+func NewDecompressor(maxLimit int64) *Decompressor {
+	return &Decompressor{maxLimit: maxLimit}
+}
+
+// zstdWindow bounds the window a zstd frame may ask for: zstd's
+// reference encoder uses at most 8 MiB below level 19, and a frame
+// asking more could make the decoder allocate that much up front.
+const zstdWindow = 8 << 20
+
+// Decompress returns data decoded per encoding ("" or "identity": by
+// content), at most limit bytes, in dst's storage (grown when needed);
+// decompressed bytes are reserved on t. Data that is not compressed is
+// returned as is (it was read under the limit already).
+func (d *Decompressor) Decompress(dst, data []byte, encoding string, limit int64, t *admission.Ticket) ([]byte, error) {
+	enc := strings.ToLower(strings.TrimSpace(encoding))
+	switch enc {
+	case "", "identity":
+		switch {
+		case bytes.HasPrefix(data, []byte(gzipMagic)):
+			enc = "gzip"
+		case bytes.HasPrefix(data, []byte(zstdMagic)):
+			enc = "zstd"
+		default:
+			return data, nil
+		}
+	case "x-gzip":
+		enc = "gzip"
+	}
+	var zr io.Reader
+	var release func()
+	var err error
+	switch enc {
+	case "gzip":
+		g, _ := d.gz.Get().(*gzip.Reader)
+		if g == nil {
+			g, err = gzip.NewReader(bytes.NewReader(data))
+		} else {
+			err = g.Reset(bytes.NewReader(data))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: gzip: %w", ErrCorrupt, err)
+		}
+		zr, release = g, func() { d.gz.Put(g) }
+	case "zstd":
+		z, _ := d.zs.Get().(*zstd.Decoder)
+		if z == nil {
+			z, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+				zstd.WithDecoderMaxMemory(uint64(d.maxLimit)), zstd.WithDecoderMaxWindow(zstdWindow))
+			if err != nil {
+				return nil, fmt.Errorf("zstd decoder: %w", err)
+			}
+		}
+		// Hidden behind a plain reader, the data is decoded as a stream:
+		// given a bytes.Reader, the decoder would decode small inputs
+		// whole, up to its memory limit, before the limited reader below
+		// could stop it.
+		if err := z.Reset(struct{ io.Reader }{bytes.NewReader(data)}); err != nil {
+			return nil, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
+		}
+		zr, release = z, func() { z.Reset(nil); d.zs.Put(z) }
+	case "deflate":
+		// HTTP's deflate is the zlib format (RFC 9110 §8.4.1.2).
+		z, err := zlib.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("%w: deflate: %w", ErrCorrupt, err)
+		}
+		zr, release = z, func() {}
+	default:
+		return nil, fmt.Errorf("%w %q, use gzip, zstd, deflate or none", ErrEncoding, encoding)
+	}
+	defer release()
+	out, err := readAtMost(dst, t.Reader(zr), limit)
+	if err != nil {
+		switch {
+		case errors.Is(err, admission.ErrBudget), errors.Is(err, admission.ErrTooLarge):
+			return nil, err
+		case errors.Is(err, zstd.ErrDecoderSizeExceeded), errors.Is(err, zstd.ErrWindowSizeExceeded):
+			// The decoder's own memory bound, at the limit or for a
+			// frame asking for a larger window.
+			return nil, fmt.Errorf("%w: more than %d bytes after decompression (%s): %w", ErrTooLarge, limit, enc, err)
+		}
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, enc, err)
+	}
+	if int64(len(out)) > limit {
+		return nil, fmt.Errorf("%w: more than %d bytes after decompression (%s)", ErrTooLarge, limit, enc)
+	}
+	if bytes.HasPrefix(out, []byte(gzipMagic)) || bytes.HasPrefix(out, []byte(zstdMagic)) {
+		return nil, fmt.Errorf("%w: compressed data inside %s", ErrCorrupt, enc)
+	}
+	return out, nil
+}
+
+// ReadBody reads a request body of at most limit bytes into dst's
+// storage (grown when needed), reserving what it reads on t.
+// contentLength (-1: unknown) over the limit is refused before anything
+// is read. It does not size the buffer: a client may announce the limit
+// and send nothing, and memory is taken as bytes arrive.
+func ReadBody(dst []byte, body io.Reader, contentLength, limit int64, t *admission.Ticket) ([]byte, error) {
+	if contentLength > limit {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, contentLength, limit)
+	}
+	out, err := readAtMost(dst, t.Reader(body), limit)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(out)) > limit {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)
+	}
+	return out, nil
+}
+
+// readAtMost reads r to its end into dst's storage, stopping after
+// limit+1 bytes. The buffer doubles as it fills but never beyond limit+1,
+// so a body at the limit takes about the limit, not twice it (as
+// bytes.Buffer's growth would).
+func readAtMost(dst []byte, r io.Reader, limit int64) ([]byte, error) {
+	dst = dst[:0]
+	for {
+		if len(dst) == cap(dst) {
+			if int64(len(dst)) > limit {
+				return dst, nil
+			}
+			// Not slices.Grow: append's growth would overshoot limit+1.
+			grown := make([]byte, len(dst), min(max(2*int64(cap(dst)), 16<<10), limit+1))
+			copy(grown, dst)
+			dst = grown
+		}
+		n, err := r.Read(dst[len(dst):min(int64(cap(dst)), limit+1)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+		if int64(len(dst)) > limit {
+			return dst, nil
+		}
+	}
+}

@@ -1,0 +1,138 @@
+package ingest
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/evidentsec/evident/internal/ingest/admission"
+)
+
+func compress(t testing.TB, codec string, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	var w interface {
+		Write([]byte) (int, error)
+		Close() error
+	}
+	switch codec {
+	case "gzip":
+		w = gzip.NewWriter(&buf)
+	case "deflate":
+		w = zlib.NewWriter(&buf)
+	case "zstd":
+		zw, err := zstd.NewWriter(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w = zw
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestDecompress(t *testing.T) {
+	const limit = 64 << 10
+	plain := []byte(strings.Repeat("span ", 1000))
+	big := make([]byte, 10*limit)
+	tests := []struct {
+		name, encoding string
+		data           []byte
+		want           []byte
+		wantErr        error
+	}{
+		{name: "plain", data: plain, want: plain},
+		{name: "identity", encoding: "identity", data: plain, want: plain},
+		{name: "gzip", encoding: "gzip", data: compress(t, "gzip", plain), want: plain},
+		{name: "x-gzip", encoding: "X-Gzip", data: compress(t, "gzip", plain), want: plain},
+		{name: "gzip sniffed", data: compress(t, "gzip", plain), want: plain},
+		{name: "zstd", encoding: "zstd", data: compress(t, "zstd", plain), want: plain},
+		{name: "zstd sniffed", data: compress(t, "zstd", plain), want: plain},
+		{name: "deflate", encoding: "deflate", data: compress(t, "deflate", plain), want: plain},
+		{name: "gzip bomb", encoding: "gzip", data: compress(t, "gzip", big), wantErr: ErrTooLarge},
+		{name: "sniffed gzip bomb", data: compress(t, "gzip", big), wantErr: ErrTooLarge},
+		{name: "zstd bomb", encoding: "zstd", data: compress(t, "zstd", big), wantErr: ErrTooLarge},
+		{name: "sniffed zstd bomb", data: compress(t, "zstd", big), wantErr: ErrTooLarge},
+		{name: "deflate bomb", encoding: "deflate", data: compress(t, "deflate", big), wantErr: ErrTooLarge},
+		{name: "nested", encoding: "gzip", data: compress(t, "gzip", compress(t, "zstd", plain)), wantErr: ErrCorrupt},
+		{name: "corrupt", encoding: "gzip", data: []byte("not gzip"), wantErr: ErrCorrupt},
+		{name: "unknown", encoding: "br", data: plain, wantErr: ErrEncoding},
+	}
+	d := NewDecompressor(limit)
+	c := admission.Default()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tk := c.Ticket()
+			defer tk.Release()
+			got, err := d.Decompress(nil, tt.data, tt.encoding, limit, tk)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("Decompress: %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(got, tt.want) {
+				t.Fatalf("Decompress: %d bytes, %v; want %d bytes", len(got), err, len(tt.want))
+			}
+		})
+	}
+	if got := c.Buffered(); got != 0 {
+		t.Errorf("%d bytes reserved after every ticket was released", got)
+	}
+}
+
+func TestReadBody(t *testing.T) {
+	c := admission.Default()
+	tk := c.Ticket()
+	defer tk.Release()
+	if _, err := ReadBody(nil, strings.NewReader("x"), 100, 10, tk); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("announced over the limit: %v, want ErrTooLarge", err)
+	}
+	if _, err := ReadBody(nil, bytes.NewReader(make([]byte, 11)), -1, 10, tk); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("over the limit: %v, want ErrTooLarge", err)
+	}
+	got, err := ReadBody(make([]byte, 3), strings.NewReader("0123456789"), -1, 10, tk)
+	if err != nil || string(got) != "0123456789" || cap(got) > 11 {
+		t.Errorf("at the limit: %q (capacity %d), %v; want it whole in at most 11 bytes", got, cap(got), err)
+	}
+	big, err := ReadBody(nil, bytes.NewReader(make([]byte, 1<<20)), -1, 1<<20, tk)
+	if err != nil || len(big) != 1<<20 || cap(big) > 1<<20+1<<10 {
+		t.Errorf("1 MiB at a 1 MiB limit: %d bytes in a buffer of %d, %v; want the buffer about the limit", len(big), cap(big), err)
+	}
+}
+
+// FuzzDecompress: whatever the input and encoding, the output stays
+// within the limit and errors match a sentinel.
+func FuzzDecompress(f *testing.F) {
+	f.Add([]byte("plain"), "")
+	f.Add(compress(f, "gzip", make([]byte, 5000)), "gzip")
+	f.Add(compress(f, "zstd", make([]byte, 5000)), "")
+	f.Add(compress(f, "deflate", make([]byte, 5000)), "deflate")
+	const limit = 4096
+	d := NewDecompressor(limit)
+	c := admission.Default()
+	f.Fuzz(func(t *testing.T, data []byte, encoding string) {
+		tk := c.Ticket()
+		defer tk.Release()
+		got, err := d.Decompress(nil, data, encoding, limit, tk)
+		if err != nil {
+			if !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrEncoding) {
+				t.Fatalf("error %v matches no sentinel", err)
+			}
+			return
+		}
+		if len(got) > limit && !bytes.Equal(got, data) {
+			t.Fatalf("%d bytes decompressed over the limit %d", len(got), limit)
+		}
+	})
+}

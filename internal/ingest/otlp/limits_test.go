@@ -1,0 +1,430 @@
+package otlp
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/evidentsec/evident/internal/ingest/admission"
+	"github.com/evidentsec/evident/internal/ingest/ingesttest"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// The attacks of issue 9, scaled down by small limits so that the tests
+// stay quick: each asserts the answer and a memory ceiling far below
+// what the attack took before.
+
+// zstdZeros compresses n zero bytes: 100 MiB take about 3 KiB.
+func zstdZeros(t testing.TB, n int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := zstd.NewWriter(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 1<<20)
+	for n > 0 {
+		m := min(n, len(chunk))
+		if _, err := zw.Write(chunk[:m]); err != nil {
+			t.Fatal(err)
+		}
+		n -= m
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestZstdBomb: 100 MiB of zeros in a few KiB of zstd, with and without
+// Content-Encoding, four at once, against a 1 MiB limit: 413 each, and
+// the receiver never holds more than a few limits' worth.
+func TestZstdBomb(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxRequestBytes = 1 << 20
+	r, _ := startReceiver(t, cfg, &recorder[[]telemetry.Span]{}, &recorder[[]*telemetry.ProfileBatch]{})
+	bomb := zstdZeros(t, 100<<20)
+	var valid bytes.Buffer // a valid request of 3 MiB
+	zw, _ := zstd.NewWriter(&valid)
+	zw.Write(mustProto(t, tracesRequest(20000, false)))
+	zw.Close()
+	cases := []struct {
+		name, path, contentType, encoding string
+		body                              []byte
+	}{
+		{"sniffed", TracesPath, "application/x-protobuf", "", bomb},
+		{"declared", TracesPath, "application/x-protobuf", "zstd", bomb},
+		{"json", TracesPath, "application/json", "", bomb},
+		{"profiles", ProfilesPath, "application/x-protobuf", "", bomb},
+		{"valid request over the limit", TracesPath, "application/x-protobuf", "", valid.Bytes()},
+	}
+	peak := ingesttest.HeapPeak(func() {
+		var wg sync.WaitGroup
+		for _, tc := range cases {
+			for range 4 {
+				wg.Go(func() {
+					req, _ := http.NewRequest(http.MethodPost, "http://"+r.HTTPAddr()+tc.path, bytes.NewReader(tc.body))
+					req.Header.Set("Content-Type", tc.contentType)
+					if tc.encoding != "" {
+						req.Header.Set("Content-Encoding", tc.encoding)
+					}
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Errorf("%s: %v", tc.name, err)
+						return
+					}
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusRequestEntityTooLarge {
+						t.Errorf("%s: status %d, want 413", tc.name, resp.StatusCode)
+					}
+				})
+			}
+		}
+		wg.Wait()
+	})
+	t.Logf("heap grew by %d MiB", peak>>20)
+	// 20 requests at once: their 1 MiB buffers and zstd windows; the
+	// bombs expanded would be 2 GB.
+	if peak > 96<<20 {
+		t.Errorf("heap grew by %d MiB, want under 96 MiB", peak>>20)
+	}
+}
+
+// rawCodec sends pre-marshalled bytes, so that a test's client holds one
+// copy of a request however many calls send it.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) { return v.([]byte), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	*v.(*[]byte) = append([]byte(nil), data...)
+	return nil
+}
+func (rawCodec) Name() string { return "proto" }
+
+// TestGRPCFlood: 100 concurrent calls of almost the 1 MiB limit while the
+// consumer is slow. Admission happens before grpc-go reads a message: at
+// most the budget's worth of calls are read (4 MiB, two reserved per
+// call: 2 calls), the others are refused at once with RESOURCE_EXHAUSTED
+// and a RetryInfo.
+func TestGRPCFlood(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxRequestBytes = 1 << 20
+	acfg := admission.DefaultConfig()
+	acfg.MaxBufferedBytes = 4 << 20
+	adm, err := admission.New(acfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gate{entered: make(chan struct{}, 100), open: make(chan struct{})}
+	r, err := New(cfg, g, nil, nil, nil, adm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(context.Background())
+	n := 1
+	for len(mustProto(t, tracesRequest(n*2, false))) < 900<<10 {
+		n *= 2
+	}
+	msg := mustProto(t, tracesRequest(n, false))
+	cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	const calls = 100
+	codes := make([]codes.Code, calls)
+	var retryInfo int
+	var mu sync.Mutex
+	peak := ingesttest.HeapPeak(func() {
+		var wg sync.WaitGroup
+		for i := range calls {
+			wg.Go(func() {
+				var resp []byte
+				err := cc.Invoke(t.Context(), "/opentelemetry.proto.collector.trace.v1.TraceService/Export", msg, &resp, grpc.ForceCodec(rawCodec{}))
+				st := status.Convert(err)
+				codes[i] = st.Code()
+				mu.Lock()
+				retryInfo += len(st.Details())
+				mu.Unlock()
+			})
+		}
+		// The admitted calls wait in the consumer until every other call
+		// has been answered.
+		deadline := time.After(10 * time.Second)
+		for admitted := 0; ; {
+			select {
+			case <-g.entered:
+				admitted++
+				continue
+			case <-time.After(200 * time.Millisecond):
+			case <-deadline:
+			}
+			if admitted > 0 {
+				break
+			}
+		}
+		close(g.open)
+		wg.Wait()
+	})
+	counts := map[string]int{}
+	for _, c := range codes {
+		counts[c.String()]++
+	}
+	if counts["OK"] == 0 || counts["OK"] > 2 || counts["ResourceExhausted"] != calls-counts["OK"] {
+		t.Errorf("answers %v, want at most 2 OK (the budget) and RESOURCE_EXHAUSTED for the rest", counts)
+	}
+	if retryInfo != counts["ResourceExhausted"] {
+		t.Errorf("%d RetryInfo for %d refusals", retryInfo, counts["ResourceExhausted"])
+	}
+	if !released(adm) {
+		t.Errorf("%d bytes still reserved after every call ended", adm.Buffered())
+	}
+	t.Logf("answers %v, heap grew by %d MiB", counts, peak>>20)
+	// Before, every call was read and decoded: about 200 MiB here.
+	if peak > 48<<20 {
+		t.Errorf("heap grew by %d MiB, want under 48 MiB", peak>>20)
+	}
+}
+
+// TestGRPCSlowCall: a call whose message never arrives loses its slot at
+// read_timeout, and the next call is served.
+func TestGRPCSlowCall(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxConcurrentRequests = 1
+	cfg.ReadHeaderTimeout, cfg.ReadTimeout = 200*time.Millisecond, 300*time.Millisecond
+	r, _ := startReceiver(t, cfg, &recorder[[]telemetry.Span]{}, nil)
+	cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	// A client stream opened and never sent on holds the only slot.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	stream, err := cc.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true}, "/opentelemetry.proto.collector.trace.v1.TraceService/Export", grpc.ForceCodec(rawCodec{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp []byte
+	if err := stream.RecvMsg(&resp); status.Code(err) != codes.DeadlineExceeded && status.Code(err) != codes.Canceled {
+		t.Errorf("stalled call: %v, want it ended by the server's deadline", err)
+	}
+	if _, err := ptraceotlp.NewGRPCClient(cc).Export(t.Context(), tracesRequest(1, false)); err != nil {
+		t.Errorf("call after the stalled one: %v", err)
+	}
+}
+
+// TestSlowBodies: more clients than request slots send their bodies
+// slowly; they hold bytes, not slots, so a normal client is served at
+// once, and each slow one loses its connection at read_timeout.
+func TestSlowBodies(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxConcurrentRequests = 2
+	cfg.ReadHeaderTimeout, cfg.ReadTimeout = 200*time.Millisecond, 500*time.Millisecond
+	traces := &recorder[[]telemetry.Span]{}
+	r, _ := startReceiver(t, cfg, traces, nil)
+	var slow []net.Conn
+	for range 3 * cfg.MaxConcurrentRequests {
+		c, err := net.Dial("tcp", r.HTTPAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100000\r\n\r\n\x0a", TracesPath)
+		slow = append(slow, c)
+	}
+	body := mustProto(t, tracesRequest(1, false))
+	resp, err := http.Post("http://"+r.HTTPAddr()+TracesPath, "application/x-protobuf", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("normal client beside %d slow ones: %d, want 200", len(slow), resp.StatusCode)
+	}
+	for i, c := range slow {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode < 400 {
+				t.Errorf("slow client %d: %d", i, resp.StatusCode)
+			}
+			continue
+		}
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Errorf("slow client %d still connected after read_timeout", i)
+		}
+	}
+}
+
+// TestZstdRequest: zstd requests within the limit are read, declared or
+// recognised by content, as the Collector's exporters send them.
+func TestZstdRequest(t *testing.T) {
+	traces := &recorder[[]telemetry.Span]{}
+	r, _ := startReceiver(t, testConfig(), traces, nil)
+	plain := mustProto(t, tracesRequest(10, false))
+	var stream bytes.Buffer
+	zw, err := zstd.NewWriter(&stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw.Write(plain)
+	zw.Close()
+	enc, _ := zstd.NewWriter(nil)
+	whole := enc.EncodeAll(plain, nil)
+	for _, tc := range []struct {
+		name, encoding string
+		body           []byte
+	}{
+		{"stream declared", "zstd", stream.Bytes()},
+		{"stream sniffed", "", stream.Bytes()},
+		{"whole declared", "zstd", whole},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+r.HTTPAddr()+TracesPath, bytes.NewReader(tc.body))
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		req.Header.Set("Content-Encoding", tc.encoding)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: %d %q, want 200", tc.name, resp.StatusCode, msg)
+		}
+	}
+	if got := countSpans(traces.all()); got != 30 {
+		t.Errorf("%d spans, want 30", got)
+	}
+}
+
+// TestManyTinySpans: a request within max_request_bytes whose spans,
+// decoded, would take more than the whole byte budget is refused as too
+// large (413; RESOURCE_EXHAUSTED without RetryInfo), not decoded.
+func TestManyTinySpans(t *testing.T) {
+	cfg := testConfig()
+	acfg := admission.DefaultConfig()
+	acfg.MaxBufferedBytes = 2 << 20
+	adm, err := admission.New(acfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	traces := &recorder[[]telemetry.Span]{}
+	r, err := New(cfg, traces, nil, nil, nil, adm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(context.Background())
+	req := tracesRequest(5000, false) // 5000 spans of 1 KiB each decoded, under 1 MiB on the wire
+	resp, err := http.Post("http://"+r.HTTPAddr()+TracesPath, "application/x-protobuf", bytes.NewReader(mustProto(t, req)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("HTTP: %d, want 413", resp.StatusCode)
+	}
+	cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	_, err = ptraceotlp.NewGRPCClient(cc).Export(t.Context(), req)
+	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || len(st.Details()) != 0 {
+		t.Errorf("gRPC: %v with details %v, want RESOURCE_EXHAUSTED without RetryInfo", st.Code(), st.Details())
+	}
+	if n := countSpans(traces.all()); n != 0 {
+		t.Errorf("consumer got %d spans", n)
+	}
+	if !released(adm) {
+		t.Errorf("%d bytes still reserved", adm.Buffered())
+	}
+}
+
+// released waits for the reservations of ended calls to go: grpc-go
+// cancels a call's context just after answering it.
+func released(adm *admission.Controller) bool {
+	for range 500 {
+		if adm.Buffered() == 0 {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
+// TestBudgetSpent: while other requests hold the whole byte budget, both
+// transports throttle (429 with Retry-After; RESOURCE_EXHAUSTED with
+// RetryInfo), and serve again once it is released.
+func TestBudgetSpent(t *testing.T) {
+	acfg := admission.DefaultConfig()
+	acfg.MaxBufferedBytes = 1 << 20
+	adm, err := admission.New(acfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.MaxRequestBytes = 512 << 10
+	r, err := New(cfg, &recorder[[]telemetry.Span]{}, nil, nil, nil, adm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(context.Background())
+	cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	body := mustProto(t, tracesRequest(1, false))
+	post := func() *http.Response {
+		resp, err := http.Post("http://"+r.HTTPAddr()+TracesPath, "application/x-protobuf", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	other := adm.Ticket()
+	if err := other.Reserve(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	if resp := post(); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
+		t.Errorf("HTTP: %d Retry-After %q, want 429 and 1", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	_, err = ptraceotlp.NewGRPCClient(cc).Export(t.Context(), tracesRequest(1, false))
+	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || len(st.Details()) != 1 {
+		t.Errorf("gRPC: %v with details %v, want RESOURCE_EXHAUSTED with RetryInfo", st.Code(), st.Details())
+	}
+	other.Release()
+	if resp := post(); resp.StatusCode != http.StatusOK {
+		t.Errorf("HTTP after the release: %d, want 200", resp.StatusCode)
+	}
+	if _, err := ptraceotlp.NewGRPCClient(cc).Export(t.Context(), tracesRequest(1, false)); err != nil {
+		t.Errorf("gRPC after the release: %v", err)
+	}
+}

@@ -1,0 +1,108 @@
+package telemetry
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/collector/pdata/pprofile"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+func TestLimitsDecodePprof(t *testing.T) {
+	prof := syntheticProfile(200, 30, 50) // 200 samples, 30 deep, 50 locations and functions
+	for _, tt := range []struct {
+		name      string
+		limits    Limits
+		wantErr   string // "" for success; else the limit the ErrTooLarge names
+		wantDepth int
+	}{
+		{name: "no limits", wantDepth: 30},
+		{name: "defaults", limits: DefaultLimits(), wantDepth: 30},
+		{name: "samples", limits: Limits{MaxSamples: 199}, wantErr: "200 samples, over max_samples 199"},
+		{name: "locations", limits: Limits{MaxLocations: 49}, wantErr: "50 locations, over max_locations 49"},
+		{name: "depth cut at the root end", limits: Limits{MaxStackDepth: 7}, wantDepth: 7},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.limits.DecodePprof(prof, "test")
+			if tt.wantErr != "" {
+				if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), tt.wantErr) || got != nil {
+					t.Fatalf("DecodePprof: %d batches, %v; want none and ErrTooLarge naming %q", len(got), err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			full, _ := DecodePprof(prof, "test")
+			for i, s := range got[0].Samples {
+				if len(s.Locations) != tt.wantDepth {
+					t.Fatalf("sample %d: depth %d, want %d", i, len(s.Locations), tt.wantDepth)
+				}
+				for j, l := range s.Locations {
+					if l != full[0].Samples[i].Locations[j] {
+						t.Fatalf("sample %d: location %d is %d, want the leaf-end %d", i, j, l, full[0].Samples[i].Locations[j])
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestLimitsStrings: a string table of empty strings, two bytes each,
+// is refused when it is out of proportion to the allowed samples and
+// locations.
+func TestLimitsStrings(t *testing.T) {
+	raw := gunzip(t, syntheticProfile(200, 30, 50))
+	for range 2000 {
+		raw = protowire.AppendBytes(protowire.AppendTag(raw, pprofStringTable, protowire.BytesType), nil)
+	}
+	_, err := Limits{MaxSamples: 200, MaxLocations: 50}.DecodePprof(raw, "test")
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "strings, over 1000") {
+		t.Errorf("DecodePprof: %v, want ErrTooLarge naming the strings", err)
+	}
+}
+
+func TestLimitsDecodeOTLPProfiles(t *testing.T) {
+	data, err := (&pprofile.ProtoMarshaler{}).MarshalProfiles(fixtureProfiles(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := DecodeOTLPProfiles(data, "test")
+	if err != nil || len(all) == 0 {
+		t.Fatalf("fixture: %d batches, %v", len(all), err)
+	}
+	samples := 0
+	for _, b := range all {
+		samples = max(samples, len(b.Samples))
+	}
+	if _, err := (Limits{MaxLocations: 1}).DecodeOTLPProfiles(data, "test"); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "max_locations 1") {
+		t.Errorf("locations: %v, want ErrTooLarge naming max_locations", err)
+	}
+	got, err := (Limits{MaxSamples: samples - 1}).DecodeOTLPProfiles(data, "test")
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "max_samples") || len(got) >= len(all) {
+		t.Errorf("samples: %d of %d batches, %v; want the largest refused with ErrTooLarge naming max_samples", len(got), len(all), err)
+	}
+	got, err = (Limits{MaxStackDepth: 1}).DecodeOTLPProfiles(data, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range got {
+		for _, s := range b.Samples {
+			if len(s.Locations) > 1 {
+				t.Fatalf("stack of %d locations with max_stack_depth 1", len(s.Locations))
+			}
+		}
+	}
+}
+
+func TestLimitsValidate(t *testing.T) {
+	if err := DefaultLimits().Validate(); err != nil {
+		t.Error(err)
+	}
+	for _, l := range []Limits{{MaxSamples: -1}, {MaxLocations: -1}, {MaxStackDepth: -1}} {
+		if err := l.Validate(); !errors.Is(err, ErrLimits) {
+			t.Errorf("%+v: %v, want ErrLimits", l, err)
+		}
+	}
+}
