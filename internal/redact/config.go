@@ -81,7 +81,8 @@ func (c Config) Validate() error {
 
 // compiled is a checked Config.
 type compiled struct {
-	names, headers                              []string
+	names                                       [][]byte
+	headers                                     []string
 	namePatterns, allowNames, values, allowVals []*regexp.Regexp
 }
 
@@ -105,7 +106,10 @@ func (c Config) compile() (compiled, error) {
 		}
 		return out
 	}
-	out.names, out.headers = lower("names", c.Names), lower("headers", c.Headers)
+	for _, n := range lower("names", c.Names) {
+		out.names = append(out.names, []byte(n))
+	}
+	out.headers = lower("headers", c.Headers)
 	res := func(key string, in []string, fold bool) []*regexp.Regexp {
 		var out []*regexp.Regexp
 		for i, s := range in {

@@ -9,6 +9,7 @@
 package redact
 
 import (
+	"bytes"
 	"maps"
 	"regexp"
 	"strings"
@@ -148,14 +149,29 @@ func (r *Redactor) header(name, v string) string {
 // secretName reports whether a parameter or header named name holds a
 // secret.
 func (r *Redactor) secretName(name string) bool {
-	if strings.ContainsAny(name, "%+") {
+	// Names are short: lower-casing into a buffer on the stack lets the
+	// substring search run at full speed without allocating.
+	var buf [64]byte
+	lower, escaped := buf[:0], false
+	if len(name) <= len(buf) {
+		for i := 0; i < len(name); i++ {
+			c := name[i]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			escaped = escaped || c == '%' || c == '+'
+			lower = append(lower, c)
+		}
+	}
+	if escaped || len(name) > len(buf) {
 		// Legitimate clients do not encode names; decoding keeps an
 		// encoded "pass%77ord" from slipping through.
 		name = unescape(name)
+		lower = []byte(strings.ToLower(name))
 	}
 	hit := false
 	for _, n := range r.c.names {
-		if containsFold(name, n) {
+		if bytes.Contains(lower, n) {
 			hit = true
 			break
 		}
@@ -281,6 +297,9 @@ func (r *Redactor) credentials(s string) string {
 // emails masks e-mail addresses, local part and domain, with the "@"
 // written as it is or as %40.
 func (r *Redactor) emails(s string) string {
+	if strings.IndexByte(s, '@') < 0 && !strings.Contains(s, "%40") {
+		return s
+	}
 	e := editor{src: s}
 	for i := 0; i < len(s); i++ {
 		at := 0
@@ -335,6 +354,15 @@ func validDomain(d string) bool {
 
 // cards masks what looks like a payment card number.
 func (r *Redactor) cards(s string) string {
+	digits := 0
+	for i := 0; i < len(s); i++ {
+		if s[i]-'0' < 10 {
+			digits++
+		}
+	}
+	if digits < 13 {
+		return s
+	}
 	e := editor{src: s}
 	for i := 0; i < len(s); i++ {
 		if !isDigit(s[i]) || (i > 0 && isAlnum(s[i-1])) {
@@ -427,29 +455,6 @@ func (e *editor) String() string {
 		return e.src
 	}
 	return string(append(e.buf, e.src[e.last:]...))
-}
-
-// containsFold reports whether s contains sub, which is lower case,
-// ignoring ASCII case.
-func containsFold(s, sub string) bool {
-	n := len(sub)
-	for i := 0; i+n <= len(s); i++ {
-		j := 0
-		for j < n {
-			c := s[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != sub[j] {
-				break
-			}
-			j++
-		}
-		if j == n {
-			return true
-		}
-	}
-	return false
 }
 
 // unescape percent-decodes s leniently, "+" as a space.
