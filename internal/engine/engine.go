@@ -259,7 +259,7 @@ func (e *Engine) ProfilesConsumer() pipeline.Consumer[[]*telemetry.ProfileBatch]
 		if len(ps) == 0 {
 			return nil
 		}
-		return e.consume(ctx, item{kind: store.BatchProfiles, profiles: ps})
+		return e.consume(ctx, item{kind: store.BatchProfiles, profiles: e.red.Profiles(ps)})
 	})
 }
 

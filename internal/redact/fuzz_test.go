@@ -24,6 +24,18 @@ func FuzzValue(f *testing.F) {
 				t.Errorf("Value(%s) not idempotent: %q -> %q -> %q", field, v, got, again)
 			}
 		}
+		// Whatever a literal holds is gone from the statement.
+		if lit := strings.Map(func(c rune) rune {
+			if c == '\'' || c == '\\' {
+				return -1
+			}
+			return c
+		}, v); len(lit) >= 4 && !strings.Contains("SELECT * FROM t WHERE a = ? AND b = 1", lit) {
+			stmt := r.Value(FieldDBQueryText, "SELECT * FROM t WHERE a = '"+lit+"' AND b = 1")
+			if strings.Contains(stmt, lit) {
+				t.Errorf("the literal %q survived: %q", lit, stmt)
+			}
+		}
 		got := r.Value(FieldURLQuery, v)
 		for _, pair := range strings.Split(got, "&") {
 			name, val, ok := strings.Cut(pair, "=")

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"maps"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/evidentsec/evident/internal/telemetry"
@@ -95,6 +96,42 @@ func (r *Redactor) Spans(spans []telemetry.Span) []telemetry.Span {
 	}
 	if out == nil {
 		return spans
+	}
+	return out
+}
+
+// Profiles returns profile batches with the span names their samples
+// carry (pprof span_name labels, OTLP links) redacted as text. Like Spans
+// it never modifies ps: a batch with a changed name is copied, the others
+// are shared, and ps itself is returned when nothing changed.
+func (r *Redactor) Profiles(ps []*telemetry.ProfileBatch) []*telemetry.ProfileBatch {
+	if !r.Enabled() {
+		return ps
+	}
+	var out []*telemetry.ProfileBatch
+	for i, b := range ps {
+		var samples []telemetry.Sample
+		for j := range b.Samples {
+			name := b.Samples[j].SpanName
+			if m := r.text(name); m != name {
+				if samples == nil {
+					samples = slices.Clone(b.Samples)
+				}
+				samples[j].SpanName = m
+			}
+		}
+		if samples == nil {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(ps)
+		}
+		nb := *b
+		nb.Samples = samples
+		out[i] = &nb
+	}
+	if out == nil {
+		return ps
 	}
 	return out
 }

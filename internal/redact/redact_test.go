@@ -178,3 +178,26 @@ func TestCleanValuesDoNotAllocate(t *testing.T) {
 		t.Errorf("Spans of a clean span allocates %v times", n)
 	}
 }
+
+func TestProfiles(t *testing.T) {
+	r := newDefault(t)
+	clean := &telemetry.ProfileBatch{Service: "shop", Samples: []telemetry.Sample{{Count: 1, SpanName: "GET /users/{id}"}}}
+	dirty := &telemetry.ProfileBatch{Service: "shop", Samples: []telemetry.Sample{
+		{Count: 1, SpanName: "GET /users/{id}"}, {Count: 2, SpanName: "GET /users/bob@example.com"},
+	}}
+	in := []*telemetry.ProfileBatch{clean}
+	if got := r.Profiles(in); &got[0] != &in[0] {
+		t.Error("profiles with nothing to mask were copied")
+	}
+	in = []*telemetry.ProfileBatch{clean, dirty}
+	got := r.Profiles(in)
+	if got[0] != clean || got[1] == dirty {
+		t.Fatal("want the clean batch shared and the other copied")
+	}
+	if n := got[1].Samples[1].SpanName; n != "GET /users/REDACTED" {
+		t.Errorf("span name = %q", n)
+	}
+	if dirty.Samples[1].SpanName != "GET /users/bob@example.com" {
+		t.Error("the input batch was modified")
+	}
+}
