@@ -181,6 +181,8 @@ type item struct {
 	// spans are redacted; raw are the spans as received, for the exploit
 	// rules, nil after a replay (the log holds only redacted spans).
 	spans, raw []telemetry.Span
+	// redacted is set when redaction masked something in the batch.
+	redacted   bool
 	profiles   []*telemetry.ProfileBatch
 	receivedAt time.Time
 }
@@ -248,7 +250,8 @@ func (e *Engine) TracesConsumer() pipeline.Consumer[[]telemetry.Span] {
 		if len(spans) == 0 {
 			return nil
 		}
-		return e.consume(ctx, item{kind: store.BatchSpans, spans: e.red.Spans(spans), raw: spans})
+		clean := e.red.Spans(spans)
+		return e.consume(ctx, item{kind: store.BatchSpans, spans: clean, raw: spans, redacted: &clean[0] != &spans[0]})
 	})
 }
 
@@ -259,7 +262,8 @@ func (e *Engine) ProfilesConsumer() pipeline.Consumer[[]*telemetry.ProfileBatch]
 		if len(ps) == 0 {
 			return nil
 		}
-		return e.consume(ctx, item{kind: store.BatchProfiles, profiles: e.red.Profiles(ps)})
+		clean := e.red.Profiles(ps)
+		return e.consume(ctx, item{kind: store.BatchProfiles, profiles: clean, redacted: &clean[0] != &ps[0]})
 	})
 }
 
@@ -301,6 +305,9 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 	queued = true
 	e.m.batches.WithLabelValues(signal, "accepted").Inc()
 	e.m.items.WithLabelValues(signal).Add(float64(len(it.spans) + len(it.profiles)))
+	if it.redacted {
+		e.m.redacted.WithLabelValues(signal).Inc()
+	}
 	return nil
 }
 

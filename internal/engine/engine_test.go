@@ -251,7 +251,8 @@ func TestSpanDetections(t *testing.T) {
 func TestRedaction(t *testing.T) {
 	st := &memStore{}
 	rec := &recorder{}
-	e := newEngine(t, testConfig(), st, rec, nil)
+	reg := prometheus.NewRegistry()
+	e := newEngine(t, testConfig(), st, rec, reg)
 	start(t, e)
 	spans := shopSpans()
 	spans[0].Attrs.URLQuery = "access_token=SECRET123&q=1"
@@ -263,6 +264,9 @@ func TestRedaction(t *testing.T) {
 	eventually(t, "the exploit alert", func() bool { return len(rec.of(detect.KindExploitPayload)) > 0 })
 	if spans[0].Attrs.URLQuery != "access_token=SECRET123&q=1" {
 		t.Error("the sender's spans were modified")
+	}
+	if n := testutil.ToFloat64(e.m.redacted.WithLabelValues("spans")); n != 1 {
+		t.Errorf("evident_engine_redacted_batches_total{signal=spans} = %v, want 1", n)
 	}
 	a := rec.of(detect.KindExploitPayload)[0]
 	if a.Evidence.Rule != "sqli-db-tautology" || a.Evidence.Field != "db.query.text" || a.Evidence.Length == 0 {
