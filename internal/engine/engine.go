@@ -250,8 +250,7 @@ func (e *Engine) TracesConsumer() pipeline.Consumer[[]telemetry.Span] {
 		if len(spans) == 0 {
 			return nil
 		}
-		clean := e.red.Spans(spans)
-		return e.consume(ctx, item{kind: store.BatchSpans, spans: clean, raw: spans, redacted: &clean[0] != &spans[0]})
+		return e.consume(ctx, item{kind: store.BatchSpans, raw: spans})
 	})
 }
 
@@ -262,13 +261,12 @@ func (e *Engine) ProfilesConsumer() pipeline.Consumer[[]*telemetry.ProfileBatch]
 		if len(ps) == 0 {
 			return nil
 		}
-		clean := e.red.Profiles(ps)
-		return e.consume(ctx, item{kind: store.BatchProfiles, profiles: clean, redacted: &clean[0] != &ps[0]})
+		return e.consume(ctx, item{kind: store.BatchProfiles, profiles: ps})
 	})
 }
 
 // consume is the acknowledgement path: reserve a queue slot or refuse,
-// log the batch durably, queue it.
+// redact, log the batch durably, queue it.
 func (e *Engine) consume(ctx context.Context, it item) error {
 	it.receivedAt = e.now()
 	signal := string(it.kind)
@@ -284,6 +282,7 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 			<-e.slots
 		}
 	}()
+	e.redact(&it)
 	payload, err := encode(&it)
 	if err != nil {
 		e.m.batches.WithLabelValues(signal, "failed").Inc()
@@ -309,6 +308,20 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 		e.m.redacted.WithLabelValues(signal).Inc()
 	}
 	return nil
+}
+
+// redact sets the batch that is logged and applied: the received spans
+// (it.raw) or profiles, redacted.
+func (e *Engine) redact(it *item) {
+	switch it.kind {
+	case store.BatchSpans:
+		it.spans = e.red.Spans(it.raw)
+		it.redacted = &it.spans[0] != &it.raw[0]
+	case store.BatchProfiles:
+		clean := e.red.Profiles(it.profiles)
+		it.redacted = &clean[0] != &it.profiles[0]
+		it.profiles = clean
+	}
 }
 
 // Start restores the model from the last checkpoint, loads the findings,
