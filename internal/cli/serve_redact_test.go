@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,11 +14,17 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/evidentsec/evident/internal/pipeline"
+	"github.com/evidentsec/evident/internal/redact"
+	"github.com/evidentsec/evident/internal/telemetry"
+	"github.com/evidentsec/evident/internal/waf"
 )
 
 // TestServeRedaction is the acceptance of redaction (docs/security.md):
@@ -157,5 +164,36 @@ func TestServeRedaction(t *testing.T) {
 	// places it looked: the redacted query did.
 	if !bytes.Contains(bytes.ToLower(bytes.Join(seen, nil)), []byte("access_token=redacted")) {
 		t.Error("no redacted query found anywhere: the test looked in the wrong places")
+	}
+}
+
+// TestTrafficTapRedacts checks that the requests serve keeps for
+// validating virtual patches hold no secret, while the engine behind the
+// tap still gets the spans as received.
+func TestTrafficTapRedacts(t *testing.T) {
+	red, err := redact.New(redact.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &patcher{cfg: waf.DefaultConfig(), redact: red, traffic: waf.NewTraffic(0)}
+	var got []telemetry.Span
+	next := pipeline.ConsumerFunc[[]telemetry.Span](func(_ context.Context, spans []telemetry.Span) error {
+		got = spans
+		return nil
+	})
+	in := []telemetry.Span{{Service: "shop", Kind: telemetry.SpanKindServer, Name: "GET /search", Attrs: telemetry.Attrs{
+		HTTPMethod: "GET", HTTPRoute: "/search", URLPath: "/search", URLQuery: "access_token=SECRET123&q=1",
+		RequestHeaders: map[string]string{"cookie": "sid=SECRET123"},
+	}}}
+	if err := p.tap(next).Consume(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Attrs.URLQuery != "access_token=SECRET123&q=1" {
+		t.Errorf("the engine got %q, want the query as received", got[0].Attrs.URLQuery)
+	}
+	reqs := p.traffic.Requests("shop")
+	want := []waf.Request{{Method: "GET", Target: "/search?access_token=REDACTED&q=1", Headers: map[string]string{"cookie": "REDACTED"}}}
+	if diff := cmp.Diff(want, reqs); diff != "" {
+		t.Errorf("kept requests (-want +got):\n%s", diff)
 	}
 }
