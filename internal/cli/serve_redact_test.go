@@ -134,7 +134,21 @@ func TestServeRedaction(t *testing.T) {
 		resp.Body.Close()
 		look("GET "+path, b)
 	}
-	shutdown(t, srv) // delivers, closes the JSON-lines file, checkpoints
+	storeFiles := func(when string) {
+		files, err := filepath.Glob(filepath.Join(data, "store", "*"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("store files: %v %v", files, err)
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			look(f+" "+when, b)
+		}
+	}
+	storeFiles("while serving") // the batch log is in the -wal file now
+	shutdown(t, srv)            // delivers, closes the JSON-lines file, checkpoints
 
 	mu.Lock()
 	for i, b := range hooked {
@@ -149,17 +163,7 @@ func TestServeRedaction(t *testing.T) {
 	if !strings.Contains(string(b), "sqli-db-tautology") {
 		t.Errorf("the JSON-lines sink has no sqli alert:\n%s", b)
 	}
-	files, err := filepath.Glob(filepath.Join(data, "store", "*"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("store files: %v %v", files, err)
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		look(f, b)
-	}
+	storeFiles("after shutdown")
 	// The check above is only worth something if the values reached the
 	// places it looked: the redacted query did.
 	if !bytes.Contains(bytes.ToLower(bytes.Join(seen, nil)), []byte("access_token=redacted")) {
