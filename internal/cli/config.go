@@ -20,6 +20,7 @@ import (
 	"github.com/evidentsec/evident/internal/ingest/admission"
 	"github.com/evidentsec/evident/internal/ingest/otlp"
 	"github.com/evidentsec/evident/internal/ingest/pyroscope"
+	"github.com/evidentsec/evident/internal/redact"
 	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/store/sqlite"
@@ -48,6 +49,9 @@ type serveConfig struct {
 	Retention store.Retention  `yaml:"retention"`
 	Alerts    alertsConfig     `yaml:"alerts"`
 	Auth      auth.Config      `yaml:"auth"`
+	// Redaction masks secrets and personal data in spans before they
+	// are stored or sent (docs/security.md).
+	Redaction redact.Config `yaml:"redaction"`
 	// ShutdownTimeout bounds the whole shutdown: receivers drain, the
 	// engine applies what is queued and checkpoints, sinks deliver.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -96,13 +100,14 @@ func defaultServeConfig() serveConfig {
 		Engine: engine.DefaultConfig(), Store: sqlite.DefaultConfig(), Retention: store.DefaultRetention(),
 		Alerts:          alertsConfig{Config: alert.DefaultConfig()},
 		Auth:            auth.DefaultConfig(),
+		Redaction:       redact.DefaultConfig(),
 		ShutdownTimeout: 15 * time.Second,
 	}
 }
 
 // Validate reports every problem of the serve sections.
 func (c serveConfig) Validate() error {
-	errs := []error{c.API.Validate(), c.Memory.Validate(), c.Engine.Validate(), c.Store.Validate(), c.Retention.Validate(), c.Alerts.Config.Validate(), c.Auth.Validate()}
+	errs := []error{c.API.Validate(), c.Memory.Validate(), c.Engine.Validate(), c.Store.Validate(), c.Retention.Validate(), c.Alerts.Config.Validate(), c.Auth.Validate(), c.Redaction.Validate()}
 	// The listeners can each be turned off by an empty endpoint (a flag
 	// of ""); the receivers' own Validate refuses that for one alone.
 	if c.OTLP.GRPCEndpoint != "" || c.OTLP.HTTPEndpoint != "" {

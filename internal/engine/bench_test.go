@@ -12,6 +12,7 @@ import (
 
 	"github.com/evidentsec/evident/internal/detect"
 	"github.com/evidentsec/evident/internal/pipeline"
+	"github.com/evidentsec/evident/internal/redact"
 	"github.com/evidentsec/evident/internal/store/sqlite"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -106,66 +107,81 @@ func openSQLite(b *testing.B, synchronous string) Store {
 // default batch) from 4 senders as fast as the engine takes them, with
 // every detection and re-assessment on, retrying refused batches as a
 // client would. spans/s is wall time; spans/cpu-s divides by the CPU the
-// process used, which stays meaningful on a shared machine.
+// process used, which stays meaningful on a shared machine. Each store
+// runs with the default redaction and with redaction off.
 func BenchmarkEngineThroughput(b *testing.B) {
 	for name, open := range benchStores(b) {
-		b.Run(name, func(b *testing.B) {
-			lat := &latencies{}
-			cfg := DefaultConfig()
-			cfg.CheckpointInterval = time.Second
-			e := newEngine(b, cfg, open(b), lat, nil)
-			ctx := context.Background()
-			if err := e.Start(ctx); err != nil {
-				b.Fatal(err)
-			}
-			if err := e.SetFindings(ctx, allFindings(textFinding("gateway"), textFinding("orders"))); err != nil {
-				b.Fatal(err)
-			}
-			const size = 512
-			batches := make([][]telemetry.Span, 64)
-			for i := range batches {
-				batches[i] = benchBatch(size, i, true)
-			}
-			traces := e.TracesConsumer()
-			cpu0 := cpuTime()
-			b.ResetTimer()
-			var wg sync.WaitGroup
-			work := make(chan int)
-			for range 4 {
-				wg.Go(func() {
-					for i := range work {
-						for {
-							err := traces.Consume(ctx, slices.Clone(batches[i%len(batches)]))
-							if err == nil {
-								break
-							}
-							if !errors.Is(err, pipeline.ErrFull) {
-								b.Error(err)
-								return
-							}
-							time.Sleep(time.Millisecond)
-						}
+		for _, rc := range []struct {
+			name string
+			cfg  redact.Config
+		}{{"redact", redact.DefaultConfig()}, {"no-redact", redact.Config{}}} {
+			b.Run(name+"/"+rc.name, func(b *testing.B) {
+				benchThroughput(b, open, rc.cfg)
+			})
+		}
+	}
+}
+
+func benchThroughput(b *testing.B, open func(*testing.B) Store, rcfg redact.Config) {
+	lat := &latencies{}
+	cfg := DefaultConfig()
+	cfg.CheckpointInterval = time.Second
+	e := newEngine(b, cfg, open(b), lat, nil)
+	red, err := redact.New(rcfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.red = red
+	ctx := context.Background()
+	if err := e.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := e.SetFindings(ctx, allFindings(textFinding("gateway"), textFinding("orders"))); err != nil {
+		b.Fatal(err)
+	}
+	const size = 512
+	batches := make([][]telemetry.Span, 64)
+	for i := range batches {
+		batches[i] = benchBatch(size, i, true)
+	}
+	traces := e.TracesConsumer()
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range 4 {
+		wg.Go(func() {
+			for i := range work {
+				for {
+					err := traces.Consume(ctx, slices.Clone(batches[i%len(batches)]))
+					if err == nil {
+						break
 					}
-				})
-			}
-			for i := range b.N {
-				work <- i
-			}
-			close(work)
-			wg.Wait()
-			for len(e.slots) > 0 {
-				time.Sleep(100 * time.Microsecond)
-			}
-			b.StopTimer()
-			cpu := (cpuTime() - cpu0).Seconds()
-			spans := float64(b.N * size)
-			b.ReportMetric(spans/b.Elapsed().Seconds(), "spans/s")
-			b.ReportMetric(spans/cpu, "spans/cpu-s")
-			lat.report(b)
-			if err := e.Shutdown(ctx); err != nil {
-				b.Fatal(err)
+					if !errors.Is(err, pipeline.ErrFull) {
+						b.Error(err)
+						return
+					}
+					time.Sleep(time.Millisecond)
+				}
 			}
 		})
+	}
+	for i := range b.N {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	for len(e.slots) > 0 {
+		time.Sleep(100 * time.Microsecond)
+	}
+	b.StopTimer()
+	cpu := (cpuTime() - cpu0).Seconds()
+	spans := float64(b.N * size)
+	b.ReportMetric(spans/b.Elapsed().Seconds(), "spans/s")
+	b.ReportMetric(spans/cpu, "spans/cpu-s")
+	lat.report(b)
+	if err := e.Shutdown(ctx); err != nil {
+		b.Fatal(err)
 	}
 }
 

@@ -5,6 +5,11 @@
 // batch can have changed, and keeps a consistent view (assessments,
 // summary, model snapshot) for the API.
 //
+// Secrets and personal data are masked (internal/redact) before a batch
+// is logged: the log, the model and its checkpoints never hold them. The
+// exploit-payload rules alone see the values as received, and the alerts
+// they raise carry redacted evidence.
+//
 // Ingestion never waits for assessment: Consume reserves a slot in a
 // bounded queue or refuses the batch with a *pipeline.FullError before
 // writing anything; the worker applies batches, and re-assessment is
@@ -31,6 +36,7 @@ import (
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/model"
 	"github.com/evidentsec/evident/internal/pipeline"
+	"github.com/evidentsec/evident/internal/redact"
 	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -72,6 +78,9 @@ type Deps struct {
 	Rules *detect.Rules
 	// Alerter receives the alerts; nil drops them.
 	Alerter Alerter
+	// Redactor masks span attributes before they are logged and alert
+	// evidence before it is fired; nil uses redact.DefaultConfig.
+	Redactor *redact.Redactor
 	// Logger defaults to slog.Default(); Registerer, when set, gets the
 	// engine's metrics.
 	Logger     *slog.Logger
@@ -114,6 +123,7 @@ type Engine struct {
 	vulns   assess.Vulns
 	acfg    assess.Config
 	rules   *detect.Rules
+	red     *redact.Redactor
 	alerter Alerter
 	log     *slog.Logger
 	now     func() time.Time
@@ -166,9 +176,13 @@ type worker struct {
 
 // item is one accepted batch.
 type item struct {
-	seq        int64
-	kind       store.BatchKind
-	spans      []telemetry.Span
+	seq  int64
+	kind store.BatchKind
+	// spans are redacted; raw are the spans as received, for the exploit
+	// rules, nil after a replay (the log holds only redacted spans).
+	spans, raw []telemetry.Span
+	// redacted is set when redaction masked something in the batch.
+	redacted   bool
 	profiles   []*telemetry.ProfileBatch
 	receivedAt time.Time
 }
@@ -188,7 +202,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, st: deps.Store, model: deps.Model, vulns: deps.Vulns, acfg: deps.Assess,
-		rules: deps.Rules, alerter: deps.Alerter, log: deps.Logger, now: deps.Now,
+		rules: deps.Rules, red: deps.Redactor, alerter: deps.Alerter, log: deps.Logger, now: deps.Now,
 		slots:    make(chan struct{}, cfg.QueueSize),
 		queue:    make(chan item, cfg.QueueSize),
 		ctl:      make(chan func()),
@@ -201,6 +215,13 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 			return nil, fmt.Errorf("compile the built-in exploit rules: %w", err)
 		}
 		e.rules = r
+	}
+	if e.red == nil {
+		r, err := redact.New(redact.DefaultConfig())
+		if err != nil {
+			return nil, fmt.Errorf("build the default redaction: %w", err)
+		}
+		e.red = r
 	}
 	if e.log == nil {
 		e.log = slog.Default()
@@ -229,7 +250,7 @@ func (e *Engine) TracesConsumer() pipeline.Consumer[[]telemetry.Span] {
 		if len(spans) == 0 {
 			return nil
 		}
-		return e.consume(ctx, item{kind: store.BatchSpans, spans: spans})
+		return e.consume(ctx, item{kind: store.BatchSpans, raw: spans})
 	})
 }
 
@@ -245,7 +266,7 @@ func (e *Engine) ProfilesConsumer() pipeline.Consumer[[]*telemetry.ProfileBatch]
 }
 
 // consume is the acknowledgement path: reserve a queue slot or refuse,
-// log the batch durably, queue it.
+// redact, log the batch durably, queue it.
 func (e *Engine) consume(ctx context.Context, it item) error {
 	it.receivedAt = e.now()
 	signal := string(it.kind)
@@ -261,6 +282,7 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 			<-e.slots
 		}
 	}()
+	e.redact(&it)
 	payload, err := encode(&it)
 	if err != nil {
 		e.m.batches.WithLabelValues(signal, "failed").Inc()
@@ -282,7 +304,24 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 	queued = true
 	e.m.batches.WithLabelValues(signal, "accepted").Inc()
 	e.m.items.WithLabelValues(signal).Add(float64(len(it.spans) + len(it.profiles)))
+	if it.redacted {
+		e.m.redacted.WithLabelValues(signal).Inc()
+	}
 	return nil
+}
+
+// redact sets the batch that is logged and applied: the received spans
+// (it.raw) or profiles, redacted.
+func (e *Engine) redact(it *item) {
+	switch it.kind {
+	case store.BatchSpans:
+		it.spans = e.red.Spans(it.raw)
+		it.redacted = &it.spans[0] != &it.raw[0]
+	case store.BatchProfiles:
+		clean := e.red.Profiles(it.profiles)
+		it.redacted = &clean[0] != &it.profiles[0]
+		it.profiles = clean
+	}
 }
 
 // Start restores the model from the last checkpoint, loads the findings,
@@ -451,9 +490,13 @@ func (e *Engine) apply(it item) {
 	switch it.kind {
 	case store.BatchSpans:
 		ch := e.model.AddSpans(it.spans)
+		raw := it.raw
+		if raw == nil {
+			raw = it.spans
+		}
 		for i := range it.spans {
 			sp := &it.spans[i]
-			e.fire(e.rules.Alerts(sp, it.receivedAt, now))
+			e.fire(e.rules.Alerts(&raw[i], e.red, it.receivedAt, now))
 			e.fire(w.anomalies.Observe(sp, it.receivedAt, now))
 			// Only the exposure of services with findings is worth a
 			// snapshot; new edges and stores are handled below.

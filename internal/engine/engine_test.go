@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -240,6 +242,60 @@ func TestSpanDetections(t *testing.T) {
 	if a := rec.of(detect.KindSensitivePath)[0]; a.Evidence.Store != "postgresql://shop/customers" ||
 		!cmp.Equal(a.Evidence.Path, []string{"gateway", "orders"}) {
 		t.Errorf("sensitive path alert = %+v", a)
+	}
+}
+
+// TestRedaction checks that the log and the model's checkpoint never
+// hold a secret the spans carried, while the exploit rules still see the
+// values as received and their alerts carry redacted evidence.
+func TestRedaction(t *testing.T) {
+	st := &memStore{}
+	rec := &recorder{}
+	reg := prometheus.NewRegistry()
+	e := newEngine(t, testConfig(), st, rec, reg)
+	start(t, e)
+	spans := shopSpans()
+	spans[0].Attrs.URLQuery = "access_token=SECRET123&q=1"
+	spans[0].Attrs.RequestHeaders = map[string]string{"authorization": "Bearer SECRET123"}
+	spans[3].Attrs.DBQueryText = "SELECT * FROM customers WHERE password='hunter2' OR 'a'='a'"
+	if err := e.TracesConsumer().Consume(context.Background(), spans); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the exploit alert", func() bool { return len(rec.of(detect.KindExploitPayload)) > 0 })
+	if spans[0].Attrs.URLQuery != "access_token=SECRET123&q=1" {
+		t.Error("the sender's spans were modified")
+	}
+	if n := testutil.ToFloat64(e.m.redacted.WithLabelValues("spans")); n != 1 {
+		t.Errorf("evident_engine_redacted_batches_total{signal=spans} = %v, want 1", n)
+	}
+	a := rec.of(detect.KindExploitPayload)[0]
+	if a.Evidence.Rule != "sqli-db-tautology" || a.Evidence.Field != "db.query.text" || a.Evidence.Length == 0 {
+		t.Errorf("exploit alert = %+v", a)
+	}
+	var stored [][]byte
+	st.mu.Lock()
+	for _, b := range st.batches {
+		stored = append(stored, b.payload)
+	}
+	st.mu.Unlock()
+	if len(stored) != 1 {
+		t.Fatalf("logged %d batches, want 1", len(stored))
+	}
+	if err := e.Shutdown(context.Background()); err != nil { // checkpoints
+		t.Fatal(err)
+	}
+	st.mu.Lock()
+	stored = append(stored, st.checkState)
+	st.mu.Unlock()
+	for _, secret := range []string{"SECRET123", "hunter2"} {
+		for i, b := range stored {
+			if bytes.Contains(b, []byte(secret)) {
+				t.Errorf("stored item %d holds %s", i, secret)
+			}
+		}
+		if j, _ := json.Marshal(rec.of(detect.KindExploitPayload)); bytes.Contains(j, []byte(secret)) {
+			t.Errorf("alert holds %s: %s", secret, j)
+		}
 	}
 }
 

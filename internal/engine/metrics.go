@@ -13,6 +13,7 @@ type metrics struct {
 	reassessed    prometheus.Counter
 	assessSeconds prometheus.Histogram
 	checkpoints   prometheus.Counter
+	redacted      *prometheus.CounterVec
 }
 
 // newMetrics creates the engine's metrics and registers them with reg
@@ -44,6 +45,10 @@ func newMetrics(reg prometheus.Registerer, depth func() float64) (*metrics, erro
 			Name: "evident_engine_checkpoints_total",
 			Help: "Checkpoints of the runtime model written.",
 		}),
+		redacted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "evident_engine_redacted_batches_total",
+			Help: "Accepted batches in which redaction masked at least one value, by signal.",
+		}, []string{"signal"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -53,7 +58,7 @@ func newMetrics(reg prometheus.Registerer, depth func() float64) (*metrics, erro
 		Help: "Batches accepted and waiting for the engine's worker.",
 	}, depth)
 	var errs []error
-	for _, c := range []prometheus.Collector{m.batches, m.items, m.alerts, m.reassessed, m.assessSeconds, m.checkpoints, queue} {
+	for _, c := range []prometheus.Collector{m.batches, m.items, m.alerts, m.reassessed, m.assessSeconds, m.checkpoints, m.redacted, queue} {
 		errs = append(errs, reg.Register(c))
 	}
 	return m, errors.Join(errs...)

@@ -1,0 +1,525 @@
+// Package redact masks secrets and personal data in span attributes before
+// evident stores or sends anything: values of query parameters and request
+// headers named like credentials, cookies, literals in SQL statements,
+// credentials in URLs, e-mail addresses, card numbers, and whatever extra
+// patterns the configuration names (docs/security.md).
+//
+// It runs on the ingest hot path, so a value with nothing to mask costs a
+// scan and no allocation; only a value that changes is copied.
+package redact
+
+import (
+	"bytes"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// Attribute names Value knows; any other name gets the rules for free text.
+const (
+	FieldURLQuery    = "url.query"
+	FieldURLFull     = "url.full"
+	FieldDBQueryText = "db.query.text"
+	// FieldDBStatement is the older name of FieldDBQueryText.
+	FieldDBStatement = "db.statement"
+	// HeaderPrefix starts the attribute name of a captured request header,
+	// followed by the lower-case header name.
+	HeaderPrefix = "http.request.header."
+)
+
+// Redactor applies a Config. It is immutable and safe for concurrent use.
+type Redactor struct {
+	cfg Config
+	c   compiled
+}
+
+// New checks cfg and returns its Redactor.
+func New(cfg Config) (*Redactor, error) {
+	c, err := cfg.compile()
+	if err != nil {
+		return nil, err
+	}
+	return &Redactor{cfg: cfg, c: c}, nil
+}
+
+// Enabled reports whether r masks anything.
+func (r *Redactor) Enabled() bool { return r != nil && r.cfg.Enabled }
+
+// Mask returns what a masked value is replaced with.
+func (r *Redactor) Mask() string { return r.cfg.Mask }
+
+// Value returns v, an attribute value as received, with what must not be
+// kept masked. field is the attribute's semantic-convention name
+// (FieldURLQuery, HeaderPrefix+"cookie", ...). It returns v itself when
+// nothing is masked.
+func (r *Redactor) Value(field, v string) string {
+	if !r.Enabled() || v == "" {
+		return v
+	}
+	switch {
+	case field == FieldURLQuery:
+		v = r.query(v)
+	case field == FieldURLFull:
+		v = r.urlQuery(v)
+	case field == FieldDBQueryText || field == FieldDBStatement:
+		if r.cfg.SQL {
+			v = sanitizeSQL(v)
+		}
+	case strings.HasPrefix(field, HeaderPrefix):
+		return r.header(field[len(HeaderPrefix):], v)
+	}
+	return r.text(v)
+}
+
+// Spans returns spans with their attributes redacted. spans itself is
+// never modified, so that detections can still look at the values as
+// received: when nothing needs masking the result is spans, otherwise a
+// copy in which only the masked values differ.
+func (r *Redactor) Spans(spans []telemetry.Span) []telemetry.Span {
+	if !r.Enabled() {
+		return spans
+	}
+	var out []telemetry.Span
+	for i := range spans {
+		sp, changed := r.span(&spans[i])
+		if !changed {
+			continue
+		}
+		if out == nil {
+			out = make([]telemetry.Span, len(spans))
+			copy(out, spans)
+		}
+		out[i] = sp
+	}
+	if out == nil {
+		return spans
+	}
+	return out
+}
+
+// Profiles returns profile batches with the span names their samples
+// carry (pprof span_name labels, OTLP links) redacted as text. Like Spans
+// it never modifies ps: a batch with a changed name is copied, the others
+// are shared, and ps itself is returned when nothing changed.
+func (r *Redactor) Profiles(ps []*telemetry.ProfileBatch) []*telemetry.ProfileBatch {
+	if !r.Enabled() {
+		return ps
+	}
+	var out []*telemetry.ProfileBatch
+	for i, b := range ps {
+		var samples []telemetry.Sample
+		for j := range b.Samples {
+			name := b.Samples[j].SpanName
+			if m := r.text(name); m != name {
+				if samples == nil {
+					samples = slices.Clone(b.Samples)
+				}
+				samples[j].SpanName = m
+			}
+		}
+		if samples == nil {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(ps)
+		}
+		nb := *b
+		nb.Samples = samples
+		out[i] = &nb
+	}
+	if out == nil {
+		return ps
+	}
+	return out
+}
+
+// span returns a redacted copy of sp and whether anything changed.
+func (r *Redactor) span(in *telemetry.Span) (telemetry.Span, bool) {
+	sp := *in
+	a := &sp.Attrs
+	changed := false
+	set := func(dst *string, v string) {
+		if v != *dst {
+			*dst, changed = v, true
+		}
+	}
+	set(&sp.Name, r.text(sp.Name))
+	set(&a.URLPath, r.text(a.URLPath))
+	set(&a.URLQuery, r.Value(FieldURLQuery, a.URLQuery))
+	set(&a.URLFull, r.Value(FieldURLFull, a.URLFull))
+	set(&a.UserAgent, r.text(a.UserAgent))
+	set(&a.DBQueryText, r.Value(FieldDBQueryText, a.DBQueryText))
+	var headers map[string]string
+	for k, v := range a.RequestHeaders {
+		if m := r.header(k, v); m != v {
+			if headers == nil {
+				headers = maps.Clone(a.RequestHeaders)
+			}
+			headers[k] = m
+		}
+	}
+	if headers != nil {
+		a.RequestHeaders, changed = headers, true
+	}
+	return sp, changed
+}
+
+// header redacts the value of the request header name (lower case).
+func (r *Redactor) header(name, v string) string {
+	if v == "" {
+		return v
+	}
+	for _, h := range r.c.headers {
+		if strings.EqualFold(name, h) {
+			return r.cfg.Mask
+		}
+	}
+	if r.secretName(name) {
+		return r.cfg.Mask
+	}
+	return r.text(v)
+}
+
+// secretName reports whether a parameter or header named name holds a
+// secret.
+func (r *Redactor) secretName(name string) bool {
+	// Names are short: lower-casing into a buffer on the stack lets the
+	// substring search run at full speed without allocating.
+	var buf [64]byte
+	lower, escaped := buf[:0], false
+	if len(name) <= len(buf) {
+		for i := 0; i < len(name); i++ {
+			c := name[i]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			escaped = escaped || c == '%' || c == '+'
+			lower = append(lower, c)
+		}
+	}
+	if escaped || len(name) > len(buf) {
+		// Legitimate clients do not encode names; decoding keeps an
+		// encoded "pass%77ord" from slipping through.
+		name = unescape(name)
+		lower = []byte(strings.ToLower(name))
+	}
+	hit := false
+	for _, n := range r.c.names {
+		if bytes.Contains(lower, n) {
+			hit = true
+			break
+		}
+	}
+	if !hit {
+		for _, re := range r.c.namePatterns {
+			if re.MatchString(name) {
+				hit = true
+				break
+			}
+		}
+	}
+	if !hit {
+		return false
+	}
+	for _, re := range r.c.allowNames {
+		if re.MatchString(name) {
+			return false
+		}
+	}
+	return true
+}
+
+// query masks the values of secret parameters in a query string.
+func (r *Redactor) query(q string) string {
+	e := editor{src: q}
+	for start := 0; start < len(q); {
+		end := strings.IndexByte(q[start:], '&')
+		if end < 0 {
+			end = len(q)
+		} else {
+			end += start
+		}
+		if eq := strings.IndexByte(q[start:end], '='); eq >= 0 {
+			name, val := q[start:start+eq], q[start+eq+1:end]
+			if val != "" && val != r.cfg.Mask && r.secretName(name) {
+				e.replace(start+eq+1, end, r.cfg.Mask)
+			}
+		}
+		start = end + 1
+	}
+	return e.String()
+}
+
+// urlQuery masks the secret parameters of the query of a URL.
+func (r *Redactor) urlQuery(u string) string {
+	i := strings.IndexByte(u, '?')
+	if i < 0 {
+		return u
+	}
+	j := len(u)
+	if k := strings.IndexByte(u[i:], '#'); k >= 0 {
+		j = i + k
+	}
+	q := r.query(u[i+1 : j])
+	if q == u[i+1:j] {
+		return u
+	}
+	return u[:i+1] + q + u[j:]
+}
+
+// text applies the rules for free text: URL credentials, e-mail
+// addresses, card numbers and the configured value patterns.
+func (r *Redactor) text(v string) string {
+	if v == "" {
+		return v
+	}
+	if r.cfg.Credentials {
+		v = r.credentials(v)
+	}
+	if r.cfg.Emails {
+		v = r.emails(v)
+	}
+	if r.cfg.CardNumbers {
+		v = r.cards(v)
+	}
+	for _, re := range r.c.values {
+		v = r.pattern(re, v)
+	}
+	return v
+}
+
+// allowed reports whether an allow-list pattern keeps match.
+func (r *Redactor) allowed(match string) bool {
+	for _, re := range r.c.allowVals {
+		if re.MatchString(match) {
+			return true
+		}
+	}
+	return false
+}
+
+// credentials masks the user information of URLs: scheme://user:pass@host
+// becomes scheme://REDACTED:REDACTED@host, as the semantic conventions
+// ask of url.full.
+func (r *Redactor) credentials(s string) string {
+	e := editor{src: s}
+	for off := 0; ; {
+		i := strings.Index(s[off:], "://")
+		if i < 0 {
+			break
+		}
+		start := off + i + 3
+		end := start
+		for end < len(s) && !strings.ContainsRune("/?#\"' \t\r\n<>", rune(s[end])) {
+			end++
+		}
+		if at := strings.LastIndexByte(s[start:end], '@'); at > 0 {
+			user := s[start : start+at]
+			mask := r.cfg.Mask
+			if strings.IndexByte(user, ':') >= 0 {
+				mask += ":" + r.cfg.Mask
+			}
+			if user != mask {
+				e.replace(start, start+at, mask)
+			}
+		}
+		off = end
+	}
+	return e.String()
+}
+
+// emails masks e-mail addresses, local part and domain, with the "@"
+// written as it is or as %40.
+func (r *Redactor) emails(s string) string {
+	if strings.IndexByte(s, '@') < 0 && !strings.Contains(s, "%40") {
+		return s
+	}
+	e := editor{src: s}
+	for i := 0; i < len(s); i++ {
+		at := 0
+		switch {
+		case s[i] == '@':
+			at = 1
+		case s[i] == '%' && i+2 < len(s) && s[i+1] == '4' && s[i+2] == '0':
+			at = 3
+		default:
+			continue
+		}
+		l := i
+		for l > 0 && localChar(s[l-1]) {
+			l--
+		}
+		d := i + at
+		for d < len(s) && domainChar(s[d]) {
+			d++
+		}
+		for d > i+at && (s[d-1] == '.' || s[d-1] == '-') {
+			d--
+		}
+		if l == i || !validDomain(s[i+at:d]) || s[l:i] == r.cfg.Mask || r.allowed(s[l:d]) {
+			continue
+		}
+		e.replace(l, d, r.cfg.Mask)
+		i = d - 1
+	}
+	return e.String()
+}
+
+func localChar(c byte) bool {
+	return isAlnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-'
+}
+
+func domainChar(c byte) bool { return isAlnum(c) || c == '.' || c == '-' }
+
+// validDomain reports whether d looks like a domain: labels separated by
+// dots, the last of at least two letters.
+func validDomain(d string) bool {
+	dot := strings.LastIndexByte(d, '.')
+	if dot <= 0 || d[0] == '.' || len(d)-dot-1 < 2 {
+		return false
+	}
+	for i := dot + 1; i < len(d); i++ {
+		if !('a' <= d[i]|0x20 && d[i]|0x20 <= 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+// cards masks what looks like a payment card number.
+func (r *Redactor) cards(s string) string {
+	digits := 0
+	for i := 0; i < len(s); i++ {
+		if s[i]-'0' < 10 {
+			digits++
+		}
+	}
+	if digits < 13 {
+		return s
+	}
+	e := editor{src: s}
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) || (i > 0 && isAlnum(s[i-1])) {
+			continue
+		}
+		var digits [19]byte
+		n, j := 0, i
+		for j < len(s) {
+			c := s[j]
+			if isDigit(c) {
+				if n < len(digits) {
+					digits[n] = c - '0'
+				}
+				n++
+				j++
+				continue
+			}
+			if (c == ' ' || c == '-' || c == '+') && j+1 < len(s) && isDigit(s[j+1]) {
+				j++
+				continue
+			}
+			break
+		}
+		if n >= 13 && n <= 19 && digits[0] >= 2 && digits[0] <= 6 && (j == len(s) || !isAlnum(s[j])) &&
+			luhn(digits[:n]) && !r.allowed(s[i:j]) {
+			e.replace(i, j, r.cfg.Mask)
+		}
+		i = j
+	}
+	return e.String()
+}
+
+// luhn reports whether digits pass the Luhn check.
+func luhn(digits []byte) bool {
+	sum := 0
+	for i := range digits {
+		d := int(digits[len(digits)-1-i])
+		if i%2 == 1 {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+	}
+	return sum%10 == 0
+}
+
+// pattern masks what re matches in s.
+func (r *Redactor) pattern(re *regexp.Regexp, s string) string {
+	locs := re.FindAllStringIndex(s, -1)
+	if locs == nil {
+		return s
+	}
+	e := editor{src: s}
+	for _, l := range locs {
+		if l[0] < l[1] && !r.allowed(s[l[0]:l[1]]) {
+			e.replace(l[0], l[1], r.cfg.Mask)
+		}
+	}
+	return e.String()
+}
+
+// editor builds a copy of src with ranges replaced, in order; it
+// allocates only at the first replacement.
+type editor struct {
+	src  string
+	buf  []byte
+	last int
+}
+
+// replace replaces src[i:j]. Ranges come in increasing order; a range
+// that overlaps the last one is cut to what follows it.
+func (e *editor) replace(i, j int, with string) {
+	i = max(i, e.last)
+	if j <= i {
+		return
+	}
+	if e.buf == nil {
+		e.buf = make([]byte, 0, len(e.src)+len(with))
+	}
+	e.buf = append(e.buf, e.src[e.last:i]...)
+	e.buf = append(e.buf, with...)
+	e.last = j
+}
+
+// String returns the edited text, src itself when nothing was replaced.
+func (e *editor) String() string {
+	if e.buf == nil {
+		return e.src
+	}
+	return string(append(e.buf, e.src[e.last:]...))
+}
+
+// unescape percent-decodes s leniently, "+" as a space.
+func unescape(s string) string {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b = append(b, ' ')
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+func isAlnum(c byte) bool { return isDigit(c) || 'a' <= c|0x20 && c|0x20 <= 'z' }
+
+func isHex(c byte) bool { return isDigit(c) || 'a' <= c|0x20 && c|0x20 <= 'f' }
+
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return c | 0x20 - 'a' + 10
+}

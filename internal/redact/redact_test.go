@@ -1,0 +1,203 @@
+package redact
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+func newDefault(t testing.TB) *Redactor {
+	t.Helper()
+	r, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestValue(t *testing.T) {
+	r := newDefault(t)
+	tests := []struct {
+		name, field, in, want string
+	}{
+		{"query token", FieldURLQuery, "access_token=SECRET123&q=1", "access_token=REDACTED&q=1"},
+		{"query case and position", FieldURLQuery, "q=shoes&API_KEY=abc&Password=x", "q=shoes&API_KEY=REDACTED&Password=REDACTED"},
+		{"query encoded name", FieldURLQuery, "pass%77ord=hunter2", "pass%77ord=REDACTED"},
+		{"query empty value kept", FieldURLQuery, "token=&q=1", "token=&q=1"},
+		{"query clean", FieldURLQuery, "q=1&page=2", "q=1&page=2"},
+		{"query email", FieldURLQuery, "to=bob%40example.com&x=1", "to=REDACTED&x=1"},
+		{"query card with plus", FieldURLQuery, "n=4111+1111+1111+1111", "n=REDACTED"},
+		{"url full", FieldURLFull, "https://u:p@shop.example/a?sig=1&session_id=abc#frag", "https://REDACTED:REDACTED@shop.example/a?sig=1&session_id=REDACTED#frag"},
+		{"url user only", FieldURLFull, "ftp://anonymous@files.example/x", "ftp://REDACTED@files.example/x"},
+		{"sql string", FieldDBQueryText, "SELECT * FROM users WHERE password='hunter2'", "SELECT * FROM users WHERE password=?"},
+		{"sql escapes", FieldDBQueryText, `SELECT 'it''s', 'a\'b', "dq" FROM t2 WHERE id = 42 AND x IN (1, 2.5)`, `SELECT ?, ?, ? FROM t2 WHERE id = ? AND x IN (?, ?)`},
+		{"sql unterminated", FieldDBQueryText, "SELECT * FROM u WHERE name='' OR '1'='1", "SELECT * FROM u WHERE name=? OR ?=?"},
+		{"sql injection tail", FieldDBQueryText, "SELECT * FROM u WHERE name='x' OR 'a", "SELECT * FROM u WHERE name=? OR ?"},
+		{"sql params and comments", FieldDBQueryText, "SELECT a FROM t WHERE b = $1 AND `col9` = ? /*traceparent='00-ab'*/ -- it's 5", "SELECT a FROM t WHERE b = $1 AND `col9` = ? /*traceparent=?*/ -- it?"},
+		{"sql dollar", FieldDBQueryText, "SELECT $$secret$$, $tag$x$y$tag$", "SELECT ?, ?"},
+		{"sql connection string", FieldDBQueryText, "ATTACH 'x' AS postgres://admin:pw@db/x", "ATTACH ? AS postgres://REDACTED:REDACTED@db/x"},
+		{"header authorization", HeaderPrefix + "authorization", "Bearer abc", "REDACTED"},
+		{"header cookie", HeaderPrefix + "cookie", "sid=1", "REDACTED"},
+		{"header by name", HeaderPrefix + "x-auth-token", "abc", "REDACTED"},
+		{"header clean", HeaderPrefix + "accept", "text/html", "text/html"},
+		{"text email", "user_agent.original", "mailer (ops@example.com)", "mailer (REDACTED)"},
+		{"text card dashes", "url.path", "/pay/5555-5555-5555-4444/x", "/pay/REDACTED/x"},
+		{"text not luhn", "url.path", "/pay/4111111111111112", "/pay/4111111111111112"},
+		{"text epoch millis", "url.path", "/t/1700000000000", "/t/1700000000000"},
+		{"text digits in word", "url.path", "/a4111111111111111", "/a4111111111111111"},
+		{"text not an email", "url.path", "/@me/x@y", "/@me/x@y"},
+		{"text mask not remasked", FieldURLFull, "https://REDACTED:REDACTED@h.example/", "https://REDACTED:REDACTED@h.example/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := r.Value(tt.field, tt.in)
+			if got != tt.want {
+				t.Errorf("Value(%s, %q) = %q, want %q", tt.field, tt.in, got, tt.want)
+			}
+			if again := r.Value(tt.field, got); again != got {
+				t.Errorf("Value is not idempotent: %q then %q", got, again)
+			}
+		})
+	}
+}
+
+func TestConfiguredRules(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Mask = "***"
+	cfg.NamePatterns = []string{`^sig$`}
+	cfg.AllowNames = []string{`^keyword$`}
+	cfg.ValuePatterns = []string{`\b\d{3}-\d{2}-\d{4}\b`}
+	cfg.AllowValues = []string{`@example\.com$`}
+	r, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ field, in, want string }{
+		{FieldURLQuery, "sig=1&keyword=shoes&monkey=2", "sig=***&keyword=shoes&monkey=***"},
+		{"span.name", "ssn 123-45-6789", "ssn ***"},
+		{"url.path", "/u/ops@example.com/ops@corp.io", "/u/ops@example.com/***"},
+	}
+	for _, tt := range tests {
+		if got := r.Value(tt.field, tt.in); got != tt.want {
+			t.Errorf("Value(%s, %q) = %q, want %q", tt.field, tt.in, got, tt.want)
+		}
+	}
+
+	off, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := off.Value(FieldURLQuery, "token=x"); got != "token=x" {
+		t.Errorf("disabled: %q", got)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want []string
+	}{
+		{"default", func(*Config) {}, nil},
+		{"disabled ignores the rest", func(c *Config) { *c = Config{Mask: ""} }, nil},
+		{"bad", func(c *Config) {
+			c.Mask = ""
+			c.Names = []string{"token", ""}
+			c.NamePatterns = []string{"("}
+			c.ValuePatterns = []string{"a*"}
+		}, []string{"mask is empty", "names[1] is empty", `name_patterns[0] "("`, `value_patterns[0] "a*" matches the empty string`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.edit(&c)
+			err := c.Validate()
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("Validate = %v, want ErrInvalidConfig", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestSpans(t *testing.T) {
+	r := newDefault(t)
+	clean := telemetry.Span{Service: "shop", Name: "GET /products", Attrs: telemetry.Attrs{
+		HTTPMethod: "GET", URLPath: "/products", URLQuery: "q=1", RequestHeaders: map[string]string{"accept": "*/*"},
+	}}
+	dirty := telemetry.Span{Service: "shop", Name: "SELECT", Attrs: telemetry.Attrs{
+		URLQuery: "access_token=SECRET123&q=1", URLFull: "http://a:b@h.example/p?token=SECRET123",
+		DBQueryText: "SELECT * FROM users WHERE password='hunter2'", UserAgent: "bot ops@corp.io",
+		RequestHeaders: map[string]string{"authorization": "Basic Zm9v", "accept": "*/*"},
+	}}
+	in := []telemetry.Span{clean}
+	if got := r.Spans(in); &got[0] != &in[0] {
+		t.Error("a batch with nothing to mask was copied")
+	}
+	in = []telemetry.Span{clean, dirty}
+	got := r.Spans(in)
+	if diff := cmp.Diff(in[0], got[0]); diff != "" {
+		t.Errorf("clean span changed (-in +got):\n%s", diff)
+	}
+	want := dirty
+	want.Attrs.URLQuery = "access_token=REDACTED&q=1"
+	want.Attrs.URLFull = "http://REDACTED:REDACTED@h.example/p?token=REDACTED"
+	want.Attrs.DBQueryText = "SELECT * FROM users WHERE password=?"
+	want.Attrs.UserAgent = "bot REDACTED"
+	want.Attrs.RequestHeaders = map[string]string{"authorization": "REDACTED", "accept": "*/*"}
+	if diff := cmp.Diff(want, got[1]); diff != "" {
+		t.Errorf("redacted span (-want +got):\n%s", diff)
+	}
+	if in[1].Attrs.URLQuery != dirty.Attrs.URLQuery || in[1].Attrs.RequestHeaders["authorization"] != "Basic Zm9v" {
+		t.Error("the input batch was modified")
+	}
+}
+
+func TestCleanValuesDoNotAllocate(t *testing.T) {
+	r := newDefault(t)
+	sp := []telemetry.Span{{Name: "GET /products/{id}", Attrs: telemetry.Attrs{
+		URLPath: "/products/42", URLQuery: "q=shoes&page=2&sort=price", URLFull: "https://shop.example/products/42?q=shoes",
+		UserAgent: "Mozilla/5.0 (X11; Linux x86_64)", DBQueryText: "SELECT name FROM products WHERE id = $1",
+		RequestHeaders: map[string]string{"accept": "text/html", "content-type": "application/json"},
+	}}}
+	if n := testing.AllocsPerRun(100, func() { r.Spans(sp) }); n != 0 {
+		t.Errorf("Spans of a clean span allocates %v times", n)
+	}
+}
+
+func TestProfiles(t *testing.T) {
+	r := newDefault(t)
+	clean := &telemetry.ProfileBatch{Service: "shop", Samples: []telemetry.Sample{{Count: 1, SpanName: "GET /users/{id}"}}}
+	dirty := &telemetry.ProfileBatch{Service: "shop", Samples: []telemetry.Sample{
+		{Count: 1, SpanName: "GET /users/{id}"}, {Count: 2, SpanName: "GET /users/bob@example.com"},
+	}}
+	in := []*telemetry.ProfileBatch{clean}
+	if got := r.Profiles(in); &got[0] != &in[0] {
+		t.Error("profiles with nothing to mask were copied")
+	}
+	in = []*telemetry.ProfileBatch{clean, dirty}
+	got := r.Profiles(in)
+	if got[0] != clean || got[1] == dirty {
+		t.Fatal("want the clean batch shared and the other copied")
+	}
+	if n := got[1].Samples[1].SpanName; n != "GET /users/REDACTED" {
+		t.Errorf("span name = %q", n)
+	}
+	if dirty.Samples[1].SpanName != "GET /users/bob@example.com" {
+		t.Error("the input batch was modified")
+	}
+}
