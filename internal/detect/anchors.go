@@ -11,7 +11,7 @@ import (
 
 // maxLitSet bounds the literals a concatenation may multiply out to;
 // past it, extension stops and the shorter literals are kept.
-const maxLitSet = 64
+const maxLitSet = 128
 
 // maxClassLits is the largest character class that is spelt out as
 // literals; a wider class (\w, [^}], .) can start with anything.
@@ -136,31 +136,50 @@ func prefixLits(re *syntax.Regexp) []lit {
 	return anything // OpAnyChar, OpAnyCharNotNL
 }
 
-// cross extends the exact literals of a with each of b; past maxLitSet
-// literals it gives up extending and returns a, inexact.
+// cross extends the exact literals of a with each of b. Past maxLitSet
+// literals it extends them with shorter prefixes of b (fewer distinct
+// ones), and failing that returns a, inexact.
 func cross(a, b []lit) []lit {
-	n := 0
-	for _, x := range a {
-		if x.exact {
-			n += len(b)
-		} else {
-			n++
+	longest := 0
+	for _, y := range b {
+		longest = max(longest, len(y.s))
+	}
+	for n := longest; n >= 0; n-- {
+		if out, ok := crossPrefixes(a, b, n); ok {
+			return out
 		}
 	}
-	if n > maxLitSet {
-		return inexact(a)
+	return inexact(a)
+}
+
+// crossPrefixes extends the exact literals of a with the prefixes of at
+// most n bytes of each of b; ok is false past maxLitSet literals.
+func crossPrefixes(a, b []lit, n int) ([]lit, bool) {
+	var ys []lit
+	seen := map[lit]bool{}
+	for _, y := range b {
+		if len(y.s) > n {
+			y = lit{s: y.s[:n]}
+		}
+		if !seen[y] {
+			seen[y] = true
+			ys = append(ys, y)
+		}
 	}
-	out := make([]lit, 0, n)
+	var out []lit
 	for _, x := range a {
 		if !x.exact {
 			out = append(out, x)
 			continue
 		}
-		for _, y := range b {
+		for _, y := range ys {
 			out = append(out, lit{s: x.s + y.s, exact: y.exact})
 		}
+		if len(out) > maxLitSet {
+			return nil, false
+		}
 	}
-	return out
+	return out, true
 }
 
 func inexact(ls []lit) []lit {

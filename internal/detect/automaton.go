@@ -13,10 +13,15 @@ type automaton struct {
 	// its lower case.
 	class  [256]uint16
 	stride int
-	// next is the transition table, state*stride + class.
-	next []int32
-	// out lists, per state, the patterns that end there (its own and
-	// those of its suffix links): out[outStart[s]:outStart[s+1]].
+	// next is the transition table: a state is the offset of its row,
+	// and next[state+class] the next state. States where a pattern ends
+	// come last, from firstOut on, so that the scan tests for a match
+	// with one comparison.
+	next     []int32
+	firstOut int32
+	// out lists, per state from firstOut, the patterns that end there
+	// (its own and those of its suffix links):
+	// out[outStart[i]:outStart[i+1]] for i = (state-firstOut)/stride.
 	out      []int32
 	outStart []int32
 	lens     []int32 // pattern lengths
@@ -78,12 +83,32 @@ func newAutomaton(pats []string) *automaton {
 			queue = append(queue, t)
 		}
 	}
-	a.next = make([]int32, 0, len(trie)*a.stride)
-	a.outStart = make([]int32, 0, len(trie)+1)
+	// Number the states without a match first; the root stays 0.
+	var order []int
 	for s := range trie {
-		a.next = append(a.next, trie[s]...)
-		a.outStart = append(a.outStart, int32(len(a.out)))
-		a.out = append(a.out, ends[s]...)
+		if len(ends[s]) == 0 {
+			order = append(order, s)
+		}
+	}
+	a.firstOut = int32(len(order) * a.stride)
+	for s := range trie {
+		if len(ends[s]) > 0 {
+			order = append(order, s)
+		}
+	}
+	offset := make([]int32, len(trie))
+	for i, s := range order {
+		offset[s] = int32(i * a.stride)
+	}
+	a.next = make([]int32, 0, len(trie)*a.stride)
+	for _, s := range order {
+		for _, t := range trie[s] {
+			a.next = append(a.next, offset[t])
+		}
+		if len(ends[s]) > 0 {
+			a.outStart = append(a.outStart, int32(len(a.out)))
+			a.out = append(a.out, ends[s]...)
+		}
 	}
 	a.outStart = append(a.outStart, int32(len(a.out)))
 	return a
@@ -108,8 +133,12 @@ type occurrence struct {
 func find[T string | []byte](a *automaton, s T, dst []occurrence) []occurrence {
 	st := int32(0)
 	for i := 0; i < len(s); i++ {
-		st = a.next[int(st)*a.stride+int(a.class[s[i]])]
-		for _, p := range a.out[a.outStart[st]:a.outStart[st+1]] {
+		st = a.next[int(st)+int(a.class[s[i]])]
+		if st < a.firstOut {
+			continue
+		}
+		o := int(st-a.firstOut) / a.stride
+		for _, p := range a.out[a.outStart[o]:a.outStart[o+1]] {
 			dst = append(dst, occurrence{start: int32(i+1) - a.lens[p], pat: p})
 		}
 	}
