@@ -38,8 +38,10 @@ type AnomalyConfig struct {
 	// HostWarmUp is how long after a service is first seen its outbound
 	// hosts are learnt without alerting.
 	HostWarmUp time.Duration `yaml:"host_warm_up"`
-	// MaxHosts bounds the outbound hosts remembered per service.
-	MaxHosts int `yaml:"max_hosts"`
+	// MaxHosts bounds the outbound hosts remembered per service;
+	// MaxServices the services whose hosts are remembered.
+	MaxHosts    int `yaml:"max_hosts"`
+	MaxServices int `yaml:"max_services"`
 }
 
 // DefaultAnomalyConfig returns 10-second buckets, a baseline of about the
@@ -50,7 +52,7 @@ func DefaultAnomalyConfig() AnomalyConfig {
 	return AnomalyConfig{
 		Bucket: 10 * time.Second, Alpha: 0.3, WarmUp: 6,
 		MinRequests: 20, MinErrors: 5, RateFactor: 3, Sigmas: 4, ErrorRateDelta: 0.2,
-		MaxEndpoints: 10_000, HostWarmUp: 5 * time.Minute, MaxHosts: 1_000,
+		MaxEndpoints: 10_000, HostWarmUp: 5 * time.Minute, MaxHosts: 1_000, MaxServices: 10_000,
 	}
 }
 
@@ -72,8 +74,8 @@ func (c AnomalyConfig) Validate() error {
 		return fmt.Errorf("%w: rate_factor %v must be at least 1 and sigmas %v not negative", ErrInvalidConfig, c.RateFactor, c.Sigmas)
 	case !(c.ErrorRateDelta > 0 && c.ErrorRateDelta <= 1):
 		return fmt.Errorf("%w: error_rate_delta %v is not within (0, 1]", ErrInvalidConfig, c.ErrorRateDelta)
-	case c.MaxEndpoints < 1 || c.MaxHosts < 1:
-		return fmt.Errorf("%w: max_endpoints %d and max_hosts %d must be at least 1", ErrInvalidConfig, c.MaxEndpoints, c.MaxHosts)
+	case c.MaxEndpoints < 1 || c.MaxHosts < 1 || c.MaxServices < 1:
+		return fmt.Errorf("%w: max_endpoints %d, max_hosts %d and max_services %d must be at least 1", ErrInvalidConfig, c.MaxEndpoints, c.MaxHosts, c.MaxServices)
 	case c.HostWarmUp < 0:
 		return fmt.Errorf("%w: host_warm_up %v is negative", ErrInvalidConfig, c.HostWarmUp)
 	}
@@ -224,6 +226,9 @@ func (d *Anomalies) outbound(sp *telemetry.Span, receivedAt, now time.Time) []Al
 	}
 	s := d.services[sp.Service]
 	if s == nil {
+		if len(d.services) >= d.cfg.MaxServices {
+			return nil
+		}
 		s = &hostSet{first: sp.Start, hosts: make(map[string]bool)}
 		d.services[sp.Service] = s
 	}

@@ -137,6 +137,7 @@ func TestAnomalyConfigValidate(t *testing.T) {
 		"factor":    func(c *AnomalyConfig) { c.RateFactor = 0.5 },
 		"delta":     func(c *AnomalyConfig) { c.ErrorRateDelta = 0 },
 		"max":       func(c *AnomalyConfig) { c.MaxHosts = 0 },
+		"services":  func(c *AnomalyConfig) { c.MaxServices = 0 },
 		"host warm": func(c *AnomalyConfig) { c.HostWarmUp = -time.Second },
 	} {
 		t.Run(name, func(t *testing.T) {

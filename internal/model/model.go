@@ -12,6 +12,8 @@
 package model
 
 import (
+	"errors"
+	"fmt"
 	"hash/maphash"
 	"slices"
 	"sync"
@@ -21,7 +23,10 @@ import (
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
-// Config sets the bounds of a Model.
+// Config sets the bounds of a Model: every structure that grows with
+// the telemetry ingested has one, so memory stays flat however long the
+// model runs (docs/architecture.md, "Memory"). What a bound keeps out is
+// counted in the snapshot (Snapshot.Dropped, Service.Overflow).
 type Config struct {
 	// MaxPendingSpans bounds the spans remembered to join a CLIENT or
 	// PRODUCER span with the SERVER or CONSUMER span it caused when the
@@ -29,20 +34,64 @@ type Config struct {
 	// the bound is reached.
 	MaxPendingSpans int
 	// MaxSpanEndpoints bounds the SERVER span ids remembered to resolve
-	// the span_id label of profile samples to an endpoint.
+	// the span_id label of profile samples to an endpoint; the oldest
+	// half is forgotten when the bound is reached.
 	MaxSpanEndpoints int
+	// MaxServices bounds the services. The telemetry of a new service
+	// beyond it is not modelled and is counted in Snapshot.Dropped.
+	MaxServices int
+	// MaxEndpoints bounds the endpoints of a service. Calls to a new
+	// endpoint beyond it are counted under the endpoint OtherEndpoints
+	// and in Service.Overflow.
+	MaxEndpoints int
+	// MaxHosts bounds the outbound hosts of a service, MaxStores its
+	// data stores and the destinations it consumes from. Calls to a new
+	// one beyond them are counted in Service.Overflow only.
+	MaxHosts, MaxStores int
+	// MaxStacks bounds the aggregated stacks of a service, MaxFunctions
+	// its functions. Samples on a new stack beyond the first, and frames
+	// of a new function beyond the second, are counted in
+	// Service.Overflow only.
+	MaxStacks, MaxFunctions int
 }
 
 // DefaultConfig returns bounds suited to one process holding a few hundred
-// services.
+// services: about 40 MiB of join tables, and per service a few thousand
+// endpoints, hosts and stores and a couple of hundred thousand stacks.
 func DefaultConfig() Config {
-	return Config{MaxPendingSpans: 1 << 20, MaxSpanEndpoints: 1 << 20}
+	return Config{
+		MaxPendingSpans: 1 << 17, MaxSpanEndpoints: 1 << 17, MaxServices: 10_000,
+		MaxEndpoints: 2_000, MaxHosts: 1_000, MaxStores: 1_000, MaxStacks: 200_000, MaxFunctions: 100_000,
+	}
+}
+
+// ErrInvalidConfig is wrapped by the errors of Validate.
+var ErrInvalidConfig = errors.New("invalid model configuration")
+
+// Validate reports every bound that is not positive (the join tables
+// need at least 2).
+func (c Config) Validate() error {
+	var errs []error
+	for _, b := range []struct {
+		name   string
+		v, min int
+	}{
+		{"max_pending_spans", c.MaxPendingSpans, 2}, {"max_span_endpoints", c.MaxSpanEndpoints, 2},
+		{"max_services", c.MaxServices, 1}, {"max_endpoints", c.MaxEndpoints, 1}, {"max_hosts", c.MaxHosts, 1},
+		{"max_stores", c.MaxStores, 1}, {"max_stacks", c.MaxStacks, 1}, {"max_functions", c.MaxFunctions, 1},
+	} {
+		if b.v < b.min {
+			errs = append(errs, fmt.Errorf("%w: %s %d is below %d", ErrInvalidConfig, b.name, b.v, b.min))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Model is the runtime model of a set of services. It is safe for
 // concurrent use: updates are serialised, snapshots are copies.
 type Model struct {
 	mu       sync.Mutex
+	cfg      Config
 	attr     *attribution.Attributor
 	seed     uint64 // random basis of stack hashes
 	services map[string]*service
@@ -55,6 +104,8 @@ type Model struct {
 	// spanEndpoints maps the id of SERVER and CONSUMER spans to the
 	// endpoint they served, for span-linked profile samples.
 	spanEndpoints *generations[endpointRef]
+	// dropped counts the telemetry of services beyond MaxServices.
+	dropped Dropped
 }
 
 type caller struct {
@@ -74,9 +125,11 @@ type endpointRef struct {
 	idx int32
 }
 
-// New returns an empty model that attributes frames with attr.
+// New returns an empty model that attributes frames with attr; cfg must
+// be valid.
 func New(cfg Config, attr *attribution.Attributor) *Model {
 	return &Model{
+		cfg:           cfg,
 		attr:          attr,
 		seed:          maphash.Comparable(maphash.MakeSeed(), 0),
 		services:      make(map[string]*service),
@@ -113,6 +166,7 @@ type service struct {
 	hosts         map[string]*hostCalls
 	consumes      map[string]*Store // messaging destinations this service consumes from
 	first, last   time.Time
+	overflow      Overflow
 }
 
 // stack is an aggregated call stack: the attributed functions of its
@@ -135,6 +189,15 @@ type hostCalls struct {
 	// resolved counts the calls joined with a SERVER span of a traced
 	// service: such a host is that service, not a third party.
 	resolved map[*service]int64
+}
+
+// admit returns the named service, creating it unless MaxServices are
+// known already: then it returns nil.
+func (m *Model) admit(name string) *service {
+	if s := m.services[name]; s != nil || len(m.services) >= m.cfg.MaxServices {
+		return s
+	}
+	return m.service(name)
 }
 
 func (m *Model) service(name string) *service {
@@ -227,7 +290,11 @@ func (g *generations[V]) delete(k [8]byte) {
 func (m *Model) AddProfile(b *telemetry.ProfileBatch) Changes {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := m.service(b.Service)
+	s := m.admit(b.Service)
+	if s == nil {
+		m.dropped.Profiles++
+		return Changes{}
+	}
 	if b.Namespace != "" {
 		s.namespace = b.Namespace
 	}
@@ -266,7 +333,11 @@ func (m *Model) AddProfile(b *telemetry.ProfileBatch) Changes {
 		if len(seq) == 0 {
 			continue
 		}
-		st := s.stack(m.seed, seq)
+		st := s.stack(m.seed, seq, m.cfg.MaxStacks)
+		if st == nil {
+			s.overflow.Samples += smp.Count
+			continue
+		}
 		st.samples += smp.Count
 		st.value += smp.Value
 		within(&st.first, &st.last, start)
@@ -297,6 +368,10 @@ func (m *Model) attributeLocation(s *service, frames []attribution.Frame) []int3
 		}
 		idx, ok := s.funcIndex[fn]
 		if !ok {
+			if len(s.funcs) >= m.cfg.MaxFunctions {
+				s.overflow.Frames++
+				continue
+			}
 			idx = int32(len(s.funcs))
 			s.funcs = append(s.funcs, fn)
 			s.funcIndex[fn] = idx
@@ -306,8 +381,9 @@ func (m *Model) attributeLocation(s *service, frames []attribution.Frame) []int3
 	return out
 }
 
-// stack returns the aggregate for a function sequence, creating it.
-func (s *service) stack(seed uint64, seq []int32) *stack {
+// stack returns the aggregate for a function sequence, creating it
+// unless the service has max stacks already: then it returns nil.
+func (s *service) stack(seed uint64, seq []int32, max int) *stack {
 	// FNV-1a over the indexes, from a per-model random basis: cheap on the
 	// per-sample path, and equality is checked, so collisions cost time,
 	// never correctness.
@@ -320,6 +396,9 @@ func (s *service) stack(seed uint64, seq []int32) *stack {
 		if equalInt32(s.stacks[idx].funcs, seq) {
 			return &s.stacks[idx]
 		}
+	}
+	if len(s.stacks) >= max {
+		return nil
 	}
 	s.stacks = append(s.stacks, stack{funcs: append([]int32(nil), seq...)})
 	s.stackIndex[key] = append(s.stackIndex[key], int32(len(s.stacks)-1))

@@ -141,11 +141,38 @@ type Service struct {
 	Edges     []Edge  // to other traced services
 	Stores    []Store // data stores and third parties it calls
 	Consumes  []Store // messaging destinations it consumes from
+
+	// Overflow counts what the model's bounds kept out.
+	Overflow Overflow
+}
+
+// Overflow counts what the bounds of a service (Config) kept out of the
+// model.
+type Overflow struct {
+	// Endpoints counts calls to endpoints beyond MaxEndpoints, which the
+	// endpoint OtherEndpoints counts too.
+	Endpoints int64 `json:"endpoints,omitempty"`
+	// Hosts and Stores count calls to hosts and stores (or consumed
+	// destinations) beyond MaxHosts and MaxStores.
+	Hosts  int64 `json:"hosts,omitempty"`
+	Stores int64 `json:"stores,omitempty"`
+	// Samples counts profile samples on stacks beyond MaxStacks; Frames
+	// the frames of functions beyond MaxFunctions, left out of stacks.
+	Samples int64 `json:"samples,omitempty"`
+	Frames  int64 `json:"frames,omitempty"`
+}
+
+// Dropped counts the telemetry of services beyond Config.MaxServices.
+type Dropped struct {
+	Spans    int64 `json:"spans,omitempty"`
+	Profiles int64 `json:"profiles,omitempty"`
 }
 
 // Snapshot is a consistent copy of the model; it shares no memory with it.
 type Snapshot struct {
 	Services []*Service // by name
+	// Dropped counts what services beyond MaxServices sent.
+	Dropped Dropped
 }
 
 // Service returns the named service, or nil.
@@ -161,7 +188,7 @@ func (s *Snapshot) Service(name string) *Service {
 func (m *Model) Snapshot() *Snapshot {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	snap := &Snapshot{Services: make([]*Service, 0, len(m.services))}
+	snap := &Snapshot{Services: make([]*Service, 0, len(m.services)), Dropped: m.dropped}
 	for _, s := range m.services {
 		snap.Services = append(snap.Services, s.snapshot())
 	}
@@ -173,7 +200,7 @@ func (s *service) snapshot() *Service {
 	out := &Service{
 		Name: s.name, Namespace: s.namespace, Images: cloneImages(s.images), First: s.first, Last: s.last,
 		Windows: slices.Clone(s.windows), Samples: s.samples, Unattributed: s.unattrib,
-		Endpoints: slices.Clone(s.endpoints), Spans: s.spans,
+		Endpoints: slices.Clone(s.endpoints), Spans: s.spans, Overflow: s.overflow,
 	}
 	out.Functions, out.Packages = s.functions()
 	slices.SortStableFunc(out.Endpoints, func(a, b Endpoint) int {

@@ -46,7 +46,11 @@ func (m *Model) addSpan(sp *telemetry.Span, ch *Changes) {
 	// A service is known by service.name: that is the name profilers
 	// (Pyroscope application names, pprof labels) and scanners use too.
 	// The namespace is kept for display.
-	s := m.service(sp.Service)
+	s := m.admit(sp.Service)
+	if s == nil {
+		m.dropped.Spans++
+		return
+	}
 	if sp.Namespace != "" {
 		s.namespace = sp.Namespace
 	}
@@ -56,7 +60,7 @@ func (m *Model) addSpan(sp *telemetry.Span, ch *Changes) {
 	a := &sp.Attrs
 	switch sp.Kind {
 	case telemetry.SpanKindServer, telemetry.SpanKindConsumer:
-		idx := s.endpoint(sp)
+		idx := s.endpoint(sp, m.cfg.MaxEndpoints)
 		m.spanEndpoints.put(sp.SpanID, endpointRef{svc: s, idx: idx})
 		if sp.Kind == telemetry.SpanKindServer {
 			s.spans.Server++
@@ -67,8 +71,9 @@ func (m *Model) addSpan(sp *telemetry.Span, ch *Changes) {
 			s.spans.Consumer++
 			if a.MessagingDestination != "" {
 				name := storeName(a.MessagingSystem, a.MessagingDestination, "")
-				st, _ := touchStore(s.consumes, name, "messaging", a.MessagingSystem, sp)
-				st.Service = s.name
+				if st, _ := s.touchStore(s.consumes, name, "messaging", a.MessagingSystem, sp, m.cfg.MaxStores); st != nil {
+					st.Service = s.name
+				}
 			}
 		}
 		if sp.ParentSpanID == zeroSpanID {
@@ -83,8 +88,10 @@ func (m *Model) addSpan(sp *telemetry.Span, ch *Changes) {
 		m.callees.put(sp.ParentSpanID, callee{svc: s, error: sp.Error})
 	case telemetry.SpanKindClient, telemetry.SpanKindProducer:
 		if name, kind, system := storeOf(sp); name != "" {
-			st, isNew := touchStore(s.stores, name, kind, system, sp)
-			st.Service = s.name
+			st, isNew := s.touchStore(s.stores, name, kind, system, sp, m.cfg.MaxStores)
+			if st != nil {
+				st.Service = s.name
+			}
 			if isNew {
 				ch.NewStores = append(ch.NewStores, *st)
 			}
@@ -95,16 +102,20 @@ func (m *Model) addSpan(sp *telemetry.Span, ch *Changes) {
 		host, scheme := hostOf(a)
 		if host != "" {
 			h := s.hosts[host]
-			if h == nil {
+			if h == nil && len(s.hosts) < m.cfg.MaxHosts {
 				h = &hostCalls{scheme: scheme, resolved: make(map[*service]int64)}
 				s.hosts[host] = h
 			}
-			h.calls++
-			if sp.Error {
-				h.errors++
+			if h == nil {
+				s.overflow.Hosts++
+			} else {
+				h.calls++
+				if sp.Error {
+					h.errors++
+				}
+				within(&h.first, &h.last, sp.Start)
+				within(&h.first, &h.last, sp.End)
 			}
-			within(&h.first, &h.last, sp.Start)
-			within(&h.first, &h.last, sp.End)
 		}
 		c := caller{svc: s, host: host, error: sp.Error, start: sp.Start, end: sp.End}
 		if cl, ok := m.callees.get(sp.SpanID); ok {
@@ -140,9 +151,14 @@ func (m *Model) join(c caller, callee *service, sp *telemetry.Span, ch *Changes)
 	}
 }
 
+// OtherEndpoints is the route of the endpoint that counts the calls of a
+// service's endpoints beyond Config.MaxEndpoints.
+const OtherEndpoints = "(other endpoints)"
+
 // endpoint returns the index of the endpoint a SERVER or CONSUMER span
-// served, counting the call.
-func (s *service) endpoint(sp *telemetry.Span) int32 {
+// served, counting the call; past max endpoints, a new one is counted
+// under OtherEndpoints.
+func (s *service) endpoint(sp *telemetry.Span, max int) int32 {
 	a := &sp.Attrs
 	var k endpointKey
 	switch {
@@ -162,6 +178,11 @@ func (s *service) endpoint(sp *telemetry.Span) int32 {
 		k = endpointKey{kind: "span", route: sp.Name}
 	}
 	idx, ok := s.endpointIndex[k]
+	if !ok && len(s.endpoints) >= max {
+		s.overflow.Endpoints++
+		k = endpointKey{kind: "span", route: OtherEndpoints}
+		idx, ok = s.endpointIndex[k]
+	}
 	if !ok {
 		idx = int32(len(s.endpoints))
 		s.endpoints = append(s.endpoints, Endpoint{Kind: k.kind, Method: k.method, Route: k.route})
@@ -202,9 +223,15 @@ func storeName(system, namespace, collection string) string {
 	return n
 }
 
-func touchStore(m map[string]*Store, name, kind, system string, sp *telemetry.Span) (*Store, bool) {
+// touchStore counts a call to a store of m, creating it unless m has max
+// stores already: then it counts the call as overflow and returns nil.
+func (s *service) touchStore(m map[string]*Store, name, kind, system string, sp *telemetry.Span, max int) (*Store, bool) {
 	st := m[name]
 	isNew := st == nil
+	if isNew && len(m) >= max {
+		s.overflow.Stores++
+		return nil, false
+	}
 	if isNew {
 		st = &Store{Name: name, Kind: kind, System: system}
 		m[name] = st

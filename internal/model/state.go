@@ -22,6 +22,7 @@ const stateVersion = 1
 type modelState struct {
 	Version  int
 	Services []serviceState
+	Dropped  Dropped
 }
 
 type serviceState struct {
@@ -40,6 +41,7 @@ type serviceState struct {
 	Stores      []Store
 	Hosts       []hostState
 	Consumes    []Store
+	Overflow    Overflow
 }
 
 type stackState struct {
@@ -62,11 +64,11 @@ type hostState struct {
 // MarshalBinary encodes the model's state for a checkpoint.
 func (m *Model) MarshalBinary() ([]byte, error) {
 	m.mu.Lock()
-	st := modelState{Version: stateVersion}
+	st := modelState{Version: stateVersion, Dropped: m.dropped}
 	for _, s := range m.services {
 		ss := serviceState{
 			Name: s.name, Namespace: s.namespace, Images: s.images, First: s.first, Last: s.last, Funcs: s.funcs, Windows: s.windows,
-			Samples: s.samples, Unattrib: s.unattrib, Endpoints: s.endpoints, Spans: s.spans,
+			Samples: s.samples, Unattrib: s.unattrib, Endpoints: s.endpoints, Spans: s.spans, Overflow: s.overflow,
 		}
 		for _, k := range s.stacks {
 			ss.Stacks = append(ss.Stacks, stackState{Funcs: k.funcs, Samples: k.samples, Value: k.value, First: k.first, Last: k.last, Endpoints: k.endpoints, SpanNames: k.spanNames})
@@ -112,10 +114,11 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.services = make(map[string]*service, len(st.Services))
+	m.dropped = st.Dropped
 	for _, ss := range st.Services {
 		s := m.service(ss.Name)
 		s.namespace, s.images, s.first, s.last, s.funcs, s.windows = ss.Namespace, ss.Images, ss.First, ss.Last, ss.Funcs, ss.Windows
-		s.samples, s.unattrib, s.endpoints, s.spans = ss.Samples, ss.Unattrib, ss.Endpoints, ss.Spans
+		s.samples, s.unattrib, s.endpoints, s.spans, s.overflow = ss.Samples, ss.Unattrib, ss.Endpoints, ss.Spans, ss.Overflow
 		for i, f := range s.funcs {
 			s.funcIndex[f] = int32(i)
 		}
@@ -125,7 +128,7 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 					return fmt.Errorf("decode model state: service %q: stack refers to function %d of %d", ss.Name, f, len(s.funcs))
 				}
 			}
-			st := s.stack(m.seed, k.Funcs)
+			st := s.stack(m.seed, k.Funcs, len(ss.Stacks))
 			st.samples, st.value, st.first, st.last, st.endpoints, st.spanNames = k.Samples, k.Value, k.First, k.Last, k.Endpoints, k.SpanNames
 		}
 		for i, e := range s.endpoints {

