@@ -55,6 +55,9 @@ Run it from the evident repository (go run ./cmd/evident demo); it needs the
 Go toolchain to build the shop.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if fl.duration < 0 {
+				return withCode(ExitUsage, fmt.Errorf("--duration %v: want a positive duration, or 0 to run until Ctrl-C", fl.duration))
+			}
 			dataSet := cmd.Flags().Changed("data") || os.Getenv("EVIDENT_DATA") != ""
 			err := runDemo(cmd.Context(), g, fl, dataSet)
 			if err != nil && cmd.Context().Err() != nil {
