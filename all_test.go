@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -110,5 +111,49 @@ func TestGoModTidy(t *testing.T) {
 	}
 	if _, err := os.Stat("go.sum"); err != nil {
 		t.Errorf("go.sum: %v", err)
+	}
+}
+
+// TestDocsStandAlone holds that the documentation stands on its own in a
+// clone: every Markdown link and every `file.md` it names exists in the
+// repository (relative to the document or to the root), and nothing
+// points beside the clone.
+func TestDocsStandAlone(t *testing.T) {
+	// A link's target, or a Markdown file's name outside a URL.
+	ref := regexp.MustCompile(`\]\(([^)#\s]+)|(?:^|[\s(\x60])([\w./-]*\w\.md)\b`)
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".md") {
+			return nil
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for i, line := range strings.Split(string(raw), "\n") {
+			if strings.Contains(line, "../shared") {
+				t.Errorf("%s:%d: names ../shared, which a clone does not have", path, i+1)
+			}
+			for _, m := range ref.FindAllStringSubmatch(line, -1) {
+				target := m[1] + m[2]
+				if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+					continue
+				}
+				_, errDoc := os.Stat(filepath.Join(filepath.Dir(path), target))
+				_, errRoot := os.Stat(target)
+				if errDoc != nil && errRoot != nil {
+					t.Errorf("%s:%d: %s is not in the repository", path, i+1, target)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

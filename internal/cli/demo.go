@@ -256,7 +256,11 @@ func buildShopProgress(ctx context.Context, w io.Writer, shop, bin string) error
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(w, "evident demo: built in %s\n", status())
+			if counts.modules.Load() == 0 && counts.packages.Load() == 0 {
+				fmt.Fprintf(w, "evident demo: built in %v (linked from the build cache)\n", time.Since(start).Round(time.Second))
+			} else {
+				fmt.Fprintf(w, "evident demo: built in %s\n", status())
+			}
 			return nil
 		case <-tick.C:
 			if tty {
