@@ -46,15 +46,23 @@ func newDemoCmd(g *globals) *cobra.Command {
 directory unless --data is given), build and start the example shop's services
 (examples/shop: real OpenTelemetry SDK traces over OTLP/HTTP, real pyroscope-go
 profiles to /ingest), drive bounded load at its gateway on loopback, import the
-example's govulncheck findings, and print the prioritised table whenever the
-verdicts change, with the API's URL. The first profiles arrive after about 15 s
-(pyroscope-go's upload period).
+example's govulncheck findings, and show the verdicts as they change, with the
+API's URL. The first profiles arrive after about 15 s (pyroscope-go's upload
+period).
+
+On a terminal the prioritised table is redrawn in place, with the latest verdict
+changes and alerts under it. Elsewhere (a pipe, a CI log) each verdict change and
+each alert is one line, and the table is printed once the verdicts have not
+changed for 30 s, and at the end.
 
 Ctrl-C stops everything: the shop's processes are stopped and waited for, and
-temporary directories removed. --duration stops by itself after D.
+temporary directories removed. --duration stops by itself after D, counted
+from the end of the build.
 
 Run it from the evident repository (go run ./cmd/evident demo); it needs the
-Go toolchain to build the shop.`,
+Go toolchain to build the shop. The first build downloads the shop's modules
+from the Go module proxy (GOPROXY) and compiles them, which takes minutes; it
+prints its progress.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if fl.duration < 0 {
