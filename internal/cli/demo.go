@@ -239,7 +239,7 @@ func buildShop(ctx context.Context, shop, bin string, counts *buildCounts) error
 // far it got: every second in place on a terminal, every 15 s elsewhere.
 func buildShopProgress(ctx context.Context, w io.Writer, shop, bin string) error {
 	fmt.Fprintf(w, "evident demo: building the example shop in %s (go build ./cmd/{%s})\n", shop, strings.Join(shopCommands[:], ","))
-	fmt.Fprintln(w, "evident demo: the first build downloads about 100 MB of modules from the Go module proxy (GOPROXY) and compiles about 400 packages, which takes minutes; later builds take seconds")
+	fmt.Fprintln(w, "evident demo: the first build downloads up to 100 MB of modules from the Go module proxy (GOPROXY) and compiles about 400 packages, which takes minutes; later builds take seconds")
 	tty := isTerminal(w)
 	every := 15 * time.Second
 	if tty {
