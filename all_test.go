@@ -157,3 +157,50 @@ func TestDocsStandAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReadmeRunsAsPasted holds what makes the README's command blocks
+// work when pasted into a fresh clone: the Quickstart's demo stops by
+// itself, and the virtual-patch walkthrough proxies to the gateway it
+// starts, runs evident the way it built it, and writes only into its
+// temporary directory. TestWAFShop (internal/cli) runs the same flow.
+func TestReadmeRunsAsPasted(t *testing.T) {
+	raw, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(string(raw), -1)
+	find := func(marker string) string {
+		for _, b := range blocks {
+			if strings.Contains(b[1], marker) {
+				return b[1]
+			}
+		}
+		t.Fatalf("README.md has no sh block with %q", marker)
+		return ""
+	}
+
+	quick := find("evident demo")
+	if !regexp.MustCompile(`(?m)^go run \./cmd/evident demo --duration \S+$`).MatchString(quick) {
+		t.Errorf("the Quickstart's demo does not stop by itself (--duration):\n%s", quick)
+	}
+
+	walk := find("waf proxy")
+	gateway := regexp.MustCompile(`SHOP_ADDR=(\S+) "\$w/gateway" &`).FindStringSubmatch(walk)
+	upstream := regexp.MustCompile(`--upstream http://(\S+)`).FindStringSubmatch(walk)
+	if gateway == nil || upstream == nil || gateway[1] != upstream[1] {
+		t.Errorf("the walkthrough's proxy does not forward to the gateway it starts (%q, %q)", gateway, upstream)
+	}
+	if !strings.Contains(walk, `go build -o "$w/" ./cmd/evident`) {
+		t.Errorf("the walkthrough does not build the evident it runs")
+	}
+	for _, line := range strings.Split(walk, "\n") {
+		if regexp.MustCompile(`(^|\s)evident\s`).MatchString(line) {
+			t.Errorf("the walkthrough runs an evident it did not build: %s", line)
+		}
+		for _, m := range regexp.MustCompile(`\s-o\s+(\S+)`).FindAllStringSubmatch(line, -1) {
+			if !strings.HasPrefix(m[1], `"$w/`) && m[1] != "/dev/null" {
+				t.Errorf("the walkthrough writes %s into the clone: %s", m[1], line)
+			}
+		}
+	}
+}
