@@ -77,7 +77,7 @@ func TestDemo(t *testing.T) {
 	}
 	got := out.String()
 	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`(?m)^evident demo: built in \d+s \(linked from the build cache\)$`), // after the shared build
+		regexp.MustCompile(`(?m)^evident demo: built in (\d+m)?\d+s \(linked from the build cache\)$`), // after the shared build
 		regexp.MustCompile(`API http://127\.0\.0\.1:\d+/api/v1`),
 		regexp.MustCompile(`\(0 executed, 0 loaded, 0 not_observed, \d+ unknown\)`), // before any telemetry
 		regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d  gateway GO-2026-5970 golang.org/x/text: unknown -> executed \(P\d\)$`),
