@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -110,5 +111,96 @@ func TestGoModTidy(t *testing.T) {
 	}
 	if _, err := os.Stat("go.sum"); err != nil {
 		t.Errorf("go.sum: %v", err)
+	}
+}
+
+// TestDocsStandAlone holds that the documentation stands on its own in a
+// clone: every Markdown link and every `file.md` it names exists in the
+// repository (relative to the document or to the root), and nothing
+// points beside the clone.
+func TestDocsStandAlone(t *testing.T) {
+	// A link's target, or a Markdown file's name outside a URL.
+	ref := regexp.MustCompile(`\]\(([^)#\s]+)|(?:^|[\s(\x60])([\w./-]*\w\.md)\b`)
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".md") {
+			return nil
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for i, line := range strings.Split(string(raw), "\n") {
+			if strings.Contains(line, "../shared") {
+				t.Errorf("%s:%d: names ../shared, which a clone does not have", path, i+1)
+			}
+			for _, m := range ref.FindAllStringSubmatch(line, -1) {
+				target := m[1] + m[2]
+				if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+					continue
+				}
+				_, errDoc := os.Stat(filepath.Join(filepath.Dir(path), target))
+				_, errRoot := os.Stat(target)
+				if errDoc != nil && errRoot != nil {
+					t.Errorf("%s:%d: %s is not in the repository", path, i+1, target)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReadmeRunsAsPasted holds what makes the README's command blocks
+// work when pasted into a fresh clone: the Quickstart's demo stops by
+// itself, and the virtual-patch walkthrough proxies to the gateway it
+// starts, runs evident the way it built it, and writes only into its
+// temporary directory. TestWAFShop (internal/cli) runs the same flow.
+func TestReadmeRunsAsPasted(t *testing.T) {
+	raw, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(string(raw), -1)
+	find := func(marker string) string {
+		for _, b := range blocks {
+			if strings.Contains(b[1], marker) {
+				return b[1]
+			}
+		}
+		t.Fatalf("README.md has no sh block with %q", marker)
+		return ""
+	}
+
+	quick := find("evident demo")
+	if !regexp.MustCompile(`(?m)^go run \./cmd/evident demo --duration \S+$`).MatchString(quick) {
+		t.Errorf("the Quickstart's demo does not stop by itself (--duration):\n%s", quick)
+	}
+
+	walk := find("waf proxy")
+	gateway := regexp.MustCompile(`SHOP_ADDR=(\S+) "\$w/gateway" &`).FindStringSubmatch(walk)
+	upstream := regexp.MustCompile(`--upstream http://(\S+)`).FindStringSubmatch(walk)
+	if gateway == nil || upstream == nil || gateway[1] != upstream[1] {
+		t.Errorf("the walkthrough's proxy does not forward to the gateway it starts (%q, %q)", gateway, upstream)
+	}
+	if !strings.Contains(walk, `go build -o "$w/" ./cmd/evident`) {
+		t.Errorf("the walkthrough does not build the evident it runs")
+	}
+	for _, line := range strings.Split(walk, "\n") {
+		if regexp.MustCompile(`(^|\s)evident\s`).MatchString(line) {
+			t.Errorf("the walkthrough runs an evident it did not build: %s", line)
+		}
+		for _, m := range regexp.MustCompile(`\s-o\s+(\S+)`).FindAllStringSubmatch(line, -1) {
+			if !strings.HasPrefix(m[1], `"$w/`) && m[1] != "/dev/null" {
+				t.Errorf("the walkthrough writes %s into the clone: %s", m[1], line)
+			}
+		}
 	}
 }

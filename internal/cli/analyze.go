@@ -91,6 +91,8 @@ report is complete but some records or files were skipped (named on stderr).`,
 	f.StringSliceVar(&fl.failOn, "fail-on", nil, "exit 1 when a finding matches: P1, P2, P3, executed, loaded, kev")
 	f.StringVar(&fl.sourceRoot, "source-root", "", "SARIF: the repository root, where manifests are looked up and locations are relative to (default: where the findings came from)")
 	f.IntVar(&fl.maxBytes, "max-bytes", 60_000, "Markdown: cut the lowest-priority findings to fit this many bytes (a pull-request comment holds 65,536 characters); 0 for no cap")
+	completeFlag(cmd, "format", report.Names)
+	completeFlag(cmd, "fail-on", failOnValues)
 	return cmd
 }
 
@@ -329,9 +331,15 @@ type failPolicy struct {
 	kev      bool
 }
 
+// failOnValues are the policies --fail-on takes, in any letter case.
+var failOnValues = []string{"P1", "P2", "P3", string(assess.Executed), string(assess.Loaded), "kev"}
+
 func parseFailOn(values []string) (failPolicy, error) {
 	var p failPolicy
 	for _, v := range values {
+		if i := slices.IndexFunc(failOnValues, func(c string) bool { return strings.EqualFold(c, v) }); i >= 0 {
+			v = failOnValues[i]
+		}
 		switch v {
 		case "P1", "P2", "P3":
 			if p.tier == "" || v > p.tier {

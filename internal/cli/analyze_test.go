@@ -26,6 +26,8 @@ func TestParseFailOn(t *testing.T) {
 		{values: []string{"loaded"}, want: 1},
 		{values: []string{"kev"}, want: 1},
 		{values: []string{"executed", "kev"}, want: 2},
+		{values: []string{"p3"}, want: 2},
+		{values: []string{"Executed", "KEV"}, want: 2},
 		{values: []string{"P5"}, wantErr: `--fail-on "P5": want P1, P2, P3, executed, loaded or kev`},
 	}
 	for _, tt := range tests {

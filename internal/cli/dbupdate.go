@@ -11,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/evidentsec/evident/internal/dbupdate"
+	"github.com/evidentsec/evident/internal/osv"
 )
 
 func newDBUpdateCmd(g *globals) *cobra.Command {
@@ -97,6 +98,7 @@ Exit status 2 if any file could not be updated; the others are updated anyway.`,
 	f.BoolVar(&noEPSS, "no-epss", false, "do not download the EPSS scores")
 	f.DurationVar(&timeout, "timeout", 0, "give up on a file after this long, retries included (0: no limit)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print nothing but errors")
+	completeFlag(cmd, "ecosystem", osv.Ecosystems())
 	cmd.MarkFlagsMutuallyExclusive("ecosystem", "all")
 	cmd.MarkFlagsMutuallyExclusive("kev-url", "no-kev")
 	cmd.MarkFlagsMutuallyExclusive("epss-url", "no-epss")

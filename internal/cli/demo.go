@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -13,12 +14,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
+	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/store"
 )
@@ -44,17 +46,28 @@ func newDemoCmd(g *globals) *cobra.Command {
 directory unless --data is given), build and start the example shop's services
 (examples/shop: real OpenTelemetry SDK traces over OTLP/HTTP, real pyroscope-go
 profiles to /ingest), drive bounded load at its gateway on loopback, import the
-example's govulncheck findings, and print the prioritised table whenever the
-verdicts change, with the API's URL. The first profiles arrive after about 15 s
-(pyroscope-go's upload period).
+example's govulncheck findings, and show the verdicts as they change, with the
+API's URL. The first profiles arrive after about 15 s (pyroscope-go's upload
+period).
+
+On a terminal the prioritised table is redrawn in place, with the latest verdict
+changes and alerts under it. Elsewhere (a pipe, a CI log) each verdict change and
+each alert is one line, and the table is printed once the verdicts have not
+changed for 30 s, and at the end.
 
 Ctrl-C stops everything: the shop's processes are stopped and waited for, and
-temporary directories removed. --duration stops by itself after D.
+temporary directories removed. --duration stops by itself after D, counted
+from the end of the build.
 
 Run it from the evident repository (go run ./cmd/evident demo); it needs the
-Go toolchain to build the shop.`,
+Go toolchain to build the shop. The first build downloads the shop's modules
+from the Go module proxy (GOPROXY) and compiles them, which takes minutes; it
+prints its progress.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if fl.duration < 0 {
+				return withCode(ExitUsage, fmt.Errorf("--duration %v: want a positive duration, or 0 to run until Ctrl-C", fl.duration))
+			}
 			dataSet := cmd.Flags().Changed("data") || os.Getenv("EVIDENT_DATA") != ""
 			err := runDemo(cmd.Context(), g, fl, dataSet)
 			if err != nil && cmd.Context().Err() != nil {
@@ -118,9 +131,8 @@ func runDemo(ctx context.Context, g *globals, fl demoFlags, dataSet bool) (err e
 	defer logFile.Close()
 	log := slog.New(slog.NewTextHandler(logFile, nil))
 
-	fmt.Fprintf(g.stdout, "evident demo: building the example shop (%s)\n", shop)
 	bin := filepath.Join(work, "bin")
-	if err := buildShop(ctx, shop, bin); err != nil {
+	if err := buildShopProgress(ctx, g.stdout, shop, bin); err != nil {
 		return err
 	}
 
@@ -179,16 +191,93 @@ func findShop() (string, error) {
 	}
 }
 
-// buildShop builds every command of the shop into bin.
-func buildShop(ctx context.Context, shop, bin string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin+string(os.PathSeparator), "./cmd/...")
+// shopCommands are the shop's programs that the demo runs.
+var shopCommands = [...]string{"payments", "catalog", "orders", "gateway", "reporter", "load"}
+
+// buildCounts counts what a build has done so far.
+type buildCounts struct {
+	modules, packages atomic.Int64
+}
+
+// buildShop builds the shop's commands into bin with one go build, so
+// that they share one module download and one build cache, counting the
+// modules it downloads and the packages it compiles.
+func buildShop(ctx context.Context, shop, bin string, counts *buildCounts) error {
+	args := []string{"build", "-v", "-trimpath", "-o", bin + string(os.PathSeparator)}
+	for _, c := range shopCommands {
+		args = append(args, "./cmd/"+c)
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = shop
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%w in %s: %w", errBuildExample, shop, err)
+	}
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
+	lines := bufio.NewScanner(stderr)
+	for lines.Scan() {
+		line := lines.Text()
+		switch {
+		case strings.HasPrefix(line, "go: downloading "):
+			counts.modules.Add(1)
+		case line != "" && !strings.ContainsAny(line, " :"):
+			counts.packages.Add(1) // -v names each package as it compiles it
+		default:
+			out.WriteString(line + "\n")
+		}
+	}
+	if err := cmd.Wait(); err != nil {
 		return fmt.Errorf("%w in %s: %w\n%s", errBuildExample, shop, err, bytes.TrimSpace(out.Bytes()))
 	}
 	return nil
+}
+
+// buildShopProgress builds the shop, saying what the build does and how
+// far it got: every second in place on a terminal, every 15 s elsewhere.
+func buildShopProgress(ctx context.Context, w io.Writer, shop, bin string) error {
+	fmt.Fprintf(w, "evident demo: building the example shop in %s (go build ./cmd/{%s})\n", shop, strings.Join(shopCommands[:], ","))
+	fmt.Fprintln(w, "evident demo: the first build downloads up to 100 MB of modules from the Go module proxy (GOPROXY) and compiles about 400 packages, which takes minutes; later builds take seconds")
+	tty := isTerminal(w)
+	every := 15 * time.Second
+	if tty {
+		every = time.Second
+	}
+	start := time.Now()
+	var counts buildCounts
+	status := func() string {
+		return fmt.Sprintf("%v: %d modules downloaded, %d packages compiled",
+			time.Since(start).Round(time.Second), counts.modules.Load(), counts.packages.Load())
+	}
+	done := make(chan error, 1)
+	go func() { done <- buildShop(ctx, shop, bin, &counts) }()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			if tty {
+				fmt.Fprint(w, "\r\033[K") // clear the progress line
+			}
+			if err != nil {
+				return err
+			}
+			if counts.modules.Load() == 0 && counts.packages.Load() == 0 {
+				fmt.Fprintf(w, "evident demo: built in %v (linked from the build cache)\n", time.Since(start).Round(time.Second))
+			} else {
+				fmt.Fprintf(w, "evident demo: built in %s\n", status())
+			}
+			return nil
+		case <-tick.C:
+			if tty {
+				fmt.Fprintf(w, "\r\033[Kevident demo: building... %s", status())
+			} else {
+				fmt.Fprintf(w, "evident demo: building... %s\n", status())
+			}
+		}
+	}
 }
 
 // startShop starts the payment sandbox and the four services reporting
@@ -247,41 +336,24 @@ func startShop(ctx context.Context, procs *procGroup, bin, work string, srv *ser
 	return done, nil
 }
 
-// showLive prints the prioritised table every 2 s when it changed, and
-// the alerts as they fire, until ctx ends. On a terminal it redraws the
-// screen; elsewhere it appends snapshots.
+// demoSettle is how long the verdicts must stay the same before the demo
+// prints the table: two upload periods of pyroscope-go.
+const demoSettle = 30 * time.Second
+
+// showLive shows the verdicts as they change and the alerts as they
+// fire, checking every 2 s, until ctx ends.
 func showLive(ctx context.Context, w io.Writer, srv *server, alerts <-chan any, loadDone <-chan struct{}) {
-	tty := false
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		tty = true
-	}
+	tty := isTerminal(w)
 	table, _ := report.Lookup("table", report.Options{Color: tty && os.Getenv("NO_COLOR") == ""})
+	view := &liveView{w: w, tty: tty, table: table, api: srv.apiURL() + "/api/v1/findings", settle: demoSettle}
 	state := &liveState{eng: srv.eng}
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
-	var last string
-	var recent []string
-	render := func(force bool) {
-		var buf bytes.Buffer
-		table.Write(&buf, state.Result())
-		if buf.String() == last && !force {
-			return
-		}
-		last = buf.String()
-		if tty {
-			fmt.Fprint(w, "\033[H\033[2J")
-		}
-		fmt.Fprintf(w, "\n== %s  API %s/api/v1/findings\n", time.Now().Format(time.TimeOnly), srv.apiURL())
-		fmt.Fprint(w, last)
-		if tty && len(recent) > 0 {
-			fmt.Fprintf(w, "\nalerts:\n%s", strings.Join(recent, ""))
-		}
-	}
-	render(true)
+	view.update(time.Now(), state.Result())
 	for {
 		select {
 		case <-ctx.Done():
-			render(false)
+			view.finish(time.Now(), state.Result())
 			fmt.Fprintln(w, "evident demo: stopping")
 			return
 		case <-loadDone:
@@ -291,27 +363,146 @@ func showLive(ctx context.Context, w io.Writer, srv *server, alerts <-chan any, 
 				alerts = nil
 				continue
 			}
-			line := alertLine(a)
-			recent = append(recent, line)
-			if len(recent) > 8 {
-				recent = recent[len(recent)-8:]
-			}
-			if !tty {
-				fmt.Fprint(w, line)
-			} else {
-				render(true)
-			}
+			view.alert(time.Now(), alertLine(a))
 		case <-tick.C:
-			render(false)
+			view.update(time.Now(), state.Result())
 		}
 	}
 }
 
+// liveView renders the demo's verdicts. On a terminal it redraws the
+// screen in place: the table, then the latest events. Elsewhere (a pipe,
+// a CI log) it appends only what changed: a line per verdict transition
+// and per alert, and the table once the verdicts have not changed for
+// settle, and at the end.
+type liveView struct {
+	w      io.Writer
+	tty    bool
+	table  report.Format
+	api    string // the findings' URL
+	settle time.Duration
+
+	// verdicts are the last verdicts by finding, nil before the first
+	// view of the engine.
+	verdicts map[string]assess.Verdict
+	// changed is the time of the last transition, zero before the first.
+	changed time.Time
+	// settled says the table was printed since the last transition.
+	settled bool
+	// screen is the table last drawn on the terminal, recent the latest
+	// events under it.
+	screen string
+	recent []string
+}
+
+// liveRecent is how many events the terminal shows under the table.
+const liveRecent = 8
+
+// update takes the engine's latest result: it reports the verdicts that
+// changed, and prints the table once they have settled.
+func (v *liveView) update(now time.Time, res *report.Result) {
+	if res.Generated.IsZero() {
+		return // the engine has not assessed yet
+	}
+	if v.verdicts == nil {
+		v.verdicts = make(map[string]assess.Verdict, len(res.Assessments))
+		for _, a := range res.Assessments {
+			v.verdicts[liveKey(a)] = a.Reachability.Verdict
+		}
+		v.event(now, fmt.Sprintf("%s; API %s", report.Headline(res.Summary), v.api))
+		v.redraw(now, res, true)
+		return
+	}
+	changed := false
+	for _, a := range res.Assessments {
+		key, verdict := liveKey(a), a.Reachability.Verdict
+		before, seen := v.verdicts[key]
+		if seen && before == verdict {
+			continue
+		}
+		v.verdicts[key] = verdict
+		from := "new"
+		if seen {
+			from = string(before)
+		}
+		v.event(now, fmt.Sprintf("%s: %s -> %s (%s)", key, from, verdict, a.Priority.Tier))
+		changed = true
+	}
+	if changed {
+		v.changed, v.settled = now, false
+	}
+	if !v.settled && !v.changed.IsZero() && now.Sub(v.changed) >= v.settle {
+		v.settled = true
+		if !v.tty {
+			fmt.Fprintf(v.w, "%s  verdicts settled (no change for %v):\n", now.Format(time.TimeOnly), v.settle)
+			v.table.Write(v.w, res)
+		}
+	}
+	v.redraw(now, res, changed)
+}
+
+// alert reports an alert that fired.
+func (v *liveView) alert(now time.Time, line string) {
+	v.event(now, line)
+	v.redraw(now, nil, true)
+}
+
+// finish prints the last table.
+func (v *liveView) finish(now time.Time, res *report.Result) {
+	v.update(now, res)
+	if !v.tty {
+		fmt.Fprintf(v.w, "%s  verdicts at the end:\n", now.Format(time.TimeOnly))
+		v.table.Write(v.w, res)
+	}
+}
+
+// event prints a line elsewhere, and keeps it for the terminal's screen.
+func (v *liveView) event(now time.Time, line string) {
+	line = now.Format(time.TimeOnly) + "  " + line
+	if !v.tty {
+		fmt.Fprintln(v.w, line)
+		return
+	}
+	v.recent = append(v.recent, line)
+	if len(v.recent) > liveRecent {
+		v.recent = v.recent[len(v.recent)-liveRecent:]
+	}
+}
+
+// redraw draws the terminal's screen again when the table changed (the
+// bounds change as evidence accumulates), or when force says an event
+// came; res nil keeps the last table.
+func (v *liveView) redraw(now time.Time, res *report.Result, force bool) {
+	if !v.tty {
+		return
+	}
+	if res != nil {
+		var buf bytes.Buffer
+		v.table.Write(&buf, res)
+		if buf.String() == v.screen && !force {
+			return
+		}
+		v.screen = buf.String()
+	}
+	// Cursor home, clear to the end of the screen: the new screen
+	// overwrites the last one.
+	fmt.Fprintf(v.w, "\033[H\033[J== evident demo %s  API %s  (Ctrl-C stops)\n\n%s", now.Format(time.TimeOnly), v.api, v.screen)
+	if len(v.recent) > 0 {
+		fmt.Fprintf(v.w, "\n%s\n", strings.Join(v.recent, "\n"))
+	}
+}
+
+// liveKey names a finding in the demo's lines.
+func liveKey(a assess.Assessment) string {
+	return a.Finding.Service + " " + a.Finding.Vulnerability.ID + " " + a.Finding.Package.Name
+}
+
+// alertLine is an alert on one line.
 func alertLine(a any) string {
 	if sa, ok := a.(store.Alert); ok {
-		return fmt.Sprintf("ALERT %s %s %s: %s\n", sa.Time.Format(time.TimeOnly), sa.Severity, sa.Kind, sa.Summary)
+		return fmt.Sprintf("ALERT %s %s: %s", sa.Severity, sa.Kind, sa.Summary)
 	}
-	return fmt.Sprintf("ALERT %v\n", a)
+	return fmt.Sprintf("ALERT %v", a)
 }
 
 // freePorts returns n loopback addresses with ports free right now.

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"io/fs"
@@ -9,9 +10,52 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/report"
 )
+
+// builtShop is the example shop built once per test binary, into a
+// directory TestMain removes: the tests that run it share one build
+// rather than compile its packages twice at once.
+var builtShop struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
+// shopBinaries returns the directory of the shop's built commands; it
+// skips the test when the shop cannot be built (no Go toolchain, no
+// module cache and no module proxy).
+func shopBinaries(t *testing.T) string {
+	t.Helper()
+	builtShop.once.Do(func() {
+		if builtShop.dir, builtShop.err = os.MkdirTemp("", "evident-shop-"); builtShop.err != nil {
+			return
+		}
+		builtShop.bin = filepath.Join(builtShop.dir, "bin")
+		builtShop.err = buildShop(context.Background(), shop, builtShop.bin, new(buildCounts))
+	})
+	if errors.Is(builtShop.err, errBuildExample) {
+		t.Skipf("the example shop cannot be built here (no Go toolchain or module cache?): %v", builtShop.err)
+	}
+	if builtShop.err != nil {
+		t.Fatal(builtShop.err)
+	}
+	return builtShop.bin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtShop.dir != "" {
+		os.RemoveAll(builtShop.dir)
+	}
+	os.Exit(code)
+}
 
 // TestDemo runs the real example shop against evident serve for a while
 // and checks that the table shows findings executed and that the first
@@ -21,22 +65,25 @@ func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the demo builds and runs the example shop for about a minute")
 	}
+	t.Parallel()
+	// The demo builds the shop itself; the shared build before it fills
+	// the build cache, so that its build only links.
+	shopBinaries(t)
 	var out bytes.Buffer
 	g := &globals{stdout: &out, stderr: io.Discard}
-	fl := demoFlags{duration: 40 * time.Second, example: filepath.Join("..", "..", "examples", "shop")}
-	err := runDemo(t.Context(), g, fl, false)
-	if errors.Is(err, errBuildExample) {
-		t.Skipf("the example shop cannot be built here (no Go toolchain or module cache?): %v", err)
-	}
-	if err != nil {
+	fl := demoFlags{duration: 40 * time.Second, example: shop}
+	if err := runDemo(t.Context(), g, fl, false); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	got := out.String()
 	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^evident demo: built in (\d+m)?\d+s \(linked from the build cache\)$`), // after the shared build
 		regexp.MustCompile(`API http://127\.0\.0\.1:\d+/api/v1`),
 		regexp.MustCompile(`\(0 executed, 0 loaded, 0 not_observed, \d+ unknown\)`), // before any telemetry
+		regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d  gateway GO-2026-5970 golang.org/x/text: unknown -> executed \(P\d\)$`),
+		regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d  ALERT .* first_execution: GO-2026-5970`),
+		regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d  verdicts at the end:\nTIER`),
 		regexp.MustCompile(`\([1-9]\d* executed`),
-		regexp.MustCompile(`ALERT .* first_execution: GO-2026-5970`),
 		regexp.MustCompile(`evident demo: stopping`),
 	} {
 		if !want.MatchString(got) {
@@ -57,4 +104,72 @@ func tail(s string, n int) string {
 		return s
 	}
 	return "..." + s[strings.LastIndex(s[:len(s)-n], "\n")+1:]
+}
+
+// TestLiveView plays recorded engine results and an alert through the
+// demo's view with a fake clock, and compares what it prints on a pipe
+// (transitions, alerts, the table once settled and at the end) and on a
+// terminal (the screen redrawn in place) with golden files.
+func TestLiveView(t *testing.T) {
+	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	finding := func(service, id, pkg string) findings.Finding {
+		return findings.Finding{Service: service, Vulnerability: findings.Vulnerability{ID: id},
+			Package: findings.Package{Name: pkg, Version: "v1.0.0"}}
+	}
+	gateway := finding("gateway", "GO-2026-5970", "golang.org/x/text")
+	orders := finding("orders", "GO-2026-4001", "modernc.org/sqlite")
+	unknown := func(f findings.Finding) assess.Assessment {
+		return assess.Assessment{Finding: f, Priority: assess.Priority{Tier: "P4", Score: 10},
+			Reachability: assess.Reachability{Verdict: assess.Unknown, Reason: "no profiles of the service yet"}}
+	}
+	executed := assess.Assessment{Finding: gateway, Priority: assess.Priority{Tier: "P1", Score: 90},
+		Exposure: assess.ExposureResult{Level: assess.Exposed},
+		Reachability: assess.Reachability{Verdict: assess.Executed, Endpoints: []string{"GET /search"},
+			Evidence: []assess.FunctionEvidence{{Symbol: "norm.Form.String", Samples: 12}}}}
+	loaded := func(window float64) assess.Assessment {
+		return assess.Assessment{Finding: orders, Priority: assess.Priority{Tier: "P3", Score: 40},
+			Reachability: assess.Reachability{Verdict: assess.Loaded, Bound: &assess.Bound{Share: 0.01, WindowSeconds: window}}}
+	}
+	result := func(as ...assess.Assessment) *report.Result {
+		return &report.Result{Generated: t0, Assessments: as, Summary: assess.Summarize(as)}
+	}
+	// What the engine shows every 2 s: nothing yet, both unknown, the
+	// first profiles, bounds that grow with the window and then settle.
+	steps := []struct {
+		at    time.Duration
+		res   *report.Result
+		alert string
+	}{
+		{at: 0, res: &report.Result{}},
+		{at: 2 * time.Second, res: result(unknown(gateway), unknown(orders))},
+		{at: 16 * time.Second, res: result(executed, loaded(15))},
+		{at: 16 * time.Second, alert: "ALERT high first_execution: GO-2026-5970 runs in gateway"},
+		{at: 31 * time.Second, res: result(executed, loaded(30))},
+		{at: 46 * time.Second, res: result(executed, loaded(45))},
+		{at: 50 * time.Second, res: result(executed, loaded(45))},
+	}
+	end := result(executed, loaded(60))
+	for _, tty := range []bool{false, true} {
+		name := "pipe"
+		if tty {
+			name = "terminal"
+		}
+		t.Run(name, func(t *testing.T) {
+			var out bytes.Buffer
+			table, err := report.Lookup("table", report.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := &liveView{w: &out, tty: tty, table: table, api: "http://127.0.0.1:8080/api/v1/findings", settle: demoSettle}
+			for _, s := range steps {
+				if s.alert != "" {
+					v.alert(t0.Add(s.at), s.alert)
+				} else {
+					v.update(t0.Add(s.at), s.res)
+				}
+			}
+			v.finish(t0.Add(time.Minute), end)
+			golden(t, filepath.Join("testdata", "demo", name+".golden"), out.Bytes())
+		})
+	}
 }

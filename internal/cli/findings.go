@@ -101,6 +101,9 @@ func importFormats() []string {
 	return names
 }
 
+// importOutputs are the output formats of findings import.
+var importOutputs = []string{"table", "json"}
+
 // detectPrefix is how much of an input format detection reads.
 const detectPrefix = 64 << 10
 
@@ -157,8 +160,8 @@ record was skipped, 2 if a file could not be read at all.`,
 				}
 				return db, nil
 			}))
-			if format != "table" && format != "json" {
-				return fmt.Errorf("--format %q: want table or json", format)
+			if !slices.Contains(importOutputs, format) {
+				return fmt.Errorf("--format %q: want %s", format, strings.Join(importOutputs, " or "))
 			}
 			if inputFormat != "auto" {
 				if _, ok := parsers[findings.Format(inputFormat)]; !ok {
@@ -226,6 +229,8 @@ record was skipped, 2 if a file could not be read at all.`,
 	f.StringVar(&format, "format", "table", "output format: table or json")
 	f.StringVar(&inputFormat, "input-format", "auto", "format of the inputs: auto (detect from the content), "+strings.Join(names, ", "))
 	f.StringVar(&service, "service", "", "service of the findings of files given without SERVICE=")
+	completeFlag(cmd, "format", importOutputs)
+	completeFlag(cmd, "input-format", append([]string{"auto"}, names...))
 	f.StringSliceVar(&vulns, "vulns", nil, "OSV sources to match SBOM packages against, instead of <data>/vulndb (repeatable)")
 	return cmd
 }

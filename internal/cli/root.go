@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -55,8 +56,6 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	g := &globals{stdout: stdout, stderr: stderr}
 	root := newRootCmd(g)
 	root.SetArgs(args)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
@@ -82,9 +81,13 @@ func newRootCmd(g *globals) *cobra.Command {
 pprof) and the findings of its scanners (govulncheck, Trivy, Grype, OSV-Scanner,
 SBOMs), and says for every vulnerability and service whether the vulnerable code
 runs, how exposed the service is and what it can reach, ranked with the evidence.`,
+		Version:       versionLine(readBuildInfo()),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
 	defaultData := os.Getenv("EVIDENT_DATA")
 	if defaultData == "" {
 		defaultData = "evident-data"
@@ -101,5 +104,37 @@ runs, how exposed the service is and what it can reach, ranked with the evidence
 		newAuditCmd(g),
 		newDemoCmd(g),
 	)
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			refuseUnknownShell(c)
+		}
+	}
 	return root
+}
+
+// completionShells are the shells evident completion writes scripts for
+// (cobra's generators).
+var completionShells = []string{"bash", "zsh", "fish", "powershell"}
+
+// refuseUnknownShell makes evident completion with no shell or an
+// unsupported one (tcsh) a usage error instead of its help and status 0.
+func refuseUnknownShell(completion *cobra.Command) {
+	completion.Args = cobra.ArbitraryArgs
+	completion.RunE = func(_ *cobra.Command, args []string) error {
+		want := strings.Join(completionShells, ", ")
+		if len(args) == 0 {
+			return withCode(ExitUsage, fmt.Errorf("name a shell (want %s)", want))
+		}
+		return withCode(ExitUsage, fmt.Errorf("unsupported shell %s (want %s)", args[0], want))
+	}
+}
+
+// completeFlag offers values as the completions of a flag of cmd.
+// Registering a flag cmd does not have is a programming error.
+func completeFlag(cmd *cobra.Command, flag string, values []string) {
+	err := cmd.RegisterFlagCompletionFunc(flag, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
+	if err != nil {
+		panic(err)
+	}
 }

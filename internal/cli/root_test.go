@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -31,6 +32,20 @@ func TestRootUsage(t *testing.T) {
 		{name: "version", args: []string{"version"}, wantCode: ExitOK, wantOut: "evident "},
 		{name: "help", args: []string{"--help"}, wantCode: ExitOK, wantOut: "Usage:"},
 		{name: "completion", args: []string{"completion", "bash"}, wantCode: ExitOK, wantOut: "bash completion"},
+		{name: "completion tcsh", args: []string{"completion", "tcsh"}, wantCode: ExitUsage,
+			wantErr: "evident: unsupported shell tcsh (want bash, zsh, fish, powershell)\n"},
+		{name: "completion without shell", args: []string{"completion"}, wantCode: ExitUsage,
+			wantErr: "evident: name a shell (want bash, zsh, fish, powershell)\n"},
+		{name: "complete analyze format", args: []string{"__complete", "analyze", "--format", ""}, wantCode: ExitOK,
+			wantOut: "table\njson\nsarif\nopenvex\ncyclonedx\nmarkdown\n:4\n"},
+		{name: "complete fail-on", args: []string{"__complete", "analyze", "--fail-on", ""}, wantCode: ExitOK,
+			wantOut: "P1\nP2\nP3\nexecuted\nloaded\nkev\n:4\n"},
+		{name: "complete ecosystem", args: []string{"__complete", "db", "update", "--ecosystem", ""}, wantCode: ExitOK,
+			wantOut: "Go\nHex\nMaven\nNuGet\nPackagist\nPub\nPyPI\nRubyGems\ncrates.io\nnpm\n:4\n"},
+		{name: "complete findings format", args: []string{"__complete", "findings", "import", "--format", ""}, wantCode: ExitOK,
+			wantOut: "table\njson\n:4\n"},
+		{name: "demo negative duration", args: []string{"demo", "--duration", "-5s"}, wantCode: ExitUsage,
+			wantErr: "evident: --duration -5s: want a positive duration, or 0 to run until Ctrl-C\n"},
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: ExitUsage, wantErr: `unknown command "frobnicate"`},
 		{name: "unknown flag", args: []string{"version", "--nope"}, wantCode: ExitUsage, wantErr: "unknown flag: --nope"},
 	}
@@ -45,6 +60,42 @@ func TestRootUsage(t *testing.T) {
 			}
 			if !strings.Contains(errOut, tt.wantErr) {
 				t.Errorf("stderr = %q, want it to contain %q", errOut, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestVersion checks that evident --version and evident version print the
+// same line, and the line for the builds a user meets.
+func TestVersion(t *testing.T) {
+	_, flag, _ := run(t, "--version")
+	_, cmd, _ := run(t, "version")
+	if flag != cmd || !strings.HasPrefix(flag, "evident ") || !strings.HasSuffix(flag, "\n") {
+		t.Errorf("evident --version = %q, evident version = %q: want the same line", flag, cmd)
+	}
+	vcs := func(modified string) []debug.BuildSetting {
+		return []debug.BuildSetting{{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: "6ed2aaf3d1c07b62727d8fdecfb8f54cf5608519"},
+			{Key: "vcs.time", Value: "2026-11-24T11:43:23Z"}, {Key: "vcs.modified", Value: modified}}
+	}
+	tests := []struct {
+		name string
+		bi   *debug.BuildInfo
+		want string
+	}{
+		{name: "no build info", want: "evident (devel)"},
+		{name: "release", bi: &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.2.0"}},
+			want: "evident v1.2.0 go1.26.8"},
+		{name: "checkout", bi: &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v0.0.0-20261124114323-6ed2aaf3d1c0"}, Settings: vcs("false")},
+			want: "evident v0.0.0-20261124114323-6ed2aaf3d1c0 commit 6ed2aaf3d1c0 (2026-11-24T11:43:23Z) go1.26.8"},
+		{name: "dirty checkout", bi: &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}, Settings: vcs("true")},
+			want: "evident (devel) commit 6ed2aaf3d1c0+dirty (2026-11-24T11:43:23Z) go1.26.8"},
+		{name: "no vcs stamp", bi: &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}},
+			want: "evident (devel) go1.26.8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := versionLine(tt.bi); got != tt.want {
+				t.Errorf("versionLine = %q, want %q", got, tt.want)
 			}
 		})
 	}

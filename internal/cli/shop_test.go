@@ -115,6 +115,7 @@ func analyzeShop(t *testing.T, format string) []byte {
 // required-but-never-imported package is not_observed with a bound; and
 // exposure and blast radius match the app's architecture.
 func TestAnalyzeShop(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile(filepath.Join(shop, "recorded", "expected.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -197,8 +198,10 @@ func TestAnalyzeShop(t *testing.T) {
 // checked against its consumer's library in internal/report, here only
 // that the whole pipeline produces them.
 func TestAnalyzeShopFormats(t *testing.T) {
+	t.Parallel()
 	for _, format := range []string{"table", "sarif", "openvex", "cyclonedx", "markdown"} {
 		t.Run(format, func(t *testing.T) {
+			t.Parallel()
 			out := analyzeShop(t, format)
 			golden(t, filepath.Join("testdata", "analyze", "shop."+format+".golden"), out)
 		})

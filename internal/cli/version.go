@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -10,20 +11,68 @@ import (
 func newVersionCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print the version of evident",
+		Short: "Print the version of evident (the same as evident --version)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(g.stdout, "evident %s\n", buildVersion())
+			_, err := fmt.Fprintln(g.stdout, versionLine(readBuildInfo()))
 			return err
 		},
 	}
 }
 
-// buildVersion is the module version evident was built at, "(devel)" for
-// a build from a checkout.
+// readBuildInfo is the running binary's build information, nil when it
+// was built without module support.
+func readBuildInfo() *debug.BuildInfo {
+	bi, _ := debug.ReadBuildInfo()
+	return bi
+}
+
+// buildVersion is the version of the evident module this binary was
+// built at, as reports and the User-Agent carry it.
 func buildVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
+	return moduleVersion(readBuildInfo())
+}
+
+// moduleVersion is the version of the main module in bi: a tagged
+// release, a pseudo-version (go install ...@commit), or "(devel)" for a
+// build in a checkout.
+func moduleVersion(bi *debug.BuildInfo) string {
+	if bi == nil || bi.Main.Version == "" {
+		return "(devel)"
 	}
-	return "(devel)"
+	return bi.Main.Version
+}
+
+// versionLine is what evident version and evident --version print: the
+// module version, then the commit and its time when the go command
+// stamped them (a build in a git checkout; -buildvcs=false turns that
+// off), "+dirty" when the checkout had uncommitted changes, and the Go
+// version.
+func versionLine(bi *debug.BuildInfo) string {
+	var b strings.Builder
+	b.WriteString("evident " + moduleVersion(bi))
+	if bi == nil {
+		return b.String()
+	}
+	var rev, at, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if rev != "" {
+		fmt.Fprintf(&b, " commit %.12s%s", rev, dirty)
+		if at != "" {
+			fmt.Fprintf(&b, " (%s)", at)
+		}
+	}
+	b.WriteString(" " + bi.GoVersion)
+	return b.String()
 }

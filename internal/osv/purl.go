@@ -3,6 +3,8 @@ package osv
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/package-url/packageurl-go"
@@ -38,6 +40,12 @@ var purlTypes = map[string]string{
 	packageurl.TypeComposer: EcosystemPackagist,
 	packageurl.TypeHex:      EcosystemHex,
 	packageurl.TypePub:      EcosystemPub,
+}
+
+// Ecosystems lists the ecosystems above, sorted: the ones evident maps to
+// and from package URLs.
+func Ecosystems() []string {
+	return slices.Sorted(maps.Values(purlTypes))
 }
 
 // PackageFromPURL returns the OSV ecosystem, package name and version that a

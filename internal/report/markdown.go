@@ -41,7 +41,7 @@ func writeMarkdown(w io.Writer, r *Result, maxBytes int) error {
 func markdown(r *Result, shown, maxBytes int) string {
 	var b strings.Builder
 	b.WriteString("## evident: runtime evidence for vulnerability findings\n\n")
-	b.WriteString("**" + headline(r.Summary) + "**\n\n")
+	b.WriteString("**" + Headline(r.Summary) + "**\n\n")
 	var now, later []assess.Assessment
 	for _, a := range r.Assessments[:shown] {
 		if a.Priority.Tier == "P1" || a.Priority.Tier == "P2" {

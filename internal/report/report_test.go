@@ -140,7 +140,7 @@ func TestHeadline(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := headline(tt.s); got != tt.want {
+			if got := Headline(tt.s); got != tt.want {
 				t.Errorf("headline =\n%s\nwant\n%s", got, tt.want)
 			}
 		})
@@ -218,7 +218,7 @@ func TestMarkdownMaxBytes(t *testing.T) {
 			if len(got) > maxBytes {
 				t.Errorf("%d bytes, over the cap of %d", len(got), maxBytes)
 			}
-			if !strings.Contains(got, "**"+headline(r.Summary)+"**") {
+			if !strings.Contains(got, "**"+Headline(r.Summary)+"**") {
 				t.Error("the headline is gone")
 			}
 			shown := rows(got)

@@ -40,7 +40,7 @@ func writeTable(w io.Writer, r *Result, color bool) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintln(w, "\n"+headline(r.Summary))
+	_, err := fmt.Fprintln(w, "\n"+Headline(r.Summary))
 	return err
 }
 
@@ -63,10 +63,10 @@ func evidenceCell(a assess.Assessment) string {
 	return r.Reason
 }
 
-// headline is the one line a run is remembered by. It claims a backlog
+// Headline is the one line a run is remembered by. It claims a backlog
 // cut only for what runtime evidence decided: an unknown finding is
 // neither needed nor cut, so the share decided comes first.
-func headline(s assess.Summary) string {
+func Headline(s assess.Summary) string {
 	var parts []string
 	for _, v := range assess.Verdicts {
 		parts = append(parts, fmt.Sprintf("%d %s", s.ByVerdict[v], v))
