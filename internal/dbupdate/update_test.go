@@ -381,8 +381,11 @@ func TestUpdateStalledTransferIsRetried(t *testing.T) {
 	hang := &object{body: osvArchive(t), hang: true, started: make(chan struct{})}
 	s.put(path, hang)
 	cfg := testConfig(t, s, false, "Go")
-	cfg.StallTimeout = 50 * time.Millisecond
-	cfg.Retries = 1
+	// Short enough to keep the test quick, long enough that a loaded
+	// machine does not take the healthy retry for a stall too; spare
+	// retries for the same reason.
+	cfg.StallTimeout = 250 * time.Millisecond
+	cfg.Retries = 3
 	// The retry finds the server well again.
 	fixed := &object{body: osvArchive(t)}
 	go func() {
@@ -394,8 +397,8 @@ func TestUpdateStalledTransferIsRetried(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Update: %v", err)
 	}
-	if got := res.Files[0]; got.Status != StatusDownloaded || got.Attempts != 2 {
-		t.Errorf("Go: %v after %d attempts, want downloaded after 2", got.Status, got.Attempts)
+	if got := res.Files[0]; got.Status != StatusDownloaded || got.Attempts < 2 {
+		t.Errorf("Go: %v after %d attempts, want downloaded after a retry", got.Status, got.Attempts)
 	}
 	assertNoTempFiles(t, cfg.Dir)
 }
