@@ -86,6 +86,13 @@ type shopFinding struct {
 // analyzeShop runs analyze on the recorded example in a format.
 func analyzeShop(t *testing.T, format string) []byte {
 	t.Helper()
+	return analyzeShopWith(t, filepath.Join(shop, "evident.yaml"), format)
+}
+
+// analyzeShopWith runs analyze on the recorded example with a
+// configuration file.
+func analyzeShopWith(t *testing.T, config, format string) []byte {
+	t.Helper()
 	rec := filepath.Join(shop, "recorded")
 	var out, errOut bytes.Buffer
 	g := &globals{stdout: &out, stderr: &errOut, dataDir: t.TempDir()}
@@ -94,7 +101,7 @@ func analyzeShop(t *testing.T, format string) []byte {
 		findings: []string{filepath.Join(rec, "findings")},
 		profiles: []string{filepath.Join(rec, "profiles")},
 		traces:   []string{filepath.Join(rec, "traces.jsonl")},
-		config:   filepath.Join(shop, "evident.yaml"),
+		config:   config,
 		format:   format,
 		// The recorded reports are govulncheck's of the shop's module.
 		sourceRoot: shop,

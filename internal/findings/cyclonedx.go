@@ -21,9 +21,10 @@ type cdxBOM struct {
 	metadata   *cdx.Component
 	components []cdxComponent
 	vulns      []cdxVulnerability
-	// hasVulns is true when the BOM has a vulnerabilities array, even an
-	// empty one: a scanner's verdict, not a bare SBOM.
-	hasVulns bool
+	// scanned is true when the BOM carries vulnerabilities: a scanner's
+	// verdict or a VEX, whose vulnerabilities are the findings and whose
+	// other components are not matched.
+	scanned bool
 	// compErrs and vulnErrs are the records that did not decode.
 	compErrs, vulnErrs []error
 }
@@ -51,6 +52,10 @@ type cdxVulnerability struct {
 // A BOM without vulnerabilities is an SBOM: each component is looked up
 // in m, and each record that affects it is a finding with Static
 // required, since the BOM shows the component in the build and no more.
+// An empty vulnerabilities array carries no scan results, so such a BOM is
+// an SBOM too: Trivy writes one into every CycloneDX SBOM, scanned or not,
+// and reading it as a clean scan would hide every vulnerability of its
+// components.
 // The name of metadata.component, the BOM's subject, is the sources'
 // Artifact.
 //
@@ -70,7 +75,7 @@ func ParseCycloneDX(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 	if bom.metadata != nil {
 		artifact = bom.metadata.Name
 	}
-	if !bom.hasVulns {
+	if !bom.scanned {
 		return withArtifact(matchComponents(comps, m, string(FormatCycloneDX), name), artifact), errs
 	}
 	var out []Finding
@@ -131,7 +136,7 @@ func decodeCycloneDX(r io.Reader, name string) (*cdxBOM, error) {
 	if err := json.Unmarshal(top.SpecVersion, &spec); err != nil {
 		return nil, fmt.Errorf("%s: specVersion %s: %v: %w", name, top.SpecVersion, err, ErrWrongFormat)
 	}
-	bom := &cdxBOM{hasVulns: top.Vulnerabilities != nil}
+	bom := &cdxBOM{scanned: len(top.Vulnerabilities) > 0}
 	if top.Metadata != nil && len(top.Metadata.Component) > 0 && string(top.Metadata.Component) != "null" {
 		var c cdx.Component
 		if err := json.Unmarshal(top.Metadata.Component, &c); err != nil {
@@ -167,7 +172,7 @@ func decodeCycloneDXXML(data []byte, name string) (*cdxBOM, error) {
 	if !strings.HasPrefix(b.XMLNS, "http://cyclonedx.org/schema/bom/") {
 		return nil, fmt.Errorf("%s: XML namespace %q is not CycloneDX's: %w", name, b.XMLNS, ErrWrongFormat)
 	}
-	bom := &cdxBOM{hasVulns: b.Vulnerabilities != nil}
+	bom := &cdxBOM{scanned: b.Vulnerabilities != nil && len(*b.Vulnerabilities) > 0}
 	if b.Metadata != nil {
 		bom.metadata = b.Metadata.Component
 	}

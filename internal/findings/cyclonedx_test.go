@@ -182,11 +182,52 @@ func TestParseCycloneDXBad(t *testing.T) {
 			},
 		},
 		{
-			name:     "empty vulnerabilities: a scan that found nothing",
-			input:    head + `"components": [` + text + `], "vulnerabilities": []}`,
-			wantErrs: nil,
+			name:         "empty vulnerabilities: an SBOM, matched",
+			input:        head + `"components": [` + text + `], "vulnerabilities": []}`,
+			wantFindings: 3,
 		},
 	})
+}
+
+// appFindings are the module-level findings of testdata/govulncheck/app in
+// the test database.
+var appFindings = []moduleFinding{
+	{"pkg:golang/golang.org/x/text@v0.3.5", "GO-2021-0113"},
+	{"pkg:golang/golang.org/x/text@v0.3.5", "GO-2022-1059"},
+	{"pkg:golang/golang.org/x/text@v0.3.5", "GO-2026-5970"},
+	{"pkg:golang/gopkg.in/yaml.v2@v2.2.2", "GO-2020-0036"},
+	{"pkg:golang/gopkg.in/yaml.v2@v2.2.2", "GO-2021-0061"},
+	{"pkg:golang/gopkg.in/yaml.v2@v2.2.2", "GO-2022-0956"},
+}
+
+// TestParseCycloneDXScanOrSBOM checks, on the real output of the tools,
+// which BOMs are read as a scanner's verdict and which are matched as
+// SBOMs.
+func TestParseCycloneDXScanOrSBOM(t *testing.T) {
+	tests := []struct {
+		input string
+		want  []moduleFinding
+	}{
+		// Grype with every match ignored: a BOM of components only.
+		{input: "grype-ignored.json", want: appFindings},
+	}
+	db := testDB(t)
+	for _, tc := range tests {
+		t.Run(tc.input, func(t *testing.T) {
+			f, err := os.Open(filepath.Join("testdata", "cyclonedx", tc.input))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			fs, errs := ParseCycloneDX(f, tc.input, db)
+			if len(errs) > 0 {
+				t.Errorf("errors: %v", errs)
+			}
+			if diff := cmp.Diff(tc.want, moduleFindings(fs)); diff != "" {
+				t.Errorf("findings mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
 }
 
 func FuzzCycloneDX(f *testing.F) {
