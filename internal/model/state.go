@@ -102,7 +102,8 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 }
 
 // UnmarshalBinary replaces the model's state with a checkpoint made by
-// MarshalBinary.
+// MarshalBinary. A checkpoint that does not decode, or whose indexes do
+// not hold together, is refused and the model is left as it was.
 func (m *Model) UnmarshalBinary(data []byte) error {
 	var st modelState
 	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&st); err != nil {
@@ -110,6 +111,9 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 	}
 	if st.Version != stateVersion {
 		return fmt.Errorf("decode model state: version %d, want %d", st.Version, stateVersion)
+	}
+	if err := st.check(); err != nil {
+		return fmt.Errorf("decode model state: %w", err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -123,11 +127,6 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 			s.funcIndex[f] = int32(i)
 		}
 		for _, k := range ss.Stacks {
-			for _, f := range k.Funcs {
-				if f < 0 || int(f) >= len(s.funcs) {
-					return fmt.Errorf("decode model state: service %q: stack refers to function %d of %d", ss.Name, f, len(s.funcs))
-				}
-			}
 			st := s.stack(m.seed, k.Funcs, len(ss.Stacks))
 			st.samples, st.value, st.first, st.last, st.endpoints, st.spanNames = k.Samples, k.Value, k.First, k.Last, k.Endpoints, k.SpanNames
 		}
@@ -153,6 +152,33 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 				h.resolved[m.service(name)] = n
 			}
 			s.hosts[hs.Host] = h
+		}
+	}
+	return nil
+}
+
+// check refuses a state whose references MarshalBinary could not have
+// written: a service twice, a stack naming a function or an endpoint the
+// service does not have. A damaged checkpoint would otherwise restore
+// and panic at the next snapshot.
+func (st *modelState) check() error {
+	seen := make(map[string]bool, len(st.Services))
+	for _, ss := range st.Services {
+		if seen[ss.Name] {
+			return fmt.Errorf("service %q appears twice", ss.Name)
+		}
+		seen[ss.Name] = true
+		for _, k := range ss.Stacks {
+			for _, f := range k.Funcs {
+				if f < 0 || int(f) >= len(ss.Funcs) {
+					return fmt.Errorf("service %q: stack refers to function %d of %d", ss.Name, f, len(ss.Funcs))
+				}
+			}
+			for ep := range k.Endpoints {
+				if ep < 0 || int(ep) >= len(ss.Endpoints) {
+					return fmt.Errorf("service %q: stack refers to endpoint %d of %d", ss.Name, ep, len(ss.Endpoints))
+				}
+			}
 		}
 	}
 	return nil

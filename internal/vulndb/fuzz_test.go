@@ -1,10 +1,18 @@
 package vulndb
 
 import (
+	"archive/zip"
 	"bytes"
+	"compress/gzip"
+	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // FuzzParseRecord feeds arbitrary bytes to the record parser: it must
@@ -82,6 +90,127 @@ func FuzzParseEPSS(f *testing.F) {
 			if id != s.CVE || !cveID.MatchString(id) || s.Probability < 0 || s.Probability > 1 || s.Percentile < 0 || s.Percentile > 1 {
 				t.Fatalf("kept %q: %+v", id, s)
 			}
+		}
+	})
+}
+
+// FuzzLoadLayouts writes a fuzzed record, and for the vuln.go.dev layout
+// fuzzed index files, beside a good record, once as a directory and once
+// as a zip archive, and loads both. The two layouts must give the same
+// records and the same problems, every problem must name a file of the
+// source, and in a plain layout the good record must load whatever its
+// neighbour holds.
+func FuzzLoadLayouts(f *testing.F) {
+	good, err := os.ReadFile("testdata/records/GO-2022-0969.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	vulns, err := os.ReadFile("testdata/govulndb/index/vulns.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	modules, err := os.ReadFile("testdata/govulndb/index/modules.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	rec, err := os.ReadFile("testdata/records/GO-2022-0617.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(false, []byte(nil), []byte(nil), "GO-2022-0617", rec, false)
+	f.Add(false, []byte(nil), []byte(nil), "sub/GO-2022-0617", rec, true)
+	f.Add(true, vulns, modules, "GO-2022-0617", rec, true)
+	f.Add(true, []byte(nil), []byte(`[{"path":"golang.org/x/text","vulns":[{"id":"GO-2022-0969"}]}]`), "GO-2022-0617", rec, false)
+	f.Add(true, []byte(`[{"id":"../x"},{"id":"GO-2022-0617"}]`), []byte(nil), "GO-2022-0618", []byte(goodRecord), false)
+	f.Fuzz(func(t *testing.T, goVulnDB bool, vulnsIndex, modulesIndex []byte, name string, data []byte, gz bool) {
+		if !fs.ValidPath(name) || strings.ContainsAny(name, "\\\x00:") || strings.HasPrefix(name, "index") || len(name) > 100 {
+			return
+		}
+		files := map[string][]byte{}
+		prefix := ""
+		if goVulnDB {
+			prefix = "ID/"
+			files["index/db.json"] = []byte(`{"modified":"2026-11-24T10:00:00Z"}`)
+			if len(vulnsIndex) > 0 {
+				files["index/vulns.json"] = vulnsIndex
+			}
+			if len(modulesIndex) > 0 {
+				files["index/modules.json"] = modulesIndex
+			}
+		}
+		files[prefix+"GO-2022-0969.json"] = good
+		p := prefix + name + ".json"
+		if gz {
+			var b bytes.Buffer
+			zw := gzip.NewWriter(&b)
+			zw.Write(data)
+			zw.Close()
+			data, p = b.Bytes(), p+".gz"
+		}
+		if files[p] != nil || files[strings.TrimSuffix(p, ".gz")] != nil {
+			return
+		}
+		files[p] = data
+
+		root := t.TempDir()
+		dir := filepath.Join(root, "db")
+		archive := filepath.Join(root, "db.zip")
+		var zb bytes.Buffer
+		zw := zip.NewWriter(&zb)
+		for name, content := range files {
+			path := filepath.Join(dir, filepath.FromSlash(name))
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				return // a record named like a directory of another
+			}
+			if err := os.WriteFile(path, content, 0o644); err != nil {
+				return
+			}
+			w, err := zw.Create(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Write(content)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(archive, zb.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+
+		load := func(src, sep string) (ids []string, problems []string, err error) {
+			db, probs, err := Load(context.Background(), Options{Sources: []string{src}})
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, v := range db.All() {
+				ids = append(ids, v.Entry.ID)
+			}
+			for _, p := range probs {
+				file, ok := strings.CutPrefix(p.File, src+sep)
+				if !ok {
+					t.Errorf("problem %q does not name a file of %s", p, src)
+				}
+				reason := strings.ReplaceAll(p.Reason, src+sep, "")
+				problems = append(problems, filepath.ToSlash(file)+": "+p.ID+": "+reason)
+			}
+			slices.Sort(ids)
+			slices.Sort(problems)
+			return ids, problems, nil
+		}
+		dirIDs, dirProblems, dirErr := load(dir, string(filepath.Separator))
+		zipIDs, zipProblems, zipErr := load(archive, ":")
+		if (dirErr == nil) != (zipErr == nil) {
+			t.Fatalf("directory error %v, archive error %v", dirErr, zipErr)
+		}
+		if diff := cmp.Diff(dirIDs, zipIDs); diff != "" {
+			t.Errorf("records differ (-directory +archive):\n%s", diff)
+		}
+		if diff := cmp.Diff(dirProblems, zipProblems); diff != "" {
+			t.Errorf("problems differ (-directory +archive):\n%s", diff)
+		}
+		if !goVulnDB && !slices.Contains(dirIDs, "GO-2022-0969") {
+			t.Errorf("good record not loaded beside %s: records %v, problems %v", p, dirIDs, dirProblems)
 		}
 	})
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Files of an export directory.
@@ -45,8 +47,8 @@ func (s *PatchSet) ServiceConf(service string) string {
 
 // Export writes the set to dir: one <service>.conf per service, the
 // engine file, a CRS v4 plugin per service under plugins/ and the JSON
-// metadata. Service names become file names, so path separators in them
-// are replaced.
+// metadata. Service names become file names and plugin names, so what
+// is not safe in either is replaced (fileName).
 func Export(dir string, s *PatchSet) error {
 	if err := os.MkdirAll(filepath.Join(dir, PluginsDir), 0o755); err != nil {
 		return fmt.Errorf("export patches: %w", err)
@@ -106,8 +108,19 @@ func serviceIDs(s *PatchSet, service string) string {
 	return strings.Join(parts, ",")
 }
 
+// fileName is the name a service's files and CRS plugin go by. It is
+// also part of the plugin's TX variable in SecLang, so everything but
+// ASCII letters, digits, '.', '_' and '-' becomes '_', and so does "..":
+// a service name comes from telemetry and may hold quotes, path
+// separators or anything else.
 func fileName(service string) string {
-	return strings.NewReplacer("/", "_", `\`, "_", "..", "_", " ", "_").Replace(service)
+	safe := strings.Map(func(r rune) rune {
+		if r < utf8.RuneSelf && (r == '.' || r == '_' || r == '-' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			return r
+		}
+		return '_'
+	}, service)
+	return strings.ReplaceAll(safe, "..", "_")
 }
 
 // LoadRules reads the directives an export directory enforces: the

@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
+
+	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/telemetry"
 )
 
 // FuzzRoute checks that every endpoint ParseEndpoint accepts gives an
@@ -46,6 +49,57 @@ func FuzzParseCorpus(f *testing.F) {
 			if r.Method != "GET" || r.Target == "" {
 				t.Errorf("sample %q gives request %+v", s.Name, r)
 			}
+		}
+	})
+}
+
+// FuzzExportLoad generates the patch of one executed and exposed finding
+// from fuzzed telemetry (the service name, the endpoint and one request's
+// query and header), exports it, loads it back with LoadRules and compiles
+// it in Coraza as the proxy does: whatever the telemetry held, what evident
+// writes must load, and a request must pass through it without a panic.
+func FuzzExportLoad(f *testing.F) {
+	f.Add("gateway", "GET /search", "q=creme", "de-DE,de;q=0.9")
+	f.Add("shop/gateway v2", "POST /files/{p...}", "a=1&b=%27", "")
+	f.Add(`a"b'c\d`, "GET /users/:id", `x"=1`, "\n")
+	f.Add("%{REQUEST_URI}", "GET /{$}", "k=v&k=w", "'")
+	records := loadRecords(f)
+	f.Fuzz(func(t *testing.T, service, endpoint, query, header string) {
+		ep, err := ParseEndpoint(endpoint)
+		if err != nil {
+			return
+		}
+		var spans []telemetry.Span
+		for range 3 {
+			spans = append(spans, serverSpan(service, ep.Method, ep.Route, examplePath(ep.Route, "1"), query, map[string]string{"accept-language": header}))
+		}
+		set, err := Generate(DefaultConfig(), []assess.Assessment{executedExposed(service, "GO-2026-5970", "golang.org/x/text", endpoint)}, records, TrafficFromSpans(spans, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(set.Patches) != 1 {
+			t.Fatalf("got %d patches (skipped %+v), want 1", len(set.Patches), set.Skipped)
+		}
+		dir := t.TempDir()
+		if err := Export(dir, set); err != nil {
+			t.Fatalf("export the patch of service %q: %v", service, err)
+		}
+		rules, err := LoadRules(dir, []string{service})
+		if err != nil {
+			t.Fatal(err)
+		}
+		config, err := os.ReadFile(filepath.Join(dir, PluginsDir, "evident-"+fileName(service)+"-config.conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := newWAF(string(config), rules)
+		if err != nil {
+			t.Fatalf("patch for service %q, endpoint %q, query %q does not compile: %v\n%s", service, endpoint, query, err, rules)
+		}
+		tx := w.NewTransaction()
+		defer tx.Close()
+		if _, err := inspectRequest(tx, Request{Method: ep.Method, Target: examplePath(ep.Route, "1") + "?" + query}); err != nil {
+			t.Fatalf("inspect a request: %v", err)
 		}
 	})
 }

@@ -62,6 +62,12 @@ func checkRoute(route string) error {
 			depth++
 		case '}':
 			depth--
+		case '/':
+			// A placeholder is one segment (or the rest, "{p...}"): the
+			// readers of a template split it at '/' first.
+			if depth > 0 {
+				return fmt.Errorf("%w: route %q has a placeholder across a '/'", ErrRoute, route)
+			}
 		}
 		if depth < 0 || depth > 1 {
 			return fmt.Errorf("%w: route %q has unbalanced braces", ErrRoute, route)

@@ -54,6 +54,7 @@ func TestParseEndpoint(t *testing.T) {
 		{in: "process orders", wantErr: true},
 		{in: "GET search", wantErr: true},
 		{in: "GET /a/{b", wantErr: true},
+		{in: "POST /files.{p/..}", wantErr: true},
 		{in: `GET /a"b`, wantErr: true},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,154 @@
+package otlp
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/collector/pdata/pprofile/pprofileotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// grpcFuzzReceiver starts a receiver on a loopback gRPC port whose
+// consumers accept everything, and a client connection to it.
+func grpcFuzzReceiver(f *testing.F) (*grpc.ClientConn, *recorder[[]telemetry.Span], *recorder[[]*telemetry.ProfileBatch]) {
+	cfg := testConfig()
+	cfg.HTTPEndpoint = ""
+	cfg.MaxRequestBytes = 1 << 20
+	traces := &recorder[[]telemetry.Span]{}
+	profiles := &recorder[[]*telemetry.ProfileBatch]{}
+	r, err := New(cfg, traces, profiles, nil, nil, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := r.Start(f.Context()); err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { r.Shutdown(f.Context()) })
+	cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { cc.Close() })
+	return cc, traces, profiles
+}
+
+// refused reports whether err refuses a request as bad data: INVALID_ARGUMENT
+// from the receiver, or INTERNAL from grpc-go's codec.
+func refused(err error) bool {
+	c := status.Code(err)
+	return c == codes.InvalidArgument || c == codes.Internal
+}
+
+// FuzzGRPCTraces sends arbitrary bytes to the OTLP/gRPC TraceService over
+// a real connection (rawCodec sends them as they are, under the name of
+// the proto codec, so the server decodes them as an exporter's request). What pdata cannot decode must be refused and reach
+// no consumer (grpc-go answers INTERNAL when its codec cannot unmarshal a
+// request, before any handler runs); of a request that decodes, every
+// span with both ids must reach the consumer and every other be counted
+// in the partial success.
+func FuzzGRPCTraces(f *testing.F) {
+	f.Add(mustProto(f, tracesRequest(2, true)))
+	f.Add(mustProto(f, tracesRequest(1, false)))
+	f.Add([]byte("\x0a\x02\x12\x00"))
+	f.Add([]byte{})
+	cc, traces, _ := grpcFuzzReceiver(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req := ptraceotlp.NewExportRequest()
+		decodeErr := req.UnmarshalProto(data)
+		before := len(traces.all())
+		var out []byte
+		err := cc.Invoke(t.Context(), "/opentelemetry.proto.collector.trace.v1.TraceService/Export", data, &out, grpc.ForceCodec(rawCodec{}))
+		got := traces.all()[before:]
+		if decodeErr != nil {
+			if !refused(err) || len(got) != 0 {
+				t.Fatalf("undecodable request (%v): status %v, %d batches consumed; want a refusal and none", decodeErr, err, len(got))
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("decodable request refused: %v", err)
+		}
+		var total, noID int
+		rss := req.Traces().ResourceSpans()
+		for i := 0; i < rss.Len(); i++ {
+			sss := rss.At(i).ScopeSpans()
+			for j := 0; j < sss.Len(); j++ {
+				spans := sss.At(j).Spans()
+				for k := 0; k < spans.Len(); k++ {
+					total++
+					if spans.At(k).TraceID().IsEmpty() || spans.At(k).SpanID().IsEmpty() {
+						noID++
+					}
+				}
+			}
+		}
+		resp := ptraceotlp.NewExportResponse()
+		if err := resp.UnmarshalProto(out); err != nil {
+			t.Fatalf("response does not decode: %v", err)
+		}
+		if rejected := resp.PartialSuccess().RejectedSpans(); rejected != int64(noID) {
+			t.Errorf("rejected %d spans, want the %d without ids", rejected, noID)
+		}
+		if n := countSpans(got); n != total-noID {
+			t.Errorf("consumer got %d spans, want %d of %d", n, total-noID, total)
+		}
+		for _, b := range got {
+			for _, sp := range b {
+				if sp.TraceID == ([16]byte{}) || sp.SpanID == ([8]byte{}) {
+					t.Errorf("span without ids reached the consumer: %+v", sp)
+				}
+			}
+		}
+	})
+}
+
+// FuzzGRPCProfiles sends arbitrary bytes to the OTLP/gRPC ProfilesService
+// over a real connection: what does not decode is refused, and
+// every batch that reaches the consumer names its source and only refers
+// to locations it has.
+func FuzzGRPCProfiles(f *testing.F) {
+	f.Add(mustProto(f, profilesRequest(false)))
+	f.Add(mustProto(f, profilesRequest(true)))
+	f.Add([]byte{})
+	cc, _, profiles := grpcFuzzReceiver(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req := pprofileotlp.NewExportRequest()
+		decodeErr := req.UnmarshalProto(data)
+		before := len(profiles.all())
+		var out []byte
+		err := cc.Invoke(t.Context(), "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export", data, &out, grpc.ForceCodec(rawCodec{}))
+		got := profiles.all()[before:]
+		if decodeErr != nil || err != nil {
+			if !refused(err) || len(got) != 0 {
+				t.Fatalf("request (decode error %v): status %v, %d batches consumed; want a refusal and none", decodeErr, err, len(got))
+			}
+			return
+		}
+		resp := pprofileotlp.NewExportResponse()
+		if err := resp.UnmarshalProto(out); err != nil {
+			t.Fatalf("response does not decode: %v", err)
+		}
+		if resp.PartialSuccess().RejectedProfiles() < 0 {
+			t.Errorf("rejected %d profiles", resp.PartialSuccess().RejectedProfiles())
+		}
+		for _, bs := range got {
+			for _, b := range bs {
+				if !strings.HasPrefix(b.Source, "OTLP/gRPC ProfilesService from 127.0.0.1:") {
+					t.Errorf("batch source %q does not name the peer", b.Source)
+				}
+				for _, s := range b.Samples {
+					if slices.ContainsFunc(s.Locations, func(l int32) bool { return l < 0 || int(l) >= len(b.Locations) }) {
+						t.Errorf("sample refers to locations %v of %d", s.Locations, len(b.Locations))
+					}
+				}
+			}
+		}
+	})
+}
