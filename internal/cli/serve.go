@@ -224,21 +224,19 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	}
 	// Each tenant has its own store view, alert router (whose store sink
 	// and live feed are the tenant's; the configured sinks are shared)
-	// and engine with its model. The default tenant's metrics keep their
-	// names without a tenant label, as before tenants.
+	// and engine with its model; their metrics carry a tenant label.
 	red, err := redact.New(sc.Redaction)
 	if err != nil {
 		return nil, err
 	}
 	attr := attribution.New(attribution.Config{GoModules: goModules(initial)})
 	newUnit := func(id string) (*tenantUnit, error) {
-		st, tlog, treg := s.st, log, prometheus.Registerer(reg)
+		st, tlog, treg := s.st, log, prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, reg)
 		if id != store.DefaultTenant {
 			if st, err = s.st.ForTenant(id); err != nil {
 				return nil, err
 			}
 			tlog = log.With("tenant", id)
-			treg = prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, reg)
 		}
 		u := &tenantUnit{alerts: newAlertLog(st, tlog)}
 		if u.router, err = alert.NewRouter(sc.Alerts.Config, append([]alert.Sink{u.alerts}, sinks...), alert.Deps{Logger: tlog.With("component", "alert"), Registerer: treg}); err != nil {
