@@ -86,8 +86,11 @@ type Registry[U pipeline.Component] struct {
 	accepted *prometheus.CounterVec
 	tenants  prometheus.GaugeFunc
 
-	// mu guards units and stopped; a unit is built and started under it,
-	// so two first requests of a tenant make one unit.
+	// create serialises the building of units, so two first requests of
+	// a tenant make one unit, without holding mu: the requests of the
+	// other tenants go on while a new one restores its state.
+	create sync.Mutex
+	// mu guards units and stopped.
 	mu      sync.Mutex
 	units   map[string]*entry[U]
 	stopped bool
@@ -152,6 +155,44 @@ func (r *Registry[U]) Get(ctx context.Context, tenant string) (U, error) {
 }
 
 func (r *Registry[U]) entry(ctx context.Context, tenant string) (*entry[U], error) {
+	if e, err := r.lookup(tenant); e != nil || err != nil {
+		return e, err
+	}
+	r.create.Lock()
+	defer r.create.Unlock()
+	if e, err := r.lookup(tenant); e != nil || err != nil {
+		return e, err
+	}
+	u, err := r.factory(ctx, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("create tenant %q: %w", tenant, err)
+	}
+	if err := u.Start(ctx); err != nil {
+		_ = u.Shutdown(ctx) // the start error is the one to report
+		return nil, fmt.Errorf("start tenant %q: %w", tenant, err)
+	}
+	e := &entry[U]{unit: u}
+	if r.cfg.IngestRate > 0 {
+		e.lim = rate.NewLimiter(rate.Limit(r.cfg.IngestRate), r.cfg.IngestBurst)
+	}
+	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		_ = u.Shutdown(ctx) // shut down while it started: nobody else will
+		return nil, fmt.Errorf("tenant %q: the registry is shut down", tenant)
+	}
+	r.units[tenant] = e
+	n := len(r.units)
+	r.mu.Unlock()
+	if tenant != store.DefaultTenant {
+		r.log.Info("tenant created", "tenant", tenant, "tenants", n)
+	}
+	return e, nil
+}
+
+// lookup returns the entry of tenant; nil and nil when a new one may be
+// created.
+func (r *Registry[U]) lookup(tenant string) (*entry[U], error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e, ok := r.units[tenant]; ok {
@@ -166,23 +207,7 @@ func (r *Registry[U]) entry(ctx context.Context, tenant string) (*entry[U], erro
 	if len(r.units) >= r.cfg.MaxTenants {
 		return nil, fmt.Errorf("%w: tenant %q would be one more than max_tenants %d", ErrTooManyTenants, tenant, r.cfg.MaxTenants)
 	}
-	u, err := r.factory(ctx, tenant)
-	if err != nil {
-		return nil, fmt.Errorf("create tenant %q: %w", tenant, err)
-	}
-	if err := u.Start(ctx); err != nil {
-		_ = u.Shutdown(ctx) // the start error is the one to report
-		return nil, fmt.Errorf("start tenant %q: %w", tenant, err)
-	}
-	e := &entry[U]{unit: u}
-	if r.cfg.IngestRate > 0 {
-		e.lim = rate.NewLimiter(rate.Limit(r.cfg.IngestRate), r.cfg.IngestBurst)
-	}
-	r.units[tenant] = e
-	if tenant != store.DefaultTenant {
-		r.log.Info("tenant created", "tenant", tenant, "tenants", len(r.units))
-	}
-	return e, nil
+	return nil, nil
 }
 
 // Shutdown stops every unit, waiting for each until ctx ends.
