@@ -51,7 +51,9 @@ func getAs(t *testing.T, url, token, orgID string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	if orgID != "" {
 		req.Header.Set("X-Scope-OrgID", orgID)
 	}
@@ -191,5 +193,50 @@ func TestServeTenantIsolation(t *testing.T) {
 	// The default tenant has neither.
 	if _, body := getAs(t, api+"/api/v1/services", ops, ""); strings.Contains(body, "bravo") || strings.Contains(body, "alpha") {
 		t.Errorf("default tenant: services %.300s, want neither tenant's", body)
+	}
+}
+
+// TestServeTenantIngestLimit sends OTLP/HTTP JSON as anonymous loopback
+// clients of two tenants with a rate of one span a minute: the second
+// batch of a tenant is 429 with Retry-After, the other tenant's bucket is
+// its own, and the refusal is counted per tenant.
+func TestServeTenantIngestLimit(t *testing.T) {
+	cfg := serveTestConfig(t)
+	cfg.Serve.Tenants.IngestRate, cfg.Serve.Tenants.IngestBurst = 1.0/60, 1
+	g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: t.TempDir()}
+	srv, err := startServer(t.Context(), g, cfg, serveFlags{vulns: []string{filepath.Join("testdata", "serve", "osv")}},
+		slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown(t, srv)
+	body := []byte(`{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"shop"}}]},
+		"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"GET /",
+		"kind":2,"startTimeUnixNano":"1700000000000000000","endTimeUnixNano":"1700000000100000000"}]}]}]}`)
+	post := func(orgID string) *http.Response {
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", "http://"+srv.otlp.HTTPAddr()+"/v1/traces", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Scope-OrgID", orgID)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if resp := post("team-a"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("team-a's first span = %d, want 200", resp.StatusCode)
+	}
+	resp := post("team-a")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("team-a's second span = %d, Retry-After %q; want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if resp := post("team-b"); resp.StatusCode != http.StatusOK {
+		t.Errorf("team-b's first span = %d, want 200: its bucket is its own", resp.StatusCode)
+	}
+	_, metrics := getAs(t, srv.apiURL()+"/metrics", "", "")
+	if !strings.Contains(metrics, `evident_tenant_ingest_refused_records_total{tenant="team-a"} 1`) {
+		t.Errorf("metrics lack team-a's refused span:\n%s", metrics)
 	}
 }
