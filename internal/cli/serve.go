@@ -229,6 +229,10 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	if err != nil {
 		return nil, err
 	}
+	corpus, err := waf.LoadCorpus(nil)
+	if err != nil {
+		return nil, err
+	}
 	attr := attribution.New(attribution.Config{GoModules: goModules(initial)})
 	newUnit := func(id string) (*tenantUnit, error) {
 		st, tlog, treg := s.st, log, prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, reg)
@@ -249,6 +253,10 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 			return nil, err
 		}
 		u.state = &liveState{eng: u.eng}
+		// The requests that validate virtual patches are the tenant's.
+		u.patches = &patcher{cfg: waf.DefaultConfig(), vulns: db, corpus: corpus, redact: red}
+		u.patches.traffic = waf.NewTraffic(u.patches.cfg.ReplayPerEndpoint)
+		u.traces = u.patches.tap(u.eng.TracesConsumer())
 		return u, nil
 	}
 	def, err := newUnit(store.DefaultTenant)
@@ -273,13 +281,6 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		}
 	}
 
-	corpus, err := waf.LoadCorpus(nil)
-	if err != nil {
-		return nil, err
-	}
-	patches := &patcher{cfg: waf.DefaultConfig(), vulns: db, corpus: corpus, redact: red}
-	patches.traffic = waf.NewTraffic(patches.cfg.ReplayPerEndpoint)
-
 	parsers := importParsers()
 	maps.Copy(parsers, sbomParsers(func() (findings.Matcher, error) { return db, nil }))
 	s.api = httpapi.New(sc.API, httpapi.Deps{
@@ -287,7 +288,14 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		Importer: func(r io.Reader, name, format string) ([]findings.Finding, []error) {
 			return importUpload(r, name, format, parsers)
 		},
-		Patches: patches.generate, Audit: s.st,
+		Patches: func(ctx context.Context, res *report.Result) (*waf.PatchSet, error) {
+			u, err := s.tenants.Get(ctx, auth.TenantFromContext(ctx))
+			if err != nil {
+				return nil, err
+			}
+			return u.patches.generate(ctx, res)
+		},
+		Audit:    s.st,
 		Gatherer: reg, Logger: log.With("component", "api"), Products: cfg.Products, Ready: s.ready.Load,
 		Guard: guard(listenerAPI),
 	})
@@ -295,7 +303,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		return nil, err
 	}
 	if sc.OTLP.GRPCEndpoint != "" || sc.OTLP.HTTPEndpoint != "" {
-		s.otlp, err = otlp.New(sc.OTLP, patches.tap(tracesOf(s.tenants)), profilesOf(s.tenants), log.With("component", "otlp"), reg, s.adm)
+		s.otlp, err = otlp.New(sc.OTLP, tracesOf(s.tenants), profilesOf(s.tenants), log.With("component", "otlp"), reg, s.adm)
 		if err != nil {
 			return nil, err
 		}
@@ -466,12 +474,17 @@ func importUpload(r io.Reader, name, format string, parsers map[findings.Format]
 }
 
 // tenantUnit is one tenant's state: its engine, its alert router and the
-// router's store sink, and the engine's view as the API reads it.
+// router's store sink, the engine's view as the API reads it, and the
+// traffic its virtual patches are validated with.
 type tenantUnit struct {
 	eng    *engine.Engine
 	router *alert.Router
 	alerts *alertLog
 	state  *liveState
+	// patches learns the tenant's requests from traces, the consumer
+	// of its spans, and validates its virtual patches with them.
+	patches *patcher
+	traces  pipeline.Consumer[[]telemetry.Span]
 }
 
 // Start restores the engine, then starts the router, in the order the
@@ -502,7 +515,7 @@ func (t unitsOf) Tenant(ctx context.Context, id string) (httpapi.State, httpapi.
 
 // tracesOf and profilesOf route each batch to its tenant's engine.
 func tracesOf(r *tenant.Registry[*tenantUnit]) pipeline.Consumer[[]telemetry.Span] {
-	return tenant.Route(r, func(u *tenantUnit) pipeline.Consumer[[]telemetry.Span] { return u.eng.TracesConsumer() },
+	return tenant.Route(r, func(u *tenantUnit) pipeline.Consumer[[]telemetry.Span] { return u.traces },
 		func(spans []telemetry.Span) int { return len(spans) })
 }
 
