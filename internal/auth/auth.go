@@ -99,6 +99,7 @@ type tokenEntry struct {
 	hash    [sha256.Size]byte
 	roles   Role
 	name    string
+	tenant  string
 	expires time.Time
 }
 
@@ -222,7 +223,7 @@ func (a *Authenticator) Reload(ctx context.Context) error {
 			a.deps.Logger.Warn("token skipped", "id", t.ID, "err", err)
 			continue
 		}
-		e := tokenEntry{roles: roles, name: t.Name, expires: t.Expires}
+		e := tokenEntry{roles: roles, name: t.Name, tenant: t.Tenant, expires: t.Expires}
 		copy(e.hash[:], t.SecretHash)
 		m[t.ID] = e
 	}
@@ -291,5 +292,5 @@ func (a *Authenticator) checkToken(id, secret string) (Principal, error) {
 	if !e.expires.IsZero() && !a.deps.Now().Before(e.expires) {
 		return Principal{}, fmt.Errorf("%w: token %s expired at %s", ErrBadCredentials, id, e.expires.Format(time.RFC3339))
 	}
-	return Principal{Name: fmt.Sprintf("token:%s (%s)", id, e.name), Roles: e.roles}, nil
+	return Principal{Name: fmt.Sprintf("token:%s (%s)", id, e.name), Roles: e.roles, Tenant: e.tenant}, nil
 }

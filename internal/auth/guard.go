@@ -121,10 +121,15 @@ func (a *Authenticator) Guard(listener string, mode Mode) *Guard {
 // Mode returns the guard's mode.
 func (g *Guard) Mode() Mode { return g.mode }
 
-// admit checks the credentials of a request that needs role need. host
-// is the request's Host header, "" when there is none to check (gRPC).
-func (g *Guard) admit(ctx context.Context, authorization, host string, need Role) (Principal, error) {
+// admit checks the credentials of a request that needs role need, and
+// decides its tenant from them and orgID, its X-Scope-OrgID. host is the
+// request's Host header, "" when there is none to check (gRPC).
+func (g *Guard) admit(ctx context.Context, authorization, host, orgID string, need Role) (Principal, string, error) {
 	p, err := g.check(ctx, authorization, host, need)
+	var tenant string
+	if err == nil {
+		tenant, err = tenantOf(p, orgID)
+	}
 	result := "ok"
 	switch {
 	case errors.Is(err, ErrNoCredentials):
@@ -139,7 +144,7 @@ func (g *Guard) admit(ctx context.Context, authorization, host string, need Role
 		result = "anonymous"
 	}
 	g.a.requests.WithLabelValues(g.listener, result).Inc()
-	return p, err
+	return p, tenant, err
 }
 
 // errForeignHost refuses an anonymous request on a loopback listener
@@ -172,7 +177,9 @@ func (g *Guard) check(ctx context.Context, authorization, host string, need Role
 }
 
 // HTTP wraps next so that it serves only requests whose principal has
-// role need, with the principal in the request's context (FromContext).
+// role need, with the principal in the request's context (FromContext)
+// and the tenant it acts in (TenantFromContext: the principal's, or the
+// one X-Scope-OrgID picks when the principal may pick one).
 // Others get 401 with a WWW-Authenticate challenge for Bearer and Basic,
 // or 403, and a JSON body {"error": "..."}.
 func (g *Guard) HTTP(need Role, next http.Handler) http.Handler {
@@ -181,7 +188,7 @@ func (g *Guard) HTTP(need Role, next http.Handler) http.Handler {
 		if host == "" {
 			host = "localhost" // HTTP/1.0 without Host: not a browser
 		}
-		p, err := g.admit(r.Context(), r.Header.Get("Authorization"), host, need)
+		p, tenant, err := g.admit(r.Context(), r.Header.Get("Authorization"), host, r.Header.Get(TenantHeader), need)
 		if err != nil {
 			status := http.StatusForbidden
 			if !errors.Is(err, ErrForbidden) {
@@ -194,27 +201,32 @@ func (g *Guard) HTTP(need Role, next http.Handler) http.Handler {
 			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), p)))
+		next.ServeHTTP(w, r.WithContext(WithTenant(NewContext(r.Context(), p), tenant)))
 	})
 }
 
 // Tap returns a gRPC tap handle (grpc.InTapHandle) that admits calls
 // whose principal has role need from the "authorization" metadata, before
-// grpc-go reads their message; others end with UNAUTHENTICATED or
-// PERMISSION_DENIED.
+// grpc-go reads their message, in the tenant that the principal and the
+// "x-scope-orgid" metadata decide (as Guard.HTTP); others end with
+// UNAUTHENTICATED or PERMISSION_DENIED.
 func (g *Guard) Tap(need Role) tap.ServerInHandle {
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
 		var authorization string
 		if v := info.Header.Get("authorization"); len(v) > 0 {
 			authorization = v[0]
 		}
-		p, err := g.admit(ctx, authorization, "", need)
+		var orgID string
+		if v := info.Header.Get("x-scope-orgid"); len(v) > 0 {
+			orgID = v[0]
+		}
+		p, tenant, err := g.admit(ctx, authorization, "", orgID, need)
 		switch {
 		case errors.Is(err, ErrForbidden):
 			return ctx, status.Error(codes.PermissionDenied, err.Error())
 		case err != nil:
 			return ctx, status.Error(codes.Unauthenticated, err.Error())
 		}
-		return NewContext(ctx, p), nil
+		return WithTenant(NewContext(ctx, p), tenant), nil
 	}
 }

@@ -68,6 +68,9 @@ type Principal struct {
 	Name string
 	// Roles are what the principal may do.
 	Roles Role
+	// Tenant is the only tenant the principal may act in; empty: any,
+	// picked per request with X-Scope-OrgID (TenantHeader).
+	Tenant string
 }
 
 // Anonymous is the name of the principal of a request without

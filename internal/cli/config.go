@@ -24,6 +24,7 @@ import (
 	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/store/sqlite"
+	"github.com/evidentsec/evident/internal/tenant"
 )
 
 // fileConfig is the configuration file, docs/configuration.md. Each
@@ -52,6 +53,7 @@ type serveConfig struct {
 	// Redaction masks secrets and personal data in spans before they
 	// are stored or sent (docs/security.md).
 	Redaction redact.Config `yaml:"redaction"`
+	Tenants   tenant.Config `yaml:"tenants"`
 	// ShutdownTimeout bounds the whole shutdown: receivers drain, the
 	// engine applies what is queued and checkpoints, sinks deliver.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -97,7 +99,7 @@ func defaultFileConfig() fileConfig {
 func defaultServeConfig() serveConfig {
 	return serveConfig{
 		API: httpapi.DefaultConfig(), OTLP: otlp.DefaultConfig(), Pyroscope: pyroscope.DefaultConfig(), Memory: admission.DefaultConfig(),
-		Engine: engine.DefaultConfig(), Store: sqlite.DefaultConfig(), Retention: store.DefaultRetention(),
+		Engine: engine.DefaultConfig(), Store: sqlite.DefaultConfig(), Retention: store.DefaultRetention(), Tenants: tenant.DefaultConfig(),
 		Alerts:          alertsConfig{Config: alert.DefaultConfig()},
 		Auth:            auth.DefaultConfig(),
 		Redaction:       redact.DefaultConfig(),
@@ -107,7 +109,7 @@ func defaultServeConfig() serveConfig {
 
 // Validate reports every problem of the serve sections.
 func (c serveConfig) Validate() error {
-	errs := []error{c.API.Validate(), c.Memory.Validate(), c.Engine.Validate(), c.Store.Validate(), c.Retention.Validate(), c.Alerts.Config.Validate(), c.Auth.Validate(), c.Redaction.Validate()}
+	errs := []error{c.API.Validate(), c.Memory.Validate(), c.Engine.Validate(), c.Store.Validate(), c.Retention.Validate(), c.Alerts.Config.Validate(), c.Auth.Validate(), c.Redaction.Validate(), c.Tenants.Validate()}
 	// The listeners can each be turned off by an empty endpoint (a flag
 	// of ""); the receivers' own Validate refuses that for one alone.
 	if c.OTLP.GRPCEndpoint != "" || c.OTLP.HTTPEndpoint != "" {

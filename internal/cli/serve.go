@@ -38,6 +38,7 @@ import (
 	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/store/sqlite"
 	"github.com/evidentsec/evident/internal/telemetry"
+	"github.com/evidentsec/evident/internal/tenant"
 	"github.com/evidentsec/evident/internal/waf"
 )
 
@@ -135,17 +136,20 @@ func (fl serveFlags) override(cmd *cobra.Command, c *serveConfig) error {
 // down in the reverse one, so that receivers stop taking data first and
 // what they accepted drains through the engine into the store.
 type server struct {
-	log    *slog.Logger
-	st     *sqlite.Store
-	auth   *auth.Authenticator
-	eng    *engine.Engine
-	alerts *alertLog
-	router *alert.Router
-	api    *httpapi.Server
-	adm    *admission.Controller
-	otlp   *otlp.Receiver
-	pyro   *pyroscope.Receiver
-	retain *retainer
+	log  *slog.Logger
+	st   *sqlite.Store
+	auth *auth.Authenticator
+	// eng, alerts and router are the default tenant's; tenants holds
+	// them and every other tenant's.
+	eng     *engine.Engine
+	alerts  *alertLog
+	router  *alert.Router
+	tenants *tenant.Registry[*tenantUnit]
+	api     *httpapi.Server
+	adm     *admission.Controller
+	otlp    *otlp.Receiver
+	pyro    *pyroscope.Receiver
+	retain  *retainer
 	// closers are the sinks that hold files, closed after the router.
 	closers []io.Closer
 	// started are the components that started, in start order.
@@ -213,26 +217,59 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 			sc.Alerts.LinkPrefix = "http://" + sc.API.Endpoint + "/api/v1"
 		}
 	}
-	s.alerts = newAlertLog(s.st, log)
 	sinks, closers, err := buildSinks(sc.Alerts)
 	s.closers = closers
 	if err != nil {
 		return nil, err
 	}
-	s.router, err = alert.NewRouter(sc.Alerts.Config, append([]alert.Sink{s.alerts}, sinks...), alert.Deps{Logger: log.With("component", "alert"), Registerer: reg})
-	if err != nil {
-		return nil, err
-	}
-
+	// Each tenant has its own store view, alert router (whose store sink
+	// and live feed are the tenant's; the configured sinks are shared)
+	// and engine with its model; their metrics carry a tenant label.
 	red, err := redact.New(sc.Redaction)
 	if err != nil {
 		return nil, err
 	}
+	corpus, err := waf.LoadCorpus(nil)
+	if err != nil {
+		return nil, err
+	}
 	attr := attribution.New(attribution.Config{GoModules: goModules(initial)})
-	s.eng, err = engine.New(sc.Engine, engine.Deps{
-		Store: s.st, Model: model.New(model.DefaultConfig(), attr), Vulns: db, Assess: cfg.Config,
-		Alerter: s.router, Redactor: red, Logger: log.With("component", "engine"), Registerer: reg,
-	})
+	newUnit := func(id string) (*tenantUnit, error) {
+		st, tlog, treg := s.st, log, prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, reg)
+		if id != store.DefaultTenant {
+			if st, err = s.st.ForTenant(id); err != nil {
+				return nil, err
+			}
+			tlog = log.With("tenant", id)
+		}
+		u := &tenantUnit{alerts: newAlertLog(st, tlog)}
+		if u.router, err = alert.NewRouter(sc.Alerts.Config, append([]alert.Sink{u.alerts}, sinks...), alert.Deps{Logger: tlog.With("component", "alert"), Registerer: treg}); err != nil {
+			return nil, err
+		}
+		if u.eng, err = engine.New(sc.Engine, engine.Deps{
+			Store: st, Model: model.New(model.DefaultConfig(), attr), Vulns: db, Assess: cfg.Config,
+			Alerter: u.router, Redactor: red, Logger: tlog.With("component", "engine"), Registerer: treg,
+		}); err != nil {
+			return nil, err
+		}
+		u.state = &liveState{eng: u.eng}
+		// The requests that validate virtual patches are the tenant's.
+		u.patches = &patcher{cfg: waf.DefaultConfig(), vulns: db, corpus: corpus, redact: red}
+		u.patches.traffic = waf.NewTraffic(u.patches.cfg.ReplayPerEndpoint)
+		u.traces = u.patches.tap(u.eng.TracesConsumer())
+		return u, nil
+	}
+	def, err := newUnit(store.DefaultTenant)
+	if err != nil {
+		return nil, err
+	}
+	s.eng, s.alerts, s.router = def.eng, def.alerts, def.router
+	s.tenants, err = tenant.New(sc.Tenants, func(_ context.Context, id string) (*tenantUnit, error) {
+		if id == store.DefaultTenant {
+			return def, nil
+		}
+		return newUnit(id)
+	}, log.With("component", "tenants"), reg)
 	if err != nil {
 		return nil, err
 	}
@@ -244,21 +281,21 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		}
 	}
 
-	corpus, err := waf.LoadCorpus(nil)
-	if err != nil {
-		return nil, err
-	}
-	patches := &patcher{cfg: waf.DefaultConfig(), vulns: db, corpus: corpus, redact: red}
-	patches.traffic = waf.NewTraffic(patches.cfg.ReplayPerEndpoint)
-
 	parsers := importParsers()
 	maps.Copy(parsers, sbomParsers(func() (findings.Matcher, error) { return db, nil }))
 	s.api = httpapi.New(sc.API, httpapi.Deps{
-		State: &liveState{eng: s.eng}, Alerts: s.alerts, Vulns: db,
+		Tenants: unitsOf{s.tenants}, Vulns: db,
 		Importer: func(r io.Reader, name, format string) ([]findings.Finding, []error) {
 			return importUpload(r, name, format, parsers)
 		},
-		Patches: patches.generate, Audit: s.st,
+		Patches: func(ctx context.Context, res *report.Result) (*waf.PatchSet, error) {
+			u, err := s.tenants.Get(ctx, auth.TenantFromContext(ctx))
+			if err != nil {
+				return nil, err
+			}
+			return u.patches.generate(ctx, res)
+		},
+		Audit:    s.st,
 		Gatherer: reg, Logger: log.With("component", "api"), Products: cfg.Products, Ready: s.ready.Load,
 		Guard: guard(listenerAPI),
 	})
@@ -266,14 +303,14 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		return nil, err
 	}
 	if sc.OTLP.GRPCEndpoint != "" || sc.OTLP.HTTPEndpoint != "" {
-		s.otlp, err = otlp.New(sc.OTLP, patches.tap(s.eng.TracesConsumer()), s.eng.ProfilesConsumer(), log.With("component", "otlp"), reg, s.adm)
+		s.otlp, err = otlp.New(sc.OTLP, tracesOf(s.tenants), profilesOf(s.tenants), log.With("component", "otlp"), reg, s.adm)
 		if err != nil {
 			return nil, err
 		}
 		s.otlp.Guard(guard(listenerOTLPGRPC), guard(listenerOTLPHTTP))
 	}
 	if sc.Pyroscope.Endpoint != "" {
-		s.pyro, err = pyroscope.New(sc.Pyroscope, s.eng.ProfilesConsumer(), log.With("component", "pyroscope"), reg, s.adm)
+		s.pyro, err = pyroscope.New(sc.Pyroscope, profilesOf(s.tenants), log.With("component", "pyroscope"), reg, s.adm)
 		if err != nil {
 			return nil, err
 		}
@@ -283,7 +320,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 
 	// Sinks before sources: the engine restores and replays before the
 	// router and the API see anything, and receivers come last.
-	order := []pipeline.Component{s.auth, s.eng, s.retain, s.router, s.api, s.adm}
+	order := []pipeline.Component{s.auth, s.tenants, s.retain, s.api, s.adm}
 	if s.otlp != nil {
 		order = append(order, s.otlp)
 	}
@@ -355,7 +392,7 @@ func (s *server) Shutdown(ctx context.Context) error {
 		for _, c := range slices.Backward(s.started) {
 			errs = append(errs, c.Shutdown(ctx))
 		}
-		if s.router != nil && !slices.Contains(s.started, pipeline.Component(s.router)) {
+		if s.router != nil && !slices.Contains(s.started, pipeline.Component(s.tenants)) {
 			// A router that never started still owns its queues.
 			errs = append(errs, s.router.Shutdown(ctx))
 		}
@@ -434,6 +471,57 @@ func importUpload(r io.Reader, name, format string, parsers map[findings.Format]
 		in.file = tmp
 	}
 	return parse(in)
+}
+
+// tenantUnit is one tenant's state: its engine, its alert router and the
+// router's store sink, the engine's view as the API reads it, and the
+// traffic its virtual patches are validated with.
+type tenantUnit struct {
+	eng    *engine.Engine
+	router *alert.Router
+	alerts *alertLog
+	state  *liveState
+	// patches learns the tenant's requests from traces, the consumer
+	// of its spans, and validates its virtual patches with them.
+	patches *patcher
+	traces  pipeline.Consumer[[]telemetry.Span]
+}
+
+// Start restores the engine, then starts the router, in the order the
+// server started them before tenants.
+func (u *tenantUnit) Start(ctx context.Context) error {
+	if err := u.eng.Start(ctx); err != nil {
+		return err
+	}
+	return u.router.Start(ctx)
+}
+
+// Shutdown stops the router, then drains the engine.
+func (u *tenantUnit) Shutdown(ctx context.Context) error {
+	return errors.Join(u.router.Shutdown(ctx), u.eng.Shutdown(ctx))
+}
+
+// unitsOf is the registry as the API's httpapi.Tenants.
+type unitsOf struct{ r *tenant.Registry[*tenantUnit] }
+
+// Tenant returns the state and alerts of tenant id.
+func (t unitsOf) Tenant(ctx context.Context, id string) (httpapi.State, httpapi.Alerts, error) {
+	u, err := t.r.Get(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return u.state, u.alerts, nil
+}
+
+// tracesOf and profilesOf route each batch to its tenant's engine.
+func tracesOf(r *tenant.Registry[*tenantUnit]) pipeline.Consumer[[]telemetry.Span] {
+	return tenant.Route(r, func(u *tenantUnit) pipeline.Consumer[[]telemetry.Span] { return u.traces },
+		func(spans []telemetry.Span) int { return len(spans) })
+}
+
+func profilesOf(r *tenant.Registry[*tenantUnit]) pipeline.Consumer[[]*telemetry.ProfileBatch] {
+	return tenant.Route(r, func(u *tenantUnit) pipeline.Consumer[[]*telemetry.ProfileBatch] { return u.eng.ProfilesConsumer() },
+		func(ps []*telemetry.ProfileBatch) int { return len(ps) })
 }
 
 // liveState is the engine's latest view as the API's report.Result.

@@ -131,7 +131,8 @@ func TestServeLifecycle(t *testing.T) {
 		for _, c := range srv.started {
 			got = append(got, fmt.Sprintf("%T", c))
 		}
-		want := []string{"*auth.Authenticator", "*engine.Engine", "*cli.retainer", "*alert.Router", "*httpapi.Server", "*admission.Controller", "*otlp.Receiver", "*pyroscope.Receiver"}
+		// The tenants start each tenant's engine, then its alert router.
+		want := []string{"*auth.Authenticator", "*tenant.Registry[*github.com/evidentsec/evident/internal/cli.tenantUnit]", "*cli.retainer", "*httpapi.Server", "*admission.Controller", "*otlp.Receiver", "*pyroscope.Receiver"}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("start order (-want +got):\n%s", diff)
 		}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -52,16 +53,19 @@ func newTokenCreateCmd(g *globals) *cobra.Command {
 		name    string
 		roles   []string
 		expires time.Duration
+		tenant  string
 	)
 	cmd := &cobra.Command{
-		Use:   "create --name NAME --role ROLE [--role ROLE] [--expires DURATION]",
+		Use:   "create --name NAME --role ROLE [--role ROLE] [--expires DURATION] [--tenant TENANT]",
 		Short: "Create a token and print it, once",
 		Long: `Create a token and print it on stdout; it is not shown again. Give it to the
 client as "Authorization: Bearer <token>", or as the password of HTTP basic
-auth (any user name).`,
+auth (any user name). A token with --tenant acts in that tenant only; one
+without may pick any with the X-Scope-OrgID header (docs/security.md).`,
 		Example: `  evident token create --name otel-collector --role ingest
   evident token create --name grafana --role read --expires 2160h
-  TOKEN=$(evident token create --name ci-upload --role admin)`,
+  TOKEN=$(evident token create --name ci-upload --role admin)
+  evident token create --name team-a-collector --role ingest --tenant team-a`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if strings.TrimSpace(name) == "" {
@@ -78,6 +82,12 @@ auth (any user name).`,
 			if err != nil {
 				return withCode(ExitUsage, fmt.Errorf("token create: %w", err))
 			}
+			if tenant != "" {
+				if err := store.ValidateTenant(tenant); err != nil {
+					return withCode(ExitUsage, fmt.Errorf("token create: --tenant: %w", err))
+				}
+				tok.Tenant = tenant
+			}
 			st, err := openSharedStore(cmd.Context(), g)
 			if err != nil {
 				return withCode(ExitUsage, err)
@@ -87,7 +97,11 @@ auth (any user name).`,
 				return withCode(ExitUsage, err)
 			}
 			fmt.Fprintln(g.stdout, secret)
-			fmt.Fprintf(g.stderr, "evident: token %s (%s, roles %s) created; it is shown once: store it now\n", tok.ID, tok.Name, r)
+			in := ""
+			if tenant != "" {
+				in = ", tenant " + tenant
+			}
+			fmt.Fprintf(g.stderr, "evident: token %s (%s, roles %s%s) created; it is shown once: store it now\n", tok.ID, tok.Name, r, in)
 			return nil
 		},
 	}
@@ -95,6 +109,7 @@ auth (any user name).`,
 	f.StringVar(&name, "name", "", "what the token is for (shown in lists and the audit log)")
 	f.StringSliceVar(&roles, "role", nil, "ingest, read or admin (repeatable)")
 	f.DurationVar(&expires, "expires", 0, "lifetime, e.g. 720h (default: never expires)")
+	f.StringVar(&tenant, "tenant", "", "the only tenant the token acts in (default: any, picked with X-Scope-OrgID)")
 	return cmd
 }
 
@@ -114,7 +129,7 @@ func newTokenListCmd(g *globals) *cobra.Command {
 				return withCode(ExitUsage, err)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tROLES\tCREATED\tEXPIRES\tSTATUS")
+			fmt.Fprintln(tw, "ID\tNAME\tROLES\tTENANT\tCREATED\tEXPIRES\tSTATUS")
 			now := time.Now()
 			for _, t := range ts {
 				expires, status := "never", "active"
@@ -127,7 +142,8 @@ func newTokenListCmd(g *globals) *cobra.Command {
 				if !t.Revoked.IsZero() {
 					status = "revoked " + t.Revoked.Format(time.RFC3339)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, strings.Join(t.Roles, ","), t.Created.Format(time.RFC3339), expires, status)
+				tenant := cmp.Or(t.Tenant, "any")
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, strings.Join(t.Roles, ","), tenant, t.Created.Format(time.RFC3339), expires, status)
 			}
 			return tw.Flush()
 		},

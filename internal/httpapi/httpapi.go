@@ -10,6 +10,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -56,6 +57,12 @@ type Alerts interface {
 	// the subscription; the channel is closed then. A slow reader misses
 	// alerts rather than blocking the sender.
 	Subscribe() (<-chan any, func())
+}
+
+// Tenants gives the API the state and alerts of each tenant
+// (internal/tenant); a tenant seen for the first time is created.
+type Tenants interface {
+	Tenant(ctx context.Context, id string) (State, Alerts, error)
 }
 
 // Patcher writes and validates the virtual patches of the findings of a
@@ -135,8 +142,13 @@ func (c Config) Validate() error {
 // Deps are what the server reads from. Alerts, Vulns, Importer and Audit
 // may be nil; the endpoints that need them then answer 503.
 type Deps struct {
-	State    State
-	Alerts   Alerts
+	// State and Alerts are the single tenant's, when Tenants is nil.
+	State  State
+	Alerts Alerts
+	// Tenants, when set, replaces State and Alerts: each request reads
+	// and changes those of the tenant its guard decided
+	// (auth.TenantFromContext) and no other's.
+	Tenants  Tenants
 	Audit    Audit
 	Vulns    *vulndb.DB
 	Importer Importer
@@ -212,7 +224,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern string, need auth.Role, h http.HandlerFunc) {
-		mux.Handle(pattern, s.guard(need, h))
+		mux.Handle(pattern, s.guard(need, s.inTenant(h)))
 	}
 	read := func(pattern string, h http.HandlerFunc) { handle(pattern, auth.RoleRead, h) }
 	read("GET /api/v1/services", s.services)
@@ -232,11 +244,11 @@ func (s *Server) Handler() http.Handler {
 	read("GET /api/v1/vulndb", s.vulndb)
 	read("GET /api/v1/waf/patches", s.patches)
 	read("GET /api/v1/waf/patches/{service}", s.patchConf)
-	handle("GET /api/v1/audit", auth.RoleAdmin, s.audit)
+	handle("GET /api/v1/audit", auth.RoleAdmin, deploymentWide(s.audit))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.readyz)
 	if s.deps.Gatherer != nil {
-		read("GET /metrics", promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{}).ServeHTTP)
+		read("GET /metrics", deploymentWide(promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{}).ServeHTTP))
 	}
 	return s.cors(mux)
 }
@@ -247,6 +259,64 @@ func (s *Server) guard(need auth.Role, h http.Handler) http.Handler {
 		return h
 	}
 	return s.deps.Guard.HTTP(need, h)
+}
+
+// tenantState is the state and alerts of the tenant of a request.
+type tenantState struct {
+	state  State
+	alerts Alerts
+}
+
+type tenantStateKey struct{}
+
+// inTenant resolves the state and alerts of the request's tenant before
+// h runs; without Deps.Tenants, h reads Deps.State and Deps.Alerts.
+func (s *Server) inTenant(h http.HandlerFunc) http.HandlerFunc {
+	if s.deps.Tenants == nil {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := auth.TenantFromContext(r.Context())
+		st, al, err := s.deps.Tenants.Tenant(r.Context(), id)
+		if err != nil {
+			status := http.StatusServiceUnavailable
+			if errors.Is(err, store.ErrInvalid) {
+				status = http.StatusBadRequest
+			}
+			writeError(w, status, "tenant %q: %v", id, err)
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), tenantStateKey{}, tenantState{state: st, alerts: al})))
+	}
+}
+
+// stateOf is the state of the request's tenant.
+func (s *Server) stateOf(r *http.Request) State {
+	if ts, ok := r.Context().Value(tenantStateKey{}).(tenantState); ok {
+		return ts.state
+	}
+	return s.deps.State
+}
+
+// alertsOf is the alerts of the request's tenant; nil when there are
+// none.
+func (s *Server) alertsOf(r *http.Request) Alerts {
+	if ts, ok := r.Context().Value(tenantStateKey{}).(tenantState); ok {
+		return ts.alerts
+	}
+	return s.deps.Alerts
+}
+
+// deploymentWide refuses, with 403, the principals bound to a tenant:
+// what h shows (the audit log, the metrics) is every tenant's.
+func deploymentWide(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := auth.FromContext(r.Context()); ok && p.Tenant != "" {
+			writeError(w, http.StatusForbidden, "%s acts in tenant %q only; this shows every tenant's", p.Name, p.Tenant)
+			return
+		}
+		h(w, r)
+	}
 }
 
 // actor names who made a request in the audit log.

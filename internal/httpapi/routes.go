@@ -20,13 +20,13 @@ import (
 	"github.com/evidentsec/evident/internal/waf"
 )
 
-func (s *Server) services(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"services": report.ServicesJSON(s.deps.State.Result())})
+func (s *Server) services(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"services": report.ServicesJSON(s.stateOf(r).Result())})
 }
 
 func (s *Server) service(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	for _, svc := range report.ServicesJSON(s.deps.State.Result()) {
+	for _, svc := range report.ServicesJSON(s.stateOf(r).Result()) {
 		if svc.Name == name {
 			writeJSON(w, http.StatusOK, svc)
 			return
@@ -51,8 +51,8 @@ type graphEdge struct {
 	Errors int64  `json:"errors"`
 }
 
-func (s *Server) graph(w http.ResponseWriter, _ *http.Request) {
-	res := s.deps.State.Result()
+func (s *Server) graph(w http.ResponseWriter, r *http.Request) {
+	res := s.stateOf(r).Result()
 	nodes := []graphNode{}
 	edges := []graphEdge{}
 	seen := map[string]bool{}
@@ -90,7 +90,7 @@ func (s *Server) graph(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) findings(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var out []report.JSONFinding
-	for _, a := range s.deps.State.Result().Assessments {
+	for _, a := range s.stateOf(r).Result().Assessments {
 		f := a.Finding
 		switch {
 		case q.Has("service") && f.Service != q.Get("service"),
@@ -123,7 +123,7 @@ func (s *Server) findings(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) finding(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	for _, a := range s.deps.State.Result().Assessments {
+	for _, a := range s.stateOf(r).Result().Assessments {
 		if report.FindingID(a.Finding) == id {
 			writeJSON(w, http.StatusOK, report.FindingJSON(a))
 			return
@@ -132,13 +132,13 @@ func (s *Server) finding(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, "no finding %q", id)
 }
 
-func (s *Server) summary(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, report.SummaryJSON(s.deps.State.Result().Summary))
+func (s *Server) summary(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, report.SummaryJSON(s.stateOf(r).Result().Summary))
 }
 
 // export renders the current result in a report format.
 func (s *Server) export(format, contentType string) http.HandlerFunc {
-	return func(w http.ResponseWriter, _ *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
 		f, err := report.Lookup(format, report.Options{Products: s.deps.Products, Warn: func(err error) {
 			s.deps.Logger.Warn("export", "format", format, "err", err)
 		}})
@@ -147,7 +147,7 @@ func (s *Server) export(format, contentType string) http.HandlerFunc {
 			return
 		}
 		w.Header().Set("Content-Type", contentType)
-		if err := f.Write(w, s.deps.State.Result()); err != nil {
+		if err := f.Write(w, s.stateOf(r).Result()); err != nil {
 			s.deps.Logger.Error("export", "format", format, "err", err)
 		}
 	}
@@ -227,7 +227,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	u := store.FindingsUpdate{Findings: fs, Services: services, Source: name + " (" + format + ")", Actor: actor(r), Time: s.deps.Now()}
-	if err := s.deps.State.SetFindings(r.Context(), u); err != nil {
+	if err := s.stateOf(r).SetFindings(r.Context(), u); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "store findings: %v", err)
 		return
 	}
@@ -286,7 +286,8 @@ func parseLimit(w http.ResponseWriter, v string) (int, bool) {
 }
 
 func (s *Server) alerts(w http.ResponseWriter, r *http.Request) {
-	if s.deps.Alerts == nil {
+	alerts := s.alertsOf(r)
+	if alerts == nil {
 		writeError(w, http.StatusServiceUnavailable, "alerts are not configured")
 		return
 	}
@@ -304,7 +305,7 @@ func (s *Server) alerts(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	as, err := s.deps.Alerts.Recent(r.Context(), since, limit)
+	as, err := alerts.Recent(r.Context(), since, limit)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "read alerts: %v", err)
 		return
@@ -318,7 +319,8 @@ func (s *Server) alerts(w http.ResponseWriter, r *http.Request) {
 // alertStream sends new alerts as Server-Sent Events until the client
 // leaves or the server shuts down.
 func (s *Server) alertStream(w http.ResponseWriter, r *http.Request) {
-	if s.deps.Alerts == nil {
+	alerts := s.alertsOf(r)
+	if alerts == nil {
 		writeError(w, http.StatusServiceUnavailable, "alerts are not configured")
 		return
 	}
@@ -333,7 +335,7 @@ func (s *Server) alertStream(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	extend()
-	ch, cancel := s.deps.Alerts.Subscribe()
+	ch, cancel := alerts.Subscribe()
 	defer cancel()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -412,7 +414,7 @@ func (s *Server) patchSet(w http.ResponseWriter, r *http.Request) (*waf.PatchSet
 		writeError(w, http.StatusServiceUnavailable, "virtual patches are not configured")
 		return nil, false
 	}
-	set, err := s.deps.Patches(r.Context(), s.deps.State.Result())
+	set, err := s.deps.Patches(r.Context(), s.stateOf(r).Result())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "generate patches: %v", err)
 		return nil, false

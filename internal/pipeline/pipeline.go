@@ -45,9 +45,16 @@ var ErrFull = errors.New("queue full")
 // should wait before retrying.
 type FullError struct {
 	RetryAfter time.Duration
+	// Reason says what is full; empty is the queue.
+	Reason string
 }
 
-func (e *FullError) Error() string { return "queue full, retry after " + e.RetryAfter.String() }
+func (e *FullError) Error() string {
+	if e.Reason != "" {
+		return e.Reason + ", retry after " + e.RetryAfter.String()
+	}
+	return "queue full, retry after " + e.RetryAfter.String()
+}
 
 // Is makes errors.Is(err, ErrFull) true for a *FullError.
 func (e *FullError) Is(target error) bool { return target == ErrFull }

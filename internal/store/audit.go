@@ -150,6 +150,9 @@ type Token struct {
 	Name string `json:"name"`
 	// Roles are what the token may do (internal/auth names them).
 	Roles []string `json:"roles"`
+	// Tenant is the only tenant the token acts in; empty: any, chosen
+	// per request (X-Scope-OrgID), the default tenant without one.
+	Tenant string `json:"tenant,omitempty"`
 	// SecretHash is the SHA-256 of the token's secret.
 	SecretHash []byte `json:"-"`
 	// Created is when the token was made.
@@ -171,6 +174,10 @@ func (t Token) Validate() error {
 		return fmt.Errorf("%w: token %s has no role", ErrInvalid, t.ID)
 	case t.Created.IsZero():
 		return fmt.Errorf("%w: token %s has no creation time", ErrInvalid, t.ID)
+	case t.Tenant != "":
+		if err := ValidateTenant(t.Tenant); err != nil {
+			return fmt.Errorf("token %s: %w", t.ID, err)
+		}
 	}
 	return nil
 }

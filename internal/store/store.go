@@ -18,6 +18,14 @@
 // whose AppendBatch returned nil survives a crash of the process; one
 // whose AppendBatch did not return may or may not be there, and the client
 // that was not acknowledged retries, so the log is at least once.
+//
+// # Tenants
+//
+// The telemetry log, the checkpoints, the findings, the verdict history
+// and the alerts belong to a tenant. A Store works in DefaultTenant;
+// Tenant returns a Store over the same database that works in another,
+// and none of its methods reads or changes another tenant's rows. Tokens
+// and the audit log are the deployment's, shared by every tenant.
 package store
 
 import (
@@ -25,6 +33,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/evidentsec/evident/internal/assess"
@@ -48,6 +57,24 @@ var (
 	// to touch data it does not understand.
 	ErrSchemaTooNew = errors.New("database schema is newer than this evident")
 )
+
+// DefaultTenant is the tenant of a deployment that does not use tenants,
+// and of every row written before tenants existed.
+const DefaultTenant = "default"
+
+// tenantRE is what a tenant ID may be: the characters and length Grafana
+// Tempo, Loki, Mimir and Pyroscope (Cortex's rules) accept in
+// X-Scope-OrgID, without the multi-tenant query separator '|'.
+var tenantRE = regexp.MustCompile(`^[A-Za-z0-9_.!*'()-]{1,150}$`)
+
+// ValidateTenant reports a tenant ID that is not 1 to 150 of the
+// characters A-Z a-z 0-9 and _ . ! * ' ( ) -, or is "." or "..".
+func ValidateTenant(id string) error {
+	if !tenantRE.MatchString(id) || id == "." || id == ".." {
+		return fmt.Errorf("%w: tenant %q: want 1 to 150 of A-Z a-z 0-9 _ . ! * ' ( ) -, and not \".\" or \"..\"", ErrInvalid, id)
+	}
+	return nil
+}
 
 // Store is the persistent state of evident serve.
 //
@@ -144,8 +171,16 @@ type Store interface {
 	// changes or deletes an entry, and Retain keeps them all.
 	AuditLog(ctx context.Context, after int64, limit int) ([]AuditEntry, error)
 
-	// Retain deletes verdict changes and alerts older than the retention
-	// of cfg before now and returns how many records it deleted.
+	// Tenant returns the store of tenant id over the same database: the
+	// telemetry log, checkpoint, findings, verdict history and alerts its
+	// methods read and write are that tenant's alone (the log's sequence
+	// numbers are shared, so they still never repeat); tokens, the audit
+	// log and Retain are the deployment's. Closing either closes both. An
+	// id that fails ValidateTenant is ErrInvalid.
+	Tenant(id string) (Store, error)
+
+	// Retain deletes verdict changes and alerts, of every tenant, older
+	// than the retention of cfg before now and returns how many records it deleted.
 	Retain(ctx context.Context, now time.Time, cfg Retention) (deleted int64, err error)
 
 	// Close releases the store. It waits for calls in progress, is safe

@@ -82,6 +82,7 @@ func (s *Store) AuditLog(ctx context.Context, after int64, limit int) ([]store.A
 type tokenDetails struct {
 	Name    string    `json:"name"`
 	Roles   []string  `json:"roles"`
+	Tenant  string    `json:"tenant,omitempty"`
 	Expires time.Time `json:"expires,omitzero"`
 }
 
@@ -114,12 +115,12 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, actor string) er
 		if n > 0 {
 			return fmt.Errorf("%w: token ID %s is taken", store.ErrInvalid, t.ID)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (id, name, roles, secret_hash, created_at, expires_at)
-			VALUES (?, ?, ?, ?, ?, ?)`, t.ID, t.Name, strings.Join(t.Roles, ","), t.SecretHash, created, expires); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (id, name, roles, tenant, secret_hash, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, t.ID, t.Name, strings.Join(t.Roles, ","), t.Tenant, t.SecretHash, created, expires); err != nil {
 			return err
 		}
 		return appendAudit(ctx, tx, t.Created, actor, store.ActionTokenCreate, t.ID,
-			tokenDetails{Name: t.Name, Roles: t.Roles, Expires: t.Expires.UTC()})
+			tokenDetails{Name: t.Name, Roles: t.Roles, Tenant: t.Tenant, Expires: t.Expires.UTC()})
 	}); err != nil {
 		return fmt.Errorf("create token %s in %s: %w", t.ID, s.path, err)
 	}
@@ -163,7 +164,7 @@ func (s *Store) Tokens(ctx context.Context) ([]store.Token, error) {
 		return nil, fmt.Errorf("read tokens: %w", err)
 	}
 	defer s.leave()
-	rows, err := s.read.QueryContext(ctx, `SELECT id, name, roles, secret_hash, created_at, expires_at, revoked_at
+	rows, err := s.read.QueryContext(ctx, `SELECT id, name, roles, tenant, secret_hash, created_at, expires_at, revoked_at
 		FROM tokens ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("read tokens from %s: %w", s.path, err)
@@ -177,7 +178,7 @@ func (s *Store) Tokens(ctx context.Context) ([]store.Token, error) {
 			created          int64
 			expires, revoked sql.NullInt64
 		)
-		if err := rows.Scan(&t.ID, &t.Name, &roles, &t.SecretHash, &created, &expires, &revoked); err != nil {
+		if err := rows.Scan(&t.ID, &t.Name, &roles, &t.Tenant, &t.SecretHash, &created, &expires, &revoked); err != nil {
 			return nil, fmt.Errorf("read tokens from %s: %w", s.path, err)
 		}
 		t.Roles = strings.Split(roles, ",")

@@ -83,8 +83,15 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Store is a store.Store in one SQLite database.
+// Store is a store.Store in one SQLite database, working in one tenant
+// (store.Store.Tenant).
 type Store struct {
+	*db
+	tenant string
+}
+
+// db is the database the stores of every tenant share.
+type db struct {
 	path string
 	lock *os.File // held open while the store is; nil where unsupported or shared
 	// shared stores do not hold the lock and refuse AppendBatch and
@@ -183,7 +190,8 @@ func open(ctx context.Context, dir string, cfg Config, ms []migration, shared bo
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	s := &Store{path: path, lock: lock, shared: shared, write: write, appends: make(chan *appendRequest), stop: make(chan struct{})}
+	s := &Store{db: &db{path: path, lock: lock, shared: shared, write: write, appends: make(chan *appendRequest), stop: make(chan struct{})},
+		tenant: store.DefaultTenant}
 	if err := s.init(ctx, cfg, busy, ms); err != nil {
 		_ = s.Close() // the init error is the one to report
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -219,6 +227,20 @@ func (s *Store) init(ctx context.Context, cfg Config, busy string, ms []migratio
 
 func dsn(path string, params url.Values) string {
 	return path + "?" + params.Encode()
+}
+
+// Tenant returns the store of tenant id over the same database; see
+// store.Store.
+func (s *Store) Tenant(id string) (store.Store, error) {
+	return s.ForTenant(id)
+}
+
+// ForTenant is Tenant with the concrete type.
+func (s *Store) ForTenant(id string) (*Store, error) {
+	if err := store.ValidateTenant(id); err != nil {
+		return nil, fmt.Errorf("open tenant store: %w", err)
+	}
+	return &Store{db: s.db, tenant: id}, nil
 }
 
 // Close closes the database connections; see store.Store.
@@ -283,7 +305,7 @@ func (s *Store) AppendBatch(ctx context.Context, kind store.BatchKind, payload [
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("append %s batch: %w", kind, err)
 	}
-	req := &appendRequest{ctx: ctx, kind: kind, payload: payload, done: make(chan appendResult, 1)}
+	req := &appendRequest{ctx: ctx, tenant: s.tenant, kind: kind, payload: payload, done: make(chan appendResult, 1)}
 	select {
 	case s.appends <- req:
 	case <-ctx.Done():
@@ -299,6 +321,7 @@ func (s *Store) AppendBatch(ctx context.Context, kind store.BatchKind, payload [
 // appendRequest is one AppendBatch waiting for its commit.
 type appendRequest struct {
 	ctx     context.Context
+	tenant  string
 	kind    store.BatchKind
 	payload []byte
 	done    chan appendResult // buffered: the committer never waits for the caller
@@ -359,14 +382,14 @@ func (s *Store) commitGroup(group []*appendRequest) {
 	ctx := context.Background()
 	seqs := make([]int64, len(live))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO batches (kind, payload, appended_at) VALUES (?, ?, ?)`)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO batches (tenant, kind, payload, appended_at) VALUES (?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		now := time.Now().UnixNano()
 		for i, r := range live {
-			res, err := stmt.ExecContext(ctx, string(r.kind), r.payload, now)
+			res, err := stmt.ExecContext(ctx, r.tenant, string(r.kind), r.payload, now)
 			if err != nil {
 				return err
 			}
@@ -391,7 +414,7 @@ func (s *Store) Batches(ctx context.Context, after int64, fn func(seq int64, kin
 		return fmt.Errorf("read batches: %w", err)
 	}
 	defer s.leave()
-	rows, err := s.read.QueryContext(ctx, `SELECT seq, kind, payload FROM batches WHERE seq > ? ORDER BY seq`, after)
+	rows, err := s.read.QueryContext(ctx, `SELECT seq, kind, payload FROM batches WHERE tenant = ? AND seq > ? ORDER BY seq`, s.tenant, after)
 	if err != nil {
 		return fmt.Errorf("read batches from %s: %w", s.path, err)
 	}
@@ -427,7 +450,7 @@ func (s *Store) Checkpoint(ctx context.Context, seq int64, state []byte) error {
 	defer s.leave()
 	if err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var stored, last int64
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM checkpoint WHERE id = 1), 0)`).Scan(&stored); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM checkpoints WHERE tenant = ?), 0)`, s.tenant).Scan(&stored); err != nil {
 			return err
 		}
 		// sqlite_sequence keeps the highest seq ever handed out, also
@@ -441,12 +464,12 @@ func (s *Store) Checkpoint(ctx context.Context, seq int64, state []byte) error {
 		if state == nil {
 			state = []byte{} // NOT NULL; nil would bind as NULL
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoint (id, seq, state, created_at) VALUES (1, ?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, state = excluded.state, created_at = excluded.created_at`,
-			seq, state, time.Now().UnixNano()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (tenant, seq, state, created_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq, state = excluded.state, created_at = excluded.created_at`,
+			s.tenant, seq, state, time.Now().UnixNano()); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM batches WHERE seq <= ?`, seq)
+		_, err := tx.ExecContext(ctx, `DELETE FROM batches WHERE tenant = ? AND seq <= ?`, s.tenant, seq)
 		return err
 	}); err != nil {
 		return fmt.Errorf("checkpoint %s at %d: %w", s.path, seq, err)
@@ -464,7 +487,7 @@ func (s *Store) LoadCheckpoint(ctx context.Context) (int64, []byte, error) {
 		seq   int64
 		state []byte
 	)
-	err := s.read.QueryRowContext(ctx, `SELECT seq, state FROM checkpoint WHERE id = 1`).Scan(&seq, &state)
+	err := s.read.QueryRowContext(ctx, `SELECT seq, state FROM checkpoints WHERE tenant = ?`, s.tenant).Scan(&seq, &state)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return 0, nil, nil
@@ -494,14 +517,15 @@ func (s *Store) PutFindings(ctx context.Context, u store.FindingsUpdate) error {
 		return fmt.Errorf("put findings: %w", err)
 	}
 	defer s.leave()
-	scope, args := "", []any{}
+	scope, args := " WHERE tenant = ?", []any{s.tenant}
 	if u.Services != nil {
-		scope = " WHERE service IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(u.Services)), ", ") + ")"
+		scope += " AND service IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(u.Services)), ", ") + ")"
 		for _, svc := range u.Services {
 			args = append(args, svc)
 		}
 		if len(u.Services) == 0 {
 			scope = " WHERE 0"
+			args = nil
 		}
 	}
 	if err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -512,13 +536,13 @@ func (s *Store) PutFindings(ctx context.Context, u store.FindingsUpdate) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM findings`+scope, args...); err != nil {
 			return err
 		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO findings (service, purl, vuln_id, doc) VALUES (?, ?, ?, ?)`)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO findings (tenant, service, purl, vuln_id, doc) VALUES (?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		for i, f := range u.Findings {
-			if _, err := stmt.ExecContext(ctx, f.Service, f.Package.PURL, f.Vulnerability.ID, docs[i]); err != nil {
+			if _, err := stmt.ExecContext(ctx, s.tenant, f.Service, f.Package.PURL, f.Vulnerability.ID, docs[i]); err != nil {
 				return err
 			}
 		}
@@ -526,7 +550,7 @@ func (s *Store) PutFindings(ctx context.Context, u store.FindingsUpdate) error {
 		if err != nil {
 			return err
 		}
-		return appendAudit(ctx, tx, u.Time, u.Actor, store.ActionFindingsReplace, u.Target(), change)
+		return appendAudit(ctx, tx, u.Time, u.Actor, store.ActionFindingsReplace, s.auditTarget(u.Target()), change)
 	}); err != nil {
 		return fmt.Errorf("put findings into %s: %w", s.path, err)
 	}
@@ -561,7 +585,7 @@ func (s *Store) Findings(ctx context.Context) ([]findings.Finding, error) {
 		return nil, fmt.Errorf("read findings: %w", err)
 	}
 	defer s.leave()
-	rows, err := s.read.QueryContext(ctx, `SELECT service, purl, vuln_id, doc FROM findings ORDER BY service, purl, vuln_id`)
+	rows, err := s.read.QueryContext(ctx, `SELECT service, purl, vuln_id, doc FROM findings WHERE tenant = ? ORDER BY service, purl, vuln_id`, s.tenant)
 	if err != nil {
 		return nil, fmt.Errorf("read findings from %s: %w", s.path, err)
 	}
@@ -604,17 +628,17 @@ func (s *Store) AppendVerdicts(ctx context.Context, changes []store.VerdictChang
 	defer s.leave()
 	if err := s.inTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO verdict_history
-			(time, service, vuln_id, purl, from_verdict, to_verdict, reason, vex_from, vex_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			(tenant, time, service, vuln_id, purl, from_verdict, to_verdict, reason, vex_from, vex_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		for i, c := range changes {
-			if _, err := stmt.ExecContext(ctx, times[i], c.Service, c.VulnID, c.PURL, string(c.From), string(c.To), c.Reason, c.VEXFrom, c.VEXTo); err != nil {
+			if _, err := stmt.ExecContext(ctx, s.tenant, times[i], c.Service, c.VulnID, c.PURL, string(c.From), string(c.To), c.Reason, c.VEXFrom, c.VEXTo); err != nil {
 				return err
 			}
 			if target, details, ok := c.Audit(); ok {
-				if err := appendAudit(ctx, tx, c.Time, store.ActorEngine, store.ActionVEXChange, target, details); err != nil {
+				if err := appendAudit(ctx, tx, c.Time, store.ActorEngine, store.ActionVEXChange, s.auditTarget(target), details); err != nil {
 					return err
 				}
 			}
@@ -637,8 +661,8 @@ func (s *Store) VerdictHistory(ctx context.Context, service, vulnID string, limi
 		limit = -1 // SQLite: no limit
 	}
 	rows, err := s.read.QueryContext(ctx, `SELECT time, service, vuln_id, purl, from_verdict, to_verdict, reason, vex_from, vex_to
-		FROM verdict_history WHERE service = ? AND vuln_id = ? ORDER BY time DESC, id DESC LIMIT ?`,
-		service, vulnID, limit)
+		FROM verdict_history WHERE tenant = ? AND service = ? AND vuln_id = ? ORDER BY time DESC, id DESC LIMIT ?`,
+		s.tenant, service, vulnID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read verdict history of %s in %q from %s: %w", vulnID, service, s.path, err)
 	}
@@ -689,11 +713,11 @@ func (s *Store) PutAlert(ctx context.Context, a store.Alert) error {
 		return fmt.Errorf("put alert %s: %w", a.ID, err)
 	}
 	defer s.leave()
-	if _, err := s.write.ExecContext(ctx, `INSERT INTO alerts (id, kind, severity, service, summary, details, time, received_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, severity = excluded.severity, service = excluded.service,
+	if _, err := s.write.ExecContext(ctx, `INSERT INTO alerts (tenant, id, kind, severity, service, summary, details, time, received_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (tenant, id) DO UPDATE SET kind = excluded.kind, severity = excluded.severity, service = excluded.service,
 			summary = excluded.summary, details = excluded.details, time = excluded.time, received_at = excluded.received_at`,
-		a.ID, a.Kind, a.Severity, a.Service, a.Summary, details, t, received); err != nil {
+		s.tenant, a.ID, a.Kind, a.Severity, a.Service, a.Summary, details, t, received); err != nil {
 		return fmt.Errorf("put alert %s into %s: %w", a.ID, s.path, err)
 	}
 	return nil
@@ -701,10 +725,7 @@ func (s *Store) PutAlert(ctx context.Context, a store.Alert) error {
 
 // Alerts returns the alerts that match q; see store.Store.
 func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, error) {
-	var (
-		where []string
-		args  []any
-	)
+	where, args := []string{"tenant = ?"}, []any{s.tenant}
 	if !q.Since.IsZero() {
 		ns, err := unixNano(q.Since)
 		if err != nil {
@@ -718,10 +739,7 @@ func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, 
 	if q.Kind != "" {
 		where, args = append(where, "kind = ?"), append(args, q.Kind)
 	}
-	query := `SELECT id, kind, severity, service, summary, details, time, received_at FROM alerts`
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
+	query := `SELECT id, kind, severity, service, summary, details, time, received_at FROM alerts WHERE ` + strings.Join(where, " AND ")
 	query += " ORDER BY time DESC, id DESC LIMIT ?"
 	limit := q.Limit
 	if limit <= 0 {
@@ -801,6 +819,16 @@ func (s *Store) Retain(ctx context.Context, now time.Time, cfg store.Retention) 
 		return 0, fmt.Errorf("retain in %s: %w", s.path, err)
 	}
 	return deleted, nil
+}
+
+// auditTarget is the target of an audit entry about the store's tenant's
+// data: the target itself in the default tenant, "tenant/target" in
+// another, so the shared audit log tells tenants apart.
+func (s *Store) auditTarget(target string) string {
+	if s.tenant == store.DefaultTenant {
+		return target
+	}
+	return s.tenant + "/" + target
 }
 
 // inTx runs fn in a write transaction and commits it when fn returns nil.

@@ -136,8 +136,16 @@ func TestMigrations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		seq, err := old.AppendBatch(t.Context(), store.BatchSpans, []byte("from version 1"))
+		// The SQL of version 1: the running code writes the last schema.
+		res, err := old.write.ExecContext(t.Context(), `INSERT INTO batches (kind, payload, appended_at) VALUES ('spans', 'from version 1', 0)`)
 		if err != nil {
+			t.Fatal(err)
+		}
+		seq, err := res.LastInsertId()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := old.write.ExecContext(t.Context(), `INSERT INTO checkpoint (id, seq, state, created_at) VALUES (1, 0, 'state of version 1', 0)`); err != nil {
 			t.Fatal(err)
 		}
 		if err := old.Close(); err != nil {
@@ -160,6 +168,10 @@ func TestMigrations(t *testing.T) {
 		}
 		if want := []string{fmt.Sprintf("%d spans from version 1", seq)}; !cmp.Equal(got, want) {
 			t.Errorf("batches after the upgrade = %q, want %q", got, want)
+		}
+		// What was there is the default tenant's.
+		if _, state, err := s.LoadCheckpoint(t.Context()); err != nil || string(state) != "state of version 1" {
+			t.Errorf("checkpoint after the upgrade = %q, %v; want the one of version 1", state, err)
 		}
 		// The tables of the later migrations work.
 		if err := s.PutAlert(t.Context(), store.Alert{ID: "a", Kind: "k", Time: time.Now()}); err != nil {

@@ -59,6 +59,8 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"AlertReplacedByID", testAlertReplace},
 		{"AlertRejectsBadAlert", testAlertRejects},
 		{"Retention", testRetention},
+		{"TenantIsolation", testTenantIsolation},
+		{"TenantRejectsBadID", testTenantRejectsBadID},
 		{"CanceledContext", testCanceled},
 		{"CloseTwiceThenClosed", testClose},
 		{"CloseDuringAppends", testCloseDuringAppends},

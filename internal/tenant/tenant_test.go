@@ -1,0 +1,160 @@
+package tenant
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/evidentsec/evident/internal/auth"
+	"github.com/evidentsec/evident/internal/pipeline"
+	"github.com/evidentsec/evident/internal/store"
+)
+
+// unit is a tenant's unit that keeps what it is sent.
+type unit struct {
+	tenant           string
+	started, stopped bool
+	got              []string
+}
+
+func (u *unit) Start(context.Context) error    { u.started = true; return nil }
+func (u *unit) Shutdown(context.Context) error { u.stopped = true; return nil }
+
+func (u *unit) consumer() pipeline.Consumer[[]string] {
+	return pipeline.ConsumerFunc[[]string](func(_ context.Context, d []string) error {
+		u.got = append(u.got, d...)
+		return nil
+	})
+}
+
+func newRegistry(t *testing.T, cfg Config, reg prometheus.Registerer) (*Registry[*unit], *time.Time) {
+	t.Helper()
+	r, err := New(cfg, func(_ context.Context, id string) (*unit, error) { return &unit{tenant: id}, nil }, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	r.now = func() time.Time { return now }
+	return r, &now
+}
+
+func route(r *Registry[*unit]) pipeline.Consumer[[]string] {
+	return Route(r, (*unit).consumer, func(d []string) int { return len(d) })
+}
+
+func in(tenant string) context.Context { return auth.WithTenant(context.Background(), tenant) }
+
+func TestRouteKeepsTenantsApart(t *testing.T) {
+	r, _ := newRegistry(t, DefaultConfig(), nil)
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := route(r)
+	for _, s := range []struct{ tenant, data string }{{"a", "a1"}, {"b", "b1"}, {"a", "a2"}, {store.DefaultTenant, "d1"}} {
+		if err := c.Consume(in(s.tenant), []string{s.data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Without a guard's tenant, the default tenant's.
+	if err := c.Consume(context.Background(), []string{"d2"}); err != nil {
+		t.Fatal(err)
+	}
+	for tenant, want := range map[string][]string{"a": {"a1", "a2"}, "b": {"b1"}, store.DefaultTenant: {"d1", "d2"}} {
+		u, err := r.Get(context.Background(), tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, u.got); diff != "" || !u.started {
+			t.Errorf("tenant %s got (-want +got):\n%s (started %v)", tenant, diff, u.started)
+		}
+	}
+	if err := r.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := r.Get(context.Background(), "a")
+	if !u.stopped {
+		t.Error("Shutdown did not stop tenant a")
+	}
+	if _, err := r.Get(context.Background(), "new"); err == nil {
+		t.Error("Get of a new tenant after Shutdown succeeded")
+	}
+}
+
+func TestMaxTenantsAndBadIDs(t *testing.T) {
+	r, _ := newRegistry(t, Config{MaxTenants: 2}, nil)
+	c := route(r)
+	for _, id := range []string{"a", "b"} {
+		if err := c.Consume(in(id), []string{"x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := c.Consume(in("c"), []string{"x"})
+	if !errors.Is(err, ErrTooManyTenants) || !pipeline.IsPermanent(err) {
+		t.Errorf("third tenant = %v, want a permanent ErrTooManyTenants", err)
+	}
+	if err := c.Consume(in("a"), []string{"y"}); err != nil {
+		t.Errorf("known tenant after the limit: %v", err)
+	}
+	if _, err := r.Get(context.Background(), "../etc"); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("Get of a bad ID = %v, want ErrInvalid", err)
+	}
+}
+
+func TestIngestRateAndBurst(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r, now := newRegistry(t, Config{MaxTenants: 10, IngestRate: 10, IngestBurst: 20}, reg)
+	c := route(r)
+	if err := c.Consume(in("a"), make([]string, 20)); err != nil {
+		t.Fatalf("a burst-sized batch: %v", err)
+	}
+	// a's bucket is empty; b's is full.
+	err := c.Consume(in("a"), make([]string, 5))
+	var fe *pipeline.FullError
+	if !errors.As(err, &fe) || fe.RetryAfter != 500*time.Millisecond {
+		t.Fatalf("over the rate = %v, want a FullError retrying after 500ms", err)
+	}
+	if err := c.Consume(in("b"), make([]string, 20)); err != nil {
+		t.Errorf("tenant b, within its own burst: %v", err)
+	}
+	*now = now.Add(500 * time.Millisecond)
+	if err := c.Consume(in("a"), make([]string, 5)); err != nil {
+		t.Errorf("after the wait FullError said: %v", err)
+	}
+	if err := c.Consume(in("a"), make([]string, 21)); err == nil || !pipeline.IsPermanent(err) {
+		t.Errorf("a batch larger than the burst = %v, want a permanent refusal", err)
+	}
+	for _, m := range []struct {
+		c      *prometheus.CounterVec
+		tenant string
+		want   float64
+	}{{r.accepted, "a", 25}, {r.accepted, "b", 20}, {r.refused, "a", 26}, {r.refused, "b", 0}} {
+		if got := testutil.ToFloat64(m.c.WithLabelValues(m.tenant)); got != m.want {
+			t.Errorf("tenant %s: counter %v, want %v", m.tenant, got, m.want)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		cfg  Config
+		ok   bool
+	}{
+		{"Default", DefaultConfig(), true},
+		{"NoTenants", Config{}, false},
+		{"NegativeRate", Config{MaxTenants: 1, IngestRate: -1}, false},
+		{"RateWithoutBurst", Config{MaxTenants: 1, IngestRate: 5}, false},
+		{"RateAndBurst", Config{MaxTenants: 1, IngestRate: 5, IngestBurst: 10}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.cfg.Validate(); (err == nil) != tt.ok {
+				t.Errorf("Validate = %v, want ok %v", err, tt.ok)
+			}
+		})
+	}
+}
