@@ -259,7 +259,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 			return importUpload(r, name, format, parsers)
 		},
 		Patches: patches.generate, Audit: s.st,
-		Gatherer: reg, Logger: log.With("component", "api"), Products: cfg.Products, Ready: s.ready.Load,
+		Gatherer: reg, Registerer: reg, Logger: log.With("component", "api"), Products: cfg.Products, Ready: s.ready.Load,
 		Guard: guard(listenerAPI),
 	})
 	if s.adm, err = admission.New(sc.Memory, log.With("component", "admission"), reg); err != nil {

@@ -137,7 +137,7 @@ func NewProxy(cfg ProxyConfig, logger *slog.Logger, reg prometheus.Registerer, g
 	}
 	mux.Handle("/", p.enforce(rp))
 	p.handler = mux
-	p.srv = listener.New(listener.Options{Name: "waf proxy", Endpoint: cfg.Listen, Config: cfg.Limits, Handler: mux, Logger: logger})
+	p.srv = listener.New(listener.Options{Name: "waf proxy", Endpoint: cfg.Listen, Config: cfg.Limits, Handler: mux, Logger: logger, Registerer: reg})
 	return p, nil
 }
 
