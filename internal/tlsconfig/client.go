@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 )
 
@@ -62,4 +63,17 @@ func NewClient(c ClientConfig, name string, logger *slog.Logger) (*tls.Config, e
 		}
 	}
 	return tc, nil
+}
+
+// NewTransport returns a copy of http.DefaultTransport (proxy from the
+// environment, its timeouts, HTTP/2) that uses c, for the HTTP client
+// called name.
+func NewTransport(c ClientConfig, name string, logger *slog.Logger) (*http.Transport, error) {
+	tc, err := NewClient(c, name, logger)
+	if err != nil {
+		return nil, err
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = tc
+	return t, nil
 }
