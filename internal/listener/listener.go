@@ -206,7 +206,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.tls, err = tlsconfig.NewServer(c.TLS, tlsconfig.ServerOptions{Name: s.opts.Name,
 			NextProtos: []string{"h2", "http/1.1"}, Logger: s.log, Registerer: s.opts.Registerer})
 		if err != nil {
-			return fmt.Errorf("start %s: %w", s.opts.Name, err)
+			return err // it names the listener
 		}
 	}
 	ln, err := Listen(ctx, s.opts.Endpoint, c.MaxConnections)
