@@ -18,7 +18,7 @@ import (
 var layers = [][]string{
 	{"cli", "app"},
 	{"ingest", "store", "auth", "httpapi", "ui", "report", "alert", "dbupdate", "engine", "tenant"},
-	{"attribution", "model", "vulndb", "knowledge", "findings", "assess", "detect", "waf", "telemetry", "manifest", "listener", "redact"},
+	{"attribution", "model", "vulndb", "knowledge", "findings", "assess", "detect", "waf", "telemetry", "manifest", "listener", "redact", "tlsconfig"},
 	{"osv", "pipeline"},
 }
 

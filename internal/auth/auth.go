@@ -139,7 +139,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Authenticator, error) {
 	a := &Authenticator{cfg: cfg, deps: deps}
 	a.tokens.Store(&map[string]tokenEntry{})
 	if cfg.OIDC.Issuer != "" {
-		v, err := newOIDCVerifier(ctx, cfg.OIDC)
+		v, err := newOIDCVerifier(ctx, cfg.OIDC, deps.Logger)
 		if err != nil {
 			return nil, err
 		}

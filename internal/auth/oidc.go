@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"net/url"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/evidentsec/evident/internal/tlsconfig"
 )
 
 // OIDCConfig admits JWTs of an OpenID Connect issuer, for people and
@@ -30,6 +34,9 @@ type OIDCConfig struct {
 	// SigningAlgs are the accepted signature algorithms; empty: those the
 	// discovery document lists, or RS256 with JWKSURL.
 	SigningAlgs []string `yaml:"signing_algs"`
+	// TLS verifies the issuer and its JWKS URL (a private CA, a client
+	// certificate); zero: the system's roots.
+	TLS tlsconfig.ClientConfig `yaml:"tls"`
 }
 
 // Validate reports the first problem of c; an empty issuer is valid (off).
@@ -56,6 +63,9 @@ func (c OIDCConfig) Validate() error {
 			return fmt.Errorf("%w: oidc roles %q: %w", ErrConfig, value, err)
 		}
 	}
+	if err := c.TLS.Validate(); err != nil {
+		return fmt.Errorf("%w: oidc: %w", ErrConfig, err)
+	}
 	return nil
 }
 
@@ -66,7 +76,16 @@ type oidcVerifier struct {
 	v   *oidc.IDTokenVerifier
 }
 
-func newOIDCVerifier(ctx context.Context, cfg OIDCConfig) (*oidcVerifier, error) {
+func newOIDCVerifier(ctx context.Context, cfg OIDCConfig, log *slog.Logger) (*oidcVerifier, error) {
+	if cfg.TLS != (tlsconfig.ClientConfig{}) {
+		t, err := tlsconfig.NewTransport(cfg.TLS, "oidc issuer", log)
+		if err != nil {
+			return nil, err
+		}
+		// go-oidc makes its requests, discovery and key fetches, with the
+		// client of this context.
+		ctx = oidc.ClientContext(ctx, &http.Client{Transport: t})
+	}
 	vc := &oidc.Config{ClientID: cfg.Audience, SupportedSigningAlgs: cfg.SigningAlgs}
 	if cfg.JWKSURL != "" {
 		return &oidcVerifier{cfg: cfg, v: oidc.NewVerifier(cfg.Issuer, oidc.NewRemoteKeySet(ctx, cfg.JWKSURL), vc)}, nil

@@ -3,10 +3,12 @@ package auth
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/evidentsec/evident/internal/store/sqlite"
+	"github.com/evidentsec/evident/internal/tlsconfig/tlstest"
 )
 
 // issuer is an OpenID Connect issuer on a local listener: a discovery
@@ -23,7 +26,8 @@ type issuer struct {
 	key *rsa.PrivateKey
 }
 
-func newIssuer(t *testing.T) *issuer {
+// newIssuer starts the issuer over HTTP, or HTTPS with serverTLS.
+func newIssuer(t *testing.T, serverTLS *tls.Config) *issuer {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -41,7 +45,13 @@ func newIssuer(t *testing.T) *issuer {
 	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, _ *http.Request) {
 		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
 	})
-	is.srv = httptest.NewServer(mux)
+	is.srv = httptest.NewUnstartedServer(mux)
+	if serverTLS != nil {
+		is.srv.TLS = serverTLS
+		is.srv.StartTLS()
+	} else {
+		is.srv.Start()
+	}
 	t.Cleanup(is.srv.Close)
 	return is
 }
@@ -61,7 +71,7 @@ func sign(t *testing.T, key *rsa.PrivateKey, claims map[string]any) string {
 }
 
 func TestOIDC(t *testing.T) {
-	is := newIssuer(t)
+	is := newIssuer(t, nil)
 	other, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -147,5 +157,35 @@ func TestOIDCConfigValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want ok %v", err, tt.ok)
 			}
 		})
+	}
+}
+
+// TestOIDCPrivateCA discovers an issuer whose certificate a private CA
+// signs: refused with the system's roots, trusted with the CA's file.
+func TestOIDCPrivateCA(t *testing.T) {
+	ca := tlstest.NewCA(t, "private ca")
+	is := newIssuer(t, &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "127.0.0.1").TLS(t)}})
+	st, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := DefaultConfig()
+	cfg.OIDC = OIDCConfig{Issuer: is.srv.URL, Audience: "evident", RolesClaim: "groups"}
+	if _, err := New(t.Context(), cfg, Deps{Tokens: st}); err == nil {
+		t.Fatal("discovery trusted a private CA's issuer without its file")
+	}
+	cfg.OIDC.TLS.CAFile = filepath.Join(t.TempDir(), "ca.pem")
+	tlstest.WriteFile(t, cfg.OIDC.TLS.CAFile, ca.PEM)
+	a, err := New(t.Context(), cfg, Deps{Tokens: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	jwt := sign(t, is.key, map[string]any{"iss": is.srv.URL, "aud": "evident", "sub": "alice",
+		"exp": now.Add(time.Hour).Unix(), "iat": now.Unix(), "groups": "read"})
+	// The keys are fetched now, over the same TLS.
+	if p, err := a.Authenticate(t.Context(), "Bearer "+jwt); err != nil || p.Roles != RoleRead {
+		t.Errorf("Authenticate = %+v, %v; want oidc:alice with read", p, err)
 	}
 }

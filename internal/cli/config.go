@@ -25,6 +25,7 @@ import (
 	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/store/sqlite"
 	"github.com/evidentsec/evident/internal/tenant"
+	"github.com/evidentsec/evident/internal/tlsconfig"
 )
 
 // fileConfig is the configuration file, docs/configuration.md. Each
@@ -72,18 +73,21 @@ type webhookSink struct {
 	Name string `yaml:"name"`
 	URL  string `yaml:"url"`
 	// Secret signs each body (HMAC-SHA256); empty sends it unsigned.
-	Secret string `yaml:"secret"`
+	Secret string                 `yaml:"secret"`
+	TLS    tlsconfig.ClientConfig `yaml:"tls"`
 }
 
 type alertmanagerSink struct {
-	Name         string        `yaml:"name"`
-	URL          string        `yaml:"url"`
-	ResolveAfter time.Duration `yaml:"resolve_after"`
+	Name         string                 `yaml:"name"`
+	URL          string                 `yaml:"url"`
+	ResolveAfter time.Duration          `yaml:"resolve_after"`
+	TLS          tlsconfig.ClientConfig `yaml:"tls"`
 }
 
 type slackSink struct {
-	Name string `yaml:"name"`
-	URL  string `yaml:"url"`
+	Name string                 `yaml:"name"`
+	URL  string                 `yaml:"url"`
+	TLS  tlsconfig.ClientConfig `yaml:"tls"`
 }
 
 type jsonLinesSink struct {

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/evidentsec/evident/internal/dbupdate"
 	"github.com/evidentsec/evident/internal/osv"
+	"github.com/evidentsec/evident/internal/tlsconfig"
 )
 
 func newDBUpdateCmd(g *globals) *cobra.Command {
@@ -21,6 +23,7 @@ func newDBUpdateCmd(g *globals) *cobra.Command {
 		quiet                    bool
 		baseURL, kevURL, epssURL string
 		timeout                  time.Duration
+		tlsFlags                 tlsconfig.ClientConfig
 	)
 	cmd := &cobra.Command{
 		Use:   "update",
@@ -41,6 +44,9 @@ connection, a TLS error, HTTP 4xx) fail the file at once; timeouts, dropped
 connections and HTTP 408, 429 and 5xx are retried with backoff, and each retry
 is printed. --timeout bounds each file's update, retries included.
 
+A mirror behind a private CA is trusted with --ca-file; one that asks for a
+client certificate gets --cert-file and --key-file.
+
 Exit status 2 if any file could not be updated; the others are updated anyway.`,
 		Example: `  evident db update
   evident db update --ecosystem Go --ecosystem PyPI --no-kev --no-epss
@@ -49,6 +55,11 @@ Exit status 2 if any file could not be updated; the others are updated anyway.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := dbupdate.DefaultConfig()
+			tc, err := tlsconfig.NewClient(tlsFlags, "db update", slog.New(slog.NewTextHandler(g.stderr, nil)))
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			cfg.HTTPClient = dbupdate.NewHTTPClient(tc)
 			// The client's keep-alive connections end with the command.
 			defer cfg.HTTPClient.CloseIdleConnections()
 			cfg.Dir = g.dataDir
@@ -99,6 +110,9 @@ Exit status 2 if any file could not be updated; the others are updated anyway.`,
 	f.DurationVar(&timeout, "timeout", 0, "give up on a file after this long, retries included (0: no limit)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print nothing but errors")
 	completeFlag(cmd, "ecosystem", osv.Ecosystems())
+	f.StringVar(&tlsFlags.CAFile, "ca-file", "", "PEM file of the CAs that sign the servers' certificates, instead of the system's roots")
+	f.StringVar(&tlsFlags.CertFile, "cert-file", "", "PEM client certificate, for a mirror that asks for one (with --key-file)")
+	f.StringVar(&tlsFlags.KeyFile, "key-file", "", "PEM key of --cert-file")
 	cmd.MarkFlagsMutuallyExclusive("ecosystem", "all")
 	cmd.MarkFlagsMutuallyExclusive("kev-url", "no-kev")
 	cmd.MarkFlagsMutuallyExclusive("epss-url", "no-epss")

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -39,6 +40,7 @@ import (
 	"github.com/evidentsec/evident/internal/store/sqlite"
 	"github.com/evidentsec/evident/internal/telemetry"
 	"github.com/evidentsec/evident/internal/tenant"
+	"github.com/evidentsec/evident/internal/tlsconfig"
 	"github.com/evidentsec/evident/internal/waf"
 )
 
@@ -217,7 +219,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 			sc.Alerts.LinkPrefix = "http://" + sc.API.Endpoint + "/api/v1"
 		}
 	}
-	sinks, closers, err := buildSinks(sc.Alerts)
+	sinks, closers, err := buildSinks(sc.Alerts, log.With("component", "alert"))
 	s.closers = closers
 	if err != nil {
 		return nil, err
@@ -296,7 +298,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 			return u.patches.generate(ctx, res)
 		},
 		Audit:    s.st,
-		Gatherer: reg, Logger: log.With("component", "api"), Products: cfg.Products, Ready: s.ready.Load,
+		Gatherer: reg, Registerer: reg, Logger: log.With("component", "api"), Products: cfg.Products, Ready: s.ready.Load,
 		Guard: guard(listenerAPI),
 	})
 	if s.adm, err = admission.New(sc.Memory, log.With("component", "admission"), reg); err != nil {
@@ -639,25 +641,46 @@ func (a *alertLog) Subscribe() (<-chan any, func()) {
 
 // buildSinks builds the configured alert sinks; closers are those that
 // hold files.
-func buildSinks(c alertsConfig) (sinks []alert.Sink, closers []io.Closer, err error) {
+func buildSinks(c alertsConfig, log *slog.Logger) (sinks []alert.Sink, closers []io.Closer, err error) {
 	add := func(s alert.Sink, err error) error {
 		if err == nil {
 			sinks = append(sinks, s)
 		}
 		return err
 	}
+	// client is the HTTP client of a sink: http.DefaultClient (nil)
+	// unless its tls block says otherwise.
+	client := func(name string, tc tlsconfig.ClientConfig) (*http.Client, error) {
+		if tc == (tlsconfig.ClientConfig{}) {
+			return nil, nil
+		}
+		t, err := tlsconfig.NewTransport(tc, "alert sink "+name, log)
+		return &http.Client{Transport: t}, err
+	}
 	for _, w := range c.Webhooks {
-		if err := add(alert.NewWebhook(w.Name, w.URL, w.Secret, nil)); err != nil {
+		hc, err := client(w.Name, w.TLS)
+		if err == nil {
+			err = add(alert.NewWebhook(w.Name, w.URL, w.Secret, hc))
+		}
+		if err != nil {
 			return nil, closers, fmt.Errorf("alerts webhooks %s: %w", w.Name, err)
 		}
 	}
 	for _, m := range c.Alertmanager {
-		if err := add(alert.NewAlertmanager(m.Name, m.URL, m.ResolveAfter, nil)); err != nil {
+		hc, err := client(m.Name, m.TLS)
+		if err == nil {
+			err = add(alert.NewAlertmanager(m.Name, m.URL, m.ResolveAfter, hc))
+		}
+		if err != nil {
 			return nil, closers, fmt.Errorf("alerts alertmanager %s: %w", m.Name, err)
 		}
 	}
 	for _, s := range c.Slack {
-		if err := add(alert.NewSlack(s.Name, s.URL, nil)); err != nil {
+		hc, err := client(s.Name, s.TLS)
+		if err == nil {
+			err = add(alert.NewSlack(s.Name, s.URL, hc))
+		}
+		if err != nil {
 			return nil, closers, fmt.Errorf("alerts slack %s: %w", s.Name, err)
 		}
 	}

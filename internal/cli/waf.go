@@ -22,6 +22,7 @@ import (
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/telemetry"
+	"github.com/evidentsec/evident/internal/tlsconfig"
 	"github.com/evidentsec/evident/internal/waf"
 )
 
@@ -223,10 +224,14 @@ func parseReportAssessments(data []byte, name string) ([]assess.Assessment, []er
 type wafProxyFlags struct {
 	upstream, rules, listen, auditLog, metricsPath string
 	services                                       []string
+	// tls is served to clients; upstreamTLS verifies an https upstream.
+	tls         tlsconfig.ServerConfig
+	upstreamTLS tlsconfig.ClientConfig
 }
 
 func newWAFProxyCmd(g *globals) *cobra.Command {
-	fl := wafProxyFlags{listen: waf.DefaultProxyConfig().Listen, metricsPath: waf.DefaultProxyConfig().MetricsPath}
+	def := waf.DefaultProxyConfig()
+	fl := wafProxyFlags{listen: def.Listen, metricsPath: def.MetricsPath, tls: def.Limits.TLS}
 	cmd := &cobra.Command{
 		Use:   "proxy --upstream URL --rules DIR",
 		Short: "Run a reverse proxy that enforces the virtual patches with Coraza",
@@ -248,6 +253,12 @@ line. Stops on SIGINT or SIGTERM, letting requests in flight finish.`,
 	f.StringSliceVar(&fl.services, "service", nil, "enforce only the patches of these services (default: all)")
 	f.StringVar(&fl.auditLog, "audit-log", "", "file to append the audit log (JSON lines) to; - for stderr")
 	f.StringVar(&fl.metricsPath, "metrics-path", fl.metricsPath, "path of the Prometheus metrics on the proxy's listener; empty to disable")
+	f.StringVar(&fl.tls.CertFile, "tls-cert-file", "", "serve TLS with this PEM certificate chain (with --tls-key-file); re-read when it changes")
+	f.StringVar(&fl.tls.KeyFile, "tls-key-file", "", "PEM key of --tls-cert-file")
+	f.StringVar(&fl.tls.ClientCAFile, "tls-client-ca-file", "", "ask clients for a certificate signed by these PEM CAs (mTLS)")
+	f.StringVar(&fl.upstreamTLS.CAFile, "upstream-ca-file", "", "PEM CAs that sign an https upstream's certificate, instead of the system's roots")
+	f.StringVar(&fl.upstreamTLS.CertFile, "upstream-cert-file", "", "PEM client certificate for an upstream that asks for one (with --upstream-key-file)")
+	f.StringVar(&fl.upstreamTLS.KeyFile, "upstream-key-file", "", "PEM key of --upstream-cert-file")
 	return cmd
 }
 
@@ -261,6 +272,7 @@ func runWAFProxy(ctx context.Context, g *globals, fl wafProxyFlags) error {
 	}
 	cfg := waf.DefaultProxyConfig()
 	cfg.Upstream, cfg.Listen, cfg.Directives, cfg.MetricsPath = fl.upstream, fl.listen, rules, fl.metricsPath
+	cfg.Limits.TLS, cfg.UpstreamTLS = fl.tls, fl.upstreamTLS
 	switch fl.auditLog {
 	case "":
 	case "-":

@@ -1,6 +1,7 @@
 package dbupdate
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -88,7 +89,7 @@ func DefaultConfig() Config {
 		EPSSURL: DefaultEPSSURL,
 		// The languages evident attributes profile frames to.
 		Ecosystems:    []string{"Go", "npm", "PyPI", "Maven"},
-		HTTPClient:    NewHTTPClient(),
+		HTTPClient:    NewHTTPClient(nil),
 		UserAgent:     "evident",
 		Concurrency:   2,
 		Retries:       3,
@@ -101,10 +102,13 @@ func DefaultConfig() Config {
 
 // NewHTTPClient returns a client with timeouts on every phase that has a
 // natural bound (dial, TLS, response headers) and none on the whole
-// request, whose length depends on the archive size and the link.
-func NewHTTPClient() *http.Client {
+// request, whose length depends on the archive size and the link. tc
+// configures TLS (internal/tlsconfig: a mirror's private CA, a client
+// certificate); nil verifies servers against the system's roots.
+func NewHTTPClient(tc *tls.Config) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
+			TLSClientConfig:       tc,
 			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			ForceAttemptHTTP2:     true,

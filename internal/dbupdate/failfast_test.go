@@ -144,7 +144,7 @@ func TestUpdateFailsFast(t *testing.T) {
 			cfg.EPSSURL = ""
 			cfg.Ecosystems = []string{"Go"}
 			cfg.Dir = t.TempDir()
-			cfg.HTTPClient = NewHTTPClient()
+			cfg.HTTPClient = NewHTTPClient(nil)
 			t.Cleanup(cfg.HTTPClient.CloseIdleConnections)
 			cfg.RetryWait = time.Millisecond
 			cfg.MaxRetryWait = 4 * time.Millisecond
@@ -182,7 +182,7 @@ func TestUpdateAllEcosystemsSilentServer(t *testing.T) {
 	cfg.KEVURL, cfg.EPSSURL = "", ""
 	cfg.Ecosystems, cfg.AllEcosystems = nil, true
 	cfg.Dir = t.TempDir()
-	cfg.HTTPClient = NewHTTPClient()
+	cfg.HTTPClient = NewHTTPClient(nil)
 	t.Cleanup(cfg.HTTPClient.CloseIdleConnections)
 	cfg.RetryWait, cfg.MaxRetryWait = time.Millisecond, time.Millisecond
 	cfg.HeaderTimeout = 20 * time.Millisecond

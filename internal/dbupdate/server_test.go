@@ -212,7 +212,7 @@ func testConfig(t testing.TB, s *gcsServer, kev bool, ecosystems ...string) Conf
 	}
 	cfg.Ecosystems = ecosystems
 	cfg.Dir = t.TempDir()
-	cfg.HTTPClient = NewHTTPClient()
+	cfg.HTTPClient = NewHTTPClient(nil)
 	t.Cleanup(cfg.HTTPClient.CloseIdleConnections)
 	cfg.UserAgent = "evident/test"
 	cfg.RetryWait = time.Millisecond

@@ -154,7 +154,9 @@ type Deps struct {
 	Importer Importer
 	Patches  Patcher
 	Gatherer prometheus.Gatherer
-	Logger   *slog.Logger
+	// Registerer registers the listener's TLS metrics; nil: none.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
 	// Products names what each service is deployed as, for the VEX
 	// exports (the products setting).
 	Products report.Products
@@ -190,7 +192,7 @@ func New(cfg Config, deps Deps) *Server {
 		deps.Now = time.Now
 	}
 	s := &Server{cfg: cfg, deps: deps, uploads: make(chan struct{}, max(cfg.MaxConcurrentUploads, 1))}
-	s.srv = listener.New(listener.Options{Name: "api", Endpoint: cfg.Endpoint, Config: cfg.Config, Handler: s.Handler(), Logger: deps.Logger})
+	s.srv = listener.New(listener.Options{Name: "api", Endpoint: cfg.Endpoint, Config: cfg.Config, Handler: s.Handler(), Logger: deps.Logger, Registerer: deps.Registerer})
 	return s
 }
 

@@ -10,6 +10,10 @@
 // idle timeouts and a header size limit, so a client that sends slowly
 // or not at all loses its connection after a bounded time. gRPC servers
 // use Listen for the cap and their own keepalive and stream limits.
+//
+// A listener with a tls block serves TLS (and mTLS with a client CA),
+// with certificates re-read from their files without a restart
+// (internal/tlsconfig).
 package listener
 
 import (
@@ -21,6 +25,10 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/evidentsec/evident/internal/tlsconfig"
 )
 
 // ErrConfig marks an invalid Config.
@@ -44,6 +52,9 @@ type Config struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// MaxHeaderBytes bounds the request line and headers.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// TLS turns TLS on when it names a certificate, and mTLS with a
+	// client CA.
+	TLS tlsconfig.ServerConfig `yaml:"tls"`
 }
 
 // DefaultConfig returns limits for a service on a private network: 1024
@@ -58,6 +69,7 @@ func DefaultConfig() Config {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		TLS:               tlsconfig.DefaultServerConfig(),
 	}
 }
 
@@ -78,6 +90,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: idle_timeout %s, want > 0", ErrConfig, c.IdleTimeout)
 	case c.MaxHeaderBytes < 4<<10:
 		return fmt.Errorf("%w: max_header_bytes %d, want at least 4096", ErrConfig, c.MaxHeaderBytes)
+	}
+	if err := c.TLS.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return nil
 }
@@ -142,8 +157,11 @@ type Options struct {
 	Handler  http.Handler
 	Logger   *slog.Logger
 	// UnencryptedHTTP2 serves HTTP/2 without TLS (h2c) beside HTTP/1.1,
-	// for gRPC clients of a Connect handler.
+	// for gRPC clients of a Connect handler. With TLS, every server
+	// serves HTTP/2 as well as HTTP/1.1, chosen by ALPN.
 	UnencryptedHTTP2 bool
+	// Registerer registers the TLS metrics; nil: none.
+	Registerer prometheus.Registerer
 }
 
 // Server serves one HTTP handler on one capped listener. Start and
@@ -158,6 +176,9 @@ type Server struct {
 	srv     *http.Server
 	addr    string
 	wg      sync.WaitGroup
+	// tls serves the certificates, from the first Start on; nil without
+	// TLS.
+	tls *tlsconfig.Server
 }
 
 // New returns a server for opts; Start listens. It does not validate
@@ -179,6 +200,15 @@ func (s *Server) Start(ctx context.Context) error {
 		return nil
 	}
 	c := s.opts.Config
+	if c.TLS.Enabled() && s.tls == nil {
+		// Kept across a restart: its metrics are registered once.
+		var err error
+		s.tls, err = tlsconfig.NewServer(c.TLS, tlsconfig.ServerOptions{Name: s.opts.Name,
+			NextProtos: []string{"h2", "http/1.1"}, Logger: s.log, Registerer: s.opts.Registerer})
+		if err != nil {
+			return err // it names the listener
+		}
+	}
 	ln, err := Listen(ctx, s.opts.Endpoint, c.MaxConnections)
 	if err != nil {
 		return fmt.Errorf("start %s on %s: %w", s.opts.Name, s.opts.Endpoint, err)
@@ -194,17 +224,23 @@ func (s *Server) Start(ctx context.Context) error {
 		MaxHeaderBytes:    c.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	if s.opts.UnencryptedHTTP2 {
+	if s.tls != nil || s.opts.UnencryptedHTTP2 {
 		s.srv.Protocols = new(http.Protocols)
 		s.srv.Protocols.SetHTTP1(true)
-		s.srv.Protocols.SetUnencryptedHTTP2(true)
+		s.srv.Protocols.SetHTTP2(s.tls != nil)
+		s.srv.Protocols.SetUnencryptedHTTP2(s.tls == nil)
 		// The streams of one connection share its read timeout; a cap on
 		// them bounds what one connection can make the server hold.
 		s.srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 100}
 	}
 	srv, addr := s.srv, s.addr
+	serve := srv.Serve
+	if s.tls != nil {
+		srv.TLSConfig = s.tls.TLSConfig()
+		serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+	}
 	s.wg.Go(func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error(s.opts.Name+" server stopped", "endpoint", addr, "err", err)
 		}
 	})

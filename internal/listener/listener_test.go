@@ -184,6 +184,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "negative write timeout", edit: func(c *Config) { c.WriteTimeout = -1 }, want: "write_timeout"},
 		{name: "no idle timeout", edit: func(c *Config) { c.IdleTimeout = 0 }, want: "idle_timeout"},
 		{name: "tiny headers", edit: func(c *Config) { c.MaxHeaderBytes = 100 }, want: "max_header_bytes"},
+		{name: "tls cert without key", edit: func(c *Config) { c.TLS.CertFile = "c.pem" }, want: "tls cert_file and key_file"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := DefaultConfig()

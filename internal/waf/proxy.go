@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/evidentsec/evident/internal/listener"
+	"github.com/evidentsec/evident/internal/tlsconfig"
 )
 
 // ProxyConfig configures the enforcing reverse proxy.
@@ -35,8 +36,11 @@ type ProxyConfig struct {
 	// nil: none. Writes are serialised.
 	AuditLog io.Writer
 	// Limits bound the proxy's connections and how long a client may take
-	// to send a request.
+	// to send a request; Limits.TLS serves TLS (and mTLS) to clients.
 	Limits listener.Config
+	// UpstreamTLS verifies an https upstream (a private CA, a client
+	// certificate); zero: the system's roots.
+	UpstreamTLS tlsconfig.ClientConfig
 }
 
 // DefaultProxyConfig returns the defaults of `evident waf proxy`: the
@@ -59,6 +63,9 @@ func (c ProxyConfig) Validate() error {
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if err := c.UpstreamTLS.Validate(); err != nil {
+		return fmt.Errorf("%w: upstream: %w", ErrConfig, err)
 	}
 	return nil
 }
@@ -126,6 +133,11 @@ func NewProxy(cfg ProxyConfig, logger *slog.Logger, reg prometheus.Registerer, g
 		}
 	}
 	rp := httputil.NewSingleHostReverseProxy(up)
+	if cfg.UpstreamTLS != (tlsconfig.ClientConfig{}) {
+		if rp.Transport, err = tlsconfig.NewTransport(cfg.UpstreamTLS, "waf proxy upstream", logger); err != nil {
+			return nil, err
+		}
+	}
 	rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 		logger.Warn("upstream", "url", r.URL.String(), "err", err)
 		p.requests.WithLabelValues("error").Inc()
@@ -137,7 +149,7 @@ func NewProxy(cfg ProxyConfig, logger *slog.Logger, reg prometheus.Registerer, g
 	}
 	mux.Handle("/", p.enforce(rp))
 	p.handler = mux
-	p.srv = listener.New(listener.Options{Name: "waf proxy", Endpoint: cfg.Listen, Config: cfg.Limits, Handler: mux, Logger: logger})
+	p.srv = listener.New(listener.Options{Name: "waf proxy", Endpoint: cfg.Listen, Config: cfg.Limits, Handler: mux, Logger: logger, Registerer: reg})
 	return p, nil
 }
 

@@ -50,6 +50,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP servers MUST accept gzip (protocols.md §1.1)
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/tap"
@@ -60,6 +61,7 @@ import (
 	"github.com/evidentsec/evident/internal/listener"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
+	"github.com/evidentsec/evident/internal/tlsconfig"
 )
 
 // ErrClosed is returned by Start after Shutdown: a receiver is not reused.
@@ -158,6 +160,10 @@ type Receiver struct {
 	// grpcGuard and httpGuard admit requests by their credentials; nil:
 	// none asked.
 	grpcGuard, httpGuard *auth.Guard
+	// grpcTLS serves the gRPC listener's certificates; nil without TLS.
+	// The HTTP listener has its own, from the same files.
+	grpcTLS *tlsconfig.Server
+	reg     prometheus.Registerer
 
 	mu       sync.Mutex
 	started  bool
@@ -192,8 +198,14 @@ func New(cfg Config, traces pipeline.Consumer[[]telemetry.Span], profiles pipeli
 	if adm == nil {
 		adm = admission.Default()
 	}
-	r := &Receiver{cfg: cfg, traces: traces, profiles: profiles, log: logger, m: m, adm: adm,
+	r := &Receiver{cfg: cfg, traces: traces, profiles: profiles, log: logger, m: m, adm: adm, reg: reg,
 		dec: ingest.NewDecompressor(cfg.MaxRequestBytes), inflight: make(chan struct{}, cfg.MaxConcurrentRequests)}
+	if cfg.GRPCEndpoint != "" && cfg.TLS.Enabled() {
+		if r.grpcTLS, err = tlsconfig.NewServer(cfg.TLS, tlsconfig.ServerOptions{Name: "otlp grpc receiver",
+			NextProtos: []string{"h2"}, Logger: logger, Registerer: reg}); err != nil {
+			return nil, err
+		}
+	}
 	mux := http.NewServeMux()
 	if traces != nil {
 		mux.HandleFunc(TracesPath, r.admitHTTP("traces", r.serveTraces))
@@ -243,7 +255,7 @@ func (r *Receiver) Start(ctx context.Context) error {
 			h = r.httpGuard.HTTP(auth.RoleIngest, h)
 		}
 		r.httpSrv = listener.New(listener.Options{Name: "otlp http receiver", Endpoint: r.cfg.HTTPEndpoint,
-			Config: r.cfg.Config, Handler: h, Logger: r.log})
+			Config: r.cfg.Config, Handler: h, Logger: r.log, Registerer: r.reg})
 		if err := r.httpSrv.Start(ctx); err != nil {
 			if grpcLn != nil {
 				grpcLn.Close()
@@ -271,7 +283,7 @@ func (r *Receiver) Start(ctx context.Context) error {
 
 func (r *Receiver) newGRPCServer() *grpc.Server {
 	c := r.cfg
-	s := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		// grpc-go applies the limit to the decompressed message and answers
 		// RESOURCE_EXHAUSTED, as OTLP asks for oversized requests.
 		grpc.MaxRecvMsgSize(int(c.MaxRequestBytes)),
@@ -295,7 +307,11 @@ func (r *Receiver) newGRPCServer() *grpc.Server {
 		// configured so), even without calls; faster pings close the
 		// connection.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	}
+	if r.grpcTLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(r.grpcTLS.TLSConfig())))
+	}
+	s := grpc.NewServer(opts...)
 	if r.traces != nil {
 		ptraceotlp.RegisterGRPCServer(s, &traceServer{r: r})
 	}

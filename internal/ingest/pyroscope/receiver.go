@@ -159,7 +159,7 @@ func New(cfg Config, profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logg
 	mux.Handle(path, r.limitPush(push))
 	r.handler = r.limit(mux)
 	r.srv = listener.New(listener.Options{Name: "pyroscope receiver", Endpoint: cfg.Endpoint, Config: cfg.Config,
-		Handler: http.HandlerFunc(r.serveGuarded), Logger: logger,
+		Handler: http.HandlerFunc(r.serveGuarded), Logger: logger, Registerer: reg,
 		// HTTP/2 without TLS lets gRPC clients of PusherService (Connect
 		// serves gRPC on the same path) reach a loopback or in-cluster port.
 		UnencryptedHTTP2: true})
