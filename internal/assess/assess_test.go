@@ -88,7 +88,7 @@ func TestAssess(t *testing.T) {
 		vex       string
 	}{
 		{"executed on a hot path", textFinding("gateway", findings.StaticCalled), Executed, []string{"GET /products"}, Exposed, []string{"sqlite://shop/customers"}, "P1", StatusAffected},
-		{"package runs, symbol not", textFinding("orders", findings.StaticImported), Loaded, nil, Internal, []string{"sqlite://shop/customers"}, "P3", StatusNotAffected},
+		{"package runs, symbol not", textFinding("orders", findings.StaticImported), Loaded, nil, Internal, []string{"sqlite://shop/customers"}, "P3", StatusUnderInvestigation},
 		{"never seen", textFinding("reporter", findings.StaticRequired), NotObserved, nil, NoInput, []string{"sqlite://shop/orders"}, "P4", StatusNotAffected},
 		{"called, never seen", textFinding("reporter", findings.StaticCalled), NotObserved, nil, NoInput, []string{"sqlite://shop/orders"}, "P3", StatusUnderInvestigation},
 		{"no telemetry", textFinding("legacy", findings.StaticCalled), Unknown, nil, ExposureUnknown, []string{}, "P3", StatusUnderInvestigation},
@@ -124,6 +124,24 @@ func TestAssess(t *testing.T) {
 				t.Error("no rule-of-three bound on a loaded/not_observed verdict")
 			}
 		})
+	}
+}
+
+// TestLoadedNeedsPolicy: a loaded finding is not_affected only when the
+// policy allows it (issue 8: scanners reading the VEX must keep reporting
+// a package whose code runs, unless the user says otherwise).
+func TestLoadedNeedsPolicy(t *testing.T) {
+	snap := shop(t, 10_000, 2*time.Hour)
+	for _, tt := range []struct {
+		allow bool
+		want  string
+	}{{false, StatusUnderInvestigation}, {true, StatusNotAffected}} {
+		cfg := DefaultConfig()
+		cfg.VEX.AllowLoaded = tt.allow
+		got := New(cfg, nil, snap).One(textFinding("orders", findings.StaticImported))
+		if got.Reachability.Verdict != Loaded || got.VEX.Status != tt.want {
+			t.Errorf("allow_loaded %v: %s, vex %s (%s); want loaded, %s", tt.allow, got.Reachability.Verdict, got.VEX.Status, got.VEX.Statement, tt.want)
+		}
 	}
 }
 

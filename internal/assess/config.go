@@ -59,6 +59,13 @@ type VEXPolicy struct {
 	// that found the vulnerable symbol called. Off by default: a call
 	// path behind a flag that is off today may run tomorrow.
 	AllowStaticCalled bool `yaml:"allow_static_called"`
+	// AllowLoaded lets a loaded verdict (the vulnerable package's code
+	// ran, its vulnerable functions were not seen) be not_affected when
+	// the bound meets the policy. Off by default: the package's code
+	// runs, and a vulnerable function that takes nanoseconds is rarely
+	// sampled however often it runs, so the finding still needs
+	// attention and stays under_investigation.
+	AllowLoaded bool `yaml:"allow_loaded"`
 }
 
 // DefaultConfig returns the configuration used when none is given: no

@@ -171,6 +171,8 @@ func (a *Assessor) vex(as Assessment, svc *model.Service) VEX {
 		return VEX{Status: StatusUnderInvestigation, Statement: fmt.Sprintf("%s; the bound %.2g%% is weaker than the policy's %.2g%%", r.Reason, r.Bound.Share*100, pol.MaxShare*100)}
 	case window < pol.MinWindow:
 		return VEX{Status: StatusUnderInvestigation, Statement: fmt.Sprintf("%s; observed for %s, the policy needs %s", r.Reason, window.Round(time.Second), pol.MinWindow)}
+	case r.Verdict == Loaded && !pol.AllowLoaded:
+		return VEX{Status: StatusUnderInvestigation, Statement: r.Reason + "; the package's code runs and the policy does not let a loaded verdict be not_affected (vex.allow_loaded)"}
 	case as.Finding.Static == findings.StaticCalled && !pol.AllowStaticCalled:
 		return VEX{Status: StatusUnderInvestigation, Statement: r.Reason + "; static analysis found it called and the policy does not let runtime evidence overrule that"}
 	}
