@@ -33,6 +33,8 @@ type analyzeFlags struct {
 	// the Markdown.
 	sourceRoot string
 	maxBytes   int
+	// sources are the query APIs telemetry is read from.
+	sources sourceFlags
 	// now stamps the report; tests fix it.
 	now func() time.Time
 }
@@ -90,6 +92,7 @@ report is complete but some records or files were skipped (named on stderr).`,
 	f.StringVarP(&fl.output, "output", "o", "", "write the report to this file instead of stdout")
 	f.StringSliceVar(&fl.failOn, "fail-on", nil, "exit 1 when a finding matches: P1, P2, P3, executed, loaded, kev")
 	f.StringVar(&fl.sourceRoot, "source-root", "", "SARIF: the repository root, where manifests are looked up and locations are relative to (default: where the findings came from)")
+	fl.sources.register(f)
 	f.IntVar(&fl.maxBytes, "max-bytes", 60_000, "Markdown: cut the lowest-priority findings to fit this many bytes (a pull-request comment holds 65,536 characters); 0 for no cap")
 	completeFlag(cmd, "format", report.Names)
 	completeFlag(cmd, "fail-on", failOnValues)
@@ -159,10 +162,14 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 	h := newAnalyzeHandler(m)
 	// Traces first: they resolve the span ids that profile samples carry
 	// to the endpoints that led there.
-	for _, group := range [][]string{fl.traces, fl.profiles} {
-		if err := loadTelemetry(ctx, group, h, warn); err != nil {
-			return withCode(ExitUsage, err)
-		}
+	if err := loadTelemetry(ctx, fl.traces, h, warn); err != nil {
+		return withCode(ExitUsage, err)
+	}
+	if err := pullSources(ctx, fl.sources, fl.now(), h, g.stderr, warn); err != nil {
+		return withCode(ExitUsage, err)
+	}
+	if err := loadTelemetry(ctx, fl.profiles, h, warn); err != nil {
+		return withCode(ExitUsage, err)
 	}
 	note := func(s string) { fmt.Fprintf(g.stderr, "evident: %s\n", s) }
 	if err := h.resolveProfiles(note); err != nil {
