@@ -55,6 +55,10 @@ assigns them to services, and a directory holds one report per service named
 after it (reports/gateway.json). --profiles takes pprof or OTLP profile files
 or directories (a directory's subdirectories name services), SERVICE=PATH to
 assign them. --traces takes OTLP (protobuf, JSON, JSON lines) or Tempo JSON.
+--tempo URL and --pyroscope URL read traces and profiles from Grafana Tempo
+and Pyroscope (self-hosted or Grafana Cloud) over --since or --from/--to,
+with credentials from EVIDENT_TEMPO_* and EVIDENT_PYROSCOPE_*
+(docs/sources.md).
 Without --vulns, the database under <data>/vulndb ("evident db update").
 
 An input without a service gets the one it names: a report the service whose
@@ -74,6 +78,8 @@ report is complete but some records or files were skipped (named on stderr).`,
 		Example: `  evident analyze --findings gateway=gateway.govulncheck.json \
       --profiles examples/shop/recorded/profiles --traces examples/shop/recorded/traces.jsonl
   evident analyze --findings reports/ --profiles gateway=cpu.pb.gz --traces traces.jsonl
+  EVIDENT_TEMPO_USER=123456 EVIDENT_TEMPO_PASSWORD_FILE=tempo.token \
+      evident analyze --findings reports/ --tempo https://tempo.example.com --pyroscope https://pyroscope.example.com --since 24h
   evident analyze --vulns osv-go.zip --findings trivy.json --format sarif -o evident.sarif --fail-on P1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

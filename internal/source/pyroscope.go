@@ -19,7 +19,7 @@ import (
 )
 
 // pyroscopeVersion is what the Pyroscope source needs of the server.
-const pyroscopeVersion = "Pyroscope 1.x with the querier.v1.QuerierService Connect API (span_selector from 1.10)"
+const pyroscopeVersion = "a Pyroscope with the querier.v1.QuerierService Connect API (checked against github.com/grafana/pyroscope/api v1.6.0)"
 
 // PyroscopeConfig configures a Pyroscope source.
 type PyroscopeConfig struct {

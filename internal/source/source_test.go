@@ -180,7 +180,7 @@ func TestBadServers(t *testing.T) {
 		{name: "401 without credentials", handler: status(401), want: source.ErrUnauthorized, wantMsg: "set EVIDENT_TEMPO_USER and EVIDENT_TEMPO_PASSWORD"},
 		{name: "401 without password", handler: status(401), auth: source.Auth{User: "1"}, want: source.ErrUnauthorized, wantMsg: "EVIDENT_TEMPO_PASSWORD_FILE"},
 		{name: "403", handler: status(403), auth: source.Auth{BearerToken: "x"}, want: source.ErrUnauthorized, wantMsg: "lack a permission"},
-		{name: "404", handler: http.NotFoundHandler(), want: source.ErrNotFound, wantMsg: "Tempo 2.x or later"},
+		{name: "404", handler: http.NotFoundHandler(), want: source.ErrNotFound, wantMsg: "checked against Tempo v3.0.3"},
 		{name: "503", handler: status(503), want: source.ErrRetryable},
 		{name: "429", handler: status(429), want: source.ErrRetryable},
 		{name: "oversized", handler: s.handler(), edit: func(c *source.HTTPConfig) { c.MaxResponseBytes = 10 }, want: source.ErrTooLarge},
@@ -234,7 +234,7 @@ func TestBadServers(t *testing.T) {
 		srv := httptest.NewServer(http.NotFoundHandler())
 		defer srv.Close()
 		err := source.Pull{Pyroscope: newPull(t, srv.URL, source.Auth{}, nil).Pyroscope}.Run(context.Background(), window, &collect{}, func(error) {})
-		if !errors.Is(err, source.ErrNotFound) || !strings.Contains(err.Error(), "Pyroscope 1.x") {
+		if !errors.Is(err, source.ErrNotFound) || !strings.Contains(err.Error(), "querier.v1.QuerierService") {
 			t.Errorf("error %v: want ErrNotFound naming the version", err)
 		}
 	})

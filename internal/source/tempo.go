@@ -18,7 +18,7 @@ import (
 )
 
 // tempoVersion is what the Tempo source needs of the server.
-const tempoVersion = "Tempo 2.x or later with TraceQL search (/api/search?q=) and /api/v2/traces"
+const tempoVersion = "a Tempo with TraceQL search (/api/search?q=) and /api/v2/traces (checked against Tempo v3.0.3)"
 
 // TempoConfig configures a Tempo source and its sampling.
 type TempoConfig struct {
