@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"connectrpc.com/connect"
 	googlev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
@@ -57,7 +58,11 @@ func NewPyroscope(profiles map[string][][]byte) (*Pyroscope, error) {
 }
 
 // Add stores one more pprof profile (gzipped or not) of service.
-func (p *Pyroscope) Add(service string, raw []byte) error {
+func (p *Pyroscope) Add(service string, raw []byte) error { return p.AddAt(service, raw, time.Time{}) }
+
+// AddAt stores a pprof profile (gzipped or not) of service as taken at
+// at; the zero time keeps the profile's own.
+func (p *Pyroscope) AddAt(service string, raw []byte, at time.Time) error {
 	if bytes.HasPrefix(raw, []byte{0x1f, 0x8b}) {
 		zr, err := gzip.NewReader(bytes.NewReader(raw))
 		if err != nil {
@@ -70,6 +75,9 @@ func (p *Pyroscope) Add(service string, raw []byte) error {
 	prof := &googlev1.Profile{}
 	if err := prof.UnmarshalVT(raw); err != nil {
 		return fmt.Errorf("decode profile of %s: %w", service, err)
+	}
+	if !at.IsZero() {
+		prof.TimeNanos = at.UnixNano()
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -25,24 +25,30 @@ import (
 // pkg/tempopb: search ids are hex, startTimeUnixNano is a string.
 type Tempo struct {
 	mu     sync.Mutex
-	traces map[string]ptrace.Traces // by hex trace id
+	traces map[string]*storedTrace // by hex trace id
 }
 
-// NewTempo returns a server holding td, split by trace.
-func NewTempo() *Tempo { return &Tempo{traces: map[string]ptrace.Traces{}} }
+// storedTrace is one trace as OTLP protobuf, with the fields search
+// filters on.
+type storedTrace struct {
+	raw   []byte
+	spans []spanRef
+}
+
+// NewTempo returns an empty server.
+func NewTempo() *Tempo { return &Tempo{traces: map[string]*storedTrace{}} }
 
 // Add stores the spans of td, grouped by trace id.
 func (t *Tempo) Add(td ptrace.Traces) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	byID := map[string]ptrace.Traces{}
 	for _, rs := range td.ResourceSpans().All() {
 		for _, ss := range rs.ScopeSpans().All() {
 			for _, sp := range ss.Spans().All() {
 				id := sp.TraceID().String()
-				tr, ok := t.traces[id]
+				tr, ok := byID[id]
 				if !ok {
 					tr = ptrace.NewTraces()
-					t.traces[id] = tr
+					byID[id] = tr
 				}
 				nrs := tr.ResourceSpans().AppendEmpty()
 				rs.Resource().CopyTo(nrs.Resource())
@@ -51,6 +57,17 @@ func (t *Tempo) Add(td ptrace.Traces) {
 				sp.CopyTo(nss.Spans().AppendEmpty())
 			}
 		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, tr := range byID {
+		if old, ok := t.traces[id]; ok {
+			// Spans of a trace that came in several batches.
+			prev, _ := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(old.raw)
+			prev.ResourceSpans().MoveAndAppendTo(tr.ResourceSpans())
+		}
+		raw, _ := (&ptrace.ProtoMarshaler{}).MarshalTraces(tr)
+		t.traces[id] = &storedTrace{raw: raw, spans: spanRefs(tr)}
 	}
 }
 
@@ -79,29 +96,30 @@ func window(r *http.Request) (startNs, endNs int64, err error) {
 	return start * 1e9, end * 1e9, nil
 }
 
+// spanRef is what search filters on and returns of a span.
 type spanRef struct {
-	service, kind, name string
-	span                ptrace.Span
+	service, kind, name, id string
+	start, end              int64
+	root                    bool
 }
 
-func (t *Tempo) spans(id string) []spanRef {
+func spanRefs(td ptrace.Traces) []spanRef {
 	var out []spanRef
-	for _, rs := range t.traces[id].ResourceSpans().All() {
+	for _, rs := range td.ResourceSpans().All() {
 		svc, _ := rs.Resource().Attributes().Get("service.name")
 		for _, ss := range rs.ScopeSpans().All() {
 			for _, sp := range ss.Spans().All() {
-				kind := strings.ToLower(sp.Kind().String())
-				out = append(out, spanRef{svc.AsString(), kind, sp.Name(), sp})
+				out = append(out, spanRef{
+					service: svc.AsString(), kind: strings.ToLower(sp.Kind().String()), name: sp.Name(), id: sp.SpanID().String(),
+					start: int64(sp.StartTimestamp()), end: int64(sp.EndTimestamp()), root: sp.ParentSpanID().IsEmpty(),
+				})
 			}
 		}
 	}
 	return out
 }
 
-func inRange(sp ptrace.Span, startNs, endNs int64) bool {
-	ts := int64(sp.StartTimestamp())
-	return ts >= startNs && ts <= endNs
-}
+func (s spanRef) in(startNs, endNs int64) bool { return s.start >= startNs && s.start <= endNs }
 
 func (t *Tempo) serviceNames(w http.ResponseWriter, r *http.Request) {
 	startNs, endNs, err := window(r)
@@ -111,9 +129,9 @@ func (t *Tempo) serviceNames(w http.ResponseWriter, r *http.Request) {
 	}
 	t.mu.Lock()
 	seen := map[string]bool{}
-	for id := range t.traces {
-		for _, s := range t.spans(id) {
-			if inRange(s.span, startNs, endNs) {
+	for _, tr := range t.traces {
+		for _, s := range tr.spans {
+			if s.in(startNs, endNs) {
 				seen[s.service] = true
 			}
 		}
@@ -185,26 +203,26 @@ func (t *Tempo) search(w http.ResponseWriter, r *http.Request) {
 	}
 	t.mu.Lock()
 	var out []searchTrace
-	for id := range t.traces {
+	for id, tr := range t.traces {
 		var set searchSpanSet
 		var first, last int64
 		root := spanRef{}
-		for _, s := range t.spans(id) {
-			st, en := int64(s.span.StartTimestamp()), int64(s.span.EndTimestamp())
+		for _, s := range tr.spans {
+			st, en := s.start, s.end
 			if first == 0 || st < first {
 				first = st
 			}
 			last = max(last, en)
-			if s.span.ParentSpanID().IsEmpty() {
+			if s.root {
 				root = s
 			}
-			if s.service != svc || s.kind != m[2] || (name != "" && s.name != name) || !inRange(s.span, startNs, endNs) {
+			if s.service != svc || s.kind != m[2] || (name != "" && s.name != name) || !s.in(startNs, endNs) {
 				continue
 			}
 			set.Matched++
 			if len(set.Spans) < spss {
 				set.Spans = append(set.Spans, searchSpan{
-					SpanID: s.span.SpanID().String(), Name: s.name,
+					SpanID: s.id, Name: s.name,
 					StartTimeUnixNano: strconv.FormatInt(st, 10), DurationNanos: strconv.FormatInt(en-st, 10),
 				})
 			}
@@ -239,24 +257,25 @@ func (t *Tempo) search(w http.ResponseWriter, r *http.Request) {
 func (t *Tempo) trace(w http.ResponseWriter, r *http.Request) {
 	id := strings.ToLower(r.PathValue("id"))
 	t.mu.Lock()
-	td, ok := t.traces[id]
+	tr, ok := t.traces[id]
 	t.mu.Unlock()
 	if !ok {
 		http.Error(w, "trace not found", http.StatusNotFound)
 		return
 	}
 	if strings.Contains(r.Header.Get("Accept"), "application/protobuf") {
-		raw, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
+		raw := tr.raw
 		// TraceByIDResponse{Trace trace = 1; ...}; tempopb.Trace has
 		// resource spans at field 1, as OTLP's TracesData.
 		body := protowire.AppendTag(nil, 1, protowire.BytesType)
 		body = protowire.AppendBytes(body, raw)
 		w.Header().Set("Content-Type", "application/protobuf")
 		w.Write(body)
+		return
+	}
+	td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(tr.raw)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	raw, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
