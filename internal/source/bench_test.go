@@ -24,7 +24,7 @@ import (
 type modelHandler struct{ m *model.Model }
 
 func (h modelHandler) Profile(b *telemetry.ProfileBatch) error { h.m.AddProfile(b); return nil }
-func (h modelHandler) Spans(s []telemetry.Span) error         { h.m.AddSpans(s); return nil }
+func (h modelHandler) Spans(s []telemetry.Span) error          { h.m.AddSpans(s); return nil }
 
 // BenchmarkPull24h pulls 24 hours of the example scaled up into the
 // runtime model: the recording's 4 services copied 3 times (12
