@@ -104,9 +104,9 @@ func NewPoller(name string, cfg PollerConfig, deps PollerDeps) (*Poller, error) 
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Poller{cfg: cfg, deps: deps, name: name,
-		up: prometheus.NewGauge(prometheus.GaugeOpts{Name: "evident_source_up", Help: "1 when the last poll of the query-API source succeeded.", ConstLabels: prometheus.Labels{"source": name}}),
+		up:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "evident_source_up", Help: "1 when the last poll of the query-API source succeeded.", ConstLabels: prometheus.Labels{"source": name}}),
 		watermark: prometheus.NewGauge(prometheus.GaugeOpts{Name: "evident_source_watermark_seconds", Help: "Unix time up to which the source has been read.", ConstLabels: prometheus.Labels{"source": name}}),
-		polls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "evident_source_polls_total", Help: "Polls of the query-API source by result.", ConstLabels: prometheus.Labels{"source": name}}, []string{"result"}),
+		polls:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "evident_source_polls_total", Help: "Polls of the query-API source by result.", ConstLabels: prometheus.Labels{"source": name}}, []string{"result"}),
 	}
 	if deps.Registerer != nil {
 		for _, c := range []prometheus.Collector{p.up, p.watermark, p.polls} {
