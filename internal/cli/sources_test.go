@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
 
 	"github.com/evidentsec/evident/internal/source/sourcetest"
 )
@@ -85,4 +88,67 @@ func TestAnalyzeShopFromSources(t *testing.T) {
 	if tempoReqs.Load() == 0 || pyroReqs.Load() == 0 {
 		t.Errorf("authorized requests: tempo %d, pyroscope %d", tempoReqs.Load(), pyroReqs.Load())
 	}
+}
+
+// TestServeFromSources is issue 12's serve acceptance: with no receiver
+// at all, serve polls the example's Tempo and Pyroscope and its verdicts
+// become the ones analyze gives from the files; the sources' health is
+// in /metrics.
+func TestServeFromSources(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	rec, err := sourcetest.LoadRecording(filepath.Join(shop, "recorded"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pyro, tempo, err := rec.Servers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(tempo.Handler())
+	defer ts.Close()
+	mux := http.NewServeMux()
+	mux.Handle(pyro.Handler())
+	ps := httptest.NewServer(mux)
+	defer ps.Close()
+
+	cfg := serveTestConfig(t)
+	cfg.Serve.OTLP.GRPCEndpoint, cfg.Serve.OTLP.HTTPEndpoint, cfg.Serve.Pyroscope.Endpoint = "", "", ""
+	cfg.Serve.Sources.Tempo, cfg.Serve.Sources.Pyroscope = ts.URL, ps.URL
+	// The recording is from the past: one window reaches back to it.
+	cfg.Serve.Sources.Lookback = 10 * 365 * 24 * time.Hour
+	cfg.Serve.Sources.MaxWindow = cfg.Serve.Sources.Lookback
+	rd := filepath.Join(shop, "recorded")
+	g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: t.TempDir()}
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := startServer(t.Context(), g, cfg, serveFlags{vulns: []string{filepath.Join(rd, "osv")}, findings: []string{filepath.Join(rd, "findings")}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := srv.apiURL()
+	waitFor(t, "GO-2026-5970 executed in reporter", func() bool {
+		var body struct {
+			Findings []struct {
+				Vulnerability struct{ ID string }
+				Service       string
+				Reachability  struct{ Verdict string }
+			}
+		}
+		getJSON(t, api+"/api/v1/findings?service=reporter", &body)
+		for _, f := range body.Findings {
+			if f.Vulnerability.ID == "GO-2026-5970" && f.Reachability.Verdict == "executed" {
+				return true
+			}
+		}
+		return false
+	})
+	resp, err := http.Get(api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(metrics, []byte("evident_source_up{")) || !bytes.Contains(metrics, []byte("evident_source_watermark_seconds{")) {
+		t.Errorf("/metrics has no source health:\n%.800s", metrics)
+	}
+	shutdown(t, srv)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -142,10 +143,22 @@ func (c HTTPConfig) Validate() error {
 	if !strings.HasPrefix(c.URL, "http://") && !strings.HasPrefix(c.URL, "https://") {
 		return fmt.Errorf("URL %q: want http:// or https://", c.URL)
 	}
+	if u, err := url.Parse(c.URL); err != nil || u.User != nil {
+		return fmt.Errorf("URL %q: want no credentials in the URL: set them in the environment (docs/sources.md)", redactURL(c.URL))
+	}
 	if c.Timeout <= 0 || c.MaxResponseBytes <= 0 {
 		return errors.New("timeout and max response bytes must be positive")
 	}
 	return c.Auth.Validate()
+}
+
+// redactURL hides what may be a secret in a URL that failed to parse or
+// holds credentials.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return "(unparsable)"
 }
 
 // Stats counts what a source transferred.
