@@ -281,6 +281,7 @@ func (p *Pyroscope) merge(ctx context.Context, profileType, sel string, w Window
 			return nil, nil
 		}
 		p.c.stats.Requests++
+		//lint:ignore SA1019 servers that predate the pprof format of SelectMergeStacktraces have only this RPC.
 		resp, err := p.querier.SelectMergeProfile(ctx, connect.NewRequest(&querierv1.SelectMergeProfileRequest{
 			ProfileTypeID: profileType, LabelSelector: sel, Start: w.From.UnixMilli(), End: w.To.UnixMilli(),
 		}))
