@@ -152,3 +152,37 @@ func TestServeFromSources(t *testing.T) {
 	}
 	shutdown(t, srv)
 }
+
+// TestAnalyzeSourceUsage checks the source flags' usage errors, before
+// any request.
+func TestAnalyzeSourceUsage(t *testing.T) {
+	findingsDir := filepath.Join(shop, "recorded", "findings")
+	vulns := filepath.Join(shop, "recorded", "osv")
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string
+	}{
+		{"service without a source", []string{"--service", "gateway"}, nil, "name a source"},
+		{"bad --from", []string{"--tempo", "http://127.0.0.1:1", "--from", "yesterday"}, nil, "--from \"yesterday\": want RFC 3339"},
+		{"empty window", []string{"--tempo", "http://127.0.0.1:1", "--from", "2026-12-02T00:00:00Z", "--to", "2026-12-01T00:00:00Z"}, nil, "the start must be before the end"},
+		{"credentials in the URL", []string{"--pyroscope", "https://1234:glc_secret@profiles.example.com"}, nil, "want no credentials in the URL"},
+		{"password without user", []string{"--tempo", "http://127.0.0.1:1"}, map[string]string{"EVIDENT_TEMPO_PASSWORD": "glc_secret"}, "a password without a user"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			args := append([]string{"--data", t.TempDir(), "analyze", "--vulns", vulns, "--findings", findingsDir}, tt.args...)
+			code, _, stderr := run(t, args...)
+			if code != ExitUsage || !strings.Contains(stderr, tt.wantErr) {
+				t.Errorf("exit %d, stderr %q: want %d and %q", code, stderr, ExitUsage, tt.wantErr)
+			}
+			if strings.Contains(stderr, "glc_secret") {
+				t.Errorf("stderr shows the secret: %s", stderr)
+			}
+		})
+	}
+}
