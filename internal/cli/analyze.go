@@ -33,6 +33,8 @@ type analyzeFlags struct {
 	// the Markdown.
 	sourceRoot string
 	maxBytes   int
+	// sources are the query APIs telemetry is read from.
+	sources sourceFlags
 	// now stamps the report; tests fix it.
 	now func() time.Time
 }
@@ -53,6 +55,10 @@ assigns them to services, and a directory holds one report per service named
 after it (reports/gateway.json). --profiles takes pprof or OTLP profile files
 or directories (a directory's subdirectories name services), SERVICE=PATH to
 assign them. --traces takes OTLP (protobuf, JSON, JSON lines) or Tempo JSON.
+--tempo URL and --pyroscope URL read traces and profiles from Grafana Tempo
+and Pyroscope (self-hosted or Grafana Cloud) over --since or --from/--to,
+with credentials from EVIDENT_TEMPO_* and EVIDENT_PYROSCOPE_*
+(docs/sources.md).
 Without --vulns, the database under <data>/vulndb ("evident db update").
 
 An input without a service gets the one it names: a report the service whose
@@ -72,6 +78,8 @@ report is complete but some records or files were skipped (named on stderr).`,
 		Example: `  evident analyze --findings gateway=gateway.govulncheck.json \
       --profiles examples/shop/recorded/profiles --traces examples/shop/recorded/traces.jsonl
   evident analyze --findings reports/ --profiles gateway=cpu.pb.gz --traces traces.jsonl
+  EVIDENT_TEMPO_USER=123456 EVIDENT_TEMPO_PASSWORD_FILE=tempo.token \
+      evident analyze --findings reports/ --tempo https://tempo.example.com --pyroscope https://pyroscope.example.com --since 24h
   evident analyze --vulns osv-go.zip --findings trivy.json --format sarif -o evident.sarif --fail-on P1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -90,6 +98,7 @@ report is complete but some records or files were skipped (named on stderr).`,
 	f.StringVarP(&fl.output, "output", "o", "", "write the report to this file instead of stdout")
 	f.StringSliceVar(&fl.failOn, "fail-on", nil, "exit 1 when a finding matches: P1, P2, P3, executed, loaded, kev")
 	f.StringVar(&fl.sourceRoot, "source-root", "", "SARIF: the repository root, where manifests are looked up and locations are relative to (default: where the findings came from)")
+	fl.sources.register(f)
 	f.IntVar(&fl.maxBytes, "max-bytes", 60_000, "Markdown: cut the lowest-priority findings to fit this many bytes (a pull-request comment holds 65,536 characters); 0 for no cap")
 	completeFlag(cmd, "format", report.Names)
 	completeFlag(cmd, "fail-on", failOnValues)
@@ -159,10 +168,14 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 	h := newAnalyzeHandler(m)
 	// Traces first: they resolve the span ids that profile samples carry
 	// to the endpoints that led there.
-	for _, group := range [][]string{fl.traces, fl.profiles} {
-		if err := loadTelemetry(ctx, group, h, warn); err != nil {
-			return withCode(ExitUsage, err)
-		}
+	if err := loadTelemetry(ctx, fl.traces, h, warn); err != nil {
+		return withCode(ExitUsage, err)
+	}
+	if err := pullSources(ctx, fl.sources, fl.now(), h, g.stderr, warn); err != nil {
+		return withCode(ExitUsage, err)
+	}
+	if err := loadTelemetry(ctx, fl.profiles, h, warn); err != nil {
+		return withCode(ExitUsage, err)
 	}
 	note := func(s string) { fmt.Fprintf(g.stderr, "evident: %s\n", s) }
 	if err := h.resolveProfiles(note); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/evidentsec/evident/internal/ingest/pyroscope"
 	"github.com/evidentsec/evident/internal/redact"
 	"github.com/evidentsec/evident/internal/report"
+	"github.com/evidentsec/evident/internal/source"
 	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/store/sqlite"
 	"github.com/evidentsec/evident/internal/tenant"
@@ -55,6 +56,7 @@ type serveConfig struct {
 	// are stored or sent (docs/security.md).
 	Redaction redact.Config `yaml:"redaction"`
 	Tenants   tenant.Config `yaml:"tenants"`
+	Sources   sourcesConfig `yaml:"sources"`
 	// ShutdownTimeout bounds the whole shutdown: receivers drain, the
 	// engine applies what is queued and checkpoints, sinks deliver.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -107,8 +109,33 @@ func defaultServeConfig() serveConfig {
 		Alerts:          alertsConfig{Config: alert.DefaultConfig()},
 		Auth:            auth.DefaultConfig(),
 		Redaction:       redact.DefaultConfig(),
+		Sources:         sourcesConfig{PollerConfig: source.DefaultPollerConfig()},
 		ShutdownTimeout: 15 * time.Second,
 	}
+}
+
+// sourcesConfig is serve's query-API sources, polled on an interval
+// (docs/sources.md); credentials come from the environment as for
+// analyze --tempo/--pyroscope.
+type sourcesConfig struct {
+	Tempo     string   `yaml:"tempo"`
+	Pyroscope string   `yaml:"pyroscope"`
+	Services  []string `yaml:"services"`
+	// TraceBudget and TracesPerEndpoint bound the traces of one window.
+	TraceBudget         int `yaml:"trace_budget"`
+	TracesPerEndpoint   int `yaml:"traces_per_endpoint"`
+	source.PollerConfig `yaml:",inline"`
+}
+
+// Validate reports every problem of the sources section.
+func (c sourcesConfig) Validate() error {
+	if (c.TraceBudget != 0) != (c.TracesPerEndpoint != 0) || c.TraceBudget < 0 || c.TracesPerEndpoint < 0 {
+		return fmt.Errorf("serve sources: trace_budget %d and traces_per_endpoint %d: set both, positive, or neither", c.TraceBudget, c.TracesPerEndpoint)
+	}
+	if err := c.PollerConfig.Validate(); err != nil {
+		return fmt.Errorf("serve %w", err)
+	}
+	return nil
 }
 
 // Validate reports every problem of the serve sections.
@@ -124,6 +151,9 @@ func (c serveConfig) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("serve shutdown_timeout %v is not positive", c.ShutdownTimeout))
+	}
+	if c.Sources.Tempo != "" || c.Sources.Pyroscope != "" {
+		errs = append(errs, c.Sources.Validate())
 	}
 	return errors.Join(errs...)
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/redact"
 	"github.com/evidentsec/evident/internal/report"
+	"github.com/evidentsec/evident/internal/source"
 	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/store/sqlite"
 	"github.com/evidentsec/evident/internal/telemetry"
@@ -152,6 +153,7 @@ type server struct {
 	otlp    *otlp.Receiver
 	pyro    *pyroscope.Receiver
 	retain  *retainer
+	poll    *source.Poller
 	// closers are the sinks that hold files, closed after the router.
 	closers []io.Closer
 	// started are the components that started, in start order.
@@ -319,6 +321,20 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		s.pyro.Guard(guard(listenerPyroscope))
 	}
 	s.retain = &retainer{st: s.st, cfg: sc.Retention, log: log}
+	if src := sc.Sources; src.Tempo != "" || src.Pyroscope != "" {
+		sf := sourceFlags{tempo: src.Tempo, pyroscope: src.Pyroscope, services: src.Services, traceBudget: src.TraceBudget, perEndpoint: src.TracesPerEndpoint}
+		pull, err := sf.newPull(os.Getenv)
+		if err != nil {
+			return nil, fmt.Errorf("serve sources: %w", err)
+		}
+		s.poll, err = source.NewPoller(pollerName(src), src.PollerConfig, source.PollerDeps{
+			Pull: pull, Watermarks: s.st, Traces: tracesOf(s.tenants), Profiles: profilesOf(s.tenants),
+			Logger: log.With("component", "sources"), Registerer: reg,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 
 	// Sinks before sources: the engine restores and replays before the
 	// router and the API see anything, and receivers come last.
@@ -329,6 +345,9 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	if s.pyro != nil {
 		order = append(order, s.pyro)
 	}
+	if s.poll != nil {
+		order = append(order, s.poll)
+	}
 	for _, c := range order {
 		if err := c.Start(ctx); err != nil {
 			return nil, err
@@ -338,6 +357,12 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	s.ready.Store(true)
 	ok = true
 	return s, nil
+}
+
+// pollerName keys the watermark of the sources: a change of URL starts
+// over from the lookback instead of resuming another server's watermark.
+func pollerName(c sourcesConfig) string {
+	return "tempo=" + c.Tempo + " pyroscope=" + c.Pyroscope
 }
 
 // Names of the listeners, in logs, metrics and the refusal to start.

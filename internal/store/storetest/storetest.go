@@ -64,6 +64,7 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"CanceledContext", testCanceled},
 		{"CloseTwiceThenClosed", testClose},
 		{"CloseDuringAppends", testCloseDuringAppends},
+		{"SourceWatermarks", testSourceWatermarks},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -789,5 +790,47 @@ func testCloseDuringAppends(t *testing.T, open Opener) {
 		if found[seq] != payload {
 			t.Errorf("acknowledged batch %d = %q after reopen, want %q", seq, found[seq], payload)
 		}
+	}
+}
+
+// watermarker is the optional watermark part of a store, for the
+// query-API sources of serve.
+type watermarker interface {
+	SourceWatermark(ctx context.Context, name string) (time.Time, error)
+	SetSourceWatermark(ctx context.Context, name string, t time.Time) error
+}
+
+// testSourceWatermarks checks a source watermark persists across a
+// reopen, is per source, and never moves back.
+func testSourceWatermarks(t *testing.T, open Opener) {
+	ctx := t.Context()
+	s := mustOpen(t, open)
+	w, ok := s.(watermarker)
+	if !ok {
+		t.Skip("the store keeps no source watermarks")
+	}
+	if got, err := w.SourceWatermark(ctx, "tempo"); err != nil || !got.IsZero() {
+		t.Fatalf("watermark of a fresh store: %v, %v; want zero", got, err)
+	}
+	t1 := time.Date(2026, 12, 1, 10, 0, 0, 123, time.UTC)
+	if err := w.SetSourceWatermark(ctx, "tempo", t1); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.SetSourceWatermark(ctx, "tempo", t1.Add(-time.Second)); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("moving back: %v, want ErrInvalid", err)
+	}
+	if err := w.SetSourceWatermark(ctx, "tempo", time.Time{}); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("zero time: %v, want ErrInvalid", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, open)
+	w = s.(watermarker)
+	if got, err := w.SourceWatermark(ctx, "tempo"); err != nil || !got.Equal(t1) {
+		t.Errorf("after reopen: %v, %v; want %v", got, err, t1)
+	}
+	if got, err := w.SourceWatermark(ctx, "pyroscope"); err != nil || !got.IsZero() {
+		t.Errorf("other source: %v, %v; want zero", got, err)
 	}
 }

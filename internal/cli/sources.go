@@ -1,0 +1,126 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/evidentsec/evident/internal/source"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// sourceFlags are analyze's query-API sources: where telemetry is read
+// when it is not in files.
+type sourceFlags struct {
+	tempo, pyroscope string
+	since            time.Duration
+	from, to         string
+	services         []string
+	// traceBudget and perEndpoint bound the traces read from Tempo.
+	traceBudget, perEndpoint int
+}
+
+func (s *sourceFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&s.tempo, "tempo", "", "read traces from this Tempo query URL (credentials from EVIDENT_TEMPO_*, docs/sources.md)")
+	f.StringVar(&s.pyroscope, "pyroscope", "", "read profiles from this Pyroscope query URL (credentials from EVIDENT_PYROSCOPE_*)")
+	f.DurationVar(&s.since, "since", 24*time.Hour, "--tempo/--pyroscope: read the window that ends now and lasts this long")
+	f.StringVar(&s.from, "from", "", "--tempo/--pyroscope: start of the window (RFC 3339) instead of --since")
+	f.StringVar(&s.to, "to", "", "--tempo/--pyroscope: end of the window (RFC 3339; default now)")
+	d := source.DefaultTempoConfig()
+	f.IntVar(&s.traceBudget, "trace-budget", d.TraceBudget, "--tempo: read at most this many traces")
+	f.IntVar(&s.perEndpoint, "traces-per-endpoint", d.PerGroup, "--tempo: read at most this many traces per service and span kind, and per endpoint or edge, newest first")
+	f.StringSliceVar(&s.services, "service", nil, "--tempo/--pyroscope: read only these services (comma-separated or repeated)")
+}
+
+// window returns the window the flags name, ending at now by default.
+func (s *sourceFlags) window(now time.Time) (source.Window, error) {
+	w := source.Window{From: now.Add(-s.since), To: now}
+	if s.to != "" {
+		t, err := time.Parse(time.RFC3339, s.to)
+		if err != nil {
+			return w, fmt.Errorf("--to %q: want RFC 3339 (2026-12-01T00:00:00Z): %w", s.to, err)
+		}
+		w.To, w.From = t, t.Add(-s.since)
+	}
+	if s.from != "" {
+		t, err := time.Parse(time.RFC3339, s.from)
+		if err != nil {
+			return w, fmt.Errorf("--from %q: want RFC 3339 (2026-12-01T00:00:00Z): %w", s.from, err)
+		}
+		w.From = t
+	}
+	if !w.From.Before(w.To) {
+		return w, fmt.Errorf("window %s to %s: the start must be before the end", w.From.Format(time.RFC3339), w.To.Format(time.RFC3339))
+	}
+	return w, nil
+}
+
+// newPull builds the sources the flags name, with credentials from the
+// environment; a zero Pull when none is named.
+func (s *sourceFlags) newPull(getenv func(string) string) (source.Pull, error) {
+	p := source.Pull{Services: s.services}
+	if s.tempo != "" {
+		auth, err := source.AuthFromEnv("EVIDENT_TEMPO", getenv)
+		if err != nil {
+			return p, fmt.Errorf("--tempo: %w", err)
+		}
+		cfg := source.DefaultTempoConfig()
+		cfg.URL, cfg.Auth = s.tempo, auth
+		if s.traceBudget != 0 {
+			cfg.TraceBudget, cfg.PerGroup = s.traceBudget, s.perEndpoint
+		}
+		if p.Tempo, err = source.NewTempo(cfg); err != nil {
+			return p, fmt.Errorf("--tempo: %w", err)
+		}
+	}
+	if s.pyroscope != "" {
+		auth, err := source.AuthFromEnv("EVIDENT_PYROSCOPE", getenv)
+		if err != nil {
+			return p, fmt.Errorf("--pyroscope: %w", err)
+		}
+		cfg := source.DefaultPyroscopeConfig()
+		cfg.URL, cfg.Auth = s.pyroscope, auth
+		if p.Pyroscope, err = source.NewPyroscope(cfg); err != nil {
+			return p, fmt.Errorf("--pyroscope: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// pullSources reads the window of the sources the flags name into h and
+// says on stderr what was transferred.
+func pullSources(ctx context.Context, s sourceFlags, now time.Time, h telemetry.Handler, stderr io.Writer, warn func(error)) error {
+	if s.tempo == "" && s.pyroscope == "" {
+		if len(s.services) > 0 || s.from != "" || s.to != "" {
+			return errors.New("--service, --from and --to select what --tempo and --pyroscope read: name a source")
+		}
+		return nil
+	}
+	w, err := s.window(now)
+	if err != nil {
+		return err
+	}
+	p, err := s.newPull(os.Getenv)
+	if err != nil {
+		return err
+	}
+	if err := p.Run(ctx, w, h, warn); err != nil {
+		return err
+	}
+	var st source.Stats
+	if p.Tempo != nil {
+		st = p.Tempo.Stats()
+	}
+	if p.Pyroscope != nil {
+		ps := p.Pyroscope.Stats()
+		st.Requests += ps.Requests
+		st.Bytes += ps.Bytes
+	}
+	fmt.Fprintf(stderr, "evident: read %s to %s from the sources: %d requests, %d bytes\n", w.From.UTC().Format(time.RFC3339), w.To.UTC().Format(time.RFC3339), st.Requests, st.Bytes)
+	return nil
+}

@@ -1,0 +1,188 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+
+	"github.com/evidentsec/evident/internal/source/sourcetest"
+)
+
+// requireAuth refuses requests without the basic auth and tenant the
+// test sets, counting the requests that had them.
+func requireAuth(user, password, org string, n *atomic.Int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		if !ok || u != user || p != password || r.Header.Get("X-Scope-OrgID") != org {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		n.Add(1)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// TestAnalyzeShopFromSources is issue 12's acceptance: the example's
+// recorded telemetry served by Tempo's and Pyroscope's query APIs gives
+// exactly the report analyze gives from the files.
+func TestAnalyzeShopFromSources(t *testing.T) {
+	rec, err := sourcetest.LoadRecording(filepath.Join(shop, "recorded"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pyro, tempo, err := rec.Servers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tempoReqs, pyroReqs atomic.Int64
+	ts := httptest.NewServer(requireAuth("1234", "tempo-token", "shop", &tempoReqs, tempo.Handler()))
+	defer ts.Close()
+	mux := http.NewServeMux()
+	mux.Handle(pyro.Handler())
+	ps := httptest.NewServer(requireAuth("5678", "pyro-token", "shop", &pyroReqs, mux))
+	defer ps.Close()
+	t.Setenv("EVIDENT_TEMPO_USER", "1234")
+	t.Setenv("EVIDENT_TEMPO_PASSWORD", "tempo-token")
+	t.Setenv("EVIDENT_TEMPO_ORG_ID", "shop")
+	t.Setenv("EVIDENT_PYROSCOPE_USER", "5678")
+	t.Setenv("EVIDENT_PYROSCOPE_PASSWORD", "pyro-token")
+	t.Setenv("EVIDENT_PYROSCOPE_ORG_ID", "shop")
+
+	want := analyzeShop(t, "json")
+
+	recDir := filepath.Join(shop, "recorded")
+	var out, errOut bytes.Buffer
+	g := &globals{stdout: &out, stderr: &errOut, dataDir: t.TempDir()}
+	err = runAnalyze(context.Background(), g, analyzeFlags{
+		vulns:      []string{filepath.Join(recDir, "osv")},
+		findings:   []string{filepath.Join(recDir, "findings")},
+		sources:    sourceFlags{tempo: ts.URL, pyroscope: ps.URL, from: "2020-01-01T00:00:00Z", to: "2030-01-01T00:00:00Z"},
+		config:     filepath.Join(shop, "evident.yaml"),
+		format:     "json",
+		sourceRoot: shop,
+		now:        func() time.Time { return time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC) },
+	})
+	if err != nil {
+		t.Fatalf("analyze: %v\n%s", err, errOut.String())
+	}
+	// Only the provenance of the profiles differs: a file or a query.
+	got := regexp.MustCompile(`"source": "pyroscope \{service_name=\\"(\w+)\\"\}"`).ReplaceAllString(out.String(), `"source": "../../examples/shop/recorded/profiles/$1/cpu.pb.gz"`)
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("report from the sources differs from the report from files (-files +sources):\n%s", diff)
+	}
+	if got := errOut.String(); !strings.Contains(got, "from the sources") || strings.Contains(got, "skipped") || strings.Contains(got, "token") {
+		t.Errorf("stderr:\n%s", got)
+	}
+	if tempoReqs.Load() == 0 || pyroReqs.Load() == 0 {
+		t.Errorf("authorized requests: tempo %d, pyroscope %d", tempoReqs.Load(), pyroReqs.Load())
+	}
+}
+
+// TestServeFromSources is issue 12's serve acceptance: with no receiver
+// at all, serve polls the example's Tempo and Pyroscope and its verdicts
+// become the ones analyze gives from the files; the sources' health is
+// in /metrics.
+func TestServeFromSources(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	rec, err := sourcetest.LoadRecording(filepath.Join(shop, "recorded"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pyro, tempo, err := rec.Servers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(tempo.Handler())
+	defer ts.Close()
+	mux := http.NewServeMux()
+	mux.Handle(pyro.Handler())
+	ps := httptest.NewServer(mux)
+	defer ps.Close()
+
+	cfg := serveTestConfig(t)
+	cfg.Serve.OTLP.GRPCEndpoint, cfg.Serve.OTLP.HTTPEndpoint, cfg.Serve.Pyroscope.Endpoint = "", "", ""
+	cfg.Serve.Sources.Tempo, cfg.Serve.Sources.Pyroscope = ts.URL, ps.URL
+	// The recording is from the past: one window reaches back to it.
+	cfg.Serve.Sources.Lookback = 10 * 365 * 24 * time.Hour
+	cfg.Serve.Sources.MaxWindow = cfg.Serve.Sources.Lookback
+	rd := filepath.Join(shop, "recorded")
+	g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: t.TempDir()}
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := startServer(t.Context(), g, cfg, serveFlags{vulns: []string{filepath.Join(rd, "osv")}, findings: []string{filepath.Join(rd, "findings")}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := srv.apiURL()
+	waitFor(t, "GO-2026-5970 executed in reporter", func() bool {
+		var body struct {
+			Findings []struct {
+				Vulnerability struct{ ID string }
+				Service       string
+				Reachability  struct{ Verdict string }
+			}
+		}
+		getJSON(t, api+"/api/v1/findings?service=reporter", &body)
+		for _, f := range body.Findings {
+			if f.Vulnerability.ID == "GO-2026-5970" && f.Reachability.Verdict == "executed" {
+				return true
+			}
+		}
+		return false
+	})
+	resp, err := http.Get(api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(metrics, []byte("evident_source_up{")) || !bytes.Contains(metrics, []byte("evident_source_watermark_seconds{")) {
+		t.Errorf("/metrics has no source health:\n%.800s", metrics)
+	}
+	shutdown(t, srv)
+}
+
+// TestAnalyzeSourceUsage checks the source flags' usage errors, before
+// any request.
+func TestAnalyzeSourceUsage(t *testing.T) {
+	findingsDir := filepath.Join(shop, "recorded", "findings")
+	vulns := filepath.Join(shop, "recorded", "osv")
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string
+	}{
+		{"service without a source", []string{"--service", "gateway"}, nil, "name a source"},
+		{"bad --from", []string{"--tempo", "http://127.0.0.1:1", "--from", "yesterday"}, nil, "--from \"yesterday\": want RFC 3339"},
+		{"empty window", []string{"--tempo", "http://127.0.0.1:1", "--from", "2026-12-02T00:00:00Z", "--to", "2026-12-01T00:00:00Z"}, nil, "the start must be before the end"},
+		{"credentials in the URL", []string{"--pyroscope", "https://1234:glc_secret@profiles.example.com"}, nil, "want no credentials in the URL"},
+		{"password without user", []string{"--tempo", "http://127.0.0.1:1"}, map[string]string{"EVIDENT_TEMPO_PASSWORD": "glc_secret"}, "a password without a user"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			args := append([]string{"--data", t.TempDir(), "analyze", "--vulns", vulns, "--findings", findingsDir}, tt.args...)
+			code, _, stderr := run(t, args...)
+			if code != ExitUsage || !strings.Contains(stderr, tt.wantErr) {
+				t.Errorf("exit %d, stderr %q: want %d and %q", code, stderr, ExitUsage, tt.wantErr)
+			}
+			if strings.Contains(stderr, "glc_secret") {
+				t.Errorf("stderr shows the secret: %s", stderr)
+			}
+		})
+	}
+}

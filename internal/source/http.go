@@ -1,0 +1,325 @@
+package source
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Sentinels that classify why a source failed. Callers match them with
+// errors.Is.
+var (
+	// ErrUnreachable means the server could not be reached (DNS, refused
+	// connection, TLS handshake).
+	ErrUnreachable = errors.New("server unreachable")
+	// ErrUnauthorized means the server refused the credentials (401/403).
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrNotFound means an API path answered 404: a wrong base URL or a
+	// server older than the API evident uses.
+	ErrNotFound = errors.New("API path not found")
+	// ErrTooLarge means a response exceeded MaxResponseBytes.
+	ErrTooLarge = errors.New("response too large")
+	// ErrTimeout means the server did not answer within the timeout.
+	ErrTimeout = errors.New("server too slow")
+	// ErrRetryable means the server answered 429 or 5xx: the request may
+	// succeed later.
+	ErrRetryable = errors.New("server busy or failing")
+	// ErrNoData means the server holds nothing for a service in the
+	// window.
+	ErrNoData = errors.New("no data in the window")
+)
+
+// Auth is how a source authenticates, as Grafana's stores use it. The
+// secrets are never logged or printed; String redacts them.
+type Auth struct {
+	// User and Password are HTTP basic auth. On Grafana Cloud, User is the
+	// stack's numeric instance id and Password an access-policy token with
+	// the traces:read or profiles:read scope.
+	User, Password string
+	// BearerToken is sent as "Authorization: Bearer".
+	BearerToken string
+	// OrgID is sent as X-Scope-OrgID, the tenant of a multi-tenant
+	// self-hosted Tempo or Pyroscope.
+	OrgID string
+	// CAFile is a PEM bundle that verifies the server instead of the
+	// system roots; CertFile and KeyFile are a client certificate.
+	CAFile, CertFile, KeyFile string
+}
+
+// String describes the auth without its secrets.
+func (a Auth) String() string {
+	var parts []string
+	if a.User != "" {
+		parts = append(parts, "basic user "+a.User)
+	}
+	if a.BearerToken != "" {
+		parts = append(parts, "bearer token")
+	}
+	if a.OrgID != "" {
+		parts = append(parts, "org "+a.OrgID)
+	}
+	if a.CertFile != "" {
+		parts = append(parts, "client certificate")
+	}
+	if len(parts) == 0 {
+		return "no credentials"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// AuthFromEnv reads the auth of a source from environment variables
+// named PREFIX_USER, PREFIX_PASSWORD, PREFIX_TOKEN, PREFIX_ORG_ID,
+// PREFIX_CA_FILE, PREFIX_CERT_FILE and PREFIX_KEY_FILE, with
+// PREFIX_PASSWORD_FILE and PREFIX_TOKEN_FILE naming files that hold the
+// secret, so that no secret is written on a command line.
+func AuthFromEnv(prefix string, getenv func(string) string) (Auth, error) {
+	a := Auth{
+		User: getenv(prefix + "_USER"), Password: getenv(prefix + "_PASSWORD"),
+		BearerToken: getenv(prefix + "_TOKEN"), OrgID: getenv(prefix + "_ORG_ID"),
+		CAFile: getenv(prefix + "_CA_FILE"), CertFile: getenv(prefix + "_CERT_FILE"), KeyFile: getenv(prefix + "_KEY_FILE"),
+	}
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{prefix + "_PASSWORD_FILE", &a.Password}, {prefix + "_TOKEN_FILE", &a.BearerToken}} {
+		path := getenv(f.name)
+		if path == "" {
+			continue
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return a, fmt.Errorf("read %s: %w", f.name, err)
+		}
+		*f.dst = strings.TrimSpace(string(b))
+	}
+	return a, a.Validate()
+}
+
+// Validate reports inconsistent auth settings.
+func (a Auth) Validate() error {
+	if a.Password != "" && a.User == "" {
+		return errors.New("auth: a password without a user: set the user (on Grafana Cloud, the stack's instance id)")
+	}
+	if a.User != "" && a.BearerToken != "" {
+		return errors.New("auth: both basic auth and a bearer token: choose one")
+	}
+	if (a.CertFile == "") != (a.KeyFile == "") {
+		return errors.New("auth: a client certificate needs both its certificate and key files")
+	}
+	return nil
+}
+
+// HTTPConfig is what every source shares: where the server is, how to
+// authenticate, and the limits of a request.
+type HTTPConfig struct {
+	// URL is the base URL of the API, including any path prefix
+	// (https://tempo-prod-01-eu-west-0.grafana.net/tempo).
+	URL  string
+	Auth Auth
+	// Timeout bounds one request, its body included.
+	Timeout time.Duration
+	// MaxResponseBytes bounds the body of one response.
+	MaxResponseBytes int64
+}
+
+// DefaultHTTPConfig returns the defaults: 30 s per request, 64 MiB per response.
+func DefaultHTTPConfig() HTTPConfig {
+	return HTTPConfig{Timeout: 30 * time.Second, MaxResponseBytes: 64 << 20}
+}
+
+// Validate reports a missing URL, bad limits and bad auth.
+func (c HTTPConfig) Validate() error {
+	if c.URL == "" {
+		return errors.New("no URL")
+	}
+	if !strings.HasPrefix(c.URL, "http://") && !strings.HasPrefix(c.URL, "https://") {
+		return fmt.Errorf("URL %q: want http:// or https://", c.URL)
+	}
+	if u, err := url.Parse(c.URL); err != nil || u.User != nil {
+		return fmt.Errorf("URL %q: want no credentials in the URL: set them in the environment (docs/sources.md)", redactURL(c.URL))
+	}
+	if c.Timeout <= 0 || c.MaxResponseBytes <= 0 {
+		return errors.New("timeout and max response bytes must be positive")
+	}
+	return c.Auth.Validate()
+}
+
+// redactURL hides what may be a secret in a URL that failed to parse or
+// holds credentials.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return "(unparsable)"
+}
+
+// Stats counts what a source transferred.
+type Stats struct {
+	Requests int64
+	Bytes    int64
+}
+
+// client is the HTTP client of one source: it adds the auth to every
+// request, bounds every response and classifies every failure.
+type client struct {
+	cfg   HTTPConfig
+	http  *http.Client
+	what  string // "tempo", "pyroscope": for errors
+	stats Stats
+}
+
+func newClient(what string, cfg HTTPConfig) (*client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%s source: %w", what, err)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if cfg.Auth.CAFile != "" || cfg.Auth.CertFile != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.Auth.CAFile != "" {
+			pem, err := os.ReadFile(cfg.Auth.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("%s source: read CA file: %w", what, err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("%s source: CA file %s holds no PEM certificate", what, cfg.Auth.CAFile)
+			}
+			tc.RootCAs = pool
+		}
+		if cfg.Auth.CertFile != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.Auth.CertFile, cfg.Auth.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("%s source: load client certificate: %w", what, err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		tr.TLSClientConfig = tc
+	}
+	cfg.URL = strings.TrimRight(cfg.URL, "/")
+	return &client{cfg: cfg, what: what, http: &http.Client{Transport: &authTransport{auth: cfg.Auth, next: tr}, Timeout: cfg.Timeout}}, nil
+}
+
+// authTransport adds the auth headers to every request, those of the
+// Connect client included.
+type authTransport struct {
+	auth Auth
+	next http.RoundTripper
+}
+
+func (t *authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	switch {
+	case t.auth.User != "":
+		r.SetBasicAuth(t.auth.User, t.auth.Password)
+	case t.auth.BearerToken != "":
+		r.Header.Set("Authorization", "Bearer "+t.auth.BearerToken)
+	}
+	if t.auth.OrgID != "" {
+		r.Header.Set("X-Scope-OrgID", t.auth.OrgID)
+	}
+	return t.next.RoundTrip(r)
+}
+
+// get fetches base URL + path and returns the body, read to at most
+// MaxResponseBytes, and its content type. version names the server
+// version the path needs, for a 404.
+func (c *client) get(ctx context.Context, path, accept, version string) ([]byte, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.URL+path, nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", c.what, err)
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	c.stats.Requests++
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, "", c.transportError(path, err)
+	}
+	defer resp.Body.Close()
+	if err := c.statusError(path, resp, version); err != nil {
+		return nil, "", err
+	}
+	body, err := c.readBounded(path, resp.Body)
+	return body, resp.Header.Get("Content-Type"), err
+}
+
+func (c *client) readBounded(path string, r io.Reader) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r, c.cfg.MaxResponseBytes+1))
+	c.stats.Bytes += int64(len(body))
+	if err != nil {
+		return nil, c.transportError(path, err)
+	}
+	if int64(len(body)) > c.cfg.MaxResponseBytes {
+		return nil, fmt.Errorf("%s %s: %w: more than %d bytes (raise the limit or narrow the window)", c.what, path, ErrTooLarge, c.cfg.MaxResponseBytes)
+	}
+	return body, nil
+}
+
+func (c *client) transportError(path string, err error) error {
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	var ne interface{ Timeout() bool }
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return fmt.Errorf("%s %s: %w: no answer within %s: %w", c.what, path, ErrTimeout, c.cfg.Timeout, err)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%s %s: truncated response: %w", c.what, path, err)
+	}
+	return fmt.Errorf("%s %s: %w: %w", c.what, path, ErrUnreachable, err)
+}
+
+// statusError classifies a non-2xx answer.
+func (c *client) statusError(path string, resp *http.Response, version string) error {
+	code := resp.StatusCode
+	if code >= 200 && code < 300 {
+		return nil
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	detail := strings.TrimSpace(string(msg))
+	if detail != "" {
+		detail = ": " + detail
+	}
+	switch {
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return fmt.Errorf("%s %s: %w (HTTP %d, sent %s): %s%s", c.what, path, ErrUnauthorized, code, c.cfg.Auth, c.credentialHint(code), detail)
+	case code == http.StatusNotFound:
+		return fmt.Errorf("%s %s: %w (HTTP 404): check the URL %s (with its path prefix) or upgrade the server: evident needs %s%s", c.what, path, ErrNotFound, c.cfg.URL, version, detail)
+	case code == http.StatusTooManyRequests || code >= 500:
+		return fmt.Errorf("%s %s: %w (HTTP %d)%s", c.what, path, ErrRetryable, code, detail)
+	default:
+		return fmt.Errorf("%s %s: HTTP %d%s", c.what, path, code, detail)
+	}
+}
+
+// credentialHint says which credential is missing or refused.
+func (c *client) credentialHint(code int) string {
+	env := "EVIDENT_" + strings.ToUpper(c.what)
+	a := c.cfg.Auth
+	switch {
+	case a.User == "" && a.BearerToken == "":
+		return fmt.Sprintf("no credentials were sent: set %s_USER and %s_PASSWORD (Grafana Cloud: instance id and access-policy token) or %s_TOKEN", env, env, env)
+	case code == http.StatusForbidden:
+		return "the credentials were accepted but lack a permission: on Grafana Cloud the token needs the " + c.what + " read scope" + orgHint(a, env)
+	case a.User != "" && a.Password == "":
+		return fmt.Sprintf("basic auth without a password: set %s_PASSWORD or %s_PASSWORD_FILE", env, env)
+	default:
+		return "the credentials were refused: check the user and token" + orgHint(a, env)
+	}
+}
+
+func orgHint(a Auth, env string) string {
+	if a.OrgID == "" {
+		return fmt.Sprintf("; a multi-tenant server also needs %s_ORG_ID", env)
+	}
+	return ""
+}

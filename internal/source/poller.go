@@ -1,0 +1,242 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/evidentsec/evident/internal/pipeline"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// Watermarks persists how far each source has been read. The SQLite
+// store implements it; it must be safe for concurrent use.
+type Watermarks interface {
+	// SourceWatermark returns the end of the last window read, the zero
+	// time when none was.
+	SourceWatermark(ctx context.Context, name string) (time.Time, error)
+	// SetSourceWatermark records the end of a window read.
+	SetSourceWatermark(ctx context.Context, name string, t time.Time) error
+}
+
+// PollerConfig configures how serve polls the sources.
+type PollerConfig struct {
+	// Interval is the time between two polls.
+	Interval time.Duration `yaml:"interval"`
+	// Lag keeps the window this far behind now, so that data still being
+	// ingested by the store is not missed.
+	Lag time.Duration `yaml:"lag"`
+	// Lookback is how far back the first poll reads, when no watermark is
+	// recorded.
+	Lookback time.Duration `yaml:"lookback"`
+	// MaxWindow bounds one pull; a longer gap is caught up window by window.
+	MaxWindow time.Duration `yaml:"max_window"`
+	// MaxBackoff bounds the wait after 429/5xx answers, which doubles
+	// from Interval/4 with jitter.
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+}
+
+// DefaultPollerConfig returns the defaults: every minute, 1 minute behind,
+// 1 hour back at first, windows of at most 1 hour.
+func DefaultPollerConfig() PollerConfig {
+	return PollerConfig{Interval: time.Minute, Lag: time.Minute, Lookback: time.Hour, MaxWindow: time.Hour, MaxBackoff: 10 * time.Minute}
+}
+
+// Validate reports a bad configuration.
+func (c PollerConfig) Validate() error {
+	if c.Interval <= 0 || c.Lookback <= 0 || c.MaxWindow <= 0 || c.MaxBackoff <= 0 || c.Lag < 0 {
+		return errors.New("sources: interval, lookback, max_window and max_backoff must be positive, lag not negative")
+	}
+	return nil
+}
+
+// PollerDeps are what a Poller uses.
+type PollerDeps struct {
+	Pull       Pull
+	Watermarks Watermarks
+	Traces     pipeline.Consumer[[]telemetry.Span]
+	Profiles   pipeline.Consumer[[]*telemetry.ProfileBatch]
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Poller keeps serve current from the sources alone: every interval it
+// reads the window from the persisted watermark to now minus the lag
+// and advances the watermark once the window is handed on, so that a
+// restart resumes where the last poll ended. A failing source is logged,
+// counted and retried; it never stops serve.
+type Poller struct {
+	cfg  PollerConfig
+	deps PollerDeps
+	name string
+
+	up        prometheus.Gauge
+	watermark prometheus.Gauge
+	polls     *prometheus.CounterVec
+
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	done    chan struct{}
+	healthy bool
+	lastErr error
+}
+
+var _ pipeline.Component = (*Poller)(nil)
+
+// NewPoller returns a poller of the sources of deps.Pull. name keys its
+// watermark and metrics ("tempo+pyroscope").
+func NewPoller(name string, cfg PollerConfig, deps PollerDeps) (*Poller, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Poller{cfg: cfg, deps: deps, name: name,
+		up:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "evident_source_up", Help: "1 when the last poll of the query-API source succeeded.", ConstLabels: prometheus.Labels{"source": name}}),
+		watermark: prometheus.NewGauge(prometheus.GaugeOpts{Name: "evident_source_watermark_seconds", Help: "Unix time up to which the source has been read.", ConstLabels: prometheus.Labels{"source": name}}),
+		polls:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "evident_source_polls_total", Help: "Polls of the query-API source by result.", ConstLabels: prometheus.Labels{"source": name}}, []string{"result"}),
+	}
+	if deps.Registerer != nil {
+		for _, c := range []prometheus.Collector{p.up, p.watermark, p.polls} {
+			if err := deps.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("register source metrics: %w", err)
+			}
+		}
+	}
+	return p, nil
+}
+
+// Healthy reports whether the last poll succeeded, and its error if not.
+func (p *Poller) Healthy() (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.healthy, p.lastErr
+}
+
+// Start starts polling; a second Start does nothing.
+func (p *Poller) Start(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done != nil {
+		return nil
+	}
+	ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	p.done = make(chan struct{})
+	go p.run(ctx)
+	return nil
+}
+
+// Shutdown stops polling and waits for a poll in progress to end; it is
+// safe to call twice and without Start.
+func (p *Poller) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	cancel, done := p.cancel, p.done
+	p.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	cancel()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *Poller) run(ctx context.Context) {
+	defer close(p.done)
+	backoff := time.Duration(0)
+	for {
+		wait := p.cfg.Interval
+		caughtUp, err := p.Poll(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && (errors.Is(err, ErrRetryable) || errors.Is(err, pipeline.ErrFull)):
+			backoff = min(max(2*backoff, p.cfg.Interval/4), p.cfg.MaxBackoff)
+			// Full jitter, so that several evident instances spread out.
+			wait = backoff/2 + rand.N(backoff/2+1)
+		case err != nil:
+			backoff = 0
+		default:
+			backoff = 0
+			if !caughtUp {
+				wait = 0
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Poll reads the next window, if one is due, and advances the watermark.
+// It reports whether the watermark has caught up with now minus the lag.
+func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
+	defer func() {
+		p.mu.Lock()
+		p.healthy, p.lastErr = err == nil, err
+		p.mu.Unlock()
+		if err == nil {
+			p.up.Set(1)
+			p.polls.WithLabelValues("ok").Inc()
+		} else if ctx.Err() == nil {
+			p.up.Set(0)
+			p.polls.WithLabelValues("error").Inc()
+			p.deps.Logger.Warn("source poll failed; retrying", "source", p.name, "err", err)
+		}
+	}()
+	end := p.deps.Now().Add(-p.cfg.Lag)
+	from, err := p.deps.Watermarks.SourceWatermark(ctx, p.name)
+	if err != nil {
+		return false, err
+	}
+	if from.IsZero() {
+		from = end.Add(-p.cfg.Lookback)
+	}
+	if !from.Before(end) {
+		return true, nil
+	}
+	to := end
+	if to.Sub(from) > p.cfg.MaxWindow {
+		to = from.Add(p.cfg.MaxWindow)
+	}
+	w := Window{From: from, To: to}
+	h := &consumerHandler{ctx: ctx, traces: p.deps.Traces, profiles: p.deps.Profiles}
+	skip := func(err error) { p.deps.Logger.Info("source: skipped", "source", p.name, "reason", err) }
+	if err := p.deps.Pull.Run(ctx, w, h, skip); err != nil {
+		return false, fmt.Errorf("poll %s window %s to %s: %w", p.name, from.Format(time.RFC3339), to.Format(time.RFC3339), err)
+	}
+	if err := p.deps.Watermarks.SetSourceWatermark(ctx, p.name, to); err != nil {
+		return false, err
+	}
+	p.watermark.Set(float64(to.UnixNano()) / 1e9)
+	return to.Equal(end), nil
+}
+
+// consumerHandler hands what a pull decodes to the engine's consumers.
+type consumerHandler struct {
+	ctx      context.Context
+	traces   pipeline.Consumer[[]telemetry.Span]
+	profiles pipeline.Consumer[[]*telemetry.ProfileBatch]
+}
+
+func (h *consumerHandler) Spans(s []telemetry.Span) error { return h.traces.Consume(h.ctx, s) }
+func (h *consumerHandler) Profile(b *telemetry.ProfileBatch) error {
+	return h.profiles.Consume(h.ctx, []*telemetry.ProfileBatch{b})
+}

@@ -1,0 +1,201 @@
+package source_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+
+	"github.com/evidentsec/evident/internal/pipeline"
+	"github.com/evidentsec/evident/internal/source"
+	"github.com/evidentsec/evident/internal/store/sqlite"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// counting consumers stand for the engine's.
+type counts struct{ spans, profiles atomic.Int64 }
+
+func (c *counts) deps(pull source.Pull, wm source.Watermarks, now time.Time, reg prometheus.Registerer) source.PollerDeps {
+	return source.PollerDeps{
+		Pull: pull, Watermarks: wm, Registerer: reg, Now: func() time.Time { return now },
+		Traces: pipeline.ConsumerFunc[[]telemetry.Span](func(_ context.Context, s []telemetry.Span) error {
+			c.spans.Add(int64(len(s)))
+			return nil
+		}),
+		Profiles: pipeline.ConsumerFunc[[]*telemetry.ProfileBatch](func(_ context.Context, b []*telemetry.ProfileBatch) error {
+			c.profiles.Add(int64(len(b)))
+			return nil
+		}),
+	}
+}
+
+// recordingSpan returns the first and last span start of the recording.
+func recordingSpan(t *testing.T) (first, last time.Time) {
+	t.Helper()
+	var c collect
+	files, err := telemetry.Discover([]telemetry.Input{{Path: filepath.Join(recorded, "traces.jsonl")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &spanTimes{collect: &c}
+	if err := telemetry.Load(context.Background(), files, h); err != nil {
+		t.Fatal(err)
+	}
+	return h.first, h.last
+}
+
+type spanTimes struct {
+	*collect
+	first, last time.Time
+}
+
+func (s *spanTimes) Spans(spans []telemetry.Span) error {
+	for _, sp := range spans {
+		if s.first.IsZero() || sp.Start.Before(s.first) {
+			s.first = sp.Start
+		}
+		if sp.Start.After(s.last) {
+			s.last = sp.Start
+		}
+	}
+	return s.collect.Spans(spans)
+}
+
+// TestPollerResumesFromWatermark reads the recording through the poller,
+// restarts on the same store, and checks that nothing is read twice.
+func TestPollerResumesFromWatermark(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	s := loadServers(t)
+	srv := httptest.NewServer(s.handler())
+	defer srv.Close()
+	first, last := recordingSpan(t)
+	cfg := source.DefaultPollerConfig()
+	cfg.Lookback = last.Sub(first) + 2*time.Hour
+	cfg.MaxWindow = 24 * time.Hour
+	now := last.Add(cfg.Lag + time.Second)
+	dir := t.TempDir()
+
+	var want collect
+	if err := newPull(t, srv.URL, source.Auth{}, nil).Run(context.Background(), window, &want, func(error) {}); err != nil {
+		t.Fatal(err)
+	}
+
+	var c counts
+	for run := range 2 {
+		st, err := sqlite.Open(t.Context(), dir, sqlite.DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := prometheus.NewRegistry()
+		p, err := source.NewPoller("tempo+pyroscope", cfg, c.deps(newPull(t, srv.URL, source.Auth{}, nil), st, now, reg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		caughtUp, err := p.Poll(t.Context())
+		if err != nil || !caughtUp {
+			t.Fatalf("run %d: poll: caught up %v, %v", run, caughtUp, err)
+		}
+		if got := c.spans.Load(); got != int64(want.spans) {
+			t.Errorf("run %d: %d spans consumed, want %d (each once)", run, got, want.spans)
+		}
+		if got := c.profiles.Load(); got != int64(len(want.profiles)) {
+			t.Errorf("run %d: %d profiles consumed, want %d", run, got, len(want.profiles))
+		}
+		if up := gauge(t, reg, "evident_source_up"); up != 1 {
+			t.Errorf("run %d: evident_source_up %v, want 1", run, up)
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// gauge returns the value of the one gauge named name in reg.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// TestPollerFailingSource checks that a failing source is reported, keeps
+// its watermark, and that the running poller survives it.
+func TestPollerFailingSource(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	var fail atomic.Bool
+	fail.Store(true)
+	s := loadServers(t)
+	next := s.handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fail.Load() {
+			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+			return
+		}
+		next.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	st, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := source.DefaultPollerConfig()
+	cfg.Interval = 20 * time.Millisecond
+	var c counts
+	p, err := source.NewPoller("tempo+pyroscope", cfg, c.deps(newPull(t, srv.URL, source.Auth{}, nil), st, time.Now(), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Poll(t.Context()); !errors.Is(err, source.ErrRetryable) {
+		t.Errorf("poll of a failing source: %v, want ErrRetryable", err)
+	}
+	if wm, _ := st.SourceWatermark(t.Context(), "tempo+pyroscope"); !wm.IsZero() {
+		t.Errorf("watermark advanced to %v by a failed poll", wm)
+	}
+	if err := p.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	fail.Store(false)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if ok, _ := p.Healthy(); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the poller did not recover once the source did")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for range 2 {
+		if err := p.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestPollerShutdownWithoutStart checks the component contract.
+func TestPollerShutdownWithoutStart(t *testing.T) {
+	p, err := source.NewPoller("x", source.DefaultPollerConfig(), source.PollerDeps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,145 @@
+package source
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// Pull reads one window from the configured sources into a
+// telemetry.Handler: traces first, because they name the span ids that
+// link profile samples to endpoints, then one merged CPU profile per
+// service.
+type Pull struct {
+	// Tempo and Pyroscope are the sources; either may be nil.
+	Tempo     *Tempo
+	Pyroscope *Pyroscope
+	// Services, when set, restricts the pull to these services.
+	Services []string
+}
+
+// Run pulls w into h. A service that cannot be read (no profiles in the
+// window, a trace gone) is reported through skip and the rest is still
+// read; an error of a source as a whole (unreachable, unauthorized, wrong
+// URL) or of h is returned.
+func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(error)) error {
+	links := &linkingHandler{next: h, spans: map[string]map[string][]string{}}
+	if p.Tempo != nil {
+		services, err := p.Tempo.Services(ctx, w)
+		if err != nil {
+			return err
+		}
+		services = p.selected(services, "tempo", skip)
+		ids, err := p.Tempo.Sample(ctx, services, w)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			err := p.Tempo.Trace(ctx, id, w, links.Spans)
+			switch {
+			case errors.Is(err, errHandler):
+				return links.err
+			case errors.Is(err, ErrNotFound):
+				skip(fmt.Errorf("tempo trace %s: gone since the search: %w", id, ErrNoData))
+			case errors.Is(err, telemetry.ErrMalformed):
+				skip(err)
+			case err != nil:
+				return err
+			}
+		}
+	}
+	if p.Pyroscope == nil {
+		return nil
+	}
+	services, err := p.Pyroscope.Services(ctx, w)
+	if err != nil {
+		return err
+	}
+	services = p.selected(services, "pyroscope", skip)
+	if len(services) == 0 {
+		return nil
+	}
+	typ, err := p.Pyroscope.CPUProfileType(ctx, w)
+	if err != nil {
+		return err
+	}
+	for _, svc := range services {
+		b, err := p.Pyroscope.Profile(ctx, typ, svc, w, links.groups(svc))
+		if errors.Is(err, ErrNoData) || errors.Is(err, telemetry.ErrMalformed) {
+			skip(err)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := h.Profile(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// selected keeps the services of the selection, and says which selected
+// services the source does not have.
+func (p Pull) selected(have []string, source string, skip func(error)) []string {
+	if len(p.Services) == 0 {
+		return have
+	}
+	var out []string
+	for _, s := range p.Services {
+		if slices.Contains(have, s) {
+			out = append(out, s)
+		} else {
+			skip(fmt.Errorf("%s: service %s: %w", source, s, ErrNoData))
+		}
+	}
+	return out
+}
+
+// errHandler marks an error of the wrapped handler.
+var errHandler = errors.New("handler failed")
+
+// linkingHandler passes spans on and notes the ids of SERVER and CONSUMER
+// spans per service and span name: the endpoints profile samples are
+// linked to.
+type linkingHandler struct {
+	next  telemetry.Handler
+	spans map[string]map[string][]string
+	err   error
+}
+
+func (l *linkingHandler) Spans(spans []telemetry.Span) error {
+	for i := range spans {
+		sp := &spans[i]
+		if sp.Kind != telemetry.SpanKindServer && sp.Kind != telemetry.SpanKindConsumer {
+			continue
+		}
+		byName := l.spans[sp.Service]
+		if byName == nil {
+			byName = map[string][]string{}
+			l.spans[sp.Service] = byName
+		}
+		byName[sp.Name] = append(byName[sp.Name], hex.EncodeToString(sp.SpanID[:]))
+	}
+	if err := l.next.Spans(spans); err != nil {
+		l.err = err
+		return errHandler
+	}
+	return nil
+}
+
+// groups returns the span ids of a service, one group per span name,
+// in name order.
+func (l *linkingHandler) groups(service string) []SpanGroup {
+	byName := l.spans[service]
+	var out []SpanGroup
+	for _, name := range slices.Sorted(maps.Keys(byName)) {
+		out = append(out, SpanGroup{name, byName[name]})
+	}
+	return out
+}

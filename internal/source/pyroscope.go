@@ -1,0 +1,343 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
+	"github.com/grafana/pyroscope/api/gen/proto/go/querier/v1/querierv1connect"
+	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// pyroscopeVersion is what the Pyroscope source needs of the server.
+const pyroscopeVersion = "a Pyroscope with the querier.v1.QuerierService Connect API (checked against github.com/grafana/pyroscope/api v1.6.0)"
+
+// PyroscopeConfig configures a Pyroscope source.
+type PyroscopeConfig struct {
+	HTTPConfig
+	// SpanBatch is how many span ids one span_selector query carries.
+	SpanBatch int
+}
+
+// DefaultPyroscopeConfig returns the defaults.
+func DefaultPyroscopeConfig() PyroscopeConfig {
+	return PyroscopeConfig{HTTPConfig: DefaultHTTPConfig(), SpanBatch: 500}
+}
+
+// Validate reports a bad configuration.
+func (c PyroscopeConfig) Validate() error {
+	if c.SpanBatch <= 0 {
+		return errors.New("span batch must be positive")
+	}
+	return c.HTTPConfig.Validate()
+}
+
+// Pyroscope reads merged CPU profiles from Pyroscope's query API. It is
+// not safe for concurrent use.
+type Pyroscope struct {
+	cfg     PyroscopeConfig
+	c       *client
+	querier querierv1connect.QuerierServiceClient
+	// legacy is set once the server said it lacks the pprof format of
+	// SelectMergeStacktraces: SelectMergeProfile is used from then on.
+	legacy bool
+}
+
+// NewPyroscope returns a source for the Pyroscope at cfg.URL.
+func NewPyroscope(cfg PyroscopeConfig) (*Pyroscope, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("pyroscope source: %w", err)
+	}
+	c, err := newClient("pyroscope", cfg.HTTPConfig)
+	if err != nil {
+		return nil, err
+	}
+	q := querierv1connect.NewQuerierServiceClient(c.http, c.cfg.URL, connect.WithReadMaxBytes(int(cfg.MaxResponseBytes)))
+	return &Pyroscope{cfg: cfg, c: c, querier: q}, nil
+}
+
+// Stats returns the requests made and bytes read so far.
+func (p *Pyroscope) Stats() Stats { return p.c.stats }
+
+// Services returns the service_name label values of the window, sorted.
+func (p *Pyroscope) Services(ctx context.Context, w Window) ([]string, error) {
+	p.c.stats.Requests++
+	resp, err := p.querier.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{Name: "service_name", Start: w.From.UnixMilli(), End: w.To.UnixMilli()}))
+	if err != nil {
+		return nil, p.rpcError("LabelValues", err)
+	}
+	names := slices.Clone(resp.Msg.GetNames())
+	slices.Sort(names)
+	return names, nil
+}
+
+// CPUProfileType returns the CPU profile type the server holds in the
+// window: process_cpu (Go, Python, Node, .NET, Java through JFR) when
+// there, else another type whose sample type is cpu.
+func (p *Pyroscope) CPUProfileType(ctx context.Context, w Window) (string, error) {
+	p.c.stats.Requests++
+	resp, err := p.querier.ProfileTypes(ctx, connect.NewRequest(&querierv1.ProfileTypesRequest{Start: w.From.UnixMilli(), End: w.To.UnixMilli()}))
+	if err != nil {
+		return "", p.rpcError("ProfileTypes", err)
+	}
+	var ids []string
+	best := ""
+	for _, t := range resp.Msg.GetProfileTypes() {
+		ids = append(ids, t.GetID())
+		switch {
+		case t.GetName() == "process_cpu" && t.GetSampleType() == "cpu":
+			return t.GetID(), nil
+		case best == "" && t.GetSampleType() == "cpu":
+			best = t.GetID()
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("pyroscope: %w: no CPU profile type among %q", ErrNoData, ids)
+	}
+	return best, nil
+}
+
+// SpanGroup is the span ids of one endpoint of a service: its SERVER or
+// CONSUMER spans of one name, as the traces showed them (hex ids).
+type SpanGroup struct {
+	Name string
+	IDs  []string
+}
+
+// Profile fetches the merged CPU profile of service over w, as one batch
+// whose samples carry the span links a profile file would: samples the
+// server links (span_selector) to the spans of a group carry the group's
+// first span id, so that the model attributes them to the endpoint as it
+// does from files; the other samples of a span_name series carry that
+// span name. It returns ErrNoData when the service has no samples in the
+// window.
+func (p *Pyroscope) Profile(ctx context.Context, profileType, service string, w Window, groups []SpanGroup) (*telemetry.ProfileBatch, error) {
+	sel := fmt.Sprintf("{service_name=%q}", service)
+	all, err := p.merge(ctx, profileType, sel, w, nil)
+	if err != nil {
+		return nil, fmt.Errorf("service %s: %w", service, err)
+	}
+	if all == nil || len(all.Samples) == 0 {
+		return nil, fmt.Errorf("pyroscope: service %s: %w (%s)", service, ErrNoData, profileType)
+	}
+	all.Service = service
+	if p.legacy {
+		return all, nil
+	}
+	type part struct {
+		span, name string
+		count      int64
+	}
+	parts := map[string][]part{}
+	// Span names are series labels: one query per name.
+	p.c.stats.Requests++
+	resp, err := p.querier.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{
+		Name: "span_name", Matchers: []string{sel}, Start: w.From.UnixMilli(), End: w.To.UnixMilli(),
+	}))
+	if err != nil {
+		return nil, p.rpcError("LabelValues", err)
+	}
+	named := map[string]map[string]int64{} // span name → stack → samples
+	for _, name := range resp.Msg.GetNames() {
+		b, err := p.merge(ctx, profileType, fmt.Sprintf("{service_name=%q,span_name=%q}", service, name), w, nil)
+		if err != nil {
+			return nil, fmt.Errorf("service %s: span name %q: %w", service, name, err)
+		}
+		if b == nil {
+			continue
+		}
+		byStack := map[string]int64{}
+		for _, s := range b.Samples {
+			byStack[stackKey(b, s.Locations)] += s.Count
+		}
+		named[name] = byStack
+	}
+	left := map[string]int64{}
+	for _, s := range all.Samples {
+		left[stackKey(all, s.Locations)] += s.Count
+	}
+	for _, g := range groups {
+		for chunk := range slices.Chunk(g.IDs, p.cfg.SpanBatch) {
+			b, err := p.merge(ctx, profileType, sel, w, chunk)
+			if err != nil {
+				return nil, fmt.Errorf("service %s: span profiles of %q: %w", service, g.Name, err)
+			}
+			if b == nil {
+				continue
+			}
+			for _, s := range b.Samples {
+				k := stackKey(b, s.Locations)
+				n := min(s.Count, left[k])
+				if n <= 0 {
+					continue
+				}
+				left[k] -= n
+				parts[k] = append(parts[k], part{span: g.IDs[0], count: n})
+				// The profiler labels a linked sample with its root
+				// span's name too: it is no longer that name's to place.
+				if byStack := named[g.Name]; byStack != nil {
+					byStack[k] -= min(n, byStack[k])
+				}
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(named)) {
+		for k, n := range named[name] {
+			if n = min(n, left[k]); n > 0 {
+				left[k] -= n
+				parts[k] = append(parts[k], part{name: name, count: n})
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return all, nil
+	}
+	// Split each stack of the merged profile into its parts and the
+	// rest, keeping one batch so that the window is counted once.
+	out := make([]telemetry.Sample, 0, len(all.Samples))
+	for _, s := range all.Samples {
+		k := stackKey(all, s.Locations)
+		for len(parts[k]) > 0 && s.Count > 0 {
+			pt := &parts[k][0]
+			n := min(pt.count, s.Count)
+			sp := s
+			sp.Count, sp.Value, sp.SpanID, sp.SpanName = n, valueShare(s, n), pt.span, pt.name
+			out = append(out, sp)
+			s.Value -= sp.Value
+			s.Count -= n
+			if pt.count -= n; pt.count == 0 {
+				parts[k] = parts[k][1:]
+			}
+		}
+		if s.Count > 0 {
+			out = append(out, s)
+		}
+	}
+	all.Samples = out
+	return all, nil
+}
+
+// valueShare is the part of s's value that n of its samples carry.
+func valueShare(s telemetry.Sample, n int64) int64 {
+	if s.Count == 0 {
+		return 0
+	}
+	return s.Value / s.Count * n
+}
+
+// stackKey identifies a stack by its frames, which stay the same across
+// the separately built profiles of several queries.
+func stackKey(b *telemetry.ProfileBatch, locs []int32) string {
+	var sb strings.Builder
+	for _, l := range locs {
+		for _, f := range b.Locations[l] {
+			sb.WriteString(f.Function)
+			sb.WriteByte(0)
+			sb.WriteString(f.File)
+			sb.WriteByte(1)
+		}
+		sb.WriteByte(2)
+	}
+	return sb.String()
+}
+
+// merge runs one merge query and decodes its pprof; nil when the server
+// returned no profile.
+func (p *Pyroscope) merge(ctx context.Context, profileType, sel string, w Window, spans []string) (*telemetry.ProfileBatch, error) {
+	var raw []byte
+	if !p.legacy {
+		p.c.stats.Requests++
+		resp, err := p.querier.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
+			ProfileTypeID: profileType, LabelSelector: sel, Start: w.From.UnixMilli(), End: w.To.UnixMilli(),
+			Format: querierv1.ProfileFormat_PROFILE_FORMAT_PPROF, SpanSelector: spans,
+		}))
+		if err != nil {
+			return nil, p.rpcError("SelectMergeStacktraces", err)
+		}
+		prof := resp.Msg.GetPprof().GetProfile()
+		if prof == nil && resp.Msg.GetFlamegraph() != nil && len(spans) == 0 {
+			// A server that predates the pprof format answers with the
+			// default flame graph: ask the older RPC.
+			p.legacy = true
+		} else if prof == nil {
+			return nil, nil
+		} else {
+			if raw, err = prof.MarshalVT(); err != nil {
+				return nil, fmt.Errorf("pyroscope: encode profile: %w", err)
+			}
+		}
+	}
+	if p.legacy {
+		if len(spans) > 0 {
+			return nil, nil
+		}
+		p.c.stats.Requests++
+		//lint:ignore SA1019 servers that predate the pprof format of SelectMergeStacktraces have only this RPC.
+		resp, err := p.querier.SelectMergeProfile(ctx, connect.NewRequest(&querierv1.SelectMergeProfileRequest{
+			ProfileTypeID: profileType, LabelSelector: sel, Start: w.From.UnixMilli(), End: w.To.UnixMilli(),
+		}))
+		if err != nil {
+			return nil, p.rpcError("SelectMergeProfile", err)
+		}
+		if raw, err = resp.Msg.MarshalVT(); err != nil {
+			return nil, fmt.Errorf("pyroscope: encode profile: %w", err)
+		}
+	}
+	p.c.stats.Bytes += int64(len(raw))
+	batches, err := telemetry.DecodePprof(raw, "pyroscope "+sel)
+	if len(batches) == 0 {
+		return nil, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	b := batches[0]
+	for _, o := range batches[1:] {
+		// The merged profile names no service; DecodePprof splits only
+		// by service_name labels, which a merge drops.
+		b.Samples = append(b.Samples, o.Samples...)
+	}
+	return b, nil
+}
+
+// rpcError classifies a Connect error with the sentinels.
+func (p *Pyroscope) rpcError(method string, err error) error {
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	what := "pyroscope " + method
+	switch connect.CodeOf(err) {
+	case connect.CodeUnauthenticated, connect.CodePermissionDenied:
+		code := 401
+		if connect.CodeOf(err) == connect.CodePermissionDenied {
+			code = 403
+		}
+		return fmt.Errorf("%s: %w (sent %s): %s: %w", what, ErrUnauthorized, p.c.cfg.Auth, p.c.credentialHint(code), err)
+	case connect.CodeUnimplemented, connect.CodeNotFound:
+		return fmt.Errorf("%s: %w: check the URL %s or upgrade the server: evident needs %s: %w", what, ErrNotFound, p.c.cfg.URL, pyroscopeVersion, err)
+	case connect.CodeResourceExhausted:
+		return fmt.Errorf("%s: %w: more than %d bytes (raise the limit or narrow the window): %w", what, ErrTooLarge, p.c.cfg.MaxResponseBytes, err)
+	case connect.CodeDeadlineExceeded:
+		return fmt.Errorf("%s: %w: no answer within %s: %w", what, ErrTimeout, p.c.cfg.Timeout, err)
+	case connect.CodeUnavailable:
+		if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
+			return fmt.Errorf("%s: %w: %w", what, ErrUnreachable, err)
+		}
+		return fmt.Errorf("%s: %w: %w", what, ErrRetryable, err)
+	case connect.CodeInternal, connect.CodeUnknown:
+		return fmt.Errorf("%s: %w: %w", what, ErrRetryable, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// Window is a time range [From, To).
+type Window struct{ From, To time.Time }

@@ -1,0 +1,348 @@
+package source_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidentsec/evident/internal/source"
+	"github.com/evidentsec/evident/internal/source/sourcetest"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+var recorded = filepath.Join("..", "..", "examples", "shop", "recorded")
+
+// window covers the recording.
+var window = source.Window{From: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+
+type servers struct {
+	pyro  *sourcetest.Pyroscope
+	tempo *sourcetest.Tempo
+}
+
+func loadServers(t testing.TB) servers {
+	t.Helper()
+	rec, err := sourcetest.LoadRecording(recorded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, tp, err := rec.Servers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return servers{p, tp}
+}
+
+// handler is the union of both servers' endpoints.
+func (s servers) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(s.pyro.Handler())
+	mux.Handle("/api/", s.tempo.Handler())
+	return mux
+}
+
+// collect is a telemetry.Handler that keeps what it is given.
+type collect struct {
+	spans    int
+	profiles map[string]int64
+}
+
+func (c *collect) Profile(b *telemetry.ProfileBatch) error {
+	if c.profiles == nil {
+		c.profiles = map[string]int64{}
+	}
+	for _, s := range b.Samples {
+		c.profiles[b.Service] += s.Count
+	}
+	return nil
+}
+
+func (c *collect) Spans(s []telemetry.Span) error { c.spans += len(s); return nil }
+
+func newPull(t *testing.T, url string, auth source.Auth, edit func(*source.HTTPConfig)) source.Pull {
+	t.Helper()
+	tc := source.DefaultTempoConfig()
+	tc.URL, tc.Auth = url, auth
+	pc := source.DefaultPyroscopeConfig()
+	pc.URL, pc.Auth = url, auth
+	if edit != nil {
+		edit(&tc.HTTPConfig)
+		edit(&pc.HTTPConfig)
+	}
+	tp, err := source.NewTempo(tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := source.NewPyroscope(pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return source.Pull{Tempo: tp, Pyroscope: p}
+}
+
+// TestPullMatchesFiles checks that every span and every sample of the
+// recording comes back through the APIs.
+func TestPullMatchesFiles(t *testing.T) {
+	s := loadServers(t)
+	srv := httptest.NewServer(s.handler())
+	defer srv.Close()
+
+	var want collect
+	files, err := telemetry.Discover([]telemetry.Input{{Path: filepath.Join(recorded, "traces.jsonl")}, {Path: filepath.Join(recorded, "profiles")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := telemetry.Load(context.Background(), files, &want); err != nil {
+		t.Fatal(err)
+	}
+	var got collect
+	var skipped []error
+	if err := newPull(t, srv.URL, source.Auth{}, nil).Run(context.Background(), window, &got, func(err error) { skipped = append(skipped, err) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(skipped) > 0 {
+		t.Errorf("skipped: %v", skipped)
+	}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(collect{})); diff != "" {
+		t.Errorf("pulled telemetry (-files +sources):\n%s", diff)
+	}
+}
+
+// TestAuthOnEveryRequest checks each auth scheme reaches every request
+// of both sources.
+func TestAuthOnEveryRequest(t *testing.T) {
+	tests := []struct {
+		name  string
+		auth  source.Auth
+		check func(*http.Request) bool
+	}{
+		{"basic", source.Auth{User: "123456", Password: "glc_token", OrgID: "tenant-a"}, func(r *http.Request) bool {
+			u, p, ok := r.BasicAuth()
+			return ok && u == "123456" && p == "glc_token" && r.Header.Get("X-Scope-OrgID") == "tenant-a"
+		}},
+		{"bearer", source.Auth{BearerToken: "secret"}, func(r *http.Request) bool {
+			return r.Header.Get("Authorization") == "Bearer secret" && r.Header.Get("X-Scope-OrgID") == ""
+		}},
+	}
+	s := loadServers(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var total, bad int
+			next := s.handler()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				total++
+				if !tt.check(r) {
+					bad++
+				}
+				mu.Unlock()
+				next.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			if err := newPull(t, srv.URL, tt.auth, nil).Run(context.Background(), window, &collect{}, func(error) {}); err != nil {
+				t.Fatal(err)
+			}
+			if total == 0 || bad > 0 {
+				t.Errorf("%d of %d requests without the auth", bad, total)
+			}
+		})
+	}
+}
+
+// TestBadServers checks each failure is classified and explained.
+func TestBadServers(t *testing.T) {
+	s := loadServers(t)
+	status := func(code int) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "nope", code) })
+	}
+	tests := []struct {
+		name    string
+		handler http.Handler
+		auth    source.Auth
+		edit    func(*source.HTTPConfig)
+		want    error
+		wantMsg string
+	}{
+		{name: "401 without credentials", handler: status(401), want: source.ErrUnauthorized, wantMsg: "set EVIDENT_TEMPO_USER and EVIDENT_TEMPO_PASSWORD"},
+		{name: "401 without password", handler: status(401), auth: source.Auth{User: "1"}, want: source.ErrUnauthorized, wantMsg: "EVIDENT_TEMPO_PASSWORD_FILE"},
+		{name: "403", handler: status(403), auth: source.Auth{BearerToken: "x"}, want: source.ErrUnauthorized, wantMsg: "lack a permission"},
+		{name: "404", handler: http.NotFoundHandler(), want: source.ErrNotFound, wantMsg: "checked against Tempo v3.0.3"},
+		{name: "503", handler: status(503), want: source.ErrRetryable},
+		{name: "429", handler: status(429), want: source.ErrRetryable},
+		{name: "oversized", handler: s.handler(), edit: func(c *source.HTTPConfig) { c.MaxResponseBytes = 10 }, want: source.ErrTooLarge},
+		{name: "slow", handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+		}), edit: func(c *source.HTTPConfig) { c.Timeout = 100 * time.Millisecond }, want: source.ErrTimeout},
+		{name: "truncated", handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "1000")
+			w.Write([]byte(`{"tagValues":[`))
+		}), wantMsg: "truncated"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(tt.handler)
+			defer srv.Close()
+			err := newPull(t, srv.URL, tt.auth, tt.edit).Run(context.Background(), window, &collect{}, func(error) {})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("error %v: want %v", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("error %q: want it to say %q", err, tt.wantMsg)
+			}
+			if tt.auth.Password != "" && strings.Contains(err.Error(), tt.auth.Password) || tt.auth.BearerToken != "" && strings.Contains(err.Error(), tt.auth.BearerToken) {
+				t.Errorf("error %q shows a secret", err)
+			}
+		})
+	}
+
+	t.Run("unreachable", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		url := "http://" + l.Addr().String()
+		l.Close()
+		for name, pull := range map[string]source.Pull{"tempo": {Tempo: newPull(t, url, source.Auth{}, nil).Tempo}, "pyroscope": {Pyroscope: newPull(t, url, source.Auth{}, nil).Pyroscope}} {
+			err := pull.Run(context.Background(), window, &collect{}, func(error) {})
+			if !errors.Is(err, source.ErrUnreachable) {
+				t.Errorf("%s: error %v: want ErrUnreachable", name, err)
+			}
+		}
+	})
+
+	t.Run("pyroscope 404", func(t *testing.T) {
+		srv := httptest.NewServer(http.NotFoundHandler())
+		defer srv.Close()
+		err := source.Pull{Pyroscope: newPull(t, srv.URL, source.Auth{}, nil).Pyroscope}.Run(context.Background(), window, &collect{}, func(error) {})
+		if !errors.Is(err, source.ErrNotFound) || !strings.Contains(err.Error(), "querier.v1.QuerierService") {
+			t.Errorf("error %v: want ErrNotFound naming the version", err)
+		}
+	})
+}
+
+// TestServiceWithoutProfiles checks a selected service the server does
+// not hold is skipped with the reason, and the others are still read.
+func TestServiceWithoutProfiles(t *testing.T) {
+	s := loadServers(t)
+	srv := httptest.NewServer(s.handler())
+	defer srv.Close()
+	p := newPull(t, srv.URL, source.Auth{}, nil)
+	p.Services = []string{"gateway", "billing"}
+	var got collect
+	var skipped []string
+	if err := p.Run(context.Background(), window, &got, func(err error) {
+		if !errors.Is(err, source.ErrNoData) {
+			t.Errorf("skipped for %v: want ErrNoData", err)
+		}
+		skipped = append(skipped, err.Error())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(skipped) != 2 || !strings.Contains(skipped[0], "billing") {
+		t.Errorf("skipped %q: want billing in tempo and pyroscope", skipped)
+	}
+	if got.profiles["gateway"] == 0 || len(got.profiles) != 1 {
+		t.Errorf("profiles %v: want gateway's only", got.profiles)
+	}
+}
+
+// TestLegacyPyroscope checks that a server without the pprof format of
+// SelectMergeStacktraces is read through SelectMergeProfile.
+func TestLegacyPyroscope(t *testing.T) {
+	s := loadServers(t)
+	s.pyro.Legacy = true
+	srv := httptest.NewServer(s.handler())
+	defer srv.Close()
+	var got collect
+	if err := (source.Pull{Pyroscope: newPull(t, srv.URL, source.Auth{}, nil).Pyroscope}).Run(context.Background(), window, &got, func(err error) { t.Error(err) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.profiles) != 4 {
+		t.Errorf("profiles of %d services, want 4", len(got.profiles))
+	}
+}
+
+// TestTLS checks a custom CA and a client certificate.
+func TestTLS(t *testing.T) {
+	s := loadServers(t)
+	srv := httptest.NewUnstartedServer(s.handler())
+	srv.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
+	srv.StartTLS()
+	defer srv.Close()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	writePEM(t, ca, "CERTIFICATE", srv.Certificate().Raw)
+	// The server's own certificate serves as the client's.
+	cert, key := filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
+	writePEM(t, cert, "CERTIFICATE", srv.TLS.Certificates[0].Certificate[0])
+	der, err := x509.MarshalPKCS8PrivateKey(srv.TLS.Certificates[0].PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, key, "PRIVATE KEY", der)
+
+	if err := newPull(t, srv.URL, source.Auth{CAFile: ca, CertFile: cert, KeyFile: key}, nil).Run(context.Background(), window, &collect{}, func(error) {}); err != nil {
+		t.Fatal(err)
+	}
+	err = newPull(t, srv.URL, source.Auth{}, nil).Run(context.Background(), window, &collect{}, func(error) {})
+	if !errors.Is(err, source.ErrUnreachable) {
+		t.Errorf("without the CA: %v, want ErrUnreachable", err)
+	}
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAuthFromEnv checks the environment and secret files.
+func TestAuthFromEnv(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("glc_secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"X_USER": "42", "X_PASSWORD_FILE": tokenFile, "X_ORG_ID": "t"}
+	got, err := source.AuthFromEnv("X", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(source.Auth{User: "42", Password: "glc_secret", OrgID: "t"}, got); diff != "" {
+		t.Errorf("auth (-want +got):\n%s", diff)
+	}
+	if strings.Contains(got.String(), "glc_secret") {
+		t.Errorf("String() shows the secret: %s", got)
+	}
+	for name, env := range map[string]map[string]string{
+		"password without user": {"X_PASSWORD": "p"},
+		"basic and bearer":      {"X_USER": "u", "X_TOKEN": "t"},
+		"cert without key":      {"X_CERT_FILE": "c"},
+		"missing secret file":   {"X_TOKEN_FILE": filepath.Join(dir, "none")},
+	} {
+		if _, err := source.AuthFromEnv("X", func(k string) string { return env[k] }); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}

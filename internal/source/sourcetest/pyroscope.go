@@ -1,0 +1,245 @@
+// Package sourcetest holds spec-faithful test servers for the sources:
+// a Pyroscope querier built on the Connect handler interface of
+// Pyroscope's own API module, serving real pprof profiles, and Tempo's
+// search and trace-by-id endpoints, serving traces built with pdata in
+// Tempo's documented shapes.
+package sourcetest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	googlev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
+	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
+	"github.com/grafana/pyroscope/api/gen/proto/go/querier/v1/querierv1connect"
+	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+)
+
+// CPUType is the profile type ID the Pyroscope server holds.
+const CPUType = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+
+// Pyroscope is a querier.v1.QuerierService over a fixed set of pprof
+// profiles. Like Pyroscope it keeps span_name as a series label (queried
+// with label selectors and LabelValues), merges the samples of a
+// service's profiles in the window by stack without their labels, and
+// filters by span_selector on the span_id labels.
+type Pyroscope struct {
+	querierv1connect.UnimplementedQuerierServiceHandler
+	mu       sync.Mutex
+	profiles map[string][]*googlev1.Profile
+	// Legacy makes the server act as one that predates the pprof format
+	// of SelectMergeStacktraces: it answers with a flame graph.
+	Legacy bool
+}
+
+// NewPyroscope returns a server holding the pprof profiles (gzipped or
+// not) of each service.
+func NewPyroscope(profiles map[string][][]byte) (*Pyroscope, error) {
+	p := &Pyroscope{profiles: map[string][]*googlev1.Profile{}}
+	for svc, list := range profiles {
+		for _, raw := range list {
+			if err := p.Add(svc, raw); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return p, nil
+}
+
+// Add stores one more pprof profile (gzipped or not) of service.
+func (p *Pyroscope) Add(service string, raw []byte) error { return p.AddAt(service, raw, time.Time{}) }
+
+// AddAt stores a pprof profile (gzipped or not) of service as taken at
+// at; the zero time keeps the profile's own.
+func (p *Pyroscope) AddAt(service string, raw []byte, at time.Time) error {
+	if bytes.HasPrefix(raw, []byte{0x1f, 0x8b}) {
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return fmt.Errorf("gunzip profile of %s: %w", service, err)
+		}
+		if raw, err = io.ReadAll(zr); err != nil {
+			return fmt.Errorf("gunzip profile of %s: %w", service, err)
+		}
+	}
+	prof := &googlev1.Profile{}
+	if err := prof.UnmarshalVT(raw); err != nil {
+		return fmt.Errorf("decode profile of %s: %w", service, err)
+	}
+	if !at.IsZero() {
+		prof.TimeNanos = at.UnixNano()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.profiles[service] = append(p.profiles[service], prof)
+	return nil
+}
+
+// Handler returns the path prefix and handler to mount.
+func (p *Pyroscope) Handler(opts ...connect.HandlerOption) (string, http.Handler) {
+	return querierv1connect.NewQuerierServiceHandler(p, opts...)
+}
+
+// ProfileTypes implements the RPC: the CPU type, when any profile is held.
+func (p *Pyroscope) ProfileTypes(context.Context, *connect.Request[querierv1.ProfileTypesRequest]) (*connect.Response[querierv1.ProfileTypesResponse], error) {
+	return connect.NewResponse(&querierv1.ProfileTypesResponse{ProfileTypes: []*typesv1.ProfileType{{
+		ID: CPUType, Name: "process_cpu", SampleType: "cpu", SampleUnit: "nanoseconds", PeriodType: "cpu", PeriodUnit: "nanoseconds",
+	}}}), nil
+}
+
+// LabelValues implements the RPC for service_name.
+func (p *Pyroscope) LabelValues(_ context.Context, req *connect.Request[typesv1.LabelValuesRequest]) (*connect.Response[typesv1.LabelValuesResponse], error) {
+	var names []string
+	m := req.Msg
+	p.mu.Lock()
+	switch m.GetName() {
+	case "service_name":
+		for svc, list := range p.profiles {
+			if slices.ContainsFunc(list, func(pr *googlev1.Profile) bool { return inWindow(pr, m.GetStart(), m.GetEnd()) }) {
+				names = append(names, svc)
+			}
+		}
+	case "span_name":
+		for _, sel := range m.GetMatchers() {
+			mt := selectorRE.FindStringSubmatch(sel)
+			if mt == nil {
+				p.mu.Unlock()
+				return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("unsupported matcher %q", sel))
+			}
+			for _, pr := range p.profiles[mt[1]] {
+				if !inWindow(pr, m.GetStart(), m.GetEnd()) {
+					continue
+				}
+				for _, s := range pr.Sample {
+					if n := label(pr, s, "span_name"); n != "" {
+						names = append(names, n)
+					}
+				}
+			}
+		}
+	}
+	p.mu.Unlock()
+	slices.Sort(names)
+	names = slices.Compact(names)
+	return connect.NewResponse(&typesv1.LabelValuesResponse{Names: names}), nil
+}
+
+var selectorRE = regexp.MustCompile(`^\{service_name="([^"]*)"(?:,span_name=("(?:[^"\\]|\\.)*"))?\}$`)
+
+// SelectMergeStacktraces implements the RPC for the pprof format.
+func (p *Pyroscope) SelectMergeStacktraces(_ context.Context, req *connect.Request[querierv1.SelectMergeStacktracesRequest]) (*connect.Response[querierv1.SelectMergeStacktracesResponse], error) {
+	m := req.Msg
+	if p.Legacy || m.GetFormat() != querierv1.ProfileFormat_PROFILE_FORMAT_PPROF {
+		return connect.NewResponse(&querierv1.SelectMergeStacktracesResponse{Flamegraph: &querierv1.FlameGraph{}}), nil
+	}
+	prof, err := p.merge(m.GetProfileTypeID(), m.GetLabelSelector(), m.GetStart(), m.GetEnd(), m.GetSpanSelector())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&querierv1.SelectMergeStacktracesResponse{Pprof: &querierv1.PprofProfile{Profile: prof}}), nil
+}
+
+// SelectMergeProfile implements the older RPC.
+func (p *Pyroscope) SelectMergeProfile(_ context.Context, req *connect.Request[querierv1.SelectMergeProfileRequest]) (*connect.Response[googlev1.Profile], error) {
+	m := req.Msg
+	prof, err := p.merge(m.GetProfileTypeID(), m.GetLabelSelector(), m.GetStart(), m.GetEnd(), nil)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(prof), nil
+}
+
+func inWindow(pr *googlev1.Profile, startMs, endMs int64) bool {
+	t := pr.GetTimeNanos() / 1e6
+	return t == 0 || (t >= startMs && t < endMs)
+}
+
+// merge sums the samples of a service's profiles in the window by stack.
+// The profiles of one service are assumed to share their tables when
+// there are several (they are copies of one recording in the tests);
+// otherwise only the first one's tables are kept.
+func (p *Pyroscope) merge(typ, sel string, startMs, endMs int64, spans []string) (*googlev1.Profile, error) {
+	if typ != CPUType {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("unknown profile type %q", typ))
+	}
+	mt := selectorRE.FindStringSubmatch(sel)
+	if mt == nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("unsupported label selector %q", sel))
+	}
+	spanName := ""
+	if mt[2] != "" {
+		spanName, _ = strconv.Unquote(mt[2])
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out *googlev1.Profile
+	index := map[string]*googlev1.Sample{}
+	for _, pr := range p.profiles[mt[1]] {
+		if !inWindow(pr, startMs, endMs) {
+			continue
+		}
+		if out == nil {
+			out = &googlev1.Profile{
+				SampleType: pr.SampleType, Mapping: pr.Mapping, Location: pr.Location, Function: pr.Function,
+				StringTable: pr.StringTable, TimeNanos: startMs * 1e6, DurationNanos: (endMs - startMs) * 1e6,
+				PeriodType: pr.PeriodType, Period: pr.Period,
+			}
+			if pr.TimeNanos != 0 {
+				out.TimeNanos, out.DurationNanos = pr.TimeNanos, pr.DurationNanos
+			}
+		} else if pr.TimeNanos != 0 {
+			out.DurationNanos = max(out.TimeNanos+out.DurationNanos, pr.TimeNanos+pr.DurationNanos) - min(out.TimeNanos, pr.TimeNanos)
+			out.TimeNanos = min(out.TimeNanos, pr.TimeNanos)
+		}
+		for _, s := range pr.Sample {
+			if len(spans) > 0 && !slices.Contains(spans, strings.ToLower(spanLabel(pr, s))) {
+				continue
+			}
+			if spanName != "" && label(pr, s, "span_name") != spanName {
+				continue
+			}
+			key := fmt.Sprint(s.LocationId)
+			if m, ok := index[key]; ok {
+				for i := range m.Value {
+					m.Value[i] += s.Value[i]
+				}
+				continue
+			}
+			m := &googlev1.Sample{LocationId: s.LocationId, Value: slices.Clone(s.Value)}
+			index[key] = m
+			out.Sample = append(out.Sample, m)
+		}
+	}
+	if out == nil {
+		return &googlev1.Profile{StringTable: []string{""}}, nil
+	}
+	return out, nil
+}
+
+// spanLabel returns the span_id (or older profile_id) label of a sample.
+func spanLabel(pr *googlev1.Profile, s *googlev1.Sample) string {
+	if id := label(pr, s, "span_id"); id != "" {
+		return id
+	}
+	return label(pr, s, "profile_id")
+}
+
+// label returns the value of a sample's string label.
+func label(pr *googlev1.Profile, s *googlev1.Sample, key string) string {
+	for _, l := range s.Label {
+		if pr.StringTable[l.Key] == key {
+			return pr.StringTable[l.Str]
+		}
+	}
+	return ""
+}

@@ -1,0 +1,293 @@
+package sourcetest
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Tempo serves Tempo's query endpoints over traces held in memory:
+// GET /api/v2/search/tag/resource.service.name/values, GET /api/search
+// with the TraceQL spanset filters the source sends
+// ({ resource.service.name = "x" && kind = server [&& name = "n"] }), and
+// GET /api/v2/traces/<id> as protobuf (tempopb.TraceByIDResponse) or
+// OTLP JSON. Shapes follow Tempo's docs/sources/tempo/api_docs and
+// pkg/tempopb: search ids are hex, startTimeUnixNano is a string.
+type Tempo struct {
+	mu     sync.Mutex
+	traces map[string]*storedTrace // by hex trace id
+}
+
+// storedTrace is one trace as OTLP protobuf, with the fields search
+// filters on.
+type storedTrace struct {
+	raw   []byte
+	spans []spanRef
+}
+
+// NewTempo returns an empty server.
+func NewTempo() *Tempo { return &Tempo{traces: map[string]*storedTrace{}} }
+
+// Add stores the spans of td, grouped by trace id.
+func (t *Tempo) Add(td ptrace.Traces) {
+	byID := map[string]ptrace.Traces{}
+	for _, rs := range td.ResourceSpans().All() {
+		for _, ss := range rs.ScopeSpans().All() {
+			for _, sp := range ss.Spans().All() {
+				id := sp.TraceID().String()
+				tr, ok := byID[id]
+				if !ok {
+					tr = ptrace.NewTraces()
+					byID[id] = tr
+				}
+				nrs := tr.ResourceSpans().AppendEmpty()
+				rs.Resource().CopyTo(nrs.Resource())
+				nss := nrs.ScopeSpans().AppendEmpty()
+				ss.Scope().CopyTo(nss.Scope())
+				sp.CopyTo(nss.Spans().AppendEmpty())
+			}
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, tr := range byID {
+		if old, ok := t.traces[id]; ok {
+			// Spans of a trace that came in several batches.
+			prev, _ := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(old.raw)
+			prev.ResourceSpans().MoveAndAppendTo(tr.ResourceSpans())
+		}
+		raw, _ := (&ptrace.ProtoMarshaler{}).MarshalTraces(tr)
+		t.traces[id] = &storedTrace{raw: raw, spans: spanRefs(tr)}
+	}
+}
+
+// Len returns the number of traces held.
+func (t *Tempo) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.traces)
+}
+
+// Handler returns the HTTP handler of the endpoints.
+func (t *Tempo) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v2/search/tag/resource.service.name/values", t.serviceNames)
+	mux.HandleFunc("GET /api/search", t.search)
+	mux.HandleFunc("GET /api/v2/traces/{id}", t.trace)
+	return mux
+}
+
+func window(r *http.Request) (startNs, endNs int64, err error) {
+	start, err1 := strconv.ParseInt(r.FormValue("start"), 10, 64)
+	end, err2 := strconv.ParseInt(r.FormValue("end"), 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("invalid start or end")
+	}
+	return start * 1e9, end * 1e9, nil
+}
+
+// spanRef is what search filters on and returns of a span.
+type spanRef struct {
+	service, kind, name, id string
+	start, end              int64
+	root                    bool
+}
+
+func spanRefs(td ptrace.Traces) []spanRef {
+	var out []spanRef
+	for _, rs := range td.ResourceSpans().All() {
+		svc, _ := rs.Resource().Attributes().Get("service.name")
+		for _, ss := range rs.ScopeSpans().All() {
+			for _, sp := range ss.Spans().All() {
+				out = append(out, spanRef{
+					service: svc.AsString(), kind: strings.ToLower(sp.Kind().String()), name: sp.Name(), id: sp.SpanID().String(),
+					start: int64(sp.StartTimestamp()), end: int64(sp.EndTimestamp()), root: sp.ParentSpanID().IsEmpty(),
+				})
+			}
+		}
+	}
+	return out
+}
+
+func (s spanRef) in(startNs, endNs int64) bool { return s.start >= startNs && s.start <= endNs }
+
+func (t *Tempo) serviceNames(w http.ResponseWriter, r *http.Request) {
+	startNs, endNs, err := window(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	t.mu.Lock()
+	seen := map[string]bool{}
+	for _, tr := range t.traces {
+		for _, s := range tr.spans {
+			if s.in(startNs, endNs) {
+				seen[s.service] = true
+			}
+		}
+	}
+	t.mu.Unlock()
+	type value struct {
+		Type  string `json:"type"`
+		Value string `json:"value"`
+	}
+	resp := struct {
+		TagValues []value        `json:"tagValues"`
+		Metrics   map[string]any `json:"metrics"`
+	}{TagValues: []value{}, Metrics: map[string]any{}}
+	for _, s := range slices.Sorted(maps.Keys(seen)) {
+		resp.TagValues = append(resp.TagValues, value{"string", s})
+	}
+	writeJSON(w, resp)
+}
+
+var filterRE = regexp.MustCompile(`^\{ resource\.service\.name = ("(?:[^"\\]|\\.)*") && kind = (server|client|producer|consumer|internal)(?: && name = ("(?:[^"\\]|\\.)*"))? \}$`)
+
+// searchSpan, searchSpanSet and searchTrace are tempopb's search messages
+// as Tempo marshals them to JSON.
+type searchSpan struct {
+	SpanID            string `json:"spanID"`
+	Name              string `json:"name"`
+	StartTimeUnixNano string `json:"startTimeUnixNano"`
+	DurationNanos     string `json:"durationNanos"`
+}
+
+type searchSpanSet struct {
+	Spans   []searchSpan `json:"spans"`
+	Matched int          `json:"matched"`
+}
+
+type searchTrace struct {
+	TraceID           string          `json:"traceID"`
+	RootServiceName   string          `json:"rootServiceName,omitempty"`
+	RootTraceName     string          `json:"rootTraceName,omitempty"`
+	StartTimeUnixNano string          `json:"startTimeUnixNano"`
+	DurationMs        int64           `json:"durationMs,omitempty"`
+	SpanSet           *searchSpanSet  `json:"spanSet,omitempty"`
+	SpanSets          []searchSpanSet `json:"spanSets"`
+}
+
+func (t *Tempo) search(w http.ResponseWriter, r *http.Request) {
+	startNs, endNs, err := window(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	m := filterRE.FindStringSubmatch(r.FormValue("q"))
+	if m == nil {
+		http.Error(w, fmt.Sprintf("invalid TraceQL query: unsupported by the test server: %q", r.FormValue("q")), http.StatusBadRequest)
+		return
+	}
+	svc, _ := strconv.Unquote(m[1])
+	name := ""
+	if m[3] != "" {
+		name, _ = strconv.Unquote(m[3])
+	}
+	limit, err := strconv.Atoi(r.FormValue("limit"))
+	if err != nil {
+		limit = 20
+	}
+	spss, err := strconv.Atoi(r.FormValue("spss"))
+	if err != nil {
+		spss = 3
+	}
+	t.mu.Lock()
+	var out []searchTrace
+	for id, tr := range t.traces {
+		var set searchSpanSet
+		var first, last int64
+		root := spanRef{}
+		for _, s := range tr.spans {
+			st, en := s.start, s.end
+			if first == 0 || st < first {
+				first = st
+			}
+			last = max(last, en)
+			if s.root {
+				root = s
+			}
+			if s.service != svc || s.kind != m[2] || (name != "" && s.name != name) || !s.in(startNs, endNs) {
+				continue
+			}
+			set.Matched++
+			if len(set.Spans) < spss {
+				set.Spans = append(set.Spans, searchSpan{
+					SpanID: s.id, Name: s.name,
+					StartTimeUnixNano: strconv.FormatInt(st, 10), DurationNanos: strconv.FormatInt(en-st, 10),
+				})
+			}
+		}
+		if set.Matched == 0 {
+			continue
+		}
+		out = append(out, searchTrace{
+			TraceID: id, RootServiceName: root.service, RootTraceName: root.name,
+			StartTimeUnixNano: strconv.FormatInt(first, 10), DurationMs: (last - first) / 1e6,
+			SpanSet: &set, SpanSets: []searchSpanSet{set},
+		})
+	}
+	t.mu.Unlock()
+	slices.SortFunc(out, func(a, b searchTrace) int {
+		as, _ := strconv.ParseInt(a.StartTimeUnixNano, 10, 64)
+		bs, _ := strconv.ParseInt(b.StartTimeUnixNano, 10, 64)
+		if as != bs {
+			return cmp.Compare(bs, as)
+		}
+		return strings.Compare(a.TraceID, b.TraceID)
+	})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	if out == nil {
+		out = []searchTrace{}
+	}
+	writeJSON(w, map[string]any{"traces": out, "metrics": map[string]any{"inspectedTraces": len(t.traces)}})
+}
+
+func (t *Tempo) trace(w http.ResponseWriter, r *http.Request) {
+	id := strings.ToLower(r.PathValue("id"))
+	t.mu.Lock()
+	tr, ok := t.traces[id]
+	t.mu.Unlock()
+	if !ok {
+		http.Error(w, "trace not found", http.StatusNotFound)
+		return
+	}
+	if strings.Contains(r.Header.Get("Accept"), "application/protobuf") {
+		raw := tr.raw
+		// TraceByIDResponse{Trace trace = 1; ...}; tempopb.Trace has
+		// resource spans at field 1, as OTLP's TracesData.
+		body := protowire.AppendTag(nil, 1, protowire.BytesType)
+		body = protowire.AppendBytes(body, raw)
+		w.Header().Set("Content-Type", "application/protobuf")
+		w.Write(body)
+		return
+	}
+	td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(tr.raw)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	raw, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"trace":%s,"metrics":{}}`, raw)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}

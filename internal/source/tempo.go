@@ -1,0 +1,272 @@
+package source
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// tempoVersion is what the Tempo source needs of the server.
+const tempoVersion = "a Tempo with TraceQL search (/api/search?q=) and /api/v2/traces (checked against Tempo v3.0.3)"
+
+// TempoConfig configures a Tempo source and its sampling.
+type TempoConfig struct {
+	HTTPConfig
+	// TraceBudget bounds the traces fetched per window, over all services.
+	TraceBudget int
+	// PerGroup bounds the trace ids searched per service and span kind,
+	// and per endpoint or edge.
+	PerGroup int
+	// SpansPerSpanSet is Tempo's spss: the matching spans a search
+	// returns per trace, which name the endpoints and edges.
+	SpansPerSpanSet int
+}
+
+// DefaultTempoConfig returns the defaults: 5000 traces per window, 100
+// per endpoint or edge.
+func DefaultTempoConfig() TempoConfig {
+	return TempoConfig{HTTPConfig: DefaultHTTPConfig(), TraceBudget: 5000, PerGroup: 100, SpansPerSpanSet: 100}
+}
+
+// Validate reports a bad configuration.
+func (c TempoConfig) Validate() error {
+	if c.TraceBudget <= 0 || c.PerGroup <= 0 || c.SpansPerSpanSet <= 0 {
+		return errors.New("trace budget, per-group limit and spans per span set must be positive")
+	}
+	return c.HTTPConfig.Validate()
+}
+
+// Tempo reads traces through Tempo's HTTP API. It is not safe for
+// concurrent use.
+type Tempo struct {
+	cfg TempoConfig
+	c   *client
+}
+
+// NewTempo returns a source for the Tempo at cfg.URL.
+func NewTempo(cfg TempoConfig) (*Tempo, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("tempo source: %w", err)
+	}
+	c, err := newClient("tempo", cfg.HTTPConfig)
+	if err != nil {
+		return nil, err
+	}
+	return &Tempo{cfg: cfg, c: c}, nil
+}
+
+// Stats returns the requests made and bytes read so far.
+func (t *Tempo) Stats() Stats { return t.c.stats }
+
+// searchResponse is the part of Tempo's /api/search answer evident reads
+// (tempopb.SearchResponse as JSON).
+type searchResponse struct {
+	Traces []struct {
+		TraceID           string `json:"traceID"`
+		RootServiceName   string `json:"rootServiceName"`
+		StartTimeUnixNano string `json:"startTimeUnixNano"`
+		SpanSets          []struct {
+			Spans []struct {
+				SpanID string `json:"spanID"`
+				Name   string `json:"name"`
+			} `json:"spans"`
+		} `json:"spanSets"`
+		SpanSet *struct {
+			Spans []struct {
+				SpanID string `json:"spanID"`
+				Name   string `json:"name"`
+			} `json:"spans"`
+		} `json:"spanSet"`
+	} `json:"traces"`
+}
+
+// tagValuesResponse is /api/v2/search/tag/<tag>/values.
+type tagValuesResponse struct {
+	TagValues []struct {
+		Type  string `json:"type"`
+		Value string `json:"value"`
+	} `json:"tagValues"`
+}
+
+// Services returns the resource service.name values of the window, sorted.
+func (t *Tempo) Services(ctx context.Context, w Window) ([]string, error) {
+	q := url.Values{"start": {unixSec(w.From)}, "end": {endSec(w)}}
+	body, _, err := t.c.get(ctx, "/api/v2/search/tag/resource.service.name/values?"+q.Encode(), "application/json", tempoVersion)
+	if err != nil {
+		return nil, err
+	}
+	var r tagValuesResponse
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("tempo: decode tag values: %w", err)
+	}
+	var out []string
+	for _, v := range r.TagValues {
+		out = append(out, v.Value)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// traceRef is one trace a search found.
+type traceRef struct {
+	id    string
+	start int64
+}
+
+// search runs one TraceQL search and returns the traces newest first and
+// the names of the spans that matched.
+func (t *Tempo) search(ctx context.Context, traceql string, w Window, limit int) ([]traceRef, []string, error) {
+	q := url.Values{"q": {traceql}, "start": {unixSec(w.From)}, "end": {endSec(w)},
+		"limit": {strconv.Itoa(limit)}, "spss": {strconv.Itoa(t.cfg.SpansPerSpanSet)}}
+	body, _, err := t.c.get(ctx, "/api/search?"+q.Encode(), "application/json", tempoVersion)
+	if err != nil {
+		return nil, nil, err
+	}
+	var r searchResponse
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, nil, fmt.Errorf("tempo: decode search %s: %w", traceql, err)
+	}
+	var refs []traceRef
+	var names []string
+	for _, tr := range r.Traces {
+		start, _ := strconv.ParseInt(tr.StartTimeUnixNano, 10, 64)
+		refs = append(refs, traceRef{tr.TraceID, start})
+		sets := tr.SpanSets
+		if tr.SpanSet != nil && len(sets) == 0 {
+			sets = append(sets, *tr.SpanSet)
+		}
+		for _, ss := range sets {
+			for _, sp := range ss.Spans {
+				names = append(names, sp.Name)
+			}
+		}
+	}
+	slices.SortStableFunc(refs, func(a, b traceRef) int { return -cmpInt(a.start, b.start) })
+	slices.Sort(names)
+	return refs, slices.Compact(names), nil
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Sample picks the traces of the window to fetch, bounded by the trace
+// budget, so that every service, every SERVER endpoint and every
+// CLIENT/PRODUCER/CONSUMER edge is covered: per service and span kind one
+// search names the spans; per span name one search finds its newest
+// traces (PerGroup each); the groups are then drawn from in turn, newest
+// first, until the budget is spent. It returns the trace ids, hex.
+func (t *Tempo) Sample(ctx context.Context, services []string, w Window) ([]string, error) {
+	var groups [][]traceRef
+	for _, svc := range services {
+		for _, kind := range []string{"server", "client", "producer", "consumer"} {
+			base := fmt.Sprintf("resource.service.name = %s && kind = %s", strconv.Quote(svc), kind)
+			refs, names, err := t.search(ctx, "{ "+base+" }", w, t.cfg.PerGroup)
+			if err != nil {
+				return nil, fmt.Errorf("service %s: %w", svc, err)
+			}
+			if len(names) <= 1 {
+				groups = append(groups, refs)
+				continue
+			}
+			for _, n := range names {
+				refs, _, err := t.search(ctx, fmt.Sprintf("{ %s && name = %s }", base, strconv.Quote(n)), w, t.cfg.PerGroup)
+				if err != nil {
+					return nil, fmt.Errorf("service %s span %q: %w", svc, n, err)
+				}
+				groups = append(groups, refs)
+			}
+		}
+	}
+	seen := map[string]bool{}
+	var out []string
+	for i := 0; len(out) < t.cfg.TraceBudget; i++ {
+		more := false
+		for _, g := range groups {
+			if i >= len(g) {
+				continue
+			}
+			more = true
+			if id := g[i].id; !seen[id] && len(out) < t.cfg.TraceBudget {
+				seen[id] = true
+				out = append(out, id)
+			}
+		}
+		if !more {
+			break
+		}
+	}
+	return out, nil
+}
+
+// Trace fetches one trace and hands its spans to emit. A trace Tempo no
+// longer has (404 on an id the search found) is reported as ErrNoData.
+func (t *Tempo) Trace(ctx context.Context, id string, w Window, emit func([]telemetry.Span) error) error {
+	q := url.Values{"start": {unixSec(w.From)}, "end": {endSec(w)}}
+	path := "/api/v2/traces/" + url.PathEscape(id) + "?" + q.Encode()
+	body, ctype, err := t.c.get(ctx, path, "application/protobuf", tempoVersion)
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(ctype, "json") {
+		// TraceByIDResponse{Trace trace = 1; ...}: the trace is OTLP's
+		// TracesData, which decodes as an export request.
+		if body, err = protoField(body, 1); err != nil {
+			return fmt.Errorf("tempo trace %s: %w", id, err)
+		}
+	}
+	return telemetry.DecodeTraces(bytes.NewReader(body), "tempo trace "+id, emit)
+}
+
+// protoField returns the bytes of field num of a message, the
+// concatenation when it repeats.
+func protoField(msg []byte, num protowire.Number) ([]byte, error) {
+	var out []byte
+	for len(msg) > 0 {
+		n, typ, l := protowire.ConsumeTag(msg)
+		if l < 0 {
+			return nil, fmt.Errorf("malformed response: %w", protowire.ParseError(l))
+		}
+		msg = msg[l:]
+		l = protowire.ConsumeFieldValue(n, typ, msg)
+		if l < 0 {
+			return nil, fmt.Errorf("malformed response: %w", protowire.ParseError(l))
+		}
+		if n == num && typ == protowire.BytesType {
+			v, _ := protowire.ConsumeBytes(msg[:l])
+			out = append(out, v...)
+		}
+		msg = msg[l:]
+	}
+	return out, nil
+}
+
+// unixSec is t in Tempo's unit, seconds.
+func unixSec(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
+
+// endSec is the end of w in seconds, rounded up so that the last second
+// of the window is searched.
+func endSec(w Window) string {
+	end := w.To.Unix()
+	if w.To.After(time.Unix(end, 0)) {
+		end++
+	}
+	return strconv.FormatInt(end, 10)
+}
