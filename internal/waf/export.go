@@ -55,7 +55,7 @@ func Export(dir string, s *PatchSet) error {
 	}
 	files := map[string]string{
 		EngineFile: "# evident engine settings: load before the service files when not running under CRS.\n" +
-			engineSettings + "\n" + bodyProcessorRules(s.IDRange[0]),
+			engineSettings() + "\n" + bodyProcessorRules(s.IDRange[0]),
 	}
 	for _, svc := range s.Services() {
 		name := fileName(svc)

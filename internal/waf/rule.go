@@ -50,7 +50,7 @@ type link struct {
 
 // bodyVars are the variables only known once the body is read; a rule
 // that inspects one runs in phase 2.
-var bodyVars = []string{"ARGS", "ARGS_POST", "ARGS_NAMES", "ARGS_POST_NAMES", "REQUEST_BODY", "FILES", "FILES_NAMES", "XML", "ARGS_COMBINED_SIZE", "REQBODY_ERROR", "REQBODY_PROCESSOR_ERROR"}
+var bodyVars = []string{"ARGS", "ARGS_POST", "ARGS_NAMES", "ARGS_POST_NAMES", "REQUEST_BODY", "FILES", "FILES_NAMES", "XML", "ARGS_COMBINED_SIZE", "REQUEST_BODY_LENGTH", "REQBODY_ERROR", "REQBODY_PROCESSOR_ERROR"}
 
 // phaseOf returns 2 when any link reads the body, else 1: headers, the
 // URI and the query string are all known in phase 1.

@@ -132,7 +132,7 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 // compilePatch compiles one patch with the engine rules; extra comes last
 // and may override the engine mode.
 func compilePatch(p *Patch, idBase int, extra string) (coraza.WAF, error) {
-	w, err := newWAF(engineSettings, bodyProcessorRules(idBase), p.SecLang(), extra)
+	w, err := newWAF(engineSettings(), bodyProcessorRules(idBase), p.SecLang(), extra)
 	if err != nil {
 		return nil, fmt.Errorf("patch %s for %s: %w", p.Vulnerability, p.Service, err)
 	}
