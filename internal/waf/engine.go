@@ -45,6 +45,7 @@ SecRule &REQUEST_HEADERS:Content-Type "@eq 0" \
 
 // newWAF compiles directives into a WAF.
 func newWAF(directives ...string) (coraza.WAF, error) {
+	registerOperators()
 	cfg := coraza.NewWAFConfig()
 	for _, d := range directives {
 		cfg = cfg.WithDirectives(d)

@@ -206,6 +206,7 @@ func build(cfg Config, p *Patch, base int, traffic *Traffic) {
 		r.ID = next
 		next++
 		r.Phase = phaseOf(r.links)
+		r.ProxyOnly = usesEvidentOperator(r.links)
 		if r.Mode == "" {
 			r.Mode = ModeBlock
 		}

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -286,6 +288,22 @@ func TestProxyBodyLimit(t *testing.T) {
 	if err := Export(dir, set); err != nil {
 		t.Fatal(err)
 	}
+	// The structural rule is exported apart: the service file loads in
+	// stock Coraza and ModSecurity, and says what only the proxy enforces.
+	conf, err := os.ReadFile(filepath.Join(dir, "gateway.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyConf, err := os.ReadFile(filepath.Join(dir, ProxyDir, "gateway.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(conf), "@"+opYAMLExpansion) || !strings.Contains(string(conf), "# enforced only by evident waf proxy") {
+		t.Errorf("gateway.conf holds a proxy-only operator or does not list the proxy-only rules:\n%s", conf)
+	}
+	if !strings.Contains(string(proxyConf), "@"+opYAMLExpansion+" 100") {
+		t.Errorf("proxy/gateway.conf lacks the expansion rule:\n%s", proxyConf)
+	}
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 	}))
@@ -296,6 +314,9 @@ func TestProxyBodyLimit(t *testing.T) {
 	send := func(path string, n int, chunked bool) int {
 		t.Helper()
 		body := "items:\n" + strings.Repeat("  - sku: tea\n", n/12)
+		if n == 0 {
+			body = yamlBlockMappingBomb(8)
+		}
 		var r io.Reader = strings.NewReader(body)
 		if chunked {
 			// Hide the length so the client sends it chunked.
@@ -325,6 +346,8 @@ func TestProxyBodyLimit(t *testing.T) {
 		{"/orders", 6000, false, http.StatusForbidden},
 		{"/orders", 6000, true, http.StatusForbidden},
 		{"/upload", 6000, false, http.StatusOK},
+		{"/orders", 0, false, http.StatusForbidden}, // the alias bomb of issue 14
+		{"/upload", 0, true, http.StatusForbidden},
 	}
 	for _, tt := range tests {
 		if got := send(tt.path, tt.size, tt.chunked); got != tt.want {

@@ -36,6 +36,10 @@ type Rule struct {
 	Reason string `json:"reason,omitempty"`
 	// Endpoint is the endpoint a scope or traffic rule is about.
 	Endpoint string `json:"endpoint,omitempty"`
+	// ProxyOnly marks a rule with one of evident's structural operators
+	// (inspect.go), which only evident waf proxy enforces; it is exported
+	// apart from the SecLang that Coraza and ModSecurity load.
+	ProxyOnly bool `json:"proxy_only,omitempty"`
 	// SecLang is the rule as written to the .conf files.
 	SecLang string `json:"seclang"`
 	links   []link

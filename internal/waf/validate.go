@@ -132,7 +132,7 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 // compilePatch compiles one patch with the engine rules; extra comes last
 // and may override the engine mode.
 func compilePatch(p *Patch, idBase int, extra string) (coraza.WAF, error) {
-	w, err := newWAF(engineSettings(), bodyProcessorRules(idBase), p.SecLang(), extra)
+	w, err := newWAF(engineSettings(), bodyProcessorRules(idBase), p.SecLang(), p.ProxySecLang(), extra)
 	if err != nil {
 		return nil, fmt.Errorf("patch %s for %s: %w", p.Vulnerability, p.Service, err)
 	}
@@ -184,13 +184,38 @@ func (p *Patch) SecLang() string {
 			v.ExploitsBlocked, v.ExploitsTotal, v.LegitimatePassed, v.LegitimateTotal)
 	}
 	for _, r := range p.Rules {
+		if r.ProxyOnly {
+			fmt.Fprintf(&b, "# enforced only by evident waf proxy (%s/<service>.conf): rule %d, %s\n", ProxyDir, r.ID, r.Name)
+		}
+	}
+	writeRules(&b, p.Rules, false)
+	return b.String()
+}
+
+// ProxySecLang returns the patch's rules that only evident waf proxy
+// enforces, "" when there are none.
+func (p *Patch) ProxySecLang() string {
+	if !slices.ContainsFunc(p.Rules, func(r Rule) bool { return r.ProxyOnly }) {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s in %s (%s): the rules only evident waf proxy enforces (structural operators)\n", p.Vulnerability, p.Package, p.Class)
+	writeRules(&b, p.Rules, true)
+	return b.String()
+}
+
+// writeRules writes the rules whose ProxyOnly is proxyOnly.
+func writeRules(b *strings.Builder, rules []Rule, proxyOnly bool) {
+	for _, r := range rules {
+		if r.ProxyOnly != proxyOnly {
+			continue
+		}
 		b.WriteString("\n")
 		if r.Mode == ModeDetect {
-			fmt.Fprintf(&b, "# detection-only: %s\n", oneLine(r.Reason))
+			fmt.Fprintf(b, "# detection-only: %s\n", oneLine(r.Reason))
 		}
 		b.WriteString(r.SecLang)
 	}
-	return b.String()
 }
 
 func oneLine(s string) string {
