@@ -284,6 +284,24 @@ func TestProxyBodyLimit(t *testing.T) {
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("body limit rules (-want +got):\n%s", diff)
 	}
+	corpus, err := LoadCorpus(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(context.Background(), set, traffic, corpus); err != nil {
+		t.Fatal(err)
+	}
+	v := set.Patches[0].Validation
+	var proxyOnly []string
+	for _, e := range v.Exploits {
+		if e.ProxyOnly {
+			proxyOnly = append(proxyOnly, e.Request[:len("POST /orders")])
+		}
+	}
+	if v.ExploitsBlocked != v.ExploitsTotal || v.ExploitsBlockedExported != v.ExploitsTotal-2 || !cmp.Equal(proxyOnly, []string{"POST /orders", "POST /upload"}) {
+		t.Errorf("blocked %d, by the export alone %d, of %d; proxy only %q; want all, all but the block-mapping bomb on both endpoints",
+			v.ExploitsBlocked, v.ExploitsBlockedExported, v.ExploitsTotal, proxyOnly)
+	}
 	dir := t.TempDir()
 	if err := Export(dir, set); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,11 @@ type Validation struct {
 	// ExploitsBlocked of ExploitsTotal exploit requests were denied.
 	ExploitsBlocked int `json:"exploits_blocked"`
 	ExploitsTotal   int `json:"exploits_total"`
+	// ExploitsBlockedExported counts the exploit requests the exported
+	// SecLang denies alone, without the rules only evident waf proxy
+	// enforces (Rule.ProxyOnly): what Coraza or ModSecurity loading
+	// <service>.conf stops.
+	ExploitsBlockedExported int `json:"exploits_blocked_exported"`
 	// LegitimatePassed of LegitimateTotal replayed requests went through.
 	LegitimatePassed int `json:"legitimate_passed"`
 	LegitimateTotal  int `json:"legitimate_total"`
@@ -35,6 +40,9 @@ type ExploitResult struct {
 	Blocked bool   `json:"blocked"`
 	// RuleID is the rule that denied it.
 	RuleID int `json:"rule_id,omitempty"`
+	// ProxyOnly says that only evident waf proxy denies it: the
+	// exported SecLang alone lets it through.
+	ProxyOnly bool `json:"proxy_only,omitempty"`
 }
 
 // Validate loads every patch of set into an embedded Coraza engine and
@@ -107,6 +115,13 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 			v.Blocked = append(v.Blocked, fmt.Sprintf("%s (rule %d)", r, blockedBy))
 		}
 	}
+	// The exported SecLang alone, as Coraza or ModSecurity load it.
+	exported := w
+	if p.ProxySecLang() != "" {
+		if exported, err = newWAF(engineSettings(), bodyProcessorRules(idBase), p.SecLang()); err != nil {
+			return fmt.Errorf("patch %s for %s: %w", p.Vulnerability, p.Service, err)
+		}
+	}
 	eps := p.Endpoints
 	if len(eps) == 0 {
 		eps = []Endpoint{{Method: "GET", Route: "/"}}
@@ -118,11 +133,21 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 			if err != nil {
 				return fmt.Errorf("validate %s in %s: exploit %q: %w", p.Vulnerability, p.Service, s.Name, err)
 			}
+			byExport := blockedBy
+			if exported != w {
+				if _, byExport, err = replay(exported, req); err != nil {
+					return fmt.Errorf("validate %s in %s: exploit %q: %w", p.Vulnerability, p.Service, s.Name, err)
+				}
+			}
 			v.ExploitsTotal++
 			if blockedBy != 0 {
 				v.ExploitsBlocked++
 			}
-			v.Exploits = append(v.Exploits, ExploitResult{Sample: s.Name, Source: s.Source, Request: truncate(req.String(), 300), Blocked: blockedBy != 0, RuleID: blockedBy})
+			if byExport != 0 {
+				v.ExploitsBlockedExported++
+			}
+			v.Exploits = append(v.Exploits, ExploitResult{Sample: s.Name, Source: s.Source, Request: truncate(req.String(), 300),
+				Blocked: blockedBy != 0, RuleID: blockedBy, ProxyOnly: blockedBy != 0 && byExport == 0})
 		}
 	}
 	p.Validation = v
@@ -182,6 +207,10 @@ func (p *Patch) SecLang() string {
 	if v := p.Validation; v != nil {
 		fmt.Fprintf(&b, "# validated in Coraza: %d of %d exploit requests blocked, %d of %d legitimate requests passed\n",
 			v.ExploitsBlocked, v.ExploitsTotal, v.LegitimatePassed, v.LegitimateTotal)
+		if p.ProxySecLang() != "" {
+			fmt.Fprintf(&b, "# this file alone, without the rules only evident waf proxy enforces: %d of %d exploit requests blocked\n",
+				v.ExploitsBlockedExported, v.ExploitsTotal)
+		}
 	}
 	for _, r := range p.Rules {
 		if r.ProxyOnly {
