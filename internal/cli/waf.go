@@ -139,7 +139,7 @@ func runWAFGenerate(ctx context.Context, g *globals, fl wafGenerateFlags) error 
 	}
 	if writePatchReport(g.stdout, set) {
 		skipped = true
-		fmt.Fprintln(g.stderr, "evident: some exploit samples were not blocked (see patches.json)")
+		fmt.Fprintln(g.stderr, "evident: some exploit samples or their mutations were not blocked (see patches.json)")
 	}
 	if skipped {
 		return withCode(ExitSkipped, errSkipped)
@@ -156,7 +156,7 @@ func writePatchReport(w io.Writer, set *waf.PatchSet) (missed bool) {
 		v := p.Validation
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d/%d\t%d/%d\n", p.Service, p.Vulnerability, p.Class, len(p.Endpoints), len(p.Rules),
 			v.DetectionOnly, v.ExploitsBlocked, v.ExploitsTotal, v.LegitimatePassed, v.LegitimateTotal)
-		missed = missed || v.ExploitsBlocked < v.ExploitsTotal
+		missed = missed || v.ExploitsBlocked < v.ExploitsTotal || v.MutationsBlocked < v.MutationsTotal
 	}
 	tw.Flush()
 	for _, s := range set.Skipped {
