@@ -103,6 +103,9 @@ func runWAFGenerate(ctx context.Context, g *globals, fl wafGenerateFlags) error 
 	for _, p := range dbProblems {
 		warn(p)
 	}
+	if len(fl.traces) == 0 {
+		fmt.Fprintln(g.stderr, "evident: warning: no --traces: no legitimate traffic was checked, so the patches may block legitimate requests; nothing was learned from traffic either")
+	}
 	cfg := waf.DefaultConfig()
 	traffic := waf.NewTraffic(cfg.ReplayPerEndpoint)
 	if err := loadTelemetry(ctx, fl.traces, trafficHandler{traffic}, warn); err != nil {
@@ -129,9 +132,14 @@ func runWAFGenerate(ctx context.Context, g *globals, fl wafGenerateFlags) error 
 	if err := waf.Export(fl.output, set); err != nil {
 		return withCode(ExitUsage, err)
 	}
+	for _, p := range set.Patches {
+		if len(fl.traces) > 0 && p.Validation != nil && p.Validation.LegitimateTotal == 0 {
+			fmt.Fprintf(g.stderr, "evident: warning: %s in %s: the traces hold no request of the patched endpoints, so no legitimate traffic was checked\n", p.Vulnerability, p.Service)
+		}
+	}
 	if writePatchReport(g.stdout, set) {
 		skipped = true
-		fmt.Fprintln(g.stderr, "evident: some exploit samples were not blocked (see patches.json)")
+		fmt.Fprintln(g.stderr, "evident: some exploit samples or their mutations were not blocked (see patches.json)")
 	}
 	if skipped {
 		return withCode(ExitSkipped, errSkipped)
@@ -148,7 +156,7 @@ func writePatchReport(w io.Writer, set *waf.PatchSet) (missed bool) {
 		v := p.Validation
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d/%d\t%d/%d\n", p.Service, p.Vulnerability, p.Class, len(p.Endpoints), len(p.Rules),
 			v.DetectionOnly, v.ExploitsBlocked, v.ExploitsTotal, v.LegitimatePassed, v.LegitimateTotal)
-		missed = missed || v.ExploitsBlocked < v.ExploitsTotal
+		missed = missed || v.ExploitsBlocked < v.ExploitsTotal || v.MutationsBlocked < v.MutationsTotal
 	}
 	tw.Flush()
 	for _, s := range set.Skipped {
@@ -225,13 +233,14 @@ type wafProxyFlags struct {
 	upstream, rules, listen, auditLog, metricsPath string
 	services                                       []string
 	// tls is served to clients; upstreamTLS verifies an https upstream.
-	tls         tlsconfig.ServerConfig
-	upstreamTLS tlsconfig.ClientConfig
+	tls             tlsconfig.ServerConfig
+	upstreamTLS     tlsconfig.ClientConfig
+	upstreamTimeout time.Duration
 }
 
 func newWAFProxyCmd(g *globals) *cobra.Command {
 	def := waf.DefaultProxyConfig()
-	fl := wafProxyFlags{listen: def.Listen, metricsPath: def.MetricsPath, tls: def.Limits.TLS}
+	fl := wafProxyFlags{listen: def.Listen, metricsPath: def.MetricsPath, tls: def.Limits.TLS, upstreamTimeout: def.UpstreamTimeout}
 	cmd := &cobra.Command{
 		Use:   "proxy --upstream URL --rules DIR",
 		Short: "Run a reverse proxy that enforces the virtual patches with Coraza",
@@ -259,6 +268,7 @@ line. Stops on SIGINT or SIGTERM, letting requests in flight finish.`,
 	f.StringVar(&fl.upstreamTLS.CAFile, "upstream-ca-file", "", "PEM CAs that sign an https upstream's certificate, instead of the system's roots")
 	f.StringVar(&fl.upstreamTLS.CertFile, "upstream-cert-file", "", "PEM client certificate for an upstream that asks for one (with --upstream-key-file)")
 	f.StringVar(&fl.upstreamTLS.KeyFile, "upstream-key-file", "", "PEM key of --upstream-cert-file")
+	f.DurationVar(&fl.upstreamTimeout, "upstream-timeout", fl.upstreamTimeout, "longest wait to connect to the upstream and for its response headers (504 after)")
 	return cmd
 }
 
@@ -273,6 +283,7 @@ func runWAFProxy(ctx context.Context, g *globals, fl wafProxyFlags) error {
 	cfg := waf.DefaultProxyConfig()
 	cfg.Upstream, cfg.Listen, cfg.Directives, cfg.MetricsPath = fl.upstream, fl.listen, rules, fl.metricsPath
 	cfg.Limits.TLS, cfg.UpstreamTLS = fl.tls, fl.upstreamTLS
+	cfg.UpstreamTimeout = fl.upstreamTimeout
 	switch fl.auditLog {
 	case "":
 	case "-":

@@ -22,6 +22,12 @@ func TestWAFGenerate(t *testing.T) {
 			golden:   "generate.golden",
 		},
 		{
+			name:     "no traces",
+			args:     []string{"waf", "generate", "--report", "testdata/waf/analyze.json", "--vulns", "testdata/waf/records"},
+			wantCode: ExitOK,
+			golden:   "notraces.golden",
+		},
+		{
 			name:     "no report",
 			args:     []string{"waf", "generate", "--traces", "testdata/waf/traces.jsonl"},
 			wantCode: ExitUsage,

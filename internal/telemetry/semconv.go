@@ -35,6 +35,7 @@ const (
 	attrMessagingDestination
 	attrS3Bucket
 	attrCodeFunction
+	attrRequestBodySize
 	attrServiceName      // resource
 	attrServiceNamespace // resource
 	attrImageName        // resource
@@ -64,6 +65,7 @@ const (
 	attrOldMessagingDestination
 	attrOldCodeFunction
 	attrOldCodeNamespace
+	attrOldRequestContentLength
 
 	numAttrs
 )
@@ -121,6 +123,8 @@ func lookupAttr(key []byte) attrID {
 		return attrS3Bucket
 	case "code.function.name":
 		return attrCodeFunction
+	case "http.request.body.size":
+		return attrRequestBodySize
 	case "service.name":
 		return attrServiceName
 	case "service.namespace":
@@ -175,6 +179,8 @@ func lookupAttr(key []byte) attrID {
 		return attrOldCodeFunction
 	case "code.namespace":
 		return attrOldCodeNamespace
+	case "http.request_content_length":
+		return attrOldRequestContentLength
 	}
 	return attrNone
 }
@@ -212,7 +218,7 @@ func (b *attrBuilder) reset() { *b = attrBuilder{} }
 // status code "200") are accepted for the integer attributes.
 func (b *attrBuilder) setString(id attrID, v string) {
 	switch id {
-	case attrStatusCode, attrOldStatusCode, attrServerPort, attrOldNetPeerPort, attrOldNetHostPort:
+	case attrStatusCode, attrOldStatusCode, attrServerPort, attrOldNetPeerPort, attrOldNetHostPort, attrRequestBodySize, attrOldRequestContentLength:
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 			b.ints[id] = n
 		}
@@ -224,7 +230,7 @@ func (b *attrBuilder) setString(id attrID, v string) {
 // setInt records an integer attribute.
 func (b *attrBuilder) setInt(id attrID, v int64) {
 	switch id {
-	case attrStatusCode, attrOldStatusCode, attrServerPort, attrOldNetPeerPort, attrOldNetHostPort:
+	case attrStatusCode, attrOldStatusCode, attrServerPort, attrOldNetPeerPort, attrOldNetHostPort, attrRequestBodySize, attrOldRequestContentLength:
 		b.ints[id] = v
 	default:
 		b.strs[id] = strconv.FormatInt(v, 10)
@@ -277,6 +283,10 @@ func (b *attrBuilder) finish(kind SpanKind) Attrs {
 		S3Bucket:             s[attrS3Bucket],
 		CodeFunction:         s[attrCodeFunction],
 		RequestHeaders:       b.headers,
+		RequestBodySize:      n[attrRequestBodySize],
+	}
+	if a.RequestBodySize == 0 {
+		a.RequestBodySize = n[attrOldRequestContentLength]
 	}
 	if a.StatusCode == 0 {
 		a.StatusCode = int(n[attrOldStatusCode])

@@ -165,4 +165,8 @@ type Attrs struct {
 	// RequestHeaders holds captured http.request.header.* attributes,
 	// keyed by lower-case header name; multiple values are joined with ", ".
 	RequestHeaders map[string]string
+	// RequestBodySize is the request body's size in bytes
+	// (http.request.body.size, formerly http.request_content_length);
+	// 0 when not recorded.
+	RequestBodySize int64
 }

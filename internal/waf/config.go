@@ -26,6 +26,10 @@ type Config struct {
 	// MinLength is the smallest length limit set, so that a parameter
 	// seen only short (or empty) still has room.
 	MinLength int
+	// MinBodyLength is the smallest request body limit learned from
+	// traffic, so that an endpoint seen only with small bodies still has
+	// room.
+	MinBodyLength int64
 	// DefaultArgLength limits arguments of endpoints without traffic.
 	DefaultArgLength int
 	// MinRequests is how many requests an endpoint needs in the traces
@@ -43,7 +47,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		IDBase: 4_900_000, IDSpan: 100_000,
-		LengthMargin: 2, MinLength: 32, DefaultArgLength: 4096,
+		LengthMargin: 2, MinLength: 32, MinBodyLength: 4096, DefaultArgLength: 4096,
 		MinRequests: 10, ReplayPerEndpoint: 500, MaxEndpoints: scopeIDs,
 	}
 }
@@ -62,6 +66,9 @@ func (c Config) Validate() error {
 	}
 	if c.MinLength < 1 || c.DefaultArgLength < c.MinLength {
 		errs = append(errs, fmt.Errorf("%w: min length %d and default argument length %d must be positive and ordered", ErrConfig, c.MinLength, c.DefaultArgLength))
+	}
+	if c.MinBodyLength < 1 {
+		errs = append(errs, fmt.Errorf("%w: min body length %d is below 1", ErrConfig, c.MinBodyLength))
 	}
 	if c.MinRequests < 1 {
 		errs = append(errs, fmt.Errorf("%w: min requests %d is below 1", ErrConfig, c.MinRequests))

@@ -11,15 +11,21 @@ import (
 	"github.com/corazawaf/coraza/v3/types"
 )
 
+// engineBodyLimit is the request body limit of every route; patches lower
+// it per endpoint where the traffic records body sizes.
+const engineBodyLimit = 13107200
+
 // engineSettings turn the engine on and let it read request bodies, which
 // phase-2 rules need. Coraza's recommended configuration starts in
 // DetectionOnly, so a patch loaded without these would never block.
-const engineSettings = `SecRuleEngine On
+func engineSettings() string {
+	return fmt.Sprintf(`SecRuleEngine On
 SecRequestBodyAccess On
-SecRequestBodyLimit 13107200
+SecRequestBodyLimit %d
 SecRequestBodyInMemoryLimit 131072
 SecRequestBodyLimitAction Reject
-`
+`, engineBodyLimit)
+}
 
 // bodyProcessorRules choose how request bodies are parsed, with ids from
 // the engine block (the first of the range): JSON bodies into ARGS (as
@@ -39,6 +45,7 @@ SecRule &REQUEST_HEADERS:Content-Type "@eq 0" \
 
 // newWAF compiles directives into a WAF.
 func newWAF(directives ...string) (coraza.WAF, error) {
+	registerOperators()
 	cfg := coraza.NewWAFConfig()
 	for _, d := range directives {
 		cfg = cfg.WithDirectives(d)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +18,7 @@ const (
 	EngineFile   = "evident-engine.conf" // engine settings and body processors
 	MetadataFile = "patches.json"        // the PatchSet with its validation
 	PluginsDir   = "plugins"             // the CRS v4 plugin layout
+	ProxyDir     = "proxy"               // the rules only evident waf proxy enforces
 )
 
 // Services returns the services that have patches, in order.
@@ -45,22 +47,43 @@ func (s *PatchSet) ServiceConf(service string) string {
 	return b.String()
 }
 
+// ServiceProxyConf returns the rules of a service's patches that only
+// evident waf proxy enforces, "" when there are none.
+func (s *PatchSet) ServiceProxyConf(service string) string {
+	var b strings.Builder
+	for _, p := range s.Patches {
+		if rules := p.ProxySecLang(); p.Service == service && rules != "" {
+			b.WriteString("\n")
+			b.WriteString(rules)
+		}
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	return fmt.Sprintf("# evident virtual patches for service %s that only evident waf proxy enforces:\n# they use evident's structural operators (docs/waf.md), which Coraza and ModSecurity lack.\n", service) + b.String()
+}
+
 // Export writes the set to dir: one <service>.conf per service, the
 // engine file, a CRS v4 plugin per service under plugins/ and the JSON
 // metadata. Service names become file names and plugin names, so what
 // is not safe in either is replaced (fileName).
 func Export(dir string, s *PatchSet) error {
-	if err := os.MkdirAll(filepath.Join(dir, PluginsDir), 0o755); err != nil {
-		return fmt.Errorf("export patches: %w", err)
+	for _, sub := range []string{PluginsDir, ProxyDir} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return fmt.Errorf("export patches: %w", err)
+		}
 	}
 	files := map[string]string{
 		EngineFile: "# evident engine settings: load before the service files when not running under CRS.\n" +
-			engineSettings + "\n" + bodyProcessorRules(s.IDRange[0]),
+			engineSettings() + "\n" + bodyProcessorRules(s.IDRange[0]),
 	}
 	for _, svc := range s.Services() {
 		name := fileName(svc)
 		conf := s.ServiceConf(svc)
 		files[name+".conf"] = conf
+		if proxy := s.ServiceProxyConf(svc); proxy != "" {
+			files[filepath.Join(ProxyDir, name+".conf")] = proxy
+		}
 		plugin := "evident-" + name
 		// CRS v4 plugins: <name>-config.conf is loaded before
 		// crs-setup, -before.conf before the CRS rules, -after.conf
@@ -125,7 +148,8 @@ func fileName(service string) string {
 
 // LoadRules reads the directives an export directory enforces: the
 // engine file, then the .conf of each named service (all of them when
-// services is empty). It does not read plugins/, which is for CRS.
+// services is empty), each followed by its proxy/ rules when it has any.
+// It does not read plugins/, which is for CRS.
 func LoadRules(dir string, services []string) (string, error) {
 	engine, err := os.ReadFile(filepath.Join(dir, EngineFile))
 	if err != nil {
@@ -157,6 +181,14 @@ func LoadRules(dir string, services []string) (string, error) {
 		}
 		b.WriteString("\n")
 		b.Write(data)
+		proxy, err := os.ReadFile(filepath.Join(dir, ProxyDir, filepath.Base(n)))
+		switch {
+		case err == nil:
+			b.WriteString("\n")
+			b.Write(proxy)
+		case !errors.Is(err, fs.ErrNotExist):
+			return "", fmt.Errorf("load rules from %s: %w", dir, err)
+		}
 	}
 	return b.String(), nil
 }

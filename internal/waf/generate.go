@@ -206,6 +206,7 @@ func build(cfg Config, p *Patch, base int, traffic *Traffic) {
 		r.ID = next
 		next++
 		r.Phase = phaseOf(r.links)
+		r.ProxyOnly = usesEvidentOperator(r.links)
 		if r.Mode == "" {
 			r.Mode = ModeBlock
 		}
@@ -319,6 +320,20 @@ func trafficRules(cfg Config, class Class, et *EndpointTraffic) (out []Rule, not
 		}
 		out = append(out, Rule{Kind: KindTraffic, Name: fmt.Sprintf("header %s longer than %d (longest seen %d)", h, limit(et.Headers[h]), et.Headers[h]),
 			links: []link{{vars: "REQUEST_HEADERS:" + h, op: fmt.Sprintf("@gt %d", limit(et.Headers[h])), t: []string{"length"}}}})
+	}
+	switch {
+	case et.Bodies == 0 && (et.Endpoint.Method == "GET" || et.Endpoint.Method == "HEAD"):
+	case et.Bodies == 0:
+		notes = append(notes, fmt.Sprintf("the spans record no request body size (http.request.body.size or a captured Content-Length): bodies stay bounded by the engine's %d bytes only", engineBodyLimit))
+	default:
+		n := max(cfg.MinBodyLength, int64(math.Ceil(float64(et.MaxBody)*cfg.LengthMargin)))
+		name := fmt.Sprintf("request body longer than %d (largest seen %d)", n, et.MaxBody)
+		// The declared length denies before the body is read; a body
+		// without one (chunked) is measured once read. Coraza and
+		// ModSecurity set REQUEST_BODY_LENGTH for raw and form bodies.
+		out = append(out,
+			Rule{Kind: KindTraffic, Name: name + ": Content-Length", links: []link{{vars: "REQUEST_HEADERS:Content-Length", op: fmt.Sprintf("@gt %d", n)}}},
+			Rule{Kind: KindTraffic, Name: name, links: []link{{vars: "REQUEST_BODY_LENGTH", op: fmt.Sprintf("@gt %d", n)}}})
 	}
 	if len(et.ContentTypes) > 0 {
 		quoted := make([]string, len(et.ContentTypes))

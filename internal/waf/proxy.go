@@ -3,9 +3,11 @@ package waf
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -41,6 +43,9 @@ type ProxyConfig struct {
 	// UpstreamTLS verifies an https upstream (a private CA, a client
 	// certificate); zero: the system's roots.
 	UpstreamTLS tlsconfig.ClientConfig
+	// UpstreamTimeout bounds connecting to the upstream and waiting for
+	// its response headers; a request that takes longer gets 504.
+	UpstreamTimeout time.Duration
 }
 
 // DefaultProxyConfig returns the defaults of `evident waf proxy`: the
@@ -49,7 +54,7 @@ type ProxyConfig struct {
 func DefaultProxyConfig() ProxyConfig {
 	lc := listener.DefaultConfig()
 	lc.WriteTimeout = 0
-	return ProxyConfig{Listen: "127.0.0.1:8090", MetricsPath: "/metrics", Limits: lc}
+	return ProxyConfig{Listen: "127.0.0.1:8090", MetricsPath: "/metrics", Limits: lc, UpstreamTimeout: 30 * time.Second}
 }
 
 // Validate checks the configuration.
@@ -60,6 +65,9 @@ func (c ProxyConfig) Validate() error {
 	}
 	if c.Listen == "" {
 		return fmt.Errorf("%w: no listen address", ErrConfig)
+	}
+	if c.UpstreamTimeout <= 0 {
+		return fmt.Errorf("%w: upstream timeout %s is not positive", ErrConfig, c.UpstreamTimeout)
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
@@ -133,15 +141,23 @@ func NewProxy(cfg ProxyConfig, logger *slog.Logger, reg prometheus.Registerer, g
 		}
 	}
 	rp := httputil.NewSingleHostReverseProxy(up)
+	transport := http.DefaultTransport.(*http.Transport).Clone()
 	if cfg.UpstreamTLS != (tlsconfig.ClientConfig{}) {
-		if rp.Transport, err = tlsconfig.NewTransport(cfg.UpstreamTLS, "waf proxy upstream", logger); err != nil {
+		if transport, err = tlsconfig.NewTransport(cfg.UpstreamTLS, "waf proxy upstream", logger); err != nil {
 			return nil, err
 		}
 	}
+	rp.Transport = withTimeout(transport, cfg.UpstreamTimeout)
 	rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 		logger.Warn("upstream", "url", r.URL.String(), "err", err)
-		p.requests.WithLabelValues("error").Inc()
-		w.WriteHeader(http.StatusBadGateway)
+		if o, ok := r.Context().Value(outcomeKey{}).(*string); ok {
+			*o = "error"
+		}
+		status := http.StatusBadGateway
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			status = http.StatusGatewayTimeout
+		}
+		w.WriteHeader(status)
 	}
 	mux := http.NewServeMux()
 	if cfg.MetricsPath != "" && gatherer != nil {
@@ -200,9 +216,26 @@ func (p *Proxy) enforce(next http.Handler) http.Handler {
 			w.WriteHeader(status)
 			return
 		}
-		p.requests.WithLabelValues("passed").Inc()
-		next.ServeHTTP(w, r)
+		// The upstream's error handler may turn the outcome into an
+		// error; each request is counted once, when it is done.
+		outcome := "passed"
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), outcomeKey{}, &outcome)))
+		p.requests.WithLabelValues(outcome).Inc()
 	})
+}
+
+// outcomeKey keys the request's outcome in its context, for the reverse
+// proxy's error handler to set.
+type outcomeKey struct{}
+
+// withTimeout bounds connecting to the upstream and waiting for its
+// response headers. The response body has no deadline: a download or a
+// stream may take as long as it takes.
+func withTimeout(t *http.Transport, timeout time.Duration) *http.Transport {
+	t.DialContext = (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = min(t.TLSHandshakeTimeout, timeout)
+	t.ResponseHeaderTimeout = timeout
+	return t
 }
 
 func (p *Proxy) audit(rec AuditRecord) {

@@ -7,15 +7,20 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
 	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/telemetry"
 )
 
 func TestMain(m *testing.M) {
@@ -188,6 +193,183 @@ func TestProxyLifecycle(t *testing.T) {
 			if err := p.Shutdown(ctx); err != nil {
 				t.Fatalf("shutdown %d: %v", i, err)
 			}
+		}
+	}
+}
+
+// TestProxyUpstreamErrors: an upstream that does not answer in time gets
+// 504, one that refuses 502, and each such request is counted once, as
+// an error.
+func TestProxyUpstreamErrors(t *testing.T) {
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	defer close(release)
+	refused := httptest.NewServer(http.NotFoundHandler())
+	refusedURL := refused.URL
+	refused.Close()
+
+	dir, _ := shopRules(t)
+	rules, err := LoadRules(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, upstream string
+		want           int
+	}{
+		{"timeout", slow.URL, http.StatusGatewayTimeout},
+		{"refused", refusedURL, http.StatusBadGateway},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			cfg := DefaultProxyConfig()
+			cfg.Upstream, cfg.Listen, cfg.Directives, cfg.UpstreamTimeout = tt.upstream, "127.0.0.1:0", rules, 200*time.Millisecond
+			p, err := NewProxy(cfg, slog.New(slog.DiscardHandler), reg, reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(p.Handler())
+			defer srv.Close()
+			resp, err := srv.Client().Get(srv.URL + "/search?q=tea")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Errorf("status %d, want %d", resp.StatusCode, tt.want)
+			}
+			got := map[string]float64{}
+			for _, o := range []string{"passed", "blocked", "error"} {
+				got[o] = testutil.ToFloat64(p.requests.WithLabelValues(o))
+			}
+			if diff := cmp.Diff(map[string]float64{"passed": 0, "blocked": 0, "error": 1}, got); diff != "" {
+				t.Errorf("requests by outcome (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestProxyBodyLimit: an endpoint whose traffic records body sizes gets a
+// limit learned from them, enforced on the declared length and on a
+// chunked body once read, while other routes keep the engine's limit.
+func TestProxyBodyLimit(t *testing.T) {
+	var spans []telemetry.Span
+	for i := range 20 {
+		sp := serverSpan("gateway", "POST", "/orders", "/orders", "", map[string]string{"content-type": "application/yaml"})
+		sp.Attrs.RequestBodySize = int64(300 + 100*(i%6))
+		spans = append(spans, sp, serverSpan("gateway", "POST", "/upload", "/upload", "", nil))
+	}
+	traffic := TrafficFromSpans(spans, 0)
+	set, err := Generate(DefaultConfig(), []assess.Assessment{executedExposed("gateway", "GO-2020-0036", "gopkg.in/yaml.v2", "POST /orders", "POST /upload")}, loadRecords(t), traffic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range set.Patches[0].Rules {
+		if strings.Contains(r.Name, "request body") {
+			names = append(names, r.Endpoint+": "+r.Name)
+		}
+	}
+	want := []string{
+		"POST /orders: request body longer than 4096 (largest seen 800): Content-Length",
+		"POST /orders: request body longer than 4096 (largest seen 800)",
+	}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("body limit rules (-want +got):\n%s", diff)
+	}
+	corpus, err := LoadCorpus(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(context.Background(), set, traffic, corpus); err != nil {
+		t.Fatal(err)
+	}
+	v := set.Patches[0].Validation
+	var proxyOnly []string
+	for _, e := range v.Exploits {
+		if e.ProxyOnly {
+			proxyOnly = append(proxyOnly, e.Request[:len("POST /orders")])
+		}
+	}
+	if v.ExploitsBlocked != v.ExploitsTotal || v.ExploitsBlockedExported != v.ExploitsTotal-2 || !cmp.Equal(proxyOnly, []string{"POST /orders", "POST /upload"}) {
+		t.Errorf("blocked %d, by the export alone %d, of %d; proxy only %q; want all, all but the block-mapping bomb on both endpoints",
+			v.ExploitsBlocked, v.ExploitsBlockedExported, v.ExploitsTotal, proxyOnly)
+	}
+	dir := t.TempDir()
+	if err := Export(dir, set); err != nil {
+		t.Fatal(err)
+	}
+	// The structural rule is exported apart: the service file loads in
+	// stock Coraza and ModSecurity, and says what only the proxy enforces.
+	conf, err := os.ReadFile(filepath.Join(dir, "gateway.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyConf, err := os.ReadFile(filepath.Join(dir, ProxyDir, "gateway.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(conf), "@"+opYAMLExpansion) || !strings.Contains(string(conf), "# enforced only by evident waf proxy") {
+		t.Errorf("gateway.conf holds a proxy-only operator or does not list the proxy-only rules:\n%s", conf)
+	}
+	if !strings.Contains(string(proxyConf), "@"+opYAMLExpansion+" 100") {
+		t.Errorf("proxy/gateway.conf lacks the expansion rule:\n%s", proxyConf)
+	}
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+	}))
+	defer upstream.Close()
+	p, _ := startProxy(t, dir, upstream.URL, nil)
+	client := &http.Client{}
+	defer client.CloseIdleConnections()
+	send := func(path string, n int, chunked bool) int {
+		t.Helper()
+		body := "items:\n" + strings.Repeat("  - sku: tea\n", n/12)
+		if n == 0 {
+			body = yamlBlockMappingBomb(8)
+		}
+		var r io.Reader = strings.NewReader(body)
+		if chunked {
+			// Hide the length so the client sends it chunked.
+			r = io.MultiReader(r)
+		}
+		req, err := http.NewRequest("POST", "http://"+p.Addr()+path, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/yaml")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	tests := []struct {
+		path    string
+		size    int
+		chunked bool
+		want    int
+	}{
+		{"/orders", 1000, false, http.StatusOK},
+		{"/orders", 1000, true, http.StatusOK},
+		{"/orders", 6000, false, http.StatusForbidden},
+		{"/orders", 6000, true, http.StatusForbidden},
+		{"/upload", 6000, false, http.StatusOK},
+		{"/orders", 0, false, http.StatusForbidden}, // the alias bomb of issue 14
+		{"/upload", 0, true, http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		if got := send(tt.path, tt.size, tt.chunked); got != tt.want {
+			t.Errorf("POST %s of %d bytes (chunked %v): status %d, want %d", tt.path, tt.size, tt.chunked, got, tt.want)
 		}
 	}
 }

@@ -36,6 +36,10 @@ type Rule struct {
 	Reason string `json:"reason,omitempty"`
 	// Endpoint is the endpoint a scope or traffic rule is about.
 	Endpoint string `json:"endpoint,omitempty"`
+	// ProxyOnly marks a rule with one of evident's structural operators
+	// (inspect.go), which only evident waf proxy enforces; it is exported
+	// apart from the SecLang that Coraza and ModSecurity load.
+	ProxyOnly bool `json:"proxy_only,omitempty"`
 	// SecLang is the rule as written to the .conf files.
 	SecLang string `json:"seclang"`
 	links   []link
@@ -50,7 +54,7 @@ type link struct {
 
 // bodyVars are the variables only known once the body is read; a rule
 // that inspects one runs in phase 2.
-var bodyVars = []string{"ARGS", "ARGS_POST", "ARGS_NAMES", "ARGS_POST_NAMES", "REQUEST_BODY", "FILES", "FILES_NAMES", "XML", "ARGS_COMBINED_SIZE", "REQBODY_ERROR", "REQBODY_PROCESSOR_ERROR"}
+var bodyVars = []string{"ARGS", "ARGS_POST", "ARGS_NAMES", "ARGS_POST_NAMES", "REQUEST_BODY", "FILES", "FILES_NAMES", "XML", "ARGS_COMBINED_SIZE", "REQUEST_BODY_LENGTH", "REQBODY_ERROR", "REQBODY_PROCESSOR_ERROR"}
 
 // phaseOf returns 2 when any link reads the body, else 1: headers, the
 // URI and the query string are all known in phase 1.

@@ -145,6 +145,10 @@ var templates = map[Class][]detection{
 			vars: "REQUEST_BODY|ARGS",
 			op:   `@rx (?:[\[{]\s*){64}`,
 		}}},
+		{"YAML alias expansion factor above 100", []link{{
+			vars: "REQUEST_BODY",
+			op:   "@" + opYAMLExpansion + " 100",
+		}}},
 	},
 	// CRS 920170-920181 (Content-Length and Transfer-Encoding), 921110
 	// (smuggled request lines) and 921140 (CR/LF in headers).

@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/evidentsec/evident/internal/telemetry"
@@ -39,6 +40,11 @@ type EndpointTraffic struct {
 	ContentTypes []string
 	// MaxQuery and MaxPath are the longest query and path seen.
 	MaxQuery, MaxPath int
+	// Bodies counts the spans that recorded a request body size
+	// (http.request.body.size or a captured Content-Length), and MaxBody
+	// is the largest of them.
+	Bodies  int
+	MaxBody int64
 	// Queries counts the spans that recorded a query string. Many
 	// instrumentations leave url.query out, so an endpoint without any
 	// says nothing about its parameters.
@@ -122,6 +128,14 @@ func (t *Traffic) add(sp *telemetry.Span) {
 				et.Params[k] = max(et.Params[k], len(v))
 			}
 		}
+	}
+	body := a.RequestBodySize
+	if n, err := strconv.ParseInt(a.RequestHeaders["content-length"], 10, 64); err == nil && body == 0 {
+		body = n
+	}
+	if body > 0 {
+		et.Bodies++
+		et.MaxBody = max(et.MaxBody, body)
 	}
 	headers := map[string]string{}
 	for k, v := range a.RequestHeaders {

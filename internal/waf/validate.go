@@ -3,6 +3,7 @@ package waf
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -14,6 +15,16 @@ type Validation struct {
 	// ExploitsBlocked of ExploitsTotal exploit requests were denied.
 	ExploitsBlocked int `json:"exploits_blocked"`
 	ExploitsTotal   int `json:"exploits_total"`
+	// ExploitsBlockedExported counts the exploit requests the exported
+	// SecLang denies alone, without the rules only evident waf proxy
+	// enforces (Rule.ProxyOnly): what Coraza or ModSecurity loading
+	// <service>.conf stops.
+	ExploitsBlockedExported int `json:"exploits_blocked_exported"`
+	// MutationsBlocked of MutationsTotal mutated exploit requests
+	// (mutations) were denied; MutationsMissed names the others.
+	MutationsBlocked int      `json:"mutations_blocked"`
+	MutationsTotal   int      `json:"mutations_total"`
+	MutationsMissed  []string `json:"mutations_missed,omitempty"`
 	// LegitimatePassed of LegitimateTotal replayed requests went through.
 	LegitimatePassed int `json:"legitimate_passed"`
 	LegitimateTotal  int `json:"legitimate_total"`
@@ -35,6 +46,9 @@ type ExploitResult struct {
 	Blocked bool   `json:"blocked"`
 	// RuleID is the rule that denied it.
 	RuleID int `json:"rule_id,omitempty"`
+	// ProxyOnly says that only evident waf proxy denies it: the
+	// exported SecLang alone lets it through.
+	ProxyOnly bool `json:"proxy_only,omitempty"`
 }
 
 // Validate loads every patch of set into an embedded Coraza engine and
@@ -107,6 +121,13 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 			v.Blocked = append(v.Blocked, fmt.Sprintf("%s (rule %d)", r, blockedBy))
 		}
 	}
+	// The exported SecLang alone, as Coraza or ModSecurity load it.
+	exported := w
+	if p.ProxySecLang() != "" {
+		if exported, err = newWAF(engineSettings(), bodyProcessorRules(idBase), p.SecLang()); err != nil {
+			return fmt.Errorf("patch %s for %s: %w", p.Vulnerability, p.Service, err)
+		}
+	}
 	eps := p.Endpoints
 	if len(eps) == 0 {
 		eps = []Endpoint{{Method: "GET", Route: "/"}}
@@ -118,11 +139,33 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 			if err != nil {
 				return fmt.Errorf("validate %s in %s: exploit %q: %w", p.Vulnerability, p.Service, s.Name, err)
 			}
+			byExport := blockedBy
+			if exported != w {
+				if _, byExport, err = replay(exported, req); err != nil {
+					return fmt.Errorf("validate %s in %s: exploit %q: %w", p.Vulnerability, p.Service, s.Name, err)
+				}
+			}
 			v.ExploitsTotal++
 			if blockedBy != 0 {
 				v.ExploitsBlocked++
 			}
-			v.Exploits = append(v.Exploits, ExploitResult{Sample: s.Name, Source: s.Source, Request: truncate(req.String(), 300), Blocked: blockedBy != 0, RuleID: blockedBy})
+			if byExport != 0 {
+				v.ExploitsBlockedExported++
+			}
+			for _, m := range mutations(req) {
+				_, by, err := replay(w, m.req)
+				if err != nil {
+					return fmt.Errorf("validate %s in %s: exploit %q, %s: %w", p.Vulnerability, p.Service, s.Name, m.name, err)
+				}
+				v.MutationsTotal++
+				if by != 0 {
+					v.MutationsBlocked++
+				} else {
+					v.MutationsMissed = append(v.MutationsMissed, fmt.Sprintf("%s, %s: %s", s.Name, m.name, truncate(m.req.String(), 200)))
+				}
+			}
+			v.Exploits = append(v.Exploits, ExploitResult{Sample: s.Name, Source: s.Source, Request: truncate(req.String(), 300),
+				Blocked: blockedBy != 0, RuleID: blockedBy, ProxyOnly: blockedBy != 0 && byExport == 0})
 		}
 	}
 	p.Validation = v
@@ -132,7 +175,7 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 // compilePatch compiles one patch with the engine rules; extra comes last
 // and may override the engine mode.
 func compilePatch(p *Patch, idBase int, extra string) (coraza.WAF, error) {
-	w, err := newWAF(engineSettings, bodyProcessorRules(idBase), p.SecLang(), extra)
+	w, err := newWAF(engineSettings(), bodyProcessorRules(idBase), p.SecLang(), p.ProxySecLang(), extra)
 	if err != nil {
 		return nil, fmt.Errorf("patch %s for %s: %w", p.Vulnerability, p.Service, err)
 	}
@@ -182,17 +225,111 @@ func (p *Patch) SecLang() string {
 	if v := p.Validation; v != nil {
 		fmt.Fprintf(&b, "# validated in Coraza: %d of %d exploit requests blocked, %d of %d legitimate requests passed\n",
 			v.ExploitsBlocked, v.ExploitsTotal, v.LegitimatePassed, v.LegitimateTotal)
+		if v.MutationsTotal > 0 {
+			fmt.Fprintf(&b, "# mutations of the exploit requests (percent-encoding case, media type case and parameters, leading whitespace): %d of %d blocked\n",
+				v.MutationsBlocked, v.MutationsTotal)
+		}
+		if p.ProxySecLang() != "" {
+			fmt.Fprintf(&b, "# this file alone, without the rules only evident waf proxy enforces: %d of %d exploit requests blocked\n",
+				v.ExploitsBlockedExported, v.ExploitsTotal)
+		}
 	}
 	for _, r := range p.Rules {
+		if r.ProxyOnly {
+			fmt.Fprintf(&b, "# enforced only by evident waf proxy (%s/<service>.conf): rule %d, %s\n", ProxyDir, r.ID, r.Name)
+		}
+	}
+	writeRules(&b, p.Rules, false)
+	return b.String()
+}
+
+// ProxySecLang returns the patch's rules that only evident waf proxy
+// enforces, "" when there are none.
+func (p *Patch) ProxySecLang() string {
+	if !slices.ContainsFunc(p.Rules, func(r Rule) bool { return r.ProxyOnly }) {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s in %s (%s): the rules only evident waf proxy enforces (structural operators)\n", p.Vulnerability, p.Package, p.Class)
+	writeRules(&b, p.Rules, true)
+	return b.String()
+}
+
+// writeRules writes the rules whose ProxyOnly is proxyOnly.
+func writeRules(b *strings.Builder, rules []Rule, proxyOnly bool) {
+	for _, r := range rules {
+		if r.ProxyOnly != proxyOnly {
+			continue
+		}
 		b.WriteString("\n")
 		if r.Mode == ModeDetect {
-			fmt.Fprintf(&b, "# detection-only: %s\n", oneLine(r.Reason))
+			fmt.Fprintf(b, "# detection-only: %s\n", oneLine(r.Reason))
 		}
 		b.WriteString(r.SecLang)
 	}
-	return b.String()
 }
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// mutation is an exploit request changed the way an attacker would to
+// slip past a rule that matches its first form.
+type mutation struct {
+	name string
+	req  Request
+}
+
+// mutations returns the variants of an exploit request that should be
+// denied as well: percent-encoding hex digits in the other case, the
+// media type upper-cased and with a charset parameter, and whitespace
+// before the body. Mutations that would not change r are left out.
+func mutations(r Request) []mutation {
+	clone := func() Request {
+		c := r
+		c.Headers = maps.Clone(r.Headers)
+		return c
+	}
+	var out []mutation
+	if t := swapHexCase(r.Target); t != r.Target {
+		m := clone()
+		m.Target = t
+		out = append(out, mutation{"percent-encoding case", m})
+	}
+	if ct := r.Headers["Content-Type"]; ct != "" && r.Body != "" {
+		m := clone()
+		m.Headers["Content-Type"] = strings.ToUpper(ct) + "; charset=UTF-8"
+		out = append(out, mutation{"media type case and charset", m})
+		m = clone()
+		m.Body = "\n\n" + r.Body + "\n"
+		if strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+			m.Body = r.Body + "&"
+		}
+		out = append(out, mutation{"whitespace around the body", m})
+	}
+	return out
+}
+
+// swapHexCase swaps the case of the hex digits of every percent escape.
+func swapHexCase(s string) string {
+	b := []byte(s)
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] != '%' || !isHex(b[i+1]) || !isHex(b[i+2]) {
+			continue
+		}
+		for _, j := range []int{i + 1, i + 2} {
+			switch c := b[j]; {
+			case c >= 'a' && c <= 'f':
+				b[j] = c - 'a' + 'A'
+			case c >= 'A' && c <= 'F':
+				b[j] = c - 'A' + 'a'
+			}
+		}
+		i += 2
+	}
+	return string(b)
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }

@@ -65,3 +65,28 @@ func TestEveryClassBlocksItsCorpus(t *testing.T) {
 		})
 	}
 }
+
+// TestMutationsPerClass prints, per class, the mutations of its corpus that
+// the class's template does not block, and fails on any.
+func TestMutationsPerClass(t *testing.T) {
+	corpus, err := LoadCorpus(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for class := range templates {
+		t.Run(string(class), func(t *testing.T) {
+			p := Patch{Service: "gateway", Vulnerability: "TEST-1", Classification: Classification{Class: class}}
+			p.Endpoints = mergeEndpoints(nil, []string{"POST /orders"}, &p.Notes)
+			build(DefaultConfig(), &p, 4_900_100, NewTraffic(0))
+			set := &PatchSet{IDRange: [2]int{4_900_000, 4_999_999}, Patches: []Patch{p}}
+			if err := Validate(context.Background(), set, nil, corpus); err != nil {
+				t.Fatal(err)
+			}
+			v := set.Patches[0].Validation
+			for _, m := range v.MutationsMissed {
+				t.Errorf("mutation not blocked: %s", m)
+			}
+			t.Logf("%d of %d mutations blocked", v.MutationsBlocked, v.MutationsTotal)
+		})
+	}
+}

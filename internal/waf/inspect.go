@@ -1,0 +1,214 @@
+package waf
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/corazawaf/coraza/v3/experimental/plugins"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"go.yaml.in/yaml/v3"
+)
+
+// Structural inspectors decide what a regular expression cannot: how far
+// a YAML document grows once its aliases are expanded, how deep a JSON
+// document nests, how many segments a bearer token has, how many entities
+// an XML document declares and uses. Each does bounded work on the input
+// and never expands it. They are exposed to rules as Coraza operators
+// that only the evident proxy (and validator) know:
+//
+//	@yamlExpansionGt N  the expanded node count is more than N times the parsed one
+//	@jsonDepthGt N      arrays and objects nest deeper than N
+//	@jwtSegmentsGt N    the token (after an optional "Bearer ") has more than N dot-separated segments
+//	@xmlEntitiesGt N    the document declares and references more than N entities in all
+//
+// An input the inspector cannot parse does not match: malformed bodies
+// are the business of REQBODY_ERROR rules.
+const (
+	opYAMLExpansion = "yamlExpansionGt"
+	opJSONDepth     = "jsonDepthGt"
+	opJWTSegments   = "jwtSegmentsGt"
+	opXMLEntities   = "xmlEntitiesGt"
+)
+
+// evidentOperators are the operators above.
+var evidentOperators = []string{opYAMLExpansion, opJSONDepth, opJWTSegments, opXMLEntities}
+
+// usesEvidentOperator reports whether a link's operator is one of
+// evident's, which stock Coraza and ModSecurity do not know.
+func usesEvidentOperator(links []link) bool {
+	for _, l := range links {
+		name, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(l.op, "!"), "@"), " ")
+		if slices.Contains(evidentOperators, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxYAMLDocuments bounds the documents of a YAML stream inspected.
+const maxYAMLDocuments = 64
+
+// registerOperators makes the structural operators known to Coraza.
+// Coraza keeps operators in one process-wide table (plugins.RegisterOperator
+// has no per-WAF form) that it reads without a lock, so registration
+// happens once, before the first WAF is compiled, from newWAF.
+var registerOperators = sync.OnceFunc(func() {
+	for name, measure := range map[string]func(string, uint64) uint64{
+		opYAMLExpansion: yamlExpansion,
+		opJSONDepth:     func(s string, _ uint64) uint64 { return jsonDepth(s) },
+		opJWTSegments:   func(s string, _ uint64) uint64 { return jwtSegments(s) },
+		opXMLEntities:   func(s string, _ uint64) uint64 { return xmlEntities(s) },
+	} {
+		plugins.RegisterOperator(name, func(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+			n, err := strconv.ParseUint(strings.TrimSpace(o.Arguments), 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("@%s takes a non-negative integer, not %q", name, o.Arguments)
+			}
+			return thresholdOp{measure: measure, limit: n}, nil
+		})
+	}
+})
+
+// thresholdOp matches when the measure of the input exceeds limit.
+type thresholdOp struct {
+	measure func(string, uint64) uint64
+	limit   uint64
+}
+
+// Evaluate implements plugintypes.Operator.
+func (o thresholdOp) Evaluate(_ plugintypes.TransactionState, s string) bool {
+	return o.measure(s, o.limit) > o.limit
+}
+
+// yamlExpansion returns how many times more nodes the YAML stream s has
+// with its aliases expanded than as written, or 0 when s is not YAML.
+// The count is computed on the parsed nodes with one memoised sum per
+// node, so an alias bomb costs what its text costs; the result saturates
+// at limit+1.
+func yamlExpansion(s string, limit uint64) uint64 {
+	dec := yaml.NewDecoder(strings.NewReader(s))
+	var parsed, expanded uint64
+	ceiling := (limit + 1) * max(uint64(len(s)), 1)
+	for range maxYAMLDocuments {
+		var doc yaml.Node
+		if err := dec.Decode(&doc); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return 0
+		}
+		memo := map[*yaml.Node]uint64{}
+		parsed += countNodes(&doc)
+		expanded = min(ceiling, expanded+expandedNodes(&doc, memo, ceiling, 0))
+	}
+	if parsed == 0 {
+		return 0
+	}
+	return min(expanded/parsed, limit+1)
+}
+
+// countNodes counts the nodes as written (an alias is one node).
+func countNodes(n *yaml.Node) uint64 {
+	c := uint64(1)
+	for _, ch := range n.Content {
+		c += countNodes(ch)
+	}
+	return c
+}
+
+// expandedNodes counts the nodes of n with aliases replaced by what they
+// point to, saturating at ceiling. The parser only lets an alias point to an
+// anchor defined before it, so the recursion ends; depth guards it anyway.
+func expandedNodes(n *yaml.Node, memo map[*yaml.Node]uint64, ceiling uint64, depth int) uint64 {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if c, ok := memo[n]; ok {
+		return c
+	}
+	if depth > 10_000 {
+		return ceiling
+	}
+	memo[n] = ceiling // an alias cycle, were one possible, saturates
+	c := uint64(1)
+	for _, ch := range n.Content {
+		c = min(ceiling, c+expandedNodes(ch, memo, ceiling, depth+1))
+	}
+	memo[n] = c
+	return c
+}
+
+// jsonDepth returns how deep arrays and objects nest in the JSON text s,
+// 0 when s is not JSON. It reads tokens and keeps only a counter.
+func jsonDepth(s string) uint64 {
+	dec := json.NewDecoder(strings.NewReader(s))
+	var depth, deepest uint64
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			if errors.Is(err, io.EOF) && depth == 0 {
+				return deepest
+			}
+			return 0
+		}
+		switch tok {
+		case json.Delim('['), json.Delim('{'):
+			depth++
+			deepest = max(deepest, depth)
+		case json.Delim(']'), json.Delim('}'):
+			depth--
+		}
+	}
+}
+
+// jwtSegments returns the dot-separated segments of a bearer token: the
+// value after an optional auth scheme. A JWS has 3, a JWE 5.
+func jwtSegments(s string) uint64 {
+	s = strings.TrimSpace(s)
+	if scheme, tok, ok := strings.Cut(s, " "); ok && !strings.Contains(scheme, ".") {
+		s = strings.TrimSpace(tok)
+	}
+	if s == "" {
+		return 0
+	}
+	return uint64(strings.Count(s, ".")) + 1
+}
+
+// xmlEntities counts the entity declarations (<!ENTITY) and the general
+// and parameter entity references (&name; %name;) other than the five
+// predefined entities (character references have no name), in one pass without
+// expanding anything.
+func xmlEntities(s string) uint64 {
+	b := []byte(s)
+	n := uint64(bytes.Count(b, []byte("<!ENTITY")))
+	for i := 0; i < len(b); i++ {
+		if b[i] != '&' && b[i] != '%' {
+			continue
+		}
+		j := i + 1
+		for j < len(b) && j-i <= 64 && isNameByte(b[j]) {
+			j++
+		}
+		if j == i+1 || j >= len(b) || b[j] != ';' {
+			continue
+		}
+		switch string(b[i+1 : j]) {
+		case "lt", "gt", "amp", "apos", "quot":
+		default:
+			n++
+		}
+		i = j
+	}
+	return n
+}
+
+func isNameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == ':' || c >= 0x80
+}

@@ -1,0 +1,164 @@
+package waf
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// yamlBlockMappingBomb is the alias bomb of issue 14 written as block
+// mappings: nine keys per level, each an alias of the level below.
+func yamlBlockMappingBomb(levels int) string {
+	var b strings.Builder
+	b.WriteString("a: &a x\n")
+	prev := "a"
+	for l := range levels {
+		name := string(rune('b' + l))
+		fmt.Fprintf(&b, "%s: &%s\n", name, name)
+		for k := range 9 {
+			fmt.Fprintf(&b, "  k%d: *%s\n", k, prev)
+		}
+		prev = name
+	}
+	return b.String()
+}
+
+// The flow-sequence form is the one of CVE-2019-11253 (kubernetes
+// apiserver) and the go-yaml regression test for GO-2020-0036.
+const yamlFlowBomb = `a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+`
+
+// A docker-compose style document with anchors and merge keys: the
+// legitimate use of aliases.
+const yamlCompose = `x-common: &common
+  restart: unless-stopped
+  logging:
+    driver: json-file
+    options: {max-size: 10m, max-file: "3"}
+  environment: &env
+    TZ: UTC
+    LOG_LEVEL: info
+services:
+  gateway:
+    <<: *common
+    image: shop/gateway:1.4
+    environment:
+      <<: *env
+      UPSTREAM: http://catalog:8081
+  catalog:
+    <<: *common
+    image: shop/catalog:1.4
+  reporter:
+    <<: *common
+    image: shop/reporter:1.4
+    environment: *env
+`
+
+func TestInspectors(t *testing.T) {
+	deepJSON := strings.Repeat("[", 200) + strings.Repeat("]", 200)
+	var items []string
+	for i := range 5000 {
+		items = append(items, fmt.Sprintf(`{"sku":"tea-%d","qty":%d,"tags":["a","b"]}`, i, i%7))
+	}
+	largeJSON := `{"order":{"items":[` + strings.Join(items, ",") + `]}}`
+	tests := []struct {
+		name  string
+		f     func(string) uint64
+		input string
+		want  uint64
+	}{
+		{"yaml block-mapping bomb", func(s string) uint64 { return yamlExpansion(s, 1000) }, yamlBlockMappingBomb(8), 1001},
+		{"yaml flow bomb", func(s string) uint64 { return yamlExpansion(s, 1000) }, yamlFlowBomb, 1001},
+		{"yaml compose with merge keys", func(s string) uint64 { return yamlExpansion(s, 1000) }, yamlCompose, 2},
+		{"yaml without aliases", func(s string) uint64 { return yamlExpansion(s, 1000) }, "a: 1\nb: [1, 2]\n", 1},
+		{"not yaml", func(s string) uint64 { return yamlExpansion(s, 1000) }, "a: [\n", 0},
+		{"json nested 200", jsonDepth, deepJSON, 200},
+		{"json order of 5000 items", jsonDepth, largeJSON, 5},
+		{"not json", jsonDepth, "{", 0},
+		{"jwt", jwtSegments, "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", 3},
+		{"jwe", jwtSegments, "Bearer a.b.c.d.e", 5},
+		{"dotted token", jwtSegments, "Bearer " + strings.Repeat(".", 200_000), 200_001},
+		{"token without scheme", jwtSegments, "a.b.c", 3},
+		{"xml billion laughs", xmlEntities, `<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol1 "&lol;&lol;&lol;">]><lolz>&lol1;</lolz>`, 6},
+		{"xml predefined and character references", xmlEntities, `<a>&lt;b&gt; &amp; &#233; &#x41;</a>`, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.f(tt.input); got != tt.want {
+				t.Errorf("got %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestStructuralOperators runs rules with the structural operators in
+// Coraza: the exploits are denied, the legitimate documents pass.
+func TestStructuralOperators(t *testing.T) {
+	rules := engineSettings() + bodyProcessorRules(4_900_000) + `
+SecRule REQUEST_BODY "@yamlExpansionGt 100" "id:1,phase:2,deny,status:403"
+SecRule REQUEST_HEADERS:Authorization "@jwtSegmentsGt 5" "id:2,phase:1,deny,status:403"
+SecRule REQUEST_BODY "@xmlEntitiesGt 3" "id:3,phase:2,deny,status:403"
+`
+	w, err := newWAF(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		req  Request
+		want int
+	}{
+		{"yaml block-mapping bomb", Request{Method: "POST", Target: "/orders", Headers: map[string]string{"Content-Type": "application/yaml"}, Body: yamlBlockMappingBomb(8)}, 1},
+		{"yaml flow bomb as text/plain", Request{Method: "POST", Target: "/orders", Headers: map[string]string{"Content-Type": "text/plain"}, Body: yamlFlowBomb}, 1},
+		{"yaml compose", Request{Method: "POST", Target: "/orders", Headers: map[string]string{"Content-Type": "application/yaml"}, Body: yamlCompose}, 0},
+		{"dotted token", Request{Method: "GET", Target: "/", Headers: map[string]string{"Authorization": "Bearer " + strings.Repeat(".", 10_000)}}, 2},
+		{"jwt", Request{Method: "GET", Target: "/", Headers: map[string]string{"Authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"}}, 0},
+		{"billion laughs", Request{Method: "POST", Target: "/", Headers: map[string]string{"Content-Type": "application/xml"}, Body: `<!DOCTYPE l [<!ENTITY a "x"><!ENTITY b "&a;&a;">]><l>&b;</l>`}, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tx := w.NewTransaction()
+			defer tx.Close()
+			it, err := inspectRequest(tx, tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := 0
+			if it != nil {
+				got = it.RuleID
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("denying rule (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if _, err := newWAF(`SecRule REQUEST_BODY "@yamlExpansionGt many" "id:1,phase:2,deny"`); err == nil {
+		t.Error("a non-numeric threshold compiled")
+	}
+}
+
+// FuzzInspectors feeds outside input to every structural inspector: none
+// may panic, and the YAML expansion stays within its saturation bound.
+func FuzzInspectors(f *testing.F) {
+	for _, s := range []string{yamlFlowBomb, yamlCompose, yamlBlockMappingBomb(3), `{"a":[{"b":1}]}`, "Bearer a.b.c", `<!ENTITY a "&b;">&a;`, "a: &a [*a]"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got := yamlExpansion(s, 1000); got > 1001 {
+			t.Errorf("yaml expansion %d above the bound", got)
+		}
+		jsonDepth(s)
+		jwtSegments(s)
+		xmlEntities(s)
+	})
+}
