@@ -722,19 +722,27 @@ func (l Limits) DecodeJFR(data []byte, source string) ([]*ProfileBatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := newJFRBuilder(source, l)
+	b := newStackBuilder(source, l)
 	var frames []jfrFrame
+	var names []attribution.Frame
+	seen := 0
 	err = walkJFR(raw, func(c *jfrChunk, s jfrSample) error {
+		seen++
 		var ok bool
 		frames, ok = c.frames(s.stack, frames[:0])
 		if !ok {
-			b.errs.addf(fmt.Errorf("stack trace %d is in no constant pool of its chunk", s.stack), "%s sample %d", s.event, b.seen)
-			b.seen++
+			b.errs.addf(fmt.Errorf("stack trace %d is in no constant pool of its chunk", s.stack), "%s sample %d", s.event, seen)
 			return nil
 		}
-		b.seen++
-		return b.add(jfrSampleEvents[s.event], frames)
-	}, b.chunkDone)
+		names = names[:0]
+		for _, f := range frames {
+			names = append(names, attribution.Frame{Function: f.Function()})
+		}
+		return b.add(jfrSampleEvents[s.event], names, 1)
+	}, func(c *jfrChunk) error {
+		b.window(c.start, c.duration)
+		return nil
+	})
 	if errors.Is(err, ErrTooLarge) {
 		return nil, err
 	}
@@ -742,101 +750,4 @@ func (l Limits) DecodeJFR(data []byte, source string) ([]*ProfileBatch, error) {
 		err = fmt.Errorf("decode jfr %s: %w: %w", source, ErrMalformed, err)
 	}
 	return b.batches(), errors.Join(err, b.errs.err())
-}
-
-// jfrBuilder builds the profiles of a recording, one location per
-// distinct frame name across its chunks.
-type jfrBuilder struct {
-	source    string
-	limits    Limits
-	errs      recordErrors
-	seen      int
-	locs      map[string]int32
-	locations [][]attribution.Frame
-	byType    map[string]*jfrProfile
-	order     []string
-	start     time.Time
-	end       time.Time
-	stackBuf  []int32
-}
-
-type jfrProfile struct {
-	samples map[string]int // stack key → index in list
-	list    []Sample
-}
-
-func newJFRBuilder(source string, l Limits) *jfrBuilder {
-	return &jfrBuilder{source: source, limits: l, errs: recordErrors{source: source},
-		locs: map[string]int32{}, byType: map[string]*jfrProfile{}}
-}
-
-func (b *jfrBuilder) chunkDone(c *jfrChunk) error {
-	if b.start.IsZero() || c.start.Before(b.start) {
-		b.start = c.start
-	}
-	if end := c.start.Add(c.duration); end.After(b.end) {
-		b.end = end
-	}
-	return nil
-}
-
-// add counts one sample of the stack.
-func (b *jfrBuilder) add(sampleType string, frames []jfrFrame) error {
-	locs := b.stackBuf[:0]
-	for _, f := range frames {
-		name := f.Function()
-		i, ok := b.locs[name]
-		if !ok {
-			i = int32(len(b.locations))
-			if err := b.limits.check(b.source, 0, len(b.locations)+1, 0); err != nil {
-				return err
-			}
-			b.locs[name] = i
-			b.locations = append(b.locations, []attribution.Frame{{Function: name}})
-		}
-		locs = append(locs, i)
-	}
-	locs = b.limits.depth(locs)
-	b.stackBuf = locs
-	p := b.byType[sampleType]
-	if p == nil {
-		p = &jfrProfile{samples: map[string]int{}}
-		b.byType[sampleType] = p
-		b.order = append(b.order, sampleType)
-	}
-	key := stackKey(locs)
-	if i, ok := p.samples[key]; ok {
-		p.list[i].Count++
-		p.list[i].Value++
-		return nil
-	}
-	if err := b.limits.check(b.source, len(p.list)+1, 0, 0); err != nil {
-		return err
-	}
-	p.samples[key] = len(p.list)
-	p.list = append(p.list, Sample{Locations: append([]int32(nil), locs...), Count: 1, Value: 1})
-	return nil
-}
-
-// stackKey is a map key for a stack of location indexes.
-func stackKey(locs []int32) string {
-	buf := make([]byte, 4*len(locs))
-	for i, l := range locs {
-		binary.LittleEndian.PutUint32(buf[4*i:], uint32(l))
-	}
-	return string(buf)
-}
-
-func (b *jfrBuilder) batches() []*ProfileBatch {
-	var out []*ProfileBatch
-	for _, t := range b.order {
-		p := b.byType[t]
-		bt := &ProfileBatch{
-			Source: b.source, SampleType: t, Unit: "count",
-			Start: b.start, Duration: max(0, b.end.Sub(b.start)),
-			Locations: b.locations, Samples: p.list,
-		}
-		out = append(out, bt)
-	}
-	return out
 }
