@@ -1,11 +1,16 @@
 package telemetry
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/evidentsec/evident/internal/attribution"
 )
@@ -66,6 +71,10 @@ type jfrReader struct {
 	pos        int
 	compressed bool
 	err        error
+	// budget bounds the fields visited in the chunk: fields of structs
+	// without fields take no bytes, and metadata can nest such types to
+	// make a small chunk take forever.
+	budget int
 }
 
 func (r *jfrReader) fail(err error) {
@@ -261,12 +270,36 @@ type jfrSample struct {
 	stack int64
 }
 
-// walkJFR decodes the chunks of a recording in order and calls visit for
-// each sample event. A chunk that cannot be decoded stops the walk with
-// an error; the samples before it were visited.
-func walkJFR(data []byte, visit func(c *jfrChunk, s jfrSample) error, chunkDone func(c *jfrChunk) error) error {
-	for off := 0; off < len(data); {
-		c, size, err := parseJFRChunk(data[off:])
+// walkJFR decodes the chunks of a recording in order, reading one chunk
+// at a time from r, and calls visit for each sample event and chunkDone
+// after each chunk. A chunk that cannot be decoded stops the walk with an
+// error; the samples before it were visited.
+func walkJFR(r io.Reader, visit func(c *jfrChunk, s jfrSample) error, chunkDone func(c *jfrChunk) error) error {
+	var buf bytes.Buffer
+	for off := int64(0); ; {
+		var head [jfrHeaderSize]byte
+		n, err := io.ReadFull(r, head[:])
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("chunk at byte %d: header of %d bytes: %w", off, n, errJFRTruncated)
+		}
+		if string(head[:4]) != jfrMagic {
+			return fmt.Errorf("chunk at byte %d: no JFR chunk header (magic FLR\\0)", off)
+		}
+		size := int64(binary.BigEndian.Uint64(head[8:]))
+		if size < jfrHeaderSize || size > MaxProfileSize {
+			return fmt.Errorf("chunk at byte %d: chunk size %d, want %d to %d (a recording still being written?)", off, size, jfrHeaderSize, MaxProfileSize)
+		}
+		// The buffer grows with the bytes read, not with the size the
+		// header claims.
+		buf.Reset()
+		buf.Write(head[:])
+		if n, err := io.CopyN(&buf, r, size-jfrHeaderSize); err != nil {
+			return fmt.Errorf("chunk at byte %d: chunk size %d, %d bytes left: %w", off, size, jfrHeaderSize+n, errors.Join(errJFRTruncated, ignoreEOF(err)))
+		}
+		c, err := parseJFRChunk(buf.Bytes())
 		if err != nil {
 			return fmt.Errorf("chunk at byte %d: %w", off, err)
 		}
@@ -280,7 +313,14 @@ func walkJFR(data []byte, visit func(c *jfrChunk, s jfrSample) error, chunkDone 
 		}
 		off += size
 	}
-	return nil
+}
+
+// ignoreEOF drops the io.EOF that says only that the input ended.
+func ignoreEOF(err error) error {
+	if err == io.EOF {
+		return nil
+	}
+	return err
 }
 
 type parsedChunk struct {
@@ -288,26 +328,21 @@ type parsedChunk struct {
 	samples []jfrSample
 }
 
-// parseJFRChunk reads the chunk at the start of data: its metadata, then
-// its events in order, keeping the constant pools and the sample events.
-func parseJFRChunk(data []byte) (parsedChunk, int, error) {
-	if len(data) < jfrHeaderSize || string(data[:4]) != jfrMagic {
-		return parsedChunk{}, 0, errors.New("no JFR chunk header (magic FLR\\0)")
-	}
+// parseJFRChunk reads a chunk (its header checked by the caller): its
+// metadata, then its events in order, keeping the constant pools and the
+// sample events.
+func parseJFRChunk(data []byte) (parsedChunk, error) {
 	be := binary.BigEndian
 	if major := be.Uint16(data[4:]); major != 1 && major != 2 {
-		return parsedChunk{}, 0, fmt.Errorf("JFR version %d.%d, want 1.x or 2.x", major, be.Uint16(data[6:]))
+		return parsedChunk{}, fmt.Errorf("JFR version %d.%d, want 1.x or 2.x", major, be.Uint16(data[6:]))
 	}
-	size := int64(be.Uint64(data[8:]))
+	size := int64(len(data))
 	metaOff := int64(be.Uint64(data[24:]))
-	if size < jfrHeaderSize || size > int64(len(data)) {
-		return parsedChunk{}, 0, fmt.Errorf("chunk size %d, %d bytes left", size, len(data))
-	}
-	if size == 0 || metaOff < jfrHeaderSize || metaOff >= size {
-		return parsedChunk{}, 0, fmt.Errorf("metadata offset %d outside the chunk of %d bytes (a recording still being written?)", metaOff, size)
+	if metaOff < jfrHeaderSize || metaOff >= size {
+		return parsedChunk{}, fmt.Errorf("metadata offset %d outside the chunk of %d bytes", metaOff, size)
 	}
 	c := &jfrChunk{
-		r:          jfrReader{b: data[:size], compressed: be.Uint32(data[64:])&1 != 0},
+		r:          jfrReader{b: data[:size], compressed: be.Uint32(data[64:])&1 != 0, budget: 64*len(data) + 1<<16},
 		start:      time.Unix(0, int64(be.Uint64(data[32:]))).UTC(),
 		duration:   time.Duration(be.Uint64(data[40:])),
 		stacks:     map[int64][]jfrFrameRef{},
@@ -321,7 +356,7 @@ func parseJFRChunk(data []byte) (parsedChunk, int, error) {
 	r := &c.r
 	r.pos = int(metaOff)
 	if err := c.readMetadata(); err != nil {
-		return parsedChunk{}, 0, fmt.Errorf("metadata: %w", err)
+		return parsedChunk{}, fmt.Errorf("metadata: %w", err)
 	}
 	sampleTypes := map[int64]string{}
 	for id, t := range c.types {
@@ -335,19 +370,19 @@ func parseJFRChunk(data []byte) (parsedChunk, int, error) {
 		evSize := r.int()
 		typ := r.long(8)
 		if r.err != nil || evSize <= 0 || evSize > size-int64(pos) {
-			return parsedChunk{}, 0, fmt.Errorf("event at byte %d: size %d: %w", pos, evSize, errors.Join(r.err, errJFRTruncated))
+			return parsedChunk{}, fmt.Errorf("event at byte %d: size %d: %w", pos, evSize, errors.Join(r.err, errJFRTruncated))
 		}
 		end := pos + int(evSize)
 		r.b = data[:end]
 		switch {
 		case typ == jfrConstantPoolID:
 			if err := c.readConstantPool(); err != nil {
-				return parsedChunk{}, 0, fmt.Errorf("constant pool at byte %d: %w", pos, err)
+				return parsedChunk{}, fmt.Errorf("constant pool at byte %d: %w", pos, err)
 			}
 		case sampleTypes[typ] != "":
 			s, err := c.readSample(c.types[typ])
 			if err != nil {
-				return parsedChunk{}, 0, fmt.Errorf("%s event at byte %d: %w", sampleTypes[typ], pos, err)
+				return parsedChunk{}, fmt.Errorf("%s event at byte %d: %w", sampleTypes[typ], pos, err)
 			}
 			pc.samples = append(pc.samples, s)
 		}
@@ -355,7 +390,7 @@ func parseJFRChunk(data []byte) (parsedChunk, int, error) {
 		r.err = nil
 		pos = end
 	}
-	return pc, int(size), nil
+	return pc, nil
 }
 
 // readMetadata reads the metadata event at r.pos: the types and their
@@ -620,6 +655,10 @@ func (c *jfrChunk) scalar(f *jfrField) int64 {
 
 func (c *jfrChunk) skipField(f *jfrField, depth int) {
 	r := &c.r
+	if r.budget--; r.budget < 0 {
+		r.fail(errors.New("values nest more fields than the chunk can hold"))
+		return
+	}
 	n := 1
 	if f.array {
 		n = r.count()
@@ -718,15 +757,28 @@ func DecodeJFR(data []byte, source string) ([]*ProfileBatch, error) {
 // locations go over them is refused with an error naming the limit that
 // matches ErrTooLarge; deeper stacks are cut to their leaf end.
 func (l Limits) DecodeJFR(data []byte, source string) ([]*ProfileBatch, error) {
-	raw, err := maybeGunzip(data, source)
-	if err != nil {
-		return nil, err
+	return l.DecodeJFRReader(bytes.NewReader(data), source)
+}
+
+// DecodeJFRReader is DecodeJFR reading the recording from r a chunk at a
+// time: memory holds one chunk and its constant pools besides the
+// profile being built.
+func (l Limits) DecodeJFRReader(r io.Reader, source string) ([]*ProfileBatch, error) {
+	br := bufio.NewReader(r)
+	if head, _ := br.Peek(2); hasPrefix(head, gzipMagic) {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("decode jfr %s: gzip: %w: %w", source, ErrMalformed, err)
+		}
+		r = zr
+	} else {
+		r = br
 	}
 	b := newStackBuilder(source, l)
 	var frames []jfrFrame
 	var names []attribution.Frame
 	seen := 0
-	err = walkJFR(raw, func(c *jfrChunk, s jfrSample) error {
+	err := walkJFR(r, func(c *jfrChunk, s jfrSample) error {
 		seen++
 		var ok bool
 		frames, ok = c.frames(s.stack, frames[:0])

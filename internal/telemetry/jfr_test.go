@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -116,7 +117,7 @@ func formatJFRStack(event string, frames []jfrFrame) string {
 func decodedJFRStacks(t *testing.T, data []byte) []string {
 	t.Helper()
 	var stacks []string
-	err := walkJFR(data, func(c *jfrChunk, s jfrSample) error {
+	err := walkJFR(bytes.NewReader(data), func(c *jfrChunk, s jfrSample) error {
 		frames, ok := c.frames(s.stack, nil)
 		if !ok {
 			return fmt.Errorf("stack trace %d missing", s.stack)
@@ -231,7 +232,7 @@ func TestDecodeJFRMalformed(t *testing.T) {
 	}{
 		{"empty", nil, ""},
 		{"not jfr", []byte("hello, world, this is not a recording at all, but long enough for a header......"), "magic"},
-		{"truncated", data[:len(data)/2], "chunk size"},
+		{"truncated", data[:len(data)/2], "bytes left"},
 		{"bad version", append([]byte("FLR\x00\x00\x09\x00\x00"), data[8:]...), "version 9"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
