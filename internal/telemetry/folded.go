@@ -81,7 +81,7 @@ func (l Limits) DecodeFolded(data []byte, source string, counted bool) ([]*Profi
 			b.errs.addf(errors.New("no frames"), "line %d", line)
 			continue
 		}
-		if err := b.add("samples", frames, n); err != nil {
+		if err := b.add("samples", frames, n, spanLabels{}); err != nil {
 			return nil, err
 		}
 	}

@@ -266,8 +266,9 @@ type jfrChunk struct {
 
 // jfrSample is one sample event, before its stack is resolved.
 type jfrSample struct {
-	event string // the event type's name
-	stack int64
+	event   string // the event type's name
+	stack   int64
+	context int64 // async-profiler's contextId, 0 if none
 }
 
 // walkJFR decodes the chunks of a recording in order, reading one chunk
@@ -702,10 +703,16 @@ func (c *jfrChunk) skip(t *jfrType, depth int) {
 func (c *jfrChunk) readSample(t *jfrType) (jfrSample, error) {
 	s := jfrSample{event: t.name}
 	c.fields(t, 0, func(f *jfrField) bool {
-		if f.name != "stackTrace" || !f.cp || f.array {
+		switch {
+		case f.array:
+			return false
+		case f.name == "stackTrace" && f.cp:
+			s.stack = c.r.long(8)
+		case f.name == "contextId":
+			s.context = c.scalar(f)
+		default:
 			return false
 		}
-		s.stack = c.r.long(8)
 		return true
 	})
 	return s, c.r.err
@@ -764,6 +771,12 @@ func (l Limits) DecodeJFR(data []byte, source string) ([]*ProfileBatch, error) {
 // time: memory holds one chunk and its constant pools besides the
 // profile being built.
 func (l Limits) DecodeJFRReader(r io.Reader, source string) ([]*ProfileBatch, error) {
+	return l.decodeJFR(r, source, nil)
+}
+
+// decodeJFR decodes a recording, tying samples to the spans of their
+// context ids.
+func (l Limits) decodeJFR(r io.Reader, source string, contexts jfrContexts) ([]*ProfileBatch, error) {
 	br := bufio.NewReader(r)
 	if head, _ := br.Peek(2); hasPrefix(head, gzipMagic) {
 		zr, err := gzip.NewReader(br)
@@ -790,7 +803,11 @@ func (l Limits) DecodeJFRReader(r io.Reader, source string) ([]*ProfileBatch, er
 		for _, f := range frames {
 			names = append(names, attribution.Frame{Function: f.Function()})
 		}
-		return b.add(jfrSampleEvents[s.event], names, 1)
+		var span spanLabels
+		if s.context != 0 {
+			span = contexts[s.context]
+		}
+		return b.add(jfrSampleEvents[s.event], names, 1, span)
 	}, func(c *jfrChunk) error {
 		b.window(c.start, c.duration)
 		return nil

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // jfrFixture is a recording of testdata/jfr/src made as
@@ -247,5 +248,64 @@ func TestDecodeJFRMalformed(t *testing.T) {
 				t.Errorf("err %v, want ErrMalformed naming bad.jfr and %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// labelsSnapshot encodes a LabelsSnapshot as the Pyroscope Java agent
+// does: contexts of string ids, then the strings.
+func labelsSnapshot(contexts map[int64]map[string]string) []byte {
+	ids := map[string]int64{}
+	id := func(s string) int64 {
+		if i, ok := ids[s]; ok {
+			return i
+		}
+		ids[s] = int64(len(ids) + 1)
+		return ids[s]
+	}
+	entry := func(k int64, vtyp protowire.Type, v []byte, vint int64) []byte {
+		var e []byte
+		e = protowire.AppendTag(e, 1, protowire.VarintType)
+		e = protowire.AppendVarint(e, uint64(k))
+		e = protowire.AppendTag(e, 2, vtyp)
+		if vtyp == protowire.BytesType {
+			return protowire.AppendBytes(e, v)
+		}
+		return protowire.AppendVarint(e, uint64(vint))
+	}
+	var out []byte
+	for cid, labels := range contexts {
+		var ctx []byte
+		for k, v := range labels {
+			ctx = protowire.AppendTag(ctx, 1, protowire.BytesType)
+			ctx = protowire.AppendBytes(ctx, entry(id(k), protowire.VarintType, nil, id(v)))
+		}
+		out = protowire.AppendTag(out, 1, protowire.BytesType)
+		out = protowire.AppendBytes(out, entry(cid, protowire.BytesType, ctx, 0))
+	}
+	for s, i := range ids {
+		out = protowire.AppendTag(out, 2, protowire.BytesType)
+		out = protowire.AppendBytes(out, entry(i, protowire.BytesType, []byte(s), 0))
+	}
+	return out
+}
+
+func TestParseLabelsSnapshot(t *testing.T) {
+	got, err := parseLabelsSnapshot(labelsSnapshot(map[int64]map[string]string{
+		7: {"profile_id": "00F067AA0BA902B7", "span_name": "GET /orders"},
+		8: {"span_id": "53995c3f42cd8ad8", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"},
+		9: {"tenant": "a"},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := jfrContexts{
+		7: {SpanID: "00f067aa0ba902b7", SpanName: "GET /orders"},
+		8: {SpanID: "53995c3f42cd8ad8", TraceID: "4bf92f3577b34da6a3ce929d0e0e4736"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("contexts (-want +got):\n%s", diff)
+	}
+	if _, err := (Limits{}).DecodePyroscopeJFR(nil, []byte{0x0a, 0x05, 0x01}, "bad"); !errors.Is(err, ErrMalformed) {
+		t.Errorf("truncated snapshot: err %v, want ErrMalformed", err)
 	}
 }

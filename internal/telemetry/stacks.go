@@ -43,8 +43,8 @@ func (b *stackBuilder) window(start time.Time, d time.Duration) {
 	}
 }
 
-// add counts n samples of the stack, given leaf first.
-func (b *stackBuilder) add(sampleType string, frames []attribution.Frame, n int64) error {
+// add counts n samples of the stack, given leaf first, in the span.
+func (b *stackBuilder) add(sampleType string, frames []attribution.Frame, n int64, span spanLabels) error {
 	locs := b.stackBuf[:0]
 	for _, f := range frames {
 		i, ok := b.locs[f]
@@ -66,7 +66,7 @@ func (b *stackBuilder) add(sampleType string, frames []attribution.Frame, n int6
 		b.byType[sampleType] = p
 		b.order = append(b.order, sampleType)
 	}
-	key := stackKey(locs)
+	key := stackKey(locs, span)
 	if i, ok := p.samples[key]; ok {
 		p.list[i].Count += n
 		p.list[i].Value += n
@@ -76,15 +76,20 @@ func (b *stackBuilder) add(sampleType string, frames []attribution.Frame, n int6
 		return err
 	}
 	p.samples[key] = len(p.list)
-	p.list = append(p.list, Sample{Locations: append([]int32(nil), locs...), Count: n, Value: n})
+	p.list = append(p.list, Sample{Locations: append([]int32(nil), locs...), Count: n, Value: n,
+		SpanID: span.SpanID, SpanName: span.SpanName, TraceID: span.TraceID})
 	return nil
 }
 
-// stackKey is a map key for a stack of location indexes.
-func stackKey(locs []int32) string {
-	buf := make([]byte, 4*len(locs))
+// stackKey is a map key for a stack of location indexes in a span.
+func stackKey(locs []int32, span spanLabels) string {
+	buf := make([]byte, 4+4*len(locs), 4+4*len(locs)+len(span.SpanID)+len(span.SpanName)+len(span.TraceID)+3)
+	binary.LittleEndian.PutUint32(buf, uint32(len(locs)))
 	for i, l := range locs {
-		binary.LittleEndian.PutUint32(buf[4*i:], uint32(l))
+		binary.LittleEndian.PutUint32(buf[4+4*i:], uint32(l))
+	}
+	if span != (spanLabels{}) {
+		buf = append(append(append(append(append(append(buf, 0), span.SpanID...), 0), span.SpanName...), 0), span.TraceID...)
 	}
 	return string(buf)
 }
