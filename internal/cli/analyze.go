@@ -50,9 +50,9 @@ its service is and what it can reach, ranked P1-P4 with the evidence.
 --findings takes scanner reports and SBOMs (govulncheck, Trivy, Grype,
 OSV-Scanner, CycloneDX, SPDX, Go binaries); SERVICE=FILE or SVC1,SVC2=FILE
 assigns them to services, and a directory holds one report per service named
-after it (reports/gateway.json). --profiles takes pprof or OTLP profile files
-or directories (a directory's subdirectories name services), SERVICE=PATH to
-assign them. --traces takes OTLP (protobuf, JSON, JSON lines) or Tempo JSON.
+after it (reports/gateway.json). --profiles takes pprof, OTLP profile, JFR
+(.jfr) and folded stack (.folded, .collapsed) files or directories (a
+directory's subdirectories name services), SERVICE=PATH to assign them. --traces takes OTLP (protobuf, JSON, JSON lines) or Tempo JSON.
 Without --vulns, the database under <data>/vulndb ("evident db update").
 
 An input without a service gets the one it names: a report the service whose
