@@ -789,19 +789,23 @@ func (l Limits) decodeJFR(r io.Reader, source string, contexts jfrContexts) ([]*
 	}
 	b := newStackBuilder(source, l)
 	var frames []jfrFrame
-	var names []attribution.Frame
+	// The stacks of a chunk, resolved once: samples repeat a few stacks.
+	stacks := map[int64][]attribution.Frame{}
 	seen := 0
 	err := walkJFR(r, func(c *jfrChunk, s jfrSample) error {
 		seen++
-		var ok bool
-		frames, ok = c.frames(s.stack, frames[:0])
+		names, ok := stacks[s.stack]
 		if !ok {
-			b.errs.addf(fmt.Errorf("stack trace %d is in no constant pool of its chunk", s.stack), "%s sample %d", s.event, seen)
-			return nil
-		}
-		names = names[:0]
-		for _, f := range frames {
-			names = append(names, attribution.Frame{Function: f.Function()})
+			frames, ok = c.frames(s.stack, frames[:0])
+			if !ok {
+				b.errs.addf(fmt.Errorf("stack trace %d is in no constant pool of its chunk", s.stack), "%s sample %d", s.event, seen)
+				return nil
+			}
+			names = make([]attribution.Frame, len(frames))
+			for i, f := range frames {
+				names[i] = attribution.Frame{Function: f.Function()}
+			}
+			stacks[s.stack] = names
 		}
 		var span spanLabels
 		if s.context != 0 {
@@ -810,6 +814,7 @@ func (l Limits) decodeJFR(r io.Reader, source string, contexts jfrContexts) ([]*
 		return b.add(jfrSampleEvents[s.event], names, 1, span)
 	}, func(c *jfrChunk) error {
 		b.window(c.start, c.duration)
+		clear(stacks)
 		return nil
 	})
 	if errors.Is(err, ErrTooLarge) {
