@@ -25,6 +25,7 @@ import (
 //     header (magic "FLR\0", version 2.x, chunk size, offsets of the last
 //     constant pool and of the metadata, start time, duration, start
 //     ticks, ticks per second, features; big-endian), then events;
+//     version 2 (JDK 11 and later) is read;
 //   - every event is its size, its type id and its fields in the order
 //     the metadata declares them; integers are LEB128 varints when the
 //     features' bit 0 is set (every JDK since 11 sets it), big-endian
@@ -54,12 +55,16 @@ const (
 // metadata that declares a type containing itself.
 const maxJFRNesting = 32
 
-// jfrSampleEvents maps the sample events read to the sample type of the
-// profile they go to.
-var jfrSampleEvents = map[string]string{
-	"jdk.ExecutionSample":      "cpu",
-	"jdk.NativeMethodSample":   "wall",
-	"profiler.WallClockSample": "wall",
+// jfrSampleType returns the sample type of the profile the samples of an
+// event type go to, "" for events that are not samples.
+func jfrSampleType(event string) string {
+	switch event {
+	case "jdk.ExecutionSample":
+		return "cpu"
+	case "jdk.NativeMethodSample", "profiler.WallClockSample":
+		return "wall"
+	}
+	return ""
 }
 
 // errJFRTruncated reports data that ends inside a value.
@@ -334,8 +339,8 @@ type parsedChunk struct {
 // sample events.
 func parseJFRChunk(data []byte) (parsedChunk, error) {
 	be := binary.BigEndian
-	if major := be.Uint16(data[4:]); major != 1 && major != 2 {
-		return parsedChunk{}, fmt.Errorf("JFR version %d.%d, want 1.x or 2.x", major, be.Uint16(data[6:]))
+	if major := be.Uint16(data[4:]); major != 2 {
+		return parsedChunk{}, fmt.Errorf("JFR version %d.%d, want 2.x (JDK 11 and later, async-profiler)", major, be.Uint16(data[6:]))
 	}
 	size := int64(len(data))
 	metaOff := int64(be.Uint64(data[24:]))
@@ -361,7 +366,7 @@ func parseJFRChunk(data []byte) (parsedChunk, error) {
 	}
 	sampleTypes := map[int64]string{}
 	for id, t := range c.types {
-		if _, ok := jfrSampleEvents[t.name]; ok && t.field("stackTrace") >= 0 {
+		if jfrSampleType(t.name) != "" && t.field("stackTrace") >= 0 {
 			sampleTypes[id] = t.name
 		}
 	}
@@ -811,7 +816,7 @@ func (l Limits) decodeJFR(r io.Reader, source string, contexts jfrContexts) ([]*
 		if s.context != 0 {
 			span = contexts[s.context]
 		}
-		return b.add(jfrSampleEvents[s.event], names, 1, span)
+		return b.add(jfrSampleType(s.event), names, 1, span)
 	}, func(c *jfrChunk) error {
 		b.window(c.start, c.duration)
 		clear(stacks)

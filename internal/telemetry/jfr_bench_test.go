@@ -55,6 +55,7 @@ func BenchmarkJFRDecode(b *testing.B) {
 		}
 	})
 	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		if _, err := (Limits{}).DecodeJFRReader(bytes.NewReader(data), path); err != nil {
