@@ -52,9 +52,10 @@ its service is and what it can reach, ranked P1-P4 with the evidence.
 --findings takes scanner reports and SBOMs (govulncheck, Trivy, Grype,
 OSV-Scanner, CycloneDX, SPDX, Go binaries); SERVICE=FILE or SVC1,SVC2=FILE
 assigns them to services, and a directory holds one report per service named
-after it (reports/gateway.json). --profiles takes pprof or OTLP profile files
-or directories (a directory's subdirectories name services), SERVICE=PATH to
-assign them. --traces takes OTLP (protobuf, JSON, JSON lines) or Tempo JSON.
+after it (reports/gateway.json). --profiles takes pprof, OTLP profile, JFR
+(.jfr) and folded stack (.folded, .collapsed) files or directories (a
+directory's subdirectories name services), SERVICE=PATH to assign them.
+--traces takes OTLP (protobuf, JSON, JSON lines) or Tempo JSON.
 --tempo URL and --pyroscope URL read traces and profiles from Grafana Tempo
 and Pyroscope (self-hosted or Grafana Cloud) over --since or --from/--to,
 with credentials from EVIDENT_TEMPO_* and EVIDENT_PYROSCOPE_*

@@ -51,6 +51,8 @@ const (
 	KindPprof             // pprof profile, gzipped or raw
 	KindOTLPProfiles      // OTLP ExportProfilesServiceRequest, protobuf or JSON
 	KindTraces            // OTLP traces (protobuf, JSON, JSON lines) or Tempo JSON
+	KindJFR               // JFR recording, gzipped or raw
+	KindFolded            // folded (collapsed) stacks, by the file's extension
 )
 
 // String returns a short name of the kind.
@@ -62,6 +64,10 @@ func (k Kind) String() string {
 		return "otlp-profiles"
 	case KindTraces:
 		return "traces"
+	case KindJFR:
+		return "jfr"
+	case KindFolded:
+		return "folded"
 	default:
 		return "unknown"
 	}
@@ -78,7 +84,7 @@ type File struct {
 // inside a directory; other files there (READMEs, checksums) are skipped.
 // A file named directly is read whatever its name.
 func hasTelemetryExt(name string) bool {
-	for _, ext := range [...]string{".pb", ".pprof", ".prof", ".json", ".jsonl", ".gz", ".zst"} {
+	for _, ext := range [...]string{".pb", ".pprof", ".prof", ".json", ".jsonl", ".gz", ".zst", ".jfr", ".folded", ".collapsed"} {
 		if strings.HasSuffix(name, ext) {
 			return true
 		}
@@ -184,14 +190,28 @@ func sniffFile(path string) (Kind, error) {
 		return KindUnknown, fmt.Errorf("discover telemetry: %s: %w: %w", path, ErrMalformed, err)
 	}
 	kind := sniff(head[:n+m])
+	if kind != KindJFR && isFoldedName(path) {
+		// Text that may happen to parse as protobuf fields.
+		kind = KindFolded
+	}
 	if kind == KindUnknown {
-		return kind, fmt.Errorf("discover telemetry: %s: %w: neither pprof, OTLP profiles, OTLP traces nor Tempo JSON", path, ErrUnknownFormat)
+		return kind, fmt.Errorf("discover telemetry: %s: %w: neither pprof, JFR, OTLP profiles, OTLP traces, Tempo JSON nor folded stacks (.folded, .collapsed)", path, ErrUnknownFormat)
 	}
 	return kind, nil
 }
 
+// isFoldedName reports whether a file is named as folded stacks are
+// ("cpu.folded", "out.collapsed.gz"): they have no magic to tell them by.
+func isFoldedName(path string) bool {
+	name := strings.TrimSuffix(strings.TrimSuffix(path, ".gz"), ".txt")
+	return strings.HasSuffix(name, ".folded") || strings.HasSuffix(name, ".collapsed")
+}
+
 // sniff recognises the kind of (the start of) a decompressed file.
 func sniff(head []byte) Kind {
+	if hasPrefix(head, jfrMagic) {
+		return KindJFR
+	}
 	if t := bytes.TrimLeft(head, " \t\r\n"); len(t) > 0 && t[0] == '{' {
 		switch topKey(t) {
 		case "resourceProfiles", "dictionary":
@@ -347,6 +367,21 @@ func loadFile(f File, h Handler) error {
 			}
 		}
 		return decodeErr
+	case KindJFR:
+		r, err := os.Open(f.Path)
+		if err != nil {
+			return fmt.Errorf("load telemetry: %w", err)
+		}
+		defer r.Close()
+		batches, err := Limits{}.DecodeJFRReader(r, f.Path)
+		return handleProfiles(f.Service, batches, err, h)
+	case KindFolded:
+		data, err := os.ReadFile(f.Path)
+		if err != nil {
+			return fmt.Errorf("load telemetry: %w", err)
+		}
+		batches, err := DecodeFolded(data, f.Path, true)
+		return handleProfiles(f.Service, batches, err, h)
 	case KindTraces:
 		r, err := os.Open(f.Path)
 		if err != nil {
@@ -372,4 +407,17 @@ func loadFile(f File, h Handler) error {
 	default:
 		return fmt.Errorf("load telemetry %s: %w: kind %s", f.Path, ErrUnknownFormat, f.Kind)
 	}
+}
+
+// handleProfiles hands the profiles of a file that names no service
+// itself (JFR, folded stacks) to h under the file's service, and returns
+// the decoding error.
+func handleProfiles(service string, batches []*ProfileBatch, decodeErr error, h Handler) error {
+	for _, b := range batches {
+		b.Service = service
+		if err := h.Profile(b); err != nil {
+			return handlerError{err}
+		}
+	}
+	return decodeErr
 }

@@ -69,6 +69,12 @@ func telemetryDir(t *testing.T) string {
 	put("notifier/otel-traces.pb.zst", zstdBytes(t, fileExporter(t, "proto", false)))
 	put(".cache/x.pb", []byte("junk"))
 	put("broken/notes.json", []byte(`{"hello": 1}`))
+	jfr, err := os.ReadFile(jfrFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put("inventory/cpu.jfr.gz", gzipBytes(t, jfr))
+	put("indexer/cpu.collapsed", readFixture(t, "folded/async-profiler.collapsed"))
 	return dir
 }
 
@@ -86,6 +92,8 @@ func TestDiscover(t *testing.T) {
 	want := []string{
 		"checkout checkout/cpu.pb.gz pprof",
 		"checkout checkout/traces.jsonl traces",
+		"indexer indexer/cpu.collapsed folded",
+		"inventory inventory/cpu.jfr.gz jfr",
 		"notifier notifier/otel-traces.pb.zst traces",
 		"orders orders/python.pprof pprof",
 		"payments payments/profiles.pb otlp-profiles",
@@ -146,7 +154,7 @@ func TestLoad(t *testing.T) {
 	slices.Sort(services)
 	// A pprof file takes its directory's service; OTLP profiles keep the
 	// resource's service.name.
-	want := []string{"checkout/cpu", "checkout/cpu", "checkout/cpu", "orders/samples", "payments/samples", "payments/samples"}
+	want := []string{"checkout/cpu", "checkout/cpu", "checkout/cpu", "indexer/samples", "inventory/cpu", "inventory/wall", "orders/samples", "payments/samples", "payments/samples"}
 	if diff := cmp.Diff(want, services); diff != "" {
 		t.Errorf("profile services (-want +got):\n%s", diff)
 	}

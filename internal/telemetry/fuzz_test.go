@@ -65,3 +65,24 @@ func FuzzSniff(f *testing.F) {
 		sniff(data)
 	})
 }
+
+func FuzzDecodeJFR(f *testing.F) {
+	data := readFixture(f, "jfr/shop.jfr")
+	f.Add(data)
+	f.Add(data[:jfrHeaderSize])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		bs, _ := (Limits{MaxSamples: 1000, MaxLocations: 1000, MaxStackDepth: 100}).DecodeJFR(data, "fuzz")
+		checkBatches(t, bs)
+	})
+}
+
+func FuzzDecodeFolded(f *testing.F) {
+	for _, name := range []string{"py-spy.folded", "austin.folded", "async-profiler.collapsed", "perf.folded"} {
+		f.Add(readFixture(f, "folded/"+name), true)
+	}
+	f.Add([]byte("a;b;c\na;d\n"), false)
+	f.Fuzz(func(t *testing.T, data []byte, counted bool) {
+		bs, _ := DecodeFolded(data, "fuzz", counted)
+		checkBatches(t, bs)
+	})
+}

@@ -4,7 +4,8 @@
 // consumes. It keeps only what the model needs: frames, sample counts and
 // the span identity and semantic-convention attributes of each span.
 //
-// Formats, recognised by content (gzip and zstd are undone first):
+// Formats, recognised by content (gzip and zstd are undone first) or, for
+// folded stacks, by extension:
 //
 //   - DecodePprof: pprof profiles from Go's runtime/pprof, Pyroscope
 //     exports and its JFR, py-spy and Node conversions. A streaming
@@ -12,6 +13,13 @@
 //     profile.Profile; tests compare it with github.com/google/pprof.
 //   - DecodeOTLPProfiles: OTLP profiles v1development, protobuf or JSON,
 //     through pdata's pprofile (alpha; pinned in go.mod).
+//   - DecodeJFR: JDK Flight Recorder recordings (the JDK's own and
+//     async-profiler's), CPU and wall-clock samples, read a chunk at a
+//     time with stacks resolved through each chunk's constant pools;
+//     DecodePyroscopeJFR adds the Pyroscope Java agent's labels snapshot.
+//     Tests compare every stack with the JDK's jfr print --json.
+//   - DecodeFolded: folded (collapsed) stacks from py-spy, austin,
+//     async-profiler and perf, recognised by the file's extension.
 //   - DecodeTraces: OTLP traces as protobuf (a wire decoder, compared with
 //     pdata in tests), OTLP JSON and JSON lines (pdata), the Collector file
 //     exporter's framed files, and Tempo's /api/traces and /api/v2/traces

@@ -10,9 +10,11 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/evidentsec/evident/internal/ingest"
 	"github.com/evidentsec/evident/internal/ingest/admission"
@@ -45,7 +47,7 @@ func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
 		r.refuseErr(w, err)
 		return
 	}
-	data, err := r.readProfile(req)
+	body, err := r.readProfile(req, p.format)
 	if err != nil {
 		r.refuseErr(w, err)
 		return
@@ -60,7 +62,7 @@ func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
 	if p.spyName != "" {
 		source += " (" + p.spyName + ")"
 	}
-	batches, derr := r.cfg.Profiles.DecodePprof(data, source)
+	batches, derr := p.decode(r.cfg.Profiles, body, source)
 	if len(batches) == 0 {
 		if derr != nil {
 			r.refuseErr(w, fmt.Errorf("%w: %w", errBadRequest, derr))
@@ -156,15 +158,44 @@ func parseIngestParams(q url.Values, now time.Time) (ingestParams, error) {
 	return p, nil
 }
 
-// checkFormat refuses the formats other than pprof (jfr, speedscope,
-// trie, tree, lines, folded): evident needs the function names and files
-// that only pprof carries for every SDK.
+// checkFormat refuses the formats evident does not read: speedscope,
+// trie and tree carry no file names or classes to attribute frames by.
 func (p ingestParams) checkFormat() error {
 	switch p.format {
-	case "", "pprof":
+	case "", "pprof", "jfr", "folded", "groups", "lines":
 		return nil
 	}
-	return fmt.Errorf("%w: format %q, evident reads pprof only", errUnsupported, p.format)
+	return fmt.Errorf("%w: format %q, evident reads pprof, jfr, folded (groups) and lines", errUnsupported, p.format)
+}
+
+// decode decodes the profile in the request's format. With no format, a
+// multipart form or a binary body is pprof (pyroscope-go) and a text body
+// is folded stacks, as Pyroscope reads them.
+func (p ingestParams) decode(l telemetry.Limits, b profileBody, source string) ([]*telemetry.ProfileBatch, error) {
+	switch {
+	case p.format == "jfr":
+		return l.DecodePyroscopeJFR(b.data, b.labels, source)
+	case p.format == "lines":
+		return l.DecodeFolded(b.data, source, false)
+	case p.format == "folded", p.format == "groups", p.format == "" && !b.form && isText(b.data):
+		return l.DecodeFolded(b.data, source, true)
+	}
+	return l.DecodePprof(b.data, source)
+}
+
+// isText reports whether data looks like folded stacks rather than a
+// protobuf: valid UTF-8 without control characters but tabs and line
+// ends.
+func isText(data []byte) bool {
+	if len(data) == 0 || !utf8.Valid(data) {
+		return false
+	}
+	for _, c := range data {
+		if c < 0x20 && c != '\n' && c != '\r' && c != '\t' {
+			return false
+		}
+	}
+	return true
 }
 
 // apply sets what the query says about the profile: its service where
@@ -264,30 +295,52 @@ func parseTime(s string, now time.Time) (time.Time, error) {
 	}
 }
 
-// readProfile reads the pprof of an /ingest request: the profile part of
-// a multipart form as pyroscope-go sends it, or the whole body, and
-// decompresses it within MaxRequestBytes, all reserved on the request's
-// ticket.
-func (r *Receiver) readProfile(req *http.Request) ([]byte, error) {
+// profileBody is the profile of an /ingest request, decompressed.
+type profileBody struct {
+	data []byte
+	// labels is the JFR form's LabelsSnapshot, nil when not sent.
+	labels []byte
+	// form is true when the profile came in a multipart form.
+	form bool
+}
+
+// readProfile reads the profile of an /ingest request: a part of a
+// multipart form (profile as pyroscope-go sends it; jfr and labels as the
+// Pyroscope Java agent does), or the whole body, and decompresses it
+// within MaxRequestBytes, all reserved on the request's ticket.
+func (r *Receiver) readProfile(req *http.Request, format string) (profileBody, error) {
 	limit := r.cfg.MaxRequestBytes
 	if ce := strings.TrimSpace(req.Header.Get("Content-Encoding")); ce != "" && ce != "identity" {
-		return nil, fmt.Errorf("%w: content encoding %q; the profile itself may be gzipped", errUnsupported, ce)
+		return profileBody{}, fmt.Errorf("%w: content encoding %q; the profile itself may be gzipped", errUnsupported, ce)
 	}
 	t := ticketFrom(req.Context(), r.adm)
 	body, err := ingest.ReadBody(nil, req.Body, req.ContentLength, limit, t)
 	if err != nil {
 		if errors.Is(err, ingest.ErrTooLarge) || errors.Is(err, admission.ErrBudget) || errors.Is(err, admission.ErrTooLarge) {
-			return nil, err
+			return profileBody{}, err
 		}
-		return nil, fmt.Errorf("%w: read body: %w", errBadRequest, err)
+		return profileBody{}, fmt.Errorf("%w: read body: %w", errBadRequest, err)
 	}
+	var pb profileBody
 	mt, params, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
 	if mt == "multipart/form-data" {
-		if body, err = profilePart(body, params["boundary"]); err != nil {
-			return nil, err
+		name := "profile"
+		if format == "jfr" {
+			name = "jfr"
+		}
+		parts, err := formParts(body, params["boundary"], name, "labels")
+		if err != nil {
+			return profileBody{}, err
+		}
+		body, pb.form = parts[name], true
+		if format == "jfr" && parts["labels"] != nil {
+			if pb.labels, err = r.decompress(parts["labels"], limit, t); err != nil {
+				return profileBody{}, err
+			}
 		}
 	}
-	return r.decompress(body, limit, t)
+	pb.data, err = r.decompress(body, limit, t)
+	return pb, err
 }
 
 // decompress returns a profile, gunzipped (or zstd-decoded) when it is
@@ -303,33 +356,40 @@ func (r *Receiver) decompress(data []byte, limit int64, t *admission.Ticket) ([]
 	return out, err
 }
 
-// profilePart returns the profile part of a multipart form. The other
-// parts are not needed: sample_type_config names and units the sample
-// types for display, which the pprof does itself, and prev_profile, sent
-// by old clients beside cumulative profiles, is not used either (the
-// profile alone says which functions ran).
-func profilePart(body []byte, boundary string) ([]byte, error) {
+// formParts returns the named parts of a multipart form, the first of
+// which must be there. The other parts are not needed:
+// sample_type_config names and units the sample types for display, which
+// the pprof does itself, and prev_profile, sent by old clients beside
+// cumulative profiles, is not used either (the profile alone says which
+// functions ran).
+func formParts(body []byte, boundary string, names ...string) (map[string][]byte, error) {
 	if boundary == "" {
 		return nil, fmt.Errorf("%w: multipart form without boundary", errBadRequest)
 	}
+	parts := map[string][]byte{}
 	mr := multipart.NewReader(bytes.NewReader(body), boundary)
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
-			return nil, fmt.Errorf("%w: multipart form has no profile part", errBadRequest)
+			break
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: multipart form: %w", errBadRequest, err)
 		}
-		if part.FormName() != "profile" {
+		name := part.FormName()
+		if !slices.Contains(names, name) || parts[name] != nil {
 			continue
 		}
 		data, err := io.ReadAll(part)
 		if err != nil {
-			return nil, fmt.Errorf("%w: multipart part profile: %w", errBadRequest, err)
+			return nil, fmt.Errorf("%w: multipart part %s: %w", errBadRequest, name, err)
 		}
-		return data, nil
+		parts[name] = data
 	}
+	if parts[names[0]] == nil {
+		return nil, fmt.Errorf("%w: multipart form has no %s part", errBadRequest, names[0])
+	}
+	return parts, nil
 }
 
 // refusal is how a consumer error is answered.

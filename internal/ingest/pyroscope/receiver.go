@@ -4,14 +4,18 @@
 // pyroscope-go, pyroscope-java and pyroscope-rs use, and the Connect API
 // POST /push.v1.PusherService/Push.
 //
-// Only pprof is read. Each profile is decoded with telemetry.DecodePprof
-// and handed to a pipeline consumer as ProfileBatches whose Service comes
-// from the application name or the service_name label.
+// /ingest reads pprof (telemetry.DecodePprof), JFR as the Pyroscope Java
+// agent sends it, with its labels snapshot (format=jfr,
+// telemetry.DecodePyroscopeJFR), and folded stacks (format=folded or
+// groups, lines, or a text body without a format; telemetry.DecodeFolded);
+// the Connect API carries pprof. Profiles are handed to a pipeline
+// consumer as ProfileBatches whose Service comes from the application
+// name or the service_name label.
 //
 // Answers follow Pyroscope's: 200 on success, 400 for bad parameters or
 // undecodable profiles, 413 over MaxRequestBytes (after decompression,
 // for all the profiles of a request together) or over the per-profile
-// Limits, 415 for formats other than pprof, 429 with Retry-After when
+// Limits, 415 for the formats not read (speedscope, trie, tree), 429 with Retry-After when
 // the consumer's queue is full, all request slots are taken or admission
 // refuses for memory, and 503 when the consumer is otherwise unavailable.
 package pyroscope

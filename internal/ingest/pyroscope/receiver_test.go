@@ -227,7 +227,7 @@ func TestIngest(t *testing.T) {
 		{name: "bad labels", query: "name=checkout{env", body: []byte(prof), wantStatus: 400},
 		{name: "bad from", query: "name=checkout&from=yesterday", body: []byte(prof), wantStatus: 400},
 		{name: "bad sampleRate", query: "name=checkout&sampleRate=fast", body: []byte(prof), wantStatus: 400},
-		{name: "jfr", query: "name=checkout&format=jfr", body: []byte(prof), wantStatus: 415},
+		{name: "speedscope", query: "name=checkout&format=speedscope", body: []byte(prof), wantStatus: 415},
 		{name: "no profile part", query: "name=checkout", contentType: noProfileType, body: noProfile, wantStatus: 400},
 		{name: "not pprof", query: "name=checkout", contentType: badFormType, body: badForm, wantStatus: 400},
 		{name: "multipart without boundary", query: "name=checkout", contentType: "multipart/form-data", body: formBody, wantStatus: 400},
