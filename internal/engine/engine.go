@@ -166,21 +166,21 @@ type worker struct {
 	watch     *detect.FirstExecution
 	anomalies *detect.Anomalies
 
-	dirty         map[int]bool
-	dirtyAll      bool
-	spanServices  map[string]bool // services whose spans arrived since the last assessment
-	topoServices  map[string]bool // services with a new edge or store since then
-	pending       model.Changes   // new edges and stores for SensitivePaths
-	pendingAt     time.Time       // receipt of the earliest of them
-	exposure      map[string]assess.Exposure
-	applied       int64 // sequence number of the last applied batch
+	dirty        map[int]bool
+	dirtyAll     bool
+	spanServices map[string]bool // services whose spans arrived since the last assessment
+	topoServices map[string]bool // services with a new edge or store since then
+	pending      model.Changes   // new edges and stores for SensitivePaths
+	pendingAt    time.Time       // receipt of the earliest of them
+	exposure     map[string]assess.Exposure
+	applied      int64 // sequence number of the last applied batch
 	// arrived holds the batches whose commit ended before that of a batch
 	// handed over earlier, by ticket; next is the ticket to apply next.
 	// Applying in ticket order is applying in sequence order, so that a
 	// checkpoint at the last applied sequence number covers every batch
 	// before it.
-	arrived map[uint64]item
-	next    uint64
+	arrived       map[uint64]item
+	next          uint64
 	checkpointed  int64
 	lastCheckTime time.Time
 }
@@ -192,7 +192,7 @@ type item struct {
 	// skips it.
 	failed bool
 	seq    int64
-	kind store.BatchKind
+	kind   store.BatchKind
 	// spans are redacted; raw are the spans as received, for the exploit
 	// rules, nil after a replay (the log holds only redacted spans).
 	spans, raw []telemetry.Span
