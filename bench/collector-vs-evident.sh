@@ -130,7 +130,7 @@ run() {
 		pid=$!
 		endpoint=127.0.0.1:14317 metrics_url=127.0.0.1:18080/metrics
 		accepted_re='^evident_receiver_accepted_spans_total'
-		lat_re='^evident_receiver_request_duration_seconds_bucket.*transport="grpc".*signal="traces"'
+		lat_re='^evident_receiver_request_duration_seconds_bucket.*signal="traces".*transport="grpc"'
 		;;
 	esac
 	for _ in $(seq 100); do curl -sf "$metrics_url" >/dev/null && break; sleep 0.2; done
