@@ -45,7 +45,7 @@ import (
 // satisfies it, with the concurrency, ownership and error rules written
 // there.
 type Store interface {
-	AppendBatch(ctx context.Context, kind store.BatchKind, payload []byte) (seq int64, err error)
+	SubmitBatch(ctx context.Context, kind store.BatchKind, payload []byte) (wait func() (seq int64, err error))
 	Batches(ctx context.Context, after int64, fn func(seq int64, kind store.BatchKind, payload []byte) error) error
 	Checkpoint(ctx context.Context, seq int64, state []byte) error
 	LoadCheckpoint(ctx context.Context) (seq int64, state []byte, err error)
@@ -131,16 +131,20 @@ type Engine struct {
 
 	// slots holds a token for every batch between Consume and the end of
 	// its application, so that a full queue is known before anything is
-	// written; queue carries the batches themselves.
+	// written; queue carries the batches themselves, and a failed one's
+	// ticket, in the order their commits end.
 	slots chan struct{}
 	queue chan item
 	ctl   chan func()
+	// inflight counts the batches handed to the store and not yet queued.
+	inflight sync.WaitGroup
 
-	// mu serialises the logging and queueing of batches, so that queue
-	// order is sequence order and a checkpoint at the last applied
-	// sequence number covers every batch before it; it also guards the
-	// lifecycle fields below.
+	// mu serialises the hand-over of batches to the store, which numbers
+	// them in that order, and the tickets that tell the worker that order;
+	// the commit itself happens outside mu, so that concurrent batches
+	// share it. mu also guards the lifecycle fields below.
 	mu       sync.Mutex
+	tickets  uint64 // the ticket of the next batch handed over
 	state    state
 	started  bool
 	stopping chan struct{}
@@ -162,22 +166,33 @@ type worker struct {
 	watch     *detect.FirstExecution
 	anomalies *detect.Anomalies
 
-	dirty         map[int]bool
-	dirtyAll      bool
-	spanServices  map[string]bool // services whose spans arrived since the last assessment
-	topoServices  map[string]bool // services with a new edge or store since then
-	pending       model.Changes   // new edges and stores for SensitivePaths
-	pendingAt     time.Time       // receipt of the earliest of them
-	exposure      map[string]assess.Exposure
-	applied       int64 // sequence number of the last applied batch
+	dirty        map[int]bool
+	dirtyAll     bool
+	spanServices map[string]bool // services whose spans arrived since the last assessment
+	topoServices map[string]bool // services with a new edge or store since then
+	pending      model.Changes   // new edges and stores for SensitivePaths
+	pendingAt    time.Time       // receipt of the earliest of them
+	exposure     map[string]assess.Exposure
+	applied      int64 // sequence number of the last applied batch
+	// arrived holds the batches whose commit ended before that of a batch
+	// handed over earlier, by ticket; next is the ticket to apply next.
+	// Applying in ticket order is applying in sequence order, so that a
+	// checkpoint at the last applied sequence number covers every batch
+	// before it.
+	arrived       map[uint64]item
+	next          uint64
 	checkpointed  int64
 	lastCheckTime time.Time
 }
 
 // item is one accepted batch.
 type item struct {
-	seq  int64
-	kind store.BatchKind
+	ticket uint64
+	// failed marks the ticket of a batch that was not logged: the worker
+	// skips it.
+	failed bool
+	seq    int64
+	kind   store.BatchKind
 	// spans are redacted; raw are the spans as received, for the exploit
 	// rules, nil after a replay (the log holds only redacted spans).
 	spans, raw []telemetry.Span
@@ -238,7 +253,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 		anomalies: detect.NewAnomalies(cfg.Anomaly),
 		watch:     detect.NewFirstExecution(nil, nil),
 		dirty:     map[int]bool{}, spanServices: map[string]bool{}, topoServices: map[string]bool{},
-		exposure: map[string]assess.Exposure{},
+		exposure: map[string]assess.Exposure{}, arrived: map[uint64]item{},
 	}
 	e.view.Store(&View{Summary: assess.Summarize(nil), Snapshot: &model.Snapshot{}})
 	return e, nil
@@ -266,7 +281,9 @@ func (e *Engine) ProfilesConsumer() pipeline.Consumer[[]*telemetry.ProfileBatch]
 }
 
 // consume is the acknowledgement path: reserve a queue slot or refuse,
-// redact, log the batch durably, queue it.
+// redact, log the batch durably, queue it. Only the hand-over to the store
+// is serialised; the wait for the commit is not, so concurrent batches
+// share a commit and each returns when the commit holding it is durable.
 func (e *Engine) consume(ctx context.Context, it item) error {
 	it.receivedAt = e.now()
 	signal := string(it.kind)
@@ -289,19 +306,28 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 		return pipeline.Permanent(fmt.Errorf("encode %s batch: %w", signal, err))
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.state != stateRunning {
+		e.mu.Unlock()
 		e.m.batches.WithLabelValues(signal, "refused").Inc()
 		return ErrNotRunning
 	}
-	seq, err := e.st.AppendBatch(ctx, it.kind, payload)
+	it.ticket = e.tickets
+	e.tickets++
+	wait := e.st.SubmitBatch(ctx, it.kind, payload)
+	e.inflight.Add(1)
+	e.mu.Unlock()
+	defer e.inflight.Done()
+	seq, err := wait()
+	// The ticket is queued either way (never blocks: the slot is ours),
+	// so that the worker does not wait for it; the worker frees the slot.
+	queued = true
 	if err != nil {
+		e.queue <- item{ticket: it.ticket, failed: true}
 		e.m.batches.WithLabelValues(signal, "failed").Inc()
 		return fmt.Errorf("log %s batch: %w", signal, err)
 	}
 	it.seq = seq
-	e.queue <- it // never blocks: the slot is ours
-	queued = true
+	e.queue <- it
 	e.m.batches.WithLabelValues(signal, "accepted").Inc()
 	e.m.items.WithLabelValues(signal).Add(float64(len(it.spans) + len(it.profiles)))
 	if it.redacted {
@@ -443,8 +469,7 @@ func (e *Engine) run(ctx context.Context) {
 	for {
 		select {
 		case it := <-e.queue:
-			e.apply(it)
-			<-e.slots
+			e.arrive(it)
 		case f := <-e.ctl:
 			f()
 		case <-assessT.C:
@@ -463,14 +488,41 @@ func (e *Engine) run(ctx context.Context) {
 	}
 }
 
-// drain applies what is queued until dctx ends, then re-assesses and
-// checkpoints.
+// arrive applies the batch of ticket it.ticket and those arrived before
+// it that waited for it, in ticket order, freeing their slots.
+func (e *Engine) arrive(it item) {
+	w := &e.w
+	w.arrived[it.ticket] = it
+	for {
+		it, ok := w.arrived[w.next]
+		if !ok {
+			return
+		}
+		delete(w.arrived, w.next)
+		w.next++
+		if !it.failed {
+			e.apply(it)
+		}
+		<-e.slots
+	}
+}
+
+// drain applies what is queued, and what is still being committed, until
+// dctx ends, then re-assesses and checkpoints.
 func (e *Engine) drain(ctx, dctx context.Context) {
+	committed := make(chan struct{})
+	go func() {
+		e.inflight.Wait() // no batch is handed over after stopping
+		close(committed)
+	}()
+	select {
+	case <-committed:
+	case <-dctx.Done():
+	}
 	for dctx.Err() == nil {
 		select {
 		case it := <-e.queue:
-			e.apply(it)
-			<-e.slots
+			e.arrive(it)
 			continue
 		default:
 		}

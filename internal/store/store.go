@@ -100,6 +100,15 @@ type Store interface {
 	// must not be empty.
 	AppendBatch(ctx context.Context, kind BatchKind, payload []byte) (seq int64, err error)
 
+	// SubmitBatch is AppendBatch in two steps: it hands the batch over and
+	// returns at once; wait, which must be called exactly once, returns
+	// what AppendBatch would, when the commit that holds the batch is
+	// durable. Batches are numbered in the order SubmitBatch was called,
+	// so a caller that serialises its calls knows the order of the
+	// sequence numbers before they are known, while concurrent batches
+	// still share a commit.
+	SubmitBatch(ctx context.Context, kind BatchKind, payload []byte) (wait func() (seq int64, err error))
+
 	// Batches calls fn for every logged batch with a sequence number
 	// greater than after, in increasing order, and stops at the first
 	// error fn returns, which Batches returns unwrapped. payload is valid

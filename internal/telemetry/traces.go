@@ -76,6 +76,20 @@ func DecodeTraces(r io.Reader, source string, emit func([]Span) error) error {
 	return errs.err()
 }
 
+// DecodeTraceRequest decodes one OTLP ExportTraceServiceRequest in
+// protobuf, as a gRPC call carries it, with the decoder DecodeTraces uses
+// for OTLP protobuf, and calls emit with the spans of each resource.
+// Malformed resources and spans are dropped and reported as DecodeTraces
+// reports them.
+func DecodeTraceRequest(msg []byte, source string, emit func([]Span) error) error {
+	errs := &recordErrors{source: source}
+	d := traceDecoder{errs: errs}
+	if err := d.decodeRequest(msg, emit); err != nil {
+		return fmt.Errorf("decode traces %s: %w", source, err)
+	}
+	return errs.err()
+}
+
 // sizeHint returns the size of what r holds when it can tell (an open
 // file, an in-memory reader), so that reading it whole allocates once.
 func sizeHint(r io.Reader) int64 {

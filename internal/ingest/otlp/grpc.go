@@ -2,13 +2,16 @@ package otlp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pprofile/pprofileotlp"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	grpcencoding "google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -18,48 +21,109 @@ import (
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
-// traceServer is the OTLP/gRPC TraceService.
-type traceServer struct {
-	ptraceotlp.UnimplementedGRPCServer
-	r *Receiver
+// rawMessage is a gRPC message as it travels: traceCodec copies a request
+// into it without decoding it, and sends one as it is.
+type rawMessage struct{ b []byte }
+
+// traceCodec is the server's gRPC codec: it hands TraceService requests
+// over as received, for telemetry's OTLP decoder, the one OTLP/HTTP uses,
+// to decode once; every other message goes through the registered proto
+// codec (pdata's, for the ProfilesService). grpc-go decompresses before
+// the codec, so compressed calls arrive here as protobuf too.
+type traceCodec struct{ proto grpcencoding.CodecV2 }
+
+// Marshal encodes v; see grpcencoding.CodecV2.
+func (c traceCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if m, ok := v.(*rawMessage); ok {
+		return mem.BufferSlice{mem.SliceBuffer(m.b)}, nil
+	}
+	return c.proto.Marshal(v)
 }
 
-// Export hands the spans of one request to the traces consumer. pdata
-// has already refused what does not decode (INVALID_ARGUMENT from
-// grpc-go); spans without a trace or span id, which OTLP requires and the
-// HTTP decoder drops, are rejected here with a partial success.
-func (s *traceServer) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
+// Unmarshal decodes data into v; see grpcencoding.CodecV2. grpc-go frees data
+// when Unmarshal returns, so a raw message takes a copy.
+func (c traceCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if m, ok := v.(*rawMessage); ok {
+		m.b = data.Materialize()
+		return nil
+	}
+	return c.proto.Unmarshal(data, v)
+}
+
+// Name is the codec's content-subtype, proto, as OTLP's.
+func (traceCodec) Name() string { return protoCodecName }
+
+const protoCodecName = "proto"
+
+// rawTraceExporter is what traceServiceDesc calls.
+type rawTraceExporter interface {
+	exportTraces(ctx context.Context, req *rawMessage) (*rawMessage, error)
+}
+
+// traceServiceDesc is OTLP's TraceService
+// (opentelemetry/proto/collector/trace/v1/trace_service.proto) with a
+// handler that takes the request undecoded.
+var traceServiceDesc = grpc.ServiceDesc{
+	ServiceName: "opentelemetry.proto.collector.trace.v1.TraceService",
+	HandlerType: (*rawTraceExporter)(nil),
+	Methods: []grpc.MethodDesc{{
+		MethodName: "Export",
+		Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+			req := &rawMessage{}
+			if err := dec(req); err != nil {
+				return nil, err
+			}
+			export := func(ctx context.Context, req any) (any, error) {
+				return srv.(rawTraceExporter).exportTraces(ctx, req.(*rawMessage))
+			}
+			if interceptor == nil {
+				return export(ctx, req)
+			}
+			info := &grpc.UnaryServerInfo{Server: srv, FullMethod: "/opentelemetry.proto.collector.trace.v1.TraceService/Export"}
+			return interceptor(ctx, req, info, export)
+		},
+	}},
+	Metadata: "opentelemetry/proto/collector/trace/v1/trace_service.proto",
+}
+
+// traceServer is the OTLP/gRPC TraceService.
+type traceServer struct{ r *Receiver }
+
+// exportTraces decodes the spans of one request, as OTLP/HTTP does, and
+// hands them to the traces consumer.
+func (s *traceServer) exportTraces(ctx context.Context, req *rawMessage) (*rawMessage, error) {
 	r := s.r
 	start := time.Now()
 	defer r.m.observe("grpc", "traces", start)
-	// The message's buffer is gone; its spans take its place.
-	if err := ticketFrom(ctx, r.adm).Swap(int64(req.Traces().SpanCount()) * admission.DecodedSpanBytes); err != nil {
-		return ptraceotlp.ExportResponse{}, r.refuseGRPC("traces", err)
+	t := ticketFrom(ctx, r.adm)
+	// The message is read: it takes the place of the reservation made
+	// before, and its spans are reserved as they are decoded.
+	if err := t.Swap(int64(len(req.b))); err != nil {
+		return nil, r.refuseGRPC("traces", err)
 	}
-	spans := telemetry.SpansFromTraces(req.Traces())
-	kept := spans[:0]
-	for _, sp := range spans {
-		if sp.TraceID != ([16]byte{}) && sp.SpanID != ([8]byte{}) {
-			kept = append(kept, sp)
+	source := "OTLP/gRPC TraceService"
+	if p, ok := peer.FromContext(ctx); ok {
+		source += " from " + p.Addr.String()
+	}
+	resp, err := r.exportTraces(ctx, "grpc", t, func(emit func([]telemetry.Span) error) error {
+		return telemetry.DecodeTraceRequest(req.b, source, emit)
+	})
+	if err != nil {
+		var ce *consumerError
+		switch {
+		case errors.As(err, &ce):
+			return nil, grpcStatus(ce.code, ce.err, ce.retry)
+		case errors.Is(err, admission.ErrBudget), errors.Is(err, admission.ErrTooLarge):
+			return nil, r.refuseGRPC("traces", err)
 		}
+		r.m.refusedRequest("grpc", "traces", ingest.ReasonMalformed)
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	rejected := len(spans) - len(kept)
-	spans = kept
-	resp := ptraceotlp.NewExportResponse()
-	if rejected > 0 {
-		r.m.RefusedSpans.WithLabelValues("otlp", "grpc", ingest.ReasonMalformed).Add(float64(rejected))
-		resp.PartialSuccess().SetRejectedSpans(int64(rejected))
-		resp.PartialSuccess().SetErrorMessage(fmt.Sprintf("%d spans without trace_id or span_id", rejected))
+	out, err := resp.MarshalProto()
+	if err != nil {
+		return nil, status.Error(codes.Internal, "marshal response: "+err.Error())
 	}
-	if len(spans) > 0 {
-		if err := r.traces.Consume(ctx, spans); err != nil {
-			_, code, retry, reason := consumerStatus(err)
-			r.m.RefusedSpans.WithLabelValues("otlp", "grpc", reason).Add(float64(len(spans)))
-			return ptraceotlp.ExportResponse{}, grpcStatus(code, err, retry)
-		}
-		r.m.AcceptedSpans.WithLabelValues("otlp", "grpc").Add(float64(len(spans)))
-	}
-	return resp, nil
+	return &rawMessage{b: out}, nil
 }
 
 // profileServer is the OTLP/gRPC ProfilesService (v1development); pdata

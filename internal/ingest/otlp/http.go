@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -174,8 +175,35 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request, t *admi
 		return
 	}
 	defer release()
+	resp, err := r.exportTraces(req.Context(), "http", t, func(emit func([]telemetry.Span) error) error {
+		return telemetry.DecodeTraces(bytes.NewReader(data), "OTLP/HTTP "+TracesPath+" from "+req.RemoteAddr, emit)
+	})
+	if err != nil {
+		var ce *consumerError
+		if errors.As(err, &ce) {
+			writeStatus(w, enc, ce.status, ce.code, ce.Error(), ce.retry)
+			return
+		}
+		r.refuseBody(w, enc, "traces", err)
+		return
+	}
+	var out []byte
+	if enc == encJSON {
+		out, err = resp.MarshalJSON()
+	} else {
+		out, err = resp.MarshalProto()
+	}
+	writeResponse(w, enc, out, err)
+}
+
+// exportTraces decodes a trace request with decode, the same decoder for
+// both transports, reserving the decoded spans on t, and hands the spans
+// on. What the decoder drops is reported as rejected in the response; a
+// request of which nothing decodes, or that the budget cannot hold, comes
+// back as the decoder's error, and consumer refusals as *consumerError.
+func (r *Receiver) exportTraces(ctx context.Context, transport string, t *admission.Ticket, decode func(emit func([]telemetry.Span) error) error) (ptraceotlp.ExportResponse, error) {
 	var spans []telemetry.Span
-	derr := telemetry.DecodeTraces(bytes.NewReader(data), "OTLP/HTTP "+TracesPath+" from "+req.RemoteAddr, func(s []telemetry.Span) error {
+	derr := decode(func(s []telemetry.Span) error {
 		if err := t.Reserve(int64(len(s)) * admission.DecodedSpanBytes); err != nil {
 			return err
 		}
@@ -187,36 +215,27 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request, t *admi
 		return nil
 	})
 	if derr != nil && (len(spans) == 0 || errors.Is(derr, admission.ErrBudget) || errors.Is(derr, admission.ErrTooLarge)) {
-		r.refuseBody(w, enc, "traces", derr)
-		return
+		return ptraceotlp.ExportResponse{}, derr
 	}
 	var rejected int64
 	if derr != nil {
 		rejected = countRecords(derr)
-		r.m.RefusedSpans.WithLabelValues("otlp", "http", ingest.ReasonMalformed).Add(float64(rejected))
+		r.m.RefusedSpans.WithLabelValues("otlp", transport, ingest.ReasonMalformed).Add(float64(rejected))
 	}
 	if len(spans) > 0 {
-		if err := r.traces.Consume(req.Context(), spans); err != nil {
-			status, code, retry, reason := consumerStatus(err)
-			r.m.RefusedSpans.WithLabelValues("otlp", "http", reason).Add(float64(len(spans)))
-			writeStatus(w, enc, status, code, err.Error(), retry)
-			return
+		if err := r.traces.Consume(ctx, spans); err != nil {
+			st, code, retry, reason := consumerStatus(err)
+			r.m.RefusedSpans.WithLabelValues("otlp", transport, reason).Add(float64(len(spans)))
+			return ptraceotlp.ExportResponse{}, &consumerError{err: err, status: st, code: code, retry: retry}
 		}
-		r.m.AcceptedSpans.WithLabelValues("otlp", "http").Add(float64(len(spans)))
+		r.m.AcceptedSpans.WithLabelValues("otlp", transport).Add(float64(len(spans)))
 	}
 	resp := ptraceotlp.NewExportResponse()
 	if derr != nil {
 		resp.PartialSuccess().SetRejectedSpans(rejected)
 		resp.PartialSuccess().SetErrorMessage(derr.Error())
 	}
-	var out []byte
-	var err error
-	if enc == encJSON {
-		out, err = resp.MarshalJSON()
-	} else {
-		out, err = resp.MarshalProto()
-	}
-	writeResponse(w, enc, out, err)
+	return resp, nil
 }
 
 // serveProfiles handles POST /v1development/profiles.

@@ -47,10 +47,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/pprofile/pprofileotlp"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	grpcencoding "google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP servers MUST accept gzip (protocols.md §1.1)
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/tap"
@@ -291,6 +291,8 @@ func (r *Receiver) newGRPCServer() *grpc.Server {
 		// come before the message is read (credentials, then admission), so
 		// a refused call costs no message buffer.
 		grpc.InTapHandle(r.tapGRPC),
+		// Trace requests reach the handler undecoded (traceCodec).
+		grpc.ForceServerCodecV2(traceCodec{proto: grpcencoding.GetCodecV2(protoCodecName)}),
 		// One connection cannot open more calls than there are slots; the
 		// calls beyond are refused by the transport (REFUSED_STREAM).
 		grpc.MaxConcurrentStreams(uint32(min(c.MaxConcurrentRequests, 1000))),
@@ -313,7 +315,7 @@ func (r *Receiver) newGRPCServer() *grpc.Server {
 	}
 	s := grpc.NewServer(opts...)
 	if r.traces != nil {
-		ptraceotlp.RegisterGRPCServer(s, &traceServer{r: r})
+		s.RegisterService(&traceServiceDesc, &traceServer{r: r})
 	}
 	if r.profiles != nil {
 		pprofileotlp.RegisterGRPCServer(s, &profileServer{r: r})

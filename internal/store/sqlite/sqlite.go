@@ -190,7 +190,7 @@ func open(ctx context.Context, dir string, cfg Config, ms []migration, shared bo
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	s := &Store{db: &db{path: path, lock: lock, shared: shared, write: write, appends: make(chan *appendRequest), stop: make(chan struct{})},
+	s := &Store{db: &db{path: path, lock: lock, shared: shared, write: write, appends: make(chan *appendRequest, maxGroupBatches), stop: make(chan struct{})},
 		tenant: store.DefaultTenant}
 	if err := s.init(ctx, cfg, busy, ms); err != nil {
 		_ = s.Close() // the init error is the one to report
@@ -251,8 +251,8 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	// Every AppendBatch has returned (they hold mu), so no request is
-	// left for the committer.
+	// Every AppendBatch and SubmitBatch wait has returned (they hold
+	// mu), so no request is left for the committer.
 	close(s.stop)
 	s.done.Wait()
 	var errs []error
@@ -282,40 +282,53 @@ func (s *Store) enter() error {
 
 func (s *Store) leave() { s.mu.RUnlock() }
 
-// AppendBatch logs a batch; see store.Store. Appends that arrive while
-// a commit is in progress wait and then share the next commit (group
-// commit), so concurrent receivers pay for one sync of the log together
-// instead of one each. Once the batch is handed over, AppendBatch waits
-// for that commit even if ctx ends (a few milliseconds), so that its
-// answer says truly whether the batch is stored.
+// AppendBatch logs a batch; see store.Store. It is SubmitBatch and its
+// wait.
 func (s *Store) AppendBatch(ctx context.Context, kind store.BatchKind, payload []byte) (int64, error) {
+	return s.SubmitBatch(ctx, kind, payload)()
+}
+
+// SubmitBatch hands a batch to the committer and returns at once; see
+// store.Store. Batches that arrive while a commit is in progress share
+// the next commit (group commit), so concurrent receivers pay for one
+// sync of the log together instead of one each. Once the batch is handed
+// over, wait waits for that commit even if ctx ends (a few milliseconds),
+// so that its answer says truly whether the batch is stored.
+func (s *Store) SubmitBatch(ctx context.Context, kind store.BatchKind, payload []byte) (wait func() (int64, error)) {
+	fail := func(err error) func() (int64, error) { return func() (int64, error) { return 0, err } }
 	if err := kind.Validate(); err != nil {
-		return 0, fmt.Errorf("append batch: %w", err)
+		return fail(fmt.Errorf("append batch: %w", err))
 	}
 	if len(payload) == 0 {
-		return 0, fmt.Errorf("append %s batch: %w: empty payload", kind, store.ErrInvalid)
+		return fail(fmt.Errorf("append %s batch: %w: empty payload", kind, store.ErrInvalid))
 	}
 	if s.shared {
-		return 0, fmt.Errorf("append %s batch: %w", kind, errShared)
+		return fail(fmt.Errorf("append %s batch: %w", kind, errShared))
 	}
 	if err := s.enter(); err != nil {
-		return 0, fmt.Errorf("append %s batch: %w", kind, err)
+		return fail(fmt.Errorf("append %s batch: %w", kind, err))
 	}
-	defer s.leave()
 	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("append %s batch: %w", kind, err)
+		s.leave()
+		return fail(fmt.Errorf("append %s batch: %w", kind, err))
 	}
 	req := &appendRequest{ctx: ctx, tenant: s.tenant, kind: kind, payload: payload, done: make(chan appendResult, 1)}
 	select {
 	case s.appends <- req:
 	case <-ctx.Done():
-		return 0, fmt.Errorf("append %s batch: %w", kind, ctx.Err())
+		s.leave()
+		return fail(fmt.Errorf("append %s batch: %w", kind, ctx.Err()))
 	}
-	r := <-req.done
-	if r.err != nil {
-		return 0, fmt.Errorf("append %s batch to %s: %w", kind, s.path, r.err)
+	// Close waits for every caller to leave, so the committer outlives
+	// the wait.
+	return func() (int64, error) {
+		defer s.leave()
+		r := <-req.done
+		if r.err != nil {
+			return 0, fmt.Errorf("append %s batch to %s: %w", kind, s.path, r.err)
+		}
+		return r.seq, nil
 	}
-	return r.seq, nil
 }
 
 // appendRequest is one AppendBatch waiting for its commit.

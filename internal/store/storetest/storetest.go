@@ -43,6 +43,7 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"SequenceNeverReused", testSequenceNeverReused},
 		{"CheckpointOutsideLog", testCheckpointBounds},
 		{"ConcurrentAppends", testConcurrentAppends},
+		{"SubmitOrder", testSubmitOrder},
 		{"FindingsReplaceAll", testFindingsReplace},
 		{"FindingsDuplicateKey", testFindingsDuplicate},
 		{"FindingsReplaceServices", testFindingsServices},
@@ -325,6 +326,35 @@ func testCheckpointBounds(t *testing.T, open Opener) {
 	}
 	if diff := cmp.Diff(replay(t, s, 0), bs[3:]); diff != "" {
 		t.Errorf("Batches (-got +want):\n%s", diff)
+	}
+}
+
+// testSubmitOrder hands batches over one after the other, waits for
+// them in the reverse order, and checks that they are numbered in the
+// order they were handed over.
+func testSubmitOrder(t *testing.T, open Opener) {
+	s := mustOpen(t, open)
+	const n = 20
+	waits := make([]func() (int64, error), n)
+	for i := range waits {
+		waits[i] = s.SubmitBatch(t.Context(), store.BatchSpans, fmt.Appendf(nil, "%d", i))
+	}
+	seqs := make([]int64, n)
+	for i := n - 1; i >= 0; i-- {
+		seq, err := waits[i]()
+		if err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+		seqs[i] = seq
+	}
+	for i := 1; i < n; i++ {
+		if seqs[i] <= seqs[i-1] {
+			t.Fatalf("batch %d got seq %d after batch %d got %d: not in the order handed over", i, seqs[i], i-1, seqs[i-1])
+		}
+	}
+	got := replay(t, s, 0)
+	if len(got) != n || got[n-1].Payload != fmt.Sprint(n-1) {
+		t.Errorf("Batches = %+v, want the %d batches in order", got, n)
 	}
 }
 

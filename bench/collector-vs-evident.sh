@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Side by side: the OpenTelemetry Collector (otlp receiver -> batch -> nop
+# exporter, built with the Collector Builder at a pinned version) and
+# `evident serve` (write-ahead log in SQLite with full sync, model, every
+# detection on) under the same telemetrygen load over OTLP/gRPC.
+#
+#   go install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@latest
+#   bench/collector-vs-evident.sh [DURATION] [WORKERS] [BATCH] [ROUNDS]
+#
+# Each server is pinned to core SERVER_CPU (default 0) and telemetrygen to
+# LOAD_CPU (default 1) with taskset; the two servers run one after the
+# other, alternating, ROUNDS times (default 3). For each run it prints
+# spans received, spans per CPU-second of the server process, the ack
+# latency p50/p99 of its OTLP/gRPC calls (upper bounds of the server's own
+# duration histogram buckets: evident_receiver_request_duration_seconds,
+# the Collector's rpc server duration), and RSS at the end; then the
+# ratio evident / Collector of the medians. With ATTACK=1 (the default)
+# every span carries an SQL injection in url.query, the worst case for
+# evident's detections; ATTACK=0 sends clean spans.
+#
+# The Collector is built once into $CACHE (default ~/.cache/evident-bench)
+# by go.opentelemetry.io/collector/cmd/builder, which needs only the Go
+# module proxy. Everything binds to 127.0.0.1 and stops by itself.
+set -euo pipefail
+duration=${1:-20s}
+workers=${2:-100}
+batch=${3:-1000}
+rounds=${4:-3}
+otel_version=v0.165.0
+server_cpu=${SERVER_CPU:-0}
+load_cpu=${LOAD_CPU:-1}
+root=$(cd "$(dirname "$0")/.." && pwd)
+tg=${TELEMETRYGEN:-$(go env GOPATH)/bin/telemetrygen}
+cache=${CACHE:-$HOME/.cache/evident-bench}
+work=$(mktemp -d)
+pid=
+trap 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
+
+# The Collector, built once per version.
+otelcol=$cache/otelcol-$otel_version/otelcol-bench
+if [ ! -x "$otelcol" ]; then
+	mkdir -p "$cache/otelcol-$otel_version"
+	GOBIN=$cache/bin go install "go.opentelemetry.io/collector/cmd/builder@$otel_version"
+	cat >"$cache/otelcol-$otel_version/manifest.yaml" <<EOF
+dist:
+  name: otelcol-bench
+  description: otlp receiver, batch processor, nop exporter
+  output_path: $cache/otelcol-$otel_version
+receivers:
+  - gomod: go.opentelemetry.io/collector/receiver/otlpreceiver $otel_version
+processors:
+  - gomod: go.opentelemetry.io/collector/processor/batchprocessor $otel_version
+exporters:
+  - gomod: go.opentelemetry.io/collector/exporter/nopexporter $otel_version
+EOF
+	"$cache/bin/builder" --config "$cache/otelcol-$otel_version/manifest.yaml"
+fi
+cat >"$work/otelcol.yaml" <<'EOF'
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:24317
+processors:
+  batch:
+exporters:
+  nop:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [nop]
+  telemetry:
+    metrics:
+      level: detailed
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: 28888
+EOF
+go build -o "$work/evident" "$root/cmd/evident"
+
+ticks=$(getconf CLK_TCK)
+cpu() { awk -v t="$ticks" '{print ($14 + $15) / t}' "/proc/$pid/stat"; }
+rss() { awk '/VmRSS/ {print $2 / 1024}' "/proc/$pid/status"; }
+attack=()
+if [ "${ATTACK:-1}" = 1 ]; then attack=(--telemetry-attributes 'url.query="id=1%27%20OR%201=1--"'); fi
+
+# quantiles NAME_REGEX SCALE: p50 and p99 (upper bucket bounds, times
+# SCALE to milliseconds) of the histogram whose bucket lines match, summed
+# over its series, from the metrics on stdin.
+quantiles() {
+	awk -v re="$1" -v scale="$2" '
+	$0 ~ re {
+		match($0, /le="[^"]+"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+		if (!(le in cnt)) { n++; les[n] = le }
+		cnt[le] += $NF }
+	END {
+		if (n == 0) { print "n/a n/a"; exit }
+		total = cnt["+Inf"]
+		for (i = 1; i <= n; i++) {
+			c = cnt[les[i]]
+			if (p50 == "" && c >= total * 0.5) p50 = les[i]
+			if (p99 == "" && c >= total * 0.99) p99 = les[i]
+		}
+		print ms(p50), ms(p99) }
+	function ms(v) { return v == "+Inf" ? "inf" : v * scale }'
+}
+
+# run NAME: starts the server, loads it, prints one line of results.
+run() {
+	local name=$1 endpoint metrics_url accepted_re lat_re scale
+	case $name in
+	collector)
+		taskset -c "$server_cpu" "$otelcol" --config "$work/otelcol.yaml" >"$work/$name.out" 2>&1 &
+		pid=$!
+		endpoint=127.0.0.1:24317 metrics_url=127.0.0.1:28888/metrics
+		accepted_re='^otelcol_receiver_accepted_spans'
+		lat_re='^rpc_server_(call_)?duration[a-z_]*_bucket.*TraceService'
+		;;
+	evident)
+		rm -rf "$work/data"
+		taskset -c "$server_cpu" "$work/evident" serve --data "$work/data" --vulns "$root/examples/shop/recorded/osv" \
+			--findings "$root/examples/shop/recorded/findings" --api 127.0.0.1:18080 \
+			--otlp-grpc 127.0.0.1:14317 --otlp-http 127.0.0.1:14318 --pyroscope 127.0.0.1:14040 \
+			>"$work/$name.out" 2>&1 &
+		pid=$!
+		endpoint=127.0.0.1:14317 metrics_url=127.0.0.1:18080/metrics
+		accepted_re='^evident_receiver_accepted_spans_total'
+		lat_re='^evident_receiver_request_duration_seconds_bucket.*signal="traces".*transport="grpc"'
+		;;
+	esac
+	for _ in $(seq 100); do curl -sf "$metrics_url" >/dev/null && break; sleep 0.2; done
+	local before after m spans lat
+	before=$(cpu)
+	taskset -c "$load_cpu" "$tg" traces --otlp-insecure --otlp-endpoint "$endpoint" --rate 0 --workers "$workers" \
+		--batch-size "$batch" --child-spans 9 --duration "$duration" --service load "${attack[@]}" \
+		>"$work/telemetrygen.log" 2>&1 || true
+	sleep 1 # the last calls and the Collector's batch
+	after=$(cpu)
+	m=$(curl -s "$metrics_url")
+	spans=$(echo "$m" | awk -v re="$accepted_re" '$0 ~ re {s += $NF} END {print s + 0}')
+	# The Collector's rpc histogram is in milliseconds or seconds by its
+	# name; evident's in seconds.
+	scale=1000
+	if echo "$m" | grep -Eq '^rpc_server_(call_)?duration_milliseconds'; then scale=1; fi
+	lat=$(echo "$m" | quantiles "$lat_re" "$scale")
+	printf '%-9s %12d %14.0f %9s %9s %8.0f\n' "$name" "$spans" \
+		"$(awk -v s="$spans" -v a="$after" -v b="$before" 'BEGIN {print (a > b) ? s / (a - b) : 0}')" \
+		$lat "$(rss)" | tee -a "$work/results"
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	pid=
+}
+
+echo "load: telemetrygen, $workers workers, $batch spans a request, $duration a run, ATTACK=${ATTACK:-1}; server on core $server_cpu, load on core $load_cpu; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-9s %12s %14s %9s %9s %8s\n' server spans spans/cpu-s p50-ms p99-ms rss-MiB
+for _ in $(seq "$rounds"); do
+	run collector
+	run evident
+done
+awk '
+	function median(a, n,   i, j, t) {
+		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+		return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+	$1 == "collector" { cs[++nc] = $2; cc[nc] = $3 }
+	$1 == "evident" { es[++ne] = $2; ec[ne] = $3 }
+	END {
+		s = median(cs, nc); c = median(cc, nc); t = median(es, ne); u = median(ec, ne)
+		printf "ratio evident/collector (medians): spans received %.2f, spans per CPU-second %.2f\n", (s ? t / s : 0), (c ? u / c : 0) }' "$work/results"
