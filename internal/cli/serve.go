@@ -287,7 +287,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 
 	parsers := importParsers()
 	maps.Copy(parsers, sbomParsers(func() (findings.Matcher, error) { return db, nil }))
-	s.api = httpapi.New(sc.API, httpapi.Deps{
+	deps := httpapi.Deps{
 		Tenants: unitsOf{s.tenants}, Vulns: db,
 		Importer: func(r io.Reader, name, format string) ([]findings.Finding, []error) {
 			return importUpload(r, name, format, parsers)
@@ -302,7 +302,18 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		Audit:    s.st,
 		Gatherer: reg, Registerer: reg, Logger: log.With("component", "api"), Products: cfg.Products, Ready: s.ready.Load,
 		Guard: guard(listenerAPI),
-	})
+	}
+	if src := sc.Sources; src.Tempo != "" || src.Pyroscope != "" {
+		// The poller is made below, before anything starts.
+		deps.Checks = func() map[string]error {
+			ok, err := s.poll.Healthy()
+			if !ok && err == nil {
+				err = errors.New("no poll has finished yet")
+			}
+			return map[string]error{"sources": err}
+		}
+	}
+	s.api = httpapi.New(sc.API, deps)
 	if s.adm, err = admission.New(sc.Memory, log.With("component", "admission"), reg); err != nil {
 		return nil, err
 	}

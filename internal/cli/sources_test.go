@@ -150,6 +150,13 @@ func TestServeFromSources(t *testing.T) {
 	if !bytes.Contains(metrics, []byte("evident_source_up{")) || !bytes.Contains(metrics, []byte("evident_source_watermark_seconds{")) {
 		t.Errorf("/metrics has no source health:\n%.800s", metrics)
 	}
+	var ready struct {
+		Checks map[string]string `json:"checks"`
+	}
+	getJSON(t, api+"/readyz", &ready)
+	if ready.Checks["sources"] != "ok" {
+		t.Errorf("/readyz checks = %v, want sources ok", ready.Checks)
+	}
 	shutdown(t, srv)
 }
 

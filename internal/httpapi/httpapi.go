@@ -169,6 +169,11 @@ type Deps struct {
 	// Ready reports whether the service is ready for traffic (state
 	// restored, receivers listening).
 	Ready func() bool
+	// Checks, if not nil, reports the health of parts that do not decide
+	// readiness (the telemetry sources): /readyz shows each by name, "ok"
+	// or its error, and stays 200 while Ready holds, since serve works on
+	// without them and retries them.
+	Checks func() map[string]error
 }
 
 // Server is the API server, a pipeline.Component.

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
@@ -235,6 +236,29 @@ func TestSummaryWithoutEvidence(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v (body %s)", k, got[k], v, body)
 		}
+	}
+}
+
+// TestReadyzChecks: /readyz names the health of each source, and a
+// failing one does not make the service unready.
+func TestReadyzChecks(t *testing.T) {
+	_, base := start(t, Deps{State: newState(t), Ready: func() bool { return true }, Checks: func() map[string]error {
+		return map[string]error{"tempo": nil, "pyroscope": errors.New("pyroscope: 401 Unauthorized")}
+	}})
+	status, body := get(t, base+"/readyz")
+	if status != http.StatusOK {
+		t.Fatalf("GET /readyz = %d %s, want 200", status, body)
+	}
+	var got struct {
+		Ready  bool              `json:"ready"`
+		Checks map[string]string `json:"checks"`
+	}
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"tempo": "ok", "pyroscope": "pyroscope: 401 Unauthorized"}
+	if !got.Ready || !cmp.Equal(want, got.Checks) {
+		t.Errorf("GET /readyz = %s, want ready with checks %v", body, want)
 	}
 }
 

@@ -382,7 +382,18 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "not ready")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ready": true})
+	body := map[string]any{"ready": true}
+	if s.deps.Checks != nil {
+		checks := map[string]string{}
+		for name, err := range s.deps.Checks() {
+			checks[name] = "ok"
+			if err != nil {
+				checks[name] = err.Error()
+			}
+		}
+		body["checks"] = checks
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // patches writes the virtual patches of the current findings, validated
