@@ -2,8 +2,6 @@ package source
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/evidentsec/evident/internal/tlsconfig"
 )
 
 // Sentinels that classify why a source failed. Callers match them with
@@ -180,28 +180,11 @@ func newClient(what string, cfg HTTPConfig) (*client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s source: %w", what, err)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if cfg.Auth.CAFile != "" || cfg.Auth.CertFile != "" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if cfg.Auth.CAFile != "" {
-			pem, err := os.ReadFile(cfg.Auth.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("%s source: read CA file: %w", what, err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("%s source: CA file %s holds no PEM certificate", what, cfg.Auth.CAFile)
-			}
-			tc.RootCAs = pool
-		}
-		if cfg.Auth.CertFile != "" {
-			cert, err := tls.LoadX509KeyPair(cfg.Auth.CertFile, cfg.Auth.KeyFile)
-			if err != nil {
-				return nil, fmt.Errorf("%s source: load client certificate: %w", what, err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
-		tr.TLSClientConfig = tc
+	// The same client TLS as every other client of evident (tlsconfig):
+	// a private CA, a client certificate that reloads when rotated.
+	tr, err := tlsconfig.NewTransport(tlsconfig.ClientConfig{CAFile: cfg.Auth.CAFile, CertFile: cfg.Auth.CertFile, KeyFile: cfg.Auth.KeyFile}, what+" source", nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s source: %w", what, err)
 	}
 	cfg.URL = strings.TrimRight(cfg.URL, "/")
 	return &client{cfg: cfg, what: what, http: &http.Client{Transport: &authTransport{auth: cfg.Auth, next: tr}, Timeout: cfg.Timeout}}, nil
