@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -113,9 +112,7 @@ type Authenticator struct {
 	tokens   atomic.Pointer[map[string]tokenEntry]
 	requests *prometheus.CounterVec
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	loop pipeline.Loop
 }
 
 var _ pipeline.Component = (*Authenticator)(nil)
@@ -161,50 +158,27 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Authenticator, error) {
 // re-reads them every ReloadInterval until Shutdown. A second Start does
 // nothing.
 func (a *Authenticator) Start(ctx context.Context) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.done != nil {
-		return nil
-	}
-	if err := a.Reload(ctx); err != nil {
-		return err
-	}
-	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a.cancel, a.done = cancel, make(chan struct{})
-	go func(done chan struct{}) {
-		defer close(done)
-		t := time.NewTicker(a.cfg.ReloadInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-lctx.Done():
-				return
-			case <-t.C:
-				if err := a.Reload(lctx); err != nil && lctx.Err() == nil {
-					a.deps.Logger.Error("reload tokens; the previous ones stay in use", "err", err)
-				}
+	return a.loop.Start(ctx, func() error { return a.Reload(ctx) }, a.reloadEvery)
+}
+
+// reloadEvery re-reads the tokens every ReloadInterval until ctx ends.
+func (a *Authenticator) reloadEvery(ctx context.Context) {
+	t := time.NewTicker(a.cfg.ReloadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.Reload(ctx); err != nil && ctx.Err() == nil {
+				a.deps.Logger.Error("reload tokens; the previous ones stay in use", "err", err)
 			}
 		}
-	}(a.done)
-	return nil
+	}
 }
 
 // Shutdown stops the reloading; safe twice and without Start.
-func (a *Authenticator) Shutdown(ctx context.Context) error {
-	a.mu.Lock()
-	cancel, done := a.cancel, a.done
-	a.mu.Unlock()
-	if done == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (a *Authenticator) Shutdown(ctx context.Context) error { return a.loop.Stop(ctx) }
 
 // Reload re-reads the tokens from the store; revoked ones and those with
 // a role evident does not know are left out.

@@ -737,59 +737,35 @@ type retainer struct {
 	cfg store.Retention
 	log *slog.Logger
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	loop pipeline.Loop
 }
 
 // retainEvery is how often old verdict changes and alerts are deleted.
 const retainEvery = time.Hour
 
 // Start starts the retention loop; it is safe to call twice.
-func (r *retainer) Start(context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.done != nil {
-		return nil
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel, r.done = cancel, make(chan struct{})
-	go func() {
-		defer close(r.done)
-		t := time.NewTicker(retainEvery)
-		defer t.Stop()
-		for {
-			if n, err := r.st.Retain(ctx, time.Now(), r.cfg); err != nil && ctx.Err() == nil {
-				r.log.Error("apply retention", "err", err)
-			} else if n > 0 {
-				r.log.Info("applied retention", "deleted", n)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+func (r *retainer) Start(ctx context.Context) error { return r.loop.Start(ctx, nil, r.run) }
+
+// run applies the retention now and every retainEvery until ctx ends.
+func (r *retainer) run(ctx context.Context) {
+	t := time.NewTicker(retainEvery)
+	defer t.Stop()
+	for {
+		if n, err := r.st.Retain(ctx, time.Now(), r.cfg); err != nil && ctx.Err() == nil {
+			r.log.Error("apply retention", "err", err)
+		} else if n > 0 {
+			r.log.Info("applied retention", "deleted", n)
 		}
-	}()
-	return nil
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Shutdown stops the loop and waits for it; safe twice and without Start.
-func (r *retainer) Shutdown(ctx context.Context) error {
-	r.mu.Lock()
-	cancel, done := r.cancel, r.done
-	r.mu.Unlock()
-	if done == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (r *retainer) Shutdown(ctx context.Context) error { return r.loop.Stop(ctx) }
 
 // patcher keeps the legitimate traffic that spans show, for the virtual
 // patches the API writes on request (GET /api/v1/waf/patches).

@@ -83,8 +83,7 @@ type Poller struct {
 	polls     *prometheus.CounterVec
 
 	mu      sync.Mutex
-	cancel  context.CancelFunc
-	done    chan struct{}
+	loop    pipeline.Loop
 	healthy bool
 	lastErr error
 }
@@ -126,38 +125,13 @@ func (p *Poller) Healthy() (bool, error) {
 }
 
 // Start starts polling; a second Start does nothing.
-func (p *Poller) Start(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.done != nil {
-		return nil
-	}
-	ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	p.done = make(chan struct{})
-	go p.run(ctx)
-	return nil
-}
+func (p *Poller) Start(ctx context.Context) error { return p.loop.Start(ctx, nil, p.run) }
 
 // Shutdown stops polling and waits for a poll in progress to end; it is
 // safe to call twice and without Start.
-func (p *Poller) Shutdown(ctx context.Context) error {
-	p.mu.Lock()
-	cancel, done := p.cancel, p.done
-	p.mu.Unlock()
-	if done == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (p *Poller) Shutdown(ctx context.Context) error { return p.loop.Stop(ctx) }
 
 func (p *Poller) run(ctx context.Context) {
-	defer close(p.done)
 	backoff := time.Duration(0)
 	for {
 		wait := p.cfg.Interval

@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/evidentsec/evident/internal/pipeline"
 )
 
 // Errors of a refused admission; ErrMemory and ErrBudget are retryable.
@@ -104,9 +106,7 @@ type Controller struct {
 
 	memLimited prometheus.GaugeFunc
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	loop pipeline.Loop
 }
 
 // New returns a controller; metrics of memory in use and bytes buffered
@@ -153,51 +153,30 @@ func Default() *Controller {
 
 // Start sets the memory limit and samples memory until Shutdown. It is
 // safe to call twice.
-func (c *Controller) Start(context.Context) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done != nil {
+func (c *Controller) Start(ctx context.Context) error {
+	return c.loop.Start(ctx, func() error {
+		if c.cfg.MemoryLimitBytes > 0 {
+			debug.SetMemoryLimit(c.cfg.MemoryLimitBytes)
+		}
+		// A negative input reads the limit without changing it; math.MaxInt64
+		// means none was set.
+		if l := debug.SetMemoryLimit(-1); l > 0 && l < 1<<62 {
+			c.limit.Store(l)
+		}
+		c.log.Info("admission started", "memory_limit_bytes", c.limit.Load(), "refuse_above_percent", c.cfg.RefuseAbovePercent, "max_buffered_bytes", c.cfg.MaxBufferedBytes)
 		return nil
-	}
-	if c.cfg.MemoryLimitBytes > 0 {
-		debug.SetMemoryLimit(c.cfg.MemoryLimitBytes)
-	}
-	// A negative input reads the limit without changing it; math.MaxInt64
-	// means none was set.
-	if l := debug.SetMemoryLimit(-1); l > 0 && l < 1<<62 {
-		c.limit.Store(l)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	c.cancel, c.done = cancel, make(chan struct{})
-	go c.sample(ctx, c.done)
-	c.log.Info("admission started", "memory_limit_bytes", c.limit.Load(), "refuse_above_percent", c.cfg.RefuseAbovePercent, "max_buffered_bytes", c.cfg.MaxBufferedBytes)
-	return nil
+	}, c.sample)
 }
 
 // Shutdown stops sampling; safe to call twice and without Start.
-func (c *Controller) Shutdown(ctx context.Context) error {
-	c.mu.Lock()
-	cancel, done := c.cancel, c.done
-	c.mu.Unlock()
-	if done == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (c *Controller) Shutdown(ctx context.Context) error { return c.loop.Stop(ctx) }
 
 // memoryMetrics are what GOMEMLIMIT limits: all memory mapped by the
 // runtime less the heap memory returned to the system. Reading them does
 // not stop the world, unlike runtime.ReadMemStats.
 var memoryMetrics = [...]string{"/memory/classes/total:bytes", "/memory/classes/heap/released:bytes"}
 
-func (c *Controller) sample(ctx context.Context, done chan struct{}) {
-	defer close(done)
+func (c *Controller) sample(ctx context.Context) {
 	samples := make([]metrics.Sample, len(memoryMetrics))
 	for i, name := range memoryMetrics {
 		samples[i].Name = name
