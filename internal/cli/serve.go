@@ -241,14 +241,16 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	attr := attribution.New(attribution.Config{GoModules: goModules(initial)})
 	newUnit := func(id string) (*tenantUnit, error) {
 		st, tlog, treg := s.st, log, prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, reg)
+		alertTenant := "" // the default tenant's alerts name none, as before tenants
 		if id != store.DefaultTenant {
 			if st, err = s.st.ForTenant(id); err != nil {
 				return nil, err
 			}
-			tlog = log.With("tenant", id)
+			tlog, alertTenant = log.With("tenant", id), id
 		}
 		u := &tenantUnit{alerts: newAlertLog(st, tlog)}
-		if u.router, err = alert.NewRouter(sc.Alerts.Config, append([]alert.Sink{u.alerts}, sinks[id]...), alert.Deps{Logger: tlog.With("component", "alert"), Registerer: treg}); err != nil {
+		if u.router, err = alert.NewRouter(sc.Alerts.Config, append([]alert.Sink{u.alerts}, sinks[id]...),
+			alert.Deps{Logger: tlog.With("component", "alert"), Registerer: treg, Tenant: alertTenant}); err != nil {
 			return nil, err
 		}
 		if u.eng, err = engine.New(sc.Engine, engine.Deps{

@@ -330,6 +330,9 @@ func TestServeTenantSinks(t *testing.T) {
 		if !strings.Contains(body, services[tenant]) {
 			t.Errorf("%s: no alert of %s:\n%.300s", sink, services[tenant], body)
 		}
+		if named := strings.Contains(body, `"tenant":"`+tenant+`"`); named != (tenant != "default") {
+			t.Errorf("%s: alert names tenant %s %v, want %v:\n%.300s", sink, tenant, named, tenant != "default", body)
+		}
 		for other, service := range services {
 			if other != tenant && strings.Contains(body, service) {
 				t.Errorf("%s received tenant %s's alert (%s):\n%.300s", sink, other, service, body)
