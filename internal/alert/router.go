@@ -123,6 +123,9 @@ type Alert struct {
 	// if any. Empty without a LinkPrefix.
 	Link        string `json:"link,omitempty"`
 	FindingLink string `json:"finding_link,omitempty"`
+	// Tenant is the tenant whose telemetry fired the alert (Deps.Tenant);
+	// empty for the default tenant.
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // Sink delivers alerts somewhere. Send is called by one goroutine per
@@ -141,16 +144,21 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
+	// Tenant is the tenant whose alerts the router routes, set on each
+	// Alert so that a receiver can tell tenants apart; empty for the
+	// default tenant.
+	Tenant string
 }
 
 // Router deduplicates, rate-limits and fans alerts out to sinks. Fire is
 // safe for concurrent use and never blocks.
 type Router struct {
-	cfg   Config
-	log   *slog.Logger
-	now   func() time.Time
-	m     *metrics
-	sinks []*sinkQueue
+	cfg    Config
+	tenant string
+	log    *slog.Logger
+	now    func() time.Time
+	m      *metrics
+	sinks  []*sinkQueue
 
 	mu     sync.Mutex
 	seen   *generations[time.Time]     // dedupe key -> last fired
@@ -180,7 +188,7 @@ func NewRouter(cfg Config, sinks []Sink, deps Deps) (*Router, error) {
 		return nil, err
 	}
 	r := &Router{
-		cfg: cfg, log: deps.Logger, now: deps.Now,
+		cfg: cfg, tenant: deps.Tenant, log: deps.Logger, now: deps.Now,
 		seen:   newGenerations[time.Time](cfg.MaxKeys),
 		limits: newGenerations[*rate.Limiter](cfg.MaxKeys),
 	}
@@ -261,7 +269,7 @@ func (r *Router) Fire(d detect.Alert) {
 // link gives an alert its ID and links.
 func (r *Router) link(d detect.Alert) Alert {
 	sum := sha256.Sum256([]byte(d.DedupeKey + "\x00" + strconv.FormatInt(d.Time.UnixNano(), 10)))
-	a := Alert{Alert: d, ID: hex.EncodeToString(sum[:8])}
+	a := Alert{Alert: d, ID: hex.EncodeToString(sum[:8]), Tenant: r.tenant}
 	if p := strings.TrimSuffix(r.cfg.LinkPrefix, "/"); p != "" {
 		a.Link = p + "/alerts/" + a.ID
 		if f := d.Evidence.Finding; f != nil {

@@ -366,3 +366,57 @@ func TestLifecycle(t *testing.T) {
 		t.Error("NewWebhook accepted ftp")
 	}
 }
+
+// TestTenant: a tenant's router names its tenant in what every sink
+// receives, so that one receiver configured for several tenants can
+// tell them apart; the default tenant's (Deps.Tenant empty) names none.
+func TestTenant(t *testing.T) {
+	for _, tenant := range []string{"team-a", ""} {
+		t.Run("tenant="+tenant, func(t *testing.T) {
+			hook, hookSrv := newCapture(t)
+			am, amSrv := newCapture(t)
+			slack, slackSrv := newCapture(t)
+			w, err := NewWebhook("hook", hookSrv.URL, "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := NewAlertmanager("am", amSrv.URL, time.Hour, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := NewSlack("slack", slackSrv.URL, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := NewRouter(testConfig(), []Sink{w, m, s}, Deps{Tenant: tenant, Now: func() time.Time { return t0 }, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			defer r.Shutdown(context.Background())
+			r.Fire(firstExec())
+			hook.wait(t, 1)
+			am.wait(t, 1)
+			slack.wait(t, 1)
+
+			_, body := hook.last()
+			var a Alert
+			if err := json.Unmarshal(body, &a); err != nil || a.Tenant != tenant {
+				t.Errorf("webhook body %s: tenant %q, want %q", body, a.Tenant, tenant)
+			}
+			_, body = am.last()
+			var ams []struct {
+				Labels map[string]string `json:"labels"`
+			}
+			if err := json.Unmarshal(body, &ams); err != nil || len(ams) != 1 || ams[0].Labels["tenant"] != tenant {
+				t.Errorf("alertmanager body %s: want tenant label %q", body, tenant)
+			}
+			_, body = slack.last()
+			if got := strings.Contains(string(body), "tenant `"+tenant+"`"); got != (tenant != "") {
+				t.Errorf("slack body %s: names tenant %v, want %v", body, got, tenant != "")
+			}
+		})
+	}
+}

@@ -120,6 +120,9 @@ func (m *Alertmanager) Send(ctx context.Context, a Alert) error {
 	if a.Service != "" {
 		labels["service"] = a.Service
 	}
+	if a.Tenant != "" {
+		labels["tenant"] = a.Tenant
+	}
 	ann := map[string]string{"summary": a.Summary}
 	if ev, err := json.Marshal(a.Evidence); err == nil {
 		ann["evidence"] = string(ev)
@@ -177,6 +180,9 @@ func (s *Slack) Send(ctx context.Context, a Alert) error {
 		text += " · <" + a.FindingLink + "|finding>"
 	}
 	ctxLine := "kind `" + string(a.Kind) + "`"
+	if a.Tenant != "" {
+		ctxLine += " · tenant `" + slackEscape(a.Tenant) + "`"
+	}
 	if a.Service != "" {
 		ctxLine += " · service `" + slackEscape(a.Service) + "`"
 	}

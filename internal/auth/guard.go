@@ -184,25 +184,59 @@ func (g *Guard) check(ctx context.Context, authorization, host string, need Role
 // or 403, and a JSON body {"error": "..."}.
 func (g *Guard) HTTP(need Role, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if host == "" {
-			host = "localhost" // HTTP/1.0 without Host: not a browser
-		}
-		p, tenant, err := g.admit(r.Context(), r.Header.Get("Authorization"), host, r.Header.Get(TenantHeader), need)
+		p, tenant, err := g.admitHTTP(r, need)
 		if err != nil {
-			status := http.StatusForbidden
-			if !errors.Is(err, ErrForbidden) {
-				status = http.StatusUnauthorized
-				w.Header().Add("WWW-Authenticate", `Bearer realm="evident"`)
-				w.Header().Add("WWW-Authenticate", `Basic realm="evident"`)
-			}
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(status)
-			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			refuse(w, err)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(WithTenant(NewContext(r.Context(), p), tenant)))
 	})
+}
+
+// HTTPOptional wraps next, a route that answers everyone (a probe), so
+// that it can tell a principal with role need from anyone else: the
+// request of such a principal carries it in its context (FromContext),
+// as with HTTP; a request without credentials, or whose principal may
+// not have what need guards (a missing role, a foreign Host, another
+// tenant), reaches next without one. Credentials that do not
+// authenticate are refused with 401 as by HTTP: a caller that sends a
+// token learns that it is wrong.
+func (g *Guard) HTTPOptional(need Role, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, tenant, err := g.admitHTTP(r, need)
+		switch {
+		case err == nil:
+			next.ServeHTTP(w, r.WithContext(WithTenant(NewContext(r.Context(), p), tenant)))
+		case errors.Is(err, ErrNoCredentials), errors.Is(err, ErrForbidden):
+			next.ServeHTTP(w, r)
+		default:
+			refuse(w, err)
+		}
+	})
+}
+
+// admitHTTP admits an HTTP request (admit).
+func (g *Guard) admitHTTP(r *http.Request, need Role) (Principal, string, error) {
+	host := r.Host
+	if host == "" {
+		host = "localhost" // HTTP/1.0 without Host: not a browser
+	}
+	return g.admit(r.Context(), r.Header.Get("Authorization"), host, r.Header.Get(TenantHeader), need)
+}
+
+// refuse answers a request that admit refused: 403 when the principal
+// may not, else 401 with a WWW-Authenticate challenge for Bearer and
+// Basic; the body is {"error": "..."}.
+func refuse(w http.ResponseWriter, err error) {
+	status := http.StatusForbidden
+	if !errors.Is(err, ErrForbidden) {
+		status = http.StatusUnauthorized
+		w.Header().Add("WWW-Authenticate", `Bearer realm="evident"`)
+		w.Header().Add("WWW-Authenticate", `Basic realm="evident"`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 }
 
 // Tap returns a gRPC tap handle (grpc.InTapHandle) that admits calls

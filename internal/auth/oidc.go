@@ -1,15 +1,18 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
+	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/tlsconfig"
 )
 
@@ -31,6 +34,21 @@ type OIDCConfig struct {
 	// Roles maps values of RolesClaim to evident roles; values without an
 	// entry grant nothing. Empty: the values are evident role names.
 	Roles map[string][]string `yaml:"roles"`
+	// Operators are values of RolesClaim whose holders are not bound to
+	// a tenant: they pick one per request with X-Scope-OrgID, as a token
+	// made without --tenant does, and may read what spans every tenant
+	// (the audit log, the metrics). Everyone else acts in one tenant.
+	Operators []string `yaml:"operators"`
+	// TenantClaim is the claim that names the tenant a principal acts
+	// in, a string. Empty: every principal acts in DefaultTenant.
+	TenantClaim string `yaml:"tenant_claim"`
+	// Tenants are the values of TenantClaim that are admitted; a JWT
+	// naming another tenant is refused. Empty: any valid tenant ID.
+	Tenants []string `yaml:"tenants"`
+	// DefaultTenant is the tenant of a principal whose JWT lacks
+	// TenantClaim; empty refuses such a JWT. Without a TenantClaim every
+	// principal acts in it, or in the "default" tenant when it is empty.
+	DefaultTenant string `yaml:"default_tenant"`
 	// SigningAlgs are the accepted signature algorithms; empty: those the
 	// discovery document lists, or RS256 with JWKSURL.
 	SigningAlgs []string `yaml:"signing_algs"`
@@ -62,6 +80,22 @@ func (c OIDCConfig) Validate() error {
 		if _, err := ParseRoles(roles); err != nil {
 			return fmt.Errorf("%w: oidc roles %q: %w", ErrConfig, value, err)
 		}
+	}
+	for _, t := range c.Tenants {
+		if err := store.ValidateTenant(t); err != nil {
+			return fmt.Errorf("%w: oidc tenants: %w", ErrConfig, err)
+		}
+	}
+	if c.DefaultTenant != "" {
+		if err := store.ValidateTenant(c.DefaultTenant); err != nil {
+			return fmt.Errorf("%w: oidc default_tenant: %w", ErrConfig, err)
+		}
+		if len(c.Tenants) > 0 && !slices.Contains(c.Tenants, c.DefaultTenant) {
+			return fmt.Errorf("%w: oidc default_tenant %q is not one of tenants %q", ErrConfig, c.DefaultTenant, c.Tenants)
+		}
+	}
+	if c.TenantClaim == "" && len(c.Tenants) > 0 {
+		return fmt.Errorf("%w: oidc tenants without a tenant_claim: say which claim names the tenant", ErrConfig)
 	}
 	if err := c.TLS.Validate(); err != nil {
 		return fmt.Errorf("%w: oidc: %w", ErrConfig, err)
@@ -97,7 +131,8 @@ func newOIDCVerifier(ctx context.Context, cfg OIDCConfig, log *slog.Logger) (*oi
 	return &oidcVerifier{cfg: cfg, v: p.VerifierContext(context.WithoutCancel(ctx), vc)}, nil
 }
 
-// verify checks a JWT and maps its roles claim to evident roles.
+// verify checks a JWT, maps its roles claim to evident roles and binds
+// it to its tenant (tenant).
 func (o *oidcVerifier) verify(ctx context.Context, raw string) (Principal, error) {
 	tok, err := o.v.Verify(ctx, raw)
 	if err != nil {
@@ -116,17 +151,54 @@ func (o *oidcVerifier) verify(ctx context.Context, raw string) (Principal, error
 			return Principal{}, fmt.Errorf("%w: oidc claim %q is neither a string nor a list of strings", ErrBadCredentials, o.cfg.RolesClaim)
 		}
 	}
-	var roles Role
+	p := Principal{Name: "oidc:" + tok.Subject}
+	operator := false
 	for _, v := range values {
+		operator = operator || slices.Contains(o.cfg.Operators, v)
 		names := []string{v}
 		if len(o.cfg.Roles) > 0 {
 			names = o.cfg.Roles[v]
 		}
 		for _, n := range names {
 			if r, err := ParseRoles([]string{n}); err == nil {
-				roles |= r
+				p.Roles |= r
 			}
 		}
 	}
-	return Principal{Name: "oidc:" + tok.Subject, Roles: roles}, nil
+	if operator {
+		return p, nil
+	}
+	if p.Tenant, err = o.tenant(p.Name, claims); err != nil {
+		return Principal{}, err
+	}
+	return p, nil
+}
+
+// tenant decides the one tenant of a principal who is not an operator,
+// from the JWT's claims: TenantClaim's value, which must be a tenant ID
+// and one of Tenants when they are listed; DefaultTenant without the
+// claim, refused (ErrForbidden) when none is set; DefaultTenant, or the
+// default tenant, when no TenantClaim is configured.
+func (o *oidcVerifier) tenant(name string, claims map[string]json.RawMessage) (string, error) {
+	if o.cfg.TenantClaim == "" {
+		return cmp.Or(o.cfg.DefaultTenant, store.DefaultTenant), nil
+	}
+	c, ok := claims[o.cfg.TenantClaim]
+	if !ok {
+		if o.cfg.DefaultTenant == "" {
+			return "", fmt.Errorf("%w: %s has no claim %q naming its tenant, and no oidc default_tenant is set", ErrForbidden, name, o.cfg.TenantClaim)
+		}
+		return o.cfg.DefaultTenant, nil
+	}
+	var t string
+	if err := json.Unmarshal(c, &t); err != nil {
+		return "", fmt.Errorf("%w: oidc claim %q of %s is not a string", ErrBadCredentials, o.cfg.TenantClaim, name)
+	}
+	if err := store.ValidateTenant(t); err != nil {
+		return "", fmt.Errorf("%w: oidc claim %q of %s: %w", ErrForbidden, o.cfg.TenantClaim, name, err)
+	}
+	if len(o.cfg.Tenants) > 0 && !slices.Contains(o.cfg.Tenants, t) {
+		return "", fmt.Errorf("%w: oidc claim %q of %s names tenant %q, which is not one of the configured tenants", ErrForbidden, o.cfg.TenantClaim, name, t)
+	}
+	return t, nil
 }

@@ -6,6 +6,8 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -151,6 +153,11 @@ func TestOIDCConfigValidate(t *testing.T) {
 		{"NoRolesClaim", OIDCConfig{Issuer: "https://id.example", Audience: "evident"}, false},
 		{"BadIssuer", OIDCConfig{Issuer: "id.example", Audience: "evident", RolesClaim: "groups"}, false},
 		{"BadRole", OIDCConfig{Issuer: "https://id.example", Audience: "evident", RolesClaim: "groups", Roles: map[string][]string{"x": {"root"}}}, false},
+		{"Tenants", OIDCConfig{Issuer: "https://id.example", Audience: "evident", RolesClaim: "groups", TenantClaim: "org", Tenants: []string{"a", "b"}, DefaultTenant: "a"}, true},
+		{"BadTenant", OIDCConfig{Issuer: "https://id.example", Audience: "evident", RolesClaim: "groups", TenantClaim: "org", Tenants: []string{"a/b"}}, false},
+		{"BadDefaultTenant", OIDCConfig{Issuer: "https://id.example", Audience: "evident", RolesClaim: "groups", DefaultTenant: ".."}, false},
+		{"DefaultTenantNotListed", OIDCConfig{Issuer: "https://id.example", Audience: "evident", RolesClaim: "groups", TenantClaim: "org", Tenants: []string{"a"}, DefaultTenant: "b"}, false},
+		{"TenantsWithoutClaim", OIDCConfig{Issuer: "https://id.example", Audience: "evident", RolesClaim: "groups", Tenants: []string{"a"}}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := tt.cfg.Validate(); (err == nil) != tt.ok {
@@ -187,5 +194,93 @@ func TestOIDCPrivateCA(t *testing.T) {
 	// The keys are fetched now, over the same TLS.
 	if p, err := a.Authenticate(t.Context(), "Bearer "+jwt); err != nil || p.Roles != RoleRead {
 		t.Errorf("Authenticate = %+v, %v; want oidc:alice with read", p, err)
+	}
+}
+
+// TestOIDCTenant binds OIDC principals to the tenant their JWT names,
+// through the guard of a real listener: the claim's tenant is the
+// request's, X-Scope-OrgID cannot take the principal elsewhere, and a
+// JWT without the claim, naming a tenant not configured or an invalid
+// one is refused; operators pick their tenant as an unbound token does.
+func TestOIDCTenant(t *testing.T) {
+	is := newIssuer(t, nil)
+	st, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now()
+	jwtWith := func(claims map[string]any) string {
+		c := map[string]any{"iss": is.srv.URL, "aud": "evident", "sub": "alice", "exp": now.Add(time.Hour).Unix(), "iat": now.Unix(), "groups": "read"}
+		maps.Copy(c, claims)
+		return sign(t, is.key, c)
+	}
+	base := OIDCConfig{Issuer: is.srv.URL, Audience: "evident", RolesClaim: "groups", JWKSURL: is.srv.URL + "/keys"}
+	withClaim := base
+	withClaim.TenantClaim, withClaim.Tenants = "org", []string{"team-a", "team-b"}
+	withDefault := withClaim
+	withDefault.DefaultTenant = "team-b"
+	anyTenant := base
+	anyTenant.TenantClaim = "org"
+	noClaim := base
+	noClaim.DefaultTenant = "team-c"
+	operators := withClaim
+	operators.Operators = []string{"sec-ops"}
+
+	for _, tt := range []struct {
+		name   string
+		cfg    OIDCConfig
+		claims map[string]any
+		orgID  string
+		// want is the request's tenant; wantStatus the answer.
+		want       string
+		wantStatus int
+	}{
+		{"ClaimNamesTenant", withClaim, map[string]any{"org": "team-a"}, "", "team-a", http.StatusOK},
+		{"HeaderOwnTenant", withClaim, map[string]any{"org": "team-a"}, "team-a", "team-a", http.StatusOK},
+		{"HeaderOtherTenant", withClaim, map[string]any{"org": "team-a"}, "team-b", "", http.StatusForbidden},
+		{"ClaimMissing", withClaim, nil, "", "", http.StatusForbidden},
+		{"ClaimMissingPicksNothing", withClaim, nil, "team-a", "", http.StatusForbidden},
+		{"ClaimMissingDefault", withDefault, nil, "", "team-b", http.StatusOK},
+		{"ClaimMissingDefaultHeader", withDefault, nil, "team-a", "", http.StatusForbidden},
+		{"TenantNotConfigured", withClaim, map[string]any{"org": "team-z"}, "", "", http.StatusForbidden},
+		{"InvalidTenant", anyTenant, map[string]any{"org": "../team-a"}, "", "", http.StatusForbidden},
+		{"ClaimNotString", withClaim, map[string]any{"org": []string{"team-a"}}, "", "", http.StatusUnauthorized},
+		{"AnyValidTenant", anyTenant, map[string]any{"org": "team-z"}, "", "team-z", http.StatusOK},
+		{"NoClaimConfigured", noClaim, map[string]any{"org": "team-a"}, "", "team-c", http.StatusOK},
+		{"NoClaimConfiguredHeader", noClaim, nil, "team-a", "", http.StatusForbidden},
+		{"NothingConfiguredIsDefault", base, nil, "", "default", http.StatusOK},
+		{"NothingConfiguredHeader", base, nil, "team-a", "", http.StatusForbidden},
+		{"OperatorPicks", operators, map[string]any{"groups": []string{"read", "sec-ops"}}, "team-z", "team-z", http.StatusOK},
+		{"OperatorDefault", operators, map[string]any{"groups": []string{"read", "sec-ops"}}, "", "default", http.StatusOK},
+		{"NotOperator", operators, map[string]any{"org": "team-a"}, "team-z", "", http.StatusForbidden},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.OIDC = tt.cfg
+			a, err := New(t.Context(), cfg, Deps{Tokens: st})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			srv := httptest.NewServer(a.Guard("api", Required).HTTP(RoleRead, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got = TenantFromContext(r.Context())
+			})))
+			defer srv.Close()
+			req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL, nil)
+			req.Header.Set("Authorization", "Bearer "+jwtWith(tt.claims))
+			if tt.orgID != "" {
+				req.Header.Set(TenantHeader, tt.orgID)
+			}
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus || got != tt.want {
+				t.Errorf("status %d (%s), tenant %q; want %d, %q", resp.StatusCode, body, got, tt.wantStatus, tt.want)
+			}
+		})
 	}
 }

@@ -62,7 +62,9 @@ type serveConfig struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
-// alertsConfig is the alert router and its sinks.
+// alertsConfig is the alert router and its sinks. Every sink receives
+// the alerts of one tenant, its Tenant (empty: the default tenant), and
+// never another's: each tenant's router is given its own sinks only.
 type alertsConfig struct {
 	alert.Config `yaml:",inline"`
 	Webhooks     []webhookSink      `yaml:"webhooks"`
@@ -72,8 +74,9 @@ type alertsConfig struct {
 }
 
 type webhookSink struct {
-	Name string `yaml:"name"`
-	URL  string `yaml:"url"`
+	Name   string `yaml:"name"`
+	Tenant string `yaml:"tenant"`
+	URL    string `yaml:"url"`
 	// Secret signs each body (HMAC-SHA256); empty sends it unsigned.
 	Secret string                 `yaml:"secret"`
 	TLS    tlsconfig.ClientConfig `yaml:"tls"`
@@ -81,20 +84,50 @@ type webhookSink struct {
 
 type alertmanagerSink struct {
 	Name         string                 `yaml:"name"`
+	Tenant       string                 `yaml:"tenant"`
 	URL          string                 `yaml:"url"`
 	ResolveAfter time.Duration          `yaml:"resolve_after"`
 	TLS          tlsconfig.ClientConfig `yaml:"tls"`
 }
 
 type slackSink struct {
-	Name string                 `yaml:"name"`
-	URL  string                 `yaml:"url"`
-	TLS  tlsconfig.ClientConfig `yaml:"tls"`
+	Name   string                 `yaml:"name"`
+	Tenant string                 `yaml:"tenant"`
+	URL    string                 `yaml:"url"`
+	TLS    tlsconfig.ClientConfig `yaml:"tls"`
 }
 
 type jsonLinesSink struct {
-	Name string `yaml:"name"`
-	Path string `yaml:"path"`
+	Name   string `yaml:"name"`
+	Tenant string `yaml:"tenant"`
+	Path   string `yaml:"path"`
+}
+
+// Validate reports every problem of the router's settings and of the
+// sinks' tenants.
+func (c alertsConfig) Validate() error {
+	errs := []error{c.Config.Validate()}
+	check := func(kind, name, tenant string) {
+		if tenant == "" {
+			return
+		}
+		if err := store.ValidateTenant(tenant); err != nil {
+			errs = append(errs, fmt.Errorf("serve alerts %s %s: %w", kind, name, err))
+		}
+	}
+	for _, w := range c.Webhooks {
+		check("webhooks", w.Name, w.Tenant)
+	}
+	for _, m := range c.Alertmanager {
+		check("alertmanager", m.Name, m.Tenant)
+	}
+	for _, s := range c.Slack {
+		check("slack", s.Name, s.Tenant)
+	}
+	for _, j := range c.JSONLines {
+		check("json_lines", j.Name, j.Tenant)
+	}
+	return errors.Join(errs...)
 }
 
 // defaultFileConfig is what runs when no file is given.
@@ -140,7 +173,7 @@ func (c sourcesConfig) Validate() error {
 
 // Validate reports every problem of the serve sections.
 func (c serveConfig) Validate() error {
-	errs := []error{c.API.Validate(), c.Memory.Validate(), c.Engine.Validate(), c.Store.Validate(), c.Retention.Validate(), c.Alerts.Config.Validate(), c.Auth.Validate(), c.Redaction.Validate(), c.Tenants.Validate()}
+	errs := []error{c.API.Validate(), c.Memory.Validate(), c.Engine.Validate(), c.Store.Validate(), c.Retention.Validate(), c.Alerts.Validate(), c.Auth.Validate(), c.Redaction.Validate(), c.Tenants.Validate()}
 	// The listeners can each be turned off by an empty endpoint (a flag
 	// of ""); the receivers' own Validate refuses that for one alone.
 	if c.OTLP.GRPCEndpoint != "" || c.OTLP.HTTPEndpoint != "" {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -226,9 +227,9 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	if err != nil {
 		return nil, err
 	}
-	// Each tenant has its own store view, alert router (whose store sink
-	// and live feed are the tenant's; the configured sinks are shared)
-	// and engine with its model; their metrics carry a tenant label.
+	// Each tenant has its own store view, alert router (whose store sink,
+	// live feed and configured sinks are the tenant's only) and engine
+	// with its model; their metrics carry a tenant label.
 	red, err := redact.New(sc.Redaction)
 	if err != nil {
 		return nil, err
@@ -240,14 +241,16 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	attr := attribution.New(attribution.Config{GoModules: goModules(initial)})
 	newUnit := func(id string) (*tenantUnit, error) {
 		st, tlog, treg := s.st, log, prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, reg)
+		alertTenant := "" // the default tenant's alerts name none, as before tenants
 		if id != store.DefaultTenant {
 			if st, err = s.st.ForTenant(id); err != nil {
 				return nil, err
 			}
-			tlog = log.With("tenant", id)
+			tlog, alertTenant = log.With("tenant", id), id
 		}
 		u := &tenantUnit{alerts: newAlertLog(st, tlog)}
-		if u.router, err = alert.NewRouter(sc.Alerts.Config, append([]alert.Sink{u.alerts}, sinks...), alert.Deps{Logger: tlog.With("component", "alert"), Registerer: treg}); err != nil {
+		if u.router, err = alert.NewRouter(sc.Alerts.Config, append([]alert.Sink{u.alerts}, sinks[id]...),
+			alert.Deps{Logger: tlog.With("component", "alert"), Registerer: treg, Tenant: alertTenant}); err != nil {
 			return nil, err
 		}
 		if u.eng, err = engine.New(sc.Engine, engine.Deps{
@@ -675,14 +678,19 @@ func (a *alertLog) Subscribe() (<-chan any, func()) {
 	}
 }
 
-// buildSinks builds the configured alert sinks; closers are those that
-// hold files.
-func buildSinks(c alertsConfig, log *slog.Logger) (sinks []alert.Sink, closers []io.Closer, err error) {
-	add := func(s alert.Sink, err error) error {
-		if err == nil {
-			sinks = append(sinks, s)
+// buildSinks builds the configured alert sinks, by the tenant whose
+// alerts they receive; closers are those that hold files.
+func buildSinks(c alertsConfig, log *slog.Logger) (sinks map[string][]alert.Sink, closers []io.Closer, err error) {
+	sinks = map[string][]alert.Sink{}
+	// add(tenant)(sink, err) files a sink under its tenant.
+	add := func(tenant string) func(alert.Sink, error) error {
+		return func(s alert.Sink, err error) error {
+			if err == nil {
+				tenant = cmp.Or(tenant, store.DefaultTenant)
+				sinks[tenant] = append(sinks[tenant], s)
+			}
+			return err
 		}
-		return err
 	}
 	// client is the HTTP client of a sink: http.DefaultClient (nil)
 	// unless its tls block says otherwise.
@@ -696,7 +704,7 @@ func buildSinks(c alertsConfig, log *slog.Logger) (sinks []alert.Sink, closers [
 	for _, w := range c.Webhooks {
 		hc, err := client(w.Name, w.TLS)
 		if err == nil {
-			err = add(alert.NewWebhook(w.Name, w.URL, w.Secret, hc))
+			err = add(w.Tenant)(alert.NewWebhook(w.Name, w.URL, w.Secret, hc))
 		}
 		if err != nil {
 			return nil, closers, fmt.Errorf("alerts webhooks %s: %w", w.Name, err)
@@ -705,7 +713,7 @@ func buildSinks(c alertsConfig, log *slog.Logger) (sinks []alert.Sink, closers [
 	for _, m := range c.Alertmanager {
 		hc, err := client(m.Name, m.TLS)
 		if err == nil {
-			err = add(alert.NewAlertmanager(m.Name, m.URL, m.ResolveAfter, hc))
+			err = add(m.Tenant)(alert.NewAlertmanager(m.Name, m.URL, m.ResolveAfter, hc))
 		}
 		if err != nil {
 			return nil, closers, fmt.Errorf("alerts alertmanager %s: %w", m.Name, err)
@@ -714,7 +722,7 @@ func buildSinks(c alertsConfig, log *slog.Logger) (sinks []alert.Sink, closers [
 	for _, s := range c.Slack {
 		hc, err := client(s.Name, s.TLS)
 		if err == nil {
-			err = add(alert.NewSlack(s.Name, s.URL, hc))
+			err = add(s.Tenant)(alert.NewSlack(s.Name, s.URL, hc))
 		}
 		if err != nil {
 			return nil, closers, fmt.Errorf("alerts slack %s: %w", s.Name, err)
@@ -725,7 +733,7 @@ func buildSinks(c alertsConfig, log *slog.Logger) (sinks []alert.Sink, closers [
 		if err != nil {
 			return nil, closers, fmt.Errorf("alerts json_lines %s: %w", j.Name, err)
 		}
-		sinks = append(sinks, s)
+		add(j.Tenant)(s, nil)
 		closers = append(closers, s)
 	}
 	return sinks, closers, nil

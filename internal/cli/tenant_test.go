@@ -5,9 +5,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -16,6 +18,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/evidentsec/evident/internal/alert"
 )
 
 // sendTenantSpans exports, as the OTel SDK does with headers configured,
@@ -41,6 +45,21 @@ func sendTenantSpans(t *testing.T, addr, token, orgID, service string) error {
 	span.End()
 	defer exp.Shutdown(t.Context())
 	return exp.ExportSpans(t.Context(), rec.Ended())
+}
+
+// createToken makes a token with `evident token create` in data and
+// returns it; tenant "" makes one of every tenant.
+func createToken(t *testing.T, data, name, role, tenant string) string {
+	t.Helper()
+	args := []string{"--data", data, "token", "create", "--name", name, "--role", role}
+	if tenant != "" {
+		args = append(args, "--tenant", tenant)
+	}
+	code, out, stderr := run(t, args...)
+	if code != ExitOK || !strings.HasPrefix(out, "evd_") {
+		t.Fatalf("token create = %d %q %s", code, out, stderr)
+	}
+	return strings.TrimSpace(out)
 }
 
 // getAs returns the status and body of a GET with token and an optional
@@ -77,17 +96,7 @@ func getAs(t *testing.T, url, token, orgID string) (int, string) {
 // refused on the API and on ingest.
 func TestServeTenantIsolation(t *testing.T) {
 	data := t.TempDir()
-	mk := func(name, role, tenant string) string {
-		args := []string{"--data", data, "token", "create", "--name", name, "--role", role}
-		if tenant != "" {
-			args = append(args, "--tenant", tenant)
-		}
-		code, out, stderr := run(t, args...)
-		if code != ExitOK || !strings.HasPrefix(out, "evd_") {
-			t.Fatalf("token create = %d %q %s", code, out, stderr)
-		}
-		return strings.TrimSpace(out)
-	}
+	mk := func(name, role, tenant string) string { return createToken(t, data, name, role, tenant) }
 	tokA, tokB, ops := mk("team-a", "admin", "team-a"), mk("team-b", "admin", "team-b"), mk("ops", "admin", "")
 
 	cfg := serveTestConfig(t)
@@ -238,5 +247,113 @@ func TestServeTenantIngestLimit(t *testing.T) {
 	_, metrics := getAs(t, srv.apiURL()+"/metrics", "", "")
 	if !strings.Contains(metrics, `evident_tenant_ingest_refused_records_total{tenant="team-a"} 1`) {
 		t.Errorf("metrics lack team-a's refused span:\n%s", metrics)
+	}
+}
+
+// TestServeTenantSinks: each alert sink receives the alerts of its own
+// tenant and never another's. Three tenants (the default one, team-a
+// and team-b) each send a span with an exploit payload; each has a
+// webhook, and team-a a JSON-lines file too. After serve has shut down
+// (so every queued delivery was made), each sink holds its tenant's
+// alert and nothing of the others'.
+func TestServeTenantSinks(t *testing.T) {
+	type hook struct {
+		mu     sync.Mutex
+		bodies []string
+		srv    *httptest.Server
+	}
+	newHook := func() *hook {
+		h := &hook{}
+		h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			h.mu.Lock()
+			h.bodies = append(h.bodies, string(b))
+			h.mu.Unlock()
+		}))
+		t.Cleanup(h.srv.Close)
+		return h
+	}
+	all := func(h *hook) string {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return strings.Join(h.bodies, "\n")
+	}
+	hooks := map[string]*hook{"default": newHook(), "team-a": newHook(), "team-b": newHook()}
+	services := map[string]string{"default": "delta-svc", "team-a": "alpha-svc", "team-b": "bravo-svc"}
+
+	data := t.TempDir()
+	ops := createToken(t, data, "ops", "ingest", "")
+	jsonl := filepath.Join(t.TempDir(), "team-a.jsonl")
+	cfg := serveTestConfig(t)
+	cfg.Serve.Auth.RequireOnLoopback = true
+	// The same sink name in two tenants is two sinks.
+	cfg.Serve.Alerts.Webhooks = []webhookSink{
+		{Name: "soc", URL: hooks["default"].srv.URL},
+		{Name: "soc", Tenant: "team-a", URL: hooks["team-a"].srv.URL},
+		{Name: "team-b-soc", Tenant: "team-b", URL: hooks["team-b"].srv.URL},
+	}
+	cfg.Serve.Alerts.JSONLines = []jsonLinesSink{{Name: "file", Tenant: "team-a", Path: jsonl}}
+	g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: data}
+	srv, err := startServer(t.Context(), g, cfg, serveFlags{vulns: []string{filepath.Join("testdata", "serve", "osv")}},
+		slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown(t, srv)
+	for tenant, service := range services {
+		orgID := tenant
+		if tenant == "default" {
+			orgID = ""
+		}
+		if err := sendTenantSpans(t, srv.otlp.HTTPAddr(), ops, orgID, service); err != nil {
+			t.Fatalf("%s's spans: %v", tenant, err)
+		}
+	}
+	waitFor(t, "each tenant's alert at its webhook", func() bool {
+		for tenant, h := range hooks {
+			if !strings.Contains(all(h), services[tenant]) {
+				return false
+			}
+		}
+		return true
+	})
+	shutdown(t, srv)
+
+	file, err := os.ReadFile(jsonl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{"webhook default": all(hooks["default"]), "webhook team-a": all(hooks["team-a"]),
+		"webhook team-b": all(hooks["team-b"]), "json_lines team-a": string(file)}
+	for sink, body := range got {
+		tenant := strings.Fields(sink)[1]
+		if !strings.Contains(body, services[tenant]) {
+			t.Errorf("%s: no alert of %s:\n%.300s", sink, services[tenant], body)
+		}
+		if named := strings.Contains(body, `"tenant":"`+tenant+`"`); named != (tenant != "default") {
+			t.Errorf("%s: alert names tenant %s %v, want %v:\n%.300s", sink, tenant, named, tenant != "default", body)
+		}
+		for other, service := range services {
+			if other != tenant && strings.Contains(body, service) {
+				t.Errorf("%s received tenant %s's alert (%s):\n%.300s", sink, other, service, body)
+			}
+		}
+	}
+}
+
+func TestAlertsConfigTenant(t *testing.T) {
+	good := alertsConfig{Config: alert.DefaultConfig(), Webhooks: []webhookSink{{Name: "soc", Tenant: "team-a", URL: "https://h"}}}
+	if err := good.Validate(); err != nil {
+		t.Errorf("Validate() = %v", err)
+	}
+	for _, bad := range []alertsConfig{
+		{Config: alert.DefaultConfig(), Webhooks: []webhookSink{{Name: "soc", Tenant: "team/a", URL: "https://h"}}},
+		{Config: alert.DefaultConfig(), Alertmanager: []alertmanagerSink{{Name: "soc", Tenant: "..", URL: "https://h"}}},
+		{Config: alert.DefaultConfig(), Slack: []slackSink{{Name: "soc", Tenant: "a b", URL: "https://h"}}},
+		{Config: alert.DefaultConfig(), JSONLines: []jsonLinesSink{{Name: "soc", Tenant: "a|b", Path: "x"}}},
+	} {
+		if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "soc") || !strings.Contains(err.Error(), "tenant") {
+			t.Errorf("Validate(%+v) = %v, want an error naming the sink and its tenant", bad, err)
+		}
 	}
 }

@@ -3,14 +3,17 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/evidentsec/evident/internal/auth"
@@ -271,5 +274,80 @@ func TestCORS(t *testing.T) {
 	}
 	if err := (CORSConfig{AllowedOrigins: []string{"https://a.example/path"}}).Validate(); err == nil {
 		t.Error("origin with a path accepted")
+	}
+}
+
+// TestProbesWithholdReasons: /healthz and /readyz answer a probe without
+// credentials, but why a check fails (here an error naming a source's
+// internal address) only a principal with the read role sees; wrong
+// credentials are refused.
+func TestProbesWithholdReasons(t *testing.T) {
+	st := newState(t)
+	a, admin, read, ingest := tokens(t, st)
+	const secret = `tempo: Get "http://tempo.internal:3200/api/search": dial tcp 10.0.0.7:3200: connection refused`
+	checks := func() map[string]error { return map[string]error{"sources": errors.New(secret)} }
+	var notReady atomic.Bool
+	newDeps := func(mode auth.Mode) Deps {
+		return Deps{State: st, Ready: func() bool { return !notReady.Load() }, Checks: checks, Guard: a.Guard("api", mode)}
+	}
+	_, required := start(t, newDeps(auth.Required))
+	_, loopback := start(t, newDeps(auth.Loopback))
+	reasons := map[string]string{"sources": secret}
+	withheld := map[string]string{"sources": "failing"}
+	for _, tt := range []struct {
+		name, base, host, authorization string
+		wantStatus                      int
+		// wantChecks nil: no JSON body to compare.
+		wantChecks map[string]string
+	}{
+		{"Nobody", required, "", "", 200, withheld},
+		{"IngestToken", required, "", "Bearer " + ingest, 200, withheld},
+		{"ReadToken", required, "", "Bearer " + read, 200, reasons},
+		{"AdminToken", required, "", "Bearer " + admin, 200, reasons},
+		{"WrongToken", required, "", "Bearer evd_0000000000000000_nope", 401, nil},
+		{"LoopbackAnonymous", loopback, "", "", 200, reasons},
+		{"LoopbackForeignHost", loopback, "evil.example", "", 200, withheld},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), "GET", tt.base+"/readyz", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.host != "" {
+				req.Host = tt.host
+			}
+			if tt.authorization != "" {
+				req.Header.Set("Authorization", tt.authorization)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("GET /readyz = %d %s, want %d", resp.StatusCode, b, tt.wantStatus)
+			}
+			if tt.wantChecks == nil {
+				return
+			}
+			var got struct {
+				Ready  bool              `json:"ready"`
+				Checks map[string]string `json:"checks"`
+			}
+			if err := json.Unmarshal(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			if !got.Ready || !cmp.Equal(got.Checks, tt.wantChecks) {
+				t.Errorf("GET /readyz = %s, want ready with checks %v", b, tt.wantChecks)
+			}
+		})
+	}
+	if status, body := do(t, "GET", required+"/healthz", "", "", nil); status != 200 || body != "ok\n" {
+		t.Errorf("GET /healthz without a token = %d %q, want 200 ok", status, body)
+	}
+	notReady.Store(true)
+	if status, body := do(t, "GET", required+"/readyz", "", "", nil); status != http.StatusServiceUnavailable || strings.Contains(body, "tempo") {
+		t.Errorf("GET /readyz while not ready, without a token = %d %q, want 503 without the checks", status, body)
 	}
 }

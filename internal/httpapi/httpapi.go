@@ -171,8 +171,9 @@ type Deps struct {
 	Ready func() bool
 	// Checks, if not nil, reports the health of parts that do not decide
 	// readiness (the telemetry sources): /readyz shows each by name, "ok"
-	// or its error, and stays 200 while Ready holds, since serve works on
-	// without them and retries them.
+	// or its error ("failing" to a caller without the read role), and
+	// stays 200 while Ready holds, since serve works on without them and
+	// retries them.
 	Checks func() map[string]error
 }
 
@@ -226,8 +227,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Handler returns the API's routes, each behind the guard with the role
 // it needs, and the CORS headers of the configured origins. /healthz and
-// /readyz answer everyone: probes carry no credentials, and they tell
-// nothing but "up".
+// /readyz answer everyone, as Kubernetes' and Prometheus' do: probes
+// carry no credentials. They tell anyone only whether evident is up and
+// ready and which checks fail; why a check fails (an error that may name
+// a source's internal URL) only a principal with the read role sees.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern string, need auth.Role, h http.HandlerFunc) {
@@ -253,11 +256,21 @@ func (s *Server) Handler() http.Handler {
 	read("GET /api/v1/waf/patches/{service}", s.patchConf)
 	handle("GET /api/v1/audit", auth.RoleAdmin, deploymentWide(s.audit))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /readyz", s.probe(auth.RoleRead, s.readyz))
 	if s.deps.Gatherer != nil {
 		read("GET /metrics", deploymentWide(promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{}).ServeHTTP))
 	}
 	return s.cors(mux)
+}
+
+// probe puts h, a route that answers everyone, behind the configured
+// guard's optional admission: a principal with role need is in the
+// request's context (auth.FromContext), anyone else is not.
+func (s *Server) probe(need auth.Role, h http.HandlerFunc) http.Handler {
+	if s.deps.Guard == nil {
+		return h
+	}
+	return s.deps.Guard.HTTPOptional(need, h)
 }
 
 // guard puts h behind the configured guard.

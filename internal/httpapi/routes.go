@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/store"
@@ -377,18 +378,31 @@ func (s *Server) vulndb(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, s.deps.Vulns.Stats())
 }
 
-func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+// checkFailing is what /readyz says of a failing check to a caller
+// who may not see why.
+const checkFailing = "failing"
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if s.deps.Ready != nil && !s.deps.Ready() {
 		writeError(w, http.StatusServiceUnavailable, "not ready")
 		return
 	}
 	body := map[string]any{"ready": true}
 	if s.deps.Checks != nil {
+		// A check's error can name an internal address or what failed
+		// there: as Kubernetes' /readyz withholds the reason of a failed
+		// check, only a principal admitted for reading (probe) sees it.
+		_, why := auth.FromContext(r.Context())
+		why = why || s.deps.Guard == nil
 		checks := map[string]string{}
 		for name, err := range s.deps.Checks() {
-			checks[name] = "ok"
-			if err != nil {
+			switch {
+			case err == nil:
+				checks[name] = "ok"
+			case why:
 				checks[name] = err.Error()
+			default:
+				checks[name] = checkFailing
 			}
 		}
 		body["checks"] = checks
