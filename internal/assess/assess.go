@@ -20,11 +20,14 @@ type Verdict string
 
 // Verdicts, strongest evidence first.
 const (
-	// Executed: a vulnerable symbol (or, for records without symbols,
-	// code of the vulnerable package) was seen in profile samples.
+	// Executed: a vulnerable function (or, for a Go import path whose
+	// every function the record declares affected, code of it) was seen
+	// in profile samples. Never decided on a package alone.
 	Executed Verdict = "executed"
-	// Loaded: code of the vulnerable package ran, the vulnerable symbols
-	// were not seen.
+	// Loaded: code of the vulnerable package ran and no vulnerable
+	// function was seen. At BasisPackage no vulnerable function is known:
+	// the package's code ran, which may or may not include the
+	// vulnerable code.
 	Loaded Verdict = "loaded"
 	// NotObserved: the service was profiled and no frame of the
 	// vulnerable package was seen.
@@ -41,8 +44,13 @@ type Basis string
 
 // Bases of a verdict.
 const (
-	BasisSymbol  Basis = "symbol"  // the record or the knowledge base names the vulnerable functions
-	BasisPackage Basis = "package" // it names none: the whole package counts
+	// BasisSymbol: the record, the knowledge base or a static tool names
+	// the vulnerable code (functions, or Go import paths whose every
+	// function is affected).
+	BasisSymbol Basis = "symbol"
+	// BasisPackage: nothing names it. Code of the package that ran only
+	// shows the package ran: the verdict is then loaded, never executed.
+	BasisPackage Basis = "package"
 )
 
 // Exposure is how a service can be reached.
@@ -80,8 +88,8 @@ type Reachability struct {
 	// Evidence lists the vulnerable functions seen running, heaviest
 	// first.
 	Evidence []FunctionEvidence
-	// Samples is the number of samples with a vulnerable function (or
-	// package) on the stack.
+	// Samples is the number of samples with a vulnerable function on
+	// the stack (at BasisPackage, with code of the package on it).
 	Samples int64
 	// Endpoints are the endpoints that led to the vulnerable code.
 	Endpoints []string

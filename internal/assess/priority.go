@@ -38,6 +38,12 @@ const (
 	epssPoints         = 10
 	staticCalledPoints = 8 // called but not seen still outranks never called
 	sensitivePoints    = 5
+	// packageLoadedPoints go to a package-level loaded verdict: the code
+	// of a package with no known vulnerable function ran, so the
+	// vulnerable code may have run. That ranks above a function-level
+	// loaded (its vulnerable functions are known and were not seen) and
+	// below executed.
+	packageLoadedPoints = 20
 )
 
 // An EPSS score counts as likely exploited at a 10% probability of
@@ -78,7 +84,11 @@ func priority(as Assessment) Priority {
 		add(pts, "EPSS %.3f (percentile %.3f) for %s on %s: %s", e.Probability, e.Percentile, e.CVE, e.Date.Format(time.DateOnly), verdict)
 	}
 	r := as.Reachability
-	add(verdictPoints[r.Verdict], "reachability %s: %s", r.Verdict, r.Reason)
+	if r.Verdict == Loaded && r.Basis == BasisPackage {
+		add(packageLoadedPoints, "reachability %s at package level: %s", r.Verdict, r.Reason)
+	} else {
+		add(verdictPoints[r.Verdict], "reachability %s: %s", r.Verdict, r.Reason)
+	}
 	calledNotSeen := f.Static == findings.StaticCalled && r.Verdict != Executed
 	if calledNotSeen {
 		add(staticCalledPoints, "static analysis found the vulnerable code called")
@@ -167,6 +177,8 @@ func (a *Assessor) vex(as Assessment, svc *model.Service) VEX {
 	pol := a.cfg.VEX
 	window := time.Duration(r.Bound.WindowSeconds * float64(time.Second))
 	switch {
+	case r.Verdict == Loaded && r.Basis == BasisPackage:
+		return VEX{Status: StatusUnderInvestigation, Statement: r.Reason + "; without a known vulnerable function no runtime evidence can show the vulnerable code is not in the execute path"}
 	case pol.MaxShare == 0 || r.Bound.Share > pol.MaxShare:
 		return VEX{Status: StatusUnderInvestigation, Statement: fmt.Sprintf("%s; the bound %.2g%% is weaker than the policy's %.2g%%", r.Reason, r.Bound.Share*100, pol.MaxShare*100)}
 	case window < pol.MinWindow:

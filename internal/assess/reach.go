@@ -69,11 +69,13 @@ func splitGoSymbol(s string) (pkg, sym string, ok bool) {
 	return s[:i], s[i+1:], true
 }
 
-// matches reports whether a function seen running is the target.
+// matches reports whether a function seen running is the target's
+// vulnerable code. A target that names only the module matches nothing:
+// that its code ran does not show that the vulnerable code did.
 func (t target) matches(fn *model.Function) bool {
 	switch {
 	case t.pkg == "":
-		return fn.Module == t.module
+		return false
 	case t.symbol == "":
 		return fn.Package == t.pkg
 	}
@@ -93,7 +95,7 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 	r := Reachability{Basis: BasisPackage}
 	for _, t := range ts {
 		r.Symbols = append(r.Symbols, t.String())
-		if t.symbol != "" {
+		if t.pkg != "" {
 			r.Basis = BasisSymbol
 		}
 	}
@@ -105,8 +107,10 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 
 	var loaded bool
 	endpoints, spans := map[string]int64{}, map[string]int64{}
-	// For a loaded verdict: where code of the vulnerable package ran.
+	// For a loaded verdict: where code of the vulnerable package ran, and
+	// its heaviest function.
 	pkgEndpoints, pkgSpans := map[string]int64{}, map[string]int64{}
+	var pkgTop *model.Function
 	for i := range svc.Functions {
 		fn := &svc.Functions[i]
 		for _, t := range ts {
@@ -114,6 +118,9 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 				continue
 			}
 			loaded = true
+			if pkgTop == nil || fn.Samples > pkgTop.Samples {
+				pkgTop = fn
+			}
 			if !t.matches(fn) {
 				for _, e := range fn.Endpoints {
 					pkgEndpoints[e.Name] += e.Samples
@@ -148,17 +155,29 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 		return r
 	}
 
+	static := ""
+	if f.Static == findings.StaticCalled {
+		static = "; static analysis found it called"
+	}
+	if loaded && r.Basis == BasisPackage {
+		// Seen is seen: no minimum of samples, as for executed. The
+		// bound still says how little CPU the vulnerable code, if it is
+		// there at all, could have used unseen.
+		r.Verdict = Loaded
+		r.Samples = pkgTop.Samples
+		r.Endpoints, r.SpanNames = byWeight(pkgEndpoints), byWeight(pkgSpans)
+		r.Bound = bound(svc)
+		r.Reason = fmt.Sprintf("code of %s ran (%s in %d profile samples) but no vulnerable function is known, so whether the vulnerable code ran is unknown (package level)%s",
+			f.Package.Name, funcName(pkgTop.Func), pkgTop.Samples, static)
+		return r
+	}
 	if svc.Samples < a.cfg.Reachability.MinSamples {
 		r.Verdict = Unknown
 		r.Reason = fmt.Sprintf("only %d profile samples of service %q, fewer than the %d needed", svc.Samples, f.Service, a.cfg.Reachability.MinSamples)
 		return r
 	}
 	r.Bound = bound(svc)
-	static := ""
-	if f.Static == findings.StaticCalled {
-		static = "; static analysis found it called"
-	}
-	if loaded && r.Basis == BasisSymbol {
+	if loaded {
 		r.Verdict = Loaded
 		r.Endpoints, r.SpanNames = byWeight(pkgEndpoints), byWeight(pkgSpans)
 		r.Reason = fmt.Sprintf("vulnerable package ran but no vulnerable function was seen in %d samples (bound %s)%s", svc.Samples, r.Bound, static)

@@ -69,8 +69,15 @@ type Func struct {
 	// without a configured module).
 	Module string
 	// Version is the module version when the file path shows it (Go module
-	// cache and -trimpath paths, pnpm and Yarn PnP store paths).
+	// cache and -trimpath paths, pnpm and Yarn PnP store paths, jar names).
 	Version string
+	// FirstParty is true for the application's own code, which ships in
+	// no package: a Node.js script outside node_modules (Node.js core
+	// "node:" modules excluded), a Python file outside site-packages,
+	// dist-packages and the standard library, and code under
+	// Config.FirstParty. Such code has no Module and is not an unknown
+	// package.
+	FirstParty bool
 }
 
 // Config is what attribution knows about the code of a service beyond the
@@ -88,6 +95,13 @@ type Config struct {
 	// distribution ("yaml" -> "PyYAML"). Names not listed fall back to a few
 	// well-known mismatches and then to the import name itself.
 	PythonDists map[string]string
+	// FirstParty are the code packages of the application itself, as
+	// prefixes matched on whole elements: dotted Java packages and Python
+	// modules ("com.example.orders"), Go import paths
+	// ("example.com/shop"). Code under them that no module claims is
+	// labelled first-party. Node.js and Python code outside their package
+	// directories is first-party without it.
+	FirstParty []string
 	// MaxCached bounds the number of distinct frames cached; frames beyond
 	// it are attributed on every call. Zero means DefaultMaxCached. The
 	// bound keeps a long-running server safe from streams of unique names.
@@ -137,6 +151,11 @@ func (c Config) Validate() error {
 			bad("python_dists[%q]: empty distribution name", name)
 		}
 	}
+	for i, p := range c.FirstParty {
+		if p == "" || strings.ContainsAny(p, " \t") || strings.HasPrefix(p, ".") || strings.HasSuffix(p, ".") || strings.HasSuffix(p, "/") {
+			bad("first_party[%d] %q: not a package name", i, p)
+		}
+	}
 	if c.MaxCached < 0 {
 		bad("max_cached %d: must not be negative", c.MaxCached)
 	}
@@ -150,7 +169,12 @@ type Attributor struct {
 	goModules    map[string]struct{}
 	javaPackages map[string]string
 	pythonDists  map[string]string
-	cache        *cache
+	// javaJars maps an artifactId to the "group:artifact" of
+	// javaPackages, for frames that name their jar; "" when two groups
+	// ship an artifact of that name.
+	javaJars   map[string]string
+	firstParty map[string]struct{}
+	cache      *cache
 }
 
 // New returns an Attributor for cfg. It copies what it keeps of cfg, so the
@@ -160,12 +184,23 @@ func New(cfg Config) *Attributor {
 		goModules:    make(map[string]struct{}, len(cfg.GoModules)),
 		javaPackages: make(map[string]string, len(cfg.JavaPackages)),
 		pythonDists:  make(map[string]string, len(cfg.PythonDists)),
+		javaJars:     make(map[string]string),
+		firstParty:   make(map[string]struct{}, len(cfg.FirstParty)),
+	}
+	for _, p := range cfg.FirstParty {
+		a.firstParty[p] = struct{}{}
 	}
 	for _, m := range cfg.GoModules {
 		a.goModules[m] = struct{}{}
 	}
 	for pkg, ga := range cfg.JavaPackages {
 		a.javaPackages[pkg] = ga
+		_, art, _ := strings.Cut(ga, ":")
+		if have, ok := a.javaJars[art]; ok && have != ga {
+			a.javaJars[art] = ""
+		} else {
+			a.javaJars[art] = ga
+		}
 	}
 	for name, dist := range cfg.PythonDists {
 		a.pythonDists[name] = normalizePyPI(dist)
@@ -193,6 +228,13 @@ func (a *Attributor) Attribute(f Frame) (Func, bool) {
 	f = Frame{Function: strings.Clone(f.Function), File: strings.Clone(f.File)}
 	e := &entry{hash: h, frame: f}
 	e.fn, e.ok = a.attribute(f)
+	if e.ok && !e.fn.FirstParty && e.fn.Module == "" && len(a.firstParty) > 0 {
+		sep := byte('.')
+		if e.fn.Language == Go {
+			sep = '/'
+		}
+		_, _, e.fn.FirstParty = longestPrefix(a.firstParty, e.fn.Package, sep)
+	}
 	e = a.cache.add(e)
 	return e.fn, e.ok
 }
@@ -211,13 +253,13 @@ func (a *Attributor) attribute(f Frame) (Func, bool) {
 	case Node:
 		return a.nodeFunc(f.Function, f.File)
 	case Java:
-		return a.javaFunc(f.Function)
+		return a.javaFunc(f.Function, f.File)
 	}
 	switch nameLanguage(f.Function) {
 	case Go:
 		return a.goFunc(f.Function, "")
 	case Java:
-		return a.javaFunc(f.Function)
+		return a.javaFunc(f.Function, "")
 	}
 	return Func{}, false
 }
@@ -239,7 +281,7 @@ func fileLanguage(file string) Language {
 		strings.HasSuffix(file, ".jsx"), strings.HasSuffix(file, ".tsx"):
 		return Node
 	case strings.HasSuffix(file, ".java"), strings.HasSuffix(file, ".kt"), strings.HasSuffix(file, ".scala"),
-		strings.HasSuffix(file, ".groovy"):
+		strings.HasSuffix(file, ".groovy"), strings.HasSuffix(file, ".jar"), strings.Contains(file, ".jar!/"):
 		return Java
 	}
 	return Unknown

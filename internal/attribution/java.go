@@ -5,8 +5,11 @@ import "strings"
 // javaFunc parses a Java frame: "<class>.<method>" with the class as a JVM
 // internal name ("org/apache/x/JndiLookup.lookup", as JFR through Pyroscope
 // gives it, protocols.md §8.2) or as a dotted binary name
-// ("org.apache.x.JndiLookup.lookup").
-func (a *Attributor) javaFunc(name string) (Func, bool) {
+// ("org.apache.x.JndiLookup.lookup"). The module is the one of the jar when
+// file names a jar ("lib/snakeyaml-1.33.jar",
+// "app.jar!/BOOT-INF/lib/snakeyaml-1.33.jar!/org/yaml/..."), else the one of
+// the longest configured package prefix.
+func (a *Attributor) javaFunc(name, file string) (Func, bool) {
 	dot := strings.LastIndexByte(name, '.')
 	if dot <= 0 {
 		return Func{}, false
@@ -44,8 +47,34 @@ func (a *Attributor) javaFunc(name string) (Func, bool) {
 		return Func{}, false
 	}
 	fn := Func{Language: Java, Package: pkg, Symbol: cls + "." + method}
+	if art, version, ok := jarName(file); ok {
+		if ga := a.javaJars[art]; ga != "" {
+			fn.Module, fn.Version = ga, version
+			return fn, true
+		}
+	}
 	_, fn.Module, _ = longestPrefix(a.javaPackages, pkg, '.')
 	return fn, true
+}
+
+// jarName returns the artifactId and version of the innermost jar a frame's
+// file names, as Maven names jars: "<artifactId>-<version>.jar", the version
+// starting with a digit.
+func jarName(file string) (artifact, version string, ok bool) {
+	if file == "" {
+		return "", "", false
+	}
+	i := strings.LastIndex(file, ".jar")
+	if i < 0 || (i+4 < len(file) && file[i+4] != '!') {
+		return "", "", false
+	}
+	base := file[strings.LastIndexAny(file[:i], "/\\")+1 : i]
+	for j := 0; j+1 < len(base); j++ {
+		if base[j] == '-' && isDigit(base[j+1]) {
+			return base[:j], base[j+1:], j > 0
+		}
+	}
+	return base, "", base != ""
 }
 
 // javaMethod attributes a lambda body to the method that encloses it, as

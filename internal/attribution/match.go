@@ -13,14 +13,16 @@ import "strings"
 // ("Outer.Inner.m" matches "Outer$Inner.m") and a symbol without a method
 // ("JndiLookup") matches every method of the class. For Python, a
 // package-wide match covers submodules ("requests" covers
-// "requests.sessions"), and a frame that carries only a function name
-// matches a record's "Class.method" of that name, since py-spy does not name
-// classes.
+// "requests.sessions"), a frame that carries only a function name matches a
+// record's "Class.method" of that name, since py-spy does not name classes,
+// and a class ("PALChain") matches its methods in the module or in its
+// submodules, since packages re-export classes (GitHub names
+// "langchain.chains.PALChain", defined in langchain.chains.pal_chain.base).
 func (fn Func) Matches(pkg, symbol string) bool {
 	if pkg == "" {
 		return false
 	}
-	if fn.Package != pkg && (symbol != "" || fn.Language != Python || !isSubmodule(fn.Package, pkg)) {
+	if fn.Package != pkg && (fn.Language != Python || !isSubmodule(fn.Package, pkg) || symbol != "" && !pythonClass(symbol)) {
 		return false
 	}
 	if symbol == "" {
@@ -58,6 +60,9 @@ func (fn Func) Matches(pkg, symbol string) bool {
 		if fn.Symbol == symbol {
 			return true
 		}
+		if pythonClass(symbol) {
+			return strings.HasPrefix(fn.Symbol, symbol) && len(fn.Symbol) > len(symbol) && fn.Symbol[len(symbol)] == '.'
+		}
 		if strings.IndexByte(fn.Symbol, '.') >= 0 {
 			return false
 		}
@@ -65,6 +70,12 @@ func (fn Func) Matches(pkg, symbol string) bool {
 		return i >= 0 && symbol[i+1:] == fn.Symbol
 	}
 	return fn.Symbol == symbol
+}
+
+// pythonClass reports whether a Python symbol names a class alone: one
+// capitalised element, as PEP 8 names classes.
+func pythonClass(symbol string) bool {
+	return symbol != "" && isUpper(symbol[0]) && strings.IndexByte(symbol, '.') < 0
 }
 
 // isSubmodule reports whether the dotted module name sub is inside parent.

@@ -7,9 +7,9 @@ import (
 
 // nodeFunc attributes a Node.js frame by its script (protocols.md §8.4): the
 // package is the last "node_modules/<name>/" or "node_modules/@scope/<name>/"
-// segment of the path or file:// URL. Scripts outside node_modules (the
-// application, and Node.js core "node:..." modules) are attributed to no
-// package.
+// segment of the path or file:// URL. Scripts outside node_modules are
+// attributed to no package: the application's own, which are first-party,
+// and Node.js core "node:..." modules, which are not.
 func (a *Attributor) nodeFunc(name, file string) (Func, bool) {
 	fn := Func{Language: Node, Symbol: name}
 	path := file
@@ -22,6 +22,7 @@ func (a *Attributor) nodeFunc(name, file string) (Func, bool) {
 	path = strings.ReplaceAll(path, `\`, "/") // Windows paths
 	i := strings.LastIndex(path, "node_modules/")
 	if i < 0 || (i > 0 && path[i-1] != '/') {
+		fn.FirstParty = !strings.HasPrefix(path, "node:")
 		return fn, true
 	}
 	first, rest, ok := strings.Cut(path[i+len("node_modules/"):], "/")

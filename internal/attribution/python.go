@@ -33,7 +33,7 @@ func (a *Attributor) pythonFunc(name, file string) (Func, bool) {
 	if i := strings.Index(name, ".<locals>."); i > 0 {
 		name = name[:i]
 	}
-	fn := Func{Language: Python, Package: mod, Symbol: name}
+	fn := Func{Language: Python, Package: mod, Symbol: name, FirstParty: where == pyApp}
 	top, _, _ := strings.Cut(mod, ".")
 	if where == pyLibrary && !pythonStdlib(top) {
 		fn.Module = a.pythonDist(top)

@@ -84,11 +84,18 @@ type Event struct {
 	Limit        string `json:"limit,omitempty"`
 }
 
-// EcosystemSpecific holds the Go vulnerability database's per-package data:
-// the affected import paths and, within them, the affected symbols. Other
-// ecosystems' data in this field is ignored.
+// EcosystemSpecific holds the per-package data that names affected code:
+// the Go vulnerability database's import paths and symbols, and GitHub's
+// affected_functions. Other data in this field is ignored.
 type EcosystemSpecific struct {
 	Imports []Import `json:"imports,omitempty"`
+	// AffectedFunctions are the vulnerable functions as GitHub's advisory
+	// database wrote them into its OSV exports until February 2025:
+	// qualified names such as "lodash.baseSet" (npm, the package then the
+	// function), "langchain.chains.PALChain" (PyPI, module then class or
+	// function) or "org.example.Class.method" (Maven). Records of that time
+	// also hold [""] when GitHub knew none.
+	AffectedFunctions []string `json:"affected_functions,omitempty"`
 }
 
 // Import is one affected package (import path) of a Go module.

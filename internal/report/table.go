@@ -58,6 +58,9 @@ func evidenceCell(a assess.Assessment) string {
 		}
 		return s
 	case assess.Loaded, assess.NotObserved:
+		if r.Verdict == assess.Loaded && r.Basis == assess.BasisPackage {
+			return fmt.Sprintf("package code ran (%d samples), no vulnerable function known", r.Samples)
+		}
 		return "bound " + r.Bound.String()
 	}
 	return r.Reason

@@ -20,8 +20,9 @@ import (
 // reads them into the Function and File that pprof would carry:
 //
 //   - py-spy: "handle (app/views.py:42)": function, then file and line;
-//   - austin 3: "/usr/lib/python3/dist-packages/yaml/__init__.py:load:79",
-//     after a process "P<pid>" and a thread "T<tid>" frame that are dropped;
+//   - austin 3: "/usr/lib/python3/dist-packages/yaml/__init__.py:load:79"
+//     ("<frozen runpy>:_run_code:88" for frozen modules), after a process
+//     "P<pid>" and a thread "T<tid>" frame that are dropped;
 //     austin 2 wrote "load (/path/yaml/__init__.py)" then a line frame "L79";
 //   - async-profiler: "org/yaml/snakeyaml/Yaml.load_[j]", the class's
 //     internal name and the method, with a frame type suffix _[j] (JIT),
@@ -133,6 +134,16 @@ func parseFoldedFrame(p string) attribution.Frame {
 				file = file[:j]
 			}
 			return attribution.Frame{Function: p[:i], File: file}
+		}
+	}
+	// austin 3 on frozen modules: "<frozen importlib._bootstrap>:func:line".
+	if strings.HasPrefix(p, "<frozen ") {
+		if i := strings.Index(p, ">:"); i > 0 {
+			rest := p[i+2:]
+			if j := strings.LastIndexByte(rest, ':'); j > 0 && isDigits(rest[j+1:]) {
+				rest = rest[:j]
+			}
+			return attribution.Frame{Function: rest, File: p[:i+1]}
 		}
 	}
 	// austin 3: "file.py:func:line".

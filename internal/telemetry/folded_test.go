@@ -74,6 +74,7 @@ func TestDecodeFoldedAttribution(t *testing.T) {
 	}{
 		{parseFoldedFrame("load (yaml/__init__.py:79)"), "yaml"},
 		{parseFoldedFrame("/usr/lib/python3/dist-packages/yaml/__init__.py:load:79"), "yaml"},
+		{parseFoldedFrame("<frozen importlib._bootstrap>:_find_and_load:1176"), "importlib._bootstrap"},
 		{parseFoldedFrame("org/yaml/snakeyaml/Yaml.load_[j]"), "org.yaml.snakeyaml"},
 		{parseFoldedFrame("Lorg/yaml/snakeyaml/Yaml;::load"), "org.yaml.snakeyaml"},
 	} {

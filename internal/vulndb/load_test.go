@@ -357,9 +357,10 @@ func TestFunctions(t *testing.T) {
 	if !slices.ContainsFunc(goFns, func(f Function) bool { return cmp.Equal(f, want) }) {
 		t.Errorf("GO-2022-0969 functions %v lack %v", goFns, want)
 	}
+	// GO-2022-0969's symbols and GHSA-j8r2-6x86-q33q's affected_functions.
 	s := db.Stats()
-	if s.WithSymbols != 1 || s.WithKnowledge != 1 {
-		t.Errorf("Stats WithSymbols %d WithKnowledge %d, want 1 and 1", s.WithSymbols, s.WithKnowledge)
+	if s.WithSymbols != 2 || s.WithKnowledge != 1 {
+		t.Errorf("Stats WithSymbols %d WithKnowledge %d, want 2 and 1", s.WithSymbols, s.WithKnowledge)
 	}
 }
 
@@ -667,5 +668,79 @@ func TestConcurrentLookups(t *testing.T) {
 	}
 	for range 8 {
 		<-done
+	}
+}
+
+// TestAffectedFunctions reads GitHub's affected_functions from real
+// records: a named function per affected package, and nothing from [""].
+func TestAffectedFunctions(t *testing.T) {
+	db := loadDir(t, Options{}, "testdata/ghsa")
+	tests := []struct {
+		id   string
+		want []Function
+	}{
+		{"GHSA-p6mc-m468-83gw", []Function{
+			{Ecosystem: "npm", Module: "lodash", Package: "lodash", Symbol: "baseSet", Source: SourceOSV},
+			{Ecosystem: "npm", Module: "lodash-es", Package: "lodash-es", Symbol: "baseSet", Source: SourceOSV},
+		}},
+		{"GHSA-57fc-8q82-gfp3", []Function{
+			{Ecosystem: "PyPI", Module: "langchain", Package: "langchain.chains", Symbol: "PALChain", Source: SourceOSV},
+		}},
+		{"GHSA-29mw-wpgm-hmr9", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			v := db.Get(tt.id)
+			if v == nil {
+				t.Fatalf("Get(%s) = nil", tt.id)
+			}
+			if diff := cmp.Diff(tt.want, v.Functions); diff != "" {
+				t.Errorf("functions (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if s := db.Stats(); s.WithSymbols != 2 {
+		t.Errorf("Stats.WithSymbols = %d, want 2", s.WithSymbols)
+	}
+	requests := loadDir(t, Options{}, "testdata/records").Get("GHSA-j8r2-6x86-q33q").Functions
+	want := []Function{{Ecosystem: "PyPI", Module: "requests", Package: "requests.sessions", Symbol: "SessionRedirectMixin.rebuild_proxies", Source: SourceOSV}}
+	if diff := cmp.Diff(want, requests); diff != "" {
+		t.Errorf("GHSA-j8r2-6x86-q33q functions (-want +got):\n%s", diff)
+	}
+}
+
+func TestSplitAffectedFunction(t *testing.T) {
+	tests := []struct {
+		eco, name, in string
+		pkg, sym      string
+		ok            bool
+	}{
+		{"npm", "lodash", "lodash.baseSet", "lodash", "baseSet", true},
+		{"npm", "lodash", "(lodash).trim", "lodash", "trim", true},
+		{"npm", "@babel/traverse", "(@babel/traverse).evaluate", "@babel/traverse", "evaluate", true},
+		{"npm", "lodash.trim", "lodash.trim.trim", "lodash.trim", "trim", true},
+		{"npm", "lodash-es", "lodash.baseSet", "lodash-es", "baseSet", true},
+		{"npm", "minimist", "setKey", "minimist", "setKey", true},
+		{"npm", "lodash", "", "", "", false},
+		{"npm", "lodash", "(lodash)", "", "", false},
+		{"PyPI", "langchain", "langchain.chains.PALChain", "langchain.chains", "PALChain", true},
+		{"PyPI", "PyYAML", "yaml.constructor.FullConstructor.construct_python_object_apply", "yaml.constructor", "FullConstructor.construct_python_object_apply", true},
+		{"PyPI", "jinja2", "jinja2.utils.urlize", "jinja2.utils", "urlize", true},
+		{"PyPI", "jinja2", "urlize", "", "", false},
+		{"PyPI", "x", "x..f", "", "", false},
+		{"Maven", "org.yaml:snakeyaml", "org.yaml.snakeyaml.constructor.Constructor$ConstructYamlObject.construct", "org.yaml.snakeyaml.constructor", "Constructor$ConstructYamlObject.construct", true},
+		{"Maven", "org.apache.logging.log4j:log4j-core", "org.apache.logging.log4j.core.lookup.JndiLookup", "org.apache.logging.log4j.core.lookup", "JndiLookup", true},
+		{"Maven", "g:a", "org.example.internal", "org.example.internal", "", true},
+		{"Maven", "g:a", "Lookup.lookup", "", "", false},
+		{"crates.io", "x", "x::f", "", "", false},
+		{"PyPI", "x", "x.f (deprecated)", "", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.eco+"/"+tt.in, func(t *testing.T) {
+			pkg, sym, ok := splitAffectedFunction(tt.eco, tt.name, tt.in)
+			if pkg != tt.pkg || sym != tt.sym || ok != tt.ok {
+				t.Errorf("splitAffectedFunction(%q, %q, %q) = %q, %q, %v; want %q, %q, %v", tt.eco, tt.name, tt.in, pkg, sym, ok, tt.pkg, tt.sym, tt.ok)
+			}
+		})
 	}
 }

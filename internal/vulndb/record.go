@@ -174,9 +174,10 @@ func sortBounds(bs []bound) {
 	})
 }
 
-// osvFunctions lists the Go symbols of a record's ecosystem_specific
-// imports: one Function per symbol, or one with an empty Symbol for an
-// import that names none (the whole package is affected).
+// osvFunctions lists the functions a record names: the Go symbols of its
+// ecosystem_specific imports (one Function per symbol, or one with an empty
+// Symbol for an import that names none: the whole package is affected), and
+// the affected_functions of GitHub's records for npm, PyPI and Maven.
 func osvFunctions(e *osv.Entry) []Function {
 	var out []Function
 	for _, a := range e.Affected {
@@ -202,8 +203,79 @@ func osvFunctions(e *osv.Entry) []Function {
 				out = append(out, f)
 			}
 		}
+		for _, s := range a.EcosystemSpecific.AffectedFunctions {
+			pkg, sym, ok := splitAffectedFunction(a.Package.Ecosystem, a.Package.Name, strings.TrimSpace(s))
+			if !ok {
+				continue
+			}
+			f := Function{Ecosystem: a.Package.Ecosystem, Module: a.Package.Name, Package: pkg, Symbol: sym, Source: SourceOSV}
+			if !slices.ContainsFunc(out, func(have Function) bool {
+				return have.Module == f.Module && have.Package == f.Package && have.Symbol == f.Symbol
+			}) {
+				out = append(out, f)
+			}
+		}
 	}
 	return out
+}
+
+// splitAffectedFunction splits one of GitHub's affected_functions into the
+// code package and the symbol, as attribution names them, for the affected
+// package name of ecosystem eco. It reports false for what names no
+// function: an empty string (GitHub wrote [""] when it knew none), a name
+// without its module (PyPI, Maven), or another ecosystem.
+//
+//   - npm: "(pkg).func" or "pkg.func" with pkg the affected package; a
+//     function written under another package name ("lodash.baseSet" in the
+//     lodash-es entry) is taken as a function of the affected package,
+//     and a bare name too.
+//   - PyPI: "module.path.Class.method" or "module.path.func": the module
+//     ends before the first capitalised element, or before the last one.
+//   - Maven: "java.pkg.Class.method" or "java.pkg.Class": the package ends
+//     before the first capitalised element; without one the whole Java
+//     package is affected.
+func splitAffectedFunction(eco, name, s string) (pkg, sym string, ok bool) {
+	if s == "" || strings.ContainsAny(s, " \t") {
+		return "", "", false
+	}
+	switch canonicalEcosystem(eco) {
+	case osv.EcosystemNPM:
+		if rest, ok := strings.CutPrefix(s, "("); ok {
+			p, sym, ok := strings.Cut(rest, ").")
+			if !ok || p == "" || sym == "" {
+				return "", "", false
+			}
+			return p, sym, true
+		}
+		if sym, ok := strings.CutPrefix(s, name+"."); ok && sym != "" {
+			return name, sym, true
+		}
+		if _, sym, ok := strings.Cut(s, "."); ok {
+			s = sym
+		}
+		return name, s, s != ""
+	case osv.EcosystemPyPI, osv.EcosystemMaven:
+		if strings.ContainsAny(s, "()") {
+			return "", "", false
+		}
+		segs := strings.Split(s, ".")
+		if slices.Contains(segs, "") {
+			return "", "", false
+		}
+		ci := slices.IndexFunc(segs, func(seg string) bool { return seg[0] >= 'A' && seg[0] <= 'Z' })
+		switch {
+		case ci > 0:
+			return strings.Join(segs[:ci], "."), strings.Join(segs[ci:], "."), true
+		case ci == 0:
+			return "", "", false
+		case canonicalEcosystem(eco) == osv.EcosystemMaven:
+			return s, "", true // a Java package
+		case len(segs) < 2:
+			return "", "", false
+		}
+		return strings.Join(segs[:len(segs)-1], "."), segs[len(segs)-1], true
+	}
+	return "", "", false
 }
 
 // idOf digs the id out of a record that did not decode, so that the report

@@ -1,0 +1,129 @@
+package attribution
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+)
+
+// PythonDistsOf reads the installed distributions of a site-packages or
+// dist-packages directory and maps each top-level import name to the
+// distribution that ships it, for Config.PythonDists: from
+// <name>.dist-info/top_level.txt (wheels built by setuptools), else from the
+// first element of every file in <name>.dist-info/RECORD (every wheel has
+// one), and from <name>.egg-info/top_level.txt (Debian's and setuptools'
+// installs). A file path alone cannot tell that "yaml" ships in PyYAML or
+// "jwt" in PyJWT; these files can. The distribution's name is the one of its
+// metadata directory ("PyYAML-6.0.dist-info" ships PyYAML); attribution
+// normalizes it.
+//
+// An import name that two distributions claim (namespace packages such as
+// "google") is left out. A metadata directory that cannot be read is
+// reported in the returned error, joined with the others, and the rest are
+// still read.
+func PythonDistsOf(fsys fs.FS) (map[string]string, error) {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("read python distributions: %w", err)
+	}
+	claims := make(map[string][]string)
+	var errs []error
+	for _, e := range entries {
+		dir := e.Name()
+		kind := path.Ext(dir)
+		if !e.IsDir() || (kind != ".dist-info" && kind != ".egg-info") {
+			continue
+		}
+		dist, _, _ := strings.Cut(strings.TrimSuffix(dir, kind), "-")
+		if dist == "" {
+			continue
+		}
+		names, err := topLevelNames(fsys, dir, kind == ".dist-info")
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read python distribution %s: %w", dir, err))
+			continue
+		}
+		for _, n := range names {
+			if !slices.Contains(claims[n], dist) {
+				claims[n] = append(claims[n], dist)
+			}
+		}
+	}
+	out := make(map[string]string, len(claims))
+	for n, dists := range claims {
+		if len(dists) == 1 {
+			out[n] = dists[0]
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// topLevelNames returns the top-level import names a metadata directory
+// lists. A directory with neither file names none.
+func topLevelNames(fsys fs.FS, dir string, record bool) ([]string, error) {
+	var names []string
+	err := eachLine(fsys, path.Join(dir, "top_level.txt"), func(line string) {
+		if isIdentifier(line) {
+			names = append(names, line)
+		}
+	})
+	if err == nil || !errors.Is(err, fs.ErrNotExist) || !record {
+		if errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		}
+		return names, err
+	}
+	err = eachLine(fsys, path.Join(dir, "RECORD"), func(line string) {
+		// RECORD is CSV: path,hash,size. Paths with commas are quoted;
+		// no importable name has one.
+		p, _, _ := strings.Cut(line, ",")
+		first, _, nested := strings.Cut(p, "/")
+		var name string
+		switch {
+		case nested:
+			// A package directory; not the metadata ("x.dist-info",
+			// "x.data"), caches or scripts outside ("../../bin/x").
+			if strings.Contains(first, ".") || first == "__pycache__" {
+				return
+			}
+			name = first
+		case strings.HasSuffix(first, ".py"):
+			name = strings.TrimSuffix(first, ".py")
+		case strings.HasSuffix(first, ".so"), strings.HasSuffix(first, ".pyd"):
+			// An extension module: "_yaml.cpython-311-x86_64-linux-gnu.so".
+			name, _, _ = strings.Cut(first, ".")
+		default:
+			return
+		}
+		if isIdentifier(name) && !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		err = nil
+	}
+	return names, err
+}
+
+// eachLine calls fn with every trimmed, non-empty line of a file of at
+// most 16 MiB.
+func eachLine(fsys fs.FS, name string, fn func(string)) error {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(io.LimitReader(f, 16<<20))
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); line != "" {
+			fn(line)
+		}
+	}
+	return sc.Err()
+}

@@ -1,0 +1,1 @@
+"""A small order service that reads YAML orders and renders receipts."""
