@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Runs the real consumers of evident's VEX on the example shop, per service:
-# Grype and Trivy scan each service's SBOM with a vulnerability database built
-# offline from the Go OSV snapshot, once without and once with evident's
-# OpenVEX, and the script records what each reported and suppressed in
-# bench/consumers/recorded/. `go test ./internal/cli -run TestShopConsumers`
-# then checks the recording against evident's verdicts (it runs in CI, where
-# the tools are not built: see bench/consumers/README.md).
+# Grype scans each service's SBOM and its OCI image, Trivy its image (pulled
+# by digest from a registry this script serves on 127.0.0.1), with a
+# vulnerability database built offline from the Go OSV snapshot, once without
+# and once with evident's OpenVEX, and the script records what each reported
+# and suppressed in bench/consumers/recorded/. `go test ./internal/cli -run
+# TestShopConsumers` then checks the recording against evident's verdicts (it
+# runs in CI, where the tools are not built: see bench/consumers/README.md).
 #
 # Usage (from anywhere; about 15 minutes the first time, mostly building the
-# tools, under a minute after that):
+# tools, under 4 minutes after that):
 #
 #   bench/consumers.sh
 #
