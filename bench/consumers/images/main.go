@@ -66,7 +66,7 @@ func run(args []string) error {
 		return err
 	}
 	if *bin == "" || *refs == "" || fs.NArg() == 0 {
-		return errors.New("usage: images -bin DIR -refs FILE SERVICE...")
+		return errors.New("usage: images -bin DIR -refs FILE SERVICE [SERVICE]")
 	}
 
 	ln, err := net.Listen("tcp", *addr)
