@@ -93,6 +93,14 @@ func analyzeShop(t *testing.T, format string) []byte {
 // configuration file.
 func analyzeShopWith(t *testing.T, config, format string) []byte {
 	t.Helper()
+	return analyzeShopTraces(t, config, filepath.Join(shop, "recorded", "traces.jsonl"), format)
+}
+
+// analyzeShopTraces runs analyze on the recorded example with a
+// configuration file and the traces of a file in place of the recorded
+// ones.
+func analyzeShopTraces(t *testing.T, config, traces, format string) []byte {
+	t.Helper()
 	rec := filepath.Join(shop, "recorded")
 	var out, errOut bytes.Buffer
 	g := &globals{stdout: &out, stderr: &errOut, dataDir: t.TempDir()}
@@ -100,7 +108,7 @@ func analyzeShopWith(t *testing.T, config, format string) []byte {
 		vulns:    []string{filepath.Join(rec, "osv")},
 		findings: []string{filepath.Join(rec, "findings")},
 		profiles: []string{filepath.Join(rec, "profiles")},
-		traces:   []string{filepath.Join(rec, "traces.jsonl")},
+		traces:   []string{traces},
 		config:   config,
 		format:   format,
 		// The recorded reports are govulncheck's of the shop's module.

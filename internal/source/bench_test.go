@@ -4,8 +4,14 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"net/http/httptest"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,21 +32,28 @@ type modelHandler struct{ m *model.Model }
 func (h modelHandler) Profile(b *telemetry.ProfileBatch) error { h.m.AddProfile(b); return nil }
 func (h modelHandler) Spans(s []telemetry.Span) error          { h.m.AddSpans(s); return nil }
 
-// BenchmarkPull24h pulls 24 hours of the example scaled up into the
-// runtime model: the recording's 4 services copied 3 times (12
-// services), one profile per service per hour, and the recorded traces
-// repeated every 30 minutes with fresh ids. It reports
-// the requests and bytes of the pull and the peak heap of the process,
-// test servers included.
-func BenchmarkPull24h(b *testing.B) {
+// benchDay is the day BenchmarkPull24h pulls.
+var benchDay = time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
+
+// benchServerEnv makes TestBenchServer serve BenchmarkPull24h's
+// telemetry from a process of its own, so that the benchmark measures
+// the client's memory alone.
+const benchServerEnv = "EVIDENT_SOURCE_BENCH_SERVER"
+
+// TestBenchServer serves 24 hours of the example scaled up, as Tempo and
+// Pyroscope, when BenchmarkPull24h runs it in a process of its own: it
+// writes its address on stdout and serves until stdin is closed.
+func TestBenchServer(t *testing.T) {
+	if os.Getenv(benchServerEnv) == "" {
+		t.Skip("the server of BenchmarkPull24h; runs only under it")
+	}
 	rec, err := sourcetest.LoadRecording(recorded)
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
-	day := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
 	pyro, err := sourcetest.NewPyroscope(nil)
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	tempo := sourcetest.NewTempo()
 	const copies = 3
@@ -48,23 +61,66 @@ func BenchmarkPull24h(b *testing.B) {
 		for svc, profs := range rec.Profiles {
 			for h := range 24 {
 				for _, raw := range profs {
-					if err := pyro.AddAt(fmt.Sprintf("%s-%d", svc, c), raw, day.Add(time.Duration(h)*time.Hour)); err != nil {
-						b.Fatal(err)
+					if err := pyro.AddAt(fmt.Sprintf("%s-%d", svc, c), raw, benchDay.Add(time.Duration(h)*time.Hour)); err != nil {
+						t.Fatal(err)
 					}
 				}
 			}
 		}
 		for slot := range 24 * 2 {
-			at := day.Add(time.Duration(slot) * 30 * time.Minute)
+			at := benchDay.Add(time.Duration(slot) * 30 * time.Minute)
 			for _, td := range rec.Traces {
 				tempo.Add(shifted(td, c, slot, at))
 			}
 		}
 	}
-	srv := httptest.NewServer(servers{pyro, tempo}.handler())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: servers{pyro, tempo}.handler(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
 	defer srv.Close()
-	w := source.Window{From: day, To: day.Add(24 * time.Hour)}
-	b.Logf("held: %d traces, %d services", tempo.Len(), 4*copies)
+	fmt.Printf("%s %d %d\n", ln.Addr(), tempo.Len(), 4*copies)
+	io.Copy(io.Discard, os.Stdin)
+}
+
+// BenchmarkPull24h pulls 24 hours of the example scaled up into the
+// runtime model: the recording's 4 services copied 3 times (12
+// services), one profile per service per hour, and the recorded traces
+// repeated every 30 minutes with fresh ids. The servers run in a process
+// of their own (TestBenchServer); it reports the requests and bytes of
+// the pull and the peak heap and resident set of the client's process
+// (the sources and the model they fill; the resident set is the
+// process's high-water mark, so it is the figure of the first run).
+func BenchmarkPull24h(b *testing.B) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchServer$", "-test.count=1")
+	cmd.Env = append(os.Environ(), benchServerEnv+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		cmd.Wait()
+	}()
+	var addr string
+	var traces, services int
+	if _, err := fmt.Fscanln(stdout, &addr, &traces, &services); err != nil {
+		b.Fatalf("the bench server did not start: %v", err)
+	}
+	url := "http://" + addr
+	w := source.Window{From: benchDay, To: benchDay.Add(24 * time.Hour)}
+	b.Logf("held: %d traces, %d services", traces, services)
+	runtime.GC()
 	b.ResetTimer()
 	for b.Loop() {
 		var peak atomic.Uint64
@@ -88,9 +144,9 @@ func BenchmarkPull24h(b *testing.B) {
 			}
 		}()
 		tc := source.DefaultTempoConfig()
-		tc.URL = srv.URL
+		tc.URL = url
 		pc := source.DefaultPyroscopeConfig()
-		pc.URL = srv.URL
+		pc.URL = url
 		tp, err := source.NewTempo(tc)
 		if err != nil {
 			b.Fatal(err)
@@ -110,7 +166,26 @@ func BenchmarkPull24h(b *testing.B) {
 		b.ReportMetric(float64(ts.Requests+ps.Requests), "requests")
 		b.ReportMetric(float64(ts.Bytes+ps.Bytes)/(1<<20), "MiB_read")
 		b.ReportMetric(float64(peakSeen)/(1<<20), "peak_heap_MiB")
+		if kib, ok := peakRSS(); ok {
+			b.ReportMetric(float64(kib)/(1<<10), "peak_rss_MiB")
+		}
 	}
+}
+
+// peakRSS is the peak resident set of this process so far, in KiB, from
+// Linux's /proc/self/status (VmHWM); false elsewhere.
+func peakRSS() (int64, bool) {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.Lines(string(raw)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kib, err == nil
+		}
+	}
+	return 0, false
 }
 
 // shifted returns a copy of td with the services of copy c, fresh trace

@@ -35,6 +35,10 @@ var (
 	// ErrNoData means the server holds nothing for a service in the
 	// window.
 	ErrNoData = errors.New("no data in the window")
+	// ErrPartial means the server returned only part of what was asked
+	// (Tempo: a trace over its size limit, or pruned); what it returned
+	// was read.
+	ErrPartial = errors.New("partial answer")
 )
 
 // Auth is how a source authenticates, as Grafana's stores use it. The

@@ -25,8 +25,9 @@ type Pull struct {
 
 // Run pulls w into h. A service that cannot be read (no profiles in the
 // window, a trace gone) is reported through skip and the rest is still
-// read; an error of a source as a whole (unreachable, unauthorized, wrong
-// URL) or of h is returned.
+// read; so is a trace Tempo returned only in part, whose spans are read.
+// An error of a source as a whole (unreachable, unauthorized, wrong URL)
+// or of h is returned.
 func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(error)) error {
 	links := &linkingHandler{next: h, spans: map[string]map[string][]string{}}
 	if p.Tempo != nil {
@@ -46,7 +47,7 @@ func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(
 				return links.err
 			case errors.Is(err, ErrNotFound):
 				skip(fmt.Errorf("tempo trace %s: gone since the search: %w", id, ErrNoData))
-			case errors.Is(err, telemetry.ErrMalformed):
+			case errors.Is(err, telemetry.ErrMalformed), errors.Is(err, ErrPartial):
 				skip(err)
 			case err != nil:
 				return err

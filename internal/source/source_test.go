@@ -194,6 +194,16 @@ func TestBadServers(t *testing.T) {
 			w.Header().Set("Content-Length", "1000")
 			w.Write([]byte(`{"tagValues":[`))
 		}), wantMsg: "truncated"},
+		// A server that ignores Accept: application/protobuf on a trace
+		// (Tempo's JSON wraps the trace and has base64 ids).
+		{name: "trace as JSON", handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasPrefix(r.URL.Path, "/api/v2/traces/") {
+				s.handler().ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"trace":{"resourceSpans":[]},"metrics":{}}`))
+		}), wantMsg: `answered "application/json" to Accept: application/protobuf: need a Tempo`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -238,6 +248,38 @@ func TestBadServers(t *testing.T) {
 			t.Errorf("error %v: want ErrNotFound naming the version", err)
 		}
 	})
+}
+
+// TestPartialTrace checks that a trace Tempo answers in part (over its
+// max_bytes_per_trace) is read as far as it goes and reported, and the
+// other traces are read whole.
+func TestPartialTrace(t *testing.T) {
+	s := loadServers(t)
+	s.tempo.MaxBytesPerTrace = 2000
+	srv := httptest.NewServer(s.handler())
+	defer srv.Close()
+	var all collect
+	whole := loadServers(t)
+	wsrv := httptest.NewServer(whole.handler())
+	defer wsrv.Close()
+	if err := (source.Pull{Tempo: newPull(t, wsrv.URL, source.Auth{}, nil).Tempo}).Run(context.Background(), window, &all, func(err error) { t.Errorf("skipped %v", err) }); err != nil {
+		t.Fatal(err)
+	}
+
+	var got collect
+	var partial int
+	err := source.Pull{Tempo: newPull(t, srv.URL, source.Auth{}, nil).Tempo}.Run(context.Background(), window, &got, func(err error) {
+		if !errors.Is(err, source.ErrPartial) || !strings.Contains(err.Error(), "Trace exceeds maximum size of 2000 bytes") {
+			t.Errorf("skipped for %v: want ErrPartial with Tempo's message", err)
+		}
+		partial++
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if partial == 0 || got.spans == 0 || got.spans >= all.spans {
+		t.Errorf("%d partial traces, %d of %d spans: want some partial traces and some of their spans", partial, got.spans, all.spans)
+	}
 }
 
 // TestServiceWithoutProfiles checks a selected service the server does

@@ -217,7 +217,12 @@ func (t *Tempo) Sample(ctx context.Context, services []string, w Window) ([]stri
 }
 
 // Trace fetches one trace and hands its spans to emit. A trace Tempo no
-// longer has (404 on an id the search found) is reported as ErrNoData.
+// longer has (404 on an id the search found) is reported as ErrNotFound;
+// a trace Tempo returned only in part (over its max_bytes_per_trace, or
+// pruned) has its spans emitted and is reported as ErrPartial. Tempo
+// answers protobuf when asked (Accept: application/protobuf); its JSON
+// wraps the trace and encodes ids in base64, so any other answer is
+// refused rather than read as an empty trace.
 func (t *Tempo) Trace(ctx context.Context, id string, w Window, emit func([]telemetry.Span) error) error {
 	q := url.Values{"start": {unixSec(w.From)}, "end": {endSec(w)}}
 	path := "/api/v2/traces/" + url.PathEscape(id) + "?" + q.Encode()
@@ -225,37 +230,59 @@ func (t *Tempo) Trace(ctx context.Context, id string, w Window, emit func([]tele
 	if err != nil {
 		return err
 	}
-	if !strings.Contains(ctype, "json") {
-		// TraceByIDResponse{Trace trace = 1; ...}: the trace is OTLP's
-		// TracesData, which decodes as an export request.
-		if body, err = protoField(body, 1); err != nil {
-			return fmt.Errorf("tempo trace %s: %w", id, err)
-		}
+	if mt, _, _ := strings.Cut(ctype, ";"); strings.TrimSpace(mt) != "application/protobuf" {
+		return fmt.Errorf("tempo trace %s: answered %q to Accept: application/protobuf: need %s", id, ctype, tempoVersion)
 	}
-	return telemetry.DecodeTraces(bytes.NewReader(body), "tempo trace "+id, emit)
+	r, err := decodeTraceByID(body)
+	if err != nil {
+		return fmt.Errorf("tempo trace %s: %w", id, err)
+	}
+	// tempopb.Trace has its resource spans at field 1, as OTLP's
+	// TracesData, so it decodes as an export request.
+	if err := telemetry.DecodeTraces(bytes.NewReader(r.trace), "tempo trace "+id, emit); err != nil {
+		return err
+	}
+	if r.partial {
+		return fmt.Errorf("tempo trace %s: %w: %s", id, ErrPartial, r.message)
+	}
+	return nil
 }
 
-// protoField returns the bytes of field num of a message, the
-// concatenation when it repeats.
-func protoField(msg []byte, num protowire.Number) ([]byte, error) {
-	var out []byte
+// traceByID is the part of tempopb.TraceByIDResponse evident reads:
+// trace = 1 (tempopb.Trace), status = 3 (PartialStatus: COMPLETE = 0,
+// PARTIAL = 1), message = 4.
+type traceByID struct {
+	trace   []byte
+	partial bool
+	message string
+}
+
+func decodeTraceByID(msg []byte) (traceByID, error) {
+	var r traceByID
 	for len(msg) > 0 {
-		n, typ, l := protowire.ConsumeTag(msg)
+		num, typ, l := protowire.ConsumeTag(msg)
 		if l < 0 {
-			return nil, fmt.Errorf("malformed response: %w", protowire.ParseError(l))
+			return r, fmt.Errorf("%w: malformed response: %w", telemetry.ErrMalformed, protowire.ParseError(l))
 		}
 		msg = msg[l:]
-		l = protowire.ConsumeFieldValue(n, typ, msg)
+		l = protowire.ConsumeFieldValue(num, typ, msg)
 		if l < 0 {
-			return nil, fmt.Errorf("malformed response: %w", protowire.ParseError(l))
+			return r, fmt.Errorf("%w: malformed response: %w", telemetry.ErrMalformed, protowire.ParseError(l))
 		}
-		if n == num && typ == protowire.BytesType {
+		switch {
+		case num == 1 && typ == protowire.BytesType:
 			v, _ := protowire.ConsumeBytes(msg[:l])
-			out = append(out, v...)
+			r.trace = append(r.trace, v...)
+		case num == 3 && typ == protowire.VarintType:
+			v, _ := protowire.ConsumeVarint(msg[:l])
+			r.partial = v == 1
+		case num == 4 && typ == protowire.BytesType:
+			v, _ := protowire.ConsumeBytes(msg[:l])
+			r.message = string(v)
 		}
 		msg = msg[l:]
 	}
-	return out, nil
+	return r, nil
 }
 
 // unixSec is t in Tempo's unit, seconds.

@@ -20,12 +20,20 @@ import (
 // GET /api/v2/search/tag/resource.service.name/values, GET /api/search
 // with the TraceQL spanset filters the source sends
 // ({ resource.service.name = "x" && kind = server [&& name = "n"] }), and
-// GET /api/v2/traces/<id> as protobuf (tempopb.TraceByIDResponse) or
-// OTLP JSON. Shapes follow Tempo's docs/sources/tempo/api_docs and
-// pkg/tempopb: search ids are hex, startTimeUnixNano is a string.
+// GET /api/v2/traces/<id> as protobuf (tempopb.TraceByIDResponse, what
+// Tempo answers to Accept: application/protobuf; its JSON is not served).
+// Shapes follow Tempo's docs/sources/tempo/api_docs and pkg/tempopb (as of
+// v3.0.3): search trace ids are hex without leading zeros (Tempo pads them
+// only with the per-tenant left_pad_trace_ids), span ids 16 hex digits,
+// startTimeUnixNano and durationNanos strings (uint64 in proto3 JSON).
 type Tempo struct {
+	// MaxBytesPerTrace, when positive, is Tempo's max_bytes_per_trace: a
+	// larger trace is answered in part, with status PARTIAL. Set it
+	// before serving.
+	MaxBytesPerTrace int
+
 	mu     sync.Mutex
-	traces map[string]*storedTrace // by hex trace id
+	traces map[string]*storedTrace // by hex trace id, 32 digits
 }
 
 // storedTrace is one trace as OTLP protobuf, with the fields search
@@ -231,7 +239,7 @@ func (t *Tempo) search(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		out = append(out, searchTrace{
-			TraceID: id, RootServiceName: root.service, RootTraceName: root.name,
+			TraceID: strings.TrimLeft(id, "0"), RootServiceName: root.service, RootTraceName: root.name,
 			StartTimeUnixNano: strconv.FormatInt(first, 10), DurationMs: (last - first) / 1e6,
 			SpanSet: &set, SpanSets: []searchSpanSet{set},
 		})
@@ -255,7 +263,12 @@ func (t *Tempo) search(w http.ResponseWriter, r *http.Request) {
 }
 
 func (t *Tempo) trace(w http.ResponseWriter, r *http.Request) {
+	// Tempo reads the id as hex of up to 32 digits, left-padded with
+	// zeros (util.HexStringToTraceID).
 	id := strings.ToLower(r.PathValue("id"))
+	if len(id) < 32 {
+		id = strings.Repeat("0", 32-len(id)) + id
+	}
 	t.mu.Lock()
 	tr, ok := t.traces[id]
 	t.mu.Unlock()
@@ -263,28 +276,48 @@ func (t *Tempo) trace(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "trace not found", http.StatusNotFound)
 		return
 	}
-	if strings.Contains(r.Header.Get("Accept"), "application/protobuf") {
-		raw := tr.raw
-		// TraceByIDResponse{Trace trace = 1; ...}; tempopb.Trace has
-		// resource spans at field 1, as OTLP's TracesData.
-		body := protowire.AppendTag(nil, 1, protowire.BytesType)
-		body = protowire.AppendBytes(body, raw)
-		w.Header().Set("Content-Type", "application/protobuf")
-		w.Write(body)
+	if !strings.Contains(r.Header.Get("Accept"), "application/protobuf") {
+		http.Error(w, "the test server answers traces as protobuf only (Accept: application/protobuf)", http.StatusBadRequest)
 		return
 	}
-	td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(tr.raw)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
+	raw, partial := tr.raw, false
+	if limit := t.MaxBytesPerTrace; limit > 0 && len(raw) > limit {
+		raw, partial = truncate(raw, limit), true
 	}
-	raw, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
+	// TraceByIDResponse{Trace trace = 1; TraceByIDMetrics metrics = 2;
+	// PartialStatus status = 3; string message = 4}; tempopb.Trace has
+	// its resource spans at field 1, as OTLP's TracesData.
+	body := protowire.AppendTag(nil, 1, protowire.BytesType)
+	body = protowire.AppendBytes(body, raw)
+	if partial {
+		body = protowire.AppendTag(body, 3, protowire.VarintType)
+		body = protowire.AppendVarint(body, 1)
+		body = protowire.AppendTag(body, 4, protowire.BytesType)
+		body = protowire.AppendString(body, fmt.Sprintf("Trace exceeds maximum size of %d bytes, a partial trace is returned", t.MaxBytesPerTrace))
 	}
-	w.Header().Set("Content-Type", "application/json")
-	fmt.Fprintf(w, `{"trace":%s,"metrics":{}}`, raw)
+	w.Header().Set("Content-Type", "application/protobuf")
+	w.Write(body)
+}
+
+// truncate keeps the resource spans of a trace, in order, that fit in
+// limit bytes, as Tempo's trace combiner stops adding to a trace at its
+// size limit.
+func truncate(raw []byte, limit int) []byte {
+	td, _ := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(raw)
+	out := ptrace.NewTraces()
+	size := 0
+	for _, rs := range td.ResourceSpans().All() {
+		one := ptrace.NewTraces()
+		rs.CopyTo(one.ResourceSpans().AppendEmpty())
+		n := (&ptrace.ProtoMarshaler{}).TracesSize(one)
+		if size+n > limit {
+			break
+		}
+		size += n
+		rs.CopyTo(out.ResourceSpans().AppendEmpty())
+	}
+	b, _ := (&ptrace.ProtoMarshaler{}).MarshalTraces(out)
+	return b
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
