@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/knowledge"
 	"github.com/evidentsec/evident/internal/vulndb"
 )
 
@@ -52,6 +53,13 @@ type Patch struct {
 	// Notes say what was left out and why.
 	Notes      []string    `json:"notes,omitempty"`
 	Validation *Validation `json:"validation,omitempty"`
+	// Detections says where the detections come from: the vulnerability's
+	// exploit knowledge, or the class template as the fallback.
+	Detections string `json:"detections"`
+	// Knowledge is the exploit knowledge the detections test, nil for a
+	// class template.
+	Knowledge  *Knowledge `json:"exploit_knowledge,omitempty"`
+	detections []detection
 }
 
 // Generate writes a patch for every assessment whose vulnerable code was
@@ -65,6 +73,13 @@ func Generate(cfg Config, as []assess.Assessment, vulns Vulns, traffic *Traffic)
 	}
 	if traffic == nil {
 		traffic = NewTraffic(0)
+	}
+	exploits := cfg.Exploits
+	if exploits == nil {
+		var err error
+		if exploits, err = knowledge.DefaultExploits(); err != nil {
+			return nil, fmt.Errorf("generate patches: %w", err)
+		}
 	}
 	set := &PatchSet{IDRange: [2]int{cfg.IDBase, cfg.IDBase + cfg.IDSpan - 1}, Patches: []Patch{}, Skipped: []Skipped{}}
 
@@ -107,6 +122,14 @@ func Generate(cfg Config, as []assess.Assessment, vulns Vulns, traffic *Traffic)
 			Package: f.Package.Name, Summary: v.Entry.Summary, Classification: cl,
 		}
 		p.Endpoints = mergeEndpoints(nil, a.Reachability.Endpoints, &p.Notes)
+		if e, ok := knowledgeFor(exploits, f.Package.Name, append([]string{f.Vulnerability.ID}, f.Vulnerability.Aliases...)...); ok {
+			if dets, kn, err := knowledgeDetections(e); err != nil {
+				p.Notes = append(p.Notes, err.Error()+": the class template applies")
+			} else {
+				p.detections, p.Knowledge = dets, kn
+				p.Detections = "exploit knowledge for " + e.ID + " (" + strings.Join(kn.Vectors, ", ") + "; " + e.Format + "): " + e.Condition
+			}
+		}
 		patches[k] = p
 		order = append(order, k)
 	}
@@ -234,7 +257,11 @@ func build(cfg Config, p *Patch, base int, traffic *Traffic) {
 
 	scope := link{vars: "TX:" + strings.TrimPrefix(patchVar, "tx."), op: "@eq 1"}
 	next = base + scopeIDs
-	for _, d := range templates[p.Class] {
+	if p.Knowledge == nil {
+		p.detections = templates[p.Class]
+		p.Detections = "class template " + string(p.Class) + " (the fallback): no exploit knowledge for " + p.Vulnerability
+	}
+	for _, d := range p.detections {
 		add(Rule{Kind: KindDetection, Name: d.name, links: append([]link{scope}, d.links...)})
 	}
 
