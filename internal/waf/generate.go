@@ -108,27 +108,49 @@ func Generate(cfg Config, as []assess.Assessment, vulns Vulns, traffic *Traffic)
 				v = vulns.Get(alias)
 			}
 		}
-		if v == nil {
-			set.Skipped = append(set.Skipped, Skipped{f.Service, f.Vulnerability.ID, "no vulnerability record to classify"})
-			continue
+		ids := append([]string{f.Vulnerability.ID}, f.Vulnerability.Aliases...)
+		summary := ""
+		if v != nil {
+			ids = append(append(ids, v.Entry.ID), v.Entry.Aliases...)
+			summary = v.Entry.Summary
 		}
-		cl, err := Classify(v, f.Package.Name)
-		if err != nil {
-			set.Skipped = append(set.Skipped, Skipped{f.Service, f.Vulnerability.ID, err.Error()})
+		var (
+			dets  []detection
+			kn    *Knowledge
+			notes []string
+		)
+		if e, ok := knowledgeFor(exploits, f.Package.Name, ids...); ok {
+			var err error
+			if dets, kn, err = knowledgeDetections(e); err != nil {
+				notes = append(notes, err.Error()+": the class template applies")
+			} else if summary == "" {
+				summary = e.Summary
+			}
+		}
+		var cl Classification
+		switch {
+		case v != nil:
+			var err error
+			if cl, err = Classify(v, f.Package.Name); err != nil && kn == nil {
+				set.Skipped = append(set.Skipped, Skipped{f.Service, f.Vulnerability.ID, err.Error()})
+				continue
+			} else if err != nil {
+				cl = kn.classification()
+			}
+		case kn != nil:
+			cl = kn.classification()
+		default:
+			set.Skipped = append(set.Skipped, Skipped{f.Service, f.Vulnerability.ID, "no vulnerability record to classify and no exploit knowledge"})
 			continue
 		}
 		p := &Patch{
 			Service: f.Service, Vulnerability: f.Vulnerability.ID, Aliases: f.Vulnerability.Aliases,
-			Package: f.Package.Name, Summary: v.Entry.Summary, Classification: cl,
+			Package: f.Package.Name, Summary: summary, Classification: cl, Notes: notes,
 		}
 		p.Endpoints = mergeEndpoints(nil, a.Reachability.Endpoints, &p.Notes)
-		if e, ok := knowledgeFor(exploits, f.Package.Name, append([]string{f.Vulnerability.ID}, f.Vulnerability.Aliases...)...); ok {
-			if dets, kn, err := knowledgeDetections(e); err != nil {
-				p.Notes = append(p.Notes, err.Error()+": the class template applies")
-			} else {
-				p.detections, p.Knowledge = dets, kn
-				p.Detections = "exploit knowledge for " + e.ID + " (" + strings.Join(kn.Vectors, ", ") + "; " + e.Format + "): " + e.Condition
-			}
+		if kn != nil {
+			p.detections, p.Knowledge = dets, kn
+			p.Detections = "exploit knowledge for " + kn.ID + " (" + strings.Join(kn.Vectors, ", ") + "; " + kn.Format + "): " + kn.Condition
 		}
 		patches[k] = p
 		order = append(order, k)

@@ -2,6 +2,7 @@ package waf
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -45,11 +46,24 @@ func TestShippedExploitKnowledge(t *testing.T) {
 // the proxy enforces is listed in the patch).
 func TestExploitKnowledgeAcceptance(t *testing.T) {
 	traffic := shopTraffic()
+	// The shop's executed and exposed finding on its own endpoint, with
+	// its recorded traffic; every other shipped entry on an endpoint of
+	// its own, found by an alias where the record has one.
 	as := []assess.Assessment{
 		executedExposed("gateway", "GO-2026-5970", "golang.org/x/text", "GET /search"),
-		executedExposed("gateway", "GO-2020-0036", "gopkg.in/yaml.v2", "POST /config"),
 		executedExposed("gateway", "GO-2025-3553", "github.com/golang-jwt/jwt/v5", "GET /account"),
 		executedExposed("gateway", "GHSA-jfh8-c2jp-5v3q", "org.apache.logging.log4j:log4j-core", "POST /orders"),
+	}
+	x, err := knowledge.DefaultExploits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range []string{"GO-2020-0036", "CVE-2022-22965", "CVE-2022-42889", "CVE-2020-36518", "CVE-2022-1471", "CVE-2019-10744", "CVE-2020-1747"} {
+		e := x.Lookup(id)
+		if len(e) != 1 {
+			t.Fatalf("%s: %d entries", id, len(e))
+		}
+		as = append(as, executedExposed("gateway", id, e[0].Package, fmt.Sprintf("POST /e%d", i)))
 	}
 	set, err := Generate(DefaultConfig(), as, loadRecords(t), traffic)
 	if err != nil {
@@ -80,6 +94,9 @@ func TestExploitKnowledgeAcceptance(t *testing.T) {
 		}
 		if v.MutationsBlocked != v.MutationsTotal || v.MutationsBlockedExported != v.MutationsTotal {
 			t.Errorf("%s: mutations %d/%d blocked, %d by the export alone; missed %v", p.Vulnerability, v.MutationsBlocked, v.MutationsTotal, v.MutationsBlockedExported, v.MutationsMissed)
+		}
+		if v.Unproven != "" || v.CorpusTotal == 0 {
+			t.Errorf("%s: unproven %q, %d requests of the legitimate %s corpus", p.Vulnerability, v.Unproven, v.CorpusTotal, p.Knowledge.Format)
 		}
 		if v.LegitimatePassed != v.LegitimateTotal || v.CorpusPassed != v.CorpusTotal || v.DetectionOnly != 0 {
 			t.Errorf("%s: legitimate %d/%d, corpus %d/%d, %d rules detection-only; blocked %v %v",
@@ -177,6 +194,77 @@ func TestExploitKnowledgeAcceptance(t *testing.T) {
 			}
 			if _, by, err := replay(exported, r); err != nil || by != 0 {
 				t.Errorf("%s: legitimate %s: the exported SecLang denies it (rule %d, %v)", p.Vulnerability, truncate(r.String(), 120), by, err)
+			}
+		}
+	}
+}
+
+// TestUnprovenPatchIsDetectionOnly: a patch that lets one of its own
+// exploit variants through ships every detection detection-only, with the
+// reason; a check evident does not implement falls back on the template.
+func TestUnprovenPatchIsDetectionOnly(t *testing.T) {
+	const file = `version: 1
+entries:
+  - id: GO-2026-5970
+    summary: test entry
+    ecosystem: Go
+    package: golang.org/x/text
+    vectors: [{in: query}]
+    format: text
+    condition: invalid UTF-8
+    checks: [{check: invalid_utf8, reference: "https://example.com/fix"}]
+    variants:
+      - {name: overlong, source: "https://example.com/a", in: query, encoded: true, payload: "%c0%af"}
+      - {name: truncated, source: "https://example.com/b", in: query, encoded: true, payload: "%c0"}
+      - {name: valid text the check cannot see, source: "https://example.com/c", in: query, payload: "tea"}
+  - id: GO-2020-0036
+    summary: test entry
+    ecosystem: Go
+    package: gopkg.in/yaml.v2
+    vectors: [{in: body}]
+    format: yaml
+    condition: unknown
+    checks: [{check: no_such_check, reference: "https://example.com/fix"}]
+    variants:
+      - {name: a, source: "https://example.com/a", in: body, payload: "a"}
+      - {name: b, source: "https://example.com/b", in: body, payload: "b"}
+      - {name: c, source: "https://example.com/c", in: body, payload: "c"}
+`
+	x, err := knowledge.LoadExploits(strings.NewReader(file), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Exploits = x
+	traffic := shopTraffic()
+	set, err := Generate(cfg, []assess.Assessment{
+		executedExposed("gateway", "GO-2026-5970", "golang.org/x/text", "GET /search"),
+		executedExposed("gateway", "GO-2020-0036", "gopkg.in/yaml.v2", "POST /config"),
+	}, loadRecords(t), traffic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	corpus, err := LoadCorpus(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(context.Background(), set, traffic, corpus); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range set.Patches {
+		switch p.Vulnerability {
+		case "GO-2026-5970":
+			if p.Validation.Unproven == "" || !strings.Contains(p.SecLang(), "# not proven") {
+				t.Errorf("unproven patch not said so: %+v", p.Validation)
+			}
+			for _, r := range p.Rules {
+				if r.Kind != KindScope && (r.Mode != ModeDetect || !strings.Contains(r.Reason, "not proven")) {
+					t.Errorf("rule %d %q: mode %s (%s), want detection-only as not proven", r.ID, r.Name, r.Mode, r.Reason)
+				}
+			}
+		case "GO-2020-0036":
+			if p.Knowledge != nil || !strings.HasPrefix(p.Detections, "class template") || !strings.Contains(strings.Join(p.Notes, "\n"), "no_such_check") {
+				t.Errorf("unknown check: detections %q, notes %q; want the class template and a note", p.Detections, p.Notes)
 			}
 		}
 	}

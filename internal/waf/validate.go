@@ -42,6 +42,10 @@ type Validation struct {
 	// DetectionOnly counts the rules downgraded because they matched
 	// legitimate traffic.
 	DetectionOnly int `json:"detection_only"`
+	// Unproven says why the patch is not proven against its exploits
+	// (some exploit request or mutation got through); its detections are
+	// then all emitted detection-only.
+	Unproven string `json:"unproven,omitempty"`
 	// Exploits has one result per exploit request.
 	Exploits []ExploitResult `json:"exploits"`
 	// Blocked lists the legitimate requests still denied (there should
@@ -209,6 +213,25 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 				Blocked: blockedBy != 0, RuleID: blockedBy, ProxyOnly: blockedBy != 0 && byExport == 0})
 		}
 	}
+	if v.ExploitsBlocked < v.ExploitsTotal || v.MutationsBlocked < v.MutationsTotal {
+		// What is not proven against its own exploits does not block:
+		// every detection is emitted detection-only, with the reason.
+		var missed []string
+		for _, e := range v.Exploits {
+			if !e.Blocked {
+				missed = append(missed, e.Sample)
+			}
+		}
+		missed = append(missed, v.MutationsMissed...)
+		v.Unproven = fmt.Sprintf("%d of %d exploit requests and %d of %d mutations got through, e.g. %s",
+			v.ExploitsTotal-v.ExploitsBlocked, v.ExploitsTotal, v.MutationsTotal-v.MutationsBlocked, v.MutationsTotal, truncate(missed[0], 200))
+		for i := range p.Rules {
+			if r := &p.Rules[i]; r.Kind != KindScope && r.Mode == ModeBlock {
+				r.Mode, r.Reason = ModeDetect, "the patch is not proven: "+v.Unproven
+				r.render(p)
+			}
+		}
+	}
 	p.Validation = v
 	return nil
 }
@@ -269,6 +292,9 @@ func (p *Patch) SecLang() string {
 		if v.MutationsTotal > 0 {
 			fmt.Fprintf(&b, "# mutations of the exploit requests (%s): %d of %d blocked\n",
 				strings.Join(v.Mutations, ", "), v.MutationsBlocked, v.MutationsTotal)
+		}
+		if v.Unproven != "" {
+			fmt.Fprintf(&b, "# not proven, so every detection is detection-only: %s\n", oneLine(v.Unproven))
 		}
 		if v.CorpusTotal > 0 {
 			fmt.Fprintf(&b, "# legitimate %s corpus: %d of %d requests passed\n", p.Knowledge.Format, v.CorpusPassed, v.CorpusTotal)
@@ -346,7 +372,10 @@ func mutations(r Request) []mutation {
 	}
 	if ct := r.Headers["Content-Type"]; ct != "" && r.Body != "" {
 		m := clone()
-		m.Headers["Content-Type"] = strings.ToUpper(ct) + "; charset=UTF-8"
+		// Parameters keep their case: a multipart boundary is
+		// case-sensitive.
+		mt, params, _ := strings.Cut(ct, ";")
+		m.Headers["Content-Type"] = strings.TrimSpace(strings.ToUpper(mt) + "; charset=UTF-8;" + params)
 		out = append(out, mutation{"media type case and charset", m})
 		m = clone()
 		m.Body = "\n\n" + r.Body + "\n"
