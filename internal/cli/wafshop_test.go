@@ -31,7 +31,7 @@ func TestWAFShop(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := t.Context()
 
-	rules, set, corpus := shopPatches(t)
+	rules, set := shopPatches(t)
 	if len(set.Patches) != 1 {
 		t.Fatalf("%d patches, want 1 (gateway, GO-2026-5970): %+v", len(set.Patches), set.Patches)
 	}
@@ -102,12 +102,15 @@ func TestWAFShop(t *testing.T) {
 		t.Errorf("GET %s: proxy answered %d %q, gateway %d %q", search, pcode, proxied, code, direct)
 	}
 
-	// (2) The exploits of the patch's class from the corpus it was
-	// validated with (the report truncates long requests, so they are
-	// rebuilt from the samples, on the endpoint's parameter q), and a bare
-	// invalid UTF-8 query, are denied and audited.
+	// (2) The exploit variants of GO-2026-5970's exploit knowledge, which
+	// the patch was validated with (the report truncates long requests,
+	// so they are rebuilt from the variants, on the endpoint's parameter
+	// q), and a bare invalid UTF-8 query, are denied and audited.
+	if patch.Knowledge == nil {
+		t.Fatalf("the patch was built from the class template: %s", patch.Detections)
+	}
 	targets := []string{"/search?q=%C0%AF%FF%FE"}
-	for _, s := range corpus[patch.Class] {
+	for _, s := range patch.Knowledge.Variants {
 		if s.In != waf.InQuery {
 			t.Fatalf("exploit %q: sent in %s, the test sends only query samples", s.Name, s.In)
 		}
@@ -148,8 +151,8 @@ func TestWAFShop(t *testing.T) {
 
 // shopPatches generates, validates and exports the patches of the
 // recorded example the way evident waf generate does, and returns the
-// rules to enforce with the set and the exploit corpus.
-func shopPatches(t *testing.T) (string, *waf.PatchSet, waf.Corpus) {
+// rules to enforce with the set.
+func shopPatches(t *testing.T) (string, *waf.PatchSet) {
 	t.Helper()
 	ctx := t.Context()
 	as, problems, err := parseReportAssessments(analyzeShop(t, "json"), "analyze.json")
@@ -192,7 +195,7 @@ func shopPatches(t *testing.T) (string, *waf.PatchSet, waf.Corpus) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rules, set, corpus
+	return rules, set
 }
 
 // startShopServices starts the payment sandbox, catalog, orders and

@@ -189,22 +189,37 @@ func decodeEntry(n *yaml.Node) (Entry, error) {
 
 // validate checks the rules of docs/knowledge.md on a decoded entry.
 func validate(e Entry) error {
-	switch {
-	case e.ID == "":
-		return errors.New("id is missing")
-	case strings.ContainsAny(e.ID, " \t\n"):
-		return fmt.Errorf("id %q has white space", e.ID)
-	case e.Ecosystem == "":
-		return fmt.Errorf("ecosystem is missing (one of %s)", strings.Join(ecosystems, ", "))
-	case !slices.Contains(ecosystems, e.Ecosystem):
-		return fmt.Errorf("ecosystem %q is not an OSV ecosystem (one of %s)", e.Ecosystem, strings.Join(ecosystems, ", "))
-	case e.Package == "":
-		return errors.New("package is missing")
-	case len(e.Functions) == 0:
+	if err := validateIdentity(e.ID, e.Aliases, e.Ecosystem, e.Package); err != nil {
+		return err
+	}
+	if len(e.Functions) == 0 {
 		return errors.New("functions is empty: list at least one")
 	}
-	ids := map[string]bool{normID(e.ID): true}
-	for i, a := range e.Aliases {
+	for i, f := range e.Functions {
+		if err := validateFunction(f); err != nil {
+			return fmt.Errorf("functions[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// validateIdentity checks what names an entry of either file: the id, the
+// aliases, the ecosystem and the package.
+func validateIdentity(id string, aliases []string, ecosystem, pkg string) error {
+	switch {
+	case id == "":
+		return errors.New("id is missing")
+	case strings.ContainsAny(id, " \t\n"):
+		return fmt.Errorf("id %q has white space", id)
+	case ecosystem == "":
+		return fmt.Errorf("ecosystem is missing (one of %s)", strings.Join(ecosystems, ", "))
+	case !slices.Contains(ecosystems, ecosystem):
+		return fmt.Errorf("ecosystem %q is not an OSV ecosystem (one of %s)", ecosystem, strings.Join(ecosystems, ", "))
+	case pkg == "":
+		return errors.New("package is missing")
+	}
+	ids := map[string]bool{normID(id): true}
+	for i, a := range aliases {
 		switch n := normID(a); {
 		case n == "":
 			return fmt.Errorf("aliases[%d] is empty", i)
@@ -214,11 +229,6 @@ func validate(e Entry) error {
 			return fmt.Errorf("aliases[%d] %q repeats the id or another alias", i, a)
 		default:
 			ids[n] = true
-		}
-	}
-	for i, f := range e.Functions {
-		if err := validateFunction(f); err != nil {
-			return fmt.Errorf("functions[%d]: %w", i, err)
 		}
 	}
 	return nil

@@ -3,6 +3,8 @@ package waf
 import (
 	"errors"
 	"fmt"
+
+	"github.com/evidentsec/evident/internal/knowledge"
 )
 
 // Rule ids: patches take blocks of idBlock ids from [Config.IDBase,
@@ -41,6 +43,9 @@ type Config struct {
 	// MaxEndpoints caps the endpoints one patch is scoped to; a finding
 	// reached through more is scoped to the busiest ones.
 	MaxEndpoints int
+	// Exploits is the exploit knowledge patches are built from; nil means
+	// the knowledge evident ships (knowledge.DefaultExploits).
+	Exploits *knowledge.Exploits
 }
 
 // DefaultConfig returns the defaults documented in docs/waf.md.

@@ -10,6 +10,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -246,3 +247,46 @@ func setQuery(target, param, encoded string) string {
 	kept = append(kept, url.QueryEscape(param)+"="+encoded)
 	return p + "?" + strings.Join(kept, "&")
 }
+
+// builtinLegitimate is the legitimate corpus per format
+// (legitimate/<format>.yaml): real-world inputs of the format that a patch
+// built from exploit knowledge must let through.
+//
+//go:embed legitimate/*.yaml
+var builtinLegitimate embed.FS
+
+type legitimateFile struct {
+	Format  string      `yaml:"format"`
+	Samples []yaml.Node `yaml:"samples"`
+}
+
+// legitimateCorpus returns the shipped legitimate corpus by format. It is
+// parsed once; the files are part of the binary, so an error is a bug that
+// the package's tests catch.
+var legitimateCorpus = sync.OnceValues(func() (map[string][]Sample, error) {
+	names, err := fs.Glob(builtinLegitimate, "legitimate/*.yaml")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]Sample{}
+	for _, name := range names {
+		data, err := fs.ReadFile(builtinLegitimate, name)
+		if err != nil {
+			return nil, err
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		var f legitimateFile
+		if err := dec.Decode(&f); err != nil {
+			return nil, fmt.Errorf("legitimate corpus %s: %w", name, err)
+		}
+		for i := range f.Samples {
+			s, err := parseSample(&f.Samples[i])
+			if err != nil {
+				return nil, fmt.Errorf("legitimate corpus %s: sample %d: %w", name, i, err)
+			}
+			out[f.Format] = append(out[f.Format], s)
+		}
+	}
+	return out, nil
+})

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/knowledge"
 	"github.com/evidentsec/evident/internal/vulndb"
 )
 
@@ -52,6 +53,13 @@ type Patch struct {
 	// Notes say what was left out and why.
 	Notes      []string    `json:"notes,omitempty"`
 	Validation *Validation `json:"validation,omitempty"`
+	// Detections says where the detections come from: the vulnerability's
+	// exploit knowledge, or the class template as the fallback.
+	Detections string `json:"detections"`
+	// Knowledge is the exploit knowledge the detections test, nil for a
+	// class template.
+	Knowledge  *Knowledge `json:"exploit_knowledge,omitempty"`
+	detections []detection
 }
 
 // Generate writes a patch for every assessment whose vulnerable code was
@@ -65,6 +73,13 @@ func Generate(cfg Config, as []assess.Assessment, vulns Vulns, traffic *Traffic)
 	}
 	if traffic == nil {
 		traffic = NewTraffic(0)
+	}
+	exploits := cfg.Exploits
+	if exploits == nil {
+		var err error
+		if exploits, err = knowledge.DefaultExploits(); err != nil {
+			return nil, fmt.Errorf("generate patches: %w", err)
+		}
 	}
 	set := &PatchSet{IDRange: [2]int{cfg.IDBase, cfg.IDBase + cfg.IDSpan - 1}, Patches: []Patch{}, Skipped: []Skipped{}}
 
@@ -93,20 +108,50 @@ func Generate(cfg Config, as []assess.Assessment, vulns Vulns, traffic *Traffic)
 				v = vulns.Get(alias)
 			}
 		}
-		if v == nil {
-			set.Skipped = append(set.Skipped, Skipped{f.Service, f.Vulnerability.ID, "no vulnerability record to classify"})
-			continue
+		ids := append([]string{f.Vulnerability.ID}, f.Vulnerability.Aliases...)
+		summary := ""
+		if v != nil {
+			ids = append(append(ids, v.Entry.ID), v.Entry.Aliases...)
+			summary = v.Entry.Summary
 		}
-		cl, err := Classify(v, f.Package.Name)
-		if err != nil {
-			set.Skipped = append(set.Skipped, Skipped{f.Service, f.Vulnerability.ID, err.Error()})
+		var (
+			dets  []detection
+			kn    *Knowledge
+			notes []string
+		)
+		if e, ok := knowledgeFor(exploits, f.Package.Name, ids...); ok {
+			var err error
+			if dets, kn, err = knowledgeDetections(e); err != nil {
+				notes = append(notes, err.Error()+": the class template applies")
+			} else if summary == "" {
+				summary = e.Summary
+			}
+		}
+		var cl Classification
+		switch {
+		case v != nil:
+			var err error
+			if cl, err = Classify(v, f.Package.Name); err != nil && kn == nil {
+				set.Skipped = append(set.Skipped, Skipped{f.Service, f.Vulnerability.ID, err.Error()})
+				continue
+			} else if err != nil {
+				cl = kn.classification()
+			}
+		case kn != nil:
+			cl = kn.classification()
+		default:
+			set.Skipped = append(set.Skipped, Skipped{f.Service, f.Vulnerability.ID, "no vulnerability record to classify and no exploit knowledge"})
 			continue
 		}
 		p := &Patch{
 			Service: f.Service, Vulnerability: f.Vulnerability.ID, Aliases: f.Vulnerability.Aliases,
-			Package: f.Package.Name, Summary: v.Entry.Summary, Classification: cl,
+			Package: f.Package.Name, Summary: summary, Classification: cl, Notes: notes,
 		}
 		p.Endpoints = mergeEndpoints(nil, a.Reachability.Endpoints, &p.Notes)
+		if kn != nil {
+			p.detections, p.Knowledge = dets, kn
+			p.Detections = "exploit knowledge for " + kn.ID + " (" + strings.Join(kn.Vectors, ", ") + "; " + kn.Format + "): " + kn.Condition
+		}
 		patches[k] = p
 		order = append(order, k)
 	}
@@ -234,7 +279,11 @@ func build(cfg Config, p *Patch, base int, traffic *Traffic) {
 
 	scope := link{vars: "TX:" + strings.TrimPrefix(patchVar, "tx."), op: "@eq 1"}
 	next = base + scopeIDs
-	for _, d := range templates[p.Class] {
+	if p.Knowledge == nil {
+		p.detections = templates[p.Class]
+		p.Detections = "class template " + string(p.Class) + " (the fallback): no exploit knowledge for " + p.Vulnerability
+	}
+	for _, d := range p.detections {
 		add(Rule{Kind: KindDetection, Name: d.name, links: append([]link{scope}, d.links...)})
 	}
 

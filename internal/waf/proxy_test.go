@@ -298,8 +298,11 @@ func TestProxyBodyLimit(t *testing.T) {
 			proxyOnly = append(proxyOnly, e.Request[:len("POST /orders")])
 		}
 	}
-	if v.ExploitsBlocked != v.ExploitsTotal || v.ExploitsBlockedExported != v.ExploitsTotal-2 || !cmp.Equal(proxyOnly, []string{"POST /orders", "POST /upload"}) {
-		t.Errorf("blocked %d, by the export alone %d, of %d; proxy only %q; want all, all but the block-mapping bomb on both endpoints",
+	// The exploit knowledge of GO-2020-0036 adds a SecLang rule for alias
+	// values in block mappings, so the export alone blocks its variants
+	// too; the expansion factor stays the proxy's exact measure.
+	if v.ExploitsBlocked != v.ExploitsTotal || v.ExploitsBlockedExported != v.ExploitsTotal || len(proxyOnly) != 0 {
+		t.Errorf("blocked %d, by the export alone %d, of %d; proxy only %q; want all by both",
 			v.ExploitsBlocked, v.ExploitsBlockedExported, v.ExploitsTotal, proxyOnly)
 	}
 	dir := t.TempDir()
@@ -319,7 +322,7 @@ func TestProxyBodyLimit(t *testing.T) {
 	if strings.Contains(string(conf), "@"+opYAMLExpansion) || !strings.Contains(string(conf), "# enforced only by evident waf proxy") {
 		t.Errorf("gateway.conf holds a proxy-only operator or does not list the proxy-only rules:\n%s", conf)
 	}
-	if !strings.Contains(string(proxyConf), "@"+opYAMLExpansion+" 100") {
+	if !strings.Contains(string(proxyConf), "@"+opYAMLExpansion+" 20") {
 		t.Errorf("proxy/gateway.conf lacks the expansion rule:\n%s", proxyConf)
 	}
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -176,11 +176,13 @@ var templates = map[Class][]detection{
 			t:    []string{"urlDecodeUni"},
 		}}},
 	},
-	// CRS 934130 (JavaScript prototype pollution).
+	// CRS 934130 (JavaScript prototype pollution), and the same key path
+	// written as a JSON or YAML object in a raw body
+	// ({"constructor": {"prototype": …}}, constructor:\n  prototype:).
 	ClassPrototypePollution: {
 		{"__proto__ or constructor.prototype", []link{{
 			vars: "REQUEST_URI|ARGS|ARGS_NAMES|REQUEST_BODY|REQUEST_COOKIES|REQUEST_COOKIES_NAMES|REQUEST_HEADERS:Cookie",
-			op:   `@rx (?:__proto__|constructor\s*(?:\.|\[)\s*["']?\s*prototype)`,
+			op:   `@rx (?:__proto__|constructor\s*(?:\.|\[)\s*["']?\s*prototype|constructor["']?\s*:\s*(?:\{[^{}]*?)?["']?prototype["']?\s*:)`,
 			t:    []string{"urlDecodeUni", "jsDecode", "removeWhitespace"},
 		}}},
 	},

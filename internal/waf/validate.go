@@ -25,12 +25,27 @@ type Validation struct {
 	MutationsBlocked int      `json:"mutations_blocked"`
 	MutationsTotal   int      `json:"mutations_total"`
 	MutationsMissed  []string `json:"mutations_missed,omitempty"`
+	// MutationsBlockedExported counts the mutations the exported SecLang
+	// denies alone.
+	MutationsBlockedExported int `json:"mutations_blocked_exported"`
+	// Mutations names the kinds of mutation tried.
+	Mutations []string `json:"mutations,omitempty"`
+	// CorpusPassed of CorpusTotal requests of the legitimate corpus of
+	// the exploit's format (docs/waf.md) went through; CorpusBlocked
+	// names the others.
+	CorpusPassed  int      `json:"legitimate_corpus_passed"`
+	CorpusTotal   int      `json:"legitimate_corpus_total"`
+	CorpusBlocked []string `json:"legitimate_corpus_blocked,omitempty"`
 	// LegitimatePassed of LegitimateTotal replayed requests went through.
 	LegitimatePassed int `json:"legitimate_passed"`
 	LegitimateTotal  int `json:"legitimate_total"`
 	// DetectionOnly counts the rules downgraded because they matched
 	// legitimate traffic.
 	DetectionOnly int `json:"detection_only"`
+	// Unproven says why the patch is not proven against its exploits
+	// (some exploit request or mutation got through); its detections are
+	// then all emitted detection-only.
+	Unproven string `json:"unproven,omitempty"`
 	// Exploits has one result per exploit request.
 	Exploits []ExploitResult `json:"exploits"`
 	// Blocked lists the legitimate requests still denied (there should
@@ -74,7 +89,25 @@ func Validate(ctx context.Context, set *PatchSet, traffic *Traffic, corpus Corpu
 }
 
 func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error {
-	legit := traffic.Requests(p.Service)
+	eps := p.Endpoints
+	if len(eps) == 0 {
+		eps = []Endpoint{{Method: "GET", Route: "/"}}
+	}
+	samples := corpus[p.Class]
+	var good []Request
+	if p.Knowledge != nil {
+		samples = p.Knowledge.Variants
+		byFormat, err := legitimateCorpus()
+		if err != nil {
+			return fmt.Errorf("validate %s in %s: %w", p.Vulnerability, p.Service, err)
+		}
+		for _, s := range byFormat[p.Knowledge.Format] {
+			for _, ep := range eps {
+				good = append(good, s.instantiate(ep, traffic.Endpoint(p.Service, ep)))
+			}
+		}
+	}
+	legit := append(traffic.Requests(p.Service), good...)
 
 	// Pass 1: every rule in detection mode, so that one request shows
 	// every rule it trips, not just the first to deny.
@@ -109,16 +142,20 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 	if err != nil {
 		return err
 	}
-	for _, r := range legit {
+	for i, r := range legit {
 		_, blockedBy, err := replay(w, r)
 		if err != nil {
 			return fmt.Errorf("validate %s in %s: replay %s: %w", p.Vulnerability, p.Service, r, err)
 		}
-		v.LegitimateTotal++
+		total, passed, blocked := &v.LegitimateTotal, &v.LegitimatePassed, &v.Blocked
+		if i >= len(legit)-len(good) {
+			total, passed, blocked = &v.CorpusTotal, &v.CorpusPassed, &v.CorpusBlocked
+		}
+		*total++
 		if blockedBy == 0 {
-			v.LegitimatePassed++
+			*passed++
 		} else {
-			v.Blocked = append(v.Blocked, fmt.Sprintf("%s (rule %d)", r, blockedBy))
+			*blocked = append(*blocked, fmt.Sprintf("%s (rule %d)", truncate(r.String(), 200), blockedBy))
 		}
 	}
 	// The exported SecLang alone, as Coraza or ModSecurity load it.
@@ -128,11 +165,7 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 			return fmt.Errorf("patch %s for %s: %w", p.Vulnerability, p.Service, err)
 		}
 	}
-	eps := p.Endpoints
-	if len(eps) == 0 {
-		eps = []Endpoint{{Method: "GET", Route: "/"}}
-	}
-	for _, s := range corpus[p.Class] {
+	for _, s := range samples {
 		for _, ep := range eps {
 			req := s.instantiate(ep, traffic.Endpoint(p.Service, ep))
 			_, blockedBy, err := replay(w, req)
@@ -157,7 +190,19 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 				if err != nil {
 					return fmt.Errorf("validate %s in %s: exploit %q, %s: %w", p.Vulnerability, p.Service, s.Name, m.name, err)
 				}
+				byExport := by
+				if exported != w {
+					if _, byExport, err = replay(exported, m.req); err != nil {
+						return fmt.Errorf("validate %s in %s: exploit %q, %s: %w", p.Vulnerability, p.Service, s.Name, m.name, err)
+					}
+				}
+				if !slices.Contains(v.Mutations, m.name) {
+					v.Mutations = append(v.Mutations, m.name)
+				}
 				v.MutationsTotal++
+				if byExport != 0 {
+					v.MutationsBlockedExported++
+				}
 				if by != 0 {
 					v.MutationsBlocked++
 				} else {
@@ -166,6 +211,25 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 			}
 			v.Exploits = append(v.Exploits, ExploitResult{Sample: s.Name, Source: s.Source, Request: truncate(req.String(), 300),
 				Blocked: blockedBy != 0, RuleID: blockedBy, ProxyOnly: blockedBy != 0 && byExport == 0})
+		}
+	}
+	if v.ExploitsBlocked < v.ExploitsTotal || v.MutationsBlocked < v.MutationsTotal {
+		// What is not proven against its own exploits does not block:
+		// every detection is emitted detection-only, with the reason.
+		var missed []string
+		for _, e := range v.Exploits {
+			if !e.Blocked {
+				missed = append(missed, e.Sample)
+			}
+		}
+		missed = append(missed, v.MutationsMissed...)
+		v.Unproven = fmt.Sprintf("%d of %d exploit requests and %d of %d mutations got through, e.g. %s",
+			v.ExploitsTotal-v.ExploitsBlocked, v.ExploitsTotal, v.MutationsTotal-v.MutationsBlocked, v.MutationsTotal, truncate(missed[0], 200))
+		for i := range p.Rules {
+			if r := &p.Rules[i]; r.Kind != KindScope && r.Mode == ModeBlock {
+				r.Mode, r.Reason = ModeDetect, "the patch is not proven: "+v.Unproven
+				r.render(p)
+			}
 		}
 	}
 	p.Validation = v
@@ -214,7 +278,7 @@ func truncate(s string, n int) string {
 func (p *Patch) SecLang() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s in %s (%s): %s\n", p.Vulnerability, p.Package, p.Class, oneLine(p.Summary))
-	fmt.Fprintf(&b, "# class: %s\n# scope: %s\n", oneLine(p.Reason), p.Scope)
+	fmt.Fprintf(&b, "# class: %s\n# detections: %s\n# scope: %s\n", oneLine(p.Reason), oneLine(p.Detections), p.Scope)
 	for _, ep := range p.Endpoints {
 		fmt.Fprintf(&b, "#   %s\n", ep)
 	}
@@ -226,12 +290,18 @@ func (p *Patch) SecLang() string {
 		fmt.Fprintf(&b, "# validated in Coraza: %d of %d exploit requests blocked, %d of %d legitimate requests passed\n",
 			v.ExploitsBlocked, v.ExploitsTotal, v.LegitimatePassed, v.LegitimateTotal)
 		if v.MutationsTotal > 0 {
-			fmt.Fprintf(&b, "# mutations of the exploit requests (percent-encoding case, media type case and parameters, leading whitespace): %d of %d blocked\n",
-				v.MutationsBlocked, v.MutationsTotal)
+			fmt.Fprintf(&b, "# mutations of the exploit requests (%s): %d of %d blocked\n",
+				strings.Join(v.Mutations, ", "), v.MutationsBlocked, v.MutationsTotal)
+		}
+		if v.Unproven != "" {
+			fmt.Fprintf(&b, "# not proven, so every detection is detection-only: %s\n", oneLine(v.Unproven))
+		}
+		if v.CorpusTotal > 0 {
+			fmt.Fprintf(&b, "# legitimate %s corpus: %d of %d requests passed\n", p.Knowledge.Format, v.CorpusPassed, v.CorpusTotal)
 		}
 		if p.ProxySecLang() != "" {
-			fmt.Fprintf(&b, "# this file alone, without the rules only evident waf proxy enforces: %d of %d exploit requests blocked\n",
-				v.ExploitsBlockedExported, v.ExploitsTotal)
+			fmt.Fprintf(&b, "# this file alone, without the rules only evident waf proxy enforces: %d of %d exploit requests and %d of %d mutations blocked\n",
+				v.ExploitsBlockedExported, v.ExploitsTotal, v.MutationsBlockedExported, v.MutationsTotal)
 		}
 	}
 	for _, r := range p.Rules {
@@ -282,8 +352,12 @@ type mutation struct {
 
 // mutations returns the variants of an exploit request that should be
 // denied as well: percent-encoding hex digits in the other case, the
-// media type upper-cased and with a charset parameter, and whitespace
-// before the body. Mutations that would not change r are left out.
+// media type upper-cased and with a charset parameter, whitespace around
+// the body, a raw body sent as text/plain or without a media type, and
+// the Authorization scheme upper-cased with extra spaces. Mutations that
+// would not change r are left out. Chunked bodies are a matter of
+// transport: the proxy tests send them (Validate feeds the engine
+// directly).
 func mutations(r Request) []mutation {
 	clone := func() Request {
 		c := r
@@ -298,7 +372,10 @@ func mutations(r Request) []mutation {
 	}
 	if ct := r.Headers["Content-Type"]; ct != "" && r.Body != "" {
 		m := clone()
-		m.Headers["Content-Type"] = strings.ToUpper(ct) + "; charset=UTF-8"
+		// Parameters keep their case: a multipart boundary is
+		// case-sensitive.
+		mt, params, _ := strings.Cut(ct, ";")
+		m.Headers["Content-Type"] = strings.TrimSpace(strings.ToUpper(mt) + "; charset=UTF-8;" + params)
 		out = append(out, mutation{"media type case and charset", m})
 		m = clone()
 		m.Body = "\n\n" + r.Body + "\n"
@@ -306,6 +383,22 @@ func mutations(r Request) []mutation {
 			m.Body = r.Body + "&"
 		}
 		out = append(out, mutation{"whitespace around the body", m})
+		if !strings.HasPrefix(ct, "application/x-www-form-urlencoded") && !strings.HasPrefix(ct, "multipart/") {
+			// Applications often parse a body whatever its media type says.
+			m = clone()
+			m.Headers["Content-Type"] = "text/plain"
+			out = append(out, mutation{"media type text/plain", m})
+			m = clone()
+			delete(m.Headers, "Content-Type")
+			out = append(out, mutation{"no media type", m})
+		}
+	}
+	if a := r.Headers["Authorization"]; a != "" {
+		if scheme, rest, ok := strings.Cut(a, " "); ok {
+			m := clone()
+			m.Headers["Authorization"] = strings.ToUpper(scheme) + "  " + rest
+			out = append(out, mutation{"auth scheme case and spacing", m})
+		}
 	}
 	return out
 }
