@@ -494,7 +494,9 @@ func endpointsOf(ev []assess.FunctionEvidence) []endpointSamples {
 		out = append(out, endpointSamples{Name: name, Samples: n})
 		top = max(top, n)
 	}
-	slices.SortFunc(out, func(a, b endpointSamples) int { return cmp.Or(cmp.Compare(b.Samples, a.Samples), cmp.Compare(a.Name, b.Name)) })
+	slices.SortFunc(out, func(a, b endpointSamples) int {
+		return cmp.Or(cmp.Compare(b.Samples, a.Samples), cmp.Compare(a.Name, b.Name))
+	})
 	for i := range out {
 		out[i].Width = 200 * float64(out[i].Samples) / float64(top)
 	}
