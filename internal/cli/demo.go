@@ -146,6 +146,7 @@ func runDemo(ctx context.Context, g *globals, fl demoFlags, dataSet bool) (err e
 		err = errors.Join(err, srv.Shutdown(sctx))
 	}()
 	srv.printAddrs(g.stdout)
+	fmt.Fprintf(g.stdout, "evident demo: open %s in a browser to watch the findings change live\n", srv.uiURL())
 	fmt.Fprintf(g.stdout, "evident demo: logs in %s; Ctrl-C stops\n", work)
 
 	// The shop stops before the server (defers run last first), so that
@@ -345,7 +346,7 @@ const demoSettle = 30 * time.Second
 func showLive(ctx context.Context, w io.Writer, srv *server, alerts <-chan any, loadDone <-chan struct{}) {
 	tty := isTerminal(w)
 	table, _ := report.Lookup("table", report.Options{Color: tty && os.Getenv("NO_COLOR") == ""})
-	view := &liveView{w: w, tty: tty, table: table, api: srv.apiURL() + "/api/v1/findings", settle: demoSettle}
+	view := &liveView{w: w, tty: tty, table: table, ui: srv.uiURL(), api: srv.apiURL() + "/api/v1/findings", settle: demoSettle}
 	state := &liveState{eng: srv.eng}
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
@@ -379,6 +380,7 @@ type liveView struct {
 	w      io.Writer
 	tty    bool
 	table  report.Format
+	ui     string // the web UI's URL
 	api    string // the findings' URL
 	settle time.Duration
 
@@ -409,7 +411,7 @@ func (v *liveView) update(now time.Time, res *report.Result) {
 		for _, a := range res.Assessments {
 			v.verdicts[liveKey(a)] = a.Reachability.Verdict
 		}
-		v.event(now, fmt.Sprintf("%s; API %s", report.Headline(res.Summary), v.api))
+		v.event(now, fmt.Sprintf("%s; UI %s, API %s", report.Headline(res.Summary), v.ui, v.api))
 		v.redraw(now, res, true)
 		return
 	}
@@ -486,7 +488,7 @@ func (v *liveView) redraw(now time.Time, res *report.Result, force bool) {
 	}
 	// Cursor home, clear to the end of the screen: the new screen
 	// overwrites the last one.
-	fmt.Fprintf(v.w, "\033[H\033[J== evident demo %s  API %s  (Ctrl-C stops)\n\n%s", now.Format(time.TimeOnly), v.api, v.screen)
+	fmt.Fprintf(v.w, "\033[H\033[J== evident demo %s  UI %s  API %s  (Ctrl-C stops)\n\n%s", now.Format(time.TimeOnly), v.ui, v.api, v.screen)
 	if len(v.recent) > 0 {
 		fmt.Fprintf(v.w, "\n%s\n", strings.Join(v.recent, "\n"))
 	}

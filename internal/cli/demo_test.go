@@ -79,6 +79,7 @@ func TestDemo(t *testing.T) {
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^evident demo: built in (\d+m)?\d+s \(linked from the build cache\)$`), // after the shared build
 		regexp.MustCompile(`API http://127\.0\.0\.1:\d+/api/v1`),
+		regexp.MustCompile(`(?m)^evident demo: open http://127\.0\.0\.1:\d+/ in a browser to watch the findings change live$`),
 		regexp.MustCompile(`\(0 executed, 0 loaded, 0 not_observed, \d+ unknown\)`), // before any telemetry
 		regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d  gateway GO-2026-5970 golang.org/x/text: unknown -> executed \(P\d\)$`),
 		regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d  ALERT .* first_execution: GO-2026-5970`),
@@ -160,7 +161,7 @@ func TestLiveView(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			v := &liveView{w: &out, tty: tty, table: table, api: "http://127.0.0.1:8080/api/v1/findings", settle: demoSettle}
+			v := &liveView{w: &out, tty: tty, table: table, ui: "http://127.0.0.1:8080/", api: "http://127.0.0.1:8080/api/v1/findings", settle: demoSettle}
 			for _, s := range steps {
 				if s.alert != "" {
 					v.alert(t0.Add(s.at), s.alert)

@@ -43,6 +43,7 @@ import (
 	"github.com/evidentsec/evident/internal/telemetry"
 	"github.com/evidentsec/evident/internal/tenant"
 	"github.com/evidentsec/evident/internal/tlsconfig"
+	"github.com/evidentsec/evident/internal/ui"
 	"github.com/evidentsec/evident/internal/waf"
 )
 
@@ -248,7 +249,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 			}
 			tlog, alertTenant = log.With("tenant", id), id
 		}
-		u := &tenantUnit{alerts: newAlertLog(st, tlog)}
+		u := &tenantUnit{alerts: newAlertLog(st, tlog), store: st}
 		if u.router, err = alert.NewRouter(sc.Alerts.Config, append([]alert.Sink{u.alerts}, sinks[id]...),
 			alert.Deps{Logger: tlog.With("component", "alert"), Registerer: treg, Tenant: alertTenant}); err != nil {
 			return nil, err
@@ -315,6 +316,18 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 			}
 			return map[string]error{"sources": err}
 		}
+	}
+	if deps.UI, err = ui.New(ui.Deps{
+		Tenant: func(ctx context.Context, id string) (ui.Source, error) {
+			u, err := s.tenants.Get(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			return uiSource{u.state, u.store}, nil
+		},
+		Patches: deps.Patches, Logger: log.With("component", "ui"),
+	}); err != nil {
+		return nil, err
 	}
 	s.api = httpapi.New(sc.API, deps)
 	if s.adm, err = admission.New(sc.Memory, log.With("component", "admission"), reg); err != nil {
@@ -451,8 +464,12 @@ func (s *server) Shutdown(ctx context.Context) error {
 // apiURL is the base URL of the API.
 func (s *server) apiURL() string { return "http://" + s.api.Addr().String() }
 
+// uiURL is the web UI's address.
+func (s *server) uiURL() string { return s.apiURL() + "/" }
+
 // printAddrs says where evident listens.
 func (s *server) printAddrs(w io.Writer) {
+	fmt.Fprintf(w, "evident serve: UI %s\n", s.uiURL())
 	fmt.Fprintf(w, "evident serve: API %s/api/v1 (metrics %s/metrics)\n", s.apiURL(), s.apiURL())
 	if s.otlp != nil {
 		if a := s.otlp.GRPCAddr(); a != "" {
@@ -522,6 +539,8 @@ type tenantUnit struct {
 	router *alert.Router
 	alerts *alertLog
 	state  *liveState
+	// store is the tenant's view of the store.
+	store *sqlite.Store
 	// patches learns the tenant's requests from traces, the consumer
 	// of its spans, and validates its virtual patches with them.
 	patches *patcher
@@ -592,6 +611,13 @@ func (l *liveState) Result() *report.Result {
 // SetFindings replaces findings in the engine.
 func (l *liveState) SetFindings(ctx context.Context, u store.FindingsUpdate) error {
 	return l.eng.SetFindings(ctx, u)
+}
+
+// uiSource is a tenant as the web UI reads it: the live result, and the
+// alerts and verdict history of its store.
+type uiSource struct {
+	*liveState
+	*sqlite.Store
 }
 
 // alertLog is the sink that keeps alerts in the store for the API, and

@@ -311,7 +311,7 @@ func TestServeCommand(t *testing.T) {
 		{
 			name: "listeners from flags",
 			args: []string{"--api", "127.0.0.1:0", "--otlp-grpc", "", "--otlp-http", "127.0.0.1:0", "--pyroscope", "127.0.0.1:0"},
-			want: []string{"API http://127.0.0.1:", "OTLP/HTTP http://127.0.0.1:", "Pyroscope http://127.0.0.1:"}, dontWant: []string{"OTLP/gRPC"},
+			want: []string{"UI http://127.0.0.1:", "API http://127.0.0.1:", "OTLP/HTTP http://127.0.0.1:", "Pyroscope http://127.0.0.1:"}, dontWant: []string{"OTLP/gRPC"},
 		},
 		{
 			name: "bad listen address", args: []string{"--api", "nonsense"}, wantCode: ExitUsage,

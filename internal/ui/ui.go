@@ -1,0 +1,171 @@
+// Package ui serves evident's web UI (docs/ui.md): server-rendered HTML
+// pages of the live assessment (overview, findings, a finding's evidence,
+// the runtime map, a service's Runtime BOM, alerts), with a little
+// JavaScript that keeps them live. Templates, styles and scripts are
+// embedded: one binary, nothing fetched from elsewhere, every page usable
+// without JavaScript.
+//
+// The UI owns the paths / and /ui/; the HTTP API (internal/httpapi) mounts
+// it behind its guard, so a page shows the tenant of the request's
+// credentials, like every API route.
+package ui
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/evidentsec/evident/internal/auth"
+	"github.com/evidentsec/evident/internal/report"
+	"github.com/evidentsec/evident/internal/store"
+	"github.com/evidentsec/evident/internal/waf"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed assets
+var assetFS embed.FS
+
+// Source is what the pages of one tenant read: the live assessment, its
+// alerts and its verdict history. Implementations are safe for
+// concurrent use; the Result must not be modified.
+type Source interface {
+	Result() *report.Result
+	// Alerts returns the alerts that match q, newest first.
+	Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, error)
+	// VerdictHistory returns the verdict changes of vulnID in service,
+	// newest first, at most limit (<= 0: all).
+	VerdictHistory(ctx context.Context, service, vulnID string, limit int) ([]store.VerdictChange, error)
+}
+
+// Deps are what the UI reads from.
+type Deps struct {
+	// Tenant returns the Source of tenant id; the request's tenant is
+	// the one its guard decided (auth.TenantFromContext).
+	Tenant func(ctx context.Context, id string) (Source, error)
+	// Patches writes and validates the virtual patches of a result, as
+	// the API's /api/v1/waf/patches does; nil: the finding page shows
+	// none.
+	Patches func(ctx context.Context, res *report.Result) (*waf.PatchSet, error)
+	Logger  *slog.Logger
+	// Now is the clock of "since yesterday" and of the freshness of
+	// sources; nil is time.Now.
+	Now func() time.Time
+}
+
+// UI is the web UI's handler.
+type UI struct {
+	deps  Deps
+	pages map[string]*template.Template
+	mux   *http.ServeMux
+}
+
+var _ http.Handler = (*UI)(nil)
+
+// New parses the embedded templates and returns the UI.
+func New(deps Deps) (*UI, error) {
+	if deps.Tenant == nil {
+		return nil, fmt.Errorf("ui: no tenant source")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	u := &UI{deps: deps, pages: map[string]*template.Template{}, mux: http.NewServeMux()}
+	for _, page := range []string{"overview", "findings", "finding", "map", "service", "alerts", "error"} {
+		t, err := template.New("layout.html").Funcs(templateFuncs(deps.Now)).ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
+		if err != nil {
+			return nil, fmt.Errorf("ui: parse template %s: %w", page, err)
+		}
+		u.pages[page] = t
+	}
+	assets, err := fs.Sub(assetFS, "assets")
+	if err != nil {
+		return nil, fmt.Errorf("ui: assets: %w", err)
+	}
+	u.mux.HandleFunc("GET /{$}", u.withSource(u.overview))
+	u.mux.HandleFunc("GET /ui/{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/", http.StatusFound) })
+	u.mux.HandleFunc("GET /ui/findings", u.withSource(u.findings))
+	u.mux.HandleFunc("GET /ui/findings/{id}", u.withSource(u.finding))
+	u.mux.HandleFunc("GET /ui/map", u.withSource(u.runtimeMap))
+	u.mux.HandleFunc("GET /ui/services/{name}", u.withSource(u.service))
+	u.mux.HandleFunc("GET /ui/alerts", u.withSource(u.alerts))
+	u.mux.Handle("GET /ui/assets/", http.StripPrefix("/ui/assets/", cacheAssets(http.FileServerFS(assets))))
+	u.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		u.fail(w, r, http.StatusNotFound, "No page at %s.", r.URL.Path)
+	})
+	return u, nil
+}
+
+// ServeHTTP serves the pages with headers that keep them from being
+// framed or loading anything from elsewhere.
+func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	u.mux.ServeHTTP(w, r)
+}
+
+// cacheAssets lets browsers keep the embedded assets for an hour: they
+// change only with the binary.
+func cacheAssets(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// withSource resolves the Source of the request's tenant before h runs.
+func (u *UI) withSource(h func(w http.ResponseWriter, r *http.Request, src Source)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := auth.TenantFromContext(r.Context())
+		src, err := u.deps.Tenant(r.Context(), id)
+		if err != nil {
+			u.fail(w, r, http.StatusServiceUnavailable, "Tenant %q: %v", id, err)
+			return
+		}
+		h(w, r, src)
+	}
+}
+
+// page is what every template gets: the page's own data and the
+// navigation's state.
+type page struct {
+	Title string
+	// Nav is the navigation entry of the page.
+	Nav string
+	// Live is how often, in seconds, the script refreshes the page's live
+	// parts; 0: never.
+	Live int
+	Data any
+}
+
+// render writes a page; a template error is logged and answered with
+// 500, before anything is written.
+func (u *UI) render(w http.ResponseWriter, status int, name string, p page) {
+	var buf bytes.Buffer
+	if err := u.pages[name].Execute(&buf, p); err != nil {
+		u.deps.Logger.Error("ui: render", "page", name, "err", err)
+		http.Error(w, "internal error rendering the page", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// fail answers an error page.
+func (u *UI) fail(w http.ResponseWriter, _ *http.Request, status int, format string, args ...any) {
+	u.render(w, status, "error", page{Title: http.StatusText(status), Data: fmt.Sprintf(format, args...)})
+}
