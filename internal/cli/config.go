@@ -20,6 +20,7 @@ import (
 	"github.com/evidentsec/evident/internal/ingest/admission"
 	"github.com/evidentsec/evident/internal/ingest/otlp"
 	"github.com/evidentsec/evident/internal/ingest/pyroscope"
+	"github.com/evidentsec/evident/internal/model"
 	"github.com/evidentsec/evident/internal/redact"
 	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/source"
@@ -48,10 +49,13 @@ type serveConfig struct {
 	Pyroscope pyroscope.Config `yaml:"pyroscope"`
 	Memory    admission.Config `yaml:"memory"`
 	Engine    engine.Config    `yaml:"engine"`
-	Store     sqlite.Config    `yaml:"store"`
-	Retention store.Retention  `yaml:"retention"`
-	Alerts    alertsConfig     `yaml:"alerts"`
-	Auth      auth.Config      `yaml:"auth"`
+	// Model bounds every structure of the runtime model that grows with
+	// the telemetry ingested (docs/architecture.md, "Memory").
+	Model     model.Config    `yaml:"model"`
+	Store     sqlite.Config   `yaml:"store"`
+	Retention store.Retention `yaml:"retention"`
+	Alerts    alertsConfig    `yaml:"alerts"`
+	Auth      auth.Config     `yaml:"auth"`
 	// Redaction masks secrets and personal data in spans before they
 	// are stored or sent (docs/security.md).
 	Redaction redact.Config `yaml:"redaction"`
@@ -138,7 +142,7 @@ func defaultFileConfig() fileConfig {
 func defaultServeConfig() serveConfig {
 	return serveConfig{
 		API: httpapi.DefaultConfig(), OTLP: otlp.DefaultConfig(), Pyroscope: pyroscope.DefaultConfig(), Memory: admission.DefaultConfig(),
-		Engine: engine.DefaultConfig(), Store: sqlite.DefaultConfig(), Retention: store.DefaultRetention(), Tenants: tenant.DefaultConfig(),
+		Engine: engine.DefaultConfig(), Model: model.DefaultConfig(), Store: sqlite.DefaultConfig(), Retention: store.DefaultRetention(), Tenants: tenant.DefaultConfig(),
 		Alerts:          alertsConfig{Config: alert.DefaultConfig()},
 		Auth:            auth.DefaultConfig(),
 		Redaction:       redact.DefaultConfig(),
@@ -173,7 +177,7 @@ func (c sourcesConfig) Validate() error {
 
 // Validate reports every problem of the serve sections.
 func (c serveConfig) Validate() error {
-	errs := []error{c.API.Validate(), c.Memory.Validate(), c.Engine.Validate(), c.Store.Validate(), c.Retention.Validate(), c.Alerts.Validate(), c.Auth.Validate(), c.Redaction.Validate(), c.Tenants.Validate()}
+	errs := []error{c.API.Validate(), c.Memory.Validate(), c.Engine.Validate(), c.Model.Validate(), c.Store.Validate(), c.Retention.Validate(), c.Alerts.Validate(), c.Auth.Validate(), c.Redaction.Validate(), c.Tenants.Validate()}
 	// The listeners can each be turned off by an empty endpoint (a flag
 	// of ""); the receivers' own Validate refuses that for one alone.
 	if c.OTLP.GRPCEndpoint != "" || c.OTLP.HTTPEndpoint != "" {

@@ -25,7 +25,7 @@ func TestLoadConfig(t *testing.T) {
 	// The example spells out every serve default, so it loads as the
 	// defaults do, plus its sinks.
 	s := cfg.Serve
-	if s.Engine != defaultServeConfig().Engine || !cmp.Equal(s.API, defaultServeConfig().API, cmpopts.EquateEmpty()) || !cmp.Equal(s.Auth, defaultServeConfig().Auth, cmpopts.EquateEmpty()) || s.Store != defaultServeConfig().Store {
+	if s.Engine != defaultServeConfig().Engine || s.Model != defaultServeConfig().Model || !cmp.Equal(s.API, defaultServeConfig().API, cmpopts.EquateEmpty()) || !cmp.Equal(s.Auth, defaultServeConfig().Auth, cmpopts.EquateEmpty()) || s.Store != defaultServeConfig().Store {
 		t.Errorf("serve config = %+v, want the defaults", s)
 	}
 	if diff := cmp.Diff(defaultServeConfig().Redaction, s.Redaction, cmpopts.EquateEmpty()); diff != "" {
@@ -62,6 +62,8 @@ func TestLoadConfigBad(t *testing.T) {
 			"invalid engine configuration: queue_size 0 is below 1",
 		"bad-products.bad.yml":  `config $F: products.gateway: "registry.example.com/shop/gateway:v1" is not a package URL (pkg:oci/<name>@sha256:<digest>, pkg:generic/<name>, ...)`,
 		"bad-redaction.bad.yml": "config $F: invalid redaction configuration: value_patterns[0] \"(\": error parsing regexp: missing closing ): `(`",
+		"bad-model.bad.yml": "config $F: invalid model configuration: max_pending_spans 1 is below 2\n" +
+			"invalid model configuration: max_services 0 is below 1",
 	}
 	files, err := filepath.Glob(filepath.Join(dir, "*.bad.yml"))
 	if err != nil || len(files) != len(want) {

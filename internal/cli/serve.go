@@ -255,7 +255,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 			return nil, err
 		}
 		if u.eng, err = engine.New(sc.Engine, engine.Deps{
-			Store: st, Model: model.New(model.DefaultConfig(), attr), Vulns: db, Assess: cfg.Config,
+			Store: st, Model: model.New(sc.Model, attr), Vulns: db, Assess: cfg.Config,
 			Alerter: u.router, Redactor: red, Logger: tlog.With("component", "engine"), Registerer: treg,
 		}); err != nil {
 			return nil, err

@@ -32,27 +32,29 @@ type Config struct {
 	// PRODUCER span with the SERVER or CONSUMER span it caused when the
 	// two arrive in different batches. The oldest half is forgotten when
 	// the bound is reached.
-	MaxPendingSpans int
+	MaxPendingSpans int `yaml:"max_pending_spans"`
 	// MaxSpanEndpoints bounds the SERVER span ids remembered to resolve
 	// the span_id label of profile samples to an endpoint; the oldest
 	// half is forgotten when the bound is reached.
-	MaxSpanEndpoints int
+	MaxSpanEndpoints int `yaml:"max_span_endpoints"`
 	// MaxServices bounds the services. The telemetry of a new service
 	// beyond it is not modelled and is counted in Snapshot.Dropped.
-	MaxServices int
+	MaxServices int `yaml:"max_services"`
 	// MaxEndpoints bounds the endpoints of a service. Calls to a new
 	// endpoint beyond it are counted under the endpoint OtherEndpoints
 	// and in Service.Overflow.
-	MaxEndpoints int
+	MaxEndpoints int `yaml:"max_endpoints"`
 	// MaxHosts bounds the outbound hosts of a service, MaxStores its
 	// data stores and the destinations it consumes from. Calls to a new
 	// one beyond them are counted in Service.Overflow only.
-	MaxHosts, MaxStores int
+	MaxHosts  int `yaml:"max_hosts"`
+	MaxStores int `yaml:"max_stores"`
 	// MaxStacks bounds the aggregated stacks of a service, MaxFunctions
 	// its functions. Samples on a new stack beyond the first, and frames
 	// of a new function beyond the second, are counted in
 	// Service.Overflow only.
-	MaxStacks, MaxFunctions int
+	MaxStacks    int `yaml:"max_stacks"`
+	MaxFunctions int `yaml:"max_functions"`
 }
 
 // DefaultConfig returns bounds suited to one process holding a few hundred

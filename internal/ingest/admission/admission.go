@@ -63,8 +63,8 @@ type Config struct {
 	CheckInterval time.Duration `yaml:"check_interval"`
 	// MaxBufferedBytes bounds the request bodies, raw and decompressed,
 	// that all receivers hold at once. A gRPC call reserves the largest
-	// message it may receive, as grpc-go reads it whole before the
-	// handler runs.
+	// message it may receive while grpc-go reads it, as grpc-go reads a
+	// message whole before telling its size, then keeps what it holds.
 	MaxBufferedBytes int64 `yaml:"max_buffered_bytes"`
 }
 
@@ -103,6 +103,11 @@ type Controller struct {
 	over     atomic.Bool
 	buffered atomic.Int64
 	limit    atomic.Int64 // the runtime's memory limit while sampling, 0 for none
+
+	// freed is closed, and cleared, when bytes are released while a
+	// ReserveWait waits for them; nil while none waits.
+	freedMu sync.Mutex
+	freed   chan struct{}
 
 	memLimited prometheus.GaugeFunc
 
@@ -262,25 +267,80 @@ func (t *Ticket) Reserve(n int64) error {
 	}
 }
 
-// Swap releases what the ticket holds and reserves n instead, for data
-// that replaces the data it was decoded from; on an error the ticket
-// holds nothing.
-func (t *Ticket) Swap(n int64) error {
+// ReserveWait reserves n more bytes as Reserve does, but while the
+// budget cannot hold them it waits for other tickets to release bytes,
+// until ctx ends; it then returns Reserve's ErrBudget. It is for a
+// reservation held briefly by many requests in turn (a gRPC message
+// while grpc-go reads it): waiting a little costs the client less than
+// a refusal, which OTLP clients answer by backing off for a second.
+func (t *Ticket) ReserveWait(ctx context.Context, n int64) error {
+	for {
+		freed := t.c.waitFreed()
+		err := t.Reserve(n)
+		if err == nil || !errors.Is(err, ErrBudget) || errors.Is(err, errReleased) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-freed:
+		}
+	}
+}
+
+// waitFreed returns a channel closed at the next release of bytes.
+func (c *Controller) waitFreed() <-chan struct{} {
+	c.freedMu.Lock()
+	defer c.freedMu.Unlock()
+	if c.freed == nil {
+		c.freed = make(chan struct{})
+	}
+	return c.freed
+}
+
+// give returns n bytes to the budget and wakes the ReserveWait calls
+// waiting for them.
+func (c *Controller) give(n int64) {
+	if n == 0 {
+		return
+	}
+	c.buffered.Add(-n)
+	c.freedMu.Lock()
+	if c.freed != nil {
+		close(c.freed)
+		c.freed = nil
+	}
+	c.freedMu.Unlock()
+}
+
+// Resize makes the ticket hold n bytes: a smaller n gives the rest back
+// at once, without letting other requests take what the ticket keeps; a
+// larger one reserves the difference as Reserve does. It is for data that
+// replaces the data it came from, once its size is known (a gRPC message
+// measured after grpc-go read it under a reservation of its largest
+// size). On an error the ticket holds what it held.
+func (t *Ticket) Resize(n int64) error {
 	t.mu.Lock()
-	t.c.buffered.Add(-t.n)
-	t.n = 0
+	held := t.n
+	if n <= held {
+		t.n = n
+		t.mu.Unlock()
+		t.c.give(held - n)
+		return nil
+	}
 	t.mu.Unlock()
-	return t.Reserve(n)
+	return t.Reserve(n - held)
 }
 
 // Release returns every byte the ticket reserved; later reservations are
 // refused. It may be called again.
 func (t *Ticket) Release() {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.c.buffered.Add(-t.n)
+	n := t.n
 	t.n = 0
 	t.closed = true
+	t.mu.Unlock()
+	t.c.give(n)
 }
 
 // DecodedSpanBytes estimates the memory of one decoded span: its pdata

@@ -150,3 +150,86 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestReserveWait: a reservation the budget cannot hold now waits for
+// other tickets to give bytes back, and fails with ErrBudget when its
+// context ends first; one larger than the whole budget fails at once.
+func TestReserveWait(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxBufferedBytes = 1 << 20
+	c, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder, waiter := c.Ticket(), c.Ticket()
+	if err := holder.Reserve(900 << 10); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if err := waiter.ReserveWait(ctx, 200<<10); !errors.Is(err, ErrBudget) {
+		t.Errorf("wait until the context ends: %v, want ErrBudget", err)
+	}
+	if err := waiter.ReserveWait(t.Context(), 2<<20); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("more than the budget: %v, want ErrTooLarge", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- waiter.ReserveWait(t.Context(), 200<<10) }()
+	// Giving back too little wakes the waiter, which waits again.
+	if err := holder.Resize(850 << 10); err != nil {
+		t.Fatal(err)
+	}
+	holder.Release()
+	if err := <-done; err != nil {
+		t.Errorf("after the release: %v", err)
+	}
+	if got := c.Buffered(); got != 200<<10 {
+		t.Errorf("buffered %d, want the waiter's %d", got, 200<<10)
+	}
+	waiter.Release()
+	if err := waiter.ReserveWait(t.Context(), 1); !errors.Is(err, ErrBudget) {
+		t.Errorf("on a released ticket: %v, want ErrBudget at once", err)
+	}
+}
+
+// TestResize: shrinking gives the rest back; growing reserves the
+// difference, and on a refusal the ticket keeps what it held.
+func TestResize(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxBufferedBytes = 1 << 20
+	c, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := c.Ticket(), c.Ticket()
+	for _, step := range []struct {
+		n       int64
+		wantErr error
+		want    int64
+	}{
+		{n: 800 << 10, want: 800 << 10},
+		{n: 100 << 10, want: 100 << 10},
+		{n: 300 << 10, want: 300 << 10},
+	} {
+		if err := a.Resize(step.n); !errors.Is(err, step.wantErr) {
+			t.Errorf("Resize(%d): %v, want %v", step.n, err, step.wantErr)
+		}
+		if got := c.Buffered(); got != step.want {
+			t.Errorf("after Resize(%d): buffered %d, want %d", step.n, got, step.want)
+		}
+	}
+	if err := b.Reserve(600 << 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Resize(500 << 10); !errors.Is(err, ErrBudget) {
+		t.Errorf("grow past the budget: %v, want ErrBudget", err)
+	}
+	if got := c.Buffered(); got != 900<<10 {
+		t.Errorf("after a refused Resize: buffered %d, want %d", got, 900<<10)
+	}
+	a.Release()
+	b.Release()
+	if got := c.Buffered(); got != 0 {
+		t.Errorf("buffered %d after every release, want 0", got)
+	}
+}

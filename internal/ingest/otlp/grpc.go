@@ -55,32 +55,19 @@ func (traceCodec) Name() string { return protoCodecName }
 
 const protoCodecName = "proto"
 
-// rawTraceExporter is what traceServiceDesc calls.
-type rawTraceExporter interface {
-	exportTraces(ctx context.Context, req *rawMessage) (*rawMessage, error)
-}
-
 // traceServiceDesc is OTLP's TraceService
-// (opentelemetry/proto/collector/trace/v1/trace_service.proto) with a
-// handler that takes the request undecoded.
+// (opentelemetry/proto/collector/trace/v1/trace_service.proto) served as
+// a stream of one request and one response, which is a unary call on the
+// wire: grpc-go calls a stream's handler before it reads the message, so
+// the handler can reserve the bytes of the read on the byte budget, and
+// wait for them, before grpc-go takes them (traceServer.export).
 var traceServiceDesc = grpc.ServiceDesc{
 	ServiceName: "opentelemetry.proto.collector.trace.v1.TraceService",
-	HandlerType: (*rawTraceExporter)(nil),
-	Methods: []grpc.MethodDesc{{
-		MethodName: "Export",
-		Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-			req := &rawMessage{}
-			if err := dec(req); err != nil {
-				return nil, err
-			}
-			export := func(ctx context.Context, req any) (any, error) {
-				return srv.(rawTraceExporter).exportTraces(ctx, req.(*rawMessage))
-			}
-			if interceptor == nil {
-				return export(ctx, req)
-			}
-			info := &grpc.UnaryServerInfo{Server: srv, FullMethod: "/opentelemetry.proto.collector.trace.v1.TraceService/Export"}
-			return interceptor(ctx, req, info, export)
+	HandlerType: (*any)(nil),
+	Streams: []grpc.StreamDesc{{
+		StreamName: "Export",
+		Handler: func(srv any, stream grpc.ServerStream) error {
+			return srv.(*traceServer).export(stream)
 		},
 	}},
 	Metadata: "opentelemetry/proto/collector/trace/v1/trace_service.proto",
@@ -89,17 +76,28 @@ var traceServiceDesc = grpc.ServiceDesc{
 // traceServer is the OTLP/gRPC TraceService.
 type traceServer struct{ r *Receiver }
 
-// exportTraces decodes the spans of one request, as OTLP/HTTP does, and
+// export reads one request, decodes its spans, as OTLP/HTTP does, and
 // hands them to the traces consumer.
-func (s *traceServer) exportTraces(ctx context.Context, req *rawMessage) (*rawMessage, error) {
+func (s *traceServer) export(stream grpc.ServerStream) error {
 	r := s.r
+	ctx := stream.Context()
 	start := time.Now()
 	defer r.m.observe("grpc", "traces", start)
 	t := ticketFrom(ctx, r.adm)
-	// The message is read: it takes the place of the reservation made
-	// before, and its spans are reserved as they are decoded.
-	if err := t.Swap(int64(len(req.b))); err != nil {
-		return nil, r.refuseGRPC("traces", err)
+	// grpc-go reads the message whole, and only then is its size known:
+	// the read reserves the most it can take, and keeps what the message
+	// turns out to be. It waits its turn rather than being refused, until
+	// the call's read_timeout: it holds no bytes while it waits, only its
+	// slot, and reads are quick, so the budget comes round.
+	if err := t.ReserveWait(ctx, r.grpcReadBytes()); err != nil {
+		return r.refuseGRPC("traces", err)
+	}
+	req := &rawMessage{}
+	if err := stream.RecvMsg(req); err != nil {
+		return err
+	}
+	if err := t.Resize(int64(len(req.b))); err != nil {
+		return r.refuseGRPC("traces", err)
 	}
 	source := "OTLP/gRPC TraceService"
 	if p, ok := peer.FromContext(ctx); ok {
@@ -112,18 +110,18 @@ func (s *traceServer) exportTraces(ctx context.Context, req *rawMessage) (*rawMe
 		var ce *consumerError
 		switch {
 		case errors.As(err, &ce):
-			return nil, grpcStatus(ce.code, ce.err, ce.retry)
+			return grpcStatus(ce.code, ce.err, ce.retry)
 		case errors.Is(err, admission.ErrBudget), errors.Is(err, admission.ErrTooLarge):
-			return nil, r.refuseGRPC("traces", err)
+			return r.refuseGRPC("traces", err)
 		}
 		r.m.refusedRequest("grpc", "traces", ingest.ReasonMalformed)
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return status.Error(codes.InvalidArgument, err.Error())
 	}
 	out, err := resp.MarshalProto()
 	if err != nil {
-		return nil, status.Error(codes.Internal, "marshal response: "+err.Error())
+		return status.Error(codes.Internal, "marshal response: "+err.Error())
 	}
-	return &rawMessage{b: out}, nil
+	return stream.SendMsg(&rawMessage{b: out})
 }
 
 // profileServer is the OTLP/gRPC ProfilesService (v1development); pdata

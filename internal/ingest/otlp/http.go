@@ -203,8 +203,12 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request, t *admi
 // back as the decoder's error, and consumer refusals as *consumerError.
 func (r *Receiver) exportTraces(ctx context.Context, transport string, t *admission.Ticket, decode func(emit func([]telemetry.Span) error) error) (ptraceotlp.ExportResponse, error) {
 	var spans []telemetry.Span
+	// Decoded spans are held until the consumer has them: a request waits
+	// a little for those of others to go rather than being refused.
+	wait, cancel := context.WithTimeout(ctx, busyRetry)
+	defer cancel()
 	derr := decode(func(s []telemetry.Span) error {
-		if err := t.Reserve(int64(len(s)) * admission.DecodedSpanBytes); err != nil {
+		if err := t.ReserveWait(wait, int64(len(s))*admission.DecodedSpanBytes); err != nil {
 			return err
 		}
 		if spans == nil {

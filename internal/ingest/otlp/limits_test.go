@@ -116,13 +116,17 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 func (rawCodec) Name() string { return "proto" }
 
 // TestGRPCFlood: 100 concurrent calls of almost the 1 MiB limit while the
-// consumer is slow. Admission happens before grpc-go reads a message: at
-// most the budget's worth of calls are read (4 MiB, two reserved per
-// call: 2 calls), the others are refused at once with RESOURCE_EXHAUSTED
-// and a RetryInfo.
+// consumer is slow. Each call reserves its read before grpc-go takes the
+// message, and keeps what the message holds: while the consumer holds
+// them, only the budget's worth of calls (4 MiB) are past the read, the
+// others wait their turn for a while and are then refused with
+// RESOURCE_EXHAUSTED and a RetryInfo at read_timeout, or served once the
+// consumer lets the others go; heap stays near the budget.
 func TestGRPCFlood(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxRequestBytes = 1 << 20
+	// Calls wait for the budget within read_timeout.
+	cfg.ReadHeaderTimeout, cfg.ReadTimeout = time.Second, 3*time.Second
 	acfg := admission.DefaultConfig()
 	acfg.MaxBufferedBytes = 4 << 20
 	adm, err := admission.New(acfg, nil, nil)
@@ -150,7 +154,8 @@ func TestGRPCFlood(t *testing.T) {
 	defer cc.Close()
 	const calls = 100
 	codes := make([]codes.Code, calls)
-	var retryInfo int
+	var retryInfo, admitted int
+	var peakBuffered int64
 	var mu sync.Mutex
 	peak := ingesttest.HeapPeak(func() {
 		var wg sync.WaitGroup
@@ -165,15 +170,18 @@ func TestGRPCFlood(t *testing.T) {
 				mu.Unlock()
 			})
 		}
-		// The admitted calls wait in the consumer until every other call
-		// has been answered.
+		// The admitted calls wait in the consumer until the others have
+		// waited for the budget and been refused.
 		deadline := time.After(10 * time.Second)
-		for admitted := 0; ; {
+		for {
 			select {
 			case <-g.entered:
 				admitted++
+				if buffered := adm.Buffered(); buffered > peakBuffered {
+					peakBuffered = buffered
+				}
 				continue
-			case <-time.After(200 * time.Millisecond):
+			case <-time.After(2 * busyRetry):
 			case <-deadline:
 			}
 			if admitted > 0 {
@@ -187,8 +195,17 @@ func TestGRPCFlood(t *testing.T) {
 	for _, c := range codes {
 		counts[c.String()]++
 	}
-	if counts["OK"] == 0 || counts["OK"] > 2 || counts["ResourceExhausted"] != calls-counts["OK"] {
-		t.Errorf("answers %v, want at most 2 OK (the budget) and RESOURCE_EXHAUSTED for the rest", counts)
+	// A call past the read holds its 900 KiB message and its decoded spans.
+	if admitted == 0 || admitted > 4 {
+		t.Errorf("%d calls past the read at once, want 1 to 4 (the 4 MiB budget)", admitted)
+	}
+	if peakBuffered > acfg.MaxBufferedBytes {
+		t.Errorf("%d bytes reserved, over the %d budget", peakBuffered, acfg.MaxBufferedBytes)
+	}
+	// A call whose read_timeout ends while grpc-go reads it gets
+	// DEADLINE_EXCEEDED, which OTLP clients retry too.
+	if counts["OK"] < admitted || counts["ResourceExhausted"]+counts["DeadlineExceeded"] != calls-counts["OK"] {
+		t.Errorf("answers %v, want OK for the %d admitted calls and RESOURCE_EXHAUSTED or DEADLINE_EXCEEDED for the rest", counts, admitted)
 	}
 	if retryInfo != counts["ResourceExhausted"] {
 		t.Errorf("%d RetryInfo for %d refusals", retryInfo, counts["ResourceExhausted"])
@@ -196,7 +213,7 @@ func TestGRPCFlood(t *testing.T) {
 	if !released(adm) {
 		t.Errorf("%d bytes still reserved after every call ended", adm.Buffered())
 	}
-	t.Logf("answers %v, heap grew by %d MiB", counts, peak>>20)
+	t.Logf("answers %v, %d past the read at once, heap grew by %d MiB", counts, admitted, peak>>20)
 	// Before, every call was read and decoded: about 200 MiB here.
 	if peak > 48<<20 {
 		t.Errorf("heap grew by %d MiB, want under 48 MiB", peak>>20)
@@ -376,8 +393,9 @@ func released(adm *admission.Controller) bool {
 }
 
 // TestBudgetSpent: while other requests hold the whole byte budget, both
-// transports throttle (429 with Retry-After; RESOURCE_EXHAUSTED with
-// RetryInfo), and serve again once it is released.
+// transports throttle (429 with Retry-After at once; RESOURCE_EXHAUSTED
+// with RetryInfo once the call has waited its read_timeout for the
+// budget), and serve again once it is released.
 func TestBudgetSpent(t *testing.T) {
 	acfg := admission.DefaultConfig()
 	acfg.MaxBufferedBytes = 1 << 20
@@ -387,6 +405,8 @@ func TestBudgetSpent(t *testing.T) {
 	}
 	cfg := testConfig()
 	cfg.MaxRequestBytes = 512 << 10
+	// A gRPC call waits for the budget within read_timeout.
+	cfg.ReadHeaderTimeout, cfg.ReadTimeout = 200*time.Millisecond, 500*time.Millisecond
 	r, err := New(cfg, &recorder[[]telemetry.Span]{}, nil, nil, nil, adm)
 	if err != nil {
 		t.Fatal(err)
@@ -426,5 +446,60 @@ func TestBudgetSpent(t *testing.T) {
 	}
 	if _, err := ptraceotlp.NewGRPCClient(cc).Export(t.Context(), tracesRequest(1, false)); err != nil {
 		t.Errorf("gRPC after the release: %v", err)
+	}
+}
+
+// TestGRPCManyClients: 100 clients send 1000-span calls at once with the
+// default limits (16 MiB messages, 64 MiB budget, 64 slots). Every call
+// within the slots is served: a call reserves the most its message may
+// hold only while grpc-go reads it, and waits for that reservation
+// rather than being refused. Reserving it for the whole call, from
+// admission on, let two calls in at a time and refused the others.
+func TestGRPCManyClients(t *testing.T) {
+	cfg := testConfig()
+	adm, err := admission.New(admission.DefaultConfig(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(cfg, &recorder[[]telemetry.Span]{}, nil, nil, nil, adm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(context.Background())
+	msg := mustProto(t, tracesRequest(1000, false))
+	const clients = 100
+	got := make([]codes.Code, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Go(func() {
+			// A connection each, as separate exporters have: one
+			// connection would queue its streams beyond the slots.
+			cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer cc.Close()
+			var resp []byte
+			err = cc.Invoke(t.Context(), "/opentelemetry.proto.collector.trace.v1.TraceService/Export", msg, &resp, grpc.ForceCodec(rawCodec{}))
+			got[i] = status.Code(err)
+		})
+	}
+	wg.Wait()
+	counts := map[string]int{}
+	for _, c := range got {
+		counts[c.String()]++
+	}
+	// Beyond the 64 slots a call is refused for lack of one, whatever
+	// its size; how many arrive together depends on the scheduler.
+	if counts["OK"] < cfg.MaxConcurrentRequests || counts["OK"]+counts["ResourceExhausted"] != clients {
+		t.Errorf("answers %v, want at least %d OK (the slots), the rest RESOURCE_EXHAUSTED", counts, cfg.MaxConcurrentRequests)
+	}
+	t.Logf("answers %v", counts)
+	if !released(adm) {
+		t.Errorf("%d bytes still reserved after every call ended", adm.Buffered())
 	}
 }

@@ -293,6 +293,10 @@ func (r *Receiver) newGRPCServer() *grpc.Server {
 		grpc.InTapHandle(r.tapGRPC),
 		// Trace requests reach the handler undecoded (traceCodec).
 		grpc.ForceServerCodecV2(traceCodec{proto: grpcencoding.GetCodecV2(protoCodecName)}),
+		// Fixed windows bound what a call holds before its handler reserves
+		// the read (admitGRPC).
+		grpc.StaticStreamWindowSize(grpcStreamWindow),
+		grpc.StaticConnWindowSize(grpcConnWindow),
 		// One connection cannot open more calls than there are slots; the
 		// calls beyond are refused by the transport (REFUSED_STREAM).
 		grpc.MaxConcurrentStreams(uint32(min(c.MaxConcurrentRequests, 1000))),
@@ -354,24 +358,27 @@ func (r *Receiver) release() { <-r.inflight }
 const busyRetry = time.Second
 
 // admitGRPC admits a call before grpc-go reads its message: memory below
-// the soft limit, twice the largest message it may send reserved on the
-// byte budget, and a request slot. All are
-// held until the call ends, which also ends at read_timeout: a client
-// that sends its message slowly loses the call and its slot. It runs on
-// the connection's reader, so it must not block.
+// the soft limit and a request slot, held until the call ends, which also
+// ends at read_timeout: a client that sends its message slowly loses the
+// call and its slot. It runs on the connection's reader, so it must not
+// block.
+//
+// A trace call reserves its read on the byte budget in its handler, just
+// before grpc-go reads the message (traceServer.export); until then its
+// stream holds at most the flow-control window, grpcStreamWindow, so the
+// calls admitted hold at most max_concurrent_requests windows beyond the
+// budget. A profiles call, served by pdata's unary handler, which runs
+// only once the message is read, reserves its read here.
 func (r *Receiver) admitGRPC(ctx context.Context, info *tap.Info) (context.Context, error) {
-	signal := "traces"
+	signal, reserve := "traces", int64(0)
 	if strings.Contains(info.FullMethodName, "Profiles") {
-		signal = "profiles"
+		signal, reserve = "profiles", r.grpcReadBytes()
 	}
 	if err := r.adm.Admit(); err != nil {
 		return nil, r.refuseGRPC(signal, err)
 	}
 	t := r.adm.Ticket()
-	// The message, and pdata's form of it while the next step decodes it:
-	// grpc-go reads a message whole, and only then does the handler see
-	// its size.
-	if err := t.Reserve(min(2*r.cfg.MaxRequestBytes, r.adm.MaxBuffered())); err != nil {
+	if err := t.Reserve(reserve); err != nil {
 		return nil, r.refuseGRPC(signal, err)
 	}
 	if !r.acquire() {
@@ -388,6 +395,26 @@ func (r *Receiver) admitGRPC(ctx context.Context, info *tap.Info) (context.Conte
 		r.release()
 	})
 	return ctx, nil
+}
+
+// grpcStreamWindow is each gRPC stream's flow-control window, fixed
+// (grpc-go's dynamic windows grow to 16 MiB): what a client may send on
+// a call before its handler asks for the message. Reading the message
+// opens the window to the message's size, so a larger message costs one
+// more round trip, not throughput.
+const grpcStreamWindow = 64 << 10
+
+// grpcConnWindow is each gRPC connection's flow-control window: grpc-go
+// grants it back as data arrives, whether read or not, so it bounds the
+// bytes in flight, not the bytes held, and is the most grpc-go's dynamic
+// windows would reach.
+const grpcConnWindow = 16 << 20
+
+// grpcReadBytes is the most a call's message holds while grpc-go reads
+// it: the message as received, its decompressed form, and the codec's
+// copy of it, which overlap two at a time, each within MaxRequestBytes.
+func (r *Receiver) grpcReadBytes() int64 {
+	return min(2*r.cfg.MaxRequestBytes, r.adm.MaxBuffered())
 }
 
 type ticketKey struct{}
