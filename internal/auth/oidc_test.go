@@ -1,16 +1,20 @@
 package auth
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -22,20 +26,26 @@ import (
 )
 
 // issuer is an OpenID Connect issuer on a local listener: a discovery
-// document and a JWKS with one RSA key made by the test.
+// document and a JWKS with an RSA key (k1) and an Ed25519 key (k2) made
+// by the test.
 type issuer struct {
-	srv *httptest.Server
-	key *rsa.PrivateKey
+	srv   *httptest.Server
+	key   *rsa.PrivateKey
+	edKey ed25519.PrivateKey
 }
 
 // newIssuer starts the issuer over HTTP, or HTTPS with serverTLS.
-func newIssuer(t *testing.T, serverTLS *tls.Config) *issuer {
+func newIssuer(t testing.TB, serverTLS *tls.Config) *issuer {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	is := &issuer{key: key}
+	edPub, edKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := &issuer{key: key, edKey: edKey}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
 		json.NewEncoder(w).Encode(map[string]any{
@@ -45,7 +55,10 @@ func newIssuer(t *testing.T, serverTLS *tls.Config) *issuer {
 		})
 	})
 	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, _ *http.Request) {
-		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
+			{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"},
+			{Key: edPub, KeyID: "k2", Algorithm: "EdDSA", Use: "sig"},
+		}})
 	})
 	is.srv = httptest.NewUnstartedServer(mux)
 	if serverTLS != nil {
@@ -283,4 +296,83 @@ func TestOIDCTenant(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzOIDCClaims sends JWTs, signed by the issuer, whose roles claim
+// ("groups") and tenant claim ("org") are any JSON, through the
+// authenticator: a principal is admitted in one of the configured
+// tenants (the claim's, or the default for a JWT without it), or is an
+// operator bound to none, and every refusal is ErrBadCredentials or
+// ErrForbidden. Ed25519 keeps signing cheap enough to fuzz.
+func FuzzOIDCClaims(f *testing.F) {
+	is := newIssuer(f, nil)
+	st, err := sqlite.Open(f.Context(), f.TempDir(), sqlite.DefaultConfig())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { st.Close() })
+	cfg := DefaultConfig()
+	cfg.OIDC = OIDCConfig{Issuer: is.srv.URL, Audience: "evident", RolesClaim: "groups", JWKSURL: is.srv.URL + "/keys",
+		SigningAlgs: []string{"EdDSA"}, Operators: []string{"sec-ops"},
+		TenantClaim: "org", Tenants: []string{"team-a", "team-b"}, DefaultTenant: "team-b"}
+	a, err := New(f.Context(), cfg, Deps{Tokens: st})
+	if err != nil {
+		f.Fatal(err)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: is.edKey}, (&jose.SignerOptions{}).WithHeader("kid", "k2").WithType("JWT"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range [][2]string{
+		{`"read"`, `"team-a"`}, {`["read","sec-ops"]`, `"team-z"`}, {`["admin"]`, ``}, {`7`, `"team-a"`},
+		{`"read"`, `["team-a"]`}, {`"read"`, `null`}, {`"read"`, `"../team-a"`}, {``, `"team-b"`},
+	} {
+		f.Add([]byte(seed[0]), []byte(seed[1]))
+	}
+	now := time.Now()
+	f.Fuzz(func(t *testing.T, groups, org []byte) {
+		if (len(groups) > 0 && !json.Valid(groups)) || (len(org) > 0 && !json.Valid(org)) {
+			return
+		}
+		var payload bytes.Buffer
+		fmt.Fprintf(&payload, `{"iss":%q,"aud":"evident","sub":"alice","exp":%d,"iat":%d`, is.srv.URL, now.Add(time.Hour).Unix(), now.Unix())
+		for name, raw := range map[string][]byte{"groups": groups, "org": org} {
+			if len(raw) > 0 {
+				fmt.Fprintf(&payload, ",%q:%s", name, raw)
+			}
+		}
+		payload.WriteString("}")
+		jws, err := signer.Sign(payload.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := jws.CompactSerialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := a.Authenticate(t.Context(), "Bearer "+raw)
+		if err != nil {
+			if !errors.Is(err, ErrBadCredentials) && !errors.Is(err, ErrForbidden) {
+				t.Fatalf("Authenticate(groups %s, org %s) = %v, want ErrBadCredentials or ErrForbidden", groups, org, err)
+			}
+			return
+		}
+		var values []string
+		if json.Unmarshal(groups, &values) != nil {
+			var one string
+			json.Unmarshal(groups, &one)
+			values = []string{one}
+		}
+		operator := slices.Contains(values, "sec-ops")
+		want := "team-b"
+		if len(org) > 0 {
+			json.Unmarshal(org, &want)
+		}
+		if operator {
+			want = ""
+		}
+		if p.Tenant != want || (p.Tenant != "" && !slices.Contains(cfg.OIDC.Tenants, p.Tenant)) {
+			t.Errorf("Authenticate(groups %s, org %s) admitted %+v in tenant %q, want %q", groups, org, p, p.Tenant, want)
+		}
+	})
 }
