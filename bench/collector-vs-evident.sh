@@ -13,8 +13,10 @@
 # spans received, spans per CPU-second of the server process, the ack
 # latency p50/p99 of its OTLP/gRPC calls (upper bounds of the server's own
 # duration histogram buckets: evident_receiver_request_duration_seconds,
-# the Collector's rpc server duration), and RSS at the end; then the
-# ratio evident / Collector of the medians. With ATTACK=1 (the default)
+# the Collector's rpc server duration), RSS at the end, and what it
+# refused (the Collector: spans; evident: requests refused before their
+# spans were counted, by admission or for lack of a request slot); then
+# the ratio evident / Collector of the medians. With ATTACK=1 (the default)
 # every span carries an SQL injection in url.query, the worst case for
 # evident's detections; ATTACK=0 sends clean spans.
 #
@@ -112,13 +114,14 @@ quantiles() {
 
 # run NAME: starts the server, loads it, prints one line of results.
 run() {
-	local name=$1 endpoint metrics_url accepted_re lat_re scale
+	local name=$1 endpoint metrics_url accepted_re refused_re lat_re scale
 	case $name in
 	collector)
 		taskset -c "$server_cpu" "$otelcol" --config "$work/otelcol.yaml" >"$work/$name.out" 2>&1 &
 		pid=$!
 		endpoint=127.0.0.1:24317 metrics_url=127.0.0.1:28888/metrics
 		accepted_re='^otelcol_receiver_accepted_spans'
+		refused_re='^otelcol_receiver_refused_spans'
 		lat_re='^rpc_server_(call_)?duration[a-z_]*_bucket.*TraceService'
 		;;
 	evident)
@@ -130,11 +133,14 @@ run() {
 		pid=$!
 		endpoint=127.0.0.1:14317 metrics_url=127.0.0.1:18080/metrics
 		accepted_re='^evident_receiver_accepted_spans_total'
+		# Requests refused before their spans were counted: admission,
+		# request slots.
+		refused_re='^evident_receiver_refused_requests_total'
 		lat_re='^evident_receiver_request_duration_seconds_bucket.*signal="traces".*transport="grpc"'
 		;;
 	esac
 	for _ in $(seq 100); do curl -sf "$metrics_url" >/dev/null && break; sleep 0.2; done
-	local before after m spans lat
+	local before after m spans refused lat
 	before=$(cpu)
 	taskset -c "$load_cpu" "$tg" traces --otlp-insecure --otlp-endpoint "$endpoint" --rate 0 --workers "$workers" \
 		--batch-size "$batch" --child-spans 9 --duration "$duration" --service load "${attack[@]}" \
@@ -143,21 +149,22 @@ run() {
 	after=$(cpu)
 	m=$(curl -s "$metrics_url")
 	spans=$(echo "$m" | awk -v re="$accepted_re" '$0 ~ re {s += $NF} END {print s + 0}')
+	refused=$(echo "$m" | awk -v re="$refused_re" '$0 ~ re {s += $NF} END {print s + 0}')
 	# The Collector's rpc histogram is in milliseconds or seconds by its
 	# name; evident's in seconds.
 	scale=1000
 	if echo "$m" | grep -Eq '^rpc_server_(call_)?duration_milliseconds'; then scale=1; fi
 	lat=$(echo "$m" | quantiles "$lat_re" "$scale")
-	printf '%-9s %12d %14.0f %9s %9s %8.0f\n' "$name" "$spans" \
+	printf '%-9s %12d %14.0f %9s %9s %8.0f %8d\n' "$name" "$spans" \
 		"$(awk -v s="$spans" -v a="$after" -v b="$before" 'BEGIN {print (a > b) ? s / (a - b) : 0}')" \
-		$lat "$(rss)" | tee -a "$work/results"
+		$lat "$(rss)" "$refused" | tee -a "$work/results"
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
 	pid=
 }
 
 echo "load: telemetrygen, $workers workers, $batch spans a request, $duration a run, ATTACK=${ATTACK:-1}; server on core $server_cpu, load on core $load_cpu; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-9s %12s %14s %9s %9s %8s\n' server spans spans/cpu-s p50-ms p99-ms rss-MiB
+printf '%-9s %12s %14s %9s %9s %8s %8s\n' server spans spans/cpu-s p50-ms p99-ms rss-MiB refused
 for _ in $(seq "$rounds"); do
 	run collector
 	run evident

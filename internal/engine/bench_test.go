@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"encoding/gob"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,6 +15,7 @@ import (
 	"github.com/evidentsec/evident/internal/detect"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/redact"
+	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/store/sqlite"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -227,4 +230,42 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkLogEncode is the cost of encoding a batch of 1000 spans for
+// the log: as an OTLP trace request, as logged now, and with
+// encoding/gob, as logged before (and still for spans OTLP cannot carry).
+func BenchmarkLogEncode(b *testing.B) {
+	spans := benchBatch(1000, 1, false)
+	for _, tc := range []struct {
+		name string
+		enc  func() ([]byte, error)
+	}{
+		{"trace_request", func() ([]byte, error) {
+			_, p, err := encode(&item{kind: store.BatchSpans, spans: spans})
+			return p, err
+		}},
+		{"gob", func() ([]byte, error) {
+			var buf bytes.Buffer
+			err := gob.NewEncoder(&buf).Encode(spans)
+			return buf.Bytes(), err
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var size int
+			cpu0 := cpuTime()
+			for b.Loop() {
+				p, err := tc.enc()
+				if err != nil {
+					b.Fatal(err)
+				}
+				size = len(p)
+			}
+			// CPU time, garbage collection included, tells more than wall
+			// time on a shared machine.
+			b.ReportMetric(float64(len(spans))*float64(b.N)/(cpuTime()-cpu0).Seconds(), "spans/cpu-s")
+			b.ReportMetric(float64(size), "bytes/batch")
+		})
+	}
 }

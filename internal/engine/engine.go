@@ -300,7 +300,7 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 		}
 	}()
 	e.redact(&it)
-	payload, err := encode(&it)
+	kind, payload, err := encode(&it)
 	if err != nil {
 		e.m.batches.WithLabelValues(signal, "failed").Inc()
 		return pipeline.Permanent(fmt.Errorf("encode %s batch: %w", signal, err))
@@ -313,7 +313,7 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 	}
 	it.ticket = e.tickets
 	e.tickets++
-	wait := e.st.SubmitBatch(ctx, it.kind, payload)
+	wait := e.st.SubmitBatch(ctx, kind, payload)
 	e.inflight.Add(1)
 	e.mu.Unlock()
 	defer e.inflight.Done()
@@ -834,8 +834,21 @@ func (e *Engine) Summary() assess.Summary { return e.view.Load().Summary }
 // Snapshot returns the model snapshot of the current assessments.
 func (e *Engine) Snapshot() *model.Snapshot { return e.view.Load().Snapshot }
 
-// encode gob-encodes a batch for the log.
-func encode(it *item) ([]byte, error) {
+// encode encodes a batch for the log and returns the kind it logs it
+// under, which says how to decode it: spans as an OTLP trace request
+// (store.BatchTraceRequest), or with encoding/gob (store.BatchSpans) when
+// they cannot go as one, profiles with encoding/gob.
+func encode(it *item) (store.BatchKind, []byte, error) {
+	if it.kind == store.BatchSpans {
+		// Instrumented HTTP and database spans take about 300 bytes.
+		b, err := telemetry.AppendTraceRequest(make([]byte, 0, 320*len(it.spans)), it.spans)
+		if err == nil {
+			return store.BatchTraceRequest, b, nil
+		}
+		if !errors.Is(err, telemetry.ErrNotEncodable) {
+			return "", nil, err
+		}
+	}
 	var buf bytes.Buffer
 	enc := gob.NewEncoder(&buf)
 	var err error
@@ -844,19 +857,25 @@ func encode(it *item) ([]byte, error) {
 	} else {
 		err = enc.Encode(it.profiles)
 	}
-	return buf.Bytes(), err
+	return it.kind, buf.Bytes(), err
 }
 
-// decode reverses encode for replay.
+// decode reverses encode for replay, for every kind encode wrote since
+// the log began; a trace request decodes into a spans batch.
 func decode(kind store.BatchKind, payload []byte) (item, error) {
 	it := item{kind: kind}
-	dec := gob.NewDecoder(bytes.NewReader(payload))
 	var err error
 	switch kind {
+	case store.BatchTraceRequest:
+		it.kind = store.BatchSpans
+		err = telemetry.DecodeTraceRequest(payload, "the log", func(s []telemetry.Span) error {
+			it.spans = append(it.spans, s...)
+			return nil
+		})
 	case store.BatchSpans:
-		err = dec.Decode(&it.spans)
+		err = gob.NewDecoder(bytes.NewReader(payload)).Decode(&it.spans)
 	case store.BatchProfiles:
-		err = dec.Decode(&it.profiles)
+		err = gob.NewDecoder(bytes.NewReader(payload)).Decode(&it.profiles)
 	default:
 		err = fmt.Errorf("unknown batch kind %q", kind)
 	}

@@ -619,3 +619,63 @@ func TestFailedAppend(t *testing.T) {
 	}
 	eventually(t, "every slot free", func() bool { return len(e.slots) == 0 })
 }
+
+// TestReplayPreviousFormat: a log written by the previous version (spans
+// in encoding/gob under the kind "spans"), followed by batches this
+// version logs as OTLP trace requests, replays into the model that
+// applying the same batches live makes.
+func TestReplayPreviousFormat(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	more := shopSpans()
+	for i := range more {
+		more[i].SpanID[0], more[i].ParentSpanID[0] = 9, 9
+		more[i].Attrs.HTTPRoute += "/v2"
+	}
+	more[0].ParentSpanID = [8]byte{}
+	// What the previous version logged.
+	if _, err := st.AppendBatch(ctx, store.BatchSpans, gobSpans(t, shopSpans())); err != nil {
+		t.Fatal(err)
+	}
+	e1 := newEngine(t, testConfig(), noCheckpoint{st}, nil, nil)
+	start(t, e1)
+	if err := e1.TracesConsumer().Consume(ctx, more); err != nil {
+		t.Fatal(err)
+	}
+	if err := e1.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var kinds []store.BatchKind
+	if err := st.Batches(ctx, 0, func(_ int64, kind store.BatchKind, _ []byte) error {
+		kinds = append(kinds, kind)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]store.BatchKind{store.BatchSpans, store.BatchTraceRequest}, kinds); diff != "" {
+		t.Fatalf("logged kinds (-want +got):\n%s", diff)
+	}
+
+	live := newEngine(t, testConfig(), &memStore{}, nil, nil)
+	start(t, live)
+	for _, spans := range [][]telemetry.Span{shopSpans(), more} {
+		if err := live.TracesConsumer().Consume(ctx, spans); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := live.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e2 := newEngine(t, testConfig(), st, nil, nil)
+	start(t, e2)
+	if e2.model.Snapshot().Service("orders") == nil {
+		t.Fatal("nothing replayed")
+	}
+	if diff := cmp.Diff(live.model.Snapshot(), e2.model.Snapshot()); diff != "" {
+		t.Errorf("model replayed from the mixed log (-applied live +replayed):\n%s", diff)
+	}
+}

@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"encoding/gob"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -19,33 +22,34 @@ import (
 // the batch and the good batch logged after it, and the checkpoint it then
 // writes must restore.
 func FuzzReplay(f *testing.F) {
+	kinds := []store.BatchKind{store.BatchTraceRequest, store.BatchSpans, store.BatchProfiles}
 	for _, it := range []*item{
 		{kind: store.BatchSpans, spans: shopSpans()},
 		{kind: store.BatchProfiles, profiles: []*telemetry.ProfileBatch{textProfile("shop", true)}},
 		{kind: store.BatchProfiles, profiles: []*telemetry.ProfileBatch{{Service: "x", Locations: [][]attribution.Frame{{}}, Samples: []telemetry.Sample{{Locations: []int32{5, -1, 0}, Count: 1}}}}},
 	} {
-		payload, err := encode(it)
+		kind, payload, err := encode(it)
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(it.kind == store.BatchSpans, payload)
+		f.Add(uint8(slices.Index(kinds, kind)), payload)
 	}
-	f.Add(true, []byte("not gob"))
-	good, err := encode(&item{kind: store.BatchSpans, spans: shopSpans()})
+	// Spans as the log held them before it held trace requests.
+	f.Add(uint8(1), gobSpans(f, shopSpans()))
+	f.Add(uint8(0), []byte("not protobuf"))
+	f.Add(uint8(1), []byte("not gob"))
+	_, good, err := encode(&item{kind: store.BatchSpans, spans: shopSpans()})
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Fuzz(func(t *testing.T, spans bool, payload []byte) {
-		kind := store.BatchProfiles
-		if spans {
-			kind = store.BatchSpans
-		}
+	f.Fuzz(func(t *testing.T, k uint8, payload []byte) {
+		kind := kinds[int(k)%len(kinds)]
 		if it, err := decode(kind, payload); err == nil {
-			again, err := encode(&it)
+			kind2, again, err := encode(&it)
 			if err != nil {
 				t.Fatalf("decoded batch does not encode: %v", err)
 			}
-			back, err := decode(kind, again)
+			back, err := decode(kind2, again)
 			if err != nil {
 				t.Fatalf("re-encoded batch does not decode: %v", err)
 			}
@@ -55,7 +59,7 @@ func FuzzReplay(f *testing.F) {
 		}
 
 		ctx := context.Background()
-		st := &memStore{seq: 2, batches: []memBatch{{1, kind, payload}, {2, store.BatchSpans, good}}}
+		st := &memStore{seq: 2, batches: []memBatch{{1, kind, payload}, {2, store.BatchTraceRequest, good}}}
 		e := newEngine(t, testConfig(), st, nil, nil)
 		if err := e.Start(ctx); err != nil {
 			t.Fatalf("start over a log with a fuzzed batch: %v", err)
@@ -75,4 +79,15 @@ func FuzzReplay(f *testing.F) {
 			t.Fatalf("checkpoint after replay does not restore: %v", err)
 		}
 	})
+}
+
+// gobSpans encodes spans as the log held them before it held OTLP trace
+// requests.
+func gobSpans(t testing.TB, spans []telemetry.Span) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(spans); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }

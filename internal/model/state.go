@@ -11,7 +11,10 @@ import (
 )
 
 // stateVersion is the version of the encoding MarshalBinary writes; a
-// checkpoint of another version is refused rather than misread.
+// checkpoint of another version is refused rather than misread. A change
+// of the encoding bumps it and makes UnmarshalBinary migrate the versions
+// before, each of which has a checkpoint in testdata that
+// TestLoadOldCheckpoints restores.
 const stateVersion = 1
 
 // The state types mirror the model's private state with exported fields

@@ -201,10 +201,18 @@ type Store interface {
 // BatchKind says what a logged batch holds, so replay can decode it.
 type BatchKind string
 
-// Kinds of telemetry batches.
+// Kinds of telemetry batches. The kind is also the version of the
+// batch's encoding, which the engine owns: a log written by an older
+// version replays as long as its kind is known.
 const (
-	// BatchSpans is a batch of trace spans.
+	// BatchSpans is a batch of trace spans, encoded by the engine with
+	// encoding/gob: what it logged before BatchTraceRequest, and still
+	// for spans that cannot go as one.
 	BatchSpans BatchKind = "spans"
+	// BatchTraceRequest is a batch of trace spans as an OTLP
+	// ExportTraceServiceRequest in protobuf, decoded on replay by the
+	// receivers' decoder.
+	BatchTraceRequest BatchKind = "otlp_traces"
 	// BatchProfiles is a batch of profiles.
 	BatchProfiles BatchKind = "profiles"
 )
@@ -212,10 +220,10 @@ const (
 // Validate reports whether k is one of the known kinds.
 func (k BatchKind) Validate() error {
 	switch k {
-	case BatchSpans, BatchProfiles:
+	case BatchSpans, BatchTraceRequest, BatchProfiles:
 		return nil
 	}
-	return fmt.Errorf("%w: batch kind %q is neither %q nor %q", ErrInvalid, string(k), BatchSpans, BatchProfiles)
+	return fmt.Errorf("%w: batch kind %q is not %q, %q or %q", ErrInvalid, string(k), BatchTraceRequest, BatchSpans, BatchProfiles)
 }
 
 // VerdictChange is one change of the runtime verdict, or of the VEX

@@ -2,7 +2,11 @@ package telemetry
 
 import (
 	"bytes"
+	"errors"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // checkBatches asserts what every consumer of a ProfileBatch relies on:
@@ -84,5 +88,38 @@ func FuzzDecodeFolded(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, counted bool) {
 		bs, _ := DecodeFolded(data, "fuzz", counted)
 		checkBatches(t, bs)
+	})
+}
+
+// FuzzAppendTraceRequest: whatever spans any trace decoder makes of the
+// input, AppendTraceRequest either refuses them as not encodable or
+// writes what DecodeTraceRequest decodes back to the same spans.
+func FuzzAppendTraceRequest(f *testing.F) {
+	for _, name := range []string{"traces.pb", "traces.jsonl", "tempo-v1.json", "tempo-v2.json"} {
+		f.Add(readFixture(f, name))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var spans []Span
+		_ = DecodeTraces(bytes.NewReader(data), "fuzz", func(s []Span) error {
+			spans = append(spans, s...)
+			return nil
+		})
+		b, err := AppendTraceRequest(nil, spans)
+		if errors.Is(err, ErrNotEncodable) {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []Span
+		if err := DecodeTraceRequest(b, "fuzz", func(s []Span) error {
+			got = append(got, s...)
+			return nil
+		}); err != nil {
+			t.Fatalf("decode what AppendTraceRequest wrote: %v", err)
+		}
+		if diff := cmp.Diff(spans, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("round trip (-want +got):\n%s", diff)
+		}
 	})
 }
