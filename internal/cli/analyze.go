@@ -19,7 +19,6 @@ import (
 	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/model"
-	"github.com/evidentsec/evident/internal/osv"
 	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -156,16 +155,11 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 		return withCode(ExitUsage, err)
 	}
 
-	var goModules []string
+	var imported []findings.Finding
 	for _, in := range inputs {
-		for _, f := range in.fs {
-			if f.Package.Ecosystem == osv.EcosystemGo {
-				goModules = append(goModules, f.Package.Name)
-			}
-		}
+		imported = append(imported, in.fs...)
 	}
-	slices.Sort(goModules)
-	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{GoModules: slices.Compact(goModules)}))
+	m := model.New(model.DefaultConfig(), attribution.New(attributionConfig(imported, cfg.FirstParty)))
 	h := newAnalyzeHandler(m)
 	// Traces first: they resolve the span ids that profile samples carry
 	// to the endpoints that led there.
