@@ -13,6 +13,7 @@ import (
 
 	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/knowledge"
 	"github.com/evidentsec/evident/internal/model"
 	"github.com/evidentsec/evident/internal/osv"
 	"github.com/evidentsec/evident/internal/telemetry"
@@ -148,5 +149,83 @@ func golden(t *testing.T, path, got string) {
 	}
 	if diff := cmp.Diff(string(want), got); diff != "" {
 		t.Errorf("%s (-want +got):\n%s", path, diff)
+	}
+}
+
+// javaOrders is the model of the JFR recording of a real Java program that
+// parses YAML with Debian's snakeyaml jar (internal/attribution/testdata/java),
+// attributed with cfg.
+func javaOrders(t *testing.T, cfg attribution.Config) *model.Snapshot {
+	t.Helper()
+	const file = "../attribution/testdata/java/orders.jfr"
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batches, err := telemetry.DecodeJFR(data, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := model.New(model.DefaultConfig(), attribution.New(cfg))
+	for _, b := range batches {
+		b.Service = "orders"
+		m.AddProfile(b)
+	}
+	return m.Snapshot()
+}
+
+func mavenFinding(id, ga, version string) findings.Finding {
+	g, a, _ := strings.Cut(ga, ":")
+	return findings.Finding{
+		Service:       "orders",
+		Package:       findings.Package{PURL: "pkg:maven/" + g + "/" + a + "@" + version, Ecosystem: osv.EcosystemMaven, Name: ga, Version: version},
+		Vulnerability: findings.Vulnerability{ID: id},
+		Severity:      findings.Severity{Level: "high"},
+		Sources:       []findings.Source{{Tool: "trivy"}},
+	}
+}
+
+// TestPackageLevelJava assesses the real Java recording. JFR frames name
+// classes, not jars: the artifact of a class comes from the package
+// prefixes guessed from the findings' Maven coordinates, and Java code that
+// no known artifact ships may be the vulnerable package's, so it never
+// lets a package-level finding be not_observed. CVE-2022-1471 is found
+// through the knowledge base's functions; the other findings name
+// vulnerabilities no record describes, so no function is known.
+func TestPackageLevelJava(t *testing.T) {
+	kb, err := knowledge.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, problems, err := vulndb.Load(context.Background(), vulndb.Options{Sources: []string{"../vulndb/testdata/ghsa"}, Knowledge: kb})
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("load records: %v %v", err, problems)
+	}
+	snake := mavenFinding("GHSA-mjmj-j48q-9wg2", "org.yaml:snakeyaml", "1.33")
+	snakeUnknown := mavenFinding("CVE-2099-0001", "org.yaml:snakeyaml", "1.33")
+	text := mavenFinding("CVE-2099-0002", "org.apache.commons:commons-text", "1.9")
+	index := attribution.JavaPackagesOf([]string{"org.yaml:snakeyaml", "org.apache.commons:commons-text"})
+	tests := []struct {
+		name    string
+		cfg     attribution.Config
+		finding findings.Finding
+		verdict Verdict
+		basis   Basis
+		reason  string
+	}{
+		{"vulnerable function from the knowledge base", attribution.Config{}, snake, Executed, BasisSymbol, "org.yaml.snakeyaml.constructor.Constructor$Construct"},
+		{"package code ran", attribution.Config{JavaPackages: index}, snakeUnknown, Loaded, BasisPackage, "code of org.yaml:snakeyaml ran (org.yaml.snakeyaml."},
+		{"package not attributed", attribution.Config{}, snakeUnknown, Unknown, BasisPackage, "no frame attributed to org.yaml:snakeyaml, but Java code that no known Maven artifact ships ran"},
+		{"first-party code not labelled", attribution.Config{JavaPackages: index}, text, Unknown, BasisPackage, "(com.example.orders."},
+		{"package not running", attribution.Config{JavaPackages: index, FirstParty: []string{"com.example.orders"}}, text, NotObserved, BasisPackage, "no frame of the vulnerable package"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := New(DefaultConfig(), db, javaOrders(t, tt.cfg)).One(tt.finding)
+			r := got.Reachability
+			if r.Verdict != tt.verdict || r.Basis != tt.basis || !strings.Contains(r.Reason, tt.reason) {
+				t.Errorf("%s at basis %s (%s); want %s at %s, the reason containing %q", r.Verdict, r.Basis, r.Reason, tt.verdict, tt.basis, tt.reason)
+			}
+		})
 	}
 }

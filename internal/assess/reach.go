@@ -106,6 +106,13 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 	}
 
 	var loaded bool
+	// At package basis: the heaviest Java code whose artifact attribution
+	// could not tell, which may be the vulnerable package's. JFR frames
+	// name classes, not jars, so a Maven package's code is found only
+	// through package prefixes; Node.js and Python frames name their
+	// package directory, and Go's their module or the main module.
+	var hidden *model.Function
+	maven := r.Basis == BasisPackage && strings.EqualFold(f.Package.Ecosystem, osv.EcosystemMaven)
 	endpoints, spans := map[string]int64{}, map[string]int64{}
 	// For a loaded verdict: where code of the vulnerable package ran, and
 	// its heaviest function.
@@ -113,6 +120,9 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 	var pkgTop *model.Function
 	for i := range svc.Functions {
 		fn := &svc.Functions[i]
+		if maven && fn.Language == attribution.Java && fn.Unattributed() && (hidden == nil || fn.Samples > hidden.Samples) {
+			hidden = fn
+		}
 		for _, t := range ts {
 			if !t.inPackage(fn) {
 				continue
@@ -181,6 +191,12 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 		r.Verdict = Loaded
 		r.Endpoints, r.SpanNames = byWeight(pkgEndpoints), byWeight(pkgSpans)
 		r.Reason = fmt.Sprintf("vulnerable package ran but no vulnerable function was seen in %d samples (bound %s)%s", svc.Samples, r.Bound, static)
+		return r
+	}
+	if hidden != nil {
+		r.Verdict, r.Bound = Unknown, nil
+		r.Reason = fmt.Sprintf("no frame attributed to %s, but Java code that no known Maven artifact ships ran (%s in %d samples) and may be its%s",
+			f.Package.Name, funcName(hidden.Func), hidden.Samples, static)
 		return r
 	}
 	r.Verdict = NotObserved

@@ -371,3 +371,34 @@ func longestPrefix[V any](m map[string]V, s string, sep byte) (string, V, bool) 
 	var zero V
 	return "", zero, false
 }
+
+// Runtime reports whether f is code of the language's runtime, which ships
+// in no package: Go's standard library, the JDK's packages (java, javax,
+// jdk, sun, com.sun), CPython's standard library and frozen modules, and
+// Node.js core.
+func (f Func) Runtime() bool {
+	switch f.Language {
+	case Go:
+		return f.Module == goStdModule
+	case Java:
+		for _, p := range [...]string{"java", "javax", "jdk", "sun", "com.sun"} {
+			if f.Package == p || strings.HasPrefix(f.Package, p+".") {
+				return true
+			}
+		}
+	case Python:
+		top, _, _ := strings.Cut(f.Package, ".")
+		return f.Module == "" && !f.FirstParty && pythonStdlib(top)
+	case Node:
+		return f.Package == "" && !f.FirstParty
+	}
+	return false
+}
+
+// Unattributed reports whether f is library code whose distribution is
+// not known: neither a module's, the application's nor the runtime's (a
+// Java class of an artifact whose packages no configured prefix covers).
+// A vulnerable package may hide in such code.
+func (f Func) Unattributed() bool {
+	return f.Module == "" && !f.FirstParty && !f.Runtime()
+}

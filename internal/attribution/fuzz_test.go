@@ -1,7 +1,11 @@
 package attribution
 
 import (
+	"bytes"
+	"slices"
+	"strings"
 	"testing"
+	"testing/fstest"
 	"unicode/utf8"
 
 	"golang.org/x/mod/module"
@@ -35,6 +39,10 @@ func FuzzAttribute(f *testing.F) {
 		{"parse", "file:///app/my%20app/node_modules/qs/lib/parse.js"},
 		{"render", "/app/node_modules/.pnpm/react-dom@18.2.0_react@18.2.0/node_modules/react-dom/cjs/react-dom.production.min.js"},
 		{"debounce", "/app/.yarn/cache/lodash-npm-4.17.21-6382451519-eb835a2e51.zip/node_modules/lodash/lodash.js"},
+		{"org/yaml/snakeyaml/Yaml.load", "/usr/share/java/snakeyaml-1.33.jar"},
+		{"org.yaml.snakeyaml.Yaml.load", "/app/orders.jar!/BOOT-INF/lib/snakeyaml-2.0.jar!/"},
+		{"module.exports.internals.merge", "/srv/orders-pnpm/node_modules/.pnpm/@hapi+hoek@9.3.0/node_modules/@hapi/hoek/lib/merge.js"},
+		{"(anonymous:L#12:C#27)", "lodash.templateSources[1394]"},
 		{"[unknown]", ""},
 		{"0x7f3a2b1c", ""},
 	} {
@@ -68,6 +76,59 @@ func FuzzAttribute(f *testing.F) {
 			}
 			if fresh.Symbol != "" && utf8.ValidString(fresh.Symbol) && !fresh.Matches(fresh.Package, fresh.Symbol) {
 				t.Fatalf("%+v does not match its own symbol", fresh)
+			}
+		}
+	})
+}
+
+// FuzzReadJar reads arbitrary bytes as a jar, seeded with jars of the
+// shapes TestReadJar uses: no panic, and a jar read without error has
+// classes or coordinates, each package valid and mapped only to
+// coordinates the jar holds.
+func FuzzReadJar(f *testing.F) {
+	f.Add(makeJar(f, map[string]string{
+		"META-INF/maven/org.yaml/snakeyaml/pom.properties": "groupId=org.yaml\nartifactId=snakeyaml\nversion=1.33\n",
+		"org/yaml/snakeyaml/Yaml.class":                    "",
+	}))
+	f.Add(makeJar(f, map[string]string{"com/example/App.class": "", "META-INF/versions/9/com/example/App.class": ""}))
+	f.Add([]byte("PK\x03\x04"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		j, err := ReadJar(bytes.NewReader(data), int64(len(data)), "fuzz.jar")
+		if err != nil {
+			if !strings.Contains(err.Error(), "fuzz.jar") {
+				t.Fatalf("error %v does not name the jar", err)
+			}
+			return
+		}
+		if len(j.Packages) == 0 && len(j.Coordinates) == 0 {
+			t.Fatal("a jar without classes or coordinates was accepted")
+		}
+		for p, ga := range j.JavaPackages() {
+			if !isJavaPackage(p) || !slices.Contains(j.Coordinates, ga) {
+				t.Fatalf("package %q mapped to %q, not one of %v", p, ga, j.Coordinates)
+			}
+		}
+	})
+}
+
+// FuzzPythonDistsOf reads arbitrary top_level.txt and RECORD files: no
+// panic, and every import name mapped is an identifier.
+func FuzzPythonDistsOf(f *testing.F) {
+	f.Add("_yaml\nyaml\n", "pyparsing/__init__.py,sha256=x,1\npyparsing-3.0.9.dist-info/RECORD,,\n_cffi.cpython-311-x86_64-linux-gnu.so,,\n../../bin/x,,\n")
+	f.Add("", "\"a,b\",,\n")
+	f.Fuzz(func(t *testing.T, topLevel, record string) {
+		fsys := fstest.MapFS{
+			"PyYAML-6.0.dist-info/top_level.txt": {Data: []byte(topLevel)},
+			"pyparsing-3.0.9.dist-info/RECORD":   {Data: []byte(record)},
+			"PyJWT-2.6.0.egg-info/top_level.txt": {Data: []byte(record)},
+		}
+		dists, err := PythonDistsOf(fsys)
+		if err != nil {
+			t.Fatalf("PythonDistsOf: %v", err)
+		}
+		for name, dist := range dists {
+			if !isIdentifier(name) || dist == "" {
+				t.Fatalf("import name %q -> %q", name, dist)
 			}
 		}
 	})

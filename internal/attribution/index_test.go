@@ -65,7 +65,7 @@ func TestJavaPackagesOf(t *testing.T) {
 }
 
 // makeJar writes a jar with the given files (name to content).
-func makeJar(t *testing.T, files map[string]string) []byte {
+func makeJar(t testing.TB, files map[string]string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)

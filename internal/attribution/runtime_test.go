@@ -171,6 +171,9 @@ func TestRuntimeProfiles(t *testing.T) {
 				if fn.Module == "" && !fn.FirstParty && !p.runtime(fn) {
 					t.Errorf("%+v = %+v: neither a package, first-party nor the runtime", f, fn)
 				}
+				if fn.Runtime() != (fn.Module == "" && !fn.FirstParty && p.runtime(fn)) || fn.Unattributed() {
+					t.Errorf("%+v = %+v: Runtime() = %v, Unattributed() = %v", f, fn, fn.Runtime(), fn.Unattributed())
+				}
 				if fn.Module != "" && fn.FirstParty {
 					t.Errorf("%+v = %+v: a package's code labelled first-party", f, fn)
 				}

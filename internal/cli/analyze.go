@@ -19,7 +19,6 @@ import (
 	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/model"
-	"github.com/evidentsec/evident/internal/osv"
 	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -33,6 +32,9 @@ type analyzeFlags struct {
 	// the Markdown.
 	sourceRoot string
 	maxBytes   int
+	// packages are the services' installed packages: jars and Python
+	// site-packages directories.
+	packages []string
 	// sources are the query APIs telemetry is read from.
 	sources sourceFlags
 	// now stamps the report; tests fix it.
@@ -56,6 +58,11 @@ after it (reports/gateway.json). --profiles takes pprof, OTLP profile, JFR
 (.jfr) and folded stack (.folded, .collapsed) files or directories (a
 directory's subdirectories name services), SERVICE=PATH to assign them.
 --traces takes OTLP (protobuf, JSON, JSON lines) or Tempo JSON.
+--packages takes the services' installed packages, where profiles cannot
+tell which artifact or distribution a frame's code ships in: jars or
+directories of jars (their pom.properties and classes), and Python
+site-packages directories (the top_level.txt and RECORD of each
+distribution).
 --tempo URL and --pyroscope URL read traces and profiles from Grafana Tempo
 and Pyroscope (self-hosted or Grafana Cloud) over --since or --from/--to,
 with credentials from EVIDENT_TEMPO_* and EVIDENT_PYROSCOPE_*
@@ -94,6 +101,7 @@ report is complete but some records or files were skipped (named on stderr).`,
 	f.StringArrayVar(&fl.findings, "findings", nil, "scanner report or SBOM as [SERVICE[,SERVICE]=]FILE, or a directory of SERVICE.* reports (repeatable)")
 	f.StringArrayVar(&fl.profiles, "profiles", nil, "profile file or directory, [SERVICE=]PATH (repeatable)")
 	f.StringArrayVar(&fl.traces, "traces", nil, "trace file or directory (repeatable)")
+	f.StringArrayVar(&fl.packages, "packages", nil, "installed packages: a jar, a directory of jars or a Python site-packages directory (repeatable)")
 	f.StringVar(&fl.config, "config", "", "configuration file (docs/configuration.md)")
 	f.StringVar(&fl.format, "format", "table", "output format: "+strings.Join(report.Names, ", "))
 	f.StringVarP(&fl.output, "output", "o", "", "write the report to this file instead of stdout")
@@ -156,16 +164,15 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 		return withCode(ExitUsage, err)
 	}
 
-	var goModules []string
+	var imported []findings.Finding
 	for _, in := range inputs {
-		for _, f := range in.fs {
-			if f.Package.Ecosystem == osv.EcosystemGo {
-				goModules = append(goModules, f.Package.Name)
-			}
-		}
+		imported = append(imported, in.fs...)
 	}
-	slices.Sort(goModules)
-	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{GoModules: slices.Compact(goModules)}))
+	inst, err := readInstalled(fl.packages, warn)
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	m := model.New(model.DefaultConfig(), attribution.New(inst.apply(attributionConfig(imported, cfg.FirstParty))))
 	h := newAnalyzeHandler(m)
 	// Traces first: they resolve the span ids that profile samples carry
 	// to the endpoints that led there.

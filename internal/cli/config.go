@@ -14,6 +14,7 @@ import (
 
 	"github.com/evidentsec/evident/internal/alert"
 	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/engine"
 	"github.com/evidentsec/evident/internal/httpapi"
@@ -38,6 +39,10 @@ type fileConfig struct {
 	// Products names what each service is deployed as, for the VEX
 	// formats; analyze and serve both use it.
 	Products report.Products `yaml:"products"`
+	// FirstParty names the code packages of the services themselves
+	// (attribution.Config.FirstParty): Java packages, which profiles
+	// cannot tell from a library's.
+	FirstParty []string `yaml:"first_party"`
 	// Serve configures evident serve; analyze ignores it.
 	Serve serveConfig `yaml:"serve"`
 }
@@ -236,7 +241,7 @@ func loadConfig(path string) (fileConfig, error) {
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return cfg, explainConfig(raw, path, reflect.TypeOf(cfg), err)
 	}
-	if err := errors.Join(cfg.Validate(), cfg.Products.Validate(), cfg.Serve.Validate()); err != nil {
+	if err := errors.Join(cfg.Validate(), cfg.Products.Validate(), attribution.Config{FirstParty: cfg.FirstParty}.Validate(), cfg.Serve.Validate()); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil

@@ -239,7 +239,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	if err != nil {
 		return nil, err
 	}
-	attr := attribution.New(attribution.Config{GoModules: goModules(initial)})
+	attr := attribution.New(attributionConfig(initial, cfg.FirstParty))
 	newUnit := func(id string) (*tenantUnit, error) {
 		st, tlog, treg := s.st, log, prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, reg)
 		alertTenant := "" // the default tenant's alerts name none, as before tenants
@@ -484,17 +484,23 @@ func (s *server) printAddrs(w io.Writer) {
 	}
 }
 
-// goModules are the Go module paths of fs, for attributing frames of
-// builds whose file paths carry no module@version.
-func goModules(fs []findings.Finding) []string {
-	var mods []string
+// attributionConfig is what the findings tell attribution: the Go module
+// paths, for frames of builds whose file paths carry no module@version,
+// and the Java packages their Maven artifacts likely ship, for JFR frames,
+// which name classes and not jars; with the configured first-party
+// packages.
+func attributionConfig(fs []findings.Finding, firstParty []string) attribution.Config {
+	var mods, coords []string
 	for _, f := range fs {
-		if f.Package.Ecosystem == osv.EcosystemGo {
+		switch f.Package.Ecosystem {
+		case osv.EcosystemGo:
 			mods = append(mods, f.Package.Name)
+		case osv.EcosystemMaven:
+			coords = append(coords, f.Package.Name)
 		}
 	}
 	slices.Sort(mods)
-	return slices.Compact(mods)
+	return attribution.Config{GoModules: slices.Compact(mods), JavaPackages: attribution.JavaPackagesOf(coords), FirstParty: firstParty}
 }
 
 // importUpload reads an uploaded report with the parsers of findings

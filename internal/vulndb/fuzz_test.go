@@ -20,7 +20,8 @@ import (
 // lookups for each of its packages at each of its bounds.
 func FuzzParseRecord(f *testing.F) {
 	paths, _ := filepath.Glob("testdata/records/*.json")
-	for _, p := range paths {
+	ghsa, _ := filepath.Glob("testdata/ghsa/*.json")
+	for _, p := range append(paths, ghsa...) {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)
@@ -36,6 +37,11 @@ func FuzzParseRecord(f *testing.F) {
 		}
 		if id == "" || rec.vuln.Entry.ID != id {
 			t.Fatalf("accepted record with id %q (entry id %q)", id, rec.vuln.Entry.ID)
+		}
+		for _, fn := range rec.vuln.Functions {
+			if fn.Package == "" && fn.Source == SourceOSV && fn.Ecosystem != "Go" {
+				t.Fatalf("affected function %+v without a code package", fn)
+			}
 		}
 		db := build([]*record{rec}, nil, nil, nil, 0)
 		for _, a := range rec.vuln.Entry.Affected {

@@ -1,0 +1,106 @@
+package cli
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestAnalyzeJavaJFR analyzes the JFR recording of a real Java program that
+// parses YAML with Debian's snakeyaml 1.33 (internal/attribution/testdata/java)
+// against an SBOM naming that jar: CVE-2022-1471 is executed, found through
+// the knowledge base's functions. --packages reads a jar and a Python
+// site-packages directory.
+func TestAnalyzeJavaJFR(t *testing.T) {
+	jar := filepath.Join(t.TempDir(), "snakeyaml-1.33.jar")
+	if err := os.WriteFile(jar, makeTestJar(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := run(t, "analyze", "--format", "json",
+		"--vulns", "../vulndb/testdata/ghsa",
+		"--findings", "orders=testdata/analyze/java/sbom.cdx.json",
+		"--profiles", "orders=../attribution/testdata/java/orders.jfr",
+		"--packages", jar, "--packages", "../attribution/testdata/python/dist-packages")
+	if code != ExitOK {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+	var rep struct {
+		Findings []struct {
+			Vulnerability struct{ ID string } `json:"vulnerability"`
+			Reachability  struct {
+				Verdict string   `json:"verdict"`
+				Basis   string   `json:"basis"`
+				Symbols []string `json:"symbols"`
+				Reason  string   `json:"reason"`
+			} `json:"reachability"`
+		} `json:"findings"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Findings) != 1 {
+		t.Fatalf("%d findings, want GHSA-mjmj-j48q-9wg2 alone:\n%s", len(rep.Findings), stdout)
+	}
+	r := rep.Findings[0].Reachability
+	if rep.Findings[0].Vulnerability.ID != "GHSA-mjmj-j48q-9wg2" || r.Verdict != "executed" || r.Basis != "symbol" ||
+		!strings.Contains(r.Reason, "org.yaml.snakeyaml.constructor.Constructor$Construct") {
+		t.Errorf("finding %s: %s at %s (%s), want executed through Constructor$Construct*", rep.Findings[0].Vulnerability.ID, r.Verdict, r.Basis, r.Reason)
+	}
+}
+
+func TestAnalyzePackagesErrors(t *testing.T) {
+	empty := t.TempDir()
+	tests := []struct {
+		name, path, want string
+	}{
+		{"missing", filepath.Join(empty, "nope.jar"), "--packages: stat"},
+		{"not a jar", "testdata/analyze/java/sbom.cdx.json", "not a jar or a directory"},
+		{"nothing installed", empty, "no jars, no *.dist-info or *.egg-info"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := run(t, "analyze", "--vulns", "../vulndb/testdata/ghsa",
+				"--findings", "orders=testdata/analyze/java/sbom.cdx.json", "--packages", tt.path)
+			if code != ExitUsage || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, ExitUsage, tt.want)
+			}
+		})
+	}
+	// A broken jar among good inputs is skipped and named.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "broken.jar"), []byte("not a zip"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := run(t, "analyze", "--vulns", "../vulndb/testdata/ghsa",
+		"--findings", "orders=testdata/analyze/java/sbom.cdx.json", "--packages", dir)
+	if code != ExitSkipped || !strings.Contains(stderr, "broken.jar") {
+		t.Errorf("exit %d, stderr %q; want %d naming broken.jar", code, stderr, ExitSkipped)
+	}
+}
+
+// makeTestJar writes a jar as Maven builds it: pom.properties and classes.
+func makeTestJar(t *testing.T) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for name, body := range map[string]string{
+		"META-INF/maven/org.yaml/snakeyaml/pom.properties": "groupId=org.yaml\nartifactId=snakeyaml\nversion=1.33\n",
+		"org/yaml/snakeyaml/constructor/Constructor.class": "",
+	} {
+		w, err := zw.Create(name)
+		if err == nil {
+			_, err = w.Write([]byte(body))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
