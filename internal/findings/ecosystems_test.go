@@ -145,6 +145,14 @@ func TestNPMRangeFix(t *testing.T) {
 	}
 }
 
+func TestParseTrivyEcosystems(t *testing.T) {
+	runGolden(t, ParseTrivy, []goldenCase{
+		{name: "npm", input: "ecosystems/npm/trivy-fs.json", golden: "ecosystems/npm/trivy-fs.golden"},
+		{name: "pypi", input: "ecosystems/pypi/trivy-fs.json", golden: "ecosystems/pypi/trivy-fs.golden"},
+		{name: "maven", input: "ecosystems/maven/trivy-fs.json", golden: "ecosystems/maven/trivy-fs.golden"},
+	})
+}
+
 func TestParsePipAudit(t *testing.T) {
 	runGolden(t, ParsePipAudit, []goldenCase{
 		{name: "pip-audit 2", input: "ecosystems/pypi/pip-audit.json", golden: "ecosystems/pypi/pip-audit.golden"},
@@ -379,4 +387,58 @@ func FuzzParseLockfile(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTrivyAgrees: Trivy's report of each project's lockfiles (trivy fs
+// with a database built from the same records) and evident's reading of
+// the same lockfiles are the same findings once merged, but for what only
+// evident finds: bcprov-jdk15on, through the alias table.
+func TestTrivyAgrees(t *testing.T) {
+	db := ecosystemsDB(t)
+	open := func(name string) *os.File {
+		t.Helper()
+		f, err := os.Open(filepath.Join("testdata", "ecosystems", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	tests := []struct {
+		eco       string
+		lockfiles []string
+		onlyUs    []string
+	}{
+		{"npm", []string{"package-lock.json", "pnpm-lock.yaml", "yarn.lock"}, nil},
+		{"pypi", []string{"requirements.txt", "poetry.lock"}, nil},
+		{"maven", []string{"pom.xml", "gradle.lockfile"}, []string{"pkg:maven/org.bouncycastle/bcprov-jdk15on@1.70 GHSA-hr8g-6v94-x4m9"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.eco, func(t *testing.T) {
+			all, errs := ParseTrivy(open(tt.eco+"/trivy-fs.json"), "trivy-fs.json")
+			for _, err := range errs {
+				t.Error(err)
+			}
+			for _, name := range tt.lockfiles {
+				fs, _ := ParseLockfile(open(tt.eco+"/"+name), name, db)
+				all = append(all, fs...)
+			}
+			var onlyUs []string
+			for _, f := range Merge(all) {
+				tools := map[string]bool{}
+				for _, s := range f.Sources {
+					tools[s.Tool] = true
+				}
+				switch {
+				case !tools[string(FormatLockfile)]:
+					t.Errorf("%s %s: found by Trivy only", f.Package.PURL, f.Vulnerability.ID)
+				case !tools[string(FormatTrivy)]:
+					onlyUs = append(onlyUs, f.Package.PURL+" "+f.Vulnerability.ID)
+				}
+			}
+			if diff := cmp.Diff(tt.onlyUs, onlyUs); diff != "" {
+				t.Errorf("found by evident only (-want +got):\n%s", diff)
+			}
+		})
+	}
 }
