@@ -52,7 +52,9 @@ the vulnerable code runs (executed, loaded, not_observed, unknown), how exposed
 its service is and what it can reach, ranked P1-P4 with the evidence.
 
 --findings takes scanner reports and SBOMs (govulncheck, Trivy, Grype,
-OSV-Scanner, CycloneDX, SPDX, Go binaries); SERVICE=FILE or SVC1,SVC2=FILE
+OSV-Scanner, npm audit, pip-audit, CycloneDX, SPDX, Go binaries) and lockfiles
+(package-lock.json, pnpm-lock.yaml, yarn.lock, requirements.txt, poetry.lock,
+pom.xml, gradle.lockfile); SERVICE=FILE or SVC1,SVC2=FILE
 assigns them to services, and a directory holds one report per service named
 after it (reports/gateway.json). --profiles takes pprof, OTLP profile, JFR
 (.jfr) and folded stack (.folded, .collapsed) files or directories (a

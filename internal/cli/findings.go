@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -51,7 +52,31 @@ func importParsers() map[findings.Format]importer {
 		findings.FormatTrivy:       scannerReport(findings.ParseTrivy),
 		findings.FormatGrype:       scannerReport(findings.ParseGrype),
 		findings.FormatOSVScanner:  scannerReport(findings.ParseOSVScanner),
+		findings.FormatPipAudit:    scannerReport(findings.ParsePipAudit),
+		findings.FormatNPMAudit:    npmAuditReport,
 	}
+}
+
+// npmAuditReport reads npm audit's report with the lockfile npm audit ran
+// on, package-lock.json or npm-shrinkwrap.json in the report's directory,
+// which has the installed versions the report does not state. Without one,
+// every finding is a record error that says so.
+func npmAuditReport(in importInput) ([]findings.Finding, []error) {
+	var lock findings.NPMLock
+	dir := filepath.Dir(in.path)
+	for _, base := range []string{"npm-shrinkwrap.json", "package-lock.json"} {
+		f, err := os.Open(filepath.Join(dir, base))
+		if err != nil {
+			continue
+		}
+		lock, err = findings.ReadNPMLock(bufio.NewReader(f), f.Name())
+		f.Close()
+		if err != nil {
+			return nil, []error{fmt.Errorf("%s: lockfile: %w", in.path, err)}
+		}
+		break
+	}
+	return findings.ParseNPMAudit(in.r, in.path, lock)
 }
 
 // sbomParsers are the SBOM formats: their packages are looked up in the
@@ -72,6 +97,9 @@ func sbomParsers(db func() (findings.Matcher, error)) map[findings.Format]import
 		}),
 		findings.FormatSPDX: withDB(func(in importInput, m findings.Matcher) ([]findings.Finding, []error) {
 			return findings.ParseSPDX(in.r, in.path, m)
+		}),
+		findings.FormatLockfile: withDB(func(in importInput, m findings.Matcher) ([]findings.Finding, []error) {
+			return findings.ParseLockfile(in.r, in.path, m)
 		}),
 		findings.FormatCycloneDX: func(in importInput) ([]findings.Finding, []error) {
 			m, err := db()
@@ -117,7 +145,9 @@ func newFindingsImportCmd(g *globals) *cobra.Command {
 		Use:   "import [SERVICE[,SERVICE]=]FILE|DIR...",
 		Short: "Read scanner reports and SBOMs, merge their findings and print them",
 		Long: `Read the reports of vulnerability scanners (govulncheck, grype, osv-scanner,
-trivy) and SBOMs (cyclonedx, spdx, gobinary: a Go executable), normalise their
+trivy, npm audit --json, pip-audit --format json), SBOMs (cyclonedx, spdx,
+gobinary: a Go executable) and lockfiles (package-lock.json, pnpm-lock.yaml,
+yarn.lock, requirements.txt, poetry.lock, pom.xml, gradle.lockfile), normalise their
 findings and merge them: the same vulnerability (under any of its ids: GO-,
 GHSA-, CVE-...) in the same package version of the same service, reported by
 several tools, is one finding that lists every tool. The packages of an SBOM
@@ -260,7 +290,7 @@ func importFile(path string, format findings.Format, parsers map[findings.Format
 		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
 			return nil, []error{fmt.Errorf("read findings from %s: %w", path, err)}
 		}
-		if format, err = findings.Detect(prefix); err != nil {
+		if format, err = findings.DetectFile(path, prefix); err != nil {
 			// The hint names every format; only findings import can be
 			// told one with --input-format.
 			return nil, []error{fmt.Errorf("%s: %w: not a report of %s", path, err, strings.Join(importFormats(), ", "))}

@@ -80,6 +80,13 @@ func TestFindingsImport(t *testing.T) {
 			golden:   "nodb.golden",
 		},
 		{
+			name: "npm audit beside its lockfile, pip-audit, lockfiles known by their names",
+			args: []string{"--vulns", fx + "ecosystems/osv", fx + "ecosystems/npm/npm-audit.json", fx + "ecosystems/npm/yarn.lock",
+				fx + "ecosystems/pypi/pip-audit.json", fx + "ecosystems/pypi/requirements.txt", fx + "ecosystems/maven/pom.xml"},
+			wantCode: ExitSkipped, // pip-audit skipped a dependency
+			golden:   "ecosystems.table.golden",
+		},
+		{
 			name:     "wrong output format",
 			args:     []string{"--format", "sarif", fx + "trivy/fs.json"},
 			wantCode: ExitUsage,

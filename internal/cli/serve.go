@@ -513,7 +513,7 @@ func importUpload(r io.Reader, name, format string, parsers map[findings.Format]
 	}
 	f := findings.Format(format)
 	if format == "auto" {
-		if f, err = findings.Detect(body[:min(len(body), detectPrefix)]); err != nil {
+		if f, err = findings.DetectFile(name, body[:min(len(body), detectPrefix)]); err != nil {
 			return nil, []error{fmt.Errorf("%s: %w (name it with ?format=)", name, err)}
 		}
 	}

@@ -324,6 +324,9 @@ var inputNouns = map[findings.Format]string{
 	findings.FormatCycloneDX:   "a CycloneDX BOM",
 	findings.FormatSPDX:        "an SPDX document (an input of evident analyze --findings)",
 	findings.FormatGoBinary:    "a Go executable (an input of evident analyze --findings)",
+	findings.FormatNPMAudit:    "an npm audit report (an input of evident analyze --findings)",
+	findings.FormatPipAudit:    "a pip-audit report (an input of evident analyze --findings)",
+	findings.FormatLockfile:    "a lockfile (an input of evident analyze --findings)",
 }
 
 // describeInput says what data is when it is one of the other files

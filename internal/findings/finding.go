@@ -97,6 +97,12 @@ type Source struct {
 	// document name) or a Go executable's main package. Empty when the
 	// report does not say.
 	Artifact string `json:"artifact,omitempty"`
+	// Match says how evident matched the package to the vulnerability
+	// record when the record does not name it as the input does: a Maven
+	// artifact published under other coordinates (bcprov-jdk15on for a
+	// record of bcprov-jdk18on), with the reason and its references.
+	// Empty when the record names the package itself or a tool matched.
+	Match string `json:"match,omitempty"`
 }
 
 // withArtifact sets the artifact of the sources of findings that one

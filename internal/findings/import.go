@@ -27,6 +27,9 @@ const (
 	FormatCycloneDX   Format = "cyclonedx"   // CycloneDX JSON or XML
 	FormatSPDX        Format = "spdx"        // SPDX JSON, tag-value or RDF
 	FormatGoBinary    Format = "gobinary"    // a Go executable with embedded build info
+	FormatNPMAudit    Format = "npm-audit"   // npm audit --json (npm 7+, auditReportVersion 2)
+	FormatPipAudit    Format = "pip-audit"   // pip-audit --format json
+	FormatLockfile    Format = "lockfile"    // a package manager's lockfile or manifest (ParseLockfile)
 )
 
 // Errors of the importers. A parser returns file-level errors (the input
@@ -89,6 +92,18 @@ func Detect(prefix []byte) (Format, error) {
 		return FormatSPDX, nil
 	}
 	return "", ErrUnknownFormat
+}
+
+// DetectFile tells the format of an input from its first bytes, as Detect
+// does, and from its name when its content does not tell: the lockfiles
+// and manifests of package managers (yarn.lock, requirements.txt,
+// pom.xml, ...; see IsLockfile) are known by their names.
+func DetectFile(name string, prefix []byte) (Format, error) {
+	f, err := Detect(prefix)
+	if err != nil && IsLockfile(name) {
+		return FormatLockfile, nil
+	}
+	return f, err
 }
 
 // isExecutable reports whether b starts like an ELF, PE or Mach-O file,
@@ -173,6 +188,14 @@ func formatOfKeys(keys []string) (Format, error) {
 		return FormatGrype, nil
 	case has("results"):
 		return FormatOSVScanner, nil
+	case has("auditReportVersion"), has("advisories") && has("actions"):
+		// npm 6's report (advisories, actions) is detected so that its
+		// parser can say to run a newer npm.
+		return FormatNPMAudit, nil
+	case has("dependencies") && has("fixes"):
+		return FormatPipAudit, nil
+	case has("lockfileVersion"):
+		return FormatLockfile, nil // package-lock.json, npm-shrinkwrap.json
 	}
 	if len(keys) > 5 {
 		keys = append(keys[:5:5], "...")

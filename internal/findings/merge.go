@@ -210,7 +210,7 @@ func mergeFindings(fs []Finding, idx []int) Finding {
 	m.Symbols = sortedSet(symbols)
 	m.FixedVersion = lowestFix(m.Package.Ecosystem, m.Package.Version, fixes)
 	slices.SortFunc(sources, func(a, b Source) int {
-		return cmp.Or(cmp.Compare(a.Tool, b.Tool), cmp.Compare(a.File, b.File), cmp.Compare(a.Artifact, b.Artifact))
+		return cmp.Or(cmp.Compare(a.Tool, b.Tool), cmp.Compare(a.File, b.File), cmp.Compare(a.Artifact, b.Artifact), cmp.Compare(a.Match, b.Match))
 	})
 	m.Sources = slices.Compact(sources)
 	return m

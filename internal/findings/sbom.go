@@ -80,7 +80,10 @@ func componentPackage(purl, version string) (Package, error) {
 }
 
 // matchComponents looks every component up in m and returns a finding
-// for each record that affects it, merged. A nil m matches nothing.
+// for each record that affects it, merged. A Maven artifact that ships
+// under several coordinates (maven_aliases.yaml) is also looked up under
+// the others, and a record found only that way says so in its source's
+// Match. A nil m matches nothing.
 // Components that name the same package version are looked up once.
 func matchComponents(comps []Component, m Matcher, tool, file string) []Finding {
 	if m == nil {
@@ -95,23 +98,33 @@ func matchComponents(comps []Component, m Matcher, tool, file string) []Finding 
 			continue
 		}
 		seen[key] = true
-		for _, v := range m.Affecting(p.Ecosystem, p.Name, p.Version) {
-			if p.Ecosystem == osv.EcosystemGo && !onPlatform(v, p.Name, c.GOOS, c.GOARCH) {
-				continue
+		found := map[string]bool{}
+		match := func(name, how string) {
+			for _, v := range m.Affecting(p.Ecosystem, name, p.Version) {
+				if found[v.Entry.ID] || p.Ecosystem == osv.EcosystemGo && !onPlatform(v, p.Name, c.GOOS, c.GOARCH) {
+					continue
+				}
+				found[v.Entry.ID] = true
+				fix := m.FixedVersion(v, p.Ecosystem, name, p.Version)
+				if fix != "" && p.Ecosystem == osv.EcosystemGo {
+					fix = goVersion(fix)
+				}
+				out = append(out, Finding{
+					Package:       p,
+					Vulnerability: Vulnerability{ID: v.Entry.ID, Aliases: sortedSet(v.Entry.Aliases)},
+					Severity:      DBSeverity(v.Severity),
+					FixedVersion:  fix,
+					// The SBOM only shows that the module is in the build.
+					Static:  StaticRequired,
+					Sources: []Source{{Tool: tool, File: file, Match: how}},
+				})
 			}
-			fix := m.FixedVersion(v, p.Ecosystem, p.Name, p.Version)
-			if fix != "" && p.Ecosystem == osv.EcosystemGo {
-				fix = goVersion(fix)
+		}
+		match(p.Name, "")
+		if p.Ecosystem == osv.EcosystemMaven {
+			for _, a := range mavenAliasesOf(p.Name) {
+				match(a.name, a.explain(p.Name))
 			}
-			out = append(out, Finding{
-				Package:       p,
-				Vulnerability: Vulnerability{ID: v.Entry.ID, Aliases: sortedSet(v.Entry.Aliases)},
-				Severity:      DBSeverity(v.Severity),
-				FixedVersion:  fix,
-				// The SBOM only shows that the module is in the build.
-				Static:  StaticRequired,
-				Sources: []Source{{Tool: tool, File: file}},
-			})
 		}
 	}
 	return Merge(out)

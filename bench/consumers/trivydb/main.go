@@ -6,7 +6,7 @@
 // `trivy --cache-dir C --skip-db-update --offline-scan` after copying it to
 // C/db/.
 //
-//	go run . -zip osv-go.zip -out DIR
+//	go run . -zip osv-go.zip -out DIR [-ghsa DIR]
 //
 // trivy-db's govulndb source keeps only the standard library and
 // golang.org/x/* modules; the published database takes every other Go module
@@ -14,6 +14,11 @@
 // second source runs trivy-db's OSV importer on the same records, with the
 // same data source, for the other modules (the toolchain left out, as the
 // govulndb source leaves it out).
+//
+// -ghsa DIR adds the OSV records of DIR (records of the GitHub advisory
+// database for npm, PyPI and Maven, as internal/findings/testdata/ecosystems
+// holds them) through the same OSV importer, under the GitHub advisory
+// database's data source, as the published database carries them.
 package main
 
 import (
@@ -44,6 +49,10 @@ var osvDir = filepath.Join("govulndb", "data", "osv")
 // modulesSource is the target name of the second source.
 const modulesSource types.SourceID = "govulndb-modules"
 
+// ghsaDir is where the -ghsa records are laid out, under the cache
+// directory.
+var ghsaDir = filepath.Join("ghsa", "data", "osv")
+
 func main() {
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "trivydb:", err)
@@ -55,6 +64,7 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("trivydb", flag.ContinueOnError)
 	zipPath := fs.String("zip", "", "osv.dev Go snapshot (all.zip)")
 	out := fs.String("out", "", "output directory for trivy.db and metadata.json")
+	ghsa := fs.String("ghsa", "", "directory of OSV records of npm, PyPI and Maven packages to add (optional)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -78,9 +88,19 @@ func run(args []string) error {
 		vulnerability.GoVulnDB: govulndb.NewVulnSrc(),
 		modulesSource:          modules{},
 	}
+	targets := []string{string(vulnerability.GoVulnDB), string(modulesSource)}
+	if *ghsa != "" {
+		m, err := copyJSON(*ghsa, filepath.Join(cache, ghsaDir))
+		if err != nil {
+			return err
+		}
+		n += m
+		srcs[vulnerability.GHSA] = ghsaSource{}
+		targets = append(targets, string(vulnerability.GHSA))
+	}
 	// A year between updates: trivy runs with --skip-db-update anyway.
 	tdb := vulndb.New(cache, *out, 365*24*time.Hour, vulndb.WithVulnSrcs(srcs))
-	if err := tdb.Build([]string{string(vulnerability.GoVulnDB), string(modulesSource)}); err != nil {
+	if err := tdb.Build(targets); err != nil {
 		return fmt.Errorf("build database from %d records: %w", n, err)
 	}
 	fmt.Printf("trivydb: %d records of %s -> %s\n", n, *zipPath, db.Path(*out))
@@ -120,6 +140,43 @@ func unzip(zipPath, dir string) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// copyJSON copies the JSON records of src into dir.
+func copyJSON(src, dir string) (int, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, err
+	}
+	paths, err := filepath.Glob(filepath.Join(src, "*.json"))
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return 0, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(p)), data, 0o644); err != nil {
+			return 0, err
+		}
+	}
+	return len(paths), nil
+}
+
+// ghsaSource is trivy-db's OSV importer over the -ghsa records, with the
+// data source of the GitHub advisory database for each ecosystem.
+type ghsaSource struct{}
+
+func (ghsaSource) Name() types.SourceID { return vulnerability.GHSA }
+
+func (ghsaSource) Update(root string) error {
+	ds := func(eco string) types.DataSource {
+		return types.DataSource{ID: vulnerability.GHSA, Name: "GitHub Security Advisory " + eco, URL: "https://github.com/advisories?query=type%3Areviewed+ecosystem%3A" + eco}
+	}
+	dataSources := map[ecosystem.Type]types.DataSource{
+		ecosystem.Npm: ds("npm"), ecosystem.Pip: ds("pip"), ecosystem.Maven: ds("maven"),
+	}
+	return osv.New(ghsaDir, vulnerability.GHSA, dataSources).Update(root)
 }
 
 // modules is the source of the Go modules that the govulndb source leaves

@@ -1,0 +1,130 @@
+package findings
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"testing/fstest"
+
+	"github.com/google/osv-scalibr/extractor/filesystem"
+	"github.com/google/osv-scalibr/extractor/filesystem/language/java/gradlelockfile"
+	"github.com/google/osv-scalibr/extractor/filesystem/language/java/pomxml"
+	"github.com/google/osv-scalibr/extractor/filesystem/language/javascript/packagelockjson"
+	"github.com/google/osv-scalibr/extractor/filesystem/language/javascript/pnpmlock"
+	"github.com/google/osv-scalibr/extractor/filesystem/language/javascript/yarnlock"
+	"github.com/google/osv-scalibr/extractor/filesystem/language/python/poetrylock"
+	"github.com/google/osv-scalibr/extractor/filesystem/language/python/requirements"
+	"github.com/google/osv-scalibr/extractor/filesystem/simplefileapi"
+)
+
+// lockfileExtractors are osv-scalibr's extractors of the lockfiles and
+// manifests evident reads, the same code OSV-Scanner runs on them. Each
+// one says by the file's name whether it reads it.
+var lockfileExtractors = []func() (filesystem.Extractor, error){
+	func() (filesystem.Extractor, error) { return packagelockjson.New(nil) },
+	func() (filesystem.Extractor, error) { return pnpmlock.New(nil) },
+	func() (filesystem.Extractor, error) { return yarnlock.New(nil) },
+	func() (filesystem.Extractor, error) { return requirements.New(nil) },
+	func() (filesystem.Extractor, error) { return poetrylock.New(nil) },
+	func() (filesystem.Extractor, error) { return pomxml.New(nil) },
+	func() (filesystem.Extractor, error) { return gradlelockfile.New(nil) },
+}
+
+// lockfileNames are the file names the extractors read, for messages and
+// for DetectFile.
+const lockfileNames = "package-lock.json, npm-shrinkwrap.json, pnpm-lock.yaml, yarn.lock, *requirements*.txt, poetry.lock, pom.xml, *.pom, gradle.lockfile, buildscript-gradle.lockfile"
+
+// lockfileFS is the file system of the extractor: the one file, under
+// its base name, so that the includes and parent POMs an uploaded file
+// names cannot reach the host's files.
+func lockfileFS(name string, data []byte) (fstest.MapFS, string) {
+	base := path.Base(strings.ReplaceAll(name, `\`, "/"))
+	return fstest.MapFS{base: {Data: data}}, base
+}
+
+// lockfileExtractor returns the extractor that reads the file base of
+// fsys, or nil.
+func lockfileExtractor(fsys fstest.MapFS, base string) filesystem.Extractor {
+	info, err := fsys.Stat(base)
+	if err != nil {
+		return nil
+	}
+	for _, newExtractor := range lockfileExtractors {
+		x, err := newExtractor()
+		if err == nil && x.FileRequired(simplefileapi.New(base, info)) {
+			return x
+		}
+	}
+	return nil
+}
+
+// IsLockfile reports whether name is the name of a lockfile or manifest
+// that ParseLockfile reads.
+func IsLockfile(name string) bool { return lockfileExtractor(lockfileFS(name, nil)) != nil }
+
+// ParseLockfile reads a lockfile or manifest of a package manager, chosen
+// by the base of name (see IsLockfile): package-lock.json and
+// npm-shrinkwrap.json, pnpm-lock.yaml, yarn.lock, requirements files,
+// poetry.lock, pom.xml (the dependencies it pins, with properties of the
+// same file resolved) and Gradle lockfiles. The packages are read by
+// osv-scalibr's extractors and looked up in m, the vulnerability database,
+// as the packages of an SBOM are; a nil m matches nothing. A requirements
+// file's "-r other.txt" includes are not followed: pass every file.
+//
+// A package without a pinned version (a requirements line such as
+// "requests>=2") is reported as a *RecordError naming it and skipped. A
+// name that is no lockfile's wraps ErrWrongFormat; a file the extractor
+// cannot read wraps ErrMalformed.
+func ParseLockfile(r io.Reader, name string, m Matcher) ([]Finding, []error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, []error{fmt.Errorf("read %s: %w", name, err)}
+	}
+	fsys, base := lockfileFS(name, data)
+	x := lockfileExtractor(fsys, base)
+	if f, _ := Detect(data); x == nil && f == FormatLockfile {
+		// An npm lockfile under another name (reports/checkout.json).
+		fsys, base = lockfileFS("package-lock.json", data)
+		x = lockfileExtractor(fsys, base)
+	}
+	if x == nil {
+		return nil, []error{fmt.Errorf("%s: not a lockfile evident reads (%s): %w", name, lockfileNames, ErrWrongFormat)}
+	}
+	info, err := fsys.Stat(base)
+	if err != nil {
+		return nil, []error{fmt.Errorf("%s: %w", name, err)}
+	}
+	inv, err := x.Extract(context.Background(), &filesystem.ScanInput{FS: fsys, Path: base, Info: info, Reader: bytes.NewReader(data)})
+	if err != nil {
+		return nil, []error{fmt.Errorf("%s: %s: %v: %w", name, x.Name(), err, ErrMalformed)}
+	}
+	var (
+		comps []Component
+		errs  []error
+	)
+	for _, p := range inv.Packages {
+		rec := p.Name
+		if p.Version != "" {
+			rec += "@" + p.Version
+		}
+		if p.Version == "" {
+			errs = append(errs, recordErr(name, rec, "no pinned version"))
+			continue
+		}
+		purl := p.PURL()
+		if purl == nil {
+			errs = append(errs, recordErr(name, rec, "no package URL for package type %q", p.PURLType))
+			continue
+		}
+		pkg, err := componentPackage(purl.String(), p.Version)
+		if err != nil {
+			errs = append(errs, &RecordError{File: name, Record: rec, Err: err})
+			continue
+		}
+		comps = append(comps, Component{Ref: rec, Package: pkg})
+	}
+	return matchComponents(comps, m, string(FormatLockfile), name), errs
+}
