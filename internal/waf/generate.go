@@ -2,6 +2,7 @@ package waf
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -127,20 +128,19 @@ func Generate(cfg Config, as []assess.Assessment, vulns Vulns, traffic *Traffic)
 				summary = e.Summary
 			}
 		}
-		var cl Classification
+		// The record's class names the patch; exploit knowledge stands in
+		// for a record that is missing or names no class.
+		cl, err := Classification{}, error(nil)
+		if v == nil {
+			err = errors.New("no vulnerability record to classify and no exploit knowledge")
+		} else {
+			cl, err = Classify(v, f.Package.Name)
+		}
 		switch {
-		case v != nil:
-			var err error
-			if cl, err = Classify(v, f.Package.Name); err != nil && kn == nil {
-				set.Skipped = append(set.Skipped, Skipped{f.Service, f.Vulnerability.ID, err.Error()})
-				continue
-			} else if err != nil {
-				cl = kn.classification()
-			}
-		case kn != nil:
+		case err != nil && kn != nil:
 			cl = kn.classification()
-		default:
-			set.Skipped = append(set.Skipped, Skipped{f.Service, f.Vulnerability.ID, "no vulnerability record to classify and no exploit knowledge"})
+		case err != nil:
+			set.Skipped = append(set.Skipped, Skipped{f.Service, f.Vulnerability.ID, err.Error()})
 			continue
 		}
 		p := &Patch{

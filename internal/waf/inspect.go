@@ -18,14 +18,14 @@ import (
 
 // Structural inspectors decide what a regular expression cannot: how far
 // a YAML document grows once its aliases are expanded, how deep a JSON
-// document nests, how many segments a bearer token has, how many entities
-// an XML document declares and uses. Each does bounded work on the input
+// document nests, how many entities an XML document declares and uses.
+// (A bearer token's segment count is a regular expression, so patches
+// keep it in SecLang, where every engine enforces it.) Each does bounded work on the input
 // and never expands it. They are exposed to rules as Coraza operators
 // that only the evident proxy (and validator) know:
 //
 //	@yamlExpansionGt N  the expanded node count is more than N times the parsed one
 //	@jsonDepthGt N      arrays and objects nest deeper than N
-//	@jwtSegmentsGt N    the token (after an optional "Bearer ") has more than N dot-separated segments
 //	@xmlEntitiesGt N    the document declares and references more than N entities in all
 //
 // An input the inspector cannot parse does not match: malformed bodies
@@ -33,12 +33,11 @@ import (
 const (
 	opYAMLExpansion = "yamlExpansionGt"
 	opJSONDepth     = "jsonDepthGt"
-	opJWTSegments   = "jwtSegmentsGt"
 	opXMLEntities   = "xmlEntitiesGt"
 )
 
 // evidentOperators are the operators above.
-var evidentOperators = []string{opYAMLExpansion, opJSONDepth, opJWTSegments, opXMLEntities}
+var evidentOperators = []string{opYAMLExpansion, opJSONDepth, opXMLEntities}
 
 // usesEvidentOperator reports whether a link's operator is one of
 // evident's, which stock Coraza and ModSecurity do not know.
@@ -63,7 +62,6 @@ var registerOperators = sync.OnceFunc(func() {
 	for name, measure := range map[string]func(string, uint64) uint64{
 		opYAMLExpansion: yamlExpansion,
 		opJSONDepth:     func(s string, _ uint64) uint64 { return jsonDepth(s) },
-		opJWTSegments:   func(s string, _ uint64) uint64 { return jwtSegments(s) },
 		opXMLEntities:   func(s string, _ uint64) uint64 { return xmlEntities(s) },
 	} {
 		plugins.RegisterOperator(name, func(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
@@ -166,19 +164,6 @@ func jsonDepth(s string) uint64 {
 			depth--
 		}
 	}
-}
-
-// jwtSegments returns the dot-separated segments of a bearer token: the
-// value after an optional auth scheme. A JWS has 3, a JWE 5.
-func jwtSegments(s string) uint64 {
-	s = strings.TrimSpace(s)
-	if scheme, tok, ok := strings.Cut(s, " "); ok && !strings.Contains(scheme, ".") {
-		s = strings.TrimSpace(tok)
-	}
-	if s == "" {
-		return 0
-	}
-	return uint64(strings.Count(s, ".")) + 1
 }
 
 // xmlEntities counts the entity declarations (<!ENTITY) and the general
