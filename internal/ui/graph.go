@@ -30,8 +30,8 @@ type graphLayout struct {
 	Width, Height float64
 	// NodeWidth and NodeHeight are every node's size.
 	NodeWidth, NodeHeight float64
-	Nodes         []graphNode
-	Edges         []graphEdge
+	Nodes                 []graphNode
+	Edges                 []graphEdge
 }
 
 // graphNode is a service, data store or third party.
