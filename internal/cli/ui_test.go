@@ -123,7 +123,7 @@ func TestUIInBrowser(t *testing.T) {
 		for _, p := range problems {
 			t.Errorf("%s page: %s", name, p)
 		}
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(75))
 		if err != nil {
 			t.Fatalf("screenshot %s: %v", name, err)
 		}
@@ -131,7 +131,7 @@ func TestUIInBrowser(t *testing.T) {
 			if dir == "" {
 				continue
 			}
-			if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, name+".jpg"), png, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -335,7 +335,7 @@ func TestUIInBrowser(t *testing.T) {
 
 // uiA11yCheck is a script that lists what keeps a page from being used
 // with a screen reader or a keyboard: landmarks, one h1, labelled form
-// controls, graphics and links, tables with headers.
+// controls, graphics and links, tables with headers and captions.
 const uiA11yCheck = `(() => {
 	const problems = [];
 	const one = (sel, what) => { const n = document.querySelectorAll(sel).length; if (n !== 1) problems.push(n + " " + what + ", want 1"); };
@@ -356,7 +356,10 @@ const uiA11yCheck = `(() => {
 	for (const a of document.querySelectorAll("a")) {
 		if (!(a.textContent.trim() || a.getAttribute("aria-label") || a.querySelector("title"))) problems.push("link without a name: " + a.outerHTML.slice(0, 80));
 	}
-	for (const t of document.querySelectorAll("table")) if (!t.querySelector("th")) problems.push("table without headers");
+	for (const t of document.querySelectorAll("table")) {
+		if (!t.querySelector("th")) problems.push("table without headers");
+		if (!t.querySelector("caption")) problems.push("table without a caption: " + t.outerHTML.slice(0, 80));
+	}
 	return problems;
 })()`
 

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -18,12 +19,45 @@ import (
 	"github.com/evidentsec/evident/internal/waf"
 )
 
-// exports are the report formats the API serves, each a download button.
-var exports = []struct{ Name, Path string }{
-	{"JSON", "/api/v1/report"},
-	{"SARIF", "/api/v1/export/sarif"},
-	{"OpenVEX", "/api/v1/export/openvex"},
-	{"CycloneDX", "/api/v1/export/cyclonedx"},
+// exports are the report formats, each a download button: the API's
+// exports, and the UI's own (export) for those the API has no route for.
+var exports = []struct{ Name, Path, File string }{
+	{"JSON", "/api/v1/report", "evident-report.json"},
+	{"SARIF", "/api/v1/export/sarif", "evident.sarif"},
+	{"OpenVEX", "/api/v1/export/openvex", "evident.openvex.json"},
+	{"CycloneDX", "/api/v1/export/cyclonedx", "evident.cdx.json"},
+	{"Markdown", "/ui/export/markdown", "evident.md"},
+	{"Text table", "/ui/export/table", "evident.txt"},
+}
+
+// export renders the result in the formats the API has no route for:
+// Markdown (a pull-request comment) and the text table.
+func (u *UI) export(w http.ResponseWriter, r *http.Request, src Source) {
+	format := r.PathValue("format")
+	i := slices.IndexFunc(exports, func(e struct{ Name, Path, File string }) bool { return e.Path == "/ui/export/"+format })
+	if i < 0 {
+		u.fail(w, r, http.StatusNotFound, "No export %q here: the API serves the other formats (/api/v1/report, /api/v1/export/...).", format)
+		return
+	}
+	f, err := report.Lookup(format, report.Options{Products: u.deps.Products, Warn: func(err error) {
+		u.deps.Logger.Warn("ui: export", "format", format, "err", err)
+	}})
+	if err != nil {
+		u.fail(w, r, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	var buf bytes.Buffer
+	if err := f.Write(&buf, src.Result()); err != nil {
+		u.fail(w, r, http.StatusInternalServerError, "Render %s: %v", format, err)
+		return
+	}
+	ct := "text/plain; charset=utf-8"
+	if format == "markdown" {
+		ct = "text/markdown; charset=utf-8"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+exports[i].File+`"`)
+	w.Write(buf.Bytes())
 }
 
 // exposures lists the exposure levels, most reachable first.

@@ -185,12 +185,13 @@ func TestPages(t *testing.T) {
 		{"service", "/ui/services/orders", 200, []string{"GO-2024-2958</a>", "<strong>sqlite://shop/customers</strong>"}, nil},
 		{"unknown service", "/ui/services/nope", 404, []string{"No service &#34;nope&#34;"}, nil},
 		{"alerts", "/ui/alerts", 200, []string{
-			`<a href="/ui/findings/` + execID + `">evidence</a>`,
-			`<a href="/ui/services/orders">evidence</a>`,
+			`<a href="/ui/findings/` + execID + `">evidence<span class="visually-hidden"> of the first_execution alert in gateway</span></a>`,
+			`<a href="/ui/services/orders">evidence<span class="visually-hidden"> of the new_outbound_host alert in orders</span></a>`,
 			"&#34;symbol&#34;: &#34;norm.Form.String&#34;",
 		}, nil},
 		{"alerts by kind", "/ui/alerts?kind=new_outbound_host", 200, []string{"orders called a new host"}, []string{"runs in gateway"}},
 		{"no page", "/ui/nope", 404, []string{"No page at /ui/nope."}, nil},
+		{"no export", "/ui/export/sarif", 404, []string{"No export &#34;sarif&#34; here"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -220,6 +221,17 @@ func TestPages(t *testing.T) {
 				t.Errorf("page has %q", m)
 			}
 		})
+	}
+}
+
+// TestExport checks the exports the UI serves itself.
+func TestExport(t *testing.T) {
+	ts := newTestServer(t, shop())
+	for format, want := range map[string]string{"markdown": "GO-2026-5970", "table": "GO-2024-2958"} {
+		status, h, body := get(t, ts.URL+"/ui/export/"+format)
+		if status != 200 || !strings.HasPrefix(h.Get("Content-Disposition"), "attachment; filename=") || !strings.Contains(body, want) {
+			t.Errorf("%s: %d %q, body %.200q", format, status, h.Get("Content-Disposition"), body)
+		}
 	}
 }
 
