@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"path"
@@ -86,8 +87,10 @@ type overviewData struct {
 	ChangesSince time.Time
 	Exposure     []exposureGroup
 	Freshness    []freshness
-	Exports      any
-	Now          time.Time
+	// Checks are the polled sources' health: "ok" or the error.
+	Checks  []sourceCheck
+	Exports any
+	Now     time.Time
 }
 
 // verdictCount is a number of findings with a verdict.
@@ -117,6 +120,12 @@ type serviceRow struct {
 	Findings int
 	// NeedAction counts its P1 and P2 findings.
 	NeedAction int
+}
+
+// sourceCheck is the health of a polled source.
+type sourceCheck struct {
+	Name, Status string
+	OK           bool
 }
 
 // freshness is when a service's telemetry last arrived.
@@ -220,6 +229,16 @@ func (u *UI) overview(w http.ResponseWriter, r *http.Request, src Source) {
 		}
 		if len(g.Services) > 0 {
 			d.Exposure = append(d.Exposure, g)
+		}
+	}
+	if u.deps.Checks != nil {
+		checks := u.deps.Checks()
+		for _, name := range slices.Sorted(maps.Keys(checks)) {
+			c := sourceCheck{Name: name, Status: "ok", OK: true}
+			if err := checks[name]; err != nil {
+				c.Status, c.OK = err.Error(), false
+			}
+			d.Checks = append(d.Checks, c)
 		}
 	}
 	if res.Snapshot != nil {

@@ -57,7 +57,10 @@ type Deps struct {
 	// Products names what each service is deployed as, for the VEX in
 	// the exports (the products setting).
 	Products report.Products
-	Logger   *slog.Logger
+	// Checks, if not nil, reports the health of the telemetry sources
+	// serve polls (Tempo, Pyroscope), as /readyz shows it.
+	Checks func() map[string]error
+	Logger *slog.Logger
 	// Now is the clock of "since yesterday" and of the freshness of
 	// sources; nil is time.Now.
 	Now func() time.Time

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"io"
 	"math"
 	"net/http"
@@ -113,7 +114,10 @@ func newTestServer(t *testing.T, src *source) *httptest.Server {
 	t.Helper()
 	u, err := New(Deps{
 		Tenant: func(context.Context, string) (Source, error) { return src, nil },
-		Now:    func() time.Time { return t0 },
+		Checks: func() map[string]error {
+			return map[string]error{"sources": errors.New("tempo: 503 Service Unavailable")}
+		},
+		Now: func() time.Time { return t0 },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -155,6 +159,7 @@ func TestPages(t *testing.T) {
 			"1 verdict changes: 1 to", // the other change is older than a day
 			`<a href="/ui/services/gateway">gateway</a>`,
 			`<span class="source">pyroscope</span>: 200 samples`,
+			`Polled sources: <span class="error">tempo: 503 Service Unavailable</span>`,
 		}, []string{"GO-2024-2958</a>"}},
 		{"findings", "/ui/findings", 200, []string{"Findings 1–2 of 2", "GO-2026-5970", "GO-2024-2958", `aria-sort="descending"`}, nil},
 		{"filtered", "/ui/findings?kev=yes", 200, []string{"Findings 1–1 of 1", "GO-2024-2958"}, []string{"GO-2026-5970</a>"}},
