@@ -75,7 +75,7 @@ func TestTokensAuditEndToEnd(t *testing.T) {
 	defer shutdown(t, srv)
 	api := srv.apiURL()
 
-	for _, path := range []string{"/api/v1/findings", "/api/v1/summary", "/api/v1/report", "/api/v1/export/openvex", "/api/v1/audit", "/metrics"} {
+	for _, path := range []string{"/api/v1/findings", "/api/v1/summary", "/api/v1/report", "/api/v1/export/openvex", "/api/v1/audit", "/metrics", "/", "/ui/findings", "/ui/assets/ui.js"} {
 		if got := request(t, "GET", api+path, "", "", nil); got != http.StatusUnauthorized {
 			t.Errorf("GET %s without a token = %d, want 401", path, got)
 		}
@@ -88,6 +88,17 @@ func TestTokensAuditEndToEnd(t *testing.T) {
 	}
 	if got := request(t, "GET", api+"/api/v1/summary", reader, "", nil); got != http.StatusOK {
 		t.Errorf("GET summary as reader = %d, want 200", got)
+	}
+	// A browser sends the token as basic auth's password.
+	req, _ := http.NewRequest("GET", api+"/ui/findings", nil)
+	req.SetBasicAuth("anyone", reader)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET the UI with the reader's token as password = %s, want 200", resp.Status)
 	}
 	report, err := os.ReadFile(filepath.Join("testdata", "serve", "checkout.govulncheck.json"))
 	if err != nil {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -18,7 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -110,9 +114,16 @@ func TestUIInBrowser(t *testing.T) {
 			t.Fatalf("evaluate %s: %v", expr, err)
 		}
 	}
+	// screenshot also checks what a screen reader and a keyboard need of
+	// the page (uiA11yCheck).
 	screenshot := func(name string) {
 		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		var problems []string
+		eval(uiA11yCheck, &problems)
+		for _, p := range problems {
+			t.Errorf("%s page: %s", name, p)
+		}
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(75))
 		if err != nil {
 			t.Fatalf("screenshot %s: %v", name, err)
 		}
@@ -120,7 +131,7 @@ func TestUIInBrowser(t *testing.T) {
 			if dir == "" {
 				continue
 			}
-			if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, name+".jpg"), png, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -234,6 +245,41 @@ func TestUIInBrowser(t *testing.T) {
 		t.Errorf("orders -> sqlite://shop/customers is not drawn as an exposed path")
 	}
 	screenshot("map")
+	run("prefer a dark colour scheme", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+		})
+		return err
+	}))
+	var bg string
+	eval(`getComputedStyle(document.body).backgroundColor`, &bg)
+	if bg != "rgb(13, 17, 23)" {
+		t.Errorf("dark scheme: body background %s, want the dark palette's rgb(13, 17, 23)", bg)
+	}
+	screenshot("map-dark")
+	run("back to light", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{})
+		return err
+	}))
+
+	// Keyboard: the first Tab reaches the skip link, Enter moves to the
+	// content; the map's services are links in the tab order.
+	run("tab to the skip link", chromedp.KeyEvent(kb.Tab))
+	var focused string
+	eval(`document.activeElement.textContent`, &focused)
+	if focused != "Skip to content" {
+		t.Errorf("first Tab focuses %q, want the skip link", focused)
+	}
+	run("follow it", chromedp.KeyEvent(kb.Enter))
+	eval(`document.activeElement.id`, &focused)
+	if focused != "main" {
+		t.Errorf("the skip link moved focus to %q, want main", focused)
+	}
+	var mapLinks int
+	eval(`Array.from(document.querySelectorAll("#runtime-map a")).filter(a => a.tabIndex >= 0).length`, &mapLinks)
+	if mapLinks != 4 {
+		t.Errorf("%d services of the map are in the tab order, want 4", mapLinks)
+	}
 
 	// Click through to a service: its Runtime BOM.
 	run("open gateway", chromedp.Click(chromedp.CSS(`#runtime-map a[href="/ui/services/gateway"]`)), chromedp.WaitVisible(chromedp.CSS("#svc-endpoints")))
@@ -264,7 +310,58 @@ func TestUIInBrowser(t *testing.T) {
 		t.Errorf("alert rows: %d before, %d after, want one more", before, after)
 	}
 	screenshot("alerts")
+
+	// Findings change live: a scanner report uploaded while the table is
+	// open shows without a reload.
+	run("open reporter's findings", chromedp.Navigate(base+"/ui/findings?service=reporter"), chromedp.WaitVisible(chromedp.CSS("table.findings")))
+	eval(`window.notReloaded = true`, nil)
+	if n := count("table.findings tbody tr"); n != 8 {
+		t.Fatalf("reporter has %d findings, want 8", n)
+	}
+	report, err := os.ReadFile(filepath.Join(shop, "recorded", "findings", "gateway.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(base+"/api/v1/findings?service=reporter", "application/json", bytes.NewReader(report))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("upload: %s", resp.Status)
+	}
+	waitForBrowser(t, ctx, "reporter's new findings in the open table", `document.querySelectorAll("table.findings tbody tr").length === 9 && window.notReloaded === true`)
 }
+
+// uiA11yCheck is a script that lists what keeps a page from being used
+// with a screen reader or a keyboard: landmarks, one h1, labelled form
+// controls, graphics and links, tables with headers and captions.
+const uiA11yCheck = `(() => {
+	const problems = [];
+	const one = (sel, what) => { const n = document.querySelectorAll(sel).length; if (n !== 1) problems.push(n + " " + what + ", want 1"); };
+	one("main", "main landmarks");
+	one("h1", "h1 headings");
+	one("nav[aria-label=Main]", "main navigation landmarks");
+	const navs = Array.from(document.querySelectorAll("nav"), n => n.getAttribute("aria-label"));
+	if (navs.includes(null) || new Set(navs).size !== navs.length) problems.push("navigation landmarks without distinct labels: " + navs);
+	if (!document.documentElement.lang) problems.push("no lang on html");
+	for (const c of document.querySelectorAll("input:not([type=hidden]), select, textarea")) {
+		if (!c.closest("label") && !c.getAttribute("aria-label") && !(c.id && document.querySelector("label[for='" + c.id + "']"))) problems.push("unlabelled " + c.outerHTML.slice(0, 80));
+	}
+	for (const g of document.querySelectorAll("svg")) {
+		if (g.closest("[aria-hidden=true]") || g.getAttribute("aria-label") || g.getAttribute("aria-labelledby")) continue;
+		problems.push("svg without a label: " + g.outerHTML.slice(0, 80));
+	}
+	for (const i of document.querySelectorAll("img")) if (!i.hasAttribute("alt")) problems.push("img without alt: " + i.src);
+	for (const a of document.querySelectorAll("a")) {
+		if (!(a.textContent.trim() || a.getAttribute("aria-label") || a.querySelector("title"))) problems.push("link without a name: " + a.outerHTML.slice(0, 80));
+	}
+	for (const t of document.querySelectorAll("table")) {
+		if (!t.querySelector("th")) problems.push("table without headers");
+		if (!t.querySelector("caption")) problems.push("table without a caption: " + t.outerHTML.slice(0, 80));
+	}
+	return problems;
+})()`
 
 // waitForBrowser waits until a JavaScript expression holds in the page.
 func waitForBrowser(t *testing.T, ctx context.Context, what, expr string) {

@@ -78,7 +78,7 @@ func newFlameGraph(r assess.Reachability) *flameGraph {
 		for _, c := range n.children {
 			w := float64(c.samples) * scale
 			f := flameFrame{X: x, Y: float64(depth) * flameRow, W: w, Name: c.name, Samples: c.samples, Vulnerable: isVulnerable(c.name, vulnerable, r.Symbols)}
-			f.Label = fitLabel(shortFrame(c.name), w)
+			f.Label = fitLabel(shortFrame(c.name), w, flameChar)
 			g.Frames = append(g.Frames, f)
 			g.Height = max(g.Height, f.Y+flameRow)
 			walk(c, x, depth+1)
@@ -113,10 +113,10 @@ func shortFrame(name string) string {
 	return name
 }
 
-// fitLabel cuts a label to a width, with an ellipsis; too narrow for
-// three characters is no label.
-func fitLabel(s string, width float64) string {
-	n := int((width - 6) / flameChar)
+// fitLabel cuts a label to a width, at a width per character, with an
+// ellipsis; too narrow for three characters is no label.
+func fitLabel(s string, width, char float64) string {
+	n := int((width - 6) / char)
 	r := []rune(s)
 	switch {
 	case n < 3:

@@ -14,11 +14,13 @@ import (
 
 // Runtime map geometry, in SVG user units.
 const (
-	nodeWidth  = 220.0
+	nodeWidth  = 240.0
 	nodeHeight = 48.0
 	colGap     = 110.0
 	rowGap     = 26.0
 	margin     = 20.0
+	// nodeChar is the width of a character of a node's name (bold).
+	nodeChar = 7.8
 )
 
 // graphLayout is the runtime map: services, data stores and third
@@ -26,8 +28,10 @@ const (
 // curves from left to right.
 type graphLayout struct {
 	Width, Height float64
-	Nodes         []graphNode
-	Edges         []graphEdge
+	// NodeWidth and NodeHeight are every node's size.
+	NodeWidth, NodeHeight float64
+	Nodes                 []graphNode
+	Edges                 []graphEdge
 }
 
 // graphNode is a service, data store or third party.
@@ -57,9 +61,11 @@ type graphEdge struct {
 	// Rate is calls per second between the first and the last call; 0
 	// when they were less than a second apart.
 	Rate float64
-	// Path is the SVG path; LabelX and LabelY place its label.
+	// Path is the SVG path; LabelX and LabelY place its label, anchored
+	// by LabelAnchor (start, middle or end of the text).
 	Path           string
 	LabelX, LabelY float64
+	LabelAnchor    string
 	// Exposed marks a call on a path from an exposed service to a
 	// sensitive store.
 	Exposed bool
@@ -75,14 +81,14 @@ func (e graphEdge) ErrorShare() float64 {
 
 // layoutGraph lays out the runtime model of a result.
 func layoutGraph(res *report.Result) *graphLayout {
-	g := &graphLayout{}
+	g := &graphLayout{NodeWidth: nodeWidth, NodeHeight: nodeHeight}
 	if res.Snapshot == nil {
 		return g
 	}
 	index := map[string]int{}
 	add := func(n graphNode) {
 		if _, ok := index[n.ID]; !ok {
-			n.Label = fitLabel(n.ID, nodeWidth-14)
+			n.Label = fitLabel(n.ID, nodeWidth-14, nodeChar)
 			index[n.ID] = len(g.Nodes)
 			g.Nodes = append(g.Nodes, n)
 		}
@@ -228,7 +234,7 @@ func layoutGraph(res *report.Result) *graphLayout {
 			x2, y2 := b.X+nodeWidth/2, b.Y+nodeHeight
 			low := max(y1, y2) + rowGap
 			g.Edges[i].Path = fmt.Sprintf("M%.1f %.1f C%.1f %.1f %.1f %.1f %.1f %.1f", x1, y1, x1, low, x2, low, x2, y2)
-			g.Edges[i].LabelX, g.Edges[i].LabelY = (x1+x2)/2, low-4
+			g.Edges[i].LabelX, g.Edges[i].LabelY, g.Edges[i].LabelAnchor = (x1+x2)/2, low-4, "middle"
 			continue
 		}
 		// From the right of a to the left of b; through each column in
@@ -256,8 +262,17 @@ func layoutGraph(res *report.Result) *graphLayout {
 			fmt.Fprintf(&path, " C%.1f %.1f %.1f %.1f %.1f %.1f", mx, p.y, mx, q.y, q.x, q.y)
 		}
 		g.Edges[i].Path = path.String()
-		// The label sits on the first curve, where calls leave a.
-		g.Edges[i].LabelX, g.Edges[i].LabelY = (pts[0].x+pts[1].x)/2, (pts[0].y+pts[1].y)/2-4
+		// The label goes at the end of the call that no other call
+		// shares, so that labels of calls that fan in or out do not
+		// overlap; else on the first curve.
+		switch last := pts[len(pts)-1]; {
+		case len(in[e.To]) == 1:
+			g.Edges[i].LabelX, g.Edges[i].LabelY, g.Edges[i].LabelAnchor = last.x-12, last.y-6, "end"
+		case len(out[e.From]) == 1:
+			g.Edges[i].LabelX, g.Edges[i].LabelY, g.Edges[i].LabelAnchor = pts[0].x+10, pts[0].y-6, "start"
+		default:
+			g.Edges[i].LabelX, g.Edges[i].LabelY, g.Edges[i].LabelAnchor = (pts[0].x+pts[1].x)/2, (pts[0].y+pts[1].y)/2-4, "middle"
+		}
 	}
 	slices.SortStableFunc(g.Edges, func(a, b graphEdge) int { return cmp.Or(cmp.Compare(a.From, b.From), cmp.Compare(a.To, b.To)) })
 	return g

@@ -1,9 +1,11 @@
 package ui
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"path"
@@ -18,12 +20,45 @@ import (
 	"github.com/evidentsec/evident/internal/waf"
 )
 
-// exports are the report formats the API serves, each a download button.
-var exports = []struct{ Name, Path string }{
-	{"JSON", "/api/v1/report"},
-	{"SARIF", "/api/v1/export/sarif"},
-	{"OpenVEX", "/api/v1/export/openvex"},
-	{"CycloneDX", "/api/v1/export/cyclonedx"},
+// exports are the report formats, each a download button: the API's
+// exports, and the UI's own (export) for those the API has no route for.
+var exports = []struct{ Name, Path, File string }{
+	{"JSON", "/api/v1/report", "evident-report.json"},
+	{"SARIF", "/api/v1/export/sarif", "evident.sarif"},
+	{"OpenVEX", "/api/v1/export/openvex", "evident.openvex.json"},
+	{"CycloneDX", "/api/v1/export/cyclonedx", "evident.cdx.json"},
+	{"Markdown", "/ui/export/markdown", "evident.md"},
+	{"Text table", "/ui/export/table", "evident.txt"},
+}
+
+// export renders the result in the formats the API has no route for:
+// Markdown (a pull-request comment) and the text table.
+func (u *UI) export(w http.ResponseWriter, r *http.Request, src Source) {
+	format := r.PathValue("format")
+	i := slices.IndexFunc(exports, func(e struct{ Name, Path, File string }) bool { return e.Path == "/ui/export/"+format })
+	if i < 0 {
+		u.fail(w, r, http.StatusNotFound, "No export %q here: the API serves the other formats (/api/v1/report, /api/v1/export/...).", format)
+		return
+	}
+	f, err := report.Lookup(format, report.Options{Products: u.deps.Products, Warn: func(err error) {
+		u.deps.Logger.Warn("ui: export", "format", format, "err", err)
+	}})
+	if err != nil {
+		u.fail(w, r, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	var buf bytes.Buffer
+	if err := f.Write(&buf, src.Result()); err != nil {
+		u.fail(w, r, http.StatusInternalServerError, "Render %s: %v", format, err)
+		return
+	}
+	ct := "text/plain; charset=utf-8"
+	if format == "markdown" {
+		ct = "text/markdown; charset=utf-8"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+exports[i].File+`"`)
+	w.Write(buf.Bytes())
 }
 
 // exposures lists the exposure levels, most reachable first.
@@ -52,8 +87,10 @@ type overviewData struct {
 	ChangesSince time.Time
 	Exposure     []exposureGroup
 	Freshness    []freshness
-	Exports      any
-	Now          time.Time
+	// Checks are the polled sources' health: "ok" or the error.
+	Checks  []sourceCheck
+	Exports any
+	Now     time.Time
 }
 
 // verdictCount is a number of findings with a verdict.
@@ -83,6 +120,12 @@ type serviceRow struct {
 	Findings int
 	// NeedAction counts its P1 and P2 findings.
 	NeedAction int
+}
+
+// sourceCheck is the health of a polled source.
+type sourceCheck struct {
+	Name, Status string
+	OK           bool
 }
 
 // freshness is when a service's telemetry last arrived.
@@ -186,6 +229,16 @@ func (u *UI) overview(w http.ResponseWriter, r *http.Request, src Source) {
 		}
 		if len(g.Services) > 0 {
 			d.Exposure = append(d.Exposure, g)
+		}
+	}
+	if u.deps.Checks != nil {
+		checks := u.deps.Checks()
+		for _, name := range slices.Sorted(maps.Keys(checks)) {
+			c := sourceCheck{Name: name, Status: "ok", OK: true}
+			if err := checks[name]; err != nil {
+				c.Status, c.OK = err.Error(), false
+			}
+			d.Checks = append(d.Checks, c)
 		}
 	}
 	if res.Snapshot != nil {

@@ -54,7 +54,13 @@ type Deps struct {
 	// the API's /api/v1/waf/patches does; nil: the finding page shows
 	// none.
 	Patches func(ctx context.Context, res *report.Result) (*waf.PatchSet, error)
-	Logger  *slog.Logger
+	// Products names what each service is deployed as, for the VEX in
+	// the exports (the products setting).
+	Products report.Products
+	// Checks, if not nil, reports the health of the telemetry sources
+	// serve polls (Tempo, Pyroscope), as /readyz shows it.
+	Checks func() map[string]error
+	Logger *slog.Logger
 	// Now is the clock of "since yesterday" and of the freshness of
 	// sources; nil is time.Now.
 	Now func() time.Time
@@ -99,6 +105,7 @@ func New(deps Deps) (*UI, error) {
 	u.mux.HandleFunc("GET /ui/map", u.withSource(u.runtimeMap))
 	u.mux.HandleFunc("GET /ui/services/{name}", u.withSource(u.service))
 	u.mux.HandleFunc("GET /ui/alerts", u.withSource(u.alerts))
+	u.mux.HandleFunc("GET /ui/export/{format}", u.withSource(u.export))
 	u.mux.Handle("GET /ui/assets/", http.StripPrefix("/ui/assets/", cacheAssets(http.FileServerFS(assets))))
 	u.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, http.StatusNotFound, "No page at %s.", r.URL.Path)

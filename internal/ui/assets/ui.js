@@ -121,6 +121,10 @@
       const link = document.createElement("a");
       link.href = href;
       link.textContent = "evidence";
+      const context = document.createElement("span");
+      context.className = "visually-hidden";
+      context.textContent = " of the " + a.kind + " alert in " + (a.service || "");
+      link.append(context);
       cell(link);
     } else {
       cell("");

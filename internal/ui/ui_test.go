@@ -1,0 +1,445 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/report"
+	"github.com/evidentsec/evident/internal/store"
+)
+
+var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+
+// source is a Source over a fixed result, with history and alerts in
+// memory.
+type source struct {
+	res     *report.Result
+	history []store.VerdictChange
+	alerts  []store.Alert
+}
+
+func (s *source) Result() *report.Result { return s.res }
+
+func (s *source) Alerts(_ context.Context, q store.AlertQuery) ([]store.Alert, error) {
+	var out []store.Alert
+	for _, a := range s.alerts {
+		if (q.Service == "" || a.Service == q.Service) && (q.Kind == "" || a.Kind == q.Kind) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+func (s *source) VerdictHistory(_ context.Context, service, vulnID string, _ int) ([]store.VerdictChange, error) {
+	var out []store.VerdictChange
+	for _, c := range s.history {
+		if c.Service == service && c.VulnID == vulnID {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// shop is a small result: an exposed gateway calling orders, which
+// writes a PII store; gateway runs its vulnerable function, orders does
+// not.
+func shop() *source {
+	snap := &model.Snapshot{Services: []*model.Service{
+		{Name: "gateway", Last: t0, Spans: model.SpanCounts{All: 10, Server: 10, Root: 10},
+			Edges:   []model.Edge{{From: "gateway", To: "orders", Calls: 60, Errors: 3, First: t0.Add(-time.Minute), Last: t0}},
+			Windows: []model.Window{{Start: t0.Add(-time.Minute), End: t0, Samples: 200, Source: "pyroscope"}}},
+		{Name: "orders", Last: t0,
+			Stores: []model.Store{{Name: "sqlite://shop/customers", Kind: "database", Service: "orders", Calls: 90, First: t0.Add(-time.Minute), Last: t0}}},
+	}}
+	pii := []assess.StoreRef{{Name: "sqlite://shop/customers", Kind: "database", Labels: []string{"pii"}, Via: []string{"orders"}}}
+	exec := assess.Assessment{
+		Finding: findings.Finding{Service: "gateway", Vulnerability: findings.Vulnerability{ID: "GO-2026-5970", Aliases: []string{"CVE-2026-56852"}},
+			Package: findings.Package{PURL: "pkg:golang/golang.org/x/text@v0.37.0", Name: "golang.org/x/text", Version: "v0.37.0"}},
+		Reachability: assess.Reachability{Verdict: assess.Executed, Basis: assess.BasisSymbol, Samples: 22,
+			Symbols: []string{"golang.org/x/text/unicode/norm.Form.String"},
+			Evidence: []assess.FunctionEvidence{
+				{Symbol: "golang.org/x/text/unicode/norm.Form.String", Samples: 20, First: t0, Last: t0,
+					Endpoints: []model.NamedSamples{{Name: "GET /search", Samples: 20}},
+					Stack:     []string{"golang.org/x/text/unicode/norm.Form.String", "main.search", "net/http.serve"}},
+				{Symbol: "golang.org/x/text/unicode/norm.Form.Bytes", Samples: 2, First: t0, Last: t0,
+					Stack: []string{"golang.org/x/text/unicode/norm.Form.Bytes", "main.search", "net/http.serve"}},
+			}},
+		Exposure:    assess.ExposureResult{Level: assess.Exposed, Rule: "entry point"},
+		BlastRadius: pii,
+		Priority:    assess.Priority{Tier: "P1", Score: 80, Reasons: []string{"+35 severity critical", "+30 reachability executed", "+15 exposure exposed"}},
+		VEX:         assess.VEX{Status: "affected"},
+	}
+	quiet := assess.Assessment{
+		Finding: findings.Finding{Service: "orders", Vulnerability: findings.Vulnerability{ID: "GO-2024-2958"},
+			Package: findings.Package{PURL: "pkg:golang/github.com/gorilla/schema@v1.2.0", Name: "github.com/gorilla/schema", Version: "v1.2.0"}},
+		KnownExploited: true,
+		Reachability: assess.Reachability{Verdict: assess.NotObserved, Basis: assess.BasisSymbol,
+			Bound: &assess.Bound{Share: 0.015, CPUSeconds: 0.03, WindowSeconds: 60, Samples: 200}},
+		Exposure:    assess.ExposureResult{Level: assess.Internal, Rule: "only called by traced services"},
+		BlastRadius: pii,
+		Priority:    assess.Priority{Tier: "P3", Score: 30, Reasons: []string{"+15 known exploited (CISA KEV)"}},
+	}
+	as := []assess.Assessment{exec, quiet}
+	return &source{
+		res: &report.Result{Generated: t0, Summary: assess.Summarize(as), Assessments: as, Snapshot: snap},
+		history: []store.VerdictChange{
+			{Time: t0.Add(-time.Hour), Service: "gateway", VulnID: "GO-2026-5970", PURL: exec.Finding.Package.PURL, From: assess.Unknown, To: assess.Executed, Reason: "seen in 22 samples"},
+			{Time: t0.Add(-48 * time.Hour), Service: "orders", VulnID: "GO-2024-2958", PURL: quiet.Finding.Package.PURL, From: assess.Unknown, To: assess.NotObserved},
+		},
+		alerts: []store.Alert{
+			{ID: "a1", Kind: "first_execution", Severity: "high", Service: "gateway", Summary: "GO-2026-5970 runs in gateway", Time: t0,
+				Details: []byte(`{"evidence":{"symbol":"norm.Form.String"},"finding_link":"http://127.0.0.1:8080/api/v1/findings/` + report.FindingID(exec.Finding) + `"}`)},
+			{ID: "a2", Kind: "new_outbound_host", Severity: "medium", Service: "orders", Summary: "orders called a new host", Time: t0},
+		},
+	}
+}
+
+func newTestServer(t *testing.T, src *source) *httptest.Server {
+	t.Helper()
+	u, err := New(Deps{
+		Tenant: func(context.Context, string) (Source, error) { return src, nil },
+		Checks: func() map[string]error {
+			return map[string]error{"sources": errors.New("tempo: 503 Service Unavailable")}
+		},
+		Now: func() time.Time { return t0 },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(u)
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+func get(t *testing.T, url string) (int, http.Header, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// TestPages checks each page's status and what it must show.
+func TestPages(t *testing.T) {
+	src := shop()
+	ts := newTestServer(t, src)
+	execID := report.FindingID(src.res.Assessments[0].Finding)
+	quietID := report.FindingID(src.res.Assessments[1].Finding)
+	tests := []struct {
+		name, path string
+		status     int
+		want       []string
+		dontWant   []string
+	}{
+		{"overview", "/", 200, []string{
+			`<strong class="big">1</strong> of 2 findings need action now`,
+			`href="/ui/findings?tier=P1&amp;verdict=executed"`,
+			"1 verdict changes: 1 to", // the other change is older than a day
+			`<a href="/ui/services/gateway">gateway</a>`,
+			`<span class="source">pyroscope</span>: 200 samples`,
+			`Polled sources: <span class="error">tempo: 503 Service Unavailable</span>`,
+		}, []string{"GO-2024-2958</a>"}},
+		{"findings", "/ui/findings", 200, []string{"Findings 1–2 of 2", "GO-2026-5970", "GO-2024-2958", `aria-sort="descending"`}, nil},
+		{"filtered", "/ui/findings?kev=yes", 200, []string{"Findings 1–1 of 1", "GO-2024-2958"}, []string{"GO-2026-5970</a>"}},
+		{"text filter", "/ui/findings?q=cve-2026-56852", 200, []string{"GO-2026-5970</a>"}, []string{"GO-2024-2958</a>"}},
+		{"sorted", "/ui/findings?sort=service&service=orders", 200, []string{`aria-sort="ascending"`, "GO-2024-2958"}, []string{"GO-2026-5970</a>"}},
+		{"bad filter", "/ui/findings?verdict=maybe", 400, []string{`role="alert">verdict &#34;maybe&#34;: want one of executed, loaded, not_observed, unknown`}, nil},
+		{"page beyond", "/ui/findings?page=3", 404, []string{"page 3: there are 1"}, nil},
+		{"executed finding", "/ui/findings/" + execID, 200, []string{
+			`<g class="frame vulnerable"><title>golang.org/x/text/unicode/norm.Form.String: 20 samples (vulnerable)</title>`,
+			"<td class=\"num\">+30</td><td>reachability executed</td>",
+			"<code>GET /search</code></td><td class=\"num\">20</td>",
+			"No bound is needed: the vulnerable code was seen running, in 22 profile samples.",
+			`<a href="/ui/services/gateway">gateway</a> → <a href="/ui/services/orders">orders</a> → <strong>sqlite://shop/customers</strong>`,
+			"Virtual patches are not configured.",
+		}, nil},
+		{"not observed finding", "/ui/findings/" + quietID, 200, []string{
+			"The service&#39;s profiles took 200 samples over 60 s of observation",
+			"more than 1.5% of the service&#39;s CPU",
+			"rule of three: 3 / 200",
+			"evident writes virtual patches for findings whose vulnerable code was executed in an exposed service",
+		}, []string{`id="flame"`}},
+		{"unknown finding", "/ui/findings/0000", 404, []string{"No finding &#34;0000&#34;"}, nil},
+		{"map", "/ui/map", 200, []string{
+			`data-node="sqlite://shop/customers" data-kind="database" data-labels="pii" data-downstream-of="gateway"`,
+			`class="edge hot" data-from="orders" data-to="sqlite://shop/customers"`,
+			`<a href="/ui/services/gateway" class="node-link">`,
+		}, nil},
+		{"service", "/ui/services/orders", 200, []string{"GO-2024-2958</a>", "<strong>sqlite://shop/customers</strong>"}, nil},
+		{"unknown service", "/ui/services/nope", 404, []string{"No service &#34;nope&#34;"}, nil},
+		{"alerts", "/ui/alerts", 200, []string{
+			`<a href="/ui/findings/` + execID + `">evidence<span class="visually-hidden"> of the first_execution alert in gateway</span></a>`,
+			`<a href="/ui/services/orders">evidence<span class="visually-hidden"> of the new_outbound_host alert in orders</span></a>`,
+			"&#34;symbol&#34;: &#34;norm.Form.String&#34;",
+		}, nil},
+		{"alerts by kind", "/ui/alerts?kind=new_outbound_host", 200, []string{"orders called a new host"}, []string{"runs in gateway"}},
+		{"no page", "/ui/nope", 404, []string{"No page at /ui/nope."}, nil},
+		{"no export", "/ui/export/sarif", 404, []string{"No export &#34;sarif&#34; here"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, h, body := get(t, ts.URL+tt.path)
+			if status != tt.status {
+				t.Errorf("status %d, want %d", status, tt.status)
+			}
+			if ct := h.Get("Content-Type"); ct != "text/html; charset=utf-8" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+				t.Errorf("Content-Security-Policy %q", csp)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("page has no %q", w)
+				}
+			}
+			for _, w := range tt.dontWant {
+				if strings.Contains(body, w) {
+					t.Errorf("page has %q", w)
+				}
+			}
+			// Nothing is loaded from elsewhere, and no inline style or
+			// script (the policy would block them).
+			if m := regexp.MustCompile(`(src|href)="(https?:)?//|style="|<script>|\son[a-z]+="`).FindString(body); m != "" {
+				t.Errorf("page has %q", m)
+			}
+		})
+	}
+}
+
+// TestExport checks the exports the UI serves itself.
+func TestExport(t *testing.T) {
+	ts := newTestServer(t, shop())
+	for format, want := range map[string]string{"markdown": "GO-2026-5970", "table": "GO-2024-2958"} {
+		status, h, body := get(t, ts.URL+"/ui/export/"+format)
+		if status != 200 || !strings.HasPrefix(h.Get("Content-Disposition"), "attachment; filename=") || !strings.Contains(body, want) {
+			t.Errorf("%s: %d %q, body %.200q", format, status, h.Get("Content-Disposition"), body)
+		}
+	}
+}
+
+// TestAssets checks that the embedded assets are served with their types.
+func TestAssets(t *testing.T) {
+	ts := newTestServer(t, shop())
+	for path, ct := range map[string]string{"ui.css": "text/css; charset=utf-8", "ui.js": "text/javascript; charset=utf-8", "icon.svg": "image/svg+xml"} {
+		status, h, _ := get(t, ts.URL+"/ui/assets/"+path)
+		if status != 200 || h.Get("Content-Type") != ct {
+			t.Errorf("%s: %d %q, want 200 %q", path, status, h.Get("Content-Type"), ct)
+		}
+	}
+}
+
+func TestParseFilter(t *testing.T) {
+	tests := []struct {
+		query   string
+		want    filter
+		wantErr string
+	}{
+		{"", filter{Page: 1}, ""},
+		{"service=gateway&tier=P1&verdict=executed&exposure=exposed&kev=yes&q=+x+&sort=score&page=2",
+			filter{Service: "gateway", Tier: "P1", Verdict: "executed", Exposure: "exposed", KEV: "yes", Q: "x", Sort: "score", Page: 2}, ""},
+		{"tier=P5", filter{}, `tier "P5": want one of P1, P2, P3, P4`},
+		{"exposure=public", filter{}, `exposure "public": want one of exposed, internal, no_input, unknown`},
+		{"kev=true", filter{}, `kev "true": want one of yes, no`},
+		{"sort=age", filter{}, `sort "age": want one of priority, score, service, vulnerability, verdict`},
+		{"page=0", filter{}, `page "0": want a page number, 1 or more`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			q, _ := url.ParseQuery(tt.query)
+			got, err := parseFilter(q)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Errorf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(filter{})); diff != "" {
+				t.Errorf("filter (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestFilterWith(t *testing.T) {
+	f := filter{Service: "a b", Tier: "P1", Page: 3}
+	tests := []struct {
+		kv   []string
+		want string
+	}{
+		{[]string{"sort", "score"}, "/ui/findings?service=a+b&sort=score&tier=P1"},
+		{[]string{"page", "4"}, "/ui/findings?page=4&service=a+b&tier=P1"},
+		{[]string{"tier", "", "service", ""}, "/ui/findings"},
+	}
+	for _, tt := range tests {
+		if got := f.With(tt.kv...); got != tt.want {
+			t.Errorf("With(%q) = %s, want %s", tt.kv, got, tt.want)
+		}
+	}
+}
+
+// TestFlameGraph merges two stacks that share their root: the shared
+// frames span both, the leaves split the width by samples.
+func TestFlameGraph(t *testing.T) {
+	g := newFlameGraph(shop().res.Assessments[0].Reachability)
+	type frame struct {
+		Name       string
+		X, Y, W    float64
+		Vulnerable bool
+	}
+	var got []frame
+	for _, f := range g.Frames {
+		got = append(got, frame{f.Name, math.Round(f.X), f.Y, math.Round(f.W), f.Vulnerable})
+	}
+	want := []frame{
+		{"net/http.serve", 0, 0, 960, false},
+		{"main.search", 0, 20, 960, false},
+		{"golang.org/x/text/unicode/norm.Form.Bytes", 0, 40, 87, false},
+		{"golang.org/x/text/unicode/norm.Form.String", 87, 40, 873, true},
+	}
+	// Form.Bytes is vulnerable too: it is one of the evidence's symbols.
+	want[2].Vulnerable = true
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("frames (-want +got):\n%s", diff)
+	}
+	if g.Height != 60 || g.Samples != 22 {
+		t.Errorf("height %v, samples %d", g.Height, g.Samples)
+	}
+	if newFlameGraph(assess.Reachability{Verdict: assess.NotObserved}) != nil {
+		t.Error("a flame graph without evidence")
+	}
+}
+
+// TestLayoutGraph checks the map's columns, the stores downstream of the
+// exposed service and the calls on exposed paths.
+func TestLayoutGraph(t *testing.T) {
+	g := layoutGraph(shop().res)
+	type node struct {
+		Column     int
+		Downstream []string
+		Sensitive  bool
+	}
+	got := map[string]node{}
+	for _, n := range g.Nodes {
+		got[n.ID] = node{n.Column, n.Downstream, n.Sensitive}
+	}
+	want := map[string]node{
+		"gateway":                 {0, nil, false},
+		"orders":                  {1, []string{"gateway"}, false},
+		"sqlite://shop/customers": {2, []string{"gateway"}, true},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("nodes (-want +got):\n%s", diff)
+	}
+	for _, e := range g.Edges {
+		if !e.Exposed {
+			t.Errorf("%s -> %s is not on the exposed path", e.From, e.To)
+		}
+		if e.Rate != 1.5 && e.Rate != 1 {
+			t.Errorf("%s -> %s: rate %v", e.From, e.To, e.Rate)
+		}
+	}
+	if g.Width != 2*margin+3*nodeWidth+2*colGap {
+		t.Errorf("width %v", g.Width)
+	}
+}
+
+func TestFormat(t *testing.T) {
+	for _, tt := range []struct {
+		got, want string
+	}{
+		{percent(0), "0%"}, {percent(0.0312), "3.1%"}, {percent(0.5), "50%"}, {percent(0.00012), "0.012%"}, {percent(0.02), "2%"},
+		{duration(0.25), "250 ms"}, {duration(45), "45 s"}, {duration(720), "12 min"}, {duration(3 * 3600), "3 h"}, {duration(5 * 86400), "5 d"},
+		{formatRate(0), ""}, {formatRate(12.3), "12/s"}, {formatRate(0.5), "0.5/s"}, {formatRate(0.01), "0.6/min"},
+		{fitLabel("golang.org/x/text", 60, 7), "golang…"}, {fitLabel("abc", 20, 7), ""}, {fitLabel("norm", 100, 7), "norm"},
+		{shortFrame("golang.org/x/text/unicode/norm.Form.String"), "norm.Form.String"},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+	}
+}
+
+// TestContrast checks the stylesheet's colour pairs against WCAG AA
+// (4.5:1 for text), in the light and the dark scheme.
+func TestContrast(t *testing.T) {
+	css, err := os.ReadFile("assets/ui.css")
+	if err != nil {
+		t.Fatal(err)
+	}
+	light, dark, ok := strings.Cut(string(css), "@media (prefers-color-scheme: dark)")
+	if !ok {
+		t.Fatal("no dark scheme in ui.css")
+	}
+	vars := func(block string) map[string]string {
+		m := map[string]string{}
+		for _, v := range regexp.MustCompile(`--([a-z0-9-]+):\s*(#[0-9a-f]{6})`).FindAllStringSubmatch(block, -1) {
+			m[v[1]] = v[2]
+		}
+		return m
+	}
+	pairs := [][2]string{
+		{"fg", "bg"}, {"fg", "card"}, {"muted", "bg"}, {"muted", "card"}, {"link", "card"}, {"link", "bg"},
+		{"p1-fg", "p1-bg"}, {"p2-fg", "p2-bg"}, {"p3-fg", "p3-bg"}, {"p4-fg", "p4-bg"},
+		{"exec", "card"}, {"loaded", "card"}, {"notobs", "card"}, {"unknown", "card"}, {"exposed", "card"}, {"internal", "card"},
+		{"sensitive-fg", "sensitive-bg"}, {"frame-fg", "frame"}, {"frame-vuln-fg", "frame-vuln"},
+	}
+	lv := vars(light)
+	for name, scheme := range map[string]map[string]string{"light": lv, "dark": vars(dark)} {
+		for _, p := range pairs {
+			fg, bg := scheme[p[0]], scheme[p[1]]
+			if fg == "" || bg == "" {
+				t.Errorf("%s: --%s or --%s is not set", name, p[0], p[1])
+				continue
+			}
+			if r := contrast(fg, bg); r < 4.5 {
+				t.Errorf("%s: --%s %s on --%s %s has contrast %.2f, want 4.5 or more", name, p[0], fg, p[1], bg, r)
+			}
+		}
+	}
+}
+
+// contrast is the WCAG 2 contrast ratio of two #rrggbb colours.
+func contrast(a, b string) float64 {
+	lum := func(hex string) float64 {
+		var l float64
+		for i, w := range []float64{0.2126, 0.7152, 0.0722} {
+			v, _ := strconv.ParseUint(hex[1+2*i:3+2*i], 16, 8)
+			c := float64(v) / 255
+			if c <= 0.03928 {
+				c /= 12.92
+			} else {
+				c = math.Pow((c+0.055)/1.055, 2.4)
+			}
+			l += w * c
+		}
+		return l
+	}
+	la, lb := lum(a), lum(b)
+	return (max(la, lb) + 0.05) / (min(la, lb) + 0.05)
+}
