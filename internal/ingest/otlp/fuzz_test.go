@@ -7,10 +7,12 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pprofile/pprofileotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -48,11 +50,18 @@ func refused(err error) bool {
 
 // FuzzGRPCTraces sends arbitrary bytes to the OTLP/gRPC TraceService over
 // a real connection (rawCodec sends them as they are, under the name of
-// the proto codec, so the server decodes them as an exporter's request). What pdata cannot decode must be refused and reach
-// no consumer (grpc-go answers INTERNAL when its codec cannot unmarshal a
-// request, before any handler runs); of a request that decodes, every
-// span with both ids must reach the consumer and every other be counted
-// in the partial success.
+// the proto codec, so the server decodes them as an exporter's request).
+// Of a request that both pdata and protobuf-go (with OTLP's generated
+// types) decode, every span with both ids must reach the consumer and
+// every other be counted in the partial success. Each reference alone is
+// lenient somewhere: pdata skips a group that never ends, protobuf-go
+// takes a field of the wrong wire type as unknown. A request that either
+// cannot decode gets what telemetry's decoder, run on the same bytes,
+// makes of it, since a bad record never takes the others down: refused
+// (INVALID_ARGUMENT; INTERNAL from grpc-go's codec) with nothing
+// consumed when no span survives the damage, else exactly the spans
+// before it consumed and the damaged records counted in the partial
+// success.
 func FuzzGRPCTraces(f *testing.F) {
 	f.Add(mustProto(f, tracesRequest(2, true)))
 	f.Add(mustProto(f, tracesRequest(1, false)))
@@ -62,13 +71,50 @@ func FuzzGRPCTraces(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req := ptraceotlp.NewExportRequest()
 		decodeErr := req.UnmarshalProto(data)
+		if decodeErr == nil {
+			decodeErr = proto.Unmarshal(data, &coltracepb.ExportTraceServiceRequest{})
+		}
 		before := len(traces.all())
 		var out []byte
 		err := cc.Invoke(t.Context(), "/opentelemetry.proto.collector.trace.v1.TraceService/Export", data, &out, grpc.ForceCodec(rawCodec{}))
 		got := traces.all()[before:]
 		if decodeErr != nil {
-			if !refused(err) || len(got) != 0 {
-				t.Fatalf("undecodable request (%v): status %v, %d batches consumed; want a refusal and none", decodeErr, err, len(got))
+			var want []telemetry.Span
+			derr := telemetry.DecodeTraceRequest(data, "fuzz", func(s []telemetry.Span) error {
+				want = append(want, s...)
+				return nil
+			})
+			if derr != nil && len(want) == 0 {
+				if !refused(err) || len(got) != 0 {
+					t.Fatalf("undecodable request (%v; %v): status %v, %d batches consumed; want a refusal and none", decodeErr, derr, err, len(got))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("undecodable request (%v) with %d spans before the damage (%v) refused: %v", decodeErr, len(want), derr, err)
+			}
+			resp := ptraceotlp.NewExportResponse()
+			if err := resp.UnmarshalProto(out); err != nil {
+				t.Fatalf("response does not decode: %v", err)
+			}
+			var rejected int64
+			if derr != nil {
+				rejected = countRecords(derr)
+			}
+			if ps := resp.PartialSuccess(); ps.RejectedSpans() != rejected || (derr != nil) != (ps.ErrorMessage() != "") {
+				t.Errorf("partial success %d %q, want %d rejected for %v", ps.RejectedSpans(), ps.ErrorMessage(), rejected, derr)
+			}
+			var consumed []telemetry.Span
+			for _, b := range got {
+				consumed = append(consumed, b...)
+			}
+			if len(consumed) != len(want) {
+				t.Fatalf("consumer got %d spans, want the decoder's %d", len(consumed), len(want))
+			}
+			for i := range want {
+				if consumed[i].TraceID != want[i].TraceID || consumed[i].SpanID != want[i].SpanID || consumed[i].Name != want[i].Name {
+					t.Errorf("span %d consumed %x/%x %q, want the decoder's %x/%x %q", i, consumed[i].TraceID, consumed[i].SpanID, consumed[i].Name, want[i].TraceID, want[i].SpanID, want[i].Name)
+				}
 			}
 			return
 		}
