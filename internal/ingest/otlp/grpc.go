@@ -63,14 +63,19 @@ const protoCodecName = "proto"
 // wait for them, before grpc-go takes them (traceServer.export).
 var traceServiceDesc = grpc.ServiceDesc{
 	ServiceName: "opentelemetry.proto.collector.trace.v1.TraceService",
-	HandlerType: (*any)(nil),
+	HandlerType: (*traceExporter)(nil),
 	Streams: []grpc.StreamDesc{{
 		StreamName: "Export",
 		Handler: func(srv any, stream grpc.ServerStream) error {
-			return srv.(*traceServer).export(stream)
+			return srv.(traceExporter).export(stream)
 		},
 	}},
 	Metadata: "opentelemetry/proto/collector/trace/v1/trace_service.proto",
+}
+
+// traceExporter is what traceServiceDesc calls.
+type traceExporter interface {
+	export(stream grpc.ServerStream) error
 }
 
 // traceServer is the OTLP/gRPC TraceService.
