@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,8 +20,10 @@ import (
 	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/osv"
 	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/telemetry"
+	"github.com/evidentsec/evident/internal/vulndb"
 )
 
 // analyzeFlags are the inputs of one analysis.
@@ -161,7 +164,10 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 		warn(p)
 	}
 
-	inputs, err := importFindings(fl.findings, db, warn)
+	// The SBOMs' Maven components, vulnerable or not, tell attribution
+	// which packages each artifact ships (JFR frames name classes only).
+	sbom := &mavenComponents{Matcher: db}
+	inputs, err := importFindings(fl.findings, sbom, warn)
 	if err != nil {
 		return withCode(ExitUsage, err)
 	}
@@ -174,7 +180,7 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 	if err != nil {
 		return withCode(ExitUsage, err)
 	}
-	m := model.New(model.DefaultConfig(), attribution.New(inst.apply(attributionConfig(imported, cfg.FirstParty))))
+	m := model.New(model.DefaultConfig(), attribution.New(inst.apply(attributionConfig(imported, sbom.names, cfg.FirstParty))))
 	h := newAnalyzeHandler(m)
 	// Traces first: they resolve the span ids that profile samples carry
 	// to the endpoints that led there.
@@ -387,4 +393,23 @@ func (p failPolicy) violations(as []assess.Assessment) int {
 		}
 	}
 	return n
+}
+
+// mavenComponents is the vulnerability database as SBOM parsers look their
+// components up in it, noting the Maven ones. It is safe for concurrent
+// use.
+type mavenComponents struct {
+	findings.Matcher
+	mu    sync.Mutex
+	names []string
+}
+
+// Affecting notes a Maven component and looks it up.
+func (m *mavenComponents) Affecting(ecosystem, name, version string) []*vulndb.Vuln {
+	if strings.EqualFold(ecosystem, osv.EcosystemMaven) {
+		m.mu.Lock()
+		m.names = append(m.names, name)
+		m.mu.Unlock()
+	}
+	return m.Matcher.Affecting(ecosystem, name, version)
 }

@@ -60,8 +60,9 @@ func TestLoadConfigBad(t *testing.T) {
 		"unset-env.bad.yml":     "config $F: environment variable EVIDENT_TEST_UNSET_STORE is not set",
 		"bad-serve.bad.yml": `config $F: api endpoint "8080": address 8080: missing port in address` + "\n" +
 			"invalid engine configuration: queue_size 0 is below 1",
-		"bad-products.bad.yml":  `config $F: products.gateway: "registry.example.com/shop/gateway:v1" is not a package URL (pkg:oci/<name>@sha256:<digest>, pkg:generic/<name>, ...)`,
-		"bad-redaction.bad.yml": "config $F: invalid redaction configuration: value_patterns[0] \"(\": error parsing regexp: missing closing ): `(`",
+		"bad-products.bad.yml":    `config $F: products.gateway: "registry.example.com/shop/gateway:v1" is not a package URL (pkg:oci/<name>@sha256:<digest>, pkg:generic/<name>, ...)`,
+		"bad-redaction.bad.yml":   "config $F: invalid redaction configuration: value_patterns[0] \"(\": error parsing regexp: missing closing ): `(`",
+		"bad-first-party.bad.yml": `config $F: invalid attribution config: first_party[1] "com.example.": not a package name`,
 		"bad-model.bad.yml": "config $F: invalid model configuration: max_pending_spans 1 is below 2\n" +
 			"invalid model configuration: max_services 0 is below 1",
 	}

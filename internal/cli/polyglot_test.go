@@ -3,11 +3,14 @@ package cli
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/evidentsec/evident/internal/findings"
 )
 
 // TestAnalyzeJavaJFR analyzes the JFR recording of a real Java program that
@@ -103,4 +106,28 @@ func makeTestJar(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestSBOMMavenComponents checks that every Maven component of an SBOM,
+// vulnerable or not, reaches attribution's package prefixes.
+func TestSBOMMavenComponents(t *testing.T) {
+	db, _, err := openVulnDB(context.Background(), &globals{}, []string{"../vulndb/testdata/ghsa"}, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sbom := &mavenComponents{Matcher: db}
+	inputs, err := importFindings([]string{"orders=testdata/analyze/java/sbom.cdx.json"}, sbom, func(err error) { t.Error(err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fs []findings.Finding
+	for _, in := range inputs {
+		fs = append(fs, in.fs...)
+	}
+	cfg := attributionConfig(fs, sbom.names, nil)
+	for pkg, ga := range map[string]string{"org.yaml.snakeyaml": "org.yaml:snakeyaml", "org.apache.commons.text": "org.apache.commons:commons-text"} {
+		if cfg.JavaPackages[pkg] != ga {
+			t.Errorf("JavaPackages[%s] = %q, want %q (all: %v)", pkg, cfg.JavaPackages[pkg], ga, cfg.JavaPackages)
+		}
+	}
 }

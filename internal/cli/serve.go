@@ -239,7 +239,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	if err != nil {
 		return nil, err
 	}
-	attr := attribution.New(attributionConfig(initial, cfg.FirstParty))
+	attr := attribution.New(attributionConfig(initial, nil, cfg.FirstParty))
 	newUnit := func(id string) (*tenantUnit, error) {
 		st, tlog, treg := s.st, log, prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, reg)
 		alertTenant := "" // the default tenant's alerts name none, as before tenants
@@ -486,11 +486,13 @@ func (s *server) printAddrs(w io.Writer) {
 
 // attributionConfig is what the findings tell attribution: the Go module
 // paths, for frames of builds whose file paths carry no module@version,
-// and the Java packages their Maven artifacts likely ship, for JFR frames,
-// which name classes and not jars; with the configured first-party
-// packages.
-func attributionConfig(fs []findings.Finding, firstParty []string) attribution.Config {
-	var mods, coords []string
+// and the Java packages their Maven artifacts and the other Maven
+// components of their SBOMs (maven, "group:artifact") likely ship, for JFR
+// frames, which name classes and not jars; with the configured
+// first-party packages.
+func attributionConfig(fs []findings.Finding, maven, firstParty []string) attribution.Config {
+	var mods []string
+	coords := slices.Clone(maven)
 	for _, f := range fs {
 		switch f.Package.Ecosystem {
 		case osv.EcosystemGo:

@@ -1,0 +1,34 @@
+package report
+
+import (
+	"testing"
+
+	"github.com/evidentsec/evident/internal/assess"
+)
+
+// TestEvidenceCell checks that a package-level loaded verdict says the
+// package's code ran and no vulnerable function is known, and never reads
+// as a bound on the vulnerable code.
+func TestEvidenceCell(t *testing.T) {
+	bound := &assess.Bound{Share: 0.0003, CPUSeconds: 0.03, WindowSeconds: 7200, Samples: 10000}
+	tests := []struct {
+		name string
+		r    assess.Reachability
+		want string
+	}{
+		{"executed", assess.Reachability{Verdict: assess.Executed, Basis: assess.BasisSymbol,
+			Evidence: []assess.FunctionEvidence{{Symbol: "lodash.baseSet", Samples: 35}}, Endpoints: []string{"POST /orders"}},
+			"lodash.baseSet: 35 samples via POST /orders"},
+		{"loaded", assess.Reachability{Verdict: assess.Loaded, Basis: assess.BasisSymbol, Bound: bound}, "bound <0.03% of CPU, 0.03s CPU over 2h0m0s"},
+		{"loaded at package level", assess.Reachability{Verdict: assess.Loaded, Basis: assess.BasisPackage, Samples: 120, Bound: bound},
+			"package code ran (120 samples), no vulnerable function known"},
+		{"not observed", assess.Reachability{Verdict: assess.NotObserved, Basis: assess.BasisPackage, Bound: bound}, "bound <0.03% of CPU, 0.03s CPU over 2h0m0s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := evidenceCell(assess.Assessment{Reachability: tt.r}); got != tt.want {
+				t.Errorf("evidenceCell = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
