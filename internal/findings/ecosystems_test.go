@@ -442,3 +442,48 @@ func TestTrivyAgrees(t *testing.T) {
 		})
 	}
 }
+
+// TestSyftAgrees: syft's CycloneDX SBOM of each project (spec 1.7, every
+// lockfile of the directory) matched against the database gives what the
+// project's lockfiles give, the Maven alias match included.
+func TestSyftAgrees(t *testing.T) {
+	db := ecosystemsDB(t)
+	set := func(fs []Finding, errs []error) map[string]bool {
+		t.Helper()
+		for _, err := range errs {
+			t.Error(err)
+		}
+		out := map[string]bool{}
+		for _, f := range fs {
+			out[f.Package.PURL+" "+f.Vulnerability.ID] = true
+		}
+		return out
+	}
+	parseFile := func(name string, parse parser) ([]Finding, []error) {
+		t.Helper()
+		f, err := os.Open(filepath.Join("testdata", "ecosystems", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		return parse(f, filepath.Base(name))
+	}
+	for eco, lockfiles := range map[string][]string{
+		"npm":   {"package-lock.json", "pnpm-lock.yaml", "yarn.lock"},
+		"pypi":  {"requirements.txt", "poetry.lock"},
+		"maven": {"pom.xml", "gradle.lockfile"},
+	} {
+		t.Run(eco, func(t *testing.T) {
+			var fromLocks []Finding
+			for _, name := range lockfiles {
+				fs, _ := parseFile(eco+"/"+name, withMatcher(ParseLockfile, db))
+				fromLocks = append(fromLocks, fs...)
+			}
+			want := set(fromLocks, nil)
+			got := set(parseFile(eco+"/syft.cdx.json", withMatcher(ParseCycloneDX, db)))
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("syft's SBOM and the lockfiles differ (-lockfiles +syft):\n%s", diff)
+			}
+		})
+	}
+}
