@@ -504,3 +504,21 @@ func TestLockfileAfterService(t *testing.T) {
 		t.Errorf("got %d findings, errors %v; want the 5 of yarn.lock", len(fs), errs)
 	}
 }
+
+func TestSameArtifact(t *testing.T) {
+	tests := []struct {
+		eco, a, b string
+		want      bool
+	}{
+		{"Maven", "org.bouncycastle:bcprov-jdk18on", "org.bouncycastle:bcprov", true},
+		{"Maven", "org.bouncycastle:bcprov-jdk15on", "org.bouncycastle:bcprov-jdk18on", true},
+		{"Maven", "org.bouncycastle:bcprov-jdk18on", "org.bouncycastle:bcpkix-jdk18on", false},
+		{"Maven", "org.yaml:snakeyaml", "org.yaml:snakeyaml", true},
+		{"npm", "org.bouncycastle:bcprov-jdk18on", "org.bouncycastle:bcprov", false},
+	}
+	for _, tt := range tests {
+		if got := SameArtifact(tt.eco, tt.a, tt.b); got != tt.want {
+			t.Errorf("SameArtifact(%s, %s, %s) = %v, want %v", tt.eco, tt.a, tt.b, got, tt.want)
+		}
+	}
+}
