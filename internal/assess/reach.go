@@ -32,14 +32,15 @@ func (t target) String() string {
 }
 
 // targets returns what to look for: the affected functions of the record
-// and the knowledge base for the finding's package; else the symbols a
-// static tool reported; else the package itself.
+// and the knowledge base for the finding's package (or for another name of
+// the same artifact, findings.SameArtifact); else the symbols a static tool
+// reported; else the package itself.
 func targets(f findings.Finding, v *vulndb.Vuln) []target {
 	var out []target
 	if v != nil {
 		for _, fn := range v.Functions {
-			if fn.Ecosystem == f.Package.Ecosystem && fn.Module == f.Package.Name {
-				out = append(out, target{pkg: fn.Package, symbol: fn.Symbol, module: fn.Module})
+			if fn.Ecosystem == f.Package.Ecosystem && findings.SameArtifact(fn.Ecosystem, fn.Module, f.Package.Name) {
+				out = append(out, target{pkg: fn.Package, symbol: fn.Symbol, module: f.Package.Name})
 			}
 		}
 	}

@@ -38,10 +38,17 @@ var lockfileExtractors = []func() (filesystem.Extractor, error){
 const lockfileNames = "package-lock.json, npm-shrinkwrap.json, pnpm-lock.yaml, yarn.lock, *requirements*.txt, poetry.lock, pom.xml, *.pom, gradle.lockfile, buildscript-gradle.lockfile"
 
 // lockfileFS is the file system of the extractor: the one file, under
-// its base name, so that the includes and parent POMs an uploaded file
-// names cannot reach the host's files.
+// the name its extractor knows it by, so that the includes and parent POMs
+// an uploaded file names cannot reach the host's files. The name is the
+// file's base name or, in a directory of reports named after their
+// services, what follows the service ("checkout.yarn.lock").
 func lockfileFS(name string, data []byte) (fstest.MapFS, string) {
 	base := path.Base(strings.ReplaceAll(name, `\`, "/"))
+	if lockfileExtractor(fstest.MapFS{base: {}}, base) == nil {
+		if _, rest, ok := strings.Cut(base, "."); ok && lockfileExtractor(fstest.MapFS{rest: {}}, rest) != nil {
+			base = rest
+		}
+	}
 	return fstest.MapFS{base: {Data: data}}, base
 }
 
@@ -62,7 +69,8 @@ func lockfileExtractor(fsys fstest.MapFS, base string) filesystem.Extractor {
 }
 
 // IsLockfile reports whether name is the name of a lockfile or manifest
-// that ParseLockfile reads.
+// that ParseLockfile reads, as its base name or after a service's name
+// ("checkout.yarn.lock").
 func IsLockfile(name string) bool { return lockfileExtractor(lockfileFS(name, nil)) != nil }
 
 // ParseLockfile reads a lockfile or manifest of a package manager, chosen

@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/evidentsec/evident/internal/osv"
 )
 
 // mavenAliasesYAML is the table of Maven artifacts that ship the same code
@@ -100,4 +102,23 @@ func mavenAliasesOf(name string) []mavenAlias {
 func (a mavenAlias) explain(name string) string {
 	return fmt.Sprintf("the record names %s, not %s: %s (%s)", a.name, name,
 		strings.Join(strings.Fields(a.group.Reason), " "), strings.Join(a.group.References, "; "))
+}
+
+// SameArtifact reports whether a and b name the same code in ecosystem:
+// the same name, or Maven coordinates of one group of the alias table
+// (maven_aliases.yaml), so that the functions a record gives for
+// bcprov-jdk18on are looked for in a finding of Debian's bcprov.
+func SameArtifact(ecosystem, a, b string) bool {
+	if a == b {
+		return true
+	}
+	if ecosystem != osv.EcosystemMaven {
+		return false
+	}
+	for _, alias := range mavenAliasesOf(a) {
+		if alias.name == b {
+			return true
+		}
+	}
+	return false
 }
