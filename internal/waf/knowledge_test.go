@@ -2,6 +2,8 @@ package waf
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/knowledge"
+	"go.yaml.in/yaml/v3"
 )
 
 // TestShippedExploitKnowledge: every shipped entry loads, names only
@@ -32,8 +35,45 @@ func TestShippedExploitKnowledge(t *testing.T) {
 			}
 		}
 	}
-	if _, err := legitimateCorpus(); err != nil {
+	byFormat, err := legitimateCorpus()
+	if err != nil {
 		t.Fatal(err)
+	}
+	// A variant or a legitimate sample that its own format's parser
+	// refuses proves nothing: the application would refuse it too.
+	samples := map[string][]Sample{}
+	for f, ss := range byFormat {
+		samples["legitimate "+f] = ss
+	}
+	for _, id := range []string{"GO-2020-0036", "CVE-2020-36518", "CVE-2022-1471", "CVE-2019-10744", "CVE-2020-1747", "CVE-2021-44228", "CVE-2022-42889"} {
+		for _, e := range x.Lookup(id) {
+			for _, v := range e.Variants {
+				samples[id] = append(samples[id], Sample(v))
+			}
+		}
+	}
+	for what, ss := range samples {
+		for _, s := range ss {
+			ct := s.ContentType
+			if ct == "" {
+				ct = s.Headers["Content-Type"]
+			}
+			switch {
+			case strings.Contains(ct, "json") && !json.Valid([]byte(s.Payload)):
+				t.Errorf("%s %q: not JSON", what, s.Name)
+			case strings.Contains(ct, "yaml"):
+				dec := yaml.NewDecoder(strings.NewReader(s.Payload))
+				for {
+					var n yaml.Node
+					if err := dec.Decode(&n); errors.Is(err, io.EOF) {
+						break
+					} else if err != nil {
+						t.Errorf("%s %q: not YAML: %v", what, s.Name, err)
+						break
+					}
+				}
+			}
+		}
 	}
 }
 

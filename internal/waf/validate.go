@@ -2,10 +2,15 @@ package waf
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf16"
 
 	"github.com/corazawaf/coraza/v3"
 )
@@ -354,7 +359,9 @@ type mutation struct {
 // denied as well: percent-encoding hex digits in the other case, the
 // media type upper-cased and with a charset parameter, whitespace around
 // the body, a raw body sent as text/plain or without a media type, and
-// the Authorization scheme upper-cased with extra spaces. Mutations that
+// the Authorization scheme upper-cased with extra spaces, and every
+// character of a JSON body's keys and strings written as a \u escape,
+// which the application's JSON parser decodes. Mutations that
 // would not change r are left out. Chunked bodies are a matter of
 // transport: the proxy tests send them (Validate feeds the engine
 // directly).
@@ -393,6 +400,13 @@ func mutations(r Request) []mutation {
 			out = append(out, mutation{"no media type", m})
 		}
 	}
+	if strings.Contains(strings.ToLower(r.Headers["Content-Type"]), "json") {
+		if body, ok := escapeJSONStrings(r.Body); ok && body != r.Body {
+			m := clone()
+			m.Body = body
+			out = append(out, mutation{"JSON strings as \\u escapes", m})
+		}
+	}
 	if a := r.Headers["Authorization"]; a != "" {
 		if scheme, rest, ok := strings.Cut(a, " "); ok {
 			m := clone()
@@ -425,4 +439,61 @@ func swapHexCase(s string) string {
 
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// escapeJSONStrings rewrites the JSON text s with every character of its
+// keys and string values as a \uXXXX escape (surrogate pairs beyond the
+// BMP), keeping its structure and order; ok is false when s is not JSON.
+func escapeJSONStrings(s string) (out string, ok bool) {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	var b strings.Builder
+	// Per open container: whether it is an object, and how many tokens
+	// it has had, which decides between ",", ":" and nothing.
+	type level struct {
+		object bool
+		n      int
+	}
+	var stack []level
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return b.String(), len(stack) == 0
+		}
+		if err != nil {
+			return "", false
+		}
+		if d, isDelim := tok.(json.Delim); isDelim && (d == '}' || d == ']') {
+			stack = stack[:len(stack)-1]
+			b.WriteByte(byte(d))
+			continue
+		}
+		if n := len(stack); n > 0 {
+			top := &stack[n-1]
+			switch {
+			case top.object && top.n%2 == 1:
+				b.WriteByte(':')
+			case top.n > 0:
+				b.WriteByte(',')
+			}
+			top.n++
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			b.WriteByte(byte(v))
+			stack = append(stack, level{object: v == '{'})
+		case string:
+			b.WriteByte('"')
+			for _, u := range utf16.Encode([]rune(v)) {
+				fmt.Fprintf(&b, "\\u%04x", u)
+			}
+			b.WriteByte('"')
+		case json.Number:
+			b.WriteString(v.String())
+		case bool:
+			b.WriteString(strconv.FormatBool(v))
+		case nil:
+			b.WriteString("null")
+		}
+	}
 }

@@ -2,7 +2,12 @@ package waf
 
 import (
 	"context"
+	"encoding/json"
+	"regexp"
+	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/evidentsec/evident/internal/assess"
 )
@@ -88,5 +93,41 @@ func TestMutationsPerClass(t *testing.T) {
 			}
 			t.Logf("%d of %d mutations blocked", v.MutationsBlocked, v.MutationsTotal)
 		})
+	}
+}
+
+var escapedString = regexp.MustCompile(`"(?:\\u[0-9a-f]{4})*"`)
+
+// TestEscapeJSONStrings: the mutation keeps the document (a JSON parser
+// reads the same value) and hides every letter of its strings.
+func TestEscapeJSONStrings(t *testing.T) {
+	for _, in := range []string{
+		`{"__proto__": {"isAdmin": true}}`,
+		`[1, -2.5e3, "a", {"b": [null, false, {}], "c": []}, "𝄞 é"]`,
+		`"${jndi:ldap://x}"`,
+		` {"a" : 1 } `,
+	} {
+		got, ok := escapeJSONStrings(in)
+		if !ok {
+			t.Fatalf("%s: not JSON", in)
+		}
+		var want, have any
+		if err := json.Unmarshal([]byte(in), &want); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(got), &have); err != nil {
+			t.Fatalf("%s gave %s: %v", in, got, err)
+		}
+		if diff := cmp.Diff(want, have); diff != "" {
+			t.Errorf("%s gave %s (-want +got):\n%s", in, got, diff)
+		}
+		if rest := escapedString.ReplaceAllString(got, ""); strings.Contains(rest, `"`) {
+			t.Errorf("%s gave %s: a string is not all \\u escapes", in, got)
+		}
+	}
+	for _, bad := range []string{`{"a":`, `[1,2`, `not json`} {
+		if _, ok := escapeJSONStrings(bad); ok {
+			t.Errorf("%q: accepted", bad)
+		}
 	}
 }
