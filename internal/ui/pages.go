@@ -335,15 +335,16 @@ func (f filter) match(a assess.Assessment) bool {
 	return false
 }
 
-// With is the table's URL with a parameter changed (empty: removed);
-// changing anything but the page goes back to the first page.
+// With is the table's URL with a parameter changed (empty: removed; the
+// first page is no page); changing anything but the page goes back to
+// the first page.
 func (f filter) With(kv ...string) string {
 	q := f.values()
 	for i := 0; i+1 < len(kv); i += 2 {
 		if kv[i] != "page" {
 			q.Del("page")
 		}
-		if kv[i+1] == "" {
+		if kv[i+1] == "" || kv[i] == "page" && kv[i+1] == "1" {
 			q.Del(kv[i])
 		} else {
 			q.Set(kv[i], kv[i+1])
