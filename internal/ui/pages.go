@@ -20,9 +20,13 @@ import (
 	"github.com/evidentsec/evident/internal/waf"
 )
 
+// exportLink is a download button: the format's name, where it is
+// served and the file it is saved as.
+type exportLink struct{ Name, Path, File string }
+
 // exports are the report formats, each a download button: the API's
 // exports, and the UI's own (export) for those the API has no route for.
-var exports = []struct{ Name, Path, File string }{
+var exports = []exportLink{
 	{"JSON", "/api/v1/report", "evident-report.json"},
 	{"SARIF", "/api/v1/export/sarif", "evident.sarif"},
 	{"OpenVEX", "/api/v1/export/openvex", "evident.openvex.json"},
@@ -35,7 +39,7 @@ var exports = []struct{ Name, Path, File string }{
 // Markdown (a pull-request comment) and the text table.
 func (u *UI) export(w http.ResponseWriter, r *http.Request, src Source) {
 	format := r.PathValue("format")
-	i := slices.IndexFunc(exports, func(e struct{ Name, Path, File string }) bool { return e.Path == "/ui/export/"+format })
+	i := slices.IndexFunc(exports, func(e exportLink) bool { return e.Path == "/ui/export/"+format })
 	if i < 0 {
 		u.fail(w, r, http.StatusNotFound, "No export %q here: the API serves the other formats (/api/v1/report, /api/v1/export/...).", format)
 		return
@@ -89,7 +93,7 @@ type overviewData struct {
 	Freshness    []freshness
 	// Checks are the polled sources' health: "ok" or the error.
 	Checks  []sourceCheck
-	Exports any
+	Exports []exportLink
 	Now     time.Time
 }
 
@@ -335,15 +339,16 @@ func (f filter) match(a assess.Assessment) bool {
 	return false
 }
 
-// With is the table's URL with a parameter changed (empty: removed);
-// changing anything but the page goes back to the first page.
+// With is the table's URL with a parameter changed (empty: removed; the
+// first page is no page); changing anything but the page goes back to
+// the first page.
 func (f filter) With(kv ...string) string {
 	q := f.values()
 	for i := 0; i+1 < len(kv); i += 2 {
 		if kv[i] != "page" {
 			q.Del("page")
 		}
-		if kv[i+1] == "" {
+		if kv[i+1] == "" || kv[i] == "page" && kv[i+1] == "1" {
 			q.Del(kv[i])
 		} else {
 			q.Set(kv[i], kv[i+1])
@@ -382,7 +387,7 @@ type findingsData struct {
 	Verdicts           []assess.Verdict
 	Exposures          []assess.Exposure
 	Sorts              []string
-	Exports            any
+	Exports            []exportLink
 }
 
 func (u *UI) findings(w http.ResponseWriter, r *http.Request, src Source) {

@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -442,4 +443,51 @@ func contrast(a, b string) float64 {
 	}
 	la, lb := lum(a), lum(b)
 	return (max(la, lb) + 0.05) / (min(la, lb) + 0.05)
+}
+
+// TestEmpty renders every page of a serve that has no telemetry and no
+// findings yet.
+func TestEmpty(t *testing.T) {
+	ts := newTestServer(t, &source{res: &report.Result{Summary: assess.Summarize(nil)}})
+	for path, want := range map[string]string{
+		"/":            "No service has sent telemetry yet.",
+		"/ui/findings": "No finding matches.",
+		"/ui/map":      "No traces yet",
+		"/ui/alerts":   "No alert has fired yet.",
+	} {
+		status, _, body := get(t, ts.URL+path)
+		if status != 200 || !strings.Contains(body, want) {
+			t.Errorf("%s: %d, want 200 and %q in:\n%.500s", path, status, want, body)
+		}
+	}
+}
+
+// TestPagination pages through 30 findings, 25 a page, with the filter
+// kept in the links.
+func TestPagination(t *testing.T) {
+	var as []assess.Assessment
+	for i := range 30 {
+		as = append(as, assess.Assessment{
+			Finding:      findings.Finding{Service: "gateway", Vulnerability: findings.Vulnerability{ID: fmt.Sprintf("GO-2026-%04d", i)}, Package: findings.Package{PURL: "pkg:golang/x@v1"}},
+			Reachability: assess.Reachability{Verdict: assess.Unknown},
+			Exposure:     assess.ExposureResult{Level: assess.Exposed},
+			Priority:     assess.Priority{Tier: "P4", Score: 10},
+		})
+	}
+	ts := newTestServer(t, &source{res: &report.Result{Summary: assess.Summarize(as), Assessments: as}})
+	_, _, body := get(t, ts.URL+"/ui/findings?exposure=exposed")
+	for _, want := range []string{"Findings 1–25 of 30", `href="/ui/findings?exposure=exposed&amp;page=2" rel="next"`, "GO-2026-0024</a>"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page 1 has no %q", want)
+		}
+	}
+	_, _, body = get(t, ts.URL+"/ui/findings?exposure=exposed&page=2")
+	for _, want := range []string{"Findings 26–30 of 30", `href="/ui/findings?exposure=exposed" rel="prev"`, "GO-2026-0029</a>"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page 2 has no %q", want)
+		}
+	}
+	if strings.Contains(body, "GO-2026-0024</a>") {
+		t.Error("page 2 repeats page 1")
+	}
 }
