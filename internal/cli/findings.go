@@ -60,11 +60,15 @@ func importParsers() map[findings.Format]importer {
 // npmAuditReport reads npm audit's report with the lockfile npm audit ran
 // on, package-lock.json or npm-shrinkwrap.json in the report's directory,
 // which has the installed versions the report does not state. Without one,
-// every finding is a record error that says so.
+// every finding is a record error that says so. Only a report read from a
+// file has a directory: an upload's name is no path on this host.
 func npmAuditReport(in importInput) ([]findings.Finding, []error) {
 	var lock findings.NPMLock
 	dir := filepath.Dir(in.path)
 	for _, base := range []string{"npm-shrinkwrap.json", "package-lock.json"} {
+		if in.file == nil {
+			break
+		}
 		f, err := os.Open(filepath.Join(dir, base))
 		if err != nil {
 			continue

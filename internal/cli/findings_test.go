@@ -152,3 +152,25 @@ func TestSplitServiceArg(t *testing.T) {
 		})
 	}
 }
+
+// TestNPMAuditUploadReadsNoLocalLockfile: an uploaded npm audit report is
+// never read with a lockfile of the server's working directory.
+func TestNPMAuditUploadReadsNoLocalLockfile(t *testing.T) {
+	report, err := os.ReadFile("../findings/testdata/ecosystems/npm/npm-audit.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.ReadFile("../findings/testdata/ecosystems/npm/package-lock.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "package-lock.json"), lock, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	fs, errs := importUpload(strings.NewReader(string(report)), "upload", "auto", importParsers())
+	if len(fs) != 0 || len(errs) == 0 {
+		t.Errorf("got %d findings and errors %v; want none, and errors for the versions", len(fs), errs)
+	}
+}
