@@ -20,9 +20,11 @@ func TestJavaPackagesOf(t *testing.T) {
 		"org.springframework:spring-beans",
 		"org.apache.commons:commons-text",
 		"io.netty:netty-codec-http",
-		"commons-io:commons-io", // group is no package: nothing guessed
-		"bad",                   // not group:artifact
-		"org.yaml:snakeyaml",    // twice is once
+		"commons-io:commons-io", // known
+		"com.google.guava:guava",
+		"org.jsoup:jsoup",
+		"bad",                // not group:artifact
+		"org.yaml:snakeyaml", // twice is once
 	})
 	want := map[string]string{
 		"org.yaml.snakeyaml":                          "org.yaml:snakeyaml",
@@ -40,6 +42,14 @@ func TestJavaPackagesOf(t *testing.T) {
 		"org.apache.commons.commons.text":             "org.apache.commons:commons-text",
 		"io.netty.codec.http":                         "io.netty:netty-codec-http",
 		"io.netty.netty.codec.http":                   "io.netty:netty-codec-http",
+		"org.apache.logging.log4j":                    "org.apache.logging.log4j:log4j-api",
+		"org.apache.commons.io":                       "commons-io:commons-io",
+		"com.google.common":                           "com.google.guava:guava",
+		"com.google.thirdparty":                       "com.google.guava:guava",
+		"com.google.guava":                            "com.google.guava:guava",
+		"com.google.guava.guava":                      "com.google.guava:guava",
+		"org.jsoup":                                   "org.jsoup:jsoup",
+		"org.jsoup.jsoup":                             "org.jsoup:jsoup",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("JavaPackagesOf (-want +got):\n%s", diff)
@@ -55,7 +65,9 @@ func TestJavaPackagesOf(t *testing.T) {
 		"org/springframework/beans/BeanWrapperImpl.setPropertyValue":               "org.springframework:spring-beans",
 		"org/apache/commons/text/StringSubstitutor.replace":                        "org.apache.commons:commons-text",
 		"org/apache/commons/lang3/StringUtils.isBlank":                             "",
-		"org/apache/logging/log4j/spi/AbstractLogger.logIfEnabled":                 "",
+		"com/google/common/io/BaseEncoding.encode":                                 "com.google.guava:guava",
+		"org/jsoup/parser/Parser.parse":                                            "org.jsoup:jsoup",
+		"org/apache/logging/log4j/spi/AbstractLogger.logIfEnabled":                 "org.apache.logging.log4j:log4j-api",
 	} {
 		fn, ok := a.Attribute(Frame{Function: frame})
 		if !ok || fn.Module != module {

@@ -25,24 +25,34 @@ import (
 //   - com.fasterxml.jackson.core:jackson-databind ships
 //     com.fasterxml.jackson.databind (it repeats an earlier element);
 //   - org.springframework:spring-beans ships org.springframework.beans (it
-//     starts the element "springframework").
+//     starts the element "springframework");
+//   - org.jsoup:jsoup ships org.jsoup (the artifact is the group's last
+//     element).
 //
-// The group alone is no candidate: findings list only the vulnerable
-// artifacts of a group, and org.apache.commons would then take the classes
-// of commons-lang3 for commons-text. A prefix that two artifacts claim is
-// left out, so that a class is never given to the wrong one. Artifacts
-// whose packages follow no such rule (Guava's com.google.common, log4j-api's
-// org.apache.logging.log4j) are not found; ReadJar reads the packages a
-// jar really holds.
+// Well-known artifacts that follow none of these (Guava's com.google.common,
+// Gson's com.google.gson, log4j-api's org.apache.logging.log4j, the Commons
+// jars of the commons-* groups, Tomcat, Bouncy Castle) get their packages
+// from a table.
+//
+// The group alone is otherwise no candidate: findings list only the
+// vulnerable artifacts of a group, and org.apache.commons would then take
+// the classes of commons-lang3 for commons-text. A prefix that two
+// artifacts claim is left out, so that a class is never given to the wrong
+// one. Artifacts that no rule fits are not found; ReadJar reads the
+// packages a jar really holds.
 func JavaPackagesOf(coords []string) map[string]string {
 	claims := make(map[string][]string)
 	for _, c := range coords {
 		g, a, ok := strings.Cut(c, ":")
-		if !ok || !isJavaPackage(g) || a == "" || strings.Contains(a, ":") {
+		if !ok || g == "" || a == "" || strings.Contains(a, ":") {
 			continue
 		}
 		ga := g + ":" + a
-		for _, p := range javaCandidates(g, a) {
+		cands := knownJavaPackages(ga)
+		if isJavaPackage(g) {
+			cands = append(javaCandidates(g, a), cands...)
+		}
+		for _, p := range cands {
 			if !slices.Contains(claims[p], ga) {
 				claims[p] = append(claims[p], ga)
 			}
@@ -82,7 +92,44 @@ func javaCandidates(g, a string) []string {
 		}
 	}
 	add(segs, name)
+	if segs[len(segs)-1] == name {
+		add(segs[:len(segs)-1], name)
+	}
 	return out
+}
+
+// knownJavaPackages lists the packages of popular artifacts whose names
+// tell nothing of them, for when no jar is at hand.
+func knownJavaPackages(ga string) []string {
+	g, a, _ := strings.Cut(ga, ":")
+	switch {
+	case ga == "com.google.guava:guava":
+		return []string{"com.google.common", "com.google.thirdparty"}
+	case ga == "com.google.code.gson:gson":
+		return []string{"com.google.gson"}
+	case ga == "org.apache.logging.log4j:log4j-api":
+		return []string{"org.apache.logging.log4j"}
+	case ga == "log4j:log4j":
+		return []string{"org.apache.log4j"}
+	case g == "commons-io" || g == "commons-collections" || g == "commons-lang" || g == "commons-fileupload" ||
+		g == "commons-beanutils" || g == "commons-codec" || g == "commons-logging":
+		if g == a {
+			return []string{"org.apache.commons." + strings.TrimPrefix(g, "commons-")}
+		}
+	case ga == "org.apache.tomcat.embed:tomcat-embed-core":
+		return []string{"org.apache.catalina", "org.apache.coyote", "org.apache.tomcat", "org.apache.naming"}
+	case ga == "org.springframework:spring-webmvc":
+		return []string{"org.springframework.web.servlet"}
+	case ga == "org.springframework:spring-webflux":
+		return []string{"org.springframework.web.reactive"}
+	case g == "org.bouncycastle" && (strings.HasPrefix(a, "bcprov-") || strings.HasPrefix(a, "bcprov-ext-")):
+		return []string{"org.bouncycastle.crypto", "org.bouncycastle.jce", "org.bouncycastle.jcajce", "org.bouncycastle.math", "org.bouncycastle.util", "org.bouncycastle.asn1"}
+	case ga == "com.h2database:h2":
+		return []string{"org.h2"}
+	case ga == "com.squareup.okhttp3:okhttp":
+		return []string{"okhttp3"}
+	}
+	return nil
 }
 
 // ErrNotJar marks a file that is not a jar (a zip archive) or has no

@@ -91,7 +91,14 @@ func TestServeJavaAgentIngest(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	e := examples[0]
 	rec := e.path("recorded")
-	srv := startTestServer(t, t.TempDir(), serveFlags{
+	// The example's first-party packages, as its configuration names them.
+	exCfg, err := loadConfig(e.path("evident.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := serveTestConfig(t)
+	cfg.FirstParty = exCfg.FirstParty
+	srv := startTestServerConfig(t, t.TempDir(), cfg, serveFlags{
 		vulns:    []string{filepath.Join(rec, "osv")},
 		findings: []string{e.service + "=" + filepath.Join(rec, "findings", "inventory.cdx.json")},
 	})

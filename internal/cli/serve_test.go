@@ -39,9 +39,16 @@ func serveTestConfig(t *testing.T) fileConfig {
 
 func startTestServer(t *testing.T, dataDir string, fl serveFlags) *server {
 	t.Helper()
+	return startTestServerConfig(t, dataDir, serveTestConfig(t), fl)
+}
+
+// startTestServerConfig is startTestServer with a configuration of the
+// caller's.
+func startTestServerConfig(t *testing.T, dataDir string, cfg fileConfig, fl serveFlags) *server {
+	t.Helper()
 	g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: dataDir}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := startServer(t.Context(), g, serveTestConfig(t), fl, log)
+	srv, err := startServer(t.Context(), g, cfg, fl, log)
 	if err != nil {
 		t.Fatal(err)
 	}
