@@ -154,16 +154,24 @@ func TestWAFShop(t *testing.T) {
 // rules to enforce with the set.
 func shopPatches(t *testing.T) (string, *waf.PatchSet) {
 	t.Helper()
+	rec := filepath.Join(shop, "recorded")
+	return examplePatches(t, analyzeShop(t, "json"), filepath.Join(rec, "osv"), filepath.Join(rec, "traces.jsonl"))
+}
+
+// examplePatches generates, validates and exports the patches of an
+// analyze report with the example's records and traces, the way evident
+// waf generate does, and returns the rules to enforce with the set.
+func examplePatches(t *testing.T, report []byte, osvDir, traces string) (string, *waf.PatchSet) {
+	t.Helper()
 	ctx := t.Context()
-	as, problems, err := parseReportAssessments(analyzeShop(t, "json"), "analyze.json")
+	as, problems, err := parseReportAssessments(report, "analyze.json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(problems) > 0 {
 		t.Fatalf("report problems: %v", problems)
 	}
-	rec := filepath.Join(shop, "recorded")
-	db, dbProblems, err := openVulnDB(ctx, &globals{dataDir: t.TempDir()}, []string{filepath.Join(rec, "osv")}, "", "")
+	db, dbProblems, err := openVulnDB(ctx, &globals{dataDir: t.TempDir()}, []string{osvDir}, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +181,7 @@ func shopPatches(t *testing.T) (string, *waf.PatchSet) {
 	cfg := waf.DefaultConfig()
 	traffic := waf.NewTraffic(cfg.ReplayPerEndpoint)
 	warn := func(err error) { t.Errorf("traces: %v", err) }
-	if err := loadTelemetry(ctx, []string{filepath.Join(rec, "traces.jsonl")}, trafficHandler{traffic}, warn); err != nil {
+	if err := loadTelemetry(ctx, []string{traces}, trafficHandler{traffic}, warn); err != nil {
 		t.Fatal(err)
 	}
 	corpus, err := waf.LoadCorpus(nil)

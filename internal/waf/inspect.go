@@ -27,6 +27,7 @@ import (
 //	@yamlExpansionGt N  the expanded node count is more than N times the parsed one
 //	@jsonDepthGt N      arrays and objects nest deeper than N
 //	@xmlEntitiesGt N    the document declares and references more than N entities in all
+//	@htmlDuplicateAttrsGt N  more than N HTML tags repeat an attribute name (any case)
 //
 // An input the inspector cannot parse does not match: malformed bodies
 // are the business of REQBODY_ERROR rules.
@@ -34,10 +35,11 @@ const (
 	opYAMLExpansion = "yamlExpansionGt"
 	opJSONDepth     = "jsonDepthGt"
 	opXMLEntities   = "xmlEntitiesGt"
+	opHTMLDupAttrs  = "htmlDuplicateAttrsGt"
 )
 
 // evidentOperators are the operators above.
-var evidentOperators = []string{opYAMLExpansion, opJSONDepth, opXMLEntities}
+var evidentOperators = []string{opYAMLExpansion, opJSONDepth, opXMLEntities, opHTMLDupAttrs}
 
 // usesEvidentOperator reports whether a link's operator is one of
 // evident's, which stock Coraza and ModSecurity do not know.
@@ -63,6 +65,7 @@ var registerOperators = sync.OnceFunc(func() {
 		opYAMLExpansion: yamlExpansion,
 		opJSONDepth:     func(s string, _ uint64) uint64 { return jsonDepth(s) },
 		opXMLEntities:   func(s string, _ uint64) uint64 { return xmlEntities(s) },
+		opHTMLDupAttrs:  func(s string, _ uint64) uint64 { return htmlDuplicateAttrs(s) },
 	} {
 		plugins.RegisterOperator(name, func(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 			n, err := strconv.ParseUint(strings.TrimSpace(o.Arguments), 10, 32)
@@ -196,4 +199,74 @@ func xmlEntities(s string) uint64 {
 
 func isNameByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == ':' || c >= 0x80
+}
+
+// htmlDuplicateAttrs counts the start tags of the HTML text s that give
+// the same attribute name twice, compared without regard to case (as HTML
+// does), in one pass: a parser that keeps a different one of the two than
+// a sanitizer did (GO-2026-5030) renders what the sanitizer never saw.
+func htmlDuplicateAttrs(s string) uint64 {
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		if s[i] != '<' || i+1 >= len(s) || !isASCIILetter(s[i+1]) {
+			continue
+		}
+		j := i + 1
+		for j < len(s) && !isHTMLSpace(s[j]) && s[j] != '>' && s[j] != '/' {
+			j++
+		}
+		var names []string
+		dup := false
+		for j < len(s) && s[j] != '>' {
+			if isHTMLSpace(s[j]) || s[j] == '/' {
+				j++
+				continue
+			}
+			k := j
+			for k < len(s) && !isHTMLSpace(s[k]) && s[k] != '=' && s[k] != '>' && s[k] != '/' {
+				k++
+			}
+			name := strings.ToLower(s[j:k])
+			if slices.Contains(names, name) {
+				dup = true
+			} else if len(names) < 64 {
+				names = append(names, name)
+			}
+			j = k
+			for j < len(s) && isHTMLSpace(s[j]) {
+				j++
+			}
+			if j >= len(s) || s[j] != '=' {
+				continue
+			}
+			j++
+			for j < len(s) && isHTMLSpace(s[j]) {
+				j++
+			}
+			if j < len(s) && (s[j] == '"' || s[j] == '\'') {
+				end := strings.IndexByte(s[j+1:], s[j])
+				if end < 0 {
+					return n
+				}
+				j += end + 2
+				continue
+			}
+			for j < len(s) && !isHTMLSpace(s[j]) && s[j] != '>' {
+				j++
+			}
+		}
+		// A tag the input ends inside is dropped by HTML parsers
+		// (eof-in-tag), so only a closed one counts.
+		if dup && j < len(s) {
+			n++
+		}
+		i = j
+	}
+	return n
+}
+
+func isASCIILetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+func isHTMLSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'
 }

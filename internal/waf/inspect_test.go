@@ -87,6 +87,12 @@ func TestInspectors(t *testing.T) {
 		{"not json", jsonDepth, "{", 0},
 		{"xml billion laughs", xmlEntities, `<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol1 "&lol;&lol;&lol;">]><lolz>&lol1;</lolz>`, 6},
 		{"xml predefined and character references", xmlEntities, `<a>&lt;b&gt; &amp; &#233; &#x41;</a>`, 0},
+		{"html duplicate href", htmlDuplicateAttrs, `<p>x</p><a href="javascript:alert(1)" HREF="https://example.com/">a</a>`, 1},
+		{"html duplicate handlers, unquoted", htmlDuplicateAttrs, `<img src=x onerror=alert(1) onerror=alert(2)><b a=1 a=2>`, 2},
+		{"html quoted values hide their contents", htmlDuplicateAttrs, `<img alt="href=1 href=2" src="a>b" title='x'>`, 0},
+		{"html comparisons are not tags", htmlDuplicateAttrs, `1 < 2 and a<b x=1 y=2`, 0},
+		{"html tag the input ends inside", htmlDuplicateAttrs, `a<b x=1 x=2`, 0},
+		{"html unterminated value", htmlDuplicateAttrs, `<a href="x x=1 x=2`, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,5 +158,6 @@ func FuzzInspectors(f *testing.F) {
 		}
 		jsonDepth(s)
 		xmlEntities(s)
+		htmlDuplicateAttrs(s)
 	})
 }
