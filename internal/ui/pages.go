@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/waf"
@@ -171,19 +172,14 @@ func (u *UI) overview(w http.ResponseWriter, r *http.Request, src Source) {
 		d.Matrix = append(d.Matrix, row)
 		d.TierTotals = append(d.TierTotals, total)
 	}
-	// The store keeps the history per finding: one query per finding,
-	// the few most recent changes of each.
-	for _, a := range res.Assessments {
-		f := a.Finding
-		hist, err := src.VerdictHistory(r.Context(), f.Service, f.Vulnerability.ID, 5)
-		if err != nil {
-			u.fail(w, r, http.StatusServiceUnavailable, "Read the verdict history: %v", err)
-			return
-		}
-		for _, c := range hist {
-			if c.PURL == f.Package.PURL && !c.Time.Before(d.ChangesSince) {
-				d.Changes = append(d.Changes, change{VerdictChange: c, FindingID: report.FindingID(f)})
-			}
+	recent, err := u.changes.recent(r.Context(), auth.TenantFromContext(r.Context()), src, res, now)
+	if err != nil {
+		u.fail(w, r, http.StatusServiceUnavailable, "Read the verdict history: %v", err)
+		return
+	}
+	for _, c := range recent {
+		if !c.Time.Before(d.ChangesSince) {
+			d.Changes = append(d.Changes, c)
 		}
 	}
 	slices.SortStableFunc(d.Changes, func(a, b change) int { return b.Time.Compare(a.Time) })

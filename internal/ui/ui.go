@@ -68,9 +68,10 @@ type Deps struct {
 
 // UI is the web UI's handler.
 type UI struct {
-	deps  Deps
-	pages map[string]*template.Template
-	mux   *http.ServeMux
+	deps    Deps
+	pages   map[string]*template.Template
+	mux     *http.ServeMux
+	changes changeCache
 }
 
 var _ http.Handler = (*UI)(nil)
@@ -86,7 +87,7 @@ func New(deps Deps) (*UI, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	u := &UI{deps: deps, pages: map[string]*template.Template{}, mux: http.NewServeMux()}
+	u := &UI{deps: deps, pages: map[string]*template.Template{}, mux: http.NewServeMux(), changes: changeCache{entries: map[string]cachedChanges{}}}
 	for _, page := range []string{"overview", "findings", "finding", "map", "service", "alerts", "error"} {
 		t, err := template.New("layout.html").Funcs(templateFuncs(deps.Now)).ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {

@@ -491,3 +491,38 @@ func TestPagination(t *testing.T) {
 		t.Error("page 2 repeats page 1")
 	}
 }
+
+// countingSource counts the history queries.
+type countingSource struct {
+	*source
+	queries int
+}
+
+func (s *countingSource) VerdictHistory(ctx context.Context, service, vulnID string, limit int) ([]store.VerdictChange, error) {
+	s.queries++
+	return s.source.VerdictHistory(ctx, service, vulnID, limit)
+}
+
+// TestChangeCache reads a tenant's changes once per changeTTL.
+func TestChangeCache(t *testing.T) {
+	src := &countingSource{source: shop()}
+	c := changeCache{entries: map[string]cachedChanges{}}
+	for _, tt := range []struct {
+		tenant  string
+		at      time.Duration
+		queries int
+	}{
+		{"default", 0, 2}, {"default", 10 * time.Second, 2}, {"team-a", 10 * time.Second, 4}, {"default", changeTTL, 6},
+	} {
+		got, err := c.recent(t.Context(), tt.tenant, src, src.res, t0.Add(tt.at))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].VulnID != "GO-2026-5970" {
+			t.Errorf("%s at %v: changes %v, want GO-2026-5970's of the last day", tt.tenant, tt.at, got)
+		}
+		if src.queries != tt.queries {
+			t.Errorf("%s at %v: %d queries, want %d", tt.tenant, tt.at, src.queries, tt.queries)
+		}
+	}
+}
