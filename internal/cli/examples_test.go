@@ -32,6 +32,8 @@ type example struct {
 
 var examples = []example{
 	{dir: "java-inventory", service: "inventory", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "inventory", "cpu.jfr.gz")},
+	{dir: "node-reviews", service: "reviews", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "reviews", "wall.pb.gz")},
+	{dir: "python-reports", service: "reports", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "reports", "cpu.folded.gz")},
 }
 
 func (e example) path(elem ...string) string {
