@@ -180,8 +180,9 @@ func TestUIInBrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(`select[name="service"]`), "catalog"),
 		chromedp.SetValue(chromedp.CSS(`select[name="verdict"]`), "executed"),
 		chromedp.Click(chromedp.CSS(`form.filters button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#count`)),
 	)
+	// The old page has a #count too: wait for the new one.
+	waitForBrowser(t, ctx, "the filtered page", `location.search.includes("verdict=executed") && document.readyState === "complete"`)
 	loc, err := chromedp.Run(ctx, chromedp.Location())
 	if err != nil {
 		t.Fatal(err)
