@@ -19,7 +19,7 @@ func appendAudit(ctx context.Context, tx *sql.Tx, at time.Time, actor, action, t
 	if at.IsZero() || actor == "" {
 		return fmt.Errorf("%w: audit entry for %s %s without a time or an actor", store.ErrInvalid, action, target)
 	}
-	if _, err := unixNano(at); err != nil {
+	if _, err := store.UnixNano(at); err != nil {
 		return fmt.Errorf("%w: audit entry for %s %s: %w", store.ErrInvalid, action, target, err)
 	}
 	var prev *store.AuditEntry
@@ -91,13 +91,13 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, actor string) er
 	if err := t.Validate(); err != nil {
 		return fmt.Errorf("create token: %w", err)
 	}
-	created, err := unixNano(t.Created)
+	created, err := store.UnixNano(t.Created)
 	if err != nil {
 		return fmt.Errorf("create token %s: %w: %w", t.ID, store.ErrInvalid, err)
 	}
 	var expires sql.NullInt64
 	if !t.Expires.IsZero() {
-		ns, err := unixNano(t.Expires)
+		ns, err := store.UnixNano(t.Expires)
 		if err != nil {
 			return fmt.Errorf("create token %s: %w: expires: %w", t.ID, store.ErrInvalid, err)
 		}
@@ -129,7 +129,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, actor string) er
 
 // RevokeToken revokes a token and records it; see store.Store.
 func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, actor string) error {
-	ns, err := unixNano(at)
+	ns, err := store.UnixNano(at)
 	if err != nil || at.IsZero() {
 		return fmt.Errorf("revoke token %s: %w: time %v is zero or out of range", id, store.ErrInvalid, at)
 	}
