@@ -562,7 +562,7 @@ func (s *Store) PutFindings(ctx context.Context, u store.FindingsUpdate) error {
 		if err != nil {
 			return err
 		}
-		return appendAudit(ctx, tx, u.Time, u.Actor, store.ActionFindingsReplace, s.auditTarget(u.Target()), change)
+		return appendAudit(ctx, tx, u.Time, u.Actor, store.ActionFindingsReplace, store.AuditTarget(s.tenant, u.Target()), change)
 	}); err != nil {
 		return fmt.Errorf("put findings into %s: %w", s.path, err)
 	}
@@ -650,7 +650,7 @@ func (s *Store) AppendVerdicts(ctx context.Context, changes []store.VerdictChang
 				return err
 			}
 			if target, details, ok := c.Audit(); ok {
-				if err := appendAudit(ctx, tx, c.Time, store.ActorEngine, store.ActionVEXChange, s.auditTarget(target), details); err != nil {
+				if err := appendAudit(ctx, tx, c.Time, store.ActorEngine, store.ActionVEXChange, store.AuditTarget(s.tenant, target), details); err != nil {
 					return err
 				}
 			}
@@ -831,16 +831,6 @@ func (s *Store) Retain(ctx context.Context, now time.Time, cfg store.Retention) 
 		return 0, fmt.Errorf("retain in %s: %w", s.path, err)
 	}
 	return deleted, nil
-}
-
-// auditTarget is the target of an audit entry about the store's tenant's
-// data: the target itself in the default tenant, "tenant/target" in
-// another, so the shared audit log tells tenants apart.
-func (s *Store) auditTarget(target string) string {
-	if s.tenant == store.DefaultTenant {
-		return target
-	}
-	return s.tenant + "/" + target
 }
 
 // inTx runs fn in a write transaction and commits it when fn returns nil.
