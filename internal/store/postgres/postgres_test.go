@@ -75,3 +75,14 @@ func TestPasswordNeverShown(t *testing.T) {
 		t.Errorf("Open = %v, want it to name the database without the password", err)
 	}
 }
+
+// BenchmarkStore is the store's main operations on the test server, the
+// same code as the SQLite store's BenchmarkStore.
+func BenchmarkStore(b *testing.B) {
+	storetest.Benchmark(b, func(b *testing.B) storetest.Opener {
+		cfg := newDatabase(b)
+		return func(ctx context.Context) (store.Store, error) {
+			return Open(ctx, cfg)
+		}
+	})
+}

@@ -36,6 +36,17 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// BenchmarkStore is the store's main operations, the same code as the
+// PostgreSQL store's BenchmarkStore.
+func BenchmarkStore(b *testing.B) {
+	storetest.Benchmark(b, func(b *testing.B) storetest.Opener {
+		dir := b.TempDir()
+		return func(ctx context.Context) (store.Store, error) {
+			return Open(ctx, dir, DefaultConfig())
+		}
+	})
+}
+
 func TestConfigValidate(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
