@@ -93,8 +93,15 @@ func (e AuditEntry) ChainHash() string {
 
 // NewAuditEntry makes the entry that follows prev (nil for the first one)
 // with its sequence number and hashes. Details are compacted; an invalid
-// JSON value is ErrInvalid.
+// JSON value, a zero or out of range time and an empty actor are
+// ErrInvalid.
 func NewAuditEntry(prev *AuditEntry, at time.Time, actor, action, target string, details any) (AuditEntry, error) {
+	if at.IsZero() || actor == "" {
+		return AuditEntry{}, fmt.Errorf("%w: audit entry for %s %s without a time or an actor", ErrInvalid, action, target)
+	}
+	if _, err := UnixNano(at); err != nil {
+		return AuditEntry{}, fmt.Errorf("%w: audit entry for %s %s: %w", ErrInvalid, action, target, err)
+	}
 	raw, err := json.Marshal(details)
 	if err != nil {
 		return AuditEntry{}, fmt.Errorf("%w: audit details of %s %s: %w", ErrInvalid, action, target, err)
@@ -140,6 +147,30 @@ func (c *AuditChain) Next(e AuditEntry) error {
 // Checked returns how many entries were checked and the hash of the last
 // one, the head of the chain ("" when none).
 func (c *AuditChain) Checked() (n int64, head string) { return c.n, c.last.Hash }
+
+// AuditTarget is the target of an audit entry about a tenant's data: the
+// target itself in the default tenant, "tenant/target" in another, so the
+// shared audit log tells tenants apart.
+func AuditTarget(tenant, target string) string {
+	if tenant == DefaultTenant {
+		return target
+	}
+	return tenant + "/" + target
+}
+
+// TokenCreateDetails is what a token.create entry of the audit log
+// records: never the token's secret hash.
+type TokenCreateDetails struct {
+	Name    string    `json:"name"`
+	Roles   []string  `json:"roles"`
+	Tenant  string    `json:"tenant,omitempty"`
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// Audit returns the details a token.create entry records of t.
+func (t Token) Audit() TokenCreateDetails {
+	return TokenCreateDetails{Name: t.Name, Roles: t.Roles, Tenant: t.Tenant, Expires: t.Expires.UTC()}
+}
 
 // Token is an API token as the store keeps it: its ID and the SHA-256
 // of its secret, never the secret.

@@ -16,12 +16,6 @@ import (
 // together. The writer's transactions hold SQLite's write lock from
 // their start, so two processes never append after the same entry.
 func appendAudit(ctx context.Context, tx *sql.Tx, at time.Time, actor, action, target string, details any) error {
-	if at.IsZero() || actor == "" {
-		return fmt.Errorf("%w: audit entry for %s %s without a time or an actor", store.ErrInvalid, action, target)
-	}
-	if _, err := unixNano(at); err != nil {
-		return fmt.Errorf("%w: audit entry for %s %s: %w", store.ErrInvalid, action, target, err)
-	}
 	var prev *store.AuditEntry
 	var last store.AuditEntry
 	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&last.Seq, &last.Hash)
@@ -77,27 +71,18 @@ func (s *Store) AuditLog(ctx context.Context, after int64, limit int) ([]store.A
 	return out, nil
 }
 
-// tokenDetails is what the audit log records of a created token: never
-// its secret hash.
-type tokenDetails struct {
-	Name    string    `json:"name"`
-	Roles   []string  `json:"roles"`
-	Tenant  string    `json:"tenant,omitempty"`
-	Expires time.Time `json:"expires,omitzero"`
-}
-
 // CreateToken stores a token and records it; see store.Store.
 func (s *Store) CreateToken(ctx context.Context, t store.Token, actor string) error {
 	if err := t.Validate(); err != nil {
 		return fmt.Errorf("create token: %w", err)
 	}
-	created, err := unixNano(t.Created)
+	created, err := store.UnixNano(t.Created)
 	if err != nil {
 		return fmt.Errorf("create token %s: %w: %w", t.ID, store.ErrInvalid, err)
 	}
 	var expires sql.NullInt64
 	if !t.Expires.IsZero() {
-		ns, err := unixNano(t.Expires)
+		ns, err := store.UnixNano(t.Expires)
 		if err != nil {
 			return fmt.Errorf("create token %s: %w: expires: %w", t.ID, store.ErrInvalid, err)
 		}
@@ -120,7 +105,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, actor string) er
 			return err
 		}
 		return appendAudit(ctx, tx, t.Created, actor, store.ActionTokenCreate, t.ID,
-			tokenDetails{Name: t.Name, Roles: t.Roles, Tenant: t.Tenant, Expires: t.Expires.UTC()})
+			t.Audit())
 	}); err != nil {
 		return fmt.Errorf("create token %s in %s: %w", t.ID, s.path, err)
 	}
@@ -129,7 +114,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, actor string) er
 
 // RevokeToken revokes a token and records it; see store.Store.
 func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, actor string) error {
-	ns, err := unixNano(at)
+	ns, err := store.UnixNano(at)
 	if err != nil || at.IsZero() {
 		return fmt.Errorf("revoke token %s: %w: time %v is zero or out of range", id, store.ErrInvalid, at)
 	}

@@ -17,7 +17,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -121,7 +120,7 @@ func Open(ctx context.Context, dir string, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)
 	}
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := store.LoadMigrations(migrationFiles)
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)
 	}
@@ -138,7 +137,7 @@ func OpenShared(ctx context.Context, dir string, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)
 	}
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := store.LoadMigrations(migrationFiles)
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)
 	}
@@ -150,7 +149,7 @@ var errShared = fmt.Errorf("%w: the store is opened shared (OpenShared), without
 
 // open is Open with the migrations to apply, so tests can build a
 // database of an older schema; shared opens without the lock.
-func open(ctx context.Context, dir string, cfg Config, ms []migration, shared bool) (*Store, error) {
+func open(ctx context.Context, dir string, cfg Config, ms []store.Migration, shared bool) (*Store, error) {
 	if strings.ContainsRune(dir, '?') {
 		// The driver cuts the file name at the first '?', where its
 		// parameters start.
@@ -202,7 +201,7 @@ func open(ctx context.Context, dir string, cfg Config, ms []migration, shared bo
 
 // init checks the journal mode, migrates, and opens the readers once the
 // schema is in place.
-func (s *Store) init(ctx context.Context, cfg Config, busy string, ms []migration) error {
+func (s *Store) init(ctx context.Context, cfg Config, busy string, ms []store.Migration) error {
 	var mode string
 	if err := s.write.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
 		return err
@@ -563,7 +562,7 @@ func (s *Store) PutFindings(ctx context.Context, u store.FindingsUpdate) error {
 		if err != nil {
 			return err
 		}
-		return appendAudit(ctx, tx, u.Time, u.Actor, store.ActionFindingsReplace, s.auditTarget(u.Target()), change)
+		return appendAudit(ctx, tx, u.Time, u.Actor, store.ActionFindingsReplace, store.AuditTarget(s.tenant, u.Target()), change)
 	}); err != nil {
 		return fmt.Errorf("put findings into %s: %w", s.path, err)
 	}
@@ -628,7 +627,7 @@ func (s *Store) Findings(ctx context.Context) ([]findings.Finding, error) {
 func (s *Store) AppendVerdicts(ctx context.Context, changes []store.VerdictChange) error {
 	times := make([]int64, len(changes))
 	for i, c := range changes {
-		t, err := unixNano(c.Time)
+		t, err := store.UnixNano(c.Time)
 		if err != nil || c.Time.IsZero() {
 			return fmt.Errorf("append verdicts: %w: change %d (%s in %s of service %q): time %v is zero or out of range",
 				store.ErrInvalid, i, c.VulnID, c.PURL, c.Service, c.Time)
@@ -651,7 +650,7 @@ func (s *Store) AppendVerdicts(ctx context.Context, changes []store.VerdictChang
 				return err
 			}
 			if target, details, ok := c.Audit(); ok {
-				if err := appendAudit(ctx, tx, c.Time, store.ActorEngine, store.ActionVEXChange, s.auditTarget(target), details); err != nil {
+				if err := appendAudit(ctx, tx, c.Time, store.ActorEngine, store.ActionVEXChange, store.AuditTarget(s.tenant, target), details); err != nil {
 					return err
 				}
 			}
@@ -703,13 +702,13 @@ func (s *Store) PutAlert(ctx context.Context, a store.Alert) error {
 	if a.ID == "" {
 		return fmt.Errorf("put alert: %w: empty ID", store.ErrInvalid)
 	}
-	t, err := unixNano(a.Time)
+	t, err := store.UnixNano(a.Time)
 	if err != nil || a.Time.IsZero() {
 		return fmt.Errorf("put alert %s: %w: time %v is zero or out of range", a.ID, store.ErrInvalid, a.Time)
 	}
 	var received sql.NullInt64
 	if !a.ReceivedAt.IsZero() {
-		ns, err := unixNano(a.ReceivedAt)
+		ns, err := store.UnixNano(a.ReceivedAt)
 		if err != nil {
 			return fmt.Errorf("put alert %s: %w: received_at: %v", a.ID, store.ErrInvalid, err)
 		}
@@ -740,7 +739,7 @@ func (s *Store) PutAlert(ctx context.Context, a store.Alert) error {
 func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, error) {
 	where, args := []string{"tenant = ?"}, []any{s.tenant}
 	if !q.Since.IsZero() {
-		ns, err := unixNano(q.Since)
+		ns, err := store.UnixNano(q.Since)
 		if err != nil {
 			return nil, fmt.Errorf("read alerts: %w: since: %v", store.ErrInvalid, err)
 		}
@@ -813,7 +812,7 @@ func (s *Store) Retain(ctx context.Context, now time.Time, cfg store.Retention) 
 			if r.keep == 0 {
 				continue
 			}
-			cutoff, err := unixNano(now.Add(-r.keep))
+			cutoff, err := store.UnixNano(now.Add(-r.keep))
 			if err != nil {
 				continue // before 1678: nothing stored is that old
 			}
@@ -834,16 +833,6 @@ func (s *Store) Retain(ctx context.Context, now time.Time, cfg store.Retention) 
 	return deleted, nil
 }
 
-// auditTarget is the target of an audit entry about the store's tenant's
-// data: the target itself in the default tenant, "tenant/target" in
-// another, so the shared audit log tells tenants apart.
-func (s *Store) auditTarget(target string) string {
-	if s.tenant == store.DefaultTenant {
-		return target
-	}
-	return s.tenant + "/" + target
-}
-
 // inTx runs fn in a write transaction and commits it when fn returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
 	tx, err := s.write.BeginTx(ctx, nil)
@@ -855,14 +844,4 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error)
 		return err
 	}
 	return tx.Commit()
-}
-
-// unixNano is t in nanoseconds since 1970, which an int64 holds for the
-// years 1678 to 2262.
-func unixNano(t time.Time) (int64, error) {
-	const minSec, maxSec int64 = math.MinInt64/1_000_000_000 + 1, math.MaxInt64/1_000_000_000 - 1
-	if s := t.Unix(); s < minSec || s > maxSec {
-		return 0, fmt.Errorf("time %v is outside the years 1678 to 2262", t)
-	}
-	return t.UnixNano(), nil
 }

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -31,6 +30,17 @@ func TestMain(m *testing.M) {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Opener {
 		dir := t.TempDir()
+		return func(ctx context.Context) (store.Store, error) {
+			return Open(ctx, dir, DefaultConfig())
+		}
+	})
+}
+
+// BenchmarkStore is the store's main operations, the same code as the
+// PostgreSQL store's BenchmarkStore.
+func BenchmarkStore(b *testing.B) {
+	storetest.Benchmark(b, func(b *testing.B) storetest.Opener {
+		dir := b.TempDir()
 		return func(ctx context.Context) (store.Store, error) {
 			return Open(ctx, dir, DefaultConfig())
 		}
@@ -122,7 +132,7 @@ func TestOpenLocksDirectory(t *testing.T) {
 }
 
 func TestMigrations(t *testing.T) {
-	all, err := loadMigrations(migrationFiles)
+	all, err := store.LoadMigrations(migrationFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +228,7 @@ func TestMigrations(t *testing.T) {
 
 	t.Run("FailedMigrationRollsBack", func(t *testing.T) {
 		dir := t.TempDir()
-		broken := append(append([]migration(nil), all[:1]...), migration{version: 2, name: "0002_broken", sql: `CREATE TABLE x (a); THIS IS NOT SQL;`})
+		broken := append(append([]store.Migration(nil), all[:1]...), store.Migration{Version: 2, Name: "0002_broken", SQL: `CREATE TABLE x (a); THIS IS NOT SQL;`})
 		if s, err := open(t.Context(), dir, DefaultConfig(), broken, false); err == nil {
 			s.Close()
 			t.Fatal("open with a broken migration succeeded")
@@ -260,38 +270,12 @@ func schemaVersions(t *testing.T, s *Store) []int {
 	return vs
 }
 
-func versions(ms []migration) []int {
+func versions(ms []store.Migration) []int {
 	vs := make([]int, len(ms))
 	for i, m := range ms {
-		vs[i] = m.version
+		vs[i] = m.Version
 	}
 	return vs
-}
-
-func TestLoadMigrations(t *testing.T) {
-	for _, tt := range []struct {
-		name    string
-		files   fstest.MapFS
-		wantErr string
-	}{
-		{"Contiguous", fstest.MapFS{"migrations/0001_a.sql": {}, "migrations/0002_b.sql": {}}, ""},
-		{"Gap", fstest.MapFS{"migrations/0001_a.sql": {}, "migrations/0003_c.sql": {}}, "migration 0003_c.sql: version 3, want 2 (no gaps, no duplicates)"},
-		{"Duplicate", fstest.MapFS{"migrations/0001_a.sql": {}, "migrations/0001_b.sql": {}}, "migration 0001_b.sql: version 1, want 2 (no gaps, no duplicates)"},
-		{"NotNumbered", fstest.MapFS{"migrations/first.sql": {}}, "migration first.sql: name is not NNNN_what.sql"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := loadMigrations(tt.files)
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Errorf("loadMigrations = %v, want nil", err)
-				}
-				return
-			}
-			if err == nil || err.Error() != tt.wantErr {
-				t.Errorf("loadMigrations = %v, want %q", err, tt.wantErr)
-			}
-		})
-	}
 }
 
 // crashDirEnv tells a re-executed test binary to be the crashing child of

@@ -32,7 +32,7 @@ func (s *Store) SourceWatermark(ctx context.Context, name string) (time.Time, er
 // t. A watermark never moves back: a t before the recorded one, or the
 // zero time, is store.ErrInvalid.
 func (s *Store) SetSourceWatermark(ctx context.Context, name string, t time.Time) error {
-	ns, err := unixNano(t)
+	ns, err := store.UnixNano(t)
 	if err != nil || t.IsZero() || name == "" {
 		return fmt.Errorf("set watermark of %q: %w: name empty or time %v zero or out of range", name, store.ErrInvalid, t)
 	}

@@ -1,0 +1,103 @@
+package postgres
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidentsec/evident/internal/store"
+)
+
+func TestMigrations(t *testing.T) {
+	all, err := store.LoadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions := func(t *testing.T, s *Store) []int {
+		t.Helper()
+		rows, err := s.pool.Query(t.Context(), `SELECT version FROM schema_migrations ORDER BY version`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var vs []int
+		for rows.Next() {
+			var v int
+			if err := rows.Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			vs = append(vs, v)
+		}
+		return vs
+	}
+	var want []int
+	for _, m := range all {
+		want = append(want, m.Version)
+	}
+
+	t.Run("ReopenIsNoOp", func(t *testing.T) {
+		cfg := newDatabase(t)
+		for range 2 {
+			s, err := Open(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := versions(t, s); !cmp.Equal(got, want) {
+				t.Errorf("schema_migrations = %v, want %v", got, want)
+			}
+			s.Close()
+		}
+	})
+
+	t.Run("FutureVersionRefused", func(t *testing.T) {
+		cfg := newDatabase(t)
+		s, err := Open(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.pool.Exec(t.Context(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'from_the_future', 0)`, len(all)+1); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		s, err = Open(t.Context(), cfg)
+		if err == nil {
+			s.Close()
+			t.Fatal("Open of a database from a newer evident succeeded")
+		}
+		if !errors.Is(err, store.ErrSchemaTooNew) {
+			t.Errorf("Open = %v, want ErrSchemaTooNew", err)
+		}
+		if want := fmt.Sprintf("schema version %d, this evident knows up to %d", len(all)+1, len(all)); !strings.Contains(err.Error(), want) {
+			t.Errorf("Open = %v, want it to say %q", err, want)
+		}
+	})
+
+	t.Run("FailedMigrationRollsBack", func(t *testing.T) {
+		cfg := newDatabase(t)
+		broken := append(append([]store.Migration(nil), all...),
+			store.Migration{Version: len(all) + 1, Name: "9999_broken", SQL: `CREATE TABLE x (a INTEGER); THIS IS NOT SQL;`})
+		if s, err := open(t.Context(), cfg, broken); err == nil {
+			s.Close()
+			t.Fatal("open with a broken migration succeeded")
+		} else if !strings.Contains(err.Error(), "apply migration 9999_broken") {
+			t.Errorf("open = %v, want it to name the migration", err)
+		}
+		// Nothing of the failed run stayed: the real migrations apply
+		// from scratch, table x was never created.
+		s, err := Open(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		var x *string
+		if err := s.pool.QueryRow(t.Context(), `SELECT to_regclass('x')::text`).Scan(&x); err != nil || x != nil {
+			t.Errorf("table x: %v, %v; want it rolled back", x, err)
+		}
+		if got := versions(t, s); !cmp.Equal(got, want) {
+			t.Errorf("schema_migrations = %v, want %v", got, want)
+		}
+	})
+}

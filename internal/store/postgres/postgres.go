@@ -1,0 +1,749 @@
+// Package postgres is the store of a scaled-out evident: the state of
+// every replica in one PostgreSQL database, through pgx and its pool.
+//
+// It implements store.Store with the behaviour store/storetest checks,
+// the same as store/sqlite. Appends are committed in groups by one
+// committer goroutine per Store (group commit: one transaction, and so one
+// WAL flush, for every batch waiting), and sequence numbers come from a
+// counter row updated in the append transaction, whose lock orders the
+// appends of every process sharing the database: they increase in commit
+// order, and a number is never handed out twice, not even after a
+// checkpoint deleted every batch. Every write that records an audit entry
+// takes an exclusive lock on the audit log first, so the hash chain has
+// one head whichever replica appends.
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/store"
+)
+
+// Config is where the database is and how the store connects to it.
+type Config struct {
+	// DSN is the libpq connection string, as a URL
+	// (postgres://user:password@host:5432/evident?sslmode=verify-full) or
+	// as keyword=value pairs; the PG* environment variables fill in what
+	// it leaves out. Its password is never logged nor put in an error.
+	DSN string `yaml:"dsn"`
+	// MaxConns is the most connections the store opens: the committer
+	// holds one while it commits, every other call one while it runs.
+	MaxConns int `yaml:"max_conns"`
+	// ConnectTimeout bounds opening one connection.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+}
+
+// DefaultConfig opens at most 8 connections and waits 5 s for one; it has
+// no DSN, which every deployment gives.
+func DefaultConfig() Config {
+	return Config{MaxConns: 8, ConnectTimeout: 5 * time.Second}
+}
+
+// Validate reports a missing or unparsable DSN and a setting outside its
+// range.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DSN == "" {
+		errs = append(errs, errors.New("dsn is empty"))
+	} else if _, err := pgxpool.ParseConfig(c.DSN); err != nil {
+		// pgx's parse error redacts the password.
+		errs = append(errs, fmt.Errorf("dsn: %w", err))
+	}
+	if c.MaxConns < 2 {
+		errs = append(errs, fmt.Errorf("max_conns %d is under 2 (the committer holds one)", c.MaxConns))
+	}
+	if c.ConnectTimeout < time.Millisecond {
+		errs = append(errs, fmt.Errorf("connect_timeout %v is under 1ms", c.ConnectTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Redacted is where the DSN points, for logs and errors:
+// postgres://user@host:port/database, without the password or any
+// other parameter.
+func (c Config) Redacted() string {
+	pc, err := pgxpool.ParseConfig(c.DSN)
+	if err != nil {
+		return "(unparsable dsn)"
+	}
+	cc := pc.ConnConfig
+	return "postgres://" + cc.User + "@" + cc.Host + ":" + strconv.Itoa(int(cc.Port)) + "/" + cc.Database
+}
+
+// LogValue logs the configuration with the DSN redacted.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("dsn", c.Redacted()), slog.Int("max_conns", c.MaxConns),
+		slog.Duration("connect_timeout", c.ConnectTimeout))
+}
+
+// Store is a store.Store in one PostgreSQL database, working in one
+// tenant (store.Store.Tenant).
+type Store struct {
+	*db
+	tenant string
+}
+
+// db is the database the stores of every tenant share.
+type db struct {
+	where string // the redacted DSN, for errors
+	pool  *pgxpool.Pool
+
+	// appends feeds commitLoop, which stop ends and done waits for.
+	appends chan *appendRequest
+	stop    chan struct{}
+	done    sync.WaitGroup
+
+	// mu is held for reading by every call and for writing by Close, so
+	// Close waits for the calls in progress and later calls see closed.
+	mu     sync.RWMutex
+	closed bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database of cfg and migrates its schema. It fails
+// with store.ErrSchemaTooNew when a newer evident has migrated the
+// database. ctx bounds the connecting and migration only. Several
+// processes may open the same database: migrations run one at a time.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	ms, err := store.LoadMigrations(migrationFiles)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", cfg.Redacted(), err)
+	}
+	return open(ctx, cfg, ms)
+}
+
+// open is Open with the migrations to apply, so tests can build a
+// database of an older schema.
+func open(ctx context.Context, cfg Config, ms []store.Migration) (*Store, error) {
+	where := cfg.Redacted()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", where, err)
+	}
+	pc, err := pgxpool.ParseConfig(cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", where, err)
+	}
+	pc.MaxConns = int32(min(cfg.MaxConns, 1<<20))
+	pc.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", where, err)
+	}
+	if err := migrate(ctx, pool, ms); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open store %s: %w", where, err)
+	}
+	s := &Store{db: &db{where: where, pool: pool, appends: make(chan *appendRequest, maxGroupBatches), stop: make(chan struct{})},
+		tenant: store.DefaultTenant}
+	s.done.Go(func() { s.commitLoop(s.stop) })
+	return s, nil
+}
+
+// Tenant returns the store of tenant id over the same database; see
+// store.Store.
+func (s *Store) Tenant(id string) (store.Store, error) {
+	return s.ForTenant(id)
+}
+
+// ForTenant is Tenant with the concrete type.
+func (s *Store) ForTenant(id string) (*Store, error) {
+	if err := store.ValidateTenant(id); err != nil {
+		return nil, fmt.Errorf("open tenant store: %w", err)
+	}
+	return &Store{db: s.db, tenant: id}, nil
+}
+
+// Close closes the connections; see store.Store.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	// Every AppendBatch and SubmitBatch wait has returned (they hold
+	// mu), so no request is left for the committer.
+	close(s.stop)
+	s.done.Wait()
+	s.pool.Close()
+	return nil
+}
+
+// enter starts a call; every successful enter is paired with leave.
+func (s *Store) enter() error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return store.ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) leave() { s.mu.RUnlock() }
+
+// AppendBatch logs a batch; see store.Store. It is SubmitBatch and its
+// wait.
+func (s *Store) AppendBatch(ctx context.Context, kind store.BatchKind, payload []byte) (int64, error) {
+	return s.SubmitBatch(ctx, kind, payload)()
+}
+
+// SubmitBatch hands a batch to the committer and returns at once; see
+// store.Store. Batches that arrive while a commit is in progress share
+// the next commit. Once the batch is handed over, wait waits for that
+// commit even if ctx ends, so that its answer says truly whether the
+// batch is stored.
+func (s *Store) SubmitBatch(ctx context.Context, kind store.BatchKind, payload []byte) (wait func() (int64, error)) {
+	fail := func(err error) func() (int64, error) { return func() (int64, error) { return 0, err } }
+	if err := kind.Validate(); err != nil {
+		return fail(fmt.Errorf("append batch: %w", err))
+	}
+	if len(payload) == 0 {
+		return fail(fmt.Errorf("append %s batch: %w: empty payload", kind, store.ErrInvalid))
+	}
+	if err := s.enter(); err != nil {
+		return fail(fmt.Errorf("append %s batch: %w", kind, err))
+	}
+	if err := ctx.Err(); err != nil {
+		s.leave()
+		return fail(fmt.Errorf("append %s batch: %w", kind, err))
+	}
+	// The caller may reuse payload once SubmitBatch returns.
+	req := &appendRequest{ctx: ctx, tenant: s.tenant, kind: kind, payload: bytes.Clone(payload), done: make(chan appendResult, 1)}
+	select {
+	case s.appends <- req:
+	case <-ctx.Done():
+		s.leave()
+		return fail(fmt.Errorf("append %s batch: %w", kind, ctx.Err()))
+	}
+	// Close waits for every caller to leave, so the committer outlives
+	// the wait.
+	return func() (int64, error) {
+		defer s.leave()
+		r := <-req.done
+		if r.err != nil {
+			return 0, fmt.Errorf("append %s batch to %s: %w", kind, s.where, r.err)
+		}
+		return r.seq, nil
+	}
+}
+
+// appendRequest is one AppendBatch waiting for its commit.
+type appendRequest struct {
+	ctx     context.Context
+	tenant  string
+	kind    store.BatchKind
+	payload []byte
+	done    chan appendResult // buffered: the committer never waits for the caller
+}
+
+type appendResult struct {
+	seq int64
+	err error
+}
+
+// Bounds of one group commit: a commit holds the counter's lock for its
+// whole group, which delays the appends of other processes.
+const (
+	maxGroupBatches = 256
+	maxGroupBytes   = 16 << 20
+)
+
+// commitLoop commits the appends, all that are waiting in one
+// transaction, until stop is closed.
+func (s *Store) commitLoop(stop <-chan struct{}) {
+	for {
+		var first *appendRequest
+		select {
+		case <-stop:
+			return
+		case first = <-s.appends:
+		}
+		group, size := []*appendRequest{first}, len(first.payload)
+	collect:
+		for len(group) < maxGroupBatches && size < maxGroupBytes {
+			select {
+			case r := <-s.appends:
+				group, size = append(group, r), size+len(r.payload)
+			default:
+				break collect
+			}
+		}
+		s.commitGroup(group)
+	}
+}
+
+// commitGroup appends the batches of group in one transaction and tells
+// each caller its sequence number, or the error of the whole group.
+func (s *Store) commitGroup(group []*appendRequest) {
+	live := group[:0]
+	for _, r := range group {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- appendResult{err: err} // gave up while waiting: not stored
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	// The transaction serves many callers: no one caller's context may
+	// abort it. Close waits for every caller, so nothing is cut short.
+	ctx := context.Background()
+	var first int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var last int64
+		if err := tx.QueryRow(ctx, `UPDATE counters SET last = last + $1 WHERE name = 'batches' RETURNING last`, len(live)).Scan(&last); err != nil {
+			return fmt.Errorf("number the batches: %w", err)
+		}
+		first = last - int64(len(live)) + 1
+		now := time.Now().UnixNano()
+		rows := make([][]any, len(live))
+		for i, r := range live {
+			rows[i] = []any{first + int64(i), r.tenant, string(r.kind), r.payload, now}
+		}
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"batches"}, []string{"seq", "tenant", "kind", "payload", "appended_at"}, pgx.CopyFromRows(rows))
+		return err
+	})
+	for i, r := range live {
+		if err != nil {
+			r.done <- appendResult{err: err}
+		} else {
+			r.done <- appendResult{seq: first + int64(i)}
+		}
+	}
+}
+
+// Batches replays the log; see store.Store.
+func (s *Store) Batches(ctx context.Context, after int64, fn func(seq int64, kind store.BatchKind, payload []byte) error) error {
+	if err := s.enter(); err != nil {
+		return fmt.Errorf("read batches: %w", err)
+	}
+	defer s.leave()
+	rows, err := s.pool.Query(ctx, `SELECT seq, kind, payload FROM batches WHERE tenant = $1 AND seq > $2 ORDER BY seq`, s.tenant, after)
+	if err != nil {
+		return fmt.Errorf("read batches from %s: %w", s.where, err)
+	}
+	defer rows.Close()
+	var (
+		seq     int64
+		kind    string
+		payload pgtype.DriverBytes // no copy: fn is told not to keep it
+	)
+	for rows.Next() {
+		if err := rows.Scan(&seq, &kind, &payload); err != nil {
+			return fmt.Errorf("read batches from %s: %w", s.where, err)
+		}
+		if err := fn(seq, store.BatchKind(kind), payload); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read batches from %s: %w", s.where, err)
+	}
+	return nil
+}
+
+// Checkpoint stores the model state and truncates the log; see
+// store.Store.
+func (s *Store) Checkpoint(ctx context.Context, seq int64, state []byte) error {
+	if err := s.enter(); err != nil {
+		return fmt.Errorf("checkpoint at %d: %w", seq, err)
+	}
+	defer s.leave()
+	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// FOR UPDATE: two processes checkpointing one tenant take turns,
+		// and the second sees the first's checkpoint.
+		var stored, last int64
+		err := tx.QueryRow(ctx, `SELECT seq FROM checkpoints WHERE tenant = $1 FOR UPDATE`, s.tenant).Scan(&stored)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT last FROM counters WHERE name = 'batches'`).Scan(&last); err != nil {
+			return err
+		}
+		if seq < stored || seq > last {
+			return fmt.Errorf("%w: sequence %d is outside [%d, %d], from the stored checkpoint to the last batch", store.ErrInvalid, seq, stored, last)
+		}
+		if state == nil {
+			state = []byte{} // NOT NULL; nil would bind as NULL
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO checkpoints (tenant, seq, state, created_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq, state = excluded.state, created_at = excluded.created_at`,
+			s.tenant, seq, state, time.Now().UnixNano()); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM batches WHERE tenant = $1 AND seq <= $2`, s.tenant, seq)
+		return err
+	}); err != nil {
+		return fmt.Errorf("checkpoint %s at %d: %w", s.where, seq, err)
+	}
+	return nil
+}
+
+// LoadCheckpoint returns the stored checkpoint; see store.Store.
+func (s *Store) LoadCheckpoint(ctx context.Context) (int64, []byte, error) {
+	if err := s.enter(); err != nil {
+		return 0, nil, fmt.Errorf("load checkpoint: %w", err)
+	}
+	defer s.leave()
+	var (
+		seq   int64
+		state []byte
+	)
+	err := s.pool.QueryRow(ctx, `SELECT seq, state FROM checkpoints WHERE tenant = $1`, s.tenant).Scan(&seq, &state)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, nil, nil
+	case err != nil:
+		return 0, nil, fmt.Errorf("load checkpoint from %s: %w", s.where, err)
+	}
+	if state == nil {
+		state = []byte{} // an empty state is a state: only "no checkpoint" is nil
+	}
+	return seq, state, nil
+}
+
+// PutFindings replaces the stored findings of the update's scope and
+// records the change in the audit log; see store.Store.
+func (s *Store) PutFindings(ctx context.Context, u store.FindingsUpdate) error {
+	if err := u.Validate(); err != nil {
+		return fmt.Errorf("put findings: %w", err)
+	}
+	docs := make([]string, len(u.Findings))
+	for i, f := range u.Findings {
+		doc, err := json.Marshal(f)
+		if err != nil {
+			return fmt.Errorf("put findings: finding %d (%s in %s): %w", i, f.Vulnerability.ID, f.Package.PURL, err)
+		}
+		docs[i] = string(doc)
+	}
+	if err := s.enter(); err != nil {
+		return fmt.Errorf("put findings: %w", err)
+	}
+	defer s.leave()
+	// A nil Services is every service; an empty one, none.
+	scope, args := ` WHERE tenant = $1`, []any{s.tenant}
+	if u.Services != nil {
+		scope, args = scope+` AND service = ANY($2)`, append(args, u.Services)
+	}
+	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Two replacements of one scope take turns: the second reads what
+		// the first wrote.
+		if err := lockAudit(ctx, tx); err != nil {
+			return err
+		}
+		old, err := storedFindings(ctx, tx, scope, args)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM findings`+scope, args...); err != nil {
+			return err
+		}
+		rows := make([][]any, len(u.Findings))
+		for i, f := range u.Findings {
+			rows[i] = []any{s.tenant, f.Service, f.Package.PURL, f.Vulnerability.ID, docs[i]}
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"findings"}, []string{"tenant", "service", "purl", "vuln_id", "doc"}, pgx.CopyFromRows(rows)); err != nil {
+			return err
+		}
+		change, err := u.Change(old)
+		if err != nil {
+			return err
+		}
+		return appendAudit(ctx, tx, u.Time, u.Actor, store.ActionFindingsReplace, store.AuditTarget(s.tenant, u.Target()), change)
+	}); err != nil {
+		return fmt.Errorf("put findings into %s: %w", s.where, err)
+	}
+	return nil
+}
+
+// storedFindings reads the stored documents of the findings that match
+// the WHERE clause scope.
+func storedFindings(ctx context.Context, tx pgx.Tx, scope string, args []any) (map[store.FindingKey][]byte, error) {
+	rows, err := tx.Query(ctx, `SELECT service, purl, vuln_id, doc FROM findings`+scope, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	old := map[store.FindingKey][]byte{}
+	for rows.Next() {
+		var (
+			k   store.FindingKey
+			doc []byte
+		)
+		if err := rows.Scan(&k.Service, &k.PURL, &k.VulnID, &doc); err != nil {
+			return nil, err
+		}
+		old[k] = doc
+	}
+	return old, rows.Err()
+}
+
+// Findings returns the stored findings; see store.Store.
+func (s *Store) Findings(ctx context.Context) ([]findings.Finding, error) {
+	if err := s.enter(); err != nil {
+		return nil, fmt.Errorf("read findings: %w", err)
+	}
+	defer s.leave()
+	// COLLATE "C": byte order, as SQLite sorts, whatever the database's
+	// collation.
+	rows, err := s.pool.Query(ctx, `SELECT service, purl, vuln_id, doc FROM findings WHERE tenant = $1
+		ORDER BY service COLLATE "C", purl COLLATE "C", vuln_id COLLATE "C"`, s.tenant)
+	if err != nil {
+		return nil, fmt.Errorf("read findings from %s: %w", s.where, err)
+	}
+	defer rows.Close()
+	var out []findings.Finding
+	for rows.Next() {
+		var (
+			service, purl, vulnID string
+			doc                   pgtype.DriverBytes
+		)
+		if err := rows.Scan(&service, &purl, &vulnID, &doc); err != nil {
+			return nil, fmt.Errorf("read findings from %s: %w", s.where, err)
+		}
+		var f findings.Finding
+		if err := json.Unmarshal(doc, &f); err != nil {
+			return nil, fmt.Errorf("read findings from %s: finding %s in %s of service %q: %w", s.where, vulnID, purl, service, err)
+		}
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read findings from %s: %w", s.where, err)
+	}
+	return out, nil
+}
+
+// AppendVerdicts records verdict changes; see store.Store.
+func (s *Store) AppendVerdicts(ctx context.Context, changes []store.VerdictChange) error {
+	times := make([]int64, len(changes))
+	for i, c := range changes {
+		t, err := store.UnixNano(c.Time)
+		if err != nil || c.Time.IsZero() {
+			return fmt.Errorf("append verdicts: %w: change %d (%s in %s of service %q): time %v is zero or out of range",
+				store.ErrInvalid, i, c.VulnID, c.PURL, c.Service, c.Time)
+		}
+		times[i] = t
+	}
+	if err := s.enter(); err != nil {
+		return fmt.Errorf("append verdicts: %w", err)
+	}
+	defer s.leave()
+	if len(changes) == 0 {
+		return nil
+	}
+	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// One batch of statements, one round trip; the identity column
+		// numbers the rows in the order given.
+		var b pgx.Batch
+		for i, c := range changes {
+			b.Queue(`INSERT INTO verdict_history (tenant, time, service, vuln_id, purl, from_verdict, to_verdict, reason, vex_from, vex_to)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+				s.tenant, times[i], c.Service, c.VulnID, c.PURL, string(c.From), string(c.To), c.Reason, c.VEXFrom, c.VEXTo)
+		}
+		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+			return err
+		}
+		for _, c := range changes {
+			if target, details, ok := c.Audit(); ok {
+				if err := appendAudit(ctx, tx, c.Time, store.ActorEngine, store.ActionVEXChange, store.AuditTarget(s.tenant, target), details); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("append verdicts to %s: %w", s.where, err)
+	}
+	return nil
+}
+
+// VerdictHistory returns the changes of one vulnerability in one service;
+// see store.Store.
+func (s *Store) VerdictHistory(ctx context.Context, service, vulnID string, limit int) ([]store.VerdictChange, error) {
+	if err := s.enter(); err != nil {
+		return nil, fmt.Errorf("read verdict history: %w", err)
+	}
+	defer s.leave()
+	rows, err := s.pool.Query(ctx, `SELECT time, service, vuln_id, purl, from_verdict, to_verdict, reason, vex_from, vex_to
+		FROM verdict_history WHERE tenant = $1 AND service = $2 AND vuln_id = $3 ORDER BY time DESC, id DESC LIMIT $4`,
+		s.tenant, service, vulnID, limitArg(limit))
+	if err != nil {
+		return nil, fmt.Errorf("read verdict history of %s in %q from %s: %w", vulnID, service, s.where, err)
+	}
+	defer rows.Close()
+	var out []store.VerdictChange
+	for rows.Next() {
+		var (
+			c  store.VerdictChange
+			ns int64
+		)
+		if err := rows.Scan(&ns, &c.Service, &c.VulnID, &c.PURL, &c.From, &c.To, &c.Reason, &c.VEXFrom, &c.VEXTo); err != nil {
+			return nil, fmt.Errorf("read verdict history of %s in %q from %s: %w", vulnID, service, s.where, err)
+		}
+		c.Time = time.Unix(0, ns).UTC()
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read verdict history of %s in %q from %s: %w", vulnID, service, s.where, err)
+	}
+	return out, nil
+}
+
+// limitArg is the argument of a LIMIT for limit: NULL, no limit, when it
+// is not positive.
+func limitArg(limit int) *int64 {
+	if limit <= 0 {
+		return nil
+	}
+	n := int64(limit)
+	return &n
+}
+
+// PutAlert stores an alert; see store.Store.
+func (s *Store) PutAlert(ctx context.Context, a store.Alert) error {
+	if a.ID == "" {
+		return fmt.Errorf("put alert: %w: empty ID", store.ErrInvalid)
+	}
+	t, err := store.UnixNano(a.Time)
+	if err != nil || a.Time.IsZero() {
+		return fmt.Errorf("put alert %s: %w: time %v is zero or out of range", a.ID, store.ErrInvalid, a.Time)
+	}
+	var received *int64
+	if !a.ReceivedAt.IsZero() {
+		ns, err := store.UnixNano(a.ReceivedAt)
+		if err != nil {
+			return fmt.Errorf("put alert %s: %w: received_at: %v", a.ID, store.ErrInvalid, err)
+		}
+		received = &ns
+	}
+	var details *string
+	if len(a.Details) > 0 {
+		if !json.Valid(a.Details) {
+			return fmt.Errorf("put alert %s: %w: details are not valid JSON", a.ID, store.ErrInvalid)
+		}
+		d := string(a.Details)
+		details = &d
+	}
+	if err := s.enter(); err != nil {
+		return fmt.Errorf("put alert %s: %w", a.ID, err)
+	}
+	defer s.leave()
+	if _, err := s.pool.Exec(ctx, `INSERT INTO alerts (tenant, id, kind, severity, service, summary, details, time, received_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (tenant, id) DO UPDATE SET kind = excluded.kind, severity = excluded.severity, service = excluded.service,
+			summary = excluded.summary, details = excluded.details, time = excluded.time, received_at = excluded.received_at`,
+		s.tenant, a.ID, a.Kind, a.Severity, a.Service, a.Summary, details, t, received); err != nil {
+		return fmt.Errorf("put alert %s into %s: %w", a.ID, s.where, err)
+	}
+	return nil
+}
+
+// Alerts returns the alerts that match q; see store.Store.
+func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, error) {
+	where, args := []string{"tenant = $1"}, []any{s.tenant}
+	add := func(cond string, arg any) {
+		args = append(args, arg)
+		where = append(where, cond+" $"+strconv.Itoa(len(args)))
+	}
+	if !q.Since.IsZero() {
+		ns, err := store.UnixNano(q.Since)
+		if err != nil {
+			return nil, fmt.Errorf("read alerts: %w: since: %v", store.ErrInvalid, err)
+		}
+		add("time >=", ns)
+	}
+	if q.Service != "" {
+		add("service =", q.Service)
+	}
+	if q.Kind != "" {
+		add("kind =", q.Kind)
+	}
+	args = append(args, limitArg(q.Limit))
+	query := `SELECT id, kind, severity, service, summary, details, time, received_at FROM alerts WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY time DESC, id COLLATE "C" DESC LIMIT $` + strconv.Itoa(len(args))
+
+	if err := s.enter(); err != nil {
+		return nil, fmt.Errorf("read alerts: %w", err)
+	}
+	defer s.leave()
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read alerts from %s: %w", s.where, err)
+	}
+	defer rows.Close()
+	var out []store.Alert
+	for rows.Next() {
+		var (
+			a        store.Alert
+			details  *string
+			t        int64
+			received *int64
+		)
+		if err := rows.Scan(&a.ID, &a.Kind, &a.Severity, &a.Service, &a.Summary, &details, &t, &received); err != nil {
+			return nil, fmt.Errorf("read alerts from %s: %w", s.where, err)
+		}
+		if details != nil {
+			a.Details = json.RawMessage(*details)
+		}
+		a.Time = time.Unix(0, t).UTC()
+		if received != nil {
+			a.ReceivedAt = time.Unix(0, *received).UTC()
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read alerts from %s: %w", s.where, err)
+	}
+	return out, nil
+}
+
+// Retain deletes old verdict changes and alerts; see store.Store.
+func (s *Store) Retain(ctx context.Context, now time.Time, cfg store.Retention) (int64, error) {
+	if err := cfg.Validate(); err != nil {
+		return 0, fmt.Errorf("retain: %w", err)
+	}
+	if err := s.enter(); err != nil {
+		return 0, fmt.Errorf("retain: %w", err)
+	}
+	defer s.leave()
+	var deleted int64
+	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, r := range []struct {
+			table string
+			keep  time.Duration
+		}{{"verdict_history", cfg.VerdictHistory}, {"alerts", cfg.Alerts}} {
+			if r.keep == 0 {
+				continue
+			}
+			cutoff, err := store.UnixNano(now.Add(-r.keep))
+			if err != nil {
+				continue // before 1678: nothing stored is that old
+			}
+			tag, err := tx.Exec(ctx, `DELETE FROM `+r.table+` WHERE time < $1`, cutoff)
+			if err != nil {
+				return fmt.Errorf("%s: %w", r.table, err)
+			}
+			deleted += tag.RowsAffected()
+		}
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("retain in %s: %w", s.where, err)
+	}
+	return deleted, nil
+}
