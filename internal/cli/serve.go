@@ -683,16 +683,8 @@ func (a *alertLog) Send(ctx context.Context, al alert.Alert) error {
 }
 
 // Recent returns stored alerts, newest first.
-func (a *alertLog) Recent(ctx context.Context, since time.Time, limit int) ([]any, error) {
-	as, err := a.st.Alerts(ctx, store.AlertQuery{Since: since, Limit: limit})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]any, len(as))
-	for i, al := range as {
-		out[i] = al
-	}
-	return out, nil
+func (a *alertLog) Recent(ctx context.Context, q store.AlertQuery) ([]store.Alert, error) {
+	return a.st.Alerts(ctx, q)
 }
 
 // Subscribe returns a feed of new alerts.

@@ -746,6 +746,16 @@ func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, 
 		}
 		where, args = append(where, "time >= ?"), append(args, ns)
 	}
+	if q.ID != "" {
+		where, args = append(where, "id = ?"), append(args, q.ID)
+	}
+	if q.After != nil {
+		ns, err := unixNano(q.After.Time)
+		if err != nil {
+			return nil, fmt.Errorf("read alerts: %w: after: %v", store.ErrInvalid, err)
+		}
+		where, args = append(where, "(time < ? OR (time = ? AND id < ?))"), append(args, ns, ns, q.After.ID)
+	}
 	if q.Service != "" {
 		where, args = append(where, "service = ?"), append(args, q.Service)
 	}
