@@ -109,6 +109,8 @@ type db struct {
 	// Close waits for the calls in progress and later calls see closed.
 	mu     sync.RWMutex
 	closed bool
+
+	m *metrics
 }
 
 var _ store.Store = (*Store)(nil)
@@ -190,7 +192,7 @@ func open(ctx context.Context, dir string, cfg Config, ms []migration, shared bo
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	s := &Store{db: &db{path: path, lock: lock, shared: shared, write: write, appends: make(chan *appendRequest, maxGroupBatches), stop: make(chan struct{})},
+	s := &Store{db: &db{path: path, lock: lock, shared: shared, write: write, appends: make(chan *appendRequest, maxGroupBatches), stop: make(chan struct{}), m: newMetrics()},
 		tenant: store.DefaultTenant}
 	if err := s.init(ctx, cfg, busy, ms); err != nil {
 		_ = s.Close() // the init error is the one to report
@@ -393,6 +395,7 @@ func (s *Store) commitGroup(group []*appendRequest) {
 	// The transaction serves many callers: no one caller's context may
 	// abort it. Close waits for every caller, so nothing is cut short.
 	ctx := context.Background()
+	start := time.Now()
 	seqs := make([]int64, len(live))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO batches (tenant, kind, payload, appended_at) VALUES (?, ?, ?, ?)`)
@@ -412,6 +415,9 @@ func (s *Store) commitGroup(group []*appendRequest) {
 		}
 		return nil
 	})
+	if err == nil {
+		s.m.observeCommit(len(live), start)
+	}
 	for i, r := range live {
 		if err != nil {
 			r.done <- appendResult{err: err}
