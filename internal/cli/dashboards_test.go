@@ -7,9 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -136,15 +139,31 @@ func metricNames(t *testing.T, where, expr string) []string {
 	return names
 }
 
-// labelValuesMetric is the metric of a variable's label_values(metric,
-// label) query.
-var labelValuesMetric = regexp.MustCompile(`^label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)`)
+// query is a query of a dashboard: PromQL, or a variable's
+// label_values(metric, label).
+type query struct {
+	where, expr string
+	// labelValues is set for a label_values query: its metric selector
+	// and label.
+	labelValues *[2]string
+}
 
-// queries are the PromQL queries of a dashboard's panels and variables,
-// each named by where it is.
-func (d dashboard) queries(t *testing.T) map[string][]string {
+// names are the metric names the query selects.
+func (q query) names(t *testing.T) []string {
+	if q.labelValues != nil {
+		return metricNames(t, q.where, q.labelValues[0])
+	}
+	return metricNames(t, q.where, q.expr)
+}
+
+// labelValuesQuery is a variable's label_values(selector, label).
+var labelValuesQuery = regexp.MustCompile(`^label_values\((.*),\s*(\w+)\s*\)$`)
+
+// queries are the queries of a dashboard's panels and variables; it
+// checks on the way that each uses the datasource variable.
+func (d dashboard) queries(t *testing.T) []query {
 	t.Helper()
-	out := map[string][]string{}
+	var out []query
 	var walk func(ps []panel)
 	walk = func(ps []panel) {
 		for _, p := range ps {
@@ -162,8 +181,7 @@ func (d dashboard) queries(t *testing.T) map[string][]string {
 				if tg.Datasource != nil && tg.Datasource.UID != "${datasource}" {
 					t.Errorf("%s: panel %q query %s: datasource %+v, want the ${datasource} variable", d.Title, p.Title, tg.RefID, tg.Datasource)
 				}
-				where := fmt.Sprintf("%s: panel %q query %s", d.Title, p.Title, tg.RefID)
-				out[where] = metricNames(t, where, tg.Expr)
+				out = append(out, query{where: fmt.Sprintf("%s: panel %q query %s", d.Title, p.Title, tg.RefID), expr: tg.Expr})
 			}
 		}
 	}
@@ -180,14 +198,13 @@ func (d dashboard) queries(t *testing.T) map[string][]string {
 			json.Unmarshal(v.Query, &obj)
 			q = obj.Query
 		}
-		where := fmt.Sprintf("%s: variable %s", d.Title, v.Name)
-		if m := labelValuesMetric.FindStringSubmatch(q); m != nil {
-			out[where] = []string{m[1]}
-		} else {
-			out[where] = metricNames(t, where, q)
+		qq := query{where: fmt.Sprintf("%s: variable %s", d.Title, v.Name), expr: q}
+		if m := labelValuesQuery.FindStringSubmatch(q); m != nil {
+			qq.labelValues = &[2]string{m[1], m[2]}
 		}
+		out = append(out, qq)
 		if v.Datasource == nil || v.Datasource.UID != "${datasource}" {
-			t.Errorf("%s: datasource %+v, want the ${datasource} variable", where, v.Datasource)
+			t.Errorf("%s: datasource %+v, want the ${datasource} variable", qq.where, v.Datasource)
 		}
 	}
 	return out
@@ -236,13 +253,35 @@ func TestDashboards(t *testing.T) {
 	}
 }
 
-// TestDashboardMetricsExist is the dashboards' acceptance: serve ingests
-// the example's recording (its traces through the OTLP/HTTP receiver,
-// a profile through the Pyroscope receiver, its profiles polled from a
-// Pyroscope holding them), fires its alerts, and every metric every
-// panel and variable queries is in its /metrics.
+// TestDashboardMetricsExist is the dashboards' acceptance: every metric
+// every panel and variable queries is in the /metrics of a serve that
+// ingested the example's recording (serveRecording).
 func TestDashboardMetricsExist(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	// Cleanups run last first: this one after serve's shutdown.
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	api := serveRecording(t)
+	exposed := scrapeMetrics(t, api+"/metrics")
+	for file, d := range loadDashboards(t) {
+		for _, q := range d.queries(t) {
+			for _, name := range q.names(t) {
+				if !exposed[name] {
+					t.Errorf("%s: %s: metric %s is not in evident's /metrics", file, q.where, name)
+				}
+			}
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics has: %s", strings.Join(slices.Sorted(maps.Keys(exposed)), " "))
+	}
+}
+
+// serveRecording runs serve on the example's recording, its traces
+// through the OTLP/HTTP receiver, a profile through the Pyroscope
+// receiver and its profiles polled from a Pyroscope holding them, until
+// its verdicts and alerts are in; it returns the API's URL.
+func serveRecording(t *testing.T) string {
+	t.Helper()
 	rd := filepath.Join(shop, "recorded")
 	rec, err := sourcetest.LoadRecording(rd)
 	if err != nil {
@@ -255,7 +294,7 @@ func TestDashboardMetricsExist(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.Handle(pyro.Handler())
 	ps := httptest.NewServer(mux)
-	defer ps.Close()
+	t.Cleanup(ps.Close)
 
 	cfg, err := loadConfig(filepath.Join(shop, "evident.yaml"))
 	if err != nil {
@@ -274,7 +313,7 @@ func TestDashboardMetricsExist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer shutdown(t, srv)
+	t.Cleanup(func() { shutdown(t, srv) })
 	api := srv.apiURL()
 
 	var m ptrace.ProtoMarshaler
@@ -309,20 +348,7 @@ func TestDashboardMetricsExist(t *testing.T) {
 		}
 		return executed && len(as.Alerts) > 0
 	})
-	exposed := scrapeMetrics(t, api+"/metrics")
-
-	for file, d := range loadDashboards(t) {
-		for where, names := range d.queries(t) {
-			for _, name := range names {
-				if !exposed[name] {
-					t.Errorf("%s: %s: metric %s is not in evident's /metrics", file, where, name)
-				}
-			}
-		}
-	}
-	if t.Failed() {
-		t.Logf("/metrics has: %s", strings.Join(slices.Sorted(maps.Keys(exposed)), " "))
-	}
+	return api
 }
 
 // scrapeMetrics returns the names of the series /metrics exposes: each
@@ -351,4 +377,87 @@ func scrapeMetrics(t *testing.T, url string) map[string]bool {
 		}
 	}
 	return names
+}
+
+// TestDashboardsInPrometheus loads the dashboards' queries into a real
+// Prometheus (Debian's prometheus package; PROMETHEUS names another
+// binary) scraping a serve that ingested the example's recording: every
+// query evaluates without error and returns data, and every variable
+// has values.
+func TestDashboardsInPrometheus(t *testing.T) {
+	bin := os.Getenv("PROMETHEUS")
+	if bin == "" {
+		var err error
+		if bin, err = exec.LookPath("prometheus"); err != nil {
+			t.Skip("no prometheus binary on PATH (Debian's prometheus package; .ci/run installs it) and PROMETHEUS unset")
+		}
+	}
+	api := serveRecording(t)
+	target := strings.TrimPrefix(api, "http://")
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, `global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: evident
+    static_configs: [{targets: [%q]}]
+`, target), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	promAddr := l.Addr().String()
+	l.Close()
+	var out syncBuffer
+	cmd := exec.Command(bin, "--config.file="+conf, "--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+promAddr)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("prometheus:\n%s", out.String())
+		}
+	})
+	promQuery := func(q string) (result []json.RawMessage, err error) {
+		resp, err := http.Get("http://" + promAddr + "/api/v1/query?query=" + url.QueryEscape(q))
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Status, Error string
+			Data          struct{ Result []json.RawMessage }
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			return nil, err
+		}
+		if body.Status != "success" {
+			return nil, fmt.Errorf("%s", body.Error)
+		}
+		return body.Data.Result, nil
+	}
+	// Enough scrapes for a rate: five, a second apart.
+	waitFor(t, "five scrapes of evident", func() bool {
+		r, err := promQuery(`count_over_time(up{job="evident"}[1m]) >= 5`)
+		return err == nil && len(r) == 1
+	})
+	for file, d := range loadDashboards(t) {
+		for _, q := range d.queries(t) {
+			expr := promQL(q.expr)
+			if q.labelValues != nil {
+				expr = fmt.Sprintf("group by (%s) (%s)", q.labelValues[1], promQL(q.labelValues[0]))
+			}
+			r, err := promQuery(expr)
+			switch {
+			case err != nil:
+				t.Errorf("%s: %s: %s: %v", file, q.where, expr, err)
+			case len(r) == 0:
+				t.Errorf("%s: %s: %s returns no data", file, q.where, expr)
+			}
+		}
+	}
 }
