@@ -65,7 +65,7 @@ func (s *state) SetFindings(ctx context.Context, u store.FindingsUpdate) error {
 	return nil
 }
 
-func newState(t *testing.T) *state {
+func newState(t testing.TB) *state {
 	t.Helper()
 	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{GoModules: []string{"golang.org/x/text"}}))
 	sp := func(svc string, kind telemetry.SpanKind, id, parent byte, a telemetry.Attrs) telemetry.Span {
