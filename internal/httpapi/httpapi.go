@@ -325,14 +325,15 @@ func jsonFallback(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
 		if pattern != "" {
+			// ServeHTTP, not h: it sets the path values h reads.
 			mux.ServeHTTP(w, r)
 			return
 		}
 		// The mux's own answer says which: keep its status and Allow.
-		var probe statusProbe
-		h.ServeHTTP(&probe, r)
-		if probe.status == http.StatusMethodNotAllowed {
-			allow := probe.header.Get("Allow")
+		var rec statusRecorder
+		h.ServeHTTP(&rec, r)
+		if rec.status == http.StatusMethodNotAllowed {
+			allow := rec.header.Get("Allow")
 			w.Header().Set("Allow", allow)
 			writeError(w, http.StatusMethodNotAllowed, "method %s not allowed on %s: allowed %s", r.Method, r.URL.Path, allow)
 			return
@@ -341,28 +342,28 @@ func jsonFallback(mux *http.ServeMux) http.Handler {
 	})
 }
 
-// statusProbe is a ResponseWriter that keeps the status and headers and
+// statusRecorder is a ResponseWriter that keeps the status and headers and
 // drops the body.
-type statusProbe struct {
+type statusRecorder struct {
 	header http.Header
 	status int
 }
 
-func (p *statusProbe) Header() http.Header {
+func (p *statusRecorder) Header() http.Header {
 	if p.header == nil {
 		p.header = http.Header{}
 	}
 	return p.header
 }
 
-func (p *statusProbe) Write(b []byte) (int, error) {
+func (p *statusRecorder) Write(b []byte) (int, error) {
 	if p.status == 0 {
 		p.status = http.StatusOK
 	}
 	return len(b), nil
 }
 
-func (p *statusProbe) WriteHeader(status int) {
+func (p *statusRecorder) WriteHeader(status int) {
 	if p.status == 0 {
 		p.status = status
 	}
