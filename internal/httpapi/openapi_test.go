@@ -3,7 +3,9 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,7 +21,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/auth"
+	"github.com/evidentsec/evident/internal/detect"
 	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/vulndb"
@@ -252,4 +256,53 @@ func TestOpenAPIStream(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || content.Get(ct) == nil || !strings.HasPrefix(ct, "text/event-stream") {
 		t.Errorf("stream: %d %q, want 200 text/event-stream as documented", resp.StatusCode, ct)
 	}
+}
+
+// TestOpenAPIEnums: the values the document lists for each filter are
+// those the server accepts.
+func TestOpenAPIEnums(t *testing.T) {
+	doc := loadOpenAPI(t)
+	param := func(path, name string) []any {
+		op := doc.Paths.Value(path).Get
+		for _, p := range op.Parameters {
+			if p.Value.Name == name {
+				return p.Value.Schema.Value.Enum
+			}
+		}
+		t.Fatalf("%s has no parameter %s", path, name)
+		return nil
+	}
+	strs := func(vs ...any) []string {
+		var out []string
+		for _, v := range vs {
+			out = append(out, fmt.Sprint(v))
+		}
+		slices.Sort(out)
+		return out
+	}
+	tests := []struct {
+		name      string
+		doc, code []string
+	}{
+		{"verdict", strs(doc.Components.Schemas["Verdict"].Value.Enum...), sortedStrings(assess.Verdicts)},
+		{"tier", strs(doc.Components.Schemas["Tier"].Value.Enum...), sortedStrings(assess.Tiers)},
+		{"exposure", strs(param("/api/v1/findings", "exposure")...), sortedStrings(assess.Exposures)},
+		{"sort", strs(param("/api/v1/findings", "sort")...), sortedStrings(slices.Collect(maps.Keys(findingOrders)))},
+		{"kind", strs(param("/api/v1/alerts", "kind")...), sortedStrings(detect.Kinds)},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.doc, tt.code); diff != "" {
+			t.Errorf("%s (-openapi.json +server):\n%s", tt.name, diff)
+		}
+	}
+}
+
+// sortedStrings is vs as sorted strings.
+func sortedStrings[T ~string](vs []T) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v)
+	}
+	slices.Sort(out)
+	return out
 }
