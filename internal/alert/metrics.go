@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/evidentsec/evident/internal/detect"
 )
 
 type metrics struct {
@@ -45,6 +47,11 @@ func newMetrics(reg prometheus.Registerer, sinks []*sinkQueue) (*metrics, error)
 	}
 	for _, s := range sinks {
 		m.sendSeconds.WithLabelValues(s.sink.Name())
+	}
+	// Every kind is counted from 0, so that a dashboard shows 0 for a kind
+	// that never fired rather than nothing.
+	for _, k := range detect.Kinds {
+		m.fired.WithLabelValues(string(k))
 	}
 	if reg == nil {
 		return m, nil

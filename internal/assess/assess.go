@@ -64,6 +64,9 @@ const (
 	ExposureUnknown Exposure = "unknown"
 )
 
+// Exposures lists every exposure level, most reachable first.
+var Exposures = []Exposure{Exposed, Internal, NoInput, ExposureUnknown}
+
 // Assessment is everything evident concluded about one finding.
 type Assessment struct {
 	Finding        findings.Finding

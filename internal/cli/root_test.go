@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // run executes the command line as main does and returns its exit code and
@@ -98,6 +100,16 @@ func TestVersion(t *testing.T) {
 				t.Errorf("versionLine = %q, want %q", got, tt.want)
 			}
 		})
+	}
+	// evident_build_info carries the same.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(buildInfoMetric(tests[3].bi))
+	want := `# HELP evident_build_info 1, labelled with the version, the commit (revision) and the Go version evident was built with.
+# TYPE evident_build_info gauge
+evident_build_info{goversion="go1.26.8",revision="6ed2aaf3d1c07b62727d8fdecfb8f54cf5608519+dirty",version="(devel)"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 }
 

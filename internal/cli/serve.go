@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/evidentsec/evident/internal/alert"
@@ -201,10 +202,22 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		}
 	}
 
+	// evident's own metrics, the Go runtime's and the process's: a
+	// dashboard of evident's health needs all three.
 	reg := prometheus.NewRegistry()
+	if err := errors.Join(
+		reg.Register(collectors.NewGoCollector()),
+		reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
+		reg.Register(buildInfoMetric(readBuildInfo())),
+	); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
 	s.st, err = sqlite.Open(ctx, filepath.Join(g.dataDir, "store"), sc.Store)
 	if err != nil {
 		return nil, err
+	}
+	if err := reg.Register(s.st.Collector()); err != nil {
+		return nil, fmt.Errorf("register store metrics: %w", err)
 	}
 	stored, err := s.st.Findings(ctx)
 	if err != nil {
@@ -683,16 +696,8 @@ func (a *alertLog) Send(ctx context.Context, al alert.Alert) error {
 }
 
 // Recent returns stored alerts, newest first.
-func (a *alertLog) Recent(ctx context.Context, since time.Time, limit int) ([]any, error) {
-	as, err := a.st.Alerts(ctx, store.AlertQuery{Since: since, Limit: limit})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]any, len(as))
-	for i, al := range as {
-		out[i] = al
-	}
-	return out, nil
+func (a *alertLog) Recent(ctx context.Context, q store.AlertQuery) ([]store.Alert, error) {
+	return a.st.Alerts(ctx, q)
 }
 
 // Subscribe returns a feed of new alerts.

@@ -147,7 +147,7 @@ func TestServeFromSources(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !bytes.Contains(metrics, []byte("evident_source_up{")) || !bytes.Contains(metrics, []byte("evident_source_watermark_seconds{")) {
+	if !bytes.Contains(metrics, []byte("evident_source_up{")) || !bytes.Contains(metrics, []byte("evident_source_watermark_timestamp_seconds{")) {
 		t.Errorf("/metrics has no source health:\n%.800s", metrics)
 	}
 	var ready struct {

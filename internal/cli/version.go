@@ -2,9 +2,11 @@ package cli
 
 import (
 	"fmt"
+	"runtime"
 	"runtime/debug"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 )
 
@@ -54,7 +56,21 @@ func versionLine(bi *debug.BuildInfo) string {
 	if bi == nil {
 		return b.String()
 	}
-	var rev, at, dirty string
+	rev, at, dirty := vcsOf(bi)
+	if rev != "" {
+		fmt.Fprintf(&b, " commit %.12s%s", rev, dirty)
+		if at != "" {
+			fmt.Fprintf(&b, " (%s)", at)
+		}
+	}
+	b.WriteString(" " + bi.GoVersion)
+	return b.String()
+}
+
+// vcsOf is the commit and its time that the go command stamped into bi,
+// and "+dirty" when the checkout had uncommitted changes; empty when it
+// stamped none.
+func vcsOf(bi *debug.BuildInfo) (rev, at, dirty string) {
 	for _, s := range bi.Settings {
 		switch s.Key {
 		case "vcs.revision":
@@ -67,12 +83,25 @@ func versionLine(bi *debug.BuildInfo) string {
 			}
 		}
 	}
-	if rev != "" {
-		fmt.Fprintf(&b, " commit %.12s%s", rev, dirty)
-		if at != "" {
-			fmt.Fprintf(&b, " (%s)", at)
+	return rev, at, dirty
+}
+
+// buildInfoMetric is evident_build_info, always 1, labelled with what
+// versionLine prints, under the label names Prometheus's own build_info
+// metrics use: version, revision (the commit, "+dirty" appended) and
+// goversion.
+func buildInfoMetric(bi *debug.BuildInfo) prometheus.Collector {
+	labels := prometheus.Labels{"version": moduleVersion(bi), "revision": "", "goversion": runtime.Version()}
+	if bi != nil {
+		rev, _, dirty := vcsOf(bi)
+		if rev != "" {
+			labels["revision"] = rev + dirty
 		}
+		labels["goversion"] = bi.GoVersion
 	}
-	b.WriteString(" " + bi.GoVersion)
-	return b.String()
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "evident_build_info",
+		Help:        "1, labelled with the version, the commit (revision) and the Go version evident was built with.",
+		ConstLabels: labels,
+	}, func() float64 { return 1 })
 }

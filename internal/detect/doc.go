@@ -32,6 +32,9 @@ const (
 	KindNewHost        Kind = "new_outbound_host"
 )
 
+// Kinds lists every kind of alert.
+var Kinds = []Kind{KindFirstExecution, KindSensitivePath, KindExploitPayload, KindRequestRate, KindErrorRate, KindNewHost}
+
 // Severity is the level of an alert.
 type Severity string
 

@@ -244,7 +244,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	if e.now == nil {
 		e.now = time.Now
 	}
-	m, err := newMetrics(deps.Registerer, func() float64 { return float64(len(e.queue)) })
+	m, err := newMetrics(deps.Registerer, func() float64 { return float64(len(e.queue)) }, e)
 	if err != nil {
 		return nil, err
 	}

@@ -679,3 +679,46 @@ func TestReplayPreviousFormat(t *testing.T) {
 		t.Errorf("model replayed from the mixed log (-applied live +replayed):\n%s", diff)
 	}
 }
+
+// TestViewMetrics: the gauges of the findings follow the current view,
+// by service, tier, verdict and exposure, and every service of the model
+// has its exposure.
+func TestViewMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := newEngine(t, testConfig(), &memStore{}, &recorder{}, reg)
+	start(t, e)
+	ctx := context.Background()
+	if err := e.SetFindings(ctx, allFindings(textFinding("orders"), textFinding("billing"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.TracesConsumer().Consume(ctx, shopSpans()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ProfilesConsumer().Consume(ctx, []*telemetry.ProfileBatch{textProfile("orders", true)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "executed", func() bool { return verdictOf(e, "orders") == assess.Executed })
+	want := `
+# HELP evident_findings Findings of the current assessment, by service, priority tier, runtime verdict and exposure of the service.
+# TYPE evident_findings gauge
+evident_findings{exposure="internal",service="orders",tier="P2",verdict="executed"} 1
+evident_findings{exposure="unknown",service="billing",tier="P3",verdict="unknown"} 1
+# HELP evident_findings_known_exploited Findings of the current assessment whose vulnerability is in CISA's KEV catalog, by service and runtime verdict.
+# TYPE evident_findings_known_exploited gauge
+evident_findings_known_exploited{service="billing",verdict="unknown"} 0
+evident_findings_known_exploited{service="orders",verdict="executed"} 0
+# HELP evident_service_info 1 for each service of the runtime model, labelled with its exposure.
+# TYPE evident_service_info gauge
+evident_service_info{exposure="exposed",service="gateway"} 1
+evident_service_info{exposure="internal",service="orders"} 1
+# HELP evident_findings_decided_ratio Share of the findings whose verdict runtime evidence decided (executed or not_observed).
+# TYPE evident_findings_decided_ratio gauge
+evident_findings_decided_ratio 0.5
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "evident_findings", "evident_findings_known_exploited", "evident_service_info", "evident_findings_decided_ratio"); err != nil {
+		t.Error(err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "evident_assessment_timestamp_seconds", "evident_backlog_reduction_ratio"); err != nil || n != 2 {
+		t.Errorf("assessment time and backlog reduction: %d series, %v; want 2", n, err)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/evidentsec/evident/internal/assess"
 )
 
 type metrics struct {
@@ -17,8 +19,9 @@ type metrics struct {
 }
 
 // newMetrics creates the engine's metrics and registers them with reg
-// when it is not nil.
-func newMetrics(reg prometheus.Registerer, depth func() float64) (*metrics, error) {
+// when it is not nil; the gauges of the findings read the view and
+// exposure of e at each scrape.
+func newMetrics(reg prometheus.Registerer, depth func() float64, e *Engine) (*metrics, error) {
 	m := &metrics{
 		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "evident_engine_batches_total",
@@ -58,8 +61,76 @@ func newMetrics(reg prometheus.Registerer, depth func() float64) (*metrics, erro
 		Help: "Batches accepted and waiting for the engine's worker.",
 	}, depth)
 	var errs []error
-	for _, c := range []prometheus.Collector{m.batches, m.items, m.alerts, m.reassessed, m.assessSeconds, m.checkpoints, m.redacted, queue} {
+	for _, c := range []prometheus.Collector{m.batches, m.items, m.alerts, m.reassessed, m.assessSeconds, m.checkpoints, m.redacted, queue, viewCollector{e}} {
 		errs = append(errs, reg.Register(c))
 	}
 	return m, errors.Join(errs...)
+}
+
+// The gauges of the current view: what a security dashboard shows.
+var (
+	findingsDesc = prometheus.NewDesc("evident_findings",
+		"Findings of the current assessment, by service, priority tier, runtime verdict and exposure of the service.",
+		[]string{"service", "tier", "verdict", "exposure"}, nil)
+	knownExploitedDesc = prometheus.NewDesc("evident_findings_known_exploited",
+		"Findings of the current assessment whose vulnerability is in CISA's KEV catalog, by service and runtime verdict.",
+		[]string{"service", "verdict"}, nil)
+	backlogDesc = prometheus.NewDesc("evident_backlog_reduction_ratio",
+		"Share of the findings that runtime evidence clears from the backlog (the summary's backlog_reduction).", nil, nil)
+	decidedDesc = prometheus.NewDesc("evident_findings_decided_ratio",
+		"Share of the findings whose verdict runtime evidence decided (executed or not_observed).", nil, nil)
+	serviceDesc = prometheus.NewDesc("evident_service_info",
+		"1 for each service of the runtime model, labelled with its exposure.", []string{"service", "exposure"}, nil)
+	viewTimeDesc = prometheus.NewDesc("evident_assessment_timestamp_seconds",
+		"Unix time at which the current assessment was made.", nil, nil)
+)
+
+// viewCollector makes the gauges of the engine's current view at each
+// scrape, so they never lag the view nor keep a finding that is gone.
+type viewCollector struct{ e *Engine }
+
+// Describe sends the gauges' descriptions.
+func (c viewCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{findingsDesc, knownExploitedDesc, backlogDesc, decidedDesc, serviceDesc, viewTimeDesc} {
+		ch <- d
+	}
+}
+
+// Collect counts the findings of the current view.
+func (c viewCollector) Collect(ch chan<- prometheus.Metric) {
+	v := c.e.View()
+	if v == nil {
+		return // New failed after registering
+	}
+	type key struct{ service, tier, verdict, exposure string }
+	type kevKey struct{ service, verdict string }
+	counts, kev := map[key]int{}, map[kevKey]int{}
+	for _, a := range v.Assessments {
+		verdict := string(a.Reachability.Verdict)
+		counts[key{a.Finding.Service, a.Priority.Tier, verdict, string(a.Exposure.Level)}]++
+		// Counted from 0, so a dashboard shows 0 where none is known
+		// exploited rather than nothing.
+		k, n := kevKey{a.Finding.Service, verdict}, 0
+		if a.KnownExploited {
+			n = 1
+		}
+		kev[k] += n
+	}
+	for k, n := range counts {
+		ch <- prometheus.MustNewConstMetric(findingsDesc, prometheus.GaugeValue, float64(n), k.service, k.tier, k.verdict, k.exposure)
+	}
+	for k, n := range kev {
+		ch <- prometheus.MustNewConstMetric(knownExploitedDesc, prometheus.GaugeValue, float64(n), k.service, k.verdict)
+	}
+	ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, v.Summary.BacklogReduction)
+	ch <- prometheus.MustNewConstMetric(decidedDesc, prometheus.GaugeValue, v.Summary.DecidedShare)
+	if v.Snapshot != nil {
+		exp := assess.New(c.e.acfg, nil, v.Snapshot)
+		for _, svc := range v.Snapshot.Services {
+			ch <- prometheus.MustNewConstMetric(serviceDesc, prometheus.GaugeValue, 1, svc.Name, string(exp.Exposure(svc.Name).Level))
+		}
+	}
+	if !v.At.IsZero() {
+		ch <- prometheus.MustNewConstMetric(viewTimeDesc, prometheus.GaugeValue, float64(v.At.UnixNano())/1e9)
+	}
 }

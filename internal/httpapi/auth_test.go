@@ -74,7 +74,7 @@ func TestEveryRouteNeedsAToken(t *testing.T) {
 	st := newState(t)
 	a, admin, read, ingest := tokens(t, st)
 	reg := prometheus.NewRegistry()
-	_, base := start(t, Deps{State: st, Alerts: &alerts{}, Importer: importer, Gatherer: reg, Audit: st.st, Guard: a.Guard("api", auth.Required)})
+	_, base := start(t, Deps{State: st, Alerts: &alerts{st: st.st}, Importer: importer, Gatherer: reg, Audit: st.st, Guard: a.Guard("api", auth.Required)})
 	report, err := os.ReadFile(filepath.Join("testdata", "app.govulncheck.json"))
 	if err != nil {
 		t.Fatal(err)

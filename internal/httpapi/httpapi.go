@@ -50,12 +50,15 @@ type Audit interface {
 }
 
 // Alerts gives the API the alerts fired so far and a live feed of new
-// ones. Alerts are any JSON-marshalable value.
+// ones.
 type Alerts interface {
-	Recent(ctx context.Context, since time.Time, limit int) ([]any, error)
+	// Recent returns the stored alerts that match q, newest first (by
+	// time, then by ID), as store.Store.Alerts does.
+	Recent(ctx context.Context, q store.AlertQuery) ([]store.Alert, error)
 	// Subscribe returns a channel of new alerts and a function that ends
 	// the subscription; the channel is closed then. A slow reader misses
-	// alerts rather than blocking the sender.
+	// alerts rather than blocking the sender. Alerts are any
+	// JSON-marshalable value.
 	Subscribe() (<-chan any, func())
 }
 
@@ -228,46 +231,142 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.srv.Shutdown(ctx)
 }
 
+// route is one route of the API: its pattern, the role it needs (none:
+// it answers everyone; with probe, it answers everyone and knows the
+// principals with the role), the query parameters it takes and its
+// handler.
+type route struct {
+	pattern string
+	need    auth.Role
+	probe   bool
+	params  []string
+	h       http.HandlerFunc
+}
+
+// listParams are the parameters every list takes.
+var listParams = []string{"limit", "cursor"}
+
+// routes are the API's routes; openapi.json describes each.
+func (s *Server) routes() []route {
+	list := func(filters ...string) []string { return append(filters, listParams...) }
+	rs := []route{
+		{"GET /api/v1/services", auth.RoleRead, false, list(), s.services},
+		{"GET /api/v1/services/{name}", auth.RoleRead, false, nil, s.service},
+		{"GET /api/v1/graph", auth.RoleRead, false, nil, s.graph},
+		{"GET /api/v1/inventory", auth.RoleRead, false, nil, s.export("cyclonedx", "application/vnd.cyclonedx+json")},
+		{"GET /api/v1/findings", auth.RoleRead, false, list(findingFilters...), s.findings},
+		{"POST /api/v1/findings", auth.RoleAdmin, false, []string{"service", "format"}, s.upload},
+		{"GET /api/v1/findings/{id}", auth.RoleRead, false, nil, s.finding},
+		{"GET /api/v1/summary", auth.RoleRead, false, nil, s.summary},
+		{"GET /api/v1/report", auth.RoleRead, false, nil, s.export("json", "application/json")},
+		{"GET /api/v1/export/openvex", auth.RoleRead, false, nil, s.export("openvex", "application/json")},
+		{"GET /api/v1/export/sarif", auth.RoleRead, false, nil, s.export("sarif", "application/sarif+json")},
+		{"GET /api/v1/export/cyclonedx", auth.RoleRead, false, nil, s.export("cyclonedx", "application/vnd.cyclonedx+json")},
+		{"GET /api/v1/alerts", auth.RoleRead, false, list("since", "service", "kind"), s.alerts},
+		{"GET /api/v1/alerts/stream", auth.RoleRead, false, nil, s.alertStream},
+		{"GET /api/v1/alerts/{id}", auth.RoleRead, false, nil, s.alert},
+		{"GET /api/v1/vulndb", auth.RoleRead, false, nil, s.vulndb},
+		{"GET /api/v1/waf/patches", auth.RoleRead, false, nil, s.patches},
+		{"GET /api/v1/waf/patches/{service}", auth.RoleRead, false, nil, s.patchConf},
+		{"GET /api/v1/audit", auth.RoleAdmin, false, list("after"), deploymentWide(s.audit)},
+		{"GET /api/v1/openapi.json", auth.RoleRead, false, nil, serveOpenAPI},
+		{"GET /healthz", 0, false, nil, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }},
+		{"GET /readyz", auth.RoleRead, true, nil, s.readyz},
+	}
+	if s.deps.Gatherer != nil {
+		rs = append(rs, route{"GET /metrics", auth.RoleRead, false, nil, deploymentWide(promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{}).ServeHTTP)})
+	}
+	return rs
+}
+
 // Handler returns the API's routes, each behind the guard with the role
 // it needs, and the CORS headers of the configured origins. /healthz and
 // /readyz answer everyone, as Kubernetes' and Prometheus' do: probes
 // carry no credentials. They tell anyone only whether evident is up and
 // ready and which checks fail; why a check fails (an error that may name
 // a source's internal URL) only a principal with the read role sees.
+// The UI, if any, has / and /ui/. Every error is JSON, an unknown route
+// (404) and a wrong method (405, with Allow) too.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	handle := func(pattern string, need auth.Role, h http.HandlerFunc) {
-		mux.Handle(pattern, s.guard(need, s.inTenant(h)))
+	for _, rt := range s.routes() {
+		var h http.Handler = checked(rt.params, rt.h)
+		switch {
+		case rt.need == 0:
+		case rt.probe:
+			h = s.probe(rt.need, h.ServeHTTP)
+		default:
+			h = s.guard(rt.need, s.inTenant(h.ServeHTTP))
+		}
+		mux.Handle(rt.pattern, h)
 	}
-	read := func(pattern string, h http.HandlerFunc) { handle(pattern, auth.RoleRead, h) }
-	read("GET /api/v1/services", s.services)
-	read("GET /api/v1/services/{name}", s.service)
-	read("GET /api/v1/graph", s.graph)
-	read("GET /api/v1/inventory", s.export("cyclonedx", "application/vnd.cyclonedx+json"))
-	read("GET /api/v1/findings", s.findings)
-	handle("POST /api/v1/findings", auth.RoleAdmin, s.upload)
-	read("GET /api/v1/findings/{id}", s.finding)
-	read("GET /api/v1/summary", s.summary)
-	read("GET /api/v1/report", s.export("json", "application/json"))
-	read("GET /api/v1/export/openvex", s.export("openvex", "application/json"))
-	read("GET /api/v1/export/sarif", s.export("sarif", "application/sarif+json"))
-	read("GET /api/v1/export/cyclonedx", s.export("cyclonedx", "application/vnd.cyclonedx+json"))
-	read("GET /api/v1/alerts", s.alerts)
-	read("GET /api/v1/alerts/stream", s.alertStream)
-	read("GET /api/v1/vulndb", s.vulndb)
-	read("GET /api/v1/waf/patches", s.patches)
-	read("GET /api/v1/waf/patches/{service}", s.patchConf)
-	handle("GET /api/v1/audit", auth.RoleAdmin, deploymentWide(s.audit))
 	if s.deps.UI != nil {
 		mux.Handle("GET /{$}", s.guard(auth.RoleRead, s.deps.UI))
 		mux.Handle("GET /ui/", s.guard(auth.RoleRead, s.deps.UI))
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	mux.Handle("GET /readyz", s.probe(auth.RoleRead, s.readyz))
-	if s.deps.Gatherer != nil {
-		read("GET /metrics", deploymentWide(promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{}).ServeHTTP))
+	return s.cors(jsonFallback(mux))
+}
+
+// checked refuses, with 400, a query with a parameter h does not take.
+func checked(params []string, h http.Handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := checkQuery(r.URL.Query(), params); err != nil {
+			writeError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+		h.ServeHTTP(w, r)
 	}
-	return s.cors(mux)
+}
+
+// jsonFallback answers what mux has no route for (404, or 405 with the
+// Allow header when the path has routes for other methods) with a JSON
+// error instead of the mux's text.
+func jsonFallback(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			// ServeHTTP, not h: it sets the path values h reads.
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// The mux's own answer says which: keep its status and Allow.
+		var rec statusRecorder
+		h.ServeHTTP(&rec, r)
+		if rec.status == http.StatusMethodNotAllowed {
+			allow := rec.header.Get("Allow")
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "method %s not allowed on %s: allowed %s", r.Method, r.URL.Path, allow)
+			return
+		}
+		writeError(w, http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path)
+	})
+}
+
+// statusRecorder is a ResponseWriter that keeps the status and headers and
+// drops the body.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (p *statusRecorder) Header() http.Header {
+	if p.header == nil {
+		p.header = http.Header{}
+	}
+	return p.header
+}
+
+func (p *statusRecorder) Write(b []byte) (int, error) {
+	if p.status == 0 {
+		p.status = http.StatusOK
+	}
+	return len(b), nil
+}
+
+func (p *statusRecorder) WriteHeader(status int) {
+	if p.status == 0 {
+		p.status = status
+	}
 }
 
 // probe puts h, a route that answers everyone, behind the configured

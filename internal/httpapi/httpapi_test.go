@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -64,7 +65,7 @@ func (s *state) SetFindings(ctx context.Context, u store.FindingsUpdate) error {
 	return nil
 }
 
-func newState(t *testing.T) *state {
+func newState(t testing.TB) *state {
 	t.Helper()
 	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{GoModules: []string{"golang.org/x/text"}}))
 	sp := func(svc string, kind telemetry.SpanKind, id, parent byte, a telemetry.Attrs) telemetry.Span {
@@ -95,17 +96,16 @@ func newState(t *testing.T) *state {
 	return s
 }
 
-// alerts is a hand-written Alerts feed.
+// alerts is an Alerts feed over the alerts of a real store.
 type alerts struct {
+	st *sqlite.Store
+
 	mu   sync.Mutex
 	subs []chan any
-	sent []any
 }
 
-func (a *alerts) Recent(context.Context, time.Time, int) ([]any, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.sent, nil
+func (a *alerts) Recent(ctx context.Context, q store.AlertQuery) ([]store.Alert, error) {
+	return a.st.Alerts(ctx, q)
 }
 
 func (a *alerts) Subscribe() (<-chan any, func()) {
@@ -125,12 +125,16 @@ func (a *alerts) Subscribe() (<-chan any, func()) {
 	}
 }
 
-func (a *alerts) fire(v any) {
+// fire stores the alert and sends it to the subscribers.
+func (a *alerts) fire(t *testing.T, al store.Alert) {
+	t.Helper()
+	if err := a.st.PutAlert(t.Context(), al); err != nil {
+		t.Fatal(err)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.sent = append(a.sent, v)
 	for _, c := range a.subs {
-		c <- v
+		c <- al
 	}
 }
 
@@ -172,7 +176,8 @@ func importer(r io.Reader, name, format string) ([]findings.Finding, []error) {
 func TestRoutes(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "evident_test_total", Help: "test"}))
-	_, base := start(t, Deps{State: newState(t), Alerts: &alerts{}, Importer: importer, Gatherer: reg})
+	st := newState(t)
+	_, base := start(t, Deps{State: st, Alerts: &alerts{st: st.st}, Importer: importer, Gatherer: reg})
 	id := report.FindingID(newState(t).Result().Assessments[0].Finding)
 	tests := []struct {
 		path     string
@@ -329,8 +334,9 @@ func TestUpload(t *testing.T) {
 }
 
 func TestAlertStream(t *testing.T) {
-	feed := &alerts{}
-	_, base := start(t, Deps{State: newState(t), Alerts: feed})
+	st := newState(t)
+	feed := &alerts{st: st.st}
+	_, base := start(t, Deps{State: st, Alerts: feed})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/v1/alerts/stream", nil)
@@ -347,7 +353,7 @@ func TestAlertStream(t *testing.T) {
 		t.Fatalf("first line %q, want a comment", line)
 	}
 	// The subscription exists once the comment arrived.
-	feed.fire(map[string]string{"kind": "first_execution", "service": "app"})
+	feed.fire(t, store.Alert{ID: "a1", Kind: "first_execution", Service: "app", Severity: "high", Summary: "s", Time: t0})
 	var event, data string
 	for data == "" {
 		line, err := r.ReadString('\n')
@@ -361,7 +367,7 @@ func TestAlertStream(t *testing.T) {
 			data = strings.TrimSpace(strings.TrimPrefix(line, "data: "))
 		}
 	}
-	var got map[string]string
+	var got map[string]any
 	if err := json.Unmarshal([]byte(data), &got); err != nil || event != "alert" || got["kind"] != "first_execution" {
 		t.Errorf("event %q data %q (%v)", event, data, err)
 	}
@@ -399,18 +405,6 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestPatches(t *testing.T) {
-	patcher := func(ctx context.Context, res *report.Result) (*waf.PatchSet, error) {
-		traffic := waf.NewTraffic(0)
-		set, err := waf.Generate(waf.DefaultConfig(), res.Assessments, nil, traffic)
-		if err != nil {
-			return nil, err
-		}
-		corpus, err := waf.LoadCorpus(nil)
-		if err != nil {
-			return nil, err
-		}
-		return set, waf.Validate(ctx, set, traffic, corpus)
-	}
 	_, base := start(t, Deps{State: newState(t), Patches: patcher})
 	_, noPatches := start(t, Deps{State: newState(t)})
 	tests := []struct {
@@ -485,5 +479,161 @@ func TestUploadSlots(t *testing.T) {
 	close(release)
 	if got := <-done; got != http.StatusBadRequest {
 		t.Errorf("first upload: %d, want 400 (the importer found nothing)", got)
+	}
+}
+
+// TestErrorsAreJSON: unknown routes, wrong methods, unknown parameters
+// and filter values answer a JSON error that names what is wrong.
+func TestErrorsAreJSON(t *testing.T) {
+	st := newState(t)
+	_, base := start(t, Deps{State: st, Alerts: &alerts{st: st.st}})
+	tests := []struct {
+		method, path string
+		status       int
+		allow        string
+		contains     string
+	}{
+		{"GET", "/api/v1/nope", 404, "", `no route GET /api/v1/nope`},
+		{"GET", "/", 404, "", `no route GET /`},
+		{"DELETE", "/api/v1/findings", 405, "GET, HEAD, POST", `method DELETE not allowed on /api/v1/findings: allowed GET, HEAD, POST`},
+		{"POST", "/api/v1/summary", 405, "GET, HEAD", `allowed GET, HEAD`},
+		{"GET", "/api/v1/findings?tier=P9", 400, "", `tier \"P9\": want one of P1, P2, P3, P4`},
+		{"GET", "/api/v1/findings?verdict=ran", 400, "", `verdict \"ran\": want one of executed, loaded, not_observed, unknown`},
+		{"GET", "/api/v1/findings?exposure=public", 400, "", `exposure \"public\": want one of exposed, internal, no_input, unknown`},
+		{"GET", "/api/v1/findings?kev=yes", 400, "", `kev \"yes\": want one of true, false`},
+		{"GET", "/api/v1/findings?teir=P1", 400, "", `parameter \"teir\": this route takes service, verdict, tier, exposure, vulnerability, kev, q, sort, limit, cursor`},
+		{"GET", "/api/v1/findings?tier=P1&tier=P2", 400, "", `parameter \"tier\" given 2 times`},
+		{"GET", "/api/v1/findings?cursor=abc", 400, "", `cursor \"abc\": not a next_cursor of findings sorted by priority`},
+		{"GET", "/api/v1/summary?x=1", 400, "", `parameter \"x\": this route takes none`},
+		{"GET", "/api/v1/alerts?kind=boom", 400, "", `kind \"boom\": want one of first_execution, exposed_to_sensitive_store, exploit_payload, request_rate_anomaly, error_rate_anomaly, new_outbound_host`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(t.Context(), tt.method, base+tt.path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body apiError
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatalf("%s %s: body is not a JSON error: %v", tt.method, tt.path, err)
+			}
+			if resp.StatusCode != tt.status || resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Allow") != tt.allow ||
+				!strings.Contains(strconvQuote(body.Error), tt.contains) {
+				t.Errorf("%s %s = %d %q Allow %q %q; want %d Allow %q containing %s", tt.method, tt.path, resp.StatusCode,
+					resp.Header.Get("Content-Type"), resp.Header.Get("Allow"), body.Error, tt.status, tt.allow, tt.contains)
+			}
+		})
+	}
+}
+
+// strconvQuote quotes s as JSON does, so wants can be written as in the
+// body.
+func strconvQuote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// TestUIPaths: with a UI, / and /ui/ are the UI's, and every other
+// unknown route is still a JSON error.
+func TestUIPaths(t *testing.T) {
+	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ui "+r.URL.Path) })
+	_, base := start(t, Deps{State: newState(t), UI: ui})
+	for path, want := range map[string]string{"/": "ui /", "/ui/findings/x": "ui /ui/findings/x", "/findings/x": `"no route GET /findings/x"`, "/api/v1/nope": `"error"`, "/healthz": "ok"} {
+		if _, body := get(t, base+path); !strings.Contains(body, want) {
+			t.Errorf("GET %s = %q, want %q", path, body, want)
+		}
+	}
+}
+
+// TestPagination walks every list a page at a time and checks the pages
+// add up to the whole list, in its order.
+func TestPagination(t *testing.T) {
+	st := newState(t)
+	upload, err := os.ReadFile(filepath.Join("testdata", "app.govulncheck.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, _ := importer(bytes.NewReader(upload), "upload", "auto")
+	for i := range fs {
+		fs[i].Service = []string{"app", "api", "web"}[i%3]
+	}
+	for i, svc := range []string{"api", "web", "db-proxy"} {
+		st.m.AddSpans([]telemetry.Span{{Service: svc, SpanID: [8]byte{7: byte(10 + i)}, Kind: telemetry.SpanKindServer, Name: "s", Start: t0, End: t0.Add(time.Millisecond)}})
+	}
+	if err := st.SetFindings(t.Context(), store.FindingsUpdate{Findings: fs, Actor: "test", Time: t0}); err != nil {
+		t.Fatal(err)
+	}
+	feed := &alerts{st: st.st}
+	for i := range 5 {
+		// Two alerts per time: the ID breaks the tie.
+		feed.fire(t, store.Alert{ID: fmt.Sprintf("a%d", i), Kind: "first_execution", Severity: "high", Summary: "s", Time: t0.Add(time.Duration(i/2) * time.Minute)})
+	}
+	_, base := start(t, Deps{State: st, Alerts: feed, Audit: st.st})
+	type page struct {
+		Findings   []struct{ ID string }
+		Alerts     []struct{ ID string }
+		Entries    []struct{ Seq int64 }
+		Services   []struct{ Name string }
+		NextCursor string `json:"next_cursor"`
+	}
+	ids := func(p page) []string {
+		var out []string
+		for _, f := range p.Findings {
+			out = append(out, f.ID)
+		}
+		for _, a := range p.Alerts {
+			out = append(out, a.ID)
+		}
+		for _, e := range p.Entries {
+			out = append(out, fmt.Sprint(e.Seq))
+		}
+		for _, s := range p.Services {
+			out = append(out, s.Name)
+		}
+		return out
+	}
+	fetch := func(t *testing.T, url string) page {
+		t.Helper()
+		status, body := get(t, url)
+		var p page
+		if err := json.Unmarshal([]byte(body), &p); status != 200 || err != nil {
+			t.Fatalf("GET %s = %d %.300s", url, status, body)
+		}
+		return p
+	}
+	for _, list := range []string{
+		"/api/v1/findings?", "/api/v1/findings?sort=score&", "/api/v1/findings?sort=service&", "/api/v1/findings?sort=vulnerability&",
+		"/api/v1/findings?service=app&", "/api/v1/alerts?", "/api/v1/audit?", "/api/v1/services?",
+	} {
+		t.Run(list, func(t *testing.T) {
+			all := fetch(t, base+list+"limit=10000")
+			want := ids(all)
+			if all.NextCursor != "" || len(want) < 2 {
+				t.Fatalf("whole list: %v next %q; want 2 or more and no next", want, all.NextCursor)
+			}
+			var got []string
+			url := base + list + "limit=2"
+			for pages := 0; ; pages++ {
+				p := fetch(t, url)
+				got = append(got, ids(p)...)
+				if p.NextCursor == "" || pages > len(want) {
+					break
+				}
+				if len(ids(p)) != 2 {
+					t.Errorf("a page before the last with %d items, want 2", len(ids(p)))
+				}
+				url = base + list + "limit=2&cursor=" + p.NextCursor
+			}
+			if diff := cmp.Diff(got, want); diff != "" {
+				t.Errorf("pages (-got +want):\n%s", diff)
+			}
+		})
+	}
+	// A cursor of one order is refused by another.
+	p := fetch(t, base+"/api/v1/findings?limit=1")
+	if status, body := get(t, base+"/api/v1/findings?sort=score&cursor="+p.NextCursor); status != 400 || !strings.Contains(body, "findings sorted by priority") {
+		t.Errorf("a priority cursor with sort=score: %d %s, want 400", status, body)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"slices"
@@ -14,15 +15,38 @@ import (
 	"strings"
 	"time"
 
+	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/auth"
+	"github.com/evidentsec/evident/internal/detect"
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/waf"
 )
 
+// services lists the services of the runtime model by name.
 func (s *Server) services(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"services": report.ServicesJSON(s.stateOf(r).Result())})
+	q := r.URL.Query()
+	limit, err := parseLimit(q)
+	var after string
+	if err == nil {
+		_, err = decodeCursor(q, "services", &after)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	all := report.ServicesJSON(s.stateOf(r).Result())
+	slices.SortStableFunc(all, func(a, b report.JSONService) int { return cmp.Compare(a.Name, b.Name) })
+	page, more := pageAfter(all, limit, func(svc report.JSONService) bool { return svc.Name > after })
+	body := struct {
+		Services   []report.JSONService `json:"services"`
+		NextCursor string               `json:"next_cursor,omitempty"`
+	}{Services: nonNil(page)}
+	if more {
+		body.NextCursor = encodeCursor("services", page[len(page)-1].Name)
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (s *Server) service(w http.ResponseWriter, r *http.Request) {
@@ -85,11 +109,67 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"nodes": nodes, "edges": edges})
 }
 
-// findings lists findings, filtered by the query (service, verdict, tier,
-// exposure, vulnerability) and sorted by priority (default), score,
-// service or vulnerability.
+// findingFilters are the filters of the findings list.
+var findingFilters = []string{"service", "verdict", "tier", "exposure", "vulnerability", "kev", "q", "sort"}
+
+// findingKey is a finding's place in each order of the findings list:
+// its priority, then what identifies it (service, vulnerability,
+// package), so that every order is total.
+type findingKey struct {
+	Tier    string `json:"tier"`
+	Score   int    `json:"score"`
+	Service string `json:"service"`
+	Vuln    string `json:"vuln"`
+	PURL    string `json:"purl"`
+}
+
+func keyOf(f report.JSONFinding) findingKey {
+	return findingKey{Tier: f.Priority.Tier, Score: f.Priority.Score, Service: f.Service, Vuln: f.Vulnerability.ID, PURL: f.Package.PURL}
+}
+
+// findingOrders are the sorts of the findings list; priority is the
+// assessment's own order.
+var findingOrders = map[string]func(a, b findingKey) int{
+	"priority": func(a, b findingKey) int {
+		return cmp.Or(cmp.Compare(a.Tier, b.Tier), cmp.Compare(b.Score, a.Score), cmp.Compare(a.Service, b.Service), cmp.Compare(a.Vuln, b.Vuln), cmp.Compare(a.PURL, b.PURL))
+	},
+	"score": func(a, b findingKey) int {
+		return cmp.Or(cmp.Compare(b.Score, a.Score), cmp.Compare(a.Tier, b.Tier), cmp.Compare(a.Service, b.Service), cmp.Compare(a.Vuln, b.Vuln), cmp.Compare(a.PURL, b.PURL))
+	},
+	"service": func(a, b findingKey) int {
+		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Tier, b.Tier), cmp.Compare(b.Score, a.Score), cmp.Compare(a.Vuln, b.Vuln), cmp.Compare(a.PURL, b.PURL))
+	},
+	"vulnerability": func(a, b findingKey) int {
+		return cmp.Or(cmp.Compare(a.Vuln, b.Vuln), cmp.Compare(a.Tier, b.Tier), cmp.Compare(b.Score, a.Score), cmp.Compare(a.Service, b.Service), cmp.Compare(a.PURL, b.PURL))
+	},
+}
+
+// findings lists findings, filtered by the query (service, verdict,
+// tier, exposure, vulnerability, kev, q) and sorted by priority
+// (default), score, service or vulnerability, a page at a time.
 func (s *Server) findings(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	sort := cmp.Or(q.Get("sort"), "priority")
+	order := findingOrders[sort]
+	var after findingKey
+	err := errors.Join(
+		checkOneOf(q, "verdict", assess.Verdicts),
+		checkOneOf(q, "tier", assess.Tiers),
+		checkOneOf(q, "exposure", assess.Exposures),
+		checkOneOf(q, "kev", []string{"true", "false"}),
+		checkOneOf(q, "sort", slices.Sorted(maps.Keys(findingOrders))),
+	)
+	limit, lerr := parseLimit(q)
+	err = errors.Join(err, lerr)
+	var hasCursor bool
+	if err == nil {
+		hasCursor, err = decodeCursor(q, "findings sorted by "+sort, &after)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	text := strings.ToLower(q.Get("q"))
 	var out []report.JSONFinding
 	for _, a := range s.stateOf(r).Result().Assessments {
 		f := a.Finding
@@ -98,28 +178,43 @@ func (s *Server) findings(w http.ResponseWriter, r *http.Request) {
 			q.Has("verdict") && string(a.Reachability.Verdict) != q.Get("verdict"),
 			q.Has("tier") && a.Priority.Tier != q.Get("tier"),
 			q.Has("exposure") && string(a.Exposure.Level) != q.Get("exposure"),
-			q.Has("vulnerability") && f.Vulnerability.ID != q.Get("vulnerability") && !slices.Contains(f.Vulnerability.Aliases, q.Get("vulnerability")):
+			q.Has("kev") && strconv.FormatBool(a.KnownExploited) != q.Get("kev"),
+			q.Has("vulnerability") && f.Vulnerability.ID != q.Get("vulnerability") && !slices.Contains(f.Vulnerability.Aliases, q.Get("vulnerability")),
+			text != "" && !matchesText(f, text):
 			continue
 		}
 		out = append(out, report.FindingJSON(a))
 	}
-	switch sort := q.Get("sort"); sort {
-	case "", "priority":
-		// Assessments come in priority order.
-	case "score":
-		slices.SortStableFunc(out, func(a, b report.JSONFinding) int { return cmp.Compare(b.Priority.Score, a.Priority.Score) })
-	case "service":
-		slices.SortStableFunc(out, func(a, b report.JSONFinding) int { return cmp.Compare(a.Service, b.Service) })
-	case "vulnerability":
-		slices.SortStableFunc(out, func(a, b report.JSONFinding) int { return cmp.Compare(a.Vulnerability.ID, b.Vulnerability.ID) })
-	default:
-		writeError(w, http.StatusBadRequest, "sort %q: want priority, score, service or vulnerability", sort)
-		return
+	slices.SortFunc(out, func(a, b report.JSONFinding) int { return order(keyOf(a), keyOf(b)) })
+	page, more := pageAfter(out, limit, func(f report.JSONFinding) bool { return !hasCursor || order(keyOf(f), after) > 0 })
+	body := struct {
+		Findings   []report.JSONFinding `json:"findings"`
+		NextCursor string               `json:"next_cursor,omitempty"`
+	}{Findings: nonNil(page)}
+	if more {
+		body.NextCursor = encodeCursor("findings sorted by "+sort, keyOf(page[len(page)-1]))
 	}
-	if out == nil {
-		out = []report.JSONFinding{}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// matchesText reports whether lower-case text is in the finding's
+// vulnerability id or aliases, package or service.
+func matchesText(f findings.Finding, text string) bool {
+	for _, s := range append([]string{f.Vulnerability.ID, f.Package.Name, f.Package.PURL, f.Service}, f.Vulnerability.Aliases...) {
+		if strings.Contains(strings.ToLower(s), text) {
+			return true
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"findings": out})
+	return false
+}
+
+// nonNil is s, or an empty slice for nil: lists are [] in JSON, never
+// null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 func (s *Server) finding(w http.ResponseWriter, r *http.Request) {
@@ -241,7 +336,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 }
 
 // audit lists entries of the audit log, oldest first: those after ?after=
-// (a sequence number), at most ?limit= (1 to 10000, default 100).
+// (a sequence number) or the cursor, a page at a time.
 func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	if s.deps.Audit == nil {
 		writeError(w, http.StatusServiceUnavailable, "the audit log is not configured")
@@ -249,43 +344,46 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	var after int64
-	if v := q.Get("after"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, "after %q: want a sequence number, 0 or more", v)
-			return
+	limit, err := parseLimit(q)
+	if v := q.Get("after"); err == nil && v != "" {
+		if q.Has("cursor") {
+			err = fmt.Errorf("after %q and a cursor: give one", v)
+		} else if after, err = strconv.ParseInt(v, 10, 64); err != nil || after < 0 {
+			err = fmt.Errorf("after %q: want a sequence number, 0 or more", v)
 		}
-		after = n
 	}
-	limit, ok := parseLimit(w, q.Get("limit"))
-	if !ok {
+	if err == nil {
+		_, err = decodeCursor(q, "audit", &after)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	es, err := s.deps.Audit.AuditLog(r.Context(), after, limit)
+	es, err := s.deps.Audit.AuditLog(r.Context(), after, limit+1)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "read audit log: %v", err)
 		return
 	}
-	if es == nil {
-		es = []store.AuditEntry{}
+	body := struct {
+		Entries    []store.AuditEntry `json:"entries"`
+		NextCursor string             `json:"next_cursor,omitempty"`
+	}{Entries: nonNil(es)}
+	if len(es) > limit {
+		body.Entries = es[:limit]
+		body.NextCursor = encodeCursor("audit", es[limit-1].Seq)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"entries": es})
+	writeJSON(w, http.StatusOK, body)
 }
 
-// parseLimit reads a limit parameter, 1 to 10000, default 100; on a bad
-// one it answers 400 and returns false.
-func parseLimit(w http.ResponseWriter, v string) (int, bool) {
-	if v == "" {
-		return 100, true
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 || n > 10000 {
-		writeError(w, http.StatusBadRequest, "limit %q: want 1 to 10000", v)
-		return 0, false
-	}
-	return n, true
+// alertKey is an alert's place in the newest-first order, as a cursor
+// holds it.
+type alertKey struct {
+	Time time.Time `json:"time"`
+	ID   string    `json:"id"`
 }
 
+// alerts lists stored alerts, newest first, filtered by the query
+// (since, service, kind), a page at a time.
 func (s *Server) alerts(w http.ResponseWriter, r *http.Request) {
 	alerts := s.alertsOf(r)
 	if alerts == nil {
@@ -293,28 +391,63 @@ func (s *Server) alerts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	var since time.Time
+	aq := store.AlertQuery{Service: q.Get("service"), Kind: q.Get("kind")}
+	limit, err := parseLimit(q)
+	err = errors.Join(err, checkOneOf(q, "kind", detect.Kinds))
 	if v := q.Get("since"); v != "" {
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "since %q: want an RFC 3339 time", v)
-			return
+		t, perr := time.Parse(time.RFC3339, v)
+		if perr != nil {
+			err = errors.Join(err, fmt.Errorf("since %q: want an RFC 3339 time", v))
 		}
-		since = t
+		aq.Since = t
 	}
-	limit, ok := parseLimit(w, q.Get("limit"))
-	if !ok {
+	var after alertKey
+	if err == nil {
+		var ok bool
+		if ok, err = decodeCursor(q, "alerts", &after); ok {
+			aq.After = &store.AlertKey{Time: after.Time, ID: after.ID}
+		}
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	as, err := alerts.Recent(r.Context(), since, limit)
+	aq.Limit = limit + 1
+	as, err := alerts.Recent(r.Context(), aq)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "read alerts: %v", err)
 		return
 	}
-	if as == nil {
-		as = []any{}
+	body := struct {
+		Alerts     []store.Alert `json:"alerts"`
+		NextCursor string        `json:"next_cursor,omitempty"`
+	}{Alerts: nonNil(as)}
+	if len(as) > limit {
+		last := as[limit-1]
+		body.Alerts = as[:limit]
+		body.NextCursor = encodeCursor("alerts", alertKey{Time: last.Time, ID: last.ID})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"alerts": as})
+	writeJSON(w, http.StatusOK, body)
+}
+
+// alert answers one stored alert, the target of an alert's link.
+func (s *Server) alert(w http.ResponseWriter, r *http.Request) {
+	alerts := s.alertsOf(r)
+	if alerts == nil {
+		writeError(w, http.StatusServiceUnavailable, "alerts are not configured")
+		return
+	}
+	id := r.PathValue("id")
+	as, err := alerts.Recent(r.Context(), store.AlertQuery{ID: id, Limit: 1})
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "read alert %s: %v", id, err)
+		return
+	}
+	if len(as) == 0 {
+		writeError(w, http.StatusNotFound, "no alert %q", id)
+		return
+	}
+	writeJSON(w, http.StatusOK, as[0])
 }
 
 // alertStream sends new alerts as Server-Sent Events until the client

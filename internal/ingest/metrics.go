@@ -77,6 +77,23 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
+// Reasons lists every reason a record or request is refused.
+var Reasons = []string{ReasonMalformed, ReasonTooLarge, ReasonUnsupported, ReasonFull, ReasonRejected, ReasonUnavailable, ReasonMemory}
+
+// InitRefusals makes the refusal series of a receiver's transport and
+// signal ("traces" or "profiles") exist at 0 for every reason: a
+// dashboard's rate of refusals is then 0 until the first, not "no data".
+func (m *Metrics) InitRefusals(receiver, transport, signal string) {
+	refused := m.RefusedSpans
+	if signal == "profiles" {
+		refused = m.RefusedProfiles
+	}
+	for _, r := range Reasons {
+		refused.WithLabelValues(receiver, transport, r)
+		m.RefusedRequests.WithLabelValues(receiver, transport, signal, r)
+	}
+}
+
 // register registers c, or returns the identical collector registered
 // before by another receiver.
 func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {

@@ -78,9 +78,10 @@ type Poller struct {
 	deps PollerDeps
 	name string
 
-	up        prometheus.Gauge
-	watermark prometheus.Gauge
-	polls     *prometheus.CounterVec
+	up          prometheus.Gauge
+	watermark   prometheus.Gauge
+	lastSuccess prometheus.Gauge
+	polls       *prometheus.CounterVec
 
 	mu      sync.Mutex
 	loop    pipeline.Loop
@@ -103,12 +104,17 @@ func NewPoller(name string, cfg PollerConfig, deps PollerDeps) (*Poller, error) 
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Poller{cfg: cfg, deps: deps, name: name,
-		up:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "evident_source_up", Help: "1 when the last poll of the query-API source succeeded.", ConstLabels: prometheus.Labels{"source": name}}),
-		watermark: prometheus.NewGauge(prometheus.GaugeOpts{Name: "evident_source_watermark_seconds", Help: "Unix time up to which the source has been read.", ConstLabels: prometheus.Labels{"source": name}}),
-		polls:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "evident_source_polls_total", Help: "Polls of the query-API source by result.", ConstLabels: prometheus.Labels{"source": name}}, []string{"result"}),
+		up:          prometheus.NewGauge(prometheus.GaugeOpts{Name: "evident_source_up", Help: "1 when the last poll of the query-API source succeeded.", ConstLabels: prometheus.Labels{"source": name}}),
+		watermark:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "evident_source_watermark_timestamp_seconds", Help: "Unix time up to which the source has been read: now minus this is how old the freshest telemetry read is.", ConstLabels: prometheus.Labels{"source": name}}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "evident_source_last_success_timestamp_seconds", Help: "Unix time at which the last successful poll of the query-API source ended.", ConstLabels: prometheus.Labels{"source": name}}),
+		polls:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "evident_source_polls_total", Help: "Polls of the query-API source by result.", ConstLabels: prometheus.Labels{"source": name}}, []string{"result"}),
 	}
+	// Both results exist from the start, so that a rate of errors is 0
+	// rather than no data.
+	p.polls.WithLabelValues("ok")
+	p.polls.WithLabelValues("error")
 	if deps.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.up, p.watermark, p.polls} {
+		for _, c := range []prometheus.Collector{p.up, p.watermark, p.lastSuccess, p.polls} {
 			if err := deps.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("register source metrics: %w", err)
 			}
@@ -168,6 +174,7 @@ func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
 		p.mu.Unlock()
 		if err == nil {
 			p.up.Set(1)
+			p.lastSuccess.Set(float64(p.deps.Now().UnixNano()) / 1e9)
 			p.polls.WithLabelValues("ok").Inc()
 		} else if ctx.Err() == nil {
 			p.up.Set(0)

@@ -277,11 +277,24 @@ type Alert struct {
 type AlertQuery struct {
 	// Since keeps alerts whose Time is not before it.
 	Since time.Time
-	// Service and Kind keep alerts with exactly that service or kind.
+	// ID, Service and Kind keep alerts with exactly that ID, service or
+	// kind.
+	ID      string
 	Service string
 	Kind    string
+	// After, when set, keeps the alerts that come after it in the
+	// newest-first order: older than its Time, or as old with a smaller
+	// ID. It is the last alert of the page before, so pages hold their
+	// place however many alerts fire in between.
+	After *AlertKey
 	// Limit is the most alerts to return; <= 0 means no limit.
 	Limit int
+}
+
+// AlertKey is an alert's place in the newest-first order.
+type AlertKey struct {
+	Time time.Time
+	ID   string
 }
 
 // Retention says how long records are kept; zero keeps them forever.

@@ -106,42 +106,47 @@ type Function struct {
 	Reference string
 }
 
-// Stats describes what a DB holds.
+// Stats describes what a DB holds; the HTTP API serves it as JSON.
 type Stats struct {
 	// Records is the number of loaded records, withdrawn ones included.
-	Records int
+	Records int `json:"records"`
 	// Ecosystems counts per OSV ecosystem (as records write it, e.g.
 	// "Go", "PyPI", "Debian:12"); a record that affects packages of two
 	// ecosystems counts in both.
-	Ecosystems map[string]EcosystemStats
+	Ecosystems map[string]EcosystemStats `json:"ecosystems"`
 	// WithSymbols counts records with at least one affected function from
 	// OSV; WithKnowledge those with at least one from the knowledge base.
-	WithSymbols, WithKnowledge int
+	WithSymbols   int `json:"with_symbols"`
+	WithKnowledge int `json:"with_knowledge"`
 	// KnownExploited counts records marked by the KEV catalog.
-	KnownExploited int
+	KnownExploited int `json:"known_exploited"`
 	// Withdrawn counts withdrawn records (loaded, never matched).
-	Withdrawn int
+	Withdrawn int `json:"withdrawn"`
 	// Skipped counts the problems reported at load (records skipped, or
 	// files and catalog entries that could not be read).
-	Skipped int
+	Skipped int `json:"skipped"`
 	// LastModified is the newest modified time of any record; zero when
 	// no record carries one.
-	LastModified time.Time
+	LastModified time.Time `json:"last_modified,omitzero"`
 	// KEVVersion and KEVCount describe the KEV catalog, empty and 0 when
 	// none was loaded.
-	KEVVersion string
-	KEVCount   int
+	KEVVersion string `json:"kev_version,omitempty"`
+	KEVCount   int    `json:"kev_count"`
 	// EPSSModel, EPSSDate and EPSSCount describe the EPSS file: the model
 	// version, the score date and the number of CVEs scored; zero when
 	// none was loaded.
-	EPSSModel string
-	EPSSDate  time.Time
-	EPSSCount int
+	EPSSModel string    `json:"epss_model,omitempty"`
+	EPSSDate  time.Time `json:"epss_date,omitzero"`
+	EPSSCount int       `json:"epss_count"`
 }
 
 // EcosystemStats counts the records of one ecosystem.
 type EcosystemStats struct {
-	Records, WithSymbols, WithKnowledge, KnownExploited, Withdrawn int
+	Records        int `json:"records"`
+	WithSymbols    int `json:"with_symbols"`
+	WithKnowledge  int `json:"with_knowledge"`
+	KnownExploited int `json:"known_exploited"`
+	Withdrawn      int `json:"withdrawn"`
 }
 
 // File names the file (or archive:entry) the record was read from.

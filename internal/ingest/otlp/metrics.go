@@ -16,6 +16,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, transport := range []string{"grpc", "http"} {
+		for _, signal := range []string{"traces", "profiles"} {
+			m.InitRefusals("otlp", transport, signal)
+		}
+	}
 	return &metrics{m}, nil
 }
 

@@ -16,6 +16,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, transport := range []string{"http", "connect"} {
+		m.InitRefusals("pyroscope", transport, "profiles")
+	}
 	return &metrics{m}, nil
 }
 

@@ -108,6 +108,8 @@ type db struct {
 	// Close waits for the calls in progress and later calls see closed.
 	mu     sync.RWMutex
 	closed bool
+
+	m *metrics
 }
 
 var _ store.Store = (*Store)(nil)
@@ -189,7 +191,7 @@ func open(ctx context.Context, dir string, cfg Config, ms []store.Migration, sha
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	s := &Store{db: &db{path: path, lock: lock, shared: shared, write: write, appends: make(chan *appendRequest, maxGroupBatches), stop: make(chan struct{})},
+	s := &Store{db: &db{path: path, lock: lock, shared: shared, write: write, appends: make(chan *appendRequest, maxGroupBatches), stop: make(chan struct{}), m: newMetrics()},
 		tenant: store.DefaultTenant}
 	if err := s.init(ctx, cfg, busy, ms); err != nil {
 		_ = s.Close() // the init error is the one to report
@@ -392,6 +394,7 @@ func (s *Store) commitGroup(group []*appendRequest) {
 	// The transaction serves many callers: no one caller's context may
 	// abort it. Close waits for every caller, so nothing is cut short.
 	ctx := context.Background()
+	start := time.Now()
 	seqs := make([]int64, len(live))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO batches (tenant, kind, payload, appended_at) VALUES (?, ?, ?, ?)`)
@@ -411,6 +414,9 @@ func (s *Store) commitGroup(group []*appendRequest) {
 		}
 		return nil
 	})
+	if err == nil {
+		s.m.observeCommit(len(live), start)
+	}
 	for i, r := range live {
 		if err != nil {
 			r.done <- appendResult{err: err}
@@ -744,6 +750,16 @@ func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, 
 			return nil, fmt.Errorf("read alerts: %w: since: %v", store.ErrInvalid, err)
 		}
 		where, args = append(where, "time >= ?"), append(args, ns)
+	}
+	if q.ID != "" {
+		where, args = append(where, "id = ?"), append(args, q.ID)
+	}
+	if q.After != nil {
+		ns, err := store.UnixNano(q.After.Time)
+		if err != nil {
+			return nil, fmt.Errorf("read alerts: %w: after: %v", store.ErrInvalid, err)
+		}
+		where, args = append(where, "(time < ? OR (time = ? AND id < ?))"), append(args, ns, ns, q.After.ID)
 	}
 	if q.Service != "" {
 		where, args = append(where, "service = ?"), append(args, q.Service)

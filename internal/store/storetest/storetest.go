@@ -583,6 +583,10 @@ func testAlertsQuery(t *testing.T, open Opener) {
 		{"Kind", store.AlertQuery{Kind: "first_execution"}, []store.Alert{a3, a1}},
 		{"ServiceAndKind", store.AlertQuery{Service: "api", Kind: "first_execution"}, []store.Alert{a3}},
 		{"AllFilters", store.AlertQuery{Since: a2.Time, Service: "api", Kind: "new_edge", Limit: 5}, []store.Alert{a4}},
+		{"ID", store.AlertQuery{ID: "a3"}, []store.Alert{a3}},
+		{"AfterTiedTime", store.AlertQuery{After: &store.AlertKey{Time: a4.Time, ID: a4.ID}}, []store.Alert{a3, a2, a1}},
+		{"AfterPage", store.AlertQuery{After: &store.AlertKey{Time: a3.Time, ID: a3.ID}, Limit: 1}, []store.Alert{a2}},
+		{"AfterLast", store.AlertQuery{After: &store.AlertKey{Time: a1.Time, ID: a1.ID}}, nil},
 		{"NoMatch", store.AlertQuery{Service: "billing"}, nil},
 		{"SinceAfterAll", store.AlertQuery{Since: a5.Time.Add(time.Nanosecond)}, nil},
 	} {

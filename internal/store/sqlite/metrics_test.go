@@ -1,0 +1,52 @@
+package sqlite
+
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/evidentsec/evident/internal/store"
+)
+
+// TestCollector: the store's metrics count the committed batches of
+// every tenant, and show its files and connection pools.
+func TestCollector(t *testing.T) {
+	s, err := Open(t.Context(), t.TempDir(), DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(s.Collector()); err != nil {
+		t.Fatal(err)
+	}
+	other, err := s.ForTenant("team-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []*Store{s, other, s} {
+		if _, err := st.AppendBatch(t.Context(), store.BatchSpans, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := testutil.ToFloat64(s.m.batches); got != 3 {
+		t.Errorf("committed batches = %v, want 3", got)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, mf := range mfs {
+		got[mf.GetName()] = len(mf.GetMetric())
+	}
+	for name, want := range map[string]int{
+		"evident_store_commit_duration_seconds": 1, "evident_store_committed_batches_total": 1,
+		"evident_store_size_bytes": 2, "go_sql_open_connections": 2,
+	} {
+		if got[name] != want {
+			t.Errorf("%s: %d series, want %d (have %v)", name, got[name], want, got)
+		}
+	}
+}
