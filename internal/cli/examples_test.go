@@ -28,12 +28,27 @@ type example struct {
 	dir, service string
 	// traces and profile are the recorded files, under recorded/.
 	traces, profile string
+	// executedExposed are the service/vulnerability pairs of its executed
+	// findings on an exposed service, the ones a virtual patch is made for.
+	executedExposed []string
+	// exploitKnowledge says evident's exploit knowledge covers every one
+	// of them, so that TestWAFExamplesProven proves their patches. Not yet
+	// for lodash's template (CVE-2021-23337) nor Jinja2's xmlattr
+	// (CVE-2024-22195, CVE-2024-34064): their patches come from the
+	// fallback detections.
+	exploitKnowledge bool
+	// push sends the recorded profile to serve's Pyroscope /ingest the way
+	// the example's runtime's Pyroscope client does; nil where none does.
+	push func(t *testing.T, addr, app string, profile []byte, from, until time.Time)
 }
 
 var examples = []example{
-	{dir: "java-inventory", service: "inventory", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "inventory", "cpu.jfr.gz")},
-	{dir: "node-reviews", service: "reviews", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "reviews", "wall.pb.gz")},
-	{dir: "python-reports", service: "reports", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "reports", "cpu.folded.gz")},
+	{dir: "java-inventory", service: "inventory", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "inventory", "cpu.jfr.gz"), push: postJavaAgentJFR,
+		executedExposed: []string{"inventory/GHSA-mjmj-j48q-9wg2"}, exploitKnowledge: true},
+	{dir: "node-reviews", service: "reviews", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "reviews", "wall.pb.gz"), push: postNodeProfile,
+		executedExposed: []string{"reviews/GHSA-35jh-r3h4-6jhm"}},
+	{dir: "python-reports", service: "reports", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "reports", "cpu.folded.gz"),
+		executedExposed: []string{"reports/GHSA-h5c8-rqwp-cp95", "reports/GHSA-h75v-3vvj-5mfj"}},
 }
 
 func (e example) path(elem ...string) string {
@@ -80,18 +95,23 @@ func TestAnalyzeExamples(t *testing.T) {
 	}
 }
 
-// TestServeJavaAgentIngest is issue 13's acceptance for serve: the Java
+// TestServeExamplesIngest is issue 13's acceptance for serve: an
 // example's findings are unknown until its spans arrive over OTLP/HTTP
-// (the lines of its recording, as its exporter sent them) and its JFR
-// recording arrives at Pyroscope's /ingest the way the Pyroscope Java
-// agent sends one (PyroscopeExporter: a multipart form whose part "jfr"
-// holds the gzipped recording, the query naming the application, the
-// window in seconds, spyName javaspy and format jfr; with the JDK's own
-// recorder there are no context labels, so no "labels" part); then each
-// gets the verdict of recorded/expected.yaml.
-func TestServeJavaAgentIngest(t *testing.T) {
+// (the lines of its recording, as its exporter sent them) and its profile
+// arrives at Pyroscope's /ingest the way its runtime's Pyroscope client
+// sends one; then each gets the verdict of recorded/expected.yaml. For
+// the Java example that is the Pyroscope Java agent's JFR upload.
+func TestServeExamplesIngest(t *testing.T) {
+	for _, e := range examples {
+		if e.push == nil {
+			continue
+		}
+		t.Run(e.dir, func(t *testing.T) { e.serveIngest(t) })
+	}
+}
+
+func (e example) serveIngest(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	e := examples[0]
 	rec := e.path("recorded")
 	// The example's first-party packages, as its configuration names them.
 	exCfg, err := loadConfig(e.path("evident.yaml"))
@@ -102,7 +122,7 @@ func TestServeJavaAgentIngest(t *testing.T) {
 	cfg.FirstParty = exCfg.FirstParty
 	srv := startTestServerConfig(t, t.TempDir(), cfg, serveFlags{
 		vulns:    []string{filepath.Join(rec, "osv")},
-		findings: []string{e.service + "=" + filepath.Join(rec, "findings", "inventory.cdx.json")},
+		findings: []string{e.service + "=" + filepath.Join(rec, "findings", e.service+".cdx.json")},
 	})
 	defer shutdown(t, srv)
 	api := srv.apiURL()
@@ -138,12 +158,12 @@ func TestServeJavaAgentIngest(t *testing.T) {
 	}
 
 	postTraceLines(t, "http://"+srv.otlp.HTTPAddr()+"/v1/traces", filepath.Join(rec, e.traces))
-	jfr, err := os.ReadFile(filepath.Join(rec, e.profile))
+	prof, err := os.ReadFile(filepath.Join(rec, e.profile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	until := time.Now()
-	postJavaAgentJFR(t, srv.pyro.Addr(), e.service, jfr, until.Add(-30*time.Second), until)
+	e.push(t, srv.pyro.Addr(), e.service, prof, until.Add(-30*time.Second), until)
 
 	var got map[string]string
 	deadline := time.Now().Add(20 * time.Second)
@@ -195,10 +215,13 @@ func postTraceLines(t *testing.T, url, path string) {
 }
 
 // postJavaAgentJFR posts a gzipped JFR recording as the Pyroscope Java
-// agent's PyroscopeExporter does: the query parameters in its order, the
-// application name with its empty label set, a form part "jfr" with file
-// name "jfr" and no Content-Type of its own (OkHttp's
+// agent's PyroscopeExporter does: the query parameters in its order
+// (name, units, aggregationType, from, until, spyName javaspy, sampleRate,
+// format jfr), the application name with its empty label set, a form part
+// "jfr" with file name "jfr" and no Content-Type of its own (OkHttp's
 // addFormDataPart(name, filename, body) of a body without a media type).
+// With the JDK's own recorder there are no context labels, so the agent
+// sends no "labels" part.
 func postJavaAgentJFR(t *testing.T, addr, app string, gzJFR []byte, from, until time.Time) {
 	t.Helper()
 	var body bytes.Buffer
@@ -213,6 +236,34 @@ func postJavaAgentJFR(t *testing.T, addr, app string, gzJFR []byte, from, until 
 	w.Close()
 	url := fmt.Sprintf("http://%s/ingest?name=%s%%7B%%7D&units=samples&aggregationType=sum&from=%d&until=%d&spyName=javaspy&sampleRate=1000&format=jfr",
 		addr, app, from.Unix(), until.Unix())
+	resp, err := http.Post(url, w.FormDataContentType(), &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /ingest: %s: %s", resp.Status, b)
+	}
+}
+
+// postNodeProfile posts a gzipped pprof profile as @pyroscope/nodejs's
+// exporter does: the query parameters from, name, spyName nodespy, until
+// and sampleRate, one form part "profile" with file name "profile" and
+// Content-Type application/octet-stream.
+func postNodeProfile(t *testing.T, addr, app string, pprof []byte, from, until time.Time) {
+	t.Helper()
+	var body bytes.Buffer
+	w := multipart.NewWriter(&body)
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="profile"; filename="profile"`)
+	h.Set("Content-Type", "application/octet-stream")
+	part, err := w.CreatePart(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part.Write(pprof)
+	w.Close()
+	url := fmt.Sprintf("http://%s/ingest?from=%d&name=%s&spyName=nodespy&until=%d&sampleRate=1000", addr, from.Unix(), app, until.Unix())
 	resp, err := http.Post(url, w.FormDataContentType(), &body)
 	if err != nil {
 		t.Fatal(err)
