@@ -14,7 +14,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -102,10 +101,8 @@ type db struct {
 	where string // the redacted DSN, for errors
 	pool  *pgxpool.Pool
 
-	// appends feeds commitLoop, which stop ends and done waits for.
-	appends chan *appendRequest
-	stop    chan struct{}
-	done    sync.WaitGroup
+	// committer commits the appends; nil until the store is open.
+	committer *store.GroupCommitter
 
 	// mu is held for reading by every call and for writing by Close, so
 	// Close waits for the calls in progress and later calls see closed.
@@ -148,9 +145,9 @@ func open(ctx context.Context, cfg Config, ms []store.Migration) (*Store, error)
 		pool.Close()
 		return nil, fmt.Errorf("open store %s: %w", where, err)
 	}
-	s := &Store{db: &db{where: where, pool: pool, appends: make(chan *appendRequest, maxGroupBatches), stop: make(chan struct{})},
+	s := &Store{db: &db{where: where, pool: pool},
 		tenant: store.DefaultTenant}
-	s.done.Go(func() { s.commitLoop(s.stop) })
+	s.committer = store.NewGroupCommitter(s.commit)
 	return s, nil
 }
 
@@ -178,8 +175,9 @@ func (s *Store) Close() error {
 	s.closed = true
 	// Every AppendBatch and SubmitBatch wait has returned (they hold
 	// mu), so no request is left for the committer.
-	close(s.stop)
-	s.done.Wait()
+	if s.committer != nil {
+		s.committer.Stop()
+	}
 	s.pool.Close()
 	return nil
 }
@@ -203,129 +201,54 @@ func (s *Store) AppendBatch(ctx context.Context, kind store.BatchKind, payload [
 }
 
 // SubmitBatch hands a batch to the committer and returns at once; see
-// store.Store. Batches that arrive while a commit is in progress share
-// the next commit. Once the batch is handed over, wait waits for that
-// commit even if ctx ends, so that its answer says truly whether the
-// batch is stored.
+// store.Store and store.GroupCommitter: batches that arrive while a
+// commit is in progress share the next commit.
 func (s *Store) SubmitBatch(ctx context.Context, kind store.BatchKind, payload []byte) (wait func() (int64, error)) {
-	fail := func(err error) func() (int64, error) { return func() (int64, error) { return 0, err } }
-	if err := kind.Validate(); err != nil {
-		return fail(fmt.Errorf("append batch: %w", err))
-	}
-	if len(payload) == 0 {
-		return fail(fmt.Errorf("append %s batch: %w: empty payload", kind, store.ErrInvalid))
+	fail := func(err error) func() (int64, error) {
+		return func() (int64, error) { return 0, fmt.Errorf("append %s batch: %w", kind, err) }
 	}
 	if err := s.enter(); err != nil {
-		return fail(fmt.Errorf("append %s batch: %w", kind, err))
+		return fail(err)
 	}
-	if err := ctx.Err(); err != nil {
+	w, err := s.committer.Submit(ctx, s.tenant, kind, payload)
+	if err != nil {
 		s.leave()
-		return fail(fmt.Errorf("append %s batch: %w", kind, err))
-	}
-	// The caller may reuse payload once SubmitBatch returns.
-	req := &appendRequest{ctx: ctx, tenant: s.tenant, kind: kind, payload: bytes.Clone(payload), done: make(chan appendResult, 1)}
-	select {
-	case s.appends <- req:
-	case <-ctx.Done():
-		s.leave()
-		return fail(fmt.Errorf("append %s batch: %w", kind, ctx.Err()))
+		return fail(err)
 	}
 	// Close waits for every caller to leave, so the committer outlives
 	// the wait.
 	return func() (int64, error) {
 		defer s.leave()
-		r := <-req.done
-		if r.err != nil {
-			return 0, fmt.Errorf("append %s batch to %s: %w", kind, s.where, r.err)
+		seq, err := w()
+		if err != nil {
+			return 0, fmt.Errorf("append %s batch to %s: %w", kind, s.where, err)
 		}
-		return r.seq, nil
+		return seq, nil
 	}
 }
 
-// appendRequest is one AppendBatch waiting for its commit.
-type appendRequest struct {
-	ctx     context.Context
-	tenant  string
-	kind    store.BatchKind
-	payload []byte
-	done    chan appendResult // buffered: the committer never waits for the caller
-}
-
-type appendResult struct {
-	seq int64
-	err error
-}
-
-// Bounds of one group commit: a commit holds the counter's lock for its
-// whole group, which delays the appends of other processes.
-const (
-	maxGroupBatches = 256
-	maxGroupBytes   = 16 << 20
-)
-
-// commitLoop commits the appends, all that are waiting in one
-// transaction, until stop is closed.
-func (s *Store) commitLoop(stop <-chan struct{}) {
-	for {
-		var first *appendRequest
-		select {
-		case <-stop:
-			return
-		case first = <-s.appends:
-		}
-		group, size := []*appendRequest{first}, len(first.payload)
-	collect:
-		for len(group) < maxGroupBatches && size < maxGroupBytes {
-			select {
-			case r := <-s.appends:
-				group, size = append(group, r), size+len(r.payload)
-			default:
-				break collect
-			}
-		}
-		s.commitGroup(group)
-	}
-}
-
-// commitGroup appends the batches of group in one transaction and tells
-// each caller its sequence number, or the error of the whole group.
-func (s *Store) commitGroup(group []*appendRequest) {
-	live := group[:0]
-	for _, r := range group {
-		if err := r.ctx.Err(); err != nil {
-			r.done <- appendResult{err: err} // gave up while waiting: not stored
-			continue
-		}
-		live = append(live, r)
-	}
-	if len(live) == 0 {
-		return
-	}
+// commit appends the batches of a group in one transaction. The counter
+// row's lock orders it after the commits of other processes.
+func (s *Store) commit(group []*store.Pending) ([]int64, error) {
 	// The transaction serves many callers: no one caller's context may
 	// abort it. Close waits for every caller, so nothing is cut short.
 	ctx := context.Background()
-	var first int64
+	seqs := make([]int64, len(group))
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var last int64
-		if err := tx.QueryRow(ctx, `UPDATE counters SET last = last + $1 WHERE name = 'batches' RETURNING last`, len(live)).Scan(&last); err != nil {
+		if err := tx.QueryRow(ctx, `UPDATE counters SET last = last + $1 WHERE name = 'batches' RETURNING last`, len(group)).Scan(&last); err != nil {
 			return fmt.Errorf("number the batches: %w", err)
 		}
-		first = last - int64(len(live)) + 1
 		now := time.Now().UnixNano()
-		rows := make([][]any, len(live))
-		for i, r := range live {
-			rows[i] = []any{first + int64(i), r.tenant, string(r.kind), r.payload, now}
+		rows := make([][]any, len(group))
+		for i, p := range group {
+			seqs[i] = last - int64(len(group)-1-i)
+			rows[i] = []any{seqs[i], p.Tenant, string(p.Kind), p.Payload, now}
 		}
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"batches"}, []string{"seq", "tenant", "kind", "payload", "appended_at"}, pgx.CopyFromRows(rows))
 		return err
 	})
-	for i, r := range live {
-		if err != nil {
-			r.done <- appendResult{err: err}
-		} else {
-			r.done <- appendResult{seq: first + int64(i)}
-		}
-	}
+	return seqs, err
 }
 
 // Batches replays the log; see store.Store.
@@ -667,6 +590,18 @@ func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, 
 			return nil, fmt.Errorf("read alerts: %w: since: %v", store.ErrInvalid, err)
 		}
 		add("time >=", ns)
+	}
+	if q.ID != "" {
+		add("id =", q.ID)
+	}
+	if q.After != nil {
+		ns, err := store.UnixNano(q.After.Time)
+		if err != nil {
+			return nil, fmt.Errorf("read alerts: %w: after: %v", store.ErrInvalid, err)
+		}
+		args = append(args, ns, q.After.ID)
+		t, id := "$"+strconv.Itoa(len(args)-1), "$"+strconv.Itoa(len(args))
+		where = append(where, "(time < "+t+" OR (time = "+t+` AND id COLLATE "C" < `+id+"))")
 	}
 	if q.Service != "" {
 		add("service =", q.Service)

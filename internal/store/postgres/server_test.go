@@ -107,7 +107,13 @@ func startServer() (stop func() error, err error) {
 		gid, _ := strconv.Atoi(u.Gid)
 		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
-	dir, err := os.MkdirTemp("", "evident-pg-")
+	base := "" // $TMPDIR
+	if cred != nil {
+		// The postgres user must reach the directory: root's $TMPDIR may
+		// be private to root.
+		base = "/tmp"
+	}
+	dir, err := os.MkdirTemp(base, "evident-pg-")
 	if err != nil {
 		return nil, err
 	}

@@ -99,10 +99,8 @@ type db struct {
 	write  *sql.DB // one connection: every write, serialised
 	read   *sql.DB // query-only connections
 
-	// appends feeds commitLoop, which stop ends and done waits for.
-	appends chan *appendRequest
-	stop    chan struct{}
-	done    sync.WaitGroup
+	// committer commits the appends; nil until the store is open.
+	committer *store.GroupCommitter
 
 	// mu is held for reading by every call and for writing by Close, so
 	// Close waits for the calls in progress and later calls see closed.
@@ -191,13 +189,13 @@ func open(ctx context.Context, dir string, cfg Config, ms []store.Migration, sha
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	s := &Store{db: &db{path: path, lock: lock, shared: shared, write: write, appends: make(chan *appendRequest, maxGroupBatches), stop: make(chan struct{}), m: newMetrics()},
+	s := &Store{db: &db{path: path, lock: lock, shared: shared, write: write, m: newMetrics()},
 		tenant: store.DefaultTenant}
 	if err := s.init(ctx, cfg, busy, ms); err != nil {
 		_ = s.Close() // the init error is the one to report
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	s.done.Go(func() { s.commitLoop(s.stop) })
+	s.committer = store.NewGroupCommitter(s.commit)
 	return s, nil
 }
 
@@ -254,8 +252,9 @@ func (s *Store) Close() error {
 	s.closed = true
 	// Every AppendBatch and SubmitBatch wait has returned (they hold
 	// mu), so no request is left for the committer.
-	close(s.stop)
-	s.done.Wait()
+	if s.committer != nil {
+		s.committer.Stop()
+	}
 	var errs []error
 	if s.read != nil {
 		errs = append(errs, s.read.Close())
@@ -290,112 +289,42 @@ func (s *Store) AppendBatch(ctx context.Context, kind store.BatchKind, payload [
 }
 
 // SubmitBatch hands a batch to the committer and returns at once; see
-// store.Store. Batches that arrive while a commit is in progress share
-// the next commit (group commit), so concurrent receivers pay for one
-// sync of the log together instead of one each. Once the batch is handed
-// over, wait waits for that commit even if ctx ends (a few milliseconds),
-// so that its answer says truly whether the batch is stored.
+// store.Store and store.GroupCommitter: batches that arrive while a
+// commit is in progress share the next commit.
 func (s *Store) SubmitBatch(ctx context.Context, kind store.BatchKind, payload []byte) (wait func() (int64, error)) {
-	fail := func(err error) func() (int64, error) { return func() (int64, error) { return 0, err } }
-	if err := kind.Validate(); err != nil {
-		return fail(fmt.Errorf("append batch: %w", err))
-	}
-	if len(payload) == 0 {
-		return fail(fmt.Errorf("append %s batch: %w: empty payload", kind, store.ErrInvalid))
+	fail := func(err error) func() (int64, error) {
+		return func() (int64, error) { return 0, fmt.Errorf("append %s batch: %w", kind, err) }
 	}
 	if s.shared {
-		return fail(fmt.Errorf("append %s batch: %w", kind, errShared))
+		return fail(errShared)
 	}
 	if err := s.enter(); err != nil {
-		return fail(fmt.Errorf("append %s batch: %w", kind, err))
+		return fail(err)
 	}
-	if err := ctx.Err(); err != nil {
+	w, err := s.committer.Submit(ctx, s.tenant, kind, payload)
+	if err != nil {
 		s.leave()
-		return fail(fmt.Errorf("append %s batch: %w", kind, err))
-	}
-	req := &appendRequest{ctx: ctx, tenant: s.tenant, kind: kind, payload: payload, done: make(chan appendResult, 1)}
-	select {
-	case s.appends <- req:
-	case <-ctx.Done():
-		s.leave()
-		return fail(fmt.Errorf("append %s batch: %w", kind, ctx.Err()))
+		return fail(err)
 	}
 	// Close waits for every caller to leave, so the committer outlives
 	// the wait.
 	return func() (int64, error) {
 		defer s.leave()
-		r := <-req.done
-		if r.err != nil {
-			return 0, fmt.Errorf("append %s batch to %s: %w", kind, s.path, r.err)
+		seq, err := w()
+		if err != nil {
+			return 0, fmt.Errorf("append %s batch to %s: %w", kind, s.path, err)
 		}
-		return r.seq, nil
+		return seq, nil
 	}
 }
 
-// appendRequest is one AppendBatch waiting for its commit.
-type appendRequest struct {
-	ctx     context.Context
-	tenant  string
-	kind    store.BatchKind
-	payload []byte
-	done    chan appendResult // buffered: the committer never waits for the caller
-}
-
-type appendResult struct {
-	seq int64
-	err error
-}
-
-// Bounds of one group commit: a commit holds the write lock for its whole
-// group, which delays checkpoints and other writes.
-const (
-	maxGroupBatches = 256
-	maxGroupBytes   = 16 << 20
-)
-
-// commitLoop commits the appends, all that are waiting in one
-// transaction, until stop is closed.
-func (s *Store) commitLoop(stop <-chan struct{}) {
-	for {
-		var first *appendRequest
-		select {
-		case <-stop:
-			return
-		case first = <-s.appends:
-		}
-		group, size := []*appendRequest{first}, len(first.payload)
-	collect:
-		for len(group) < maxGroupBatches && size < maxGroupBytes {
-			select {
-			case r := <-s.appends:
-				group, size = append(group, r), size+len(r.payload)
-			default:
-				break collect
-			}
-		}
-		s.commitGroup(group)
-	}
-}
-
-// commitGroup appends the batches of group in one transaction and tells
-// each caller its sequence number, or the error of the whole group.
-func (s *Store) commitGroup(group []*appendRequest) {
-	live := group[:0]
-	for _, r := range group {
-		if err := r.ctx.Err(); err != nil {
-			r.done <- appendResult{err: err} // gave up while waiting: not stored
-			continue
-		}
-		live = append(live, r)
-	}
-	if len(live) == 0 {
-		return
-	}
+// commit appends the batches of a group in one transaction.
+func (s *Store) commit(group []*store.Pending) ([]int64, error) {
 	// The transaction serves many callers: no one caller's context may
 	// abort it. Close waits for every caller, so nothing is cut short.
 	ctx := context.Background()
 	start := time.Now()
-	seqs := make([]int64, len(live))
+	seqs := make([]int64, len(group))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO batches (tenant, kind, payload, appended_at) VALUES (?, ?, ?, ?)`)
 		if err != nil {
@@ -403,8 +332,8 @@ func (s *Store) commitGroup(group []*appendRequest) {
 		}
 		defer stmt.Close()
 		now := time.Now().UnixNano()
-		for i, r := range live {
-			res, err := stmt.ExecContext(ctx, r.tenant, string(r.kind), r.payload, now)
+		for i, p := range group {
+			res, err := stmt.ExecContext(ctx, p.Tenant, string(p.Kind), p.Payload, now)
 			if err != nil {
 				return err
 			}
@@ -415,15 +344,9 @@ func (s *Store) commitGroup(group []*appendRequest) {
 		return nil
 	})
 	if err == nil {
-		s.m.observeCommit(len(live), start)
+		s.m.observeCommit(len(group), start)
 	}
-	for i, r := range live {
-		if err != nil {
-			r.done <- appendResult{err: err}
-		} else {
-			r.done <- appendResult{seq: seqs[i]}
-		}
-	}
+	return seqs, err
 }
 
 // Batches replays the log; see store.Store.
