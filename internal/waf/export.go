@@ -36,7 +36,7 @@ func (s *PatchSet) Services() []string {
 // ServiceConf returns the rules of every patch of one service.
 func (s *PatchSet) ServiceConf(service string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# evident virtual patches for service %s (rule ids %d-%d, docs/waf.md).\n", service, s.IDRange[0], s.IDRange[1])
+	fmt.Fprintf(&b, "# evident virtual patches for service %s (rule ids %d-%d, docs/waf.md).\n", oneLine(service), s.IDRange[0], s.IDRange[1])
 	b.WriteString("# Needs SecRuleEngine On and SecRequestBodyAccess On (see " + EngineFile + ").\n")
 	for _, p := range s.Patches {
 		if p.Service == service {
@@ -60,7 +60,7 @@ func (s *PatchSet) ServiceProxyConf(service string) string {
 	if b.Len() == 0 {
 		return ""
 	}
-	return fmt.Sprintf("# evident virtual patches for service %s that only evident waf proxy enforces:\n# they use evident's structural operators (docs/waf.md), which Coraza and ModSecurity lack.\n", service) + b.String()
+	return fmt.Sprintf("# evident virtual patches for service %s that only evident waf proxy enforces:\n# they use evident's structural operators (docs/waf.md), which Coraza and ModSecurity lack.\n", oneLine(service)) + b.String()
 }
 
 // Export writes the set to dir: one <service>.conf per service, the

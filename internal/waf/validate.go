@@ -282,10 +282,10 @@ func truncate(s string, n int) string {
 // SecLang returns the patch's rules with a header comment.
 func (p *Patch) SecLang() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# %s in %s (%s): %s\n", p.Vulnerability, p.Package, p.Class, oneLine(p.Summary))
+	fmt.Fprintf(&b, "# %s in %s (%s): %s\n", oneLine(p.Vulnerability), oneLine(p.Package), p.Class, oneLine(p.Summary))
 	fmt.Fprintf(&b, "# class: %s\n# detections: %s\n# scope: %s\n", oneLine(p.Reason), oneLine(p.Detections), p.Scope)
 	for _, ep := range p.Endpoints {
-		fmt.Fprintf(&b, "#   %s\n", ep)
+		fmt.Fprintf(&b, "#   %s\n", oneLine(ep.String()))
 	}
 	fmt.Fprintf(&b, "# rule ids %d-%d\n", p.IDs[0], p.IDs[1])
 	for _, n := range p.Notes {
@@ -325,7 +325,7 @@ func (p *Patch) ProxySecLang() string {
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# %s in %s (%s): the rules only evident waf proxy enforces (structural operators)\n", p.Vulnerability, p.Package, p.Class)
+	fmt.Fprintf(&b, "# %s in %s (%s): the rules only evident waf proxy enforces (structural operators)\n", oneLine(p.Vulnerability), oneLine(p.Package), p.Class)
 	writeRules(&b, p.Rules, true)
 	return b.String()
 }
@@ -345,7 +345,10 @@ func writeRules(b *strings.Builder, rules []Rule, proxyOnly bool) {
 }
 
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
+	// A line break would end the comment and make the rest a directive
+	// (a service name from telemetry could write rules), and a trailing
+	// backslash would continue the comment over the next line.
+	return strings.TrimRight(strings.Join(strings.Fields(s), " "), `\`)
 }
 
 // mutation is an exploit request changed the way an attacker would to

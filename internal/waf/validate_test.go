@@ -131,3 +131,27 @@ func TestEscapeJSONStrings(t *testing.T) {
 		}
 	}
 }
+
+// TestCommentsStayComments: names that come from telemetry (a service, an
+// endpoint) or a database (a vulnerability, a package) end up in the
+// comments of the exported SecLang; a line break or a trailing backslash
+// in one must not turn what follows into a directive, such as one that
+// switches the engine off (FuzzExportLoad found the line break).
+func TestCommentsStayComments(t *testing.T) {
+	const inject = "x\nSecRuleEngine Off\r\nSecRuleRemoveById 1-99999999 \\"
+	set := &PatchSet{IDRange: [2]int{4900000, 4999999}, Patches: []Patch{{
+		Service: inject, Vulnerability: inject, Package: inject, IDs: [2]int{4900100, 4900199},
+		Endpoints: []Endpoint{{Method: "GET", Route: "/a" + inject}},
+		Rules:     []Rule{{ID: 4900100, ProxyOnly: true}},
+	}}}
+	for name, conf := range map[string]string{"ServiceConf": set.ServiceConf(inject), "ServiceProxyConf": set.ServiceProxyConf(inject)} {
+		for i, line := range strings.Split(conf, "\n") {
+			if strings.Contains(line, "SecRuleEngine") && !strings.HasPrefix(line, "#") {
+				t.Errorf("%s line %d is a directive: %q\n%s", name, i+1, line, conf)
+			}
+			if strings.HasPrefix(line, "#") && strings.HasSuffix(line, `\`) {
+				t.Errorf("%s line %d is a comment that continues over the next: %q", name, i+1, line)
+			}
+		}
+	}
+}
