@@ -31,12 +31,6 @@ type example struct {
 	// executedExposed are the service/vulnerability pairs of its executed
 	// findings on an exposed service, the ones a virtual patch is made for.
 	executedExposed []string
-	// exploitKnowledge says evident's exploit knowledge covers every one
-	// of them, so that TestWAFExamplesProven proves their patches. Not yet
-	// for lodash's template (CVE-2021-23337) nor Jinja2's xmlattr
-	// (CVE-2024-22195, CVE-2024-34064): their patches come from the
-	// fallback detections.
-	exploitKnowledge bool
 	// push sends the recorded profile to serve's Pyroscope /ingest the way
 	// the example's runtime's Pyroscope client does; nil where none does.
 	push func(t *testing.T, addr, app string, profile []byte, from, until time.Time)
@@ -44,7 +38,7 @@ type example struct {
 
 var examples = []example{
 	{dir: "java-inventory", service: "inventory", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "inventory", "cpu.jfr.gz"), push: postJavaAgentJFR,
-		executedExposed: []string{"inventory/GHSA-mjmj-j48q-9wg2"}, exploitKnowledge: true},
+		executedExposed: []string{"inventory/GHSA-mjmj-j48q-9wg2"}},
 	{dir: "node-reviews", service: "reviews", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "reviews", "wall.pb.gz"), push: postNodeProfile,
 		executedExposed: []string{"reviews/GHSA-35jh-r3h4-6jhm"}},
 	{dir: "python-reports", service: "reports", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "reports", "cpu.folded.gz"),
