@@ -15,7 +15,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -344,16 +343,9 @@ func (s *Store) LoadCheckpoint(ctx context.Context) (int64, []byte, error) {
 // PutFindings replaces the stored findings of the update's scope and
 // records the change in the audit log; see store.Store.
 func (s *Store) PutFindings(ctx context.Context, u store.FindingsUpdate) error {
-	if err := u.Validate(); err != nil {
-		return fmt.Errorf("put findings: %w", err)
-	}
-	docs := make([]string, len(u.Findings))
-	for i, f := range u.Findings {
-		doc, err := json.Marshal(f)
-		if err != nil {
-			return fmt.Errorf("put findings: finding %d (%s in %s): %w", i, f.Vulnerability.ID, f.Package.PURL, err)
-		}
-		docs[i] = string(doc)
+	docs, err := store.EncodeFindings(u)
+	if err != nil {
+		return err
 	}
 	if err := s.enter(); err != nil {
 		return fmt.Errorf("put findings: %w", err)
@@ -431,22 +423,8 @@ func (s *Store) Findings(ctx context.Context) ([]findings.Finding, error) {
 		return nil, fmt.Errorf("read findings from %s: %w", s.where, err)
 	}
 	defer rows.Close()
-	var out []findings.Finding
-	for rows.Next() {
-		var (
-			service, purl, vulnID string
-			doc                   pgtype.DriverBytes
-		)
-		if err := rows.Scan(&service, &purl, &vulnID, &doc); err != nil {
-			return nil, fmt.Errorf("read findings from %s: %w", s.where, err)
-		}
-		var f findings.Finding
-		if err := json.Unmarshal(doc, &f); err != nil {
-			return nil, fmt.Errorf("read findings from %s: finding %s in %s of service %q: %w", s.where, vulnID, purl, service, err)
-		}
-		out = append(out, f)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.ScanFindings(rows)
+	if err != nil {
 		return nil, fmt.Errorf("read findings from %s: %w", s.where, err)
 	}
 	return out, nil
@@ -454,14 +432,9 @@ func (s *Store) Findings(ctx context.Context) ([]findings.Finding, error) {
 
 // AppendVerdicts records verdict changes; see store.Store.
 func (s *Store) AppendVerdicts(ctx context.Context, changes []store.VerdictChange) error {
-	times := make([]int64, len(changes))
-	for i, c := range changes {
-		t, err := store.UnixNano(c.Time)
-		if err != nil || c.Time.IsZero() {
-			return fmt.Errorf("append verdicts: %w: change %d (%s in %s of service %q): time %v is zero or out of range",
-				store.ErrInvalid, i, c.VulnID, c.PURL, c.Service, c.Time)
-		}
-		times[i] = t
+	times, err := store.VerdictTimes(changes)
+	if err != nil {
+		return err
 	}
 	if err := s.enter(); err != nil {
 		return fmt.Errorf("append verdicts: %w", err)
@@ -510,19 +483,8 @@ func (s *Store) VerdictHistory(ctx context.Context, service, vulnID string, limi
 		return nil, fmt.Errorf("read verdict history of %s in %q from %s: %w", vulnID, service, s.where, err)
 	}
 	defer rows.Close()
-	var out []store.VerdictChange
-	for rows.Next() {
-		var (
-			c  store.VerdictChange
-			ns int64
-		)
-		if err := rows.Scan(&ns, &c.Service, &c.VulnID, &c.PURL, &c.From, &c.To, &c.Reason, &c.VEXFrom, &c.VEXTo); err != nil {
-			return nil, fmt.Errorf("read verdict history of %s in %q from %s: %w", vulnID, service, s.where, err)
-		}
-		c.Time = time.Unix(0, ns).UTC()
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.ScanVerdictChanges(rows)
+	if err != nil {
 		return nil, fmt.Errorf("read verdict history of %s in %q from %s: %w", vulnID, service, s.where, err)
 	}
 	return out, nil
@@ -540,28 +502,9 @@ func limitArg(limit int) *int64 {
 
 // PutAlert stores an alert; see store.Store.
 func (s *Store) PutAlert(ctx context.Context, a store.Alert) error {
-	if a.ID == "" {
-		return fmt.Errorf("put alert: %w: empty ID", store.ErrInvalid)
-	}
-	t, err := store.UnixNano(a.Time)
-	if err != nil || a.Time.IsZero() {
-		return fmt.Errorf("put alert %s: %w: time %v is zero or out of range", a.ID, store.ErrInvalid, a.Time)
-	}
-	var received *int64
-	if !a.ReceivedAt.IsZero() {
-		ns, err := store.UnixNano(a.ReceivedAt)
-		if err != nil {
-			return fmt.Errorf("put alert %s: %w: received_at: %v", a.ID, store.ErrInvalid, err)
-		}
-		received = &ns
-	}
-	var details *string
-	if len(a.Details) > 0 {
-		if !json.Valid(a.Details) {
-			return fmt.Errorf("put alert %s: %w: details are not valid JSON", a.ID, store.ErrInvalid)
-		}
-		d := string(a.Details)
-		details = &d
+	cols, err := store.EncodeAlert(a)
+	if err != nil {
+		return err
 	}
 	if err := s.enter(); err != nil {
 		return fmt.Errorf("put alert %s: %w", a.ID, err)
@@ -571,7 +514,7 @@ func (s *Store) PutAlert(ctx context.Context, a store.Alert) error {
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT (tenant, id) DO UPDATE SET kind = excluded.kind, severity = excluded.severity, service = excluded.service,
 			summary = excluded.summary, details = excluded.details, time = excluded.time, received_at = excluded.received_at`,
-		s.tenant, a.ID, a.Kind, a.Severity, a.Service, a.Summary, details, t, received); err != nil {
+		s.tenant, a.ID, a.Kind, a.Severity, a.Service, a.Summary, cols.Details, cols.Time, cols.ReceivedAt); err != nil {
 		return fmt.Errorf("put alert %s into %s: %w", a.ID, s.where, err)
 	}
 	return nil
@@ -584,22 +527,18 @@ func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, 
 		args = append(args, arg)
 		where = append(where, cond+" $"+strconv.Itoa(len(args)))
 	}
+	since, after, err := store.AlertQueryTimes(q)
+	if err != nil {
+		return nil, err
+	}
 	if !q.Since.IsZero() {
-		ns, err := store.UnixNano(q.Since)
-		if err != nil {
-			return nil, fmt.Errorf("read alerts: %w: since: %v", store.ErrInvalid, err)
-		}
-		add("time >=", ns)
+		add("time >=", since)
 	}
 	if q.ID != "" {
 		add("id =", q.ID)
 	}
 	if q.After != nil {
-		ns, err := store.UnixNano(q.After.Time)
-		if err != nil {
-			return nil, fmt.Errorf("read alerts: %w: after: %v", store.ErrInvalid, err)
-		}
-		args = append(args, ns, q.After.ID)
+		args = append(args, after, q.After.ID)
 		t, id := "$"+strconv.Itoa(len(args)-1), "$"+strconv.Itoa(len(args))
 		where = append(where, "(time < "+t+" OR (time = "+t+` AND id COLLATE "C" < `+id+"))")
 	}
@@ -622,27 +561,8 @@ func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, 
 		return nil, fmt.Errorf("read alerts from %s: %w", s.where, err)
 	}
 	defer rows.Close()
-	var out []store.Alert
-	for rows.Next() {
-		var (
-			a        store.Alert
-			details  *string
-			t        int64
-			received *int64
-		)
-		if err := rows.Scan(&a.ID, &a.Kind, &a.Severity, &a.Service, &a.Summary, &details, &t, &received); err != nil {
-			return nil, fmt.Errorf("read alerts from %s: %w", s.where, err)
-		}
-		if details != nil {
-			a.Details = json.RawMessage(*details)
-		}
-		a.Time = time.Unix(0, t).UTC()
-		if received != nil {
-			a.ReceivedAt = time.Unix(0, *received).UTC()
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.ScanAlerts(rows)
+	if err != nil {
 		return nil, fmt.Errorf("read alerts from %s: %w", s.where, err)
 	}
 	return out, nil

@@ -14,7 +14,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -444,15 +443,9 @@ func (s *Store) LoadCheckpoint(ctx context.Context) (int64, []byte, error) {
 // PutFindings replaces the stored findings of the update's scope and
 // records the change in the audit log; see store.Store.
 func (s *Store) PutFindings(ctx context.Context, u store.FindingsUpdate) error {
-	if err := u.Validate(); err != nil {
-		return fmt.Errorf("put findings: %w", err)
-	}
-	docs := make([][]byte, len(u.Findings))
-	for i, f := range u.Findings {
-		var err error
-		if docs[i], err = json.Marshal(f); err != nil {
-			return fmt.Errorf("put findings: finding %d (%s in %s): %w", i, f.Vulnerability.ID, f.Package.PURL, err)
-		}
+	docs, err := store.EncodeFindings(u)
+	if err != nil {
+		return err
 	}
 	if err := s.enter(); err != nil {
 		return fmt.Errorf("put findings: %w", err)
@@ -531,22 +524,8 @@ func (s *Store) Findings(ctx context.Context) ([]findings.Finding, error) {
 		return nil, fmt.Errorf("read findings from %s: %w", s.path, err)
 	}
 	defer rows.Close()
-	var out []findings.Finding
-	for rows.Next() {
-		var (
-			service, purl, vulnID string
-			doc                   sql.RawBytes
-		)
-		if err := rows.Scan(&service, &purl, &vulnID, &doc); err != nil {
-			return nil, fmt.Errorf("read findings from %s: %w", s.path, err)
-		}
-		var f findings.Finding
-		if err := json.Unmarshal(doc, &f); err != nil {
-			return nil, fmt.Errorf("read findings from %s: finding %s in %s of service %q: %w", s.path, vulnID, purl, service, err)
-		}
-		out = append(out, f)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.ScanFindings(rows)
+	if err != nil {
 		return nil, fmt.Errorf("read findings from %s: %w", s.path, err)
 	}
 	return out, nil
@@ -554,14 +533,9 @@ func (s *Store) Findings(ctx context.Context) ([]findings.Finding, error) {
 
 // AppendVerdicts records verdict changes; see store.Store.
 func (s *Store) AppendVerdicts(ctx context.Context, changes []store.VerdictChange) error {
-	times := make([]int64, len(changes))
-	for i, c := range changes {
-		t, err := store.UnixNano(c.Time)
-		if err != nil || c.Time.IsZero() {
-			return fmt.Errorf("append verdicts: %w: change %d (%s in %s of service %q): time %v is zero or out of range",
-				store.ErrInvalid, i, c.VulnID, c.PURL, c.Service, c.Time)
-		}
-		times[i] = t
+	times, err := store.VerdictTimes(changes)
+	if err != nil {
+		return err
 	}
 	if err := s.enter(); err != nil {
 		return fmt.Errorf("append verdicts: %w", err)
@@ -608,19 +582,8 @@ func (s *Store) VerdictHistory(ctx context.Context, service, vulnID string, limi
 		return nil, fmt.Errorf("read verdict history of %s in %q from %s: %w", vulnID, service, s.path, err)
 	}
 	defer rows.Close()
-	var out []store.VerdictChange
-	for rows.Next() {
-		var (
-			c  store.VerdictChange
-			ns int64
-		)
-		if err := rows.Scan(&ns, &c.Service, &c.VulnID, &c.PURL, &c.From, &c.To, &c.Reason, &c.VEXFrom, &c.VEXTo); err != nil {
-			return nil, fmt.Errorf("read verdict history of %s in %q from %s: %w", vulnID, service, s.path, err)
-		}
-		c.Time = time.Unix(0, ns).UTC()
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.ScanVerdictChanges(rows)
+	if err != nil {
 		return nil, fmt.Errorf("read verdict history of %s in %q from %s: %w", vulnID, service, s.path, err)
 	}
 	return out, nil
@@ -628,27 +591,9 @@ func (s *Store) VerdictHistory(ctx context.Context, service, vulnID string, limi
 
 // PutAlert stores an alert; see store.Store.
 func (s *Store) PutAlert(ctx context.Context, a store.Alert) error {
-	if a.ID == "" {
-		return fmt.Errorf("put alert: %w: empty ID", store.ErrInvalid)
-	}
-	t, err := store.UnixNano(a.Time)
-	if err != nil || a.Time.IsZero() {
-		return fmt.Errorf("put alert %s: %w: time %v is zero or out of range", a.ID, store.ErrInvalid, a.Time)
-	}
-	var received sql.NullInt64
-	if !a.ReceivedAt.IsZero() {
-		ns, err := store.UnixNano(a.ReceivedAt)
-		if err != nil {
-			return fmt.Errorf("put alert %s: %w: received_at: %v", a.ID, store.ErrInvalid, err)
-		}
-		received = sql.NullInt64{Int64: ns, Valid: true}
-	}
-	var details sql.NullString
-	if len(a.Details) > 0 {
-		if !json.Valid(a.Details) {
-			return fmt.Errorf("put alert %s: %w: details are not valid JSON", a.ID, store.ErrInvalid)
-		}
-		details = sql.NullString{String: string(a.Details), Valid: true}
+	cols, err := store.EncodeAlert(a)
+	if err != nil {
+		return err
 	}
 	if err := s.enter(); err != nil {
 		return fmt.Errorf("put alert %s: %w", a.ID, err)
@@ -658,7 +603,7 @@ func (s *Store) PutAlert(ctx context.Context, a store.Alert) error {
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (tenant, id) DO UPDATE SET kind = excluded.kind, severity = excluded.severity, service = excluded.service,
 			summary = excluded.summary, details = excluded.details, time = excluded.time, received_at = excluded.received_at`,
-		s.tenant, a.ID, a.Kind, a.Severity, a.Service, a.Summary, details, t, received); err != nil {
+		s.tenant, a.ID, a.Kind, a.Severity, a.Service, a.Summary, cols.Details, cols.Time, cols.ReceivedAt); err != nil {
 		return fmt.Errorf("put alert %s into %s: %w", a.ID, s.path, err)
 	}
 	return nil
@@ -667,22 +612,18 @@ func (s *Store) PutAlert(ctx context.Context, a store.Alert) error {
 // Alerts returns the alerts that match q; see store.Store.
 func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, error) {
 	where, args := []string{"tenant = ?"}, []any{s.tenant}
+	since, after, err := store.AlertQueryTimes(q)
+	if err != nil {
+		return nil, err
+	}
 	if !q.Since.IsZero() {
-		ns, err := store.UnixNano(q.Since)
-		if err != nil {
-			return nil, fmt.Errorf("read alerts: %w: since: %v", store.ErrInvalid, err)
-		}
-		where, args = append(where, "time >= ?"), append(args, ns)
+		where, args = append(where, "time >= ?"), append(args, since)
 	}
 	if q.ID != "" {
 		where, args = append(where, "id = ?"), append(args, q.ID)
 	}
 	if q.After != nil {
-		ns, err := store.UnixNano(q.After.Time)
-		if err != nil {
-			return nil, fmt.Errorf("read alerts: %w: after: %v", store.ErrInvalid, err)
-		}
-		where, args = append(where, "(time < ? OR (time = ? AND id < ?))"), append(args, ns, ns, q.After.ID)
+		where, args = append(where, "(time < ? OR (time = ? AND id < ?))"), append(args, after, after, q.After.ID)
 	}
 	if q.Service != "" {
 		where, args = append(where, "service = ?"), append(args, q.Service)
@@ -707,27 +648,8 @@ func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, 
 		return nil, fmt.Errorf("read alerts from %s: %w", s.path, err)
 	}
 	defer rows.Close()
-	var out []store.Alert
-	for rows.Next() {
-		var (
-			a        store.Alert
-			details  sql.NullString
-			t        int64
-			received sql.NullInt64
-		)
-		if err := rows.Scan(&a.ID, &a.Kind, &a.Severity, &a.Service, &a.Summary, &details, &t, &received); err != nil {
-			return nil, fmt.Errorf("read alerts from %s: %w", s.path, err)
-		}
-		if details.Valid {
-			a.Details = json.RawMessage(details.String)
-		}
-		a.Time = time.Unix(0, t).UTC()
-		if received.Valid {
-			a.ReceivedAt = time.Unix(0, received.Int64).UTC()
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.ScanAlerts(rows)
+	if err != nil {
 		return nil, fmt.Errorf("read alerts from %s: %w", s.path, err)
 	}
 	return out, nil
