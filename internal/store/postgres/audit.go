@@ -52,10 +52,10 @@ func appendAudit(ctx context.Context, tx pgx.Tx, at time.Time, actor, action, ta
 
 // AuditLog returns entries of the audit log; see store.Store.
 func (s *Store) AuditLog(ctx context.Context, after int64, limit int) ([]store.AuditEntry, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	rows, err := s.pool.Query(ctx, `SELECT seq, time, actor, action, target, details, prev_hash, hash
 		FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limitArg(limit))
 	if err != nil {
@@ -75,10 +75,10 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, actor string) er
 	if err != nil {
 		return err
 	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("create token %s: %w", t.ID, err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// Under the audit lock, a concurrent creation of the same ID has
 		// committed or not started: the check below sees it.
@@ -109,10 +109,10 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, actor 
 	if err != nil {
 		return err
 	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("revoke token %s: %w", id, err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := lockAudit(ctx, tx); err != nil {
 			return err
@@ -139,10 +139,10 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, actor 
 
 // Tokens returns every stored token; see store.Store.
 func (s *Store) Tokens(ctx context.Context) ([]store.Token, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("read tokens: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	rows, err := s.pool.Query(ctx, `SELECT id, name, roles, tenant, secret_hash, created_at, expires_at, revoked_at
 		FROM tokens ORDER BY created_at, id COLLATE "C"`)
 	if err != nil {

@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -100,13 +99,8 @@ type db struct {
 	where string // the redacted DSN, for errors
 	pool  *pgxpool.Pool
 
-	// committer commits the appends; nil until the store is open.
-	committer *store.GroupCommitter
-
-	// mu is held for reading by every call and for writing by Close, so
-	// Close waits for the calls in progress and later calls see closed.
-	mu     sync.RWMutex
-	closed bool
+	// calls admits the calls until Close and commits the appends.
+	calls store.Calls
 }
 
 var _ store.Store = (*Store)(nil)
@@ -146,7 +140,7 @@ func open(ctx context.Context, cfg Config, ms []store.Migration) (*Store, error)
 	}
 	s := &Store{db: &db{where: where, pool: pool},
 		tenant: store.DefaultTenant}
-	s.committer = store.NewGroupCommitter(s.commit)
+	s.calls.StartCommits(s.commit)
 	return s, nil
 }
 
@@ -166,32 +160,11 @@ func (s *Store) ForTenant(id string) (*Store, error) {
 
 // Close closes the connections; see store.Store.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	return s.calls.Close(func() error {
+		s.pool.Close()
 		return nil
-	}
-	s.closed = true
-	// Every AppendBatch and SubmitBatch wait has returned (they hold
-	// mu), so no request is left for the committer.
-	if s.committer != nil {
-		s.committer.Stop()
-	}
-	s.pool.Close()
-	return nil
+	})
 }
-
-// enter starts a call; every successful enter is paired with leave.
-func (s *Store) enter() error {
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return store.ErrClosed
-	}
-	return nil
-}
-
-func (s *Store) leave() { s.mu.RUnlock() }
 
 // AppendBatch logs a batch; see store.Store. It is SubmitBatch and its
 // wait.
@@ -200,30 +173,9 @@ func (s *Store) AppendBatch(ctx context.Context, kind store.BatchKind, payload [
 }
 
 // SubmitBatch hands a batch to the committer and returns at once; see
-// store.Store and store.GroupCommitter: batches that arrive while a
-// commit is in progress share the next commit.
+// store.Store and store.Calls.SubmitBatch.
 func (s *Store) SubmitBatch(ctx context.Context, kind store.BatchKind, payload []byte) (wait func() (int64, error)) {
-	fail := func(err error) func() (int64, error) {
-		return func() (int64, error) { return 0, fmt.Errorf("append %s batch: %w", kind, err) }
-	}
-	if err := s.enter(); err != nil {
-		return fail(err)
-	}
-	w, err := s.committer.Submit(ctx, s.tenant, kind, payload)
-	if err != nil {
-		s.leave()
-		return fail(err)
-	}
-	// Close waits for every caller to leave, so the committer outlives
-	// the wait.
-	return func() (int64, error) {
-		defer s.leave()
-		seq, err := w()
-		if err != nil {
-			return 0, fmt.Errorf("append %s batch to %s: %w", kind, s.where, err)
-		}
-		return seq, nil
-	}
+	return s.calls.SubmitBatch(ctx, s.where, s.tenant, kind, payload)
 }
 
 // commit appends the batches of a group in one transaction. The counter
@@ -252,10 +204,10 @@ func (s *Store) commit(group []*store.Pending) ([]int64, error) {
 
 // Batches replays the log; see store.Store.
 func (s *Store) Batches(ctx context.Context, after int64, fn func(seq int64, kind store.BatchKind, payload []byte) error) error {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("read batches: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	rows, err := s.pool.Query(ctx, `SELECT seq, kind, payload FROM batches WHERE tenant = $1 AND seq > $2 ORDER BY seq`, s.tenant, after)
 	if err != nil {
 		return fmt.Errorf("read batches from %s: %w", s.where, err)
@@ -283,10 +235,10 @@ func (s *Store) Batches(ctx context.Context, after int64, fn func(seq int64, kin
 // Checkpoint stores the model state and truncates the log; see
 // store.Store.
 func (s *Store) Checkpoint(ctx context.Context, seq int64, state []byte) error {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("checkpoint at %d: %w", seq, err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// FOR UPDATE: two processes checkpointing one tenant take turns,
 		// and the second sees the first's checkpoint.
@@ -319,10 +271,10 @@ func (s *Store) Checkpoint(ctx context.Context, seq int64, state []byte) error {
 
 // LoadCheckpoint returns the stored checkpoint; see store.Store.
 func (s *Store) LoadCheckpoint(ctx context.Context) (int64, []byte, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return 0, nil, fmt.Errorf("load checkpoint: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	var (
 		seq   int64
 		state []byte
@@ -347,10 +299,10 @@ func (s *Store) PutFindings(ctx context.Context, u store.FindingsUpdate) error {
 	if err != nil {
 		return err
 	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("put findings: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	// A nil Services is every service; an empty one, none.
 	scope, args := ` WHERE tenant = $1`, []any{s.tenant}
 	if u.Services != nil {
@@ -411,10 +363,10 @@ func storedFindings(ctx context.Context, tx pgx.Tx, scope string, args []any) (m
 
 // Findings returns the stored findings; see store.Store.
 func (s *Store) Findings(ctx context.Context) ([]findings.Finding, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("read findings: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	// COLLATE "C": byte order, as SQLite sorts, whatever the database's
 	// collation.
 	rows, err := s.pool.Query(ctx, `SELECT service, purl, vuln_id, doc FROM findings WHERE tenant = $1
@@ -436,10 +388,10 @@ func (s *Store) AppendVerdicts(ctx context.Context, changes []store.VerdictChang
 	if err != nil {
 		return err
 	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("append verdicts: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if len(changes) == 0 {
 		return nil
 	}
@@ -472,10 +424,10 @@ func (s *Store) AppendVerdicts(ctx context.Context, changes []store.VerdictChang
 // VerdictHistory returns the changes of one vulnerability in one service;
 // see store.Store.
 func (s *Store) VerdictHistory(ctx context.Context, service, vulnID string, limit int) ([]store.VerdictChange, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("read verdict history: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	rows, err := s.pool.Query(ctx, `SELECT time, service, vuln_id, purl, from_verdict, to_verdict, reason, vex_from, vex_to
 		FROM verdict_history WHERE tenant = $1 AND service = $2 AND vuln_id = $3 ORDER BY time DESC, id DESC LIMIT $4`,
 		s.tenant, service, vulnID, limitArg(limit))
@@ -506,10 +458,10 @@ func (s *Store) PutAlert(ctx context.Context, a store.Alert) error {
 	if err != nil {
 		return err
 	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("put alert %s: %w", a.ID, err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if _, err := s.pool.Exec(ctx, `INSERT INTO alerts (tenant, id, kind, severity, service, summary, details, time, received_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT (tenant, id) DO UPDATE SET kind = excluded.kind, severity = excluded.severity, service = excluded.service,
@@ -552,10 +504,10 @@ func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, 
 	query := `SELECT id, kind, severity, service, summary, details, time, received_at FROM alerts WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY time DESC, id COLLATE "C" DESC LIMIT $` + strconv.Itoa(len(args))
 
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("read alerts: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read alerts from %s: %w", s.where, err)
@@ -573,10 +525,10 @@ func (s *Store) Retain(ctx context.Context, now time.Time, cfg store.Retention) 
 	if err := cfg.Validate(); err != nil {
 		return 0, fmt.Errorf("retain: %w", err)
 	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return 0, fmt.Errorf("retain: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	var deleted int64
 	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		for _, r := range []struct {

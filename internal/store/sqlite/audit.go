@@ -39,10 +39,10 @@ func appendAudit(ctx context.Context, tx *sql.Tx, at time.Time, actor, action, t
 
 // AuditLog returns entries of the audit log; see store.Store.
 func (s *Store) AuditLog(ctx context.Context, after int64, limit int) ([]store.AuditEntry, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if limit <= 0 {
 		limit = -1
 	}
@@ -65,10 +65,10 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, actor string) er
 	if err != nil {
 		return err
 	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("create token %s: %w", t.ID, err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tokens WHERE id = ?`, t.ID).Scan(&n); err != nil {
@@ -95,10 +95,10 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, actor 
 	if err != nil {
 		return err
 	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("revoke token %s: %w", id, err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var revoked sql.NullInt64
 		err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM tokens WHERE id = ?`, id).Scan(&revoked)
@@ -122,10 +122,10 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, actor 
 
 // Tokens returns every stored token; see store.Store.
 func (s *Store) Tokens(ctx context.Context) ([]store.Token, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("read tokens: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	rows, err := s.read.QueryContext(ctx, `SELECT id, name, roles, tenant, secret_hash, created_at, expires_at, revoked_at
 		FROM tokens ORDER BY created_at, id`)
 	if err != nil {

@@ -20,7 +20,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/evidentsec/evident/internal/findings"
@@ -98,13 +97,8 @@ type db struct {
 	write  *sql.DB // one connection: every write, serialised
 	read   *sql.DB // query-only connections
 
-	// committer commits the appends; nil until the store is open.
-	committer *store.GroupCommitter
-
-	// mu is held for reading by every call and for writing by Close, so
-	// Close waits for the calls in progress and later calls see closed.
-	mu     sync.RWMutex
-	closed bool
+	// calls admits the calls until Close and commits the appends.
+	calls store.Calls
 
 	m *metrics
 }
@@ -194,7 +188,7 @@ func open(ctx context.Context, dir string, cfg Config, ms []store.Migration, sha
 		_ = s.Close() // the init error is the one to report
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	s.committer = store.NewGroupCommitter(s.commit)
+	s.calls.StartCommits(s.commit)
 	return s, nil
 }
 
@@ -243,43 +237,22 @@ func (s *Store) ForTenant(id string) (*Store, error) {
 
 // Close closes the database connections; see store.Store.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	return s.calls.Close(func() error {
+		var errs []error
+		if s.read != nil {
+			errs = append(errs, s.read.Close())
+		}
+		errs = append(errs, s.write.Close())
+		if s.lock != nil {
+			// Closing the file releases the lock, after the database is.
+			errs = append(errs, s.lock.Close())
+		}
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("close store %s: %w", s.path, err)
+		}
 		return nil
-	}
-	s.closed = true
-	// Every AppendBatch and SubmitBatch wait has returned (they hold
-	// mu), so no request is left for the committer.
-	if s.committer != nil {
-		s.committer.Stop()
-	}
-	var errs []error
-	if s.read != nil {
-		errs = append(errs, s.read.Close())
-	}
-	errs = append(errs, s.write.Close())
-	if s.lock != nil {
-		// Closing the file releases the lock, after the database is.
-		errs = append(errs, s.lock.Close())
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("close store %s: %w", s.path, err)
-	}
-	return nil
+	})
 }
-
-// enter starts a call; every successful enter is paired with leave.
-func (s *Store) enter() error {
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return store.ErrClosed
-	}
-	return nil
-}
-
-func (s *Store) leave() { s.mu.RUnlock() }
 
 // AppendBatch logs a batch; see store.Store. It is SubmitBatch and its
 // wait.
@@ -288,33 +261,12 @@ func (s *Store) AppendBatch(ctx context.Context, kind store.BatchKind, payload [
 }
 
 // SubmitBatch hands a batch to the committer and returns at once; see
-// store.Store and store.GroupCommitter: batches that arrive while a
-// commit is in progress share the next commit.
+// store.Store and store.Calls.SubmitBatch.
 func (s *Store) SubmitBatch(ctx context.Context, kind store.BatchKind, payload []byte) (wait func() (int64, error)) {
-	fail := func(err error) func() (int64, error) {
-		return func() (int64, error) { return 0, fmt.Errorf("append %s batch: %w", kind, err) }
-	}
 	if s.shared {
-		return fail(errShared)
+		return func() (int64, error) { return 0, fmt.Errorf("append %s batch: %w", kind, errShared) }
 	}
-	if err := s.enter(); err != nil {
-		return fail(err)
-	}
-	w, err := s.committer.Submit(ctx, s.tenant, kind, payload)
-	if err != nil {
-		s.leave()
-		return fail(err)
-	}
-	// Close waits for every caller to leave, so the committer outlives
-	// the wait.
-	return func() (int64, error) {
-		defer s.leave()
-		seq, err := w()
-		if err != nil {
-			return 0, fmt.Errorf("append %s batch to %s: %w", kind, s.path, err)
-		}
-		return seq, nil
-	}
+	return s.calls.SubmitBatch(ctx, s.path, s.tenant, kind, payload)
 }
 
 // commit appends the batches of a group in one transaction.
@@ -350,10 +302,10 @@ func (s *Store) commit(group []*store.Pending) ([]int64, error) {
 
 // Batches replays the log; see store.Store.
 func (s *Store) Batches(ctx context.Context, after int64, fn func(seq int64, kind store.BatchKind, payload []byte) error) error {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("read batches: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	rows, err := s.read.QueryContext(ctx, `SELECT seq, kind, payload FROM batches WHERE tenant = ? AND seq > ? ORDER BY seq`, s.tenant, after)
 	if err != nil {
 		return fmt.Errorf("read batches from %s: %w", s.path, err)
@@ -384,10 +336,10 @@ func (s *Store) Checkpoint(ctx context.Context, seq int64, state []byte) error {
 	if s.shared {
 		return fmt.Errorf("checkpoint at %d: %w", seq, errShared)
 	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("checkpoint at %d: %w", seq, err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var stored, last int64
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM checkpoints WHERE tenant = ?), 0)`, s.tenant).Scan(&stored); err != nil {
@@ -419,10 +371,10 @@ func (s *Store) Checkpoint(ctx context.Context, seq int64, state []byte) error {
 
 // LoadCheckpoint returns the stored checkpoint; see store.Store.
 func (s *Store) LoadCheckpoint(ctx context.Context) (int64, []byte, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return 0, nil, fmt.Errorf("load checkpoint: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	var (
 		seq   int64
 		state []byte
@@ -447,10 +399,10 @@ func (s *Store) PutFindings(ctx context.Context, u store.FindingsUpdate) error {
 	if err != nil {
 		return err
 	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("put findings: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	scope, args := " WHERE tenant = ?", []any{s.tenant}
 	if u.Services != nil {
 		scope += " AND service IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(u.Services)), ", ") + ")"
@@ -515,10 +467,10 @@ func storedFindings(ctx context.Context, tx *sql.Tx, scope string, args []any) (
 
 // Findings returns the stored findings; see store.Store.
 func (s *Store) Findings(ctx context.Context) ([]findings.Finding, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("read findings: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	rows, err := s.read.QueryContext(ctx, `SELECT service, purl, vuln_id, doc FROM findings WHERE tenant = ? ORDER BY service, purl, vuln_id`, s.tenant)
 	if err != nil {
 		return nil, fmt.Errorf("read findings from %s: %w", s.path, err)
@@ -537,10 +489,10 @@ func (s *Store) AppendVerdicts(ctx context.Context, changes []store.VerdictChang
 	if err != nil {
 		return err
 	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("append verdicts: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if err := s.inTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO verdict_history
 			(tenant, time, service, vuln_id, purl, from_verdict, to_verdict, reason, vex_from, vex_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -568,10 +520,10 @@ func (s *Store) AppendVerdicts(ctx context.Context, changes []store.VerdictChang
 // VerdictHistory returns the changes of one vulnerability in one service;
 // see store.Store.
 func (s *Store) VerdictHistory(ctx context.Context, service, vulnID string, limit int) ([]store.VerdictChange, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("read verdict history: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
@@ -595,10 +547,10 @@ func (s *Store) PutAlert(ctx context.Context, a store.Alert) error {
 	if err != nil {
 		return err
 	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("put alert %s: %w", a.ID, err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if _, err := s.write.ExecContext(ctx, `INSERT INTO alerts (tenant, id, kind, severity, service, summary, details, time, received_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (tenant, id) DO UPDATE SET kind = excluded.kind, severity = excluded.severity, service = excluded.service,
@@ -639,10 +591,10 @@ func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, 
 	}
 	args = append(args, limit)
 
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("read alerts: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	rows, err := s.read.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read alerts from %s: %w", s.path, err)
@@ -660,10 +612,10 @@ func (s *Store) Retain(ctx context.Context, now time.Time, cfg store.Retention) 
 	if err := cfg.Validate(); err != nil {
 		return 0, fmt.Errorf("retain: %w", err)
 	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return 0, fmt.Errorf("retain: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	var deleted int64
 	if err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, r := range []struct {

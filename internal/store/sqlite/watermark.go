@@ -13,10 +13,10 @@ import (
 // SourceWatermark returns the end of the last window read from the named
 // source, the zero time when none was recorded.
 func (s *Store) SourceWatermark(ctx context.Context, name string) (time.Time, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return time.Time{}, fmt.Errorf("read watermark of %s: %w", name, err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	var ns int64
 	err := s.read.QueryRowContext(ctx, `SELECT time FROM source_watermarks WHERE name = ?`, name).Scan(&ns)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -36,10 +36,10 @@ func (s *Store) SetSourceWatermark(ctx context.Context, name string, t time.Time
 	if err != nil {
 		return err
 	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("set watermark of %s: %w", name, err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	res, err := s.write.ExecContext(ctx, `INSERT INTO source_watermarks (name, time) VALUES (?, ?)
 		ON CONFLICT (name) DO UPDATE SET time = excluded.time WHERE excluded.time >= source_watermarks.time`, name, ns)
 	if err != nil {
