@@ -278,3 +278,59 @@ func WatermarkTime(name string, t time.Time) (int64, error) {
 func WatermarkBackError(name string, t time.Time) error {
 	return fmt.Errorf("set watermark of %s: %w: %s is before the recorded watermark", name, ErrInvalid, t.UTC().Format(time.RFC3339Nano))
 }
+
+// ScanBatches calls fn for every row of a query of the batches columns
+// seq, kind, payload, in order, and returns fn's first error as it is.
+// B is the driver's type that scans the payload without copying it
+// (sql.RawBytes, pgtype.DriverBytes), as fn must not keep it. Errors of
+// the rows name the database where.
+func ScanBatches[B ~[]byte](rows Rows, where string, fn func(seq int64, kind BatchKind, payload []byte) error) error {
+	var (
+		seq     int64
+		kind    string
+		payload B
+	)
+	for rows.Next() {
+		if err := rows.Scan(&seq, &kind, &payload); err != nil {
+			return fmt.Errorf("read batches from %s: %w", where, err)
+		}
+		if err := fn(seq, BatchKind(kind), payload); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read batches from %s: %w", where, err)
+	}
+	return nil
+}
+
+// RetentionCutoff is what Retain deletes from one table: the rows whose
+// time column is before Before, in Unix nanoseconds.
+type RetentionCutoff struct {
+	Table  string
+	Before int64
+}
+
+// Cutoffs validates r and returns what Retain deletes at now: a cutoff
+// for verdict_history and alerts each unless kept forever. A cutoff
+// before 1678 is left out: nothing stored is that old.
+func (r Retention) Cutoffs(now time.Time) ([]RetentionCutoff, error) {
+	if err := r.Validate(); err != nil {
+		return nil, fmt.Errorf("retain: %w", err)
+	}
+	var out []RetentionCutoff
+	for _, c := range []struct {
+		table string
+		keep  time.Duration
+	}{{"verdict_history", r.VerdictHistory}, {"alerts", r.Alerts}} {
+		if c.keep == 0 {
+			continue
+		}
+		before, err := UnixNano(now.Add(-c.keep))
+		if err != nil {
+			continue
+		}
+		out = append(out, RetentionCutoff{Table: c.table, Before: before})
+	}
+	return out, nil
+}

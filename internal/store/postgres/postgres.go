@@ -213,23 +213,8 @@ func (s *Store) Batches(ctx context.Context, after int64, fn func(seq int64, kin
 		return fmt.Errorf("read batches from %s: %w", s.where, err)
 	}
 	defer rows.Close()
-	var (
-		seq     int64
-		kind    string
-		payload pgtype.DriverBytes // no copy: fn is told not to keep it
-	)
-	for rows.Next() {
-		if err := rows.Scan(&seq, &kind, &payload); err != nil {
-			return fmt.Errorf("read batches from %s: %w", s.where, err)
-		}
-		if err := fn(seq, store.BatchKind(kind), payload); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read batches from %s: %w", s.where, err)
-	}
-	return nil
+	// No copy of the payload: fn is told not to keep it.
+	return store.ScanBatches[pgtype.DriverBytes](rows, s.where, fn)
 }
 
 // Checkpoint stores the model state and truncates the log; see
@@ -522,8 +507,9 @@ func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, 
 
 // Retain deletes old verdict changes and alerts; see store.Store.
 func (s *Store) Retain(ctx context.Context, now time.Time, cfg store.Retention) (int64, error) {
-	if err := cfg.Validate(); err != nil {
-		return 0, fmt.Errorf("retain: %w", err)
+	cutoffs, err := cfg.Cutoffs(now)
+	if err != nil {
+		return 0, err
 	}
 	if err := s.calls.Enter(); err != nil {
 		return 0, fmt.Errorf("retain: %w", err)
@@ -531,20 +517,10 @@ func (s *Store) Retain(ctx context.Context, now time.Time, cfg store.Retention) 
 	defer s.calls.Leave()
 	var deleted int64
 	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, r := range []struct {
-			table string
-			keep  time.Duration
-		}{{"verdict_history", cfg.VerdictHistory}, {"alerts", cfg.Alerts}} {
-			if r.keep == 0 {
-				continue
-			}
-			cutoff, err := store.UnixNano(now.Add(-r.keep))
+		for _, c := range cutoffs {
+			tag, err := tx.Exec(ctx, `DELETE FROM `+c.Table+` WHERE time < $1`, c.Before)
 			if err != nil {
-				continue // before 1678: nothing stored is that old
-			}
-			tag, err := tx.Exec(ctx, `DELETE FROM `+r.table+` WHERE time < $1`, cutoff)
-			if err != nil {
-				return fmt.Errorf("%s: %w", r.table, err)
+				return fmt.Errorf("%s: %w", c.Table, err)
 			}
 			deleted += tag.RowsAffected()
 		}

@@ -311,23 +311,8 @@ func (s *Store) Batches(ctx context.Context, after int64, fn func(seq int64, kin
 		return fmt.Errorf("read batches from %s: %w", s.path, err)
 	}
 	defer rows.Close()
-	var (
-		seq     int64
-		kind    string
-		payload sql.RawBytes // no copy: fn is told not to keep it
-	)
-	for rows.Next() {
-		if err := rows.Scan(&seq, &kind, &payload); err != nil {
-			return fmt.Errorf("read batches from %s: %w", s.path, err)
-		}
-		if err := fn(seq, store.BatchKind(kind), payload); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read batches from %s: %w", s.path, err)
-	}
-	return nil
+	// No copy of the payload: fn is told not to keep it.
+	return store.ScanBatches[sql.RawBytes](rows, s.path, fn)
 }
 
 // Checkpoint stores the model state and truncates the log; see
@@ -609,8 +594,9 @@ func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, 
 
 // Retain deletes old verdict changes and alerts; see store.Store.
 func (s *Store) Retain(ctx context.Context, now time.Time, cfg store.Retention) (int64, error) {
-	if err := cfg.Validate(); err != nil {
-		return 0, fmt.Errorf("retain: %w", err)
+	cutoffs, err := cfg.Cutoffs(now)
+	if err != nil {
+		return 0, err
 	}
 	if err := s.calls.Enter(); err != nil {
 		return 0, fmt.Errorf("retain: %w", err)
@@ -618,24 +604,14 @@ func (s *Store) Retain(ctx context.Context, now time.Time, cfg store.Retention) 
 	defer s.calls.Leave()
 	var deleted int64
 	if err := s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, r := range []struct {
-			table string
-			keep  time.Duration
-		}{{"verdict_history", cfg.VerdictHistory}, {"alerts", cfg.Alerts}} {
-			if r.keep == 0 {
-				continue
-			}
-			cutoff, err := store.UnixNano(now.Add(-r.keep))
+		for _, c := range cutoffs {
+			res, err := tx.ExecContext(ctx, `DELETE FROM `+c.Table+` WHERE time < ?`, c.Before)
 			if err != nil {
-				continue // before 1678: nothing stored is that old
-			}
-			res, err := tx.ExecContext(ctx, `DELETE FROM `+r.table+` WHERE time < ?`, cutoff)
-			if err != nil {
-				return fmt.Errorf("%s: %w", r.table, err)
+				return fmt.Errorf("%s: %w", c.Table, err)
 			}
 			n, err := res.RowsAffected()
 			if err != nil {
-				return fmt.Errorf("%s: %w", r.table, err)
+				return fmt.Errorf("%s: %w", c.Table, err)
 			}
 			deleted += n
 		}
