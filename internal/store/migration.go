@@ -70,3 +70,24 @@ func UnixNano(t time.Time) (int64, error) {
 	}
 	return t.UnixNano(), nil
 }
+
+// ApplyMigrations brings a database at schema version current up to the
+// last of ms, inside the backend's migration transaction: ErrSchemaTooNew
+// (TooNew) when current is past them, else every migration after current
+// in order, each run by exec and recorded by exec of record, the
+// backend's INSERT INTO schema_migrations (version, name, applied_at).
+func ApplyMigrations(ms []Migration, current int, record string, exec func(query string, args ...any) error) error {
+	if err := TooNew(current, len(ms)); err != nil {
+		return err
+	}
+	now := time.Now().UnixNano()
+	for _, m := range ms[current:] {
+		if err := exec(m.SQL); err != nil {
+			return fmt.Errorf("apply migration %s: %w", m.Name, err)
+		}
+		if err := exec(record, m.Version, m.Name, now); err != nil {
+			return fmt.Errorf("record migration %s: %w", m.Name, err)
+		}
+	}
+	return nil
+}

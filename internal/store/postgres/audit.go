@@ -52,30 +52,18 @@ func appendAudit(ctx context.Context, tx pgx.Tx, at time.Time, actor, action, ta
 
 // AuditLog returns entries of the audit log; see store.Store.
 func (s *Store) AuditLog(ctx context.Context, after int64, limit int) ([]store.AuditEntry, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	rows, err := s.pool.Query(ctx, `SELECT seq, time, actor, action, target, details, prev_hash, hash
 		FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limitArg(limit))
 	if err != nil {
 		return nil, fmt.Errorf("read audit log from %s: %w", s.where, err)
 	}
 	defer rows.Close()
-	var out []store.AuditEntry
-	for rows.Next() {
-		var (
-			e       store.AuditEntry
-			ns      int64
-			details string
-		)
-		if err := rows.Scan(&e.Seq, &ns, &e.Actor, &e.Action, &e.Target, &details, &e.PrevHash, &e.Hash); err != nil {
-			return nil, fmt.Errorf("read audit log from %s: %w", s.where, err)
-		}
-		e.Time, e.Details = time.Unix(0, ns).UTC(), []byte(details)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.ScanAuditEntries(rows)
+	if err != nil {
 		return nil, fmt.Errorf("read audit log from %s: %w", s.where, err)
 	}
 	return out, nil
@@ -83,25 +71,14 @@ func (s *Store) AuditLog(ctx context.Context, after int64, limit int) ([]store.A
 
 // CreateToken stores a token and records it; see store.Store.
 func (s *Store) CreateToken(ctx context.Context, t store.Token, actor string) error {
-	if err := t.Validate(); err != nil {
-		return fmt.Errorf("create token: %w", err)
-	}
-	created, err := store.UnixNano(t.Created)
+	created, expires, err := store.TokenTimes(t)
 	if err != nil {
-		return fmt.Errorf("create token %s: %w: %w", t.ID, store.ErrInvalid, err)
+		return err
 	}
-	var expires *int64
-	if !t.Expires.IsZero() {
-		ns, err := store.UnixNano(t.Expires)
-		if err != nil {
-			return fmt.Errorf("create token %s: %w: expires: %w", t.ID, store.ErrInvalid, err)
-		}
-		expires = &ns
-	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("create token %s: %w", t.ID, err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// Under the audit lock, a concurrent creation of the same ID has
 		// committed or not started: the check below sees it.
@@ -128,14 +105,14 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, actor string) er
 
 // RevokeToken revokes a token and records it; see store.Store.
 func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, actor string) error {
-	ns, err := store.UnixNano(at)
-	if err != nil || at.IsZero() {
-		return fmt.Errorf("revoke token %s: %w: time %v is zero or out of range", id, store.ErrInvalid, at)
+	ns, err := store.RevokeTime(id, at)
+	if err != nil {
+		return err
 	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("revoke token %s: %w", id, err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := lockAudit(ctx, tx); err != nil {
 			return err
@@ -162,36 +139,18 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, actor 
 
 // Tokens returns every stored token; see store.Store.
 func (s *Store) Tokens(ctx context.Context) ([]store.Token, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("read tokens: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	rows, err := s.pool.Query(ctx, `SELECT id, name, roles, tenant, secret_hash, created_at, expires_at, revoked_at
 		FROM tokens ORDER BY created_at, id COLLATE "C"`)
 	if err != nil {
 		return nil, fmt.Errorf("read tokens from %s: %w", s.where, err)
 	}
 	defer rows.Close()
-	var out []store.Token
-	for rows.Next() {
-		var (
-			t                store.Token
-			created          int64
-			expires, revoked *int64
-		)
-		if err := rows.Scan(&t.ID, &t.Name, &t.Roles, &t.Tenant, &t.SecretHash, &created, &expires, &revoked); err != nil {
-			return nil, fmt.Errorf("read tokens from %s: %w", s.where, err)
-		}
-		t.Created = time.Unix(0, created).UTC()
-		if expires != nil {
-			t.Expires = time.Unix(0, *expires).UTC()
-		}
-		if revoked != nil {
-			t.Revoked = time.Unix(0, *revoked).UTC()
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.ScanTokens(rows, nil)
+	if err != nil {
 		return nil, fmt.Errorf("read tokens from %s: %w", s.where, err)
 	}
 	return out, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -42,19 +41,10 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, ms []store.Migration) erro
 		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 			return fmt.Errorf("read schema version: %w", err)
 		}
-		if err := store.TooNew(current, len(ms)); err != nil {
-			return err
-		}
-		now := time.Now().UnixNano()
-		for _, m := range ms[current:] {
-			if _, err := tx.Exec(ctx, m.SQL); err != nil {
-				return fmt.Errorf("apply migration %s: %w", m.Name, err)
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
-				m.Version, m.Name, now); err != nil {
-				return fmt.Errorf("record migration %s: %w", m.Name, err)
-			}
-		}
-		return nil
+		return store.ApplyMigrations(ms, current, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+			func(query string, args ...any) error {
+				_, err := tx.Exec(ctx, query, args...)
+				return err
+			})
 	})
 }

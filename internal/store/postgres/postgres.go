@@ -15,13 +15,11 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -101,13 +99,8 @@ type db struct {
 	where string // the redacted DSN, for errors
 	pool  *pgxpool.Pool
 
-	// committer commits the appends; nil until the store is open.
-	committer *store.GroupCommitter
-
-	// mu is held for reading by every call and for writing by Close, so
-	// Close waits for the calls in progress and later calls see closed.
-	mu     sync.RWMutex
-	closed bool
+	// calls admits the calls until Close and commits the appends.
+	calls store.Calls
 }
 
 var _ store.Store = (*Store)(nil)
@@ -147,7 +140,7 @@ func open(ctx context.Context, cfg Config, ms []store.Migration) (*Store, error)
 	}
 	s := &Store{db: &db{where: where, pool: pool},
 		tenant: store.DefaultTenant}
-	s.committer = store.NewGroupCommitter(s.commit)
+	s.calls.StartCommits(s.commit)
 	return s, nil
 }
 
@@ -167,32 +160,11 @@ func (s *Store) ForTenant(id string) (*Store, error) {
 
 // Close closes the connections; see store.Store.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	return s.calls.Close(func() error {
+		s.pool.Close()
 		return nil
-	}
-	s.closed = true
-	// Every AppendBatch and SubmitBatch wait has returned (they hold
-	// mu), so no request is left for the committer.
-	if s.committer != nil {
-		s.committer.Stop()
-	}
-	s.pool.Close()
-	return nil
+	})
 }
-
-// enter starts a call; every successful enter is paired with leave.
-func (s *Store) enter() error {
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return store.ErrClosed
-	}
-	return nil
-}
-
-func (s *Store) leave() { s.mu.RUnlock() }
 
 // AppendBatch logs a batch; see store.Store. It is SubmitBatch and its
 // wait.
@@ -201,30 +173,9 @@ func (s *Store) AppendBatch(ctx context.Context, kind store.BatchKind, payload [
 }
 
 // SubmitBatch hands a batch to the committer and returns at once; see
-// store.Store and store.GroupCommitter: batches that arrive while a
-// commit is in progress share the next commit.
+// store.Store and store.Calls.SubmitBatch.
 func (s *Store) SubmitBatch(ctx context.Context, kind store.BatchKind, payload []byte) (wait func() (int64, error)) {
-	fail := func(err error) func() (int64, error) {
-		return func() (int64, error) { return 0, fmt.Errorf("append %s batch: %w", kind, err) }
-	}
-	if err := s.enter(); err != nil {
-		return fail(err)
-	}
-	w, err := s.committer.Submit(ctx, s.tenant, kind, payload)
-	if err != nil {
-		s.leave()
-		return fail(err)
-	}
-	// Close waits for every caller to leave, so the committer outlives
-	// the wait.
-	return func() (int64, error) {
-		defer s.leave()
-		seq, err := w()
-		if err != nil {
-			return 0, fmt.Errorf("append %s batch to %s: %w", kind, s.where, err)
-		}
-		return seq, nil
-	}
+	return s.calls.SubmitBatch(ctx, s.where, s.tenant, kind, payload)
 }
 
 // commit appends the batches of a group in one transaction. The counter
@@ -253,41 +204,26 @@ func (s *Store) commit(group []*store.Pending) ([]int64, error) {
 
 // Batches replays the log; see store.Store.
 func (s *Store) Batches(ctx context.Context, after int64, fn func(seq int64, kind store.BatchKind, payload []byte) error) error {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("read batches: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	rows, err := s.pool.Query(ctx, `SELECT seq, kind, payload FROM batches WHERE tenant = $1 AND seq > $2 ORDER BY seq`, s.tenant, after)
 	if err != nil {
 		return fmt.Errorf("read batches from %s: %w", s.where, err)
 	}
 	defer rows.Close()
-	var (
-		seq     int64
-		kind    string
-		payload pgtype.DriverBytes // no copy: fn is told not to keep it
-	)
-	for rows.Next() {
-		if err := rows.Scan(&seq, &kind, &payload); err != nil {
-			return fmt.Errorf("read batches from %s: %w", s.where, err)
-		}
-		if err := fn(seq, store.BatchKind(kind), payload); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read batches from %s: %w", s.where, err)
-	}
-	return nil
+	// No copy of the payload: fn is told not to keep it.
+	return store.ScanBatches[pgtype.DriverBytes](rows, s.where, fn)
 }
 
 // Checkpoint stores the model state and truncates the log; see
 // store.Store.
 func (s *Store) Checkpoint(ctx context.Context, seq int64, state []byte) error {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("checkpoint at %d: %w", seq, err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// FOR UPDATE: two processes checkpointing one tenant take turns,
 		// and the second sees the first's checkpoint.
@@ -320,10 +256,10 @@ func (s *Store) Checkpoint(ctx context.Context, seq int64, state []byte) error {
 
 // LoadCheckpoint returns the stored checkpoint; see store.Store.
 func (s *Store) LoadCheckpoint(ctx context.Context) (int64, []byte, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return 0, nil, fmt.Errorf("load checkpoint: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	var (
 		seq   int64
 		state []byte
@@ -344,21 +280,14 @@ func (s *Store) LoadCheckpoint(ctx context.Context) (int64, []byte, error) {
 // PutFindings replaces the stored findings of the update's scope and
 // records the change in the audit log; see store.Store.
 func (s *Store) PutFindings(ctx context.Context, u store.FindingsUpdate) error {
-	if err := u.Validate(); err != nil {
+	docs, err := store.EncodeFindings(u)
+	if err != nil {
+		return err
+	}
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("put findings: %w", err)
 	}
-	docs := make([]string, len(u.Findings))
-	for i, f := range u.Findings {
-		doc, err := json.Marshal(f)
-		if err != nil {
-			return fmt.Errorf("put findings: finding %d (%s in %s): %w", i, f.Vulnerability.ID, f.Package.PURL, err)
-		}
-		docs[i] = string(doc)
-	}
-	if err := s.enter(); err != nil {
-		return fmt.Errorf("put findings: %w", err)
-	}
-	defer s.leave()
+	defer s.calls.Leave()
 	// A nil Services is every service; an empty one, none.
 	scope, args := ` WHERE tenant = $1`, []any{s.tenant}
 	if u.Services != nil {
@@ -419,10 +348,10 @@ func storedFindings(ctx context.Context, tx pgx.Tx, scope string, args []any) (m
 
 // Findings returns the stored findings; see store.Store.
 func (s *Store) Findings(ctx context.Context) ([]findings.Finding, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("read findings: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	// COLLATE "C": byte order, as SQLite sorts, whatever the database's
 	// collation.
 	rows, err := s.pool.Query(ctx, `SELECT service, purl, vuln_id, doc FROM findings WHERE tenant = $1
@@ -431,22 +360,8 @@ func (s *Store) Findings(ctx context.Context) ([]findings.Finding, error) {
 		return nil, fmt.Errorf("read findings from %s: %w", s.where, err)
 	}
 	defer rows.Close()
-	var out []findings.Finding
-	for rows.Next() {
-		var (
-			service, purl, vulnID string
-			doc                   pgtype.DriverBytes
-		)
-		if err := rows.Scan(&service, &purl, &vulnID, &doc); err != nil {
-			return nil, fmt.Errorf("read findings from %s: %w", s.where, err)
-		}
-		var f findings.Finding
-		if err := json.Unmarshal(doc, &f); err != nil {
-			return nil, fmt.Errorf("read findings from %s: finding %s in %s of service %q: %w", s.where, vulnID, purl, service, err)
-		}
-		out = append(out, f)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.ScanFindings(rows)
+	if err != nil {
 		return nil, fmt.Errorf("read findings from %s: %w", s.where, err)
 	}
 	return out, nil
@@ -454,19 +369,14 @@ func (s *Store) Findings(ctx context.Context) ([]findings.Finding, error) {
 
 // AppendVerdicts records verdict changes; see store.Store.
 func (s *Store) AppendVerdicts(ctx context.Context, changes []store.VerdictChange) error {
-	times := make([]int64, len(changes))
-	for i, c := range changes {
-		t, err := store.UnixNano(c.Time)
-		if err != nil || c.Time.IsZero() {
-			return fmt.Errorf("append verdicts: %w: change %d (%s in %s of service %q): time %v is zero or out of range",
-				store.ErrInvalid, i, c.VulnID, c.PURL, c.Service, c.Time)
-		}
-		times[i] = t
+	times, err := store.VerdictTimes(changes)
+	if err != nil {
+		return err
 	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("append verdicts: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if len(changes) == 0 {
 		return nil
 	}
@@ -499,10 +409,10 @@ func (s *Store) AppendVerdicts(ctx context.Context, changes []store.VerdictChang
 // VerdictHistory returns the changes of one vulnerability in one service;
 // see store.Store.
 func (s *Store) VerdictHistory(ctx context.Context, service, vulnID string, limit int) ([]store.VerdictChange, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("read verdict history: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	rows, err := s.pool.Query(ctx, `SELECT time, service, vuln_id, purl, from_verdict, to_verdict, reason, vex_from, vex_to
 		FROM verdict_history WHERE tenant = $1 AND service = $2 AND vuln_id = $3 ORDER BY time DESC, id DESC LIMIT $4`,
 		s.tenant, service, vulnID, limitArg(limit))
@@ -510,19 +420,8 @@ func (s *Store) VerdictHistory(ctx context.Context, service, vulnID string, limi
 		return nil, fmt.Errorf("read verdict history of %s in %q from %s: %w", vulnID, service, s.where, err)
 	}
 	defer rows.Close()
-	var out []store.VerdictChange
-	for rows.Next() {
-		var (
-			c  store.VerdictChange
-			ns int64
-		)
-		if err := rows.Scan(&ns, &c.Service, &c.VulnID, &c.PURL, &c.From, &c.To, &c.Reason, &c.VEXFrom, &c.VEXTo); err != nil {
-			return nil, fmt.Errorf("read verdict history of %s in %q from %s: %w", vulnID, service, s.where, err)
-		}
-		c.Time = time.Unix(0, ns).UTC()
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.ScanVerdictChanges(rows)
+	if err != nil {
 		return nil, fmt.Errorf("read verdict history of %s in %q from %s: %w", vulnID, service, s.where, err)
 	}
 	return out, nil
@@ -540,38 +439,19 @@ func limitArg(limit int) *int64 {
 
 // PutAlert stores an alert; see store.Store.
 func (s *Store) PutAlert(ctx context.Context, a store.Alert) error {
-	if a.ID == "" {
-		return fmt.Errorf("put alert: %w: empty ID", store.ErrInvalid)
+	cols, err := store.EncodeAlert(a)
+	if err != nil {
+		return err
 	}
-	t, err := store.UnixNano(a.Time)
-	if err != nil || a.Time.IsZero() {
-		return fmt.Errorf("put alert %s: %w: time %v is zero or out of range", a.ID, store.ErrInvalid, a.Time)
-	}
-	var received *int64
-	if !a.ReceivedAt.IsZero() {
-		ns, err := store.UnixNano(a.ReceivedAt)
-		if err != nil {
-			return fmt.Errorf("put alert %s: %w: received_at: %v", a.ID, store.ErrInvalid, err)
-		}
-		received = &ns
-	}
-	var details *string
-	if len(a.Details) > 0 {
-		if !json.Valid(a.Details) {
-			return fmt.Errorf("put alert %s: %w: details are not valid JSON", a.ID, store.ErrInvalid)
-		}
-		d := string(a.Details)
-		details = &d
-	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("put alert %s: %w", a.ID, err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if _, err := s.pool.Exec(ctx, `INSERT INTO alerts (tenant, id, kind, severity, service, summary, details, time, received_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT (tenant, id) DO UPDATE SET kind = excluded.kind, severity = excluded.severity, service = excluded.service,
 			summary = excluded.summary, details = excluded.details, time = excluded.time, received_at = excluded.received_at`,
-		s.tenant, a.ID, a.Kind, a.Severity, a.Service, a.Summary, details, t, received); err != nil {
+		s.tenant, a.ID, a.Kind, a.Severity, a.Service, a.Summary, cols.Details, cols.Time, cols.ReceivedAt); err != nil {
 		return fmt.Errorf("put alert %s into %s: %w", a.ID, s.where, err)
 	}
 	return nil
@@ -584,22 +464,18 @@ func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, 
 		args = append(args, arg)
 		where = append(where, cond+" $"+strconv.Itoa(len(args)))
 	}
+	since, after, err := store.AlertQueryTimes(q)
+	if err != nil {
+		return nil, err
+	}
 	if !q.Since.IsZero() {
-		ns, err := store.UnixNano(q.Since)
-		if err != nil {
-			return nil, fmt.Errorf("read alerts: %w: since: %v", store.ErrInvalid, err)
-		}
-		add("time >=", ns)
+		add("time >=", since)
 	}
 	if q.ID != "" {
 		add("id =", q.ID)
 	}
 	if q.After != nil {
-		ns, err := store.UnixNano(q.After.Time)
-		if err != nil {
-			return nil, fmt.Errorf("read alerts: %w: after: %v", store.ErrInvalid, err)
-		}
-		args = append(args, ns, q.After.ID)
+		args = append(args, after, q.After.ID)
 		t, id := "$"+strconv.Itoa(len(args)-1), "$"+strconv.Itoa(len(args))
 		where = append(where, "(time < "+t+" OR (time = "+t+` AND id COLLATE "C" < `+id+"))")
 	}
@@ -613,36 +489,17 @@ func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, 
 	query := `SELECT id, kind, severity, service, summary, details, time, received_at FROM alerts WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY time DESC, id COLLATE "C" DESC LIMIT $` + strconv.Itoa(len(args))
 
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("read alerts: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read alerts from %s: %w", s.where, err)
 	}
 	defer rows.Close()
-	var out []store.Alert
-	for rows.Next() {
-		var (
-			a        store.Alert
-			details  *string
-			t        int64
-			received *int64
-		)
-		if err := rows.Scan(&a.ID, &a.Kind, &a.Severity, &a.Service, &a.Summary, &details, &t, &received); err != nil {
-			return nil, fmt.Errorf("read alerts from %s: %w", s.where, err)
-		}
-		if details != nil {
-			a.Details = json.RawMessage(*details)
-		}
-		a.Time = time.Unix(0, t).UTC()
-		if received != nil {
-			a.ReceivedAt = time.Unix(0, *received).UTC()
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.ScanAlerts(rows)
+	if err != nil {
 		return nil, fmt.Errorf("read alerts from %s: %w", s.where, err)
 	}
 	return out, nil
@@ -650,29 +507,20 @@ func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, 
 
 // Retain deletes old verdict changes and alerts; see store.Store.
 func (s *Store) Retain(ctx context.Context, now time.Time, cfg store.Retention) (int64, error) {
-	if err := cfg.Validate(); err != nil {
+	cutoffs, err := cfg.Cutoffs(now)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.calls.Enter(); err != nil {
 		return 0, fmt.Errorf("retain: %w", err)
 	}
-	if err := s.enter(); err != nil {
-		return 0, fmt.Errorf("retain: %w", err)
-	}
-	defer s.leave()
+	defer s.calls.Leave()
 	var deleted int64
 	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, r := range []struct {
-			table string
-			keep  time.Duration
-		}{{"verdict_history", cfg.VerdictHistory}, {"alerts", cfg.Alerts}} {
-			if r.keep == 0 {
-				continue
-			}
-			cutoff, err := store.UnixNano(now.Add(-r.keep))
+		for _, c := range cutoffs {
+			tag, err := tx.Exec(ctx, `DELETE FROM `+c.Table+` WHERE time < $1`, c.Before)
 			if err != nil {
-				continue // before 1678: nothing stored is that old
-			}
-			tag, err := tx.Exec(ctx, `DELETE FROM `+r.table+` WHERE time < $1`, cutoff)
-			if err != nil {
-				return fmt.Errorf("%s: %w", r.table, err)
+				return fmt.Errorf("%s: %w", c.Table, err)
 			}
 			deleted += tag.RowsAffected()
 		}

@@ -14,10 +14,10 @@ import (
 // SourceWatermark returns the end of the last window read from the named
 // source, the zero time when none was recorded.
 func (s *Store) SourceWatermark(ctx context.Context, name string) (time.Time, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return time.Time{}, fmt.Errorf("read watermark of %s: %w", name, err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	var ns int64
 	err := s.pool.QueryRow(ctx, `SELECT time FROM source_watermarks WHERE name = $1`, name).Scan(&ns)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -26,28 +26,28 @@ func (s *Store) SourceWatermark(ctx context.Context, name string) (time.Time, er
 	if err != nil {
 		return time.Time{}, fmt.Errorf("read watermark of %s from %s: %w", name, s.where, err)
 	}
-	return time.Unix(0, ns).UTC(), nil
+	return store.FromUnixNano(ns), nil
 }
 
 // SetSourceWatermark records that the named source has been read up to
 // t. A watermark never moves back: a t before the recorded one, or the
 // zero time, is store.ErrInvalid.
 func (s *Store) SetSourceWatermark(ctx context.Context, name string, t time.Time) error {
-	ns, err := store.UnixNano(t)
-	if err != nil || t.IsZero() || name == "" {
-		return fmt.Errorf("set watermark of %q: %w: name empty or time %v zero or out of range", name, store.ErrInvalid, t)
+	ns, err := store.WatermarkTime(name, t)
+	if err != nil {
+		return err
 	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("set watermark of %s: %w", name, err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	tag, err := s.pool.Exec(ctx, `INSERT INTO source_watermarks (name, time) VALUES ($1, $2)
 		ON CONFLICT (name) DO UPDATE SET time = excluded.time WHERE excluded.time >= source_watermarks.time`, name, ns)
 	if err != nil {
 		return fmt.Errorf("set watermark of %s in %s: %w", name, s.where, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("set watermark of %s: %w: %s is before the recorded watermark", name, store.ErrInvalid, t.UTC().Format(time.RFC3339Nano))
+		return store.WatermarkBackError(name, t)
 	}
 	return nil
 }

@@ -39,10 +39,10 @@ func appendAudit(ctx context.Context, tx *sql.Tx, at time.Time, actor, action, t
 
 // AuditLog returns entries of the audit log; see store.Store.
 func (s *Store) AuditLog(ctx context.Context, after int64, limit int) ([]store.AuditEntry, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if limit <= 0 {
 		limit = -1
 	}
@@ -52,20 +52,8 @@ func (s *Store) AuditLog(ctx context.Context, after int64, limit int) ([]store.A
 		return nil, fmt.Errorf("read audit log from %s: %w", s.path, err)
 	}
 	defer rows.Close()
-	var out []store.AuditEntry
-	for rows.Next() {
-		var (
-			e       store.AuditEntry
-			ns      int64
-			details string
-		)
-		if err := rows.Scan(&e.Seq, &ns, &e.Actor, &e.Action, &e.Target, &details, &e.PrevHash, &e.Hash); err != nil {
-			return nil, fmt.Errorf("read audit log from %s: %w", s.path, err)
-		}
-		e.Time, e.Details = time.Unix(0, ns).UTC(), []byte(details)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.ScanAuditEntries(rows)
+	if err != nil {
 		return nil, fmt.Errorf("read audit log from %s: %w", s.path, err)
 	}
 	return out, nil
@@ -73,25 +61,14 @@ func (s *Store) AuditLog(ctx context.Context, after int64, limit int) ([]store.A
 
 // CreateToken stores a token and records it; see store.Store.
 func (s *Store) CreateToken(ctx context.Context, t store.Token, actor string) error {
-	if err := t.Validate(); err != nil {
-		return fmt.Errorf("create token: %w", err)
-	}
-	created, err := store.UnixNano(t.Created)
+	created, expires, err := store.TokenTimes(t)
 	if err != nil {
-		return fmt.Errorf("create token %s: %w: %w", t.ID, store.ErrInvalid, err)
+		return err
 	}
-	var expires sql.NullInt64
-	if !t.Expires.IsZero() {
-		ns, err := store.UnixNano(t.Expires)
-		if err != nil {
-			return fmt.Errorf("create token %s: %w: expires: %w", t.ID, store.ErrInvalid, err)
-		}
-		expires = sql.NullInt64{Int64: ns, Valid: true}
-	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("create token %s: %w", t.ID, err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tokens WHERE id = ?`, t.ID).Scan(&n); err != nil {
@@ -114,14 +91,14 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token, actor string) er
 
 // RevokeToken revokes a token and records it; see store.Store.
 func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, actor string) error {
-	ns, err := store.UnixNano(at)
-	if err != nil || at.IsZero() {
-		return fmt.Errorf("revoke token %s: %w: time %v is zero or out of range", id, store.ErrInvalid, at)
+	ns, err := store.RevokeTime(id, at)
+	if err != nil {
+		return err
 	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("revoke token %s: %w", id, err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var revoked sql.NullInt64
 		err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM tokens WHERE id = ?`, id).Scan(&revoked)
@@ -145,39 +122,36 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, actor 
 
 // Tokens returns every stored token; see store.Store.
 func (s *Store) Tokens(ctx context.Context) ([]store.Token, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("read tokens: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	rows, err := s.read.QueryContext(ctx, `SELECT id, name, roles, tenant, secret_hash, created_at, expires_at, revoked_at
 		FROM tokens ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("read tokens from %s: %w", s.path, err)
 	}
 	defer rows.Close()
-	var out []store.Token
-	for rows.Next() {
-		var (
-			t                store.Token
-			roles            string
-			created          int64
-			expires, revoked sql.NullInt64
-		)
-		if err := rows.Scan(&t.ID, &t.Name, &roles, &t.Tenant, &t.SecretHash, &created, &expires, &revoked); err != nil {
-			return nil, fmt.Errorf("read tokens from %s: %w", s.path, err)
-		}
-		t.Roles = strings.Split(roles, ",")
-		t.Created = time.Unix(0, created).UTC()
-		if expires.Valid {
-			t.Expires = time.Unix(0, expires.Int64).UTC()
-		}
-		if revoked.Valid {
-			t.Revoked = time.Unix(0, revoked.Int64).UTC()
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.ScanTokens(rows, func(roles *[]string) any { return roleList{roles} })
+	if err != nil {
 		return nil, fmt.Errorf("read tokens from %s: %w", s.path, err)
 	}
 	return out, nil
+}
+
+// roleList scans the roles column, the roles joined by commas, into the
+// []string it points to.
+type roleList struct{ roles *[]string }
+
+// Scan implements sql.Scanner.
+func (r roleList) Scan(src any) error {
+	switch v := src.(type) {
+	case string:
+		*r.roles = strings.Split(v, ",")
+	case []byte:
+		*r.roles = strings.Split(string(v), ",")
+	default:
+		return fmt.Errorf("roles column of type %T is not text", src)
+	}
+	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"time"
 
 	"github.com/evidentsec/evident/internal/store"
 )
@@ -42,18 +41,12 @@ func migrate(ctx context.Context, db *sql.DB, ms []store.Migration) (err error) 
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	if err := store.TooNew(current, len(ms)); err != nil {
+	if err := store.ApplyMigrations(ms, current, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+		func(query string, args ...any) error {
+			_, err := tx.ExecContext(ctx, query, args...)
+			return err
+		}); err != nil {
 		return err
-	}
-	now := time.Now().UnixNano()
-	for _, m := range ms[current:] {
-		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
-			return fmt.Errorf("apply migration %s: %w", m.Name, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-			m.Version, m.Name, now); err != nil {
-			return fmt.Errorf("record migration %s: %w", m.Name, err)
-		}
 	}
 	return tx.Commit()
 }

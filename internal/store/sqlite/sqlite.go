@@ -14,14 +14,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/evidentsec/evident/internal/findings"
@@ -99,13 +97,8 @@ type db struct {
 	write  *sql.DB // one connection: every write, serialised
 	read   *sql.DB // query-only connections
 
-	// committer commits the appends; nil until the store is open.
-	committer *store.GroupCommitter
-
-	// mu is held for reading by every call and for writing by Close, so
-	// Close waits for the calls in progress and later calls see closed.
-	mu     sync.RWMutex
-	closed bool
+	// calls admits the calls until Close and commits the appends.
+	calls store.Calls
 
 	m *metrics
 }
@@ -195,7 +188,7 @@ func open(ctx context.Context, dir string, cfg Config, ms []store.Migration, sha
 		_ = s.Close() // the init error is the one to report
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	s.committer = store.NewGroupCommitter(s.commit)
+	s.calls.StartCommits(s.commit)
 	return s, nil
 }
 
@@ -244,43 +237,22 @@ func (s *Store) ForTenant(id string) (*Store, error) {
 
 // Close closes the database connections; see store.Store.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	return s.calls.Close(func() error {
+		var errs []error
+		if s.read != nil {
+			errs = append(errs, s.read.Close())
+		}
+		errs = append(errs, s.write.Close())
+		if s.lock != nil {
+			// Closing the file releases the lock, after the database is.
+			errs = append(errs, s.lock.Close())
+		}
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("close store %s: %w", s.path, err)
+		}
 		return nil
-	}
-	s.closed = true
-	// Every AppendBatch and SubmitBatch wait has returned (they hold
-	// mu), so no request is left for the committer.
-	if s.committer != nil {
-		s.committer.Stop()
-	}
-	var errs []error
-	if s.read != nil {
-		errs = append(errs, s.read.Close())
-	}
-	errs = append(errs, s.write.Close())
-	if s.lock != nil {
-		// Closing the file releases the lock, after the database is.
-		errs = append(errs, s.lock.Close())
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("close store %s: %w", s.path, err)
-	}
-	return nil
+	})
 }
-
-// enter starts a call; every successful enter is paired with leave.
-func (s *Store) enter() error {
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return store.ErrClosed
-	}
-	return nil
-}
-
-func (s *Store) leave() { s.mu.RUnlock() }
 
 // AppendBatch logs a batch; see store.Store. It is SubmitBatch and its
 // wait.
@@ -289,33 +261,12 @@ func (s *Store) AppendBatch(ctx context.Context, kind store.BatchKind, payload [
 }
 
 // SubmitBatch hands a batch to the committer and returns at once; see
-// store.Store and store.GroupCommitter: batches that arrive while a
-// commit is in progress share the next commit.
+// store.Store and store.Calls.SubmitBatch.
 func (s *Store) SubmitBatch(ctx context.Context, kind store.BatchKind, payload []byte) (wait func() (int64, error)) {
-	fail := func(err error) func() (int64, error) {
-		return func() (int64, error) { return 0, fmt.Errorf("append %s batch: %w", kind, err) }
-	}
 	if s.shared {
-		return fail(errShared)
+		return func() (int64, error) { return 0, fmt.Errorf("append %s batch: %w", kind, errShared) }
 	}
-	if err := s.enter(); err != nil {
-		return fail(err)
-	}
-	w, err := s.committer.Submit(ctx, s.tenant, kind, payload)
-	if err != nil {
-		s.leave()
-		return fail(err)
-	}
-	// Close waits for every caller to leave, so the committer outlives
-	// the wait.
-	return func() (int64, error) {
-		defer s.leave()
-		seq, err := w()
-		if err != nil {
-			return 0, fmt.Errorf("append %s batch to %s: %w", kind, s.path, err)
-		}
-		return seq, nil
-	}
+	return s.calls.SubmitBatch(ctx, s.path, s.tenant, kind, payload)
 }
 
 // commit appends the batches of a group in one transaction.
@@ -351,32 +302,17 @@ func (s *Store) commit(group []*store.Pending) ([]int64, error) {
 
 // Batches replays the log; see store.Store.
 func (s *Store) Batches(ctx context.Context, after int64, fn func(seq int64, kind store.BatchKind, payload []byte) error) error {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("read batches: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	rows, err := s.read.QueryContext(ctx, `SELECT seq, kind, payload FROM batches WHERE tenant = ? AND seq > ? ORDER BY seq`, s.tenant, after)
 	if err != nil {
 		return fmt.Errorf("read batches from %s: %w", s.path, err)
 	}
 	defer rows.Close()
-	var (
-		seq     int64
-		kind    string
-		payload sql.RawBytes // no copy: fn is told not to keep it
-	)
-	for rows.Next() {
-		if err := rows.Scan(&seq, &kind, &payload); err != nil {
-			return fmt.Errorf("read batches from %s: %w", s.path, err)
-		}
-		if err := fn(seq, store.BatchKind(kind), payload); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read batches from %s: %w", s.path, err)
-	}
-	return nil
+	// No copy of the payload: fn is told not to keep it.
+	return store.ScanBatches[sql.RawBytes](rows, s.path, fn)
 }
 
 // Checkpoint stores the model state and truncates the log; see
@@ -385,10 +321,10 @@ func (s *Store) Checkpoint(ctx context.Context, seq int64, state []byte) error {
 	if s.shared {
 		return fmt.Errorf("checkpoint at %d: %w", seq, errShared)
 	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("checkpoint at %d: %w", seq, err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var stored, last int64
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM checkpoints WHERE tenant = ?), 0)`, s.tenant).Scan(&stored); err != nil {
@@ -420,10 +356,10 @@ func (s *Store) Checkpoint(ctx context.Context, seq int64, state []byte) error {
 
 // LoadCheckpoint returns the stored checkpoint; see store.Store.
 func (s *Store) LoadCheckpoint(ctx context.Context) (int64, []byte, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return 0, nil, fmt.Errorf("load checkpoint: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	var (
 		seq   int64
 		state []byte
@@ -444,20 +380,14 @@ func (s *Store) LoadCheckpoint(ctx context.Context) (int64, []byte, error) {
 // PutFindings replaces the stored findings of the update's scope and
 // records the change in the audit log; see store.Store.
 func (s *Store) PutFindings(ctx context.Context, u store.FindingsUpdate) error {
-	if err := u.Validate(); err != nil {
+	docs, err := store.EncodeFindings(u)
+	if err != nil {
+		return err
+	}
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("put findings: %w", err)
 	}
-	docs := make([][]byte, len(u.Findings))
-	for i, f := range u.Findings {
-		var err error
-		if docs[i], err = json.Marshal(f); err != nil {
-			return fmt.Errorf("put findings: finding %d (%s in %s): %w", i, f.Vulnerability.ID, f.Package.PURL, err)
-		}
-	}
-	if err := s.enter(); err != nil {
-		return fmt.Errorf("put findings: %w", err)
-	}
-	defer s.leave()
+	defer s.calls.Leave()
 	scope, args := " WHERE tenant = ?", []any{s.tenant}
 	if u.Services != nil {
 		scope += " AND service IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(u.Services)), ", ") + ")"
@@ -522,31 +452,17 @@ func storedFindings(ctx context.Context, tx *sql.Tx, scope string, args []any) (
 
 // Findings returns the stored findings; see store.Store.
 func (s *Store) Findings(ctx context.Context) ([]findings.Finding, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("read findings: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	rows, err := s.read.QueryContext(ctx, `SELECT service, purl, vuln_id, doc FROM findings WHERE tenant = ? ORDER BY service, purl, vuln_id`, s.tenant)
 	if err != nil {
 		return nil, fmt.Errorf("read findings from %s: %w", s.path, err)
 	}
 	defer rows.Close()
-	var out []findings.Finding
-	for rows.Next() {
-		var (
-			service, purl, vulnID string
-			doc                   sql.RawBytes
-		)
-		if err := rows.Scan(&service, &purl, &vulnID, &doc); err != nil {
-			return nil, fmt.Errorf("read findings from %s: %w", s.path, err)
-		}
-		var f findings.Finding
-		if err := json.Unmarshal(doc, &f); err != nil {
-			return nil, fmt.Errorf("read findings from %s: finding %s in %s of service %q: %w", s.path, vulnID, purl, service, err)
-		}
-		out = append(out, f)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.ScanFindings(rows)
+	if err != nil {
 		return nil, fmt.Errorf("read findings from %s: %w", s.path, err)
 	}
 	return out, nil
@@ -554,19 +470,14 @@ func (s *Store) Findings(ctx context.Context) ([]findings.Finding, error) {
 
 // AppendVerdicts records verdict changes; see store.Store.
 func (s *Store) AppendVerdicts(ctx context.Context, changes []store.VerdictChange) error {
-	times := make([]int64, len(changes))
-	for i, c := range changes {
-		t, err := store.UnixNano(c.Time)
-		if err != nil || c.Time.IsZero() {
-			return fmt.Errorf("append verdicts: %w: change %d (%s in %s of service %q): time %v is zero or out of range",
-				store.ErrInvalid, i, c.VulnID, c.PURL, c.Service, c.Time)
-		}
-		times[i] = t
+	times, err := store.VerdictTimes(changes)
+	if err != nil {
+		return err
 	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("append verdicts: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if err := s.inTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO verdict_history
 			(tenant, time, service, vuln_id, purl, from_verdict, to_verdict, reason, vex_from, vex_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -594,10 +505,10 @@ func (s *Store) AppendVerdicts(ctx context.Context, changes []store.VerdictChang
 // VerdictHistory returns the changes of one vulnerability in one service;
 // see store.Store.
 func (s *Store) VerdictHistory(ctx context.Context, service, vulnID string, limit int) ([]store.VerdictChange, error) {
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("read verdict history: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
@@ -608,19 +519,8 @@ func (s *Store) VerdictHistory(ctx context.Context, service, vulnID string, limi
 		return nil, fmt.Errorf("read verdict history of %s in %q from %s: %w", vulnID, service, s.path, err)
 	}
 	defer rows.Close()
-	var out []store.VerdictChange
-	for rows.Next() {
-		var (
-			c  store.VerdictChange
-			ns int64
-		)
-		if err := rows.Scan(&ns, &c.Service, &c.VulnID, &c.PURL, &c.From, &c.To, &c.Reason, &c.VEXFrom, &c.VEXTo); err != nil {
-			return nil, fmt.Errorf("read verdict history of %s in %q from %s: %w", vulnID, service, s.path, err)
-		}
-		c.Time = time.Unix(0, ns).UTC()
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.ScanVerdictChanges(rows)
+	if err != nil {
 		return nil, fmt.Errorf("read verdict history of %s in %q from %s: %w", vulnID, service, s.path, err)
 	}
 	return out, nil
@@ -628,37 +528,19 @@ func (s *Store) VerdictHistory(ctx context.Context, service, vulnID string, limi
 
 // PutAlert stores an alert; see store.Store.
 func (s *Store) PutAlert(ctx context.Context, a store.Alert) error {
-	if a.ID == "" {
-		return fmt.Errorf("put alert: %w: empty ID", store.ErrInvalid)
+	cols, err := store.EncodeAlert(a)
+	if err != nil {
+		return err
 	}
-	t, err := store.UnixNano(a.Time)
-	if err != nil || a.Time.IsZero() {
-		return fmt.Errorf("put alert %s: %w: time %v is zero or out of range", a.ID, store.ErrInvalid, a.Time)
-	}
-	var received sql.NullInt64
-	if !a.ReceivedAt.IsZero() {
-		ns, err := store.UnixNano(a.ReceivedAt)
-		if err != nil {
-			return fmt.Errorf("put alert %s: %w: received_at: %v", a.ID, store.ErrInvalid, err)
-		}
-		received = sql.NullInt64{Int64: ns, Valid: true}
-	}
-	var details sql.NullString
-	if len(a.Details) > 0 {
-		if !json.Valid(a.Details) {
-			return fmt.Errorf("put alert %s: %w: details are not valid JSON", a.ID, store.ErrInvalid)
-		}
-		details = sql.NullString{String: string(a.Details), Valid: true}
-	}
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("put alert %s: %w", a.ID, err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	if _, err := s.write.ExecContext(ctx, `INSERT INTO alerts (tenant, id, kind, severity, service, summary, details, time, received_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (tenant, id) DO UPDATE SET kind = excluded.kind, severity = excluded.severity, service = excluded.service,
 			summary = excluded.summary, details = excluded.details, time = excluded.time, received_at = excluded.received_at`,
-		s.tenant, a.ID, a.Kind, a.Severity, a.Service, a.Summary, details, t, received); err != nil {
+		s.tenant, a.ID, a.Kind, a.Severity, a.Service, a.Summary, cols.Details, cols.Time, cols.ReceivedAt); err != nil {
 		return fmt.Errorf("put alert %s into %s: %w", a.ID, s.path, err)
 	}
 	return nil
@@ -667,22 +549,18 @@ func (s *Store) PutAlert(ctx context.Context, a store.Alert) error {
 // Alerts returns the alerts that match q; see store.Store.
 func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, error) {
 	where, args := []string{"tenant = ?"}, []any{s.tenant}
+	since, after, err := store.AlertQueryTimes(q)
+	if err != nil {
+		return nil, err
+	}
 	if !q.Since.IsZero() {
-		ns, err := store.UnixNano(q.Since)
-		if err != nil {
-			return nil, fmt.Errorf("read alerts: %w: since: %v", store.ErrInvalid, err)
-		}
-		where, args = append(where, "time >= ?"), append(args, ns)
+		where, args = append(where, "time >= ?"), append(args, since)
 	}
 	if q.ID != "" {
 		where, args = append(where, "id = ?"), append(args, q.ID)
 	}
 	if q.After != nil {
-		ns, err := store.UnixNano(q.After.Time)
-		if err != nil {
-			return nil, fmt.Errorf("read alerts: %w: after: %v", store.ErrInvalid, err)
-		}
-		where, args = append(where, "(time < ? OR (time = ? AND id < ?))"), append(args, ns, ns, q.After.ID)
+		where, args = append(where, "(time < ? OR (time = ? AND id < ?))"), append(args, after, after, q.After.ID)
 	}
 	if q.Service != "" {
 		where, args = append(where, "service = ?"), append(args, q.Service)
@@ -698,36 +576,17 @@ func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, 
 	}
 	args = append(args, limit)
 
-	if err := s.enter(); err != nil {
+	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("read alerts: %w", err)
 	}
-	defer s.leave()
+	defer s.calls.Leave()
 	rows, err := s.read.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read alerts from %s: %w", s.path, err)
 	}
 	defer rows.Close()
-	var out []store.Alert
-	for rows.Next() {
-		var (
-			a        store.Alert
-			details  sql.NullString
-			t        int64
-			received sql.NullInt64
-		)
-		if err := rows.Scan(&a.ID, &a.Kind, &a.Severity, &a.Service, &a.Summary, &details, &t, &received); err != nil {
-			return nil, fmt.Errorf("read alerts from %s: %w", s.path, err)
-		}
-		if details.Valid {
-			a.Details = json.RawMessage(details.String)
-		}
-		a.Time = time.Unix(0, t).UTC()
-		if received.Valid {
-			a.ReceivedAt = time.Unix(0, received.Int64).UTC()
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.ScanAlerts(rows)
+	if err != nil {
 		return nil, fmt.Errorf("read alerts from %s: %w", s.path, err)
 	}
 	return out, nil
@@ -735,33 +594,24 @@ func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, 
 
 // Retain deletes old verdict changes and alerts; see store.Store.
 func (s *Store) Retain(ctx context.Context, now time.Time, cfg store.Retention) (int64, error) {
-	if err := cfg.Validate(); err != nil {
+	cutoffs, err := cfg.Cutoffs(now)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.calls.Enter(); err != nil {
 		return 0, fmt.Errorf("retain: %w", err)
 	}
-	if err := s.enter(); err != nil {
-		return 0, fmt.Errorf("retain: %w", err)
-	}
-	defer s.leave()
+	defer s.calls.Leave()
 	var deleted int64
 	if err := s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, r := range []struct {
-			table string
-			keep  time.Duration
-		}{{"verdict_history", cfg.VerdictHistory}, {"alerts", cfg.Alerts}} {
-			if r.keep == 0 {
-				continue
-			}
-			cutoff, err := store.UnixNano(now.Add(-r.keep))
+		for _, c := range cutoffs {
+			res, err := tx.ExecContext(ctx, `DELETE FROM `+c.Table+` WHERE time < ?`, c.Before)
 			if err != nil {
-				continue // before 1678: nothing stored is that old
-			}
-			res, err := tx.ExecContext(ctx, `DELETE FROM `+r.table+` WHERE time < ?`, cutoff)
-			if err != nil {
-				return fmt.Errorf("%s: %w", r.table, err)
+				return fmt.Errorf("%s: %w", c.Table, err)
 			}
 			n, err := res.RowsAffected()
 			if err != nil {
-				return fmt.Errorf("%s: %w", r.table, err)
+				return fmt.Errorf("%s: %w", c.Table, err)
 			}
 			deleted += n
 		}
