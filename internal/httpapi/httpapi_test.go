@@ -60,8 +60,9 @@ func (s *state) SetFindings(ctx context.Context, u store.FindingsUpdate) error {
 	snap := s.m.Snapshot()
 	cfg := assess.DefaultConfig()
 	cfg.Sensitivity = []assess.SensitivityRule{{Store: "sqlite://shop/*", Labels: []string{"pii"}}}
-	as := assess.New(cfg, nil, snap).Assess(fs)
-	s.res = &report.Result{Generated: t0, Version: "test", Summary: assess.Summarize(as), Assessments: as, Snapshot: snap}
+	a := assess.New(cfg, nil, snap)
+	as := a.Assess(fs)
+	s.res = &report.Result{Generated: t0, Version: "test", Summary: assess.Summarize(as), Assessments: as, Snapshot: snap, Exposure: a.ServiceExposures()}
 	return nil
 }
 

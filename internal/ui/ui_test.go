@@ -98,7 +98,8 @@ func shop() *source {
 	}
 	as := []assess.Assessment{exec, quiet}
 	return &source{
-		res: &report.Result{Generated: t0, Summary: assess.Summarize(as), Assessments: as, Snapshot: snap},
+		res: &report.Result{Generated: t0, Summary: assess.Summarize(as), Assessments: as, Snapshot: snap,
+			Exposure: map[string]assess.ExposureResult{"gateway": exec.Exposure, "orders": quiet.Exposure}},
 		history: []store.VerdictChange{
 			{Time: t0.Add(-time.Hour), Service: "gateway", VulnID: "GO-2026-5970", PURL: exec.Finding.Package.PURL, From: assess.Unknown, To: assess.Executed, Reason: "seen in 22 samples"},
 			{Time: t0.Add(-48 * time.Hour), Service: "orders", VulnID: "GO-2024-2958", PURL: quiet.Finding.Package.PURL, From: assess.Unknown, To: assess.NotObserved},
@@ -163,7 +164,7 @@ func TestPages(t *testing.T) {
 			`Polled sources: <span class="error">tempo: 503 Service Unavailable</span>`,
 		}, []string{"GO-2024-2958</a>"}},
 		{"findings", "/ui/findings", 200, []string{"Findings 1–2 of 2", "GO-2026-5970", "GO-2024-2958", `aria-sort="descending"`}, nil},
-		{"filtered", "/ui/findings?kev=yes", 200, []string{"Findings 1–1 of 1", "GO-2024-2958"}, []string{"GO-2026-5970</a>"}},
+		{"filtered", "/ui/findings?kev=true", 200, []string{"Findings 1–1 of 1", "GO-2024-2958"}, []string{"GO-2026-5970</a>"}},
 		{"text filter", "/ui/findings?q=cve-2026-56852", 200, []string{"GO-2026-5970</a>"}, []string{"GO-2024-2958</a>"}},
 		{"sorted", "/ui/findings?sort=service&service=orders", 200, []string{`aria-sort="ascending"`, "GO-2024-2958"}, []string{"GO-2026-5970</a>"}},
 		{"bad filter", "/ui/findings?verdict=maybe", 400, []string{`role="alert">verdict &#34;maybe&#34;: want one of executed, loaded, not_observed, unknown`}, nil},
@@ -259,11 +260,12 @@ func TestParseFilter(t *testing.T) {
 		wantErr string
 	}{
 		{"", filter{Page: 1}, ""},
-		{"service=gateway&tier=P1&verdict=executed&exposure=exposed&kev=yes&q=+x+&sort=score&page=2",
-			filter{Service: "gateway", Tier: "P1", Verdict: "executed", Exposure: "exposed", KEV: "yes", Q: "x", Sort: "score", Page: 2}, ""},
+		{"service=gateway&tier=P1&verdict=executed&exposure=exposed&vulnerability=CVE-1&kev=true&q=+x+&sort=score&page=2",
+			filter{FindingQuery: report.FindingQuery{Service: "gateway", Tier: "P1", Verdict: "executed", Exposure: "exposed",
+				Vulnerability: "CVE-1", KEV: "true", Text: "x", Sort: "score"}, Page: 2}, ""},
 		{"tier=P5", filter{}, `tier "P5": want one of P1, P2, P3, P4`},
 		{"exposure=public", filter{}, `exposure "public": want one of exposed, internal, no_input, unknown`},
-		{"kev=true", filter{}, `kev "true": want one of yes, no`},
+		{"kev=yes", filter{}, `kev "yes": want one of true, false`},
 		{"sort=age", filter{}, `sort "age": want one of priority, score, service, vulnerability, verdict`},
 		{"page=0", filter{}, `page "0": want a page number, 1 or more`},
 	}
@@ -288,7 +290,7 @@ func TestParseFilter(t *testing.T) {
 }
 
 func TestFilterWith(t *testing.T) {
-	f := filter{Service: "a b", Tier: "P1", Page: 3}
+	f := filter{FindingQuery: report.FindingQuery{Service: "a b", Tier: "P1"}, Page: 3}
 	tests := []struct {
 		kv   []string
 		want string
