@@ -8,7 +8,6 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -169,6 +168,9 @@ func TestPages(t *testing.T) {
 		{"sorted", "/ui/findings?sort=service&service=orders", 200, []string{`aria-sort="ascending"`, "GO-2024-2958"}, []string{"GO-2026-5970</a>"}},
 		{"bad filter", "/ui/findings?verdict=maybe", 400, []string{`role="alert">verdict &#34;maybe&#34;: want one of executed, loaded, not_observed, unknown`}, nil},
 		{"page beyond", "/ui/findings?page=3", 404, []string{"page 3: there are 1"}, nil},
+		{"bad page", "/ui/findings?page=0&tier=P1", 400, []string{`role="alert">page &#34;0&#34;: want a page number, 1 or more`}, nil},
+		{"by vulnerability alias", "/ui/findings?vulnerability=CVE-2026-56852", 200,
+			[]string{"GO-2026-5970</a>", `<input type="hidden" name="vulnerability" value="CVE-2026-56852">`}, []string{"GO-2024-2958</a>"}},
 		{"executed finding", "/ui/findings/" + execID, 200, []string{
 			`<g class="frame vulnerable"><title>golang.org/x/text/unicode/norm.Form.String: 20 samples (vulnerable)</title>`,
 			"<td class=\"num\">+30</td><td>reachability executed</td>",
@@ -250,42 +252,6 @@ func TestAssets(t *testing.T) {
 		if status != 200 || h.Get("Content-Type") != ct {
 			t.Errorf("%s: %d %q, want 200 %q", path, status, h.Get("Content-Type"), ct)
 		}
-	}
-}
-
-func TestParseFilter(t *testing.T) {
-	tests := []struct {
-		query   string
-		want    filter
-		wantErr string
-	}{
-		{"", filter{Page: 1}, ""},
-		{"service=gateway&tier=P1&verdict=executed&exposure=exposed&vulnerability=CVE-1&kev=true&q=+x+&sort=score&page=2",
-			filter{FindingQuery: report.FindingQuery{Service: "gateway", Tier: "P1", Verdict: "executed", Exposure: "exposed",
-				Vulnerability: "CVE-1", KEV: "true", Text: "x", Sort: "score"}, Page: 2}, ""},
-		{"tier=P5", filter{}, `tier "P5": want one of P1, P2, P3, P4`},
-		{"exposure=public", filter{}, `exposure "public": want one of exposed, internal, no_input, unknown`},
-		{"kev=yes", filter{}, `kev "yes": want one of true, false`},
-		{"sort=age", filter{}, `sort "age": want one of priority, score, service, vulnerability, verdict`},
-		{"page=0", filter{}, `page "0": want a page number, 1 or more`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.query, func(t *testing.T) {
-			q, _ := url.ParseQuery(tt.query)
-			got, err := parseFilter(q)
-			if tt.wantErr != "" {
-				if err == nil || err.Error() != tt.wantErr {
-					t.Errorf("error %v, want %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(filter{})); diff != "" {
-				t.Errorf("filter (-want +got):\n%s", diff)
-			}
-		})
 	}
 }
 
