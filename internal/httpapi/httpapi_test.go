@@ -605,7 +605,7 @@ func TestPagination(t *testing.T) {
 		return p
 	}
 	for _, list := range []string{
-		"/api/v1/findings?", "/api/v1/findings?sort=score&", "/api/v1/findings?sort=service&", "/api/v1/findings?sort=vulnerability&",
+		"/api/v1/findings?", "/api/v1/findings?sort=score&", "/api/v1/findings?sort=service&", "/api/v1/findings?sort=vulnerability&", "/api/v1/findings?sort=verdict&",
 		"/api/v1/findings?service=app&", "/api/v1/alerts?", "/api/v1/audit?", "/api/v1/services?",
 	} {
 		t.Run(list, func(t *testing.T) {
