@@ -171,15 +171,45 @@ func (a *Assessor) Assess(fs []findings.Finding) []Assessment {
 	for _, f := range fs {
 		out = append(out, a.One(f))
 	}
-	slices.SortStableFunc(out, func(x, y Assessment) int {
-		return cmp.Or(
-			cmp.Compare(x.Priority.Tier, y.Priority.Tier),
-			cmp.Compare(y.Priority.Score, x.Priority.Score),
-			cmp.Compare(x.Finding.Service, y.Finding.Service),
-			cmp.Compare(x.Finding.Vulnerability.ID, y.Finding.Vulnerability.ID),
-			cmp.Compare(x.Finding.Package.PURL, y.Finding.Package.PURL),
-		)
-	})
+	slices.SortStableFunc(out, ByPriority)
+	return out
+}
+
+// Rank is an assessment's place in priority order: its tier, its score,
+// then what identifies its finding, so that the order is total.
+type Rank struct {
+	Tier          string `json:"tier"`
+	Score         int    `json:"score"`
+	Service       string `json:"service"`
+	Vulnerability string `json:"vuln"`
+	PURL          string `json:"purl"`
+}
+
+// Rank returns the assessment's place in priority order.
+func (a Assessment) Rank() Rank {
+	return Rank{Tier: a.Priority.Tier, Score: a.Priority.Score, Service: a.Finding.Service, Vulnerability: a.Finding.Vulnerability.ID, PURL: a.Finding.Package.PURL}
+}
+
+// Compare orders ranks highest priority first: by tier, then by score
+// (highest first), service, vulnerability and package.
+func (r Rank) Compare(o Rank) int {
+	return cmp.Or(cmp.Compare(r.Tier, o.Tier), cmp.Compare(o.Score, r.Score),
+		cmp.Compare(r.Service, o.Service), cmp.Compare(r.Vulnerability, o.Vulnerability), cmp.Compare(r.PURL, o.PURL))
+}
+
+// ByPriority orders assessments highest priority first (Rank.Compare).
+func ByPriority(x, y Assessment) int { return x.Rank().Compare(y.Rank()) }
+
+// ServiceExposures decides the exposure of every service of the
+// snapshot, whether or not a finding names it.
+func (a *Assessor) ServiceExposures() map[string]ExposureResult {
+	out := map[string]ExposureResult{}
+	if a.snap == nil {
+		return out
+	}
+	for _, s := range a.snap.Services {
+		out[s.Name] = a.exposureOf(s.Name)
+	}
 	return out
 }
 

@@ -213,8 +213,9 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 	}
 
 	snap := m.Snapshot()
-	as := assess.New(cfg.Config, db, snap).Assess(all)
-	res := &report.Result{Generated: fl.now().UTC(), Version: buildVersion(), Summary: assess.Summarize(as), Assessments: as, Snapshot: snap}
+	assessor := assess.New(cfg.Config, db, snap)
+	as := assessor.Assess(all)
+	res := &report.Result{Generated: fl.now().UTC(), Version: buildVersion(), Summary: assess.Summarize(as), Assessments: as, Snapshot: snap, Exposure: assessor.ServiceExposures()}
 	if err := writeReport(fl.output, out, format, res); err != nil {
 		return withCode(ExitUsage, err)
 	}

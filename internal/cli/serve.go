@@ -623,7 +623,7 @@ func (l *liveState) Result() *report.Result {
 		l.view = v
 		l.res = &report.Result{Version: buildVersion()}
 		if v != nil {
-			l.res.Generated, l.res.Summary, l.res.Assessments, l.res.Snapshot = v.At.UTC(), v.Summary, v.Assessments, v.Snapshot
+			l.res.Generated, l.res.Summary, l.res.Assessments, l.res.Snapshot, l.res.Exposure = v.At.UTC(), v.Summary, v.Assessments, v.Snapshot, v.Exposure
 		}
 	}
 	return l.res

@@ -197,7 +197,7 @@ func TestUIInBrowser(t *testing.T) {
 	if n := count("table.findings tbody tr"); n != 4 {
 		t.Errorf("text filter GO-2026-5970: %d rows, want 4 (one per service)", n)
 	}
-	run("filter by KEV", chromedp.Navigate(base+"/ui/findings?kev=yes"), chromedp.WaitVisible(chromedp.CSS("#count")))
+	run("filter by KEV", chromedp.Navigate(base+"/ui/findings?kev=true"), chromedp.WaitVisible(chromedp.CSS("#count")))
 	if got := text("#count"); got != "No finding matches." {
 		t.Errorf("KEV filter: %q, want no finding (the shop's are not in KEV)", got)
 	}

@@ -101,6 +101,9 @@ type View struct {
 	Summary     assess.Summary
 	// Snapshot is the model the assessments were made on.
 	Snapshot *model.Snapshot
+	// Exposure is the exposure decided for each service of Snapshot,
+	// with findings or without.
+	Exposure map[string]assess.ExposureResult
 	// At is when the view was built.
 	At time.Time
 }
@@ -653,7 +656,7 @@ func (e *Engine) assess(ctx context.Context) {
 	clear(w.topoServices)
 	w.dirtyAll = false
 	w.pending = model.Changes{}
-	e.publish(snap, now)
+	e.publish(a, snap, now)
 	e.m.assessSeconds.Observe(time.Since(start).Seconds())
 	if len(changes) > 0 {
 		slices.SortFunc(changes, func(x, y store.VerdictChange) int {
@@ -716,18 +719,10 @@ func upstream(snap *model.Snapshot, set map[string]bool) map[string]bool {
 }
 
 // publish builds and stores a new View.
-func (e *Engine) publish(snap *model.Snapshot, now time.Time) {
+func (e *Engine) publish(a *assess.Assessor, snap *model.Snapshot, now time.Time) {
 	as := slices.Clone(e.w.current)
-	slices.SortStableFunc(as, func(x, y assess.Assessment) int {
-		return cmp.Or(
-			cmp.Compare(x.Priority.Tier, y.Priority.Tier),
-			cmp.Compare(y.Priority.Score, x.Priority.Score),
-			cmp.Compare(x.Finding.Service, y.Finding.Service),
-			cmp.Compare(x.Finding.Vulnerability.ID, y.Finding.Vulnerability.ID),
-			cmp.Compare(x.Finding.Package.PURL, y.Finding.Package.PURL),
-		)
-	})
-	e.view.Store(&View{Assessments: as, Summary: assess.Summarize(as), Snapshot: snap, At: now})
+	slices.SortStableFunc(as, assess.ByPriority)
+	e.view.Store(&View{Assessments: as, Summary: assess.Summarize(as), Snapshot: snap, Exposure: a.ServiceExposures(), At: now})
 }
 
 // checkpoint writes the model as of the last applied batch.

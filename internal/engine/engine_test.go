@@ -698,6 +698,9 @@ func TestViewMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "executed", func() bool { return verdictOf(e, "orders") == assess.Executed })
+	if got := e.View().Exposure["gateway"]; got.Level != assess.Exposed {
+		t.Errorf("the view's exposure of gateway, which has no finding: %+v, want exposed", got)
+	}
 	want := `
 # HELP evident_findings Findings of the current assessment, by service, priority tier, runtime verdict and exposure of the service.
 # TYPE evident_findings gauge

@@ -4,8 +4,6 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/evidentsec/evident/internal/assess"
 )
 
 type metrics struct {
@@ -124,11 +122,8 @@ func (c viewCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, v.Summary.BacklogReduction)
 	ch <- prometheus.MustNewConstMetric(decidedDesc, prometheus.GaugeValue, v.Summary.DecidedShare)
-	if v.Snapshot != nil {
-		exp := assess.New(c.e.acfg, nil, v.Snapshot)
-		for _, svc := range v.Snapshot.Services {
-			ch <- prometheus.MustNewConstMetric(serviceDesc, prometheus.GaugeValue, 1, svc.Name, string(exp.Exposure(svc.Name).Level))
-		}
+	for name, exp := range v.Exposure {
+		ch <- prometheus.MustNewConstMetric(serviceDesc, prometheus.GaugeValue, 1, name, string(exp.Level))
 	}
 	if !v.At.IsZero() {
 		ch <- prometheus.MustNewConstMetric(viewTimeDesc, prometheus.GaugeValue, float64(v.At.UnixNano())/1e9)

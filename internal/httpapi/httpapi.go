@@ -254,7 +254,7 @@ func (s *Server) routes() []route {
 		{"GET /api/v1/services/{name}", auth.RoleRead, false, nil, s.service},
 		{"GET /api/v1/graph", auth.RoleRead, false, nil, s.graph},
 		{"GET /api/v1/inventory", auth.RoleRead, false, nil, s.export("cyclonedx", "application/vnd.cyclonedx+json")},
-		{"GET /api/v1/findings", auth.RoleRead, false, list(findingFilters...), s.findings},
+		{"GET /api/v1/findings", auth.RoleRead, false, list(report.FindingParams...), s.findings},
 		{"POST /api/v1/findings", auth.RoleAdmin, false, []string{"service", "format"}, s.upload},
 		{"GET /api/v1/findings/{id}", auth.RoleRead, false, nil, s.finding},
 		{"GET /api/v1/summary", auth.RoleRead, false, nil, s.summary},

@@ -60,8 +60,9 @@ func (s *state) SetFindings(ctx context.Context, u store.FindingsUpdate) error {
 	snap := s.m.Snapshot()
 	cfg := assess.DefaultConfig()
 	cfg.Sensitivity = []assess.SensitivityRule{{Store: "sqlite://shop/*", Labels: []string{"pii"}}}
-	as := assess.New(cfg, nil, snap).Assess(fs)
-	s.res = &report.Result{Generated: t0, Version: "test", Summary: assess.Summarize(as), Assessments: as, Snapshot: snap}
+	a := assess.New(cfg, nil, snap)
+	as := a.Assess(fs)
+	s.res = &report.Result{Generated: t0, Version: "test", Summary: assess.Summarize(as), Assessments: as, Snapshot: snap, Exposure: a.ServiceExposures()}
 	return nil
 }
 
@@ -604,7 +605,7 @@ func TestPagination(t *testing.T) {
 		return p
 	}
 	for _, list := range []string{
-		"/api/v1/findings?", "/api/v1/findings?sort=score&", "/api/v1/findings?sort=service&", "/api/v1/findings?sort=vulnerability&",
+		"/api/v1/findings?", "/api/v1/findings?sort=score&", "/api/v1/findings?sort=service&", "/api/v1/findings?sort=vulnerability&", "/api/v1/findings?sort=verdict&",
 		"/api/v1/findings?service=app&", "/api/v1/alerts?", "/api/v1/audit?", "/api/v1/services?",
 	} {
 		t.Run(list, func(t *testing.T) {

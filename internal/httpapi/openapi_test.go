@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -287,7 +286,7 @@ func TestOpenAPIEnums(t *testing.T) {
 		{"verdict", strs(doc.Components.Schemas["Verdict"].Value.Enum...), sortedStrings(assess.Verdicts)},
 		{"tier", strs(doc.Components.Schemas["Tier"].Value.Enum...), sortedStrings(assess.Tiers)},
 		{"exposure", strs(param("/api/v1/findings", "exposure")...), sortedStrings(assess.Exposures)},
-		{"sort", strs(param("/api/v1/findings", "sort")...), sortedStrings(slices.Collect(maps.Keys(findingOrders)))},
+		{"sort", strs(param("/api/v1/findings", "sort")...), sortedStrings(report.FindingSorts)},
 		{"kind", strs(param("/api/v1/alerts", "kind")...), sortedStrings(detect.Kinds)},
 	}
 	for _, tt := range tests {

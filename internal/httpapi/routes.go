@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"mime"
 	"net/http"
 	"slices"
@@ -109,103 +108,37 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"nodes": nodes, "edges": edges})
 }
 
-// findingFilters are the filters of the findings list.
-var findingFilters = []string{"service", "verdict", "tier", "exposure", "vulnerability", "kev", "q", "sort"}
-
-// findingKey is a finding's place in each order of the findings list:
-// its priority, then what identifies it (service, vulnerability,
-// package), so that every order is total.
-type findingKey struct {
-	Tier    string `json:"tier"`
-	Score   int    `json:"score"`
-	Service string `json:"service"`
-	Vuln    string `json:"vuln"`
-	PURL    string `json:"purl"`
-}
-
-func keyOf(f report.JSONFinding) findingKey {
-	return findingKey{Tier: f.Priority.Tier, Score: f.Priority.Score, Service: f.Service, Vuln: f.Vulnerability.ID, PURL: f.Package.PURL}
-}
-
-// findingOrders are the sorts of the findings list; priority is the
-// assessment's own order.
-var findingOrders = map[string]func(a, b findingKey) int{
-	"priority": func(a, b findingKey) int {
-		return cmp.Or(cmp.Compare(a.Tier, b.Tier), cmp.Compare(b.Score, a.Score), cmp.Compare(a.Service, b.Service), cmp.Compare(a.Vuln, b.Vuln), cmp.Compare(a.PURL, b.PURL))
-	},
-	"score": func(a, b findingKey) int {
-		return cmp.Or(cmp.Compare(b.Score, a.Score), cmp.Compare(a.Tier, b.Tier), cmp.Compare(a.Service, b.Service), cmp.Compare(a.Vuln, b.Vuln), cmp.Compare(a.PURL, b.PURL))
-	},
-	"service": func(a, b findingKey) int {
-		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Tier, b.Tier), cmp.Compare(b.Score, a.Score), cmp.Compare(a.Vuln, b.Vuln), cmp.Compare(a.PURL, b.PURL))
-	},
-	"vulnerability": func(a, b findingKey) int {
-		return cmp.Or(cmp.Compare(a.Vuln, b.Vuln), cmp.Compare(a.Tier, b.Tier), cmp.Compare(b.Score, a.Score), cmp.Compare(a.Service, b.Service), cmp.Compare(a.PURL, b.PURL))
-	},
-}
-
-// findings lists findings, filtered by the query (service, verdict,
-// tier, exposure, vulnerability, kev, q) and sorted by priority
-// (default), score, service or vulnerability, a page at a time.
+// findings lists findings, filtered and sorted by the query
+// (report.FindingQuery), a page at a time.
 func (s *Server) findings(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	sort := cmp.Or(q.Get("sort"), "priority")
-	order := findingOrders[sort]
-	var after findingKey
-	err := errors.Join(
-		checkOneOf(q, "verdict", assess.Verdicts),
-		checkOneOf(q, "tier", assess.Tiers),
-		checkOneOf(q, "exposure", assess.Exposures),
-		checkOneOf(q, "kev", []string{"true", "false"}),
-		checkOneOf(q, "sort", slices.Sorted(maps.Keys(findingOrders))),
-	)
+	fq, err := report.ParseFindingQuery(q)
 	limit, lerr := parseLimit(q)
 	err = errors.Join(err, lerr)
+	of := "findings sorted by " + fq.SortName()
+	var after report.FindingKey
 	var hasCursor bool
 	if err == nil {
-		hasCursor, err = decodeCursor(q, "findings sorted by "+sort, &after)
+		hasCursor, err = decodeCursor(q, of, &after)
 	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	text := strings.ToLower(q.Get("q"))
-	var out []report.JSONFinding
-	for _, a := range s.stateOf(r).Result().Assessments {
-		f := a.Finding
-		switch {
-		case q.Has("service") && f.Service != q.Get("service"),
-			q.Has("verdict") && string(a.Reachability.Verdict) != q.Get("verdict"),
-			q.Has("tier") && a.Priority.Tier != q.Get("tier"),
-			q.Has("exposure") && string(a.Exposure.Level) != q.Get("exposure"),
-			q.Has("kev") && strconv.FormatBool(a.KnownExploited) != q.Get("kev"),
-			q.Has("vulnerability") && f.Vulnerability.ID != q.Get("vulnerability") && !slices.Contains(f.Vulnerability.Aliases, q.Get("vulnerability")),
-			text != "" && !matchesText(f, text):
-			continue
-		}
-		out = append(out, report.FindingJSON(a))
-	}
-	slices.SortFunc(out, func(a, b report.JSONFinding) int { return order(keyOf(a), keyOf(b)) })
-	page, more := pageAfter(out, limit, func(f report.JSONFinding) bool { return !hasCursor || order(keyOf(f), after) > 0 })
+	page, more := pageAfter(fq.Select(s.stateOf(r).Result().Assessments), limit, func(a assess.Assessment) bool {
+		return !hasCursor || fq.Compare(report.KeyOf(a), after) > 0
+	})
 	body := struct {
 		Findings   []report.JSONFinding `json:"findings"`
 		NextCursor string               `json:"next_cursor,omitempty"`
-	}{Findings: nonNil(page)}
+	}{Findings: make([]report.JSONFinding, 0, len(page))}
+	for _, a := range page {
+		body.Findings = append(body.Findings, report.FindingJSON(a))
+	}
 	if more {
-		body.NextCursor = encodeCursor("findings sorted by "+sort, keyOf(page[len(page)-1]))
+		body.NextCursor = encodeCursor(of, report.KeyOf(page[len(page)-1]))
 	}
 	writeJSON(w, http.StatusOK, body)
-}
-
-// matchesText reports whether lower-case text is in the finding's
-// vulnerability id or aliases, package or service.
-func matchesText(f findings.Finding, text string) bool {
-	for _, s := range append([]string{f.Vulnerability.ID, f.Package.Name, f.Package.PURL, f.Service}, f.Vulnerability.Aliases...) {
-		if strings.Contains(strings.ToLower(s), text) {
-			return true
-		}
-	}
-	return false
 }
 
 // nonNil is s, or an empty slice for nil: lists are [] in JSON, never

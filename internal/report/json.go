@@ -235,12 +235,10 @@ func jsonStores(bs []assess.StoreRef) []jsonStore {
 }
 
 // ServicesJSON describes every service of the model with the exposure
-// the assessments found (or, for a service no finding names, none).
+// decided for it, whether or not a finding names it.
 func ServicesJSON(r *Result) []JSONService {
-	exposure := map[string]assess.ExposureResult{}
 	labels := map[string][]string{}
 	for _, a := range r.Assessments {
-		exposure[a.Finding.Service] = a.Exposure
 		for _, st := range a.BlastRadius {
 			labels[st.Name] = st.Labels
 		}
@@ -251,7 +249,7 @@ func ServicesJSON(r *Result) []JSONService {
 	}
 	for _, s := range r.Snapshot.Services {
 		js := JSONService{
-			Name: s.Name, Exposure: exposure[s.Name], Samples: s.Samples,
+			Name: s.Name, Exposure: r.Exposure[s.Name], Samples: s.Samples,
 			Windows: []jsonWindow{}, Endpoints: []jsonEndpoint{}, Calls: []string{}, Stores: []jsonStore{}, Packages: []jsonPackage{},
 		}
 		if s.Samples > 0 {

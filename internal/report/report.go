@@ -33,6 +33,9 @@ type Result struct {
 	Summary     assess.Summary
 	Assessments []assess.Assessment
 	Snapshot    *model.Snapshot
+	// Exposure is the exposure decided for each service of Snapshot,
+	// with findings or without (assess.Assessor.ServiceExposures).
+	Exposure map[string]assess.ExposureResult
 }
 
 // Format writes a Result in one output format.

@@ -70,8 +70,9 @@ func result(t testing.TB) *Result {
 	// The gateway's x/net finding is loaded; the policy lets it be
 	// not_affected so that every format shows a suppressed finding.
 	cfg.VEX.AllowLoaded = true
-	as := assess.New(cfg, nil, m.Snapshot()).Assess(fs)
-	return &Result{Generated: t0, Version: "v0.0.0-test", Summary: assess.Summarize(as), Assessments: as, Snapshot: m.Snapshot()}
+	a := assess.New(cfg, nil, m.Snapshot())
+	as := a.Assess(fs)
+	return &Result{Generated: t0, Version: "v0.0.0-test", Summary: assess.Summarize(as), Assessments: as, Snapshot: m.Snapshot(), Exposure: a.ServiceExposures()}
 }
 
 // golden compares got with testdata/name, rewriting it under -update.

@@ -94,11 +94,7 @@ func layoutGraph(res *report.Result) *graphLayout {
 		}
 	}
 	for _, svc := range report.ServicesJSON(res) {
-		level := svc.Exposure.Level
-		if level == "" {
-			level = assess.ExposureUnknown
-		}
-		add(graphNode{ID: svc.Name, Kind: "service", Exposure: level, Href: "/ui/services/" + url.PathEscape(svc.Name)})
+		add(graphNode{ID: svc.Name, Kind: "service", Exposure: svc.Exposure.Level, Href: "/ui/services/" + url.PathEscape(svc.Name)})
 	}
 	labels := map[string][]string{}
 	for _, a := range res.Assessments {

@@ -66,9 +66,6 @@ func (u *UI) export(w http.ResponseWriter, r *http.Request, src Source) {
 	w.Write(buf.Bytes())
 }
 
-// exposures lists the exposure levels, most reachable first.
-var exposures = []assess.Exposure{assess.Exposed, assess.Internal, assess.NoInput, assess.ExposureUnknown}
-
 // overviewData is the overview page.
 type overviewData struct {
 	Generated time.Time
@@ -211,14 +208,10 @@ func (u *UI) overview(w http.ResponseWriter, r *http.Request, src Source) {
 		}
 	}
 	services := report.ServicesJSON(res)
-	for _, lvl := range exposures {
+	for _, lvl := range assess.Exposures {
 		g := exposureGroup{Level: lvl}
 		for _, svc := range services {
-			level := svc.Exposure.Level
-			if level == "" {
-				level = assess.ExposureUnknown
-			}
-			if level != lvl {
+			if svc.Exposure.Level != lvl {
 				continue
 			}
 			row := serviceRow{Name: svc.Name, Rule: svc.Exposure.Rule}
@@ -268,37 +261,20 @@ func (u *UI) overview(w http.ResponseWriter, r *http.Request, src Source) {
 // pageSize is the number of findings on a page of the table.
 const pageSize = 25
 
-// filter is the findings table's query: every field is a query
+// filter is the findings table's query: the findings query of the API
+// (report.FindingQuery) and a page number, every field a query
 // parameter, so a view of the table is a link.
 type filter struct {
-	Service, Tier, Verdict, Exposure, KEV, Q, Sort string
-	Page                                           int
+	report.FindingQuery
+	Page int
 }
 
-// sorts are the orders of the findings table.
-var sorts = []string{"priority", "score", "service", "vulnerability", "verdict"}
-
 // parseFilter reads a filter from a query; a value outside its domain is
-// an error naming the parameter.
+// an error naming the parameter, the same as the API's.
 func parseFilter(q url.Values) (filter, error) {
-	f := filter{Service: q.Get("service"), Tier: q.Get("tier"), Verdict: q.Get("verdict"), Exposure: q.Get("exposure"),
-		KEV: q.Get("kev"), Q: strings.TrimSpace(q.Get("q")), Sort: q.Get("sort"), Page: 1}
-	check := func(name, v string, valid []string) error {
-		if v != "" && !slices.Contains(valid, v) {
-			return fmt.Errorf("%s %q: want one of %s", name, v, strings.Join(valid, ", "))
-		}
-		return nil
-	}
-	verdicts := make([]string, len(assess.Verdicts))
-	for i, v := range assess.Verdicts {
-		verdicts[i] = string(v)
-	}
-	levels := make([]string, len(exposures))
-	for i, e := range exposures {
-		levels[i] = string(e)
-	}
-	if err := cmp.Or(check("tier", f.Tier, assess.Tiers), check("verdict", f.Verdict, verdicts), check("exposure", f.Exposure, levels),
-		check("kev", f.KEV, []string{"yes", "no"}), check("sort", f.Sort, sorts)); err != nil {
+	fq, err := report.ParseFindingQuery(q)
+	f := filter{FindingQuery: fq, Page: 1}
+	if err != nil {
 		return f, err
 	}
 	if v := q.Get("page"); v != "" {
@@ -309,30 +285,6 @@ func parseFilter(q url.Values) (filter, error) {
 		f.Page = n
 	}
 	return f, nil
-}
-
-// match reports whether an assessment passes the filter.
-func (f filter) match(a assess.Assessment) bool {
-	fi := a.Finding
-	switch {
-	case f.Service != "" && fi.Service != f.Service,
-		f.Tier != "" && a.Priority.Tier != f.Tier,
-		f.Verdict != "" && string(a.Reachability.Verdict) != f.Verdict,
-		f.Exposure != "" && string(a.Exposure.Level) != f.Exposure,
-		f.KEV == "yes" && !a.KnownExploited,
-		f.KEV == "no" && a.KnownExploited:
-		return false
-	}
-	if f.Q == "" {
-		return true
-	}
-	q := strings.ToLower(f.Q)
-	for _, s := range append([]string{fi.Vulnerability.ID, fi.Package.Name, fi.Package.PURL, fi.Service}, fi.Vulnerability.Aliases...) {
-		if strings.Contains(strings.ToLower(s), q) {
-			return true
-		}
-	}
-	return false
 }
 
 // With is the table's URL with a parameter changed (empty: removed; the
@@ -357,12 +309,7 @@ func (f filter) With(kv ...string) string {
 }
 
 func (f filter) values() url.Values {
-	q := url.Values{}
-	for k, v := range map[string]string{"service": f.Service, "tier": f.Tier, "verdict": f.Verdict, "exposure": f.Exposure, "kev": f.KEV, "q": f.Q, "sort": f.Sort} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
+	q := f.FindingQuery.Values()
 	if f.Page > 1 {
 		q.Set("page", strconv.Itoa(f.Page))
 	}
@@ -388,7 +335,7 @@ type findingsData struct {
 
 func (u *UI) findings(w http.ResponseWriter, r *http.Request, src Source) {
 	res := src.Result()
-	d := findingsData{Tiers: assess.Tiers, Verdicts: assess.Verdicts, Exposures: exposures, Sorts: sorts, Exports: exports}
+	d := findingsData{Tiers: assess.Tiers, Verdicts: assess.Verdicts, Exposures: assess.Exposures, Sorts: report.FindingSorts, Exports: exports}
 	for _, a := range res.Assessments {
 		if !slices.Contains(d.Services, a.Finding.Service) {
 			d.Services = append(d.Services, a.Finding.Service)
@@ -402,28 +349,7 @@ func (u *UI) findings(w http.ResponseWriter, r *http.Request, src Source) {
 		u.render(w, http.StatusBadRequest, "findings", page{Title: "Findings", Nav: "findings", Data: d})
 		return
 	}
-	var matched []assess.Assessment
-	for _, a := range res.Assessments {
-		if f.match(a) {
-			matched = append(matched, a)
-		}
-	}
-	// Assessments come in priority order; the other orders keep it among
-	// equals.
-	switch f.Sort {
-	case "score":
-		slices.SortStableFunc(matched, func(a, b assess.Assessment) int { return cmp.Compare(b.Priority.Score, a.Priority.Score) })
-	case "service":
-		slices.SortStableFunc(matched, func(a, b assess.Assessment) int { return cmp.Compare(a.Finding.Service, b.Finding.Service) })
-	case "vulnerability":
-		slices.SortStableFunc(matched, func(a, b assess.Assessment) int {
-			return cmp.Compare(a.Finding.Vulnerability.ID, b.Finding.Vulnerability.ID)
-		})
-	case "verdict":
-		slices.SortStableFunc(matched, func(a, b assess.Assessment) int {
-			return cmp.Compare(slices.Index(assess.Verdicts, a.Reachability.Verdict), slices.Index(assess.Verdicts, b.Reachability.Verdict))
-		})
-	}
+	matched := f.Select(res.Assessments)
 	d.Total = len(matched)
 	d.Pages = max(1, (d.Total+pageSize-1)/pageSize)
 	if f.Page > d.Pages {

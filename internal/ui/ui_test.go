@@ -8,7 +8,6 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -98,7 +97,8 @@ func shop() *source {
 	}
 	as := []assess.Assessment{exec, quiet}
 	return &source{
-		res: &report.Result{Generated: t0, Summary: assess.Summarize(as), Assessments: as, Snapshot: snap},
+		res: &report.Result{Generated: t0, Summary: assess.Summarize(as), Assessments: as, Snapshot: snap,
+			Exposure: map[string]assess.ExposureResult{"gateway": exec.Exposure, "orders": quiet.Exposure}},
 		history: []store.VerdictChange{
 			{Time: t0.Add(-time.Hour), Service: "gateway", VulnID: "GO-2026-5970", PURL: exec.Finding.Package.PURL, From: assess.Unknown, To: assess.Executed, Reason: "seen in 22 samples"},
 			{Time: t0.Add(-48 * time.Hour), Service: "orders", VulnID: "GO-2024-2958", PURL: quiet.Finding.Package.PURL, From: assess.Unknown, To: assess.NotObserved},
@@ -163,11 +163,14 @@ func TestPages(t *testing.T) {
 			`Polled sources: <span class="error">tempo: 503 Service Unavailable</span>`,
 		}, []string{"GO-2024-2958</a>"}},
 		{"findings", "/ui/findings", 200, []string{"Findings 1–2 of 2", "GO-2026-5970", "GO-2024-2958", `aria-sort="descending"`}, nil},
-		{"filtered", "/ui/findings?kev=yes", 200, []string{"Findings 1–1 of 1", "GO-2024-2958"}, []string{"GO-2026-5970</a>"}},
+		{"filtered", "/ui/findings?kev=true", 200, []string{"Findings 1–1 of 1", "GO-2024-2958"}, []string{"GO-2026-5970</a>"}},
 		{"text filter", "/ui/findings?q=cve-2026-56852", 200, []string{"GO-2026-5970</a>"}, []string{"GO-2024-2958</a>"}},
 		{"sorted", "/ui/findings?sort=service&service=orders", 200, []string{`aria-sort="ascending"`, "GO-2024-2958"}, []string{"GO-2026-5970</a>"}},
 		{"bad filter", "/ui/findings?verdict=maybe", 400, []string{`role="alert">verdict &#34;maybe&#34;: want one of executed, loaded, not_observed, unknown`}, nil},
 		{"page beyond", "/ui/findings?page=3", 404, []string{"page 3: there are 1"}, nil},
+		{"bad page", "/ui/findings?page=0&tier=P1", 400, []string{`role="alert">page &#34;0&#34;: want a page number, 1 or more`}, nil},
+		{"by vulnerability alias", "/ui/findings?vulnerability=CVE-2026-56852", 200,
+			[]string{"GO-2026-5970</a>", `<input type="hidden" name="vulnerability" value="CVE-2026-56852">`}, []string{"GO-2024-2958</a>"}},
 		{"executed finding", "/ui/findings/" + execID, 200, []string{
 			`<g class="frame vulnerable"><title>golang.org/x/text/unicode/norm.Form.String: 20 samples (vulnerable)</title>`,
 			"<td class=\"num\">+30</td><td>reachability executed</td>",
@@ -252,43 +255,8 @@ func TestAssets(t *testing.T) {
 	}
 }
 
-func TestParseFilter(t *testing.T) {
-	tests := []struct {
-		query   string
-		want    filter
-		wantErr string
-	}{
-		{"", filter{Page: 1}, ""},
-		{"service=gateway&tier=P1&verdict=executed&exposure=exposed&kev=yes&q=+x+&sort=score&page=2",
-			filter{Service: "gateway", Tier: "P1", Verdict: "executed", Exposure: "exposed", KEV: "yes", Q: "x", Sort: "score", Page: 2}, ""},
-		{"tier=P5", filter{}, `tier "P5": want one of P1, P2, P3, P4`},
-		{"exposure=public", filter{}, `exposure "public": want one of exposed, internal, no_input, unknown`},
-		{"kev=true", filter{}, `kev "true": want one of yes, no`},
-		{"sort=age", filter{}, `sort "age": want one of priority, score, service, vulnerability, verdict`},
-		{"page=0", filter{}, `page "0": want a page number, 1 or more`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.query, func(t *testing.T) {
-			q, _ := url.ParseQuery(tt.query)
-			got, err := parseFilter(q)
-			if tt.wantErr != "" {
-				if err == nil || err.Error() != tt.wantErr {
-					t.Errorf("error %v, want %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(filter{})); diff != "" {
-				t.Errorf("filter (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
 func TestFilterWith(t *testing.T) {
-	f := filter{Service: "a b", Tier: "P1", Page: 3}
+	f := filter{FindingQuery: report.FindingQuery{Service: "a b", Tier: "P1"}, Page: 3}
 	tests := []struct {
 		kv   []string
 		want string

@@ -1,0 +1,108 @@
+package report
+
+import (
+	"net/url"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidentsec/evident/internal/assess"
+)
+
+// TestServicesJSONExposure: a service no finding names still shows the
+// exposure the model decided for it.
+func TestServicesJSONExposure(t *testing.T) {
+	r := result(t)
+	r.Assessments = slices.DeleteFunc(slices.Clone(r.Assessments), func(a assess.Assessment) bool { return a.Finding.Service == "gateway" })
+	got := map[string]assess.ExposureResult{}
+	for _, s := range ServicesJSON(r) {
+		got[s.Name] = s.Exposure
+	}
+	want := map[string]assess.ExposureResult{
+		"gateway": {Level: assess.Exposed, Rule: "entry point: 1 of 1 SERVER/CONSUMER spans start a trace"},
+		"orders":  {Level: assess.Internal, Rule: "only called by traced services (1 of 1 SERVER/CONSUMER spans joined to their caller)"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("exposure by service (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseFindingQuery(t *testing.T) {
+	tests := []struct {
+		query   string
+		want    FindingQuery
+		wantErr string
+	}{
+		{"", FindingQuery{}, ""},
+		{"service=&verdict=&kev=", FindingQuery{}, ""},
+		{"service=gateway&tier=P1&verdict=executed&exposure=exposed&vulnerability=CVE-1&kev=true&q=+x+&sort=verdict",
+			FindingQuery{Service: "gateway", Tier: "P1", Verdict: "executed", Exposure: "exposed", Vulnerability: "CVE-1", KEV: "true", Text: "x", Sort: "verdict"}, ""},
+		{"tier=P5", FindingQuery{}, `tier "P5": want one of P1, P2, P3, P4`},
+		{"exposure=public", FindingQuery{}, `exposure "public": want one of exposed, internal, no_input, unknown`},
+		{"kev=yes", FindingQuery{}, `kev "yes": want one of true, false`},
+		{"verdict=ran&sort=age", FindingQuery{}, "verdict \"ran\": want one of executed, loaded, not_observed, unknown\n" +
+			`sort "age": want one of priority, score, service, vulnerability, verdict`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			q, _ := url.ParseQuery(tt.query)
+			got, err := ParseFindingQuery(q)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Errorf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("query (-want +got):\n%s", diff)
+			}
+			again, err := ParseFindingQuery(got.Values())
+			if err != nil || again != got {
+				t.Errorf("round trip through Values: %+v, %v; want %+v", again, err, got)
+			}
+		})
+	}
+}
+
+// TestFindingQuerySelect filters and orders the shop's findings; every
+// order falls back to priority.
+func TestFindingQuerySelect(t *testing.T) {
+	as := result(t).Assessments
+	ids := func(as []assess.Assessment) []string {
+		out := []string{}
+		for _, a := range as {
+			out = append(out, a.Finding.Vulnerability.ID)
+		}
+		return out
+	}
+	tests := []struct {
+		query string
+		want  []string
+	}{
+		{"", ids(as)},
+		{"sort=priority", ids(as)},
+		{"service=orders", []string{"GO-2022-0956"}},
+		{"exposure=exposed&sort=vulnerability", []string{"GO-2021-0113", "GO-2023-1571"}},
+		{"q=cve-2022", []string{"GO-2023-1571", "GO-2022-0956"}},
+		{"vulnerability=CVE-2021-38561", []string{"GO-2021-0113"}},
+		{"kev=true", []string{}},
+		{"kev=false&sort=service", []string{"GO-2021-0113", "GO-2023-1571", "GO-2022-0956"}},
+		{"sort=verdict", []string{"GO-2021-0113", "GO-2023-1571", "GO-2022-0956"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			q, _ := url.ParseQuery(tt.query)
+			fq, err := ParseFindingQuery(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, ids(fq.Select(as))); diff != "" {
+				t.Errorf("findings (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
