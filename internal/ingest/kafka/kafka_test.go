@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
 
 	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/pipeline"
@@ -380,6 +381,7 @@ func TestEnsureTopic(t *testing.T) {
 
 func TestLifecycle(t *testing.T) {
 	cfg := cluster(t, 1)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	r, err := NewReader(cfg, applier{st: newState()}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
