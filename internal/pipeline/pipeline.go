@@ -60,6 +60,30 @@ func (e *FullError) Error() string {
 func (e *FullError) Is(target error) bool { return target == ErrFull }
 
 // permanent marks an error the sender must not retry.
+// ErrUnavailable is wrapped by the errors of a consumer whose downstream
+// (the ingest log, the store) cannot take the data now: nothing was
+// accepted, and the sender should retry after a while (HTTP 503 with
+// Retry-After, gRPC UNAVAILABLE with a RetryInfo).
+var ErrUnavailable = errors.New("unavailable")
+
+// UnavailableError is a refusal for an outage with the time the sender
+// should wait before retrying.
+type UnavailableError struct {
+	RetryAfter time.Duration
+	// Err is what is unavailable.
+	Err error
+}
+
+func (e *UnavailableError) Error() string {
+	return e.Err.Error() + ", retry after " + e.RetryAfter.String()
+}
+
+// Unwrap returns the cause.
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrUnavailable) true for an *UnavailableError.
+func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+
 type permanent struct{ err error }
 
 func (p permanent) Error() string { return p.err.Error() }

@@ -33,3 +33,18 @@ func TestConsumerFunc(t *testing.T) {
 		t.Errorf("Consume = %v, got %d", err, got)
 	}
 }
+
+func TestUnavailableError(t *testing.T) {
+	cause := errors.New("kafka down")
+	err := fmt.Errorf("traces: %w", &UnavailableError{RetryAfter: 2 * time.Second, Err: cause})
+	var ue *UnavailableError
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, cause) || !errors.As(err, &ue) || ue.RetryAfter != 2*time.Second {
+		t.Errorf("%v: not an UnavailableError of its cause", err)
+	}
+	if errors.Is(err, ErrFull) || IsPermanent(err) {
+		t.Errorf("%v: full or permanent", err)
+	}
+	if got, want := err.Error(), "traces: kafka down, retry after 2s"; got != want {
+		t.Errorf("message = %q, want %q", got, want)
+	}
+}

@@ -347,9 +347,11 @@ func (e *consumerError) Unwrap() error { return e.err }
 // consumerStatus maps a consumer error onto OTLP's answers: full queues
 // are throttling (429, RESOURCE_EXHAUSTED with RetryInfo), Permanent
 // errors are bad data (400, INVALID_ARGUMENT), anything else is a
-// retryable outage (503, UNAVAILABLE).
+// retryable outage (503, UNAVAILABLE), with the retry hint of a
+// *pipeline.UnavailableError.
 func consumerStatus(err error) (status int, code codes.Code, retry time.Duration, reason string) {
 	var fe *pipeline.FullError
+	var ue *pipeline.UnavailableError
 	switch {
 	case errors.As(err, &fe):
 		retry = fe.RetryAfter
@@ -361,6 +363,8 @@ func consumerStatus(err error) (status int, code codes.Code, retry time.Duration
 		return http.StatusTooManyRequests, codes.ResourceExhausted, defaultRetry, ingest.ReasonFull
 	case pipeline.IsPermanent(err):
 		return http.StatusBadRequest, codes.InvalidArgument, 0, ingest.ReasonRejected
+	case errors.As(err, &ue):
+		return http.StatusServiceUnavailable, codes.Unavailable, max(ue.RetryAfter, defaultRetry), ingest.ReasonUnavailable
 	default:
 		return http.StatusServiceUnavailable, codes.Unavailable, 0, ingest.ReasonUnavailable
 	}

@@ -345,6 +345,7 @@ func TestHTTP(t *testing.T) {
 		{name: "consumer full without delay", path: TracesPath, contentType: js, body: goodJSON, consumerErr: fmt.Errorf("engine: %w", pipeline.ErrFull), wantStatus: 429, wantRetryAfter: "1"},
 		{name: "consumer permanent", path: TracesPath, contentType: pb, body: good, consumerErr: pipeline.Permanent(errors.New("bad batch")), wantStatus: 400, wantMessage: "bad batch"},
 		{name: "consumer down", path: TracesPath, contentType: pb, body: good, consumerErr: errors.New("engine stopped"), wantStatus: 503},
+		{name: "log unavailable", path: TracesPath, contentType: pb, body: good, consumerErr: &pipeline.UnavailableError{RetryAfter: 2 * time.Second, Err: errors.New("kafka down")}, wantStatus: 503, wantRetryAfter: "2"},
 		{name: "profiles protobuf", path: ProfilesPath, contentType: pb, body: profiles, wantStatus: 200, wantProfiles: 1},
 		{name: "profiles json", path: ProfilesPath, contentType: js, body: mustJSON(t, profilesRequest(false)), wantStatus: 200, wantProfiles: 1},
 		{name: "profiles gzip", path: ProfilesPath, contentType: pb, encoding: "gzip", body: gzipped(t, profiles), wantStatus: 200, wantProfiles: 1},
@@ -490,6 +491,7 @@ func TestGRPC(t *testing.T) {
 		{name: "full without delay", consumerErr: pipeline.ErrFull, wantCode: codes.ResourceExhausted, wantRetry: time.Second},
 		{name: "permanent", consumerErr: pipeline.Permanent(errors.New("bad")), wantCode: codes.InvalidArgument},
 		{name: "down", consumerErr: errors.New("engine stopped"), wantCode: codes.Unavailable},
+		{name: "log unavailable", consumerErr: &pipeline.UnavailableError{RetryAfter: 2 * time.Second, Err: errors.New("kafka down")}, wantCode: codes.Unavailable, wantRetry: 2 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -408,6 +408,7 @@ const defaultRetry = time.Second
 // is a retryable outage (503).
 func consumerStatus(err error) refusal {
 	var fe *pipeline.FullError
+	var ue *pipeline.UnavailableError
 	switch {
 	case errors.As(err, &fe):
 		retry := fe.RetryAfter
@@ -419,6 +420,8 @@ func consumerStatus(err error) refusal {
 		return refusal{http.StatusTooManyRequests, defaultRetry, ingest.ReasonFull}
 	case pipeline.IsPermanent(err):
 		return refusal{http.StatusBadRequest, 0, ingest.ReasonRejected}
+	case errors.As(err, &ue):
+		return refusal{http.StatusServiceUnavailable, max(ue.RetryAfter, defaultRetry), ingest.ReasonUnavailable}
 	default:
 		return refusal{http.StatusServiceUnavailable, 0, ingest.ReasonUnavailable}
 	}

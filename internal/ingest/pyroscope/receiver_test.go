@@ -237,6 +237,7 @@ func TestIngest(t *testing.T) {
 		{name: "consumer full", query: "name=checkout", body: []byte(prof), consumerErr: &pipeline.FullError{RetryAfter: 2500 * time.Millisecond}, wantStatus: 429, wantRetryAfter: "3"},
 		{name: "consumer permanent", query: "name=checkout", body: []byte(prof), consumerErr: pipeline.Permanent(errors.New("bad")), wantStatus: 400},
 		{name: "consumer down", query: "name=checkout", body: []byte(prof), consumerErr: errors.New("engine stopped"), wantStatus: 503},
+		{name: "log unavailable", query: "name=checkout", body: []byte(prof), consumerErr: &pipeline.UnavailableError{RetryAfter: 2 * time.Second, Err: errors.New("kafka down")}, wantStatus: 503, wantRetryAfter: "2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,109 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/evidentsec/evident/internal/tlsconfig"
+)
+
+// Config is the connection to the ingest log and the shape of its topic.
+type Config struct {
+	// Brokers are the seed brokers, host:port.
+	Brokers []string `yaml:"brokers"`
+	// Topic is the ingest log's topic.
+	Topic string `yaml:"topic"`
+	// Partitions and ReplicationFactor are used by EnsureTopic when it
+	// creates the topic; an existing topic is left as it is. Partitions
+	// bound the number of engines that share the work.
+	Partitions        int32 `yaml:"partitions"`
+	ReplicationFactor int16 `yaml:"replication_factor"`
+	// Retention is the topic's retention.ms when EnsureTopic creates it:
+	// how long an engine may be behind (or down) before it loses data.
+	Retention time.Duration `yaml:"retention"`
+	// ClientID names this process to the brokers (logs, quotas).
+	ClientID string `yaml:"client_id"`
+	// Group is the consumer group of the engines.
+	Group string `yaml:"group"`
+	// ProduceTimeout bounds the wait for the brokers' acknowledgement of
+	// one request's records; past it the request is refused as
+	// unavailable and the sender retries after RetryAfter.
+	ProduceTimeout time.Duration `yaml:"produce_timeout"`
+	RetryAfter     time.Duration `yaml:"retry_after"`
+	// MaxPollRecords is the most records an engine applies as one batch.
+	MaxPollRecords int `yaml:"max_poll_records"`
+	// ApplyBackoff is the wait before an engine retries a batch its
+	// store refused (the store is down): consumption pauses meanwhile.
+	ApplyBackoff time.Duration `yaml:"apply_backoff"`
+	// TLS, when set, encrypts the connections to the brokers; nil is
+	// plaintext.
+	TLS *tlsconfig.ClientConfig `yaml:"tls"`
+}
+
+// DefaultConfig returns a local broker, the topic evident-ingest with 12
+// partitions (enough for 12 engines) replicated 3 times and kept 24 h,
+// the group evident-engines, a 5 s produce timeout and batches of at
+// most 1000 records.
+func DefaultConfig() Config {
+	return Config{
+		Brokers: []string{"localhost:9092"}, Topic: "evident-ingest",
+		Partitions: 12, ReplicationFactor: 3, Retention: 24 * time.Hour,
+		ClientID: "evident", Group: "evident-engines",
+		ProduceTimeout: 5 * time.Second, RetryAfter: time.Second,
+		MaxPollRecords: 1000, ApplyBackoff: time.Second,
+	}
+}
+
+// ErrInvalidConfig is wrapped by the errors of Validate.
+var ErrInvalidConfig = errors.New("invalid kafka configuration")
+
+// Validate reports every problem in c.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	if len(c.Brokers) == 0 {
+		bad("brokers is empty")
+	}
+	for i, b := range c.Brokers {
+		if b == "" {
+			bad("brokers[%d] is empty", i)
+		}
+	}
+	if c.Topic == "" {
+		bad("topic is empty")
+	}
+	if c.Partitions < 1 {
+		bad("partitions %d is below 1", c.Partitions)
+	}
+	if c.ReplicationFactor < 1 {
+		bad("replication_factor %d is below 1", c.ReplicationFactor)
+	}
+	if c.Retention <= 0 {
+		bad("retention %v is not positive", c.Retention)
+	}
+	if c.Group == "" {
+		bad("group is empty")
+	}
+	if c.ProduceTimeout < time.Second {
+		// franz-go refuses a record timeout below one second.
+		bad("produce_timeout %v is below 1s", c.ProduceTimeout)
+	}
+	if c.RetryAfter <= 0 {
+		bad("retry_after %v is not positive", c.RetryAfter)
+	}
+	if c.MaxPollRecords < 1 {
+		bad("max_poll_records %d is below 1", c.MaxPollRecords)
+	}
+	if c.ApplyBackoff <= 0 {
+		bad("apply_backoff %v is not positive", c.ApplyBackoff)
+	}
+	if c.TLS != nil {
+		if err := c.TLS.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidConfig, err))
+		}
+	}
+	return errors.Join(errs...)
+}

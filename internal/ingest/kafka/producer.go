@@ -1,0 +1,195 @@
+package kafka
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/evidentsec/evident/internal/auth"
+	"github.com/evidentsec/evident/internal/pipeline"
+	"github.com/evidentsec/evident/internal/telemetry"
+	"github.com/evidentsec/evident/internal/tlsconfig"
+)
+
+// Producer writes the batches the receivers accept to the ingest log.
+// Its consumers return only once the brokers acknowledged every record
+// of the batch, so that a receiver acknowledges its client only for what
+// is in the log. Create it with NewProducer; it is a pipeline.Component
+// and safe for concurrent use.
+type Producer struct {
+	cfg  Config
+	cl   *kgo.Client
+	log  *slog.Logger
+	m    *prometheus.CounterVec
+	once sync.Once
+}
+
+var _ pipeline.Component = (*Producer)(nil)
+
+// NewProducer returns a producer for cfg. It does not connect: the first
+// batch does. Producing uses franz-go's defaults, which are what the log
+// needs: acks from all in-sync replicas and an idempotent producer (no
+// duplicate or reordered record on a retry within the client). Records
+// are placed by a hash of their key, the service, as Kafka's Java client
+// does, so that one service's telemetry stays ordered in one partition.
+func NewProducer(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Producer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	opts, err := clientOpts(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts,
+		kgo.DefaultProduceTopic(cfg.Topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordDeliveryTimeout(cfg.ProduceTimeout),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("create kafka producer: %w", err)
+	}
+	p := &Producer{cfg: cfg, cl: cl, log: logger, m: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "evident_kafka_produced_records_total",
+		Help: "Records written to the ingest log, by signal and outcome (written, unavailable, rejected).",
+	}, []string{"signal", "outcome"})}
+	if reg != nil {
+		if err := reg.Register(p.m); err != nil {
+			cl.Close()
+			return nil, fmt.Errorf("register kafka producer metrics: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// clientOpts are the options every client of the log shares.
+func clientOpts(cfg Config, logger *slog.Logger) ([]kgo.Opt, error) {
+	opts := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID(cfg.ClientID)}
+	if cfg.TLS != nil {
+		tc, err := tlsconfig.NewClient(*cfg.TLS, "kafka", logger)
+		if err != nil {
+			return nil, fmt.Errorf("kafka tls: %w", err)
+		}
+		if tc == nil {
+			// The zero ClientConfig: TLS with Go's defaults.
+			tc = &tls.Config{}
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	return opts, nil
+}
+
+// Traces returns the consumer of span batches: one record per service of
+// the batch.
+func (p *Producer) Traces() pipeline.Consumer[[]telemetry.Span] {
+	return pipeline.ConsumerFunc[[]telemetry.Span](func(ctx context.Context, spans []telemetry.Span) error {
+		if len(spans) == 0 {
+			return nil
+		}
+		var recs []*kgo.Record
+		for _, g := range groupBy(spans, func(s *telemetry.Span) string { return s.Service }) {
+			value, format, err := encodeSpans(g)
+			if err != nil {
+				return pipeline.Permanent(fmt.Errorf("encode spans of service %q: %w", g[0].Service, err))
+			}
+			recs = append(recs, record(ctx, g[0].Service, format, value))
+		}
+		return p.produce(ctx, "traces", recs)
+	})
+}
+
+// Profiles returns the consumer of profile batches: one record per
+// service of the batch.
+func (p *Producer) Profiles() pipeline.Consumer[[]*telemetry.ProfileBatch] {
+	return pipeline.ConsumerFunc[[]*telemetry.ProfileBatch](func(ctx context.Context, ps []*telemetry.ProfileBatch) error {
+		if len(ps) == 0 {
+			return nil
+		}
+		var recs []*kgo.Record
+		for _, g := range groupBy(ps, func(b **telemetry.ProfileBatch) string { return (*b).Service }) {
+			value, format, err := encodeProfiles(g)
+			if err != nil {
+				return pipeline.Permanent(fmt.Errorf("encode profiles of service %q: %w", g[0].Service, err))
+			}
+			recs = append(recs, record(ctx, g[0].Service, format, value))
+		}
+		return p.produce(ctx, "profiles", recs)
+	})
+}
+
+// groupBy splits xs by key, keeping the order of the keys' first
+// appearance and the order within each group.
+func groupBy[T any](xs []T, key func(*T) string) [][]T {
+	at := map[string]int{}
+	var groups [][]T
+	for i := range xs {
+		k := key(&xs[i])
+		j, ok := at[k]
+		if !ok {
+			j = len(groups)
+			at[k] = j
+			groups = append(groups, nil)
+		}
+		groups[j] = append(groups[j], xs[i])
+	}
+	return groups
+}
+
+// record builds the record of one service's part of a request, with the
+// tenant the receiver's guard decided.
+func record(ctx context.Context, service, format string, value []byte) *kgo.Record {
+	return &kgo.Record{Key: []byte(service), Value: value, Headers: []kgo.RecordHeader{
+		{Key: headerTenant, Value: []byte(auth.TenantFromContext(ctx))},
+		{Key: headerFormat, Value: []byte(format)},
+	}}
+}
+
+// produce writes recs and waits for the brokers' acknowledgement of all
+// of them. A record the brokers refuse as too large is a Permanent
+// error; any other failure (no broker reachable, no leader, the timeout)
+// is a *pipeline.UnavailableError. The records of one request are not
+// written atomically: when one fails after another was written, the
+// sender's retry writes the written one again (at-least-once, as OTLP
+// retries are).
+func (p *Producer) produce(ctx context.Context, signal string, recs []*kgo.Record) error {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.ProduceTimeout)
+	defer cancel()
+	err := p.cl.ProduceSync(ctx, recs...).FirstErr()
+	switch {
+	case err == nil:
+		p.m.WithLabelValues(signal, "written").Add(float64(len(recs)))
+		return nil
+	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
+		p.m.WithLabelValues(signal, "rejected").Add(float64(len(recs)))
+		return pipeline.Permanent(fmt.Errorf("write %s to kafka topic %s: %w", signal, p.cfg.Topic, err))
+	default:
+		p.m.WithLabelValues(signal, "unavailable").Add(float64(len(recs)))
+		return &pipeline.UnavailableError{RetryAfter: p.cfg.RetryAfter, Err: fmt.Errorf("write %s to kafka topic %s: %w", signal, p.cfg.Topic, err)}
+	}
+}
+
+// Start does nothing: the client connects on the first batch.
+func (p *Producer) Start(context.Context) error { return nil }
+
+// Shutdown waits for the records in flight, or until ctx is done, and
+// closes the client.
+func (p *Producer) Shutdown(ctx context.Context) error {
+	var err error
+	p.once.Do(func() {
+		if ferr := p.cl.Flush(ctx); ferr != nil {
+			err = fmt.Errorf("flush kafka producer: %w", ferr)
+		}
+		p.cl.Close()
+	})
+	return err
+}
