@@ -45,7 +45,7 @@ func TestShippedExploitKnowledge(t *testing.T) {
 	for f, ss := range byFormat {
 		samples["legitimate "+f] = ss
 	}
-	for _, id := range []string{"GO-2020-0036", "CVE-2020-36518", "CVE-2022-1471", "CVE-2019-10744", "CVE-2021-23337", "CVE-2020-1747", "CVE-2024-22195", "CVE-2024-34064", "CVE-2021-44228", "CVE-2022-42889"} {
+	for _, id := range []string{"GO-2020-0036", "CVE-2020-36518", "CVE-2022-1471", "CVE-2019-10744", "CVE-2021-23337", "CVE-2020-1747", "CVE-2024-22195", "CVE-2024-34064", "CVE-2021-44228", "CVE-2022-42889", "CVE-2021-44906"} {
 		for _, e := range x.Lookup(id) {
 			for _, v := range e.Variants {
 				samples[id] = append(samples[id], Sample(v))
@@ -98,12 +98,15 @@ func TestExploitKnowledgeAcceptance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, id := range []string{"GO-2020-0036", "CVE-2022-22965", "CVE-2022-42889", "CVE-2020-36518", "CVE-2022-1471", "CVE-2019-10744", "CVE-2020-1747", "CVE-2024-41946", "GO-2024-2958", "GO-2026-5030", "CVE-2021-23337", "CVE-2024-22195", "CVE-2024-34064"} {
+	for i, id := range []string{"GO-2020-0036", "CVE-2022-22965", "CVE-2022-42889", "CVE-2020-36518", "CVE-2022-1471", "CVE-2019-10744", "CVE-2020-1747", "CVE-2024-41946", "GO-2024-2958", "GO-2026-5030", "CVE-2021-23337", "CVE-2024-22195", "CVE-2024-34064", "CVE-2021-44906"} {
 		e := x.Lookup(id)
 		if len(e) != 1 {
 			t.Fatalf("%s: %d entries", id, len(e))
 		}
 		as = append(as, executedExposed("gateway", id, e[0].Package, fmt.Sprintf("POST /e%d", i)))
+	}
+	if len(as) != x.Len() {
+		t.Fatalf("%d assessments for %d shipped entries: list every entry here", len(as), x.Len())
 	}
 	set, err := Generate(DefaultConfig(), as, loadRecords(t), traffic)
 	if err != nil {
