@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -309,6 +310,42 @@ entries:
 			if p.Knowledge != nil || !strings.HasPrefix(p.Detections, "class template") || !strings.Contains(strings.Join(p.Notes, "\n"), "no_such_check") {
 				t.Errorf("unknown check: detections %q, notes %q; want the class template and a note", p.Detections, p.Notes)
 			}
+		}
+	}
+}
+
+// TestCheckPatterns: the regular expressions of the HTML checks (built
+// without look-ahead) and of param_depth against inputs on either side of
+// their condition.
+func TestCheckPatterns(t *testing.T) {
+	tests := []struct {
+		check, in string
+		threshold int
+		want      bool
+	}{
+		{"html_foreign_raw_text", `<svg><desc><span></desc><mtext><style><!--</style><img src=1 onerror=alert(1)>-->`, 0, true},
+		{"html_foreign_raw_text", `<form><math><mtext></form><form><mglyph><style></math><img src onerror=alert(1)>`, 0, true},
+		{"html_foreign_raw_text", `<MATH><MTEXT><TABLE><MGLYPH><STYLE><IMG SRC=x ONERROR=alert(1)>`, 0, true},
+		{"html_foreign_raw_text", `<svg><noscript><p title="</noscript><img src=x onerror=alert(1)>">`, 0, true},
+		{"html_foreign_raw_text", `<svg><title>4 stars</title><style>.star { fill: gold } .a > b { }</style><path d="M1 1"/></svg>`, 0, false},
+		{"html_foreign_raw_text", `<svg><style>.a{}</style ><style>.b{}</STYLE></svg>`, 0, false},
+		{"html_foreign_raw_text", `<style><img src=x></style> outside foreign content`, 0, false},
+		{"html_doctype_reference", `<!DOCTYPE html SYSTEM "&#62;&lt;img src=x onerror=alert(1)&gt;">`, 0, true},
+		{"html_doctype_reference", `<!doctype &gt;>`, 0, true},
+		{"html_doctype_reference", `<!DOCTYPE html PUBLIC "-//W3C//DTD HTML 4.01//EN" "http://www.w3.org/TR/html4/strict.dtd"><p>Tea &amp; cake</p>`, 0, false},
+		{"param_depth", "a" + strings.Repeat("[p]", 33), 32, true},
+		{"param_depth", "a" + strings.Repeat("[]", 40), 32, true},
+		{"param_depth", "a" + strings.Repeat("[p]", 32), 32, false},
+		{"param_depth", "user[address][city]", 32, false},
+	}
+	for _, tt := range tests {
+		ds, err := checkDetections(knowledge.Check{Kind: tt.check, Threshold: tt.threshold}, []knowledge.Vector{{In: "body"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		re := regexp.MustCompile(strings.TrimPrefix(ds[0].links[0].op, "@rx "))
+		if got := re.MatchString(tt.in); got != tt.want {
+			t.Errorf("%s on %q: %v, want %v", tt.check, tt.in, got, tt.want)
 		}
 	}
 }
