@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -45,7 +46,7 @@ func TestShippedExploitKnowledge(t *testing.T) {
 	for f, ss := range byFormat {
 		samples["legitimate "+f] = ss
 	}
-	for _, id := range []string{"GO-2020-0036", "CVE-2020-36518", "CVE-2022-1471", "CVE-2019-10744", "CVE-2021-23337", "CVE-2020-1747", "CVE-2024-22195", "CVE-2024-34064", "CVE-2021-44228", "CVE-2022-42889"} {
+	for _, id := range []string{"GO-2020-0036", "CVE-2020-36518", "CVE-2022-1471", "CVE-2019-10744", "CVE-2021-23337", "CVE-2020-1747", "CVE-2024-22195", "CVE-2024-34064", "CVE-2021-44228", "CVE-2022-42889", "CVE-2021-44906"} {
 		for _, e := range x.Lookup(id) {
 			for _, v := range e.Variants {
 				samples[id] = append(samples[id], Sample(v))
@@ -98,12 +99,15 @@ func TestExploitKnowledgeAcceptance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, id := range []string{"GO-2020-0036", "CVE-2022-22965", "CVE-2022-42889", "CVE-2020-36518", "CVE-2022-1471", "CVE-2019-10744", "CVE-2020-1747", "CVE-2024-41946", "GO-2024-2958", "GO-2026-5030", "CVE-2021-23337", "CVE-2024-22195", "CVE-2024-34064"} {
+	for i, id := range []string{"GO-2020-0036", "CVE-2022-22965", "CVE-2022-42889", "CVE-2020-36518", "CVE-2022-1471", "CVE-2019-10744", "CVE-2020-1747", "CVE-2024-41946", "GO-2024-2958", "GO-2026-5030", "CVE-2021-23337", "CVE-2024-22195", "CVE-2024-34064", "CVE-2021-44906", "GO-2026-5025", "GO-2026-5027", "GO-2026-5029", "CVE-2024-45590"} {
 		e := x.Lookup(id)
 		if len(e) != 1 {
 			t.Fatalf("%s: %d entries", id, len(e))
 		}
 		as = append(as, executedExposed("gateway", id, e[0].Package, fmt.Sprintf("POST /e%d", i)))
+	}
+	if len(as) != x.Len() {
+		t.Fatalf("%d assessments for %d shipped entries: list every entry here", len(as), x.Len())
 	}
 	set, err := Generate(DefaultConfig(), as, loadRecords(t), traffic)
 	if err != nil {
@@ -306,6 +310,42 @@ entries:
 			if p.Knowledge != nil || !strings.HasPrefix(p.Detections, "class template") || !strings.Contains(strings.Join(p.Notes, "\n"), "no_such_check") {
 				t.Errorf("unknown check: detections %q, notes %q; want the class template and a note", p.Detections, p.Notes)
 			}
+		}
+	}
+}
+
+// TestCheckPatterns: the regular expressions of the HTML checks (built
+// without look-ahead) and of param_depth against inputs on either side of
+// their condition.
+func TestCheckPatterns(t *testing.T) {
+	tests := []struct {
+		check, in string
+		threshold int
+		want      bool
+	}{
+		{"html_foreign_raw_text", `<svg><desc><span></desc><mtext><style><!--</style><img src=1 onerror=alert(1)>-->`, 0, true},
+		{"html_foreign_raw_text", `<form><math><mtext></form><form><mglyph><style></math><img src onerror=alert(1)>`, 0, true},
+		{"html_foreign_raw_text", `<MATH><MTEXT><TABLE><MGLYPH><STYLE><IMG SRC=x ONERROR=alert(1)>`, 0, true},
+		{"html_foreign_raw_text", `<svg><noscript><p title="</noscript><img src=x onerror=alert(1)>">`, 0, true},
+		{"html_foreign_raw_text", `<svg><title>4 stars</title><style>.star { fill: gold } .a > b { }</style><path d="M1 1"/></svg>`, 0, false},
+		{"html_foreign_raw_text", `<svg><style>.a{}</style ><style>.b{}</STYLE></svg>`, 0, false},
+		{"html_foreign_raw_text", `<style><img src=x></style> outside foreign content`, 0, false},
+		{"html_doctype_reference", `<!DOCTYPE html SYSTEM "&#62;&lt;img src=x onerror=alert(1)&gt;">`, 0, true},
+		{"html_doctype_reference", `<!doctype &gt;>`, 0, true},
+		{"html_doctype_reference", `<!DOCTYPE html PUBLIC "-//W3C//DTD HTML 4.01//EN" "http://www.w3.org/TR/html4/strict.dtd"><p>Tea &amp; cake</p>`, 0, false},
+		{"param_depth", "a" + strings.Repeat("[p]", 33), 32, true},
+		{"param_depth", "a" + strings.Repeat("[]", 40), 32, true},
+		{"param_depth", "a" + strings.Repeat("[p]", 32), 32, false},
+		{"param_depth", "user[address][city]", 32, false},
+	}
+	for _, tt := range tests {
+		ds, err := checkDetections(knowledge.Check{Kind: tt.check, Threshold: tt.threshold}, []knowledge.Vector{{In: "body"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		re := regexp.MustCompile(strings.TrimPrefix(ds[0].links[0].op, "@rx "))
+		if got := re.MatchString(tt.in); got != tt.want {
+			t.Errorf("%s on %q: %v, want %v", tt.check, tt.in, got, tt.want)
 		}
 	}
 }
