@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/evidentsec/evident/internal/source"
+	"github.com/evidentsec/evident/internal/store"
+	"github.com/evidentsec/evident/internal/store/postgres"
+	"github.com/evidentsec/evident/internal/store/sqlite"
+)
+
+// Store backends, the values of serve.store.backend.
+const (
+	backendSQLite   = "sqlite"
+	backendPostgres = "postgres"
+)
+
+// storeConfig selects the backend of the store and configures it.
+type storeConfig struct {
+	// Backend is "sqlite" (the default: one process, the database under
+	// --data) or "postgres" (one database every replica shares).
+	Backend string `yaml:"backend"`
+	// The SQLite settings sit beside backend, where they were before
+	// there was a choice.
+	sqlite.Config `yaml:",inline"`
+	// Postgres is the database of the "postgres" backend.
+	Postgres postgres.Config `yaml:"postgres"`
+}
+
+func defaultStoreConfig() storeConfig {
+	return storeConfig{Backend: backendSQLite, Config: sqlite.DefaultConfig(), Postgres: postgres.DefaultConfig()}
+}
+
+// Validate reports an unknown backend and the problems of the chosen
+// backend's settings; the other's are not used and not checked.
+func (c storeConfig) Validate() error {
+	switch c.Backend {
+	case backendSQLite:
+		if err := c.Config.Validate(); err != nil {
+			return fmt.Errorf("serve store: %w", err)
+		}
+	case backendPostgres:
+		if err := c.Postgres.Validate(); err != nil {
+			return fmt.Errorf("serve store postgres: %w", err)
+		}
+	default:
+		return fmt.Errorf("serve store backend %q is neither %q nor %q", c.Backend, backendSQLite, backendPostgres)
+	}
+	return nil
+}
+
+// servedStore is what evident serve needs of its store: the store and
+// the watermarks of the polled sources.
+type servedStore interface {
+	store.Store
+	source.Watermarks
+}
+
+// openStore opens the store of cfg: SQLite's under dataDir, or the
+// PostgreSQL database. shared opens SQLite beside the evident serve that
+// may hold it (sqlite.OpenShared), for the token and audit commands;
+// PostgreSQL is always shared. metrics is the backend's collector, nil
+// when it has none.
+func openStore(ctx context.Context, dataDir string, cfg storeConfig, shared bool) (st servedStore, metrics prometheus.Collector, err error) {
+	switch cfg.Backend {
+	case backendPostgres:
+		st, err := postgres.Open(ctx, cfg.Postgres)
+		if err != nil {
+			return nil, nil, err
+		}
+		return st, nil, nil
+	default:
+		open := sqlite.Open
+		if shared {
+			open = sqlite.OpenShared
+		}
+		st, err := open(ctx, filepath.Join(dataDir, "store"), cfg.Config)
+		if err != nil {
+			return nil, nil, err
+		}
+		return st, st.Collector(), nil
+	}
+}
