@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -40,17 +41,29 @@ func defaultStoreConfig() storeConfig {
 func (c storeConfig) Validate() error {
 	switch c.Backend {
 	case backendSQLite:
-		if err := c.Config.Validate(); err != nil {
-			return fmt.Errorf("serve store: %w", err)
-		}
+		return eachPrefixed("serve store", c.Config.Validate())
 	case backendPostgres:
-		if err := c.Postgres.Validate(); err != nil {
-			return fmt.Errorf("serve store postgres: %w", err)
-		}
+		return eachPrefixed("serve store postgres", c.Postgres.Validate())
 	default:
 		return fmt.Errorf("serve store backend %q is neither %q nor %q", c.Backend, backendSQLite, backendPostgres)
 	}
-	return nil
+}
+
+// eachPrefixed prefixes each of the errors joined in err, so that every
+// line of the message says which section it is about.
+func eachPrefixed(prefix string, err error) error {
+	if err == nil {
+		return nil
+	}
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return fmt.Errorf("%s: %w", prefix, err)
+	}
+	var errs []error
+	for _, e := range joined.Unwrap() {
+		errs = append(errs, fmt.Errorf("%s: %w", prefix, e))
+	}
+	return errors.Join(errs...)
 }
 
 // servedStore is what evident serve needs of its store: the store and
