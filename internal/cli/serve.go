@@ -210,15 +210,12 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
-	var storeMetrics prometheus.Collector
-	s.st, storeMetrics, err = openStore(ctx, g.dataDir, sc.Store, false)
+	s.st, err = openStore(ctx, g.dataDir, sc.Store, false)
 	if err != nil {
 		return nil, err
 	}
-	if storeMetrics != nil {
-		if err := reg.Register(storeMetrics); err != nil {
-			return nil, fmt.Errorf("register store metrics: %w", err)
-		}
+	if err := reg.Register(s.st.Collector()); err != nil {
+		return nil, fmt.Errorf("register store metrics: %w", err)
 	}
 	stored, err := s.st.Findings(ctx)
 	if err != nil {

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -84,6 +86,18 @@ func TestServePostgres(t *testing.T) {
 	defer shutdown(t, primary)
 	if diff := cmp.Diff(want, shopDecided(t, primary.apiURL())); diff != "" {
 		t.Errorf("verdicts on PostgreSQL differ from SQLite's (-sqlite +postgres):\n%s", diff)
+	}
+
+	resp, err := http.Get(primary.apiURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{"evident_store_committed_batches_total ", "evident_store_pool_connections{"} {
+		if !strings.Contains(string(metrics), m) {
+			t.Errorf("/metrics on PostgreSQL lacks %s", m)
+		}
 	}
 
 	// Another replica: its own data directory, no sources to poll, the

@@ -66,35 +66,35 @@ func eachPrefixed(prefix string, err error) error {
 	return errors.Join(errs...)
 }
 
-// servedStore is what evident serve needs of its store: the store and
-// the watermarks of the polled sources.
+// servedStore is what evident serve needs of its store: the store, the
+// watermarks of the polled sources, and the backend's metrics.
 type servedStore interface {
 	store.Store
 	source.Watermarks
+	// Collector returns the metrics of the database, registered once.
+	Collector() prometheus.Collector
 }
 
 // openStore opens the store of cfg: SQLite's under dataDir, or the
 // PostgreSQL database. shared opens SQLite beside the evident serve that
 // may hold it (sqlite.OpenShared), for the token and audit commands;
-// PostgreSQL is always shared. metrics is the backend's collector, nil
-// when it has none.
-func openStore(ctx context.Context, dataDir string, cfg storeConfig, shared bool) (st servedStore, metrics prometheus.Collector, err error) {
-	switch cfg.Backend {
-	case backendPostgres:
+// PostgreSQL is always shared.
+func openStore(ctx context.Context, dataDir string, cfg storeConfig, shared bool) (servedStore, error) {
+	// A failed Open returns a nil interface, not a nil *Store in one.
+	if cfg.Backend == backendPostgres {
 		st, err := postgres.Open(ctx, cfg.Postgres)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		return st, nil, nil
-	default:
-		open := sqlite.Open
-		if shared {
-			open = sqlite.OpenShared
-		}
-		st, err := open(ctx, filepath.Join(dataDir, "store"), cfg.Config)
-		if err != nil {
-			return nil, nil, err
-		}
-		return st, st.Collector(), nil
+		return st, nil
 	}
+	open := sqlite.Open
+	if shared {
+		open = sqlite.OpenShared
+	}
+	st, err := open(ctx, filepath.Join(dataDir, "store"), cfg.Config)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
 }

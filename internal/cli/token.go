@@ -32,8 +32,7 @@ func openSharedStore(ctx context.Context, g *globals, config string) (store.Stor
 	if err != nil {
 		return nil, err
 	}
-	st, _, err := openStore(ctx, g.dataDir, cfg.Serve.Store, true)
-	return st, err
+	return openStore(ctx, g.dataDir, cfg.Serve.Store, true)
 }
 
 // addStoreConfigFlag adds --config, the file whose serve.store says
