@@ -62,9 +62,10 @@ func newServeCmd(g *globals) *cobra.Command {
 		Use:   "serve [--config FILE] [--vulns PATH] [--findings [SERVICE=]FILE...]",
 		Short: "Receive traces and profiles, keep verdicts up to date, serve the API and fire alerts",
 		Long: `Run evident as a service: OTLP traces and profiles (gRPC and HTTP) and
-Pyroscope profiles (POST /ingest) are logged to the embedded store under
---data, applied to the runtime model, and the findings re-assessed as the
-evidence arrives. Detections (a vulnerable function running for the first time,
+Pyroscope profiles (POST /ingest) are logged to the store (embedded SQLite
+under --data, or the PostgreSQL database of serve.store), applied to the
+runtime model, and the findings re-assessed as the evidence arrives.
+Detections (a vulnerable function running for the first time,
 exploit payloads, new paths to sensitive stores, anomalies) become alerts,
 sent to the configured sinks and kept for the API.
 
