@@ -26,7 +26,6 @@ import (
 	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/source"
 	"github.com/evidentsec/evident/internal/store"
-	"github.com/evidentsec/evident/internal/store/sqlite"
 	"github.com/evidentsec/evident/internal/tenant"
 	"github.com/evidentsec/evident/internal/tlsconfig"
 )
@@ -57,7 +56,7 @@ type serveConfig struct {
 	// Model bounds every structure of the runtime model that grows with
 	// the telemetry ingested (docs/architecture.md, "Memory").
 	Model     model.Config    `yaml:"model"`
-	Store     sqlite.Config   `yaml:"store"`
+	Store     storeConfig     `yaml:"store"`
 	Retention store.Retention `yaml:"retention"`
 	Alerts    alertsConfig    `yaml:"alerts"`
 	Auth      auth.Config     `yaml:"auth"`
@@ -147,7 +146,7 @@ func defaultFileConfig() fileConfig {
 func defaultServeConfig() serveConfig {
 	return serveConfig{
 		API: httpapi.DefaultConfig(), OTLP: otlp.DefaultConfig(), Pyroscope: pyroscope.DefaultConfig(), Memory: admission.DefaultConfig(),
-		Engine: engine.DefaultConfig(), Model: model.DefaultConfig(), Store: sqlite.DefaultConfig(), Retention: store.DefaultRetention(), Tenants: tenant.DefaultConfig(),
+		Engine: engine.DefaultConfig(), Model: model.DefaultConfig(), Store: defaultStoreConfig(), Retention: store.DefaultRetention(), Tenants: tenant.DefaultConfig(),
 		Alerts:          alertsConfig{Config: alert.DefaultConfig()},
 		Auth:            auth.DefaultConfig(),
 		Redaction:       redact.DefaultConfig(),

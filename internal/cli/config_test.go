@@ -63,6 +63,11 @@ func TestLoadConfigBad(t *testing.T) {
 		"bad-products.bad.yml":    `config $F: products.gateway: "registry.example.com/shop/gateway:v1" is not a package URL (pkg:oci/<name>@sha256:<digest>, pkg:generic/<name>, ...)`,
 		"bad-redaction.bad.yml":   "config $F: invalid redaction configuration: value_patterns[0] \"(\": error parsing regexp: missing closing ): `(`",
 		"bad-first-party.bad.yml": `config $F: invalid attribution config: first_party[1] "com.example.": not a package name`,
+		"bad-store.bad.yml":       `config $F: serve store backend "postgre" is neither "sqlite" nor "postgres"`,
+		// The password of the DSN is not shown.
+		"bad-store-postgres.bad.yml": "config $F: serve store postgres: dsn: cannot parse `postgres://evident:xxxxx@db.example:notaport/evident`: invalid port\n" +
+			"serve store postgres: max_conns 1 is under 2 (the committer holds one)",
+		"typo-store.bad.yml": "$F:5: serve.store.postgres.dns: unknown key (did you mean dsn?)",
 		"bad-model.bad.yml": "config $F: invalid model configuration: max_pending_spans 1 is below 2\n" +
 			"invalid model configuration: max_services 0 is below 1",
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -51,6 +52,10 @@ func shopBinaries(t *testing.T) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if err := pgServer.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "stop PostgreSQL: %v\n", err)
+		code = 1
+	}
 	if builtShop.dir != "" {
 		os.RemoveAll(builtShop.dir)
 	}

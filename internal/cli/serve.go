@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -40,7 +39,6 @@ import (
 	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/source"
 	"github.com/evidentsec/evident/internal/store"
-	"github.com/evidentsec/evident/internal/store/sqlite"
 	"github.com/evidentsec/evident/internal/telemetry"
 	"github.com/evidentsec/evident/internal/tenant"
 	"github.com/evidentsec/evident/internal/tlsconfig"
@@ -64,9 +62,10 @@ func newServeCmd(g *globals) *cobra.Command {
 		Use:   "serve [--config FILE] [--vulns PATH] [--findings [SERVICE=]FILE...]",
 		Short: "Receive traces and profiles, keep verdicts up to date, serve the API and fire alerts",
 		Long: `Run evident as a service: OTLP traces and profiles (gRPC and HTTP) and
-Pyroscope profiles (POST /ingest) are logged to the embedded store under
---data, applied to the runtime model, and the findings re-assessed as the
-evidence arrives. Detections (a vulnerable function running for the first time,
+Pyroscope profiles (POST /ingest) are logged to the store (embedded SQLite
+under --data, or the PostgreSQL database of serve.store), applied to the
+runtime model, and the findings re-assessed as the evidence arrives.
+Detections (a vulnerable function running for the first time,
 exploit payloads, new paths to sensitive stores, anomalies) become alerts,
 sent to the configured sinks and kept for the API.
 
@@ -143,7 +142,7 @@ func (fl serveFlags) override(cmd *cobra.Command, c *serveConfig) error {
 // what they accepted drains through the engine into the store.
 type server struct {
 	log  *slog.Logger
-	st   *sqlite.Store
+	st   servedStore
 	auth *auth.Authenticator
 	// eng, alerts and router are the default tenant's; tenants holds
 	// them and every other tenant's.
@@ -212,7 +211,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
-	s.st, err = sqlite.Open(ctx, filepath.Join(g.dataDir, "store"), sc.Store)
+	s.st, err = openStore(ctx, g.dataDir, sc.Store, false)
 	if err != nil {
 		return nil, err
 	}
@@ -254,10 +253,10 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	}
 	attr := attribution.New(attributionConfig(initial, nil, cfg.FirstParty))
 	newUnit := func(id string) (*tenantUnit, error) {
-		st, tlog, treg := s.st, log, prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, reg)
+		st, tlog, treg := store.Store(s.st), log, prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, reg)
 		alertTenant := "" // the default tenant's alerts name none, as before tenants
 		if id != store.DefaultTenant {
-			if st, err = s.st.ForTenant(id); err != nil {
+			if st, err = s.st.Tenant(id); err != nil {
 				return nil, err
 			}
 			tlog, alertTenant = log.With("tenant", id), id
@@ -561,7 +560,7 @@ type tenantUnit struct {
 	alerts *alertLog
 	state  *liveState
 	// store is the tenant's view of the store.
-	store *sqlite.Store
+	store store.Store
 	// patches learns the tenant's requests from traces, the consumer
 	// of its spans, and validates its virtual patches with them.
 	patches *patcher
@@ -638,13 +637,13 @@ func (l *liveState) SetFindings(ctx context.Context, u store.FindingsUpdate) err
 // alerts and verdict history of its store.
 type uiSource struct {
 	*liveState
-	*sqlite.Store
+	store.Store
 }
 
 // alertLog is the sink that keeps alerts in the store for the API, and
 // the live feed of the API's Server-Sent Events stream.
 type alertLog struct {
-	st  *sqlite.Store
+	st  store.Store
 	log *slog.Logger
 
 	mu   sync.Mutex
@@ -656,7 +655,7 @@ var (
 	_ httpapi.Alerts = (*alertLog)(nil)
 )
 
-func newAlertLog(st *sqlite.Store, log *slog.Logger) *alertLog {
+func newAlertLog(st store.Store, log *slog.Logger) *alertLog {
 	return &alertLog{st: st, log: log, subs: map[chan any]struct{}{}}
 }
 
@@ -780,7 +779,7 @@ func buildSinks(c alertsConfig, log *slog.Logger) (sinks map[string][]alert.Sink
 
 // retainer applies the store's retention at start and then hourly.
 type retainer struct {
-	st  *sqlite.Store
+	st  store.Store
 	cfg store.Retention
 	log *slog.Logger
 

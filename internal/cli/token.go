@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os/user"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/store"
-	"github.com/evidentsec/evident/internal/store/sqlite"
 )
 
 // cliActor names the person running a command in the audit log.
@@ -26,10 +24,21 @@ func cliActor() string {
 	return "cli"
 }
 
-// openSharedStore opens the store under --data beside a running evident
-// serve, for the token and audit commands.
-func openSharedStore(ctx context.Context, g *globals) (*sqlite.Store, error) {
-	return sqlite.OpenShared(ctx, filepath.Join(g.dataDir, "store"), sqlite.DefaultConfig())
+// openSharedStore opens the store of serve's configuration file config
+// (serve.store; SQLite's under --data without one) beside a running
+// evident serve, for the token and audit commands.
+func openSharedStore(ctx context.Context, g *globals, config string) (store.Store, error) {
+	cfg, err := loadConfig(config)
+	if err != nil {
+		return nil, err
+	}
+	return openStore(ctx, g.dataDir, cfg.Serve.Store, true)
+}
+
+// addStoreConfigFlag adds --config, the file whose serve.store says
+// where the store is, to the token and audit commands.
+func addStoreConfigFlag(cmd *cobra.Command, config *string) {
+	cmd.PersistentFlags().StringVar(config, "config", "", "evident serve's configuration file, whose serve.store says where the store is (default: SQLite under --data)")
 }
 
 func newTokenCmd(g *globals) *cobra.Command {
@@ -44,11 +53,13 @@ secret; a running evident serve picks up a new or revoked token within
 serve.auth.reload_interval (5 s by default). Every creation and revocation is
 recorded in the audit log. docs/security.md describes the model.`,
 	}
-	cmd.AddCommand(newTokenCreateCmd(g), newTokenListCmd(g), newTokenRevokeCmd(g))
+	var config string
+	addStoreConfigFlag(cmd, &config)
+	cmd.AddCommand(newTokenCreateCmd(g, &config), newTokenListCmd(g, &config), newTokenRevokeCmd(g, &config))
 	return cmd
 }
 
-func newTokenCreateCmd(g *globals) *cobra.Command {
+func newTokenCreateCmd(g *globals, config *string) *cobra.Command {
 	var (
 		name    string
 		roles   []string
@@ -88,7 +99,7 @@ without may pick any with the X-Scope-OrgID header (docs/security.md).`,
 				}
 				tok.Tenant = tenant
 			}
-			st, err := openSharedStore(cmd.Context(), g)
+			st, err := openSharedStore(cmd.Context(), g, *config)
 			if err != nil {
 				return withCode(ExitUsage, err)
 			}
@@ -113,13 +124,13 @@ without may pick any with the X-Scope-OrgID header (docs/security.md).`,
 	return cmd
 }
 
-func newTokenListCmd(g *globals) *cobra.Command {
+func newTokenListCmd(g *globals, config *string) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
 		Short: "List the tokens (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openSharedStore(cmd.Context(), g)
+			st, err := openSharedStore(cmd.Context(), g, *config)
 			if err != nil {
 				return withCode(ExitUsage, err)
 			}
@@ -150,14 +161,14 @@ func newTokenListCmd(g *globals) *cobra.Command {
 	}
 }
 
-func newTokenRevokeCmd(g *globals) *cobra.Command {
+func newTokenRevokeCmd(g *globals, config *string) *cobra.Command {
 	return &cobra.Command{
 		Use:     "revoke ID...",
 		Short:   "Revoke tokens by ID (the part after evd_, as token list shows it)",
 		Example: `  evident token revoke 3f9a0c1d2e4b5a69`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, ids []string) error {
-			st, err := openSharedStore(cmd.Context(), g)
+			st, err := openSharedStore(cmd.Context(), g, *config)
 			if err != nil {
 				return withCode(ExitUsage, err)
 			}
@@ -187,17 +198,20 @@ findings (uploads, --findings at start) and every change of a VEX status
 evident states: who, what and when. It is append-only and hash-chained: each
 entry carries the SHA-256 of the one before and of its own content.`,
 	}
+	var config string
+	addStoreConfigFlag(cmd, &config)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "verify",
 		Short: "Walk the hash chain of the audit log and name the first bad entry",
-		Long: `Walk the audit log under --data from its first entry and check each: its
-sequence number follows the one before, it carries the hash of the one
-before, and its content matches its own hash. Prints the number of entries and
+		Long: `Walk the audit log of the store (under --data, or serve.store of --config)
+from its first entry and check each: its sequence number follows the one
+before, it carries the hash of the one before, and its content matches its
+own hash. Prints the number of entries and
 the hash of the last one (the head: keep it elsewhere to detect a later
 truncation of the log). Exit status 1 names the first entry that fails.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openSharedStore(cmd.Context(), g)
+			st, err := openSharedStore(cmd.Context(), g, config)
 			if err != nil {
 				return withCode(ExitUsage, err)
 			}

@@ -390,6 +390,13 @@ func waitForBrowser(t *testing.T, ctx context.Context, what, expr string) {
 // Tempo and Pyroscope servers, with an OTLP/HTTP receiver for more.
 func startShopServer(t *testing.T) *server {
 	t.Helper()
+	return startShopServerStore(t, t.TempDir(), defaultStoreConfig())
+}
+
+// startShopServerStore is startShopServer with the data directory and the
+// store of the caller's.
+func startShopServerStore(t *testing.T, data string, st storeConfig) *server {
+	t.Helper()
 	rec, err := sourcetest.LoadRecording(filepath.Join(shop, "recorded"))
 	if err != nil {
 		t.Fatal(err)
@@ -416,8 +423,9 @@ func startShopServer(t *testing.T) *server {
 	// The recording is from the past: one window reaches back to it.
 	cfg.Serve.Sources.Lookback = 10 * 365 * 24 * time.Hour
 	cfg.Serve.Sources.MaxWindow = cfg.Serve.Sources.Lookback
+	cfg.Serve.Store = st
 	rd := filepath.Join(shop, "recorded")
-	g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: t.TempDir()}
+	g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: data}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv, err := startServer(t.Context(), g, cfg, serveFlags{vulns: []string{filepath.Join(rd, "osv")}, findings: []string{filepath.Join(rd, "findings")}}, log)
 	if err != nil {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Calls admits the calls of a backend's Store until Close, which waits for
@@ -17,13 +20,30 @@ type Calls struct {
 
 	// committer commits the appends; nil until StartCommits.
 	committer *GroupCommitter
+	// metrics are the committer's; nil until StartCommits.
+	metrics *commitMetrics
 }
 
 // StartCommits starts the GroupCommitter that SubmitBatch hands batches
-// to, committing with commit (see NewGroupCommitter). Call it once, before
-// the Store is shared.
+// to, committing with commit (see NewGroupCommitter), and timing each
+// commit that succeeds. Call it once, before the Store is shared.
 func (c *Calls) StartCommits(commit func(group []*Pending) ([]int64, error)) {
-	c.committer = NewGroupCommitter(commit)
+	c.metrics = newCommitMetrics()
+	c.committer = NewGroupCommitter(func(group []*Pending) ([]int64, error) {
+		start := time.Now()
+		seqs, err := commit(group)
+		if err == nil {
+			c.metrics.observe(len(group), start)
+		}
+		return seqs, err
+	})
+}
+
+// CommitCollector returns the metrics of the commits since StartCommits:
+// evident_store_commit_duration_seconds and
+// evident_store_committed_batches_total.
+func (c *Calls) CommitCollector() prometheus.Collector {
+	return Collectors{c.metrics.seconds, c.metrics.batches}
 }
 
 // Enter starts a call, or returns ErrClosed once Close began; every Enter

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/evidentsec/evident/internal/store"
 )
@@ -30,7 +29,7 @@ func TestCollector(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := testutil.ToFloat64(s.m.batches); got != 3 {
+	if got := gatheredValue(t, reg, "evident_store_committed_batches_total"); got != 3 {
 		t.Errorf("committed batches = %v, want 3", got)
 	}
 	mfs, err := reg.Gather()
@@ -49,4 +48,20 @@ func TestCollector(t *testing.T) {
 			t.Errorf("%s: %d series, want %d (have %v)", name, got[name], want, got)
 		}
 	}
+}
+
+// gatheredValue is the value of the counter name, of one series, in reg.
+func gatheredValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no single series %s", name)
+	return 0
 }

@@ -99,8 +99,6 @@ type db struct {
 
 	// calls admits the calls until Close and commits the appends.
 	calls store.Calls
-
-	m *metrics
 }
 
 var _ store.Store = (*Store)(nil)
@@ -182,7 +180,7 @@ func open(ctx context.Context, dir string, cfg Config, ms []store.Migration, sha
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	s := &Store{db: &db{path: path, lock: lock, shared: shared, write: write, m: newMetrics()},
+	s := &Store{db: &db{path: path, lock: lock, shared: shared, write: write},
 		tenant: store.DefaultTenant}
 	if err := s.init(ctx, cfg, busy, ms); err != nil {
 		_ = s.Close() // the init error is the one to report
@@ -274,7 +272,6 @@ func (s *Store) commit(group []*store.Pending) ([]int64, error) {
 	// The transaction serves many callers: no one caller's context may
 	// abort it. Close waits for every caller, so nothing is cut short.
 	ctx := context.Background()
-	start := time.Now()
 	seqs := make([]int64, len(group))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO batches (tenant, kind, payload, appended_at) VALUES (?, ?, ?, ?)`)
@@ -294,9 +291,6 @@ func (s *Store) commit(group []*store.Pending) ([]int64, error) {
 		}
 		return nil
 	})
-	if err == nil {
-		s.m.observeCommit(len(group), start)
-	}
 	return seqs, err
 }
 
