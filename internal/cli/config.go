@@ -179,6 +179,13 @@ func (c sourcesConfig) Validate() error {
 	return nil
 }
 
+// ingests reports whether serve takes telemetry in: a receiver listens or
+// a source is polled.
+func (c serveConfig) ingests() bool {
+	return c.OTLP.GRPCEndpoint != "" || c.OTLP.HTTPEndpoint != "" || c.Pyroscope.Endpoint != "" ||
+		c.Sources.Tempo != "" || c.Sources.Pyroscope != ""
+}
+
 // Validate reports every problem of the serve sections.
 func (c serveConfig) Validate() error {
 	errs := []error{c.API.Validate(), c.Memory.Validate(), c.Engine.Validate(), c.Model.Validate(), c.Store.Validate(), c.Retention.Validate(), c.Alerts.Validate(), c.Auth.Validate(), c.Redaction.Validate(), c.Tenants.Validate()}

@@ -39,6 +39,7 @@ import (
 	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/source"
 	"github.com/evidentsec/evident/internal/store"
+	"github.com/evidentsec/evident/internal/store/postgres"
 	"github.com/evidentsec/evident/internal/telemetry"
 	"github.com/evidentsec/evident/internal/tenant"
 	"github.com/evidentsec/evident/internal/tlsconfig"
@@ -214,6 +215,13 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	s.st, err = openStore(ctx, g.dataDir, sc.Store, false)
 	if err != nil {
 		return nil, err
+	}
+	// SQLite's Open already keeps every other serve out; a PostgreSQL
+	// database is shared, and only one serve may ingest into it.
+	if pg, ok := s.st.(*postgres.Store); ok && sc.ingests() {
+		if err := pg.LockIngest(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := reg.Register(s.st.Collector()); err != nil {
 		return nil, fmt.Errorf("register store metrics: %w", err)

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/evidentsec/evident/internal/store"
+	"github.com/evidentsec/evident/internal/store/postgres"
 	"github.com/evidentsec/evident/internal/store/postgres/pgtest"
 )
 
@@ -111,7 +114,18 @@ func TestServePostgres(t *testing.T) {
 	cfg.Serve.API, cfg.Serve.OTLP, cfg.Serve.Pyroscope, cfg.Serve.Engine.AssessInterval, cfg.Serve.ShutdownTimeout =
 		test.Serve.API, test.Serve.OTLP, test.Serve.Pyroscope, test.Serve.Engine.AssessInterval, test.Serve.ShutdownTimeout
 	cfg.Serve.Store = pg
-	replica := startTestServerConfig(t, t.TempDir(), cfg, serveFlags{vulns: []string{filepath.Join(shop, "recorded", "osv")}})
+	// A second serve that would ingest too is refused: its engine's
+	// checkpoints would drop batches the first one logged.
+	g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: t.TempDir()}
+	fl := serveFlags{vulns: []string{filepath.Join(shop, "recorded", "osv")}}
+	if srv, err := startServer(t.Context(), g, cfg, fl, slog.New(slog.DiscardHandler)); !errors.Is(err, postgres.ErrIngestLocked) {
+		if srv != nil {
+			shutdown(t, srv)
+		}
+		t.Fatalf("a second ingesting serve on the database started (err %v), want postgres.ErrIngestLocked", err)
+	}
+	cfg.Serve.OTLP.GRPCEndpoint, cfg.Serve.OTLP.HTTPEndpoint, cfg.Serve.Pyroscope.Endpoint = "", "", ""
+	replica := startTestServerConfig(t, t.TempDir(), cfg, fl)
 	defer shutdown(t, replica)
 	if diff := cmp.Diff(want, shopDecided(t, replica.apiURL())); diff != "" {
 		t.Errorf("verdicts of the second replica differ (-sqlite +replica):\n%s", diff)

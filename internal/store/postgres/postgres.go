@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -101,6 +102,11 @@ type db struct {
 
 	// calls admits the calls until Close and commits the appends.
 	calls store.Calls
+
+	// ingest is the connection that holds the ingest lock, once
+	// LockIngest took it (under ingestMu); closing it releases the lock.
+	ingestMu sync.Mutex
+	ingest   *pgx.Conn
 }
 
 var _ store.Store = (*Store)(nil)
@@ -161,9 +167,52 @@ func (s *Store) ForTenant(id string) (*Store, error) {
 // Close closes the connections; see store.Store.
 func (s *Store) Close() error {
 	return s.calls.Close(func() error {
+		var err error
+		if s.ingest != nil {
+			err = s.ingest.Close(context.Background())
+		}
 		s.pool.Close()
-		return nil
+		return err
 	})
+}
+
+// ErrIngestLocked is returned by LockIngest when another process ingests
+// into the database.
+var ErrIngestLocked = errors.New("another evident ingests into this database")
+
+// LockIngest makes this process the only one that ingests into the
+// database (its schema), until Close: it takes a session advisory lock on
+// a connection of its own, and fails with ErrIngestLocked while another
+// process holds it. Every engine checkpoints its model and drops the log
+// up to it, batches another engine appended and this one never applied
+// included, so two ingesting processes on one database would lose data;
+// the processes that only serve the API take no lock.
+func (s *Store) LockIngest(ctx context.Context) error {
+	if err := s.calls.Enter(); err != nil {
+		return fmt.Errorf("lock ingest: %w", err)
+	}
+	defer s.calls.Leave()
+	s.ingestMu.Lock()
+	defer s.ingestMu.Unlock()
+	if s.ingest != nil {
+		return nil
+	}
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("lock ingest into %s: %w", s.where, err)
+	}
+	conn := c.Hijack()
+	var took bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended('evident ingest ' || current_schema(), 0))`).Scan(&took); err != nil {
+		conn.Close(context.Background())
+		return fmt.Errorf("lock ingest into %s: %w", s.where, err)
+	}
+	if !took {
+		conn.Close(context.Background())
+		return fmt.Errorf("lock ingest into %s: %w: run one evident serve with receivers or sources per database, and the others with none", s.where, ErrIngestLocked)
+	}
+	s.ingest = conn
+	return nil
 }
 
 // AppendBatch logs a batch; see store.Store. It is SubmitBatch and its
