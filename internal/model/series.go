@@ -1,0 +1,96 @@
+package model
+
+import (
+	"time"
+)
+
+// SeriesBuckets is the length of a function's time series, in one-minute
+// buckets: the last hour before the newest profile of its service.
+const SeriesBuckets = 60
+
+// seriesStep is the width of a bucket.
+const seriesStep = time.Minute
+
+// series is a ring of the samples of one function per minute: the slot
+// of minute m is m mod SeriesBuckets, and holds minute m only while no
+// later minute has taken it.
+type series [SeriesBuckets]struct {
+	minute  int64 // Unix minute; 0 for a slot never written
+	samples int64
+}
+
+// add counts samples at a Unix minute, unless the slot holds a later
+// minute already (a profile that arrived over an hour late).
+func (r *series) add(minute, samples int64) {
+	slot := &r[minute%SeriesBuckets]
+	switch {
+	case slot.minute == minute:
+		slot.samples += samples
+	case slot.minute < minute:
+		slot.minute, slot.samples = minute, samples
+	}
+}
+
+// Bucket is the number of samples with a function on the stack in the
+// minute from Start.
+type Bucket struct {
+	Start   time.Time `json:"start"`
+	Samples int64     `json:"samples"`
+}
+
+// addSeries adds the samples of a batch's stacks, which hold them in
+// their batch field, to the series of their functions at the batch's
+// start: a function counts once per stack however often it recurses on
+// it, as in Function.Samples.
+func (s *service) addSeries(touched []int32, start time.Time, limit int) {
+	minute := start.Unix() / int64(seriesStep/time.Second)
+	if minute <= 0 {
+		minute = 1 // before 1970: kept in the first minute rather than read as unwritten
+	}
+	s.seriesLast = max(s.seriesLast, minute)
+	for len(s.stamp) < len(s.funcs) {
+		s.stamp = append(s.stamp, -1)
+	}
+	for _, si := range touched {
+		st := &s.stacks[si]
+		for _, f := range st.funcs {
+			if s.stamp[f] == si {
+				continue
+			}
+			s.stamp[f] = si
+			r := s.series[f]
+			if r == nil {
+				if len(s.series) >= limit {
+					s.overflow.Series += st.batch
+					continue
+				}
+				r = new(series)
+				s.series[f] = r
+			}
+			r.add(minute, st.batch)
+		}
+		st.batch = 0
+	}
+	// The stamps name stack indexes, which the next batch reuses.
+	for _, si := range touched {
+		for _, f := range s.stacks[si].funcs {
+			s.stamp[f] = -1
+		}
+	}
+}
+
+// buckets returns the non-empty buckets of the last SeriesBuckets
+// minutes up to the service's newest, oldest first.
+func (s *service) buckets(f int32) []Bucket {
+	r := s.series[f]
+	if r == nil {
+		return nil
+	}
+	var out []Bucket
+	for m := max(1, s.seriesLast-SeriesBuckets+1); m <= s.seriesLast; m++ {
+		if slot := r[m%SeriesBuckets]; slot.minute == m && slot.samples != 0 {
+			out = append(out, Bucket{Start: time.Unix(m*int64(seriesStep/time.Second), 0).UTC(), Samples: slot.samples})
+		}
+	}
+	return out
+}
