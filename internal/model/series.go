@@ -45,7 +45,12 @@ type Bucket struct {
 func (s *service) addSeries(touched []int32, start time.Time, limit int) {
 	minute := start.Unix() / int64(seriesStep/time.Second)
 	if minute <= 0 {
-		minute = 1 // before 1970: kept in the first minute rather than read as unwritten
+		// A profile with no time (or one before 1970) has no minute:
+		// its samples count in the totals only.
+		for _, si := range touched {
+			s.stacks[si].batch = 0
+		}
+		return
 	}
 	s.seriesLast = max(s.seriesLast, minute)
 	for len(s.stamp) < len(s.funcs) {
@@ -77,6 +82,34 @@ func (s *service) addSeries(touched []int32, start time.Time, limit int) {
 			s.stamp[f] = -1
 		}
 	}
+}
+
+// Hour returns a function's series as the SeriesBuckets buckets of the
+// hour that ends at a service's SeriesEnd, empty minutes included,
+// oldest first; nil if the function has no series.
+func Hour(series []Bucket, end time.Time) []Bucket {
+	if series == nil {
+		return nil
+	}
+	out := make([]Bucket, SeriesBuckets)
+	start := end.Add(-SeriesBuckets * seriesStep)
+	for i := range out {
+		out[i].Start = start.Add(time.Duration(i) * seriesStep)
+	}
+	for _, b := range series {
+		if i := int(b.Start.Sub(start) / seriesStep); i >= 0 && i < SeriesBuckets {
+			out[i].Samples += b.Samples
+		}
+	}
+	return out
+}
+
+// seriesEnd returns the end of the newest minute of the service's series.
+func (s *service) seriesEnd() time.Time {
+	if s.seriesLast == 0 {
+		return time.Time{}
+	}
+	return time.Unix((s.seriesLast+1)*int64(seriesStep/time.Second), 0).UTC()
 }
 
 // buckets returns the non-empty buckets of the last SeriesBuckets

@@ -48,6 +48,12 @@ func TestSeries(t *testing.T) {
 			handler: []Bucket{bucket(1, 2+1), bucket(60, 3+1)},
 		},
 		{
+			name:    "a profile with no time has no minute",
+			at:      []time.Duration{-t0.Sub(time.Time{}), time.Minute},
+			parse:   []Bucket{bucket(1, 2)},
+			handler: []Bucket{bucket(1, 2+1)},
+		},
+		{
 			name:    "a profile older than the hour is left out",
 			at:      []time.Duration{90 * time.Minute, 10 * time.Minute, 89 * time.Minute},
 			parse:   []Bucket{bucket(89, 3), bucket(90, 1)},

@@ -138,6 +138,9 @@ type Service struct {
 	Samples, Unattributed int64
 	Functions             []Function // heaviest first
 	Packages              []Package  // heaviest first
+	// SeriesEnd is the end of the newest minute of the functions' series
+	// (Function.Series, Hour); zero before any profile.
+	SeriesEnd time.Time
 
 	// Traces.
 	Endpoints []Endpoint // most called first
@@ -208,7 +211,7 @@ func (s *service) snapshot() *Service {
 	out := &Service{
 		Name: s.name, Namespace: s.namespace, Images: cloneImages(s.images), First: s.first, Last: s.last,
 		Windows: slices.Clone(s.windows), Samples: s.samples, Unattributed: s.unattrib,
-		Endpoints: slices.Clone(s.endpoints), Spans: s.spans, Overflow: s.overflow,
+		Endpoints: slices.Clone(s.endpoints), Spans: s.spans, Overflow: s.overflow, SeriesEnd: s.seriesEnd(),
 	}
 	out.Functions, out.Packages = s.functions()
 	slices.SortStableFunc(out.Endpoints, func(a, b Endpoint) int {
