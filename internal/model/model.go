@@ -165,11 +165,12 @@ type service struct {
 	stacks     []stack
 	stackIndex map[uint64][]int32 // hash of the function sequence -> stacks with that hash
 	windows    []Window
-	series     map[int32]*series // function index -> its samples per minute
-	seriesLast int64             // newest minute in any series
-	stamp      []int32           // per function, scratch of addSeries
-	samples    int64             // all samples, attributed or not
-	unattrib   int64             // samples whose leaf frame could not be attributed
+	series     []*series // by function index: its samples per minute, nil for none
+	nseries    int       // the non-nil series
+	seriesLast int64     // newest minute in any series
+	stamp      []int32   // by function index, scratch of addSeries
+	samples    int64     // all samples, attributed or not
+	unattrib   int64     // samples whose leaf frame could not be attributed
 
 	// Traces.
 	endpoints     []Endpoint
@@ -227,7 +228,6 @@ func (m *Model) service(name string) *service {
 			stores:        make(map[string]*Store),
 			hosts:         make(map[string]*hostCalls),
 			consumes:      make(map[string]*Store),
-			series:        make(map[int32]*series),
 		}
 		m.services[name] = s
 	}

@@ -56,6 +56,7 @@ func (s *service) addSeries(touched []int32, start time.Time, limit int) {
 	for len(s.stamp) < len(s.funcs) {
 		s.stamp = append(s.stamp, -1)
 	}
+	s.growSeries()
 	for _, si := range touched {
 		st := &s.stacks[si]
 		for _, f := range st.funcs {
@@ -65,12 +66,13 @@ func (s *service) addSeries(touched []int32, start time.Time, limit int) {
 			s.stamp[f] = si
 			r := s.series[f]
 			if r == nil {
-				if len(s.series) >= limit {
+				if s.nseries >= limit {
 					s.overflow.Series += st.batch
 					continue
 				}
 				r = new(series)
 				s.series[f] = r
+				s.nseries++
 			}
 			r.add(minute, st.batch)
 		}
@@ -104,6 +106,13 @@ func Hour(series []Bucket, end time.Time) []Bucket {
 	return out
 }
 
+// growSeries makes room for a series of every function.
+func (s *service) growSeries() {
+	if n := len(s.funcs) - len(s.series); n > 0 {
+		s.series = append(s.series, make([]*series, n)...)
+	}
+}
+
 // seriesEnd returns the end of the newest minute of the service's series.
 func (s *service) seriesEnd() time.Time {
 	if s.seriesLast == 0 {
@@ -115,10 +124,10 @@ func (s *service) seriesEnd() time.Time {
 // buckets returns the non-empty buckets of the last SeriesBuckets
 // minutes up to the service's newest, oldest first.
 func (s *service) buckets(f int32) []Bucket {
-	r := s.series[f]
-	if r == nil {
+	if int(f) >= len(s.series) || s.series[f] == nil {
 		return nil
 	}
+	r := s.series[f]
 	var out []Bucket
 	for m := max(1, s.seriesLast-SeriesBuckets+1); m <= s.seriesLast; m++ {
 		if slot := r[m%SeriesBuckets]; slot.minute == m && slot.samples != 0 {

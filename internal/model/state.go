@@ -86,7 +86,10 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 			SeriesLast: s.seriesLast,
 		}
 		for f, r := range s.series {
-			rs := seriesState{Func: f}
+			if r == nil {
+				continue
+			}
+			rs := seriesState{Func: int32(f)}
 			for _, slot := range r {
 				if slot.minute != 0 {
 					rs.Minutes, rs.Samples = append(rs.Minutes, slot.minute), append(rs.Samples, slot.samples)
@@ -151,12 +154,14 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 			s.funcIndex[f] = int32(i)
 		}
 		s.seriesLast = ss.SeriesLast
+		s.growSeries()
 		for _, rs := range ss.Series {
 			r := new(series)
 			for i, minute := range rs.Minutes {
 				r.add(minute, rs.Samples[i])
 			}
 			s.series[rs.Func] = r
+			s.nseries++
 		}
 		for _, k := range ss.Stacks {
 			st := &s.stacks[s.stack(m.seed, k.Funcs, len(ss.Stacks))]
