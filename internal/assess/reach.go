@@ -209,6 +209,7 @@ func evidence(fn *model.Function, svc *model.Service) FunctionEvidence {
 	e := FunctionEvidence{
 		Symbol: fn.Package + "." + fn.Symbol, Samples: fn.Samples,
 		First: fn.First, Last: fn.Last, Endpoints: fn.Endpoints, SpanNames: fn.SpanNames,
+		Series: fn.Series, SeriesEnd: svc.SeriesEnd,
 	}
 	if cpuUnit(svc) {
 		e.CPUSeconds = float64(fn.Value) / 1e9

@@ -17,10 +17,10 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("DefaultConfig().Validate() = %v", err)
 	}
 	c := DefaultConfig()
-	c.MaxPendingSpans, c.MaxStacks = 1, 0
+	c.MaxPendingSpans, c.MaxStacks, c.MaxSeries = 1, 0, 0
 	err := c.Validate()
 	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "max_pending_spans 1 is below 2") ||
-		!strings.Contains(err.Error(), "max_stacks 0 is below 1") {
+		!strings.Contains(err.Error(), "max_stacks 0 is below 1") || !strings.Contains(err.Error(), "max_series 0 is below 1") {
 		t.Errorf("Validate() = %v, want both bad bounds named", err)
 	}
 }
@@ -29,7 +29,7 @@ func TestConfigValidate(t *testing.T) {
 // functions than small bounds allow, and checks what the snapshot keeps
 // and counts.
 func TestBounds(t *testing.T) {
-	cfg := Config{MaxPendingSpans: 4, MaxSpanEndpoints: 4, MaxServices: 2, MaxEndpoints: 2, MaxHosts: 2, MaxStores: 2, MaxStacks: 2, MaxFunctions: 3}
+	cfg := Config{MaxPendingSpans: 4, MaxSpanEndpoints: 4, MaxServices: 2, MaxEndpoints: 2, MaxHosts: 2, MaxStores: 2, MaxStacks: 2, MaxFunctions: 3, MaxSeries: 1}
 	m := New(cfg, attribution.New(attribution.Config{}))
 	var spans []telemetry.Span
 	for i := range 5 {
@@ -68,7 +68,7 @@ func TestBounds(t *testing.T) {
 	}
 	a := snap.Service("a")
 	// 10 SERVER and CONSUMER spans: 2 endpoints, then 8 calls to others.
-	want := Overflow{Endpoints: 8, Hosts: 3, Stores: 3 + 3, Samples: 1, Frames: 2}
+	want := Overflow{Endpoints: 8, Hosts: 3, Stores: 3 + 3, Samples: 1, Frames: 2, Series: 1}
 	if diff := cmp.Diff(a.Overflow, want); diff != "" {
 		t.Errorf("Overflow (-got +want):\n%s", diff)
 	}
@@ -83,6 +83,15 @@ func TestBounds(t *testing.T) {
 	}
 	if len(a.Stores) != 2+2 || len(a.Consumes) != 2 || len(a.Functions) != 2 {
 		t.Errorf("stores %d, consumes %d, functions %d, want 4 (2 databases, 2 hosts), 2, 2", len(a.Stores), len(a.Consumes), len(a.Functions))
+	}
+	var series int
+	for _, fn := range a.Functions {
+		if fn.Series != nil {
+			series++
+		}
+	}
+	if series != 1 {
+		t.Errorf("%d functions with a series, want 1 (MaxSeries)", series)
 	}
 
 	// The counts survive a checkpoint.

@@ -55,15 +55,23 @@ type Config struct {
 	// Service.Overflow only.
 	MaxStacks    int `yaml:"max_stacks"`
 	MaxFunctions int `yaml:"max_functions"`
+	// MaxSeries bounds the functions of a service that keep a time
+	// series of their samples (Function.Series, SeriesBuckets one-minute
+	// buckets of about 1 KiB each), in the order they are first seen.
+	// The samples of a function beyond it are counted in
+	// Service.Overflow only.
+	MaxSeries int `yaml:"max_series"`
 }
 
 // DefaultConfig returns bounds suited to one process holding a few hundred
 // services: about 40 MiB of join tables, and per service a few thousand
-// endpoints, hosts and stores and a couple of hundred thousand stacks.
+// endpoints, hosts and stores, a couple of hundred thousand stacks and
+// the time series of a couple of thousand functions (about 2 MiB).
 func DefaultConfig() Config {
 	return Config{
 		MaxPendingSpans: 1 << 17, MaxSpanEndpoints: 1 << 17, MaxServices: 10_000,
 		MaxEndpoints: 2_000, MaxHosts: 1_000, MaxStores: 1_000, MaxStacks: 200_000, MaxFunctions: 100_000,
+		MaxSeries: 2_000,
 	}
 }
 
@@ -81,6 +89,7 @@ func (c Config) Validate() error {
 		{"max_pending_spans", c.MaxPendingSpans, 2}, {"max_span_endpoints", c.MaxSpanEndpoints, 2},
 		{"max_services", c.MaxServices, 1}, {"max_endpoints", c.MaxEndpoints, 1}, {"max_hosts", c.MaxHosts, 1},
 		{"max_stores", c.MaxStores, 1}, {"max_stacks", c.MaxStacks, 1}, {"max_functions", c.MaxFunctions, 1},
+		{"max_series", c.MaxSeries, 1},
 	} {
 		if b.v < b.min {
 			errs = append(errs, fmt.Errorf("%w: %s %d is below %d", ErrInvalidConfig, b.name, b.v, b.min))
@@ -156,8 +165,12 @@ type service struct {
 	stacks     []stack
 	stackIndex map[uint64][]int32 // hash of the function sequence -> stacks with that hash
 	windows    []Window
-	samples    int64 // all samples, attributed or not
-	unattrib   int64 // samples whose leaf frame could not be attributed
+	series     []*series // by function index: its samples per minute, nil for none
+	nseries    int       // the non-nil series
+	seriesLast int64     // newest minute in any series
+	stamp      []int32   // by function index, scratch of addSeries
+	samples    int64     // all samples, attributed or not
+	unattrib   int64     // samples whose leaf frame could not be attributed
 
 	// Traces.
 	endpoints     []Endpoint
@@ -180,6 +193,7 @@ type stack struct {
 	first, last time.Time
 	endpoints   map[int32]int64 // endpoint index -> samples; -1 for a span name with no known endpoint
 	spanNames   map[string]int64
+	batch       int64 // samples in the batch being added, for the series
 }
 
 type endpointKey struct{ kind, method, route string }
@@ -312,6 +326,7 @@ func (m *Model) AddProfile(b *telemetry.ProfileBatch) Changes {
 	locDone := make([]bool, len(b.Locations))
 	var seq []int32
 	names := make(map[string]int32) // span id or name -> endpoint index, per batch
+	var touched []int32             // stacks with samples in this batch
 	for i := range b.Samples {
 		smp := &b.Samples[i]
 		total += smp.Count
@@ -335,11 +350,16 @@ func (m *Model) AddProfile(b *telemetry.ProfileBatch) Changes {
 		if len(seq) == 0 {
 			continue
 		}
-		st := s.stack(m.seed, seq, m.cfg.MaxStacks)
-		if st == nil {
+		si := s.stack(m.seed, seq, m.cfg.MaxStacks)
+		if si < 0 {
 			s.overflow.Samples += smp.Count
 			continue
 		}
+		st := &s.stacks[si]
+		if st.batch == 0 {
+			touched = append(touched, si)
+		}
+		st.batch += smp.Count
 		st.samples += smp.Count
 		st.value += smp.Value
 		within(&st.first, &st.last, start)
@@ -349,6 +369,7 @@ func (m *Model) AddProfile(b *telemetry.ProfileBatch) Changes {
 		}
 	}
 	s.samples += total
+	s.addSeries(touched, start, m.cfg.MaxSeries)
 	s.addWindow(Window{
 		Start: start, End: end, Samples: total, Period: b.Period,
 		Unit: b.Unit, SampleType: b.SampleType, Source: b.Source,
@@ -383,9 +404,10 @@ func (m *Model) attributeLocation(s *service, frames []attribution.Frame) []int3
 	return out
 }
 
-// stack returns the aggregate for a function sequence, creating it
-// unless the service has max stacks already: then it returns nil.
-func (s *service) stack(seed uint64, seq []int32, max int) *stack {
+// stack returns the index of the aggregate for a function sequence,
+// creating it unless the service has max stacks already: then it
+// returns -1.
+func (s *service) stack(seed uint64, seq []int32, max int) int32 {
 	// FNV-1a over the indexes, from a per-model random basis: cheap on the
 	// per-sample path, and equality is checked, so collisions cost time,
 	// never correctness.
@@ -396,15 +418,16 @@ func (s *service) stack(seed uint64, seq []int32, max int) *stack {
 	}
 	for _, idx := range s.stackIndex[key] {
 		if equalInt32(s.stacks[idx].funcs, seq) {
-			return &s.stacks[idx]
+			return idx
 		}
 	}
 	if len(s.stacks) >= max {
-		return nil
+		return -1
 	}
+	idx := int32(len(s.stacks))
 	s.stacks = append(s.stacks, stack{funcs: append([]int32(nil), seq...)})
-	s.stackIndex[key] = append(s.stackIndex[key], int32(len(s.stacks)-1))
-	return &s.stacks[len(s.stacks)-1]
+	s.stackIndex[key] = append(s.stackIndex[key], idx)
+	return idx
 }
 
 func equalInt32(a, b []int32) bool {

@@ -98,6 +98,10 @@ type Function struct {
 	SpanNames []NamedSamples
 	// Stack is the heaviest stack the function was seen on, leaf first.
 	Stack []attribution.Func
+	// Series are its samples per minute over the SeriesBuckets minutes
+	// up to the service's newest profile, oldest first, empty minutes
+	// left out; nil for a function beyond MaxSeries.
+	Series []Bucket
 }
 
 // NamedSamples is how many samples of a function an endpoint or a span
@@ -134,6 +138,9 @@ type Service struct {
 	Samples, Unattributed int64
 	Functions             []Function // heaviest first
 	Packages              []Package  // heaviest first
+	// SeriesEnd is the end of the newest minute of the functions' series
+	// (Function.Series, Hour); zero before any profile.
+	SeriesEnd time.Time
 
 	// Traces.
 	Endpoints []Endpoint // most called first
@@ -160,6 +167,10 @@ type Overflow struct {
 	// the frames of functions beyond MaxFunctions, left out of stacks.
 	Samples int64 `json:"samples,omitempty"`
 	Frames  int64 `json:"frames,omitempty"`
+	// Series counts the samples of functions beyond MaxSeries, left out
+	// of the functions' time series (a sample counts once per such
+	// function on its stack).
+	Series int64 `json:"series,omitempty"`
 }
 
 // Dropped counts the telemetry of services beyond Config.MaxServices.
@@ -200,7 +211,7 @@ func (s *service) snapshot() *Service {
 	out := &Service{
 		Name: s.name, Namespace: s.namespace, Images: cloneImages(s.images), First: s.first, Last: s.last,
 		Windows: slices.Clone(s.windows), Samples: s.samples, Unattributed: s.unattrib,
-		Endpoints: slices.Clone(s.endpoints), Spans: s.spans, Overflow: s.overflow,
+		Endpoints: slices.Clone(s.endpoints), Spans: s.spans, Overflow: s.overflow, SeriesEnd: s.seriesEnd(),
 	}
 	out.Functions, out.Packages = s.functions()
 	slices.SortStableFunc(out.Endpoints, func(a, b Endpoint) int {
@@ -305,6 +316,7 @@ func (s *service) functions() ([]Function, []Package) {
 			fn.Stack = append(fn.Stack, s.funcs[idx])
 		}
 		fn.Endpoints, fn.SpanNames = ranked(endpoints[i]), ranked(spanNames[i])
+		fn.Series = s.buckets(int32(i))
 		out = append(out, fn)
 	}
 	slices.SortFunc(out, func(a, b Function) int {

@@ -15,7 +15,10 @@ import (
 // of the encoding bumps it and makes UnmarshalBinary migrate the versions
 // before, each of which has a checkpoint in testdata that
 // TestLoadOldCheckpoints restores.
-const stateVersion = 1
+//
+// Version 2 added the functions' time series (serviceState.Series); a
+// version 1 checkpoint restores with none.
+const stateVersion = 2
 
 // The state types mirror the model's private state with exported fields
 // for encoding/gob. The bounded join tables are not saved: after a
@@ -36,6 +39,8 @@ type serviceState struct {
 	Funcs       []attribution.Func
 	Stacks      []stackState
 	Windows     []Window
+	Series      []seriesState
+	SeriesLast  int64
 	Samples     int64
 	Unattrib    int64
 	Endpoints   []Endpoint
@@ -56,6 +61,12 @@ type stackState struct {
 	SpanNames   map[string]int64
 }
 
+type seriesState struct {
+	Func    int32
+	Minutes []int64 // the written slots of the ring, in slot order
+	Samples []int64
+}
+
 type hostState struct {
 	Host          string
 	Calls, Errors int64
@@ -72,6 +83,19 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 		ss := serviceState{
 			Name: s.name, Namespace: s.namespace, Images: s.images, First: s.first, Last: s.last, Funcs: s.funcs, Windows: s.windows,
 			Samples: s.samples, Unattrib: s.unattrib, Endpoints: s.endpoints, Spans: s.spans, Overflow: s.overflow,
+			SeriesLast: s.seriesLast,
+		}
+		for f, r := range s.series {
+			if r == nil {
+				continue
+			}
+			rs := seriesState{Func: int32(f)}
+			for _, slot := range r {
+				if slot.minute != 0 {
+					rs.Minutes, rs.Samples = append(rs.Minutes, slot.minute), append(rs.Samples, slot.samples)
+				}
+			}
+			ss.Series = append(ss.Series, rs)
 		}
 		for _, k := range s.stacks {
 			ss.Stacks = append(ss.Stacks, stackState{Funcs: k.funcs, Samples: k.samples, Value: k.value, First: k.first, Last: k.last, Endpoints: k.endpoints, SpanNames: k.spanNames})
@@ -112,8 +136,8 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&st); err != nil {
 		return fmt.Errorf("decode model state: %w", err)
 	}
-	if st.Version != stateVersion {
-		return fmt.Errorf("decode model state: version %d, want %d", st.Version, stateVersion)
+	if st.Version < 1 || st.Version > stateVersion {
+		return fmt.Errorf("decode model state: version %d, want 1 to %d", st.Version, stateVersion)
 	}
 	if err := st.check(); err != nil {
 		return fmt.Errorf("decode model state: %w", err)
@@ -129,8 +153,18 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 		for i, f := range s.funcs {
 			s.funcIndex[f] = int32(i)
 		}
+		s.seriesLast = ss.SeriesLast
+		s.growSeries()
+		for _, rs := range ss.Series {
+			r := new(series)
+			for i, minute := range rs.Minutes {
+				r.add(minute, rs.Samples[i])
+			}
+			s.series[rs.Func] = r
+			s.nseries++
+		}
 		for _, k := range ss.Stacks {
-			st := s.stack(m.seed, k.Funcs, len(ss.Stacks))
+			st := &s.stacks[s.stack(m.seed, k.Funcs, len(ss.Stacks))]
 			st.samples, st.value, st.first, st.last, st.endpoints, st.spanNames = k.Samples, k.Value, k.First, k.Last, k.Endpoints, k.SpanNames
 		}
 		for i, e := range s.endpoints {
@@ -180,6 +214,23 @@ func (st *modelState) check() error {
 			for ep := range k.Endpoints {
 				if ep < 0 || int(ep) >= len(ss.Endpoints) {
 					return fmt.Errorf("service %q: stack refers to endpoint %d of %d", ss.Name, ep, len(ss.Endpoints))
+				}
+			}
+		}
+		funcs := make(map[int32]bool, len(ss.Series))
+		for _, rs := range ss.Series {
+			switch {
+			case rs.Func < 0 || int(rs.Func) >= len(ss.Funcs):
+				return fmt.Errorf("service %q: series of function %d of %d", ss.Name, rs.Func, len(ss.Funcs))
+			case funcs[rs.Func]:
+				return fmt.Errorf("service %q: function %d has two series", ss.Name, rs.Func)
+			case len(rs.Minutes) != len(rs.Samples) || len(rs.Minutes) > SeriesBuckets:
+				return fmt.Errorf("service %q: series of function %d has %d minutes and %d counts, at most %d", ss.Name, rs.Func, len(rs.Minutes), len(rs.Samples), SeriesBuckets)
+			}
+			funcs[rs.Func] = true
+			for _, minute := range rs.Minutes {
+				if minute <= 0 {
+					return fmt.Errorf("service %q: series of function %d has minute %d", ss.Name, rs.Func, minute)
 				}
 			}
 		}

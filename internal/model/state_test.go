@@ -2,6 +2,7 @@ package model
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -30,13 +31,14 @@ func checkpointModel() *Model {
 }
 
 // TestLoadOldCheckpoints: a checkpoint written by every state version
-// since 1 restores to the model it was written from, so that an upgrade
-// never loses the model. -update writes the current version's file; the
+// since 1 restores to the model it was written from, less what its
+// version did not save (before 2, the functions' time series), so that
+// an upgrade never loses the model. -update writes the current version's file; the
 // files of older versions are never rewritten: a format change bumps
 // stateVersion, teaches UnmarshalBinary to migrate the version before,
 // and adds its own file here.
 func TestLoadOldCheckpoints(t *testing.T) {
-	current := filepath.Join("testdata", "checkpoint-v1.gob")
+	current := filepath.Join("testdata", fmt.Sprintf("checkpoint-v%d.gob", stateVersion))
 	if *update {
 		data, err := checkpointModel().MarshalBinary()
 		if err != nil {
@@ -50,9 +52,17 @@ func TestLoadOldCheckpoints(t *testing.T) {
 	if err != nil || len(files) < stateVersion {
 		t.Fatalf("checkpoints %v, %v; want one per state version up to %d", files, err, stateVersion)
 	}
-	want := checkpointModel().Snapshot()
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
+			want := checkpointModel().Snapshot()
+			if f == filepath.Join("testdata", "checkpoint-v1.gob") {
+				for _, s := range want.Services {
+					s.SeriesEnd = time.Time{}
+					for i := range s.Functions {
+						s.Functions[i].Series = nil
+					}
+				}
+			}
 			data, err := os.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)

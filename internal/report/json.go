@@ -152,6 +152,8 @@ type jsonEvidence struct {
 	Endpoints  []model.NamedSamples `json:"endpoints,omitempty"`
 	SpanNames  []model.NamedSamples `json:"span_names,omitempty"`
 	Stack      []string             `json:"stack"`
+	Series     []model.Bucket       `json:"series,omitempty"`
+	SeriesEnd  time.Time            `json:"series_end,omitzero"`
 }
 
 type jsonBound struct {
@@ -218,6 +220,7 @@ func FindingJSON(a assess.Assessment) JSONFinding {
 		jf.Reachability.Evidence = append(jf.Reachability.Evidence, jsonEvidence{
 			Symbol: e.Symbol, Samples: e.Samples, CPUSeconds: e.CPUSeconds,
 			FirstSeen: e.First, LastSeen: e.Last, Endpoints: e.Endpoints, SpanNames: e.SpanNames, Stack: e.Stack,
+			Series: e.Series, SeriesEnd: e.SeriesEnd,
 		})
 	}
 	if b := r.Bound; b != nil {

@@ -370,6 +370,8 @@ type findingData struct {
 	F       report.JSONFinding
 	Reasons []reason
 	Flame   *flameGraph
+	// Series are the vulnerable functions' samples per minute.
+	Series []seriesChart
 	// Endpoints are the endpoints (and other spans) whose samples held
 	// the vulnerable code, heaviest first.
 	Endpoints []endpointSamples
@@ -404,7 +406,7 @@ func (u *UI) finding(w http.ResponseWriter, r *http.Request, src Source) {
 		return
 	}
 	a := res.Assessments[i]
-	d := findingData{F: report.FindingJSON(a), Flame: newFlameGraph(a.Reachability), Bound: boundText(a.Reachability)}
+	d := findingData{F: report.FindingJSON(a), Flame: newFlameGraph(a.Reachability), Series: newSeriesCharts(a.Reachability), Bound: boundText(a.Reachability)}
 	for _, s := range a.Priority.Reasons {
 		d.Reasons = append(d.Reasons, parseReason(s))
 	}

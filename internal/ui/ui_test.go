@@ -76,7 +76,8 @@ func shop() *source {
 			Evidence: []assess.FunctionEvidence{
 				{Symbol: "golang.org/x/text/unicode/norm.Form.String", Samples: 20, First: t0, Last: t0,
 					Endpoints: []model.NamedSamples{{Name: "GET /search", Samples: 20}},
-					Stack:     []string{"golang.org/x/text/unicode/norm.Form.String", "main.search", "net/http.serve"}},
+					Stack:     []string{"golang.org/x/text/unicode/norm.Form.String", "main.search", "net/http.serve"},
+					Series:    []model.Bucket{{Start: t0.Add(-2 * time.Minute), Samples: 12}, {Start: t0, Samples: 8}}, SeriesEnd: t0.Add(time.Minute)},
 				{Symbol: "golang.org/x/text/unicode/norm.Form.Bytes", Samples: 2, First: t0, Last: t0,
 					Stack: []string{"golang.org/x/text/unicode/norm.Form.Bytes", "main.search", "net/http.serve"}},
 			}},
@@ -178,7 +179,11 @@ func TestPages(t *testing.T) {
 			"No bound is needed: the vulnerable code was seen running, in 22 profile samples.",
 			`<a href="/ui/services/gateway">gateway</a> → <a href="/ui/services/orders">orders</a> → <strong>sqlite://shop/customers</strong>`,
 			"Virtual patches are not configured.",
-		}, nil},
+			`<title id="series-title-0">Samples of golang.org/x/text/unicode/norm.Form.String per minute</title>`,
+			`<desc id="series-desc-0">20 samples from 2026-11-24 09:01:00 UTC to 2026-11-24 10:01:00 UTC, at most 12 in the minute from 2026-11-24 09:58:00 UTC;`,
+			`<rect class="bar" x="570" y="0" width="8" height="48"><title>2026-11-24 09:58:00 UTC: 12 samples</title></rect>`,
+			`<tr><td><time datetime="2026-11-24T10:00:00Z">2026-11-24 10:00:00 UTC</time></td><td class="num">8</td></tr>`,
+		}, []string{`id="series-title-1"`}}, // Form.Bytes has no series
 		{"not observed finding", "/ui/findings/" + quietID, 200, []string{
 			"The service&#39;s profiles took 200 samples over 60 s of observation",
 			"more than 1.5% of the service&#39;s CPU",
@@ -301,6 +306,35 @@ func TestFlameGraph(t *testing.T) {
 	}
 	if newFlameGraph(assess.Reachability{Verdict: assess.NotObserved}) != nil {
 		t.Error("a flame graph without evidence")
+	}
+}
+
+// TestSeriesChart checks the bars of a function's samples per minute:
+// one per minute with samples, placed in the hour, as high as its share
+// of the busiest minute, at least 2 units.
+func TestSeriesChart(t *testing.T) {
+	r := assess.Reachability{Evidence: []assess.FunctionEvidence{
+		{Symbol: "a.F", SeriesEnd: t0, Series: []model.Bucket{
+			{Start: t0.Add(-60 * time.Minute), Samples: 100}, {Start: t0.Add(-30 * time.Minute), Samples: 50}, {Start: t0.Add(-time.Minute), Samples: 1},
+		}},
+		{Symbol: "a.G", SeriesEnd: t0}, // beyond the model's series bound
+	}}
+	charts := newSeriesCharts(r)
+	if len(charts) != 1 {
+		t.Fatalf("%d charts, want 1", len(charts))
+	}
+	c := charts[0]
+	type bar struct{ X, Y, H float64 }
+	var got []bar
+	for _, b := range c.Bars {
+		got = append(got, bar{b.X, b.Y, b.H})
+	}
+	want := []bar{{0, 0, 48}, {300, 24, 24}, {590, 46, 2}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("bars (-want +got):\n%s", diff)
+	}
+	if c.Samples != 151 || c.Peak.Samples != 100 || !c.Start.Equal(t0.Add(-time.Hour)) || c.Width != 600 {
+		t.Errorf("samples %d, peak %d, start %v, width %v", c.Samples, c.Peak.Samples, c.Start, c.Width)
 	}
 }
 
