@@ -1,6 +1,8 @@
 package waf
 
 import (
+	"github.com/evidentsec/evident/internal/knowledge"
+
 	"bytes"
 	"embed"
 	"errors"
@@ -34,27 +36,10 @@ const (
 	InNone   = "none"   // only Headers and Body as given (protocol attacks)
 )
 
-// Sample is one exploit of a class, with the public source it comes from.
-type Sample struct {
-	Name string `yaml:"name" json:"name"`
-	// Source is the URL of the proof of concept, advisory or CRS
-	// regression test the payload comes from.
-	Source string `yaml:"source" json:"source"`
-	In     string `yaml:"in" json:"in"`
-	// Param names the query or form parameter; empty: the first the
-	// endpoint's traffic shows, else "q".
-	Param string `yaml:"param,omitempty" json:"param,omitempty"`
-	// Header names the header for In=header.
-	Header string `yaml:"header,omitempty" json:"header,omitempty"`
-	// ContentType, for In=body, sends Payload as the whole body.
-	ContentType string `yaml:"content_type,omitempty" json:"content_type,omitempty"`
-	// Encoded says Payload is already percent-encoded: it goes into the
-	// query, path or form as is.
-	Encoded bool `yaml:"encoded,omitempty" json:"encoded,omitempty"`
-	// Headers are sent as well (protocol attacks).
-	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
-	Payload string            `yaml:"payload" json:"payload"`
-}
+// Sample is one exploit of a class, with the public source it comes
+// from: the same request as a variant of the exploit knowledge, so a
+// vulnerability's variants and a class's corpus are sent alike.
+type Sample = knowledge.Variant
 
 // Corpus is exploit samples by class.
 type Corpus map[Class][]Sample
@@ -172,7 +157,7 @@ func LoadCorpus(fsys fs.FS) (Corpus, error) {
 
 // instantiate builds the request that delivers s to an endpoint, on the
 // model of a legitimate request to it when traffic has one.
-func (s Sample) instantiate(ep Endpoint, et *EndpointTraffic) Request {
+func instantiate(s Sample, ep Endpoint, et *EndpointTraffic) Request {
 	target := examplePath(ep.Route, "1")
 	if ep.Route == "" {
 		target = "/"

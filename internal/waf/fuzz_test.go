@@ -45,7 +45,7 @@ func FuzzParseCorpus(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, samples, _ := ParseCorpus(data, "fuzz.yaml")
 		for _, s := range samples {
-			r := s.instantiate(Endpoint{Method: "GET", Route: "/p/{id}"}, nil)
+			r := instantiate(s, Endpoint{Method: "GET", Route: "/p/{id}"}, nil)
 			if r.Method != "GET" || r.Target == "" {
 				t.Errorf("sample %q gives request %+v", s.Name, r)
 			}

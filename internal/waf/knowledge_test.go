@@ -201,7 +201,7 @@ func TestExploitKnowledgeAcceptance(t *testing.T) {
 		for _, ep := range p.Endpoints {
 			et := traffic.Endpoint(p.Service, ep)
 			for _, s := range p.Knowledge.Variants {
-				req := s.instantiate(ep, et)
+				req := instantiate(s, ep, et)
 				reqs := []mutation{{"as published", req}}
 				reqs = append(reqs, mutations(req)...)
 				for _, m := range reqs {
@@ -228,7 +228,7 @@ func TestExploitKnowledgeAcceptance(t *testing.T) {
 		var good []Request
 		for _, ep := range p.Endpoints {
 			for _, s := range byFormat[p.Knowledge.Format] {
-				good = append(good, s.instantiate(ep, traffic.Endpoint(p.Service, ep)))
+				good = append(good, instantiate(s, ep, traffic.Endpoint(p.Service, ep)))
 			}
 		}
 		good = append(good, traffic.Requests(p.Service)...)

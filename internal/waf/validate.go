@@ -108,7 +108,7 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 		}
 		for _, s := range byFormat[p.Knowledge.Format] {
 			for _, ep := range eps {
-				good = append(good, s.instantiate(ep, traffic.Endpoint(p.Service, ep)))
+				good = append(good, instantiate(s, ep, traffic.Endpoint(p.Service, ep)))
 			}
 		}
 	}
@@ -172,7 +172,7 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 	}
 	for _, s := range samples {
 		for _, ep := range eps {
-			req := s.instantiate(ep, traffic.Endpoint(p.Service, ep))
+			req := instantiate(s, ep, traffic.Endpoint(p.Service, ep))
 			_, blockedBy, err := replay(w, req)
 			if err != nil {
 				return fmt.Errorf("validate %s in %s: exploit %q: %w", p.Vulnerability, p.Service, s.Name, err)
