@@ -41,7 +41,7 @@ var examples = []example{
 		executedExposed: []string{"inventory/GHSA-mjmj-j48q-9wg2"}},
 	{dir: "node-reviews", service: "reviews", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "reviews", "wall.pb.gz"), push: postNodeProfile,
 		executedExposed: []string{"reviews/GHSA-35jh-r3h4-6jhm"}},
-	{dir: "python-reports", service: "reports", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "reports", "cpu.folded.gz"),
+	{dir: "python-reports", service: "reports", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "reports", "cpu.austin.gz"),
 		executedExposed: []string{"reports/GHSA-h5c8-rqwp-cp95", "reports/GHSA-h75v-3vvj-5mfj"}},
 }
 
