@@ -269,11 +269,10 @@ func isAustinMarker(p string) bool {
 // ":INVALID:" for a stack it could not read and ":GC:" for the garbage
 // collector.
 func isAustinSpecial(p string) bool {
-	name, ok := strings.CutPrefix(p, ":")
-	if name, ok = strings.CutSuffix(name, ":"); !ok || name == "" {
+	if len(p) < 3 || p[0] != ':' || p[len(p)-1] != ':' {
 		return false
 	}
-	for _, c := range name {
+	for _, c := range p[1 : len(p)-1] {
 		if c < 'A' || c > 'Z' {
 			return false
 		}
