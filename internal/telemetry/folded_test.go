@@ -1,8 +1,11 @@
 package telemetry
 
 import (
+	"bytes"
 	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -235,5 +238,71 @@ func TestDecodeFoldedMalformed(t *testing.T) {
 	}
 	if _, err := (Limits{MaxSamples: 1}).DecodeFolded([]byte("a 1\nb 1\n"), "big", true); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("MaxSamples 1: err %v, want ErrTooLarge", err)
+	}
+}
+
+// TestDecodeAustinLive records testdata/folded/yamlload.py with the
+// austin installed and decodes what it wrote: CPU samples with PyYAML's
+// frames, and from austin 2 on the duration it measured.
+// EVIDENT_AUSTIN names the austin command (else austin in PATH) and
+// EVIDENT_AUSTIN_PYTHON the interpreter (else /usr/bin/python3, which
+// must import yaml); Debian 12's austin 1.0.1 cannot read its python3
+// 3.11, and the test skips saying so.
+func TestDecodeAustinLive(t *testing.T) {
+	austin := strings.Fields(os.Getenv("EVIDENT_AUSTIN"))
+	if len(austin) == 0 {
+		path, err := exec.LookPath("austin")
+		if err != nil {
+			t.Skip("no austin: not in PATH and EVIDENT_AUSTIN unset (apt-get install austin, or examples/python-reports/tools/austin-debian13.sh)")
+		}
+		austin = []string{path}
+	}
+	python := os.Getenv("EVIDENT_AUSTIN_PYTHON")
+	if python == "" {
+		python = "/usr/bin/python3"
+	}
+	if err := exec.Command(python, "-c", "import yaml").Run(); err != nil {
+		t.Skipf("%s cannot import yaml (apt-get install python3-yaml): %v", python, err)
+	}
+	out := filepath.Join(t.TempDir(), "yamlload.austin")
+	args := append(austin[1:], "--sleepless", "--interval", "10000", "--output", out, python, "testdata/folded/yamlload.py")
+	if msg, err := exec.Command(austin[0], args...).CombinedOutput(); err != nil {
+		t.Skipf("%s could not sample %s (austin 1 cannot read Python 3.11; set EVIDENT_AUSTIN to austin 2 or later): %v\n%s",
+			strings.Join(austin, " "), python, err, msg)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batches, err := DecodeFolded(data, out, true)
+	if err != nil {
+		t.Fatalf("DecodeFolded: %v", err)
+	}
+	if len(batches) != 1 {
+		t.Fatalf("%d profiles, want 1", len(batches))
+	}
+	b := batches[0]
+	header := bytes.HasPrefix(data, []byte(austinMagic))
+	wantType := "wall" // austin 1 says nothing of its mode
+	if header {
+		wantType = "cpu"
+	}
+	if b.SampleType != wantType || b.Unit != "nanoseconds" || len(b.Samples) == 0 {
+		t.Errorf("%d samples of %s in %s, want %s in nanoseconds", len(b.Samples), b.SampleType, b.Unit, wantType)
+	}
+	if header && (b.Duration < 300*time.Millisecond || b.Period != 10*int64(time.Millisecond)) {
+		t.Errorf("duration %v, period %v; want at least the program's 300ms, every 10ms", b.Duration, time.Duration(b.Period))
+	}
+	a := attribution.New(attribution.Config{})
+	yaml := false
+	for _, loc := range b.Locations {
+		for _, f := range loc {
+			if fn, ok := a.Attribute(f); ok && fn.Module == "pyyaml" && strings.HasPrefix(fn.Package, "yaml") {
+				yaml = true
+			}
+		}
+	}
+	if !yaml {
+		t.Errorf("no frame of PyYAML in\n%s", strings.Join(foldedStacks(b), "\n"))
 	}
 }
