@@ -1,9 +1,8 @@
 """The reports service: a stdlib HTTP server using Debian 12's python3-jinja2
 (3.1.2), python3-yaml (6.0) and python3-requests (2.28.1, with urllib3
 1.26.12), on REPORTS_ADDR (default 127.0.0.1:8060). It exports one SERVER
-span per request (tracing.py) and, when REPORTS_PROFILE names a file,
-samples its own stacks into folded-stack form (sampler.py). It stops on
-SIGTERM, writing the profile and flushing its spans first.
+span per request (tracing.py); tools/record.sh profiles it with austin. It
+stops on SIGTERM, flushing its spans first.
 """
 
 import json
@@ -13,10 +12,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jinja2
-import requests
 import yaml
 
-import sampler
 import tracing
 
 ENV = jinja2.Environment(autoescape=True)
@@ -73,6 +70,12 @@ class Handler(BaseHTTPRequestHandler):
                 if not token or self.headers.get("X-Admin-Token") != token:
                     status = self._send(403, "text/plain", "forbidden\n")
                 else:
+                    # Imported where it is used, as rarely used clients
+                    # often are: a service that posts no webhook never
+                    # runs requests' code (or urllib3's), not even its
+                    # import.
+                    import requests
+
                     url = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
                     r = requests.post(url, json=list(REPORTS), timeout=5)
                     status = self._send(200, "text/plain", f"webhook answered {r.status_code}\n")
@@ -94,9 +97,6 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     host, port = os.environ.get("REPORTS_ADDR", "127.0.0.1:8060").rsplit(":", 1)
     server = ThreadingHTTPServer((host, int(port)), Handler)
-    # Profiling starts once the service has imported everything, as a
-    # profiler attached to a running process would.
-    sampler.start(os.environ.get("REPORTS_PROFILE"))
 
     def stop(*_):
         threading.Thread(target=server.shutdown).start()
@@ -105,7 +105,6 @@ def main():
     signal.signal(signal.SIGINT, stop)
     print(f"reports: listening on {host}:{port}", flush=True)
     server.serve_forever()
-    sampler.stop()
     tracing.close()
 
 

@@ -60,8 +60,10 @@ OSV-Scanner, npm audit, pip-audit, CycloneDX, SPDX, Go binaries) and lockfiles
 pom.xml, gradle.lockfile); SERVICE=FILE or SVC1,SVC2=FILE
 assigns them to services, and a directory holds one report per service named
 after it (reports/gateway.json). --profiles takes pprof, OTLP profile, JFR
-(.jfr) and folded stack (.folded, .collapsed) files or directories (a
-directory's subdirectories name services), SERVICE=PATH to assign them.
+(.jfr) and folded stack (.folded, .collapsed, austin's .austin) files or
+directories (a directory's subdirectories name services), SERVICE=PATH to
+assign them; folded stacks end at their file's modification time
+(docs/architecture.md).
 --traces takes OTLP (protobuf, JSON, JSON lines) or Tempo JSON.
 --packages takes the services' installed packages, where profiles cannot
 tell which artifact or distribution a frame's code ships in: jars or

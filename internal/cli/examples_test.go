@@ -32,7 +32,8 @@ type example struct {
 	// findings on an exposed service, the ones a virtual patch is made for.
 	executedExposed []string
 	// push sends the recorded profile to serve's Pyroscope /ingest the way
-	// the example's runtime's Pyroscope client does; nil where none does.
+	// the example's runtime's Pyroscope client does, or for austin's
+	// output as Pyroscope takes folded stacks.
 	push func(t *testing.T, addr, app string, profile []byte, from, until time.Time)
 }
 
@@ -41,7 +42,7 @@ var examples = []example{
 		executedExposed: []string{"inventory/GHSA-mjmj-j48q-9wg2"}},
 	{dir: "node-reviews", service: "reviews", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "reviews", "wall.pb.gz"), push: postNodeProfile,
 		executedExposed: []string{"reviews/GHSA-35jh-r3h4-6jhm"}},
-	{dir: "python-reports", service: "reports", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "reports", "cpu.folded.gz"),
+	{dir: "python-reports", service: "reports", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "reports", "cpu.austin.gz"), push: postFolded,
 		executedExposed: []string{"reports/GHSA-h5c8-rqwp-cp95", "reports/GHSA-h75v-3vvj-5mfj"}},
 }
 
@@ -259,6 +260,30 @@ func postNodeProfile(t *testing.T, addr, app string, pprof []byte, from, until t
 	w.Close()
 	url := fmt.Sprintf("http://%s/ingest?from=%d&name=%s&spyName=nodespy&until=%d&sampleRate=1000", addr, from.Unix(), app, until.Unix())
 	resp, err := http.Post(url, w.FormDataContentType(), &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /ingest: %s: %s", resp.Status, b)
+	}
+}
+
+// postFolded posts a gzipped file of folded stacks (austin's output) as
+// Pyroscope's documentation sends folded stacks with curl: the text as the
+// body, name, from and until in seconds, format=folded.
+func postFolded(t *testing.T, addr, app string, gzFolded []byte, from, until time.Time) {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(gzFolded))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("http://%s/ingest?name=%s&from=%d&until=%d&format=folded", addr, app, from.Unix(), until.Unix())
+	resp, err := http.Post(url, "text/plain", bytes.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -84,7 +85,7 @@ type File struct {
 // inside a directory; other files there (READMEs, checksums) are skipped.
 // A file named directly is read whatever its name.
 func hasTelemetryExt(name string) bool {
-	for _, ext := range [...]string{".pb", ".pprof", ".prof", ".json", ".jsonl", ".gz", ".zst", ".jfr", ".folded", ".collapsed"} {
+	for _, ext := range [...]string{".pb", ".pprof", ".prof", ".json", ".jsonl", ".gz", ".zst", ".jfr", ".folded", ".collapsed", ".austin"} {
 		if strings.HasSuffix(name, ext) {
 			return true
 		}
@@ -195,22 +196,26 @@ func sniffFile(path string) (Kind, error) {
 		kind = KindFolded
 	}
 	if kind == KindUnknown {
-		return kind, fmt.Errorf("discover telemetry: %s: %w: neither pprof, JFR, OTLP profiles, OTLP traces, Tempo JSON nor folded stacks (.folded, .collapsed)", path, ErrUnknownFormat)
+		return kind, fmt.Errorf("discover telemetry: %s: %w: neither pprof, JFR, OTLP profiles, OTLP traces, Tempo JSON nor folded stacks (.folded, .collapsed, .austin)", path, ErrUnknownFormat)
 	}
 	return kind, nil
 }
 
 // isFoldedName reports whether a file is named as folded stacks are
-// ("cpu.folded", "out.collapsed.gz"): they have no magic to tell them by.
+// ("cpu.folded", "out.collapsed.gz", austin's "app.austin"): only
+// austin's have a header to tell them by.
 func isFoldedName(path string) bool {
 	name := strings.TrimSuffix(strings.TrimSuffix(path, ".gz"), ".txt")
-	return strings.HasSuffix(name, ".folded") || strings.HasSuffix(name, ".collapsed")
+	return strings.HasSuffix(name, ".folded") || strings.HasSuffix(name, ".collapsed") || strings.HasSuffix(name, ".austin")
 }
 
 // sniff recognises the kind of (the start of) a decompressed file.
 func sniff(head []byte) Kind {
 	if hasPrefix(head, jfrMagic) {
 		return KindJFR
+	}
+	if hasPrefix(head, austinMagic) {
+		return KindFolded
 	}
 	if t := bytes.TrimLeft(head, " \t\r\n"); len(t) > 0 && t[0] == '{' {
 		switch topKey(t) {
@@ -381,6 +386,10 @@ func loadFile(f File, h Handler) error {
 			return fmt.Errorf("load telemetry: %w", err)
 		}
 		batches, err := DecodeFolded(data, f.Path, true)
+		end := foldedEnd(f.Path, data)
+		for _, b := range batches {
+			b.Start = end.Add(-b.Duration)
+		}
 		return handleProfiles(f.Service, batches, err, h)
 	case KindTraces:
 		r, err := os.Open(f.Path)
@@ -407,6 +416,24 @@ func loadFile(f File, h Handler) error {
 	default:
 		return fmt.Errorf("load telemetry %s: %w: kind %s", f.Path, ErrUnknownFormat, f.Kind)
 	}
+}
+
+// foldedEnd is when the folded stacks of a file end, as they carry no
+// time: when the file was last written, which is as a profiler finishes
+// it; for a gzipped file, the time gzip kept of the file it compressed
+// (what gunzip -N restores), and the gzipped file's own when gzip kept
+// none (-n, or compressing a pipe).
+func foldedEnd(path string, data []byte) time.Time {
+	if hasPrefix(data, gzipMagic) {
+		if zr, err := gzip.NewReader(bytes.NewReader(data)); err == nil && zr.ModTime.Unix() > 0 {
+			return zr.ModTime.UTC()
+		}
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		return time.Time{}
+	}
+	return info.ModTime().UTC()
 }
 
 // handleProfiles hands the profiles of a file that names no service

@@ -1,6 +1,8 @@
 package telemetry
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"os"
@@ -8,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -75,6 +78,7 @@ func telemetryDir(t *testing.T) string {
 	}
 	put("inventory/cpu.jfr.gz", gzipBytes(t, jfr))
 	put("indexer/cpu.collapsed", readFixture(t, "folded/async-profiler.collapsed"))
+	put("reports/cpu.austin", readFixture(t, "folded/austin3-cpu.austin"))
 	return dir
 }
 
@@ -99,6 +103,7 @@ func TestDiscover(t *testing.T) {
 		"payments payments/profiles.pb otlp-profiles",
 		"payments payments/tempo.json traces",
 		" profiles.json.gz otlp-profiles",
+		"reports reports/cpu.austin folded",
 		" top.pb traces",
 		"web orders/python.pprof pprof",
 	}
@@ -154,7 +159,7 @@ func TestLoad(t *testing.T) {
 	slices.Sort(services)
 	// A pprof file takes its directory's service; OTLP profiles keep the
 	// resource's service.name.
-	want := []string{"checkout/cpu", "checkout/cpu", "checkout/cpu", "indexer/samples", "inventory/cpu", "inventory/wall", "orders/samples", "payments/samples", "payments/samples"}
+	want := []string{"checkout/cpu", "checkout/cpu", "checkout/cpu", "indexer/samples", "inventory/cpu", "inventory/wall", "orders/samples", "payments/samples", "payments/samples", "reports/cpu"}
 	if diff := cmp.Diff(want, services); diff != "" {
 		t.Errorf("profile services (-want +got):\n%s", diff)
 	}
@@ -181,4 +186,61 @@ func TestLoad(t *testing.T) {
 			t.Errorf("error %v after %d calls, want context.Canceled before any", err, r.calls)
 		}
 	})
+}
+
+// TestLoadFoldedWindow: folded stacks end when their file was written
+// (for a gzipped file, when the file gzip compressed was) and last what
+// austin's "# duration:" says, or no time at all.
+func TestLoadFoldedWindow(t *testing.T) {
+	dir := t.TempDir()
+	austin := readFixture(t, "folded/austin3-cpu.austin")
+	written := time.Date(2026, 12, 3, 14, 1, 2, 0, time.UTC)
+	gzipped := func(modTime time.Time) []byte {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.ModTime = modTime
+		if _, err := zw.Write(austin); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	fileTime := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name      string
+		data      []byte
+		wantStart time.Time
+		wantDur   time.Duration
+	}{
+		{"cpu.austin", austin, fileTime.Add(-759700 * time.Microsecond), 759700 * time.Microsecond},
+		{"cpu.austin.gz", gzipped(written), written.Add(-759700 * time.Microsecond), 759700 * time.Microsecond},
+		{"no-time.austin.gz", gzipped(time.Time{}), fileTime.Add(-759700 * time.Microsecond), 759700 * time.Microsecond},
+		{"py-spy.folded", readFixture(t, "folded/py-spy.folded"), fileTime, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.name)
+			if err := os.WriteFile(path, tc.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(path, fileTime, fileTime); err != nil {
+				t.Fatal(err)
+			}
+			files, err := Discover([]Input{{Service: "reports", Path: path}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r recorder
+			if err := Load(context.Background(), files, &r); err != nil {
+				t.Fatal(err)
+			}
+			if len(r.profiles) != 1 {
+				t.Fatalf("%d profiles, want 1", len(r.profiles))
+			}
+			if p := r.profiles[0]; !p.Start.Equal(tc.wantStart) || p.Duration != tc.wantDur {
+				t.Errorf("window %v + %v, want %v + %v", p.Start, p.Duration, tc.wantStart, tc.wantDur)
+			}
+		})
+	}
 }

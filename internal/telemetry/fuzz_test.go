@@ -81,7 +81,7 @@ func FuzzDecodeJFR(f *testing.F) {
 }
 
 func FuzzDecodeFolded(f *testing.F) {
-	for _, name := range []string{"py-spy.folded", "austin.folded", "async-profiler.collapsed", "perf.folded"} {
+	for _, name := range []string{"py-spy.folded", "austin3-cpu.austin", "austin3-full.austin", "austin1-wall.folded", "austin1-full.folded", "async-profiler.collapsed", "perf.folded"} {
 		f.Add(readFixture(f, "folded/"+name), true)
 	}
 	f.Add([]byte("a;b;c\na;d\n"), false)

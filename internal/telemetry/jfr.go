@@ -816,7 +816,7 @@ func (l Limits) decodeJFR(r io.Reader, source string, contexts jfrContexts) ([]*
 		if s.context != 0 {
 			span = contexts[s.context]
 		}
-		return b.add(jfrSampleType(s.event), names, 1, span)
+		return b.add(countOf(jfrSampleType(s.event)), names, 1, 1, span)
 	}, func(c *jfrChunk) error {
 		b.window(c.start, c.duration)
 		clear(stacks)

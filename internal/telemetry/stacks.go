@@ -7,21 +7,31 @@ import (
 	"github.com/evidentsec/evident/internal/attribution"
 )
 
-// stackBuilder builds profiles of sample counts from stacks given frame
-// by frame (JFR, folded stacks): one location per distinct frame, one
-// sample per distinct stack of a sample type.
+// stackBuilder builds profiles from stacks given frame by frame (JFR,
+// folded stacks): one location per distinct frame, one sample per distinct
+// stack of a sample type.
 type stackBuilder struct {
 	source    string
 	limits    Limits
 	errs      recordErrors
 	locs      map[attribution.Frame]int32
 	locations [][]attribution.Frame
-	byType    map[string]*stackProfile
-	order     []string
+	byType    map[sampleKind]*stackProfile
+	order     []sampleKind
 	start     time.Time
 	end       time.Time
 	stackBuf  []int32
 }
+
+// sampleKind is what a profile's values measure.
+type sampleKind struct {
+	Type, Unit string
+	// Period is the sampling period in Unit, 0 if unknown.
+	Period int64
+}
+
+// countOf is the kind of profiles that count samples of a type.
+func countOf(sampleType string) sampleKind { return sampleKind{Type: sampleType, Unit: "count"} }
 
 type stackProfile struct {
 	samples map[string]int // stack key → index in list
@@ -30,7 +40,7 @@ type stackProfile struct {
 
 func newStackBuilder(source string, l Limits) *stackBuilder {
 	return &stackBuilder{source: source, limits: l, errs: recordErrors{source: source},
-		locs: map[attribution.Frame]int32{}, byType: map[string]*stackProfile{}}
+		locs: map[attribution.Frame]int32{}, byType: map[sampleKind]*stackProfile{}}
 }
 
 // window widens the profiles' time window to hold [start, start+d).
@@ -43,8 +53,9 @@ func (b *stackBuilder) window(start time.Time, d time.Duration) {
 	}
 }
 
-// add counts n samples of the stack, given leaf first, in the span.
-func (b *stackBuilder) add(sampleType string, frames []attribution.Frame, n int64, span spanLabels) error {
+// add counts n samples of the stack, given leaf first, in the span, worth
+// value in the kind's unit.
+func (b *stackBuilder) add(kind sampleKind, frames []attribution.Frame, n, value int64, span spanLabels) error {
 	locs := b.stackBuf[:0]
 	for _, f := range frames {
 		i, ok := b.locs[f]
@@ -60,23 +71,23 @@ func (b *stackBuilder) add(sampleType string, frames []attribution.Frame, n int6
 	}
 	locs = b.limits.depth(locs)
 	b.stackBuf = locs
-	p := b.byType[sampleType]
+	p := b.byType[kind]
 	if p == nil {
 		p = &stackProfile{samples: map[string]int{}}
-		b.byType[sampleType] = p
-		b.order = append(b.order, sampleType)
+		b.byType[kind] = p
+		b.order = append(b.order, kind)
 	}
 	key := stackKey(locs, span)
 	if i, ok := p.samples[key]; ok {
 		p.list[i].Count += n
-		p.list[i].Value += n
+		p.list[i].Value += value
 		return nil
 	}
 	if err := b.limits.check(b.source, len(p.list)+1, 0, 0); err != nil {
 		return err
 	}
 	p.samples[key] = len(p.list)
-	p.list = append(p.list, Sample{Locations: append([]int32(nil), locs...), Count: n, Value: n,
+	p.list = append(p.list, Sample{Locations: append([]int32(nil), locs...), Count: n, Value: value,
 		SpanID: span.SpanID, SpanName: span.SpanName, TraceID: span.TraceID})
 	return nil
 }
@@ -96,10 +107,10 @@ func stackKey(locs []int32, span spanLabels) string {
 
 func (b *stackBuilder) batches() []*ProfileBatch {
 	var out []*ProfileBatch
-	for _, t := range b.order {
-		p := b.byType[t]
+	for _, k := range b.order {
+		p := b.byType[k]
 		bt := &ProfileBatch{
-			Source: b.source, SampleType: t, Unit: "count",
+			Source: b.source, SampleType: k.Type, Unit: k.Unit, Period: k.Period,
 			Start: b.start, Duration: max(0, b.end.Sub(b.start)),
 			Locations: b.locations, Samples: p.list,
 		}

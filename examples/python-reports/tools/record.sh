@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # record.sh regenerates recorded/ from the real runtime: it runs the reports
 # service with Debian's python3 and packages on loopback, its spans exported
-# to the shop's OTLP/HTTP recorder and its stacks sampled in-process
-# (sampler.py), drives a bounded load one request at a time, stops the
-# service (which writes its folded stacks and flushes its spans), and writes
-# a CycloneDX SBOM with syft of the dist-info of the packages it imports.
-# See README.md.
+# to the shop's OTLP/HTTP recorder and its CPU time sampled by austin, drives
+# a bounded load one request at a time, stops the service (which flushes
+# its spans; austin then writes the recording's duration), and writes a
+# CycloneDX SBOM with syft of the dist-info of the packages the service
+# imports. See README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 GO=${GO:-go}
 SYFT=${SYFT:-$($GO env GOPATH)/bin/syft}
 PYTHON=${PYTHON:-/usr/bin/python3} # Debian's, which sees /usr/lib/python3/dist-packages
+AUSTIN=${AUSTIN:-austin}            # 2 or later: see tools/austin-debian13.sh
+AUSTIN_INTERVAL=${AUSTIN_INTERVAL:-1000} # microseconds
 LOAD_N=${LOAD_N:-600}
 LOAD_RATE=${LOAD_RATE:-40}
 PORT_BASE=${PORT_BASE:-18360} # service, +1 recorder
@@ -24,6 +26,15 @@ for d in Jinja2-3.1.2 PyYAML-6.0 requests-2.28.1 urllib3-1.26.12; do
 		exit 1
 	fi
 done
+
+# Debian 12's austin 1.0.1 cannot read Python 3.11's frames.
+austin_version=$($AUSTIN -V 2>&1 | awk '{print $NF; exit}')
+case "$austin_version" in
+1.*|0.*|"")
+	echo "record: austin $austin_version cannot read Python 3.11: set AUSTIN to austin 2 or later," >&2
+	echo "record: on Debian 12: AUSTIN=\"\$(tools/austin-debian13.sh /tmp/austin)\" tools/record.sh" >&2
+	exit 1;;
+esac
 
 work=$(mktemp -d)
 pids=()
@@ -58,21 +69,29 @@ echo "== start"
 recorder_pid=$!
 pids+=("$recorder_pid")
 wait_port "${recorder##*:}"
-REPORTS_ADDR=$svc REPORTS_PROFILE="$work/cpu.folded" OTEL_EXPORTER_OTLP_ENDPOINT=http://$recorder \
+# austin starts the service as its child (no ptrace permission needed, as
+# attaching to a running process would) and samples its CPU time
+# (--sleepless) every AUSTIN_INTERVAL microseconds until it exits.
+REPORTS_ADDR=$svc OTEL_EXPORTER_OTLP_ENDPOINT=http://$recorder \
+	$AUSTIN --sleepless --interval "$AUSTIN_INTERVAL" --output "$work/cpu.austin" \
 	"$PYTHON" app.py >"$work/reports.log" 2>&1 &
-reports_pid=$!
-pids+=("$reports_pid")
+austin_pid=$!
+pids+=("$austin_pid")
 wait_port "${svc##*:}"
+reports_pid=$(ps -o pid= --ppid "$austin_pid" | tr -d ' ')
 
 echo "== load: $LOAD_N requests, one at a time, at most $LOAD_RATE/s"
 "$PYTHON" load.py "http://$svc" "$LOAD_N" "$LOAD_RATE"
 
 echo "== stop"
-kill -TERM "$reports_pid"
-wait "$reports_pid"
+kill -TERM "$reports_pid" # austin writes the duration as it exits
+wait "$austin_pid"
 kill -TERM "$recorder_pid"
 wait "$recorder_pid"
-gzip -9n <"$work/cpu.folded" >"$OUT/profiles/reports/cpu.folded.gz"
+# gzip keeps the file's modification time, the end of the recording, which
+# analyze takes as the end of its window (docs/architecture.md).
+gzip -9 "$work/cpu.austin"
+mv "$work/cpu.austin.gz" "$OUT/profiles/reports/cpu.austin.gz"
 gzip -9n <"$work/traces.jsonl" >"$OUT/traces.jsonl.gz"
 
 echo "== sbom"
@@ -83,4 +102,4 @@ for d in Jinja2-3.1.2 PyYAML-6.0 requests-2.28.1 urllib3-1.26.12 MarkupSafe-2.1.
 "$SYFT" scan "dir:$work/site" -o cyclonedx-json="$OUT/findings/reports.cdx.json" -q
 
 echo "== recorded"
-ls -l "$OUT/traces.jsonl.gz" "$OUT/profiles/reports/cpu.folded.gz" "$OUT/findings/reports.cdx.json"
+ls -l "$OUT/traces.jsonl.gz" "$OUT/profiles/reports/cpu.austin.gz" "$OUT/findings/reports.cdx.json"

@@ -122,6 +122,7 @@ type ingestParams struct {
 	name               string // as sent, for messages
 	service, namespace string
 	from, until        time.Time // zero when not sent
+	now                time.Time // when the request came
 	sampleRate         int64
 	spyName, format    string
 }
@@ -131,7 +132,7 @@ type ingestParams struct {
 // describe the values for display and are not needed: the pprof says
 // what its sample types are.
 func parseIngestParams(q url.Values, now time.Time) (ingestParams, error) {
-	p := ingestParams{name: q.Get("name"), spyName: q.Get("spyName"), format: q.Get("format")}
+	p := ingestParams{name: q.Get("name"), spyName: q.Get("spyName"), format: q.Get("format"), now: now}
 	app, labels, err := parseName(p.name)
 	if err != nil {
 		return p, fmt.Errorf("%w: name %q: %w", errBadRequest, p.name, err)
@@ -199,7 +200,10 @@ func isText(data []byte) bool {
 }
 
 // apply sets what the query says about the profile: its service where
-// the samples' labels did not name one, and its time window.
+// the samples' labels did not name one, and its time window. A profile
+// that says no time of its own (folded stacks) is placed as Pyroscope
+// places every profile, from and until defaulting to now, except that
+// without from it starts its own duration (austin's) before its end.
 func (p ingestParams) apply(b *telemetry.ProfileBatch) {
 	if b.Service == "" {
 		b.Service = p.service
@@ -207,7 +211,20 @@ func (p ingestParams) apply(b *telemetry.ProfileBatch) {
 			b.Namespace = p.namespace
 		}
 	}
-	if !p.from.IsZero() {
+	switch {
+	case b.Start.IsZero():
+		end := p.until
+		if end.IsZero() {
+			end = p.now
+		}
+		b.Start = p.from
+		if b.Start.IsZero() {
+			b.Start = end.Add(-b.Duration)
+		}
+		if end.After(b.Start) {
+			b.Duration = end.Sub(b.Start)
+		}
+	case !p.from.IsZero():
 		b.Start = p.from
 		if p.until.After(p.from) {
 			b.Duration = p.until.Sub(p.from)

@@ -633,3 +633,87 @@ func FuzzPush(f *testing.F) {
 		checkStatus(t, w)
 	})
 }
+
+// TestIngestFoldedWindow: folded stacks (format=folded, lines, and austin's
+// output) carry no time; from and until place them as Pyroscope does, in
+// any of its units, and default to the time of the request.
+func TestIngestFoldedWindow(t *testing.T) {
+	const folded = "main;handle;load 3\nmain;handle 1\n"
+	const austin = "# austin: 3.7.0\n# interval: 1000\n# mode: cpu\n\nP7;T0:7;/srv/app.py:main:3;/srv/app.py:handle:9 1200\nP7;T0:7;/srv/app.py:main:3 900\n\n# duration: 30000000\n"
+	at := func(sec int64) time.Time { return time.Unix(sec, 0).UTC() }
+	tests := []struct {
+		name, query, body string
+		// wantStart and wantEnd are offsets from the request when
+		// relative, else times.
+		wantStart, wantEnd time.Time
+		relStart, relEnd   time.Duration
+		relative           bool
+		wantType           string
+		wantSamples        int64
+	}{
+		{name: "folded, seconds", query: "format=folded&from=1764000000&until=1764000010", body: folded,
+			wantStart: at(1764000000), wantEnd: at(1764000010), wantType: "samples", wantSamples: 4},
+		{name: "folded, milliseconds", query: "format=folded&from=1764000000000&until=1764000002500", body: folded,
+			wantStart: at(1764000000), wantEnd: at(1764000000).Add(2500 * time.Millisecond), wantType: "samples", wantSamples: 4},
+		{name: "lines, microseconds", query: "format=lines&from=1764000000000000&until=1764000060000000", body: "main;handle\nmain;handle\n",
+			wantStart: at(1764000000), wantEnd: at(1764000060), wantType: "samples", wantSamples: 2},
+		{name: "lines, nanoseconds", query: "format=lines&from=1764000000000000000&until=1764000001000000000", body: "main\n",
+			wantStart: at(1764000000), wantEnd: at(1764000001), wantType: "samples", wantSamples: 1},
+		{name: "groups, the default format of text", query: "from=now-10s&until=now", body: folded,
+			relative: true, relStart: -10 * time.Second, wantType: "samples", wantSamples: 4},
+		{name: "austin with from and until", query: "format=folded&from=1764000000&until=1764000060", body: austin,
+			wantStart: at(1764000000), wantEnd: at(1764000060), wantType: "cpu", wantSamples: 2},
+		{name: "austin ends now and lasts its duration", query: "format=folded", body: austin,
+			relative: true, relStart: -30 * time.Second, wantType: "cpu", wantSamples: 2},
+		{name: "austin ends at until", query: "format=folded&until=1764000060", body: austin,
+			wantStart: at(1764000030), wantEnd: at(1764000060), wantType: "cpu", wantSamples: 2},
+		{name: "from alone lasts until now", query: "format=folded&from=now-1m", body: folded,
+			relative: true, relStart: -time.Minute, wantType: "samples", wantSamples: 4},
+		{name: "neither: the instant of the request", query: "format=folded", body: folded,
+			relative: true, wantType: "samples", wantSamples: 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			r, _ := startReceiver(t, testConfig(), rec)
+			before := time.Now()
+			resp, err := http.Post("http://"+r.Addr()+IngestPath+"?name=reports&"+tt.query, "text/plain", strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			after := time.Now()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			got := rec.all()
+			if len(got) != 1 {
+				t.Fatalf("consumer got %d batches, want 1", len(got))
+			}
+			b := got[0]
+			var samples int64
+			for _, s := range b.Samples {
+				samples += s.Count
+			}
+			if b.Service != "reports" || b.SampleType != tt.wantType || samples != tt.wantSamples {
+				t.Errorf("service %q, %d samples of %q; want reports, %d of %q", b.Service, samples, b.SampleType, tt.wantSamples, tt.wantType)
+			}
+			end := b.Start.Add(b.Duration)
+			if !tt.relative {
+				if !b.Start.Equal(tt.wantStart) || !end.Equal(tt.wantEnd) {
+					t.Errorf("window [%v, %v), want [%v, %v)", b.Start, end, tt.wantStart, tt.wantEnd)
+				}
+				return
+			}
+			// now and now-D are read as the request is handled: between
+			// before and after, at second precision for now-D.
+			inside := func(got time.Time, rel time.Duration) bool {
+				return !got.Before(before.Add(rel).Truncate(time.Second)) && !got.After(after.Add(rel))
+			}
+			if !inside(b.Start, tt.relStart) || !inside(end, tt.relEnd) {
+				t.Errorf("window [%v, %v), want [request%v, request%+v) with the request in [%v, %v]", b.Start, end, tt.relStart, tt.relEnd, before, after)
+			}
+		})
+	}
+}
