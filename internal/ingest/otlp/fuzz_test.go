@@ -53,7 +53,8 @@ func refused(err error) bool {
 // the proto codec, so the server decodes them as an exporter's request).
 // Of a request that both pdata and protobuf-go (with OTLP's generated
 // types) decode, every span with both ids must reach the consumer and
-// every other be counted in the partial success. Each reference alone is
+// every other be counted in the partial success, unless no span has both:
+// then the request is refused. Each reference alone is
 // lenient somewhere: pdata skips a group that never ends, protobuf-go
 // takes a field of the wrong wire type as unknown. A request that either
 // cannot decode gets what telemetry's decoder, run on the same bytes,
@@ -118,9 +119,6 @@ func FuzzGRPCTraces(f *testing.F) {
 			}
 			return
 		}
-		if err != nil {
-			t.Fatalf("decodable request refused: %v", err)
-		}
 		var total, noID int
 		rss := req.Traces().ResourceSpans()
 		for i := 0; i < rss.Len(); i++ {
@@ -134,6 +132,17 @@ func FuzzGRPCTraces(f *testing.F) {
 					}
 				}
 			}
+		}
+		if total > 0 && noID == total {
+			// Not one span can be taken: the request is refused as a
+			// whole, as one that does not decode is.
+			if !refused(err) || len(got) != 0 {
+				t.Fatalf("request of %d spans, none with both ids: status %v, %d batches consumed; want a refusal and none", total, err, len(got))
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("decodable request refused: %v", err)
 		}
 		resp := ptraceotlp.NewExportResponse()
 		if err := resp.UnmarshalProto(out); err != nil {
