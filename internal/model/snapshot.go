@@ -55,6 +55,14 @@ type SpanCounts struct {
 	// Linked spans were joined with the CLIENT or PRODUCER span of a
 	// traced service that caused them.
 	Linked int64
+	// Pending spans have a parent span that has not arrived yet: they
+	// wait for it for the join window (Config.JoinWindow).
+	Pending int64
+	// Unlinked spans have a parent span that did not arrive within the
+	// join window: an untraced caller sent them, from outside the traced
+	// system. Spans whose wait a full join table or a restart cut short
+	// are counted neither here nor in Pending nor in Linked.
+	Unlinked int64
 	// PublicClients counts SERVER spans whose client.address is a public
 	// IP address.
 	PublicClients int64
@@ -199,6 +207,7 @@ func (s *Snapshot) Service(name string) *Service {
 func (m *Model) Snapshot() *Snapshot {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.age(m.now())
 	snap := &Snapshot{Services: make([]*Service, 0, len(m.services)), Dropped: m.dropped}
 	for _, s := range m.services {
 		snap.Services = append(snap.Services, s.snapshot())
