@@ -113,7 +113,7 @@
     }
     let href = "";
     if (details.finding_link) {
-      href = "/ui/findings/" + encodeURIComponent(details.finding_link.split("/").pop());
+      href = "/ui/findings/" + encodeURIComponent(details.finding_link.split("?")[0].split("/").pop());
     } else if (a.service) {
       href = "/ui/services/" + encodeURIComponent(a.service);
     }
