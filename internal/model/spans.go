@@ -89,7 +89,7 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			m.join(c, s, ch)
 			return
 		}
-		m.wait(sp.ParentSpanID, callee{svc: s, at: now}, now)
+		m.wait(sp.ParentSpanID, callee{svc: s, at: now.UnixNano()}, now)
 	case telemetry.SpanKindClient, telemetry.SpanKindProducer:
 		if name, kind, system := storeOf(sp); name != "" {
 			st, isNew := s.touchStore(s.stores, name, kind, system, sp, m.cfg.MaxStores)
@@ -179,7 +179,7 @@ func (m *Model) endWaits(forgotten map[[8]byte]callees, cutoff time.Time) {
 	for _, w := range forgotten {
 		for c := range w.all {
 			c.svc.spans.Pending--
-			if !c.at.After(cutoff) {
+			if c.at <= cutoff.UnixNano() {
 				c.svc.spans.Unlinked++
 			}
 		}
