@@ -53,7 +53,7 @@ func (a *Assessor) decideExposure(service string) ExposureResult {
 		// the join window has passed, not joined is not from outside.
 		return ExposureResult{Level: ExposureUnknown, Rule: fmt.Sprintf("waiting for callers: %d of %d SERVER/CONSUMER spans arrived before the span that called them (join window)", sc.Pending, inbound)}
 	case sc.Linked == 0:
-		return ExposureResult{Level: ExposureUnknown, Rule: fmt.Sprintf("callers undecided: the wait of %d SERVER/CONSUMER spans for their caller was cut short (restart or full join table)", inbound)}
+		return ExposureResult{Level: ExposureUnknown, Rule: fmt.Sprintf("callers undecided: a restart cut the wait of %d SERVER/CONSUMER spans for their caller short", inbound)}
 	}
 	return ExposureResult{Level: Internal, Rule: fmt.Sprintf("only called by traced services (%d of %d SERVER/CONSUMER spans joined to their caller)", sc.Linked, inbound)}
 }

@@ -45,6 +45,7 @@ func TestJoinWindow(t *testing.T) {
 		settle  bool
 		service string
 		want    SpanCounts
+		waits   int64 // Overflow.Waits
 	}{
 		{
 			name:    "callee first, caller within the window",
@@ -102,8 +103,8 @@ func TestJoinWindow(t *testing.T) {
 				{0, []telemetry.Span{server("orders", 3, 2)}}, {time.Second, []telemetry.Span{server("orders", 5, 4)}},
 				{time.Second, []telemetry.Span{server("orders", 7, 6)}}, {time.Second, []telemetry.Span{client("gateway", 6, 1)}},
 			},
-			// Span 3 is forgotten after 2 s, undecided.
-			service: "orders", want: SpanCounts{All: 3, Server: 3, Linked: 1, Pending: 1},
+			// Span 3 is forgotten after 2 s: no caller can join it.
+			service: "orders", want: SpanCounts{All: 3, Server: 3, Linked: 1, Pending: 1, Unlinked: 1}, waits: 1,
 		},
 	}
 	for _, tt := range tests {
@@ -128,6 +129,9 @@ func TestJoinWindow(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, got.Spans); diff != "" {
 				t.Errorf("%s spans (-want +got):\n%s", tt.service, diff)
+			}
+			if got.Overflow.Waits != tt.waits {
+				t.Errorf("%s waits forgotten early = %d, want %d", tt.service, got.Overflow.Waits, tt.waits)
 			}
 		})
 	}

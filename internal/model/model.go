@@ -35,9 +35,10 @@ type Config struct {
 	MaxPendingSpans int `yaml:"max_pending_spans"`
 	// JoinWindow is how long a SERVER or CONSUMER span whose parent has
 	// not arrived waits for it (SpanCounts.Pending): at least this long
-	// and at most twice, as received by this process. A span whose
-	// parent did not arrive by then was called from outside the traced
-	// system (SpanCounts.Unlinked).
+	// and at most twice, as received by this process, unless
+	// MaxPendingSpans fills sooner (Overflow.Waits). A span whose parent
+	// did not arrive by then was called from outside the traced system
+	// (SpanCounts.Unlinked).
 	JoinWindow time.Duration `yaml:"join_window"`
 	// MaxSpanEndpoints bounds the SERVER span ids remembered to resolve
 	// the span_id label of profile samples to an endpoint; the oldest

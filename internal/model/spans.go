@@ -172,15 +172,18 @@ func (m *Model) age(now time.Time) {
 	m.joinBorn = now
 }
 
-// endWaits ends the wait of forgotten spans: those that waited since
-// cutoff or before had no traced caller (Unlinked); the others, forgotten
-// early by a full table, stay undecided.
+// endWaits ends the wait of forgotten spans: no caller can join them any
+// more, so they had no traced caller (Unlinked). Those received after
+// cutoff, forgotten by a full table before their join window passed, are
+// counted in Overflow.Waits too: under such load the bound, not the
+// window, decides how long a span waits.
 func (m *Model) endWaits(forgotten map[[8]byte]callees, cutoff time.Time) {
 	for _, w := range forgotten {
 		for c := range w.all {
 			c.svc.spans.Pending--
-			if c.at <= cutoff.UnixNano() {
-				c.svc.spans.Unlinked++
+			c.svc.spans.Unlinked++
+			if c.at > cutoff.UnixNano() {
+				c.svc.overflow.Waits++
 			}
 		}
 	}
