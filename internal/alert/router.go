@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/detect"
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/pipeline"
@@ -271,11 +272,17 @@ func (r *Router) link(d detect.Alert) Alert {
 	sum := sha256.Sum256([]byte(d.DedupeKey + "\x00" + strconv.FormatInt(d.Time.UnixNano(), 10)))
 	a := Alert{Alert: d, ID: hex.EncodeToString(sum[:8]), Tenant: r.tenant}
 	if p := strings.TrimSuffix(r.cfg.LinkPrefix, "/"); p != "" {
-		a.Link = p + "/alerts/" + a.ID
+		// A reader of another tenant than the default needs it named,
+		// and a link carries no header.
+		var q string
+		if r.tenant != "" {
+			q = "?" + url.Values{auth.TenantParam: {r.tenant}}.Encode()
+		}
+		a.Link = p + "/alerts/" + a.ID + q
 		if f := d.Evidence.Finding; f != nil {
 			a.FindingLink = p + "/findings/" + report.FindingID(findings.Finding{
 				Service: f.Service, Vulnerability: findings.Vulnerability{ID: f.VulnID}, Package: findings.Package{PURL: f.PURL},
-			})
+			}) + q
 		}
 	}
 	return a

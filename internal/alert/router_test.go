@@ -123,7 +123,7 @@ func TestSinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := NewAlertmanager("am", amSrv.URL, time.Hour, nil)
+	m, err := NewAlertmanager("am", amSrv.URL, "", time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,10 +369,24 @@ func TestLifecycle(t *testing.T) {
 
 // TestTenant: a tenant's router names its tenant in what every sink
 // receives, so that one receiver configured for several tenants can
-// tell them apart; the default tenant's (Deps.Tenant empty) names none.
+// tell them apart, and in the links, which a reader follows without
+// X-Scope-OrgID; a multi-tenant Alertmanager (Mimir's) gets the tenant,
+// or the sink's org_id, as X-Scope-OrgID. The default tenant's
+// (Deps.Tenant empty) names none.
 func TestTenant(t *testing.T) {
-	for _, tenant := range []string{"team-a", ""} {
-		t.Run("tenant="+tenant, func(t *testing.T) {
+	tests := []struct {
+		tenant, orgID string
+		wantOrgID     string // the X-Scope-OrgID the Alertmanager gets
+		wantQuery     string // of the links
+	}{
+		{"team-a", "", "team-a", "?tenant=team-a"},
+		{"", "", "", ""},
+		{"team-a", "mimir-a", "mimir-a", "?tenant=team-a"},
+		{"", "anonymous", "anonymous", ""},
+		{"a(b)*c", "", "a(b)*c", "?tenant=a%28b%29%2Ac"},
+	}
+	for _, tt := range tests {
+		t.Run("tenant="+tt.tenant+",org_id="+tt.orgID, func(t *testing.T) {
 			hook, hookSrv := newCapture(t)
 			am, amSrv := newCapture(t)
 			slack, slackSrv := newCapture(t)
@@ -380,7 +394,7 @@ func TestTenant(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := NewAlertmanager("am", amSrv.URL, time.Hour, nil)
+			m, err := NewAlertmanager("am", amSrv.URL, tt.orgID, time.Hour, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -388,7 +402,7 @@ func TestTenant(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := NewRouter(testConfig(), []Sink{w, m, s}, Deps{Tenant: tenant, Now: func() time.Time { return t0 }, Logger: slog.New(slog.DiscardHandler)})
+			r, err := NewRouter(testConfig(), []Sink{w, m, s}, Deps{Tenant: tt.tenant, Now: func() time.Time { return t0 }, Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -403,20 +417,34 @@ func TestTenant(t *testing.T) {
 
 			_, body := hook.last()
 			var a Alert
-			if err := json.Unmarshal(body, &a); err != nil || a.Tenant != tenant {
-				t.Errorf("webhook body %s: tenant %q, want %q", body, a.Tenant, tenant)
+			if err := json.Unmarshal(body, &a); err != nil || a.Tenant != tt.tenant {
+				t.Errorf("webhook body %s: tenant %q, want %q", body, a.Tenant, tt.tenant)
 			}
-			_, body = am.last()
+			if a.Link != "http://127.0.0.1:8080/api/v1/alerts/"+a.ID+tt.wantQuery || !strings.HasSuffix(a.FindingLink, tt.wantQuery) ||
+				(tt.wantQuery == "" && strings.Contains(a.FindingLink, "?")) {
+				t.Errorf("links %q, %q; want the query %q", a.Link, a.FindingLink, tt.wantQuery)
+			}
+			req, body := am.last()
 			var ams []struct {
-				Labels map[string]string `json:"labels"`
+				Labels       map[string]string `json:"labels"`
+				GeneratorURL string            `json:"generatorURL"`
 			}
-			if err := json.Unmarshal(body, &ams); err != nil || len(ams) != 1 || ams[0].Labels["tenant"] != tenant {
-				t.Errorf("alertmanager body %s: want tenant label %q", body, tenant)
+			if err := json.Unmarshal(body, &ams); err != nil || len(ams) != 1 || ams[0].Labels["tenant"] != tt.tenant || ams[0].GeneratorURL != a.Link {
+				t.Errorf("alertmanager body %s: want tenant label %q and link %q", body, tt.tenant, a.Link)
+			}
+			if got, ok := req.Header["X-Scope-Orgid"]; tt.wantOrgID == "" && ok || tt.wantOrgID != "" && (len(got) != 1 || got[0] != tt.wantOrgID) {
+				t.Errorf("alertmanager X-Scope-OrgID = %q, want %q", got, tt.wantOrgID)
 			}
 			_, body = slack.last()
-			if got := strings.Contains(string(body), "tenant `"+tenant+"`"); got != (tenant != "") {
-				t.Errorf("slack body %s: names tenant %v, want %v", body, got, tenant != "")
+			if got := strings.Contains(string(body), "tenant `"+tt.tenant+"`"); got != (tt.tenant != "") {
+				t.Errorf("slack body %s: names tenant %v, want %v", body, got, tt.tenant != "")
+			}
+			if !strings.Contains(string(body), a.Link) {
+				t.Errorf("slack body %s: want the link %s", body, a.Link)
 			}
 		})
+	}
+	if _, err := NewAlertmanager("am", "http://127.0.0.1:9093", "a b", time.Hour, nil); err == nil || !strings.Contains(err.Error(), `org_id "a b"`) {
+		t.Errorf("NewAlertmanager with org_id %q = %v, want an error naming it", "a b", err)
 	}
 }

@@ -2,6 +2,7 @@ package alert
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -18,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/pipeline"
 )
 
@@ -78,21 +80,34 @@ func (w *Webhook) Send(ctx context.Context, a Alert) error {
 type Alertmanager struct {
 	name         string
 	endpoint     string
+	orgID        string
 	client       *http.Client
 	resolveAfter time.Duration
 }
 
 // NewAlertmanager returns a sink posting to the Alertmanager at baseURL
 // ("http://alertmanager:9093"). Evident's alerts are events, so each is
-// sent with endsAt resolveAfter after it fired.
-func NewAlertmanager(name, baseURL string, resolveAfter time.Duration, client *http.Client) (*Alertmanager, error) {
+// sent with endsAt resolveAfter after it fired. orgID is the
+// X-Scope-OrgID each post carries, for a multi-tenant Alertmanager
+// (Grafana Mimir's, Cortex's); empty
+// sends the alert's tenant (Alert.Tenant), and none for the default
+// tenant's alerts, which a single-tenant Alertmanager ignores either way.
+func NewAlertmanager(name, baseURL, orgID string, resolveAfter time.Duration, client *http.Client) (*Alertmanager, error) {
 	if err := checkURL(baseURL); err != nil {
 		return nil, fmt.Errorf("alertmanager sink %s: %w", name, err)
 	}
 	if resolveAfter <= 0 {
 		return nil, fmt.Errorf("alertmanager sink %s: resolve_after %v is not positive", name, resolveAfter)
 	}
-	return &Alertmanager{name: name, endpoint: strings.TrimSuffix(baseURL, "/") + "/api/v2/alerts", client: orDefault(client), resolveAfter: resolveAfter}, nil
+	for _, c := range orgID {
+		if c <= ' ' || c > '~' {
+			return nil, fmt.Errorf("alertmanager sink %s: org_id %q: want printable ASCII without spaces", name, orgID)
+		}
+	}
+	return &Alertmanager{
+		name: name, endpoint: strings.TrimSuffix(baseURL, "/") + "/api/v2/alerts", orgID: orgID,
+		client: orDefault(client), resolveAfter: resolveAfter,
+	}, nil
 }
 
 // Name returns the sink's name.
@@ -136,7 +151,11 @@ func (m *Alertmanager) Send(ctx context.Context, a Alert) error {
 	if err != nil {
 		return pipeline.Permanent(fmt.Errorf("encode alert %s: %w", a.ID, err))
 	}
-	return post(ctx, m.client, m.endpoint, http.Header{"Content-Type": {"application/json"}}, body)
+	h := http.Header{"Content-Type": {"application/json"}}
+	if org := cmp.Or(m.orgID, a.Tenant); org != "" {
+		h.Set(auth.TenantHeader, org)
+	}
+	return post(ctx, m.client, m.endpoint, h, body)
 }
 
 // Slack posts alerts to a Slack-compatible incoming webhook (Slack,

@@ -294,3 +294,39 @@ func TestSummarize(t *testing.T) {
 		})
 	}
 }
+
+// TestExposureWaitsForCallers: the SERVER spans of orders arrive before
+// the gateway's CLIENT spans that called them. Until the caller arrives
+// or the join window passes, orders is not called from outside: its
+// exposure is unknown, and turns internal when the caller's span joins,
+// or exposed when none arrived within the window.
+func TestExposureWaitsForCallers(t *testing.T) {
+	callee := span("orders", telemetry.SpanKindServer, 3, 2, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/orders"})
+	caller := span("gateway", telemetry.SpanKindClient, 2, 1, telemetry.Attrs{HTTPMethod: "GET", ServerAddress: "orders"})
+	tests := []struct {
+		name  string
+		after time.Duration    // from the callee's arrival
+		then  []telemetry.Span // arriving then
+		want  Exposure
+		rule  string
+	}{
+		{"caller not arrived", 5 * time.Second, nil, ExposureUnknown, "waiting for callers: 1 of 1 SERVER/CONSUMER spans"},
+		{"caller arrived", 5 * time.Second, []telemetry.Span{caller}, Internal, "only called by traced services"},
+		{"no caller within the window", 30 * time.Second, nil, Exposed, "called from outside the traced system: 1 of 1"},
+		{"caller after the window", 30 * time.Second, []telemetry.Span{caller}, Exposed, "called from outside the traced system: 1 of 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+			now := t0
+			m.SetClock(func() time.Time { return now })
+			m.AddSpans([]telemetry.Span{callee})
+			now = now.Add(tt.after)
+			m.AddSpans(tt.then)
+			got := New(DefaultConfig(), nil, m.Snapshot()).Exposure("orders")
+			if got.Level != tt.want || !strings.Contains(got.Rule, tt.rule) {
+				t.Errorf("exposure = %s (%s), want %s (%s...)", got.Level, got.Rule, tt.want, tt.rule)
+			}
+		})
+	}
+}

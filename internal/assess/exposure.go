@@ -46,8 +46,14 @@ func (a *Assessor) decideExposure(service string) ExposureResult {
 		return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("public client.address on %d SERVER spans", sc.PublicClients)}
 	case inbound == 0:
 		return ExposureResult{Level: NoInput, Rule: "no SERVER or CONSUMER spans"}
+	case sc.Linked == 0 && sc.Unlinked > 0:
+		return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("called from outside the traced system: %d of %d SERVER/CONSUMER spans found no traced caller within the join window, none found one", sc.Unlinked, inbound)}
+	case sc.Linked == 0 && sc.Pending > 0:
+		// The callee's spans often arrive before their caller's: until
+		// the join window has passed, not joined is not from outside.
+		return ExposureResult{Level: ExposureUnknown, Rule: fmt.Sprintf("waiting for callers: %d of %d SERVER/CONSUMER spans arrived before the span that called them (join window)", sc.Pending, inbound)}
 	case sc.Linked == 0:
-		return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("called from outside the traced system: none of %d SERVER/CONSUMER spans has a traced caller", inbound)}
+		return ExposureResult{Level: ExposureUnknown, Rule: fmt.Sprintf("callers undecided: a restart cut the wait of %d SERVER/CONSUMER spans for their caller short", inbound)}
 	}
 	return ExposureResult{Level: Internal, Rule: fmt.Sprintf("only called by traced services (%d of %d SERVER/CONSUMER spans joined to their caller)", sc.Linked, inbound)}
 }

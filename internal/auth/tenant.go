@@ -12,6 +12,11 @@ import (
 // as the metadata key x-scope-orgid.
 const TenantHeader = "X-Scope-OrgID"
 
+// TenantParam is the query parameter that stands for TenantHeader in a
+// link to the API or the UI, which a browser follows without headers:
+// the API and the UI take it as the header, under the same rules.
+const TenantParam = "tenant"
+
 // tenantOf decides the tenant of a request by principal p that sent
 // header (its X-Scope-OrgID, "" without one): the token's tenant for a
 // token bound to one, which a header naming another cannot change

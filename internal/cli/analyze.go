@@ -214,6 +214,8 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 		return withCode(ExitUsage, fmt.Errorf("--format: %w", err))
 	}
 
+	// All spans are in: a SERVER span whose caller did not come never will.
+	m.Settle()
 	snap := m.Snapshot()
 	assessor := assess.New(cfg.Config, db, snap)
 	as := assessor.Assess(all)

@@ -91,9 +91,12 @@ type webhookSink struct {
 }
 
 type alertmanagerSink struct {
-	Name         string                 `yaml:"name"`
-	Tenant       string                 `yaml:"tenant"`
-	URL          string                 `yaml:"url"`
+	Name   string `yaml:"name"`
+	Tenant string `yaml:"tenant"`
+	URL    string `yaml:"url"`
+	// OrgID is the X-Scope-OrgID sent to a multi-tenant Alertmanager;
+	// empty sends the sink's tenant, none for the default tenant.
+	OrgID        string                 `yaml:"org_id"`
 	ResolveAfter time.Duration          `yaml:"resolve_after"`
 	TLS          tlsconfig.ClientConfig `yaml:"tls"`
 }

@@ -759,7 +759,7 @@ func buildSinks(c alertsConfig, log *slog.Logger) (sinks map[string][]alert.Sink
 	for _, m := range c.Alertmanager {
 		hc, err := client(m.Name, m.TLS)
 		if err == nil {
-			err = add(m.Tenant)(alert.NewAlertmanager(m.Name, m.URL, m.ResolveAfter, hc))
+			err = add(m.Tenant)(alert.NewAlertmanager(m.Name, m.URL, m.OrgID, m.ResolveAfter, hc))
 		}
 		if err != nil {
 			return nil, closers, fmt.Errorf("alerts alertmanager %s: %w", m.Name, err)

@@ -104,11 +104,15 @@ func funcName(f attribution.Func) string {
 
 // SensitivePaths returns an alert for every sensitive store that an
 // exposed service reaches through an edge or a store ch shows for the
-// first time. a must be an Assessor over a snapshot taken after the batch
-// of ch was applied, with the configuration whose sensitivity labels
-// apply.
-func SensitivePaths(ch model.Changes, a *assess.Assessor, snap *model.Snapshot, receivedAt, now time.Time) []Alert {
-	if len(ch.NewEdges) == 0 && len(ch.NewStores) == 0 {
+// first time, and for every sensitive store a service of exposedNow
+// reaches: those whose exposure became exposed since the last call
+// (after their callers' spans did not arrive within the join window,
+// for instance), so that a path opened while their exposure was unknown
+// alerts once it is known. a must be an Assessor over a snapshot taken
+// after the batch of ch was applied, with the configuration whose
+// sensitivity labels apply.
+func SensitivePaths(ch model.Changes, exposedNow map[string]bool, a *assess.Assessor, snap *model.Snapshot, receivedAt, now time.Time) []Alert {
+	if len(ch.NewEdges) == 0 && len(ch.NewStores) == 0 && len(exposedNow) == 0 {
 		return nil
 	}
 	newStore := make(map[string]bool, len(ch.NewStores))
@@ -131,19 +135,24 @@ func SensitivePaths(ch model.Changes, a *assess.Assessor, snap *model.Snapshot, 
 			}
 			path := append([]string{svc.Name}, ref.Via...)
 			caller := path[len(path)-1]
-			fresh := newStore[caller+"\x00"+ref.Name]
+			fresh := exposedNow[svc.Name] || newStore[caller+"\x00"+ref.Name]
 			for i := 1; i < len(path) && !fresh; i++ {
 				fresh = newEdge[[2]string{path[i-1], path[i]}]
 			}
 			if !fresh {
 				continue
 			}
+			summary := fmt.Sprintf("exposed service %s now reaches %s store %s via %s",
+				svc.Name, strings.Join(ref.Labels, ","), ref.Name, strings.Join(path, " -> "))
+			if exposedNow[svc.Name] {
+				summary = fmt.Sprintf("service %s is now exposed (%s) and reaches %s store %s via %s",
+					svc.Name, exp.Rule, strings.Join(ref.Labels, ","), ref.Name, strings.Join(path, " -> "))
+			}
 			out = append(out, Alert{
-				Kind:     KindSensitivePath,
-				Severity: High,
-				Service:  svc.Name,
-				Summary: fmt.Sprintf("exposed service %s now reaches %s store %s via %s",
-					svc.Name, strings.Join(ref.Labels, ","), ref.Name, strings.Join(path, " -> ")),
+				Kind:       KindSensitivePath,
+				Severity:   High,
+				Service:    svc.Name,
+				Summary:    summary,
 				Evidence:   Evidence{Store: ref.Name, Labels: ref.Labels, Path: path},
 				DedupeKey:  strings.Join([]string{string(KindSensitivePath), svc.Name, ref.Name}, "|"),
 				Time:       now,

@@ -82,7 +82,7 @@ func TestSensitivePaths(t *testing.T) {
 		ch := m.AddSpans(spans)
 		snap := m.Snapshot()
 		var got []string
-		for _, a := range SensitivePaths(ch, assess.New(cfg, nil, snap), snap, tm(0), tm(0)) {
+		for _, a := range SensitivePaths(ch, nil, assess.New(cfg, nil, snap), snap, tm(0), tm(0)) {
 			got = append(got, a.Summary)
 		}
 		return got
@@ -117,5 +117,41 @@ func TestSensitivePaths(t *testing.T) {
 	want = []string{"exposed service gateway now reaches pii store postgresql://shop/cards via gateway -> orders"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("new store (-want +got):\n%s", diff)
+	}
+}
+
+// TestSensitivePathsExposedNow: orders reached a sensitive table while
+// its exposure was unknown (its SERVER spans waited for their caller);
+// no alert then. When no caller arrived within the join window, orders
+// is exposed: the path alerts though neither its edge nor its store is
+// new.
+func TestSensitivePathsExposedNow(t *testing.T) {
+	cfg := assess.DefaultConfig()
+	cfg.Sensitivity = []assess.SensitivityRule{{Store: "postgresql://shop/*", Labels: []string{"pii"}}}
+	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+	now := tm(0)
+	m.SetClock(func() time.Time { return now })
+	ch := m.AddSpans([]telemetry.Span{
+		span("orders", telemetry.SpanKindServer, 3, 2, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/o"}),
+		span("orders", telemetry.SpanKindClient, 4, 3, telemetry.Attrs{DBSystem: "postgresql", DBNamespace: "shop", DBCollection: "customers"}),
+	})
+	snap := m.Snapshot()
+	a := assess.New(cfg, nil, snap)
+	if got := a.Exposure("orders").Level; got != assess.ExposureUnknown {
+		t.Fatalf("orders exposure before the join window = %s, want unknown", got)
+	}
+	if got := SensitivePaths(ch, nil, a, snap, tm(0), tm(0)); got != nil {
+		t.Errorf("alerts while orders waits for its caller: %v", got)
+	}
+	now = now.Add(model.DefaultConfig().JoinWindow)
+	snap = m.Snapshot()
+	a = assess.New(cfg, nil, snap)
+	var got []string
+	for _, al := range SensitivePaths(model.Changes{}, map[string]bool{"orders": true}, a, snap, now, now) {
+		got = append(got, al.Summary)
+	}
+	want := []string{"service orders is now exposed (called from outside the traced system: 1 of 1 SERVER/CONSUMER spans found no traced caller within the join window, none found one) and reaches pii store postgresql://shop/customers via orders"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("alerts once exposed (-want +got):\n%s", diff)
 	}
 }

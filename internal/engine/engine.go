@@ -176,6 +176,10 @@ type worker struct {
 	pending      model.Changes   // new edges and stores for SensitivePaths
 	pendingAt    time.Time       // receipt of the earliest of them
 	exposure     map[string]assess.Exposure
+	// awaitingJoin is set while the exposure of a service is unknown
+	// because its spans wait for their callers: it turns when the join
+	// window passes, with no new span, so assess keeps looking.
+	awaitingJoin bool
 	applied      int64 // sequence number of the last applied batch
 	// arrived holds the batches whose commit ended before that of a batch
 	// handed over earlier, by ticket; next is the ticket to apply next.
@@ -605,29 +609,45 @@ func (e *Engine) fire(as []detect.Alert) {
 // changes and publishes a new View.
 func (e *Engine) assess(ctx context.Context) {
 	w := &e.w
-	if len(w.dirty) == 0 && !w.dirtyAll && len(w.spanServices) == 0 && len(w.topoServices) == 0 {
+	if len(w.dirty) == 0 && !w.dirtyAll && len(w.spanServices) == 0 && len(w.topoServices) == 0 && !w.awaitingJoin {
 		return
 	}
 	start := time.Now()
 	snap := e.model.Snapshot()
 	a := assess.New(e.acfg, e.vulns, snap)
 	now := e.now()
-	if len(w.spanServices) > 0 || len(w.topoServices) > 0 {
+	var exposedNow map[string]bool
+	if len(w.spanServices) > 0 || len(w.topoServices) > 0 || w.awaitingJoin {
 		// Exposure depends on every span of a service; it is cheap to
 		// decide, so all services are compared with the last run.
+		w.awaitingJoin = false
 		for _, s := range snap.Services {
 			lvl := a.Exposure(s.Name).Level
-			if w.exposure[s.Name] != lvl {
+			if old, known := w.exposure[s.Name]; old != lvl {
+				// A service known as not exposed that now is: the
+				// sensitive stores it reaches alert, though no edge or
+				// store is new (a restart knows none, and alerts none).
+				if known && lvl == assess.Exposed {
+					if exposedNow == nil {
+						exposedNow = map[string]bool{}
+					}
+					exposedNow[s.Name] = true
+				}
 				w.exposure[s.Name] = lvl
 				e.markService(s.Name)
 			}
+			w.awaitingJoin = w.awaitingJoin || (lvl == assess.ExposureUnknown && s.Spans.Pending > 0)
 		}
 		for svc := range upstream(snap, w.topoServices) {
 			e.markService(svc)
 		}
 	}
-	if !w.pending.Empty() {
-		e.fire(detect.SensitivePaths(w.pending, a, snap, w.pendingAt, now))
+	if !w.pending.Empty() || len(exposedNow) > 0 {
+		receivedAt := w.pendingAt
+		if w.pending.Empty() {
+			receivedAt = now // the join window passed: no telemetry triggered it
+		}
+		e.fire(detect.SensitivePaths(w.pending, exposedNow, a, snap, receivedAt, now))
 	}
 	if w.dirtyAll {
 		for i := range w.findings {

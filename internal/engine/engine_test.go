@@ -725,3 +725,58 @@ evident_findings_decided_ratio 0.5
 		t.Errorf("assessment time and backlog reduction: %d series, %v; want 2", n, err)
 	}
 }
+
+// TestCalleeBeforeCaller: the spans of orders, which reads a sensitive
+// table, arrive before those of the gateway that called it, as they do
+// when the callee's SDK exports first. Until the gateway's arrive, orders
+// waits for its caller: neither exposed nor alerting. Then only the
+// gateway, exposed, alerts. Without a caller within the join window,
+// orders is exposed and alerts, though its path is not new by then.
+func TestCalleeBeforeCaller(t *testing.T) {
+	ordersSpans := func() []telemetry.Span { return shopSpans()[2:] }
+	for _, callerArrives := range []bool{true, false} {
+		t.Run(fmt.Sprintf("caller arrives %v", callerArrives), func(t *testing.T) {
+			rec := &recorder{}
+			e := newEngine(t, testConfig(), &memStore{}, rec, nil)
+			var clock atomic.Int64
+			clock.Store(t0.UnixNano())
+			e.model.SetClock(func() time.Time { return time.Unix(0, clock.Load()) })
+			start(t, e)
+			ctx := context.Background()
+			if err := e.TracesConsumer().Consume(ctx, ordersSpans()); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "orders assessed", func() bool {
+				_, ok := e.View().Exposure["orders"]
+				return ok
+			})
+			if got := e.View().Exposure["orders"]; got.Level != assess.ExposureUnknown || !strings.HasPrefix(got.Rule, "waiting for callers") {
+				t.Errorf("orders exposure before its caller = %+v, want unknown, waiting for callers", got)
+			}
+			if callerArrives {
+				clock.Add(int64(5 * time.Second))
+				if err := e.TracesConsumer().Consume(ctx, shopSpans()[:2]); err != nil {
+					t.Fatal(err)
+				}
+				eventually(t, "the gateway's alert", func() bool { return len(rec.of(detect.KindSensitivePath)) > 0 })
+				if got := e.View().Exposure["orders"].Level; got != assess.Internal {
+					t.Errorf("orders exposure after its caller = %s, want internal", got)
+				}
+			} else {
+				clock.Add(int64(model.DefaultConfig().JoinWindow))
+				eventually(t, "the alert of orders", func() bool { return len(rec.of(detect.KindSensitivePath)) > 0 })
+			}
+			want := []string{"orders"}
+			if callerArrives {
+				want = []string{"gateway", "orders"}
+			}
+			var got []string
+			for _, a := range rec.of(detect.KindSensitivePath) {
+				got = append(got, strings.Join(a.Evidence.Path, " -> "))
+			}
+			if want := []string{strings.Join(want, " -> ")}; !cmp.Equal(got, want) {
+				t.Errorf("sensitive path alerts = %q, want %q", got, want)
+			}
+		})
+	}
+}

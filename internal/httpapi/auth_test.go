@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -349,5 +351,93 @@ func TestProbesWithholdReasons(t *testing.T) {
 	notReady.Store(true)
 	if status, body := do(t, "GET", required+"/readyz", "", "", nil); status != http.StatusServiceUnavailable || strings.Contains(body, "tempo") {
 		t.Errorf("GET /readyz while not ready, without a token = %d %q, want 503 without the checks", status, body)
+	}
+}
+
+// tenantsOf is a Tenants over one state and alert feed per tenant.
+type tenantsOf map[string]struct {
+	st *state
+	al *alerts
+}
+
+func (ts tenantsOf) Tenant(_ context.Context, id string) (State, Alerts, error) {
+	t, ok := ts[id]
+	if !ok {
+		return nil, nil, fmt.Errorf("no tenant %q", id)
+	}
+	return t.st, t.al, nil
+}
+
+// TestTenantParam follows the link of an alert of tenant team-a, which
+// names its tenant as the tenant query parameter (a link carries no
+// X-Scope-OrgID): the guard admits the parameter exactly as it admits
+// the header, so a token bound to another tenant cannot read team-a's
+// alert through it.
+func TestTenantParam(t *testing.T) {
+	def, teamA := newState(t), newState(t)
+	a, _, read, _ := tokens(t, def)
+	bound := func(tenant string) string {
+		secret, tok, err := auth.NewToken("bound to "+tenant, auth.RoleRead, t0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok.Tenant = tenant
+		if err := def.st.CreateToken(t.Context(), tok, "test"); err != nil {
+			t.Fatal(err)
+		}
+		return secret
+	}
+	boundA, boundB := bound("team-a"), bound("team-b")
+	if err := a.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	feedA := &alerts{st: teamA.st}
+	feedA.fire(t, store.Alert{ID: "a1", Kind: "exploit_payload", Severity: "high", Service: "app", Summary: "s", Details: []byte(`{}`), Time: t0, ReceivedAt: t0})
+	ts := tenantsOf{"default": {def, &alerts{st: def.st}}, "team-a": {teamA, feedA}, "team-b": {newState(t), &alerts{st: def.st}}}
+	_, base := start(t, Deps{Tenants: ts, Gatherer: prometheus.NewRegistry(), Guard: a.Guard("api", auth.Required)})
+
+	tests := []struct {
+		name, path, token, header string
+		want                      int
+	}{
+		{"operator, tenant named", "/api/v1/alerts/a1?tenant=team-a", read, "", 200},
+		{"operator, no tenant", "/api/v1/alerts/a1", read, "", 404},
+		{"operator, empty tenant", "/api/v1/alerts/a1?tenant=", read, "", 404},
+		{"bound to it", "/api/v1/alerts/a1?tenant=team-a", boundA, "", 200},
+		{"bound to it, none named", "/api/v1/alerts/a1", boundA, "", 200},
+		{"bound to another", "/api/v1/alerts/a1?tenant=team-a", boundB, "", 403},
+		{"bound to another, as the header", "/api/v1/alerts/a1", boundB, "team-a", 403},
+		{"header agrees", "/api/v1/alerts/a1?tenant=team-a", read, "team-a", 200},
+		{"header contradicts", "/api/v1/alerts/a1?tenant=team-a", read, "team-b", 400},
+		{"twice", "/api/v1/alerts/a1?tenant=team-a&tenant=team-b", read, "", 400},
+		{"not a tenant ID", "/api/v1/alerts/a1?tenant=..", read, "", 403},
+		{"beside a route's parameters", "/api/v1/alerts?limit=1&tenant=team-a", read, "", 200},
+		{"without a token", "/api/v1/alerts/a1?tenant=team-a", "", "", 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), "GET", base+tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.token)
+			}
+			if tt.header != "" {
+				req.Header.Set(auth.TenantHeader, tt.header)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.want {
+				t.Fatalf("GET %s = %d %s, want %d", tt.path, resp.StatusCode, body, tt.want)
+			}
+			if tt.want == 200 && !strings.Contains(string(body), `"a1"`) {
+				t.Errorf("GET %s = %s, want team-a's alert a1", tt.path, body)
+			}
+		})
 	}
 }

@@ -286,7 +286,9 @@ func (s *Server) routes() []route {
 // ready and which checks fail; why a check fails (an error that may name
 // a source's internal URL) only a principal with the read role sees.
 // The UI, if any, has / and /ui/. Every error is JSON, an unknown route
-// (404) and a wrong method (405, with Allow) too.
+// (404) and a wrong method (405, with Allow) too. Every route, and the
+// UI, takes the tenant as X-Scope-OrgID or as a link names it
+// (tenantParam).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
@@ -304,7 +306,40 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("GET /{$}", s.guard(auth.RoleRead, s.deps.UI))
 		mux.Handle("GET /ui/", s.guard(auth.RoleRead, s.deps.UI))
 	}
-	return s.cors(jsonFallback(mux))
+	return s.cors(tenantParam(jsonFallback(mux)))
+}
+
+// tenantParam lets a link name the tenant, since a browser following it
+// sends no header: the query parameter auth.TenantParam becomes the
+// request's X-Scope-OrgID before the guard decides the tenant, so it is
+// admitted or refused exactly as the header would be (a token bound to
+// one tenant cannot read another through it), and the routes never see
+// it. An empty value names none, as an empty filter does not filter;
+// two values, or one the header contradicts, are a 400.
+func tenantParam(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		vs, ok := q[auth.TenantParam]
+		if !ok {
+			h.ServeHTTP(w, r)
+			return
+		}
+		switch header := r.Header.Get(auth.TenantHeader); {
+		case len(vs) > 1:
+			writeError(w, http.StatusBadRequest, "parameter %q given %d times: give it once", auth.TenantParam, len(vs))
+			return
+		case vs[0] != "" && header != "" && header != vs[0]:
+			writeError(w, http.StatusBadRequest, "parameter %s=%q and header %s: %q name different tenants", auth.TenantParam, vs[0], auth.TenantHeader, header)
+			return
+		}
+		r = r.Clone(r.Context())
+		if vs[0] != "" {
+			r.Header.Set(auth.TenantHeader, vs[0])
+		}
+		q.Del(auth.TenantParam)
+		r.URL.RawQuery = q.Encode()
+		h.ServeHTTP(w, r)
+	})
 }
 
 // checked refuses, with 400, a query with a parameter h does not take.

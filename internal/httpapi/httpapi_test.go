@@ -529,6 +529,23 @@ func TestErrorsAreJSON(t *testing.T) {
 	}
 }
 
+// TestEmptyFilterValues: an empty filter value (kind=, as a form's empty
+// field submits it) does not filter, on every list alike.
+func TestEmptyFilterValues(t *testing.T) {
+	st := newState(t)
+	feed := &alerts{st: st.st}
+	feed.fire(t, store.Alert{ID: "a1", Kind: "exploit_payload", Severity: "high", Service: "app", Summary: "s", Details: []byte(`{}`), Time: t0, ReceivedAt: t0})
+	_, base := start(t, Deps{State: st, Alerts: feed})
+	for path, want := range map[string]string{
+		"/api/v1/alerts?kind=&service=&since=":                    `"a1"`,
+		"/api/v1/findings?verdict=&tier=&exposure=&kev=&sort=&q=": `"GO-2021-0113"`,
+	} {
+		if code, body := get(t, base+path); code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("GET %s = %d %.200s, want 200 with %s", path, code, body, want)
+		}
+	}
+}
+
 // strconvQuote quotes s as JSON does, so wants can be written as in the
 // body.
 func strconvQuote(s string) string {

@@ -37,19 +37,6 @@ func checkQuery(q url.Values, params []string) error {
 	return nil
 }
 
-// checkOneOf refuses a value of parameter name that is not one of
-// allowed.
-func checkOneOf[T ~string](q url.Values, name string, allowed []T) error {
-	if !q.Has(name) || slices.Contains(allowed, T(q.Get(name))) {
-		return nil
-	}
-	names := make([]string, len(allowed))
-	for i, a := range allowed {
-		names[i] = string(a)
-	}
-	return fmt.Errorf("%s %q: want one of %s", name, q.Get(name), strings.Join(names, ", "))
-}
-
 // parseLimit reads the limit parameter.
 func parseLimit(q url.Values) (int, error) {
 	v := q.Get("limit")

@@ -326,7 +326,7 @@ func (s *Server) alerts(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	aq := store.AlertQuery{Service: q.Get("service"), Kind: q.Get("kind")}
 	limit, err := parseLimit(q)
-	err = errors.Join(err, checkOneOf(q, "kind", detect.Kinds))
+	err = errors.Join(err, report.OneOf(q, "kind", detect.Kinds))
 	if v := q.Get("since"); v != "" {
 		t, perr := time.Parse(time.RFC3339, v)
 		if perr != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -17,9 +18,10 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("DefaultConfig().Validate() = %v", err)
 	}
 	c := DefaultConfig()
-	c.MaxPendingSpans, c.MaxStacks, c.MaxSeries = 1, 0, 0
+	c.MaxPendingSpans, c.MaxStacks, c.MaxSeries, c.JoinWindow = 1, 0, 0, 0
 	err := c.Validate()
 	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "max_pending_spans 1 is below 2") ||
+		!strings.Contains(err.Error(), "join_window 0s is not positive") ||
 		!strings.Contains(err.Error(), "max_stacks 0 is below 1") || !strings.Contains(err.Error(), "max_series 0 is below 1") {
 		t.Errorf("Validate() = %v, want both bad bounds named", err)
 	}
@@ -29,7 +31,7 @@ func TestConfigValidate(t *testing.T) {
 // functions than small bounds allow, and checks what the snapshot keeps
 // and counts.
 func TestBounds(t *testing.T) {
-	cfg := Config{MaxPendingSpans: 4, MaxSpanEndpoints: 4, MaxServices: 2, MaxEndpoints: 2, MaxHosts: 2, MaxStores: 2, MaxStacks: 2, MaxFunctions: 3, MaxSeries: 1}
+	cfg := Config{MaxPendingSpans: 4, JoinWindow: time.Minute, MaxSpanEndpoints: 4, MaxServices: 2, MaxEndpoints: 2, MaxHosts: 2, MaxStores: 2, MaxStacks: 2, MaxFunctions: 3, MaxSeries: 1}
 	m := New(cfg, attribution.New(attribution.Config{}))
 	var spans []telemetry.Span
 	for i := range 5 {

@@ -33,6 +33,13 @@ type Config struct {
 	// two arrive in different batches. The oldest half is forgotten when
 	// the bound is reached.
 	MaxPendingSpans int `yaml:"max_pending_spans"`
+	// JoinWindow is how long a SERVER or CONSUMER span whose parent has
+	// not arrived waits for it (SpanCounts.Pending): at least this long
+	// and at most twice, as received by this process, unless
+	// MaxPendingSpans fills sooner (Overflow.Waits). A span whose parent
+	// did not arrive by then was called from outside the traced system
+	// (SpanCounts.Unlinked).
+	JoinWindow time.Duration `yaml:"join_window"`
 	// MaxSpanEndpoints bounds the SERVER span ids remembered to resolve
 	// the span_id label of profile samples to an endpoint; the oldest
 	// half is forgotten when the bound is reached.
@@ -66,10 +73,13 @@ type Config struct {
 // DefaultConfig returns bounds suited to one process holding a few hundred
 // services: about 40 MiB of join tables, and per service a few thousand
 // endpoints, hosts and stores, a couple of hundred thousand stacks and
-// the time series of a couple of thousand functions (about 2 MiB).
+// the time series of a couple of thousand functions (about 2 MiB). The
+// join window of 30 s is three times the wait of Tempo's service graphs
+// (10 s), above the OpenTelemetry SDK's 5 s export delay plus a
+// Collector's batching.
 func DefaultConfig() Config {
 	return Config{
-		MaxPendingSpans: 1 << 17, MaxSpanEndpoints: 1 << 17, MaxServices: 10_000,
+		MaxPendingSpans: 1 << 17, JoinWindow: 30 * time.Second, MaxSpanEndpoints: 1 << 17, MaxServices: 10_000,
 		MaxEndpoints: 2_000, MaxHosts: 1_000, MaxStores: 1_000, MaxStacks: 200_000, MaxFunctions: 100_000,
 		MaxSeries: 2_000,
 	}
@@ -95,6 +105,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%w: %s %d is below %d", ErrInvalidConfig, b.name, b.v, b.min))
 		}
 	}
+	if c.JoinWindow <= 0 {
+		errs = append(errs, fmt.Errorf("%w: join_window %v is not positive", ErrInvalidConfig, c.JoinWindow))
+	}
 	return errors.Join(errs...)
 }
 
@@ -109,9 +122,14 @@ type Model struct {
 
 	// callers maps the span id of CLIENT and PRODUCER spans to their
 	// service and target host, until the SERVER or CONSUMER span they
-	// caused arrives; callees holds the reverse wait.
-	callers *generations[caller]
-	callees *generations[callee]
+	// caused arrives; callees holds the reverse wait, by parent span id,
+	// for JoinWindow: it turns a generation when the current one is
+	// JoinWindow old (born), and forgets both when nothing waited since
+	// (last).
+	callers            *generations[caller]
+	callees            *generations[callees]
+	joinBorn, joinLast time.Time
+	now                func() time.Time
 	// spanEndpoints maps the id of SERVER and CONSUMER spans to the
 	// endpoint they served, for span-linked profile samples.
 	spanEndpoints *generations[endpointRef]
@@ -120,15 +138,39 @@ type Model struct {
 }
 
 type caller struct {
-	svc        *service
-	host       string
-	error      bool
+	svc   *service
+	host  string
+	error bool
+	// producer marks a PRODUCER span: every consumer of the message
+	// joins it, so it stays until its generation is forgotten.
+	producer   bool
 	start, end time.Time
 }
 
+// callee is a SERVER or CONSUMER span waiting for its parent, since at
+// (Unix nanoseconds: a third of a time.Time in the join table).
 type callee struct {
-	svc   *service
-	error bool
+	svc *service
+	at  int64
+}
+
+// callees are the spans waiting for one parent: one, or the consumers of
+// one message.
+type callees struct {
+	callee
+	more []callee
+}
+
+// all yields the waiting spans.
+func (w *callees) all(yield func(callee) bool) {
+	if !yield(w.callee) {
+		return
+	}
+	for _, c := range w.more {
+		if !yield(c) {
+			return
+		}
+	}
 }
 
 type endpointRef struct {
@@ -145,9 +187,18 @@ func New(cfg Config, attr *attribution.Attributor) *Model {
 		seed:          maphash.Comparable(maphash.MakeSeed(), 0),
 		services:      make(map[string]*service),
 		callers:       newGenerations[caller](cfg.MaxPendingSpans),
-		callees:       newGenerations[callee](cfg.MaxPendingSpans),
+		callees:       newGenerations[callees](cfg.MaxPendingSpans),
 		spanEndpoints: newGenerations[endpointRef](cfg.MaxSpanEndpoints),
+		now:           time.Now,
 	}
+}
+
+// SetClock sets the clock that times the join window; the default is
+// time.Now.
+func (m *Model) SetClock(now func() time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.now = now
 }
 
 // service is the mutable state of one service, guarded by Model.mu.
@@ -289,10 +340,20 @@ func (g *generations[V]) get(k [8]byte) (V, bool) {
 }
 
 func (g *generations[V]) put(k [8]byte, v V) {
-	if len(g.cur) >= g.max/2 {
-		g.prev, g.cur = g.cur, make(map[[8]byte]V, len(g.cur))
+	if g.full() {
+		g.rotate()
 	}
 	g.cur[k] = v
+}
+
+// full reports whether the next put turns a generation.
+func (g *generations[V]) full() bool { return len(g.cur) >= g.max/2 }
+
+// rotate starts a new generation and returns the entries it forgets.
+func (g *generations[V]) rotate() map[[8]byte]V {
+	old := g.prev
+	g.prev, g.cur = g.cur, make(map[[8]byte]V, len(g.cur))
+	return old
 }
 
 func (g *generations[V]) delete(k [8]byte) {

@@ -55,6 +55,15 @@ type SpanCounts struct {
 	// Linked spans were joined with the CLIENT or PRODUCER span of a
 	// traced service that caused them.
 	Linked int64
+	// Pending spans have a parent span that has not arrived yet: they
+	// wait for it for the join window (Config.JoinWindow).
+	Pending int64
+	// Unlinked spans have a parent span that did not arrive within the
+	// join window (or before a full join table forgot them,
+	// Overflow.Waits): an untraced caller sent them, from outside the
+	// traced system. Spans whose wait a restart cut short are counted
+	// neither here nor in Pending nor in Linked.
+	Unlinked int64
 	// PublicClients counts SERVER spans whose client.address is a public
 	// IP address.
 	PublicClients int64
@@ -171,6 +180,10 @@ type Overflow struct {
 	// of the functions' time series (a sample counts once per such
 	// function on its stack).
 	Series int64 `json:"series,omitempty"`
+	// Waits counts the SERVER and CONSUMER spans that a full join table
+	// (MaxPendingSpans) forgot before their join window passed; they
+	// count as Unlinked, since no caller can join them any more.
+	Waits int64 `json:"waits,omitempty"`
 }
 
 // Dropped counts the telemetry of services beyond Config.MaxServices.
@@ -199,6 +212,7 @@ func (s *Snapshot) Service(name string) *Service {
 func (m *Model) Snapshot() *Snapshot {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.age(m.now())
 	snap := &Snapshot{Services: make([]*Service, 0, len(m.services)), Dropped: m.dropped}
 	for _, s := range m.services {
 		snap.Services = append(snap.Services, s.snapshot())

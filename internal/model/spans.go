@@ -33,16 +33,18 @@ func (c Changes) Empty() bool {
 func (m *Model) AddSpans(spans []telemetry.Span) Changes {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	now := m.now()
+	m.age(now)
 	var ch Changes
 	for i := range spans {
-		m.addSpan(&spans[i], &ch)
+		m.addSpan(&spans[i], now, &ch)
 	}
 	return ch
 }
 
 var zeroSpanID [8]byte
 
-func (m *Model) addSpan(sp *telemetry.Span, ch *Changes) {
+func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 	// A service is known by service.name: that is the name profilers
 	// (Pyroscope application names, pprof labels) and scanners use too.
 	// The namespace is kept for display.
@@ -81,11 +83,13 @@ func (m *Model) addSpan(sp *telemetry.Span, ch *Changes) {
 			return
 		}
 		if c, ok := m.callers.get(sp.ParentSpanID); ok {
-			m.callers.delete(sp.ParentSpanID)
-			m.join(c, s, sp, ch)
+			if !c.producer {
+				m.callers.delete(sp.ParentSpanID)
+			}
+			m.join(c, s, ch)
 			return
 		}
-		m.callees.put(sp.ParentSpanID, callee{svc: s, error: sp.Error})
+		m.wait(sp.ParentSpanID, callee{svc: s, at: now.UnixNano()}, now)
 	case telemetry.SpanKindClient, telemetry.SpanKindProducer:
 		if name, kind, system := storeOf(sp); name != "" {
 			st, isNew := s.touchStore(s.stores, name, kind, system, sp, m.cfg.MaxStores)
@@ -117,19 +121,87 @@ func (m *Model) addSpan(sp *telemetry.Span, ch *Changes) {
 				within(&h.first, &h.last, sp.End)
 			}
 		}
-		c := caller{svc: s, host: host, error: sp.Error, start: sp.Start, end: sp.End}
-		if cl, ok := m.callees.get(sp.SpanID); ok {
+		c := caller{svc: s, host: host, error: sp.Error, producer: sp.Kind == telemetry.SpanKindProducer, start: sp.Start, end: sp.End}
+		if w, ok := m.callees.get(sp.SpanID); ok {
 			m.callees.delete(sp.SpanID)
-			m.join(c, cl.svc, sp, ch)
-			return
+			for cl := range w.all {
+				cl.svc.spans.Pending--
+				m.join(c, cl.svc, ch)
+			}
+			if !c.producer {
+				return
+			}
 		}
 		m.callers.put(sp.SpanID, c)
 	}
 }
 
+// wait records a SERVER or CONSUMER span whose parent has not arrived:
+// it waits for it in callees until age or a full table ends the wait.
+func (m *Model) wait(parent [8]byte, c callee, now time.Time) {
+	c.svc.spans.Pending++
+	m.joinLast = now
+	w, ok := m.callees.get(parent)
+	if ok {
+		// Another consumer of the same message: both wait in the
+		// current generation.
+		m.callees.delete(parent)
+		w.more = append(w.more, c)
+	} else {
+		w = callees{callee: c}
+	}
+	if m.callees.full() {
+		m.endWaits(m.callees.rotate(), now.Add(-m.cfg.JoinWindow))
+		m.joinBorn = now
+	}
+	m.callees.put(parent, w)
+}
+
+// age ends the wait of the spans that have waited JoinWindow for their
+// parent: the older generation when the current one is JoinWindow old,
+// and both when no span waited since.
+func (m *Model) age(now time.Time) {
+	if now.Sub(m.joinBorn) < m.cfg.JoinWindow {
+		return
+	}
+	cutoff := now.Add(-m.cfg.JoinWindow)
+	m.endWaits(m.callees.rotate(), cutoff)
+	if !m.joinLast.After(cutoff) {
+		m.endWaits(m.callees.rotate(), cutoff)
+	}
+	m.joinBorn = now
+}
+
+// endWaits ends the wait of forgotten spans: no caller can join them any
+// more, so they had no traced caller (Unlinked). Those received after
+// cutoff, forgotten by a full table before their join window passed, are
+// counted in Overflow.Waits too: under such load the bound, not the
+// window, decides how long a span waits.
+func (m *Model) endWaits(forgotten map[[8]byte]callees, cutoff time.Time) {
+	for _, w := range forgotten {
+		for c := range w.all {
+			c.svc.spans.Pending--
+			c.svc.spans.Unlinked++
+			if c.at > cutoff.UnixNano() {
+				c.svc.overflow.Waits++
+			}
+		}
+	}
+}
+
+// Settle ends the wait of every span still waiting for its parent, as
+// if the join window had passed: for a one-shot analysis, once all its
+// input is read and no parent can arrive any more.
+func (m *Model) Settle() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.endWaits(m.callees.rotate(), m.joinLast)
+	m.endWaits(m.callees.rotate(), m.joinLast)
+}
+
 // join records that caller's span caused a SERVER or CONSUMER span in
 // callee: an edge between traced services, and a host that is a service.
-func (m *Model) join(c caller, callee *service, sp *telemetry.Span, ch *Changes) {
+func (m *Model) join(c caller, callee *service, ch *Changes) {
 	callee.spans.Linked++
 	if c.svc == callee {
 		return

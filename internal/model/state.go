@@ -17,14 +17,19 @@ import (
 // TestLoadOldCheckpoints restores.
 //
 // Version 2 added the functions' time series (serviceState.Series); a
-// version 1 checkpoint restores with none.
-const stateVersion = 2
+// version 1 checkpoint restores with none. Version 3 added the spans
+// waiting for their parent and those whose parent never arrived
+// (SpanCounts.Pending, Unlinked); before, every SERVER or CONSUMER span
+// neither a root nor linked counted as called from outside, and a
+// version 1 or 2 checkpoint restores them as Unlinked.
+const stateVersion = 3
 
 // The state types mirror the model's private state with exported fields
 // for encoding/gob. The bounded join tables are not saved: after a
-// restart, a call whose two sides straddle it makes no edge, and profile
-// samples of spans seen before it fall back to their span name. Both only
-// lose a few seconds of linking.
+// restart, a call whose two sides straddle it makes no edge, profile
+// samples of spans seen before it fall back to their span name, and the
+// spans that were waiting for their parent (SpanCounts.Pending) stay
+// undecided. All only lose a few seconds of linking.
 type modelState struct {
 	Version  int
 	Services []serviceState
@@ -144,12 +149,21 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// The join tables refer to the services replaced here.
+	m.callers = newGenerations[caller](m.cfg.MaxPendingSpans)
+	m.callees = newGenerations[callees](m.cfg.MaxPendingSpans)
+	m.spanEndpoints = newGenerations[endpointRef](m.cfg.MaxSpanEndpoints)
+	m.joinBorn, m.joinLast = time.Time{}, time.Time{}
 	m.services = make(map[string]*service, len(st.Services))
 	m.dropped = st.Dropped
 	for _, ss := range st.Services {
 		s := m.service(ss.Name)
 		s.namespace, s.images, s.first, s.last, s.funcs, s.windows = ss.Namespace, ss.Images, ss.First, ss.Last, ss.Funcs, ss.Windows
 		s.samples, s.unattrib, s.endpoints, s.spans, s.overflow = ss.Samples, ss.Unattrib, ss.Endpoints, ss.Spans, ss.Overflow
+		s.spans.Pending = 0
+		if st.Version < 3 {
+			s.spans.Unlinked = max(0, s.spans.Server+s.spans.Consumer-s.spans.Root-s.spans.Linked)
+		}
 		for i, f := range s.funcs {
 			s.funcIndex[f] = int32(i)
 		}

@@ -78,18 +78,21 @@ func ParseFindingQuery(q url.Values) (FindingQuery, error) {
 		Vulnerability: q.Get("vulnerability"), KEV: q.Get("kev"), Text: strings.TrimSpace(q.Get("q")), Sort: q.Get("sort"),
 	}
 	err := errors.Join(
-		oneOf("verdict", fq.Verdict, assess.Verdicts),
-		oneOf("tier", fq.Tier, assess.Tiers),
-		oneOf("exposure", fq.Exposure, assess.Exposures),
-		oneOf("kev", fq.KEV, []string{"true", "false"}),
-		oneOf("sort", fq.Sort, FindingSorts),
+		OneOf(q, "verdict", assess.Verdicts),
+		OneOf(q, "tier", assess.Tiers),
+		OneOf(q, "exposure", assess.Exposures),
+		OneOf(q, "kev", []string{"true", "false"}),
+		OneOf(q, "sort", FindingSorts),
 	)
 	return fq, err
 }
 
-// oneOf refuses a value of parameter name that is given and not one of
-// allowed.
-func oneOf[T ~string](name, v string, allowed []T) error {
+// OneOf refuses a value of query parameter name that is not one of
+// allowed, naming the parameter and the values it takes. An empty value
+// (name=) is no value: it does not filter, as a form's empty field
+// submits it; the API's filters and the web UI's take it that way.
+func OneOf[T ~string](q url.Values, name string, allowed []T) error {
+	v := q.Get(name)
 	if v == "" || slices.Contains(allowed, T(v)) {
 		return nil
 	}

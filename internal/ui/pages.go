@@ -592,8 +592,9 @@ func newAlertRow(a store.Alert) alertRow {
 		FindingLink string          `json:"finding_link"`
 	}
 	if len(a.Details) > 0 && json.Unmarshal(a.Details, &details) == nil {
-		if details.FindingLink != "" {
-			row.Evidence = "/ui/findings/" + url.PathEscape(path.Base(details.FindingLink))
+		// The link of a tenant's alert names the tenant in its query.
+		if u, err := url.Parse(details.FindingLink); err == nil && u.Path != "" {
+			row.Evidence = "/ui/findings/" + url.PathEscape(path.Base(u.Path))
 		}
 		if len(details.Evidence) > 0 {
 			var v any

@@ -106,7 +106,7 @@ func shop() *source {
 		},
 		alerts: []store.Alert{
 			{ID: "a1", Kind: "first_execution", Severity: "high", Service: "gateway", Summary: "GO-2026-5970 runs in gateway", Time: t0,
-				Details: []byte(`{"evidence":{"symbol":"norm.Form.String"},"finding_link":"http://127.0.0.1:8080/api/v1/findings/` + report.FindingID(exec.Finding) + `"}`)},
+				Details: []byte(`{"evidence":{"symbol":"norm.Form.String"},"finding_link":"http://127.0.0.1:8080/api/v1/findings/` + report.FindingID(exec.Finding) + `?tenant=team-a"}`)},
 			{ID: "a2", Kind: "new_outbound_host", Severity: "medium", Service: "orders", Summary: "orders called a new host", Time: t0},
 		},
 	}

@@ -8,6 +8,38 @@
   const announcer = document.getElementById("announcer");
   const liveEvery = Number(document.body.dataset.live || 0);
 
+  // A page opened with ?tenant= (the link of a tenant's alert names it)
+  // shows that tenant: its links, its forms and its alert stream keep
+  // naming it, or they would show the credentials' tenant
+  // (docs/api.md). Without this script, only the page opened shows it.
+  const tenant = new URLSearchParams(location.search).get("tenant") || "";
+  function inTenant(href) {
+    const u = new URL(href, location.href);
+    if (!tenant || u.origin !== location.origin || u.searchParams.has("tenant")) {
+      return href;
+    }
+    u.searchParams.set("tenant", tenant);
+    return u.pathname + u.search + u.hash;
+  }
+  function carryTenant(root) {
+    if (!tenant) {
+      return;
+    }
+    for (const a of root.querySelectorAll("a[href]")) {
+      a.setAttribute("href", inTenant(a.getAttribute("href")));
+    }
+    for (const form of root.querySelectorAll("form")) {
+      if (form.method.toLowerCase() === "get" && !form.querySelector("input[name=tenant]")) {
+        const input = document.createElement("input");
+        input.type = "hidden";
+        input.name = "tenant";
+        input.value = tenant;
+        form.append(input);
+      }
+    }
+  }
+  carryTenant(document);
+
   function say(text) {
     if (announcer) {
       announcer.textContent = text;
@@ -35,6 +67,7 @@
         }
         // Keep open <details> open.
         const open = new Set(Array.from(old.querySelectorAll("details[open] > summary"), (s) => s.textContent));
+        carryTenant(fresh);
         old.replaceWith(fresh);
         for (const s of fresh.querySelectorAll("details > summary")) {
           if (open.has(s.textContent)) {
@@ -113,13 +146,13 @@
     }
     let href = "";
     if (details.finding_link) {
-      href = "/ui/findings/" + encodeURIComponent(details.finding_link.split("/").pop());
+      href = "/ui/findings/" + encodeURIComponent(details.finding_link.split("?")[0].split("/").pop());
     } else if (a.service) {
       href = "/ui/services/" + encodeURIComponent(a.service);
     }
     if (href) {
       const link = document.createElement("a");
-      link.href = href;
+      link.href = inTenant(href);
       link.textContent = "evidence";
       const context = document.createElement("span");
       context.className = "visually-hidden";
@@ -144,7 +177,7 @@
     if (!window.EventSource || es) {
       return;
     }
-    es = new EventSource("/api/v1/alerts/stream");
+    es = new EventSource(inTenant("/api/v1/alerts/stream"));
     es.onopen = () => {
       if (streamState) {
         streamState.textContent = "live";

@@ -1,0 +1,179 @@
+package model
+
+import (
+	"bytes"
+	"encoding/gob"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidentsec/evident/internal/attribution"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// clock is a settable clock for the join window.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+// TestJoinWindow: a SERVER or CONSUMER span whose parent has not arrived
+// is pending, neither linked nor called from outside, until its parent
+// arrives or the join window passes.
+func TestJoinWindow(t *testing.T) {
+	server := func(svc string, id, parent byte) telemetry.Span {
+		return span(svc, telemetry.SpanKindServer, id, parent, "GET /x", telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/x"})
+	}
+	client := func(svc string, id, parent byte) telemetry.Span {
+		return span(svc, telemetry.SpanKindClient, id, parent, "GET", telemetry.Attrs{HTTPMethod: "GET", ServerAddress: "orders"})
+	}
+	consumer := func(svc string, id, parent byte) telemetry.Span {
+		return span(svc, telemetry.SpanKindConsumer, id, parent, "process", telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "events"})
+	}
+	producer := func(svc string, id, parent byte) telemetry.Span {
+		return span(svc, telemetry.SpanKindProducer, id, parent, "publish", telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "events"})
+	}
+	// step is a batch received after a wait.
+	type step struct {
+		after time.Duration
+		spans []telemetry.Span
+	}
+	tests := []struct {
+		name    string
+		max     int // MaxPendingSpans; 0 is the default
+		steps   []step
+		settle  bool
+		service string
+		want    SpanCounts
+		waits   int64 // Overflow.Waits
+	}{
+		{
+			name:    "callee first, caller within the window",
+			steps:   []step{{0, []telemetry.Span{server("orders", 3, 2)}}, {20 * time.Second, []telemetry.Span{client("gateway", 2, 1)}}},
+			service: "orders", want: SpanCounts{All: 1, Server: 1, Linked: 1},
+		},
+		{
+			name:    "callee waiting",
+			steps:   []step{{0, []telemetry.Span{server("orders", 3, 2)}}, {29 * time.Second, nil}},
+			service: "orders", want: SpanCounts{All: 1, Server: 1, Pending: 1},
+		},
+		{
+			name:    "no caller within the window",
+			steps:   []step{{0, []telemetry.Span{server("orders", 3, 2)}}, {30 * time.Second, nil}},
+			service: "orders", want: SpanCounts{All: 1, Server: 1, Unlinked: 1},
+		},
+		{
+			name: "caller after the window",
+			steps: []step{
+				{0, []telemetry.Span{server("orders", 3, 2)}}, {10 * time.Second, []telemetry.Span{server("orders", 5, 4)}},
+				{25 * time.Second, []telemetry.Span{client("gateway", 4, 1)}}, {40 * time.Second, []telemetry.Span{client("gateway", 2, 1)}},
+			},
+			service: "orders", want: SpanCounts{All: 2, Server: 2, Linked: 1, Unlinked: 1},
+		},
+		{
+			name: "spans waiting in both generations",
+			steps: []step{
+				// The first generation turns at 40 s, and is forgotten
+				// at 70 s.
+				{0, []telemetry.Span{server("orders", 3, 2)}}, {20 * time.Second, []telemetry.Span{server("orders", 5, 4)}},
+				{20 * time.Second, nil}, {5 * time.Second, []telemetry.Span{server("orders", 7, 6)}}, {25 * time.Second, nil},
+			},
+			service: "orders", want: SpanCounts{All: 3, Server: 3, Pending: 1, Unlinked: 2},
+		},
+		{
+			name:    "settled",
+			steps:   []step{{0, []telemetry.Span{server("orders", 3, 2), server("orders", 5, 4)}}},
+			settle:  true,
+			service: "orders", want: SpanCounts{All: 2, Server: 2, Unlinked: 2},
+		},
+		{
+			name:    "two consumers before their producer",
+			steps:   []step{{0, []telemetry.Span{consumer("mailer", 8, 7), consumer("mailer", 9, 7)}}, {time.Second, []telemetry.Span{producer("orders", 7, 3)}}},
+			service: "mailer", want: SpanCounts{All: 2, Consumer: 2, Linked: 2},
+		},
+		{
+			name:    "two consumers after their producer",
+			steps:   []step{{0, []telemetry.Span{producer("orders", 7, 3)}}, {time.Second, []telemetry.Span{consumer("mailer", 8, 7), consumer("billing", 9, 7)}}},
+			service: "billing", want: SpanCounts{All: 1, Consumer: 1, Linked: 1},
+		},
+		{
+			name: "wait cut short by a full table",
+			max:  2,
+			steps: []step{
+				{0, []telemetry.Span{server("orders", 3, 2)}}, {time.Second, []telemetry.Span{server("orders", 5, 4)}},
+				{time.Second, []telemetry.Span{server("orders", 7, 6)}}, {time.Second, []telemetry.Span{client("gateway", 6, 1)}},
+			},
+			// Span 3 is forgotten after 2 s: no caller can join it.
+			service: "orders", want: SpanCounts{All: 3, Server: 3, Linked: 1, Pending: 1, Unlinked: 1}, waits: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			if tt.max > 0 {
+				cfg.MaxPendingSpans = tt.max
+			}
+			m := New(cfg, attribution.New(attribution.Config{}))
+			c := &clock{t: t0}
+			m.SetClock(c.now)
+			for _, st := range tt.steps {
+				c.t = c.t.Add(st.after)
+				m.AddSpans(st.spans)
+			}
+			if tt.settle {
+				m.Settle()
+			}
+			got := m.Snapshot().Service(tt.service)
+			if got == nil {
+				t.Fatalf("no service %s", tt.service)
+			}
+			if diff := cmp.Diff(tt.want, got.Spans); diff != "" {
+				t.Errorf("%s spans (-want +got):\n%s", tt.service, diff)
+			}
+			if got.Overflow.Waits != tt.waits {
+				t.Errorf("%s waits forgotten early = %d, want %d", tt.service, got.Overflow.Waits, tt.waits)
+			}
+		})
+	}
+}
+
+// TestCheckpointPending: a restart cuts the wait of the spans waiting
+// for their parent short (the join tables are not saved): they stay
+// undecided; a version 2 checkpoint, written before spans could wait,
+// restores every SERVER or CONSUMER span neither a root nor linked as
+// called from outside, as version 2 decided.
+func TestCheckpointPending(t *testing.T) {
+	m := newModel()
+	m.AddSpans([]telemetry.Span{
+		span("orders", telemetry.SpanKindServer, 3, 2, "GET /x", telemetry.Attrs{}),
+		span("orders", telemetry.SpanKindServer, 5, 4, "GET /x", telemetry.Attrs{}),
+		span("gateway", telemetry.SpanKindClient, 4, 1, "GET", telemetry.Attrs{}),
+	})
+	data, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := newModel()
+	if err := restored.UnmarshalBinary(data); err != nil {
+		t.Fatal(err)
+	}
+	// The restored model has no join table: the caller of span 3 joins
+	// nothing.
+	restored.AddSpans([]telemetry.Span{span("gateway", telemetry.SpanKindClient, 2, 1, "GET", telemetry.Attrs{})})
+	if diff := cmp.Diff(SpanCounts{All: 2, Server: 2, Linked: 1}, restored.Snapshot().Service("orders").Spans); diff != "" {
+		t.Errorf("restored orders spans (-want +got):\n%s", diff)
+	}
+
+	var buf bytes.Buffer
+	v2 := modelState{Version: 2, Services: []serviceState{{Name: "orders", Spans: SpanCounts{All: 4, Server: 3, Consumer: 1, Root: 1, Linked: 1}}}}
+	if err := gob.NewEncoder(&buf).Encode(v2); err != nil {
+		t.Fatal(err)
+	}
+	old := newModel()
+	if err := old.UnmarshalBinary(buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(SpanCounts{All: 4, Server: 3, Consumer: 1, Root: 1, Linked: 1, Unlinked: 2}, old.Snapshot().Service("orders").Spans); diff != "" {
+		t.Errorf("version 2 orders spans (-want +got):\n%s", diff)
+	}
+}
