@@ -2,10 +2,14 @@ package waf
 
 import (
 	"bytes"
+	"compress/bzip2"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +32,9 @@ import (
 //	@jsonDepthGt N      arrays and objects nest deeper than N
 //	@xmlEntitiesGt N    the document declares and references more than N entities in all
 //	@htmlDuplicateAttrsGt N  more than N HTML tags repeat an attribute name (any case)
+//	@tarBadPaxTimesGt N      more than N PAX time records of a tar archive (gzip or
+//	                         bzip2 compressed or not) are no decimal that commons-compress
+//	                         1.24.0 accepts
 //
 // An input the inspector cannot parse does not match: malformed bodies
 // are the business of REQBODY_ERROR rules.
@@ -36,10 +43,11 @@ const (
 	opJSONDepth     = "jsonDepthGt"
 	opXMLEntities   = "xmlEntitiesGt"
 	opHTMLDupAttrs  = "htmlDuplicateAttrsGt"
+	opTarPaxTimes   = "tarBadPaxTimesGt"
 )
 
 // evidentOperators are the operators above.
-var evidentOperators = []string{opYAMLExpansion, opJSONDepth, opXMLEntities, opHTMLDupAttrs}
+var evidentOperators = []string{opYAMLExpansion, opJSONDepth, opXMLEntities, opHTMLDupAttrs, opTarPaxTimes}
 
 // usesEvidentOperator reports whether a link's operator is one of
 // evident's, which stock Coraza and ModSecurity do not know.
@@ -66,6 +74,7 @@ var registerOperators = sync.OnceFunc(func() {
 		opJSONDepth:     func(s string, _ uint64) uint64 { return jsonDepth(s) },
 		opXMLEntities:   func(s string, _ uint64) uint64 { return xmlEntities(s) },
 		opHTMLDupAttrs:  func(s string, _ uint64) uint64 { return htmlDuplicateAttrs(s) },
+		opTarPaxTimes:   func(s string, _ uint64) uint64 { return tarBadPaxTimes(s) },
 	} {
 		plugins.RegisterOperator(name, func(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 			n, err := strconv.ParseUint(strings.TrimSpace(o.Arguments), 10, 32)
@@ -269,4 +278,130 @@ func isASCIILetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <
 
 func isHTMLSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'
+}
+
+// Bounds of the archive inspector: what it reads of a body once
+// decompressed, and how many tar headers it walks.
+const (
+	maxArchiveBytes = 16 << 20
+	maxTarHeaders   = 4096
+	tarBlock        = 512
+)
+
+// paxTimeKeys are the PAX records that commons-compress reads as times.
+var paxTimeKeys = []string{"mtime", "atime", "ctime", "LIBARCHIVE.creationtime"}
+
+// tarBadPaxTimes counts the PAX time records (paxTimeKeys, in local and
+// global extended headers) of the tar archive s, gzip- or bzip2-compressed
+// or not, whose value is not what commons-compress 1.24.0 accepts
+// (-?\d{1,19}(\.\d{1,19})?): before it, a value in exponent notation or with
+// a very long fraction cost BigDecimal hours of CPU (CVE-2023-42503). It
+// reads at most maxArchiveBytes of the archive and maxTarHeaders headers,
+// and returns 0 when s is no tar archive.
+func tarBadPaxTimes(s string) uint64 {
+	var r io.Reader = strings.NewReader(s)
+	switch {
+	case strings.HasPrefix(s, "\x1f\x8b"):
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return 0
+		}
+		r = zr
+	case strings.HasPrefix(s, "BZh"):
+		r = bzip2.NewReader(r)
+	}
+	// A stream cut short or corrupt is inspected as far as it reads.
+	data, _ := io.ReadAll(io.LimitReader(r, maxArchiveBytes))
+	var n uint64
+	for range maxTarHeaders {
+		if len(data) < tarBlock || !tarChecksumOK(data[:tarBlock]) {
+			break // the end-of-archive zero blocks fail the checksum too
+		}
+		hdr := data[:tarBlock]
+		size, ok := tarNumber(hdr[124:136])
+		data = data[tarBlock:]
+		if !ok {
+			break
+		}
+		body := data[:min(size, uint64(len(data)))]
+		switch hdr[156] {
+		case 'x', 'g', 'X': // local, global, and Solaris' old local
+			n += paxBadTimes(body)
+		}
+		skip := (size + tarBlock - 1) / tarBlock * tarBlock
+		if skip > uint64(len(data)) {
+			break
+		}
+		data = data[skip:]
+	}
+	return n
+}
+
+// tarChecksumOK reports whether a 512-byte header's checksum field holds
+// the sum of its bytes, the field itself counted as spaces (unsigned, or
+// signed as some old tars computed it).
+func tarChecksumOK(h []byte) bool {
+	want, ok := tarNumber(h[148:156])
+	if !ok {
+		return false
+	}
+	var unsigned, signed int64
+	for i, c := range h {
+		if i >= 148 && i < 156 {
+			c = ' '
+		}
+		unsigned += int64(c)
+		signed += int64(int8(c))
+	}
+	return want == uint64(unsigned) || want == uint64(signed)
+}
+
+// tarNumber reads a numeric header field: octal digits padded with spaces
+// or NULs, or GNU's base-256 form (the high bit of the first byte set).
+func tarNumber(f []byte) (uint64, bool) {
+	if len(f) > 0 && f[0]&0x80 != 0 {
+		var v uint64
+		for i, c := range f {
+			if i == 0 {
+				c &= 0x7f
+			}
+			if v > math.MaxUint64>>8 {
+				return 0, false
+			}
+			v = v<<8 | uint64(c)
+		}
+		return v, true
+	}
+	f = bytes.Trim(f, " \x00")
+	if len(f) == 0 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(f), 8, 64)
+	return v, err == nil
+}
+
+// paxTime is a PAX time that commons-compress 1.24.0 accepts.
+var paxTime = regexp.MustCompile(`^-?[0-9]{1,19}(?:\.[0-9]{1,19})?$`)
+
+// paxBadTimes counts the records "<length> <key>=<value>\n" of a PAX
+// extended header whose key is a time and whose value paxTime refuses; it
+// stops at the first malformed record.
+func paxBadTimes(b []byte) uint64 {
+	var n uint64
+	for len(b) > 0 {
+		sp := bytes.IndexByte(b, ' ')
+		if sp <= 0 || sp > 20 {
+			break
+		}
+		l, err := strconv.Atoi(string(b[:sp]))
+		if err != nil || l <= sp+1 || l > len(b) || b[l-1] != '\n' {
+			break
+		}
+		key, val, ok := bytes.Cut(b[sp+1:l-1], []byte("="))
+		if ok && slices.Contains(paxTimeKeys, string(key)) && !paxTime.Match(val) {
+			n++
+		}
+		b = b[l:]
+	}
+	return n
 }

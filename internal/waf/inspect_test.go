@@ -1,6 +1,8 @@
 package waf
 
 import (
+	"archive/tar"
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -71,6 +73,13 @@ func TestInspectors(t *testing.T) {
 		items = append(items, fmt.Sprintf(`{"sku":"tea-%d","qty":%d,"tags":["a","b"]}`, i, i%7))
 	}
 	largeJSON := `{"order":{"items":[` + strings.Join(items, ",") + `]}}`
+	item := tarFile{tar.Header{Name: "a.txt", Format: tar.FormatPAX}, "a\n"}
+	global := func(recs map[string]string) tarFile {
+		return tarFile{hdr: tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "g", PAXRecords: recs}}
+	}
+	badTar := buildTar(t, false, global(map[string]string{"atime": "1.5e3", "mtime": "12345678901234567890"}), item)
+	brokenSum := bytes.Clone(badTar)
+	brokenSum[0] ^= 1
 	tests := []struct {
 		name  string
 		f     func(string) uint64
@@ -93,6 +102,13 @@ func TestInspectors(t *testing.T) {
 		{"html comparisons are not tags", htmlDuplicateAttrs, `1 < 2 and a<b x=1 y=2`, 0},
 		{"html tag the input ends inside", htmlDuplicateAttrs, `a<b x=1 x=2`, 0},
 		{"html unterminated value", htmlDuplicateAttrs, `<a href="x x=1 x=2`, 0},
+		{"tar with two bad PAX times", tarBadPaxTimes, string(badTar), 2},
+		{"tar.gz with two bad PAX times", tarBadPaxTimes, string(buildTar(t, true, global(map[string]string{"mtime": "1e3", "atime": "1.12345678901234567890"}), item)), 2},
+		{"tar cut inside its PAX records", tarBadPaxTimes, string(badTar[:tarBlock+40]), 1},
+		{"tar with good PAX times", tarBadPaxTimes, string(buildTar(t, false, global(map[string]string{"mtime": "-1647221103.5998539", "ctime": "0"}), item)), 0},
+		{"tar header with a broken checksum", tarBadPaxTimes, string(brokenSum), 0},
+		{"not a tar", tarBadPaxTimes, "30 mtime=9e9999999\n" + strings.Repeat("\x00", 1024), 0},
+		{"gzip of text", tarBadPaxTimes, "\x1f\x8b\x08\x00garbage", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,6 +168,8 @@ func FuzzInspectors(f *testing.F) {
 	for _, s := range []string{yamlFlowBomb, yamlCompose, yamlBlockMappingBomb(3), `{"a":[{"b":1}]}`, `<!ENTITY a "&b;">&a;`, "a: &a [*a]"} {
 		f.Add(s)
 	}
+	f.Add(string(buildTar(f, false, tarFile{tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "g", PAXRecords: map[string]string{"mtime": "9e9999999"}}, ""})))
+	f.Add(string(buildTar(f, true, tarFile{tar.Header{Name: "a", Format: tar.FormatPAX, PAXRecords: map[string]string{"LIBARCHIVE.creationtime": "1.5"}}, "a"})))
 	f.Fuzz(func(t *testing.T, s string) {
 		if got := yamlExpansion(s, 1000); got > 1001 {
 			t.Errorf("yaml expansion %d above the bound", got)
@@ -159,5 +177,6 @@ func FuzzInspectors(f *testing.F) {
 		jsonDepth(s)
 		xmlEntities(s)
 		htmlDuplicateAttrs(s)
+		tarBadPaxTimes(s)
 	})
 }

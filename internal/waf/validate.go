@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/corazawaf/coraza/v3"
 )
@@ -387,12 +388,16 @@ func mutations(r Request) []mutation {
 		mt, params, _ := strings.Cut(ct, ";")
 		m.Headers["Content-Type"] = strings.TrimSpace(strings.ToUpper(mt) + "; charset=UTF-8;" + params)
 		out = append(out, mutation{"media type case and charset", m})
-		m = clone()
-		m.Body = "\n\n" + r.Body + "\n"
-		if strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
-			m.Body = r.Body + "&"
+		// Whitespace around a binary body (an archive) makes it no
+		// archive at all: the application would refuse it.
+		if !binary(r.Body) {
+			m = clone()
+			m.Body = "\n\n" + r.Body + "\n"
+			if strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+				m.Body = r.Body + "&"
+			}
+			out = append(out, mutation{"whitespace around the body", m})
 		}
-		out = append(out, mutation{"whitespace around the body", m})
 		if !strings.HasPrefix(ct, "application/x-www-form-urlencoded") && !strings.HasPrefix(ct, "multipart/") {
 			// Applications often parse a body whatever its media type says.
 			m = clone()
@@ -418,6 +423,11 @@ func mutations(r Request) []mutation {
 		}
 	}
 	return out
+}
+
+// binary reports whether a body is binary (NUL bytes or invalid UTF-8).
+func binary(body string) bool {
+	return strings.IndexByte(body, 0) >= 0 || !utf8.ValidString(body)
 }
 
 // swapHexCase swaps the case of the hex digits of every percent escape.
