@@ -100,7 +100,7 @@ func TestExploitKnowledgeAcceptance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, id := range []string{"GO-2020-0036", "CVE-2022-22965", "CVE-2022-42889", "CVE-2020-36518", "CVE-2022-1471", "CVE-2019-10744", "CVE-2020-1747", "CVE-2024-41946", "GO-2024-2958", "GO-2026-5030", "CVE-2021-23337", "CVE-2024-22195", "CVE-2024-34064", "CVE-2021-44906", "GO-2026-5025", "GO-2026-5027", "GO-2026-5029", "CVE-2024-45590", "CVE-2024-29041", "CVE-2023-42503"} {
+	for i, id := range []string{"GO-2020-0036", "CVE-2022-22965", "CVE-2022-42889", "CVE-2020-36518", "CVE-2022-1471", "CVE-2019-10744", "CVE-2020-1747", "CVE-2024-41946", "GO-2024-2958", "GO-2026-5030", "CVE-2021-23337", "CVE-2024-22195", "CVE-2024-34064", "CVE-2021-44906", "GO-2026-5025", "GO-2026-5027", "GO-2026-5029", "CVE-2024-45590", "CVE-2024-29041", "CVE-2023-42503", "GO-2026-5028"} {
 		e := x.Lookup(id)
 		if len(e) != 1 {
 			t.Fatalf("%s: %d entries", id, len(e))
@@ -129,6 +129,23 @@ func TestExploitKnowledgeAcceptance(t *testing.T) {
 		v := p.Validation
 		if p.Knowledge == nil {
 			t.Errorf("%s: built from the class template, want exploit knowledge", p.Vulnerability)
+			continue
+		}
+		if p.Knowledge.NoVariants != "" {
+			// Nothing proves it: every detection is detection-only, the
+			// reason said in the patch, and legitimate traffic passes.
+			t.Logf("%s: %s; unproven: %s", p.Vulnerability, p.Detections, v.Unproven)
+			if !strings.Contains(v.Unproven, "no exploit variant") || !strings.Contains(p.SecLang(), "# not proven, so every detection is detection-only: no exploit variant") {
+				t.Errorf("%s: no variant, and the patch does not say so: unproven %q", p.Vulnerability, v.Unproven)
+			}
+			for _, r := range p.Rules {
+				if r.Kind == KindDetection && r.Mode != ModeDetect {
+					t.Errorf("%s: rule %d %q blocks without a variant to prove it", p.Vulnerability, r.ID, r.Name)
+				}
+			}
+			if v.LegitimatePassed != v.LegitimateTotal || v.CorpusPassed != v.CorpusTotal || v.CorpusTotal == 0 {
+				t.Errorf("%s: legitimate %d/%d, corpus %d/%d", p.Vulnerability, v.LegitimatePassed, v.LegitimateTotal, v.CorpusPassed, v.CorpusTotal)
+			}
 			continue
 		}
 		t.Logf("%s: %s; exploits %d/%d (export %d), mutations %d/%d (export %d) %v, legitimate %d/%d, %s corpus %d/%d",

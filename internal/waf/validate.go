@@ -102,7 +102,9 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 	samples := corpus[p.Class]
 	var good []Request
 	if p.Knowledge != nil {
-		samples = p.Knowledge.Variants
+		if p.Knowledge.NoVariants == "" {
+			samples = p.Knowledge.Variants
+		}
 		byFormat, err := legitimateCorpus()
 		if err != nil {
 			return fmt.Errorf("validate %s in %s: %w", p.Vulnerability, p.Service, err)
@@ -219,9 +221,14 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 				Blocked: blockedBy != 0, RuleID: blockedBy, ProxyOnly: blockedBy != 0 && byExport == 0})
 		}
 	}
-	if v.ExploitsBlocked < v.ExploitsTotal || v.MutationsBlocked < v.MutationsTotal {
-		// What is not proven against its own exploits does not block:
-		// every detection is emitted detection-only, with the reason.
+	// What is not proven against its own exploits does not block: every
+	// detection is emitted detection-only, with the reason. A class
+	// corpus proves nothing of a vulnerability whose exploit knowledge
+	// says no variant of it can be sourced.
+	switch {
+	case p.Knowledge != nil && p.Knowledge.NoVariants != "":
+		v.Unproven = fmt.Sprintf("no exploit variant of %s could be sourced (%s); the class corpus alone proves nothing of it", p.Knowledge.ID, p.Knowledge.NoVariants)
+	case v.ExploitsBlocked < v.ExploitsTotal || v.MutationsBlocked < v.MutationsTotal:
 		var missed []string
 		for _, e := range v.Exploits {
 			if !e.Blocked {
@@ -231,6 +238,8 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 		missed = append(missed, v.MutationsMissed...)
 		v.Unproven = fmt.Sprintf("%d of %d exploit requests and %d of %d mutations got through, e.g. %s",
 			v.ExploitsTotal-v.ExploitsBlocked, v.ExploitsTotal, v.MutationsTotal-v.MutationsBlocked, v.MutationsTotal, truncate(missed[0], 200))
+	}
+	if v.Unproven != "" {
 		for i := range p.Rules {
 			if r := &p.Rules[i]; r.Kind != KindScope && r.Mode == ModeBlock {
 				r.Mode, r.Reason = ModeDetect, "the patch is not proven: "+v.Unproven
