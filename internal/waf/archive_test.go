@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"io"
 	"regexp"
@@ -97,21 +98,17 @@ func archiveSamples(t testing.TB) map[string][]byte {
 	}
 }
 
-// TestArchiveSamplesBuiltByArchiveTar: every base64 body the exploit
-// knowledge and the legitimate tar corpus ship is the archive that
-// archive/tar writes for it (a mismatch prints the base64 to ship); Go's
-// own reader reads each legitimate one whole; the inspector and the
-// SecLang approximation count each variant's bad records, and none in a
+// TestArchiveSamplesBuiltByCode: every base64 body the exploit knowledge
+// of CVE-2023-42503 and CVE-2024-25710 and the legitimate tar and dump
+// corpora ship is the archive the code above writes for it (archive/tar, or
+// buildDump; a mismatch prints the base64 to ship); Go's own tar reader
+// reads each legitimate tar whole; the inspector (and, for uncompressed
+// tars, the SecLang approximation) finds each variant, and nothing in a
 // legitimate archive.
-func TestArchiveSamplesBuiltByArchiveTar(t *testing.T) {
-	built := archiveSamples(t)
+func TestArchiveSamplesBuiltByCode(t *testing.T) {
 	x, err := knowledge.DefaultExploits()
 	if err != nil {
 		t.Fatal(err)
-	}
-	es := x.Lookup("CVE-2023-42503")
-	if len(es) != 1 {
-		t.Fatalf("%d entries for CVE-2023-42503", len(es))
 	}
 	legit, err := legitimateCorpus()
 	if err != nil {
@@ -121,58 +118,195 @@ func TestArchiveSamplesBuiltByArchiveTar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rx := regexp.MustCompile(strings.TrimPrefix(ds[0].links[0].op, "@rx "))
-	seen := 0
-	for _, set := range []struct {
-		exploit bool
-		samples []Sample
-	}{{true, es[0].Variants}, {false, legit["tar"]}} {
-		for _, s := range set.samples {
-			want, ok := built[s.Name]
-			if !ok {
-				t.Errorf("%q: no archive built for it", s.Name)
-				continue
-			}
-			seen++
-			body, err := s.Body()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if body != string(want) {
-				t.Errorf("%q: the shipped payload is not the archive archive/tar writes; ship\n%s", s.Name, base64.StdEncoding.EncodeToString(want))
-			}
-			bad := tarBadPaxTimes(string(want))
-			compressed := bytes.HasPrefix(want, []byte("\x1f\x8b"))
-			switch {
-			case set.exploit && bad == 0:
-				t.Errorf("%q: the inspector finds no bad PAX time", s.Name)
-			case !set.exploit && bad != 0:
-				t.Errorf("legitimate %q: the inspector finds %d bad PAX times", s.Name, bad)
-			case set.exploit && !compressed && !rx.Match(want):
-				t.Errorf("%q: the SecLang expression misses it", s.Name)
-			case !set.exploit && rx.Match(want):
-				t.Errorf("legitimate %q: the SecLang expression matches it", s.Name)
-			}
-			if !set.exploit {
-				var r io.Reader = bytes.NewReader(want)
-				if compressed {
-					if r, err = gzip.NewReader(r); err != nil {
-						t.Fatal(err)
-					}
+	paxRx := regexp.MustCompile(strings.TrimPrefix(ds[0].links[0].op, "@rx "))
+	for _, tt := range []struct {
+		id, format string
+		built      map[string][]byte
+		measure    func(string) uint64
+		rx         *regexp.Regexp // the SecLang approximation, for uncompressed archives
+	}{
+		{"CVE-2023-42503", "tar", archiveSamples(t), tarBadPaxTimes, paxRx},
+		{"CVE-2024-25710", "dump", dumpSamples(t), dumpDirectoryLoops, nil},
+	} {
+		es := x.Lookup(tt.id)
+		if len(es) != 1 {
+			t.Fatalf("%d entries for %s", len(es), tt.id)
+		}
+		seen := 0
+		for _, set := range []struct {
+			exploit bool
+			samples []Sample
+		}{{true, es[0].Variants}, {false, legit[tt.format]}} {
+			for _, s := range set.samples {
+				want, ok := tt.built[s.Name]
+				if !ok {
+					t.Errorf("%s %q: no archive built for it", tt.id, s.Name)
+					continue
 				}
-				tr := tar.NewReader(r)
-				for {
-					if _, err := tr.Next(); errors.Is(err, io.EOF) {
-						break
-					} else if err != nil {
-						t.Errorf("legitimate %q: archive/tar reads: %v", s.Name, err)
-						break
+				seen++
+				body, err := s.Body()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if body != string(want) {
+					t.Errorf("%s %q: the shipped payload is not the archive the code writes; ship\n%s", tt.id, s.Name, base64.StdEncoding.EncodeToString(want))
+				}
+				bad := tt.measure(string(want))
+				compressed := bytes.HasPrefix(want, []byte("\x1f\x8b"))
+				switch {
+				case set.exploit && bad == 0:
+					t.Errorf("%s %q: the inspector finds nothing", tt.id, s.Name)
+				case !set.exploit && bad != 0:
+					t.Errorf("legitimate %s %q: the inspector finds %d", tt.format, s.Name, bad)
+				case tt.rx != nil && set.exploit && !compressed && !tt.rx.Match(want):
+					t.Errorf("%s %q: the SecLang expression misses it", tt.id, s.Name)
+				case tt.rx != nil && !set.exploit && tt.rx.Match(want):
+					t.Errorf("legitimate %s %q: the SecLang expression matches it", tt.format, s.Name)
+				}
+				if !set.exploit && tt.format == "tar" {
+					var r io.Reader = bytes.NewReader(want)
+					if compressed {
+						if r, err = gzip.NewReader(r); err != nil {
+							t.Fatal(err)
+						}
+					}
+					tr := tar.NewReader(r)
+					for {
+						if _, err := tr.Next(); errors.Is(err, io.EOF) {
+							break
+						} else if err != nil {
+							t.Errorf("legitimate %q: archive/tar reads: %v", s.Name, err)
+							break
+						}
 					}
 				}
 			}
 		}
+		if seen != len(tt.built) {
+			t.Errorf("%s: %d of the %d built archives are shipped", tt.id, seen, len(tt.built))
+		}
 	}
-	if seen != len(built) {
-		t.Errorf("%d of the %d built archives are shipped", seen, len(built))
+}
+
+// dumpEntry is one record of a DUMP directory's data, written with the
+// usual length (8 bytes and the name, rounded up to 4; the last record
+// runs to the end of the block), or 0 where zero says so. A name with a
+// "." other than "." and ".." is a file, any other a directory.
+type dumpEntry struct {
+	ino  uint32
+	name string
+	zero bool
+}
+
+// dumpNode is a directory (entries) or a regular file (data) of a DUMP
+// archive.
+type dumpNode struct {
+	ino     uint32
+	entries []dumpEntry
+	data    string
+}
+
+// buildDump writes an uncompressed-block DUMP archive the way
+// commons-compress's DumpArchiveInputStream reads it: the TAPE summary, empty
+// CLRI and BITS segments, an INODE segment with one data record per inode,
+// and END; every header checksummed. gz compresses the whole with gzip.
+func buildDump(t testing.TB, gz bool, inodes ...dumpNode) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	header := func(typ, ino uint32, mode uint16, size uint64, count uint32) {
+		h := make([]byte, dumpRecord)
+		le := binary.LittleEndian
+		le.PutUint32(h[0:], typ)
+		le.PutUint32(h[4:], 1647221103) // dump date
+		le.PutUint32(h[20:], ino)
+		le.PutUint32(h[24:], dumpMagic)
+		le.PutUint16(h[32:], mode)
+		le.PutUint64(h[40:], size)
+		le.PutUint32(h[160:], count)
+		for i := range count {
+			h[164+i] = 1 // no hole
+		}
+		if typ == dumpTape {
+			copy(h[676:], "inventory")
+			le.PutUint32(h[896:], 1) // records per block
+		}
+		var sum uint32
+		for i := 0; i < 256; i++ {
+			sum += le.Uint32(h[4*i:])
+		}
+		le.PutUint32(h[28:], dumpChecksum-sum)
+		out.Write(h)
+	}
+	header(dumpTape, 0, 0, 0, 0)
+	header(dumpClri, 0, 0, 0, 0)
+	header(dumpBits, 0, 0, 0, 0)
+	for _, in := range inodes {
+		block := make([]byte, dumpRecord)
+		if in.entries == nil {
+			header(dumpInode, in.ino, 0o100644, uint64(len(in.data)), 1)
+			copy(block, in.data)
+			out.Write(block)
+			continue
+		}
+		header(dumpInode, in.ino, 0o40755, dumpRecord, 1)
+		i := 0
+		for k, e := range in.entries {
+			l := (8 + len(e.name) + 3) &^ 3
+			if k == len(in.entries)-1 {
+				l = dumpRecord - i
+			}
+			if e.zero {
+				l = 0
+			}
+			binary.LittleEndian.PutUint32(block[i:], e.ino)
+			binary.LittleEndian.PutUint16(block[i+4:], uint16(l))
+			if !strings.Contains(e.name, ".") || e.name == "." || e.name == ".." {
+				block[i+6] = 4 // directory
+			} else {
+				block[i+6] = 8 // regular file
+			}
+			block[i+7] = byte(len(e.name))
+			copy(block[i+8:], e.name)
+			if l == 0 {
+				l = (8 + len(e.name) + 3) &^ 3
+			}
+			i += l
+		}
+		out.Write(block)
+	}
+	header(dumpEnd, 0, 0, 0, 0)
+	if !gz {
+		return out.Bytes()
+	}
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(out.Bytes())
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return z.Bytes()
+}
+
+// dumpSamples builds, by sample name, the DUMP bodies of the exploit
+// knowledge of CVE-2024-25710 and of the legitimate dump corpus.
+func dumpSamples(t testing.TB) map[string][]byte {
+	t.Helper()
+	dot := []dumpEntry{{ino: 2, name: "."}, {ino: 2, name: ".."}}
+	root := func(es ...dumpEntry) dumpNode {
+		return dumpNode{ino: 2, entries: append(append([]dumpEntry{}, dot...), es...)}
+	}
+	dir := func(ino uint32, es ...dumpEntry) dumpNode {
+		return dumpNode{ino: ino, entries: append([]dumpEntry{{ino: ino, name: "."}, {ino: 2, name: ".."}}, es...)}
+	}
+	legit := []dumpNode{root(dumpEntry{ino: 3, name: "inventory"}), dir(3, dumpEntry{ino: 4, name: "tea-1.json"}), {ino: 4, data: `{"sku":"tea-1","qty":12}` + "\n"}}
+	return map[string][]byte{
+		// Exploit variants.
+		"a directory record of length 0":                  buildDump(t, false, dumpNode{ino: 2, entries: []dumpEntry{{ino: 2, name: ".", zero: true}}}),
+		"a record of length 0 after . and ..":             buildDump(t, false, root(dumpEntry{ino: 3, name: "inventory", zero: true}, dumpEntry{ino: 4, name: "tea-1.json"})),
+		"two directories inside each other":               buildDump(t, false, root(dumpEntry{ino: 3, name: "a"}), dir(3, dumpEntry{ino: 4, name: "b"}), dir(4, dumpEntry{ino: 3, name: "a"})),
+		"a directory record of length 0, gzip-compressed": buildDump(t, true, dumpNode{ino: 2, entries: []dumpEntry{{ino: 2, name: ".", zero: true}}}),
+		// The legitimate corpus.
+		"a directory and a file":          buildDump(t, false, legit...),
+		"gzip-compressed, as dump | gzip": buildDump(t, true, legit...),
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/bzip2"
 	"compress/gzip"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +36,8 @@ import (
 //	@tarBadPaxTimesGt N      more than N PAX time records of a tar archive (gzip or
 //	                         bzip2 compressed or not) are no decimal that commons-compress
 //	                         1.24.0 accepts
+//	@dumpDirectoryLoopsGt N  more than N directories of a DUMP archive (gzip or bzip2
+//	                         compressed or not) would loop commons-compress before 1.26.0
 //
 // An input the inspector cannot parse does not match: malformed bodies
 // are the business of REQBODY_ERROR rules.
@@ -44,10 +47,11 @@ const (
 	opXMLEntities   = "xmlEntitiesGt"
 	opHTMLDupAttrs  = "htmlDuplicateAttrsGt"
 	opTarPaxTimes   = "tarBadPaxTimesGt"
+	opDumpLoops     = "dumpDirectoryLoopsGt"
 )
 
 // evidentOperators are the operators above.
-var evidentOperators = []string{opYAMLExpansion, opJSONDepth, opXMLEntities, opHTMLDupAttrs, opTarPaxTimes}
+var evidentOperators = []string{opYAMLExpansion, opJSONDepth, opXMLEntities, opHTMLDupAttrs, opTarPaxTimes, opDumpLoops}
 
 // usesEvidentOperator reports whether a link's operator is one of
 // evident's, which stock Coraza and ModSecurity do not know.
@@ -75,6 +79,7 @@ var registerOperators = sync.OnceFunc(func() {
 		opXMLEntities:   func(s string, _ uint64) uint64 { return xmlEntities(s) },
 		opHTMLDupAttrs:  func(s string, _ uint64) uint64 { return htmlDuplicateAttrs(s) },
 		opTarPaxTimes:   func(s string, _ uint64) uint64 { return tarBadPaxTimes(s) },
+		opDumpLoops:     func(s string, _ uint64) uint64 { return dumpDirectoryLoops(s) },
 	} {
 		plugins.RegisterOperator(name, func(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 			n, err := strconv.ParseUint(strings.TrimSpace(o.Arguments), 10, 32)
@@ -280,8 +285,28 @@ func isHTMLSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'
 }
 
-// Bounds of the archive inspector: what it reads of a body once
-// decompressed, and how many tar headers it walks.
+// archiveBytes returns the body s, gzip- or bzip2-decompressed when it
+// starts with their magic (commons-compress's CompressorStreamFactory
+// detects them the same way), at most maxArchiveBytes of it. A stream cut
+// short or corrupt is returned as far as it reads.
+func archiveBytes(s string) []byte {
+	var r io.Reader = strings.NewReader(s)
+	switch {
+	case strings.HasPrefix(s, "\x1f\x8b"):
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil
+		}
+		r = zr
+	case strings.HasPrefix(s, "BZh"):
+		r = bzip2.NewReader(r)
+	}
+	data, _ := io.ReadAll(io.LimitReader(r, maxArchiveBytes))
+	return data
+}
+
+// Bounds of the archive inspectors: what they read of a body once
+// decompressed, and how many tar headers they walk.
 const (
 	maxArchiveBytes = 16 << 20
 	maxTarHeaders   = 4096
@@ -299,19 +324,7 @@ var paxTimeKeys = []string{"mtime", "atime", "ctime", "LIBARCHIVE.creationtime"}
 // reads at most maxArchiveBytes of the archive and maxTarHeaders headers,
 // and returns 0 when s is no tar archive.
 func tarBadPaxTimes(s string) uint64 {
-	var r io.Reader = strings.NewReader(s)
-	switch {
-	case strings.HasPrefix(s, "\x1f\x8b"):
-		zr, err := gzip.NewReader(r)
-		if err != nil {
-			return 0
-		}
-		r = zr
-	case strings.HasPrefix(s, "BZh"):
-		r = bzip2.NewReader(r)
-	}
-	// A stream cut short or corrupt is inspected as far as it reads.
-	data, _ := io.ReadAll(io.LimitReader(r, maxArchiveBytes))
+	data := archiveBytes(s)
 	var n uint64
 	for range maxTarHeaders {
 		if len(data) < tarBlock || !tarChecksumOK(data[:tarBlock]) {
@@ -405,3 +418,128 @@ func paxBadTimes(b []byte) uint64 {
 	}
 	return n
 }
+
+// The DUMP format as commons-compress reads it: 1024-byte records, each
+// segment header checksummed and marked with the NFS magic, little-endian.
+const (
+	dumpRecord   = 1024
+	dumpMagic    = 60012
+	dumpChecksum = 84446
+	dumpMaxCount = 512 // a segment header maps at most this many records
+)
+
+// Segment header types of a DUMP archive.
+const (
+	dumpTape  = 1
+	dumpInode = 2
+	dumpBits  = 3
+	dumpAddr  = 4
+	dumpEnd   = 5
+	dumpClri  = 6
+)
+
+// dumpDirectoryLoops counts what loops commons-compress's
+// DumpArchiveInputStream before 1.26.0 (CVE-2024-25710) in the DUMP archive
+// s, gzip- or bzip2-compressed or not: a directory whose data holds a record
+// of length 0 (the reader never moves past it), and a cycle among the
+// directories' parents (its path lookup never ends). It walks at most
+// maxArchiveBytes of checksummed segment headers and their data, and
+// returns 0 when s is no uncompressed-block DUMP archive.
+func dumpDirectoryLoops(s string) uint64 {
+	data := archiveBytes(s)
+	if len(data) < dumpRecord || !dumpHeaderOK(data[:dumpRecord]) || le32(data, 0) != dumpTape ||
+		le32(data, 888)&0x80 != 0 { // blocks compressed by dump itself: not read here
+		return 0
+	}
+	var n uint64
+	parent := map[uint32]uint32{} // directory entry's inode -> its directory's
+	var dir struct {
+		ino  uint32
+		left int64 // bytes of the directory's data still to come
+		ok   bool  // a record of length 0 already counted for it
+	}
+	for p := dumpRecord; p+dumpRecord <= len(data); {
+		h := data[p : p+dumpRecord]
+		if !dumpHeaderOK(h) {
+			break
+		}
+		typ, count := le32(h, 0), le32(h, 160)
+		if count >= dumpMaxCount {
+			break
+		}
+		p += dumpRecord
+		end := min(p+int(count)*dumpRecord, len(data))
+		switch {
+		case typ == dumpEnd:
+			p = len(data)
+			continue
+		case typ == dumpInode && (uint32(le16(h, 32))>>12)&0xf == 4:
+			dir.ino, dir.left, dir.ok = le32(h, 20), int64(le64(h, 40)), false
+		case typ == dumpInode:
+			dir.left = 0
+		}
+		if (typ == dumpInode || typ == dumpAddr) && dir.left > 0 {
+			block := data[p:end]
+			for i := 0; i+8 < len(block) && int64(i)+8 < dir.left; {
+				ino, recLen, nameLen := le32(block, i), int(le16(block, i+4)), int(block[i+7])
+				if recLen == 0 {
+					if !dir.ok {
+						n++
+						dir.ok = true
+					}
+					break
+				}
+				if name := block[i+8 : min(i+8+nameLen, len(block))]; string(name) != "." && string(name) != ".." && ino != dir.ino {
+					parent[ino] = dir.ino
+				}
+				i += recLen
+			}
+			dir.left -= int64(len(block))
+		}
+		p = end
+	}
+	return n + dumpCycles(parent)
+}
+
+// dumpCycles counts the cycles among parent links (the root, inode 2, ends
+// a path).
+func dumpCycles(parent map[uint32]uint32) uint64 {
+	var n uint64
+	done := map[uint32]bool{}
+	for start := range parent {
+		seen := map[uint32]bool{}
+		for ino := start; !done[ino]; {
+			if seen[ino] {
+				n++
+				break
+			}
+			seen[ino] = true
+			next, ok := parent[ino]
+			if !ok || ino == 2 {
+				break
+			}
+			ino = next
+		}
+		for ino := range seen {
+			done[ino] = true
+		}
+	}
+	return n
+}
+
+// dumpHeaderOK reports whether a 1024-byte record is a segment header: the
+// NFS magic, and the checksum that makes its 256 words sum to 84446.
+func dumpHeaderOK(h []byte) bool {
+	if le32(h, 24) != dumpMagic {
+		return false
+	}
+	var sum uint32
+	for i := 0; i < 256; i++ {
+		sum += le32(h, 4*i)
+	}
+	return sum == dumpChecksum
+}
+
+func le16(b []byte, i int) uint16 { return binary.LittleEndian.Uint16(b[i:]) }
+func le32(b []byte, i int) uint32 { return binary.LittleEndian.Uint32(b[i:]) }
+func le64(b []byte, i int) uint64 { return binary.LittleEndian.Uint64(b[i:]) }

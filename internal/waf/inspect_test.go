@@ -80,6 +80,10 @@ func TestInspectors(t *testing.T) {
 	badTar := buildTar(t, false, global(map[string]string{"atime": "1.5e3", "mtime": "12345678901234567890"}), item)
 	brokenSum := bytes.Clone(badTar)
 	brokenSum[0] ^= 1
+	goodDump := buildDump(t, false, dumpNode{ino: 2, entries: []dumpEntry{{ino: 2, name: "."}, {ino: 3, name: "tea.json"}}}, dumpNode{ino: 3, data: "tea"})
+	badDump := buildDump(t, false, dumpNode{ino: 2, entries: []dumpEntry{{ino: 2, name: ".", zero: true}}})
+	badDumpSum := bytes.Clone(badDump)
+	badDumpSum[3*dumpRecord+100] ^= 1 // the root inode's header (after TAPE, CLRI, BITS)
 	tests := []struct {
 		name  string
 		f     func(string) uint64
@@ -109,6 +113,11 @@ func TestInspectors(t *testing.T) {
 		{"tar header with a broken checksum", tarBadPaxTimes, string(brokenSum), 0},
 		{"not a tar", tarBadPaxTimes, "30 mtime=9e9999999\n" + strings.Repeat("\x00", 1024), 0},
 		{"gzip of text", tarBadPaxTimes, "\x1f\x8b\x08\x00garbage", 0},
+		{"dump with a record of length 0 and a cycle", dumpDirectoryLoops, string(buildDump(t, false, dumpNode{ino: 2, entries: []dumpEntry{{ino: 3, name: "a"}}}, dumpNode{ino: 3, entries: []dumpEntry{{ino: 4, name: "b"}}}, dumpNode{ino: 4, entries: []dumpEntry{{ino: 3, name: "a"}, {ino: 5, name: "c", zero: true}}})), 2},
+		{"dump of a directory and a file", dumpDirectoryLoops, string(goodDump), 0},
+		{"dump cut inside its root directory", dumpDirectoryLoops, string(badDump[:5*dumpRecord]), 1},
+		{"dump header with a broken checksum", dumpDirectoryLoops, string(badDumpSum), 0},
+		{"not a dump", dumpDirectoryLoops, strings.Repeat("\x00", 4*dumpRecord), 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,6 +179,7 @@ func FuzzInspectors(f *testing.F) {
 	}
 	f.Add(string(buildTar(f, false, tarFile{tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "g", PAXRecords: map[string]string{"mtime": "9e9999999"}}, ""})))
 	f.Add(string(buildTar(f, true, tarFile{tar.Header{Name: "a", Format: tar.FormatPAX, PAXRecords: map[string]string{"LIBARCHIVE.creationtime": "1.5"}}, "a"})))
+	f.Add(string(buildDump(f, false, dumpNode{ino: 2, entries: []dumpEntry{{ino: 2, name: ".", zero: true}}})))
 	f.Fuzz(func(t *testing.T, s string) {
 		if got := yamlExpansion(s, 1000); got > 1001 {
 			t.Errorf("yaml expansion %d above the bound", got)
@@ -178,5 +188,6 @@ func FuzzInspectors(f *testing.F) {
 		xmlEntities(s)
 		htmlDuplicateAttrs(s)
 		tarBadPaxTimes(s)
+		dumpDirectoryLoops(s)
 	})
 }

@@ -399,7 +399,7 @@ func mutations(r Request) []mutation {
 		out = append(out, mutation{"media type case and charset", m})
 		// Whitespace around a binary body (an archive) makes it no
 		// archive at all: the application would refuse it.
-		if !binary(r.Body) {
+		if !binaryBody(r.Body) {
 			m = clone()
 			m.Body = "\n\n" + r.Body + "\n"
 			if strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
@@ -434,8 +434,8 @@ func mutations(r Request) []mutation {
 	return out
 }
 
-// binary reports whether a body is binary (NUL bytes or invalid UTF-8).
-func binary(body string) bool {
+// binaryBody reports whether a body is binary (NUL bytes or invalid UTF-8).
+func binaryBody(body string) bool {
 	return strings.IndexByte(body, 0) >= 0 || !utf8.ValidString(body)
 }
 
