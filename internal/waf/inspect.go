@@ -36,6 +36,8 @@ import (
 //	@tarBadPaxTimesGt N      more than N PAX time records of a tar archive (gzip or
 //	                         bzip2 compressed or not) are no decimal that commons-compress
 //	                         1.24.0 accepts
+//	@whitespaceRunGt N       a run of more than N whitespace characters (JavaScript's \s)
+//	                         is followed by something else
 //	@dumpDirectoryLoopsGt N  more than N directories of a DUMP archive (gzip or bzip2
 //	                         compressed or not) would loop commons-compress before 1.26.0
 //
@@ -48,10 +50,11 @@ const (
 	opHTMLDupAttrs  = "htmlDuplicateAttrsGt"
 	opTarPaxTimes   = "tarBadPaxTimesGt"
 	opDumpLoops     = "dumpDirectoryLoopsGt"
+	opWhitespaceRun = "whitespaceRunGt"
 )
 
 // evidentOperators are the operators above.
-var evidentOperators = []string{opYAMLExpansion, opJSONDepth, opXMLEntities, opHTMLDupAttrs, opTarPaxTimes, opDumpLoops}
+var evidentOperators = []string{opYAMLExpansion, opJSONDepth, opXMLEntities, opHTMLDupAttrs, opTarPaxTimes, opDumpLoops, opWhitespaceRun}
 
 // usesEvidentOperator reports whether a link's operator is one of
 // evident's, which stock Coraza and ModSecurity do not know.
@@ -80,6 +83,7 @@ var registerOperators = sync.OnceFunc(func() {
 		opHTMLDupAttrs:  func(s string, _ uint64) uint64 { return htmlDuplicateAttrs(s) },
 		opTarPaxTimes:   func(s string, _ uint64) uint64 { return tarBadPaxTimes(s) },
 		opDumpLoops:     func(s string, _ uint64) uint64 { return dumpDirectoryLoops(s) },
+		opWhitespaceRun: func(s string, _ uint64) uint64 { return whitespaceRun(s) },
 	} {
 		plugins.RegisterOperator(name, func(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 			n, err := strconv.ParseUint(strings.TrimSpace(o.Arguments), 10, 32)
@@ -543,3 +547,32 @@ func dumpHeaderOK(h []byte) bool {
 func le16(b []byte, i int) uint16 { return binary.LittleEndian.Uint16(b[i:]) }
 func le32(b []byte, i int) uint32 { return binary.LittleEndian.Uint32(b[i:]) }
 func le64(b []byte, i int) uint64 { return binary.LittleEndian.Uint64(b[i:]) }
+
+// whitespaceRun returns the length, in characters, of the longest run of
+// whitespace (JavaScript's \s) in s that something other than whitespace
+// follows: what a regular expression anchored at the end, such as lodash's
+// /\s+$/ before 4.17.21, retries from each of its characters (quadratic:
+// CVE-2020-28500). One pass. SecLang has no linear way to say it: a
+// counted repetition ([\s]{1000}) costs Coraza's Go regular expressions
+// time proportional to the count on every character.
+func whitespaceRun(s string) uint64 {
+	var run, longest uint64
+	for _, r := range s {
+		if jsSpace(r) {
+			run++
+			continue
+		}
+		longest, run = max(longest, run), 0
+	}
+	return longest
+}
+
+// jsSpace reports whether r is whitespace or a line terminator in
+// ECMAScript (what \s matches in a JavaScript regular expression).
+func jsSpace(r rune) bool {
+	switch r {
+	case '\t', '\n', '\v', '\f', '\r', ' ', 0xa0, 0x1680, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000, 0xfeff:
+		return true
+	}
+	return r >= 0x2000 && r <= 0x200a
+}

@@ -117,6 +117,10 @@ func TestInspectors(t *testing.T) {
 		{"dump of a directory and a file", dumpDirectoryLoops, string(goodDump), 0},
 		{"dump cut inside its root directory", dumpDirectoryLoops, string(badDump[:5*dumpRecord]), 1},
 		{"dump header with a broken checksum", dumpDirectoryLoops, string(badDumpSum), 0},
+		{"whitespace run before a digit", whitespaceRun, "1" + strings.Repeat(" ", 5000) + "1", 5000},
+		{"whitespace run at the end", whitespaceRun, "1" + strings.Repeat(" ", 5000), 0},
+		{"JavaScript's Unicode spaces", whitespaceRun, "a\u00a0\u2003\u3000\ufeff\u2028\vb", 6},
+		{"no-break space is not U+0085", whitespaceRun, "a\u0085\u0085b", 0},
 		{"not a dump", dumpDirectoryLoops, strings.Repeat("\x00", 4*dumpRecord), 0},
 	}
 	for _, tt := range tests {
@@ -189,5 +193,6 @@ func FuzzInspectors(f *testing.F) {
 		htmlDuplicateAttrs(s)
 		tarBadPaxTimes(s)
 		dumpDirectoryLoops(s)
+		whitespaceRun(s)
 	})
 }

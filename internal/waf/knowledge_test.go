@@ -100,7 +100,7 @@ func TestExploitKnowledgeAcceptance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, id := range []string{"GO-2020-0036", "CVE-2022-22965", "CVE-2022-42889", "CVE-2020-36518", "CVE-2022-1471", "CVE-2019-10744", "CVE-2020-1747", "CVE-2024-41946", "GO-2024-2958", "GO-2026-5030", "CVE-2021-23337", "CVE-2024-22195", "CVE-2024-34064", "CVE-2021-44906", "GO-2026-5025", "GO-2026-5027", "GO-2026-5029", "CVE-2024-45590", "CVE-2024-29041", "CVE-2023-42503", "CVE-2024-25710", "GO-2026-5028"} {
+	for i, id := range []string{"GO-2020-0036", "CVE-2022-22965", "CVE-2022-42889", "CVE-2020-36518", "CVE-2022-1471", "CVE-2019-10744", "CVE-2020-1747", "CVE-2024-41946", "GO-2024-2958", "GO-2026-5030", "CVE-2021-23337", "CVE-2024-22195", "CVE-2024-34064", "CVE-2021-44906", "GO-2026-5025", "GO-2026-5027", "GO-2026-5029", "CVE-2024-45590", "CVE-2024-29041", "CVE-2023-42503", "CVE-2024-25710", "CVE-2020-28500", "GO-2026-5028"} {
 		e := x.Lookup(id)
 		if len(e) != 1 {
 			t.Fatalf("%s: %d entries", id, len(e))
@@ -153,10 +153,9 @@ func TestExploitKnowledgeAcceptance(t *testing.T) {
 			v.MutationsBlocked, v.MutationsTotal, v.MutationsBlockedExported, v.Mutations,
 			v.LegitimatePassed, v.LegitimateTotal, p.Knowledge.Format, v.CorpusPassed, v.CorpusTotal)
 		// What only the proxy stops (a compressed archive, which SecLang
-		// cannot open) must be said so: each such exploit is marked
-		// proxy_only, and the patch's header lists the proxy-only rules.
-		// The exported SecLang alone must stop every other exploit and,
-		// below, every mutation of it.
+		// cannot open) must be said so: each such exploit and mutation is
+		// marked proxy_only, and the patch's header lists the proxy-only
+		// rules. The exported SecLang alone must stop every other one.
 		nProxyOnly := 0
 		for _, e := range v.Exploits {
 			if e.ProxyOnly {
@@ -170,7 +169,13 @@ func TestExploitKnowledgeAcceptance(t *testing.T) {
 		if v.ExploitsTotal < 3 || v.ExploitsBlocked != v.ExploitsTotal || v.ExploitsBlockedExported+nProxyOnly != v.ExploitsTotal {
 			t.Errorf("%s: %d exploits, %d blocked, %d by the export alone, %d said to need the proxy", p.Vulnerability, v.ExploitsTotal, v.ExploitsBlocked, v.ExploitsBlockedExported, nProxyOnly)
 		}
-		if v.MutationsBlocked != v.MutationsTotal || nProxyOnly == 0 && v.MutationsBlockedExported != v.MutationsTotal {
+		for _, m := range v.MutationsProxyOnly {
+			proxyOnly[p.Vulnerability+"\x00"+m] = true
+		}
+		if nProxyOnly+len(v.MutationsProxyOnly) > 0 && !strings.Contains(p.SecLang(), "# enforced only by evident waf proxy") {
+			t.Errorf("%s: %d mutations only the proxy stops, and the exported header lists no proxy-only rule", p.Vulnerability, len(v.MutationsProxyOnly))
+		}
+		if v.MutationsBlocked != v.MutationsTotal || v.MutationsBlockedExported+len(v.MutationsProxyOnly) != v.MutationsTotal {
 			t.Errorf("%s: mutations %d/%d blocked, %d by the export alone; missed %v", p.Vulnerability, v.MutationsBlocked, v.MutationsTotal, v.MutationsBlockedExported, v.MutationsMissed)
 		}
 		if v.Unproven != "" || v.CorpusTotal == 0 {
@@ -247,7 +252,7 @@ func TestExploitKnowledgeAcceptance(t *testing.T) {
 							t.Errorf("%s %q, %s (chunked %v): proxy status %d, want 403", p.Vulnerability, s.Name, m.name, chunked, code)
 						}
 					}
-					if _, by, err := replay(exported, m.req); err != nil || by == 0 && !proxyOnly[p.Vulnerability+"\x00"+s.Name] {
+					if _, by, err := replay(exported, m.req); err != nil || by == 0 && !proxyOnly[p.Vulnerability+"\x00"+s.Name] && !proxyOnly[p.Vulnerability+"\x00"+s.Name+", "+m.name] {
 						t.Errorf("%s %q, %s: the exported SecLang alone lets it through (%v)", p.Vulnerability, s.Name, m.name, err)
 					}
 				}

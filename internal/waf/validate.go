@@ -32,8 +32,10 @@ type Validation struct {
 	MutationsTotal   int      `json:"mutations_total"`
 	MutationsMissed  []string `json:"mutations_missed,omitempty"`
 	// MutationsBlockedExported counts the mutations the exported SecLang
-	// denies alone.
-	MutationsBlockedExported int `json:"mutations_blocked_exported"`
+	// denies alone; MutationsProxyOnly names those only evident waf proxy
+	// denies ("<sample>, <mutation>").
+	MutationsBlockedExported int      `json:"mutations_blocked_exported"`
+	MutationsProxyOnly       []string `json:"mutations_proxy_only,omitempty"`
 	// Mutations names the kinds of mutation tried.
 	Mutations []string `json:"mutations,omitempty"`
 	// CorpusPassed of CorpusTotal requests of the legitimate corpus of
@@ -210,6 +212,9 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 				v.MutationsTotal++
 				if byExport != 0 {
 					v.MutationsBlockedExported++
+				}
+				if by != 0 && byExport == 0 {
+					v.MutationsProxyOnly = append(v.MutationsProxyOnly, s.Name+", "+m.name)
 				}
 				if by != 0 {
 					v.MutationsBlocked++
