@@ -127,6 +127,7 @@ func TestArchiveSamplesBuiltByCode(t *testing.T) {
 	}{
 		{"CVE-2023-42503", "tar", archiveSamples(t), tarBadPaxTimes, paxRx},
 		{"CVE-2024-25710", "dump", dumpSamples(t), dumpDirectoryLoops, nil},
+		{"CVE-2024-26308", "pack200", pack200Samples(t), pack200Overcounts, nil},
 	} {
 		es := x.Lookup(tt.id)
 		if len(es) != 1 {
@@ -308,5 +309,65 @@ func dumpSamples(t testing.TB) map[string][]byte {
 		// The legitimate corpus.
 		"a directory and a file":          buildDump(t, false, legit...),
 		"gzip-compressed, as dump | gzip": buildDump(t, true, legit...),
+	}
+}
+
+// pack200Header writes a Pack200 segment header (magic, version 150.7,
+// options, then every field its options call for, in the specification's
+// order, each in the UNSIGNED5 coding), followed by tail. fields are the
+// header's values after the options; options that add fields must come
+// with them.
+func pack200Header(gz bool, options uint64, fields []uint64, tail string) []byte {
+	var b bytes.Buffer
+	b.Write([]byte{0xca, 0xfe, 0xd0, 0x0d})
+	unsigned5 := func(v uint64) {
+		for i := range 5 {
+			if v < 192 || i == 4 {
+				b.WriteByte(byte(v))
+				return
+			}
+			b.WriteByte(byte(192 + (v-192)%64))
+			v = (v - 192) / 64
+		}
+	}
+	for _, v := range append([]uint64{7, 150, options}, fields...) {
+		unsigned5(v)
+	}
+	b.WriteString(tail)
+	if !gz {
+		return b.Bytes()
+	}
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(b.Bytes())
+	zw.Close()
+	return z.Bytes()
+}
+
+// pack200Samples builds, by sample name, the Pack200 bodies of the exploit
+// knowledge of CVE-2024-26308 and of the legitimate pack200 corpus: the
+// header of a segment with no class and no file (what pack200 writes for an
+// empty JAR: every count 0, class version 49.0), and the same header with
+// one count that the bytes after it cannot hold.
+func pack200Samples(t testing.TB) map[string][]byte {
+	t.Helper()
+	// cp_Utf8, String … Imethod (7), ic_count, class minor, major, class_count
+	empty := []uint64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 49, 0}
+	with := func(i int, v uint64) []uint64 {
+		f := append([]uint64{}, empty...)
+		f[i] = v
+		return f
+	}
+	// File headers: archive size hi, lo, next count, modtime, file_count.
+	files := append([]uint64{0, 64, 0, 1647221103, 1_000_000_000}, empty...)
+	return map[string][]byte{
+		// Exploit variants.
+		"two billion UTF-8 constants":          pack200Header(false, 0, with(0, 2_000_000_000), "\x00\x00"),
+		"a billion files in a small archive":   pack200Header(false, pack200FileHeaders, files, "\x00\x00"),
+		"a billion classes, gzip-compressed":   pack200Header(true, 0, with(11, 1_000_000_000), "\x00\x00"),
+		"band headers larger than the archive": pack200Header(false, pack200SpecialFormats, append([]uint64{1 << 30, 0}, empty...), "\x00\x00"),
+		// The legitimate corpus.
+		"the segment of an empty JAR":              pack200Header(false, 0, empty, ""),
+		"the segment of an empty JAR, as .pack.gz": pack200Header(true, 0, empty, ""),
 	}
 }

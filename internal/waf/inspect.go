@@ -38,6 +38,8 @@ import (
 //	                         1.24.0 accepts
 //	@whitespaceRunGt N       a run of more than N whitespace characters (JavaScript's \s)
 //	                         is followed by something else
+//	@pack200OvercountsGt N   more than N counts of a Pack200 segment header exceed the
+//	                         bytes left in the body (gzip or bzip2 compressed or not)
 //	@dumpDirectoryLoopsGt N  more than N directories of a DUMP archive (gzip or bzip2
 //	                         compressed or not) would loop commons-compress before 1.26.0
 //
@@ -51,10 +53,11 @@ const (
 	opTarPaxTimes   = "tarBadPaxTimesGt"
 	opDumpLoops     = "dumpDirectoryLoopsGt"
 	opWhitespaceRun = "whitespaceRunGt"
+	opPack200Counts = "pack200OvercountsGt"
 )
 
 // evidentOperators are the operators above.
-var evidentOperators = []string{opYAMLExpansion, opJSONDepth, opXMLEntities, opHTMLDupAttrs, opTarPaxTimes, opDumpLoops, opWhitespaceRun}
+var evidentOperators = []string{opYAMLExpansion, opJSONDepth, opXMLEntities, opHTMLDupAttrs, opTarPaxTimes, opDumpLoops, opWhitespaceRun, opPack200Counts}
 
 // usesEvidentOperator reports whether a link's operator is one of
 // evident's, which stock Coraza and ModSecurity do not know.
@@ -84,6 +87,7 @@ var registerOperators = sync.OnceFunc(func() {
 		opTarPaxTimes:   func(s string, _ uint64) uint64 { return tarBadPaxTimes(s) },
 		opDumpLoops:     func(s string, _ uint64) uint64 { return dumpDirectoryLoops(s) },
 		opWhitespaceRun: func(s string, _ uint64) uint64 { return whitespaceRun(s) },
+		opPack200Counts: func(s string, _ uint64) uint64 { return pack200Overcounts(s) },
 	} {
 		plugins.RegisterOperator(name, func(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 			n, err := strconv.ParseUint(strings.TrimSpace(o.Arguments), 10, 32)
@@ -575,4 +579,80 @@ func jsSpace(r rune) bool {
 		return true
 	}
 	return r >= 0x2000 && r <= 0x200a
+}
+
+// Pack200 segment header options that add fields (the Pack200
+// specification's archive_options).
+const (
+	pack200SpecialFormats = 1 << 0
+	pack200CPNumbers      = 1 << 1
+	pack200FileHeaders    = 1 << 4
+)
+
+// pack200Overcounts counts the counts of the first Pack200 segment header
+// in s (gzip- or bzip2-compressed or not) that exceed the bytes left in the
+// body after the header. Each element a count announces takes at least one
+// byte of a band, so such a count is no archive: commons-compress 1.26.0
+// refuses to read a band beyond the end of its input, where 1.21 to 1.25
+// allocated by the count first (OutOfMemoryError, CVE-2024-26308). It
+// returns 0 when s is no Pack200 archive.
+func pack200Overcounts(s string) uint64 {
+	data := archiveBytes(s)
+	if !bytes.HasPrefix(data, []byte{0xca, 0xfe, 0xd0, 0x0d}) {
+		return 0
+	}
+	r := data[4:]
+	read := func() (uint64, bool) { // the UNSIGNED5 coding (B=5, H=64)
+		var v, pow uint64 = 0, 1
+		for i := range 5 {
+			if len(r) == 0 {
+				return 0, false
+			}
+			b := uint64(r[0])
+			r = r[1:]
+			v += b * pow
+			if b < 192 || i == 4 {
+				break
+			}
+			pow *= 64
+		}
+		return v, true
+	}
+	minor, ok1 := read()
+	major, ok2 := read()
+	opts, ok3 := read()
+	if !ok1 || !ok2 || !ok3 || minor != 7 || major != 150 {
+		return 0
+	}
+	// The header's fields in order, with whether each is a count.
+	var fields []bool
+	if opts&pack200FileHeaders != 0 {
+		fields = append(fields, false, false, false, false, true) // size hi, lo, next count, modtime, file_count
+	}
+	if opts&pack200SpecialFormats != 0 {
+		fields = append(fields, true, true) // band_headers_size, attr_definition_count
+	}
+	fields = append(fields, true) // cp_Utf8_count
+	if opts&pack200CPNumbers != 0 {
+		fields = append(fields, true, true, true, true) // Int, Float, Long, Double
+	}
+	fields = append(fields, true, true, true, true, true, true, true) // String … Imethod
+	fields = append(fields, true, false, false, true)                 // ic_count, class versions, class_count
+	var counts []uint64
+	for _, isCount := range fields {
+		v, ok := read()
+		if !ok {
+			return 0 // a header cut short: nothing to allocate yet
+		}
+		if isCount {
+			counts = append(counts, v)
+		}
+	}
+	var n uint64
+	for _, c := range counts {
+		if c > uint64(len(r)) {
+			n++
+		}
+	}
+	return n
 }

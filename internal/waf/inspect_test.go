@@ -121,6 +121,10 @@ func TestInspectors(t *testing.T) {
 		{"whitespace run at the end", whitespaceRun, "1" + strings.Repeat(" ", 5000), 0},
 		{"JavaScript's Unicode spaces", whitespaceRun, "a\u00a0\u2003\u3000\ufeff\u2028\vb", 6},
 		{"no-break space is not U+0085", whitespaceRun, "a\u0085\u0085b", 0},
+		{"pack200 header with two counts beyond the archive", pack200Overcounts, string(pack200Header(false, pack200CPNumbers, []uint64{3, 0, 1 << 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 50, 0, 1 << 31}, "abc")), 2},
+		{"pack200 header with a count the archive can hold", pack200Overcounts, string(pack200Header(false, 0, []uint64{3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 49, 0}, "abc")), 0},
+		{"pack200 header cut short", pack200Overcounts, string(pack200Header(false, 0, []uint64{1 << 30}, "")), 0},
+		{"pack200 of another version", pack200Overcounts, "\xca\xfe\xd0\x0d\x06\x96\x00\xff\xff\xff\xff\x0f", 0},
 		{"not a dump", dumpDirectoryLoops, strings.Repeat("\x00", 4*dumpRecord), 0},
 	}
 	for _, tt := range tests {
@@ -184,6 +188,7 @@ func FuzzInspectors(f *testing.F) {
 	f.Add(string(buildTar(f, false, tarFile{tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "g", PAXRecords: map[string]string{"mtime": "9e9999999"}}, ""})))
 	f.Add(string(buildTar(f, true, tarFile{tar.Header{Name: "a", Format: tar.FormatPAX, PAXRecords: map[string]string{"LIBARCHIVE.creationtime": "1.5"}}, "a"})))
 	f.Add(string(buildDump(f, false, dumpNode{ino: 2, entries: []dumpEntry{{ino: 2, name: ".", zero: true}}})))
+	f.Add(string(pack200Header(false, pack200FileHeaders|pack200SpecialFormats, []uint64{0, 64, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}, "x")))
 	f.Fuzz(func(t *testing.T, s string) {
 		if got := yamlExpansion(s, 1000); got > 1001 {
 			t.Errorf("yaml expansion %d above the bound", got)
@@ -194,5 +199,6 @@ func FuzzInspectors(f *testing.F) {
 		tarBadPaxTimes(s)
 		dumpDirectoryLoops(s)
 		whitespaceRun(s)
+		pack200Overcounts(s)
 	})
 }
