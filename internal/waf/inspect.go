@@ -23,15 +23,18 @@ import (
 
 // Structural inspectors decide what a regular expression cannot: how far
 // a YAML document grows once its aliases are expanded, how deep a JSON
-// document nests, how many entities an XML document declares and uses.
-// (A bearer token's segment count is a regular expression, so patches
-// keep it in SecLang, where every engine enforces it.) Each does bounded work on the input
-// and never expands it. They are exposed to rules as Coraza operators
-// that only the evident proxy (and validator) know:
+// document nests, how many entities an XML document declares and uses,
+// what the headers of an uploaded archive say, how long a whitespace run
+// is (which a counted repetition makes Go's regexp pay for on every
+// character). (A bearer token's segment count is a regular expression, so
+// patches keep it in SecLang, where every engine enforces it.) Each does
+// bounded work on the input and never expands or extracts it. They are
+// exposed to rules as Coraza operators that only the evident proxy (and
+// validator) know:
 //
-//	@yamlExpansionGt N  the expanded node count is more than N times the parsed one
-//	@jsonDepthGt N      arrays and objects nest deeper than N
-//	@xmlEntitiesGt N    the document declares and references more than N entities in all
+//	@yamlExpansionGt N       the expanded node count is more than N times the parsed one
+//	@jsonDepthGt N           arrays and objects nest deeper than N
+//	@xmlEntitiesGt N         the document declares and references more than N entities in all
 //	@htmlDuplicateAttrsGt N  more than N HTML tags repeat an attribute name (any case)
 //	@tarBadPaxTimesGt N      more than N PAX time records of a tar archive (gzip or
 //	                         bzip2 compressed or not) are no decimal that commons-compress
