@@ -7,7 +7,11 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -369,5 +373,91 @@ func pack200Samples(t testing.TB) map[string][]byte {
 		// The legitimate corpus.
 		"the segment of an empty JAR":              pack200Header(false, 0, empty, ""),
 		"the segment of an empty JAR, as .pack.gz": pack200Header(true, 0, empty, ""),
+	}
+}
+
+// TestArchiveVariantsInCommonsCompress reads every tar and DUMP variant,
+// and every legitimate tar and DUMP archive, with a vulnerable
+// commons-compress (1.22 or 1.23, where both CVE-2023-42503 and
+// CVE-2024-25710 are present; EVIDENT_COMMONS_COMPRESS_JAR, else Debian's
+// /usr/share/java/commons-compress-1.22.jar) through
+// testdata/commonscompress/ReadArchives.java: each legitimate archive reads
+// whole, and each variant is still being read after three seconds (the
+// loops never end). It skips, saying why, without java, javac or the jar.
+// The Pack200 variants are not read: Pack200 is no archive format of the
+// factory, and Debian's jar leaves the unpacker out.
+func TestArchiveVariantsInCommonsCompress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs a JVM")
+	}
+	jar := os.Getenv("EVIDENT_COMMONS_COMPRESS_JAR")
+	if jar == "" {
+		jar = "/usr/share/java/commons-compress-1.22.jar"
+	}
+	if _, err := os.Stat(jar); err != nil {
+		t.Skipf("no commons-compress jar (EVIDENT_COMMONS_COMPRESS_JAR): %v", err)
+	}
+	javac, err1 := exec.LookPath("javac")
+	java, err2 := exec.LookPath("java")
+	if err := errors.Join(err1, err2); err != nil {
+		t.Skipf("no JDK: %v", err)
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command(javac, "-nowarn", "-d", dir, "-cp", jar, filepath.Join("testdata", "commonscompress", "ReadArchives.java")).CombinedOutput(); err != nil {
+		t.Fatalf("javac: %v\n%s", err, out)
+	}
+	x, err := knowledge.DefaultExploits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	legit, err := legitimateCorpus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(samples []Sample) []string {
+		var files []string
+		for _, s := range samples {
+			body, err := s.Body()
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := filepath.Join(dir, strings.NewReplacer(" ", "_", "/", "_", "'", "").Replace(s.Name)+".bin")
+			if err := os.WriteFile(f, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, f)
+		}
+		return files
+	}
+	run := func(deadline time.Duration, files []string) map[string]string {
+		args := append([]string{"-Xmx256m", "-cp", jar + string(os.PathListSeparator) + dir, "ReadArchives", fmt.Sprint(deadline.Milliseconds())}, files...)
+		out, err := exec.Command(java, args...).Output()
+		if err != nil {
+			t.Fatalf("java: %v", err)
+		}
+		got := map[string]string{}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			f, result, _ := strings.Cut(line, "\t")
+			got[filepath.Base(f)] = result
+		}
+		return got
+	}
+	var exploits, good []string
+	for _, id := range []string{"CVE-2023-42503", "CVE-2024-25710"} {
+		exploits = append(exploits, write(x.Lookup(id)[0].Variants)...)
+	}
+	good = append(write(legit["tar"]), write(legit["dump"])...)
+	// The legitimate reads end on their own: the deadline only bounds a
+	// broken library. The variants get three seconds to show they do not.
+	for f, result := range run(time.Minute, good) {
+		if !strings.HasPrefix(result, "read ") || result == "read 0" {
+			t.Errorf("legitimate %s: %s", f, result)
+		}
+	}
+	for f, result := range run(3*time.Second, exploits) {
+		if result != "running" {
+			t.Errorf("variant %s: %s, want still running (a vulnerable commons-compress never ends it)", f, result)
+		}
+		t.Logf("%s: %s", f, result)
 	}
 }
