@@ -29,13 +29,14 @@ const (
 	ClassRequestSmuggling    Class = "request_smuggling"
 	ClassPrototypePollution  Class = "prototype_pollution"
 	ClassTemplateInjection   Class = "template_injection"
+	ClassOpenRedirect        Class = "open_redirect" // a redirect target that leaves the site
 )
 
 // Classes lists every class in documentation order.
 var Classes = []Class{
 	ClassExpressionInjection, ClassDeserialization, ClassPathTraversal, ClassSQLInjection, ClassXSS,
 	ClassSSRF, ClassOversizedInput, ClassXXE, ClassParserBomb, ClassRequestSmuggling,
-	ClassPrototypePollution, ClassTemplateInjection,
+	ClassPrototypePollution, ClassTemplateInjection, ClassOpenRedirect,
 }
 
 // cweClass maps CWE ids that name one attack class. CWEs that say little
@@ -68,6 +69,7 @@ var cweClass = map[string]Class{
 	"CWE-113":  ClassRequestSmuggling,
 	"CWE-1321": ClassPrototypePollution,
 	"CWE-1336": ClassTemplateInjection,
+	"CWE-601":  ClassOpenRedirect,
 }
 
 // weakCWE are CWEs that suggest a class only when the text says nothing
@@ -106,6 +108,8 @@ var textRules = []textRule{
 		"request smuggling, Transfer-Encoding and Content-Length handling"},
 	{ClassSSRF, regexp.MustCompile(`(?i)server-side request forgery|\bSSRF\b`), nil,
 		"server-side request forgery"},
+	{ClassOpenRedirect, regexp.MustCompile(`(?i)open redirect|unvalidated redirect|redirect allow ?list bypass`), nil,
+		"open redirect"},
 	{ClassDeserialization, regexp.MustCompile(`(?i)(unsafe|untrusted|insecure|arbitrary)\W+(\w+\W+)?deserializ|deserializ\w*\W+(\w+\W+){0,3}(untrusted|gadget|code execution|arbitrary (code|object|class))|gadget chain|object injection|unpickl|pickle`), nil,
 		"deserialization of untrusted data, gadget chains, object injection"},
 	{ClassPathTraversal, regexp.MustCompile(`(?i)(path|directory) traversal|zip slip|\.\./|arbitrary file (read|write|access)|outside (of )?the (intended|root|base) directory`), nil,

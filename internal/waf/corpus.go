@@ -111,6 +111,9 @@ func parseSample(n *yaml.Node) (Sample, error) {
 	if s.Payload == "" && s.In != InNone {
 		return s, errors.New("empty payload")
 	}
+	if err := s.CheckBase64(); err != nil {
+		return s, err
+	}
 	if s.Encoded {
 		if _, err := url.PathUnescape(s.Payload); err != nil {
 			return s, fmt.Errorf("encoded payload: %v", err)
@@ -184,6 +187,8 @@ func instantiate(s Sample, ep Endpoint, et *EndpointTraffic) Request {
 	for k, v := range s.Headers {
 		r.Headers[k] = v
 	}
+	// A base64 payload was checked when the sample was loaded.
+	body, _ := s.Body()
 	in := s.In
 	if in == InPath && !hasPlaceholder(ep.Route) {
 		in = InQuery
@@ -200,7 +205,7 @@ func instantiate(s Sample, ep Endpoint, et *EndpointTraffic) Request {
 	case InBody:
 		if s.ContentType != "" {
 			r.Headers["Content-Type"] = s.ContentType
-			r.Body = s.Payload
+			r.Body = body
 		} else {
 			r.Headers["Content-Type"] = "application/x-www-form-urlencoded"
 			r.Body = url.QueryEscape(param) + "=" + enc(s.Payload)
@@ -208,7 +213,7 @@ func instantiate(s Sample, ep Endpoint, et *EndpointTraffic) Request {
 	case InHeader:
 		r.Headers[s.Header] = s.Payload
 	case InNone:
-		r.Body = s.Payload
+		r.Body = body
 	}
 	r.Target = target
 	return r

@@ -132,14 +132,20 @@ func Generate(cfg Config, as []assess.Assessment, vulns Vulns, traffic *Traffic)
 		// for a record that is missing or names no class.
 		cl, err := Classification{}, error(nil)
 		if v == nil {
-			err = errors.New("no vulnerability record to classify and no exploit knowledge")
+			err = errors.New("no vulnerability record to classify")
 		} else {
 			cl, err = Classify(v, f.Package.Name)
 		}
-		switch {
-		case err != nil && kn != nil:
-			cl = kn.classification()
-		case err != nil:
+		switch c, ok := kn.classification(); {
+		case err == nil:
+		case ok:
+			cl, err = c, nil
+		case kn != nil:
+			err = fmt.Errorf("%w, and its exploit knowledge names no check", err)
+		case v == nil:
+			err = fmt.Errorf("%w, and no exploit knowledge", err)
+		}
+		if err != nil {
 			set.Skipped = append(set.Skipped, Skipped{f.Service, f.Vulnerability.ID, err.Error()})
 			continue
 		}
@@ -151,6 +157,10 @@ func Generate(cfg Config, as []assess.Assessment, vulns Vulns, traffic *Traffic)
 		if kn != nil {
 			p.detections, p.Knowledge = dets, kn
 			p.Detections = "exploit knowledge for " + kn.ID + " (" + strings.Join(kn.Vectors, ", ") + "; " + kn.Format + "): " + kn.Condition
+			if kn.NoVariants != "" && len(dets) == 0 {
+				p.detections = templates[cl.Class]
+				p.Detections = "class template " + string(cl.Class) + " (the fallback): the exploit knowledge for " + kn.ID + " names no check it can prove (" + kn.Condition + ")"
+			}
 		}
 		patches[k] = p
 		order = append(order, k)

@@ -1,6 +1,8 @@
 package waf
 
 import (
+	"archive/tar"
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -71,6 +73,17 @@ func TestInspectors(t *testing.T) {
 		items = append(items, fmt.Sprintf(`{"sku":"tea-%d","qty":%d,"tags":["a","b"]}`, i, i%7))
 	}
 	largeJSON := `{"order":{"items":[` + strings.Join(items, ",") + `]}}`
+	item := tarFile{tar.Header{Name: "a.txt", Format: tar.FormatPAX}, "a\n"}
+	global := func(recs map[string]string) tarFile {
+		return tarFile{hdr: tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "g", PAXRecords: recs}}
+	}
+	badTar := buildTar(t, false, global(map[string]string{"atime": "1.5e3", "mtime": "12345678901234567890"}), item)
+	brokenSum := bytes.Clone(badTar)
+	brokenSum[0] ^= 1
+	goodDump := buildDump(t, false, dumpNode{ino: 2, entries: []dumpEntry{{ino: 2, name: "."}, {ino: 3, name: "tea.json"}}}, dumpNode{ino: 3, data: "tea"})
+	badDump := buildDump(t, false, dumpNode{ino: 2, entries: []dumpEntry{{ino: 2, name: ".", zero: true}}})
+	badDumpSum := bytes.Clone(badDump)
+	badDumpSum[3*dumpRecord+100] ^= 1 // the root inode's header (after TAPE, CLRI, BITS)
 	tests := []struct {
 		name  string
 		f     func(string) uint64
@@ -93,6 +106,26 @@ func TestInspectors(t *testing.T) {
 		{"html comparisons are not tags", htmlDuplicateAttrs, `1 < 2 and a<b x=1 y=2`, 0},
 		{"html tag the input ends inside", htmlDuplicateAttrs, `a<b x=1 x=2`, 0},
 		{"html unterminated value", htmlDuplicateAttrs, `<a href="x x=1 x=2`, 0},
+		{"tar with two bad PAX times", tarBadPaxTimes, string(badTar), 2},
+		{"tar.gz with two bad PAX times", tarBadPaxTimes, string(buildTar(t, true, global(map[string]string{"mtime": "1e3", "atime": "1.12345678901234567890"}), item)), 2},
+		{"tar cut inside its PAX records", tarBadPaxTimes, string(badTar[:tarBlock+40]), 1},
+		{"tar with good PAX times", tarBadPaxTimes, string(buildTar(t, false, global(map[string]string{"mtime": "-1647221103.5998539", "ctime": "0"}), item)), 0},
+		{"tar header with a broken checksum", tarBadPaxTimes, string(brokenSum), 0},
+		{"not a tar", tarBadPaxTimes, "30 mtime=9e9999999\n" + strings.Repeat("\x00", 1024), 0},
+		{"gzip of text", tarBadPaxTimes, "\x1f\x8b\x08\x00garbage", 0},
+		{"dump with a record of length 0 and a cycle", dumpDirectoryLoops, string(buildDump(t, false, dumpNode{ino: 2, entries: []dumpEntry{{ino: 3, name: "a"}}}, dumpNode{ino: 3, entries: []dumpEntry{{ino: 4, name: "b"}}}, dumpNode{ino: 4, entries: []dumpEntry{{ino: 3, name: "a"}, {ino: 5, name: "c", zero: true}}})), 2},
+		{"dump of a directory and a file", dumpDirectoryLoops, string(goodDump), 0},
+		{"dump cut inside its root directory", dumpDirectoryLoops, string(badDump[:5*dumpRecord]), 1},
+		{"dump header with a broken checksum", dumpDirectoryLoops, string(badDumpSum), 0},
+		{"whitespace run before a digit", whitespaceRun, "1" + strings.Repeat(" ", 5000) + "1", 5000},
+		{"whitespace run at the end", whitespaceRun, "1" + strings.Repeat(" ", 5000), 0},
+		{"JavaScript's Unicode spaces", whitespaceRun, "a\u00a0\u2003\u3000\ufeff\u2028\vb", 6},
+		{"no-break space is not U+0085", whitespaceRun, "a\u0085\u0085b", 0},
+		{"pack200 header with two counts beyond the archive", pack200Overcounts, string(pack200Header(false, pack200CPNumbers, []uint64{3, 0, 1 << 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 50, 0, 1 << 31}, "abc")), 2},
+		{"pack200 header with a count the archive can hold", pack200Overcounts, string(pack200Header(false, 0, []uint64{3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 49, 0}, "abc")), 0},
+		{"pack200 header cut short", pack200Overcounts, string(pack200Header(false, 0, []uint64{1 << 30}, "")), 0},
+		{"pack200 of another version", pack200Overcounts, "\xca\xfe\xd0\x0d\x06\x96\x00\xff\xff\xff\xff\x0f", 0},
+		{"not a dump", dumpDirectoryLoops, strings.Repeat("\x00", 4*dumpRecord), 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,6 +185,10 @@ func FuzzInspectors(f *testing.F) {
 	for _, s := range []string{yamlFlowBomb, yamlCompose, yamlBlockMappingBomb(3), `{"a":[{"b":1}]}`, `<!ENTITY a "&b;">&a;`, "a: &a [*a]"} {
 		f.Add(s)
 	}
+	f.Add(string(buildTar(f, false, tarFile{tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "g", PAXRecords: map[string]string{"mtime": "9e9999999"}}, ""})))
+	f.Add(string(buildTar(f, true, tarFile{tar.Header{Name: "a", Format: tar.FormatPAX, PAXRecords: map[string]string{"LIBARCHIVE.creationtime": "1.5"}}, "a"})))
+	f.Add(string(buildDump(f, false, dumpNode{ino: 2, entries: []dumpEntry{{ino: 2, name: ".", zero: true}}})))
+	f.Add(string(pack200Header(false, pack200FileHeaders|pack200SpecialFormats, []uint64{0, 64, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}, "x")))
 	f.Fuzz(func(t *testing.T, s string) {
 		if got := yamlExpansion(s, 1000); got > 1001 {
 			t.Errorf("yaml expansion %d above the bound", got)
@@ -159,5 +196,9 @@ func FuzzInspectors(f *testing.F) {
 		jsonDepth(s)
 		xmlEntities(s)
 		htmlDuplicateAttrs(s)
+		tarBadPaxTimes(s)
+		dumpDirectoryLoops(s)
+		whitespaceRun(s)
+		pack200Overcounts(s)
 	})
 }

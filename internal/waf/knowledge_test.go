@@ -83,8 +83,9 @@ func TestShippedExploitKnowledge(t *testing.T) {
 // vulnerability, and every mutation of it, is denied, and every legitimate
 // request (the traces and the legitimate corpus of the format) passes,
 // both through evident waf proxy (over HTTP, bodies also chunked) and
-// through Coraza loading the exported SecLang without proxy/ (what only
-// the proxy enforces is listed in the patch).
+// through Coraza loading the exported SecLang without proxy/, but for the
+// exploits the validation marks proxy_only (a compressed archive), whose
+// rules the patch's header lists.
 func TestExploitKnowledgeAcceptance(t *testing.T) {
 	traffic := shopTraffic()
 	// The shop's executed and exposed finding on its own endpoint, with
@@ -99,7 +100,7 @@ func TestExploitKnowledgeAcceptance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, id := range []string{"GO-2020-0036", "CVE-2022-22965", "CVE-2022-42889", "CVE-2020-36518", "CVE-2022-1471", "CVE-2019-10744", "CVE-2020-1747", "CVE-2024-41946", "GO-2024-2958", "GO-2026-5030", "CVE-2021-23337", "CVE-2024-22195", "CVE-2024-34064", "CVE-2021-44906", "GO-2026-5025", "GO-2026-5027", "GO-2026-5029", "CVE-2024-45590"} {
+	for i, id := range []string{"GO-2020-0036", "CVE-2022-22965", "CVE-2022-42889", "CVE-2020-36518", "CVE-2022-1471", "CVE-2019-10744", "CVE-2020-1747", "CVE-2024-41946", "GO-2024-2958", "GO-2026-5030", "CVE-2021-23337", "CVE-2024-22195", "CVE-2024-34064", "CVE-2021-44906", "GO-2026-5025", "GO-2026-5027", "GO-2026-5029", "CVE-2024-45590", "CVE-2024-29041", "CVE-2023-42503", "CVE-2024-25710", "CVE-2020-28500", "CVE-2024-26308", "GO-2026-5028"} {
 		e := x.Lookup(id)
 		if len(e) != 1 {
 			t.Fatalf("%s: %d entries", id, len(e))
@@ -123,20 +124,58 @@ func TestExploitKnowledgeAcceptance(t *testing.T) {
 	if err := Validate(context.Background(), set, traffic, corpus); err != nil {
 		t.Fatal(err)
 	}
+	proxyOnly := map[string]bool{} // vulnerability NUL variant: stopped by the proxy alone
 	for _, p := range set.Patches {
 		v := p.Validation
 		if p.Knowledge == nil {
 			t.Errorf("%s: built from the class template, want exploit knowledge", p.Vulnerability)
 			continue
 		}
+		if p.Knowledge.NoVariants != "" {
+			// Nothing proves it: every detection is detection-only, the
+			// reason said in the patch, and legitimate traffic passes.
+			t.Logf("%s: %s; unproven: %s", p.Vulnerability, p.Detections, v.Unproven)
+			if !strings.Contains(v.Unproven, "no exploit variant") || !strings.Contains(p.SecLang(), "# not proven, so every detection is detection-only: no exploit variant") {
+				t.Errorf("%s: no variant, and the patch does not say so: unproven %q", p.Vulnerability, v.Unproven)
+			}
+			for _, r := range p.Rules {
+				if r.Kind == KindDetection && r.Mode != ModeDetect {
+					t.Errorf("%s: rule %d %q blocks without a variant to prove it", p.Vulnerability, r.ID, r.Name)
+				}
+			}
+			if v.LegitimatePassed != v.LegitimateTotal || v.CorpusPassed != v.CorpusTotal || v.CorpusTotal == 0 {
+				t.Errorf("%s: legitimate %d/%d, corpus %d/%d", p.Vulnerability, v.LegitimatePassed, v.LegitimateTotal, v.CorpusPassed, v.CorpusTotal)
+			}
+			continue
+		}
 		t.Logf("%s: %s; exploits %d/%d (export %d), mutations %d/%d (export %d) %v, legitimate %d/%d, %s corpus %d/%d",
 			p.Vulnerability, p.Detections, v.ExploitsBlocked, v.ExploitsTotal, v.ExploitsBlockedExported,
 			v.MutationsBlocked, v.MutationsTotal, v.MutationsBlockedExported, v.Mutations,
 			v.LegitimatePassed, v.LegitimateTotal, p.Knowledge.Format, v.CorpusPassed, v.CorpusTotal)
-		if v.ExploitsTotal < 3 || v.ExploitsBlocked != v.ExploitsTotal || v.ExploitsBlockedExported != v.ExploitsTotal {
-			t.Errorf("%s: %d exploits, %d blocked, %d by the export alone", p.Vulnerability, v.ExploitsTotal, v.ExploitsBlocked, v.ExploitsBlockedExported)
+		// What only the proxy stops (a compressed archive, which SecLang
+		// cannot open) must be said so: each such exploit and mutation is
+		// marked proxy_only, and the patch's header lists the proxy-only
+		// rules. The exported SecLang alone must stop every other one.
+		nProxyOnly := 0
+		for _, e := range v.Exploits {
+			if e.ProxyOnly {
+				nProxyOnly++
+				proxyOnly[p.Vulnerability+"\x00"+e.Sample] = true
+			}
 		}
-		if v.MutationsBlocked != v.MutationsTotal || v.MutationsBlockedExported != v.MutationsTotal {
+		if nProxyOnly > 0 && !strings.Contains(p.SecLang(), "# enforced only by evident waf proxy") {
+			t.Errorf("%s: %d exploits only the proxy stops, and the exported header lists no proxy-only rule", p.Vulnerability, nProxyOnly)
+		}
+		if v.ExploitsTotal < 3 || v.ExploitsBlocked != v.ExploitsTotal || v.ExploitsBlockedExported+nProxyOnly != v.ExploitsTotal {
+			t.Errorf("%s: %d exploits, %d blocked, %d by the export alone, %d said to need the proxy", p.Vulnerability, v.ExploitsTotal, v.ExploitsBlocked, v.ExploitsBlockedExported, nProxyOnly)
+		}
+		for _, m := range v.MutationsProxyOnly {
+			proxyOnly[p.Vulnerability+"\x00"+m] = true
+		}
+		if nProxyOnly+len(v.MutationsProxyOnly) > 0 && !strings.Contains(p.SecLang(), "# enforced only by evident waf proxy") {
+			t.Errorf("%s: %d mutations only the proxy stops, and the exported header lists no proxy-only rule", p.Vulnerability, len(v.MutationsProxyOnly))
+		}
+		if v.MutationsBlocked != v.MutationsTotal || v.MutationsBlockedExported+len(v.MutationsProxyOnly) != v.MutationsTotal {
 			t.Errorf("%s: mutations %d/%d blocked, %d by the export alone; missed %v", p.Vulnerability, v.MutationsBlocked, v.MutationsTotal, v.MutationsBlockedExported, v.MutationsMissed)
 		}
 		if v.Unproven != "" || v.CorpusTotal == 0 {
@@ -213,7 +252,7 @@ func TestExploitKnowledgeAcceptance(t *testing.T) {
 							t.Errorf("%s %q, %s (chunked %v): proxy status %d, want 403", p.Vulnerability, s.Name, m.name, chunked, code)
 						}
 					}
-					if _, by, err := replay(exported, m.req); err != nil || by == 0 {
+					if _, by, err := replay(exported, m.req); err != nil || by == 0 && !proxyOnly[p.Vulnerability+"\x00"+s.Name] && !proxyOnly[p.Vulnerability+"\x00"+s.Name+", "+m.name] {
 						t.Errorf("%s %q, %s: the exported SecLang alone lets it through (%v)", p.Vulnerability, s.Name, m.name, err)
 					}
 				}

@@ -14,6 +14,14 @@ var (
 	tDecodeAll = []string{"utf8toUnicode", "urlDecodeUni", "jsDecode", "htmlEntityDecode", "removeNulls"}
 )
 
+// rxAuthorityBackslash matches a URL whose authority (after "scheme://",
+// "//", or a special scheme's colon) holds a backslash. A WHATWG or Node
+// url.parse allow-list check reads the backslash as "/" and sees the host
+// before it; percent-encoded into the Location header (%5C), as express
+// before 4.19.2 did, it becomes part of the user info, and the browser goes
+// to the host after the "@" (CVE-2024-29041).
+const rxAuthorityBackslash = `@rx (?i)^(?:(?:[a-z][a-z0-9+.-]*:)?[/\\]{2}|(?:https?|wss?|ftp):)[^/?#]*\\`
+
 // templates is the library of detections per class (docs/waf.md lists
 // them with their sources). Patterns follow the OWASP CRS rules named in
 // each comment, narrowed to what the class needs, since a virtual patch
@@ -184,6 +192,19 @@ var templates = map[Class][]detection{
 			vars: "REQUEST_URI|ARGS|ARGS_NAMES|REQUEST_BODY|REQUEST_COOKIES|REQUEST_COOKIES_NAMES|REQUEST_HEADERS:Cookie",
 			op:   `@rx (?:__proto__|constructor\s*(?:\.|\[)\s*["']?\s*prototype|constructor["']?\s*:\s*(?:\{[^{}]*?)?["']?prototype["']?\s*:)`,
 			t:    []string{"urlDecodeUni", "jsDecode", "removeWhitespace"},
+		}}},
+	},
+	// OWASP's unvalidated redirects cheat sheet and PortSwigger's open
+	// redirection payloads: the forms that make a redirect target that
+	// looks local, or looks like an allowed host, leave the site.
+	ClassOpenRedirect: {
+		{"backslash in the authority of a URL", []link{{
+			vars: "ARGS|REQUEST_HEADERS:Referer",
+			op:   rxAuthorityBackslash,
+		}}},
+		{"redirect parameter to another host", []link{{
+			vars: `ARGS:/(?i)(?:^|[.\[])(?:next|url|redirect|redirect_?ur[il]|redir|return|return_?to|return_?url|continue|dest|destination|goto|target|forward|callback_?url)\]?$/`,
+			op:   `@rx (?i)^\s*(?:[/\\]\s*[/\\]|[a-z][a-z0-9+.-]*:[/\\]*[^/?#@]*@)`,
 		}}},
 	},
 	// PortSwigger's SSTI detection polyglots and the engine syntaxes of

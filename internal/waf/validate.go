@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/corazawaf/coraza/v3"
 )
@@ -31,8 +32,10 @@ type Validation struct {
 	MutationsTotal   int      `json:"mutations_total"`
 	MutationsMissed  []string `json:"mutations_missed,omitempty"`
 	// MutationsBlockedExported counts the mutations the exported SecLang
-	// denies alone.
-	MutationsBlockedExported int `json:"mutations_blocked_exported"`
+	// denies alone; MutationsProxyOnly names those only evident waf proxy
+	// denies ("<sample>, <mutation>").
+	MutationsBlockedExported int      `json:"mutations_blocked_exported"`
+	MutationsProxyOnly       []string `json:"mutations_proxy_only,omitempty"`
 	// Mutations names the kinds of mutation tried.
 	Mutations []string `json:"mutations,omitempty"`
 	// CorpusPassed of CorpusTotal requests of the legitimate corpus of
@@ -101,7 +104,9 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 	samples := corpus[p.Class]
 	var good []Request
 	if p.Knowledge != nil {
-		samples = p.Knowledge.Variants
+		if p.Knowledge.NoVariants == "" {
+			samples = p.Knowledge.Variants
+		}
 		byFormat, err := legitimateCorpus()
 		if err != nil {
 			return fmt.Errorf("validate %s in %s: %w", p.Vulnerability, p.Service, err)
@@ -208,6 +213,9 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 				if byExport != 0 {
 					v.MutationsBlockedExported++
 				}
+				if by != 0 && byExport == 0 {
+					v.MutationsProxyOnly = append(v.MutationsProxyOnly, s.Name+", "+m.name)
+				}
 				if by != 0 {
 					v.MutationsBlocked++
 				} else {
@@ -218,9 +226,14 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 				Blocked: blockedBy != 0, RuleID: blockedBy, ProxyOnly: blockedBy != 0 && byExport == 0})
 		}
 	}
-	if v.ExploitsBlocked < v.ExploitsTotal || v.MutationsBlocked < v.MutationsTotal {
-		// What is not proven against its own exploits does not block:
-		// every detection is emitted detection-only, with the reason.
+	// What is not proven against its own exploits does not block: every
+	// detection is emitted detection-only, with the reason. A class
+	// corpus proves nothing of a vulnerability whose exploit knowledge
+	// says no variant of it can be sourced.
+	switch {
+	case p.Knowledge != nil && p.Knowledge.NoVariants != "":
+		v.Unproven = fmt.Sprintf("no exploit variant of %s could be sourced (%s); the class corpus alone proves nothing of it", p.Knowledge.ID, p.Knowledge.NoVariants)
+	case v.ExploitsBlocked < v.ExploitsTotal || v.MutationsBlocked < v.MutationsTotal:
 		var missed []string
 		for _, e := range v.Exploits {
 			if !e.Blocked {
@@ -230,6 +243,8 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 		missed = append(missed, v.MutationsMissed...)
 		v.Unproven = fmt.Sprintf("%d of %d exploit requests and %d of %d mutations got through, e.g. %s",
 			v.ExploitsTotal-v.ExploitsBlocked, v.ExploitsTotal, v.MutationsTotal-v.MutationsBlocked, v.MutationsTotal, truncate(missed[0], 200))
+	}
+	if v.Unproven != "" {
 		for i := range p.Rules {
 			if r := &p.Rules[i]; r.Kind != KindScope && r.Mode == ModeBlock {
 				r.Mode, r.Reason = ModeDetect, "the patch is not proven: "+v.Unproven
@@ -387,12 +402,16 @@ func mutations(r Request) []mutation {
 		mt, params, _ := strings.Cut(ct, ";")
 		m.Headers["Content-Type"] = strings.TrimSpace(strings.ToUpper(mt) + "; charset=UTF-8;" + params)
 		out = append(out, mutation{"media type case and charset", m})
-		m = clone()
-		m.Body = "\n\n" + r.Body + "\n"
-		if strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
-			m.Body = r.Body + "&"
+		// Whitespace around a binary body (an archive) makes it no
+		// archive at all: the application would refuse it.
+		if !binaryBody(r.Body) {
+			m = clone()
+			m.Body = "\n\n" + r.Body + "\n"
+			if strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+				m.Body = r.Body + "&"
+			}
+			out = append(out, mutation{"whitespace around the body", m})
 		}
-		out = append(out, mutation{"whitespace around the body", m})
 		if !strings.HasPrefix(ct, "application/x-www-form-urlencoded") && !strings.HasPrefix(ct, "multipart/") {
 			// Applications often parse a body whatever its media type says.
 			m = clone()
@@ -418,6 +437,11 @@ func mutations(r Request) []mutation {
 		}
 	}
 	return out
+}
+
+// binaryBody reports whether a body is binary (NUL bytes or invalid UTF-8).
+func binaryBody(body string) bool {
+	return strings.IndexByte(body, 0) >= 0 || !utf8.ValidString(body)
 }
 
 // swapHexCase swaps the case of the hex digits of every percent escape.
