@@ -576,15 +576,16 @@ func sendNodeProfile(ctx context.Context, addr, app string, pprof []byte, from, 
 	return postPart(ctx, url, h, pprof)
 }
 
-// sendFolded sends folded stacks (gzipped or not) as the body of
-// /ingest?format=folded, Pyroscope's format for collapsed stacks.
+// sendFolded sends folded stacks or austin's output (gzipped or not) as
+// Pyroscope's documentation sends folded stacks with curl: the text as
+// the body, name, from and until in seconds, format=folded.
 func sendFolded(ctx context.Context, addr, app string, folded []byte, from, until time.Time) error {
 	if zr, err := gzip.NewReader(bytes.NewReader(folded)); err == nil {
 		if folded, err = io.ReadAll(zr); err != nil {
 			return fmt.Errorf("read the folded stacks: %w", err)
 		}
 	}
-	url := fmt.Sprintf("http://%s/ingest?name=%s&from=%d&until=%d&sampleRate=1000&format=folded", addr, app, from.Unix(), until.Unix())
+	url := fmt.Sprintf("http://%s/ingest?name=%s&from=%d&until=%d&format=folded", addr, app, from.Unix(), until.Unix())
 	return post(ctx, url, "text/plain", bytes.NewReader(folded))
 }
 
