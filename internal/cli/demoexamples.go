@@ -225,11 +225,11 @@ func preparePython(_ context.Context, ex, _ string) (*liveRun, error) {
 	}, nil
 }
 
-// runQuiet runs a preparation step, returning its output with its error.
+// runQuiet runs a preparation step; its error ends with the end of the
+// step's output.
 func runQuiet(ctx context.Context, dir, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args[:min(len(args), 2)], " "), err, lastLines(out, 3))
 	}
