@@ -175,7 +175,7 @@ func runDemo(ctx context.Context, g *globals, fl demoFlags, dataSet bool) (err e
 		case how == exampleSkipped:
 			fmt.Fprintf(g.stdout, "evident demo: %s skipped (%s)\n", e.dir, why)
 		case fl.examples == examplesAuto:
-			fmt.Fprintf(g.stdout, "evident demo: %s: preparing a live run where its runtime is installed: %s\n", e.dir, e.runtime)
+			fmt.Fprintf(g.stdout, "evident demo: %s runs live where %s are installed, else replays its recording\n", e.dir, e.runtime)
 		}
 		e.startPrepare(prepCtx, &prep, work, fl.examples)
 	}

@@ -53,7 +53,8 @@ const (
 // is missing.
 type demoExample struct {
 	dir, service string
-	// runtime names what a live run needs, for the demo's lines.
+	// runtime names what a live run needs, for the demo's lines ("runs
+	// live where <runtime> are installed").
 	runtime string
 	// send sends a profile to serve's Pyroscope /ingest the way the
 	// example's runtime's Pyroscope client sends one.
@@ -89,7 +90,7 @@ type profileSender func(ctx context.Context, addr, service string, profile []byt
 var demoExamples = []demoExample{
 	{dir: "java-inventory", service: "inventory", runtime: "Java 17 (java, javac) and Debian's snakeyaml 1.33, guava 31.1 and commons-compress 1.22 jars",
 		send: sendJavaAgentJFR, prepare: prepareJava},
-	{dir: "node-reviews", service: "reviews", runtime: "Node.js (node, npm) and the npm registry or npm's cache for npm ci",
+	{dir: "node-reviews", service: "reviews", runtime: "Node.js and npm (npm ci, from the npm registry or npm's cache)",
 		send: sendNodeProfile, prepare: prepareNode},
 	{dir: "python-reports", service: "reports", runtime: "Debian's python3 with python3-jinja2 3.1.2, python3-yaml 6.0, python3-requests 2.28.1 and python3-urllib3 1.26.12",
 		send: sendFolded, prepare: preparePython},
