@@ -235,3 +235,50 @@ func TestLiveView(t *testing.T) {
 		})
 	}
 }
+
+// TestExampleSummary checks the demo's last line per example: how it took
+// part, its service's verdicts, and how they compare with its
+// recorded/expected.yaml.
+func TestExampleSummary(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "recorded"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	expected := filepath.Join(dir, "recorded", "expected.yaml")
+	if err := os.WriteFile(expected, []byte("findings:\n  - {id: GHSA-a, service: reviews, verdict: executed}\n  - {id: GHSA-b, service: reviews, verdict: not_observed}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	assessment := func(service, id string, v assess.Verdict) assess.Assessment {
+		return assess.Assessment{Finding: findings.Finding{Service: service, Vulnerability: findings.Vulnerability{ID: id}},
+			Reachability: assess.Reachability{Verdict: v}}
+	}
+	asExpected := &report.Result{Assessments: []assess.Assessment{
+		assessment("reviews", "GHSA-a", assess.Executed), assessment("reviews", "GHSA-b", assess.NotObserved),
+		assessment("gateway", "GHSA-a", assess.Loaded), // another service's
+	}}
+	differs := &report.Result{Assessments: []assess.Assessment{assessment("reviews", "GHSA-a", assess.Loaded)}}
+	tests := []struct {
+		name     string
+		how, why string
+		res      *report.Result
+		want     string
+	}{
+		{"live", exampleLive, "", asExpected,
+			"node-reviews ran live: reviews 1 executed, 0 loaded, 1 not_observed, 0 unknown, as " + expected + " expects"},
+		{"replayed", exampleReplayed, "no npm on PATH", asExpected,
+			"node-reviews replayed its recording (no npm on PATH): reviews 1 executed, 0 loaded, 1 not_observed, 0 unknown, as " + expected + " expects"},
+		{"differs", exampleLive, "", differs,
+			"node-reviews ran live: reviews 0 executed, 1 loaded, 0 not_observed, 0 unknown; differs from " + expected + ": GHSA-a loaded (expected executed), GHSA-b absent (expected not_observed)"},
+		{"still running", "", "", differs, "node-reviews still running when the demo stopped (a longer --duration lets it finish)"},
+		{"skipped", exampleSkipped, "--examples off", asExpected, "node-reviews skipped (--examples off)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := &includedExample{demoExample: demoExample{dir: "node-reviews", service: "reviews"}, path: dir}
+			e.set(tt.how, tt.why)
+			if got := e.summary(tt.res); got != tt.want {
+				t.Errorf("summary:\n got %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
