@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -278,6 +279,29 @@ func TestExampleSummary(t *testing.T) {
 			e.set(tt.how, tt.why)
 			if got := e.summary(tt.res); got != tt.want {
 				t.Errorf("summary:\n got %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestPrepareWithoutRuntime checks what the demo says of an example whose
+// runtime is not installed: it replays the recording for that reason.
+func TestPrepareWithoutRuntime(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // no java, javac, node or npm
+	for _, tt := range []struct {
+		dir, want string
+	}{
+		{"java-inventory", "no java on PATH"},
+		{"node-reviews", "no node on PATH"},
+	} {
+		t.Run(tt.dir, func(t *testing.T) {
+			i := slices.IndexFunc(demoExamples, func(d demoExample) bool { return d.dir == tt.dir })
+			if i < 0 {
+				t.Fatalf("no example %s", tt.dir)
+			}
+			_, err := demoExamples[i].prepare(t.Context(), filepath.Join("..", "..", "examples", tt.dir), t.TempDir())
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("prepare: %v, want %q", err, tt.want)
 			}
 		})
 	}
