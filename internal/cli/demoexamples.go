@@ -103,6 +103,9 @@ var javaJars = []string{"snakeyaml-1.33", "guava-31.1-jre", "commons-compress-1.
 // debianJava is where Debian installs jars.
 const debianJava = "/usr/share/java"
 
+// prepareJava compiles the Java example and its load driver into work
+// against Debian's jars, as its tools/record.sh does, and runs it under
+// the JDK's flight recorder with the example's settings (tools/cpu.jfc).
 func prepareJava(ctx context.Context, ex, work string) (*liveRun, error) {
 	for _, tool := range []string{"java", "javac"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -205,6 +208,9 @@ const (
 // versions its SBOM names.
 var pythonDists = []string{"Jinja2-3.1.2", "PyYAML-6.0", "requests-2.28.1", "urllib3-1.26.12"}
 
+// preparePython checks for Debian's python3 and packages; the example runs
+// from its directory with its in-process sampler, writing no bytecode
+// there.
 func preparePython(_ context.Context, ex, _ string) (*liveRun, error) {
 	if _, err := os.Stat(debianPython); err != nil {
 		return nil, fmt.Errorf("no %s (Debian's python3)", debianPython)
@@ -217,7 +223,6 @@ func preparePython(_ context.Context, ex, _ string) (*liveRun, error) {
 	return &liveRun{
 		dir: ex,
 		service: func(addr, otlp, profile string) ([]string, []string) {
-			// No __pycache__ written into the repository.
 			return []string{debianPython, "app.py"},
 				[]string{"REPORTS_ADDR=" + addr, "REPORTS_PROFILE=" + profile, "OTEL_EXPORTER_OTLP_ENDPOINT=" + otlp, "PYTHONDONTWRITEBYTECODE=1"}
 		},
