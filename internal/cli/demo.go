@@ -67,12 +67,13 @@ The examples in other languages beside the shop (examples/java-inventory,
 examples/node-reviews, examples/python-reports) join the same serve, with
 their SBOMs and records. With --examples auto (the default) each runs live
 where its runtime is installed: Java 17 with Debian's jars, Node.js with npm
-(npm ci into the temporary directory), Debian's python3 with its packages;
-its service runs under its profiler (the JDK's flight recorder, @datadog/pprof,
-the example's sampler) with its spans going to serve over OTLP/HTTP, its
+(npm ci into the temporary directory), Debian's python3 with its packages
+and austin 2 or later (EVIDENT_AUSTIN names it where the austin on PATH is
+older). Its service runs under its profiler (the JDK's flight recorder,
+@datadog/pprof, austin) with its spans going to serve over OTLP/HTTP, its
 load driver sends the requests of its tools/record.sh, and the profile it
 writes as it stops goes to /ingest the way its runtime's Pyroscope client
-sends one. Where the runtime is missing, or the live run fails, its
+sends one (austin's output as folded stacks). Where the runtime is missing, or the live run fails, its
 recording is replayed instead (spans over OTLP/HTTP, profile to /ingest),
 and the demo says why. --examples replay replays all three, --examples off
 leaves them out. At the end a line per example says whether it ran live,

@@ -92,7 +92,7 @@ var demoExamples = []demoExample{
 		send: sendJavaAgentJFR, prepare: prepareJava},
 	{dir: "node-reviews", service: "reviews", runtime: "Node.js and npm (npm ci, from the npm registry or npm's cache)",
 		send: sendNodeProfile, prepare: prepareNode},
-	{dir: "python-reports", service: "reports", runtime: "Debian's python3 with python3-jinja2 3.1.2, python3-yaml 6.0, python3-requests 2.28.1 and python3-urllib3 1.26.12",
+	{dir: "python-reports", service: "reports", runtime: "Debian's python3 with python3-jinja2 3.1.2, python3-yaml 6.0, python3-requests 2.28.1 and python3-urllib3 1.26.12, and austin 2 or later (EVIDENT_AUSTIN)",
 		send: sendFolded, prepare: preparePython},
 }
 
@@ -208,10 +208,13 @@ const (
 // versions its SBOM names.
 var pythonDists = []string{"Jinja2-3.1.2", "PyYAML-6.0", "requests-2.28.1", "urllib3-1.26.12"}
 
-// preparePython checks for Debian's python3 and packages; the example runs
-// from its directory with its in-process sampler, writing no bytecode
-// there.
-func preparePython(_ context.Context, ex, _ string) (*liveRun, error) {
+// preparePython checks for Debian's python3 and packages and for austin
+// 2 or later (EVIDENT_AUSTIN, else austin on PATH: Debian 12's austin 1
+// cannot read Python 3.11; examples/python-reports/tools/austin-debian13.sh
+// unpacks Debian 13's). The example runs from its directory under austin,
+// as its tools/record.sh runs it, writing no bytecode there; SIGTERM to
+// austin stops the service and writes the profile's duration.
+func preparePython(ctx context.Context, ex, _ string) (*liveRun, error) {
 	if _, err := os.Stat(debianPython); err != nil {
 		return nil, fmt.Errorf("no %s (Debian's python3)", debianPython)
 	}
@@ -220,11 +223,31 @@ func preparePython(_ context.Context, ex, _ string) (*liveRun, error) {
 			return nil, fmt.Errorf("%s.*-info missing (apt-get install python3-jinja2 python3-yaml python3-requests python3-urllib3)", filepath.Join(debianDist, d))
 		}
 	}
+	austin := strings.Fields(os.Getenv("EVIDENT_AUSTIN"))
+	if len(austin) == 0 {
+		path, err := exec.LookPath("austin")
+		if err != nil {
+			return nil, errors.New("no austin on PATH and EVIDENT_AUSTIN unset")
+		}
+		austin = []string{path}
+	}
+	out, err := exec.CommandContext(ctx, austin[0], append(austin[1:], "-V")...).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("%s -V: %w", strings.Join(austin, " "), err)
+	}
+	fields := strings.Fields(string(out))
+	var major int
+	if len(fields) > 0 {
+		major, _ = strconv.Atoi(strings.Split(fields[len(fields)-1], ".")[0])
+	}
+	if major < 2 {
+		return nil, fmt.Errorf("%s cannot read Python 3.11: set EVIDENT_AUSTIN to austin 2 or later (examples/python-reports/tools/austin-debian13.sh)", strings.TrimSpace(string(out)))
+	}
 	return &liveRun{
 		dir: ex,
 		service: func(addr, otlp, profile string) ([]string, []string) {
-			return []string{debianPython, "app.py"},
-				[]string{"REPORTS_ADDR=" + addr, "REPORTS_PROFILE=" + profile, "OTEL_EXPORTER_OTLP_ENDPOINT=" + otlp, "PYTHONDONTWRITEBYTECODE=1"}
+			return append(slices.Clone(austin), "--sleepless", "--interval", "1000", "--output", profile, debianPython, "app.py"),
+				[]string{"REPORTS_ADDR=" + addr, "OTEL_EXPORTER_OTLP_ENDPOINT=" + otlp, "PYTHONDONTWRITEBYTECODE=1"}
 		},
 		load:     func(base string) []string { return []string{debianPython, "load.py", base, "600", "40"} },
 		requests: 600,
