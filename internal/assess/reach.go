@@ -19,12 +19,22 @@ import (
 // finer is known.
 type target struct {
 	pkg, symbol, module string
+	// file is the script inside an npm package that holds symbol, where
+	// the record names one; empty is any.
+	file string
 }
 
+// String names the target as reports list it; a target in a file is
+// written as GitHub writes npm functions, the package and file in
+// parentheses: "(jsonwebtoken/verify.js).module.exports".
 func (t target) String() string {
 	switch {
 	case t.pkg == "":
 		return t.module
+	case t.file != "" && t.symbol == "":
+		return t.pkg + "/" + t.file
+	case t.file != "":
+		return "(" + t.pkg + "/" + t.file + ")." + t.symbol
 	case t.symbol == "":
 		return t.pkg
 	}
@@ -40,7 +50,7 @@ func targets(f findings.Finding, v *vulndb.Vuln) []target {
 	if v != nil {
 		for _, fn := range v.Functions {
 			if fn.Ecosystem == f.Package.Ecosystem && findings.SameArtifact(fn.Ecosystem, fn.Module, f.Package.Name) {
-				out = append(out, target{pkg: fn.Package, symbol: fn.Symbol, module: f.Package.Name})
+				out = append(out, target{pkg: fn.Package, symbol: fn.Symbol, module: f.Package.Name, file: fn.File})
 			}
 		}
 	}
@@ -76,6 +86,8 @@ func splitGoSymbol(s string) (pkg, sym string, ok bool) {
 func (t target) matches(fn *model.Function) bool {
 	switch {
 	case t.pkg == "":
+		return false
+	case !fn.InFile(t.file):
 		return false
 	case t.symbol == "":
 		return fn.Package == t.pkg

@@ -61,6 +61,11 @@ type Func struct {
 	// qualified name, nested functions attributed to the enclosing one);
 	// Node.js the function name ("(anonymous)" included).
 	Symbol string
+	// File is, for Node.js code of a package, the script's path inside the
+	// package ("verify.js", "lib/parse.js"): V8 names functions by what
+	// they are assigned to, so the same name ("module.exports") is a
+	// different function in each file. Empty elsewhere.
+	File string
 	// Module is the distribution the package ships in: the Go module path
 	// ("stdlib" for the standard library, as in the Go vulnerability
 	// database), the Maven "group:artifact", the normalized PyPI
@@ -372,16 +377,24 @@ func longestPrefix[V any](m map[string]V, s string, sep byte) (string, V, bool) 
 	return "", zero, false
 }
 
+// jdkPackages are the prefixes of the JDK's own packages: the modules of
+// JDK 17 (its jmods) hold no others.
+var jdkPackages = [...]string{"java", "javax", "jdk", "sun", "com.sun",
+	"org.w3c.dom", "org.xml.sax", // java.xml
+	"org.jcp.xml.dsig.internal", // java.xml.crypto
+	"org.ietf.jgss",             // java.security.jgss
+	"netscape.javascript",       // jdk.jsobject
+}
+
 // Runtime reports whether f is code of the language's runtime, which ships
-// in no package: Go's standard library, the JDK's packages (java, javax,
-// jdk, sun, com.sun), CPython's standard library and frozen modules, and
-// Node.js core.
+// in no package: Go's standard library, the JDK's packages (jdkPackages),
+// CPython's standard library and frozen modules, and Node.js core.
 func (f Func) Runtime() bool {
 	switch f.Language {
 	case Go:
 		return f.Module == goStdModule
 	case Java:
-		for _, p := range [...]string{"java", "javax", "jdk", "sun", "com.sun"} {
+		for _, p := range jdkPackages {
 			if f.Package == p || strings.HasPrefix(f.Package, p+".") {
 				return true
 			}

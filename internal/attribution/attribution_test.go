@@ -230,27 +230,31 @@ func TestAttributePython(t *testing.T) {
 	})
 }
 
-func nodeFn(pkg, sym, ver string) Func {
-	return Func{Language: Node, Package: pkg, Symbol: sym, Module: pkg, Version: ver}
+func nodeFn(pkg, file, sym, ver string) Func {
+	return Func{Language: Node, Package: pkg, File: file, Symbol: sym, Module: pkg, Version: ver}
 }
 
 // TestAttributeNode uses the script names of @datadog/pprof: absolute
 // CommonJS paths and file:// URLs of ES modules.
 func TestAttributeNode(t *testing.T) {
 	runAttrCases(t, []attrCase{
-		{name: "package", frame: Frame{"debounce", "/app/node_modules/lodash/lodash.js"}, want: nodeFn("lodash", "debounce", ""), ok: true},
-		{name: "scoped package", frame: Frame{"loadOptions", "/app/node_modules/@babel/core/lib/index.js"}, want: nodeFn("@babel/core", "loadOptions", ""), ok: true},
-		{name: "file URL", frame: Frame{"parse", "file:///app/node_modules/qs/lib/parse.js"}, want: nodeFn("qs", "parse", ""), ok: true},
-		{name: "escaped file URL", frame: Frame{"parse", "file:///app/my%20app/node_modules/qs/lib/parse.js"}, want: nodeFn("qs", "parse", ""), ok: true},
-		{name: "anonymous", frame: Frame{"(anonymous)", "/app/node_modules/express/lib/router/index.js"}, want: nodeFn("express", "(anonymous)", ""), ok: true},
-		{name: "nested node_modules", frame: Frame{"parse", "/app/node_modules/body-parser/node_modules/qs/lib/parse.js"}, want: nodeFn("qs", "parse", ""), ok: true},
-		{name: "pnpm store", frame: Frame{"debounce", "/app/node_modules/.pnpm/lodash@4.17.21/node_modules/lodash/lodash.js"}, want: nodeFn("lodash", "debounce", "4.17.21"), ok: true},
+		{name: "package", frame: Frame{"debounce", "/app/node_modules/lodash/lodash.js"}, want: nodeFn("lodash", "lodash.js", "debounce", ""), ok: true},
+		{name: "scoped package", frame: Frame{"loadOptions", "/app/node_modules/@babel/core/lib/index.js"}, want: nodeFn("@babel/core", "lib/index.js", "loadOptions", ""), ok: true},
+		{name: "file URL", frame: Frame{"parse", "file:///app/node_modules/qs/lib/parse.js"}, want: nodeFn("qs", "lib/parse.js", "parse", ""), ok: true},
+		{name: "escaped file URL", frame: Frame{"parse", "file:///app/my%20app/node_modules/qs/lib/parse.js"}, want: nodeFn("qs", "lib/parse.js", "parse", ""), ok: true},
+		{name: "anonymous", frame: Frame{"(anonymous)", "/app/node_modules/express/lib/router/index.js"}, want: nodeFn("express", "lib/router/index.js", "(anonymous)", ""), ok: true},
+		{name: "nested node_modules", frame: Frame{"parse", "/app/node_modules/body-parser/node_modules/qs/lib/parse.js"}, want: nodeFn("qs", "lib/parse.js", "parse", ""), ok: true},
+		{name: "pnpm store", frame: Frame{"debounce", "/app/node_modules/.pnpm/lodash@4.17.21/node_modules/lodash/lodash.js"}, want: nodeFn("lodash", "lodash.js", "debounce", "4.17.21"), ok: true},
 		{name: "pnpm scoped", frame: Frame{"loadOptions", "/app/node_modules/.pnpm/@babel+core@7.24.0/node_modules/@babel/core/lib/index.js"},
-			want: nodeFn("@babel/core", "loadOptions", "7.24.0"), ok: true},
+			want: nodeFn("@babel/core", "lib/index.js", "loadOptions", "7.24.0"), ok: true},
 		{name: "pnpm peers", frame: Frame{"render", "/app/node_modules/.pnpm/react-dom@18.2.0_react@18.2.0/node_modules/react-dom/cjs/react-dom.production.min.js"},
-			want: nodeFn("react-dom", "render", "18.2.0"), ok: true},
+			want: nodeFn("react-dom", "cjs/react-dom.production.min.js", "render", "18.2.0"), ok: true},
 		{name: "yarn cache", frame: Frame{"debounce", "/app/.yarn/cache/lodash-npm-4.17.21-6382451519-eb835a2e51.zip/node_modules/lodash/lodash.js"},
-			want: nodeFn("lodash", "debounce", "4.17.21"), ok: true},
+			want: nodeFn("lodash", "lodash.js", "debounce", "4.17.21"), ok: true},
+		// V8 names a function by what it is assigned to: jsonwebtoken's
+		// sign.js, verify.js and decode.js each export a "module.exports".
+		{name: "same name, other files", frame: Frame{"module.exports", "/srv/node_modules/jsonwebtoken/verify.js"},
+			want: nodeFn("jsonwebtoken", "verify.js", "module.exports", ""), ok: true},
 		{name: "application script", frame: Frame{"handler", "/app/server.js"}, want: Func{Language: Node, Symbol: "handler", FirstParty: true}, ok: true},
 		{name: "application module", frame: Frame{"main", "file:///app/src/index.mjs"}, want: Func{Language: Node, Symbol: "main", FirstParty: true}, ok: true},
 		{name: "core module", frame: Frame{"Module._compile", "node:internal/modules/cjs/loader"}, want: Func{Language: Node, Symbol: "Module._compile"}, ok: true},
@@ -395,5 +399,37 @@ func TestAttributeConcurrent(t *testing.T) {
 	wg.Wait()
 	if n := a.cache.len(); n != len(frames) {
 		t.Errorf("cache holds %d frames, want %d", n, len(frames))
+	}
+}
+
+// TestJavaRuntime checks that the JDK's packages outside java, javax, jdk,
+// sun and com.sun are the runtime, not unknown artifacts: a live run of
+// examples/java-inventory sampled org.jcp.xml.dsig.internal.dom.XMLDSigRI$2.run
+// (java.xml.crypto's provider, loaded by the JDK's security providers).
+func TestJavaRuntime(t *testing.T) {
+	a := New(Config{})
+	tests := []struct {
+		frame       Frame
+		runtime     bool
+		unattribute bool
+	}{
+		{Frame{Function: "org.jcp.xml.dsig.internal.dom.XMLDSigRI$2.run"}, true, false},
+		{Frame{Function: "org.w3c.dom.Node.getNodeName"}, true, false},
+		{Frame{Function: "org.xml.sax.helpers.DefaultHandler.startElement"}, true, false},
+		{Frame{Function: "org.ietf.jgss.GSSManager.getInstance"}, true, false},
+		{Frame{Function: "java.util.HashMap.get"}, true, false},
+		{Frame{Function: "org.w3c.domx.Parser.parse"}, false, true}, // a prefix, not the package
+		{Frame{Function: "org.jcp.Other.run"}, false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.frame.Function, func(t *testing.T) {
+			fn, ok := a.Attribute(tc.frame)
+			if !ok || fn.Language != Java {
+				t.Fatalf("Attribute(%v) = %+v, %v; want Java", tc.frame, fn, ok)
+			}
+			if fn.Runtime() != tc.runtime || fn.Unattributed() != tc.unattribute {
+				t.Errorf("%+v: Runtime() = %v, Unattributed() = %v; want %v, %v", fn, fn.Runtime(), fn.Unattributed(), tc.runtime, tc.unattribute)
+			}
+		})
 	}
 }

@@ -72,6 +72,15 @@ func (fn Func) Matches(pkg, symbol string) bool {
 	return fn.Symbol == symbol
 }
 
+// InFile reports whether fn's code is in file, a path inside its package
+// as Func.File writes it ("verify.js", "lib/parse.js"); an empty file is
+// any. Records name a file where a function's name alone is ambiguous:
+// V8 names a function by what it is assigned to, so jsonwebtoken's
+// sign.js, verify.js and decode.js each run a "module.exports".
+func (fn Func) InFile(file string) bool {
+	return file == "" || fn.File == file
+}
+
 // pythonClass reports whether a Python symbol names a class alone: one
 // capitalised element, as PEP 8 names classes.
 func pythonClass(symbol string) bool {

@@ -98,7 +98,7 @@ func TestMatches(t *testing.T) {
 	pyLoad := pyFn("yaml", "load", "pyyaml")
 	pyReq := pyFn("requests.sessions", "request", "requests")
 	pyQual := pyFn("flask.app", "Flask.wsgi_app", "flask")
-	lodash := nodeFn("lodash", "template", "")
+	lodash := nodeFn("lodash", "lodash.js", "template", "")
 	app := Func{Language: Node, Symbol: "handler"}
 	tests := []struct {
 		name        string
@@ -148,6 +148,36 @@ func TestMatches(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.fn.Matches(tc.pkg, tc.symbol); got != tc.want {
 				t.Errorf("%+v.Matches(%q, %q) = %v, want %v", tc.fn, tc.pkg, tc.symbol, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestMatchesInFile covers records that name the file of a Node.js
+// function: V8 names jsonwebtoken's exported functions of sign.js,
+// verify.js and decode.js all "module.exports" (seen in a real
+// @datadog/pprof profile of jsonwebtoken 8.5.1).
+func TestMatchesInFile(t *testing.T) {
+	verify := nodeFn("jsonwebtoken", "verify.js", "module.exports", "")
+	sign := nodeFn("jsonwebtoken", "sign.js", "module.exports", "")
+	tests := []struct {
+		name              string
+		fn                Func
+		pkg, file, symbol string
+		want              bool
+	}{
+		{name: "in its file", fn: verify, pkg: "jsonwebtoken", file: "verify.js", symbol: "module.exports", want: true},
+		{name: "same name in another file", fn: sign, pkg: "jsonwebtoken", file: "verify.js", symbol: "module.exports", want: false},
+		{name: "no file named", fn: sign, pkg: "jsonwebtoken", symbol: "module.exports", want: true},
+		{name: "whole file", fn: verify, pkg: "jsonwebtoken", file: "verify.js", want: true},
+		{name: "other file of the package", fn: sign, pkg: "jsonwebtoken", file: "verify.js", want: false},
+		{name: "same file in another package", fn: nodeFn("jws", "verify.js", "module.exports", ""), pkg: "jsonwebtoken", file: "verify.js", symbol: "module.exports", want: false},
+		{name: "file in a subdirectory", fn: nodeFn("jsonwebtoken", "lib/validateAsymmetricKey.js", "module.exports", ""), pkg: "jsonwebtoken", file: "validateAsymmetricKey.js", symbol: "module.exports", want: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.fn.Matches(tc.pkg, tc.symbol) && tc.fn.InFile(tc.file); got != tc.want {
+				t.Errorf("%+v: Matches(%q, %q) && InFile(%q) = %v, want %v", tc.fn, tc.pkg, tc.symbol, tc.file, got, tc.want)
 			}
 		})
 	}

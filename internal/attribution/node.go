@@ -7,7 +7,7 @@ import (
 
 // nodeFunc attributes a Node.js frame by its script (protocols.md §8.4): the
 // package is the last "node_modules/<name>/" or "node_modules/@scope/<name>/"
-// segment of the path or file:// URL. Scripts outside node_modules are
+// segment of the path or file:// URL, and the File the rest of the path. Scripts outside node_modules are
 // attributed to no package: the application's own, which are first-party,
 // and Node.js core "node:..." modules, which are not.
 func (a *Attributor) nodeFunc(name, file string) (Func, bool) {
@@ -29,15 +29,15 @@ func (a *Attributor) nodeFunc(name, file string) (Func, bool) {
 	if !ok || first == "" || first[0] == '.' {
 		return fn, true
 	}
-	pkg := first
+	pkg, inPkg := first, rest
 	if first[0] == '@' {
-		second, _, ok := strings.Cut(rest, "/")
+		second, rest, ok := strings.Cut(rest, "/")
 		if !ok || second == "" || len(first) == 1 {
 			return fn, true
 		}
-		pkg = first + "/" + second
+		pkg, inPkg = first+"/"+second, rest
 	}
-	fn.Package, fn.Module = pkg, pkg
+	fn.Package, fn.Module, fn.File = pkg, pkg, inPkg
 	fn.Version = nodeStoreVersion(path[:i], pkg)
 	return fn, true
 }

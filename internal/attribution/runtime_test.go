@@ -65,9 +65,9 @@ var runtimeProfiles = []runtimeProfile{
 			return fn.Package == "" && !fn.FirstParty // node: core modules
 		},
 		want: []attribution.Func{
-			{Language: attribution.Node, Package: "lodash", Symbol: "template", Module: "lodash"},
-			{Language: attribution.Node, Package: "minimist", Symbol: "setKey", Module: "minimist"}, // mkdirp's nested copy
-			{Language: attribution.Node, Package: "@hapi/hoek", Symbol: "module.exports.internals.merge", Module: "@hapi/hoek"},
+			{Language: attribution.Node, Package: "lodash", File: "lodash.js", Symbol: "template", Module: "lodash"},
+			{Language: attribution.Node, Package: "minimist", File: "index.js", Symbol: "setKey", Module: "minimist"}, // mkdirp's nested copy
+			{Language: attribution.Node, Package: "@hapi/hoek", File: "lib/merge.js", Symbol: "module.exports.internals.merge", Module: "@hapi/hoek"},
 			{Language: attribution.Node, Symbol: "receipt", FirstParty: true},
 		},
 		vulnerable: [][2]string{{"lodash", "template"}, {"minimist", "setKey"}},
@@ -81,9 +81,9 @@ var runtimeProfiles = []runtimeProfile{
 			return fn.Package == "" && !fn.FirstParty
 		},
 		want: []attribution.Func{
-			{Language: attribution.Node, Package: "minimist", Symbol: "setKey", Module: "minimist", Version: "0.0.8"},
-			{Language: attribution.Node, Package: "minimist", Symbol: "setArg", Module: "minimist", Version: "1.2.0"},
-			{Language: attribution.Node, Package: "@hapi/hoek", Symbol: "module.exports.internals.merge", Module: "@hapi/hoek", Version: "9.3.0"},
+			{Language: attribution.Node, Package: "minimist", File: "index.js", Symbol: "setKey", Module: "minimist", Version: "0.0.8"},
+			{Language: attribution.Node, Package: "minimist", File: "index.js", Symbol: "setArg", Module: "minimist", Version: "1.2.0"},
+			{Language: attribution.Node, Package: "@hapi/hoek", File: "lib/merge.js", Symbol: "module.exports.internals.merge", Module: "@hapi/hoek", Version: "9.3.0"},
 			{Language: attribution.Node, Symbol: "handle", FirstParty: true},
 		},
 		vulnerable: [][2]string{{"minimist", "setKey"}},

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,12 +36,15 @@ type demoFlags struct {
 	// example is the shop's directory; found from the working directory
 	// when empty.
 	example string
+	// examples says what to do with the examples beside the shop:
+	// examplesAuto, examplesReplay or examplesOff.
+	examples string
 }
 
 func newDemoCmd(g *globals) *cobra.Command {
 	var fl demoFlags
 	cmd := &cobra.Command{
-		Use:   "demo [--duration D] [--data DIR]",
+		Use:   "demo [--duration D] [--examples auto|replay|off] [--data DIR]",
 		Short: "Run evident serve against the example shop, live, and show the verdicts as they change",
 		Long: `Start evident serve in this process with the embedded store (in a temporary
 directory unless --data is given), build and start the example shop's services
@@ -59,12 +63,32 @@ Ctrl-C stops everything: the shop's processes are stopped and waited for, and
 temporary directories removed. --duration stops by itself after D, counted
 from the end of the build.
 
+The examples in other languages beside the shop (examples/java-inventory,
+examples/node-reviews, examples/python-reports) join the same serve, with
+their SBOMs and records. With --examples auto (the default) each runs live
+where its runtime is installed: Java 17 with Debian's jars, Node.js with npm
+(npm ci into the temporary directory), Debian's python3 with its packages
+and austin 2 or later (EVIDENT_AUSTIN names it where the austin on PATH is
+older). Its service runs under its profiler (the JDK's flight recorder,
+@datadog/pprof, austin) with its spans going to serve over OTLP/HTTP, its
+load driver sends the requests of its tools/record.sh, and the profile it
+writes as it stops goes to /ingest the way its runtime's Pyroscope client
+sends one (austin's output as folded stacks). Where the runtime is missing, or the live run fails, its
+recording is replayed instead (spans over OTLP/HTTP, profile to /ingest),
+and the demo says why. --examples replay replays all three, --examples off
+leaves them out. At the end a line per example says whether it ran live,
+was replayed or skipped, and whether its verdicts are those of its
+recorded/expected.yaml.
+
 Run it from the evident repository (go run ./cmd/evident demo); it needs the
 Go toolchain to build the shop. The first build downloads the shop's modules
 from the Go module proxy (GOPROXY) and compiles them, which takes minutes; it
 prints its progress.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !slices.Contains([]string{examplesAuto, examplesReplay, examplesOff}, fl.examples) {
+				return withCode(ExitUsage, fmt.Errorf("--examples %q: want auto, replay or off", fl.examples))
+			}
 			if fl.duration < 0 {
 				return withCode(ExitUsage, fmt.Errorf("--duration %v: want a positive duration, or 0 to run until Ctrl-C", fl.duration))
 			}
@@ -82,6 +106,7 @@ prints its progress.`,
 		},
 	}
 	cmd.Flags().DurationVar(&fl.duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
+	cmd.Flags().StringVar(&fl.examples, "examples", examplesAuto, "the examples in other languages beside the shop: auto (live where their runtime is installed, else their recordings replayed), replay or off")
 	cmd.Flags().StringVar(&fl.example, "example", "", "the example shop's directory (default: examples/shop of the repository around the working directory)")
 	return cmd
 }
@@ -123,6 +148,15 @@ func runDemo(ctx context.Context, g *globals, fl demoFlags, dataSet bool) (err e
 	for _, s := range shopServices {
 		fs.findings = append(fs.findings, s+"="+filepath.Join(shop, "recorded", "findings", s+".json"))
 	}
+	examples := findExamples(shop, fl.examples)
+	for _, e := range examples {
+		if !e.included() {
+			continue
+		}
+		if err := e.addTo(&fs, &cfg, len(fs.vulns) > 0); err != nil {
+			e.set(exampleSkipped, err.Error())
+		}
+	}
 
 	logFile, err := os.Create(filepath.Join(work, "evident.log"))
 	if err != nil {
@@ -130,6 +164,22 @@ func runDemo(ctx context.Context, g *globals, fl demoFlags, dataSet bool) (err e
 	}
 	defer logFile.Close()
 	log := slog.New(slog.NewTextHandler(logFile, nil))
+
+	// The examples' live runs are readied (compiled, installed) while the
+	// shop builds.
+	var prep sync.WaitGroup
+	prepCtx, cancelPrep := context.WithCancel(ctx)
+	defer prep.Wait()
+	defer cancelPrep()
+	for _, e := range examples {
+		switch how, why := e.outcome(); {
+		case how == exampleSkipped:
+			fmt.Fprintf(g.stdout, "evident demo: %s skipped (%s)\n", e.dir, why)
+		case fl.examples == examplesAuto:
+			fmt.Fprintf(g.stdout, "evident demo: %s runs live where %s are installed, else replays its recording\n", e.dir, e.runtime)
+		}
+		e.startPrepare(prepCtx, &prep, work, fl.examples)
+	}
 
 	bin := filepath.Join(work, "bin")
 	if err := buildShopProgress(ctx, g.stdout, shop, bin); err != nil {
@@ -159,6 +209,19 @@ func runDemo(ctx context.Context, g *globals, fl demoFlags, dataSet bool) (err e
 	if err != nil {
 		return err
 	}
+	notes := make(chan string)
+	note := func(line string) {
+		select {
+		case notes <- line:
+		case <-shopCtx.Done():
+		}
+	}
+	for _, e := range examples {
+		if !e.included() {
+			continue
+		}
+		procs.wg.Go(func() { e.run(shopCtx, procs, srv, note) })
+	}
 
 	if fl.duration > 0 {
 		// Counted from here: building the shop can take a minute.
@@ -168,7 +231,11 @@ func runDemo(ctx context.Context, g *globals, fl demoFlags, dataSet bool) (err e
 	}
 	alerts, unsubscribe := srv.alerts.Subscribe()
 	defer unsubscribe()
-	showLive(ctx, g.stdout, srv, alerts, loadDone)
+	res := showLive(ctx, g.stdout, srv, alerts, notes, loadDone)
+	for _, e := range examples {
+		fmt.Fprintf(g.stdout, "evident demo: %s\n", e.summary(res))
+	}
+	fmt.Fprintln(g.stdout, "evident demo: stopping")
 	return nil
 }
 
@@ -341,9 +408,10 @@ func startShop(ctx context.Context, procs *procGroup, bin, work string, srv *ser
 // prints the table: two upload periods of pyroscope-go.
 const demoSettle = 30 * time.Second
 
-// showLive shows the verdicts as they change and the alerts as they
-// fire, checking every 2 s, until ctx ends.
-func showLive(ctx context.Context, w io.Writer, srv *server, alerts <-chan any, loadDone <-chan struct{}) {
+// showLive shows the verdicts as they change, the alerts as they fire and
+// the notes of the examples, checking the verdicts every 2 s, until ctx
+// ends; it returns the last result.
+func showLive(ctx context.Context, w io.Writer, srv *server, alerts <-chan any, notes <-chan string, loadDone <-chan struct{}) *report.Result {
 	tty := isTerminal(w)
 	table, _ := report.Lookup("table", report.Options{Color: tty && os.Getenv("NO_COLOR") == ""})
 	view := &liveView{w: w, tty: tty, table: table, ui: srv.uiURL(), api: srv.apiURL() + "/api/v1/findings", settle: demoSettle}
@@ -354,9 +422,11 @@ func showLive(ctx context.Context, w io.Writer, srv *server, alerts <-chan any, 
 	for {
 		select {
 		case <-ctx.Done():
-			view.finish(time.Now(), state.Result())
-			fmt.Fprintln(w, "evident demo: stopping")
-			return
+			res := state.Result()
+			view.finish(time.Now(), res)
+			return res
+		case line := <-notes:
+			view.alert(time.Now(), line)
 		case <-loadDone:
 			loadDone = nil
 		case a, ok := <-alerts:
@@ -558,10 +628,24 @@ type procGroup struct {
 // procStopGrace is how long a process has to exit after SIGTERM.
 const procStopGrace = 5 * time.Second
 
-func (p *procGroup) command(bin, name string, env []string, args ...string) (*exec.Cmd, error) {
-	cmd := exec.Command(filepath.Join(bin, name), args...)
-	cmd.Env = append(os.Environ(), env...)
-	logf, err := os.OpenFile(filepath.Join(p.logDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+// demoProc is a program the demo runs: its log file is name.log in the
+// group's log directory, env adds to the demo's environment, and dir is
+// its working directory (the demo's when empty).
+type demoProc struct {
+	name, dir string
+	argv, env []string
+}
+
+// shopProc is the shop's command name in bin.
+func shopProc(bin, name string, env []string, args ...string) demoProc {
+	return demoProc{name: name, argv: append([]string{filepath.Join(bin, name)}, args...), env: env}
+}
+
+func (p *procGroup) command(ctx context.Context, dp demoProc) (*exec.Cmd, error) {
+	cmd := exec.CommandContext(ctx, dp.argv[0], dp.argv[1:]...)
+	cmd.Dir = dp.dir
+	cmd.Env = append(os.Environ(), dp.env...)
+	logf, err := os.OpenFile(filepath.Join(p.logDir, dp.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -569,12 +653,13 @@ func (p *procGroup) command(bin, name string, env []string, args ...string) (*ex
 	return cmd, nil
 }
 
-// start starts a long-running process; stop ends it.
+// start starts a long-running process of the shop's; stop ends it.
 func (p *procGroup) start(ctx context.Context, bin, name string, env []string, args ...string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	cmd, err := p.command(bin, name, env, args...)
+	// Not bound to ctx: stop ends it, with SIGTERM first.
+	cmd, err := p.command(context.Background(), shopProc(bin, name, env, args...))
 	if err != nil {
 		return err
 	}
@@ -588,19 +673,24 @@ func (p *procGroup) start(ctx context.Context, bin, name string, env []string, a
 	return nil
 }
 
-// run runs a process to its end; ctx ending stops it with SIGTERM.
+// run runs a command of the shop's to its end; ctx ending stops it with
+// SIGTERM.
 func (p *procGroup) run(ctx context.Context, bin, name string, args ...string) error {
-	cmd, err := p.command(bin, name, nil, args...)
+	return p.runProc(ctx, shopProc(bin, name, nil, args...))
+}
+
+// runProc runs a process to its end; ctx ending stops it with SIGTERM,
+// and kills it if it has not exited procStopGrace later.
+func (p *procGroup) runProc(ctx context.Context, dp demoProc) error {
+	c, err := p.command(ctx, dp)
 	if err != nil {
 		return err
 	}
-	defer cmd.Stdout.(io.Closer).Close()
-	c := exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
-	c.Env, c.Stdout, c.Stderr = cmd.Env, cmd.Stdout, cmd.Stderr
+	defer c.Stdout.(io.Closer).Close()
 	c.Cancel = func() error { return c.Process.Signal(syscall.SIGTERM) }
 	c.WaitDelay = procStopGrace
 	if err := c.Run(); err != nil {
-		return fmt.Errorf("%s: %w (see %s)", name, err, filepath.Join(p.logDir, name+".log"))
+		return fmt.Errorf("%s: %w (see %s)", dp.name, err, filepath.Join(p.logDir, dp.name+".log"))
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -76,7 +77,9 @@ func TestDemo(t *testing.T) {
 	shopBinaries(t)
 	var out bytes.Buffer
 	g := &globals{stdout: &out, stderr: io.Discard}
-	fl := demoFlags{duration: 40 * time.Second, example: shop}
+	// The examples in other languages replay their recordings:
+	// TestDemoExamplesLive runs them live.
+	fl := demoFlags{duration: 40 * time.Second, example: shop, examples: examplesReplay}
 	if err := runDemo(t.Context(), g, fl, false); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
@@ -91,6 +94,13 @@ func TestDemo(t *testing.T) {
 		regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d  verdicts at the end:\nTIER`),
 		regexp.MustCompile(`\([1-9]\d* executed`),
 		regexp.MustCompile(`evident demo: stopping`),
+		// Each example's findings and their verdicts, those of its
+		// recorded/expected.yaml.
+		regexp.MustCompile(`(?m)^evident demo: java-inventory replayed its recording \(--examples replay\): inventory 1 executed, 2 loaded, 3 not_observed, 0 unknown, as \S+/java-inventory/recorded/expected.yaml expects$`),
+		regexp.MustCompile(`(?m)^evident demo: node-reviews replayed its recording \(--examples replay\): reviews 1 executed, 3 loaded, 1 not_observed, 0 unknown, as \S+/node-reviews/recorded/expected.yaml expects$`),
+		regexp.MustCompile(`(?m)^evident demo: python-reports replayed its recording \(--examples replay\): reports \d+ executed, \d+ loaded, \d+ not_observed, 0 unknown, as \S+/python-reports/recorded/expected.yaml expects$`),
+		regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d  node-reviews: replayed: its spans to OTLP/HTTP, its profile to /ingest$`),
+		regexp.MustCompile(`(?m)^P\d +\d+ +inventory +GHSA-mjmj-j48q-9wg2 +org.yaml:snakeyaml .* executed `),
 	} {
 		if !want.MatchString(got) {
 			t.Errorf("demo output does not match %s:\n%s", want, tail(got, 4000))
@@ -102,6 +112,53 @@ func TestDemo(t *testing.T) {
 		t.Error("the demo did not say where its logs are")
 	} else if _, err := os.Stat(m[1]); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("temporary directory %s is still there (%v)", m[1], err)
+	}
+}
+
+// TestDemoExamplesLive runs each example beside the shop live, as the
+// demo does where its runtime is installed: its service with its
+// profiler, its load, its profile sent to serve's /ingest as its
+// runtime's Pyroscope client sends one, and checks that every finding
+// gets the verdict of its recorded/expected.yaml. An example whose
+// runtime is missing here is skipped, saying why (the demo replays its
+// recording instead; TestDemo checks that).
+func TestDemoExamplesLive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("each example runs for 20 s or more")
+	}
+	for _, e := range findExamples(shop, examplesAuto) {
+		t.Run(e.dir, func(t *testing.T) {
+			t.Parallel()
+			var prep sync.WaitGroup
+			e.startPrepare(t.Context(), &prep, t.TempDir(), examplesAuto)
+			prep.Wait()
+			if e.prepErr != nil {
+				t.Skipf("%s cannot run live here: %v", e.dir, e.prepErr)
+			}
+			cfg := serveTestConfig(t)
+			var fs serveFlags
+			if err := e.addTo(&fs, &cfg, true); err != nil {
+				t.Fatal(err)
+			}
+			srv := startTestServerConfig(t, t.TempDir(), cfg, fs)
+			defer shutdown(t, srv)
+			procs := &procGroup{logDir: t.TempDir()}
+			defer procs.stop()
+			e.run(t.Context(), procs, srv, func(line string) { t.Log(line) })
+			if how, why := e.outcome(); how != exampleLive {
+				t.Fatalf("%s %s (%s), want it run live", e.dir, how, why)
+			}
+			state := &liveState{eng: srv.eng}
+			var line string
+			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				if line = e.summary(state.Result()); strings.HasSuffix(line, "expects") {
+					break
+				}
+			}
+			if !strings.HasSuffix(line, "expects") {
+				t.Errorf("verdicts of the live run: %s", line)
+			}
+		})
 	}
 }
 
@@ -176,6 +233,76 @@ func TestLiveView(t *testing.T) {
 			}
 			v.finish(t0.Add(time.Minute), end)
 			golden(t, filepath.Join("testdata", "demo", name+".golden"), out.Bytes())
+		})
+	}
+}
+
+// TestExampleSummary checks the demo's last line per example: how it took
+// part, its service's verdicts, and how they compare with its
+// recorded/expected.yaml.
+func TestExampleSummary(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "recorded"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	expected := filepath.Join(dir, "recorded", "expected.yaml")
+	if err := os.WriteFile(expected, []byte("findings:\n  - {id: GHSA-a, service: reviews, verdict: executed}\n  - {id: GHSA-b, service: reviews, verdict: not_observed}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	assessment := func(service, id string, v assess.Verdict) assess.Assessment {
+		return assess.Assessment{Finding: findings.Finding{Service: service, Vulnerability: findings.Vulnerability{ID: id}},
+			Reachability: assess.Reachability{Verdict: v}}
+	}
+	asExpected := &report.Result{Assessments: []assess.Assessment{
+		assessment("reviews", "GHSA-a", assess.Executed), assessment("reviews", "GHSA-b", assess.NotObserved),
+		assessment("gateway", "GHSA-a", assess.Loaded), // another service's
+	}}
+	differs := &report.Result{Assessments: []assess.Assessment{assessment("reviews", "GHSA-a", assess.Loaded)}}
+	tests := []struct {
+		name     string
+		how, why string
+		res      *report.Result
+		want     string
+	}{
+		{"live", exampleLive, "", asExpected,
+			"node-reviews ran live: reviews 1 executed, 0 loaded, 1 not_observed, 0 unknown, as " + expected + " expects"},
+		{"replayed", exampleReplayed, "no npm on PATH", asExpected,
+			"node-reviews replayed its recording (no npm on PATH): reviews 1 executed, 0 loaded, 1 not_observed, 0 unknown, as " + expected + " expects"},
+		{"differs", exampleLive, "", differs,
+			"node-reviews ran live: reviews 0 executed, 1 loaded, 0 not_observed, 0 unknown; differs from " + expected + ": GHSA-a loaded (expected executed), GHSA-b absent (expected not_observed)"},
+		{"still running", "", "", differs, "node-reviews still running when the demo stopped (a longer --duration lets it finish)"},
+		{"skipped", exampleSkipped, "--examples off", asExpected, "node-reviews skipped (--examples off)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := &includedExample{demoExample: demoExample{dir: "node-reviews", service: "reviews"}, path: dir}
+			e.set(tt.how, tt.why)
+			if got := e.summary(tt.res); got != tt.want {
+				t.Errorf("summary:\n got %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestPrepareWithoutRuntime checks what the demo says of an example whose
+// runtime is not installed: it replays the recording for that reason.
+func TestPrepareWithoutRuntime(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // no java, javac, node or npm
+	for _, tt := range []struct {
+		dir, want string
+	}{
+		{"java-inventory", "no java on PATH"},
+		{"node-reviews", "no node on PATH"},
+	} {
+		t.Run(tt.dir, func(t *testing.T) {
+			i := slices.IndexFunc(demoExamples, func(d demoExample) bool { return d.dir == tt.dir })
+			if i < 0 {
+				t.Fatalf("no example %s", tt.dir)
+			}
+			_, err := demoExamples[i].prepare(t.Context(), filepath.Join("..", "..", "examples", tt.dir), t.TempDir())
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("prepare: %v, want %q", err, tt.want)
+			}
 		})
 	}
 }

@@ -1,15 +1,8 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
-	"fmt"
-	"io"
-	"mime/multipart"
-	"net/http"
-	"net/textproto"
 	"os"
 	"path/filepath"
 	"testing"
@@ -33,16 +26,16 @@ type example struct {
 	executedExposed []string
 	// push sends the recorded profile to serve's Pyroscope /ingest the way
 	// the example's runtime's Pyroscope client does, or for austin's
-	// output as Pyroscope takes folded stacks.
-	push func(t *testing.T, addr, app string, profile []byte, from, until time.Time)
+	// output as Pyroscope takes folded stacks (the demo's senders).
+	push profileSender
 }
 
 var examples = []example{
-	{dir: "java-inventory", service: "inventory", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "inventory", "cpu.jfr.gz"), push: postJavaAgentJFR,
+	{dir: "java-inventory", service: "inventory", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "inventory", "cpu.jfr.gz"), push: sendJavaAgentJFR,
 		executedExposed: []string{"inventory/GHSA-mjmj-j48q-9wg2"}},
-	{dir: "node-reviews", service: "reviews", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "reviews", "wall.pb.gz"), push: postNodeProfile,
+	{dir: "node-reviews", service: "reviews", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "reviews", "wall.pb.gz"), push: sendNodeProfile,
 		executedExposed: []string{"reviews/GHSA-35jh-r3h4-6jhm"}},
-	{dir: "python-reports", service: "reports", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "reports", "cpu.austin.gz"), push: postFolded,
+	{dir: "python-reports", service: "reports", traces: "traces.jsonl.gz", profile: filepath.Join("profiles", "reports", "cpu.austin.gz"), push: sendFolded,
 		executedExposed: []string{"reports/GHSA-h5c8-rqwp-cp95", "reports/GHSA-h75v-3vvj-5mfj"}},
 }
 
@@ -94,13 +87,11 @@ func TestAnalyzeExamples(t *testing.T) {
 // example's findings are unknown until its spans arrive over OTLP/HTTP
 // (the lines of its recording, as its exporter sent them) and its profile
 // arrives at Pyroscope's /ingest the way its runtime's Pyroscope client
-// sends one; then each gets the verdict of recorded/expected.yaml. For
-// the Java example that is the Pyroscope Java agent's JFR upload.
+// sends one (the Python example's austin output as format=folded); then
+// each gets the verdict of recorded/expected.yaml. For the Java example
+// that is the Pyroscope Java agent's JFR upload.
 func TestServeExamplesIngest(t *testing.T) {
 	for _, e := range examples {
-		if e.push == nil {
-			continue
-		}
 		t.Run(e.dir, func(t *testing.T) { e.serveIngest(t) })
 	}
 }
@@ -152,13 +143,17 @@ func (e example) serveIngest(t *testing.T) {
 		t.Fatalf("verdicts before telemetry (-want +got):\n%s", diff)
 	}
 
-	postTraceLines(t, "http://"+srv.otlp.HTTPAddr()+"/v1/traces", filepath.Join(rec, e.traces))
+	if _, err := postTraces(t.Context(), "http://"+srv.otlp.HTTPAddr()+"/v1/traces", filepath.Join(rec, e.traces)); err != nil {
+		t.Fatal(err)
+	}
 	prof, err := os.ReadFile(filepath.Join(rec, e.profile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	until := time.Now()
-	e.push(t, srv.pyro.Addr(), e.service, prof, until.Add(-30*time.Second), until)
+	if err := e.push(t.Context(), srv.pyro.Addr(), e.service, prof, until.Add(-30*time.Second), until); err != nil {
+		t.Fatal(err)
+	}
 
 	var got map[string]string
 	deadline := time.Now().Add(20 * time.Second)
@@ -170,125 +165,5 @@ func (e example) serveIngest(t *testing.T) {
 	}
 	if diff := cmp.Diff(wantVerdicts, got); diff != "" {
 		t.Errorf("verdicts after the recording (-want +got):\n%s", diff)
-	}
-}
-
-// postTraceLines posts each line of a gzipped OTLP/JSON lines file as one
-// OTLP/HTTP JSON request.
-func postTraceLines(t *testing.T, url, path string) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(zr)
-	sc.Buffer(nil, 16<<20)
-	n := 0
-	for sc.Scan() {
-		resp, err := http.Post(url, "application/json", bytes.NewReader(sc.Bytes()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("POST %s, line %d: %s: %s", url, n+1, resp.Status, b)
-		}
-		n++
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if n == 0 {
-		t.Fatalf("%s: no requests", path)
-	}
-}
-
-// postJavaAgentJFR posts a gzipped JFR recording as the Pyroscope Java
-// agent's PyroscopeExporter does: the query parameters in its order
-// (name, units, aggregationType, from, until, spyName javaspy, sampleRate,
-// format jfr), the application name with its empty label set, a form part
-// "jfr" with file name "jfr" and no Content-Type of its own (OkHttp's
-// addFormDataPart(name, filename, body) of a body without a media type).
-// With the JDK's own recorder there are no context labels, so the agent
-// sends no "labels" part.
-func postJavaAgentJFR(t *testing.T, addr, app string, gzJFR []byte, from, until time.Time) {
-	t.Helper()
-	var body bytes.Buffer
-	w := multipart.NewWriter(&body)
-	h := textproto.MIMEHeader{}
-	h.Set("Content-Disposition", `form-data; name="jfr"; filename="jfr"`)
-	part, err := w.CreatePart(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	part.Write(gzJFR)
-	w.Close()
-	url := fmt.Sprintf("http://%s/ingest?name=%s%%7B%%7D&units=samples&aggregationType=sum&from=%d&until=%d&spyName=javaspy&sampleRate=1000&format=jfr",
-		addr, app, from.Unix(), until.Unix())
-	resp, err := http.Post(url, w.FormDataContentType(), &body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK {
-		t.Fatalf("POST /ingest: %s: %s", resp.Status, b)
-	}
-}
-
-// postNodeProfile posts a gzipped pprof profile as @pyroscope/nodejs's
-// exporter does: the query parameters from, name, spyName nodespy, until
-// and sampleRate, one form part "profile" with file name "profile" and
-// Content-Type application/octet-stream.
-func postNodeProfile(t *testing.T, addr, app string, pprof []byte, from, until time.Time) {
-	t.Helper()
-	var body bytes.Buffer
-	w := multipart.NewWriter(&body)
-	h := textproto.MIMEHeader{}
-	h.Set("Content-Disposition", `form-data; name="profile"; filename="profile"`)
-	h.Set("Content-Type", "application/octet-stream")
-	part, err := w.CreatePart(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	part.Write(pprof)
-	w.Close()
-	url := fmt.Sprintf("http://%s/ingest?from=%d&name=%s&spyName=nodespy&until=%d&sampleRate=1000", addr, from.Unix(), app, until.Unix())
-	resp, err := http.Post(url, w.FormDataContentType(), &body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK {
-		t.Fatalf("POST /ingest: %s: %s", resp.Status, b)
-	}
-}
-
-// postFolded posts a gzipped file of folded stacks (austin's output) as
-// Pyroscope's documentation sends folded stacks with curl: the text as the
-// body, name, from and until in seconds, format=folded.
-func postFolded(t *testing.T, addr, app string, gzFolded []byte, from, until time.Time) {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(gzFolded))
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := fmt.Sprintf("http://%s/ingest?name=%s&from=%d&until=%d&format=folded", addr, app, from.Unix(), until.Unix())
-	resp, err := http.Post(url, "text/plain", bytes.NewReader(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK {
-		t.Fatalf("POST /ingest: %s: %s", resp.Status, b)
 	}
 }

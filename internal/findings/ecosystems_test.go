@@ -522,3 +522,66 @@ func TestSameArtifact(t *testing.T) {
 		}
 	}
 }
+
+// TestCycloneDXMaven reads a BOM in the shape cyclonedx-maven-plugin 2.9
+// writes (ecosystems/maven/cyclonedx-maven.cdx.json, see the README): the
+// project of pom.xml as metadata.component of type application, its
+// dependencies as components whose bom-ref is their purl with the
+// artifact's type qualifier (?type=jar), and the dependency graph. It
+// gives pom.xml's findings, the BOM's subject names their artifact, and
+// every component, the application included, is read with its bom-ref.
+func TestCycloneDXMaven(t *testing.T) {
+	db := ecosystemsDB(t)
+	runGolden(t, withMatcher(ParseCycloneDX, db), []goldenCase{
+		{name: "cyclonedx-maven 2.9", input: "ecosystems/maven/cyclonedx-maven.cdx.json", golden: "ecosystems/maven/cyclonedx-maven.golden"},
+	})
+	read := func(name string, parse parser) (map[string]bool, []Finding) {
+		t.Helper()
+		f, err := os.Open(filepath.Join("testdata", "ecosystems", "maven", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		fs, errs := parse(f, name)
+		for _, err := range errs {
+			t.Errorf("%s: %v", name, err)
+		}
+		set := map[string]bool{}
+		for _, x := range fs {
+			set[x.Package.Name+"@"+x.Package.Version+" "+x.Vulnerability.ID] = true
+		}
+		return set, fs
+	}
+	want, _ := read("pom.xml", withMatcher(ParseLockfile, db))
+	got, fs := read("cyclonedx-maven.cdx.json", withMatcher(ParseCycloneDX, db))
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("findings differ from pom.xml's (-pom.xml +cyclonedx-maven):\n%s", diff)
+	}
+	for _, f := range fs {
+		if len(f.Sources) != 1 || f.Sources[0].Artifact != "catalog" {
+			t.Errorf("%s %s: sources %+v, want one whose artifact is the BOM's subject, catalog", f.Package.Name, f.Vulnerability.ID, f.Sources)
+		}
+	}
+
+	f, err := os.Open(filepath.Join("testdata", "ecosystems", "maven", "cyclonedx-maven.cdx.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	comps, errs := CycloneDXComponents(f, "cyclonedx-maven.cdx.json")
+	if len(errs) > 0 {
+		t.Errorf("components: %v", errs)
+	}
+	var refs []string
+	for _, c := range comps {
+		refs = append(refs, c.Ref+" "+c.Package.Ecosystem+" "+c.Package.Name+"@"+c.Package.Version)
+	}
+	wantRefs := []string{
+		"pkg:maven/com.example.shop/catalog@1.0.0?type=jar Maven com.example.shop:catalog@1.0.0",
+		"pkg:maven/org.yaml/snakeyaml@1.33?type=jar Maven org.yaml:snakeyaml@1.33",
+		"pkg:maven/org.bouncycastle/bcprov-jdk15on@1.70?type=jar Maven org.bouncycastle:bcprov-jdk15on@1.70",
+	}
+	if diff := cmp.Diff(wantRefs, refs); diff != "" {
+		t.Errorf("components (-want +got):\n%s", diff)
+	}
+}

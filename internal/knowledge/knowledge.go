@@ -44,6 +44,12 @@ type Function struct {
 	// Symbol is the function within Package: Func, Class.method,
 	// Outer$Inner.method or Recv.Method (Go, pointer dropped).
 	Symbol string
+	// File is, for npm, the script inside the package that defines the
+	// function ("verify.js", "lib/parse.js"), where the name alone is
+	// ambiguous: V8 names functions by what they are assigned to, and
+	// jsonwebtoken's sign.js and verify.js both export a "module.exports".
+	// Empty means any file of the package.
+	File string
 	// Reference is an https URL that shows this function is the vulnerable
 	// one: a fix commit, an advisory or an analysis.
 	Reference string

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 
@@ -47,13 +48,14 @@ type entryDoc struct {
 
 type functionDoc struct {
 	Package   string `yaml:"package"`
+	File      string `yaml:"file"`
 	Symbol    string `yaml:"symbol"`
 	Reference string `yaml:"reference"`
 }
 
 var (
 	entryKeys    = []string{"id", "aliases", "summary", "ecosystem", "package", "functions"}
-	functionKeys = []string{"package", "symbol", "reference"}
+	functionKeys = []string{"package", "file", "symbol", "reference"}
 )
 
 // Load reads a knowledge base in the format of docs/knowledge.md; name names
@@ -180,6 +182,7 @@ func decodeEntry(n *yaml.Node) (Entry, error) {
 	for i, f := range d.Functions {
 		e.Functions[i] = Function{
 			Package:   strings.TrimSpace(f.Package),
+			File:      strings.TrimSpace(f.File),
 			Symbol:    strings.TrimSpace(f.Symbol),
 			Reference: strings.TrimSpace(f.Reference),
 		}
@@ -196,7 +199,7 @@ func validate(e Entry) error {
 		return errors.New("functions is empty: list at least one")
 	}
 	for i, f := range e.Functions {
-		if err := validateFunction(f); err != nil {
+		if err := validateFunction(e.Ecosystem, f); err != nil {
 			return fmt.Errorf("functions[%d]: %w", i, err)
 		}
 	}
@@ -234,10 +237,16 @@ func validateIdentity(id string, aliases []string, ecosystem, pkg string) error 
 	return nil
 }
 
-func validateFunction(f Function) error {
+func validateFunction(ecosystem string, f Function) error {
 	switch {
 	case strings.ContainsAny(f.Package, " \t\n"):
 		return fmt.Errorf("package %q has white space", f.Package)
+	case f.File != "" && ecosystem != osv.EcosystemNPM:
+		return fmt.Errorf("file %q: only npm functions name their file (profiles name %s code by its package)", f.File, ecosystem)
+	case f.File != "" && f.Package == "":
+		return fmt.Errorf("file %q without the package that holds it", f.File)
+	case f.File != "" && (path.Clean(f.File) != f.File || path.IsAbs(f.File) || strings.HasPrefix(f.File, "../") || f.File == ".." || strings.ContainsAny(f.File, " \t\n\\")):
+		return fmt.Errorf("file %q is not a clean path inside the package (\"verify.js\", \"lib/parse.js\")", f.File)
 	case f.Symbol == "":
 		return errors.New("symbol is missing")
 	case strings.ContainsAny(f.Symbol, " \t\n()"):

@@ -141,12 +141,13 @@ func mergeKnowledge(v *Vuln, r *record, entries []knowledge.Entry) {
 				Ecosystem: e.Ecosystem,
 				Module:    e.Package,
 				Package:   f.Package,
+				File:      f.File,
 				Symbol:    f.Symbol,
 				Source:    SourceKnowledge,
 				Reference: f.Reference,
 			}
 			if slices.ContainsFunc(v.Functions, func(have Function) bool {
-				return have.Ecosystem == fn.Ecosystem && have.Module == fn.Module && have.Package == fn.Package && have.Symbol == fn.Symbol
+				return have.Ecosystem == fn.Ecosystem && have.Module == fn.Module && have.Package == fn.Package && have.File == fn.File && have.Symbol == fn.Symbol
 			}) {
 				continue
 			}

@@ -97,6 +97,9 @@ type Function struct {
 	// "Class.method", Python "func" or "Class.method", npm "func". Empty
 	// means the whole package.
 	Symbol string
+	// File is, for npm, the script inside the package that holds Symbol
+	// (knowledge.Function.File); empty means any.
+	File string
 	// GOOS and GOARCH restrict a Go symbol to these platforms when set.
 	GOOS, GOARCH []string
 	// Source is SourceOSV or SourceKnowledge.
