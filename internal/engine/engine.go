@@ -203,6 +203,10 @@ type item struct {
 	// spans are redacted; raw are the spans as received, for the exploit
 	// rules, nil after a replay (the log holds only redacted spans).
 	spans, raw []telemetry.Span
+	// received is the OTLP trace request spans were decoded from, as it
+	// arrived (telemetry.Received), nil when the receiver did not say;
+	// logged is what the log keeps of it, redacted.
+	received, logged []byte
 	// redacted is set when redaction masked something in the batch.
 	redacted   bool
 	profiles   []*telemetry.ProfileBatch
@@ -272,7 +276,9 @@ func (e *Engine) TracesConsumer() pipeline.Consumer[[]telemetry.Span] {
 		if len(spans) == 0 {
 			return nil
 		}
-		return e.consume(ctx, item{kind: store.BatchSpans, raw: spans})
+		it := item{kind: store.BatchSpans, raw: spans}
+		it.received, _ = telemetry.Received(ctx, spans)
+		return e.consume(ctx, it)
 	})
 }
 
@@ -323,6 +329,9 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 	wait := e.st.SubmitBatch(ctx, kind, payload)
 	e.inflight.Add(1)
 	e.mu.Unlock()
+	// The store has its copy; the request's buffer goes back to the
+	// receiver when Consume returns, so the queued item must not keep it.
+	it.received, it.logged = nil, nil
 	defer e.inflight.Done()
 	seq, err := wait()
 	// The ticket is queued either way (never blocks: the slot is ours),
@@ -345,9 +354,38 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 
 // redact sets the batch that is logged and applied: the received spans
 // (it.raw) or profiles, redacted.
+//
+// Spans that came with their request as received are logged as that
+// request, redacted on the wire (telemetry.RedactTraceRequest), which
+// reaches every attribute, also those evident does not decode: usually
+// nothing is masked, and the request is logged as it arrived, and applied
+// as the spans decoded from it. When something is masked, the spans
+// applied are decoded again from the redacted request, so that they are
+// exactly what a replay of the log gives. A request the wire redaction
+// cannot follow, and spans without their request, have their spans
+// redacted and encoded again (encode).
 func (e *Engine) redact(it *item) {
 	switch it.kind {
 	case store.BatchSpans:
+		if it.received != nil {
+			if !e.red.Enabled() {
+				it.spans, it.logged = it.raw, it.received
+				return
+			}
+			out, changed, err := telemetry.RedactTraceRequest(it.received, e.red)
+			if err == nil && !changed {
+				it.spans, it.logged = it.raw, it.received
+				return
+			}
+			if err == nil {
+				spans, derr := decodeTraceRequest(out)
+				if derr == nil {
+					it.spans, it.logged, it.redacted = spans, out, true
+					return
+				}
+				e.log.Warn("redacted trace request does not decode; logging its spans encoded again", "err", derr)
+			}
+		}
 		it.spans = e.red.Spans(it.raw)
 		it.redacted = &it.spans[0] != &it.raw[0]
 	case store.BatchProfiles:
@@ -854,6 +892,9 @@ func (e *Engine) Snapshot() *model.Snapshot { return e.view.Load().Snapshot }
 // (store.BatchTraceRequest), or with encoding/gob (store.BatchSpans) when
 // they cannot go as one, profiles with encoding/gob.
 func encode(it *item) (store.BatchKind, []byte, error) {
+	if it.logged != nil {
+		return store.BatchTraceRequest, it.logged, nil
+	}
 	if it.kind == store.BatchSpans {
 		// Instrumented HTTP and database spans take about 300 bytes.
 		b, err := telemetry.AppendTraceRequest(make([]byte, 0, 320*len(it.spans)), it.spans)
@@ -883,10 +924,7 @@ func decode(kind store.BatchKind, payload []byte) (item, error) {
 	switch kind {
 	case store.BatchTraceRequest:
 		it.kind = store.BatchSpans
-		err = telemetry.DecodeTraceRequest(payload, "the log", func(s []telemetry.Span) error {
-			it.spans = append(it.spans, s...)
-			return nil
-		})
+		it.spans, err = decodeTraceRequest(payload)
 	case store.BatchSpans:
 		err = gob.NewDecoder(bytes.NewReader(payload)).Decode(&it.spans)
 	case store.BatchProfiles:
@@ -898,4 +936,28 @@ func decode(kind store.BatchKind, payload []byte) (item, error) {
 		return it, fmt.Errorf("decode %s batch: %w", kind, err)
 	}
 	return it, nil
+}
+
+// decodeTraceRequest decodes a logged trace request. A request is logged
+// as received, with the spans the receiver dropped as malformed in it; it
+// was accepted for the spans that did decode, and those are what it
+// yields, as it did then; the error is only for a request of which no
+// span decodes.
+func decodeTraceRequest(req []byte) ([]telemetry.Span, error) {
+	var spans []telemetry.Span
+	err := telemetry.DecodeTraceRequest(req, "the log", func(s []telemetry.Span) error {
+		if spans == nil {
+			spans = s
+			return nil
+		}
+		spans = append(spans, s...)
+		return nil
+	})
+	if len(spans) > 0 {
+		return spans, nil
+	}
+	if err == nil {
+		err = errors.New("no span")
+	}
+	return nil, err
 }

@@ -367,60 +367,73 @@ func TestRestart(t *testing.T) {
 			return st
 		},
 	}
+	// Spans come decoded, or with the request they were decoded from,
+	// which the engine then logs as received.
+	sends := map[string]func(t *testing.T, e *Engine, spans []telemetry.Span){
+		"spans": func(t *testing.T, e *Engine, spans []telemetry.Span) {
+			if err := e.TracesConsumer().Consume(context.Background(), spans); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"received": func(t *testing.T, e *Engine, spans []telemetry.Span) {
+			consumeReceived(t, e, requestOf(t, spans))
+		},
+	}
 	for name, open := range stores {
-		t.Run(name, func(t *testing.T) {
-			ctx := context.Background()
-			st := open(t)
-			cfg := testConfig()
-			cfg.CheckpointInterval = 5 * time.Millisecond
+		for how, send := range sends {
+			t.Run(name+"/"+how, func(t *testing.T) { testRestart(t, open, send) })
+		}
+	}
+}
 
-			// First life: a checkpoint after the first batches, then more
-			// batches, then a crash (no checkpoint).
-			e1 := newEngine(t, cfg, st, nil, nil)
-			if err := e1.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := e1.SetFindings(ctx, allFindings(textFinding("shop"))); err != nil {
-				t.Fatal(err)
-			}
-			if err := e1.TracesConsumer().Consume(ctx, shopSpans()); err != nil {
-				t.Fatal(err)
-			}
-			eventually(t, "checkpoint", func() bool {
-				seq, _, err := st.LoadCheckpoint(ctx)
-				return err == nil && seq > 0
-			})
-			e1.st = noCheckpoint{st}
-			if err := e1.ProfilesConsumer().Consume(ctx, []*telemetry.ProfileBatch{textProfile("shop", true)}); err != nil {
-				t.Fatal(err)
-			}
-			more := shopSpans()
-			for i := range more {
-				more[i].SpanID[0], more[i].ParentSpanID[0] = 9, 9
-				more[i].Attrs.HTTPRoute += "/v2"
-			}
-			more[0].ParentSpanID = [8]byte{}
-			if err := e1.TracesConsumer().Consume(ctx, more); err != nil {
-				t.Fatal(err)
-			}
-			if err := e1.Shutdown(ctx); err != nil {
-				t.Fatal(err)
-			}
-			want := e1.model.Snapshot()
-			if seq, _, _ := st.LoadCheckpoint(ctx); seq != 1 {
-				t.Fatalf("checkpoint at %d, want 1: the crash must leave batches to replay", seq)
-			}
+// testRestart is TestRestart with a store and a way of sending spans.
+func testRestart(t *testing.T, open func(t *testing.T) Store, send func(t *testing.T, e *Engine, spans []telemetry.Span)) {
+	ctx := context.Background()
+	st := open(t)
+	cfg := testConfig()
+	cfg.CheckpointInterval = 5 * time.Millisecond
 
-			// Second life over the same store.
-			e2 := newEngine(t, cfg, st, nil, nil)
-			start(t, e2)
-			if diff := cmp.Diff(want, e2.model.Snapshot()); diff != "" {
-				t.Errorf("model after replay (-before crash +after):\n%s", diff)
-			}
-			if got := verdictOf(e2, "shop"); got != assess.Executed {
-				t.Errorf("verdict after restart = %q, want executed", got)
-			}
-		})
+	// First life: a checkpoint after the first batches, then more
+	// batches, then a crash (no checkpoint).
+	e1 := newEngine(t, cfg, st, nil, nil)
+	if err := e1.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e1.SetFindings(ctx, allFindings(textFinding("shop"))); err != nil {
+		t.Fatal(err)
+	}
+	send(t, e1, shopSpans())
+	eventually(t, "checkpoint", func() bool {
+		seq, _, err := st.LoadCheckpoint(ctx)
+		return err == nil && seq > 0
+	})
+	e1.st = noCheckpoint{st}
+	if err := e1.ProfilesConsumer().Consume(ctx, []*telemetry.ProfileBatch{textProfile("shop", true)}); err != nil {
+		t.Fatal(err)
+	}
+	more := shopSpans()
+	for i := range more {
+		more[i].SpanID[0], more[i].ParentSpanID[0] = 9, 9
+		more[i].Attrs.HTTPRoute += "/v2"
+	}
+	more[0].ParentSpanID = [8]byte{}
+	send(t, e1, more)
+	if err := e1.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := e1.model.Snapshot()
+	if seq, _, _ := st.LoadCheckpoint(ctx); seq != 1 {
+		t.Fatalf("checkpoint at %d, want 1: the crash must leave batches to replay", seq)
+	}
+
+	// Second life over the same store.
+	e2 := newEngine(t, cfg, st, nil, nil)
+	start(t, e2)
+	if diff := cmp.Diff(want, e2.model.Snapshot()); diff != "" {
+		t.Errorf("model after replay (-before crash +after):\n%s", diff)
+	}
+	if got := verdictOf(e2, "shop"); got != assess.Executed {
+		t.Errorf("verdict after restart = %q, want executed", got)
 	}
 }
 

@@ -201,3 +201,17 @@ func TestProfiles(t *testing.T) {
 		t.Error("the input batch was modified")
 	}
 }
+
+func TestCountDigits(t *testing.T) {
+	for _, s := range []string{"", "1", "abc", "4111 1111 1111 1111", "0123456789", "/:09@`", "\x80\xb0\xb9\xff09", "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0", "ü9ä8ö7ß6€5 4321"} {
+		want := 0
+		for i := 0; i < len(s); i++ {
+			if '0' <= s[i] && s[i] <= '9' {
+				want++
+			}
+		}
+		if got := countDigits(s); got != want {
+			t.Errorf("countDigits(%q) = %d, want %d", s, got, want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -120,6 +121,37 @@ func FuzzAppendTraceRequest(f *testing.F) {
 		}
 		if diff := cmp.Diff(spans, got, cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("round trip (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// FuzzRedactTraceRequest: whatever the request, a redacted one redacts to
+// itself, and decodes into the spans of the request as received, but for
+// the masked texts.
+func FuzzRedactTraceRequest(f *testing.F) {
+	f.Add(readFixture(f, "traces.pb"))
+	f.Add(marshalTraces(f, traceRequest("SECRET")))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out, _, err := RedactTraceRequest(data, &secretMasker{})
+		if err != nil {
+			return
+		}
+		again, changed, err := RedactTraceRequest(out, &secretMasker{})
+		if err != nil || changed || !bytes.Equal(again, out) {
+			t.Fatalf("redacting the redacted request again: changed %v, %v", changed, err)
+		}
+		ids := func(req []byte) [][8]byte {
+			var ids [][8]byte
+			_ = DecodeTraceRequest(req, "fuzz", func(s []Span) error {
+				for _, sp := range s {
+					ids = append(ids, sp.SpanID)
+				}
+				return nil
+			})
+			return ids
+		}
+		if want, got := ids(data), ids(out); !slices.Equal(want, got) {
+			t.Fatalf("spans decoded: %x from the request, %x redacted", want, got)
 		}
 	})
 }

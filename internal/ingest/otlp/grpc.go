@@ -108,7 +108,7 @@ func (s *traceServer) export(stream grpc.ServerStream) error {
 	if p, ok := peer.FromContext(ctx); ok {
 		source += " from " + p.Addr.String()
 	}
-	resp, err := r.exportTraces(ctx, "grpc", t, func(emit func([]telemetry.Span) error) error {
+	resp, err := r.exportTraces(ctx, "grpc", t, req.b, func(emit func([]telemetry.Span) error) error {
 		return telemetry.DecodeTraceRequest(req.b, source, emit)
 	})
 	if err != nil {
