@@ -34,7 +34,10 @@ import (
 // answers, the webhook's bodies and the JSON-lines file. The alerts must
 // still name the rule and where it matched.
 func TestServeRedaction(t *testing.T) {
-	secrets := []string{"SECRET123", "hunter2", "Zm9vOmJhcg"}
+	// The last two are in what evident does not decode: an attribute
+	// named like a credential and an event, which the log keeps as
+	// received (redacted).
+	secrets := []string{"SECRET123", "hunter2", "Zm9vOmJhcg", "K3yV4lue", "bob@example.com"}
 	var mu sync.Mutex
 	var hooked [][]byte
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -72,6 +75,8 @@ func TestServeRedaction(t *testing.T) {
 		trace.WithAttributes(attribute.String("db.system", "postgresql"), attribute.String("db.name", "shop"),
 			attribute.String("db.statement", "SELECT * FROM users WHERE name='' OR '1'='1' AND password='hunter2'")))
 	db.End()
+	server.SetAttributes(attribute.String("app.api_key", "K3yV4lue"))
+	server.AddEvent("login", trace.WithAttributes(attribute.String("note", "for bob@example.com")))
 	server.End()
 	if err := tp.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)

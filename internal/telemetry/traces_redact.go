@@ -251,8 +251,69 @@ func (w *wireRedactor) text(b []byte) ([]byte, bool) {
 	return b, false
 }
 
+// lengthDelimited reads a length-delimited field at the start of b
+// whose tag is the single byte tag, and returns its payload and the bytes
+// it took; ok is false for anything else.
+func lengthDelimited(b []byte, tag byte) (payload []byte, n int, ok bool) {
+	if len(b) < 2 || b[0] != tag {
+		return nil, 0, false
+	}
+	l, ln := uint64(b[1]), 1
+	if l >= 0x80 {
+		if l, ln = protowire.ConsumeVarint(b[1:]); ln < 0 {
+			return nil, 0, false
+		}
+	}
+	if l > uint64(len(b)-1-ln) {
+		return nil, 0, false
+	}
+	n = 1 + ln + int(l)
+	return b[1+ln : n], n, true
+}
+
+// keyAndValue returns the key and the value of a KeyValue that holds
+// exactly one of each, in either order.
+func keyAndValue(msg []byte) (key, val []byte, ok bool) {
+	first, n, ok := lengthDelimited(msg, 0x0a)
+	if ok {
+		val, m, ok := lengthDelimited(msg[n:], 0x12)
+		return first, val, ok && n+m == len(msg)
+	}
+	if first, n, ok = lengthDelimited(msg, 0x12); ok {
+		key, m, ok := lengthDelimited(msg[n:], 0x0a)
+		return key, first, ok && n+m == len(msg)
+	}
+	return nil, nil, false
+}
+
 // keyValue walks a KeyValue{key = 1, value = 2}.
 func (w *wireRedactor) keyValue(msg []byte) ([]byte, bool, error) {
+	// The common forms: the key and the value, once each, in either order
+	// (SDKs write the key first, pdata the value), and for most values a
+	// string_value alone.
+	if key, val, ok := keyAndValue(msg); ok {
+		var p []byte
+		var changed bool
+		if s, l, ok := lengthDelimited(val, 0x0a); ok && l == len(val) {
+			var m string
+			if m, changed = w.attribute(key, s); changed {
+				p = protowire.AppendTag(make([]byte, 0, len(m)+6), 1, protowire.BytesType)
+				p = protowire.AppendString(p, m)
+			}
+		} else {
+			var err error
+			if p, changed, err = w.anyValue(key, val); err != nil {
+				return nil, false, fmt.Errorf("attribute %q: %w", key, err)
+			}
+		}
+		if !changed {
+			return msg, false, nil
+		}
+		out := protowire.AppendTag(make([]byte, 0, len(key)+len(p)+12), 1, protowire.BytesType)
+		out = protowire.AppendBytes(out, key)
+		out = protowire.AppendTag(out, 2, protowire.BytesType)
+		return protowire.AppendBytes(out, p), true, nil
+	}
 	var key []byte
 	// The key may come after the value on the wire, or twice (the last
 	// one counts): find it first.
@@ -317,11 +378,9 @@ func (w *wireRedactor) anyValue(key, msg []byte) ([]byte, bool, error) {
 		changed := false
 		switch f.num {
 		case 1, 7:
-			if len(f.b) > 0 {
-				s := bytesString(f.b)
-				if m := w.m.Attribute(bytesString(key), s); m != s {
-					p, changed = []byte(m), true
-				}
+			var m string
+			if m, changed = w.attribute(key, f.b); changed {
+				p = []byte(m)
 			}
 		case 5, 6: // ArrayValue{values = 1}, KeyValueList{values = 1}
 			p, changed, err = w.list(key, f.num == 6, f.b)
@@ -338,6 +397,16 @@ func (w *wireRedactor) anyValue(key, msg []byte) ([]byte, bool, error) {
 	}
 	out, changed := e.result()
 	return out, changed, nil
+}
+
+// attribute masks v, a string or bytes value of the attribute key.
+func (w *wireRedactor) attribute(key, v []byte) (string, bool) {
+	if len(v) == 0 {
+		return "", false
+	}
+	s := bytesString(v)
+	m := w.m.Attribute(bytesString(key), s)
+	return m, m != s
 }
 
 // list walks an ArrayValue, whose elements are values of the attribute

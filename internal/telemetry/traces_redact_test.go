@@ -219,6 +219,33 @@ func TestRedactTraceRequestDecodes(t *testing.T) {
 	}
 }
 
+// TestRedactTraceRequestOwnEncoding: a request written with the key of
+// each attribute first, as SDKs write them (and AppendTraceRequest), not
+// last as pdata does.
+func TestRedactTraceRequestOwnEncoding(t *testing.T) {
+	spans := []Span{{Service: "shop", TraceID: [16]byte{1}, SpanID: [8]byte{2}, Name: "GET /x", Attrs: Attrs{
+		URLPath: "/x", URLQuery: "q=SECRET", UserAgent: "curl/8", RequestHeaders: map[string]string{"accept": "SECRET"}}}}
+	req, err := AppendTraceRequest(nil, spans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, changed, err := RedactTraceRequest(req, &secretMasker{})
+	if err != nil || !changed {
+		t.Fatalf("RedactTraceRequest = changed %v, %v; want changed", changed, err)
+	}
+	var got []Span
+	if err := DecodeTraceRequest(out, "test", func(s []Span) error {
+		got = append(got, s...)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	spans[0].Attrs.URLQuery, spans[0].Attrs.RequestHeaders["accept"] = "MASK", "MASK"
+	if diff := cmp.Diff(spans, got); diff != "" {
+		t.Errorf("decoded (-want +got):\n%s", diff)
+	}
+}
+
 func TestReceived(t *testing.T) {
 	spans := make([]Span, 3)
 	req := []byte{1}
