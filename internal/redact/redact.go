@@ -378,13 +378,16 @@ func (r *Redactor) text(v string) string {
 	if v == "" {
 		return v
 	}
-	if r.cfg.Credentials {
+	// One pass tells which rules can match at all: most values have no
+	// "://", no "@" and too few digits.
+	sh := shapeOf(v)
+	if r.cfg.Credentials && sh.colon {
 		v = r.credentials(v)
 	}
-	if r.cfg.Emails {
+	if r.cfg.Emails && sh.atOrPercent {
 		v = r.emails(v)
 	}
-	if r.cfg.CardNumbers {
+	if r.cfg.CardNumbers && sh.digits >= 13 {
 		v = r.cards(v)
 	}
 	for _, re := range r.c.values {
@@ -493,7 +496,7 @@ func validDomain(d string) bool {
 
 // cards masks what looks like a payment card number.
 func (r *Redactor) cards(s string) string {
-	if len(s) < 13 || countDigits(s) < 13 {
+	if len(s) < 13 || shapeOf(s).digits < 13 {
 		return s
 	}
 	e := editor{src: s}
@@ -528,31 +531,51 @@ func (r *Redactor) cards(s string) string {
 	return e.String()
 }
 
-// countDigits counts the ASCII digits of s, eight bytes at a time: every
-// string attribute of every span goes through it.
-func countDigits(s string) int {
+// shape is what the rules for free text look for first in a value.
+type shape struct {
+	colon, atOrPercent bool // a ':' (URL credentials), a '@' or '%' (e-mail addresses)
+	digits             int  // ASCII digits (card numbers)
+}
+
+// shapeOf reads s once, eight bytes at a time: every string attribute of
+// every span goes through it.
+func shapeOf(s string) shape {
 	const (
 		ones  = 0x0101010101010101
 		low7  = 0x7f7f7f7f7f7f7f7f
 		highs = 0x8080808080808080
 	)
-	n, i := 0, 0
+	// zero has the high bit of each zero byte of v set, and may set it
+	// for a 0x01 byte after a zero one: it tells whether v has a zero
+	// byte, which is all it is used for.
+	zero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
+	var sh shape
+	var colon, at uint64
+	i := 0
 	for ; i+8 <= len(s); i += 8 {
 		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
 			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		colon |= zero(x ^ (ones * ':'))
+		at |= zero(x^(ones*'@')) | zero(x^(ones*'%'))
 		// A byte b below 0x80 is a digit when '0'-1 < b < '9'+1: the two
 		// sums carry into a byte's high bit exactly then, and never into
 		// the next byte (Bit Twiddling Hacks, "determine if a word has a
 		// byte between m and n").
 		y := x & low7
-		n += bits.OnesCount64((ones*(127+('9'+1)) - y) & ^x & (y + ones*(127-('0'-1))) & highs)
+		sh.digits += bits.OnesCount64((ones*(127+('9'+1)) - y) & ^x & (y + ones*(127-('0'-1))) & highs)
 	}
 	for ; i < len(s); i++ {
-		if s[i]-'0' < 10 {
-			n++
+		switch c := s[i]; {
+		case c == ':':
+			colon = 1
+		case c == '@' || c == '%':
+			at = 1
+		case c-'0' < 10:
+			sh.digits++
 		}
 	}
-	return n
+	sh.colon, sh.atOrPercent = colon != 0, at != 0
+	return sh
 }
 
 // luhn reports whether digits pass the Luhn check.
