@@ -291,11 +291,13 @@ func BenchmarkLogRedact(b *testing.B) {
 	}{{"spans", clean, false}, {"received", clean, true}, {"received-secrets", secrets, true}} {
 		b.Run(tc.name, func(b *testing.B) {
 			var req []byte
+			var texts *telemetry.Texts
 			spans := tc.spans
 			if tc.received {
 				req = requestOf(b, tc.spans)
 				spans = nil
-				if err := telemetry.DecodeTraceRequest(req, "bench", func(s []telemetry.Span) error {
+				var err error
+				if texts, err = telemetry.DecodeReceivedTraceRequest(req, "bench", func(s []telemetry.Span) error {
 					spans = append(spans, s...)
 					return nil
 				}); err != nil {
@@ -305,7 +307,7 @@ func BenchmarkLogRedact(b *testing.B) {
 			b.ReportAllocs()
 			cpu0 := cpuTime()
 			for b.Loop() {
-				it := item{kind: store.BatchSpans, raw: spans, received: req}
+				it := item{kind: store.BatchSpans, raw: spans, received: req, texts: texts}
 				e.redact(&it)
 				if _, _, err := encode(&it); err != nil {
 					b.Fatal(err)

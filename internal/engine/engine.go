@@ -207,6 +207,8 @@ type item struct {
 	// arrived (telemetry.Received), nil when the receiver did not say;
 	// logged is what the log keeps of it, redacted.
 	received, logged []byte
+	// texts are where the texts of received are, nil when not known.
+	texts *telemetry.Texts
 	// redacted is set when redaction masked something in the batch.
 	redacted   bool
 	profiles   []*telemetry.ProfileBatch
@@ -277,7 +279,7 @@ func (e *Engine) TracesConsumer() pipeline.Consumer[[]telemetry.Span] {
 			return nil
 		}
 		it := item{kind: store.BatchSpans, raw: spans}
-		it.received, _ = telemetry.Received(ctx, spans)
+		it.received, it.texts, _ = telemetry.Received(ctx, spans)
 		return e.consume(ctx, it)
 	})
 }
@@ -331,7 +333,7 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 	e.mu.Unlock()
 	// The store has its copy; the request's buffer goes back to the
 	// receiver when Consume returns, so the queued item must not keep it.
-	it.received, it.logged = nil, nil
+	it.received, it.logged, it.texts = nil, nil, nil
 	defer e.inflight.Done()
 	seq, err := wait()
 	// The ticket is queued either way (never blocks: the slot is ours),
@@ -359,7 +361,9 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 // request, redacted on the wire (telemetry.RedactTraceRequest), which
 // reaches every attribute, also those evident does not decode: usually
 // nothing is masked, and the request is logged as it arrived, and applied
-// as the spans decoded from it. When something is masked, the spans
+// as the spans decoded from it. Where the receiver's decoder said where
+// the request's texts are (telemetry.Texts), whether anything is masked
+// is known from them without walking the request again. When something is masked, the spans
 // applied are decoded again from the redacted request, so that they are
 // exactly what a replay of the log gives. A request the wire redaction
 // cannot follow, and spans without their request, have their spans
@@ -368,7 +372,7 @@ func (e *Engine) redact(it *item) {
 	switch it.kind {
 	case store.BatchSpans:
 		if it.received != nil {
-			if !e.red.Enabled() {
+			if !e.red.Enabled() || it.texts != nil && !it.texts.Masks(e.red) {
 				it.spans, it.logged = it.raw, it.received
 				return
 			}

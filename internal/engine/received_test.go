@@ -24,13 +24,14 @@ import (
 func consumeReceived(t testing.TB, e *Engine, req []byte) {
 	t.Helper()
 	var spans []telemetry.Span
-	if err := telemetry.DecodeTraceRequest(req, "test", func(s []telemetry.Span) error {
+	texts, err := telemetry.DecodeReceivedTraceRequest(req, "test", func(s []telemetry.Span) error {
 		spans = append(spans, s...)
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := telemetry.WithReceived(context.Background(), req, spans)
+	ctx := telemetry.WithReceived(context.Background(), req, texts, spans)
 	if err := e.TracesConsumer().Consume(ctx, spans); err != nil {
 		t.Fatal(err)
 	}

@@ -133,7 +133,11 @@ func FuzzRedactTraceRequest(f *testing.F) {
 	f.Add(readFixture(f, "traces.pb"))
 	f.Add(marshalTraces(f, traceRequest("SECRET")))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		out, _, err := RedactTraceRequest(data, &secretMasker{})
+		texts, _ := DecodeReceivedTraceRequest(data, "fuzz", func([]Span) error { return nil })
+		out, changed, err := RedactTraceRequest(data, &secretMasker{})
+		if texts != nil && !texts.Masks(&secretMasker{}) && (err != nil || changed) {
+			t.Fatalf("the decoder's texts mask nothing, RedactTraceRequest: changed %v, %v", changed, err)
+		}
 		if err != nil {
 			return
 		}

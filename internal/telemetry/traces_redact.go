@@ -458,35 +458,117 @@ func bytesString(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
+// Texts says where the texts of a trace request are, as its decoder met
+// them (DecodeReceivedTraceRequest), so that whether a Masker masks
+// anything in the request is known without walking it again (Masks).
+// Texts it does not point at, such as events, links, nested values and
+// fields OTLP does not define, make it say so (Masks then reports true,
+// and RedactTraceRequest must look at the request).
+type Texts struct {
+	req  []byte
+	refs []textRef
+	// other is set when the request holds text refs do not cover.
+	other bool
+}
+
+// textRef is where one text is in the request: its value and, for an
+// attribute, its key, as offsets and lengths.
+type textRef struct {
+	keyOff, keyLen, valOff, valLen uint32
+}
+
+// noKey is the key offset of a text that is not an attribute value.
+const noKey = ^uint32(0)
+
+// offset returns where b, a part of the request, starts in it: parts are
+// slices of the request, so they end where it ends.
+func (t *Texts) offset(b []byte) uint32 { return uint32(cap(t.req) - cap(b)) }
+
+// text records v, the value of the attribute key, or free text when key
+// is nil.
+func (t *Texts) text(key, v []byte) {
+	if t == nil || len(v) == 0 {
+		return
+	}
+	r := textRef{keyOff: noKey, valOff: t.offset(v), valLen: uint32(len(v))}
+	if key != nil {
+		r.keyOff, r.keyLen = t.offset(key), uint32(len(key))
+	}
+	t.refs = append(t.refs, r)
+}
+
+// unknown records a field the decoder does not follow: one that may hold
+// text makes the request one refs do not cover.
+func (t *Texts) unknown(f field) {
+	if t != nil && (f.typ == protowire.BytesType || f.typ == protowire.StartGroupType) {
+		t.other = true
+	}
+}
+
+// textValue records a field of the AnyValue of the attribute key other
+// than string_value: bytes_value is text; an array or key-value list is
+// not followed.
+func (t *Texts) textValue(key []byte, f field) {
+	if t != nil && f.num == 7 && f.typ == protowire.BytesType {
+		t.text(key, f.b)
+		return
+	}
+	t.unknown(f)
+}
+
+// Masks reports whether m masks anything in the request: a text refs
+// point at that m changes, or text they do not cover.
+func (t *Texts) Masks(m Masker) bool {
+	if t.other {
+		return true
+	}
+	for _, r := range t.refs {
+		v := bytesString(t.req[r.valOff : r.valOff+r.valLen])
+		var masked string
+		if r.keyOff == noKey {
+			masked = m.Text(v)
+		} else {
+			masked = m.Attribute(bytesString(t.req[r.keyOff:r.keyOff+r.keyLen]), v)
+		}
+		if masked != v {
+			return true
+		}
+	}
+	return false
+}
+
 // receivedKey is the context key of WithReceived.
 type receivedKey struct{}
 
-// received is a trace request as it arrived, with the spans decoded from
-// it, known by the address of the first and their number.
+// received is a trace request as it arrived, where its texts are, and
+// the spans decoded from it, known by the address of the first and their
+// number.
 type received struct {
 	req   []byte
+	texts *Texts
 	first *Span
 	n     int
 }
 
 // WithReceived returns ctx carrying req, the OTLP ExportTraceServiceRequest
-// in protobuf a receiver decoded spans from, whole, so that the consumer
-// of spans can keep the request as received (Received) rather than encode
-// the spans again. req must not change while ctx is in use.
-func WithReceived(ctx context.Context, req []byte, spans []Span) context.Context {
+// in protobuf a receiver decoded spans from, whole, and where its texts
+// are (nil: not known), so that the consumer of spans can keep the
+// request as received (Received) rather than encode the spans again. req
+// must not change while ctx is in use.
+func WithReceived(ctx context.Context, req []byte, texts *Texts, spans []Span) context.Context {
 	if len(spans) == 0 {
 		return ctx
 	}
-	return context.WithValue(ctx, receivedKey{}, received{req: req, first: &spans[0], n: len(spans)})
+	return context.WithValue(ctx, receivedKey{}, received{req: req, texts: texts, first: &spans[0], n: len(spans)})
 }
 
-// Received returns the request WithReceived put in ctx when spans are the
-// spans decoded from it, the same slice: a consumer in between that split
-// or replaced them makes it report false.
-func Received(ctx context.Context, spans []Span) ([]byte, bool) {
+// Received returns the request and texts WithReceived put in ctx when
+// spans are the spans decoded from it, the same slice: a consumer in
+// between that split or replaced them makes it report false.
+func Received(ctx context.Context, spans []Span) (req []byte, texts *Texts, ok bool) {
 	r, ok := ctx.Value(receivedKey{}).(received)
 	if !ok || len(spans) != r.n || len(spans) == 0 || &spans[0] != r.first {
-		return nil, false
+		return nil, nil, false
 	}
-	return r.req, true
+	return r.req, r.texts, true
 }

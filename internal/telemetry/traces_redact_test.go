@@ -246,20 +246,70 @@ func TestRedactTraceRequestOwnEncoding(t *testing.T) {
 	}
 }
 
+// TestTextsMasks: the texts the decoder records tell whether a masker
+// masks anything as RedactTraceRequest does, and send the requests they
+// do not cover to it.
+func TestTextsMasks(t *testing.T) {
+	own := func(query, ua string) []byte {
+		b, err := AppendTraceRequest(nil, []Span{{Service: "shop", TraceID: [16]byte{1}, SpanID: [8]byte{2}, Name: "GET /x",
+			Attrs: Attrs{URLQuery: query, UserAgent: ua, StatusCode: 200, RequestHeaders: map[string]string{"accept": "*/*"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	withUnknown := func(req []byte, attr string) []byte {
+		td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().PutStr("app.note", attr)
+		td.ResourceSpans().At(0).ScopeSpans().At(0).Scope().SetName("lib")
+		td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Status().SetMessage("failed")
+		return marshalTraces(t, td)
+	}
+	for _, tc := range []struct {
+		name      string
+		req       []byte
+		wantMasks bool
+	}{
+		{"clean", own("q=1", "curl/8"), false},
+		{"secret in a decoded attribute", own("q=SECRET", "curl/8"), true},
+		{"secret in the user agent", own("q=1", "curl/8 SECRET"), true},
+		{"clean, attributes evident does not decode", withUnknown(own("q=1", "curl/8"), "note"), false},
+		{"secret in an attribute evident does not decode", withUnknown(own("q=1", "curl/8"), "SECRET"), true},
+		{"events, links: not covered", marshalTraces(t, traceRequest("clean")), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			texts, err := DecodeReceivedTraceRequest(tc.req, "test", func([]Span) error { return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := texts.Masks(&secretMasker{}); got != tc.wantMasks {
+				t.Errorf("Masks = %v, want %v", got, tc.wantMasks)
+			}
+			if _, changed, err := RedactTraceRequest(tc.req, &secretMasker{}); err != nil || (changed && !tc.wantMasks) {
+				t.Errorf("RedactTraceRequest: changed %v, %v", changed, err)
+			}
+		})
+	}
+}
+
 func TestReceived(t *testing.T) {
 	spans := make([]Span, 3)
 	req := []byte{1}
-	ctx := WithReceived(t.Context(), req, spans)
-	if got, ok := Received(ctx, spans); !ok || &got[0] != &req[0] {
+	texts := &Texts{}
+	ctx := WithReceived(t.Context(), req, texts, spans)
+	if got, gotTexts, ok := Received(ctx, spans); !ok || &got[0] != &req[0] || gotTexts != texts {
 		t.Error("Received lost the request")
 	}
-	if _, ok := Received(ctx, spans[1:]); ok {
+	if _, _, ok := Received(ctx, spans[1:]); ok {
 		t.Error("Received took a part of the spans for all of them")
 	}
-	if _, ok := Received(ctx, make([]Span, 3)); ok {
+	if _, _, ok := Received(ctx, make([]Span, 3)); ok {
 		t.Error("Received took other spans for those decoded")
 	}
-	if _, ok := Received(t.Context(), spans); ok {
+	if _, _, ok := Received(t.Context(), spans); ok {
 		t.Error("Received found a request in a bare context")
 	}
 }
