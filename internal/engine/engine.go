@@ -358,37 +358,24 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 // (it.raw) or profiles, redacted.
 //
 // Spans that came with their request as received are logged as that
-// request, redacted on the wire (telemetry.RedactTraceRequest), which
-// reaches every attribute, also those evident does not decode: usually
-// nothing is masked, and the request is logged as it arrived, and applied
-// as the spans decoded from it. Where the receiver's decoder said where
-// the request's texts are (telemetry.Texts), whether anything is masked
-// is known from them without walking the request again. When something is masked, the spans
-// applied are decoded again from the redacted request, so that they are
-// exactly what a replay of the log gives. A request the wire redaction
-// cannot follow, and spans without their request, have their spans
-// redacted and encoded again (encode).
+// request, redacted on the wire, which reaches every attribute, also
+// those evident does not decode. Usually nothing is masked, which the
+// texts the receiver's decoder recorded tell (telemetry.Texts) without
+// walking the request again: the request is logged as it arrived, and
+// applied as the spans decoded from it. Otherwise
+// telemetry.RedactTraceRequest masks it, and the spans applied are
+// decoded again from the redacted request, so that they are exactly what
+// a replay of the log gives. Spans without their request, and a request
+// the wire redaction cannot follow, have their spans redacted and encoded
+// again (encode).
 func (e *Engine) redact(it *item) {
 	switch it.kind {
 	case store.BatchSpans:
 		if it.received != nil {
-			if !e.red.Enabled() || it.texts != nil && !it.texts.Masks(e.red) {
-				it.spans, it.logged = it.raw, it.received
+			if e.redactReceived(it) {
 				return
 			}
-			out, changed, err := telemetry.RedactTraceRequest(it.received, e.red)
-			if err == nil && !changed {
-				it.spans, it.logged = it.raw, it.received
-				return
-			}
-			if err == nil {
-				spans, derr := decodeTraceRequest(out)
-				if derr == nil {
-					it.spans, it.logged, it.redacted = spans, out, true
-					return
-				}
-				e.log.Warn("redacted trace request does not decode; logging its spans encoded again", "err", derr)
-			}
+			it.logged = nil
 		}
 		it.spans = e.red.Spans(it.raw)
 		it.redacted = &it.spans[0] != &it.raw[0]
@@ -397,6 +384,31 @@ func (e *Engine) redact(it *item) {
 		it.redacted = &clean[0] != &it.profiles[0]
 		it.profiles = clean
 	}
+}
+
+// redactReceived sets the request to log and the spans to apply of a
+// batch that came with its request, and reports whether it could.
+func (e *Engine) redactReceived(it *item) bool {
+	if !e.red.Enabled() || it.texts != nil && !it.texts.Masks(e.red) {
+		it.spans, it.logged = it.raw, it.received
+		return true
+	}
+	out, changed, err := telemetry.RedactTraceRequest(it.received, e.red)
+	switch {
+	case err != nil:
+		return false
+	case !changed:
+		it.spans, it.logged = it.raw, it.received
+		return true
+	}
+	spans, err := decodeTraceRequest(out)
+	if err != nil || len(spans) != len(it.raw) {
+		// Redaction changes values, never which spans decode.
+		e.log.Warn("redacted trace request does not decode as received; logging its spans encoded again", "spans", len(spans), "received", len(it.raw), "err", err)
+		return false
+	}
+	it.spans, it.logged, it.redacted = spans, out, true
+	return true
 }
 
 // Start restores the model from the last checkpoint, loads the findings,
