@@ -242,7 +242,7 @@ func BenchmarkLogEncode(b *testing.B) {
 		enc  func() ([]byte, error)
 	}{
 		{"trace_request", func() ([]byte, error) {
-			_, p, err := encode(&item{kind: store.BatchSpans, spans: spans})
+			_, p, err := encode(&item{kind: store.BatchSpans, spans: spans}, nil)
 			return p, err
 		}},
 		{"gob", func() ([]byte, error) {
@@ -309,7 +309,7 @@ func BenchmarkLogRedact(b *testing.B) {
 			for b.Loop() {
 				it := item{kind: store.BatchSpans, raw: spans, received: req, texts: texts}
 				e.redact(&it)
-				if _, _, err := encode(&it); err != nil {
+				if _, _, err := encode(&it, nil); err != nil {
 					b.Fatal(err)
 				}
 			}

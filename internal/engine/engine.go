@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/evidentsec/evident/internal/assess"
@@ -141,6 +142,9 @@ type Engine struct {
 	ctl   chan func()
 	// inflight counts the batches handed to the store and not yet queued.
 	inflight sync.WaitGroup
+	// bufs holds buffers for the compressed log payloads (*[]byte): the
+	// store copies a payload when it is handed over.
+	bufs sync.Pool
 
 	// mu serialises the hand-over of batches to the store, which numbers
 	// them in that order, and the tickets that tell the worker that order;
@@ -237,6 +241,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	e.bufs.New = func() any { return new([]byte) }
 	if e.rules == nil {
 		r, err := detect.CompileRules(detect.DefaultRules())
 		if err != nil {
@@ -315,7 +320,12 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 		}
 	}()
 	e.redact(&it)
-	kind, payload, err := encode(&it)
+	buf := e.bufs.Get().(*[]byte)
+	defer e.bufs.Put(buf)
+	kind, payload, err := encode(&it, *buf)
+	if cap(payload) > cap(*buf) && cap(payload) <= maxPooledBuffer && kind == store.BatchTraceRequestS2 {
+		*buf = payload[:0]
+	}
 	if err != nil {
 		e.m.batches.WithLabelValues(signal, "failed").Inc()
 		return pipeline.Permanent(fmt.Errorf("encode %s batch: %w", signal, err))
@@ -904,22 +914,30 @@ func (e *Engine) Summary() assess.Summary { return e.view.Load().Summary }
 func (e *Engine) Snapshot() *model.Snapshot { return e.view.Load().Snapshot }
 
 // encode encodes a batch for the log and returns the kind it logs it
-// under, which says how to decode it: spans as an OTLP trace request
-// (store.BatchTraceRequest), or with encoding/gob (store.BatchSpans) when
-// they cannot go as one, profiles with encoding/gob.
-func encode(it *item) (store.BatchKind, []byte, error) {
-	if it.logged != nil {
-		return store.BatchTraceRequest, it.logged, nil
-	}
-	if it.kind == store.BatchSpans {
+// under, which says how to decode it: spans as an OTLP trace request, the
+// one received (it.logged) or one written from the spans, compressed with
+// S2 (store.BatchTraceRequestS2), or with encoding/gob (store.BatchSpans)
+// when they cannot go as one, profiles with encoding/gob. dst, when large
+// enough, holds the compressed request.
+func encode(it *item, dst []byte) (store.BatchKind, []byte, error) {
+	req := it.logged
+	if req == nil && it.kind == store.BatchSpans {
 		// Instrumented HTTP and database spans take about 300 bytes.
 		b, err := telemetry.AppendTraceRequest(make([]byte, 0, 320*len(it.spans)), it.spans)
-		if err == nil {
-			return store.BatchTraceRequest, b, nil
-		}
-		if !errors.Is(err, telemetry.ErrNotEncodable) {
+		if err != nil && !errors.Is(err, telemetry.ErrNotEncodable) {
 			return "", nil, err
 		}
+		req = b
+		if err != nil {
+			req = nil
+		}
+	}
+	if req != nil {
+		// The log's bytes are written twice (the WAL, then the database)
+		// and synced: compressing them costs less CPU than writing them,
+		// and OTLP, names and keys repeated span after span, compresses
+		// several times.
+		return store.BatchTraceRequestS2, s2.Encode(dst[:cap(dst)], req), nil
 	}
 	var buf bytes.Buffer
 	enc := gob.NewEncoder(&buf)
@@ -932,6 +950,10 @@ func encode(it *item) (store.BatchKind, []byte, error) {
 	return it.kind, buf.Bytes(), err
 }
 
+// maxPooledBuffer bounds the buffers kept for compressed payloads, so
+// that one large request does not pin its size.
+const maxPooledBuffer = 4 << 20
+
 // decode reverses encode for replay, for every kind encode wrote since
 // the log began; a trace request decodes into a spans batch.
 func decode(kind store.BatchKind, payload []byte) (item, error) {
@@ -941,6 +963,14 @@ func decode(kind store.BatchKind, payload []byte) (item, error) {
 	case store.BatchTraceRequest:
 		it.kind = store.BatchSpans
 		it.spans, err = decodeTraceRequest(payload)
+	case store.BatchTraceRequestS2:
+		it.kind = store.BatchSpans
+		var req []byte
+		if req, err = s2.Decode(nil, payload); err != nil {
+			err = fmt.Errorf("s2: %w", err)
+		} else {
+			it.spans, err = decodeTraceRequest(req)
+		}
 	case store.BatchSpans:
 		err = gob.NewDecoder(bytes.NewReader(payload)).Decode(&it.spans)
 	case store.BatchProfiles:

@@ -277,7 +277,7 @@ func TestRedaction(t *testing.T) {
 	var stored [][]byte
 	st.mu.Lock()
 	for _, b := range st.batches {
-		stored = append(stored, b.payload)
+		stored = append(stored, uncompressed(t, b))
 	}
 	st.mu.Unlock()
 	if len(stored) != 1 {
@@ -635,7 +635,7 @@ func TestFailedAppend(t *testing.T) {
 
 // TestReplayPreviousFormat: a log written by the previous version (spans
 // in encoding/gob under the kind "spans"), followed by batches this
-// version logs as OTLP trace requests, replays into the model that
+// version logs as compressed OTLP trace requests, replays into the model that
 // applying the same batches live makes.
 func TestReplayPreviousFormat(t *testing.T) {
 	ctx := context.Background()
@@ -669,7 +669,7 @@ func TestReplayPreviousFormat(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]store.BatchKind{store.BatchSpans, store.BatchTraceRequest}, kinds); diff != "" {
+	if diff := cmp.Diff([]store.BatchKind{store.BatchSpans, store.BatchTraceRequestS2}, kinds); diff != "" {
 		t.Fatalf("logged kinds (-want +got):\n%s", diff)
 	}
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -45,6 +46,19 @@ func requestOf(t testing.TB, spans []telemetry.Span) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// uncompressed is the payload of a logged batch, uncompressed.
+func uncompressed(t testing.TB, b memBatch) []byte {
+	t.Helper()
+	if b.kind != store.BatchTraceRequestS2 {
+		return b.payload
+	}
+	p, err := s2.Decode(nil, b.payload)
+	if err != nil {
+		t.Fatalf("logged batch %d: %v", b.seq, err)
+	}
+	return p
 }
 
 // instrumented is a request as an SDK sends it, with resource, scope and
@@ -112,9 +126,10 @@ func TestLogReceived(t *testing.T) {
 			st.mu.Lock()
 			logged := st.batches[0]
 			st.mu.Unlock()
-			if logged.kind != store.BatchTraceRequest {
-				t.Errorf("logged as %q, want %q", logged.kind, store.BatchTraceRequest)
+			if logged.kind != store.BatchTraceRequestS2 {
+				t.Errorf("logged as %q, want %q", logged.kind, store.BatchTraceRequestS2)
 			}
+			logged.payload = uncompressed(t, logged)
 			if got := bytes.Equal(logged.payload, req); got == tc.redacted {
 				t.Errorf("logged the request as received: %v, want %v", got, !tc.redacted)
 			}
