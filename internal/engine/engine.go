@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/evidentsec/evident/internal/assess"
@@ -141,6 +142,9 @@ type Engine struct {
 	ctl   chan func()
 	// inflight counts the batches handed to the store and not yet queued.
 	inflight sync.WaitGroup
+	// bufs holds buffers for the compressed log payloads (*[]byte): the
+	// store copies a payload when it is handed over.
+	bufs sync.Pool
 
 	// mu serialises the hand-over of batches to the store, which numbers
 	// them in that order, and the tickets that tell the worker that order;
@@ -203,6 +207,12 @@ type item struct {
 	// spans are redacted; raw are the spans as received, for the exploit
 	// rules, nil after a replay (the log holds only redacted spans).
 	spans, raw []telemetry.Span
+	// received is the OTLP trace request spans were decoded from, as it
+	// arrived (telemetry.Received), nil when the receiver did not say;
+	// logged is what the log keeps of it, redacted.
+	received, logged []byte
+	// texts are where the texts of received are, nil when not known.
+	texts *telemetry.Texts
 	// redacted is set when redaction masked something in the batch.
 	redacted   bool
 	profiles   []*telemetry.ProfileBatch
@@ -231,6 +241,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	e.bufs.New = func() any { return new([]byte) }
 	if e.rules == nil {
 		r, err := detect.CompileRules(detect.DefaultRules())
 		if err != nil {
@@ -272,7 +283,9 @@ func (e *Engine) TracesConsumer() pipeline.Consumer[[]telemetry.Span] {
 		if len(spans) == 0 {
 			return nil
 		}
-		return e.consume(ctx, item{kind: store.BatchSpans, raw: spans})
+		it := item{kind: store.BatchSpans, raw: spans}
+		it.received, it.texts, _ = telemetry.Received(ctx, spans)
+		return e.consume(ctx, it)
 	})
 }
 
@@ -307,7 +320,12 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 		}
 	}()
 	e.redact(&it)
-	kind, payload, err := encode(&it)
+	buf := e.bufs.Get().(*[]byte)
+	defer e.bufs.Put(buf)
+	kind, payload, err := encode(&it, *buf)
+	if cap(payload) > cap(*buf) && cap(payload) <= maxPooledBuffer && kind == store.BatchTraceRequestS2 {
+		*buf = payload[:0]
+	}
 	if err != nil {
 		e.m.batches.WithLabelValues(signal, "failed").Inc()
 		return pipeline.Permanent(fmt.Errorf("encode %s batch: %w", signal, err))
@@ -323,6 +341,9 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 	wait := e.st.SubmitBatch(ctx, kind, payload)
 	e.inflight.Add(1)
 	e.mu.Unlock()
+	// The store has its copy; the request's buffer goes back to the
+	// receiver when Consume returns, so the queued item must not keep it.
+	it.received, it.logged, it.texts = nil, nil, nil
 	defer e.inflight.Done()
 	seq, err := wait()
 	// The ticket is queued either way (never blocks: the slot is ours),
@@ -345,9 +366,27 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 
 // redact sets the batch that is logged and applied: the received spans
 // (it.raw) or profiles, redacted.
+//
+// Spans that came with their request as received are logged as that
+// request, redacted on the wire, which reaches every attribute, also
+// those evident does not decode. Usually nothing is masked, which the
+// texts the receiver's decoder recorded tell (telemetry.Texts) without
+// walking the request again: the request is logged as it arrived, and
+// applied as the spans decoded from it. Otherwise
+// telemetry.RedactTraceRequest masks it, and the spans applied are
+// decoded again from the redacted request, so that they are exactly what
+// a replay of the log gives. Spans without their request, and a request
+// the wire redaction cannot follow, have their spans redacted and encoded
+// again (encode).
 func (e *Engine) redact(it *item) {
 	switch it.kind {
 	case store.BatchSpans:
+		if it.received != nil {
+			if e.redactReceived(it) {
+				return
+			}
+			it.logged = nil
+		}
 		it.spans = e.red.Spans(it.raw)
 		it.redacted = &it.spans[0] != &it.raw[0]
 	case store.BatchProfiles:
@@ -355,6 +394,31 @@ func (e *Engine) redact(it *item) {
 		it.redacted = &clean[0] != &it.profiles[0]
 		it.profiles = clean
 	}
+}
+
+// redactReceived sets the request to log and the spans to apply of a
+// batch that came with its request, and reports whether it could.
+func (e *Engine) redactReceived(it *item) bool {
+	if !e.red.Enabled() || it.texts != nil && !it.texts.Masks(e.red) {
+		it.spans, it.logged = it.raw, it.received
+		return true
+	}
+	out, changed, err := telemetry.RedactTraceRequest(it.received, e.red)
+	switch {
+	case err != nil:
+		return false
+	case !changed:
+		it.spans, it.logged = it.raw, it.received
+		return true
+	}
+	spans, err := decodeTraceRequest(out)
+	if err != nil || len(spans) != len(it.raw) {
+		// Redaction changes values, never which spans decode.
+		e.log.Warn("redacted trace request does not decode as received; logging its spans encoded again", "spans", len(spans), "received", len(it.raw), "err", err)
+		return false
+	}
+	it.spans, it.logged, it.redacted = spans, out, true
+	return true
 }
 
 // Start restores the model from the last checkpoint, loads the findings,
@@ -850,19 +914,30 @@ func (e *Engine) Summary() assess.Summary { return e.view.Load().Summary }
 func (e *Engine) Snapshot() *model.Snapshot { return e.view.Load().Snapshot }
 
 // encode encodes a batch for the log and returns the kind it logs it
-// under, which says how to decode it: spans as an OTLP trace request
-// (store.BatchTraceRequest), or with encoding/gob (store.BatchSpans) when
-// they cannot go as one, profiles with encoding/gob.
-func encode(it *item) (store.BatchKind, []byte, error) {
-	if it.kind == store.BatchSpans {
+// under, which says how to decode it: spans as an OTLP trace request, the
+// one received (it.logged) or one written from the spans, compressed with
+// S2 (store.BatchTraceRequestS2), or with encoding/gob (store.BatchSpans)
+// when they cannot go as one, profiles with encoding/gob. dst, when large
+// enough, holds the compressed request.
+func encode(it *item, dst []byte) (store.BatchKind, []byte, error) {
+	req := it.logged
+	if req == nil && it.kind == store.BatchSpans {
 		// Instrumented HTTP and database spans take about 300 bytes.
 		b, err := telemetry.AppendTraceRequest(make([]byte, 0, 320*len(it.spans)), it.spans)
-		if err == nil {
-			return store.BatchTraceRequest, b, nil
-		}
-		if !errors.Is(err, telemetry.ErrNotEncodable) {
+		if err != nil && !errors.Is(err, telemetry.ErrNotEncodable) {
 			return "", nil, err
 		}
+		req = b
+		if err != nil {
+			req = nil
+		}
+	}
+	if req != nil {
+		// The log's bytes are written twice (the WAL, then the database)
+		// and synced: compressing them costs less CPU than writing them,
+		// and OTLP, names and keys repeated span after span, compresses
+		// several times.
+		return store.BatchTraceRequestS2, s2.Encode(dst[:cap(dst)], req), nil
 	}
 	var buf bytes.Buffer
 	enc := gob.NewEncoder(&buf)
@@ -875,6 +950,10 @@ func encode(it *item) (store.BatchKind, []byte, error) {
 	return it.kind, buf.Bytes(), err
 }
 
+// maxPooledBuffer bounds the buffers kept for compressed payloads, so
+// that one large request does not pin its size.
+const maxPooledBuffer = 4 << 20
+
 // decode reverses encode for replay, for every kind encode wrote since
 // the log began; a trace request decodes into a spans batch.
 func decode(kind store.BatchKind, payload []byte) (item, error) {
@@ -883,10 +962,15 @@ func decode(kind store.BatchKind, payload []byte) (item, error) {
 	switch kind {
 	case store.BatchTraceRequest:
 		it.kind = store.BatchSpans
-		err = telemetry.DecodeTraceRequest(payload, "the log", func(s []telemetry.Span) error {
-			it.spans = append(it.spans, s...)
-			return nil
-		})
+		it.spans, err = decodeTraceRequest(payload)
+	case store.BatchTraceRequestS2:
+		it.kind = store.BatchSpans
+		var req []byte
+		if req, err = s2.Decode(nil, payload); err != nil {
+			err = fmt.Errorf("s2: %w", err)
+		} else {
+			it.spans, err = decodeTraceRequest(req)
+		}
 	case store.BatchSpans:
 		err = gob.NewDecoder(bytes.NewReader(payload)).Decode(&it.spans)
 	case store.BatchProfiles:
@@ -898,4 +982,28 @@ func decode(kind store.BatchKind, payload []byte) (item, error) {
 		return it, fmt.Errorf("decode %s batch: %w", kind, err)
 	}
 	return it, nil
+}
+
+// decodeTraceRequest decodes a logged trace request. A request is logged
+// as received, with the spans the receiver dropped as malformed in it; it
+// was accepted for the spans that did decode, and those are what it
+// yields, as it did then; the error is only for a request of which no
+// span decodes.
+func decodeTraceRequest(req []byte) ([]telemetry.Span, error) {
+	var spans []telemetry.Span
+	err := telemetry.DecodeTraceRequest(req, "the log", func(s []telemetry.Span) error {
+		if spans == nil {
+			spans = s
+			return nil
+		}
+		spans = append(spans, s...)
+		return nil
+	})
+	if len(spans) > 0 {
+		return spans, nil
+	}
+	if err == nil {
+		err = errors.New("no span")
+	}
+	return nil, err
 }

@@ -277,7 +277,7 @@ func TestRedaction(t *testing.T) {
 	var stored [][]byte
 	st.mu.Lock()
 	for _, b := range st.batches {
-		stored = append(stored, b.payload)
+		stored = append(stored, uncompressed(t, b))
 	}
 	st.mu.Unlock()
 	if len(stored) != 1 {
@@ -367,60 +367,73 @@ func TestRestart(t *testing.T) {
 			return st
 		},
 	}
+	// Spans come decoded, or with the request they were decoded from,
+	// which the engine then logs as received.
+	sends := map[string]func(t *testing.T, e *Engine, spans []telemetry.Span){
+		"spans": func(t *testing.T, e *Engine, spans []telemetry.Span) {
+			if err := e.TracesConsumer().Consume(context.Background(), spans); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"received": func(t *testing.T, e *Engine, spans []telemetry.Span) {
+			consumeReceived(t, e, requestOf(t, spans))
+		},
+	}
 	for name, open := range stores {
-		t.Run(name, func(t *testing.T) {
-			ctx := context.Background()
-			st := open(t)
-			cfg := testConfig()
-			cfg.CheckpointInterval = 5 * time.Millisecond
+		for how, send := range sends {
+			t.Run(name+"/"+how, func(t *testing.T) { testRestart(t, open, send) })
+		}
+	}
+}
 
-			// First life: a checkpoint after the first batches, then more
-			// batches, then a crash (no checkpoint).
-			e1 := newEngine(t, cfg, st, nil, nil)
-			if err := e1.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := e1.SetFindings(ctx, allFindings(textFinding("shop"))); err != nil {
-				t.Fatal(err)
-			}
-			if err := e1.TracesConsumer().Consume(ctx, shopSpans()); err != nil {
-				t.Fatal(err)
-			}
-			eventually(t, "checkpoint", func() bool {
-				seq, _, err := st.LoadCheckpoint(ctx)
-				return err == nil && seq > 0
-			})
-			e1.st = noCheckpoint{st}
-			if err := e1.ProfilesConsumer().Consume(ctx, []*telemetry.ProfileBatch{textProfile("shop", true)}); err != nil {
-				t.Fatal(err)
-			}
-			more := shopSpans()
-			for i := range more {
-				more[i].SpanID[0], more[i].ParentSpanID[0] = 9, 9
-				more[i].Attrs.HTTPRoute += "/v2"
-			}
-			more[0].ParentSpanID = [8]byte{}
-			if err := e1.TracesConsumer().Consume(ctx, more); err != nil {
-				t.Fatal(err)
-			}
-			if err := e1.Shutdown(ctx); err != nil {
-				t.Fatal(err)
-			}
-			want := e1.model.Snapshot()
-			if seq, _, _ := st.LoadCheckpoint(ctx); seq != 1 {
-				t.Fatalf("checkpoint at %d, want 1: the crash must leave batches to replay", seq)
-			}
+// testRestart is TestRestart with a store and a way of sending spans.
+func testRestart(t *testing.T, open func(t *testing.T) Store, send func(t *testing.T, e *Engine, spans []telemetry.Span)) {
+	ctx := context.Background()
+	st := open(t)
+	cfg := testConfig()
+	cfg.CheckpointInterval = 5 * time.Millisecond
 
-			// Second life over the same store.
-			e2 := newEngine(t, cfg, st, nil, nil)
-			start(t, e2)
-			if diff := cmp.Diff(want, e2.model.Snapshot()); diff != "" {
-				t.Errorf("model after replay (-before crash +after):\n%s", diff)
-			}
-			if got := verdictOf(e2, "shop"); got != assess.Executed {
-				t.Errorf("verdict after restart = %q, want executed", got)
-			}
-		})
+	// First life: a checkpoint after the first batches, then more
+	// batches, then a crash (no checkpoint).
+	e1 := newEngine(t, cfg, st, nil, nil)
+	if err := e1.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e1.SetFindings(ctx, allFindings(textFinding("shop"))); err != nil {
+		t.Fatal(err)
+	}
+	send(t, e1, shopSpans())
+	eventually(t, "checkpoint", func() bool {
+		seq, _, err := st.LoadCheckpoint(ctx)
+		return err == nil && seq > 0
+	})
+	e1.st = noCheckpoint{st}
+	if err := e1.ProfilesConsumer().Consume(ctx, []*telemetry.ProfileBatch{textProfile("shop", true)}); err != nil {
+		t.Fatal(err)
+	}
+	more := shopSpans()
+	for i := range more {
+		more[i].SpanID[0], more[i].ParentSpanID[0] = 9, 9
+		more[i].Attrs.HTTPRoute += "/v2"
+	}
+	more[0].ParentSpanID = [8]byte{}
+	send(t, e1, more)
+	if err := e1.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := e1.model.Snapshot()
+	if seq, _, _ := st.LoadCheckpoint(ctx); seq != 1 {
+		t.Fatalf("checkpoint at %d, want 1: the crash must leave batches to replay", seq)
+	}
+
+	// Second life over the same store.
+	e2 := newEngine(t, cfg, st, nil, nil)
+	start(t, e2)
+	if diff := cmp.Diff(want, e2.model.Snapshot()); diff != "" {
+		t.Errorf("model after replay (-before crash +after):\n%s", diff)
+	}
+	if got := verdictOf(e2, "shop"); got != assess.Executed {
+		t.Errorf("verdict after restart = %q, want executed", got)
 	}
 }
 
@@ -622,7 +635,7 @@ func TestFailedAppend(t *testing.T) {
 
 // TestReplayPreviousFormat: a log written by the previous version (spans
 // in encoding/gob under the kind "spans"), followed by batches this
-// version logs as OTLP trace requests, replays into the model that
+// version logs as compressed OTLP trace requests, replays into the model that
 // applying the same batches live makes.
 func TestReplayPreviousFormat(t *testing.T) {
 	ctx := context.Background()
@@ -656,7 +669,7 @@ func TestReplayPreviousFormat(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]store.BatchKind{store.BatchSpans, store.BatchTraceRequest}, kinds); diff != "" {
+	if diff := cmp.Diff([]store.BatchKind{store.BatchSpans, store.BatchTraceRequestS2}, kinds); diff != "" {
 		t.Fatalf("logged kinds (-want +got):\n%s", diff)
 	}
 

@@ -22,13 +22,13 @@ import (
 // the batch and the good batch logged after it, and the checkpoint it then
 // writes must restore.
 func FuzzReplay(f *testing.F) {
-	kinds := []store.BatchKind{store.BatchTraceRequest, store.BatchSpans, store.BatchProfiles}
+	kinds := []store.BatchKind{store.BatchTraceRequest, store.BatchSpans, store.BatchProfiles, store.BatchTraceRequestS2}
 	for _, it := range []*item{
 		{kind: store.BatchSpans, spans: shopSpans()},
 		{kind: store.BatchProfiles, profiles: []*telemetry.ProfileBatch{textProfile("shop", true)}},
 		{kind: store.BatchProfiles, profiles: []*telemetry.ProfileBatch{{Service: "x", Locations: [][]attribution.Frame{{}}, Samples: []telemetry.Sample{{Locations: []int32{5, -1, 0}, Count: 1}}}}},
 	} {
-		kind, payload, err := encode(it)
+		kind, payload, err := encode(it, nil)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -38,14 +38,14 @@ func FuzzReplay(f *testing.F) {
 	f.Add(uint8(1), gobSpans(f, shopSpans()))
 	f.Add(uint8(0), []byte("not protobuf"))
 	f.Add(uint8(1), []byte("not gob"))
-	_, good, err := encode(&item{kind: store.BatchSpans, spans: shopSpans()})
+	goodKind, good, err := encode(&item{kind: store.BatchSpans, spans: shopSpans()}, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, k uint8, payload []byte) {
 		kind := kinds[int(k)%len(kinds)]
 		if it, err := decode(kind, payload); err == nil {
-			kind2, again, err := encode(&it)
+			kind2, again, err := encode(&it, nil)
 			if err != nil {
 				t.Fatalf("decoded batch does not encode: %v", err)
 			}
@@ -59,7 +59,7 @@ func FuzzReplay(f *testing.F) {
 		}
 
 		ctx := context.Background()
-		st := &memStore{seq: 2, batches: []memBatch{{1, kind, payload}, {2, store.BatchTraceRequest, good}}}
+		st := &memStore{seq: 2, batches: []memBatch{{1, kind, payload}, {2, goodKind, good}}}
 		e := newEngine(t, testConfig(), st, nil, nil)
 		if err := e.Start(ctx); err != nil {
 			t.Fatalf("start over a log with a fuzzed batch: %v", err)

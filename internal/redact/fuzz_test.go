@@ -45,3 +45,13 @@ func FuzzValue(f *testing.F) {
 		}
 	})
 }
+
+func FuzzShapeOf(f *testing.F) {
+	f.Add("4111 1111 1111 1111")
+	f.Add("https://u:p@host/x?%40\x2f\x30\x39\x3a\xb0\xb9")
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := shapeOf(s), naiveShape(s); got != want {
+			t.Fatalf("shapeOf(%q) = %+v, want %+v", s, got, want)
+		}
+	})
+}

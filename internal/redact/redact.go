@@ -11,9 +11,12 @@ package redact
 import (
 	"bytes"
 	"maps"
+	"math/bits"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -34,7 +37,29 @@ const (
 type Redactor struct {
 	cfg Config
 	c   compiled
+	// keys caches the rule of each attribute key Attribute has seen, up
+	// to maxKeys: a request repeats the same few dozen keys on every span.
+	// The map is replaced, never modified, so reads take no lock.
+	keys   atomic.Pointer[map[string]keyRule]
+	keysMu sync.Mutex
 }
+
+// keyRule is how Attribute treats the values of an attribute key.
+type keyRule uint8
+
+const (
+	ruleText   keyRule = iota // the rules for free text
+	ruleMask                  // named like a credential: masked whole
+	ruleValue                 // a field Value knows: its own rules
+	ruleURL                   // an older name of url.full
+	ruleHeader                // a captured request header
+)
+
+// maxKeys bounds the attribute keys whose rule is cached: keys beyond it,
+// which only a sender making them up would reach, are looked at each time.
+const maxKeys = 1024
+
+var _ telemetry.Masker = (*Redactor)(nil)
 
 // New checks cfg and returns its Redactor.
 func New(cfg Config) (*Redactor, error) {
@@ -70,6 +95,83 @@ func (r *Redactor) Value(field, v string) string {
 		}
 	case strings.HasPrefix(field, HeaderPrefix):
 		return r.header(field[len(HeaderPrefix):], v)
+	}
+	return r.text(v)
+}
+
+// Attribute returns v, the string value of the span, resource, event or
+// link attribute key as received (or one element of an array value),
+// with what must not be kept masked: the attributes Value knows by name
+// (and http.url and http.target, the older names of url.full and of a
+// path with its query) get their rules, an attribute named like a
+// credential (Names, NamePatterns, AllowNames, as for query parameters
+// and headers) is masked whole, and any other gets the rules for free
+// text. It returns v itself when nothing is masked. It serves the
+// redaction of requests as received (telemetry.RedactTraceRequest), which
+// reaches the attributes evident does not decode as well.
+func (r *Redactor) Attribute(key, v string) string {
+	if !r.Enabled() || v == "" {
+		return v
+	}
+	switch r.ruleOf(key) {
+	case ruleValue:
+		return r.Value(key, v)
+	case ruleURL:
+		return r.Value(FieldURLFull, v)
+	case ruleHeader:
+		return r.header(key[len(HeaderPrefix):], v)
+	case ruleMask:
+		return r.cfg.Mask
+	}
+	return r.text(v)
+}
+
+// ruleOf returns the rule of the attribute key, from the cache when it
+// is there.
+func (r *Redactor) ruleOf(key string) keyRule {
+	cache := r.keys.Load()
+	if cache != nil {
+		if rule, ok := (*cache)[key]; ok {
+			return rule
+		}
+	}
+	rule := ruleText
+	switch {
+	case key == FieldURLQuery || key == FieldURLFull || key == FieldDBQueryText || key == FieldDBStatement:
+		rule = ruleValue
+	case key == "http.url" || key == "http.target":
+		rule = ruleURL
+	case strings.HasPrefix(key, HeaderPrefix):
+		rule = ruleHeader
+	case r.secretName(key):
+		rule = ruleMask
+	}
+	if cache == nil || len(*cache) < maxKeys {
+		r.keysMu.Lock()
+		defer r.keysMu.Unlock()
+		old := r.keys.Load()
+		var next map[string]keyRule
+		if old == nil {
+			next = make(map[string]keyRule, 64)
+		} else if len(*old) < maxKeys {
+			next = make(map[string]keyRule, len(*old)+1)
+			maps.Copy(next, *old)
+		}
+		if next != nil {
+			// key may point into a request's buffer.
+			next[strings.Clone(key)] = rule
+			r.keys.Store(&next)
+		}
+	}
+	return rule
+}
+
+// Text returns v, free text, with the rules for free text applied: URL
+// credentials, e-mail addresses, card numbers and the configured value
+// patterns. It returns v itself when nothing is masked.
+func (r *Redactor) Text(v string) string {
+	if !r.Enabled() {
+		return v
 	}
 	return r.text(v)
 }
@@ -276,13 +378,16 @@ func (r *Redactor) text(v string) string {
 	if v == "" {
 		return v
 	}
-	if r.cfg.Credentials {
+	// One pass tells which rules can match at all: most values have no
+	// "://", no "@" and too few digits.
+	sh := shapeOf(v)
+	if r.cfg.Credentials && sh.colon {
 		v = r.credentials(v)
 	}
-	if r.cfg.Emails {
+	if r.cfg.Emails && sh.atOrPercent {
 		v = r.emails(v)
 	}
-	if r.cfg.CardNumbers {
+	if r.cfg.CardNumbers && sh.digits >= 13 {
 		v = r.cards(v)
 	}
 	for _, re := range r.c.values {
@@ -391,13 +496,7 @@ func validDomain(d string) bool {
 
 // cards masks what looks like a payment card number.
 func (r *Redactor) cards(s string) string {
-	digits := 0
-	for i := 0; i < len(s); i++ {
-		if s[i]-'0' < 10 {
-			digits++
-		}
-	}
-	if digits < 13 {
+	if len(s) < 13 || shapeOf(s).digits < 13 {
 		return s
 	}
 	e := editor{src: s}
@@ -430,6 +529,53 @@ func (r *Redactor) cards(s string) string {
 		i = j
 	}
 	return e.String()
+}
+
+// shape is what the rules for free text look for first in a value.
+type shape struct {
+	colon, atOrPercent bool // a ':' (URL credentials), a '@' or '%' (e-mail addresses)
+	digits             int  // ASCII digits (card numbers)
+}
+
+// shapeOf reads s once, eight bytes at a time: every string attribute of
+// every span goes through it.
+func shapeOf(s string) shape {
+	const (
+		ones  = 0x0101010101010101
+		low7  = 0x7f7f7f7f7f7f7f7f
+		highs = 0x8080808080808080
+	)
+	// zero has the high bit of each zero byte of v set, and may set it
+	// for a 0x01 byte after a zero one: it tells whether v has a zero
+	// byte, which is all it is used for.
+	zero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
+	var sh shape
+	var colon, at uint64
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		colon |= zero(x ^ (ones * ':'))
+		at |= zero(x^(ones*'@')) | zero(x^(ones*'%'))
+		// A byte b below 0x80 is a digit when '0'-1 < b < '9'+1: the two
+		// sums carry into a byte's high bit exactly then, and never into
+		// the next byte (Bit Twiddling Hacks, "determine if a word has a
+		// byte between m and n").
+		y := x & low7
+		sh.digits += bits.OnesCount64((ones*(127+('9'+1)) - y) & ^x & (y + ones*(127-('0'-1))) & highs)
+	}
+	for ; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == ':':
+			colon = 1
+		case c == '@' || c == '%':
+			at = 1
+		case c-'0' < 10:
+			sh.digits++
+		}
+	}
+	sh.colon, sh.atOrPercent = colon != 0, at != 0
+	return sh
 }
 
 // luhn reports whether digits pass the Luhn check.

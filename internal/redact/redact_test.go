@@ -201,3 +201,29 @@ func TestProfiles(t *testing.T) {
 		t.Error("the input batch was modified")
 	}
 }
+
+// naiveShape is shapeOf a byte at a time.
+func naiveShape(s string) shape {
+	var sh shape
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == ':':
+			sh.colon = true
+		case c == '@' || c == '%':
+			sh.atOrPercent = true
+		case '0' <= c && c <= '9':
+			sh.digits++
+		}
+	}
+	return sh
+}
+
+func TestShapeOf(t *testing.T) {
+	for _, s := range []string{"", "1", "abc", "4111 1111 1111 1111", "0123456789", "/:09@`", "\x80\xb0\xb9\xff09",
+		"Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0", "ü9ä8ö7ß6€5 4321", "https://u:p@host/x", "bob%40example.com",
+		"\x00\x01:\x01\x00@\x01%", "abcdefgh:", "abcdefgh@abcdefg"} {
+		if got, want := shapeOf(s), naiveShape(s); got != want {
+			t.Errorf("shapeOf(%q) = %+v, want %+v", s, got, want)
+		}
+	}
+}

@@ -213,6 +213,9 @@ const (
 	// ExportTraceServiceRequest in protobuf, decoded on replay by the
 	// receivers' decoder.
 	BatchTraceRequest BatchKind = "otlp_traces"
+	// BatchTraceRequestS2 is a BatchTraceRequest compressed with S2
+	// (github.com/klauspost/compress/s2, block format).
+	BatchTraceRequestS2 BatchKind = "otlp_traces_s2"
 	// BatchProfiles is a batch of profiles.
 	BatchProfiles BatchKind = "profiles"
 )
@@ -220,10 +223,10 @@ const (
 // Validate reports whether k is one of the known kinds.
 func (k BatchKind) Validate() error {
 	switch k {
-	case BatchSpans, BatchTraceRequest, BatchProfiles:
+	case BatchSpans, BatchTraceRequest, BatchTraceRequestS2, BatchProfiles:
 		return nil
 	}
-	return fmt.Errorf("%w: batch kind %q is not %q, %q or %q", ErrInvalid, string(k), BatchTraceRequest, BatchSpans, BatchProfiles)
+	return fmt.Errorf("%w: batch kind %q is not %q, %q, %q or %q", ErrInvalid, string(k), BatchTraceRequest, BatchTraceRequestS2, BatchSpans, BatchProfiles)
 }
 
 // VerdictChange is one change of the runtime verdict, or of the VEX

@@ -3,10 +3,12 @@ package telemetry
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // checkBatches asserts what every consumer of a ProfileBatch relies on:
@@ -120,6 +122,88 @@ func FuzzAppendTraceRequest(f *testing.F) {
 		}
 		if diff := cmp.Diff(spans, got, cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("round trip (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// FuzzRedactTraceRequest: whatever the request, a redacted one redacts to
+// itself, and decodes into the spans of the request as received, but for
+// the masked texts.
+func FuzzRedactTraceRequest(f *testing.F) {
+	f.Add(readFixture(f, "traces.pb"))
+	f.Add(marshalTraces(f, traceRequest("SECRET")))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		texts, _ := DecodeReceivedTraceRequest(data, "fuzz", func([]Span) error { return nil })
+		out, changed, err := RedactTraceRequest(data, &secretMasker{})
+		if texts != nil && !texts.Masks(&secretMasker{}) && (err != nil || changed) {
+			t.Fatalf("the decoder's texts mask nothing, RedactTraceRequest: changed %v, %v", changed, err)
+		}
+		if err != nil {
+			return
+		}
+		again, changed, err := RedactTraceRequest(out, &secretMasker{})
+		if err != nil || changed || !bytes.Equal(again, out) {
+			t.Fatalf("redacting the redacted request again: changed %v, %v", changed, err)
+		}
+		ids := func(req []byte) [][8]byte {
+			var ids [][8]byte
+			_ = DecodeTraceRequest(req, "fuzz", func(s []Span) error {
+				for _, sp := range s {
+					ids = append(ids, sp.SpanID)
+				}
+				return nil
+			})
+			return ids
+		}
+		if want, got := ids(data), ids(out); !slices.Equal(want, got) {
+			t.Fatalf("spans decoded: %x from the request, %x redacted", want, got)
+		}
+	})
+}
+
+// FuzzNextField: nextField's fast paths read what protowire reads.
+func FuzzNextField(f *testing.F) {
+	f.Add([]byte{0x0a, 0x02, 'h', 'i'})
+	f.Add([]byte{0x39, 1, 2, 3, 4, 5, 6, 7, 8})
+	f.Add([]byte{0x15, 1, 2, 3, 4})
+	f.Add([]byte{0x0a, 0x81, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, n, err := nextField(b)
+		num, typ, tn := protowire.ConsumeTag(b)
+		if tn < 0 {
+			if err == nil {
+				t.Fatalf("nextField(%x) read a field protowire refuses", b)
+			}
+			return
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[tn:])
+		if (m < 0) != (err != nil) {
+			t.Fatalf("nextField(%x): err %v, protowire %d", b, err, m)
+		}
+		if err != nil {
+			return
+		}
+		if n != tn+m || got.num != num || got.typ != typ {
+			t.Fatalf("nextField(%x) = %+v, %d; protowire: field %d type %d, %d bytes", b, got, n, num, typ, tn+m)
+		}
+		switch typ {
+		case protowire.BytesType:
+			v, _ := protowire.ConsumeBytes(b[tn:])
+			if !bytes.Equal(got.b, v) {
+				t.Fatalf("nextField(%x) bytes %x, want %x", b, got.b, v)
+			}
+		case protowire.Fixed64Type:
+			if v, _ := protowire.ConsumeFixed64(b[tn:]); got.v != v {
+				t.Fatalf("nextField(%x) = %d, want %d", b, got.v, v)
+			}
+		case protowire.Fixed32Type:
+			if v, _ := protowire.ConsumeFixed32(b[tn:]); got.v != uint64(v) {
+				t.Fatalf("nextField(%x) = %d, want %d", b, got.v, v)
+			}
+		case protowire.VarintType:
+			if v, _ := protowire.ConsumeVarint(b[tn:]); got.v != v {
+				t.Fatalf("nextField(%x) = %d, want %d", b, got.v, v)
+			}
 		}
 	})
 }

@@ -90,6 +90,26 @@ func DecodeTraceRequest(msg []byte, source string, emit func([]Span) error) erro
 	return errs.err()
 }
 
+// DecodeReceivedTraceRequest is DecodeTraceRequest for a request that is
+// to be kept as received: it also returns where the texts of the request
+// are, so that whether redaction masks anything in it is known without
+// reading it again (Texts.Masks). A request with a malformed part has
+// texts the decoder could not reach, which its Texts report.
+func DecodeReceivedTraceRequest(msg []byte, source string, emit func([]Span) error) (*Texts, error) {
+	errs := &recordErrors{source: source}
+	// A span holds about one text per 40 bytes.
+	texts := &Texts{req: msg, refs: make([]textRef, 0, len(msg)/40)}
+	d := traceDecoder{errs: errs, texts: texts}
+	if err := d.decodeRequest(msg, emit); err != nil {
+		return nil, fmt.Errorf("decode traces %s: %w", source, err)
+	}
+	err := errs.err()
+	if err != nil {
+		texts.other = true
+	}
+	return texts, err
+}
+
 // sizeHint returns the size of what r holds when it can tell (an open
 // file, an in-memory reader), so that reading it whole allocates once.
 func sizeHint(r io.Reader) int64 {

@@ -65,6 +65,9 @@ type traceDecoder struct {
 	in     interner
 	attrs  attrBuilder
 	res    attrBuilder
+	// texts, when set, gets where every text of the request is, as the
+	// decoder meets it (Texts).
+	texts *Texts
 }
 
 // OTLP trace field numbers (opentelemetry/proto/trace/v1/trace.proto).
@@ -98,6 +101,7 @@ func (d *traceDecoder) decodeRequest(msg []byte, emit func([]Span) error) error 
 		}
 		off += n
 		if f.num != 1 {
+			d.texts.unknown(f)
 			continue
 		}
 		record := fmt.Sprintf("%sresource_spans[%d]", d.prefix, i)
@@ -132,10 +136,14 @@ func (d *traceDecoder) decodeResourceSpans(msg []byte, record string) []Span {
 		off += n
 		switch {
 		case f.typ != protowire.BytesType:
+			d.texts.unknown(f)
 		case f.num == rsResource:
 			if err := forEachField(f.b, func(rf field) error {
 				if rf.num == 1 && rf.typ == protowire.BytesType {
 					return d.keyValue(rf.b, &d.res)
+				}
+				if rf.num != 3 { // entity_refs hold attribute keys
+					d.texts.unknown(rf)
 				}
 				return nil
 			}); err != nil {
@@ -144,6 +152,8 @@ func (d *traceDecoder) decodeResourceSpans(msg []byte, record string) []Span {
 		case f.num == rsScopeSpans:
 			spans = d.decodeScopeSpans(f.b, spans, record, scope)
 			scope++
+		case f.num != 3: // schema_url
+			d.texts.unknown(f)
 		}
 	}
 	service := d.res.strs[attrServiceName]
@@ -166,6 +176,12 @@ func (d *traceDecoder) decodeScopeSpans(msg []byte, spans []Span, record string,
 		}
 		off += m
 		if f.num != ssSpans || f.typ != protowire.BytesType {
+			switch {
+			case f.num == 1 && f.typ == protowire.BytesType:
+				d.scope(f.b)
+			case f.num != 3: // schema_url
+				d.texts.unknown(f)
+			}
 			continue
 		}
 		if truncated {
@@ -216,6 +232,11 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 			}
 		case spanName:
 			sp.Name = d.in.bytes(f.b)
+			d.texts.text(nil, f.b)
+		case 3: // trace_state
+			d.texts.text(nil, f.b)
+		case 11, 13: // events, links
+			d.texts.unknown(field{typ: protowire.BytesType})
 		case spanKind:
 			// An unknown kind is kept as unspecified, as pdata keeps it.
 			if f.v <= uint64(SpanKindConsumer) {
@@ -234,13 +255,20 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 			}
 		case spanStatus:
 			if err := forEachField(f.b, func(sf field) error {
-				if sf.num == statusCode {
+				switch sf.num {
+				case statusCode:
 					status = int32(sf.v)
+				case 2: // message
+					d.texts.text(nil, sf.b)
+				default:
+					d.texts.unknown(sf)
 				}
 				return nil
 			}); err != nil {
 				return fmt.Errorf("status: %w", err)
 			}
+		default:
+			d.texts.unknown(f)
 		}
 	}
 	if !haveTrace || !haveSpan {
@@ -264,6 +292,7 @@ func unixNano(v uint64) time.Time {
 // key is one evident keeps.
 func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 	var key, value []byte
+	nvalues := 0
 	// Attributes are most of a span; loops without closures keep them
 	// cheap.
 	for off := 0; off < len(msg); {
@@ -277,11 +306,20 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 			key = f.b
 		case 2:
 			value = f.b
+			nvalues++
+		default:
+			d.texts.unknown(f)
 		}
+	}
+	if nvalues > 1 {
+		d.texts.unknown(field{typ: protowire.BytesType})
 	}
 	id := lookupAttr(key)
 	header := id == attrNone && bytes.HasPrefix(key, []byte(headerPrefix))
 	if id == attrNone && !header {
+		if d.texts != nil {
+			return d.otherValue(key, value)
+		}
 		return nil
 	}
 	// Captured headers and some resource attributes are arrays of
@@ -297,24 +335,32 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 		switch {
 		case f.num == 1 && list: // string_value
 			values = append(values, d.in.bytes(f.b))
+			d.texts.text(key, f.b)
 		case f.num == 1:
 			b.setString(id, d.in.bytes(f.b))
+			d.texts.text(key, f.b)
 		case f.num == 3 && !list: // int_value
 			b.setInt(id, int64(f.v))
 		case f.num == 5 && list: // array_value
 			if err := forEachField(f.b, func(af field) error {
 				if af.num != 1 {
+					d.texts.unknown(af)
 					return nil
 				}
 				return forEachField(af.b, func(vf field) error {
 					if vf.num == 1 {
 						values = append(values, d.in.bytes(vf.b))
+						d.texts.text(key, vf.b)
+					} else {
+						d.texts.textValue(key, vf)
 					}
 					return nil
 				})
 			}); err != nil {
 				return fmt.Errorf("attribute %q: %w", key, err)
 			}
+		default:
+			d.texts.textValue(key, f)
 		}
 	}
 	if isList(id) {
@@ -324,4 +370,42 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 		b.setHeader(string(key), values)
 	}
 	return nil
+}
+
+// otherValue records the texts of the value of an attribute evident does
+// not decode: a string or bytes value; numbers hold none; anything else
+// is left to RedactTraceRequest.
+func (d *traceDecoder) otherValue(key, value []byte) error {
+	for off := 0; off < len(value); {
+		f, n, err := nextField(value[off:])
+		if err != nil {
+			return fmt.Errorf("attribute %q: at byte %d: %w", key, off, err)
+		}
+		off += n
+		if f.num == 1 {
+			d.texts.text(key, f.b)
+			continue
+		}
+		d.texts.textValue(key, f)
+	}
+	return nil
+}
+
+// scope records the texts of an InstrumentationScope: its name and
+// version; its attributes are left to RedactTraceRequest.
+func (d *traceDecoder) scope(msg []byte) {
+	if d.texts == nil {
+		return
+	}
+	if err := forEachField(msg, func(f field) error {
+		switch f.num {
+		case 1, 2:
+			d.texts.text(nil, f.b)
+		default:
+			d.texts.unknown(f)
+		}
+		return nil
+	}); err != nil {
+		d.texts.unknown(field{typ: protowire.BytesType})
+	}
 }

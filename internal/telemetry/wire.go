@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -20,17 +21,34 @@ type field struct {
 // number of bytes it took.
 func nextField(b []byte) (field, int, error) {
 	// Fast path for the common case of a one-byte tag (fields 1-15)
-	// followed by a one-byte length or varint: most attributes, names and
-	// small numbers in OTLP and pprof.
-	if len(b) >= 2 && b[0] < 0x80 && b[1] < 0x80 && b[0]>>3 != 0 {
+	// followed by a length of one or two bytes, a one-byte varint or a
+	// fixed-size number: most attributes, names, timestamps and small
+	// numbers in OTLP and pprof.
+	if len(b) >= 2 && b[0] < 0x80 && b[0]>>3 != 0 {
 		num := protowire.Number(b[0] >> 3)
 		switch protowire.Type(b[0] & 7) {
 		case protowire.BytesType:
-			if end := 2 + int(b[1]); end <= len(b) {
-				return field{num: num, typ: protowire.BytesType, b: b[2:end]}, end, nil
+			if b[1] < 0x80 {
+				if end := 2 + int(b[1]); end <= len(b) {
+					return field{num: num, typ: protowire.BytesType, b: b[2:end]}, end, nil
+				}
+			} else if len(b) >= 3 && b[2] < 0x80 {
+				if end := 3 + (int(b[1]&0x7f) | int(b[2])<<7); end <= len(b) {
+					return field{num: num, typ: protowire.BytesType, b: b[3:end]}, end, nil
+				}
 			}
 		case protowire.VarintType:
-			return field{num: num, typ: protowire.VarintType, v: uint64(b[1])}, 2, nil
+			if b[1] < 0x80 {
+				return field{num: num, typ: protowire.VarintType, v: uint64(b[1])}, 2, nil
+			}
+		case protowire.Fixed64Type:
+			if len(b) >= 9 {
+				return field{num: num, typ: protowire.Fixed64Type, v: binary.LittleEndian.Uint64(b[1:9])}, 9, nil
+			}
+		case protowire.Fixed32Type:
+			if len(b) >= 5 {
+				return field{num: num, typ: protowire.Fixed32Type, v: uint64(binary.LittleEndian.Uint32(b[1:5]))}, 5, nil
+			}
 		}
 	}
 	num, typ, n := protowire.ConsumeTag(b)

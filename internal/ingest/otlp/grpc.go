@@ -18,7 +18,6 @@ import (
 
 	"github.com/evidentsec/evident/internal/ingest"
 	"github.com/evidentsec/evident/internal/ingest/admission"
-	"github.com/evidentsec/evident/internal/telemetry"
 )
 
 // rawMessage is a gRPC message as it travels: traceCodec copies a request
@@ -108,9 +107,7 @@ func (s *traceServer) export(stream grpc.ServerStream) error {
 	if p, ok := peer.FromContext(ctx); ok {
 		source += " from " + p.Addr.String()
 	}
-	resp, err := r.exportTraces(ctx, "grpc", t, func(emit func([]telemetry.Span) error) error {
-		return telemetry.DecodeTraceRequest(req.b, source, emit)
-	})
+	resp, err := r.exportTraces(ctx, "grpc", t, source, req.b, nil)
 	if err != nil {
 		var ce *consumerError
 		switch {

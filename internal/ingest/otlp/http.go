@@ -175,9 +175,17 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request, t *admi
 		return
 	}
 	defer release()
-	resp, err := r.exportTraces(req.Context(), "http", t, func(emit func([]telemetry.Span) error) error {
-		return telemetry.DecodeTraces(bytes.NewReader(data), "OTLP/HTTP "+TracesPath+" from "+req.RemoteAddr, emit)
-	})
+	source := "OTLP/HTTP " + TracesPath + " from " + req.RemoteAddr
+	var received []byte
+	var decode func(emit func([]telemetry.Span) error) error
+	if enc == encProto {
+		received = data
+	} else {
+		decode = func(emit func([]telemetry.Span) error) error {
+			return telemetry.DecodeTraces(bytes.NewReader(data), source, emit)
+		}
+	}
+	resp, err := r.exportTraces(req.Context(), "http", t, source, received, decode)
 	if err != nil {
 		var ce *consumerError
 		if errors.As(err, &ce) {
@@ -196,12 +204,25 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request, t *admi
 	writeResponse(w, enc, out, err)
 }
 
-// exportTraces decodes a trace request with decode, the same decoder for
-// both transports, reserving the decoded spans on t, and hands the spans
-// on. What the decoder drops is reported as rejected in the response; a
-// request of which nothing decodes, or that the budget cannot hold, comes
-// back as the decoder's error, and consumer refusals as *consumerError.
-func (r *Receiver) exportTraces(ctx context.Context, transport string, t *admission.Ticket, decode func(emit func([]telemetry.Span) error) error) (ptraceotlp.ExportResponse, error) {
+// exportTraces decodes a trace request, reserving the decoded spans on
+// t, and hands the spans on. A request in protobuf, req (decode nil),
+// goes through the same decoder for both transports, which also says
+// where its texts are, and is handed on with them for the consumer to log
+// as it is (telemetry.WithReceived); other forms (JSON) go through
+// decode. What the
+// decoder drops is reported as rejected in the response; a request of
+// which nothing decodes, or that the budget cannot hold, comes back as the
+// decoder's error, and consumer refusals as *consumerError.
+func (r *Receiver) exportTraces(ctx context.Context, transport string, t *admission.Ticket, source string, req []byte, decode func(emit func([]telemetry.Span) error) error) (ptraceotlp.ExportResponse, error) {
+	var texts *telemetry.Texts
+	proto := decode == nil
+	if proto {
+		decode = func(emit func([]telemetry.Span) error) error {
+			var err error
+			texts, err = telemetry.DecodeReceivedTraceRequest(req, source, emit)
+			return err
+		}
+	}
 	var spans []telemetry.Span
 	// Decoded spans are held until the consumer has them: a request waits
 	// a little for those of others to go rather than being refused.
@@ -227,6 +248,9 @@ func (r *Receiver) exportTraces(ctx context.Context, transport string, t *admiss
 		r.m.RefusedSpans.WithLabelValues("otlp", transport, ingest.ReasonMalformed).Add(float64(rejected))
 	}
 	if len(spans) > 0 {
+		if proto {
+			ctx = telemetry.WithReceived(ctx, req, texts, spans)
+		}
 		if err := r.traces.Consume(ctx, spans); err != nil {
 			st, code, retry, reason := consumerStatus(err)
 			r.m.RefusedSpans.WithLabelValues("otlp", transport, reason).Add(float64(len(spans)))

