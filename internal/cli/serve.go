@@ -55,6 +55,9 @@ type serveFlags struct {
 	api, otlpGRPC, otlpHTTP, pyroscope string
 	// insecure serves listeners beyond loopback without credentials.
 	insecure bool
+	// role is the part of the scaled-out deployment this process plays,
+	// or all of them.
+	role string
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -92,6 +95,9 @@ receivers first, so that what they accepted drains into the store.`,
 			if err := fl.override(cmd, &cfg.Serve); err != nil {
 				return withCode(ExitUsage, err)
 			}
+			if err := validateRole(fl.role, cfg); err != nil {
+				return withCode(ExitUsage, err)
+			}
 			log := slog.New(slog.NewTextHandler(g.stderr, nil))
 			srv, err := startServer(cmd.Context(), g, cfg, fl, log)
 			if err != nil {
@@ -115,6 +121,7 @@ receivers first, so that what they accepted drains into the store.`,
 	f.StringVar(&fl.otlpGRPC, "otlp-grpc", "", `OTLP/gRPC listen address (default 127.0.0.1:4317; "" turns it off)`)
 	f.StringVar(&fl.otlpHTTP, "otlp-http", "", `OTLP/HTTP listen address (default 127.0.0.1:4318; "" turns it off)`)
 	f.StringVar(&fl.pyroscope, "pyroscope", "", `Pyroscope /ingest listen address (default 127.0.0.1:4040; "" turns it off)`)
+	f.StringVar(&fl.role, "role", roleAll, "part of the scaled-out deployment to run: receiver, engine, api, or all of them in one process (docs/scaling.md)")
 	f.BoolVar(&fl.insecure, "insecure", false, "serve listeners bound beyond loopback WITHOUT authentication (anyone who reaches them can read and replace findings)")
 	return cmd
 }
