@@ -98,6 +98,9 @@ receivers first, so that what they accepted drains into the store.`,
 			if err := validateRole(fl.role, cfg); err != nil {
 				return withCode(ExitUsage, err)
 			}
+			if fl.role != roleAll {
+				return withCode(ExitUsage, fmt.Errorf("--role %s is not implemented yet", fl.role))
+			}
 			log := slog.New(slog.NewTextHandler(g.stderr, nil))
 			srv, err := startServer(cmd.Context(), g, cfg, fl, log)
 			if err != nil {
