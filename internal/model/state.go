@@ -137,15 +137,9 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 // MarshalBinary. A checkpoint that does not decode, or whose indexes do
 // not hold together, is refused and the model is left as it was.
 func (m *Model) UnmarshalBinary(data []byte) error {
-	var st modelState
-	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&st); err != nil {
-		return fmt.Errorf("decode model state: %w", err)
-	}
-	if st.Version < 1 || st.Version > stateVersion {
-		return fmt.Errorf("decode model state: version %d, want 1 to %d", st.Version, stateVersion)
-	}
-	if err := st.check(); err != nil {
-		return fmt.Errorf("decode model state: %w", err)
+	st, err := decodeState(data)
+	if err != nil {
+		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -178,8 +172,18 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 			s.nseries++
 		}
 		for _, k := range ss.Stacks {
+			// A merged state (MergeStates) may hold one stack twice: add.
 			st := &s.stacks[s.stack(m.seed, k.Funcs, len(ss.Stacks))]
-			st.samples, st.value, st.first, st.last, st.endpoints, st.spanNames = k.Samples, k.Value, k.First, k.Last, k.Endpoints, k.SpanNames
+			if st.samples == 0 && st.endpoints == nil && st.spanNames == nil {
+				st.samples, st.value, st.first, st.last, st.endpoints, st.spanNames = k.Samples, k.Value, k.First, k.Last, k.Endpoints, k.SpanNames
+				continue
+			}
+			st.samples += k.Samples
+			st.value += k.Value
+			within(&st.first, &st.last, k.First)
+			within(&st.first, &st.last, k.Last)
+			st.endpoints = addCounts(st.endpoints, k.Endpoints)
+			st.spanNames = addCounts(st.spanNames, k.SpanNames)
 		}
 		for i, e := range s.endpoints {
 			s.endpointIndex[endpointKey{kind: e.Kind, method: e.Method, route: e.Route}] = int32(i)
@@ -250,4 +254,15 @@ func (st *modelState) check() error {
 		}
 	}
 	return nil
+}
+
+// addCounts adds src's counts to dst, which it may allocate.
+func addCounts[K comparable](dst, src map[K]int64) map[K]int64 {
+	if len(src) > 0 && dst == nil {
+		dst = make(map[K]int64, len(src))
+	}
+	for k, n := range src {
+		dst[k] += n
+	}
+	return dst
 }
