@@ -1,0 +1,318 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/evidentsec/evident/internal/model"
+)
+
+// The state of the scaled-out deployment (docs/scaling.md, migration
+// 0002): the engines' shards with the Kafka offset they reached, the
+// calls waiting to be joined across shards, and the joins made. These
+// methods are the PostgreSQL store's own, beyond store.Store: only the
+// roles of a scaled-out evident use them, and only on PostgreSQL.
+
+// ErrStaleCheckpoint is returned by CheckpointPartition when the stored
+// offset of the partition is past the checkpoint's: another engine has
+// the partition now, and this one's state is behind it.
+var ErrStaleCheckpoint = errors.New("the partition's stored checkpoint is newer")
+
+// Shard is the state of one tenant's services in one partition of the
+// ingest log, as an engine checkpoints it.
+type Shard struct {
+	Tenant string
+	// State is the model's MarshalBinary.
+	State []byte
+	// Pending are the calls the model did not join (model.TakePending):
+	// they wait in the store for their other side.
+	Pending model.Pending
+}
+
+// CheckpointPartition stores the shards of partition as of next, the
+// offset after the last record their states hold, with their pending
+// calls, in one transaction; shards not given keep their stored state. A
+// checkpoint behind the stored offset is refused with ErrStaleCheckpoint
+// and writes nothing.
+func (s *Store) CheckpointPartition(ctx context.Context, partition int32, next int64, shards []Shard) error {
+	if err := s.calls.Enter(); err != nil {
+		return fmt.Errorf("checkpoint partition %d: %w", partition, err)
+	}
+	defer s.calls.Leave()
+	now := time.Now().UnixNano()
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var p int32
+		err := tx.QueryRow(ctx, `INSERT INTO shard_offsets (partition, next, updated_at) VALUES ($1, $2, $3)
+			ON CONFLICT (partition) DO UPDATE SET next = excluded.next, updated_at = excluded.updated_at
+			WHERE shard_offsets.next <= excluded.next RETURNING partition`, partition, next, now).Scan(&p)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: offset %d", ErrStaleCheckpoint, next)
+		}
+		if err != nil {
+			return err
+		}
+		var b pgx.Batch
+		for _, sh := range shards {
+			b.Queue(`INSERT INTO shards (tenant, partition, state, updated_at) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (tenant, partition) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`,
+				sh.Tenant, partition, sh.State, now)
+		}
+		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+			return err
+		}
+		var callers, callees [][]any
+		for _, sh := range shards {
+			for _, c := range sh.Pending.Callers {
+				callers = append(callers, []any{sh.Tenant, c.SpanID[:], c.Service, c.Host, c.Error, c.Start.UnixNano(), c.End.UnixNano(), now})
+			}
+			for _, c := range sh.Pending.Callees {
+				callees = append(callees, []any{sh.Tenant, c.ParentSpanID[:], c.Service, c.Error, now})
+			}
+		}
+		// A record applied twice (by an engine that lost the partition
+		// and the one that has it) hands over the same call twice; the
+		// first stays.
+		if err := copyIgnoringDuplicates(ctx, tx, "join_callers", []string{"tenant", "span_id", "service", "host", "error", "start_ns", "end_ns", "added_at"}, callers); err != nil {
+			return err
+		}
+		return copyIgnoringDuplicates(ctx, tx, "join_callees", []string{"tenant", "span_id", "service", "error", "added_at"}, callees)
+	})
+	if err != nil {
+		return fmt.Errorf("checkpoint partition %d into %s: %w", partition, s.where, err)
+	}
+	return nil
+}
+
+// copyIgnoringDuplicates inserts rows into table through a temporary
+// table, skipping rows whose key is there already.
+func copyIgnoringDuplicates(ctx context.Context, tx pgx.Tx, table string, cols []string, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	tmp := "tmp_" + table
+	if _, err := tx.Exec(ctx, `CREATE TEMPORARY TABLE IF NOT EXISTS `+tmp+` (LIKE `+table+`) ON COMMIT DELETE ROWS`); err != nil {
+		return err
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{tmp}, cols, pgx.CopyFromRows(rows)); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO `+table+` SELECT * FROM `+tmp+` ON CONFLICT DO NOTHING`)
+	return err
+}
+
+// LoadPartition returns the stored offset of partition (-1 when it was
+// never checkpointed) and the states of its shards, by tenant.
+func (s *Store) LoadPartition(ctx context.Context, partition int32) (next int64, states map[string][]byte, err error) {
+	if err := s.calls.Enter(); err != nil {
+		return 0, nil, fmt.Errorf("load partition %d: %w", partition, err)
+	}
+	defer s.calls.Leave()
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT next FROM shard_offsets WHERE partition = $1`, partition).Scan(&next); errors.Is(err, pgx.ErrNoRows) {
+			next = -1
+		} else if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT tenant, state FROM shards WHERE partition = $1`, partition)
+		if err != nil {
+			return err
+		}
+		states = map[string][]byte{}
+		var (
+			tenant string
+			state  []byte
+		)
+		_, err = pgx.ForEachRow(rows, []any{&tenant, &state}, func() error {
+			states[tenant] = state
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("load partition %d from %s: %w", partition, s.where, err)
+	}
+	return next, states, nil
+}
+
+// joinLock is the key of the transaction advisory lock the joiner holds:
+// one join at a time over the whole database.
+const joinLock = "evident join"
+
+// Join matches the pending callers and callees of every tenant by span
+// id, deletes them and adds what the calls show (model.JoinCalls) to the
+// tenants' joins, in one transaction; it then deletes the pending calls
+// added before now-window, whose other side never came: one model counts
+// them as unjoined too. Joins run one at a time across every process.
+func (s *Store) Join(ctx context.Context, now time.Time, window time.Duration) (joined, expired int64, err error) {
+	if err := s.calls.Enter(); err != nil {
+		return 0, 0, fmt.Errorf("join calls: %w", err)
+	}
+	defer s.calls.Leave()
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		joined, expired = 0, 0
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1 || current_schema(), 0))`, joinLock); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `DELETE FROM join_callers c USING join_callees e
+			WHERE c.tenant = e.tenant AND c.span_id = e.span_id
+			RETURNING c.tenant, c.span_id, c.service, c.host, c.error, c.start_ns, c.end_ns, e.service`)
+		if err != nil {
+			return err
+		}
+		byTenant := map[string][]model.JoinedCall{}
+		var ids, tenants [][]byte
+		var (
+			tenant, callee string
+			id             []byte
+			c              model.PendingCaller
+			start, end     int64
+		)
+		_, err = pgx.ForEachRow(rows, []any{&tenant, &id, &c.Service, &c.Host, &c.Error, &start, &end, &callee}, func() error {
+			c.Start, c.End = time.Unix(0, start).UTC(), time.Unix(0, end).UTC()
+			copy(c.SpanID[:], id)
+			byTenant[tenant] = append(byTenant[tenant], model.JoinedCall{Caller: c, Callee: callee})
+			ids, tenants = append(ids, append([]byte(nil), id...)), append(tenants, []byte(tenant))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(ids) > 0 {
+			if _, err := tx.Exec(ctx, `DELETE FROM join_callees e USING unnest($1::text[], $2::bytea[]) AS m(tenant, span_id)
+				WHERE e.tenant = m.tenant AND e.span_id = m.span_id`, textsOf(tenants), ids); err != nil {
+				return err
+			}
+		}
+		var b pgx.Batch
+		for tenant, calls := range byTenant {
+			joined += int64(len(calls))
+			j := model.JoinCalls(calls)
+			for _, e := range j.Edges {
+				b.Queue(`INSERT INTO join_edges (tenant, caller, callee, calls, errors, first_ns, last_ns) VALUES ($1, $2, $3, $4, $5, $6, $7)
+					ON CONFLICT (tenant, caller, callee) DO UPDATE SET calls = join_edges.calls + excluded.calls,
+						errors = join_edges.errors + excluded.errors, first_ns = LEAST(join_edges.first_ns, excluded.first_ns),
+						last_ns = GREATEST(join_edges.last_ns, excluded.last_ns)`,
+					tenant, e.From, e.To, e.Calls, e.Errors, e.First.UnixNano(), e.Last.UnixNano())
+			}
+			for svc, n := range j.Linked {
+				b.Queue(`INSERT INTO join_linked (tenant, service, spans) VALUES ($1, $2, $3)
+					ON CONFLICT (tenant, service) DO UPDATE SET spans = join_linked.spans + excluded.spans`, tenant, svc, n)
+			}
+			for _, r := range j.Resolved {
+				b.Queue(`INSERT INTO join_resolved (tenant, service, host, callee, calls) VALUES ($1, $2, $3, $4, $5)
+					ON CONFLICT (tenant, service, host, callee) DO UPDATE SET calls = join_resolved.calls + excluded.calls`,
+					tenant, r.Service, r.Host, r.Callee, r.Calls)
+			}
+		}
+		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+			return err
+		}
+		cutoff := now.Add(-window).UnixNano()
+		for _, table := range []string{"join_callers", "join_callees"} {
+			tag, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE added_at < $1`, cutoff)
+			if err != nil {
+				return err
+			}
+			expired += tag.RowsAffected()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("join calls in %s: %w", s.where, err)
+	}
+	return joined, expired, nil
+}
+
+func textsOf(bs [][]byte) []string {
+	out := make([]string, len(bs))
+	for i, b := range bs {
+		out[i] = string(b)
+	}
+	return out
+}
+
+// View returns what the tenant's merged model is made of: the states of
+// its shards and the joins of the calls between them, read in one
+// snapshot of the database, so that a call handed over by a checkpoint
+// is in the shard's state or in the joins, never in both nor neither.
+func (s *Store) View(ctx context.Context) (states [][]byte, joins model.Joins, err error) {
+	if err := s.calls.Enter(); err != nil {
+		return nil, joins, fmt.Errorf("read the shards: %w", err)
+	}
+	defer s.calls.Leave()
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		states, joins = nil, model.Joins{Linked: map[string]int64{}}
+		rows, err := tx.Query(ctx, `SELECT state FROM shards WHERE tenant = $1 ORDER BY partition`, s.tenant)
+		if err != nil {
+			return err
+		}
+		var state []byte
+		if _, err := pgx.ForEachRow(rows, []any{&state}, func() error {
+			states = append(states, state)
+			return nil
+		}); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT caller, callee, calls, errors, first_ns, last_ns FROM join_edges WHERE tenant = $1`, s.tenant)
+		if err != nil {
+			return err
+		}
+		var (
+			e           model.Edge
+			first, last int64
+		)
+		if _, err := pgx.ForEachRow(rows, []any{&e.From, &e.To, &e.Calls, &e.Errors, &first, &last}, func() error {
+			e.First, e.Last = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
+			joins.Edges = append(joins.Edges, e)
+			return nil
+		}); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT service, spans FROM join_linked WHERE tenant = $1`, s.tenant)
+		if err != nil {
+			return err
+		}
+		var (
+			svc string
+			n   int64
+		)
+		if _, err := pgx.ForEachRow(rows, []any{&svc, &n}, func() error {
+			joins.Linked[svc] = n
+			return nil
+		}); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT service, host, callee, calls FROM join_resolved WHERE tenant = $1`, s.tenant)
+		if err != nil {
+			return err
+		}
+		var r model.Resolution
+		_, err = pgx.ForEachRow(rows, []any{&r.Service, &r.Host, &r.Callee, &r.Calls}, func() error {
+			joins.Resolved = append(joins.Resolved, r)
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, joins, fmt.Errorf("read the shards of %s: %w", s.where, err)
+	}
+	return states, joins, nil
+}
+
+// FindingsVersion returns a number that changes whenever the findings of
+// any tenant change.
+func (s *Store) FindingsVersion(ctx context.Context) (int64, error) {
+	if err := s.calls.Enter(); err != nil {
+		return 0, fmt.Errorf("read the findings version: %w", err)
+	}
+	defer s.calls.Leave()
+	var v int64
+	if err := s.pool.QueryRow(ctx, `SELECT last FROM counters WHERE name = 'findings'`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read the findings version from %s: %w", s.where, err)
+	}
+	return v, nil
+}
