@@ -30,7 +30,9 @@ func TestCluster(t *testing.T) {
 	caller := func(b byte, svc, host string, errd bool) model.PendingCaller {
 		return model.PendingCaller{SpanID: id(b), Service: svc, Host: host, Error: errd, Start: t0.Add(time.Duration(b) * time.Second), End: t0.Add(time.Duration(b)*time.Second + time.Millisecond)}
 	}
-	callee := func(b byte, svc string) model.PendingCallee { return model.PendingCallee{ParentSpanID: id(b), Service: svc} }
+	callee := func(b byte, svc string) model.PendingCallee {
+		return model.PendingCallee{ParentSpanID: id(b), Service: svc}
+	}
 
 	if next, states, err := st.LoadPartition(ctx, 0); err != nil || next != -1 || len(states) != 0 {
 		t.Fatalf("LoadPartition of a new partition = %d %v %v, want -1, none", next, states, err)
