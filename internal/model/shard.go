@@ -66,6 +66,24 @@ func (m *Model) TakePending() Pending {
 	return p
 }
 
+// RestorePending puts back calls TakePending took, when the store could
+// not take them: the model waits for their other side again. Calls of a
+// service the model no longer has are dropped.
+func (m *Model) RestorePending(p Pending) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range p.Callers {
+		if s := m.services[c.Service]; s != nil {
+			m.callers.put(c.SpanID, caller{svc: s, host: c.Host, error: c.Error, start: c.Start, end: c.End})
+		}
+	}
+	for _, c := range p.Callees {
+		if s := m.services[c.Service]; s != nil {
+			m.callees.put(c.ParentSpanID, callee{svc: s, error: c.Error})
+		}
+	}
+}
+
 // JoinedCall is a pending caller matched with the service of the callee
 // its span caused.
 type JoinedCall struct {

@@ -316,3 +316,20 @@ func (s *Store) FindingsVersion(ctx context.Context) (int64, error) {
 	}
 	return v, nil
 }
+
+// ShardTenants returns the tenants that have shards, in order.
+func (s *Store) ShardTenants(ctx context.Context) ([]string, error) {
+	if err := s.calls.Enter(); err != nil {
+		return nil, fmt.Errorf("read the tenants of the shards: %w", err)
+	}
+	defer s.calls.Leave()
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT tenant FROM shards ORDER BY tenant`)
+	if err != nil {
+		return nil, fmt.Errorf("read the tenants of the shards from %s: %w", s.where, err)
+	}
+	tenants, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read the tenants of the shards from %s: %w", s.where, err)
+	}
+	return tenants, nil
+}
