@@ -1,11 +1,21 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/cluster"
+	"github.com/evidentsec/evident/internal/engine"
+	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/ingest/kafka"
+	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/redact"
+	"github.com/evidentsec/evident/internal/store/postgres"
 )
 
 // The roles of evident serve (--role): all is the single process; the
@@ -70,4 +80,73 @@ func validateRole(role string, cfg fileConfig) error {
 		errs = append(errs, fmt.Errorf("--role %s polls no sources: serve.sources belongs to the receivers", role))
 	}
 	return errors.Join(errs...)
+}
+
+// cluster builds the parts of the scaled-out roles: an engine's reader
+// of the ingest log and its shards, an API replica's merged view. The
+// receiver's producer is built with the receivers.
+func (s *server) cluster(ctx context.Context, cfg fileConfig, pg *postgres.Store, vulns assess.Vulns, red *redact.Redactor, attr *attribution.Attributor, reg prometheus.Registerer) error {
+	cc, sc := cfg.Cluster, cfg.Serve
+	log := s.log.With("component", "cluster")
+	if s.role == roleReceiver || s.role == roleEngine {
+		if err := kafka.EnsureTopic(ctx, cc.Kafka, log); err != nil {
+			// The brokers may come later: receivers answer 503 and
+			// engines wait until then.
+			log.Warn("ensure the topic of the ingest log", "err", err)
+		}
+	}
+	var err error
+	switch s.role {
+	case roleEngine:
+		var a *cluster.Applier
+		a, err = cluster.NewApplier(cc.Config, cluster.ApplierDeps{
+			Store: pg,
+			NewShard: func(tenant string) (cluster.Shard, error) {
+				// The tenant's unit holds its store view and alert
+				// router; the shard's engine is its own.
+				u, err := s.tenants.Get(context.Background(), tenant)
+				if err != nil {
+					return cluster.Shard{}, err
+				}
+				m := model.New(sc.Model, attr)
+				eng, err := engine.New(sc.Engine, engine.Deps{
+					Store: u.store, Model: m, Vulns: vulns, Assess: cfg.Config, Alerter: u.router, Redactor: red,
+					Logger: log.With("tenant", tenant),
+				})
+				return cluster.Shard{Engine: eng, Model: m}, err
+			},
+			Findings: func(ctx context.Context, tenant string) ([]findings.Finding, error) {
+				st, err := pg.ForTenant(tenant)
+				if err != nil {
+					return nil, err
+				}
+				return st.Findings(ctx)
+			},
+			Logger: log,
+		})
+		if err == nil {
+			s.reader, err = kafka.NewReader(cc.Kafka, a, cc.CheckpointInterval, s.log.With("component", "kafka"), reg)
+		}
+	case roleAPI:
+		s.view, err = cluster.NewView(cc.Config, cluster.ViewDeps{
+			Tenants: pg.ShardTenants,
+			Read: func(ctx context.Context, tenant string) ([][]byte, model.Joins, error) {
+				st, err := pg.ForTenant(tenant)
+				if err != nil {
+					return nil, model.Joins{}, err
+				}
+				return st.View(ctx)
+			},
+			Engine: func(ctx context.Context, tenant string) (*engine.Engine, error) {
+				u, err := s.tenants.Get(ctx, tenant)
+				if err != nil {
+					return nil, err
+				}
+				return u.eng, nil
+			},
+			Lead:   func(ctx context.Context) (bool, error) { return pg.TryLock(ctx, "evident lead ") },
+			Leader: &s.leader, Logger: log,
+		})
+	}
+	return err
 }
