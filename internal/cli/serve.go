@@ -24,8 +24,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evidentsec/evident/internal/alert"
-	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/cluster"
 	"github.com/evidentsec/evident/internal/engine"
