@@ -151,13 +151,13 @@ func startScaledOut(t *testing.T) *scaledOut {
 	return d
 }
 
-// sendSpans sends a batch to a receiver over OTLP/HTTP, or, for spans
+// sendSpansTo sends a batch to a receiver over OTLP/HTTP, or, for spans
 // OTLP cannot carry as they are, to the consumer its listener feeds.
 func sendSpansTo(t *testing.T, r *server, spans []telemetry.Span) {
 	t.Helper()
 	body, err := telemetry.AppendTraceRequest(nil, spans)
 	if err != nil {
-		if err := r.producer.Traces().Consume(t.Context(), spans); err != nil {
+		if err := tracesOf(r.tenants).Consume(t.Context(), spans); err != nil {
 			t.Fatal(err)
 		}
 		return
@@ -222,7 +222,8 @@ func TestScaledOut(t *testing.T) {
 			// Profiles after the spans, as serve's sources send them, so
 			// that their samples find the spans they name.
 			for i, p := range profiles {
-				if err := d.receivers[i%2].producer.Profiles().Consume(t.Context(), []*telemetry.ProfileBatch{p}); err != nil {
+				// The consumer the receiver's Pyroscope listener feeds.
+				if err := profilesOf(d.receivers[i%2].tenants).Consume(t.Context(), []*telemetry.ProfileBatch{p}); err != nil {
 					t.Fatal(err)
 				}
 			}

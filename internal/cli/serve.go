@@ -330,8 +330,18 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		// The requests that validate virtual patches are the tenant's.
 		u.patches = &patcher{cfg: waf.DefaultConfig(), vulns: db, corpus: corpus, redact: red}
 		u.patches.traffic = waf.NewTraffic(u.patches.cfg.ReplayPerEndpoint)
-		u.traces = u.patches.tap(u.eng.TracesConsumer())
+		u.traces, u.profiles = u.patches.tap(u.eng.TracesConsumer()), u.eng.ProfilesConsumer()
+		if s.producer != nil {
+			// A receiver writes the tenant's telemetry to the ingest log,
+			// within the tenant's limits.
+			u.traces, u.profiles = s.producer.Traces(), s.producer.Profiles()
+		}
 		return u, nil
+	}
+	if role == roleReceiver {
+		if s.producer, err = kafka.NewProducer(cfg.Cluster.Kafka, log.With("component", "kafka"), reg); err != nil {
+			return nil, err
+		}
 	}
 	def, err := newUnit(store.DefaultTenant)
 	if err != nil {
@@ -405,12 +415,6 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		return nil, err
 	}
 	traces, profiles := tracesOf(s.tenants), profilesOf(s.tenants)
-	if role == roleReceiver {
-		if s.producer, err = kafka.NewProducer(cfg.Cluster.Kafka, log.With("component", "kafka"), reg); err != nil {
-			return nil, err
-		}
-		traces, profiles = s.producer.Traces(), s.producer.Profiles()
-	}
 	if sc.OTLP.GRPCEndpoint != "" || sc.OTLP.HTTPEndpoint != "" {
 		s.otlp, err = otlp.New(sc.OTLP, traces, profiles, log.With("component", "otlp"), reg, s.adm)
 		if err != nil {
@@ -649,9 +653,12 @@ type tenantUnit struct {
 	// store is the tenant's view of the store.
 	store store.Store
 	// patches learns the tenant's requests from traces, the consumer
-	// of its spans, and validates its virtual patches with them.
-	patches *patcher
-	traces  pipeline.Consumer[[]telemetry.Span]
+	// of its spans, and validates its virtual patches with them; profiles
+	// is the consumer of its profiles. A receiver's consumers write to
+	// the ingest log instead.
+	patches  *patcher
+	traces   pipeline.Consumer[[]telemetry.Span]
+	profiles pipeline.Consumer[[]*telemetry.ProfileBatch]
 }
 
 // Start restores the engine, then starts the router, in the order the
@@ -687,7 +694,7 @@ func tracesOf(r *tenant.Registry[*tenantUnit]) pipeline.Consumer[[]telemetry.Spa
 }
 
 func profilesOf(r *tenant.Registry[*tenantUnit]) pipeline.Consumer[[]*telemetry.ProfileBatch] {
-	return tenant.Route(r, func(u *tenantUnit) pipeline.Consumer[[]*telemetry.ProfileBatch] { return u.eng.ProfilesConsumer() },
+	return tenant.Route(r, func(u *tenantUnit) pipeline.Consumer[[]*telemetry.ProfileBatch] { return u.profiles },
 		func(ps []*telemetry.ProfileBatch) int { return len(ps) })
 }
 
