@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -19,7 +18,7 @@ import (
 // has it.
 type Store interface {
 	LoadPartition(ctx context.Context, partition int32) (next int64, states map[string][]byte, err error)
-	CheckpointPartition(ctx context.Context, partition int32, next int64, shards []postgres.Shard) error
+	CheckpointPartitions(ctx context.Context, parts []postgres.Partition) (stale []int32, err error)
 	Join(ctx context.Context, now time.Time, window time.Duration) (joined, expired int64, err error)
 	FindingsVersion(ctx context.Context) (int64, error)
 }
@@ -172,31 +171,28 @@ func (a *Applier) Apply(ctx context.Context, recs []kafka.Record) error {
 }
 
 // Checkpoint checkpoints every partition with records applied since the
-// last, joins the calls they handed over, and picks up new findings; see
-// kafka.Applier.
+// last, in one transaction, joins the calls they handed over, and picks
+// up new findings; see kafka.Applier.
 func (a *Applier) Checkpoint(ctx context.Context) (kafka.Offsets, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	offs := kafka.Offsets{}
-	wrote := false
+	var dirty []int32
 	for p, part := range a.parts {
 		if part.dirty {
-			if err := a.checkpoint(ctx, p, part); err != nil {
-				return nil, err
-			}
-			wrote = true
+			dirty = append(dirty, p)
 		}
-		if a.parts[p] != nil && part.next >= 0 {
+	}
+	if err := a.checkpoint(ctx, dirty); err != nil {
+		return nil, err
+	}
+	offs := kafka.Offsets{}
+	for p, part := range a.parts {
+		if part.next >= 0 {
 			offs[p] = part.next
 		}
 	}
-	if wrote {
-		if joined, expired, err := a.deps.Store.Join(ctx, a.now(), a.cfg.JoinWindow); err != nil {
-			// The calls wait in the store for the next join.
-			a.log.Warn("join the calls between shards", "err", err)
-		} else if joined > 0 || expired > 0 {
-			a.log.Debug("joined the calls between shards", "joined", joined, "expired", expired)
-		}
+	if len(dirty) > 0 {
+		a.join(ctx)
 	}
 	if err := a.refreshFindings(ctx); err != nil {
 		a.log.Warn("reload the findings", "err", err)
@@ -204,38 +200,60 @@ func (a *Applier) Checkpoint(ctx context.Context) (kafka.Offsets, error) {
 	return offs, nil
 }
 
-// checkpoint writes the dirty shards of p with their pending calls; a.mu
-// is held. A stale checkpoint drops the partition: another engine has it.
-func (a *Applier) checkpoint(ctx context.Context, p int32, part *partition) error {
-	var shards []postgres.Shard
-	var taken []*shardState
-	for tenant, sh := range part.shards {
-		if !sh.dirty {
-			continue
-		}
-		state, err := sh.Model.MarshalBinary()
-		if err != nil {
-			return fmt.Errorf("checkpoint the shard of tenant %s in partition %d: %w", tenant, p, err)
-		}
-		shards = append(shards, postgres.Shard{Tenant: tenant, State: state, Pending: sh.Model.TakePending()})
-		taken = append(taken, sh)
+// join joins the calls the checkpoints handed over; a failure leaves them
+// in the store for the next join.
+func (a *Applier) join(ctx context.Context) {
+	if joined, expired, err := a.deps.Store.Join(ctx, a.now(), a.cfg.JoinWindow); err != nil {
+		a.log.Warn("join the calls between shards", "err", err)
+	} else if joined > 0 || expired > 0 {
+		a.log.Debug("joined the calls between shards", "joined", joined, "expired", expired)
 	}
-	err := a.deps.Store.CheckpointPartition(ctx, p, part.next, shards)
-	if errors.Is(err, postgres.ErrStaleCheckpoint) {
-		a.log.Warn("partition moved on without this engine: dropped", "partition", p, "err", err)
-		delete(a.parts, p)
+}
+
+// checkpoint writes the dirty shards of partitions with their pending
+// calls, in one transaction; a.mu is held. A partition whose checkpoint
+// is stale is dropped: another engine has it.
+func (a *Applier) checkpoint(ctx context.Context, partitions []int32) error {
+	if len(partitions) == 0 {
 		return nil
 	}
+	var parts []postgres.Partition
+	var taken []*shardState
+	var pending []model.Pending
+	for _, p := range partitions {
+		part := a.parts[p]
+		cp := postgres.Partition{Partition: p, Next: part.next}
+		for tenant, sh := range part.shards {
+			if !sh.dirty {
+				continue
+			}
+			state, err := sh.Model.MarshalBinary()
+			if err != nil {
+				return fmt.Errorf("checkpoint the shard of tenant %s in partition %d: %w", tenant, p, err)
+			}
+			pend := sh.Model.TakePending()
+			cp.Shards = append(cp.Shards, postgres.Shard{Tenant: tenant, State: state, Pending: pend})
+			taken, pending = append(taken, sh), append(pending, pend)
+		}
+		parts = append(parts, cp)
+	}
+	stale, err := a.deps.Store.CheckpointPartitions(ctx, parts)
 	if err != nil {
 		for i, sh := range taken {
-			sh.Model.RestorePending(shards[i].Pending)
+			sh.Model.RestorePending(pending[i])
 		}
 		return err
 	}
 	for _, sh := range taken {
 		sh.dirty = false
 	}
-	part.dirty = false
+	for _, p := range partitions {
+		a.parts[p].dirty = false
+	}
+	for _, p := range stale {
+		a.log.Warn("partition moved on without this engine: dropped", "partition", p)
+		delete(a.parts, p)
+	}
 	return nil
 }
 
@@ -280,30 +298,34 @@ func (a *Applier) refreshFindings(ctx context.Context) error {
 func (a *Applier) Revoke(ctx context.Context, partitions []int32, lost bool) kafka.Offsets {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	offs := kafka.Offsets{}
+	var held, dirty []int32
 	for _, p := range partitions {
-		part := a.parts[p]
-		if part == nil {
-			continue
-		}
-		if !lost && part.dirty {
-			if err := a.checkpoint(ctx, p, part); err != nil {
-				// The next owner reads from the last checkpoint.
-				a.log.Warn("checkpoint a revoked partition", "partition", p, "err", err)
-				delete(a.parts, p)
-				continue
+		if part := a.parts[p]; part != nil {
+			held = append(held, p)
+			if part.dirty {
+				dirty = append(dirty, p)
 			}
 		}
-		if !lost && part.next >= 0 {
-			offs[p] = part.next
+	}
+	offs := kafka.Offsets{}
+	if !lost {
+		if err := a.checkpoint(ctx, dirty); err != nil {
+			// The next owner reads from the last checkpoint.
+			a.log.Warn("checkpoint revoked partitions", "partitions", dirty, "err", err)
+		} else {
+			for _, p := range held {
+				if part := a.parts[p]; part != nil && part.next >= 0 {
+					offs[p] = part.next
+				}
+			}
+			if len(dirty) > 0 {
+				a.join(ctx)
+			}
 		}
+	}
+	for _, p := range held {
 		delete(a.parts, p)
-		a.log.Info("partition revoked", "partition", p, "lost", lost)
 	}
-	if !lost && len(offs) > 0 {
-		if _, _, err := a.deps.Store.Join(ctx, a.now(), a.cfg.JoinWindow); err != nil {
-			a.log.Warn("join the calls between shards", "err", err)
-		}
-	}
+	a.log.Info("partitions revoked", "partitions", held, "lost", lost)
 	return offs
 }

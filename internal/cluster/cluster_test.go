@@ -37,11 +37,11 @@ type flaky struct {
 	down atomic.Bool
 }
 
-func (f *flaky) CheckpointPartition(ctx context.Context, p int32, next int64, shards []postgres.Shard) error {
+func (f *flaky) CheckpointPartitions(ctx context.Context, parts []postgres.Partition) ([]int32, error) {
 	if f.down.Load() {
-		return errors.New("store unavailable")
+		return nil, errors.New("store unavailable")
 	}
-	return f.Store.CheckpointPartition(ctx, p, next, shards)
+	return f.Store.CheckpointPartitions(ctx, parts)
 }
 
 var t0 = time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)

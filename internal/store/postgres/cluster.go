@@ -33,75 +33,112 @@ type Shard struct {
 	Pending model.Pending
 }
 
-// CheckpointPartition stores the shards of partition as of next, the
-// offset after the last record their states hold, with their pending
-// calls, in one transaction; shards not given keep their stored state. A
-// checkpoint behind the stored offset is refused with ErrStaleCheckpoint
-// and writes nothing.
+// Partition is the checkpoint of one partition: its shards as of Next,
+// the offset after the last record their states hold. Shards not given
+// keep their stored state.
+type Partition struct {
+	Partition int32
+	Next      int64
+	Shards    []Shard
+}
+
+// CheckpointPartition stores one partition's checkpoint; it is
+// CheckpointPartitions of one, with a stale checkpoint an
+// ErrStaleCheckpoint.
 func (s *Store) CheckpointPartition(ctx context.Context, partition int32, next int64, shards []Shard) error {
+	stale, err := s.CheckpointPartitions(ctx, []Partition{{Partition: partition, Next: next, Shards: shards}})
+	if err == nil && len(stale) > 0 {
+		err = fmt.Errorf("checkpoint partition %d: %w: offset %d", partition, ErrStaleCheckpoint, next)
+	}
+	return err
+}
+
+// CheckpointPartitions stores the checkpoints of partitions, with their
+// shards' pending calls, in one transaction (one commit for an engine's
+// every partition). A partition whose stored offset is past its
+// checkpoint's is left as it is and returned in stale: another engine
+// has it now.
+func (s *Store) CheckpointPartitions(ctx context.Context, parts []Partition) (stale []int32, err error) {
 	if err := s.calls.Enter(); err != nil {
-		return fmt.Errorf("checkpoint partition %d: %w", partition, err)
+		return nil, fmt.Errorf("checkpoint partitions: %w", err)
 	}
 	defer s.calls.Leave()
 	now := time.Now().UnixNano()
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var p int32
-		err := tx.QueryRow(ctx, `INSERT INTO shard_offsets (partition, next, updated_at) VALUES ($1, $2, $3)
-			ON CONFLICT (partition) DO UPDATE SET next = excluded.next, updated_at = excluded.updated_at
-			WHERE shard_offsets.next <= excluded.next RETURNING partition`, partition, next, now).Scan(&p)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("%w: offset %d", ErrStaleCheckpoint, next)
-		}
-		if err != nil {
-			return err
-		}
-		var b pgx.Batch
-		for _, sh := range shards {
-			b.Queue(`INSERT INTO shards (tenant, partition, state, updated_at) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (tenant, partition) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`,
-				sh.Tenant, partition, sh.State, now)
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		stale = nil
+		var (
+			b  pgx.Batch
+			cr pendingRows
+		)
+		for _, part := range parts {
+			var p int32
+			err := tx.QueryRow(ctx, `INSERT INTO shard_offsets (partition, next, updated_at) VALUES ($1, $2, $3)
+				ON CONFLICT (partition) DO UPDATE SET next = excluded.next, updated_at = excluded.updated_at
+				WHERE shard_offsets.next <= excluded.next RETURNING partition`, part.Partition, part.Next, now).Scan(&p)
+			if errors.Is(err, pgx.ErrNoRows) {
+				stale = append(stale, part.Partition)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			for _, sh := range part.Shards {
+				b.Queue(`INSERT INTO shards (tenant, partition, state, updated_at) VALUES ($1, $2, $3, $4)
+					ON CONFLICT (tenant, partition) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`,
+					sh.Tenant, part.Partition, sh.State, now)
+				cr.add(sh.Tenant, sh.Pending)
+			}
 		}
 		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
 			return err
 		}
-		var callers, callees [][]any
-		for _, sh := range shards {
-			for _, c := range sh.Pending.Callers {
-				callers = append(callers, []any{sh.Tenant, c.SpanID[:], c.Service, c.Host, c.Error, c.Start.UnixNano(), c.End.UnixNano(), now})
-			}
-			for _, c := range sh.Pending.Callees {
-				callees = append(callees, []any{sh.Tenant, c.ParentSpanID[:], c.Service, c.Error, now})
-			}
-		}
 		// A record applied twice (by an engine that lost the partition
 		// and the one that has it) hands over the same call twice; the
-		// first stays.
-		if err := copyIgnoringDuplicates(ctx, tx, "join_callers", []string{"tenant", "span_id", "service", "host", "error", "start_ns", "end_ns", "added_at"}, callers); err != nil {
-			return err
+		// first stays. Arrays, one statement a table: a COPY cannot skip
+		// duplicates.
+		if len(cr.callerIDs) > 0 {
+			if _, err := tx.Exec(ctx, `INSERT INTO join_callers (tenant, span_id, service, host, error, start_ns, end_ns, added_at)
+				SELECT t, id, svc, h, e, s, f, $8 FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[], $5::bool[], $6::bigint[], $7::bigint[]) AS u(t, id, svc, h, e, s, f)
+				ON CONFLICT DO NOTHING`, cr.callerTenants, cr.callerIDs, cr.callerServices, cr.hosts, cr.callerErrors, cr.starts, cr.ends, now); err != nil {
+				return err
+			}
 		}
-		return copyIgnoringDuplicates(ctx, tx, "join_callees", []string{"tenant", "span_id", "service", "error", "added_at"}, callees)
+		if len(cr.calleeIDs) > 0 {
+			if _, err := tx.Exec(ctx, `INSERT INTO join_callees (tenant, span_id, service, error, added_at)
+				SELECT t, id, svc, e, $5 FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bool[]) AS u(t, id, svc, e)
+				ON CONFLICT DO NOTHING`, cr.calleeTenants, cr.calleeIDs, cr.calleeServices, cr.calleeErrors, now); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("checkpoint partition %d into %s: %w", partition, s.where, err)
+		return nil, fmt.Errorf("checkpoint partitions into %s: %w", s.where, err)
 	}
-	return nil
+	return stale, nil
 }
 
-// copyIgnoringDuplicates inserts rows into table through a temporary
-// table, skipping rows whose key is there already.
-func copyIgnoringDuplicates(ctx context.Context, tx pgx.Tx, table string, cols []string, rows [][]any) error {
-	if len(rows) == 0 {
-		return nil
+// pendingRows are pending calls as the columns of their tables.
+type pendingRows struct {
+	callerTenants, callerServices, hosts []string
+	callerIDs                            [][]byte
+	callerErrors                         []bool
+	starts, ends                         []int64
+	calleeTenants, calleeServices        []string
+	calleeIDs                            [][]byte
+	calleeErrors                         []bool
+}
+
+func (r *pendingRows) add(tenant string, p model.Pending) {
+	for _, c := range p.Callers {
+		r.callerTenants, r.callerServices, r.hosts = append(r.callerTenants, tenant), append(r.callerServices, c.Service), append(r.hosts, c.Host)
+		r.callerIDs, r.callerErrors = append(r.callerIDs, c.SpanID[:]), append(r.callerErrors, c.Error)
+		r.starts, r.ends = append(r.starts, c.Start.UnixNano()), append(r.ends, c.End.UnixNano())
 	}
-	tmp := "tmp_" + table
-	if _, err := tx.Exec(ctx, `CREATE TEMPORARY TABLE IF NOT EXISTS `+tmp+` (LIKE `+table+`) ON COMMIT DELETE ROWS`); err != nil {
-		return err
+	for _, c := range p.Callees {
+		r.calleeTenants, r.calleeServices = append(r.calleeTenants, tenant), append(r.calleeServices, c.Service)
+		r.calleeIDs, r.calleeErrors = append(r.calleeIDs, c.ParentSpanID[:]), append(r.calleeErrors, c.Error)
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{tmp}, cols, pgx.CopyFromRows(rows)); err != nil {
-		return err
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO `+table+` SELECT * FROM `+tmp+` ON CONFLICT DO NOTHING`)
-	return err
 }
 
 // LoadPartition returns the stored offset of partition (-1 when it was
