@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/evidentsec/evident/internal/attribution"
+	"github.com/evidentsec/evident/internal/detect"
 	"github.com/evidentsec/evident/internal/engine"
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/ingest/kafka"
@@ -186,4 +187,41 @@ func TestApplier(t *testing.T) {
 	if offs, err := second.Checkpoint(ctx); err != nil || len(offs) != 1 {
 		t.Errorf("Checkpoint after another engine moved partition 0 on = %v, %v; want partition 1 only", offs, err)
 	}
+}
+
+// recorder is an engine.Store that keeps the verdict changes appended,
+// and an engine.Alerter that keeps the alerts fired.
+type recorder struct {
+	engine.Store
+	changes []store.VerdictChange
+	alerts  []detect.Alert
+}
+
+func (r *recorder) AppendVerdicts(_ context.Context, cs []store.VerdictChange) error {
+	r.changes = append(r.changes, cs...)
+	return nil
+}
+
+func (r *recorder) Fire(a detect.Alert) { r.alerts = append(r.alerts, a) }
+
+// TestLeader: an API replica records verdict changes and raises topology
+// alerts only while it leads.
+func TestLeader(t *testing.T) {
+	var l Leader
+	r := &recorder{}
+	st, al := l.Store(r), l.Alerter(r)
+	change := []store.VerdictChange{{Service: "gateway", VulnID: "GO-1", From: "unknown", To: "executed"}}
+	st.AppendVerdicts(t.Context(), change)
+	al.Fire(detect.Alert{Kind: "new_edge"})
+	if len(r.changes) != 0 || len(r.alerts) != 0 {
+		t.Fatalf("a replica that does not lead recorded %v and fired %v", r.changes, r.alerts)
+	}
+	l.lead.Store(true)
+	st.AppendVerdicts(t.Context(), change)
+	al.Fire(detect.Alert{Kind: "new_edge"})
+	if len(r.changes) != 1 || len(r.alerts) != 1 {
+		t.Errorf("the leader recorded %v and fired %v, want one of each", r.changes, r.alerts)
+	}
+	// Without an alerter, nothing to fire to.
+	l.Alerter(nil).Fire(detect.Alert{})
 }
