@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -201,4 +203,145 @@ func (t *timedStore) Join(ctx context.Context, now time.Time, window time.Durati
 	start := time.Now()
 	defer func() { t.join.Add(int64(time.Since(start))) }()
 	return t.Store.Join(ctx, now, window)
+}
+
+// receipts is an Applier that measures, for every record, the time from
+// its receipt (the receiver's write) to the end of the checkpoint that
+// holds it: from then on the API replicas see it.
+type receipts struct {
+	*Applier
+	mu      sync.Mutex
+	pending []time.Time
+	lat     []time.Duration
+}
+
+func (r *receipts) Apply(ctx context.Context, recs []kafka.Record) error {
+	if err := r.Applier.Apply(ctx, recs); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	for _, rec := range recs {
+		r.pending = append(r.pending, rec.Time)
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *receipts) Checkpoint(ctx context.Context) (kafka.Offsets, error) {
+	offs, err := r.Applier.Checkpoint(ctx)
+	if err == nil {
+		now := time.Now()
+		r.mu.Lock()
+		for _, t := range r.pending {
+			r.lat = append(r.lat, now.Sub(t))
+		}
+		r.pending = r.pending[:0]
+		r.mu.Unlock()
+	}
+	return offs, err
+}
+
+// BenchmarkReceiptToCheckpoint writes the benchmark's traffic at a steady
+// rate for 20 s through a producer into 2 engines with the default
+// checkpoint interval (5 s), and reports the p50 and p99 of the time from
+// a record's receipt to the end of the checkpoint that holds it. An API
+// replica sees it at most view_interval (2 s) later. Run it with
+// -benchtime=1x.
+func BenchmarkReceiptToCheckpoint(b *testing.B) {
+	const (
+		partitions = 8
+		services   = 16
+		perService = 16
+		every      = 50 * time.Millisecond // 5,120 spans a second
+		duration   = 20 * time.Second
+	)
+	for range b.N {
+		ctx := context.Background()
+		kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "evident-ingest"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		kcfg := kafka.DefaultConfig()
+		kcfg.Brokers, kcfg.ReplicationFactor, kcfg.Partitions = kc.ListenAddrs(), 1, partitions
+		pcfg := postgres.DefaultConfig()
+		pcfg.DSN = server.DSN(b)
+		pg, err := postgres.Open(ctx, pcfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg := DefaultConfig()
+		var rs []*receipts
+		var readers []*kafka.Reader
+		for range 2 {
+			a, err := NewApplier(cfg, ApplierDeps{
+				Store: pg,
+				NewShard: func(string) (Shard, error) {
+					m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+					e, err := engine.New(engine.DefaultConfig(), engine.Deps{Store: pg, Model: m, Logger: slog.New(slog.DiscardHandler)})
+					return Shard{Engine: e, Model: m}, err
+				},
+				Findings: func(context.Context, string) ([]findings.Finding, error) { return nil, nil },
+				Logger:   slog.New(slog.DiscardHandler),
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := &receipts{Applier: a}
+			rd, err := kafka.NewReader(kcfg, r, cfg.CheckpointInterval, slog.New(slog.DiscardHandler), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := rd.Start(ctx); err != nil {
+				b.Fatal(err)
+			}
+			rs, readers = append(rs, r), append(readers, rd)
+		}
+		// Traffic starts once the group has settled: both engines hold
+		// partitions, and every partition is held.
+		for settled := false; !settled; time.Sleep(100 * time.Millisecond) {
+			n := 0
+			settled = true
+			for _, r := range rs {
+				r.Applier.mu.Lock()
+				n += len(r.Applier.parts)
+				settled = settled && len(r.Applier.parts) > 0
+				r.Applier.mu.Unlock()
+			}
+			settled = settled && n == partitions
+		}
+		p, err := kafka.NewProducer(kcfg, slog.New(slog.DiscardHandler), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t := time.NewTicker(every)
+		end := time.Now().Add(duration)
+		for i := 0; time.Now().Before(end); i++ {
+			<-t.C
+			if err := p.Traces().Consume(ctx, traffic(i, services, perService)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t.Stop()
+		// The last records reach a checkpoint within an interval.
+		time.Sleep(cfg.CheckpointInterval + time.Second)
+		var lat []time.Duration
+		for _, r := range rs {
+			r.mu.Lock()
+			lat = append(lat, r.lat...)
+			r.mu.Unlock()
+		}
+		slices.Sort(lat)
+		if len(lat) == 0 {
+			b.Fatal("no record reached a checkpoint")
+		}
+		b.ReportMetric(lat[len(lat)/2].Seconds(), "p50-s")
+		b.ReportMetric(lat[len(lat)*99/100].Seconds(), "p99-s")
+		b.ReportMetric(float64(len(lat)), "records")
+		p.Shutdown(ctx)
+		for _, rd := range readers {
+			rd.Shutdown(ctx)
+		}
+		pg.Close()
+		kc.Close()
+	}
 }
