@@ -227,11 +227,14 @@ func (a *Applier) checkpoint(ctx context.Context, partitions []int32) error {
 			if !sh.dirty {
 				continue
 			}
+			// The calls handed over first: the state counts the spans
+			// waiting in the store as pending no more.
+			pend := sh.Model.TakePending()
 			state, err := sh.Model.MarshalBinary()
 			if err != nil {
+				sh.Model.RestorePending(pend)
 				return fmt.Errorf("checkpoint the shard of tenant %s in partition %d: %w", tenant, p, err)
 			}
-			pend := sh.Model.TakePending()
 			cp.Shards = append(cp.Shards, postgres.Shard{Tenant: tenant, State: state, Pending: pend})
 			taken, pending = append(taken, sh), append(pending, pend)
 		}

@@ -15,10 +15,12 @@ type Config struct {
 	// much, and an engine that dies re-reads at most this much of it.
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 	// JoinWindow is how long a CLIENT or PRODUCER span waits in the store
-	// for the SERVER or CONSUMER span it caused, on another engine, and
-	// the other way round; past it, the two are counted as unjoined (a
-	// call to an untraced host, a span with an untraced parent), as one
-	// engine counts them when its join tables forget them.
+	// for the SERVER or CONSUMER spans it caused, on another engine, and
+	// the other way round; past it, a SERVER or CONSUMER span counts as
+	// called from outside the traced system (SpanCounts.Unlinked) and a
+	// CLIENT span as a call to an untraced host, as one process counts
+	// them past serve.model.join_window (30 s, at most twice that). It
+	// adds the delay of the two sides' checkpoints to that window.
 	JoinWindow time.Duration `yaml:"join_window"`
 	// ViewInterval is how often an API replica rebuilds each tenant's
 	// view from the shards' checkpoints.
@@ -28,11 +30,11 @@ type Config struct {
 	FindingsInterval time.Duration `yaml:"findings_interval"`
 }
 
-// DefaultConfig checkpoints every 5 s, joins within 10 min, rebuilds
+// DefaultConfig checkpoints every 5 s, joins within 1 min, rebuilds
 // views every 2 s and checks for new findings every 5 s.
 func DefaultConfig() Config {
 	return Config{
-		CheckpointInterval: 5 * time.Second, JoinWindow: 10 * time.Minute,
+		CheckpointInterval: 5 * time.Second, JoinWindow: time.Minute,
 		ViewInterval: 2 * time.Second, FindingsInterval: 5 * time.Second,
 	}
 }

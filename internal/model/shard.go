@@ -26,17 +26,23 @@ type PendingCaller struct {
 	SpanID  [8]byte
 	Service string
 	// Host is the remote host the call went to, "" when unknown.
-	Host       string
-	Error      bool
+	Host  string
+	Error bool
+	// Producer marks a PRODUCER span: every consumer of the message
+	// joins it, so it waits until its window passes.
+	Producer   bool
 	Start, End time.Time
 }
 
 // PendingCallee is a SERVER or CONSUMER span waiting for the CLIENT or
-// PRODUCER span that caused it, by the id of that parent span.
+// PRODUCER span that caused it, by the id of that parent span. It counts
+// in its service's SpanCounts.Pending until it is joined (Linked) or its
+// window passes (Unlinked).
 type PendingCallee struct {
 	ParentSpanID [8]byte
 	Service      string
-	Error        bool
+	// At is when the engine received it.
+	At time.Time
 }
 
 // Pending are the calls of a model not joined yet.
@@ -46,23 +52,27 @@ type Pending struct {
 }
 
 // TakePending removes the calls waiting for their other side from the
-// model and returns them.
+// model and returns them; the spans waiting for their caller no longer
+// count in their service's SpanCounts.Pending: they wait elsewhere.
 func (m *Model) TakePending() Pending {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var p Pending
 	for _, g := range []map[[8]byte]caller{m.callers.cur, m.callers.prev} {
 		for id, c := range g {
-			p.Callers = append(p.Callers, PendingCaller{SpanID: id, Service: c.svc.name, Host: c.host, Error: c.error, Start: c.start, End: c.end})
+			p.Callers = append(p.Callers, PendingCaller{SpanID: id, Service: c.svc.name, Host: c.host, Error: c.error, Producer: c.producer, Start: c.start, End: c.end})
 		}
 	}
-	for _, g := range []map[[8]byte]callee{m.callees.cur, m.callees.prev} {
-		for id, c := range g {
-			p.Callees = append(p.Callees, PendingCallee{ParentSpanID: id, Service: c.svc.name, Error: c.error})
+	for _, g := range []map[[8]byte]callees{m.callees.cur, m.callees.prev} {
+		for id, w := range g {
+			for c := range w.all {
+				c.svc.spans.Pending--
+				p.Callees = append(p.Callees, PendingCallee{ParentSpanID: id, Service: c.svc.name, At: time.Unix(0, c.at).UTC()})
+			}
 		}
 	}
 	m.callers = newGenerations[caller](m.cfg.MaxPendingSpans)
-	m.callees = newGenerations[callee](m.cfg.MaxPendingSpans)
+	m.callees = newGenerations[callees](m.cfg.MaxPendingSpans)
 	return p
 }
 
@@ -74,12 +84,13 @@ func (m *Model) RestorePending(p Pending) {
 	defer m.mu.Unlock()
 	for _, c := range p.Callers {
 		if s := m.services[c.Service]; s != nil {
-			m.callers.put(c.SpanID, caller{svc: s, host: c.Host, error: c.Error, start: c.Start, end: c.End})
+			m.callers.put(c.SpanID, caller{svc: s, host: c.Host, error: c.Error, producer: c.Producer, start: c.Start, end: c.End})
 		}
 	}
+	now := m.now()
 	for _, c := range p.Callees {
 		if s := m.services[c.Service]; s != nil {
-			m.callees.put(c.ParentSpanID, callee{svc: s, error: c.Error})
+			m.wait(c.ParentSpanID, callee{svc: s, at: c.At.UnixNano()}, now)
 		}
 	}
 }
@@ -102,6 +113,10 @@ type Joins struct {
 	// Resolved counts the calls of a service to a host that a traced
 	// service answered: such a host is that service, not a third party.
 	Resolved []Resolution
+	// Pending counts, by service, its spans waiting for their caller
+	// outside the shards; Unlinked those whose caller did not come within
+	// the window (SpanCounts.Pending, Unlinked).
+	Pending, Unlinked map[string]int64
 }
 
 // Resolution is calls of Service to Host answered by Callee.
@@ -186,6 +201,19 @@ func MergeStates(joins Joins, states ...[]byte) ([]byte, error) {
 			out.Services[k].Spans.Linked += n
 		}
 	}
+	for svc, n := range joins.Pending {
+		if k, ok := index[svc]; ok {
+			out.Services[k].Spans.Pending += n
+		}
+	}
+	for svc, n := range joins.Unlinked {
+		if k, ok := index[svc]; ok {
+			out.Services[k].Spans.Unlinked += n
+		}
+	}
+	// The spans waiting outside the shards wait for the joins, not for
+	// this model's join tables: they stay pending when it restores.
+	out.KeepPending = true
 	for _, r := range joins.Resolved {
 		k, ok := index[r.Service]
 		if !ok {
@@ -300,6 +328,7 @@ func mergeService(dst *serviceState, src serviceState) {
 	dst.Spans = SpanCounts{
 		All: dst.Spans.All + src.Spans.All, Server: dst.Spans.Server + src.Spans.Server, Consumer: dst.Spans.Consumer + src.Spans.Consumer,
 		Root: dst.Spans.Root + src.Spans.Root, Linked: dst.Spans.Linked + src.Spans.Linked, PublicClients: dst.Spans.PublicClients + src.Spans.PublicClients,
+		Pending: dst.Spans.Pending + src.Spans.Pending, Unlinked: dst.Spans.Unlinked + src.Spans.Unlinked,
 	}
 	dst.Edges = mergeEdges(dst.Edges, src.Edges)
 	dst.Stores = mergeStores(dst.Stores, src.Stores)
@@ -324,6 +353,7 @@ func mergeService(dst *serviceState, src serviceState) {
 	o := &dst.Overflow
 	o.Endpoints, o.Hosts, o.Stores = o.Endpoints+src.Overflow.Endpoints, o.Hosts+src.Overflow.Hosts, o.Stores+src.Overflow.Stores
 	o.Samples, o.Frames, o.Series = o.Samples+src.Overflow.Samples, o.Frames+src.Overflow.Frames, o.Series+src.Overflow.Series
+	o.Waits += src.Overflow.Waits
 }
 
 func remap(idx []int32, to []int32) []int32 {

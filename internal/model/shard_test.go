@@ -11,26 +11,28 @@ import (
 )
 
 // joinInGo matches pending callers and callees by span id, as the shared
-// store does, and returns the joined calls and what is left waiting.
+// store does (a PRODUCER caller joins every consumer and keeps waiting),
+// and returns the joined calls and what is left waiting.
 func joinInGo(callers []PendingCaller, callees []PendingCallee) ([]JoinedCall, []PendingCaller, []PendingCallee) {
-	byID := map[[8]byte]PendingCallee{}
-	for _, c := range callees {
-		byID[c.ParentSpanID] = c
+	byID := map[[8]byte]PendingCaller{}
+	for _, c := range callers {
+		byID[c.SpanID] = c
 	}
 	var calls []JoinedCall
-	var left []PendingCaller
-	for _, c := range callers {
-		if e, ok := byID[c.SpanID]; ok {
+	var leftCallees []PendingCallee
+	matched := map[[8]byte]bool{}
+	for _, e := range callees {
+		if c, ok := byID[e.ParentSpanID]; ok {
 			calls = append(calls, JoinedCall{Caller: c, Callee: e.Service})
-			delete(byID, c.SpanID)
+			matched[c.SpanID] = true
 			continue
 		}
-		left = append(left, c)
+		leftCallees = append(leftCallees, e)
 	}
-	var leftCallees []PendingCallee
-	for _, c := range callees {
-		if _, ok := byID[c.ParentSpanID]; ok {
-			leftCallees = append(leftCallees, c)
+	var left []PendingCaller
+	for _, c := range callers {
+		if !matched[c.SpanID] || c.Producer {
+			left = append(left, c)
 		}
 	}
 	return calls, left, leftCallees

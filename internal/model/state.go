@@ -34,6 +34,10 @@ type modelState struct {
 	Version  int
 	Services []serviceState
 	Dropped  Dropped
+	// KeepPending restores SpanCounts.Pending as it is: the state of a
+	// merged view (MergeStates), whose waiting spans wait in the shared
+	// store, not in the restored model's join tables.
+	KeepPending bool
 }
 
 type serviceState struct {
@@ -154,7 +158,9 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 		s := m.service(ss.Name)
 		s.namespace, s.images, s.first, s.last, s.funcs, s.windows = ss.Namespace, ss.Images, ss.First, ss.Last, ss.Funcs, ss.Windows
 		s.samples, s.unattrib, s.endpoints, s.spans, s.overflow = ss.Samples, ss.Unattrib, ss.Endpoints, ss.Spans, ss.Overflow
-		s.spans.Pending = 0
+		if !st.KeepPending {
+			s.spans.Pending = 0
+		}
 		if st.Version < 3 {
 			s.spans.Unlinked = max(0, s.spans.Server+s.spans.Consumer-s.spans.Root-s.spans.Linked)
 		}

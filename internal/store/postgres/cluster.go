@@ -97,16 +97,16 @@ func (s *Store) CheckpointPartitions(ctx context.Context, parts []Partition) (st
 		// first stays. Arrays, one statement a table: a COPY cannot skip
 		// duplicates.
 		if len(cr.callerIDs) > 0 {
-			if _, err := tx.Exec(ctx, `INSERT INTO join_callers (tenant, span_id, service, host, error, start_ns, end_ns, added_at)
-				SELECT t, id, svc, h, e, s, f, $8 FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[], $5::bool[], $6::bigint[], $7::bigint[]) AS u(t, id, svc, h, e, s, f)
-				ON CONFLICT DO NOTHING`, cr.callerTenants, cr.callerIDs, cr.callerServices, cr.hosts, cr.callerErrors, cr.starts, cr.ends, now); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO join_callers (tenant, span_id, service, host, error, producer, start_ns, end_ns, added_at)
+				SELECT t, id, svc, h, e, p, s, f, $9 FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[], $5::bool[], $6::bool[], $7::bigint[], $8::bigint[]) AS u(t, id, svc, h, e, p, s, f)
+				ON CONFLICT DO NOTHING`, cr.callerTenants, cr.callerIDs, cr.callerServices, cr.hosts, cr.callerErrors, cr.producers, cr.starts, cr.ends, now); err != nil {
 				return err
 			}
 		}
 		if len(cr.calleeIDs) > 0 {
-			if _, err := tx.Exec(ctx, `INSERT INTO join_callees (tenant, span_id, service, error, added_at)
-				SELECT t, id, svc, e, $5 FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bool[]) AS u(t, id, svc, e)
-				ON CONFLICT DO NOTHING`, cr.calleeTenants, cr.calleeIDs, cr.calleeServices, cr.calleeErrors, now); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO join_callees (tenant, span_id, service, at)
+				SELECT t, id, svc, a FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bigint[]) AS u(t, id, svc, a)
+				ON CONFLICT DO NOTHING`, cr.calleeTenants, cr.calleeIDs, cr.calleeServices, cr.calleeAts); err != nil {
 				return err
 			}
 		}
@@ -122,22 +122,22 @@ func (s *Store) CheckpointPartitions(ctx context.Context, parts []Partition) (st
 type pendingRows struct {
 	callerTenants, callerServices, hosts []string
 	callerIDs                            [][]byte
-	callerErrors                         []bool
+	callerErrors, producers              []bool
 	starts, ends                         []int64
 	calleeTenants, calleeServices        []string
 	calleeIDs                            [][]byte
-	calleeErrors                         []bool
+	calleeAts                            []int64
 }
 
 func (r *pendingRows) add(tenant string, p model.Pending) {
 	for _, c := range p.Callers {
 		r.callerTenants, r.callerServices, r.hosts = append(r.callerTenants, tenant), append(r.callerServices, c.Service), append(r.hosts, c.Host)
-		r.callerIDs, r.callerErrors = append(r.callerIDs, c.SpanID[:]), append(r.callerErrors, c.Error)
+		r.callerIDs, r.callerErrors, r.producers = append(r.callerIDs, c.SpanID[:]), append(r.callerErrors, c.Error), append(r.producers, c.Producer)
 		r.starts, r.ends = append(r.starts, c.Start.UnixNano()), append(r.ends, c.End.UnixNano())
 	}
 	for _, c := range p.Callees {
 		r.calleeTenants, r.calleeServices = append(r.calleeTenants, tenant), append(r.calleeServices, c.Service)
-		r.calleeIDs, r.calleeErrors = append(r.calleeIDs, c.ParentSpanID[:]), append(r.calleeErrors, c.Error)
+		r.calleeIDs, r.calleeAts = append(r.calleeIDs, c.ParentSpanID[:]), append(r.calleeAts, c.At.UnixNano())
 	}
 }
 
@@ -180,10 +180,13 @@ func (s *Store) LoadPartition(ctx context.Context, partition int32) (next int64,
 const joinLock = "evident join"
 
 // Join matches the pending callers and callees of every tenant by span
-// id, deletes them and adds what the calls show (model.JoinCalls) to the
-// tenants' joins, in one transaction; it then deletes the pending calls
-// added before now-window, whose other side never came: one model counts
-// them as unjoined too. Joins run one at a time across every process.
+// id and adds what the calls show (model.JoinCalls) to the tenants'
+// joins, in one transaction: a matched callee is deleted, and so is its
+// caller unless it is a PRODUCER span, which waits for every consumer of
+// its message. It then ends the wait of what was added before now-window:
+// a caller is deleted, and a callee is counted as unlinked (its caller is
+// not traced), as one model counts them when its join window passes.
+// Joins run one at a time across every process.
 func (s *Store) Join(ctx context.Context, now time.Time, window time.Duration) (joined, expired int64, err error) {
 	if err := s.calls.Enter(); err != nil {
 		return 0, 0, fmt.Errorf("join calls: %w", err)
@@ -194,33 +197,36 @@ func (s *Store) Join(ctx context.Context, now time.Time, window time.Duration) (
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1 || current_schema(), 0))`, joinLock); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `DELETE FROM join_callers c USING join_callees e
+		rows, err := tx.Query(ctx, `DELETE FROM join_callees e USING join_callers c
 			WHERE c.tenant = e.tenant AND c.span_id = e.span_id
-			RETURNING c.tenant, c.span_id, c.service, c.host, c.error, c.start_ns, c.end_ns, e.service`)
+			RETURNING e.tenant, e.span_id, e.service, c.service, c.host, c.error, c.producer, c.start_ns, c.end_ns`)
 		if err != nil {
 			return err
 		}
 		byTenant := map[string][]model.JoinedCall{}
-		var ids, tenants [][]byte
+		var tenants []string
+		var ids [][]byte
 		var (
 			tenant, callee string
 			id             []byte
 			c              model.PendingCaller
 			start, end     int64
 		)
-		_, err = pgx.ForEachRow(rows, []any{&tenant, &id, &c.Service, &c.Host, &c.Error, &start, &end, &callee}, func() error {
+		_, err = pgx.ForEachRow(rows, []any{&tenant, &id, &callee, &c.Service, &c.Host, &c.Error, &c.Producer, &start, &end}, func() error {
 			c.Start, c.End = time.Unix(0, start).UTC(), time.Unix(0, end).UTC()
 			copy(c.SpanID[:], id)
 			byTenant[tenant] = append(byTenant[tenant], model.JoinedCall{Caller: c, Callee: callee})
-			ids, tenants = append(ids, append([]byte(nil), id...)), append(tenants, []byte(tenant))
+			if !c.Producer {
+				tenants, ids = append(tenants, tenant), append(ids, append([]byte(nil), id...))
+			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
 		if len(ids) > 0 {
-			if _, err := tx.Exec(ctx, `DELETE FROM join_callees e USING unnest($1::text[], $2::bytea[]) AS m(tenant, span_id)
-				WHERE e.tenant = m.tenant AND e.span_id = m.span_id`, textsOf(tenants), ids); err != nil {
+			if _, err := tx.Exec(ctx, `DELETE FROM join_callers c USING unnest($1::text[], $2::bytea[]) AS m(tenant, span_id)
+				WHERE c.tenant = m.tenant AND c.span_id = m.span_id`, tenants, ids); err != nil {
 				return err
 			}
 		}
@@ -249,27 +255,24 @@ func (s *Store) Join(ctx context.Context, now time.Time, window time.Duration) (
 			return err
 		}
 		cutoff := now.Add(-window).UnixNano()
-		for _, table := range []string{"join_callers", "join_callees"} {
-			tag, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE added_at < $1`, cutoff)
-			if err != nil {
-				return err
-			}
-			expired += tag.RowsAffected()
+		tag, err := tx.Exec(ctx, `DELETE FROM join_callers WHERE added_at < $1`, cutoff)
+		if err != nil {
+			return err
 		}
+		expired += tag.RowsAffected()
+		tag, err = tx.Exec(ctx, `WITH gone AS (DELETE FROM join_callees WHERE at < $1 RETURNING tenant, service)
+			INSERT INTO join_linked (tenant, service, spans, unlinked) SELECT tenant, service, 0, count(*) FROM gone GROUP BY tenant, service
+			ON CONFLICT (tenant, service) DO UPDATE SET unlinked = join_linked.unlinked + excluded.unlinked`, cutoff)
+		if err != nil {
+			return err
+		}
+		expired += tag.RowsAffected() // services, not spans: the callers above are spans
 		return nil
 	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("join calls in %s: %w", s.where, err)
 	}
 	return joined, expired, nil
-}
-
-func textsOf(bs [][]byte) []string {
-	out := make([]string, len(bs))
-	for i, b := range bs {
-		out[i] = string(b)
-	}
-	return out
 }
 
 // View returns what the tenant's merged model is made of: the states of
@@ -282,7 +285,7 @@ func (s *Store) View(ctx context.Context) (states [][]byte, joins model.Joins, e
 	}
 	defer s.calls.Leave()
 	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		states, joins = nil, model.Joins{Linked: map[string]int64{}}
+		states, joins = nil, model.Joins{Linked: map[string]int64{}, Pending: map[string]int64{}, Unlinked: map[string]int64{}}
 		rows, err := tx.Query(ctx, `SELECT state FROM shards WHERE tenant = $1 ORDER BY partition`, s.tenant)
 		if err != nil {
 			return err
@@ -309,16 +312,31 @@ func (s *Store) View(ctx context.Context) (states [][]byte, joins model.Joins, e
 		}); err != nil {
 			return err
 		}
-		rows, err = tx.Query(ctx, `SELECT service, spans FROM join_linked WHERE tenant = $1`, s.tenant)
+		rows, err = tx.Query(ctx, `SELECT service, spans, unlinked FROM join_linked WHERE tenant = $1`, s.tenant)
 		if err != nil {
 			return err
 		}
 		var (
-			svc string
-			n   int64
+			svc         string
+			n, unlinked int64
 		)
+		if _, err := pgx.ForEachRow(rows, []any{&svc, &n, &unlinked}, func() error {
+			if n > 0 {
+				joins.Linked[svc] = n
+			}
+			if unlinked > 0 {
+				joins.Unlinked[svc] = unlinked
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT service, count(*) FROM join_callees WHERE tenant = $1 GROUP BY service`, s.tenant)
+		if err != nil {
+			return err
+		}
 		if _, err := pgx.ForEachRow(rows, []any{&svc, &n}, func() error {
-			joins.Linked[svc] = n
+			joins.Pending[svc] = n
 			return nil
 		}); err != nil {
 			return err

@@ -31,7 +31,7 @@ func TestCluster(t *testing.T) {
 		return model.PendingCaller{SpanID: id(b), Service: svc, Host: host, Error: errd, Start: t0.Add(time.Duration(b) * time.Second), End: t0.Add(time.Duration(b)*time.Second + time.Millisecond)}
 	}
 	callee := func(b byte, svc string) model.PendingCallee {
-		return model.PendingCallee{ParentSpanID: id(b), Service: svc}
+		return model.PendingCallee{ParentSpanID: id(b), Service: svc, At: t0}
 	}
 
 	if next, states, err := st.LoadPartition(ctx, 0); err != nil || next != -1 || len(states) != 0 {
@@ -71,6 +71,9 @@ func TestCluster(t *testing.T) {
 		Edges:    []model.Edge{{From: "gateway", To: "orders", Calls: 2, Errors: 1, First: t0.Add(time.Second), Last: t0.Add(2*time.Second + time.Millisecond)}},
 		Linked:   map[string]int64{"orders": 2},
 		Resolved: []model.Resolution{{Service: "gateway", Host: "orders.internal", Callee: "orders", Calls: 2}},
+		// orders' span 9 waits for its caller.
+		Pending:  map[string]int64{"orders": 1},
+		Unlinked: map[string]int64{},
 	}
 	if diff := cmp.Diff(wantJoins, joins); diff != "" {
 		t.Errorf("joins (-want +got):\n%s", diff)
@@ -99,8 +102,8 @@ func TestCluster(t *testing.T) {
 	if _, expired, err := st.Join(ctx, time.Now().Add(time.Hour), time.Minute); err != nil || expired != 3 {
 		t.Errorf("expiring Join = %d expired, %v; want 3", expired, err)
 	}
-	if _, joins, _ := other.View(ctx); len(joins.Edges) != 0 || len(joins.Linked) != 0 {
-		t.Errorf("tenant other's joins = %+v, want none", joins)
+	if _, joins, _ := other.View(ctx); len(joins.Edges) != 0 || len(joins.Linked) != 0 || joins.Unlinked["y"] != 1 || len(joins.Pending) != 0 {
+		t.Errorf("tenant other's joins = %+v, want none, and y's span unlinked", joins)
 	}
 
 	v0, err := st.FindingsVersion(ctx)

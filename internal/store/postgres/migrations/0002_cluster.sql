@@ -24,14 +24,18 @@ CREATE TABLE shards (
 );
 ALTER TABLE shards ALTER COLUMN state SET STORAGE EXTERNAL;
 
--- CLIENT and PRODUCER spans waiting for the SERVER or CONSUMER span they
--- caused, and the reverse, moved here from the shards at each checkpoint.
+-- CLIENT and PRODUCER spans waiting for the SERVER or CONSUMER spans
+-- they caused, and the reverse, moved here from the shards at each
+-- checkpoint. A PRODUCER span waits for every consumer of its message
+-- until the join window passes; the consumers of one message wait side
+-- by side.
 CREATE TABLE join_callers (
 	tenant   TEXT    NOT NULL,
 	span_id  BYTEA   NOT NULL,
 	service  TEXT    NOT NULL,
 	host     TEXT    NOT NULL,
 	error    BOOLEAN NOT NULL,
+	producer BOOLEAN NOT NULL,
 	start_ns BIGINT  NOT NULL,
 	end_ns   BIGINT  NOT NULL,
 	added_at BIGINT  NOT NULL,
@@ -39,14 +43,13 @@ CREATE TABLE join_callers (
 );
 CREATE INDEX join_callers_added ON join_callers (added_at);
 CREATE TABLE join_callees (
-	tenant   TEXT    NOT NULL,
-	span_id  BYTEA   NOT NULL, -- the parent span's id
-	service  TEXT    NOT NULL,
-	error    BOOLEAN NOT NULL,
-	added_at BIGINT  NOT NULL,
-	PRIMARY KEY (tenant, span_id)
+	tenant   TEXT   NOT NULL,
+	span_id  BYTEA  NOT NULL, -- the parent span's id
+	service  TEXT   NOT NULL,
+	at       BIGINT NOT NULL, -- when the engine received it
+	PRIMARY KEY (tenant, span_id, service)
 );
-CREATE INDEX join_callees_added ON join_callees (added_at);
+CREATE INDEX join_callees_at ON join_callees (at);
 
 -- What the joined calls add to the merged model, cumulated.
 CREATE TABLE join_edges (
@@ -59,10 +62,13 @@ CREATE TABLE join_edges (
 	last_ns  BIGINT NOT NULL,
 	PRIMARY KEY (tenant, caller, callee)
 );
+-- Per service, its spans joined with their caller (linked) and those
+-- whose caller did not come within the window (unlinked).
 CREATE TABLE join_linked (
-	tenant  TEXT   NOT NULL,
-	service TEXT   NOT NULL,
-	spans   BIGINT NOT NULL,
+	tenant   TEXT   NOT NULL,
+	service  TEXT   NOT NULL,
+	spans    BIGINT NOT NULL,
+	unlinked BIGINT NOT NULL DEFAULT 0,
 	PRIMARY KEY (tenant, service)
 );
 CREATE TABLE join_resolved (
