@@ -233,6 +233,9 @@ func (a *Applier) checkpoint(ctx context.Context, partitions []int32) error {
 			state, err := sh.Model.MarshalBinary()
 			if err != nil {
 				sh.Model.RestorePending(pend)
+				for i, sh := range taken {
+					sh.Model.RestorePending(pending[i])
+				}
 				return fmt.Errorf("checkpoint the shard of tenant %s in partition %d: %w", tenant, p, err)
 			}
 			cp.Shards = append(cp.Shards, postgres.Shard{Tenant: tenant, State: state, Pending: pend})
