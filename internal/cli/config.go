@@ -44,6 +44,9 @@ type fileConfig struct {
 	FirstParty []string `yaml:"first_party"`
 	// Serve configures evident serve; analyze ignores it.
 	Serve serveConfig `yaml:"serve"`
+	// Cluster configures the roles of the scaled-out evident serve
+	// (--role); the single process ignores it.
+	Cluster clusterConfig `yaml:"cluster"`
 }
 
 // serveConfig composes the Configs of the parts of evident serve.
@@ -143,7 +146,7 @@ func (c alertsConfig) Validate() error {
 
 // defaultFileConfig is what runs when no file is given.
 func defaultFileConfig() fileConfig {
-	return fileConfig{Config: assess.DefaultConfig(), Serve: defaultServeConfig()}
+	return fileConfig{Config: assess.DefaultConfig(), Serve: defaultServeConfig(), Cluster: defaultClusterConfig()}
 }
 
 func defaultServeConfig() serveConfig {

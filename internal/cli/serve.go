@@ -24,12 +24,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evidentsec/evident/internal/alert"
+	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/auth"
+	"github.com/evidentsec/evident/internal/cluster"
 	"github.com/evidentsec/evident/internal/engine"
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/httpapi"
 	"github.com/evidentsec/evident/internal/ingest/admission"
+	"github.com/evidentsec/evident/internal/ingest/kafka"
 	"github.com/evidentsec/evident/internal/ingest/otlp"
 	"github.com/evidentsec/evident/internal/ingest/pyroscope"
 	"github.com/evidentsec/evident/internal/model"
@@ -44,6 +47,7 @@ import (
 	"github.com/evidentsec/evident/internal/tenant"
 	"github.com/evidentsec/evident/internal/tlsconfig"
 	"github.com/evidentsec/evident/internal/ui"
+	"github.com/evidentsec/evident/internal/vulndb"
 	"github.com/evidentsec/evident/internal/waf"
 )
 
@@ -55,6 +59,9 @@ type serveFlags struct {
 	api, otlpGRPC, otlpHTTP, pyroscope string
 	// insecure serves listeners beyond loopback without credentials.
 	insecure bool
+	// role is the part of the scaled-out deployment this process plays,
+	// or all of them.
+	role string
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -92,6 +99,9 @@ receivers first, so that what they accepted drains into the store.`,
 			if err := fl.override(cmd, &cfg.Serve); err != nil {
 				return withCode(ExitUsage, err)
 			}
+			if err := validateRole(fl.role, cfg); err != nil {
+				return withCode(ExitUsage, err)
+			}
 			log := slog.New(slog.NewTextHandler(g.stderr, nil))
 			srv, err := startServer(cmd.Context(), g, cfg, fl, log)
 			if err != nil {
@@ -115,6 +125,7 @@ receivers first, so that what they accepted drains into the store.`,
 	f.StringVar(&fl.otlpGRPC, "otlp-grpc", "", `OTLP/gRPC listen address (default 127.0.0.1:4317; "" turns it off)`)
 	f.StringVar(&fl.otlpHTTP, "otlp-http", "", `OTLP/HTTP listen address (default 127.0.0.1:4318; "" turns it off)`)
 	f.StringVar(&fl.pyroscope, "pyroscope", "", `Pyroscope /ingest listen address (default 127.0.0.1:4040; "" turns it off)`)
+	f.StringVar(&fl.role, "role", roleAll, "part of the scaled-out deployment to run: receiver, engine, api, or all of them in one process (docs/scaling.md)")
 	f.BoolVar(&fl.insecure, "insecure", false, "serve listeners bound beyond loopback WITHOUT authentication (anyone who reaches them can read and replace findings)")
 	return cmd
 }
@@ -157,6 +168,14 @@ type server struct {
 	pyro    *pyroscope.Receiver
 	retain  *retainer
 	poll    *source.Poller
+	// role is the part of the scaled-out deployment this server plays;
+	// producer (receiver), reader (engine), view and leader (API) are
+	// that role's.
+	role     string
+	producer *kafka.Producer
+	reader   *kafka.Reader
+	view     *cluster.View
+	leader   cluster.Leader
 	// closers are the sinks that hold files, closed after the router.
 	closers []io.Closer
 	// started are the components that started, in start order.
@@ -171,7 +190,15 @@ type server struct {
 // from cfg and starts them. On an error it shuts down what it started.
 func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags, log *slog.Logger) (*server, error) {
 	sc := cfg.Serve
-	s := &server{log: log}
+	role := cmp.Or(fl.role, roleAll)
+	if err := validateRole(role, cfg); err != nil {
+		return nil, err
+	}
+	if role == roleEngine || role == roleAPI {
+		// Telemetry reaches them through Kafka and the store only.
+		sc.OTLP.GRPCEndpoint, sc.OTLP.HTTPEndpoint, sc.Pyroscope.Endpoint = "", "", ""
+	}
+	s := &server{log: log, role: role}
 	ok := false
 	defer func() {
 		if !ok {
@@ -181,12 +208,21 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		}
 	}()
 
-	db, problems, err := openVulnDB(ctx, g, fl.vulns, fl.kev, fl.epss)
-	if err != nil {
-		return nil, err
-	}
-	if len(problems) > 0 {
-		log.Warn("vulnerability database: records skipped (evident db stats lists them)", "skipped", len(problems))
+	// A receiver assesses nothing: it needs no vulnerability database.
+	var (
+		db    *vulndb.DB
+		vulns assess.Vulns
+		err   error
+	)
+	if role != roleReceiver {
+		var problems []vulndb.LoadError
+		if db, problems, err = openVulnDB(ctx, g, fl.vulns, fl.kev, fl.epss); err != nil {
+			return nil, err
+		}
+		if len(problems) > 0 {
+			log.Warn("vulnerability database: records skipped (evident db stats lists them)", "skipped", len(problems))
+		}
+		vulns = db
 	}
 	var initial []findings.Finding
 	if len(fl.findings) > 0 {
@@ -218,7 +254,8 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	}
 	// SQLite's Open already keeps every other serve out; a PostgreSQL
 	// database is shared, and only one serve may ingest into it.
-	if pg, ok := s.st.(*postgres.Store); ok && sc.ingests() {
+	pg, _ := s.st.(*postgres.Store)
+	if pg != nil && sc.ingests() && role == roleAll {
 		if err := pg.LockIngest(ctx); err != nil {
 			return nil, err
 		}
@@ -274,9 +311,18 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 			alert.Deps{Logger: tlog.With("component", "alert"), Registerer: treg, Tenant: alertTenant}); err != nil {
 			return nil, err
 		}
+		var (
+			est     engine.Store   = st
+			alerter engine.Alerter = u.router
+		)
+		if role == roleAPI {
+			// The merged view's verdict changes and topology alerts are
+			// the leading API replica's to record.
+			est, alerter = s.leader.Store(st), s.leader.Alerter(u.router)
+		}
 		if u.eng, err = engine.New(sc.Engine, engine.Deps{
-			Store: st, Model: model.New(sc.Model, attr), Vulns: db, Assess: cfg.Config,
-			Alerter: u.router, Redactor: red, Logger: tlog.With("component", "engine"), Registerer: treg,
+			Store: est, Model: model.New(sc.Model, attr), Vulns: vulns, Assess: cfg.Config,
+			Alerter: alerter, Redactor: red, Logger: tlog.With("component", "engine"), Registerer: treg,
 		}); err != nil {
 			return nil, err
 		}
@@ -284,8 +330,18 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		// The requests that validate virtual patches are the tenant's.
 		u.patches = &patcher{cfg: waf.DefaultConfig(), vulns: db, corpus: corpus, redact: red}
 		u.patches.traffic = waf.NewTraffic(u.patches.cfg.ReplayPerEndpoint)
-		u.traces = u.patches.tap(u.eng.TracesConsumer())
+		u.traces, u.profiles = u.patches.tap(u.eng.TracesConsumer()), u.eng.ProfilesConsumer()
+		if s.producer != nil {
+			// A receiver writes the tenant's telemetry to the ingest log,
+			// within the tenant's limits.
+			u.traces, u.profiles = s.producer.Traces(), s.producer.Profiles()
+		}
 		return u, nil
+	}
+	if role == roleReceiver {
+		if s.producer, err = kafka.NewProducer(cfg.Cluster.Kafka, log.With("component", "kafka"), reg); err != nil {
+			return nil, err
+		}
 	}
 	def, err := newUnit(store.DefaultTenant)
 	if err != nil {
@@ -326,6 +382,9 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		Audit:    s.st,
 		Gatherer: reg, Registerer: reg, Logger: log.With("component", "api"), Products: cfg.Products, Ready: s.ready.Load,
 		Guard: guard(listenerAPI),
+		// A receiver's and an engine's listener is for probes and
+		// metrics: the API replicas serve the state.
+		Ops: role == roleReceiver || role == roleEngine,
 	}
 	if src := sc.Sources; src.Tempo != "" || src.Pyroscope != "" {
 		// The poller is made below, before anything starts.
@@ -337,7 +396,9 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 			return map[string]error{"sources": err}
 		}
 	}
-	if deps.UI, err = ui.New(ui.Deps{
+	if deps.Ops {
+		// no UI
+	} else if deps.UI, err = ui.New(ui.Deps{
 		Tenant: func(ctx context.Context, id string) (ui.Source, error) {
 			u, err := s.tenants.Get(ctx, id)
 			if err != nil {
@@ -353,15 +414,16 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	if s.adm, err = admission.New(sc.Memory, log.With("component", "admission"), reg); err != nil {
 		return nil, err
 	}
+	traces, profiles := tracesOf(s.tenants), profilesOf(s.tenants)
 	if sc.OTLP.GRPCEndpoint != "" || sc.OTLP.HTTPEndpoint != "" {
-		s.otlp, err = otlp.New(sc.OTLP, tracesOf(s.tenants), profilesOf(s.tenants), log.With("component", "otlp"), reg, s.adm)
+		s.otlp, err = otlp.New(sc.OTLP, traces, profiles, log.With("component", "otlp"), reg, s.adm)
 		if err != nil {
 			return nil, err
 		}
 		s.otlp.Guard(guard(listenerOTLPGRPC), guard(listenerOTLPHTTP))
 	}
 	if sc.Pyroscope.Endpoint != "" {
-		s.pyro, err = pyroscope.New(sc.Pyroscope, profilesOf(s.tenants), log.With("component", "pyroscope"), reg, s.adm)
+		s.pyro, err = pyroscope.New(sc.Pyroscope, profiles, log.With("component", "pyroscope"), reg, s.adm)
 		if err != nil {
 			return nil, err
 		}
@@ -375,7 +437,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 			return nil, fmt.Errorf("serve sources: %w", err)
 		}
 		s.poll, err = source.NewPoller(pollerName(src), src.PollerConfig, source.PollerDeps{
-			Pull: pull, Watermarks: s.st, Traces: tracesOf(s.tenants), Profiles: profilesOf(s.tenants),
+			Pull: pull, Watermarks: s.st, Traces: traces, Profiles: profiles,
 			Logger: log.With("component", "sources"), Registerer: reg,
 		})
 		if err != nil {
@@ -385,7 +447,22 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 
 	// Sinks before sources: the engine restores and replays before the
 	// router and the API see anything, and receivers come last.
-	order := []pipeline.Component{s.auth, s.tenants, s.retain, s.api, s.adm}
+	if err := s.cluster(ctx, cfg, pg, vulns, red, attr, reg); err != nil {
+		return nil, err
+	}
+	order := []pipeline.Component{s.auth, s.tenants, s.retain}
+	// The engine's reader and the API's view work on the tenants'
+	// units; the receivers' producer takes what they accept.
+	if s.reader != nil {
+		order = append(order, s.reader)
+	}
+	if s.view != nil {
+		order = append(order, s.view)
+	}
+	if s.producer != nil {
+		order = append(order, s.producer)
+	}
+	order = append(order, s.api, s.adm)
 	if s.otlp != nil {
 		order = append(order, s.otlp)
 	}
@@ -409,7 +486,13 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 // pollerName keys the watermark of the sources: a change of URL starts
 // over from the lookback instead of resuming another server's watermark.
 func pollerName(c sourcesConfig) string {
-	return "tempo=" + c.Tempo + " pyroscope=" + c.Pyroscope
+	name := "tempo=" + c.Tempo + " pyroscope=" + c.Pyroscope
+	if len(c.Services) > 0 {
+		// Receivers that share the sources by service keep a watermark
+		// each.
+		name += " services=" + strings.Join(c.Services, ",")
+	}
+	return name
 }
 
 // Names of the listeners, in logs, metrics and the refusal to start.
@@ -570,9 +653,12 @@ type tenantUnit struct {
 	// store is the tenant's view of the store.
 	store store.Store
 	// patches learns the tenant's requests from traces, the consumer
-	// of its spans, and validates its virtual patches with them.
-	patches *patcher
-	traces  pipeline.Consumer[[]telemetry.Span]
+	// of its spans, and validates its virtual patches with them; profiles
+	// is the consumer of its profiles. A receiver's consumers write to
+	// the ingest log instead.
+	patches  *patcher
+	traces   pipeline.Consumer[[]telemetry.Span]
+	profiles pipeline.Consumer[[]*telemetry.ProfileBatch]
 }
 
 // Start restores the engine, then starts the router, in the order the
@@ -608,7 +694,7 @@ func tracesOf(r *tenant.Registry[*tenantUnit]) pipeline.Consumer[[]telemetry.Spa
 }
 
 func profilesOf(r *tenant.Registry[*tenantUnit]) pipeline.Consumer[[]*telemetry.ProfileBatch] {
-	return tenant.Route(r, func(u *tenantUnit) pipeline.Consumer[[]*telemetry.ProfileBatch] { return u.eng.ProfilesConsumer() },
+	return tenant.Route(r, func(u *tenantUnit) pipeline.Consumer[[]*telemetry.ProfileBatch] { return u.profiles },
 		func(ps []*telemetry.ProfileBatch) int { return len(ps) })
 }
 

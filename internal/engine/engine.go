@@ -627,19 +627,7 @@ func (e *Engine) apply(it item) {
 				w.spanServices[sp.Service] = true
 			}
 		}
-		if len(ch.NewEdges) > 0 || len(ch.NewStores) > 0 {
-			for _, ed := range ch.NewEdges {
-				w.topoServices[ed.From], w.topoServices[ed.To] = true, true
-			}
-			for _, st := range ch.NewStores {
-				w.topoServices[st.Service] = true
-			}
-			if w.pending.Empty() {
-				w.pendingAt = it.receivedAt
-			}
-			w.pending.NewEdges = append(w.pending.NewEdges, ch.NewEdges...)
-			w.pending.NewStores = append(w.pending.NewStores, ch.NewStores...)
-		}
+		e.topology(ch, it.receivedAt)
 	case store.BatchProfiles:
 		for _, b := range it.profiles {
 			ch := e.model.AddProfile(b)
@@ -657,6 +645,27 @@ func (e *Engine) apply(it item) {
 		}
 	}
 	w.applied = max(w.applied, it.seq)
+}
+
+// topology notes the new edges and stores of ch, received at at, for the
+// next assessment: the services they touch, and the sensitive paths they
+// may open.
+func (e *Engine) topology(ch model.Changes, at time.Time) {
+	w := &e.w
+	if len(ch.NewEdges) == 0 && len(ch.NewStores) == 0 {
+		return
+	}
+	for _, ed := range ch.NewEdges {
+		w.topoServices[ed.From], w.topoServices[ed.To] = true, true
+	}
+	for _, st := range ch.NewStores {
+		w.topoServices[st.Service] = true
+	}
+	if w.pending.Empty() {
+		w.pendingAt = at
+	}
+	w.pending.NewEdges = append(w.pending.NewEdges, ch.NewEdges...)
+	w.pending.NewStores = append(w.pending.NewStores, ch.NewStores...)
 }
 
 func (e *Engine) fire(as []detect.Alert) {

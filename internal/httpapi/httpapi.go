@@ -181,6 +181,10 @@ type Deps struct {
 	// stays 200 while Ready holds, since serve works on without them and
 	// retries them.
 	Checks func() map[string]error
+	// Ops, when set, serves the operational routes only (/healthz,
+	// /readyz, /metrics): the listener of a receiver or an engine of the
+	// scaled-out deployment, whose state the API replicas serve.
+	Ops bool
 }
 
 // Server is the API server, a pipeline.Component.
@@ -272,6 +276,9 @@ func (s *Server) routes() []route {
 		{"GET /api/v1/openapi.json", auth.RoleRead, false, nil, serveOpenAPI},
 		{"GET /healthz", 0, false, nil, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }},
 		{"GET /readyz", auth.RoleRead, true, nil, s.readyz},
+	}
+	if s.deps.Ops {
+		rs = slices.DeleteFunc(rs, func(rt route) bool { return rt.pattern != "GET /healthz" && rt.pattern != "GET /readyz" })
 	}
 	if s.deps.Gatherer != nil {
 		rs = append(rs, route{"GET /metrics", auth.RoleRead, false, nil, deploymentWide(promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{}).ServeHTTP)})

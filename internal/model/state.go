@@ -34,6 +34,10 @@ type modelState struct {
 	Version  int
 	Services []serviceState
 	Dropped  Dropped
+	// KeepPending restores SpanCounts.Pending as it is: the state of a
+	// merged view (MergeStates), whose waiting spans wait in the shared
+	// store, not in the restored model's join tables.
+	KeepPending bool
 }
 
 type serviceState struct {
@@ -137,15 +141,9 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 // MarshalBinary. A checkpoint that does not decode, or whose indexes do
 // not hold together, is refused and the model is left as it was.
 func (m *Model) UnmarshalBinary(data []byte) error {
-	var st modelState
-	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&st); err != nil {
-		return fmt.Errorf("decode model state: %w", err)
-	}
-	if st.Version < 1 || st.Version > stateVersion {
-		return fmt.Errorf("decode model state: version %d, want 1 to %d", st.Version, stateVersion)
-	}
-	if err := st.check(); err != nil {
-		return fmt.Errorf("decode model state: %w", err)
+	st, err := decodeState(data)
+	if err != nil {
+		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -160,7 +158,9 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 		s := m.service(ss.Name)
 		s.namespace, s.images, s.first, s.last, s.funcs, s.windows = ss.Namespace, ss.Images, ss.First, ss.Last, ss.Funcs, ss.Windows
 		s.samples, s.unattrib, s.endpoints, s.spans, s.overflow = ss.Samples, ss.Unattrib, ss.Endpoints, ss.Spans, ss.Overflow
-		s.spans.Pending = 0
+		if !st.KeepPending {
+			s.spans.Pending = 0
+		}
 		if st.Version < 3 {
 			s.spans.Unlinked = max(0, s.spans.Server+s.spans.Consumer-s.spans.Root-s.spans.Linked)
 		}
@@ -178,8 +178,18 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 			s.nseries++
 		}
 		for _, k := range ss.Stacks {
+			// A merged state (MergeStates) may hold one stack twice: add.
 			st := &s.stacks[s.stack(m.seed, k.Funcs, len(ss.Stacks))]
-			st.samples, st.value, st.first, st.last, st.endpoints, st.spanNames = k.Samples, k.Value, k.First, k.Last, k.Endpoints, k.SpanNames
+			if st.samples == 0 && st.endpoints == nil && st.spanNames == nil {
+				st.samples, st.value, st.first, st.last, st.endpoints, st.spanNames = k.Samples, k.Value, k.First, k.Last, k.Endpoints, k.SpanNames
+				continue
+			}
+			st.samples += k.Samples
+			st.value += k.Value
+			within(&st.first, &st.last, k.First)
+			within(&st.first, &st.last, k.Last)
+			st.endpoints = addCounts(st.endpoints, k.Endpoints)
+			st.spanNames = addCounts(st.spanNames, k.SpanNames)
 		}
 		for i, e := range s.endpoints {
 			s.endpointIndex[endpointKey{kind: e.Kind, method: e.Method, route: e.Route}] = int32(i)
@@ -250,4 +260,15 @@ func (st *modelState) check() error {
 		}
 	}
 	return nil
+}
+
+// addCounts adds src's counts to dst, which it may allocate.
+func addCounts[K comparable](dst, src map[K]int64) map[K]int64 {
+	if len(src) > 0 && dst == nil {
+		dst = make(map[K]int64, len(src))
+	}
+	for k, n := range src {
+		dst[k] += n
+	}
+	return dst
 }

@@ -45,50 +45,142 @@ func cluster(t *testing.T, partitions int32) Config {
 	return cfg
 }
 
-// state is what engines share through the store: the counts applied and
-// the offsets they cover, checkpointed together.
+// state is what engines share through the store: per partition, the
+// names applied and the offset they reach, checkpointed together.
 type state struct {
 	mu      sync.Mutex
-	offsets Offsets
-	names   map[string][]string // tenant/service -> span names and profile sources, in applied order
+	parts   map[int32]*partState
 	skipped int
+	// down fails every checkpoint: the store is unavailable.
+	down    bool
 	changed chan struct{}
 }
 
+type partState struct {
+	next  int64
+	names map[string][]string // tenant/service -> span names and profile sources, in applied order
+}
+
+func (p *partState) clone() *partState {
+	c := &partState{next: p.next, names: map[string][]string{}}
+	for k, v := range p.names {
+		c.names[k] = slices.Clone(v)
+	}
+	return c
+}
+
 func newState() *state {
-	return &state{offsets: Offsets{}, names: map[string][]string{}, changed: make(chan struct{}, 1)}
+	return &state{parts: map[int32]*partState{}, changed: make(chan struct{}, 1)}
 }
 
-// applier applies to st; after, when set, runs after a batch is applied
-// and checkpointed, and its error is Apply's.
-type applier struct {
-	st    *state
-	after func(ctx context.Context) error
-}
-
-func (a applier) Apply(ctx context.Context, recs []Record) error {
-	a.st.mu.Lock()
-	fresh := a.st.offsets.Fresh(recs)
-	a.st.skipped += len(recs) - len(fresh)
-	for _, r := range fresh {
-		k := r.Tenant + "/" + r.Service
-		for _, s := range r.Spans {
-			a.st.names[k] = append(a.st.names[k], s.Name)
-		}
-		for _, p := range r.Profiles {
-			a.st.names[k] = append(a.st.names[k], p.Source)
+// names returns every name checkpointed, by tenant/service.
+func (st *state) names() map[string][]string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	out := map[string][]string{}
+	for _, p := range st.parts {
+		for k, v := range p.names {
+			out[k] = append(out[k], v...)
 		}
 	}
-	a.st.offsets.Advance(fresh)
-	a.st.mu.Unlock()
+	return out
+}
+
+// applier is one engine: the partitions it holds, applied in memory and
+// checkpointed to st.
+type applier struct {
+	st *state
+	mu sync.Mutex
+	// mem are the partitions this engine holds.
+	mem map[int32]*partState
+	// applied, when set, is called after each Apply.
+	applied func()
+}
+
+func newApplier(st *state) *applier { return &applier{st: st, mem: map[int32]*partState{}} }
+
+func (a *applier) Assign(_ context.Context, parts []int32) (Offsets, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.st.mu.Lock()
+	defer a.st.mu.Unlock()
+	offs := Offsets{}
+	for _, p := range parts {
+		if ps, ok := a.st.parts[p]; ok {
+			a.mem[p] = ps.clone()
+			offs[p] = ps.next
+		} else {
+			a.mem[p] = &partState{names: map[string][]string{}}
+		}
+	}
+	return offs, nil
+}
+
+func (a *applier) Apply(_ context.Context, recs []Record) error {
+	a.mu.Lock()
+	for _, r := range recs {
+		ps := a.mem[r.Partition]
+		if ps == nil || (ps.next > r.Offset) {
+			a.st.mu.Lock()
+			a.st.skipped++
+			a.st.mu.Unlock()
+			continue
+		}
+		k := r.Tenant + "/" + r.Service
+		for _, s := range r.Spans {
+			ps.names[k] = append(ps.names[k], s.Name)
+		}
+		for _, p := range r.Profiles {
+			ps.names[k] = append(ps.names[k], p.Source)
+		}
+		ps.next = r.Offset + 1
+	}
+	a.mu.Unlock()
+	if a.applied != nil {
+		a.applied()
+	}
+	return nil
+}
+
+func (a *applier) Checkpoint(context.Context) (Offsets, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.checkpoint(nil)
+}
+
+// checkpoint stores the partitions of only, or all; a.mu is held.
+func (a *applier) checkpoint(only []int32) (Offsets, error) {
+	a.st.mu.Lock()
+	defer a.st.mu.Unlock()
+	if a.st.down {
+		return nil, errors.New("store unavailable")
+	}
+	offs := Offsets{}
+	for p, ps := range a.mem {
+		if only != nil && !slices.Contains(only, p) {
+			continue
+		}
+		a.st.parts[p] = ps.clone()
+		offs[p] = ps.next
+	}
 	select {
 	case a.st.changed <- struct{}{}:
 	default:
 	}
-	if a.after != nil {
-		return a.after(ctx)
+	return offs, nil
+}
+
+func (a *applier) Revoke(_ context.Context, parts []int32, lost bool) Offsets {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var offs Offsets
+	if !lost {
+		offs, _ = a.checkpoint(parts)
 	}
-	return nil
+	for _, p := range parts {
+		delete(a.mem, p)
+	}
+	return offs
 }
 
 // waitFor waits until st holds n names in all, failing after a minute
@@ -97,12 +189,10 @@ func (st *state) waitFor(t *testing.T, n int) {
 	t.Helper()
 	deadline := time.After(time.Minute)
 	for {
-		st.mu.Lock()
 		got := 0
-		for _, ns := range st.names {
+		for _, ns := range st.names() {
 			got += len(ns)
 		}
-		st.mu.Unlock()
 		if got >= n {
 			return
 		}
@@ -117,7 +207,7 @@ func (st *state) waitFor(t *testing.T, n int) {
 
 func startReader(t *testing.T, cfg Config, a Applier) *Reader {
 	t.Helper()
-	r, err := NewReader(cfg, a, nil, prometheus.NewRegistry())
+	r, err := NewReader(cfg, a, 50*time.Millisecond, nil, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,16 +263,14 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := newState()
-	startReader(t, cfg, applier{st: st})
+	startReader(t, cfg, newApplier(st))
 	st.waitFor(t, 5)
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	want := map[string][]string{
 		"acme/cart":    {"GET /cart", "POST /cart", "GET /done"},
 		"acme/pay":     {"POST /pay"},
 		"default/cart": {"cart.pprof"},
 	}
-	if diff := cmp.Diff(st.names, want); diff != "" {
+	if diff := cmp.Diff(st.names(), want); diff != "" {
 		t.Errorf("applied (-got +want):\n%s", diff)
 	}
 }
@@ -204,69 +292,86 @@ func TestOrderPerService(t *testing.T) {
 	}
 	cfg.MaxPollRecords = 7 // several batches
 	st := newState()
-	startReader(t, cfg, applier{st: st})
+	startReader(t, cfg, newApplier(st))
 	st.waitFor(t, n*len(services))
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if diff := cmp.Diff(st.names, want); diff != "" {
+	if diff := cmp.Diff(st.names(), want); diff != "" {
 		t.Errorf("applied (-got +want):\n%s", diff)
 	}
 }
 
-// TestKilledBeforeCommit kills an engine after it applied and
-// checkpointed a batch but before it committed the offsets: the next
-// engine of the group reads the batch again and counts nothing twice.
+// TestKilledBeforeCommit kills an engine that applied more than it
+// checkpointed (its store went down): the next engine of the group
+// resumes from the checkpoint, reads the rest again and counts nothing
+// twice nor loses anything.
 func TestKilledBeforeCommit(t *testing.T) {
 	cfg := cluster(t, 2)
 	p := newProducer(t, cfg)
 	var want int
-	for i := range 10 {
-		for _, s := range []string{"cart", "pay"} {
-			if err := p.Traces().Consume(context.Background(), spans(s, fmt.Sprint(i))); err != nil {
-				t.Fatal(err)
+	produce := func(from, to int) {
+		for i := from; i < to; i++ {
+			for _, s := range []string{"cart", "pay"} {
+				if err := p.Traces().Consume(context.Background(), spans(s, fmt.Sprint(i))); err != nil {
+					t.Fatal(err)
+				}
+				want++
 			}
-			want++
 		}
 	}
 	st := newState()
-	applied := make(chan struct{})
-	var once sync.Once
-	first := startReader(t, cfg, applier{st: st, after: func(ctx context.Context) error {
-		once.Do(func() { close(applied) })
-		<-ctx.Done() // killed before the commit
-		return ctx.Err()
-	}})
-	<-applied
-	if err := first.Shutdown(context.Background()); err != nil {
+	first := newApplier(st)
+	r, err := NewReader(cfg, first, 10*time.Millisecond, nil, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	st.mu.Lock()
-	before := len(st.offsets)
-	st.mu.Unlock()
-	if before == 0 {
-		t.Fatal("the first engine checkpointed no offsets")
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
 	}
-	startReader(t, cfg, applier{st: st})
+	produce(0, 5)
 	st.waitFor(t, want)
-	// Wait for the second engine to have read what the first applied.
+	// The store goes down: the first engine applies the next records
+	// in memory, cannot checkpoint them, and dies with them.
+	st.mu.Lock()
+	st.down = true
+	st.mu.Unlock()
+	checkpointed := want
+	produce(5, 10)
+	// It applies records in memory until its next checkpoint fails, then
+	// pauses.
 	deadline := time.After(time.Minute)
 	for {
-		st.mu.Lock()
-		skipped := st.skipped
-		st.mu.Unlock()
-		if skipped > 0 {
+		first.mu.Lock()
+		n := 0
+		for _, ps := range first.mem {
+			for _, names := range ps.names {
+				n += len(names)
+			}
+		}
+		first.mu.Unlock()
+		if n > checkpointed {
 			break
 		}
 		select {
-		case <-st.changed:
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(10 * time.Millisecond):
 		case <-deadline:
-			t.Fatal("the second engine did not read the uncommitted batch again")
+			t.Fatalf("the first engine applied %d, none after its last checkpoint", n)
 		}
 	}
+	if err := r.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	stored := 0
+	for _, names := range st.names() {
+		stored += len(names)
+	}
+	if stored != checkpointed {
+		t.Fatalf("the first engine checkpointed %d records, want the %d before the store went down", stored, checkpointed)
+	}
 	st.mu.Lock()
-	defer st.mu.Unlock()
-	for k, names := range st.names {
+	st.down = false
+	st.mu.Unlock()
+	startReader(t, cfg, newApplier(st))
+	st.waitFor(t, want)
+	for k, names := range st.names() {
 		seen := map[string]int{}
 		for _, n := range names {
 			seen[n]++
@@ -280,8 +385,8 @@ func TestKilledBeforeCommit(t *testing.T) {
 	}
 }
 
-// TestApplyRetried pauses on an applier that fails (the store is down)
-// and applies the same records once it recovers.
+// TestApplyRetried pauses on an applier whose checkpoints fail (the store
+// is down) and checkpoints the same records once it recovers.
 func TestApplyRetried(t *testing.T) {
 	cfg := cluster(t, 1)
 	p := newProducer(t, cfg)
@@ -289,32 +394,16 @@ func TestApplyRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := newState()
-	var mu sync.Mutex
-	fails := 3
-	startReader(t, cfg, failing{applier: applier{st: st}, fail: func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		fails--
-		return fails >= 0
-	}})
-	st.waitFor(t, 2)
+	st.down = true
+	startReader(t, cfg, newApplier(st))
+	time.Sleep(200 * time.Millisecond)
 	st.mu.Lock()
-	defer st.mu.Unlock()
-	if diff := cmp.Diff(st.names, map[string][]string{"default/cart": {"a", "b"}}); diff != "" {
+	st.down = false
+	st.mu.Unlock()
+	st.waitFor(t, 2)
+	if diff := cmp.Diff(st.names(), map[string][]string{"default/cart": {"a", "b"}}); diff != "" {
 		t.Errorf("applied (-got +want):\n%s", diff)
 	}
-}
-
-type failing struct {
-	applier
-	fail func() bool
-}
-
-func (f failing) Apply(ctx context.Context, recs []Record) error {
-	if f.fail() {
-		return errors.New("store unavailable")
-	}
-	return f.applier.Apply(ctx, recs)
 }
 
 func TestUnavailable(t *testing.T) {
@@ -382,7 +471,7 @@ func TestEnsureTopic(t *testing.T) {
 func TestLifecycle(t *testing.T) {
 	cfg := cluster(t, 1)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	r, err := NewReader(cfg, applier{st: newState()}, nil, nil)
+	r, err := NewReader(cfg, newApplier(newState()), time.Second, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +480,7 @@ func TestLifecycle(t *testing.T) {
 			t.Fatalf("Shutdown without Start: %v", err)
 		}
 	}
-	r, err = NewReader(cfg, applier{st: newState()}, nil, nil)
+	r, err = NewReader(cfg, newApplier(newState()), time.Second, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

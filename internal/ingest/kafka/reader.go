@@ -10,23 +10,45 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/evidentsec/evident/internal/pipeline"
 )
 
-// Applier applies the records an engine reads from the log.
+// Applier keeps the state of the partitions an engine reads. Apply
+// applies records in memory; Checkpoint makes what was applied durable,
+// with the Offsets it covers in the same transaction, and the Reader
+// commits those offsets only then. A partition given to the reader is
+// restored first (Assign) and read from where its checkpoint ends, so a
+// record applied but not checkpointed by an engine that died is read
+// again by the next, and one checkpointed is never applied twice (an
+// applier still skips, with Offsets.Fresh, what its state covers: the
+// group's committed offsets may lag the checkpoint).
+//
+// Apply and Checkpoint are called from the Reader's goroutine, Assign and
+// Revoke from the consumer group's, possibly at the same time: an
+// Applier must be safe for that.
 type Applier interface {
-	// Apply applies recs, in log order within each partition, and
-	// returns once they are applied and checkpointed: the Reader commits
-	// their offsets after it returns nil, and a record whose offset is
-	// not committed is read again, by this engine or, after a
-	// rebalance, by another. So Apply must be idempotent for a record
-	// read again: it keeps the Offsets it applied in the same checkpoint
-	// as the state they changed, and skips what they cover. An error
-	// means nothing of recs may be counted as applied; the Reader pauses
-	// and calls Apply again with the same records. recs belong to the
-	// Applier after the call. Apply is called from one goroutine.
+	// Assign restores the state of partitions, now this engine's, and
+	// returns for each the offset to read from: the one its checkpoint
+	// reached. A partition left out is read from the group's committed
+	// offset, or from the start of the log.
+	Assign(ctx context.Context, partitions []int32) (Offsets, error)
+	// Apply applies recs, in log order within each partition, to the
+	// in-memory state. An error means nothing of recs was applied; the
+	// Reader pauses and calls Apply again with the same records. recs
+	// belong to the Applier after the call.
 	Apply(ctx context.Context, recs []Record) error
+	// Checkpoint makes durable the state of every partition the engine
+	// holds and returns the offsets it covers, which the Reader commits.
+	// On an error nothing is committed; the Reader pauses consumption and
+	// retries.
+	Checkpoint(ctx context.Context) (Offsets, error)
+	// Revoke tells that partitions are no longer this engine's: unless
+	// lost (the group went on without this engine, and another may have
+	// them already), it checkpoints them first and returns the offsets to
+	// commit. Either way it then forgets them.
+	Revoke(ctx context.Context, partitions []int32, lost bool) Offsets
 }
 
 // Offsets are, per partition of the log, the offset after the last
@@ -66,6 +88,7 @@ func (o Offsets) Advance(recs []Record) {
 // pipeline.Component.
 type Reader struct {
 	cfg     Config
+	every   time.Duration
 	cl      *kgo.Client
 	applier Applier
 	log     *slog.Logger
@@ -77,10 +100,13 @@ type Reader struct {
 var _ pipeline.Component = (*Reader)(nil)
 
 // NewReader returns a reader of cfg.Topic in cfg.Group that applies with
-// a. It joins the group on Start.
-func NewReader(cfg Config, a Applier, logger *slog.Logger, reg prometheus.Registerer) (*Reader, error) {
+// a and checkpoints it every checkpoint. It joins the group on Start.
+func NewReader(cfg Config, a Applier, checkpoint time.Duration, logger *slog.Logger, reg prometheus.Registerer) (*Reader, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if checkpoint <= 0 {
+		return nil, fmt.Errorf("create kafka reader: checkpoint interval %v is not positive", checkpoint)
 	}
 	if a == nil {
 		return nil, errors.New("create kafka reader: no applier")
@@ -88,7 +114,7 @@ func NewReader(cfg Config, a Applier, logger *slog.Logger, reg prometheus.Regist
 	if logger == nil {
 		logger = slog.Default()
 	}
-	r := &Reader{cfg: cfg, applier: a, log: logger, m: prometheus.NewCounterVec(prometheus.CounterOpts{
+	r := &Reader{cfg: cfg, every: checkpoint, applier: a, log: logger, m: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "evident_kafka_read_records_total",
 		Help: "Records read from the ingest log, by outcome (applied, malformed).",
 	}, []string{"outcome"})}
@@ -110,11 +136,18 @@ func (r *Reader) Start(ctx context.Context) error {
 		opts = append(opts,
 			kgo.ConsumeTopics(r.cfg.Topic),
 			kgo.ConsumerGroup(r.cfg.Group),
-			// Offsets are committed by hand after a batch is applied, and
-			// a rebalance waits until then.
+			// Offsets are committed by hand once checkpointed, and a
+			// rebalance waits for the batch in hand.
 			kgo.DisableAutoCommit(),
 			kgo.BlockRebalanceOnPoll(),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.AdjustFetchOffsetsFn(r.assign),
+			kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+				r.revoke(ctx, cl, revoked[r.cfg.Topic], false)
+			}),
+			kgo.OnPartitionsLost(func(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
+				r.revoke(ctx, cl, lost[r.cfg.Topic], true)
+			}),
 		)
 		if r.cl, err = kgo.NewClient(opts...); err != nil {
 			return fmt.Errorf("create kafka reader: %w", err)
@@ -139,26 +172,125 @@ func (r *Reader) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// run polls, applies and commits until ctx is done.
+// assign restores the partitions the group gave and reads each from
+// where its checkpoint ends.
+func (r *Reader) assign(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	parts := make([]int32, 0, len(offsets[r.cfg.Topic]))
+	for p := range offsets[r.cfg.Topic] {
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return offsets, nil
+	}
+	next, err := r.applier.Assign(ctx, parts)
+	if err != nil {
+		// Joining again retries; reading from the committed offsets
+		// would apply on a state that is not there.
+		r.log.Warn("restore the partitions of the ingest log", "partitions", parts, "err", err)
+		return nil, err
+	}
+	for p, n := range next {
+		if _, ok := offsets[r.cfg.Topic][p]; ok {
+			offsets[r.cfg.Topic][p] = kgo.NewOffset().At(n).WithEpoch(-1)
+		}
+	}
+	return offsets, nil
+}
+
+// revoke hands partitions back: checkpointed and committed unless lost.
+func (r *Reader) revoke(ctx context.Context, cl *kgo.Client, parts []int32, lost bool) {
+	if len(parts) == 0 {
+		return
+	}
+	if offs := r.applier.Revoke(ctx, parts, lost); len(offs) > 0 {
+		cl.CommitOffsetsSync(ctx, r.commitsOf(offs), nil)
+	}
+}
+
+// commitsOf is offs as the client commits them.
+func (r *Reader) commitsOf(offs Offsets) map[string]map[int32]kgo.EpochOffset {
+	m := make(map[int32]kgo.EpochOffset, len(offs))
+	for p, n := range offs {
+		m[p] = kgo.EpochOffset{Epoch: -1, Offset: n}
+	}
+	return map[string]map[int32]kgo.EpochOffset{r.cfg.Topic: m}
+}
+
+// run polls and applies, and checkpoints and commits every r.every,
+// until ctx is done.
 func (r *Reader) run(ctx context.Context) {
+	last := time.Now()
 	for ctx.Err() == nil {
-		fetches := r.cl.PollRecords(ctx, r.cfg.MaxPollRecords)
+		// The poll ends in time for the next checkpoint, records or not.
+		pctx, cancel := context.WithDeadline(ctx, last.Add(r.every))
+		fetches := r.cl.PollRecords(pctx, r.cfg.MaxPollRecords)
+		cancel()
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			return
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
-			r.log.Warn("kafka fetch failed", "topic", topic, "partition", p, "err", err)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				r.log.Warn("kafka fetch failed", "topic", topic, "partition", p, "err", err)
+			}
 		})
 		raw := fetches.Records()
 		if len(raw) > 0 && !r.apply(ctx, raw) {
 			return
 		}
+		if time.Since(last) >= r.every {
+			if !r.checkpoint(ctx) {
+				return
+			}
+			last = time.Now()
+		}
 		r.cl.AllowRebalance()
 	}
 }
 
-// apply decodes raw, applies it until the applier takes it or ctx is
-// done, and commits it; it reports whether it got that far.
+// checkpoint checkpoints the applier until it succeeds or ctx is done,
+// pausing consumption meanwhile, and commits what it covers; it reports
+// whether it got that far.
+func (r *Reader) checkpoint(ctx context.Context) bool {
+	for {
+		offs, err := r.applier.Checkpoint(ctx)
+		if err == nil {
+			if len(offs) > 0 {
+				r.cl.CommitOffsets(ctx, r.commitsOf(offs), func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+					if err != nil && ctx.Err() == nil {
+						// The committed offsets only show progress: an
+						// engine resumes from its checkpoint.
+						r.log.Warn("commit offsets of the ingest log", "err", err)
+					}
+				})
+			}
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		r.log.Warn("checkpoint the ingest log's partitions", "err", err, "retry_in", r.cfg.ApplyBackoff)
+		// Partitions may move meanwhile: the next owner reads what was
+		// not checkpointed again.
+		r.cl.AllowRebalance()
+		if !r.sleep(ctx) {
+			return false
+		}
+	}
+}
+
+func (r *Reader) sleep(ctx context.Context) bool {
+	t := time.NewTimer(r.cfg.ApplyBackoff)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// apply decodes raw and applies it until the applier takes it or ctx is
+// done; it reports whether it got that far.
 func (r *Reader) apply(ctx context.Context, raw []*kgo.Record) bool {
 	recs := make([]Record, 0, len(raw))
 	for _, kr := range raw {
@@ -181,21 +313,10 @@ func (r *Reader) apply(ctx context.Context, raw []*kgo.Record) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		// The store is down: pause consumption and try the same records
-		// again, without committing.
 		r.log.Warn("apply records of the ingest log", "records", len(recs), "err", err, "retry_in", r.cfg.ApplyBackoff)
-		t := time.NewTimer(r.cfg.ApplyBackoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !r.sleep(ctx) {
 			return false
-		case <-t.C:
 		}
-	}
-	if err := r.cl.CommitRecords(ctx, raw...); err != nil {
-		// The records are read again, by this engine or another, and the
-		// applier's Offsets skip them.
-		r.log.Warn("commit offsets of the ingest log", "records", len(raw), "err", err)
 	}
 	return true
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -37,6 +38,8 @@ type Record struct {
 	// applier keeps them (Offsets) to skip a record it applied already.
 	Partition int32
 	Offset    int64
+	// Time is when the receiver wrote the record.
+	Time time.Time
 	// Exactly one of Spans and Profiles is set.
 	Spans    []telemetry.Span
 	Profiles []*telemetry.ProfileBatch
@@ -69,7 +72,7 @@ func encodeProfiles(ps []*telemetry.ProfileBatch) ([]byte, string, error) {
 
 // decode reads a record of the log.
 func decode(r *kgo.Record) (Record, error) {
-	rec := Record{Service: string(r.Key), Partition: r.Partition, Offset: r.Offset}
+	rec := Record{Service: string(r.Key), Partition: r.Partition, Offset: r.Offset, Time: r.Timestamp}
 	var format string
 	for _, h := range r.Headers {
 		switch h.Key {

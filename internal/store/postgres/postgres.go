@@ -103,10 +103,10 @@ type db struct {
 	// calls admits the calls until Close and commits the appends.
 	calls store.Calls
 
-	// ingest is the connection that holds the ingest lock, once
-	// LockIngest took it (under ingestMu); closing it releases the lock.
-	ingestMu sync.Mutex
-	ingest   *pgx.Conn
+	// locks are the connections that hold the advisory locks TryLock
+	// took, by name (under locksMu); closing one releases its lock.
+	locksMu sync.Mutex
+	locks   map[string]*pgx.Conn
 }
 
 var _ store.Store = (*Store)(nil)
@@ -167,12 +167,12 @@ func (s *Store) ForTenant(id string) (*Store, error) {
 // Close closes the connections; see store.Store.
 func (s *Store) Close() error {
 	return s.calls.Close(func() error {
-		var err error
-		if s.ingest != nil {
-			err = s.ingest.Close(context.Background())
+		var errs []error
+		for _, c := range s.locks {
+			errs = append(errs, c.Close(context.Background()))
 		}
 		s.pool.Close()
-		return err
+		return errors.Join(errs...)
 	})
 }
 
@@ -188,31 +188,49 @@ var ErrIngestLocked = errors.New("another evident ingests into this database")
 // included, so two ingesting processes on one database would lose data;
 // the processes that only serve the API take no lock.
 func (s *Store) LockIngest(ctx context.Context) error {
-	if err := s.calls.Enter(); err != nil {
+	took, err := s.TryLock(ctx, "evident ingest ")
+	if err != nil {
 		return fmt.Errorf("lock ingest: %w", err)
 	}
+	if !took {
+		return fmt.Errorf("lock ingest into %s: %w: run one evident serve with receivers or sources per database, and the others with none", s.where, ErrIngestLocked)
+	}
+	return nil
+}
+
+// TryLock takes the session advisory lock name of the database (its
+// schema) for this process until Close, on a connection of its own, and
+// reports whether it has it: false while another process holds it. Taking
+// a lock this Store holds already reports true.
+func (s *Store) TryLock(ctx context.Context, name string) (bool, error) {
+	if err := s.calls.Enter(); err != nil {
+		return false, err
+	}
 	defer s.calls.Leave()
-	s.ingestMu.Lock()
-	defer s.ingestMu.Unlock()
-	if s.ingest != nil {
-		return nil
+	s.locksMu.Lock()
+	defer s.locksMu.Unlock()
+	if s.locks[name] != nil {
+		return true, nil
 	}
 	c, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("lock ingest into %s: %w", s.where, err)
+		return false, fmt.Errorf("lock %q in %s: %w", name, s.where, err)
 	}
 	conn := c.Hijack()
 	var took bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended('evident ingest ' || current_schema(), 0))`).Scan(&took); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1 || current_schema(), 0))`, name).Scan(&took); err != nil {
 		conn.Close(context.Background())
-		return fmt.Errorf("lock ingest into %s: %w", s.where, err)
+		return false, fmt.Errorf("lock %q in %s: %w", name, s.where, err)
 	}
 	if !took {
 		conn.Close(context.Background())
-		return fmt.Errorf("lock ingest into %s: %w: run one evident serve with receivers or sources per database, and the others with none", s.where, ErrIngestLocked)
+		return false, nil
 	}
-	s.ingest = conn
-	return nil
+	if s.locks == nil {
+		s.locks = map[string]*pgx.Conn{}
+	}
+	s.locks[name] = conn
+	return true, nil
 }
 
 // AppendBatch logs a batch; see store.Store. It is SubmitBatch and its

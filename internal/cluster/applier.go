@@ -1,0 +1,337 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/evidentsec/evident/internal/engine"
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/ingest/kafka"
+	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/store/postgres"
+)
+
+// Store is what an engine needs of the shared store; *postgres.Store
+// has it.
+type Store interface {
+	LoadPartition(ctx context.Context, partition int32) (next int64, states map[string][]byte, err error)
+	CheckpointPartitions(ctx context.Context, parts []postgres.Partition) (stale []int32, err error)
+	Join(ctx context.Context, now time.Time, window time.Duration) (joined, expired int64, err error)
+	FindingsVersion(ctx context.Context) (int64, error)
+}
+
+// Shard is the engine and model of one tenant in one partition.
+type Shard struct {
+	Engine *engine.Engine
+	Model  *model.Model
+}
+
+// ApplierDeps are what an Applier works with.
+type ApplierDeps struct {
+	Store Store
+	// NewShard builds the (never started) engine of a new shard of
+	// tenant, with its model empty.
+	NewShard func(tenant string) (Shard, error)
+	// Findings returns the stored findings of tenant.
+	Findings func(ctx context.Context, tenant string) ([]findings.Finding, error)
+	Logger   *slog.Logger
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// Applier is an engine's kafka.Applier: the shards of the partitions it
+// holds. It is safe for the concurrent calls kafka.Applier describes.
+type Applier struct {
+	cfg  Config
+	deps ApplierDeps
+	log  *slog.Logger
+	now  func() time.Time
+
+	mu    sync.Mutex
+	parts map[int32]*partition
+	// findings are the tenants' findings as of version, loaded for the
+	// tenants with a shard; checked is when the version was last read.
+	findings map[string][]findings.Finding
+	version  int64
+	checked  time.Time
+}
+
+type partition struct {
+	// next is the offset after the last record applied; -1 before any.
+	next   int64
+	dirty  bool
+	shards map[string]*shardState
+}
+
+type shardState struct {
+	Shard
+	dirty bool
+}
+
+var _ kafka.Applier = (*Applier)(nil)
+
+// NewApplier returns an applier with no partitions.
+func NewApplier(cfg Config, deps ApplierDeps) (*Applier, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Store == nil || deps.NewShard == nil || deps.Findings == nil {
+		return nil, fmt.Errorf("%w: ApplierDeps.Store, NewShard and Findings are required", ErrInvalidConfig)
+	}
+	a := &Applier{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, parts: map[int32]*partition{}, findings: map[string][]findings.Finding{}, version: -1}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	return a, nil
+}
+
+// Assign restores the shards of partitions from the store; see
+// kafka.Applier.
+func (a *Applier) Assign(ctx context.Context, partitions []int32) (kafka.Offsets, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	offs := kafka.Offsets{}
+	for _, p := range partitions {
+		next, states, err := a.deps.Store.LoadPartition(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		part := &partition{next: next, shards: map[string]*shardState{}}
+		for tenant, state := range states {
+			sh, err := a.newShard(ctx, tenant)
+			if err != nil {
+				return nil, err
+			}
+			if err := sh.Model.UnmarshalBinary(state); err != nil {
+				return nil, fmt.Errorf("restore the shard of tenant %s in partition %d: %w", tenant, p, err)
+			}
+			part.shards[tenant] = sh
+		}
+		a.parts[p] = part
+		if next >= 0 {
+			offs[p] = next
+		}
+		a.log.Info("partition assigned", "partition", p, "from", next, "tenants", len(states))
+	}
+	return offs, nil
+}
+
+// newShard builds a shard of tenant watching its findings; a.mu is held.
+func (a *Applier) newShard(ctx context.Context, tenant string) (*shardState, error) {
+	fs, ok := a.findings[tenant]
+	if !ok {
+		var err error
+		if fs, err = a.deps.Findings(ctx, tenant); err != nil {
+			return nil, fmt.Errorf("load the findings of tenant %s: %w", tenant, err)
+		}
+		a.findings[tenant] = fs
+	}
+	sh, err := a.deps.NewShard(tenant)
+	if err != nil {
+		return nil, fmt.Errorf("create a shard of tenant %s: %w", tenant, err)
+	}
+	sh.Engine.UseFindings(fs)
+	return &shardState{Shard: sh}, nil
+}
+
+// Apply applies the records of partitions this engine holds that its
+// shards do not cover yet; see kafka.Applier.
+func (a *Applier) Apply(ctx context.Context, recs []kafka.Record) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range recs {
+		part := a.parts[r.Partition]
+		if part == nil || r.Offset < part.next {
+			continue
+		}
+		sh := part.shards[r.Tenant]
+		if sh == nil {
+			var err error
+			if sh, err = a.newShard(ctx, r.Tenant); err != nil {
+				// Nothing of recs from here is applied: part.next stays.
+				return err
+			}
+			part.shards[r.Tenant] = sh
+		}
+		at := r.Time
+		if at.IsZero() {
+			at = a.now()
+		}
+		sh.Engine.ApplySpans(r.Spans, at)
+		sh.Engine.ApplyProfiles(r.Profiles, at)
+		sh.dirty, part.dirty, part.next = true, true, r.Offset+1
+	}
+	return nil
+}
+
+// Checkpoint checkpoints every partition with records applied since the
+// last, in one transaction, joins the calls they handed over, and picks
+// up new findings; see kafka.Applier.
+func (a *Applier) Checkpoint(ctx context.Context) (kafka.Offsets, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var dirty []int32
+	for p, part := range a.parts {
+		if part.dirty {
+			dirty = append(dirty, p)
+		}
+	}
+	if err := a.checkpoint(ctx, dirty); err != nil {
+		return nil, err
+	}
+	offs := kafka.Offsets{}
+	for p, part := range a.parts {
+		if part.next >= 0 {
+			offs[p] = part.next
+		}
+	}
+	if len(dirty) > 0 {
+		a.join(ctx)
+	}
+	if err := a.refreshFindings(ctx); err != nil {
+		a.log.Warn("reload the findings", "err", err)
+	}
+	return offs, nil
+}
+
+// join joins the calls the checkpoints handed over; a failure leaves them
+// in the store for the next join.
+func (a *Applier) join(ctx context.Context) {
+	if joined, expired, err := a.deps.Store.Join(ctx, a.now(), a.cfg.JoinWindow); err != nil {
+		a.log.Warn("join the calls between shards", "err", err)
+	} else if joined > 0 || expired > 0 {
+		a.log.Debug("joined the calls between shards", "joined", joined, "expired", expired)
+	}
+}
+
+// checkpoint writes the dirty shards of partitions with their pending
+// calls, in one transaction; a.mu is held. A partition whose checkpoint
+// is stale is dropped: another engine has it.
+func (a *Applier) checkpoint(ctx context.Context, partitions []int32) error {
+	if len(partitions) == 0 {
+		return nil
+	}
+	var parts []postgres.Partition
+	var taken []*shardState
+	var pending []model.Pending
+	for _, p := range partitions {
+		part := a.parts[p]
+		cp := postgres.Partition{Partition: p, Next: part.next}
+		for tenant, sh := range part.shards {
+			if !sh.dirty {
+				continue
+			}
+			// The calls handed over first: the state counts the spans
+			// waiting in the store as pending no more.
+			pend := sh.Model.TakePending()
+			state, err := sh.Model.MarshalBinary()
+			if err != nil {
+				sh.Model.RestorePending(pend)
+				for i, sh := range taken {
+					sh.Model.RestorePending(pending[i])
+				}
+				return fmt.Errorf("checkpoint the shard of tenant %s in partition %d: %w", tenant, p, err)
+			}
+			cp.Shards = append(cp.Shards, postgres.Shard{Tenant: tenant, State: state, Pending: pend})
+			taken, pending = append(taken, sh), append(pending, pend)
+		}
+		parts = append(parts, cp)
+	}
+	stale, err := a.deps.Store.CheckpointPartitions(ctx, parts)
+	if err != nil {
+		for i, sh := range taken {
+			sh.Model.RestorePending(pending[i])
+		}
+		return err
+	}
+	for _, sh := range taken {
+		sh.dirty = false
+	}
+	for _, p := range partitions {
+		a.parts[p].dirty = false
+	}
+	for _, p := range stale {
+		a.log.Warn("partition moved on without this engine: dropped", "partition", p)
+		delete(a.parts, p)
+	}
+	return nil
+}
+
+// refreshFindings reloads the findings of the tenants with shards when
+// the store's findings version changed, at most every FindingsInterval;
+// a.mu is held.
+func (a *Applier) refreshFindings(ctx context.Context) error {
+	if a.now().Sub(a.checked) < a.cfg.FindingsInterval {
+		return nil
+	}
+	v, err := a.deps.Store.FindingsVersion(ctx)
+	if err != nil {
+		return err
+	}
+	a.checked = a.now()
+	if v == a.version {
+		return nil
+	}
+	if a.version < 0 {
+		// The findings loaded so far are as of now or later.
+		a.version = v
+		return nil
+	}
+	a.version = v
+	for tenant := range a.findings {
+		fs, err := a.deps.Findings(ctx, tenant)
+		if err != nil {
+			return fmt.Errorf("tenant %s: %w", tenant, err)
+		}
+		a.findings[tenant] = fs
+		for _, part := range a.parts {
+			if sh := part.shards[tenant]; sh != nil {
+				sh.Engine.UseFindings(fs)
+			}
+		}
+	}
+	return nil
+}
+
+// Revoke checkpoints partitions unless lost and forgets them; see
+// kafka.Applier.
+func (a *Applier) Revoke(ctx context.Context, partitions []int32, lost bool) kafka.Offsets {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var held, dirty []int32
+	for _, p := range partitions {
+		if part := a.parts[p]; part != nil {
+			held = append(held, p)
+			if part.dirty {
+				dirty = append(dirty, p)
+			}
+		}
+	}
+	offs := kafka.Offsets{}
+	if !lost {
+		if err := a.checkpoint(ctx, dirty); err != nil {
+			// The next owner reads from the last checkpoint.
+			a.log.Warn("checkpoint revoked partitions", "partitions", dirty, "err", err)
+		} else {
+			for _, p := range held {
+				if part := a.parts[p]; part != nil && part.next >= 0 {
+					offs[p] = part.next
+				}
+			}
+			if len(dirty) > 0 {
+				a.join(ctx)
+			}
+		}
+	}
+	for _, p := range held {
+		delete(a.parts, p)
+	}
+	a.log.Info("partitions revoked", "partitions", held, "lost", lost)
+	return offs
+}

@@ -1,0 +1,436 @@
+package model
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/gob"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// A scaled-out evident splits the model into shards: one per tenant and
+// partition of the ingest log, each fed the telemetry of its services
+// only. A call between two services of different shards cannot be joined
+// in either, so each shard hands its unjoined calls (TakePending) to the
+// shared store, which joins them (JoinCalls); the view of the whole is the
+// shards' states merged with those joins (MergeStates). The result is the
+// model one process fed everything would hold.
+
+// PendingCaller is a CLIENT or PRODUCER span waiting for the SERVER or
+// CONSUMER span it caused.
+type PendingCaller struct {
+	SpanID  [8]byte
+	Service string
+	// Host is the remote host the call went to, "" when unknown.
+	Host  string
+	Error bool
+	// Producer marks a PRODUCER span: every consumer of the message
+	// joins it, so it waits until its window passes.
+	Producer   bool
+	Start, End time.Time
+}
+
+// PendingCallee is a SERVER or CONSUMER span waiting for the CLIENT or
+// PRODUCER span that caused it, by the id of that parent span. It counts
+// in its service's SpanCounts.Pending until it is joined (Linked) or its
+// window passes (Unlinked).
+type PendingCallee struct {
+	ParentSpanID [8]byte
+	Service      string
+	// At is when the engine received it.
+	At time.Time
+}
+
+// Pending are the calls of a model not joined yet.
+type Pending struct {
+	Callers []PendingCaller
+	Callees []PendingCallee
+}
+
+// TakePending removes the calls waiting for their other side from the
+// model and returns them; the spans waiting for their caller no longer
+// count in their service's SpanCounts.Pending: they wait elsewhere.
+func (m *Model) TakePending() Pending {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var p Pending
+	for _, g := range []map[[8]byte]caller{m.callers.cur, m.callers.prev} {
+		for id, c := range g {
+			p.Callers = append(p.Callers, PendingCaller{SpanID: id, Service: c.svc.name, Host: c.host, Error: c.error, Producer: c.producer, Start: c.start, End: c.end})
+		}
+	}
+	for _, g := range []map[[8]byte]callees{m.callees.cur, m.callees.prev} {
+		for id, w := range g {
+			for c := range w.all {
+				c.svc.spans.Pending--
+				p.Callees = append(p.Callees, PendingCallee{ParentSpanID: id, Service: c.svc.name, At: time.Unix(0, c.at).UTC()})
+			}
+		}
+	}
+	m.callers = newGenerations[caller](m.cfg.MaxPendingSpans)
+	m.callees = newGenerations[callees](m.cfg.MaxPendingSpans)
+	return p
+}
+
+// RestorePending puts back calls TakePending took, when the store could
+// not take them: the model waits for their other side again. Calls of a
+// service the model no longer has are dropped.
+func (m *Model) RestorePending(p Pending) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range p.Callers {
+		if s := m.services[c.Service]; s != nil {
+			m.callers.put(c.SpanID, caller{svc: s, host: c.Host, error: c.Error, producer: c.Producer, start: c.Start, end: c.End})
+		}
+	}
+	now := m.now()
+	for _, c := range p.Callees {
+		if s := m.services[c.Service]; s != nil {
+			m.wait(c.ParentSpanID, callee{svc: s, at: c.At.UnixNano()}, now)
+		}
+	}
+}
+
+// JoinedCall is a pending caller matched with the service of the callee
+// its span caused.
+type JoinedCall struct {
+	Caller PendingCaller
+	Callee string
+}
+
+// Joins are the effect of calls joined outside the shards, in the terms
+// of the model: what one model would have recorded joining them itself.
+type Joins struct {
+	// Edges are the calls between distinct services.
+	Edges []Edge
+	// Linked counts, by callee service, its spans joined with their
+	// caller (SpanCounts.Linked).
+	Linked map[string]int64
+	// Resolved counts the calls of a service to a host that a traced
+	// service answered: such a host is that service, not a third party.
+	Resolved []Resolution
+	// Pending counts, by service, its spans waiting for their caller
+	// outside the shards; Unlinked those whose caller did not come within
+	// the window (SpanCounts.Pending, Unlinked).
+	Pending, Unlinked map[string]int64
+}
+
+// Resolution is calls of Service to Host answered by Callee.
+type Resolution struct {
+	Service, Host, Callee string
+	Calls                 int64
+}
+
+// JoinCalls returns the effect of joined calls, as Model.join records it.
+func JoinCalls(calls []JoinedCall) Joins {
+	type pair struct{ from, to string }
+	type res struct{ svc, host, callee string }
+	edges := map[pair]*Edge{}
+	resolved := map[res]int64{}
+	j := Joins{Linked: map[string]int64{}}
+	for _, c := range calls {
+		j.Linked[c.Callee]++
+		if c.Caller.Service == c.Callee {
+			continue
+		}
+		e := edges[pair{c.Caller.Service, c.Callee}]
+		if e == nil {
+			e = &Edge{From: c.Caller.Service, To: c.Callee}
+			edges[pair{c.Caller.Service, c.Callee}] = e
+		}
+		e.Calls++
+		if c.Caller.Error {
+			e.Errors++
+		}
+		within(&e.First, &e.Last, c.Caller.Start)
+		within(&e.First, &e.Last, c.Caller.End)
+		if c.Caller.Host != "" {
+			resolved[res{c.Caller.Service, c.Caller.Host, c.Callee}]++
+		}
+	}
+	for _, e := range edges {
+		j.Edges = append(j.Edges, *e)
+	}
+	slices.SortFunc(j.Edges, func(a, b Edge) int { return cmp.Or(cmp.Compare(a.From, b.From), cmp.Compare(a.To, b.To)) })
+	for r, n := range resolved {
+		j.Resolved = append(j.Resolved, Resolution{Service: r.svc, Host: r.host, Callee: r.callee, Calls: n})
+	}
+	slices.SortFunc(j.Resolved, func(a, b Resolution) int {
+		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Host, b.Host), cmp.Compare(a.Callee, b.Callee))
+	})
+	return j
+}
+
+// MergeStates merges the states of shards (MarshalBinary) and the joins
+// of the calls between them into the state of one model. Services of
+// different shards are disjoint unless the log was repartitioned; a
+// service in several is merged additively.
+func MergeStates(joins Joins, states ...[]byte) ([]byte, error) {
+	out := modelState{Version: stateVersion}
+	index := map[string]int{}
+	for i, data := range states {
+		st, err := decodeState(data)
+		if err != nil {
+			return nil, fmt.Errorf("merge state %d: %w", i, err)
+		}
+		out.Dropped.Spans += st.Dropped.Spans
+		out.Dropped.Profiles += st.Dropped.Profiles
+		for _, ss := range st.Services {
+			if k, ok := index[ss.Name]; ok {
+				mergeService(&out.Services[k], ss)
+				continue
+			}
+			index[ss.Name] = len(out.Services)
+			out.Services = append(out.Services, ss)
+		}
+	}
+	for _, e := range joins.Edges {
+		k, ok := index[e.From]
+		if !ok {
+			continue // a caller beyond MaxServices in its shard
+		}
+		ss := &out.Services[k]
+		ss.Edges = mergeEdges(ss.Edges, []Edge{e})
+	}
+	for svc, n := range joins.Linked {
+		if k, ok := index[svc]; ok {
+			out.Services[k].Spans.Linked += n
+		}
+	}
+	for svc, n := range joins.Pending {
+		if k, ok := index[svc]; ok {
+			out.Services[k].Spans.Pending += n
+		}
+	}
+	for svc, n := range joins.Unlinked {
+		if k, ok := index[svc]; ok {
+			out.Services[k].Spans.Unlinked += n
+		}
+	}
+	// The spans waiting outside the shards wait for the joins, not for
+	// this model's join tables: they stay pending when it restores.
+	out.KeepPending = true
+	for _, r := range joins.Resolved {
+		k, ok := index[r.Service]
+		if !ok {
+			continue
+		}
+		ss := &out.Services[k]
+		// As in Model.join: only a host the caller counted resolves.
+		if h := slices.IndexFunc(ss.Hosts, func(h hostState) bool { return h.Host == r.Host }); h >= 0 {
+			if ss.Hosts[h].Resolved == nil {
+				ss.Hosts[h].Resolved = map[string]int64{}
+			}
+			ss.Hosts[h].Resolved[r.Callee] += r.Calls
+		}
+	}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(out); err != nil {
+		return nil, fmt.Errorf("encode merged state: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// decodeState decodes and checks a state of MarshalBinary.
+func decodeState(data []byte) (modelState, error) {
+	var st modelState
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&st); err != nil {
+		return st, fmt.Errorf("decode model state: %w", err)
+	}
+	if st.Version < 1 || st.Version > stateVersion {
+		return st, fmt.Errorf("decode model state: version %d, want 1 to %d", st.Version, stateVersion)
+	}
+	if err := st.check(); err != nil {
+		return st, fmt.Errorf("decode model state: %w", err)
+	}
+	return st, nil
+}
+
+// mergeService adds src to dst, two states of one service.
+func mergeService(dst *serviceState, src serviceState) {
+	if src.Namespace != "" {
+		dst.Namespace = src.Namespace
+	}
+	for _, img := range src.Images {
+		if !slices.ContainsFunc(dst.Images, func(x telemetry.Image) bool { return sameImage(x, img) }) {
+			dst.Images = append(dst.Images, img)
+		}
+	}
+	if n := len(dst.Images); n > maxImages {
+		dst.Images = dst.Images[n-maxImages:]
+	}
+	within(&dst.First, &dst.Last, src.First)
+	within(&dst.First, &dst.Last, src.Last)
+	// Functions and endpoints by value: src's indexes become dst's.
+	funcs := make([]int32, len(src.Funcs))
+	for i, f := range src.Funcs {
+		k := slices.Index(dst.Funcs, f)
+		if k < 0 {
+			k = len(dst.Funcs)
+			dst.Funcs = append(dst.Funcs, f)
+		}
+		funcs[i] = int32(k)
+	}
+	eps := make([]int32, len(src.Endpoints))
+	for i, e := range src.Endpoints {
+		k := slices.IndexFunc(dst.Endpoints, func(x Endpoint) bool { return x.Kind == e.Kind && x.Method == e.Method && x.Route == e.Route })
+		if k < 0 {
+			k = len(dst.Endpoints)
+			dst.Endpoints = append(dst.Endpoints, e)
+		} else {
+			x := &dst.Endpoints[k]
+			x.Calls, x.Errors = x.Calls+e.Calls, x.Errors+e.Errors
+			within(&x.First, &x.Last, e.First)
+			within(&x.First, &x.Last, e.Last)
+		}
+		eps[i] = int32(k)
+	}
+	for _, k := range src.Stacks {
+		k.Funcs = remap(k.Funcs, funcs)
+		if k.Endpoints != nil {
+			m := make(map[int32]int64, len(k.Endpoints))
+			for ep, n := range k.Endpoints {
+				m[eps[ep]] += n
+			}
+			k.Endpoints = m
+		}
+		dst.Stacks = append(dst.Stacks, k)
+	}
+	for _, rs := range src.Series {
+		rs.Func = funcs[rs.Func]
+		k := slices.IndexFunc(dst.Series, func(x seriesState) bool { return x.Func == rs.Func })
+		if k < 0 {
+			dst.Series = append(dst.Series, rs)
+			continue
+		}
+		r := new(series)
+		for _, x := range []seriesState{dst.Series[k], rs} {
+			for i, minute := range x.Minutes {
+				r.add(minute, x.Samples[i])
+			}
+		}
+		merged := seriesState{Func: rs.Func}
+		for _, slot := range r {
+			if slot.minute != 0 {
+				merged.Minutes, merged.Samples = append(merged.Minutes, slot.minute), append(merged.Samples, slot.samples)
+			}
+		}
+		dst.Series[k] = merged
+	}
+	dst.SeriesLast = max(dst.SeriesLast, src.SeriesLast)
+	dst.Windows = append(dst.Windows, src.Windows...)
+	dst.Samples += src.Samples
+	dst.Unattrib += src.Unattrib
+	dst.Spans = SpanCounts{
+		All: dst.Spans.All + src.Spans.All, Server: dst.Spans.Server + src.Spans.Server, Consumer: dst.Spans.Consumer + src.Spans.Consumer,
+		Root: dst.Spans.Root + src.Spans.Root, Linked: dst.Spans.Linked + src.Spans.Linked, PublicClients: dst.Spans.PublicClients + src.Spans.PublicClients,
+		Pending: dst.Spans.Pending + src.Spans.Pending, Unlinked: dst.Spans.Unlinked + src.Spans.Unlinked,
+	}
+	dst.Edges = mergeEdges(dst.Edges, src.Edges)
+	dst.Stores = mergeStores(dst.Stores, src.Stores)
+	dst.Consumes = mergeStores(dst.Consumes, src.Consumes)
+	for _, h := range src.Hosts {
+		k := slices.IndexFunc(dst.Hosts, func(x hostState) bool { return x.Host == h.Host })
+		if k < 0 {
+			dst.Hosts = append(dst.Hosts, h)
+			continue
+		}
+		x := &dst.Hosts[k]
+		x.Calls, x.Errors = x.Calls+h.Calls, x.Errors+h.Errors
+		within(&x.First, &x.Last, h.First)
+		within(&x.First, &x.Last, h.Last)
+		if x.Resolved == nil {
+			x.Resolved = map[string]int64{}
+		}
+		for svc, n := range h.Resolved {
+			x.Resolved[svc] += n
+		}
+	}
+	o := &dst.Overflow
+	o.Endpoints, o.Hosts, o.Stores = o.Endpoints+src.Overflow.Endpoints, o.Hosts+src.Overflow.Hosts, o.Stores+src.Overflow.Stores
+	o.Samples, o.Frames, o.Series = o.Samples+src.Overflow.Samples, o.Frames+src.Overflow.Frames, o.Series+src.Overflow.Series
+	o.Waits += src.Overflow.Waits
+}
+
+func remap(idx []int32, to []int32) []int32 {
+	out := make([]int32, len(idx))
+	for i, f := range idx {
+		out[i] = to[f]
+	}
+	return out
+}
+
+// mergeEdges adds the edges of src to dst, by callee.
+func mergeEdges(dst, src []Edge) []Edge {
+	for _, e := range src {
+		k := slices.IndexFunc(dst, func(x Edge) bool { return x.To == e.To })
+		if k < 0 {
+			dst = append(dst, e)
+			continue
+		}
+		x := &dst[k]
+		x.Calls, x.Errors = x.Calls+e.Calls, x.Errors+e.Errors
+		within(&x.First, &x.Last, e.First)
+		within(&x.First, &x.Last, e.Last)
+	}
+	return dst
+}
+
+// mergeStores adds the stores of src to dst, by name.
+func mergeStores(dst, src []Store) []Store {
+	for _, s := range src {
+		k := slices.IndexFunc(dst, func(x Store) bool { return x.Name == s.Name })
+		if k < 0 {
+			dst = append(dst, s)
+			continue
+		}
+		x := &dst[k]
+		x.Calls, x.Errors = x.Calls+s.Calls, x.Errors+s.Errors
+		within(&x.First, &x.Last, s.First)
+		within(&x.First, &x.Last, s.Last)
+	}
+	return dst
+}
+
+// Replace replaces the model's state with state, as UnmarshalBinary
+// does, and returns the edges and stores it holds that the model did not:
+// what the model, fed the telemetry in between, would have reported new.
+func (m *Model) Replace(state []byte) (Changes, error) {
+	type edgeKey struct{ from, to string }
+	type storeKey struct{ svc, name string }
+	m.mu.Lock()
+	edges, stores := map[edgeKey]bool{}, map[storeKey]bool{}
+	for _, s := range m.services {
+		for to := range s.edges {
+			edges[edgeKey{s.name, to}] = true
+		}
+		for name := range s.stores {
+			stores[storeKey{s.name, name}] = true
+		}
+	}
+	m.mu.Unlock()
+	if err := m.UnmarshalBinary(state); err != nil {
+		return Changes{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ch Changes
+	for _, name := range slices.Sorted(maps.Keys(m.services)) {
+		s := m.services[name]
+		for _, to := range slices.Sorted(maps.Keys(s.edges)) {
+			if !edges[edgeKey{name, to}] {
+				ch.NewEdges = append(ch.NewEdges, *s.edges[to])
+			}
+		}
+		for _, st := range slices.Sorted(maps.Keys(s.stores)) {
+			if !stores[storeKey{name, st}] {
+				ch.NewStores = append(ch.NewStores, *s.stores[st])
+			}
+		}
+	}
+	return ch, nil
+}

@@ -1,0 +1,153 @@
+package model
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidentsec/evident/internal/attribution"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// joinInGo matches pending callers and callees by span id, as the shared
+// store does (a PRODUCER caller joins every consumer and keeps waiting),
+// and returns the joined calls and what is left waiting.
+func joinInGo(callers []PendingCaller, callees []PendingCallee) ([]JoinedCall, []PendingCaller, []PendingCallee) {
+	byID := map[[8]byte]PendingCaller{}
+	for _, c := range callers {
+		byID[c.SpanID] = c
+	}
+	var calls []JoinedCall
+	var leftCallees []PendingCallee
+	matched := map[[8]byte]bool{}
+	for _, e := range callees {
+		if c, ok := byID[e.ParentSpanID]; ok {
+			calls = append(calls, JoinedCall{Caller: c, Callee: e.Service})
+			matched[c.SpanID] = true
+			continue
+		}
+		leftCallees = append(leftCallees, e)
+	}
+	var left []PendingCaller
+	for _, c := range callers {
+		if !matched[c.SpanID] || c.Producer {
+			left = append(left, c)
+		}
+	}
+	return calls, left, leftCallees
+}
+
+// TestShardsMerge feeds the shop's spans and a profile to one model, and
+// the same split by service to two shards whose pending calls are
+// joined outside them, checkpoint by checkpoint: the merged state equals
+// the one model's, and reports the edges and stores it holds as new.
+func TestShardsMerge(t *testing.T) {
+	spans := shopSpans()
+	// A self-call joins in its shard, and a call from mailer back to
+	// gateway errs.
+	spans = append(spans,
+		span("orders", telemetry.SpanKindServer, 11, 6, "GET /health", telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/health"}),
+		span("mailer", telemetry.SpanKindClient, 12, 8, "GET", telemetry.Attrs{HTTPMethod: "GET", ServerAddress: "gateway.internal"}),
+		span("gateway", telemetry.SpanKindServer, 13, 12, "GET /products", telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/products"}),
+	)
+	spans[len(spans)-2].Error = true
+	prof := &telemetry.ProfileBatch{
+		Service: "orders", SampleType: "cpu", Unit: "nanoseconds", Period: 10_000_000, Start: t0, Duration: time.Minute,
+		Locations: [][]attribution.Frame{{frameParse}, {frameHandler}},
+		Samples:   []telemetry.Sample{{Locations: []int32{0, 1}, Count: 4, Value: 40_000_000, SpanID: "0000000000000003"}},
+	}
+	one := newModel()
+	shardOf := map[string]string{"gateway": "a", "orders": "b", "mailer": "a"}
+	two := map[string]*Model{"a": newModel(), "b": newModel()}
+
+	var callers []PendingCaller
+	var callees []PendingCallee
+	var calls []JoinedCall
+	// One span a "checkpoint": the worst case for joins across shards.
+	for i := range spans {
+		one.AddSpans(spans[i : i+1])
+		sh := two[shardOf[spans[i].Service]]
+		sh.AddSpans([]telemetry.Span{spans[i]})
+		p := sh.TakePending()
+		callers, callees = append(callers, p.Callers...), append(callees, p.Callees...)
+		var c []JoinedCall
+		c, callers, callees = joinInGo(callers, callees)
+		calls = append(calls, c...)
+	}
+	one.AddProfile(prof)
+	two["b"].AddProfile(prof)
+
+	var states [][]byte
+	for _, k := range []string{"a", "b"} {
+		data, err := two[k].MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		states = append(states, data)
+	}
+	merged, err := MergeStates(JoinCalls(calls), states...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := newModel()
+	ch, err := got.Replace(merged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(one.Snapshot(), got.Snapshot()); diff != "" {
+		t.Errorf("merged shards differ from one model (-one +merged):\n%s", diff)
+	}
+	var edges []string
+	for _, e := range ch.NewEdges {
+		edges = append(edges, e.From+">"+e.To)
+	}
+	if diff := cmp.Diff([]string{"gateway>orders", "mailer>gateway", "orders>mailer"}, edges); diff != "" {
+		t.Errorf("new edges (-want +got):\n%s", diff)
+	}
+	if len(ch.NewStores) != 2 {
+		t.Errorf("new stores = %+v, want the database and the topic", ch.NewStores)
+	}
+	if ch, _ := got.Replace(merged); !ch.Empty() {
+		t.Errorf("the same state again reports %+v new", ch)
+	}
+}
+
+// TestMergeSameService merges two states of one service (after the log
+// was repartitioned): every count adds up.
+func TestMergeSameService(t *testing.T) {
+	prof := func(start time.Time) *telemetry.ProfileBatch {
+		return &telemetry.ProfileBatch{
+			Service: "orders", SampleType: "cpu", Unit: "nanoseconds", Period: 10_000_000, Start: start, Duration: time.Minute,
+			Locations: [][]attribution.Frame{{frameParse}, {frameHandler}, {frameServe}},
+			Samples:   []telemetry.Sample{{Locations: []int32{0, 1}, Count: 4, Value: 40}, {Locations: []int32{2}, Count: 1, Value: 10}},
+		}
+	}
+	sp := shopSpans()
+	one, a, b := newModel(), newModel(), newModel()
+	one.AddSpans(sp)
+	one.AddProfile(prof(t0))
+	one.AddProfile(prof(t0.Add(5 * time.Minute)))
+	a.AddSpans(sp[:4])
+	a.AddProfile(prof(t0))
+	b.AddSpans(sp[4:])
+	b.AddProfile(prof(t0.Add(5 * time.Minute)))
+	pa, pb := a.TakePending(), b.TakePending()
+	calls, _, _ := joinInGo(append(pa.Callers, pb.Callers...), append(pa.Callees, pb.Callees...))
+	sa, _ := a.MarshalBinary()
+	sb, _ := b.MarshalBinary()
+	merged, err := MergeStates(JoinCalls(calls), sa, sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := newModel()
+	if err := got.UnmarshalBinary(merged); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(one.Snapshot(), got.Snapshot()); diff != "" {
+		t.Errorf("merged service differs (-one +merged):\n%s", diff)
+	}
+	if _, err := MergeStates(Joins{}, []byte("not gob")); err == nil {
+		t.Error("a garbage state merged")
+	}
+}

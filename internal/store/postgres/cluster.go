@@ -1,0 +1,390 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/evidentsec/evident/internal/model"
+)
+
+// The state of the scaled-out deployment (docs/scaling.md, migration
+// 0002): the engines' shards with the Kafka offset they reached, the
+// calls waiting to be joined across shards, and the joins made. These
+// methods are the PostgreSQL store's own, beyond store.Store: only the
+// roles of a scaled-out evident use them, and only on PostgreSQL.
+
+// ErrStaleCheckpoint is returned by CheckpointPartition when the stored
+// offset of the partition is past the checkpoint's: another engine has
+// the partition now, and this one's state is behind it.
+var ErrStaleCheckpoint = errors.New("the partition's stored checkpoint is newer")
+
+// Shard is the state of one tenant's services in one partition of the
+// ingest log, as an engine checkpoints it.
+type Shard struct {
+	Tenant string
+	// State is the model's MarshalBinary.
+	State []byte
+	// Pending are the calls the model did not join (model.TakePending):
+	// they wait in the store for their other side.
+	Pending model.Pending
+}
+
+// Partition is the checkpoint of one partition: its shards as of Next,
+// the offset after the last record their states hold. Shards not given
+// keep their stored state.
+type Partition struct {
+	Partition int32
+	Next      int64
+	Shards    []Shard
+}
+
+// CheckpointPartition stores one partition's checkpoint; it is
+// CheckpointPartitions of one, with a stale checkpoint an
+// ErrStaleCheckpoint.
+func (s *Store) CheckpointPartition(ctx context.Context, partition int32, next int64, shards []Shard) error {
+	stale, err := s.CheckpointPartitions(ctx, []Partition{{Partition: partition, Next: next, Shards: shards}})
+	if err == nil && len(stale) > 0 {
+		err = fmt.Errorf("checkpoint partition %d: %w: offset %d", partition, ErrStaleCheckpoint, next)
+	}
+	return err
+}
+
+// CheckpointPartitions stores the checkpoints of partitions, with their
+// shards' pending calls, in one transaction (one commit for an engine's
+// every partition). A partition whose stored offset is past its
+// checkpoint's is left as it is and returned in stale: another engine
+// has it now.
+func (s *Store) CheckpointPartitions(ctx context.Context, parts []Partition) (stale []int32, err error) {
+	if err := s.calls.Enter(); err != nil {
+		return nil, fmt.Errorf("checkpoint partitions: %w", err)
+	}
+	defer s.calls.Leave()
+	now := time.Now().UnixNano()
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		stale = nil
+		var (
+			b  pgx.Batch
+			cr pendingRows
+		)
+		for _, part := range parts {
+			var p int32
+			err := tx.QueryRow(ctx, `INSERT INTO shard_offsets (partition, next, updated_at) VALUES ($1, $2, $3)
+				ON CONFLICT (partition) DO UPDATE SET next = excluded.next, updated_at = excluded.updated_at
+				WHERE shard_offsets.next <= excluded.next RETURNING partition`, part.Partition, part.Next, now).Scan(&p)
+			if errors.Is(err, pgx.ErrNoRows) {
+				stale = append(stale, part.Partition)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			for _, sh := range part.Shards {
+				b.Queue(`INSERT INTO shards (tenant, partition, state, updated_at) VALUES ($1, $2, $3, $4)
+					ON CONFLICT (tenant, partition) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`,
+					sh.Tenant, part.Partition, sh.State, now)
+				cr.add(sh.Tenant, sh.Pending)
+			}
+		}
+		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+			return err
+		}
+		// A record applied twice (by an engine that lost the partition
+		// and the one that has it) hands over the same call twice; the
+		// first stays. Arrays, one statement a table: a COPY cannot skip
+		// duplicates.
+		if len(cr.callerIDs) > 0 {
+			if _, err := tx.Exec(ctx, `INSERT INTO join_callers (tenant, span_id, service, host, error, producer, start_ns, end_ns, added_at)
+				SELECT t, id, svc, h, e, p, s, f, $9 FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[], $5::bool[], $6::bool[], $7::bigint[], $8::bigint[]) AS u(t, id, svc, h, e, p, s, f)
+				ON CONFLICT DO NOTHING`, cr.callerTenants, cr.callerIDs, cr.callerServices, cr.hosts, cr.callerErrors, cr.producers, cr.starts, cr.ends, now); err != nil {
+				return err
+			}
+		}
+		if len(cr.calleeIDs) > 0 {
+			if _, err := tx.Exec(ctx, `INSERT INTO join_callees (tenant, span_id, service, at)
+				SELECT t, id, svc, a FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bigint[]) AS u(t, id, svc, a)
+				ON CONFLICT DO NOTHING`, cr.calleeTenants, cr.calleeIDs, cr.calleeServices, cr.calleeAts); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint partitions into %s: %w", s.where, err)
+	}
+	return stale, nil
+}
+
+// pendingRows are pending calls as the columns of their tables.
+type pendingRows struct {
+	callerTenants, callerServices, hosts []string
+	callerIDs                            [][]byte
+	callerErrors, producers              []bool
+	starts, ends                         []int64
+	calleeTenants, calleeServices        []string
+	calleeIDs                            [][]byte
+	calleeAts                            []int64
+}
+
+func (r *pendingRows) add(tenant string, p model.Pending) {
+	for _, c := range p.Callers {
+		r.callerTenants, r.callerServices, r.hosts = append(r.callerTenants, tenant), append(r.callerServices, c.Service), append(r.hosts, c.Host)
+		r.callerIDs, r.callerErrors, r.producers = append(r.callerIDs, c.SpanID[:]), append(r.callerErrors, c.Error), append(r.producers, c.Producer)
+		r.starts, r.ends = append(r.starts, c.Start.UnixNano()), append(r.ends, c.End.UnixNano())
+	}
+	for _, c := range p.Callees {
+		r.calleeTenants, r.calleeServices = append(r.calleeTenants, tenant), append(r.calleeServices, c.Service)
+		r.calleeIDs, r.calleeAts = append(r.calleeIDs, c.ParentSpanID[:]), append(r.calleeAts, c.At.UnixNano())
+	}
+}
+
+// LoadPartition returns the stored offset of partition (-1 when it was
+// never checkpointed) and the states of its shards, by tenant.
+func (s *Store) LoadPartition(ctx context.Context, partition int32) (next int64, states map[string][]byte, err error) {
+	if err := s.calls.Enter(); err != nil {
+		return 0, nil, fmt.Errorf("load partition %d: %w", partition, err)
+	}
+	defer s.calls.Leave()
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT next FROM shard_offsets WHERE partition = $1`, partition).Scan(&next); errors.Is(err, pgx.ErrNoRows) {
+			next = -1
+		} else if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT tenant, state FROM shards WHERE partition = $1`, partition)
+		if err != nil {
+			return err
+		}
+		states = map[string][]byte{}
+		var (
+			tenant string
+			state  []byte
+		)
+		_, err = pgx.ForEachRow(rows, []any{&tenant, &state}, func() error {
+			states[tenant] = state
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("load partition %d from %s: %w", partition, s.where, err)
+	}
+	return next, states, nil
+}
+
+// joinLock is the key of the transaction advisory lock the joiner holds:
+// one join at a time over the whole database.
+const joinLock = "evident join"
+
+// Join matches the pending callers and callees of every tenant by span
+// id and adds what the calls show (model.JoinCalls) to the tenants'
+// joins, in one transaction: a matched callee is deleted, and so is its
+// caller unless it is a PRODUCER span, which waits for every consumer of
+// its message. It then ends the wait of what was added before now-window:
+// a caller is deleted, and a callee is counted as unlinked (its caller is
+// not traced), as one model counts them when its join window passes.
+// Joins run one at a time across every process.
+func (s *Store) Join(ctx context.Context, now time.Time, window time.Duration) (joined, expired int64, err error) {
+	if err := s.calls.Enter(); err != nil {
+		return 0, 0, fmt.Errorf("join calls: %w", err)
+	}
+	defer s.calls.Leave()
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		joined, expired = 0, 0
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1 || current_schema(), 0))`, joinLock); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `DELETE FROM join_callees e USING join_callers c
+			WHERE c.tenant = e.tenant AND c.span_id = e.span_id
+			RETURNING e.tenant, e.span_id, e.service, c.service, c.host, c.error, c.producer, c.start_ns, c.end_ns`)
+		if err != nil {
+			return err
+		}
+		byTenant := map[string][]model.JoinedCall{}
+		var tenants []string
+		var ids [][]byte
+		var (
+			tenant, callee string
+			id             []byte
+			c              model.PendingCaller
+			start, end     int64
+		)
+		_, err = pgx.ForEachRow(rows, []any{&tenant, &id, &callee, &c.Service, &c.Host, &c.Error, &c.Producer, &start, &end}, func() error {
+			c.Start, c.End = time.Unix(0, start).UTC(), time.Unix(0, end).UTC()
+			copy(c.SpanID[:], id)
+			byTenant[tenant] = append(byTenant[tenant], model.JoinedCall{Caller: c, Callee: callee})
+			if !c.Producer {
+				tenants, ids = append(tenants, tenant), append(ids, append([]byte(nil), id...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(ids) > 0 {
+			if _, err := tx.Exec(ctx, `DELETE FROM join_callers c USING unnest($1::text[], $2::bytea[]) AS m(tenant, span_id)
+				WHERE c.tenant = m.tenant AND c.span_id = m.span_id`, tenants, ids); err != nil {
+				return err
+			}
+		}
+		var b pgx.Batch
+		for tenant, calls := range byTenant {
+			joined += int64(len(calls))
+			j := model.JoinCalls(calls)
+			for _, e := range j.Edges {
+				b.Queue(`INSERT INTO join_edges (tenant, caller, callee, calls, errors, first_ns, last_ns) VALUES ($1, $2, $3, $4, $5, $6, $7)
+					ON CONFLICT (tenant, caller, callee) DO UPDATE SET calls = join_edges.calls + excluded.calls,
+						errors = join_edges.errors + excluded.errors, first_ns = LEAST(join_edges.first_ns, excluded.first_ns),
+						last_ns = GREATEST(join_edges.last_ns, excluded.last_ns)`,
+					tenant, e.From, e.To, e.Calls, e.Errors, e.First.UnixNano(), e.Last.UnixNano())
+			}
+			for svc, n := range j.Linked {
+				b.Queue(`INSERT INTO join_linked (tenant, service, spans) VALUES ($1, $2, $3)
+					ON CONFLICT (tenant, service) DO UPDATE SET spans = join_linked.spans + excluded.spans`, tenant, svc, n)
+			}
+			for _, r := range j.Resolved {
+				b.Queue(`INSERT INTO join_resolved (tenant, service, host, callee, calls) VALUES ($1, $2, $3, $4, $5)
+					ON CONFLICT (tenant, service, host, callee) DO UPDATE SET calls = join_resolved.calls + excluded.calls`,
+					tenant, r.Service, r.Host, r.Callee, r.Calls)
+			}
+		}
+		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+			return err
+		}
+		cutoff := now.Add(-window).UnixNano()
+		tag, err := tx.Exec(ctx, `DELETE FROM join_callers WHERE added_at < $1`, cutoff)
+		if err != nil {
+			return err
+		}
+		expired += tag.RowsAffected()
+		tag, err = tx.Exec(ctx, `WITH gone AS (DELETE FROM join_callees WHERE at < $1 RETURNING tenant, service)
+			INSERT INTO join_linked (tenant, service, spans, unlinked) SELECT tenant, service, 0, count(*) FROM gone GROUP BY tenant, service
+			ON CONFLICT (tenant, service) DO UPDATE SET unlinked = join_linked.unlinked + excluded.unlinked`, cutoff)
+		if err != nil {
+			return err
+		}
+		expired += tag.RowsAffected() // services, not spans: the callers above are spans
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("join calls in %s: %w", s.where, err)
+	}
+	return joined, expired, nil
+}
+
+// View returns what the tenant's merged model is made of: the states of
+// its shards and the joins of the calls between them, read in one
+// snapshot of the database, so that a call handed over by a checkpoint
+// is in the shard's state or in the joins, never in both nor neither.
+func (s *Store) View(ctx context.Context) (states [][]byte, joins model.Joins, err error) {
+	if err := s.calls.Enter(); err != nil {
+		return nil, joins, fmt.Errorf("read the shards: %w", err)
+	}
+	defer s.calls.Leave()
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		states, joins = nil, model.Joins{Linked: map[string]int64{}, Pending: map[string]int64{}, Unlinked: map[string]int64{}}
+		rows, err := tx.Query(ctx, `SELECT state FROM shards WHERE tenant = $1 ORDER BY partition`, s.tenant)
+		if err != nil {
+			return err
+		}
+		var state []byte
+		if _, err := pgx.ForEachRow(rows, []any{&state}, func() error {
+			states = append(states, state)
+			return nil
+		}); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT caller, callee, calls, errors, first_ns, last_ns FROM join_edges WHERE tenant = $1`, s.tenant)
+		if err != nil {
+			return err
+		}
+		var (
+			e           model.Edge
+			first, last int64
+		)
+		if _, err := pgx.ForEachRow(rows, []any{&e.From, &e.To, &e.Calls, &e.Errors, &first, &last}, func() error {
+			e.First, e.Last = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
+			joins.Edges = append(joins.Edges, e)
+			return nil
+		}); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT service, spans, unlinked FROM join_linked WHERE tenant = $1`, s.tenant)
+		if err != nil {
+			return err
+		}
+		var (
+			svc         string
+			n, unlinked int64
+		)
+		if _, err := pgx.ForEachRow(rows, []any{&svc, &n, &unlinked}, func() error {
+			if n > 0 {
+				joins.Linked[svc] = n
+			}
+			if unlinked > 0 {
+				joins.Unlinked[svc] = unlinked
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT service, count(*) FROM join_callees WHERE tenant = $1 GROUP BY service`, s.tenant)
+		if err != nil {
+			return err
+		}
+		if _, err := pgx.ForEachRow(rows, []any{&svc, &n}, func() error {
+			joins.Pending[svc] = n
+			return nil
+		}); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT service, host, callee, calls FROM join_resolved WHERE tenant = $1`, s.tenant)
+		if err != nil {
+			return err
+		}
+		var r model.Resolution
+		_, err = pgx.ForEachRow(rows, []any{&r.Service, &r.Host, &r.Callee, &r.Calls}, func() error {
+			joins.Resolved = append(joins.Resolved, r)
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, joins, fmt.Errorf("read the shards of %s: %w", s.where, err)
+	}
+	return states, joins, nil
+}
+
+// FindingsVersion returns a number that changes whenever the findings of
+// any tenant change.
+func (s *Store) FindingsVersion(ctx context.Context) (int64, error) {
+	if err := s.calls.Enter(); err != nil {
+		return 0, fmt.Errorf("read the findings version: %w", err)
+	}
+	defer s.calls.Leave()
+	var v int64
+	if err := s.pool.QueryRow(ctx, `SELECT last FROM counters WHERE name = 'findings'`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read the findings version from %s: %w", s.where, err)
+	}
+	return v, nil
+}
+
+// ShardTenants returns the tenants that have shards, in order.
+func (s *Store) ShardTenants(ctx context.Context) ([]string, error) {
+	if err := s.calls.Enter(); err != nil {
+		return nil, fmt.Errorf("read the tenants of the shards: %w", err)
+	}
+	defer s.calls.Leave()
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT tenant FROM shards ORDER BY tenant`)
+	if err != nil {
+		return nil, fmt.Errorf("read the tenants of the shards from %s: %w", s.where, err)
+	}
+	tenants, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read the tenants of the shards from %s: %w", s.where, err)
+	}
+	return tenants, nil
+}

@@ -1,0 +1,119 @@
+package postgres
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/store"
+)
+
+// TestCluster checkpoints partitions of two tenants with pending calls,
+// joins them across partitions (and never across tenants), reads the
+// view, refuses a stale checkpoint and expires calls never joined.
+func TestCluster(t *testing.T) {
+	ctx := t.Context()
+	st, err := Open(ctx, newDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	other, err := st.ForTenant("other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	id := func(b byte) [8]byte { return [8]byte{7, 0, 0, 0, 0, 0, 0, b} }
+	caller := func(b byte, svc, host string, errd bool) model.PendingCaller {
+		return model.PendingCaller{SpanID: id(b), Service: svc, Host: host, Error: errd, Start: t0.Add(time.Duration(b) * time.Second), End: t0.Add(time.Duration(b)*time.Second + time.Millisecond)}
+	}
+	callee := func(b byte, svc string) model.PendingCallee {
+		return model.PendingCallee{ParentSpanID: id(b), Service: svc, At: t0}
+	}
+
+	if next, states, err := st.LoadPartition(ctx, 0); err != nil || next != -1 || len(states) != 0 {
+		t.Fatalf("LoadPartition of a new partition = %d %v %v, want -1, none", next, states, err)
+	}
+	// Partition 0 has gateway's calls; partition 1 orders' answers, and
+	// a call of tenant other with span id 1, which must not join
+	// tenant default's.
+	if err := st.CheckpointPartition(ctx, 0, 10, []Shard{{Tenant: store.DefaultTenant, State: []byte("gateway"), Pending: model.Pending{
+		Callers: []model.PendingCaller{caller(1, "gateway", "orders.internal", false), caller(2, "gateway", "orders.internal", true), caller(3, "gateway", "untraced.example.com", false)},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CheckpointPartition(ctx, 1, 5, []Shard{
+		{Tenant: store.DefaultTenant, State: []byte("orders"), Pending: model.Pending{Callees: []model.PendingCallee{callee(1, "orders"), callee(2, "orders"), callee(9, "orders")}}},
+		{Tenant: "other", State: []byte("other orders"), Pending: model.Pending{Callers: []model.PendingCaller{caller(4, "x", "h", false)}, Callees: []model.PendingCallee{callee(1, "y")}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The same calls handed over again (a record applied twice) count
+	// once.
+	if err := st.CheckpointPartition(ctx, 1, 5, []Shard{{Tenant: store.DefaultTenant, State: []byte("orders"), Pending: model.Pending{Callees: []model.PendingCallee{callee(1, "orders")}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CheckpointPartition(ctx, 1, 4, nil); !errors.Is(err, ErrStaleCheckpoint) {
+		t.Fatalf("checkpoint behind the stored offset = %v, want ErrStaleCheckpoint", err)
+	}
+	joined, expired, err := st.Join(ctx, t0, time.Hour)
+	if err != nil || joined != 2 || expired != 0 {
+		t.Fatalf("Join = %d joined, %d expired, %v; want 2, 0", joined, expired, err)
+	}
+	states, joins, err := st.View(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantJoins := model.Joins{
+		Edges:    []model.Edge{{From: "gateway", To: "orders", Calls: 2, Errors: 1, First: t0.Add(time.Second), Last: t0.Add(2*time.Second + time.Millisecond)}},
+		Linked:   map[string]int64{"orders": 2},
+		Resolved: []model.Resolution{{Service: "gateway", Host: "orders.internal", Callee: "orders", Calls: 2}},
+		// orders' span 9 waits for its caller.
+		Pending:  map[string]int64{"orders": 1},
+		Unlinked: map[string]int64{},
+	}
+	if diff := cmp.Diff(wantJoins, joins); diff != "" {
+		t.Errorf("joins (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([][]byte{[]byte("gateway"), []byte("orders")}, states); diff != "" {
+		t.Errorf("states (-want +got):\n%s", diff)
+	}
+	// Joins add up across runs.
+	if err := st.CheckpointPartition(ctx, 0, 12, []Shard{{Tenant: store.DefaultTenant, State: []byte("gateway 2"), Pending: model.Pending{
+		Callers: []model.PendingCaller{caller(9, "gateway", "orders.internal", false)},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	if joined, _, err := st.Join(ctx, t0, time.Hour); err != nil || joined != 1 {
+		t.Fatalf("second Join = %d, %v; want 1", joined, err)
+	}
+	_, joins, _ = st.View(ctx)
+	if joins.Edges[0].Calls != 3 || joins.Linked["orders"] != 3 || joins.Resolved[0].Calls != 3 {
+		t.Errorf("joins after the second run = %+v, want 3 calls", joins)
+	}
+	if next, states, err := st.LoadPartition(ctx, 1); err != nil || next != 5 || string(states["other"]) != "other orders" || string(states[store.DefaultTenant]) != "orders" {
+		t.Errorf("LoadPartition(1) = %d %q %v", next, states, err)
+	}
+	// What never found its other side expires after the window: the
+	// untraced host's call and both of tenant other's.
+	if _, expired, err := st.Join(ctx, time.Now().Add(time.Hour), time.Minute); err != nil || expired != 3 {
+		t.Errorf("expiring Join = %d expired, %v; want 3", expired, err)
+	}
+	if _, joins, _ := other.View(ctx); len(joins.Edges) != 0 || len(joins.Linked) != 0 || joins.Unlinked["y"] != 1 || len(joins.Pending) != 0 {
+		t.Errorf("tenant other's joins = %+v, want none, and y's span unlinked", joins)
+	}
+
+	v0, err := st.FindingsVersion(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.PutFindings(ctx, store.FindingsUpdate{Time: t0, Actor: "test", Source: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if v1, _ := st.FindingsVersion(ctx); v1 == v0 {
+		t.Errorf("findings version %d unchanged by an upload", v1)
+	}
+}
