@@ -55,6 +55,8 @@ type serveFlags struct {
 	api, otlpGRPC, otlpHTTP, pyroscope string
 	// insecure serves listeners beyond loopback without credentials.
 	insecure bool
+	// checkConfig stops after the configuration and flags are checked.
+	checkConfig bool
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -92,6 +94,10 @@ receivers first, so that what they accepted drains into the store.`,
 			if err := fl.override(cmd, &cfg.Serve); err != nil {
 				return withCode(ExitUsage, err)
 			}
+			if fl.checkConfig {
+				_, err := fmt.Fprintln(g.stdout, "evident: configuration ok")
+				return err
+			}
 			log := slog.New(slog.NewTextHandler(g.stderr, nil))
 			srv, err := startServer(cmd.Context(), g, cfg, fl, log)
 			if err != nil {
@@ -115,6 +121,7 @@ receivers first, so that what they accepted drains into the store.`,
 	f.StringVar(&fl.otlpGRPC, "otlp-grpc", "", `OTLP/gRPC listen address (default 127.0.0.1:4317; "" turns it off)`)
 	f.StringVar(&fl.otlpHTTP, "otlp-http", "", `OTLP/HTTP listen address (default 127.0.0.1:4318; "" turns it off)`)
 	f.StringVar(&fl.pyroscope, "pyroscope", "", `Pyroscope /ingest listen address (default 127.0.0.1:4040; "" turns it off)`)
+	f.BoolVar(&fl.checkConfig, "check-config", false, "check the configuration file and flags, print what is wrong, and exit without serving (status 2 if anything is)")
 	f.BoolVar(&fl.insecure, "insecure", false, "serve listeners bound beyond loopback WITHOUT authentication (anyone who reaches them can read and replace findings)")
 	return cmd
 }
