@@ -23,8 +23,9 @@ COPY internal ./internal
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     go build -trimpath -buildvcs=false -ldflags="-s -w -buildid=" -o /out/evident ./cmd/evident
 # The data directory (vulnerability database, SQLite store), owned by the
-# runtime user: the static base has no shell to make it.
-RUN mkdir -p /out/data
+# runtime user: the static base has no shell to make it. vulndb/ is there
+# so that a volume mounted on it starts owned by that user too.
+RUN mkdir -p /out/data/vulndb
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/evident /usr/local/bin/evident
