@@ -2,9 +2,11 @@ package check
 
 import (
 	"cmp"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -68,16 +70,35 @@ func TestComposeShape(t *testing.T) {
 		if s.HealthCheck == nil || !slices.Contains(s.HealthCheck.Test, "healthcheck") {
 			t.Errorf("service %s: no evident healthcheck (%v)", name, s.HealthCheck)
 		}
-		for _, dep := range []string{"kafka-topics", "vulndb", "token-admin", "token-ingest", "token-read"} {
+		deps := []string{"kafka-topics", "token-admin", "token-ingest", "token-read"}
+		if slices.Contains(s.Command, "engine") || slices.Contains(s.Command, "api") {
+			// They assess findings; receivers have no vulnerability database.
+			deps = append(deps, "vulndb")
+		}
+		for _, dep := range deps {
 			if d, ok := s.DependsOn[dep]; !ok || d.Condition != types.ServiceConditionCompletedSuccessfully {
 				t.Errorf("service %s: does not wait for %s to complete", name, dep)
 			}
 		}
 	}
+	published := map[int]string{}
 	for name, s := range p.Services {
 		for _, port := range s.Ports {
 			if port.HostIP != "127.0.0.1" {
 				t.Errorf("service %s publishes %s on %q, want 127.0.0.1 only", name, port.Published, port.HostIP)
+			}
+			from, to, err := portRange(port.Published)
+			if err != nil {
+				t.Errorf("service %s: %v", name, err)
+			}
+			if n := to - from + 1; n != 1 && n != s.GetScale() {
+				t.Errorf("service %s publishes %d ports (%s) for %d replicas", name, n, port.Published, s.GetScale())
+			}
+			for p := from; p <= to; p++ {
+				if other, ok := published[p]; ok {
+					t.Errorf("services %s and %s both publish host port %d", other, name, p)
+				}
+				published[p] = name
 			}
 		}
 		// Every secret a command reads is one the service mounts.
@@ -193,4 +214,20 @@ func TestComposeSecrets(t *testing.T) {
 			t.Errorf("secret %s changed on the second run", name)
 		}
 	}
+}
+
+// portRange parses a published port or range of ports, "8080" or
+// "43170-43171".
+func portRange(s string) (from, to int, err error) {
+	a, b, isRange := strings.Cut(s, "-")
+	if from, err = strconv.Atoi(a); err != nil {
+		return 0, 0, fmt.Errorf("published port %q: %w", s, err)
+	}
+	if !isRange {
+		return from, from, nil
+	}
+	if to, err = strconv.Atoi(b); err != nil || to < from {
+		return 0, 0, fmt.Errorf("published port range %q is not FROM-TO", s)
+	}
+	return from, to, nil
 }

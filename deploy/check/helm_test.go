@@ -209,6 +209,14 @@ func TestHelmManifests(t *testing.T) {
 				role := d.Spec.Template.Labels["app.kubernetes.io/component"]
 				roles[role] = true
 				checkDeployment(t, d, r, config)
+				// Receivers have no vulnerability database; the others get
+				// one from an init container or a volume.
+				pod := d.Spec.Template.Spec
+				hasDB := slices.ContainsFunc(pod.InitContainers, func(c corev1.Container) bool { return c.Name == "vulndb" }) ||
+					slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == "vulndb" })
+				if hasDB != (role != "receiver") {
+					t.Errorf("deployment %s: vulnerability database %v, want it for engines and API replicas only", d.Name, hasDB)
+				}
 			}
 			if !roles["receiver"] || !roles["engine"] || !roles["api"] {
 				t.Errorf("roles %v, want receiver, engine and api", roles)
