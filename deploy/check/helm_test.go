@@ -85,6 +85,8 @@ func TestHelmRefuses(t *testing.T) {
 		{"no credentials", []string{"--set", "kafka.brokers={kafka:9092}", "--set", "postgres.dsnSecret.name=pg"}, "auth.tokensSecret"},
 		{"a ServiceMonitor without a read token", append(slices.Clone(base), "--set", "serviceMonitor.enabled=true",
 			"-f", values(t, "auth: {tokens: [{key: ingest, name: collector, roles: [ingest]}]}")), "a token with the read role"},
+		{"a misspelled value", append(slices.Clone(base), "--set", "reciever.replicas=3"), "additional properties 'reciever' not allowed"},
+		{"a token with an unknown role", append(slices.Clone(base), "-f", values(t, "auth: {tokens: [{key: x, name: x, roles: [root]}]}")), "/auth/tokens/0/roles/0"},
 		{"a ServiceMonitor without tokens", []string{"--set", "kafka.brokers={kafka:9092}", "--set", "postgres.dsnSecret.name=pg",
 			"--set", "config.serve.auth.oidc.issuer=https://id.example.com", "--set", "serviceMonitor.enabled=true"}, "serviceMonitor.enabled needs auth.tokensSecret"},
 	} {
