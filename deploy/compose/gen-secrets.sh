@@ -16,9 +16,10 @@ chmod 700 secrets
 # random BYTES: that many random bytes in lowercase base32, no padding.
 random() { head -c "$1" /dev/urandom | base32 -w0 | tr -d '=' | tr 'A-Z' 'a-z'; }
 
-put() { # put NAME VALUE: writes secrets/NAME unless it exists.
+put() { # put NAME VALUE: writes secrets/NAME unless it exists, without a
+  # newline (not every reader of a secret file trims one).
   if [ ! -e "secrets/$1" ]; then
-    printf '%s\n' "$2" > "secrets/$1"
+    printf '%s' "$2" > "secrets/$1"
     chmod 644 "secrets/$1"
     echo "made secrets/$1"
   fi
