@@ -94,6 +94,54 @@ func TestNewToken(t *testing.T) {
 	}
 }
 
+func TestTokenOf(t *testing.T) {
+	token, err := GenerateToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A provisioned token, once stored, authenticates like a made one.
+	f := newFixture(t)
+	tok, err := TokenOf(token, "provisioned", RoleIngest, t0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.CreateToken(t.Context(), tok, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.a.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.a.Authenticate(t.Context(), "Bearer "+token)
+	if err != nil || p.Roles != RoleIngest {
+		t.Errorf("Authenticate(provisioned token) = %+v, %v; want the ingest role", p, err)
+	}
+
+	secret := token[len("evd_")+17:]
+	for _, tc := range []struct{ name, token string }{
+		{"empty", ""},
+		{"no prefix", strings.TrimPrefix(token, "evd_")},
+		{"short id", "evd_0123_" + secret},
+		{"id not hex", "evd_0123456789abcdeg_" + secret},
+		{"chosen secret", "evd_0123456789abcdef_hunter2"},
+		{"secret one character short", token[:len(token)-1]},
+		{"secret in uppercase", "evd_0123456789abcdef_" + strings.ToUpper(secret)},
+		{"secret not base32", "evd_0123456789abcdef_" + secret[:51] + "1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := TokenOf(tc.token, "bad", RoleRead, t0, 0)
+			if err == nil {
+				t.Fatalf("TokenOf(%q) succeeded", tc.token)
+			}
+			if tc.token != "" && strings.Contains(err.Error(), tc.token) {
+				t.Errorf("the error %q shows the token", err)
+			}
+		})
+	}
+	if _, err := TokenOf(token, "none", 0, t0, 0); err == nil {
+		t.Error("TokenOf without a role succeeded")
+	}
+}
+
 // otherLast changes the last character of a token's secret.
 func otherLast(token string) string {
 	last := "a"

@@ -34,24 +34,50 @@ var secretEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 // 256-bit random values, so a plain SHA-256 is enough against guessing:
 // a slow password hash protects low-entropy secrets, which these are not.
 func NewToken(name string, roles Role, now time.Time, ttl time.Duration) (string, store.Token, error) {
-	if roles == 0 {
-		return "", store.Token{}, fmt.Errorf("token %q: no role", name)
-	}
-	if ttl < 0 {
-		return "", store.Token{}, fmt.Errorf("token %q: negative lifetime %v", name, ttl)
-	}
-	buf := make([]byte, idBytes+secretBytes)
-	if _, err := rand.Read(buf); err != nil {
+	token, err := GenerateToken()
+	if err != nil {
 		return "", store.Token{}, fmt.Errorf("token %q: %w", name, err)
 	}
-	id := hex.EncodeToString(buf[:idBytes])
-	secret := strings.ToLower(secretEncoding.EncodeToString(buf[idBytes:]))
+	t, err := TokenOf(token, name, roles, now, ttl)
+	return token, t, err
+}
+
+// GenerateToken returns a new random API token, evd_<id>_<secret>, that
+// nothing stores yet: TokenOf makes what the store keeps of it. It is
+// for tokens provisioned before evident runs (a Kubernetes Secret).
+func GenerateToken() (string, error) {
+	buf := make([]byte, idBytes+secretBytes)
+	if _, err := rand.Read(buf); err != nil {
+		return "", fmt.Errorf("generate token: %w", err)
+	}
+	return tokenPrefix + hex.EncodeToString(buf[:idBytes]) + "_" + strings.ToLower(secretEncoding.EncodeToString(buf[idBytes:])), nil
+}
+
+// TokenOf returns what the store keeps of token, made by GenerateToken
+// (here or by another evident), with the given name, roles and lifetime
+// (0: never expires). A token of another shape than GenerateToken's is
+// refused, so that a secret a person chose never becomes a credential;
+// the error never contains the token.
+func TokenOf(token, name string, roles Role, now time.Time, ttl time.Duration) (store.Token, error) {
+	if roles == 0 {
+		return store.Token{}, fmt.Errorf("token %q: no role", name)
+	}
+	if ttl < 0 {
+		return store.Token{}, fmt.Errorf("token %q: negative lifetime %v", name, ttl)
+	}
+	id, secret, ok := parseToken(token)
+	if _, err := hex.DecodeString(id); !ok || err != nil {
+		return store.Token{}, fmt.Errorf("token %q: not an evident token (evd_, 16 hex digits, _, the secret)", name)
+	}
+	if raw, err := secretEncoding.DecodeString(strings.ToUpper(secret)); err != nil || len(raw) != secretBytes || secret != strings.ToLower(secret) {
+		return store.Token{}, fmt.Errorf("token %q: the secret is not %d random bytes in lowercase base32 (evident token generate makes one)", name, secretBytes)
+	}
 	h := sha256.Sum256([]byte(secret))
 	t := store.Token{ID: id, Name: name, Roles: roles.Strings(), SecretHash: h[:], Created: now.UTC()}
 	if ttl > 0 {
 		t.Expires = t.Created.Add(ttl)
 	}
-	return tokenPrefix + id + "_" + secret, t, nil
+	return t, nil
 }
 
 // parseToken splits an API token into its ID and secret; ok is false for

@@ -103,6 +103,7 @@ runs, how exposed the service is and what it can reach, ranked with the evidence
 		newTokenCmd(g),
 		newAuditCmd(g),
 		newDemoCmd(g),
+		newHealthcheckCmd(g),
 	)
 	root.InitDefaultCompletionCmd()
 	for _, c := range root.Commands() {

@@ -62,6 +62,8 @@ type serveFlags struct {
 	// role is the part of the scaled-out deployment this process plays,
 	// or all of them.
 	role string
+	// checkConfig stops after the configuration and flags are checked.
+	checkConfig bool
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -102,6 +104,10 @@ receivers first, so that what they accepted drains into the store.`,
 			if err := validateRole(fl.role, cfg); err != nil {
 				return withCode(ExitUsage, err)
 			}
+			if fl.checkConfig {
+				_, err := fmt.Fprintln(g.stdout, "evident: configuration ok")
+				return err
+			}
 			log := slog.New(slog.NewTextHandler(g.stderr, nil))
 			srv, err := startServer(cmd.Context(), g, cfg, fl, log)
 			if err != nil {
@@ -126,6 +132,7 @@ receivers first, so that what they accepted drains into the store.`,
 	f.StringVar(&fl.otlpHTTP, "otlp-http", "", `OTLP/HTTP listen address (default 127.0.0.1:4318; "" turns it off)`)
 	f.StringVar(&fl.pyroscope, "pyroscope", "", `Pyroscope /ingest listen address (default 127.0.0.1:4040; "" turns it off)`)
 	f.StringVar(&fl.role, "role", roleAll, "part of the scaled-out deployment to run: receiver, engine, api, or all of them in one process (docs/scaling.md)")
+	f.BoolVar(&fl.checkConfig, "check-config", false, "check the configuration file and flags, print what is wrong, and exit without serving (status 2 if anything is)")
 	f.BoolVar(&fl.insecure, "insecure", false, "serve listeners bound beyond loopback WITHOUT authentication (anyone who reaches them can read and replace findings)")
 	return cmd
 }

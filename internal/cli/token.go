@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/user"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -55,28 +58,36 @@ recorded in the audit log. docs/security.md describes the model.`,
 	}
 	var config string
 	addStoreConfigFlag(cmd, &config)
-	cmd.AddCommand(newTokenCreateCmd(g, &config), newTokenListCmd(g, &config), newTokenRevokeCmd(g, &config))
+	cmd.AddCommand(newTokenCreateCmd(g, &config), newTokenGenerateCmd(g), newTokenListCmd(g, &config), newTokenRevokeCmd(g, &config))
 	return cmd
 }
 
 func newTokenCreateCmd(g *globals, config *string) *cobra.Command {
 	var (
-		name    string
-		roles   []string
-		expires time.Duration
-		tenant  string
+		name, secretFile string
+		roles            []string
+		expires          time.Duration
+		tenant           string
 	)
 	cmd := &cobra.Command{
-		Use:   "create --name NAME --role ROLE [--role ROLE] [--expires DURATION] [--tenant TENANT]",
+		Use:   "create --name NAME --role ROLE [--role ROLE] [--expires DURATION] [--tenant TENANT] [--secret-file FILE]",
 		Short: "Create a token and print it, once",
 		Long: `Create a token and print it on stdout; it is not shown again. Give it to the
 client as "Authorization: Bearer <token>", or as the password of HTTP basic
 auth (any user name). A token with --tenant acts in that tenant only; one
-without may pick any with the X-Scope-OrgID header (docs/security.md).`,
+without may pick any with the X-Scope-OrgID header (docs/security.md).
+
+With --secret-file, the token is the one in FILE, made beforehand by "evident
+token generate" and kept where the deployment keeps its secrets (a Kubernetes
+Secret, a compose secret); nothing is printed. Running it again with the same
+file, name and roles does nothing, so a deployment can run it at every start
+(docs/deploy.md); a file whose token is stored under another name or roles,
+or was revoked, is an error.`,
 		Example: `  evident token create --name otel-collector --role ingest
   evident token create --name grafana --role read --expires 2160h
   TOKEN=$(evident token create --name ci-upload --role admin)
-  evident token create --name team-a-collector --role ingest --tenant team-a`,
+  evident token create --name team-a-collector --role ingest --tenant team-a
+  evident token create --config evident.yaml --name collector --role ingest --secret-file /run/secrets/ingest-token`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if strings.TrimSpace(name) == "" {
@@ -89,8 +100,19 @@ without may pick any with the X-Scope-OrgID header (docs/security.md).`,
 			if r == 0 {
 				return withCode(ExitUsage, errors.New("token create: --role is required: ingest (send telemetry), read (read the API) or admin (everything)"))
 			}
-			secret, tok, err := auth.NewToken(name, r, time.Now(), expires)
-			if err != nil {
+			var secret string
+			var tok store.Token
+			if secretFile != "" {
+				raw, err := os.ReadFile(secretFile)
+				if err != nil {
+					return withCode(ExitUsage, fmt.Errorf("token create: --secret-file: %w", err))
+				}
+				secret = strings.TrimSpace(string(raw))
+				tok, err = auth.TokenOf(secret, name, r, time.Now(), expires)
+				if err != nil {
+					return withCode(ExitUsage, fmt.Errorf("token create: --secret-file %s: %w", secretFile, err))
+				}
+			} else if secret, tok, err = auth.NewToken(name, r, time.Now(), expires); err != nil {
 				return withCode(ExitUsage, fmt.Errorf("token create: %w", err))
 			}
 			if tenant != "" {
@@ -104,14 +126,26 @@ without may pick any with the X-Scope-OrgID header (docs/security.md).`,
 				return withCode(ExitUsage, err)
 			}
 			defer st.Close()
-			if err := st.CreateToken(cmd.Context(), tok, cliActor()); err != nil {
-				return withCode(ExitUsage, err)
-			}
-			fmt.Fprintln(g.stdout, secret)
 			in := ""
 			if tenant != "" {
 				in = ", tenant " + tenant
 			}
+			if secretFile != "" {
+				created, err := provisionToken(cmd.Context(), st, tok)
+				if err != nil {
+					return withCode(ExitUsage, fmt.Errorf("token create: --secret-file %s: %w", secretFile, err))
+				}
+				if created {
+					fmt.Fprintf(g.stderr, "evident: token %s (%s, roles %s%s) created from %s\n", tok.ID, tok.Name, r, in, secretFile)
+				} else {
+					fmt.Fprintf(g.stderr, "evident: token %s (%s, roles %s%s) is already stored\n", tok.ID, tok.Name, r, in)
+				}
+				return nil
+			}
+			if err := st.CreateToken(cmd.Context(), tok, cliActor()); err != nil {
+				return withCode(ExitUsage, err)
+			}
+			fmt.Fprintln(g.stdout, secret)
 			fmt.Fprintf(g.stderr, "evident: token %s (%s, roles %s%s) created; it is shown once: store it now\n", tok.ID, tok.Name, r, in)
 			return nil
 		},
@@ -121,7 +155,69 @@ without may pick any with the X-Scope-OrgID header (docs/security.md).`,
 	f.StringSliceVar(&roles, "role", nil, "ingest, read or admin (repeatable)")
 	f.DurationVar(&expires, "expires", 0, "lifetime, e.g. 720h (default: never expires)")
 	f.StringVar(&tenant, "tenant", "", "the only tenant the token acts in (default: any, picked with X-Scope-OrgID)")
+	f.StringVar(&secretFile, "secret-file", "", `store the token in FILE (made by "evident token generate") instead of a new one; again with the same file: nothing to do`)
 	return cmd
+}
+
+// provisionToken stores tok, a token provisioned from a file, unless the
+// store has it already with the same secret, name, roles and tenant
+// (created is then false): deployments run it at every start, several
+// replicas at once. A stored token of the same ID that differs, or was
+// revoked, is an error: revoking and replacing it is the operator's call.
+func provisionToken(ctx context.Context, st store.Store, tok store.Token) (created bool, err error) {
+	stored := func() (bool, error) {
+		ts, err := st.Tokens(ctx)
+		if err != nil {
+			return false, err
+		}
+		for _, t := range ts {
+			if t.ID != tok.ID {
+				continue
+			}
+			switch {
+			case !bytes.Equal(t.SecretHash, tok.SecretHash):
+				return true, fmt.Errorf("token %s is stored with another secret", t.ID)
+			case !t.Revoked.IsZero():
+				return true, fmt.Errorf("token %s (%s) was revoked: generate a new one", t.ID, t.Name)
+			case t.Name != tok.Name || !slices.Equal(t.Roles, tok.Roles) || t.Tenant != tok.Tenant:
+				return true, fmt.Errorf("token %s is stored as %s (roles %s, tenant %s): revoke it to store it otherwise",
+					t.ID, t.Name, strings.Join(t.Roles, ","), cmp.Or(t.Tenant, "any"))
+			}
+			return true, nil
+		}
+		return false, nil
+	}
+	if found, err := stored(); found || err != nil {
+		return false, err
+	}
+	if err := st.CreateToken(ctx, tok, cliActor()); err != nil {
+		// Another replica may have stored it in the meantime.
+		if found, serr := stored(); found && serr == nil {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+func newTokenGenerateCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "generate",
+		Short: "Print a new token without storing it, for token create --secret-file",
+		Long: `Print a new random token on stdout and store nothing: keep it where the
+deployment keeps its secrets, give it to the client, and have evident store it
+with "evident token create --secret-file" (docs/deploy.md).`,
+		Example: `  kubectl create secret generic evident-tokens --from-literal=ingest="$(evident token generate)"`,
+		Args:    cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			token, err := auth.GenerateToken()
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			_, err = fmt.Fprintln(g.stdout, token)
+			return err
+		},
+	}
 }
 
 func newTokenListCmd(g *globals, config *string) *cobra.Command {

@@ -1,0 +1,354 @@
+package check
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer/json"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+)
+
+const chart = "../helm/evident"
+
+// helm runs Helm ($HELM, or the module's tool: go tool helm) and returns
+// what it printed on stdout, and an error with its stderr.
+func helm(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var cmd *exec.Cmd
+	if h := os.Getenv("HELM"); h != "" {
+		cmd = exec.Command(h, args...)
+	} else {
+		cmd = exec.Command("go", append([]string{"tool", "helm"}, args...)...)
+	}
+	// Helm's own directories, away from the user's.
+	home := t.TempDir()
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+home, "HELM_CONFIG_HOME="+home, "HELM_DATA_HOME="+home)
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("helm %s: %w\n%s%s", strings.Join(args, " "), err, stderr.String(), out.String())
+	}
+	return out.String(), nil
+}
+
+// ciValues are the values files the chart is checked with.
+func ciValues(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(chart, "ci", "*-values.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no values in %s/ci: %v", chart, err)
+	}
+	return files
+}
+
+func TestHelmLint(t *testing.T) {
+	for _, values := range ciValues(t) {
+		if out, err := helm(t, "lint", "--strict", chart, "-f", values); err != nil {
+			t.Errorf("%s: %v", values, err)
+		} else {
+			t.Logf("%s:\n%s", values, out)
+		}
+	}
+}
+
+// TestHelmRefuses: what the chart cannot run without is refused at
+// render time, with what to give.
+func TestHelmRefuses(t *testing.T) {
+	base := []string{"--set", "kafka.brokers={kafka:9092}", "--set", "postgres.dsnSecret.name=pg", "--set", "auth.tokensSecret=tokens"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no brokers", []string{"--set", "postgres.dsnSecret.name=pg", "--set", "auth.tokensSecret=tokens"}, "kafka.brokers is required"},
+		{"no database", []string{"--set", "kafka.brokers={kafka:9092}", "--set", "auth.tokensSecret=tokens"}, "postgres.dsnSecret.name or postgres.dsn is required"},
+		{"two databases", append(slices.Clone(base), "--set", "postgres.dsn=postgres://evident@pg/evident"), "not both"},
+		{"no credentials", []string{"--set", "kafka.brokers={kafka:9092}", "--set", "postgres.dsnSecret.name=pg"}, "auth.tokensSecret"},
+		{"a ServiceMonitor without a read token", append(slices.Clone(base), "--set", "serviceMonitor.enabled=true",
+			"-f", values(t, "auth: {tokens: [{key: ingest, name: collector, roles: [ingest]}]}")), "a token with the read role"},
+		{"a misspelled value", append(slices.Clone(base), "--set", "reciever.replicas=3"), "additional properties 'reciever' not allowed"},
+		{"a token with an unknown role", append(slices.Clone(base), "-f", values(t, "auth: {tokens: [{key: x, name: x, roles: [root]}]}")), "/auth/tokens/0/roles/0"},
+		{"a ServiceMonitor without tokens", []string{"--set", "kafka.brokers={kafka:9092}", "--set", "postgres.dsnSecret.name=pg",
+			"--set", "config.serve.auth.oidc.issuer=https://id.example.com", "--set", "serviceMonitor.enabled=true"}, "serviceMonitor.enabled needs auth.tokensSecret"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := helm(t, append([]string{"template", "evident", chart}, tc.args...)...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("helm template = %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// values writes a values file.
+func values(t *testing.T, yaml string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(f, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// rendered is a chart rendered and decoded.
+type rendered struct {
+	deployments     []*appsv1.Deployment
+	services        []*corev1.Service
+	configMaps      []*corev1.ConfigMap
+	pdbs            []*policyv1.PodDisruptionBudget
+	networkPolicies []*networkingv1.NetworkPolicy
+	serviceMonitors []*monitoringv1.ServiceMonitor
+}
+
+// decodeManifests decodes every document of a rendered chart strictly
+// into the Kubernetes API's types (an unknown or duplicate field, a value
+// of the wrong type, a kind the API does not have are errors) and checks
+// each object's metadata as the API server does.
+func decodeManifests(t *testing.T, manifests string) rendered {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := errors.Join(clientgoscheme.AddToScheme(scheme), monitoringv1.AddToScheme(scheme)); err != nil {
+		t.Fatal(err)
+	}
+	codec := json.NewSerializerWithOptions(json.DefaultMetaFactory, scheme, scheme, json.SerializerOptions{Yaml: true, Strict: true})
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(manifests)))
+	var r rendered
+	for {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
+			continue
+		}
+		obj, gvk, err := codec.Decode(doc, nil, nil)
+		if err != nil {
+			t.Errorf("decode:\n%s\n%v", doc, err)
+			continue
+		}
+		meta, ok := obj.(metav1.Object)
+		if !ok {
+			t.Errorf("%s has no metadata", gvk)
+			continue
+		}
+		for _, e := range validation.ValidateObjectMetaAccessor(meta, true, validation.NameIsDNSSubdomain, nil) {
+			t.Errorf("%s %s: %v", gvk.Kind, meta.GetName(), e)
+		}
+		switch o := obj.(type) {
+		case *appsv1.Deployment:
+			r.deployments = append(r.deployments, o)
+		case *corev1.Service:
+			r.services = append(r.services, o)
+		case *corev1.ConfigMap:
+			r.configMaps = append(r.configMaps, o)
+		case *policyv1.PodDisruptionBudget:
+			r.pdbs = append(r.pdbs, o)
+		case *networkingv1.NetworkPolicy:
+			r.networkPolicies = append(r.networkPolicies, o)
+		case *monitoringv1.ServiceMonitor:
+			r.serviceMonitors = append(r.serviceMonitors, o)
+		}
+	}
+	return r
+}
+
+// stripComments drops the comment lines of a YAML document ("# Source:").
+func stripComments(doc []byte) []byte {
+	var out []byte
+	for line := range bytes.Lines(doc) {
+		if !bytes.HasPrefix(bytes.TrimSpace(line), []byte("#")) {
+			out = append(out, line...)
+		}
+	}
+	return out
+}
+
+// TestHelmManifests renders the chart with each values file of ci/ and
+// checks the manifests: strictly valid Kubernetes objects, a Deployment,
+// a Service and a PodDisruptionBudget per role that select each other's
+// pods and name ports that exist, and every evident command line accepted
+// by the real evident with the configuration the chart renders.
+func TestHelmManifests(t *testing.T) {
+	for _, values := range ciValues(t) {
+		t.Run(filepath.Base(values), func(t *testing.T) {
+			out, err := helm(t, "template", "evident", chart, "--namespace", "evident", "-f", values)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := decodeManifests(t, out)
+			if len(r.deployments) != 3 || len(r.services) != 3 || len(r.configMaps) != 1 || len(r.pdbs) != 3 {
+				t.Fatalf("%d deployments, %d services, %d config maps, %d disruption budgets; want 3, 3, 1, 3",
+					len(r.deployments), len(r.services), len(r.configMaps), len(r.pdbs))
+			}
+			config := filepath.Join(t.TempDir(), "evident.yaml")
+			if err := os.WriteFile(config, []byte(r.configMaps[0].Data["evident.yaml"]), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			roles := map[string]bool{}
+			for _, d := range r.deployments {
+				role := d.Spec.Template.Labels["app.kubernetes.io/component"]
+				roles[role] = true
+				checkDeployment(t, d, r, config)
+				// Receivers have no vulnerability database; the others get
+				// one from an init container or a volume.
+				pod := d.Spec.Template.Spec
+				hasDB := slices.ContainsFunc(pod.InitContainers, func(c corev1.Container) bool { return c.Name == "vulndb" }) ||
+					slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == "vulndb" })
+				if hasDB != (role != "receiver") {
+					t.Errorf("deployment %s: vulnerability database %v, want it for engines and API replicas only", d.Name, hasDB)
+				}
+			}
+			if !roles["receiver"] || !roles["engine"] || !roles["api"] {
+				t.Errorf("roles %v, want receiver, engine and api", roles)
+			}
+			for _, sm := range r.serviceMonitors {
+				sel, err := metav1.LabelSelectorAsSelector(&sm.Spec.Selector)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n := 0
+				for _, s := range r.services {
+					if sel.Matches(labels.Set(s.Labels)) {
+						n++
+					}
+				}
+				if n != len(r.services) {
+					t.Errorf("ServiceMonitor %s selects %d of the %d services", sm.Name, n, len(r.services))
+				}
+			}
+			for _, np := range r.networkPolicies {
+				if matching(t, &np.Spec.PodSelector, r.deployments) == nil {
+					t.Errorf("NetworkPolicy %s selects no pod", np.Name)
+				}
+			}
+		})
+	}
+}
+
+// matching is the one Deployment whose pods sel selects, nil if none or
+// several.
+func matching(t *testing.T, sel *metav1.LabelSelector, ds []*appsv1.Deployment) *appsv1.Deployment {
+	t.Helper()
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found *appsv1.Deployment
+	for _, d := range ds {
+		if s.Matches(labels.Set(d.Spec.Template.Labels)) {
+			if found != nil {
+				return nil
+			}
+			found = d
+		}
+	}
+	return found
+}
+
+func checkDeployment(t *testing.T, d *appsv1.Deployment, r rendered, config string) {
+	t.Helper()
+	if sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector); err != nil || !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+		t.Errorf("deployment %s: its selector does not select its pods (%v)", d.Name, err)
+	}
+	pod := d.Spec.Template.Spec
+	volumes := map[string]bool{}
+	for _, v := range pod.Volumes {
+		volumes[v.Name] = true
+	}
+	ports := map[string]bool{}
+	for _, c := range append(slices.Clone(pod.InitContainers), pod.Containers...) {
+		for _, m := range c.VolumeMounts {
+			if !volumes[m.Name] {
+				t.Errorf("deployment %s, container %s: mounts %s, which is not a volume", d.Name, c.Name, m.Name)
+			}
+		}
+		if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem {
+			t.Errorf("deployment %s, container %s: root filesystem not read-only", d.Name, c.Name)
+		}
+		checkCommand(t, fmt.Sprintf("deployment %s, container %s", d.Name, c.Name), c.Args, podEnv(t, c),
+			map[string]string{"/etc/evident/evident.yaml": config})
+	}
+	main := pod.Containers[0]
+	for _, p := range main.Ports {
+		ports[p.Name] = true
+	}
+	for what, p := range map[string]*corev1.Probe{"startup": main.StartupProbe, "liveness": main.LivenessProbe, "readiness": main.ReadinessProbe} {
+		if p == nil || p.HTTPGet == nil || !ports[p.HTTPGet.Port.StrVal] || !strings.HasSuffix(p.HTTPGet.Path, "z") {
+			t.Errorf("deployment %s: %s probe %+v is not an HTTP GET of /healthz or /readyz on a port of the container", d.Name, what, p)
+		}
+	}
+	if main.Resources.Requests.Cpu().IsZero() || main.Resources.Limits.Memory().IsZero() {
+		t.Errorf("deployment %s: no CPU request or memory limit", d.Name)
+	}
+	var svc *corev1.Service
+	for _, s := range r.services {
+		if labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)) {
+			if svc != nil {
+				t.Errorf("deployment %s: selected by services %s and %s", d.Name, svc.Name, s.Name)
+			}
+			svc = s
+		}
+	}
+	if svc == nil {
+		t.Errorf("deployment %s: no service selects its pods", d.Name)
+	} else {
+		for _, p := range svc.Spec.Ports {
+			if !ports[p.TargetPort.StrVal] {
+				t.Errorf("service %s: target port %s is not a port of %s", svc.Name, p.TargetPort.String(), d.Name)
+			}
+		}
+	}
+	pdbs := 0
+	for _, p := range r.pdbs {
+		if matching(t, p.Spec.Selector, r.deployments) == d {
+			pdbs++
+		}
+	}
+	if pdbs != 1 {
+		t.Errorf("deployment %s: %d disruption budgets, want 1", d.Name, pdbs)
+	}
+}
+
+// podEnv is the environment of c as evident sees it, with what comes
+// from Secrets made up.
+func podEnv(t *testing.T, c corev1.Container) []string {
+	t.Helper()
+	var env []string
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env = append(env, e.Name+"="+e.Value)
+		case e.ValueFrom.SecretKeyRef != nil && e.Name == "EVIDENT_PG_DSN":
+			env = append(env, e.Name+"=postgres://evident:secret@pg-rw.db:5432/evident?sslmode=verify-full")
+		case e.ValueFrom.SecretKeyRef != nil:
+			env = append(env, e.Name+"=secret")
+		case e.ValueFrom.ResourceFieldRef != nil && e.Name == "GOMEMLIMIT":
+			env = append(env, e.Name+"=1073741824")
+		default:
+			t.Errorf("container %s: environment variable %s from %+v", c.Name, e.Name, e.ValueFrom)
+		}
+	}
+	return env
+}

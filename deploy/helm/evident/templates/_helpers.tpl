@@ -1,0 +1,120 @@
+{{/* The roles this chart runs, in order. */}}
+{{- define "evident.roles" -}}receiver engine api{{- end }}
+
+{{- define "evident.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The release's name, with the chart's unless it holds it already. */}}
+{{- define "evident.fullname" -}}
+{{- if contains .Chart.Name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "evident.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "evident.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Selector labels of one role: call with (dict "root" $ "role" "engine"). */}}
+{{- define "evident.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "evident.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .role }}
+{{- end }}
+
+{{- define "evident.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "evident.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "evident.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end }}
+
+{{/* What the chart cannot run without, checked before anything renders. */}}
+{{- define "evident.validate" -}}
+{{- if not .Values.kafka.brokers }}
+{{- fail "kafka.brokers is required: the bootstrap brokers of your Kafka (docs/deploy.md)" }}
+{{- end }}
+{{- if and (not .Values.postgres.dsnSecret.name) (not .Values.postgres.dsn) }}
+{{- fail "postgres.dsnSecret.name or postgres.dsn is required: where the shared PostgreSQL database is (docs/deploy.md)" }}
+{{- end }}
+{{- if and .Values.postgres.dsnSecret.name .Values.postgres.dsn }}
+{{- fail "give postgres.dsnSecret or postgres.dsn, not both" }}
+{{- end }}
+{{- $oidc := dig "serve" "auth" "oidc" "issuer" "" .Values.config }}
+{{- if and (not .Values.auth.tokensSecret) (not $oidc) }}
+{{- fail "auth.tokensSecret (API tokens from \"evident token generate\") or config.serve.auth.oidc.issuer is required: every listener is beyond loopback and needs credentials (docs/security.md)" }}
+{{- end }}
+{{- end }}
+
+{{/*
+evident.yaml: the chart's settings, then .Values.config merged over them.
+Every role reads the same file and picks its part with --role.
+*/}}
+{{- define "evident.config" -}}
+{{- $tls := dict }}
+{{- if .Values.tls.secretName }}
+{{- $tls = dict "cert_file" "/etc/evident/tls/tls.crt" "key_file" "/etc/evident/tls/tls.key" }}
+{{- end }}
+{{- $kafka := dict "brokers" .Values.kafka.brokers "topic" .Values.kafka.topic "partitions" .Values.kafka.partitions "replication_factor" .Values.kafka.replicationFactor "retention" .Values.kafka.retention "group" .Values.kafka.group }}
+{{- if .Values.kafka.tls }}
+{{- $_ := set $kafka "tls" .Values.kafka.tls }}
+{{- end }}
+{{- $dsn := .Values.postgres.dsn }}
+{{- if .Values.postgres.dsnSecret.name }}
+{{- $dsn = "${EVIDENT_PG_DSN}" }}
+{{- end }}
+{{- $api := dict "endpoint" "0.0.0.0:8080" }}
+{{- $otlp := dict "grpc_endpoint" "0.0.0.0:4317" "http_endpoint" "0.0.0.0:4318" }}
+{{- $pyroscope := dict "endpoint" "0.0.0.0:4040" }}
+{{- if $tls }}
+{{- $_ := set $api "tls" $tls }}
+{{- $_ := set $otlp "tls" $tls }}
+{{- $_ := set $pyroscope "tls" $tls }}
+{{- end }}
+{{- $store := dict "backend" "postgres" "postgres" (dict "dsn" $dsn "max_conns" .Values.postgres.maxConns "connect_timeout" .Values.postgres.connectTimeout) }}
+{{- $serve := dict "api" $api "otlp" $otlp "pyroscope" $pyroscope "store" $store }}
+{{- $cfg := dict "cluster" (dict "kafka" $kafka) "serve" $serve }}
+{{- toYaml (mustMergeOverwrite $cfg (deepCopy .Values.config)) }}
+{{- end }}
+
+{{/* The HTTP scheme of the listeners. */}}
+{{- define "evident.scheme" -}}
+{{- if .Values.tls.secretName }}HTTPS{{ else }}HTTP{{ end }}
+{{- end }}
+
+{{/* The environment every evident container needs: the database's DSN or password. */}}
+{{- define "evident.env" -}}
+{{- if .Values.postgres.dsnSecret.name }}
+- name: EVIDENT_PG_DSN
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.postgres.dsnSecret.name }}, key: {{ .Values.postgres.dsnSecret.key }}}
+{{- else if .Values.postgres.passwordSecret.name }}
+- name: PGPASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.postgres.passwordSecret.name }}, key: {{ .Values.postgres.passwordSecret.key }}}
+{{- end }}
+- name: EVIDENT_DATA
+  value: /var/lib/evident
+{{- end }}
+
+{{/* The mounts of the listeners' and Kafka's certificates. */}}
+{{- define "evident.tlsMounts" -}}
+{{- if .Values.tls.secretName }}
+- {name: tls, mountPath: /etc/evident/tls, readOnly: true}
+{{- end }}
+{{- if .Values.kafka.tlsSecret }}
+- {name: kafka-tls, mountPath: /etc/evident/kafka-tls, readOnly: true}
+{{- end }}
+{{- end }}
