@@ -17,7 +17,7 @@ import (
 // packages of its own layer or below (a higher index).
 var layers = [][]string{
 	{"cli", "app"},
-	{"ingest", "store", "auth", "httpapi", "ui", "report", "alert", "dbupdate", "engine", "tenant", "source"},
+	{"ingest", "store", "auth", "httpapi", "ui", "report", "alert", "dbupdate", "engine", "tenant", "source", "cluster"},
 	{"attribution", "model", "vulndb", "knowledge", "findings", "assess", "detect", "waf", "telemetry", "manifest", "listener", "redact", "tlsconfig"},
 	{"osv", "pipeline"},
 }

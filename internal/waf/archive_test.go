@@ -448,15 +448,18 @@ func TestArchiveVariantsInCommonsCompress(t *testing.T) {
 	}
 	good = append(write(legit["tar"]), write(legit["dump"])...)
 	// The legitimate reads end on their own: the deadline only bounds a
-	// broken library. The variants get three seconds to show they do not.
+	// broken library. The variants get three seconds to show they do not:
+	// still reading then, or out of the JVM's 256 MiB heap (a loop that
+	// allocates as it goes, as the nested DUMP directories do, may get
+	// there first, and takes the other reads of the JVM with it).
 	for f, result := range run(time.Minute, good) {
 		if !strings.HasPrefix(result, "read ") || result == "read 0" {
 			t.Errorf("legitimate %s: %s", f, result)
 		}
 	}
 	for f, result := range run(3*time.Second, exploits) {
-		if result != "running" {
-			t.Errorf("variant %s: %s, want still running (a vulnerable commons-compress never ends it)", f, result)
+		if result != "running" && !strings.Contains(result, "java.lang.OutOfMemoryError") {
+			t.Errorf("variant %s: %s, want still running or out of memory (a vulnerable commons-compress never ends it)", f, result)
 		}
 		t.Logf("%s: %s", f, result)
 	}
