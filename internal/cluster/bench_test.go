@@ -20,6 +20,7 @@ import (
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/ingest/kafka"
 	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/store/postgres"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -110,22 +111,9 @@ func BenchmarkEngines(b *testing.B) {
 				b.ResetTimer()
 				cpu0, wall0 := cpuTime(), time.Now()
 				for range engines {
-					a, err := NewApplier(cfg, ApplierDeps{
-						Store: &timedStore{Store: pg, cp: &cpTime, join: &joinTime},
-						NewShard: func(string) (Shard, error) {
-							m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
-							e, err := engine.New(engine.DefaultConfig(), engine.Deps{Store: pg, Model: m, Logger: slog.New(slog.DiscardHandler)})
-							return Shard{Engine: e, Model: m}, err
-						},
-						Findings: func(ctx context.Context, tenant string) ([]findings.Finding, error) {
-							st, err := pg.ForTenant(tenant)
-							if err != nil {
-								return nil, err
-							}
-							return st.Findings(ctx)
-						},
-						Logger: slog.New(slog.DiscardHandler),
-					})
+					deps := shardDeps(pg)
+					deps.Store = &timedStore{Store: pg, cp: &cpTime, join: &joinTime}
+					a, err := NewApplier(cfg, deps)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -241,107 +229,157 @@ func (r *receipts) Checkpoint(ctx context.Context) (kafka.Offsets, error) {
 	return offs, err
 }
 
+// shardDeps are the ApplierDeps of the benchmarks' engines on pg: each
+// shard an engine of its own, watching the tenant's stored findings.
+func shardDeps(pg *postgres.Store) ApplierDeps {
+	return ApplierDeps{
+		Store: pg,
+		NewShard: func(string) (Shard, error) {
+			m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+			e, err := engine.New(engine.DefaultConfig(), engine.Deps{Store: pg, Model: m, Logger: slog.New(slog.DiscardHandler)})
+			return Shard{Engine: e, Model: m}, err
+		},
+		Findings: func(ctx context.Context, tenant string) ([]findings.Finding, error) {
+			st, err := pg.ForTenant(tenant)
+			if err != nil {
+				return nil, err
+			}
+			return st.Findings(ctx)
+		},
+		Logger: slog.New(slog.DiscardHandler),
+	}
+}
+
+// steady is the scaled-out path of the latency benchmarks: kfake with 8
+// partitions, the test's PostgreSQL and 2 engines (Reader and Applier
+// each, the Applier measuring receipts) with the default intervals.
+type steady struct {
+	kc      *kfake.Cluster
+	pg      *postgres.Store
+	rs      []*receipts
+	readers []*kafka.Reader
+	p       *kafka.Producer
+}
+
+const steadyPartitions = 8
+
+// startSteady stores fs as the default tenant's findings, starts the
+// engines and returns once the group has settled: both engines hold
+// partitions, and every partition is held.
+func startSteady(b *testing.B, cfg Config, fs []findings.Finding) *steady {
+	b.Helper()
+	ctx := context.Background()
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(steadyPartitions, "evident-ingest"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	kcfg := kafka.DefaultConfig()
+	kcfg.Brokers, kcfg.ReplicationFactor, kcfg.Partitions = kc.ListenAddrs(), 1, steadyPartitions
+	pcfg := postgres.DefaultConfig()
+	pcfg.DSN = server.DSN(b)
+	pg, err := postgres.Open(ctx, pcfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(fs) > 0 {
+		if err := pg.PutFindings(ctx, store.FindingsUpdate{Findings: fs, Source: "benchmark", Actor: "benchmark", Time: time.Now()}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s := &steady{kc: kc, pg: pg}
+	for range 2 {
+		a, err := NewApplier(cfg, shardDeps(pg))
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := &receipts{Applier: a}
+		rd, err := kafka.NewReader(kcfg, r, cfg.CheckpointInterval, slog.New(slog.DiscardHandler), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := rd.Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+		s.rs, s.readers = append(s.rs, r), append(s.readers, rd)
+	}
+	for settled := false; !settled; time.Sleep(100 * time.Millisecond) {
+		n := 0
+		settled = true
+		for _, r := range s.rs {
+			r.Applier.mu.Lock()
+			n += len(r.Applier.parts)
+			settled = settled && len(r.Applier.parts) > 0
+			r.Applier.mu.Unlock()
+		}
+		settled = settled && n == steadyPartitions
+	}
+	if s.p, err = kafka.NewProducer(kcfg, slog.New(slog.DiscardHandler), nil); err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// run writes a request batch of 16 services, 16 spans each, every 50 ms
+// (5,120 spans a second) for duration, and calls each(i) after batch i.
+func (s *steady) run(b *testing.B, duration time.Duration, each func(i int)) {
+	b.Helper()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	end := time.Now().Add(duration)
+	for i := 0; time.Now().Before(end); i++ {
+		<-t.C
+		if err := s.p.Traces().Consume(context.Background(), traffic(i, 16, 16)); err != nil {
+			b.Fatal(err)
+		}
+		if each != nil {
+			each(i)
+		}
+	}
+}
+
+// checkpointLatencies returns the sorted receipt-to-checkpoint latencies
+// of every record checkpointed so far.
+func (s *steady) checkpointLatencies() []time.Duration {
+	var lat []time.Duration
+	for _, r := range s.rs {
+		r.mu.Lock()
+		lat = append(lat, r.lat...)
+		r.mu.Unlock()
+	}
+	slices.Sort(lat)
+	return lat
+}
+
+func (s *steady) close() {
+	ctx := context.Background()
+	s.p.Shutdown(ctx)
+	for _, rd := range s.readers {
+		rd.Shutdown(ctx)
+	}
+	s.pg.Close()
+	s.kc.Close()
+}
+
 // BenchmarkReceiptToCheckpoint writes the benchmark's traffic at a steady
 // rate for 20 s through a producer into 2 engines with the default
 // checkpoint interval (5 s), and reports the p50 and p99 of the time from
 // a record's receipt to the end of the checkpoint that holds it. An API
-// replica sees it at most view_interval (2 s) later. Run it with
-// -benchtime=1x.
+// replica sees it at most view_interval (2 s) later
+// (BenchmarkReceiptToVerdict measures that). Run it with -benchtime=1x.
 func BenchmarkReceiptToCheckpoint(b *testing.B) {
-	const (
-		partitions = 8
-		services   = 16
-		perService = 16
-		every      = 50 * time.Millisecond // 5,120 spans a second
-		duration   = 20 * time.Second
-	)
 	for range b.N {
-		ctx := context.Background()
-		kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "evident-ingest"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		kcfg := kafka.DefaultConfig()
-		kcfg.Brokers, kcfg.ReplicationFactor, kcfg.Partitions = kc.ListenAddrs(), 1, partitions
-		pcfg := postgres.DefaultConfig()
-		pcfg.DSN = server.DSN(b)
-		pg, err := postgres.Open(ctx, pcfg)
-		if err != nil {
-			b.Fatal(err)
-		}
 		cfg := DefaultConfig()
-		var rs []*receipts
-		var readers []*kafka.Reader
-		for range 2 {
-			a, err := NewApplier(cfg, ApplierDeps{
-				Store: pg,
-				NewShard: func(string) (Shard, error) {
-					m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
-					e, err := engine.New(engine.DefaultConfig(), engine.Deps{Store: pg, Model: m, Logger: slog.New(slog.DiscardHandler)})
-					return Shard{Engine: e, Model: m}, err
-				},
-				Findings: func(context.Context, string) ([]findings.Finding, error) { return nil, nil },
-				Logger:   slog.New(slog.DiscardHandler),
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			r := &receipts{Applier: a}
-			rd, err := kafka.NewReader(kcfg, r, cfg.CheckpointInterval, slog.New(slog.DiscardHandler), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := rd.Start(ctx); err != nil {
-				b.Fatal(err)
-			}
-			rs, readers = append(rs, r), append(readers, rd)
-		}
-		// Traffic starts once the group has settled: both engines hold
-		// partitions, and every partition is held.
-		for settled := false; !settled; time.Sleep(100 * time.Millisecond) {
-			n := 0
-			settled = true
-			for _, r := range rs {
-				r.Applier.mu.Lock()
-				n += len(r.Applier.parts)
-				settled = settled && len(r.Applier.parts) > 0
-				r.Applier.mu.Unlock()
-			}
-			settled = settled && n == partitions
-		}
-		p, err := kafka.NewProducer(kcfg, slog.New(slog.DiscardHandler), nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		t := time.NewTicker(every)
-		end := time.Now().Add(duration)
-		for i := 0; time.Now().Before(end); i++ {
-			<-t.C
-			if err := p.Traces().Consume(ctx, traffic(i, services, perService)); err != nil {
-				b.Fatal(err)
-			}
-		}
-		t.Stop()
+		s := startSteady(b, cfg, nil)
+		s.run(b, 20*time.Second, nil)
 		// The last records reach a checkpoint within an interval.
 		time.Sleep(cfg.CheckpointInterval + time.Second)
-		var lat []time.Duration
-		for _, r := range rs {
-			r.mu.Lock()
-			lat = append(lat, r.lat...)
-			r.mu.Unlock()
-		}
-		slices.Sort(lat)
+		lat := s.checkpointLatencies()
 		if len(lat) == 0 {
 			b.Fatal("no record reached a checkpoint")
 		}
 		b.ReportMetric(lat[len(lat)/2].Seconds(), "p50-s")
 		b.ReportMetric(lat[len(lat)*99/100].Seconds(), "p99-s")
 		b.ReportMetric(float64(len(lat)), "records")
-		p.Shutdown(ctx)
-		for _, rd := range readers {
-			rd.Shutdown(ctx)
-		}
-		pg.Close()
-		kc.Close()
+		s.close()
 	}
 }
