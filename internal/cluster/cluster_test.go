@@ -181,8 +181,8 @@ func TestApplier(t *testing.T) {
 	if reads.Load() == before {
 		t.Error("the findings were not reloaded after an upload")
 	}
-	// A stale checkpoint drops the partition: another engine has it.
-	if err := pg.CheckpointPartition(ctx, 0, 100, nil); err != nil {
+	// A stale checkpoint drops the partition: another engine claimed it.
+	if _, _, _, err := pg.ClaimPartition(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := second.Apply(ctx, []kafka.Record{record(0, 2, span("gateway", telemetry.SpanKindServer, 6, 0, telemetry.Attrs{}))}); err != nil {
