@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/evidentsec/evident/internal/alert"
 	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/detect"
@@ -329,5 +330,89 @@ func TestLeader(t *testing.T) {
 	}
 	if want := []assess.Verdict{"executed", "loaded"}; !slices.Equal(tos, want) {
 		t.Errorf("verdict history %v, want %v (newest first, each change once)", tos, want)
+	}
+}
+
+// storeSink is the alert sink that keeps alerts in the store, as serve's.
+type storeSink struct{ st *postgres.Store }
+
+func (s storeSink) Name() string { return "store" }
+
+func (s storeSink) Send(ctx context.Context, a alert.Alert) error {
+	return s.st.PutAlert(ctx, store.Alert{ID: a.ID, Kind: string(a.Kind), Severity: string(a.Severity), Service: a.Service,
+		Summary: a.Summary, Details: []byte("{}"), Time: a.Time, ReceivedAt: a.ReceivedAt})
+}
+
+// TestFirstExecutionOnce: an engine applies a profile in which a
+// vulnerable function runs for the first time and dies before its
+// checkpoint; the engine that takes the partition over applies the
+// record again and fires the alert again, later. The two alerts have one
+// ID, and the store keeps one.
+func TestFirstExecutionOnce(t *testing.T) {
+	ctx := t.Context()
+	cfg := postgres.DefaultConfig()
+	cfg.DSN = server.DSN(t)
+	pg, err := postgres.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Close() })
+	finding := findings.Finding{
+		Service:       "shop",
+		Package:       findings.Package{PURL: "pkg:golang/golang.org/x/text@v0.3.7", Ecosystem: "Go", Name: "golang.org/x/text", Version: "v0.3.7"},
+		Vulnerability: findings.Vulnerability{ID: "GO-2022-1059"},
+		Severity:      findings.Severity{Level: "high"},
+		Symbols:       []string{"golang.org/x/text/language.Parse"},
+	}
+	rec := kafka.Record{Tenant: store.DefaultTenant, Service: "shop", Partition: 0, Offset: 0, Time: t0,
+		Profiles: []*telemetry.ProfileBatch{{
+			Service: "shop", SampleType: "cpu", Unit: "nanoseconds", Period: 10_000_000, Start: t0, Duration: 10 * time.Second,
+			Locations: [][]attribution.Frame{
+				{{Function: "golang.org/x/text/language.Parse", File: "/home/u/go/pkg/mod/golang.org/x/text@v0.3.7/language/parse.go"}},
+				{{Function: "main.handle", File: "/src/shop/main.go"}},
+			},
+			Samples: []telemetry.Sample{{Locations: []int32{0, 1}, Count: 5, Value: 50_000_000}},
+		}}}
+	// engine runs one engine process: its alert router and applier; it
+	// applies rec and stops without a checkpoint.
+	engineRun := func() {
+		t.Helper()
+		r, err := alert.NewRouter(alert.DefaultConfig(), []alert.Sink{storeSink{pg}}, alert.Deps{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		a, err := NewApplier(DefaultConfig(), ApplierDeps{
+			Store: pg,
+			NewShard: func(tenant string) (Shard, error) {
+				m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+				e, err := engine.New(engine.DefaultConfig(), engine.Deps{Store: pg, Model: m, Alerter: r})
+				return Shard{Engine: e, Model: m}, err
+			},
+			Findings: func(context.Context, string) ([]findings.Finding, error) { return []findings.Finding{finding}, nil },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Assign(ctx, []int32{0}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Apply(ctx, []kafka.Record{rec}); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	engineRun()
+	engineRun()
+	got, err := pg.Alerts(ctx, store.AlertQuery{Kind: string(detect.KindFirstExecution)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Errorf("first-execution alerts stored = %+v, want 1", got)
 	}
 }
