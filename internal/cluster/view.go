@@ -189,7 +189,7 @@ type leaderStore struct {
 }
 
 func (s leaderStore) AppendVerdicts(ctx context.Context, changes []store.VerdictChange) error {
-	if !s.l.confirm(ctx) {
+	if len(changes) == 0 || !s.l.confirm(ctx) {
 		return nil
 	}
 	return s.Store.AppendVerdicts(ctx, changes)
