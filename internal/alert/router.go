@@ -118,7 +118,8 @@ func (c Config) Validate() error {
 // evidence.
 type Alert struct {
 	detect.Alert
-	// ID identifies the alert: a hash of its DedupeKey and Time.
+	// ID identifies the alert: a hash of its DedupeKey and Observed, or
+	// Time when Observed is not set.
 	ID string `json:"id"`
 	// Link is the alert in the API; FindingLink the finding it is about,
 	// if any. Empty without a LinkPrefix.
@@ -269,7 +270,11 @@ func (r *Router) Fire(d detect.Alert) {
 
 // link gives an alert its ID and links.
 func (r *Router) link(d detect.Alert) Alert {
-	sum := sha256.Sum256([]byte(d.DedupeKey + "\x00" + strconv.FormatInt(d.Time.UnixNano(), 10)))
+	at := d.Observed
+	if at.IsZero() {
+		at = d.Time
+	}
+	sum := sha256.Sum256([]byte(d.DedupeKey + "\x00" + strconv.FormatInt(at.UnixNano(), 10)))
 	a := Alert{Alert: d, ID: hex.EncodeToString(sum[:8]), Tenant: r.tenant}
 	if p := strings.TrimSuffix(r.cfg.LinkPrefix, "/"); p != "" {
 		// A reader of another tenant than the default needs it named,

@@ -448,3 +448,37 @@ func TestTenant(t *testing.T) {
 		t.Errorf("NewAlertmanager with org_id %q = %v, want an error naming it", "a b", err)
 	}
 }
+
+// TestAlertID: an alert that names when the telemetry showed it
+// (Observed) has the same ID however late it fires, so the same
+// telemetry applied again after a crash makes the same alert; one that
+// does not is told apart by when it fired.
+func TestAlertID(t *testing.T) {
+	r, err := NewRouter(testConfig(), nil, Deps{Now: func() time.Time { return t0 }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	observed := func(at, fired time.Time) detect.Alert {
+		a := firstExec()
+		a.Observed, a.Time = at, fired
+		return a
+	}
+	later := t0.Add(time.Hour)
+	tests := []struct {
+		name   string
+		a, b   detect.Alert
+		sameID bool
+	}{
+		{"same occurrence fired twice", observed(t0, t0), observed(t0, later), true},
+		{"another occurrence", observed(t0, t0), observed(later, later), false},
+		{"no observed time", observed(time.Time{}, t0), observed(time.Time{}, later), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, b := r.link(tt.a), r.link(tt.b)
+			if got := a.ID == b.ID; got != tt.sameID {
+				t.Errorf("IDs %s and %s: same %v, want %v", a.ID, b.ID, got, tt.sameID)
+			}
+		})
+	}
+}

@@ -17,7 +17,7 @@ import (
 // Store is what an engine needs of the shared store; *postgres.Store
 // has it.
 type Store interface {
-	LoadPartition(ctx context.Context, partition int32) (next int64, states map[string][]byte, err error)
+	ClaimPartition(ctx context.Context, partition int32) (next, owner int64, states map[string][]byte, err error)
 	CheckpointPartitions(ctx context.Context, parts []postgres.Partition) (stale []int32, err error)
 	Join(ctx context.Context, now time.Time, window time.Duration) (joined, expired int64, err error)
 	FindingsVersion(ctx context.Context) (int64, error)
@@ -61,7 +61,10 @@ type Applier struct {
 
 type partition struct {
 	// next is the offset after the last record applied; -1 before any.
-	next   int64
+	next int64
+	// owner is the store's number of this engine's claim on the
+	// partition; its checkpoints name it.
+	owner  int64
 	dirty  bool
 	shards map[string]*shardState
 }
@@ -98,11 +101,11 @@ func (a *Applier) Assign(ctx context.Context, partitions []int32) (kafka.Offsets
 	defer a.mu.Unlock()
 	offs := kafka.Offsets{}
 	for _, p := range partitions {
-		next, states, err := a.deps.Store.LoadPartition(ctx, p)
+		next, owner, states, err := a.deps.Store.ClaimPartition(ctx, p)
 		if err != nil {
 			return nil, err
 		}
-		part := &partition{next: next, shards: map[string]*shardState{}}
+		part := &partition{next: next, owner: owner, shards: map[string]*shardState{}}
 		for tenant, state := range states {
 			sh, err := a.newShard(ctx, tenant)
 			if err != nil {
@@ -222,7 +225,7 @@ func (a *Applier) checkpoint(ctx context.Context, partitions []int32) error {
 	var pending []model.Pending
 	for _, p := range partitions {
 		part := a.parts[p]
-		cp := postgres.Partition{Partition: p, Next: part.next}
+		cp := postgres.Partition{Partition: p, Owner: part.owner, Next: part.next}
 		for tenant, sh := range part.shards {
 			if !sh.dirty {
 				continue

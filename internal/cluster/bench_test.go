@@ -130,7 +130,7 @@ func BenchmarkEngines(b *testing.B) {
 				records := int64(batches * services)
 				for {
 					var n int64
-					if err := pool.QueryRow(ctx, `SELECT COALESCE(SUM(next), 0) FROM shard_offsets`).Scan(&n); err != nil {
+					if err := pool.QueryRow(ctx, `SELECT COALESCE(SUM(GREATEST(next, 0)), 0) FROM shard_offsets`).Scan(&n); err != nil {
 						b.Fatal(err)
 					}
 					if n >= records {

@@ -5,10 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/evidentsec/evident/internal/alert"
+	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/detect"
 	"github.com/evidentsec/evident/internal/engine"
@@ -177,8 +182,8 @@ func TestApplier(t *testing.T) {
 	if reads.Load() == before {
 		t.Error("the findings were not reloaded after an upload")
 	}
-	// A stale checkpoint drops the partition: another engine has it.
-	if err := pg.CheckpointPartition(ctx, 0, 100, nil); err != nil {
+	// A stale checkpoint drops the partition: another engine claimed it.
+	if _, _, _, err := pg.ClaimPartition(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := second.Apply(ctx, []kafka.Record{record(0, 2, span("gateway", telemetry.SpanKindServer, 6, 0, telemetry.Attrs{}))}); err != nil {
@@ -204,24 +209,210 @@ func (r *recorder) AppendVerdicts(_ context.Context, cs []store.VerdictChange) e
 
 func (r *recorder) Fire(a detect.Alert) { r.alerts = append(r.alerts, a) }
 
-// TestLeader: an API replica records verdict changes and raises topology
-// alerts only while it leads.
+// TestLeader runs two API replicas on one database: only the one that
+// holds the lead lock records verdict changes and raises topology
+// alerts. When the leader's lock connection is terminated, the other
+// replica takes the lock at its next Sync; the old leader's next verdict
+// change finds the lock lost, steps down and writes nothing, and the new
+// leader writes it, once.
 func TestLeader(t *testing.T) {
-	var l Leader
-	r := &recorder{}
-	st, al := l.Store(r), l.Alerter(r)
-	change := []store.VerdictChange{{Service: "gateway", VulnID: "GO-1", From: "unknown", To: "executed"}}
-	st.AppendVerdicts(t.Context(), change)
-	al.Fire(detect.Alert{Kind: "new_edge"})
-	if len(r.changes) != 0 || len(r.alerts) != 0 {
-		t.Fatalf("a replica that does not lead recorded %v and fired %v", r.changes, r.alerts)
+	ctx := t.Context()
+	cfg := postgres.DefaultConfig()
+	cfg.DSN = server.DSN(t)
+	type replica struct {
+		pg     *postgres.Store
+		view   *View
+		leader *Leader
+		st     engine.Store
+		alerts *recorder
+		al     engine.Alerter
 	}
-	l.lead.Store(true)
-	st.AppendVerdicts(t.Context(), change)
-	al.Fire(detect.Alert{Kind: "new_edge"})
-	if len(r.changes) != 1 || len(r.alerts) != 1 {
-		t.Errorf("the leader recorded %v and fired %v, want one of each", r.changes, r.alerts)
+	newReplica := func() *replica {
+		pg, err := postgres.Open(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pg.Close() })
+		r := &replica{pg: pg, leader: &Leader{}, alerts: &recorder{}}
+		r.view, err = NewView(DefaultConfig(), ViewDeps{
+			Tenants: pg.ShardTenants,
+			Read:    func(ctx context.Context, _ string) ([][]byte, model.Joins, error) { return pg.View(ctx) },
+			Engine: func(context.Context, string) (*engine.Engine, error) {
+				return nil, errors.New("no shards in this test")
+			},
+			Lead:   func(ctx context.Context) (bool, error) { return pg.TryLock(ctx, "evident lead ") },
+			Leader: r.leader,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.st, r.al = r.leader.Store(pg), r.leader.Alerter(r.alerts)
+		return r
 	}
-	// Without an alerter, nothing to fire to.
-	l.Alerter(nil).Fire(detect.Alert{})
+	sync := func(r *replica) {
+		t.Helper()
+		if err := r.view.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	change := func(n int, to assess.Verdict) []store.VerdictChange {
+		return []store.VerdictChange{{Time: t0.Add(time.Duration(n) * time.Second), Service: "gateway", VulnID: "GO-1",
+			PURL: "pkg:golang/example.com/lib@v1.0.0", From: "not_observed", To: to}}
+	}
+	a, b := newReplica(), newReplica()
+	sync(a)
+	sync(b)
+	if !a.leader.Is() || b.leader.Is() {
+		t.Fatalf("leads: first %v, second %v; want the first only", a.leader.Is(), b.leader.Is())
+	}
+	// Both assess the same view and see the same change: the leader
+	// records it, the other drops it.
+	for _, r := range []*replica{a, b} {
+		if err := r.st.AppendVerdicts(ctx, change(1, "loaded")); err != nil {
+			t.Fatal(err)
+		}
+		r.al.Fire(detect.Alert{Kind: detect.KindSensitivePath})
+	}
+	if len(a.alerts.alerts) != 1 || len(b.alerts.alerts) != 0 {
+		t.Fatalf("alerts fired: leader %d, other %d; want 1 and 0", len(a.alerts.alerts), len(b.alerts.alerts))
+	}
+
+	// Terminate the leader's lock connection from another connection.
+	conn, err := pgx.Connect(ctx, cfg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var killed int
+	if err := conn.QueryRow(ctx, `WITH holder AS MATERIALIZED (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1
+			AND (classid::bigint << 32 | objid::bigint) = hashtextextended('evident lead ' || current_schema(), 0))
+		SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) FROM holder`).Scan(&killed); err != nil {
+		t.Fatal(err)
+	}
+	if killed != 1 {
+		t.Fatalf("terminated %d lock connections, want 1", killed)
+	}
+
+	// The other replica takes the free lock at its next Sync. The old
+	// leader believes it leads until its next action, which checks the
+	// lock, finds it lost and taken, steps down and writes nothing.
+	sync(b)
+	if !b.leader.Is() || !a.leader.Is() {
+		t.Fatalf("leads: first %v, second %v; want both (the first does not know yet)", a.leader.Is(), b.leader.Is())
+	}
+	if err := a.st.AppendVerdicts(ctx, change(2, "executed")); err != nil {
+		t.Fatal(err)
+	}
+	a.al.Fire(detect.Alert{Kind: detect.KindSensitivePath})
+	if a.leader.Is() || len(a.alerts.alerts) != 1 {
+		t.Fatalf("after losing its lock the replica leads %v and fired %d alerts; want false and 1", a.leader.Is(), len(a.alerts.alerts))
+	}
+	sync(a)
+	if a.leader.Is() || !b.leader.Is() {
+		t.Fatalf("leads: first %v, second %v; want the second only", a.leader.Is(), b.leader.Is())
+	}
+	for _, r := range []*replica{a, b} {
+		if err := r.st.AppendVerdicts(ctx, change(2, "executed")); err != nil {
+			t.Fatal(err)
+		}
+		r.al.Fire(detect.Alert{Kind: detect.KindSensitivePath})
+	}
+	if len(a.alerts.alerts) != 1 || len(b.alerts.alerts) != 1 {
+		t.Fatalf("alerts fired: old leader %d, new %d; want 1 and 1", len(a.alerts.alerts), len(b.alerts.alerts))
+	}
+	got, err := a.pg.VerdictHistory(ctx, "gateway", "GO-1", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tos []assess.Verdict
+	for _, c := range got {
+		tos = append(tos, c.To)
+	}
+	if want := []assess.Verdict{"executed", "loaded"}; !slices.Equal(tos, want) {
+		t.Errorf("verdict history %v, want %v (newest first, each change once)", tos, want)
+	}
+}
+
+// storeSink is the alert sink that keeps alerts in the store, as serve's.
+type storeSink struct{ st *postgres.Store }
+
+func (s storeSink) Name() string { return "store" }
+
+func (s storeSink) Send(ctx context.Context, a alert.Alert) error {
+	return s.st.PutAlert(ctx, store.Alert{ID: a.ID, Kind: string(a.Kind), Severity: string(a.Severity), Service: a.Service,
+		Summary: a.Summary, Details: []byte("{}"), Time: a.Time, ReceivedAt: a.ReceivedAt})
+}
+
+// TestFirstExecutionOnce: an engine applies a profile in which a
+// vulnerable function runs for the first time and dies before its
+// checkpoint; the engine that takes the partition over applies the
+// record again and fires the alert again, later. The two alerts have one
+// ID, and the store keeps one.
+func TestFirstExecutionOnce(t *testing.T) {
+	ctx := t.Context()
+	cfg := postgres.DefaultConfig()
+	cfg.DSN = server.DSN(t)
+	pg, err := postgres.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Close() })
+	finding := findings.Finding{
+		Service:       "shop",
+		Package:       findings.Package{PURL: "pkg:golang/golang.org/x/text@v0.3.7", Ecosystem: "Go", Name: "golang.org/x/text", Version: "v0.3.7"},
+		Vulnerability: findings.Vulnerability{ID: "GO-2022-1059"},
+		Severity:      findings.Severity{Level: "high"},
+		Symbols:       []string{"golang.org/x/text/language.Parse"},
+	}
+	rec := kafka.Record{Tenant: store.DefaultTenant, Service: "shop", Partition: 0, Offset: 0, Time: t0,
+		Profiles: []*telemetry.ProfileBatch{{
+			Service: "shop", SampleType: "cpu", Unit: "nanoseconds", Period: 10_000_000, Start: t0, Duration: 10 * time.Second,
+			Locations: [][]attribution.Frame{
+				{{Function: "golang.org/x/text/language.Parse", File: "/home/u/go/pkg/mod/golang.org/x/text@v0.3.7/language/parse.go"}},
+				{{Function: "main.handle", File: "/src/shop/main.go"}},
+			},
+			Samples: []telemetry.Sample{{Locations: []int32{0, 1}, Count: 5, Value: 50_000_000}},
+		}}}
+	// engine runs one engine process: its alert router and applier; it
+	// applies rec and stops without a checkpoint.
+	engineRun := func() {
+		t.Helper()
+		r, err := alert.NewRouter(alert.DefaultConfig(), []alert.Sink{storeSink{pg}}, alert.Deps{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		a, err := NewApplier(DefaultConfig(), ApplierDeps{
+			Store: pg,
+			NewShard: func(tenant string) (Shard, error) {
+				m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+				e, err := engine.New(engine.DefaultConfig(), engine.Deps{Store: pg, Model: m, Alerter: r})
+				return Shard{Engine: e, Model: m}, err
+			},
+			Findings: func(context.Context, string) ([]findings.Finding, error) { return []findings.Finding{finding}, nil },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Assign(ctx, []int32{0}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Apply(ctx, []kafka.Record{rec}); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	engineRun()
+	engineRun()
+	got, err := pg.Alerts(ctx, store.AlertQuery{Kind: string(detect.KindFirstExecution)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Errorf("first-execution alerts stored = %+v, want 1", got)
+	}
 }

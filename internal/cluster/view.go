@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,7 +27,8 @@ type ViewDeps struct {
 	// Lead tries to make this replica the one that records verdict
 	// history and raises topology alerts, and reports whether it is.
 	Lead func(ctx context.Context) (bool, error)
-	// Leader is set to what Lead reports.
+	// Leader is set to what Lead reports; it calls Lead again before
+	// each verdict change and topology alert it lets through.
 	Leader *Leader
 	Logger *slog.Logger
 }
@@ -56,6 +58,9 @@ func NewView(cfg Config, deps ViewDeps) (*View, error) {
 	if v.log == nil {
 		v.log = slog.Default()
 	}
+	deps.Leader.mu.Lock()
+	deps.Leader.take, deps.Leader.log = deps.Lead, v.log
+	deps.Leader.mu.Unlock()
 	return v, nil
 }
 
@@ -90,11 +95,9 @@ func (v *View) run(ctx context.Context) {
 
 // Sync rebuilds every tenant's view now.
 func (v *View) Sync(ctx context.Context) error {
-	lead, err := v.deps.Lead(ctx)
-	if err != nil {
+	if _, err := v.deps.Leader.renew(ctx); err != nil {
 		return err
 	}
-	v.deps.Leader.lead.Store(lead)
 	tenants, err := v.deps.Tenants(ctx)
 	if err != nil {
 		return err
@@ -121,13 +124,58 @@ func (v *View) Sync(ctx context.Context) error {
 
 // Leader says whether this API replica is the one that records verdict
 // history and raises topology alerts; the others assess the same view
-// and keep quiet. The zero value is not the leader.
+// and keep quiet. Before each of those actions the leader checks that it
+// still holds its lock (ViewDeps.Lead): one whose lock was lost steps
+// down and writes nothing, so two replicas never both write, and the
+// next Sync tries to take the lock again. The zero value is not the
+// leader.
 type Leader struct {
 	lead atomic.Bool
+	// mu serializes the checks; take and log are set once by NewView.
+	mu   sync.Mutex
+	take func(ctx context.Context) (bool, error)
+	log  *slog.Logger
 }
 
-// Is reports whether this replica leads.
+// Is reports whether this replica leads, as of its last check.
 func (l *Leader) Is() bool { return l.lead.Load() }
+
+// set records what taking the lock reported.
+func (l *Leader) set(lead bool) {
+	if was := l.lead.Swap(lead); was != lead && l.log != nil {
+		if lead {
+			l.log.Info("this replica leads: it records verdict changes and raises topology alerts")
+		} else {
+			l.log.Warn("this replica no longer leads")
+		}
+	}
+}
+
+// renew takes the lock, or checks that this replica still holds it, and
+// records the outcome: an error steps down.
+func (l *Leader) renew(ctx context.Context) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.take == nil {
+		return false, nil
+	}
+	lead, err := l.take(ctx)
+	l.set(lead && err == nil)
+	return l.Is(), err
+}
+
+// confirm reports whether this replica leads and still holds its lock,
+// stepping down when it does not.
+func (l *Leader) confirm(ctx context.Context) bool {
+	if !l.Is() {
+		return false
+	}
+	lead, err := l.renew(ctx)
+	if err != nil && l.log != nil {
+		l.log.Warn("check the lead lock", "err", err)
+	}
+	return lead
+}
 
 // Store returns st recording verdict changes only while l leads.
 func (l *Leader) Store(st engine.Store) engine.Store { return leaderStore{st, l} }
@@ -141,7 +189,7 @@ type leaderStore struct {
 }
 
 func (s leaderStore) AppendVerdicts(ctx context.Context, changes []store.VerdictChange) error {
-	if !s.l.Is() {
+	if len(changes) == 0 || !s.l.confirm(ctx) {
 		return nil
 	}
 	return s.Store.AppendVerdicts(ctx, changes)
@@ -152,8 +200,17 @@ type leaderAlerter struct {
 	l *Leader
 }
 
+// confirmTimeout bounds the check of the lead lock before an alert,
+// which Fire has no context for.
+const confirmTimeout = 5 * time.Second
+
 func (a leaderAlerter) Fire(al detect.Alert) {
-	if a.Alerter != nil && a.l.Is() {
+	if a.Alerter == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), confirmTimeout)
+	defer cancel()
+	if a.l.confirm(ctx) {
 		a.Alerter.Fire(al)
 	}
 }

@@ -70,6 +70,13 @@ type Alert struct {
 	DedupeKey string `json:"dedupe_key"`
 	// Time is when the detection fired.
 	Time time.Time `json:"time"`
+	// Observed, when set, is when the telemetry showed the condition (a
+	// first execution: the start of the profile that showed it). With
+	// DedupeKey it names the occurrence, whenever and however often the
+	// telemetry is applied: an engine that applies a record again after
+	// a crash fires an alert with the same ID (alert.Alert.ID), which the
+	// store keeps once.
+	Observed time.Time `json:"observed,omitzero"`
 	// ReceivedAt is when evident received the telemetry that triggered
 	// it: Time - ReceivedAt is the detection latency.
 	ReceivedAt time.Time `json:"received_at"`

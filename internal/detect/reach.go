@@ -36,11 +36,12 @@ func NewFirstExecution(fs []findings.Finding, vulns assess.Vulns) *FirstExecutio
 // of the findings of service.
 func (w *FirstExecution) Of(service string) []int { return w.byService[service] }
 
-// Check looks at the functions ch shows running for the first time. It
-// returns an alert per finding whose vulnerable code ran, and the indexes
-// of the findings whose package ran new code (executed or not): only
-// their verdict can have changed.
-func (w *FirstExecution) Check(ch model.Changes, receivedAt, now time.Time) (alerts []Alert, touched []int) {
+// Check looks at the functions ch shows running for the first time, in
+// a profile that started at observed. It returns an alert per finding
+// whose vulnerable code ran, and the indexes of the findings whose
+// package ran new code (executed or not): only their verdict can have
+// changed.
+func (w *FirstExecution) Check(ch model.Changes, observed, receivedAt, now time.Time) (alerts []Alert, touched []int) {
 	for svc, fns := range ch.NewFunctions {
 		for _, i := range w.byService[svc] {
 			code := w.code[i]
@@ -75,6 +76,7 @@ func (w *FirstExecution) Check(ch model.Changes, receivedAt, now time.Time) (ale
 				},
 				DedupeKey:  strings.Join([]string{string(KindFirstExecution), svc, f.Vulnerability.ID, f.Package.PURL}, "|"),
 				Time:       now,
+				Observed:   observed,
 				ReceivedAt: receivedAt,
 			})
 		}

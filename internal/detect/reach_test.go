@@ -51,7 +51,7 @@ func TestFirstExecution(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			as, touched := w.Check(tt.ch, tm(0), tm(0.01))
+			as, touched := w.Check(tt.ch, tm(0), tm(0), tm(0.01))
 			var keys []string
 			for _, a := range as {
 				keys = append(keys, a.DedupeKey)

@@ -631,7 +631,7 @@ func (e *Engine) apply(it item) {
 	case store.BatchProfiles:
 		for _, b := range it.profiles {
 			ch := e.model.AddProfile(b)
-			alerts, touched := w.watch.Check(ch, it.receivedAt, now)
+			alerts, touched := w.watch.Check(ch, b.Start, it.receivedAt, now)
 			e.fire(alerts)
 			for _, i := range touched {
 				w.dirty[i] = true

@@ -152,7 +152,9 @@ type Store interface {
 	// were appended), at most limit of them; limit <= 0 means all.
 	VerdictHistory(ctx context.Context, service, vulnID string, limit int) ([]VerdictChange, error)
 
-	// PutAlert stores an alert, replacing a stored one with the same ID.
+	// PutAlert stores an alert unless one with the same ID is stored: an
+	// alert fired again (the same detection of the same telemetry,
+	// applied again after a restart) keeps the first.
 	PutAlert(ctx context.Context, a Alert) error
 
 	// Alerts returns the alerts that match q, newest first (by Time, then

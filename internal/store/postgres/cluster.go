@@ -17,9 +17,10 @@ import (
 // methods are the PostgreSQL store's own, beyond store.Store: only the
 // roles of a scaled-out evident use them, and only on PostgreSQL.
 
-// ErrStaleCheckpoint is returned by CheckpointPartition when the stored
-// offset of the partition is past the checkpoint's: another engine has
-// the partition now, and this one's state is behind it.
+// ErrStaleCheckpoint is returned by CheckpointPartition when another
+// engine claimed the partition since the checkpoint's owner did, or the
+// stored offset of the partition is past the checkpoint's: another
+// engine has the partition now.
 var ErrStaleCheckpoint = errors.New("the partition's stored checkpoint is newer")
 
 // Shard is the state of one tenant's services in one partition of the
@@ -35,9 +36,11 @@ type Shard struct {
 
 // Partition is the checkpoint of one partition: its shards as of Next,
 // the offset after the last record their states hold. Shards not given
-// keep their stored state.
+// keep their stored state. Owner is what ClaimPartition returned to the
+// engine that checkpoints.
 type Partition struct {
 	Partition int32
+	Owner     int64
 	Next      int64
 	Shards    []Shard
 }
@@ -45,8 +48,8 @@ type Partition struct {
 // CheckpointPartition stores one partition's checkpoint; it is
 // CheckpointPartitions of one, with a stale checkpoint an
 // ErrStaleCheckpoint.
-func (s *Store) CheckpointPartition(ctx context.Context, partition int32, next int64, shards []Shard) error {
-	stale, err := s.CheckpointPartitions(ctx, []Partition{{Partition: partition, Next: next, Shards: shards}})
+func (s *Store) CheckpointPartition(ctx context.Context, partition int32, owner, next int64, shards []Shard) error {
+	stale, err := s.CheckpointPartitions(ctx, []Partition{{Partition: partition, Owner: owner, Next: next, Shards: shards}})
 	if err == nil && len(stale) > 0 {
 		err = fmt.Errorf("checkpoint partition %d: %w: offset %d", partition, ErrStaleCheckpoint, next)
 	}
@@ -55,9 +58,11 @@ func (s *Store) CheckpointPartition(ctx context.Context, partition int32, next i
 
 // CheckpointPartitions stores the checkpoints of partitions, with their
 // shards' pending calls, in one transaction (one commit for an engine's
-// every partition). A partition whose stored offset is past its
-// checkpoint's is left as it is and returned in stale: another engine
-// has it now.
+// every partition). A partition claimed by another owner since, or whose
+// stored offset is past its checkpoint's, is left as it is, its pending
+// calls are not handed to the join, and it is returned in stale: another
+// engine has it now, and hands those calls over itself when it applies
+// their records.
 func (s *Store) CheckpointPartitions(ctx context.Context, parts []Partition) (stale []int32, err error) {
 	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("checkpoint partitions: %w", err)
@@ -72,9 +77,10 @@ func (s *Store) CheckpointPartitions(ctx context.Context, parts []Partition) (st
 		)
 		for _, part := range parts {
 			var p int32
-			err := tx.QueryRow(ctx, `INSERT INTO shard_offsets (partition, next, updated_at) VALUES ($1, $2, $3)
+			err := tx.QueryRow(ctx, `INSERT INTO shard_offsets (partition, next, updated_at, owner) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (partition) DO UPDATE SET next = excluded.next, updated_at = excluded.updated_at
-				WHERE shard_offsets.next <= excluded.next RETURNING partition`, part.Partition, part.Next, now).Scan(&p)
+				WHERE shard_offsets.owner = excluded.owner AND shard_offsets.next <= excluded.next RETURNING partition`,
+				part.Partition, part.Next, now, part.Owner).Scan(&p)
 			if errors.Is(err, pgx.ErrNoRows) {
 				stale = append(stale, part.Partition)
 				continue
@@ -141,17 +147,23 @@ func (r *pendingRows) add(tenant string, p model.Pending) {
 	}
 }
 
-// LoadPartition returns the stored offset of partition (-1 when it was
-// never checkpointed) and the states of its shards, by tenant.
-func (s *Store) LoadPartition(ctx context.Context, partition int32) (next int64, states map[string][]byte, err error) {
+// ClaimPartition makes the caller the owner of partition and returns
+// the owner number its checkpoints must name, the stored offset (-1 when
+// it was never checkpointed) and the states of its shards, by tenant.
+// From then on, the checkpoints of the partition's previous owner are
+// stale. The claim waits for a checkpoint of the partition in progress,
+// and reads the states it wrote.
+func (s *Store) ClaimPartition(ctx context.Context, partition int32) (next, owner int64, states map[string][]byte, err error) {
 	if err := s.calls.Enter(); err != nil {
-		return 0, nil, fmt.Errorf("load partition %d: %w", partition, err)
+		return 0, 0, nil, fmt.Errorf("claim partition %d: %w", partition, err)
 	}
 	defer s.calls.Leave()
-	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT next FROM shard_offsets WHERE partition = $1`, partition).Scan(&next); errors.Is(err, pgx.ErrNoRows) {
-			next = -1
-		} else if err != nil {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Read committed: the shards read below are those of the offset
+		// the upsert returns, which waited for any checkpoint of the row.
+		if err := tx.QueryRow(ctx, `INSERT INTO shard_offsets (partition, next, updated_at, owner) VALUES ($1, -1, $2, 1)
+			ON CONFLICT (partition) DO UPDATE SET owner = shard_offsets.owner + 1 RETURNING next, owner`,
+			partition, time.Now().UnixNano()).Scan(&next, &owner); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `SELECT tenant, state FROM shards WHERE partition = $1`, partition)
@@ -170,9 +182,9 @@ func (s *Store) LoadPartition(ctx context.Context, partition int32) (next int64,
 		return err
 	})
 	if err != nil {
-		return 0, nil, fmt.Errorf("load partition %d from %s: %w", partition, s.where, err)
+		return 0, 0, nil, fmt.Errorf("claim partition %d in %s: %w", partition, s.where, err)
 	}
-	return next, states, nil
+	return next, owner, states, nil
 }
 
 // joinLock is the key of the transaction advisory lock the joiner holds:

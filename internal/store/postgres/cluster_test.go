@@ -13,7 +13,9 @@ import (
 
 // TestCluster checkpoints partitions of two tenants with pending calls,
 // joins them across partitions (and never across tenants), reads the
-// view, refuses a stale checkpoint and expires calls never joined.
+// view, refuses a stale checkpoint (behind the stored offset, or of an
+// engine whose partition another claimed since) with its calls, and
+// expires calls never joined.
 func TestCluster(t *testing.T) {
 	ctx := t.Context()
 	st, err := Open(ctx, newDatabase(t))
@@ -34,18 +36,23 @@ func TestCluster(t *testing.T) {
 		return model.PendingCallee{ParentSpanID: id(b), Service: svc, At: t0}
 	}
 
-	if next, states, err := st.LoadPartition(ctx, 0); err != nil || next != -1 || len(states) != 0 {
-		t.Fatalf("LoadPartition of a new partition = %d %v %v, want -1, none", next, states, err)
+	next, o0, loaded, err := st.ClaimPartition(ctx, 0)
+	if err != nil || next != -1 || len(loaded) != 0 {
+		t.Fatalf("ClaimPartition of a new partition = %d %v %v, want -1, none", next, loaded, err)
+	}
+	_, o1, _, err := st.ClaimPartition(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
 	}
 	// Partition 0 has gateway's calls; partition 1 orders' answers, and
 	// a call of tenant other with span id 1, which must not join
 	// tenant default's.
-	if err := st.CheckpointPartition(ctx, 0, 10, []Shard{{Tenant: store.DefaultTenant, State: []byte("gateway"), Pending: model.Pending{
+	if err := st.CheckpointPartition(ctx, 0, o0, 10, []Shard{{Tenant: store.DefaultTenant, State: []byte("gateway"), Pending: model.Pending{
 		Callers: []model.PendingCaller{caller(1, "gateway", "orders.internal", false), caller(2, "gateway", "orders.internal", true), caller(3, "gateway", "untraced.example.com", false)},
 	}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CheckpointPartition(ctx, 1, 5, []Shard{
+	if err := st.CheckpointPartition(ctx, 1, o1, 5, []Shard{
 		{Tenant: store.DefaultTenant, State: []byte("orders"), Pending: model.Pending{Callees: []model.PendingCallee{callee(1, "orders"), callee(2, "orders"), callee(9, "orders")}}},
 		{Tenant: "other", State: []byte("other orders"), Pending: model.Pending{Callers: []model.PendingCaller{caller(4, "x", "h", false)}, Callees: []model.PendingCallee{callee(1, "y")}}},
 	}); err != nil {
@@ -53,15 +60,28 @@ func TestCluster(t *testing.T) {
 	}
 	// The same calls handed over again (a record applied twice) count
 	// once.
-	if err := st.CheckpointPartition(ctx, 1, 5, []Shard{{Tenant: store.DefaultTenant, State: []byte("orders"), Pending: model.Pending{Callees: []model.PendingCallee{callee(1, "orders")}}}}); err != nil {
+	if err := st.CheckpointPartition(ctx, 1, o1, 5, []Shard{{Tenant: store.DefaultTenant, State: []byte("orders"), Pending: model.Pending{Callees: []model.PendingCallee{callee(1, "orders")}}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CheckpointPartition(ctx, 1, 4, nil); !errors.Is(err, ErrStaleCheckpoint) {
+	if err := st.CheckpointPartition(ctx, 1, o1, 4, nil); !errors.Is(err, ErrStaleCheckpoint) {
 		t.Fatalf("checkpoint behind the stored offset = %v, want ErrStaleCheckpoint", err)
+	}
+	// Another engine claims partition 1; the one that had it, paused,
+	// does not know and checkpoints records the new owner has not read
+	// yet, ahead of its offset, with the call of span 3. Refused, and the
+	// call does not reach the join: the new owner hands it over when it
+	// applies the record, and it would be joined twice.
+	if _, o, _, err := st.ClaimPartition(ctx, 1); err != nil || o == o1 {
+		t.Fatalf("second ClaimPartition = owner %d, %v; want other than %d", o, err, o1)
+	}
+	if err := st.CheckpointPartition(ctx, 1, o1, 7, []Shard{{Tenant: store.DefaultTenant, State: []byte("stale orders"), Pending: model.Pending{
+		Callees: []model.PendingCallee{callee(3, "orders")},
+	}}}); !errors.Is(err, ErrStaleCheckpoint) {
+		t.Fatalf("checkpoint of the previous owner = %v, want ErrStaleCheckpoint", err)
 	}
 	joined, expired, err := st.Join(ctx, t0, time.Hour)
 	if err != nil || joined != 2 || expired != 0 {
-		t.Fatalf("Join = %d joined, %d expired, %v; want 2, 0", joined, expired, err)
+		t.Fatalf("Join = %d joined, %d expired, %v; want 2, 0 (not the stale checkpoint's call)", joined, expired, err)
 	}
 	states, joins, err := st.View(ctx)
 	if err != nil {
@@ -82,7 +102,7 @@ func TestCluster(t *testing.T) {
 		t.Errorf("states (-want +got):\n%s", diff)
 	}
 	// Joins add up across runs.
-	if err := st.CheckpointPartition(ctx, 0, 12, []Shard{{Tenant: store.DefaultTenant, State: []byte("gateway 2"), Pending: model.Pending{
+	if err := st.CheckpointPartition(ctx, 0, o0, 12, []Shard{{Tenant: store.DefaultTenant, State: []byte("gateway 2"), Pending: model.Pending{
 		Callers: []model.PendingCaller{caller(9, "gateway", "orders.internal", false)},
 	}}}); err != nil {
 		t.Fatal(err)
@@ -94,8 +114,8 @@ func TestCluster(t *testing.T) {
 	if joins.Edges[0].Calls != 3 || joins.Linked["orders"] != 3 || joins.Resolved[0].Calls != 3 {
 		t.Errorf("joins after the second run = %+v, want 3 calls", joins)
 	}
-	if next, states, err := st.LoadPartition(ctx, 1); err != nil || next != 5 || string(states["other"]) != "other orders" || string(states[store.DefaultTenant]) != "orders" {
-		t.Errorf("LoadPartition(1) = %d %q %v", next, states, err)
+	if next, _, states, err := st.ClaimPartition(ctx, 1); err != nil || next != 5 || string(states["other"]) != "other orders" || string(states[store.DefaultTenant]) != "orders" {
+		t.Errorf("ClaimPartition(1) = %d %q %v", next, states, err)
 	}
 	// What never found its other side expires after the window: the
 	// untraced host's call and both of tenant other's.

@@ -201,7 +201,11 @@ func (s *Store) LockIngest(ctx context.Context) error {
 // TryLock takes the session advisory lock name of the database (its
 // schema) for this process until Close, on a connection of its own, and
 // reports whether it has it: false while another process holds it. Taking
-// a lock this Store holds already reports true.
+// a lock this Store holds already checks, on the lock's connection, that
+// the server still counts the lock as this connection's (pg_locks): a
+// connection that died or was terminated lost its lock, which may be
+// another process's now. It is then closed and the lock taken again, if
+// it is free.
 func (s *Store) TryLock(ctx context.Context, name string) (bool, error) {
 	if err := s.calls.Enter(); err != nil {
 		return false, err
@@ -209,8 +213,20 @@ func (s *Store) TryLock(ctx context.Context, name string) (bool, error) {
 	defer s.calls.Leave()
 	s.locksMu.Lock()
 	defer s.locksMu.Unlock()
-	if s.locks[name] != nil {
-		return true, nil
+	if conn := s.locks[name]; conn != nil {
+		var held bool
+		err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+			AND pid = pg_backend_pid() AND objsubid = 1
+			AND (classid::bigint << 32 | objid::bigint) = hashtextextended($1 || current_schema(), 0))`, name).Scan(&held)
+		if err == nil && held {
+			return true, nil
+		}
+		if ctx.Err() != nil {
+			return false, fmt.Errorf("check lock %q in %s: %w", name, s.where, ctx.Err())
+		}
+		// Lost: the connection is gone or holds nothing any more.
+		conn.Close(context.Background())
+		delete(s.locks, name)
 	}
 	c, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -516,8 +532,7 @@ func (s *Store) PutAlert(ctx context.Context, a store.Alert) error {
 	defer s.calls.Leave()
 	if _, err := s.pool.Exec(ctx, `INSERT INTO alerts (tenant, id, kind, severity, service, summary, details, time, received_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-		ON CONFLICT (tenant, id) DO UPDATE SET kind = excluded.kind, severity = excluded.severity, service = excluded.service,
-			summary = excluded.summary, details = excluded.details, time = excluded.time, received_at = excluded.received_at`,
+		ON CONFLICT (tenant, id) DO NOTHING`,
 		s.tenant, a.ID, a.Kind, a.Severity, a.Service, a.Summary, cols.Details, cols.Time, cols.ReceivedAt); err != nil {
 		return fmt.Errorf("put alert %s into %s: %w", a.ID, s.where, err)
 	}

@@ -532,8 +532,7 @@ func (s *Store) PutAlert(ctx context.Context, a store.Alert) error {
 	defer s.calls.Leave()
 	if _, err := s.write.ExecContext(ctx, `INSERT INTO alerts (tenant, id, kind, severity, service, summary, details, time, received_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (tenant, id) DO UPDATE SET kind = excluded.kind, severity = excluded.severity, service = excluded.service,
-			summary = excluded.summary, details = excluded.details, time = excluded.time, received_at = excluded.received_at`,
+		ON CONFLICT (tenant, id) DO NOTHING`,
 		s.tenant, a.ID, a.Kind, a.Severity, a.Service, a.Summary, cols.Details, cols.Time, cols.ReceivedAt); err != nil {
 		return fmt.Errorf("put alert %s into %s: %w", a.ID, s.path, err)
 	}

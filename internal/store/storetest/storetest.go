@@ -57,7 +57,7 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"VerdictHistoryOrderAndLimit", testVerdictHistory},
 		{"VerdictRejectsZeroTime", testVerdictZeroTime},
 		{"AlertsQuery", testAlertsQuery},
-		{"AlertReplacedByID", testAlertReplace},
+		{"AlertKeepsFirstByID", testAlertKeepsFirst},
 		{"AlertRejectsBadAlert", testAlertRejects},
 		{"Retention", testRetention},
 		{"TenantIsolation", testTenantIsolation},
@@ -602,14 +602,18 @@ func testAlertsQuery(t *testing.T, open Opener) {
 	}
 }
 
-func testAlertReplace(t *testing.T, open Opener) {
+// testAlertKeepsFirst: an alert fired again with the same ID (the same
+// telemetry applied again after a restart) is not stored twice, and the
+// first stays as it was.
+func testAlertKeepsFirst(t *testing.T, open Opener) {
 	s := mustOpen(t, open)
-	a := alert("dup", "new_edge", "shop", 1)
+	a := alert("dup", "first_execution", "shop", 1)
 	if err := s.PutAlert(t.Context(), a); err != nil {
 		t.Fatal(err)
 	}
-	a.Summary, a.Severity = "updated", "critical"
-	if err := s.PutAlert(t.Context(), a); err != nil {
+	again := a
+	again.Summary, again.Time = "fired again", a.Time.Add(time.Hour)
+	if err := s.PutAlert(t.Context(), again); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Alerts(t.Context(), store.AlertQuery{})
