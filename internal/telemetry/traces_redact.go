@@ -195,6 +195,48 @@ func (e *edit) result() ([]byte, bool) {
 
 // message walks msg, a message of the given kind.
 func (w *wireRedactor) message(kind msgKind, msg []byte) ([]byte, bool, error) {
+	return rewrite(msg, func(f field) ([]byte, fieldEdit, error) {
+		role, sub := roleOf(kind, f.num)
+		switch role {
+		case roleText:
+			p, changed := w.text(f.b)
+			return p, editIf(changed), nil
+		case roleKeyValue:
+			p, changed, err := w.keyValue(f.b)
+			return p, editIf(changed), err
+		case roleMessage:
+			p, changed, err := w.message(sub, f.b)
+			return p, editIf(changed), err
+		case roleUnknown:
+			return nil, editDrop, nil
+		}
+		return nil, editKeep, nil
+	})
+}
+
+// fieldEdit is what rewrite does with a length-delimited field.
+type fieldEdit int
+
+const (
+	editKeep fieldEdit = iota
+	editReplace
+	editDrop
+)
+
+// editIf is editReplace when the value changed, else editKeep.
+func editIf(changed bool) fieldEdit {
+	if changed {
+		return editReplace
+	}
+	return editKeep
+}
+
+// rewrite walks the fields of msg and returns msg with its
+// length-delimited fields kept, replaced or dropped as visit says, and
+// changed when anything was. Groups are dropped (no OTLP message has
+// them; one could hold anything); numbers, enums, timestamps and flags
+// are kept.
+func rewrite(msg []byte, visit func(f field) ([]byte, fieldEdit, error)) ([]byte, bool, error) {
 	e := edit{src: msg}
 	for off := 0; off < len(msg); {
 		f, n, err := nextField(msg[off:])
@@ -206,33 +248,20 @@ func (w *wireRedactor) message(kind msgKind, msg []byte) ([]byte, bool, error) {
 		switch f.typ {
 		case protowire.BytesType:
 		case protowire.StartGroupType:
-			// No OTLP message has groups; one could hold anything.
 			e.drop(start, off)
 			continue
 		default:
-			continue // numbers, enums, timestamps, flags
-		}
-		role, sub := roleOf(kind, f.num)
-		var p []byte
-		changed := false
-		switch role {
-		case roleKeep:
 			continue
-		case roleUnknown:
-			e.drop(start, off)
-			continue
-		case roleText:
-			p, changed = w.text(f.b)
-		case roleKeyValue:
-			p, changed, err = w.keyValue(f.b)
-		case roleMessage:
-			p, changed, err = w.message(sub, f.b)
 		}
+		p, what, err := visit(f)
 		if err != nil {
 			return nil, false, err
 		}
-		if changed {
+		switch what {
+		case editReplace:
 			e.replace(start, off, f.num, p)
+		case editDrop:
+			e.drop(start, off)
 		}
 	}
 	out, changed := e.result()
@@ -327,76 +356,38 @@ func (w *wireRedactor) keyValue(msg []byte) ([]byte, bool, error) {
 			key = f.b
 		}
 	}
-	e := edit{src: msg}
-	for off := 0; off < len(msg); {
-		f, n, _ := nextField(msg[off:])
-		start := off
-		off += n
-		if f.typ != protowire.BytesType {
-			if f.typ == protowire.StartGroupType {
-				e.drop(start, off)
-			}
-			continue
-		}
+	return rewrite(msg, func(f field) ([]byte, fieldEdit, error) {
 		switch f.num {
 		case 1:
+			return nil, editKeep, nil
 		case 2:
 			p, changed, err := w.anyValue(key, f.b)
 			if err != nil {
-				return nil, false, fmt.Errorf("attribute %q: %w", key, err)
+				return nil, editKeep, fmt.Errorf("attribute %q: %w", key, err)
 			}
-			if changed {
-				e.replace(start, off, f.num, p)
-			}
-		default:
-			e.drop(start, off)
+			return p, editIf(changed), nil
 		}
-	}
-	out, changed := e.result()
-	return out, changed, nil
+		return nil, editDrop, nil
+	})
 }
 
 // anyValue walks the AnyValue of the attribute key: string_value = 1 and
 // bytes_value = 7 are masked, array_value = 5 and kvlist_value = 6
 // walked, numbers kept.
 func (w *wireRedactor) anyValue(key, msg []byte) ([]byte, bool, error) {
-	e := edit{src: msg}
-	for off := 0; off < len(msg); {
-		f, n, err := nextField(msg[off:])
-		if err != nil {
-			return nil, false, fmt.Errorf("at byte %d: %w", off, err)
-		}
-		start := off
-		off += n
-		if f.typ != protowire.BytesType {
-			if f.typ == protowire.StartGroupType {
-				e.drop(start, off)
-			}
-			continue
-		}
-		var p []byte
-		changed := false
+	return rewrite(msg, func(f field) ([]byte, fieldEdit, error) {
 		switch f.num {
 		case 1, 7:
-			var m string
-			if m, changed = w.attribute(key, f.b); changed {
-				p = []byte(m)
+			if m, changed := w.attribute(key, f.b); changed {
+				return []byte(m), editReplace, nil
 			}
+			return nil, editKeep, nil
 		case 5, 6: // ArrayValue{values = 1}, KeyValueList{values = 1}
-			p, changed, err = w.list(key, f.num == 6, f.b)
-		default:
-			e.drop(start, off)
-			continue
+			p, changed, err := w.list(key, f.num == 6, f.b)
+			return p, editIf(changed), err
 		}
-		if err != nil {
-			return nil, false, err
-		}
-		if changed {
-			e.replace(start, off, f.num, p)
-		}
-	}
-	out, changed := e.result()
-	return out, changed, nil
+		return nil, editDrop, nil
+	})
 }
 
 // attribute masks v, a string or bytes value of the attribute key.
@@ -412,40 +403,20 @@ func (w *wireRedactor) attribute(key, v []byte) (string, bool) {
 // list walks an ArrayValue, whose elements are values of the attribute
 // key, or a KeyValueList, whose elements are attributes of their own.
 func (w *wireRedactor) list(key []byte, kv bool, msg []byte) ([]byte, bool, error) {
-	e := edit{src: msg}
-	for off := 0; off < len(msg); {
-		f, n, err := nextField(msg[off:])
-		if err != nil {
-			return nil, false, fmt.Errorf("at byte %d: %w", off, err)
-		}
-		start := off
-		off += n
-		if f.typ != protowire.BytesType {
-			if f.typ == protowire.StartGroupType {
-				e.drop(start, off)
-			}
-			continue
-		}
+	return rewrite(msg, func(f field) ([]byte, fieldEdit, error) {
 		if f.num != 1 {
-			e.drop(start, off)
-			continue
+			return nil, editDrop, nil
 		}
 		var p []byte
 		var changed bool
+		var err error
 		if kv {
 			p, changed, err = w.keyValue(f.b)
 		} else {
 			p, changed, err = w.anyValue(key, f.b)
 		}
-		if err != nil {
-			return nil, false, err
-		}
-		if changed {
-			e.replace(start, off, f.num, p)
-		}
-	}
-	out, changed := e.result()
-	return out, changed, nil
+		return p, editIf(changed), err
+	})
 }
 
 // bytesString returns the bytes of b as a string without copying them,
