@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,7 +18,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/evidentsec/evident/internal/source"
-	"github.com/evidentsec/evident/internal/source/sourcetest"
 	"github.com/evidentsec/evident/internal/store/postgres"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -50,21 +48,8 @@ func shopFindings(t *testing.T, api string) map[string]string {
 // the span batches, then the profile batches.
 func recordedBatches(t *testing.T) ([][]telemetry.Span, []*telemetry.ProfileBatch) {
 	t.Helper()
-	rec, err := sourcetest.LoadRecording(filepath.Join(shop, "recorded"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pyro, tempo, err := rec.Servers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(tempo.Handler())
-	defer ts.Close()
-	mux := http.NewServeMux()
-	mux.Handle(pyro.Handler())
-	ps := httptest.NewServer(mux)
-	defer ps.Close()
-	sf := sourceFlags{tempo: ts.URL, pyroscope: ps.URL}
+	tempoURL, pyroURL := shopSources(t)
+	sf := sourceFlags{tempo: tempoURL, pyroscope: pyroURL}
 	pull, err := sf.newPull(func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)

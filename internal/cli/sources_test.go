@@ -104,6 +104,7 @@ func TestServeFromSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Closed before goleak looks, which t.Cleanup would be too late for.
 	ts := httptest.NewServer(tempo.Handler())
 	defer ts.Close()
 	mux := http.NewServeMux()
@@ -192,4 +193,25 @@ func TestAnalyzeSourceUsage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// shopSources serves the example shop's recording through Tempo's and
+// Pyroscope's query APIs until the test ends, and returns their URLs.
+func shopSources(t *testing.T) (tempoURL, pyroscopeURL string) {
+	t.Helper()
+	rec, err := sourcetest.LoadRecording(filepath.Join(shop, "recorded"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pyro, tempo, err := rec.Servers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(tempo.Handler())
+	t.Cleanup(ts.Close)
+	mux := http.NewServeMux()
+	mux.Handle(pyro.Handler())
+	ps := httptest.NewServer(mux)
+	t.Cleanup(ps.Close)
+	return ts.URL, ps.URL
 }

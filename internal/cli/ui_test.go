@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,8 +27,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/evidentsec/evident/internal/source/sourcetest"
 )
 
 var uiScreenshots = flag.String("ui-screenshots", "", "also write TestUIInBrowser's screenshots to this directory (../../docs/ui for docs/ui.md)")
@@ -397,20 +394,7 @@ func startShopServer(t *testing.T) *server {
 // store of the caller's.
 func startShopServerStore(t *testing.T, data string, st storeConfig) *server {
 	t.Helper()
-	rec, err := sourcetest.LoadRecording(filepath.Join(shop, "recorded"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pyro, tempo, err := rec.Servers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(tempo.Handler())
-	t.Cleanup(ts.Close)
-	mux := http.NewServeMux()
-	mux.Handle(pyro.Handler())
-	ps := httptest.NewServer(mux)
-	t.Cleanup(ps.Close)
+	tempoURL, pyroURL := shopSources(t)
 
 	cfg, err := loadConfig(filepath.Join(shop, "evident.yaml"))
 	if err != nil {
@@ -419,7 +403,7 @@ func startShopServerStore(t *testing.T, data string, st storeConfig) *server {
 	test := serveTestConfig(t)
 	cfg.Serve.API, cfg.Serve.Engine.AssessInterval, cfg.Serve.ShutdownTimeout = test.Serve.API, test.Serve.Engine.AssessInterval, test.Serve.ShutdownTimeout
 	cfg.Serve.OTLP.GRPCEndpoint, cfg.Serve.OTLP.HTTPEndpoint, cfg.Serve.Pyroscope.Endpoint = "", "127.0.0.1:0", ""
-	cfg.Serve.Sources.Tempo, cfg.Serve.Sources.Pyroscope = ts.URL, ps.URL
+	cfg.Serve.Sources.Tempo, cfg.Serve.Sources.Pyroscope = tempoURL, pyroURL
 	// The recording is from the past: one window reaches back to it.
 	cfg.Serve.Sources.Lookback = 10 * 365 * 24 * time.Hour
 	cfg.Serve.Sources.MaxWindow = cfg.Serve.Sources.Lookback
