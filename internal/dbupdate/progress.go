@@ -158,7 +158,9 @@ func (b *barReporter) add(name string, n int64) {
 	// Add64 errors when a server sends more than it announced; the
 	// download checks sizes itself.
 	_ = bar.Add64(n)
-	if time.Since(b.lastDraw) >= redrawEvery {
+	// The last bytes are drawn whatever the rate: the bar then stays at
+	// 100% while the records are checked and unpacked.
+	if bar.IsFinished() || time.Since(b.lastDraw) >= redrawEvery {
 		b.redraw(nil)
 	}
 }
