@@ -7,6 +7,13 @@
 #   go install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@latest
 #   bench/collector-vs-evident.sh [DURATION] [WORKERS] [BATCH] [ROUNDS]
 #
+# WORKERS (default 4) telemetrygen workers each send as fast as they can,
+# or RATE spans a second each (the environment; 0, the default, is no
+# limit). Many more workers than that make telemetrygen's span generators
+# take its core: its SDK queue drops what its exporter cannot send, the
+# exporter itself waits for CPU, and both servers idle (with 100 workers,
+# 3,000 to 7,000 spans reached either server in 20 s).
+#
 # Each server is pinned to core SERVER_CPU (default 0) and telemetrygen to
 # LOAD_CPU (default 1) with taskset; the two servers run one after the
 # other, alternating, ROUNDS times (default 3). For each run it prints
@@ -25,7 +32,7 @@
 # module proxy. Everything binds to 127.0.0.1 and stops by itself.
 set -euo pipefail
 duration=${1:-20s}
-workers=${2:-100}
+workers=${2:-4}
 batch=${3:-1000}
 rounds=${4:-3}
 otel_version=v0.165.0
@@ -142,7 +149,7 @@ run() {
 	for _ in $(seq 100); do curl -sf "$metrics_url" >/dev/null && break; sleep 0.2; done
 	local before after m spans refused lat
 	before=$(cpu)
-	taskset -c "$load_cpu" "$tg" traces --otlp-insecure --otlp-endpoint "$endpoint" --rate 0 --workers "$workers" \
+	taskset -c "$load_cpu" "$tg" traces --otlp-insecure --otlp-endpoint "$endpoint" --rate "${RATE:-0}" --workers "$workers" \
 		--batch-size "$batch" --child-spans 9 --duration "$duration" --service load "${attack[@]}" \
 		>"$work/telemetrygen.log" 2>&1 || true
 	sleep 1 # the last calls and the Collector's batch

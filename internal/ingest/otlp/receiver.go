@@ -399,10 +399,15 @@ func (r *Receiver) admitGRPC(ctx context.Context, info *tap.Info) (context.Conte
 
 // grpcStreamWindow is each gRPC stream's flow-control window, fixed
 // (grpc-go's dynamic windows grow to 16 MiB): what a client may send on
-// a call before its handler asks for the message. Reading the message
-// opens the window to the message's size, so a larger message costs one
-// more round trip, not throughput.
-const grpcStreamWindow = 64 << 10
+// a call before its handler asks for the message, so the calls admitted
+// hold at most max_concurrent_requests windows (16 MiB by default) beyond
+// the byte budget. Reading a larger message opens the window to its size,
+// which costs the client one more round trip. 256 KiB holds a request of
+// a thousand ordinary spans whole: with 64 KiB, telemetrygen's 1000-span
+// requests waited for that round trip, 50 ms at the median when the
+// client's core was busy (bench/collector-vs-evident.sh), where the
+// Collector, whose windows are dynamic, answered in 5 ms.
+const grpcStreamWindow = 256 << 10
 
 // grpcConnWindow is each gRPC connection's flow-control window: grpc-go
 // grants it back as data arrives, whether read or not, so it bounds the
