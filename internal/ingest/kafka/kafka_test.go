@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.uber.org/goleak"
 
 	"github.com/evidentsec/evident/internal/auth"
@@ -546,4 +550,75 @@ func TestValidate(t *testing.T) {
 
 func containsLine(s, sub string) bool {
 	return slices.ContainsFunc(strings.Split(s, "\n"), func(l string) bool { return strings.HasSuffix(l, sub) })
+}
+
+// TestReceivedRequest: a request of one service is written as it was
+// received, attributes evident does not decode included; a request of
+// two services is written as a record per service.
+func TestReceivedRequest(t *testing.T) {
+	td := ptrace.NewTraces()
+	for _, svc := range []string{"cart", "pay"} {
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", svc)
+		sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		sp.SetName("GET /" + svc)
+		sp.SetKind(ptrace.SpanKindServer)
+		sp.SetTraceID(pcommon.TraceID{1})
+		sp.SetSpanID(pcommon.SpanID{byte(len(svc))})
+		sp.Attributes().PutStr("app.note", "kept as received")
+	}
+	two, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
+		v, _ := rs.Resource().Attributes().Get("service.name")
+		return v.Str() == "pay"
+	})
+	one, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cluster(t, 1)
+	p := newProducer(t, cfg)
+	for _, req := range [][]byte{one, two} {
+		var decoded []telemetry.Span
+		if err := telemetry.DecodeTraceRequest(req, "test", func(s []telemetry.Span) error {
+			decoded = append(decoded, s...)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ctx := telemetry.WithReceived(context.Background(), req, nil, decoded)
+		if err := p.Traces().Consume(ctx, decoded); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics(cfg.Topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var got []*kgo.Record
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for len(got) < 3 && ctx.Err() == nil {
+		got = append(got, cl.PollFetches(ctx).Records()...)
+	}
+	if len(got) != 3 {
+		t.Fatalf("%d records, want 3: the request of one service, then one per service of the other", len(got))
+	}
+	if !bytes.Equal(got[0].Value, one) {
+		t.Errorf("the request of one service was written as %d bytes, not as the %d received", len(got[0].Value), len(one))
+	}
+	for i, r := range got {
+		rec, err := decode(r)
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		want := []string{"cart", "cart", "pay"}[i]
+		if rec.Service != want || len(rec.Spans) != 1 || rec.Spans[0].Name != "GET /"+want {
+			t.Errorf("record %d: service %q, %d spans, want one span of %q", i, rec.Service, len(rec.Spans), want)
+		}
+	}
 }

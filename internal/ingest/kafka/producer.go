@@ -90,14 +90,22 @@ func clientOpts(cfg Config, logger *slog.Logger) ([]kgo.Opt, error) {
 }
 
 // Traces returns the consumer of span batches: one record per service of
-// the batch.
+// the batch. A batch of one service that came with its OTLP request
+// (telemetry.WithReceived) is written as that request, as received, not
+// encoded again: the engine decodes the same spans from it.
 func (p *Producer) Traces() pipeline.Consumer[[]telemetry.Span] {
 	return pipeline.ConsumerFunc[[]telemetry.Span](func(ctx context.Context, spans []telemetry.Span) error {
 		if len(spans) == 0 {
 			return nil
 		}
+		groups := groupBy(spans, func(s *telemetry.Span) string { return s.Service })
+		if req, _, ok := telemetry.Received(ctx, spans); ok && len(groups) == 1 {
+			// produce waits for the brokers, so req, the receiver's
+			// buffer, is not used after Consume returns.
+			return p.produce(ctx, "traces", []*kgo.Record{record(ctx, spans[0].Service, formatOTLPTraces, req)})
+		}
 		var recs []*kgo.Record
-		for _, g := range groupBy(spans, func(s *telemetry.Span) string { return s.Service }) {
+		for _, g := range groups {
 			value, format, err := encodeSpans(g)
 			if err != nil {
 				return pipeline.Permanent(fmt.Errorf("encode spans of service %q: %w", g[0].Service, err))
