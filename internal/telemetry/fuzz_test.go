@@ -126,14 +126,29 @@ func FuzzAppendTraceRequest(f *testing.F) {
 	})
 }
 
-// FuzzRedactTraceRequest: whatever the request, a redacted one redacts to
-// itself, and decodes into the spans of the request as received, but for
-// the masked texts.
+// FuzzRedactTraceRequest: whatever the request, DecodeReceivedTraceRequest
+// decodes the spans DecodeTraceRequest does (a replay decodes the log with
+// the latter), and a redacted request redacts to itself, and decodes into
+// the spans of the request as received, but for the masked texts.
 func FuzzRedactTraceRequest(f *testing.F) {
 	f.Add(readFixture(f, "traces.pb"))
 	f.Add(marshalTraces(f, traceRequest("SECRET")))
+	// A span with a malformed value of an attribute evident does not read
+	// (found by FuzzGRPCTraces): DecodeReceivedTraceRequest dropped it.
+	f.Add([]byte("\x0a\x33\x12\x31\x12\x2f\x0a\x10\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x12\x08\x01\x02\x03\x04\x05\x06\x07\x08\x2a\x05\x47\x45\x54\x20\x2f\x4a\x0a\x0a\x05\x61\x70\x70\x2e\x78\x12\x01\x76"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		texts, _ := DecodeReceivedTraceRequest(data, "fuzz", func([]Span) error { return nil })
+		var received, plain []Span
+		texts, _ := DecodeReceivedTraceRequest(data, "fuzz", func(s []Span) error {
+			received = append(received, s...)
+			return nil
+		})
+		_ = DecodeTraceRequest(data, "fuzz", func(s []Span) error {
+			plain = append(plain, s...)
+			return nil
+		})
+		if diff := cmp.Diff(plain, received, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("DecodeReceivedTraceRequest (+) and DecodeTraceRequest (-) differ:\n%s", diff)
+		}
 		out, changed, err := RedactTraceRequest(data, &secretMasker{})
 		if texts != nil && !texts.Masks(&secretMasker{}) && (err != nil || changed) {
 			t.Fatalf("the decoder's texts mask nothing, RedactTraceRequest: changed %v, %v", changed, err)

@@ -318,7 +318,7 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 	header := id == attrNone && bytes.HasPrefix(key, []byte(headerPrefix))
 	if id == attrNone && !header {
 		if d.texts != nil {
-			return d.otherValue(key, value)
+			d.otherValue(key, value)
 		}
 		return nil
 	}
@@ -374,12 +374,15 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 
 // otherValue records the texts of the value of an attribute evident does
 // not decode: a string or bytes value; numbers hold none; anything else
-// is left to RedactTraceRequest.
-func (d *traceDecoder) otherValue(key, value []byte) error {
+// is left to RedactTraceRequest. A malformed value is left to it too:
+// evident does not read the attribute, so its span is kept, as
+// DecodeTraceRequest keeps it.
+func (d *traceDecoder) otherValue(key, value []byte) {
 	for off := 0; off < len(value); {
 		f, n, err := nextField(value[off:])
 		if err != nil {
-			return fmt.Errorf("attribute %q: at byte %d: %w", key, off, err)
+			d.texts.unknown(field{typ: protowire.BytesType})
+			return
 		}
 		off += n
 		if f.num == 1 {
@@ -388,7 +391,6 @@ func (d *traceDecoder) otherValue(key, value []byte) error {
 		}
 		d.texts.textValue(key, f)
 	}
-	return nil
 }
 
 // scope records the texts of an InstrumentationScope: its name and
