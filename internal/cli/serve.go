@@ -929,13 +929,23 @@ type patcher struct {
 }
 
 // tap learns the requests of the spans, redacted, on their way to next.
-// It reads them before handing them on: after Consume, next owns them.
+// Only the spans the traffic keeps (waf.Keeps) are redacted: in most
+// batches there are few or none. It reads them before handing them on:
+// after Consume, next owns them.
 func (p *patcher) tap(next pipeline.Consumer[[]telemetry.Span]) pipeline.Consumer[[]telemetry.Span] {
 	return pipeline.ConsumerFunc[[]telemetry.Span](func(ctx context.Context, spans []telemetry.Span) error {
-		clean := p.redact.Spans(spans)
-		p.mu.Lock()
-		p.traffic.Add(clean)
-		p.mu.Unlock()
+		var kept []telemetry.Span
+		for i := range spans {
+			if waf.Keeps(&spans[i]) {
+				kept = append(kept, spans[i])
+			}
+		}
+		if len(kept) > 0 {
+			clean := p.redact.Spans(kept)
+			p.mu.Lock()
+			p.traffic.Add(clean)
+			p.mu.Unlock()
+		}
 		return next.Consume(ctx, spans)
 	})
 }

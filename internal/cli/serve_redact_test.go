@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -220,5 +221,78 @@ func TestTrafficTapRedacts(t *testing.T) {
 	want := []waf.Request{{Method: "GET", Target: "/search?access_token=REDACTED&q=1", Headers: map[string]string{"cookie": "REDACTED"}}}
 	if diff := cmp.Diff(want, reqs); diff != "" {
 		t.Errorf("kept requests (-want +got):\n%s", diff)
+	}
+}
+
+// TestTrafficTapMixedBatch checks that the tap learns from the HTTP
+// SERVER spans of a batch however many others surround them, redacted,
+// and hands the whole batch on unchanged.
+func TestTrafficTapMixedBatch(t *testing.T) {
+	red, err := redact.New(redact.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &patcher{cfg: waf.DefaultConfig(), redact: red, traffic: waf.NewTraffic(0)}
+	var got []telemetry.Span
+	next := pipeline.ConsumerFunc[[]telemetry.Span](func(_ context.Context, spans []telemetry.Span) error {
+		got = spans
+		return nil
+	})
+	in := tapSpans(30)
+	in[7] = telemetry.Span{Service: "shop", Kind: telemetry.SpanKindServer, Name: "GET /search", Attrs: telemetry.Attrs{
+		HTTPMethod: "GET", HTTPRoute: "/search", URLPath: "/search", URLQuery: "access_token=SECRET123&q=1",
+	}}
+	in[8].Attrs.URLFull = "https://api.example.com/a?access_token=SECRET123"
+	want := slices.Clone(in)
+	if err := p.tap(next).Consume(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("the engine got (-want +got):\n%s", diff)
+	}
+	reqs := p.traffic.Requests("shop")
+	wantReqs := []waf.Request{{Method: "GET", Target: "/search?access_token=REDACTED&q=1", Headers: map[string]string{}}}
+	if diff := cmp.Diff(wantReqs, reqs); diff != "" {
+		t.Errorf("kept requests (-want +got):\n%s", diff)
+	}
+	if reqs := p.traffic.Requests("load"); len(reqs) != 0 {
+		t.Errorf("kept requests of spans without an HTTP method: %v", reqs)
+	}
+}
+
+// tapSpans returns n spans as telemetrygen sends them: traces of a CLIENT
+// span and nine SERVER children, no HTTP attributes.
+func tapSpans(n int) []telemetry.Span {
+	spans := make([]telemetry.Span, n)
+	for i := range spans {
+		sp := &spans[i]
+		sp.Service = "load"
+		sp.SpanID = [8]byte{byte(i >> 8), byte(i), 1}
+		if i%10 == 9 {
+			sp.Kind, sp.Name, sp.Attrs.PeerService = telemetry.SpanKindClient, "lets-go", "telemetrygen-server"
+			continue
+		}
+		sp.Kind, sp.Name, sp.Attrs.PeerService = telemetry.SpanKindServer, fmt.Sprintf("okey-dokey-%d", i%10), "telemetrygen-client"
+		sp.ParentSpanID = [8]byte{byte((i + 9 - i%10) >> 8), byte(i + 9 - i%10), 1}
+	}
+	return spans
+}
+
+// BenchmarkTrafficTap measures what the traffic tap of serve costs per
+// 1000-span batch of telemetrygen's spans, which the traffic does not
+// keep.
+func BenchmarkTrafficTap(b *testing.B) {
+	red, err := redact.New(redact.DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := &patcher{cfg: waf.DefaultConfig(), redact: red, traffic: waf.NewTraffic(0)}
+	tap := p.tap(pipeline.ConsumerFunc[[]telemetry.Span](func(context.Context, []telemetry.Span) error { return nil }))
+	spans := tapSpans(1000)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := tap.Consume(b.Context(), spans); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package model
 import (
 	"bytes"
 	"encoding/gob"
+	"net"
 	"testing"
 	"time"
 
@@ -175,5 +176,162 @@ func TestCheckpointPending(t *testing.T) {
 	}
 	if diff := cmp.Diff(SpanCounts{All: 4, Server: 3, Consumer: 1, Root: 1, Linked: 1, Unlinked: 2}, old.Snapshot().Service("orders").Spans); diff != "" {
 		t.Errorf("version 2 orders spans (-want +got):\n%s", diff)
+	}
+}
+
+// TestIsPublic checks which client addresses count as the public
+// internet: what net.ParseIP's IsGlobalUnicast and not IsPrivate say, the
+// definition isPublic had before it parsed without allocating.
+func TestIsPublic(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		want bool
+	}{
+		{"", false},
+		{"203.0.113.7", true},
+		{"8.8.8.8", true},
+		{"10.1.2.3", false},
+		{"192.168.0.1", false},
+		{"172.16.5.4", false},
+		{"127.0.0.1", false},
+		{"0.0.0.0", false},
+		{"255.255.255.255", false},
+		{"224.0.0.1", false},
+		{"169.254.1.1", false},
+		{"::ffff:203.0.113.7", true},
+		{"::ffff:10.0.0.1", false},
+		{"2001:db8::1", true},
+		{"fd00::1", false},
+		{"fe80::1", false},
+		{"fe80::1%eth0", false},
+		{"2001:db8::1%eth0", false},
+		{"::1", false},
+		{"::", false},
+		{"ff02::1", false},
+		{"01.2.3.4", false},
+		{"example.com", false},
+		{"203.0.113.7:443", false},
+	} {
+		t.Run(tc.addr, func(t *testing.T) {
+			if got := isPublic(tc.addr); got != tc.want {
+				t.Errorf("isPublic(%q) = %v, want %v", tc.addr, got, tc.want)
+			}
+			ip := net.ParseIP(tc.addr)
+			if old := ip != nil && ip.IsGlobalUnicast() && !ip.IsPrivate(); old != tc.want {
+				t.Errorf("net.ParseIP says %v, want %v", old, tc.want)
+			}
+		})
+	}
+}
+
+// TestJoinChildren: the SERVER children of one CLIENT span that arrive
+// before it wait as one entry per service and arrival, and count one by
+// one when their caller joins them, when their wait ends and when they
+// are taken for the cluster's join.
+func TestJoinChildren(t *testing.T) {
+	child := func(svc string, id byte) telemetry.Span {
+		return span(svc, telemetry.SpanKindServer, id, 2, "okey-dokey", telemetry.Attrs{})
+	}
+	children := func(svc string, first, n byte) []telemetry.Span {
+		var out []telemetry.Span
+		for id := first; id < first+n; id++ {
+			out = append(out, child(svc, id))
+		}
+		return out
+	}
+	caller := span("gateway", telemetry.SpanKindClient, 2, 1, "lets-go", telemetry.Attrs{PeerService: "orders"})
+	type step struct {
+		after time.Duration
+		spans []telemetry.Span
+	}
+	tests := []struct {
+		name    string
+		max     int
+		steps   []step
+		want    SpanCounts // of orders
+		calls   int64      // gateway → orders
+		waits   int64      // orders' Overflow.Waits
+		pending int        // callees TakePending returns
+	}{
+		{
+			name:  "nine children, then their caller",
+			steps: []step{{0, children("orders", 10, 9)}, {time.Second, []telemetry.Span{caller}}},
+			want:  SpanCounts{All: 9, Server: 9, Linked: 9}, calls: 9,
+		},
+		{
+			name: "children in two batches and of two services",
+			steps: []step{
+				{0, append(children("orders", 10, 3), append(children("billing", 20, 2), children("orders", 30, 1)...)...)},
+				{time.Second, children("orders", 40, 2)},
+				{time.Second, []telemetry.Span{caller}},
+			},
+			want: SpanCounts{All: 6, Server: 6, Linked: 6}, calls: 6,
+		},
+		{
+			name:  "children waiting",
+			steps: []step{{0, children("orders", 10, 3)}, {time.Second, children("orders", 20, 2)}},
+			want:  SpanCounts{All: 5, Server: 5, Pending: 5}, pending: 5,
+		},
+		{
+			name:  "no caller within the window",
+			steps: []step{{0, children("orders", 10, 3)}, {20 * time.Second, children("orders", 20, 2)}, {70 * time.Second, nil}},
+			want:  SpanCounts{All: 5, Server: 5, Unlinked: 5},
+		},
+		{
+			name: "wait cut short by a full table",
+			max:  2,
+			steps: []step{
+				{0, children("orders", 10, 3)},
+				{time.Second, []telemetry.Span{span("orders", telemetry.SpanKindServer, 50, 49, "x", telemetry.Attrs{})}},
+				{time.Second, []telemetry.Span{span("orders", telemetry.SpanKindServer, 52, 51, "x", telemetry.Attrs{})}},
+			},
+			want: SpanCounts{All: 5, Server: 5, Pending: 2, Unlinked: 3}, waits: 3, pending: 2,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			if tt.max > 0 {
+				cfg.MaxPendingSpans = tt.max
+			}
+			m := New(cfg, attribution.New(attribution.Config{}))
+			c := &clock{t: t0}
+			m.SetClock(c.now)
+			for _, st := range tt.steps {
+				c.t = c.t.Add(st.after)
+				m.AddSpans(st.spans)
+			}
+			snap := m.Snapshot()
+			got := snap.Service("orders")
+			if diff := cmp.Diff(tt.want, got.Spans); diff != "" {
+				t.Errorf("orders spans (-want +got):\n%s", diff)
+			}
+			if got.Overflow.Waits != tt.waits {
+				t.Errorf("orders waits forgotten early = %d, want %d", got.Overflow.Waits, tt.waits)
+			}
+			var calls int64
+			if gw := snap.Service("gateway"); gw != nil {
+				for _, e := range gw.Edges {
+					if e.To == "orders" {
+						calls = e.Calls
+					}
+				}
+			}
+			if calls != tt.calls {
+				t.Errorf("gateway → orders calls = %d, want %d", calls, tt.calls)
+			}
+			var pending int
+			for _, p := range m.TakePending().Callees {
+				if p.Service == "orders" {
+					pending++
+				}
+			}
+			if pending != tt.pending {
+				t.Errorf("TakePending gave %d callees of orders, want %d", pending, tt.pending)
+			}
+			if n := m.Snapshot().Service("orders").Spans.Pending; n != 0 {
+				t.Errorf("orders has %d spans pending after TakePending, want 0", n)
+			}
+		})
 	}
 }

@@ -147,11 +147,14 @@ type caller struct {
 	start, end time.Time
 }
 
-// callee is a SERVER or CONSUMER span waiting for its parent, since at
-// (Unix nanoseconds: a third of a time.Time in the join table).
+// callee is n SERVER or CONSUMER spans of one service waiting for their
+// parent, since at (Unix nanoseconds: a third of a time.Time in the join
+// table). The children of one parent that arrive together, telemetrygen's
+// nine SERVER spans of one CLIENT span say, are one callee.
 type callee struct {
 	svc *service
 	at  int64
+	n   int64
 }
 
 // callees are the spans waiting for one parent: one, or the consumers of
@@ -159,6 +162,20 @@ type callee struct {
 type callees struct {
 	callee
 	more []callee
+}
+
+// add makes c wait too: with the last callee when it is of the same
+// service and time, else after it.
+func (w *callees) add(c callee) {
+	last := &w.callee
+	if len(w.more) > 0 {
+		last = &w.more[len(w.more)-1]
+	}
+	if last.svc == c.svc && last.at == c.at {
+		last.n += c.n
+		return
+	}
+	w.more = append(w.more, c)
 }
 
 // all yields the waiting spans.
@@ -332,16 +349,23 @@ func newGenerations[V any](max int) *generations[V] {
 }
 
 func (g *generations[V]) get(k [8]byte) (V, bool) {
-	if v, ok := g.cur[k]; ok {
-		return v, true
-	}
-	v, ok := g.prev[k]
+	v, _, ok := g.lookup(k)
 	return v, ok
+}
+
+// lookup returns the value of k and whether it is in the current
+// generation.
+func (g *generations[V]) lookup(k [8]byte) (v V, cur, ok bool) {
+	if v, ok := g.cur[k]; ok {
+		return v, true, true
+	}
+	v, ok = g.prev[k]
+	return v, false, ok
 }
 
 func (g *generations[V]) put(k [8]byte, v V) {
 	if g.full() {
-		g.rotate()
+		g.rotate(nil)
 	}
 	g.cur[k] = v
 }
@@ -349,16 +373,35 @@ func (g *generations[V]) put(k [8]byte, v V) {
 // full reports whether the next put turns a generation.
 func (g *generations[V]) full() bool { return len(g.cur) >= g.max/2 }
 
-// rotate starts a new generation and returns the entries it forgets.
-func (g *generations[V]) rotate() map[[8]byte]V {
+// rotate starts a new generation, forgetting the oldest one after
+// calling forget, if not nil, with its entries. The forgotten table is
+// cleared and reused for the new generation: a full table turns without
+// allocating, and its size stays bounded by max/2.
+func (g *generations[V]) rotate(forget func(map[[8]byte]V)) {
 	old := g.prev
-	g.prev, g.cur = g.cur, make(map[[8]byte]V, len(g.cur))
-	return old
+	if old == nil {
+		old = make(map[[8]byte]V, len(g.cur))
+	} else {
+		if forget != nil {
+			forget(old)
+		}
+		clear(old)
+	}
+	g.prev, g.cur = g.cur, old
 }
 
 func (g *generations[V]) delete(k [8]byte) {
 	delete(g.cur, k)
 	delete(g.prev, k)
+}
+
+// remove deletes k from the generation lookup found it in.
+func (g *generations[V]) remove(k [8]byte, cur bool) {
+	if cur {
+		delete(g.cur, k)
+	} else {
+		delete(g.prev, k)
+	}
 }
 
 // AddProfile aggregates a profile batch into the model and returns the

@@ -66,8 +66,10 @@ func (m *Model) TakePending() Pending {
 	for _, g := range []map[[8]byte]callees{m.callees.cur, m.callees.prev} {
 		for id, w := range g {
 			for c := range w.all {
-				c.svc.spans.Pending--
-				p.Callees = append(p.Callees, PendingCallee{ParentSpanID: id, Service: c.svc.name, At: time.Unix(0, c.at).UTC()})
+				c.svc.spans.Pending -= c.n
+				for range c.n {
+					p.Callees = append(p.Callees, PendingCallee{ParentSpanID: id, Service: c.svc.name, At: time.Unix(0, c.at).UTC()})
+				}
 			}
 		}
 	}
@@ -90,7 +92,7 @@ func (m *Model) RestorePending(p Pending) {
 	now := m.now()
 	for _, c := range p.Callees {
 		if s := m.services[c.Service]; s != nil {
-			m.wait(c.ParentSpanID, callee{svc: s, at: c.At.UnixNano()}, now)
+			m.wait(c.ParentSpanID, callee{svc: s, at: c.At.UnixNano(), n: 1}, now)
 		}
 	}
 }

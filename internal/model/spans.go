@@ -2,6 +2,7 @@ package model
 
 import (
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -82,14 +83,14 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			s.spans.Root++
 			return
 		}
-		if c, ok := m.callers.get(sp.ParentSpanID); ok {
+		if c, cur, ok := m.callers.lookup(sp.ParentSpanID); ok {
 			if !c.producer {
-				m.callers.delete(sp.ParentSpanID)
+				m.callers.remove(sp.ParentSpanID, cur)
 			}
-			m.join(c, s, ch)
+			m.join(c, s, 1, ch)
 			return
 		}
-		m.wait(sp.ParentSpanID, callee{svc: s, at: now.UnixNano()}, now)
+		m.wait(sp.ParentSpanID, callee{svc: s, at: now.UnixNano(), n: 1}, now)
 	case telemetry.SpanKindClient, telemetry.SpanKindProducer:
 		if name, kind, system := storeOf(sp); name != "" {
 			st, isNew := s.touchStore(s.stores, name, kind, system, sp, m.cfg.MaxStores)
@@ -122,11 +123,11 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			}
 		}
 		c := caller{svc: s, host: host, error: sp.Error, producer: sp.Kind == telemetry.SpanKindProducer, start: sp.Start, end: sp.End}
-		if w, ok := m.callees.get(sp.SpanID); ok {
-			m.callees.delete(sp.SpanID)
+		if w, cur, ok := m.callees.lookup(sp.SpanID); ok {
+			m.callees.remove(sp.SpanID, cur)
 			for cl := range w.all {
-				cl.svc.spans.Pending--
-				m.join(c, cl.svc, ch)
+				cl.svc.spans.Pending -= cl.n
+				m.join(c, cl.svc, cl.n, ch)
 			}
 			if !c.producer {
 				return
@@ -139,19 +140,23 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 // wait records a SERVER or CONSUMER span whose parent has not arrived:
 // it waits for it in callees until age or a full table ends the wait.
 func (m *Model) wait(parent [8]byte, c callee, now time.Time) {
-	c.svc.spans.Pending++
+	c.svc.spans.Pending += c.n
 	m.joinLast = now
-	w, ok := m.callees.get(parent)
+	w, cur, ok := m.callees.lookup(parent)
 	if ok {
-		// Another consumer of the same message: both wait in the
-		// current generation.
-		m.callees.delete(parent)
-		w.more = append(w.more, c)
+		// Another child of the same parent: both wait in the current
+		// generation.
+		w.add(c)
+		if cur {
+			m.callees.cur[parent] = w
+			return
+		}
+		m.callees.remove(parent, cur)
 	} else {
 		w = callees{callee: c}
 	}
 	if m.callees.full() {
-		m.endWaits(m.callees.rotate(), now.Add(-m.cfg.JoinWindow))
+		m.rotateWaits(now)
 		m.joinBorn = now
 	}
 	m.callees.put(parent, w)
@@ -165,11 +170,18 @@ func (m *Model) age(now time.Time) {
 		return
 	}
 	cutoff := now.Add(-m.cfg.JoinWindow)
-	m.endWaits(m.callees.rotate(), cutoff)
+	m.rotateWaits(now)
 	if !m.joinLast.After(cutoff) {
-		m.endWaits(m.callees.rotate(), cutoff)
+		m.rotateWaits(now)
 	}
 	m.joinBorn = now
+}
+
+// rotateWaits turns a generation of the waiting spans, ending the wait
+// of the oldest (endWaits) with the join window ending now.
+func (m *Model) rotateWaits(now time.Time) {
+	cutoff := now.Add(-m.cfg.JoinWindow)
+	m.callees.rotate(func(forgotten map[[8]byte]callees) { m.endWaits(forgotten, cutoff) })
 }
 
 // endWaits ends the wait of forgotten spans: no caller can join them any
@@ -180,10 +192,10 @@ func (m *Model) age(now time.Time) {
 func (m *Model) endWaits(forgotten map[[8]byte]callees, cutoff time.Time) {
 	for _, w := range forgotten {
 		for c := range w.all {
-			c.svc.spans.Pending--
-			c.svc.spans.Unlinked++
+			c.svc.spans.Pending -= c.n
+			c.svc.spans.Unlinked += c.n
 			if c.at > cutoff.UnixNano() {
-				c.svc.overflow.Waits++
+				c.svc.overflow.Waits += c.n
 			}
 		}
 	}
@@ -195,14 +207,15 @@ func (m *Model) endWaits(forgotten map[[8]byte]callees, cutoff time.Time) {
 func (m *Model) Settle() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.endWaits(m.callees.rotate(), m.joinLast)
-	m.endWaits(m.callees.rotate(), m.joinLast)
+	end := func(forgotten map[[8]byte]callees) { m.endWaits(forgotten, m.joinLast) }
+	m.callees.rotate(end)
+	m.callees.rotate(end)
 }
 
-// join records that caller's span caused a SERVER or CONSUMER span in
+// join records that caller's span caused n SERVER or CONSUMER spans in
 // callee: an edge between traced services, and a host that is a service.
-func (m *Model) join(c caller, callee *service, ch *Changes) {
-	callee.spans.Linked++
+func (m *Model) join(c caller, callee *service, n int64, ch *Changes) {
+	callee.spans.Linked += n
 	if c.svc == callee {
 		return
 	}
@@ -212,14 +225,14 @@ func (m *Model) join(c caller, callee *service, ch *Changes) {
 		c.svc.edges[callee.name] = e
 		defer func() { ch.NewEdges = append(ch.NewEdges, *e) }()
 	}
-	e.Calls++
+	e.Calls += n
 	if c.error {
-		e.Errors++
+		e.Errors += n
 	}
 	within(&e.First, &e.Last, c.start)
 	within(&e.First, &e.Last, c.end)
 	if h := c.svc.hosts[c.host]; h != nil {
-		h.resolved[callee]++
+		h.resolved[callee] += n
 	}
 }
 
@@ -343,9 +356,15 @@ func hostOf(a *telemetry.Attrs) (host, scheme string) {
 }
 
 // isPublic reports whether addr is an IP address on the public internet.
+// It runs for every SERVER span, so it allocates nothing for an address
+// and returns at once without one.
 func isPublic(addr string) bool {
-	ip := net.ParseIP(addr)
-	return ip != nil && ip.IsGlobalUnicast() && !ip.IsPrivate()
+	if addr == "" {
+		return false
+	}
+	ip, err := netip.ParseAddr(addr)
+	// net.ParseIP, which isLocal uses, takes no zone.
+	return err == nil && ip.Zone() == "" && ip.Unmap().IsGlobalUnicast() && !ip.Unmap().IsPrivate()
 }
 
 // isLocal reports whether a host is this machine or a private address:

@@ -85,11 +85,18 @@ func (t *Traffic) Add(spans []telemetry.Span) {
 	}
 }
 
+// Keeps reports whether Add learns anything from sp: only HTTP SERVER
+// spans (those with a request method) show legitimate requests. What
+// prepares spans for Add (redaction) need prepare only these.
+func Keeps(sp *telemetry.Span) bool {
+	return sp.Kind == telemetry.SpanKindServer && sp.Attrs.HTTPMethod != ""
+}
+
 func (t *Traffic) add(sp *telemetry.Span) {
-	a := &sp.Attrs
-	if sp.Kind != telemetry.SpanKindServer || a.HTTPMethod == "" {
+	if !Keeps(sp) {
 		return
 	}
+	a := &sp.Attrs
 	route := a.HTTPRoute
 	if route == "" {
 		// The model falls back to the span name too (internal/model).
