@@ -329,8 +329,7 @@ func sameImage(a, b telemetry.Image) bool {
 }
 
 func (s *service) seen(start, end time.Time) {
-	within(&s.first, &s.last, start)
-	within(&s.first, &s.last, end)
+	widen(&s.first, &s.last, start, end)
 }
 
 // generations is a bounded map that forgets its oldest half when full:
@@ -466,8 +465,7 @@ func (m *Model) AddProfile(b *telemetry.ProfileBatch) Changes {
 		st.batch += smp.Count
 		st.samples += smp.Count
 		st.value += smp.Value
-		within(&st.first, &st.last, start)
-		within(&st.first, &st.last, end)
+		widen(&st.first, &st.last, start, end)
 		if smp.SpanID != "" || smp.SpanName != "" {
 			m.linkSpan(s, st, names, smp)
 		}

@@ -425,3 +425,32 @@ func BenchmarkAddSpans(b *testing.B) {
 		b.Fatalf("no span was linked: %+v", s.Services[0].Spans)
 	}
 }
+
+// TestWiden: a range widened by two instants in either order, or by
+// zero ones, is what widening by each in turn gives.
+func TestWiden(t *testing.T) {
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	var zero time.Time
+	for _, tc := range []struct {
+		name                    string
+		first, last, start, end time.Time
+		wantFirst, wantLast     time.Time
+	}{
+		{"unset", zero, zero, at(1), at(2), at(1), at(2)},
+		{"inside", at(0), at(5), at(1), at(2), at(0), at(5)},
+		{"earlier and later", at(3), at(4), at(1), at(6), at(1), at(6)},
+		{"later only", at(0), at(1), at(2), at(3), at(0), at(3)},
+		{"reversed", at(3), at(4), at(6), at(1), at(1), at(6)},
+		{"unset, reversed", zero, zero, at(2), at(1), at(1), at(2)},
+		{"zero end", at(3), at(4), at(5), zero, zero, at(5)},
+		{"both zero", at(3), at(4), zero, zero, zero, at(4)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			first, last := tc.first, tc.last
+			widen(&first, &last, tc.start, tc.end)
+			if !first.Equal(tc.wantFirst) || !last.Equal(tc.wantLast) {
+				t.Errorf("widen = [%v, %v], want [%v, %v]", first, last, tc.wantFirst, tc.wantLast)
+			}
+		})
+	}
+}

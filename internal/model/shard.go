@@ -148,8 +148,7 @@ func JoinCalls(calls []JoinedCall) Joins {
 		if c.Caller.Error {
 			e.Errors++
 		}
-		within(&e.First, &e.Last, c.Caller.Start)
-		within(&e.First, &e.Last, c.Caller.End)
+		widen(&e.First, &e.Last, c.Caller.Start, c.Caller.End)
 		if c.Caller.Host != "" {
 			resolved[res{c.Caller.Service, c.Caller.Host, c.Callee}]++
 		}
@@ -265,8 +264,7 @@ func mergeService(dst *serviceState, src serviceState) {
 	if n := len(dst.Images); n > maxImages {
 		dst.Images = dst.Images[n-maxImages:]
 	}
-	within(&dst.First, &dst.Last, src.First)
-	within(&dst.First, &dst.Last, src.Last)
+	widen(&dst.First, &dst.Last, src.First, src.Last)
 	// Functions and endpoints by value: src's indexes become dst's.
 	funcs := make([]int32, len(src.Funcs))
 	for i, f := range src.Funcs {
@@ -286,8 +284,7 @@ func mergeService(dst *serviceState, src serviceState) {
 		} else {
 			x := &dst.Endpoints[k]
 			x.Calls, x.Errors = x.Calls+e.Calls, x.Errors+e.Errors
-			within(&x.First, &x.Last, e.First)
-			within(&x.First, &x.Last, e.Last)
+			widen(&x.First, &x.Last, e.First, e.Last)
 		}
 		eps[i] = int32(k)
 	}
@@ -343,8 +340,7 @@ func mergeService(dst *serviceState, src serviceState) {
 		}
 		x := &dst.Hosts[k]
 		x.Calls, x.Errors = x.Calls+h.Calls, x.Errors+h.Errors
-		within(&x.First, &x.Last, h.First)
-		within(&x.First, &x.Last, h.Last)
+		widen(&x.First, &x.Last, h.First, h.Last)
 		if x.Resolved == nil {
 			x.Resolved = map[string]int64{}
 		}
@@ -376,8 +372,7 @@ func mergeEdges(dst, src []Edge) []Edge {
 		}
 		x := &dst[k]
 		x.Calls, x.Errors = x.Calls+e.Calls, x.Errors+e.Errors
-		within(&x.First, &x.Last, e.First)
-		within(&x.First, &x.Last, e.Last)
+		widen(&x.First, &x.Last, e.First, e.Last)
 	}
 	return dst
 }
@@ -392,8 +387,7 @@ func mergeStores(dst, src []Store) []Store {
 		}
 		x := &dst[k]
 		x.Calls, x.Errors = x.Calls+s.Calls, x.Errors+s.Errors
-		within(&x.First, &x.Last, s.First)
-		within(&x.First, &x.Last, s.Last)
+		widen(&x.First, &x.Last, s.First, s.Last)
 	}
 	return dst
 }

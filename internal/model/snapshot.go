@@ -293,15 +293,13 @@ func (s *service) functions() ([]Function, []Package) {
 			fn := &fns[f]
 			fn.Samples += st.samples
 			fn.Value += st.value
-			within(&fn.First, &fn.Last, st.first)
-			within(&fn.First, &fn.Last, st.last)
+			widen(&fn.First, &fn.Last, st.first, st.last)
 			if p := pkgOf[f]; pkgStamp[p] != int32(si) {
 				pkgStamp[p] = int32(si)
 				pkg := &pkgs[p]
 				pkg.Samples += st.samples
 				pkg.Value += st.value
-				within(&pkg.First, &pkg.Last, st.first)
-				within(&pkg.First, &pkg.Last, st.last)
+				widen(&pkg.First, &pkg.Last, st.first, st.last)
 			}
 			if h := heaviest[f]; h < 0 || s.stacks[h].samples < st.samples {
 				heaviest[f] = int32(si)

@@ -186,8 +186,7 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 			}
 			st.samples += k.Samples
 			st.value += k.Value
-			within(&st.first, &st.last, k.First)
-			within(&st.first, &st.last, k.Last)
+			widen(&st.first, &st.last, k.First, k.Last)
 			st.endpoints = addCounts(st.endpoints, k.Endpoints)
 			st.spanNames = addCounts(st.spanNames, k.SpanNames)
 		}

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"math/bits"
 	"strconv"
 	"strings"
 )
@@ -188,8 +189,13 @@ func lookupAttr(key []byte) attrID {
 // attrBuilder collects the attributes of one span (or resource) and
 // resolves deprecated names once the span kind is known.
 type attrBuilder struct {
-	strs    [numAttrs]string
-	ints    [numAttrs]int64
+	strs [numAttrs]string
+	ints [numAttrs]int64
+	// set has bit id set for each attribute recorded in strs or ints, so
+	// that reset clears those only: clearing every entry of every span
+	// cost more than decoding it while the garbage collector ran (each
+	// string a pointer it must see written).
+	set     uint64
 	headers map[string]string
 	// lists holds the array attributes of a resource:
 	// container.image.repo_digests and container.image.tags.
@@ -212,7 +218,16 @@ func (b *attrBuilder) image() *Image {
 	return newImage(b.strs[attrImageName], b.strs[attrImageDigest], b.lists[attrImageRepoDigests], b.lists[attrImageTags])
 }
 
-func (b *attrBuilder) reset() { *b = attrBuilder{} }
+// set's bits must cover every attribute.
+const _ = 64 - numAttrs
+
+func (b *attrBuilder) reset() {
+	for m := b.set; m != 0; m &= m - 1 {
+		id := bits.TrailingZeros64(m)
+		b.strs[id], b.ints[id] = "", 0
+	}
+	b.set, b.headers, b.lists = 0, nil, nil
+}
 
 // setString records a string attribute. Numbers written as strings (a
 // status code "200") are accepted for the integer attributes.
@@ -225,6 +240,7 @@ func (b *attrBuilder) setString(id attrID, v string) {
 	default:
 		b.strs[id] = v
 	}
+	b.set |= 1 << id
 }
 
 // setInt records an integer attribute.
@@ -235,6 +251,7 @@ func (b *attrBuilder) setInt(id attrID, v int64) {
 	default:
 		b.strs[id] = strconv.FormatInt(v, 10)
 	}
+	b.set |= 1 << id
 }
 
 // setHeader records a captured request header; key is the full attribute
@@ -247,10 +264,13 @@ func (b *attrBuilder) setHeader(key string, values []string) {
 	b.headers[strings.ToLower(key[len(headerPrefix):])] = strings.Join(values, ", ")
 }
 
-// finish returns the attributes with deprecated names applied where the
-// current ones are missing. Older conventions named the remote peer
-// net.peer.* on both sides, so its meaning depends on the span kind.
-func (b *attrBuilder) finish(kind SpanKind) Attrs {
+// finish sets the attributes of a, which must be zero, with deprecated
+// names applied where the current ones are missing. Older conventions
+// named the remote peer net.peer.* on both sides, so its meaning depends
+// on the span kind. It writes the fields of a one by one: a whole Attrs
+// copied into a span of the decoder's slice, or the span zeroed before,
+// cost as much as decoding it while the garbage collector ran.
+func (b *attrBuilder) finish(kind SpanKind, a *Attrs) {
 	s, n := &b.strs, &b.ints
 	or := func(cur, old attrID) string {
 		if s[cur] != "" {
@@ -258,33 +278,31 @@ func (b *attrBuilder) finish(kind SpanKind) Attrs {
 		}
 		return s[old]
 	}
-	a := Attrs{
-		HTTPMethod:           or(attrHTTPMethod, attrOldHTTPMethod),
-		HTTPRoute:            s[attrHTTPRoute],
-		URLPath:              s[attrURLPath],
-		URLQuery:             s[attrURLQuery],
-		URLFull:              or(attrURLFull, attrOldHTTPURL),
-		UserAgent:            or(attrUserAgent, attrOldUserAgent),
-		StatusCode:           int(n[attrStatusCode]),
-		RPCSystem:            or(attrRPCSystem, attrOldRPCSystem),
-		RPCService:           s[attrRPCService],
-		RPCMethod:            s[attrRPCMethod],
-		ServerAddress:        s[attrServerAddress],
-		ServerPort:           int(n[attrServerPort]),
-		ClientAddress:        s[attrClientAddress],
-		PeerService:          or(attrPeerService, attrOldPeerService),
-		DBSystem:             or(attrDBSystem, attrOldDBSystem),
-		DBNamespace:          or(attrDBNamespace, attrOldDBName),
-		DBCollection:         or(attrDBCollection, attrOldDBTable),
-		DBQueryText:          or(attrDBQueryText, attrOldDBStatement),
-		DBOperation:          or(attrDBOperation, attrOldDBOperation),
-		MessagingSystem:      s[attrMessagingSystem],
-		MessagingDestination: or(attrMessagingDestination, attrOldMessagingDestination),
-		S3Bucket:             s[attrS3Bucket],
-		CodeFunction:         s[attrCodeFunction],
-		RequestHeaders:       b.headers,
-		RequestBodySize:      n[attrRequestBodySize],
-	}
+	a.HTTPMethod = or(attrHTTPMethod, attrOldHTTPMethod)
+	a.HTTPRoute = s[attrHTTPRoute]
+	a.URLPath = s[attrURLPath]
+	a.URLQuery = s[attrURLQuery]
+	a.URLFull = or(attrURLFull, attrOldHTTPURL)
+	a.UserAgent = or(attrUserAgent, attrOldUserAgent)
+	a.StatusCode = int(n[attrStatusCode])
+	a.RPCSystem = or(attrRPCSystem, attrOldRPCSystem)
+	a.RPCService = s[attrRPCService]
+	a.RPCMethod = s[attrRPCMethod]
+	a.ServerAddress = s[attrServerAddress]
+	a.ServerPort = int(n[attrServerPort])
+	a.ClientAddress = s[attrClientAddress]
+	a.PeerService = or(attrPeerService, attrOldPeerService)
+	a.DBSystem = or(attrDBSystem, attrOldDBSystem)
+	a.DBNamespace = or(attrDBNamespace, attrOldDBName)
+	a.DBCollection = or(attrDBCollection, attrOldDBTable)
+	a.DBQueryText = or(attrDBQueryText, attrOldDBStatement)
+	a.DBOperation = or(attrDBOperation, attrOldDBOperation)
+	a.MessagingSystem = s[attrMessagingSystem]
+	a.MessagingDestination = or(attrMessagingDestination, attrOldMessagingDestination)
+	a.S3Bucket = s[attrS3Bucket]
+	a.CodeFunction = s[attrCodeFunction]
+	a.RequestHeaders = b.headers
+	a.RequestBodySize = n[attrRequestBodySize]
 	if a.RequestBodySize == 0 {
 		a.RequestBodySize = n[attrOldRequestContentLength]
 	}
@@ -326,7 +344,6 @@ func (b *attrBuilder) finish(kind SpanKind) Attrs {
 			a.CodeFunction = ns + "." + a.CodeFunction
 		}
 	}
-	return a
 }
 
 // spanError reports whether a span failed: status ERROR, or a server

@@ -550,7 +550,7 @@ func (c *jsonTraceConverter) span(s ptrace.Span, service, namespace string) Span
 	for k, v := range s.Attributes().All() {
 		c.setAttr(k, v)
 	}
-	sp.Attrs = c.attrs.finish(sp.Kind)
+	c.attrs.finish(sp.Kind, &sp.Attrs)
 	sp.Error = spanError(int32(s.Status().Code()), sp.Kind, &sp.Attrs)
 	return sp
 }

@@ -189,9 +189,17 @@ func (d *traceDecoder) decodeScopeSpans(msg []byte, spans []Span, record string,
 			d.errs.addf(fmt.Errorf("truncated: %w", io.ErrUnexpectedEOF), "%s: scope_spans[%d]: span %d", record, scope, n)
 			break
 		}
-		spans = append(spans, Span{})
+		// The slice's spare capacity is zero (slices.Grow allocates it
+		// zeroed, and a dropped span is zeroed again): taking the next
+		// span from it writes no zeros over it, which while the garbage
+		// collector runs costs as much as decoding the span.
+		if len(spans) == cap(spans) {
+			spans = slices.Grow(spans, 1)
+		}
+		spans = spans[:len(spans)+1]
 		if err := d.decodeSpan(f.b, &spans[len(spans)-1]); err != nil {
 			d.errs.addf(err, "%s: scope_spans[%d]: span %d", record, scope, n)
+			spans[len(spans)-1] = Span{}
 			spans = spans[:len(spans)-1]
 		}
 		n++
@@ -274,7 +282,7 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 	if !haveTrace || !haveSpan {
 		return fmt.Errorf("missing trace_id or span_id")
 	}
-	sp.Attrs = d.attrs.finish(sp.Kind)
+	d.attrs.finish(sp.Kind, &sp.Attrs)
 	sp.Error = spanError(status, sp.Kind, &sp.Attrs)
 	return nil
 }
