@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/engine"
@@ -34,7 +35,7 @@ func (s *countingStore) SubmitBatch(ctx context.Context, kind store.BatchKind, p
 // of catalog (examples/shop/recorded, 30 KB gzipped, span labels on its
 // samples) to /ingest, decoded, redacted, logged with full sync and
 // applied to the model, one request at a time. It reports the bytes the
-// log keeps per profile.
+// log keeps per profile. Count its instructions with valgrind (docs/architecture.md).
 func BenchmarkServeIngest(b *testing.B) {
 	prof, err := os.ReadFile(filepath.Join("..", "..", "..", "examples", "shop", "recorded", "profiles", "catalog", "cpu.pb.gz"))
 	if err != nil {
@@ -47,7 +48,12 @@ func BenchmarkServeIngest(b *testing.B) {
 	}
 	defer sq.Close()
 	st := &countingStore{Store: sq}
-	e, err := engine.New(engine.DefaultConfig(), engine.Deps{
+	// The checkpoints and re-assessments that run on timers are left
+	// out, so that what an upload costs does not depend on how long the
+	// run takes (under valgrind, minutes).
+	cfg := engine.DefaultConfig()
+	cfg.CheckpointInterval, cfg.AssessInterval, cfg.RefreshInterval = time.Hour, time.Hour, 0
+	e, err := engine.New(cfg, engine.Deps{
 		Store: st, Model: model.New(model.DefaultConfig(), attribution.New(attribution.Config{})),
 	})
 	if err != nil {
