@@ -54,6 +54,10 @@ type ReceivedProfile struct {
 	// Ingest is what the query of a Pyroscope /ingest request said about
 	// the profile's time, nil for the other requests.
 	Ingest *IngestWindow
+
+	// texts is where the texts of a pprof profile are, as DecodeProfile
+	// met them, for Masks; nil when it has not decoded the profile.
+	texts *pprofTexts
 }
 
 // IngestWindow is the time a Pyroscope /ingest request gives its profile:
@@ -86,7 +90,8 @@ func (l Limits) DecodeProfile(p *ReceivedProfile) ([]*ProfileBatch, error) {
 	var err error
 	switch p.Format {
 	case FormatPprof:
-		bs, err = l.DecodePprof(p.Data, p.Source)
+		p.texts = &pprofTexts{}
+		bs, err = l.decodePprof(p.Data, p.Source, p.texts)
 	case FormatPyroscopeJFR:
 		bs, err = l.DecodePyroscopeJFR(p.Data, p.Labels, p.Source)
 	case FormatFolded, FormatLines:
@@ -173,21 +178,23 @@ func logTime(t time.Time) time.Time {
 // the batches decoded from it, or may: a label value of a pprof sample
 // (any label, not only those evident decodes, by its key as
 // Masker.Attribute says), a comment of a pprof profile, a line of folded
-// stacks. Formats whose text it does not follow (JFR recordings, OTLP
-// profiles) and profiles still compressed are reported as masking:
-// whoever logs r must then log its batches, redacted, instead.
+// stacks. The texts of a pprof profile are where DecodeProfile found
+// them, so a profile it has not decoded is reported as masking, as are
+// formats whose texts it does not follow (JFR recordings, OTLP profiles)
+// and folded stacks still compressed: whoever logs r must then log its
+// batches, redacted, instead.
 func (r *ProfileRequest) Masks(m Masker) bool {
 	for i := range r.Profiles {
 		p := &r.Profiles[i]
-		if hasPrefix(p.Data, gzipMagic) {
-			return true
-		}
 		switch p.Format {
 		case FormatPprof:
-			if pprofMasks(p.Data, m) {
+			if p.texts == nil || p.texts.masks(m) {
 				return true
 			}
 		case FormatFolded, FormatLines:
+			if hasPrefix(p.Data, gzipMagic) {
+				return true
+			}
 			for line := range bytes.Lines(p.Data) {
 				if s := bytesString(line); m.Text(s) != s {
 					return true
@@ -200,92 +207,37 @@ func (r *ProfileRequest) Masks(m Masker) bool {
 	return false
 }
 
-// pprofComment is the field of a pprof Profile's comments.
-const pprofComment = 13
-
-// pprofMasks reports whether m masks a label value or a comment of the
-// pprof profile raw; a profile it cannot walk masks.
-func pprofMasks(raw []byte, m Masker) bool {
-	var strs, samples [][]byte
-	var comments []uint64
-	if err := forEachField(raw, func(f field) error {
-		switch {
-		case f.num == pprofSample && f.typ == protowire.BytesType:
-			samples = append(samples, f.b)
-		case f.num == pprofStringTable && f.typ == protowire.BytesType:
-			strs = append(strs, f.b)
-		case f.num == pprofComment && f.typ == protowire.VarintType:
-			comments = append(comments, f.v)
-		case f.num == pprofComment && f.typ == protowire.BytesType:
-			for b := f.b; len(b) > 0; {
-				v, n := protowire.ConsumeVarint(b)
-				if n < 0 {
-					return protowire.ParseError(n)
-				}
-				comments, b = append(comments, v), b[n:]
-			}
-		}
-		return nil
-	}); err != nil {
+// masks reports whether m masks a label value or a comment of the
+// profile.
+func (t *pprofTexts) masks(m Masker) bool {
+	if t.other || t.strs == nil {
 		return true
 	}
-	str := func(i uint64) (string, bool) {
-		if i >= uint64(len(strs)) {
-			return "", false
+	// The decoder checked every index against the string table.
+	str := func(i uint64) string { return bytesString(t.strs[i]) }
+	for _, c := range t.comments {
+		if c >= uint64(len(t.strs)) {
+			return true
 		}
-		return bytesString(strs[i]), true
-	}
-	for _, c := range comments {
-		s, ok := str(c)
-		if !ok || m.Text(s) != s {
+		if s := str(c); m.Text(s) != s {
 			return true
 		}
 	}
 	// checked[v] is 1 + the key under which string v was last found
 	// unmasked: a label repeats on sample after sample.
-	checked := make([]uint64, len(strs))
-	for _, smp := range samples {
-		if err := forEachField(smp, func(f field) error {
-			if f.num != 3 || f.typ != protowire.BytesType {
-				return nil
-			}
-			var key, val uint64
-			if err := forEachField(f.b, func(f field) error {
-				switch f.num {
-				case 1:
-					key = f.v
-				case 2:
-					val = f.v
-				}
-				return nil
-			}); err != nil {
-				return err
-			}
-			if val == 0 {
-				return nil // a numeric label
-			}
-			k, kok := str(key)
-			v, vok := str(val)
-			if !kok || !vok {
-				return errMasks
-			}
-			if checked[val] == key+1 {
-				return nil
-			}
-			if m.Attribute(k, v) != v {
-				return errMasks
-			}
-			checked[val] = key + 1
-			return nil
-		}); err != nil {
+	checked := make([]uint64, len(t.strs))
+	for _, l := range t.labels {
+		key, val := l[0], l[1]
+		if checked[val] == key+1 {
+			continue
+		}
+		if v := str(val); m.Attribute(str(key), v) != v {
 			return true
 		}
+		checked[val] = key + 1
 	}
 	return false
 }
-
-// errMasks stops pprofMasks' walk.
-var errMasks = errors.New("masks")
 
 // profileRequestVersion is the version of AppendProfileRequest's encoding,
 // its first byte.

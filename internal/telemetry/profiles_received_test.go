@@ -49,7 +49,7 @@ func TestProfileRequestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(ReceivedProfile{})); diff != "" {
 		t.Errorf("read back (-written +read):\n%s", diff)
 	}
 }
@@ -118,29 +118,37 @@ func TestDecodeProfile(t *testing.T) {
 
 // TestProfileRequestMasks: a request is reported as masking when the
 // masker would change a label value (under any key), a comment or a line
-// of folded stacks, or when its texts are not followed.
+// of folded stacks, or when its texts are not followed, or not known (a
+// pprof profile not decoded).
 func TestProfileRequestMasks(t *testing.T) {
 	gz := readFixture(t, "go-cpu.pb.gz")
 	for _, tc := range []struct {
-		name string
-		p    ReceivedProfile
-		want bool
+		name   string
+		p      ReceivedProfile
+		decode bool
+		want   bool
 	}{
-		{"pprof", ReceivedProfile{Format: FormatPprof, Data: gunzip(t, gz)}, false},
-		{"pprof with labels", ReceivedProfile{Format: FormatPprof, Data: labelledPprof(t, map[string][]string{"span_name": {"GET /"}, "user": {"bob"}}, "clean")}, false},
-		{"pprof label value", ReceivedProfile{Format: FormatPprof, Data: labelledPprof(t, map[string][]string{"span_name": {"GET /SECRET"}})}, true},
-		{"pprof label not decoded", ReceivedProfile{Format: FormatPprof, Data: labelledPprof(t, map[string][]string{"tenant": {"SECRET"}})}, true},
-		{"pprof label key", ReceivedProfile{Format: FormatPprof, Data: labelledPprof(t, map[string][]string{"password": {"hunter2"}})}, true},
-		{"pprof comment", ReceivedProfile{Format: FormatPprof, Data: labelledPprof(t, nil, "ran with SECRET")}, true},
-		{"pprof gzipped", ReceivedProfile{Format: FormatPprof, Data: gz}, true},
-		{"pprof malformed", ReceivedProfile{Format: FormatPprof, Data: []byte{0x12, 0x05, 1}}, true},
-		{"folded", ReceivedProfile{Format: FormatFolded, Data: []byte("main;a 1\nmain;b 2\n")}, false},
-		{"folded secret", ReceivedProfile{Format: FormatLines, Data: []byte("main;a\nmain;SECRET\n")}, true},
-		{"jfr", ReceivedProfile{Format: FormatPyroscopeJFR, Data: []byte("jfr")}, true},
-		{"otlp", ReceivedProfile{Format: FormatOTLPProfiles, Data: readFixture(t, "profiles.pb")}, true},
+		{"pprof", ReceivedProfile{Format: FormatPprof, Data: gunzip(t, gz)}, true, false},
+		{"pprof with labels", ReceivedProfile{Format: FormatPprof, Data: labelledPprof(t, map[string][]string{"span_name": {"GET /"}, "user": {"bob"}}, "clean")}, true, false},
+		{"pprof label value", ReceivedProfile{Format: FormatPprof, Data: labelledPprof(t, map[string][]string{"span_name": {"GET /SECRET"}})}, true, true},
+		{"pprof label not decoded", ReceivedProfile{Format: FormatPprof, Data: labelledPprof(t, map[string][]string{"tenant": {"SECRET"}})}, true, true},
+		{"pprof label key", ReceivedProfile{Format: FormatPprof, Data: labelledPprof(t, map[string][]string{"password": {"hunter2"}})}, true, true},
+		{"pprof comment", ReceivedProfile{Format: FormatPprof, Data: labelledPprof(t, nil, "ran with SECRET")}, true, true},
+		{"pprof gzipped", ReceivedProfile{Format: FormatPprof, Data: gz}, true, false},
+		{"pprof not decoded", ReceivedProfile{Format: FormatPprof, Data: gunzip(t, gz)}, false, true},
+		{"pprof sample dropped", ReceivedProfile{Format: FormatPprof, Data: append(gunzip(t, gz), appendMsg(nil, pprofSample, varintField(1, 999))...)}, true, true},
+		{"folded", ReceivedProfile{Format: FormatFolded, Data: []byte("main;a 1\nmain;b 2\n")}, false, false},
+		{"folded secret", ReceivedProfile{Format: FormatLines, Data: []byte("main;a\nmain;SECRET\n")}, false, true},
+		{"jfr", ReceivedProfile{Format: FormatPyroscopeJFR, Data: []byte("jfr")}, false, true},
+		{"otlp", ReceivedProfile{Format: FormatOTLPProfiles, Data: readFixture(t, "profiles.pb")}, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := &ProfileRequest{Profiles: []ReceivedProfile{{Format: FormatFolded, Data: []byte("x 1\n")}, tc.p}}
+			if tc.decode {
+				if bs, _ := req.Limits.DecodeProfile(&req.Profiles[1]); len(bs) == 0 {
+					t.Fatal("nothing decoded")
+				}
+			}
 			if got := req.Masks(&secretMasker{}); got != tc.want {
 				t.Errorf("Masks = %v, want %v", got, tc.want)
 			}
@@ -160,7 +168,7 @@ func FuzzParseProfileRequest(f *testing.F) {
 		if err != nil {
 			t.Fatalf("written again, the request does not read: %v", err)
 		}
-		if diff := cmp.Diff(req, again); diff != "" {
+		if diff := cmp.Diff(req, again, cmp.AllowUnexported(ReceivedProfile{})); diff != "" {
 			t.Fatalf("request does not round-trip (-read +again):\n%s", diff)
 		}
 		bs, _ := req.Decode()
