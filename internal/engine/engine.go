@@ -1025,9 +1025,6 @@ func decodeProfileRequest(payload []byte) ([]*telemetry.ProfileBatch, *telemetry
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := req.Limits.Validate(); err != nil {
-		return nil, nil, err
-	}
 	ps, err := req.Decode()
 	if len(ps) > 0 {
 		return ps, req, nil
