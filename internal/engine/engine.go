@@ -990,9 +990,7 @@ func decode(kind store.BatchKind, payload []byte) (item, error) {
 	case store.BatchTraceRequestS2:
 		it.kind = store.BatchSpans
 		var req []byte
-		if req, err = s2.Decode(nil, payload); err != nil {
-			err = fmt.Errorf("s2: %w", err)
-		} else {
+		if req, err = decompress(payload); err == nil {
 			it.spans, err = decodeTraceRequest(req)
 		}
 	case store.BatchSpans:
@@ -1011,15 +1009,37 @@ func decode(kind store.BatchKind, payload []byte) (item, error) {
 	return it, nil
 }
 
+// maxLoggedRequest bounds what a logged request decompresses to on
+// replay, so that a damaged row cannot make a restart allocate
+// gigabytes: it is the most a profile may take (telemetry.MaxProfileSize),
+// sixteen times the receivers' default max_request_bytes.
+const maxLoggedRequest = telemetry.MaxProfileSize
+
+// decompress returns a logged request compressed with S2, decompressed.
+func decompress(payload []byte) ([]byte, error) {
+	n, err := s2.DecodedLen(payload)
+	if err != nil {
+		return nil, fmt.Errorf("s2: %w", err)
+	}
+	if n > maxLoggedRequest {
+		return nil, fmt.Errorf("s2: decompresses to %d bytes, over %d", n, maxLoggedRequest)
+	}
+	b, err := s2.Decode(nil, payload)
+	if err != nil {
+		return nil, fmt.Errorf("s2: %w", err)
+	}
+	return b, nil
+}
+
 // decodeProfileRequest decodes a logged profile request with the
 // receivers' decoder. The request holds the profiles the receiver
 // decoded something from, and it was accepted for what decoded; that is
 // what replay yields, as it did then: the error is only for a request
 // of which nothing decodes.
 func decodeProfileRequest(payload []byte) ([]*telemetry.ProfileBatch, *telemetry.ProfileRequest, error) {
-	b, err := s2.Decode(nil, payload)
+	b, err := decompress(payload)
 	if err != nil {
-		return nil, nil, fmt.Errorf("s2: %w", err)
+		return nil, nil, err
 	}
 	req, err := telemetry.ParseProfileRequest(b)
 	if err != nil {
