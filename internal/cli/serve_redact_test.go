@@ -40,7 +40,10 @@ func TestServeRedaction(t *testing.T) {
 	// The last two are in what evident does not decode: an attribute
 	// named like a credential and an event, which the log keeps as
 	// received (redacted).
-	secrets := []string{"SECRET123", "hunter2", "Zm9vOmJhcg", "K3yV4lue", "bob@example.com"}
+	// The profiles carry theirs in a span name and in a label evident
+	// does not decode, named like a credential; a clean profile is
+	// logged as received.
+	secrets := []string{"SECRET123", "hunter2", "Zm9vOmJhcg", "K3yV4lue", "bob@example.com", "carol@example.com", "S3ssi0nV4l"}
 	var mu sync.Mutex
 	var hooked [][]byte
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -84,6 +87,9 @@ func TestServeRedaction(t *testing.T) {
 	if err := tp.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	postLabelledProfile(t, srv.pyro.Addr(), map[string][]string{"span_name": {"GET /users/carol@example.com"}})
+	postLabelledProfile(t, srv.pyro.Addr(), map[string][]string{"session_token": {"S3ssi0nV4l"}})
+	postLabelledProfile(t, srv.pyro.Addr(), map[string][]string{"span_name": {"GET /search"}})
 
 	type alertJSON struct {
 		Kind    string
@@ -156,10 +162,12 @@ func TestServeRedaction(t *testing.T) {
 		}
 	}
 	storeFiles("while serving") // the batch log is in the -wal file now
-	// The log's trace requests are compressed: a secret could hide behind
-	// a back-reference in the files, not in the batches.
+	// The log's requests are compressed: a secret could hide behind a
+	// back-reference in the files, not in the batches.
+	kinds := map[store.BatchKind]int{}
 	if err := srv.st.Batches(t.Context(), 0, func(seq int64, kind store.BatchKind, payload []byte) error {
-		if kind == store.BatchTraceRequestS2 {
+		kinds[kind]++
+		if kind == store.BatchTraceRequestS2 || kind == store.BatchProfileRequestS2 {
 			var err error
 			if payload, err = s2.Decode(nil, payload); err != nil {
 				return err
@@ -169,6 +177,9 @@ func TestServeRedaction(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+	if kinds[store.BatchProfiles] != 2 || kinds[store.BatchProfileRequestS2] != 1 {
+		t.Errorf("logged batches by kind: %v, want the two profiles with secrets as batches and the clean one as received", kinds)
 	}
 	shutdown(t, srv) // delivers, closes the JSON-lines file, checkpoints
 

@@ -245,6 +245,12 @@ func sendSpans(t *testing.T, addr string) {
 // profile and its sample type config.
 func postProfile(t *testing.T, addr string) {
 	t.Helper()
+	postLabelledProfile(t, addr, nil)
+}
+
+// postLabelledProfile is postProfile with labels on every sample.
+func postLabelledProfile(t *testing.T, addr string, labels map[string][]string) {
+	t.Helper()
 	fn := &profile.Function{ID: 1, Name: "golang.org/x/text/unicode/norm.Form.String", SystemName: "golang.org/x/text/unicode/norm.Form.String", Filename: "golang.org/x/text@v0.37.0/unicode/norm/normalize.go"}
 	caller := &profile.Function{ID: 2, Name: "main.search", SystemName: "main.search", Filename: "example.com/checkout/main.go"}
 	locs := []*profile.Location{
@@ -262,7 +268,7 @@ func postProfile(t *testing.T, addr string) {
 		Location:      locs,
 	}
 	for range 100 {
-		p.Sample = append(p.Sample, &profile.Sample{Location: locs, Value: []int64{1, 10_000_000}})
+		p.Sample = append(p.Sample, &profile.Sample{Location: locs, Value: []int64{1, 10_000_000}, Label: labels})
 	}
 	var prof bytes.Buffer
 	if err := p.Write(&prof); err != nil {

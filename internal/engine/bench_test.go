@@ -2,10 +2,14 @@ package engine
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
@@ -314,6 +318,64 @@ func BenchmarkLogRedact(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(len(spans))*float64(b.N)/(cpuTime()-cpu0).Seconds(), "spans/cpu-s")
+		})
+	}
+}
+
+// BenchmarkLogProfile is the cost of logging a real profile and of
+// replaying it: the shop's recorded CPU profile of catalog
+// (examples/shop/recorded, span labels on its samples) as Pyroscope's
+// /ingest receives it, made ready for the log with the default redaction
+// and decoded again as replay does, logged as received (received) or as
+// its decoded batches in encoding/gob (gob: the log before, and still
+// for profiles redaction changes).
+func BenchmarkLogProfile(b *testing.B) {
+	gz, err := os.ReadFile(filepath.Join("..", "..", "examples", "shop", "recorded", "profiles", "catalog", "cpu.pb.gz"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := ingested(raw, "catalog")
+	ps, err := req.Decode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := newEngine(b, DefaultConfig(), &memStore{}, nil, nil)
+	for _, tc := range []struct {
+		name string
+		preq *telemetry.ProfileRequest
+	}{{"gob", nil}, {"received", req}} {
+		it := item{kind: store.BatchProfiles, profiles: ps, preq: tc.preq}
+		e.redact(&it)
+		kind, payload, err := encode(&it, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run("encode/"+tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				it := item{kind: store.BatchProfiles, profiles: ps, preq: tc.preq}
+				e.redact(&it)
+				if _, _, err := encode(&it, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(payload)), "bytes/profile")
+		})
+		b.Run("replay/"+tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := decode(kind, payload); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }

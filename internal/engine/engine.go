@@ -214,8 +214,12 @@ type item struct {
 	// texts are where the texts of received are, nil when not known.
 	texts *telemetry.Texts
 	// redacted is set when redaction masked something in the batch.
-	redacted   bool
-	profiles   []*telemetry.ProfileBatch
+	redacted bool
+	profiles []*telemetry.ProfileBatch
+	// preq is the request profiles were decoded from, as received
+	// (telemetry.ReceivedProfiles), when it is what the log keeps: nil
+	// when the receiver did not say, or redaction would change it.
+	preq       *telemetry.ProfileRequest
 	receivedAt time.Time
 }
 
@@ -296,7 +300,9 @@ func (e *Engine) ProfilesConsumer() pipeline.Consumer[[]*telemetry.ProfileBatch]
 		if len(ps) == 0 {
 			return nil
 		}
-		return e.consume(ctx, item{kind: store.BatchProfiles, profiles: ps})
+		it := item{kind: store.BatchProfiles, profiles: ps}
+		it.preq, _ = telemetry.ReceivedProfiles(ctx, ps)
+		return e.consume(ctx, it)
 	})
 }
 
@@ -323,7 +329,7 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 	buf := e.bufs.Get().(*[]byte)
 	defer e.bufs.Put(buf)
 	kind, payload, err := encode(&it, *buf)
-	if cap(payload) > cap(*buf) && cap(payload) <= maxPooledBuffer && kind == store.BatchTraceRequestS2 {
+	if cap(payload) > cap(*buf) && cap(payload) <= maxPooledBuffer && (kind == store.BatchTraceRequestS2 || kind == store.BatchProfileRequestS2) {
 		*buf = payload[:0]
 	}
 	if err != nil {
@@ -343,7 +349,7 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 	e.mu.Unlock()
 	// The store has its copy; the request's buffer goes back to the
 	// receiver when Consume returns, so the queued item must not keep it.
-	it.received, it.logged, it.texts = nil, nil, nil
+	it.received, it.logged, it.texts, it.preq = nil, nil, nil, nil
 	defer e.inflight.Done()
 	seq, err := wait()
 	// The ticket is queued either way (never blocks: the slot is ours),
@@ -393,6 +399,9 @@ func (e *Engine) redact(it *item) {
 		clean := e.red.Profiles(it.profiles)
 		it.redacted = &clean[0] != &it.profiles[0]
 		it.profiles = clean
+		if it.redacted || it.preq != nil && e.red.Enabled() && it.preq.Masks(e.red) {
+			it.preq = nil
+		}
 	}
 }
 
@@ -926,9 +935,14 @@ func (e *Engine) Snapshot() *model.Snapshot { return e.view.Load().Snapshot }
 // under, which says how to decode it: spans as an OTLP trace request, the
 // one received (it.logged) or one written from the spans, compressed with
 // S2 (store.BatchTraceRequestS2), or with encoding/gob (store.BatchSpans)
-// when they cannot go as one, profiles with encoding/gob. dst, when large
-// enough, holds the compressed request.
+// when they cannot go as one; profiles as the request they were received
+// in (telemetry.AppendProfileRequest) compressed with S2
+// (store.BatchProfileRequestS2), or with encoding/gob (store.BatchProfiles)
+// without it. dst, when large enough, holds the compressed request.
 func encode(it *item, dst []byte) (store.BatchKind, []byte, error) {
+	if it.preq != nil {
+		return store.BatchProfileRequestS2, s2.Encode(dst[:cap(dst)], telemetry.AppendProfileRequest(nil, it.preq)), nil
+	}
 	req := it.logged
 	if req == nil && it.kind == store.BatchSpans {
 		// Instrumented HTTP and database spans take about 300 bytes.
@@ -964,7 +978,8 @@ func encode(it *item, dst []byte) (store.BatchKind, []byte, error) {
 const maxPooledBuffer = 4 << 20
 
 // decode reverses encode for replay, for every kind encode wrote since
-// the log began; a trace request decodes into a spans batch.
+// the log began; a trace request decodes into a spans batch, a profile
+// request into a profiles batch.
 func decode(kind store.BatchKind, payload []byte) (item, error) {
 	it := item{kind: kind}
 	var err error
@@ -975,15 +990,16 @@ func decode(kind store.BatchKind, payload []byte) (item, error) {
 	case store.BatchTraceRequestS2:
 		it.kind = store.BatchSpans
 		var req []byte
-		if req, err = s2.Decode(nil, payload); err != nil {
-			err = fmt.Errorf("s2: %w", err)
-		} else {
+		if req, err = decompress(payload); err == nil {
 			it.spans, err = decodeTraceRequest(req)
 		}
 	case store.BatchSpans:
 		err = gob.NewDecoder(bytes.NewReader(payload)).Decode(&it.spans)
 	case store.BatchProfiles:
 		err = gob.NewDecoder(bytes.NewReader(payload)).Decode(&it.profiles)
+	case store.BatchProfileRequestS2:
+		it.kind = store.BatchProfiles
+		it.profiles, it.preq, err = decodeProfileRequest(payload)
 	default:
 		err = fmt.Errorf("unknown batch kind %q", kind)
 	}
@@ -991,6 +1007,52 @@ func decode(kind store.BatchKind, payload []byte) (item, error) {
 		return it, fmt.Errorf("decode %s batch: %w", kind, err)
 	}
 	return it, nil
+}
+
+// maxLoggedRequest bounds what a logged request decompresses to on
+// replay, so that a damaged row cannot make a restart allocate
+// gigabytes: it is the most a profile may take (telemetry.MaxProfileSize),
+// sixteen times the receivers' default max_request_bytes.
+const maxLoggedRequest = telemetry.MaxProfileSize
+
+// decompress returns a logged request compressed with S2, decompressed.
+func decompress(payload []byte) ([]byte, error) {
+	n, err := s2.DecodedLen(payload)
+	if err != nil {
+		return nil, fmt.Errorf("s2: %w", err)
+	}
+	if n > maxLoggedRequest {
+		return nil, fmt.Errorf("s2: decompresses to %d bytes, over %d", n, maxLoggedRequest)
+	}
+	b, err := s2.Decode(nil, payload)
+	if err != nil {
+		return nil, fmt.Errorf("s2: %w", err)
+	}
+	return b, nil
+}
+
+// decodeProfileRequest decodes a logged profile request with the
+// receivers' decoder. The request holds the profiles the receiver
+// decoded something from, and it was accepted for what decoded; that is
+// what replay yields, as it did then: the error is only for a request
+// of which nothing decodes.
+func decodeProfileRequest(payload []byte) ([]*telemetry.ProfileBatch, *telemetry.ProfileRequest, error) {
+	b, err := decompress(payload)
+	if err != nil {
+		return nil, nil, err
+	}
+	req, err := telemetry.ParseProfileRequest(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	ps, err := req.Decode()
+	if len(ps) > 0 {
+		return ps, req, nil
+	}
+	if err == nil {
+		err = errors.New("no profile")
+	}
+	return nil, nil, err
 }
 
 // decodeTraceRequest decodes a logged trace request. A request is logged

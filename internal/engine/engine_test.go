@@ -367,27 +367,44 @@ func TestRestart(t *testing.T) {
 			return st
 		},
 	}
-	// Spans come decoded, or with the request they were decoded from,
-	// which the engine then logs as received.
-	sends := map[string]func(t *testing.T, e *Engine, spans []telemetry.Span){
-		"spans": func(t *testing.T, e *Engine, spans []telemetry.Span) {
-			if err := e.TracesConsumer().Consume(context.Background(), spans); err != nil {
-				t.Fatal(err)
-			}
+	// Spans and profiles come decoded, or with the request they were
+	// decoded from, which the engine then logs as received.
+	type sender struct {
+		spans    func(t *testing.T, e *Engine, spans []telemetry.Span)
+		profiles func(t *testing.T, e *Engine, ps *telemetry.ProfileBatch)
+	}
+	sends := map[string]sender{
+		"decoded": {
+			spans: func(t *testing.T, e *Engine, spans []telemetry.Span) {
+				if err := e.TracesConsumer().Consume(context.Background(), spans); err != nil {
+					t.Fatal(err)
+				}
+			},
+			profiles: func(t *testing.T, e *Engine, b *telemetry.ProfileBatch) {
+				if err := e.ProfilesConsumer().Consume(context.Background(), []*telemetry.ProfileBatch{b}); err != nil {
+					t.Fatal(err)
+				}
+			},
 		},
-		"received": func(t *testing.T, e *Engine, spans []telemetry.Span) {
-			consumeReceived(t, e, requestOf(t, spans))
+		"received": {
+			spans: func(t *testing.T, e *Engine, spans []telemetry.Span) {
+				consumeReceived(t, e, requestOf(t, spans))
+			},
+			profiles: func(t *testing.T, e *Engine, b *telemetry.ProfileBatch) {
+				consumeReceivedProfiles(t, e, ingested(pprofOf(t, b, nil), b.Service))
+			},
 		},
 	}
 	for name, open := range stores {
 		for how, send := range sends {
-			t.Run(name+"/"+how, func(t *testing.T) { testRestart(t, open, send) })
+			t.Run(name+"/"+how, func(t *testing.T) { testRestart(t, open, send.spans, send.profiles) })
 		}
 	}
 }
 
-// testRestart is TestRestart with a store and a way of sending spans.
-func testRestart(t *testing.T, open func(t *testing.T) Store, send func(t *testing.T, e *Engine, spans []telemetry.Span)) {
+// testRestart is TestRestart with a store and a way of sending spans and
+// profiles.
+func testRestart(t *testing.T, open func(t *testing.T) Store, send func(t *testing.T, e *Engine, spans []telemetry.Span), sendProfile func(t *testing.T, e *Engine, b *telemetry.ProfileBatch)) {
 	ctx := context.Background()
 	st := open(t)
 	cfg := testConfig()
@@ -408,9 +425,7 @@ func testRestart(t *testing.T, open func(t *testing.T) Store, send func(t *testi
 		return err == nil && seq > 0
 	})
 	e1.st = noCheckpoint{st}
-	if err := e1.ProfilesConsumer().Consume(ctx, []*telemetry.ProfileBatch{textProfile("shop", true)}); err != nil {
-		t.Fatal(err)
-	}
+	sendProfile(t, e1, textProfile("shop", true))
 	more := shopSpans()
 	for i := range more {
 		more[i].SpanID[0], more[i].ParentSpanID[0] = 9, 9

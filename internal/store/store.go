@@ -218,17 +218,26 @@ const (
 	// BatchTraceRequestS2 is a BatchTraceRequest compressed with S2
 	// (github.com/klauspost/compress/s2, block format).
 	BatchTraceRequestS2 BatchKind = "otlp_traces_s2"
-	// BatchProfiles is a batch of profiles.
+	// BatchProfiles is a batch of profiles, decoded, encoded by the
+	// engine with encoding/gob: what it logged before
+	// BatchProfileRequestS2, and still for profiles that come without
+	// their request or whose request redaction would change.
 	BatchProfiles BatchKind = "profiles"
+	// BatchProfileRequestS2 is a batch of profiles as they were received
+	// (telemetry.AppendProfileRequest: pprof, JFR, folded stacks or an OTLP
+	// profiles request, with what the receiver's decoder took from the
+	// request), compressed with S2, decoded on replay by the receivers'
+	// decoder.
+	BatchProfileRequestS2 BatchKind = "profile_request_s2"
 )
 
 // Validate reports whether k is one of the known kinds.
 func (k BatchKind) Validate() error {
 	switch k {
-	case BatchSpans, BatchTraceRequest, BatchTraceRequestS2, BatchProfiles:
+	case BatchSpans, BatchTraceRequest, BatchTraceRequestS2, BatchProfiles, BatchProfileRequestS2:
 		return nil
 	}
-	return fmt.Errorf("%w: batch kind %q is not %q, %q, %q or %q", ErrInvalid, string(k), BatchTraceRequest, BatchTraceRequestS2, BatchSpans, BatchProfiles)
+	return fmt.Errorf("%w: batch kind %q is not %q, %q, %q, %q or %q", ErrInvalid, string(k), BatchTraceRequest, BatchTraceRequestS2, BatchSpans, BatchProfiles, BatchProfileRequestS2)
 }
 
 // VerdictChange is one change of the runtime verdict, or of the VEX

@@ -32,6 +32,7 @@ const (
 	pprofDurationNanos     = 10
 	pprofPeriodType        = 11
 	pprofPeriod            = 12
+	pprofComment           = 13
 	pprofDefaultSampleType = 14
 )
 
@@ -72,11 +73,17 @@ func DecodePprof(data []byte, source string) ([]*ProfileBatch, error) {
 // with an error naming the limit that matches ErrTooLarge, before its
 // samples, locations and functions are decoded.
 func (l Limits) DecodePprof(data []byte, source string) ([]*ProfileBatch, error) {
+	return l.decodePprof(data, source, nil)
+}
+
+// decodePprof is DecodePprof recording, when texts is not nil, where the
+// texts of the profile are.
+func (l Limits) decodePprof(data []byte, source string, texts *pprofTexts) ([]*ProfileBatch, error) {
 	raw, err := maybeGunzip(data, source)
 	if err != nil {
 		return nil, err
 	}
-	d := pprofDecoder{source: source, errs: recordErrors{source: source}, limits: l}
+	d := pprofDecoder{source: source, errs: recordErrors{source: source}, limits: l, texts: texts}
 	if err := d.scan(raw); err != nil {
 		if errors.Is(err, ErrTooLarge) {
 			return nil, err
@@ -86,6 +93,9 @@ func (l Limits) DecodePprof(data []byte, source string) ([]*ProfileBatch, error)
 	batches, err := d.build()
 	if err != nil {
 		return nil, fmt.Errorf("decode pprof %s: %w", source, err)
+	}
+	if texts != nil {
+		texts.strs = d.strs
 	}
 	return batches, d.errs.err()
 }
@@ -148,6 +158,23 @@ type pprofDecoder struct {
 	defaultType int64
 
 	samples, locations, functions [][]byte
+
+	// texts, when not nil, gets the labels and comments met.
+	texts *pprofTexts
+}
+
+// pprofTexts says where the texts of a pprof profile are beyond its
+// functions, files and mappings, as its decoder met them: the string
+// indexes of the key and value of every string label of every sample, and
+// of every comment (ProfileRequest.Masks).
+type pprofTexts struct {
+	// strs is the string table, nil until the profile decoded.
+	strs     [][]byte
+	labels   [][2]uint64
+	comments []uint64
+	// other is set when the profile holds text these do not cover: a
+	// sample dropped before all its labels were read.
+	other bool
 }
 
 // scan walks the top-level fields once, keeping sub-slices of the
@@ -218,6 +245,22 @@ func (d *pprofDecoder) scan(raw []byte) error {
 			d.period = int64(f.v)
 		case pprofDefaultSampleType:
 			d.defaultType = int64(f.v)
+		case pprofComment:
+			if d.texts == nil {
+				break
+			}
+			if f.typ != protowire.BytesType {
+				d.texts.comments = append(d.texts.comments, f.v)
+				break
+			}
+			for b := f.b; len(b) > 0; {
+				v, n := protowire.ConsumeVarint(b)
+				if n < 0 {
+					d.texts.other = true
+					break
+				}
+				d.texts.comments, b = append(d.texts.comments, v), b[n:]
+			}
 		}
 		return nil
 	})
@@ -511,6 +554,9 @@ func (d *pprofDecoder) buildSamples(b *ProfileBatch, locIDs idIndex, vi, ci int,
 		}
 		if err != nil {
 			d.errs.addf(err, "sample %d", i)
+			if d.texts != nil {
+				d.texts.other = true
+			}
 			continue
 		}
 		scratch = d.limits.depth(scratch)
@@ -644,6 +690,9 @@ func (d *pprofDecoder) sampleLabel(msg []byte, keys [6]int64, s *Sample, service
 	}
 	if str < 0 || str >= int64(len(d.strs)) {
 		return fmt.Errorf("label %s: string index %d out of range [0,%d)", d.strs[key], str, len(d.strs))
+	}
+	if d.texts != nil && str > 0 {
+		d.texts.labels = append(d.texts.labels, [2]uint64{uint64(key), uint64(str)})
 	}
 	slot := -1
 	for i, k := range keys {

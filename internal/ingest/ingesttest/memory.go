@@ -1,5 +1,6 @@
-// Package ingesttest measures the memory a receiver takes while a test
-// attacks it, so that the receivers' tests can assert a ceiling.
+// Package ingesttest holds what the receivers' tests share: the memory a
+// receiver takes while a test attacks it, so that they can assert a
+// ceiling, and the check that what they hand on replays from the log.
 package ingesttest
 
 import (

@@ -18,6 +18,7 @@ import (
 
 	"github.com/evidentsec/evident/internal/ingest"
 	"github.com/evidentsec/evident/internal/ingest/admission"
+	"github.com/evidentsec/evident/internal/telemetry"
 )
 
 // rawMessage is a gRPC message as it travels: traceCodec copies a request
@@ -167,10 +168,11 @@ func grpcStatus(code codes.Code, err error, retry time.Duration) error {
 }
 
 // exportProfiles decodes a profiles request with telemetry's OTLP
-// decoder, the same for both transports, and hands the batches on. The
-// request is marshalled again when it came over gRPC (protoData nil):
-// profiles arrive a few times a minute per process, and one decoder is
-// worth more than that copy. Profiles the decoder drops are reported as
+// decoder, the same for both transports, and hands the batches on with
+// the request (telemetry.WithReceivedProfiles), for the consumer to log
+// as it is. The request is marshalled again when it came over gRPC or in
+// JSON (protoData nil): profiles arrive a few times a minute per process,
+// and one decoder is worth more than that copy. Profiles the decoder drops are reported as
 // rejected in the response; consumer refusals come back as
 // *consumerError.
 func (r *Receiver) exportProfiles(ctx context.Context, transport, source string, req pprofileotlp.ExportRequest, protoData []byte) (pprofileotlp.ExportResponse, error) {
@@ -188,7 +190,8 @@ func (r *Receiver) exportProfiles(ctx context.Context, transport, source string,
 			return pprofileotlp.ExportResponse{}, fmt.Errorf("%w: re-encode profiles: %w", errMalformed, err)
 		}
 	}
-	batches, derr := r.cfg.Profiles.DecodeOTLPProfiles(protoData, source)
+	preq := &telemetry.ProfileRequest{Limits: r.cfg.Profiles, Profiles: []telemetry.ReceivedProfile{{Format: telemetry.FormatOTLPProfiles, Data: protoData, Source: source}}}
+	batches, derr := preq.Limits.DecodeProfile(&preq.Profiles[0])
 	if derr != nil && len(batches) == 0 && total > 0 {
 		return pprofileotlp.ExportResponse{}, derr
 	}
@@ -197,7 +200,7 @@ func (r *Receiver) exportProfiles(ctx context.Context, transport, source string,
 		r.m.RefusedProfiles.WithLabelValues("otlp", transport, ingest.ReasonMalformed).Add(float64(rejected))
 	}
 	if len(batches) > 0 {
-		if err := r.profiles.Consume(ctx, batches); err != nil {
+		if err := r.profiles.Consume(telemetry.WithReceivedProfiles(ctx, preq, batches), batches); err != nil {
 			st, code, retry, reason := consumerStatus(err)
 			r.m.RefusedProfiles.WithLabelValues("otlp", transport, reason).Add(float64(len(batches)))
 			return pprofileotlp.ExportResponse{}, &consumerError{err: err, status: st, code: code, retry: retry}

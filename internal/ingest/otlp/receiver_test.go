@@ -38,6 +38,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/evidentsec/evident/internal/ingest/ingesttest"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -47,20 +48,28 @@ func TestMain(m *testing.M) {
 }
 
 // recorder is a consumer that keeps what it is given, or refuses it with
-// err.
+// err. Profiles must come with the request they were decoded from, which
+// must replay from the log into the same batches
+// (ingesttest.ReplayProfiles); startReceiver reports what did not.
 type recorder[T any] struct {
-	mu  sync.Mutex
-	got []T
-	err error
+	mu       sync.Mutex
+	got      []T
+	err      error
+	unreplay []error
 }
 
-func (r *recorder[T]) Consume(_ context.Context, data T) error {
+func (r *recorder[T]) Consume(ctx context.Context, data T) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.err != nil {
 		return r.err
 	}
 	r.got = append(r.got, data)
+	if ps, ok := any(data).([]*telemetry.ProfileBatch); ok {
+		if err := ingesttest.ReplayProfiles(ctx, ps); err != nil {
+			r.unreplay = append(r.unreplay, err)
+		}
+	}
 	return nil
 }
 
@@ -94,6 +103,13 @@ func startReceiver(t *testing.T, cfg Config, traces pipeline.Consumer[[]telemetr
 		defer cancel()
 		if err := r.Shutdown(ctx); err != nil {
 			t.Error(err)
+		}
+		if rec, ok := profiles.(*recorder[[]*telemetry.ProfileBatch]); ok {
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			for _, err := range rec.unreplay {
+				t.Errorf("handed on: %v", err)
+			}
 		}
 	})
 	return r, reg

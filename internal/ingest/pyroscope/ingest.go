@@ -62,7 +62,8 @@ func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
 	if p.spyName != "" {
 		source += " (" + p.spyName + ")"
 	}
-	batches, derr := p.decode(r.cfg.Profiles, body, source)
+	preq := &telemetry.ProfileRequest{Limits: r.cfg.Profiles, Profiles: []telemetry.ReceivedProfile{p.received(body, source)}}
+	batches, derr := preq.Limits.DecodeProfile(&preq.Profiles[0])
 	if len(batches) == 0 {
 		if derr != nil {
 			r.refuseErr(w, fmt.Errorf("%w: %w", errBadRequest, derr))
@@ -76,10 +77,8 @@ func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
 		// is kept without the samples that did not decode.
 		r.log.Warn("pyroscope profile partly decoded", "err", derr)
 	}
-	for _, b := range batches {
-		p.apply(b)
-	}
-	if err := r.profiles.Consume(req.Context(), batches); err != nil {
+	ctx := telemetry.WithReceivedProfiles(req.Context(), preq, batches)
+	if err := r.profiles.Consume(ctx, batches); err != nil {
 		c := consumerStatus(err)
 		r.m.RefusedProfiles.WithLabelValues("pyroscope", "http", c.reason).Add(float64(len(batches)))
 		if c.retry > 0 {
@@ -169,19 +168,24 @@ func (p ingestParams) checkFormat() error {
 	return fmt.Errorf("%w: format %q, evident reads pprof, jfr, folded (groups) and lines", errUnsupported, p.format)
 }
 
-// decode decodes the profile in the request's format. With no format, a
-// multipart form or a binary body is pprof (pyroscope-go) and a text body
-// is folded stacks, as Pyroscope reads them.
-func (p ingestParams) decode(l telemetry.Limits, b profileBody, source string) ([]*telemetry.ProfileBatch, error) {
+// received is the profile of the request as received, in the request's
+// format, with what the query says about it. With no format, a multipart
+// form or a binary body is pprof (pyroscope-go) and a text body is folded
+// stacks, as Pyroscope reads them.
+func (p ingestParams) received(b profileBody, source string) telemetry.ReceivedProfile {
+	rp := telemetry.ReceivedProfile{
+		Format: telemetry.FormatPprof, Data: b.data, Source: source, Service: p.service, Namespace: p.namespace,
+		Ingest: &telemetry.IngestWindow{From: p.from, Until: p.until, Now: p.now, SampleRate: p.sampleRate},
+	}
 	switch {
 	case p.format == "jfr":
-		return l.DecodePyroscopeJFR(b.data, b.labels, source)
+		rp.Format, rp.Labels = telemetry.FormatPyroscopeJFR, b.labels
 	case p.format == "lines":
-		return l.DecodeFolded(b.data, source, false)
+		rp.Format = telemetry.FormatLines
 	case p.format == "folded", p.format == "groups", p.format == "" && !b.form && isText(b.data):
-		return l.DecodeFolded(b.data, source, true)
+		rp.Format = telemetry.FormatFolded
 	}
-	return l.DecodePprof(b.data, source)
+	return rp
 }
 
 // isText reports whether data looks like folded stacks rather than a
@@ -197,42 +201,6 @@ func isText(data []byte) bool {
 		}
 	}
 	return true
-}
-
-// apply sets what the query says about the profile: its service where
-// the samples' labels did not name one, and its time window. A profile
-// that says no time of its own (folded stacks) is placed as Pyroscope
-// places every profile, from and until defaulting to now, except that
-// without from it starts its own duration (austin's) before its end.
-func (p ingestParams) apply(b *telemetry.ProfileBatch) {
-	if b.Service == "" {
-		b.Service = p.service
-		if b.Namespace == "" {
-			b.Namespace = p.namespace
-		}
-	}
-	switch {
-	case b.Start.IsZero():
-		end := p.until
-		if end.IsZero() {
-			end = p.now
-		}
-		b.Start = p.from
-		if b.Start.IsZero() {
-			b.Start = end.Add(-b.Duration)
-		}
-		if end.After(b.Start) {
-			b.Duration = end.Sub(b.Start)
-		}
-	case !p.from.IsZero():
-		b.Start = p.from
-		if p.until.After(p.from) {
-			b.Duration = p.until.Sub(p.from)
-		}
-	}
-	if b.Period == 0 && p.sampleRate > 0 && b.Unit == "nanoseconds" {
-		b.Period = int64(time.Second) / p.sampleRate
-	}
 }
 
 // parseName splits Pyroscope's application name "app.name{k=v,k2=v2}"

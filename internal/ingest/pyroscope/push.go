@@ -44,6 +44,9 @@ func (p *pusher) Push(ctx context.Context, req *connect.Request[pushv1.PushReque
 	t := ticketFrom(ctx, r.adm)
 	left := r.cfg.MaxRequestBytes
 	source := "pyroscope Push from " + req.Peer().Addr
+	// The request handed on holds the profiles that decoded, each with
+	// the service of its series.
+	preq := &telemetry.ProfileRequest{Limits: r.cfg.Profiles}
 	var batches []*telemetry.ProfileBatch
 	var bad []error
 	for i, s := range req.Msg.GetSeries() {
@@ -69,8 +72,9 @@ func (p *pusher) Push(ctx context.Context, req *connect.Request[pushv1.PushReque
 			}
 			left -= int64(len(raw))
 			var bs []*telemetry.ProfileBatch
+			rp := telemetry.ReceivedProfile{Format: telemetry.FormatPprof, Data: raw, Source: record, Service: service, Namespace: namespace}
 			if err == nil {
-				bs, err = r.cfg.Profiles.DecodePprof(raw, record)
+				bs, err = r.cfg.Profiles.DecodeProfile(&rp)
 			}
 			if len(bs) == 0 {
 				if err != nil {
@@ -81,11 +85,7 @@ func (p *pusher) Push(ctx context.Context, req *connect.Request[pushv1.PushReque
 			if err != nil {
 				r.log.Warn("pyroscope profile partly decoded", "err", err)
 			}
-			for _, b := range bs {
-				if b.Service == "" {
-					b.Service, b.Namespace = service, namespace
-				}
-			}
+			preq.Profiles = append(preq.Profiles, rp)
 			batches = append(batches, bs...)
 		}
 	}
@@ -99,7 +99,7 @@ func (p *pusher) Push(ctx context.Context, req *connect.Request[pushv1.PushReque
 		}
 		return connect.NewResponse(&pushv1.PushResponse{}), nil
 	}
-	if err := r.profiles.Consume(ctx, batches); err != nil {
+	if err := r.profiles.Consume(telemetry.WithReceivedProfiles(ctx, preq, batches), batches); err != nil {
 		c := consumerStatus(err)
 		r.m.RefusedProfiles.WithLabelValues("pyroscope", "connect", c.reason).Add(float64(len(batches)))
 		code := connect.CodeUnavailable

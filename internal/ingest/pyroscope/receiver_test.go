@@ -28,6 +28,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/evidentsec/evident/internal/ingest/ingesttest"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -37,20 +38,26 @@ func TestMain(m *testing.M) {
 }
 
 // recorder is a consumer that keeps what it is given, or refuses it with
-// err.
+// err. It checks that every batch comes with the request it was decoded
+// from, and that the request replays from the log into the same batches
+// (ingesttest.ReplayProfiles); startReceiver reports what did not.
 type recorder struct {
-	mu  sync.Mutex
-	got []*telemetry.ProfileBatch
-	err error
+	mu       sync.Mutex
+	got      []*telemetry.ProfileBatch
+	err      error
+	unreplay []error
 }
 
-func (r *recorder) Consume(_ context.Context, b []*telemetry.ProfileBatch) error {
+func (r *recorder) Consume(ctx context.Context, b []*telemetry.ProfileBatch) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.err != nil {
 		return r.err
 	}
 	r.got = append(r.got, b...)
+	if err := ingesttest.ReplayProfiles(ctx, b); err != nil {
+		r.unreplay = append(r.unreplay, err)
+	}
 	return nil
 }
 
@@ -81,6 +88,13 @@ func startReceiver(t *testing.T, cfg Config, c pipeline.Consumer[[]*telemetry.Pr
 		defer cancel()
 		if err := r.Shutdown(ctx); err != nil {
 			t.Error(err)
+		}
+		if rec, ok := c.(*recorder); ok {
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			for _, err := range rec.unreplay {
+				t.Errorf("handed on: %v", err)
+			}
 		}
 	})
 	return r, reg

@@ -347,8 +347,8 @@ func TestCrashRestart(t *testing.T) {
 		t.Errorf("LoadCheckpoint = %d, %q; want at least the acknowledged %d with its state", seq, state, checkpoint)
 	}
 	found := map[int64]string{}
-	if err := s.Batches(t.Context(), seq, func(seq int64, _ store.BatchKind, payload []byte) error {
-		found[seq] = crashPayloadName(payload)
+	if err := s.Batches(t.Context(), seq, func(seq int64, kind store.BatchKind, payload []byte) error {
+		found[seq] = string(kind) + ":" + crashPayloadName(payload)
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -387,14 +387,16 @@ func crashChild(dir string) {
 		wg.Go(func() {
 			for i := 0; ; i++ {
 				name := fmt.Sprintf("w%d-%d", w, i)
-				// Up to 64 KiB, so appends span several WAL frames.
+				// Up to 64 KiB, so appends span several WAL frames; trace
+				// and profile requests, as the engine logs them.
 				payload := append([]byte(name+" "), bytes.Repeat([]byte{'x'}, (i*7919)%(64<<10))...)
-				seq, err := s.AppendBatch(ctx, store.BatchSpans, payload)
+				kind := crashKinds[w%len(crashKinds)]
+				seq, err := s.AppendBatch(ctx, kind, payload)
 				if err != nil {
 					fmt.Fprintln(os.Stderr, err)
 					os.Exit(2)
 				}
-				say("ack %d %s\n", seq, name)
+				say("ack %d %s:%s\n", seq, kind, name)
 				// One worker checkpoints, as the engine does, so that
 				// checkpoints never go back.
 				if w == 0 && i%25 == 24 {
@@ -409,6 +411,9 @@ func crashChild(dir string) {
 	}
 	wg.Wait() // never: the parent kills us
 }
+
+// crashKinds are the kinds the crashing child's workers append.
+var crashKinds = []store.BatchKind{store.BatchTraceRequestS2, store.BatchProfileRequestS2}
 
 func crashPayloadName(payload []byte) string {
 	name, _, _ := bytes.Cut(payload, []byte(" "))
