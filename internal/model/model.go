@@ -389,11 +389,6 @@ func (g *generations[V]) rotate(forget func(map[[8]byte]V)) {
 	g.prev, g.cur = g.cur, old
 }
 
-func (g *generations[V]) delete(k [8]byte) {
-	delete(g.cur, k)
-	delete(g.prev, k)
-}
-
 // remove deletes k from the generation lookup found it in.
 func (g *generations[V]) remove(k [8]byte, cur bool) {
 	if cur {

@@ -17,7 +17,26 @@ const maxInterned = 1 << 16
 
 // interner shares the strings that repeat across spans (names, methods,
 // routes, service names), so a batch holds one copy of each.
-type interner struct{ m map[string]string }
+type interner struct {
+	m map[string]string
+	// last holds the value last decoded of each attribute, and of the
+	// span name at nameSlot: most spans of a request repeat the values of
+	// the span before, which a comparison finds without hashing.
+	last [nameSlot + 1]string
+}
+
+// nameSlot is the slot of interner.last that holds span names.
+const nameSlot = numAttrs
+
+// bytesAt is bytes for a value of the attribute (or span name) in slot.
+func (in *interner) bytesAt(slot attrID, b []byte) string {
+	if s := in.last[slot]; s == string(b) {
+		return s
+	}
+	s := in.bytes(b)
+	in.last[slot] = s
+	return s
+}
 
 func (in *interner) bytes(b []byte) string {
 	if len(b) == 0 {
@@ -239,7 +258,7 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 				return fmt.Errorf("parent_span_id has %d bytes, want 8", len(f.b))
 			}
 		case spanName:
-			sp.Name = d.in.bytes(f.b)
+			sp.Name = d.in.bytesAt(nameSlot, f.b)
 			d.texts.text(nil, f.b)
 		case 3: // trace_state
 			d.texts.text(nil, f.b)
@@ -345,7 +364,7 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 			values = append(values, d.in.bytes(f.b))
 			d.texts.text(key, f.b)
 		case f.num == 1:
-			b.setString(id, d.in.bytes(f.b))
+			b.setString(id, d.in.bytesAt(id, f.b))
 			d.texts.text(key, f.b)
 		case f.num == 3 && !list: // int_value
 			b.setInt(id, int64(f.v))
