@@ -234,8 +234,9 @@ func (r *Router) FirePending(p *detect.Pending) {
 	r.route(p.Kind, p.Service, p.DedupeKey, p.ReceivedAt, p.Alert)
 }
 
-// route is Fire of the alert build returns, kind of service, with key
-// and receivedAt.
+// route routes the alert build returns, deciding on its kind, service,
+// dedupe key and receipt: build is called only for an alert that is
+// queued.
 func (r *Router) route(k detect.Kind, service, key string, receivedAt time.Time, build func() detect.Alert) {
 	now := r.now()
 	kind := string(k)

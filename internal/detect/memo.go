@@ -1,11 +1,14 @@
 package detect
 
-// The bounds of each of a Scanner's memos: at most memoEntries keys of
-// at most memoKeyBytes, with what they map to (a decoded value is no
-// longer than the value), a few MiB at most and far less for real
-// attribute values.
+// The bounds of a Scanner's memos: what the rules found in at most
+// valueEntries values, and at most keyEntries dedupe keys, each under a
+// key of at most memoKeyBytes. With what they map to (a decoded value is
+// no longer than the value, a dedupe key about as long as its memo key)
+// that is about 4 MiB and 1 MiB at worst, and far less for real
+// attribute values and endpoints.
 const (
-	memoEntries  = 4096
+	valueEntries = 4096
+	keyEntries   = 1024
 	memoKeyBytes = 512
 )
 
@@ -21,7 +24,7 @@ type generations[V any] struct {
 }
 
 func newGenerations[V any](max int) generations[V] {
-	return generations[V]{max: max, cur: make(map[string]V, max/2), prev: make(map[string]V, max/2)}
+	return generations[V]{max: max, cur: map[string]V{}, prev: map[string]V{}}
 }
 
 // get returns the value of k. (k is bytes so that a lookup copies

@@ -283,11 +283,11 @@ func (s *scan) value(f Field, header, v string, hit func(Hit)) {
 	// The memo's key is the field's index and the value: the same text
 	// decodes differently in url.query ("+" is a space), and the rules
 	// differ by field.
-	var keyBuf [1 + memoKeyBytes]byte
+	var keyBuf [memoKeyBytes]byte
 	var key []byte
 	var e memoEntry
 	ok := false
-	if s.memo != nil && len(v) < len(keyBuf) {
+	if s.memo != nil && 1+len(v) <= len(keyBuf) {
 		key = append(append(keyBuf[:0], byte(fi)), v...)
 		e, ok = s.memo.get(key)
 	}
@@ -479,10 +479,10 @@ func (p *Pending) Alert() Alert {
 // decoding and hold no anchor are not remembered: the automaton's pass
 // that tells so is all they cost. It also remembers the dedupe keys of
 // its alerts by service, endpoint and rule, so that an alert a router
-// drops costs no redaction nor key. Each memo keeps at most 4096 keys
-// of at most 512 bytes (docs/architecture.md, Memory). A Scanner is not
-// safe for concurrent use: each engine's worker owns one, over Rules it
-// may share.
+// drops costs no redaction nor key. The memos are bounded: 4096 values
+// of up to 511 bytes, 1024 keys, the older half forgotten at the bound
+// (docs/architecture.md, Memory). A Scanner is not safe for concurrent
+// use: each engine's worker owns one, over Rules it may share.
 type Scanner struct {
 	rules *Rules
 	red   Redactor
@@ -498,7 +498,7 @@ type Scanner struct {
 // NewScanner returns a scanner of r whose alerts' evidence red redacts
 // (Pending.Alert); nil red keeps it verbatim.
 func (r *Rules) NewScanner(red Redactor) *Scanner {
-	return &Scanner{rules: r, red: red, values: newGenerations[memoEntry](memoEntries), keys: newGenerations[exploitKey](memoEntries)}
+	return &Scanner{rules: r, red: red, values: newGenerations[memoEntry](valueEntries), keys: newGenerations[exploitKey](keyEntries)}
 }
 
 // Scan is Rules.Scan, with the memo.

@@ -282,5 +282,15 @@ func FuzzDecode(f *testing.F) {
 			t.Errorf("decode(%q) = %q grew", s, d)
 		}
 		checkEquivalent(t, rules, unanchored, FieldURLQuery, s)
+		// A Scanner reports the same, scanning the value and taking it
+		// from its memo.
+		sp := spanWith(string(FieldURLQuery), s)
+		want := hits(rules.Scan, &sp)
+		sc := rules.NewScanner(nil)
+		for range 2 {
+			if diff := cmp.Diff(hits(sc.Scan, &sp), want); diff != "" {
+				t.Errorf("Scanner.Scan of %q (-got +Rules.Scan):\n%s", s, diff)
+			}
+		}
 	})
 }
