@@ -208,8 +208,8 @@ type scan struct {
 	more  map[int32]bool
 }
 
-// found is a rule matching a value: Rule matched d[At:At+Len] of the
-// decoded value d.
+// found is a rule matching a value: rule (its index) matched
+// d[at:at+len] of the decoded value d.
 type found struct {
 	rule, at, len int32
 }
