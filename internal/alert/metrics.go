@@ -2,6 +2,8 @@ package alert
 
 import (
 	"errors"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -15,6 +17,49 @@ type metrics struct {
 	retries             *prometheus.CounterVec // sink
 	sendSeconds         *prometheus.HistogramVec
 	latency             *prometheus.HistogramVec
+	// dedupedOf and latencyOf are deduplicated and latency by kind:
+	// every alert fired, a duplicate or not, is counted in both.
+	dedupedOf byKind[prometheus.Counter]
+	latencyOf byKind[prometheus.Observer]
+}
+
+// byKind holds the children of a metric vector by kind, each made when
+// first used, as WithLabelValues makes it (a kind never counted has no
+// series), and then found without hashing and checking label values. It
+// is safe for concurrent use: readers load the map, a new kind replaces
+// it.
+type byKind[T any] struct {
+	with func(kind string) T
+	mu   sync.Mutex
+	m    atomic.Pointer[map[string]T]
+}
+
+// maxKinds bounds byKind: alert kinds are detect.Kinds, and any past
+// the bound is resolved each time.
+const maxKinds = 64
+
+func (b *byKind[T]) of(kind string) T {
+	m := b.m.Load()
+	if m != nil {
+		if c, ok := (*m)[kind]; ok {
+			return c
+		}
+	}
+	c := b.with(kind)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old := b.m.Load()
+	if old == nil || len(*old) < maxKinds {
+		next := make(map[string]T, 8)
+		if old != nil {
+			for k, v := range *old {
+				next[k] = v
+			}
+		}
+		next[kind] = c
+		b.m.Store(&next)
+	}
+	return c
 }
 
 func newMetrics(reg prometheus.Registerer, sinks []*sinkQueue) (*metrics, error) {
@@ -45,6 +90,8 @@ func newMetrics(reg prometheus.Registerer, sinks []*sinkQueue) (*metrics, error)
 			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
 		}, []string{"kind"}),
 	}
+	m.dedupedOf.with = func(kind string) prometheus.Counter { return m.deduplicated.WithLabelValues(kind) }
+	m.latencyOf.with = func(kind string) prometheus.Observer { return m.latency.WithLabelValues(kind) }
 	for _, s := range sinks {
 		m.sendSeconds.WithLabelValues(s.sink.Name())
 	}

@@ -223,21 +223,33 @@ func NewRouter(cfg Config, sinks []Sink, deps Deps) (*Router, error) {
 // receipt of the triggering telemetry to now), drops duplicates and
 // alerts over their rate, and queues the rest for every sink.
 func (r *Router) Fire(d detect.Alert) {
+	r.route(d.Kind, d.Service, d.DedupeKey, d.ReceivedAt, func() detect.Alert { return d })
+}
+
+// FirePending routes an alert as Fire does, deciding on what p says of
+// it (kind, service, dedupe key, receipt) and building it with p.Alert
+// only when it is queued: an alert dropped as a duplicate or over its
+// rate is counted as Fire counts it, and never built.
+func (r *Router) FirePending(p *detect.Pending) {
+	r.route(p.Kind, p.Service, p.DedupeKey, p.ReceivedAt, p.Alert)
+}
+
+// route routes the alert build returns, deciding on its kind, service,
+// dedupe key and receipt: build is called only for an alert that is
+// queued.
+func (r *Router) route(k detect.Kind, service, key string, receivedAt time.Time, build func() detect.Alert) {
 	now := r.now()
-	kind := string(d.Kind)
-	if !d.ReceivedAt.IsZero() {
-		r.m.latency.WithLabelValues(kind).Observe(now.Sub(d.ReceivedAt).Seconds())
-	}
-	if d.Time.IsZero() {
-		d.Time = now
+	kind := string(k)
+	if !receivedAt.IsZero() {
+		r.m.latencyOf.of(kind).Observe(now.Sub(receivedAt).Seconds())
 	}
 	r.mu.Lock()
-	if last, ok := r.seen.get(d.DedupeKey); ok && d.DedupeKey != "" && now.Sub(last) < r.cfg.DedupeWindow {
+	if last, ok := r.seen.get(key); ok && key != "" && now.Sub(last) < r.cfg.DedupeWindow {
 		r.mu.Unlock()
-		r.m.deduplicated.WithLabelValues(kind).Inc()
+		r.m.dedupedOf.of(kind).Inc()
 		return
 	}
-	lk := kind + "\x00" + d.Service
+	lk := kind + "\x00" + service
 	lim, ok := r.limits.get(lk)
 	if !ok {
 		lim = rate.NewLimiter(rate.Limit(r.cfg.KeyRate), r.cfg.KeyBurst)
@@ -248,9 +260,13 @@ func (r *Router) Fire(d detect.Alert) {
 		r.m.dropped.WithLabelValues(kind, "", "rate_limited").Inc()
 		return
 	}
-	r.seen.put(d.DedupeKey, now)
+	r.seen.put(key, now)
 	r.mu.Unlock()
 
+	d := build()
+	if d.Time.IsZero() {
+		d.Time = now
+	}
 	a := r.link(d)
 	r.lifeMu.RLock()
 	defer r.lifeMu.RUnlock()

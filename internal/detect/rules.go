@@ -183,26 +183,73 @@ type Hit struct {
 // each rule that matches, once per rule. A value in which no anchor
 // occurs costs one pass of the automaton and allocates nothing.
 func (r *Rules) Scan(sp *telemetry.Span, hit func(Hit)) {
-	s := scan{r: r, hit: hit}
-	a := &sp.Attrs
-	s.value(FieldURLPath, "", a.URLPath)
-	s.value(FieldURLQuery, "", a.URLQuery)
-	s.value(FieldURLFull, "", a.URLFull)
-	s.value(FieldUserAgent, "", a.UserAgent)
-	s.value(FieldDBQueryText, "", a.DBQueryText)
-	if sp.Kind == telemetry.SpanKindClient {
-		s.value(FieldServerAddress, "", a.ServerAddress)
-	}
-	for name, v := range a.RequestHeaders {
-		s.value(FieldRequestHeader, name, v)
+	s := scan{r: r}
+	s.span(sp, hit)
+	if s.text != nil {
+		r.texts.Put(s.text)
 	}
 }
 
 // scan is the state of one Scan: the rules that fired.
 type scan struct {
-	r     *Rules
-	hit   func(Hit)
-	fired []bool // by rule index, made on the first hit
+	r *Rules
+	// memo, when set, holds what the rules found in values scanned
+	// before, by field index and value.
+	memo *generations[memoEntry]
+	// text is the buffer patterns read a value from when it is not the
+	// value itself; Rules.Scan takes one from its pool when it needs it.
+	text *[]byte
+	// found holds the matches of the value at hand, nil for a new one.
+	found *[]found
+	// fired are the rules that fired, by index; more holds those past
+	// the first 128. (No slice of fired: a scan pointing into itself
+	// would be moved to the heap.)
+	fired [2]uint64
+	more  map[int32]bool
+}
+
+// found is a rule matching a value: rule (its index) matched
+// d[at:at+len] of the decoded value d.
+type found struct {
+	rule, at, len int32
+}
+
+// fire marks rule i as fired and reports whether it had not yet.
+func (s *scan) fire(i int32) bool {
+	if i >= 128 {
+		if s.more[i] {
+			return false
+		}
+		if s.more == nil {
+			s.more = map[int32]bool{}
+		}
+		s.more[i] = true
+		return true
+	}
+	bit := uint64(1) << (i % 64)
+	if s.fired[i/64]&bit != 0 {
+		return false
+	}
+	s.fired[i/64] |= bit
+	return true
+}
+
+// span scans the attributes of sp. (hit is a parameter, not a field of
+// scan: escape analysis would move it to the heap with what the memo
+// keeps.)
+func (s *scan) span(sp *telemetry.Span, hit func(Hit)) {
+	a := &sp.Attrs
+	s.value(FieldURLPath, "", a.URLPath, hit)
+	s.value(FieldURLQuery, "", a.URLQuery, hit)
+	s.value(FieldURLFull, "", a.URLFull, hit)
+	s.value(FieldUserAgent, "", a.UserAgent, hit)
+	s.value(FieldDBQueryText, "", a.DBQueryText, hit)
+	if sp.Kind == telemetry.SpanKindClient {
+		s.value(FieldServerAddress, "", a.ServerAddress, hit)
+	}
+	for name, v := range a.RequestHeaders {
+		s.value(FieldRequestHeader, name, v, hit)
+	}
 }
 
 // maxTries bounds the places a rule's pattern is tried per value, so
@@ -213,57 +260,125 @@ const maxTries = 64
 // allocating; a longer value is decoded in a new one.
 const stackBytes = 512
 
-// value matches the rules of field f against a value; header is the
-// header's name for FieldRequestHeader.
-func (s *scan) value(f Field, header, v string) {
-	pf := s.r.byField[slices.Index(fields, f)]
+// value matches the rules of field f against a value, or takes what
+// they matched from the memo, and reports the rules that did not fire
+// on the span yet; header is the header's name for FieldRequestHeader.
+func (s *scan) value(f Field, header, v string, hit func(Hit)) {
+	fi := slices.Index(fields, f)
+	pf := s.r.byField[fi]
 	if v == "" || pf == nil {
 		return
 	}
-	var buf [stackBytes]byte
+	query := f == FieldURLQuery
+	need := needsDecode(v, query)
 	var occBuf [32]occurrence
-	str, lower, decoded := normalize(buf[:0], v, f == FieldURLQuery)
 	var occ []occurrence
-	if decoded != nil {
-		occ = find(pf.ac, decoded, occBuf[:0])
-	} else {
-		occ = find(pf.ac, str, occBuf[:0]) // the automaton folds case itself
+	if need != decodeFull {
+		// The automaton folds case itself: a value that needs no
+		// decoding and holds no anchor is done, memo or not.
+		if occ = find(pf.ac, v, occBuf[:0]); len(occ) == 0 {
+			return
+		}
+	}
+	// The memo's key is the field's index and the value: the same text
+	// decodes differently in url.query ("+" is a space), and the rules
+	// differ by field.
+	var keyBuf [memoKeyBytes]byte
+	var key []byte
+	var e memoEntry
+	ok := false
+	if s.memo != nil && 1+len(v) <= len(keyBuf) {
+		key = append(append(keyBuf[:0], byte(fi)), v...)
+		e, ok = s.memo.get(key)
+	}
+	if !ok {
+		var buf [stackBytes]byte
+		var dst []found
+		if s.found != nil {
+			dst = (*s.found)[:0]
+		}
+		e.decoded, e.found = s.match(pf, v, query, need, buf[:0], occ, dst)
+		if s.found != nil {
+			*s.found = e.found
+		}
+		if key != nil {
+			// The memo keeps copies: the value may be part of a
+			// request's buffer, and found is reused.
+			m := memoEntry{decoded: e.decoded, same: e.decoded == v}
+			if m.same {
+				m.decoded = ""
+			}
+			if len(e.found) > 0 {
+				m.found = append([]found(nil), e.found...)
+			}
+			s.memo.put(key, m)
+		}
+	}
+	d := e.decoded
+	if e.same {
+		d = v
+	}
+	for _, m := range e.found {
+		if !s.fire(m.rule) {
+			continue
+		}
+		name := string(f)
+		if f == FieldRequestHeader {
+			name += "." + header
+		}
+		hit(Hit{Rule: &s.r.rules[m.rule].Rule, Field: name, Match: d[m.at : m.at+m.len], Value: d, Raw: v, Offset: int(m.at)})
+	}
+}
+
+// match appends to dst the leftmost match in v of each rule of pf and
+// returns it, with the decoded value the matches are in ("" when there
+// are none); occ are the anchors found in v when it needs no decoding.
+func (s *scan) match(pf *prefilter, v string, query bool, need int, buf []byte, occ []occurrence, dst []found) (string, []found) {
+	str, lower, decoded := normalizeAs(buf, v, query, need)
+	if need == decodeFull {
+		var occBuf [32]occurrence
+		if decoded != nil {
+			occ = find(pf.ac, decoded, occBuf[:0])
+		} else {
+			occ = find(pf.ac, str, occBuf[:0])
+		}
 	}
 	if len(occ) == 0 {
-		return
+		return "", dst
 	}
-	// The patterns read the value lower-cased or decoded in a pooled
+	// The patterns read the value lower-cased or decoded in a reused
 	// buffer (as bytes: a string would be a new copy per value), or the
 	// value itself.
 	var text []byte
 	if decoded != nil || lower {
-		tp := s.r.texts.Get().(*[]byte)
-		defer s.r.texts.Put(tp)
+		if s.text == nil {
+			s.text = s.r.texts.Get().(*[]byte)
+		}
 		if decoded != nil {
-			text = append((*tp)[:0], decoded...)
+			text = append((*s.text)[:0], decoded...)
 		} else {
-			text = append((*tp)[:0], str...)
+			text = append((*s.text)[:0], str...)
 			for i, c := range text {
 				if 'A' <= c && c <= 'Z' {
 					text[i] = c + 'a' - 'A'
 				}
 			}
 		}
-		*tp = text
+		*s.text = text
 	}
 	// The automaton reports occurrences by their end; trying them by
 	// start makes a rule report its leftmost match, as an unanchored
 	// search would.
 	slices.SortStableFunc(occ, func(a, b occurrence) int { return cmp.Compare(a.start, b.start) })
-	var d string // the value as a string, made on the first hit
 	var triesBuf [64]uint8
 	tries := triesBuf[:]
 	if len(s.r.rules) > len(triesBuf) {
 		tries = make([]uint8, len(s.r.rules))
 	}
+	n := len(dst)
 	for _, o := range occ {
 		for _, ri := range pf.rules[o.pat] {
-			if (s.fired != nil && s.fired[ri]) || tries[ri] >= maxTries {
+			if tries[ri] >= maxTries || slices.ContainsFunc(dst[n:], func(m found) bool { return m.rule == ri }) {
 				continue
 			}
 			tries[ri]++
@@ -278,27 +393,18 @@ func (s *scan) value(f Field, header, v string) {
 			} else if c.re.MatchString(str[o.start:]) {
 				loc = c.re.FindStringIndex(str[o.start:])
 			}
-			if loc == nil {
-				continue
+			if loc != nil {
+				dst = append(dst, found{rule: ri, at: o.start, len: int32(loc[1])})
 			}
-			if s.fired == nil {
-				s.fired = make([]bool, len(s.r.rules))
-			}
-			s.fired[ri] = true
-			if d == "" {
-				d = str
-				if text != nil {
-					d = string(text)
-				}
-			}
-			name := string(f)
-			if f == FieldRequestHeader {
-				name += "." + header
-			}
-			at := int(o.start)
-			s.hit(Hit{Rule: &c.Rule, Field: name, Match: d[at : at+loc[1]], Value: d, Raw: v, Offset: at})
 		}
 	}
+	if len(dst) == n {
+		return "", dst
+	}
+	if text != nil {
+		return string(text), dst
+	}
+	return str, dst
 }
 
 // Redactor masks secrets and personal data in attribute values;
@@ -311,42 +417,132 @@ type Redactor interface {
 	Mask() string
 }
 
-// Alerts runs the rules over a span, which holds the values as received,
-// and returns an alert per hit. With red set, the evidence holds no more
-// than red lets through: Value is the redacted value, decoded; Match is
-// kept when it is still found there and is red's mask otherwise; Offset
-// and Length locate it in the decoded value as received. nil red keeps
-// the evidence verbatim.
-func (r *Rules) Alerts(sp *telemetry.Span, red Redactor, receivedAt, now time.Time) []Alert {
-	var out []Alert
-	r.Scan(sp, func(h Hit) {
-		ep := EndpointOf(sp)
-		match, value := h.Match, h.Value
-		if red != nil {
-			ep = red.Value("span.name", ep)
-			value = decode(red.Value(h.Field, h.Raw), h.Field == string(FieldURLQuery))
-			if !strings.Contains(value, match) {
-				match = red.Mask()
-			}
+// Pending is an alert known by what decides its delivery, its kind,
+// service, dedupe key and receipt, before the rest is built: a router
+// that drops it as a duplicate or over its rate never calls Alert, so
+// that the spans of a scanner, which repeat the same payload against
+// the same endpoint, cost little more than clean ones. A Pending is
+// valid only during the call it is passed to.
+type Pending struct {
+	Kind       Kind
+	Service    string
+	DedupeKey  string
+	ReceivedAt time.Time
+
+	// The exploit-payload hit the alert is about: the span, which holds
+	// the values as received, its endpoint redacted, the redaction of
+	// the evidence and when the detection fired.
+	sp       *telemetry.Span
+	hit      Hit
+	endpoint string
+	red      Redactor
+	now      time.Time
+}
+
+// Alert builds the alert. With red set (NewScanner), the evidence
+// holds no more than red lets through: Value is the redacted value,
+// decoded; Match is kept when it is still found there and is red's mask
+// otherwise; Offset and Length locate it in the decoded value as
+// received. nil red keeps the evidence verbatim.
+func (p *Pending) Alert() Alert {
+	sp, h := p.sp, p.hit
+	match, value := h.Match, h.Value
+	if p.red != nil {
+		value = decode(p.red.Value(h.Field, h.Raw), h.Field == string(FieldURLQuery))
+		if !strings.Contains(value, match) {
+			match = p.red.Mask()
 		}
-		out = append(out, Alert{
-			Kind:     KindExploitPayload,
-			Severity: h.Rule.Severity,
-			Service:  sp.Service,
-			Summary:  fmt.Sprintf("%s payload (%s) in %s of %s %s", h.Rule.Class, h.Rule.ID, h.Field, sp.Service, ep),
-			Evidence: Evidence{
-				Rule: h.Rule.ID, Class: h.Rule.Class, Field: h.Field,
-				Match: truncate(match, 200), Value: truncate(value, 512),
-				Offset: h.Offset, Length: len(h.Match),
-				TraceID: fmtID(sp.TraceID[:]), SpanID: fmtID(sp.SpanID[:]),
-				Endpoint: ep,
-			},
-			DedupeKey:  strings.Join([]string{string(KindExploitPayload), sp.Service, ep, h.Rule.ID}, "|"),
-			Time:       now,
-			ReceivedAt: receivedAt,
-		})
+	}
+	return Alert{
+		Kind:     p.Kind,
+		Severity: h.Rule.Severity,
+		Service:  p.Service,
+		Summary:  fmt.Sprintf("%s payload (%s) in %s of %s %s", h.Rule.Class, h.Rule.ID, h.Field, sp.Service, p.endpoint),
+		Evidence: Evidence{
+			Rule: h.Rule.ID, Class: h.Rule.Class, Field: h.Field,
+			Match: truncate(match, 200), Value: truncate(value, 512),
+			Offset: h.Offset, Length: len(h.Match),
+			TraceID: fmtID(sp.TraceID[:]), SpanID: fmtID(sp.SpanID[:]),
+			Endpoint: p.endpoint,
+		},
+		DedupeKey:  p.DedupeKey,
+		Time:       p.now,
+		ReceivedAt: p.ReceivedAt,
+	}
+}
+
+// Scanner runs a rule set over spans as Rules.Scan does, and remembers
+// what the rules found in the values it scanned last: telemetry repeats
+// attribute values (user agents, polling query strings, templated
+// statements, a scanner's payloads), and a value seen before skips
+// decoding, the automaton and the patterns. Values that need no
+// decoding and hold no anchor are not remembered: the automaton's pass
+// that tells so is all they cost. It also remembers the dedupe keys of
+// its alerts by service, endpoint and rule, so that an alert a router
+// drops costs no redaction nor key. The memos are bounded: 4096 values
+// of up to 511 bytes, 1024 keys, the older half forgotten at the bound
+// (docs/architecture.md, Memory). A Scanner is not safe for concurrent
+// use: each engine's worker owns one, over Rules it may share.
+type Scanner struct {
+	rules *Rules
+	red   Redactor
+	// values holds what the rules found, by field index and value; keys
+	// the exploit keys, by service, endpoint and rule.
+	values  generations[memoEntry]
+	keys    generations[exploitKey]
+	text    []byte
+	found   []found
+	pending Pending
+}
+
+// NewScanner returns a scanner of r whose alerts' evidence red redacts
+// (Pending.Alert); nil red keeps it verbatim.
+func (r *Rules) NewScanner(red Redactor) *Scanner {
+	return &Scanner{rules: r, red: red, values: newGenerations[memoEntry](valueEntries), keys: newGenerations[exploitKey](keyEntries)}
+}
+
+// Scan is Rules.Scan, with the memo.
+func (s *Scanner) Scan(sp *telemetry.Span, hit func(Hit)) {
+	sc := scan{r: s.rules, memo: &s.values, text: &s.text, found: &s.found}
+	sc.span(sp, hit)
+}
+
+// Exploits runs the rules over a span, which holds the values as
+// received, and calls fire with the exploit-payload alert of each hit.
+func (s *Scanner) Exploits(sp *telemetry.Span, receivedAt, now time.Time, fire func(*Pending)) {
+	s.Scan(sp, func(h Hit) {
+		k := s.key(sp, h.Rule)
+		p := &s.pending
+		*p = Pending{
+			Kind: KindExploitPayload, Service: sp.Service, DedupeKey: k.dedupe, ReceivedAt: receivedAt,
+			sp: sp, hit: h, endpoint: k.endpoint, red: s.red, now: now,
+		}
+		fire(p)
+		*p = Pending{} // keeps nothing of the span
 	})
-	return out
+}
+
+// key returns the dedupe key of the alerts of rule on the endpoint of
+// sp, and the endpoint, redacted.
+func (s *Scanner) key(sp *telemetry.Span, rule *Rule) exploitKey {
+	a, sep, b := endpointParts(sp)
+	var buf [memoKeyBytes]byte
+	raw := buf[:0]
+	if len(sp.Service)+len(a)+len(sep)+len(b)+len(rule.ID)+2 <= len(buf) {
+		raw = append(append(append(append(append(append(append(raw, sp.Service...), 0), a...), sep...), b...), 0), rule.ID...)
+		if k, ok := s.keys.get(raw); ok {
+			return k
+		}
+	}
+	ep := a + sep + b
+	if s.red != nil {
+		ep = s.red.Value("span.name", ep)
+	}
+	k := exploitKey{dedupe: string(KindExploitPayload) + "|" + sp.Service + "|" + ep + "|" + rule.ID, endpoint: ep}
+	if len(raw) > 0 {
+		s.keys.put(raw, k)
+	}
+	return k
 }
 
 // fmtID formats a trace or span id in hex, "" when it is all zeros.
@@ -363,21 +559,28 @@ func fmtID(id []byte) string {
 // model does: "GET /products/{id}", "rpc Service/Method", else the span
 // name.
 func EndpointOf(sp *telemetry.Span) string {
-	a := &sp.Attrs
+	a, sep, b := endpointParts(sp)
+	return a + sep + b
+}
+
+// endpointParts returns the endpoint of sp (EndpointOf) in three parts,
+// so that it can be looked up without being made.
+func endpointParts(sp *telemetry.Span) (a, sep, b string) {
+	at := &sp.Attrs
 	switch {
-	case a.HTTPRoute != "" || a.HTTPMethod != "":
-		route := a.HTTPRoute
+	case at.HTTPRoute != "" || at.HTTPMethod != "":
+		route := at.HTTPRoute
 		if route == "" {
 			route = sp.Name
 		}
-		if a.HTTPMethod == "" {
-			return route
+		if at.HTTPMethod == "" {
+			return "", "", route
 		}
-		return a.HTTPMethod + " " + route
-	case a.RPCMethod != "":
-		return a.RPCService + " " + a.RPCMethod
+		return at.HTTPMethod, " ", route
+	case at.RPCMethod != "":
+		return at.RPCService, " ", at.RPCMethod
 	}
-	return sp.Name
+	return "", "", sp.Name
 }
 
 // maxDecodeRounds bounds URL-decoding: attackers double- and
@@ -391,7 +594,12 @@ const maxDecodeRounds = 3
 // in buf. (Three results, not a struct: escape analysis would let the
 // value's escape move buf to the heap.)
 func normalize(buf []byte, v string, query bool) (s string, lower bool, b []byte) {
-	switch needsDecode(v, query) {
+	return normalizeAs(buf, v, query, needsDecode(v, query))
+}
+
+// normalizeAs is normalize of a value that needs what needsDecode says.
+func normalizeAs(buf []byte, v string, query bool, need int) (s string, lower bool, b []byte) {
+	switch need {
 	case decodeNone:
 		return v, false, nil
 	case decodeCase:

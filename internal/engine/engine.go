@@ -62,6 +62,13 @@ type Alerter interface {
 	Fire(a detect.Alert)
 }
 
+// pendingAlerter is an Alerter that decides on an alert before it is
+// built (*alert.Router): the engine hands it the exploit-payload alerts,
+// most of which a router drops as duplicates, unbuilt.
+type pendingAlerter interface {
+	FirePending(p *detect.Pending)
+}
+
 // Deps are the parts the engine works with.
 type Deps struct {
 	// Store is required.
@@ -129,6 +136,7 @@ type Engine struct {
 	rules   *detect.Rules
 	red     *redact.Redactor
 	alerter Alerter
+	pending pendingAlerter // alerter, when it is one
 	log     *slog.Logger
 	now     func() time.Time
 	m       *metrics
@@ -172,6 +180,7 @@ type worker struct {
 	current   []assess.Assessment // by index into findings
 	watch     *detect.FirstExecution
 	anomalies *detect.Anomalies
+	exploits  *detect.Scanner
 
 	dirty        map[int]bool
 	dirtyAll     bool
@@ -260,6 +269,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 		}
 		e.red = r
 	}
+	e.pending, _ = e.alerter.(pendingAlerter)
 	if e.log == nil {
 		e.log = slog.Default()
 	}
@@ -274,6 +284,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	e.w = worker{
 		anomalies: detect.NewAnomalies(cfg.Anomaly),
 		watch:     detect.NewFirstExecution(nil, nil),
+		exploits:  e.rules.NewScanner(e.red),
 		dirty:     map[int]bool{}, spanServices: map[string]bool{}, topoServices: map[string]bool{},
 		exposure: map[string]assess.Exposure{}, arrived: map[uint64]item{},
 	}
@@ -628,7 +639,7 @@ func (e *Engine) apply(it item) {
 		}
 		for i := range it.spans {
 			sp := &it.spans[i]
-			e.fire(e.rules.Alerts(&raw[i], e.red, it.receivedAt, now))
+			w.exploits.Exploits(&raw[i], it.receivedAt, now, e.firePending)
 			e.fire(w.anomalies.Observe(sp, it.receivedAt, now))
 			// Only the exposure of services with findings is worth a
 			// snapshot; new edges and stores are handled below.
@@ -677,12 +688,25 @@ func (e *Engine) topology(ch model.Changes, at time.Time) {
 	w.pending.NewStores = append(w.pending.NewStores, ch.NewStores...)
 }
 
+// fire counts alerts and hands them to the alerter.
 func (e *Engine) fire(as []detect.Alert) {
 	for _, a := range as {
-		e.m.alerts.WithLabelValues(string(a.Kind)).Inc()
+		e.m.alert(a.Kind)
 		if e.alerter != nil {
 			e.alerter.Fire(a)
 		}
+	}
+}
+
+// firePending is fire of one alert not built yet: an alerter that
+// decides before building gets it as it is, any other the alert built.
+func (e *Engine) firePending(p *detect.Pending) {
+	e.m.alert(p.Kind)
+	switch {
+	case e.pending != nil:
+		e.pending.FirePending(p)
+	case e.alerter != nil:
+		e.alerter.Fire(p.Alert())
 	}
 }
 

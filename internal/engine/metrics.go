@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/evidentsec/evident/internal/detect"
 )
 
 type metrics struct {
@@ -14,6 +16,12 @@ type metrics struct {
 	assessSeconds prometheus.Histogram
 	checkpoints   prometheus.Counter
 	redacted      *prometheus.CounterVec
+	// alertsOf holds the children of alerts made so far, by kind;
+	// lastKind and lastAlerts the last one counted (alerts come in runs
+	// of a kind).
+	alertsOf   map[detect.Kind]prometheus.Counter
+	lastKind   detect.Kind
+	lastAlerts prometheus.Counter
 }
 
 // newMetrics creates the engine's metrics and registers them with reg
@@ -128,4 +136,21 @@ func (c viewCollector) Collect(ch chan<- prometheus.Metric) {
 	if !v.At.IsZero() {
 		ch <- prometheus.MustNewConstMetric(viewTimeDesc, prometheus.GaugeValue, float64(v.At.UnixNano())/1e9)
 	}
+}
+
+// alert counts an alert of kind k. Only the worker counts alerts, and a
+// kind's counter is resolved once, on its first alert.
+func (m *metrics) alert(k detect.Kind) {
+	if k != m.lastKind || m.lastAlerts == nil {
+		c, ok := m.alertsOf[k]
+		if !ok {
+			if m.alertsOf == nil {
+				m.alertsOf = map[detect.Kind]prometheus.Counter{}
+			}
+			c = m.alerts.WithLabelValues(string(k))
+			m.alertsOf[k] = c
+		}
+		m.lastKind, m.lastAlerts = k, c
+	}
+	m.lastAlerts.Inc()
 }
