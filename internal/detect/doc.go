@@ -88,7 +88,7 @@ type Evidence struct {
 	// Rule, Class and Field name the exploit rule that matched, its class
 	// and the span attribute it matched in; Match is the matched text and
 	// Value the decoded attribute value (both truncated, and redacted:
-	// Rules.Alerts).
+	// Pending.Alert).
 	Rule  string `json:"rule,omitempty"`
 	Class string `json:"class,omitempty"`
 	Field string `json:"field,omitempty"`
