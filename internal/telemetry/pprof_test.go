@@ -386,14 +386,15 @@ func syntheticProfile(stacks, depth, funcs int) []byte {
 // profiles; the target is DecodePprof at least 2× faster end to
 // end than profile.Parse.
 func BenchmarkDecodePprof(b *testing.B) {
-	for _, in := range benchProfiles(b) {
+	for _, in := range benchProfiles() {
 		b.Run(in.name, func(b *testing.B) {
-			b.SetBytes(int64(len(in.data)))
+			data := in.load(b)
+			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
 			var samples int
 			cpu := processCPU(b)
 			for b.Loop() {
-				bs, err := DecodePprof(in.data, in.name)
+				bs, err := DecodePprof(data, in.name)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -410,16 +411,17 @@ func BenchmarkDecodePprof(b *testing.B) {
 // Attributor per profile (every function parsed, the first profile of a
 // run); "warm" shares one, as the model does across a service's profiles.
 func BenchmarkDecodeAttributePprof(b *testing.B) {
-	for _, in := range benchProfiles(b) {
+	for _, in := range benchProfiles() {
 		for _, mode := range []string{"cold", "warm"} {
 			b.Run(in.name+"/"+mode, func(b *testing.B) {
-				b.SetBytes(int64(len(in.data)))
+				data := in.load(b)
+				b.SetBytes(int64(len(data)))
 				b.ReportAllocs()
 				var samples, attributed int
 				a := attribution.New(attribution.DefaultConfig())
 				cpu := processCPU(b)
 				for b.Loop() {
-					bs, err := DecodePprof(in.data, in.name)
+					bs, err := DecodePprof(data, in.name)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -445,14 +447,15 @@ func BenchmarkDecodeAttributePprof(b *testing.B) {
 }
 
 func BenchmarkProfileParse(b *testing.B) {
-	for _, in := range benchProfiles(b) {
+	for _, in := range benchProfiles() {
 		b.Run(in.name, func(b *testing.B) {
-			b.SetBytes(int64(len(in.data)))
+			data := in.load(b)
+			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
 			var samples int
 			cpu := processCPU(b)
 			for b.Loop() {
-				p, err := profile.Parse(bytes.NewReader(in.data))
+				p, err := profile.Parse(bytes.NewReader(data))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -463,16 +466,22 @@ func BenchmarkProfileParse(b *testing.B) {
 	}
 }
 
+// benchProfile is an input of the pprof benchmarks. It is loaded inside
+// the sub-benchmark, so that a run of one input (-bench .../go-cpu) does
+// not build the large synthetic ones.
 type benchProfile struct {
 	name string
-	data []byte
+	load func(testing.TB) []byte
 }
 
-func benchProfiles(b *testing.B) []benchProfile {
+func benchProfiles() []benchProfile {
+	synthetic := func(stacks, depth, funcs int) func(testing.TB) []byte {
+		return func(testing.TB) []byte { return syntheticProfile(stacks, depth, funcs) }
+	}
 	return []benchProfile{
-		{"go-cpu-fixture", readFixture(b, "go-cpu.pb.gz")},
-		{"4000x32", syntheticProfile(4000, 32, 3000)},
-		{"16000x40", syntheticProfile(16000, 40, 8000)},
+		{"go-cpu-fixture", func(tb testing.TB) []byte { return readFixture(tb, "go-cpu.pb.gz") }},
+		{"4000x32", synthetic(4000, 32, 3000)},
+		{"16000x40", synthetic(16000, 40, 8000)},
 	}
 }
 
