@@ -180,9 +180,9 @@ type Attributor struct {
 	javaJars   map[string]string
 	firstParty map[string]struct{}
 	cache      *cache
-	// importPaths and modulePaths remember which Go import paths and
-	// module paths are valid, within the same bound as cache.
-	importPaths, modulePaths *memo
+	// modulePaths remembers which Go module paths are valid, within the
+	// same bound as cache.
+	modulePaths *memo
 }
 
 // New returns an Attributor for cfg. It copies what it keeps of cfg, so the
@@ -218,7 +218,7 @@ func New(cfg Config) *Attributor {
 		limit = DefaultMaxCached
 	}
 	a.cache = newCache(limit)
-	a.importPaths, a.modulePaths = newMemo(limit), newMemo(limit)
+	a.modulePaths = newMemo(limit)
 	return a
 }
 

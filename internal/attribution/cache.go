@@ -43,7 +43,7 @@ type entry struct {
 
 // minTableSize is the initial number of slots; a table is grown when half
 // full, so probes stay short.
-const minTableSize = 1024
+const minTableSize = 64
 
 func newCache(limit int) *cache {
 	c := &cache{seed: maphash.MakeSeed(), max: limit}
@@ -142,10 +142,11 @@ func (c *cache) len() int {
 
 // memo remembers the answers of a costly check of strings, for at most max
 // distinct strings; beyond, it checks without remembering. The frames of a
-// service share far fewer packages and modules than they are many, and
-// golang.org/x/mod's path checks cost more than the rest of attributing a
-// Go frame (every element is compared with Windows' reserved names), so
-// the Attributor checks each path once (issue 11). Safe for concurrent use.
+// service come from far fewer modules than they are many, and
+// golang.org/x/mod's module path check costs more than the rest of
+// attributing a Go frame (every element is compared with Windows' reserved
+// names), so the Attributor checks each module path once (issue 11). Safe
+// for concurrent use.
 type memo struct {
 	mu   sync.Mutex
 	max  int

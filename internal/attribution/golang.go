@@ -47,7 +47,7 @@ func (a *Attributor) goFunc(name, file string) (Func, bool) {
 		if slash >= 0 || !isIdentifier(s) {
 			return Func{}, false
 		}
-		if pkg = a.goStdPackageOfFile(file); pkg == "" {
+		if pkg = goStdPackageOfFile(file); pkg == "" {
 			return Func{}, false
 		}
 		sym = s
@@ -59,7 +59,7 @@ func (a *Attributor) goFunc(name, file string) (Func, bool) {
 				return Func{}, false
 			}
 		}
-		if !a.importPaths.check(pkg, validImportPath) {
+		if !validImportPath(pkg) {
 			return Func{}, false
 		}
 		sym = goSymbol(s[slash+1+dot+1:])
@@ -321,13 +321,55 @@ func hasEscapedSuffix(dir, p string) bool {
 	return j == 0 || dir[j-1] == '/'
 }
 
-func validImportPath(p string) bool { return module.CheckImportPath(p) == nil }
+// validImportPath reports whether p is a valid import path, as
+// module.CheckImportPath decides. Most paths are made of lowercase
+// letters, digits, dots, dashes and underscores, and for those it answers
+// itself: x/mod compares every element with Windows' reserved names,
+// which costs more than the rest of attributing a frame (issue 11).
+func validImportPath(p string) bool {
+	if plainImportPath(p) {
+		return true
+	}
+	return module.CheckImportPath(p) == nil
+}
+
+// plainImportPath reports whether p is certainly a valid import path: its
+// elements are non-empty, of ASCII letters, digits, ".", "-" and "_",
+// neither all dots nor ending with one, p does not start with "-", and no
+// element is, before its first dot, three or four letters that may be a
+// reserved Windows name ("con", "nul", "com1", ...). It leaves everything
+// else (such as "~" and "+", which have rules of their own) to
+// module.CheckImportPath.
+func plainImportPath(p string) bool {
+	if p == "" || p[0] == '-' {
+		return false
+	}
+	for elem := range strings.SplitSeq(p, "/") {
+		if elem == "" || elem[len(elem)-1] == '.' {
+			return false
+		}
+		for i := 0; i < len(elem); i++ {
+			if c := elem[i]; !(isLower(c) || isUpper(c) || isDigit(c) || c == '.' || c == '-' || c == '_') {
+				return false
+			}
+		}
+		short, _, _ := strings.Cut(elem, ".")
+		if len(short) == 3 || len(short) == 4 {
+			switch strings.ToLower(short[:3]) {
+			case "con", "prn", "aux", "nul", "com", "lpt":
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func validModulePath(p string) bool { return module.CheckPath(p) == nil }
 
 // goStdPackageOfFile returns the standard-library package directory of a
 // GOROOT file ("/usr/local/go/src/runtime/asm_amd64.s" or, with -trimpath,
 // "runtime/asm_amd64.s"), or "" when the file is not in the standard library.
-func (a *Attributor) goStdPackageOfFile(file string) string {
+func goStdPackageOfFile(file string) string {
 	dir := file
 	if i := strings.LastIndexByte(dir, '/'); i >= 0 {
 		dir = dir[:i]
@@ -340,7 +382,7 @@ func (a *Attributor) goStdPackageOfFile(file string) string {
 		return ""
 	}
 	first, _, _ := strings.Cut(dir, "/")
-	if !goStdFirstElem(first) || !a.importPaths.check(dir, validImportPath) {
+	if !goStdFirstElem(first) || !validImportPath(dir) {
 		return ""
 	}
 	return dir

@@ -341,7 +341,7 @@ func TestDecodePprofTooLarge(t *testing.T) {
 	for range 9 {
 		big.Write(member)
 	}
-	_, err := gunzipLimit(big.Bytes(), "bomb", 8<<20)
+	_, err := gunzipInto(nil, big.Bytes(), "bomb", 8<<20)
 	if !errors.Is(err, ErrTooLarge) {
 		t.Errorf("error %v, want ErrTooLarge", err)
 	}
@@ -508,5 +508,27 @@ func TestChooseSampleType(t *testing.T) {
 				t.Errorf("got value %d count %d, want %d %d", v, c, tt.value, tt.count)
 			}
 		})
+	}
+}
+
+// TestDecodePprofOutputOwnsItsMemory decodes profiles one after another:
+// the buffers and readers DecodePprof reuses must not be aliased by what
+// an earlier call returned.
+func TestDecodePprofOutputOwnsItsMemory(t *testing.T) {
+	first, err := DecodePprof(readFixture(t, "go-cpu.pb.gz"), "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprint(flatten(first))
+	for _, name := range pprofFixtures {
+		if _, err := DecodePprof(readFixture(t, name), name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := DecodePprof(syntheticProfile(200, 30, 50), "synthetic"); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(flatten(first)); got != want {
+		t.Errorf("a profile decoded earlier changed when others were decoded:\n got %s\nwant %s", got, want)
 	}
 }
