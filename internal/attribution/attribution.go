@@ -107,9 +107,11 @@ type Config struct {
 	// labelled first-party. Node.js and Python code outside their package
 	// directories is first-party without it.
 	FirstParty []string
-	// MaxCached bounds the number of distinct frames cached; frames beyond
-	// it are attributed on every call. Zero means DefaultMaxCached. The
-	// bound keeps a long-running server safe from streams of unique names.
+	// MaxCached bounds the number of distinct frames cached, and apart
+	// from them the number of distinct Go module paths whose validity is
+	// remembered; frames beyond it are attributed, and paths checked, on
+	// every call. Zero means DefaultMaxCached. The bound keeps a
+	// long-running server safe from streams of unique names.
 	MaxCached int
 }
 
