@@ -80,21 +80,28 @@ func (l Limits) DecodePprof(data []byte, source string) ([]*ProfileBatch, error)
 // decodePprof is DecodePprof recording, when texts is not nil, where the
 // texts of the profile are.
 func (l Limits) decodePprof(data []byte, source string, texts *pprofTexts) ([]*ProfileBatch, error) {
-	bp, _ := pprofBuffers.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
+	// The decompressed profile is only read while decoding (strings are
+	// copied out of it), so its buffer serves the next profile once this
+	// call returns; unless texts are asked for, which point into it.
+	var dst []byte
+	if texts == nil {
+		bp, _ := pprofBuffers.Get().(*[]byte)
+		if bp == nil {
+			bp = new([]byte)
+		}
+		defer pprofBuffers.Put(bp)
+		dst = *bp
+		defer func() {
+			if hasPrefix(data, gzipMagic) && cap(dst) <= maxPooledBuffer {
+				*bp = dst
+			}
+		}()
 	}
-	defer pprofBuffers.Put(bp)
-	raw, err := gunzipInto(*bp, data, source, MaxProfileSize)
+	raw, err := gunzipInto(dst, data, source, MaxProfileSize)
 	if err != nil {
 		return nil, err
 	}
-	if texts == nil && hasPrefix(data, gzipMagic) && cap(raw) <= maxPooledBuffer {
-		// The decompressed profile is only read while decoding (strings
-		// are copied out of it), so its buffer serves the next profile
-		// once this call returns; texts, when asked for, point into it.
-		*bp = raw
-	}
+	dst = raw
 	d := pprofDecoder{source: source, errs: recordErrors{source: source}, limits: l, texts: texts}
 	if err := d.scan(raw); err != nil {
 		if errors.Is(err, ErrTooLarge) {

@@ -520,6 +520,12 @@ func TestDecodePprofOutputOwnsItsMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := fmt.Sprint(flatten(first))
+	// A received profile keeps its string table for the redactor.
+	received := &ReceivedProfile{Format: FormatPprof, Data: readFixture(t, "python-cpu.pb.gz"), Source: "received"}
+	if _, err := (Limits{}).DecodeProfile(received); err != nil {
+		t.Fatal(err)
+	}
+	wantTexts := fmt.Sprintf("%q", received.texts.strs)
 	for _, name := range pprofFixtures {
 		if _, err := DecodePprof(readFixture(t, name), name); err != nil {
 			t.Fatal(err)
@@ -530,5 +536,8 @@ func TestDecodePprofOutputOwnsItsMemory(t *testing.T) {
 	}
 	if got := fmt.Sprint(flatten(first)); got != want {
 		t.Errorf("a profile decoded earlier changed when others were decoded:\n got %s\nwant %s", got, want)
+	}
+	if got := fmt.Sprintf("%q", received.texts.strs); got != wantTexts {
+		t.Errorf("the texts of a received profile changed when others were decoded:\n got %s\nwant %s", got, wantTexts)
 	}
 }
