@@ -107,9 +107,11 @@ type Config struct {
 	// labelled first-party. Node.js and Python code outside their package
 	// directories is first-party without it.
 	FirstParty []string
-	// MaxCached bounds the number of distinct frames cached; frames beyond
-	// it are attributed on every call. Zero means DefaultMaxCached. The
-	// bound keeps a long-running server safe from streams of unique names.
+	// MaxCached bounds the number of distinct frames cached, and apart
+	// from them the number of distinct Go module paths whose validity is
+	// remembered; frames beyond it are attributed, and paths checked, on
+	// every call. Zero means DefaultMaxCached. The bound keeps a
+	// long-running server safe from streams of unique names.
 	MaxCached int
 }
 
@@ -180,6 +182,9 @@ type Attributor struct {
 	javaJars   map[string]string
 	firstParty map[string]struct{}
 	cache      *cache
+	// modulePaths remembers which Go module paths are valid, within the
+	// same bound as cache.
+	modulePaths *memo
 }
 
 // New returns an Attributor for cfg. It copies what it keeps of cfg, so the
@@ -215,6 +220,7 @@ func New(cfg Config) *Attributor {
 		limit = DefaultMaxCached
 	}
 	a.cache = newCache(limit)
+	a.modulePaths = newMemo(limit)
 	return a
 }
 
@@ -228,10 +234,15 @@ func (a *Attributor) Attribute(f Frame) (Func, bool) {
 	if e := a.cache.get(f, h); e != nil {
 		return e.fn, e.ok
 	}
-	// Clone the key so that the cache never pins the caller's buffers (a
-	// decoded profile) and every string in the Func derives from the clone.
-	f = Frame{Function: strings.Clone(f.Function), File: strings.Clone(f.File)}
-	e := &entry{hash: h, frame: f}
+	// Copy the key, both strings in one allocation, so that the cache
+	// never pins the caller's buffers (a decoded profile) and every string
+	// in the Func derives from the copy.
+	both := f.Function + f.File
+	if f.Function == "" || f.File == "" {
+		both = strings.Clone(both) // a concatenation with "" is no copy
+	}
+	f = Frame{Function: both[:len(f.Function)], File: both[len(f.Function):]}
+	e := entry{hash: h, frame: f}
 	e.fn, e.ok = a.attribute(f)
 	if e.ok && !e.fn.FirstParty && e.fn.Module == "" && len(a.firstParty) > 0 {
 		sep := byte('.')
@@ -240,8 +251,7 @@ func (a *Attributor) Attribute(f Frame) (Func, bool) {
 		}
 		_, _, e.fn.FirstParty = longestPrefix(a.firstParty, e.fn.Package, sep)
 	}
-	e = a.cache.add(e)
-	return e.fn, e.ok
+	return a.cache.add(e)
 }
 
 // attribute decides the language from the file name when it tells, and from

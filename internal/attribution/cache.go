@@ -2,6 +2,7 @@ package attribution
 
 import (
 	"hash/maphash"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -25,6 +26,7 @@ type cache struct {
 
 	mu    sync.Mutex
 	count int
+	slab  []entry // the free rest of the last slab
 }
 
 type table struct {
@@ -41,7 +43,7 @@ type entry struct {
 
 // minTableSize is the initial number of slots; a table is grown when half
 // full, so probes stay short.
-const minTableSize = 1024
+const minTableSize = 64
 
 func newCache(limit int) *cache {
 	c := &cache{seed: maphash.MakeSeed(), max: limit}
@@ -77,24 +79,36 @@ func (c *cache) get(f Frame, h uint64) *entry {
 }
 
 // add caches e unless the cache is full or holds the frame already, and
-// returns the entry now cached for its frame (or e itself when full).
-func (c *cache) add(e *entry) *entry {
+// returns the attribution now cached for its frame (or e's when full).
+func (c *cache) add(e entry) (Func, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old := c.get(e.frame, e.hash); old != nil {
-		return old
+		return old.fn, old.ok
 	}
 	if c.count >= c.max {
-		return e
+		return e.fn, e.ok
 	}
 	t := c.table.Load()
 	if 2*(c.count+1) > len(t.slots) {
 		t = c.grow(t)
 	}
-	insert(t, e)
+	// Entries are allocated in slabs: one allocation per many new
+	// frames. Entries are never removed, so a slab lives as long as the
+	// cache, as its entries would.
+	if len(c.slab) == 0 {
+		c.slab = make([]entry, min(entrySlab, c.max-c.count))
+	}
+	p := &c.slab[0]
+	c.slab = c.slab[1:]
+	*p = e
+	insert(t, p)
 	c.count++
-	return e
+	return e.fn, e.ok
 }
+
+// entrySlab is the number of entries allocated together.
+const entrySlab = 64
 
 // grow publishes a table twice the size of t holding t's entries.
 func (c *cache) grow(t *table) *table {
@@ -124,4 +138,39 @@ func (c *cache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.count
+}
+
+// memo remembers the answers of a costly check of strings, for at most max
+// distinct strings; beyond, it checks without remembering. The frames of a
+// service come from far fewer modules than they are many, and
+// golang.org/x/mod's module path check costs more than the rest of
+// attributing a Go frame (every element is compared with Windows' reserved
+// names), so the Attributor checks each module path once (issue 11). Safe
+// for concurrent use.
+type memo struct {
+	mu   sync.Mutex
+	max  int
+	seen map[string]bool
+}
+
+func newMemo(limit int) *memo {
+	return &memo{max: limit, seen: make(map[string]bool)}
+}
+
+// check returns ok(s), remembered.
+func (m *memo) check(s string, ok func(string) bool) bool {
+	m.mu.Lock()
+	v, found := m.seen[s]
+	m.mu.Unlock()
+	if found {
+		return v
+	}
+	v = ok(s)
+	m.mu.Lock()
+	if len(m.seen) < m.max {
+		// A clone, so that the memo never pins the frame s was cut from.
+		m.seen[strings.Clone(s)] = v
+	}
+	m.mu.Unlock()
+	return v
 }

@@ -133,3 +133,39 @@ func FuzzPythonDistsOf(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPlainImportPath checks the shortcut of validImportPath: a path it
+// takes as plainly valid is one golang.org/x/mod accepts.
+func FuzzPlainImportPath(f *testing.F) {
+	for _, p := range []string{"net/http", "github.com/x/y.v2", "x/y_z-w", "a/con.x", "COM1", "Lpt9", "aux", "conx",
+		"a..b", "a/.b", "-x", "x/-y", "a~1", "a+b", "...", "a/", "/a", "a//b", "é", "a/b.", "nul.txt/a"} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if err := module.CheckImportPath(p); plainImportPath(p) && err != nil {
+			t.Fatalf("plainImportPath(%q) is true, but module.CheckImportPath: %v", p, err)
+		}
+		if got, want := validImportPath(p), module.CheckImportPath(p) == nil; got != want {
+			t.Fatalf("validImportPath(%q) = %v, want %v", p, got, want)
+		}
+	})
+}
+
+// FuzzHasEscapedSuffix checks that hasEscapedSuffix compares a module path
+// with a module cache directory as module.EscapePath writes the path.
+func FuzzHasEscapedSuffix(f *testing.F) {
+	f.Add("/root/go/pkg/mod/github.com/!azure/azure-sdk-for-go/sdk/azcore", "github.com/Azure/azure-sdk-for-go/sdk/azcore")
+	f.Add("gopkg.in/yaml.v3", "gopkg.in/yaml.v3")
+	f.Add("/x/notgopkg.in/yaml.v3", "gopkg.in/yaml.v3")
+	f.Add("github.com/Azure/x", "github.com/Azure/x")
+	f.Fuzz(func(t *testing.T, dir, p string) {
+		esc, err := module.EscapePath(p)
+		if err != nil {
+			return // hasEscapedSuffix is asked only about valid module paths
+		}
+		want := strings.HasSuffix(dir, esc) && (len(dir) == len(esc) || dir[len(dir)-len(esc)-1] == '/')
+		if got := hasEscapedSuffix(dir, p); got != want {
+			t.Fatalf("hasEscapedSuffix(%q, %q) = %v, want %v (escaped %q)", dir, p, got, want, esc)
+		}
+	})
+}

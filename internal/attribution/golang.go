@@ -59,7 +59,7 @@ func (a *Attributor) goFunc(name, file string) (Func, bool) {
 				return Func{}, false
 			}
 		}
-		if module.CheckImportPath(pkg) != nil {
+		if !validImportPath(pkg) {
 			return Func{}, false
 		}
 		sym = goSymbol(s[slash+1+dot+1:])
@@ -101,8 +101,7 @@ func stripBrackets(s string) (string, bool) {
 // (range-over-func body) suffixes are dropped. Type arguments are gone
 // already. It returns "" when the name fits no symbol.
 func goSymbol(rest string) string {
-	toks := strings.Split(rest, ".")
-	if len(toks) == 3 && toks[0] == "glob" && toks[1] == "" {
+	if r, ok := strings.CutPrefix(rest, "glob.."); ok && strings.IndexByte(r, '.') < 0 {
 		// "glob..func1": a closure in a package-level variable's
 		// initialiser (before Go 1.22), enclosed by no function.
 		return ""
@@ -111,15 +110,22 @@ func goSymbol(rest string) string {
 	// inlining: "main.func5.Seq.1" is Seq's closure inlined into main's,
 	// "(*encoder).marshal.(*encoder).mapv.func1" is mapv's inlined into
 	// marshal. The last run of names between generated ones owns the code.
+	// The runs and units live in arrays on the stack: a Go symbol seldom has
+	// more than a few elements, and this runs for every new frame.
+	var runs [2][8]string
+	k := 0
 	var last, cur []string
-	for _, t := range toks {
+	cur = runs[k][:0]
+	for t := range strings.SplitSeq(rest, ".") {
 		t = trimGoSuffixes(t)
 		if t == "" {
 			return ""
 		}
 		if isGoGenerated(t) {
 			if len(cur) > 0 {
-				last, cur = cur, nil
+				last = cur
+				k ^= 1
+				cur = runs[k][:0]
 			}
 			continue
 		}
@@ -131,7 +137,8 @@ func goSymbol(rest string) string {
 	if len(last) == 0 {
 		return ""
 	}
-	var units []string
+	var unitBuf [8]string
+	units := unitBuf[:0]
 	for i := 0; i < len(last); i++ {
 		t := last[i]
 		if recv, ok := goReceiver(t); ok {
@@ -216,7 +223,7 @@ func goReceiver(t string) (string, bool) {
 // configured module path, else "stdlib" for paths whose first element has no
 // dot.
 func (a *Attributor) goModule(pkg, file string) (mod, version string) {
-	if mod, version = goModuleOfFile(pkg, file); mod != "" {
+	if mod, version = a.goModuleOfFile(pkg, file); mod != "" {
 		return mod, version
 	}
 	key := pkg
@@ -243,8 +250,9 @@ func (a *Attributor) goModule(pkg, file string) (mod, version string) {
 // "<module>@<version>/": "$GOMODCACHE/gopkg.in/yaml.v3@v3.0.1/decode.go", or
 // "gopkg.in/yaml.v3@v3.0.1/decode.go" with -trimpath. The module cache
 // escapes capitals ("github.com/!azure/..."), so the package's prefixes are
-// escaped before they are compared.
-func goModuleOfFile(pkg, file string) (mod, version string) {
+// compared in that form; only the one that matches is checked as a module
+// path, once per distinct module.
+func (a *Attributor) goModuleOfFile(pkg, file string) (mod, version string) {
 	for rest, off := file, 0; ; {
 		at := strings.IndexByte(rest, '@')
 		if at < 0 {
@@ -257,8 +265,12 @@ func goModuleOfFile(pkg, file string) (mod, version string) {
 		if !ok || ver == "" {
 			continue
 		}
-		if v, err := module.UnescapeVersion(ver); err == nil {
-			ver = v
+		// Without a "!", unescaping gives ver back, and a version that
+		// fails the check is kept as it is anyway.
+		if strings.IndexByte(ver, '!') >= 0 {
+			if v, err := module.UnescapeVersion(ver); err == nil {
+				ver = v
+			}
 		}
 		if pkg == "main" {
 			// The main package's import path is not in its symbols; the
@@ -274,8 +286,7 @@ func goModuleOfFile(pkg, file string) (mod, version string) {
 			continue
 		}
 		for p := pkg; p != ""; {
-			if esc, err := module.EscapePath(p); err == nil && strings.HasSuffix(pre, esc) &&
-				(len(pre) == len(esc) || pre[len(pre)-len(esc)-1] == '/') {
+			if hasEscapedSuffix(pre, p) && a.modulePaths.check(p, validModulePath) {
 				return p, ver
 			}
 			i := strings.LastIndexByte(p, '/')
@@ -286,6 +297,74 @@ func goModuleOfFile(pkg, file string) (mod, version string) {
 		}
 	}
 }
+
+// hasEscapedSuffix reports whether dir ends with the path element or
+// elements of p as module.EscapePath writes them, each capital letter as
+// "!" and its lowercase letter. For a p that is not a valid module path the
+// answer means nothing: EscapePath refuses such paths.
+func hasEscapedSuffix(dir, p string) bool {
+	j := len(dir)
+	for i := len(p) - 1; i >= 0; i-- {
+		c := p[i]
+		if isUpper(c) {
+			if j < 2 || dir[j-1] != c+('a'-'A') || dir[j-2] != '!' {
+				return false
+			}
+			j -= 2
+			continue
+		}
+		if j < 1 || dir[j-1] != c {
+			return false
+		}
+		j--
+	}
+	return j == 0 || dir[j-1] == '/'
+}
+
+// validImportPath reports whether p is a valid import path, as
+// module.CheckImportPath decides. Most paths are made of lowercase
+// letters, digits, dots, dashes and underscores, and for those it answers
+// itself: x/mod compares every element with Windows' reserved names,
+// which costs more than the rest of attributing a frame (issue 11).
+func validImportPath(p string) bool {
+	if plainImportPath(p) {
+		return true
+	}
+	return module.CheckImportPath(p) == nil
+}
+
+// plainImportPath reports whether p is certainly a valid import path: its
+// elements are non-empty, of ASCII letters, digits, ".", "-" and "_",
+// neither all dots nor ending with one, p does not start with "-", and no
+// element is, before its first dot, three or four letters that may be a
+// reserved Windows name ("con", "nul", "com1", ...). It leaves everything
+// else (such as "~" and "+", which have rules of their own) to
+// module.CheckImportPath.
+func plainImportPath(p string) bool {
+	if p == "" || p[0] == '-' {
+		return false
+	}
+	for elem := range strings.SplitSeq(p, "/") {
+		if elem == "" || elem[len(elem)-1] == '.' {
+			return false
+		}
+		for i := 0; i < len(elem); i++ {
+			if c := elem[i]; !(isLower(c) || isUpper(c) || isDigit(c) || c == '.' || c == '-' || c == '_') {
+				return false
+			}
+		}
+		short, _, _ := strings.Cut(elem, ".")
+		if len(short) == 3 || len(short) == 4 {
+			switch strings.ToLower(short[:3]) {
+			case "con", "prn", "aux", "nul", "com", "lpt":
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func validModulePath(p string) bool { return module.CheckPath(p) == nil }
 
 // goStdPackageOfFile returns the standard-library package directory of a
 // GOROOT file ("/usr/local/go/src/runtime/asm_amd64.s" or, with -trimpath,
@@ -303,7 +382,7 @@ func goStdPackageOfFile(file string) string {
 		return ""
 	}
 	first, _, _ := strings.Cut(dir, "/")
-	if !goStdFirstElem(first) || module.CheckImportPath(dir) != nil {
+	if !goStdFirstElem(first) || !validImportPath(dir) {
 		return ""
 	}
 	return dir

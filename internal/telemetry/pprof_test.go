@@ -341,7 +341,7 @@ func TestDecodePprofTooLarge(t *testing.T) {
 	for range 9 {
 		big.Write(member)
 	}
-	_, err := gunzipLimit(big.Bytes(), "bomb", 8<<20)
+	_, err := gunzipInto(nil, big.Bytes(), "bomb", 8<<20)
 	if !errors.Is(err, ErrTooLarge) {
 		t.Errorf("error %v, want ErrTooLarge", err)
 	}
@@ -386,14 +386,15 @@ func syntheticProfile(stacks, depth, funcs int) []byte {
 // profiles; the target is DecodePprof at least 2× faster end to
 // end than profile.Parse.
 func BenchmarkDecodePprof(b *testing.B) {
-	for _, in := range benchProfiles(b) {
+	for _, in := range benchProfiles() {
 		b.Run(in.name, func(b *testing.B) {
-			b.SetBytes(int64(len(in.data)))
+			data := in.load(b)
+			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
 			var samples int
 			cpu := processCPU(b)
 			for b.Loop() {
-				bs, err := DecodePprof(in.data, in.name)
+				bs, err := DecodePprof(data, in.name)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -410,16 +411,17 @@ func BenchmarkDecodePprof(b *testing.B) {
 // Attributor per profile (every function parsed, the first profile of a
 // run); "warm" shares one, as the model does across a service's profiles.
 func BenchmarkDecodeAttributePprof(b *testing.B) {
-	for _, in := range benchProfiles(b) {
+	for _, in := range benchProfiles() {
 		for _, mode := range []string{"cold", "warm"} {
 			b.Run(in.name+"/"+mode, func(b *testing.B) {
-				b.SetBytes(int64(len(in.data)))
+				data := in.load(b)
+				b.SetBytes(int64(len(data)))
 				b.ReportAllocs()
 				var samples, attributed int
 				a := attribution.New(attribution.DefaultConfig())
 				cpu := processCPU(b)
 				for b.Loop() {
-					bs, err := DecodePprof(in.data, in.name)
+					bs, err := DecodePprof(data, in.name)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -445,14 +447,15 @@ func BenchmarkDecodeAttributePprof(b *testing.B) {
 }
 
 func BenchmarkProfileParse(b *testing.B) {
-	for _, in := range benchProfiles(b) {
+	for _, in := range benchProfiles() {
 		b.Run(in.name, func(b *testing.B) {
-			b.SetBytes(int64(len(in.data)))
+			data := in.load(b)
+			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
 			var samples int
 			cpu := processCPU(b)
 			for b.Loop() {
-				p, err := profile.Parse(bytes.NewReader(in.data))
+				p, err := profile.Parse(bytes.NewReader(data))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -463,16 +466,22 @@ func BenchmarkProfileParse(b *testing.B) {
 	}
 }
 
+// benchProfile is an input of the pprof benchmarks. It is loaded inside
+// the sub-benchmark, so that a run of one input (-bench .../go-cpu) does
+// not build the large synthetic ones.
 type benchProfile struct {
 	name string
-	data []byte
+	load func(testing.TB) []byte
 }
 
-func benchProfiles(b *testing.B) []benchProfile {
+func benchProfiles() []benchProfile {
+	synthetic := func(stacks, depth, funcs int) func(testing.TB) []byte {
+		return func(testing.TB) []byte { return syntheticProfile(stacks, depth, funcs) }
+	}
 	return []benchProfile{
-		{"go-cpu-fixture", readFixture(b, "go-cpu.pb.gz")},
-		{"4000x32", syntheticProfile(4000, 32, 3000)},
-		{"16000x40", syntheticProfile(16000, 40, 8000)},
+		{"go-cpu-fixture", func(tb testing.TB) []byte { return readFixture(tb, "go-cpu.pb.gz") }},
+		{"4000x32", synthetic(4000, 32, 3000)},
+		{"16000x40", synthetic(16000, 40, 8000)},
 	}
 }
 
@@ -499,5 +508,36 @@ func TestChooseSampleType(t *testing.T) {
 				t.Errorf("got value %d count %d, want %d %d", v, c, tt.value, tt.count)
 			}
 		})
+	}
+}
+
+// TestDecodePprofOutputOwnsItsMemory decodes profiles one after another:
+// the buffers and readers DecodePprof reuses must not be aliased by what
+// an earlier call returned.
+func TestDecodePprofOutputOwnsItsMemory(t *testing.T) {
+	first, err := DecodePprof(readFixture(t, "go-cpu.pb.gz"), "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprint(flatten(first))
+	// A received profile keeps its string table for the redactor.
+	received := &ReceivedProfile{Format: FormatPprof, Data: readFixture(t, "python-cpu.pb.gz"), Source: "received"}
+	if _, err := (Limits{}).DecodeProfile(received); err != nil {
+		t.Fatal(err)
+	}
+	wantTexts := fmt.Sprintf("%q", received.texts.strs)
+	for _, name := range pprofFixtures {
+		if _, err := DecodePprof(readFixture(t, name), name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := DecodePprof(syntheticProfile(200, 30, 50), "synthetic"); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(flatten(first)); got != want {
+		t.Errorf("a profile decoded earlier changed when others were decoded:\n got %s\nwant %s", got, want)
+	}
+	if got := fmt.Sprintf("%q", received.texts.strs); got != wantTexts {
+		t.Errorf("the texts of a received profile changed when others were decoded:\n got %s\nwant %s", got, wantTexts)
 	}
 }
