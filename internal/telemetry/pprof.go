@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -80,28 +79,10 @@ func (l Limits) DecodePprof(data []byte, source string) ([]*ProfileBatch, error)
 // decodePprof is DecodePprof recording, when texts is not nil, where the
 // texts of the profile are.
 func (l Limits) decodePprof(data []byte, source string, texts *pprofTexts) ([]*ProfileBatch, error) {
-	// The decompressed profile is only read while decoding (strings are
-	// copied out of it), so its buffer serves the next profile once this
-	// call returns; unless texts are asked for, which point into it.
-	var dst []byte
-	if texts == nil {
-		bp, _ := pprofBuffers.Get().(*[]byte)
-		if bp == nil {
-			bp = new([]byte)
-		}
-		defer pprofBuffers.Put(bp)
-		dst = *bp
-		defer func() {
-			if hasPrefix(data, gzipMagic) && cap(dst) <= maxPooledBuffer {
-				*bp = dst
-			}
-		}()
-	}
-	raw, err := gunzipInto(dst, data, source, MaxProfileSize)
+	raw, err := maybeGunzip(data, source)
 	if err != nil {
 		return nil, err
 	}
-	dst = raw
 	d := pprofDecoder{source: source, errs: recordErrors{source: source}, limits: l, texts: texts}
 	if err := d.scan(raw); err != nil {
 		if errors.Is(err, ErrTooLarge) {
@@ -122,47 +103,23 @@ func (l Limits) decodePprof(data []byte, source string, texts *pprofTexts) ([]*P
 // maybeGunzip returns data itself, or its decompressed content when it is
 // gzipped, within MaxProfileSize.
 func maybeGunzip(data []byte, source string) ([]byte, error) {
-	return gunzipInto(nil, data, source, MaxProfileSize)
+	return gunzipLimit(data, source, MaxProfileSize)
 }
 
-// Pools of what decoding a profile needs only while it runs. They are
-// package-level, where evident otherwise keeps no state outside its
-// values, because DecodePprof is a plain function called from several
-// receivers: a gzip reader (its 32 KiB window and Huffman tables) costs
-// more to allocate and clear than inflating a small profile, and the
-// buffer it inflates into is as large as the profile (issue 11). sync.Pool
-// drops what it holds when unused for two garbage collections.
-var (
-	gzipReaders  sync.Pool // *gzip.Reader
-	pprofBuffers sync.Pool // *[]byte
-)
-
-// maxPooledBuffer is the largest decompressed profile whose buffer is kept
-// for the next: larger ones are rare, and keeping one would hold its
-// memory for the next small profile.
-const maxPooledBuffer = 8 << 20
-
-// gunzipInto returns data itself, or, when it is gzipped, its decompressed
-// content within limit, in dst's storage (grown when needed).
-func gunzipInto(dst, data []byte, source string, limit int) ([]byte, error) {
+// gunzipLimit returns data itself, or, when it is gzipped, its
+// decompressed content within limit.
+func gunzipLimit(data []byte, source string, limit int) ([]byte, error) {
 	if !hasPrefix(data, gzipMagic) {
 		if len(data) > limit {
 			return nil, fmt.Errorf("decode %s: %d bytes, limit %d: %w", source, len(data), limit, ErrTooLarge)
 		}
 		return data, nil
 	}
-	zr, _ := gzipReaders.Get().(*gzip.Reader)
-	var err error
-	if zr == nil {
-		zr, err = gzip.NewReader(bytes.NewReader(data))
-	} else {
-		err = zr.Reset(bytes.NewReader(data))
-	}
+	zr, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: gzip: %w: %w", source, ErrMalformed, err)
 	}
-	defer gzipReaders.Put(zr)
-	buf := bytes.NewBuffer(dst[:0])
+	var buf bytes.Buffer
 	// The gzip trailer holds the uncompressed size modulo 2^32; it is only
 	// a hint, so it is bounded by the limit and by a plausible ratio.
 	if len(data) >= 8 {

@@ -341,7 +341,7 @@ func TestDecodePprofTooLarge(t *testing.T) {
 	for range 9 {
 		big.Write(member)
 	}
-	_, err := gunzipInto(nil, big.Bytes(), "bomb", 8<<20)
+	_, err := gunzipLimit(big.Bytes(), "bomb", 8<<20)
 	if !errors.Is(err, ErrTooLarge) {
 		t.Errorf("error %v, want ErrTooLarge", err)
 	}
@@ -512,8 +512,8 @@ func TestChooseSampleType(t *testing.T) {
 }
 
 // TestDecodePprofOutputOwnsItsMemory decodes profiles one after another:
-// the buffers and readers DecodePprof reuses must not be aliased by what
-// an earlier call returned.
+// what an earlier call returned must not share memory with a later call's
+// (a buffer reused between calls would break it).
 func TestDecodePprofOutputOwnsItsMemory(t *testing.T) {
 	first, err := DecodePprof(readFixture(t, "go-cpu.pb.gz"), "first")
 	if err != nil {
