@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -164,24 +163,7 @@ func TestLogReceivedProfiles(t *testing.T) {
 // go-allocs.pb.gz). It restores into the model this version builds from
 // the same profiles received as requests.
 func TestReplayLogProfilesGob(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("testdata", "log-profiles-gob.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v logV1
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatal(err)
-	}
-	old := &memStore{checkSeq: v.Checkpoint.Seq, checkState: v.Checkpoint.State, seq: v.Checkpoint.Seq}
-	var kinds []store.BatchKind
-	for _, b := range v.Batches {
-		old.batches = append(old.batches, memBatch{b.Seq, b.Kind, b.Payload})
-		old.seq = b.Seq
-		kinds = append(kinds, b.Kind)
-	}
-	if diff := cmp.Diff([]store.BatchKind{store.BatchProfiles, store.BatchProfiles}, kinds); diff != "" {
-		t.Fatalf("the fixture's batches (-want +got):\n%s", diff)
-	}
+	old := oldLog(t, "log-profiles-gob.json", store.BatchProfiles, store.BatchProfiles)
 	restored := newEngine(t, testConfig(), old, nil, nil)
 	start(t, restored)
 
@@ -207,7 +189,7 @@ func TestReplayLogProfilesGob(t *testing.T) {
 		}})
 	}
 	st.mu.Lock()
-	kinds = kinds[:0]
+	var kinds []store.BatchKind
 	for _, b := range st.batches {
 		kinds = append(kinds, b.kind)
 	}

@@ -178,24 +178,7 @@ type logV1 struct {
 // restore into the model this version builds from the same telemetry
 // received as requests.
 func TestReplayLogV1(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("testdata", "log-v1.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v1 logV1
-	if err := json.Unmarshal(b, &v1); err != nil {
-		t.Fatal(err)
-	}
-	old := &memStore{checkSeq: v1.Checkpoint.Seq, checkState: v1.Checkpoint.State, seq: v1.Checkpoint.Seq}
-	var kinds []store.BatchKind
-	for _, b := range v1.Batches {
-		old.batches = append(old.batches, memBatch{b.Seq, b.Kind, b.Payload})
-		old.seq = b.Seq
-		kinds = append(kinds, b.Kind)
-	}
-	if diff := cmp.Diff([]store.BatchKind{store.BatchTraceRequest, store.BatchSpans}, kinds); diff != "" {
-		t.Fatalf("the fixture's batches (-want +got):\n%s", diff)
-	}
+	old := oldLog(t, "log-v1.json", store.BatchTraceRequest, store.BatchSpans)
 	restored := newEngine(t, testConfig(), old, nil, nil)
 	start(t, restored)
 
@@ -228,4 +211,29 @@ func TestReplayLogV1(t *testing.T) {
 	if diff := cmp.Diff(live.model.Snapshot(), restored.model.Snapshot()); diff != "" {
 		t.Errorf("model restored from the previous version's log (-applied live +restored):\n%s", diff)
 	}
+}
+
+// oldLog returns a store holding the checkpoint and log of testdata/name,
+// written by an earlier version, whose batches are of the kinds want.
+func oldLog(t *testing.T, name string, want ...store.BatchKind) *memStore {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v logV1
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	old := &memStore{checkSeq: v.Checkpoint.Seq, checkState: v.Checkpoint.State, seq: v.Checkpoint.Seq}
+	var kinds []store.BatchKind
+	for _, b := range v.Batches {
+		old.batches = append(old.batches, memBatch{b.Seq, b.Kind, b.Payload})
+		old.seq = b.Seq
+		kinds = append(kinds, b.Kind)
+	}
+	if diff := cmp.Diff(want, kinds); diff != "" {
+		t.Fatalf("the batches of %s (-want +got):\n%s", name, diff)
+	}
+	return old
 }

@@ -18,6 +18,29 @@ type clock struct{ t time.Time }
 
 func (c *clock) now() time.Time { return c.t }
 
+// step is a batch received after a wait.
+type step struct {
+	after time.Duration
+	spans []telemetry.Span
+}
+
+// receive returns a model, its MaxPendingSpans max (0: the default), that
+// received steps, from t0 on.
+func receive(max int, steps []step) *Model {
+	cfg := DefaultConfig()
+	if max > 0 {
+		cfg.MaxPendingSpans = max
+	}
+	m := New(cfg, attribution.New(attribution.Config{}))
+	c := &clock{t: t0}
+	m.SetClock(c.now)
+	for _, st := range steps {
+		c.t = c.t.Add(st.after)
+		m.AddSpans(st.spans)
+	}
+	return m
+}
+
 // TestJoinWindow: a SERVER or CONSUMER span whose parent has not arrived
 // is pending, neither linked nor called from outside, until its parent
 // arrives or the join window passes.
@@ -33,11 +56,6 @@ func TestJoinWindow(t *testing.T) {
 	}
 	producer := func(svc string, id, parent byte) telemetry.Span {
 		return span(svc, telemetry.SpanKindProducer, id, parent, "publish", telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "events"})
-	}
-	// step is a batch received after a wait.
-	type step struct {
-		after time.Duration
-		spans []telemetry.Span
 	}
 	tests := []struct {
 		name    string
@@ -110,17 +128,7 @@ func TestJoinWindow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := DefaultConfig()
-			if tt.max > 0 {
-				cfg.MaxPendingSpans = tt.max
-			}
-			m := New(cfg, attribution.New(attribution.Config{}))
-			c := &clock{t: t0}
-			m.SetClock(c.now)
-			for _, st := range tt.steps {
-				c.t = c.t.Add(st.after)
-				m.AddSpans(st.spans)
-			}
+			m := receive(tt.max, tt.steps)
 			if tt.settle {
 				m.Settle()
 			}
@@ -240,10 +248,6 @@ func TestJoinChildren(t *testing.T) {
 		return out
 	}
 	caller := span("gateway", telemetry.SpanKindClient, 2, 1, "lets-go", telemetry.Attrs{PeerService: "orders"})
-	type step struct {
-		after time.Duration
-		spans []telemetry.Span
-	}
 	tests := []struct {
 		name    string
 		max     int
@@ -290,17 +294,7 @@ func TestJoinChildren(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := DefaultConfig()
-			if tt.max > 0 {
-				cfg.MaxPendingSpans = tt.max
-			}
-			m := New(cfg, attribution.New(attribution.Config{}))
-			c := &clock{t: t0}
-			m.SetClock(c.now)
-			for _, st := range tt.steps {
-				c.t = c.t.Add(st.after)
-				m.AddSpans(st.spans)
-			}
+			m := receive(tt.max, tt.steps)
 			snap := m.Snapshot()
 			got := snap.Service("orders")
 			if diff := cmp.Diff(tt.want, got.Spans); diff != "" {
