@@ -173,6 +173,7 @@ func TestGRPCFlood(t *testing.T) {
 		// The admitted calls wait in the consumer until the others have
 		// waited for the budget and been refused.
 		deadline := time.After(10 * time.Second)
+	wait:
 		for {
 			select {
 			case <-g.entered:
@@ -182,10 +183,12 @@ func TestGRPCFlood(t *testing.T) {
 				}
 				continue
 			case <-time.After(2 * busyRetry):
+				if admitted > 0 {
+					break wait
+				}
 			case <-deadline:
-			}
-			if admitted > 0 {
-				break
+				// None past the read in time: the check below says so.
+				break wait
 			}
 		}
 		close(g.open)
