@@ -237,21 +237,32 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 		}
 		off += n
 		switch f.num {
+		// An id given more than once is its last, as protobuf reads a
+		// field that is not repeated; an empty one is no id.
 		case spanTraceID:
-			if len(f.b) != 16 {
+			switch len(f.b) {
+			case 0:
+				sp.TraceID, haveTrace = [16]byte{}, false
+			case 16:
+				copy(sp.TraceID[:], f.b)
+				haveTrace = true
+			default:
 				return fmt.Errorf("trace_id has %d bytes, want 16", len(f.b))
 			}
-			copy(sp.TraceID[:], f.b)
-			haveTrace = true
 		case spanSpanID:
-			if len(f.b) != 8 {
+			switch len(f.b) {
+			case 0:
+				sp.SpanID, haveSpan = [8]byte{}, false
+			case 8:
+				copy(sp.SpanID[:], f.b)
+				haveSpan = true
+			default:
 				return fmt.Errorf("span_id has %d bytes, want 8", len(f.b))
 			}
-			copy(sp.SpanID[:], f.b)
-			haveSpan = true
 		case spanParentID:
 			switch len(f.b) {
 			case 0:
+				sp.ParentSpanID = [8]byte{}
 			case 8:
 				copy(sp.ParentSpanID[:], f.b)
 			default:
@@ -298,8 +309,13 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 			d.texts.unknown(f)
 		}
 	}
-	if !haveTrace || !haveSpan {
-		return fmt.Errorf("missing trace_id or span_id")
+	switch {
+	case !haveTrace && !haveSpan:
+		return fmt.Errorf("trace_id and span_id missing or empty")
+	case !haveTrace:
+		return fmt.Errorf("trace_id missing or empty")
+	case !haveSpan:
+		return fmt.Errorf("span_id missing or empty")
 	}
 	d.attrs.finish(sp.Kind, &sp.Attrs)
 	sp.Error = spanError(status, sp.Kind, &sp.Attrs)

@@ -468,3 +468,47 @@ func TestDecodeTracesImage(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodeRepeatedIDs: an id given more than once is its last, as
+// protobuf reads a field that is not repeated (and pdata decodes it); an
+// empty id is no id (found by FuzzGRPCTraces: an empty span_id before a
+// valid one dropped the span).
+func TestDecodeRepeatedIDs(t *testing.T) {
+	trace := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), bytes.Repeat([]byte{1}, 16))
+	spanID := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), bytes.Repeat([]byte{2}, 8))
+	noSpanID := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), nil)
+	noTrace := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), nil)
+	request := func(span []byte) []byte {
+		msg := func(num protowire.Number, b []byte) []byte {
+			return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), b)
+		}
+		return msg(1, msg(2, msg(2, span)))
+	}
+	tests := []struct {
+		name    string
+		span    [][]byte
+		spans   int
+		wantErr string
+	}{
+		{"empty span_id, then one", [][]byte{trace, noSpanID, spanID}, 1, ""},
+		{"span_id, then an empty one", [][]byte{trace, spanID, noSpanID}, 0, "span_id missing or empty"},
+		{"empty trace_id, then one", [][]byte{noTrace, trace, spanID}, 1, ""},
+		{"trace_id, then an empty one", [][]byte{trace, noTrace, spanID}, 0, "trace_id missing or empty"},
+		{"neither", [][]byte{noTrace, noSpanID}, 0, "trace_id and span_id missing or empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []Span
+			err := DecodeTraceRequest(request(bytes.Join(tt.span, nil)), "test", func(s []Span) error {
+				got = append(got, s...)
+				return nil
+			})
+			if len(got) != tt.spans {
+				t.Errorf("%d spans, want %d", len(got), tt.spans)
+			}
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("error %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -348,7 +348,7 @@ func TestHTTP(t *testing.T) {
 		{name: "gzip json", path: TracesPath, contentType: js, encoding: "gzip", body: gzipped(t, goodJSON), wantStatus: 200, wantSpans: 3},
 		{name: "gzip without content-encoding", path: TracesPath, contentType: pb, body: gzipped(t, good), wantStatus: 200, wantSpans: 3},
 		{name: "empty request", path: TracesPath, contentType: pb, body: nil, wantStatus: 200},
-		{name: "partial success", path: TracesPath, contentType: pb, body: partial, wantStatus: 200, wantSpans: 2, wantRejected: 1, wantMessage: "span 2: span_id"},
+		{name: "partial success", path: TracesPath, contentType: pb, body: partial, wantStatus: 200, wantSpans: 2, wantRejected: 1, wantMessage: "span 2: trace_id and span_id missing or empty"},
 		{name: "malformed protobuf", path: TracesPath, contentType: pb, body: []byte("\x0a\xff\xff\xff\xff\x0fnot protobuf"), wantStatus: 400, wantMessage: "resource_spans"},
 		{name: "malformed json", path: TracesPath, contentType: js, body: []byte(`{"resourceSpans": [`), wantStatus: 400, wantMessage: "malformed"},
 		{name: "malformed gzip", path: TracesPath, contentType: pb, encoding: "gzip", body: []byte("\x1f\x8bnot gzip"), wantStatus: 400, wantMessage: "gzip"},
