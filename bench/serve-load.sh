@@ -15,6 +15,13 @@
 # With ATTACK=1 (the default) every span carries an SQL injection in
 # url.query, so the exploit-payload detection fires on each one and the
 # alert latency histogram fills: the worst case. ATTACK=0 sends clean spans.
+#
+# With SPANS=N the load runs until evident has accepted N spans (or
+# DURATION ends, whichever is first), and the RSS of evident is read every
+# second: a line per million spans accepted, then the RSS at 1 M and at
+# the end and the growth between them (issue 11's target: flat within 10 %
+# from 1 M to 10 M spans). For ten million spans on 2 cores, leave it
+# unpinned and give it time: SPANS=10000000 bench/serve-load.sh 30m 4.
 # Everything binds to 127.0.0.1 and stops by itself.
 set -euo pipefail
 duration=${1:-20s}
@@ -37,14 +44,35 @@ cpu() { awk -v t="$ticks" '{print ($14 + $15) / t}' "/proc/$pid/stat"; }
 before=$(cpu)
 attack=()
 if [ "${ATTACK:-1}" = 1 ]; then attack=(--telemetry-attributes 'url.query="id=1%27%20OR%201=1--"'); fi
+accepted() { curl -s 127.0.0.1:18080/metrics | awk '/^evident_receiver_accepted_spans_total/ {s += $2} END {print s + 0}'; }
+rss() { awk '/VmRSS/ {print $2 / 1024}' "/proc/$pid/status"; }
 $(pin "${LOAD_CPUS:-}") "$tg" traces --otlp-insecure --otlp-endpoint 127.0.0.1:14317 --rate 0 --workers "$workers" \
-	--batch-size "$batch" --child-spans 9 --duration "$duration" --service load "${attack[@]}" >"$work/telemetrygen.log" 2>&1
+	--batch-size "$batch" --child-spans 9 --duration "$duration" --service load "${attack[@]}" >"$work/telemetrygen.log" 2>&1 &
+tgpid=$!
+if [ -n "${SPANS:-}" ]; then
+	next=1000000 rss1m=
+	while kill -0 "$tgpid" 2>/dev/null; do
+		sleep 1
+		n=$(accepted) r=$(rss)
+		if [ "$n" -ge "$next" ]; then
+			printf 'spans %10d  RSS %5.0f MiB\n' "$n" "$r"
+			if [ -z "$rss1m" ]; then rss1m=$r; fi
+			next=$((n / 1000000 * 1000000 + 1000000))
+		fi
+		if [ "$n" -ge "$SPANS" ]; then kill "$tgpid" 2>/dev/null || true; fi
+	done
+	r=$(rss)
+	if [ -n "$rss1m" ]; then
+		awk -v a="$rss1m" -v b="$r" -v n="$(accepted)" 'BEGIN {printf "RSS at 1M spans %.0f MiB, after %d spans %.0f MiB: growth %+.1f %%\n", a, n, b, 100 * (b - a) / a}'
+	fi
+fi
+wait "$tgpid" || true
 after=$(cpu)
 metrics=$(curl -s 127.0.0.1:18080/metrics)
 spans=$(echo "$metrics" | awk '/^evident_receiver_accepted_spans_total/ {s += $2} END {print s}')
 refused=$(echo "$metrics" | awk '/^evident_receiver_refused_requests_total/ {s += $2} END {print s + 0}')
 echo "$metrics" | awk -v spans="$spans" -v refused="$refused" -v cpu="$(awk -v a="$after" -v b="$before" 'BEGIN {print a - b}')" \
-	-v rss="$(awk '/VmRSS/ {print $2 / 1024}' "/proc/$pid/status")" '
+	-v rss="$(rss)" '
 	/^evident_alert_latency_seconds_bucket\{kind="exploit_payload"/ {
 		match($0, /le="[^"]+"/); le = substr($0, RSTART + 4, RLENGTH - 5); n++; les[n] = le; cnt[n] = $2 }
 	END {
@@ -54,6 +82,7 @@ echo "$metrics" | awk -v spans="$spans" -v refused="$refused" -v cpu="$(awk -v a
 		printf "requests refused    %d (backpressure)\n", refused
 		printf "evident CPU seconds %.1f\n", cpu
 		printf "spans per CPU-second %.0f\n", spans / cpu
-		printf "alert latency p50 <= %ss, p99 <= %ss (histogram buckets, %d alerts)\n", p50, p99, total
+		if (total > 0) printf "alert latency p50 <= %ss, p99 <= %ss (histogram buckets, %d alerts)\n", p50, p99, total
+		else print "alert latency       no alerts"
 		printf "RSS                 %.0f MiB\n", rss
 	}'
