@@ -439,6 +439,7 @@ func BenchmarkAppendBatch(b *testing.B) {
 				b.SetBytes(int64(len(payload)))
 				b.ResetTimer()
 				start := time.Now()
+				stop := storetest.MeasureCPU(b)
 				if par {
 					// Like many receiver requests at once: 8 appenders
 					// per CPU share each commit.
@@ -458,6 +459,7 @@ func BenchmarkAppendBatch(b *testing.B) {
 						}
 					}
 				}
+				stop()
 				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "batches/s")
 			})
 		}
