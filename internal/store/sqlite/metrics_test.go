@@ -42,7 +42,7 @@ func TestCollector(t *testing.T) {
 	}
 	for name, want := range map[string]int{
 		"evident_store_commit_duration_seconds": 1, "evident_store_committed_batches_total": 1,
-		"evident_store_size_bytes": 2, "go_sql_open_connections": 2,
+		"evident_store_size_bytes": 3, "go_sql_open_connections": 2,
 	} {
 		if got[name] != want {
 			t.Errorf("%s: %d series, want %d (have %v)", name, got[name], want, got)

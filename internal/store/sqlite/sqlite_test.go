@@ -142,7 +142,7 @@ func TestMigrations(t *testing.T) {
 
 	t.Run("UpgradeFromFirstVersion", func(t *testing.T) {
 		dir := t.TempDir()
-		old, err := open(t.Context(), dir, DefaultConfig(), all[:1], false)
+		old, err := open(t.Context(), dir, DefaultConfig(), options{migrations: all[:1]})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -229,7 +229,7 @@ func TestMigrations(t *testing.T) {
 	t.Run("FailedMigrationRollsBack", func(t *testing.T) {
 		dir := t.TempDir()
 		broken := append(append([]store.Migration(nil), all[:1]...), store.Migration{Version: 2, Name: "0002_broken", SQL: `CREATE TABLE x (a); THIS IS NOT SQL;`})
-		if s, err := open(t.Context(), dir, DefaultConfig(), broken, false); err == nil {
+		if s, err := open(t.Context(), dir, DefaultConfig(), options{migrations: broken}); err == nil {
 			s.Close()
 			t.Fatal("open with a broken migration succeeded")
 		} else if !strings.Contains(err.Error(), "apply migration 0002_broken") {
