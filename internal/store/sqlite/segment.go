@@ -3,7 +3,6 @@ package sqlite
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -231,10 +230,4 @@ func parseRecordBody(body []byte) (rec record, reason string) {
 	}
 	rec.payload = body
 	return rec, ""
-}
-
-// isCorrupt reports whether err is a record that is not intact.
-func isCorrupt(err error) bool {
-	var c *corruptError
-	return errors.As(err, &c)
 }
