@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -75,7 +76,7 @@ func openLog(dir string, segmentSize int64, sync, readOnly bool) (*batchLog, err
 			l.segments = append(l.segments, &segment{path: filepath.Join(dir, e.Name()), first: first, lastSeq: map[string]int64{}})
 		}
 	}
-	slices.SortFunc(l.segments, func(a, b *segment) int { return int(min(max(a.first-b.first, -1), 1)) })
+	slices.SortFunc(l.segments, func(a, b *segment) int { return cmp.Compare(a.first, b.first) })
 	for i := 0; i < len(l.segments); i++ {
 		seg, isLast := l.segments[i], i == len(l.segments)-1
 		if seg.first <= l.last {
@@ -267,10 +268,14 @@ func (l *batchLog) segmentFor(first, size int64) (*segment, error) {
 				return nil, err
 			}
 		}
-		if err := l.f.Close(); err != nil {
-			return nil, fmt.Errorf("close %s: %w", cur.path, err)
-		}
+		err := l.f.Close()
 		l.f = nil
+		if err != nil {
+			// Its last commit may not be durable: stop, as for a sync.
+			err = fmt.Errorf("close %s: %w", cur.path, err)
+			l.fail(err)
+			return nil, err
+		}
 	}
 	seg := &segment{path: filepath.Join(l.dir, segmentName(first)), first: first, size: int64(segmentHeaderLen), lastSeq: map[string]int64{}}
 	f, err := createSegment(seg.path)
