@@ -521,3 +521,88 @@ func FuzzSegment(f *testing.F) {
 		}
 	})
 }
+
+// TestLogBeforeSegments opens a store the version before wrote
+// (testdata/log-before-segments): its batches replay in their tenants,
+// new ones are numbered above them, and checkpoints drop them.
+func TestLogBeforeSegments(t *testing.T) {
+	dir := t.TempDir()
+	data, err := os.ReadFile(filepath.Join("testdata", "log-before-segments", FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, FileName), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(t.Context(), dir, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b, err := s.ForTenant("team-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(st *Store) []string {
+		t.Helper()
+		after, _, err := st.LoadCheckpoint(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		if err := st.Batches(t.Context(), after, func(seq int64, kind store.BatchKind, payload []byte) error {
+			got = append(got, fmt.Sprintf("%d %s %s", seq, kind, payload))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	for _, step := range []struct {
+		name       string
+		do         func() error
+		wantS      []string
+		wantB      []string
+		wantRowsOf map[string]int
+	}{
+		{"Opened", func() error { return nil },
+			[]string{"3 otlp_traces_s2 default 3", "4 spans default 4"},
+			[]string{"2 profile_request_s2 team-b 2", "5 otlp_traces_s2 team-b 5"},
+			map[string]int{"default": 2, "team-b": 2}},
+		{"Appended", func() error {
+			for _, st := range []*Store{s, b} {
+				if _, err := st.AppendBatch(t.Context(), store.BatchTraceRequestS2, []byte(st.tenant+" new")); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+			[]string{"3 otlp_traces_s2 default 3", "4 spans default 4", "6 otlp_traces_s2 default new"},
+			[]string{"2 profile_request_s2 team-b 2", "5 otlp_traces_s2 team-b 5", "7 otlp_traces_s2 team-b new"},
+			map[string]int{"default": 2, "team-b": 2}},
+		{"CheckpointDefault", func() error { return s.Checkpoint(t.Context(), 4, []byte("default model@4")) },
+			[]string{"6 otlp_traces_s2 default new"},
+			[]string{"2 profile_request_s2 team-b 2", "5 otlp_traces_s2 team-b 5", "7 otlp_traces_s2 team-b new"},
+			map[string]int{"default": 0, "team-b": 2}},
+		{"CheckpointTeamB", func() error { return b.Checkpoint(t.Context(), 7, []byte("team-b model@7")) },
+			[]string{"6 otlp_traces_s2 default new"},
+			nil,
+			map[string]int{"default": 0, "team-b": 0}},
+	} {
+		if err := step.do(); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if got := read(s); !cmp.Equal(got, step.wantS) {
+			t.Errorf("%s: default's batches = %q, want %q", step.name, got, step.wantS)
+		}
+		if got := read(b); !cmp.Equal(got, step.wantB) {
+			t.Errorf("%s: team-b's batches = %q, want %q", step.name, got, step.wantB)
+		}
+		for tenant, want := range step.wantRowsOf {
+			var n int
+			if err := s.read.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM batches WHERE tenant = ?`, tenant).Scan(&n); err != nil || n != want {
+				t.Errorf("%s: %d rows of %s in the batches table, %v; want %d", step.name, n, tenant, err, want)
+			}
+		}
+	}
+}
