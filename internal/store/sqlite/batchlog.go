@@ -405,11 +405,13 @@ func (l *batchLog) open(tenant string, after int64) ([]segmentFile, error) {
 // at or below that tenant's checkpoint. The checkpoints are committed
 // before: a crash before the files are gone leaves segments that the next
 // open reads and replay skips (every record in them is at or below its
-// tenant's checkpoint), and the next checkpoint removes.
-func (l *batchLog) drop(checkpoints map[string]int64) error {
+// tenant's checkpoint), and the next checkpoint removes. A segment that
+// cannot be removed now (a file system that refuses to remove an open
+// file) stays for the next checkpoint to try again: the checkpoint is
+// stored all the same, and the caller is not told it failed.
+func (l *batchLog) drop(checkpoints map[string]int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var errs []error
 	kept := l.segments[:0]
 	for i, seg := range l.segments {
 		covered := i < len(l.segments)-1
@@ -419,15 +421,12 @@ func (l *batchLog) drop(checkpoints map[string]int64) error {
 		if covered {
 			if err := os.Remove(seg.path); err == nil || errors.Is(err, fs.ErrNotExist) {
 				continue
-			} else {
-				errs = append(errs, err)
 			}
 		}
 		kept = append(kept, seg)
 	}
 	clear(l.segments[len(kept):])
 	l.segments = kept
-	return errors.Join(errs...)
 }
 
 // size returns the committed bytes of every segment.
