@@ -341,8 +341,8 @@ func (s *Store) Batches(ctx context.Context, after int64, fn func(seq int64, kin
 	if err := rows.Close(); err != nil {
 		return fmt.Errorf("read batches from %s: %w", s.path, err)
 	}
-	// Segments hold whole commits, so the records a checkpoint dropped
-	// may still be there: skip them.
+	// A checkpoint removes whole segments only, so batches it dropped
+	// may still be in the ones kept: skip them.
 	if err := s.read.QueryRowContext(ctx, `SELECT MAX(?, COALESCE((SELECT seq FROM checkpoints WHERE tenant = ?), 0))`, after, s.tenant).Scan(&after); err != nil {
 		return fmt.Errorf("read batches from %s: %w", s.path, err)
 	}
