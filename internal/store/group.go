@@ -30,8 +30,9 @@ type pendingResult struct {
 	err error
 }
 
-// GroupCommitter commits the batches that SQL backends append, all that
-// are waiting in one transaction (group commit), so concurrent receivers
+// GroupCommitter commits the batches that the backends append, all that
+// are waiting in one commit (group commit: one PostgreSQL transaction,
+// one write of a SQLite store's log segment), so concurrent receivers
 // pay for one sync of the log together instead of one each. One
 // goroutine commits, in the order the batches were handed over.
 type GroupCommitter struct {
@@ -42,7 +43,7 @@ type GroupCommitter struct {
 }
 
 // NewGroupCommitter starts committing with commit, which stores the
-// batches of group in one transaction, in order, and returns their
+// batches of group all at once (a transaction, a write), in order, and returns their
 // sequence numbers, or the error that stored none of them. commit runs
 // on one goroutine, which Stop ends.
 func NewGroupCommitter(commit func(group []*Pending) ([]int64, error)) *GroupCommitter {

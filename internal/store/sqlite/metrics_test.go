@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,10 +41,25 @@ func TestCollector(t *testing.T) {
 	got := map[string]int{}
 	for _, mf := range mfs {
 		got[mf.GetName()] = len(mf.GetMetric())
+		for _, m := range mf.GetMetric() {
+			if mf.GetName() == "evident_store_size_bytes" && m.GetLabel()[0].GetValue() == "log" {
+				var onDisk int64
+				for _, name := range segmentFiles(t, s.dir) {
+					fi, err := os.Stat(filepath.Join(s.dir, name))
+					if err != nil {
+						t.Fatal(err)
+					}
+					onDisk += fi.Size()
+				}
+				if got := m.GetGauge().GetValue(); got != float64(onDisk) || onDisk == 0 {
+					t.Errorf("log size %v, want the segments' %d bytes", got, onDisk)
+				}
+			}
+		}
 	}
 	for name, want := range map[string]int{
 		"evident_store_commit_duration_seconds": 1, "evident_store_committed_batches_total": 1,
-		"evident_store_size_bytes": 2, "go_sql_open_connections": 2,
+		"evident_store_size_bytes": 3, "go_sql_open_connections": 2,
 	} {
 		if got[name] != want {
 			t.Errorf("%s: %d series, want %d (have %v)", name, got[name], want, got)

@@ -1,14 +1,15 @@
 // Package sqlite is the embedded store of evident serve: one SQLite
 // database in WAL mode under the data directory, through the pure-Go
-// driver modernc.org/sqlite (no cgo).
+// driver modernc.org/sqlite (no cgo), and beside it the telemetry log in
+// append-only segment files (batchlog.go, segment.go).
 //
 // All writes go through one connection, so they never contend for
 // SQLite's single write lock; reads use a separate pool of query-only
 // connections, which WAL lets run beside the writer on a snapshot (a
 // query through the writer waits behind the appends: 2 to 5 ms instead
 // of 50 to 70 µs in BenchmarkReadDuringAppends). Concurrent appends share one
-// commit, and so one sync of the log (group commit). The data directory
-// is locked while a Store has it open.
+// commit, one write and one sync of a segment (group commit). The data
+// directory is locked while a Store has it open.
 package sqlite
 
 import (
@@ -44,11 +45,12 @@ var ErrLocked = errors.New("data directory is in use by another evident")
 
 // Config tunes the SQLite store.
 type Config struct {
-	// Synchronous is SQLite's synchronous setting for writes. "full"
-	// syncs the write-ahead log on every commit, so an acknowledged batch
-	// survives a power loss; "normal" syncs only at WAL checkpoints, so
-	// it survives a crash of the process but not of the machine, and
-	// appends are several times faster.
+	// Synchronous is how writes are synced. "full" syncs the telemetry
+	// log on every commit (and SQLite its write-ahead log), so an
+	// acknowledged batch survives a power loss; "normal" syncs a log
+	// segment only when it is full or closed (SQLite: at WAL
+	// checkpoints), so it survives a crash of the process but not of the
+	// machine, and appends are several times faster.
 	Synchronous string `yaml:"synchronous"`
 	// BusyTimeout is how long a connection waits for a lock held by
 	// another connection or process before it fails.
@@ -96,6 +98,13 @@ type db struct {
 	shared bool
 	write  *sql.DB // one connection: every write, serialised
 	read   *sql.DB // query-only connections
+	// log is the telemetry log; nil until init read it. A shared store
+	// reads the segments again at each Batches, as the process that
+	// writes them changes them.
+	log *batchLog
+	dir string
+	// segmentSize is where the log starts a new segment.
+	segmentSize int64
 
 	// calls admits the calls until Close and commits the appends.
 	calls store.Calls
@@ -115,7 +124,7 @@ func Open(ctx context.Context, dir string, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)
 	}
-	return open(ctx, dir, cfg, ms, false)
+	return open(ctx, dir, cfg, options{migrations: ms})
 }
 
 // OpenShared opens the database in dir as Open does, but beside the
@@ -132,15 +141,30 @@ func OpenShared(ctx context.Context, dir string, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)
 	}
-	return open(ctx, dir, cfg, ms, true)
+	return open(ctx, dir, cfg, options{migrations: ms, shared: true})
 }
 
 // errShared is returned by the log writes of a store opened shared.
 var errShared = fmt.Errorf("%w: the store is opened shared (OpenShared), without the telemetry log", store.ErrInvalid)
 
-// open is Open with the migrations to apply, so tests can build a
-// database of an older schema; shared opens without the lock.
-func open(ctx context.Context, dir string, cfg Config, ms []store.Migration, shared bool) (*Store, error) {
+// options are what tests vary beyond Config.
+type options struct {
+	// migrations are the ones to apply, so tests can build a database of
+	// an older schema.
+	migrations []store.Migration
+	// shared opens without the lock, read-only for the telemetry log.
+	shared bool
+	// segmentSize is where the telemetry log starts a new segment;
+	// defaultSegmentSize when 0.
+	segmentSize int64
+}
+
+// open is Open with options.
+func open(ctx context.Context, dir string, cfg Config, o options) (*Store, error) {
+	shared := o.shared
+	if o.segmentSize == 0 {
+		o.segmentSize = defaultSegmentSize
+	}
 	if strings.ContainsRune(dir, '?') {
 		// The driver cuts the file name at the first '?', where its
 		// parameters start.
@@ -180,13 +204,13 @@ func open(ctx context.Context, dir string, cfg Config, ms []store.Migration, sha
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	s := &Store{db: &db{path: path, lock: lock, shared: shared, write: write},
+	s := &Store{db: &db{path: path, lock: lock, shared: shared, write: write, dir: dir, segmentSize: o.segmentSize},
 		tenant: store.DefaultTenant}
-	if err := s.init(ctx, cfg, busy, ms); err != nil {
+	if err := s.init(ctx, cfg, busy, o.migrations); err != nil {
 		_ = s.Close() // the init error is the one to report
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	s.calls.StartCommits(s.commit)
+	s.calls.StartCommits(s.log.append)
 	return s, nil
 }
 
@@ -212,7 +236,33 @@ func (s *Store) init(ctx context.Context, cfg Config, busy string, ms []store.Mi
 	read.SetMaxOpenConns(cfg.Readers)
 	read.SetMaxIdleConns(cfg.Readers)
 	s.read = read
-	return read.PingContext(ctx)
+	if err := read.PingContext(ctx); err != nil {
+		return err
+	}
+	if s.log, err = openLog(s.dir, s.segmentSize, cfg.Synchronous == "full", s.shared); err != nil {
+		return err
+	}
+	// Sequence numbers are never reused: not those of the batches table,
+	// where the version before logged (sqlite_sequence keeps its highest
+	// after the rows are gone), nor those under a checkpoint, whose
+	// segments may all be removed.
+	var used int64
+	if err := s.write.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'batches'), 0)`).Scan(&used); err != nil {
+		return err
+	}
+	s.log.raiseLast(used)
+	var n int
+	if err := s.write.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'checkpoints'`).Scan(&n); err != nil || n == 0 {
+		return err // none: only tests open a schema from before 0005_tenants
+	}
+	checkpoints, err := allCheckpoints(ctx, s.write)
+	if err != nil {
+		return err
+	}
+	for _, seq := range checkpoints {
+		s.log.raiseLast(seq)
+	}
+	return nil
 }
 
 func dsn(path string, params url.Values) string {
@@ -241,6 +291,10 @@ func (s *Store) Close() error {
 			errs = append(errs, s.read.Close())
 		}
 		errs = append(errs, s.write.Close())
+		if s.log != nil && !s.shared {
+			// The committer has stopped.
+			errs = append(errs, s.log.close())
+		}
 		if s.lock != nil {
 			// Closing the file releases the lock, after the database is.
 			errs = append(errs, s.lock.Close())
@@ -267,46 +321,38 @@ func (s *Store) SubmitBatch(ctx context.Context, kind store.BatchKind, payload [
 	return s.calls.SubmitBatch(ctx, s.path, s.tenant, kind, payload)
 }
 
-// commit appends the batches of a group in one transaction.
-func (s *Store) commit(group []*store.Pending) ([]int64, error) {
-	// The transaction serves many callers: no one caller's context may
-	// abort it. Close waits for every caller, so nothing is cut short.
-	ctx := context.Background()
-	seqs := make([]int64, len(group))
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO batches (tenant, kind, payload, appended_at) VALUES (?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		now := time.Now().UnixNano()
-		for i, p := range group {
-			res, err := stmt.ExecContext(ctx, p.Tenant, string(p.Kind), p.Payload, now)
-			if err != nil {
-				return err
-			}
-			if seqs[i], err = res.LastInsertId(); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	return seqs, err
-}
-
 // Batches replays the log; see store.Store.
 func (s *Store) Batches(ctx context.Context, after int64, fn func(seq int64, kind store.BatchKind, payload []byte) error) error {
 	if err := s.calls.Enter(); err != nil {
 		return fmt.Errorf("read batches: %w", err)
 	}
 	defer s.calls.Leave()
+	// First what the version before logged in the batches table, all
+	// below the segments' sequence numbers.
 	rows, err := s.read.QueryContext(ctx, `SELECT seq, kind, payload FROM batches WHERE tenant = ? AND seq > ? ORDER BY seq`, s.tenant, after)
 	if err != nil {
 		return fmt.Errorf("read batches from %s: %w", s.path, err)
 	}
 	defer rows.Close()
 	// No copy of the payload: fn is told not to keep it.
-	return store.ScanBatches[sql.RawBytes](rows, s.path, fn)
+	if err := store.ScanBatches[sql.RawBytes](rows, s.path, fn); err != nil {
+		return err
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("read batches from %s: %w", s.path, err)
+	}
+	// A checkpoint removes whole segments only, so batches it dropped
+	// may still be in the ones kept: skip them.
+	if err := s.read.QueryRowContext(ctx, `SELECT MAX(?, COALESCE((SELECT seq FROM checkpoints WHERE tenant = ?), 0))`, after, s.tenant).Scan(&after); err != nil {
+		return fmt.Errorf("read batches from %s: %w", s.path, err)
+	}
+	log := s.log
+	if s.shared {
+		if log, err = openLog(s.dir, s.segmentSize, false, true); err != nil {
+			return fmt.Errorf("read batches: %w", err)
+		}
+	}
+	return log.batches(s.tenant, after, fn)
 }
 
 // Checkpoint stores the model state and truncates the log; see
@@ -319,16 +365,14 @@ func (s *Store) Checkpoint(ctx context.Context, seq int64, state []byte) error {
 		return fmt.Errorf("checkpoint at %d: %w", seq, err)
 	}
 	defer s.calls.Leave()
+	var checkpoints map[string]int64
 	if err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var stored, last int64
+		var stored int64
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM checkpoints WHERE tenant = ?), 0)`, s.tenant).Scan(&stored); err != nil {
 			return err
 		}
-		// sqlite_sequence keeps the highest seq ever handed out, also
-		// after the rows are gone.
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'batches'), 0)`).Scan(&last); err != nil {
-			return err
-		}
+		// The log's high-water mark counts the batches table's too.
+		last := s.log.lastSeq()
 		if seq < stored || seq > last {
 			return fmt.Errorf("%w: sequence %d is outside [%d, %d], from the stored checkpoint to the last batch", store.ErrInvalid, seq, stored, last)
 		}
@@ -340,12 +384,43 @@ func (s *Store) Checkpoint(ctx context.Context, seq int64, state []byte) error {
 			s.tenant, seq, state, time.Now().UnixNano()); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM batches WHERE tenant = ? AND seq <= ?`, s.tenant, seq)
+		if _, err := tx.ExecContext(ctx, `DELETE FROM batches WHERE tenant = ? AND seq <= ?`, s.tenant, seq); err != nil {
+			return err
+		}
+		var err error
+		checkpoints, err = allCheckpoints(ctx, tx)
 		return err
 	}); err != nil {
 		return fmt.Errorf("checkpoint %s at %d: %w", s.path, seq, err)
 	}
+	// The checkpoint is committed; the segments it covers go after it. A
+	// crash in between leaves them to be read again and skipped.
+	s.log.drop(checkpoints)
 	return nil
+}
+
+// allCheckpoints returns the sequence number of every tenant's
+// checkpoint.
+func allCheckpoints(ctx context.Context, q interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}) (map[string]int64, error) {
+	rows, err := q.QueryContext(ctx, `SELECT tenant, seq FROM checkpoints`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var (
+			tenant string
+			seq    int64
+		)
+		if err := rows.Scan(&tenant, &seq); err != nil {
+			return nil, err
+		}
+		out[tenant] = seq
+	}
+	return out, rows.Err()
 }
 
 // LoadCheckpoint returns the stored checkpoint; see store.Store.

@@ -142,7 +142,7 @@ func TestMigrations(t *testing.T) {
 
 	t.Run("UpgradeFromFirstVersion", func(t *testing.T) {
 		dir := t.TempDir()
-		old, err := open(t.Context(), dir, DefaultConfig(), all[:1], false)
+		old, err := open(t.Context(), dir, DefaultConfig(), options{migrations: all[:1]})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -229,7 +229,7 @@ func TestMigrations(t *testing.T) {
 	t.Run("FailedMigrationRollsBack", func(t *testing.T) {
 		dir := t.TempDir()
 		broken := append(append([]store.Migration(nil), all[:1]...), store.Migration{Version: 2, Name: "0002_broken", SQL: `CREATE TABLE x (a); THIS IS NOT SQL;`})
-		if s, err := open(t.Context(), dir, DefaultConfig(), broken, false); err == nil {
+		if s, err := open(t.Context(), dir, DefaultConfig(), options{migrations: broken}); err == nil {
 			s.Close()
 			t.Fatal("open with a broken migration succeeded")
 		} else if !strings.Contains(err.Error(), "apply migration 0002_broken") {
@@ -439,6 +439,7 @@ func BenchmarkAppendBatch(b *testing.B) {
 				b.SetBytes(int64(len(payload)))
 				b.ResetTimer()
 				start := time.Now()
+				stop := storetest.MeasureCPU(b)
 				if par {
 					// Like many receiver requests at once: 8 appenders
 					// per CPU share each commit.
@@ -458,6 +459,7 @@ func BenchmarkAppendBatch(b *testing.B) {
 						}
 					}
 				}
+				stop()
 				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "batches/s")
 			})
 		}

@@ -31,17 +31,20 @@ func Benchmark(b *testing.B, newDB func(b *testing.B) Opener) {
 	b.Run("AppendBatch", func(b *testing.B) {
 		s := open(b)
 		b.SetBytes(int64(len(payload)))
+		stop := MeasureCPU(b)
 		for b.Loop() {
 			if _, err := s.AppendBatch(b.Context(), store.BatchTraceRequest, payload); err != nil {
 				b.Fatal(err)
 			}
 		}
+		stop()
 	})
 	// Many receivers at once: concurrent appends share commits.
 	b.Run("SubmitBatchParallel", func(b *testing.B) {
 		s := open(b)
 		b.SetBytes(int64(len(payload)))
 		b.SetParallelism(8)
+		stop := MeasureCPU(b)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if _, err := s.SubmitBatch(context.Background(), store.BatchTraceRequest, payload)(); err != nil {
@@ -50,6 +53,7 @@ func Benchmark(b *testing.B, newDB func(b *testing.B) Opener) {
 				}
 			}
 		})
+		stop()
 	})
 	// A checkpoint of a 1 MiB model after 10 batches, which it drops.
 	b.Run("Checkpoint", func(b *testing.B) {
