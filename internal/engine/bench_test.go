@@ -303,7 +303,7 @@ func BenchmarkLogRedact(b *testing.B) {
 			if tc.received {
 				req = requestOf(b, tc.spans)
 				var err error
-				if spans, texts, err = telemetry.DecodeReceivedTraceRequest(nil, req, "bench", func(int) error { return nil }); err != nil {
+				if spans, texts, err = telemetry.DecodeReceivedTraceRequest(nil, nil, req, "bench", func(int) error { return nil }); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -24,7 +24,7 @@ import (
 // decoded from it, with the request as received in the context.
 func consumeReceived(t testing.TB, e *Engine, req []byte) {
 	t.Helper()
-	spans, texts, err := telemetry.DecodeReceivedTraceRequest(nil, req, "test", func(int) error { return nil })
+	spans, texts, err := telemetry.DecodeReceivedTraceRequest(nil, nil, req, "test", func(int) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}

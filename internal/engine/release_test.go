@@ -37,7 +37,7 @@ func TestReleaseAfterApply(t *testing.T) {
 			send := func(dst []telemetry.Span, req []byte) []telemetry.Span {
 				t.Helper()
 				msg = append(msg[:0], req...)
-				spans, texts, err := telemetry.DecodeReceivedTraceRequest(dst, msg, "test", func(int) error { return nil })
+				spans, texts, err := telemetry.DecodeReceivedTraceRequest(dst, nil, msg, "test", func(int) error { return nil })
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -101,11 +101,20 @@ func DecodeTraceRequest(msg []byte, source string, emit func([]Span) error) erro
 // that holds: a slice a consumer gave back (WithRelease) is decoded into
 // as it is. reserve is called with the number of spans of each resource
 // once they are decoded; an error from it ends the decoding, with the
-// spans decoded so far.
-func DecodeReceivedTraceRequest(spans []Span, msg []byte, source string, reserve func(n int) error) ([]Span, *Texts, error) {
+// spans decoded so far. texts, when not nil, is the Texts of an earlier
+// request that nothing uses any more: it is reset and returned, its
+// memory reused.
+func DecodeReceivedTraceRequest(spans []Span, texts *Texts, msg []byte, source string, reserve func(n int) error) ([]Span, *Texts, error) {
 	errs := &recordErrors{source: source}
+	if texts == nil {
+		texts = &Texts{}
+	}
 	// A span holds about one text per 40 bytes.
-	texts := &Texts{req: msg, refs: make([]textRef, 0, len(msg)/40)}
+	refs := texts.refs[:0]
+	if cap(refs) < len(msg)/40 {
+		refs = make([]textRef, 0, len(msg)/40)
+	}
+	*texts = Texts{req: msg, refs: refs}
 	d := traceDecoder{errs: errs, texts: texts, appending: true, spans: spans}
 	if err := d.decodeRequest(msg, func(s []Span) error { return reserve(len(s)) }); err != nil {
 		return d.spans, nil, fmt.Errorf("decode traces %s: %w", source, err)

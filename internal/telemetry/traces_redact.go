@@ -442,6 +442,10 @@ type Texts struct {
 	other bool
 }
 
+// Size is the memory t holds, in bytes, for one that keeps it for
+// reuse (DecodeReceivedTraceRequest) to bound what it keeps.
+func (t *Texts) Size() int { return cap(t.refs) * int(unsafe.Sizeof(textRef{})) }
+
 // textRef is where one text is in the request: its value and, for an
 // attribute, its key, as offsets and lengths.
 type textRef struct {

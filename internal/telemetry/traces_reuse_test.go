@@ -47,9 +47,22 @@ func staleSpan(t *testing.T) Span {
 	return sp
 }
 
+// staleTexts is the Texts of a request with more texts than the test's.
+func staleTexts(t *testing.T) *Texts {
+	t.Helper()
+	_, texts, err := DecodeReceivedTraceRequest(nil, nil, marshalTraces(t, traceRequest("stale")), "stale", func(int) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts.other = true
+	return texts
+}
+
 // TestDecodeReceivedTraceRequestReuses: spans decoded into a slice that
 // held other spans are the spans decoded into a new one, field for field,
-// in that slice's memory while it has room, appended to what it holds.
+// in that slice's memory while it has room, appended to what it holds;
+// the texts recorded in the Texts of another request are those recorded
+// in a new one.
 func TestDecodeReceivedTraceRequestReuses(t *testing.T) {
 	// Three resources, one of them with an image and header lists.
 	resources := []Span{
@@ -81,6 +94,7 @@ func TestDecodeReceivedTraceRequestReuses(t *testing.T) {
 		name string
 		msg  []byte
 	}{{"fixture", readFixture(t, "traces.pb")}, {"three resources", multi}, {"a malformed span", malformed}} {
+		_, wantTexts, _ := DecodeReceivedTraceRequest(nil, nil, req.msg, req.name, func(int) error { return nil })
 		var want []Span
 		var wantSizes []int
 		wantErr := DecodeTraceRequest(req.msg, req.name, func(s []Span) error {
@@ -92,28 +106,31 @@ func TestDecodeReceivedTraceRequestReuses(t *testing.T) {
 			t.Fatalf("%s: nothing decodes", req.name)
 		}
 		for _, tc := range []struct {
-			name     string
-			dst      []Span
-			inPlace  bool // decoded in dst's memory
-			kept     int  // spans of dst before those decoded
-			capacity int
+			name    string
+			dst     []Span
+			texts   *Texts // of another request
+			inPlace bool   // decoded in dst's memory
+			kept    int    // spans of dst before those decoded
 		}{
 			{name: "nil"},
-			{name: "stale, room for all", dst: staleSlice(0, len(want)+3), inPlace: true},
-			{name: "stale, too small", dst: staleSlice(0, 1)},
+			{name: "stale, room for all", dst: staleSlice(0, len(want)+3), texts: staleTexts(t), inPlace: true},
+			{name: "stale, too small", dst: staleSlice(0, 1), texts: staleTexts(t)},
 			{name: "one span kept", dst: staleSlice(1, len(want)+3), inPlace: true, kept: 1},
 		} {
 			t.Run(req.name+"/"+tc.name, func(t *testing.T) {
 				var sizes []int
-				got, texts, err := DecodeReceivedTraceRequest(tc.dst, req.msg, req.name, func(n int) error {
+				got, texts, err := DecodeReceivedTraceRequest(tc.dst, tc.texts, req.msg, req.name, func(n int) error {
 					sizes = append(sizes, n)
 					return nil
 				})
 				if (err != nil) != (wantErr != nil) {
 					t.Fatalf("err = %v, DecodeTraceRequest's %v", err, wantErr)
 				}
-				if texts == nil {
-					t.Fatal("no texts")
+				if texts == nil || tc.texts != nil && texts != tc.texts {
+					t.Fatalf("texts %p, want the Texts given, %p", texts, tc.texts)
+				}
+				if diff := cmp.Diff(wantTexts.refs, texts.refs, cmpopts.EquateEmpty(), cmp.AllowUnexported(textRef{})); diff != "" || texts.other != wantTexts.other || &texts.req[0] != &req.msg[0] {
+					t.Errorf("texts (-new +reused):\n%s, other %v, want %v", diff, texts.other, wantTexts.other)
 				}
 				if diff := cmp.Diff(want, got[tc.kept:], cmpopts.EquateEmpty()); diff != "" {
 					t.Errorf("spans (-new slice +reused):\n%s", diff)
@@ -173,10 +190,10 @@ func TestReleaser(t *testing.T) {
 }
 
 // BenchmarkDecodeReceivedTraceRequest decodes a 1000-span request into a
-// new slice each time, into the slice of the request before (what the
-// OTLP receiver does with spans the engine gave back), and into that
-// slice cleared first, for comparison: the decoder writes every field of
-// a span, so that clearing is not needed.
+// new slice and Texts each time, into the slice and Texts of the request
+// before (what the OTLP receiver does with what the engine gave back),
+// and into that slice cleared first, for comparison: the decoder writes
+// every field of a span, so that clearing is not needed.
 func BenchmarkDecodeReceivedTraceRequest(b *testing.B) {
 	data := benchTraces(b, 1000)
 	none := func(int) error { return nil }
@@ -192,11 +209,16 @@ func BenchmarkDecodeReceivedTraceRequest(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
 			var spans []Span
+			var texts *Texts
 			n := 0
 			cpu := processCPU(b)
 			for b.Loop() {
 				var err error
-				if spans, _, err = DecodeReceivedTraceRequest(tc.reuse(spans), data, "bench", none); err != nil {
+				spans = tc.reuse(spans)
+				if spans == nil {
+					texts = nil
+				}
+				if spans, texts, err = DecodeReceivedTraceRequest(spans, texts, data, "bench", none); err != nil {
 					b.Fatal(err)
 				}
 				n += len(spans)

@@ -34,7 +34,7 @@ type traceCodec struct {
 	proto grpcencoding.CodecV2
 	// free holds the messages of finished requests, to copy the next
 	// ones into.
-	free freeList[byte]
+	free freeList[[]byte]
 }
 
 // Marshal encodes v; see grpcencoding.CodecV2.

@@ -226,7 +226,9 @@ func (r *Receiver) exportTraces(ctx context.Context, transport string, t *admiss
 	var derr error
 	proto := decode == nil
 	if proto {
-		spans, texts, derr = telemetry.DecodeReceivedTraceRequest(r.freeSpans.get(), req, source, reserve)
+		spans, texts, derr = telemetry.DecodeReceivedTraceRequest(r.freeSpans.get()[:0], r.freeTexts.get(), req, source, reserve)
+		// The consumer keeps nothing of texts once it returns.
+		defer func() { r.freeTexts.put(texts) }()
 	} else {
 		derr = decode(func(s []telemetry.Span) error {
 			if err := reserve(len(s)); err != nil {

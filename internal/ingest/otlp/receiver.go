@@ -158,11 +158,13 @@ type Receiver struct {
 	bufs     sync.Pool     // *body
 	inflight chan struct{} // a slot per request being served
 	// freeSpans keeps the span slices the consumer gave back
-	// (telemetry.WithRelease), and freeMessages the gRPC messages of
-	// finished trace requests, for the next requests to decode into and
-	// read into; putSpans is freeSpans.put, made once.
-	freeSpans    freeList[telemetry.Span]
-	freeMessages freeList[byte]
+	// (telemetry.WithRelease), freeTexts where the texts of finished
+	// trace requests were, and freeMessages their gRPC messages, for the
+	// next requests to decode and read into; putSpans is freeSpans.put,
+	// made once.
+	freeSpans    freeList[[]telemetry.Span]
+	freeTexts    freeList[*telemetry.Texts]
+	freeMessages freeList[[]byte]
 	putSpans     func([]telemetry.Span)
 	// grpcGuard and httpGuard admit requests by their credentials; nil:
 	// none asked.
@@ -207,7 +209,7 @@ func New(cfg Config, traces pipeline.Consumer[[]telemetry.Span], profiles pipeli
 	}
 	r := &Receiver{cfg: cfg, traces: traces, profiles: profiles, log: logger, m: m, adm: adm, reg: reg,
 		dec: ingest.NewDecompressor(cfg.MaxRequestBytes), inflight: make(chan struct{}, cfg.MaxConcurrentRequests),
-		freeSpans: newFreeList[telemetry.Span](), freeMessages: newFreeList[byte]()}
+		freeSpans: newFreeList(sliceBytes[telemetry.Span]), freeTexts: newFreeList(textsBytes), freeMessages: newFreeList(sliceBytes[byte])}
 	r.putSpans = r.freeSpans.put
 	if cfg.GRPCEndpoint != "" && cfg.TLS.Enabled() {
 		if r.grpcTLS, err = tlsconfig.NewServer(cfg.TLS, tlsconfig.ServerOptions{Name: "otlp grpc receiver",

@@ -22,6 +22,7 @@ import (
 type handedOn struct {
 	first *telemetry.Span
 	msg   *byte
+	texts *telemetry.Texts
 	spans []telemetry.Span
 }
 
@@ -36,8 +37,8 @@ type giver struct {
 
 func (g *giver) Consume(ctx context.Context, spans []telemetry.Span) error {
 	h := handedOn{first: &spans[0], spans: slices.Clone(spans)}
-	if msg, _, ok := telemetry.Received(ctx, spans); ok {
-		h.msg = &msg[0]
+	if msg, texts, ok := telemetry.Received(ctx, spans); ok {
+		h.msg, h.texts = &msg[0], texts
 	}
 	g.mu.Lock()
 	g.got = append(g.got, h)
@@ -49,9 +50,10 @@ func (g *giver) Consume(ctx context.Context, spans []telemetry.Span) error {
 }
 
 // TestTraceMemoryReused: a request is decoded into the spans the
-// consumer gave back, and over gRPC read into the message of the request
-// before, and decodes as into new memory; spans the consumer keeps are
-// not reused.
+// consumer gave back, its texts recorded in the Texts of the request
+// before, and over gRPC it is read into the message of the request
+// before, and it decodes as into new memory; spans the consumer keeps
+// are not reused.
 func TestTraceMemoryReused(t *testing.T) {
 	first := tracesRequest(5, false)
 	second := tracesRequest(3, false)
@@ -111,6 +113,9 @@ func TestTraceMemoryReused(t *testing.T) {
 			if reused := got[1].msg == got[0].msg; tc.msgReused && !reused {
 				t.Error("second gRPC message not read into the first's")
 			}
+			if got[1].texts == nil || got[1].texts != got[0].texts {
+				t.Error("second request's texts not recorded in the first's Texts")
+			}
 			if diff := cmp.Diff(want, got[1].spans); diff != "" {
 				t.Errorf("second request's spans (-decoded anew +as handed on):\n%s", diff)
 			}
@@ -119,7 +124,7 @@ func TestTraceMemoryReused(t *testing.T) {
 }
 
 // TestFreeList: a free list keeps at most freeSlices slices, none larger
-// than maxFree bytes, and hands them out empty.
+// than maxFree bytes.
 func TestFreeList(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -133,14 +138,14 @@ func TestFreeList(t *testing.T) {
 		{"more than the bound", slices.Repeat([][]telemetry.Span{make([]telemetry.Span, 1)}, freeSlices+3), freeSlices},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFreeList[telemetry.Span]()
+			f := newFreeList(sliceBytes[telemetry.Span])
 			for _, s := range tc.put {
 				f.put(s)
 			}
 			n := 0
 			for s := f.get(); s != nil; s = f.get() {
-				if len(s) != 0 || cap(s) == 0 {
-					t.Errorf("got a slice of length %d, capacity %d", len(s), cap(s))
+				if cap(s) == 0 {
+					t.Error("got a slice without memory")
 				}
 				n++
 			}
