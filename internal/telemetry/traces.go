@@ -103,7 +103,9 @@ func DecodeTraceRequest(msg []byte, source string, emit func([]Span) error) erro
 // once they are decoded; an error from it ends the decoding, with the
 // spans decoded so far. texts, when not nil, is the Texts of an earlier
 // request that nothing uses any more: it is reset and returned, its
-// memory reused.
+// memory reused, and the strings decoded from the requests before it
+// are shared with this one's rather than copied again (up to
+// keptStrings of them).
 func DecodeReceivedTraceRequest(spans []Span, texts *Texts, msg []byte, source string, reserve func(n int) error) ([]Span, *Texts, error) {
 	errs := &recordErrors{source: source}
 	if texts == nil {
@@ -114,12 +116,18 @@ func DecodeReceivedTraceRequest(spans []Span, texts *Texts, msg []byte, source s
 	if cap(refs) < len(msg)/40 {
 		refs = make([]textRef, 0, len(msg)/40)
 	}
+	strs := texts.strings
+	if len(strs) > keptStrings {
+		strs = nil
+	}
 	*texts = Texts{req: msg, refs: refs}
-	d := traceDecoder{errs: errs, texts: texts, appending: true, spans: spans}
-	if err := d.decodeRequest(msg, func(s []Span) error { return reserve(len(s)) }); err != nil {
+	d := traceDecoder{errs: errs, texts: texts, appending: true, spans: spans, in: interner{m: strs}}
+	err := d.decodeRequest(msg, func(s []Span) error { return reserve(len(s)) })
+	texts.strings = d.in.m
+	if err != nil {
 		return d.spans, nil, fmt.Errorf("decode traces %s: %w", source, err)
 	}
-	err := errs.err()
+	err = errs.err()
 	if err != nil {
 		texts.other = true
 	}

@@ -3,8 +3,11 @@ package telemetry
 import (
 	"context"
 	"reflect"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -224,6 +227,42 @@ func BenchmarkDecodeReceivedTraceRequest(b *testing.B) {
 				n += len(spans)
 			}
 			cpuRate(b, n, "spans", cpu)
+		})
+	}
+}
+
+// TestDecodeReceivedTraceRequestKeepsStrings: a request decoded with the
+// Texts of the one before shares its strings rather than copying them
+// again, until the Texts holds more than keptStrings of them.
+func TestDecodeReceivedTraceRequestKeepsStrings(t *testing.T) {
+	none := func(int) error { return nil }
+	msg := readFixture(t, "traces.pb")
+	for _, tc := range []struct {
+		name   string
+		extra  int // strings the Texts holds beyond the request's
+		shared bool
+	}{
+		{"kept", 0, true},
+		{"too many kept", keptStrings + 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			first, texts, err := DecodeReceivedTraceRequest(nil, nil, msg, "first", none)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range tc.extra {
+				texts.strings[strconv.Itoa(i)] = strconv.Itoa(i)
+			}
+			second, _, err := DecodeReceivedTraceRequest(nil, texts, slices.Clone(msg), "second", none)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if shared := unsafe.StringData(second[0].Name) == unsafe.StringData(first[0].Name); shared != tc.shared {
+				t.Errorf("span name shared with the request before: %v, want %v", shared, tc.shared)
+			}
+			if diff := cmp.Diff(first, second); diff != "" {
+				t.Errorf("spans (-first +second):\n%s", diff)
+			}
 		})
 	}
 }
