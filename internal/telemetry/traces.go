@@ -104,8 +104,8 @@ func DecodeTraceRequest(msg []byte, source string, emit func([]Span) error) erro
 // spans decoded so far. texts, when not nil, is the Texts of an earlier
 // request that nothing uses any more: it is reset and returned, its
 // memory reused, and the strings decoded from the requests before it
-// are shared with this one's rather than copied again (up to
-// keptStrings of them).
+// are shared with this one's rather than copied again (while there are
+// at most keptStrings of them).
 func DecodeReceivedTraceRequest(spans []Span, texts *Texts, msg []byte, source string, reserve func(n int) error) ([]Span, *Texts, error) {
 	errs := &recordErrors{source: source}
 	if texts == nil {
@@ -116,14 +116,13 @@ func DecodeReceivedTraceRequest(spans []Span, texts *Texts, msg []byte, source s
 	if cap(refs) < len(msg)/40 {
 		refs = make([]textRef, 0, len(msg)/40)
 	}
-	strs := texts.strings
-	if len(strs) > keptStrings {
-		strs = nil
-	}
+	in := interner{m: texts.strings, size: texts.stringBytes}
 	*texts = Texts{req: msg, refs: refs}
-	d := traceDecoder{errs: errs, texts: texts, appending: true, spans: spans, in: interner{m: strs}}
+	d := traceDecoder{errs: errs, texts: texts, appending: true, spans: spans, in: in}
 	err := d.decodeRequest(msg, func(s []Span) error { return reserve(len(s)) })
-	texts.strings = d.in.m
+	if len(d.in.m) <= keptStrings {
+		texts.strings, texts.stringBytes = d.in.m, d.in.size
+	}
 	if err != nil {
 		return d.spans, nil, fmt.Errorf("decode traces %s: %w", source, err)
 	}

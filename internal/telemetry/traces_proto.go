@@ -19,6 +19,8 @@ const maxInterned = 1 << 16
 // routes, service names), so a batch holds one copy of each.
 type interner struct {
 	m map[string]string
+	// size is the bytes of the strings in m.
+	size int
 	// last holds the value last decoded of each attribute, and of the
 	// span name at nameSlot: most spans of a request repeat the values of
 	// the span before, which a comparison finds without hashing.
@@ -65,6 +67,7 @@ func (in *interner) add(s string) string {
 	}
 	if len(in.m) < maxInterned {
 		in.m[s] = s
+		in.size += len(s)
 	}
 	return s
 }

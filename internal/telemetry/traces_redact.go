@@ -443,18 +443,22 @@ type Texts struct {
 	// strings are the strings the decoder shared, kept for the next
 	// request decoded with this Texts (DecodeReceivedTraceRequest):
 	// strings are never written, so they can outlive their request.
-	strings map[string]string
+	// stringBytes is their length in all.
+	strings     map[string]string
+	stringBytes int
 }
 
 // keptStrings bounds the strings a Texts keeps for the next request: past
 // it, high-cardinality values (URLs with ids) would make it a copy of
-// every value ever received, and the next request starts anew.
+// every value ever received, and it keeps none.
 const keptStrings = 4096
 
 // Size is about the memory t holds, in bytes, for one that keeps it for
 // reuse (DecodeReceivedTraceRequest) to bound what it keeps: its refs,
-// and 64 bytes for each string it keeps (a map entry and a short string).
-func (t *Texts) Size() int { return cap(t.refs)*int(unsafe.Sizeof(textRef{})) + 64*len(t.strings) }
+// and the strings it keeps with their map entries.
+func (t *Texts) Size() int {
+	return cap(t.refs)*int(unsafe.Sizeof(textRef{})) + t.stringBytes + 48*len(t.strings)
+}
 
 // textRef is where one text is in the request: its value and, for an
 // attribute, its key, as offsets and lengths.

@@ -233,7 +233,7 @@ func BenchmarkDecodeReceivedTraceRequest(b *testing.B) {
 
 // TestDecodeReceivedTraceRequestKeepsStrings: a request decoded with the
 // Texts of the one before shares its strings rather than copying them
-// again, until the Texts holds more than keptStrings of them.
+// again; a decode that leaves more than keptStrings keeps none.
 func TestDecodeReceivedTraceRequestKeepsStrings(t *testing.T) {
 	none := func(int) error { return nil }
 	msg := readFixture(t, "traces.pb")
@@ -252,6 +252,10 @@ func TestDecodeReceivedTraceRequestKeepsStrings(t *testing.T) {
 			}
 			for i := range tc.extra {
 				texts.strings[strconv.Itoa(i)] = strconv.Itoa(i)
+			}
+			if tc.extra > 0 {
+				// As a request of that many strings leaves it.
+				_, texts, _ = DecodeReceivedTraceRequest(nil, texts, nil, "extra", none)
 			}
 			second, _, err := DecodeReceivedTraceRequest(nil, texts, slices.Clone(msg), "second", none)
 			if err != nil {
