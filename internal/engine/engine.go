@@ -230,6 +230,10 @@ type item struct {
 	// when the receiver did not say, or redaction would change it.
 	preq       *telemetry.ProfileRequest
 	receivedAt time.Time
+	// release gives raw back to the receiver that decoded it
+	// (telemetry.WithRelease) once the batch is applied; nil when the
+	// receiver did not offer it.
+	release func([]telemetry.Span)
 }
 
 var _ pipeline.Component = (*Engine)(nil)
@@ -298,7 +302,7 @@ func (e *Engine) TracesConsumer() pipeline.Consumer[[]telemetry.Span] {
 		if len(spans) == 0 {
 			return nil
 		}
-		it := item{kind: store.BatchSpans, raw: spans}
+		it := item{kind: store.BatchSpans, raw: spans, release: telemetry.Releaser(ctx, spans)}
 		it.received, it.texts, _ = telemetry.Received(ctx, spans)
 		return e.consume(ctx, it)
 	})
@@ -648,6 +652,13 @@ func (e *Engine) apply(it item) {
 			}
 		}
 		e.topology(ch, it.receivedAt)
+		// Nothing applied keeps a pointer into the spans: the model, the
+		// detections and their alerts copy what they keep (strings, ids,
+		// times); a pending alert points at its span only during the
+		// call that fires it (detect.Pending).
+		if it.release != nil {
+			it.release(it.raw)
+		}
 	case store.BatchProfiles:
 		for _, b := range it.profiles {
 			ch := e.model.AddProfile(b)

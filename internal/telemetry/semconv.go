@@ -264,10 +264,10 @@ func (b *attrBuilder) setHeader(key string, values []string) {
 	b.headers[strings.ToLower(key[len(headerPrefix):])] = strings.Join(values, ", ")
 }
 
-// finish sets the attributes of a, which must be zero, with deprecated
-// names applied where the current ones are missing. Older conventions
-// named the remote peer net.peer.* on both sides, so its meaning depends
-// on the span kind. It writes the fields of a one by one: a whole Attrs
+// finish sets every field of a, whatever it held, with deprecated names
+// applied where the current ones are missing. Older conventions named
+// the remote peer net.peer.* on both sides, so its meaning depends on
+// the span kind. It writes the fields of a one by one: a whole Attrs
 // copied into a span of the decoder's slice, or the span zeroed before,
 // cost as much as decoding it while the garbage collector ran.
 func (b *attrBuilder) finish(kind SpanKind, a *Attrs) {

@@ -95,19 +95,42 @@ func DecodeTraceRequest(msg []byte, source string, emit func([]Span) error) erro
 // are, so that whether redaction masks anything in it is known without
 // reading it again (Texts.Masks). A request with a malformed part has
 // texts the decoder could not reach, which its Texts report.
-func DecodeReceivedTraceRequest(msg []byte, source string, emit func([]Span) error) (*Texts, error) {
+//
+// The spans of every resource are appended to spans, one slice for the
+// request, in the spare capacity of spans while it has room, whatever
+// that holds: a slice a consumer gave back (WithRelease) is decoded into
+// as it is. reserve is called with the number of spans of each resource
+// once they are decoded; an error from it ends the decoding, with the
+// spans decoded so far. texts, when not nil, is the Texts of an earlier
+// request that nothing uses any more: it is reset and returned, its
+// memory reused, and the strings decoded from the requests before it
+// are shared with this one's rather than copied again (while there are
+// at most keptStrings of them).
+func DecodeReceivedTraceRequest(spans []Span, texts *Texts, msg []byte, source string, reserve func(n int) error) ([]Span, *Texts, error) {
 	errs := &recordErrors{source: source}
-	// A span holds about one text per 40 bytes.
-	texts := &Texts{req: msg, refs: make([]textRef, 0, len(msg)/40)}
-	d := traceDecoder{errs: errs, texts: texts}
-	if err := d.decodeRequest(msg, emit); err != nil {
-		return nil, fmt.Errorf("decode traces %s: %w", source, err)
+	if texts == nil {
+		texts = &Texts{}
 	}
-	err := errs.err()
+	// A span holds about one text per 40 bytes.
+	refs := texts.refs[:0]
+	if cap(refs) < len(msg)/40 {
+		refs = make([]textRef, 0, len(msg)/40)
+	}
+	in := interner{m: texts.strings, size: texts.stringBytes}
+	*texts = Texts{req: msg, refs: refs}
+	d := traceDecoder{errs: errs, texts: texts, appending: true, spans: spans, in: in}
+	err := d.decodeRequest(msg, func(s []Span) error { return reserve(len(s)) })
+	if len(d.in.m) <= keptStrings {
+		texts.strings, texts.stringBytes = d.in.m, d.in.size
+	}
+	if err != nil {
+		return d.spans, nil, fmt.Errorf("decode traces %s: %w", source, err)
+	}
+	err = errs.err()
 	if err != nil {
 		texts.other = true
 	}
-	return texts, err
+	return d.spans, texts, err
 }
 
 // sizeHint returns the size of what r holds when it can tell (an open

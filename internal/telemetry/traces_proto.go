@@ -19,6 +19,8 @@ const maxInterned = 1 << 16
 // routes, service names), so a batch holds one copy of each.
 type interner struct {
 	m map[string]string
+	// size is the bytes of the strings in m.
+	size int
 	// last holds the value last decoded of each attribute, and of the
 	// span name at nameSlot: most spans of a request repeat the values of
 	// the span before, which a comparison finds without hashing.
@@ -65,6 +67,7 @@ func (in *interner) add(s string) string {
 	}
 	if len(in.m) < maxInterned {
 		in.m[s] = s
+		in.size += len(s)
 	}
 	return s
 }
@@ -87,6 +90,12 @@ type traceDecoder struct {
 	// texts, when set, gets where every text of the request is, as the
 	// decoder meets it (Texts).
 	texts *Texts
+	// appending makes the spans of every resource follow those of the
+	// resources before in spans, one slice for the request
+	// (DecodeReceivedTraceRequest); otherwise each resource's spans are a
+	// slice of their own.
+	appending bool
+	spans     []Span
 }
 
 // OTLP trace field numbers (opentelemetry/proto/trace/v1/trace.proto).
@@ -132,9 +141,17 @@ func (d *traceDecoder) decodeRequest(msg []byte, emit func([]Span) error) error 
 		if truncated {
 			d.errs.add(record, fmt.Errorf("truncated: %w", io.ErrUnexpectedEOF))
 		}
-		spans := d.decodeResourceSpans(f.b, record)
-		if len(spans) > 0 {
-			if err := emit(spans); err != nil {
+		var spans []Span
+		if d.appending {
+			spans = d.spans
+		}
+		start := len(spans)
+		spans = d.decodeResourceSpans(f.b, record, spans)
+		if d.appending {
+			d.spans = spans
+		}
+		if len(spans) > start {
+			if err := emit(spans[start:]); err != nil {
 				return err
 			}
 		}
@@ -142,8 +159,9 @@ func (d *traceDecoder) decodeRequest(msg []byte, emit func([]Span) error) error 
 	return nil
 }
 
-func (d *traceDecoder) decodeResourceSpans(msg []byte, record string) []Span {
-	var spans []Span
+// decodeResourceSpans appends the spans of a ResourceSpans to spans.
+func (d *traceDecoder) decodeResourceSpans(msg []byte, record string, spans []Span) []Span {
+	first := len(spans)
 	d.res.reset()
 	scope := 0
 	for off := 0; off < len(msg); {
@@ -178,7 +196,7 @@ func (d *traceDecoder) decodeResourceSpans(msg []byte, record string) []Span {
 	service := d.res.strs[attrServiceName]
 	namespace := d.res.strs[attrServiceNamespace]
 	image := d.res.image()
-	for i := range spans {
+	for i := first; i < len(spans); i++ {
 		spans[i].Service, spans[i].Namespace, spans[i].Image = service, namespace, image
 	}
 	return spans
@@ -208,17 +226,17 @@ func (d *traceDecoder) decodeScopeSpans(msg []byte, spans []Span, record string,
 			d.errs.addf(fmt.Errorf("truncated: %w", io.ErrUnexpectedEOF), "%s: scope_spans[%d]: span %d", record, scope, n)
 			break
 		}
-		// The slice's spare capacity is zero (slices.Grow allocates it
-		// zeroed, and a dropped span is zeroed again): taking the next
-		// span from it writes no zeros over it, which while the garbage
-		// collector runs costs as much as decoding the span.
+		// The span is decoded in the slice's spare capacity, whatever it
+		// holds (decodeSpan writes every field once): zeroing it first,
+		// or copying a whole span in, while the garbage collector runs
+		// costs as much as decoding the span, and a slice given back by
+		// the engine is decoded into as it is.
 		if len(spans) == cap(spans) {
 			spans = slices.Grow(spans, 1)
 		}
 		spans = spans[:len(spans)+1]
 		if err := d.decodeSpan(f.b, &spans[len(spans)-1]); err != nil {
 			d.errs.addf(err, "%s: scope_spans[%d]: span %d", record, scope, n)
-			spans[len(spans)-1] = Span{}
 			spans = spans[:len(spans)-1]
 		}
 		n++
@@ -230,6 +248,14 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 	d.attrs.reset()
 	var status int32
 	var haveTrace, haveSpan bool
+	// The span's fields are gathered here and written once each at the
+	// end (with Service, Namespace and Image, which decodeResourceSpans
+	// writes), so that what sp held before does not matter.
+	var traceID [16]byte
+	var spanID, parentID [8]byte
+	var kind SpanKind
+	var name string
+	var start, end time.Time
 	for off := 0; off < len(msg); {
 		f, n, err := nextField(msg[off:])
 		if err != nil {
@@ -242,9 +268,9 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 		case spanTraceID:
 			switch len(f.b) {
 			case 0:
-				sp.TraceID, haveTrace = [16]byte{}, false
+				traceID, haveTrace = [16]byte{}, false
 			case 16:
-				copy(sp.TraceID[:], f.b)
+				copy(traceID[:], f.b)
 				haveTrace = true
 			default:
 				return fmt.Errorf("trace_id has %d bytes, want 16", len(f.b))
@@ -252,9 +278,9 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 		case spanSpanID:
 			switch len(f.b) {
 			case 0:
-				sp.SpanID, haveSpan = [8]byte{}, false
+				spanID, haveSpan = [8]byte{}, false
 			case 8:
-				copy(sp.SpanID[:], f.b)
+				copy(spanID[:], f.b)
 				haveSpan = true
 			default:
 				return fmt.Errorf("span_id has %d bytes, want 8", len(f.b))
@@ -262,14 +288,14 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 		case spanParentID:
 			switch len(f.b) {
 			case 0:
-				sp.ParentSpanID = [8]byte{}
+				parentID = [8]byte{}
 			case 8:
-				copy(sp.ParentSpanID[:], f.b)
+				copy(parentID[:], f.b)
 			default:
 				return fmt.Errorf("parent_span_id has %d bytes, want 8", len(f.b))
 			}
 		case spanName:
-			sp.Name = d.in.bytesAt(nameSlot, f.b)
+			name = d.in.bytesAt(nameSlot, f.b)
 			d.texts.text(nil, f.b)
 		case 3: // trace_state
 			d.texts.text(nil, f.b)
@@ -278,12 +304,12 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 		case spanKind:
 			// An unknown kind is kept as unspecified, as pdata keeps it.
 			if f.v <= uint64(SpanKindConsumer) {
-				sp.Kind = SpanKind(f.v)
+				kind = SpanKind(f.v)
 			}
 		case spanStart:
-			sp.Start = unixNano(f.v)
+			start = unixNano(f.v)
 		case spanEnd:
-			sp.End = unixNano(f.v)
+			end = unixNano(f.v)
 		case spanAttributes:
 			if f.typ != protowire.BytesType {
 				return fmt.Errorf("attribute: wire type %d, want message", f.typ)
@@ -317,8 +343,10 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 	case !haveSpan:
 		return fmt.Errorf("span_id missing or empty")
 	}
-	d.attrs.finish(sp.Kind, &sp.Attrs)
-	sp.Error = spanError(status, sp.Kind, &sp.Attrs)
+	sp.TraceID, sp.SpanID, sp.ParentSpanID = traceID, spanID, parentID
+	sp.Kind, sp.Name, sp.Start, sp.End = kind, name, start, end
+	d.attrs.finish(kind, &sp.Attrs)
+	sp.Error = spanError(status, kind, &sp.Attrs)
 	return nil
 }
 

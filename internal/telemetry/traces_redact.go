@@ -440,6 +440,24 @@ type Texts struct {
 	refs []textRef
 	// other is set when the request holds text refs do not cover.
 	other bool
+	// strings are the strings the decoder shared, kept for the next
+	// request decoded with this Texts (DecodeReceivedTraceRequest):
+	// strings are never written, so they can outlive their request.
+	// stringBytes is their length in all.
+	strings     map[string]string
+	stringBytes int
+}
+
+// keptStrings bounds the strings a Texts keeps for the next request: past
+// it, high-cardinality values (URLs with ids) would make it a copy of
+// every value ever received, and it keeps none.
+const keptStrings = 4096
+
+// Size is about the memory t holds, in bytes, for one that keeps it for
+// reuse (DecodeReceivedTraceRequest) to bound what it keeps: its refs,
+// and the strings it keeps with their map entries.
+func (t *Texts) Size() int {
+	return cap(t.refs)*int(unsafe.Sizeof(textRef{})) + t.stringBytes + 48*len(t.strings)
 }
 
 // textRef is where one text is in the request: its value and, for an
@@ -542,4 +560,41 @@ func Received(ctx context.Context, spans []Span) (req []byte, texts *Texts, ok b
 		return nil, nil, false
 	}
 	return r.req, r.texts, true
+}
+
+// releaseKey is the context key of WithRelease.
+type releaseKey struct{}
+
+// releasing is the function that takes spans back, for the spans known
+// by the address of the first and their number.
+type releasing struct {
+	first   *Span
+	n       int
+	release func([]Span)
+}
+
+// WithRelease returns ctx carrying release, which gives spans back to
+// the receiver that decoded them, for it to decode a later request into
+// their memory (DecodeReceivedTraceRequest). A consumer that keeps spans
+// beyond Consume calls it once, with spans, when nothing it did with them
+// holds a pointer into the slice any more (to a Span of it, or a part of
+// it), and touches the slice no more; one that never calls it leaves the
+// slice to the garbage collector. Only the slice's memory is reused: the
+// strings, header maps and images of its spans are never written again,
+// and may be kept.
+func WithRelease(ctx context.Context, spans []Span, release func([]Span)) context.Context {
+	if len(spans) == 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, releaseKey{}, releasing{first: &spans[0], n: len(spans), release: release})
+}
+
+// Releaser returns the function WithRelease put in ctx when spans are
+// the spans it was given for, the same slice; nil otherwise.
+func Releaser(ctx context.Context, spans []Span) func([]Span) {
+	r, ok := ctx.Value(releaseKey{}).(releasing)
+	if !ok || len(spans) != r.n || len(spans) == 0 || &spans[0] != r.first {
+		return nil
+	}
+	return r.release
 }

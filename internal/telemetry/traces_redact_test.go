@@ -281,7 +281,7 @@ func TestTextsMasks(t *testing.T) {
 		{"events, links: not covered", marshalTraces(t, traceRequest("clean")), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			texts, err := DecodeReceivedTraceRequest(tc.req, "test", func([]Span) error { return nil })
+			_, texts, err := DecodeReceivedTraceRequest(nil, nil, tc.req, "test", func(int) error { return nil })
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -30,7 +30,12 @@ type rawMessage struct{ b []byte }
 // to decode once; every other message goes through the registered proto
 // codec (pdata's, for the ProfilesService). grpc-go decompresses before
 // the codec, so compressed calls arrive here as protobuf too.
-type traceCodec struct{ proto grpcencoding.CodecV2 }
+type traceCodec struct {
+	proto grpcencoding.CodecV2
+	// free holds the messages of finished requests, to copy the next
+	// ones into.
+	free freeList[[]byte]
+}
 
 // Marshal encodes v; see grpcencoding.CodecV2.
 func (c traceCodec) Marshal(v any) (mem.BufferSlice, error) {
@@ -41,10 +46,19 @@ func (c traceCodec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 // Unmarshal decodes data into v; see grpcencoding.CodecV2. grpc-go frees data
-// when Unmarshal returns, so a raw message takes a copy.
+// when Unmarshal returns, so a raw message takes a copy, into the message
+// of a finished request when one is free and large enough
+// (traceServer.export gives it back).
 func (c traceCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if m, ok := v.(*rawMessage); ok {
-		m.b = data.Materialize()
+		n := data.Len()
+		b := c.free.get()
+		if cap(b) < n {
+			b = make([]byte, n)
+		}
+		b = b[:n]
+		data.CopyTo(b)
+		m.b = b
 		return nil
 	}
 	return c.proto.Unmarshal(data, v)
@@ -109,6 +123,11 @@ func (s *traceServer) export(stream grpc.ServerStream) error {
 		source += " from " + p.Addr.String()
 	}
 	resp, err := r.exportTraces(ctx, "grpc", t, source, req.b, nil)
+	// The consumer has taken what it keeps of the message (the engine, a
+	// compressed copy for its log), and the spans hold copies of its
+	// strings: the next request can be read into it.
+	r.freeMessages.put(req.b)
+	req.b = nil
 	if err != nil {
 		var ce *consumerError
 		switch {

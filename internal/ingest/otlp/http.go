@@ -208,38 +208,44 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request, t *admi
 // t, and hands the spans on. A request in protobuf, req (decode nil),
 // goes through the same decoder for both transports, which also says
 // where its texts are, and is handed on with them for the consumer to log
-// as it is (telemetry.WithReceived); other forms (JSON) go through
-// decode. What the
-// decoder drops is reported as rejected in the response; a request of
-// which nothing decodes, or that the budget cannot hold, comes back as the
-// decoder's error, and consumer refusals as *consumerError.
+// as it is (telemetry.WithReceived); its spans are decoded into a slice
+// the consumer gave back, when there is one, and handed on with the way
+// to give theirs back (telemetry.WithRelease). Other forms (JSON) go
+// through decode. What the decoder drops is reported as rejected in the
+// response; a request of which nothing decodes, or that the budget cannot
+// hold, comes back as the decoder's error, and consumer refusals as
+// *consumerError.
 func (r *Receiver) exportTraces(ctx context.Context, transport string, t *admission.Ticket, source string, req []byte, decode func(emit func([]telemetry.Span) error) error) (ptraceotlp.ExportResponse, error) {
-	var texts *telemetry.Texts
-	proto := decode == nil
-	if proto {
-		decode = func(emit func([]telemetry.Span) error) error {
-			var err error
-			texts, err = telemetry.DecodeReceivedTraceRequest(req, source, emit)
-			return err
-		}
-	}
-	var spans []telemetry.Span
 	// Decoded spans are held until the consumer has them: a request waits
 	// a little for those of others to go rather than being refused.
 	wait, cancel := context.WithTimeout(ctx, busyRetry)
 	defer cancel()
-	derr := decode(func(s []telemetry.Span) error {
-		if err := t.ReserveWait(wait, int64(len(s))*admission.DecodedSpanBytes); err != nil {
-			return err
-		}
-		if spans == nil {
-			spans = s // the usual single resource: no copy
+	reserve := func(n int) error { return t.ReserveWait(wait, int64(n)*admission.DecodedSpanBytes) }
+	var spans []telemetry.Span
+	var texts *telemetry.Texts
+	var derr error
+	proto := decode == nil
+	if proto {
+		spans, texts, derr = telemetry.DecodeReceivedTraceRequest(r.freeSpans.get()[:0], r.freeTexts.get(), req, source, reserve)
+		// The consumer keeps nothing of texts once it returns.
+		defer func() { r.freeTexts.put(texts) }()
+	} else {
+		derr = decode(func(s []telemetry.Span) error {
+			if err := reserve(len(s)); err != nil {
+				return err
+			}
+			if spans == nil {
+				spans = s // the usual single resource: no copy
+				return nil
+			}
+			spans = append(spans, s...)
 			return nil
-		}
-		spans = append(spans, s...)
-		return nil
-	})
+		})
+	}
 	if derr != nil && (len(spans) == 0 || errors.Is(derr, admission.ErrBudget) || errors.Is(derr, admission.ErrTooLarge)) {
+		if proto {
+			r.freeSpans.put(spans) // no one else has seen them
+		}
 		return ptraceotlp.ExportResponse{}, derr
 	}
 	var rejected int64
@@ -250,6 +256,7 @@ func (r *Receiver) exportTraces(ctx context.Context, transport string, t *admiss
 	if len(spans) > 0 {
 		if proto {
 			ctx = telemetry.WithReceived(ctx, req, texts, spans)
+			ctx = telemetry.WithRelease(ctx, spans, r.putSpans)
 		}
 		if err := r.traces.Consume(ctx, spans); err != nil {
 			st, code, retry, reason := consumerStatus(err)
@@ -257,6 +264,8 @@ func (r *Receiver) exportTraces(ctx context.Context, transport string, t *admiss
 			return ptraceotlp.ExportResponse{}, &consumerError{err: err, status: st, code: code, retry: retry}
 		}
 		r.m.AcceptedSpans.WithLabelValues("otlp", transport).Add(float64(len(spans)))
+	} else if proto {
+		r.freeSpans.put(spans)
 	}
 	resp := ptraceotlp.NewExportResponse()
 	if derr != nil {

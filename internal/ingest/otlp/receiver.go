@@ -157,6 +157,15 @@ type Receiver struct {
 	dec      *ingest.Decompressor
 	bufs     sync.Pool     // *body
 	inflight chan struct{} // a slot per request being served
+	// freeSpans keeps the span slices the consumer gave back
+	// (telemetry.WithRelease), freeTexts where the texts of finished
+	// trace requests were, and freeMessages their gRPC messages, for the
+	// next requests to decode and read into; putSpans is freeSpans.put,
+	// made once.
+	freeSpans    freeList[[]telemetry.Span]
+	freeTexts    freeList[*telemetry.Texts]
+	freeMessages freeList[[]byte]
+	putSpans     func([]telemetry.Span)
 	// grpcGuard and httpGuard admit requests by their credentials; nil:
 	// none asked.
 	grpcGuard, httpGuard *auth.Guard
@@ -199,7 +208,9 @@ func New(cfg Config, traces pipeline.Consumer[[]telemetry.Span], profiles pipeli
 		adm = admission.Default()
 	}
 	r := &Receiver{cfg: cfg, traces: traces, profiles: profiles, log: logger, m: m, adm: adm, reg: reg,
-		dec: ingest.NewDecompressor(cfg.MaxRequestBytes), inflight: make(chan struct{}, cfg.MaxConcurrentRequests)}
+		dec: ingest.NewDecompressor(cfg.MaxRequestBytes), inflight: make(chan struct{}, cfg.MaxConcurrentRequests),
+		freeSpans: newFreeList(sliceBytes[telemetry.Span]), freeTexts: newFreeList(textsBytes), freeMessages: newFreeList(sliceBytes[byte])}
+	r.putSpans = r.freeSpans.put
 	if cfg.GRPCEndpoint != "" && cfg.TLS.Enabled() {
 		if r.grpcTLS, err = tlsconfig.NewServer(cfg.TLS, tlsconfig.ServerOptions{Name: "otlp grpc receiver",
 			NextProtos: []string{"h2"}, Logger: logger, Registerer: reg}); err != nil {
@@ -292,7 +303,7 @@ func (r *Receiver) newGRPCServer() *grpc.Server {
 		// a refused call costs no message buffer.
 		grpc.InTapHandle(r.tapGRPC),
 		// Trace requests reach the handler undecoded (traceCodec).
-		grpc.ForceServerCodecV2(traceCodec{proto: grpcencoding.GetCodecV2(protoCodecName)}),
+		grpc.ForceServerCodecV2(traceCodec{proto: grpcencoding.GetCodecV2(protoCodecName), free: r.freeMessages}),
 		// Fixed windows bound what a call holds before its handler reserves
 		// the read (admitGRPC).
 		grpc.StaticStreamWindowSize(grpcStreamWindow),
