@@ -84,14 +84,20 @@ type ProfileRequest struct {
 // none, and for a Pyroscope /ingest request the time window and period.
 // Like every decoder it returns what decoded beside the error of what did
 // not. It is the one decoder of received profiles: the receivers' and the
-// log's replay (ProfileRequest.Decode).
+// log's replay (ProfileRequest.Decode). ProfileDecoder.Decode is the same
+// with the decoder's buffers kept for the next profile.
 func (l Limits) DecodeProfile(p *ReceivedProfile) ([]*ProfileBatch, error) {
+	return new(ProfileDecoder).Decode(l, p)
+}
+
+// Decode is l.DecodeProfile(p), reusing d's buffers.
+func (d *ProfileDecoder) Decode(l Limits, p *ReceivedProfile) ([]*ProfileBatch, error) {
 	var bs []*ProfileBatch
 	var err error
 	switch p.Format {
 	case FormatPprof:
 		p.texts = &pprofTexts{}
-		bs, err = l.decodePprof(p.Data, p.Source, p.texts)
+		bs, err = d.decodePprof(l, p.Data, p.Source, p.texts)
 	case FormatPyroscopeJFR:
 		bs, err = l.DecodePyroscopeJFR(p.Data, p.Labels, p.Source)
 	case FormatFolded, FormatLines:
@@ -110,10 +116,15 @@ func (l Limits) DecodeProfile(p *ReceivedProfile) ([]*ProfileBatch, error) {
 // Decode decodes every profile of r, as replay does: the batches of each
 // in order, and the errors of those that did not decode whole.
 func (r *ProfileRequest) Decode() ([]*ProfileBatch, error) {
+	return new(ProfileDecoder).DecodeRequest(r)
+}
+
+// DecodeRequest is r.Decode(), reusing d's buffers.
+func (d *ProfileDecoder) DecodeRequest(r *ProfileRequest) ([]*ProfileBatch, error) {
 	var out []*ProfileBatch
 	var errs []error
 	for i := range r.Profiles {
-		bs, err := r.Limits.DecodeProfile(&r.Profiles[i])
+		bs, err := d.Decode(r.Limits, &r.Profiles[i])
 		out = append(out, bs...)
 		if err != nil {
 			errs = append(errs, err)
