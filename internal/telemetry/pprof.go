@@ -612,7 +612,14 @@ func (d *pprofDecoder) buildFunctions() {
 	for i, sp := range d.functions {
 		var name, sysName, file int64
 		idList[i] = 0
-		err := forEachField(d.bytes(sp), func(f field) error {
+		var err error
+		msg := d.bytes(sp)
+		for off := 0; off < len(msg); {
+			f, n, ferr := nextField(msg[off:])
+			if ferr != nil {
+				err = fmt.Errorf("at byte %d: %w", off, ferr)
+				break
+			}
 			switch f.num {
 			case 1:
 				idList[i] = f.v
@@ -623,8 +630,8 @@ func (d *pprofDecoder) buildFunctions() {
 			case 4:
 				file = int64(f.v)
 			}
-			return nil
-		})
+			off += n
+		}
 		frames[i], ok[i] = attribution.Frame{}, false
 		if err == nil {
 			if name == 0 {
@@ -657,34 +664,49 @@ func (d *pprofDecoder) buildLocations(b *ProfileBatch) {
 	for i, sp := range d.locations {
 		start := len(backing)
 		idList[i] = 0
-		err := forEachField(d.bytes(sp), func(f field) error {
+		var err error
+		msg := d.bytes(sp)
+		for off := 0; off < len(msg); {
+			f, n, ferr := nextField(msg[off:])
+			if ferr != nil {
+				err = fmt.Errorf("at byte %d: %w", off, ferr)
+				break
+			}
+			off += n
 			if f.num == 1 {
 				idList[i] = f.v
 			}
 			if f.num != 4 {
-				return nil
+				continue
 			}
 			if f.typ != protowire.BytesType {
-				return fmt.Errorf("line: wire type %d, want message", f.typ)
+				err = fmt.Errorf("line: wire type %d, want message", f.typ)
+				break
 			}
 			var fid uint64
-			if err := forEachField(f.b, func(lf field) error {
+			for loff := 0; loff < len(f.b); {
+				lf, ln, lerr := nextField(f.b[loff:])
+				if lerr != nil {
+					err = fmt.Errorf("line %d: at byte %d: %w", len(backing)-start, loff, lerr)
+					break
+				}
 				if lf.num == 1 {
 					fid = lf.v
 				}
-				return nil
-			}); err != nil {
-				return fmt.Errorf("line %d: %w", len(backing)-start, err)
+				loff += ln
+			}
+			if err != nil {
+				break
 			}
 			fi := d.funcIDs.get(fid)
 			if fi < 0 {
-				return fmt.Errorf("line %d: function id %d does not exist", len(backing)-start, fid)
+				err = fmt.Errorf("line %d: function id %d does not exist", len(backing)-start, fid)
+				break
 			}
 			if funcOK[fi] {
 				backing = append(backing, funcs[fi])
 			}
-			return nil
-		})
+		}
 		if err != nil {
 			d.errs.addf(err, "location %d (id %d)", i, idList[i])
 			backing = backing[:start]
@@ -766,39 +788,38 @@ const locChunk = 1 << 16
 // innermost loop of pprof decoding, so it reads the wire inline.
 func (d *pprofDecoder) decodeSample(msg []byte, keys [6]int64, s *Sample, service *string, locs []int32, values []int64) ([]int32, []int64, error) {
 	for off := 0; off < len(msg); {
-		num, typ, n := protowire.ConsumeTag(msg[off:])
-		if n < 0 {
+		var num protowire.Number
+		var typ protowire.Type
+		n := 1
+		if c := msg[off]; c < 0x80 && c>>3 != 0 {
+			num, typ = protowire.Number(c>>3), protowire.Type(c&7)
+		} else if num, typ, n = protowire.ConsumeTag(msg[off:]); n < 0 {
 			return locs, values, fmt.Errorf("at byte %d: %w", off, protowire.ParseError(n))
 		}
 		off += n
 		switch {
-		case (num == 1 || num == 2) && typ == protowire.BytesType:
+		case num == 1 && typ == protowire.BytesType:
+			packed, n := protowire.ConsumeBytes(msg[off:])
+			if n < 0 {
+				return locs, values, fmt.Errorf("field %d: %w", num, protowire.ParseError(n))
+			}
+			off += n
+			var err error
+			if locs, err = d.appendLocations(locs, packed); err != nil {
+				return locs, values, err
+			}
+		case num == 2 && typ == protowire.BytesType:
 			packed, n := protowire.ConsumeBytes(msg[off:])
 			if n < 0 {
 				return locs, values, fmt.Errorf("field %d: %w", num, protowire.ParseError(n))
 			}
 			off += n
 			for len(packed) > 0 {
-				var v uint64
-				if packed[0] < 0x80 {
-					v, packed = uint64(packed[0]), packed[1:]
-				} else {
-					var m int
-					v, m = protowire.ConsumeVarint(packed)
-					if m < 0 {
-						return locs, values, fmt.Errorf("packed field %d: %w", num, protowire.ParseError(m))
-					}
-					packed = packed[m:]
+				v, m := protowire.ConsumeVarint(packed)
+				if m < 0 {
+					return locs, values, fmt.Errorf("packed field %d: %w", num, protowire.ParseError(m))
 				}
-				if num == 2 {
-					values = append(values, int64(v))
-					continue
-				}
-				li := d.locIDs.get(v)
-				if li < 0 {
-					return locs, values, fmt.Errorf("location id %d does not exist", v)
-				}
-				locs = append(locs, li)
+				values, packed = append(values, int64(v)), packed[m:]
 			}
 		case (num == 1 || num == 2) && typ == protowire.VarintType:
 			v, n := protowire.ConsumeVarint(msg[off:])
@@ -835,19 +856,57 @@ func (d *pprofDecoder) decodeSample(msg []byte, keys [6]int64, s *Sample, servic
 	return locs, values, nil
 }
 
+// appendLocations appends to locs the positions of the location ids
+// packed in a sample's location_id field. Ids up to 16383, most of them,
+// take one or two bytes, read here without a call.
+func (d *pprofDecoder) appendLocations(locs []int32, packed []byte) ([]int32, error) {
+	x := &d.locIDs
+	for i := 0; i < len(packed); {
+		var v uint64
+		if c := packed[i]; c < 0x80 {
+			v = uint64(c)
+			i++
+		} else if i+1 < len(packed) && packed[i+1] < 0x80 {
+			v = uint64(c&0x7f) | uint64(packed[i+1])<<7
+			i += 2
+		} else {
+			var m int
+			v, m = protowire.ConsumeVarint(packed[i:])
+			if m < 0 {
+				return locs, fmt.Errorf("packed field 1: %w", protowire.ParseError(m))
+			}
+			i += m
+		}
+		li := int32(-1)
+		switch {
+		case !x.isDense:
+			li = x.sparse[v] - 1
+		case v < uint64(len(x.dense)):
+			li = x.dense[v] - 1
+		}
+		if li < 0 {
+			return locs, fmt.Errorf("location id %d does not exist", v)
+		}
+		locs = append(locs, li)
+	}
+	return locs, nil
+}
+
 // sampleLabel applies one pprof label to the sample.
 func (d *pprofDecoder) sampleLabel(msg []byte, keys [6]int64, s *Sample, service *string) error {
 	var key, str int64
-	if err := forEachField(msg, func(f field) error {
+	for off := 0; off < len(msg); {
+		f, n, err := nextField(msg[off:])
+		if err != nil {
+			return fmt.Errorf("label: at byte %d: %w", off, err)
+		}
 		switch f.num {
 		case 1:
 			key = int64(f.v)
 		case 2:
 			str = int64(f.v)
 		}
-		return nil
-	}); err != nil {
-		return fmt.Errorf("label: %w", err)
+		off += n
 	}
 	if key < 0 || key >= int64(len(d.strs)) {
 		return fmt.Errorf("label key: string index %d out of range [0,%d)", key, len(d.strs))
