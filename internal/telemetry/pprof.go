@@ -281,45 +281,49 @@ func (d *pprofDecoder) spanOf(b []byte) span {
 // indexes of the key and value of every string label of every sample, and
 // of every comment (ProfileRequest.Masks).
 type pprofTexts struct {
-	// strs is the string table, nil until the profile decoded; only the
-	// entries labels and comments refer to are set, copied out of the
-	// decoder's buffers.
-	strs     [][]byte
-	labels   [][2]uint64
+	// strs is where each entry of the string table is in buf, nil until
+	// the profile decoded. Only the entries labels and comments refer to
+	// are set: they are copied out of the profile, whose bytes may be the
+	// decoder's buffer, which the next profile overwrites.
+	strs     []span
+	buf      []byte
+	labels   [][2]uint32
 	comments []uint64
 	// other is set when the profile holds text these do not cover: a
 	// sample dropped before all its labels were read.
 	other bool
 }
 
-// ownTexts sets t.strs to copies of the strings t refers to, in one
-// allocation: the profile's bytes may be the decoder's buffer, which the
-// next profile overwrites.
+// str returns string-table entry i, which must be one the texts refer to.
+func (t *pprofTexts) str(i uint64) string { return bytesString(t.buf[t.strs[i].off:t.strs[i].end]) }
+
+// ownTexts copies the strings t refers to into t.buf.
 func (d *pprofDecoder) ownTexts(t *pprofTexts) {
-	strs := make([][]byte, len(d.strs))
+	strs := make([]span, len(d.strs))
 	size := 0
 	mark := func(i uint64) {
-		if i < uint64(len(strs)) && strs[i] == nil {
-			strs[i] = d.bytes(d.strs[i])
-			size += len(strs[i])
+		if i < uint64(len(strs)) && strs[i].end == 0 {
+			// A mark until the copy below sets the entry.
+			strs[i].end = 1
+			size += int(d.strs[i].end - d.strs[i].off)
 		}
 	}
 	for _, l := range t.labels {
-		mark(l[0])
-		mark(l[1])
+		mark(uint64(l[0]))
+		mark(uint64(l[1]))
 	}
 	for _, c := range t.comments {
 		mark(c)
 	}
 	buf := make([]byte, 0, size)
-	for i, b := range strs {
-		if len(b) > 0 {
-			start := len(buf)
-			buf = append(buf, b...)
-			strs[i] = buf[start:len(buf):len(buf)]
+	for i := range strs {
+		if strs[i].end != 0 {
+			start := uint32(len(buf))
+			buf = append(buf, d.bytes(d.strs[i])...)
+			strs[i] = span{start, uint32(len(buf))}
 		}
 	}
-	t.strs = strs
+	t.strs, t.buf = strs, buf
 }
 
 // scan walks the top-level fields once, noting where the repeated
@@ -354,7 +358,12 @@ func (d *pprofDecoder) scan() error {
 	d.locations = slices.Grow(d.locations, counts[pprofLocation])
 	d.functions = slices.Grow(d.functions, counts[pprofFunction])
 	d.strs = slices.Grow(d.strs, counts[pprofStringTable])
-	return forEachField(raw, func(f field) error {
+	for off := 0; off < len(raw); {
+		f, n, err := nextField(raw[off:])
+		if err != nil {
+			return fmt.Errorf("at byte %d: %w", off, err)
+		}
+		off += n
 		switch f.num {
 		case pprofSampleType, pprofPeriodType:
 			if f.typ != protowire.BytesType {
@@ -409,8 +418,8 @@ func (d *pprofDecoder) scan() error {
 				d.texts.comments, b = append(d.texts.comments, v), b[n:]
 			}
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 func decodeValueType(b []byte) (valueType, error) {
@@ -915,7 +924,7 @@ func (d *pprofDecoder) sampleLabel(msg []byte, keys [6]int64, s *Sample, service
 		return fmt.Errorf("label %s: string index %d out of range [0,%d)", d.bytes(d.strs[key]), str, len(d.strs))
 	}
 	if d.texts != nil && str > 0 {
-		d.texts.labels = append(d.texts.labels, [2]uint64{uint64(key), uint64(str)})
+		d.texts.labels = append(d.texts.labels, [2]uint32{uint32(key), uint32(str)})
 	}
 	slot := -1
 	for i, k := range keys {

@@ -545,7 +545,7 @@ func TestDecodePprofOutputOwnsItsMemory(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
-		get := func() (string, string) { return fmt.Sprint(flatten(bs)), fmt.Sprintf("%q", p.texts.strs) }
+		get := func() (string, string) { return fmt.Sprint(flatten(bs)), textsString(p.texts) }
 		b, tx := get()
 		kept = append(kept, decoded{tt.name, b, tx, get})
 		for _, name := range pprofFixtures {
@@ -619,4 +619,15 @@ func sparseIDProfile(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// textsString lists the strings t refers to, by index.
+func textsString(t *pprofTexts) string {
+	var b strings.Builder
+	for i, s := range t.strs {
+		if s.end > s.off {
+			fmt.Fprintf(&b, "%d:%q ", i, t.str(uint64(i)))
+		}
+	}
+	return b.String()
 }

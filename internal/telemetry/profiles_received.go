@@ -224,25 +224,24 @@ func (t *pprofTexts) masks(m Masker) bool {
 	if t.other || t.strs == nil {
 		return true
 	}
-	// The decoder checked every index against the string table.
-	str := func(i uint64) string { return bytesString(t.strs[i]) }
+	// The decoder checked every label's indexes against the string table.
 	for _, c := range t.comments {
 		if c >= uint64(len(t.strs)) {
 			return true
 		}
-		if s := str(c); m.Text(s) != s {
+		if s := t.str(c); m.Text(s) != s {
 			return true
 		}
 	}
 	// checked[v] is 1 + the key under which string v was last found
 	// unmasked: a label repeats on sample after sample.
-	checked := make([]uint64, len(t.strs))
+	checked := make([]uint32, len(t.strs))
 	for _, l := range t.labels {
 		key, val := l[0], l[1]
 		if checked[val] == key+1 {
 			continue
 		}
-		if v := str(val); m.Attribute(str(key), v) != v {
+		if v := t.str(uint64(val)); m.Attribute(t.str(uint64(key)), v) != v {
 			return true
 		}
 		checked[val] = key + 1
