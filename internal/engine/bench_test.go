@@ -370,8 +370,10 @@ func BenchmarkLogProfile(b *testing.B) {
 		})
 		b.Run("replay/"+tc.name, func(b *testing.B) {
 			b.ReportAllocs()
+			// One decoder for every batch, as restore replays them.
+			var pd telemetry.ProfileDecoder
 			for b.Loop() {
-				if _, err := decode(kind, payload); err != nil {
+				if _, err := decode(&pd, kind, payload); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -493,8 +493,10 @@ func (e *Engine) restore(ctx context.Context) error {
 	}
 	e.setFindings(fs)
 	replayed := 0
+	// Batches are replayed one at a time: one profile decoder serves all.
+	var pd telemetry.ProfileDecoder
 	err = e.st.Batches(ctx, seq, func(seq int64, kind store.BatchKind, payload []byte) error {
-		it, err := decode(kind, payload)
+		it, err := decode(&pd, kind, payload)
 		if err != nil {
 			// A batch that cannot be decoded is reported and skipped: it
 			// must not keep every later batch from being applied.
@@ -1014,8 +1016,8 @@ const maxPooledBuffer = 4 << 20
 
 // decode reverses encode for replay, for every kind encode wrote since
 // the log began; a trace request decodes into a spans batch, a profile
-// request into a profiles batch.
-func decode(kind store.BatchKind, payload []byte) (item, error) {
+// request into a profiles batch, with pd.
+func decode(pd *telemetry.ProfileDecoder, kind store.BatchKind, payload []byte) (item, error) {
 	it := item{kind: kind}
 	var err error
 	switch kind {
@@ -1034,7 +1036,7 @@ func decode(kind store.BatchKind, payload []byte) (item, error) {
 		err = gob.NewDecoder(bytes.NewReader(payload)).Decode(&it.profiles)
 	case store.BatchProfileRequestS2:
 		it.kind = store.BatchProfiles
-		it.profiles, it.preq, err = decodeProfileRequest(payload)
+		it.profiles, it.preq, err = decodeProfileRequest(pd, payload)
 	default:
 		err = fmt.Errorf("unknown batch kind %q", kind)
 	}
@@ -1071,7 +1073,7 @@ func decompress(payload []byte) ([]byte, error) {
 // decoded something from, and it was accepted for what decoded; that is
 // what replay yields, as it did then: the error is only for a request
 // of which nothing decodes.
-func decodeProfileRequest(payload []byte) ([]*telemetry.ProfileBatch, *telemetry.ProfileRequest, error) {
+func decodeProfileRequest(pd *telemetry.ProfileDecoder, payload []byte) ([]*telemetry.ProfileBatch, *telemetry.ProfileRequest, error) {
 	b, err := decompress(payload)
 	if err != nil {
 		return nil, nil, err
@@ -1080,7 +1082,7 @@ func decodeProfileRequest(payload []byte) ([]*telemetry.ProfileBatch, *telemetry
 	if err != nil {
 		return nil, nil, err
 	}
-	ps, err := req.Decode()
+	ps, err := pd.DecodeRequest(req)
 	if len(ps) > 0 {
 		return ps, req, nil
 	}

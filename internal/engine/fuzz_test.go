@@ -50,12 +50,12 @@ func FuzzReplay(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, k uint8, payload []byte) {
 		kind := kinds[int(k)%len(kinds)]
-		if it, err := decode(kind, payload); err == nil {
+		if it, err := decode(new(telemetry.ProfileDecoder), kind, payload); err == nil {
 			kind2, again, err := encode(&it, nil)
 			if err != nil {
 				t.Fatalf("decoded batch does not encode: %v", err)
 			}
-			back, err := decode(kind2, again)
+			back, err := decode(new(telemetry.ProfileDecoder), kind2, again)
 			if err != nil {
 				t.Fatalf("re-encoded batch does not decode: %v", err)
 			}

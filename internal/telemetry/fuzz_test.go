@@ -3,6 +3,7 @@ package telemetry
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -31,9 +32,25 @@ func FuzzDecodePprof(f *testing.F) {
 		f.Add(data)
 		f.Add(gunzip(f, data))
 	}
+	first := readFixture(f, "go-cpu.pb.gz")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		bs, _ := DecodePprof(data, "fuzz")
+		bs, err := DecodePprof(data, "fuzz")
 		checkBatches(t, bs)
+		// A decoder that decoded another profile first decodes data as a
+		// fresh one does, and leaves what it returned before as it was.
+		var dec ProfileDecoder
+		prev, _ := dec.DecodePprof(Limits{}, first, "first")
+		want := fmt.Sprint(flatten(prev))
+		got, gotErr := dec.DecodePprof(Limits{}, data, "fuzz")
+		if fmt.Sprint(gotErr) != fmt.Sprint(err) {
+			t.Errorf("reused decoder: error %v, fresh one %v", gotErr, err)
+		}
+		if diff := cmp.Diff(bs, got); diff != "" {
+			t.Errorf("reused decoder differs from a fresh one (-fresh +reused):\n%s", diff)
+		}
+		if fmt.Sprint(flatten(prev)) != want {
+			t.Error("the first profile's batches changed when the decoder decoded another")
+		}
 	})
 }
 

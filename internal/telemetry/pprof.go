@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -73,31 +74,73 @@ func DecodePprof(data []byte, source string) ([]*ProfileBatch, error) {
 // with an error naming the limit that matches ErrTooLarge, before its
 // samples, locations and functions are decoded.
 func (l Limits) DecodePprof(data []byte, source string) ([]*ProfileBatch, error) {
-	return l.decodePprof(data, source, nil)
+	return new(ProfileDecoder).DecodePprof(l, data, source)
+}
+
+// ProfileDecoder decodes profiles as DecodePprof and Limits.DecodeProfile
+// do, keeping for the next profile what decoding one needs and does not
+// return: the gzip reader, the buffer a gzipped profile is inflated into
+// and the pprof decoder's tables (where each message is, the strings
+// converted, the id indexes). What it returns shares no memory with them,
+// so a later decode leaves it as it was. It keeps at most what a profile
+// of maxKeptProfile bytes needed; after a larger one it lets go of all.
+//
+// A ProfileDecoder is not safe for concurrent use: a receiver keeps one
+// per request it decodes at a time. The zero value is ready to use.
+type ProfileDecoder struct {
+	zr       *gzip.Reader
+	br       bytes.Reader
+	inflated []byte
+	pprof    pprofDecoder
+}
+
+// maxKeptProfile bounds the size, inflated, of a profile whose buffers a
+// ProfileDecoder keeps. Pyroscope caps profiles at 4 MiB; real CPU
+// profiles are well below a megabyte.
+const maxKeptProfile = 4 << 20
+
+// DecodePprof is l.DecodePprof, reusing d's buffers.
+func (d *ProfileDecoder) DecodePprof(l Limits, data []byte, source string) ([]*ProfileBatch, error) {
+	return d.decodePprof(l, data, source, nil)
 }
 
 // decodePprof is DecodePprof recording, when texts is not nil, where the
 // texts of the profile are.
-func (l Limits) decodePprof(data []byte, source string, texts *pprofTexts) ([]*ProfileBatch, error) {
-	raw, err := maybeGunzip(data, source)
+func (d *ProfileDecoder) decodePprof(l Limits, data []byte, source string, texts *pprofTexts) ([]*ProfileBatch, error) {
+	raw, err := d.gunzip(data, source, MaxProfileSize)
+	defer func() { d.release(len(raw)) }()
 	if err != nil {
 		return nil, err
 	}
-	d := pprofDecoder{source: source, errs: recordErrors{source: source}, limits: l, texts: texts}
-	if err := d.scan(raw); err != nil {
+	pd := &d.pprof
+	pd.reset(raw, source, l, texts)
+	if err := pd.scan(); err != nil {
 		if errors.Is(err, ErrTooLarge) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("decode pprof %s: %w: %w", source, ErrMalformed, err)
 	}
-	batches, err := d.build()
+	batches, err := pd.build()
 	if err != nil {
 		return nil, fmt.Errorf("decode pprof %s: %w", source, err)
 	}
 	if texts != nil {
-		texts.strs = d.strs
+		pd.ownTexts(texts)
 	}
-	return batches, d.errs.err()
+	return batches, pd.errs.err()
+}
+
+// release lets go of what the profile just decoded left in d: the
+// references into it and into the input, and, after a profile of size
+// bytes over maxKeptProfile, every buffer.
+func (d *ProfileDecoder) release(size int) {
+	d.br.Reset(nil)
+	if size > maxKeptProfile || cap(d.inflated) > maxKeptProfile {
+		d.inflated = nil
+		d.pprof = pprofDecoder{}
+		return
+	}
+	d.pprof.clear()
 }
 
 // maybeGunzip returns data itself, or its decompressed content when it is
@@ -109,48 +152,79 @@ func maybeGunzip(data []byte, source string) ([]byte, error) {
 // gunzipLimit returns data itself, or, when it is gzipped, its
 // decompressed content within limit.
 func gunzipLimit(data []byte, source string, limit int) ([]byte, error) {
+	return new(ProfileDecoder).gunzip(data, source, limit)
+}
+
+// gunzip returns data itself, or, when it is gzipped, its decompressed
+// content within limit, in d's buffer: valid until d decodes again.
+func (d *ProfileDecoder) gunzip(data []byte, source string, limit int) ([]byte, error) {
 	if !hasPrefix(data, gzipMagic) {
 		if len(data) > limit {
 			return nil, fmt.Errorf("decode %s: %d bytes, limit %d: %w", source, len(data), limit, ErrTooLarge)
 		}
 		return data, nil
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(data))
+	d.br.Reset(data)
+	var err error
+	if d.zr == nil {
+		d.zr, err = gzip.NewReader(&d.br)
+	} else {
+		err = d.zr.Reset(&d.br)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: gzip: %w: %w", source, ErrMalformed, err)
 	}
-	var buf bytes.Buffer
+	buf := d.inflated[:0]
 	// The gzip trailer holds the uncompressed size modulo 2^32; it is only
 	// a hint, so it is bounded by the limit and by a plausible ratio.
 	if len(data) >= 8 {
 		hint := int(binary.LittleEndian.Uint32(data[len(data)-4:]))
-		if hint > 0 && hint <= limit && hint <= 64*len(data) {
-			buf.Grow(hint + bytes.MinRead)
+		if hint > 0 && hint <= limit && hint <= 64*len(data) && cap(buf) < hint+bytes.MinRead {
+			buf = make([]byte, 0, hint+bytes.MinRead)
 		}
 	}
-	n, err := buf.ReadFrom(io.LimitReader(zr, int64(limit)+1))
-	if err != nil {
-		return nil, fmt.Errorf("decode %s: gzip: %w: %w", source, ErrMalformed, err)
+	// Read to the end or to limit+1 bytes, whichever comes first.
+	for len(buf) <= limit {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := d.zr.Read(buf[len(buf):min(cap(buf), limit+1)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			d.inflated = buf
+			return nil, fmt.Errorf("decode %s: gzip: %w: %w", source, ErrMalformed, err)
+		}
 	}
-	if n > int64(limit) {
+	d.inflated = buf
+	if len(buf) > limit {
 		return nil, fmt.Errorf("decode %s: more than %d bytes decompressed: %w", source, limit, ErrTooLarge)
 	}
-	return buf.Bytes(), nil
+	return buf, nil
 }
 
 // valueType is a pprof ValueType: string-table indexes of type and unit.
 type valueType struct{ typ, unit int64 }
 
+// span is where a message or a string is in the profile: raw[off:end].
+// Spans rather than sub-slices keep the decoder's tables free of
+// pointers, which the garbage collector then does not scan, and which
+// need not be cleared for the input to be let go of.
+type span struct{ off, end uint32 }
+
 // pprofDecoder holds the raw pieces of one profile between the scan and
-// the build.
+// the build, and the tables of the build. A ProfileDecoder keeps it from
+// one profile to the next; reset starts a profile.
 type pprofDecoder struct {
 	source string
 	errs   recordErrors
 	limits Limits
+	raw    []byte
 
-	strs      [][]byte // string table, sub-slices of the input
-	strCache  []string // strs converted on first use, so each is allocated once
-	strCached []bool
+	strs     []span   // string table
+	strCache []string // strs converted on first use ("" until then), so each is allocated once
 
 	sampleTypes []valueType
 	periodType  valueType
@@ -159,10 +233,47 @@ type pprofDecoder struct {
 	duration    int64
 	defaultType int64
 
-	samples, locations, functions [][]byte
+	samples, locations, functions []span
+
+	// The build's tables, kept for their storage.
+	funcs           []attribution.Frame
+	funcOK          []bool
+	ids             []uint64
+	funcIDs, locIDs idIndex
+	locScratch      []int32
+	values          []int64
 
 	// texts, when not nil, gets the labels and comments met.
 	texts *pprofTexts
+}
+
+// reset makes d ready to decode raw, keeping the storage of its tables.
+func (d *pprofDecoder) reset(raw []byte, source string, l Limits, texts *pprofTexts) {
+	*d = pprofDecoder{
+		source: source, errs: recordErrors{source: source}, limits: l, raw: raw, texts: texts,
+		strs: d.strs[:0], strCache: d.strCache[:0], sampleTypes: d.sampleTypes[:0],
+		samples: d.samples[:0], locations: d.locations[:0], functions: d.functions[:0],
+		funcs: d.funcs[:0], funcOK: d.funcOK[:0], ids: d.ids[:0], funcIDs: d.funcIDs, locIDs: d.locIDs,
+		locScratch: d.locScratch[:0], values: d.values[:0],
+	}
+}
+
+// clear drops the references d holds into the profile it decoded and
+// into what it returned.
+func (d *pprofDecoder) clear() {
+	clear(d.strCache)
+	clear(d.funcs)
+	d.raw, d.texts, d.source, d.errs = nil, nil, "", recordErrors{}
+}
+
+// bytes returns the bytes at s.
+func (d *pprofDecoder) bytes(s span) []byte { return d.raw[s.off:s.end] }
+
+// spanOf returns where b, a sub-slice of d.raw that runs to its capacity's
+// end as the wire readers' slices do, is in d.raw.
+func (d *pprofDecoder) spanOf(b []byte) span {
+	off := uint32(cap(d.raw) - cap(b))
+	return span{off, off + uint32(len(b))}
 }
 
 // pprofTexts says where the texts of a pprof profile are beyond its
@@ -170,20 +281,57 @@ type pprofDecoder struct {
 // indexes of the key and value of every string label of every sample, and
 // of every comment (ProfileRequest.Masks).
 type pprofTexts struct {
-	// strs is the string table, nil until the profile decoded.
-	strs     [][]byte
-	labels   [][2]uint64
+	// strs is where each entry of the string table is in buf, nil until
+	// the profile decoded. Only the entries labels and comments refer to
+	// are set: they are copied out of the profile, whose bytes may be the
+	// decoder's buffer, which the next profile overwrites.
+	strs     []span
+	buf      []byte
+	labels   [][2]uint32
 	comments []uint64
 	// other is set when the profile holds text these do not cover: a
 	// sample dropped before all its labels were read.
 	other bool
 }
 
-// scan walks the top-level fields once, keeping sub-slices of the
-// repeated messages: the string table comes last in most encoders, so
-// nothing can be resolved before the whole message is seen.
-func (d *pprofDecoder) scan(raw []byte) error {
-	// Counting first sizes the slices exactly: growing them by appends
+// str returns string-table entry i, which must be one the texts refer to.
+func (t *pprofTexts) str(i uint64) string { return bytesString(t.buf[t.strs[i].off:t.strs[i].end]) }
+
+// ownTexts copies the strings t refers to into t.buf.
+func (d *pprofDecoder) ownTexts(t *pprofTexts) {
+	strs := make([]span, len(d.strs))
+	size := 0
+	mark := func(i uint64) {
+		if i < uint64(len(strs)) && strs[i].end == 0 {
+			// A mark until the copy below sets the entry.
+			strs[i].end = 1
+			size += int(d.strs[i].end - d.strs[i].off)
+		}
+	}
+	for _, l := range t.labels {
+		mark(uint64(l[0]))
+		mark(uint64(l[1]))
+	}
+	for _, c := range t.comments {
+		mark(c)
+	}
+	buf := make([]byte, 0, size)
+	for i := range strs {
+		if strs[i].end != 0 {
+			start := uint32(len(buf))
+			buf = append(buf, d.bytes(d.strs[i])...)
+			strs[i] = span{start, uint32(len(buf))}
+		}
+	}
+	t.strs, t.buf = strs, buf
+}
+
+// scan walks the top-level fields once, noting where the repeated
+// messages are: the string table comes last in most encoders, so nothing
+// can be resolved before the whole message is seen.
+func (d *pprofDecoder) scan() error {
+	raw := d.raw
+	// Counting first sizes the tables exactly: growing them by appends
 	// showed up as a tenth of decode time.
 	var counts [pprofStringTable + 1]int
 	for off := 0; off < len(raw); {
@@ -206,11 +354,16 @@ func (d *pprofDecoder) scan(raw []byte) error {
 	if m := d.limits.maxStrings(); m > 0 && counts[pprofStringTable] > m {
 		return fmt.Errorf("decode pprof %s: %d strings, over %d (4 per allowed sample and location): %w", d.source, counts[pprofStringTable], m, ErrTooLarge)
 	}
-	d.samples = make([][]byte, 0, counts[pprofSample])
-	d.locations = make([][]byte, 0, counts[pprofLocation])
-	d.functions = make([][]byte, 0, counts[pprofFunction])
-	d.strs = make([][]byte, 0, counts[pprofStringTable])
-	return forEachField(raw, func(f field) error {
+	d.samples = slices.Grow(d.samples, counts[pprofSample])
+	d.locations = slices.Grow(d.locations, counts[pprofLocation])
+	d.functions = slices.Grow(d.functions, counts[pprofFunction])
+	d.strs = slices.Grow(d.strs, counts[pprofStringTable])
+	for off := 0; off < len(raw); {
+		f, n, err := nextField(raw[off:])
+		if err != nil {
+			return fmt.Errorf("at byte %d: %w", off, err)
+		}
+		off += n
 		switch f.num {
 		case pprofSampleType, pprofPeriodType:
 			if f.typ != protowire.BytesType {
@@ -229,15 +382,16 @@ func (d *pprofDecoder) scan(raw []byte) error {
 			if f.typ != protowire.BytesType {
 				return fmt.Errorf("field %d: wire type %d, want message", f.num, f.typ)
 			}
+			s := d.spanOf(f.b)
 			switch f.num {
 			case pprofSample:
-				d.samples = append(d.samples, f.b)
+				d.samples = append(d.samples, s)
 			case pprofLocation:
-				d.locations = append(d.locations, f.b)
+				d.locations = append(d.locations, s)
 			case pprofFunction:
-				d.functions = append(d.functions, f.b)
+				d.functions = append(d.functions, s)
 			default:
-				d.strs = append(d.strs, f.b)
+				d.strs = append(d.strs, s)
 			}
 		case pprofTimeNanos:
 			d.timeNanos = int64(f.v)
@@ -264,8 +418,8 @@ func (d *pprofDecoder) scan(raw []byte) error {
 				d.texts.comments, b = append(d.texts.comments, v), b[n:]
 			}
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 func decodeValueType(b []byte) (valueType, error) {
@@ -287,17 +441,18 @@ func (d *pprofDecoder) str(i int64) (string, error) {
 	if i < 0 || i >= int64(len(d.strs)) {
 		return "", fmt.Errorf("string index %d out of range [0,%d)", i, len(d.strs))
 	}
-	if !d.strCached[i] {
-		d.strCache[i] = string(d.strs[i])
-		d.strCached[i] = true
+	s := d.strCache[i]
+	if s == "" && d.strs[i].end > d.strs[i].off {
+		s = string(d.bytes(d.strs[i]))
+		d.strCache[i] = s
 	}
-	return d.strCache[i], nil
+	return s, nil
 }
 
 // strIndex returns the index of s in the string table, or -1.
 func (d *pprofDecoder) strIndex(s string) int64 {
-	for i, b := range d.strs {
-		if string(b) == s {
+	for i, sp := range d.strs {
+		if string(d.bytes(sp)) == s {
 			return int64(i)
 		}
 	}
@@ -306,11 +461,10 @@ func (d *pprofDecoder) strIndex(s string) int64 {
 
 // build resolves the scanned pieces into batches.
 func (d *pprofDecoder) build() ([]*ProfileBatch, error) {
-	if len(d.strs) == 0 || len(d.strs[0]) != 0 {
+	if len(d.strs) == 0 || d.strs[0].end != d.strs[0].off {
 		return nil, fmt.Errorf("%w: string table must start with the empty string", ErrMalformed)
 	}
-	d.strCache = make([]string, len(d.strs))
-	d.strCached = make([]bool, len(d.strs))
+	d.strCache = resize(d.strCache, len(d.strs))
 	if len(d.sampleTypes) == 0 {
 		return nil, fmt.Errorf("%w: no sample types", ErrMalformed)
 	}
@@ -349,9 +503,9 @@ func (d *pprofDecoder) build() ([]*ProfileBatch, error) {
 	// unit, so that value/period is a number of samples.
 	perPeriod := ci < 0 && types[vi][1] != "count" && d.period > 0 && periodUnit == types[vi][1]
 
-	funcs, funcOK, funcIDs := d.buildFunctions()
-	locIDs := d.buildLocations(b, funcs, funcOK, funcIDs)
-	return d.buildSamples(b, locIDs, vi, ci, perPeriod), nil
+	d.buildFunctions()
+	d.buildLocations(b)
+	return d.buildSamples(b, vi, ci, perPeriod), nil
 }
 
 // chooseSampleType picks the value evident weighs samples by, and the
@@ -400,19 +554,13 @@ func chooseSampleType(types [][2]string, defaultType string) (value, count int) 
 
 // idIndex maps pprof ids (usually 1..n, but any uint64) to positions.
 type idIndex struct {
-	dense  []int32 // id → position+1, when ids are small
-	sparse map[uint64]int32
-}
-
-func newIDIndex(maxID uint64, n int) idIndex {
-	if maxID <= uint64(4*n+64) {
-		return idIndex{dense: make([]int32, maxID+1)}
-	}
-	return idIndex{sparse: make(map[uint64]int32, n)}
+	dense   []int32 // id → position+1, when ids are small
+	sparse  map[uint64]int32
+	isDense bool
 }
 
 func (x *idIndex) set(id uint64, pos int32) {
-	if x.dense != nil {
+	if x.isDense {
 		x.dense[id] = pos + 1
 		return
 	}
@@ -421,7 +569,7 @@ func (x *idIndex) set(id uint64, pos int32) {
 
 // get returns the position of id, or -1.
 func (x *idIndex) get(id uint64) int32 {
-	if x.dense != nil {
+	if x.isDense {
 		if id < uint64(len(x.dense)) {
 			return x.dense[id] - 1
 		}
@@ -430,32 +578,57 @@ func (x *idIndex) get(id uint64) int32 {
 	return x.sparse[id] - 1
 }
 
-// indexIDs indexes the ids of Function or Location messages, read while
-// decoding them, by position.
-func indexIDs(ids []uint64) idIndex {
+// index indexes the ids of Function or Location messages, read while
+// decoding them, by position, in x's storage.
+func (x *idIndex) index(ids []uint64) {
 	var maxID uint64
 	for _, id := range ids {
 		maxID = max(maxID, id)
 	}
-	x := newIDIndex(maxID, len(ids))
+	x.isDense = maxID <= uint64(4*len(ids)+64)
+	if x.isDense {
+		x.dense = resize(x.dense, int(maxID)+1)
+		clear(x.dense)
+	} else if x.sparse == nil {
+		x.sparse = make(map[uint64]int32, len(ids))
+	} else {
+		clear(x.sparse)
+	}
 	for i, id := range ids {
 		if id != 0 {
 			x.set(id, int32(i))
 		}
 	}
-	return x
 }
 
-// buildFunctions resolves functions to frames. A function with a bad
-// string index is reported and its frame left out of the locations using
-// it (ok is false), whose other lines are kept.
-func (d *pprofDecoder) buildFunctions() (frames []attribution.Frame, ok []bool, ids idIndex) {
-	frames = make([]attribution.Frame, len(d.functions))
-	ok = make([]bool, len(d.functions))
-	idList := make([]uint64, len(d.functions))
-	for i, msg := range d.functions {
+// resize returns s with length n, reusing its storage when it is large
+// enough; the elements are not cleared.
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// buildFunctions resolves functions to frames (d.funcs) and indexes their
+// ids (d.funcIDs). A function with a bad string index is reported and its
+// frame left out of the locations using it (d.funcOK false), whose other
+// lines are kept.
+func (d *pprofDecoder) buildFunctions() {
+	n := len(d.functions)
+	d.funcs, d.funcOK, d.ids = resize(d.funcs, n), resize(d.funcOK, n), resize(d.ids, n)
+	frames, ok, idList := d.funcs, d.funcOK, d.ids
+	for i, sp := range d.functions {
 		var name, sysName, file int64
-		err := forEachField(msg, func(f field) error {
+		idList[i] = 0
+		var err error
+		msg := d.bytes(sp)
+		for off := 0; off < len(msg); {
+			f, n, ferr := nextField(msg[off:])
+			if ferr != nil {
+				err = fmt.Errorf("at byte %d: %w", off, ferr)
+				break
+			}
 			switch f.num {
 			case 1:
 				idList[i] = f.v
@@ -466,8 +639,9 @@ func (d *pprofDecoder) buildFunctions() (frames []attribution.Frame, ok []bool, 
 			case 4:
 				file = int64(f.v)
 			}
-			return nil
-		})
+			off += n
+		}
+		frames[i], ok[i] = attribution.Frame{}, false
 		if err == nil {
 			if name == 0 {
 				name = sysName
@@ -483,47 +657,65 @@ func (d *pprofDecoder) buildFunctions() (frames []attribution.Frame, ok []bool, 
 		}
 		ok[i] = true
 	}
-	return frames, ok, indexIDs(idList)
+	d.funcIDs.index(idList)
 }
 
 // buildLocations fills b.Locations, one entry per location message, and
-// returns the index from location id to that position.
-func (d *pprofDecoder) buildLocations(b *ProfileBatch, funcs []attribution.Frame, funcOK []bool, funcIDs idIndex) idIndex {
-	idList := make([]uint64, len(d.locations))
+// indexes the locations' ids (d.locIDs).
+func (d *pprofDecoder) buildLocations(b *ProfileBatch) {
+	funcs, funcOK := d.funcs, d.funcOK
+	d.ids = resize(d.ids, len(d.locations))
+	idList := d.ids
 	b.Locations = make([][]attribution.Frame, len(d.locations))
 	// One backing array for all frames: a location has one line per
 	// inlined function, seldom more than a few.
 	backing := make([]attribution.Frame, 0, len(d.locations)+len(d.locations)/2)
-	for i, msg := range d.locations {
+	for i, sp := range d.locations {
 		start := len(backing)
-		err := forEachField(msg, func(f field) error {
+		idList[i] = 0
+		var err error
+		msg := d.bytes(sp)
+		for off := 0; off < len(msg); {
+			f, n, ferr := nextField(msg[off:])
+			if ferr != nil {
+				err = fmt.Errorf("at byte %d: %w", off, ferr)
+				break
+			}
+			off += n
 			if f.num == 1 {
 				idList[i] = f.v
 			}
 			if f.num != 4 {
-				return nil
+				continue
 			}
 			if f.typ != protowire.BytesType {
-				return fmt.Errorf("line: wire type %d, want message", f.typ)
+				err = fmt.Errorf("line: wire type %d, want message", f.typ)
+				break
 			}
 			var fid uint64
-			if err := forEachField(f.b, func(lf field) error {
+			for loff := 0; loff < len(f.b); {
+				lf, ln, lerr := nextField(f.b[loff:])
+				if lerr != nil {
+					err = fmt.Errorf("line %d: at byte %d: %w", len(backing)-start, loff, lerr)
+					break
+				}
 				if lf.num == 1 {
 					fid = lf.v
 				}
-				return nil
-			}); err != nil {
-				return fmt.Errorf("line %d: %w", len(backing)-start, err)
+				loff += ln
 			}
-			fi := funcIDs.get(fid)
+			if err != nil {
+				break
+			}
+			fi := d.funcIDs.get(fid)
 			if fi < 0 {
-				return fmt.Errorf("line %d: function id %d does not exist", len(backing)-start, fid)
+				err = fmt.Errorf("line %d: function id %d does not exist", len(backing)-start, fid)
+				break
 			}
 			if funcOK[fi] {
 				backing = append(backing, funcs[fi])
 			}
-			return nil
-		})
+		}
 		if err != nil {
 			d.errs.addf(err, "location %d (id %d)", i, idList[i])
 			backing = backing[:start]
@@ -532,25 +724,26 @@ func (d *pprofDecoder) buildLocations(b *ProfileBatch, funcs []attribution.Frame
 		}
 		b.Locations[i] = backing[start:len(backing):len(backing)]
 	}
-	return indexIDs(idList)
+	d.locIDs.index(idList)
 }
 
 // buildSamples decodes the samples into b, splitting them by service
 // label when they disagree.
-func (d *pprofDecoder) buildSamples(b *ProfileBatch, locIDs idIndex, vi, ci int, perPeriod bool) []*ProfileBatch {
+func (d *pprofDecoder) buildSamples(b *ProfileBatch, vi, ci int, perPeriod bool) []*ProfileBatch {
 	keys := [...]int64{
 		d.strIndex(labelSpanID), d.strIndex(labelProfileID), d.strIndex(labelSpanName),
 		d.strIndex(labelTraceID), d.strIndex(labelServiceName), d.strIndex(labelServiceDot),
 	}
 	b.Samples = make([]Sample, 0, len(d.samples))
 	var services []string // per kept sample, only when some sample has a service label
-	var chunk, scratch []int32
-	values := make([]int64, 0, len(d.sampleTypes))
-	for i, msg := range d.samples {
+	var chunk []int32
+	scratch, values := d.locScratch[:0], d.values[:0]
+	defer func() { d.locScratch, d.values = scratch[:0], values[:0] }()
+	for i, sp := range d.samples {
 		var s Sample
 		var service string
 		var err error
-		scratch, values, err = d.decodeSample(msg, keys, locIDs, &s, &service, scratch[:0], values[:0])
+		scratch, values, err = d.decodeSample(d.bytes(sp), keys, &s, &service, scratch[:0], values[:0])
 		if err == nil && len(values) != len(d.sampleTypes) {
 			err = fmt.Errorf("%d values for %d sample types", len(values), len(d.sampleTypes))
 		}
@@ -602,41 +795,40 @@ const locChunk = 1 << 16
 // decodeSample decodes one Sample message: its location ids resolved to
 // indexes (appended to locs), its values, and its labels. It is the
 // innermost loop of pprof decoding, so it reads the wire inline.
-func (d *pprofDecoder) decodeSample(msg []byte, keys [6]int64, locIDs idIndex, s *Sample, service *string, locs []int32, values []int64) ([]int32, []int64, error) {
+func (d *pprofDecoder) decodeSample(msg []byte, keys [6]int64, s *Sample, service *string, locs []int32, values []int64) ([]int32, []int64, error) {
 	for off := 0; off < len(msg); {
-		num, typ, n := protowire.ConsumeTag(msg[off:])
-		if n < 0 {
+		var num protowire.Number
+		var typ protowire.Type
+		n := 1
+		if c := msg[off]; c < 0x80 && c>>3 != 0 {
+			num, typ = protowire.Number(c>>3), protowire.Type(c&7)
+		} else if num, typ, n = protowire.ConsumeTag(msg[off:]); n < 0 {
 			return locs, values, fmt.Errorf("at byte %d: %w", off, protowire.ParseError(n))
 		}
 		off += n
 		switch {
-		case (num == 1 || num == 2) && typ == protowire.BytesType:
+		case num == 1 && typ == protowire.BytesType:
+			packed, n := protowire.ConsumeBytes(msg[off:])
+			if n < 0 {
+				return locs, values, fmt.Errorf("field %d: %w", num, protowire.ParseError(n))
+			}
+			off += n
+			var err error
+			if locs, err = d.appendLocations(locs, packed); err != nil {
+				return locs, values, err
+			}
+		case num == 2 && typ == protowire.BytesType:
 			packed, n := protowire.ConsumeBytes(msg[off:])
 			if n < 0 {
 				return locs, values, fmt.Errorf("field %d: %w", num, protowire.ParseError(n))
 			}
 			off += n
 			for len(packed) > 0 {
-				var v uint64
-				if packed[0] < 0x80 {
-					v, packed = uint64(packed[0]), packed[1:]
-				} else {
-					var m int
-					v, m = protowire.ConsumeVarint(packed)
-					if m < 0 {
-						return locs, values, fmt.Errorf("packed field %d: %w", num, protowire.ParseError(m))
-					}
-					packed = packed[m:]
+				v, m := protowire.ConsumeVarint(packed)
+				if m < 0 {
+					return locs, values, fmt.Errorf("packed field %d: %w", num, protowire.ParseError(m))
 				}
-				if num == 2 {
-					values = append(values, int64(v))
-					continue
-				}
-				li := locIDs.get(v)
-				if li < 0 {
-					return locs, values, fmt.Errorf("location id %d does not exist", v)
-				}
-				locs = append(locs, li)
+				values, packed = append(values, int64(v)), packed[m:]
 			}
 		case (num == 1 || num == 2) && typ == protowire.VarintType:
 			v, n := protowire.ConsumeVarint(msg[off:])
@@ -648,7 +840,7 @@ func (d *pprofDecoder) decodeSample(msg []byte, keys [6]int64, locIDs idIndex, s
 				values = append(values, int64(v))
 				continue
 			}
-			li := locIDs.get(v)
+			li := d.locIDs.get(v)
 			if li < 0 {
 				return locs, values, fmt.Errorf("location id %d does not exist", v)
 			}
@@ -673,28 +865,66 @@ func (d *pprofDecoder) decodeSample(msg []byte, keys [6]int64, locIDs idIndex, s
 	return locs, values, nil
 }
 
+// appendLocations appends to locs the positions of the location ids
+// packed in a sample's location_id field. Ids up to 16383, most of them,
+// take one or two bytes, read here without a call.
+func (d *pprofDecoder) appendLocations(locs []int32, packed []byte) ([]int32, error) {
+	x := &d.locIDs
+	for i := 0; i < len(packed); {
+		var v uint64
+		if c := packed[i]; c < 0x80 {
+			v = uint64(c)
+			i++
+		} else if i+1 < len(packed) && packed[i+1] < 0x80 {
+			v = uint64(c&0x7f) | uint64(packed[i+1])<<7
+			i += 2
+		} else {
+			var m int
+			v, m = protowire.ConsumeVarint(packed[i:])
+			if m < 0 {
+				return locs, fmt.Errorf("packed field 1: %w", protowire.ParseError(m))
+			}
+			i += m
+		}
+		li := int32(-1)
+		switch {
+		case !x.isDense:
+			li = x.sparse[v] - 1
+		case v < uint64(len(x.dense)):
+			li = x.dense[v] - 1
+		}
+		if li < 0 {
+			return locs, fmt.Errorf("location id %d does not exist", v)
+		}
+		locs = append(locs, li)
+	}
+	return locs, nil
+}
+
 // sampleLabel applies one pprof label to the sample.
 func (d *pprofDecoder) sampleLabel(msg []byte, keys [6]int64, s *Sample, service *string) error {
 	var key, str int64
-	if err := forEachField(msg, func(f field) error {
+	for off := 0; off < len(msg); {
+		f, n, err := nextField(msg[off:])
+		if err != nil {
+			return fmt.Errorf("label: at byte %d: %w", off, err)
+		}
 		switch f.num {
 		case 1:
 			key = int64(f.v)
 		case 2:
 			str = int64(f.v)
 		}
-		return nil
-	}); err != nil {
-		return fmt.Errorf("label: %w", err)
+		off += n
 	}
 	if key < 0 || key >= int64(len(d.strs)) {
 		return fmt.Errorf("label key: string index %d out of range [0,%d)", key, len(d.strs))
 	}
 	if str < 0 || str >= int64(len(d.strs)) {
-		return fmt.Errorf("label %s: string index %d out of range [0,%d)", d.strs[key], str, len(d.strs))
+		return fmt.Errorf("label %s: string index %d out of range [0,%d)", d.bytes(d.strs[key]), str, len(d.strs))
 	}
 	if d.texts != nil && str > 0 {
-		d.texts.labels = append(d.texts.labels, [2]uint64{uint64(key), uint64(str)})
+		d.texts.labels = append(d.texts.labels, [2]uint32{uint32(key), uint32(str)})
 	}
 	slot := -1
 	for i, k := range keys {

@@ -84,14 +84,20 @@ type ProfileRequest struct {
 // none, and for a Pyroscope /ingest request the time window and period.
 // Like every decoder it returns what decoded beside the error of what did
 // not. It is the one decoder of received profiles: the receivers' and the
-// log's replay (ProfileRequest.Decode).
+// log's replay (ProfileRequest.Decode). ProfileDecoder.Decode is the same
+// with the decoder's buffers kept for the next profile.
 func (l Limits) DecodeProfile(p *ReceivedProfile) ([]*ProfileBatch, error) {
+	return new(ProfileDecoder).Decode(l, p)
+}
+
+// Decode is l.DecodeProfile(p), reusing d's buffers.
+func (d *ProfileDecoder) Decode(l Limits, p *ReceivedProfile) ([]*ProfileBatch, error) {
 	var bs []*ProfileBatch
 	var err error
 	switch p.Format {
 	case FormatPprof:
 		p.texts = &pprofTexts{}
-		bs, err = l.decodePprof(p.Data, p.Source, p.texts)
+		bs, err = d.decodePprof(l, p.Data, p.Source, p.texts)
 	case FormatPyroscopeJFR:
 		bs, err = l.DecodePyroscopeJFR(p.Data, p.Labels, p.Source)
 	case FormatFolded, FormatLines:
@@ -110,10 +116,15 @@ func (l Limits) DecodeProfile(p *ReceivedProfile) ([]*ProfileBatch, error) {
 // Decode decodes every profile of r, as replay does: the batches of each
 // in order, and the errors of those that did not decode whole.
 func (r *ProfileRequest) Decode() ([]*ProfileBatch, error) {
+	return new(ProfileDecoder).DecodeRequest(r)
+}
+
+// DecodeRequest is r.Decode(), reusing d's buffers.
+func (d *ProfileDecoder) DecodeRequest(r *ProfileRequest) ([]*ProfileBatch, error) {
 	var out []*ProfileBatch
 	var errs []error
 	for i := range r.Profiles {
-		bs, err := r.Limits.DecodeProfile(&r.Profiles[i])
+		bs, err := d.Decode(r.Limits, &r.Profiles[i])
 		out = append(out, bs...)
 		if err != nil {
 			errs = append(errs, err)
@@ -213,25 +224,24 @@ func (t *pprofTexts) masks(m Masker) bool {
 	if t.other || t.strs == nil {
 		return true
 	}
-	// The decoder checked every index against the string table.
-	str := func(i uint64) string { return bytesString(t.strs[i]) }
+	// The decoder checked every label's indexes against the string table.
 	for _, c := range t.comments {
 		if c >= uint64(len(t.strs)) {
 			return true
 		}
-		if s := str(c); m.Text(s) != s {
+		if s := t.str(c); m.Text(s) != s {
 			return true
 		}
 	}
 	// checked[v] is 1 + the key under which string v was last found
 	// unmasked: a label repeats on sample after sample.
-	checked := make([]uint64, len(t.strs))
+	checked := make([]uint32, len(t.strs))
 	for _, l := range t.labels {
 		key, val := l[0], l[1]
 		if checked[val] == key+1 {
 			continue
 		}
-		if v := str(val); m.Attribute(str(key), v) != v {
+		if v := t.str(uint64(val)); m.Attribute(t.str(uint64(key)), v) != v {
 			return true
 		}
 		checked[val] = key + 1

@@ -52,7 +52,7 @@ func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
 		r.refuseErr(w, err)
 		return
 	}
-	release, err := r.acquire()
+	dec, release, err := r.acquire()
 	if err != nil {
 		r.refuseErr(w, err)
 		return
@@ -63,7 +63,7 @@ func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
 		source += " (" + p.spyName + ")"
 	}
 	preq := &telemetry.ProfileRequest{Limits: r.cfg.Profiles, Profiles: []telemetry.ReceivedProfile{p.received(body, source)}}
-	batches, derr := preq.Limits.DecodeProfile(&preq.Profiles[0])
+	batches, derr := dec.Decode(preq.Limits, &preq.Profiles[0])
 	if len(batches) == 0 {
 		if derr != nil {
 			r.refuseErr(w, fmt.Errorf("%w: %w", errBadRequest, derr))

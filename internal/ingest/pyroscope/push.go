@@ -35,7 +35,7 @@ func (p *pusher) Push(ctx context.Context, req *connect.Request[pushv1.PushReque
 	r := p.r
 	start := time.Now()
 	defer r.m.observe("connect", start)
-	release, err := r.acquire()
+	dec, release, err := r.acquire()
 	if err != nil {
 		r.m.RefusedRequests.WithLabelValues("pyroscope", "connect", "profiles", ingest.ReasonFull).Inc()
 		return nil, retryError(connect.CodeResourceExhausted, err, time.Second)
@@ -74,7 +74,7 @@ func (p *pusher) Push(ctx context.Context, req *connect.Request[pushv1.PushReque
 			var bs []*telemetry.ProfileBatch
 			rp := telemetry.ReceivedProfile{Format: telemetry.FormatPprof, Data: raw, Source: record, Service: service, Namespace: namespace}
 			if err == nil {
-				bs, err = r.cfg.Profiles.DecodeProfile(&rp)
+				bs, err = dec.Decode(r.cfg.Profiles, &rp)
 			}
 			if len(bs) == 0 {
 				if err != nil {

@@ -120,7 +120,10 @@ type Receiver struct {
 	guard    *auth.Guard // nil: no credentials asked
 	adm      *admission.Controller
 	dec      *ingest.Decompressor
-	inflight chan struct{} // a slot per request being decoded
+	// slots holds a profile decoder per request that may be decoded at
+	// once (MaxConcurrentRequests): a request takes one, decodes with it
+	// and gives it back, so that its buffers serve the next request.
+	slots chan *telemetry.ProfileDecoder
 
 	srv *listener.Server
 
@@ -153,7 +156,10 @@ func New(cfg Config, profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logg
 		adm = admission.Default()
 	}
 	r := &Receiver{cfg: cfg, profiles: profiles, log: logger, m: m, adm: adm,
-		dec: ingest.NewDecompressor(cfg.MaxRequestBytes), inflight: make(chan struct{}, cfg.MaxConcurrentRequests)}
+		dec: ingest.NewDecompressor(cfg.MaxRequestBytes), slots: make(chan *telemetry.ProfileDecoder, cfg.MaxConcurrentRequests)}
+	for range cfg.MaxConcurrentRequests {
+		r.slots <- new(telemetry.ProfileDecoder)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(IngestPath, r.serveIngest)
 	mux.HandleFunc(PrefixIngestPath, r.serveIngest)
@@ -196,14 +202,15 @@ func ticketFrom(ctx context.Context, adm *admission.Controller) *admission.Ticke
 	return adm.Ticket()
 }
 
-// acquire takes a slot for decoding a request whose body has been read:
-// a client that sends slowly holds only the bytes it sent, never a slot.
-func (r *Receiver) acquire() (release func(), err error) {
+// acquire takes a slot for decoding a request whose body has been read,
+// and the slot's decoder, the request's alone until release: a client
+// that sends slowly holds only the bytes it sent, never a slot.
+func (r *Receiver) acquire() (dec *telemetry.ProfileDecoder, release func(), err error) {
 	select {
-	case r.inflight <- struct{}{}:
-		return func() { <-r.inflight }, nil
+	case d := <-r.slots:
+		return d, func() { r.slots <- d }, nil
 	default:
-		return nil, fmt.Errorf("%w: %d requests in flight, retry later", errBusy, r.cfg.MaxConcurrentRequests)
+		return nil, nil, fmt.Errorf("%w: %d requests in flight, retry later", errBusy, r.cfg.MaxConcurrentRequests)
 	}
 }
 
