@@ -40,9 +40,9 @@ type Config struct {
 	// did not arrive by then was called from outside the traced system
 	// (SpanCounts.Unlinked).
 	JoinWindow time.Duration `yaml:"join_window"`
-	// MaxSpanEndpoints bounds the SERVER span ids remembered to resolve
-	// the span_id label of profile samples to an endpoint; the oldest
-	// half is forgotten when the bound is reached.
+	// MaxSpanEndpoints bounds the SERVER and CONSUMER span ids
+	// remembered to resolve the span_id label of profile samples to an
+	// endpoint: the last MaxSpanEndpoints spans are.
 	MaxSpanEndpoints int `yaml:"max_span_endpoints"`
 	// MaxServices bounds the services. The telemetry of a new service
 	// beyond it is not modelled and is counted in Snapshot.Dropped.
@@ -132,7 +132,7 @@ type Model struct {
 	now                func() time.Time
 	// spanEndpoints maps the id of SERVER and CONSUMER spans to the
 	// endpoint they served, for span-linked profile samples.
-	spanEndpoints *generations[endpointRef]
+	spanEndpoints *spanRing
 	// dropped counts the telemetry of services beyond MaxServices.
 	dropped Dropped
 }
@@ -205,7 +205,7 @@ func New(cfg Config, attr *attribution.Attributor) *Model {
 		services:      make(map[string]*service),
 		callers:       newGenerations[caller](cfg.MaxPendingSpans),
 		callees:       newGenerations[callees](cfg.MaxPendingSpans),
-		spanEndpoints: newGenerations[endpointRef](cfg.MaxSpanEndpoints),
+		spanEndpoints: newSpanRing(cfg.MaxSpanEndpoints),
 		now:           time.Now,
 	}
 }

@@ -150,7 +150,7 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 	// The join tables refer to the services replaced here.
 	m.callers = newGenerations[caller](m.cfg.MaxPendingSpans)
 	m.callees = newGenerations[callees](m.cfg.MaxPendingSpans)
-	m.spanEndpoints = newGenerations[endpointRef](m.cfg.MaxSpanEndpoints)
+	m.spanEndpoints = newSpanRing(m.cfg.MaxSpanEndpoints)
 	m.joinBorn, m.joinLast = time.Time{}, time.Time{}
 	m.services = make(map[string]*service, len(st.Services))
 	m.dropped = st.Dropped
