@@ -17,7 +17,8 @@
 # Each server is pinned to core SERVER_CPU (default 0) and telemetrygen to
 # LOAD_CPU (default 1) with taskset; the two servers run one after the
 # other, alternating, ROUNDS times (default 3). For each run it prints
-# spans received, spans per CPU-second of the server process, the ack
+# spans received, spans per CPU-second of the server process (all its
+# threads' time on a CPU, in nanoseconds, from schedstat), the ack
 # latency p50/p99 of its OTLP/gRPC calls (upper bounds of the server's own
 # duration histogram buckets: evident_receiver_request_duration_seconds,
 # the Collector's rpc server duration), RSS at the end, and what it
@@ -92,8 +93,13 @@ service:
 EOF
 go build -o "$work/evident" "$root/cmd/evident"
 
-ticks=$(getconf CLK_TCK)
-cpu() { awk -v t="$ticks" '{print ($14 + $15) / t}' "/proc/$pid/stat"; }
+# CPU time of the server: the sum over its threads of the time they ran,
+# in nanoseconds (the first field of /proc/PID/task/TID/schedstat). The
+# user and system times of /proc/PID/stat count in clock ticks (10 ms):
+# a 10 s run takes 0.2 to 0.4 CPU-seconds, so a tick is 3 to 5 % of it.
+# Neither Go server ends a thread it started (only a goroutine locked to
+# its thread does that), so no thread's time is lost.
+cpu() { cat "/proc/$pid/task/"*/schedstat | awk '{ns += $1} END {printf "%.6f\n", ns / 1e9}'; }
 rss() { awk '/VmRSS/ {print $2 / 1024}' "/proc/$pid/status"; }
 attack=()
 if [ "${ATTACK:-1}" = 1 ]; then attack=(--telemetry-attributes 'url.query="id=1%27%20OR%201=1--"'); fi
