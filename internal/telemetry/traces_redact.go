@@ -2,8 +2,10 @@ package telemetry
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -15,6 +17,8 @@ import (
 type Masker interface {
 	// Attribute returns v, the string value of the attribute key (or one
 	// element of it, for an array), with what must not be kept masked.
+	// Both methods' results depend on their arguments alone: Texts.Masks
+	// asks once about texts a request repeats.
 	Attribute(key, v string) string
 	// Text returns v, free text (span and event names, status messages,
 	// trace state), with what must not be kept masked.
@@ -507,23 +511,69 @@ func (t *Texts) textValue(key []byte, f field) {
 
 // Masks reports whether m masks anything in the request: a text refs
 // point at that m changes, or text they do not cover.
+//
+// A text equal to one already found unchanged, with the same key, is not
+// asked about again: the spans of a request repeat their values (a user
+// agent, a route, the payload a scanner sends to every endpoint), and m's
+// answer depends on the key and the value alone.
 func (t *Texts) Masks(m Masker) bool {
 	if t.other {
 		return true
 	}
+	// unchanged holds texts m left as they were, each in the slot of its
+	// hash (textSlot); valLen 0 is an empty slot, as no text is
+	// empty.
+	var unchanged [1 << textSlotBits]textRef
 	for _, r := range t.refs {
-		v := bytesString(t.req[r.valOff : r.valOff+r.valLen])
+		v := t.req[r.valOff : r.valOff+r.valLen]
+		slot := &unchanged[textSlot(r.keyLen, v)]
+		if slot.valLen != 0 && t.sameText(*slot, r) {
+			continue
+		}
 		var masked string
 		if r.keyOff == noKey {
-			masked = m.Text(v)
+			masked = m.Text(bytesString(v))
 		} else {
-			masked = m.Attribute(bytesString(t.req[r.keyOff:r.keyOff+r.keyLen]), v)
+			masked = m.Attribute(bytesString(t.req[r.keyOff:r.keyOff+r.keyLen]), bytesString(v))
 		}
-		if masked != v {
+		if masked != bytesString(v) {
 			return true
 		}
+		*slot = r
 	}
 	return false
+}
+
+// textSlotBits is the log2 of the number of unchanged texts Masks
+// remembers.
+const textSlotBits = 6
+
+// textSlot is the slot of Masks for the text v of a key of keyLen bytes
+// (0 for free text): a multiplicative hash of its length and of its first
+// and last eight bytes.
+func textSlot(keyLen uint32, v []byte) int {
+	n := len(v)
+	var a, b uint64
+	if n >= 8 {
+		a, b = binary.LittleEndian.Uint64(v), binary.LittleEndian.Uint64(v[n-8:])
+	} else {
+		for _, c := range v {
+			a = a<<8 | uint64(c)
+		}
+	}
+	h := (a ^ bits.RotateLeft64(b, 29) ^ uint64(n)<<40 ^ uint64(keyLen)<<52) * 0x9e3779b97f4a7c15
+	return int(h >> (64 - textSlotBits))
+}
+
+// sameText reports whether the texts a and b are equal, keys included.
+func (t *Texts) sameText(a, b textRef) bool {
+	if a.valLen != b.valLen || a.keyLen != b.keyLen || (a.keyOff == noKey) != (b.keyOff == noKey) {
+		return false
+	}
+	if a.keyOff != noKey && string(t.req[a.keyOff:a.keyOff+a.keyLen]) != string(t.req[b.keyOff:b.keyOff+b.keyLen]) {
+		return false
+	}
+	return string(t.req[a.valOff:a.valOff+a.valLen]) == string(t.req[b.valOff:b.valOff+b.valLen])
 }
 
 // receivedKey is the context key of WithReceived.

@@ -331,3 +331,70 @@ type cleanMasker struct{}
 
 func (cleanMasker) Attribute(_, v string) string { return v }
 func (cleanMasker) Text(v string) string         { return v }
+
+// keyMasker masks the values of one attribute key, and counts what it is
+// asked.
+type keyMasker struct {
+	key   string
+	asked int
+}
+
+func (m *keyMasker) Attribute(key, v string) string {
+	m.asked++
+	if key == m.key {
+		return "MASK"
+	}
+	return v
+}
+
+func (m *keyMasker) Text(v string) string {
+	m.asked++
+	return v
+}
+
+// TestTextsMasksRepeated: Masks asks once about a text the spans of a
+// request repeat, and still finds a value masked under one key after it
+// was left unchanged under another.
+func TestTextsMasksRepeated(t *testing.T) {
+	spans := func(n int, last map[string]string) []Span {
+		out := make([]Span, n)
+		for i := range out {
+			out[i] = Span{Service: "shop", TraceID: [16]byte{1}, SpanID: [8]byte{byte(i + 1)}, Name: "GET /x",
+				Attrs: Attrs{URLQuery: "id=1%27%20OR%201=1--", UserAgent: "curl/8.5.0", RequestHeaders: map[string]string{"if-none-match": "abc"}}}
+		}
+		if last != nil {
+			out[n-1].Attrs.RequestHeaders = last
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name      string
+		spans     []Span
+		wantMasks bool
+	}{
+		{"repeated, clean", spans(50, nil), false},
+		// if-none-match and authorization have the same length.
+		{"a repeated value under the masked key", spans(50, map[string]string{"authorization": "abc"}), true},
+		{"the masked key with a value of its own", spans(50, map[string]string{"authorization": "Bearer x"}), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := AppendTraceRequest(nil, tc.spans)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, texts, err := DecodeReceivedTraceRequest(nil, nil, req, "test", func(int) error { return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := &keyMasker{key: "http.request.header.authorization"}
+			if got := texts.Masks(m); got != tc.wantMasks {
+				t.Errorf("Masks = %v, want %v", got, tc.wantMasks)
+			}
+			// Each span has the same texts but its last: the masker is
+			// asked about those of the first span and the last one.
+			if max := 2 * len(texts.refs) / len(tc.spans); m.asked > max {
+				t.Errorf("masker asked %d times about %d texts of %d spans, want at most %d", m.asked, len(texts.refs), len(tc.spans), max)
+			}
+		})
+	}
+}

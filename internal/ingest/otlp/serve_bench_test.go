@@ -122,52 +122,85 @@ func benchServe(b *testing.B, send func() error) {
 	b.ReportMetric(float64(retries.Load())/float64(b.N), "retries/op")
 }
 
+// serveLoads are the requests of the serve-path benchmarks: clean spans,
+// and the same spans each with an SQL injection in url.query, as a
+// scanner sends it (every span a hit of the exploit rules, every alert but
+// the first of its endpoint and rule a duplicate).
+var serveLoads = []struct {
+	name  string
+	query string
+}{
+	{"clean", ""},
+	{"attack", "id=1%27%20OR%201=1--"},
+}
+
+// serveRequest is a 1000-span request of load.
+func serveRequest(query string) ptraceotlp.ExportRequest {
+	req := tracesRequest(serveBatch, false)
+	if query == "" {
+		return req
+	}
+	spans := req.Traces().ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+	for i := range spans.Len() {
+		spans.At(i).Attributes().PutStr("url.query", query)
+	}
+	return req
+}
+
 // BenchmarkServeGRPC measures the OTLP/gRPC serve path end to end, from
 // the client through the listener, the decoder and the engine to the
 // SQLite commit its acknowledgement waits for: 1000-span requests from 10
-// concurrent clients.
+// concurrent clients, clean and attack spans.
 func BenchmarkServeGRPC(b *testing.B) {
-	r := startServe(b)
-	cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		b.Fatal(err)
+	for _, load := range serveLoads {
+		b.Run(load.name, func(b *testing.B) {
+			r := startServe(b)
+			cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cc.Close()
+			client := ptraceotlp.NewGRPCClient(cc)
+			req := serveRequest(load.query)
+			benchServe(b, func() error {
+				_, err := client.Export(context.Background(), req)
+				if status.Code(err) == codes.ResourceExhausted {
+					return fmt.Errorf("%w: %w", errBusy, err)
+				}
+				return err
+			})
+		})
 	}
-	defer cc.Close()
-	client := ptraceotlp.NewGRPCClient(cc)
-	req := tracesRequest(serveBatch, false)
-	benchServe(b, func() error {
-		_, err := client.Export(context.Background(), req)
-		if status.Code(err) == codes.ResourceExhausted {
-			return fmt.Errorf("%w: %w", errBusy, err)
-		}
-		return err
-	})
 }
 
 // BenchmarkServeHTTP is BenchmarkServeGRPC over OTLP/HTTP protobuf.
 func BenchmarkServeHTTP(b *testing.B) {
-	r := startServe(b)
-	body := mustProto(b, tracesRequest(serveBatch, false))
-	url := "http://" + r.HTTPAddr() + TracesPath
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: serveClients}}
-	defer client.CloseIdleConnections()
-	benchServe(b, func() error {
-		resp, err := client.Post(url, "application/x-protobuf", bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-			return err
-		}
-		if resp.StatusCode == http.StatusTooManyRequests {
-			return fmt.Errorf("%w: POST %s: status %d", errBusy, url, resp.StatusCode)
-		}
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("POST %s: status %d", url, resp.StatusCode)
-		}
-		return nil
-	})
+	for _, load := range serveLoads {
+		b.Run(load.name, func(b *testing.B) {
+			r := startServe(b)
+			body := mustProto(b, serveRequest(load.query))
+			url := "http://" + r.HTTPAddr() + TracesPath
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: serveClients}}
+			defer client.CloseIdleConnections()
+			benchServe(b, func() error {
+				resp, err := client.Post(url, "application/x-protobuf", bytes.NewReader(body))
+				if err != nil {
+					return err
+				}
+				defer resp.Body.Close()
+				if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+					return err
+				}
+				if resp.StatusCode == http.StatusTooManyRequests {
+					return fmt.Errorf("%w: POST %s: status %d", errBusy, url, resp.StatusCode)
+				}
+				if resp.StatusCode != http.StatusOK {
+					return fmt.Errorf("POST %s: status %d", url, resp.StatusCode)
+				}
+				return nil
+			})
+		})
+	}
 }
 
 // cpuTime is the CPU time the process used so far.
