@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -87,22 +88,31 @@ func (c AnomalyConfig) Validate() error {
 // Time is the spans' own (their end), so replays and tests behave as live
 // traffic did. It is not safe for concurrent use: one goroutine owns it.
 type Anomalies struct {
-	cfg       AnomalyConfig
-	endpoints map[epKey]*baseline
+	cfg AnomalyConfig
+	// endpoints are the baselines by endpointKey, so that a span's is
+	// found without making its endpoint's name.
+	endpoints map[string]*baseline
 	services  map[string]*hostSet
 }
 
-type epKey struct{ service, endpoint string }
+// endpointKey appends to b the key of the endpoint a+sep+c (endpointParts)
+// of service: the service's length, the service and the endpoint, which
+// no other service and endpoint share.
+func endpointKey(b []byte, service, a, sep, c string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(service)))
+	return append(append(append(append(b, service...), a...), sep...), c...)
+}
 
 // baseline is the state of one endpoint: the open bucket and the EWMA of
 // closed ones.
 type baseline struct {
-	bucket         int64 // index of the open bucket
-	requests, errs int64
-	buckets        int // closed buckets learnt
-	mean, variance float64
-	errRate        float64
-	errLearnt      bool
+	service, endpoint string
+	bucket            int64 // index of the open bucket
+	requests, errs    int64
+	buckets           int // closed buckets learnt
+	mean, variance    float64
+	errRate           float64
+	errLearnt         bool
 }
 
 type hostSet struct {
@@ -112,7 +122,7 @@ type hostSet struct {
 
 // NewAnomalies returns an empty detector; cfg must be valid.
 func NewAnomalies(cfg AnomalyConfig) *Anomalies {
-	return &Anomalies{cfg: cfg, endpoints: make(map[epKey]*baseline), services: make(map[string]*hostSet)}
+	return &Anomalies{cfg: cfg, endpoints: make(map[string]*baseline), services: make(map[string]*hostSet)}
 }
 
 // Observe counts a span and returns the alerts it caused: the anomalies
@@ -128,20 +138,21 @@ func (d *Anomalies) Observe(sp *telemetry.Span, receivedAt, now time.Time) []Ale
 }
 
 func (d *Anomalies) request(sp *telemetry.Span, receivedAt, now time.Time) []Alert {
-	ep := EndpointOf(sp)
-	k := epKey{sp.Service, ep}
+	a, sep, c := endpointParts(sp)
+	var buf [memoKeyBytes]byte
+	k := endpointKey(buf[:0], sp.Service, a, sep, c)
 	idx := sp.End.UnixNano() / int64(d.cfg.Bucket)
-	b := d.endpoints[k]
+	b := d.endpoints[string(k)]
 	if b == nil {
 		if len(d.endpoints) >= d.cfg.MaxEndpoints {
 			return nil
 		}
-		b = &baseline{bucket: idx}
-		d.endpoints[k] = b
+		b = &baseline{service: sp.Service, endpoint: a + sep + c, bucket: idx}
+		d.endpoints[string(k)] = b
 	}
 	var out []Alert
 	if idx > b.bucket {
-		out = d.close(k, b, receivedAt, now)
+		out = d.close(b, receivedAt, now)
 		gap := idx - b.bucket - 1
 		if gap > int64(4*d.cfg.WarmUp) {
 			// After a long silence (a deploy, a night) the old baseline
@@ -165,7 +176,7 @@ func (d *Anomalies) request(sp *telemetry.Span, receivedAt, now time.Time) []Ale
 
 // close evaluates the open bucket of an endpoint against its baseline,
 // then learns from it.
-func (d *Anomalies) close(k epKey, b *baseline, receivedAt, now time.Time) []Alert {
+func (d *Anomalies) close(b *baseline, receivedAt, now time.Time) []Alert {
 	cfg := &d.cfg
 	n := float64(b.requests)
 	per := cfg.Bucket.Seconds()
@@ -173,10 +184,10 @@ func (d *Anomalies) close(k epKey, b *baseline, receivedAt, now time.Time) []Ale
 	if b.buckets >= cfg.WarmUp {
 		if b.requests >= cfg.MinRequests && n > cfg.RateFactor*b.mean && n > b.mean+cfg.Sigmas*math.Sqrt(b.variance) {
 			out = append(out, Alert{
-				Kind: KindRequestRate, Severity: Medium, Service: k.service,
-				Summary:   fmt.Sprintf("request rate of %s %s is %.1f/s, baseline %.1f/s", k.service, k.endpoint, n/per, b.mean/per),
-				Evidence:  Evidence{Endpoint: k.endpoint, Observed: n / per, Expected: b.mean / per},
-				DedupeKey: strings.Join([]string{string(KindRequestRate), k.service, k.endpoint}, "|"),
+				Kind: KindRequestRate, Severity: Medium, Service: b.service,
+				Summary:   fmt.Sprintf("request rate of %s %s is %.1f/s, baseline %.1f/s", b.service, b.endpoint, n/per, b.mean/per),
+				Evidence:  Evidence{Endpoint: b.endpoint, Observed: n / per, Expected: b.mean / per},
+				DedupeKey: strings.Join([]string{string(KindRequestRate), b.service, b.endpoint}, "|"),
 				Time:      now, ReceivedAt: receivedAt,
 			})
 		}
@@ -184,10 +195,10 @@ func (d *Anomalies) close(k epKey, b *baseline, receivedAt, now time.Time) []Ale
 			rate := float64(b.errs) / n
 			if rate-b.errRate >= cfg.ErrorRateDelta {
 				out = append(out, Alert{
-					Kind: KindErrorRate, Severity: Medium, Service: k.service,
-					Summary:   fmt.Sprintf("error rate of %s %s is %.0f%%, baseline %.0f%%", k.service, k.endpoint, rate*100, b.errRate*100),
-					Evidence:  Evidence{Endpoint: k.endpoint, Observed: rate, Expected: b.errRate},
-					DedupeKey: strings.Join([]string{string(KindErrorRate), k.service, k.endpoint}, "|"),
+					Kind: KindErrorRate, Severity: Medium, Service: b.service,
+					Summary:   fmt.Sprintf("error rate of %s %s is %.0f%%, baseline %.0f%%", b.service, b.endpoint, rate*100, b.errRate*100),
+					Evidence:  Evidence{Endpoint: b.endpoint, Observed: rate, Expected: b.errRate},
+					DedupeKey: strings.Join([]string{string(KindErrorRate), b.service, b.endpoint}, "|"),
 					Time:      now, ReceivedAt: receivedAt,
 				})
 			}

@@ -149,3 +149,24 @@ func TestAnomalyConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestEndpointKey: the baselines' key is the service and the endpoint's
+// name, whatever parts the name was made of, and no two services share
+// one.
+func TestEndpointKey(t *testing.T) {
+	key := func(service, a, sep, c string) string { return string(endpointKey(nil, service, a, sep, c)) }
+	for _, tc := range []struct {
+		name string
+		x, y string
+		same bool
+	}{
+		{"route and method, or the span's name", key("shop", "GET", " ", "/p"), key("shop", "", "", "GET /p"), true},
+		{"another service", key("shop", "GET", " ", "/p"), key("cart", "GET", " ", "/p"), false},
+		{"the service's end taken for the endpoint's start", key("shop", "", "", "GET /p"), key("sho", "", "", "pGET /p"), false},
+		{"another endpoint", key("shop", "GET", " ", "/p"), key("shop", "POST", " ", "/p"), false},
+	} {
+		if got := tc.x == tc.y; got != tc.same {
+			t.Errorf("%s: same key %v, want %v", tc.name, got, tc.same)
+		}
+	}
+}

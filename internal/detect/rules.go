@@ -555,16 +555,10 @@ func fmtID(id []byte) string {
 	return ""
 }
 
-// EndpointOf names the endpoint a span belongs to the way the runtime
-// model does: "GET /products/{id}", "rpc Service/Method", else the span
-// name.
-func EndpointOf(sp *telemetry.Span) string {
-	a, sep, b := endpointParts(sp)
-	return a + sep + b
-}
-
-// endpointParts returns the endpoint of sp (EndpointOf) in three parts,
-// so that it can be looked up without being made.
+// endpointParts returns the endpoint of sp in three parts, so that it can
+// be looked up without being made: the endpoint a span belongs to is named
+// the way the runtime model names it, "GET /products/{id}", "rpc
+// Service/Method", else the span name.
 func endpointParts(sp *telemetry.Span) (a, sep, b string) {
 	at := &sp.Attrs
 	switch {
