@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/gob"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -191,6 +192,7 @@ func TestCheckpointPending(t *testing.T) {
 // internet: what net.ParseIP's IsGlobalUnicast and not IsPrivate say, the
 // definition isPublic had before it parsed without allocating.
 func TestIsPublic(t *testing.T) {
+	var cases []string
 	for _, tc := range []struct {
 		addr string
 		want bool
@@ -220,6 +222,7 @@ func TestIsPublic(t *testing.T) {
 		{"example.com", false},
 		{"203.0.113.7:443", false},
 	} {
+		cases = append(cases, tc.addr)
 		t.Run(tc.addr, func(t *testing.T) {
 			if got := isPublic(tc.addr); got != tc.want {
 				t.Errorf("isPublic(%q) = %v, want %v", tc.addr, got, tc.want)
@@ -229,6 +232,15 @@ func TestIsPublic(t *testing.T) {
 				t.Errorf("net.ParseIP says %v, want %v", old, tc.want)
 			}
 		})
+	}
+	// A model remembers the last address it was asked about: it answers
+	// as isPublic whatever the address before, the same or another.
+	var m Model
+	for _, addr := range slices.Concat(cases, cases, []string{cases[1], cases[1], cases[3], cases[3], cases[1]}) {
+		prev := m.lastClient
+		if got, want := m.publicClient(addr), isPublic(addr); got != want {
+			t.Errorf("publicClient(%q) after %q = %v, want %v", addr, prev, got, want)
+		}
 	}
 }
 

@@ -130,6 +130,13 @@ type Model struct {
 	callees            *generations[callees]
 	joinBorn, joinLast time.Time
 	now                func() time.Time
+	// lastClient is the client.address of the last SERVER span that had
+	// one, and whether it is public: a batch's spans come from few
+	// clients (a load balancer's addresses, a scanner), and parsing an
+	// address costs more than the rest of a span's check.
+	lastClient       string
+	lastClientPublic bool
+
 	// spanEndpoints maps the id of SERVER and CONSUMER spans to the
 	// endpoint they served, for span-linked profile samples.
 	spanEndpoints *spanRing

@@ -67,7 +67,7 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 		m.spanEndpoints.put(sp.SpanID, endpointRef{svc: s, idx: idx})
 		if sp.Kind == telemetry.SpanKindServer {
 			s.spans.Server++
-			if isPublic(a.ClientAddress) {
+			if m.publicClient(a.ClientAddress) {
 				s.spans.PublicClients++
 			}
 		} else {
@@ -349,6 +349,14 @@ func hostOf(a *telemetry.Attrs) (host, scheme string) {
 		host = a.PeerService
 	}
 	return host, scheme
+}
+
+// publicClient is isPublic(addr), for the client address of a SERVER span.
+func (m *Model) publicClient(addr string) bool {
+	if addr != m.lastClient {
+		m.lastClient, m.lastClientPublic = addr, isPublic(addr)
+	}
+	return m.lastClientPublic
 }
 
 // isPublic reports whether addr is an IP address on the public internet.
