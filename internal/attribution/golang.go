@@ -344,24 +344,49 @@ func plainImportPath(p string) bool {
 	if p == "" || p[0] == '-' {
 		return false
 	}
-	for elem := range strings.SplitSeq(p, "/") {
-		if elem == "" || elem[len(elem)-1] == '.' {
+	// One pass over the bytes, an element ending at each "/" and at the
+	// end: this runs for every new frame.
+	start, dot := 0, -1 // the current element's start and first dot
+	for i := 0; i <= len(p); i++ {
+		c := byte('/')
+		if i < len(p) {
+			c = p[i]
+		}
+		switch {
+		case c == '/':
+			if i == start || p[i-1] == '.' {
+				return false
+			}
+			short := p[start:i]
+			if dot >= 0 {
+				short = p[start:dot]
+			}
+			if (len(short) == 3 || len(short) == 4) && windowsReserved(short) {
+				return false
+			}
+			start, dot = i+1, -1
+		case c == '.':
+			if dot < 0 {
+				dot = i
+			}
+		case !(isLower(c) || isUpper(c) || isDigit(c) || c == '-' || c == '_'):
 			return false
-		}
-		for i := 0; i < len(elem); i++ {
-			if c := elem[i]; !(isLower(c) || isUpper(c) || isDigit(c) || c == '.' || c == '-' || c == '_') {
-				return false
-			}
-		}
-		short, _, _ := strings.Cut(elem, ".")
-		if len(short) == 3 || len(short) == 4 {
-			switch strings.ToLower(short[:3]) {
-			case "con", "prn", "aux", "nul", "com", "lpt":
-				return false
-			}
 		}
 	}
 	return true
+}
+
+// windowsReserved reports whether s, of letters, digits, "-" and "_",
+// starts with the first three letters of a reserved Windows name in any
+// case. Setting bit 5 lowers ASCII capitals and maps no other byte s may
+// hold to a lowercase letter.
+func windowsReserved(s string) bool {
+	switch [3]byte{s[0] | 0x20, s[1] | 0x20, s[2] | 0x20} {
+	case [3]byte{'c', 'o', 'n'}, [3]byte{'p', 'r', 'n'}, [3]byte{'a', 'u', 'x'},
+		[3]byte{'n', 'u', 'l'}, [3]byte{'c', 'o', 'm'}, [3]byte{'l', 'p', 't'}:
+		return true
+	}
+	return false
 }
 
 func validModulePath(p string) bool { return module.CheckPath(p) == nil }
