@@ -185,15 +185,22 @@ func trimGoSuffixes(t string) string {
 // "1", goroutine and defer wrappers "gowrap1" / "deferwrap1", and the "0" of
 // numbered init functions "init.0".
 func isGoGenerated(t string) bool {
-	if allDigits(t) {
-		return true
+	if t == "" {
+		return false
 	}
-	for _, p := range [...]string{"func", "gowrap", "deferwrap"} {
-		if n, ok := strings.CutPrefix(t, p); ok && allDigits(n) {
-			return true
-		}
+	var n string
+	var ok bool
+	switch t[0] {
+	case 'f':
+		n, ok = strings.CutPrefix(t, "func")
+	case 'g':
+		n, ok = strings.CutPrefix(t, "gowrap")
+	case 'd':
+		n, ok = strings.CutPrefix(t, "deferwrap")
+	default:
+		n, ok = t, true
 	}
-	return false
+	return ok && allDigits(n)
 }
 
 func allDigits(s string) bool {

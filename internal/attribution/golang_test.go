@@ -49,3 +49,38 @@ func TestPlainImportPath(t *testing.T) {
 		})
 	}
 }
+
+// TestIsGoGenerated pins which elements of a Go symbol name are the
+// compiler's.
+func TestIsGoGenerated(t *testing.T) {
+	tests := []struct {
+		elem string
+		want bool
+	}{
+		{"func1", true},
+		{"func12", true},
+		{"1", true},
+		{"0", true},
+		{"gowrap3", true},
+		{"deferwrap1", true},
+		{"", false},
+		{"func", false},
+		{"gowrap", false},
+		{"deferwrap", false},
+		{"funcs1", false},
+		{"fn1", false},
+		{"go1", false},
+		{"defer1", false},
+		{"Func1", false},
+		{"1a", false},
+		{"main", false},
+		{"func1a", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.elem, func(t *testing.T) {
+			if got := isGoGenerated(tt.elem); got != tt.want {
+				t.Errorf("isGoGenerated(%q) = %v, want %v", tt.elem, got, tt.want)
+			}
+		})
+	}
+}
