@@ -310,6 +310,20 @@ func (a *Attributor) goModuleOfFile(pkg, file string) (mod, version string) {
 // "!" and its lowercase letter. For a p that is not a valid module path the
 // answer means nothing: EscapePath refuses such paths.
 func hasEscapedSuffix(dir, p string) bool {
+	if strings.IndexByte(dir, '!') < 0 {
+		// Nothing in dir is escaped, as in most module caches: p matches
+		// only verbatim and without capitals.
+		n := len(dir) - len(p)
+		if n < 0 || dir[n:] != p || n > 0 && dir[n-1] != '/' {
+			return false
+		}
+		for i := 0; i < len(p); i++ {
+			if isUpper(p[i]) {
+				return false
+			}
+		}
+		return true
+	}
 	j := len(dir)
 	for i := len(p) - 1; i >= 0; i-- {
 		c := p[i]
