@@ -62,7 +62,11 @@ func (a *Attributor) goFunc(name, file string) (Func, bool) {
 		if !validImportPath(pkg) {
 			return Func{}, false
 		}
-		sym = goSymbol(s[slash+1+dot+1:])
+		if recv, name := goSymbol(s[slash+1+dot+1:]); recv == "" {
+			sym = name
+		} else if !noSymbol {
+			sym = a.cache.join(recv, ".", name)
+		}
 	}
 	if noSymbol {
 		sym = ""
@@ -99,12 +103,14 @@ func stripBrackets(s string) (string, bool) {
 // and defer wrappers and numbered init functions are attributed to the
 // function that encloses them, and "-fm" (method value) and "-rangeN"
 // (range-over-func body) suffixes are dropped. Type arguments are gone
-// already. It returns "" when the name fits no symbol.
-func goSymbol(rest string) string {
+// already. The symbol is returned in two parts, to be joined with a dot
+// (so that the caller decides where its bytes go), or as name alone when
+// recv is ""; name is "" when the name fits no symbol.
+func goSymbol(rest string) (recv, name string) {
 	if r, ok := strings.CutPrefix(rest, "glob.."); ok && strings.IndexByte(r, '.') < 0 {
 		// "glob..func1": a closure in a package-level variable's
 		// initialiser (before Go 1.22), enclosed by no function.
-		return ""
+		return "", ""
 	}
 	// A closure defined in an inlined function is named after the chain of
 	// inlining: "main.func5.Seq.1" is Seq's closure inlined into main's,
@@ -119,7 +125,7 @@ func goSymbol(rest string) string {
 	for t := range strings.SplitSeq(rest, ".") {
 		t = trimGoSuffixes(t)
 		if t == "" {
-			return ""
+			return "", ""
 		}
 		if isGoGenerated(t) {
 			if len(cur) > 0 {
@@ -135,33 +141,39 @@ func goSymbol(rest string) string {
 		last = cur
 	}
 	if len(last) == 0 {
-		return ""
+		return "", ""
 	}
-	var unitBuf [8]string
+	// A unit is a function {"", name} or a method of a pointer receiver
+	// {recv, name}.
+	var unitBuf [8][2]string
 	units := unitBuf[:0]
 	for i := 0; i < len(last); i++ {
 		t := last[i]
 		if recv, ok := goReceiver(t); ok {
 			if i+1 == len(last) || !isIdentifier(last[i+1]) {
-				return ""
+				return "", ""
 			}
-			units = append(units, recv+"."+last[i+1])
+			units = append(units, [2]string{recv, last[i+1]})
 			i++
 			continue
 		}
 		if !isIdentifier(t) {
-			return ""
+			return "", ""
 		}
-		units = append(units, t)
+		units = append(units, [2]string{"", t})
 	}
 	u := units[len(units)-1]
-	if strings.IndexByte(u, '.') >= 0 || len(units) == 1 {
-		return u
+	if u[0] != "" || len(units) == 1 {
+		return u[0], u[1]
 	}
 	// Without a pointer receiver, "A.B" is a value-receiver method, or a
 	// function B inlined into A; the name cannot tell which, and a longer
 	// run ends in one of the two.
-	return units[len(units)-2] + "." + u
+	prev := units[len(units)-2]
+	if prev[0] != "" {
+		return prev[0] + "." + prev[1], u[1] // seldom: a function inlined into a method
+	}
+	return prev[1], u[1]
 }
 
 // trimGoSuffixes drops the compiler's "-fm" (method value wrapper) and
