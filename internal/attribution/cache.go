@@ -124,8 +124,11 @@ func (c *cache) join(a, sep, b string) string {
 	c.mu.Lock()
 	if c.count < c.max && n <= textSlab/8 {
 		if c.text.Cap()-c.text.Len() < n {
+			// Slabs double from minTextSlab, so that a cache of a few
+			// frames (a fresh Attributor per small profile) keeps little.
+			size := min(textSlab, max(2*c.text.Cap(), minTextSlab, n))
 			c.text = strings.Builder{}
-			c.text.Grow(textSlab)
+			c.text.Grow(size)
 		}
 		start := c.text.Len()
 		c.text.WriteString(a)
@@ -144,8 +147,11 @@ func (c *cache) join(a, sep, b string) string {
 	return s.String()
 }
 
-// textSlab is the size of a text slab in bytes.
-const textSlab = 4096
+// textSlab and minTextSlab bound the size of a text slab in bytes.
+const (
+	textSlab    = 4096
+	minTextSlab = 256
+)
 
 // grow publishes a table twice the size of t holding t's entries.
 func (c *cache) grow(t *table) *table {
