@@ -234,13 +234,10 @@ func (a *Attributor) Attribute(f Frame) (Func, bool) {
 	if e := a.cache.get(f, h); e != nil {
 		return e.fn, e.ok
 	}
-	// Copy the key, both strings in one allocation, so that the cache
-	// never pins the caller's buffers (a decoded profile) and every string
-	// in the Func derives from the copy.
-	both := f.Function + f.File
-	if f.Function == "" || f.File == "" {
-		both = strings.Clone(both) // a concatenation with "" is no copy
-	}
+	// Copy the key, both strings together, so that the cache never pins
+	// the caller's buffers (a decoded profile) and every string in the
+	// Func derives from the copy or is the cache's own.
+	both := a.cache.join(f.Function, "", f.File)
 	f = Frame{Function: both[:len(f.Function)], File: both[len(f.Function):]}
 	e := entry{hash: h, frame: f}
 	e.fn, e.ok = a.attribute(f)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -362,6 +363,65 @@ func TestCacheBound(t *testing.T) {
 	}
 	if n := a.cache.len(); n != limit {
 		t.Errorf("cache holds %d frames, want %d", n, limit)
+	}
+}
+
+// TestAttributeOwnsItsStrings gives Attribute frames whose strings are
+// views of one buffer, as a decoder's reused buffers may be, then
+// overwrites the buffer: what Attribute returned, cached or beyond the
+// cache's bound, must not change. The frames fill several of the cache's
+// text slabs, and include a frame without a file (whose copy is the
+// function name alone) and one longer than a slab holds.
+func TestAttributeOwnsItsStrings(t *testing.T) {
+	const limit = 300
+	var frames []Frame
+	for i := range 2 * limit {
+		frames = append(frames, Frame{fmt.Sprintf("github.com/acme/mod%d/pkg.(*T%d).Method%d", i%9, i, i),
+			fmt.Sprintf("/root/go/pkg/mod/github.com/acme/mod%d@v1.0.%d/pkg/f.go", i%9, i)})
+	}
+	frames = append(frames,
+		Frame{"main.(*T).M", ""},
+		Frame{"github.com/acme/" + strings.Repeat("x", textSlab) + ".(*T).M", "f.go"},
+		Frame{"load", "yaml/__init__.py"},
+	)
+	want := make([]Func, len(frames))
+	for i, f := range frames {
+		want[i], _ = New(Config{}).Attribute(f)
+	}
+	var buf []byte
+	for _, f := range frames {
+		buf = append(append(buf, f.Function...), f.File...)
+	}
+	// Strings over buf, which the test then overwrites: only unsafe makes
+	// a string whose bytes change.
+	views := make([]Frame, len(frames))
+	off := 0
+	view := func(n int) string {
+		s := unsafe.String(&buf[off], n)
+		off += n
+		return s
+	}
+	for i, f := range frames {
+		views[i] = Frame{Function: view(len(f.Function))}
+		if f.File != "" {
+			views[i].File = view(len(f.File))
+		}
+	}
+	a := New(Config{MaxCached: limit})
+	got := make([]Func, len(views))
+	for i, f := range views {
+		got[i], _ = a.Attribute(f)
+	}
+	for i := range buf {
+		buf[i] = '#'
+	}
+	for i, f := range frames {
+		if got[i] != want[i] {
+			t.Errorf("Attribute(%+v) = %+v after its frame's buffer was overwritten, want %+v", f, got[i], want[i])
+		}
+		if again, _ := a.Attribute(f); again != want[i] {
+			t.Errorf("Attribute(%+v) = %+v the second time, want %+v", f, again, want[i])
+		}
 	}
 }
 

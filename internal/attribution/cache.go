@@ -27,6 +27,10 @@ type cache struct {
 	mu    sync.Mutex
 	count int
 	slab  []entry // the free rest of the last slab
+	// text is the last slab the strings of cached frames are copied
+	// into. It is only ever appended to, so the strings cut from it stay
+	// as they are.
+	text strings.Builder
 }
 
 type table struct {
@@ -109,6 +113,45 @@ func (c *cache) add(e entry) (Func, bool) {
 
 // entrySlab is the number of entries allocated together.
 const entrySlab = 64
+
+// join returns a+sep+b, always a copy: in a text slab of the cache's own
+// while the cache has room, so that the strings of new frames cost no
+// allocation each. Like the entries, they are never freed, so a slab
+// lives as long as the cache would keep its strings anyway. Long strings
+// and those of frames beyond the bound get an allocation of their own.
+func (c *cache) join(a, sep, b string) string {
+	n := len(a) + len(sep) + len(b)
+	c.mu.Lock()
+	if c.count < c.max && n <= textSlab/8 {
+		if c.text.Cap()-c.text.Len() < n {
+			// Slabs double from minTextSlab, so that a cache of a few
+			// frames (a fresh Attributor per small profile) keeps little.
+			size := min(textSlab, max(2*c.text.Cap(), minTextSlab, n))
+			c.text = strings.Builder{}
+			c.text.Grow(size)
+		}
+		start := c.text.Len()
+		c.text.WriteString(a)
+		c.text.WriteString(sep)
+		c.text.WriteString(b)
+		s := c.text.String()[start:]
+		c.mu.Unlock()
+		return s
+	}
+	c.mu.Unlock()
+	var s strings.Builder
+	s.Grow(n)
+	s.WriteString(a)
+	s.WriteString(sep)
+	s.WriteString(b)
+	return s.String()
+}
+
+// textSlab and minTextSlab bound the size of a text slab in bytes.
+const (
+	textSlab    = 4096
+	minTextSlab = 256
+)
 
 // grow publishes a table twice the size of t holding t's entries.
 func (c *cache) grow(t *table) *table {

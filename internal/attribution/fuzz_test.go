@@ -158,6 +158,9 @@ func FuzzHasEscapedSuffix(f *testing.F) {
 	f.Add("gopkg.in/yaml.v3", "gopkg.in/yaml.v3")
 	f.Add("/x/notgopkg.in/yaml.v3", "gopkg.in/yaml.v3")
 	f.Add("github.com/Azure/x", "github.com/Azure/x")
+	f.Add("/root/go/pkg/mod/github.com/acme/mod12", "github.com/acme/mod12")
+	f.Add("/root/go/pkg/mod/github.com/acme/mod12", "github.com/acme/mod12/pkg3")
+	f.Add("github.com/acme/xmod12", "acme/mod12")
 	f.Fuzz(func(t *testing.T, dir, p string) {
 		esc, err := module.EscapePath(p)
 		if err != nil {

@@ -62,7 +62,11 @@ func (a *Attributor) goFunc(name, file string) (Func, bool) {
 		if !validImportPath(pkg) {
 			return Func{}, false
 		}
-		sym = goSymbol(s[slash+1+dot+1:])
+		if recv, name := goSymbol(s[slash+1+dot+1:]); recv == "" {
+			sym = name
+		} else if !noSymbol {
+			sym = a.cache.join(recv, ".", name)
+		}
 	}
 	if noSymbol {
 		sym = ""
@@ -99,12 +103,14 @@ func stripBrackets(s string) (string, bool) {
 // and defer wrappers and numbered init functions are attributed to the
 // function that encloses them, and "-fm" (method value) and "-rangeN"
 // (range-over-func body) suffixes are dropped. Type arguments are gone
-// already. It returns "" when the name fits no symbol.
-func goSymbol(rest string) string {
+// already. The symbol is returned in two parts, to be joined with a dot
+// (so that the caller decides where its bytes go), or as name alone when
+// recv is ""; name is "" when the name fits no symbol.
+func goSymbol(rest string) (recv, name string) {
 	if r, ok := strings.CutPrefix(rest, "glob.."); ok && strings.IndexByte(r, '.') < 0 {
 		// "glob..func1": a closure in a package-level variable's
 		// initialiser (before Go 1.22), enclosed by no function.
-		return ""
+		return "", ""
 	}
 	// A closure defined in an inlined function is named after the chain of
 	// inlining: "main.func5.Seq.1" is Seq's closure inlined into main's,
@@ -119,7 +125,7 @@ func goSymbol(rest string) string {
 	for t := range strings.SplitSeq(rest, ".") {
 		t = trimGoSuffixes(t)
 		if t == "" {
-			return ""
+			return "", ""
 		}
 		if isGoGenerated(t) {
 			if len(cur) > 0 {
@@ -135,33 +141,39 @@ func goSymbol(rest string) string {
 		last = cur
 	}
 	if len(last) == 0 {
-		return ""
+		return "", ""
 	}
-	var unitBuf [8]string
+	// A unit is a function {"", name} or a method of a pointer receiver
+	// {recv, name}.
+	var unitBuf [8][2]string
 	units := unitBuf[:0]
 	for i := 0; i < len(last); i++ {
 		t := last[i]
 		if recv, ok := goReceiver(t); ok {
 			if i+1 == len(last) || !isIdentifier(last[i+1]) {
-				return ""
+				return "", ""
 			}
-			units = append(units, recv+"."+last[i+1])
+			units = append(units, [2]string{recv, last[i+1]})
 			i++
 			continue
 		}
 		if !isIdentifier(t) {
-			return ""
+			return "", ""
 		}
-		units = append(units, t)
+		units = append(units, [2]string{"", t})
 	}
 	u := units[len(units)-1]
-	if strings.IndexByte(u, '.') >= 0 || len(units) == 1 {
-		return u
+	if u[0] != "" || len(units) == 1 {
+		return u[0], u[1]
 	}
 	// Without a pointer receiver, "A.B" is a value-receiver method, or a
 	// function B inlined into A; the name cannot tell which, and a longer
 	// run ends in one of the two.
-	return units[len(units)-2] + "." + u
+	prev := units[len(units)-2]
+	if prev[0] != "" {
+		return prev[0] + "." + prev[1], u[1] // seldom: a function inlined into a method
+	}
+	return prev[1], u[1]
 }
 
 // trimGoSuffixes drops the compiler's "-fm" (method value wrapper) and
@@ -185,15 +197,22 @@ func trimGoSuffixes(t string) string {
 // "1", goroutine and defer wrappers "gowrap1" / "deferwrap1", and the "0" of
 // numbered init functions "init.0".
 func isGoGenerated(t string) bool {
-	if allDigits(t) {
-		return true
+	if t == "" {
+		return false
 	}
-	for _, p := range [...]string{"func", "gowrap", "deferwrap"} {
-		if n, ok := strings.CutPrefix(t, p); ok && allDigits(n) {
-			return true
-		}
+	var n string
+	var ok bool
+	switch t[0] {
+	case 'f':
+		n, ok = strings.CutPrefix(t, "func")
+	case 'g':
+		n, ok = strings.CutPrefix(t, "gowrap")
+	case 'd':
+		n, ok = strings.CutPrefix(t, "deferwrap")
+	default:
+		n, ok = t, true
 	}
-	return false
+	return ok && allDigits(n)
 }
 
 func allDigits(s string) bool {
@@ -303,6 +322,20 @@ func (a *Attributor) goModuleOfFile(pkg, file string) (mod, version string) {
 // "!" and its lowercase letter. For a p that is not a valid module path the
 // answer means nothing: EscapePath refuses such paths.
 func hasEscapedSuffix(dir, p string) bool {
+	if strings.IndexByte(dir, '!') < 0 {
+		// Nothing in dir is escaped, as in most module caches: p matches
+		// only verbatim and without capitals.
+		n := len(dir) - len(p)
+		if n < 0 || dir[n:] != p || n > 0 && dir[n-1] != '/' {
+			return false
+		}
+		for i := 0; i < len(p); i++ {
+			if isUpper(p[i]) {
+				return false
+			}
+		}
+		return true
+	}
 	j := len(dir)
 	for i := len(p) - 1; i >= 0; i-- {
 		c := p[i]
@@ -344,24 +377,49 @@ func plainImportPath(p string) bool {
 	if p == "" || p[0] == '-' {
 		return false
 	}
-	for elem := range strings.SplitSeq(p, "/") {
-		if elem == "" || elem[len(elem)-1] == '.' {
+	// One pass over the bytes, an element ending at each "/" and at the
+	// end: this runs for every new frame.
+	start, dot := 0, -1 // the current element's start and first dot
+	for i := 0; i <= len(p); i++ {
+		c := byte('/')
+		if i < len(p) {
+			c = p[i]
+		}
+		switch {
+		case c == '/':
+			if i == start || p[i-1] == '.' {
+				return false
+			}
+			short := p[start:i]
+			if dot >= 0 {
+				short = p[start:dot]
+			}
+			if (len(short) == 3 || len(short) == 4) && windowsReserved(short) {
+				return false
+			}
+			start, dot = i+1, -1
+		case c == '.':
+			if dot < 0 {
+				dot = i
+			}
+		case !(isLower(c) || isUpper(c) || isDigit(c) || c == '-' || c == '_'):
 			return false
-		}
-		for i := 0; i < len(elem); i++ {
-			if c := elem[i]; !(isLower(c) || isUpper(c) || isDigit(c) || c == '.' || c == '-' || c == '_') {
-				return false
-			}
-		}
-		short, _, _ := strings.Cut(elem, ".")
-		if len(short) == 3 || len(short) == 4 {
-			switch strings.ToLower(short[:3]) {
-			case "con", "prn", "aux", "nul", "com", "lpt":
-				return false
-			}
 		}
 	}
 	return true
+}
+
+// windowsReserved reports whether s, of letters, digits, "-" and "_",
+// starts with the first three letters of a reserved Windows name in any
+// case. Setting bit 5 lowers ASCII capitals and maps no other byte s may
+// hold to a lowercase letter.
+func windowsReserved(s string) bool {
+	switch [3]byte{s[0] | 0x20, s[1] | 0x20, s[2] | 0x20} {
+	case [3]byte{'c', 'o', 'n'}, [3]byte{'p', 'r', 'n'}, [3]byte{'a', 'u', 'x'},
+		[3]byte{'n', 'u', 'l'}, [3]byte{'c', 'o', 'm'}, [3]byte{'l', 'p', 't'}:
+		return true
+	}
+	return false
 }
 
 func validModulePath(p string) bool { return module.CheckPath(p) == nil }

@@ -49,7 +49,15 @@ func (fn Func) Matches(pkg, symbol string) bool {
 		if strings.IndexByte(s, '[') >= 0 {
 			s, ok = stripBrackets(s)
 		}
-		return ok && fn.Symbol == goSymbol(s)
+		if !ok {
+			return false
+		}
+		recv, name := goSymbol(s)
+		if recv == "" {
+			return fn.Symbol == name
+		}
+		return len(fn.Symbol) == len(recv)+1+len(name) && fn.Symbol[len(recv)] == '.' &&
+			strings.HasPrefix(fn.Symbol, recv) && strings.HasSuffix(fn.Symbol, name)
 	case Java:
 		if strings.IndexByte(symbol, '.') < 0 {
 			i := strings.LastIndexByte(fn.Symbol, '.')

@@ -1,0 +1,86 @@
+package attribution
+
+import "testing"
+
+// TestPlainImportPath pins the shortcut validImportPath takes before
+// golang.org/x/mod: which paths it answers itself. FuzzPlainImportPath
+// checks that what it accepts x/mod accepts too.
+func TestPlainImportPath(t *testing.T) {
+	tests := []struct {
+		path string
+		want bool
+	}{
+		{"net/http", true},
+		{"github.com/acme/mod12/pkg3", true},
+		{"github.com/Azure/azure-sdk-for-go/sdk/azcore", true},
+		{"gopkg.in/yaml.v3", true},
+		{"x/y_z-w", true},
+		{"a/b-.c", true},
+		{"co", true},
+		{"comma", true},
+		{"a/lpt12.x", true},
+		{"", false},
+		{"-x", false},
+		{"x/-y", true}, // only the first element's dash is left to x/mod
+		{"a/", false},
+		{"/a", false},
+		{"a//b", false},
+		{"a/b.", false},
+		{"...", false},
+		{"a/.b", true},
+		{"a~1", false},
+		{"a+b", false},
+		{"é", false},
+		{"a b", false},
+		{"aux", false},
+		{"x/Con", false},
+		{"x/cOnx", false},
+		{"x/NUL.txt/a", false},
+		{"x/com1.y", false},
+		{"lpT9", false},
+		{"x/prn_", false},
+		{"x/au_x", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			if got := plainImportPath(tt.path); got != tt.want {
+				t.Errorf("plainImportPath(%q) = %v, want %v", tt.path, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestIsGoGenerated pins which elements of a Go symbol name are the
+// compiler's.
+func TestIsGoGenerated(t *testing.T) {
+	tests := []struct {
+		elem string
+		want bool
+	}{
+		{"func1", true},
+		{"func12", true},
+		{"1", true},
+		{"0", true},
+		{"gowrap3", true},
+		{"deferwrap1", true},
+		{"", false},
+		{"func", false},
+		{"gowrap", false},
+		{"deferwrap", false},
+		{"funcs1", false},
+		{"fn1", false},
+		{"go1", false},
+		{"defer1", false},
+		{"Func1", false},
+		{"1a", false},
+		{"main", false},
+		{"func1a", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.elem, func(t *testing.T) {
+			if got := isGoGenerated(tt.elem); got != tt.want {
+				t.Errorf("isGoGenerated(%q) = %v, want %v", tt.elem, got, tt.want)
+			}
+		})
+	}
+}
