@@ -93,14 +93,7 @@ service:
 EOF
 go build -o "$work/evident" "$root/cmd/evident"
 
-# CPU time of the server: the sum over its threads of the time they ran,
-# in nanoseconds (the first field of /proc/PID/task/TID/schedstat). The
-# user and system times of /proc/PID/stat count in clock ticks (10 ms):
-# a 10 s run takes 0.2 to 0.4 CPU-seconds, so a tick is 3 to 5 % of it.
-# Neither Go server ends a thread it started (only a goroutine locked to
-# its thread does that), so no thread's time is lost.
-cpu() { cat "/proc/$pid/task/"*/schedstat | awk '{ns += $1} END {printf "%.6f\n", ns / 1e9}'; }
-rss() { awk '/VmRSS/ {print $2 / 1024}' "/proc/$pid/status"; }
+. "$root/bench/proc.sh"
 attack=()
 if [ "${ATTACK:-1}" = 1 ]; then attack=(--telemetry-attributes 'url.query="id=1%27%20OR%201=1--"'); fi
 

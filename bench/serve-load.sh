@@ -39,13 +39,11 @@ $(pin "${EVIDENT_CPUS:-}") "$work/evident" serve --data "$work/data" --vulns "$r
 	>"$work/serve.out" 2>"$work/serve.err" &
 pid=$!
 for _ in $(seq 50); do curl -sf 127.0.0.1:18080/readyz >/dev/null && break; sleep 0.2; done
-ticks=$(getconf CLK_TCK)
-cpu() { awk -v t="$ticks" '{print ($14 + $15) / t}' "/proc/$pid/stat"; }
+. "$root/bench/proc.sh"
 before=$(cpu)
 attack=()
 if [ "${ATTACK:-1}" = 1 ]; then attack=(--telemetry-attributes 'url.query="id=1%27%20OR%201=1--"'); fi
 accepted() { curl -s 127.0.0.1:18080/metrics | awk '/^evident_receiver_accepted_spans_total/ {s += $2} END {print s + 0}'; }
-rss() { awk '/VmRSS/ {print $2 / 1024}' "/proc/$pid/status"; }
 $(pin "${LOAD_CPUS:-}") "$tg" traces --otlp-insecure --otlp-endpoint 127.0.0.1:14317 --rate 0 --workers "$workers" \
 	--batch-size "$batch" --child-spans 9 --duration "$duration" --service load "${attack[@]}" >"$work/telemetrygen.log" 2>&1 &
 tgpid=$!
