@@ -200,23 +200,32 @@ func TestExploitsMemo(t *testing.T) {
 	s := rules.NewScanner(red)
 	for i, v := range []string{
 		"access_token=SECRET123&q=%24%7Bjndi:ldap://x.example/a%7D", "id=1%27%20OR%201=1--", "q=../../etc/passwd",
+		"f=../../etc/passwd&id=1%27%20OR%201=1--", // two rules, one span
 	} {
 		for j, route := range []string{"/search", "/items/{id}", "/users/{email}"} {
-			sp := spanWith("url.query", v)
-			sp.Attrs.HTTPRoute = route
-			sp.TraceID, sp.SpanID = [16]byte{byte(i)}, [8]byte{byte(j)}
-			want := exploits(rules, &sp, red, tm(0), tm(1))
-			for pass := range 3 {
-				var got []Alert
-				s.Exploits(&sp, tm(0), tm(1), func(p *Pending) {
-					a := p.Alert()
-					if p.Kind != a.Kind || p.Service != a.Service || p.DedupeKey != a.DedupeKey || p.ReceivedAt != a.ReceivedAt {
-						t.Errorf("pending %+v does not head its alert %+v", p, a)
+			for _, service := range []string{"shop", "cart"} {
+				sp := spanWith("url.query", v)
+				sp.Service = service
+				sp.Attrs.HTTPRoute = route
+				sp.TraceID, sp.SpanID = [16]byte{byte(i)}, [8]byte{byte(j)}
+				want := exploits(rules, &sp, red, tm(0), tm(1))
+				for pass := range 3 {
+					var got []Alert
+					s.Exploits(&sp, tm(0), tm(1), func(p *Pending) {
+						a := p.Alert()
+						if p.Kind != a.Kind || p.Service != a.Service || p.DedupeKey != a.DedupeKey || p.ReceivedAt != a.ReceivedAt {
+							t.Errorf("pending %+v does not head its alert %+v", p, a)
+						}
+						// The key names what the alert is about, made
+						// independently of the scanner's memos.
+						if want := "exploit_payload|" + service + "|GET " + route + "|" + a.Evidence.Rule; a.DedupeKey != want {
+							t.Errorf("dedupe key %q, want %q", a.DedupeKey, want)
+						}
+						got = append(got, a)
+					})
+					if diff := cmp.Diff(got, want); diff != "" {
+						t.Errorf("pass %d, %s %s %s: (-got +want):\n%s", pass, service, route, v, diff)
 					}
-					got = append(got, a)
-				})
-				if diff := cmp.Diff(got, want); diff != "" {
-					t.Errorf("pass %d, %s %s: (-got +want):\n%s", pass, route, v, diff)
 				}
 			}
 		}

@@ -493,6 +493,18 @@ type Scanner struct {
 	text    []byte
 	found   []found
 	pending Pending
+	// last is the key of the last hit and what it was made of: a hit
+	// mostly has the service, endpoint and rule of the one before (a
+	// scanner's requests, one endpoint's spans in a batch).
+	last lastKey
+}
+
+// lastKey is an exploit key with the service, endpoint parts
+// (endpointParts) and rule it is of.
+type lastKey struct {
+	service, a, sep, b string
+	rule               *Rule
+	key                exploitKey
 }
 
 // NewScanner returns a scanner of r whose alerts' evidence red redacts
@@ -526,6 +538,16 @@ func (s *Scanner) Exploits(sp *telemetry.Span, receivedAt, now time.Time, fire f
 // sp, and the endpoint, redacted.
 func (s *Scanner) key(sp *telemetry.Span, rule *Rule) exploitKey {
 	a, sep, b := endpointParts(sp)
+	if l := &s.last; l.rule == rule && l.service == sp.Service && l.a == a && l.sep == sep && l.b == b {
+		return l.key
+	}
+	k := s.newKey(sp, rule, a, sep, b)
+	s.last = lastKey{service: sp.Service, a: a, sep: sep, b: b, rule: rule, key: k}
+	return k
+}
+
+// newKey is key of a hit unlike the last one: from the memo, else made.
+func (s *Scanner) newKey(sp *telemetry.Span, rule *Rule, a, sep, b string) exploitKey {
 	var buf [memoKeyBytes]byte
 	raw := buf[:0]
 	if len(sp.Service)+len(a)+len(sep)+len(b)+len(rule.ID)+2 <= len(buf) {
