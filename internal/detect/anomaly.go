@@ -1,7 +1,6 @@
 package detect
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -93,14 +92,6 @@ type Anomalies struct {
 	// found without making its endpoint's name.
 	endpoints map[string]*baseline
 	services  map[string]*hostSet
-}
-
-// endpointKey appends to b the key of the endpoint a+sep+c (endpointParts)
-// of service: the service's length, the service and the endpoint, which
-// no other service and endpoint share.
-func endpointKey(b []byte, service, a, sep, c string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(service)))
-	return append(append(append(append(b, service...), a...), sep...), c...)
 }
 
 // baseline is the state of one endpoint: the open bucket and the EWMA of

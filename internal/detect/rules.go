@@ -3,6 +3,7 @@ package detect
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -550,8 +551,9 @@ func (s *Scanner) key(sp *telemetry.Span, rule *Rule) exploitKey {
 func (s *Scanner) newKey(sp *telemetry.Span, rule *Rule, a, sep, b string) exploitKey {
 	var buf [memoKeyBytes]byte
 	raw := buf[:0]
-	if len(sp.Service)+len(a)+len(sep)+len(b)+len(rule.ID)+2 <= len(buf) {
-		raw = append(append(append(append(append(append(append(raw, sp.Service...), 0), a...), sep...), b...), 0), rule.ID...)
+	if len(rule.ID)+len(sp.Service)+len(a)+len(sep)+len(b)+2*binary.MaxVarintLen64 <= len(buf) {
+		raw = binary.AppendUvarint(raw, uint64(len(rule.ID)))
+		raw = endpointKey(append(raw, rule.ID...), sp.Service, a, sep, b)
 		if k, ok := s.keys.get(raw); ok {
 			return k
 		}
@@ -575,6 +577,14 @@ func fmtID(id []byte) string {
 		}
 	}
 	return ""
+}
+
+// endpointKey appends to b the key of the endpoint a+sep+c (endpointParts)
+// of service: the service's length, the service and the endpoint, which
+// no other service and endpoint share.
+func endpointKey(b []byte, service, a, sep, c string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(service)))
+	return append(append(append(append(b, service...), a...), sep...), c...)
 }
 
 // endpointParts returns the endpoint of sp in three parts, so that it can
