@@ -236,7 +236,7 @@ func (d *traceDecoder) decodeFramed(data []byte, emit func([]Span) error) error 
 			msg = raw
 		}
 		if len(msg) > 0 && msg[0] == '{' {
-			spans, err := conv.decode(msg)
+			spans, err := conv.decode(msg, d.errs, record+": ")
 			if err != nil {
 				d.errs.add(record, err)
 				continue
@@ -302,12 +302,12 @@ func decodeTracesJSON(br *bufio.Reader, source string, errs *recordErrors, emit 
 		case pending != nil && !(text[0] == '{' && json.Valid(text)):
 			return decodeTraceDocument(append(append(pending, '\n'), text...), sc, source, errs, &c, emit)
 		case pending != nil:
-			if _, err := c.decode(pending); err != nil {
+			if _, err := c.decode(pending, errs, fmt.Sprintf("line %d: ", pendingLine)); err != nil {
 				errs.addf(err, "line %d", pendingLine)
 			}
 			pending = nil
 		}
-		spans, err := c.decode(text)
+		spans, err := c.decode(text, errs, fmt.Sprintf("line %d: ", line))
 		if err != nil {
 			errs.addf(err, "line %d", line)
 			continue
@@ -342,7 +342,7 @@ func decodeTraceDocument(first []byte, sc *bufio.Scanner, source string, errs *r
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("decode traces %s: %w: %w", source, ErrMalformed, err)
 	}
-	spans, err := c.decode(doc.Bytes())
+	spans, err := c.decode(doc.Bytes(), errs, "")
 	if err != nil {
 		errs.add("document", err)
 		return nil
@@ -363,8 +363,10 @@ type jsonTraceConverter struct {
 	attrs attrBuilder
 }
 
-// decode decodes one JSON document.
-func (c *jsonTraceConverter) decode(doc []byte) ([]Span, error) {
+// decode decodes one JSON document. A span it drops (one without both
+// ids) is reported on errs as a record of the document named after
+// prefix; an error is the whole document's.
+func (c *jsonTraceConverter) decode(doc []byte, errs *recordErrors, prefix string) ([]Span, error) {
 	key := topKey(doc)
 	var u ptrace.JSONUnmarshaler
 	switch key {
@@ -373,12 +375,12 @@ func (c *jsonTraceConverter) decode(doc []byte) ([]Span, error) {
 		if !bytes.Contains(doc, []byte(`"instrumentationLibrarySpans"`)) {
 			var td ptrace.Traces
 			if td, err = u.UnmarshalTraces(doc); err == nil {
-				return c.convert(td), nil
+				return c.convert(td, errs, prefix), nil
 			}
 		}
 		// Tempo's protobuf-JSON uses base64 ids even under
 		// resourceSpans; retry normalized before reporting the OTLP error.
-		spans, nerr := c.decodeNormalized(doc)
+		spans, nerr := c.decodeNormalized(doc, errs, prefix)
 		if nerr != nil {
 			if err == nil {
 				err = nerr
@@ -387,7 +389,7 @@ func (c *jsonTraceConverter) decode(doc []byte) ([]Span, error) {
 		}
 		return spans, nil
 	case "batches", "trace":
-		spans, err := c.decodeNormalized(doc)
+		spans, err := c.decodeNormalized(doc, errs, prefix)
 		if err != nil {
 			return nil, fmt.Errorf("%w: Tempo JSON: %w", ErrMalformed, err)
 		}
@@ -397,7 +399,7 @@ func (c *jsonTraceConverter) decode(doc []byte) ([]Span, error) {
 }
 
 // decodeNormalized decodes doc after normalizeTempoJSON.
-func (c *jsonTraceConverter) decodeNormalized(doc []byte) ([]Span, error) {
+func (c *jsonTraceConverter) decodeNormalized(doc []byte, errs *recordErrors, prefix string) ([]Span, error) {
 	norm, err := normalizeTempoJSON(doc)
 	if err != nil {
 		return nil, err
@@ -407,7 +409,7 @@ func (c *jsonTraceConverter) decodeNormalized(doc []byte) ([]Span, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.convert(td), nil
+	return c.convert(td, errs, prefix), nil
 }
 
 // topKey returns the first top-level key of the JSON object doc that
@@ -526,8 +528,11 @@ func isHex(s string) bool {
 	return true
 }
 
-// convert turns pdata traces into spans.
-func (c *jsonTraceConverter) convert(td ptrace.Traces) []Span {
+// convert turns pdata traces into spans. A span without both ids is
+// dropped and reported on errs, named as the protobuf decoder names it
+// after prefix: pdata reads an id that is absent, empty or all zero as
+// the same empty id, which names no span.
+func (c *jsonTraceConverter) convert(td ptrace.Traces, errs *recordErrors, prefix string) []Span {
 	var spans []Span
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
@@ -545,6 +550,10 @@ func (c *jsonTraceConverter) convert(td ptrace.Traces) []Span {
 		for j := 0; j < sss.Len(); j++ {
 			ss := sss.At(j).Spans()
 			for k := 0; k < ss.Len(); k++ {
+				if err := spanIDsError(!ss.At(k).TraceID().IsEmpty(), !ss.At(k).SpanID().IsEmpty()); err != nil {
+					errs.addf(err, "%sresource_spans[%d]: scope_spans[%d]: span %d", prefix, i, j, k)
+					continue
+				}
 				sp := c.span(ss.At(k), service, namespace)
 				sp.Image = image
 				spans = append(spans, sp)

@@ -24,8 +24,9 @@ var ErrNotEncodable = errors.New("span cannot round-trip through OTLP")
 // the types by reflection.
 //
 // A span the decoder could not have produced, and so would not get back
-// (an error flag its status cannot express, an image without a name or
-// repository digest), fails with ErrNotEncodable and dst unchanged.
+// (one without both ids, an error flag its status cannot express, an
+// image without a name or repository digest), fails with ErrNotEncodable
+// and dst unchanged.
 func AppendTraceRequest(dst []byte, spans []Span) ([]byte, error) {
 	for i := range spans {
 		if err := encodable(&spans[i]); err != nil {
@@ -58,6 +59,9 @@ func AppendTraceRequest(dst []byte, spans []Span) ([]byte, error) {
 
 // encodable reports why sp would not decode back as it is.
 func encodable(sp *Span) error {
+	if err := spanIDsError(sp.TraceID != [16]byte{}, sp.SpanID != [8]byte{}); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotEncodable, err)
+	}
 	if !sp.Error && sp.Kind == SpanKindServer && sp.Attrs.StatusCode >= 500 {
 		return fmt.Errorf("%w: a SERVER span with status %d that is not an error", ErrNotEncodable, sp.Attrs.StatusCode)
 	}

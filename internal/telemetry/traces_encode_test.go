@@ -90,11 +90,11 @@ func TestAppendTraceRequestEveryField(t *testing.T) {
 func TestAppendTraceRequestResources(t *testing.T) {
 	im := &Image{Name: "a"}
 	spans := []Span{
-		{Service: "a", Image: im, SpanID: [8]byte{1}},
-		{Service: "a", Image: im, SpanID: [8]byte{2}},
-		{Service: "a", Namespace: "n", SpanID: [8]byte{3}},
-		{Service: "b", SpanID: [8]byte{4}},
-		{Service: "a", Image: im, SpanID: [8]byte{5}},
+		{Service: "a", Image: im, TraceID: [16]byte{9}, SpanID: [8]byte{1}},
+		{Service: "a", Image: im, TraceID: [16]byte{9}, SpanID: [8]byte{2}},
+		{Service: "a", Namespace: "n", TraceID: [16]byte{9}, SpanID: [8]byte{3}},
+		{Service: "b", TraceID: [16]byte{9}, SpanID: [8]byte{4}},
+		{Service: "a", Image: im, TraceID: [16]byte{9}, SpanID: [8]byte{5}},
 	}
 	b, err := AppendTraceRequest(nil, spans)
 	if err != nil {
@@ -118,14 +118,20 @@ func TestAppendTraceRequestResources(t *testing.T) {
 // TestAppendTraceRequestNotEncodable: spans the decoder could not have
 // produced are refused, and dst is left as it was.
 func TestAppendTraceRequestNotEncodable(t *testing.T) {
+	ids := func(sp Span) Span {
+		sp.TraceID, sp.SpanID = [16]byte{1}, [8]byte{1}
+		return sp
+	}
 	for name, sp := range map[string]Span{
-		"server error without the flag": {Kind: SpanKindServer, Attrs: Attrs{StatusCode: 503}},
-		"image without name or digest":  {Image: &Image{Tags: []string{"v1"}}},
-		"header not in lower case":      {Attrs: Attrs{RequestHeaders: map[string]string{"Cookie": "x"}}},
+		"no trace_id":                   {SpanID: [8]byte{1}},
+		"no span_id":                    {TraceID: [16]byte{1}},
+		"server error without the flag": ids(Span{Kind: SpanKindServer, Attrs: Attrs{StatusCode: 503}}),
+		"image without name or digest":  ids(Span{Image: &Image{Tags: []string{"v1"}}}),
+		"header not in lower case":      ids(Span{Attrs: Attrs{RequestHeaders: map[string]string{"Cookie": "x"}}}),
 	} {
 		t.Run(name, func(t *testing.T) {
 			dst := []byte("kept")
-			got, err := AppendTraceRequest(dst, []Span{{}, sp})
+			got, err := AppendTraceRequest(dst, []Span{ids(Span{}), sp})
 			if !errors.Is(err, ErrNotEncodable) || string(got) != "kept" {
 				t.Errorf("AppendTraceRequest = %q, %v; want dst unchanged and ErrNotEncodable", got, err)
 			}
@@ -137,7 +143,7 @@ func TestAppendTraceRequestNotEncodable(t *testing.T) {
 // the message after its length correctly.
 func TestAppendTraceRequestLongMessages(t *testing.T) {
 	long := string(bytes.Repeat([]byte("x"), 70000))
-	spans := []Span{{Service: "s", Name: long, Attrs: Attrs{URLQuery: long[:200], DBQueryText: long[:20000]}}}
+	spans := []Span{{Service: "s", TraceID: [16]byte{1}, SpanID: [8]byte{1}, Name: long, Attrs: Attrs{URLQuery: long[:200], DBQueryText: long[:20000]}}}
 	if diff := cmp.Diff(spans, roundTrip(t, spans)); diff != "" {
 		t.Errorf("round trip differs (%d bytes)", len(diff))
 	}

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -264,14 +265,15 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 		off += n
 		switch f.num {
 		// An id given more than once is its last, as protobuf reads a
-		// field that is not repeated; an empty one is no id.
+		// field that is not repeated; an empty or all-zero one is no id
+		// (OTLP: all zeroes is invalid; pdata reads both as empty).
 		case spanTraceID:
 			switch len(f.b) {
 			case 0:
 				traceID, haveTrace = [16]byte{}, false
 			case 16:
 				copy(traceID[:], f.b)
-				haveTrace = true
+				haveTrace = traceID != [16]byte{}
 			default:
 				return fmt.Errorf("trace_id has %d bytes, want 16", len(f.b))
 			}
@@ -281,7 +283,7 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 				spanID, haveSpan = [8]byte{}, false
 			case 8:
 				copy(spanID[:], f.b)
-				haveSpan = true
+				haveSpan = spanID != [8]byte{}
 			default:
 				return fmt.Errorf("span_id has %d bytes, want 8", len(f.b))
 			}
@@ -335,13 +337,8 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 			d.texts.unknown(f)
 		}
 	}
-	switch {
-	case !haveTrace && !haveSpan:
-		return fmt.Errorf("trace_id and span_id missing or empty")
-	case !haveTrace:
-		return fmt.Errorf("trace_id missing or empty")
-	case !haveSpan:
-		return fmt.Errorf("span_id missing or empty")
+	if err := spanIDsError(haveTrace, haveSpan); err != nil {
+		return err
 	}
 	sp.TraceID, sp.SpanID, sp.ParentSpanID = traceID, spanID, parentID
 	sp.Kind, sp.Name, sp.Start, sp.End = kind, name, start, end
@@ -481,4 +478,17 @@ func (d *traceDecoder) scope(msg []byte) {
 	}); err != nil {
 		d.texts.unknown(field{typ: protowire.BytesType})
 	}
+}
+
+// spanIDsError says which ids a span lacks, or is nil when it has both.
+func spanIDsError(haveTrace, haveSpan bool) error {
+	switch {
+	case !haveTrace && !haveSpan:
+		return errors.New("trace_id and span_id missing or empty")
+	case !haveTrace:
+		return errors.New("trace_id missing or empty")
+	case !haveSpan:
+		return errors.New("span_id missing or empty")
+	}
+	return nil
 }

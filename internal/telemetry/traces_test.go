@@ -130,8 +130,8 @@ func tempoV2Proto(req []byte) []byte {
 }
 
 // TestDecodeTracesMatchesPdata checks the wire decoder against pdata's
-// ptrace.ProtoUnmarshaler on the same bytes, converted by SpansFromTraces
-// (the path of the OTLP/gRPC receiver).
+// ptrace.ProtoUnmarshaler on the same bytes, converted as the JSON
+// decoder converts what pdata decodes.
 func TestDecodeTracesMatchesPdata(t *testing.T) {
 	data := readFixture(t, "traces.pb")
 	got, err := decodeAll(t, data, "traces.pb")
@@ -143,7 +143,8 @@ func TestDecodeTracesMatchesPdata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(SpansFromTraces(td), got); diff != "" {
+	var c jsonTraceConverter
+	if diff := cmp.Diff(c.convert(td, &recordErrors{source: "pdata"}, ""), got); diff != "" {
 		t.Errorf("wire decoder differs from pdata (-pdata +wire):\n%s", diff)
 	}
 }
@@ -472,12 +473,15 @@ func TestDecodeTracesImage(t *testing.T) {
 // TestDecodeRepeatedIDs: an id given more than once is its last, as
 // protobuf reads a field that is not repeated (and pdata decodes it); an
 // empty id is no id (found by FuzzGRPCTraces: an empty span_id before a
-// valid one dropped the span).
+// valid one dropped the span), and neither is an all-zero one, which
+// pdata reads as empty.
 func TestDecodeRepeatedIDs(t *testing.T) {
 	trace := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), bytes.Repeat([]byte{1}, 16))
 	spanID := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), bytes.Repeat([]byte{2}, 8))
 	noSpanID := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), nil)
 	noTrace := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), nil)
+	zeroTrace := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), make([]byte, 16))
+	zeroSpanID := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), make([]byte, 8))
 	request := func(span []byte) []byte {
 		msg := func(num protowire.Number, b []byte) []byte {
 			return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), b)
@@ -495,6 +499,8 @@ func TestDecodeRepeatedIDs(t *testing.T) {
 		{"empty trace_id, then one", [][]byte{noTrace, trace, spanID}, 1, ""},
 		{"trace_id, then an empty one", [][]byte{trace, noTrace, spanID}, 0, "trace_id missing or empty"},
 		{"neither", [][]byte{noTrace, noSpanID}, 0, "trace_id and span_id missing or empty"},
+		{"all-zero trace_id", [][]byte{zeroTrace, spanID}, 0, "trace_id missing or empty"},
+		{"all-zero span_id", [][]byte{trace, zeroSpanID}, 0, "span_id missing or empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -508,6 +514,73 @@ func TestDecodeRepeatedIDs(t *testing.T) {
 			}
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Errorf("error %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestDecodeSpansWithoutIDs: a span without both ids is dropped and
+// reported, by name, in every form DecodeTraces reads, as the protobuf
+// decoder drops it (JSON spans without ids were once taken, so that the
+// OTLP/HTTP receiver acknowledged in JSON what it rejected in protobuf).
+func TestDecodeSpansWithoutIDs(t *testing.T) {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "checkout")
+	spans := rs.ScopeSpans().AppendEmpty().Spans()
+	good := spans.AppendEmpty()
+	good.SetTraceID(traceID(1))
+	good.SetSpanID(spanID(1))
+	good.SetName("GET /")
+	noTrace := spans.AppendEmpty()
+	noTrace.SetSpanID(spanID(2))
+	noTrace.SetName("no trace_id")
+	noSpan := spans.AppendEmpty()
+	noSpan.SetTraceID(traceID(3))
+	noSpan.SetName("no span_id")
+	pb, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, v2 := tempoJSON(t, js)
+	tests := []struct {
+		name, data string
+		record     string // what names the damaged spans, before resource_spans
+	}{
+		{"protobuf", string(pb), ""},
+		{"OTLP JSON", string(js), "line 1: "},
+		{"JSON lines", string(js) + "\n" + string(js) + "\n", "line 2: "},
+		{"Tempo v1", string(v1), "line 1: "},
+		{"Tempo v2, indented", string(v2), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := decodeAll(t, []byte(tt.data), "traces")
+			var names []string
+			for _, sp := range got {
+				names = append(names, sp.Name)
+			}
+			want := []string{"GET /"}
+			if tt.name == "JSON lines" {
+				want = append(want, "GET /")
+			}
+			if diff := cmp.Diff(want, names); diff != "" {
+				t.Errorf("spans (-want +got):\n%s", diff)
+			}
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v, want the dropped spans reported", err)
+			}
+			for _, msg := range []string{
+				"traces: " + tt.record + "resource_spans[0]: scope_spans[0]: span 1: trace_id missing or empty",
+				"traces: " + tt.record + "resource_spans[0]: scope_spans[0]: span 2: span_id missing or empty",
+			} {
+				if !strings.Contains(err.Error(), msg) {
+					t.Errorf("error %q does not report %q", err, msg)
+				}
 			}
 		})
 	}
