@@ -346,7 +346,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		return u, nil
 	}
 	if role == roleReceiver {
-		if s.producer, err = kafka.NewProducer(cfg.Cluster.Kafka, log.With("component", "kafka"), reg); err != nil {
+		if s.producer, err = kafka.NewProducer(cfg.Cluster.Kafka, red, log.With("component", "kafka"), reg); err != nil {
 			return nil, err
 		}
 	}

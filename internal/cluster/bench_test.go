@@ -80,7 +80,7 @@ func BenchmarkEngines(b *testing.B) {
 				}
 				kcfg := kafka.DefaultConfig()
 				kcfg.Brokers, kcfg.ReplicationFactor, kcfg.Partitions = kc.ListenAddrs(), 1, partitions
-				p, err := kafka.NewProducer(kcfg, slog.New(slog.DiscardHandler), nil)
+				p, err := kafka.NewProducer(kcfg, nil, slog.New(slog.DiscardHandler), nil)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -313,7 +313,7 @@ func startSteady(b *testing.B, cfg Config, fs []findings.Finding) *steady {
 		}
 		settled = settled && n == steadyPartitions
 	}
-	if s.p, err = kafka.NewProducer(kcfg, slog.New(slog.DiscardHandler), nil); err != nil {
+	if s.p, err = kafka.NewProducer(kcfg, nil, slog.New(slog.DiscardHandler), nil); err != nil {
 		b.Fatal(err)
 	}
 	return s

@@ -389,27 +389,23 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 // (it.raw) or profiles, redacted.
 //
 // Spans that came with their request as received are logged as that
-// request, redacted on the wire, which reaches every attribute, also
-// those evident does not decode. Usually nothing is masked, which the
-// texts the receiver's decoder recorded tell (telemetry.Texts) without
-// walking the request again: the request is logged as it arrived, and
-// applied as the spans decoded from it. Otherwise
-// telemetry.RedactTraceRequest masks it, and the spans applied are
-// decoded again from the redacted request, so that they are exactly what
-// a replay of the log gives. Spans without their request, and a request
-// the wire redaction cannot follow, have their spans redacted and encoded
-// again (encode).
+// request, redacted on the wire (redact.Redactor.TraceRequest), and
+// applied as the spans a replay of the log decodes from it. Spans
+// without their request, and a request the wire redaction cannot follow,
+// have their spans redacted and encoded again (encode).
 func (e *Engine) redact(it *item) {
 	switch it.kind {
 	case store.BatchSpans:
-		if it.received != nil {
-			if e.redactReceived(it) {
-				return
-			}
-			it.logged = nil
+		if it.received == nil {
+			it.spans = e.red.Spans(it.raw)
+			it.redacted = &it.spans[0] != &it.raw[0]
+			return
 		}
-		it.spans = e.red.Spans(it.raw)
-		it.redacted = &it.spans[0] != &it.raw[0]
+		var err error
+		it.logged, it.spans, it.redacted, err = e.red.TraceRequest(it.raw, it.received, it.texts)
+		if err != nil {
+			e.log.Debug("logging a trace request's spans encoded again", "spans", len(it.raw), "err", err)
+		}
 	case store.BatchProfiles:
 		clean := e.red.Profiles(it.profiles)
 		it.redacted = &clean[0] != &it.profiles[0]
@@ -418,31 +414,6 @@ func (e *Engine) redact(it *item) {
 			it.preq = nil
 		}
 	}
-}
-
-// redactReceived sets the request to log and the spans to apply of a
-// batch that came with its request, and reports whether it could.
-func (e *Engine) redactReceived(it *item) bool {
-	if !e.red.Enabled() || it.texts != nil && !it.texts.Masks(e.red) {
-		it.spans, it.logged = it.raw, it.received
-		return true
-	}
-	out, changed, err := telemetry.RedactTraceRequest(it.received, e.red)
-	switch {
-	case err != nil:
-		return false
-	case !changed:
-		it.spans, it.logged = it.raw, it.received
-		return true
-	}
-	spans, err := decodeTraceRequest(out)
-	if err != nil || len(spans) != len(it.raw) {
-		// Redaction changes values, never which spans decode.
-		e.log.Warn("redacted trace request does not decode as received; logging its spans encoded again", "spans", len(spans), "received", len(it.raw), "err", err)
-		return false
-	}
-	it.spans, it.logged, it.redacted = spans, out, true
-	return true
 }
 
 // Start restores the model from the last checkpoint, loads the findings,
@@ -1023,12 +994,12 @@ func decode(pd *telemetry.ProfileDecoder, kind store.BatchKind, payload []byte) 
 	switch kind {
 	case store.BatchTraceRequest:
 		it.kind = store.BatchSpans
-		it.spans, err = decodeTraceRequest(payload)
+		it.spans, err = telemetry.TraceRequestSpans(payload, "the log")
 	case store.BatchTraceRequestS2:
 		it.kind = store.BatchSpans
 		var req []byte
 		if req, err = decompress(payload); err == nil {
-			it.spans, err = decodeTraceRequest(req)
+			it.spans, err = telemetry.TraceRequestSpans(req, "the log")
 		}
 	case store.BatchSpans:
 		err = gob.NewDecoder(bytes.NewReader(payload)).Decode(&it.spans)
@@ -1090,28 +1061,4 @@ func decodeProfileRequest(pd *telemetry.ProfileDecoder, payload []byte) ([]*tele
 		err = errors.New("no profile")
 	}
 	return nil, nil, err
-}
-
-// decodeTraceRequest decodes a logged trace request. A request is logged
-// as received, with the spans the receiver dropped as malformed in it; it
-// was accepted for the spans that did decode, and those are what it
-// yields, as it did then; the error is only for a request of which no
-// span decodes.
-func decodeTraceRequest(req []byte) ([]telemetry.Span, error) {
-	var spans []telemetry.Span
-	err := telemetry.DecodeTraceRequest(req, "the log", func(s []telemetry.Span) error {
-		if spans == nil {
-			spans = s
-			return nil
-		}
-		spans = append(spans, s...)
-		return nil
-	})
-	if len(spans) > 0 {
-		return spans, nil
-	}
-	if err == nil {
-		err = errors.New("no span")
-	}
-	return nil, err
 }

@@ -112,7 +112,7 @@ func TestReleaseAfterApply(t *testing.T) {
 			if !bytes.Equal(uncompressed(t, logged[1]), second) {
 				t.Error("second batch not logged as received")
 			}
-			spans, err := decodeTraceRequest(uncompressed(t, logged[0]))
+			spans, err := telemetry.TraceRequestSpans(uncompressed(t, logged[0]), "the log")
 			if err != nil || len(spans) != 1 || spans[0].Service != "gateway" || spans[0].Attrs.URLPath != "/orders/7" {
 				t.Errorf("first logged batch decodes to %+v, %v; want the first request's span", spans, err)
 			}

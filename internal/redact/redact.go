@@ -10,6 +10,7 @@ package redact
 
 import (
 	"bytes"
+	"fmt"
 	"maps"
 	"math/bits"
 	"regexp"
@@ -200,6 +201,47 @@ func (r *Redactor) Spans(spans []telemetry.Span) []telemetry.Span {
 		return spans
 	}
 	return out
+}
+
+// TraceRequest redacts a batch of spans that came with the OTLP request
+// they were decoded from, req, and the texts the decoder recorded in it
+// (telemetry.Texts; nil when not known), before the request is logged or
+// sent on. It returns the request to keep and the spans to go with it:
+// req and spans as they are when nothing in req is masked, which the
+// texts tell without walking it; else req redacted on the wire, which
+// reaches every attribute, also those evident does not decode, with the
+// spans decoded again from it, so that they are what a decoder of the
+// kept request gives. When the wire redaction cannot follow req (err
+// says why), out is nil and the spans are those of Spans: the caller
+// keeps them encoded again instead of the request.
+func (r *Redactor) TraceRequest(spans []telemetry.Span, req []byte, texts *telemetry.Texts) (kept []byte, out []telemetry.Span, redacted bool, err error) {
+	if !r.Enabled() || texts != nil && !texts.Masks(r) {
+		return req, spans, false, nil
+	}
+	masked, changed, err := telemetry.RedactTraceRequest(req, r)
+	switch {
+	case err != nil:
+		out, redacted := r.spansRedacted(spans)
+		return nil, out, redacted, err
+	case !changed:
+		return req, spans, false, nil
+	}
+	decoded, err := telemetry.TraceRequestSpans(masked, "the redacted request")
+	if err == nil && len(decoded) != len(spans) {
+		err = fmt.Errorf("%d spans, %d received", len(decoded), len(spans))
+	}
+	if err != nil {
+		// Redaction changes values, never which spans decode.
+		out, redacted := r.spansRedacted(spans)
+		return nil, out, redacted, fmt.Errorf("redacted trace request does not decode as received: %w", err)
+	}
+	return masked, decoded, true, nil
+}
+
+// spansRedacted is Spans, also saying whether anything was masked.
+func (r *Redactor) spansRedacted(spans []telemetry.Span) ([]telemetry.Span, bool) {
+	out := r.Spans(spans)
+	return out, len(out) > 0 && &out[0] != &spans[0]
 }
 
 // Profiles returns profile batches with the span names their samples

@@ -90,6 +90,30 @@ func DecodeTraceRequest(msg []byte, source string, emit func([]Span) error) erro
 	return errs.err()
 }
 
+// TraceRequestSpans is DecodeTraceRequest for a request wanted as one
+// slice of spans: the spans of every resource, the first resource's slice
+// grown by the others'. A request of which no span decodes is an error;
+// one of which some do is not (the dropped records are the
+// DecodeTraceRequest error this drops).
+func TraceRequestSpans(msg []byte, source string) ([]Span, error) {
+	var spans []Span
+	err := DecodeTraceRequest(msg, source, func(s []Span) error {
+		if spans == nil {
+			spans = s
+			return nil
+		}
+		spans = append(spans, s...)
+		return nil
+	})
+	if len(spans) > 0 {
+		return spans, nil
+	}
+	if err == nil {
+		err = fmt.Errorf("decode traces %s: no span", source)
+	}
+	return nil, err
+}
+
 // DecodeReceivedTraceRequest is DecodeTraceRequest for a request that is
 // to be kept as received: it also returns where the texts of the request
 // are, so that whether redaction masks anything in it is known without

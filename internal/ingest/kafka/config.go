@@ -39,6 +39,13 @@ type Config struct {
 	// TLS, when set, encrypts the connections to the brokers; nil is
 	// plaintext.
 	TLS *tlsconfig.ClientConfig `yaml:"tls"`
+	// KeepReceived makes receivers write telemetry to the log as they
+	// accepted it, secrets included, instead of redacted: the engines'
+	// exploit rules then see payloads where redaction masks them
+	// (cookies, parameters named like credentials, SQL literals), as
+	// the single process's rules do. The engines still redact before a
+	// model, checkpoint or alert.
+	KeepReceived bool `yaml:"keep_received"`
 }
 
 // DefaultConfig returns a local broker, the topic evident-ingest with 12

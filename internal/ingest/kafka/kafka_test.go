@@ -224,7 +224,7 @@ func startReader(t *testing.T, cfg Config, a Applier) *Reader {
 
 func newProducer(t *testing.T, cfg Config) *Producer {
 	t.Helper()
-	p, err := NewProducer(cfg, nil, prometheus.NewRegistry())
+	p, err := NewProducer(cfg, nil, nil, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,7 +498,7 @@ func TestLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p, err := NewProducer(cfg, nil, nil)
+	p, err := NewProducer(cfg, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -620,5 +620,115 @@ func TestReceivedRequest(t *testing.T) {
 		if rec.Service != want || len(rec.Spans) != 1 || rec.Spans[0].Name != "GET /"+want {
 			t.Errorf("record %d: service %q, %d spans, want one span of %q", i, rec.Service, len(rec.Spans), want)
 		}
+	}
+}
+
+// TestRedacted: nothing the producer writes to the log holds a secret the
+// redaction rules mask, whether the spans came with their request (logged
+// as received, also the attributes evident does not decode) or without
+// it, and in the span names of profile samples.
+func TestRedacted(t *testing.T) {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "cart")
+	sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	sp.SetName("GET /cart")
+	sp.SetKind(ptrace.SpanKindServer)
+	sp.SetTraceID(pcommon.TraceID{1})
+	sp.SetSpanID(pcommon.SpanID{1})
+	sp.Attributes().PutStr("url.query", "id=7&access_token=s3cr3t-query")
+	sp.Attributes().PutStr("app.api_key", "s3cr3t-undecoded")
+	req, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	received, texts, err := telemetry.DecodeReceivedTraceRequest(nil, nil, req, "test", func(int) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare := spans("pay", "POST /pay")
+	bare[0].Attrs.URLQuery = "password=s3cr3t-bare"
+	bare[0].Attrs.DBQueryText = "SELECT * FROM users WHERE pass = 's3cr3t-sql'"
+	batches := []struct {
+		name    string
+		consume func(p *Producer) error
+	}{
+		{"a request as received, with its texts", func(p *Producer) error {
+			return p.Traces().Consume(telemetry.WithReceived(context.Background(), req, texts, received), received)
+		}},
+		{"a request as received, without its texts", func(p *Producer) error {
+			spans := slices.Clone(received)
+			return p.Traces().Consume(telemetry.WithReceived(context.Background(), req, nil, spans), spans)
+		}},
+		{"spans without their request", func(p *Producer) error {
+			return p.Traces().Consume(context.Background(), bare)
+		}},
+		{"profiles", func(p *Producer) error {
+			return p.Profiles().Consume(context.Background(), []*telemetry.ProfileBatch{{Service: "cart", Source: "cart.pprof",
+				Samples: []telemetry.Sample{{SpanName: "GET /users/bob@example.com"}}}})
+		}},
+	}
+	cfg := cluster(t, 1)
+	p := newProducer(t, cfg)
+	for _, b := range batches {
+		if err := b.consume(p); err != nil {
+			t.Fatalf("%s: %v", b.name, err)
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics(cfg.Topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var got []*kgo.Record
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for len(got) < len(batches) && ctx.Err() == nil {
+		got = append(got, cl.PollFetches(ctx).Records()...)
+	}
+	if len(got) != len(batches) {
+		t.Fatalf("%d records, want %d", len(got), len(batches))
+	}
+	for i, r := range got {
+		for _, secret := range []string{"s3cr3t", "bob@example.com"} {
+			if bytes.Contains(r.Value, []byte(secret)) {
+				t.Errorf("record of %s holds %q", batches[i].name, secret)
+			}
+		}
+		rec, err := decode(r)
+		if err != nil {
+			t.Fatalf("record of %s: %v", batches[i].name, err)
+		}
+		for _, s := range rec.Spans {
+			if !strings.Contains(s.Attrs.URLQuery, "REDACTED") {
+				t.Errorf("record of %s: url.query %q, want the secret masked", batches[i].name, s.Attrs.URLQuery)
+			}
+		}
+	}
+}
+
+// TestKeepReceived: keep_received writes the telemetry as accepted.
+func TestKeepReceived(t *testing.T) {
+	cfg := cluster(t, 1)
+	cfg.KeepReceived = true
+	p := newProducer(t, cfg)
+	bare := spans("pay", "POST /pay")
+	bare[0].Attrs.URLQuery = "password=s3cr3t-bare"
+	if err := p.Traces().Consume(context.Background(), bare); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics(cfg.Topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got []*kgo.Record
+	for len(got) == 0 && ctx.Err() == nil {
+		got = cl.PollFetches(ctx).Records()
+	}
+	if len(got) != 1 || !bytes.Contains(got[0].Value, []byte("password=s3cr3t-bare")) {
+		t.Errorf("%d records; want the one written as accepted", len(got))
 	}
 }

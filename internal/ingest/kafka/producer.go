@@ -14,6 +14,7 @@ import (
 
 	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/pipeline"
+	"github.com/evidentsec/evident/internal/redact"
 	"github.com/evidentsec/evident/internal/telemetry"
 	"github.com/evidentsec/evident/internal/tlsconfig"
 )
@@ -25,6 +26,7 @@ import (
 // and safe for concurrent use.
 type Producer struct {
 	cfg  Config
+	red  *redact.Redactor
 	cl   *kgo.Client
 	log  *slog.Logger
 	m    *prometheus.CounterVec
@@ -39,9 +41,22 @@ var _ pipeline.Component = (*Producer)(nil)
 // duplicate or reordered record on a retry within the client). Records
 // are placed by a hash of their key, the service, as Kafka's Java client
 // does, so that one service's telemetry stays ordered in one partition.
-func NewProducer(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Producer, error) {
+//
+// What goes into the log is redacted first with red (the default rules
+// when nil), as the engine redacts what it logs: the log is kept for
+// hours or days, by brokers evident does not own. cfg.KeepReceived
+// writes it unredacted.
+func NewProducer(cfg Config, red *redact.Redactor, logger *slog.Logger, reg prometheus.Registerer) (*Producer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.KeepReceived {
+		red = nil // a nil Redactor masks nothing
+	} else if red == nil {
+		var err error
+		if red, err = redact.New(redact.DefaultConfig()); err != nil {
+			return nil, err
+		}
 	}
 	if logger == nil {
 		logger = slog.Default()
@@ -59,7 +74,7 @@ func NewProducer(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*P
 	if err != nil {
 		return nil, fmt.Errorf("create kafka producer: %w", err)
 	}
-	p := &Producer{cfg: cfg, cl: cl, log: logger, m: prometheus.NewCounterVec(prometheus.CounterOpts{
+	p := &Producer{cfg: cfg, red: red, cl: cl, log: logger, m: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "evident_kafka_produced_records_total",
 		Help: "Records written to the ingest log, by signal and outcome (written, unavailable, rejected).",
 	}, []string{"signal", "outcome"})}
@@ -90,19 +105,27 @@ func clientOpts(cfg Config, logger *slog.Logger) ([]kgo.Opt, error) {
 }
 
 // Traces returns the consumer of span batches: one record per service of
-// the batch. A batch of one service that came with its OTLP request
-// (telemetry.WithReceived) is written as that request, as received, not
-// encoded again: the engine decodes the same spans from it.
+// the batch, redacted. A batch of one service that came with its OTLP
+// request (telemetry.WithReceived) is written as that request, redacted
+// on the wire (redact.Redactor.TraceRequest), not encoded again: the
+// engine decodes the same spans from it.
 func (p *Producer) Traces() pipeline.Consumer[[]telemetry.Span] {
 	return pipeline.ConsumerFunc[[]telemetry.Span](func(ctx context.Context, spans []telemetry.Span) error {
 		if len(spans) == 0 {
 			return nil
 		}
 		groups := groupBy(spans, func(s *telemetry.Span) string { return s.Service })
-		if req, _, ok := telemetry.Received(ctx, spans); ok && len(groups) == 1 {
-			// produce waits for the brokers, so req, the receiver's
-			// buffer, is not used after Consume returns.
-			return p.produce(ctx, "traces", []*kgo.Record{record(ctx, spans[0].Service, formatOTLPTraces, req)})
+		if req, texts, ok := telemetry.Received(ctx, spans); ok && len(groups) == 1 {
+			kept, out, _, err := p.red.TraceRequest(spans, req, texts)
+			if err == nil {
+				// produce waits for the brokers, so req, the receiver's
+				// buffer, is not used after Consume returns.
+				return p.produce(ctx, "traces", []*kgo.Record{record(ctx, spans[0].Service, formatOTLPTraces, kept)})
+			}
+			p.log.Debug("writing a trace request's spans encoded again", "spans", len(spans), "err", err)
+			groups = [][]telemetry.Span{out}
+		} else {
+			groups = groupBy(p.red.Spans(spans), func(s *telemetry.Span) string { return s.Service })
 		}
 		var recs []*kgo.Record
 		for _, g := range groups {
@@ -117,14 +140,14 @@ func (p *Producer) Traces() pipeline.Consumer[[]telemetry.Span] {
 }
 
 // Profiles returns the consumer of profile batches: one record per
-// service of the batch.
+// service of the batch, redacted.
 func (p *Producer) Profiles() pipeline.Consumer[[]*telemetry.ProfileBatch] {
 	return pipeline.ConsumerFunc[[]*telemetry.ProfileBatch](func(ctx context.Context, ps []*telemetry.ProfileBatch) error {
 		if len(ps) == 0 {
 			return nil
 		}
 		var recs []*kgo.Record
-		for _, g := range groupBy(ps, func(b **telemetry.ProfileBatch) string { return (*b).Service }) {
+		for _, g := range groupBy(p.red.Profiles(ps), func(b **telemetry.ProfileBatch) string { return (*b).Service }) {
 			value, format, err := encodeProfiles(g)
 			if err != nil {
 				return pipeline.Permanent(fmt.Errorf("encode profiles of service %q: %w", g[0].Service, err))
