@@ -446,14 +446,7 @@ func TestDecodeTracesImage(t *testing.T) {
 			sp.SetTraceID(traceID(1))
 			sp.SetSpanID(spanID(1))
 			sp.SetName("GET /")
-			pb, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
-			if err != nil {
-				t.Fatal(err)
-			}
-			js, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
-			if err != nil {
-				t.Fatal(err)
-			}
+			pb, js := protoAndJSON(t, td)
 			for name, data := range map[string][]byte{"traces.pb": pb, "traces.json": js} {
 				spans, err := decodeAll(t, data, name)
 				if err != nil {
@@ -538,14 +531,7 @@ func TestDecodeSpansWithoutIDs(t *testing.T) {
 	noSpan := spans.AppendEmpty()
 	noSpan.SetTraceID(traceID(3))
 	noSpan.SetName("no span_id")
-	pb, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pb, js := protoAndJSON(t, td)
 	v1, v2 := tempoJSON(t, js)
 	tests := []struct {
 		name, data string
@@ -584,4 +570,15 @@ func TestDecodeSpansWithoutIDs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// protoAndJSON returns td in OTLP protobuf and OTLP JSON, as pdata
+// writes them.
+func protoAndJSON(t *testing.T, td ptrace.Traces) (pb, js []byte) {
+	t.Helper()
+	js, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return marshalTraces(t, td), js
 }

@@ -594,17 +594,7 @@ func TestReceivedRequest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics(cfg.Topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var got []*kgo.Record
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for len(got) < 3 && ctx.Err() == nil {
-		got = append(got, cl.PollFetches(ctx).Records()...)
-	}
+	got := readLog(t, cfg, 3)
 	if len(got) != 3 {
 		t.Fatalf("%d records, want 3: the request of one service, then one per service of the other", len(got))
 	}
@@ -675,17 +665,7 @@ func TestRedacted(t *testing.T) {
 			t.Fatalf("%s: %v", b.name, err)
 		}
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics(cfg.Topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var got []*kgo.Record
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for len(got) < len(batches) && ctx.Err() == nil {
-		got = append(got, cl.PollFetches(ctx).Records()...)
-	}
+	got := readLog(t, cfg, len(batches))
 	if len(got) != len(batches) {
 		t.Fatalf("%d records, want %d", len(got), len(batches))
 	}
@@ -717,6 +697,16 @@ func TestKeepReceived(t *testing.T) {
 	if err := p.Traces().Consume(context.Background(), bare); err != nil {
 		t.Fatal(err)
 	}
+	got := readLog(t, cfg, 1)
+	if len(got) != 1 || !bytes.Contains(got[0].Value, []byte("password=s3cr3t-bare")) {
+		t.Errorf("%d records; want the one written as accepted", len(got))
+	}
+}
+
+// readLog reads the records of the log's topic until it has n of them or
+// 10 s passed.
+func readLog(t *testing.T, cfg Config, n int) []*kgo.Record {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics(cfg.Topic))
 	if err != nil {
 		t.Fatal(err)
@@ -725,10 +715,8 @@ func TestKeepReceived(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var got []*kgo.Record
-	for len(got) == 0 && ctx.Err() == nil {
-		got = cl.PollFetches(ctx).Records()
+	for len(got) < n && ctx.Err() == nil {
+		got = append(got, cl.PollFetches(ctx).Records()...)
 	}
-	if len(got) != 1 || !bytes.Contains(got[0].Value, []byte("password=s3cr3t-bare")) {
-		t.Errorf("%d records; want the one written as accepted", len(got))
-	}
+	return got
 }
