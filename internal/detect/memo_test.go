@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -267,6 +268,47 @@ func TestScannerMemoBound(t *testing.T) {
 		}
 		if n := len(s.keys.cur) + len(s.keys.prev); n > keyEntries {
 			t.Fatalf("after %d keys: %d in the memo, bound %d", i+1, n, keyEntries)
+		}
+	}
+}
+
+// TestScannerCleanValues: a value the automaton found nothing in is
+// skipped when the next span of its field has it again, and is compared
+// as it was, not where it was: a receiver decodes the next request into
+// the same buffer, so a payload can come at the address and length of
+// the clean value before it.
+func TestScannerCleanValues(t *testing.T) {
+	rules := mustRules(t)
+	s := rules.NewScanner(nil)
+	const clean, attack = "python-requests/2.32.3", "${jndi:ldap://e/a}xxxx"
+	if len(clean) != len(attack) {
+		t.Fatalf("the two values must have the same length: %d, %d", len(clean), len(attack))
+	}
+	buf := []byte(clean)
+	inBuf := unsafe.String(&buf[0], len(buf)) // as the span of a request decoded in buf
+	tests := []struct {
+		name, ua string
+		write    string // written into buf before the span is scanned
+		want     []string
+	}{
+		{name: "clean, in the request's buffer", ua: inBuf},
+		{name: "the next request, an attack where the clean value was", ua: inBuf, write: attack, want: []string{"jndi-lookup"}},
+		{name: "clean", ua: clean},
+		{name: "clean again", ua: clean},
+		{name: "the clean value written back", ua: inBuf, write: clean},
+		{name: "the attack again", ua: inBuf, write: attack, want: []string{"jndi-lookup"}},
+	}
+	for _, tt := range tests {
+		if tt.write != "" {
+			copy(buf, tt.write)
+		}
+		sp := spanWith("user_agent.original", tt.ua)
+		got := slices.Sorted(maps.Keys(hits(s.Scan, &sp)))
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%s: rules (-want +got):\n%s", tt.name, diff)
+		}
+		if fi := slices.Index(fields, FieldUserAgent); tt.want == nil && string(s.clean[fi]) != clean {
+			t.Errorf("%s: the scanner keeps %q as the field's clean value, want %q", tt.name, s.clean[fi], clean)
 		}
 	}
 }

@@ -202,6 +202,9 @@ type scan struct {
 	text *[]byte
 	// found holds the matches of the value at hand, nil for a new one.
 	found *[]found
+	// clean, when set, holds by field index a copy of the last value
+	// the automaton found nothing in, which a value equal to it skips.
+	clean [][]byte
 	// fired are the rules that fired, by index; more holds those past
 	// the first 128. (No slice of fired: a scan pointing into itself
 	// would be moved to the heap.)
@@ -270,6 +273,9 @@ func (s *scan) value(f Field, header, v string, hit func(Hit)) {
 	if v == "" || pf == nil {
 		return
 	}
+	if s.clean != nil && string(s.clean[fi]) == v {
+		return
+	}
 	query := f == FieldURLQuery
 	need := needsDecode(v, query)
 	var occBuf [32]occurrence
@@ -278,6 +284,11 @@ func (s *scan) value(f Field, header, v string, hit func(Hit)) {
 		// The automaton folds case itself: a value that needs no
 		// decoding and holds no anchor is done, memo or not.
 		if occ = find(pf.ac, v, occBuf[:0]); len(occ) == 0 {
+			if s.clean != nil && len(v) <= memoKeyBytes {
+				// A copy: the value may be part of a request's
+				// buffer, which a later request overwrites.
+				s.clean[fi] = append(s.clean[fi][:0], v...)
+			}
 			return
 		}
 	}
@@ -477,8 +488,10 @@ func (p *Pending) Alert() Alert {
 // attribute values (user agents, polling query strings, templated
 // statements, a scanner's payloads), and a value seen before skips
 // decoding, the automaton and the patterns. Values that need no
-// decoding and hold no anchor are not remembered: the automaton's pass
-// that tells so is all they cost. It also remembers the dedupe keys of
+// decoding and hold no anchor are not remembered in the memo, whose
+// lookup costs about what the automaton's pass that tells so does; only
+// the last such value of each field is kept, and the same value again
+// (a span's user agent or statement like the one before) is skipped. It also remembers the dedupe keys of
 // its alerts by service, endpoint and rule, so that an alert a router
 // drops costs no redaction nor key. The memos are bounded: 4096 values
 // of up to 511 bytes, 1024 keys, the older half forgotten at the bound
@@ -493,6 +506,7 @@ type Scanner struct {
 	keys    generations[exploitKey]
 	text    []byte
 	found   []found
+	clean   [][]byte // scan.clean
 	pending Pending
 	// last is the key of the last hit and what it was made of: a hit
 	// mostly has the service, endpoint and rule of the one before (a
@@ -511,12 +525,13 @@ type lastKey struct {
 // NewScanner returns a scanner of r whose alerts' evidence red redacts
 // (Pending.Alert); nil red keeps it verbatim.
 func (r *Rules) NewScanner(red Redactor) *Scanner {
-	return &Scanner{rules: r, red: red, values: newGenerations[memoEntry](valueEntries), keys: newGenerations[exploitKey](keyEntries)}
+	return &Scanner{rules: r, red: red, values: newGenerations[memoEntry](valueEntries), keys: newGenerations[exploitKey](keyEntries),
+		clean: make([][]byte, len(fields))}
 }
 
 // Scan is Rules.Scan, with the memo.
 func (s *Scanner) Scan(sp *telemetry.Span, hit func(Hit)) {
-	sc := scan{r: s.rules, memo: &s.values, text: &s.text, found: &s.found}
+	sc := scan{r: s.rules, memo: &s.values, text: &s.text, found: &s.found, clean: s.clean}
 	sc.span(sp, hit)
 }
 
