@@ -286,6 +286,11 @@ func isLoopback(host string) bool {
 	if host == "localhost" {
 		return true
 	}
+	// Only an IPv4 address starts with a digit, and only an IPv6 one
+	// holds a colon: a host name is not parsed.
+	if host == "" || (host[0] < '0' || host[0] > '9') && !strings.Contains(host, ":") {
+		return false
+	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }

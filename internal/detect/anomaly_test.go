@@ -170,3 +170,16 @@ func TestEndpointKey(t *testing.T) {
 		}
 	}
 }
+
+// TestIsLoopback: loopback hosts, named or as IPv4 and IPv6 addresses,
+// and host names, which are not parsed as addresses.
+func TestIsLoopback(t *testing.T) {
+	for host, want := range map[string]bool{
+		"localhost": true, "127.0.0.1": true, "127.8.9.10": true, "::1": true, "0:0:0:0:0:0:0:1": true, "::ffff:127.0.0.1": true,
+		"": false, "api.stripe.com": false, "10.0.0.1": false, "fe80::1": false, "127.0.0.1.nip.io": false, "a::1": false,
+	} {
+		if got := isLoopback(host); got != want {
+			t.Errorf("isLoopback(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
