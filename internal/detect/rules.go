@@ -688,15 +688,45 @@ const (
 	decodeFull        // escapes, overlong forms or lookups
 )
 
+// What a byte tells needsDecode, by byte (byteNeeds).
+const (
+	byteNothing = iota
+	byteUpper   // A-Z: lower-casing
+	byteEscape  // '%' and bytes from 0x80: decoding
+	bytePlus    // '+': a space in a query
+	byteDollar  // '$': a lookup when "{" follows
+)
+
+// byteNeeds classifies bytes for needsDecode, so that the usual byte
+// costs one look-up.
+var byteNeeds = func() (t [256]uint8) {
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = byteUpper
+	}
+	for c := 0x80; c < 0x100; c++ {
+		t[c] = byteEscape
+	}
+	t['%'], t['+'], t['$'] = byteEscape, bytePlus, byteDollar
+	return t
+}()
+
 func needsDecode(v string, query bool) int {
 	need := decodeNone
 	for i := 0; i < len(v); i++ {
-		c := v[i]
-		switch {
-		case c == '%' || (c == '+' && query) || c >= 0x80 || (c == '$' && i+1 < len(v) && v[i+1] == '{'):
-			return decodeFull
-		case 'A' <= c && c <= 'Z':
+		switch byteNeeds[v[i]] {
+		case byteNothing:
+		case byteUpper:
 			need = decodeCase
+		case byteEscape:
+			return decodeFull
+		case bytePlus:
+			if query {
+				return decodeFull
+			}
+		case byteDollar:
+			if i+1 < len(v) && v[i+1] == '{' {
+				return decodeFull
+			}
 		}
 	}
 	return need

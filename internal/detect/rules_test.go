@@ -294,3 +294,33 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestNeedsDecode: what decoding a value needs before the patterns read
+// it, in a query and elsewhere.
+func TestNeedsDecode(t *testing.T) {
+	tests := []struct {
+		v          string
+		query, not int // in url.query, in any other field
+	}{
+		{"", decodeNone, decodeNone},
+		{"/items/42?x=1", decodeNone, decodeNone},
+		{"/Items", decodeCase, decodeCase},
+		{"a%20b", decodeFull, decodeFull},
+		{"a+b", decodeFull, decodeNone},
+		{"A+b", decodeFull, decodeCase},
+		{"caf\u00e9", decodeFull, decodeFull},
+		{"${jndi:x}", decodeFull, decodeFull},
+		{"$x{", decodeNone, decodeNone},
+		{"price$", decodeNone, decodeNone},
+		{"Price$", decodeCase, decodeCase},
+		{"$$%", decodeFull, decodeFull},
+	}
+	for _, tt := range tests {
+		if got := needsDecode(tt.v, true); got != tt.query {
+			t.Errorf("needsDecode(%q, query) = %d, want %d", tt.v, got, tt.query)
+		}
+		if got := needsDecode(tt.v, false); got != tt.not {
+			t.Errorf("needsDecode(%q) = %d, want %d", tt.v, got, tt.not)
+		}
+	}
+}
