@@ -33,7 +33,20 @@ const (
 	FieldServerAddress Field = "server.address"
 )
 
+// fields are the Fields in the order of their indexes (fieldURLPath ...),
+// which the scan of a span names them by.
 var fields = []Field{FieldURLPath, FieldURLQuery, FieldURLFull, FieldUserAgent, FieldRequestHeader, FieldDBQueryText, FieldServerAddress}
+
+// Indexes of the Fields in fields.
+const (
+	fieldURLPath = iota
+	fieldURLQuery
+	fieldURLFull
+	fieldUserAgent
+	fieldRequestHeader
+	fieldDBQueryText
+	fieldServerAddress
+)
 
 // Rule is one exploit-payload rule, as data: docs/detections.md describes
 // the built-in set and how to add rules.
@@ -243,16 +256,16 @@ func (s *scan) fire(i int32) bool {
 // keeps.)
 func (s *scan) span(sp *telemetry.Span, hit func(Hit)) {
 	a := &sp.Attrs
-	s.value(FieldURLPath, "", a.URLPath, hit)
-	s.value(FieldURLQuery, "", a.URLQuery, hit)
-	s.value(FieldURLFull, "", a.URLFull, hit)
-	s.value(FieldUserAgent, "", a.UserAgent, hit)
-	s.value(FieldDBQueryText, "", a.DBQueryText, hit)
+	s.value(fieldURLPath, "", a.URLPath, hit)
+	s.value(fieldURLQuery, "", a.URLQuery, hit)
+	s.value(fieldURLFull, "", a.URLFull, hit)
+	s.value(fieldUserAgent, "", a.UserAgent, hit)
+	s.value(fieldDBQueryText, "", a.DBQueryText, hit)
 	if sp.Kind == telemetry.SpanKindClient {
-		s.value(FieldServerAddress, "", a.ServerAddress, hit)
+		s.value(fieldServerAddress, "", a.ServerAddress, hit)
 	}
 	for name, v := range a.RequestHeaders {
-		s.value(FieldRequestHeader, name, v, hit)
+		s.value(fieldRequestHeader, name, v, hit)
 	}
 }
 
@@ -264,11 +277,11 @@ const maxTries = 64
 // allocating; a longer value is decoded in a new one.
 const stackBytes = 512
 
-// value matches the rules of field f against a value, or takes what
-// they matched from the memo, and reports the rules that did not fire
-// on the span yet; header is the header's name for FieldRequestHeader.
-func (s *scan) value(f Field, header, v string, hit func(Hit)) {
-	fi := slices.Index(fields, f)
+// value matches the rules of field fields[fi] against a value, or takes
+// what they matched from the memo, and reports the rules that did not
+// fire on the span yet; header is the header's name for
+// FieldRequestHeader.
+func (s *scan) value(fi int, header, v string, hit func(Hit)) {
 	pf := s.r.byField[fi]
 	if v == "" || pf == nil {
 		return
@@ -276,7 +289,7 @@ func (s *scan) value(f Field, header, v string, hit func(Hit)) {
 	if s.clean != nil && string(s.clean[fi]) == v {
 		return
 	}
-	query := f == FieldURLQuery
+	query := fi == fieldURLQuery
 	need := needsDecode(v, query)
 	var occBuf [32]occurrence
 	var occ []occurrence
@@ -334,8 +347,8 @@ func (s *scan) value(f Field, header, v string, hit func(Hit)) {
 		if !s.fire(m.rule) {
 			continue
 		}
-		name := string(f)
-		if f == FieldRequestHeader {
+		name := string(fields[fi])
+		if fi == fieldRequestHeader {
 			name += "." + header
 		}
 		hit(Hit{Rule: &s.r.rules[m.rule].Rule, Field: name, Match: d[m.at : m.at+m.len], Value: d, Raw: v, Offset: int(m.at)})

@@ -324,3 +324,18 @@ func TestNeedsDecode(t *testing.T) {
 		}
 	}
 }
+
+// TestFieldIndexes: the scan names each field by its index in fields.
+func TestFieldIndexes(t *testing.T) {
+	for i, f := range map[int]Field{
+		fieldURLPath: FieldURLPath, fieldURLQuery: FieldURLQuery, fieldURLFull: FieldURLFull, fieldUserAgent: FieldUserAgent,
+		fieldRequestHeader: FieldRequestHeader, fieldDBQueryText: FieldDBQueryText, fieldServerAddress: FieldServerAddress,
+	} {
+		if fields[i] != f {
+			t.Errorf("fields[%d] = %q, want %q", i, fields[i], f)
+		}
+	}
+	if len(fields) != 7 {
+		t.Errorf("%d fields, 7 indexes", len(fields))
+	}
+}
