@@ -136,6 +136,10 @@ type Model struct {
 	// address costs more than the rest of a span's check.
 	lastClient       string
 	lastClientPublic bool
+	// lastStore is the last store name built and the parts it was built
+	// of (storeName): a service's spans call few stores, and building
+	// the name allocated for every database span.
+	lastStore storeParts
 
 	// spanEndpoints maps the id of SERVER and CONSUMER spans to the
 	// endpoint they served, for span-linked profile samples.

@@ -454,3 +454,30 @@ func TestWiden(t *testing.T) {
 		})
 	}
 }
+
+// TestStoreNames: each CLIENT span names the store it called, whatever
+// store the span before called (the model reuses the last name it built
+// while the parts are the same).
+func TestStoreNames(t *testing.T) {
+	m := newModel()
+	calls := []struct {
+		attrs telemetry.Attrs
+		want  string
+	}{
+		{telemetry.Attrs{DBSystem: "postgresql", DBNamespace: "shop", DBCollection: "items"}, "postgresql://shop/items"},
+		{telemetry.Attrs{DBSystem: "postgresql", DBNamespace: "shop", DBCollection: "items"}, "postgresql://shop/items"},
+		{telemetry.Attrs{DBSystem: "postgresql", DBNamespace: "shop", DBCollection: "orders"}, "postgresql://shop/orders"},
+		{telemetry.Attrs{DBSystem: "postgresql", DBNamespace: "shop"}, "postgresql://shop"},
+		{telemetry.Attrs{DBSystem: "redis"}, "redis://"},
+		{telemetry.Attrs{S3Bucket: "invoices"}, "s3://invoices"},
+		{telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "invoices"}, "kafka://invoices"},
+		{telemetry.Attrs{DBSystem: "postgresql", DBNamespace: "shop", DBCollection: "items"}, "postgresql://shop/items"},
+	}
+	for i, c := range calls {
+		sp := span("api", telemetry.SpanKindClient, byte(i+1), 0, "call", c.attrs)
+		name, _, _ := m.storeOf(&sp)
+		if name != c.want {
+			t.Errorf("call %d: store %q, want %q", i, name, c.want)
+		}
+	}
+}

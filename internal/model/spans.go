@@ -73,7 +73,7 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 		} else {
 			s.spans.Consumer++
 			if a.MessagingDestination != "" {
-				name := storeName(a.MessagingSystem, a.MessagingDestination, "")
+				name := m.storeName(a.MessagingSystem, a.MessagingDestination, "")
 				if st, _ := s.touchStore(s.consumes, name, "messaging", a.MessagingSystem, sp, m.cfg.MaxStores); st != nil {
 					st.Service = s.name
 				}
@@ -92,7 +92,7 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 		}
 		m.wait(sp.ParentSpanID, callee{svc: s, at: now.UnixNano(), n: 1}, now)
 	case telemetry.SpanKindClient, telemetry.SpanKindProducer:
-		if name, kind, system := storeOf(sp); name != "" {
+		if name, kind, system := m.storeOf(sp); name != "" {
 			st, isNew := s.touchStore(s.stores, name, kind, system, sp, m.cfg.MaxStores)
 			if st != nil {
 				st.Service = s.name
@@ -282,27 +282,37 @@ func (s *service) endpoint(sp *telemetry.Span, max int) int32 {
 
 // storeOf names the data store a CLIENT or PRODUCER span reached, with
 // the canonical names of DESIGN.md, or "" when it reached none.
-func storeOf(sp *telemetry.Span) (name, kind, system string) {
+func (m *Model) storeOf(sp *telemetry.Span) (name, kind, system string) {
 	a := &sp.Attrs
 	switch {
 	case a.DBSystem != "":
-		return storeName(a.DBSystem, a.DBNamespace, a.DBCollection), "database", a.DBSystem
+		return m.storeName(a.DBSystem, a.DBNamespace, a.DBCollection), "database", a.DBSystem
 	case a.S3Bucket != "":
-		return "s3://" + a.S3Bucket, "objectstore", "s3"
+		return m.storeName("s3", a.S3Bucket, ""), "objectstore", "s3"
 	case a.MessagingSystem != "" && a.MessagingDestination != "":
-		return storeName(a.MessagingSystem, a.MessagingDestination, ""), "messaging", a.MessagingSystem
+		return m.storeName(a.MessagingSystem, a.MessagingDestination, ""), "messaging", a.MessagingSystem
 	}
 	return "", "", ""
 }
 
+// storeParts is what a store name is built of, and the name.
+type storeParts struct {
+	system, namespace, collection, name string
+}
+
 // storeName builds "<system>://<namespace>/<collection>", leaving out
-// what is unknown.
-func storeName(system, namespace, collection string) string {
-	n := system + "://" + namespace
-	if collection != "" {
-		n += "/" + collection
+// what is unknown, or returns the last one built when its parts are
+// the same.
+func (m *Model) storeName(system, namespace, collection string) string {
+	l := &m.lastStore
+	if l.name == "" || l.system != system || l.namespace != namespace || l.collection != collection {
+		n := system + "://" + namespace
+		if collection != "" {
+			n += "/" + collection
+		}
+		*l = storeParts{system: system, namespace: namespace, collection: collection, name: n}
 	}
-	return n
+	return l.name
 }
 
 // touchStore counts a call to a store of m, creating it unless m has max
