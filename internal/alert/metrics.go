@@ -2,7 +2,6 @@ package alert
 
 import (
 	"errors"
-	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,41 +24,31 @@ type metrics struct {
 
 // byKind holds the children of a metric vector by kind, each made when
 // first used, as WithLabelValues makes it (a kind never counted has no
-// series), and then found without hashing and checking label values. It
-// is safe for concurrent use: readers load the map, a new kind replaces
-// it.
+// series), and then found by the kind's place in detect.Kinds, without
+// hashing and checking label values. A kind that is not one of
+// detect.Kinds is resolved each time. It is safe for concurrent use.
 type byKind[T any] struct {
-	with func(kind string) T
-	mu   sync.Mutex
-	m    atomic.Pointer[map[string]T]
+	with  func(kind string) T
+	slots []atomic.Pointer[T] // by index in detect.Kinds
 }
 
-// maxKinds bounds byKind: alert kinds are detect.Kinds, and any past
-// the bound is resolved each time.
-const maxKinds = 64
+func newByKind[T any](with func(kind string) T) byKind[T] {
+	return byKind[T]{with: with, slots: make([]atomic.Pointer[T], len(detect.Kinds))}
+}
 
 func (b *byKind[T]) of(kind string) T {
-	m := b.m.Load()
-	if m != nil {
-		if c, ok := (*m)[kind]; ok {
-			return c
+	for i, k := range detect.Kinds {
+		if string(k) != kind {
+			continue
 		}
-	}
-	c := b.with(kind)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	old := b.m.Load()
-	if old == nil || len(*old) < maxKinds {
-		next := make(map[string]T, 8)
-		if old != nil {
-			for k, v := range *old {
-				next[k] = v
-			}
+		if p := b.slots[i].Load(); p != nil {
+			return *p
 		}
-		next[kind] = c
-		b.m.Store(&next)
+		c := b.with(kind) // the same child if two callers race here
+		b.slots[i].Store(&c)
+		return c
 	}
-	return c
+	return b.with(kind)
 }
 
 func newMetrics(reg prometheus.Registerer, sinks []*sinkQueue) (*metrics, error) {
@@ -90,8 +79,8 @@ func newMetrics(reg prometheus.Registerer, sinks []*sinkQueue) (*metrics, error)
 			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
 		}, []string{"kind"}),
 	}
-	m.dedupedOf.with = func(kind string) prometheus.Counter { return m.deduplicated.WithLabelValues(kind) }
-	m.latencyOf.with = func(kind string) prometheus.Observer { return m.latency.WithLabelValues(kind) }
+	m.dedupedOf = newByKind(func(kind string) prometheus.Counter { return m.deduplicated.WithLabelValues(kind) })
+	m.latencyOf = newByKind(func(kind string) prometheus.Observer { return m.latency.WithLabelValues(kind) })
 	for _, s := range sinks {
 		m.sendSeconds.WithLabelValues(s.sink.Name())
 	}

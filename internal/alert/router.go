@@ -164,6 +164,12 @@ type Router struct {
 
 	mu     sync.Mutex
 	seen   *generations[time.Time]     // dedupe key -> last fired
+	// lastKey and lastAt are the last key put in seen and its time: a
+	// run of hits of one key (a scanner's requests) is told a duplicate
+	// without a look-up. Rotation cannot have dropped it from seen
+	// before another put replaces it.
+	lastKey string
+	lastAt  time.Time
 	limits *generations[*rate.Limiter] // kind|service -> bucket
 
 	// lifeMu guards the lifecycle; Fire holds it for reading while it
@@ -244,7 +250,7 @@ func (r *Router) route(k detect.Kind, service, key string, receivedAt time.Time,
 		r.m.latencyOf.of(kind).Observe(now.Sub(receivedAt).Seconds())
 	}
 	r.mu.Lock()
-	if last, ok := r.seen.get(key); ok && key != "" && now.Sub(last) < r.cfg.DedupeWindow {
+	if key != "" && (key == r.lastKey && now.Sub(r.lastAt) < r.cfg.DedupeWindow || r.duplicate(key, now)) {
 		r.mu.Unlock()
 		r.m.dedupedOf.of(kind).Inc()
 		return
@@ -261,6 +267,7 @@ func (r *Router) route(k detect.Kind, service, key string, receivedAt time.Time,
 		return
 	}
 	r.seen.put(key, now)
+	r.lastKey, r.lastAt = key, now
 	r.mu.Unlock()
 
 	d := build()
@@ -282,6 +289,13 @@ func (r *Router) route(k detect.Kind, service, key string, receivedAt time.Time,
 			r.m.dropped.WithLabelValues(kind, s.sink.Name(), "queue_full").Inc()
 		}
 	}
+}
+
+// duplicate reports whether key fired less than the dedupe window
+// before now. r.mu is held.
+func (r *Router) duplicate(key string, now time.Time) bool {
+	last, ok := r.seen.get(key)
+	return ok && now.Sub(last) < r.cfg.DedupeWindow
 }
 
 // link gives an alert its ID and links.

@@ -482,3 +482,43 @@ func TestAlertID(t *testing.T) {
 		})
 	}
 }
+
+// TestDedupeWindow: a key fires again once the window since it last
+// fired has passed, whether other keys fired in between or not.
+func TestDedupeWindow(t *testing.T) {
+	cfg := testConfig()
+	cfg.DedupeWindow, cfg.KeyBurst = 10*time.Minute, 100
+	now := t0
+	r, err := NewRouter(cfg, nil, Deps{Now: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		at    time.Duration
+		key   string
+		fires bool
+	}{
+		{0, "a", true},
+		{time.Minute, "a", false},
+		{2 * time.Minute, "b", true},
+		{3 * time.Minute, "a", false},
+		{12 * time.Minute, "a", true},
+		{13 * time.Minute, "a", false},
+		{14 * time.Minute, "b", true},
+		{21 * time.Minute, "b", false},
+		{23 * time.Minute, "a", true},
+		{25 * time.Minute, "b", true},
+	}
+	fired := 0.0
+	for i, s := range steps {
+		now = t0.Add(s.at)
+		a := firstExec()
+		a.DedupeKey = s.key
+		r.Fire(a)
+		got := testutil.ToFloat64(r.m.fired.WithLabelValues("first_execution"))
+		if (got > fired) != s.fires {
+			t.Errorf("step %d (%v, %s): fired %v, want %v", i, s.at, s.key, got > fired, s.fires)
+		}
+		fired = got
+	}
+}
