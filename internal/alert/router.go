@@ -162,15 +162,15 @@ type Router struct {
 	m      *metrics
 	sinks  []*sinkQueue
 
-	mu     sync.Mutex
-	seen   *generations[time.Time]     // dedupe key -> last fired
+	mu   sync.Mutex
+	seen *generations[time.Time] // dedupe key -> last fired
 	// lastKey and lastAt are the last key put in seen and its time: a
 	// run of hits of one key (a scanner's requests) is told a duplicate
 	// without a look-up. Rotation cannot have dropped it from seen
 	// before another put replaces it.
 	lastKey string
 	lastAt  time.Time
-	limits *generations[*rate.Limiter] // kind|service -> bucket
+	limits  *generations[*rate.Limiter] // kind|service -> bucket
 
 	// lifeMu guards the lifecycle; Fire holds it for reading while it
 	// queues, so Shutdown never closes a queue under it.
