@@ -79,7 +79,7 @@ for dir in $(go list -f '{{.Dir}}' ./...); do
 		watcher=
 		if [ -n "$maxtime" ]; then
 			# The test binary is go test's child; its workers are its own.
-			(sleep "$maxtime" && pkill -INT -P "$gotest") &
+			(sleep "$maxtime" && pkill -INT -P "$gotest") 2>/dev/null &
 			watcher=$!
 		fi
 		wait "$gotest"
