@@ -28,6 +28,9 @@
 # every span carries an SQL injection in url.query, the worst case for
 # evident's detections; ATTACK=0 sends clean spans.
 #
+# EVIDENT names an evident binary to run instead of building this tree's
+# (to compare two builds: EVIDENT=/tmp/a ... then EVIDENT=/tmp/b ...).
+#
 # The Collector is built once into $CACHE (default ~/.cache/evident-bench)
 # by go.opentelemetry.io/collector/cmd/builder, which needs only the Go
 # module proxy. Everything binds to 127.0.0.1 and stops by itself.
@@ -91,7 +94,8 @@ service:
                 host: 127.0.0.1
                 port: 28888
 EOF
-go build -o "$work/evident" "$root/cmd/evident"
+evident=${EVIDENT:-$work/evident}
+if [ -z "${EVIDENT:-}" ]; then go build -o "$evident" "$root/cmd/evident"; fi
 
 . "$root/bench/proc.sh"
 attack=()
@@ -132,7 +136,7 @@ run() {
 		;;
 	evident)
 		rm -rf "$work/data"
-		taskset -c "$server_cpu" "$work/evident" serve --data "$work/data" --vulns "$root/examples/shop/recorded/osv" \
+		taskset -c "$server_cpu" "$evident" serve --data "$work/data" --vulns "$root/examples/shop/recorded/osv" \
 			--findings "$root/examples/shop/recorded/findings" --api 127.0.0.1:18080 \
 			--otlp-grpc 127.0.0.1:14317 --otlp-http 127.0.0.1:14318 --pyroscope 127.0.0.1:14040 \
 			>"$work/$name.out" 2>&1 &
