@@ -437,6 +437,16 @@ type tenantState struct {
 
 type tenantStateKey struct{}
 
+// storeStatus is the status of a store's error: 400 when the request
+// asked for what the store cannot hold or read (store.ErrInvalid, a time
+// outside its range), 503 otherwise.
+func storeStatus(err error) int {
+	if errors.Is(err, store.ErrInvalid) {
+		return http.StatusBadRequest
+	}
+	return http.StatusServiceUnavailable
+}
+
 // inTenant resolves the state and alerts of the request's tenant before
 // h runs; without Deps.Tenants, h reads Deps.State and Deps.Alerts.
 func (s *Server) inTenant(h http.HandlerFunc) http.HandlerFunc {
@@ -447,11 +457,7 @@ func (s *Server) inTenant(h http.HandlerFunc) http.HandlerFunc {
 		id := auth.TenantFromContext(r.Context())
 		st, al, err := s.deps.Tenants.Tenant(r.Context(), id)
 		if err != nil {
-			status := http.StatusServiceUnavailable
-			if errors.Is(err, store.ErrInvalid) {
-				status = http.StatusBadRequest
-			}
-			writeError(w, status, "tenant %q: %v", id, err)
+			writeError(w, storeStatus(err), "tenant %q: %v", id, err)
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), tenantStateKey{}, tenantState{state: st, alerts: al})))

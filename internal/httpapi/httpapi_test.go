@@ -507,6 +507,7 @@ func TestErrorsAreJSON(t *testing.T) {
 		{"GET", "/api/v1/findings?cursor=abc", 400, "", `cursor \"abc\": not a next_cursor of findings sorted by priority`},
 		{"GET", "/api/v1/summary?x=1", 400, "", `parameter \"x\": this route takes none`},
 		{"GET", "/api/v1/alerts?kind=boom", 400, "", `kind \"boom\": want one of first_execution, exposed_to_sensitive_store, exploit_payload, request_rate_anomaly, error_rate_anomaly, new_outbound_host`},
+		{"GET", "/api/v1/alerts?since=0926-10-01T00:00:00Z", 400, "", `since: time 0926-10-01 00:00:00 +0000 UTC is outside the years 1678 to 2262`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {

@@ -257,7 +257,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	u := store.FindingsUpdate{Findings: fs, Services: services, Source: name + " (" + format + ")", Actor: actor(r), Time: s.deps.Now()}
 	if err := s.stateOf(r).SetFindings(r.Context(), u); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "store findings: %v", err)
+		writeError(w, storeStatus(err), "store findings: %v", err)
 		return
 	}
 	skipped := make([]string, 0, len(errs))
@@ -294,7 +294,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	}
 	es, err := s.deps.Audit.AuditLog(r.Context(), after, limit+1)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "read audit log: %v", err)
+		writeError(w, storeStatus(err), "read audit log: %v", err)
 		return
 	}
 	body := struct {
@@ -348,7 +348,7 @@ func (s *Server) alerts(w http.ResponseWriter, r *http.Request) {
 	aq.Limit = limit + 1
 	as, err := alerts.Recent(r.Context(), aq)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "read alerts: %v", err)
+		writeError(w, storeStatus(err), "read alerts: %v", err)
 		return
 	}
 	body := struct {
@@ -373,7 +373,7 @@ func (s *Server) alert(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	as, err := alerts.Recent(r.Context(), store.AlertQuery{ID: id, Limit: 1})
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "read alert %s: %v", id, err)
+		writeError(w, storeStatus(err), "read alert %s: %v", id, err)
 		return
 	}
 	if len(as) == 0 {
