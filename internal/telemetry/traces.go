@@ -304,14 +304,19 @@ func unwrapTempoResponse(data []byte) []byte {
 // its first line is not a complete JSON value (pretty-printed Tempo
 // output). A bad first line followed by a line that is a JSON object of
 // its own is taken as JSON lines with line 1 damaged, so that one bad line
-// cannot lose a whole file.
+// cannot lose a whole file. Records are named by their line only when
+// there is more than one: a single document on one line (an OTLP/HTTP
+// JSON body) is "document", as a multi-line one is.
 func decodeTracesJSON(br *bufio.Reader, source string, errs *recordErrors, emit func([]Span) error) error {
 	sc := bufio.NewScanner(br)
 	sc.Buffer(make([]byte, 0, 64<<10), MaxTraceSize)
 	c := jsonTraceConverter{}
 	line, nonEmpty := 0, 0
-	var pending []byte // the first line, when it is not JSON on its own
-	pendingLine := 0
+	// The first line, held until the next one tells whether the input is
+	// JSON lines: pending when it is not JSON on its own, first when it
+	// is.
+	var pending, first []byte
+	firstLine := 0
 	for sc.Scan() {
 		line++
 		text := bytes.TrimSpace(sc.Bytes())
@@ -320,33 +325,61 @@ func decodeTracesJSON(br *bufio.Reader, source string, errs *recordErrors, emit 
 		}
 		nonEmpty++
 		switch {
-		case nonEmpty == 1 && !json.Valid(text):
-			pending, pendingLine = bytes.Clone(text), line
+		case nonEmpty == 1:
+			if json.Valid(text) {
+				first = bytes.Clone(text)
+			} else {
+				pending = bytes.Clone(text)
+			}
+			firstLine = line
 			continue
 		case pending != nil && !(text[0] == '{' && json.Valid(text)):
 			return decodeTraceDocument(append(append(pending, '\n'), text...), sc, source, errs, &c, emit)
 		case pending != nil:
-			if _, err := c.decode(pending, errs, fmt.Sprintf("line %d: ", pendingLine)); err != nil {
-				errs.addf(err, "line %d", pendingLine)
-			}
-			pending = nil
+			first, pending = pending, nil
 		}
-		spans, err := c.decode(text, errs, fmt.Sprintf("line %d: ", line))
-		if err != nil {
-			errs.addf(err, "line %d", line)
-			continue
-		}
-		if len(spans) > 0 {
-			if err := emit(spans); err != nil {
-				return fmt.Errorf("decode traces %s: %w", source, err)
+		if first != nil {
+			if err := decodeJSONRecord(&c, first, fmt.Sprintf("line %d", firstLine), source, errs, emit); err != nil {
+				return err
 			}
+			first = nil
+		}
+		if err := decodeJSONRecord(&c, text, fmt.Sprintf("line %d", line), source, errs, emit); err != nil {
+			return err
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("decode traces %s: line %d: %w: %w", source, line+1, ErrMalformed, err)
 	}
-	if pending != nil {
+	switch {
+	case pending != nil:
 		return decodeTraceDocument(pending, sc, source, errs, &c, emit)
+	case first != nil:
+		return decodeJSONRecord(&c, first, "", source, errs, emit)
+	}
+	return nil
+}
+
+// decodeJSONRecord decodes one JSON document of the input and emits its
+// spans. record names it in errors ("line 3"; "" for the input's only
+// document, whose spans are then named without it and which itself is
+// "document"). Only emit's error is returned; the document's own go to
+// errs.
+func decodeJSONRecord(c *jsonTraceConverter, doc []byte, record, source string, errs *recordErrors, emit func([]Span) error) error {
+	prefix, whole := record+": ", record
+	if record == "" {
+		prefix, whole = "", "document"
+	}
+	spans, err := c.decode(doc, errs, prefix)
+	if err != nil {
+		errs.add(whole, err)
+		return nil
+	}
+	if len(spans) == 0 {
+		return nil
+	}
+	if err := emit(spans); err != nil {
+		return fmt.Errorf("decode traces %s: %w", source, err)
 	}
 	return nil
 }
@@ -366,18 +399,7 @@ func decodeTraceDocument(first []byte, sc *bufio.Scanner, source string, errs *r
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("decode traces %s: %w: %w", source, ErrMalformed, err)
 	}
-	spans, err := c.decode(doc.Bytes(), errs, "")
-	if err != nil {
-		errs.add("document", err)
-		return nil
-	}
-	if len(spans) == 0 {
-		return nil
-	}
-	if err := emit(spans); err != nil {
-		return fmt.Errorf("decode traces %s: %w", source, err)
-	}
-	return nil
+	return decodeJSONRecord(c, doc.Bytes(), "", source, errs, emit)
 }
 
 // jsonTraceConverter decodes OTLP and Tempo JSON with pdata and converts
