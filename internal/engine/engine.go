@@ -205,6 +205,12 @@ type worker struct {
 	lastCheckTime time.Time
 }
 
+// toAssess reports whether an assessment has anything to do: findings
+// or services touched since the last one, or a join still awaited.
+func (w *worker) toAssess() bool {
+	return len(w.dirty) > 0 || w.dirtyAll || len(w.spanServices) > 0 || len(w.topoServices) > 0 || w.awaitingJoin
+}
+
 // item is one accepted batch.
 type item struct {
 	ticket uint64
@@ -524,8 +530,13 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 func (e *Engine) run(ctx context.Context) {
 	defer close(e.done)
 	defer e.cancel()
-	assessT := time.NewTicker(e.cfg.AssessInterval)
+	// The assessment timer runs only while there is something to
+	// assess, so that an idle engine does not wake its process: armed
+	// when an event leaves work, it fires AssessInterval later, which
+	// bounds both the rate of assessments and their delay.
+	assessT := time.NewTimer(e.cfg.AssessInterval)
 	defer assessT.Stop()
+	armed := true
 	checkT := time.NewTicker(e.cfg.CheckpointInterval)
 	defer checkT.Stop()
 	var refresh <-chan time.Time
@@ -541,6 +552,7 @@ func (e *Engine) run(ctx context.Context) {
 		case f := <-e.ctl:
 			f()
 		case <-assessT.C:
+			armed = false
 			e.assess(ctx)
 		case <-refresh:
 			e.w.dirtyAll = true
@@ -552,6 +564,10 @@ func (e *Engine) run(ctx context.Context) {
 			e.mu.Unlock()
 			e.drain(ctx, dctx)
 			return
+		}
+		if !armed && e.w.toAssess() {
+			assessT.Reset(e.cfg.AssessInterval)
+			armed = true
 		}
 	}
 }
@@ -699,7 +715,7 @@ func (e *Engine) firePending(p *detect.Pending) {
 // changes and publishes a new View.
 func (e *Engine) assess(ctx context.Context) {
 	w := &e.w
-	if len(w.dirty) == 0 && !w.dirtyAll && len(w.spanServices) == 0 && len(w.topoServices) == 0 && !w.awaitingJoin {
+	if !w.toAssess() {
 		return
 	}
 	start := time.Now()

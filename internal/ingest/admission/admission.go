@@ -181,7 +181,14 @@ func (c *Controller) Shutdown(ctx context.Context) error { return c.loop.Stop(ct
 // not stop the world, unlike runtime.ReadMemStats.
 var memoryMetrics = [...]string{"/memory/classes/total:bytes", "/memory/classes/heap/released:bytes"}
 
+// sample samples memory every CheckInterval until ctx ends. Without a
+// memory limit there is nothing to sample, and it waits without waking
+// the process.
 func (c *Controller) sample(ctx context.Context) {
+	if c.limit.Load() == 0 { // set by Start, before sample runs
+		<-ctx.Done()
+		return
+	}
 	samples := make([]metrics.Sample, len(memoryMetrics))
 	for i, name := range memoryMetrics {
 		samples[i].Name = name
@@ -189,13 +196,12 @@ func (c *Controller) sample(ctx context.Context) {
 	t := time.NewTicker(c.cfg.CheckInterval)
 	defer t.Stop()
 	for {
-		if limit := c.limit.Load(); limit > 0 {
-			metrics.Read(samples)
-			inUse := int64(samples[0].Value.Uint64() - samples[1].Value.Uint64())
-			over := inUse > limit/100*int64(c.cfg.RefuseAbovePercent)
-			if was := c.over.Swap(over); was != over {
-				c.log.Warn("memory soft limit", "refusing", over, "in_use_bytes", inUse, "limit_bytes", limit)
-			}
+		limit := c.limit.Load()
+		metrics.Read(samples)
+		inUse := int64(samples[0].Value.Uint64() - samples[1].Value.Uint64())
+		over := inUse > limit/100*int64(c.cfg.RefuseAbovePercent)
+		if was := c.over.Swap(over); was != over {
+			c.log.Warn("memory soft limit", "refusing", over, "in_use_bytes", inUse, "limit_bytes", limit)
 		}
 		select {
 		case <-ctx.Done():
