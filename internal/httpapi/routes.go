@@ -348,7 +348,7 @@ func (s *Server) alerts(w http.ResponseWriter, r *http.Request) {
 	aq.Limit = limit + 1
 	as, err := alerts.Recent(r.Context(), aq)
 	if err != nil {
-		writeError(w, storeStatus(err), "read alerts: %v", err)
+		writeError(w, storeStatus(err), "%v", err) // the store names the call
 		return
 	}
 	body := struct {
