@@ -63,6 +63,22 @@ func (r *recordErrors) addf(err error, format string, args ...any) {
 	r.add(fmt.Sprintf(format, args...), err)
 }
 
+// renameRecords puts the errors r.errs[from:to], reported as those of the
+// input's only document, under record: the document turned out to be
+// one of several ("line 1"). A record within the document ("resource_spans[0]:
+// ...") keeps its name after record's.
+func (r *recordErrors) renameRecords(from, to int, record string) {
+	for _, e := range r.errs[from:to] {
+		if re, ok := e.(*RecordError); ok {
+			if re.Record == "document" {
+				re.Record = record
+			} else {
+				re.Record = record + ": " + re.Record
+			}
+		}
+	}
+}
+
 // err returns the joined errors, or nil when no record was dropped.
 func (r *recordErrors) err() error {
 	if r.more > 0 {

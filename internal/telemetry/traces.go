@@ -312,11 +312,11 @@ func decodeTracesJSON(br *bufio.Reader, source string, errs *recordErrors, emit 
 	sc.Buffer(make([]byte, 0, 64<<10), MaxTraceSize)
 	c := jsonTraceConverter{}
 	line, nonEmpty := 0, 0
-	// The first line, held until the next one tells whether the input is
-	// JSON lines: pending when it is not JSON on its own, first when it
-	// is.
-	var pending, first []byte
-	firstLine := 0
+	var pending []byte // the first line, when it is not JSON on its own
+	pendingLine := 0
+	// The errors of the first line, errs.errs[firstErrs:firstEnd], named
+	// as those of the only document until a second line comes.
+	firstLine, firstErrs, firstEnd := 0, 0, 0
 	for sc.Scan() {
 		line++
 		text := bytes.TrimSpace(sc.Bytes())
@@ -325,24 +325,25 @@ func decodeTracesJSON(br *bufio.Reader, source string, errs *recordErrors, emit 
 		}
 		nonEmpty++
 		switch {
+		case nonEmpty == 1 && !json.Valid(text):
+			pending, pendingLine = bytes.Clone(text), line
+			continue
 		case nonEmpty == 1:
-			if json.Valid(text) {
-				first = bytes.Clone(text)
-			} else {
-				pending = bytes.Clone(text)
+			firstLine, firstErrs = line, len(errs.errs)
+			if err := decodeJSONRecord(&c, text, "", source, errs, emit); err != nil {
+				return err
 			}
-			firstLine = line
+			firstEnd = len(errs.errs)
 			continue
 		case pending != nil && !(text[0] == '{' && json.Valid(text)):
 			return decodeTraceDocument(append(append(pending, '\n'), text...), sc, source, errs, &c, emit)
 		case pending != nil:
-			first, pending = pending, nil
-		}
-		if first != nil {
-			if err := decodeJSONRecord(&c, first, fmt.Sprintf("line %d", firstLine), source, errs, emit); err != nil {
+			if err := decodeJSONRecord(&c, pending, fmt.Sprintf("line %d", pendingLine), source, errs, emit); err != nil {
 				return err
 			}
-			first = nil
+			pending = nil
+		case nonEmpty == 2:
+			errs.renameRecords(firstErrs, firstEnd, fmt.Sprintf("line %d", firstLine))
 		}
 		if err := decodeJSONRecord(&c, text, fmt.Sprintf("line %d", line), source, errs, emit); err != nil {
 			return err
@@ -351,11 +352,8 @@ func decodeTracesJSON(br *bufio.Reader, source string, errs *recordErrors, emit 
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("decode traces %s: line %d: %w: %w", source, line+1, ErrMalformed, err)
 	}
-	switch {
-	case pending != nil:
+	if pending != nil {
 		return decodeTraceDocument(pending, sc, source, errs, &c, emit)
-	case first != nil:
-		return decodeJSONRecord(&c, first, "", source, errs, emit)
 	}
 	return nil
 }

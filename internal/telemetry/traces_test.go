@@ -270,6 +270,8 @@ func TestDecodeTracesErrors(t *testing.T) {
 		{"truncated protobuf keeps the spans before the cut", cut[:len(cut)-3], "resource_spans[0]: scope_spans[0]: span 2: truncated", 2},
 		{"span with a short trace id", badSpan, "span with a short trace id: resource_spans[0]: scope_spans[0]: span 0: trace_id has 5 bytes, want 16", 1},
 		{"not traces JSON", []byte(`{"resourceLogs":[]}`), `not traces JSON: document: unrecognised telemetry format: JSON object starting with "resourceLogs"`, 0},
+		{"not traces JSON, then a line of traces", append([]byte("{\"resourceLogs\":[]}\n"), bytes.SplitN(readFixture(t, "traces.jsonl"), []byte("\n"), 2)[0]...),
+			`not traces JSON, then a line of traces: line 1: unrecognised telemetry format`, 2},
 		{"truncated gzip", gzipBytes(t, pb)[:100], "unexpected EOF", 0},
 		{"JSON with bad ids", []byte(`{"batches":[{"scopeSpans":[{"spans":[{"traceId":"!!","spanId":"AAAAAAAAAAA="}]}]}]}`), `traceId "!!" is neither hex nor base64 of 16 bytes`, 0},
 		{"unterminated JSON document", []byte("{\n\"resourceSpans\": [\n"), "unterminated JSON document: document: malformed telemetry", 0},
