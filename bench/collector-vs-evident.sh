@@ -14,6 +14,13 @@
 # exporter itself waits for CPU, and both servers idle (with 100 workers,
 # 3,000 to 7,000 spans reached either server in 20 s).
 #
+# Pinned to one core, telemetrygen runs with GOMAXPROCS=1 (Go's default
+# from its CPU affinity) and makes only 7,000 to 9,000 spans a second with
+# 4 workers: the servers then idle most of the time, and the run weighs
+# what each costs per request and between requests. LOAD_GOMAXPROCS=4
+# lets it make 25,000 to 30,000 spans a second on the same core, a load
+# at which what each costs per span weighs most.
+#
 # Each server is pinned to core SERVER_CPU (default 0) and telemetrygen to
 # LOAD_CPU (default 1) with taskset; the two servers run one after the
 # other, alternating, ROUNDS times (default 3). For each run it prints
@@ -152,7 +159,7 @@ run() {
 	for _ in $(seq 100); do curl -sf "$metrics_url" >/dev/null && break; sleep 0.2; done
 	local before after m spans refused lat
 	before=$(cpu)
-	taskset -c "$load_cpu" "$tg" traces --otlp-insecure --otlp-endpoint "$endpoint" --rate "${RATE:-0}" --workers "$workers" \
+	GOMAXPROCS=${LOAD_GOMAXPROCS:-} taskset -c "$load_cpu" "$tg" traces --otlp-insecure --otlp-endpoint "$endpoint" --rate "${RATE:-0}" --workers "$workers" \
 		--batch-size "$batch" --child-spans 9 --duration "$duration" --service load "${attack[@]}" \
 		>"$work/telemetrygen.log" 2>&1 || true
 	sleep 1 # the last calls and the Collector's batch
@@ -173,7 +180,7 @@ run() {
 	pid=
 }
 
-echo "load: telemetrygen, $workers workers, $batch spans a request, $duration a run, ATTACK=${ATTACK:-1}; server on core $server_cpu, load on core $load_cpu; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load: telemetrygen, $workers workers, $batch spans a request, $duration a run, ATTACK=${ATTACK:-1}; server on core $server_cpu, load on core $load_cpu (GOMAXPROCS ${LOAD_GOMAXPROCS:-default}); $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-9s %12s %14s %9s %9s %8s %8s\n' server spans spans/cpu-s p50-ms p99-ms rss-MiB refused
 for _ in $(seq "$rounds"); do
 	run collector
