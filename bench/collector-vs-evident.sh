@@ -14,6 +14,12 @@
 # exporter itself waits for CPU, and both servers idle (with 100 workers,
 # 3,000 to 7,000 spans reached either server in 20 s).
 #
+# One telemetrygen is one client: its workers make spans, but its SDK's
+# one batch span processor exports one request at a time, so the servers
+# never see two requests of it at once. CLIENTS (default 1) runs that many
+# telemetrygen processes side by side, each with WORKERS workers, for
+# concurrent requests (CLIENTS=10 for the 10 concurrent clients).
+#
 # Pinned to one core, telemetrygen runs with GOMAXPROCS=1 (Go's default
 # from its CPU affinity) and makes only 7,000 to 9,000 spans a second with
 # 4 workers: the servers then idle most of the time, and the run weighs
@@ -159,9 +165,14 @@ run() {
 	for _ in $(seq 100); do curl -sf "$metrics_url" >/dev/null && break; sleep 0.2; done
 	local before after m spans refused lat
 	before=$(cpu)
-	GOMAXPROCS=${LOAD_GOMAXPROCS:-} taskset -c "$load_cpu" "$tg" traces --otlp-insecure --otlp-endpoint "$endpoint" --rate "${RATE:-0}" --workers "$workers" \
-		--batch-size "$batch" --child-spans 9 --duration "$duration" --service load "${attack[@]}" \
-		>"$work/telemetrygen.log" 2>&1 || true
+	local c loads=()
+	for c in $(seq "${CLIENTS:-1}"); do
+		GOMAXPROCS=${LOAD_GOMAXPROCS:-} taskset -c "$load_cpu" "$tg" traces --otlp-insecure --otlp-endpoint "$endpoint" --rate "${RATE:-0}" --workers "$workers" \
+			--batch-size "$batch" --child-spans 9 --duration "$duration" --service load "${attack[@]}" \
+			>"$work/telemetrygen.$c.log" 2>&1 &
+		loads+=($!)
+	done
+	wait "${loads[@]}" || true
 	sleep 1 # the last calls and the Collector's batch
 	after=$(cpu)
 	m=$(curl -s "$metrics_url")
@@ -180,7 +191,7 @@ run() {
 	pid=
 }
 
-echo "load: telemetrygen, $workers workers, $batch spans a request, $duration a run, ATTACK=${ATTACK:-1}; server on core $server_cpu, load on core $load_cpu (GOMAXPROCS ${LOAD_GOMAXPROCS:-default}); $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load: ${CLIENTS:-1} telemetrygen client(s), $workers workers each, $batch spans a request, $duration a run, ATTACK=${ATTACK:-1}; server on core $server_cpu, load on core $load_cpu (GOMAXPROCS ${LOAD_GOMAXPROCS:-default}); $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-9s %12s %14s %9s %9s %8s %8s\n' server spans spans/cpu-s p50-ms p99-ms rss-MiB refused
 for _ in $(seq "$rounds"); do
 	run collector
