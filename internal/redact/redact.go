@@ -91,9 +91,16 @@ func (r *Redactor) Value(field, v string) string {
 	case field == FieldURLFull:
 		v = r.urlQuery(v)
 	case field == FieldDBQueryText || field == FieldDBStatement:
+		// The rules for free text first: what they mask can change how
+		// the statement reads (a backquote in URL credentials opened a
+		// quoted name, and hid a number from the sanitizer), while the
+		// sanitizer's "?" ends whatever they look for, so that redacting
+		// the result again changes nothing.
+		v = r.text(v)
 		if r.cfg.SQL {
 			v = sanitizeSQL(v)
 		}
+		return v
 	case strings.HasPrefix(field, HeaderPrefix):
 		return r.header(field[len(HeaderPrefix):], v)
 	}
