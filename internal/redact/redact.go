@@ -91,16 +91,14 @@ func (r *Redactor) Value(field, v string) string {
 	case field == FieldURLFull:
 		v = r.urlQuery(v)
 	case field == FieldDBQueryText || field == FieldDBStatement:
-		// The rules for free text first: what they mask can change how
-		// the statement reads (a backquote in URL credentials opened a
-		// quoted name, and hid a number from the sanitizer), while the
-		// sanitizer's "?" ends whatever they look for, so that redacting
-		// the result again changes nothing.
-		v = r.text(v)
+		// The sanitizer first, then the rules for free text, which never
+		// mask a quote or a backquote (nor a number outside a name: there
+		// is none left), so that the statement reads the same to the
+		// sanitizer after them and redacting the result again changes
+		// nothing.
 		if r.cfg.SQL {
 			v = sanitizeSQL(v)
 		}
-		return v
 	case strings.HasPrefix(field, HeaderPrefix):
 		return r.header(field[len(HeaderPrefix):], v)
 	}
@@ -457,7 +455,9 @@ func (r *Redactor) allowed(match string) bool {
 
 // credentials masks the user information of URLs: scheme://user:pass@host
 // becomes scheme://REDACTED:REDACTED@host, as the semantic conventions
-// ask of url.full.
+// ask of url.full. Quotes and backquotes, which a URL's user information
+// cannot hold unescaped, end it: masking one would change how the SQL
+// sanitizer reads a statement redacted again.
 func (r *Redactor) credentials(s string) string {
 	e := editor{src: s}
 	for off := 0; ; {
@@ -467,7 +467,7 @@ func (r *Redactor) credentials(s string) string {
 		}
 		start := off + i + 3
 		end := start
-		for end < len(s) && !strings.ContainsRune("/?#\"' \t\r\n<>", rune(s[end])) {
+		for end < len(s) && !strings.ContainsRune("/?#\"'` \t\r\n<>", rune(s[end])) {
 			end++
 		}
 		if at := strings.LastIndexByte(s[start:end], '@'); at > 0 {
