@@ -81,21 +81,38 @@ func (r *Redactor) Mask() string { return r.cfg.Mask }
 // kept masked. field is the attribute's semantic-convention name
 // (FieldURLQuery, HeaderPrefix+"cookie", ...). It returns v itself when
 // nothing is masked.
+//
+// A value is redacted again until nothing changes, as what one pass masks
+// can change how the next reads it (URL credentials masked before a query
+// parameter's name, digits masked in a statement's "$4444...$"): a redacted
+// value redacted again stays as it is. One that still changes after
+// maxValuePasses is masked whole.
 func (r *Redactor) Value(field, v string) string {
 	if !r.Enabled() || v == "" {
 		return v
 	}
+	for range maxValuePasses {
+		next := r.valueOnce(field, v)
+		if next == v {
+			return v
+		}
+		v = next
+	}
+	return r.cfg.Mask
+}
+
+// maxValuePasses bounds the passes of Value.
+const maxValuePasses = 4
+
+// valueOnce is one pass of Value's rules over v.
+func (r *Redactor) valueOnce(field, v string) string {
 	switch {
 	case field == FieldURLQuery:
 		v = r.query(v)
 	case field == FieldURLFull:
 		v = r.urlQuery(v)
 	case field == FieldDBQueryText || field == FieldDBStatement:
-		// The sanitizer first, then the rules for free text, which never
-		// mask a quote or a backquote (nor a number outside a name: there
-		// is none left), so that the statement reads the same to the
-		// sanitizer after them and redacting the result again changes
-		// nothing.
+		// The sanitizer first, then the rules for free text.
 		if r.cfg.SQL {
 			v = sanitizeSQL(v)
 		}
