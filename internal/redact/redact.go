@@ -472,9 +472,7 @@ func (r *Redactor) allowed(match string) bool {
 
 // credentials masks the user information of URLs: scheme://user:pass@host
 // becomes scheme://REDACTED:REDACTED@host, as the semantic conventions
-// ask of url.full. Quotes and backquotes, which a URL's user information
-// cannot hold unescaped, end it: masking one would change how the SQL
-// sanitizer reads a statement redacted again.
+// ask of url.full.
 func (r *Redactor) credentials(s string) string {
 	e := editor{src: s}
 	for off := 0; ; {
@@ -484,7 +482,7 @@ func (r *Redactor) credentials(s string) string {
 		}
 		start := off + i + 3
 		end := start
-		for end < len(s) && !strings.ContainsRune("/?#\"'` \t\r\n<>", rune(s[end])) {
+		for end < len(s) && !strings.ContainsRune("/?#\"' \t\r\n<>", rune(s[end])) {
 			end++
 		}
 		if at := strings.LastIndexByte(s[start:end], '@'); at > 0 {
