@@ -5,9 +5,10 @@ import (
 	"testing"
 )
 
-// FuzzValue feeds attribute values as a sender may write them: Value must
-// not panic, must be idempotent, and must leave no secret parameter value
-// in a query.
+// FuzzValue feeds attribute values as a sender may write them: Value,
+// Attribute (for a key it knows, a header, an older URL key and a key it
+// does not know) and Text must not panic and must be idempotent, and Value
+// must leave no secret parameter value in a query.
 func FuzzValue(f *testing.F) {
 	for _, s := range []string{
 		"access_token=SECRET123&q=1", "SELECT * FROM t WHERE a='x' AND b=\"y\" -- c", "a@b.cc@d.ee",
@@ -17,12 +18,22 @@ func FuzzValue(f *testing.F) {
 	}
 	r := newDefault(f)
 	fields := []string{FieldURLQuery, FieldURLFull, FieldDBQueryText, HeaderPrefix + "accept", "url.path"}
+	keys := []string{FieldDBStatement, HeaderPrefix + "cookie", "http.target", "exception.message"}
 	f.Fuzz(func(t *testing.T, v string) {
 		for _, field := range fields {
 			got := r.Value(field, v)
 			if again := r.Value(field, got); again != got {
 				t.Errorf("Value(%s) not idempotent: %q -> %q -> %q", field, v, got, again)
 			}
+		}
+		for _, key := range keys {
+			got := r.Attribute(key, v)
+			if again := r.Attribute(key, got); again != got {
+				t.Errorf("Attribute(%s) not idempotent: %q -> %q -> %q", key, v, got, again)
+			}
+		}
+		if got := r.Text(v); r.Text(got) != got {
+			t.Errorf("Text not idempotent: %q -> %q -> %q", v, got, r.Text(got))
 		}
 		// Whatever a literal holds is gone from the statement.
 		if lit := strings.Map(func(c rune) rune {

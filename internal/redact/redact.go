@@ -49,11 +49,9 @@ type Redactor struct {
 type keyRule uint8
 
 const (
-	ruleText   keyRule = iota // the rules for free text
-	ruleMask                  // named like a credential: masked whole
-	ruleValue                 // a field Value knows: its own rules
-	ruleURL                   // an older name of url.full
-	ruleHeader                // a captured request header
+	ruleValue keyRule = iota // Value's rules for the key: a field it knows, a header, or free text
+	ruleMask                 // named like a credential: masked whole
+	ruleURL                  // an older name of url.full
 )
 
 // maxKeys bounds the attribute keys whose rule is cached: keys beyond it,
@@ -137,16 +135,14 @@ func (r *Redactor) Attribute(key, v string) string {
 		return v
 	}
 	switch r.ruleOf(key) {
-	case ruleValue:
-		return r.Value(key, v)
 	case ruleURL:
 		return r.Value(FieldURLFull, v)
-	case ruleHeader:
-		return r.header(key[len(HeaderPrefix):], v)
 	case ruleMask:
 		return r.cfg.Mask
 	}
-	return r.text(v)
+	// Value picks the rules of a known field or a header by key, and
+	// applies the rules for free text to any other.
+	return r.Value(key, v)
 }
 
 // ruleOf returns the rule of the attribute key, from the cache when it
@@ -158,14 +154,13 @@ func (r *Redactor) ruleOf(key string) keyRule {
 			return rule
 		}
 	}
-	rule := ruleText
+	rule := ruleValue
 	switch {
-	case key == FieldURLQuery || key == FieldURLFull || key == FieldDBQueryText || key == FieldDBStatement:
-		rule = ruleValue
+	case key == FieldURLQuery || key == FieldURLFull || key == FieldDBQueryText || key == FieldDBStatement,
+		strings.HasPrefix(key, HeaderPrefix):
+		// Value's own rules (a header's name is looked at by them).
 	case key == "http.url" || key == "http.target":
 		rule = ruleURL
-	case strings.HasPrefix(key, HeaderPrefix):
-		rule = ruleHeader
 	case r.secretName(key):
 		rule = ruleMask
 	}
@@ -191,12 +186,10 @@ func (r *Redactor) ruleOf(key string) keyRule {
 
 // Text returns v, free text, with the rules for free text applied: URL
 // credentials, e-mail addresses, card numbers and the configured value
-// patterns. It returns v itself when nothing is masked.
+// patterns, again until nothing changes as Value does. It returns v itself
+// when nothing is masked.
 func (r *Redactor) Text(v string) string {
-	if !r.Enabled() {
-		return v
-	}
-	return r.text(v)
+	return r.Value("", v)
 }
 
 // Spans returns spans with their attributes redacted. spans itself is
