@@ -255,7 +255,7 @@ func (u *UI) overview(w http.ResponseWriter, r *http.Request, src Source) {
 			d.Freshness = append(d.Freshness, fr)
 		}
 	}
-	u.render(w, http.StatusOK, "overview", page{Title: "Overview", Nav: "overview", Live: 5, Data: d})
+	u.render(w, r, http.StatusOK, "overview", page{Title: "Overview", Nav: "overview", Live: 5, Data: d})
 }
 
 // pageSize is the number of findings on a page of the table.
@@ -346,7 +346,7 @@ func (u *UI) findings(w http.ResponseWriter, r *http.Request, src Source) {
 	d.Filter = f
 	if err != nil {
 		d.Error = err.Error()
-		u.render(w, http.StatusBadRequest, "findings", page{Title: "Findings", Nav: "findings", Data: d})
+		u.render(w, r, http.StatusBadRequest, "findings", page{Title: "Findings", Nav: "findings", Data: d})
 		return
 	}
 	matched := f.Select(res.Assessments)
@@ -354,7 +354,7 @@ func (u *UI) findings(w http.ResponseWriter, r *http.Request, src Source) {
 	d.Pages = max(1, (d.Total+pageSize-1)/pageSize)
 	if f.Page > d.Pages {
 		d.Error = fmt.Sprintf("page %d: there are %d", f.Page, d.Pages)
-		u.render(w, http.StatusNotFound, "findings", page{Title: "Findings", Nav: "findings", Data: d})
+		u.render(w, r, http.StatusNotFound, "findings", page{Title: "Findings", Nav: "findings", Data: d})
 		return
 	}
 	start := (f.Page - 1) * pageSize
@@ -362,7 +362,7 @@ func (u *UI) findings(w http.ResponseWriter, r *http.Request, src Source) {
 		d.Findings = append(d.Findings, report.FindingJSON(a))
 	}
 	d.First, d.Last = start+1, start+len(d.Findings)
-	u.render(w, http.StatusOK, "findings", page{Title: "Findings", Nav: "findings", Live: 5, Data: d})
+	u.render(w, r, http.StatusOK, "findings", page{Title: "Findings", Nav: "findings", Live: 5, Data: d})
 }
 
 // findingData is a finding's page.
@@ -423,7 +423,7 @@ func (u *UI) finding(w http.ResponseWriter, r *http.Request, src Source) {
 	}
 	d.Patch, d.NoPatch = u.patchOf(r, res, a)
 	title := a.Finding.Vulnerability.ID + " in " + a.Finding.Service
-	u.render(w, http.StatusOK, "finding", page{Title: title, Nav: "findings", Live: 10, Data: d})
+	u.render(w, r, http.StatusOK, "finding", page{Title: title, Nav: "findings", Live: 10, Data: d})
 }
 
 // patchOf finds the virtual patch of a finding, or says why it has none.
@@ -516,7 +516,7 @@ type mapData struct {
 func (u *UI) runtimeMap(w http.ResponseWriter, r *http.Request, src Source) {
 	res := src.Result()
 	d := mapData{Graph: layoutGraph(res), Services: report.ServicesJSON(res)}
-	u.render(w, http.StatusOK, "map", page{Title: "Runtime map", Nav: "map", Live: 10, Data: d})
+	u.render(w, r, http.StatusOK, "map", page{Title: "Runtime map", Nav: "map", Live: 10, Data: d})
 }
 
 // serviceData is a service's page: its Runtime BOM.
@@ -542,12 +542,13 @@ func (u *UI) service(w http.ResponseWriter, r *http.Request, src Source) {
 			d.Findings = append(d.Findings, report.FindingJSON(a))
 		}
 	}
+	// The graph's edges to stores are listed as the service's stores.
 	for _, e := range layoutGraph(res).Edges {
-		if e.From == name {
+		if e.From == name && slices.ContainsFunc(services, func(s report.JSONService) bool { return s.Name == e.To }) {
 			d.Edges = append(d.Edges, e)
 		}
 	}
-	u.render(w, http.StatusOK, "service", page{Title: name, Nav: "map", Live: 10, Data: d})
+	u.render(w, r, http.StatusOK, "service", page{Title: name, Nav: "map", Live: 10, Data: d})
 }
 
 // alertsData is the alerts page.
@@ -579,7 +580,7 @@ func (u *UI) alerts(w http.ResponseWriter, r *http.Request, src Source) {
 	for _, a := range as {
 		d.Alerts = append(d.Alerts, newAlertRow(a))
 	}
-	u.render(w, http.StatusOK, "alerts", page{Title: "Alerts", Nav: "alerts", Data: d})
+	u.render(w, r, http.StatusOK, "alerts", page{Title: "Alerts", Nav: "alerts", Data: d})
 }
 
 // newAlertRow links an alert to its evidence: the finding it is about,

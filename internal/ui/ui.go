@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/evidentsec/evident/internal/auth"
@@ -156,11 +157,48 @@ type page struct {
 	// parts; 0: never.
 	Live int
 	Data any
+	// Tenant is the tenant the request named in its query (?tenant=) and
+	// acts in: the page's links and forms keep naming it, or they would
+	// show the credentials' tenant. Empty when the query named none.
+	Tenant string
 }
 
-// render writes a page; a template error is logged and answered with
-// 500, before anything is written.
-func (u *UI) render(w http.ResponseWriter, status int, name string, p page) {
+// Link returns href, a path of this server (with a query or not), with
+// segments path-escaped and appended to its path, and naming the page's
+// tenant in its query.
+func (p page) Link(href string, segments ...string) string {
+	for _, s := range segments {
+		href += url.PathEscape(s)
+	}
+	if p.Tenant == "" {
+		return href
+	}
+	u, err := url.Parse(href)
+	if err != nil {
+		return href
+	}
+	q := u.Query()
+	q.Set(auth.TenantParam, p.Tenant)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// Part is what a sub-template of the page gets: the page, whose Link it
+// uses, and its own data.
+func (p page) Part(data any) part { return part{Page: p, Data: data} }
+
+// part is the argument of a sub-template.
+type part struct {
+	Page page
+	Data any
+}
+
+// render writes a page for request r; a template error is logged and
+// answered with 500, before anything is written.
+func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+	if t := r.URL.Query().Get(auth.TenantParam); t != "" && t == auth.TenantFromContext(r.Context()) {
+		p.Tenant = t
+	}
 	var buf bytes.Buffer
 	if err := u.pages[name].Execute(&buf, p); err != nil {
 		u.deps.Logger.Error("ui: render", "page", name, "err", err)
@@ -174,6 +212,6 @@ func (u *UI) render(w http.ResponseWriter, status int, name string, p page) {
 }
 
 // fail answers an error page.
-func (u *UI) fail(w http.ResponseWriter, _ *http.Request, status int, format string, args ...any) {
-	u.render(w, status, "error", page{Title: http.StatusText(status), Data: fmt.Sprintf(format, args...)})
+func (u *UI) fail(w http.ResponseWriter, r *http.Request, status int, format string, args ...any) {
+	u.render(w, r, status, "error", page{Title: http.StatusText(status), Data: fmt.Sprintf(format, args...)})
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -18,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/model"
 	"github.com/evidentsec/evident/internal/report"
@@ -114,6 +117,14 @@ func shop() *source {
 
 func newTestServer(t *testing.T, src *source) *httptest.Server {
 	t.Helper()
+	ts := httptest.NewServer(newUI(t, src))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// newUI is the UI of newTestServer.
+func newUI(t *testing.T, src *source) *UI {
+	t.Helper()
 	u, err := New(Deps{
 		Tenant: func(context.Context, string) (Source, error) { return src, nil },
 		Checks: func() map[string]error {
@@ -124,9 +135,69 @@ func newTestServer(t *testing.T, src *source) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(u)
-	t.Cleanup(ts.Close)
-	return ts
+	return u
+}
+
+// TestLinksKeepTenant opens every page with ?tenant=: where the guard
+// took it as the request's tenant, every link to this server names it
+// and every form sends it, so that the pages reached from there show that
+// tenant too, without the script; each of those links that is a page
+// opens. A ?tenant= the guard did not take is named nowhere.
+func TestLinksKeepTenant(t *testing.T) {
+	src := shop()
+	u := newUI(t, src)
+	// As the API's guard does for credentials that may pick a tenant:
+	// team-a is taken, any other is not (the page then shows the
+	// credentials' tenant).
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("tenant") == "team-a" {
+			r = r.WithContext(auth.WithTenant(r.Context(), "team-a"))
+		}
+		u.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	execID := report.FindingID(src.res.Assessments[0].Finding)
+	pages := []string{"/", "/ui/findings", "/ui/findings?sort=score&page=1", "/ui/findings/" + execID, "/ui/map", "/ui/services/orders", "/ui/alerts", "/ui/nope"}
+	href := regexp.MustCompile(`href="([^"#][^"]*)"`)
+	form := regexp.MustCompile(`(?s)<form[^>]*method="get".*?</form>`)
+	for _, path := range pages {
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		_, _, body := get(t, ts.URL+path+sep+"tenant=team-a")
+		links := 0
+		for _, m := range href.FindAllStringSubmatch(body, -1) {
+			link := html.UnescapeString(m[1])
+			if !strings.HasPrefix(link, "/") || strings.HasPrefix(link, "/ui/assets/") {
+				continue
+			}
+			links++
+			lu, err := url.Parse(link)
+			if err != nil || lu.Query().Get("tenant") != "team-a" {
+				t.Errorf("%s: link %q does not name tenant team-a", path, link)
+				continue
+			}
+			if strings.HasPrefix(link, "/api/") {
+				continue // served by the API, not the UI
+			}
+			if status, _, _ := get(t, ts.URL+link); status != http.StatusOK {
+				t.Errorf("%s: link %q: status %d", path, link, status)
+			}
+		}
+		if links == 0 {
+			t.Errorf("%s: no link read", path)
+		}
+		for _, f := range form.FindAllString(body, -1) {
+			if !strings.Contains(f, `<input type="hidden" name="tenant" value="team-a">`) {
+				t.Errorf("%s: form does not send tenant team-a: %s", path, f)
+			}
+		}
+		_, _, other := get(t, ts.URL+path+sep+"tenant=team-b")
+		if strings.Contains(other, "team-b") {
+			t.Errorf("%s: a tenant the guard did not take is named in the page", path)
+		}
+	}
 }
 
 func get(t *testing.T, url string) (int, http.Header, string) {
@@ -196,7 +267,8 @@ func TestPages(t *testing.T) {
 			`class="edge hot" data-from="orders" data-to="sqlite://shop/customers"`,
 			`<a href="/ui/services/gateway" class="node-link">`,
 		}, nil},
-		{"service", "/ui/services/orders", 200, []string{"GO-2024-2958</a>", "<strong>sqlite://shop/customers</strong>"}, nil},
+		{"service", "/ui/services/orders", 200, []string{"GO-2024-2958</a>", "<strong>sqlite://shop/customers</strong>"},
+			[]string{`href="/ui/services/sqlite`}}, // a store is not a service: no page of its own
 		{"unknown service", "/ui/services/nope", 404, []string{"No service &#34;nope&#34;"}, nil},
 		{"alerts", "/ui/alerts", 200, []string{
 			`<a href="/ui/findings/` + execID + `">evidence<span class="visually-hidden"> of the first_execution alert in gateway</span></a>`,

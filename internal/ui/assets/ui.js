@@ -9,9 +9,10 @@
   const liveEvery = Number(document.body.dataset.live || 0);
 
   // A page opened with ?tenant= (the link of a tenant's alert names it)
-  // shows that tenant: its links, its forms and its alert stream keep
-  // naming it, or they would show the credentials' tenant
-  // (docs/api.md). Without this script, only the page opened shows it.
+  // shows that tenant, and the server names it in the page's links and
+  // forms; the alert stream and the links of the alerts that arrive live
+  // name it here, or they would show the credentials' tenant
+  // (docs/api.md).
   const tenant = new URLSearchParams(location.search).get("tenant") || "";
   function inTenant(href) {
     const u = new URL(href, location.href);
@@ -21,24 +22,6 @@
     u.searchParams.set("tenant", tenant);
     return u.pathname + u.search + u.hash;
   }
-  function carryTenant(root) {
-    if (!tenant) {
-      return;
-    }
-    for (const a of root.querySelectorAll("a[href]")) {
-      a.setAttribute("href", inTenant(a.getAttribute("href")));
-    }
-    for (const form of root.querySelectorAll("form")) {
-      if (form.method.toLowerCase() === "get" && !form.querySelector("input[name=tenant]")) {
-        const input = document.createElement("input");
-        input.type = "hidden";
-        input.name = "tenant";
-        input.value = tenant;
-        form.append(input);
-      }
-    }
-  }
-  carryTenant(document);
 
   function say(text) {
     if (announcer) {
@@ -67,7 +50,6 @@
         }
         // Keep open <details> open.
         const open = new Set(Array.from(old.querySelectorAll("details[open] > summary"), (s) => s.textContent));
-        carryTenant(fresh);
         old.replaceWith(fresh);
         for (const s of fresh.querySelectorAll("details > summary")) {
           if (open.has(s.textContent)) {
