@@ -205,6 +205,16 @@ func TestServeTenantIsolation(t *testing.T) {
 	if _, body := getAs(t, api+"/api/v1/services", ops, ""); strings.Contains(body, "bravo") || strings.Contains(body, "alpha") {
 		t.Errorf("default tenant: services %.300s, want neither tenant's", body)
 	}
+	// A page the ops token opens from a link naming team-b (as a browser
+	// follows it: no header) names team-b in its links, and the page a
+	// link leads to shows team-b again, not the token's default tenant.
+	_, page := getAs(t, api+"/ui/findings?tenant=team-b", ops, "")
+	if want := `href="/ui/services/bravo-svc?tenant=team-b"`; !strings.Contains(page, want) || strings.Contains(page, "alpha") {
+		t.Errorf("ops token, /ui/findings?tenant=team-b: want %s and nothing of alpha in:\n%.600s", want, page)
+	}
+	if _, next := getAs(t, api+"/ui/map?tenant=team-b", ops, ""); !strings.Contains(next, "bravo-svc") || strings.Contains(next, "alpha") {
+		t.Errorf("ops token, the runtime map the page links to: want bravo-svc only:\n%.600s", next)
+	}
 }
 
 // TestServeTenantIngestLimit sends OTLP/HTTP JSON as anonymous loopback

@@ -157,9 +157,10 @@ type page struct {
 	// parts; 0: never.
 	Live int
 	Data any
-	// Tenant is the tenant the request named in its query (?tenant=) and
-	// acts in: the page's links and forms keep naming it, or they would
-	// show the credentials' tenant. Empty when the query named none.
+	// Tenant is the tenant the request named (a link's ?tenant=, which
+	// the API's listener makes its X-Scope-OrgID) and acts in: the page's
+	// links and forms keep naming it, or they would show the credentials'
+	// tenant. Empty when the request named none.
 	Tenant string
 }
 
@@ -196,7 +197,9 @@ type part struct {
 // render writes a page for request r; a template error is logged and
 // answered with 500, before anything is written.
 func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
-	if t := r.URL.Query().Get(auth.TenantParam); t != "" && t == auth.TenantFromContext(r.Context()) {
+	// The API's listener turns a link's ?tenant= into this header before
+	// its guard admits the tenant; a browser sends no such header itself.
+	if t := r.Header.Get(auth.TenantHeader); t != "" && t == auth.TenantFromContext(r.Context()) {
 		p.Tenant = t
 	}
 	var buf bytes.Buffer

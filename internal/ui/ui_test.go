@@ -146,12 +146,19 @@ func newUI(t *testing.T, src *source) *UI {
 func TestLinksKeepTenant(t *testing.T) {
 	src := shop()
 	u := newUI(t, src)
-	// As the API's guard does for credentials that may pick a tenant:
-	// team-a is taken, any other is not (the page then shows the
-	// credentials' tenant).
+	// As the API's listener does: ?tenant= becomes X-Scope-OrgID, which
+	// its guard takes for credentials that may pick a tenant: team-a is
+	// taken, any other is not (the page then shows the credentials'
+	// tenant).
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("tenant") == "team-a" {
-			r = r.WithContext(auth.WithTenant(r.Context(), "team-a"))
+		q := r.URL.Query()
+		if t := q.Get(auth.TenantParam); t != "" {
+			r.Header.Set(auth.TenantHeader, t)
+			q.Del(auth.TenantParam)
+			r.URL.RawQuery = q.Encode()
+			if t == "team-a" {
+				r = r.WithContext(auth.WithTenant(r.Context(), t))
+			}
 		}
 		u.ServeHTTP(w, r)
 	}))
