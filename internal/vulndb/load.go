@@ -206,6 +206,11 @@ func Load(ctx context.Context, opts Options) (*DB, []LoadError, error) {
 	var claims []moduleClaim
 	for _, src := range opts.Sources {
 		l, err := listSource(src)
+		if err == nil && len(l.items) == 0 && len(l.problems) == 0 {
+			// A wrong path (a directory of something else) must not pass
+			// for a database in which nothing is vulnerable.
+			err = fmt.Errorf("read source %s: no OSV records in it (*.json or *.json.gz files, a zip of them, or a Go vulnerability database)", src)
+		}
 		if err != nil {
 			failures = append(failures, err)
 			problems = append(problems, LoadError{File: src, Reason: err.Error(), Err: ErrNoSource})

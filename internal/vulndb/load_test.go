@@ -539,6 +539,10 @@ func mustRead(t testing.TB, p string) string {
 }
 
 func TestLoadFatal(t *testing.T) {
+	noRecords := t.TempDir()
+	if err := os.WriteFile(filepath.Join(noRecords, "README.md"), []byte("not a record"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		opts Options
@@ -546,6 +550,10 @@ func TestLoadFatal(t *testing.T) {
 		{"no sources", Options{}},
 		{"missing source", Options{Sources: []string{"testdata/nope"}}},
 		{"corrupt zip only", Options{Sources: []string{writeCorruptZip(t)}}},
+		// A wrong path must not pass for a database where nothing is
+		// vulnerable.
+		{"directory without records", Options{Sources: []string{noRecords}}},
+		{"zip without records", Options{Sources: []string{zipDir(t, noRecords)}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -559,6 +567,12 @@ func TestLoadFatal(t *testing.T) {
 		db, problems, err := Load(context.Background(), Options{Sources: []string{"testdata/nope", "testdata/records"}})
 		if err != nil || db.Len() != 5 || len(problems) != 1 || problems[0].File != "testdata/nope" {
 			t.Errorf("Load = %d records, %v, %v; want 5 records and one problem for testdata/nope", db.Len(), problems, err)
+		}
+	})
+	t.Run("a source without records beside a good one", func(t *testing.T) {
+		db, problems, err := Load(context.Background(), Options{Sources: []string{t.TempDir(), "testdata/records"}})
+		if err != nil || db.Len() != 5 || len(problems) != 1 || !strings.Contains(problems[0].Reason, "no OSV records") {
+			t.Errorf("Load = %d records, %v, %v; want 5 records and one problem: no OSV records", db.Len(), problems, err)
 		}
 	})
 	t.Run("unreadable KEV catalog", func(t *testing.T) {
