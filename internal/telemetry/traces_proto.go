@@ -125,7 +125,12 @@ func (d *traceDecoder) decodeRequest(msg []byte, emit func([]Span) error) error 
 	for off := 0; off < len(msg); {
 		f, n, truncated, err := nextFieldTruncated(msg[off:])
 		if err != nil {
-			d.errs.addf(fmt.Errorf("at byte %d: %w", off, err), "%safter resource_spans[%d]", d.prefix, i-1)
+			err = fmt.Errorf("at byte %d: %w", off, err)
+			if i == 0 {
+				d.errs.addf(err, "%srequest", d.prefix)
+			} else {
+				d.errs.addf(err, "%safter resource_spans[%d]", d.prefix, i-1)
+			}
 			return nil
 		}
 		off += n

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -285,6 +286,33 @@ func TestDecodeTracesErrors(t *testing.T) {
 			}
 			if len(spans) != tt.wantSpans {
 				t.Errorf("decoded %d spans, want %d", len(spans), tt.wantSpans)
+			}
+		})
+	}
+}
+
+// TestTraceRequestDamageNamed: damage between resources is named by the
+// last resource read, or as the request's when none was.
+func TestTraceRequestDamageNamed(t *testing.T) {
+	resource := appendMsg(nil, 1, appendMsg(nil, rsScopeSpans, appendMsg(nil, ssSpans,
+		appendMsg(nil, spanTraceID, bytes.Repeat([]byte{1}, 16)), appendMsg(nil, spanSpanID, []byte("12345678")))))
+	reserved := []byte{0x67, 0x61} // field 12, wire type 7 (reserved)
+	for _, tt := range []struct {
+		name, want string
+		msg        []byte
+		spans      int
+	}{
+		{"at the first byte", "decode: request: at byte 0: field 12: ", reserved, 0},
+		{"after a resource", "decode: after resource_spans[0]: at byte " + strconv.Itoa(len(resource)), append(resource[:len(resource):len(resource)], reserved...), 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			spans := 0
+			err := DecodeTraceRequest(tt.msg, "decode", func(s []Span) error {
+				spans += len(s)
+				return nil
+			})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || spans != tt.spans {
+				t.Errorf("DecodeTraceRequest = %d spans, %v; want %d and an error containing %q", spans, err, tt.spans, tt.want)
 			}
 		})
 	}
