@@ -81,11 +81,14 @@ type File struct {
 	Kind    Kind
 }
 
+// telemetryExts are the names of the files Discover reads in a directory.
+var telemetryExts = [...]string{".pb", ".pprof", ".prof", ".json", ".jsonl", ".gz", ".zst", ".jfr", ".folded", ".collapsed", ".austin"}
+
 // hasTelemetryExt reports whether Discover picks up a file of this name
 // inside a directory; other files there (READMEs, checksums) are skipped.
 // A file named directly is read whatever its name.
 func hasTelemetryExt(name string) bool {
-	for _, ext := range [...]string{".pb", ".pprof", ".prof", ".json", ".jsonl", ".gz", ".zst", ".jfr", ".folded", ".collapsed", ".austin"} {
+	for _, ext := range telemetryExts {
 		if strings.HasSuffix(name, ext) {
 			return true
 		}
@@ -119,6 +122,7 @@ func Discover(inputs []Input) ([]File, error) {
 			files = append(files, File{Service: in.Service, Path: in.Path, Kind: kind})
 			continue
 		}
+		found, failed := len(files), len(errs)
 		err = filepath.WalkDir(in.Path, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				errs = append(errs, fmt.Errorf("discover telemetry: %w", err))
@@ -150,6 +154,10 @@ func Discover(inputs []Input) ([]File, error) {
 		})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("discover telemetry in %s: %w", in.Path, err))
+		}
+		if len(files) == found && len(errs) == failed {
+			// A wrong path must not pass for a service whose code never ran.
+			errs = append(errs, fmt.Errorf("discover telemetry: %s: the directory holds no telemetry files (%s)", in.Path, strings.Join(telemetryExts[:], ", ")))
 		}
 	}
 	return files, errors.Join(errs...)

@@ -113,6 +113,16 @@ func TestDiscover(t *testing.T) {
 	if _, err := Discover([]Input{{Path: filepath.Join(dir, "missing")}}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing path: error %v, want ErrNotExist", err)
 	}
+	// A directory of something else (here only a README) is reported, as
+	// a wrong path, beside the files of the other inputs.
+	other := t.TempDir()
+	if err := os.WriteFile(filepath.Join(other, "README.md"), []byte("not telemetry"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	files, err = Discover([]Input{{Path: other}, {Path: filepath.Join(dir, "orders")}})
+	if len(files) != 1 || err == nil || !strings.Contains(err.Error(), other+": the directory holds no telemetry files (.pb, ") {
+		t.Errorf("Discover = %d files, %v; want the one of orders and an error naming %s", len(files), err, other)
+	}
 }
 
 // recorder is a Handler that keeps what it is given.
