@@ -34,6 +34,12 @@ func readInstalled(paths []string, warn func(error)) (installed, error) {
 	for _, p := range paths {
 		st, err := os.Stat(p)
 		if err != nil {
+			if svc, path, ok := strings.Cut(p, "="); ok {
+				// SERVICE=PATH, as --findings and --profiles take it.
+				if _, serr := os.Stat(path); serr == nil {
+					return in, fmt.Errorf("--packages %s: a path only, not %s=: the packages serve every service", p, svc)
+				}
+			}
 			return in, fmt.Errorf("--packages: %w", err)
 		}
 		if !st.IsDir() {

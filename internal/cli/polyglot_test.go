@@ -63,6 +63,7 @@ func TestAnalyzePackagesErrors(t *testing.T) {
 		{"missing", filepath.Join(empty, "nope.jar"), "--packages: stat"},
 		{"not a jar", "testdata/analyze/java/sbom.cdx.json", "not a jar or a directory"},
 		{"nothing installed", empty, "no jars, no *.dist-info or *.egg-info"},
+		{"service named", "orders=" + empty, "a path only, not orders=: the packages serve every service"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
