@@ -520,14 +520,21 @@ func (t *Texts) Masks(m Masker) bool {
 	if t.other {
 		return true
 	}
-	// unchanged holds texts m left as they were, each in the slot of its
-	// hash (textSlot); valLen 0 is an empty slot, as no text is
-	// empty.
-	var unchanged [1 << textSlotBits]textRef
+	// unchanged holds texts m left as they were, in the set of their hash
+	// (textSlot), two to a set, the one found last first; valLen 0 is an
+	// empty entry, as no text is empty. Two to a set keep two texts that
+	// every span repeats from taking each other's place span after span
+	// (a span name and a user agent did), while texts that differ on every
+	// span (a path with an id) pass through.
+	var unchanged [1 << textSlotBits][2]textRef
 	for _, r := range t.refs {
 		v := t.req[r.valOff : r.valOff+r.valLen]
-		slot := &unchanged[textSlot(r.keyLen, v)]
-		if slot.valLen != 0 && t.sameText(*slot, r) {
+		set := &unchanged[textSlot(r.keyLen, v)]
+		if set[0].valLen != 0 && t.sameText(set[0], r) {
+			continue
+		}
+		if set[1].valLen != 0 && t.sameText(set[1], r) {
+			set[0], set[1] = set[1], set[0]
 			continue
 		}
 		var masked string
@@ -539,16 +546,16 @@ func (t *Texts) Masks(m Masker) bool {
 		if masked != bytesString(v) {
 			return true
 		}
-		*slot = r
+		set[1], set[0] = set[0], r
 	}
 	return false
 }
 
-// textSlotBits is the log2 of the number of unchanged texts Masks
-// remembers.
-const textSlotBits = 6
+// textSlotBits is the log2 of the number of sets of unchanged texts
+// Masks remembers.
+const textSlotBits = 7
 
-// textSlot is the slot of Masks for the text v of a key of keyLen bytes
+// textSlot is the set of Masks for the text v of a key of keyLen bytes
 // (0 for free text): a multiplicative hash of its length and of its first
 // and last eight bytes.
 func textSlot(keyLen uint32, v []byte) int {

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -396,5 +397,35 @@ func TestTextsMasksRepeated(t *testing.T) {
 				t.Errorf("masker asked %d times about %d texts of %d spans, want at most %d", m.asked, len(texts.refs), len(tc.spans), max)
 			}
 		})
+	}
+}
+
+// TestTextsMasksRepeatedBesideUnique: texts every span repeats are asked
+// about once, even two that fall in the same place of Masks's table (the
+// span name "GET /items/{id}" and the user agent "curl/8.5.0" did, and
+// were asked about on every span) and beside a path that differs on every
+// span, which is asked about on each.
+func TestTextsMasksRepeatedBesideUnique(t *testing.T) {
+	spans := make([]Span, 1000)
+	for i := range spans {
+		spans[i] = Span{Service: "shop", TraceID: [16]byte{1}, SpanID: [8]byte{byte(i), byte(i >> 8), 1}, Name: "GET /items/{id}",
+			Attrs: Attrs{HTTPRoute: "/items/{id}", URLPath: fmt.Sprintf("/items/%d", i), UserAgent: "curl/8.5.0", ClientAddress: "203.0.113.7"}}
+	}
+	req, err := AppendTraceRequest(nil, spans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, texts, err := DecodeReceivedTraceRequest(nil, nil, req, "test", func(int) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &keyMasker{key: "password"}
+	if texts.Masks(m) {
+		t.Fatal("Masks = true, want false")
+	}
+	// Once each text of the first span, once each later path, and a few
+	// repeated texts again where a path took their place.
+	if perSpan, max := len(texts.refs)/len(spans), len(texts.refs)/len(spans)+len(spans)+50; m.asked > max {
+		t.Errorf("masker asked %d times about the %d texts of %d spans (%d a span, one of them new each span), want at most %d", m.asked, len(texts.refs), len(spans), perSpan, max)
 	}
 }
