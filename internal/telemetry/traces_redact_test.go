@@ -353,6 +353,20 @@ func (m *keyMasker) Text(v string) string {
 	return v
 }
 
+// receivedTexts is where the texts are of spans sent as one request.
+func receivedTexts(t *testing.T, spans []Span) *Texts {
+	t.Helper()
+	req, err := AppendTraceRequest(nil, spans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, texts, err := DecodeReceivedTraceRequest(nil, nil, req, "test", func(int) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return texts
+}
+
 // TestTextsMasksRepeated: Masks asks once about a text the spans of a
 // request repeat, and still finds a value masked under one key after it
 // was left unchanged under another.
@@ -379,14 +393,7 @@ func TestTextsMasksRepeated(t *testing.T) {
 		{"the masked key with a value of its own", spans(50, map[string]string{"authorization": "Bearer x"}), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, err := AppendTraceRequest(nil, tc.spans)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, texts, err := DecodeReceivedTraceRequest(nil, nil, req, "test", func(int) error { return nil })
-			if err != nil {
-				t.Fatal(err)
-			}
+			texts := receivedTexts(t, tc.spans)
 			m := &keyMasker{key: "http.request.header.authorization"}
 			if got := texts.Masks(m); got != tc.wantMasks {
 				t.Errorf("Masks = %v, want %v", got, tc.wantMasks)
@@ -411,14 +418,7 @@ func TestTextsMasksRepeatedBesideUnique(t *testing.T) {
 		spans[i] = Span{Service: "shop", TraceID: [16]byte{1}, SpanID: [8]byte{byte(i), byte(i >> 8), 1}, Name: "GET /items/{id}",
 			Attrs: Attrs{HTTPRoute: "/items/{id}", URLPath: fmt.Sprintf("/items/%d", i), UserAgent: "curl/8.5.0", ClientAddress: "203.0.113.7"}}
 	}
-	req, err := AppendTraceRequest(nil, spans)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, texts, err := DecodeReceivedTraceRequest(nil, nil, req, "test", func(int) error { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
+	texts := receivedTexts(t, spans)
 	m := &keyMasker{key: "password"}
 	if texts.Masks(m) {
 		t.Fatal("Masks = true, want false")
