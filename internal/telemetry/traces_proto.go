@@ -31,14 +31,15 @@ type interner struct {
 // nameSlot is the slot of interner.last that holds span names.
 const nameSlot = numAttrs
 
-// bytesAt is bytes for a value of the attribute (or span name) in slot.
-func (in *interner) bytesAt(slot attrID, b []byte) string {
+// bytesAt is bytes for a value of the attribute (or span name) in slot,
+// and whether it is the slot's last value.
+func (in *interner) bytesAt(slot attrID, b []byte) (string, bool) {
 	if s := in.last[slot]; s == string(b) {
-		return s
+		return s, true
 	}
 	s := in.bytes(b)
 	in.last[slot] = s
-	return s
+	return s, false
 }
 
 func (in *interner) bytes(b []byte) string {
@@ -302,8 +303,9 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 				return fmt.Errorf("parent_span_id has %d bytes, want 8", len(f.b))
 			}
 		case spanName:
-			name = d.in.bytesAt(nameSlot, f.b)
-			d.texts.text(nil, f.b)
+			var same bool
+			name, same = d.in.bytesAt(nameSlot, f.b)
+			d.texts.textAt(nameSlot, same, nil, f.b)
 		case 3: // trace_state
 			d.texts.text(nil, f.b)
 		case 11, 13: // events, links
@@ -410,8 +412,9 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 			values = append(values, d.in.bytes(f.b))
 			d.texts.text(key, f.b)
 		case f.num == 1:
-			b.setString(id, d.in.bytesAt(id, f.b))
-			d.texts.text(key, f.b)
+			v, same := d.in.bytesAt(id, f.b)
+			b.setString(id, v)
+			d.texts.textAt(id, same, key, f.b)
 		case f.num == 3 && !list: // int_value
 			b.setInt(id, int64(f.v))
 		case f.num == 5 && list: // array_value

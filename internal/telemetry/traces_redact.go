@@ -442,6 +442,9 @@ func bytesString(b []byte) string {
 type Texts struct {
 	req  []byte
 	refs []textRef
+	// last is the text recorded last for each slot of the decoder's
+	// interner (textAt); valLen 0 when none was.
+	last [nameSlot + 1]textRef
 	// other is set when the request holds text refs do not cover.
 	other bool
 	// strings are the strings the decoder shared, kept for the next
@@ -488,6 +491,27 @@ func (t *Texts) text(key, v []byte) {
 		r.keyOff, r.keyLen = t.offset(key), uint32(len(key))
 	}
 	t.refs = append(t.refs, r)
+}
+
+// textAt is text for v, a value of the attribute key (nil: a span name)
+// that the decoder keeps in slot of its interner; same says whether v is
+// the slot's last value. Every value of a slot goes through textAt, so
+// the slot's last value is that of last[slot]: when it repeats under the
+// same key, the request already holds the text, and a Masker would give
+// the same answer (it depends on the key and the value alone), so it is
+// not recorded again. Most spans of a request repeat the span before's
+// values, and this costs a comparison of keys where Masks would hash and
+// compare the text.
+func (t *Texts) textAt(slot attrID, same bool, key, v []byte) {
+	if t == nil || len(v) == 0 {
+		return
+	}
+	if l := &t.last[slot]; same && l.valLen != 0 && (l.keyOff == noKey) == (key == nil) &&
+		(key == nil || string(t.req[l.keyOff:l.keyOff+l.keyLen]) == string(key)) {
+		return
+	}
+	t.text(key, v)
+	t.last[slot] = t.refs[len(t.refs)-1]
 }
 
 // unknown records a field the decoder does not follow: one that may hold
