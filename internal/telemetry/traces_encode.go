@@ -24,8 +24,8 @@ var ErrNotEncodable = errors.New("span cannot round-trip through OTLP")
 // the types by reflection.
 //
 // A span the decoder could not have produced, and so would not get back
-// (one without both ids, an error flag its status cannot express, a
-// start or end time outside the years 1678 to 2262 or exactly at 1970's
+// (one without both ids, an error flag its status cannot express, a kind
+// OTLP does not define, a start or end time outside the years 1678 to 2262 or exactly at 1970's
 // first nanosecond, an image without a name or repository digest), fails with ErrNotEncodable
 // and dst unchanged.
 func AppendTraceRequest(dst []byte, spans []Span) ([]byte, error) {
@@ -65,6 +65,9 @@ func encodable(sp *Span) error {
 	}
 	if !sp.Error && sp.Kind == SpanKindServer && sp.Attrs.StatusCode >= 500 {
 		return fmt.Errorf("%w: a SERVER span with status %d that is not an error", ErrNotEncodable, sp.Attrs.StatusCode)
+	}
+	if sp.Kind > SpanKindConsumer {
+		return fmt.Errorf("%w: span kind %d, which the decoder reads as unspecified", ErrNotEncodable, sp.Kind)
 	}
 	for _, t := range [...]time.Time{sp.Start, sp.End} {
 		if !t.IsZero() && !unixNano(uint64(t.UnixNano())).Equal(t) {

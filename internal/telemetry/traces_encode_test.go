@@ -128,6 +128,7 @@ func TestAppendTraceRequestNotEncodable(t *testing.T) {
 		"server error without the flag": ids(Span{Kind: SpanKindServer, Attrs: Attrs{StatusCode: 503}}),
 		"image without name or digest":  ids(Span{Image: &Image{Tags: []string{"v1"}}}),
 		"header not in lower case":      ids(Span{Attrs: Attrs{RequestHeaders: map[string]string{"Cookie": "x"}}}),
+		"kind OTLP does not define":     ids(Span{Kind: SpanKindConsumer + 32}),
 		"start past 2262":               ids(Span{Start: time.Date(3987673, 6, 28, 20, 49, 9, 0, time.UTC)}),
 		"end before 1678":               ids(Span{End: time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC)}),
 		"start at 1970's first instant": ids(Span{Start: time.Unix(0, 0)}),
