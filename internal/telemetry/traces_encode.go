@@ -25,9 +25,9 @@ var ErrNotEncodable = errors.New("span cannot round-trip through OTLP")
 //
 // A span the decoder could not have produced, and so would not get back
 // (one without both ids, an error flag its status cannot express, a kind
-// OTLP does not define, a start or end time outside the years 1678 to 2262 or exactly at 1970's
-// first nanosecond, an image without a name or repository digest), fails with ErrNotEncodable
-// and dst unchanged.
+// OTLP does not define, a start or end time outside the years 1678 to
+// 2262 or at 1970's first nanosecond, an image without a name or
+// repository digest), fails with ErrNotEncodable and dst unchanged.
 func AppendTraceRequest(dst []byte, spans []Span) ([]byte, error) {
 	for i := range spans {
 		if err := encodable(&spans[i]); err != nil {

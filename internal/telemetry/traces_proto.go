@@ -32,7 +32,10 @@ type interner struct {
 const nameSlot = numAttrs
 
 // bytesAt is bytes for a value of the attribute (or span name) in slot,
-// and whether it is the slot's last value.
+// and whether it is the slot's last value. Every caller passes the value
+// on to Texts.textAt with that answer, which relies on seeing every value
+// of a slot. (A helper doing both cost 0.9 % more instructions on the
+// serve path: it is not inlined, and its arguments spill.)
 func (in *interner) bytesAt(slot attrID, b []byte) (string, bool) {
 	if s := in.last[slot]; s == string(b) {
 		return s, true

@@ -495,11 +495,11 @@ func (t *Texts) text(key, v []byte) {
 
 // textAt is text for v, a value of the attribute key (nil: a span name)
 // that the decoder keeps in slot of its interner; same says whether v is
-// the slot's last value. Every value of a slot goes through textAt, so
-// the slot's last value is that of last[slot]: when it repeats under the
-// same key, the request already holds the text, and a Masker would give
-// the same answer (it depends on the key and the value alone), so it is
-// not recorded again. Most spans of a request repeat the span before's
+// the slot's last value. Every value of a slot goes through textAt (the
+// callers of interner.bytesAt), so the slot's last value is that of
+// last[slot]: when it repeats under the same key, the request already
+// holds the text, and a Masker would give the same answer (it depends on
+// the key and the value alone), so it is not recorded again. Most spans of a request repeat the span before's
 // values, and this costs a comparison of keys where Masks would hash and
 // compare the text.
 func (t *Texts) textAt(slot attrID, same bool, key, v []byte) {
