@@ -185,8 +185,8 @@ type result struct {
 
 // Load reads the sources and the KEV catalog of opts. It returns the
 // database and the problems it skipped (the caller reports them). The
-// error is non-nil only when nothing could be read: no source given, or
-// none readable (ErrNoSource), or ctx was cancelled.
+// error is non-nil only when nothing could be read: no source given, none
+// readable or no record in any (ErrNoSource), or ctx was cancelled.
 func Load(ctx context.Context, opts Options) (*DB, []LoadError, error) {
 	if len(opts.Sources) == 0 {
 		return nil, nil, fmt.Errorf("load vulnerabilities: %w", ErrNoSource)
@@ -268,6 +268,21 @@ func Load(ctx context.Context, opts Options) (*DB, []LoadError, error) {
 		}
 		r.rec.vuln.file = items[i].name
 		recs = append(recs, r.rec)
+	}
+
+	if len(recs) == 0 {
+		// Every record was skipped (a file that is not OSV named as the
+		// database): a database in which nothing is vulnerable would
+		// pass for the answer.
+		const shown = 3
+		errs := make([]error, 0, shown+1)
+		for i := range problems[:min(len(problems), shown)] {
+			errs = append(errs, problems[i])
+		}
+		if len(problems) > shown {
+			errs = append(errs, fmt.Errorf("and %d more", len(problems)-shown))
+		}
+		return nil, nil, fmt.Errorf("load vulnerabilities: %w: every record skipped: %w", ErrNoSource, errors.Join(errs...))
 	}
 
 	var kev *KEVCatalog

@@ -543,6 +543,10 @@ func TestLoadFatal(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(noRecords, "README.md"), []byte("not a record"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	notOSV := filepath.Join(t.TempDir(), "README.json")
+	if err := os.WriteFile(notOSV, []byte("# not a record"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		opts Options
@@ -554,6 +558,7 @@ func TestLoadFatal(t *testing.T) {
 		// vulnerable.
 		{"directory without records", Options{Sources: []string{noRecords}}},
 		{"zip without records", Options{Sources: []string{zipDir(t, noRecords)}}},
+		{"no record readable", Options{Sources: []string{notOSV}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
