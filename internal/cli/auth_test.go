@@ -3,7 +3,9 @@ package cli
 import (
 	"bytes"
 	"database/sql"
+	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -158,5 +160,40 @@ func TestTokensAuditEndToEnd(t *testing.T) {
 	code, _, stderr = run(t, "--data", data, "audit", "verify")
 	if code != ExitPolicy || !strings.Contains(stderr, "audit log is NOT intact: audit entry 3 (findings.replace services checkout by cli:nobody") {
 		t.Errorf("audit verify after an edit = %d %s, want %d naming entry 3", code, stderr, ExitPolicy)
+	}
+}
+
+// TestStoreCommandsNeedAStore: the commands that read serve's store refuse
+// a data directory without one (a mistyped --data) instead of making an
+// empty store there and reporting on it; token create makes one.
+func TestStoreCommandsNeedAStore(t *testing.T) {
+	tests := []struct {
+		args []string
+		want int
+	}{
+		{[]string{"token", "list"}, ExitUsage},
+		{[]string{"token", "revoke", "0123456789abcdef"}, ExitUsage},
+		{[]string{"audit", "verify"}, ExitUsage},
+		{[]string{"token", "create", "--name", "ci", "--role", "ingest"}, ExitOK},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args[:2], " "), func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "evident-data")
+			code, _, stderr := run(t, append([]string{"--data", data}, tt.args...)...)
+			store := filepath.Join(data, "store", sqlite.FileName)
+			_, statErr := os.Stat(store)
+			if tt.want != ExitOK {
+				if code != tt.want || !strings.Contains(stderr, "no store at "+store) {
+					t.Errorf("exit %d, stderr %q; want %d naming %s", code, stderr, tt.want, store)
+				}
+				if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("%s was made (stat: %v)", data, err)
+				}
+				return
+			}
+			if code != ExitOK || statErr != nil {
+				t.Errorf("exit %d, stderr %q, store: %v; want the store made", code, stderr, statErr)
+			}
+		})
 	}
 }
