@@ -359,31 +359,31 @@ func (d *pprofDecoder) scan() error {
 	d.functions = slices.Grow(d.functions, counts[pprofFunction])
 	d.strs = slices.Grow(d.strs, counts[pprofStringTable])
 	for off := 0; off < len(raw); {
-		f, n, err := nextField(raw[off:])
+		num, typ, v, p, n, err := readField(raw[off:])
 		if err != nil {
 			return fmt.Errorf("at byte %d: %w", off, err)
 		}
 		off += n
-		switch f.num {
+		switch num {
 		case pprofSampleType, pprofPeriodType:
-			if f.typ != protowire.BytesType {
-				return fmt.Errorf("field %d: wire type %d, want message", f.num, f.typ)
+			if typ != protowire.BytesType {
+				return fmt.Errorf("field %d: wire type %d, want message", num, typ)
 			}
-			vt, err := decodeValueType(f.b)
+			vt, err := decodeValueType(p)
 			if err != nil {
 				return fmt.Errorf("sample_type %d: %w", len(d.sampleTypes), err)
 			}
-			if f.num == pprofSampleType {
+			if num == pprofSampleType {
 				d.sampleTypes = append(d.sampleTypes, vt)
 			} else {
 				d.periodType = vt
 			}
 		case pprofSample, pprofLocation, pprofFunction, pprofStringTable:
-			if f.typ != protowire.BytesType {
-				return fmt.Errorf("field %d: wire type %d, want message", f.num, f.typ)
+			if typ != protowire.BytesType {
+				return fmt.Errorf("field %d: wire type %d, want message", num, typ)
 			}
-			s := d.spanOf(f.b)
-			switch f.num {
+			s := d.spanOf(p)
+			switch num {
 			case pprofSample:
 				d.samples = append(d.samples, s)
 			case pprofLocation:
@@ -394,22 +394,22 @@ func (d *pprofDecoder) scan() error {
 				d.strs = append(d.strs, s)
 			}
 		case pprofTimeNanos:
-			d.timeNanos = int64(f.v)
+			d.timeNanos = int64(v)
 		case pprofDurationNanos:
-			d.duration = int64(f.v)
+			d.duration = int64(v)
 		case pprofPeriod:
-			d.period = int64(f.v)
+			d.period = int64(v)
 		case pprofDefaultSampleType:
-			d.defaultType = int64(f.v)
+			d.defaultType = int64(v)
 		case pprofComment:
 			if d.texts == nil {
 				break
 			}
-			if f.typ != protowire.BytesType {
-				d.texts.comments = append(d.texts.comments, f.v)
+			if typ != protowire.BytesType {
+				d.texts.comments = append(d.texts.comments, v)
 				break
 			}
-			for b := f.b; len(b) > 0; {
+			for b := p; len(b) > 0; {
 				v, n := protowire.ConsumeVarint(b)
 				if n < 0 {
 					d.texts.other = true
@@ -624,20 +624,20 @@ func (d *pprofDecoder) buildFunctions() {
 		var err error
 		msg := d.bytes(sp)
 		for off := 0; off < len(msg); {
-			f, n, ferr := nextField(msg[off:])
+			num, _, v, _, n, ferr := readField(msg[off:])
 			if ferr != nil {
 				err = fmt.Errorf("at byte %d: %w", off, ferr)
 				break
 			}
-			switch f.num {
+			switch num {
 			case 1:
-				idList[i] = f.v
+				idList[i] = v
 			case 2:
-				name = int64(f.v)
+				name = int64(v)
 			case 3:
-				sysName = int64(f.v)
+				sysName = int64(v)
 			case 4:
-				file = int64(f.v)
+				file = int64(v)
 			}
 			off += n
 		}
@@ -676,31 +676,31 @@ func (d *pprofDecoder) buildLocations(b *ProfileBatch) {
 		var err error
 		msg := d.bytes(sp)
 		for off := 0; off < len(msg); {
-			f, n, ferr := nextField(msg[off:])
+			num, typ, v, p, n, ferr := readField(msg[off:])
 			if ferr != nil {
 				err = fmt.Errorf("at byte %d: %w", off, ferr)
 				break
 			}
 			off += n
-			if f.num == 1 {
-				idList[i] = f.v
+			if num == 1 {
+				idList[i] = v
 			}
-			if f.num != 4 {
+			if num != 4 {
 				continue
 			}
-			if f.typ != protowire.BytesType {
-				err = fmt.Errorf("line: wire type %d, want message", f.typ)
+			if typ != protowire.BytesType {
+				err = fmt.Errorf("line: wire type %d, want message", typ)
 				break
 			}
 			var fid uint64
-			for loff := 0; loff < len(f.b); {
-				lf, ln, lerr := nextField(f.b[loff:])
+			for loff := 0; loff < len(p); {
+				lnum, _, lv, _, ln, lerr := readField(p[loff:])
 				if lerr != nil {
 					err = fmt.Errorf("line %d: at byte %d: %w", len(backing)-start, loff, lerr)
 					break
 				}
-				if lf.num == 1 {
-					fid = lf.v
+				if lnum == 1 {
+					fid = lv
 				}
 				loff += ln
 			}
@@ -905,15 +905,15 @@ func (d *pprofDecoder) appendLocations(locs []int32, packed []byte) ([]int32, er
 func (d *pprofDecoder) sampleLabel(msg []byte, keys [6]int64, s *Sample, service *string) error {
 	var key, str int64
 	for off := 0; off < len(msg); {
-		f, n, err := nextField(msg[off:])
+		num, _, v, _, n, err := readField(msg[off:])
 		if err != nil {
 			return fmt.Errorf("label: at byte %d: %w", off, err)
 		}
-		switch f.num {
+		switch num {
 		case 1:
-			key = int64(f.v)
+			key = int64(v)
 		case 2:
-			str = int64(f.v)
+			str = int64(v)
 		}
 		off += n
 	}

@@ -127,7 +127,7 @@ const (
 func (d *traceDecoder) decodeRequest(msg []byte, emit func([]Span) error) error {
 	i := 0
 	for off := 0; off < len(msg); {
-		f, n, truncated, err := nextFieldTruncated(msg[off:])
+		num, typ, p, n, truncated, err := readFieldTruncated(msg[off:])
 		if err != nil {
 			err = fmt.Errorf("at byte %d: %w", off, err)
 			if i == 0 {
@@ -138,14 +138,14 @@ func (d *traceDecoder) decodeRequest(msg []byte, emit func([]Span) error) error 
 			return nil
 		}
 		off += n
-		if f.num != 1 {
-			d.texts.unknown(f)
+		if num != 1 {
+			d.texts.unknown(typ)
 			continue
 		}
 		record := fmt.Sprintf("%sresource_spans[%d]", d.prefix, i)
 		i++
-		if f.typ != protowire.BytesType {
-			d.errs.add(record, fmt.Errorf("wire type %d, want message", f.typ))
+		if typ != protowire.BytesType {
+			d.errs.add(record, fmt.Errorf("wire type %d, want message", typ))
 			continue
 		}
 		if truncated {
@@ -156,7 +156,7 @@ func (d *traceDecoder) decodeRequest(msg []byte, emit func([]Span) error) error 
 			spans = d.spans
 		}
 		start := len(spans)
-		spans = d.decodeResourceSpans(f.b, record, spans)
+		spans = d.decodeResourceSpans(p, record, spans)
 		if d.appending {
 			d.spans = spans
 		}
@@ -175,32 +175,32 @@ func (d *traceDecoder) decodeResourceSpans(msg []byte, record string, spans []Sp
 	d.res.reset()
 	scope := 0
 	for off := 0; off < len(msg); {
-		f, n, _, err := nextFieldTruncated(msg[off:])
+		num, typ, p, n, _, err := readFieldTruncated(msg[off:])
 		if err != nil {
 			d.errs.addf(fmt.Errorf("at byte %d: %w", off, err), "%s", record)
 			break
 		}
 		off += n
 		switch {
-		case f.typ != protowire.BytesType:
-			d.texts.unknown(f)
-		case f.num == rsResource:
-			if err := forEachField(f.b, func(rf field) error {
+		case typ != protowire.BytesType:
+			d.texts.unknown(typ)
+		case num == rsResource:
+			if err := forEachField(p, func(rf field) error {
 				if rf.num == 1 && rf.typ == protowire.BytesType {
 					return d.keyValue(rf.b, &d.res)
 				}
 				if rf.num != 3 { // entity_refs hold attribute keys
-					d.texts.unknown(rf)
+					d.texts.unknown(rf.typ)
 				}
 				return nil
 			}); err != nil {
 				d.errs.addf(err, "%s: resource", record)
 			}
-		case f.num == rsScopeSpans:
-			spans = d.decodeScopeSpans(f.b, spans, record, scope)
+		case num == rsScopeSpans:
+			spans = d.decodeScopeSpans(p, spans, record, scope)
 			scope++
-		case f.num != 3: // schema_url
-			d.texts.unknown(f)
+		case num != 3: // schema_url
+			d.texts.unknown(typ)
 		}
 	}
 	service := d.res.strs[attrServiceName]
@@ -216,18 +216,18 @@ func (d *traceDecoder) decodeScopeSpans(msg []byte, spans []Span, record string,
 	spans = slices.Grow(spans, countFields(msg, ssSpans))
 	n := 0
 	for off := 0; off < len(msg); {
-		f, m, truncated, err := nextFieldTruncated(msg[off:])
+		num, typ, p, m, truncated, err := readFieldTruncated(msg[off:])
 		if err != nil {
 			d.errs.addf(fmt.Errorf("at byte %d: %w", off, err), "%s: scope_spans[%d]", record, scope)
 			break
 		}
 		off += m
-		if f.num != ssSpans || f.typ != protowire.BytesType {
+		if num != ssSpans || typ != protowire.BytesType {
 			switch {
-			case f.num == 1 && f.typ == protowire.BytesType:
-				d.scope(f.b)
-			case f.num != 3: // schema_url
-				d.texts.unknown(f)
+			case num == 1 && typ == protowire.BytesType:
+				d.scope(p)
+			case num != 3: // schema_url
+				d.texts.unknown(typ)
 			}
 			continue
 		}
@@ -245,7 +245,7 @@ func (d *traceDecoder) decodeScopeSpans(msg []byte, spans []Span, record string,
 			spans = slices.Grow(spans, 1)
 		}
 		spans = spans[:len(spans)+1]
-		if err := d.decodeSpan(f.b, &spans[len(spans)-1]); err != nil {
+		if err := d.decodeSpan(p, &spans[len(spans)-1]); err != nil {
 			d.errs.addf(err, "%s: scope_spans[%d]: span %d", record, scope, n)
 			spans = spans[:len(spans)-1]
 		}
@@ -267,84 +267,84 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 	var name string
 	var start, end time.Time
 	for off := 0; off < len(msg); {
-		f, n, err := nextField(msg[off:])
+		num, typ, v, b, n, err := readField(msg[off:])
 		if err != nil {
 			return fmt.Errorf("at byte %d: %w", off, err)
 		}
 		off += n
-		switch f.num {
+		switch num {
 		// An id given more than once is its last, as protobuf reads a
 		// field that is not repeated; an empty or all-zero one is no id
 		// (OTLP: all zeroes is invalid; pdata reads both as empty).
 		case spanTraceID:
-			switch len(f.b) {
+			switch len(b) {
 			case 0:
 				traceID, haveTrace = [16]byte{}, false
 			case 16:
-				copy(traceID[:], f.b)
+				copy(traceID[:], b)
 				haveTrace = traceID != [16]byte{}
 			default:
-				return fmt.Errorf("trace_id has %d bytes, want 16", len(f.b))
+				return fmt.Errorf("trace_id has %d bytes, want 16", len(b))
 			}
 		case spanSpanID:
-			switch len(f.b) {
+			switch len(b) {
 			case 0:
 				spanID, haveSpan = [8]byte{}, false
 			case 8:
-				copy(spanID[:], f.b)
+				copy(spanID[:], b)
 				haveSpan = spanID != [8]byte{}
 			default:
-				return fmt.Errorf("span_id has %d bytes, want 8", len(f.b))
+				return fmt.Errorf("span_id has %d bytes, want 8", len(b))
 			}
 		case spanParentID:
-			switch len(f.b) {
+			switch len(b) {
 			case 0:
 				parentID = [8]byte{}
 			case 8:
-				copy(parentID[:], f.b)
+				copy(parentID[:], b)
 			default:
-				return fmt.Errorf("parent_span_id has %d bytes, want 8", len(f.b))
+				return fmt.Errorf("parent_span_id has %d bytes, want 8", len(b))
 			}
 		case spanName:
 			var same bool
-			name, same = d.in.bytesAt(nameSlot, f.b)
-			d.texts.textAt(nameSlot, same, nil, f.b)
+			name, same = d.in.bytesAt(nameSlot, b)
+			d.texts.textAt(nameSlot, same, nil, b)
 		case 3: // trace_state
-			d.texts.text(nil, f.b)
+			d.texts.text(nil, b)
 		case 11, 13: // events, links
-			d.texts.unknown(field{typ: protowire.BytesType})
+			d.texts.unknown(protowire.BytesType)
 		case spanKind:
 			// An unknown kind is kept as unspecified, as pdata keeps it.
-			if f.v <= uint64(SpanKindConsumer) {
-				kind = SpanKind(f.v)
+			if v <= uint64(SpanKindConsumer) {
+				kind = SpanKind(v)
 			}
 		case spanStart:
-			start = unixNano(f.v)
+			start = unixNano(v)
 		case spanEnd:
-			end = unixNano(f.v)
+			end = unixNano(v)
 		case spanAttributes:
-			if f.typ != protowire.BytesType {
-				return fmt.Errorf("attribute: wire type %d, want message", f.typ)
+			if typ != protowire.BytesType {
+				return fmt.Errorf("attribute: wire type %d, want message", typ)
 			}
-			if err := d.keyValue(f.b, &d.attrs); err != nil {
+			if err := d.keyValue(b, &d.attrs); err != nil {
 				return err
 			}
 		case spanStatus:
-			if err := forEachField(f.b, func(sf field) error {
+			if err := forEachField(b, func(sf field) error {
 				switch sf.num {
 				case statusCode:
 					status = int32(sf.v)
 				case 2: // message
 					d.texts.text(nil, sf.b)
 				default:
-					d.texts.unknown(sf)
+					d.texts.unknown(sf.typ)
 				}
 				return nil
 			}); err != nil {
 				return fmt.Errorf("status: %w", err)
 			}
 		default:
-			d.texts.unknown(f)
+			d.texts.unknown(typ)
 		}
 	}
 	if err := spanIDsError(haveTrace, haveSpan); err != nil {
@@ -374,23 +374,23 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 	// Attributes are most of a span; loops without closures keep them
 	// cheap.
 	for off := 0; off < len(msg); {
-		f, n, err := nextField(msg[off:])
+		num, typ, _, p, n, err := readField(msg[off:])
 		if err != nil {
 			return fmt.Errorf("attribute: at byte %d: %w", off, err)
 		}
 		off += n
-		switch f.num {
+		switch num {
 		case 1:
-			key = f.b
+			key = p
 		case 2:
-			value = f.b
+			value = p
 			nvalues++
 		default:
-			d.texts.unknown(f)
+			d.texts.unknown(typ)
 		}
 	}
 	if nvalues > 1 {
-		d.texts.unknown(field{typ: protowire.BytesType})
+		d.texts.unknown(protowire.BytesType)
 	}
 	id := lookupAttr(key)
 	header := id == attrNone && bytes.HasPrefix(key, []byte(headerPrefix))
@@ -405,25 +405,25 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 	list := header || isList(id)
 	var values []string
 	for off := 0; off < len(value); {
-		f, n, err := nextField(value[off:])
+		num, typ, v, p, n, err := readField(value[off:])
 		if err != nil {
 			return fmt.Errorf("attribute %q: at byte %d: %w", key, off, err)
 		}
 		off += n
 		switch {
-		case f.num == 1 && list: // string_value
-			values = append(values, d.in.bytes(f.b))
-			d.texts.text(key, f.b)
-		case f.num == 1:
-			v, same := d.in.bytesAt(id, f.b)
-			b.setString(id, v)
-			d.texts.textAt(id, same, key, f.b)
-		case f.num == 3 && !list: // int_value
-			b.setInt(id, int64(f.v))
-		case f.num == 5 && list: // array_value
-			if err := forEachField(f.b, func(af field) error {
+		case num == 1 && list: // string_value
+			values = append(values, d.in.bytes(p))
+			d.texts.text(key, p)
+		case num == 1:
+			s, same := d.in.bytesAt(id, p)
+			b.setString(id, s)
+			d.texts.textAt(id, same, key, p)
+		case num == 3 && !list: // int_value
+			b.setInt(id, int64(v))
+		case num == 5 && list: // array_value
+			if err := forEachField(p, func(af field) error {
 				if af.num != 1 {
-					d.texts.unknown(af)
+					d.texts.unknown(af.typ)
 					return nil
 				}
 				return forEachField(af.b, func(vf field) error {
@@ -431,7 +431,7 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 						values = append(values, d.in.bytes(vf.b))
 						d.texts.text(key, vf.b)
 					} else {
-						d.texts.textValue(key, vf)
+						d.texts.textValue(key, vf.num, vf.typ, vf.b)
 					}
 					return nil
 				})
@@ -439,7 +439,7 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 				return fmt.Errorf("attribute %q: %w", key, err)
 			}
 		default:
-			d.texts.textValue(key, f)
+			d.texts.textValue(key, num, typ, p)
 		}
 	}
 	if isList(id) {
@@ -458,17 +458,17 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 // DecodeTraceRequest keeps it.
 func (d *traceDecoder) otherValue(key, value []byte) {
 	for off := 0; off < len(value); {
-		f, n, err := nextField(value[off:])
+		num, typ, _, p, n, err := readField(value[off:])
 		if err != nil {
-			d.texts.unknown(field{typ: protowire.BytesType})
+			d.texts.unknown(protowire.BytesType)
 			return
 		}
 		off += n
-		if f.num == 1 {
-			d.texts.text(key, f.b)
+		if num == 1 {
+			d.texts.text(key, p)
 			continue
 		}
-		d.texts.textValue(key, f)
+		d.texts.textValue(key, num, typ, p)
 	}
 }
 
@@ -483,11 +483,11 @@ func (d *traceDecoder) scope(msg []byte) {
 		case 1, 2:
 			d.texts.text(nil, f.b)
 		default:
-			d.texts.unknown(f)
+			d.texts.unknown(f.typ)
 		}
 		return nil
 	}); err != nil {
-		d.texts.unknown(field{typ: protowire.BytesType})
+		d.texts.unknown(protowire.BytesType)
 	}
 }
 

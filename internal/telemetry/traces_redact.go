@@ -516,8 +516,8 @@ func (t *Texts) textAt(slot attrID, same bool, key, v []byte) {
 
 // unknown records a field the decoder does not follow: one that may hold
 // text makes the request one refs do not cover.
-func (t *Texts) unknown(f field) {
-	if t != nil && (f.typ == protowire.BytesType || f.typ == protowire.StartGroupType) {
+func (t *Texts) unknown(typ protowire.Type) {
+	if t != nil && (typ == protowire.BytesType || typ == protowire.StartGroupType) {
 		t.other = true
 	}
 }
@@ -525,12 +525,12 @@ func (t *Texts) unknown(f field) {
 // textValue records a field of the AnyValue of the attribute key other
 // than string_value: bytes_value is text; an array or key-value list is
 // not followed.
-func (t *Texts) textValue(key []byte, f field) {
-	if t != nil && f.num == 7 && f.typ == protowire.BytesType {
-		t.text(key, f.b)
+func (t *Texts) textValue(key []byte, num protowire.Number, typ protowire.Type, b []byte) {
+	if t != nil && num == 7 && typ == protowire.BytesType {
+		t.text(key, b)
 		return
 	}
-	t.unknown(f)
+	t.unknown(typ)
 }
 
 // Masks reports whether m masks anything in the request: a text refs
