@@ -169,6 +169,14 @@ func (s *Store) Close() error {
 	return s.calls.Close(func() error {
 		var errs []error
 		for _, c := range s.locks {
+			// The server frees a session's locks when its backend
+			// ends, after the connection closed: unlocking first
+			// frees them before Close returns, so a process that
+			// takes over at once (a restart) finds them free. A
+			// connection that is gone holds none.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, _ = c.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
+			cancel()
 			errs = append(errs, c.Close(context.Background()))
 		}
 		s.pool.Close()
