@@ -348,6 +348,8 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 	}()
 	e.redact(&it)
 	buf := e.bufs.Get().(*[]byte)
+	// Back to the pool when consume returns, after wait: the store reads
+	// the payload encoded into it until then.
 	defer e.bufs.Put(buf)
 	kind, payload, err := encode(&it, *buf)
 	if cap(payload) > cap(*buf) && cap(payload) <= maxPooledBuffer && (kind == store.BatchTraceRequestS2 || kind == store.BatchProfileRequestS2) {
@@ -368,8 +370,8 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 	wait := e.st.SubmitBatch(ctx, kind, payload)
 	e.inflight.Add(1)
 	e.mu.Unlock()
-	// The store has its copy; the request's buffer goes back to the
-	// receiver when Consume returns, so the queued item must not keep it.
+	// The request's buffer goes back to the receiver when Consume
+	// returns, so the queued item must not keep it.
 	it.received, it.logged, it.texts, it.preq = nil, nil, nil, nil
 	defer e.inflight.Done()
 	seq, err := wait()

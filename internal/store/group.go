@@ -15,8 +15,8 @@ const (
 
 // Pending is one appended batch waiting for the commit of its group.
 type Pending struct {
-	// Tenant, Kind and Payload are the batch; Payload is the store's own
-	// copy.
+	// Tenant, Kind and Payload are the batch; Payload is the caller's,
+	// lent until its wait returns (Store.SubmitBatch).
 	Tenant  string
 	Kind    BatchKind
 	Payload []byte
@@ -52,7 +52,8 @@ func NewGroupCommitter(commit func(group []*Pending) ([]int64, error)) *GroupCom
 	return g
 }
 
-// Submit checks a batch, copies it and hands it to the committer; wait
+// Submit checks a batch and hands it to the committer, which reads
+// payload until wait returns (the caller must not change it before); wait
 // returns its sequence number once the commit that holds it is durable.
 // A batch not yet handed over when ctx ends is not stored; once handed
 // over, wait waits for the commit even if ctx ends, so that its answer
@@ -68,8 +69,7 @@ func (g *GroupCommitter) Submit(ctx context.Context, tenant string, kind BatchKi
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	// The caller may reuse payload once SubmitBatch returns.
-	p := &Pending{Tenant: tenant, Kind: kind, Payload: append([]byte(nil), payload...), ctx: ctx, done: make(chan pendingResult, 1)}
+	p := &Pending{Tenant: tenant, Kind: kind, Payload: payload, ctx: ctx, done: make(chan pendingResult, 1)}
 	select {
 	case g.appends <- p:
 	case <-ctx.Done():

@@ -83,8 +83,9 @@ func ValidateTenant(id string) error {
 // that returned before they started.
 //
 // Ownership: the store copies what it is given before the call returns,
-// so callers may reuse their slices; what it returns belongs to the
-// caller, except the payload handed to the Batches callback (see there).
+// so callers may reuse their slices, except the payload of SubmitBatch
+// (see there); what it returns belongs to the caller, except the payload
+// handed to the Batches callback (see there).
 //
 // Errors: ErrClosed after Close, ErrInvalid for arguments outside the
 // contract, the context's error when ctx ends first; anything else is a
@@ -106,7 +107,9 @@ type Store interface {
 	// durable. Batches are numbered in the order SubmitBatch was called,
 	// so a caller that serialises its calls knows the order of the
 	// sequence numbers before they are known, while concurrent batches
-	// still share a commit.
+	// still share a commit. The store reads payload until wait returns,
+	// without a copy (a request's log record is tens of kilobytes): the
+	// caller must not change it before then.
 	SubmitBatch(ctx context.Context, kind BatchKind, payload []byte) (wait func() (seq int64, err error))
 
 	// Batches calls fn for every logged batch with a sequence number
