@@ -28,8 +28,8 @@ func nextField(b []byte) (field, int, error) {
 // more than the compiler keeps in registers, so a loop over nextField
 // copies it through the stack at every field, and reading the copy back
 // stalls on the stores just made (perf put a third of the trace decoder's
-// samples there): the hottest loops, a span's fields and an attribute's,
-// read the parts instead.
+// samples there): the decoders' loops read the parts instead, and
+// nextField serves those that hand each field to a callback.
 func readField(b []byte) (num protowire.Number, typ protowire.Type, v uint64, p []byte, n int, err error) {
 	// Fast path for the common case of a one-byte tag (fields 1-15)
 	// followed by a length of one or two bytes, a one-byte varint or a
