@@ -330,18 +330,20 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 				return err
 			}
 		case spanStatus:
-			if err := forEachField(b, func(sf field) error {
-				switch sf.num {
-				case statusCode:
-					status = int32(sf.v)
-				case 2: // message
-					d.texts.text(nil, sf.b)
-				default:
-					d.texts.unknown(sf.typ)
+			for soff := 0; soff < len(b); {
+				snum, styp, sv, sb, sn, err := readField(b[soff:])
+				if err != nil {
+					return fmt.Errorf("status: at byte %d: %w", soff, err)
 				}
-				return nil
-			}); err != nil {
-				return fmt.Errorf("status: %w", err)
+				soff += sn
+				switch snum {
+				case statusCode:
+					status = int32(sv)
+				case 2: // message
+					d.texts.text(nil, sb)
+				default:
+					d.texts.unknown(styp)
+				}
 			}
 		default:
 			d.texts.unknown(typ)
