@@ -164,6 +164,26 @@ func (d *ProfileDecoder) gunzip(data []byte, source string, limit int) ([]byte, 
 		}
 		return data, nil
 	}
+	buf, err := d.inflate(data, limit, d.zr != nil)
+	d.inflated = buf
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: gzip: %w: %w", source, ErrMalformed, err)
+	}
+	if len(buf) > limit {
+		return nil, fmt.Errorf("decode %s: more than %d bytes decompressed: %w", source, limit, ErrTooLarge)
+	}
+	return buf, nil
+}
+
+// inflate decompresses gzipped data into d's buffer, reading at most
+// limit+1 bytes. A reader klauspost/compress resets keeps the Huffman
+// tables of the stream it read before, and an invalid stream that uses a
+// code its own header left empty is read with them: the read fails
+// otherwise than in a new reader ("unexpected EOF" for "corrupt input").
+// So when the reset reader (reused) fails, the data is inflated again by a
+// new one, which d keeps: what a profile is refused for never depends on
+// the profile decoded before it.
+func (d *ProfileDecoder) inflate(data []byte, limit int, reused bool) ([]byte, error) {
 	d.br.Reset(data)
 	var err error
 	if d.zr == nil {
@@ -172,7 +192,7 @@ func (d *ProfileDecoder) gunzip(data []byte, source string, limit int) ([]byte, 
 		err = d.zr.Reset(&d.br)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("decode %s: gzip: %w: %w", source, ErrMalformed, err)
+		return d.inflated[:0], err
 	}
 	buf := d.inflated[:0]
 	// The gzip trailer holds the uncompressed size modulo 2^32; it is only
@@ -194,13 +214,12 @@ func (d *ProfileDecoder) gunzip(data []byte, source string, limit int) ([]byte, 
 			break
 		}
 		if err != nil {
-			d.inflated = buf
-			return nil, fmt.Errorf("decode %s: gzip: %w: %w", source, ErrMalformed, err)
+			if reused {
+				d.zr, d.inflated = nil, buf
+				return d.inflate(data, limit, false)
+			}
+			return buf, err
 		}
-	}
-	d.inflated = buf
-	if len(buf) > limit {
-		return nil, fmt.Errorf("decode %s: more than %d bytes decompressed: %w", source, limit, ErrTooLarge)
 	}
 	return buf, nil
 }
