@@ -72,50 +72,23 @@ func (d *Decompressor) Decompress(dst, data []byte, encoding string, limit int64
 	case "x-gzip":
 		enc = "gzip"
 	}
-	var zr io.Reader
-	var release func()
+	var out []byte
 	var err error
 	switch enc {
 	case "gzip":
-		g, _ := d.gz.Get().(*gzip.Reader)
-		if g == nil {
-			g, err = gzip.NewReader(bytes.NewReader(data))
-		} else {
-			err = g.Reset(bytes.NewReader(data))
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: gzip: %w", ErrCorrupt, err)
-		}
-		zr, release = g, func() { d.gz.Put(g) }
+		out, err = d.gunzip(dst, data, limit, t)
 	case "zstd":
-		z, _ := d.zs.Get().(*zstd.Decoder)
-		if z == nil {
-			z, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-				zstd.WithDecoderMaxMemory(uint64(d.maxLimit)), zstd.WithDecoderMaxWindow(zstdWindow))
-			if err != nil {
-				return nil, fmt.Errorf("zstd decoder: %w", err)
-			}
-		}
-		// Hidden behind a plain reader, the data is decoded as a stream:
-		// given a bytes.Reader, the decoder would decode small inputs
-		// whole, up to its memory limit, before the limited reader below
-		// could stop it.
-		if err := z.Reset(struct{ io.Reader }{bytes.NewReader(data)}); err != nil {
-			return nil, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
-		}
-		zr, release = z, func() { z.Reset(nil); d.zs.Put(z) }
+		out, err = d.unzstd(dst, data, limit, t)
 	case "deflate":
 		// HTTP's deflate is the zlib format (RFC 9110 §8.4.1.2).
-		z, err := zlib.NewReader(bytes.NewReader(data))
-		if err != nil {
+		var z io.ReadCloser
+		if z, err = zlib.NewReader(bytes.NewReader(data)); err != nil {
 			return nil, fmt.Errorf("%w: deflate: %w", ErrCorrupt, err)
 		}
-		zr, release = z, func() {}
+		out, err = readAtMost(dst, t.Reader(z), limit)
 	default:
 		return nil, fmt.Errorf("%w %q, use gzip, zstd, deflate or none", ErrEncoding, encoding)
 	}
-	defer release()
-	out, err := readAtMost(dst, t.Reader(zr), limit)
 	if err != nil {
 		switch {
 		case errors.Is(err, admission.ErrBudget), errors.Is(err, admission.ErrTooLarge):
@@ -134,6 +107,66 @@ func (d *Decompressor) Decompress(dst, data []byte, encoding string, limit int64
 		return nil, fmt.Errorf("%w: compressed data inside %s", ErrCorrupt, enc)
 	}
 	return out, nil
+}
+
+// gunzip inflates data with a pooled gzip reader. A reader
+// klauspost/compress resets keeps the Huffman tables of the stream it
+// read before, and an invalid stream that uses a code its own header left
+// empty is read with them: it fails otherwise than in a new reader
+// ("unexpected EOF" for "corrupt input before offset n"). So when a
+// pooled reader fails, a new one reads the data again, into nothing (its
+// bytes are not kept, so not reserved again), and its error is the one
+// returned: what a request is refused for never depends on another
+// request's body. A reader that failed goes back to no pool.
+func (d *Decompressor) gunzip(dst, data []byte, limit int64, t *admission.Ticket) ([]byte, error) {
+	g, _ := d.gz.Get().(*gzip.Reader)
+	pooled := g != nil
+	var err error
+	if pooled {
+		err = g.Reset(bytes.NewReader(data))
+	} else {
+		g, err = gzip.NewReader(bytes.NewReader(data))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: gzip: %w", ErrCorrupt, err)
+	}
+	out, err := readAtMost(dst, t.Reader(g), limit)
+	if err == nil {
+		d.gz.Put(g)
+		return out, nil
+	}
+	if !pooled || errors.Is(err, admission.ErrBudget) || errors.Is(err, admission.ErrTooLarge) {
+		return out, err
+	}
+	fresh, ferr := gzip.NewReader(bytes.NewReader(data))
+	if ferr == nil {
+		_, ferr = io.Copy(io.Discard, io.LimitReader(fresh, limit+1))
+	}
+	if ferr != nil {
+		return out, ferr
+	}
+	return out, err
+}
+
+// unzstd decodes data with a pooled zstd decoder.
+func (d *Decompressor) unzstd(dst, data []byte, limit int64, t *admission.Ticket) ([]byte, error) {
+	z, _ := d.zs.Get().(*zstd.Decoder)
+	if z == nil {
+		var err error
+		z, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxMemory(uint64(d.maxLimit)), zstd.WithDecoderMaxWindow(zstdWindow))
+		if err != nil {
+			return nil, fmt.Errorf("zstd decoder: %w", err)
+		}
+	}
+	defer func() { z.Reset(nil); d.zs.Put(z) }()
+	// Hidden behind a plain reader, the data is decoded as a stream:
+	// given a bytes.Reader, the decoder would decode small inputs whole,
+	// up to its memory limit, before the limited reader could stop it.
+	if err := z.Reset(struct{ io.Reader }{bytes.NewReader(data)}); err != nil {
+		return nil, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
+	}
+	return readAtMost(dst, t.Reader(z), limit)
 }
 
 // ReadBody reads a request body of at most limit bytes into dst's

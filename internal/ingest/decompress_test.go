@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -85,6 +86,39 @@ func TestDecompress(t *testing.T) {
 				t.Fatalf("Decompress: %d bytes, %v; want %d bytes", len(got), err, len(tt.want))
 			}
 		})
+	}
+	if got := c.Buffered(); got != 0 {
+		t.Errorf("%d bytes reserved after every ticket was released", got)
+	}
+}
+
+// TestDecompressAfterAnotherBody: a gzip stream whose dynamic block
+// leaves its code-length code empty, found by FuzzDecodePprof, is refused
+// as a new reader refuses it, after the pooled reader has read another
+// body (whose Huffman tables it keeps).
+func TestDecompressAfterAnotherBody(t *testing.T) {
+	const limit = 64 << 10
+	bad := []byte("\x1f\x8b\b\x00\x9f\xf7\x00\x00\x00\x00d\x00\x00\x00")
+	c := admission.Default()
+	decode := func(d *Decompressor, data []byte) error {
+		tk := c.Ticket()
+		defer tk.Release()
+		_, err := d.Decompress(nil, data, "gzip", limit, tk)
+		return err
+	}
+	want := decode(NewDecompressor(limit), bad)
+	if !errors.Is(want, ErrCorrupt) {
+		t.Fatalf("a new reader: %v, want ErrCorrupt", want)
+	}
+	d := NewDecompressor(limit)
+	good := compress(t, "gzip", []byte(strings.Repeat("GET /api/orders 200 ", 500)))
+	for range 10 {
+		if err := decode(d, good); err != nil {
+			t.Fatal(err)
+		}
+		if err := decode(d, bad); fmt.Sprint(err) != fmt.Sprint(want) {
+			t.Fatalf("after another body: %v, want %v", err, want)
+		}
 	}
 	if got := c.Buffered(); got != 0 {
 		t.Errorf("%d bytes reserved after every ticket was released", got)
