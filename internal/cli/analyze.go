@@ -64,7 +64,8 @@ after it (reports/gateway.json). --profiles takes pprof, OTLP profile, JFR
 directories (a directory's subdirectories name services), SERVICE=PATH to
 assign them; folded stacks end at their file's modification time
 (docs/architecture.md).
---traces takes OTLP (protobuf, JSON, JSON lines) or Tempo JSON.
+--traces takes OTLP (protobuf, JSON, JSON lines) or Tempo JSON. A file is
+read as what its content is, whichever of the two flags names it.
 --packages takes the services' installed packages, where profiles cannot
 tell which artifact or distribution a frame's code ships in: jars or
 directories of jars (their pom.properties and classes), and Python
