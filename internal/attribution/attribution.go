@@ -190,12 +190,14 @@ type Attributor struct {
 // New returns an Attributor for cfg. It copies what it keeps of cfg, so the
 // caller may change cfg afterwards.
 func New(cfg Config) *Attributor {
+	// Maps are made only for what the configuration holds: an Attributor
+	// per small profile would otherwise allocate five empty ones.
 	a := &Attributor{
-		goModules:    make(map[string]struct{}, len(cfg.GoModules)),
-		javaPackages: make(map[string]string, len(cfg.JavaPackages)),
-		pythonDists:  make(map[string]string, len(cfg.PythonDists)),
-		javaJars:     make(map[string]string),
-		firstParty:   make(map[string]struct{}, len(cfg.FirstParty)),
+		goModules:    makeMap[struct{}](len(cfg.GoModules)),
+		javaPackages: makeMap[string](len(cfg.JavaPackages)),
+		pythonDists:  makeMap[string](len(cfg.PythonDists)),
+		javaJars:     makeMap[string](len(cfg.JavaPackages)),
+		firstParty:   makeMap[struct{}](len(cfg.FirstParty)),
 	}
 	for _, p := range cfg.FirstParty {
 		a.firstParty[p] = struct{}{}
@@ -367,10 +369,19 @@ func isIdentifier(s string) bool {
 	return true
 }
 
+// makeMap returns a map for n entries, or nil for none: reading a nil
+// map finds nothing.
+func makeMap[V any](n int) map[string]V {
+	if n == 0 {
+		return nil
+	}
+	return make(map[string]V, n)
+}
+
 // longestPrefix returns the value of the longest key of m that equals s or
 // is a prefix of s ending at a sep boundary.
 func longestPrefix[V any](m map[string]V, s string, sep byte) (string, V, bool) {
-	for p := s; p != ""; {
+	for p := s; p != "" && len(m) > 0; {
 		if v, ok := m[p]; ok {
 			return p, v, true
 		}

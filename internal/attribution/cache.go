@@ -27,6 +27,8 @@ type cache struct {
 	mu    sync.Mutex
 	count int
 	slab  []entry // the free rest of the last slab
+	// slabSize is the number of entries of the last slab.
+	slabSize int
 	// text is the last slab the strings of cached frames are copied
 	// into. It is only ever appended to, so the strings cut from it stay
 	// as they are.
@@ -101,7 +103,10 @@ func (c *cache) add(e entry) (Func, bool) {
 	// frames. Entries are never removed, so a slab lives as long as the
 	// cache, as its entries would.
 	if len(c.slab) == 0 {
-		c.slab = make([]entry, min(entrySlab, c.max-c.count))
+		// Slabs double from minEntrySlab, so that a cache of a few frames
+		// (a fresh Attributor per small profile) allocates little.
+		c.slabSize = min(entrySlab, max(2*c.slabSize, minEntrySlab))
+		c.slab = make([]entry, min(c.slabSize, c.max-c.count))
 	}
 	p := &c.slab[0]
 	c.slab = c.slab[1:]
@@ -111,8 +116,12 @@ func (c *cache) add(e entry) (Func, bool) {
 	return e.fn, e.ok
 }
 
-// entrySlab is the number of entries allocated together.
-const entrySlab = 64
+// entrySlab and minEntrySlab bound the number of entries allocated
+// together.
+const (
+	entrySlab    = 64
+	minEntrySlab = 8
+)
 
 // join returns a+sep+b, always a copy: in a text slab of the cache's own
 // while the cache has room, so that the strings of new frames cost no
@@ -197,7 +206,7 @@ type memo struct {
 }
 
 func newMemo(limit int) *memo {
-	return &memo{max: limit, seen: make(map[string]bool)}
+	return &memo{max: limit}
 }
 
 // check returns ok(s), remembered.
@@ -211,6 +220,9 @@ func (m *memo) check(s string, ok func(string) bool) bool {
 	v = ok(s)
 	m.mu.Lock()
 	if len(m.seen) < m.max {
+		if m.seen == nil {
+			m.seen = make(map[string]bool)
+		}
 		// A clone, so that the memo never pins the frame s was cut from.
 		m.seen[strings.Clone(s)] = v
 	}
