@@ -146,10 +146,13 @@ func TestReadBody(t *testing.T) {
 }
 
 // FuzzDecompress: whatever the input and encoding, the output stays
-// within the limit and errors match a sentinel.
+// within the limit and errors match a sentinel; the Decompressor, whose
+// pooled readers read the inputs before, answers as a new one does.
 func FuzzDecompress(f *testing.F) {
 	f.Add([]byte("plain"), "")
 	f.Add(compress(f, "gzip", make([]byte, 5000)), "gzip")
+	// A dynamic block with an empty code-length code, read after a body.
+	f.Add([]byte("\x1f\x8b\b\x00\x9f\xf7\x00\x00\x00\x00d\x00\x00\x00"), "gzip")
 	f.Add(compress(f, "zstd", make([]byte, 5000)), "")
 	f.Add(compress(f, "deflate", make([]byte, 5000)), "deflate")
 	const limit = 4096
@@ -159,6 +162,10 @@ func FuzzDecompress(f *testing.F) {
 		tk := c.Ticket()
 		defer tk.Release()
 		got, err := d.Decompress(nil, data, encoding, limit, tk)
+		fresh, freshErr := NewDecompressor(limit).Decompress(nil, data, encoding, limit, tk)
+		if fmt.Sprint(err) != fmt.Sprint(freshErr) || !bytes.Equal(got, fresh) {
+			t.Fatalf("after other inputs: %d bytes, %v; a new Decompressor: %d bytes, %v", len(got), err, len(fresh), freshErr)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrEncoding) {
 				t.Fatalf("error %v matches no sentinel", err)
