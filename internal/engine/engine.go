@@ -38,6 +38,7 @@ import (
 	"github.com/evidentsec/evident/internal/model"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/redact"
+	"github.com/evidentsec/evident/internal/safegob"
 	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -1020,7 +1021,7 @@ func decode(pd *telemetry.ProfileDecoder, kind store.BatchKind, payload []byte) 
 			it.spans, err = telemetry.TraceRequestSpans(req, "the log")
 		}
 	case store.BatchSpans:
-		err = gob.NewDecoder(bytes.NewReader(payload)).Decode(&it.spans)
+		err = safegob.Decode(payload, &it.spans)
 		if err == nil && len(it.spans) == 0 {
 			// Never logged (a batch has spans), and refused as a trace
 			// request of no span is (found by FuzzReplay: it encoded
@@ -1028,7 +1029,7 @@ func decode(pd *telemetry.ProfileDecoder, kind store.BatchKind, payload []byte) 
 			err = errors.New("no span")
 		}
 	case store.BatchProfiles:
-		err = gob.NewDecoder(bytes.NewReader(payload)).Decode(&it.profiles)
+		err = safegob.Decode(payload, &it.profiles)
 	case store.BatchProfileRequestS2:
 		it.kind = store.BatchProfiles
 		it.profiles, it.preq, err = decodeProfileRequest(pd, payload)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/evidentsec/evident/internal/safegob"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
@@ -239,7 +240,7 @@ func MergeStates(joins Joins, states ...[]byte) ([]byte, error) {
 // decodeState decodes and checks a state of MarshalBinary.
 func decodeState(data []byte) (modelState, error) {
 	var st modelState
-	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&st); err != nil {
+	if err := safegob.Decode(data, &st); err != nil {
 		return st, fmt.Errorf("decode model state: %w", err)
 	}
 	if st.Version < 1 || st.Version > stateVersion {

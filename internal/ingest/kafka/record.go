@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/evidentsec/evident/internal/safegob"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
@@ -94,9 +95,9 @@ func decode(r *kgo.Record) (Record, error) {
 			return nil
 		})
 	case formatGobSpans:
-		err = gob.NewDecoder(bytes.NewReader(r.Value)).Decode(&rec.Spans)
+		err = safegob.Decode(r.Value, &rec.Spans)
 	case formatGobProfile:
-		err = gob.NewDecoder(bytes.NewReader(r.Value)).Decode(&rec.Profiles)
+		err = safegob.Decode(r.Value, &rec.Profiles)
 	default:
 		err = fmt.Errorf("unknown format %q", format)
 	}
