@@ -18,7 +18,7 @@ import (
 var layers = [][]string{
 	{"cli", "app"},
 	{"ingest", "store", "auth", "httpapi", "ui", "report", "alert", "dbupdate", "engine", "tenant", "source", "cluster"},
-	{"attribution", "model", "vulndb", "knowledge", "findings", "assess", "detect", "waf", "telemetry", "manifest", "listener", "redact", "tlsconfig"},
+	{"attribution", "model", "vulndb", "knowledge", "findings", "assess", "detect", "waf", "telemetry", "manifest", "listener", "redact", "tlsconfig", "safegob"},
 	{"osv", "pipeline"},
 }
 
