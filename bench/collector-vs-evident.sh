@@ -41,6 +41,13 @@
 # every span carries an SQL injection in url.query, the worst case for
 # evident's detections; ATTACK=0 sends clean spans.
 #
+# Each run first sends WARMUP (default 2s; 0 for none) of the same load,
+# unmeasured: what a server does once (the first segment of evident's
+# log, created and synced with its directory; the first allocations of
+# either) would otherwise be the p99 of a short run. Spans, CPU time and
+# latencies are the differences of what the server reports before and
+# after the measured load.
+#
 # EVIDENT names an evident binary to run instead of building this tree's
 # (to compare two builds: EVIDENT=/tmp/a ... then EVIDENT=/tmp/b ...).
 #
@@ -52,6 +59,7 @@ duration=${1:-20s}
 workers=${2:-4}
 batch=${3:-1000}
 rounds=${4:-3}
+warmup=${WARMUP:-2s}
 otel_version=v0.165.0
 server_cpu=${SERVER_CPU:-0}
 load_cpu=${LOAD_CPU:-1}
@@ -114,15 +122,16 @@ if [ -z "${EVIDENT:-}" ]; then go build -o "$evident" "$root/cmd/evident"; fi
 attack=()
 if [ "${ATTACK:-1}" = 1 ]; then attack=(--telemetry-attributes 'url.query="id=1%27%20OR%201=1--"'); fi
 
-# quantiles NAME_REGEX SCALE: p50 and p99 (upper bucket bounds, times
-# SCALE to milliseconds) of the histogram whose bucket lines match, summed
-# over its series, from the metrics on stdin.
+# quantiles NAME_REGEX SCALE BEFORE AFTER: p50 and p99 (upper bucket
+# bounds, times SCALE to milliseconds) of the histogram whose bucket lines
+# match, summed over its series, between the metrics in the files BEFORE
+# and AFTER.
 quantiles() {
 	awk -v re="$1" -v scale="$2" '
 	$0 ~ re {
 		match($0, /le="[^"]+"/); le = substr($0, RSTART + 4, RLENGTH - 5)
 		if (!(le in cnt)) { n++; les[n] = le }
-		cnt[le] += $NF }
+		cnt[le] += (FILENAME == ARGV[1] ? -1 : 1) * $NF }
 	END {
 		if (n == 0) { print "n/a n/a"; exit }
 		total = cnt["+Inf"]
@@ -132,7 +141,27 @@ quantiles() {
 			if (p99 == "" && c >= total * 0.99) p99 = les[i]
 		}
 		print ms(p50), ms(p99) }
-	function ms(v) { return v == "+Inf" ? "inf" : v * scale }'
+	function ms(v) { return v == "+Inf" ? "inf" : v * scale }' "$3" "$4"
+}
+
+# counted NAME_REGEX BEFORE AFTER: the sum of the matching counters in the
+# metrics in AFTER less that in BEFORE.
+counted() {
+	awk -v re="$1" '$0 ~ re {s += (FILENAME == ARGV[1] ? -1 : 1) * $NF} END {print s + 0}' "$2" "$3"
+}
+
+# load DURATION: runs CLIENTS telemetrygen processes against $endpoint for
+# DURATION and waits for them.
+load() {
+	local c loads=()
+	for c in $(seq "${CLIENTS:-1}"); do
+		GOMAXPROCS=${LOAD_GOMAXPROCS:-} taskset -c "$load_cpu" "$tg" traces --otlp-insecure --otlp-endpoint "$endpoint" --rate "${RATE:-0}" --workers "$workers" \
+			--batch-size "$batch" --child-spans 9 --duration "$1" --service load "${attack[@]}" \
+			>"$work/telemetrygen.$c.log" 2>&1 &
+		loads+=($!)
+	done
+	wait "${loads[@]}" || true
+	sleep 1 # the last calls and the Collector's batch
 }
 
 # run NAME: starts the server, loads it, prints one line of results.
@@ -163,26 +192,20 @@ run() {
 		;;
 	esac
 	for _ in $(seq 100); do curl -sf "$metrics_url" >/dev/null && break; sleep 0.2; done
-	local before after m spans refused lat
+	local before after spans refused lat
+	if [ "$warmup" != 0 ]; then load "$warmup"; fi
+	curl -s "$metrics_url" >"$work/before.metrics"
 	before=$(cpu)
-	local c loads=()
-	for c in $(seq "${CLIENTS:-1}"); do
-		GOMAXPROCS=${LOAD_GOMAXPROCS:-} taskset -c "$load_cpu" "$tg" traces --otlp-insecure --otlp-endpoint "$endpoint" --rate "${RATE:-0}" --workers "$workers" \
-			--batch-size "$batch" --child-spans 9 --duration "$duration" --service load "${attack[@]}" \
-			>"$work/telemetrygen.$c.log" 2>&1 &
-		loads+=($!)
-	done
-	wait "${loads[@]}" || true
-	sleep 1 # the last calls and the Collector's batch
+	load "$duration"
 	after=$(cpu)
-	m=$(curl -s "$metrics_url")
-	spans=$(echo "$m" | awk -v re="$accepted_re" '$0 ~ re {s += $NF} END {print s + 0}')
-	refused=$(echo "$m" | awk -v re="$refused_re" '$0 ~ re {s += $NF} END {print s + 0}')
+	curl -s "$metrics_url" >"$work/after.metrics"
+	spans=$(counted "$accepted_re" "$work/before.metrics" "$work/after.metrics")
+	refused=$(counted "$refused_re" "$work/before.metrics" "$work/after.metrics")
 	# The Collector's rpc histogram is in milliseconds or seconds by its
 	# name; evident's in seconds.
 	scale=1000
-	if echo "$m" | grep -Eq '^rpc_server_(call_)?duration_milliseconds'; then scale=1; fi
-	lat=$(echo "$m" | quantiles "$lat_re" "$scale")
+	if grep -Eq '^rpc_server_(call_)?duration_milliseconds' "$work/after.metrics"; then scale=1; fi
+	lat=$(quantiles "$lat_re" "$scale" "$work/before.metrics" "$work/after.metrics")
 	printf '%-9s %12d %14.0f %9s %9s %8.0f %8d\n' "$name" "$spans" \
 		"$(awk -v s="$spans" -v a="$after" -v b="$before" 'BEGIN {print (a > b) ? s / (a - b) : 0}')" \
 		$lat "$(rss)" "$refused" | tee -a "$work/results"
@@ -191,7 +214,7 @@ run() {
 	pid=
 }
 
-echo "load: ${CLIENTS:-1} telemetrygen client(s), $workers workers each, $batch spans a request, $duration a run, ATTACK=${ATTACK:-1}; server on core $server_cpu, load on core $load_cpu (GOMAXPROCS ${LOAD_GOMAXPROCS:-default}); $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load: ${CLIENTS:-1} telemetrygen client(s), $workers workers each, $batch spans a request, $duration a run after $warmup unmeasured, ATTACK=${ATTACK:-1}; server on core $server_cpu, load on core $load_cpu (GOMAXPROCS ${LOAD_GOMAXPROCS:-default}); $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-9s %12s %14s %9s %9s %8s %8s\n' server spans spans/cpu-s p50-ms p99-ms rss-MiB refused
 for _ in $(seq "$rounds"); do
 	run collector
