@@ -156,7 +156,7 @@ func (d *traceDecoder) decodeRequest(msg []byte, emit func([]Span) error) error 
 			spans = d.spans
 		}
 		start := len(spans)
-		spans = d.decodeResourceSpans(p, record, spans)
+		spans = d.decodeResourceSpans(p, record, truncated, spans)
 		if d.appending {
 			d.spans = spans
 		}
@@ -169,16 +169,24 @@ func (d *traceDecoder) decodeRequest(msg []byte, emit func([]Span) error) error 
 	return nil
 }
 
-// decodeResourceSpans appends the spans of a ResourceSpans to spans.
-func (d *traceDecoder) decodeResourceSpans(msg []byte, record string, spans []Span) []Span {
+// decodeResourceSpans appends the spans of a ResourceSpans to spans. cut
+// says that msg was itself cut short, which its caller reported: a field
+// that runs past its end is then read as far as it goes. In a message that
+// was not cut, such a field is damage, reported too: the bytes it claims
+// were read by no decoder (and by no redaction that trusts the decoder's
+// texts), and spans among them are lost.
+func (d *traceDecoder) decodeResourceSpans(msg []byte, record string, cut bool, spans []Span) []Span {
 	first := len(spans)
 	d.res.reset()
 	scope := 0
 	for off := 0; off < len(msg); {
-		num, typ, p, n, _, err := readFieldTruncated(msg[off:])
+		num, typ, p, n, short, err := readFieldTruncated(msg[off:])
 		if err != nil {
 			d.errs.addf(fmt.Errorf("at byte %d: %w", off, err), "%s", record)
 			break
+		}
+		if short && !cut {
+			d.errs.addf(fmt.Errorf("at byte %d: field %d: %w", off, num, io.ErrUnexpectedEOF), "%s", record)
 		}
 		off += n
 		switch {
@@ -197,7 +205,7 @@ func (d *traceDecoder) decodeResourceSpans(msg []byte, record string, spans []Sp
 				d.errs.addf(err, "%s: resource", record)
 			}
 		case num == rsScopeSpans:
-			spans = d.decodeScopeSpans(p, spans, record, scope)
+			spans = d.decodeScopeSpans(p, spans, record, scope, cut || short)
 			scope++
 		case num != 3: // schema_url
 			d.texts.unknown(typ)
@@ -212,7 +220,9 @@ func (d *traceDecoder) decodeResourceSpans(msg []byte, record string, spans []Sp
 	return spans
 }
 
-func (d *traceDecoder) decodeScopeSpans(msg []byte, spans []Span, record string, scope int) []Span {
+// decodeScopeSpans appends the spans of a ScopeSpans to spans; cut is as
+// for decodeResourceSpans.
+func (d *traceDecoder) decodeScopeSpans(msg []byte, spans []Span, record string, scope int, cut bool) []Span {
 	spans = slices.Grow(spans, countFields(msg, ssSpans))
 	n := 0
 	for off := 0; off < len(msg); {
@@ -220,6 +230,9 @@ func (d *traceDecoder) decodeScopeSpans(msg []byte, spans []Span, record string,
 		if err != nil {
 			d.errs.addf(fmt.Errorf("at byte %d: %w", off, err), "%s: scope_spans[%d]", record, scope)
 			break
+		}
+		if truncated && !cut && num != ssSpans {
+			d.errs.addf(fmt.Errorf("at byte %d: field %d: %w", off, num, io.ErrUnexpectedEOF), "%s: scope_spans[%d]", record, scope)
 		}
 		off += m
 		if num != ssSpans || typ != protowire.BytesType {

@@ -296,6 +296,32 @@ func TestTextsMasks(t *testing.T) {
 	}
 }
 
+// TestTextsMasksDamage: a field that claims more of its resource_spans
+// than there is hides the rest from the decoder (found by
+// FuzzRedactTraceRequest). The decoder reports it, and its texts then do
+// not vouch for the request, which RedactTraceRequest refuses: it is not
+// kept as received, secret and all.
+func TestTextsMasksDamage(t *testing.T) {
+	req, err := AppendTraceRequest(nil, []Span{{Service: "shop", TraceID: [16]byte{1}, SpanID: [8]byte{2}, Name: "GET /x",
+		Attrs: Attrs{URLQuery: "q=SECRET"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, _ := protowire.ConsumeBytes(req[protowire.SizeTag(1):])
+	hidden := protowire.AppendVarint([]byte{0x1a}, uint64(len(rs)+10)) // schema_url
+	damaged := appendMsg(nil, 1, append(hidden, rs...))
+	spans, texts, err := DecodeReceivedTraceRequest(nil, nil, damaged, "test", func(int) error { return nil })
+	if err == nil || len(spans) != 0 {
+		t.Errorf("DecodeReceivedTraceRequest = %d spans, %v; want none and an error", len(spans), err)
+	}
+	if texts != nil && !texts.Masks(&secretMasker{}) {
+		t.Error("the texts say nothing in the request is masked")
+	}
+	if _, _, err := RedactTraceRequest(damaged, &secretMasker{}); !errors.Is(err, ErrNotRedactable) {
+		t.Errorf("RedactTraceRequest: %v, want ErrNotRedactable", err)
+	}
+}
+
 func TestReceived(t *testing.T) {
 	spans := make([]Span, 3)
 	req := []byte{1}
