@@ -41,7 +41,8 @@
 # every span carries an SQL injection in url.query, the worst case for
 # evident's detections; ATTACK=0 sends clean spans.
 #
-# Each run first sends WARMUP (default 2s; 0 for none) of the same load,
+# Each run first sends WARMUP (default 2s; 0 for none: telemetrygen would
+# take a duration of 0 as no end) of the same load,
 # unmeasured: what a server does once (the first segment of evident's
 # log, created and synced with its directory; the first allocations of
 # either) would otherwise be the p99 of a short run. Spans, CPU time and
@@ -193,7 +194,10 @@ run() {
 	esac
 	for _ in $(seq 100); do curl -sf "$metrics_url" >/dev/null && break; sleep 0.2; done
 	local before after spans refused lat
-	if [ "$warmup" != 0 ]; then load "$warmup"; fi
+	case $warmup in
+	0 | 0s) ;;
+	*) load "$warmup" ;;
+	esac
 	curl -s "$metrics_url" >"$work/before.metrics"
 	before=$(cpu)
 	load "$duration"

@@ -5,7 +5,7 @@
 //
 // encoding/gob checks the lengths of slices and strings against its input,
 // but makes a map with the number of entries its input declares before it
-// reads one (golang/go#79539, fixed after Go 1.26): a model state of 3 KB
+// reads one (golang/go#79539; Go 1.26.8 still does): a model state of 3 KB
 // declaring a map of 545 billion entries took the 24 GB of the machine the
 // fuzzer ran on, and the kernel killed the process.
 package safegob
