@@ -41,9 +41,8 @@
 # every span carries an SQL injection in url.query, the worst case for
 # evident's detections; ATTACK=0 sends clean spans.
 #
-# Each run first sends WARMUP (default 2s; 0 for none: telemetrygen would
-# take a duration of 0 as no end) of the same load,
-# unmeasured: what a server does once (the first segment of evident's
+# Each run first sends WARMUP (default 2s; 0 or 0s for none) of the same
+# load, unmeasured: what a server does once (the first segment of evident's
 # log, created and synced with its directory; the first allocations of
 # either) would otherwise be the p99 of a short run. Spans, CPU time and
 # latencies are the differences of what the server reports before and
