@@ -42,9 +42,9 @@
 # evident's detections; ATTACK=0 sends clean spans.
 #
 # Each run first sends WARMUP (default 2s; 0 or 0s for none) of the same
-# load, unmeasured: what a server does once (the first segment of evident's
-# log, created and synced with its directory; the first allocations of
-# either) would otherwise be the p99 of a short run. Spans, CPU time and
+# load, unmeasured: what a server does once (evident's first commit to a
+# new log took 122-305 ms in one run) would otherwise be the p99 of a
+# short run. Spans, CPU time and
 # latencies are the differences of what the server reports before and
 # after the measured load.
 #
