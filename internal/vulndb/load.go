@@ -419,6 +419,20 @@ func listDir(dir string) ([]item, error) {
 	return items, nil
 }
 
+// inHiddenDir reports whether the slash-separated path p lies in a
+// directory whose name starts with a dot (.git, an editor's or a tool's
+// own), which listDir does not enter either: an archive of a directory
+// holds what the directory does.
+func inHiddenDir(p string) bool {
+	dir, _ := path.Split(p)
+	for _, elem := range strings.Split(dir, "/") {
+		if elem != "." && strings.HasPrefix(elem, ".") {
+			return true
+		}
+	}
+	return false
+}
+
 func listZip(name string) (listing, error) {
 	zr, err := zip.OpenReader(name)
 	if err != nil {
@@ -437,7 +451,7 @@ func listZip(name string) (listing, error) {
 	}
 	l := listing{closer: zr}
 	for _, f := range zr.File {
-		if f.FileInfo().IsDir() || !isRecordName(f.Name) {
+		if f.FileInfo().IsDir() || !isRecordName(f.Name) || inHiddenDir(f.Name) {
 			continue
 		}
 		l.items = append(l.items, fileItem(zr, f.Name, name+":"+f.Name))

@@ -491,6 +491,35 @@ func TestSources(t *testing.T) {
 	}
 }
 
+// TestHiddenDirectories: records under a directory whose name starts
+// with a dot are not read, from a directory or from an archive of it
+// (FuzzLoadLayouts: the archive read ".0/0.json.gz", the directory not).
+func TestHiddenDirectories(t *testing.T) {
+	dir := t.TempDir()
+	for name, data := range map[string]string{
+		"GO-2022-0969.json":       goodRecord,
+		".git/objects/x.json":     "not OSV",
+		"sub/.cache/GO-1.json.gz": "not gzip",
+		".hidden-file.json":       strings.Replace(goodRecord, "GHSA-good", "GHSA-dotfile", 1),
+	} {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, src := range []string{dir, zipDir(t, dir)} {
+		// loadDir fails the test on a problem, which a file of a hidden
+		// directory, not OSV, would be.
+		db := loadDir(t, Options{}, src)
+		if diff := cmp.Diff([]string{"GHSA-dotfile", "GHSA-good"}, ids(db.All())); diff != "" {
+			t.Errorf("%s: ids (-want +got):\n%s", src, diff)
+		}
+	}
+}
+
 func TestGoVulnDBIndexMismatch(t *testing.T) {
 	dir := t.TempDir()
 	for _, p := range []string{"index", "ID"} {
