@@ -1,6 +1,8 @@
 package waf
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,7 +137,9 @@ func serviceIDs(s *PatchSet, service string) string {
 // also part of the plugin's TX variable in SecLang, so everything but
 // ASCII letters, digits, '.', '_' and '-' becomes '_', and so does "..":
 // a service name comes from telemetry and may hold quotes, path
-// separators or anything else.
+// separators or anything else, and be of any length. A name longer than
+// maxFileName is cut, and told apart from others cut alike by a hash of
+// the whole service name.
 func fileName(service string) string {
 	safe := strings.Map(func(r rune) rune {
 		if r < utf8.RuneSelf && (r == '.' || r == '_' || r == '-' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
@@ -143,8 +147,19 @@ func fileName(service string) string {
 		}
 		return '_'
 	}, service)
-	return strings.ReplaceAll(safe, "..", "_")
+	name := strings.ReplaceAll(safe, "..", "_")
+	if len(name) > maxFileName {
+		sum := sha256.Sum256([]byte(service))
+		name = name[:maxFileName-17] + "-" + hex.EncodeToString(sum[:8])
+	}
+	return name
 }
+
+// maxFileName bounds fileName, so that the longest file named after it,
+// "evident-<name>-before.conf", stays within the 255 bytes a file name
+// may have (ext4, APFS, NTFS); a longer service name made Export fail
+// with ENAMETOOLONG (FuzzExportLoad).
+const maxFileName = 200
 
 // LoadRules reads the directives an export directory enforces: the
 // engine file, then the .conf of each named service (all of them when

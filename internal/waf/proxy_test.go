@@ -376,3 +376,32 @@ func TestProxyBodyLimit(t *testing.T) {
 		}
 	}
 }
+
+
+// TestFileNameBounded: a service name of any length gives file names the
+// file system takes (FuzzExportLoad: a name of 300 bytes made Export
+// fail), and two long names that differ only past the cut stay apart.
+func TestFileNameBounded(t *testing.T) {
+	long := strings.Repeat("s", 300)
+	for _, tt := range []struct {
+		a, b string
+		same bool
+	}{
+		{"shop/gateway v2", "shop/gateway v2", true},
+		{long + "a", long + "a", true},
+		{long + "a", long + "b", false},
+	} {
+		a, b := fileName(tt.a), fileName(tt.b)
+		if len(a) > maxFileName || (a == b) != tt.same {
+			t.Errorf("fileName(%.20q...) = %q, fileName(%.20q...) = %q: want at most %d bytes, equal %v", tt.a, a, tt.b, b, maxFileName, tt.same)
+		}
+	}
+	dir := t.TempDir()
+	set := &PatchSet{IDRange: [2]int{9500000, 9599999}, Patches: []Patch{{Service: long, IDs: [2]int{9500100, 9500109}}}}
+	if err := Export(dir, set); err != nil {
+		t.Fatalf("Export of a service named with %d bytes: %v", len(long), err)
+	}
+	if _, err := LoadRules(dir, []string{long}); err != nil {
+		t.Fatal(err)
+	}
+}
