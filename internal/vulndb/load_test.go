@@ -364,6 +364,23 @@ func TestFunctions(t *testing.T) {
 	}
 }
 
+// TestFunctionsImportWithoutPath: an ecosystem_specific import without a
+// path names no package and gives no function (FuzzParseRecord: one gave
+// a function of no package, of a record of another ecosystem).
+func TestFunctionsImportWithoutPath(t *testing.T) {
+	rec := `{"id":"GO-X","modified":"2024-01-02T03:04:05Z","affected":[{"package":{"ecosystem":"Go","name":"example.com/m"},` +
+		`"ranges":[{"type":"SEMVER","events":[{"introduced":"0"}]}],"ecosystem_specific":{"imports":[` +
+		`{"symbols":["F"]},{"path":"example.com/m/p","symbols":["G"]}]}}]}`
+	r, _, err := parseRecord([]byte(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Function{{Ecosystem: "Go", Module: "example.com/m", Package: "example.com/m/p", Symbol: "G", Source: SourceOSV}}
+	if diff := cmp.Diff(want, r.vuln.Functions); diff != "" {
+		t.Errorf("functions (-want +got):\n%s", diff)
+	}
+}
+
 func TestFunctionsGOOS(t *testing.T) {
 	db := loadDir(t, Options{}, writeRecords(t, osv.Entry{ID: "GO-2021-0068", Affected: []osv.Affected{{
 		Package: osv.Package{Ecosystem: "Go", Name: "toolchain"},

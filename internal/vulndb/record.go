@@ -177,7 +177,8 @@ func sortBounds(bs []bound) {
 // osvFunctions lists the functions a record names: the Go symbols of its
 // ecosystem_specific imports (one Function per symbol, or one with an empty
 // Symbol for an import that names none: the whole package is affected), and
-// the affected_functions of GitHub's records for npm, PyPI and Maven.
+// the affected_functions of GitHub's records for npm, PyPI and Maven. An
+// import without a path names no package, and is skipped.
 func osvFunctions(e *osv.Entry) []Function {
 	var out []Function
 	for _, a := range e.Affected {
@@ -185,6 +186,9 @@ func osvFunctions(e *osv.Entry) []Function {
 			continue
 		}
 		for _, imp := range a.EcosystemSpecific.Imports {
+			if imp.Path == "" {
+				continue
+			}
 			base := Function{
 				Ecosystem: a.Package.Ecosystem,
 				Module:    a.Package.Name,
