@@ -377,7 +377,6 @@ func TestProxyBodyLimit(t *testing.T) {
 	}
 }
 
-
 // TestFileNameBounded: a service name of any length gives file names the
 // file system takes (FuzzExportLoad: a name of 300 bytes made Export
 // fail), and two long names that differ only past the cut stay apart.
