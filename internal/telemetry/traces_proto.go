@@ -197,7 +197,7 @@ func (d *traceDecoder) decodeResourceSpans(msg []byte, record string, cut bool, 
 				if rf.num == 1 && rf.typ == protowire.BytesType {
 					return d.keyValue(rf.b, &d.res)
 				}
-				if rf.num != 3 { // entity_refs hold attribute keys
+				if rf.num != 3 || rf.typ == protowire.StartGroupType { // entity_refs hold attribute keys
 					d.texts.unknown(rf.typ)
 				}
 				return nil
@@ -239,7 +239,7 @@ func (d *traceDecoder) decodeScopeSpans(msg []byte, spans []Span, record string,
 			switch {
 			case num == 1 && typ == protowire.BytesType:
 				d.scope(p)
-			case num != 3: // schema_url
+			case num != 3 || typ == protowire.StartGroupType: // schema_url
 				d.texts.unknown(typ)
 			}
 			continue
@@ -285,6 +285,12 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 			return fmt.Errorf("at byte %d: %w", off, err)
 		}
 		off += n
+		if typ == protowire.StartGroupType {
+			// Skipped here whatever its number, left out by the
+			// redaction: not read, so not vouched for.
+			d.texts.unknown(typ)
+			continue
+		}
 		switch num {
 		// An id given more than once is its last, as protobuf reads a
 		// field that is not repeated; an empty or all-zero one is no id
@@ -326,14 +332,19 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 			d.texts.text(nil, b)
 		case 11, 13: // events, links
 			d.texts.unknown(protowire.BytesType)
+		// A number sent length-delimited is a field OTLP does not
+		// define there, which the redaction leaves out (unknown).
 		case spanKind:
+			d.texts.unknown(typ)
 			// An unknown kind is kept as unspecified, as pdata keeps it.
 			if v <= uint64(SpanKindConsumer) {
 				kind = SpanKind(v)
 			}
 		case spanStart:
+			d.texts.unknown(typ)
 			start = unixNano(v)
 		case spanEnd:
+			d.texts.unknown(typ)
 			end = unixNano(v)
 		case spanAttributes:
 			if typ != protowire.BytesType {
@@ -349,10 +360,13 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 					return fmt.Errorf("status: at byte %d: %w", soff, err)
 				}
 				soff += sn
-				switch snum {
-				case statusCode:
+				switch {
+				case styp == protowire.StartGroupType:
+					d.texts.unknown(styp)
+				case snum == statusCode:
+					d.texts.unknown(styp)
 					status = int32(sv)
-				case 2: // message
+				case snum == 2: // message
 					d.texts.text(nil, sb)
 				default:
 					d.texts.unknown(styp)
@@ -394,10 +408,12 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 			return fmt.Errorf("attribute: at byte %d: %w", off, err)
 		}
 		off += n
-		switch num {
-		case 1:
+		switch {
+		case typ == protowire.StartGroupType:
+			d.texts.unknown(typ)
+		case num == 1:
 			key = p
-		case 2:
+		case num == 2:
 			value = p
 			nvalues++
 		default:
@@ -494,8 +510,8 @@ func (d *traceDecoder) scope(msg []byte) {
 		return
 	}
 	if err := forEachField(msg, func(f field) error {
-		switch f.num {
-		case 1, 2:
+		switch {
+		case f.typ != protowire.StartGroupType && (f.num == 1 || f.num == 2):
 			d.texts.text(nil, f.b)
 		default:
 			d.texts.unknown(f.typ)
