@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 )
 
 // Files of an export directory.
@@ -133,26 +131,73 @@ func serviceIDs(s *PatchSet, service string) string {
 	return strings.Join(parts, ",")
 }
 
-// fileName is the name a service's files and CRS plugin go by. It is
-// also part of the plugin's TX variable in SecLang, so everything but
-// ASCII letters, digits, '.', '_' and '-' becomes '_', and so does "..":
-// a service name comes from telemetry and may hold quotes, path
-// separators or anything else, and be of any length. A name longer than
-// maxFileName is cut, and told apart from others cut alike by a hash of
-// the whole service name.
+// fileName is the name a service's files and CRS plugin go by; it is
+// also part of the plugin's TX variable in SecLang. A service name comes
+// from telemetry and may hold quotes, path separators or anything else,
+// and be of any length, so only a plain name (plainName) is its own file
+// name. Any other is made safe, byte by byte: upper-case ASCII letters
+// become lower case, anything but lower-case letters, digits, '.', '_'
+// and '-' becomes '_', and so do ".." and a leading '.'; it is cut to
+// fit, and "-h" and 32 hex digits of a SHA-256 of the whole service name
+// follow. No two services share a name, not even where a file system or
+// a TX variable name ignores case: "shop/cart", "shop_cart" and
+// "Shop_Cart" once wrote one another's files, and "Cart" and "cart" had
+// one CRS switch, which turned both off.
 func fileName(service string) string {
-	safe := strings.Map(func(r rune) rune {
-		if r < utf8.RuneSelf && (r == '.' || r == '_' || r == '-' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
-			return r
-		}
-		return '_'
-	}, service)
-	name := strings.ReplaceAll(safe, "..", "_")
-	if len(name) > maxFileName {
-		sum := sha256.Sum256([]byte(service))
-		name = name[:maxFileName-17] + "-" + hex.EncodeToString(sum[:8])
+	if plainName(service) {
+		return service
 	}
-	return name
+	b := make([]byte, 0, maxFileName)
+	for i := 0; i < len(service) && len(b) < maxFileName-len(hashSuffix); i++ {
+		c := service[i]
+		switch {
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '.' && (len(b) == 0 || b[len(b)-1] == '.'):
+			if len(b) > 0 {
+				b = b[:len(b)-1]
+			}
+			c = '_'
+		case !nameByte(c):
+			c = '_'
+		}
+		b = append(b, c)
+	}
+	sum := sha256.Sum256([]byte(service))
+	return string(b) + "-h" + hex.EncodeToString(sum[:16])
+}
+
+// hashSuffix is the shape of what fileName appends to a name it makes.
+const hashSuffix = "-h0123456789abcdef0123456789abcdef"
+
+// plainName reports whether a service name can be its own file name:
+// lower-case ASCII letters, digits, '.', '_' and '-', at most
+// maxFileName bytes, without ".." or a leading '.', and not ending in
+// what fileName appends to the names it makes (so that a service cannot
+// be named after another's file).
+func plainName(service string) bool {
+	if service == "" || len(service) > maxFileName || service[0] == '.' || strings.Contains(service, "..") {
+		return false
+	}
+	for i := 0; i < len(service); i++ {
+		if !nameByte(service[i]) {
+			return false
+		}
+	}
+	if n := len(service) - len(hashSuffix); n >= 0 && service[n:n+2] == "-h" {
+		for i := n + 2; i < len(service); i++ {
+			if c := service[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// nameByte reports whether c may stand in a file name as it is.
+func nameByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-'
 }
 
 // maxFileName bounds fileName, so that the longest file named after it,

@@ -3,6 +3,7 @@ package waf
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -183,5 +184,95 @@ func TestExportGolden(t *testing.T) {
 	before, _ := os.ReadFile(filepath.Join(dir, "plugins", "evident-gateway-config.conf"))
 	if _, err := newWAF(string(before), rules); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestExportKeepsServicesApart exports the patches of two services whose
+// names differ only in what a file name or a CRS variable cannot hold
+// (a path separator, a "..", a letter's case): each must keep its own
+// files, and switching one's CRS plugin off must leave the other's
+// patches on. The names were once both made "shop_cart", and the second
+// service's files overwrote the first's; "Cart" and "cart" got one
+// tx.evident-…-plugin_enabled switch, as SecLang's TX names ignore case.
+func TestExportKeepsServicesApart(t *testing.T) {
+	db := loadRecords(t)
+	for _, tt := range []struct{ a, b string }{
+		{"shop/cart", "shop_cart"},
+		{"shop cart", "shop_cart"},
+		{"shop..cart", "shop_cart"},
+		{"Cart", "cart"},
+		{"Cart", fileName("Cart")}, // a service named after another's files
+	} {
+		t.Run(tt.a+" "+tt.b, func(t *testing.T) {
+			// a's patch guards /search, b's /find.
+			var spans []telemetry.Span
+			for _, q := range []string{"q=tea", "q=creme"} {
+				spans = append(spans, serverSpan(tt.a, "GET", "/search", "/search", q, nil), serverSpan(tt.b, "GET", "/find", "/find", q, nil))
+			}
+			set, err := Generate(DefaultConfig(), []assess.Assessment{
+				executedExposed(tt.a, "GO-2026-5970", "golang.org/x/text", "GET /search"),
+				executedExposed(tt.b, "GO-2026-5970", "golang.org/x/text", "GET /find"),
+			}, db, TrafficFromSpans(spans, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(set.Patches) != 2 {
+				t.Fatalf("got %d patches, want 2", len(set.Patches))
+			}
+			dir := t.TempDir()
+			if err := Export(dir, set); err != nil {
+				t.Fatal(err)
+			}
+			if a, b := fileName(tt.a), fileName(tt.b); a == b || strings.EqualFold(a, b) {
+				t.Errorf("fileName(%q) = %q, fileName(%q) = %q: want names apart, whatever the case", tt.a, a, tt.b, b)
+			}
+			for _, p := range set.Patches {
+				rules, err := LoadRules(dir, []string{p.Service})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(rules, fmt.Sprintf("id:%d,", p.IDs[0])) {
+					t.Errorf("the rules of %q lack its patch %v: another service's file took its place", p.Service, p.IDs)
+				}
+			}
+			// As CRS loads plugins: crs-setup.conf (where a's plugin is
+			// switched off), every -config.conf, every -before.conf.
+			plugin := func(svc, part string) string {
+				data, err := os.ReadFile(filepath.Join(dir, PluginsDir, "evident-"+fileName(svc)+"-"+part+".conf"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return string(data)
+			}
+			rules := fmt.Sprintf("SecAction \"id:1,phase:1,pass,nolog,setvar:'tx.evident-%s-plugin_enabled=0'\"\n", fileName(tt.a))
+			for _, part := range []string{"config", "before"} {
+				rules += plugin(tt.a, part) + plugin(tt.b, part)
+			}
+			engine, err := os.ReadFile(filepath.Join(dir, EngineFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := newWAF(string(engine), rules)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct {
+				target  string
+				blocked bool
+			}{
+				{"/search?q=%ff%fe%fd", false}, // a's patch, switched off
+				{"/find?q=%ff%fe%fd", true},    // b's, still on
+			} {
+				tx := w.NewTransaction()
+				it, err := inspectRequest(tx, Request{Method: "GET", Target: tc.target})
+				tx.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if (it != nil) != tc.blocked {
+					t.Errorf("GET %s with %q's plugin off: blocked %v, want %v", tc.target, tt.a, it != nil, tc.blocked)
+				}
+			}
+		})
 	}
 }
