@@ -441,6 +441,9 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 			return fmt.Errorf("attribute %q: at byte %d: %w", key, off, err)
 		}
 		off += n
+		if droppedFromValue(num, typ) {
+			d.texts.unknown(typ)
+		}
 		switch {
 		case num == 1 && list: // string_value
 			values = append(values, d.in.bytes(p))
@@ -453,11 +456,17 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 			b.setInt(id, int64(v))
 		case num == 5 && list: // array_value
 			if err := forEachField(p, func(af field) error {
-				if af.num != 1 {
+				// list leaves out all but the values, and groups.
+				if af.num != 1 || af.typ == protowire.StartGroupType {
 					d.texts.unknown(af.typ)
+				}
+				if af.num != 1 {
 					return nil
 				}
 				return forEachField(af.b, func(vf field) error {
+					if droppedFromValue(vf.num, vf.typ) {
+						d.texts.unknown(vf.typ)
+					}
 					if vf.num == 1 {
 						values = append(values, d.in.bytes(vf.b))
 						d.texts.text(key, vf.b)
@@ -495,6 +504,9 @@ func (d *traceDecoder) otherValue(key, value []byte) {
 			return
 		}
 		off += n
+		if droppedFromValue(num, typ) {
+			d.texts.unknown(typ)
+		}
 		if num == 1 {
 			d.texts.text(key, p)
 			continue

@@ -377,7 +377,8 @@ func (w *wireRedactor) keyValue(msg []byte) ([]byte, bool, error) {
 
 // anyValue walks the AnyValue of the attribute key: string_value = 1 and
 // bytes_value = 7 are masked, array_value = 5 and kvlist_value = 6
-// walked, numbers kept.
+// walked, numbers kept; the rest, groups included, is left out
+// (droppedFromValue).
 func (w *wireRedactor) anyValue(key, msg []byte) ([]byte, bool, error) {
 	return rewrite(msg, func(f field) ([]byte, fieldEdit, error) {
 		switch f.num {
@@ -392,6 +393,16 @@ func (w *wireRedactor) anyValue(key, msg []byte) ([]byte, bool, error) {
 		}
 		return nil, editDrop, nil
 	})
+}
+
+// droppedFromValue reports whether anyValue leaves field num of wire type
+// typ out of an AnyValue: a group, or a length-delimited field other than
+// string_value, array_value, kvlist_value and bytes_value (an int_value
+// sent length-delimited, say). The trace decoder tells its texts of such
+// a field wherever it reads a value, so that the request is walked
+// (TestTextsCoverEveryField).
+func droppedFromValue(num protowire.Number, typ protowire.Type) bool {
+	return typ == protowire.StartGroupType || typ == protowire.BytesType && num != 1 && num != 5 && num != 6 && num != 7
 }
 
 // attribute masks v, a string or bytes value of the attribute key.
