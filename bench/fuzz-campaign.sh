@@ -23,7 +23,15 @@
 #                     engine's restart), which then spend most of their time
 #                     minimizing instead of fuzzing
 #   FUZZPARALLEL      fuzzing workers per target (-parallel); default: cores
-#   FUZZNICE          nice level of the runs; default 5
+#   FUZZNICE          nice level of the runs; default 5. Where the kernel
+#                     schedules by session (autogroup, on in most Linux
+#                     distributions), nice orders the campaign only against
+#                     its own session's processes: started in a session of
+#                     its own (setsid, another login, tmux) it gets as much
+#                     CPU as any other session, whatever its nice level.
+#                     Started as a session's leader (setsid), the campaign
+#                     gives its session the nice level too; otherwise it
+#                     says that it cannot
 #   FUZZOUT           directory for the logs and summary.md; default a new
 #                     temporary directory
 #
@@ -60,8 +68,20 @@ seconds() {
 	}'
 }
 
+# With autogroup on, a session leader's nice level goes to its session's
+# group; a campaign run inside another session leaves that session as it is.
+session=
+if [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null)" = 1 ]; then
+	if [ "$(ps -o sid= -p $$ | tr -d ' ')" = "$$" ] && echo "$nicelevel" >/proc/self/autogroup 2>/dev/null; then
+		session=", session group nice $nicelevel"
+	else
+		session=", session group not reniced"
+		echo "fuzz-campaign: the kernel schedules by session (autogroup): nice $nicelevel orders the campaign only against this session's processes; run it with setsid for a session of its own at nice $nicelevel" >&2
+	fi
+fi
+
 {
-	echo "fuzztime $fuzztime${maxtime:+ or $maxtime}, fuzzminimizetime $minimize, $parallel workers, nice $nicelevel, $(go version | cut -d' ' -f3), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo "fuzztime $fuzztime${maxtime:+ or $maxtime}, fuzzminimizetime $minimize, $parallel workers, nice $nicelevel$session, $(go version | cut -d' ' -f3), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 	echo
 	echo "| package | target | elapsed | execs | execs/s | new interesting | corpus | result |"
 	echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"
