@@ -140,9 +140,9 @@ func serviceIDs(s *PatchSet, service string) string {
 // and '-' becomes '_', and so do ".." and a leading '.'; it is cut to
 // fit, and "-h" and 32 hex digits of a SHA-256 of the whole service name
 // follow. No two services share a name, not even where a file system or
-// a TX variable name ignores case: "shop/cart", "shop_cart" and
-// "Shop_Cart" once wrote one another's files, and "Cart" and "cart" had
-// one CRS switch, which turned both off.
+// a TX variable name ignores case: "shop/cart" and "shop_cart" once wrote
+// one another's files, and "Cart" and "cart" had one CRS switch, which
+// turned both off.
 func fileName(service string) string {
 	if plainName(service) {
 		return service
