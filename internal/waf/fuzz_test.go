@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/evidentsec/evident/internal/assess"
@@ -100,6 +101,30 @@ func FuzzExportLoad(f *testing.F) {
 		defer tx.Close()
 		if _, err := inspectRequest(tx, Request{Method: ep.Method, Target: examplePath(ep.Route, "1") + "?" + query}); err != nil {
 			t.Fatalf("inspect a request: %v", err)
+		}
+	})
+}
+
+// FuzzFileName: the names fileName gives two services differ, whatever
+// the case, unless the services are the same, and each is a file name the
+// file system takes and a TX variable name SecLang reads as one name.
+func FuzzFileName(f *testing.F) {
+	for _, pair := range [][2]string{
+		{"shop/cart", "shop_cart"}, {"Cart", "cart"}, {"a..b", "a_b"}, {".conf", "_conf"},
+		{"cart", "cart-h0123456789abcdef0123456789abcdef"}, {strings.Repeat("s", 300), strings.Repeat("s", 301)},
+	} {
+		f.Add(pair[0], pair[1])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		fa, fb := fileName(a), fileName(b)
+		if a != b && strings.EqualFold(fa, fb) {
+			t.Fatalf("fileName(%q) = %q and fileName(%q) = %q", a, fa, b, fb)
+		}
+		for _, name := range []string{fa, fb} {
+			if name == "" || len(name) > maxFileName || name[0] == '.' || strings.Contains(name, "..") ||
+				strings.IndexFunc(name, func(r rune) bool { return r > 0x7f || !nameByte(byte(r)) }) >= 0 {
+				t.Fatalf("fileName gives %q", name)
+			}
 		}
 	})
 }
