@@ -3,6 +3,7 @@ GO ?= go
 GOBIN := $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION ?= v0.8.2
 GOVULNCHECK_VERSION ?= v1.9.0
+GOVULNDB ?= https://vuln.go.dev
 FUZZTIME ?= 10s
 FUZZMINIMIZETIME ?= 100x
 
@@ -25,8 +26,13 @@ lint: tools
 	$(GO) vet ./...
 	$(GOBIN)/staticcheck ./...
 
+# vulncheck runs govulncheck on evident itself against GOVULNDB (default
+# https://vuln.go.dev). Offline, build a vuln.go.dev layout from the osv.dev
+# Go snapshot first:
+#   (cd examples/shop && go run ./tools/mkvulndb -zip ../../../shared/data/osv-go-*.zip -out /tmp/vdb)
+#   make vulncheck GOVULNDB=file:///tmp/vdb
 vulncheck: tools
-	$(GOBIN)/govulncheck ./...
+	$(GOBIN)/govulncheck -db $(GOVULNDB) ./...
 
 # fuzz runs every FuzzXxx target for FUZZTIME each, minimizing new inputs
 # for at most FUZZMINIMIZETIME, and prints a table of the executions
