@@ -14,9 +14,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/klauspost/compress/s2"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -43,7 +47,9 @@ func TestServeRedaction(t *testing.T) {
 	// The profiles carry theirs in a span name and in a label evident
 	// does not decode, named like a credential; a clean profile is
 	// logged as received.
-	secrets := []string{"SECRET123", "hunter2", "Zm9vOmJhcg", "K3yV4lue", "bob@example.com", "carol@example.com", "S3ssi0nV4l"}
+	// The last trace secret is in an int_value sent length-delimited,
+	// which no decoder reads and the redaction leaves out.
+	secrets := []string{"SECRET123", "hunter2", "Zm9vOmJhcg", "K3yV4lue", "bob@example.com", "carol@example.com", "S3ssi0nV4l", "L3ngthD3l1m"}
 	var mu sync.Mutex
 	var hooked [][]byte
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -87,6 +93,7 @@ func TestServeRedaction(t *testing.T) {
 	if err := tp.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	postMalformedValue(t, srv.otlp.HTTPAddr(), "L3ngthD3l1m")
 	postLabelledProfile(t, srv.pyro.Addr(), map[string][]string{"span_name": {"GET /users/carol@example.com"}})
 	postLabelledProfile(t, srv.pyro.Addr(), map[string][]string{"session_token": {"S3ssi0nV4l"}})
 	postLabelledProfile(t, srv.pyro.Addr(), map[string][]string{"span_name": {"GET /search"}})
@@ -201,6 +208,46 @@ func TestServeRedaction(t *testing.T) {
 	// places it looked: the redacted query did.
 	if !bytes.Contains(bytes.ToLower(bytes.Join(seen, nil)), []byte("access_token=redacted")) {
 		t.Error("no redacted query found anywhere: the test looked in the wrong places")
+	}
+}
+
+// postMalformedValue sends OTLP/HTTP a span of checkout whose
+// http.response.status_code, an attribute evident reads, holds text where
+// OTLP has a number: an int_value sent length-delimited. A request holding one was logged as received, text and
+// all, until the decoder told the redaction about it
+// (telemetry.TestTextsCoverEveryField).
+func postMalformedValue(t *testing.T, addr, text string) {
+	t.Helper()
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "checkout")
+	s := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	s.SetTraceID(pcommon.TraceID{7, 7, 7})
+	s.SetSpanID(pcommon.SpanID{7, 7, 7})
+	s.SetName("GET /search")
+	s.SetKind(ptrace.SpanKindServer)
+	s.SetStartTimestamp(pcommon.NewTimestampFromTime(time.Now().Add(-time.Second)))
+	s.SetEndTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+	s.Attributes().PutStr("http.route", "/search")
+	s.Attributes().PutStr("http.response.status_code", text)
+	req, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The AnyValue {string_value: text} becomes {int_value: text}: the
+	// same bytes under field 3's tag.
+	value := append([]byte{0x0a, byte(len(text))}, text...)
+	if bytes.Count(req, value) != 1 {
+		t.Fatalf("the request does not hold the value once: %x", req)
+	}
+	req = bytes.Replace(req, value, append([]byte{0x1a, byte(len(text))}, text...), 1)
+	resp, err := http.Post("http://"+addr+"/v1/traces", "application/x-protobuf", bytes.NewReader(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /v1/traces: %s", resp.Status)
 	}
 }
 
