@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
@@ -584,10 +585,10 @@ func (c *jsonTraceConverter) convert(td ptrace.Traces, errs *recordErrors, prefi
 		res := rs.Resource().Attributes()
 		var service, namespace string
 		if v, ok := res.Get("service.name"); ok {
-			service = c.in.string(v.AsString())
+			service = c.in.string(textOf(v))
 		}
 		if v, ok := res.Get("service.namespace"); ok {
-			namespace = c.in.string(v.AsString())
+			namespace = c.in.string(textOf(v))
 		}
 		image := resourceImage(res)
 		sss := rs.ScopeSpans()
@@ -636,25 +637,49 @@ func (c *jsonTraceConverter) span(s ptrace.Span, service, namespace string) Span
 func resourceImage(res pcommon.Map) *Image {
 	str := func(key string) string {
 		if v, ok := res.Get(key); ok {
-			return v.AsString()
+			return textOf(v)
 		}
 		return ""
 	}
 	list := func(key string) []string {
-		v, ok := res.Get(key)
-		if !ok {
-			return nil
+		if v, ok := res.Get(key); ok {
+			return textsOf(v)
 		}
-		if v.Type() != pcommon.ValueTypeSlice {
-			return []string{v.AsString()}
-		}
+		return nil
+	}
+	return newImage(str("container.image.name"), str("oci.manifest.digest"), list("container.image.repo_digests"), list("container.image.tags"))
+}
+
+// textOf is what the wire decoder reads where evident expects a text: a
+// string, or an integer in decimal; it reads nothing of other values
+// (TestDecodeTracesMatchesPdataEveryField).
+func textOf(v pcommon.Value) string {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		return v.Str()
+	case pcommon.ValueTypeInt:
+		return strconv.FormatInt(v.Int(), 10)
+	}
+	return ""
+}
+
+// textsOf is what the wire decoder reads where evident expects a list of
+// texts (captured headers, image digests and tags): the strings of an
+// array, or a string alone.
+func textsOf(v pcommon.Value) []string {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		return []string{v.Str()}
+	case pcommon.ValueTypeSlice:
 		var out []string
 		for _, e := range v.Slice().All() {
-			out = append(out, e.AsString())
+			if e.Type() == pcommon.ValueTypeStr {
+				out = append(out, e.Str())
+			}
 		}
 		return out
 	}
-	return newImage(str("container.image.name"), str("oci.manifest.digest"), list("container.image.repo_digests"), list("container.image.tags"))
+	return nil
 }
 
 func (c *jsonTraceConverter) setAttr(k string, v pcommon.Value) {
@@ -663,14 +688,9 @@ func (c *jsonTraceConverter) setAttr(k string, v pcommon.Value) {
 		if !strings.HasPrefix(k, headerPrefix) {
 			return
 		}
-		var values []string
-		switch v.Type() {
-		case pcommon.ValueTypeSlice:
-			for _, e := range v.Slice().All() {
-				values = append(values, c.in.string(e.AsString()))
-			}
-		default:
-			values = []string{c.in.string(v.AsString())}
+		values := textsOf(v)
+		for i, s := range values {
+			values[i] = c.in.string(s)
 		}
 		c.attrs.setHeader(k, values)
 		return

@@ -434,11 +434,31 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 	// Captured headers and some resource attributes are arrays of
 	// strings (a single string is taken as an array of one).
 	list := header || isList(id)
+	// An AnyValue is a oneof: of its members (fields 1 to 8) the last one
+	// counts, as protobuf and pdata read it (oneFieldRequests). A value
+	// almost always holds one field, read at once; one of more fields is
+	// read from its last member on, and the members before it are left to
+	// the redaction, which walks them all.
 	var values []string
 	for off := 0; off < len(value); {
 		num, typ, v, p, n, err := readField(value[off:])
 		if err != nil {
 			return fmt.Errorf("attribute %q: at byte %d: %w", key, off, err)
+		}
+		if off == 0 && n < len(value) {
+			from, members := lastMember(value)
+			if members > 1 {
+				d.texts.unknown(protowire.BytesType)
+				for o := 0; o < from; {
+					num, typ, _, p, n, _ := readField(value[o:])
+					if !isAnyValueMember(num) {
+						d.texts.textValue(key, num, typ, p)
+					}
+					o += n
+				}
+				off = from
+				continue
+			}
 		}
 		off += n
 		if droppedFromValue(num, typ) {
@@ -463,18 +483,9 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 				if af.num != 1 {
 					return nil
 				}
-				return forEachField(af.b, func(vf field) error {
-					if droppedFromValue(vf.num, vf.typ) {
-						d.texts.unknown(vf.typ)
-					}
-					if vf.num == 1 {
-						values = append(values, d.in.bytes(vf.b))
-						d.texts.text(key, vf.b)
-					} else {
-						d.texts.textValue(key, vf.num, vf.typ, vf.b)
-					}
-					return nil
-				})
+				var lerr error
+				values, lerr = d.listElement(key, af.b, values)
+				return lerr
 			}); err != nil {
 				return fmt.Errorf("attribute %q: %w", key, err)
 			}
@@ -490,6 +501,61 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 	}
 	return nil
 }
+
+// listElement appends the string of an element of an array value (an
+// AnyValue of its own, whose last member counts) to values, and records
+// its texts.
+func (d *traceDecoder) listElement(key, elem []byte, values []string) ([]string, error) {
+	var last field
+	members := 0
+	if err := forEachField(elem, func(vf field) error {
+		if droppedFromValue(vf.num, vf.typ) {
+			d.texts.unknown(vf.typ)
+		}
+		if !isAnyValueMember(vf.num) {
+			d.texts.textValue(key, vf.num, vf.typ, vf.b)
+			return nil
+		}
+		if members++; members > 1 {
+			d.texts.unknown(protowire.BytesType)
+		}
+		last = vf
+		return nil
+	}); err != nil {
+		return values, err
+	}
+	switch {
+	case members == 0:
+	case last.num == 1:
+		values = append(values, d.in.bytes(last.b))
+		d.texts.text(key, last.b)
+	default:
+		d.texts.textValue(key, last.num, last.typ, last.b)
+	}
+	return values, nil
+}
+
+// lastMember returns where the last member of the oneof of an AnyValue
+// starts in msg, and how many members msg holds; it stops at a field it
+// cannot read, which the caller then reports.
+func lastMember(msg []byte) (last, members int) {
+	for off := 0; off < len(msg); {
+		num, _, _, _, n, err := readField(msg[off:])
+		if err != nil {
+			break
+		}
+		if isAnyValueMember(num) {
+			last, members = off, members+1
+		}
+		off += n
+	}
+	return last, members
+}
+
+// isAnyValueMember reports whether field num of an AnyValue is one of its
+// oneof's members: string, bool, int, double, array, key-value list, bytes
+// and string table index values.
+func isAnyValueMember(num protowire.Number) bool { return num >= 1 && num <= 8 }
 
 // otherValue records the texts of the value of an attribute evident does
 // not decode: a string or bytes value; numbers hold none; anything else

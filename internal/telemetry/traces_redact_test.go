@@ -500,15 +500,45 @@ func TestTextsMasksRepeatedBesideUnique(t *testing.T) {
 
 // TestTextsCoverEveryField puts a field of every number from 1 to 17 (and
 // 100), of every wire type, into every message of a trace request the
-// decoder and the redaction walk, one at a time: wherever the decoder's
-// texts say nothing in the request is masked, RedactTraceRequest must
-// leave it as it is. The decoder and the redaction keep their field
-// rules apart (the decoder follows what evident reads, the redaction
-// what OTLP defines), and this holds them together where
+// decoder and the redaction walk, one at a time (oneFieldRequests):
+// wherever the decoder's texts say nothing in the request is masked,
+// RedactTraceRequest must leave it as it is. The decoder and the redaction
+// keep their field rules apart (the decoder follows what evident reads,
+// the redaction what OTLP defines), and this holds them together where
 // FuzzRedactTraceRequest found them apart one field at a time: an end
 // time sent length-delimited was logged as received, and so, until this
 // test, was an int_value sent length-delimited or a group in a value.
 func TestTextsCoverEveryField(t *testing.T) {
+	base := oneFieldRequest("", nil)
+	if _, texts, err := DecodeReceivedTraceRequest(nil, nil, base, "test", func(int) error { return nil }); err != nil || texts == nil || texts.Masks(&secretMasker{}) {
+		t.Fatalf("the base request: %v", err)
+	}
+	if _, changed, err := RedactTraceRequest(base, &secretMasker{}); err != nil || changed {
+		t.Fatalf("the base request redacted: changed %v, %v", changed, err)
+	}
+	checked := 0
+	for _, c := range oneFieldRequests() {
+		_, texts, err := DecodeReceivedTraceRequest(nil, nil, c.req, "test", func(int) error { return nil })
+		if err != nil || texts == nil || texts.Masks(&secretMasker{}) {
+			continue
+		}
+		checked++
+		if _, changed, err := RedactTraceRequest(c.req, &secretMasker{}); err != nil || changed {
+			t.Errorf("%s: the texts mask nothing, RedactTraceRequest: changed %v, %v", c.name, changed, err)
+		}
+	}
+	t.Logf("%d requests the texts vouch for", checked)
+}
+
+// oneFieldCase is a trace request with one field added to one message.
+type oneFieldCase struct {
+	name string
+	req  []byte
+}
+
+// oneFieldRequests returns oneFieldRequest with a field of every number
+// from 1 to 17 (and 100), of every wire type, in each of its places.
+func oneFieldRequests() []oneFieldCase {
 	group := func(num protowire.Number) []byte {
 		return protowire.AppendTag(protowire.AppendTag(nil, num, protowire.StartGroupType), num, protowire.EndGroupType)
 	}
@@ -530,75 +560,63 @@ func TestTextsCoverEveryField(t *testing.T) {
 		{"message", func(n protowire.Number) []byte { return appendMsg(nil, n, appendMsg(nil, 1, []byte("x"))) }},
 		{"group", group},
 	}
-	// where names the message the field goes into; request builds a
-	// request with extra in that message alone.
-	// Events, links, the scope's attributes and values of arrays and lists
-	// are not among them: the decoder leaves them to the redaction, and a
-	// request that holds one is always walked.
-	places := []string{"request", "resource_spans", "resource", "resource attribute", "resource value",
-		"scope_spans", "scope", "span", "span attribute", "span value", "other value",
-		"header value", "header array", "header element", "status"}
-	request := func(where string, extra []byte) []byte {
-		at := func(place string, fields ...[]byte) []byte {
-			if place == where {
-				fields = append(fields, extra)
-			}
-			return bytes.Join(fields, nil)
-		}
-		attr := func(place, key string, value []byte) []byte {
-			return at(place+" attribute", appendMsg(nil, 1, []byte(key)), appendMsg(nil, 2, value))
-		}
-		str := func(place, s string) []byte {
-			if place == "header" {
-				return at("header element", appendMsg(nil, 1, []byte(s)))
-			}
-			return at(place+" value", appendMsg(nil, 1, []byte(s)))
-		}
-		span := at("span",
-			appendMsg(nil, spanTraceID, bytes.Repeat([]byte{1}, 16)),
-			appendMsg(nil, spanSpanID, []byte("12345678")),
-			appendMsg(nil, spanName, []byte("GET /x")),
-			varintField(spanKind, 2),
-			appendMsg(nil, spanAttributes, attr("span", "http.route", str("span", "/x"))),
-			// An attribute evident does not decode, and a header: an
-			// array of strings.
-			appendMsg(nil, spanAttributes, appendMsg(nil, 1, []byte("app.x")), appendMsg(nil, 2, str("other", "v"))),
-			appendMsg(nil, spanAttributes, appendMsg(nil, 1, []byte("http.request.header.x-a")), appendMsg(nil, 2,
-				at("header value", appendMsg(nil, 5, at("header array", appendMsg(nil, 1, str("header", "a"))))))),
-			appendMsg(nil, spanStatus, at("status", varintField(statusCode, 2), appendMsg(nil, 2, []byte("failed")))),
-		)
-		scope := at("scope", appendMsg(nil, 1, []byte("lib")), appendMsg(nil, 2, []byte("1.0")))
-		resource := at("resource", appendMsg(nil, 1, attr("resource", "service.name", str("resource", "shop"))))
-		scopeSpans := at("scope_spans", appendMsg(nil, 1, scope), appendMsg(nil, ssSpans, span))
-		rs := at("resource_spans", appendMsg(nil, rsResource, resource), appendMsg(nil, rsScopeSpans, scopeSpans))
-		return at("request", appendMsg(nil, 1, rs))
-	}
-	base := request("", nil)
-	if _, texts, err := DecodeReceivedTraceRequest(nil, nil, base, "test", func(int) error { return nil }); err != nil || texts == nil || texts.Masks(&secretMasker{}) {
-		t.Fatalf("the base request: %v", err)
-	}
-	if _, changed, err := RedactTraceRequest(base, &secretMasker{}); err != nil || changed {
-		t.Fatalf("the base request redacted: changed %v, %v", changed, err)
-	}
 	nums := []protowire.Number{100}
 	for n := protowire.Number(1); n <= 17; n++ {
 		nums = append(nums, n)
 	}
-	checked := 0
-	for _, where := range places {
+	var cases []oneFieldCase
+	for _, where := range oneFieldPlaces {
 		for _, num := range nums {
 			for _, v := range values {
-				req := request(where, v.field(num))
-				_, texts, err := DecodeReceivedTraceRequest(nil, nil, req, "test", func(int) error { return nil })
-				if err != nil || texts == nil || texts.Masks(&secretMasker{}) {
-					continue
-				}
-				checked++
-				if _, changed, err := RedactTraceRequest(req, &secretMasker{}); err != nil || changed {
-					t.Errorf("field %d as %s in the %s: the texts mask nothing, RedactTraceRequest: changed %v, %v", num, v.name, where, changed, err)
-				}
+				cases = append(cases, oneFieldCase{fmt.Sprintf("field %d as %s in the %s", num, v.name, where), oneFieldRequest(where, v.field(num))})
 			}
 		}
 	}
-	t.Logf("%d requests the texts vouch for", checked)
+	return cases
+}
+
+// oneFieldPlaces are the messages of oneFieldRequest a field can be added
+// to. Events, links, the scope's attributes and values of arrays and
+// lists are not among them: the trace decoder leaves them to the
+// redaction, and a request that holds one is always walked.
+var oneFieldPlaces = []string{"request", "resource_spans", "resource", "resource attribute", "resource value",
+	"scope_spans", "scope", "span", "span attribute", "span value", "other value",
+	"header value", "header array", "header element", "status"}
+
+// oneFieldRequest is a trace request of one span, with extra added to the
+// message named where (oneFieldPlaces), or to none.
+func oneFieldRequest(where string, extra []byte) []byte {
+	at := func(place string, fields ...[]byte) []byte {
+		if place == where {
+			fields = append(fields, extra)
+		}
+		return bytes.Join(fields, nil)
+	}
+	attr := func(place, key string, value []byte) []byte {
+		return at(place+" attribute", appendMsg(nil, 1, []byte(key)), appendMsg(nil, 2, value))
+	}
+	str := func(place, s string) []byte {
+		if place == "header" {
+			return at("header element", appendMsg(nil, 1, []byte(s)))
+		}
+		return at(place+" value", appendMsg(nil, 1, []byte(s)))
+	}
+	span := at("span",
+		appendMsg(nil, spanTraceID, bytes.Repeat([]byte{1}, 16)),
+		appendMsg(nil, spanSpanID, []byte("12345678")),
+		appendMsg(nil, spanName, []byte("GET /x")),
+		varintField(spanKind, 2),
+		appendMsg(nil, spanAttributes, attr("span", "http.route", str("span", "/x"))),
+		// An attribute evident does not decode, and a header: an array of
+		// strings.
+		appendMsg(nil, spanAttributes, appendMsg(nil, 1, []byte("app.x")), appendMsg(nil, 2, str("other", "v"))),
+		appendMsg(nil, spanAttributes, appendMsg(nil, 1, []byte("http.request.header.x-a")), appendMsg(nil, 2,
+			at("header value", appendMsg(nil, 5, at("header array", appendMsg(nil, 1, str("header", "a"))))))),
+		appendMsg(nil, spanStatus, at("status", varintField(statusCode, 2), appendMsg(nil, 2, []byte("failed")))),
+	)
+	scope := at("scope", appendMsg(nil, 1, []byte("lib")), appendMsg(nil, 2, []byte("1.0")))
+	resource := at("resource", appendMsg(nil, 1, attr("resource", "service.name", str("resource", "shop"))))
+	scopeSpans := at("scope_spans", appendMsg(nil, 1, scope), appendMsg(nil, ssSpans, span))
+	rs := at("resource_spans", appendMsg(nil, rsResource, resource), appendMsg(nil, rsScopeSpans, scopeSpans))
+	return at("request", appendMsg(nil, 1, rs))
 }

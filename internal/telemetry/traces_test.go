@@ -10,11 +10,14 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/klauspost/compress/zstd"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 )
 
 // decodeAll decodes r fully, returning all spans and the error.
@@ -148,6 +151,33 @@ func TestDecodeTracesMatchesPdata(t *testing.T) {
 	if diff := cmp.Diff(c.convert(td, &recordErrors{source: "pdata"}, ""), got); diff != "" {
 		t.Errorf("wire decoder differs from pdata (-pdata +wire):\n%s", diff)
 	}
+}
+
+// TestDecodeTracesMatchesPdataEveryField compares the wire decoder with
+// pdata, as TestDecodeTracesMatchesPdata does, on every request of
+// oneFieldRequests that is protobuf (protobuf-go decodes it) and that
+// pdata decodes: a field of every number and wire type added to one
+// message at a time.
+func TestDecodeTracesMatchesPdataEveryField(t *testing.T) {
+	var u ptrace.ProtoUnmarshaler
+	var c jsonTraceConverter
+	checked := 0
+	for _, tc := range oneFieldRequests() {
+		td, err := u.UnmarshalTraces(tc.req)
+		if err != nil || proto.Unmarshal(tc.req, &coltracepb.ExportTraceServiceRequest{}) != nil {
+			continue
+		}
+		checked++
+		var got []Span
+		_ = DecodeTraceRequest(tc.req, "test", func(s []Span) error {
+			got = append(got, s...)
+			return nil
+		})
+		if diff := cmp.Diff(c.convert(td, &recordErrors{source: "pdata"}, ""), got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s: the wire decoder differs from pdata (-pdata +wire):\n%s", tc.name, diff)
+		}
+	}
+	t.Logf("%d requests pdata decodes", checked)
 }
 
 // TestDecodeTracesSemconv spot-checks the mapping of current and
