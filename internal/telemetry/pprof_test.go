@@ -631,3 +631,117 @@ func textsString(t *pprofTexts) string {
 	}
 	return b.String()
 }
+
+// TestDecodePprofMatchesProfileParseEveryField puts a field of every
+// number from 1 to 17 (and 100), of every wire type, into every message of
+// a small profile, one at a time, and compares the samples the decoder
+// gives with google/pprof's wherever profile.ParseData takes the profile,
+// as TestDecodePprofMatchesProfileParse does for the fixtures.
+func TestDecodePprofMatchesProfileParseEveryField(t *testing.T) {
+	group := func(num protowire.Number) []byte {
+		return protowire.AppendTag(protowire.AppendTag(nil, num, protowire.StartGroupType), num, protowire.EndGroupType)
+	}
+	values := []struct {
+		name  string
+		field func(protowire.Number) []byte
+	}{
+		{"varint", func(n protowire.Number) []byte { return varintField(n, 1) }},
+		{"large varint", func(n protowire.Number) []byte { return varintField(n, 300) }},
+		{"fixed64", func(n protowire.Number) []byte {
+			return protowire.AppendFixed64(protowire.AppendTag(nil, n, protowire.Fixed64Type), 1)
+		}},
+		{"fixed32", func(n protowire.Number) []byte {
+			return protowire.AppendFixed32(protowire.AppendTag(nil, n, protowire.Fixed32Type), 1)
+		}},
+		{"text", func(n protowire.Number) []byte { return appendMsg(nil, n, []byte("x")) }},
+		{"packed", func(n protowire.Number) []byte { return appendMsg(nil, n, []byte{1, 2}) }},
+		{"message", func(n protowire.Number) []byte { return appendMsg(nil, n, varintField(1, 1)) }},
+		{"group", group},
+	}
+	places := []string{"profile", "sample_type", "sample", "label", "mapping", "location", "line", "function", "period_type"}
+	// Strings: 1 samples, 2 count, 3 cpu, 4 nanoseconds, 5 main.f,
+	// 6 main.go, 7 span_id, 8 abc, 9 /app, 10 main.g.
+	strs := []string{"", "samples", "count", "cpu", "nanoseconds", "main.f", "main.go", "span_id", "abc", "/app", "main.g"}
+	build := func(where string, extra []byte) []byte {
+		at := func(place string, fields ...[]byte) []byte {
+			if place == where {
+				fields = append(fields, extra)
+			}
+			return bytes.Join(fields, nil)
+		}
+		valueType := func(place string, typ, unit uint64) []byte {
+			return at(place, varintField(1, typ), varintField(2, unit))
+		}
+		var p []byte
+		p = appendMsg(p, 1, valueType("sample_type", 1, 2))
+		p = appendMsg(p, 1, valueType("", 3, 4))
+		p = appendMsg(p, 2, at("sample", appendMsg(nil, 1, []byte{1, 2}), appendMsg(nil, 2, []byte{1, 10}),
+			appendMsg(nil, 3, at("label", varintField(1, 7), varintField(2, 8)))))
+		p = appendMsg(p, 2, appendMsg(nil, 1, []byte{2}), appendMsg(nil, 2, []byte{2, 20}))
+		p = appendMsg(p, 3, at("mapping", varintField(1, 1), varintField(2, 0x1000), varintField(3, 0x2000), varintField(5, 9), varintField(7, 1)))
+		p = appendMsg(p, 4, at("location", varintField(1, 1), varintField(2, 1), varintField(3, 0x1010),
+			appendMsg(nil, 4, at("line", varintField(1, 1), varintField(2, 12)))))
+		p = appendMsg(p, 4, varintField(1, 2), varintField(2, 1), varintField(3, 0x1020), appendMsg(nil, 4, varintField(1, 2), varintField(2, 20)))
+		p = appendMsg(p, 5, at("function", varintField(1, 1), varintField(2, 5), varintField(3, 5), varintField(4, 6)))
+		p = appendMsg(p, 5, varintField(1, 2), varintField(2, 10), varintField(3, 10), varintField(4, 6))
+		for _, s := range strs {
+			p = appendMsg(p, 6, []byte(s))
+		}
+		p = append(p, varintField(9, 1_700_000_000_000_000_000)...)
+		p = append(p, varintField(10, 10_000_000_000)...)
+		p = appendMsg(p, 11, valueType("period_type", 3, 4))
+		p = append(p, varintField(12, 10_000_000)...)
+		return at("profile", p)
+	}
+	compare := func(t *testing.T, name string, data []byte) bool {
+		t.Helper()
+		p, err := profile.ParseData(data)
+		if err != nil {
+			return false
+		}
+		got, err := DecodePprof(data, name)
+		if err != nil {
+			t.Errorf("%s: profile.ParseData takes it, DecodePprof: %v", name, err)
+			return true
+		}
+		vi := -1
+		for i, st := range p.SampleType {
+			if st.Type == got[0].SampleType && st.Unit == got[0].Unit {
+				vi = i
+			}
+		}
+		if vi < 0 {
+			t.Errorf("%s: sample type %s/%s not in profile.ParseData's", name, got[0].SampleType, got[0].Unit)
+			return true
+		}
+		if diff := cmp.Diff(flattenProfile(p, vi), flatten(got)); diff != "" {
+			t.Errorf("%s: samples differ from profile.ParseData (-want +got):\n%s", name, diff)
+		}
+		return true
+	}
+	if !compare(t, "the base profile", build("", nil)) {
+		t.Fatal("profile.ParseData refuses the base profile")
+	}
+	base, err := DecodePprof(build("", nil), "base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := flatten(base); len(got) != 2 || len(got[0].Frames) != 2 || got[0].SpanID != "abc" || got[1].Value != 20 {
+		t.Fatalf("the base profile decodes to %+v, want two samples, the first of two frames and span abc", got)
+	}
+	nums := []protowire.Number{100}
+	for n := protowire.Number(1); n <= 17; n++ {
+		nums = append(nums, n)
+	}
+	checked := 0
+	for _, where := range places {
+		for _, num := range nums {
+			for _, v := range values {
+				if compare(t, fmt.Sprintf("field %d as %s in the %s", num, v.name, where), build(where, v.field(num))) {
+					checked++
+				}
+			}
+		}
+	}
+	t.Logf("%d profiles profile.ParseData takes", checked)
+}
