@@ -468,12 +468,47 @@ func (d *pprofDecoder) str(i int64) (string, error) {
 	return s, nil
 }
 
-// strIndex returns the index of s in the string table, or -1.
-func (d *pprofDecoder) strIndex(s string) int64 {
+// labelKeys are where the string table holds the label keys a sample is
+// tied to a span or a service by (labelSlot), by slot: the first index of
+// each, or -1.
+type labelKeys struct {
+	index [6]int64
+	// repeated is set when one of them is in the table more than once: a
+	// label is then known by its key's text, as profile.Parse knows it,
+	// whichever index it names.
+	repeated bool
+}
+
+// labelKeys finds the label keys of the profile's string table.
+func (d *pprofDecoder) labelKeys() labelKeys {
+	k := labelKeys{index: [6]int64{-1, -1, -1, -1, -1, -1}}
 	for i, sp := range d.strs {
-		if string(d.bytes(sp)) == s {
-			return int64(i)
+		if slot := labelSlot(d.bytes(sp)); slot >= 0 {
+			if k.index[slot] >= 0 {
+				k.repeated = true
+			} else {
+				k.index[slot] = int64(i)
+			}
 		}
+	}
+	return k
+}
+
+// labelSlot returns the slot of a label key sampleLabel reads, or -1.
+func labelSlot(key []byte) int {
+	switch string(key) {
+	case labelSpanID:
+		return 0
+	case labelProfileID:
+		return 1
+	case labelSpanName:
+		return 2
+	case labelTraceID:
+		return 3
+	case labelServiceName:
+		return 4
+	case labelServiceDot:
+		return 5
 	}
 	return -1
 }
@@ -749,10 +784,7 @@ func (d *pprofDecoder) buildLocations(b *ProfileBatch) {
 // buildSamples decodes the samples into b, splitting them by service
 // label when they disagree.
 func (d *pprofDecoder) buildSamples(b *ProfileBatch, vi, ci int, perPeriod bool) []*ProfileBatch {
-	keys := [...]int64{
-		d.strIndex(labelSpanID), d.strIndex(labelProfileID), d.strIndex(labelSpanName),
-		d.strIndex(labelTraceID), d.strIndex(labelServiceName), d.strIndex(labelServiceDot),
-	}
+	keys := d.labelKeys()
 	b.Samples = make([]Sample, 0, len(d.samples))
 	var services []string // per kept sample, only when some sample has a service label
 	var chunk []int32
@@ -814,7 +846,7 @@ const locChunk = 1 << 16
 // decodeSample decodes one Sample message: its location ids resolved to
 // indexes (appended to locs), its values, and its labels. It is the
 // innermost loop of pprof decoding, so it reads the wire inline.
-func (d *pprofDecoder) decodeSample(msg []byte, keys [6]int64, s *Sample, service *string, locs []int32, values []int64) ([]int32, []int64, error) {
+func (d *pprofDecoder) decodeSample(msg []byte, keys labelKeys, s *Sample, service *string, locs []int32, values []int64) ([]int32, []int64, error) {
 	for off := 0; off < len(msg); {
 		var num protowire.Number
 		var typ protowire.Type
@@ -921,7 +953,7 @@ func (d *pprofDecoder) appendLocations(locs []int32, packed []byte) ([]int32, er
 }
 
 // sampleLabel applies one pprof label to the sample.
-func (d *pprofDecoder) sampleLabel(msg []byte, keys [6]int64, s *Sample, service *string) error {
+func (d *pprofDecoder) sampleLabel(msg []byte, keys labelKeys, s *Sample, service *string) error {
 	var key, str int64
 	for off := 0; off < len(msg); {
 		num, _, v, _, n, err := readField(msg[off:])
@@ -946,11 +978,14 @@ func (d *pprofDecoder) sampleLabel(msg []byte, keys [6]int64, s *Sample, service
 		d.texts.labels = append(d.texts.labels, [2]uint32{uint32(key), uint32(str)})
 	}
 	slot := -1
-	for i, k := range keys {
+	for i, k := range keys.index {
 		if k > 0 && key == k {
 			slot = i
 			break
 		}
+	}
+	if slot < 0 && keys.repeated {
+		slot = labelSlot(d.bytes(d.strs[key]))
 	}
 	if slot < 0 {
 		return nil

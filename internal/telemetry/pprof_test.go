@@ -662,6 +662,7 @@ func TestDecodePprofMatchesProfileParseEveryField(t *testing.T) {
 	// Strings: 1 samples, 2 count, 3 cpu, 4 nanoseconds, 5 main.f,
 	// 6 main.go, 7 span_id, 8 abc, 9 /app, 10 main.g.
 	strs := []string{"", "samples", "count", "cpu", "nanoseconds", "main.f", "main.go", "span_id", "abc", "/app", "main.g"}
+	labelKey := uint64(7) // span_id
 	build := func(where string, extra []byte) []byte {
 		at := func(place string, fields ...[]byte) []byte {
 			if place == where {
@@ -676,7 +677,7 @@ func TestDecodePprofMatchesProfileParseEveryField(t *testing.T) {
 		p = appendMsg(p, 1, valueType("sample_type", 1, 2))
 		p = appendMsg(p, 1, valueType("", 3, 4))
 		p = appendMsg(p, 2, at("sample", appendMsg(nil, 1, []byte{1, 2}), appendMsg(nil, 2, []byte{1, 10}),
-			appendMsg(nil, 3, at("label", varintField(1, 7), varintField(2, 8)))))
+			appendMsg(nil, 3, at("label", varintField(1, labelKey), varintField(2, 8)))))
 		p = appendMsg(p, 2, appendMsg(nil, 1, []byte{2}), appendMsg(nil, 2, []byte{2, 20}))
 		p = appendMsg(p, 3, at("mapping", varintField(1, 1), varintField(2, 0x1000), varintField(3, 0x2000), varintField(5, 9), varintField(7, 1)))
 		p = appendMsg(p, 4, at("location", varintField(1, 1), varintField(2, 1), varintField(3, 0x1010),
@@ -744,4 +745,9 @@ func TestDecodePprofMatchesProfileParseEveryField(t *testing.T) {
 		}
 	}
 	t.Logf("%d profiles profile.ParseData takes", checked)
+	// A string given twice in the string table: profile.ParseData reads
+	// the label by its key's text, whichever index names it.
+	strs = append(strs, "span_id")
+	labelKey = uint64(len(strs) - 1)
+	compare(t, "a label key that repeats a string", build("", nil))
 }
