@@ -79,6 +79,18 @@ func FuzzDecodeTraces(f *testing.F) {
 	})
 }
 
+// FuzzDecodeTraceRequestMatchesPdata: of a request pdata and protobuf-go
+// both decode, the wire decoder makes the spans the pdata path makes.
+func FuzzDecodeTraceRequestMatchesPdata(f *testing.F) {
+	f.Add(readFixture(f, "traces.pb"))
+	f.Add(oneFieldRequest("", nil))
+	f.Fuzz(func(t *testing.T, req []byte) {
+		if diff, _ := diffFromPdata(req); diff != "" {
+			t.Fatalf("the wire decoder differs from pdata (-pdata +wire):\n%s", diff)
+		}
+	})
+}
+
 func FuzzSniff(f *testing.F) {
 	for _, name := range []string{"traces.pb", "profiles.pb", "tempo-v2.json", "profiles.json"} {
 		f.Add(readFixture(f, name))

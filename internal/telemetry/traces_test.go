@@ -157,27 +157,37 @@ func TestDecodeTracesMatchesPdata(t *testing.T) {
 // pdata, as TestDecodeTracesMatchesPdata does, on every request of
 // oneFieldRequests that is protobuf (protobuf-go decodes it) and that
 // pdata decodes: a field of every number and wire type added to one
-// message at a time.
+// message at a time. FuzzDecodeTraceRequestMatchesPdata does the same
+// for any request.
 func TestDecodeTracesMatchesPdataEveryField(t *testing.T) {
-	var u ptrace.ProtoUnmarshaler
-	var c jsonTraceConverter
 	checked := 0
 	for _, tc := range oneFieldRequests() {
-		td, err := u.UnmarshalTraces(tc.req)
-		if err != nil || proto.Unmarshal(tc.req, &coltracepb.ExportTraceServiceRequest{}) != nil {
-			continue
-		}
-		checked++
-		var got []Span
-		_ = DecodeTraceRequest(tc.req, "test", func(s []Span) error {
-			got = append(got, s...)
-			return nil
-		})
-		if diff := cmp.Diff(c.convert(td, &recordErrors{source: "pdata"}, ""), got, cmpopts.EquateEmpty()); diff != "" {
-			t.Errorf("%s: the wire decoder differs from pdata (-pdata +wire):\n%s", tc.name, diff)
+		if diff, ok := diffFromPdata(tc.req); ok {
+			checked++
+			if diff != "" {
+				t.Errorf("%s: the wire decoder differs from pdata (-pdata +wire):\n%s", tc.name, diff)
+			}
 		}
 	}
 	t.Logf("%d requests pdata decodes", checked)
+}
+
+// diffFromPdata compares the spans the wire decoder makes of req with
+// those of the pdata path (pdata's decoder, then the converter OTLP/JSON
+// goes through); ok is false when pdata or protobuf-go refuses req.
+func diffFromPdata(req []byte) (diff string, ok bool) {
+	var u ptrace.ProtoUnmarshaler
+	td, err := u.UnmarshalTraces(req)
+	if err != nil || proto.Unmarshal(req, &coltracepb.ExportTraceServiceRequest{}) != nil {
+		return "", false
+	}
+	var got []Span
+	_ = DecodeTraceRequest(req, "test", func(s []Span) error {
+		got = append(got, s...)
+		return nil
+	})
+	var c jsonTraceConverter
+	return cmp.Diff(c.convert(td, &recordErrors{source: "pdata"}, ""), got, cmpopts.EquateEmpty()), true
 }
 
 // TestDecodeTracesSemconv spot-checks the mapping of current and
