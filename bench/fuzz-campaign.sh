@@ -81,7 +81,7 @@ if [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null)" = 1 ]; then
 fi
 
 {
-	echo "fuzztime $fuzztime${maxtime:+ or $maxtime}, fuzzminimizetime $minimize, $parallel workers, nice $nicelevel$session, $(go version | cut -d' ' -f3), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo "fuzztime $fuzztime${maxtime:+ or $maxtime}, fuzzminimizetime $minimize, $parallel workers, nice $nicelevel$session, $(go version | cut -d' ' -f3), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), at $(git rev-parse --short HEAD 2>/dev/null || echo "an unknown commit")$(git diff --quiet HEAD 2>/dev/null || echo " with changes")"
 	echo
 	echo "| package | target | elapsed | execs | execs/s | new interesting | corpus | result |"
 	echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"
