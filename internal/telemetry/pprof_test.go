@@ -632,32 +632,11 @@ func textsString(t *pprofTexts) string {
 	return b.String()
 }
 
-// TestDecodePprofMatchesProfileParseEveryField puts a field of every
-// number from 1 to 17 (and 100), of every wire type, into every message of
-// a small profile, one at a time, and compares the samples the decoder
+// TestDecodePprofMatchesProfileParseEveryField puts each of
+// oneFieldValues into every message of a small profile, one at a time, and compares the samples the decoder
 // gives with google/pprof's wherever profile.ParseData takes the profile,
 // as TestDecodePprofMatchesProfileParse does for the fixtures.
 func TestDecodePprofMatchesProfileParseEveryField(t *testing.T) {
-	group := func(num protowire.Number) []byte {
-		return protowire.AppendTag(protowire.AppendTag(nil, num, protowire.StartGroupType), num, protowire.EndGroupType)
-	}
-	values := []struct {
-		name  string
-		field func(protowire.Number) []byte
-	}{
-		{"varint", func(n protowire.Number) []byte { return varintField(n, 1) }},
-		{"large varint", func(n protowire.Number) []byte { return varintField(n, 300) }},
-		{"fixed64", func(n protowire.Number) []byte {
-			return protowire.AppendFixed64(protowire.AppendTag(nil, n, protowire.Fixed64Type), 1)
-		}},
-		{"fixed32", func(n protowire.Number) []byte {
-			return protowire.AppendFixed32(protowire.AppendTag(nil, n, protowire.Fixed32Type), 1)
-		}},
-		{"text", func(n protowire.Number) []byte { return appendMsg(nil, n, []byte("x")) }},
-		{"packed", func(n protowire.Number) []byte { return appendMsg(nil, n, []byte{1, 2}) }},
-		{"message", func(n protowire.Number) []byte { return appendMsg(nil, n, varintField(1, 1)) }},
-		{"group", group},
-	}
 	places := []string{"profile", "sample_type", "sample", "label", "mapping", "location", "line", "function", "period_type"}
 	// Strings: 1 samples, 2 count, 3 cpu, 4 nanoseconds, 5 main.f,
 	// 6 main.go, 7 span_id, 8 abc, 9 /app, 10 main.g.
@@ -730,17 +709,11 @@ func TestDecodePprofMatchesProfileParseEveryField(t *testing.T) {
 	if got := flatten(base); len(got) != 2 || len(got[0].Frames) != 2 || got[0].SpanID != "abc" || got[1].Value != 20 {
 		t.Fatalf("the base profile decodes to %+v, want two samples, the first of two frames and span abc", got)
 	}
-	nums := []protowire.Number{100}
-	for n := protowire.Number(1); n <= 17; n++ {
-		nums = append(nums, n)
-	}
 	checked := 0
 	for _, where := range places {
-		for _, num := range nums {
-			for _, v := range values {
-				if compare(t, fmt.Sprintf("field %d as %s in the %s", num, v.name, where), build(where, v.field(num))) {
-					checked++
-				}
+		for _, v := range oneFieldValues() {
+			if compare(t, v.name+" in the "+where, build(where, v.field)) {
+				checked++
 			}
 		}
 	}

@@ -336,7 +336,9 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 		// define there, which the redaction leaves out (unknown).
 		case spanKind:
 			d.texts.unknown(typ)
-			// An unknown kind is kept as unspecified, as pdata keeps it.
+			// An unknown kind is kept as unspecified, as pdata keeps it,
+			// even after a known one: the last counts.
+			kind = SpanKindUnspecified
 			if v <= uint64(SpanKindConsumer) {
 				kind = SpanKind(v)
 			}

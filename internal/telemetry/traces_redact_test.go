@@ -536,19 +536,38 @@ type oneFieldCase struct {
 	req  []byte
 }
 
-// oneFieldRequests returns oneFieldRequest with a field of every number
-// from 1 to 17 (and 100), of every wire type, in each of its places.
+// oneFieldRequests returns oneFieldRequest with each of oneFieldValues in
+// each of its places.
 func oneFieldRequests() []oneFieldCase {
+	var cases []oneFieldCase
+	for _, where := range oneFieldPlaces {
+		for _, v := range oneFieldValues() {
+			cases = append(cases, oneFieldCase{fmt.Sprintf("%s in the %s", v.name, where), oneFieldRequest(where, v.field)})
+		}
+	}
+	return cases
+}
+
+// oneFieldValue is a field added to a message by the one-field-at-a-time
+// tests (docs/fuzzing.md).
+type oneFieldValue struct {
+	name  string
+	field []byte
+}
+
+// oneFieldValues are fields of every number from 1 to 17 (and 100), of
+// every wire type, and for length-delimited ones a text, a secret, packed
+// numbers and a message.
+func oneFieldValues() []oneFieldValue {
 	group := func(num protowire.Number) []byte {
 		return protowire.AppendTag(protowire.AppendTag(nil, num, protowire.StartGroupType), num, protowire.EndGroupType)
 	}
-	// A field's values: each wire type, and for length-delimited ones a
-	// text and a text that also reads as a message.
-	values := []struct {
+	kinds := []struct {
 		name  string
 		field func(protowire.Number) []byte
 	}{
 		{"varint", func(n protowire.Number) []byte { return varintField(n, 1) }},
+		{"large varint", func(n protowire.Number) []byte { return varintField(n, 300) }},
 		{"fixed64", func(n protowire.Number) []byte {
 			return protowire.AppendFixed64(protowire.AppendTag(nil, n, protowire.Fixed64Type), 1)
 		}},
@@ -557,6 +576,7 @@ func oneFieldRequests() []oneFieldCase {
 		}},
 		{"text", func(n protowire.Number) []byte { return appendMsg(nil, n, []byte("x")) }},
 		{"secret", func(n protowire.Number) []byte { return appendMsg(nil, n, []byte("SECRET")) }},
+		{"packed", func(n protowire.Number) []byte { return appendMsg(nil, n, []byte{1, 2}) }},
 		{"message", func(n protowire.Number) []byte { return appendMsg(nil, n, appendMsg(nil, 1, []byte("x"))) }},
 		{"group", group},
 	}
@@ -564,15 +584,13 @@ func oneFieldRequests() []oneFieldCase {
 	for n := protowire.Number(1); n <= 17; n++ {
 		nums = append(nums, n)
 	}
-	var cases []oneFieldCase
-	for _, where := range oneFieldPlaces {
-		for _, num := range nums {
-			for _, v := range values {
-				cases = append(cases, oneFieldCase{fmt.Sprintf("field %d as %s in the %s", num, v.name, where), oneFieldRequest(where, v.field(num))})
-			}
+	var out []oneFieldValue
+	for _, num := range nums {
+		for _, k := range kinds {
+			out = append(out, oneFieldValue{fmt.Sprintf("field %d as %s", num, k.name), k.field(num)})
 		}
 	}
-	return cases
+	return out
 }
 
 // oneFieldPlaces are the messages of oneFieldRequest a field can be added
