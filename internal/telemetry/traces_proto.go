@@ -423,7 +423,12 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 		}
 	}
 	if nvalues > 1 {
+		// A message given more than once is its occurrences merged, as
+		// protobuf reads them: their fields one after the other, so the
+		// value is the last member of any (lastValue). The redaction
+		// walks the others.
 		d.texts.unknown(protowire.BytesType)
+		value = lastValue(msg)
 	}
 	id := lookupAttr(key)
 	header := id == attrNone && bytes.HasPrefix(key, []byte(headerPrefix))
@@ -502,6 +507,26 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 		b.setHeader(string(key), values)
 	}
 	return nil
+}
+
+// lastValue returns, of a KeyValue whose value is given more than once,
+// the last AnyValue member of them all and what follows it in its
+// occurrence: the value they make merged.
+func lastValue(msg []byte) []byte {
+	var value []byte
+	for off := 0; off < len(msg); {
+		num, typ, _, p, n, err := readField(msg[off:])
+		if err != nil {
+			break
+		}
+		if num == 2 && typ != protowire.StartGroupType {
+			if last, members := lastMember(p); members > 0 {
+				value = p[last:]
+			}
+		}
+		off += n
+	}
+	return value
 }
 
 // listElement appends the string of an element of an array value (an

@@ -568,12 +568,14 @@ func oneFieldValues() []oneFieldValue {
 	}{
 		{"varint", func(n protowire.Number) []byte { return varintField(n, 1) }},
 		{"large varint", func(n protowire.Number) []byte { return varintField(n, 300) }},
+		{"negative varint", func(n protowire.Number) []byte { return varintField(n, 1<<64-1) }},
 		{"fixed64", func(n protowire.Number) []byte {
 			return protowire.AppendFixed64(protowire.AppendTag(nil, n, protowire.Fixed64Type), 1)
 		}},
 		{"fixed32", func(n protowire.Number) []byte {
 			return protowire.AppendFixed32(protowire.AppendTag(nil, n, protowire.Fixed32Type), 1)
 		}},
+		{"empty", func(n protowire.Number) []byte { return appendMsg(nil, n, nil) }},
 		{"text", func(n protowire.Number) []byte { return appendMsg(nil, n, []byte("x")) }},
 		{"secret", func(n protowire.Number) []byte { return appendMsg(nil, n, []byte("SECRET")) }},
 		{"packed", func(n protowire.Number) []byte { return appendMsg(nil, n, []byte{1, 2}) }},
