@@ -453,16 +453,8 @@ func (d *traceDecoder) keyValue(msg []byte, b *attrBuilder) error {
 			return fmt.Errorf("attribute %q: at byte %d: %w", key, off, err)
 		}
 		if off == 0 && n < len(value) {
-			from, members := lastMember(value)
-			if members > 1 {
+			if from, members := lastMember(value); members > 1 {
 				d.texts.unknown(protowire.BytesType)
-				for o := 0; o < from; {
-					num, typ, _, p, n, _ := readField(value[o:])
-					if !isAnyValueMember(num) {
-						d.texts.textValue(key, num, typ, p)
-					}
-					o += n
-				}
 				off = from
 				continue
 			}
@@ -530,36 +522,26 @@ func lastValue(msg []byte) []byte {
 }
 
 // listElement appends the string of an element of an array value (an
-// AnyValue of its own, whose last member counts) to values, and records
-// its texts.
+// AnyValue of its own, whose last member counts, as in keyValue) to
+// values, and records its texts.
 func (d *traceDecoder) listElement(key, elem []byte, values []string) ([]string, error) {
-	var last field
-	members := 0
-	if err := forEachField(elem, func(vf field) error {
+	if from, members := lastMember(elem); members > 1 {
+		d.texts.unknown(protowire.BytesType)
+		elem = elem[from:]
+	}
+	err := forEachField(elem, func(vf field) error {
 		if droppedFromValue(vf.num, vf.typ) {
 			d.texts.unknown(vf.typ)
 		}
-		if !isAnyValueMember(vf.num) {
+		if vf.num == 1 {
+			values = append(values, d.in.bytes(vf.b))
+			d.texts.text(key, vf.b)
+		} else {
 			d.texts.textValue(key, vf.num, vf.typ, vf.b)
-			return nil
 		}
-		if members++; members > 1 {
-			d.texts.unknown(protowire.BytesType)
-		}
-		last = vf
 		return nil
-	}); err != nil {
-		return values, err
-	}
-	switch {
-	case members == 0:
-	case last.num == 1:
-		values = append(values, d.in.bytes(last.b))
-		d.texts.text(key, last.b)
-	default:
-		d.texts.textValue(key, last.num, last.typ, last.b)
-	}
-	return values, nil
+	})
+	return values, err
 }
 
 // lastMember returns where the last member of the oneof of an AnyValue
