@@ -253,21 +253,25 @@ func sniff(head []byte) Kind {
 // profiles, the dictionary (2). Traces and profiles differ two levels
 // down: a span has a 16-byte trace_id as field 1, a profile its
 // sample_type, a ValueType of a few bytes. (Encoders may write fields in
-// any order; pdata writes them last to first.)
+// any order; pdata writes them last to first.) head may end in the middle
+// of a field at any level: a request's first resource_spans alone is
+// often longer than the head, and a truncated file ends anywhere. A field
+// cut short is read as far as it goes.
 func sniffProto(head []byte) Kind {
 	var first []byte
+	var cut bool // first was cut short
 	nums := map[protowire.Number]bool{}
 	for off := 0; off < len(head); {
-		f, n, err := nextField(head[off:])
+		num, typ, p, n, truncated, err := readFieldTruncated(head[off:])
 		if err != nil {
-			break // head may end mid-field
+			break
 		}
-		nums[f.num] = true
-		if f.num == 1 && first == nil {
-			if f.typ != protowire.BytesType {
+		nums[num] = true
+		if num == 1 && first == nil {
+			if typ != protowire.BytesType {
 				return KindUnknown
 			}
-			first = f.b
+			first, cut = p, truncated
 		}
 		off += n
 	}
@@ -282,36 +286,43 @@ func sniffProto(head []byte) Kind {
 		}
 		return KindUnknown
 	}
-	if f, _, err := nextField(first); err == nil && f.typ == protowire.VarintType {
+	if _, typ, _, _, _, err := readField(first); err == nil && typ == protowire.VarintType {
 		return KindPprof
 	}
 	if nums[2] {
 		return KindOTLPProfiles
 	}
-	// resource_* → scope_* (2) → spans/profiles (2) → first field.
+	// resource_* → scope_* (2) → spans/profiles (2) → first field. No
+	// spans or profiles to tell by, or a first one cut before its field 1,
+	// is taken for traces, which are far more common.
 	inner := first
 	for range 2 {
-		var next []byte
-		_ = forEachField(inner, func(f field) error {
-			if f.num == 2 && next == nil && f.typ == protowire.BytesType {
-				next = f.b
-			}
-			return nil
-		})
-		if next == nil {
-			return KindTraces // no spans or profiles to tell by; traces are far more common
+		var truncated bool
+		if inner, truncated = firstMessage(inner, 2); inner == nil {
+			return KindTraces
 		}
-		inner = next
+		cut = cut || truncated
 	}
-	traceID := false
-	_ = forEachField(inner, func(f field) error {
-		traceID = traceID || (f.num == 1 && f.typ == protowire.BytesType && len(f.b) == 16)
-		return nil
-	})
-	if traceID {
+	if id, _ := firstMessage(inner, 1); len(id) == 16 || id == nil && cut {
 		return KindTraces
 	}
 	return KindOTLPProfiles
+}
+
+// firstMessage returns the bytes of msg's first length-delimited field
+// numbered num, as far as msg holds them (truncated then set), or nil.
+func firstMessage(msg []byte, num protowire.Number) (p []byte, truncated bool) {
+	for off := 0; off < len(msg); {
+		fnum, typ, p, n, truncated, err := readFieldTruncated(msg[off:])
+		if err != nil {
+			return nil, false
+		}
+		if fnum == num && typ == protowire.BytesType {
+			return p, truncated
+		}
+		off += n
+	}
+	return nil, false
 }
 
 // Handler receives what Load decodes. Load calls it from one goroutine;

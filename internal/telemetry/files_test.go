@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -13,6 +14,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 )
 
 func TestParseInput(t *testing.T) {
@@ -250,6 +254,98 @@ func TestLoadFoldedWindow(t *testing.T) {
 			}
 			if p := r.profiles[0]; !p.Start.Equal(tc.wantStart) || p.Duration != tc.wantDur {
 				t.Errorf("window %v + %v, want %v + %v", p.Start, p.Duration, tc.wantStart, tc.wantDur)
+			}
+		})
+	}
+}
+
+// TestDiscoverLongAndCutProtobuf: a protobuf request whose first
+// resource_spans, or first span, runs past the head that sniffing reads
+// is still recognised, and so is a file cut short anywhere, whose loading
+// then keeps the spans before the cut and says the file is truncated.
+// Both were refused as an "unrecognised telemetry format".
+func TestDiscoverLongAndCutProtobuf(t *testing.T) {
+	const n = 3000 // spans: over sniffLen in one resource_spans
+	longRequest := func(attr string) []byte {
+		td := ptrace.NewTraces()
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", "checkout")
+		ss := rs.ScopeSpans().AppendEmpty()
+		for i := range n {
+			sp := ss.Spans().AppendEmpty()
+			sp.SetTraceID(traceID(byte(i)))
+			sp.SetSpanID(pcommon.SpanID{1, byte(i >> 8), byte(i)})
+			sp.SetKind(ptrace.SpanKindServer)
+			sp.SetName("GET /cart/{id}")
+			sp.Attributes().PutStr("http.route", "/cart/{id}")
+			if i == 0 {
+				sp.Attributes().PutStr("db.statement", attr)
+			}
+		}
+		b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	long := longRequest("")
+	longSpan := longRequest(strings.Repeat("x", 2*sniffLen))
+	framed := binary.BigEndian.AppendUint32(nil, uint32(len(long)))
+	framed = append(framed, long...)
+	small, err := ptraceotlp.NewExportRequestFromTraces(fixtureTraces()[0]).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		data      []byte
+		kind      Kind
+		spans     int
+		truncated bool
+	}{
+		{"request longer than the head", long, KindTraces, n, false},
+		{"gzipped", gzipBytes(t, long), KindTraces, n, false},
+		{"file exporter", framed, KindTraces, n, false},
+		{"first span longer than the head", longSpan, KindTraces, n, false},
+		{"cut in the first length", small[:2], KindUnknown, 0, false},
+		{"cut after the first length", small[:3], KindTraces, 0, true},
+		{"cut in the resource", small[:10], KindTraces, 0, true},
+		{"cut in the third span", long[:200], KindTraces, 2, true},
+		// pdata writes a message's fields last to first: the resource
+		// comes after the spans.
+		{"cut in the resource, after the spans", long[:len(long)-1], KindTraces, n, true},
+		{"cut long request, gzipped whole", gzipBytes(t, long[:len(long)/2]), KindTraces, -1, true},
+		{"OTLP profiles cut", readFixture(t, "profiles.pb")[:100], KindOTLPProfiles, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "telemetry.pb")
+			if err := os.WriteFile(path, tt.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			files, err := Discover([]Input{{Path: path}})
+			if tt.kind == KindUnknown {
+				if !errors.Is(err, ErrUnknownFormat) || !strings.Contains(err.Error(), path) {
+					t.Errorf("Discover = %v, %v; want an unrecognised format naming %s", files, err, path)
+				}
+				return
+			}
+			if err != nil || len(files) != 1 || files[0].Kind != tt.kind {
+				t.Fatalf("Discover = %v, %v; want one %s file", files, err, tt.kind)
+			}
+			var r recorder
+			err = Load(context.Background(), files, &r)
+			if tt.spans >= 0 && len(r.spans) != tt.spans {
+				t.Errorf("loaded %d spans, want %d", len(r.spans), tt.spans)
+			}
+			if !tt.truncated {
+				if err != nil {
+					t.Errorf("Load: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), path) {
+				t.Errorf("Load error %v, want one naming %s", err, path)
 			}
 		})
 	}
