@@ -12,6 +12,7 @@
 package model
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -287,8 +288,11 @@ type hostCalls struct {
 }
 
 // admit returns the named service, creating it unless MaxServices are
-// known already: then it returns nil.
+// known already: then it returns nil. Telemetry that names no service is
+// telemetry.UnknownService's, as the trace decoders make the spans of a
+// resource without service.name.
 func (m *Model) admit(name string) *service {
+	name = cmp.Or(name, telemetry.UnknownService)
 	if s := m.services[name]; s != nil || len(m.services) >= m.cfg.MaxServices {
 		return s
 	}

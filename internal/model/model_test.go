@@ -481,3 +481,27 @@ func TestStoreNames(t *testing.T) {
 		}
 	}
 }
+
+// TestUnnamedServiceIsUnknownService: telemetry that names no service
+// (spans decoded elsewhere, a profile of a resource without
+// service.name) is telemetry.UnknownService's, never a service named "".
+func TestUnnamedServiceIsUnknownService(t *testing.T) {
+	m := newModel()
+	m.AddSpans([]telemetry.Span{span("", telemetry.SpanKindServer, 9, 0, "GET /products", telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/products"})})
+	m.AddProfile(&telemetry.ProfileBatch{
+		Source: "cpu.pb.gz", SampleType: "cpu", Unit: "nanoseconds", Period: 10_000_000, Start: t0, Duration: 10 * time.Second,
+		Locations: [][]attribution.Frame{{frameParse}},
+		Samples:   []telemetry.Sample{{Locations: []int32{0}, Count: 5, Value: 50_000_000}},
+	})
+	snap := m.Snapshot()
+	var names []string
+	for _, s := range snap.Services {
+		names = append(names, s.Name)
+	}
+	if diff := cmp.Diff([]string{telemetry.UnknownService}, names); diff != "" {
+		t.Fatalf("services (-want +got):\n%s", diff)
+	}
+	if s := snap.Service(telemetry.UnknownService); s.Samples != 5 || len(s.Endpoints) != 1 {
+		t.Errorf("%s: %d samples, %d endpoints; want 5 and 1", telemetry.UnknownService, s.Samples, len(s.Endpoints))
+	}
+}

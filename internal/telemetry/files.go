@@ -79,10 +79,13 @@ type File struct {
 	Service string
 	Path    string
 	Kind    Kind
+	// named says that the input named Service, rather than a
+	// subdirectory's name giving it.
+	named bool
 }
 
 // telemetryExts are the names of the files Discover reads in a directory.
-var telemetryExts = [...]string{".pb", ".pprof", ".prof", ".json", ".jsonl", ".gz", ".zst", ".jfr", ".folded", ".collapsed", ".austin"}
+var telemetryExts = [...]string{".pb", ".binpb", ".pprof", ".prof", ".json", ".jsonl", ".gz", ".zst", ".jfr", ".folded", ".collapsed", ".austin"}
 
 // hasTelemetryExt reports whether Discover picks up a file of this name
 // inside a directory; other files there (READMEs, checksums) are skipped.
@@ -103,8 +106,44 @@ func hasTelemetryExt(name string) bool {
 // in it have no service. Hidden files and directories are skipped.
 //
 // A file that cannot be read or recognised is reported in the returned
-// error and left out; the other files are returned.
+// error and left out; the other files are returned. A file that several
+// inputs list (a directory and a file in it) is returned once: read
+// twice, its spans and samples would count twice. It keeps the service
+// its first input gives it, unless a later input names one for it and the
+// first did not (a service name from a subdirectory, or none); two
+// inputs naming different services for it are an error.
 func Discover(inputs []Input) ([]File, error) {
+	files, errs := discover(inputs)
+	return dedupFiles(files, errs)
+}
+
+// dedupFiles drops the files of files listed before, by absolute path,
+// with the services as Discover says.
+func dedupFiles(files []File, errs []error) ([]File, error) {
+	at := map[string]int{}
+	out := files[:0]
+	for _, f := range files {
+		abs, err := filepath.Abs(f.Path)
+		if err != nil {
+			abs = filepath.Clean(f.Path)
+		}
+		i, seen := at[abs]
+		switch {
+		case !seen:
+			at[abs] = len(out)
+			out = append(out, f)
+		case f.named && !out[i].named:
+			out[i].Service, out[i].named = f.Service, true
+		case f.named && f.Service != out[i].Service:
+			errs = append(errs, fmt.Errorf("discover telemetry: %s is given for service %q and for %q: read as %q's", f.Path, out[i].Service, f.Service, out[i].Service))
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// discover lists and recognises the files of inputs, as Discover, with
+// every listing of a file.
+func discover(inputs []Input) ([]File, []error) {
 	var files []File
 	var errs []error
 	for _, in := range inputs {
@@ -119,7 +158,7 @@ func Discover(inputs []Input) ([]File, error) {
 				errs = append(errs, err)
 				continue
 			}
-			files = append(files, File{Service: in.Service, Path: in.Path, Kind: kind})
+			files = append(files, File{Service: in.Service, Path: in.Path, Kind: kind, named: in.Service != ""})
 			continue
 		}
 		found, failed := len(files), len(errs)
@@ -149,7 +188,7 @@ func Discover(inputs []Input) ([]File, error) {
 					svc = dir
 				}
 			}
-			files = append(files, File{Service: svc, Path: path, Kind: kind})
+			files = append(files, File{Service: svc, Path: path, Kind: kind, named: in.Service != ""})
 			return nil
 		})
 		if err != nil {
@@ -160,7 +199,7 @@ func Discover(inputs []Input) ([]File, error) {
 			errs = append(errs, fmt.Errorf("discover telemetry: %s: the directory holds no telemetry files (%s)", in.Path, strings.Join(telemetryExts[:], ", ")))
 		}
 	}
-	return files, errors.Join(errs...)
+	return files, errs
 }
 
 // sniffLen is how much of a file (after gunzipping) sniffing reads.
@@ -420,7 +459,7 @@ func loadFile(f File, h Handler) error {
 		err = DecodeTraces(r, f.Path, func(spans []Span) error {
 			if f.Service != "" {
 				for i := range spans {
-					if spans[i].Service == "" {
+					if spans[i].Service == UnknownService {
 						spans[i].Service = f.Service
 					}
 				}

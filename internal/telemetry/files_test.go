@@ -103,13 +103,13 @@ func TestDiscover(t *testing.T) {
 		"indexer indexer/cpu.collapsed folded",
 		"inventory inventory/cpu.jfr.gz jfr",
 		"notifier notifier/otel-traces.pb.zst traces",
-		"orders orders/python.pprof pprof",
+		// Listed again with a service named: read once, as web's.
+		"web orders/python.pprof pprof",
 		"payments payments/profiles.pb otlp-profiles",
 		"payments payments/tempo.json traces",
 		" profiles.json.gz otlp-profiles",
 		"reports reports/cpu.austin folded",
 		" top.pb traces",
-		"web orders/python.pprof pprof",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("files (-want +got):\n%s", diff)
@@ -290,6 +290,7 @@ func TestDiscoverLongAndCutProtobuf(t *testing.T) {
 	}
 	long := longRequest("")
 	longSpan := longRequest(strings.Repeat("x", 2*sniffLen))
+	zstdLong := zstdBytes(t, long)
 	framed := binary.BigEndian.AppendUint32(nil, uint32(len(long)))
 	framed = append(framed, long...)
 	small, err := ptraceotlp.NewExportRequestFromTraces(fixtureTraces()[0]).MarshalProto()
@@ -300,7 +301,7 @@ func TestDiscoverLongAndCutProtobuf(t *testing.T) {
 		name      string
 		data      []byte
 		kind      Kind
-		spans     int
+		spans     int // -1: some, not all
 		truncated bool
 	}{
 		{"request longer than the head", long, KindTraces, n, false},
@@ -315,6 +316,11 @@ func TestDiscoverLongAndCutProtobuf(t *testing.T) {
 		// comes after the spans.
 		{"cut in the resource, after the spans", long[:len(long)-1], KindTraces, n, true},
 		{"cut long request, gzipped whole", gzipBytes(t, long[:len(long)/2]), KindTraces, -1, true},
+		// Cut after compression: what was decompressed before the cut
+		// is read as the same file cut uncompressed is.
+		{"gzipped, then cut", half(gzipBytes(t, long)), KindTraces, -1, true},
+		// zstd gives out whole blocks (128 KiB) only: cut in the last.
+		{"zstd stream, then cut", zstdLong[:len(zstdLong)-100], KindTraces, -1, true},
 		{"OTLP profiles cut", readFixture(t, "profiles.pb")[:100], KindOTLPProfiles, 0, true},
 	}
 	for _, tt := range tests {
@@ -335,8 +341,8 @@ func TestDiscoverLongAndCutProtobuf(t *testing.T) {
 			}
 			var r recorder
 			err = Load(context.Background(), files, &r)
-			if tt.spans >= 0 && len(r.spans) != tt.spans {
-				t.Errorf("loaded %d spans, want %d", len(r.spans), tt.spans)
+			if tt.spans >= 0 && len(r.spans) != tt.spans || tt.spans < 0 && (len(r.spans) == 0 || len(r.spans) >= n) {
+				t.Errorf("loaded %d spans, want %d (-1: some, not all)", len(r.spans), tt.spans)
 			}
 			if !tt.truncated {
 				if err != nil {
@@ -346,6 +352,59 @@ func TestDiscoverLongAndCutProtobuf(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), path) {
 				t.Errorf("Load error %v, want one naming %s", err, path)
+			}
+		})
+	}
+}
+
+// half returns the first half of data.
+func half(data []byte) []byte { return data[:len(data)/2] }
+
+// TestDiscoverReadsAFileOnce: a file that several inputs list is read
+// once (its spans would count twice), with the service an input names
+// for it; and .binpb, protobuf's own extension for binary messages, is
+// read in a directory.
+func TestDiscoverReadsAFileOnce(t *testing.T) {
+	dir := t.TempDir()
+	traces := readFixture(t, "traces.pb")
+	for _, name := range []string{"checkout/traces.pb", "checkout/traces.binpb"} {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), traces, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(dir, "checkout", "traces.pb")
+	rel, err := filepath.Rel(".", file)
+	if err != nil {
+		rel = file
+	}
+	tests := []struct {
+		name    string
+		inputs  []Input
+		want    []string
+		wantErr string
+	}{
+		{"a directory and a file in it", []Input{{Path: dir}, {Path: file}}, []string{"checkout checkout/traces.binpb", "checkout checkout/traces.pb"}, ""},
+		{"a file twice, by two paths", []Input{{Path: file}, {Path: rel}}, []string{" checkout/traces.pb"}, ""},
+		{"a service named after the directory's", []Input{{Path: dir}, {Service: "web", Path: file}}, []string{"checkout checkout/traces.binpb", "web checkout/traces.pb"}, ""},
+		{"a service named before the directory", []Input{{Service: "web", Path: file}, {Path: dir}}, []string{"web checkout/traces.pb", "checkout checkout/traces.binpb"}, ""},
+		{"two services named", []Input{{Service: "web", Path: file}, {Service: "api", Path: file}}, []string{"web checkout/traces.pb"}, `traces.pb is given for service "web" and for "api": read as "web"'s`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files, err := Discover(tt.inputs)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("error %v, want %q", err, tt.wantErr)
+			}
+			var got []string
+			for _, f := range files {
+				rel, _ := filepath.Rel(dir, f.Path)
+				got = append(got, f.Service+" "+filepath.ToSlash(rel))
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("files (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -135,9 +135,17 @@ func (k SpanKind) String() string {
 	}
 }
 
+// UnknownService is the service of spans whose resource has no
+// service.name: the name OpenTelemetry's SDKs give a service that was not
+// named, and what the Collector, Jaeger and Tempo show for one. A file cut
+// short where a resource's attributes were (the Collector writes them
+// after its spans) gives it too.
+const UnknownService = "unknown_service"
+
 // Span is one decoded span with the attributes the runtime model uses.
 type Span struct {
-	// Service is the resource attribute service.name; Namespace is service.namespace.
+	// Service is the resource attribute service.name (UnknownService when
+	// the resource names none); Namespace is service.namespace.
 	Service, Namespace string
 	// Image is the container image of the resource, nil when it named
 	// none. Spans of one resource share it; it must not be modified.

@@ -3,10 +3,12 @@ package telemetry
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -197,7 +199,13 @@ func decodeTracesProto(r io.Reader, sizeHint int64, source string, errs *recordE
 	}
 	_, err := buf.ReadFrom(io.LimitReader(r, MaxTraceSize+1))
 	data := buf.Bytes()
-	if err != nil {
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		// A compressed file cut short (a Collector stopped mid-write):
+		// what was decompressed before the cut is read as the same file
+		// uncompressed and cut there would be.
+		errs.add("compressed stream", fmt.Errorf("%w: cut short after %d bytes decompressed: %w", ErrMalformed, len(data), err))
+	case err != nil:
 		return fmt.Errorf("decode traces %s: %w: %w", source, ErrMalformed, err)
 	}
 	if len(data) > MaxTraceSize {
@@ -398,7 +406,49 @@ func decodeTraceDocument(first []byte, sc *bufio.Scanner, source string, errs *r
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("decode traces %s: %w: %w", source, ErrMalformed, err)
 	}
-	return decodeJSONRecord(c, doc.Bytes(), "", source, errs, emit)
+	return decodeJSONDocuments(c, doc.Bytes(), source, errs, emit)
+}
+
+// decodeJSONDocuments decodes the JSON values of data one after the
+// other: several pretty-printed documents are what `jq . traces.jsonl`
+// makes of JSON lines. pdata reads the first value of what it is given and
+// ignores the rest, which would leave out every document after the first,
+// silently. Documents are named "document 2" when there are several;
+// what is not a JSON value after the last one is reported as the next.
+func decodeJSONDocuments(c *jsonTraceConverter, data []byte, source string, errs *recordErrors, emit func([]Span) error) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var docs []json.RawMessage
+	var rest error
+	for {
+		start := dec.InputOffset()
+		var doc json.RawMessage
+		err := dec.Decode(&doc)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if len(docs) == 0 {
+				// One document, broken: pdata says where.
+				return decodeJSONRecord(c, data, "", source, errs, emit)
+			}
+			rest = fmt.Errorf("%w: after byte %d: %w", ErrMalformed, start, err)
+			break
+		}
+		docs = append(docs, doc)
+	}
+	for i, doc := range docs {
+		record := ""
+		if len(docs) > 1 || rest != nil {
+			record = fmt.Sprintf("document %d", i+1)
+		}
+		if err := decodeJSONRecord(c, doc, record, source, errs, emit); err != nil {
+			return err
+		}
+	}
+	if rest != nil {
+		errs.add(fmt.Sprintf("document %d", len(docs)+1), rest)
+	}
+	return nil
 }
 
 // jsonTraceConverter decodes OTLP and Tempo JSON with pdata and converts
@@ -583,9 +633,9 @@ func (c *jsonTraceConverter) convert(td ptrace.Traces, errs *recordErrors, prefi
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
 		res := rs.Resource().Attributes()
-		var service, namespace string
+		service, namespace := UnknownService, ""
 		if v, ok := res.Get("service.name"); ok {
-			service = c.in.string(textOf(v))
+			service = cmp.Or(c.in.string(textOf(v)), UnknownService)
 		}
 		if v, ok := res.Get("service.namespace"); ok {
 			namespace = c.in.string(textOf(v))

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -211,7 +212,7 @@ func (d *traceDecoder) decodeResourceSpans(msg []byte, record string, cut bool, 
 			d.texts.unknown(typ)
 		}
 	}
-	service := d.res.strs[attrServiceName]
+	service := cmp.Or(d.res.strs[attrServiceName], UnknownService)
 	namespace := d.res.strs[attrServiceNamespace]
 	image := d.res.image()
 	for i := first; i < len(spans); i++ {

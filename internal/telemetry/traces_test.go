@@ -2,8 +2,12 @@ package telemetry
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -318,6 +322,7 @@ func TestDecodeTracesErrors(t *testing.T) {
 		{"not traces JSON, then a line of traces", append([]byte("{\"resourceLogs\":[]}\n"), bytes.SplitN(readFixture(t, "traces.jsonl"), []byte("\n"), 2)[0]...),
 			`not traces JSON, then a line of traces: line 1: unrecognised telemetry format`, 2},
 		{"truncated gzip", gzipBytes(t, pb)[:100], "unexpected EOF", 0},
+		{"pretty-printed documents, then not JSON", append(prettyDocs(t, 2), "\n}garbage"...), "pretty-printed documents, then not JSON: document 3: malformed telemetry: after byte", 4},
 		{"JSON with bad ids", []byte(`{"batches":[{"scopeSpans":[{"spans":[{"traceId":"!!","spanId":"AAAAAAAAAAA="}]}]}]}`), `traceId "!!" is neither hex nor base64 of 16 bytes`, 0},
 		{"unterminated JSON document", []byte("{\n\"resourceSpans\": [\n"), "unterminated JSON document: document: malformed telemetry", 0},
 		{"file exporter stream cut in the last message", framed[:len(framed)-30], "file exporter stream cut in the last message: message 4: ", 9},
@@ -659,4 +664,93 @@ func protoAndJSON(t *testing.T, td ptrace.Traces) (pb, js []byte) {
 		t.Fatal(err)
 	}
 	return marshalTraces(t, td), js
+}
+
+// prettyDocs returns the first n lines of the JSON lines fixture, each
+// pretty-printed, one after the other: what `jq . traces.jsonl` writes.
+func prettyDocs(t *testing.T, n int) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	for _, line := range bytes.SplitN(readFixture(t, "traces.jsonl"), []byte("\n"), n+1)[:n] {
+		if err := json.Indent(&out, line, "", "  "); err != nil {
+			t.Fatal(err)
+		}
+		out.WriteByte('\n')
+	}
+	return out.Bytes()
+}
+
+// TestDecodeTracesPrettyDocuments: several pretty-printed OTLP JSON
+// documents are all read, as the same documents one a line are; pdata
+// alone reads the first and ignores the rest.
+func TestDecodeTracesPrettyDocuments(t *testing.T) {
+	lines := bytes.Split(bytes.TrimSpace(readFixture(t, "traces.jsonl")), []byte("\n"))
+	for n := 1; n <= len(lines); n++ {
+		want, err := decodeAll(t, bytes.Join(lines[:n], []byte("\n")), "lines")
+		if err != nil || len(want) == 0 {
+			t.Fatalf("%d lines: %d spans, %v", n, len(want), err)
+		}
+		got, err := decodeAll(t, prettyDocs(t, n), "pretty.json")
+		if err != nil {
+			t.Fatalf("%d documents: %v", n, err)
+		}
+		if diff := cmp.Diff(spanText(want), spanText(got)); diff != "" {
+			t.Errorf("%d documents: spans (-one a line +pretty-printed):\n%s", n, diff)
+		}
+	}
+}
+
+// TestUnknownService: the spans of a resource without service.name, or
+// with an empty one, are UnknownService's, in protobuf and in JSON, as
+// OpenTelemetry names such a service; a file given for a service gives
+// them that service.
+func TestUnknownService(t *testing.T) {
+	td := ptrace.NewTraces()
+	for _, svc := range []*string{nil, new(string), new("checkout")} {
+		rs := td.ResourceSpans().AppendEmpty()
+		if svc != nil {
+			rs.Resource().Attributes().PutStr("service.name", *svc)
+		}
+		sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		sp.SetTraceID(traceID(1))
+		sp.SetSpanID(spanID(byte(td.ResourceSpans().Len())))
+	}
+	req := ptraceotlp.NewExportRequestFromTraces(td)
+	pb, err := req.MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := req.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []struct {
+		name    string
+		data    []byte
+		service string
+		want    []string
+	}{
+		{"protobuf", pb, "", []string{UnknownService, UnknownService, "checkout"}},
+		{"JSON", js, "", []string{UnknownService, UnknownService, "checkout"}},
+		{"protobuf given for a service", pb, "web", []string{"web", "web", "checkout"}},
+		{"JSON given for a service", js, "web", []string{"web", "web", "checkout"}},
+	} {
+		t.Run(in.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "traces")
+			if err := os.WriteFile(path, in.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var r recorder
+			if err := Load(context.Background(), []File{{Service: in.service, Path: path, Kind: KindTraces}}, &r); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, s := range r.spans {
+				got = append(got, s.Service)
+			}
+			if diff := cmp.Diff(in.want, got); diff != "" {
+				t.Errorf("services (-want +got):\n%s", diff)
+			}
+		})
+	}
 }
