@@ -17,10 +17,13 @@ type Config struct {
 	// RetryAfter is the wait the FullError of a refused batch suggests.
 	RetryAfter time.Duration `yaml:"retry_after"`
 	// AssessInterval is the coalescing period of re-assessment: the
-	// findings a batch touches are re-assessed at most this often.
+	// findings a batch touches are re-assessed, and the services new to
+	// the model published in the View, at most this often and at most
+	// this long after the batch.
 	AssessInterval time.Duration `yaml:"assess_interval"`
 	// RefreshInterval is how often every finding is re-assessed, to
-	// bring sample counts and bounds up to date; zero never does.
+	// bring sample counts and bounds up to date, with the View's model;
+	// zero never does.
 	RefreshInterval time.Duration `yaml:"refresh_interval"`
 	// CheckpointInterval is how often the model is checkpointed (and the
 	// log up to it dropped).

@@ -3,7 +3,8 @@
 // acknowledging them, applies them to the runtime model on one worker
 // goroutine, runs the streaming detections, re-assesses the findings a
 // batch can have changed, and keeps a consistent view (assessments,
-// summary, model snapshot) for the API.
+// summary, model snapshot) for the API, published again soon after a
+// service new to the model sends its first batch.
 //
 // Secrets and personal data are masked (internal/redact) before a batch
 // is logged: the log, the model and its checkpoints never hold them. The
@@ -189,7 +190,14 @@ type worker struct {
 	topoServices map[string]bool // services with a new edge or store since then
 	pending      model.Changes   // new edges and stores for SensitivePaths
 	pendingAt    time.Time       // receipt of the earliest of them
-	exposure     map[string]assess.Exposure
+	// newService is set when a batch applied since the last assessment
+	// made the model know a service (model.Changes.NewServices): worth an
+	// assessment of its own, so that the view (the API's services) shows
+	// it within AssessInterval, not at the next refresh. The model holds
+	// at most MaxServices and forgets none, so this happens at most that
+	// many times.
+	newService bool
+	exposure   map[string]assess.Exposure
 	// awaitingJoin is set while the exposure of a service is unknown
 	// because its spans wait for their callers: it turns when the join
 	// window passes, with no new span, so assess keeps looking.
@@ -207,9 +215,10 @@ type worker struct {
 }
 
 // toAssess reports whether an assessment has anything to do: findings
-// or services touched since the last one, or a join still awaited.
+// or services touched since the last one, a service new to the model,
+// or a join still awaited.
 func (w *worker) toAssess() bool {
-	return len(w.dirty) > 0 || w.dirtyAll || len(w.spanServices) > 0 || len(w.topoServices) > 0 || w.awaitingJoin
+	return len(w.dirty) > 0 || w.dirtyAll || len(w.spanServices) > 0 || len(w.topoServices) > 0 || w.newService || w.awaitingJoin
 }
 
 // item is one accepted batch.
@@ -629,6 +638,7 @@ func (e *Engine) apply(it item) {
 	switch it.kind {
 	case store.BatchSpans:
 		ch := e.model.AddSpans(it.spans)
+		w.newService = w.newService || len(ch.NewServices) > 0
 		raw := it.raw
 		if raw == nil {
 			raw = it.spans
@@ -654,6 +664,7 @@ func (e *Engine) apply(it item) {
 	case store.BatchProfiles:
 		for _, b := range it.profiles {
 			ch := e.model.AddProfile(b)
+			w.newService = w.newService || len(ch.NewServices) > 0
 			alerts, touched := w.watch.Check(ch, b.Start, it.receivedAt, now)
 			e.fire(alerts)
 			for _, i := range touched {
@@ -723,6 +734,7 @@ func (e *Engine) assess(ctx context.Context) {
 	}
 	start := time.Now()
 	snap := e.model.Snapshot()
+	e.w.newService = false
 	a := assess.New(e.acfg, e.vulns, snap)
 	now := e.now()
 	var exposedNow map[string]bool

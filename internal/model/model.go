@@ -288,14 +288,16 @@ type hostCalls struct {
 }
 
 // admit returns the named service, creating it unless MaxServices are
-// known already: then it returns nil. Telemetry that names no service is
+// known already: then it returns nil. A service it creates is added to
+// ch.NewServices. Telemetry that names no service is
 // telemetry.UnknownService's, as the trace decoders make the spans of a
 // resource without service.name.
-func (m *Model) admit(name string) *service {
+func (m *Model) admit(name string, ch *Changes) *service {
 	name = cmp.Or(name, telemetry.UnknownService)
 	if s := m.services[name]; s != nil || len(m.services) >= m.cfg.MaxServices {
 		return s
 	}
+	ch.NewServices = append(ch.NewServices, name)
 	return m.service(name)
 }
 
@@ -414,15 +416,17 @@ func (g *generations[V]) remove(k [8]byte, cur bool) {
 }
 
 // AddProfile aggregates a profile batch into the model and returns the
-// functions it showed running for the first time. A batch without a
-// service is kept under the empty name, so nothing accepted is lost.
+// functions it showed running for the first time, and its service when
+// that is new. A batch without a service is telemetry.UnknownService's,
+// so nothing accepted is lost.
 func (m *Model) AddProfile(b *telemetry.ProfileBatch) Changes {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := m.admit(b.Service)
+	var ch Changes
+	s := m.admit(b.Service, &ch)
 	if s == nil {
 		m.dropped.Profiles++
-		return Changes{}
+		return ch
 	}
 	if b.Namespace != "" {
 		s.namespace = b.Namespace
@@ -486,10 +490,10 @@ func (m *Model) AddProfile(b *telemetry.ProfileBatch) Changes {
 		Start: start, End: end, Samples: total, Period: b.Period,
 		Unit: b.Unit, SampleType: b.SampleType, Source: b.Source,
 	})
-	if len(s.funcs) == known {
-		return Changes{}
+	if len(s.funcs) > known {
+		ch.NewFunctions = map[string][]attribution.Func{s.name: slices.Clone(s.funcs[known:])}
 	}
-	return Changes{NewFunctions: map[string][]attribution.Func{s.name: slices.Clone(s.funcs[known:])}}
+	return ch
 }
 
 // attributeLocation returns the function indexes of a location's frames,

@@ -487,12 +487,18 @@ func TestStoreNames(t *testing.T) {
 // service.name) is telemetry.UnknownService's, never a service named "".
 func TestUnnamedServiceIsUnknownService(t *testing.T) {
 	m := newModel()
-	m.AddSpans([]telemetry.Span{span("", telemetry.SpanKindServer, 9, 0, "GET /products", telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/products"})})
-	m.AddProfile(&telemetry.ProfileBatch{
+	ch := m.AddSpans([]telemetry.Span{span("", telemetry.SpanKindServer, 9, 0, "GET /products", telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/products"})})
+	if diff := cmp.Diff([]string{telemetry.UnknownService}, ch.NewServices); diff != "" {
+		t.Errorf("new services (-want +got):\n%s", diff)
+	}
+	ch = m.AddProfile(&telemetry.ProfileBatch{
 		Source: "cpu.pb.gz", SampleType: "cpu", Unit: "nanoseconds", Period: 10_000_000, Start: t0, Duration: 10 * time.Second,
 		Locations: [][]attribution.Frame{{frameParse}},
 		Samples:   []telemetry.Sample{{Locations: []int32{0}, Count: 5, Value: 50_000_000}},
 	})
+	if len(ch.NewServices) != 0 || len(ch.NewFunctions) != 1 {
+		t.Errorf("profile's changes %+v, want its new functions only", ch)
+	}
 	snap := m.Snapshot()
 	var names []string
 	for _, s := range snap.Services {

@@ -14,6 +14,9 @@ import (
 // Changes lists what a batch showed for the first time, for streaming
 // detections and for re-assessing only what changed.
 type Changes struct {
+	// NewServices are the services the batch made the model know, in
+	// the order it met them.
+	NewServices []string
 	// NewFunctions are functions seen running for the first time, by
 	// service.
 	NewFunctions map[string][]attribution.Func
@@ -26,7 +29,7 @@ type Changes struct {
 
 // Empty reports whether the batch changed nothing that was not known.
 func (c Changes) Empty() bool {
-	return len(c.NewFunctions) == 0 && len(c.NewEdges) == 0 && len(c.NewStores) == 0
+	return len(c.NewServices) == 0 && len(c.NewFunctions) == 0 && len(c.NewEdges) == 0 && len(c.NewStores) == 0
 }
 
 // AddSpans folds a batch of spans into the model and returns what it
@@ -49,7 +52,7 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 	// A service is known by service.name: that is the name profilers
 	// (Pyroscope application names, pprof labels) and scanners use too.
 	// The namespace is kept for display.
-	s := m.admit(sp.Service)
+	s := m.admit(sp.Service, ch)
 	if s == nil {
 		m.dropped.Spans++
 		return
