@@ -9,8 +9,10 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
 
 	"github.com/evidentsec/evident/internal/ingest/admission"
 )
@@ -25,19 +27,28 @@ var (
 	ErrCorrupt = errors.New("corrupt compressed data")
 )
 
-// Magic numbers of the compressed formats recognised by content.
+// Magic numbers of the compressed formats recognised by content, and
+// the start of every snappy framed stream (its stream identifier chunk).
 const (
-	gzipMagic = "\x1f\x8b"
-	zstdMagic = "\x28\xb5\x2f\xfd"
+	gzipMagic          = "\x1f\x8b"
+	zstdMagic          = "\x28\xb5\x2f\xfd"
+	snappyFramedHeader = "\xff\x06\x00\x00sNaPpY"
 )
 
-// Decompressor undoes a Content-Encoding (gzip, zstd, deflate) or, when
-// none is declared, a gzip or zstd stream recognised by its magic number,
-// always within a limit on the decompressed size: every codec reads
-// through one limited reader, so a bomb is refused after limit+1 bytes
-// instead of being expanded. Nested compression is refused, since
-// nothing legitimate sends it and the decoders behind would undo it
-// again with the larger limits meant for files. Safe for concurrent use.
+// Decompressor undoes a Content-Encoding or, when none is declared, a
+// gzip or zstd stream recognised by its magic number, always within a
+// limit on the decompressed size. The encodings are those the
+// OpenTelemetry Collector's HTTP clients send and its receivers accept
+// (confighttp): gzip, zstd, deflate and zlib (both the zlib format),
+// snappy (the block format, or the framed format, which the Collector
+// sent under this name before x-snappy-framed existed: told apart by the
+// framed format's header), x-snappy-framed, and lz4 (the LZ4 frame
+// format). Every stream is read through one limited reader, so a bomb is
+// refused after limit+1 bytes instead of being expanded; a snappy block
+// states its length up front, and one longer than the limit is refused
+// before it is decoded. Nested compression is refused, since nothing
+// legitimate sends it and the decoders behind would undo it again with
+// the larger limits meant for files. Safe for concurrent use.
 type Decompressor struct {
 	maxLimit int64
 	gz, zs   sync.Pool
@@ -79,19 +90,29 @@ func (d *Decompressor) Decompress(dst, data []byte, encoding string, limit int64
 		out, err = d.gunzip(dst, data, limit, t)
 	case "zstd":
 		out, err = d.unzstd(dst, data, limit, t)
-	case "deflate":
+	case "deflate", "zlib":
 		// HTTP's deflate is the zlib format (RFC 9110 §8.4.1.2).
 		var z io.ReadCloser
 		if z, err = zlib.NewReader(bytes.NewReader(data)); err != nil {
-			return nil, fmt.Errorf("%w: deflate: %w", ErrCorrupt, err)
+			return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, enc, err)
 		}
 		out, err = readAtMost(dst, t.Reader(z), limit)
+	case "snappy":
+		if bytes.HasPrefix(data, []byte(snappyFramedHeader)) {
+			out, err = readAtMost(dst, t.Reader(snappy.NewReader(bytes.NewReader(data))), limit)
+			break
+		}
+		out, err = unsnappyBlock(dst, data, limit, t)
+	case "x-snappy-framed":
+		out, err = readAtMost(dst, t.Reader(snappy.NewReader(bytes.NewReader(data))), limit)
+	case "lz4":
+		out, err = readAtMost(dst, t.Reader(lz4.NewReader(bytes.NewReader(data))), limit)
 	default:
-		return nil, fmt.Errorf("%w %q, use gzip, zstd, deflate or none", ErrEncoding, encoding)
+		return nil, fmt.Errorf("%w %q, use gzip, zstd, deflate, zlib, snappy, x-snappy-framed, lz4 or none", ErrEncoding, encoding)
 	}
 	if err != nil {
 		switch {
-		case errors.Is(err, admission.ErrBudget), errors.Is(err, admission.ErrTooLarge):
+		case errors.Is(err, admission.ErrBudget), errors.Is(err, admission.ErrTooLarge), errors.Is(err, ErrTooLarge):
 			return nil, err
 		case errors.Is(err, zstd.ErrDecoderSizeExceeded), errors.Is(err, zstd.ErrWindowSizeExceeded):
 			// The decoder's own memory bound, at the limit or for a
@@ -146,6 +167,23 @@ func (d *Decompressor) gunzip(dst, data []byte, limit int64, t *admission.Ticket
 		return out, ferr
 	}
 	return out, err
+}
+
+// unsnappyBlock decodes a snappy block, whose length is known before it
+// is decoded: one longer than limit is refused unread, the others are
+// reserved on t whole.
+func unsnappyBlock(dst, data []byte, limit int64, t *admission.Ticket) ([]byte, error) {
+	n, err := snappy.DecodedLen(data)
+	if err != nil {
+		return nil, err
+	}
+	if int64(n) > limit {
+		return nil, fmt.Errorf("%w: a snappy block of %d bytes, limit %d", ErrTooLarge, n, limit)
+	}
+	if err := t.Reserve(int64(n)); err != nil {
+		return nil, err
+	}
+	return snappy.Decode(dst[:0], data)
 }
 
 // unzstd decodes data with a pooled zstd decoder.

@@ -7,9 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/golang/snappy"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
 
 	"github.com/evidentsec/evident/internal/ingest/admission"
 )
@@ -32,6 +34,15 @@ func compress(t testing.TB, codec string, data []byte) []byte {
 			t.Fatal(err)
 		}
 		w = zw
+	case "snappy":
+		// The block format, as the Collector's confighttp sends it.
+		return snappy.Encode(nil, data)
+	case "x-snappy-framed":
+		w = snappy.NewBufferedWriter(&buf)
+	case "lz4":
+		w = lz4.NewWriter(&buf)
+	default:
+		t.Fatalf("no codec %q", codec)
 	}
 	if _, err := w.Write(data); err != nil {
 		t.Fatal(err)
@@ -60,11 +71,24 @@ func TestDecompress(t *testing.T) {
 		{name: "zstd", encoding: "zstd", data: compress(t, "zstd", plain), want: plain},
 		{name: "zstd sniffed", data: compress(t, "zstd", plain), want: plain},
 		{name: "deflate", encoding: "deflate", data: compress(t, "deflate", plain), want: plain},
+		{name: "zlib", encoding: "zlib", data: compress(t, "deflate", plain), want: plain},
+		{name: "snappy", encoding: "snappy", data: compress(t, "snappy", plain), want: plain},
+		// What the Collector sent as snappy before x-snappy-framed.
+		{name: "snappy, framed", encoding: "snappy", data: compress(t, "x-snappy-framed", plain), want: plain},
+		{name: "x-snappy-framed", encoding: "x-snappy-framed", data: compress(t, "x-snappy-framed", plain), want: plain},
+		{name: "lz4", encoding: "lz4", data: compress(t, "lz4", plain), want: plain},
 		{name: "gzip bomb", encoding: "gzip", data: compress(t, "gzip", big), wantErr: ErrTooLarge},
 		{name: "sniffed gzip bomb", data: compress(t, "gzip", big), wantErr: ErrTooLarge},
 		{name: "zstd bomb", encoding: "zstd", data: compress(t, "zstd", big), wantErr: ErrTooLarge},
 		{name: "sniffed zstd bomb", data: compress(t, "zstd", big), wantErr: ErrTooLarge},
 		{name: "deflate bomb", encoding: "deflate", data: compress(t, "deflate", big), wantErr: ErrTooLarge},
+		{name: "snappy bomb", encoding: "snappy", data: compress(t, "snappy", big), wantErr: ErrTooLarge},
+		{name: "snappy block stating a length over the limit", encoding: "snappy", data: []byte{0xff, 0xff, 0xff, 0xff, 0x0f}, wantErr: ErrTooLarge},
+		{name: "framed snappy bomb", encoding: "x-snappy-framed", data: compress(t, "x-snappy-framed", big), wantErr: ErrTooLarge},
+		{name: "lz4 bomb", encoding: "lz4", data: compress(t, "lz4", big), wantErr: ErrTooLarge},
+		{name: "corrupt snappy", encoding: "snappy", data: []byte("\x10not snappy"), wantErr: ErrCorrupt},
+		{name: "corrupt lz4", encoding: "lz4", data: []byte("not lz4"), wantErr: ErrCorrupt},
+		{name: "nested in snappy", encoding: "snappy", data: compress(t, "snappy", compress(t, "gzip", plain)), wantErr: ErrCorrupt},
 		{name: "nested", encoding: "gzip", data: compress(t, "gzip", compress(t, "zstd", plain)), wantErr: ErrCorrupt},
 		{name: "corrupt", encoding: "gzip", data: []byte("not gzip"), wantErr: ErrCorrupt},
 		{name: "unknown", encoding: "br", data: plain, wantErr: ErrEncoding},
@@ -155,6 +179,9 @@ func FuzzDecompress(f *testing.F) {
 	f.Add([]byte("\x1f\x8b\b\x00\x9f\xf7\x00\x00\x00\x00d\x00\x00\x00"), "gzip")
 	f.Add(compress(f, "zstd", make([]byte, 5000)), "")
 	f.Add(compress(f, "deflate", make([]byte, 5000)), "deflate")
+	for _, codec := range []string{"snappy", "x-snappy-framed", "lz4"} {
+		f.Add(compress(f, codec, make([]byte, 5000)), codec)
+	}
 	const limit = 4096
 	d := NewDecompressor(limit)
 	c := admission.Default()
