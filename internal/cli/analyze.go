@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -57,7 +58,7 @@ its service is and what it can reach, ranked P1-P4 with the evidence.
 --findings takes scanner reports and SBOMs (govulncheck, Trivy, Grype,
 OSV-Scanner, npm audit, pip-audit, CycloneDX, SPDX, Go binaries) and lockfiles
 (package-lock.json, pnpm-lock.yaml, yarn.lock, requirements.txt, poetry.lock,
-pom.xml, gradle.lockfile); SERVICE=FILE or SVC1,SVC2=FILE
+pom.xml, gradle.lockfile), gzipped or not; SERVICE=FILE or SVC1,SVC2=FILE
 assigns them to services, and a directory holds one report per service named
 after it (reports/gateway.json). --profiles takes pprof, OTLP profile, JFR
 (.jfr) and folded stack (.folded, .collapsed, austin's .austin) files or
@@ -99,6 +100,9 @@ report is complete but some records or files were skipped (named on stderr).`,
   evident analyze --vulns osv-go.zip --findings trivy.json --format sarif -o evident.sarif --fail-on P1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := fl.sources.validate(cmd.Flags().Changed); err != nil {
+				return withCode(ExitUsage, err)
+			}
 			return runAnalyze(cmd.Context(), g, fl)
 		},
 	}
@@ -133,6 +137,10 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 	if fl.maxBytes < 0 {
 		return withCode(ExitUsage, fmt.Errorf("--max-bytes %d: want 0 (no cap) or more", fl.maxBytes))
 	}
+	// Before the inputs are read: an analysis takes a while.
+	if err := checkOutputFile(fl.output); err != nil {
+		return withCode(ExitUsage, fmt.Errorf("--output %s: %w", fl.output, err))
+	}
 	cfg, err := loadConfig(fl.config)
 	if err != nil {
 		return withCode(ExitUsage, err)
@@ -153,11 +161,7 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 		return withCode(ExitUsage, fmt.Errorf("--format: %w", err))
 	}
 
-	skipped := false
-	warn := func(err error) {
-		skipped = true
-		fmt.Fprintf(g.stderr, "evident: skipped %v\n", err)
-	}
+	warn, skipped := skipWarner(g.stderr)
 
 	db, problems, err := openVulnDB(ctx, g, fl.vulns, fl.kev, fl.epss)
 	if err != nil {
@@ -187,13 +191,13 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 	h := newAnalyzeHandler(m)
 	// Traces first: they resolve the span ids that profile samples carry
 	// to the endpoints that led there.
-	if err := loadTelemetry(ctx, fl.traces, h, warn); err != nil {
+	if err := loadTelemetry(ctx, "--traces", fl.traces, h.from("--traces"), warn); err != nil {
 		return withCode(ExitUsage, err)
 	}
 	if err := pullSources(ctx, fl.sources, fl.now(), h, g.stderr, warn); err != nil {
 		return withCode(ExitUsage, err)
 	}
-	if err := loadTelemetry(ctx, fl.profiles, h, warn); err != nil {
+	if err := loadTelemetry(ctx, "--profiles", fl.profiles, h.from("--profiles"), warn); err != nil {
 		return withCode(ExitUsage, err)
 	}
 	note := func(s string) { fmt.Fprintf(g.stderr, "evident: %s\n", s) }
@@ -227,10 +231,55 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 	if n := policy.violations(as); n > 0 {
 		return withCode(ExitPolicy, fmt.Errorf("--fail-on %s: %d findings match", strings.Join(fl.failOn, ","), n))
 	}
-	if skipped {
+	if *skipped {
 		return withCode(ExitSkipped, errSkipped)
 	}
 	return nil
+}
+
+// skipWarner returns the warn function of a command that goes on past
+// inputs it cannot read in full: it says on stderr what was left out, and
+// *skipped reports whether anything was. A file of which a part was used
+// (a *partialReadError) is said to be read in part, not skipped.
+func skipWarner(stderr io.Writer) (warn func(error), skipped *bool) {
+	skipped = new(bool)
+	return func(err error) {
+		*skipped = true
+		if _, ok := errors.AsType[*partialReadError](err); ok {
+			fmt.Fprintf(stderr, "evident: %v\n", err)
+			return
+		}
+		fmt.Fprintf(stderr, "evident: skipped %v\n", err)
+	}, skipped
+}
+
+// partialReadError reports a telemetry file of which some spans or
+// profiles were used and the rest could not be read.
+type partialReadError struct {
+	path            string
+	spans, profiles int
+	err             error
+}
+
+func (e *partialReadError) Error() string {
+	var used []string
+	if e.spans > 0 {
+		used = append(used, plural(e.spans, "span"))
+	}
+	if e.profiles > 0 {
+		used = append(used, plural(e.profiles, "profile"))
+	}
+	return fmt.Sprintf("read %s in part (%s used, the rest skipped): %v", e.path, strings.Join(used, " and "), e.err)
+}
+
+func (e *partialReadError) Unwrap() error { return e.err }
+
+// plural is "1 span" or "2 spans".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // importFindings reads every --findings argument, matching the packages
@@ -244,8 +293,11 @@ func importFindings(args []string, db findings.Matcher, warn func(error)) ([]imp
 	maps.Copy(parsers, sbomParsers(func() (findings.Matcher, error) { return db, nil }))
 	var all []importedFindings
 	for _, arg := range args {
-		svcs, path := splitServiceArg(arg)
-		files, err := findingsFiles(svcs, path)
+		in, err := splitServiceArg(arg)
+		if err != nil {
+			return nil, fmt.Errorf("--findings %q: %w", arg, err)
+		}
+		files, err := findingsFiles(in.Service, in.Path)
 		if err != nil {
 			return nil, fmt.Errorf("--findings %s: %w", arg, err)
 		}
@@ -313,33 +365,84 @@ func findingsFiles(services, path string) ([]findingsFile, error) {
 	return out, nil
 }
 
-// loadTelemetry decodes the telemetry files of args into h. Files and
-// records that cannot be read are reported through warn and skipped; the
-// error is fatal.
-func loadTelemetry(ctx context.Context, args []string, h telemetry.Handler, warn func(error)) error {
-	if len(args) == 0 {
-		return nil
-	}
+// loadTelemetry decodes the telemetry files that the arguments of flag
+// (--traces, --profiles) name into h. Files and records that cannot be
+// read are reported through warn and skipped, a file of which a part was
+// used as a *partialReadError. The error is fatal: an argument that is
+// not [SERVICE=]PATH, no argument naming a file that can be read, or the
+// end of ctx.
+func loadTelemetry(ctx context.Context, flag string, args []string, h telemetry.Handler, warn func(error)) error {
 	var inputs []telemetry.Input
-	for _, a := range args {
-		in, err := telemetry.ParseInput(a)
+	for _, arg := range args {
+		in, err := splitServiceArg(arg)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s %q: %w", flag, arg, err)
 		}
 		inputs = append(inputs, in)
 	}
+	// All at once: a file that two arguments list (a directory and a
+	// file in it) is read once. Each error names its file.
 	files, err := telemetry.Discover(inputs)
-	if len(files) == 0 && err != nil {
-		return err
-	}
 	if err != nil {
-		warn(err)
-	}
-	if err := telemetry.Load(ctx, files, h); err != nil {
-		if ctx.Err() != nil {
+		err = fmt.Errorf("%s: %w", flag, err)
+		if len(files) == 0 {
 			return err
 		}
 		warn(err)
+	}
+	// One file at a time, to tell a file of which nothing was used from
+	// one cut short.
+	for _, f := range files {
+		c := &countingHandler{Handler: h}
+		err := telemetry.Load(ctx, []telemetry.File{f}, c)
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return err
+		case c.spans > 0 || c.profiles > 0:
+			warn(&partialReadError{path: f.Path, spans: c.spans, profiles: c.profiles, err: err})
+		default:
+			warn(err)
+		}
+	}
+	return nil
+}
+
+// countingHandler counts what it hands on to its Handler.
+type countingHandler struct {
+	telemetry.Handler
+	spans, profiles int
+}
+
+func (c *countingHandler) Profile(b *telemetry.ProfileBatch) error {
+	c.profiles++
+	return c.Handler.Profile(b)
+}
+
+func (c *countingHandler) Spans(spans []telemetry.Span) error {
+	c.spans += len(spans)
+	return c.Handler.Spans(spans)
+}
+
+// checkOutputFile reports why path cannot be created or replaced as a
+// file, as far as can be told without writing: it is a directory, or its
+// parent directory does not exist. "" (standard output) is fine.
+func checkOutputFile(path string) error {
+	if path == "" {
+		return nil
+	}
+	if info, err := os.Stat(path); err == nil && info.IsDir() {
+		return errors.New("is a directory: name a file")
+	}
+	dir := filepath.Dir(path)
+	info, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("directory %s does not exist", dir)
+	case err != nil:
+		return err
+	case !info.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
 	}
 	return nil
 }
@@ -350,7 +453,7 @@ func writeReport(path string, stdout io.Writer, f report.Format, r *report.Resul
 	}
 	file, err := os.Create(path)
 	if err != nil {
-		return err
+		return fmt.Errorf("--output: %w", err)
 	}
 	if err := f.Write(file, r); err != nil {
 		file.Close()

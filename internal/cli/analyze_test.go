@@ -1,7 +1,11 @@
 package cli
 
 import (
+	"bytes"
+	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -99,6 +103,88 @@ func TestSourceRoot(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := sourceRoot(tt.flag, tt.args); got != tt.want {
 				t.Errorf("sourceRoot = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestAnalyzeInputMessages: what analyze says of inputs it cannot use
+// names the flag the user gave and the file, says whether a file was read
+// in part or not at all, and refuses an output it could not write before
+// it reads any input.
+func TestAnalyzeInputMessages(t *testing.T) {
+	rec := filepath.Join(shop, "recorded")
+	dir := t.TempDir()
+	file := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	traces, err := os.ReadFile(filepath.Join(rec, "traces.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(traces, []byte("\n"))
+	cut := file("cut.jsonl", append(bytes.Join(lines[:3], nil), lines[3][:100]...))
+	broken := file("broken.jsonl", lines[3][:100])
+	profile, err := os.ReadFile(filepath.Join(rec, "profiles", "catalog", "cpu.pb.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu := file("cpu.pb.gz", profile)
+	base := []string{"--data", t.TempDir(), "analyze", "--vulns", filepath.Join(rec, "osv")}
+	gateway := []string{"--findings", "gateway=" + filepath.Join(rec, "findings", "gateway.json")}
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		// want matches the whole of stderr.
+		want string
+	}{
+		{
+			name: "a file read in part", args: append(slices.Clone(gateway), "--traces", cut), wantCode: ExitSkipped,
+			want: `^evident: read ` + regexp.QuoteMeta(cut) + ` in part \(\d+ spans used, the rest skipped\): ` + regexp.QuoteMeta(cut) + `: line 4: malformed telemetry: .*\n$`,
+		},
+		{
+			name: "a file of which nothing was used", args: append(slices.Clone(gateway), "--traces", broken), wantCode: ExitSkipped,
+			want: `^evident: skipped ` + regexp.QuoteMeta(broken) + `: document: malformed telemetry: .*\n$`,
+		},
+		{
+			name: "a profile given to --traces", args: append(slices.Clone(gateway), "--traces", cpu), wantCode: ExitUsage,
+			want: "^" + regexp.QuoteMeta("evident: --traces "+cpu+": the profile has no service_name label or service.name, and the telemetry names no service; give it as --traces SERVICE="+cpu) + "\n$",
+		},
+		{
+			name: "a missing telemetry file", args: append(slices.Clone(gateway), "--traces", "nope.jsonl"), wantCode: ExitUsage,
+			want: "^" + regexp.QuoteMeta("evident: --traces: discover telemetry: stat nope.jsonl: no such file or directory") + "\n$",
+		},
+		{
+			name: "an output that is a directory, before any input", args: []string{"--findings", "nope.json", "-o", dir}, wantCode: ExitUsage,
+			want: "^" + regexp.QuoteMeta("evident: --output "+dir+": is a directory: name a file") + "\n$",
+		},
+		{
+			name: "an output in a missing directory", args: append(slices.Clone(gateway), "-o", filepath.Join(dir, "nope", "report.json")), wantCode: ExitUsage,
+			want: "^" + regexp.QuoteMeta("evident: --output "+filepath.Join(dir, "nope", "report.json")+": directory "+filepath.Join(dir, "nope")+" does not exist") + "\n$",
+		},
+		{
+			name: "findings without a service before =", args: []string{"--findings", "=app.govulncheck.json"}, wantCode: ExitUsage,
+			want: "^" + regexp.QuoteMeta(`evident: --findings "=app.govulncheck.json": want SERVICE=PATH with both parts, or a path`) + "\n$",
+		},
+		{
+			name: "profiles without a service before =", args: append(slices.Clone(gateway), "--profiles", "=x"), wantCode: ExitUsage,
+			want: "^" + regexp.QuoteMeta(`evident: --profiles "=x": want SERVICE=PATH with both parts, or a path`) + "\n$",
+		},
+		{
+			name: "traces without a path after =", args: append(slices.Clone(gateway), "--traces", "gateway="), wantCode: ExitUsage,
+			want: "^" + regexp.QuoteMeta(`evident: --traces "gateway=": want SERVICE=PATH with both parts, or a path`) + "\n$",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := run(t, append(slices.Clone(base), tt.args...)...)
+			if code != tt.wantCode || !regexp.MustCompile(tt.want).MatchString(stderr) {
+				t.Errorf("exit %d, stderr %q; want %d and %s", code, stderr, tt.wantCode, tt.want)
 			}
 		})
 	}

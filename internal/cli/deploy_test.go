@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"errors"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/evidentsec/evident/internal/tlsconfig/tlstest"
 )
 
 // TestTokenSecretFile provisions a token from a file, as a deployment
@@ -99,5 +103,134 @@ func TestServeCheckConfig(t *testing.T) {
 	}
 	if code, _, stderr := run(t, "serve", "--config", good, "--api", "nonsense", "--check-config"); code != ExitUsage || !strings.Contains(stderr, "nonsense") {
 		t.Errorf("serve --check-config with a bad --api = %d %s; want 2 naming it", code, stderr)
+	}
+}
+
+// TestServeCheckConfigReadsFiles: --check-config reads what a start would
+// read before serving, with the start's own functions, and names every
+// file that would stop the start, each with its flag or key; it binds
+// nothing and creates nothing.
+func TestServeCheckConfigReadsFiles(t *testing.T) {
+	rec := filepath.Join(shop, "recorded")
+	osv, reports := filepath.Join(rec, "osv"), filepath.Join(rec, "findings")
+	ca := tlstest.NewCA(t, "evident test CA")
+	certs := t.TempDir()
+	cert, key := ca.Issue(t, "localhost").Write(t, certs, "api")
+	_, otherKey := ca.Issue(t, "localhost").Write(t, certs, "other")
+	alerts := filepath.Join(t.TempDir(), "alerts.jsonl")
+	tlsConfig := func(cert, key string) string {
+		return "serve:\n  api:\n    tls:\n      cert_file: " + cert + "\n      key_file: " + key + "\n"
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		config string
+		env    map[string]string
+		// wantErr are the lines of the error, in order; none: the check passes.
+		wantErr []string
+		// wantNote is on stderr when the check passes.
+		wantNote string
+	}{
+		{
+			name:   "every file reads",
+			args:   []string{"--vulns", osv, "--findings", reports},
+			config: tlsConfig(cert, key) + "  alerts:\n    json_lines:\n      - name: file\n        path: " + alerts + "\n",
+		},
+		{
+			name:     "no vulnerability database yet",
+			wantNote: "evident: note: open vulnerability database ",
+		},
+		{
+			name:    "missing findings",
+			args:    []string{"--vulns", osv, "--findings", "bad/nonexistent.json"},
+			wantErr: []string{"--findings bad/nonexistent.json: read findings: open bad/nonexistent.json: no such file or directory"},
+		},
+		{
+			name:    "findings without a service",
+			args:    []string{"--vulns", osv, "--findings", "=app.json"},
+			wantErr: []string{`--findings "=app.json": want SERVICE=PATH with both parts, or a path`},
+		},
+		{
+			name:    "missing vulnerability source",
+			args:    []string{"--vulns", "/nonexistent"},
+			wantErr: []string{"--vulns /nonexistent: load vulnerabilities: no vulnerability source could be read: detect source /nonexistent: stat /nonexistent: no such file or directory"},
+		},
+		{
+			name:    "missing KEV catalog",
+			args:    []string{"--vulns", osv, "--kev", "/nonexistent/kev.json"},
+			wantErr: []string{"--kev /nonexistent/kev.json: open /nonexistent/kev.json: no such file or directory"},
+		},
+		{
+			name:    "missing certificate",
+			args:    []string{"--vulns", osv},
+			config:  tlsConfig("/nonexistent.pem", key),
+			wantErr: []string{"serve.api.tls: tls of api: read /nonexistent.pem: open /nonexistent.pem: no such file or directory"},
+		},
+		{
+			name:    "key of another certificate",
+			args:    []string{"--vulns", osv},
+			config:  tlsConfig(cert, otherKey),
+			wantErr: []string{"serve.api.tls: tls of api: load " + cert + " and " + otherKey + ": tls: private key does not match public key"},
+		},
+		{
+			name:    "missing CA of an alert sink",
+			args:    []string{"--vulns", osv},
+			config:  "serve:\n  alerts:\n    webhooks:\n      - name: soc\n        url: https://hooks.example.com\n        tls: {ca_file: /nonexistent/ca.pem}\n",
+			wantErr: []string{"serve.alerts.webhooks[0].tls: tls of alert sink soc: read ca_file: open /nonexistent/ca.pem: no such file or directory"},
+		},
+		{
+			name:    "alert file in a missing directory",
+			args:    []string{"--vulns", osv},
+			config:  "serve:\n  alerts:\n    json_lines:\n      - name: file\n        path: /nonexistent/dir/alerts.jsonl\n",
+			wantErr: []string{"serve.alerts.json_lines[0].path /nonexistent/dir/alerts.jsonl: directory /nonexistent/dir does not exist"},
+		},
+		{
+			name:    "missing credentials of a source",
+			args:    []string{"--vulns", osv},
+			config:  "serve:\n  sources:\n    tempo: http://127.0.0.1:1\n",
+			env:     map[string]string{"EVIDENT_TEMPO_USER": "1", "EVIDENT_TEMPO_PASSWORD_FILE": "/nonexistent/tempo.token"},
+			wantErr: []string{"serve.sources: --tempo: read EVIDENT_TEMPO_PASSWORD_FILE: open /nonexistent/tempo.token: no such file or directory"},
+		},
+		{
+			name:   "every problem at once",
+			args:   []string{"--vulns", "/nonexistent", "--findings", "bad/nonexistent.json"},
+			config: tlsConfig("/nonexistent.pem", key),
+			wantErr: []string{
+				"--vulns /nonexistent: load vulnerabilities: no vulnerability source could be read: detect source /nonexistent: stat /nonexistent: no such file or directory",
+				"--findings bad/nonexistent.json: read findings: open bad/nonexistent.json: no such file or directory",
+				"serve.api.tls: tls of api: read /nonexistent.pem: open /nonexistent.pem: no such file or directory",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			data := t.TempDir()
+			args := []string{"--data", data, "serve", "--check-config"}
+			if tt.config != "" {
+				config := filepath.Join(t.TempDir(), "evident.yaml")
+				if err := os.WriteFile(config, []byte(tt.config), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "--config", config)
+			}
+			code, out, stderr := run(t, append(args, tt.args...)...)
+			if len(tt.wantErr) == 0 {
+				if code != ExitOK || out != "evident: configuration ok\n" || !strings.HasPrefix(stderr, tt.wantNote) || (tt.wantNote == "" && stderr != "") {
+					t.Errorf("exit %d, stdout %q, stderr %q; want 0, ok and %q", code, out, stderr, tt.wantNote)
+				}
+			} else if want := "evident: " + strings.Join(tt.wantErr, "\n") + "\n"; code != ExitUsage || out != "" || stderr != want {
+				t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant %d and:\n%s", code, out, stderr, ExitUsage, want)
+			}
+			// No store, no alert file: nothing is created.
+			if entries, err := os.ReadDir(data); err != nil || len(entries) > 0 {
+				t.Errorf("data directory after the check: %v, %v; want it empty", entries, err)
+			}
+			if _, err := os.Stat(alerts); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the check made the alert file %s (%v)", alerts, err)
+			}
+		})
 	}
 }

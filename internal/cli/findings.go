@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"cmp"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/telemetry"
 	"github.com/evidentsec/evident/internal/vulndb"
 )
 
@@ -30,8 +32,12 @@ func newFindingsCmd(g *globals) *cobra.Command {
 // importInput is one input file of findings import.
 type importInput struct {
 	path string
+	// name is path without the .gz of a gzipped file: what the name
+	// tells of the format (yarn.lock.gz holds a yarn.lock).
+	name string
 	// file is the open file, for importers that need random access (Go
-	// executables); r reads it from the start, buffered.
+	// executables); r reads it from the start, buffered and gunzipped. A
+	// gzipped file never goes to an importer that needs random access.
 	file *os.File
 	r    io.Reader
 }
@@ -103,7 +109,8 @@ func sbomParsers(db func() (findings.Matcher, error)) map[findings.Format]import
 			return findings.ParseSPDX(in.r, in.path, m)
 		}),
 		findings.FormatLockfile: withDB(func(in importInput, m findings.Matcher) ([]findings.Finding, []error) {
-			return findings.ParseLockfile(in.r, in.path, m)
+			// Lockfiles are known by their names.
+			return findings.ParseLockfile(in.r, in.name, m)
 		}),
 		findings.FormatCycloneDX: func(in importInput) ([]findings.Finding, []error) {
 			m, err := db()
@@ -207,10 +214,13 @@ record was skipped, 2 if a file could not be read at all.`,
 				inputs, unread, skipped int
 			)
 			for _, arg := range args {
-				svcs, path := splitServiceArg(arg)
-				files, err := findingsFiles(svcs, path)
+				in, err := splitServiceArg(arg)
+				var files []findingsFile
+				if err == nil {
+					files, err = findingsFiles(in.Service, in.Path)
+				}
 				if err != nil {
-					fmt.Fprintf(g.stderr, "evident: %s: %v\n", path, err)
+					fmt.Fprintf(g.stderr, "evident: %s: %v\n", arg, err)
 					inputs++
 					unread++
 					continue
@@ -269,19 +279,29 @@ record was skipped, 2 if a file could not be read at all.`,
 	return cmd
 }
 
-// splitServiceArg splits a SERVICE=FILE argument. An argument that names
-// an existing file is a file, even with an "=" in its name.
-func splitServiceArg(arg string) (service, path string) {
+// splitServiceArg splits a [SERVICE[,SERVICE]=]PATH argument, of
+// --findings as of --profiles and --traces: the part before the first "="
+// is the service when it holds no path separator (telemetry.ParseInput),
+// and then neither part may be empty. An argument that names an existing
+// file is that file, even with an "=" in its name.
+func splitServiceArg(arg string) (telemetry.Input, error) {
 	if _, err := os.Stat(arg); err == nil {
-		return "", arg
+		return telemetry.Input{Path: arg}, nil
 	}
-	if svc, path, ok := strings.Cut(arg, "="); ok && svc != "" && path != "" {
-		return svc, path
+	if arg == "" {
+		return telemetry.Input{}, errors.New("empty: want [SERVICE=]PATH")
 	}
-	return "", arg
+	in, err := telemetry.ParseInput(arg)
+	if err != nil {
+		// Its only other error; its words are about telemetry.
+		return in, errors.New("want SERVICE=PATH with both parts, or a path")
+	}
+	return in, nil
 }
 
 // importFile reads one input, detecting its format when format is auto.
+// A gzip-compressed input is read as what it holds, as telemetry files
+// are: reports are often kept and passed on gzipped.
 func importFile(path string, format findings.Format, parsers map[findings.Format]importer) ([]findings.Finding, []error) {
 	file, err := os.Open(path)
 	if err != nil {
@@ -289,20 +309,47 @@ func importFile(path string, format findings.Format, parsers map[findings.Format
 	}
 	defer file.Close()
 	br := bufio.NewReaderSize(file, detectPrefix)
+	// name is what the name tells detection: yarn.lock.gz is a yarn.lock.
+	name := path
+	magic, err := br.Peek(len(gzipMagic))
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, []error{fmt.Errorf("read findings from %s: %w", path, err)}
+	}
+	gzipped := string(magic) == gzipMagic
+	if gzipped {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, []error{fmt.Errorf("%s: gzip: %w", path, err)}
+		}
+		defer zr.Close()
+		br = bufio.NewReaderSize(zr, detectPrefix)
+		name = strings.TrimSuffix(path, ".gz")
+	}
 	if format == "auto" {
 		prefix, err := br.Peek(detectPrefix)
 		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
 			return nil, []error{fmt.Errorf("read findings from %s: %w", path, err)}
 		}
-		if format, err = findings.DetectFile(path, prefix); err != nil {
+		if format, err = findings.DetectFile(name, prefix); err != nil {
+			what := ""
+			if gzipped {
+				what = " (gunzipped)"
+			}
 			// The hint names every format; only findings import can be
 			// told one with --input-format.
-			return nil, []error{fmt.Errorf("%s: %w: not a report of %s", path, err, strings.Join(importFormats(), ", "))}
+			return nil, []error{fmt.Errorf("%s%s: %w: not a report of %s", path, what, err, strings.Join(importFormats(), ", "))}
 		}
+	}
+	if gzipped && format == findings.FormatGoBinary {
+		// Build information is read from sections, by offset.
+		return nil, []error{fmt.Errorf("%s: a gzip-compressed Go executable: gunzip it first", path)}
 	}
 	parse, ok := parsers[format]
 	if !ok {
 		return nil, []error{fmt.Errorf("%s: %s input is not supported by findings import", path, format)}
 	}
-	return parse(importInput{path: path, file: file, r: br})
+	return parse(importInput{path: path, name: name, file: file, r: br})
 }
+
+// gzipMagic starts every gzip stream.
+const gzipMagic = "\x1f\x8b"

@@ -1,10 +1,14 @@
 package cli
 
 import (
+	"bytes"
+	"compress/gzip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestFindingsImport(t *testing.T) {
@@ -134,20 +138,29 @@ func TestSplitServiceArg(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		arg, wantService, wantPath string
+		arg, wantService, wantPath, wantErr string
 	}{
 		{arg: "api=report.json", wantService: "api", wantPath: "report.json"},
+		{arg: "api,worker=report.json", wantService: "api,worker", wantPath: "report.json"},
 		{arg: "report.json", wantPath: "report.json"},
-		{arg: "=report.json", wantPath: "=report.json"},
-		{arg: "api=", wantPath: "api="},
+		{arg: "reports/a=b.json", wantPath: "reports/a=b.json"},
+		{arg: "=report.json", wantErr: "want SERVICE=PATH with both parts, or a path"},
+		{arg: "api=", wantErr: "want SERVICE=PATH with both parts, or a path"},
+		{arg: "", wantErr: "empty: want [SERVICE=]PATH"},
 		{arg: withEq, wantPath: withEq},
 		{arg: "api=" + withEq, wantService: "api", wantPath: withEq},
 	}
 	for _, tt := range tests {
 		t.Run(strings.ReplaceAll(tt.arg, dir, "DIR"), func(t *testing.T) {
-			svc, path := splitServiceArg(tt.arg)
-			if svc != tt.wantService || path != tt.wantPath {
-				t.Errorf("splitServiceArg(%q) = %q, %q; want %q, %q", tt.arg, svc, path, tt.wantService, tt.wantPath)
+			in, err := splitServiceArg(tt.arg)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("splitServiceArg(%q) = %+v, %v; want error %q", tt.arg, in, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || in.Service != tt.wantService || in.Path != tt.wantPath {
+				t.Errorf("splitServiceArg(%q) = %q, %q, %v; want %q, %q", tt.arg, in.Service, in.Path, err, tt.wantService, tt.wantPath)
 			}
 		})
 	}
@@ -172,5 +185,73 @@ func TestNPMAuditUploadReadsNoLocalLockfile(t *testing.T) {
 	fs, errs := importUpload(strings.NewReader(string(report)), "upload", "auto", importParsers())
 	if len(fs) != 0 || len(errs) == 0 {
 		t.Errorf("got %d findings and errors %v; want none, and errors for the versions", len(fs), errs)
+	}
+}
+
+// TestImportGzipped: a gzipped report, SBOM or lockfile is read as what
+// it holds, as telemetry files are; one that holds no report says it was
+// gunzipped.
+func TestImportGzipped(t *testing.T) {
+	const fx = "../findings/testdata/"
+	tests := []struct {
+		name, file string
+	}{
+		{"govulncheck", fx + "govulncheck/module.json"},
+		{"trivy", fx + "trivy/fs.json"},
+		{"grype", fx + "grype/dir.json"},
+		{"cyclonedx with vulnerabilities", fx + "cyclonedx/trivy-fs.json"},
+		{"lockfile known by its name", fx + "ecosystems/npm/yarn.lock"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw, err := os.ReadFile(tt.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			plain := filepath.Join(dir, filepath.Base(tt.file))
+			if err := os.WriteFile(plain, raw, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			gz := filepath.Join(t.TempDir(), filepath.Base(tt.file)+".gz")
+			writeGzip(t, gz, raw)
+			imp := func(path string) (int, string, string) {
+				return run(t, "findings", "import", "--vulns", fx+"ecosystems/osv", "--format", "json", "app="+path)
+			}
+			wantCode, want, wantErr := imp(plain)
+			code, got, stderr := imp(gz)
+			// The findings name the file they came from; a lockfile's,
+			// what its name says it holds.
+			got = strings.ReplaceAll(got, gz, plain)
+			got = strings.ReplaceAll(got, strings.TrimSuffix(gz, ".gz"), plain)
+			if code != wantCode || stderr != wantErr || !strings.Contains(want, `"findings"`) {
+				t.Errorf("gzipped: exit %d, stderr %q; want exit %d, stderr %q", code, stderr, wantCode, wantErr)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("gzipped report differs (-plain +gzipped):\n%s", diff)
+			}
+		})
+	}
+	junk := filepath.Join(t.TempDir(), "report.json.gz")
+	writeGzip(t, junk, []byte("hello\n"))
+	code, _, stderr := run(t, "findings", "import", junk)
+	if want := junk + " (gunzipped): unknown input format: not a report of "; code != ExitUsage || !strings.Contains(stderr, want) {
+		t.Errorf("gzipped text: exit %d, stderr %q; want %d and %q", code, stderr, ExitUsage, want)
+	}
+}
+
+// writeGzip writes b gzipped to path.
+func writeGzip(t *testing.T, path string, b []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

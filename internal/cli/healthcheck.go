@@ -35,6 +35,10 @@ name in its certificate.`,
   evident healthcheck --url https://127.0.0.1:8080/healthz --ca-file /etc/evident/tls/ca.crt --server-name evident-api`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if timeout <= 0 {
+				// http.Client would take it for no limit at all.
+				return withCode(ExitUsage, fmt.Errorf("--timeout %s: want a positive duration", timeout))
+			}
 			tc, err := tlsconfig.NewClient(tlsFlags, "healthcheck", slog.New(slog.NewTextHandler(g.stderr, nil)))
 			if err != nil {
 				return withCode(ExitUsage, err)

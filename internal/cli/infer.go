@@ -115,7 +115,15 @@ type analyzeHandler struct {
 	m *model.Model
 	// services maps each service to the repositories of its images.
 	services map[string]map[string]bool
-	unnamed  []*telemetry.ProfileBatch
+	unnamed  []unnamedProfile
+}
+
+// unnamedProfile is a profile that names no service, with the flag that
+// named its file: a profile given to --traces is read all the same, and
+// the user is told about the flag they used.
+type unnamedProfile struct {
+	b    *telemetry.ProfileBatch
+	flag string
 }
 
 func newAnalyzeHandler(m *model.Model) *analyzeHandler {
@@ -143,15 +151,33 @@ func (h *analyzeHandler) saw(service string, img *telemetry.Image) {
 	}
 }
 
+// Profile takes a profile read from the sources (--pyroscope); from
+// gives the handler of the files of a flag.
 func (h *analyzeHandler) Profile(b *telemetry.ProfileBatch) error {
+	return h.profile(b, "--pyroscope")
+}
+
+func (h *analyzeHandler) profile(b *telemetry.ProfileBatch, flag string) error {
 	if b.Service == "" {
-		h.unnamed = append(h.unnamed, b)
+		h.unnamed = append(h.unnamed, unnamedProfile{b, flag})
 		return nil
 	}
 	h.saw(b.Service, b.Image)
 	h.m.AddProfile(b)
 	return nil
 }
+
+// from returns h as the handler of the files named by flag (--traces,
+// --profiles).
+func (h *analyzeHandler) from(flag string) telemetry.Handler { return flagHandler{h, flag} }
+
+// flagHandler is an analyzeHandler for the files of one flag.
+type flagHandler struct {
+	*analyzeHandler
+	flag string
+}
+
+func (f flagHandler) Profile(b *telemetry.ProfileBatch) error { return f.profile(b, f.flag) }
 
 func (h *analyzeHandler) Spans(spans []telemetry.Span) error {
 	for i := range spans {
@@ -172,18 +198,22 @@ func (h *analyzeHandler) seen() seenServices {
 	return s
 }
 
+// unnamedFile is the file of unnamed profiles and the flag that named it.
+type unnamedFile struct{ path, flag string }
+
 // resolveProfiles gives the profiles that name no service the only service
 // of the telemetry, or refuses them.
 func (h *analyzeHandler) resolveProfiles(note func(string)) error {
 	if len(h.unnamed) == 0 {
 		return nil
 	}
-	var files []string
-	for _, b := range h.unnamed {
-		files = append(files, b.Source)
+	// A file named by two flags is the first flag's.
+	var files []unnamedFile
+	for _, u := range h.unnamed {
+		files = append(files, unnamedFile{u.b.Source, u.flag})
 	}
-	slices.Sort(files)
-	files = slices.Compact(files)
+	slices.SortStableFunc(files, func(a, b unnamedFile) int { return strings.Compare(a.path, b.path) })
+	files = slices.CompactFunc(files, func(a, b unnamedFile) bool { return a.path == b.path })
 	seen := h.seen().names
 	if len(seen) != 1 {
 		tell := "the telemetry names no service"
@@ -192,17 +222,17 @@ func (h *analyzeHandler) resolveProfiles(note func(string)) error {
 		}
 		var errs []error
 		for _, f := range files {
-			errs = append(errs, fmt.Errorf("--profiles %s: the profile has no service_name label or service.name, and %s; give it as --profiles SERVICE=%s", f, tell, f))
+			errs = append(errs, fmt.Errorf("%s %s: the profile has no service_name label or service.name, and %s; give it as %s SERVICE=%s", f.flag, f.path, tell, f.flag, f.path))
 		}
 		return errors.Join(errs...)
 	}
 	for _, f := range files {
-		note(fmt.Sprintf("--profiles %s: service %s (the only service in the telemetry)", f, seen[0]))
+		note(fmt.Sprintf("%s %s: service %s (the only service in the telemetry)", f.flag, f.path, seen[0]))
 	}
-	for _, b := range h.unnamed {
-		b.Service = seen[0]
-		h.saw(b.Service, b.Image)
-		h.m.AddProfile(b)
+	for _, u := range h.unnamed {
+		u.b.Service = seen[0]
+		h.saw(u.b.Service, u.b.Image)
+		h.m.AddProfile(u.b)
 	}
 	h.unnamed = nil
 	return nil

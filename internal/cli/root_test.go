@@ -48,6 +48,8 @@ func TestRootUsage(t *testing.T) {
 			wantOut: "table\njson\n:4\n"},
 		{name: "demo negative duration", args: []string{"demo", "--duration", "-5s"}, wantCode: ExitUsage,
 			wantErr: "evident: --duration -5s: want a positive duration, or 0 to run until Ctrl-C\n"},
+		{name: "healthcheck negative timeout", args: []string{"healthcheck", "--timeout", "-1s"}, wantCode: ExitUsage,
+			wantErr: "evident: --timeout -1s: want a positive duration\n"},
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: ExitUsage, wantErr: `unknown command "frobnicate"`},
 		{name: "unknown flag", args: []string{"version", "--nope"}, wantCode: ExitUsage, wantErr: "unknown flag: --nope"},
 	}

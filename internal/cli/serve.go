@@ -47,7 +47,6 @@ import (
 	"github.com/evidentsec/evident/internal/tenant"
 	"github.com/evidentsec/evident/internal/tlsconfig"
 	"github.com/evidentsec/evident/internal/ui"
-	"github.com/evidentsec/evident/internal/vulndb"
 	"github.com/evidentsec/evident/internal/waf"
 )
 
@@ -105,6 +104,9 @@ receivers first, so that what they accepted drains into the store.`,
 				return withCode(ExitUsage, err)
 			}
 			if fl.checkConfig {
+				if err := checkServe(cmd.Context(), g, cfg, fl); err != nil {
+					return withCode(ExitUsage, err)
+				}
 				_, err := fmt.Fprintln(g.stdout, "evident: configuration ok")
 				return err
 			}
@@ -132,7 +134,7 @@ receivers first, so that what they accepted drains into the store.`,
 	f.StringVar(&fl.otlpHTTP, "otlp-http", "", `OTLP/HTTP listen address (default 127.0.0.1:4318; "" turns it off)`)
 	f.StringVar(&fl.pyroscope, "pyroscope", "", `Pyroscope /ingest listen address (default 127.0.0.1:4040; "" turns it off)`)
 	f.StringVar(&fl.role, "role", roleAll, "part of the scaled-out deployment to run: receiver, engine, api, or all of them in one process (docs/scaling.md)")
-	f.BoolVar(&fl.checkConfig, "check-config", false, "check the configuration file and flags, print what is wrong, and exit without serving (status 2 if anything is)")
+	f.BoolVar(&fl.checkConfig, "check-config", false, "check the configuration file, the flags and the files they name (findings, vulnerability database, certificates), print what is wrong, and exit without serving (status 2 if anything is)")
 	f.BoolVar(&fl.insecure, "insecure", false, "serve listeners bound beyond loopback WITHOUT authentication (anyone who reaches them can read and replace findings)")
 	return cmd
 }
@@ -201,10 +203,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	if err := validateRole(role, cfg); err != nil {
 		return nil, err
 	}
-	if role == roleEngine || role == roleAPI {
-		// Telemetry reaches them through Kafka and the store only.
-		sc.OTLP.GRPCEndpoint, sc.OTLP.HTTPEndpoint, sc.Pyroscope.Endpoint = "", "", ""
-	}
+	sc = sc.forRole(role)
 	s := &server{log: log, role: role}
 	ok := false
 	defer func() {
@@ -215,34 +214,20 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		}
 	}()
 
-	// A receiver assesses nothing: it needs no vulnerability database.
-	var (
-		db    *vulndb.DB
-		vulns assess.Vulns
-		err   error
-	)
-	if role != roleReceiver {
-		var problems []vulndb.LoadError
-		if db, problems, err = openVulnDB(ctx, g, fl.vulns, fl.kev, fl.epss); err != nil {
-			return nil, err
-		}
-		if len(problems) > 0 {
-			log.Warn("vulnerability database: records skipped (evident db stats lists them)", "skipped", len(problems))
-		}
+	var vulns assess.Vulns
+	db, problems, err := serveVulnDB(ctx, g, fl, role)
+	if err != nil {
+		return nil, err
+	}
+	if len(problems) > 0 {
+		log.Warn("vulnerability database: records skipped (evident db stats lists them)", "skipped", len(problems))
+	}
+	if db != nil {
 		vulns = db
 	}
-	var initial []findings.Finding
-	if len(fl.findings) > 0 {
-		inputs, err := importFindings(fl.findings, db, func(err error) { log.Warn("findings: skipped", "err", err) })
-		if err != nil {
-			return nil, err
-		}
-		// Telemetry comes later: a report's service is the artifact it
-		// names, or SERVICE=FILE.
-		initial, err = assignFindings(inputs, seenServices{}, func(s string) { log.Info(s) })
-		if err != nil {
-			return nil, err
-		}
+	initial, err := serveFindings(fl, db, func(err error) { log.Warn("findings: skipped", "err", err) }, func(s string) { log.Info(s) })
+	if err != nil {
+		return nil, err
 	}
 
 	// evident's own metrics, the Go runtime's and the process's: a
@@ -438,8 +423,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	}
 	s.retain = &retainer{st: s.st, cfg: sc.Retention, log: log}
 	if src := sc.Sources; src.Tempo != "" || src.Pyroscope != "" {
-		sf := sourceFlags{tempo: src.Tempo, pyroscope: src.Pyroscope, services: src.Services, traceBudget: src.TraceBudget, perEndpoint: src.TracesPerEndpoint}
-		pull, err := sf.newPull(os.Getenv)
+		pull, err := src.flags().newPull(os.Getenv)
 		if err != nil {
 			return nil, fmt.Errorf("serve sources: %w", err)
 		}
@@ -633,7 +617,7 @@ func importUpload(r io.Reader, name, format string, parsers map[findings.Format]
 	if !ok {
 		return nil, []error{fmt.Errorf("%s: %s input is not supported", name, f)}
 	}
-	in := importInput{path: name, r: bytes.NewReader(body)}
+	in := importInput{path: name, name: name, r: bytes.NewReader(body)}
 	if f == findings.FormatGoBinary {
 		tmp, err := os.CreateTemp("", "evident-upload-*")
 		if err != nil {
@@ -831,17 +815,8 @@ func buildSinks(c alertsConfig, log *slog.Logger) (sinks map[string][]alert.Sink
 			return err
 		}
 	}
-	// client is the HTTP client of a sink: http.DefaultClient (nil)
-	// unless its tls block says otherwise.
-	client := func(name string, tc tlsconfig.ClientConfig) (*http.Client, error) {
-		if tc == (tlsconfig.ClientConfig{}) {
-			return nil, nil
-		}
-		t, err := tlsconfig.NewTransport(tc, "alert sink "+name, log)
-		return &http.Client{Transport: t}, err
-	}
 	for _, w := range c.Webhooks {
-		hc, err := client(w.Name, w.TLS)
+		hc, err := sinkClient(w.Name, w.TLS, log)
 		if err == nil {
 			err = add(w.Tenant)(alert.NewWebhook(w.Name, w.URL, w.Secret, hc))
 		}
@@ -850,7 +825,7 @@ func buildSinks(c alertsConfig, log *slog.Logger) (sinks map[string][]alert.Sink
 		}
 	}
 	for _, m := range c.Alertmanager {
-		hc, err := client(m.Name, m.TLS)
+		hc, err := sinkClient(m.Name, m.TLS, log)
 		if err == nil {
 			err = add(m.Tenant)(alert.NewAlertmanager(m.Name, m.URL, m.OrgID, m.ResolveAfter, hc))
 		}
@@ -859,7 +834,7 @@ func buildSinks(c alertsConfig, log *slog.Logger) (sinks map[string][]alert.Sink
 		}
 	}
 	for _, s := range c.Slack {
-		hc, err := client(s.Name, s.TLS)
+		hc, err := sinkClient(s.Name, s.TLS, log)
 		if err == nil {
 			err = add(s.Tenant)(alert.NewSlack(s.Name, s.URL, hc))
 		}
@@ -876,6 +851,16 @@ func buildSinks(c alertsConfig, log *slog.Logger) (sinks map[string][]alert.Sink
 		closers = append(closers, s)
 	}
 	return sinks, closers, nil
+}
+
+// sinkClient is the HTTP client of the alert sink called name:
+// http.DefaultClient (nil) unless its tls block says otherwise.
+func sinkClient(name string, tc tlsconfig.ClientConfig, log *slog.Logger) (*http.Client, error) {
+	if tc == (tlsconfig.ClientConfig{}) {
+		return nil, nil
+	}
+	t, err := tlsconfig.NewTransport(tc, "alert sink "+name, log)
+	return &http.Client{Transport: t}, err
 }
 
 // retainer applies the store's retention at start and then hourly.

@@ -20,7 +20,10 @@ func sourceRoot(flag string, findingsArgs []string) string {
 	}
 	var root []string
 	for i, arg := range findingsArgs {
-		_, p := splitServiceArg(arg)
+		p := arg
+		if in, err := splitServiceArg(arg); err == nil {
+			p = in.Path
+		}
 		if info, err := os.Stat(p); err != nil || !info.IsDir() {
 			p = filepath.Dir(p)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -35,6 +36,67 @@ func (s *sourceFlags) register(f *pflag.FlagSet) {
 	f.IntVar(&s.traceBudget, "trace-budget", d.TraceBudget, "--tempo: read at most this many traces")
 	f.IntVar(&s.perEndpoint, "traces-per-endpoint", d.PerGroup, "--tempo: read at most this many traces per service and span kind, and per endpoint or edge, newest first")
 	f.StringSliceVar(&s.services, "service", nil, "--tempo/--pyroscope: read only these services (comma-separated or repeated)")
+}
+
+// validate reports every flag that is out of range, contradicts another
+// or selects what no source reads; given reports whether a flag was on
+// the command line. It reads nothing, so that analyze refuses such flags
+// before any input is read.
+func (s *sourceFlags) validate(given func(flag string) bool) error {
+	var errs []error
+	if s.since <= 0 {
+		errs = append(errs, fmt.Errorf("--since %s: want a positive duration", s.since))
+	}
+	for _, n := range []struct {
+		flag string
+		v    int
+	}{{"--trace-budget", s.traceBudget}, {"--traces-per-endpoint", s.perEndpoint}} {
+		if n.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s %d: want a positive number of traces", n.flag, n.v))
+		}
+	}
+	if given("since") && s.from != "" {
+		// --to with --since is a window that ends at --to.
+		errs = append(errs, errors.New("--since and --from both set the start of the window: give one of them"))
+	}
+	var selecting []string
+	for _, f := range []string{"service", "since", "from", "to"} {
+		if given(f) {
+			selecting = append(selecting, "--"+f)
+		}
+	}
+	switch {
+	case s.tempo == "" && s.pyroscope == "" && len(selecting) > 0:
+		errs = append(errs, fmt.Errorf("%s %s what --tempo and --pyroscope read: name a source", joinFlags(selecting), agree(selecting, "select")))
+	case s.tempo == "":
+		var tempoOnly []string
+		for _, f := range []string{"trace-budget", "traces-per-endpoint"} {
+			if given(f) {
+				tempoOnly = append(tempoOnly, "--"+f)
+			}
+		}
+		if len(tempoOnly) > 0 {
+			errs = append(errs, fmt.Errorf("%s %s what --tempo reads: name a Tempo with --tempo", joinFlags(tempoOnly), agree(tempoOnly, "bound")))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// joinFlags is "--a", "--a and --b" or "--a, --b and --c".
+func joinFlags(flags []string) string {
+	if len(flags) < 2 {
+		return strings.Join(flags, "")
+	}
+	return strings.Join(flags[:len(flags)-1], ", ") + " and " + flags[len(flags)-1]
+}
+
+// agree is verb in agreement with joinFlags(flags): "selects" for one
+// flag, "select" for several.
+func agree(flags []string, verb string) string {
+	if len(flags) == 1 {
+		return verb + "s"
+	}
+	return verb
 }
 
 // window returns the window the flags name, ending at now by default.
@@ -96,9 +158,7 @@ func (s *sourceFlags) newPull(getenv func(string) string) (source.Pull, error) {
 // says on stderr what was transferred.
 func pullSources(ctx context.Context, s sourceFlags, now time.Time, h telemetry.Handler, stderr io.Writer, warn func(error)) error {
 	if s.tempo == "" && s.pyroscope == "" {
-		if len(s.services) > 0 || s.from != "" || s.to != "" {
-			return errors.New("--service, --from and --to select what --tempo and --pyroscope read: name a source")
-		}
+		// validate refused the flags that select from a source.
 		return nil
 	}
 	w, err := s.window(now)

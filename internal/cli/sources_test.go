@@ -173,6 +173,20 @@ func TestAnalyzeSourceUsage(t *testing.T) {
 		wantErr string
 	}{
 		{"service without a source", []string{"--service", "gateway"}, nil, "name a source"},
+		{"since without a source", []string{"--since", "1h"}, nil, "evident: --since selects what --tempo and --pyroscope read: name a source\n"},
+		{"window without a source", []string{"--since", "1h", "--to", "2026-12-01T00:00:00Z", "--service", "gateway"}, nil,
+			"evident: --service, --since and --to select what --tempo and --pyroscope read: name a source\n"},
+		{"since and from", []string{"--tempo", "http://127.0.0.1:1", "--since", "1h", "--from", "2026-01-01T00:00:00Z"}, nil,
+			"evident: --since and --from both set the start of the window: give one of them\n"},
+		{"negative since", []string{"--tempo", "http://127.0.0.1:1", "--since", "-1h"}, nil, "evident: --since -1h0m0s: want a positive duration\n"},
+		{"negative trace budget", []string{"--tempo", "http://127.0.0.1:1", "--trace-budget", "-5"}, nil, "evident: --trace-budget -5: want a positive number of traces\n"},
+		{"no traces per endpoint", []string{"--tempo", "http://127.0.0.1:1", "--traces-per-endpoint", "0"}, nil, "evident: --traces-per-endpoint 0: want a positive number of traces\n"},
+		{"trace budget without Tempo", []string{"--pyroscope", "http://127.0.0.1:1", "--trace-budget", "10"}, nil,
+			"evident: --trace-budget bounds what --tempo reads: name a Tempo with --tempo\n"},
+		{"every problem at once", []string{"--since", "1h", "--from", "2026-01-01T00:00:00Z", "--trace-budget", "-5"}, nil,
+			"evident: --trace-budget -5: want a positive number of traces\n" +
+				"--since and --from both set the start of the window: give one of them\n" +
+				"--since and --from select what --tempo and --pyroscope read: name a source\n"},
 		{"bad --from", []string{"--tempo", "http://127.0.0.1:1", "--from", "yesterday"}, nil, "--from \"yesterday\": want RFC 3339"},
 		{"empty window", []string{"--tempo", "http://127.0.0.1:1", "--from", "2026-12-02T00:00:00Z", "--to", "2026-12-01T00:00:00Z"}, nil, "the start must be before the end"},
 		{"credentials in the URL", []string{"--pyroscope", "https://1234:glc_secret@profiles.example.com"}, nil, "want no credentials in the URL"},

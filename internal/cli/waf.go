@@ -88,11 +88,7 @@ func runWAFGenerate(ctx context.Context, g *globals, fl wafGenerateFlags) error 
 	if err != nil {
 		return withCode(ExitUsage, err)
 	}
-	skipped := false
-	warn := func(err error) {
-		skipped = true
-		fmt.Fprintf(g.stderr, "evident: skipped %v\n", err)
-	}
+	warn, skipped := skipWarner(g.stderr)
 	for _, p := range problems {
 		warn(p)
 	}
@@ -108,7 +104,7 @@ func runWAFGenerate(ctx context.Context, g *globals, fl wafGenerateFlags) error 
 	}
 	cfg := waf.DefaultConfig()
 	traffic := waf.NewTraffic(cfg.ReplayPerEndpoint)
-	if err := loadTelemetry(ctx, fl.traces, trafficHandler{traffic}, warn); err != nil {
+	if err := loadTelemetry(ctx, "--traces", fl.traces, trafficHandler{traffic}, warn); err != nil {
 		return withCode(ExitUsage, err)
 	}
 	var corpusFS = os.DirFS(fl.exploits)
@@ -138,10 +134,10 @@ func runWAFGenerate(ctx context.Context, g *globals, fl wafGenerateFlags) error 
 		}
 	}
 	if writePatchReport(g.stdout, set) {
-		skipped = true
+		*skipped = true
 		fmt.Fprintln(g.stderr, "evident: some exploit samples or their mutations were not blocked (see patches.json)")
 	}
-	if skipped {
+	if *skipped {
 		return withCode(ExitSkipped, errSkipped)
 	}
 	return nil

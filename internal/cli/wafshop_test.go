@@ -181,7 +181,7 @@ func examplePatches(t *testing.T, report []byte, osvDir, traces string) (string,
 	cfg := waf.DefaultConfig()
 	traffic := waf.NewTraffic(cfg.ReplayPerEndpoint)
 	warn := func(err error) { t.Errorf("traces: %v", err) }
-	if err := loadTelemetry(ctx, []string{traces}, trafficHandler{traffic}, warn); err != nil {
+	if err := loadTelemetry(ctx, "--traces", []string{traces}, trafficHandler{traffic}, warn); err != nil {
 		t.Fatal(err)
 	}
 	corpus, err := waf.LoadCorpus(nil)

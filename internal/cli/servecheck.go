@@ -1,0 +1,152 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/tlsconfig"
+	"github.com/evidentsec/evident/internal/vulndb"
+)
+
+// forRole is c as a process of role runs it: the engines and the API
+// replicas take telemetry from Kafka and the store only, so their
+// receivers are off.
+func (c serveConfig) forRole(role string) serveConfig {
+	if role == roleEngine || role == roleAPI {
+		c.OTLP.GRPCEndpoint, c.OTLP.HTTPEndpoint, c.Pyroscope.Endpoint = "", "", ""
+	}
+	return c
+}
+
+// flags are the sources section as the source flags of analyze, which
+// build the sources of both commands.
+func (c sourcesConfig) flags() *sourceFlags {
+	return &sourceFlags{tempo: c.Tempo, pyroscope: c.Pyroscope, services: c.Services, traceBudget: c.TraceBudget, perEndpoint: c.TracesPerEndpoint}
+}
+
+// serveVulnDB opens the vulnerability database serve assesses with: the
+// sources of --vulns, else <data>/vulndb. A receiver assesses nothing and
+// opens none (nil). The problems are the records and files skipped.
+func serveVulnDB(ctx context.Context, g *globals, fl serveFlags, role string) (*vulndb.DB, []vulndb.LoadError, error) {
+	if role == roleReceiver {
+		return nil, nil, nil
+	}
+	db, problems, err := openVulnDB(ctx, g, fl.vulns, fl.kev, fl.epss)
+	if err != nil && len(fl.vulns) > 0 {
+		err = fmt.Errorf("--vulns %s: %w", strings.Join(fl.vulns, ","), err)
+	}
+	return db, problems, err
+}
+
+// serveFindings reads the reports of --findings, matching SBOMs against
+// db (nil matches nothing), and gives them their services: the artifact a
+// report names, or SERVICE=FILE, as telemetry comes only later. warn is
+// told of the records skipped, note of the services inferred. Without
+// --findings it returns none, and serve takes the stored findings.
+func serveFindings(fl serveFlags, db *vulndb.DB, warn func(error), note func(string)) ([]findings.Finding, error) {
+	if len(fl.findings) == 0 {
+		return nil, nil
+	}
+	inputs, err := importFindings(fl.findings, db, warn)
+	if err != nil {
+		return nil, err
+	}
+	return assignFindings(inputs, seenServices{}, note)
+}
+
+// checkServe reads what a start of serve with cfg and fl would read before
+// it serves, with the functions the start reads it with: the
+// vulnerability database, the reports of --findings, the certificates,
+// keys and CAs of the listeners and of the outbound clients (alert sinks,
+// OIDC, Kafka), the sources' credentials, and where the alert files go.
+// It binds no listener, opens no store, creates no file and connects to
+// nothing. The error names every problem, each with its flag or
+// configuration key.
+//
+// A data directory without a vulnerability database is only noted on
+// stderr: a deployment often fills it ("evident db update") just before
+// serve starts, after the check.
+func checkServe(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags) error {
+	role := fl.role
+	sc := cfg.Serve.forRole(role)
+	var errs []error
+	problem := func(what string, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", what, err))
+		}
+	}
+
+	db, loadProblems, err := serveVulnDB(ctx, g, fl, role)
+	switch {
+	case err != nil && len(fl.vulns) == 0 && errors.Is(err, vulndb.ErrNoDatabase):
+		fmt.Fprintf(g.stderr, "evident: note: %v; serve refuses to start without one\n", err)
+	case err != nil:
+		errs = append(errs, err)
+	}
+	// A file the user named that cannot be read at all is a problem; a
+	// skipped record is not: serve starts without it.
+	for _, p := range loadProblems {
+		switch {
+		case p.File == fl.kev && p.File != "":
+			problem("--kev "+p.File, errors.New(p.Reason))
+		case p.File == fl.epss && p.File != "":
+			problem("--epss "+p.File, errors.New(p.Reason))
+		case errors.Is(p, vulndb.ErrNoSource) && slices.Contains(fl.vulns, p.File):
+			problem("--vulns "+p.File, errors.New(p.Reason))
+		}
+	}
+	_, err = serveFindings(fl, db, func(error) {}, func(string) {})
+	errs = append(errs, err)
+
+	// The listeners read their certificates as they start.
+	listeners := []struct {
+		key, name string
+		on        bool
+		tls       tlsconfig.ServerConfig
+	}{
+		{"serve.api.tls", "api", sc.API.Endpoint != "", sc.API.TLS},
+		{"serve.otlp.tls", "otlp receiver", sc.OTLP.GRPCEndpoint != "" || sc.OTLP.HTTPEndpoint != "", sc.OTLP.TLS},
+		{"serve.pyroscope.tls", "pyroscope receiver", sc.Pyroscope.Endpoint != "", sc.Pyroscope.TLS},
+	}
+	for _, l := range listeners {
+		if l.on && l.tls.Enabled() {
+			_, err := tlsconfig.NewServer(l.tls, tlsconfig.ServerOptions{Name: l.name})
+			problem(l.key, err)
+		}
+	}
+	sinkTLS := func(kind string, i int, name string, tc tlsconfig.ClientConfig) {
+		_, err := sinkClient(name, tc, nil)
+		problem(fmt.Sprintf("serve.alerts.%s[%d].tls", kind, i), err)
+	}
+	for i, w := range sc.Alerts.Webhooks {
+		sinkTLS("webhooks", i, w.Name, w.TLS)
+	}
+	for i, m := range sc.Alerts.Alertmanager {
+		sinkTLS("alertmanager", i, m.Name, m.TLS)
+	}
+	for i, s := range sc.Alerts.Slack {
+		sinkTLS("slack", i, s.Name, s.TLS)
+	}
+	for i, j := range sc.Alerts.JSONLines {
+		problem(fmt.Sprintf("serve.alerts.json_lines[%d].path %s", i, j.Path), checkOutputFile(j.Path))
+	}
+	if oidc := sc.Auth.OIDC; oidc.Issuer != "" {
+		_, err := tlsconfig.NewClient(oidc.TLS, "oidc issuer", nil)
+		problem("serve.auth.oidc.tls", err)
+	}
+	if k := cfg.Cluster.Kafka; k.TLS != nil && (role == roleReceiver || role == roleEngine) {
+		_, err := tlsconfig.NewClient(*k.TLS, "kafka", nil)
+		problem("cluster.kafka.tls", err)
+	}
+	// validateRole refused sources for the roles that poll none.
+	if src := sc.Sources; src.Tempo != "" || src.Pyroscope != "" {
+		_, err := src.flags().newPull(os.Getenv)
+		problem("serve.sources", err)
+	}
+	return errors.Join(errs...)
+}
