@@ -158,7 +158,7 @@ func newFindingsImportCmd(g *globals) *cobra.Command {
 		Long: `Read the reports of vulnerability scanners (govulncheck, grype, osv-scanner,
 trivy, npm audit --json, pip-audit --format json), SBOMs (cyclonedx, spdx,
 gobinary: a Go executable) and lockfiles (package-lock.json, pnpm-lock.yaml,
-yarn.lock, requirements.txt, poetry.lock, pom.xml, gradle.lockfile), normalise their
+yarn.lock, requirements.txt, poetry.lock, pom.xml, gradle.lockfile, go.mod), normalise their
 findings and merge them: the same vulnerability (under any of its ids: GO-,
 GHSA-, CVE-...) in the same package version of the same service, reported by
 several tools, is one finding that lists every tool. The packages of an SBOM

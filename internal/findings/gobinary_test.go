@@ -1,6 +1,7 @@
 package findings
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -227,5 +228,57 @@ func TestGoToolchainVersion(t *testing.T) {
 				t.Errorf("got %q, %v, want %q", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestGoModAgreesWithBinary: a go.mod, read as OSV-Scanner reads it (the
+// same extractor), finds the vulnerabilities that the executable built
+// from it has in its modules (gobinary/vulnapp.golden, TestParseGoBinary's
+// output on that executable); the standard library is the executable's
+// only (ParseLockfile).
+func TestGoModAgreesWithBinary(t *testing.T) {
+	mod, err := os.Open(filepath.Join("testdata", "govulncheck", "app", "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mod.Close()
+	fs, errs := ParseLockfile(mod, "go.mod", testDB(t))
+	for _, err := range errs {
+		t.Error(err)
+	}
+	got := map[string]bool{}
+	for _, x := range fs {
+		if x.Package.Name == goStdlib {
+			t.Errorf("a finding in the standard library %s, whose version go.mod does not tell: %s", x.Package.Version, x.Vulnerability.ID)
+		}
+		got[x.Package.PURL+" "+x.Vulnerability.ID] = true
+	}
+	golden, err := os.ReadFile(filepath.Join("testdata", "gobinary", "vulnapp.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bin struct {
+		Findings []Finding `json:"findings"`
+	}
+	if err := json.Unmarshal(golden, &bin); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, x := range bin.Findings {
+		want[x.Package.PURL+" "+x.Vulnerability.ID] = true
+	}
+	if len(want) == 0 {
+		t.Fatal("vulnapp.golden: no finding")
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("findings (-executable +go.mod):\n%s", diff)
+	}
+	// The standard library of Go 1.19.0 has GO-2023-1570 (fixed in
+	// 1.19.6), but the go line does not say which Go built the service.
+	for _, line := range []string{"go 1.19", "go 1.21\ntoolchain go1.19.2"} {
+		fs, errs := ParseLockfile(strings.NewReader("module example.com/old\n\n"+line+"\n"), "go.mod", testDB(t))
+		if len(fs) != 0 || len(errs) != 0 {
+			t.Errorf("%q: %d findings, errors %v; want none", line, len(fs), errs)
+		}
 	}
 }

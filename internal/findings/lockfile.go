@@ -10,6 +10,7 @@ import (
 	"testing/fstest"
 
 	"github.com/google/osv-scalibr/extractor/filesystem"
+	"github.com/google/osv-scalibr/extractor/filesystem/language/golang/gomod"
 	"github.com/google/osv-scalibr/extractor/filesystem/language/java/gradlelockfile"
 	"github.com/google/osv-scalibr/extractor/filesystem/language/java/pomxml"
 	"github.com/google/osv-scalibr/extractor/filesystem/language/javascript/packagelockjson"
@@ -31,11 +32,12 @@ var lockfileExtractors = []func() (filesystem.Extractor, error){
 	func() (filesystem.Extractor, error) { return poetrylock.New(nil) },
 	func() (filesystem.Extractor, error) { return pomxml.New(nil) },
 	func() (filesystem.Extractor, error) { return gradlelockfile.New(nil) },
+	func() (filesystem.Extractor, error) { return gomod.New(nil) },
 }
 
 // lockfileNames are the file names the extractors read, for messages and
 // for DetectFile.
-const lockfileNames = "package-lock.json, npm-shrinkwrap.json, pnpm-lock.yaml, yarn.lock, *requirements*.txt, poetry.lock, pom.xml, *.pom, gradle.lockfile, buildscript-gradle.lockfile"
+const lockfileNames = "package-lock.json, npm-shrinkwrap.json, pnpm-lock.yaml, yarn.lock, *requirements*.txt, poetry.lock, pom.xml, *.pom, gradle.lockfile, buildscript-gradle.lockfile, go.mod"
 
 // lockfileFS is the file system of the extractor: the one file, under
 // the name its extractor knows it by, so that the includes and parent POMs
@@ -77,10 +79,18 @@ func IsLockfile(name string) bool { return lockfileExtractor(lockfileFS(name, ni
 // by the base of name (see IsLockfile): package-lock.json and
 // npm-shrinkwrap.json, pnpm-lock.yaml, yarn.lock, requirements files,
 // poetry.lock, pom.xml (the dependencies it pins, with properties of the
-// same file resolved) and Gradle lockfiles. The packages are read by
+// same file resolved), Gradle lockfiles and go.mod (its requirements, with
+// its replacements applied). The packages are read by
 // osv-scalibr's extractors and looked up in m, the vulnerability database,
 // as the packages of an SBOM are; a nil m matches nothing. A requirements
 // file's "-r other.txt" includes are not followed: pass every file.
+//
+// A go.mod's go and toolchain lines are not taken for the standard
+// library's version, as OSV-Scanner takes them: they name the least
+// version the module builds with, not the one that built the service, and
+// an older standard library's vulnerabilities would be reported, and found
+// running, in a service built with a fixed one. A Go executable, or
+// govulncheck on it, tells the standard library's version.
 //
 // A package without a pinned version (a requirements line such as
 // "requests>=2") is reported as a *RecordError naming it and skipped. A
@@ -114,6 +124,9 @@ func ParseLockfile(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 		errs  []error
 	)
 	for _, p := range inv.Packages {
+		if x.Name() == gomod.Name && p.Name == "stdlib" {
+			continue
+		}
 		rec := p.Name
 		if p.Version != "" {
 			rec += "@" + p.Version
