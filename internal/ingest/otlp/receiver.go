@@ -51,7 +51,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	grpcencoding "google.golang.org/grpc/encoding"
-	_ "google.golang.org/grpc/encoding/gzip" // OTLP servers MUST accept gzip (protocols.md §1.1)
+	_ "google.golang.org/grpc/encoding/gzip" // OTLP servers MUST accept gzip (protocols.md §1.1); New registers zstd and snappy
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/tap"
 
@@ -189,7 +189,9 @@ var _ pipeline.Component = (*Receiver)(nil)
 // consumers. A nil consumer turns its signal off: its HTTP path answers
 // 404 and its gRPC service UNIMPLEMENTED. Metrics are registered with reg
 // (nil: not registered). adm admits requests, shared with the other
-// receivers (nil: a private one with the default byte budget).
+// receivers (nil: a private one with the default byte budget). With a
+// gRPC endpoint, New registers evident's zstd and snappy compressors with
+// grpc-go (registerGRPCCompressors), so it must run before gRPC calls do.
 func New(cfg Config, traces pipeline.Consumer[[]telemetry.Span], profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logger *slog.Logger, reg prometheus.Registerer, adm *admission.Controller) (*Receiver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -206,6 +208,12 @@ func New(cfg Config, traces pipeline.Consumer[[]telemetry.Span], profiles pipeli
 	}
 	if adm == nil {
 		adm = admission.Default()
+	}
+	if cfg.GRPCEndpoint != "" {
+		// grpc-go takes compressors from a process-wide registry only.
+		for _, name := range registerGRPCCompressors(cfg.MaxRequestBytes) {
+			logger.Warn("another package registered this gRPC compressor: its memory bounds apply, not evident's", "grpc_encoding", name)
+		}
 	}
 	r := &Receiver{cfg: cfg, traces: traces, profiles: profiles, log: logger, m: m, adm: adm, reg: reg,
 		dec: ingest.NewDecompressor(cfg.MaxRequestBytes), inflight: make(chan struct{}, cfg.MaxConcurrentRequests),
