@@ -109,9 +109,46 @@ runs, how exposed the service is and what it can reach, ranked with the evidence
 	for _, c := range root.Commands() {
 		if c.Name() == "completion" {
 			refuseUnknownShell(c)
+		} else {
+			refuseUnknownSubcommands(c)
 		}
 	}
 	return root
+}
+
+// refuseUnknownSubcommands makes a group of commands (evident db, waf,
+// token, ...) refuse an argument that names none of its commands, as the
+// root refuses an unknown command: cobra prints such a group's help and
+// exits 0, so "evident db updte" in a script would pass. With no argument
+// the group prints its help, as before. It recurses into subgroups.
+func refuseUnknownSubcommands(group *cobra.Command) {
+	if !group.HasSubCommands() {
+		return
+	}
+	for _, c := range group.Commands() {
+		refuseUnknownSubcommands(c)
+	}
+	if group.Runnable() {
+		return
+	}
+	group.Args = cobra.ArbitraryArgs
+	group.SuggestionsMinimumDistance = 2 // cobra's default for the root
+	group.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		var names []string
+		for _, c := range cmd.Commands() {
+			if c.IsAvailableCommand() {
+				names = append(names, c.Name())
+			}
+		}
+		msg := fmt.Sprintf("unknown command %q for %q (want %s)", args[0], cmd.CommandPath(), strings.Join(names, ", "))
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf("; did you mean %s?", strings.Join(s, " or "))
+		}
+		return withCode(ExitUsage, errors.New(msg))
+	}
 }
 
 // completionShells are the shells evident completion writes scripts for

@@ -51,6 +51,14 @@ func TestRootUsage(t *testing.T) {
 		{name: "healthcheck negative timeout", args: []string{"healthcheck", "--timeout", "-1s"}, wantCode: ExitUsage,
 			wantErr: "evident: --timeout -1s: want a positive duration\n"},
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: ExitUsage, wantErr: `unknown command "frobnicate"`},
+		// A group's help and status 0 let a typo in a script pass.
+		{name: "unknown db command", args: []string{"db", "updte"}, wantCode: ExitUsage,
+			wantErr: "evident: unknown command \"updte\" for \"evident db\" (want stats, update); did you mean update?\n"},
+		{name: "unknown waf command", args: []string{"waf", "export"}, wantCode: ExitUsage,
+			wantErr: "evident: unknown command \"export\" for \"evident waf\" (want generate, proxy)\n"},
+		{name: "unknown token command", args: []string{"token", "bogus"}, wantCode: ExitUsage, wantErr: `unknown command "bogus" for "evident token"`},
+		{name: "a group alone is its help", args: []string{"db"}, wantCode: ExitOK, wantOut: "Available Commands:"},
+		{name: "complete db", args: []string{"__complete", "db", ""}, wantCode: ExitOK, wantOut: "stats\tPrint what the vulnerability database holds\nupdate\t"},
 		{name: "unknown flag", args: []string{"version", "--nope"}, wantCode: ExitUsage, wantErr: "unknown flag: --nope"},
 	}
 	for _, tt := range tests {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/auth"
@@ -234,6 +235,10 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	name := "upload"
 	svc := q.Get("service")
+	if q.Has("service") && !validServiceName(svc) {
+		writeError(w, http.StatusBadRequest, "service %q: want a service name", svc)
+		return
+	}
 	if svc != "" {
 		name = "upload for " + svc
 	}
@@ -243,6 +248,14 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	services := []string{}
+	if svc == "" {
+		// The service of a report given without one is the one it says it
+		// scanned, as evident analyze takes it ("cmd/orders" is orders's).
+		if svc = reportService(fs); svc == "" && len(fs) > 0 {
+			writeError(w, http.StatusBadRequest, "the report does not say which service it scanned: name it with ?service=")
+			return
+		}
+	}
 	if svc != "" {
 		services = append(services, svc)
 		for i := range fs {
@@ -266,6 +279,25 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	slices.Sort(services)
 	writeJSON(w, http.StatusOK, map[string]any{"findings": len(fs), "services": services, "skipped": skipped})
+}
+
+// validServiceName reports whether name can name a service: not blank,
+// and without control characters.
+func validServiceName(name string) bool {
+	return strings.TrimSpace(name) != "" && strings.IndexFunc(name, unicode.IsControl) < 0
+}
+
+// reportService is the service the findings of one report scanned, by
+// the artifact their sources name (findings.ServiceName), or "".
+func reportService(fs []findings.Finding) string {
+	for _, f := range fs {
+		for _, src := range f.Sources {
+			if name := findings.ServiceName(src.Artifact); name != "" && validServiceName(name) {
+				return name
+			}
+		}
+	}
+	return ""
 }
 
 // audit lists entries of the audit log, oldest first: those after ?after=
