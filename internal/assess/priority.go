@@ -186,7 +186,8 @@ func (a *Assessor) vex(as Assessment, svc *model.Service) VEX {
 	case r.Verdict == Loaded && !pol.AllowLoaded:
 		return VEX{Status: StatusUnderInvestigation, Statement: r.Reason + "; the package's code runs and the policy does not let a loaded verdict be not_affected (vex.allow_loaded)"}
 	case as.Finding.Static == findings.StaticCalled && !pol.AllowStaticCalled:
-		return VEX{Status: StatusUnderInvestigation, Statement: r.Reason + "; static analysis found it called and the policy does not let runtime evidence overrule that"}
+		// The reason says that static analysis found it called.
+		return VEX{Status: StatusUnderInvestigation, Statement: r.Reason + "; the policy does not let runtime evidence overrule static analysis (vex.allow_static_called)"}
 	}
 	return VEX{
 		Status:        StatusNotAffected,

@@ -255,3 +255,13 @@ func writeGzip(t *testing.T, path string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestImportUploadUnknownFormat: a ?format= that names no format says
+// which ones there are.
+func TestImportUploadUnknownFormat(t *testing.T) {
+	_, errs := importUpload(strings.NewReader("{}"), "upload", "bogus", importParsers())
+	want := `upload: format "bogus" is not one evident reads (want auto or one of ` + strings.Join(importFormats(), ", ") + ")"
+	if len(errs) != 1 || errs[0].Error() != want {
+		t.Errorf("errors %v, want %q", errs, want)
+	}
+}

@@ -615,7 +615,7 @@ func importUpload(r io.Reader, name, format string, parsers map[findings.Format]
 	}
 	parse, ok := parsers[f]
 	if !ok {
-		return nil, []error{fmt.Errorf("%s: %s input is not supported", name, f)}
+		return nil, []error{fmt.Errorf("%s: format %q is not one evident reads (want auto or one of %s)", name, f, strings.Join(importFormats(), ", "))}
 	}
 	in := importInput{path: name, name: name, r: bytes.NewReader(body)}
 	if f == findings.FormatGoBinary {

@@ -112,6 +112,9 @@ func (d *ProfileDecoder) decodePprof(l Limits, data []byte, source string, texts
 	if err != nil {
 		return nil, err
 	}
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("decode pprof %s: %w: empty profile", source, ErrMalformed)
+	}
 	pd := &d.pprof
 	pd.reset(raw, source, l, texts)
 	if err := pd.scan(); err != nil {

@@ -250,7 +250,7 @@ func TestDecodePprofErrors(t *testing.T) {
 		{"truncated gzip", gz[:len(gz)/2], []string{"decode truncated gzip: gzip:", "unexpected EOF"}, -1},
 		{"truncated protobuf", raw[:len(raw)-3], []string{"decode pprof truncated protobuf", "malformed telemetry", "at byte"}, -1},
 		{"not a profile", []byte("hello, world"), []string{"decode pprof not a profile"}, -1},
-		{"empty", nil, []string{"string table must start with the empty string"}, -1},
+		{"empty", nil, []string{"decode pprof empty: malformed telemetry: empty profile"}, -1},
 		{
 			"sample referencing a missing location",
 			appendMsg(raw, pprofSample, varintField(1, 999), varintField(2, 5)),

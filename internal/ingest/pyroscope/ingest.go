@@ -150,6 +150,9 @@ func parseIngestParams(q url.Values, now time.Time) (ingestParams, error) {
 	if p.until, err = parseTime(q.Get("until"), now); err != nil {
 		return p, fmt.Errorf("%w: until: %w", errBadRequest, err)
 	}
+	if !p.from.IsZero() && !p.until.IsZero() && p.from.After(p.until) {
+		return p, fmt.Errorf("%w: from %s is after until %s", errBadRequest, q.Get("from"), q.Get("until"))
+	}
 	if s := q.Get("sampleRate"); s != "" {
 		if p.sampleRate, err = strconv.ParseInt(s, 10, 32); err != nil || p.sampleRate < 0 {
 			return p, fmt.Errorf("%w: sampleRate %q is not a rate in Hz", errBadRequest, s)

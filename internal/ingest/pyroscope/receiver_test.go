@@ -240,6 +240,7 @@ func TestIngest(t *testing.T) {
 		{name: "no name", query: "from=" + from, body: []byte(prof), wantStatus: 400},
 		{name: "bad labels", query: "name=checkout{env", body: []byte(prof), wantStatus: 400},
 		{name: "bad from", query: "name=checkout&from=yesterday", body: []byte(prof), wantStatus: 400},
+		{name: "from after until", query: "name=checkout&from=2000&until=1000", body: []byte(prof), wantStatus: 400},
 		{name: "bad sampleRate", query: "name=checkout&sampleRate=fast", body: []byte(prof), wantStatus: 400},
 		{name: "speedscope", query: "name=checkout&format=speedscope", body: []byte(prof), wantStatus: 415},
 		{name: "no profile part", query: "name=checkout", contentType: noProfileType, body: noProfile, wantStatus: 400},
