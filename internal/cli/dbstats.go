@@ -32,8 +32,11 @@ all.zip, a vuln.go.dev layout (directory or vulndb.zip) or a single record;
 the kind is detected.
 
 Records that cannot be read are reported on stderr with the file, the record
-and the reason, and skipped. Exit status 3 if any was skipped, 2 if nothing
-could be read.`,
+and the reason, and skipped. A withdrawn record is counted as withdrawn, never
+skipped, whatever it says it affects; an affected entry with neither ranges
+nor versions (valid OSV) affects no version and is no problem. A source of the
+wrong kind (a file named .zip that is not a zip archive) is named as such.
+Exit status 3 if any record was skipped, 2 if nothing could be read.`,
 		Example: `  evident db stats
   evident db stats --vulns ./vulndb.zip --kev known_exploited_vulnerabilities.json`,
 		Args: cobra.NoArgs,

@@ -32,6 +32,20 @@ func TestDBStats(t *testing.T) {
 			golden:   "skipped.golden",
 		},
 		{
+			// PyPA withdrew PYSEC-2022-15 by emptying its affected entry:
+			// counted as withdrawn, not skipped, exit 0.
+			name:     "withdrawn record",
+			args:     []string{"db", "stats", "--vulns", "../vulndb/testdata/pypa"},
+			wantCode: ExitOK,
+			golden:   "withdrawn.golden",
+		},
+		{
+			name:     "text file named .zip",
+			args:     []string{"db", "stats", "--vulns", "testdata/dbstats/notzip.zip"},
+			wantCode: ExitUsage,
+			golden:   "notzip.golden",
+		},
+		{
 			name:     "no database",
 			args:     []string{"--data", "testdata/dbstats/nope", "db", "stats"},
 			wantCode: ExitUsage,

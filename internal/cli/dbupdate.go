@@ -34,6 +34,11 @@ Exploited Vulnerabilities catalog and FIRST's daily EPSS scores into
 beside its own (GO-, PYSEC-): evident rates a record that carries no CVSS,
 as Go's do, by the records of the same vulnerability.
 
+Ecosystems are named as osv.dev names them (Go, PyPI, npm, Maven, crates.io,
+RubyGems, NuGet, ...). Another spelling of one ("golang", "pypi", "cargo") is
+refused with the right name; a name the OSV schema does not list is looked up
+in <base-url>/ecosystems.txt before it is downloaded.
+
 Every file is checked (size, the MD5 and CRC32C the server announces, and its
 content) before it replaces the old one, so a failed or interrupted update
 leaves the previous database intact. Archives that have not changed since the

@@ -49,9 +49,10 @@ func osvMirror(t *testing.T) *httptest.Server {
 	}
 	epss := gz.Bytes()
 	files := map[string][]byte{
-		"/osv/Go/all.zip": buf.Bytes(),
-		"/kev.json":       []byte(`{"catalogVersion":"2024.12.10","count":1,"vulnerabilities":[{"cveID":"CVE-2021-44228"}]}`),
-		"/epss.csv.gz":    epss,
+		"/osv/ecosystems.txt": []byte("Go\nPyPI\n"),
+		"/osv/Go/all.zip":     buf.Bytes(),
+		"/kev.json":           []byte(`{"catalogVersion":"2024.12.10","count":1,"vulnerabilities":[{"cveID":"CVE-2021-44228"}]}`),
+		"/epss.csv.gz":        epss,
 	}
 	modified := time.Date(2026, 8, 21, 20, 38, 0, 0, time.UTC)
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -89,6 +90,7 @@ func TestDBUpdate(t *testing.T) {
 		{name: "all and a list", args: []string{"--all", "--ecosystem", "Go"}, wantCode: ExitUsage},
 		{name: "KEV URL and no KEV", args: []string{"--kev-url", kev, "--no-kev"}, wantCode: ExitUsage},
 		{name: "bad ecosystem", args: []string{"--ecosystem", "../Go"}, wantCode: ExitUsage},
+		{name: "ecosystem misnamed", args: []string{"--ecosystem", "golang", "--ecosystem", "pip"}, wantCode: ExitUsage},
 	}
 	// Files update concurrently, so lines are sorted; durations vary.
 	dur := regexp.MustCompile(` in [0-9.]+[µnm]?s\b`)

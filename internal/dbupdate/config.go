@@ -37,7 +37,10 @@ type Config struct {
 	// empty skips them.
 	EPSSURL string
 	// Ecosystems are the osv.dev ecosystem directories to download, in the
-	// spelling of ecosystems.txt ("Go", "PyPI", "crates.io").
+	// spelling of ecosystems.txt ("Go", "PyPI", "crates.io"). Validate
+	// refuses another spelling of a name the OSV schema lists ("golang",
+	// "pypi"), naming the right one; a name the schema does not list is
+	// looked up in ecosystems.txt before it is downloaded.
 	Ecosystems []string
 	// AllEcosystems downloads every ecosystem listed in ecosystems.txt;
 	// Ecosystems must then be empty.
@@ -150,6 +153,10 @@ func (c Config) Validate() error {
 	for i, eco := range c.Ecosystems {
 		if err := checkEcosystem(eco); err != nil {
 			bad("ecosystem %d %q: %v", i+1, eco, err)
+		} else if s := suggestEcosystem(eco, schemaEcosystems); s != "" {
+			// osv.dev's directory names are case-sensitive: the download
+			// would be a bare 404.
+			bad("ecosystem %d %q: osv.dev names it %q", i+1, eco, s)
 		}
 		if seen[eco] {
 			bad("ecosystem %q is listed twice", eco)

@@ -2,6 +2,7 @@ package dbupdate
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +37,9 @@ func TestValidate(t *testing.T) {
 		{name: "control character", modify: func(c *Config) { c.Ecosystems = []string{"Go\n"} }, wantErr: []string{`leading or trailing space`}},
 		{name: "tab inside", modify: func(c *Config) { c.Ecosystems = []string{"G\to"} }, wantErr: []string{`ecosystem 1 "G\to": contains a control character`}},
 		{name: "duplicate", modify: func(c *Config) { c.Ecosystems = []string{"Go", "Go"} }, wantErr: []string{`ecosystem "Go" is listed twice`}},
+		{name: "golang", modify: func(c *Config) { c.Ecosystems = []string{"golang"} }, wantErr: []string{`ecosystem 1 "golang": osv.dev names it "Go"`}},
+		{name: "lower case", modify: func(c *Config) { c.Ecosystems = []string{"Go", "pypi"} }, wantErr: []string{`ecosystem 2 "pypi": osv.dev names it "PyPI"`}},
+		{name: "an ecosystem the schema does not list", modify: func(c *Config) { c.Ecosystems = []string{"Nope"} }},
 		{name: "no client", modify: func(c *Config) { c.HTTPClient = nil }, wantErr: []string{"no HTTP client"}},
 		{name: "zero concurrency", modify: func(c *Config) { c.Concurrency = 0 }, wantErr: []string{"concurrency 0 is below 1"}},
 		{name: "negative retries", modify: func(c *Config) { c.Retries = -1 }, wantErr: []string{"retries -1 is negative"}},
@@ -77,6 +81,65 @@ func TestFormatBytes(t *testing.T) {
 	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 3400219: "3.2 MiB", 5 << 30: "5.0 GiB"} {
 		if got := formatBytes(n); got != want {
 			t.Errorf("formatBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+func TestSuggestEcosystem(t *testing.T) {
+	tests := []struct {
+		eco   string
+		known []string
+		want  string
+	}{
+		{"golang", schemaEcosystems, "Go"},
+		{"go", schemaEcosystems, "Go"},
+		{"GO", schemaEcosystems, "Go"},
+		{"Go", schemaEcosystems, ""},
+		{"pip", schemaEcosystems, "PyPI"},
+		{"python", schemaEcosystems, "PyPI"},
+		{"pypi", schemaEcosystems, "PyPI"},
+		{"NPM", schemaEcosystems, "npm"},
+		{"node.js", schemaEcosystems, "npm"},
+		{"maven", schemaEcosystems, "Maven"},
+		{"java", schemaEcosystems, "Maven"},
+		{"rubygems", schemaEcosystems, "RubyGems"},
+		{"gem", schemaEcosystems, "RubyGems"},
+		{"cargo", schemaEcosystems, "crates.io"},
+		{"rust", schemaEcosystems, "crates.io"},
+		{"crates-io", schemaEcosystems, "crates.io"},
+		{"nuget", schemaEcosystems, "NuGet"},
+		{"composer", schemaEcosystems, "Packagist"},
+		{"redhat", schemaEcosystems, "Red Hat"},
+		{"rocky_linux", schemaEcosystems, "Rocky Linux"},
+		{"Nope", schemaEcosystems, ""},
+		// An alias whose target the list does not hold suggests nothing.
+		{"golang", []string{"PyPI", "npm"}, ""},
+		// A live list's own names are suggested too.
+		{"newEco", []string{"Go", "NewEco"}, "NewEco"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.eco, func(t *testing.T) {
+			if got := suggestEcosystem(tt.eco, tt.known); got != tt.want {
+				t.Errorf("suggestEcosystem(%q) = %q, want %q", tt.eco, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestAliasesAreNotNames: an alias that folded to a real name would hide
+// it from the case-insensitive match.
+func TestAliasesAreNotNames(t *testing.T) {
+	for alias, target := range ecosystemAliases {
+		if alias != foldEcosystem(alias) {
+			t.Errorf("alias %q is not folded", alias)
+		}
+		for _, name := range schemaEcosystems {
+			if foldEcosystem(name) == alias {
+				t.Errorf("alias %q folds to the ecosystem %q", alias, name)
+			}
+		}
+		if !slices.Contains(schemaEcosystems, target) {
+			t.Errorf("alias %q names %q, which the schema does not list", alias, target)
 		}
 	}
 }

@@ -29,6 +29,12 @@
 // exponential backoff, each retry reported to Progress. Timeout bounds a
 // file's whole update, retries included.
 //
+// Ecosystem names are case-sensitive osv.dev directory names. Validate
+// refuses another spelling of a name the OSV schema lists ("golang",
+// "pypi", "cargo"), naming the right one; a name the schema does not list
+// is looked up in <base>/ecosystems.txt first and, when the list lacks it,
+// fails with ErrNotFound without a download.
+//
 // Updates are conditional: the ETag and Last-Modified of the last download
 // are sent back (If-None-Match, If-Modified-Since), so an unchanged archive
 // costs one 304 response.

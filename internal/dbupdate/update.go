@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -115,6 +116,12 @@ type job struct {
 	// returns its record count. prev is the record count of the file it
 	// replaces, 0 when there is none.
 	verify func(f *os.File, n int64, prev int) (int, error)
+	// err, when set, fails the job without a request: an ecosystem that
+	// ecosystems.txt does not list.
+	err error
+	// notFound is appended to the download's ErrNotFound: a hint that the
+	// ecosystem's name may be wrong.
+	notFound string
 }
 
 type updater struct {
@@ -155,17 +162,35 @@ func Update(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 
+	// A name the OSV schema does not know (Validate refused other
+	// spellings of those it does) is checked against ecosystems.txt before
+	// it is downloaded; a mirror without that file leaves it to the
+	// download.
+	var listed []string
+	if !cfg.AllEcosystems && slices.ContainsFunc(ecosystems, func(eco string) bool { return !slices.Contains(schemaEcosystems, eco) }) {
+		listed = u.listedEcosystems(ctx)
+	}
 	var jobs []job
 	for _, eco := range ecosystems {
 		dir := filepath.Join(root, eco)
-		jobs = append(jobs, job{
+		j := job{
 			name:     eco,
 			url:      strings.TrimSuffix(cfg.BaseURL, "/") + "/" + url.PathEscape(eco) + "/all.zip",
 			path:     filepath.Join(dir, "all.zip"),
 			metaPath: filepath.Join(dir, "meta.json"),
 			ownDir:   true,
 			verify:   verifyArchiveFile,
-		})
+		}
+		switch {
+		case listed != nil && !slices.Contains(listed, eco):
+			j.err = fmt.Errorf("%w: %s does not list %q", ErrNotFound, u.ecosystemsURL(), eco)
+			if s := suggestEcosystem(eco, listed); s != "" {
+				j.err = fmt.Errorf("%w: did you mean %q?", j.err, s)
+			}
+		case !slices.Contains(schemaEcosystems, eco):
+			j.notFound = fmt.Sprintf(": the OSV schema has no ecosystem %q; osv.dev lists its own in %s/ecosystems.txt", eco, DefaultBaseURL)
+		}
+		jobs = append(jobs, j)
 	}
 	if cfg.KEVURL != "" {
 		jobs = append(jobs, job{
@@ -231,6 +256,18 @@ func (u *updater) listEcosystems(ctx context.Context) (list []string, bad []erro
 		return nil, nil, fmt.Errorf("list ecosystems from %s: %w: no ecosystems listed", src, ErrStatus)
 	}
 	return list, bad, nil
+}
+
+// listedEcosystems reads ecosystems.txt once, without retrying, to check
+// names before they are downloaded. It returns nil when the list cannot be
+// read, as from a mirror that does not copy it.
+func (u *updater) listedEcosystems(ctx context.Context) []string {
+	data, err := u.get(ctx, u.ecosystemsURL())
+	if err != nil {
+		return nil
+	}
+	list, _ := parseEcosystems(data)
+	return list
 }
 
 // get reads a small file whole. The whole request gets HeaderTimeout:
@@ -303,6 +340,10 @@ func (u *updater) run(ctx context.Context, j job) FileResult {
 	ctx, cancel := u.withTimeout(ctx)
 	defer cancel()
 	res := FileResult{Name: j.name, URL: j.url, Path: j.path}
+	if j.err != nil {
+		res.Err = j.err
+		return res
+	}
 	if err := os.MkdirAll(filepath.Dir(j.path), 0o755); err != nil {
 		res.Err = fmt.Errorf("create directory for %s: %w", j.path, err)
 		return res
@@ -330,6 +371,9 @@ func (u *updater) run(ctx context.Context, j job) FileResult {
 			if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
 				// Cancelled while waiting to retry: say so first.
 				err = fmt.Errorf("%w; last attempt: %w", cause, err)
+			}
+			if j.notFound != "" && errors.Is(err, ErrNotFound) {
+				err = fmt.Errorf("%w%s", err, j.notFound)
 			}
 			res.Duration = time.Since(start)
 			res.Err = err

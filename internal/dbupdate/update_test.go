@@ -323,7 +323,8 @@ func TestUpdateOneFailureDoesNotStopTheOthers(t *testing.T) {
 	if !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Update error = %v, want ErrNotFound", err)
 	}
-	want := "Nope: get " + s.URL + "/osv-vulnerabilities/Nope/all.zip: not found (HTTP 404)"
+	// The server has no ecosystems.txt to check the name against before.
+	want := "Nope: get " + s.URL + "/osv-vulnerabilities/Nope/all.zip: not found (HTTP 404): the OSV schema has no ecosystem \"Nope\"; osv.dev lists its own in " + DefaultBaseURL + "/ecosystems.txt"
 	if err.Error() != want {
 		t.Errorf("error = %q, want %q", err, want)
 	}
@@ -401,6 +402,53 @@ func TestUpdateStalledTransferIsRetried(t *testing.T) {
 		t.Errorf("Go: %v after %d attempts, want downloaded after a retry", got.Status, got.Attempts)
 	}
 	assertNoTempFiles(t, cfg.Dir)
+}
+
+// TestUpdateUnlistedEcosystem: a name the OSV schema does not know is
+// looked up in ecosystems.txt first, and one the list lacks is not
+// downloaded. Names the schema knows are not looked up.
+func TestUpdateUnlistedEcosystem(t *testing.T) {
+	s := newGCSServer(t)
+	s.put("/osv-vulnerabilities/ecosystems.txt", &object{body: []byte("Go\nNewEco\n")})
+	s.put("/osv-vulnerabilities/Go/all.zip", &object{body: osvArchive(t)})
+	s.put("/osv-vulnerabilities/NewEco/all.zip", &object{body: osvArchive(t, "NEW-2026-0001")})
+	tests := []struct {
+		name       string
+		ecosystems []string
+		wantErr    string
+		wantLists  int
+	}{
+		{name: "known to the schema", ecosystems: []string{"Go"}},
+		{name: "listed", ecosystems: []string{"Go", "NewEco"}, wantLists: 1},
+		{name: "not listed", ecosystems: []string{"Go", "Nope"}, wantLists: 1,
+			wantErr: "Nope: not found: " + s.URL + "/osv-vulnerabilities/ecosystems.txt does not list \"Nope\""},
+		{name: "listed in another case", ecosystems: []string{"neweco"}, wantLists: 1,
+			wantErr: "neweco: not found: " + s.URL + "/osv-vulnerabilities/ecosystems.txt does not list \"neweco\": did you mean \"NewEco\"?"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(s.requestsFor("/osv-vulnerabilities/ecosystems.txt"))
+			cfg := testConfig(t, s, false, tt.ecosystems...)
+			res, err := Update(context.Background(), cfg)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("Update error = %v, want none", err)
+			case tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr || !errors.Is(err, ErrNotFound)):
+				t.Errorf("Update error = %v, want ErrNotFound: %s", err, tt.wantErr)
+			}
+			if got := len(s.requestsFor("/osv-vulnerabilities/ecosystems.txt")) - before; got != tt.wantLists {
+				t.Errorf("ecosystems.txt read %d times, want %d", got, tt.wantLists)
+			}
+			for _, f := range res.Failed() {
+				if f.Attempts != 0 || len(s.requestsFor("/osv-vulnerabilities/"+f.Name+"/all.zip")) != 0 {
+					t.Errorf("%s: downloaded (%d attempts), want no request", f.Name, f.Attempts)
+				}
+				if _, err := os.Stat(filepath.Join(cfg.Dir, "vulndb", f.Name)); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s: %v, want no directory", f.Name, err)
+				}
+			}
+		})
+	}
 }
 
 func TestUpdateAllEcosystems(t *testing.T) {

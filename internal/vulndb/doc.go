@@ -25,7 +25,14 @@
 // A record that cannot be read or breaks the OSV schema is skipped and
 // reported as a LoadError that names the file, the record id and the
 // reason; it never stops the other records from loading. Load fails only
-// when no source could be read at all.
+// when no source could be read at all. A source of the wrong kind (a file
+// named .zip that is not a zip archive, a text or HTML file given as a
+// record) is named as such.
+//
+// A withdrawn record is loaded and counted (Stats.Withdrawn) but its
+// affected entries are not checked: it never matches, and the databases
+// withdraw records by emptying them. An affected entry with neither ranges
+// nor versions is valid OSV and affects no version; it is not a problem.
 //
 // # Severity
 //

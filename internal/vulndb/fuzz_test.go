@@ -21,7 +21,8 @@ import (
 func FuzzParseRecord(f *testing.F) {
 	paths, _ := filepath.Glob("testdata/records/*.json")
 	ghsa, _ := filepath.Glob("testdata/ghsa/*.json")
-	for _, p := range append(paths, ghsa...) {
+	pypa, _ := filepath.Glob("testdata/pypa/*.json")
+	for _, p := range slices.Concat(paths, ghsa, pypa) {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)

@@ -2,6 +2,7 @@ package vulndb
 
 import (
 	"archive/zip"
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -17,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/evidentsec/evident/internal/knowledge"
 	"github.com/evidentsec/evident/internal/osv"
@@ -121,8 +123,8 @@ func (k Kind) String() string {
 
 // Detect returns the kind of source at path: a directory with
 // index/db.json (or .json.gz) is a vuln.go.dev layout, another directory a
-// directory of records; a file that starts like a zip archive is a zip,
-// another file a single record.
+// directory of records; a file that starts like a zip archive (or an empty
+// one) is a zip, another file a single record.
 func Detect(p string) (Kind, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
@@ -140,10 +142,89 @@ func Detect(p string) (Kind, error) {
 	}
 	defer f.Close()
 	magic := make([]byte, 4)
-	if _, err := io.ReadFull(f, magic); err == nil && string(magic) == "PK\x03\x04" {
+	if _, err := io.ReadFull(f, magic); err == nil && isZip(magic) {
 		return KindZip, nil
 	}
 	return KindFile, nil
+}
+
+// isZip reports whether head starts like a zip archive: a local file
+// header, or the end record of an archive without files.
+func isZip(head []byte) bool {
+	return bytes.HasPrefix(head, []byte("PK\x03\x04")) || bytes.HasPrefix(head, []byte("PK\x05\x06"))
+}
+
+// describe says what a file's first bytes hold, for a message about a file
+// of the wrong kind: "it is a zip archive", "it holds HTML or XML", ...
+func describe(head []byte) string {
+	body := bytes.TrimLeft(bytes.TrimPrefix(head, []byte("\xef\xbb\xbf")), " \t\r\n")
+	switch {
+	case len(head) == 0:
+		return "it is empty"
+	case isZip(head):
+		return "it is a zip archive"
+	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
+		return "it is gzip-compressed"
+	case len(body) == 0:
+		return "it holds only white space"
+	case body[0] == '{':
+		return "it holds a JSON object"
+	case body[0] == '[':
+		return "it holds a JSON array"
+	case body[0] == '<':
+		return "it holds HTML or XML"
+	case isText(head):
+		return "it holds text"
+	}
+	return "it holds binary data"
+}
+
+// isText reports whether head is UTF-8 without NUL bytes; a rune cut off
+// at its end does not count against it.
+func isText(head []byte) bool {
+	if bytes.IndexByte(head, 0) >= 0 {
+		return false
+	}
+	for cut := 0; cut < utf8.UTFMax && cut < len(head); cut++ {
+		if utf8.Valid(head[:len(head)-cut]) {
+			return true
+		}
+	}
+	return false
+}
+
+// sniffLen is how much of a file describe looks at.
+const sniffLen = 512
+
+// checkRecordFile checks that a source given as a single file is what its
+// name and the OSV sources make of it, so that a file of the wrong kind is
+// named as such rather than failing as malformed JSON: a file named .zip
+// that Detect did not find to be a zip archive, a .gz that is not
+// gzip-compressed, or another file that does not hold a JSON object.
+func checkRecordFile(src string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("read source %s: %w", src, err)
+	}
+	defer f.Close()
+	head := make([]byte, sniffLen)
+	n, err := io.ReadFull(f, head)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("read source %s: %w", src, err)
+	}
+	head = head[:n]
+	lower := strings.ToLower(src)
+	switch {
+	case strings.HasSuffix(lower, ".zip"):
+		return fmt.Errorf("read source %s: not a zip archive: %s", src, describe(head))
+	case strings.HasSuffix(lower, ".gz"):
+		if !bytes.HasPrefix(head, []byte{0x1f, 0x8b}) {
+			return fmt.Errorf("read source %s: not gzip-compressed: %s", src, describe(head))
+		}
+	case describe(head) != "it holds a JSON object":
+		return fmt.Errorf("read source %s: not an OSV record (a JSON object), a zip archive of records or a directory: %s", src, describe(head))
+	}
+	return nil
 }
 
 func isGoVulnDir(dir string) bool {
@@ -377,6 +458,9 @@ func listSource(src string) (listing, error) {
 	case KindGoVulnDB:
 		return listGoVulnDB(os.DirFS(src), src)
 	case KindFile:
+		if err := checkRecordFile(src); err != nil {
+			return listing{}, err
+		}
 		return listing{items: []item{fileItem(os.DirFS(filepath.Dir(src)), filepath.Base(src), src)}}, nil
 	default:
 		its, err := listDir(src)
@@ -592,7 +676,12 @@ func readInto(buf *bytes.Buffer, fsys fs.FS, p string) error {
 	defer f.Close()
 	var r io.Reader = f
 	if strings.HasSuffix(p, ".gz") {
-		zr, err := gzip.NewReader(f)
+		br := bufio.NewReader(f)
+		if head, _ := br.Peek(2); !bytes.Equal(head, []byte{0x1f, 0x8b}) {
+			head, _ = br.Peek(sniffLen)
+			return fmt.Errorf("not gzip-compressed: %s", describe(head))
+		}
+		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return fmt.Errorf("gunzip: %w", err)
 		}

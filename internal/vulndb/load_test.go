@@ -3,6 +3,7 @@ package vulndb
 import (
 	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"io/fs"
@@ -59,8 +60,6 @@ func TestValidation(t *testing.T) {
 			"GHSA-x", "affected[0]: package: missing ecosystem"},
 		{"missing package name", `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm"},"versions":["1"]}]}`,
 			"GHSA-x", "affected[0]: package: missing name"},
-		{"neither ranges nor versions", `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"p"}}]}`,
-			"GHSA-x", "affected[0]: neither ranges nor versions"},
 		{"empty alias", `{"id":"GHSA-x","aliases":[""],"affected":[]}`, "GHSA-x", "aliases[0]: empty"},
 		{"second affected bad", `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"p"},"versions":["1"]},{"package":{"ecosystem":"npm","name":"q"},"ranges":[{"type":"SEMVER","events":[{"limit":"1"}]}]}]}`,
 			"GHSA-x", "affected[1]: ranges[0]: no introduced event"},
@@ -93,6 +92,166 @@ func TestValidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNothingToMatch: a record that affects no version is loaded without a
+// problem, and matches nothing. PYSEC-2022-15 is the real case: PyPA
+// withdrew it by emptying its affected entry. The other rows are shapes
+// with placeholder ids, as in TestValidation: no public record was found
+// with an entry that has neither ranges nor versions and is not withdrawn
+// (PyPA's history, the Go database, osv-linter's testdata), yet the OSV
+// schema allows one.
+func TestNothingToMatch(t *testing.T) {
+	tests := []struct {
+		name          string
+		record        string
+		wantID        string
+		wantWithdrawn bool
+		// eco, pkg and version are a lookup that must find nothing.
+		eco, pkg, version string
+		// wantGet is an alias that must find the record.
+		wantGet string
+	}{
+		{
+			name:   "PYSEC-2022-15: withdrawn, its affected entry emptied",
+			record: mustRead(t, "testdata/pypa/PYSEC-2022-15.json"), wantID: "PYSEC-2022-15", wantWithdrawn: true,
+			eco: "PyPI", pkg: "loguru", version: "0.5.3", wantGet: "CVE-2022-0329",
+		},
+		{
+			name:   "withdrawn: a bad range and a blank alias are not checked",
+			record: `{"id":"GHSA-x","withdrawn":"2024-01-01T00:00:00Z","aliases":["","CVE-x"],"affected":[{"package":{"ecosystem":"npm","name":"x"},"ranges":[{"type":"SEMVER","events":[{"fixed":"1.0.0"}]}]}]}`,
+			wantID: "GHSA-x", wantWithdrawn: true, eco: "npm", pkg: "x", version: "0.1.0", wantGet: "CVE-x",
+		},
+		{
+			name:   "not withdrawn: neither ranges nor versions",
+			record: `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"x"},"database_specific":{"source":"x"}}]}`,
+			wantID: "GHSA-x", eco: "npm", pkg: "x", version: "0.1.0",
+		},
+		{
+			name:   "not withdrawn: one entry empty, the other matches elsewhere",
+			record: `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"x"}},{"package":{"ecosystem":"npm","name":"q"},"versions":["1.0.0"]}]}`,
+			wantID: "GHSA-x", eco: "npm", pkg: "x", version: "1.0.0",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := writeRecords(t, tt.record, goodRecord)
+			db, problems, err := Load(context.Background(), Options{Sources: []string{dir}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(problems) != 0 {
+				t.Errorf("problems = %v, want none", problems)
+			}
+			v := db.Get(tt.wantID)
+			if v == nil || db.Len() != 2 {
+				t.Fatalf("Get(%s) = %v, Len %d; want the record loaded beside the good one", tt.wantID, v, db.Len())
+			}
+			if v.Withdrawn() != tt.wantWithdrawn {
+				t.Errorf("Withdrawn() = %v, want %v", v.Withdrawn(), tt.wantWithdrawn)
+			}
+			wantStats := 0
+			if tt.wantWithdrawn {
+				wantStats = 1
+			}
+			s := db.Stats()
+			if s.Skipped != 0 || s.Withdrawn != wantStats || s.Ecosystems[tt.eco].Withdrawn != wantStats {
+				t.Errorf("Stats skipped %d, withdrawn %d (%s %d); want 0 and %d", s.Skipped, s.Withdrawn, tt.eco, s.Ecosystems[tt.eco].Withdrawn, wantStats)
+			}
+			for _, version := range []string{tt.version, ""} {
+				if got := db.Affecting(tt.eco, tt.pkg, version); len(got) != 0 {
+					t.Errorf("Affecting(%s, %s, %q) = %v, want nothing", tt.eco, tt.pkg, version, ids(got))
+				}
+			}
+			if tt.wantGet != "" {
+				if got := db.Get(tt.wantGet); got != v {
+					t.Errorf("Get(%s) = %v, want %s", tt.wantGet, got, tt.wantID)
+				}
+			}
+		})
+	}
+	t.Run("the other entry of a record still matches", func(t *testing.T) {
+		db := loadDir(t, Options{}, writeRecords(t, tests[3].record))
+		if got := ids(db.Affecting("npm", "q", "1.0.0")); !slices.Equal(got, []string{"GHSA-x"}) {
+			t.Errorf("Affecting(npm, q, 1.0.0) = %v, want [GHSA-x]", got)
+		}
+	})
+}
+
+// TestWrongKindOfFile: a source file of the wrong kind is named as such,
+// not reported as malformed JSON, and so is a record file in a directory
+// that is not JSON.
+func TestWrongKindOfFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(goodRecord))
+	zw.Close()
+	tests := []struct {
+		name, file string
+		data       []byte
+		want       string
+	}{
+		{"text named .zip", "notzip.zip", []byte("not a zip\n"), "not a zip archive: it holds text"},
+		{"error page named .zip", "all.zip", []byte("<?xml version='1.0'?><Error><Code>NoSuchKey</Code></Error>"), "not a zip archive: it holds HTML or XML"},
+		{"empty .zip", "empty.zip", nil, "not a zip archive: it is empty"},
+		{"JSON named .ZIP", "rec.ZIP", []byte(goodRecord), "not a zip archive: it holds a JSON object"},
+		{"text named .json.gz", "rec.json.gz", []byte(goodRecord), "not gzip-compressed: it holds a JSON object"},
+		{"gzip named .json", "rec.json", gz.Bytes(), "not an OSV record (a JSON object), a zip archive of records or a directory: it is gzip-compressed"},
+		{"JSON array", "recs.json", []byte(`[` + goodRecord + `]`), "it holds a JSON array"},
+		{"binary", "db.bin", []byte{0, 1, 2, 0xff}, "it holds binary data"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := write(tt.file, tt.data)
+			_, _, err := Load(context.Background(), Options{Sources: []string{p}})
+			if !errors.Is(err, ErrNoSource) || !strings.Contains(err.Error(), "read source "+p+": ") || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want ErrNoSource naming %s: %s", err, p, tt.want)
+			}
+		})
+	}
+	t.Run("an empty zip archive holds no records", func(t *testing.T) {
+		p := write("nothing.zip", []byte("PK\x05\x06"+strings.Repeat("\x00", 18)))
+		if _, _, err := Load(context.Background(), Options{Sources: []string{p}}); err == nil || !strings.Contains(err.Error(), "no OSV records in it") {
+			t.Errorf("err = %v, want no OSV records", err)
+		}
+	})
+	t.Run("record files in a directory", func(t *testing.T) {
+		recs := t.TempDir()
+		for name, data := range map[string][]byte{
+			"good.json":     []byte(goodRecord),
+			"page.json":     []byte("<html>Not Found</html>"),
+			"gz.json":       gz.Bytes(),
+			"plain.json.gz": []byte("not gzip"),
+		} {
+			if err := os.WriteFile(filepath.Join(recs, name), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, problems, err := Load(context.Background(), Options{Sources: []string{recs}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, p := range problems {
+			got[filepath.Base(p.File)] = p.Reason
+		}
+		want := map[string]string{
+			"page.json":     "not an OSV record (a JSON object): it holds HTML or XML",
+			"gz.json":       "not an OSV record (a JSON object): it is gzip-compressed",
+			"plain.json.gz": "read: not gzip-compressed: it holds text",
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("problems (-want +got):\n%s", diff)
+		}
+	})
 }
 
 func TestLoadErrorString(t *testing.T) {

@@ -27,6 +27,11 @@ type record struct {
 func parseRecord(data []byte) (rec *record, id string, err error) {
 	var e osv.Entry
 	if err := json.Unmarshal(data, &e); err != nil {
+		if d := describe(data[:min(len(data), sniffLen)]); d != "it holds a JSON object" {
+			// Name a file of another kind rather than the decoder's
+			// complaint about its first byte.
+			return nil, "", fmt.Errorf("%w: not an OSV record (a JSON object): %s", ErrInvalidRecord, d)
+		}
 		return nil, idOf(data), fmt.Errorf("%w: malformed JSON: %w", ErrInvalidRecord, err)
 	}
 	if strings.TrimSpace(e.ID) == "" {
@@ -34,16 +39,29 @@ func parseRecord(data []byte) (rec *record, id string, err error) {
 	}
 	v := &Vuln{Entry: &e}
 	rec = &record{vuln: v}
+	// A withdrawn record never matches (the schema's withdrawn field;
+	// osv.dev drops its affected versions, OSV-Scanner skips it), so what
+	// it claims to affect is not checked: PyPA withdraws a rejected CVE by
+	// emptying its affected entries (PYSEC-2022-15), and such a record is
+	// counted as withdrawn, never reported as skipped. Entries that compile
+	// are kept, for the knowledge base; the others, and blank aliases,
+	// are dropped.
+	withdrawn := v.Withdrawn()
 	var problems []error
 	for i, a := range e.Affected {
 		af, err := compileAffected(v, a)
 		if err != nil {
-			problems = append(problems, fmt.Errorf("affected[%d]: %w", i, err))
+			if !withdrawn {
+				problems = append(problems, fmt.Errorf("affected[%d]: %w", i, err))
+			}
 			continue
 		}
 		if af != nil {
 			rec.affected = append(rec.affected, af)
 		}
+	}
+	if withdrawn {
+		e.Aliases = slices.DeleteFunc(e.Aliases, func(a string) bool { return strings.TrimSpace(a) == "" })
 	}
 	for i, a := range e.Aliases {
 		if strings.TrimSpace(a) == "" {
@@ -59,8 +77,19 @@ func parseRecord(data []byte) (rec *record, id string, err error) {
 }
 
 // compileAffected validates one affected entry and compiles it. It returns
-// nil without error for an entry that names no package, as GIT-only entries
-// may do: such an entry can match nothing by package.
+// nil without error for an entry that can match nothing: one that names no
+// package, as GIT-only entries may do, and one with neither ranges nor
+// versions.
+//
+// The OSV schema requires neither ranges nor versions (validation/schema.json
+// lists no required field in an affected entry; osv-linter's
+// RangeHasIntroducedEvent: "It is valid to not have any ranges"), and its
+// evaluation affects a version only when a range includes it or versions
+// lists it, so such an entry affects no version. OSV-Scanner's matcher
+// (osv-scalibr enricher/vulnmatch/osvlocal, vulns.IsAffected) skips the
+// entry, even for a package without a version; osv.dev indexes it only for
+// queries without a version ("doesn't really make sense", its
+// computeAffectedVersions), which evident does not make.
 func compileAffected(v *Vuln, a osv.Affected) (*affected, error) {
 	eco, name := a.Package.Ecosystem, a.Package.Name
 	if eco == "" && name == "" && a.Package.PURL == "" {
@@ -76,7 +105,7 @@ func compileAffected(v *Vuln, a osv.Affected) (*affected, error) {
 		return nil, errors.New("package: missing name")
 	}
 	if len(a.Ranges) == 0 && len(a.Versions) == 0 {
-		return nil, errors.New("neither ranges nor versions")
+		return nil, nil
 	}
 	af := &affected{vuln: v, eco: eco, name: name}
 	for i, r := range a.Ranges {

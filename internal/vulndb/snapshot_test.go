@@ -53,6 +53,25 @@ func TestSnapshot(t *testing.T) {
 	}
 }
 
+// TestPyPISnapshot loads the PyPA advisory database: every record loads,
+// PYSEC-2022-15 (withdrawn with an emptied affected entry) among them.
+func TestPyPISnapshot(t *testing.T) {
+	db, problems, err := Load(context.Background(), Options{Sources: []string{vulndbtest.PyPISnapshot(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pr := range problems {
+		t.Errorf("problem in the real snapshot: %v", pr)
+	}
+	s := db.Stats()
+	if s.Records != 2661 || s.Withdrawn != 10 || s.Skipped != 0 {
+		t.Errorf("Records %d, Withdrawn %d, Skipped %d; want 2661, 10, 0", s.Records, s.Withdrawn, s.Skipped)
+	}
+	if v := db.Get("PYSEC-2022-15"); v == nil || !v.Withdrawn() {
+		t.Errorf("Get(PYSEC-2022-15) = %v, want the withdrawn record", v)
+	}
+}
+
 // cpuTime returns the process's user plus system CPU time, which unlike
 // wall time does not depend on what else the machine runs.
 func cpuTime() time.Duration {
