@@ -3,15 +3,23 @@ package check
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -288,7 +296,7 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, r rendered, config stri
 			t.Errorf("deployment %s, container %s: root filesystem not read-only", d.Name, c.Name)
 		}
 		checkCommand(t, fmt.Sprintf("deployment %s, container %s", d.Name, c.Name), c.Args, podEnv(t, c),
-			map[string]string{"/etc/evident/evident.yaml": config})
+			secretPaths(t, pod, c, config))
 	}
 	main := pod.Containers[0]
 	for _, p := range main.Ports {
@@ -351,4 +359,75 @@ func podEnv(t *testing.T, c corev1.Container) []string {
 		}
 	}
 	return env
+}
+
+// secretPaths maps the container paths of c's evident command line to the
+// host's: the configuration file, and each directory a Secret is mounted
+// at, to a directory of made-up files under the keys Kubernetes TLS
+// Secrets hold (tls.crt, tls.key, ca.crt: a self-signed certificate that
+// is its own CA), as --check-config reads the certificates a start reads.
+// The configuration names those files by their container paths: the copy
+// it is read from here names the host's.
+func secretPaths(t *testing.T, pod corev1.PodSpec, c corev1.Container, config string) map[string]string {
+	t.Helper()
+	secrets := map[string]bool{}
+	for _, v := range pod.Volumes {
+		if v.Secret != nil {
+			secrets[v.Name] = true
+		}
+	}
+	text, err := os.ReadFile(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := map[string]string{}
+	for _, m := range c.VolumeMounts {
+		if !secrets[m.Name] {
+			continue
+		}
+		dir := t.TempDir()
+		writeSelfSigned(t, dir)
+		paths[m.MountPath] = dir
+		text = bytes.ReplaceAll(text, []byte(m.MountPath+"/"), []byte(dir+"/"))
+	}
+	local := filepath.Join(t.TempDir(), "evident.yaml")
+	if err := os.WriteFile(local, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	paths["/etc/evident/evident.yaml"] = local
+	return paths
+}
+
+// writeSelfSigned writes a self-signed certificate for localhost, which is
+// its own CA, as tls.crt and ca.crt in dir, and its key as tls.key.
+func writeSelfSigned(t *testing.T, dir string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "evident"}, DNSNames: []string{"localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	for name, data := range map[string][]byte{
+		"tls.crt": cert, "ca.crt": cert,
+		"tls.key": pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
