@@ -372,6 +372,11 @@ func FuzzParseLockfile(f *testing.F) {
 		}
 		f.Add(filepath.Base(name), data)
 	}
+	gomod, err := os.ReadFile(filepath.Join("testdata", "govulncheck", "app", "go.mod"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add("go.mod", gomod)
 	f.Fuzz(func(t *testing.T, name string, data []byte) {
 		if !IsLockfile(name) {
 			return
