@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -69,7 +70,7 @@ func recordErr(file, record, format string, args ...any) *RecordError {
 }
 
 // Detect tells the format of an input from its first bytes (a prefix is
-// enough; 64 KiB is plenty for every supported format). It returns an
+// enough; detectLen, 64 KiB, is plenty for every supported format). It returns an
 // error wrapping ErrUnknownFormat when no format matches.
 func Detect(prefix []byte) (Format, error) {
 	b := bytes.TrimLeft(bytes.TrimPrefix(prefix, []byte("\xef\xbb\xbf")), " \t\r\n")
@@ -137,9 +138,11 @@ func detectJSON(b []byte) (Format, error) {
 	var keys []string
 	depth := 0
 	expectKey := false
+	var end error // why the tokens ended before the object did
 	for {
 		tok, err := dec.Token()
 		if err != nil {
+			end = err
 			break // the end of the prefix: decide on the keys seen so far
 		}
 		switch t := tok.(type) {
@@ -166,8 +169,26 @@ func detectJSON(b []byte) (Format, error) {
 			expectKey = true
 		}
 	}
-	return formatOfKeys(keys)
+	f, err := formatOfKeys(keys)
+	if err == nil {
+		return f, nil
+	}
+	// Say why an input is no format's when the JSON does: a syntax error,
+	// or an object that the input ends in, when the input is shorter than
+	// the prefix callers read (so it is the whole input).
+	var syntax *json.SyntaxError
+	switch {
+	case errors.As(end, &syntax):
+		return "", fmt.Errorf("invalid JSON after %d bytes: %v: %w", syntax.Offset, syntax, ErrUnknownFormat)
+	case errors.Is(end, io.EOF) && len(b) < detectLen:
+		return "", fmt.Errorf("JSON cut short: the input ends after %d bytes, inside an object with keys %q: %w", len(b), keys, ErrUnknownFormat)
+	}
+	return "", err
 }
+
+// detectLen is the prefix Detect is given: 64 KiB is plenty for every
+// supported format.
+const detectLen = 64 << 10
 
 // govulncheckKeys are the fields of a govulncheck message; every message
 // has exactly one of them.

@@ -361,3 +361,22 @@ func BenchmarkParse(b *testing.B) {
 		})
 	}
 }
+
+// TestDetectSaysWhy: JSON that is no report's says why when the JSON
+// does: a syntax error, or an input that ends inside its object; a
+// prefix as long as the one callers read may be cut by them, and is not
+// said to be cut short.
+func TestDetectSaysWhy(t *testing.T) {
+	long := `{"hello": "` + strings.Repeat("x", detectLen)
+	tests := []struct{ input, want string }{
+		{`{"x":`, `JSON cut short: the input ends after 5 bytes, inside an object with keys ["x"]: unknown input format`},
+		{`{"x" 1}`, `invalid JSON after 5 bytes: invalid character '1' after object key: unknown input format`},
+		{`{"hello": "world"}`, `JSON object with keys ["hello"]: unknown input format`},
+		{long[:detectLen], `JSON object with keys ["hello"]: unknown input format`},
+	}
+	for _, tt := range tests {
+		if _, err := Detect([]byte(tt.input)); err == nil || err.Error() != tt.want {
+			t.Errorf("Detect(%.20q) error %v, want %q", tt.input, err, tt.want)
+		}
+	}
+}
