@@ -2,8 +2,11 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -139,4 +142,43 @@ func FuzzParseReportAssessments(f *testing.F) {
 			t.Errorf("%d findings, %d read and %d problems: some were lost", len(doc.Findings), len(as), len(problems))
 		}
 	})
+}
+
+// TestWAFProxyRuleErrors: evident waf proxy names what is wrong with its
+// rules: a service without patches (and those with them), and the file,
+// line and rule of a directive that does not compile.
+func TestWAFProxyRuleErrors(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errOut := run(t, "waf", "generate", "--report", "testdata/waf/analyze.json", "--traces", "testdata/waf/traces.jsonl",
+		"--vulns", "testdata/waf/records", "-o", dir); code != ExitOK {
+		t.Fatalf("waf generate: exit %d: %s", code, errOut)
+	}
+	proxy := func(args ...string) (int, string) {
+		t.Helper()
+		code, _, errOut := run(t, append([]string{"waf", "proxy", "--upstream", "http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--rules", dir}, args...)...)
+		return code, errOut
+	}
+	want := "evident: load rules from " + dir + ": no patches for service orders: the services with patches are gateway\n"
+	if code, errOut := proxy("--service", "orders"); code != ExitUsage || errOut != want {
+		t.Errorf("--service orders: exit %d, stderr %q; want %d, %q", code, errOut, ExitUsage, want)
+	}
+
+	conf := filepath.Join(dir, "gateway.conf")
+	data, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, `"@rx ^/search(?:\?.*)?$"`) })
+	if i < 0 {
+		t.Fatalf("no scope rule for /search in:\n%s", data)
+	}
+	lines[i] = strings.Replace(lines[i], `^/search(?:`, `^/search((?:`, 1)
+	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want = fmt.Sprintf("%s:%d (rule 4936800): failed to compile the directive \"secrule\": error parsing regexp: missing closing )", conf, i+1)
+	if code, errOut := proxy("--service", "gateway"); code != ExitUsage || !strings.Contains(errOut, want) {
+		t.Errorf("a broken rule: exit %d, stderr %q; want %d and %q", code, errOut, ExitUsage, want)
+	}
 }

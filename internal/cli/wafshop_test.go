@@ -126,13 +126,23 @@ func TestWAFShop(t *testing.T) {
 	if len(targets) != 1+patch.Validation.ExploitsTotal {
 		t.Fatalf("%d exploit samples, the validation sent %d", len(targets)-1, patch.Validation.ExploitsTotal)
 	}
+	// The gateway's "GET /search" serves HEAD too, so each is also sent
+	// as HEAD: the scope once matched GET alone, and HEAD reached it.
 	for _, target := range targets {
 		if body, code := get(t, client, base+target); code != http.StatusForbidden {
 			t.Errorf("exploit GET %s: status %d (%q), want 403", target, code, body)
 		}
+		resp, err := client.Head(base + target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("exploit HEAD %s: status %d, want 403", target, resp.StatusCode)
+		}
 	}
-	if got := metricSum(t, reg, "evident_waf_blocked_total", ""); got != float64(len(targets)) {
-		t.Errorf("blocked requests %v, want %d", got, len(targets))
+	if got := metricSum(t, reg, "evident_waf_blocked_total", ""); got != float64(2*len(targets)) {
+		t.Errorf("blocked requests %v, want %d", got, 2*len(targets))
 	}
 	audit, err := os.ReadFile(auditPath)
 	if err != nil {
@@ -144,8 +154,8 @@ func TestWAFShop(t *testing.T) {
 			blocked++
 		}
 	}
-	if blocked != len(targets) {
-		t.Errorf("audit log has %d blocks naming GO-2026-5970, want %d:\n%s", blocked, len(targets), audit)
+	if blocked != 2*len(targets) {
+		t.Errorf("audit log has %d blocks naming GO-2026-5970, want %d:\n%s", blocked, 2*len(targets), audit)
 	}
 }
 

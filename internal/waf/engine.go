@@ -1,9 +1,11 @@
 package waf
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -45,16 +47,158 @@ SecRule &REQUEST_HEADERS:Content-Type "@eq 0" \
 
 // newWAF compiles directives into a WAF.
 func newWAF(directives ...string) (coraza.WAF, error) {
-	registerOperators()
-	cfg := coraza.NewWAFConfig()
-	for _, d := range directives {
-		cfg = cfg.WithDirectives(d)
+	srcs := make([]ruleSource, len(directives))
+	for i, d := range directives {
+		srcs[i].text = d
 	}
-	w, err := coraza.NewWAF(cfg)
+	w, err := compileRules(srcs)
 	if err != nil {
 		return nil, fmt.Errorf("compile rules: %w", err)
 	}
 	return w, nil
+}
+
+// ruleSource is SecLang text and the file it was read from ("": built in
+// memory).
+type ruleSource struct {
+	name, text string
+}
+
+// compileRules compiles the sources, in order, into one WAF. Coraza's
+// error names neither the file nor the line of the directive that does
+// not compile, so on an error the sources are compiled again, a growing
+// number of their directives at a time, to find it: the error then starts
+// with "<file>:<line> (rule <id>)", or "line <n> of the rules" for text
+// built in memory (counted over all of it).
+func compileRules(srcs []ruleSource) (coraza.WAF, error) {
+	registerOperators()
+	cfg := coraza.NewWAFConfig()
+	for _, s := range srcs {
+		cfg = cfg.WithDirectives(s.text)
+	}
+	w, err := coraza.NewWAF(cfg)
+	if err == nil {
+		return w, nil
+	}
+	d, ok := failingDirective(srcs)
+	if !ok {
+		return nil, err
+	}
+	// What Coraza wraps its parser's error in ("invalid WAF config from
+	// string") says less than the place does.
+	if inner := errors.Unwrap(err); inner != nil {
+		err = inner
+	}
+	return nil, fmt.Errorf("%s: %w", d.where(), err)
+}
+
+// directive is one directive of a rule source, with the lines it spans.
+type directive struct {
+	src  *ruleSource
+	line int // of its first line, from 1; over every unnamed source
+	raw  string
+	// rule is the id of the rule, or of the chain it continues.
+	rule string
+}
+
+// where says where the directive is, for an error message.
+func (d directive) where() string {
+	at := fmt.Sprintf("line %d of the rules", d.line)
+	if d.src.name != "" {
+		at = fmt.Sprintf("%s:%d", d.src.name, d.line)
+	}
+	if d.rule != "" {
+		at += " (rule " + d.rule + ")"
+	}
+	return at
+}
+
+var (
+	ruleIDPattern = regexp.MustCompile(`["',]\s*id\s*:\s*'?(\d+)`)
+	chainPattern  = regexp.MustCompile(`["',]\s*chain\s*["',]`)
+)
+
+// splitDirectives cuts sources into directives the way Coraza's parser
+// reads them: comments and blank lines apart, a line ending in a
+// backslash continued on the next, a backtick opening a block up to a
+// line that starts with one.
+func splitDirectives(srcs []ruleSource) []directive {
+	var out []directive
+	unnamed := 0 // lines of the unnamed sources before this one
+	for i := range srcs {
+		src := &srcs[i]
+		lines := strings.Split(src.text, "\n")
+		offset := 0
+		if src.name == "" {
+			// As if the unnamed sources were one text, each ending
+			// in a line break.
+			offset = unnamed
+			unnamed += strings.Count(src.text, "\n")
+			if src.text != "" && !strings.HasSuffix(src.text, "\n") {
+				unnamed++
+			}
+		}
+		start, inBackticks, chain := -1, false, ""
+		for n, l := range lines {
+			line := strings.TrimSpace(l)
+			if line == "" || line[0] == '#' {
+				continue
+			}
+			if start < 0 {
+				start = n
+			}
+			if !inBackticks && line[len(line)-1] == '`' {
+				inBackticks = true
+			} else if inBackticks && line[0] == '`' {
+				inBackticks = false
+			}
+			if inBackticks || line[len(line)-1] == '\\' {
+				continue
+			}
+			d := directive{src: src, line: offset + start + 1, raw: strings.Join(lines[start:n+1], "\n"), rule: chain}
+			if m := ruleIDPattern.FindStringSubmatch(d.raw); m != nil {
+				d.rule = m[1]
+			}
+			// The rule after one with "chain" continues it.
+			chain = ""
+			if chainPattern.MatchString(d.raw) {
+				chain = d.rule
+			}
+			out = append(out, d)
+			start = -1
+		}
+	}
+	return out
+}
+
+// failingDirective finds the first directive that does not compile after
+// those before it. Coraza stops at the first error, so a run of the first
+// k directives fails exactly when k reaches it: a binary search finds it
+// in a few compilations. ok is false when every directive compiles (the
+// error is then not about one of them).
+func failingDirective(srcs []ruleSource) (d directive, ok bool) {
+	ds := splitDirectives(srcs)
+	compiles := func(k int) bool {
+		var b strings.Builder
+		for _, d := range ds[:k] {
+			b.WriteString(d.raw)
+			b.WriteString("\n")
+		}
+		_, err := coraza.NewWAF(coraza.NewWAFConfig().WithDirectives(b.String()))
+		return err == nil
+	}
+	lo, hi := 0, len(ds) // the first lo compile, the first hi do not
+	if hi == 0 || compiles(hi) {
+		return directive{}, false
+	}
+	for hi-lo > 1 {
+		if mid := (lo + hi) / 2; compiles(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return ds[hi-1], true
 }
 
 // clientAddr is the client address the validator's requests come from,

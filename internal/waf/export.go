@@ -206,10 +206,17 @@ func nameByte(c byte) bool {
 // with ENAMETOOLONG (FuzzExportLoad).
 const maxFileName = 200
 
+// ErrNoPatches means a service has no patches in an export directory.
+var ErrNoPatches = errors.New("no patches")
+
 // LoadRules reads the directives an export directory enforces: the
 // engine file, then the .conf of each named service (all of them when
 // services is empty), each followed by its proxy/ rules when it has any.
-// It does not read plugins/, which is for CRS.
+// It does not read plugins/, which is for CRS. A named service without
+// patches is an error that wraps ErrNoPatches and names the services
+// that have them. The directives are compiled together, so that one that
+// does not compile is reported with its file and line, which Coraza's own
+// error lacks.
 func LoadRules(dir string, services []string) (string, error) {
 	engine, err := os.ReadFile(filepath.Join(dir, EngineFile))
 	if err != nil {
@@ -227,28 +234,82 @@ func LoadRules(dir string, services []string) (string, error) {
 			}
 		}
 	} else {
+		var missing []string
 		for _, s := range services {
-			names = append(names, filepath.Join(dir, fileName(s)+".conf"))
+			name := filepath.Join(dir, fileName(s)+".conf")
+			if _, err := os.Stat(name); errors.Is(err, fs.ErrNotExist) {
+				missing = append(missing, s)
+			}
+			names = append(names, name)
+		}
+		if err := noPatches(dir, missing); err != nil {
+			return "", err
 		}
 	}
 	slices.Sort(names)
-	var b strings.Builder
-	b.Write(engine)
+	srcs := []ruleSource{{name: filepath.Join(dir, EngineFile), text: string(engine)}}
 	for _, n := range names {
 		data, err := os.ReadFile(n)
 		if err != nil {
 			return "", fmt.Errorf("load rules from %s: %w", dir, err)
 		}
-		b.WriteString("\n")
-		b.Write(data)
-		proxy, err := os.ReadFile(filepath.Join(dir, ProxyDir, filepath.Base(n)))
+		srcs = append(srcs, ruleSource{name: n, text: string(data)})
+		proxyName := filepath.Join(dir, ProxyDir, filepath.Base(n))
+		proxy, err := os.ReadFile(proxyName)
 		switch {
 		case err == nil:
-			b.WriteString("\n")
-			b.Write(proxy)
+			srcs = append(srcs, ruleSource{name: proxyName, text: string(proxy)})
 		case !errors.Is(err, fs.ErrNotExist):
 			return "", fmt.Errorf("load rules from %s: %w", dir, err)
 		}
 	}
+	if _, err := compileRules(srcs); err != nil {
+		return "", fmt.Errorf("load rules from %s: %w", dir, err)
+	}
+	var b strings.Builder
+	for i, s := range srcs {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(s.text)
+	}
 	return b.String(), nil
+}
+
+// noPatches says which of the named services have no patches in dir,
+// and which services have them: those of patches.json, or else those
+// whose .conf is there. nil when none is missing.
+func noPatches(dir string, missing []string) error {
+	if len(missing) == 0 {
+		return nil
+	}
+	var have []string
+	if data, err := os.ReadFile(filepath.Join(dir, MetadataFile)); err == nil {
+		var set PatchSet
+		if json.Unmarshal(data, &set) == nil {
+			have = set.Services()
+		}
+	}
+	if have == nil {
+		matches, _ := filepath.Glob(filepath.Join(dir, "*.conf"))
+		for _, m := range matches {
+			if base := filepath.Base(m); base != EngineFile {
+				have = append(have, strings.TrimSuffix(base, ".conf"))
+			}
+		}
+	}
+	for _, s := range missing {
+		if slices.Contains(have, s) {
+			return fmt.Errorf("load rules from %s: %s lists patches for %s, but %s is missing", dir, MetadataFile, s, fileName(s)+".conf")
+		}
+	}
+	what := "service " + strings.Join(missing, ", ")
+	if len(missing) > 1 {
+		what = "services " + strings.Join(missing, ", ")
+	}
+	there := "no service has patches there"
+	if len(have) > 0 {
+		there = "the services with patches are " + strings.Join(have, ", ")
+	}
+	return fmt.Errorf("load rules from %s: %w for %s: %s", dir, ErrNoPatches, what, there)
 }

@@ -281,7 +281,7 @@ func build(cfg Config, p *Patch, base int, traffic *Traffic) {
 		re, _ := RouteRegex(ep.Route)
 		add(Rule{Kind: KindScope, Name: "request to " + ep.String(), Endpoint: ep.String(),
 			links: []link{
-				{vars: "REQUEST_METHOD", op: "@streq " + ep.Method},
+				{vars: "REQUEST_METHOD", op: methodOperator(ep.Method)},
 				{vars: "REQUEST_FILENAME|REQUEST_URI", op: "@rx " + re},
 			},
 			setvars: []string{patchVar + "=1", fmt.Sprintf("%s_e%d=1", patchVar, i)}})
@@ -315,6 +315,33 @@ func build(cfg Config, p *Patch, base int, traffic *Traffic) {
 			add(r)
 		}
 	}
+}
+
+// methodOperator is the operator on REQUEST_METHOD that scopes a patch
+// to an endpoint's method. GET and HEAD go together: net/http's
+// "GET /search", Express's app.get, Flask, Spring and most other routers
+// run the GET handler for HEAD (and a HEAD request in the traces most
+// likely went to such a GET route), so a scope of GET alone let the
+// exploit through as HEAD. The match is
+// exact: @within, the usual SecLang method list, matches any substring of
+// its list ("GE", "EA").
+func methodOperator(method string) string {
+	if sameHandlerMethod(method) != "" {
+		return "@rx ^(?:GET|HEAD)$"
+	}
+	return "@streq " + method
+}
+
+// sameHandlerMethod returns the method that routers serve with the same
+// handler as method (HEAD for GET, GET for HEAD), "" for any other.
+func sameHandlerMethod(method string) string {
+	switch method {
+	case "GET":
+		return "HEAD"
+	case "HEAD":
+		return "GET"
+	}
+	return ""
 }
 
 func requestsOf(t *Traffic, service string, ep Endpoint) int {

@@ -122,7 +122,7 @@ func NewProxy(cfg ProxyConfig, logger *slog.Logger, reg prometheus.Registerer, g
 	p := &Proxy{
 		cfg: cfg, logger: logger, waf: w,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "evident_waf_requests_total", Help: "Requests seen by the proxy, by outcome (passed, blocked, error).",
+			Name: "evident_waf_requests_total", Help: "Requests seen by the proxy, by outcome (passed, blocked, error, redirected).",
 		}, []string{"outcome"}),
 		blocked: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "evident_waf_blocked_total", Help: "Requests denied, by rule id and vulnerability.",
@@ -161,20 +161,81 @@ func NewProxy(cfg ProxyConfig, logger *slog.Logger, reg prometheus.Registerer, g
 	}
 	mux := http.NewServeMux()
 	if cfg.MetricsPath != "" && gatherer != nil {
-		mux.Handle(cfg.MetricsPath, promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+		mux.Handle(cfg.MetricsPath, metricsHandler{promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})})
 	}
 	mux.Handle("/", p.enforce(rp))
-	p.handler = mux
-	p.srv = listener.New(listener.Options{Name: "waf proxy", Endpoint: cfg.Listen, Config: cfg.Limits, Handler: mux, Logger: logger, Registerer: reg})
+	p.handler = p.count(mux)
+	p.srv = listener.New(listener.Options{Name: "waf proxy", Endpoint: cfg.Listen, Config: cfg.Limits, Handler: p.handler, Logger: logger, Registerer: reg})
 	return p, nil
 }
 
 // Handler returns the proxy's handler, for embedding without Start.
 func (p *Proxy) Handler() http.Handler { return p.handler }
 
+// metricsHandler serves the metrics; count tells it from the mux's own
+// answers by its type.
+type metricsHandler struct{ http.Handler }
+
+// count serves requests with mux, and counts those the mux answers
+// itself, which neither enforce nor the metrics see: a path that is not
+// clean (//search, /a/../search) gets a redirect to its clean form, whose
+// request the rules then inspect ("redirected"); an authority-form
+// CONNECT gets a 404, and a request for "*" a 400 ("error"). The
+// redirect is kept: the route expressions of the rules match the clean
+// path, which is the one routers serve.
+func (p *Proxy) count(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch h, _ := mux.Handler(r); h.(type) {
+		case enforcer, metricsHandler:
+			if r.RequestURI != "*" {
+				mux.ServeHTTP(w, r)
+				return
+			}
+		}
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		mux.ServeHTTP(sw, r)
+		outcome := "error"
+		if sw.status >= 300 && sw.status < 400 {
+			outcome = "redirected"
+		}
+		p.requests.WithLabelValues(outcome).Inc()
+		p.latency.Observe(time.Since(start).Seconds())
+	})
+}
+
+// statusWriter records the status of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// enforcer is the handler enforce returns; count tells it from the
+// mux's own answers by its type.
+type enforcer func(http.ResponseWriter, *http.Request)
+
+func (f enforcer) ServeHTTP(w http.ResponseWriter, r *http.Request) { f(w, r) }
+
 // enforce runs each request through the WAF before next.
 func (p *Proxy) enforce(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return enforcer(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		defer func() { p.latency.Observe(time.Since(start).Seconds()) }()
 		tx := p.waf.NewTransaction()

@@ -3,12 +3,15 @@ package waf
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -402,5 +405,93 @@ func TestFileNameBounded(t *testing.T) {
 	}
 	if _, err := LoadRules(dir, []string{long}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestProxyCountsRedirects: the proxy answers a path that is not clean
+// with a redirect to its clean form; each such request is counted too, as
+// redirected. They were once missing from evident_waf_requests_total (12
+// requests, a count of 10).
+func TestProxyCountsRedirects(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer upstream.Close()
+	dir, _ := shopRules(t)
+	p, _ := startProxy(t, dir, upstream.URL, nil)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	defer client.CloseIdleConnections()
+	tests := []struct {
+		target string
+		want   int
+	}{
+		{"/search?q=tea", http.StatusOK},
+		{"/search?q=%ff%fe", http.StatusForbidden},
+		{"//search?q=tea", http.StatusTemporaryRedirect},
+		{"/a/../search?q=%ff%fe", http.StatusTemporaryRedirect},
+		{"/products/1", http.StatusOK},
+	}
+	for _, tt := range tests {
+		resp, err := client.Get("http://" + p.Addr() + tt.target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("GET %s: status %d, want %d", tt.target, resp.StatusCode, tt.want)
+		}
+	}
+	// Scrapes of the metrics are not requests to the upstream.
+	resp, err := client.Get("http://" + p.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	got := map[string]float64{}
+	for _, o := range []string{"passed", "blocked", "error", "redirected"} {
+		got[o] = testutil.ToFloat64(p.requests.WithLabelValues(o))
+	}
+	if diff := cmp.Diff(map[string]float64{"passed": 2, "blocked": 1, "error": 0, "redirected": 2}, got); diff != "" {
+		t.Errorf("requests by outcome (-want +got):\n%s", diff)
+	}
+}
+
+// TestLoadRulesErrors: a rule file that does not compile is named with the
+// line and the rule id, which Coraza's error lacks; a service without
+// patches is said so, with the services that have them.
+func TestLoadRulesErrors(t *testing.T) {
+	dir, _ := shopRules(t)
+	if _, err := LoadRules(dir, []string{"orders"}); !errors.Is(err, ErrNoPatches) ||
+		!strings.Contains(err.Error(), "no patches for service orders: the services with patches are gateway") {
+		t.Errorf("LoadRules(orders) = %v, want ErrNoPatches naming orders and gateway", err)
+	}
+	if _, err := LoadRules(dir, []string{"gateway", "orders", "catalog"}); err == nil || !strings.Contains(err.Error(), "no patches for services orders, catalog:") {
+		t.Errorf("LoadRules(gateway, orders, catalog) = %v, want orders and catalog named", err)
+	}
+
+	name := filepath.Join(dir, "gateway.conf")
+	conf, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Break the regular expression of the first traffic rule.
+	lines := strings.Split(string(conf), "\n")
+	line := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "id:4936830,") })
+	if line < 1 || !strings.Contains(lines[line+1], `"!@rx ^(?:q)$"`) {
+		t.Fatalf("rule 4936830 not where the test expects it:\n%s", conf)
+	}
+	lines[line+1] = strings.Replace(lines[line+1], `^(?:q)$`, `^(?:q$`, 1)
+	if err := os.WriteFile(name, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = LoadRules(dir, nil)
+	// The broken line is the chained SecRule after the line with the id
+	// (lines count from 1).
+	want := fmt.Sprintf("%s:%d (rule 4936830): failed to compile the directive \"secrule\": error parsing regexp: missing closing )", name, line+2)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("LoadRules with a broken rule = %v, want it to contain %q", err, want)
+	}
+	// Rules given as text: the line within it.
+	_, err = newWAF("SecRuleEngine On\n\n# a comment\nSecRule ARGS \"@rx (\" \\\n    \"id:7,phase:1,deny\"\n")
+	if err == nil || !strings.Contains(err.Error(), "compile rules: line 4 of the rules (rule 7): failed to compile") {
+		t.Errorf("newWAF with a broken rule = %v, want line 4 and rule 7 named", err)
 	}
 }

@@ -379,10 +379,13 @@ type mutation struct {
 // the body, a raw body sent as text/plain or without a media type, and
 // the Authorization scheme upper-cased with extra spaces, and every
 // character of a JSON body's keys and strings written as a \u escape,
-// which the application's JSON parser decodes. Mutations that
-// would not change r are left out. Chunked bodies are a matter of
-// transport: the proxy tests send them (Validate feeds the engine
-// directly).
+// which the application's JSON parser decodes. A request to a GET
+// endpoint is also sent as HEAD, itself and each of its mutations
+// ("method HEAD", "method HEAD and <mutation>"), since routers run the
+// GET handler for HEAD (and the other way round for a HEAD endpoint).
+// Mutations that would not change r are left out. Chunked bodies are a
+// matter of transport: the proxy tests send them (Validate feeds the
+// engine directly).
 func mutations(r Request) []mutation {
 	clone := func() Request {
 		c := r
@@ -435,6 +438,18 @@ func mutations(r Request) []mutation {
 			m.Headers["Authorization"] = strings.ToUpper(scheme) + "  " + rest
 			out = append(out, mutation{"auth scheme case and spacing", m})
 		}
+	}
+	if twin := sameHandlerMethod(r.Method); twin != "" {
+		as := make([]mutation, 0, 1+len(out))
+		m := clone()
+		m.Method = twin
+		as = append(as, mutation{"method " + twin, m})
+		for _, o := range out {
+			m := o.req
+			m.Method = twin
+			as = append(as, mutation{"method " + twin + " and " + o.name, m})
+		}
+		out = append(out, as...)
 	}
 	return out
 }
