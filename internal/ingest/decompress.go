@@ -51,7 +51,7 @@ const (
 // the larger limits meant for files. Safe for concurrent use.
 type Decompressor struct {
 	maxLimit int64
-	gz, zs   sync.Pool
+	gz       sync.Pool
 }
 
 // NewDecompressor returns a Decompressor for limits up to maxLimit.
@@ -186,24 +186,23 @@ func unsnappyBlock(dst, data []byte, limit int64, t *admission.Ticket) ([]byte, 
 	return snappy.Decode(dst[:0], data)
 }
 
-// unzstd decodes data with a pooled zstd decoder.
+// unzstd decodes data with a zstd decoder of its own. A decoder reset
+// for the next stream kept the history of the stream before: a frame
+// whose first match reached back past its own output read it
+// (testdata/fuzz/FuzzDecompress/2b28ddce61ae15c5 fails otherwise than in
+// a new decoder after a stream of 220 bytes), so a crafted request could
+// have copied another request's body into its own. Decoders are not
+// reused.
 func (d *Decompressor) unzstd(dst, data []byte, limit int64, t *admission.Ticket) ([]byte, error) {
-	z, _ := d.zs.Get().(*zstd.Decoder)
-	if z == nil {
-		var err error
-		z, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-			zstd.WithDecoderMaxMemory(uint64(d.maxLimit)), zstd.WithDecoderMaxWindow(zstdWindow))
-		if err != nil {
-			return nil, fmt.Errorf("zstd decoder: %w", err)
-		}
-	}
-	defer func() { z.Reset(nil); d.zs.Put(z) }()
 	// Hidden behind a plain reader, the data is decoded as a stream:
 	// given a bytes.Reader, the decoder would decode small inputs whole,
 	// up to its memory limit, before the limited reader could stop it.
-	if err := z.Reset(struct{ io.Reader }{bytes.NewReader(data)}); err != nil {
+	z, err := zstd.NewReader(struct{ io.Reader }{bytes.NewReader(data)}, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxMemory(uint64(d.maxLimit)), zstd.WithDecoderMaxWindow(zstdWindow))
+	if err != nil {
 		return nil, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
 	}
+	defer z.Close()
 	return readAtMost(dst, t.Reader(z), limit)
 }
 

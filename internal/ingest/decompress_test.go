@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -116,33 +117,53 @@ func TestDecompress(t *testing.T) {
 	}
 }
 
-// TestDecompressAfterAnotherBody: a gzip stream whose dynamic block
-// leaves its code-length code empty, found by FuzzDecodePprof, is refused
-// as a new reader refuses it, after the pooled reader has read another
-// body (whose Huffman tables it keeps).
+// TestDecompressAfterAnotherBody: what a body is refused for does not
+// depend on the body before. A gzip stream whose dynamic block leaves its
+// code-length code empty, found by FuzzDecodePprof, is refused as a new
+// reader refuses it after the pooled reader has read another body (whose
+// Huffman tables it keeps); a zstd frame found by FuzzDecompress, whose
+// first match reaches back past its own output, was read into the
+// history of the body before by a decoder reset for it.
 func TestDecompressAfterAnotherBody(t *testing.T) {
 	const limit = 64 << 10
-	bad := []byte("\x1f\x8b\b\x00\x9f\xf7\x00\x00\x00\x00d\x00\x00\x00")
+	// The zstd body before: 202 random letters of four, with which a
+	// decoder reset for the next stream kept its history, which the frame
+	// found by FuzzDecompress reached back into.
+	r := rand.New(rand.NewPCG(1, 2))
+	letters := make([]byte, 202)
+	for i := range letters {
+		letters[i] = byte('a' + r.IntN(4))
+	}
+	tests := []struct {
+		codec     string
+		good, bad []byte
+	}{
+		{"gzip", compress(t, "gzip", []byte(strings.Repeat("GET /api/orders 200 ", 500))), []byte("\x1f\x8b\b\x00\x9f\xf7\x00\x00\x00\x00d\x00\x00\x00")},
+		{"zstd", compress(t, "zstd", letters), []byte("(\xb5/\xfd\x00\x00d\x00\x00\x01\xe4\x02\x80\x00\xff\xca\x14\x02\xeb\x1fz")},
+	}
 	c := admission.Default()
-	decode := func(d *Decompressor, data []byte) error {
-		tk := c.Ticket()
-		defer tk.Release()
-		_, err := d.Decompress(nil, data, "gzip", limit, tk)
-		return err
-	}
-	want := decode(NewDecompressor(limit), bad)
-	if !errors.Is(want, ErrCorrupt) {
-		t.Fatalf("a new reader: %v, want ErrCorrupt", want)
-	}
-	d := NewDecompressor(limit)
-	good := compress(t, "gzip", []byte(strings.Repeat("GET /api/orders 200 ", 500)))
-	for range 10 {
-		if err := decode(d, good); err != nil {
-			t.Fatal(err)
-		}
-		if err := decode(d, bad); fmt.Sprint(err) != fmt.Sprint(want) {
-			t.Fatalf("after another body: %v, want %v", err, want)
-		}
+	for _, tt := range tests {
+		t.Run(tt.codec, func(t *testing.T) {
+			decode := func(d *Decompressor, data []byte) error {
+				tk := c.Ticket()
+				defer tk.Release()
+				_, err := d.Decompress(nil, data, tt.codec, limit, tk)
+				return err
+			}
+			want := decode(NewDecompressor(limit), tt.bad)
+			if !errors.Is(want, ErrCorrupt) {
+				t.Fatalf("a new reader: %v, want ErrCorrupt", want)
+			}
+			d := NewDecompressor(limit)
+			for range 10 {
+				if err := decode(d, tt.good); err != nil {
+					t.Fatal(err)
+				}
+				if err := decode(d, tt.bad); fmt.Sprint(err) != fmt.Sprint(want) {
+					t.Fatalf("after another body: %v, want %v", err, want)
+				}
+			}
+		})
 	}
 	if got := c.Buffered(); got != 0 {
 		t.Errorf("%d bytes reserved after every ticket was released", got)

@@ -88,21 +88,18 @@ var errReaderClosed = errors.New("read after close")
 // streams, as configgrpc sends them. Decoders are synchronous
 // (concurrency 1), low on memory and refuse windows over grpcZstdWindow
 // or maxMemory; grpc-go reads at most its limit + 1 bytes from them, so a
-// bomb costs one limit, not its size. Decoders and encoders are pooled.
-// Safe for concurrent use.
+// bomb costs one limit, not its size. Every message gets a new decoder:
+// a decoder reset for the next stream kept the history of the one before
+// (ingest.Decompressor has the input that shows it), which a crafted
+// frame's matches could copy from. Encoders are pooled. Safe for
+// concurrent use.
 type zstdCompressor struct {
 	// maxMemory is the decoders' WithDecoderMaxMemory, which for a stream
 	// bounds the window: the largest max_request_bytes of the receivers
 	// that registered the compressor.
 	maxMemory atomic.Uint64
-	// decoders hold *pooledZstd, reset; encoders *zstd.Encoder.
-	decoders, encoders sync.Pool
-}
-
-// pooledZstd is a decoder and the memory bound it was set up with.
-type pooledZstd struct {
-	dec       *zstd.Decoder
-	maxMemory uint64
+	// encoders hold *zstd.Encoder.
+	encoders sync.Pool
 }
 
 // raise lifts the decoders' memory bound to at least n.
@@ -118,48 +115,33 @@ func (c *zstdCompressor) raise(n uint64) {
 // Name is the grpc-encoding; see grpcencoding.Compressor.
 func (*zstdCompressor) Name() string { return zstdEncoding }
 
-// Decompress returns a reader of the message in r. grpc-go closes it
-// exactly once, which puts its decoder back in the pool.
+// Decompress returns a reader of the message in r, with a decoder of its
+// own. grpc-go closes it exactly once, which closes the decoder.
 func (c *zstdCompressor) Decompress(r io.Reader) (io.Reader, error) {
 	limit := c.maxMemory.Load()
 	// Hidden behind a plain reader, the message is decoded as a stream:
 	// given something with Bytes and Len, the decoder would decode it
 	// whole, up to maxMemory, before grpc-go's limited reader could stop
 	// it.
-	src := struct{ io.Reader }{r}
-	p, _ := c.decoders.Get().(*pooledZstd)
-	var err error
-	switch {
-	case p == nil:
-		var dec *zstd.Decoder
-		dec, err = zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-			zstd.WithDecoderMaxWindow(grpcZstdWindow), zstd.WithDecoderMaxMemory(limit))
-		p = &pooledZstd{dec: dec, maxMemory: limit}
-	case p.maxMemory != limit:
-		err = p.dec.ResetWithOptions(src, zstd.WithDecoderMaxMemory(limit))
-		p.maxMemory = limit
-	default:
-		err = p.dec.Reset(src)
-	}
+	dec, err := zstd.NewReader(struct{ io.Reader }{r}, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(grpcZstdWindow), zstd.WithDecoderMaxMemory(limit))
 	if err != nil {
-		// The decoder, if any, goes back to no pool.
 		return nil, fmt.Errorf("zstd decoder: %w", err)
 	}
-	return &zstdReader{p: p, pool: &c.decoders, window: min(limit, grpcZstdWindow)}, nil
+	return &zstdReader{dec: dec, window: min(limit, grpcZstdWindow)}, nil
 }
 
-// zstdReader reads one message; Close gives its decoder back.
+// zstdReader reads one message; Close closes its decoder.
 type zstdReader struct {
-	p      *pooledZstd // nil once closed
-	pool   *sync.Pool
+	dec    *zstd.Decoder // nil once closed
 	window uint64
 }
 
 func (r *zstdReader) Read(b []byte) (int, error) {
-	if r.p == nil {
+	if r.dec == nil {
 		return 0, fmt.Errorf("zstd: %w", errReaderClosed)
 	}
-	n, err := r.p.dec.Read(b)
+	n, err := r.dec.Read(b)
 	switch {
 	case err == nil, err == io.EOF:
 		return n, err
@@ -170,18 +152,11 @@ func (r *zstdReader) Read(b []byte) (int, error) {
 	return n, fmt.Errorf("zstd: %w", err)
 }
 
-// Close resets the decoder, so that it holds nothing of this message
-// (Reset(nil) drops the input, and the next Reset starts afresh), and puts
-// it back in the pool, once: a second Close does nothing.
+// Close closes the decoder, once: a second Close does nothing.
 func (r *zstdReader) Close() error {
-	if r.p == nil {
-		return nil
-	}
-	p := r.p
-	r.p = nil
-	// Reset(nil) fails only on a closed decoder, which a pooled one never is.
-	if err := p.dec.Reset(nil); err == nil {
-		r.pool.Put(p)
+	if r.dec != nil {
+		r.dec.Close()
+		r.dec = nil
 	}
 	return nil
 }
