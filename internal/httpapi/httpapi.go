@@ -266,7 +266,7 @@ func (s *Server) routes() []route {
 		{"GET /api/v1/export/openvex", auth.RoleRead, false, nil, s.export("openvex", "application/json")},
 		{"GET /api/v1/export/sarif", auth.RoleRead, false, nil, s.export("sarif", "application/sarif+json")},
 		{"GET /api/v1/export/cyclonedx", auth.RoleRead, false, nil, s.export("cyclonedx", "application/vnd.cyclonedx+json")},
-		{"GET /api/v1/alerts", auth.RoleRead, false, list("since", "service", "kind"), s.alerts},
+		{"GET /api/v1/alerts", auth.RoleRead, false, list(AlertParams...), s.alerts},
 		{"GET /api/v1/alerts/stream", auth.RoleRead, false, nil, s.alertStream},
 		{"GET /api/v1/alerts/{id}", auth.RoleRead, false, nil, s.alert},
 		{"GET /api/v1/vulndb", auth.RoleRead, false, nil, s.vulndb},
@@ -352,7 +352,7 @@ func tenantParam(h http.Handler) http.Handler {
 // checked refuses, with 400, a query with a parameter h does not take.
 func checked(params []string, h http.Handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := checkQuery(r.URL.Query(), params); err != nil {
+		if err := CheckQuery(r.URL.Query(), params); err != nil {
 			writeError(w, http.StatusBadRequest, "%v", err)
 			return
 		}

@@ -19,10 +19,12 @@ const (
 	maxLimit     = 10000
 )
 
-// checkQuery refuses a query with a parameter the route does not take,
-// or one given twice: a misspelt filter must not silently list
-// everything.
-func checkQuery(q url.Values, params []string) error {
+// CheckQuery refuses a query with a parameter not in params, or one
+// given twice: a misspelt filter must not silently list everything, nor
+// a repeated one silently use its first value. Every API route checks its
+// query with it, and the web UI its pages' (internal/ui), so both refuse
+// with the same words.
+func CheckQuery(q url.Values, params []string) error {
 	for name, vs := range q {
 		if !slices.Contains(params, name) {
 			if len(params) == 0 {

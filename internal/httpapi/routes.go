@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -347,6 +348,29 @@ type alertKey struct {
 	ID   string    `json:"id"`
 }
 
+// AlertParams are the query parameters of the alerts' filters
+// (ParseAlertQuery).
+var AlertParams = []string{"since", "service", "kind"}
+
+// ParseAlertQuery reads the filters of the alerts list from query
+// parameters (AlertParams): the service, the kind (one of detect.Kinds)
+// and since (an RFC 3339 time). Each value outside its domain is an
+// error naming the parameter and what it takes. The web UI's alerts page
+// (internal/ui) reads its filters with it too, so a mistyped kind is
+// refused there as here, not shown as "no alert".
+func ParseAlertQuery(q url.Values) (store.AlertQuery, error) {
+	aq := store.AlertQuery{Service: q.Get("service"), Kind: q.Get("kind")}
+	err := report.OneOf(q, "kind", detect.Kinds)
+	if v := q.Get("since"); v != "" {
+		t, perr := time.Parse(time.RFC3339, v)
+		if perr != nil {
+			err = errors.Join(err, fmt.Errorf("since %q: want an RFC 3339 time", v))
+		}
+		aq.Since = t
+	}
+	return aq, err
+}
+
 // alerts lists stored alerts, newest first, filtered by the query
 // (since, service, kind), a page at a time.
 func (s *Server) alerts(w http.ResponseWriter, r *http.Request) {
@@ -356,16 +380,9 @@ func (s *Server) alerts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	aq := store.AlertQuery{Service: q.Get("service"), Kind: q.Get("kind")}
+	aq, ferr := ParseAlertQuery(q)
 	limit, err := parseLimit(q)
-	err = errors.Join(err, report.OneOf(q, "kind", detect.Kinds))
-	if v := q.Get("since"); v != "" {
-		t, perr := time.Parse(time.RFC3339, v)
-		if perr != nil {
-			err = errors.Join(err, fmt.Errorf("since %q: want an RFC 3339 time", v))
-		}
-		aq.Since = t
-	}
+	err = errors.Join(err, ferr)
 	var after alertKey
 	if err == nil {
 		var ok bool

@@ -16,6 +16,8 @@ import (
 
 	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/auth"
+	"github.com/evidentsec/evident/internal/detect"
+	"github.com/evidentsec/evident/internal/httpapi"
 	"github.com/evidentsec/evident/internal/report"
 	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/waf"
@@ -271,9 +273,14 @@ type filter struct {
 
 // parseFilter reads a filter from a query; a value outside its domain is
 // an error naming the parameter, the same as the API's.
+// A parameter the table does not take, or one given twice, is refused
+// as the API refuses it (httpapi.CheckQuery), not silently ignored.
 func parseFilter(q url.Values) (filter, error) {
 	fq, err := report.ParseFindingQuery(q)
 	f := filter{FindingQuery: fq, Page: 1}
+	if cerr := httpapi.CheckQuery(q, filterParams); cerr != nil {
+		return f, cerr
+	}
 	if err != nil {
 		return f, err
 	}
@@ -286,6 +293,10 @@ func parseFilter(q url.Values) (filter, error) {
 	}
 	return f, nil
 }
+
+// filterParams are the parameters of a filter: the API's findings
+// query's and the page.
+var filterParams = slices.Concat(report.FindingParams, []string{"page"})
 
 // With is the table's URL with a parameter changed (empty: removed; the
 // first page is no page); changing anything but the page goes back to
@@ -555,7 +566,9 @@ func (u *UI) service(w http.ResponseWriter, r *http.Request, src Source) {
 type alertsData struct {
 	Service, Kind string
 	Kinds         []string
-	Alerts        []alertRow
+	// Error says why the query was refused.
+	Error  string
+	Alerts []alertRow
 }
 
 // alertRow is an alert with the page that shows its evidence.
@@ -567,12 +580,31 @@ type alertRow struct {
 }
 
 // alertKinds are the kinds of alert the detections fire (docs/detections.md).
-var alertKinds = []string{"first_execution", "exposed_to_sensitive_store", "exploit_payload", "request_rate_anomaly", "error_rate_anomaly", "new_outbound_host"}
+var alertKinds = func() []string {
+	ks := make([]string, len(detect.Kinds))
+	for i, k := range detect.Kinds {
+		ks[i] = string(k)
+	}
+	return ks
+}()
 
+// alerts reads its filters as the API's alerts list does
+// (httpapi.ParseAlertQuery): a mistyped kind is a 400 with the API's
+// words, not "No alert matches", which would read as an all-clear.
 func (u *UI) alerts(w http.ResponseWriter, r *http.Request, src Source) {
 	q := r.URL.Query()
 	d := alertsData{Service: q.Get("service"), Kind: q.Get("kind"), Kinds: alertKinds}
-	as, err := src.Alerts(r.Context(), store.AlertQuery{Service: d.Service, Kind: d.Kind, Limit: 200})
+	aq, err := httpapi.ParseAlertQuery(q)
+	if cerr := httpapi.CheckQuery(q, httpapi.AlertParams); cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		d.Error = err.Error()
+		u.render(w, r, http.StatusBadRequest, "alerts", page{Title: "Alerts", Nav: "alerts", Data: d})
+		return
+	}
+	aq.Limit = 200
+	as, err := src.Alerts(r.Context(), aq)
 	if err != nil {
 		u.fail(w, r, http.StatusServiceUnavailable, "Read the alerts: %v", err)
 		return

@@ -173,6 +173,9 @@ func TestLinksKeepTenant(t *testing.T) {
 			sep = "&"
 		}
 		_, _, body := get(t, ts.URL+path+sep+"tenant=team-a")
+		if !strings.Contains(body, `<p class="tenant">Tenant <strong>team-a</strong></p>`) {
+			t.Errorf("%s: the header does not show tenant team-a", path)
+		}
 		links := 0
 		for _, m := range href.FindAllStringSubmatch(body, -1) {
 			link := html.UnescapeString(m[1])
@@ -201,7 +204,7 @@ func TestLinksKeepTenant(t *testing.T) {
 			}
 		}
 		_, _, other := get(t, ts.URL+path+sep+"tenant=team-b")
-		if strings.Contains(other, "team-b") {
+		if strings.Contains(other, "team-b") || strings.Contains(other, `class="tenant"`) {
 			t.Errorf("%s: a tenant the guard did not take is named in the page", path)
 		}
 	}
@@ -283,6 +286,25 @@ func TestPages(t *testing.T) {
 			"&#34;symbol&#34;: &#34;norm.Form.String&#34;",
 		}, nil},
 		{"alerts by kind", "/ui/alerts?kind=new_outbound_host", 200, []string{"orders called a new host"}, []string{"runs in gateway"}},
+		// The alerts page reads its filters with the API's code
+		// (httpapi.ParseAlertQuery, httpapi.CheckQuery): a mistyped kind is
+		// refused in the API's words, never a quiet "No alert matches".
+		{"bad alert kind", "/ui/alerts?kind=bogus", 400, []string{
+			`role="alert">kind &#34;bogus&#34;: want one of first_execution, exposed_to_sensitive_store, exploit_payload, request_rate_anomaly, error_rate_anomaly, new_outbound_host</p>`,
+		}, []string{"No alert", "<tr data-alert="}},
+		{"bad alert since", "/ui/alerts?since=yesterday", 400, []string{`role="alert">since &#34;yesterday&#34;: want an RFC 3339 time</p>`}, []string{"No alert"}},
+		{"alert kind twice", "/ui/alerts?kind=first_execution&kind=exploit_payload", 400, []string{
+			`role="alert">parameter &#34;kind&#34; given 2 times: give it once</p>`,
+		}, []string{"No alert", "<tr data-alert="}},
+		{"alerts misspelt filter", "/ui/alerts?knd=exploit_payload", 400, []string{
+			`role="alert">parameter &#34;knd&#34;: this route takes since, service, kind</p>`,
+		}, nil},
+		{"tier twice", "/ui/findings?tier=P2&tier=P3", 400, []string{
+			`role="alert">parameter &#34;tier&#34; given 2 times: give it once</p>`,
+		}, []string{`<table class="findings"`}},
+		{"findings misspelt filter", "/ui/findings?teir=P1", 400, []string{
+			`role="alert">parameter &#34;teir&#34;: this route takes service, verdict, tier, exposure, vulnerability, kev, q, sort, page</p>`,
+		}, nil},
 		{"no page", "/ui/nope", 404, []string{"No page at /ui/nope."}, nil},
 		{"no export", "/ui/export/sarif", 404, []string{"No export &#34;sarif&#34; here"}, nil},
 	}
