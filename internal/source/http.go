@@ -1,6 +1,7 @@
 package source
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,11 @@ var (
 	// ErrNotFound means an API path answered 404: a wrong base URL or a
 	// server older than the API evident uses.
 	ErrNotFound = errors.New("API path not found")
+	// ErrNotAPI means the server answered, but not as the API: an HTML
+	// page (a login page, a proxy), another content type, or a method
+	// refused (405, 501) by a server that is not Tempo or Pyroscope. A
+	// retry will not help: the URL is wrong.
+	ErrNotAPI = errors.New("not the API")
 	// ErrTooLarge means a response exceeded MaxResponseBytes.
 	ErrTooLarge = errors.New("response too large")
 	// ErrTimeout means the server did not answer within the timeout.
@@ -177,6 +183,7 @@ type client struct {
 	cfg   HTTPConfig
 	http  *http.Client
 	what  string // "tempo", "pyroscope": for errors
+	api   string // "Tempo's HTTP API": for errors
 	stats Stats
 }
 
@@ -236,7 +243,89 @@ func (c *client) get(ctx context.Context, path, accept, version string) ([]byte,
 		return nil, "", err
 	}
 	body, err := c.readBounded(path, resp.Body)
-	return body, resp.Header.Get("Content-Type"), err
+	if err != nil {
+		return nil, "", err
+	}
+	ctype := resp.Header.Get("Content-Type")
+	if err := c.checkBody(req, ctype, accept, body); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", c.what, err)
+	}
+	return body, ctype, nil
+}
+
+// checkBody refuses a 2xx answer that cannot be the API's, before it is
+// decoded: an HTML page, or to Accept: application/json anything but a
+// JSON object (every answer of Tempo's JSON API is one). Other content
+// types are left to the caller, which knows what it asked for.
+func (c *client) checkBody(req *http.Request, ctype, accept string, body []byte) error {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	json := accept == "application/json"
+	switch {
+	case mediaType(ctype) == "text/html" || json && bytes.HasPrefix(trimmed, []byte("<")):
+		return c.notAPI(req, "an HTML page")
+	case json && len(trimmed) == 0:
+		return c.notAPI(req, "an empty body, not JSON")
+	case json && trimmed[0] != '{':
+		return c.notAPI(req, fmt.Sprintf("%s, not JSON", describeType(ctype)))
+	}
+	return nil
+}
+
+// notAPI is the error of an answer that is not the API's.
+func (c *client) notAPI(req *http.Request, answered string) *notAPIError {
+	u := *req.URL
+	u.RawQuery = "" // the window: noise in the message
+	return &notAPIError{method: req.Method, url: u.Redacted(), answered: answered, api: c.api, flag: "--" + c.what}
+}
+
+// notAPIError is an answer that is not from the API evident reads: the
+// URL names another server, or the wrong path on it. It matches
+// ErrNotAPI.
+type notAPIError struct {
+	method, url string
+	answered    string // "an HTML page", "HTTP 501 Not Implemented"
+	api         string // "Tempo's HTTP API"
+	flag        string // "--tempo"
+}
+
+func (e *notAPIError) Error() string {
+	return fmt.Sprintf("%s %s answered %s: is this %s? check %s's URL and its path prefix", e.method, e.url, e.answered, e.api, e.flag)
+}
+
+func (e *notAPIError) Unwrap() error { return ErrNotAPI }
+
+// mediaType is the media type of a Content-Type, lowercase, without
+// its parameters.
+func mediaType(ctype string) string {
+	mt, _, _ := strings.Cut(ctype, ";")
+	return strings.ToLower(strings.TrimSpace(mt))
+}
+
+// describeType names a Content-Type in a message.
+func describeType(ctype string) string {
+	if mt := mediaType(ctype); mt != "" {
+		return mt
+	}
+	return "no Content-Type"
+}
+
+// maxDetail bounds the server's text quoted in an error.
+const maxDetail = 200
+
+// bodyDetail is what an error quotes of a failed answer's body: its
+// first line, cut to maxDetail characters; an HTML page is named, not
+// quoted (its first line is a doctype).
+func bodyDetail(ctype string, body []byte) string {
+	text := strings.TrimSpace(string(body))
+	if mediaType(ctype) == "text/html" || strings.HasPrefix(text, "<") {
+		return "an HTML page"
+	}
+	text, _, _ = strings.Cut(text, "\n")
+	text = strings.TrimSpace(text)
+	if r := []rune(text); len(r) > maxDetail {
+		text = string(r[:maxDetail]) + "…"
+	}
+	return strings.ToValidUTF8(text, "\uFFFD")
 }
 
 func (c *client) readBounded(path string, r io.Reader) ([]byte, error) {
@@ -272,7 +361,7 @@ func (c *client) statusError(path string, resp *http.Response, version string) e
 		return nil
 	}
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	detail := strings.TrimSpace(string(msg))
+	detail := bodyDetail(resp.Header.Get("Content-Type"), msg)
 	if detail != "" {
 		detail = ": " + detail
 	}

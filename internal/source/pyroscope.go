@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -61,8 +62,44 @@ func NewPyroscope(cfg PyroscopeConfig) (*Pyroscope, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := querierv1connect.NewQuerierServiceClient(c.http, c.cfg.URL, connect.WithReadMaxBytes(int(cfg.MaxResponseBytes)))
+	c.api = "Pyroscope's query API"
+	hc := &http.Client{Transport: &connectCheck{c: c, next: c.http.Transport}, Timeout: c.http.Timeout}
+	q := querierv1connect.NewQuerierServiceClient(hc, c.cfg.URL, connect.WithReadMaxBytes(int(cfg.MaxResponseBytes)))
 	return &Pyroscope{cfg: cfg, c: c, querier: q}, nil
+}
+
+// connectCheck refuses answers that no Connect server gives, so that
+// they are reported as ErrNotAPI: Connect itself reads them as code
+// unknown ("invalid content-type", "501 Unsupported method"), which
+// would say the server is busy. A Connect unary answer is
+// application/proto when it succeeds and application/json when it fails
+// (501 is Connect's unimplemented, so only a 405 or 501 that is not
+// JSON is refused).
+type connectCheck struct {
+	c    *client
+	next http.RoundTripper
+}
+
+func (t *connectCheck) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	ctype := resp.Header.Get("Content-Type")
+	var answered string
+	switch code, mt := resp.StatusCode, mediaType(ctype); {
+	case code >= 200 && code < 300 && mt != "application/proto":
+		answered = describeType(ctype) + ", not application/proto"
+		if mt == "text/html" {
+			answered = "an HTML page"
+		}
+	case (code == http.StatusMethodNotAllowed || code == http.StatusNotImplemented) && mt != "application/json":
+		answered = "HTTP " + resp.Status
+	default:
+		return resp, nil
+	}
+	resp.Body.Close()
+	return nil, t.c.notAPI(r, answered)
 }
 
 // Stats returns the requests made and bytes read so far.
@@ -315,6 +352,9 @@ func (p *Pyroscope) rpcError(method string, err error) error {
 		return err
 	}
 	what := "pyroscope " + method
+	if na, ok := errors.AsType[*notAPIError](err); ok {
+		return fmt.Errorf("%s: %w", what, na)
+	}
 	switch connect.CodeOf(err) {
 	case connect.CodeUnauthenticated, connect.CodePermissionDenied:
 		code := 401

@@ -388,3 +388,90 @@ func TestAuthFromEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestNotTheAPI checks that a server that is not Tempo or Pyroscope (a
+// login page, a proxy, another server) is reported as such, with the
+// URL requested and the flag to check, and that a failed answer's body
+// is quoted by its first line only, an HTML page not at all.
+func TestNotTheAPI(t *testing.T) {
+	const loginPage = "<!DOCTYPE html>\n<html lang=\"en\">\n<head><title>Grafana</title></head>\n<body>\n<div>Log in</div>\n</body>\n</html>\n"
+	answer := func(code int, ctype, body string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", ctype)
+			w.WriteHeader(code)
+			w.Write([]byte(body))
+		})
+	}
+	// Python's http.server answers a POST it has no handler for with
+	// its own reason phrase, which net/http cannot write.
+	pythonServer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		buf.WriteString("HTTP/1.0 501 Unsupported method ('POST')\r\nContent-Type: text/html;charset=utf-8\r\nConnection: close\r\n\r\n" + loginPage)
+		buf.Flush()
+	})
+	const (
+		tempoQuery = "/api/v2/search/tag/resource.service.name/values?end=1893456000&start=1577836800"
+		tempoNeeds = "a Tempo with TraceQL search (/api/search?q=) and /api/v2/traces (checked against Tempo v3.0.3)"
+	)
+	tests := []struct {
+		name    string
+		source  string // "tempo" or "pyroscope"
+		prefix  string // path prefix of the configured URL
+		handler http.Handler
+		want    error
+		wantMsg string // {URL} stands for the server's URL
+	}{
+		{"tempo login page", "tempo", "", answer(200, "text/html; charset=utf-8", loginPage), source.ErrNotAPI,
+			"tempo: GET {URL}/api/v2/search/tag/resource.service.name/values answered an HTML page: is this Tempo's HTTP API? check --tempo's URL and its path prefix"},
+		{"tempo login page behind a prefix", "tempo", "/tempo", answer(200, "", loginPage), source.ErrNotAPI,
+			"tempo: GET {URL}/tempo/api/v2/search/tag/resource.service.name/values answered an HTML page: is this Tempo's HTTP API? check --tempo's URL and its path prefix"},
+		{"tempo text", "tempo", "", answer(200, "text/plain", "OK\n"), source.ErrNotAPI,
+			"tempo: GET {URL}/api/v2/search/tag/resource.service.name/values answered text/plain, not JSON: is this Tempo's HTTP API? check --tempo's URL and its path prefix"},
+		{"tempo empty", "tempo", "", answer(200, "application/json", ""), source.ErrNotAPI,
+			"tempo: GET {URL}/api/v2/search/tag/resource.service.name/values answered an empty body, not JSON: is this Tempo's HTTP API? check --tempo's URL and its path prefix"},
+		{"tempo 404 page", "tempo", "", answer(404, "text/html", loginPage), source.ErrNotFound,
+			"tempo " + tempoQuery + ": API path not found (HTTP 404): check the URL {URL} (with its path prefix) or upgrade the server: evident needs " + tempoNeeds + ": an HTML page"},
+		{"tempo 404 text", "tempo", "", answer(404, "text/plain", "no route\nsecond line\n"), source.ErrNotFound,
+			"tempo " + tempoQuery + ": API path not found (HTTP 404): check the URL {URL} (with its path prefix) or upgrade the server: evident needs " + tempoNeeds + ": no route"},
+		{"tempo 503 long line", "tempo", "", answer(503, "text/plain", strings.Repeat("x", 300)), source.ErrRetryable,
+			"tempo " + tempoQuery + ": server busy or failing (HTTP 503): " + strings.Repeat("x", 200) + "…"},
+		{"pyroscope login page", "pyroscope", "", answer(200, "text/html", loginPage), source.ErrNotAPI,
+			"pyroscope LabelValues: POST {URL}/querier.v1.QuerierService/LabelValues answered an HTML page: is this Pyroscope's query API? check --pyroscope's URL and its path prefix"},
+		{"pyroscope JSON", "pyroscope", "/pyroscope", answer(200, "application/json", "{}"), source.ErrNotAPI,
+			"pyroscope LabelValues: POST {URL}/pyroscope/querier.v1.QuerierService/LabelValues answered application/json, not application/proto: is this Pyroscope's query API? check --pyroscope's URL and its path prefix"},
+		{"pyroscope 501", "pyroscope", "", pythonServer, source.ErrNotAPI,
+			"pyroscope LabelValues: POST {URL}/querier.v1.QuerierService/LabelValues answered HTTP 501 Unsupported method ('POST'): is this Pyroscope's query API? check --pyroscope's URL and its path prefix"},
+		{"pyroscope 405", "pyroscope", "", answer(405, "text/plain", "Method Not Allowed"), source.ErrNotAPI,
+			"pyroscope LabelValues: POST {URL}/querier.v1.QuerierService/LabelValues answered HTTP 405 Method Not Allowed: is this Pyroscope's query API? check --pyroscope's URL and its path prefix"},
+		// Connect's own unimplemented is 501 with a JSON body: the API,
+		// without the method.
+		{"pyroscope unimplemented", "pyroscope", "", answer(501, "application/json", `{"code":"unimplemented","message":"querier.v1.QuerierService.LabelValues is not implemented"}`), source.ErrNotFound,
+			"pyroscope LabelValues: API path not found: check the URL {URL} or upgrade the server: evident needs a Pyroscope with the querier.v1.QuerierService Connect API (checked against github.com/grafana/pyroscope/api v1.6.0): unimplemented: querier.v1.QuerierService.LabelValues is not implemented"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(tt.handler)
+			defer srv.Close()
+			all := newPull(t, srv.URL+tt.prefix, source.Auth{}, nil)
+			pull := source.Pull{Tempo: all.Tempo}
+			if tt.source == "pyroscope" {
+				pull = source.Pull{Pyroscope: all.Pyroscope}
+			}
+			err := pull.Run(context.Background(), window, &collect{}, func(error) {})
+			if !errors.Is(err, tt.want) {
+				t.Errorf("error %v: want %v", err, tt.want)
+			}
+			if err == nil {
+				return
+			}
+			if got, want := err.Error(), strings.ReplaceAll(tt.wantMsg, "{URL}", srv.URL); got != want {
+				t.Errorf("error\n got %s\nwant %s", got, want)
+			}
+		})
+	}
+}

@@ -63,6 +63,7 @@ func NewTempo(cfg TempoConfig) (*Tempo, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.api = "Tempo's HTTP API"
 	return &Tempo{cfg: cfg, c: c}, nil
 }
 
