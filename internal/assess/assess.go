@@ -128,7 +128,12 @@ type FunctionEvidence struct {
 // Bound is the 95% rule-of-three bound: with S samples any code path
 // above a share of 3/S of the service's CPU would have been seen.
 type Bound struct {
-	Share      float64
+	Share float64
+	// CPU says that the samples are of CPU time (a CPU profile), so that
+	// Share is of the service's CPU; otherwise it is of its samples (a
+	// wall-clock profile's are of time spent, running or waiting). A bound
+	// with CPUSeconds is of CPU too.
+	CPU        bool
 	CPUSeconds float64
 	// WindowSeconds is the time the observation windows cover.
 	WindowSeconds float64

@@ -203,7 +203,7 @@ func TestNotAffectedNeedsPolicy(t *testing.T) {
 func TestBound(t *testing.T) {
 	snap := shop(t, 3000, time.Hour)
 	got := New(DefaultConfig(), nil, snap).One(textFinding("reporter", findings.StaticRequired)).Reachability.Bound
-	want := &Bound{Share: 0.001, CPUSeconds: 0.03, WindowSeconds: 3600, Samples: 3000}
+	want := &Bound{Share: 0.001, CPU: true, CPUSeconds: 0.03, WindowSeconds: 3600, Samples: 3000}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("bound (-want +got):\n%s", diff)
 	}

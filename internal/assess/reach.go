@@ -239,15 +239,23 @@ func funcName(f attribution.Func) string {
 	return f.Package + "." + f.Symbol
 }
 
-// cpuUnit reports whether the service's profiles measure time in
-// nanoseconds, so that values convert to CPU seconds.
+// cpuProfile reports whether the service's profiles sample CPU time.
+// A wall-clock profile (Node's, async-profiler's wall mode) samples time
+// spent, running or waiting.
+func cpuProfile(svc *model.Service) bool {
+	return len(svc.Windows) > 0 && svc.Windows[0].SampleType == "cpu"
+}
+
+// cpuUnit reports whether the service's profiles measure CPU time in
+// nanoseconds, so that values convert to CPU seconds (a wall-clock
+// profile counts nanoseconds too, not of CPU).
 func cpuUnit(svc *model.Service) bool {
-	return len(svc.Windows) > 0 && svc.Windows[0].Unit == "nanoseconds"
+	return cpuProfile(svc) && svc.Windows[0].Unit == "nanoseconds"
 }
 
 // bound computes the rule-of-three bound over a service's windows.
 func bound(svc *model.Service) *Bound {
-	b := &Bound{Samples: svc.Samples, Share: 3 / float64(svc.Samples)}
+	b := &Bound{Samples: svc.Samples, Share: 3 / float64(svc.Samples), CPU: cpuProfile(svc)}
 	var period int64
 	for _, w := range svc.Windows {
 		period = max(period, w.Period)
@@ -278,9 +286,13 @@ func coverage(ws []model.Window) time.Duration {
 	return total
 }
 
-// String renders the bound as reports show it.
+// String renders the bound as reports show it: a share of the CPU of a
+// CPU profile, of the samples of any other.
 func (b *Bound) String() string {
-	s := fmt.Sprintf("<%.2g%% of CPU", b.Share*100)
+	s := fmt.Sprintf("<%.2g%% of samples", b.Share*100)
+	if b.CPU || b.CPUSeconds > 0 {
+		s = fmt.Sprintf("<%.2g%% of CPU", b.Share*100)
+	}
 	if b.CPUSeconds > 0 {
 		s += fmt.Sprintf(", %.2gs CPU", b.CPUSeconds)
 	}

@@ -191,7 +191,7 @@ func TestLiveView(t *testing.T) {
 			Evidence: []assess.FunctionEvidence{{Symbol: "norm.Form.String", Samples: 12}}}}
 	loaded := func(window float64) assess.Assessment {
 		return assess.Assessment{Finding: orders, Priority: assess.Priority{Tier: "P3", Score: 40},
-			Reachability: assess.Reachability{Verdict: assess.Loaded, Bound: &assess.Bound{Share: 0.01, WindowSeconds: window}}}
+			Reachability: assess.Reachability{Verdict: assess.Loaded, Bound: &assess.Bound{Share: 0.01, CPU: true, WindowSeconds: window}}}
 	}
 	result := func(as ...assess.Assessment) *report.Result {
 		return &report.Result{Generated: t0, Assessments: as, Summary: assess.Summarize(as)}

@@ -511,11 +511,20 @@ func boundText(r assess.Reachability) string {
 	if r.Verdict == assess.Loaded {
 		what = "the vulnerable functions"
 	}
+	// A CPU profile's share is of the service's CPU; a wall-clock or
+	// count profile's, of its samples (assess.Bound).
+	share := fmt.Sprintf("been on the stack in more than %s of the service's samples", percent(b.Share))
+	switch {
+	case b.CPUSeconds > 0:
+		share = fmt.Sprintf("used more than %s of the service's CPU (about %s of CPU time)", percent(b.Share), duration(b.CPUSeconds))
+	case b.CPU:
+		share = fmt.Sprintf("used more than %s of the service's CPU", percent(b.Share))
+	}
 	return fmt.Sprintf("The service's profiles took %d samples over %s of observation, and none of them had %s on its stack. "+
-		"Sampling can miss code, but not much of it: had %s used more than %s of the service's CPU (about %s of CPU time), "+
+		"Sampling can miss code, but not much of it: had %s %s, "+
 		"at least one of the %d samples would have caught it with 95%% confidence (the rule of three: 3 / %d). "+
 		"So %s may still run, but rarely or briefly; more samples make the bound tighter.",
-		b.Samples, duration(b.WindowSeconds), what, what, percent(b.Share), duration(b.CPUSeconds), b.Samples, b.Samples, what)
+		b.Samples, duration(b.WindowSeconds), what, what, share, b.Samples, b.Samples, what)
 }
 
 // mapData is the runtime map page.
