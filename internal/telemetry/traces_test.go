@@ -467,15 +467,7 @@ func TestDecodeTracesUnsetTimes(t *testing.T) {
 	sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
 	sp.SetTraceID(traceID(1))
 	sp.SetSpanID(spanID(2))
-	req := ptraceotlp.NewExportRequestFromTraces(td)
-	pb, err := req.MarshalProto()
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := req.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
+	pb, js := protoAndJSON(t, td)
 	for name, data := range map[string][]byte{"protobuf": pb, "JSON": js} {
 		t.Run(name, func(t *testing.T) {
 			spans, err := decodeAll(t, data, name)
@@ -715,15 +707,7 @@ func TestUnknownService(t *testing.T) {
 		sp.SetTraceID(traceID(1))
 		sp.SetSpanID(spanID(byte(td.ResourceSpans().Len())))
 	}
-	req := ptraceotlp.NewExportRequestFromTraces(td)
-	pb, err := req.MarshalProto()
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := req.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
+	pb, js := protoAndJSON(t, td)
 	for _, in := range []struct {
 		name    string
 		data    []byte

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/corazawaf/coraza/v3"
+
 	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/knowledge"
 	"go.yaml.in/yaml/v3"
@@ -200,18 +202,7 @@ func TestExploitKnowledgeAcceptance(t *testing.T) {
 	proxy, _ := startProxy(t, dir, upstream.URL, nil)
 	srv := httptest.NewServer(proxy.Handler())
 	defer srv.Close()
-	engine, err := os.ReadFile(filepath.Join(dir, EngineFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf, err := os.ReadFile(filepath.Join(dir, "gateway.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	exported, err := newWAF(string(engine), string(conf))
-	if err != nil {
-		t.Fatalf("stock SecLang: %v", err)
-	}
+	exported := loadExported(t, dir, "gateway.conf")
 	send := func(r Request, chunked bool) int {
 		t.Helper()
 		var body io.Reader
@@ -387,4 +378,23 @@ func TestCheckPatterns(t *testing.T) {
 			t.Errorf("%s on %q: %v, want %v", tt.check, tt.in, got, tt.want)
 		}
 	}
+}
+
+// loadExported loads the engine file and the service's file that an
+// export wrote into dir, alone, as stock Coraza would.
+func loadExported(t *testing.T, dir, service string) coraza.WAF {
+	t.Helper()
+	engine, err := os.ReadFile(filepath.Join(dir, EngineFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := os.ReadFile(filepath.Join(dir, service))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := newWAF(string(engine), string(conf))
+	if err != nil {
+		t.Fatalf("stock SecLang: %v", err)
+	}
+	return w
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -30,18 +28,7 @@ func TestHEADExploitBlocked(t *testing.T) {
 	}
 
 	// Stock Coraza loading the exported files alone.
-	engine, err := os.ReadFile(filepath.Join(dir, EngineFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf, err := os.ReadFile(filepath.Join(dir, "gateway.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	exported, err := newWAF(string(engine), string(conf))
-	if err != nil {
-		t.Fatal(err)
-	}
+	exported := loadExported(t, dir, "gateway.conf")
 	for _, tt := range []struct {
 		method, target string
 		blocked        bool
