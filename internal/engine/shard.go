@@ -48,7 +48,7 @@ func (e *Engine) applyNow(it item) {
 	clear(w.dirty)
 	clear(w.spanServices)
 	clear(w.topoServices)
-	w.pending = model.Changes{}
+	w.pending, w.newService = model.Changes{}, false
 }
 
 // UseFindings makes fs the findings whose functions an engine that is
