@@ -175,37 +175,7 @@ func (c *zstdCompressor) Compress(w io.Writer) (io.WriteCloser, error) {
 	} else {
 		enc.Reset(w)
 	}
-	return &zstdWriter{enc: enc, pool: &c.encoders}, nil
-}
-
-// zstdWriter writes one message; Close finishes the frame and gives the
-// encoder back.
-type zstdWriter struct {
-	enc  *zstd.Encoder // nil once closed
-	pool *sync.Pool
-}
-
-func (w *zstdWriter) Write(b []byte) (int, error) {
-	if w.enc == nil {
-		return 0, errors.New("zstd: write after close")
-	}
-	return w.enc.Write(b)
-}
-
-// Close finishes the frame. The encoder goes back to the pool, reset to
-// no writer, only when the frame was written whole.
-func (w *zstdWriter) Close() error {
-	if w.enc == nil {
-		return nil
-	}
-	enc := w.enc
-	w.enc = nil
-	if err := enc.Close(); err != nil {
-		return fmt.Errorf("zstd: %w", err)
-	}
-	enc.Reset(nil)
-	w.pool.Put(enc)
-	return nil
+	return &pooledWriter{name: "zstd", w: enc, pool: &c.encoders}, nil
 }
 
 // snappyCompressor is the "snappy" gRPC compressor: the snappy framing
@@ -276,35 +246,43 @@ func (c *snappyCompressor) Compress(w io.Writer) (io.WriteCloser, error) {
 	} else {
 		sw.Reset(w)
 	}
-	return &snappyWriter{w: sw, pool: &c.writers}, nil
+	return &pooledWriter{name: "snappy", w: sw, pool: &c.writers}, nil
 }
 
-// snappyWriter writes one message; Close flushes it and gives the writer
-// back.
-type snappyWriter struct {
-	w    *s2.Writer // nil once closed
+// resetWriter is a compressing writer that can be reset to write to
+// another io.Writer: *zstd.Encoder, *s2.Writer.
+type resetWriter interface {
+	io.WriteCloser
+	Reset(io.Writer)
+}
+
+// pooledWriter writes one message with a pooled compressing writer; Close
+// finishes the stream and gives the writer back.
+type pooledWriter struct {
+	name string      // of the compression, for errors
+	w    resetWriter // nil once closed
 	pool *sync.Pool
 }
 
-func (w *snappyWriter) Write(b []byte) (int, error) {
+func (w *pooledWriter) Write(b []byte) (int, error) {
 	if w.w == nil {
-		return 0, errors.New("snappy: write after close")
+		return 0, fmt.Errorf("%s: write after close", w.name)
 	}
 	return w.w.Write(b)
 }
 
-// Close flushes the stream. The writer goes back to the pool, reset to no
-// writer, only when the stream was written whole.
-func (w *snappyWriter) Close() error {
+// Close finishes the stream. The writer goes back to the pool, reset to
+// no writer, only when the stream was written whole.
+func (w *pooledWriter) Close() error {
 	if w.w == nil {
 		return nil
 	}
-	sw := w.w
+	cw := w.w
 	w.w = nil
-	if err := sw.Close(); err != nil {
-		return fmt.Errorf("snappy: %w", err)
+	if err := cw.Close(); err != nil {
+		return fmt.Errorf("%s: %w", w.name, err)
 	}
-	sw.Reset(nil)
-	w.pool.Put(sw)
+	cw.Reset(nil)
+	w.pool.Put(cw)
 	return nil
 }
