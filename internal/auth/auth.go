@@ -45,6 +45,9 @@ var (
 	ErrBadCredentials = errors.New("invalid credentials")
 	// ErrForbidden is a principal without the role a request needs.
 	ErrForbidden = errors.New("forbidden")
+	// ErrBadTenant is an X-Scope-OrgID that is no tenant ID at all
+	// (store.ValidateTenant): the request is malformed, whoever sent it.
+	ErrBadTenant = errors.New("invalid tenant")
 	// ErrConfig marks an invalid Config.
 	ErrConfig = errors.New("invalid auth config")
 )
@@ -144,7 +147,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Authenticator, error) {
 	}
 	a.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "evident_auth_requests_total",
-		Help: "Requests checked by a listener's guard, by result (ok, anonymous, no_credentials, bad_credentials, forbidden, foreign_host).",
+		Help: "Requests checked by a listener's guard, by result (ok, anonymous, no_credentials, bad_credentials, forbidden, foreign_host, bad_tenant).",
 	}, []string{"listener", "result"})
 	if deps.Registerer != nil {
 		if err := deps.Registerer.Register(a.requests); err != nil {

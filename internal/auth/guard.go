@@ -140,6 +140,8 @@ func (g *Guard) admit(ctx context.Context, authorization, host, orgID string, ne
 		result = "foreign_host"
 	case errors.Is(err, ErrForbidden):
 		result = "forbidden"
+	case errors.Is(err, ErrBadTenant):
+		result = "bad_tenant"
 	case p.Name == Anonymous:
 		result = "anonymous"
 	}
@@ -207,7 +209,7 @@ func (g *Guard) HTTPOptional(need Role, next http.Handler) http.Handler {
 		switch {
 		case err == nil:
 			next.ServeHTTP(w, r.WithContext(WithTenant(NewContext(r.Context(), p), tenant)))
-		case errors.Is(err, ErrNoCredentials), errors.Is(err, ErrForbidden):
+		case errors.Is(err, ErrNoCredentials), errors.Is(err, ErrForbidden), errors.Is(err, ErrBadTenant):
 			next.ServeHTTP(w, r)
 		default:
 			refuse(w, err)
@@ -224,12 +226,18 @@ func (g *Guard) admitHTTP(r *http.Request, need Role) (Principal, string, error)
 	return g.admit(r.Context(), r.Header.Get("Authorization"), host, r.Header.Get(TenantHeader), need)
 }
 
-// refuse answers a request that admit refused: 403 when the principal
-// may not, else 401 with a WWW-Authenticate challenge for Bearer and
-// Basic; the body is {"error": "..."}.
+// refuse answers a request that admit refused: 400 for an X-Scope-OrgID
+// that is no tenant ID, 403 when the principal may not, else 401 with a
+// WWW-Authenticate challenge for Bearer and Basic; the body is
+// {"error": "..."}.
 func refuse(w http.ResponseWriter, err error) {
-	status := http.StatusForbidden
-	if !errors.Is(err, ErrForbidden) {
+	var status int
+	switch {
+	case errors.Is(err, ErrBadTenant):
+		status = http.StatusBadRequest
+	case errors.Is(err, ErrForbidden):
+		status = http.StatusForbidden
+	default:
 		status = http.StatusUnauthorized
 		w.Header().Add("WWW-Authenticate", `Bearer realm="evident"`)
 		w.Header().Add("WWW-Authenticate", `Basic realm="evident"`)
@@ -243,7 +251,8 @@ func refuse(w http.ResponseWriter, err error) {
 // whose principal has role need from the "authorization" metadata, before
 // grpc-go reads their message, in the tenant that the principal and the
 // "x-scope-orgid" metadata decide (as Guard.HTTP); others end with
-// UNAUTHENTICATED or PERMISSION_DENIED.
+// UNAUTHENTICATED or PERMISSION_DENIED, or INVALID_ARGUMENT for an
+// x-scope-orgid that is no tenant ID.
 func (g *Guard) Tap(need Role) tap.ServerInHandle {
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
 		var authorization string
@@ -256,6 +265,8 @@ func (g *Guard) Tap(need Role) tap.ServerInHandle {
 		}
 		p, tenant, err := g.admit(ctx, authorization, "", orgID, need)
 		switch {
+		case errors.Is(err, ErrBadTenant):
+			return ctx, status.Error(codes.InvalidArgument, err.Error())
 		case errors.Is(err, ErrForbidden):
 			return ctx, status.Error(codes.PermissionDenied, err.Error())
 		case err != nil:

@@ -20,7 +20,8 @@ const TenantParam = "tenant"
 // tenantOf decides the tenant of a request by principal p that sent
 // header (its X-Scope-OrgID, "" without one): the token's tenant for a
 // token bound to one, which a header naming another cannot change
-// (ErrForbidden); else the header's; else store.DefaultTenant.
+// (ErrForbidden); else the header's; else store.DefaultTenant. A header
+// that is no tenant ID is ErrBadTenant.
 func tenantOf(p Principal, header string) (string, error) {
 	if header == "" {
 		if p.Tenant != "" {
@@ -29,7 +30,7 @@ func tenantOf(p Principal, header string) (string, error) {
 		return store.DefaultTenant, nil
 	}
 	if err := store.ValidateTenant(header); err != nil {
-		return "", fmt.Errorf("%w: %s: %w", ErrForbidden, TenantHeader, err)
+		return "", fmt.Errorf("%w: %s: %w", ErrBadTenant, TenantHeader, err)
 	}
 	if p.Tenant != "" && header != p.Tenant {
 		return "", fmt.Errorf("%w: %s acts in tenant %q only, not %q", ErrForbidden, p.Name, p.Tenant, header)

@@ -33,21 +33,24 @@ func tenantFixture(t *testing.T) (*fixture, string) {
 	return f, secret
 }
 
-// tenantCases are the same for HTTP and gRPC: who asks, with which
-// X-Scope-OrgID, and the tenant decided ("" when refused).
-func tenantCases(f *fixture, teamA string) []struct {
+// tenantCase is who asks, with which X-Scope-OrgID, and the tenant
+// decided ("" when refused: as forbidden, or as a malformed request when
+// invalid).
+type tenantCase struct {
 	name, authorization, orgID, want string
-} {
-	return []struct {
-		name, authorization, orgID, want string
-	}{
-		{"BoundToken", "Bearer " + teamA, "", "team-a"},
-		{"BoundTokenOwnTenant", "Bearer " + teamA, "team-a", "team-a"},
-		{"BoundTokenOtherTenant", "Bearer " + teamA, "team-b", ""},
-		{"BoundTokenBadHeader", "Bearer " + teamA, "../x", ""},
-		{"FreeTokenDefault", "Bearer " + f.admin, "", "default"},
-		{"FreeTokenPicks", "Bearer " + f.admin, "team-b", "team-b"},
-		{"FreeTokenBadHeader", "Bearer " + f.admin, "a|b", ""},
+	invalid                          bool
+}
+
+// tenantCases are the same for HTTP and gRPC.
+func tenantCases(f *fixture, teamA string) []tenantCase {
+	return []tenantCase{
+		{"BoundToken", "Bearer " + teamA, "", "team-a", false},
+		{"BoundTokenOwnTenant", "Bearer " + teamA, "team-a", "team-a", false},
+		{"BoundTokenOtherTenant", "Bearer " + teamA, "team-b", "", false},
+		{"BoundTokenBadHeader", "Bearer " + teamA, "../x", "", true},
+		{"FreeTokenDefault", "Bearer " + f.admin, "", "default", false},
+		{"FreeTokenPicks", "Bearer " + f.admin, "team-b", "team-b", false},
+		{"FreeTokenBadHeader", "Bearer " + f.admin, "a|b", "", true},
 	}
 }
 
@@ -72,7 +75,10 @@ func TestGuardHTTPTenant(t *testing.T) {
 			}
 			resp.Body.Close()
 			wantStatus := http.StatusOK
-			if tt.want == "" {
+			switch {
+			case tt.invalid:
+				wantStatus = http.StatusBadRequest
+			case tt.want == "":
 				wantStatus = http.StatusForbidden
 			}
 			if resp.StatusCode != wantStatus || got != tt.want {
@@ -133,8 +139,12 @@ func TestGuardGRPCTenant(t *testing.T) {
 			var hdr metadata.MD
 			_, err := client.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&hdr))
 			if tt.want == "" {
-				if status.Code(err) != codes.PermissionDenied {
-					t.Errorf("Check = %v, want PERMISSION_DENIED", err)
+				want := codes.PermissionDenied
+				if tt.invalid {
+					want = codes.InvalidArgument
+				}
+				if status.Code(err) != want {
+					t.Errorf("Check = %v, want %v", err, want)
 				}
 				return
 			}

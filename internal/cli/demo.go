@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -121,6 +122,8 @@ func runDemo(ctx context.Context, g *globals, fl demoFlags, dataSet bool) (err e
 		if shop, err = findShop(); err != nil {
 			return err
 		}
+	} else if err := checkShop(shop); err != nil {
+		return withCode(ExitUsage, fmt.Errorf("--example %s: %w", shop, err))
 	}
 	work, err := os.MkdirTemp("", "evident-demo-")
 	if err != nil {
@@ -248,7 +251,7 @@ func findShop() (string, error) {
 	}
 	for {
 		shop := filepath.Join(dir, "examples", "shop")
-		if _, err := os.Stat(filepath.Join(shop, "go.mod")); err == nil {
+		if checkShop(shop) == nil {
 			return shop, nil
 		}
 		parent := filepath.Dir(dir)
@@ -257,6 +260,30 @@ func findShop() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// shopLayout are the files of the example shop that the demo reads
+// before it builds the shop.
+var shopLayout = [...]string{"go.mod", "evident.yaml", filepath.Join("recorded", "findings")}
+
+// checkShop says why dir is not the example shop: it does not exist, is
+// not a directory, or lacks a file of shopLayout.
+func checkShop(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return errors.New("no such directory")
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return errors.New("not a directory")
+	}
+	for _, f := range shopLayout {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return fmt.Errorf("not the example shop (examples/shop of the evident repository): it has no %s", f)
+		}
+	}
+	return nil
 }
 
 // shopCommands are the shop's programs that the demo runs.

@@ -306,3 +306,27 @@ func TestPrepareWithoutRuntime(t *testing.T) {
 		})
 	}
 }
+
+// TestDemoExampleNotShop checks that a --example that is not the shop is
+// refused as a usage error naming it, before anything is built.
+func TestDemoExampleNotShop(t *testing.T) {
+	empty := t.TempDir()
+	file := filepath.Join(empty, "shop.txt")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, dir, want string
+	}{
+		{"missing", filepath.Join(empty, "nope"), "no such directory"},
+		{"a file", file, "not a directory"},
+		{"another directory", empty, "not the example shop (examples/shop of the evident repository): it has no go.mod"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := run(t, "demo", "--example", tt.dir, "--duration", "1s")
+			if code != ExitUsage || !strings.Contains(stderr, "--example "+tt.dir+": "+tt.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, ExitUsage, tt.want)
+			}
+		})
+	}
+}

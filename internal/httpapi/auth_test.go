@@ -410,7 +410,8 @@ func TestTenantParam(t *testing.T) {
 		{"header agrees", "/api/v1/alerts/a1?tenant=team-a", read, "team-a", 200},
 		{"header contradicts", "/api/v1/alerts/a1?tenant=team-a", read, "team-b", 400},
 		{"twice", "/api/v1/alerts/a1?tenant=team-a&tenant=team-b", read, "", 400},
-		{"not a tenant ID", "/api/v1/alerts/a1?tenant=..", read, "", 403},
+		{"not a tenant ID", "/api/v1/alerts/a1?tenant=..", read, "", 400},
+		{"not a tenant ID, as the header", "/api/v1/alerts/a1", read, "a|b", 400},
 		{"beside a route's parameters", "/api/v1/alerts?limit=1&tenant=team-a", read, "", 200},
 		{"without a token", "/api/v1/alerts/a1?tenant=team-a", "", "", 401},
 	}

@@ -322,7 +322,8 @@ func (s *Server) Handler() http.Handler {
 // admitted or refused exactly as the header would be (a token bound to
 // one tenant cannot read another through it), and the routes never see
 // it. An empty value names none, as an empty filter does not filter;
-// two values, or one the header contradicts, are a 400.
+// two values, one the header contradicts, or one that is no tenant ID
+// are a 400.
 func tenantParam(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -338,6 +339,11 @@ func tenantParam(h http.Handler) http.Handler {
 		case vs[0] != "" && header != "" && header != vs[0]:
 			writeError(w, http.StatusBadRequest, "parameter %s=%q and header %s: %q name different tenants", auth.TenantParam, vs[0], auth.TenantHeader, header)
 			return
+		case vs[0] != "":
+			if err := store.ValidateTenant(vs[0]); err != nil {
+				writeError(w, http.StatusBadRequest, "parameter %s: %v", auth.TenantParam, err)
+				return
+			}
 		}
 		r = r.Clone(r.Context())
 		if vs[0] != "" {
