@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/hex"
 	"fmt"
 	"time"
@@ -40,7 +41,9 @@ func (l Limits) DecodeOTLPProfiles(data []byte, source string) ([]*ProfileBatch,
 	var pd pprofile.Profiles
 	if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) > 0 && t[0] == '{' {
 		var u pprofile.JSONUnmarshaler
-		pd, err = u.UnmarshalProfiles(raw)
+		if pd, err = u.UnmarshalProfiles(raw); err != nil {
+			err = cmp.Or(JSONSyntaxError(raw), err)
+		}
 	} else {
 		var u pprofile.ProtoUnmarshaler
 		pd, err = u.UnmarshalProfiles(raw)

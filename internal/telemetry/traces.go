@@ -480,17 +480,45 @@ func (c *jsonTraceConverter) decode(doc []byte, errs *recordErrors, prefix strin
 			if err == nil {
 				err = nerr
 			}
-			return nil, fmt.Errorf("%w: OTLP JSON: %w", ErrMalformed, err)
+			return nil, fmt.Errorf("%w: OTLP JSON: %w", ErrMalformed, cmp.Or(JSONSyntaxError(doc), err))
 		}
 		return spans, nil
 	case "batches", "trace":
 		spans, err := c.decodeNormalized(doc, errs, prefix)
 		if err != nil {
-			return nil, fmt.Errorf("%w: Tempo JSON: %w", ErrMalformed, err)
+			return nil, fmt.Errorf("%w: Tempo JSON: %w", ErrMalformed, cmp.Or(JSONSyntaxError(doc), err))
 		}
 		return spans, nil
 	}
 	return nil, fmt.Errorf("%w: JSON object starting with %q is neither OTLP (resourceSpans) nor Tempo (batches, trace)", ErrUnknownFormat, key)
+}
+
+// JSONSyntaxError says where doc is not JSON, by line (when doc has
+// several) and column, as encoding/json finds it; nil when doc is JSON.
+// It stands for pdata's error on a document that is not JSON: pdata's
+// come from its JSON reader's internals ("ReadString: expects \" or n",
+// a byte count and an excerpt). pdata's are kept for documents that are
+// JSON but not what OTLP defines.
+func JSONSyntaxError(doc []byte) error {
+	var v struct{}
+	var se *json.SyntaxError
+	err := json.NewDecoder(bytes.NewReader(doc)).Decode(&v)
+	offset := int64(len(doc))
+	switch {
+	case errors.As(err, &se):
+		offset = se.Offset
+	case !errors.Is(err, io.ErrUnexpectedEOF):
+		return nil
+	}
+	before := doc[:min(offset, int64(len(doc)))]
+	where := fmt.Sprintf("column %d", len(before)-bytes.LastIndexByte(before, '\n')-1)
+	if bytes.IndexByte(doc, '\n') >= 0 {
+		where = fmt.Sprintf("line %d, %s", 1+bytes.Count(before, []byte{'\n'}), where)
+	}
+	if se == nil {
+		return fmt.Errorf("%s: the document ends there, inside a value (cut short?)", where)
+	}
+	return fmt.Errorf("%s: %w", where, se)
 }
 
 // decodeNormalized decodes doc after normalizeTempoJSON.

@@ -275,6 +275,33 @@ func TestDecodeTracesBadLine(t *testing.T) {
 	}
 }
 
+// TestDecodeTracesJSONSyntax checks that a document that is not JSON is
+// said to be so where encoding/json finds it, by line and column, and
+// one that is JSON but not OTLP's shape keeps pdata's account.
+func TestDecodeTracesJSONSyntax(t *testing.T) {
+	for _, tt := range []struct {
+		name, input, want string
+	}{
+		{"trailing comma", `{"resourceSpans":[{"scopeSpans":[],}]}`,
+			"doc.json: document: malformed telemetry: OTLP JSON: column 36: invalid character '}' looking for beginning of object key string"},
+		{"pretty, trailing comma", "{\n  \"resourceSpans\": [\n    {\"scopeSpans\": [],}\n  ]\n}\n",
+			"doc.json: document: malformed telemetry: OTLP JSON: line 3, column 23: invalid character '}' looking for beginning of object key string"},
+		{"cut short", `{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"x"`,
+			"doc.json: document: malformed telemetry: OTLP JSON: column 54: the document ends there, inside a value (cut short?)"},
+		{"Tempo, missing colon", `{"batches" []}`,
+			"doc.json: document: malformed telemetry: Tempo JSON: column 12: invalid character '[' after object key"},
+		{"JSON, not OTLP's shape", `{"resourceSpans":{"a":1}}`,
+			"doc.json: document: malformed telemetry: OTLP JSON: ReadArray: expect [ or , or ] or n, but found {"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decodeAll(t, []byte(tt.input), "doc.json")
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("error %v\nwant %s", err, tt.want)
+			}
+		})
+	}
+}
+
 // TestDecodeTracesBadFirstLine: a damaged first line must not turn JSON
 // lines into one bad document.
 func TestDecodeTracesBadFirstLine(t *testing.T) {

@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -298,7 +299,9 @@ func (r *Receiver) serveProfiles(w http.ResponseWriter, req *http.Request, t *ad
 	preq := pprofileotlp.NewExportRequest()
 	var protoData []byte
 	if enc == encJSON {
-		err = preq.UnmarshalJSON(data)
+		if err = preq.UnmarshalJSON(data); err != nil {
+			err = cmp.Or(telemetry.JSONSyntaxError(data), err)
+		}
 	} else {
 		err, protoData = preq.UnmarshalProto(data), data
 	}

@@ -353,7 +353,8 @@ func TestHTTP(t *testing.T) {
 		{name: "no span with ids", path: TracesPath, contentType: pb, body: mustProto(t, tracesRequest(0, true)), wantStatus: 400, wantMessage: "span 0: trace_id and span_id missing or empty"},
 		{name: "json, no span with ids", path: TracesPath, contentType: js, body: mustJSON(t, tracesRequest(0, true)), wantStatus: 400, wantMessage: "span 0: trace_id and span_id missing or empty"},
 		{name: "malformed protobuf", path: TracesPath, contentType: pb, body: []byte("\x0a\xff\xff\xff\xff\x0fnot protobuf"), wantStatus: 400, wantMessage: "resource_spans"},
-		{name: "malformed json", path: TracesPath, contentType: js, body: []byte(`{"resourceSpans": [`), wantStatus: 400, wantMessage: "malformed"},
+		{name: "malformed json", path: TracesPath, contentType: js, body: []byte(`{"resourceSpans": [`), wantStatus: 400, wantMessage: "column 19: the document ends there, inside a value"},
+		{name: "json syntax error", path: TracesPath, contentType: js, body: []byte(`{"resourceSpans": [],}`), wantStatus: 400, wantMessage: "column 22: invalid character '}' looking for beginning of object key string"},
 		{name: "malformed gzip", path: TracesPath, contentType: pb, encoding: "gzip", body: []byte("\x1f\x8bnot gzip"), wantStatus: 400, wantMessage: "gzip"},
 		{name: "over limit after decompression", path: TracesPath, contentType: pb, encoding: "gzip", body: bomb, limit: 1 << 20, wantStatus: 413, wantMessage: "after decompression"},
 		{name: "over limit", path: TracesPath, contentType: pb, body: bytes.Repeat([]byte{0x0a, 0x00}, 1<<20), limit: 1 << 20, wantStatus: 413},
@@ -370,6 +371,7 @@ func TestHTTP(t *testing.T) {
 		{name: "profiles gzip", path: ProfilesPath, contentType: pb, encoding: "gzip", body: gzipped(t, profiles), wantStatus: 200, wantProfiles: 1},
 		{name: "profiles partial success", path: ProfilesPath, contentType: pb, body: badProfiles, wantStatus: 200, wantProfiles: 1, wantRejected: 1, wantMessage: "sample_type"},
 		{name: "profiles malformed", path: ProfilesPath, contentType: pb, body: []byte("\x0a\xff\xff"), wantStatus: 400},
+		{name: "profiles json syntax error", path: ProfilesPath, contentType: js, body: []byte(`{"resourceProfiles": [,]}`), wantStatus: 400, wantMessage: "column 23: invalid character ',' looking for beginning of value"},
 		{name: "profiles full", path: ProfilesPath, contentType: pb, body: profiles, consumerErr: &pipeline.FullError{RetryAfter: 3 * time.Second}, wantStatus: 429, wantRetryAfter: "3"},
 		{name: "profiles unknown content type", path: ProfilesPath, contentType: "application/octet-stream", body: profiles, wantStatus: 415},
 	}
