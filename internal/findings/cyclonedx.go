@@ -62,6 +62,8 @@ type cdxVulnerability struct {
 // Records that cannot be used, such as a library with no package URL or a
 // vulnerability affecting no component, are reported as *RecordError
 // naming the component's bom-ref or the vulnerability's id, and skipped.
+// The subject without a version (a Go development build) is left out
+// without one, as any Go module at (devel) is.
 // An input that is not a CycloneDX BOM is one error wrapping
 // ErrWrongFormat; broken JSON or XML one wrapping ErrMalformed.
 func ParseCycloneDX(r io.Reader, name string, m Matcher) ([]Finding, []error) {
@@ -231,7 +233,14 @@ func (b *cdxBOM) collect(name string) ([]Component, map[string]*Component, []err
 			refs[ref] = -1
 		}
 		comp, ok, err := cdxToComponent(e.c)
-		if err != nil {
+		switch {
+		case err != nil && e.c == b.metadata && errors.Is(err, errNoVersion):
+			// The BOM's subject without a version is the application
+			// itself, built from a work tree: cyclonedx-gomod bin of a
+			// build without version control information writes the main
+			// module so. Nothing names it to match, as (devel).
+			continue
+		case err != nil:
 			errs = append(errs, &RecordError{File: name, Record: rec, Err: err})
 			continue
 		}

@@ -16,6 +16,7 @@ func TestParseCycloneDX(t *testing.T) {
 		{name: "cyclonedx-gomod 1.6", input: "cyclonedx/gomod-app-1.6.json", golden: "cyclonedx/gomod-app-1.6.golden"},
 		{name: "cyclonedx-gomod xml", input: "cyclonedx/gomod-app-1.6.xml", golden: "cyclonedx/gomod-app-1.6.xml.golden"},
 		{name: "cyclonedx-gomod packages", input: "cyclonedx/gomod-app-packages.json", golden: "cyclonedx/gomod-app-packages.golden"},
+		{name: "cyclonedx-gomod bin, development build", input: "cyclonedx/gomod-bin-devel.json", golden: "cyclonedx/gomod-bin-devel.golden"},
 		{name: "trivy vulnerabilities", input: "cyclonedx/trivy-fs.json", golden: "cyclonedx/trivy-fs.golden"},
 		{name: "embedded vex", input: "cyclonedx/vex-embedded.json", golden: "cyclonedx/vex-embedded.golden"},
 		{name: "linux build", input: "cyclonedx/platform.json", golden: "cyclonedx/platform.golden"},

@@ -46,6 +46,9 @@ var (
 	ErrMalformed = errors.New("malformed input")
 )
 
+// errNoVersion reports a package that names no version: nothing to match.
+var errNoVersion = errors.New("no version")
+
 // RecordError reports one record of an input that was skipped; the other
 // records of the input still load.
 type RecordError struct {
@@ -342,7 +345,7 @@ func newPackage(ecosystem, name, version, purl string) (Package, error) {
 		return Package{}, errors.New("no package URL and no ecosystem and name")
 	}
 	if version == "" {
-		return Package{}, fmt.Errorf("package %s: no version", name)
+		return Package{}, fmt.Errorf("package %s: %w", name, errNoVersion)
 	}
 	if ecosystem == osv.EcosystemGo {
 		version = goVersion(version)
@@ -374,7 +377,7 @@ func distroPackage(purl, version string) (Package, error) {
 		version = p.Version
 	}
 	if version == "" {
-		return Package{}, fmt.Errorf("package URL %q: no version", purl)
+		return Package{}, fmt.Errorf("package URL %q: %w", purl, errNoVersion)
 	}
 	eco := osTypes[p.Type+"/"+p.Namespace]
 	if eco == "" {
