@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -10,7 +11,8 @@ import (
 
 // BenchmarkRulesScan measures exploit rule evaluation per span on
 // realistic benign server spans (the common case), on attacks, and on a
-// mix of one attack in a hundred spans of several shapes; the -memo
+// mix of one attack in a hundred spans of several shapes, and on a value
+// of 4,000 anchors of one rule (anchors-4k); the -memo
 // variants scan with a Scanner, which takes the values it saw before
 // from its memo, as the engine does.
 func BenchmarkRulesScan(b *testing.B) {
@@ -27,6 +29,10 @@ func BenchmarkRulesScan(b *testing.B) {
 	encoded := benign
 	encoded.Attrs.URLPath, encoded.Attrs.URLQuery = "/search", "q=red%20shoes%20size%2042&sort=price%3Aasc&page=2"
 	encoded.Attrs.RequestHeaders = map[string]string{"cookie": "session=3f2a9c; theme=dark; consent=yes", "referer": "https://shop.example/search?q=red+shoes"}
+	// A value full of one rule's anchor (newlines, which the command
+	// injection pattern's \s* reads on from each), and no payload.
+	anchors := benign
+	anchors.Attrs.URLQuery = "q=" + strings.Repeat("\n", 4000)
 	var mixed []*telemetry.Span
 	for i := range 100 {
 		mixed = append(mixed, []*telemetry.Span{&benign, &encoded, &client}[i%3])
@@ -38,6 +44,7 @@ func BenchmarkRulesScan(b *testing.B) {
 	}{
 		{"benign-server", []*telemetry.Span{&benign}}, {"benign-encoded", []*telemetry.Span{&encoded}},
 		{"attack-server", []*telemetry.Span{&attack}}, {"db-client", []*telemetry.Span{&client}}, {"mixed", mixed},
+		{"anchors-4k", []*telemetry.Span{&anchors}},
 	} {
 		for _, memo := range []bool{false, true} {
 			name, scan := bc.name, rules.Scan

@@ -87,9 +87,12 @@ type Rules struct {
 
 type compiled struct {
 	Rule
-	re      *regexp.Regexp
-	anchors []string
-	fields  uint8
+	// re is the pattern anchored at its start, tried where an anchor
+	// occurs; search the pattern itself, for a value whose anchors occur
+	// too often to try each (maxTries).
+	re, search *regexp.Regexp
+	anchors    []string
+	fields     uint8
 }
 
 // prefilter finds, in one pass, the anchors of every rule of a field;
@@ -135,12 +138,14 @@ func CompileRules(rs []Rule) (*Rules, error) {
 			bad("pattern: %v", err)
 			continue
 		}
+		// The pattern compiled as it is: it compiled anchored.
+		search := regexp.MustCompile(r.Pattern)
 		as, err := deriveAnchors(r.Pattern)
 		if err != nil {
 			bad("pattern: %v", err)
 			continue
 		}
-		c := &compiled{Rule: r, re: re, anchors: as}
+		c := &compiled{Rule: r, re: re, search: search, anchors: as}
 		ok := true
 		for _, f := range r.Fields {
 			if !slices.Contains(fields, f) {
@@ -269,9 +274,10 @@ func (s *scan) span(sp *telemetry.Span, hit func(Hit)) {
 	}
 }
 
-// maxTries bounds the places a rule's pattern is tried per value, so
-// that a value full of quotes costs a bounded number of matches.
-const maxTries = 64
+// maxTries is how many times a rule's anchors may occur in a value for
+// its pattern to be tried at each occurrence; beyond, it is searched for
+// once (scan.match).
+const maxTries = 8
 
 // stackBytes is the size of the buffer values are decoded in without
 // allocating; a longer value is decoded in a new one.
@@ -395,31 +401,51 @@ func (s *scan) match(pf *prefilter, v string, query bool, need int, buf []byte, 
 	// start makes a rule report its leftmost match, as an unanchored
 	// search would.
 	slices.SortStableFunc(occ, func(a, b occurrence) int { return cmp.Compare(a.start, b.start) })
-	var triesBuf [64]uint8
-	tries := triesBuf[:]
-	if len(s.r.rules) > len(triesBuf) {
-		tries = make([]uint8, len(s.r.rules))
+	// A rule is tried at each occurrence of its anchors, in order, until
+	// it matches; a try reads from its anchor as far as the pattern goes.
+	// A rule whose anchors occur more than maxTries times is searched for
+	// once instead, unanchored, from its first anchor on: every match
+	// starts at an anchor, so the search finds the same leftmost match,
+	// in one pass however many anchors there are. Trying each of them
+	// would read a value of newlines to its end from every one (a
+	// pattern's \s* after its \n), and stopping after some would leave
+	// the anchors after them, and a payload there, untried.
+	var leftBuf [64]int32
+	left := leftBuf[:]
+	if len(s.r.rules) > len(leftBuf) {
+		left = make([]int32, len(s.r.rules))
+	}
+	for _, o := range occ {
+		for _, ri := range pf.rules[o.pat] {
+			left[ri]++
+		}
 	}
 	n := len(dst)
 	for _, o := range occ {
 		for _, ri := range pf.rules[o.pat] {
-			if tries[ri] >= maxTries || slices.ContainsFunc(dst[n:], func(m found) bool { return m.rule == ri }) {
+			if left[ri] == 0 { // matched, or searched for
 				continue
 			}
-			tries[ri]++
 			c := s.r.rules[ri]
+			re := c.re
+			if left[ri] > maxTries {
+				re, left[ri] = c.search, 0
+			} else {
+				left[ri]--
+			}
 			// Match and MatchString allocate nothing; where the match
-			// ends is only needed when it fires.
+			// is is only needed when there is one.
 			var loc []int
 			if text != nil {
-				if c.re.Match(text[o.start:]) {
-					loc = c.re.FindIndex(text[o.start:])
+				if re.Match(text[o.start:]) {
+					loc = re.FindIndex(text[o.start:])
 				}
-			} else if c.re.MatchString(str[o.start:]) {
-				loc = c.re.FindStringIndex(str[o.start:])
+			} else if re.MatchString(str[o.start:]) {
+				loc = re.FindStringIndex(str[o.start:])
 			}
 			if loc != nil {
-				dst = append(dst, found{rule: ri, at: o.start, len: int32(loc[1])})
+				left[ri] = 0
+				dst = append(dst, found{rule: ri, at: o.start + int32(loc[0]), len: int32(loc[1] - loc[0])})
 			}
 		}
 	}
