@@ -500,6 +500,11 @@ func (r *Redactor) emails(s string) string {
 		return s
 	}
 	e := editor{src: s}
+	// local is where the run of local-part characters before i starts:
+	// kept as i goes rather than found by reading back from each "@",
+	// which read a value of "%40%40..." (all local-part characters) back
+	// to its start from every one.
+	local := 0
 	for i := 0; i < len(s); i++ {
 		at := 0
 		switch {
@@ -507,12 +512,17 @@ func (r *Redactor) emails(s string) string {
 			at = 1
 		case s[i] == '%' && i+2 < len(s) && s[i+1] == '4' && s[i+2] == '0':
 			at = 3
+		case !localChar(s[i]):
+			local = i + 1
+			continue
 		default:
 			continue
 		}
-		l := i
-		for l > 0 && localChar(s[l-1]) {
-			l--
+		l := local
+		if at == 1 {
+			// "@" is no local-part character; "%40" is three. What
+			// follows up to d is domain characters, which all are.
+			local = i + 1
 		}
 		d := i + at
 		for d < len(s) && domainChar(s[d]) {
