@@ -36,7 +36,7 @@ func TestWAFExamplesProven(t *testing.T) {
 	}
 	for _, r := range runs {
 		t.Run(r.name, func(t *testing.T) {
-			rules, set := examplePatches(t, r.report, r.osv, r.traces)
+			rules, _, set := examplePatches(t, r.report, r.osv, r.traces)
 			var got []string
 			for _, p := range set.Patches {
 				got = append(got, p.Service+"/"+p.Vulnerability)

@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -12,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corazawaf/coraza/v3"
+	txhttp "github.com/corazawaf/coraza/v3/http"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
@@ -31,7 +35,7 @@ func TestWAFShop(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := t.Context()
 
-	rules, set := shopPatches(t)
+	rules, dir, set := shopPatches(t)
 	if len(set.Patches) != 1 {
 		t.Fatalf("%d patches, want 1 (gateway, GO-2026-5970): %+v", len(set.Patches), set.Patches)
 	}
@@ -79,6 +83,18 @@ func TestWAFShop(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
 	defer client.CloseIdleConnections()
 
+	// Stock Coraza's middleware in front of the same gateway, loading the
+	// exported evident-engine.conf and gateway.conf alone: a deployment
+	// without evident's proxy.
+	stockWAF, err := coraza.NewWAF(coraza.NewWAFConfig().
+		WithDirectivesFromFile(filepath.Join(dir, waf.EngineFile)).
+		WithDirectivesFromFile(filepath.Join(dir, "gateway.conf")))
+	if err != nil {
+		t.Fatalf("stock Coraza loading the exported files: %v", err)
+	}
+	stock := httptest.NewServer(txhttp.WrapHandler(stockWAF, httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: gateway})))
+	defer stock.Close()
+
 	// (1) The shop's own load driver, pointed at the proxy: it fails on
 	// any response of 400 or more, so every request got the gateway's
 	// own answer.
@@ -93,13 +109,19 @@ func TestWAFShop(t *testing.T) {
 	if got := metricSum(t, reg, "evident_waf_requests_total", "passed"); got < n {
 		t.Errorf("normal load: %v requests passed, want at least %d", got, n)
 	}
-	// A legitimate search gets the same answer through the proxy as from
-	// the gateway.
+	// A legitimate search gets the same answer through the proxy and
+	// stock Coraza as from the gateway, and so does one by a method the
+	// gateway's "GET /search" does not take (405): the patch's scope
+	// takes every method to /search in, its detections let it through.
 	const search = "/search?q=creme+stoneware"
-	direct, code := get(t, client, "http://"+gateway+search)
-	proxied, pcode := get(t, client, base+search)
-	if code != http.StatusOK || pcode != code || proxied != direct {
-		t.Errorf("GET %s: proxy answered %d %q, gateway %d %q", search, pcode, proxied, code, direct)
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		direct, code := send(t, client, method, "http://"+gateway+search)
+		for _, front := range []string{base, stock.URL} {
+			got, gcode := send(t, client, method, front+search)
+			if gcode != code || got != direct {
+				t.Errorf("%s %s through %s: answered %d %q, gateway %d %q", method, search, front, gcode, got, code, direct)
+			}
+		}
 	}
 
 	// (2) The exploit variants of GO-2026-5970's exploit knowledge, which
@@ -127,22 +149,22 @@ func TestWAFShop(t *testing.T) {
 		t.Fatalf("%d exploit samples, the validation sent %d", len(targets)-1, patch.Validation.ExploitsTotal)
 	}
 	// The gateway's "GET /search" serves HEAD too, so each is also sent
-	// as HEAD: the scope once matched GET alone, and HEAD reached it.
+	// as HEAD: the scope once matched GET alone, and HEAD reached it. And
+	// as POST: the scope then matched GET and HEAD alone, and a route
+	// registered for every method ("/search") would serve POST with the
+	// same handler. Through the proxy and through stock Coraza.
+	methods := []string{http.MethodGet, http.MethodHead, http.MethodPost}
 	for _, target := range targets {
-		if body, code := get(t, client, base+target); code != http.StatusForbidden {
-			t.Errorf("exploit GET %s: status %d (%q), want 403", target, code, body)
-		}
-		resp, err := client.Head(base + target)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusForbidden {
-			t.Errorf("exploit HEAD %s: status %d, want 403", target, resp.StatusCode)
+		for _, method := range methods {
+			for _, front := range []string{base, stock.URL} {
+				if body, code := send(t, client, method, front+target); code != http.StatusForbidden {
+					t.Errorf("exploit %s %s through %s: status %d (%q), want 403", method, target, front, code, body)
+				}
+			}
 		}
 	}
-	if got := metricSum(t, reg, "evident_waf_blocked_total", ""); got != float64(2*len(targets)) {
-		t.Errorf("blocked requests %v, want %d", got, 2*len(targets))
+	if got := metricSum(t, reg, "evident_waf_blocked_total", ""); got != float64(len(methods)*len(targets)) {
+		t.Errorf("blocked requests %v, want %d", got, len(methods)*len(targets))
 	}
 	audit, err := os.ReadFile(auditPath)
 	if err != nil {
@@ -154,15 +176,15 @@ func TestWAFShop(t *testing.T) {
 			blocked++
 		}
 	}
-	if blocked != 2*len(targets) {
-		t.Errorf("audit log has %d blocks naming GO-2026-5970, want %d:\n%s", blocked, 2*len(targets), audit)
+	if blocked != len(methods)*len(targets) {
+		t.Errorf("audit log has %d blocks naming GO-2026-5970, want %d:\n%s", blocked, len(methods)*len(targets), audit)
 	}
 }
 
 // shopPatches generates, validates and exports the patches of the
 // recorded example the way evident waf generate does, and returns the
-// rules to enforce with the set.
-func shopPatches(t *testing.T) (string, *waf.PatchSet) {
+// rules to enforce, the export directory and the set.
+func shopPatches(t *testing.T) (rules, dir string, set *waf.PatchSet) {
 	t.Helper()
 	rec := filepath.Join(shop, "recorded")
 	return examplePatches(t, analyzeShop(t, "json"), filepath.Join(rec, "osv"), filepath.Join(rec, "traces.jsonl"))
@@ -170,8 +192,9 @@ func shopPatches(t *testing.T) (string, *waf.PatchSet) {
 
 // examplePatches generates, validates and exports the patches of an
 // analyze report with the example's records and traces, the way evident
-// waf generate does, and returns the rules to enforce with the set.
-func examplePatches(t *testing.T, report []byte, osvDir, traces string) (string, *waf.PatchSet) {
+// waf generate does, and returns the rules to enforce, the export
+// directory and the set.
+func examplePatches(t *testing.T, report []byte, osvDir, traces string) (rules, dir string, set *waf.PatchSet) {
 	t.Helper()
 	ctx := t.Context()
 	as, problems, err := parseReportAssessments(report, "analyze.json")
@@ -198,22 +221,20 @@ func examplePatches(t *testing.T, report []byte, osvDir, traces string) (string,
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := waf.Generate(cfg, as, db, traffic)
-	if err != nil {
+	if set, err = waf.Generate(cfg, as, db, traffic); err != nil {
 		t.Fatal(err)
 	}
 	if err := waf.Validate(ctx, set, traffic, corpus); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
+	dir = t.TempDir()
 	if err := waf.Export(dir, set); err != nil {
 		t.Fatal(err)
 	}
-	rules, err := waf.LoadRules(dir, nil)
-	if err != nil {
+	if rules, err = waf.LoadRules(dir, nil); err != nil {
 		t.Fatal(err)
 	}
-	return rules, set
+	return rules, dir, set
 }
 
 // startShopServices starts the payment sandbox, catalog, orders and
@@ -256,10 +277,15 @@ func startShopServices(t *testing.T, procs *procGroup, bin, work string) string 
 	return gw
 }
 
-// get sends a GET and returns the body and status.
-func get(t *testing.T, client *http.Client, target string) (string, int) {
+// send sends a request without a body and returns the response's body
+// and status.
+func send(t *testing.T, client *http.Client, method, target string) (string, int) {
 	t.Helper()
-	resp, err := client.Get(target)
+	req, err := http.NewRequestWithContext(t.Context(), method, target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,9 @@ type Patch struct {
 	// Scope says how the endpoints were chosen.
 	Scope     string     `json:"scope"`
 	Endpoints []Endpoint `json:"endpoints"`
+	// Methods says, per route of the endpoints, which request methods
+	// the detections cover.
+	Methods []RouteMethods `json:"methods,omitempty"`
 	// IDs is the block of rule ids the patch owns, first and last.
 	IDs   [2]int `json:"ids"`
 	Rules []Rule `json:"rules"`
@@ -270,20 +273,26 @@ func build(cfg Config, p *Patch, base int, traffic *Traffic) {
 	}
 
 	// Scope: one rule per endpoint sets the patch's variable and the
-	// endpoint's own.
+	// endpoint's own. It matches the endpoint's route by every method
+	// that may reach the vulnerable handler (routeMethods); the traffic
+	// rules chain on the endpoint's exact method as well.
 	if len(p.Endpoints) == 0 {
 		add(Rule{Kind: KindScope, Name: "any request to the service", Mode: ModeBlock,
 			links: []link{{vars: "REQUEST_FILENAME", op: "@rx ^/"}}, setvars: []string{patchVar + "=1"}})
 	}
+	p.Methods = routeMethods(p.Endpoints, all)
 	for i, ep := range p.Endpoints {
 		// ParseEndpoint checked the route, and the regular expression
 		// is built from quoted literals, so this cannot fail.
 		re, _ := RouteRegex(ep.Route)
-		add(Rule{Kind: KindScope, Name: "request to " + ep.String(), Endpoint: ep.String(),
-			links: []link{
-				{vars: "REQUEST_METHOD", op: methodOperator(ep.Method)},
-				{vars: "REQUEST_FILENAME|REQUEST_URI", op: "@rx " + re},
-			},
+		var links []link
+		rm := p.Methods[slices.IndexFunc(p.Methods, func(rm RouteMethods) bool { return rm.Route == ep.Route })]
+		if len(rm.Except) > 0 {
+			// The methods come from ParseEndpoint's list: no quoting.
+			links = append(links, link{vars: "REQUEST_METHOD", op: "!@rx ^(?:" + strings.Join(rm.Except, "|") + ")$"})
+		}
+		add(Rule{Kind: KindScope, Name: "request to " + rm.String(), Endpoint: ep.String(),
+			links:   append(links, link{vars: "REQUEST_FILENAME|REQUEST_URI", op: "@rx " + re}),
 			setvars: []string{patchVar + "=1", fmt.Sprintf("%s_e%d=1", patchVar, i)}})
 	}
 
@@ -317,14 +326,68 @@ func build(cfg Config, p *Patch, base int, traffic *Traffic) {
 	}
 }
 
-// methodOperator is the operator on REQUEST_METHOD that scopes a patch
-// to an endpoint's method. GET and HEAD go together: net/http's
-// "GET /search", Express's app.get, Flask, Spring and most other routers
-// run the GET handler for HEAD (and a HEAD request in the traces most
-// likely went to such a GET route), so a scope of GET alone let the
-// exploit through as HEAD. The match is
-// exact: @within, the usual SecLang method list, matches any substring of
-// its list ("GE", "EA").
+// RouteMethods is the request methods a patch's detections cover on one
+// route: every method but Except.
+type RouteMethods struct {
+	Route string `json:"route"`
+	// Except are the methods the traces show on Route only at endpoints
+	// outside the patch: other handlers, as far as the traces tell, whose
+	// legitimate requests the patch must leave alone.
+	Except []string `json:"except,omitempty"`
+}
+
+// String returns "/route by any method" or "/route by any method but
+// DELETE (seen at another endpoint)".
+func (rm RouteMethods) String() string {
+	if len(rm.Except) == 0 {
+		return rm.Route + " by any method"
+	}
+	return rm.Route + " by any method but " + strings.Join(rm.Except, ", ") + " (seen at another endpoint)"
+}
+
+// routeMethods returns the methods the detections cover on each route of
+// eps, in the order the routes first appear. The traces say which method
+// a request had, not which methods its route accepts: a route registered
+// for every method (net/http's "/search" without a method, Express's
+// app.all, a servlet's service()) and seen only with GET runs the same
+// handler for POST /search?q=<exploit>. So a route is covered by every
+// method but those the traces show on it only at endpoints outside the
+// patch (neither a patch endpoint's method on the route nor its GET/HEAD
+// pair): those, as far as the traces tell, reach another handler.
+func routeMethods(eps []Endpoint, all []*EndpointTraffic) []RouteMethods {
+	var out []RouteMethods
+	for _, ep := range eps {
+		if slices.ContainsFunc(out, func(rm RouteMethods) bool { return rm.Route == ep.Route }) {
+			continue
+		}
+		covered := map[string]bool{}
+		for _, e := range eps {
+			if e.Route == ep.Route {
+				covered[e.Method] = true
+				if twin := sameHandlerMethod(e.Method); twin != "" {
+					covered[twin] = true
+				}
+			}
+		}
+		rm := RouteMethods{Route: ep.Route}
+		// all is in route and method order, one entry per endpoint.
+		for _, et := range all {
+			if et.Endpoint.Route == ep.Route && !covered[et.Endpoint.Method] {
+				rm.Except = append(rm.Except, et.Endpoint.Method)
+			}
+		}
+		out = append(out, rm)
+	}
+	return out
+}
+
+// methodOperator is the operator on REQUEST_METHOD that scopes the rules
+// learned from an endpoint's traffic to the endpoint's method. GET and
+// HEAD go together: net/http's "GET /search", Express's app.get, Flask,
+// Spring and most other routers run the GET handler for HEAD (and a HEAD
+// request in the traces most likely went to such a GET route). The match
+// is exact: @within, the usual SecLang method list, matches any substring
+// of its list ("GE", "EA").
 func methodOperator(method string) string {
 	if sameHandlerMethod(method) != "" {
 		return "@rx ^(?:GET|HEAD)$"
@@ -357,7 +420,11 @@ func requestsOf(t *Traffic, service string, ep Endpoint) int {
 // limits on the captured headers, and an allow-list of content types;
 // lengths at Config.LengthMargin times the longest seen. Oversized-input
 // patches get a default length limit when the traffic says nothing. The
-// notes say what could not be learned.
+// rules learned from the traffic apply to the endpoint's method (GET
+// with HEAD) only: the endpoint's scope rule lets in every method that
+// may reach the vulnerable handler, and what one method's requests
+// showed says nothing of another's. The default limit is the class's,
+// and applies to them all. The notes say what could not be learned.
 func trafficRules(cfg Config, class Class, et *EndpointTraffic) (out []Rule, notes []string) {
 	limit := func(n int) int {
 		return max(cfg.MinLength, int(math.Ceil(float64(n)*cfg.LengthMargin)))
@@ -377,6 +444,7 @@ func trafficRules(cfg Config, class Class, et *EndpointTraffic) (out []Rule, not
 		defaultLimit()
 		return out, notes
 	}
+	var learned []Rule
 	if et.Queries == 0 {
 		notes = append(notes, "the spans record no query string (url.query): no parameter allow-list or query limits")
 		defaultLimit()
@@ -387,24 +455,24 @@ func trafficRules(cfg Config, class Class, et *EndpointTraffic) (out []Rule, not
 			quoted[i] = regexp.QuoteMeta(n)
 		}
 		if len(names) > 0 {
-			out = append(out, Rule{Kind: KindTraffic, Name: "query parameter outside the names seen in traffic: " + strings.Join(names, ", "),
+			learned = append(learned, Rule{Kind: KindTraffic, Name: "query parameter outside the names seen in traffic: " + strings.Join(names, ", "),
 				links: []link{{vars: "ARGS_GET_NAMES", op: "!@rx ^(?:" + strings.Join(quoted, "|") + ")$"}}})
 		}
 		for _, n := range names {
 			if !safeKey(n) {
 				continue
 			}
-			out = append(out, Rule{Kind: KindTraffic, Name: fmt.Sprintf("query parameter %s longer than %d (longest seen %d)", n, limit(et.Params[n]), et.Params[n]),
+			learned = append(learned, Rule{Kind: KindTraffic, Name: fmt.Sprintf("query parameter %s longer than %d (longest seen %d)", n, limit(et.Params[n]), et.Params[n]),
 				links: []link{{vars: "ARGS_GET:" + n, op: fmt.Sprintf("@gt %d", limit(et.Params[n])), t: []string{"length"}}}})
 		}
-		out = append(out, Rule{Kind: KindTraffic, Name: fmt.Sprintf("query string longer than %d (longest seen %d)", limit(et.MaxQuery), et.MaxQuery),
+		learned = append(learned, Rule{Kind: KindTraffic, Name: fmt.Sprintf("query string longer than %d (longest seen %d)", limit(et.MaxQuery), et.MaxQuery),
 			links: []link{{vars: "QUERY_STRING", op: fmt.Sprintf("@gt %d", limit(et.MaxQuery)), t: []string{"length"}}}})
 	}
 	for _, h := range sortedKeys(et.Headers) {
 		if !safeKey(h) {
 			continue
 		}
-		out = append(out, Rule{Kind: KindTraffic, Name: fmt.Sprintf("header %s longer than %d (longest seen %d)", h, limit(et.Headers[h]), et.Headers[h]),
+		learned = append(learned, Rule{Kind: KindTraffic, Name: fmt.Sprintf("header %s longer than %d (longest seen %d)", h, limit(et.Headers[h]), et.Headers[h]),
 			links: []link{{vars: "REQUEST_HEADERS:" + h, op: fmt.Sprintf("@gt %d", limit(et.Headers[h])), t: []string{"length"}}}})
 	}
 	switch {
@@ -417,7 +485,7 @@ func trafficRules(cfg Config, class Class, et *EndpointTraffic) (out []Rule, not
 		// The declared length denies before the body is read; a body
 		// without one (chunked) is measured once read. Coraza and
 		// ModSecurity set REQUEST_BODY_LENGTH for raw and form bodies.
-		out = append(out,
+		learned = append(learned,
 			Rule{Kind: KindTraffic, Name: name + ": Content-Length", links: []link{{vars: "REQUEST_HEADERS:Content-Length", op: fmt.Sprintf("@gt %d", n)}}},
 			Rule{Kind: KindTraffic, Name: name, links: []link{{vars: "REQUEST_BODY_LENGTH", op: fmt.Sprintf("@gt %d", n)}}})
 	}
@@ -426,8 +494,12 @@ func trafficRules(cfg Config, class Class, et *EndpointTraffic) (out []Rule, not
 		for i, c := range et.ContentTypes {
 			quoted[i] = regexp.QuoteMeta(c)
 		}
-		out = append(out, Rule{Kind: KindTraffic, Name: "content type outside those seen in traffic: " + strings.Join(et.ContentTypes, ", "),
+		learned = append(learned, Rule{Kind: KindTraffic, Name: "content type outside those seen in traffic: " + strings.Join(et.ContentTypes, ", "),
 			links: []link{{vars: "REQUEST_HEADERS:Content-Type", op: "!@rx ^(?:" + strings.Join(quoted, "|") + `)\s*(?:;|$)`, t: []string{"lowercase"}}}})
+	}
+	for _, r := range learned {
+		r.links = append([]link{{vars: "REQUEST_METHOD", op: methodOperator(et.Endpoint.Method)}}, r.links...)
+		out = append(out, r)
 	}
 	return out, notes
 }

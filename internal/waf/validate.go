@@ -175,6 +175,7 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 			return fmt.Errorf("patch %s for %s: %w", p.Vulnerability, p.Service, err)
 		}
 	}
+	all := traffic.Endpoints(p.Service)
 	for _, s := range samples {
 		for _, ep := range eps {
 			req := instantiate(s, ep, traffic.Endpoint(p.Service, ep))
@@ -195,7 +196,7 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 			if byExport != 0 {
 				v.ExploitsBlockedExported++
 			}
-			for _, m := range mutations(req) {
+			for _, m := range mutations(req, tamperMethod(ep, all)) {
 				_, by, err := replay(w, m.req)
 				if err != nil {
 					return fmt.Errorf("validate %s in %s: exploit %q, %s: %w", p.Vulnerability, p.Service, s.Name, m.name, err)
@@ -302,6 +303,9 @@ func (p *Patch) SecLang() string {
 	for _, ep := range p.Endpoints {
 		fmt.Fprintf(&b, "#   %s\n", oneLine(ep.String()))
 	}
+	for _, rm := range p.Methods {
+		fmt.Fprintf(&b, "# methods: %s\n", oneLine(rm.String()))
+	}
 	fmt.Fprintf(&b, "# rule ids %d-%d\n", p.IDs[0], p.IDs[1])
 	for _, n := range p.Notes {
 		fmt.Fprintf(&b, "# note: %s\n", oneLine(n))
@@ -383,10 +387,13 @@ type mutation struct {
 // endpoint is also sent as HEAD, itself and each of its mutations
 // ("method HEAD", "method HEAD and <mutation>"), since routers run the
 // GET handler for HEAD (and the other way round for a HEAD endpoint).
+// With tamper not "", the request is also sent with that method, one the
+// traces do not show on its route ("method POST"): a route registered
+// for every method runs the vulnerable handler for it too.
 // Mutations that would not change r are left out. Chunked bodies are a
 // matter of transport: the proxy tests send them (Validate feeds the
 // engine directly).
-func mutations(r Request) []mutation {
+func mutations(r Request, tamper string) []mutation {
 	clone := func() Request {
 		c := r
 		c.Headers = maps.Clone(r.Headers)
@@ -451,7 +458,29 @@ func mutations(r Request) []mutation {
 		}
 		out = append(out, as...)
 	}
+	if tamper != "" {
+		m := clone()
+		m.Method = tamper
+		out = append(out, mutation{"method " + tamper, m})
+	}
 	return out
+}
+
+// tamperMethods are the methods an attacker tries on a route in the
+// hope that the WAF's rules are scoped to the methods seen on it, the
+// exploit kept where it was: POST first, which every router and form
+// parser takes.
+var tamperMethods = []string{"POST", "PUT", "PATCH", "DELETE"}
+
+// tamperMethod returns the first of tamperMethods that is neither ep's
+// method nor seen on ep's route in all, "" when there is none.
+func tamperMethod(ep Endpoint, all []*EndpointTraffic) string {
+	for _, m := range tamperMethods {
+		if m != ep.Method && !slices.ContainsFunc(all, func(et *EndpointTraffic) bool { return et.Endpoint == Endpoint{Method: m, Route: ep.Route} }) {
+			return m
+		}
+	}
+	return ""
 }
 
 // binaryBody reports whether a body is binary (NUL bytes or invalid UTF-8).
