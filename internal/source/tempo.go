@@ -171,15 +171,17 @@ func cmpInt(a, b int64) int {
 // Sample picks the traces of the window to fetch, bounded by the trace
 // budget, so that every service, every SERVER endpoint and every
 // CLIENT/PRODUCER/CONSUMER edge is covered: per service and span kind one
-// search names the spans; per span name one search finds its newest
-// traces (PerGroup each); the groups are then drawn from in turn, newest
+// search names the spans (select(name)); per span name one search finds
+// its newest traces (PerGroup each); the groups are then drawn from in turn, newest
 // first, until the budget is spent. It returns the trace ids, hex.
 func (t *Tempo) Sample(ctx context.Context, services []string, w Window) ([]string, error) {
 	var groups [][]traceRef
 	for _, svc := range services {
 		for _, kind := range []string{"server", "client", "producer", "consumer"} {
 			base := fmt.Sprintf("resource.service.name = %s && kind = %s", strconv.Quote(svc), kind)
-			refs, names, err := t.search(ctx, "{ "+base+" }", w, t.cfg.PerGroup)
+			// Tempo returns of a matching span only its id, times and the
+			// attributes the query names: select(name) adds the name.
+			refs, names, err := t.search(ctx, "{ "+base+" } | select(name)", w, t.cfg.PerGroup)
 			if err != nil {
 				return nil, fmt.Errorf("service %s: %w", svc, err)
 			}

@@ -18,8 +18,9 @@ import (
 
 // Tempo serves Tempo's query endpoints over traces held in memory:
 // GET /api/v2/search/tag/resource.service.name/values, GET /api/search
-// with the TraceQL spanset filters the source sends
-// ({ resource.service.name = "x" && kind = server [&& name = "n"] }), and
+// with the TraceQL queries the source sends
+// ({ resource.service.name = "x" && kind = server [&& name = "n"] }
+// [| select(name)]), and
 // GET /api/v2/traces/<id> as protobuf (tempopb.TraceByIDResponse, what
 // Tempo answers to Accept: application/protobuf; its JSON is not served).
 // Shapes follow Tempo's docs/sources/tempo/api_docs and pkg/tempopb (as of
@@ -159,15 +160,33 @@ func (t *Tempo) serviceNames(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, resp)
 }
 
-var filterRE = regexp.MustCompile(`^\{ resource\.service\.name = ("(?:[^"\\]|\\.)*") && kind = (server|client|producer|consumer|internal)(?: && name = ("(?:[^"\\]|\\.)*"))? \}$`)
+var filterRE = regexp.MustCompile(`^\{ resource\.service\.name = ("(?:[^"\\]|\\.)*") && kind = (server|client|producer|consumer|internal)(?: && name = ("(?:[^"\\]|\\.)*"))? \}( \| select\(name\))?$`)
 
 // searchSpan, searchSpanSet and searchTrace are tempopb's search messages
-// as Tempo marshals them to JSON.
+// as Tempo marshals them to JSON. A span carries its name only when the
+// query filters on it or selects it (| select(name)), and the attributes
+// the query's conditions name, as Tempo (checked against a live Tempo
+// 3.1.0-dev) answers.
 type searchSpan struct {
-	SpanID            string `json:"spanID"`
-	Name              string `json:"name"`
-	StartTimeUnixNano string `json:"startTimeUnixNano"`
-	DurationNanos     string `json:"durationNanos"`
+	SpanID            string           `json:"spanID"`
+	Name              string           `json:"name,omitempty"`
+	StartTimeUnixNano string           `json:"startTimeUnixNano"`
+	DurationNanos     string           `json:"durationNanos"`
+	Attributes        []searchKeyValue `json:"attributes"`
+}
+
+// searchKeyValue is an attribute of a search span, as OTLP JSON.
+type searchKeyValue struct {
+	Key   string `json:"key"`
+	Value struct {
+		StringValue string `json:"stringValue"`
+	} `json:"value"`
+}
+
+func stringAttr(k, v string) searchKeyValue {
+	kv := searchKeyValue{Key: k}
+	kv.Value.StringValue = v
+	return kv
 }
 
 type searchSpanSet struct {
@@ -201,6 +220,7 @@ func (t *Tempo) search(w http.ResponseWriter, r *http.Request) {
 	if m[3] != "" {
 		name, _ = strconv.Unquote(m[3])
 	}
+	withName := m[3] != "" || m[4] != ""
 	limit, err := strconv.Atoi(r.FormValue("limit"))
 	if err != nil {
 		limit = 20
@@ -229,10 +249,15 @@ func (t *Tempo) search(w http.ResponseWriter, r *http.Request) {
 			}
 			set.Matched++
 			if len(set.Spans) < spss {
-				set.Spans = append(set.Spans, searchSpan{
-					SpanID: s.id, Name: s.name,
+				sp := searchSpan{
+					SpanID:            s.id,
 					StartTimeUnixNano: strconv.FormatInt(st, 10), DurationNanos: strconv.FormatInt(en-st, 10),
-				})
+					Attributes: []searchKeyValue{stringAttr("service.name", s.service), stringAttr("kind", s.kind)},
+				}
+				if withName {
+					sp.Name = s.name
+				}
+				set.Spans = append(set.Spans, sp)
 			}
 		}
 		if set.Matched == 0 {
