@@ -367,7 +367,13 @@ func (c *client) statusError(path string, resp *http.Response, version string) e
 	}
 	switch {
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return fmt.Errorf("%s %s: %w (HTTP %d, sent %s): %s%s", c.what, path, ErrUnauthorized, code, c.cfg.Auth, c.credentialHint(code), detail)
+		hint := c.credentialHint(code)
+		if c.cfg.Auth.OrgID == "" && bytes.Contains(msg, []byte("no org id")) {
+			// The tenant check of a multi-tenant Tempo or Pyroscope
+			// (multitenancy_enabled), which answers before any auth.
+			hint = fmt.Sprintf("the server is multi-tenant and no tenant was sent: set EVIDENT_%s_ORG_ID", strings.ToUpper(c.what))
+		}
+		return fmt.Errorf("%s %s: %w (HTTP %d, sent %s): %s%s", c.what, path, ErrUnauthorized, code, c.cfg.Auth, hint, detail)
 	case code == http.StatusNotFound:
 		return fmt.Errorf("%s %s: %w (HTTP 404): check the URL %s (with its path prefix) or upgrade the server: evident needs %s%s", c.what, path, ErrNotFound, c.cfg.URL, version, detail)
 	case code == http.StatusTooManyRequests || code >= 500:

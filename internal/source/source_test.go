@@ -169,6 +169,8 @@ func TestBadServers(t *testing.T) {
 	status := func(code int) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "nope", code) })
 	}
+	multiTenant := sourcetest.NewTempo()
+	multiTenant.OrgID = "shop"
 	tests := []struct {
 		name    string
 		handler http.Handler
@@ -179,6 +181,9 @@ func TestBadServers(t *testing.T) {
 	}{
 		{name: "401 without credentials", handler: status(401), want: source.ErrUnauthorized, wantMsg: "set EVIDENT_TEMPO_USER and EVIDENT_TEMPO_PASSWORD"},
 		{name: "401 without password", handler: status(401), auth: source.Auth{User: "1"}, want: source.ErrUnauthorized, wantMsg: "EVIDENT_TEMPO_PASSWORD_FILE"},
+		// A multi-tenant Tempo asks for the tenant before any credentials.
+		{name: "401 without tenant", handler: multiTenant.Handler(), want: source.ErrUnauthorized, wantMsg: "no tenant was sent: set EVIDENT_TEMPO_ORG_ID"},
+		{name: "401 without tenant, with credentials", handler: multiTenant.Handler(), auth: source.Auth{User: "1", Password: "secret"}, want: source.ErrUnauthorized, wantMsg: "no tenant was sent: set EVIDENT_TEMPO_ORG_ID"},
 		{name: "403", handler: status(403), auth: source.Auth{BearerToken: "x"}, want: source.ErrUnauthorized, wantMsg: "lack a permission"},
 		{name: "404", handler: http.NotFoundHandler(), want: source.ErrNotFound, wantMsg: "checked against Tempo v3.0.3"},
 		{name: "503", handler: status(503), want: source.ErrRetryable},

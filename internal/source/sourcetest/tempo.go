@@ -32,6 +32,11 @@ type Tempo struct {
 	// larger trace is answered in part, with status PARTIAL. Set it
 	// before serving.
 	MaxBytesPerTrace int
+	// OrgID, when set, makes the server multi-tenant (multitenancy_enabled)
+	// with its traces held for this tenant: a request without
+	// X-Scope-OrgID is answered 401 "no org id", as Tempo does, and another
+	// tenant sees no traces. Set it before serving.
+	OrgID string
 
 	mu     sync.Mutex
 	traces map[string]*storedTrace // by hex trace id, 32 digits
@@ -93,7 +98,20 @@ func (t *Tempo) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v2/search/tag/resource.service.name/values", t.serviceNames)
 	mux.HandleFunc("GET /api/search", t.search)
 	mux.HandleFunc("GET /api/v2/traces/{id}", t.trace)
-	return mux
+	if t.OrgID == "" {
+		return mux
+	}
+	other := NewTempo().Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Header.Get("X-Scope-OrgID") {
+		case "":
+			http.Error(w, "no org id", http.StatusUnauthorized)
+		case t.OrgID:
+			mux.ServeHTTP(w, r)
+		default:
+			other.ServeHTTP(w, r)
+		}
+	})
 }
 
 func window(r *http.Request) (startNs, endNs int64, err error) {
