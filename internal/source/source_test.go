@@ -58,12 +58,15 @@ func (s servers) handler() http.Handler {
 type collect struct {
 	spans    int
 	profiles map[string]int64
+	// periods are the sampling periods of the services' profiles.
+	periods map[string]int64
 }
 
 func (c *collect) Profile(b *telemetry.ProfileBatch) error {
 	if c.profiles == nil {
-		c.profiles = map[string]int64{}
+		c.profiles, c.periods = map[string]int64{}, map[string]int64{}
 	}
+	c.periods[b.Service] = b.Period
 	for _, s := range b.Samples {
 		c.profiles[b.Service] += s.Count
 	}
@@ -253,6 +256,60 @@ func TestBadServers(t *testing.T) {
 			t.Errorf("error %v: want ErrNotFound naming the version", err)
 		}
 	})
+}
+
+// TestWindowsPartitionTraces checks that consecutive windows, as serve
+// polls them, read every span of the recording once: Tempo finds the
+// traces that overlap a window's whole seconds, so a trace across the
+// boundary is found by both searches.
+func TestWindowsPartitionTraces(t *testing.T) {
+	rec, err := sourcetest.LoadRecording(recorded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first, last time.Time
+	total := 0
+	for _, td := range rec.Traces {
+		for _, rs := range td.ResourceSpans().All() {
+			for _, ss := range rs.ScopeSpans().All() {
+				for _, sp := range ss.Spans().All() {
+					total++
+					if st := sp.StartTimestamp().AsTime(); first.IsZero() || st.Before(first) {
+						first = st
+					}
+					if en := sp.EndTimestamp().AsTime(); en.After(last) {
+						last = en
+					}
+				}
+			}
+		}
+	}
+	s := loadServers(t)
+	srv := httptest.NewServer(s.handler())
+	defer srv.Close()
+	mid := first.Add(last.Sub(first) / 2)
+	tests := []struct {
+		name  string
+		split time.Time
+	}{
+		{"mid-second", mid},
+		{"on a second", mid.Truncate(time.Second)},
+		{"a millisecond later", mid.Truncate(time.Second).Add(time.Millisecond)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tp := newPull(t, srv.URL, source.Auth{}, nil).Tempo
+			var got collect
+			for _, w := range []source.Window{{From: window.From, To: tt.split}, {From: tt.split, To: window.To}} {
+				if err := (source.Pull{Tempo: tp}).Run(context.Background(), w, &got, func(err error) { t.Error(err) }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got.spans != total {
+				t.Errorf("spans read in two windows split at %s: %d, want %d", tt.split.Format(time.RFC3339Nano), got.spans, total)
+			}
+		})
+	}
 }
 
 // TestPartialTrace checks that a trace Tempo answers in part (over its

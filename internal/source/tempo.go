@@ -141,7 +141,13 @@ func (t *Tempo) search(ctx context.Context, traceql string, w Window, limit int)
 	var refs []traceRef
 	var names []string
 	for _, tr := range r.Traces {
-		start, _ := strconv.ParseInt(tr.StartTimeUnixNano, 10, 64)
+		start, err := strconv.ParseInt(tr.StartTimeUnixNano, 10, 64)
+		if err == nil && !w.holds(start) {
+			// Tempo finds the traces that overlap the window, in whole
+			// seconds: a trace belongs to the window its start lies in, so
+			// that consecutive windows (serve) never read it twice.
+			continue
+		}
 		refs = append(refs, traceRef{tr.TraceID, start})
 		sets := tr.SpanSets
 		if tr.SpanSet != nil && len(sets) == 0 {
@@ -286,6 +292,12 @@ func decodeTraceByID(msg []byte) (traceByID, error) {
 		msg = msg[l:]
 	}
 	return r, nil
+}
+
+// holds reports whether the time ns (Unix nanoseconds) lies in w, its
+// start included, its end not.
+func (w Window) holds(ns int64) bool {
+	return ns >= w.From.UnixNano() && ns < w.To.UnixNano()
 }
 
 // unixSec is t in Tempo's unit, seconds.
