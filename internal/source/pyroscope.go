@@ -117,30 +117,135 @@ func (p *Pyroscope) Services(ctx context.Context, w Window) ([]string, error) {
 	return names, nil
 }
 
+// ProfileType names the profile types a CPU profile is read from.
+type ProfileType struct {
+	// CPU is the type whose values are CPU time, e.g.
+	// process_cpu:cpu:nanoseconds:cpu:nanoseconds.
+	CPU string
+	// Samples is the type that counts the same samples
+	// (process_cpu:samples:count:cpu:nanoseconds), "" when the server
+	// has none.
+	Samples string
+}
+
 // CPUProfileType returns the CPU profile type the server holds in the
 // window: process_cpu (Go, Python, Node, .NET, Java through JFR) when
-// there, else another type whose sample type is cpu.
-func (p *Pyroscope) CPUProfileType(ctx context.Context, w Window) (string, error) {
+// there, else another type whose sample type is cpu; with the type that
+// counts its samples, when the server has it.
+func (p *Pyroscope) CPUProfileType(ctx context.Context, w Window) (ProfileType, error) {
 	p.c.stats.Requests++
 	resp, err := p.querier.ProfileTypes(ctx, connect.NewRequest(&querierv1.ProfileTypesRequest{Start: w.From.UnixMilli(), End: w.To.UnixMilli()}))
 	if err != nil {
-		return "", p.rpcError("ProfileTypes", err)
+		return ProfileType{}, p.rpcError("ProfileTypes", err)
 	}
+	types := resp.Msg.GetProfileTypes()
 	var ids []string
-	best := ""
-	for _, t := range resp.Msg.GetProfileTypes() {
+	var best *typesv1.ProfileType
+	for _, t := range types {
 		ids = append(ids, t.GetID())
 		switch {
 		case t.GetName() == "process_cpu" && t.GetSampleType() == "cpu":
-			return t.GetID(), nil
-		case best == "" && t.GetSampleType() == "cpu":
-			best = t.GetID()
+			best = t
+		case best == nil && t.GetSampleType() == "cpu":
+			best = t
 		}
 	}
-	if best == "" {
-		return "", fmt.Errorf("pyroscope: %w: no CPU profile type among %q", ErrNoData, ids)
+	if best == nil {
+		return ProfileType{}, fmt.Errorf("pyroscope: %w: no CPU profile type among %q", ErrNoData, ids)
 	}
-	return best, nil
+	pt := ProfileType{CPU: best.GetID()}
+	for _, t := range types {
+		if t.GetName() == best.GetName() && t.GetSampleType() == "samples" && t.GetSampleUnit() == "count" &&
+			t.GetPeriodType() == best.GetPeriodType() && t.GetPeriodUnit() == best.GetPeriodUnit() {
+			pt.Samples = t.GetID()
+		}
+	}
+	return pt, nil
+}
+
+// defaultPeriod is the sampling period assumed when the server cannot
+// count a service's samples: 100 Hz, the rate of pyroscope-go, of the
+// Java, Python and .NET agents and, near enough (97 Hz), of Alloy's eBPF
+// profiler.
+const defaultPeriod = 10_000_000
+
+// extent returns the sampling period of a service's CPU profile cpu,
+// its CPU time over its number of samples, and the part of w its
+// samples are from, both from the series of the samples type (one point
+// per step). A merged profile tells neither: Pyroscope gives it a period
+// of one second for every process_cpu profile, the end of the query as
+// its time and no duration. The part is known to the step, at least 15
+// seconds. Without a samples type the period is defaultPeriod and the
+// part is w.
+func (p *Pyroscope) extent(ctx context.Context, typ ProfileType, sel string, w Window, cpu *telemetry.ProfileBatch) (int64, Window, error) {
+	if typ.Samples == "" || cpu.Unit != "nanoseconds" {
+		return defaultPeriod, w, nil
+	}
+	step := max(seriesStep, w.To.Sub(w.From)/maxPoints).Truncate(time.Second)
+	p.c.stats.Requests++
+	resp, err := p.querier.SelectSeries(ctx, connect.NewRequest(&querierv1.SelectSeriesRequest{
+		ProfileTypeID: typ.Samples, LabelSelector: sel, Start: w.From.UnixMilli(), End: w.To.UnixMilli(), Step: step.Seconds(),
+	}))
+	if err != nil {
+		return 0, w, p.rpcError("SelectSeries", err)
+	}
+	var n float64
+	var first, last int64
+	for _, sr := range resp.Msg.GetSeries() {
+		for _, pt := range sr.GetPoints() {
+			if pt.GetValue() <= 0 {
+				continue
+			}
+			n += pt.GetValue()
+			if ts := pt.GetTimestamp(); first == 0 || ts < first {
+				first = ts
+			}
+			last = max(last, pt.GetTimestamp())
+		}
+	}
+	var ns int64
+	for _, s := range cpu.Samples {
+		ns += s.Value
+	}
+	if n < 1 || float64(ns) < n {
+		return defaultPeriod, w, nil
+	}
+	// A point stands for the step that ends at its time.
+	part := Window{From: time.UnixMilli(first).Add(-step).UTC(), To: time.UnixMilli(last).UTC()}
+	part.From, part.To = maxTime(part.From, w.From), minTime(part.To, w.To)
+	return int64(float64(ns)/n + 0.5), part, nil
+}
+
+// seriesStep and maxPoints bound the step of the series extent reads:
+// the window in at most maxPoints steps, none under seriesStep.
+const (
+	seriesStep = 15 * time.Second
+	maxPoints  = 1000
+)
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// setPeriod gives b the period and counts its samples by it.
+func setPeriod(b *telemetry.ProfileBatch, period int64) {
+	b.Period = period
+	for i := range b.Samples {
+		s := &b.Samples[i]
+		if s.Value > 0 {
+			s.Count = max(1, (s.Value+period/2)/period)
+		}
+	}
 }
 
 // SpanGroup is the span ids of one endpoint of a service: its SERVER or
@@ -156,8 +261,10 @@ type SpanGroup struct {
 // first span id, so that the model attributes them to the endpoint as it
 // does from files; the other samples of a span_name series carry that
 // span name. It returns ErrNoData when the service has no samples in the
-// window.
-func (p *Pyroscope) Profile(ctx context.Context, profileType, service string, w Window, groups []SpanGroup) (*telemetry.ProfileBatch, error) {
+// window. The batch's time is the part of w its samples are from, to
+// the step of a series (see extent).
+func (p *Pyroscope) Profile(ctx context.Context, typ ProfileType, service string, w Window, groups []SpanGroup) (*telemetry.ProfileBatch, error) {
+	profileType := typ.CPU
 	sel := fmt.Sprintf("{service_name=%q}", service)
 	all, err := p.merge(ctx, profileType, sel, w, nil)
 	if err != nil {
@@ -167,6 +274,12 @@ func (p *Pyroscope) Profile(ctx context.Context, profileType, service string, w 
 		return nil, fmt.Errorf("pyroscope: service %s: %w (%s)", service, ErrNoData, profileType)
 	}
 	all.Service = service
+	period, seen, err := p.extent(ctx, typ, sel, w, all)
+	if err != nil {
+		return nil, fmt.Errorf("service %s: %w", service, err)
+	}
+	all.Start, all.Duration = seen.From, seen.To.Sub(seen.From)
+	setPeriod(all, period)
 	if p.legacy {
 		return all, nil
 	}
@@ -192,6 +305,7 @@ func (p *Pyroscope) Profile(ctx context.Context, profileType, service string, w 
 		if b == nil {
 			continue
 		}
+		setPeriod(b, period)
 		byStack := map[string]int64{}
 		for _, s := range b.Samples {
 			byStack[stackKey(b, s.Locations)] += s.Count
@@ -211,6 +325,7 @@ func (p *Pyroscope) Profile(ctx context.Context, profileType, service string, w 
 			if b == nil {
 				continue
 			}
+			setPeriod(b, period)
 			for _, s := range b.Samples {
 				k := stackKey(b, s.Locations)
 				n := min(s.Count, left[k])

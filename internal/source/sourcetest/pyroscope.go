@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -26,14 +27,26 @@ import (
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 )
 
-// CPUType is the profile type ID the Pyroscope server holds.
-const CPUType = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+// CPUType and SamplesType are the profile type IDs the Pyroscope server
+// holds: Pyroscope makes one of each sample type of a pushed profile.
+const (
+	CPUType     = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+	SamplesType = "process_cpu:samples:count:cpu:nanoseconds"
+)
+
+// mergedPeriod is the period Pyroscope gives every merged process_cpu
+// profile, whatever the profiles' own (SetProfileMetadata in its
+// pkg/pprof guesses it from the profile type's name).
+const mergedPeriod = 1_000_000_000
 
 // Pyroscope is a querier.v1.QuerierService over a fixed set of pprof
 // profiles. Like Pyroscope it keeps span_name as a series label (queried
 // with label selectors and LabelValues), merges the samples of a
 // service's profiles in the window by stack without their labels, and
-// filters by span_selector on the span_id labels.
+// filters by span_selector on the span_id labels. As Pyroscope (checked
+// against v2.2.1 and main of 2026-08-21) a merged profile holds the
+// requested sample type alone, its time is the end of the query and it
+// has no duration, and its period is one second whatever the profiles'.
 type Pyroscope struct {
 	querierv1connect.UnimplementedQuerierServiceHandler
 	mu       sync.Mutex
@@ -90,11 +103,13 @@ func (p *Pyroscope) Handler(opts ...connect.HandlerOption) (string, http.Handler
 	return querierv1connect.NewQuerierServiceHandler(p, opts...)
 }
 
-// ProfileTypes implements the RPC: the CPU type, when any profile is held.
+// ProfileTypes implements the RPC: the CPU types of the recording's
+// profiles, which have a sample count and CPU time.
 func (p *Pyroscope) ProfileTypes(context.Context, *connect.Request[querierv1.ProfileTypesRequest]) (*connect.Response[querierv1.ProfileTypesResponse], error) {
-	return connect.NewResponse(&querierv1.ProfileTypesResponse{ProfileTypes: []*typesv1.ProfileType{{
-		ID: CPUType, Name: "process_cpu", SampleType: "cpu", SampleUnit: "nanoseconds", PeriodType: "cpu", PeriodUnit: "nanoseconds",
-	}}}), nil
+	return connect.NewResponse(&querierv1.ProfileTypesResponse{ProfileTypes: []*typesv1.ProfileType{
+		{ID: CPUType, Name: "process_cpu", SampleType: "cpu", SampleUnit: "nanoseconds", PeriodType: "cpu", PeriodUnit: "nanoseconds"},
+		{ID: SamplesType, Name: "process_cpu", SampleType: "samples", SampleUnit: "count", PeriodType: "cpu", PeriodUnit: "nanoseconds"},
+	}}), nil
 }
 
 // LabelValues implements the RPC for service_name.
@@ -159,6 +174,50 @@ func (p *Pyroscope) SelectMergeProfile(_ context.Context, req *connect.Request[q
 	return connect.NewResponse(prof), nil
 }
 
+// SelectSeries implements the RPC: the sum of the selected values of
+// the profiles of each step of the window.
+func (p *Pyroscope) SelectSeries(_ context.Context, req *connect.Request[querierv1.SelectSeriesRequest]) (*connect.Response[querierv1.SelectSeriesResponse], error) {
+	m := req.Msg
+	stepMs := int64(m.GetStep() * 1000)
+	if stepMs <= 0 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("step %v: want a positive step", m.GetStep()))
+	}
+	prof, err := p.merge(m.GetProfileTypeID(), m.GetLabelSelector(), m.GetStart(), m.GetEnd(), nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(prof.Sample) == 0 {
+		return connect.NewResponse(&querierv1.SelectSeriesResponse{}), nil
+	}
+	mt := selectorRE.FindStringSubmatch(m.GetLabelSelector())
+	points := map[int64]float64{}
+	p.mu.Lock()
+	for _, pr := range p.profiles[mt[1]] {
+		if !inWindow(pr, m.GetStart(), m.GetEnd()) {
+			continue
+		}
+		vi := slices.IndexFunc(pr.SampleType, func(vt *googlev1.ValueType) bool {
+			return pr.StringTable[vt.Type] == pr.StringTable[prof.SampleType[0].Type]
+		})
+		ts := pr.GetTimeNanos() / 1e6
+		if ts == 0 {
+			ts = m.GetStart()
+		}
+		// As Pyroscope's, a point is at the end of its step, the steps
+		// counted from the start of the query.
+		ts = m.GetStart() + (ts-m.GetStart()+stepMs-1)/stepMs*stepMs
+		for _, s := range pr.Sample {
+			points[ts] += float64(s.Value[vi])
+		}
+	}
+	p.mu.Unlock()
+	series := &typesv1.Series{}
+	for _, ts := range slices.Sorted(maps.Keys(points)) {
+		series.Points = append(series.Points, &typesv1.Point{Timestamp: ts, Value: points[ts]})
+	}
+	return connect.NewResponse(&querierv1.SelectSeriesResponse{Series: []*typesv1.Series{series}}), nil
+}
+
 func inWindow(pr *googlev1.Profile, startMs, endMs int64) bool {
 	t := pr.GetTimeNanos() / 1e6
 	return t == 0 || (t >= startMs && t < endMs)
@@ -169,7 +228,13 @@ func inWindow(pr *googlev1.Profile, startMs, endMs int64) bool {
 // there are several (they are copies of one recording in the tests);
 // otherwise only the first one's tables are kept.
 func (p *Pyroscope) merge(typ, sel string, startMs, endMs int64, spans []string) (*googlev1.Profile, error) {
-	if typ != CPUType {
+	var sampleType string
+	switch typ {
+	case CPUType:
+		sampleType = "cpu"
+	case SamplesType:
+		sampleType = "samples"
+	default:
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("unknown profile type %q", typ))
 	}
 	mt := selectorRE.FindStringSubmatch(sel)
@@ -188,18 +253,15 @@ func (p *Pyroscope) merge(typ, sel string, startMs, endMs int64, spans []string)
 		if !inWindow(pr, startMs, endMs) {
 			continue
 		}
+		vi := slices.IndexFunc(pr.SampleType, func(vt *googlev1.ValueType) bool { return pr.StringTable[vt.Type] == sampleType })
+		if vi < 0 {
+			continue
+		}
 		if out == nil {
 			out = &googlev1.Profile{
-				SampleType: pr.SampleType, Mapping: pr.Mapping, Location: pr.Location, Function: pr.Function,
-				StringTable: pr.StringTable, TimeNanos: startMs * 1e6, DurationNanos: (endMs - startMs) * 1e6,
-				PeriodType: pr.PeriodType, Period: pr.Period,
+				SampleType: pr.SampleType[vi : vi+1], Mapping: pr.Mapping, Location: pr.Location, Function: pr.Function,
+				StringTable: pr.StringTable, TimeNanos: endMs * 1e6, PeriodType: pr.PeriodType, Period: mergedPeriod,
 			}
-			if pr.TimeNanos != 0 {
-				out.TimeNanos, out.DurationNanos = pr.TimeNanos, pr.DurationNanos
-			}
-		} else if pr.TimeNanos != 0 {
-			out.DurationNanos = max(out.TimeNanos+out.DurationNanos, pr.TimeNanos+pr.DurationNanos) - min(out.TimeNanos, pr.TimeNanos)
-			out.TimeNanos = min(out.TimeNanos, pr.TimeNanos)
 		}
 		for _, s := range pr.Sample {
 			if len(spans) > 0 && !slices.Contains(spans, strings.ToLower(spanLabel(pr, s))) {
@@ -210,12 +272,10 @@ func (p *Pyroscope) merge(typ, sel string, startMs, endMs int64, spans []string)
 			}
 			key := fmt.Sprint(s.LocationId)
 			if m, ok := index[key]; ok {
-				for i := range m.Value {
-					m.Value[i] += s.Value[i]
-				}
+				m.Value[0] += s.Value[vi]
 				continue
 			}
-			m := &googlev1.Sample{LocationId: s.LocationId, Value: slices.Clone(s.Value)}
+			m := &googlev1.Sample{LocationId: s.LocationId, Value: []int64{s.Value[vi]}}
 			index[key] = m
 			out.Sample = append(out.Sample, m)
 		}
