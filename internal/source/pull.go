@@ -61,6 +61,10 @@ func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(
 	if err != nil {
 		return err
 	}
+	if len(services) == 0 && len(p.Services) == 0 {
+		// Said, so that an empty answer is not taken for a clean bill.
+		skip(fmt.Errorf("pyroscope: %w: no service has profiles (Pyroscope answers a window older than its max_query_lookback, 7 days by default, as empty)", ErrNoData))
+	}
 	services = p.selected(services, "pyroscope", skip)
 	if len(services) == 0 {
 		return nil
