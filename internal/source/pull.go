@@ -35,6 +35,10 @@ func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(
 		if err != nil {
 			return err
 		}
+		if len(services) == 0 && len(p.Services) == 0 {
+			// Said, so that an empty answer is not taken for a clean bill.
+			skip(fmt.Errorf("tempo: %w: no service has traces (check the window, the tenant EVIDENT_TEMPO_ORG_ID, and that spans reach Tempo as they happen: Tempo's search does not find spans much older than their arrival)", ErrNoData))
+		}
 		services = p.selected(services, "tempo", skip)
 		ids, err := p.Tempo.Sample(ctx, services, w)
 		if err != nil {

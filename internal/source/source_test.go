@@ -312,6 +312,44 @@ func TestWindowsPartitionTraces(t *testing.T) {
 	}
 }
 
+// TestTempoEmptyWindow checks that a window or a tenant in which Tempo
+// holds no service is said to be empty, with or without a service
+// selected.
+func TestTempoEmptyWindow(t *testing.T) {
+	s := loadServers(t)
+	s.tempo.OrgID = "shop"
+	srv := httptest.NewServer(s.tempo.Handler())
+	defer srv.Close()
+	empty := source.Window{From: time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2001, 1, 2, 0, 0, 0, 0, time.UTC)}
+	tests := []struct {
+		name     string
+		org      string
+		w        source.Window
+		services []string
+		want     string
+	}{
+		{"empty window", "shop", empty, nil, "no service has traces"},
+		{"another tenant", "other", window, nil, "no service has traces"},
+		{"a selected service", "shop", empty, []string{"gateway"}, "service gateway"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := source.Pull{Tempo: newPull(t, srv.URL, source.Auth{OrgID: tt.org}, nil).Tempo, Services: tt.services}
+			var got collect
+			var skipped []error
+			if err := p.Run(context.Background(), tt.w, &got, func(err error) { skipped = append(skipped, err) }); err != nil {
+				t.Fatal(err)
+			}
+			if len(skipped) != 1 || !errors.Is(skipped[0], source.ErrNoData) || !strings.Contains(skipped[0].Error(), tt.want) {
+				t.Errorf("skipped %v: want one ErrNoData saying %q", skipped, tt.want)
+			}
+			if got.spans != 0 {
+				t.Errorf("spans %d: want none", got.spans)
+			}
+		})
+	}
+}
+
 // TestPartialTrace checks that a trace Tempo answers in part (over its
 // max_bytes_per_trace) is read as far as it goes and reported, and the
 // other traces are read whole.
