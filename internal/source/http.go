@@ -367,13 +367,7 @@ func (c *client) statusError(path string, resp *http.Response, version string) e
 	}
 	switch {
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		hint := c.credentialHint(code)
-		if c.cfg.Auth.OrgID == "" && bytes.Contains(msg, []byte("no org id")) {
-			// The tenant check of a multi-tenant Tempo or Pyroscope
-			// (multitenancy_enabled), which answers before any auth.
-			hint = fmt.Sprintf("the server is multi-tenant and no tenant was sent: set EVIDENT_%s_ORG_ID", strings.ToUpper(c.what))
-		}
-		return fmt.Errorf("%s %s: %w (HTTP %d, sent %s): %s%s", c.what, path, ErrUnauthorized, code, c.cfg.Auth, hint, detail)
+		return fmt.Errorf("%s %s: %w (HTTP %d, sent %s): %s%s", c.what, path, ErrUnauthorized, code, c.cfg.Auth, c.authHint(code, string(msg)), detail)
 	case code == http.StatusNotFound:
 		return fmt.Errorf("%s %s: %w (HTTP 404): check the URL %s (with its path prefix) or upgrade the server: evident needs %s%s", c.what, path, ErrNotFound, c.cfg.URL, version, detail)
 	case code == http.StatusTooManyRequests || code >= 500:
@@ -381,6 +375,16 @@ func (c *client) statusError(path string, resp *http.Response, version string) e
 	default:
 		return fmt.Errorf("%s %s: HTTP %d%s", c.what, path, code, detail)
 	}
+}
+
+// authHint is credentialHint, unless msg is the tenant check of a
+// multi-tenant Tempo or Pyroscope (multitenancy_enabled), which answers
+// "no org id" before looking at any credentials.
+func (c *client) authHint(code int, msg string) string {
+	if c.cfg.Auth.OrgID == "" && strings.Contains(msg, "no org id") {
+		return fmt.Sprintf("the server is multi-tenant and no tenant was sent: set EVIDENT_%s_ORG_ID", strings.ToUpper(c.what))
+	}
+	return c.credentialHint(code)
 }
 
 // credentialHint says which credential is missing or refused.

@@ -476,7 +476,7 @@ func (p *Pyroscope) rpcError(method string, err error) error {
 		if connect.CodeOf(err) == connect.CodePermissionDenied {
 			code = 403
 		}
-		return fmt.Errorf("%s: %w (sent %s): %s: %w", what, ErrUnauthorized, p.c.cfg.Auth, p.c.credentialHint(code), err)
+		return fmt.Errorf("%s: %w (sent %s): %s: %w", what, ErrUnauthorized, p.c.cfg.Auth, p.c.authHint(code, err.Error()), err)
 	case connect.CodeUnimplemented, connect.CodeNotFound:
 		return fmt.Errorf("%s: %w: check the URL %s or upgrade the server: evident needs %s: %w", what, ErrNotFound, p.c.cfg.URL, pyroscopeVersion, err)
 	case connect.CodeResourceExhausted:

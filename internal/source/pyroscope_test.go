@@ -3,6 +3,7 @@ package source_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -38,6 +39,36 @@ func TestPyroscopeEmptyWindow(t *testing.T) {
 			}
 			if len(got.profiles) != 0 {
 				t.Errorf("profiles %v: want none", got.profiles)
+			}
+		})
+	}
+}
+
+// TestPyroscopeMultiTenant checks that a multi-tenant Pyroscope's
+// refusal of a request without a tenant says to set the tenant, not
+// credentials, which a self-hosted Pyroscope does not check.
+func TestPyroscopeMultiTenant(t *testing.T) {
+	s := loadServers(t)
+	s.pyro.MultiTenant = true
+	srv := httptest.NewServer(s.handler())
+	defer srv.Close()
+	for _, tc := range []struct {
+		org, wantErr string
+	}{
+		{"", "the server is multi-tenant and no tenant was sent: set EVIDENT_PYROSCOPE_ORG_ID"},
+		{"shop", ""},
+	} {
+		t.Run("org "+tc.org, func(t *testing.T) {
+			p := source.Pull{Pyroscope: newPull(t, srv.URL, source.Auth{OrgID: tc.org}, nil).Pyroscope}
+			var got collect
+			err := p.Run(context.Background(), window, &got, func(err error) { t.Error(err) })
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatal(err)
+			case tc.wantErr != "" && (!errors.Is(err, source.ErrUnauthorized) || !strings.Contains(fmt.Sprint(err), tc.wantErr)):
+				t.Fatalf("error %v: want ErrUnauthorized saying %q", err, tc.wantErr)
+			case tc.wantErr == "" && len(got.profiles) != 4:
+				t.Errorf("profiles of %d services, want 4", len(got.profiles))
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -54,6 +55,10 @@ type Pyroscope struct {
 	// Legacy makes the server act as one that predates the pprof format
 	// of SelectMergeStacktraces: it answers with a flame graph.
 	Legacy bool
+	// MultiTenant makes the server refuse requests without an
+	// X-Scope-OrgID as Pyroscope does with multitenancy_enabled: code
+	// unauthenticated, "no org id".
+	MultiTenant bool
 }
 
 // NewPyroscope returns a server holding the pprof profiles (gzipped or
@@ -100,7 +105,15 @@ func (p *Pyroscope) AddAt(service string, raw []byte, at time.Time) error {
 
 // Handler returns the path prefix and handler to mount.
 func (p *Pyroscope) Handler(opts ...connect.HandlerOption) (string, http.Handler) {
-	return querierv1connect.NewQuerierServiceHandler(p, opts...)
+	tenant := connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			if p.MultiTenant && req.Header().Get("X-Scope-OrgID") == "" {
+				return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("no org id"))
+			}
+			return next(ctx, req)
+		}
+	})
+	return querierv1connect.NewQuerierServiceHandler(p, append(opts, connect.WithInterceptors(tenant))...)
 }
 
 // ProfileTypes implements the RPC: the CPU types of the recording's
