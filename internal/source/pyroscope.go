@@ -169,19 +169,36 @@ func (p *Pyroscope) CPUProfileType(ctx context.Context, w Window) (ProfileType, 
 // profiler.
 const defaultPeriod = 10_000_000
 
-// extent returns the sampling period of a service's CPU profile cpu,
-// its CPU time over its number of samples, and the part of w its
-// samples are from, both from the series of the samples type (one point
-// per step). A merged profile tells neither: Pyroscope gives it a period
-// of one second for every process_cpu profile, the end of the query as
-// its time and no duration. The part is known to the step, at least 15
-// seconds. Without a samples type the period is defaultPeriod and the
-// part is w.
+// extent returns the sampling period of a service's CPU profile cpu and
+// the part of w its samples are from. A merged profile tells neither:
+// Pyroscope gives it a period of one second for every process_cpu
+// profile, the end of the query as its time and no duration. The period
+// is cpu's CPU time over the number of samples of the same merge of the
+// samples type; the part is from the series of the samples type, whose
+// points are at the end of their step (and whose steps Pyroscope aligns,
+// so that they may reach a step before w: the series cannot count the
+// samples of w). Without a samples type the period is defaultPeriod and
+// the part is w.
 func (p *Pyroscope) extent(ctx context.Context, typ ProfileType, sel string, w Window, cpu *telemetry.ProfileBatch) (int64, Window, error) {
 	if typ.Samples == "" || cpu.Unit != "nanoseconds" {
 		return defaultPeriod, w, nil
 	}
-	step := max(seriesStep, w.To.Sub(w.From)/maxPoints).Truncate(time.Second)
+	counts, err := p.merge(ctx, typ.Samples, sel, w, nil)
+	if err != nil || counts == nil {
+		return defaultPeriod, w, err
+	}
+	var ns, n int64
+	for _, s := range cpu.Samples {
+		ns += s.Value
+	}
+	for _, s := range counts.Samples {
+		n += s.Value
+	}
+	if n == 0 || ns < n {
+		return defaultPeriod, w, nil
+	}
+	period := (ns + n/2) / n
+	step := max(time.Second, w.To.Sub(w.From)/maxPoints).Truncate(time.Second)
 	p.c.stats.Requests++
 	resp, err := p.querier.SelectSeries(ctx, connect.NewRequest(&querierv1.SelectSeriesRequest{
 		ProfileTypeID: typ.Samples, LabelSelector: sel, Start: w.From.UnixMilli(), End: w.To.UnixMilli(), Step: step.Seconds(),
@@ -189,39 +206,32 @@ func (p *Pyroscope) extent(ctx context.Context, typ ProfileType, sel string, w W
 	if err != nil {
 		return 0, w, p.rpcError("SelectSeries", err)
 	}
-	var n float64
 	var first, last int64
 	for _, sr := range resp.Msg.GetSeries() {
 		for _, pt := range sr.GetPoints() {
 			if pt.GetValue() <= 0 {
 				continue
 			}
-			n += pt.GetValue()
 			if ts := pt.GetTimestamp(); first == 0 || ts < first {
 				first = ts
 			}
 			last = max(last, pt.GetTimestamp())
 		}
 	}
-	var ns int64
-	for _, s := range cpu.Samples {
-		ns += s.Value
-	}
-	if n < 1 || float64(ns) < n {
-		return defaultPeriod, w, nil
+	if first == 0 {
+		return period, w, nil
 	}
 	// A point stands for the step that ends at its time.
-	part := Window{From: time.UnixMilli(first).Add(-step).UTC(), To: time.UnixMilli(last).UTC()}
-	part.From, part.To = maxTime(part.From, w.From), minTime(part.To, w.To)
-	return int64(float64(ns)/n + 0.5), part, nil
+	part := Window{From: maxTime(time.UnixMilli(first).Add(-step), w.From).UTC(), To: minTime(time.UnixMilli(last), w.To).UTC()}
+	if !part.From.Before(part.To) {
+		return period, w, nil
+	}
+	return period, part, nil
 }
 
-// seriesStep and maxPoints bound the step of the series extent reads:
-// the window in at most maxPoints steps, none under seriesStep.
-const (
-	seriesStep = 15 * time.Second
-	maxPoints  = 1000
-)
+// maxPoints bounds the points of the series extent reads: the window in
+// at most maxPoints steps of whole seconds.
+const maxPoints = 1000
 
 func maxTime(a, b time.Time) time.Time {
 	if a.After(b) {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/evidentsec/evident/internal/source"
+	"github.com/evidentsec/evident/internal/source/sourcetest"
 )
 
 // TestPyroscopeEmptyWindow checks that a window in which Pyroscope holds
@@ -71,5 +73,47 @@ func TestPyroscopeMultiTenant(t *testing.T) {
 				t.Errorf("profiles of %d services, want 4", len(got.profiles))
 			}
 		})
+	}
+}
+
+// TestPyroscopeSamplesOfTheWindow checks that a service's samples are
+// counted by its sampling period in windows next to one another, as
+// serve reads them, though Pyroscope's series reach a step before the
+// window.
+func TestPyroscopeSamplesOfTheWindow(t *testing.T) {
+	rec, err := sourcetest.LoadRecording(recorded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pyro, err := sourcetest.NewPyroscope(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	// One profile every 10 s, read in windows of 15 s.
+	for i := range 6 {
+		if err := pyro.AddAt("reporter", rec.Profiles["reporter"][0], t0.Add(time.Duration(i)*10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle(pyro.Handler())
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	p := source.Pull{Pyroscope: newPull(t, srv.URL, source.Auth{}, nil).Pyroscope}
+	for _, tc := range []struct {
+		from     time.Duration
+		profiles int64
+	}{
+		{0, 2}, {15 * time.Second, 1}, {30 * time.Second, 2}, {45 * time.Second, 1},
+	} {
+		w := source.Window{From: t0.Add(tc.from), To: t0.Add(tc.from + 15*time.Second)}
+		var got collect
+		if err := p.Run(context.Background(), w, &got, func(err error) { t.Error(err) }); err != nil {
+			t.Fatal(err)
+		}
+		if got.profiles["reporter"] != 140*tc.profiles || got.periods["reporter"] != 10_000_000 {
+			t.Errorf("window at +%s: %d samples at a period of %d ns, want %d at 10 ms", tc.from, got.profiles["reporter"], got.periods["reporter"], 140*tc.profiles)
+		}
 	}
 }

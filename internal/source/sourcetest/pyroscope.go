@@ -187,15 +187,18 @@ func (p *Pyroscope) SelectMergeProfile(_ context.Context, req *connect.Request[q
 	return connect.NewResponse(prof), nil
 }
 
-// SelectSeries implements the RPC: the sum of the selected values of
-// the profiles of each step of the window.
+// SelectSeries implements the RPC as Pyroscope does: the sum of the
+// selected values of the profiles of each step, a point at the end of
+// its step, the steps starting one step before the window (so that the
+// first point may count profiles from before it).
 func (p *Pyroscope) SelectSeries(_ context.Context, req *connect.Request[querierv1.SelectSeriesRequest]) (*connect.Response[querierv1.SelectSeriesResponse], error) {
 	m := req.Msg
 	stepMs := int64(m.GetStep() * 1000)
 	if stepMs <= 0 {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("step %v: want a positive step", m.GetStep()))
 	}
-	prof, err := p.merge(m.GetProfileTypeID(), m.GetLabelSelector(), m.GetStart(), m.GetEnd(), nil)
+	start := m.GetStart() - stepMs
+	prof, err := p.merge(m.GetProfileTypeID(), m.GetLabelSelector(), start, m.GetEnd(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +209,7 @@ func (p *Pyroscope) SelectSeries(_ context.Context, req *connect.Request[querier
 	points := map[int64]float64{}
 	p.mu.Lock()
 	for _, pr := range p.profiles[mt[1]] {
-		if !inWindow(pr, m.GetStart(), m.GetEnd()) {
+		if !inWindow(pr, start, m.GetEnd()) {
 			continue
 		}
 		vi := slices.IndexFunc(pr.SampleType, func(vt *googlev1.ValueType) bool {
@@ -216,9 +219,7 @@ func (p *Pyroscope) SelectSeries(_ context.Context, req *connect.Request[querier
 		if ts == 0 {
 			ts = m.GetStart()
 		}
-		// As Pyroscope's, a point is at the end of its step, the steps
-		// counted from the start of the query.
-		ts = m.GetStart() + (ts-m.GetStart()+stepMs-1)/stepMs*stepMs
+		ts = start + (ts-start+stepMs-1)/stepMs*stepMs
 		for _, s := range pr.Sample {
 			points[ts] += float64(s.Value[vi])
 		}
