@@ -236,6 +236,9 @@ func (c *client) get(ctx context.Context, path, accept, version string) ([]byte,
 	c.stats.Requests++
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if http2Only(err) {
+			return nil, "", fmt.Errorf("%s: %w", c.what, c.notAPI(req, answeredHTTP2))
+		}
 		return nil, "", c.transportError(path, err)
 	}
 	defer resp.Body.Close()
@@ -269,6 +272,40 @@ func (c *client) checkBody(req *http.Request, ctype, accept string, body []byte)
 		return c.notAPI(req, fmt.Sprintf("%s, not JSON", describeType(ctype)))
 	}
 	return nil
+}
+
+// answeredHTTP2 is what a server that speaks HTTP/2 only answered.
+const answeredHTTP2 = "in HTTP/2 frames, as a gRPC port (OTLP/gRPC, or the server's own gRPC listener) does, not in HTTP/1"
+
+// http2Only reports whether err is net/http's account of an answer in
+// HTTP/2 frames to an HTTP/1 request, which a port that speaks gRPC
+// alone gives (its SETTINGS frame, the 9-byte header of which starts
+// with two zero bytes of length). net/http has no error value for it.
+func http2Only(err error) bool {
+	return strings.Contains(err.Error(), `malformed HTTP response "\x00\x00`)
+}
+
+// probeHTTP2 asks the base URL, with an HTTP/1 GET, whether the server
+// answers in HTTP/2 frames only (http2Only), for a Connect call that
+// failed without saying why: its request body was cut off when the
+// server closed the connection. It returns the notAPIError then, nil
+// otherwise.
+func (c *client) probeHTTP2() error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.URL+"/", nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := c.http.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		return nil
+	}
+	if !http2Only(err) {
+		return nil
+	}
+	return c.notAPI(req, answeredHTTP2)
 }
 
 // notAPI is the error of an answer that is not the API's.

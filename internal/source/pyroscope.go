@@ -497,6 +497,12 @@ func (p *Pyroscope) rpcError(method string, err error) error {
 		if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
 			return fmt.Errorf("%s: %w: %w", what, ErrUnreachable, err)
 		}
+		// A port that speaks gRPC alone closes the connection on an
+		// HTTP/1 request, which Connect reports as a write or read on a
+		// closed connection: not worth a retry.
+		if na := p.c.probeHTTP2(); na != nil {
+			return fmt.Errorf("%s: %w", what, na)
+		}
 		return fmt.Errorf("%s: %w: %w", what, ErrRetryable, err)
 	case connect.CodeInternal, connect.CodeUnknown:
 		return fmt.Errorf("%s: %w: %w", what, ErrRetryable, err)

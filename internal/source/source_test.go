@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc"
 
 	"github.com/evidentsec/evident/internal/source"
 	"github.com/evidentsec/evident/internal/source/sourcetest"
@@ -244,6 +246,26 @@ func TestBadServers(t *testing.T) {
 			err := pull.Run(context.Background(), window, &collect{}, func(error) {})
 			if !errors.Is(err, source.ErrUnreachable) {
 				t.Errorf("%s: error %v: want ErrUnreachable", name, err)
+			}
+		}
+	})
+
+	// A gRPC port (OTLP/gRPC, or the server's own) answers an HTTP/1
+	// request in HTTP/2 frames, or closes the connection on it: not the
+	// API, and not worth a retry (Pyroscope's was "server busy").
+	t.Run("a gRPC port", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := grpc.NewServer()
+		go srv.Serve(l)
+		defer srv.Stop()
+		url := "http://" + l.Addr().String()
+		for name, pull := range map[string]source.Pull{"tempo": {Tempo: newPull(t, url, source.Auth{}, nil).Tempo}, "pyroscope": {Pyroscope: newPull(t, url, source.Auth{}, nil).Pyroscope}} {
+			err := pull.Run(context.Background(), window, &collect{}, func(error) {})
+			if !errors.Is(err, source.ErrNotAPI) || !strings.Contains(fmt.Sprint(err), "answered in HTTP/2 frames, as a gRPC port") || !strings.Contains(fmt.Sprint(err), "check --"+name+"'s URL") {
+				t.Errorf("%s: error %v: want ErrNotAPI saying the port speaks HTTP/2 only", name, err)
 			}
 		}
 	})
