@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -236,8 +237,8 @@ func (c *client) get(ctx context.Context, path, accept, version string) ([]byte,
 	c.stats.Requests++
 	resp, err := c.http.Do(req)
 	if err != nil {
-		if http2Only(err) {
-			return nil, "", fmt.Errorf("%s: %w", c.what, c.notAPI(req, answeredHTTP2))
+		if na := c.probeHTTP2(ctx, err); na != nil {
+			return nil, "", fmt.Errorf("%s: %w", c.what, na)
 		}
 		return nil, "", c.transportError(path, err)
 	}
@@ -277,34 +278,50 @@ func (c *client) checkBody(req *http.Request, ctype, accept string, body []byte)
 // answeredHTTP2 is what a server that speaks HTTP/2 only answered.
 const answeredHTTP2 = "in HTTP/2 frames, as a gRPC port (OTLP/gRPC, or the server's own gRPC listener) does, not in HTTP/1"
 
-// http2Only reports whether err is net/http's account of an answer in
-// HTTP/2 frames to an HTTP/1 request, which a port that speaks gRPC
-// alone gives (its SETTINGS frame, the 9-byte header of which starts
-// with two zero bytes of length). net/http has no error value for it.
-func http2Only(err error) bool {
-	return strings.Contains(err.Error(), `malformed HTTP response "\x00\x00`)
-}
-
-// probeHTTP2 asks the base URL, with an HTTP/1 GET, whether the server
-// answers in HTTP/2 frames only (http2Only), for a Connect call that
-// failed without saying why: its request body was cut off when the
-// server closed the connection. It returns the notAPIError then, nil
-// otherwise.
-func (c *client) probeHTTP2() error {
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+// probeHTTP2 tells, after a request to the server failed with err on
+// the way (not refused at the dial), whether the server speaks HTTP/2
+// alone, as a port that speaks gRPC alone does: it returns the
+// notAPIError then, nil otherwise. net/http says so in words that depend
+// on when the server's first frame came (a malformed response, an
+// unsolicited one on an idle connection, a connection closed while the
+// request was written), so the probe asks itself: an HTTP/1 request on a
+// connection of its own, whose first bytes are then the 9-byte header
+// of an HTTP/2 SETTINGS frame (type 4, stream 0), not a status line.
+// Only a cleartext URL is probed: over TLS, a gRPC server negotiates
+// HTTP/2 with the client and answers its requests.
+func (c *client) probeHTTP2(ctx context.Context, err error) *notAPIError {
+	u, perr := url.Parse(c.cfg.URL)
+	if perr != nil || u.Scheme != "http" {
+		return nil
+	}
+	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
+		return nil
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "80")
+	}
+	ctx, cancel := context.WithTimeout(ctx, min(c.cfg.Timeout, 5*time.Second))
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.URL+"/", nil)
-	if err != nil {
+	conn, derr := (&net.Dialer{}).DialContext(ctx, "tcp", host)
+	if derr != nil {
 		return nil
 	}
-	resp, err := c.http.Do(req)
-	if err == nil {
-		resp.Body.Close()
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	if _, werr := fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", u.Host); werr != nil {
 		return nil
 	}
-	if !http2Only(err) {
+	var h [9]byte
+	if _, rerr := io.ReadFull(conn, h[:]); rerr != nil {
 		return nil
 	}
+	if h[3] != 0x4 || h[5]|h[6]|h[7]|h[8] != 0 {
+		return nil
+	}
+	req := &http.Request{Method: http.MethodGet, URL: u}
 	return c.notAPI(req, answeredHTTP2)
 }
 

@@ -500,7 +500,7 @@ func (p *Pyroscope) rpcError(method string, err error) error {
 		// A port that speaks gRPC alone closes the connection on an
 		// HTTP/1 request, which Connect reports as a write or read on a
 		// closed connection: not worth a retry.
-		if na := p.c.probeHTTP2(); na != nil {
+		if na := p.c.probeHTTP2(context.Background(), err); na != nil {
 			return fmt.Errorf("%s: %w", what, na)
 		}
 		return fmt.Errorf("%s: %w: %w", what, ErrRetryable, err)
