@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"unicode/utf8"
 
 	"github.com/evidentsec/evident/internal/knowledge"
@@ -709,7 +710,9 @@ func readItem(it item, buf *bytes.Buffer) result {
 	data := buf.Bytes()
 	if err != nil {
 		reason := "read: " + err.Error()
-		if it.wantID != "" && errors.Is(err, fs.ErrNotExist) {
+		// A name too long for the file system names no file there, as
+		// none in an archive: missing either way.
+		if it.wantID != "" && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENAMETOOLONG)) {
 			reason = "listed in index/vulns.json but missing"
 		}
 		return result{problem: &LoadError{File: it.name, ID: it.wantID, Reason: reason, Err: err}}
