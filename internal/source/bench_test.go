@@ -47,14 +47,7 @@ func TestBenchServer(t *testing.T) {
 	if os.Getenv(benchServerEnv) == "" {
 		t.Skip("the server of BenchmarkPull24h; runs only under it")
 	}
-	rec, err := sourcetest.LoadRecording(recorded)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pyro, err := sourcetest.NewPyroscope(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec, pyro := recordingAndPyroscope(t)
 	tempo := sourcetest.NewTempo()
 	const copies = 3
 	for c := range copies {

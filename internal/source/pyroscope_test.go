@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/evidentsec/evident/internal/source"
-	"github.com/evidentsec/evident/internal/source/sourcetest"
 )
 
 // TestPyroscopeEmptyWindow checks that a window in which Pyroscope holds
@@ -81,14 +80,7 @@ func TestPyroscopeMultiTenant(t *testing.T) {
 // serve reads them, though Pyroscope's series reach a step before the
 // window.
 func TestPyroscopeSamplesOfTheWindow(t *testing.T) {
-	rec, err := sourcetest.LoadRecording(recorded)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pyro, err := sourcetest.NewPyroscope(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec, pyro := recordingAndPyroscope(t)
 	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	// One profile every 10 s, read in windows of 15 s.
 	for i := range 6 {

@@ -48,6 +48,22 @@ func loadServers(t testing.TB) servers {
 	return servers{p, tp}
 }
 
+// recordingAndPyroscope loads the recording and makes a Pyroscope that
+// holds nothing yet, for a test that adds the recording's profiles at
+// times of its own.
+func recordingAndPyroscope(t testing.TB) (*sourcetest.Recording, *sourcetest.Pyroscope) {
+	t.Helper()
+	rec, err := sourcetest.LoadRecording(recorded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pyro, err := sourcetest.NewPyroscope(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec, pyro
+}
+
 // handler is the union of both servers' endpoints.
 func (s servers) handler() http.Handler {
 	mux := http.NewServeMux()
