@@ -294,7 +294,11 @@ func (c *client) probeHTTP2(ctx context.Context, err error) *notAPIError {
 	if perr != nil || u.Scheme != "http" {
 		return nil
 	}
-	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
+	// A refused dial, a timeout or a cancelled request say why already:
+	// a probe would wait on a slow server once more.
+	var ne interface{ Timeout() bool }
+	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
 		return nil
 	}
 	host := u.Host

@@ -35,11 +35,7 @@ func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(
 		if err != nil {
 			return err
 		}
-		if len(services) == 0 && len(p.Services) == 0 {
-			// Said, so that an empty answer is not taken for a clean bill.
-			skip(fmt.Errorf("tempo: %w: no service has traces (check the window, the tenant EVIDENT_TEMPO_ORG_ID, and that spans reach Tempo as they happen: Tempo's search does not find spans much older than their arrival)", ErrNoData))
-		}
-		services = p.selected(services, "tempo", skip)
+		services = p.selected(services, "tempo", "no service has traces (check the window, the tenant EVIDENT_TEMPO_ORG_ID, and that spans reach Tempo as they happen: Tempo's search does not find spans much older than their arrival)", skip)
 		ids, err := p.Tempo.Sample(ctx, services, w)
 		if err != nil {
 			return err
@@ -65,11 +61,7 @@ func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(
 	if err != nil {
 		return err
 	}
-	if len(services) == 0 && len(p.Services) == 0 {
-		// Said, so that an empty answer is not taken for a clean bill.
-		skip(fmt.Errorf("pyroscope: %w: no service has profiles (Pyroscope answers a window older than its max_query_lookback, 7 days by default, as empty)", ErrNoData))
-	}
-	services = p.selected(services, "pyroscope", skip)
+	services = p.selected(services, "pyroscope", "no service has profiles (Pyroscope answers a window older than its max_query_lookback, 7 days by default, as empty)", skip)
 	if len(services) == 0 {
 		return nil
 	}
@@ -94,9 +86,14 @@ func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(
 }
 
 // selected keeps the services of the selection, and says which selected
-// services the source does not have.
-func (p Pull) selected(have []string, source string, skip func(error)) []string {
+// services the source does not have; without a selection, it says empty
+// when the source has no service at all, so that an empty answer is not
+// taken for a clean bill.
+func (p Pull) selected(have []string, source, empty string, skip func(error)) []string {
 	if len(p.Services) == 0 {
+		if len(have) == 0 {
+			skip(fmt.Errorf("%s: %w: %s", source, ErrNoData, empty))
+		}
 		return have
 	}
 	var out []string
