@@ -46,6 +46,9 @@ var (
 	// (Tempo: a trace over its size limit, or pruned); what it returned
 	// was read.
 	ErrPartial = errors.New("partial answer")
+	// ErrWindowTooLong means the server refused a query over a window
+	// longer than it allows (Pyroscope's max_query_length).
+	ErrWindowTooLong = errors.New("window longer than the server allows")
 )
 
 // Auth is how a source authenticates, as Grafana's stores use it. The

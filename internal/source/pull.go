@@ -57,29 +57,56 @@ func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(
 	if p.Pyroscope == nil {
 		return nil
 	}
-	services, err := p.Pyroscope.Services(ctx, w)
+	return p.profiles(ctx, w, links, h, skip)
+}
+
+// profiles pulls one merged CPU profile per service of w into h, one per
+// part of w where Pyroscope reads w in parts (Parts). A service with no
+// samples is reported once, when no part has any.
+func (p Pull) profiles(ctx context.Context, w Window, links *linkingHandler, h telemetry.Handler, skip func(error)) error {
+	parts, have, err := p.Pyroscope.Parts(ctx, w)
 	if err != nil {
 		return err
 	}
-	services = p.selected(services, "pyroscope", "no service has profiles (Pyroscope answers a window older than its max_query_lookback, 7 days by default, as empty)", skip)
-	if len(services) == 0 {
-		return nil
-	}
-	typ, err := p.Pyroscope.CPUProfileType(ctx, w)
-	if err != nil {
-		return err
-	}
-	for _, svc := range services {
-		b, err := p.Pyroscope.Profile(ctx, typ, svc, w, links.groups(svc))
-		if errors.Is(err, ErrNoData) || errors.Is(err, telemetry.ErrMalformed) {
-			skip(err)
+	services := p.selected(slices.Compact(slices.Sorted(slices.Values(slices.Concat(have...)))), "pyroscope", "no service has profiles (Pyroscope answers a window older than its max_query_lookback, 7 days by default, as empty)", skip)
+	noData := map[string]error{}
+	read := map[string]bool{}
+	for i, part := range parts {
+		in := slices.DeleteFunc(slices.Clone(services), func(s string) bool { return !slices.Contains(have[i], s) })
+		if len(in) == 0 {
+			continue
+		}
+		typ, err := p.Pyroscope.CPUProfileType(ctx, part)
+		if errors.Is(err, ErrNoData) {
+			for _, svc := range in {
+				noData[svc] = fmt.Errorf("pyroscope: service %s: %w", svc, err)
+			}
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		if err := h.Profile(b); err != nil {
-			return err
+		for _, svc := range in {
+			b, err := p.Pyroscope.Profile(ctx, typ, svc, part, links.groups(svc))
+			switch {
+			case errors.Is(err, ErrNoData):
+				noData[svc] = err
+				continue
+			case errors.Is(err, telemetry.ErrMalformed):
+				skip(err)
+				continue
+			case err != nil:
+				return err
+			}
+			read[svc] = true
+			if err := h.Profile(b); err != nil {
+				return err
+			}
+		}
+	}
+	for _, svc := range slices.Sorted(maps.Keys(noData)) {
+		if !read[svc] {
+			skip(noData[svc])
 		}
 	}
 	return nil

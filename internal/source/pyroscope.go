@@ -117,6 +117,55 @@ func (p *Pyroscope) Services(ctx context.Context, w Window) ([]string, error) {
 	return names, nil
 }
 
+// minPart is the shortest part Parts splits a window into.
+const minPart = time.Minute
+
+// Parts returns the services of w, in the parts of w Pyroscope answers
+// queries over: w itself, or, when the server refuses w as longer than
+// its max_query_length (a day by default, while it keeps a week), w
+// halved until each part is short enough. The services of each part are
+// those of Services.
+func (p *Pyroscope) Parts(ctx context.Context, w Window) ([]Window, [][]string, error) {
+	for n := 1; ; n *= 2 {
+		parts := split(w, n)
+		services := make([][]string, 0, n)
+		var err error
+		for _, part := range parts {
+			var s []string
+			if s, err = p.Services(ctx, part); err != nil {
+				break
+			}
+			services = append(services, s)
+		}
+		if err == nil {
+			return parts, services, nil
+		}
+		switch {
+		case !errors.Is(err, ErrWindowTooLong):
+			return nil, nil, err
+		case parts[0].To.Sub(parts[0].From) < 2*minPart:
+			return nil, nil, fmt.Errorf("%w (the window of %s read in %d parts)", err, w.To.Sub(w.From), n)
+		}
+	}
+}
+
+// split cuts w into n parts of equal length, to the millisecond the
+// API's times have.
+func split(w Window, n int) []Window {
+	d := w.To.Sub(w.From)
+	parts := make([]Window, n)
+	from := w.From
+	for i := range n {
+		to := w.To
+		if i < n-1 {
+			to = w.From.Add(d / time.Duration(n) * time.Duration(i+1)).Truncate(time.Millisecond)
+		}
+		parts[i] = Window{From: from, To: to}
+		from = to
+	}
+	return parts
+}
+
 // ProfileType names the profile types a CPU profile is read from.
 type ProfileType struct {
 	// CPU is the type whose values are CPU time, e.g.
@@ -131,7 +180,8 @@ type ProfileType struct {
 // CPUProfileType returns the CPU profile type the server holds in the
 // window: process_cpu (Go, Python, Node, .NET, Java through JFR) when
 // there, else another type whose sample type is cpu; with the type that
-// counts its samples, when the server has it.
+// counts its samples, when the server has it. Without a CPU type it
+// returns ErrNoData.
 func (p *Pyroscope) CPUProfileType(ctx context.Context, w Window) (ProfileType, error) {
 	p.c.stats.Requests++
 	resp, err := p.querier.ProfileTypes(ctx, connect.NewRequest(&querierv1.ProfileTypesRequest{Start: w.From.UnixMilli(), End: w.To.UnixMilli()}))
@@ -151,7 +201,7 @@ func (p *Pyroscope) CPUProfileType(ctx context.Context, w Window) (ProfileType, 
 		}
 	}
 	if best == nil {
-		return ProfileType{}, fmt.Errorf("pyroscope: %w: no CPU profile type among %q", ErrNoData, ids)
+		return ProfileType{}, fmt.Errorf("%w: no CPU profile type among %q", ErrNoData, ids)
 	}
 	pt := ProfileType{CPU: best.GetID()}
 	for _, t := range types {
@@ -430,7 +480,9 @@ func (p *Pyroscope) merge(ctx context.Context, profileType, sel string, w Window
 			// A server that predates the pprof format answers with the
 			// default flame graph: ask the older RPC.
 			p.legacy = true
-		} else if prof == nil {
+		} else if len(prof.GetSample()) == 0 {
+			// No profile, or an empty one (Pyroscope's own service_name
+			// "pyroscope" answers so): nothing in the window.
 			return nil, nil
 		} else {
 			if raw, err = prof.MarshalVT(); err != nil {
@@ -449,6 +501,9 @@ func (p *Pyroscope) merge(ctx context.Context, profileType, sel string, w Window
 		}))
 		if err != nil {
 			return nil, p.rpcError("SelectMergeProfile", err)
+		}
+		if len(resp.Msg.GetSample()) == 0 {
+			return nil, nil
 		}
 		if raw, err = resp.Msg.MarshalVT(); err != nil {
 			return nil, fmt.Errorf("pyroscope: encode profile: %w", err)
@@ -506,6 +561,12 @@ func (p *Pyroscope) rpcError(method string, err error) error {
 		return fmt.Errorf("%s: %w: %w", what, ErrRetryable, err)
 	case connect.CodeInternal, connect.CodeUnknown:
 		return fmt.Errorf("%s: %w: %w", what, ErrRetryable, err)
+	case connect.CodeInvalidArgument:
+		// Pyroscope's query frontend: "the query time range exceeds the
+		// limit (max_query_length, actual: 48h0m0s, limit: 1d)".
+		if strings.Contains(err.Error(), "(max_query_length,") {
+			return fmt.Errorf("%s: %w: %w", what, ErrWindowTooLong, err)
+		}
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

@@ -1,11 +1,13 @@
 package source_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +109,77 @@ func TestPyroscopeSamplesOfTheWindow(t *testing.T) {
 		if got.profiles["reporter"] != 140*tc.profiles || got.periods["reporter"] != 10_000_000 {
 			t.Errorf("window at +%s: %d samples at a period of %d ns, want %d at 10 ms", tc.from, got.profiles["reporter"], got.periods["reporter"], 140*tc.profiles)
 		}
+	}
+}
+
+// TestPyroscopeLongWindow checks that a window longer than Pyroscope's
+// max_query_length is read in parts: every part's samples, a service
+// in one part only not said to be missing, one without CPU samples said
+// to be once, and a server that refuses
+// even a short part quoted.
+func TestPyroscopeLongWindow(t *testing.T) {
+	rec, pyro := recordingAndPyroscope(t)
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for _, at := range []time.Duration{time.Hour, 30 * time.Hour, 60 * time.Hour} {
+		if err := pyro.AddAt("reporter", rec.Profiles["reporter"][0], t0.Add(at)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pyro.AddAt("orders", rec.Profiles["orders"][0], t0.Add(50*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// A service with allocation profiles only: listed, but its CPU
+	// merges are empty, in two parts.
+	var allocs bytes.Buffer
+	if err := pprof.Lookup("allocs").WriteTo(&allocs, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []time.Duration{10 * time.Hour, 40 * time.Hour} {
+		if err := pyro.AddAt("allocs", allocs.Bytes(), t0.Add(at)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const noCPU = "pyroscope: service allocs: no data in the window (process_cpu:cpu:nanoseconds:cpu:nanoseconds)"
+	mux := http.NewServeMux()
+	mux.Handle(pyro.Handler())
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	w := source.Window{From: t0, To: t0.Add(72 * time.Hour)}
+	for _, tc := range []struct {
+		name      string
+		limit     time.Duration
+		services  []string
+		want      map[string]int64
+		wantSkip  string
+		wantError string
+	}{
+		{"no limit", 0, nil, map[string]int64{"reporter": 3 * 140, "orders": 47}, noCPU, ""},
+		{"a day", 24 * time.Hour, nil, map[string]int64{"reporter": 3 * 140, "orders": 47}, noCPU, ""},
+		{"an hour", time.Hour, nil, map[string]int64{"reporter": 3 * 140, "orders": 47}, noCPU, ""},
+		{"a service not there", 24 * time.Hour, []string{"orders", "gateway"}, map[string]int64{"orders": 47}, "pyroscope: service gateway: no data in the window", ""},
+		{"shorter than a part can be", time.Minute, nil, nil, "", "exceeds the limit (max_query_length, actual: 1m3.281s, limit: 1m) (the window of 72h0m0s read in 4096 parts)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pyro.MaxQueryLength = tc.limit
+			p := source.Pull{Pyroscope: newPull(t, srv.URL, source.Auth{}, nil).Pyroscope, Services: tc.services}
+			var got collect
+			var skipped []string
+			err := p.Run(context.Background(), w, &got, func(err error) { skipped = append(skipped, err.Error()) })
+			if tc.wantError != "" {
+				if !errors.Is(err, source.ErrWindowTooLong) || !strings.Contains(fmt.Sprint(err), tc.wantError) {
+					t.Fatalf("error %v: want ErrWindowTooLong saying %q", err, tc.wantError)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got.profiles) != fmt.Sprint(tc.want) {
+				t.Errorf("samples %v, want %v", got.profiles, tc.want)
+			}
+			if want := []string{tc.wantSkip}; tc.wantSkip == "" && len(skipped) > 0 || tc.wantSkip != "" && fmt.Sprint(skipped) != fmt.Sprint(want) {
+				t.Errorf("skipped %q, want %q", skipped, tc.wantSkip)
+			}
+		})
 	}
 }

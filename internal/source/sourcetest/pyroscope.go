@@ -26,6 +26,7 @@ import (
 	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
 	"github.com/grafana/pyroscope/api/gen/proto/go/querier/v1/querierv1connect"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+	"github.com/prometheus/common/model"
 )
 
 // CPUType and SamplesType are the profile type IDs the Pyroscope server
@@ -59,6 +60,11 @@ type Pyroscope struct {
 	// X-Scope-OrgID as Pyroscope does with multitenancy_enabled: code
 	// unauthenticated, "no org id".
 	MultiTenant bool
+	// MaxQueryLength, when set, makes the server refuse a query over a
+	// longer window as Pyroscope's query frontend does with its
+	// max_query_length: code invalid_argument, "the query time range
+	// exceeds the limit (max_query_length, actual: 48h0m0s, limit: 1d)".
+	MaxQueryLength time.Duration
 }
 
 // NewPyroscope returns a server holding the pprof profiles (gzipped or
@@ -110,10 +116,21 @@ func (p *Pyroscope) Handler(opts ...connect.HandlerOption) (string, http.Handler
 			if p.MultiTenant && req.Header().Get("X-Scope-OrgID") == "" {
 				return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("no org id"))
 			}
+			if r, ok := req.Any().(timeRange); ok && p.MaxQueryLength > 0 {
+				if d := time.Duration(r.GetEnd()-r.GetStart()) * time.Millisecond; d > p.MaxQueryLength {
+					return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("the query time range exceeds the limit (max_query_length, actual: %s, limit: %s)", d, model.Duration(p.MaxQueryLength)))
+				}
+			}
 			return next(ctx, req)
 		}
 	})
 	return querierv1connect.NewQuerierServiceHandler(p, append(opts, connect.WithInterceptors(tenant))...)
+}
+
+// timeRange is a request over a window: every query of the API.
+type timeRange interface {
+	GetStart() int64
+	GetEnd() int64
 }
 
 // ProfileTypes implements the RPC: the CPU types of the recording's
@@ -295,7 +312,9 @@ func (p *Pyroscope) merge(typ, sel string, startMs, endMs int64, spans []string)
 		}
 	}
 	if out == nil {
-		return &googlev1.Profile{StringTable: []string{""}}, nil
+		// Pyroscope answers an empty merge with an empty message (not
+		// even a string table).
+		return &googlev1.Profile{}, nil
 	}
 	return out, nil
 }
