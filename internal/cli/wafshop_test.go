@@ -115,9 +115,9 @@ func TestWAFShop(t *testing.T) {
 	// takes every method to /search in, its detections let it through.
 	const search = "/search?q=creme+stoneware"
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
-		direct, code := send(t, client, method, "http://"+gateway+search)
+		direct, code := send(t, client, method, "http://"+gateway+search, "")
 		for _, front := range []string{base, stock.URL} {
-			got, gcode := send(t, client, method, front+search)
+			got, gcode := send(t, client, method, front+search, "")
 			if gcode != code || got != direct {
 				t.Errorf("%s %s through %s: answered %d %q, gateway %d %q", method, search, front, gcode, got, code, direct)
 			}
@@ -152,12 +152,19 @@ func TestWAFShop(t *testing.T) {
 	// as HEAD: the scope once matched GET alone, and HEAD reached it. And
 	// as POST: the scope then matched GET and HEAD alone, and a route
 	// registered for every method ("/search") would serve POST with the
-	// same handler. Through the proxy and through stock Coraza.
-	methods := []string{http.MethodGet, http.MethodHead, http.MethodPost}
+	// same handler. And as POST with the query as a form body, which
+	// FormValue reads as it reads the query. Through the proxy and
+	// through stock Coraza.
+	methods := []string{http.MethodGet, http.MethodHead, http.MethodPost, "POST form"}
 	for _, target := range targets {
 		for _, method := range methods {
 			for _, front := range []string{base, stock.URL} {
-				if body, code := send(t, client, method, front+target); code != http.StatusForbidden {
+				m, u, form := method, front+target, ""
+				if method == "POST form" {
+					m, form = http.MethodPost, target[strings.IndexByte(target, '?')+1:]
+					u = front + target[:strings.IndexByte(target, '?')]
+				}
+				if body, code := send(t, client, m, u, form); code != http.StatusForbidden {
 					t.Errorf("exploit %s %s through %s: status %d (%q), want 403", method, target, front, code, body)
 				}
 			}
@@ -277,13 +284,20 @@ func startShopServices(t *testing.T, procs *procGroup, bin, work string) string 
 	return gw
 }
 
-// send sends a request without a body and returns the response's body
-// and status.
-func send(t *testing.T, client *http.Client, method, target string) (string, int) {
+// send sends a request, with form as its urlencoded form body when not
+// "", and returns the response's body and status.
+func send(t *testing.T, client *http.Client, method, target, form string) (string, int) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, target, nil)
+	var in io.Reader
+	if form != "" {
+		in = strings.NewReader(form)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, target, in)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if form != "" {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	resp, err := client.Do(req)
 	if err != nil {

@@ -191,24 +191,39 @@ func TestScopeMethods(t *testing.T) {
 // TestValidationCatchesNarrowScope: were the scope of a GET endpoint on a
 // route seen with GET alone to match fewer methods again, evident's own
 // validation would say so: the exploits sent with the methods left out
-// get through, and the patch is not proven.
+// get through, and the patch is not proven. So would a detection that
+// reads the query string alone: the exploit moved into a form body gets
+// through.
 func TestValidationCatchesNarrowScope(t *testing.T) {
 	for _, tt := range []struct {
-		op     string
+		op     string   // the method scope added, "" for none
+		vars   string   // what the detection reads instead of its own, "" for its own
 		missed []string // the methods whose mutations get through
 	}{
-		{"@rx ^(?:GET|HEAD)$", []string{"method POST"}},
-		{"@streq GET", []string{"method HEAD", "method POST"}},
+		{"@rx ^(?:GET|HEAD)$", "", []string{"method POST"}},
+		{"@streq GET", "", []string{"method HEAD", "method POST"}},
+		{"", "ARGS_GET", []string{"method POST and query as form body"}},
 	} {
-		t.Run(tt.op, func(t *testing.T) {
+		t.Run(tt.op+tt.vars, func(t *testing.T) {
 			traffic := shopTraffic()
 			set, err := Generate(DefaultConfig(), []assess.Assessment{executedExposed("gateway", "GO-2026-5970", "golang.org/x/text", "GET /search")}, loadRecords(t), traffic)
 			if err != nil {
 				t.Fatal(err)
 			}
 			p := &set.Patches[0]
-			p.Rules[0].links = append([]link{{vars: "REQUEST_METHOD", op: tt.op}}, p.Rules[0].links...)
+			if tt.op != "" {
+				p.Rules[0].links = append([]link{{vars: "REQUEST_METHOD", op: tt.op}}, p.Rules[0].links...)
+			}
 			p.Rules[0].render(p)
+			for i := range p.Rules {
+				r := &p.Rules[i]
+				for j := range r.links {
+					if l := &r.links[j]; tt.vars != "" && l.vars == "ARGS|ARGS_NAMES" {
+						l.vars = tt.vars
+						r.render(p)
+					}
+				}
+			}
 			corpus, err := LoadCorpus(nil)
 			if err != nil {
 				t.Fatal(err)

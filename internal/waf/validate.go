@@ -389,7 +389,9 @@ type mutation struct {
 // GET handler for HEAD (and the other way round for a HEAD endpoint).
 // With tamper not "", the request is also sent with that method, one the
 // traces do not show on its route ("method POST"): a route registered
-// for every method runs the vulnerable handler for it too.
+// for every method runs the vulnerable handler for it too, and with the
+// query moved into a form body ("method POST and query as form body"),
+// which many frameworks read as they read the query.
 // Mutations that would not change r are left out. Chunked bodies are a
 // matter of transport: the proxy tests send them (Validate feeds the
 // engine directly).
@@ -462,6 +464,18 @@ func mutations(r Request, tamper string) []mutation {
 		m := clone()
 		m.Method = tamper
 		out = append(out, mutation{"method " + tamper, m})
+		// Go's FormValue, Spring's @RequestParam, Flask's request.values
+		// and PHP's $_REQUEST read a form body's parameters as they read
+		// the query's.
+		if path, query, ok := strings.Cut(r.Target, "?"); ok && query != "" && r.Body == "" {
+			m := clone()
+			if m.Headers == nil {
+				m.Headers = map[string]string{}
+			}
+			m.Method, m.Target, m.Body = tamper, path, query
+			m.Headers["Content-Type"] = "application/x-www-form-urlencoded"
+			out = append(out, mutation{"method " + tamper + " and query as form body", m})
+		}
 	}
 	return out
 }
