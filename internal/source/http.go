@@ -47,7 +47,8 @@ var (
 	// was read.
 	ErrPartial = errors.New("partial answer")
 	// ErrWindowTooLong means the server refused a query over a window
-	// longer than it allows (Pyroscope's max_query_length).
+	// longer than it allows (Pyroscope's max_query_length, Tempo's search
+	// max_duration).
 	ErrWindowTooLong = errors.New("window longer than the server allows")
 )
 
@@ -431,6 +432,10 @@ func (c *client) statusError(path string, resp *http.Response, version string) e
 		return fmt.Errorf("%s %s: %w (HTTP %d, sent %s): %s%s", c.what, path, ErrUnauthorized, code, c.cfg.Auth, c.authHint(code, string(msg)), detail)
 	case code == http.StatusNotFound:
 		return fmt.Errorf("%s %s: %w (HTTP 404): check the URL %s (with its path prefix) or upgrade the server: evident needs %s%s", c.what, path, ErrNotFound, c.cfg.URL, version, detail)
+	case code == http.StatusBadRequest && strings.Contains(string(msg), "range specified by start and end exceeds"):
+		// Tempo's query frontend: the search's max_duration (a week by
+		// default).
+		return fmt.Errorf("%s %s: %w (HTTP 400)%s", c.what, path, ErrWindowTooLong, detail)
 	case code == http.StatusTooManyRequests || code >= 500:
 		return fmt.Errorf("%s %s: %w (HTTP %d)%s", c.what, path, ErrRetryable, code, detail)
 	default:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -31,12 +32,12 @@ type Pull struct {
 func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(error)) error {
 	links := &linkingHandler{next: h, spans: map[string]map[string][]string{}}
 	if p.Tempo != nil {
-		services, err := p.Tempo.Services(ctx, w)
+		parts, have, err := windowParts(ctx, w, p.Tempo.Services)
 		if err != nil {
 			return err
 		}
-		services = p.selected(services, "tempo", "no service has traces (check the window, the tenant EVIDENT_TEMPO_ORG_ID, and that spans reach Tempo as they happen: Tempo's search does not find spans much older than their arrival)", skip)
-		ids, err := p.Tempo.Sample(ctx, services, w)
+		services := p.selected(union(have), "tempo", "no service has traces (check the window, the tenant EVIDENT_TEMPO_ORG_ID, and that spans reach Tempo as they happen: Tempo's search does not find spans much older than their arrival)", skip)
+		ids, err := p.Tempo.Sample(ctx, services, parts, have)
 		if err != nil {
 			return err
 		}
@@ -61,14 +62,14 @@ func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(
 }
 
 // profiles pulls one merged CPU profile per service of w into h, one per
-// part of w where Pyroscope reads w in parts (Parts). A service with no
-// samples is reported once, when no part has any.
+// part of w where Pyroscope reads w in parts (windowParts). A service
+// with no samples is reported once, when no part has any.
 func (p Pull) profiles(ctx context.Context, w Window, links *linkingHandler, h telemetry.Handler, skip func(error)) error {
-	parts, have, err := p.Pyroscope.Parts(ctx, w)
+	parts, have, err := windowParts(ctx, w, p.Pyroscope.Services)
 	if err != nil {
 		return err
 	}
-	services := p.selected(slices.Compact(slices.Sorted(slices.Values(slices.Concat(have...)))), "pyroscope", "no service has profiles (Pyroscope answers a window older than its max_query_lookback, 7 days by default, as empty)", skip)
+	services := p.selected(union(have), "pyroscope", "no service has profiles (Pyroscope answers a window older than its max_query_lookback, 7 days by default, as empty)", skip)
 	noData := map[string]error{}
 	read := map[string]bool{}
 	for i, part := range parts {
@@ -110,6 +111,60 @@ func (p Pull) profiles(ctx context.Context, w Window, links *linkingHandler, h t
 		}
 	}
 	return nil
+}
+
+// minPart is the shortest part windowParts splits a window into.
+const minPart = time.Minute
+
+// windowParts returns the parts of w a server answers queries over, and
+// the services of each (from services): w itself, or, when the server
+// refuses w as longer than it allows (ErrWindowTooLong: Pyroscope's
+// max_query_length, a day by default while it keeps a week; Tempo's
+// search max_duration, a week), w halved until the server takes each
+// part.
+func windowParts(ctx context.Context, w Window, services func(context.Context, Window) ([]string, error)) ([]Window, [][]string, error) {
+	for n := 1; ; n *= 2 {
+		parts := split(w, n)
+		have := make([][]string, 0, n)
+		var err error
+		for _, part := range parts {
+			var s []string
+			if s, err = services(ctx, part); err != nil {
+				break
+			}
+			have = append(have, s)
+		}
+		switch {
+		case err == nil:
+			return parts, have, nil
+		case !errors.Is(err, ErrWindowTooLong):
+			return nil, nil, err
+		case parts[0].To.Sub(parts[0].From) < 2*minPart:
+			return nil, nil, fmt.Errorf("%w (the window of %s read in %d parts)", err, w.To.Sub(w.From), n)
+		}
+	}
+}
+
+// split cuts w into n parts of equal length, to the millisecond the
+// APIs' times have, in time order.
+func split(w Window, n int) []Window {
+	d := w.To.Sub(w.From)
+	parts := make([]Window, n)
+	from := w.From
+	for i := range n {
+		to := w.To
+		if i < n-1 {
+			to = w.From.Add(d / time.Duration(n) * time.Duration(i+1)).Truncate(time.Millisecond)
+		}
+		parts[i] = Window{From: from, To: to}
+		from = to
+	}
+	return parts
+}
+
+// union returns the services of every part, sorted, once each.
+func union(have [][]string) []string {
+	return slices.Compact(slices.Sorted(slices.Values(slices.Concat(have...))))
 }
 
 // selected keeps the services of the selection, and says which selected

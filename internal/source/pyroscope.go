@@ -117,55 +117,6 @@ func (p *Pyroscope) Services(ctx context.Context, w Window) ([]string, error) {
 	return names, nil
 }
 
-// minPart is the shortest part Parts splits a window into.
-const minPart = time.Minute
-
-// Parts returns the services of w, in the parts of w Pyroscope answers
-// queries over: w itself, or, when the server refuses w as longer than
-// its max_query_length (a day by default, while it keeps a week), w
-// halved until each part is short enough. The services of each part are
-// those of Services.
-func (p *Pyroscope) Parts(ctx context.Context, w Window) ([]Window, [][]string, error) {
-	for n := 1; ; n *= 2 {
-		parts := split(w, n)
-		services := make([][]string, 0, n)
-		var err error
-		for _, part := range parts {
-			var s []string
-			if s, err = p.Services(ctx, part); err != nil {
-				break
-			}
-			services = append(services, s)
-		}
-		if err == nil {
-			return parts, services, nil
-		}
-		switch {
-		case !errors.Is(err, ErrWindowTooLong):
-			return nil, nil, err
-		case parts[0].To.Sub(parts[0].From) < 2*minPart:
-			return nil, nil, fmt.Errorf("%w (the window of %s read in %d parts)", err, w.To.Sub(w.From), n)
-		}
-	}
-}
-
-// split cuts w into n parts of equal length, to the millisecond the
-// API's times have.
-func split(w Window, n int) []Window {
-	d := w.To.Sub(w.From)
-	parts := make([]Window, n)
-	from := w.From
-	for i := range n {
-		to := w.To
-		if i < n-1 {
-			to = w.From.Add(d / time.Duration(n) * time.Duration(i+1)).Truncate(time.Millisecond)
-		}
-		parts[i] = Window{From: from, To: to}
-		from = to
-	}
-	return parts
-}
-
 // ProfileType names the profile types a CPU profile is read from.
 type ProfileType struct {
 	// CPU is the type whose values are CPU time, e.g.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/grpc"
 
 	"github.com/evidentsec/evident/internal/source"
@@ -613,3 +616,78 @@ func TestNotTheAPI(t *testing.T) {
 		})
 	}
 }
+
+// TestTempoLongWindow checks that a window longer than Tempo's search
+// max_duration is read in parts: every span of the recording from a
+// window of ten years, and of an endpoint's traces across three days the
+// newest, PerGroup of them, from the newer parts first.
+func TestTempoLongWindow(t *testing.T) {
+	s := loadServers(t)
+	s.tempo.MaxDuration = 168 * time.Hour
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	var ids []string
+	for i, at := range []time.Duration{time.Hour, 25 * time.Hour, 49 * time.Hour, 50 * time.Hour} {
+		td := ptrace.NewTraces()
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", "api")
+		sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		id := pcommon.TraceID{0xa, byte(i + 1)}
+		sp.SetTraceID(id)
+		sp.SetSpanID(pcommon.SpanID{byte(i + 1)})
+		sp.SetName("GET /a")
+		sp.SetKind(ptrace.SpanKindServer)
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(t0.Add(at)))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(t0.Add(at + time.Millisecond)))
+		s.tempo.Add(td)
+		ids = append(ids, id.String())
+	}
+	srv := httptest.NewServer(s.handler())
+	defer srv.Close()
+
+	t.Run("ten years", func(t *testing.T) {
+		var want collect
+		if err := (source.Pull{Tempo: newPull(t, srv.URL, source.Auth{}, nil).Tempo}).Run(context.Background(), window, &want, func(err error) { t.Error(err) }); err != nil {
+			t.Fatal(err)
+		}
+		s.tempo.MaxDuration = 0
+		defer func() { s.tempo.MaxDuration = 168 * time.Hour }()
+		var got collect
+		if err := (source.Pull{Tempo: newPull(t, srv.URL, source.Auth{}, nil).Tempo}).Run(context.Background(), window, &got, func(err error) { t.Error(err) }); err != nil {
+			t.Fatal(err)
+		}
+		if want.spans != got.spans || got.spans == 0 {
+			t.Errorf("spans read in parts %d, in one window %d", want.spans, got.spans)
+		}
+	})
+	t.Run("newest of three days", func(t *testing.T) {
+		s.tempo.MaxDuration = 24 * time.Hour
+		defer func() { s.tempo.MaxDuration = 168 * time.Hour }()
+		cfg := source.DefaultTempoConfig()
+		cfg.URL, cfg.PerGroup = srv.URL, 2
+		tp, err := source.NewTempo(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got traceIDs
+		p := source.Pull{Tempo: tp, Services: []string{"api"}}
+		if err := p.Run(context.Background(), source.Window{From: t0, To: t0.Add(72 * time.Hour)}, &got, func(err error) { t.Error(err) }); err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{ids[3], ids[2]}; fmt.Sprint(got.ids) != fmt.Sprint(want) {
+			t.Errorf("traces %v, want the two newest %v", got.ids, want)
+		}
+	})
+}
+
+// traceIDs is a telemetry.Handler that keeps the trace ids of the spans,
+// in the order read.
+type traceIDs struct{ ids []string }
+
+func (c *traceIDs) Spans(spans []telemetry.Span) error {
+	for _, sp := range spans {
+		c.ids = append(c.ids, hex.EncodeToString(sp.TraceID[:]))
+	}
+	return nil
+}
+
+func (c *traceIDs) Profile(*telemetry.ProfileBatch) error { return nil }

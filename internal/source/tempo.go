@@ -174,33 +174,56 @@ func cmpInt(a, b int64) int {
 	return 0
 }
 
-// Sample picks the traces of the window to fetch, bounded by the trace
+// Sample picks the traces of a window to fetch, bounded by the trace
 // budget, so that every service, every SERVER endpoint and every
 // CLIENT/PRODUCER/CONSUMER edge is covered: per service and span kind one
 // search names the spans (select(name)); per span name one search finds
-// its newest traces (PerGroup each); the groups are then drawn from in turn, newest
-// first, until the budget is spent. It returns the trace ids, hex.
-func (t *Tempo) Sample(ctx context.Context, services []string, w Window) ([]string, error) {
-	var groups [][]traceRef
-	for _, svc := range services {
-		for _, kind := range []string{"server", "client", "producer", "consumer"} {
-			base := fmt.Sprintf("resource.service.name = %s && kind = %s", strconv.Quote(svc), kind)
-			// Tempo returns of a matching span only its id, times and the
-			// attributes the query names: select(name) adds the name.
-			refs, names, err := t.search(ctx, "{ "+base+" } | select(name)", w, t.cfg.PerGroup)
-			if err != nil {
-				return nil, fmt.Errorf("service %s: %w", svc, err)
-			}
-			if len(names) <= 1 {
-				groups = append(groups, refs)
+// its newest traces (PerGroup each); the groups are then drawn from in
+// turn, newest first, until the budget is spent. The window is given in
+// parts, in time order (windowParts), with the services of each: they
+// are searched newest first, and a group takes the traces of older parts
+// only while it has fewer than PerGroup. It returns the trace ids, hex.
+func (t *Tempo) Sample(ctx context.Context, services []string, parts []Window, have [][]string) ([]string, error) {
+	type key struct{ service, kind, name string }
+	var order []key
+	groups := map[key][]traceRef{}
+	add := func(k key, refs []traceRef) {
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		g := append(groups[k], refs...)
+		groups[k] = g[:min(len(g), t.cfg.PerGroup)]
+	}
+	for i := len(parts) - 1; i >= 0; i-- {
+		for _, svc := range services {
+			if !slices.Contains(have[i], svc) {
 				continue
 			}
-			for _, n := range names {
-				refs, _, err := t.search(ctx, fmt.Sprintf("{ %s && name = %s }", base, strconv.Quote(n)), w, t.cfg.PerGroup)
+			for _, kind := range []string{"server", "client", "producer", "consumer"} {
+				base := fmt.Sprintf("resource.service.name = %s && kind = %s", strconv.Quote(svc), kind)
+				// Tempo returns of a matching span only its id, times and
+				// the attributes the query names: select(name) adds the
+				// name.
+				refs, names, err := t.search(ctx, "{ "+base+" } | select(name)", parts[i], t.cfg.PerGroup)
 				if err != nil {
-					return nil, fmt.Errorf("service %s span %q: %w", svc, n, err)
+					return nil, fmt.Errorf("service %s: %w", svc, err)
 				}
-				groups = append(groups, refs)
+				if len(names) <= 1 {
+					add(key{svc, kind, strings.Join(names, "")}, refs)
+					continue
+				}
+				for _, n := range names {
+					k := key{svc, kind, n}
+					left := t.cfg.PerGroup - len(groups[k])
+					if left <= 0 {
+						continue
+					}
+					refs, _, err := t.search(ctx, fmt.Sprintf("{ %s && name = %s }", base, strconv.Quote(n)), parts[i], left)
+					if err != nil {
+						return nil, fmt.Errorf("service %s span %q: %w", svc, n, err)
+					}
+					add(k, refs)
+				}
 			}
 		}
 	}
@@ -208,7 +231,8 @@ func (t *Tempo) Sample(ctx context.Context, services []string, w Window) ([]stri
 	var out []string
 	for i := 0; len(out) < t.cfg.TraceBudget; i++ {
 		more := false
-		for _, g := range groups {
+		for _, k := range order {
+			g := groups[k]
 			if i >= len(g) {
 				continue
 			}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -37,6 +38,11 @@ type Tempo struct {
 	// X-Scope-OrgID is answered 401 "no org id", as Tempo does, and another
 	// tenant sees no traces. Set it before serving.
 	OrgID string
+	// MaxDuration, when positive, is the search's max_duration (a week
+	// by default): a search or tag values query over a longer window is
+	// answered 400 "range specified by start and end exceeds …", as
+	// Tempo's query frontend does. Set it before serving.
+	MaxDuration time.Duration
 
 	mu     sync.Mutex
 	traces map[string]*storedTrace // by hex trace id, 32 digits
@@ -114,11 +120,16 @@ func (t *Tempo) Handler() http.Handler {
 	})
 }
 
-func window(r *http.Request) (startNs, endNs int64, err error) {
+// window reads a query's start and end, in seconds, and holds them to
+// MaxDuration.
+func (t *Tempo) window(r *http.Request) (startNs, endNs int64, err error) {
 	start, err1 := strconv.ParseInt(r.FormValue("start"), 10, 64)
 	end, err2 := strconv.ParseInt(r.FormValue("end"), 10, 64)
 	if err1 != nil || err2 != nil {
 		return 0, 0, fmt.Errorf("invalid start or end")
+	}
+	if t.MaxDuration > 0 && time.Duration(end-start)*time.Second > t.MaxDuration {
+		return 0, 0, fmt.Errorf("range specified by start and end exceeds %s. received start=%d end=%d", t.MaxDuration, start, end)
 	}
 	return start * 1e9, end * 1e9, nil
 }
@@ -149,7 +160,7 @@ func spanRefs(td ptrace.Traces) []spanRef {
 func (s spanRef) in(startNs, endNs int64) bool { return s.start >= startNs && s.start <= endNs }
 
 func (t *Tempo) serviceNames(w http.ResponseWriter, r *http.Request) {
-	startNs, endNs, err := window(r)
+	startNs, endNs, err := t.window(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -223,7 +234,7 @@ type searchTrace struct {
 }
 
 func (t *Tempo) search(w http.ResponseWriter, r *http.Request) {
-	startNs, endNs, err := window(r)
+	startNs, endNs, err := t.window(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
