@@ -133,13 +133,37 @@ type timeRange interface {
 	GetEnd() int64
 }
 
-// ProfileTypes implements the RPC: the CPU types of the recording's
-// profiles, which have a sample count and CPU time.
-func (p *Pyroscope) ProfileTypes(context.Context, *connect.Request[querierv1.ProfileTypesRequest]) (*connect.Response[querierv1.ProfileTypesResponse], error) {
-	return connect.NewResponse(&querierv1.ProfileTypesResponse{ProfileTypes: []*typesv1.ProfileType{
-		{ID: CPUType, Name: "process_cpu", SampleType: "cpu", SampleUnit: "nanoseconds", PeriodType: "cpu", PeriodUnit: "nanoseconds"},
-		{ID: SamplesType, Name: "process_cpu", SampleType: "samples", SampleUnit: "count", PeriodType: "cpu", PeriodUnit: "nanoseconds"},
-	}}), nil
+// ProfileTypes implements the RPC: the types of the profiles held in
+// the window, one per sample type, named as Pyroscope names those of
+// pprof pushed with __name__ process_cpu (a profile of period type cpu)
+// or memory (any other).
+func (p *Pyroscope) ProfileTypes(_ context.Context, req *connect.Request[querierv1.ProfileTypesRequest]) (*connect.Response[querierv1.ProfileTypesResponse], error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	byID := map[string]*typesv1.ProfileType{}
+	for _, list := range p.profiles {
+		for _, pr := range list {
+			if !inWindow(pr, req.Msg.GetStart(), req.Msg.GetEnd()) {
+				continue
+			}
+			str := func(i int64) string { return pr.StringTable[i] }
+			name := "memory"
+			if str(pr.GetPeriodType().GetType()) == "cpu" {
+				name = "process_cpu"
+			}
+			for _, st := range pr.SampleType {
+				t := &typesv1.ProfileType{Name: name, SampleType: str(st.Type), SampleUnit: str(st.Unit),
+					PeriodType: str(pr.GetPeriodType().GetType()), PeriodUnit: str(pr.GetPeriodType().GetUnit())}
+				t.ID = strings.Join([]string{t.Name, t.SampleType, t.SampleUnit, t.PeriodType, t.PeriodUnit}, ":")
+				byID[t.ID] = t
+			}
+		}
+	}
+	resp := &querierv1.ProfileTypesResponse{}
+	for _, id := range slices.Sorted(maps.Keys(byID)) {
+		resp.ProfileTypes = append(resp.ProfileTypes, byID[id])
+	}
+	return connect.NewResponse(resp), nil
 }
 
 // LabelValues implements the RPC for service_name.
