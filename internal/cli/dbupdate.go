@@ -50,12 +50,17 @@ connections and HTTP 408, 429 and 5xx are retried with backoff, and each retry
 is printed. --timeout bounds each file's update, retries included.
 
 A mirror behind a private CA is trusted with --ca-file; one that asks for a
-client certificate gets --cert-file and --key-file.
+client certificate gets --cert-file and --key-file. A machine without access
+to the internet reads a copy of the export on a mounted share: --base-url
+file:///mnt/osv-vulnerabilities (<Ecosystem>/all.zip, as osv.dev lays it
+out), --kev-url and --epss-url file:///... too, or --no-kev and --no-epss; an
+archive whose file is no newer than the last update is not copied again.
 
 Exit status 2 if any file could not be updated; the others are updated anyway.`,
 		Example: `  evident db update
   evident db update --ecosystem Go --ecosystem PyPI --no-kev --no-epss
   evident db update --all --base-url https://mirror.example.com/osv-vulnerabilities
+  evident db update --ecosystem Go --base-url file:///mnt/osv-vulnerabilities --no-kev --no-epss
   evident db update --ecosystem Go --timeout 2m`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -107,7 +112,7 @@ Exit status 2 if any file could not be updated; the others are updated anyway.`,
 	f := cmd.Flags()
 	f.StringSliceVar(&ecosystems, "ecosystem", def.Ecosystems, "osv.dev ecosystem to download, as spelt in ecosystems.txt (repeatable)")
 	f.BoolVar(&all, "all", false, "download every ecosystem listed in <base-url>/ecosystems.txt")
-	f.StringVar(&baseURL, "base-url", dbupdate.DefaultBaseURL, "root of the osv.dev bulk export, or of a mirror of it")
+	f.StringVar(&baseURL, "base-url", dbupdate.DefaultBaseURL, "root of the osv.dev bulk export, or of a mirror of it (http, https, or file:///path)")
 	f.StringVar(&kevURL, "kev-url", dbupdate.DefaultKEVURL, "URL of the CISA KEV JSON feed")
 	f.BoolVar(&noKEV, "no-kev", false, "do not download the CISA KEV feed")
 	f.StringVar(&epssURL, "epss-url", dbupdate.DefaultEPSSURL, "URL of FIRST's EPSS scores (gzipped CSV)")

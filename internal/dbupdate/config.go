@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 	"unicode"
@@ -107,21 +108,25 @@ func DefaultConfig() Config {
 // natural bound (dial, TLS, response headers) and none on the whole
 // request, whose length depends on the archive size and the link. tc
 // configures TLS (internal/tlsconfig: a mirror's private CA, a client
-// certificate); nil verifies servers against the system's roots.
+// certificate); nil verifies servers against the system's roots. It
+// reads file:// URLs too.
 func NewHTTPClient(tc *tls.Config) *http.Client {
-	return &http.Client{
-		Transport: &http.Transport{
-			TLSClientConfig:       tc,
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			ForceAttemptHTTP2:     true,
-			TLSHandshakeTimeout:   15 * time.Second,
-			ResponseHeaderTimeout: 60 * time.Second,
-			ExpectContinueTimeout: time.Second,
-			IdleConnTimeout:       90 * time.Second,
-			MaxIdleConns:          10,
-		},
+	t := &http.Transport{
+		TLSClientConfig:       tc,
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConns:          10,
 	}
+	// file:// URLs (a mirror on a mounted share) are answered as a web
+	// server answers: Content-Length, Last-Modified and 304 to
+	// If-Modified-Since, 404 for a missing file.
+	t.RegisterProtocol("file", http.NewFileTransport(http.Dir("/")))
+	return &http.Client{Transport: t}
 }
 
 // Validate reports every invalid setting at once.
@@ -130,16 +135,16 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
 	}
-	if err := checkHTTPURL(c.BaseURL); err != nil {
+	if err := checkSourceURL(c.BaseURL); err != nil {
 		bad("base URL %q: %v", c.BaseURL, err)
 	}
 	if c.KEVURL != "" {
-		if err := checkHTTPURL(c.KEVURL); err != nil {
+		if err := checkSourceURL(c.KEVURL); err != nil {
 			bad("KEV URL %q: %v", c.KEVURL, err)
 		}
 	}
 	if c.EPSSURL != "" {
-		if err := checkHTTPURL(c.EPSSURL); err != nil {
+		if err := checkSourceURL(c.EPSSURL); err != nil {
 			bad("EPSS URL %q: %v", c.EPSSURL, err)
 		}
 	}
@@ -190,15 +195,27 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func checkHTTPURL(s string) error {
+// checkSourceURL accepts an http(s) URL, or a file URL of an absolute
+// path: a mirror on a mounted share, for a machine without access to
+// the internet.
+func checkSourceURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
 		return err
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return errors.New("want an http or https URL")
-	}
-	if u.Host == "" {
+	switch {
+	case u.Scheme == "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return fmt.Errorf("file URL with host %q: want file:///absolute/path", u.Host)
+		}
+		if !strings.HasPrefix(u.Path, "/") {
+			return errors.New("file URL without an absolute path: want file:///absolute/path")
+		}
+	case u.Scheme == "" && filepath.IsAbs(s):
+		return fmt.Errorf("a path: write it as the URL file://%s", filepath.ToSlash(s))
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("want an http, https or file URL")
+	case u.Host == "":
 		return errors.New("no host")
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -578,3 +579,64 @@ func TestUpdateCancelledWhileWaitingToRetry(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestUpdateFromDirectory checks a mirror on a mounted share (file://),
+// for a machine without access to the internet: downloaded, then up to
+// date, then replaced when the mirror's copy is newer; a missing
+// ecosystem fails at once, naming the file.
+func TestUpdateFromDirectory(t *testing.T) {
+	mirror := t.TempDir()
+	write := func(name string, data []byte, at time.Time) {
+		t.Helper()
+		path := filepath.Join(mirror, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Date(2026, 8, 21, 20, 38, 0, 0, time.UTC)
+	goZip, kev := osvArchive(t), kevFeed(t)
+	write("Go/all.zip", goZip, t0)
+	write("kev.json", kev, t0)
+	cfg := DefaultConfig()
+	cfg.BaseURL, cfg.KEVURL, cfg.EPSSURL = "file://"+filepath.ToSlash(mirror), "file://"+filepath.ToSlash(mirror)+"/kev.json", ""
+	cfg.Ecosystems, cfg.Dir, cfg.RetryWait = []string{"Go"}, t.TempDir(), time.Millisecond
+	downloaded := func(records int) summary {
+		return summary{Name: "Go", Status: StatusDownloaded, Bytes: int64(len(goZip)), Records: records}
+	}
+	kevDownloaded := summary{Name: KEVName, Status: StatusDownloaded, Bytes: int64(len(kev)), Records: 2}
+	kevUpToDate := summary{Name: KEVName, Status: StatusUpToDate, Records: 2}
+	for _, st := range []struct {
+		name string
+		edit func()
+		want func() []summary
+	}{
+		{"first", func() {}, func() []summary { return []summary{downloaded(2), kevDownloaded} }},
+		{"unchanged", func() {}, func() []summary { return []summary{{Name: "Go", Status: StatusUpToDate, Records: 2}, kevUpToDate} }},
+		{"newer", func() { goZip = osvArchive(t, "GO-2026-9999"); write("Go/all.zip", goZip, t0.Add(time.Hour)) },
+			func() []summary { return []summary{downloaded(3), kevUpToDate} }},
+	} {
+		st.edit()
+		res, err := Update(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("%s update: %v", st.name, err)
+		}
+		if diff := cmp.Diff(summarize(res), st.want()); diff != "" {
+			t.Errorf("%s update (-got +want):\n%s", st.name, diff)
+		}
+	}
+	if got := readFile(t, filepath.Join(cfg.Dir, "vulndb", "Go", "all.zip")); !bytes.Equal(got, goZip) {
+		t.Error("Go/all.zip is not the mirror's newer copy")
+	}
+
+	cfg.Ecosystems, cfg.KEVURL = []string{"PyPI"}, ""
+	res, err := Update(context.Background(), cfg)
+	if err == nil || len(res.Files) != 1 || res.Files[0].Status != StatusFailed || !strings.Contains(fmt.Sprint(res.Files[0].Err), "PyPI/all.zip") {
+		t.Errorf("missing ecosystem: %+v, %v: want PyPI failed, naming its file", res.Files, err)
+	}
+}
