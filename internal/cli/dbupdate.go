@@ -45,9 +45,9 @@ leaves the previous database intact. Archives that have not changed since the
 last update are not downloaded again.
 
 Failures that a retry cannot cure (a host that does not resolve, a refused
-connection, a TLS error, HTTP 4xx) fail the file at once; timeouts, dropped
-connections and HTTP 408, 429 and 5xx are retried with backoff, and each retry
-is printed. --timeout bounds each file's update, retries included.
+connection, a TLS error, HTTP 4xx, more than ten redirects or one to a
+file:// URL) fail the file at once; timeouts, dropped connections and HTTP
+408, 429 and 5xx are retried with backoff, and each retry is printed. --timeout bounds each file's update, retries included.
 
 A mirror behind a private CA is trusted with --ca-file; one that asks for a
 client certificate gets --cert-file and --key-file. A machine without access

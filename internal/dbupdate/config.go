@@ -126,7 +126,20 @@ func NewHTTPClient(tc *tls.Config) *http.Client {
 	// server answers: Content-Length, Last-Modified and 304 to
 	// If-Modified-Since, 404 for a missing file.
 	t.RegisterProtocol("file", http.NewFileTransport(http.Dir("/")))
-	return &http.Client{Transport: t}
+	return &http.Client{Transport: t, CheckRedirect: noRedirectToFile}
+}
+
+// noRedirectToFile keeps net/http's redirect policy (ten at most) and
+// refuses a server's redirect to a file:// URL: only the user names local
+// files.
+func noRedirectToFile(req *http.Request, via []*http.Request) error {
+	if req.URL.Scheme == "file" {
+		return fmt.Errorf("%w: to %s: a server may not name a local file", ErrRedirect, req.URL)
+	}
+	if len(via) >= 10 {
+		return fmt.Errorf("%w: more than 10", ErrRedirect)
+	}
+	return nil
 }
 
 // Validate reports every invalid setting at once.

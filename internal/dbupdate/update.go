@@ -425,6 +425,8 @@ func requestError(ctx context.Context, src string, err error) error {
 		return fmt.Errorf("get %s: %w", src, &kindError{ErrRefused, err})
 	case errors.As(err, &certErr), errors.As(err, &recordErr), errors.As(err, &alertErr), errors.Is(err, http.ErrSchemeMismatch):
 		return fmt.Errorf("get %s: %w", src, &kindError{ErrTLS, err})
+	case errors.Is(err, ErrRedirect):
+		return fmt.Errorf("get %s: %w", src, err)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

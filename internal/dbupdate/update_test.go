@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -638,5 +640,19 @@ func TestUpdateFromDirectory(t *testing.T) {
 	res, err := Update(context.Background(), cfg)
 	if err == nil || len(res.Files) != 1 || res.Files[0].Status != StatusFailed || !strings.Contains(fmt.Sprint(res.Files[0].Err), "PyPI/all.zip") {
 		t.Errorf("missing ecosystem: %+v, %v: want PyPI failed, naming its file", res.Files, err)
+	}
+
+	// A server's redirect to the same file is refused: only the user
+	// names local files.
+	local := cfg.BaseURL
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, local+r.URL.Path, http.StatusFound)
+	}))
+	defer srv.Close()
+	cfg.Ecosystems, cfg.BaseURL = []string{"Go"}, srv.URL
+	res, err = Update(context.Background(), cfg)
+	if err == nil || len(res.Files) != 1 || res.Files[0].Status != StatusFailed || res.Files[0].Attempts != 1 ||
+		!errors.Is(res.Files[0].Err, ErrRedirect) || !strings.Contains(fmt.Sprint(res.Files[0].Err), "a server may not name a local file") {
+		t.Errorf("redirect to a file: %+v, %v: want Go failed at once, saying a server may not name a local file", res.Files, err)
 	}
 }

@@ -44,6 +44,9 @@ var (
 	// ErrTLS means the TLS handshake failed: a certificate that does not
 	// verify, or a server that does not speak TLS. It is not retried.
 	ErrTLS = errors.New("TLS handshake failed")
+	// ErrRedirect means the server's redirects were refused: more than
+	// ten, or one to a file:// URL. It is not retried.
+	ErrRedirect = errors.New("redirect refused")
 	// ErrTimeout means the server did not answer in time, or the file's
 	// update ran past Config.Timeout.
 	ErrTimeout = errors.New("timed out")
