@@ -103,6 +103,9 @@ func NewPoller(name string, cfg PollerConfig, deps PollerDeps) (*Poller, error) 
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
+	if why, least := shortLag(cfg.Lag, deps.Pull); why != "" {
+		deps.Logger.Warn(fmt.Sprintf("sources: lag %s is shorter than the stores need (%s): what they hold only after its window is read is never read; keep lag at %s or more", cfg.Lag, why, least))
+	}
 	p := &Poller{cfg: cfg, deps: deps, name: name,
 		up:          prometheus.NewGauge(prometheus.GaugeOpts{Name: "evident_source_up", Help: "1 when the last poll of the query-API source succeeded.", ConstLabels: prometheus.Labels{"source": name}}),
 		watermark:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "evident_source_watermark_timestamp_seconds", Help: "Unix time up to which the source has been read: now minus this is how old the freshest telemetry read is.", ConstLabels: prometheus.Labels{"source": name}}),
@@ -121,6 +124,28 @@ func NewPoller(name string, cfg PollerConfig, deps PollerDeps) (*Poller, error) 
 		}
 	}
 	return p, nil
+}
+
+// The delays before what a store receives can be queried, measured
+// against real servers (docs/sources.md): Tempo's search finds spans up to
+// a minute after they arrive; an SDK uploads a profile at the end of its
+// period (pyroscope-go: 15 s), which Pyroscope makes queryable seconds
+// later.
+const (
+	tempoDelay     = time.Minute
+	pyroscopeDelay = 30 * time.Second
+)
+
+// shortLag says why lag is too short for the sources of pull, and the
+// least it should be; "" when it is not too short.
+func shortLag(lag time.Duration, pull Pull) (string, time.Duration) {
+	switch {
+	case pull.Tempo != nil && lag < tempoDelay:
+		return fmt.Sprintf("Tempo's search finds spans up to %s after they arrive", tempoDelay), tempoDelay
+	case pull.Pyroscope != nil && lag < pyroscopeDelay:
+		return "a profiler uploads at the end of its period, pyroscope-go every 15s, and Pyroscope stores it seconds later", pyroscopeDelay
+	}
+	return "", 0
 }
 
 // Healthy reports whether the last poll succeeded, and its error if not.

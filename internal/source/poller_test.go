@@ -1,8 +1,11 @@
 package source_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -197,5 +200,42 @@ func TestPollerShutdownWithoutStart(t *testing.T) {
 	}
 	if err := p.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPollerShortLag checks that a lag shorter than the sources need is
+// warned about at start, naming what it misses and the least to keep.
+func TestPollerShortLag(t *testing.T) {
+	pull := newPull(t, "http://127.0.0.1:1", source.Auth{}, nil)
+	for _, tc := range []struct {
+		name string
+		pull source.Pull
+		lag  time.Duration
+		want string // "" for no warning
+	}{
+		{"tempo, default", pull, time.Minute, ""},
+		{"tempo, 30s", pull, 30 * time.Second, "sources: lag 30s is shorter than the stores need (Tempo's search finds spans up to 1m0s after they arrive): what they hold only after its window is read is never read; keep lag at 1m0s or more"},
+		{"pyroscope, 30s", source.Pull{Pyroscope: pull.Pyroscope}, 30 * time.Second, ""},
+		{"pyroscope, 10s", source.Pull{Pyroscope: pull.Pyroscope}, 10 * time.Second, "sources: lag 10s is shorter than the stores need (a profiler uploads at the end of its period, pyroscope-go every 15s, and Pyroscope stores it seconds later): what they hold only after its window is read is never read; keep lag at 30s or more"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			cfg := source.DefaultPollerConfig()
+			cfg.Lag = tc.lag
+			if _, err := source.NewPoller("x", cfg, source.PollerDeps{Pull: tc.pull, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}); err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			if logs.Len() > 0 {
+				var r struct{ Level, Msg string }
+				if err := json.Unmarshal(logs.Bytes(), &r); err != nil || r.Level != "WARN" {
+					t.Errorf("logged %q (%v), want one warning", logs.String(), err)
+				}
+				got = r.Msg
+			}
+			if got != tc.want {
+				t.Errorf("warned %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
