@@ -169,7 +169,8 @@ func pullSources(ctx context.Context, s sourceFlags, now time.Time, h telemetry.
 	if err != nil {
 		return err
 	}
-	if err := p.Run(ctx, w, h, warn); err != nil {
+	held := &heldHandler{next: h}
+	if err := p.Run(ctx, w, held, warn); err != nil {
 		return err
 	}
 	var st source.Stats
@@ -181,6 +182,56 @@ func pullSources(ctx context.Context, s sourceFlags, now time.Time, h telemetry.
 		st.Requests += ps.Requests
 		st.Bytes += ps.Bytes
 	}
-	fmt.Fprintf(stderr, "evident: read %s to %s from the sources: %d requests, %d bytes\n", w.From.UTC().Format(time.RFC3339), w.To.UTC().Format(time.RFC3339), st.Requests, st.Bytes)
+	fmt.Fprintf(stderr, "evident: read %s to %s from the sources: %d requests, %d bytes%s\n", w.From.UTC().Format(time.RFC3339), w.To.UTC().Format(time.RFC3339), st.Requests, st.Bytes, held)
 	return nil
+}
+
+// heldHandler passes telemetry on and notes the time it covers: a store
+// answers the part of a window it no longer keeps (Pyroscope's
+// max_query_lookback, Tempo's retention) as empty, and the window asked
+// for is not the one the report is about.
+type heldHandler struct {
+	next             telemetry.Handler
+	traces, profiles source.Window
+}
+
+func (h *heldHandler) Spans(spans []telemetry.Span) error {
+	for i := range spans {
+		widen(&h.traces, spans[i].Start, spans[i].Start)
+	}
+	return h.next.Spans(spans)
+}
+
+func (h *heldHandler) Profile(b *telemetry.ProfileBatch) error {
+	if !b.Start.IsZero() {
+		widen(&h.profiles, b.Start, b.Start.Add(b.Duration))
+	}
+	return h.next.Profile(b)
+}
+
+// widen makes w cover from to to.
+func widen(w *source.Window, from, to time.Time) {
+	if w.From.IsZero() || from.Before(w.From) {
+		w.From = from
+	}
+	if to.After(w.To) {
+		w.To = to
+	}
+}
+
+// String says what the sources held: "; traces T to T, profiles T to T".
+func (h *heldHandler) String() string {
+	var parts []string
+	for _, k := range []struct {
+		what string
+		w    source.Window
+	}{{"traces", h.traces}, {"profiles", h.profiles}} {
+		if !k.w.From.IsZero() {
+			parts = append(parts, fmt.Sprintf("%s %s to %s", k.what, k.w.From.UTC().Format(time.RFC3339), k.w.To.UTC().Format(time.RFC3339)))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(parts, ", ")
 }
