@@ -113,8 +113,13 @@ func (p Pull) profiles(ctx context.Context, w Window, links *linkingHandler, h t
 	return nil
 }
 
-// minPart is the shortest part windowParts splits a window into.
-const minPart = time.Minute
+// minPart is the shortest part windowParts splits a window into, and
+// maxParts the most parts: each costs queries, and a server that refuses
+// every part must not make the split go on.
+const (
+	minPart  = time.Minute
+	maxParts = 1024
+)
 
 // windowParts returns the parts of w a server answers queries over, and
 // the services of each (from services): w itself, or, when the server
@@ -139,8 +144,8 @@ func windowParts(ctx context.Context, w Window, services func(context.Context, W
 			return parts, have, nil
 		case !errors.Is(err, ErrWindowTooLong):
 			return nil, nil, err
-		case parts[0].To.Sub(parts[0].From) < 2*minPart:
-			return nil, nil, fmt.Errorf("%w (the window of %s read in %d parts)", err, w.To.Sub(w.From), n)
+		case parts[0].To.Sub(parts[0].From) < 2*minPart || 2*n > maxParts:
+			return nil, nil, fmt.Errorf("%w (the window of %s read in %d parts; narrow it)", err, w.To.Sub(w.From), n)
 		}
 	}
 }

@@ -160,7 +160,7 @@ func TestPyroscopeLongWindow(t *testing.T) {
 		{"a day", 24 * time.Hour, nil, map[string]int64{"reporter": 3 * 140, "orders": 47}, noCPU, ""},
 		{"an hour", time.Hour, nil, map[string]int64{"reporter": 3 * 140, "orders": 47}, noCPUType, ""},
 		{"a service not there", 24 * time.Hour, []string{"orders", "gateway"}, map[string]int64{"orders": 47}, "pyroscope: service gateway: no data in the window", ""},
-		{"shorter than a part can be", time.Minute, nil, nil, "", "exceeds the limit (max_query_length, actual: 1m3.281s, limit: 1m) (the window of 72h0m0s read in 4096 parts)"},
+		{"more parts than evident makes", time.Minute, nil, nil, "", "exceeds the limit (max_query_length, actual: 4m13.125s, limit: 1m) (the window of 72h0m0s read in 1024 parts; narrow it)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pyro.MaxQueryLength = tc.limit
