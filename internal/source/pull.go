@@ -150,8 +150,8 @@ func windowParts(ctx context.Context, w Window, services func(context.Context, W
 	}
 }
 
-// split cuts w into n parts of equal length, to the millisecond the
-// APIs' times have, in time order.
+// split cuts w into n parts of equal length, in whole milliseconds (the
+// APIs' times), in time order; the last takes what is left.
 func split(w Window, n int) []Window {
 	d := w.To.Sub(w.From)
 	parts := make([]Window, n)
@@ -159,7 +159,7 @@ func split(w Window, n int) []Window {
 	for i := range n {
 		to := w.To
 		if i < n-1 {
-			to = w.From.Add(d / time.Duration(n) * time.Duration(i+1)).Truncate(time.Millisecond)
+			to = w.From.Add((d / time.Duration(n) * time.Duration(i+1)).Truncate(time.Millisecond))
 		}
 		parts[i] = Window{From: from, To: to}
 		from = to
