@@ -28,7 +28,8 @@ type Pull struct {
 // window, a trace gone) is reported through skip and the rest is still
 // read; so is a trace Tempo returned only in part, whose spans are read.
 // An error of a source as a whole (unreachable, unauthorized, wrong URL)
-// or of h is returned.
+// or of h is returned. A window longer than a source takes in one query
+// is read from it in parts (windowParts).
 func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(error)) error {
 	links := &linkingHandler{next: h, spans: map[string]map[string][]string{}}
 	if p.Tempo != nil {
