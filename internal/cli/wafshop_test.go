@@ -155,17 +155,20 @@ func TestWAFShop(t *testing.T) {
 	// same handler. And as POST with the query as a form body, which
 	// FormValue reads as it reads the query. Through the proxy and
 	// through stock Coraza.
-	methods := []string{http.MethodGet, http.MethodHead, http.MethodPost, "POST form"}
+	methods := []struct {
+		method string
+		form   bool // the query sent as the form body
+	}{{http.MethodGet, false}, {http.MethodHead, false}, {http.MethodPost, false}, {http.MethodPost, true}}
 	for _, target := range targets {
-		for _, method := range methods {
+		path, query, _ := strings.Cut(target, "?")
+		for _, m := range methods {
 			for _, front := range []string{base, stock.URL} {
-				m, u, form := method, front+target, ""
-				if method == "POST form" {
-					m, form = http.MethodPost, target[strings.IndexByte(target, '?')+1:]
-					u = front + target[:strings.IndexByte(target, '?')]
+				u, form := front+target, ""
+				if m.form {
+					u, form = front+path, query
 				}
-				if body, code := send(t, client, m, u, form); code != http.StatusForbidden {
-					t.Errorf("exploit %s %s through %s: status %d (%q), want 403", method, target, front, code, body)
+				if body, code := send(t, client, m.method, u, form); code != http.StatusForbidden {
+					t.Errorf("exploit %s %s (form body %v) through %s: status %d (%q), want 403", m.method, target, m.form, front, code, body)
 				}
 			}
 		}

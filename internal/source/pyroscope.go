@@ -499,7 +499,10 @@ func (p *Pyroscope) rpcError(method string, err error) error {
 		return fmt.Errorf("%s: %w: more than %d bytes (raise the limit or narrow the window): %w", what, ErrTooLarge, p.c.cfg.MaxResponseBytes, err)
 	case connect.CodeDeadlineExceeded:
 		return fmt.Errorf("%s: %w: no answer within %s: %w", what, ErrTimeout, p.c.cfg.Timeout, err)
-	case connect.CodeUnavailable:
+	case connect.CodeUnavailable, connect.CodeCanceled:
+		// Connect calls a connection the server reset while the request
+		// was written canceled (its server's view: the client left); the
+		// request's own cancellation was returned above.
 		if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
 			return fmt.Errorf("%s: %w: %w", what, ErrUnreachable, err)
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"runtime/pprof"
 	"strings"
@@ -90,11 +89,8 @@ func TestPyroscopeSamplesOfTheWindow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mux := http.NewServeMux()
-	mux.Handle(pyro.Handler())
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	p := source.Pull{Pyroscope: newPull(t, srv.URL, source.Auth{}, nil).Pyroscope}
+	url := pyroscopeURL(t, pyro)
+	p := source.Pull{Pyroscope: newPull(t, url, source.Auth{}, nil).Pyroscope}
 	for _, tc := range []struct {
 		from     time.Duration
 		profiles int64
@@ -115,8 +111,8 @@ func TestPyroscopeSamplesOfTheWindow(t *testing.T) {
 // TestPyroscopeLongWindow checks that a window longer than Pyroscope's
 // max_query_length is read in parts: every part's samples, a service
 // in one part only not said to be missing, one without CPU samples said
-// to be once, and a server that refuses
-// even a short part quoted.
+// to be once, and a server that refuses more parts than evident makes
+// quoted.
 func TestPyroscopeLongWindow(t *testing.T) {
 	rec, pyro := recordingAndPyroscope(t)
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
@@ -143,10 +139,7 @@ func TestPyroscopeLongWindow(t *testing.T) {
 	// services; where it holds none, there is no CPU type at all.
 	const noCPU = "pyroscope: service allocs: no data in the window (process_cpu:cpu:nanoseconds:cpu:nanoseconds)"
 	const noCPUType = `pyroscope: service allocs: no data in the window: no CPU profile type among ["memory:alloc_objects:count:space:bytes" "memory:alloc_space:bytes:space:bytes" "memory:inuse_objects:count:space:bytes" "memory:inuse_space:bytes:space:bytes"]`
-	mux := http.NewServeMux()
-	mux.Handle(pyro.Handler())
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	url := pyroscopeURL(t, pyro)
 	w := source.Window{From: t0, To: t0.Add(72 * time.Hour)}
 	for _, tc := range []struct {
 		name      string
@@ -164,7 +157,7 @@ func TestPyroscopeLongWindow(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pyro.MaxQueryLength = tc.limit
-			p := source.Pull{Pyroscope: newPull(t, srv.URL, source.Auth{}, nil).Pyroscope, Services: tc.services}
+			p := source.Pull{Pyroscope: newPull(t, url, source.Auth{}, nil).Pyroscope, Services: tc.services}
 			var got collect
 			var skipped []string
 			err := p.Run(context.Background(), w, &got, func(err error) { skipped = append(skipped, err.Error()) })

@@ -67,6 +67,16 @@ func recordingAndPyroscope(t testing.TB) (*sourcetest.Recording, *sourcetest.Pyr
 	return rec, pyro
 }
 
+// pyroscopeURL serves pyro alone for the test and returns its URL.
+func pyroscopeURL(t *testing.T, pyro *sourcetest.Pyroscope) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle(pyro.Handler())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
 // handler is the union of both servers' endpoints.
 func (s servers) handler() http.Handler {
 	mux := http.NewServeMux()
@@ -285,6 +295,35 @@ func TestBadServers(t *testing.T) {
 			err := pull.Run(context.Background(), window, &collect{}, func(error) {})
 			if !errors.Is(err, source.ErrNotAPI) || !strings.Contains(fmt.Sprint(err), "answered in HTTP/2 frames, as a gRPC port") || !strings.Contains(fmt.Sprint(err), "check --"+name+"'s URL") {
 				t.Errorf("%s: error %v: want ErrNotAPI saying the port speaks HTTP/2 only", name, err)
+			}
+		}
+	})
+
+	// A server that resets every connection: Connect calls a reset while
+	// the request is written "canceled", which is not the caller's; it
+	// is a server that cannot be reached (a reset at the dial) or is
+	// failing (after it).
+	t.Run("connections reset", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				c.(*net.TCPConn).SetLinger(0)
+				c.Close()
+			}
+		}()
+		url := "http://" + l.Addr().String()
+		for range 20 {
+			err := source.Pull{Pyroscope: newPull(t, url, source.Auth{}, nil).Pyroscope}.Run(context.Background(), window, &collect{}, func(error) {})
+			if !errors.Is(err, source.ErrRetryable) && !errors.Is(err, source.ErrUnreachable) {
+				t.Fatalf("error %v: want ErrRetryable or ErrUnreachable", err)
 			}
 		}
 	})
@@ -645,18 +684,17 @@ func TestTempoLongWindow(t *testing.T) {
 	defer srv.Close()
 
 	t.Run("ten years", func(t *testing.T) {
-		var want collect
-		if err := (source.Pull{Tempo: newPull(t, srv.URL, source.Auth{}, nil).Tempo}).Run(context.Background(), window, &want, func(err error) { t.Error(err) }); err != nil {
+		var inParts, whole collect
+		if err := (source.Pull{Tempo: newPull(t, srv.URL, source.Auth{}, nil).Tempo}).Run(context.Background(), window, &inParts, func(err error) { t.Error(err) }); err != nil {
 			t.Fatal(err)
 		}
 		s.tempo.MaxDuration = 0
 		defer func() { s.tempo.MaxDuration = 168 * time.Hour }()
-		var got collect
-		if err := (source.Pull{Tempo: newPull(t, srv.URL, source.Auth{}, nil).Tempo}).Run(context.Background(), window, &got, func(err error) { t.Error(err) }); err != nil {
+		if err := (source.Pull{Tempo: newPull(t, srv.URL, source.Auth{}, nil).Tempo}).Run(context.Background(), window, &whole, func(err error) { t.Error(err) }); err != nil {
 			t.Fatal(err)
 		}
-		if want.spans != got.spans || got.spans == 0 {
-			t.Errorf("spans read in parts %d, in one window %d", want.spans, got.spans)
+		if inParts.spans != whole.spans || whole.spans == 0 {
+			t.Errorf("spans read in parts %d, in one window %d", inParts.spans, whole.spans)
 		}
 	})
 	t.Run("newest of three days", func(t *testing.T) {
