@@ -170,7 +170,16 @@ func pullSources(ctx context.Context, s sourceFlags, now time.Time, h telemetry.
 		return err
 	}
 	held := &heldHandler{next: h}
-	if err := p.Run(ctx, w, held, warn); err != nil {
+	skip := func(err error) {
+		// Not a skip: the report has the service's findings as unknown,
+		// for want of profiles.
+		if errors.Is(err, source.ErrNoCPUSamples) {
+			fmt.Fprintf(stderr, "evident: %v\n", err)
+			return
+		}
+		warn(err)
+	}
+	if err := p.Run(ctx, w, held, skip); err != nil {
 		return err
 	}
 	var st source.Stats

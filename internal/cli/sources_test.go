@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -44,6 +45,16 @@ func TestAnalyzeShopFromSources(t *testing.T) {
 	}
 	pyro, tempo, err := rec.Servers()
 	if err != nil {
+		t.Fatal(err)
+	}
+	// A service with allocation profiles only: Pyroscope lists it, with
+	// no CPU samples. Nothing of it is skipped: the line says so, the
+	// exit status does not.
+	var allocs bytes.Buffer
+	if err := pprof.Lookup("allocs").WriteTo(&allocs, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := pyro.AddAt("allocs", allocs.Bytes(), time.Date(2026, 11, 24, 10, 30, 0, 0, time.UTC)); err != nil {
 		t.Fatal(err)
 	}
 	var tempoReqs, pyroReqs atomic.Int64
@@ -88,7 +99,8 @@ func TestAnalyzeShopFromSources(t *testing.T) {
 	}
 	// The line says what the window held, besides what was asked for.
 	held := regexp.MustCompile(`read 2026-11-24T10:00:00Z to 2026-11-24T11:00:00Z from the sources: \d+ requests, \d+ bytes; traces 2026-11-24T10:4\d:\d\dZ to 2026-11-24T10:4\d:\d\dZ, profiles 2026-11-24T10:\d\d:\d\dZ to 2026-11-24T1\d:\d\d:\d\dZ\n`)
-	if got := errOut.String(); !held.MatchString(got) || strings.Contains(got, "skipped") || strings.Contains(got, "token") {
+	noCPU := "evident: pyroscope: service allocs: no CPU samples in the window (process_cpu:cpu:nanoseconds:cpu:nanoseconds)\n"
+	if got := errOut.String(); !held.MatchString(got) || !strings.Contains(got, noCPU) || strings.Contains(got, "skipped") || strings.Contains(got, "token") {
 		t.Errorf("stderr:\n%s", got)
 	}
 	if tempoReqs.Load() == 0 || pyroReqs.Load() == 0 {

@@ -42,6 +42,10 @@ var (
 	// ErrNoData means the server holds nothing for a service in the
 	// window.
 	ErrNoData = errors.New("no data in the window")
+	// ErrNoCPUSamples means Pyroscope lists a service that has no CPU
+	// samples in the window (memory profiles only, or idle). Nothing of
+	// it was skipped: its findings simply have no evidence of execution.
+	ErrNoCPUSamples = errors.New("no CPU samples in the window")
 	// ErrPartial means the server returned only part of what was asked
 	// (Tempo: a trace over its size limit, or pruned); what it returned
 	// was read.

@@ -224,7 +224,14 @@ func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
 	}
 	w := Window{From: from, To: to}
 	h := &consumerHandler{ctx: ctx, traces: p.deps.Traces, profiles: p.deps.Profiles}
-	skip := func(err error) { p.deps.Logger.Info("source: skipped", "source", p.name, "reason", err) }
+	skip := func(err error) {
+		if errors.Is(err, ErrNoCPUSamples) {
+			// Every poll would say it again.
+			p.deps.Logger.Debug("source: no CPU samples", "source", p.name, "reason", err)
+			return
+		}
+		p.deps.Logger.Info("source: skipped", "source", p.name, "reason", err)
+	}
 	if err := p.deps.Pull.Run(ctx, w, h, skip); err != nil {
 		return false, fmt.Errorf("poll %s window %s to %s: %w", p.name, from.Format(time.RFC3339), to.Format(time.RFC3339), err)
 	}

@@ -24,9 +24,12 @@ type Pull struct {
 	Services []string
 }
 
-// Run pulls w into h. A service that cannot be read (no profiles in the
-// window, a trace gone) is reported through skip and the rest is still
-// read; so is a trace Tempo returned only in part, whose spans are read.
+// Run pulls w into h. A service that cannot be read (a selected service
+// not in the window, a trace gone) is reported through skip and the rest
+// is still read; so is a trace Tempo returned only in part, whose spans
+// are read. A service Pyroscope lists without CPU samples in the window
+// is reported through skip as ErrNoCPUSamples: nothing of it was
+// skipped, and a caller may say so as a note.
 // An error of a source as a whole (unreachable, unauthorized, wrong URL)
 // or of h is returned. A window longer than a source takes in one query
 // is read from it in parts (windowParts).
@@ -64,14 +67,14 @@ func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(
 
 // profiles pulls one merged CPU profile per service of w into h, one per
 // part of w where Pyroscope reads w in parts (windowParts). A service
-// with no samples is reported once, when no part has any.
+// with no CPU samples is reported once, when no part has any.
 func (p Pull) profiles(ctx context.Context, w Window, links *linkingHandler, h telemetry.Handler, skip func(error)) error {
 	parts, have, err := windowParts(ctx, w, p.Pyroscope.Services)
 	if err != nil {
 		return err
 	}
 	services := p.selected(union(have), "pyroscope", "no service has profiles (Pyroscope answers a window older than its max_query_lookback, 7 days by default, as empty)", skip)
-	noData := map[string]error{}
+	noCPU := map[string]error{}
 	read := map[string]bool{}
 	for i, part := range parts {
 		in := slices.DeleteFunc(slices.Clone(services), func(s string) bool { return !slices.Contains(have[i], s) })
@@ -79,9 +82,9 @@ func (p Pull) profiles(ctx context.Context, w Window, links *linkingHandler, h t
 			continue
 		}
 		typ, err := p.Pyroscope.CPUProfileType(ctx, part)
-		if errors.Is(err, ErrNoData) {
+		if errors.Is(err, ErrNoCPUSamples) {
 			for _, svc := range in {
-				noData[svc] = fmt.Errorf("pyroscope: service %s: %w", svc, err)
+				noCPU[svc] = fmt.Errorf("pyroscope: service %s: %w", svc, err)
 			}
 			continue
 		}
@@ -91,8 +94,8 @@ func (p Pull) profiles(ctx context.Context, w Window, links *linkingHandler, h t
 		for _, svc := range in {
 			b, err := p.Pyroscope.Profile(ctx, typ, svc, part, links.groups(svc))
 			switch {
-			case errors.Is(err, ErrNoData):
-				noData[svc] = err
+			case errors.Is(err, ErrNoCPUSamples):
+				noCPU[svc] = err
 				continue
 			case errors.Is(err, telemetry.ErrMalformed):
 				skip(err)
@@ -106,9 +109,9 @@ func (p Pull) profiles(ctx context.Context, w Window, links *linkingHandler, h t
 			}
 		}
 	}
-	for _, svc := range slices.Sorted(maps.Keys(noData)) {
+	for _, svc := range slices.Sorted(maps.Keys(noCPU)) {
 		if !read[svc] {
-			skip(noData[svc])
+			skip(noCPU[svc])
 		}
 	}
 	return nil

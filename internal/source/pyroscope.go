@@ -132,7 +132,7 @@ type ProfileType struct {
 // window: process_cpu (Go, Python, Node, .NET, Java through JFR) when
 // there, else another type whose sample type is cpu; with the type that
 // counts its samples, when the server has it. Without a CPU type it
-// returns ErrNoData.
+// returns ErrNoCPUSamples.
 func (p *Pyroscope) CPUProfileType(ctx context.Context, w Window) (ProfileType, error) {
 	p.c.stats.Requests++
 	resp, err := p.querier.ProfileTypes(ctx, connect.NewRequest(&querierv1.ProfileTypesRequest{Start: w.From.UnixMilli(), End: w.To.UnixMilli()}))
@@ -152,7 +152,7 @@ func (p *Pyroscope) CPUProfileType(ctx context.Context, w Window) (ProfileType, 
 		}
 	}
 	if best == nil {
-		return ProfileType{}, fmt.Errorf("%w: no CPU profile type among %q", ErrNoData, ids)
+		return ProfileType{}, fmt.Errorf("%w: no CPU profile type among %q", ErrNoCPUSamples, ids)
 	}
 	pt := ProfileType{CPU: best.GetID()}
 	for _, t := range types {
@@ -271,9 +271,9 @@ type SpanGroup struct {
 // server links (span_selector) to the spans of a group carry the group's
 // first span id, so that the model attributes them to the endpoint as it
 // does from files; the other samples of a span_name series carry that
-// span name. It returns ErrNoData when the service has no samples in the
-// window. The batch's time is the part of w its samples are from, to
-// the step of a series (see extent).
+// span name. It returns ErrNoCPUSamples when the service has no samples
+// in the window. The batch's time is the part of w its samples are from,
+// to the step of a series (see extent).
 func (p *Pyroscope) Profile(ctx context.Context, typ ProfileType, service string, w Window, groups []SpanGroup) (*telemetry.ProfileBatch, error) {
 	profileType := typ.CPU
 	sel := fmt.Sprintf("{service_name=%q}", service)
@@ -282,7 +282,7 @@ func (p *Pyroscope) Profile(ctx context.Context, typ ProfileType, service string
 		return nil, fmt.Errorf("service %s: %w", service, err)
 	}
 	if all == nil || len(all.Samples) == 0 {
-		return nil, fmt.Errorf("pyroscope: service %s: %w (%s)", service, ErrNoData, profileType)
+		return nil, fmt.Errorf("pyroscope: service %s: %w (%s)", service, ErrNoCPUSamples, profileType)
 	}
 	all.Service = service
 	period, seen, err := p.extent(ctx, typ, sel, w, all)

@@ -137,8 +137,8 @@ func TestPyroscopeLongWindow(t *testing.T) {
 	}
 	// Its CPU merge is empty where a part holds CPU profiles of other
 	// services; where it holds none, there is no CPU type at all.
-	const noCPU = "pyroscope: service allocs: no data in the window (process_cpu:cpu:nanoseconds:cpu:nanoseconds)"
-	const noCPUType = `pyroscope: service allocs: no data in the window: no CPU profile type among ["memory:alloc_objects:count:space:bytes" "memory:alloc_space:bytes:space:bytes" "memory:inuse_objects:count:space:bytes" "memory:inuse_space:bytes:space:bytes"]`
+	const noCPU = "pyroscope: service allocs: no CPU samples in the window (process_cpu:cpu:nanoseconds:cpu:nanoseconds)"
+	const noCPUType = `pyroscope: service allocs: no CPU samples in the window: no CPU profile type among ["memory:alloc_objects:count:space:bytes" "memory:alloc_space:bytes:space:bytes" "memory:inuse_objects:count:space:bytes" "memory:inuse_space:bytes:space:bytes"]`
 	url := pyroscopeURL(t, pyro)
 	w := source.Window{From: t0, To: t0.Add(72 * time.Hour)}
 	for _, tc := range []struct {
