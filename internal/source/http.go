@@ -3,6 +3,7 @@ package source
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/evidentsec/evident/internal/tlsconfig"
@@ -20,7 +22,7 @@ import (
 // errors.Is.
 var (
 	// ErrUnreachable means the server could not be reached (DNS, refused
-	// connection, TLS handshake).
+	// or reset connection, TLS handshake).
 	ErrUnreachable = errors.New("server unreachable")
 	// ErrUnauthorized means the server refused the credentials (401/403).
 	ErrUnauthorized = errors.New("unauthorized")
@@ -36,8 +38,9 @@ var (
 	ErrTooLarge = errors.New("response too large")
 	// ErrTimeout means the server did not answer within the timeout.
 	ErrTimeout = errors.New("server too slow")
-	// ErrRetryable means the server answered 429 or 5xx: the request may
-	// succeed later.
+	// ErrRetryable means the server answered 429 or 5xx, or reset or
+	// closed the connection once it was made: the request may succeed
+	// later.
 	ErrRetryable = errors.New("server busy or failing")
 	// ErrNoData means the server holds nothing for a service in the
 	// window.
@@ -417,7 +420,32 @@ func (c *client) transportError(path string, err error) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("%s %s: truncated response: %w", c.what, path, err)
 	}
+	if !unreachable(err) && closedByServer(err) {
+		return fmt.Errorf("%s %s: %w: %w", c.what, path, ErrRetryable, err)
+	}
 	return fmt.Errorf("%s %s: %w: %w", c.what, path, ErrUnreachable, err)
+}
+
+// unreachable reports whether a request's transport error means that the
+// server cannot be reached or spoken to, which a retry will not change
+// soon: the dial (refused, DNS, a reset already there) or TLS (an
+// unknown authority or host name, a handshake the server refused, a
+// server that does not speak TLS).
+func unreachable(err error) bool {
+	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
+		return true
+	}
+	_, verify := errors.AsType[*tls.CertificateVerificationError](err)
+	_, record := errors.AsType[tls.RecordHeaderError](err)
+	_, alert := errors.AsType[tls.AlertError](err)
+	return verify || record || alert
+}
+
+// closedByServer reports whether a request's transport error is a
+// connection the server reset or closed once it was made: a server
+// restarting or failing, as a 5xx is.
+func closedByServer(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF)
 }
 
 // statusError classifies a non-2xx answer.

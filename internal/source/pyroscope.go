@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -502,8 +501,9 @@ func (p *Pyroscope) rpcError(method string, err error) error {
 	case connect.CodeUnavailable, connect.CodeCanceled:
 		// Connect calls a connection the server reset while the request
 		// was written canceled (its server's view: the client left); the
-		// request's own cancellation was returned above.
-		if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
+		// request's own cancellation was returned above. A server's own
+		// "unavailable" (503) is retryable.
+		if unreachable(err) {
 			return fmt.Errorf("%s: %w: %w", what, ErrUnreachable, err)
 		}
 		// A port that speaks gRPC alone closes the connection on an
