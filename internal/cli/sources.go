@@ -182,16 +182,33 @@ func pullSources(ctx context.Context, s sourceFlags, now time.Time, h telemetry.
 	if err := p.Run(ctx, w, held, skip); err != nil {
 		return err
 	}
-	var st source.Stats
+	type read struct {
+		name  string
+		stats source.Stats
+	}
+	var reads []read
 	if p.Tempo != nil {
-		st = p.Tempo.Stats()
+		reads = append(reads, read{"Tempo", p.Tempo.Stats()})
 	}
 	if p.Pyroscope != nil {
-		ps := p.Pyroscope.Stats()
-		st.Requests += ps.Requests
-		st.Bytes += ps.Bytes
+		reads = append(reads, read{"Pyroscope", p.Pyroscope.Stats()})
 	}
-	fmt.Fprintf(stderr, "evident: read %s to %s from the sources: %d requests, %d bytes%s\n", w.From.UTC().Format(time.RFC3339), w.To.UTC().Format(time.RFC3339), st.Requests, st.Bytes, held)
+	var st source.Stats
+	var split []string
+	for _, r := range reads {
+		st.Requests += r.stats.Requests
+		st.Bytes += r.stats.Bytes
+		if r.stats.Parts > 1 {
+			// The parts are of equal length, to the millisecond.
+			part := (w.To.Sub(w.From) / time.Duration(r.stats.Parts)).Round(time.Second)
+			split = append(split, fmt.Sprintf("%s in %d parts of %s", r.name, r.stats.Parts, part))
+		}
+	}
+	parts := ""
+	if len(split) > 0 {
+		parts = fmt.Sprintf(" (%s: the window is longer than it takes in one query)", strings.Join(split, ", "))
+	}
+	fmt.Fprintf(stderr, "evident: read %s to %s from the sources: %d requests, %d bytes%s%s\n", w.From.UTC().Format(time.RFC3339), w.To.UTC().Format(time.RFC3339), st.Requests, st.Bytes, parts, held)
 	return nil
 }
 

@@ -187,6 +187,10 @@ func redactURL(s string) string {
 type Stats struct {
 	Requests int64
 	Bytes    int64
+	// Parts is how many parts the last window was read in: more than
+	// one where the server refused it as longer than it allows
+	// (windowParts).
+	Parts int
 }
 
 // client is the HTTP client of one source: it adds the auth to every

@@ -40,6 +40,7 @@ func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(
 		if err != nil {
 			return err
 		}
+		p.Tempo.c.stats.Parts = len(parts)
 		services := p.selected(union(have), "tempo", "no service has traces (check the window, the tenant EVIDENT_TEMPO_ORG_ID, and that spans reach Tempo as they happen: Tempo's search does not find spans much older than their arrival)", skip)
 		ids, err := p.Tempo.Sample(ctx, services, parts, have)
 		if err != nil {
@@ -73,6 +74,7 @@ func (p Pull) profiles(ctx context.Context, w Window, links *linkingHandler, h t
 	if err != nil {
 		return err
 	}
+	p.Pyroscope.c.stats.Parts = len(parts)
 	services := p.selected(union(have), "pyroscope", "no service has profiles (Pyroscope answers a window older than its max_query_lookback, 7 days by default, as empty)", skip)
 	noCPU := map[string]error{}
 	read := map[string]bool{}
