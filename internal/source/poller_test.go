@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime/pprof"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -237,5 +239,54 @@ func TestPollerShortLag(t *testing.T) {
 				t.Errorf("warned %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestPollerServiceWithoutCPU checks that a service with memory
+// profiles only, which every poll finds again, is logged at debug level,
+// not as a skip, and that the other services' profiles are read.
+func TestPollerServiceWithoutCPU(t *testing.T) {
+	rec, pyro := recordingAndPyroscope(t)
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	if err := pyro.AddAt("reporter", rec.Profiles["reporter"][0], t0.Add(10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	var allocs bytes.Buffer
+	if err := pprof.Lookup("allocs").WriteTo(&allocs, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := pyro.AddAt("allocs", allocs.Bytes(), t0.Add(20*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var logs bytes.Buffer
+	var c counts
+	deps := c.deps(source.Pull{Pyroscope: newPull(t, pyroscopeURL(t, pyro), source.Auth{}, nil).Pyroscope}, st, t0.Add(time.Hour), prometheus.NewRegistry())
+	deps.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	p, err := source.NewPoller("pyroscope", source.DefaultPollerConfig(), deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Poll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.profiles.Load(); got != 1 {
+		t.Errorf("%d profiles consumed, want reporter's", got)
+	}
+	var said []string
+	for line := range bytes.Lines(logs.Bytes()) {
+		var r struct{ Level, Msg, Reason string }
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Fatal(err)
+		}
+		said = append(said, r.Level+" "+r.Msg+": "+r.Reason)
+	}
+	want := []string{"DEBUG source: no CPU samples: pyroscope: service allocs: no CPU samples in the window (process_cpu:cpu:nanoseconds:cpu:nanoseconds)"}
+	if !slices.Equal(said, want) {
+		t.Errorf("logged %q, want %q", said, want)
 	}
 }
