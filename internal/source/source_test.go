@@ -77,6 +77,14 @@ func pyroscopeURL(t *testing.T, pyro *sourcetest.Pyroscope) string {
 	return srv.URL
 }
 
+// eachSource returns a pull of url's Tempo alone and one of its
+// Pyroscope alone, by name.
+func eachSource(t *testing.T, url string) map[string]source.Pull {
+	t.Helper()
+	p := newPull(t, url, source.Auth{}, nil)
+	return map[string]source.Pull{"tempo": {Tempo: p.Tempo}, "pyroscope": {Pyroscope: p.Pyroscope}}
+}
+
 // handler is the union of both servers' endpoints.
 func (s servers) handler() http.Handler {
 	mux := http.NewServeMux()
@@ -271,7 +279,7 @@ func TestBadServers(t *testing.T) {
 		}
 		url := "http://" + l.Addr().String()
 		l.Close()
-		for name, pull := range map[string]source.Pull{"tempo": {Tempo: newPull(t, url, source.Auth{}, nil).Tempo}, "pyroscope": {Pyroscope: newPull(t, url, source.Auth{}, nil).Pyroscope}} {
+		for name, pull := range eachSource(t, url) {
 			err := pull.Run(context.Background(), window, &collect{}, func(error) {})
 			if !errors.Is(err, source.ErrUnreachable) {
 				t.Errorf("%s: error %v: want ErrUnreachable", name, err)
@@ -291,7 +299,7 @@ func TestBadServers(t *testing.T) {
 		go srv.Serve(l)
 		defer srv.Stop()
 		url := "http://" + l.Addr().String()
-		for name, pull := range map[string]source.Pull{"tempo": {Tempo: newPull(t, url, source.Auth{}, nil).Tempo}, "pyroscope": {Pyroscope: newPull(t, url, source.Auth{}, nil).Pyroscope}} {
+		for name, pull := range eachSource(t, url) {
 			err := pull.Run(context.Background(), window, &collect{}, func(error) {})
 			if !errors.Is(err, source.ErrNotAPI) || !strings.Contains(fmt.Sprint(err), "answered in HTTP/2 frames, as a gRPC port") || !strings.Contains(fmt.Sprint(err), "check --"+name+"'s URL") {
 				t.Errorf("%s: error %v: want ErrNotAPI saying the port speaks HTTP/2 only", name, err)
@@ -321,7 +329,7 @@ func TestBadServers(t *testing.T) {
 		}()
 		url := "http://" + l.Addr().String()
 		for range 20 {
-			for name, pull := range map[string]source.Pull{"tempo": {Tempo: newPull(t, url, source.Auth{}, nil).Tempo}, "pyroscope": {Pyroscope: newPull(t, url, source.Auth{}, nil).Pyroscope}} {
+			for name, pull := range eachSource(t, url) {
 				err := pull.Run(context.Background(), window, &collect{}, func(error) {})
 				// The reset may reach the dial (connect's result), or
 				// the request once it is written.
@@ -532,7 +540,7 @@ func TestTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Without the CA, either source: unreachable, not worth a retry.
-	for name, pull := range map[string]source.Pull{"tempo": {Tempo: newPull(t, srv.URL, source.Auth{}, nil).Tempo}, "pyroscope": {Pyroscope: newPull(t, srv.URL, source.Auth{}, nil).Pyroscope}} {
+	for name, pull := range eachSource(t, srv.URL) {
 		err := pull.Run(context.Background(), window, &collect{}, func(error) {})
 		if !errors.Is(err, source.ErrUnreachable) || errors.Is(err, source.ErrRetryable) {
 			t.Errorf("%s without the CA: %v, want ErrUnreachable", name, err)
