@@ -83,6 +83,10 @@ type Poller struct {
 	lastSuccess prometheus.Gauge
 	polls       *prometheus.CounterVec
 
+	// progress is the window being read, kept when a poll fails
+	// part-way; only Poll uses it.
+	progress *Progress
+
 	mu      sync.Mutex
 	loop    pipeline.Loop
 	healthy bool
@@ -192,6 +196,9 @@ func (p *Poller) run(ctx context.Context) {
 
 // Poll reads the next window, if one is due, and advances the watermark.
 // It reports whether the watermark has caught up with now minus the lag.
+// A window that fails part-way is read again by the next Poll, to the
+// same end, without what was handed on before the failure; Poll must not
+// be called concurrently.
 func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
 	defer func() {
 		p.mu.Lock()
@@ -212,17 +219,28 @@ func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if from.IsZero() {
+	switch {
+	case from.IsZero() && p.progress != nil:
+		// The first window, failed part-way.
+		from = p.progress.w.From
+	case from.IsZero():
 		from = end.Add(-p.cfg.Lookback)
 	}
 	if !from.Before(end) {
 		return true, nil
 	}
-	to := end
-	if to.Sub(from) > p.cfg.MaxWindow {
-		to = from.Add(p.cfg.MaxWindow)
+	// A window that failed part-way is read again to the same end,
+	// skipping what it handed on.
+	pr := p.progress
+	if pr == nil || !pr.w.From.Equal(from) {
+		to := end
+		if to.Sub(from) > p.cfg.MaxWindow {
+			to = from.Add(p.cfg.MaxWindow)
+		}
+		pr = NewProgress(Window{From: from, To: to})
+		p.progress = pr
 	}
-	w := Window{From: from, To: to}
+	to := pr.w.To
 	h := &consumerHandler{ctx: ctx, traces: p.deps.Traces, profiles: p.deps.Profiles}
 	skip := func(err error) {
 		if errors.Is(err, ErrNoCPUSamples) {
@@ -232,14 +250,15 @@ func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
 		}
 		p.deps.Logger.Info("source: skipped", "source", p.name, "reason", err)
 	}
-	if err := p.deps.Pull.Run(ctx, w, h, skip); err != nil {
+	if err := p.deps.Pull.Resume(ctx, pr, h, skip); err != nil {
 		return false, fmt.Errorf("poll %s window %s to %s: %w", p.name, from.Format(time.RFC3339), to.Format(time.RFC3339), err)
 	}
 	if err := p.deps.Watermarks.SetSourceWatermark(ctx, p.name, to); err != nil {
 		return false, err
 	}
+	p.progress = nil
 	p.watermark.Set(float64(to.UnixNano()) / 1e9)
-	return to.Equal(end), nil
+	return !to.Before(end), nil
 }
 
 // consumerHandler hands what a pull decodes to the engine's consumers.

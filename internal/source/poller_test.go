@@ -3,14 +3,17 @@ package source_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -288,5 +291,175 @@ func TestPollerServiceWithoutCPU(t *testing.T) {
 	want := []string{"DEBUG source: no CPU samples: pyroscope: service allocs: no CPU samples in the window (process_cpu:cpu:nanoseconds:cpu:nanoseconds)"}
 	if !slices.Equal(said, want) {
 		t.Errorf("logged %q, want %q", said, want)
+	}
+}
+
+// ledger records what reached the engine: how often each span and each
+// service's samples, by the span they are linked to.
+type ledger struct {
+	spans   map[string]int
+	samples map[string]int64
+}
+
+func newLedger() *ledger { return &ledger{spans: map[string]int{}, samples: map[string]int64{}} }
+
+func (l *ledger) Spans(spans []telemetry.Span) error {
+	for _, sp := range spans {
+		l.spans[sp.Service+" "+hex.EncodeToString(sp.SpanID[:])]++
+	}
+	return nil
+}
+
+func (l *ledger) Profile(b *telemetry.ProfileBatch) error {
+	for _, s := range b.Samples {
+		l.samples[b.Service+" "+s.SpanID+" "+s.SpanName] += s.Count
+	}
+	return nil
+}
+
+// TestPollerResumesFailedWindow checks that a window which fails
+// part-way, by the engine's queue or by a source, is read again to the
+// same end by the next polls and reaches the engine once: every span
+// once, every service's samples linked to the same spans as in a pull
+// without failure; and that what the engine refuses for good is skipped,
+// not tried again.
+func TestPollerResumesFailedWindow(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	first, last := recordingSpan(t)
+	full := &pipeline.FullError{RetryAfter: time.Second}
+	for _, tc := range []struct {
+		name string
+		// refuse is the engine's answer to its call-th batch, counted
+		// from 1 over spans and profiles; fail says whether the source
+		// answers its n-th request of a path holding which with a 503.
+		refuse func(call int) error
+		which  string
+		fail   func(n int) bool
+		// polls is how many polls read the window; skipped how many
+		// batches were refused for good.
+		polls, skipped int
+	}{
+		{name: "queue full", refuse: func(call int) error {
+			if call == 2 || call == 5 || call == 9 {
+				return full
+			}
+			return nil
+		}, polls: 4},
+		{name: "tempo failing part-way", which: "/api/v2/traces/", fail: func(n int) bool { return n == 3 }, polls: 2},
+		{name: "pyroscope failing part-way", which: "SelectMerge", fail: func(n int) bool { return n == 2 }, polls: 2},
+		{name: "refused for good", refuse: func(call int) error {
+			if call == 3 {
+				return pipeline.Permanent(errors.New("larger than the burst"))
+			}
+			return nil
+		}, polls: 1, skipped: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := loadServers(t)
+			next := s.handler()
+			var armed atomic.Bool
+			var requests atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if armed.Load() && tc.fail != nil && strings.Contains(r.URL.Path, tc.which) && tc.fail(int(requests.Add(1))) {
+					http.Error(w, "overloaded", http.StatusServiceUnavailable)
+					return
+				}
+				next.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			want := newLedger()
+			if err := newPull(t, srv.URL, source.Auth{}, nil).Run(context.Background(), window, want, func(error) {}); err != nil {
+				t.Fatal(err)
+			}
+			armed.Store(true)
+
+			got := newLedger()
+			calls := 0
+			accept := func(handOn func() error) error {
+				calls++
+				if tc.refuse != nil {
+					if err := tc.refuse(calls); err != nil {
+						return err
+					}
+				}
+				return handOn()
+			}
+			st, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			cfg := source.DefaultPollerConfig()
+			cfg.Lookback = last.Sub(first) + 2*time.Hour
+			cfg.MaxWindow = 24 * time.Hour
+			now := last.Add(cfg.Lag + time.Second)
+			end := now.Add(-cfg.Lag)
+			var logs bytes.Buffer
+			p, err := source.NewPoller("tempo+pyroscope", cfg, source.PollerDeps{
+				Pull: newPull(t, srv.URL, source.Auth{}, nil), Watermarks: st,
+				Now:    func() time.Time { return now },
+				Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
+				Traces: pipeline.ConsumerFunc[[]telemetry.Span](func(_ context.Context, s []telemetry.Span) error {
+					return accept(func() error { return got.Spans(s) })
+				}),
+				Profiles: pipeline.ConsumerFunc[[]*telemetry.ProfileBatch](func(_ context.Context, bs []*telemetry.ProfileBatch) error {
+					return accept(func() error {
+						for _, b := range bs {
+							if err := got.Profile(b); err != nil {
+								return err
+							}
+						}
+						return nil
+					})
+				}),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for poll := 1; ; poll++ {
+				caughtUp, err := p.Poll(t.Context())
+				if err == nil {
+					if poll != tc.polls {
+						t.Errorf("the window was read in %d polls, want %d", poll, tc.polls)
+					}
+					// Later polls have a later now: the window kept its end.
+					if wm, _ := st.SourceWatermark(t.Context(), "tempo+pyroscope"); !wm.Equal(end) {
+						t.Errorf("watermark %v after the window, want its end %v", wm, end)
+					}
+					if caughtUp != (poll == 1) {
+						t.Errorf("poll %d: caught up %v", poll, caughtUp)
+					}
+					break
+				}
+				if !errors.Is(err, pipeline.ErrFull) && !errors.Is(err, source.ErrRetryable) {
+					t.Fatalf("poll %d: %v, want a failure to retry", poll, err)
+				}
+				if poll == 10 {
+					t.Fatalf("the window was not read in %d polls: %v", poll, err)
+				}
+				if wm, _ := st.SourceWatermark(t.Context(), "tempo+pyroscope"); !wm.IsZero() {
+					t.Fatalf("poll %d failed and moved the watermark to %v", poll, wm)
+				}
+				now = now.Add(time.Minute)
+			}
+			for k, n := range got.spans {
+				if n != 1 {
+					t.Errorf("span %s reached the engine %d times", k, n)
+				}
+			}
+			skipped := strings.Count(logs.String(), "refused: larger than the burst")
+			if skipped != tc.skipped {
+				t.Errorf("%d batches skipped as refused, want %d:\n%s", skipped, tc.skipped, logs.String())
+			}
+			if tc.skipped > 0 {
+				return
+			}
+			if len(got.spans) != len(want.spans) {
+				t.Errorf("%d spans reached the engine, want %d", len(got.spans), len(want.spans))
+			}
+			if !maps.Equal(got.samples, want.samples) {
+				t.Errorf("samples by linked span:\n got %v\nwant %v", got.samples, want.samples)
+			}
+		})
 	}
 }

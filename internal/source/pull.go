@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
@@ -34,43 +35,109 @@ type Pull struct {
 // or of h is returned. A window longer than a source takes in one query
 // is read from it in parts (windowParts).
 func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(error)) error {
-	links := &linkingHandler{next: h, spans: map[string]map[string][]string{}}
+	return p.Resume(ctx, NewProgress(w), h, skip)
+}
+
+// Progress is what the pulls of one window have handed on: each sampled
+// trace, each service's profile of each part, and the endpoints' span ids
+// of the traces, which link profile samples to the endpoints. A pull
+// resumed with the Progress of one that failed part-way (a source's 503,
+// the engine's queue full) hands on only the rest, so that a window read
+// again is counted once.
+type Progress struct {
+	w Window
+	// ids are the traces sampled (Tempo.Sample), once sampled is set: a
+	// resumed pull reads the same sample, within the same budget.
+	ids      []string
+	sampled  bool
+	traces   map[string]bool
+	profiles map[profilePart]bool
+	// spans are the endpoints' span ids by service and span name.
+	spans map[string]map[string][]string
+}
+
+// profilePart keys a service's profile of a part of the window.
+type profilePart struct {
+	service  string
+	from, to int64
+}
+
+// NewProgress returns the progress of a window nothing of which has been
+// handed on.
+func NewProgress(w Window) *Progress {
+	return &Progress{w: w, traces: map[string]bool{}, profiles: map[profilePart]bool{}, spans: map[string]map[string][]string{}}
+}
+
+// Resume pulls pr's window into h as Run does, skipping what pr says was
+// handed on, and records in pr what it hands on. A trace is handed on
+// whole, in one call of h.Spans. What h refuses for good
+// (pipeline.Permanent: larger than a tenant's burst) is reported through
+// skip and not tried again; any other error of h stops the pull, to be
+// resumed.
+func (p Pull) Resume(ctx context.Context, pr *Progress, h telemetry.Handler, skip func(error)) error {
 	if p.Tempo != nil {
+		if err := p.traces(ctx, pr, h, skip); err != nil {
+			return err
+		}
+	}
+	if p.Pyroscope == nil {
+		return nil
+	}
+	return p.profiles(ctx, pr, h, skip)
+}
+
+// traces samples the traces of pr's window, once, and hands on each
+// sampled trace not yet handed on.
+func (p Pull) traces(ctx context.Context, pr *Progress, h telemetry.Handler, skip func(error)) error {
+	w := pr.w
+	if !pr.sampled {
 		parts, have, err := windowParts(ctx, w, p.Tempo.Services)
 		if err != nil {
 			return err
 		}
 		p.Tempo.c.stats.Parts = len(parts)
 		services := p.selected(union(have), "tempo", "no service has traces (check the window, the tenant EVIDENT_TEMPO_ORG_ID, and that spans reach Tempo as they happen: Tempo's search does not find spans much older than their arrival)", skip)
-		ids, err := p.Tempo.Sample(ctx, services, parts, have)
-		if err != nil {
+		if pr.ids, err = p.Tempo.Sample(ctx, services, parts, have); err != nil {
 			return err
 		}
-		for _, id := range ids {
-			err := p.Tempo.Trace(ctx, id, w, links.Spans)
-			switch {
-			case errors.Is(err, errHandler):
-				return links.err
-			case errors.Is(err, ErrNotFound):
-				skip(fmt.Errorf("tempo trace %s: gone since the search: %w", id, ErrNoData))
-			case errors.Is(err, telemetry.ErrMalformed), errors.Is(err, ErrPartial):
-				skip(err)
-			case err != nil:
-				return err
+		pr.sampled = true
+	}
+	for _, id := range pr.ids {
+		if pr.traces[id] {
+			continue
+		}
+		var spans []telemetry.Span
+		err := p.Tempo.Trace(ctx, id, w, func(s []telemetry.Span) error {
+			spans = append(spans, s...)
+			return nil
+		})
+		switch {
+		case errors.Is(err, ErrNotFound):
+			skip(fmt.Errorf("tempo trace %s: gone since the search: %w", id, ErrNoData))
+		case errors.Is(err, telemetry.ErrMalformed), errors.Is(err, ErrPartial):
+			skip(err)
+		case err != nil:
+			return err
+		}
+		if len(spans) > 0 {
+			if err := pr.handSpans(h, spans); err != nil {
+				if !pipeline.IsPermanent(err) {
+					return err
+				}
+				skip(fmt.Errorf("tempo trace %s: refused: %w", id, err))
 			}
 		}
+		pr.traces[id] = true
 	}
-	if p.Pyroscope == nil {
-		return nil
-	}
-	return p.profiles(ctx, w, links, h, skip)
+	return nil
 }
 
-// profiles pulls one merged CPU profile per service of w into h, one per
-// part of w where Pyroscope reads w in parts (windowParts). A service
-// with no CPU samples is reported once, when no part has any.
-func (p Pull) profiles(ctx context.Context, w Window, links *linkingHandler, h telemetry.Handler, skip func(error)) error {
-	parts, have, err := windowParts(ctx, w, p.Pyroscope.Services)
+// profiles pulls one merged CPU profile per service of pr's window into
+// h, one per part of the window where Pyroscope reads it in parts
+// (windowParts), except those pr says were handed on. A service with no
+// CPU samples is reported once, when no part has any.
+func (p Pull) profiles(ctx context.Context, pr *Progress, h telemetry.Handler, skip func(error)) error {
+	parts, have, err := windowParts(ctx, pr.w, p.Pyroscope.Services)
 	if err != nil {
 		return err
 	}
@@ -79,7 +146,14 @@ func (p Pull) profiles(ctx context.Context, w Window, links *linkingHandler, h t
 	noCPU := map[string]error{}
 	read := map[string]bool{}
 	for i, part := range parts {
-		in := slices.DeleteFunc(slices.Clone(services), func(s string) bool { return !slices.Contains(have[i], s) })
+		key := func(svc string) profilePart { return profilePart{svc, part.From.UnixNano(), part.To.UnixNano()} }
+		in := slices.DeleteFunc(slices.Clone(services), func(s string) bool {
+			if pr.profiles[key(s)] {
+				read[s] = true
+				return true
+			}
+			return !slices.Contains(have[i], s)
+		})
 		if len(in) == 0 {
 			continue
 		}
@@ -94,7 +168,7 @@ func (p Pull) profiles(ctx context.Context, w Window, links *linkingHandler, h t
 			return err
 		}
 		for _, svc := range in {
-			b, err := p.Pyroscope.Profile(ctx, typ, svc, part, links.groups(svc))
+			b, err := p.Pyroscope.Profile(ctx, typ, svc, part, pr.groups(svc))
 			switch {
 			case errors.Is(err, ErrNoCPUSamples):
 				noCPU[svc] = err
@@ -105,10 +179,14 @@ func (p Pull) profiles(ctx context.Context, w Window, links *linkingHandler, h t
 			case err != nil:
 				return err
 			}
-			read[svc] = true
 			if err := h.Profile(b); err != nil {
-				return err
+				if !pipeline.IsPermanent(err) {
+					return err
+				}
+				skip(fmt.Errorf("pyroscope: service %s: refused: %w", svc, err))
 			}
+			pr.profiles[key(svc)] = true
+			read[svc] = true
 		}
 	}
 	for _, svc := range slices.Sorted(maps.Keys(noCPU)) {
@@ -200,42 +278,37 @@ func (p Pull) selected(have []string, source, empty string, skip func(error)) []
 	return out
 }
 
-// errHandler marks an error of the wrapped handler.
-var errHandler = errors.New("handler failed")
-
-// linkingHandler passes spans on and notes the ids of SERVER and CONSUMER
-// spans per service and span name: the endpoints profile samples are
-// linked to.
-type linkingHandler struct {
-	next  telemetry.Handler
-	spans map[string]map[string][]string
-	err   error
-}
-
-func (l *linkingHandler) Spans(spans []telemetry.Span) error {
+// handSpans hands a trace's spans to h and, once h accepted them,
+// records the ids of its SERVER and CONSUMER spans per service and span
+// name: the endpoints profile samples are linked to.
+func (pr *Progress) handSpans(h telemetry.Handler, spans []telemetry.Span) error {
+	type endpoint struct{ service, name, id string }
+	var ends []endpoint
 	for i := range spans {
 		sp := &spans[i]
-		if sp.Kind != telemetry.SpanKindServer && sp.Kind != telemetry.SpanKindConsumer {
-			continue
+		if sp.Kind == telemetry.SpanKindServer || sp.Kind == telemetry.SpanKindConsumer {
+			ends = append(ends, endpoint{sp.Service, sp.Name, hex.EncodeToString(sp.SpanID[:])})
 		}
-		byName := l.spans[sp.Service]
+	}
+	// h owns spans once it accepted them: the ids are taken before.
+	if err := h.Spans(spans); err != nil {
+		return err
+	}
+	for _, e := range ends {
+		byName := pr.spans[e.service]
 		if byName == nil {
 			byName = map[string][]string{}
-			l.spans[sp.Service] = byName
+			pr.spans[e.service] = byName
 		}
-		byName[sp.Name] = append(byName[sp.Name], hex.EncodeToString(sp.SpanID[:]))
-	}
-	if err := l.next.Spans(spans); err != nil {
-		l.err = err
-		return errHandler
+		byName[e.name] = append(byName[e.name], e.id)
 	}
 	return nil
 }
 
 // groups returns the span ids of a service, one group per span name,
 // in name order.
-func (l *linkingHandler) groups(service string) []SpanGroup {
-	byName := l.spans[service]
+func (pr *Progress) groups(service string) []SpanGroup {
+	byName := pr.spans[service]
 	var out []SpanGroup
 	for _, name := range slices.Sorted(maps.Keys(byName)) {
 		out = append(out, SpanGroup{name, byName[name]})
