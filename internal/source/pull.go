@@ -48,13 +48,19 @@ type Progress struct {
 	w Window
 	// ids are the traces sampled (Tempo.Sample), once sampled is set: a
 	// resumed pull reads the same sample, within the same budget.
-	ids      []string
-	sampled  bool
-	traces   map[string]bool
+	ids     []string
+	sampled bool
+	// traces counts the resources of each trace handed on, traceDone
+	// once all were: a trace read again (the same answer, decoded the
+	// same) hands on the rest.
+	traces   map[string]int
 	profiles map[profilePart]bool
 	// spans are the endpoints' span ids by service and span name.
 	spans map[string]map[string][]string
 }
+
+// traceDone marks a trace handed on whole.
+const traceDone = -1
 
 // profilePart keys a service's profile of a part of the window.
 type profilePart struct {
@@ -65,12 +71,12 @@ type profilePart struct {
 // NewProgress returns the progress of a window nothing of which has been
 // handed on.
 func NewProgress(w Window) *Progress {
-	return &Progress{w: w, traces: map[string]bool{}, profiles: map[profilePart]bool{}, spans: map[string]map[string][]string{}}
+	return &Progress{w: w, traces: map[string]int{}, profiles: map[profilePart]bool{}, spans: map[string]map[string][]string{}}
 }
 
 // Resume pulls pr's window into h as Run does, skipping what pr says was
-// handed on, and records in pr what it hands on. A trace is handed on
-// whole, in one call of h.Spans. What h refuses for good
+// handed on, and records in pr what it hands on: a trace's spans a
+// resource at a time, as decoded. What h refuses for good
 // (pipeline.Permanent: larger than a tenant's burst) is reported through
 // skip and not tried again; any other error of h stops the pull, to be
 // resumed.
@@ -103,12 +109,13 @@ func (p Pull) traces(ctx context.Context, pr *Progress, h telemetry.Handler, ski
 		pr.sampled = true
 	}
 	for _, id := range pr.ids {
-		if pr.traces[id] {
+		done := pr.traces[id]
+		if done == traceDone {
 			continue
 		}
-		var spans []telemetry.Span
+		var resources [][]telemetry.Span
 		err := p.Tempo.Trace(ctx, id, w, func(s []telemetry.Span) error {
-			spans = append(spans, s...)
+			resources = append(resources, s)
 			return nil
 		})
 		switch {
@@ -119,15 +126,16 @@ func (p Pull) traces(ctx context.Context, pr *Progress, h telemetry.Handler, ski
 		case err != nil:
 			return err
 		}
-		if len(spans) > 0 {
-			if err := pr.handSpans(h, spans); err != nil {
+		for ; done < len(resources); done++ {
+			if err := pr.handSpans(h, resources[done]); err != nil {
 				if !pipeline.IsPermanent(err) {
 					return err
 				}
 				skip(fmt.Errorf("tempo trace %s: refused: %w", id, err))
 			}
+			pr.traces[id] = done + 1
 		}
-		pr.traces[id] = true
+		pr.traces[id] = traceDone
 	}
 	return nil
 }
