@@ -23,6 +23,11 @@ type Watermarks interface {
 	SourceWatermark(ctx context.Context, name string) (time.Time, error)
 	// SetSourceWatermark records the end of a window read.
 	SetSourceWatermark(ctx context.Context, name string, t time.Time) error
+	// SourceProgress returns what was recorded of a window left
+	// unfinished (an encoded Progress), nil when nothing was.
+	SourceProgress(ctx context.Context, name string) ([]byte, error)
+	// SetSourceProgress records it; nil deletes it.
+	SetSourceProgress(ctx context.Context, name string, progress []byte) error
 }
 
 // PollerConfig configures how serve polls the sources.
@@ -84,8 +89,11 @@ type Poller struct {
 	polls       *prometheus.CounterVec
 
 	// progress is the window being read, kept when a poll fails
-	// part-way; only Poll uses it.
+	// part-way, and recorded in the store then (saved) so that a
+	// restart resumes it (loaded once); only Poll uses them.
 	progress *Progress
+	loaded   bool
+	saved    bool
 
 	mu      sync.Mutex
 	loop    pipeline.Loop
@@ -219,9 +227,15 @@ func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	if !p.loaded {
+		if err := p.loadProgress(ctx, from); err != nil {
+			return false, err
+		}
+		p.loaded = true
+	}
 	switch {
 	case from.IsZero() && p.progress != nil:
-		// The first window, failed part-way.
+		// The first window, left unfinished.
 		from = p.progress.w.From
 	case from.IsZero():
 		from = end.Add(-p.cfg.Lookback)
@@ -229,8 +243,8 @@ func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
 	if !from.Before(end) {
 		return true, nil
 	}
-	// A window that failed part-way is read again to the same end,
-	// skipping what it handed on.
+	// A window left unfinished is read again to the same end, skipping
+	// what it handed on.
 	pr := p.progress
 	if pr == nil || !pr.w.From.Equal(from) {
 		to := end
@@ -251,15 +265,71 @@ func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
 		p.deps.Logger.Info("source: skipped", "source", p.name, "reason", err)
 	}
 	if err := p.deps.Pull.Resume(ctx, pr, h, skip); err != nil {
+		p.saveProgress(ctx, pr)
 		return false, fmt.Errorf("poll %s window %s to %s: %w", p.name, from.Format(time.RFC3339), to.Format(time.RFC3339), err)
 	}
 	if err := p.deps.Watermarks.SetSourceWatermark(ctx, p.name, to); err != nil {
 		return false, err
 	}
 	p.progress = nil
+	if p.saved {
+		// Only a window starting at the watermark is resumed: a
+		// record left here by a crash is ignored at the next start.
+		if err := p.deps.Watermarks.SetSourceProgress(ctx, p.name, nil); err != nil {
+			p.deps.Logger.Warn("source: could not delete the record of the window read", "source", p.name, "err", err)
+		} else {
+			p.saved = false
+		}
+	}
 	p.watermark.Set(float64(to.UnixNano()) / 1e9)
 	return !to.Before(end), nil
 }
+
+// loadProgress takes up the window a poller before this one left
+// unfinished, recorded in the store, when it starts at the watermark
+// (or the watermark is not set). A record that cannot be read is logged
+// and the window read from its start.
+func (p *Poller) loadProgress(ctx context.Context, watermark time.Time) error {
+	data, err := p.deps.Watermarks.SourceProgress(ctx, p.name)
+	if err != nil || data == nil {
+		return err
+	}
+	p.saved = true
+	pr, err := UnmarshalProgress(data)
+	switch {
+	case err != nil:
+		p.deps.Logger.Warn("source: the record of the window left unfinished cannot be read; reading the window from its start", "source", p.name, "err", err)
+	case watermark.IsZero() || pr.w.From.Equal(watermark):
+		p.progress = pr
+		p.deps.Logger.Info("source: resuming the window left unfinished", "source", p.name,
+			"from", pr.w.From.Format(time.RFC3339), "to", pr.w.To.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// saveProgress records pr in the store, when anything of its window was
+// handed on, so that a restart resumes the window instead of reading it
+// again from its start. It runs when a poll fails, shutdown included:
+// the record is written whatever ctx.
+func (p *Poller) saveProgress(ctx context.Context, pr *Progress) {
+	if pr.Empty() {
+		return
+	}
+	data, err := pr.MarshalBinary()
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), saveTimeout)
+		defer cancel()
+		err = p.deps.Watermarks.SetSourceProgress(ctx, p.name, data)
+	}
+	if err != nil {
+		p.deps.Logger.Warn("source: could not record the window left unfinished; a restart reads it again from its start", "source", p.name, "err", err)
+		return
+	}
+	p.saved = true
+}
+
+// saveTimeout bounds the write of a window left unfinished.
+const saveTimeout = 10 * time.Second
 
 // consumerHandler hands what a pull decodes to the engine's consumers.
 type consumerHandler struct {

@@ -463,3 +463,136 @@ func TestPollerResumesFailedWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestPollerResumesAfterRestart checks that a window left unfinished by
+// a shutdown is resumed by the next serve on the same store, to the same
+// end and without what was handed on before, and that a record which
+// cannot be read makes the window be read from its start.
+func TestPollerResumesAfterRestart(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	first, last := recordingSpan(t)
+	s := loadServers(t)
+	srv := httptest.NewServer(s.handler())
+	defer srv.Close()
+	want := newLedger()
+	if err := newPull(t, srv.URL, source.Auth{}, nil).Run(context.Background(), window, want, func(error) {}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := source.DefaultPollerConfig()
+	cfg.Lookback = last.Sub(first) + 2*time.Hour
+	cfg.MaxWindow = 24 * time.Hour
+
+	for _, tc := range []struct {
+		name string
+		// record replaces what the first serve recorded; nil keeps it.
+		record []byte
+		// twice is whether what the first serve handed on is handed on
+		// again.
+		twice bool
+	}{
+		{name: "resumed"},
+		{name: "unreadable record", record: []byte(`{"version":99}`), twice: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := last.Add(cfg.Lag + time.Second)
+			// end is where the window read ends: the first serve's, unless
+			// the second reads a window of its own.
+			end := now.Add(-cfg.Lag)
+			dir := t.TempDir()
+			got := newLedger()
+			// stop, when set, is the batch at which serve is stopped.
+			serve := func(stop int) (*bytes.Buffer, error) {
+				st, err := sqlite.Open(t.Context(), dir, sqlite.DefaultConfig())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer st.Close()
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				calls := 0
+				accept := func(handOn func() error) error {
+					if calls++; calls == stop {
+						cancel()
+						return ctx.Err()
+					}
+					return handOn()
+				}
+				var logs bytes.Buffer
+				p, err := source.NewPoller("tempo+pyroscope", cfg, source.PollerDeps{
+					Pull: newPull(t, srv.URL, source.Auth{}, nil), Watermarks: st,
+					Now:    func() time.Time { return now },
+					Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
+					Traces: pipeline.ConsumerFunc[[]telemetry.Span](func(_ context.Context, s []telemetry.Span) error {
+						return accept(func() error { return got.Spans(s) })
+					}),
+					Profiles: pipeline.ConsumerFunc[[]*telemetry.ProfileBatch](func(_ context.Context, bs []*telemetry.ProfileBatch) error {
+						return accept(func() error { return got.Profile(bs[0]) })
+					}),
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = p.Poll(ctx)
+				if stop == 0 {
+					if wm, _ := st.SourceWatermark(t.Context(), "tempo+pyroscope"); !wm.Equal(end) {
+						t.Errorf("watermark %v, want %v", wm, end)
+					}
+					if rec, err := st.SourceProgress(t.Context(), "tempo+pyroscope"); rec != nil || err != nil {
+						t.Errorf("the record of the window read is still there: %q, %v", rec, err)
+					}
+				} else if tc.record != nil {
+					if err := st.SetSourceProgress(t.Context(), "tempo+pyroscope", tc.record); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return &logs, err
+			}
+			if _, err := serve(6); !errors.Is(err, context.Canceled) {
+				t.Fatalf("serve stopped part-way: %v", err)
+			}
+			handed := len(got.spans)
+			if handed == 0 {
+				t.Fatal("nothing was handed on before the stop")
+			}
+			// Later: a window resumed keeps its end.
+			now = now.Add(5 * time.Minute)
+			if tc.twice {
+				end = now.Add(-cfg.Lag)
+			}
+			logs, err := serve(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			twice := 0
+			for k, n := range got.spans {
+				if n > 1 {
+					twice++
+				}
+				if n > 2 {
+					t.Errorf("span %s reached the engine %d times", k, n)
+				}
+			}
+			if tc.twice {
+				if twice != handed {
+					t.Errorf("%d spans handed on twice, want the %d handed on before the stop", twice, handed)
+				}
+				if !strings.Contains(logs.String(), "cannot be read; reading the window from its start") {
+					t.Errorf("the unreadable record was not logged:\n%s", logs)
+				}
+				return
+			}
+			if twice > 0 {
+				t.Errorf("%d spans reached the engine twice", twice)
+			}
+			if len(got.spans) != len(want.spans) {
+				t.Errorf("%d spans reached the engine, want %d", len(got.spans), len(want.spans))
+			}
+			if !maps.Equal(got.samples, want.samples) {
+				t.Errorf("samples by linked span:\n got %v\nwant %v", got.samples, want.samples)
+			}
+			if !strings.Contains(logs.String(), "resuming the window left unfinished") {
+				t.Errorf("the resumption was not logged:\n%s", logs)
+			}
+		})
+	}
+}

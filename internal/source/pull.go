@@ -2,7 +2,6 @@ package source
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -36,42 +35,6 @@ type Pull struct {
 // is read from it in parts (windowParts).
 func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(error)) error {
 	return p.Resume(ctx, NewProgress(w), h, skip)
-}
-
-// Progress is what the pulls of one window have handed on: each sampled
-// trace, each service's profile of each part, and the endpoints' span ids
-// of the traces, which link profile samples to the endpoints. A pull
-// resumed with the Progress of one that failed part-way (a source's 503,
-// the engine's queue full) hands on only the rest, so that a window read
-// again is counted once.
-type Progress struct {
-	w Window
-	// ids are the traces sampled (Tempo.Sample), once sampled is set: a
-	// resumed pull reads the same sample, within the same budget.
-	ids     []string
-	sampled bool
-	// traces counts the resources of each trace handed on, traceDone
-	// once all were: a trace read again (the same answer, decoded the
-	// same) hands on the rest.
-	traces   map[string]int
-	profiles map[profilePart]bool
-	// spans are the endpoints' span ids by service and span name.
-	spans map[string]map[string][]string
-}
-
-// traceDone marks a trace handed on whole.
-const traceDone = -1
-
-// profilePart keys a service's profile of a part of the window.
-type profilePart struct {
-	service  string
-	from, to int64
-}
-
-// NewProgress returns the progress of a window nothing of which has been
-// handed on.
-func NewProgress(w Window) *Progress {
-	return &Progress{w: w, traces: map[string]int{}, profiles: map[profilePart]bool{}, spans: map[string]map[string][]string{}}
 }
 
 // Resume pulls pr's window into h as Run does, skipping what pr says was
@@ -282,44 +245,6 @@ func (p Pull) selected(have []string, source, empty string, skip func(error)) []
 		} else {
 			skip(fmt.Errorf("%s: service %s: %w", source, s, ErrNoData))
 		}
-	}
-	return out
-}
-
-// handSpans hands a trace's spans to h and, once h accepted them,
-// records the ids of its SERVER and CONSUMER spans per service and span
-// name: the endpoints profile samples are linked to.
-func (pr *Progress) handSpans(h telemetry.Handler, spans []telemetry.Span) error {
-	type endpoint struct{ service, name, id string }
-	var ends []endpoint
-	for i := range spans {
-		sp := &spans[i]
-		if sp.Kind == telemetry.SpanKindServer || sp.Kind == telemetry.SpanKindConsumer {
-			ends = append(ends, endpoint{sp.Service, sp.Name, hex.EncodeToString(sp.SpanID[:])})
-		}
-	}
-	// h owns spans once it accepted them: the ids are taken before.
-	if err := h.Spans(spans); err != nil {
-		return err
-	}
-	for _, e := range ends {
-		byName := pr.spans[e.service]
-		if byName == nil {
-			byName = map[string][]string{}
-			pr.spans[e.service] = byName
-		}
-		byName[e.name] = append(byName[e.name], e.id)
-	}
-	return nil
-}
-
-// groups returns the span ids of a service, one group per span name,
-// in name order.
-func (pr *Progress) groups(service string) []SpanGroup {
-	byName := pr.spans[service]
-	var out []SpanGroup
-	for _, name := range slices.Sorted(maps.Keys(byName)) {
-		out = append(out, SpanGroup{name, byName[name]})
 	}
 	return out
 }

@@ -51,3 +51,41 @@ func (s *Store) SetSourceWatermark(ctx context.Context, name string, t time.Time
 	}
 	return nil
 }
+
+// SourceProgress returns what was recorded of the named source's window
+// left unfinished, nil when nothing was.
+func (s *Store) SourceProgress(ctx context.Context, name string) ([]byte, error) {
+	if err := s.calls.Enter(); err != nil {
+		return nil, fmt.Errorf("read progress of %s: %w", name, err)
+	}
+	defer s.calls.Leave()
+	var p []byte
+	err := s.pool.QueryRow(ctx, `SELECT progress FROM source_progress WHERE name = $1`, name).Scan(&p)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read progress of %s from %s: %w", name, s.where, err)
+	}
+	return p, nil
+}
+
+// SetSourceProgress records the named source's window left unfinished;
+// nil deletes the record.
+func (s *Store) SetSourceProgress(ctx context.Context, name string, progress []byte) error {
+	if err := s.calls.Enter(); err != nil {
+		return fmt.Errorf("set progress of %s: %w", name, err)
+	}
+	defer s.calls.Leave()
+	var err error
+	if progress == nil {
+		_, err = s.pool.Exec(ctx, `DELETE FROM source_progress WHERE name = $1`, name)
+	} else {
+		_, err = s.pool.Exec(ctx, `INSERT INTO source_progress (name, progress) VALUES ($1, $2)
+			ON CONFLICT (name) DO UPDATE SET progress = excluded.progress`, name, progress)
+	}
+	if err != nil {
+		return fmt.Errorf("set progress of %s in %s: %w", name, s.where, err)
+	}
+	return nil
+}

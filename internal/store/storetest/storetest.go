@@ -66,6 +66,7 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"CloseTwiceThenClosed", testClose},
 		{"CloseDuringAppends", testCloseDuringAppends},
 		{"SourceWatermarks", testSourceWatermarks},
+		{"SourceProgress", testSourceProgress},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -836,6 +837,8 @@ func testCloseDuringAppends(t *testing.T, open Opener) {
 type watermarker interface {
 	SourceWatermark(ctx context.Context, name string) (time.Time, error)
 	SetSourceWatermark(ctx context.Context, name string, t time.Time) error
+	SourceProgress(ctx context.Context, name string) ([]byte, error)
+	SetSourceProgress(ctx context.Context, name string, progress []byte) error
 }
 
 // testSourceWatermarks checks a source watermark persists across a
@@ -871,4 +874,42 @@ func testSourceWatermarks(t *testing.T, open Opener) {
 	if got, err := w.SourceWatermark(ctx, "pyroscope"); err != nil || !got.IsZero() {
 		t.Errorf("other source: %v, %v; want zero", got, err)
 	}
+}
+
+// testSourceProgress checks that the record of a source's window left
+// unfinished persists across a reopen, is per source, is replaced by the
+// next, and that nil deletes it.
+func testSourceProgress(t *testing.T, open Opener) {
+	ctx := t.Context()
+	s := mustOpen(t, open)
+	w, ok := s.(watermarker)
+	if !ok {
+		t.Skip("the store keeps no source watermarks")
+	}
+	want := func(w watermarker, name, progress string) {
+		t.Helper()
+		got, err := w.SourceProgress(ctx, name)
+		if err != nil || string(got) != progress || (progress == "") != (got == nil) {
+			t.Errorf("progress of %s: %q, %v; want %q", name, got, err, progress)
+		}
+	}
+	want(w, "tempo", "")
+	for _, p := range []string{`{"version":1}`, `{"version":1,"sampled":true}`} {
+		if err := w.SetSourceProgress(ctx, "tempo", []byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, open)
+	w = s.(watermarker)
+	want(w, "tempo", `{"version":1,"sampled":true}`)
+	want(w, "pyroscope", "")
+	for range 2 {
+		if err := w.SetSourceProgress(ctx, "tempo", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want(w, "tempo", "")
 }

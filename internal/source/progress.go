@@ -1,0 +1,159 @@
+package source
+
+import (
+	"cmp"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// Progress is what the pulls of one window have handed on: each sampled
+// trace, each service's profile of each part, and the endpoints' span ids
+// of the traces, which link profile samples to the endpoints. A pull
+// resumed with the Progress of one that failed part-way (a source's 503,
+// the engine's queue full) hands on only the rest, so that a window read
+// again is counted once.
+type Progress struct {
+	w Window
+	// ids are the traces sampled (Tempo.Sample), once sampled is set: a
+	// resumed pull reads the same sample, within the same budget.
+	ids     []string
+	sampled bool
+	// traces counts the resources of each trace handed on, traceDone
+	// once all were: a trace read again (the same answer, decoded the
+	// same) hands on the rest.
+	traces   map[string]int
+	profiles map[profilePart]bool
+	// spans are the endpoints' span ids by service and span name.
+	spans map[string]map[string][]string
+}
+
+// traceDone marks a trace handed on whole.
+const traceDone = -1
+
+// profilePart keys a service's profile of a part of the window.
+type profilePart struct {
+	service  string
+	from, to int64
+}
+
+// NewProgress returns the progress of a window nothing of which has been
+// handed on.
+func NewProgress(w Window) *Progress {
+	return &Progress{w: w, traces: map[string]int{}, profiles: map[profilePart]bool{}, spans: map[string]map[string][]string{}}
+}
+
+// progressVersion is the version of Progress's encoding.
+const progressVersion = 1
+
+// progressJSON is Progress as MarshalBinary writes it.
+type progressJSON struct {
+	Version  int                            `json:"version"`
+	From     time.Time                      `json:"from"`
+	To       time.Time                      `json:"to"`
+	Sampled  bool                           `json:"sampled"`
+	IDs      []string                       `json:"ids,omitempty"`
+	Traces   map[string]int                 `json:"traces,omitempty"`
+	Profiles []profilePartJSON              `json:"profiles,omitempty"`
+	Spans    map[string]map[string][]string `json:"spans,omitempty"`
+}
+
+type profilePartJSON struct {
+	Service string `json:"service"`
+	From    int64  `json:"from"`
+	To      int64  `json:"to"`
+}
+
+// Empty reports whether nothing of the window was handed on.
+func (pr *Progress) Empty() bool { return len(pr.traces) == 0 && len(pr.profiles) == 0 }
+
+// MarshalBinary encodes pr (JSON), for a store to keep while its window
+// is unfinished.
+func (pr *Progress) MarshalBinary() ([]byte, error) {
+	j := progressJSON{Version: progressVersion, From: pr.w.From, To: pr.w.To, Sampled: pr.sampled, IDs: pr.ids, Traces: pr.traces, Spans: pr.spans}
+	for k := range pr.profiles {
+		j.Profiles = append(j.Profiles, profilePartJSON{k.service, k.from, k.to})
+	}
+	slices.SortFunc(j.Profiles, func(a, b profilePartJSON) int {
+		return cmp.Or(strings.Compare(a.Service, b.Service), cmp.Compare(a.From, b.From), cmp.Compare(a.To, b.To))
+	})
+	return json.Marshal(j)
+}
+
+// UnmarshalProgress decodes what MarshalBinary encoded. What it cannot
+// take (another version, a window that ends before it starts, a trace
+// counted below traceDone) is telemetry.ErrMalformed.
+func UnmarshalProgress(data []byte) (*Progress, error) {
+	var j progressJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return nil, fmt.Errorf("source progress: %w: %w", telemetry.ErrMalformed, err)
+	}
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("source progress: %w: %s", telemetry.ErrMalformed, fmt.Sprintf(format, a...))
+	}
+	switch {
+	case j.Version != progressVersion:
+		return nil, bad("version %d, want %d", j.Version, progressVersion)
+	case !j.From.Before(j.To):
+		return nil, bad("window %s to %s ends before it starts", j.From.Format(time.RFC3339Nano), j.To.Format(time.RFC3339Nano))
+	case !j.Sampled && (len(j.IDs) > 0 || len(j.Traces) > 0):
+		return nil, bad("traces handed on before any was sampled")
+	}
+	pr := NewProgress(Window{From: j.From, To: j.To})
+	pr.sampled, pr.ids = j.Sampled, j.IDs
+	for id, n := range j.Traces {
+		if n < traceDone {
+			return nil, bad("trace %s: %d resources handed on", id, n)
+		}
+		pr.traces[id] = n
+	}
+	for _, p := range j.Profiles {
+		pr.profiles[profilePart{p.Service, p.From, p.To}] = true
+	}
+	maps.Copy(pr.spans, j.Spans)
+	return pr, nil
+}
+
+// handSpans hands a trace's spans to h and, once h accepted them,
+// records the ids of its SERVER and CONSUMER spans per service and span
+// name: the endpoints profile samples are linked to.
+func (pr *Progress) handSpans(h telemetry.Handler, spans []telemetry.Span) error {
+	type endpoint struct{ service, name, id string }
+	var ends []endpoint
+	for i := range spans {
+		sp := &spans[i]
+		if sp.Kind == telemetry.SpanKindServer || sp.Kind == telemetry.SpanKindConsumer {
+			ends = append(ends, endpoint{sp.Service, sp.Name, hex.EncodeToString(sp.SpanID[:])})
+		}
+	}
+	// h owns spans once it accepted them: the ids are taken before.
+	if err := h.Spans(spans); err != nil {
+		return err
+	}
+	for _, e := range ends {
+		byName := pr.spans[e.service]
+		if byName == nil {
+			byName = map[string][]string{}
+			pr.spans[e.service] = byName
+		}
+		byName[e.name] = append(byName[e.name], e.id)
+	}
+	return nil
+}
+
+// groups returns the span ids of a service, one group per span name,
+// in name order.
+func (pr *Progress) groups(service string) []SpanGroup {
+	byName := pr.spans[service]
+	var out []SpanGroup
+	for _, name := range slices.Sorted(maps.Keys(byName)) {
+		out = append(out, SpanGroup{name, byName[name]})
+	}
+	return out
+}

@@ -1,0 +1,91 @@
+package source
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// progressOf returns a Progress with something of each kind handed on.
+func progressOf() *Progress {
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	pr := NewProgress(Window{From: t0, To: t0.Add(time.Hour)})
+	pr.sampled, pr.ids = true, []string{"a1", "b2", "c3"}
+	pr.traces["a1"], pr.traces["b2"] = traceDone, 2
+	pr.profiles[profilePart{"gateway", t0.UnixNano(), t0.Add(30 * time.Minute).UnixNano()}] = true
+	pr.profiles[profilePart{"catalog", t0.UnixNano(), t0.Add(30 * time.Minute).UnixNano()}] = true
+	pr.spans["gateway"] = map[string][]string{"GET /search": {"00f067aa0ba902b7", "53995c3f42cd8ad8"}}
+	return pr
+}
+
+// TestProgressEncoding checks that a Progress decodes to what was
+// encoded, and that what cannot be one is refused as malformed, naming
+// why.
+func TestProgressEncoding(t *testing.T) {
+	data, err := progressOf().MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := UnmarshalProgress(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := pr.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(again) != string(data) {
+		t.Errorf("decoded and encoded again:\n got %s\nwant %s", again, data)
+	}
+	if g := pr.groups("gateway"); len(g) != 1 || len(g[0].IDs) != 2 {
+		t.Errorf("span groups after decoding: %v", g)
+	}
+	for _, tc := range []struct{ name, data, want string }{
+		{"not JSON", `{"version":1,`, "unexpected end of JSON input"},
+		{"another version", `{"version":2,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z"}`, "version 2, want 1"},
+		{"empty window", `{"version":1,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T10:00:00Z"}`, "ends before it starts"},
+		{"traces before the sample", `{"version":1,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","traces":{"a1":-1}}`, "before any was sampled"},
+		{"negative count", `{"version":1,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","sampled":true,"traces":{"a1":-2}}`, "trace a1: -2 resources"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := UnmarshalProgress([]byte(tc.data))
+			if !errors.Is(err, telemetry.ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want ErrMalformed saying %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzUnmarshalProgress decodes arbitrary records of a window left
+// unfinished, as a store shared by several replicas may hold: each is
+// refused or decodes to a Progress that encodes and decodes again to
+// itself.
+func FuzzUnmarshalProgress(f *testing.F) {
+	data, err := progressOf().MarshalBinary()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	f.Add([]byte(`{"version":1,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pr, err := UnmarshalProgress(data)
+		if err != nil {
+			return
+		}
+		enc, err := pr.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := UnmarshalProgress(enc)
+		if err != nil {
+			t.Fatalf("%s decoded, its encoding %s did not: %v", data, enc, err)
+		}
+		enc2, err := again.MarshalBinary()
+		if err != nil || string(enc2) != string(enc) {
+			t.Fatalf("encoded twice: %s, then %s (%v)", enc, enc2, err)
+		}
+	})
+}
