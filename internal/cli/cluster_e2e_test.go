@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/evidentsec/evident/internal/source"
@@ -89,6 +91,13 @@ type scaledOut struct {
 
 func startScaledOut(t *testing.T) *scaledOut {
 	t.Helper()
+	return startScaledOutConfig(t, nil)
+}
+
+// startScaledOutConfig starts a scaled-out deployment whose receivers
+// have the configuration edit makes of theirs.
+func startScaledOutConfig(t *testing.T, edit func(*fileConfig)) *scaledOut {
+	t.Helper()
 	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "evident-ingest"))
 	if err != nil {
 		t.Fatal(err)
@@ -129,6 +138,9 @@ func startScaledOut(t *testing.T) *scaledOut {
 	d.api = start(roleAPI, serveFlags{vulns: []string{filepath.Join(rd, "osv")}, findings: []string{filepath.Join(rd, "findings")}})
 	for range 2 {
 		d.engines = append(d.engines, start(roleEngine, serveFlags{vulns: []string{filepath.Join(rd, "osv")}}))
+	}
+	if edit != nil {
+		edit(&base)
 	}
 	for range 2 {
 		d.receivers = append(d.receivers, start(roleReceiver, serveFlags{}))
@@ -234,5 +246,82 @@ func TestScaledOut(t *testing.T) {
 				t.Error("no call was joined across shards")
 			}
 		})
+	}
+}
+
+// TestScaledOutSources gives both receivers of a scaled-out deployment the
+// same sources: one polls them, the other stands by and takes over when
+// the first stops, from where it had read, so that nothing is read twice
+// and the verdicts are those of the recording.
+func TestScaledOutSources(t *testing.T) {
+	if testing.Short() {
+		t.Skip("polls the shop's recording into a scaled-out deployment")
+	}
+	tempoURL, pyroURL := shopSources(t)
+	d := startScaledOutConfig(t, func(c *fileConfig) {
+		c.Serve.OTLP.HTTPEndpoint = ""
+		src := &c.Serve.Sources
+		src.Tempo, src.Pyroscope = tempoURL, pyroURL
+		src.Interval = 100 * time.Millisecond
+		// The recording is from the past: one window reaches back to it.
+		src.Lookback = 10 * 365 * 24 * time.Hour
+		src.MaxWindow = src.Lookback
+	})
+	spans, profiles := recordedBatches(t)
+	records := float64(len(profiles))
+	for _, b := range spans {
+		records += float64(len(b))
+	}
+	// metric is the sum of a metric's series at each receiver.
+	metric := func(name string) []float64 {
+		var out []float64
+		for _, r := range d.receivers {
+			resp, err := http.Get(r.apiURL() + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			parser := expfmt.NewTextParser(model.UTF8Validation)
+			mfs, err := parser.TextToMetricFamilies(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sum float64
+			for _, m := range mfs[name].GetMetric() {
+				sum += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			}
+			out = append(out, sum)
+		}
+		return out
+	}
+	var lead int
+	waitWithin(t, time.Minute, "one receiver polling and the recording read", func() bool {
+		polling, read := metric("evident_source_polling"), metric("evident_tenant_ingest_records_total")
+		lead = slices.Index(polling, 1)
+		return polling[0]+polling[1] == 1 && read[0]+read[1] >= records
+	})
+	verdicts := shopDecided(t, d.api.apiURL())
+	if read := metric("evident_tenant_ingest_records_total"); read[0]+read[1] != records || read[1-lead] != 0 {
+		t.Errorf("the receivers took %v records, want the recording's %v once, by receiver %d", read, records, lead)
+	}
+	counts := map[string]int{}
+	for _, v := range verdicts {
+		counts[v]++
+	}
+	t.Logf("polled by receiver %d: %d findings, by verdict %v", lead, len(verdicts), counts)
+
+	// The receiver that polls stops; the other takes over, from the
+	// watermark: it reads nothing again.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	d.receivers[lead].Shutdown(ctx)
+	cancel()
+	d.receivers = slices.Delete(d.receivers, lead, lead+1)
+	waitWithin(t, time.Minute, "the other receiver polling", func() bool { return metric("evident_source_polling")[0] == 1 })
+	time.Sleep(500 * time.Millisecond)
+	if read := metric("evident_tenant_ingest_records_total")[0]; read != 0 {
+		t.Errorf("the receiver that took over read %v records again", read)
+	}
+	if diff := cmp.Diff(verdicts, shopDecided(t, d.api.apiURL())); diff != "" {
+		t.Errorf("the verdicts changed when the other receiver took over (-before +after):\n%s", diff)
 	}
 }

@@ -427,10 +427,17 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		if err != nil {
 			return nil, fmt.Errorf("serve sources: %w", err)
 		}
-		s.poll, err = source.NewPoller(pollerName(src), src.PollerConfig, source.PollerDeps{
+		deps := source.PollerDeps{
 			Pull: pull, Watermarks: s.st, Traces: traces, Profiles: profiles,
 			Logger: log.With("component", "sources"), Registerer: reg,
-		})
+		}
+		name := pollerName(src)
+		if pg != nil {
+			// Of the receivers that share a database and these sources,
+			// one polls; the others take over when it stops.
+			deps.Lead = func(ctx context.Context) (bool, error) { return pg.TryLock(ctx, "evident sources "+name) }
+		}
+		s.poll, err = source.NewPoller(name, src.PollerConfig, deps)
 		if err != nil {
 			return nil, err
 		}

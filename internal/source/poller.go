@@ -69,6 +69,10 @@ type PollerDeps struct {
 	Profiles   pipeline.Consumer[[]*telemetry.ProfileBatch]
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// Lead, when set, says whether this process is the one that polls,
+	// of several replicas sharing the store (the holder of a lock): the
+	// others stand by and ask again at every interval. Nil: it always is.
+	Lead func(ctx context.Context) (bool, error)
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -87,6 +91,7 @@ type Poller struct {
 	watermark   prometheus.Gauge
 	lastSuccess prometheus.Gauge
 	polls       *prometheus.CounterVec
+	polling     prometheus.Gauge
 
 	// progress is the window being read, kept when a poll fails
 	// part-way, and recorded in the store then (saved) so that a
@@ -94,6 +99,8 @@ type Poller struct {
 	progress *Progress
 	loaded   bool
 	saved    bool
+	// role is what this replica did at the last poll (Lead).
+	role role
 
 	mu      sync.Mutex
 	loop    pipeline.Loop
@@ -123,13 +130,17 @@ func NewPoller(name string, cfg PollerConfig, deps PollerDeps) (*Poller, error) 
 		watermark:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "evident_source_watermark_timestamp_seconds", Help: "Unix time up to which the source has been read: now minus this is how old the freshest telemetry read is.", ConstLabels: prometheus.Labels{"source": name}}),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "evident_source_last_success_timestamp_seconds", Help: "Unix time at which the last successful poll of the query-API source ended.", ConstLabels: prometheus.Labels{"source": name}}),
 		polls:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "evident_source_polls_total", Help: "Polls of the query-API source by result.", ConstLabels: prometheus.Labels{"source": name}}, []string{"result"}),
+		polling:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "evident_source_polling", Help: "1 when this process polls the query-API source, 0 while another replica sharing the store does.", ConstLabels: prometheus.Labels{"source": name}}),
+	}
+	if deps.Lead == nil {
+		p.polling.Set(1)
 	}
 	// Both results exist from the start, so that a rate of errors is 0
 	// rather than no data.
 	p.polls.WithLabelValues("ok")
 	p.polls.WithLabelValues("error")
 	if deps.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.up, p.watermark, p.lastSuccess, p.polls} {
+		for _, c := range []prometheus.Collector{p.up, p.watermark, p.lastSuccess, p.polls, p.polling} {
 			if err := deps.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("register source metrics: %w", err)
 			}
@@ -202,26 +213,66 @@ func (p *Poller) run(ctx context.Context) {
 	}
 }
 
+// role is what a replica does of the polling (PollerDeps.Lead).
+type role int
+
+const (
+	roleUnknown role = iota
+	roleLead
+	roleStandby
+)
+
 // Poll reads the next window, if one is due, and advances the watermark.
 // It reports whether the watermark has caught up with now minus the lag.
 // A window that fails part-way is read again by the next Poll, to the
 // same end, without what was handed on before the failure; Poll must not
-// be called concurrently.
+// be called concurrently. A replica that does not lead (PollerDeps.Lead)
+// reads nothing and reports itself caught up.
 func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
+	standby := false
 	defer func() {
 		p.mu.Lock()
 		p.healthy, p.lastErr = err == nil, err
 		p.mu.Unlock()
-		if err == nil {
+		switch {
+		case standby:
+			// Nothing is failing.
+			p.up.Set(1)
+		case err == nil:
 			p.up.Set(1)
 			p.lastSuccess.Set(float64(p.deps.Now().UnixNano()) / 1e9)
 			p.polls.WithLabelValues("ok").Inc()
-		} else if ctx.Err() == nil {
+		case ctx.Err() == nil:
 			p.up.Set(0)
 			p.polls.WithLabelValues("error").Inc()
 			p.deps.Logger.Warn("source poll failed; retrying", "source", p.name, "err", err)
 		}
 	}()
+	if p.deps.Lead != nil {
+		lead, err := p.deps.Lead(ctx)
+		if err != nil {
+			return false, fmt.Errorf("poll %s: %w", p.name, err)
+		}
+		if !lead {
+			if p.role != roleStandby {
+				p.deps.Logger.Info("source: another replica polls; standing by", "source", p.name)
+			}
+			// The one that leads moves the watermark and records its
+			// own progress: this replica reads them again when it leads.
+			standby, p.role, p.progress, p.loaded, p.saved = true, roleStandby, nil, false, false
+			p.polling.Set(0)
+			// Where the replica that polls has read up to.
+			if wm, err := p.deps.Watermarks.SourceWatermark(ctx, p.name); err == nil && !wm.IsZero() {
+				p.watermark.Set(float64(wm.UnixNano()) / 1e9)
+			}
+			return true, nil
+		}
+		if p.role != roleLead {
+			p.deps.Logger.Info("source: this replica polls", "source", p.name)
+			p.role = roleLead
+			p.polling.Set(1)
+		}
+	}
 	end := p.deps.Now().Add(-p.cfg.Lag)
 	from, err := p.deps.Watermarks.SourceWatermark(ctx, p.name)
 	if err != nil {

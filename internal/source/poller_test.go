@@ -596,3 +596,111 @@ func TestPollerResumesAfterRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestPollerReplicas checks that of two replicas sharing a store only
+// the one that leads polls, and that the other, when it takes the lead,
+// resumes the window the first left unfinished: every span reaches the
+// engine once.
+func TestPollerReplicas(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	first, last := recordingSpan(t)
+	s := loadServers(t)
+	srv := httptest.NewServer(s.handler())
+	defer srv.Close()
+	want := newLedger()
+	if err := newPull(t, srv.URL, source.Auth{}, nil).Run(context.Background(), window, want, func(error) {}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := source.DefaultPollerConfig()
+	cfg.Lookback = last.Sub(first) + 2*time.Hour
+	cfg.MaxWindow = 24 * time.Hour
+	now := last.Add(cfg.Lag + time.Second)
+	end := now.Add(-cfg.Lag)
+
+	got := newLedger()
+	var leader atomic.Int64 // the replica that holds the lock
+	calls := 0
+	type replica struct {
+		p    *source.Poller
+		reg  *prometheus.Registry
+		logs bytes.Buffer
+	}
+	replicas := make([]*replica, 2)
+	for i := range replicas {
+		r := &replica{reg: prometheus.NewRegistry()}
+		accept := func(handOn func() error) error {
+			// The first replica's poll fails at the fifth batch.
+			if calls++; calls == 5 {
+				return &pipeline.FullError{RetryAfter: time.Second}
+			}
+			return handOn()
+		}
+		r.p, err = source.NewPoller("tempo+pyroscope", cfg, source.PollerDeps{
+			Pull: newPull(t, srv.URL, source.Auth{}, nil), Watermarks: st, Registerer: r.reg,
+			Now:    func() time.Time { return now },
+			Logger: slog.New(slog.NewJSONHandler(&r.logs, nil)),
+			Lead:   func(context.Context) (bool, error) { return leader.Load() == int64(i), nil },
+			Traces: pipeline.ConsumerFunc[[]telemetry.Span](func(_ context.Context, s []telemetry.Span) error {
+				return accept(func() error { return got.Spans(s) })
+			}),
+			Profiles: pipeline.ConsumerFunc[[]*telemetry.ProfileBatch](func(_ context.Context, bs []*telemetry.ProfileBatch) error {
+				return accept(func() error { return got.Profile(bs[0]) })
+			}),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		replicas[i] = r
+	}
+	a, b := replicas[0], replicas[1]
+	if caughtUp, err := b.p.Poll(t.Context()); err != nil || !caughtUp {
+		t.Fatalf("the replica standing by: caught up %v, %v", caughtUp, err)
+	}
+	if calls != 0 {
+		t.Fatalf("the replica standing by handed on %d batches", calls)
+	}
+	if _, err := a.p.Poll(t.Context()); !errors.Is(err, pipeline.ErrFull) {
+		t.Fatalf("the first replica's poll: %v, want its failure part-way", err)
+	}
+	// The first replica stops leading (it died, or lost its connection).
+	leader.Store(1)
+	now = now.Add(time.Minute)
+	for _, r := range []*replica{a, b} {
+		if _, err := r.p.Poll(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if wm, _ := st.SourceWatermark(t.Context(), "tempo+pyroscope"); !wm.Equal(end) {
+		t.Errorf("watermark %v, want the end of the window the first replica began, %v", wm, end)
+	}
+	for k, n := range got.spans {
+		if n != 1 {
+			t.Errorf("span %s reached the engine %d times", k, n)
+		}
+	}
+	if len(got.spans) != len(want.spans) || !maps.Equal(got.samples, want.samples) {
+		t.Errorf("%d spans and samples %v reached the engine, want %d and %v", len(got.spans), got.samples, len(want.spans), want.samples)
+	}
+	if _, err := a.p.Poll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range replicas {
+		polling := gauge(t, r.reg, "evident_source_polling")
+		if wantPolling := float64(i); polling != wantPolling {
+			t.Errorf("replica %d: evident_source_polling %v, want %v", i, polling, wantPolling)
+		}
+		if wm := gauge(t, r.reg, "evident_source_watermark_timestamp_seconds"); wm != float64(end.UnixNano())/1e9 {
+			t.Errorf("replica %d: evident_source_watermark_timestamp_seconds %v, want the shared watermark", i, wm)
+		}
+	}
+	for i, want := range []string{"this replica polls", "another replica polls; standing by"} {
+		if !strings.Contains(replicas[i].logs.String(), want) {
+			t.Errorf("replica %d did not log %q:\n%s", i, want, replicas[i].logs.String())
+		}
+	}
+}
