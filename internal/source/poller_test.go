@@ -326,6 +326,14 @@ func (l *ledger) Profile(b *telemetry.ProfileBatch) error {
 func TestPollerResumesFailedWindow(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	first, last := recordingSpan(t)
+	s := loadServers(t)
+	next := s.handler()
+	want := newLedger()
+	clean := httptest.NewServer(next)
+	defer clean.Close()
+	if err := newPull(t, clean.URL, source.Auth{}, nil).Run(context.Background(), window, want, func(error) {}); err != nil {
+		t.Fatal(err)
+	}
 	full := &pipeline.FullError{RetryAfter: time.Second}
 	for _, tc := range []struct {
 		name string
@@ -355,23 +363,15 @@ func TestPollerResumesFailedWindow(t *testing.T) {
 		}, polls: 1, skipped: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := loadServers(t)
-			next := s.handler()
-			var armed atomic.Bool
 			var requests atomic.Int64
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if armed.Load() && tc.fail != nil && strings.Contains(r.URL.Path, tc.which) && tc.fail(int(requests.Add(1))) {
+				if tc.fail != nil && strings.Contains(r.URL.Path, tc.which) && tc.fail(int(requests.Add(1))) {
 					http.Error(w, "overloaded", http.StatusServiceUnavailable)
 					return
 				}
 				next.ServeHTTP(w, r)
 			}))
 			defer srv.Close()
-			want := newLedger()
-			if err := newPull(t, srv.URL, source.Auth{}, nil).Run(context.Background(), window, want, func(error) {}); err != nil {
-				t.Fatal(err)
-			}
-			armed.Store(true)
 
 			got := newLedger()
 			calls := 0
