@@ -168,6 +168,9 @@ type sourcesConfig struct {
 	Tempo     string   `yaml:"tempo"`
 	Pyroscope string   `yaml:"pyroscope"`
 	Services  []string `yaml:"services"`
+	// Tenant is the evident tenant the telemetry polled goes to
+	// (docs/security.md, Tenants); store.DefaultTenant when empty.
+	Tenant string `yaml:"tenant"`
 	// TraceBudget and TracesPerEndpoint bound the traces of one window.
 	TraceBudget         int `yaml:"trace_budget"`
 	TracesPerEndpoint   int `yaml:"traces_per_endpoint"`
@@ -181,6 +184,11 @@ func (c sourcesConfig) Validate() error {
 	}
 	if err := c.PollerConfig.Validate(); err != nil {
 		return fmt.Errorf("serve %w", err)
+	}
+	if c.Tenant != "" {
+		if err := store.ValidateTenant(c.Tenant); err != nil {
+			return fmt.Errorf("serve sources: %w", err)
+		}
 	}
 	return nil
 }

@@ -67,7 +67,8 @@ func TestLoadConfigBad(t *testing.T) {
 		// The password of the DSN is not shown.
 		"bad-store-postgres.bad.yml": "config $F: serve store postgres: dsn: cannot parse `postgres://evident:xxxxx@db.example:notaport/evident`: invalid port\n" +
 			"serve store postgres: max_conns 1 is under 2 (the committer holds one)",
-		"typo-store.bad.yml": "$F:5: serve.store.postgres.dns: unknown key (did you mean dsn?)",
+		"typo-store.bad.yml":  "$F:5: serve.store.postgres.dns: unknown key (did you mean dsn?)",
+		"bad-sources.bad.yml": `config $F: serve sources: invalid argument: tenant "team a": want 1 to 150 of A-Z a-z 0-9 _ . ! * ' ( ) -, and not "." or ".."`,
 		"bad-model.bad.yml": "config $F: invalid model configuration: max_pending_spans 1 is below 2\n" +
 			"invalid model configuration: max_services 0 is below 1",
 	}

@@ -427,8 +427,17 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		if err != nil {
 			return nil, fmt.Errorf("serve sources: %w", err)
 		}
+		// What is polled goes to the tenant of the sources, as what a
+		// listener receives goes to the tenant its guard decides.
+		tenant := cmp.Or(src.Tenant, store.DefaultTenant)
 		deps := source.PollerDeps{
-			Pull: pull, Watermarks: s.st, Traces: traces, Profiles: profiles,
+			Pull: pull, Watermarks: s.st,
+			Traces: pipeline.ConsumerFunc[[]telemetry.Span](func(ctx context.Context, spans []telemetry.Span) error {
+				return traces.Consume(auth.WithTenant(ctx, tenant), spans)
+			}),
+			Profiles: pipeline.ConsumerFunc[[]*telemetry.ProfileBatch](func(ctx context.Context, ps []*telemetry.ProfileBatch) error {
+				return profiles.Consume(auth.WithTenant(ctx, tenant), ps)
+			}),
 			Logger: log.With("component", "sources"), Registerer: reg,
 		}
 		name := pollerName(src)
@@ -489,6 +498,11 @@ func pollerName(c sourcesConfig) string {
 		// Receivers that share the sources by service keep a watermark
 		// each.
 		name += " services=" + strings.Join(c.Services, ",")
+	}
+	if c.Tenant != "" && c.Tenant != store.DefaultTenant {
+		// Another tenant starts over from the lookback: what was read
+		// went to the tenant before.
+		name += " tenant=" + c.Tenant
 	}
 	return name
 }

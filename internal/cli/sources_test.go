@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -180,6 +182,37 @@ func TestServeFromSources(t *testing.T) {
 		t.Errorf("/readyz checks = %v, want sources ok", ready.Checks)
 	}
 	shutdown(t, srv)
+}
+
+// TestServeSourcesTenant polls the shop's recording into the tenant the
+// sources name: that tenant has the shop's services, the default tenant
+// none.
+func TestServeSourcesTenant(t *testing.T) {
+	tempoURL, pyroURL := shopSources(t)
+	cfg := serveTestConfig(t)
+	cfg.Serve.OTLP.GRPCEndpoint, cfg.Serve.OTLP.HTTPEndpoint, cfg.Serve.Pyroscope.Endpoint = "", "", ""
+	src := &cfg.Serve.Sources
+	src.Tempo, src.Pyroscope, src.Tenant = tempoURL, pyroURL, "team-a"
+	src.Lookback = 10 * 365 * 24 * time.Hour
+	src.MaxWindow = src.Lookback
+	srv := startTestServerConfig(t, t.TempDir(), cfg, serveFlags{vulns: []string{filepath.Join(shop, "recorded", "osv")}})
+	defer shutdown(t, srv)
+	services := func(tenant string) []string {
+		code, body := getAs(t, srv.apiURL()+"/api/v1/services", "", tenant)
+		var list struct{ Services []struct{ Name string } }
+		if err := json.Unmarshal([]byte(body), &list); code != http.StatusOK || err != nil {
+			t.Fatalf("GET /api/v1/services as %q: %d %v", tenant, code, err)
+		}
+		var names []string
+		for _, s := range list.Services {
+			names = append(names, s.Name)
+		}
+		return names
+	}
+	waitFor(t, "the shop's services in tenant team-a", func() bool { return slices.Contains(services("team-a"), "gateway") })
+	if got := services(""); len(got) != 0 {
+		t.Errorf("the default tenant has services %v, want none: the sources name team-a", got)
+	}
 }
 
 // TestAnalyzeSourceUsage checks the source flags' usage errors, before
