@@ -306,6 +306,15 @@ func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
 		p.progress = pr
 	}
 	to := pr.w.To
+	// A long window is recorded as it goes too, so that even a crash
+	// reads again only what was handed on since the last record.
+	last := p.deps.Now()
+	pr.checkpoint = func() {
+		if now := p.deps.Now(); now.Sub(last) >= checkpointInterval {
+			last = now
+			p.saveProgress(ctx, pr)
+		}
+	}
 	h := &consumerHandler{ctx: ctx, traces: p.deps.Traces, profiles: p.deps.Profiles}
 	skip := func(err error) {
 		if errors.Is(err, ErrNoCPUSamples) {
@@ -360,8 +369,9 @@ func (p *Poller) loadProgress(ctx context.Context, watermark time.Time) error {
 
 // saveProgress records pr in the store, when anything of its window was
 // handed on, so that a restart resumes the window instead of reading it
-// again from its start. It runs when a poll fails, shutdown included:
-// the record is written whatever ctx.
+// again from its start. It runs when a poll fails, shutdown included,
+// and every checkpointInterval of a long one: the record is written
+// whatever ctx.
 func (p *Poller) saveProgress(ctx context.Context, pr *Progress) {
 	if pr.Empty() {
 		return
@@ -379,8 +389,13 @@ func (p *Poller) saveProgress(ctx context.Context, pr *Progress) {
 	p.saved = true
 }
 
-// saveTimeout bounds the write of a window left unfinished.
-const saveTimeout = 10 * time.Second
+// saveTimeout bounds the write of a window left unfinished, and
+// checkpointInterval is the longest a window is read without writing
+// what it handed on.
+const (
+	saveTimeout        = 10 * time.Second
+	checkpointInterval = 30 * time.Second
+)
 
 // consumerHandler hands what a pull decodes to the engine's consumers.
 type consumerHandler struct {

@@ -489,8 +489,12 @@ func TestPollerResumesAfterRestart(t *testing.T) {
 		// twice is whether what the first serve handed on is handed on
 		// again.
 		twice bool
+		// crash makes the first serve die at the stop, 31 s after each
+		// batch: the store holds what it recorded as it went.
+		crash bool
 	}{
 		{name: "resumed"},
+		{name: "crashed", crash: true},
 		{name: "unreadable record", record: []byte(`{"version":99}`), twice: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -510,17 +514,30 @@ func TestPollerResumesAfterRestart(t *testing.T) {
 				ctx, cancel := context.WithCancel(t.Context())
 				defer cancel()
 				calls := 0
+				var crashed []byte
 				accept := func(handOn func() error) error {
 					if calls++; calls == stop {
+						if tc.crash {
+							if crashed, err = st.SourceProgress(t.Context(), "tempo+pyroscope"); crashed == nil {
+								t.Fatalf("nothing recorded of the window after %d batches: %v", calls-1, err)
+							}
+						}
 						cancel()
 						return ctx.Err()
 					}
 					return handOn()
 				}
+				var tick time.Duration
 				var logs bytes.Buffer
 				p, err := source.NewPoller("tempo+pyroscope", cfg, source.PollerDeps{
 					Pull: newPull(t, srv.URL, source.Auth{}, nil), Watermarks: st,
-					Now:    func() time.Time { return now },
+					Now: func() time.Time {
+						t := now.Add(tick)
+						if tc.crash {
+							tick += 31 * time.Second
+						}
+						return t
+					},
 					Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 					Traces: pipeline.ConsumerFunc[[]telemetry.Span](func(_ context.Context, s []telemetry.Span) error {
 						return accept(func() error { return got.Spans(s) })
@@ -540,8 +557,13 @@ func TestPollerResumesAfterRestart(t *testing.T) {
 					if rec, err := st.SourceProgress(t.Context(), "tempo+pyroscope"); rec != nil || err != nil {
 						t.Errorf("the record of the window read is still there: %q, %v", rec, err)
 					}
-				} else if tc.record != nil {
-					if err := st.SetSourceProgress(t.Context(), "tempo+pyroscope", tc.record); err != nil {
+				} else if tc.record != nil || tc.crash {
+					// What the store holds after the first serve.
+					rec := tc.record
+					if tc.crash {
+						rec = crashed
+					}
+					if err := st.SetSourceProgress(t.Context(), "tempo+pyroscope", rec); err != nil {
 						t.Fatal(err)
 					}
 				}

@@ -32,6 +32,16 @@ type Progress struct {
 	profiles map[profilePart]bool
 	// spans are the endpoints' span ids by service and span name.
 	spans map[string]map[string][]string
+	// checkpoint, when set, is called each time more was handed on
+	// (and recorded here).
+	checkpoint func()
+}
+
+// handed calls the checkpoint, if any: more was handed on.
+func (pr *Progress) handed() {
+	if pr.checkpoint != nil {
+		pr.checkpoint()
+	}
 }
 
 // traceDone marks a trace handed on whole.

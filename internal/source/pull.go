@@ -97,6 +97,7 @@ func (p Pull) traces(ctx context.Context, pr *Progress, h telemetry.Handler, ski
 				skip(fmt.Errorf("tempo trace %s: refused: %w", id, err))
 			}
 			pr.traces[id] = done + 1
+			pr.handed()
 		}
 		pr.traces[id] = traceDone
 	}
@@ -157,6 +158,7 @@ func (p Pull) profiles(ctx context.Context, pr *Progress, h telemetry.Handler, s
 				skip(fmt.Errorf("pyroscope: service %s: refused: %w", svc, err))
 			}
 			pr.profiles[key(svc)] = true
+			pr.handed()
 			read[svc] = true
 		}
 	}
