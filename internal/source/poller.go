@@ -309,11 +309,25 @@ func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
 	// A long window is recorded as it goes too, so that even a crash
 	// reads again only what was handed on since the last record.
 	last := p.deps.Now()
-	pr.checkpoint = func() {
-		if now := p.deps.Now(); now.Sub(last) >= checkpointInterval {
-			last = now
-			p.saveProgress(ctx, pr)
+	pr.checkpoint = func() error {
+		now := p.deps.Now()
+		if now.Sub(last) < checkpointInterval {
+			return nil
 		}
+		last = now
+		if p.deps.Lead != nil {
+			// A replica that lost the lock in the middle of a window
+			// (its connection to the store) stops: another may lead.
+			lead, err := p.deps.Lead(ctx)
+			if err != nil {
+				return fmt.Errorf("%w: %w", errLostLead, err)
+			}
+			if !lead {
+				return errLostLead
+			}
+		}
+		p.saveProgress(ctx, pr)
+		return nil
 	}
 	h := &consumerHandler{ctx: ctx, traces: p.deps.Traces, profiles: p.deps.Profiles}
 	skip := func(err error) {
@@ -325,7 +339,12 @@ func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
 		p.deps.Logger.Info("source: skipped", "source", p.name, "reason", err)
 	}
 	if err := p.deps.Pull.Resume(ctx, pr, h, skip); err != nil {
-		p.saveProgress(ctx, pr)
+		if errors.Is(err, errLostLead) {
+			// The record is the replica's that leads now.
+			p.progress = nil
+		} else {
+			p.saveProgress(ctx, pr)
+		}
 		return false, fmt.Errorf("poll %s window %s to %s: %w", p.name, from.Format(time.RFC3339), to.Format(time.RFC3339), err)
 	}
 	if err := p.deps.Watermarks.SetSourceWatermark(ctx, p.name, to); err != nil {
@@ -388,6 +407,9 @@ func (p *Poller) saveProgress(ctx context.Context, pr *Progress) {
 	}
 	p.saved = true
 }
+
+// errLostLead stops a poll whose replica no longer holds the lock.
+var errLostLead = errors.New("this replica lost the lead of the polling")
 
 // saveTimeout bounds the write of a window left unfinished, and
 // checkpointInterval is the longest a window is read without writing

@@ -726,3 +726,78 @@ func TestPollerReplicas(t *testing.T) {
 		}
 	}
 }
+
+// TestPollerLosesLead checks that a replica which loses the lock in the
+// middle of a window stops within a checkpoint, leaving its record to
+// the replica that leads now, which resumes from it: only what the first
+// handed on after its last record reaches the engine twice.
+func TestPollerLosesLead(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	first, last := recordingSpan(t)
+	s := loadServers(t)
+	srv := httptest.NewServer(s.handler())
+	defer srv.Close()
+	want := newLedger()
+	if err := newPull(t, srv.URL, source.Auth{}, nil).Run(context.Background(), window, want, func(error) {}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := source.DefaultPollerConfig()
+	cfg.Lookback = last.Sub(first) + 2*time.Hour
+	cfg.MaxWindow = 24 * time.Hour
+	start := last.Add(cfg.Lag + time.Second)
+	// Every reading of the clock is 31 s after the one before: each
+	// batch is followed by a checkpoint.
+	var tick time.Duration
+	now := func() time.Time { t := start.Add(tick); tick += 31 * time.Second; return t }
+
+	got := newLedger()
+	var leader atomic.Int64
+	calls, lastBatch := 0, 0
+	newReplica := func(i int64) *source.Poller {
+		p, err := source.NewPoller("tempo+pyroscope", cfg, source.PollerDeps{
+			Pull: newPull(t, srv.URL, source.Auth{}, nil), Watermarks: st, Now: now,
+			Lead: func(context.Context) (bool, error) { return leader.Load() == i, nil },
+			Traces: pipeline.ConsumerFunc[[]telemetry.Span](func(_ context.Context, s []telemetry.Span) error {
+				// The first replica loses the lock as it hands on its
+				// fourth batch.
+				if calls++; calls == 4 {
+					leader.Store(1)
+					lastBatch = len(s)
+				}
+				return got.Spans(s)
+			}),
+			Profiles: pipeline.ConsumerFunc[[]*telemetry.ProfileBatch](func(_ context.Context, bs []*telemetry.ProfileBatch) error {
+				return got.Profile(bs[0])
+			}),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a, b := newReplica(0), newReplica(1)
+	if _, err := a.Poll(t.Context()); err == nil || !strings.Contains(err.Error(), "lost the lead") {
+		t.Fatalf("the poll of the replica that lost the lock: %v, want it stopped", err)
+	}
+	handed := len(got.spans)
+	if _, err := b.Poll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	twice := 0
+	for _, n := range got.spans {
+		if n > 1 {
+			twice++
+		}
+	}
+	if twice != lastBatch {
+		t.Errorf("%d spans reached the engine twice, want the %d of the batch handed on after the last record (of %d handed on by the first replica)", twice, lastBatch, handed)
+	}
+	if len(got.spans) != len(want.spans) || !maps.Equal(got.samples, want.samples) {
+		t.Errorf("%d spans and samples %v reached the engine, want %d and %v", len(got.spans), got.samples, len(want.spans), want.samples)
+	}
+}

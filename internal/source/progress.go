@@ -33,15 +33,16 @@ type Progress struct {
 	// spans are the endpoints' span ids by service and span name.
 	spans map[string]map[string][]string
 	// checkpoint, when set, is called each time more was handed on
-	// (and recorded here).
-	checkpoint func()
+	// (and recorded here); its error stops the pull.
+	checkpoint func() error
 }
 
 // handed calls the checkpoint, if any: more was handed on.
-func (pr *Progress) handed() {
-	if pr.checkpoint != nil {
-		pr.checkpoint()
+func (pr *Progress) handed() error {
+	if pr.checkpoint == nil {
+		return nil
 	}
+	return pr.checkpoint()
 }
 
 // traceDone marks a trace handed on whole.

@@ -97,7 +97,9 @@ func (p Pull) traces(ctx context.Context, pr *Progress, h telemetry.Handler, ski
 				skip(fmt.Errorf("tempo trace %s: refused: %w", id, err))
 			}
 			pr.traces[id] = done + 1
-			pr.handed()
+			if err := pr.handed(); err != nil {
+				return err
+			}
 		}
 		pr.traces[id] = traceDone
 	}
@@ -158,7 +160,9 @@ func (p Pull) profiles(ctx context.Context, pr *Progress, h telemetry.Handler, s
 				skip(fmt.Errorf("pyroscope: service %s: refused: %w", svc, err))
 			}
 			pr.profiles[key(svc)] = true
-			pr.handed()
+			if err := pr.handed(); err != nil {
+				return err
+			}
 			read[svc] = true
 		}
 	}
