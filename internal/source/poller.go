@@ -24,7 +24,8 @@ type Watermarks interface {
 	// SetSourceWatermark records the end of a window read.
 	SetSourceWatermark(ctx context.Context, name string, t time.Time) error
 	// SourceProgress returns what was recorded of a window left
-	// unfinished (an encoded Progress), nil when nothing was.
+	// unfinished (the poller's record of it, encoded), nil when nothing
+	// was.
 	SourceProgress(ctx context.Context, name string) ([]byte, error)
 	// SetSourceProgress records it; nil deletes it.
 	SetSourceProgress(ctx context.Context, name string, progress []byte) error
@@ -96,7 +97,7 @@ type Poller struct {
 	// progress is the window being read, kept when a poll fails
 	// part-way, and recorded in the store then (saved) so that a
 	// restart resumes it (loaded once); only Poll uses them.
-	progress *Progress
+	progress *windowProgress
 	loaded   bool
 	saved    bool
 	// role is what this replica did at the last poll (Lead).
@@ -302,7 +303,7 @@ func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
 		if to.Sub(from) > p.cfg.MaxWindow {
 			to = from.Add(p.cfg.MaxWindow)
 		}
-		pr = NewProgress(Window{From: from, To: to})
+		pr = newWindowProgress(Window{From: from, To: to})
 		p.progress = pr
 	}
 	to := pr.w.To
@@ -338,7 +339,7 @@ func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
 		}
 		p.deps.Logger.Info("source: skipped", "source", p.name, "reason", err)
 	}
-	if err := p.deps.Pull.Resume(ctx, pr, h, skip); err != nil {
+	if err := p.deps.Pull.resume(ctx, pr, h, skip); err != nil {
 		if errors.Is(err, errLostLead) {
 			// The record is the replica's that leads now.
 			p.progress = nil
@@ -374,7 +375,7 @@ func (p *Poller) loadProgress(ctx context.Context, watermark time.Time) error {
 		return err
 	}
 	p.saved = true
-	pr, err := UnmarshalProgress(data)
+	pr, err := unmarshalProgress(data)
 	switch {
 	case err != nil:
 		p.deps.Logger.Warn("source: the record of the window left unfinished cannot be read; reading the window from its start", "source", p.name, "err", err)
@@ -391,11 +392,11 @@ func (p *Poller) loadProgress(ctx context.Context, watermark time.Time) error {
 // again from its start. It runs when a poll fails, shutdown included,
 // and every checkpointInterval of a long one: the record is written
 // whatever ctx.
-func (p *Poller) saveProgress(ctx context.Context, pr *Progress) {
-	if pr.Empty() {
+func (p *Poller) saveProgress(ctx context.Context, pr *windowProgress) {
+	if pr.empty() {
 		return
 	}
-	data, err := pr.MarshalBinary()
+	data, err := pr.marshal()
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), saveTimeout)
 		defer cancel()

@@ -13,13 +13,13 @@ import (
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
-// Progress is what the pulls of one window have handed on: each sampled
-// trace, each service's profile of each part, and the endpoints' span ids
-// of the traces, which link profile samples to the endpoints. A pull
-// resumed with the Progress of one that failed part-way (a source's 503,
-// the engine's queue full) hands on only the rest, so that a window read
-// again is counted once.
-type Progress struct {
+// windowProgress is what the pulls of one window have handed on: each
+// sampled trace, each service's profile of each part, and the endpoints'
+// span ids of the traces, which link profile samples to the endpoints. A
+// pull resumed with the progress of one that failed part-way (a source's
+// 503, the engine's queue full) hands on only the rest, so that a window
+// read again is counted once.
+type windowProgress struct {
 	w Window
 	// ids are the traces sampled (Tempo.Sample), once sampled is set: a
 	// resumed pull reads the same sample, within the same budget.
@@ -38,7 +38,7 @@ type Progress struct {
 }
 
 // handed calls the checkpoint, if any: more was handed on.
-func (pr *Progress) handed() error {
+func (pr *windowProgress) handed() error {
 	if pr.checkpoint == nil {
 		return nil
 	}
@@ -54,16 +54,16 @@ type profilePart struct {
 	from, to int64
 }
 
-// NewProgress returns the progress of a window nothing of which has been
+// newWindowProgress returns the progress of a window nothing of which has been
 // handed on.
-func NewProgress(w Window) *Progress {
-	return &Progress{w: w, traces: map[string]int{}, profiles: map[profilePart]bool{}, spans: map[string]map[string][]string{}}
+func newWindowProgress(w Window) *windowProgress {
+	return &windowProgress{w: w, traces: map[string]int{}, profiles: map[profilePart]bool{}, spans: map[string]map[string][]string{}}
 }
 
-// progressVersion is the version of Progress's encoding.
+// progressVersion is the version of windowProgress's encoding.
 const progressVersion = 1
 
-// progressJSON is Progress as MarshalBinary writes it.
+// progressJSON is windowProgress as marshal writes it.
 type progressJSON struct {
 	Version  int                            `json:"version"`
 	From     time.Time                      `json:"from"`
@@ -81,12 +81,12 @@ type profilePartJSON struct {
 	To      int64  `json:"to"`
 }
 
-// Empty reports whether nothing of the window was handed on.
-func (pr *Progress) Empty() bool { return len(pr.traces) == 0 && len(pr.profiles) == 0 }
+// empty reports whether nothing of the window was handed on.
+func (pr *windowProgress) empty() bool { return len(pr.traces) == 0 && len(pr.profiles) == 0 }
 
-// MarshalBinary encodes pr (JSON), for a store to keep while its window
+// marshal encodes pr (JSON), for a store to keep while its window
 // is unfinished.
-func (pr *Progress) MarshalBinary() ([]byte, error) {
+func (pr *windowProgress) marshal() ([]byte, error) {
 	j := progressJSON{Version: progressVersion, From: pr.w.From, To: pr.w.To, Sampled: pr.sampled, IDs: pr.ids, Traces: pr.traces, Spans: pr.spans}
 	for k := range pr.profiles {
 		j.Profiles = append(j.Profiles, profilePartJSON{k.service, k.from, k.to})
@@ -97,10 +97,10 @@ func (pr *Progress) MarshalBinary() ([]byte, error) {
 	return json.Marshal(j)
 }
 
-// UnmarshalProgress decodes what MarshalBinary encoded. What it cannot
+// unmarshalProgress decodes what marshal encoded. What it cannot
 // take (another version, a window that ends before it starts, a trace
 // counted below traceDone) is telemetry.ErrMalformed.
-func UnmarshalProgress(data []byte) (*Progress, error) {
+func unmarshalProgress(data []byte) (*windowProgress, error) {
 	var j progressJSON
 	if err := json.Unmarshal(data, &j); err != nil {
 		return nil, fmt.Errorf("source progress: %w: %w", telemetry.ErrMalformed, err)
@@ -116,7 +116,7 @@ func UnmarshalProgress(data []byte) (*Progress, error) {
 	case !j.Sampled && (len(j.IDs) > 0 || len(j.Traces) > 0):
 		return nil, bad("traces handed on before any was sampled")
 	}
-	pr := NewProgress(Window{From: j.From, To: j.To})
+	pr := newWindowProgress(Window{From: j.From, To: j.To})
 	pr.sampled, pr.ids = j.Sampled, j.IDs
 	for id, n := range j.Traces {
 		if n < traceDone {
@@ -134,7 +134,7 @@ func UnmarshalProgress(data []byte) (*Progress, error) {
 // handSpans hands a trace's spans to h and, once h accepted them,
 // records the ids of its SERVER and CONSUMER spans per service and span
 // name: the endpoints profile samples are linked to.
-func (pr *Progress) handSpans(h telemetry.Handler, spans []telemetry.Span) error {
+func (pr *windowProgress) handSpans(h telemetry.Handler, spans []telemetry.Span) error {
 	type endpoint struct{ service, name, id string }
 	var ends []endpoint
 	for i := range spans {
@@ -160,7 +160,7 @@ func (pr *Progress) handSpans(h telemetry.Handler, spans []telemetry.Span) error
 
 // groups returns the span ids of a service, one group per span name,
 // in name order.
-func (pr *Progress) groups(service string) []SpanGroup {
+func (pr *windowProgress) groups(service string) []SpanGroup {
 	byName := pr.spans[service]
 	var out []SpanGroup
 	for _, name := range slices.Sorted(maps.Keys(byName)) {

@@ -9,10 +9,11 @@ import (
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
-// progressOf returns a Progress with something of each kind handed on.
-func progressOf() *Progress {
+// progressOf returns a window's progress with something of each kind
+// handed on.
+func progressOf() *windowProgress {
 	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
-	pr := NewProgress(Window{From: t0, To: t0.Add(time.Hour)})
+	pr := newWindowProgress(Window{From: t0, To: t0.Add(time.Hour)})
 	pr.sampled, pr.ids = true, []string{"a1", "b2", "c3"}
 	pr.traces["a1"], pr.traces["b2"] = traceDone, 2
 	pr.profiles[profilePart{"gateway", t0.UnixNano(), t0.Add(30 * time.Minute).UnixNano()}] = true
@@ -21,19 +22,19 @@ func progressOf() *Progress {
 	return pr
 }
 
-// TestProgressEncoding checks that a Progress decodes to what was
+// TestProgressEncoding checks that a window's progress decodes to what was
 // encoded, and that what cannot be one is refused as malformed, naming
 // why.
 func TestProgressEncoding(t *testing.T) {
-	data, err := progressOf().MarshalBinary()
+	data, err := progressOf().marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr, err := UnmarshalProgress(data)
+	pr, err := unmarshalProgress(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := pr.MarshalBinary()
+	again, err := pr.marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func TestProgressEncoding(t *testing.T) {
 		{"negative count", `{"version":1,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","sampled":true,"traces":{"a1":-2}}`, "trace a1: -2 resources"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := UnmarshalProgress([]byte(tc.data))
+			_, err := unmarshalProgress([]byte(tc.data))
 			if !errors.Is(err, telemetry.ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v, want ErrMalformed saying %q", err, tc.want)
 			}
@@ -61,29 +62,29 @@ func TestProgressEncoding(t *testing.T) {
 
 // FuzzUnmarshalProgress decodes arbitrary records of a window left
 // unfinished, as a store shared by several replicas may hold: each is
-// refused or decodes to a Progress that encodes and decodes again to
+// refused or decodes to a progress that encodes and decodes again to
 // itself.
 func FuzzUnmarshalProgress(f *testing.F) {
-	data, err := progressOf().MarshalBinary()
+	data, err := progressOf().marshal()
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(data)
 	f.Add([]byte(`{"version":1,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		pr, err := UnmarshalProgress(data)
+		pr, err := unmarshalProgress(data)
 		if err != nil {
 			return
 		}
-		enc, err := pr.MarshalBinary()
+		enc, err := pr.marshal()
 		if err != nil {
 			t.Fatal(err)
 		}
-		again, err := UnmarshalProgress(enc)
+		again, err := unmarshalProgress(enc)
 		if err != nil {
 			t.Fatalf("%s decoded, its encoding %s did not: %v", data, enc, err)
 		}
-		enc2, err := again.MarshalBinary()
+		enc2, err := again.marshal()
 		if err != nil || string(enc2) != string(enc) {
 			t.Fatalf("encoded twice: %s, then %s (%v)", enc, enc2, err)
 		}

@@ -34,16 +34,16 @@ type Pull struct {
 // or of h is returned. A window longer than a source takes in one query
 // is read from it in parts (windowParts).
 func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(error)) error {
-	return p.Resume(ctx, NewProgress(w), h, skip)
+	return p.resume(ctx, newWindowProgress(w), h, skip)
 }
 
-// Resume pulls pr's window into h as Run does, skipping what pr says was
+// resume pulls pr's window into h as Run does, skipping what pr says was
 // handed on, and records in pr what it hands on: a trace's spans a
 // resource at a time, as decoded. What h refuses for good
 // (pipeline.Permanent: larger than a tenant's burst) is reported through
 // skip and not tried again; any other error of h stops the pull, to be
 // resumed.
-func (p Pull) Resume(ctx context.Context, pr *Progress, h telemetry.Handler, skip func(error)) error {
+func (p Pull) resume(ctx context.Context, pr *windowProgress, h telemetry.Handler, skip func(error)) error {
 	if p.Tempo != nil {
 		if err := p.traces(ctx, pr, h, skip); err != nil {
 			return err
@@ -57,7 +57,7 @@ func (p Pull) Resume(ctx context.Context, pr *Progress, h telemetry.Handler, ski
 
 // traces samples the traces of pr's window, once, and hands on each
 // sampled trace not yet handed on.
-func (p Pull) traces(ctx context.Context, pr *Progress, h telemetry.Handler, skip func(error)) error {
+func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handler, skip func(error)) error {
 	w := pr.w
 	if !pr.sampled {
 		parts, have, err := windowParts(ctx, w, p.Tempo.Services)
@@ -110,7 +110,7 @@ func (p Pull) traces(ctx context.Context, pr *Progress, h telemetry.Handler, ski
 // h, one per part of the window where Pyroscope reads it in parts
 // (windowParts), except those pr says were handed on. A service with no
 // CPU samples is reported once, when no part has any.
-func (p Pull) profiles(ctx context.Context, pr *Progress, h telemetry.Handler, skip func(error)) error {
+func (p Pull) profiles(ctx context.Context, pr *windowProgress, h telemetry.Handler, skip func(error)) error {
 	parts, have, err := windowParts(ctx, pr.w, p.Pyroscope.Services)
 	if err != nil {
 		return err
