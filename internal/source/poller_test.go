@@ -317,6 +317,58 @@ func (l *ledger) Profile(b *telemetry.ProfileBatch) error {
 	return nil
 }
 
+// consumers stand for the engine's: accept hands each batch on to l by
+// calling handOn, or refuses it as the engine would.
+func (l *ledger) consumers(accept func(handOn func() error) error) (pipeline.Consumer[[]telemetry.Span], pipeline.Consumer[[]*telemetry.ProfileBatch]) {
+	return pipeline.ConsumerFunc[[]telemetry.Span](func(_ context.Context, s []telemetry.Span) error {
+			return accept(func() error { return l.Spans(s) })
+		}), pipeline.ConsumerFunc[[]*telemetry.ProfileBatch](func(_ context.Context, bs []*telemetry.ProfileBatch) error {
+			return accept(func() error {
+				for _, b := range bs {
+					if err := l.Profile(b); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		})
+}
+
+// servedRecording serves the recording and returns its server (the caller
+// closes it), what a pull of it without failure hands on, and a poller
+// configuration whose first window, polled at now, holds all of it.
+func servedRecording(t *testing.T) (srv *httptest.Server, want *ledger, cfg source.PollerConfig, now time.Time) {
+	t.Helper()
+	first, last := recordingSpan(t)
+	srv = httptest.NewServer(loadServers(t).handler())
+	want = newLedger()
+	if err := newPull(t, srv.URL, source.Auth{}, nil).Run(context.Background(), window, want, func(error) {}); err != nil {
+		srv.Close()
+		t.Fatal(err)
+	}
+	cfg = source.DefaultPollerConfig()
+	cfg.Lookback = last.Sub(first) + 2*time.Hour
+	cfg.MaxWindow = 24 * time.Hour
+	return srv, want, cfg, last.Add(cfg.Lag + time.Second)
+}
+
+// checkOnce checks that what reached the engine (got) is what a pull
+// without failure hands on (want), each span once.
+func checkOnce(t *testing.T, got, want *ledger) {
+	t.Helper()
+	for k, n := range got.spans {
+		if n != 1 {
+			t.Errorf("span %s reached the engine %d times", k, n)
+		}
+	}
+	if len(got.spans) != len(want.spans) {
+		t.Errorf("%d spans reached the engine, want %d", len(got.spans), len(want.spans))
+	}
+	if !maps.Equal(got.samples, want.samples) {
+		t.Errorf("samples by linked span:\n got %v\nwant %v", got.samples, want.samples)
+	}
+}
+
 // TestPollerResumesFailedWindow checks that a window which fails
 // part-way, by the engine's queue or by a source, is read again to the
 // same end by the next polls and reaches the engine once: every span
@@ -325,15 +377,9 @@ func (l *ledger) Profile(b *telemetry.ProfileBatch) error {
 // not tried again.
 func TestPollerResumesFailedWindow(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	first, last := recordingSpan(t)
-	s := loadServers(t)
-	next := s.handler()
-	want := newLedger()
-	clean := httptest.NewServer(next)
+	clean, want, cfg, start := servedRecording(t)
 	defer clean.Close()
-	if err := newPull(t, clean.URL, source.Auth{}, nil).Run(context.Background(), window, want, func(error) {}); err != nil {
-		t.Fatal(err)
-	}
+	next := clean.Config.Handler
 	full := &pipeline.FullError{RetryAfter: time.Second}
 	for _, tc := range []struct {
 		name string
@@ -375,7 +421,7 @@ func TestPollerResumesFailedWindow(t *testing.T) {
 
 			got := newLedger()
 			calls := 0
-			accept := func(handOn func() error) error {
+			traces, profiles := got.consumers(func(handOn func() error) error {
 				calls++
 				if tc.refuse != nil {
 					if err := tc.refuse(calls); err != nil {
@@ -383,35 +429,20 @@ func TestPollerResumesFailedWindow(t *testing.T) {
 					}
 				}
 				return handOn()
-			}
+			})
 			st, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.DefaultConfig())
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer st.Close()
-			cfg := source.DefaultPollerConfig()
-			cfg.Lookback = last.Sub(first) + 2*time.Hour
-			cfg.MaxWindow = 24 * time.Hour
-			now := last.Add(cfg.Lag + time.Second)
+			now := start
 			end := now.Add(-cfg.Lag)
 			var logs bytes.Buffer
 			p, err := source.NewPoller("tempo+pyroscope", cfg, source.PollerDeps{
 				Pull: newPull(t, srv.URL, source.Auth{}, nil), Watermarks: st,
 				Now:    func() time.Time { return now },
 				Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
-				Traces: pipeline.ConsumerFunc[[]telemetry.Span](func(_ context.Context, s []telemetry.Span) error {
-					return accept(func() error { return got.Spans(s) })
-				}),
-				Profiles: pipeline.ConsumerFunc[[]*telemetry.ProfileBatch](func(_ context.Context, bs []*telemetry.ProfileBatch) error {
-					return accept(func() error {
-						for _, b := range bs {
-							if err := got.Profile(b); err != nil {
-								return err
-							}
-						}
-						return nil
-					})
-				}),
+				Traces: traces, Profiles: profiles,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -442,24 +473,19 @@ func TestPollerResumesFailedWindow(t *testing.T) {
 				}
 				now = now.Add(time.Minute)
 			}
-			for k, n := range got.spans {
-				if n != 1 {
-					t.Errorf("span %s reached the engine %d times", k, n)
-				}
-			}
 			skipped := strings.Count(logs.String(), "refused: larger than the burst")
 			if skipped != tc.skipped {
 				t.Errorf("%d batches skipped as refused, want %d:\n%s", skipped, tc.skipped, logs.String())
 			}
 			if tc.skipped > 0 {
+				for k, n := range got.spans {
+					if n != 1 {
+						t.Errorf("span %s reached the engine %d times", k, n)
+					}
+				}
 				return
 			}
-			if len(got.spans) != len(want.spans) {
-				t.Errorf("%d spans reached the engine, want %d", len(got.spans), len(want.spans))
-			}
-			if !maps.Equal(got.samples, want.samples) {
-				t.Errorf("samples by linked span:\n got %v\nwant %v", got.samples, want.samples)
-			}
+			checkOnce(t, got, want)
 		})
 	}
 }
@@ -470,18 +496,8 @@ func TestPollerResumesFailedWindow(t *testing.T) {
 // cannot be read makes the window be read from its start.
 func TestPollerResumesAfterRestart(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	first, last := recordingSpan(t)
-	s := loadServers(t)
-	srv := httptest.NewServer(s.handler())
+	srv, want, cfg, start := servedRecording(t)
 	defer srv.Close()
-	want := newLedger()
-	if err := newPull(t, srv.URL, source.Auth{}, nil).Run(context.Background(), window, want, func(error) {}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := source.DefaultPollerConfig()
-	cfg.Lookback = last.Sub(first) + 2*time.Hour
-	cfg.MaxWindow = 24 * time.Hour
-
 	for _, tc := range []struct {
 		name string
 		// record replaces what the first serve recorded; nil keeps it.
@@ -498,7 +514,7 @@ func TestPollerResumesAfterRestart(t *testing.T) {
 		{name: "unreadable record", record: []byte(`{"version":99}`), twice: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			now := last.Add(cfg.Lag + time.Second)
+			now := start
 			// end is where the window read ends: the first serve's, unless
 			// the second reads a window of its own.
 			end := now.Add(-cfg.Lag)
@@ -515,7 +531,7 @@ func TestPollerResumesAfterRestart(t *testing.T) {
 				defer cancel()
 				calls := 0
 				var crashed []byte
-				accept := func(handOn func() error) error {
+				traces, profiles := got.consumers(func(handOn func() error) error {
 					if calls++; calls == stop {
 						if tc.crash {
 							if crashed, err = st.SourceProgress(t.Context(), "tempo+pyroscope"); crashed == nil {
@@ -526,7 +542,7 @@ func TestPollerResumesAfterRestart(t *testing.T) {
 						return ctx.Err()
 					}
 					return handOn()
-				}
+				})
 				var tick time.Duration
 				var logs bytes.Buffer
 				p, err := source.NewPoller("tempo+pyroscope", cfg, source.PollerDeps{
@@ -539,12 +555,7 @@ func TestPollerResumesAfterRestart(t *testing.T) {
 						return t
 					},
 					Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
-					Traces: pipeline.ConsumerFunc[[]telemetry.Span](func(_ context.Context, s []telemetry.Span) error {
-						return accept(func() error { return got.Spans(s) })
-					}),
-					Profiles: pipeline.ConsumerFunc[[]*telemetry.ProfileBatch](func(_ context.Context, bs []*telemetry.ProfileBatch) error {
-						return accept(func() error { return got.Profile(bs[0]) })
-					}),
+					Traces: traces, Profiles: profiles,
 				})
 				if err != nil {
 					t.Fatal(err)
@@ -603,15 +614,7 @@ func TestPollerResumesAfterRestart(t *testing.T) {
 				}
 				return
 			}
-			if twice > 0 {
-				t.Errorf("%d spans reached the engine twice", twice)
-			}
-			if len(got.spans) != len(want.spans) {
-				t.Errorf("%d spans reached the engine, want %d", len(got.spans), len(want.spans))
-			}
-			if !maps.Equal(got.samples, want.samples) {
-				t.Errorf("samples by linked span:\n got %v\nwant %v", got.samples, want.samples)
-			}
+			checkOnce(t, got, want)
 			if !strings.Contains(logs.String(), "resuming the window left unfinished") {
 				t.Errorf("the resumption was not logged:\n%s", logs)
 			}
@@ -625,23 +628,13 @@ func TestPollerResumesAfterRestart(t *testing.T) {
 // engine once.
 func TestPollerReplicas(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	first, last := recordingSpan(t)
-	s := loadServers(t)
-	srv := httptest.NewServer(s.handler())
+	srv, want, cfg, now := servedRecording(t)
 	defer srv.Close()
-	want := newLedger()
-	if err := newPull(t, srv.URL, source.Auth{}, nil).Run(context.Background(), window, want, func(error) {}); err != nil {
-		t.Fatal(err)
-	}
 	st, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	cfg := source.DefaultPollerConfig()
-	cfg.Lookback = last.Sub(first) + 2*time.Hour
-	cfg.MaxWindow = 24 * time.Hour
-	now := last.Add(cfg.Lag + time.Second)
 	end := now.Add(-cfg.Lag)
 
 	got := newLedger()
@@ -652,27 +645,22 @@ func TestPollerReplicas(t *testing.T) {
 		reg  *prometheus.Registry
 		logs bytes.Buffer
 	}
+	traces, profiles := got.consumers(func(handOn func() error) error {
+		// The first replica's poll fails at the fifth batch.
+		if calls++; calls == 5 {
+			return &pipeline.FullError{RetryAfter: time.Second}
+		}
+		return handOn()
+	})
 	replicas := make([]*replica, 2)
 	for i := range replicas {
 		r := &replica{reg: prometheus.NewRegistry()}
-		accept := func(handOn func() error) error {
-			// The first replica's poll fails at the fifth batch.
-			if calls++; calls == 5 {
-				return &pipeline.FullError{RetryAfter: time.Second}
-			}
-			return handOn()
-		}
 		r.p, err = source.NewPoller("tempo+pyroscope", cfg, source.PollerDeps{
 			Pull: newPull(t, srv.URL, source.Auth{}, nil), Watermarks: st, Registerer: r.reg,
 			Now:    func() time.Time { return now },
 			Logger: slog.New(slog.NewJSONHandler(&r.logs, nil)),
 			Lead:   func(context.Context) (bool, error) { return leader.Load() == int64(i), nil },
-			Traces: pipeline.ConsumerFunc[[]telemetry.Span](func(_ context.Context, s []telemetry.Span) error {
-				return accept(func() error { return got.Spans(s) })
-			}),
-			Profiles: pipeline.ConsumerFunc[[]*telemetry.ProfileBatch](func(_ context.Context, bs []*telemetry.ProfileBatch) error {
-				return accept(func() error { return got.Profile(bs[0]) })
-			}),
+			Traces: traces, Profiles: profiles,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -700,14 +688,7 @@ func TestPollerReplicas(t *testing.T) {
 	if wm, _ := st.SourceWatermark(t.Context(), "tempo+pyroscope"); !wm.Equal(end) {
 		t.Errorf("watermark %v, want the end of the window the first replica began, %v", wm, end)
 	}
-	for k, n := range got.spans {
-		if n != 1 {
-			t.Errorf("span %s reached the engine %d times", k, n)
-		}
-	}
-	if len(got.spans) != len(want.spans) || !maps.Equal(got.samples, want.samples) {
-		t.Errorf("%d spans and samples %v reached the engine, want %d and %v", len(got.spans), got.samples, len(want.spans), want.samples)
-	}
+	checkOnce(t, got, want)
 	if _, err := a.p.Poll(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -733,23 +714,13 @@ func TestPollerReplicas(t *testing.T) {
 // handed on after its last record reaches the engine twice.
 func TestPollerLosesLead(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	first, last := recordingSpan(t)
-	s := loadServers(t)
-	srv := httptest.NewServer(s.handler())
+	srv, want, cfg, start := servedRecording(t)
 	defer srv.Close()
-	want := newLedger()
-	if err := newPull(t, srv.URL, source.Auth{}, nil).Run(context.Background(), window, want, func(error) {}); err != nil {
-		t.Fatal(err)
-	}
 	st, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	cfg := source.DefaultPollerConfig()
-	cfg.Lookback = last.Sub(first) + 2*time.Hour
-	cfg.MaxWindow = 24 * time.Hour
-	start := last.Add(cfg.Lag + time.Second)
 	// Every reading of the clock is 31 s after the one before: each
 	// batch is followed by a checkpoint.
 	var tick time.Duration
@@ -758,22 +729,23 @@ func TestPollerLosesLead(t *testing.T) {
 	got := newLedger()
 	var leader atomic.Int64
 	calls, lastBatch := 0, 0
+	traces, profiles := got.consumers(func(handOn func() error) error {
+		// The first replica loses the lock as it hands on its fourth
+		// batch, a trace's.
+		if calls++; calls != 4 {
+			return handOn()
+		}
+		leader.Store(1)
+		before := len(got.spans)
+		err := handOn()
+		lastBatch = len(got.spans) - before
+		return err
+	})
 	newReplica := func(i int64) *source.Poller {
 		p, err := source.NewPoller("tempo+pyroscope", cfg, source.PollerDeps{
 			Pull: newPull(t, srv.URL, source.Auth{}, nil), Watermarks: st, Now: now,
-			Lead: func(context.Context) (bool, error) { return leader.Load() == i, nil },
-			Traces: pipeline.ConsumerFunc[[]telemetry.Span](func(_ context.Context, s []telemetry.Span) error {
-				// The first replica loses the lock as it hands on its
-				// fourth batch.
-				if calls++; calls == 4 {
-					leader.Store(1)
-					lastBatch = len(s)
-				}
-				return got.Spans(s)
-			}),
-			Profiles: pipeline.ConsumerFunc[[]*telemetry.ProfileBatch](func(_ context.Context, bs []*telemetry.ProfileBatch) error {
-				return got.Profile(bs[0])
-			}),
+			Lead:   func(context.Context) (bool, error) { return leader.Load() == i, nil },
+			Traces: traces, Profiles: profiles,
 		})
 		if err != nil {
 			t.Fatal(err)
