@@ -440,6 +440,9 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 			}),
 			Logger: log.With("component", "sources"), Registerer: reg,
 		}
+		if red.Enabled() {
+			deps.Redact = red.Text
+		}
 		name := pollerName(src)
 		if pg != nil {
 			// Of the receivers that share a database and these sources,

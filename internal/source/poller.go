@@ -74,6 +74,9 @@ type PollerDeps struct {
 	// of several replicas sharing the store (the holder of a lock): the
 	// others stand by and ask again at every interval. Nil: it always is.
 	Lead func(ctx context.Context) (bool, error)
+	// Redact, when set, is the redaction of free text (a span name): the
+	// record of a window left unfinished holds no name it would change.
+	Redact func(string) string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -396,7 +399,7 @@ func (p *Poller) saveProgress(ctx context.Context, pr *windowProgress) {
 	if pr.empty() {
 		return
 	}
-	data, err := pr.marshal()
+	data, err := pr.marshal(func(name string) bool { return p.deps.Redact == nil || p.deps.Redact(name) == name })
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), saveTimeout)
 		defer cancel()

@@ -85,11 +85,31 @@ type profilePartJSON struct {
 func (pr *windowProgress) empty() bool { return len(pr.traces) == 0 && len(pr.profiles) == 0 }
 
 // marshal encodes pr (JSON), for a store to keep while its window
-// is unfinished.
-func (pr *windowProgress) marshal() ([]byte, error) {
-	j := progressJSON{Version: progressVersion, From: pr.w.From, To: pr.w.To, Sampled: pr.sampled, IDs: pr.ids, Traces: pr.traces, Spans: pr.spans}
+// is unfinished. keep, when set, says whether a service or span name may
+// be written as it is (the redaction would leave it so): what it refuses
+// is left out, so that the store never holds what redaction masks. A
+// span group left out links no sample after a resume (its samples go by
+// span name, or unlinked); a service's profile left out is read again
+// by a resume.
+func (pr *windowProgress) marshal(keep func(string) bool) ([]byte, error) {
+	if keep == nil {
+		keep = func(string) bool { return true }
+	}
+	j := progressJSON{Version: progressVersion, From: pr.w.From, To: pr.w.To, Sampled: pr.sampled, IDs: pr.ids, Traces: pr.traces, Spans: map[string]map[string][]string{}}
 	for k := range pr.profiles {
-		j.Profiles = append(j.Profiles, profilePartJSON{k.service, k.from, k.to})
+		if keep(k.service) {
+			j.Profiles = append(j.Profiles, profilePartJSON{k.service, k.from, k.to})
+		}
+	}
+	for svc, byName := range pr.spans {
+		if !keep(svc) {
+			continue
+		}
+		kept := maps.Clone(byName)
+		maps.DeleteFunc(kept, func(name string, _ []string) bool { return !keep(name) })
+		if len(kept) > 0 {
+			j.Spans[svc] = kept
+		}
 	}
 	slices.SortFunc(j.Profiles, func(a, b profilePartJSON) int {
 		return cmp.Or(strings.Compare(a.Service, b.Service), cmp.Compare(a.From, b.From), cmp.Compare(a.To, b.To))

@@ -26,7 +26,7 @@ func progressOf() *windowProgress {
 // encoded, and that what cannot be one is refused as malformed, naming
 // why.
 func TestProgressEncoding(t *testing.T) {
-	data, err := progressOf().marshal()
+	data, err := progressOf().marshal(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestProgressEncoding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := pr.marshal()
+	again, err := pr.marshal(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +43,17 @@ func TestProgressEncoding(t *testing.T) {
 	}
 	if g := pr.groups("gateway"); len(g) != 1 || len(g[0].IDs) != 2 {
 		t.Errorf("span groups after decoding: %v", g)
+	}
+	// What redaction would change is left out of the record.
+	masked, err := progressOf().marshal(func(s string) bool { return s != "GET /search" && s != "catalog" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(masked), "GET /search") || strings.Contains(string(masked), "catalog") {
+		t.Errorf("the record holds what redaction masks: %s", masked)
+	}
+	if !strings.Contains(string(masked), `"service":"gateway"`) {
+		t.Errorf("the record lost what redaction keeps: %s", masked)
 	}
 	for _, tc := range []struct{ name, data, want string }{
 		{"not JSON", `{"version":1,`, "unexpected end of JSON input"},
@@ -65,7 +76,7 @@ func TestProgressEncoding(t *testing.T) {
 // refused or decodes to a progress that encodes and decodes again to
 // itself.
 func FuzzUnmarshalProgress(f *testing.F) {
-	data, err := progressOf().marshal()
+	data, err := progressOf().marshal(nil)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -76,7 +87,7 @@ func FuzzUnmarshalProgress(f *testing.F) {
 		if err != nil {
 			return
 		}
-		enc, err := pr.marshal()
+		enc, err := pr.marshal(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +95,7 @@ func FuzzUnmarshalProgress(f *testing.F) {
 		if err != nil {
 			t.Fatalf("%s decoded, its encoding %s did not: %v", data, enc, err)
 		}
-		enc2, err := again.marshal()
+		enc2, err := again.marshal(nil)
 		if err != nil || string(enc2) != string(enc) {
 			t.Fatalf("encoded twice: %s, then %s (%v)", enc, enc2, err)
 		}
