@@ -344,8 +344,9 @@ func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
 	}
 	if err := p.deps.Pull.resume(ctx, pr, h, skip); err != nil {
 		if errors.Is(err, errLostLead) {
-			// The record is the replica's that leads now.
-			p.progress = nil
+			// The record is the replica's that leads now, or this one's
+			// again if it takes the lock back: read it then.
+			p.progress, p.loaded = nil, false
 		} else {
 			p.saveProgress(ctx, pr)
 		}

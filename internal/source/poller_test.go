@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -721,67 +722,72 @@ func TestPollerReplicas(t *testing.T) {
 }
 
 // TestPollerLosesLead checks that a replica which loses the lock in the
-// middle of a window stops within a checkpoint, leaving its record to
-// the replica that leads now, which resumes from it: only what the first
-// handed on after its last record reaches the engine twice.
+// middle of a window stops within a checkpoint, and that the replica
+// that leads next, another or the same one taking the lock back,
+// resumes from the last record: only what was handed on after it
+// reaches the engine twice.
 func TestPollerLosesLead(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	srv, want, cfg, start := servedRecording(t)
 	defer srv.Close()
-	st, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	// Every reading of the clock is 31 s after the one before: each
-	// batch is followed by a checkpoint.
-	var tick time.Duration
-	now := func() time.Time { t := start.Add(tick); tick += 31 * time.Second; return t }
+	for _, next := range []int64{1, 0} {
+		t.Run(fmt.Sprintf("replica %d leads next", next), func(t *testing.T) {
+			st, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			// Every reading of the clock is 31 s after the one before:
+			// each batch is followed by a checkpoint.
+			var tick time.Duration
+			now := func() time.Time { t := start.Add(tick); tick += 31 * time.Second; return t }
 
-	got := newLedger()
-	var leader atomic.Int64
-	calls, lastBatch := 0, 0
-	traces, profiles := got.consumers(func(handOn func() error) error {
-		// The first replica loses the lock as it hands on its fourth
-		// batch, a trace's.
-		if calls++; calls != 4 {
-			return handOn()
-		}
-		leader.Store(1)
-		before := len(got.spans)
-		err := handOn()
-		lastBatch = len(got.spans) - before
-		return err
-	})
-	newReplica := func(i int64) *source.Poller {
-		p, err := source.NewPoller("tempo+pyroscope", cfg, source.PollerDeps{
-			Pull: newPull(t, srv.URL, source.Auth{}, nil), Watermarks: st, Now: now,
-			Lead:   func(context.Context) (bool, error) { return leader.Load() == i, nil },
-			Traces: traces, Profiles: profiles,
+			got := newLedger()
+			var leader atomic.Int64
+			calls, lastBatch := 0, 0
+			traces, profiles := got.consumers(func(handOn func() error) error {
+				// The first replica loses the lock as it hands on its
+				// fourth batch, a trace's.
+				if calls++; calls != 4 {
+					return handOn()
+				}
+				leader.Store(-1)
+				before := len(got.spans)
+				err := handOn()
+				lastBatch = len(got.spans) - before
+				return err
+			})
+			replicas := make([]*source.Poller, 2)
+			for i := range replicas {
+				replicas[i], err = source.NewPoller("tempo+pyroscope", cfg, source.PollerDeps{
+					Pull: newPull(t, srv.URL, source.Auth{}, nil), Watermarks: st, Now: now,
+					Lead:   func(context.Context) (bool, error) { return leader.Load() == int64(i), nil },
+					Traces: traces, Profiles: profiles,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := replicas[0].Poll(t.Context()); err == nil || !strings.Contains(err.Error(), "lost the lead") {
+				t.Fatalf("the poll of the replica that lost the lock: %v, want it stopped", err)
+			}
+			handed := len(got.spans)
+			leader.Store(next)
+			if _, err := replicas[next].Poll(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			twice := 0
+			for _, n := range got.spans {
+				if n > 1 {
+					twice++
+				}
+			}
+			if twice != lastBatch {
+				t.Errorf("%d spans reached the engine twice, want the %d of the batch handed on after the last record (of %d handed on before)", twice, lastBatch, handed)
+			}
+			if len(got.spans) != len(want.spans) || !maps.Equal(got.samples, want.samples) {
+				t.Errorf("%d spans and samples %v reached the engine, want %d and %v", len(got.spans), got.samples, len(want.spans), want.samples)
+			}
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	a, b := newReplica(0), newReplica(1)
-	if _, err := a.Poll(t.Context()); err == nil || !strings.Contains(err.Error(), "lost the lead") {
-		t.Fatalf("the poll of the replica that lost the lock: %v, want it stopped", err)
-	}
-	handed := len(got.spans)
-	if _, err := b.Poll(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	twice := 0
-	for _, n := range got.spans {
-		if n > 1 {
-			twice++
-		}
-	}
-	if twice != lastBatch {
-		t.Errorf("%d spans reached the engine twice, want the %d of the batch handed on after the last record (of %d handed on by the first replica)", twice, lastBatch, handed)
-	}
-	if len(got.spans) != len(want.spans) || !maps.Equal(got.samples, want.samples) {
-		t.Errorf("%d spans and samples %v reached the engine, want %d and %v", len(got.spans), got.samples, len(want.spans), want.samples)
 	}
 }
