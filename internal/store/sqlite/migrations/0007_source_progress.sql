@@ -4,5 +4,5 @@
 
 CREATE TABLE source_progress (
 	name     TEXT PRIMARY KEY,
-	progress BLOB NOT NULL -- source.Progress, encoded
+	progress BLOB NOT NULL -- the poll's record of the window (JSON)
 );
