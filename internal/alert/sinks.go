@@ -25,23 +25,32 @@ import (
 
 // Headers of the webhook sink.
 const (
-	// SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of the
-	// request body under the shared secret.
+	// SignatureHeader carries "sha256=" and the hex HMAC-SHA256, under the
+	// shared secret, of the TimestampHeader value, a dot and the raw
+	// request body (see Sign).
 	SignatureHeader = "X-Evident-Signature"
-	// TimestampHeader carries the Unix time the request was sent, so a
-	// receiver can refuse stale deliveries.
+	// TimestampHeader carries the Unix time, in seconds, the request was
+	// sent. The signature covers it, so a receiver that refuses old
+	// timestamps refuses replayed deliveries too.
 	TimestampHeader = "X-Evident-Timestamp"
 )
 
-// Sign returns the value of SignatureHeader for body under secret.
-func Sign(secret, body []byte) string {
+// Sign returns the value of SignatureHeader for a request whose
+// TimestampHeader is timestamp and whose body is body: "sha256=" and the
+// hex HMAC-SHA256 under secret of timestamp + "." + body, the scheme of
+// Stripe's webhooks. The timestamp is signed so that a receiver can trust
+// it against replays; a signature over the body alone would let anyone
+// who saw one delivery send it again, with any timestamp, for ever.
+func Sign(secret []byte, timestamp string, body []byte) string {
 	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(timestamp))
+	mac.Write([]byte{'.'})
 	mac.Write(body)
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
 }
 
-// Webhook posts each alert as JSON (the Alert type) to a URL, signed with
-// HMAC-SHA256 when a secret is set.
+// Webhook posts each alert as JSON (the Alert type) to a URL, with its
+// timestamp and body signed with HMAC-SHA256 when a secret is set.
 type Webhook struct {
 	name   string
 	url    string
@@ -68,9 +77,13 @@ func (w *Webhook) Send(ctx context.Context, a Alert) error {
 	if err != nil {
 		return pipeline.Permanent(fmt.Errorf("encode alert %s: %w", a.ID, err))
 	}
-	h := http.Header{"Content-Type": {"application/json"}, TimestampHeader: {strconv.FormatInt(w.now().Unix(), 10)}}
+	// Each attempt, retries included, is stamped and signed afresh, so a
+	// retry that waited is not refused as stale; receivers drop repeats by
+	// the alert's id.
+	ts := strconv.FormatInt(w.now().Unix(), 10)
+	h := http.Header{"Content-Type": {"application/json"}, TimestampHeader: {ts}}
 	if len(w.secret) > 0 {
-		h.Set(SignatureHeader, Sign(w.secret, body))
+		h.Set(SignatureHeader, Sign(w.secret, ts, body))
 	}
 	return post(ctx, w.client, w.url, h, body)
 }

@@ -88,7 +88,8 @@ type webhookSink struct {
 	Name   string `yaml:"name"`
 	Tenant string `yaml:"tenant"`
 	URL    string `yaml:"url"`
-	// Secret signs each body (HMAC-SHA256); empty sends it unsigned.
+	// Secret signs each request's timestamp and body (HMAC-SHA256, see
+	// alert.Sign); empty sends them unsigned.
 	Secret string                 `yaml:"secret"`
 	TLS    tlsconfig.ClientConfig `yaml:"tls"`
 }
