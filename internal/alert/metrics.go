@@ -81,13 +81,29 @@ func newMetrics(reg prometheus.Registerer, sinks []*sinkQueue) (*metrics, error)
 	}
 	m.dedupedOf = newByKind(func(kind string) prometheus.Counter { return m.deduplicated.WithLabelValues(kind) })
 	m.latencyOf = newByKind(func(kind string) prometheus.Observer { return m.latency.WithLabelValues(kind) })
+	// Every kind, sink and reason is counted from 0, so that a dashboard
+	// shows 0 for a kind that never fired, or a sink that never failed,
+	// rather than nothing.
 	for _, s := range sinks {
 		m.sendSeconds.WithLabelValues(s.sink.Name())
+		m.retries.WithLabelValues(s.sink.Name())
 	}
-	// Every kind is counted from 0, so that a dashboard shows 0 for a kind
-	// that never fired rather than nothing.
 	for _, k := range detect.Kinds {
-		m.fired.WithLabelValues(string(k))
+		kind := string(k)
+		m.fired.WithLabelValues(kind)
+		m.deduplicated.WithLabelValues(kind)
+		m.latency.WithLabelValues(kind)
+		// Before the fan-out, an alert is dropped for the key's rate or
+		// a router shutting down; after it, for a sink's.
+		for _, reason := range []string{"rate_limited", "shutdown"} {
+			m.dropped.WithLabelValues(kind, "", reason)
+		}
+		for _, s := range sinks {
+			m.sent.WithLabelValues(kind, s.sink.Name())
+			for _, reason := range []string{"rate_limited", "queue_full", "failed", "shutdown"} {
+				m.dropped.WithLabelValues(kind, s.sink.Name(), reason)
+			}
+		}
 	}
 	if reg == nil {
 		return m, nil

@@ -113,8 +113,17 @@ type Guard struct {
 	mode     Mode
 }
 
+// guardResults are the values of evident_auth_requests_total's result
+// label, every one admit counts.
+var guardResults = []string{"ok", "anonymous", "no_credentials", "bad_credentials", "forbidden", "foreign_host", "bad_tenant"}
+
 // Guard returns the guard of a listener, named in metrics and logs.
 func (a *Authenticator) Guard(listener string, mode Mode) *Guard {
+	// Every result of the listener exists from 0, so a rate of refusals is
+	// 0 rather than "no data" before the first.
+	for _, result := range guardResults {
+		a.requests.WithLabelValues(listener, result)
+	}
 	return &Guard{a: a, listener: listener, mode: mode}
 }
 

@@ -549,8 +549,22 @@ func TestAlertLatencyRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "latency sample", func() bool {
-		n, err := testutil.GatherAndCount(reg, "evident_alert_latency_seconds")
-		return err == nil && n == 1
+		// Every kind's series is there from the start; the first
+		// execution's has the sample.
+		mfs, err := reg.Gather()
+		if err != nil {
+			return false
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if mf.GetName() == "evident_alert_latency_seconds" && l.GetName() == "kind" && l.GetValue() == string(detect.KindFirstExecution) {
+						return m.GetHistogram().GetSampleCount() == 1
+					}
+				}
+			}
+		}
+		return false
 	})
 	eventually(t, "executed", func() bool { return verdictOf(e, "shop") == assess.Executed })
 }
@@ -742,7 +756,7 @@ evident_findings_known_exploited{service="orders",verdict="executed"} 0
 # TYPE evident_service_info gauge
 evident_service_info{exposure="exposed",service="gateway"} 1
 evident_service_info{exposure="internal",service="orders"} 1
-# HELP evident_findings_decided_ratio Share of the findings whose verdict runtime evidence decided (executed or not_observed).
+# HELP evident_findings_decided_ratio Share of the findings whose verdict runtime evidence decided (executed, loaded or not_observed: every verdict but unknown).
 # TYPE evident_findings_decided_ratio gauge
 evident_findings_decided_ratio 0.5
 `

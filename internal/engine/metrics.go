@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/evidentsec/evident/internal/detect"
+	"github.com/evidentsec/evident/internal/store"
 )
 
 type metrics struct {
@@ -59,6 +60,19 @@ func newMetrics(reg prometheus.Registerer, depth func() float64, e *Engine) (*me
 			Help: "Accepted batches in which redaction masked at least one value, by signal.",
 		}, []string{"signal"}),
 	}
+	// The series of every signal, result and kind exist at 0 from the
+	// start, so that a rate is 0 before the first batch, not "no data".
+	for _, signal := range []store.BatchKind{store.BatchSpans, store.BatchProfiles} {
+		s := string(signal)
+		for _, result := range []string{"accepted", "refused", "failed"} {
+			m.batches.WithLabelValues(s, result)
+		}
+		m.items.WithLabelValues(s)
+		m.redacted.WithLabelValues(s)
+	}
+	for _, k := range detect.Kinds {
+		m.alerts.WithLabelValues(string(k))
+	}
 	if reg == nil {
 		return m, nil
 	}
@@ -84,7 +98,7 @@ var (
 	backlogDesc = prometheus.NewDesc("evident_backlog_reduction_ratio",
 		"Share of the findings that runtime evidence clears from the backlog (the summary's backlog_reduction).", nil, nil)
 	decidedDesc = prometheus.NewDesc("evident_findings_decided_ratio",
-		"Share of the findings whose verdict runtime evidence decided (executed or not_observed).", nil, nil)
+		"Share of the findings whose verdict runtime evidence decided (executed, loaded or not_observed: every verdict but unknown).", nil, nil)
 	serviceDesc = prometheus.NewDesc("evident_service_info",
 		"1 for each service of the runtime model, labelled with its exposure.", []string{"service", "exposure"}, nil)
 	viewTimeDesc = prometheus.NewDesc("evident_assessment_timestamp_seconds",

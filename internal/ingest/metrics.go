@@ -80,14 +80,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // Reasons lists every reason a record or request is refused.
 var Reasons = []string{ReasonMalformed, ReasonTooLarge, ReasonUnsupported, ReasonFull, ReasonRejected, ReasonUnavailable, ReasonMemory}
 
-// InitRefusals makes the refusal series of a receiver's transport and
-// signal ("traces" or "profiles") exist at 0 for every reason: a
-// dashboard's rate of refusals is then 0 until the first, not "no data".
-func (m *Metrics) InitRefusals(receiver, transport, signal string) {
-	refused := m.RefusedSpans
+// Init makes the series of a receiver's transport and signal ("traces"
+// or "profiles") exist at 0: the accepted records, the refusals for
+// every reason and the request durations. A dashboard's ingest rate is
+// then 0 until the first request, not "no data".
+func (m *Metrics) Init(receiver, transport, signal string) {
+	accepted, refused := m.AcceptedSpans, m.RefusedSpans
 	if signal == "profiles" {
-		refused = m.RefusedProfiles
+		accepted, refused = m.AcceptedProfiles, m.RefusedProfiles
 	}
+	accepted.WithLabelValues(receiver, transport)
+	m.Duration.WithLabelValues(receiver, transport, signal)
 	for _, r := range Reasons {
 		refused.WithLabelValues(receiver, transport, r)
 		m.RefusedRequests.WithLabelValues(receiver, transport, signal, r)

@@ -67,6 +67,10 @@ func (s *Server) register(reg prometheus.Registerer) error {
 		Name: "evident_tls_reloads_total", ConstLabels: labels,
 		Help: "Changes of a listener's certificate files, by result: reloaded (ok) or kept the previous certificate (error).",
 	}, []string{"result"})
+	// Both results from 0: a failed reload shows as a rise, not as a new
+	// series.
+	s.reload.WithLabelValues("ok")
+	s.reload.WithLabelValues("error")
 	expiry := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "evident_tls_certificate_expiry_timestamp_seconds", ConstLabels: labels,
 		Help: "When the certificate a listener serves expires (its NotAfter), in Unix seconds.",

@@ -167,6 +167,10 @@ func TestReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Both results are series at 0 before the first reload.
+	if n, err := testutil.GatherAndCount(reg, "evident_tls_reloads_total"); err != nil || n != 2 {
+		t.Errorf("reload metric before any reload: %d series, %v; want ok and error at 0", n, err)
+	}
 	clk := &clock{t: time.Now()}
 	s.r.now = clk.now
 	addr := serve(t, s.TLSConfig())

@@ -135,6 +135,11 @@ func NewProxy(cfg ProxyConfig, logger *slog.Logger, reg prometheus.Registerer, g
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
 	}
+	// Every outcome is counted from 0, so a rate of blocked requests is 0
+	// rather than "no data" before the first.
+	for _, outcome := range []string{"passed", "blocked", "error", "redirected"} {
+		p.requests.WithLabelValues(outcome)
+	}
 	for _, c := range []prometheus.Collector{p.requests, p.blocked, p.detected, p.latency} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register proxy metrics: %w", err)

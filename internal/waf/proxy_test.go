@@ -103,6 +103,10 @@ func TestProxyEndToEnd(t *testing.T) {
 	dir, _ := shopRules(t)
 	audit := &lockedBuffer{}
 	p, reg := startProxy(t, dir, upstream.URL, audit)
+	// Every outcome is a series at 0 before the first request.
+	if n, err := testutil.GatherAndCount(reg, "evident_waf_requests_total"); err != nil || n != 4 {
+		t.Errorf("requests_total before any request: %d series, %v; want passed, blocked, error and redirected", n, err)
+	}
 	base := "http://" + p.Addr()
 	client := &http.Client{}
 	defer client.CloseIdleConnections()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -719,4 +720,24 @@ func readLog(t *testing.T, cfg Config, n int) []*kgo.Record {
 		got = append(got, cl.PollFetches(ctx).Records()...)
 	}
 	return got
+}
+
+// TestMetricsFromZero: every signal and outcome is a series at 0 before
+// the first record, so a rate of failures is 0 rather than "no data".
+func TestMetricsFromZero(t *testing.T) {
+	cfg := cluster(t, 1)
+	reg := prometheus.NewRegistry()
+	p, err := NewProducer(cfg, nil, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Shutdown(context.Background()) })
+	if _, err := NewReader(cfg, newApplier(newState()), time.Second, nil, reg); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]int{"evident_kafka_produced_records_total": 6, "evident_kafka_read_records_total": 2} {
+		if n, err := testutil.GatherAndCount(reg, name); err != nil || n != want {
+			t.Errorf("%s: %d series (%v), want %d", name, n, err, want)
+		}
+	}
 }

@@ -78,6 +78,13 @@ func NewProducer(cfg Config, red *redact.Redactor, logger *slog.Logger, reg prom
 		Name: "evident_kafka_produced_records_total",
 		Help: "Records written to the ingest log, by signal and outcome (written, unavailable, rejected).",
 	}, []string{"signal", "outcome"})}
+	// Every signal and outcome from 0, so a rate of failed writes is 0
+	// rather than "no data".
+	for _, signal := range []string{"traces", "profiles"} {
+		for _, outcome := range []string{"written", "unavailable", "rejected"} {
+			p.m.WithLabelValues(signal, outcome)
+		}
+	}
 	if reg != nil {
 		if err := reg.Register(p.m); err != nil {
 			cl.Close()

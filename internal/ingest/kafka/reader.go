@@ -118,6 +118,10 @@ func NewReader(cfg Config, a Applier, checkpoint time.Duration, logger *slog.Log
 		Name: "evident_kafka_read_records_total",
 		Help: "Records read from the ingest log, by outcome (applied, malformed).",
 	}, []string{"outcome"})}
+	// Both outcomes from 0, so a rate of malformed records is 0 rather
+	// than "no data".
+	r.m.WithLabelValues("applied")
+	r.m.WithLabelValues("malformed")
 	if reg != nil {
 		if err := reg.Register(r.m); err != nil {
 			return nil, fmt.Errorf("register kafka reader metrics: %w", err)

@@ -18,7 +18,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, transport := range []string{"grpc", "http"} {
 		for _, signal := range []string{"traces", "profiles"} {
-			m.InitRefusals("otlp", transport, signal)
+			m.Init("otlp", transport, signal)
 		}
 	}
 	return &metrics{m}, nil

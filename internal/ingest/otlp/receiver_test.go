@@ -199,11 +199,15 @@ func TestOTelSDKExporters(t *testing.T) {
 			r, reg := startReceiver(t, testConfig(), traces, &recorder[[]*telemetry.ProfileBatch]{})
 			sendSDKSpan(t, tt.exporter(t, r))
 			checkSDKSpan(t, traces.all())
+			// Both transports' series exist from the start, the other's
+			// at 0.
+			other := map[string]string{"grpc": "http", "http": "grpc"}[tt.transport]
 			want := fmt.Sprintf(`
 # HELP evident_receiver_accepted_spans_total Spans accepted by a receiver and handed to the pipeline.
 # TYPE evident_receiver_accepted_spans_total counter
 evident_receiver_accepted_spans_total{receiver="otlp",transport=%q} 1
-`, tt.transport)
+evident_receiver_accepted_spans_total{receiver="otlp",transport=%q} 0
+`, tt.transport, other)
 			if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "evident_receiver_accepted_spans_total"); err != nil {
 				t.Error(err)
 			}

@@ -17,7 +17,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	for _, transport := range []string{"http", "connect"} {
-		m.InitRefusals("pyroscope", transport, "profiles")
+		m.Init("pyroscope", transport, "profiles")
 	}
 	return &metrics{m}, nil
 }
