@@ -167,8 +167,11 @@ are looked up in the vulnerability database (<data>/vulndb, or --vulns).
 A FILE written as SERVICE=FILE assigns its findings to SERVICE (SVC1,SVC2=FILE
 to several services that run the same artifact); a DIR holds one report per
 service, named after it (reports/gateway.json is the gateway's); --service
-names the service of the files that say neither. The format of each file is
-detected from its content unless --input-format says it.
+names the service of the files that say neither. Without any of these, a
+report's service is the one the artifact it scanned names, as analyze infers
+it (the example.com/shop/cmd/gateway binary, the registry.example.com/shop/gateway:1.4
+image: gateway), said on stderr. The format of each file is detected from its
+content unless --input-format says it.
 
 Records that cannot be read are reported on stderr with the file, the record
 and the reason, and skipped; the others are printed. Exit status 3 if any
@@ -242,10 +245,20 @@ record was skipped, 2 if a file could not be read at all.`,
 						skipped++
 					}
 					// SERVICE=FILE (or a directory's file name) wins;
-					// --service only fills in what the input did not say.
+					// --service only fills in what the input did not
+					// say; without either, the artifact the report
+					// scanned names it, as analyze and serve infer it
+					// (with no telemetry to check the name against).
 					if in.services == "" {
 						for i := range fs {
 							fs[i].Service = cmp.Or(fs[i].Service, service)
+						}
+						if service == "" && len(fs) > 0 {
+							imported := importedFindings{findingsFile: in, fs: fs}
+							if svc, why, err := inferService(imported.artifact(), seenServices{}); err == nil {
+								fmt.Fprintf(g.stderr, "evident: %s: service %s (%s)\n", in.path, svc, why)
+								in.services = svc
+							}
 						}
 					}
 					all = append(all, forServices(fs, in.services)...)

@@ -42,6 +42,14 @@ func TestFindingsImport(t *testing.T) {
 			golden:   "dir.table.golden",
 		},
 		{
+			// As analyze and POST /api/v1/findings infer it: the
+			// example.com/shop/cmd/gateway binary is gateway's.
+			name:     "the service named by the artifact the report scanned",
+			args:     []string{"../../examples/shop/recorded/findings/gateway.json"},
+			wantCode: ExitOK,
+			golden:   "artifact.table.golden",
+		},
+		{
 			name:     "forced input format",
 			args:     []string{"--input-format", "grype", fx + "grype/image.json"},
 			wantCode: ExitOK,
