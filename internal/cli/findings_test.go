@@ -3,12 +3,15 @@ package cli
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidentsec/evident/internal/findings"
 )
 
 func TestFindingsImport(t *testing.T) {
@@ -271,5 +274,38 @@ func TestImportUploadUnknownFormat(t *testing.T) {
 	want := `upload: format "bogus" is not one evident reads (want auto or one of ` + strings.Join(importFormats(), ", ") + ")"
 	if len(errs) != 1 || errs[0].Error() != want {
 		t.Errorf("errors %v, want %q", errs, want)
+	}
+}
+
+// TestFindingsImportEvidentCycloneDX reads back evident's own CycloneDX
+// report of the example shop: the services are the BOM's applications,
+// not packages, so none is a skipped record, and the BOM claims no static
+// reachability, so no finding says it.
+func TestFindingsImportEvidentCycloneDX(t *testing.T) {
+	rd := filepath.Join(shop, "recorded")
+	bom := filepath.Join(t.TempDir(), "shop.cdx.json")
+	code, _, errOut := run(t, "analyze", "--config", filepath.Join(shop, "evident.yaml"), "--vulns", filepath.Join(rd, "osv"),
+		"--findings", filepath.Join(rd, "findings"), "--traces", filepath.Join(rd, "traces.jsonl"), "--profiles", filepath.Join(rd, "profiles"),
+		"--format", "cyclonedx", "-o", bom)
+	if code != ExitOK {
+		t.Fatalf("analyze: exit %d: %s", code, errOut)
+	}
+	code, out, errOut := run(t, "findings", "import", "--format", "json", "--vulns", filepath.Join(rd, "osv"), "gateway="+bom)
+	if code != ExitOK || errOut != "" {
+		t.Errorf("findings import of evident's BOM: exit %d, stderr %q; want 0 and nothing", code, errOut)
+	}
+	var got struct {
+		Findings []findings.Finding `json:"findings"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Findings) == 0 {
+		t.Fatal("no findings read back")
+	}
+	for _, f := range got.Findings {
+		if f.Service != "gateway" || f.Static != findings.StaticUnknown {
+			t.Errorf("%s %s: service %q, static %q; want gateway and no claim", f.Package.PURL, f.Vulnerability.ID, f.Service, f.Static)
+		}
 	}
 }

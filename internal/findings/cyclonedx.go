@@ -48,7 +48,8 @@ type cdxVulnerability struct {
 // analysis triages as not_affected, false_positive or resolved is left
 // out, as scanners honour a VEX. When m is not nil, the database record
 // that is the same vulnerability supplies the fixed version and its ids
-// as aliases.
+// as aliases. A BOM's vulnerabilities carry no reachability analysis,
+// so their findings claim none (Static unknown).
 // A BOM without vulnerabilities is an SBOM: each component is looked up
 // in m, and each record that affects it is a finding with Static
 // required, since the BOM shows the component in the build and no more.
@@ -62,7 +63,8 @@ type cdxVulnerability struct {
 // Records that cannot be used, such as a library with no package URL or a
 // vulnerability affecting no component, are reported as *RecordError
 // naming the component's bom-ref or the vulnerability's id, and skipped.
-// The subject without a version (a Go development build) is left out
+// The subject, or a component of type application, without a version (a
+// Go development build; a service in evident's own BOM) is left out
 // without one, as any Go module at (devel) is.
 // An input that is not a CycloneDX BOM is one error wrapping
 // ErrWrongFormat; broken JSON or XML one wrapping ErrMalformed.
@@ -234,11 +236,14 @@ func (b *cdxBOM) collect(name string) ([]Component, map[string]*Component, []err
 		}
 		comp, ok, err := cdxToComponent(e.c)
 		switch {
-		case err != nil && e.c == b.metadata && errors.Is(err, errNoVersion):
-			// The BOM's subject without a version is the application
-			// itself, built from a work tree: cyclonedx-gomod bin of a
-			// build without version control information writes the main
-			// module so. Nothing names it to match, as (devel).
+		case err != nil && (e.c == b.metadata || e.c.Type == cdx.ComponentTypeApplication) && errors.Is(err, errNoVersion):
+			// The BOM's subject, or an application, without a version is
+			// the software the BOM describes, not a release of a package
+			// that advisories name: cyclonedx-gomod bin of a build
+			// without version control information writes the main
+			// module so, and evident's own BOM each service it observed
+			// (pkg:generic/shop/gateway), its packages nested under it.
+			// Nothing names it to match, as (devel).
 			continue
 		case err != nil:
 			errs = append(errs, &RecordError{File: name, Record: rec, Err: err})
@@ -349,8 +354,11 @@ func vulnerabilityFindings(vr cdxVulnerability, byRef map[string]*Component, m M
 			Package:       comp.Package,
 			Vulnerability: Vulnerability{ID: v.ID, Aliases: sortedSet(slices.DeleteFunc(slices.Clone(ids[1:]), func(s string) bool { return s == v.ID }))},
 			Severity:      sev,
-			Static:        StaticRequired,
-			Sources:       []Source{{Tool: string(FormatCycloneDX), File: name}},
+			// A BOM's vulnerability says the component is affected,
+			// not whether its code is reachable: no static claim, as
+			// for Trivy's and Grype's reports.
+			Static:  StaticUnknown,
+			Sources: []Source{{Tool: string(FormatCycloneDX), File: name}},
 		}
 		enrich(&f, m, ids)
 		out = append(out, f)

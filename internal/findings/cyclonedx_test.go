@@ -19,6 +19,9 @@ func TestParseCycloneDX(t *testing.T) {
 		{name: "cyclonedx-gomod bin, development build", input: "cyclonedx/gomod-bin-devel.json", golden: "cyclonedx/gomod-bin-devel.golden"},
 		{name: "trivy vulnerabilities", input: "cyclonedx/trivy-fs.json", golden: "cyclonedx/trivy-fs.golden"},
 		{name: "embedded vex", input: "cyclonedx/vex-embedded.json", golden: "cyclonedx/vex-embedded.golden"},
+		// evident's own CycloneDX report (internal/report's golden): the
+		// services are applications without a version, not packages.
+		{name: "evident's report", input: "cyclonedx/evident-report.json", golden: "cyclonedx/evident-report.golden"},
 		{name: "linux build", input: "cyclonedx/platform.json", golden: "cyclonedx/platform.golden"},
 		{name: "windows build", input: "cyclonedx/platform-windows.json", golden: "cyclonedx/platform-windows.golden"},
 	})
@@ -233,7 +236,7 @@ func TestParseCycloneDXScanOrSBOM(t *testing.T) {
 
 func FuzzCycloneDX(f *testing.F) {
 	fuzzParser(f, withMatcher(ParseCycloneDX, testDB(f)),
-		"cyclonedx/gomod-app-1.6.json", "cyclonedx/gomod-app-1.6.xml", "cyclonedx/trivy-fs.json", "cyclonedx/vex-embedded.json")
+		"cyclonedx/gomod-app-1.6.json", "cyclonedx/gomod-app-1.6.xml", "cyclonedx/trivy-fs.json", "cyclonedx/vex-embedded.json", "cyclonedx/evident-report.json")
 }
 
 // TestCycloneDXErrorsNameTheFile checks the file-level errors too.
