@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
 	"github.com/evidentsec/evident/internal/detect"
@@ -217,8 +218,17 @@ func TestSinks(t *testing.T) {
 			t.Errorf("lines = %+v", lines)
 		}
 	})
-	if got := testutil.CollectAndCount(reg, "evident_alert_latency_seconds"); got != 1 {
-		t.Errorf("latency series = %d", got)
+	// Every kind has its latency series from the start; the one alert
+	// fired is in its kind's.
+	if got, want := testutil.CollectAndCount(reg, "evident_alert_latency_seconds"), len(detect.Kinds); got != want {
+		t.Errorf("latency series = %d, want %d", got, want)
+	}
+	var latency dto.Metric
+	if err := r.m.latency.WithLabelValues(string(detect.KindFirstExecution)).(prometheus.Histogram).Write(&latency); err != nil {
+		t.Fatal(err)
+	}
+	if got := latency.GetHistogram().GetSampleCount(); got != 1 {
+		t.Errorf("first_execution latency count = %v, want 1", got)
 	}
 	if err := r.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
