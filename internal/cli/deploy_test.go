@@ -91,7 +91,7 @@ func TestHealthcheck(t *testing.T) {
 // serves nothing.
 func TestServeCheckConfig(t *testing.T) {
 	good := filepath.Join("testdata", "config", "good.yml")
-	if code, out, stderr := run(t, "--data", t.TempDir(), "serve", "--config", good, "--api", "0.0.0.0:8080", "--check-config"); code != ExitOK || out != "evident: configuration ok\n" {
+	if code, out, stderr := run(t, "--data", t.TempDir(), "serve", "--config", good, "--api", "0.0.0.0:8080", "--insecure", "--check-config"); code != ExitOK || out != "evident: configuration ok\n" {
 		t.Errorf("serve --check-config of %s = %d %q %s; want 0 and ok", good, code, out, stderr)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yml")
@@ -105,6 +105,13 @@ func TestServeCheckConfig(t *testing.T) {
 		t.Errorf("serve --check-config with a bad --api = %d %s; want 2 naming it", code, stderr)
 	}
 }
+
+// refuseHint is what serve says to do when it refuses to start with a
+// listener beyond loopback that nobody could be admitted to.
+const refuseHint = `  Create a token first:        evident token create --name <what for> --role ingest|read|admin
+  or configure OIDC:           serve.auth.oidc (docs/security.md)
+  or listen on loopback only:  e.g. --api 127.0.0.1:8080
+  or run without auth:         --insecure (anyone who reaches these ports can read every finding and replace them)`
 
 // TestServeCheckConfigReadsFiles: --check-config reads what a start would
 // read before serving, with the start's own functions, and names every
@@ -130,6 +137,9 @@ func TestServeCheckConfigReadsFiles(t *testing.T) {
 		wantErr []string
 		// wantNote is on stderr when the check passes.
 		wantNote string
+		// token: the store under --data holds a token, made with evident
+		// token create before the check.
+		token bool
 	}{
 		{
 			name:   "every file reads",
@@ -192,6 +202,41 @@ func TestServeCheckConfigReadsFiles(t *testing.T) {
 			wantErr: []string{"serve.sources: --tempo: read EVIDENT_TEMPO_PASSWORD_FILE: open /nonexistent/tempo.token: no such file or directory"},
 		},
 		{
+			name:    "listener beyond loopback that nobody could use",
+			args:    []string{"--vulns", osv, "--api", "0.0.0.0:18181", "--otlp-grpc", "", "--otlp-http", "", "--pyroscope", ""},
+			wantErr: []string{"refusing to start: api (0.0.0.0:18181) would need credentials, and there is no API token or OIDC issuer to authenticate anyone.", refuseHint},
+		},
+		{
+			name:    "receivers beyond loopback that nobody could use",
+			args:    []string{"--vulns", osv, "--otlp-http", ":4318", "--pyroscope", "0.0.0.0:4040"},
+			wantErr: []string{"refusing to start: otlp-http (:4318), pyroscope (0.0.0.0:4040) would need credentials, and there is no API token or OIDC issuer to authenticate anyone.", refuseHint},
+		},
+		{
+			name: "listener beyond loopback, --insecure",
+			args: []string{"--vulns", osv, "--api", "0.0.0.0:18181", "--insecure"},
+		},
+		{
+			name:  "listener beyond loopback with a token",
+			args:  []string{"--vulns", osv, "--api", "0.0.0.0:18181"},
+			token: true,
+		},
+		{
+			name:    "port out of range",
+			args:    []string{"--vulns", osv},
+			config:  "serve:\n  api:\n    endpoint: 127.0.0.1:99999\n",
+			wantErr: []string{`config $C: api endpoint "127.0.0.1:99999": port 99999 out of range (0 to 65535)`},
+		},
+		{
+			name:    "port out of range of a flag",
+			args:    []string{"--vulns", osv, "--otlp-grpc", "127.0.0.1:65536"},
+			wantErr: []string{`invalid otlp receiver config: grpc_endpoint "127.0.0.1:65536": port 65536 out of range (0 to 65535)`},
+		},
+		{
+			name:    "API turned off",
+			args:    []string{"--vulns", osv, "--api", ""},
+			wantErr: []string{`api endpoint "": the API listener cannot be turned off (it serves /healthz, /metrics, the API and the web UI); give it a host:port, e.g. 127.0.0.1:8080`},
+		},
+		{
 			name:   "every problem at once",
 			args:   []string{"--vulns", "/nonexistent", "--findings", "bad/nonexistent.json"},
 			config: tlsConfig("/nonexistent.pem", key),
@@ -208,9 +253,14 @@ func TestServeCheckConfigReadsFiles(t *testing.T) {
 				t.Setenv(k, v)
 			}
 			data := t.TempDir()
+			if tt.token {
+				if code, _, stderr := run(t, "--data", data, "token", "create", "--name", "ci", "--role", "read"); code != ExitOK {
+					t.Fatalf("token create = %d %s", code, stderr)
+				}
+			}
 			args := []string{"--data", data, "serve", "--check-config"}
+			config := filepath.Join(t.TempDir(), "evident.yaml")
 			if tt.config != "" {
-				config := filepath.Join(t.TempDir(), "evident.yaml")
 				if err := os.WriteFile(config, []byte(tt.config), 0o600); err != nil {
 					t.Fatal(err)
 				}
@@ -221,11 +271,11 @@ func TestServeCheckConfigReadsFiles(t *testing.T) {
 				if code != ExitOK || out != "evident: configuration ok\n" || !strings.HasPrefix(stderr, tt.wantNote) || (tt.wantNote == "" && stderr != "") {
 					t.Errorf("exit %d, stdout %q, stderr %q; want 0, ok and %q", code, out, stderr, tt.wantNote)
 				}
-			} else if want := "evident: " + strings.Join(tt.wantErr, "\n") + "\n"; code != ExitUsage || out != "" || stderr != want {
+			} else if want := "evident: " + strings.ReplaceAll(strings.Join(tt.wantErr, "\n"), "$C", config) + "\n"; code != ExitUsage || out != "" || stderr != want {
 				t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant %d and:\n%s", code, out, stderr, ExitUsage, want)
 			}
 			// No store, no alert file: nothing is created.
-			if entries, err := os.ReadDir(data); err != nil || len(entries) > 0 {
+			if entries, err := os.ReadDir(data); !tt.token && (err != nil || len(entries) > 0) {
 				t.Errorf("data directory after the check: %v, %v; want it empty", entries, err)
 			}
 			if _, err := os.Stat(alerts); !errors.Is(err, fs.ErrNotExist) {

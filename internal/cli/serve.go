@@ -83,7 +83,8 @@ Findings come from --findings (as in analyze) or, without it, from the store
 from --vulns or <data>/vulndb ("evident db update").
 
 Every listener binds to loopback unless configured otherwise; an empty
---otlp-grpc, --otlp-http or --pyroscope turns that listener off. A listener
+--otlp-grpc, --otlp-http or --pyroscope turns that listener off (the API's cannot be
+turned off: it serves /healthz, /metrics, the API and the UI). A listener
 bound beyond loopback asks every client for a token ("evident token create")
 or an OIDC JWT; without any, evident refuses to start unless --insecure
 (docs/security.md). Flags override the configuration file
@@ -134,7 +135,7 @@ receivers first, so that what they accepted drains into the store.`,
 	f.StringVar(&fl.otlpHTTP, "otlp-http", "", `OTLP/HTTP listen address (default 127.0.0.1:4318; "" turns it off)`)
 	f.StringVar(&fl.pyroscope, "pyroscope", "", `Pyroscope /ingest listen address (default 127.0.0.1:4040; "" turns it off)`)
 	f.StringVar(&fl.role, "role", roleAll, "part of the scaled-out deployment to run: receiver, engine, api, or all of them in one process (docs/scaling.md)")
-	f.BoolVar(&fl.checkConfig, "check-config", false, "check the configuration file, the flags and the files they name (findings, vulnerability database, certificates), print what is wrong, and exit without serving (status 2 if anything is)")
+	f.BoolVar(&fl.checkConfig, "check-config", false, "check the configuration file, the flags, the listen addresses, whether a listener beyond loopback could admit anyone, and the files they name (findings, vulnerability database, certificates), as a start would; print what is wrong, and exit without serving (status 2 if anything is)")
 	f.BoolVar(&fl.insecure, "insecure", false, "serve listeners bound beyond loopback WITHOUT authentication (anyone who reaches them can read and replace findings)")
 	return cmd
 }
@@ -531,16 +532,7 @@ func (s *server) guards(ctx context.Context, sc serveConfig, insecure bool, reg 
 	if err := s.auth.Reload(ctx); err != nil {
 		return nil, err
 	}
-	var ls []auth.Listener
-	for _, l := range []auth.Listener{
-		{Name: listenerAPI, Endpoint: sc.API.Endpoint}, {Name: listenerOTLPGRPC, Endpoint: sc.OTLP.GRPCEndpoint},
-		{Name: listenerOTLPHTTP, Endpoint: sc.OTLP.HTTPEndpoint}, {Name: listenerPyroscope, Endpoint: sc.Pyroscope.Endpoint},
-	} {
-		if l.Endpoint != "" {
-			ls = append(ls, l)
-		}
-	}
-	modes, err := s.auth.Modes(ls, insecure)
+	ls, modes, err := listenerModes(s.auth, sc, insecure)
 	if err != nil {
 		return nil, err
 	}

@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/store"
+	"github.com/evidentsec/evident/internal/store/sqlite"
 	"github.com/evidentsec/evident/internal/tlsconfig"
 	"github.com/evidentsec/evident/internal/vulndb"
 )
@@ -63,9 +67,12 @@ func serveFindings(fl serveFlags, db *vulndb.DB, warn func(error), note func(str
 // it serves, with the functions the start reads it with: the
 // vulnerability database, the reports of --findings, the certificates,
 // keys and CAs of the listeners and of the outbound clients (alert sinks,
-// OIDC, Kafka), the sources' credentials, and where the alert files go.
-// It binds no listener, opens no store, creates no file and connects to
-// nothing. The error names every problem, each with its flag or
+// OIDC, Kafka), the sources' credentials, where the alert files go, and
+// whether a listener beyond loopback could admit anyone
+// (checkListenerAuth). The listeners' endpoints were checked with the
+// configuration (listener.ValidateEndpoint). It binds no listener,
+// creates no file and connects to nothing; it reads the tokens of an
+// existing store only when a listener beyond loopback needs them. The error names every problem, each with its flag or
 // configuration key.
 //
 // A data directory without a vulnerability database is only noted on
@@ -148,5 +155,80 @@ func checkServe(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags) 
 		_, err := src.flags().newPull(os.Getenv)
 		problem("serve.sources", err)
 	}
+	errs = append(errs, checkListenerAuth(ctx, g, sc, fl.insecure))
 	return errors.Join(errs...)
+}
+
+// listenerModes decides the mode of each listener sc binds with a's
+// credentials (auth.Authenticator.Modes), and returns the listeners
+// decided. It is the check that serve (server.guards) and --check-config
+// both run before anything listens: a listener beyond loopback that
+// nobody could be admitted to is refused (auth.ErrRefuse).
+func listenerModes(a *auth.Authenticator, sc serveConfig, insecure bool) ([]auth.Listener, map[string]auth.Mode, error) {
+	var ls []auth.Listener
+	for _, l := range []auth.Listener{
+		{Name: listenerAPI, Endpoint: sc.API.Endpoint}, {Name: listenerOTLPGRPC, Endpoint: sc.OTLP.GRPCEndpoint},
+		{Name: listenerOTLPHTTP, Endpoint: sc.OTLP.HTTPEndpoint}, {Name: listenerPyroscope, Endpoint: sc.Pyroscope.Endpoint},
+	} {
+		if l.Endpoint != "" {
+			ls = append(ls, l)
+		}
+	}
+	modes, err := a.Modes(ls, insecure)
+	return ls, modes, err
+}
+
+// tokenList is a fixed list of tokens, for an Authenticator that
+// --check-config builds without a store.
+type tokenList []store.Token
+
+func (t tokenList) Tokens(context.Context) ([]store.Token, error) { return t, nil }
+
+// checkListenerAuth runs listenerModes as serve would. With an OIDC
+// issuer somebody can always be admitted (serve fetches its discovery
+// document as it starts, which the check does not). Otherwise only the
+// tokens can admit anyone, and they are read only when a listener
+// beyond loopback needs them: from the SQLite store under --data if it
+// exists (opened shared, as evident token does; none exists before the
+// first serve, so there is no token either). PostgreSQL is not
+// connected to: its tokens go unchecked, which is noted on stderr.
+func checkListenerAuth(ctx context.Context, g *globals, sc serveConfig, insecure bool) error {
+	if sc.Auth.OIDC.Issuer != "" {
+		return nil
+	}
+	modes := func(tokens auth.Tokens) error {
+		a, err := auth.New(ctx, sc.Auth, auth.Deps{Tokens: tokens})
+		if err != nil {
+			return err
+		}
+		if err := a.Reload(ctx); err != nil {
+			return err
+		}
+		_, _, err = listenerModes(a, sc, insecure)
+		return err
+	}
+	err := modes(tokenList(nil))
+	if !errors.Is(err, auth.ErrRefuse) {
+		return err
+	}
+	if sc.Store.Backend == backendPostgres {
+		fmt.Fprintf(g.stderr, "evident: note: the API tokens are in PostgreSQL (serve.store), which --check-config does not connect to; serve refuses to start if it holds no live token: %v\n", firstLine(err))
+		return nil
+	}
+	dir := filepath.Join(g.dataDir, "store")
+	if _, serr := os.Stat(filepath.Join(dir, sqlite.FileName)); serr != nil {
+		return err
+	}
+	st, oerr := sqlite.OpenShared(ctx, dir, sc.Store.Config)
+	if oerr != nil {
+		return fmt.Errorf("read the API tokens: %w", oerr)
+	}
+	defer st.Close()
+	return modes(st)
+}
+
+// firstLine is the first line of err's message.
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
 }

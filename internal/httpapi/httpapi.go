@@ -127,7 +127,11 @@ func DefaultConfig() Config {
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
-	if _, _, err := net.SplitHostPort(c.Endpoint); err != nil {
+	if c.Endpoint == "" {
+		// Unlike the receivers', the API listener cannot be turned off.
+		return errors.New(`api endpoint "": the API listener cannot be turned off (it serves /healthz, /metrics, the API and the web UI); give it a host:port, e.g. 127.0.0.1:8080`)
+	}
+	if err := listener.ValidateEndpoint(c.Endpoint); err != nil {
 		return fmt.Errorf("api endpoint %q: %w", c.Endpoint, err)
 	}
 	if c.MaxUploadBytes <= 0 {

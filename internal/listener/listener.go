@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -97,11 +98,40 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// ValidateEndpoint reports whether Listen could bind endpoint as far as
+// its form goes: host:port, with a port of 0 to 65535 (0 asks the system
+// for a free one) or a service name. Whether the address is this
+// machine's and the port free is known only when Listen binds it. The
+// configurations' Validate call it, so that a check of the configuration
+// refuses what Listen would.
+func ValidateEndpoint(endpoint string) error {
+	_, port, err := net.SplitHostPort(endpoint)
+	if err != nil {
+		return err
+	}
+	if port == "" {
+		return nil // as 0
+	}
+	if n, err := strconv.Atoi(port); err == nil {
+		if n < 0 || n > 65535 {
+			return fmt.Errorf("port %d out of range (0 to 65535)", n)
+		}
+		return nil
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("port %q is neither a number nor a known service name", port)
+	}
+	return nil
+}
+
 // Listen listens on the TCP endpoint and holds at most maxConns
 // connections open at once.
 func Listen(ctx context.Context, endpoint string, maxConns int) (net.Listener, error) {
 	if maxConns <= 0 {
 		return nil, fmt.Errorf("%w: max_connections %d, want > 0", ErrConfig, maxConns)
+	}
+	if err := ValidateEndpoint(endpoint); err != nil {
+		return nil, fmt.Errorf("%w: endpoint %q: %w", ErrConfig, endpoint, err)
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", endpoint)

@@ -119,7 +119,7 @@ func (c Config) Validate() error {
 		if ep == "" {
 			continue
 		}
-		if _, _, err := net.SplitHostPort(ep); err != nil {
+		if err := listener.ValidateEndpoint(ep); err != nil {
 			return fmt.Errorf("%w: %s %q: %w", ErrConfig, name, ep, err)
 		}
 	}

@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 
@@ -91,7 +90,7 @@ func DefaultConfig() Config {
 
 // Validate reports the first problem of c.
 func (c Config) Validate() error {
-	if _, _, err := net.SplitHostPort(c.Endpoint); err != nil {
+	if err := listener.ValidateEndpoint(c.Endpoint); err != nil {
 		return fmt.Errorf("%w: endpoint %q: %w", ErrConfig, c.Endpoint, err)
 	}
 	if c.MaxRequestBytes <= 0 || c.MaxRequestBytes > 1<<30 {
