@@ -48,7 +48,9 @@ func newDemoCmd(g *globals) *cobra.Command {
 		Use:   "demo [--duration D] [--examples auto|replay|off] [--data DIR]",
 		Short: "Run evident serve against the example shop, live, and show the verdicts as they change",
 		Long: `Start evident serve in this process with the embedded store (in a temporary
-directory unless --data is given), build and start the example shop's services
+directory unless --data is given to the demo: EVIDENT_DATA is not used, so the
+demo never writes into, nor replaces the findings of, the data directory the
+other commands use), build and start the example shop's services
 (examples/shop: real OpenTelemetry SDK traces over OTLP/HTTP, real pyroscope-go
 profiles to /ingest), drive bounded load at its gateway on loopback, import the
 example's govulncheck findings, and show the verdicts as they change, with the
@@ -79,7 +81,11 @@ recording is replayed instead (spans over OTLP/HTTP, profile to /ingest),
 and the demo says why. --examples replay replays all three, --examples off
 leaves them out. At the end a line per example says whether it ran live,
 was replayed or skipped, and whether its verdicts are those of its
-recorded/expected.yaml.
+recorded/expected.yaml; if any differ, the demo exits with status 1.
+
+The vulnerability records are the shop's recorded ones, or the database of
+--data if it has one ("evident db update"); each example's recorded records
+(those its expected.yaml was made with) are read beside them.
 
 Run it from the evident repository (go run ./cmd/evident demo); it needs the
 Go toolchain to build the shop. The first build downloads the shop's modules
@@ -93,12 +99,14 @@ prints its progress.`,
 			if fl.duration < 0 {
 				return withCode(ExitUsage, fmt.Errorf("--duration %v: want a positive duration, or 0 to run until Ctrl-C", fl.duration))
 			}
-			dataSet := cmd.Flags().Changed("data") || os.Getenv("EVIDENT_DATA") != ""
-			err := runDemo(cmd.Context(), g, fl, dataSet)
+			err := runDemo(cmd.Context(), g, fl, demoDataNamed(cmd))
 			if err != nil && cmd.Context().Err() != nil {
 				// Ctrl-C before the shop ran (during its build): not a failure.
 				fmt.Fprintf(g.stderr, "evident demo: interrupted (%v)\n", err)
 				return nil
+			}
+			if ee := (*exitError)(nil); errors.As(err, &ee) {
+				return err
 			}
 			if err != nil {
 				return withCode(ExitUsage, err)
@@ -110,6 +118,15 @@ prints its progress.`,
 	cmd.Flags().StringVar(&fl.examples, "examples", examplesAuto, "the examples in other languages beside the shop: auto (live where their runtime is installed, else their recordings replayed), replay or off")
 	cmd.Flags().StringVar(&fl.example, "example", "", "the example shop's directory (default: examples/shop of the repository around the working directory)")
 	return cmd
+}
+
+// demoDataNamed says whether the demo keeps its store in the data
+// directory of --data: only when the flag is given to the demo itself.
+// EVIDENT_DATA names the directory of the other commands' store and
+// database, which the demo must not write into, nor replace its
+// findings: without --data the demo's store is temporary.
+func demoDataNamed(cmd *cobra.Command) bool {
+	return cmd.Flags().Changed("data")
 }
 
 // shopServices are the example's services that report telemetry, in
@@ -130,35 +147,9 @@ func runDemo(ctx context.Context, g *globals, fl demoFlags, dataSet bool) (err e
 		return err
 	}
 	defer os.RemoveAll(work)
-	if !dataSet {
-		g.dataDir = filepath.Join(work, "data")
-	}
-
-	cfg, err := loadConfig(filepath.Join(shop, "evident.yaml"))
+	cfg, fs, examples, err := setUpDemo(g, shop, fl.examples, dataSet, work)
 	if err != nil {
 		return err
-	}
-	cfg.Serve.API.Endpoint = "127.0.0.1:0"
-	cfg.Serve.OTLP.GRPCEndpoint, cfg.Serve.OTLP.HTTPEndpoint = "", "127.0.0.1:0"
-	cfg.Serve.Pyroscope.Endpoint = "127.0.0.1:0"
-	// The demo lasts minutes: re-assess and refresh often.
-	cfg.Serve.Engine.RefreshInterval = 2 * time.Second
-
-	var fs serveFlags
-	if _, err := os.Stat(filepath.Join(g.dataDir, "vulndb")); err != nil {
-		fs.vulns = []string{filepath.Join(shop, "recorded", "osv")}
-	}
-	for _, s := range shopServices {
-		fs.findings = append(fs.findings, s+"="+filepath.Join(shop, "recorded", "findings", s+".json"))
-	}
-	examples := findExamples(shop, fl.examples)
-	for _, e := range examples {
-		if !e.included() {
-			continue
-		}
-		if err := e.addTo(&fs, &cfg, len(fs.vulns) > 0); err != nil {
-			e.set(exampleSkipped, err.Error())
-		}
 	}
 
 	logFile, err := os.Create(filepath.Join(work, "evident.log"))
@@ -235,10 +226,71 @@ func runDemo(ctx context.Context, g *globals, fl demoFlags, dataSet bool) (err e
 	alerts, unsubscribe := srv.alerts.Subscribe()
 	defer unsubscribe()
 	res := showLive(ctx, g.stdout, srv, alerts, notes, loadDone)
-	for _, e := range examples {
-		fmt.Fprintf(g.stdout, "evident demo: %s\n", e.summary(res))
-	}
+	err = printSummaries(g.stdout, examples, res)
 	fmt.Fprintln(g.stdout, "evident demo: stopping")
+	return err
+}
+
+// setUpDemo is what the demo serves with: the shop's configuration with
+// its listeners on free loopback ports, the findings of the shop and of
+// the examples beside it, and the records to match them with.
+//
+// The store is in a data directory under work unless dataSet (the user
+// named one with --data for the demo). The records are the shop's
+// recorded ones, or the database of that data directory if it has one;
+// each example's recorded records (those its expected.yaml was made
+// with) are read beside either, so that its verdicts can be compared
+// with expected.yaml whatever else is loaded.
+func setUpDemo(g *globals, shop, mode string, dataSet bool, work string) (fileConfig, serveFlags, []*includedExample, error) {
+	var fs serveFlags
+	if !dataSet {
+		g.dataDir = filepath.Join(work, "data")
+	}
+	cfg, err := loadConfig(filepath.Join(shop, "evident.yaml"))
+	if err != nil {
+		return cfg, fs, nil, err
+	}
+	cfg.Serve.API.Endpoint = "127.0.0.1:0"
+	cfg.Serve.OTLP.GRPCEndpoint, cfg.Serve.OTLP.HTTPEndpoint = "", "127.0.0.1:0"
+	cfg.Serve.Pyroscope.Endpoint = "127.0.0.1:0"
+	// The demo lasts minutes: re-assess and refresh often.
+	cfg.Serve.Engine.RefreshInterval = 2 * time.Second
+
+	if _, err := os.Stat(filepath.Join(g.dataDir, "vulndb")); err != nil {
+		fs.vulns = []string{filepath.Join(shop, "recorded", "osv")}
+	}
+	for _, s := range shopServices {
+		fs.findings = append(fs.findings, s+"="+filepath.Join(shop, "recorded", "findings", s+".json"))
+	}
+	examples := findExamples(shop, mode)
+	for _, e := range examples {
+		if !e.included() {
+			continue
+		}
+		if err := e.addTo(&fs, &cfg); err != nil {
+			e.set(exampleSkipped, err.Error())
+		}
+	}
+	return cfg, fs, examples, nil
+}
+
+// printSummaries prints each example's line at the end of the demo to w.
+// An example whose verdicts differ from its recorded/expected.yaml makes
+// it an ExitPolicy error naming them: the demo doubles as a check of the
+// examples, and a mismatch is a failed check, as audit verify's bad
+// entry is.
+func printSummaries(w io.Writer, examples []*includedExample, res *report.Result) error {
+	var differ []string
+	for _, e := range examples {
+		line, ok := e.summary(res)
+		fmt.Fprintf(w, "evident demo: %s\n", line)
+		if !ok {
+			differ = append(differ, e.dir)
+		}
+	}
+	if len(differ) > 0 {
+		return withCode(ExitPolicy, fmt.Errorf("demo: the verdicts of %s differ from their recorded/expected.yaml (the differences are above)", strings.Join(differ, ", ")))
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/findings"
@@ -137,9 +140,11 @@ func TestDemoExamplesLive(t *testing.T) {
 			}
 			cfg := serveTestConfig(t)
 			var fs serveFlags
-			if err := e.addTo(&fs, &cfg, true); err != nil {
+			if err := e.addTo(&fs, &cfg); err != nil {
 				t.Fatal(err)
 			}
+			// No database under --data: the recorded records alone.
+			fs.vulns, fs.alsoVulns = fs.alsoVulns, nil
 			srv := startTestServerConfig(t, t.TempDir(), cfg, fs)
 			defer shutdown(t, srv)
 			procs := &procGroup{logDir: t.TempDir()}
@@ -151,7 +156,7 @@ func TestDemoExamplesLive(t *testing.T) {
 			state := &liveState{eng: srv.eng}
 			var line string
 			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-				if line = e.summary(state.Result()); strings.HasSuffix(line, "expects") {
+				if line, _ = e.summary(state.Result()); strings.HasSuffix(line, "expects") {
 					break
 				}
 			}
@@ -263,22 +268,113 @@ func TestExampleSummary(t *testing.T) {
 		how, why string
 		res      *report.Result
 		want     string
+		// wantCode is the demo's exit status with this example alone.
+		wantCode int
 	}{
 		{"live", exampleLive, "", asExpected,
-			"node-reviews ran live: reviews 1 executed, 0 loaded, 1 not_observed, 0 unknown, as " + expected + " expects"},
+			"node-reviews ran live: reviews 1 executed, 0 loaded, 1 not_observed, 0 unknown, as " + expected + " expects", ExitOK},
 		{"replayed", exampleReplayed, "no npm on PATH", asExpected,
-			"node-reviews replayed its recording (no npm on PATH): reviews 1 executed, 0 loaded, 1 not_observed, 0 unknown, as " + expected + " expects"},
+			"node-reviews replayed its recording (no npm on PATH): reviews 1 executed, 0 loaded, 1 not_observed, 0 unknown, as " + expected + " expects", ExitOK},
 		{"differs", exampleLive, "", differs,
-			"node-reviews ran live: reviews 0 executed, 1 loaded, 0 not_observed, 0 unknown; differs from " + expected + ": GHSA-a loaded (expected executed), GHSA-b absent (expected not_observed)"},
-		{"still running", "", "", differs, "node-reviews still running when the demo stopped (a longer --duration lets it finish)"},
-		{"skipped", exampleSkipped, "--examples off", asExpected, "node-reviews skipped (--examples off)"},
+			"node-reviews ran live: reviews 0 executed, 1 loaded, 0 not_observed, 0 unknown; differs from " + expected + ": GHSA-a loaded (expected executed), GHSA-b absent (expected not_observed)", ExitPolicy},
+		{"replay differs", exampleReplayed, "--examples replay", &report.Result{},
+			"node-reviews replayed its recording (--examples replay): reviews 0 executed, 0 loaded, 0 not_observed, 0 unknown; differs from " + expected + ": GHSA-a absent (expected executed), GHSA-b absent (expected not_observed)", ExitPolicy},
+		{"still running", "", "", differs, "node-reviews still running when the demo stopped (a longer --duration lets it finish)", ExitOK},
+		{"skipped", exampleSkipped, "--examples off", asExpected, "node-reviews skipped (--examples off)", ExitOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := &includedExample{demoExample: demoExample{dir: "node-reviews", service: "reviews"}, path: dir}
 			e.set(tt.how, tt.why)
-			if got := e.summary(tt.res); got != tt.want {
-				t.Errorf("summary:\n got %s\nwant %s", got, tt.want)
+			var out bytes.Buffer
+			err := printSummaries(&out, []*includedExample{e}, tt.res)
+			if got, want := out.String(), "evident demo: "+tt.want+"\n"; got != want {
+				t.Errorf("summary:\n got %s\nwant %s", got, want)
+			}
+			var stderr bytes.Buffer
+			if got := exitStatus(err, &stderr); got != tt.wantCode {
+				t.Errorf("exit %d (%v), want %d", got, err, tt.wantCode)
+			}
+			if tt.wantCode != ExitOK && !strings.Contains(stderr.String(), "the verdicts of node-reviews differ from their recorded/expected.yaml") {
+				t.Errorf("stderr %q does not name the example", stderr.String())
+			}
+		})
+	}
+}
+
+// TestDemoSetUp checks where the demo keeps its store and which records
+// it reads: its own temporary data directory unless --data is given to
+// it (EVIDENT_DATA names the user's, which it leaves alone), the shop's
+// recorded records or the database of --data, and every example's
+// recorded records beside either, those its expected.yaml was made with.
+func TestDemoSetUp(t *testing.T) {
+	withDB := t.TempDir()
+	record, err := os.ReadFile(filepath.Join("testdata", "dbupdate", "GO-2021-0113.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(withDB, "vulndb", "Go"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(withDB, "vulndb", "Go", "GO-2021-0113.json"), record, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	shopRecords := filepath.Join(shop, "recorded", "osv")
+	tests := []struct {
+		name string
+		// env is EVIDENT_DATA; args are the demo's.
+		env  string
+		args []string
+		// wantTemp: the store goes under the demo's temporary directory.
+		wantTemp  bool
+		wantVulns []string
+		// wantRecords are in the database besides every example's.
+		wantRecords []string
+	}{
+		{name: "neither", wantTemp: true, wantVulns: []string{shopRecords}, wantRecords: []string{"GO-2026-5970"}},
+		{name: "EVIDENT_DATA with a database", env: withDB, wantTemp: true, wantVulns: []string{shopRecords}, wantRecords: []string{"GO-2026-5970"}},
+		{name: "--data without a database", args: []string{"--data", t.TempDir()}, wantVulns: []string{shopRecords}, wantRecords: []string{"GO-2026-5970"}},
+		{name: "--data with a database", args: []string{"--data", withDB}, wantRecords: []string{"GO-2021-0113"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("EVIDENT_DATA", tt.env)
+			g := &globals{stdout: io.Discard, stderr: io.Discard}
+			root := newRootCmd(g)
+			demo, _, err := root.Find([]string{"demo"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := demo.ParseFlags(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			work := t.TempDir()
+			_, fs, examples, err := setUpDemo(g, shop, examplesReplay, demoDataNamed(demo), work)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if inWork := strings.HasPrefix(g.dataDir, work+string(filepath.Separator)); inWork != tt.wantTemp {
+				t.Errorf("data directory %s, in the temporary %s: %v, want %v", g.dataDir, work, inWork, tt.wantTemp)
+			}
+			if diff := cmp.Diff(tt.wantVulns, fs.vulns); diff != "" {
+				t.Errorf("vulns (-want +got):\n%s", diff)
+			}
+			db, _, err := serveVulnDB(t.Context(), g, fs, roleAll)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := slices.Clone(tt.wantRecords)
+			for _, e := range examples {
+				exp, err := expectedVerdicts(e.rec("expected.yaml"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, slices.Sorted(maps.Keys(exp))...)
+			}
+			for _, id := range want {
+				if db.Get(id) == nil {
+					t.Errorf("record %s is not loaded", id)
+				}
 			}
 		})
 	}

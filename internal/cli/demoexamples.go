@@ -367,10 +367,10 @@ func (e *includedExample) recordedFile(pattern string) (string, error) {
 }
 
 // addTo adds the example's findings (the SBOM of what it deploys), its
-// vulnerability records (when recordedVulns: the demo reads recorded ones
-// rather than a database) and its first-party packages to serve's flags
-// and configuration.
-func (e *includedExample) addTo(fs *serveFlags, cfg *fileConfig, recordedVulns bool) error {
+// recorded vulnerability records (those its expected.yaml was made with,
+// read beside whatever else serve loads) and its first-party packages to
+// serve's flags and configuration.
+func (e *includedExample) addTo(fs *serveFlags, cfg *fileConfig) error {
 	sbom, err := e.recordedFile(filepath.Join("findings", "*.cdx.json"))
 	if err != nil {
 		return err
@@ -380,9 +380,7 @@ func (e *includedExample) addTo(fs *serveFlags, cfg *fileConfig, recordedVulns b
 		return err
 	}
 	fs.findings = append(fs.findings, e.service+"="+sbom)
-	if recordedVulns {
-		fs.vulns = append(fs.vulns, e.rec("osv"))
-	}
+	fs.alsoVulns = append(fs.alsoVulns, e.rec("osv"))
 	cfg.FirstParty = append(cfg.FirstParty, ecfg.FirstParty...)
 	return nil
 }
@@ -672,14 +670,16 @@ func expectedVerdicts(path string) (map[string]assess.Verdict, error) {
 
 // summary is the example's line at the end of the demo: how it took part,
 // the verdicts of its service's findings in res, and whether they are
-// those of its recorded/expected.yaml.
-func (e *includedExample) summary(res *report.Result) string {
+// those of its recorded/expected.yaml. ok is false when they differ, or
+// cannot be compared; an example skipped or still running has nothing to
+// compare, and is ok.
+func (e *includedExample) summary(res *report.Result) (line string, ok bool) {
 	how, why := e.outcome()
 	switch how {
 	case exampleSkipped:
-		return fmt.Sprintf("%s skipped (%s)", e.dir, why)
+		return fmt.Sprintf("%s skipped (%s)", e.dir, why), true
 	case "":
-		return fmt.Sprintf("%s still running when the demo stopped (a longer --duration lets it finish)", e.dir)
+		return fmt.Sprintf("%s still running when the demo stopped (a longer --duration lets it finish)", e.dir), true
 	case exampleReplayed:
 		how += " (" + why + ")"
 	}
@@ -695,11 +695,11 @@ func (e *includedExample) summary(res *report.Result) string {
 	for _, v := range []assess.Verdict{assess.Executed, assess.Loaded, assess.NotObserved, assess.Unknown} {
 		parts = append(parts, strconv.Itoa(counts[v])+" "+string(v))
 	}
-	line := fmt.Sprintf("%s %s: %s %s", e.dir, how, e.service, strings.Join(parts, ", "))
+	line = fmt.Sprintf("%s %s: %s %s", e.dir, how, e.service, strings.Join(parts, ", "))
 	expected := e.rec("expected.yaml")
 	want, err := expectedVerdicts(expected)
 	if err != nil {
-		return line + fmt.Sprintf("; cannot compare with the expected verdicts: %v", err)
+		return line + fmt.Sprintf("; cannot compare with the expected verdicts: %v", err), false
 	}
 	ids := map[string]bool{}
 	for id := range want {
@@ -715,9 +715,9 @@ func (e *includedExample) summary(res *report.Result) string {
 		}
 	}
 	if len(diffs) > 0 {
-		return line + "; differs from " + expected + ": " + strings.Join(diffs, ", ")
+		return line + "; differs from " + expected + ": " + strings.Join(diffs, ", "), false
 	}
-	return line + ", as " + expected + " expects"
+	return line + ", as " + expected + " expects", true
 }
 
 func orNone(v assess.Verdict) string {

@@ -17,7 +17,7 @@ import (
 // Exit codes shared by every command.
 const (
 	ExitOK      = 0 // success
-	ExitPolicy  = 1 // the run completed and a --fail-on policy was violated
+	ExitPolicy  = 1 // the run completed and a --fail-on policy was violated, or a check it made failed (audit verify, demo's expected verdicts)
 	ExitUsage   = 2 // wrong flags or arguments, or an input that could not be read at all
 	ExitSkipped = 3 // the run completed, but some records or files were skipped (see stderr)
 )
@@ -56,7 +56,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	g := &globals{stdout: stdout, stderr: stderr}
 	root := newRootCmd(g)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	return exitStatus(root.ExecuteContext(ctx), stderr)
+}
+
+// exitStatus is the exit code of a command that returned err, whose
+// message it prints to stderr.
+func exitStatus(err error, stderr io.Writer) int {
 	if err == nil {
 		return ExitOK
 	}

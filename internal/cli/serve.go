@@ -63,6 +63,9 @@ type serveFlags struct {
 	role string
 	// checkConfig stops after the configuration and flags are checked.
 	checkConfig bool
+	// alsoVulns are read beside --vulns or <data>/vulndb: the demo's
+	// examples' recorded records.
+	alsoVulns []string
 }
 
 func newServeCmd(g *globals) *cobra.Command {

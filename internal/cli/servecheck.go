@@ -40,7 +40,7 @@ func serveVulnDB(ctx context.Context, g *globals, fl serveFlags, role string) (*
 	if role == roleReceiver {
 		return nil, nil, nil
 	}
-	db, problems, err := openVulnDB(ctx, g, fl.vulns, fl.kev, fl.epss)
+	db, problems, err := openVulnDB(ctx, g, fl.vulns, fl.kev, fl.epss, fl.alsoVulns...)
 	if err != nil && len(fl.vulns) > 0 {
 		err = fmt.Errorf("--vulns %s: %w", strings.Join(fl.vulns, ","), err)
 	}
