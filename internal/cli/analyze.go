@@ -88,7 +88,10 @@ use. What was inferred is said on stderr.
 
 --fail-on POLICY exits 1 when a finding matches: a tier (P1, P2 or P3: that
 tier or higher), a verdict (executed, loaded), or kev; comma-separated or
-repeated, any one matching fails.
+repeated, any one matching fails. A policy that could never match is refused
+(status 2) rather than passing silently: kev without a KEV catalog loaded
+(--kev FILE, or <data>/vulndb/kev.json from "evident db update" when --vulns
+is not given), executed or loaded without any profiles or traces.
 
 Exit status: 0 ok, 1 --fail-on matched, 2 usage or unreadable input, 3 the
 report is complete but some records or files were skipped (named on stderr).`,
@@ -169,6 +172,9 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 	}
 	for _, p := range problems {
 		warn(p)
+	}
+	if err := policy.matchable(g, fl, db.Stats()); err != nil {
+		return withCode(ExitUsage, err)
 	}
 
 	// The SBOMs' Maven components, vulnerable or not, tell attribution
@@ -492,6 +498,39 @@ func parseFailOn(values []string) (failPolicy, error) {
 		}
 	}
 	return p, nil
+}
+
+// matchable refuses a policy that no finding could match with the
+// inputs of fl, whatever the findings: a gate in CI that can never fail
+// would pass silently. kev needs a KEV catalog (stats of the database
+// loaded); executed and loaded need telemetry, which fl names none of.
+func (p failPolicy) matchable(g *globals, fl analyzeFlags, stats vulndb.Stats) error {
+	var errs []error
+	if p.kev && stats.KEVVersion == "" && stats.KEVCount == 0 {
+		how := `name the catalog with --kev FILE (CISA's known_exploited_vulnerabilities.json), or run "evident db update", which fetches it into <data>/vulndb/kev.json`
+		if len(fl.vulns) > 0 {
+			how = "--vulns replaces <data>/vulndb, whose kev.json is then not read: name the catalog with --kev FILE"
+			if kev := filepath.Join(g.dataDir, "vulndb", "kev.json"); fileExists(kev) {
+				how += " (e.g. --kev " + kev + ")"
+			} else {
+				how += ` ("evident db update" fetches it into <data>/vulndb/kev.json)`
+			}
+		}
+		errs = append(errs, fmt.Errorf("--fail-on kev: no KEV catalog is loaded, so no finding could match: %s", how))
+	}
+	telemetry := len(fl.profiles) > 0 || len(fl.traces) > 0 || fl.sources.tempo != "" || fl.sources.pyroscope != ""
+	for _, v := range p.verdicts {
+		if !telemetry {
+			errs = append(errs, fmt.Errorf("--fail-on %s: no profiles or traces are read, so no finding could be %s: name them with --profiles, --traces, --pyroscope or --tempo", v, v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// fileExists reports whether path is a file that can be stat'ed.
+func fileExists(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && !fi.IsDir()
 }
 
 func (p failPolicy) violations(as []assess.Assessment) int {

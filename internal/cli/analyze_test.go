@@ -189,3 +189,73 @@ func TestAnalyzeInputMessages(t *testing.T) {
 		})
 	}
 }
+
+// TestFailOnNeedsEvidence: a --fail-on policy that no finding could match
+// with the inputs given (kev without a KEV catalog, a verdict without any
+// telemetry) is refused as a usage error that says what to add, rather
+// than passing a CI gate silently.
+func TestFailOnNeedsEvidence(t *testing.T) {
+	rec := filepath.Join(shop, "recorded")
+	osv := filepath.Join(rec, "osv")
+	kev := filepath.Join("..", "dbupdate", "testdata", "kev.json")
+	gateway := "gateway=" + filepath.Join(rec, "findings", "gateway.json")
+	profiles := "gateway=" + filepath.Join(rec, "profiles", "gateway")
+	// A data directory as "evident db update" leaves it: records and the
+	// KEV catalog.
+	data := t.TempDir()
+	if err := os.CopyFS(filepath.Join(data, "vulndb", "Go"), os.DirFS(osv)); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(kev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataKEV := filepath.Join(data, "vulndb", "kev.json")
+	if err := os.WriteFile(dataKEV, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := t.TempDir()
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		// wantErr is the whole of stderr; empty: whatever the findings
+		// decide (0 or 1), with nothing about --fail-on on stderr.
+		wantErr string
+	}{
+		{
+			name: "kev without a catalog", args: []string{"--data", empty, "analyze", "--vulns", osv, "--findings", gateway, "--fail-on", "kev"}, wantCode: ExitUsage,
+			wantErr: `evident: --fail-on kev: no KEV catalog is loaded, so no finding could match: --vulns replaces <data>/vulndb, whose kev.json is then not read: name the catalog with --kev FILE ("evident db update" fetches it into <data>/vulndb/kev.json)` + "\n",
+		},
+		{
+			name: "kev with --vulns beside a data directory's catalog", args: []string{"--data", data, "analyze", "--vulns", osv, "--findings", gateway, "--fail-on", "P1,kev"}, wantCode: ExitUsage,
+			wantErr: "evident: --fail-on kev: no KEV catalog is loaded, so no finding could match: --vulns replaces <data>/vulndb, whose kev.json is then not read: name the catalog with --kev FILE (e.g. --kev " + dataKEV + ")\n",
+		},
+		{
+			name: "kev with --kev", args: []string{"--data", empty, "analyze", "--vulns", osv, "--kev", kev, "--findings", gateway, "--fail-on", "kev"}, wantCode: ExitOK,
+		},
+		{
+			name: "kev with the data directory's catalog", args: []string{"--data", data, "analyze", "--findings", gateway, "--fail-on", "kev"}, wantCode: ExitOK,
+		},
+		{
+			name: "executed without telemetry", args: []string{"--data", empty, "analyze", "--vulns", osv, "--findings", gateway, "--fail-on", "executed,loaded"}, wantCode: ExitUsage,
+			wantErr: "evident: --fail-on executed: no profiles or traces are read, so no finding could be executed: name them with --profiles, --traces, --pyroscope or --tempo\n" +
+				"--fail-on loaded: no profiles or traces are read, so no finding could be loaded: name them with --profiles, --traces, --pyroscope or --tempo\n",
+		},
+		{
+			name: "executed with profiles", args: []string{"--data", empty, "analyze", "--vulns", osv, "--findings", gateway, "--profiles", profiles, "--fail-on", "executed"}, wantCode: ExitPolicy,
+			wantErr: "evident: --fail-on executed: 1 findings match\n",
+		},
+		{
+			name: "a tier without either", args: []string{"--data", empty, "analyze", "--vulns", osv, "--findings", gateway, "--fail-on", "P1"}, wantCode: ExitOK,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := run(t, tt.args...)
+			if code != tt.wantCode || stderr != tt.wantErr {
+				t.Errorf("exit %d, stderr:\n%s\nwant %d and:\n%s", code, stderr, tt.wantCode, tt.wantErr)
+			}
+		})
+	}
+}
