@@ -56,7 +56,9 @@ file:///mnt/osv-vulnerabilities (<Ecosystem>/all.zip, as osv.dev lays it
 out), --kev-url and --epss-url file:///... too, or --no-kev and --no-epss; an
 archive whose file is no newer than the last update is not copied again.
 
-Exit status 2 if any file could not be updated; the others are updated anyway.`,
+Exit status 3 if some files could not be updated and the others were (each
+failure named on stderr): the database is usable, partly old. Exit status 2 if
+none could be, or the flags are wrong.`,
 		Example: `  evident db update
   evident db update --ecosystem Go --ecosystem PyPI --no-kev --no-epss
   evident db update --all --base-url https://mirror.example.com/osv-vulnerabilities
@@ -102,10 +104,7 @@ Exit status 2 if any file could not be updated; the others are updated anyway.`,
 			if !quiet {
 				fmt.Fprintln(g.stderr, summaryLine(filepath.Join(cfg.Dir, "vulndb"), res))
 			}
-			if err != nil {
-				return withCode(ExitUsage, fmt.Errorf("update vulnerability database: %w", err))
-			}
-			return nil
+			return updateExit(res, err)
 		},
 	}
 	def := dbupdate.DefaultConfig()
@@ -127,6 +126,21 @@ Exit status 2 if any file could not be updated; the others are updated anyway.`,
 	cmd.MarkFlagsMutuallyExclusive("kev-url", "no-kev")
 	cmd.MarkFlagsMutuallyExclusive("epss-url", "no-epss")
 	return cmd
+}
+
+// updateExit is the outcome of an update as db update exits with it:
+// ExitSkipped when some files failed and others were updated (the run
+// completed, and the database is usable with the failed ones old or
+// missing), ExitUsage when nothing was, or the update could not start.
+func updateExit(res dbupdate.Result, err error) error {
+	if err == nil {
+		return nil
+	}
+	err = fmt.Errorf("update vulnerability database: %w", err)
+	if failed := len(res.Failed()); failed > 0 && failed < len(res.Files) {
+		return withCode(ExitSkipped, fmt.Errorf("%w (the other files were updated)", err))
+	}
+	return withCode(ExitUsage, err)
 }
 
 // summaryLine counts the outcomes of an update.

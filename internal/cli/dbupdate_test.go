@@ -82,7 +82,7 @@ func TestDBUpdate(t *testing.T) {
 		args     []string
 		wantCode int
 	}{
-		{name: "first update", args: []string{"--ecosystem", "Go", "--ecosystem", "Nope", "--kev-url", kev, "--epss-url", epss}, wantCode: ExitUsage},
+		{name: "first update", args: []string{"--ecosystem", "Go", "--ecosystem", "Nope", "--kev-url", kev, "--epss-url", epss}, wantCode: ExitSkipped},
 		{name: "nothing changed", args: []string{"--ecosystem", "Go", "--kev-url", kev, "--epss-url", epss}, wantCode: ExitOK},
 		{name: "quiet", args: []string{"--ecosystem", "Go", "--quiet", "--no-kev", "--no-epss"}, wantCode: ExitOK},
 		{name: "quiet failure", args: []string{"--ecosystem", "Nope", "--quiet", "--no-kev", "--no-epss"}, wantCode: ExitUsage},
@@ -193,6 +193,73 @@ func TestDBUpdateOffline(t *testing.T) {
 				if strings.Contains(stderr, w) {
 					t.Errorf("stderr:\n%s\nwant no %q", stderr, w)
 				}
+			}
+		})
+	}
+}
+
+// TestDBUpdateFileMirror checks an update from a copy of the export on a
+// mounted share (file:// URLs): a missing file is named as a missing
+// file, not as an HTTP status, and an update that failed for some files
+// only exits 3 (the run completed, the others were updated), one that
+// failed for all of them 2.
+func TestDBUpdateFileMirror(t *testing.T) {
+	mirror := t.TempDir()
+	record, err := os.ReadFile(filepath.Join("testdata", "dbupdate", "GO-2021-0113.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(mirror, "Go"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, err := zw.Create("GO-2021-0113.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(record)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mirror, "Go", "all.zip"), buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := "file://" + filepath.ToSlash(mirror)
+	npm := filepath.Join(mirror, "npm", "all.zip")
+	kev := filepath.Join(mirror, "kev.json")
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		// wantErr is the last line of stderr.
+		wantErr string
+	}{
+		{
+			name: "an ecosystem missing", args: []string{"--ecosystem", "Go", "--ecosystem", "npm", "--no-kev", "--no-epss"}, wantCode: ExitSkipped,
+			wantErr: "evident: update vulnerability database: npm: not found: file " + npm + " does not exist (the other files were updated)",
+		},
+		{
+			name: "the KEV catalog missing", args: []string{"--ecosystem", "Go", "--kev-url", "file://" + filepath.ToSlash(kev), "--no-epss"}, wantCode: ExitSkipped,
+			wantErr: "evident: update vulnerability database: KEV: not found: file " + kev + " does not exist (the other files were updated)",
+		},
+		{
+			name: "every file missing", args: []string{"--ecosystem", "npm", "--no-kev", "--no-epss"}, wantCode: ExitUsage,
+			wantErr: "evident: update vulnerability database: npm: not found: file " + npm + " does not exist",
+		},
+		{
+			name: "every file there", args: []string{"--ecosystem", "Go", "--no-kev", "--no-epss"}, wantCode: ExitOK,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := run(t, append([]string{"--data", t.TempDir(), "db", "update", "--base-url", base}, tt.args...)...)
+			lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+			if last := lines[len(lines)-1]; code != tt.wantCode || (tt.wantErr != "" && last != tt.wantErr) {
+				t.Errorf("exit %d, stderr:\n%s\nwant %d and last:\n%s", code, stderr, tt.wantCode, tt.wantErr)
+			}
+			if strings.Contains(stderr, "HTTP") {
+				t.Errorf("stderr names HTTP for a file:\n%s", stderr)
 			}
 		})
 	}

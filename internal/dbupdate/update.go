@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -446,7 +447,14 @@ func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }
 // statusError classifies the HTTP statuses that are errors. Google Cloud
 // Storage's retry guidance names 408, 429 and 5xx as transient; other 4xx
 // are not worth repeating.
+//
+// A file:// URL is answered by http.NewFileTransport, which turns the
+// file's error into a status; the error says what happened to the file
+// instead, and is never retried.
 func statusError(src string, code int) error {
+	if u, err := url.Parse(src); err == nil && u.Scheme == "file" && code >= 400 {
+		return fileError(filepath.FromSlash(u.Path), code)
+	}
 	switch {
 	case code == http.StatusNotFound || code == http.StatusGone:
 		return fmt.Errorf("get %s: %w (HTTP %d)", src, ErrNotFound, code)
@@ -456,6 +464,27 @@ func statusError(src string, code int) error {
 		return fmt.Errorf("get %s: %w %d %s", src, ErrStatus, code, http.StatusText(code))
 	}
 	return nil
+}
+
+// fileError is why the file at path could not be read, asked again of
+// the file system: its status code (a 404 for a missing file, 403 for a
+// permission, 500 for anything else) says only part of it.
+func fileError(path string, code int) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: file %s does not exist", ErrNotFound, path)
+	case err != nil:
+		return fmt.Errorf("read %s: %w", path, err)
+	case fi.IsDir():
+		return fmt.Errorf("read %s: is a directory", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	f.Close()
+	return fmt.Errorf("read %s: %s", path, strings.ToLower(http.StatusText(code)))
 }
 
 // try makes one request for j and, on success, returns the file's new
