@@ -221,6 +221,12 @@ func TestServeCheckConfigReadsFiles(t *testing.T) {
 			token: true,
 		},
 		{
+			name:     "listener beyond loopback, tokens in PostgreSQL",
+			args:     []string{"--vulns", osv, "--api", "0.0.0.0:18181"},
+			config:   "serve:\n  store:\n    backend: postgres\n    postgres:\n      dsn: postgres://evident@127.0.0.1:1/evident\n",
+			wantNote: "evident: note: the API tokens are in PostgreSQL (serve.store), which --check-config does not connect to; serve refuses to start if it holds no live token: refusing to start: api (0.0.0.0:18181) would need credentials",
+		},
+		{
 			name:    "port out of range",
 			args:    []string{"--vulns", osv},
 			config:  "serve:\n  api:\n    endpoint: 127.0.0.1:99999\n",

@@ -72,8 +72,8 @@ func serveFindings(fl serveFlags, db *vulndb.DB, warn func(error), note func(str
 // (checkListenerAuth). The listeners' endpoints were checked with the
 // configuration (listener.ValidateEndpoint). It binds no listener,
 // creates no file and connects to nothing; it reads the tokens of an
-// existing store only when a listener beyond loopback needs them. The error names every problem, each with its flag or
-// configuration key.
+// existing store only when a listener beyond loopback needs them. The
+// error names every problem, each with its flag or configuration key.
 //
 // A data directory without a vulnerability database is only noted on
 // stderr: a deployment often fills it ("evident db update") just before
