@@ -199,3 +199,39 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestValidateEndpoint: what ValidateEndpoint refuses, Listen would
+// refuse too, and a check of the configuration says so before anything
+// listens.
+func TestValidateEndpoint(t *testing.T) {
+	tests := []struct {
+		endpoint, wantErr string
+	}{
+		{"127.0.0.1:8080", ""},
+		{"127.0.0.1:0", ""},
+		{"[::1]:65535", ""},
+		{":4318", ""},
+		{"localhost:http", ""},
+		{"127.0.0.1:", ""}, // Listen takes it as port 0
+		{"127.0.0.1:99999", "port 99999 out of range (0 to 65535)"},
+		{"127.0.0.1:-1", "port -1 out of range (0 to 65535)"},
+		{"127.0.0.1:notaport", `port "notaport" is neither a number nor a known service name`},
+		{"8080", "address 8080: missing port in address"},
+		{"", "missing port in address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.endpoint, func(t *testing.T) {
+			err := ValidateEndpoint(tt.endpoint)
+			if got := fmt.Sprint(err); (tt.wantErr == "" && err != nil) || (tt.wantErr != "" && got != tt.wantErr) {
+				t.Errorf("ValidateEndpoint(%q) = %v, want %q", tt.endpoint, err, tt.wantErr)
+			}
+			if tt.wantErr == "" {
+				return
+			}
+			if ln, err := Listen(context.Background(), tt.endpoint, 1); err == nil {
+				ln.Close()
+				t.Errorf("Listen(%q) succeeded", tt.endpoint)
+			}
+		})
+	}
+}
