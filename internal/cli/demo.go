@@ -85,7 +85,8 @@ recorded/expected.yaml; if any differ, the demo exits with status 1.
 
 The vulnerability records are the shop's recorded ones, or the database of
 --data if it has one ("evident db update"); each example's recorded records
-(those its expected.yaml was made with) are read beside them.
+(those its expected.yaml was made with) are read beside them; a finding of a
+record beyond them is counted but not compared.
 
 Run it from the evident repository (go run ./cmd/evident demo); it needs the
 Go toolchain to build the shop. The first build downloads the shop's modules

@@ -254,6 +254,15 @@ func TestExampleSummary(t *testing.T) {
 	if err := os.WriteFile(expected, []byte("findings:\n  - {id: GHSA-a, service: reviews, verdict: executed}\n  - {id: GHSA-b, service: reviews, verdict: not_observed}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.MkdirAll(filepath.Join(dir, "recorded", "osv"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"GHSA-a", "GHSA-b", "GHSA-c"} {
+		rec := `{"id": "` + id + `", "aliases": ["CVE-` + id + `"]}`
+		if err := os.WriteFile(filepath.Join(dir, "recorded", "osv", id+".json"), []byte(rec), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	assessment := func(service, id string, v assess.Verdict) assess.Assessment {
 		return assess.Assessment{Finding: findings.Finding{Service: service, Vulnerability: findings.Vulnerability{ID: id}},
 			Reachability: assess.Reachability{Verdict: v}}
@@ -279,6 +288,10 @@ func TestExampleSummary(t *testing.T) {
 			"node-reviews ran live: reviews 0 executed, 1 loaded, 0 not_observed, 0 unknown; differs from " + expected + ": GHSA-a loaded (expected executed), GHSA-b absent (expected not_observed)", ExitPolicy},
 		{"replay differs", exampleReplayed, "--examples replay", &report.Result{},
 			"node-reviews replayed its recording (--examples replay): reviews 0 executed, 0 loaded, 0 not_observed, 0 unknown; differs from " + expected + ": GHSA-a absent (expected executed), GHSA-b absent (expected not_observed)", ExitPolicy},
+		{"a finding of a record beyond the recording", exampleLive, "", &report.Result{Assessments: append(slices.Clone(asExpected.Assessments), assessment("reviews", "GHSA-zzzz", assess.NotObserved))},
+			"node-reviews ran live: reviews 1 executed, 0 loaded, 2 not_observed, 0 unknown (1 of records beyond its recording, not compared), as " + expected + " expects", ExitOK},
+		{"a finding of a recorded record not expected", exampleLive, "", &report.Result{Assessments: append(slices.Clone(asExpected.Assessments), assessment("reviews", "CVE-GHSA-c", assess.Loaded))},
+			"node-reviews ran live: reviews 1 executed, 1 loaded, 1 not_observed, 0 unknown; differs from " + expected + ": CVE-GHSA-c loaded (expected absent)", ExitPolicy},
 		{"still running", "", "", differs, "node-reviews still running when the demo stopped (a longer --duration lets it finish)", ExitOK},
 		{"skipped", exampleSkipped, "--examples off", asExpected, "node-reviews skipped (--examples off)", ExitOK},
 	}
