@@ -193,6 +193,15 @@ type Store interface {
 	// id that fails ValidateTenant is ErrInvalid.
 	Tenant(id string) (Store, error)
 
+	// Empty reports whether the store holds nothing of its tenant: no
+	// logged batch, checkpoint, finding, verdict change or alert, nor any
+	// other row a backend keeps for the tenant (PostgreSQL's shards). It
+	// asks only whether such a row exists, on indexes led by the tenant,
+	// so it is cheap enough to answer before every read of a tenant that
+	// has no state in memory. Tokens and the audit log are the
+	// deployment's and do not count.
+	Empty(ctx context.Context) (bool, error)
+
 	// Retain deletes verdict changes and alerts, of every tenant, older
 	// than the retention of cfg before now and returns how many records it deleted.
 	Retain(ctx context.Context, now time.Time, cfg Retention) (deleted int64, err error)

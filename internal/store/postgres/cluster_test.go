@@ -137,3 +137,31 @@ func TestCluster(t *testing.T) {
 		t.Errorf("findings version %d unchanged by an upload", v1)
 	}
 }
+
+// TestEmptySeesShards: a tenant whose only rows are the shards an engine
+// checkpointed (the scaled-out deployment, whose API replicas serve
+// them) is not empty.
+func TestEmptySeesShards(t *testing.T) {
+	ctx := t.Context()
+	st, err := Open(ctx, newDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	_, owner, _, err := st.ClaimPartition(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CheckpointPartition(ctx, 0, owner, 1, []Shard{{Tenant: "sharded", State: []byte("state")}}); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]bool{"sharded": false, "never": true, store.DefaultTenant: true} {
+		ts, err := st.ForTenant(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := ts.Empty(ctx); err != nil || got != want {
+			t.Errorf("Empty of %q = %v, %v; want %v", id, got, err, want)
+		}
+	}
+}

@@ -164,6 +164,35 @@ func (s *Store) ForTenant(id string) (*Store, error) {
 	return &Store{db: s.db, tenant: id}, nil
 }
 
+// tenantTables are the tables that hold a tenant's rows, each with a key
+// or index that starts with the tenant: the store's and the scaled-out
+// deployment's shards and joins (cluster.go), which the API replicas
+// serve.
+var tenantTables = []string{"checkpoints", "batches", "findings", "verdict_history", "alerts",
+	"shards", "join_callers", "join_callees", "join_edges", "join_linked", "join_resolved"}
+
+// emptyQuery asks whether no table holds a row of the tenant $1.
+var emptyQuery = func() string {
+	var exists []string
+	for _, t := range tenantTables {
+		exists = append(exists, `EXISTS (SELECT 1 FROM `+t+` WHERE tenant = $1)`)
+	}
+	return `SELECT NOT (` + strings.Join(exists, " OR ") + `)`
+}()
+
+// Empty reports whether the tenant has nothing stored; see store.Store.
+func (s *Store) Empty(ctx context.Context) (bool, error) {
+	if err := s.calls.Enter(); err != nil {
+		return false, fmt.Errorf("check tenant %q: %w", s.tenant, err)
+	}
+	defer s.calls.Leave()
+	var empty bool
+	if err := s.pool.QueryRow(ctx, emptyQuery, s.tenant).Scan(&empty); err != nil {
+		return false, fmt.Errorf("check tenant %q in %s: %w", s.tenant, s.where, err)
+	}
+	return empty, nil
+}
+
 // Close closes the connections; see store.Store.
 func (s *Store) Close() error {
 	return s.calls.Close(func() error {

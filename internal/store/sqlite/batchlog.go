@@ -369,6 +369,18 @@ func (l *batchLog) batches(tenant string, after int64, fn func(seq int64, kind s
 	return nil
 }
 
+// holds reports whether a segment has a record of tenant.
+func (l *batchLog) holds(tenant string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, seg := range l.segments {
+		if seg.lastSeq[tenant] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // segmentFile is a segment opened for reading up to its committed size.
 type segmentFile struct {
 	f     *os.File

@@ -606,3 +606,43 @@ func TestLogBeforeSegments(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptySeesLog: a tenant whose only rows are batches in the log's
+// segments is not empty, to the store that writes them and to a shared
+// store opened before they were written (evident token, beside serve).
+func TestEmptySeesLog(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(t.Context(), dir, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	shared, err := OpenShared(t.Context(), dir, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.Close()
+	a, err := s.ForTenant("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AppendBatch(t.Context(), store.BatchSpans, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		st   *Store
+	}{{"Writer", s}, {"Shared", shared}} {
+		t.Run(tt.name, func(t *testing.T) {
+			for id, want := range map[string]bool{"a": false, "b": true, store.DefaultTenant: true} {
+				ts, err := tt.st.ForTenant(id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, err := ts.Empty(t.Context()); err != nil || got != want {
+					t.Errorf("Empty of %q = %v, %v; want %v", id, got, err, want)
+				}
+			}
+		})
+	}
+}

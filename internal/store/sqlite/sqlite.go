@@ -283,6 +283,42 @@ func (s *Store) ForTenant(id string) (*Store, error) {
 	return &Store{db: s.db, tenant: id}, nil
 }
 
+// tenantTables are the tables that hold a tenant's rows, each with an
+// index (or key) that starts with the tenant.
+var tenantTables = []string{"checkpoints", "batches", "findings", "verdict_history", "alerts"}
+
+// Empty reports whether the tenant has nothing stored; see store.Store.
+// The telemetry log's segments are asked in memory: they know the last
+// record of each tenant.
+func (s *Store) Empty(ctx context.Context) (bool, error) {
+	if err := s.calls.Enter(); err != nil {
+		return false, fmt.Errorf("check tenant %q: %w", s.tenant, err)
+	}
+	defer s.calls.Leave()
+	log := s.log
+	if s.shared {
+		var err error
+		if log, err = openLog(s.dir, s.segmentSize, false, true); err != nil {
+			return false, fmt.Errorf("check tenant %q: %w", s.tenant, err)
+		}
+	}
+	if log.holds(s.tenant) {
+		return false, nil
+	}
+	var (
+		exists []string
+		args   []any
+	)
+	for _, t := range tenantTables {
+		exists, args = append(exists, `EXISTS (SELECT 1 FROM `+t+` WHERE tenant = ?)`), append(args, s.tenant)
+	}
+	var held bool
+	if err := s.read.QueryRowContext(ctx, `SELECT `+strings.Join(exists, " OR "), args...).Scan(&held); err != nil {
+		return false, fmt.Errorf("check tenant %q in %s: %w", s.tenant, s.path, err)
+	}
+	return !held, nil
+}
+
 // Close closes the database connections; see store.Store.
 func (s *Store) Close() error {
 	return s.calls.Close(func() error {

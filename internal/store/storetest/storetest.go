@@ -62,6 +62,7 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"Retention", testRetention},
 		{"TenantIsolation", testTenantIsolation},
 		{"TenantRejectsBadID", testTenantRejectsBadID},
+		{"TenantEmpty", testTenantEmpty},
 		{"CanceledContext", testCanceled},
 		{"CloseTwiceThenClosed", testClose},
 		{"CloseDuringAppends", testCloseDuringAppends},
@@ -770,6 +771,7 @@ func testClose(t *testing.T, open Opener) {
 		"PutAlert":       func() error { return s.PutAlert(ctx, alertAt("x", t0)) },
 		"Alerts":         func() error { _, err := s.Alerts(ctx, store.AlertQuery{}); return err },
 		"Retain":         func() error { _, err := s.Retain(ctx, t0, store.Retention{}); return err },
+		"Empty":          func() error { _, err := s.Empty(ctx); return err },
 	}
 	for name, call := range calls {
 		t.Run(name, func(t *testing.T) {

@@ -147,3 +147,71 @@ func testTenantRejectsBadID(t *testing.T, open Opener) {
 		}
 	}
 }
+
+// testTenantEmpty writes one kind of row into a tenant of its own for
+// each case, and checks that Empty sees it, before and after the store
+// is opened again (a restart, whose tenants are built from the store),
+// and that no other tenant looks any less empty for it.
+func testTenantEmpty(t *testing.T, open Opener) {
+	ctx := t.Context()
+	tests := []struct {
+		tenant string
+		write  func(s store.Store) error
+	}{
+		{"batch", func(s store.Store) error { _, err := s.AppendBatch(ctx, store.BatchSpans, []byte("x")); return err }},
+		{"checkpoint", func(s store.Store) error { return s.Checkpoint(ctx, 0, []byte("state")) }},
+		{"findings", func(s store.Store) error {
+			return s.PutFindings(ctx, replaceAll(finding("shop", "pkg:golang/example.com/lib", "GO-1", "high")))
+		}},
+		{"verdicts", func(s store.Store) error {
+			return s.AppendVerdicts(ctx, []store.VerdictChange{{Time: t0, Service: "shop", VulnID: "GO-1", PURL: "pkg:golang/example.com/lib",
+				From: assess.Unknown, To: assess.Executed}})
+		}},
+		{"alert", func(s store.Store) error { return s.PutAlert(ctx, alert("x", "exploit", "shop", 1)) }},
+	}
+	empty := func(t *testing.T, s store.Store, id string) bool {
+		t.Helper()
+		got, err := tenant(t, s, id).Empty(ctx)
+		if err != nil {
+			t.Fatalf("Empty of %q: %v", id, err)
+		}
+		return got
+	}
+	// Nobody but the tenant of each case, nor the default tenant, nor a
+	// tenant whose name only starts like one, holds anything.
+	others := []string{store.DefaultTenant, "never", "batc", "alert-2"}
+
+	s, err := open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		if !empty(t, s, tt.tenant) {
+			t.Errorf("tenant %q is not empty before its write", tt.tenant)
+		}
+		if err := tt.write(tenant(t, s, tt.tenant)); err != nil {
+			t.Fatalf("tenant %q: %v", tt.tenant, err)
+		}
+	}
+	// Tokens and the audit log are the deployment's.
+	if err := s.CreateToken(ctx, token("t1", t0), "test"); err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T, s store.Store) {
+		for _, tt := range tests {
+			if empty(t, s, tt.tenant) {
+				t.Errorf("tenant %q is empty after its %s was written", tt.tenant, tt.tenant)
+			}
+		}
+		for _, id := range others {
+			if !empty(t, s, id) {
+				t.Errorf("tenant %q is not empty, and nothing of it was written", id)
+			}
+		}
+	}
+	t.Run("Open", func(t *testing.T) { check(t, s) })
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("Reopened", func(t *testing.T) { check(t, mustOpen(t, open)) })
+}
