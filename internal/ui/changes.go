@@ -27,8 +27,15 @@ type cachedChanges struct {
 }
 
 // recent returns the changes of the findings of res in the day before
-// now, in no particular order, as read at most changeTTL ago.
+// now, in no particular order, as read at most changeTTL ago. A result
+// without findings has none to read, and is not cached: a read of a
+// tenant that does not exist creates nothing (internal/tenant), so the
+// cache holds only tenants with findings, never one per tenant ID a
+// reader made up.
 func (c *changeCache) recent(ctx context.Context, tenant string, src Source, res *report.Result, now time.Time) ([]change, error) {
+	if len(res.Assessments) == 0 {
+		return nil, nil
+	}
 	c.mu.Lock()
 	e, ok := c.entries[tenant]
 	c.mu.Unlock()

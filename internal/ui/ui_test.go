@@ -629,3 +629,20 @@ func TestChangeCache(t *testing.T) {
 		}
 	}
 }
+
+// TestChangeCacheSkipsEmpty: the overviews of tenants without findings
+// (any tenant ID a reader names, which the registry does not create)
+// leave nothing in the cache.
+func TestChangeCacheSkipsEmpty(t *testing.T) {
+	src := &countingSource{source: shop()}
+	c := changeCache{entries: map[string]cachedChanges{}}
+	for i := range 100 {
+		got, err := c.recent(t.Context(), fmt.Sprint("probe-", i), src, &report.Result{}, t0)
+		if err != nil || len(got) != 0 {
+			t.Fatalf("changes of an empty result = %v, %v; want none", got, err)
+		}
+	}
+	if len(c.entries) != 0 || src.queries != 0 {
+		t.Errorf("cache of %d entries after %d queries, want none", len(c.entries), src.queries)
+	}
+}
