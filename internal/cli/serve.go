@@ -349,10 +349,23 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 			return def, nil
 		}
 		return newUnit(id)
+	}, func(ctx context.Context, id string) (bool, error) {
+		st, err := s.st.Tenant(id)
+		if err != nil {
+			return false, err
+		}
+		empty, err := st.Empty(ctx)
+		return !empty, err
 	}, log.With("component", "tenants"), reg)
 	if err != nil {
 		return nil, err
 	}
+	// A read of a tenant that does not exist sees what a new tenant's
+	// engine shows, and patches validated against no traffic.
+	units := unitsOf{r: s.tenants, st: s.st, log: log,
+		empty:     engine.EmptyView(cfg.Config, vulns, model.New(sc.Model, attr), time.Time{}),
+		noTraffic: &patcher{cfg: waf.DefaultConfig(), vulns: db, corpus: corpus, redact: red}}
+	units.noTraffic.traffic = waf.NewTraffic(units.noTraffic.cfg.ReplayPerEndpoint)
 	if len(fl.findings) > 0 {
 		// Before Start this only stores them; Start loads them.
 		u := store.FindingsUpdate{Findings: initial, Source: "serve --findings " + strings.Join(fl.findings, " "), Actor: cliActor(), Time: time.Now()}
@@ -364,12 +377,12 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	parsers := importParsers()
 	maps.Copy(parsers, sbomParsers(func() (findings.Matcher, error) { return db, nil }))
 	deps := httpapi.Deps{
-		Tenants: unitsOf{s.tenants}, Vulns: db,
+		Tenants: units, Vulns: db,
 		Importer: func(r io.Reader, name, format string) ([]findings.Finding, []error) {
 			return importUpload(r, name, format, parsers)
 		},
 		Patches: func(ctx context.Context, res *report.Result) (*waf.PatchSet, error) {
-			u, err := s.tenants.Get(ctx, auth.TenantFromContext(ctx))
+			u, err := units.read(ctx, auth.TenantFromContext(ctx))
 			if err != nil {
 				return nil, err
 			}
@@ -396,7 +409,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		// no UI
 	} else if deps.UI, err = ui.New(ui.Deps{
 		Tenant: func(ctx context.Context, id string) (ui.Source, error) {
-			u, err := s.tenants.Get(ctx, id)
+			u, err := units.read(ctx, id)
 			if err != nil {
 				return nil, err
 			}
@@ -685,16 +698,57 @@ func (u *tenantUnit) Shutdown(ctx context.Context) error {
 	return errors.Join(u.router.Shutdown(ctx), u.eng.Shutdown(ctx))
 }
 
-// unitsOf is the registry as the API's httpapi.Tenants.
-type unitsOf struct{ r *tenant.Registry[*tenantUnit] }
+// unitsOf is the registry as the API and the UI read and change it
+// (httpapi.Tenants): writes create tenants, reads create none.
+type unitsOf struct {
+	r   *tenant.Registry[*tenantUnit]
+	st  store.Store
+	log *slog.Logger
+	// empty is the view of a tenant that does not exist
+	// (engine.EmptyView); noTraffic validates its patches.
+	empty     *engine.View
+	noTraffic *patcher
+}
 
-// Tenant returns the state and alerts of tenant id.
+// Tenant returns the state and alerts of tenant id for a write, creating
+// the tenant the first time.
 func (t unitsOf) Tenant(ctx context.Context, id string) (httpapi.State, httpapi.Alerts, error) {
 	u, err := t.r.Get(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
 	return u.state, u.alerts, nil
+}
+
+// Lookup returns the state and alerts of tenant id for a read (read).
+func (t unitsOf) Lookup(ctx context.Context, id string) (httpapi.State, httpapi.Alerts, error) {
+	u, err := t.read(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return u.state, u.alerts, nil
+}
+
+// read returns the unit of tenant id for a read, which creates no tenant
+// (tenant.Registry.Lookup): the tenant's unit, or, for a tenant that does
+// not exist, one that is never started nor kept, made of the empty view,
+// its store view (which holds nothing, unless a write has created the
+// tenant since), alerts over that view and patches without traffic. Its
+// state refuses SetFindings, which only a write calls, and its alert
+// feed stays silent: a stream opened before the tenant exists sends
+// only keepalives.
+func (t unitsOf) read(ctx context.Context, id string) (*tenantUnit, error) {
+	u, ok, err := t.r.Lookup(ctx, id)
+	if err != nil || ok {
+		return u, err
+	}
+	st, err := t.st.Tenant(id)
+	if err != nil {
+		return nil, err
+	}
+	v := *t.empty
+	v.At = time.Now()
+	return &tenantUnit{state: &liveState{empty: &v}, alerts: newAlertLog(st, t.log.With("tenant", id)), store: st, patches: t.noTraffic}, nil
 }
 
 // tracesOf and profilesOf route each batch to its tenant's engine.
@@ -711,15 +765,25 @@ func profilesOf(r *tenant.Registry[*tenantUnit]) pipeline.Consumer[[]*telemetry.
 // liveState is the engine's latest view as the API's report.Result.
 type liveState struct {
 	eng *engine.Engine
+	// empty, without eng, is the only view: a tenant that does not exist
+	// (unitsOf.read).
+	empty *engine.View
 
 	mu   sync.Mutex
 	view *engine.View
 	res  *report.Result
 }
 
+// errNoTenant is SetFindings's of a tenant that does not exist: a write
+// creates the tenant first (unitsOf.Tenant), so only a bug gets it.
+var errNoTenant = errors.New("the tenant does not exist: only a write creates it")
+
 // Result returns the result of the latest view, built once per view.
 func (l *liveState) Result() *report.Result {
-	v := l.eng.View()
+	v := l.empty
+	if l.eng != nil {
+		v = l.eng.View()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if v != l.view || l.res == nil {
@@ -734,6 +798,9 @@ func (l *liveState) Result() *report.Result {
 
 // SetFindings replaces findings in the engine.
 func (l *liveState) SetFindings(ctx context.Context, u store.FindingsUpdate) error {
+	if l.eng == nil {
+		return errNoTenant
+	}
 	return l.eng.SetFindings(ctx, u)
 }
 

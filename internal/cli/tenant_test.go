@@ -8,10 +8,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -23,10 +25,14 @@ import (
 )
 
 // sendTenantSpans exports, as the OTel SDK does with headers configured,
-// a public request to service carrying a JNDI payload (an exploit alert).
+// a public request to service carrying a JNDI payload (an exploit alert);
+// token "" sends none (an anonymous loopback client).
 func sendTenantSpans(t *testing.T, addr, token, orgID, service string) error {
 	t.Helper()
-	headers := map[string]string{"Authorization": "Bearer " + token}
+	headers := map[string]string{}
+	if token != "" {
+		headers["Authorization"] = "Bearer " + token
+	}
 	if orgID != "" {
 		headers["X-Scope-OrgID"] = orgID
 	}
@@ -367,5 +373,148 @@ func TestAlertsConfigTenant(t *testing.T) {
 		if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "soc") || !strings.Contains(err.Error(), "tenant") {
 			t.Errorf("Validate(%+v) = %v, want an error naming the sink and its tenant", bad, err)
 		}
+	}
+}
+
+// tenantsGauge is evident_tenants as /metrics says it.
+func tenantsGauge(t *testing.T, api string) string {
+	t.Helper()
+	_, metrics := getAs(t, api+"/metrics", "", "")
+	for line := range strings.Lines(metrics) {
+		if v, ok := strings.CutPrefix(line, "evident_tenants "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("no evident_tenants in /metrics:\n%.500s", metrics)
+	return ""
+}
+
+// unstable are the parts of an answer that differ between two reads of
+// the same state: times, and the ids exports make up per document.
+var unstable = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)|urn:uuid:[0-9a-f-]+|"(serialNumber|@id)": "[^"]*"`)
+
+// TestServeTenantReadsCreateNothing is the defect a new user found:
+// reads created tenants, so anyone who could read could use up
+// serve.tenants.max_tenants and lock real tenants out of ingest. With
+// max_tenants 3, over a data directory where tenant stored-team was
+// written before a restart: every read route, of the API and the UI,
+// of four unknown tenants answers 200 (404 for a named item) with
+// exactly what the default tenant, as new, answers, and creates
+// nothing (evident_tenants, the log); stored-team is still read with
+// its data (built from the store); and a new tenant's ingest succeeds.
+func TestServeTenantReadsCreateNothing(t *testing.T) {
+	data := t.TempDir()
+	cfg := serveTestConfig(t)
+	cfg.Serve.Tenants.MaxTenants = 3
+	fl := serveFlags{vulns: []string{filepath.Join("testdata", "serve", "osv")}}
+	report, err := os.ReadFile(filepath.Join("testdata", "serve", "checkout.govulncheck.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Before the restart: stored-team's spans (with an exploit, so an
+	// alert) and findings.
+	srv := startTestServerConfig(t, data, cfg, fl)
+	if err := sendTenantSpans(t, srv.otlp.HTTPAddr(), "", "stored-team", "stored-svc"); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", srv.apiURL()+"/api/v1/findings?service=stored-svc", bytes.NewReader(report))
+	req.Header.Set("X-Scope-OrgID", "stored-team")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stored-team's upload = %d, want 200", resp.StatusCode)
+	}
+	waitFor(t, "stored-team's service and alert", func() bool {
+		_, s := getAs(t, srv.apiURL()+"/api/v1/services", "", "stored-team")
+		_, a := getAs(t, srv.apiURL()+"/api/v1/alerts", "", "stored-team")
+		return strings.Contains(s, "stored-svc") && strings.Contains(a, "stored-svc")
+	})
+	shutdown(t, srv)
+
+	logs := &syncBuffer{}
+	g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: data}
+	srv, err = startServer(t.Context(), g, cfg, fl, slog.New(slog.NewTextHandler(io.MultiWriter(logs, t.Output()), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown(t, srv)
+	api := srv.apiURL()
+	if got := tenantsGauge(t, api); got != "1" {
+		t.Fatalf("evident_tenants after the restart = %s, want 1 (default)", got)
+	}
+
+	routes := []struct {
+		path   string
+		status int
+	}{
+		{"/api/v1/services", 200}, {"/api/v1/services?limit=1", 200}, {"/api/v1/services/stored-svc", 404},
+		{"/api/v1/graph", 200}, {"/api/v1/inventory", 200},
+		{"/api/v1/findings", 200}, {"/api/v1/findings?service=stored-svc", 200}, {"/api/v1/findings/GO-2024-2958", 404},
+		{"/api/v1/summary", 200}, {"/api/v1/report", 200},
+		{"/api/v1/export/openvex", 200}, {"/api/v1/export/sarif", 200}, {"/api/v1/export/cyclonedx", 200},
+		{"/api/v1/alerts", 200}, {"/api/v1/alerts?service=stored-svc", 200}, {"/api/v1/alerts/x", 404},
+		{"/api/v1/waf/patches", 200}, {"/api/v1/waf/patches/stored-svc", 404},
+		{"/", 200}, {"/ui/findings", 200}, {"/ui/map", 200}, {"/ui/alerts", 200}, {"/ui/export/markdown", 200},
+		{"/ui/services/stored-svc", 404},
+	}
+	for _, probe := range []string{"x1", "x2", "x3", "x4"} {
+		for _, rt := range routes {
+			t.Run(probe+rt.path, func(t *testing.T) {
+				status, body := getAs(t, api+rt.path, "", probe)
+				if status != rt.status {
+					t.Fatalf("GET %s of unknown tenant %s = %d %.300s, want %d", rt.path, probe, status, body, rt.status)
+				}
+				if rt.status == 200 && strings.Contains(body, "stored") { // a 404 echoes the name asked for
+					t.Errorf("GET %s of unknown tenant %s shows stored-team's data:\n%.300s", rt.path, probe, body)
+				}
+				if strings.HasPrefix(rt.path, "/ui/") || rt.path == "/" {
+					return // pages name the tenant in their links
+				}
+				// The answer of a new tenant: the default one, which
+				// nothing was written to.
+				_, want := getAs(t, api+rt.path, "", "")
+				if diff := cmp.Diff(unstable.ReplaceAllString(want, "X"), unstable.ReplaceAllString(body, "X")); diff != "" {
+					t.Errorf("GET %s of unknown tenant %s (-new default tenant +got):\n%s", rt.path, probe, diff)
+				}
+			})
+		}
+		// The link form, as the alerts' links and the UI carry it.
+		if status, _ := getAs(t, api+"/api/v1/findings?tenant="+probe, "", ""); status != 200 {
+			t.Errorf("GET /api/v1/findings?tenant=%s = %d, want 200", probe, status)
+		}
+	}
+	if got := tenantsGauge(t, api); got != "1" {
+		t.Errorf("evident_tenants after reads of unknown tenants = %s, want 1", got)
+	}
+	if strings.Contains(logs.String(), "tenant created") {
+		t.Errorf("reads of unknown tenants logged:\n%s", logs.String())
+	}
+
+	// stored-team exists only in the store: a read builds it, with its
+	// data.
+	if _, body := getAs(t, api+"/api/v1/services", "", "stored-team"); !strings.Contains(body, "stored-svc") {
+		t.Errorf("stored-team's services after the restart = %.300s, want stored-svc", body)
+	}
+	if _, body := getAs(t, api+"/api/v1/alerts", "", "stored-team"); !strings.Contains(body, "stored-svc") {
+		t.Errorf("stored-team's alerts after the restart = %.300s, want its alert", body)
+	}
+	// A real tenant's spans: the third tenant of three.
+	if err := sendTenantSpans(t, srv.otlp.HTTPAddr(), "", "team-real", "real-svc"); err != nil {
+		t.Fatalf("team-real's spans after reads of four unknown tenants: %v", err)
+	}
+	waitFor(t, "team-real's service", func() bool {
+		_, s := getAs(t, api+"/api/v1/services", "", "team-real")
+		return strings.Contains(s, "real-svc")
+	})
+	if _, body := getAs(t, api+"/api/v1/services", "", "team-real"); strings.Contains(body, "stored") {
+		t.Errorf("team-real's services show stored-team's: %.300s", body)
+	}
+	if got := tenantsGauge(t, api); got != "3" {
+		t.Errorf("evident_tenants = %s, want 3 (default, stored-team, team-real)", got)
 	}
 }

@@ -863,7 +863,23 @@ func upstream(snap *model.Snapshot, set map[string]bool) map[string]bool {
 func (e *Engine) publish(a *assess.Assessor, snap *model.Snapshot, now time.Time) {
 	as := slices.Clone(e.w.current)
 	slices.SortStableFunc(as, assess.ByPriority)
-	e.view.Store(&View{Assessments: as, Summary: assess.Summarize(as), Snapshot: snap, Exposure: a.ServiceExposures(), At: now})
+	e.view.Store(newView(a, snap, as, now))
+}
+
+// newView is the view of the assessments as, in priority order, made by
+// a on snap at now.
+func newView(a *assess.Assessor, snap *model.Snapshot, as []assess.Assessment, now time.Time) *View {
+	return &View{Assessments: as, Summary: assess.Summarize(as), Snapshot: snap, Exposure: a.ServiceExposures(), At: now}
+}
+
+// EmptyView returns the view an engine publishes when it starts on a
+// store that holds nothing (no findings, no telemetry), m being a model
+// that applied nothing, as of now: the view of a tenant that does not
+// exist, which a read answers with and which creates nothing
+// (internal/tenant).
+func EmptyView(cfg assess.Config, vulns assess.Vulns, m *model.Model, now time.Time) *View {
+	snap := m.Snapshot()
+	return newView(assess.New(cfg, vulns, snap), snap, []assess.Assessment{}, now)
 }
 
 // checkpoint writes the model as of the last applied batch.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -366,6 +367,76 @@ func (ts tenantsOf) Tenant(_ context.Context, id string) (State, Alerts, error) 
 		return nil, nil, fmt.Errorf("no tenant %q", id)
 	}
 	return t.st, t.al, nil
+}
+
+func (ts tenantsOf) Lookup(ctx context.Context, id string) (State, Alerts, error) {
+	return ts.Tenant(ctx, id)
+}
+
+// recordingTenants is a Tenants over one state that records, by
+// request, whether it was asked to create the tenant (Tenant) or to
+// look it up (Lookup).
+type recordingTenants struct {
+	st    *state
+	al    *alerts
+	mu    sync.Mutex
+	calls []string
+}
+
+func (rt *recordingTenants) record(call string) (State, Alerts, error) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.calls = append(rt.calls, call)
+	return rt.st, rt.al, nil
+}
+
+func (rt *recordingTenants) Tenant(context.Context, string) (State, Alerts, error) {
+	return rt.record("Tenant")
+}
+
+func (rt *recordingTenants) Lookup(context.Context, string) (State, Alerts, error) {
+	return rt.record("Lookup")
+}
+
+// TestReadsLookUpTenants: every route of the API that takes a tenant
+// looks it up, which creates none, except those that change its state
+// (POST), which create it: a reader cannot use up max_tenants.
+func TestReadsLookUpTenants(t *testing.T) {
+	st := newState(t)
+	tenants := &recordingTenants{st: st, al: &alerts{st: st.st}}
+	s, base := start(t, Deps{Tenants: tenants, Importer: importer, Audit: st.st, Patches: patcher, Gatherer: prometheus.NewRegistry()})
+	for _, rt := range s.routes() {
+		if rt.need == 0 || rt.probe || strings.HasSuffix(rt.pattern, "/stream") {
+			continue // no tenant; the stream never ends
+		}
+		method, path, _ := strings.Cut(rt.pattern, " ")
+		path = strings.NewReplacer("{name}", "app", "{id}", "x", "{service}", "app").Replace(path)
+		want := "Lookup"
+		if method != http.MethodGet {
+			want = "Tenant"
+		}
+		t.Run(rt.pattern, func(t *testing.T) {
+			tenants.mu.Lock()
+			tenants.calls = nil
+			tenants.mu.Unlock()
+			req, err := http.NewRequestWithContext(t.Context(), method, base+path, strings.NewReader("{}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set(auth.TenantHeader, "probe-a")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			tenants.mu.Lock()
+			defer tenants.mu.Unlock()
+			if !cmp.Equal(tenants.calls, []string{want}) {
+				t.Errorf("%s asked the tenants %v, want [%s]", rt.pattern, tenants.calls, want)
+			}
+		})
+	}
 }
 
 // TestTenantParam follows the link of an alert of tenant team-a, which

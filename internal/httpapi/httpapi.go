@@ -63,9 +63,16 @@ type Alerts interface {
 }
 
 // Tenants gives the API the state and alerts of each tenant
-// (internal/tenant); a tenant seen for the first time is created.
+// (internal/tenant).
 type Tenants interface {
+	// Tenant returns them for a request that changes the tenant's state
+	// (an upload): a tenant seen for the first time is created.
 	Tenant(ctx context.Context, id string) (State, Alerts, error)
+	// Lookup returns them for a read, which creates no tenant: a tenant
+	// with no state, in memory or in the store, is answered with the
+	// state and alerts of an empty tenant (an empty Result, no alerts),
+	// which take nothing from the tenants' limits.
+	Lookup(ctx context.Context, id string) (State, Alerts, error)
 }
 
 // Patcher writes and validates the virtual patches of the findings of a
@@ -309,7 +316,7 @@ func (s *Server) Handler() http.Handler {
 		case rt.probe:
 			h = s.probe(rt.need, h.ServeHTTP)
 		default:
-			h = s.guard(rt.need, s.inTenant(h.ServeHTTP))
+			h = s.guard(rt.need, s.inTenant(!strings.HasPrefix(rt.pattern, http.MethodGet+" "), h.ServeHTTP))
 		}
 		mux.Handle(rt.pattern, h)
 	}
@@ -458,14 +465,20 @@ func storeStatus(err error) int {
 }
 
 // inTenant resolves the state and alerts of the request's tenant before
-// h runs; without Deps.Tenants, h reads Deps.State and Deps.Alerts.
-func (s *Server) inTenant(h http.HandlerFunc) http.HandlerFunc {
+// h runs; without Deps.Tenants, h reads Deps.State and Deps.Alerts. Only
+// a route that writes (every method but GET) may create the tenant: a
+// read of a tenant that does not exist is answered as an empty one's.
+func (s *Server) inTenant(write bool, h http.HandlerFunc) http.HandlerFunc {
 	if s.deps.Tenants == nil {
 		return h
 	}
+	resolve := s.deps.Tenants.Lookup
+	if write {
+		resolve = s.deps.Tenants.Tenant
+	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := auth.TenantFromContext(r.Context())
-		st, al, err := s.deps.Tenants.Tenant(r.Context(), id)
+		st, al, err := resolve(r.Context(), id)
 		if err != nil {
 			writeError(w, storeStatus(err), "tenant %q: %v", id, err)
 			return

@@ -1,8 +1,9 @@
 // Package tenant keeps one isolated unit of state per tenant of evident
 // serve (docs/security.md, "Tenants"): a Registry creates the unit of a
 // tenant (its engine, alert router and store view) when the tenant is
-// first seen, bounded by Config.MaxTenants, and limits each tenant's
-// ingest with its own token bucket.
+// first written to, bounded by Config.MaxTenants, and limits each
+// tenant's ingest with its own token bucket. A read creates no tenant
+// (Registry.Lookup): anyone who may read must not use up MaxTenants.
 //
 // The tenant of a request is decided by the listener's guard
 // (auth.TenantFromContext); Route sends each batch to its tenant's unit,
@@ -67,6 +68,10 @@ var ErrTooManyTenants = errors.New("too many tenants")
 // Factory builds the unit of a tenant; the Registry starts it.
 type Factory[U pipeline.Component] func(ctx context.Context, tenant string) (U, error)
 
+// Stored reports whether the store holds state of tenant (a unit built
+// for it would restore some), for Registry.Lookup.
+type Stored func(ctx context.Context, tenant string) (bool, error)
+
 // entry is a tenant's unit and its ingest limiter.
 type entry[U pipeline.Component] struct {
 	unit U
@@ -79,6 +84,7 @@ type entry[U pipeline.Component] struct {
 type Registry[U pipeline.Component] struct {
 	cfg     Config
 	factory Factory[U]
+	stored  Stored
 	log     *slog.Logger
 	now     func() time.Time
 
@@ -98,16 +104,17 @@ type Registry[U pipeline.Component] struct {
 
 var _ pipeline.Component = (*Registry[pipeline.Component])(nil)
 
-// New returns a registry that builds units with factory. reg, when set,
-// gets the metrics; log defaults to discarding.
-func New[U pipeline.Component](cfg Config, factory Factory[U], log *slog.Logger, reg prometheus.Registerer) (*Registry[U], error) {
+// New returns a registry that builds units with factory and asks stored
+// whether a tenant read without a unit has state to restore. reg, when
+// set, gets the metrics; log defaults to discarding.
+func New[U pipeline.Component](cfg Config, factory Factory[U], stored Stored, log *slog.Logger, reg prometheus.Registerer) (*Registry[U], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry[U]{cfg: cfg, factory: factory, log: log, now: time.Now, units: map[string]*entry[U]{}}
+	r := &Registry[U]{cfg: cfg, factory: factory, stored: stored, log: log, now: time.Now, units: map[string]*entry[U]{}}
 	r.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "evident_tenant_ingest_refused_records_total",
 		Help: "Records refused because their tenant was over its ingest rate, by tenant.",
@@ -141,10 +148,10 @@ func (r *Registry[U]) Start(ctx context.Context) error {
 	return err
 }
 
-// Get returns the unit of tenant, building and starting it the first
-// time (which restores its state from the store). A tenant ID that fails
-// store.ValidateTenant is store.ErrInvalid; a new tenant beyond
-// MaxTenants is ErrTooManyTenants.
+// Get returns the unit of tenant for a write, building and starting it
+// the first time (which restores its state from the store). A tenant ID
+// that fails store.ValidateTenant is store.ErrInvalid; a new tenant
+// beyond MaxTenants is ErrTooManyTenants.
 func (r *Registry[U]) Get(ctx context.Context, tenant string) (U, error) {
 	e, err := r.entry(ctx, tenant)
 	if err != nil {
@@ -152,6 +159,35 @@ func (r *Registry[U]) Get(ctx context.Context, tenant string) (U, error) {
 		return zero, err
 	}
 	return e.unit, nil
+}
+
+// Lookup returns the unit of tenant for a read, which creates no tenant:
+// the unit in memory, or, when the store holds state of the tenant (it
+// was created before a restart: units are built when first used), the
+// unit built and restored as Get does, within MaxTenants. For a tenant
+// with neither, ok is false and nothing is built: no unit, no place
+// among MaxTenants, no log line; the caller answers as a new tenant's
+// empty state would. Errors are Get's, and the store's.
+func (r *Registry[U]) Lookup(ctx context.Context, tenant string) (u U, ok bool, err error) {
+	r.mu.Lock()
+	e := r.units[tenant]
+	r.mu.Unlock()
+	if e == nil {
+		if err := store.ValidateTenant(tenant); err != nil {
+			return u, false, err
+		}
+		held, err := r.stored(ctx, tenant)
+		if err != nil {
+			return u, false, fmt.Errorf("look up tenant %q: %w", tenant, err)
+		}
+		if !held {
+			return u, false, nil
+		}
+		if e, err = r.entry(ctx, tenant); err != nil {
+			return u, false, err
+		}
+	}
+	return e.unit, true, nil
 }
 
 func (r *Registry[U]) entry(ctx context.Context, tenant string) (*entry[U], error) {

@@ -3,10 +3,12 @@ package tenant
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -32,9 +34,12 @@ func (u *unit) consumer() pipeline.Consumer[[]string] {
 	})
 }
 
+// storedNone is the Stored of a store that holds no tenant's state.
+func storedNone(context.Context, string) (bool, error) { return false, nil }
+
 func newRegistry(t *testing.T, cfg Config, reg prometheus.Registerer) (*Registry[*unit], *time.Time) {
 	t.Helper()
-	r, err := New(cfg, func(_ context.Context, id string) (*unit, error) { return &unit{tenant: id}, nil }, nil, reg)
+	r, err := New(cfg, func(_ context.Context, id string) (*unit, error) { return &unit{tenant: id}, nil }, storedNone, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,5 +161,101 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Validate = %v, want ok %v", err, tt.ok)
 			}
 		})
+	}
+}
+
+// TestLookupCreatesNothing: a read of a tenant without a unit builds one
+// only when the store holds the tenant's state; reads of any number of
+// unknown tenants take no place among MaxTenants, so a new tenant's
+// ingest still gets one.
+func TestLookupCreatesNothing(t *testing.T) {
+	errStore := errors.New("store down")
+	stored := func(_ context.Context, id string) (bool, error) {
+		switch {
+		case id == "broken":
+			return false, errStore
+		case strings.HasPrefix(id, "kept"):
+			return true, nil
+		}
+		return false, nil
+	}
+	var built []string
+	reg := prometheus.NewRegistry()
+	r, err := New(Config{MaxTenants: 3}, func(_ context.Context, id string) (*unit, error) {
+		built = append(built, id)
+		return &unit{tenant: id}, nil
+	}, stored, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := route(r).Consume(in("written"), []string{"w1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, tenant string
+		wantOK       bool
+		wantErr      error
+		wantBuilt    []string // the units the lookup built
+	}{
+		{"Default", store.DefaultTenant, true, nil, nil},
+		{"InMemory", "written", true, nil, nil},
+		{"Unknown1", "x1", false, nil, nil},
+		{"Unknown2", "x2", false, nil, nil},
+		{"Unknown3", "x3", false, nil, nil},
+		{"Unknown4", "x4", false, nil, nil},
+		{"UnknownAgain", "x1", false, nil, nil},
+		{"BadID", "bad/tenant", false, store.ErrInvalid, nil},
+		{"StoreFails", "broken", false, errStore, nil},
+		{"Stored", "kept", true, nil, []string{"kept"}},
+		{"StoredAgain", "kept", true, nil, nil},
+		{"StoredBeyondMax", "kept-2", false, ErrTooManyTenants, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			built = built[:0]
+			before := testutil.ToFloat64(r.tenants)
+			u, ok, err := r.Lookup(context.Background(), tt.tenant)
+			if ok != tt.wantOK || !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+				t.Fatalf("Lookup(%q) = ok %v, %v; want ok %v, %v", tt.tenant, ok, err, tt.wantOK, tt.wantErr)
+			}
+			if ok && (u.tenant != tt.tenant || !u.started) {
+				t.Errorf("Lookup(%q) = unit of %q (started %v)", tt.tenant, u.tenant, u.started)
+			}
+			if diff := cmp.Diff(tt.wantBuilt, built, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("units built (-want +got):\n%s", diff)
+			}
+			if got, want := testutil.ToFloat64(r.tenants), before+float64(len(tt.wantBuilt)); got != want {
+				t.Errorf("evident_tenants %v, want %v", got, want)
+			}
+		})
+	}
+	// Three units (default, written, kept): the reads of x1..x4 took
+	// none, so a new tenant's write is refused only for the one that was
+	// built from the store.
+	if err := route(r).Consume(in("real"), []string{"r1"}); !errors.Is(err, ErrTooManyTenants) {
+		t.Errorf("write of a fourth tenant = %v, want ErrTooManyTenants", err)
+	}
+}
+
+// TestLookupLeavesRoomForWrites is the defect this package had: with
+// max_tenants 3, four reads of unknown tenants, then a new tenant's
+// ingest, which must be admitted.
+func TestLookupLeavesRoomForWrites(t *testing.T) {
+	r, _ := newRegistry(t, Config{MaxTenants: 3}, nil)
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"x1", "x2", "x3", "x4"} {
+		if _, ok, err := r.Lookup(context.Background(), id); ok || err != nil {
+			t.Fatalf("Lookup(%q) = ok %v, %v; want not ok, nil", id, ok, err)
+		}
+	}
+	if err := route(r).Consume(in("team-real"), []string{"s1"}); err != nil {
+		t.Fatalf("ingest of a new tenant after four reads: %v", err)
+	}
+	if u, ok, err := r.Lookup(context.Background(), "team-real"); !ok || err != nil || !cmp.Equal(u.got, []string{"s1"}) {
+		t.Errorf("Lookup of the written tenant = %v, ok %v, %v; want its spans", u, ok, err)
 	}
 }
