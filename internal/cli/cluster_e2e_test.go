@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -323,5 +324,69 @@ func TestScaledOutSources(t *testing.T) {
 	}
 	if diff := cmp.Diff(verdicts, shopDecided(t, d.api.apiURL())); diff != "" {
 		t.Errorf("the verdicts changed when the other receiver took over (-before +after):\n%s", diff)
+	}
+}
+
+// TestScaledOutAPIReadsCreateNothing: API replicas serve the state of
+// the shared PostgreSQL store and create no tenant for a read either.
+// One replica takes stored-team's findings (a write); a second, with
+// max_tenants 3, answers reads of four unknown tenants with empty 200s
+// and no unit, reads stored-team's findings, which only the store holds
+// for it, and still has room for another tenant's upload.
+func TestScaledOutAPIReadsCreateNothing(t *testing.T) {
+	cfg := serveTestConfig(t)
+	cfg.Serve.Store = postgresStore(t)
+	cfg.Serve.Tenants.MaxTenants = 3
+	cfg.Cluster.ViewInterval = 200 * time.Millisecond
+	fl := serveFlags{role: roleAPI, vulns: []string{filepath.Join("testdata", "serve", "osv")}}
+	report, err := os.ReadFile(filepath.Join("testdata", "serve", "checkout.govulncheck.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upload := func(api, tenant string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", api+"/api/v1/findings?service="+tenant+"-svc", bytes.NewReader(report))
+		req.Header.Set("X-Scope-OrgID", tenant)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("upload of %s's findings = %d, want 200", tenant, resp.StatusCode)
+		}
+	}
+	first := startTestServerConfig(t, t.TempDir(), cfg, fl)
+	defer shutdown(t, first)
+	upload(first.apiURL(), "stored-team")
+
+	second := startTestServerConfig(t, t.TempDir(), cfg, fl)
+	defer shutdown(t, second)
+	api := second.apiURL()
+	for _, probe := range []string{"x1", "x2", "x3", "x4"} {
+		for _, path := range []string{"/api/v1/findings", "/api/v1/services", "/api/v1/alerts", "/api/v1/summary", "/ui/findings"} {
+			status, body := getAs(t, api+path, "", probe)
+			if status != http.StatusOK || strings.Contains(body, "stored") {
+				t.Errorf("GET %s of unknown tenant %s = %d %.300s, want 200 and nothing of stored-team", path, probe, status, body)
+			}
+		}
+	}
+	if _, body := getAs(t, api+"/api/v1/findings", "", "x1"); !strings.Contains(body, `"findings": []`) {
+		t.Errorf("findings of unknown tenant x1 = %.300s, want none", body)
+	}
+	if got := tenantsGauge(t, api); got != "1" {
+		t.Errorf("evident_tenants of the second replica after reads of unknown tenants = %s, want 1", got)
+	}
+	waitFor(t, "stored-team's findings on the second replica", func() bool {
+		_, body := getAs(t, api+"/api/v1/findings", "", "stored-team")
+		return strings.Contains(body, "stored-team-svc")
+	})
+	upload(api, "team-real")
+	if _, body := getAs(t, api+"/api/v1/findings", "", "team-real"); !strings.Contains(body, "team-real-svc") || strings.Contains(body, "stored") {
+		t.Errorf("team-real's findings = %.300s, want its own only", body)
+	}
+	if got := tenantsGauge(t, api); got != "3" {
+		t.Errorf("evident_tenants of the second replica = %s, want 3 (default, stored-team, team-real)", got)
 	}
 }
