@@ -506,10 +506,11 @@ func TestErrorsAreJSON(t *testing.T) {
 		{"GET", "/api/v1/findings?verdict=ran", 400, "", `verdict \"ran\": want one of executed, loaded, not_observed, unknown`},
 		{"GET", "/api/v1/findings?exposure=public", 400, "", `exposure \"public\": want one of exposed, internal, no_input, unknown`},
 		{"GET", "/api/v1/findings?kev=yes", 400, "", `kev \"yes\": want one of true, false`},
-		{"GET", "/api/v1/findings?teir=P1", 400, "", `parameter \"teir\": this route takes service, verdict, tier, exposure, vulnerability, kev, q, sort, limit, cursor`},
+		{"GET", "/api/v1/findings?teir=P1", 400, "", `parameter \"teir\": this route takes service, verdict, tier, exposure, vulnerability, kev, q, sort, limit, cursor, tenant`},
 		{"GET", "/api/v1/findings?tier=P1&tier=P2", 400, "", `parameter \"tier\" given 2 times`},
 		{"GET", "/api/v1/findings?cursor=abc", 400, "", `cursor \"abc\": not a next_cursor of findings sorted by priority`},
-		{"GET", "/api/v1/summary?x=1", 400, "", `parameter \"x\": this route takes none`},
+		{"GET", "/api/v1/summary?x=1", 400, "", `parameter \"x\": this route takes tenant`},
+		{"GET", "/api/v1/summary?tenant=default&x=1", 400, "", `parameter \"x\": this route takes tenant`},
 		{"GET", "/api/v1/alerts?kind=boom", 400, "", `kind \"boom\": want one of first_execution, exposed_to_sensitive_store, exploit_payload, request_rate_anomaly, error_rate_anomaly, new_outbound_host`},
 		{"GET", "/api/v1/alerts?since=0926-10-01T00:00:00Z", 400, "", `since: time 0926-10-01 00:00:00 +0000 UTC is outside the years 1678 to 2262`},
 	}

@@ -46,13 +46,14 @@ func loadOpenAPI(t *testing.T) *openapi3.T {
 }
 
 // TestOpenAPIRoutes: every route of the server is in the document with
-// the query parameters it takes, and the document has no other.
+// the query parameters it takes, the tenant among them, and the
+// document has no other.
 func TestOpenAPIRoutes(t *testing.T) {
 	doc := loadOpenAPI(t)
 	s := New(DefaultConfig(), Deps{Gatherer: prometheus.NewRegistry()})
 	got := map[string][]string{}
 	for _, rt := range s.routes() {
-		got[rt.pattern] = slices.Sorted(slices.Values(rt.params))
+		got[rt.pattern] = slices.Sorted(slices.Values(append(slices.Clip(rt.params), auth.TenantParam)))
 	}
 	want := map[string][]string{}
 	for path, item := range doc.Paths.Map() {
@@ -171,6 +172,10 @@ func TestOpenAPIResponses(t *testing.T) {
 		{method: "GET", path: "/metrics", status: 200},
 		{method: "GET", path: "/healthz", token: "-", status: 200},
 		{method: "GET", path: "/readyz", token: "-", status: 200},
+		{method: "GET", path: "/api/v1/graph?tenant=default", status: 200},
+		{method: "GET", path: "/api/v1/graph?tenant=..", status: 400},
+		{method: "GET", path: "/api/v1/summary?x=1", status: 400},
+		{method: "GET", path: "/healthz?tenant=a%7Cb", token: "-", status: 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {

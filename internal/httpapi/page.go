@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/evidentsec/evident/internal/auth"
 )
 
 // Lists answer a page at a time: at most limit items (1 to maxLimit,
@@ -19,18 +21,18 @@ const (
 	maxLimit     = 10000
 )
 
-// CheckQuery refuses a query with a parameter not in params, or one
-// given twice: a misspelt filter must not silently list everything, nor
-// a repeated one silently use its first value. Every API route checks its
-// query with it, and the web UI its pages' (internal/ui), so both refuse
-// with the same words.
+// CheckQuery refuses a query with a parameter not in params, nor the
+// tenant (auth.TenantParam, which every route and page takes: Handler
+// turns it into X-Scope-OrgID before they see it), or one given twice: a
+// misspelt filter must not silently list everything, nor a repeated one
+// silently use its first value. Every API route checks its query with
+// it, and the web UI its pages' (internal/ui), so both refuse with the
+// same words.
 func CheckQuery(q url.Values, params []string) error {
+	takes := append(slices.Clip(params), auth.TenantParam)
 	for name, vs := range q {
-		if !slices.Contains(params, name) {
-			if len(params) == 0 {
-				return fmt.Errorf("parameter %q: this route takes none", name)
-			}
-			return fmt.Errorf("parameter %q: this route takes %s", name, strings.Join(params, ", "))
+		if !slices.Contains(takes, name) {
+			return fmt.Errorf("parameter %q: this route takes %s", name, strings.Join(takes, ", "))
 		}
 		if len(vs) > 1 {
 			return fmt.Errorf("parameter %q given %d times: give it once", name, len(vs))

@@ -297,13 +297,13 @@ func TestPages(t *testing.T) {
 			`role="alert">parameter &#34;kind&#34; given 2 times: give it once</p>`,
 		}, []string{"No alert", "<tr data-alert="}},
 		{"alerts misspelt filter", "/ui/alerts?knd=exploit_payload", 400, []string{
-			`role="alert">parameter &#34;knd&#34;: this route takes since, service, kind</p>`,
+			`role="alert">parameter &#34;knd&#34;: this route takes since, service, kind, tenant</p>`,
 		}, nil},
 		{"tier twice", "/ui/findings?tier=P2&tier=P3", 400, []string{
 			`role="alert">parameter &#34;tier&#34; given 2 times: give it once</p>`,
 		}, []string{`<table class="findings"`}},
 		{"findings misspelt filter", "/ui/findings?teir=P1", 400, []string{
-			`role="alert">parameter &#34;teir&#34;: this route takes service, verdict, tier, exposure, vulnerability, kev, q, sort, page</p>`,
+			`role="alert">parameter &#34;teir&#34;: this route takes service, verdict, tier, exposure, vulnerability, kev, q, sort, page, tenant</p>`,
 		}, nil},
 		{"no page", "/ui/nope", 404, []string{"No page at /ui/nope."}, nil},
 		{"no export", "/ui/export/sarif", 404, []string{"No export &#34;sarif&#34; here"}, nil},
