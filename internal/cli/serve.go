@@ -672,7 +672,10 @@ type tenantUnit struct {
 	eng    *engine.Engine
 	router *alert.Router
 	alerts *alertLog
-	state  *liveState
+	// feed, when set, is what the API reads alerts from instead: those of
+	// a tenant that does not exist yet (unitsOf.read).
+	feed  httpapi.Alerts
+	state *liveState
 	// store is the tenant's view of the store.
 	store store.Store
 	// patches learns the tenant's requests from traces, the consumer
@@ -720,11 +723,15 @@ func (t unitsOf) Tenant(ctx context.Context, id string) (httpapi.State, httpapi.
 	return u.state, u.alerts, nil
 }
 
-// Lookup returns the state and alerts of tenant id for a read (read).
+// Lookup returns the state and alerts of tenant id for a read, which
+// creates no tenant (unitsOf.read).
 func (t unitsOf) Lookup(ctx context.Context, id string) (httpapi.State, httpapi.Alerts, error) {
 	u, err := t.read(ctx, id)
 	if err != nil {
 		return nil, nil, err
+	}
+	if u.feed != nil {
+		return u.state, u.feed, nil
 	}
 	return u.state, u.alerts, nil
 }
@@ -733,10 +740,9 @@ func (t unitsOf) Lookup(ctx context.Context, id string) (httpapi.State, httpapi.
 // (tenant.Registry.Lookup): the tenant's unit, or, for a tenant that does
 // not exist, one that is never started nor kept, made of the empty view,
 // its store view (which holds nothing, unless a write has created the
-// tenant since), alerts over that view and patches without traffic. Its
-// state refuses SetFindings, which only a write calls, and its alert
-// feed stays silent: a stream opened before the tenant exists sends
-// only keepalives.
+// tenant since), alerts over that view whose feed waits for the tenant
+// (awaitedAlerts), and patches without traffic. Its state refuses
+// SetFindings, which only a write calls.
 func (t unitsOf) read(ctx context.Context, id string) (*tenantUnit, error) {
 	u, ok, err := t.r.Lookup(ctx, id)
 	if err != nil || ok {
@@ -748,7 +754,91 @@ func (t unitsOf) read(ctx context.Context, id string) (*tenantUnit, error) {
 	}
 	v := *t.empty
 	v.At = time.Now()
-	return &tenantUnit{state: &liveState{empty: &v}, alerts: newAlertLog(st, t.log.With("tenant", id)), store: st, patches: t.noTraffic}, nil
+	alerts := awaitedAlerts{alertLog: newAlertLog(st, t.log.With("tenant", id)), r: t.r, id: id}
+	return &tenantUnit{state: &liveState{empty: &v}, alerts: alerts.alertLog, feed: alerts, store: st, patches: t.noTraffic}, nil
+}
+
+// awaitTenantEvery is how often the alert stream of a tenant that does
+// not exist yet looks it up again.
+const awaitTenantEvery = time.Second
+
+// awaitedAlerts are the alerts of a tenant that does not exist yet: the
+// stored ones (none, unless a write created it since), and a feed that
+// looks the tenant up every awaitTenantEvery, as a read, and once a write
+// has created it (here, or in the store: another replica) relays its
+// unit's feed, so that a stream opened before the tenant's first write
+// still receives its alerts. The alerts fired between the subscription
+// and the lookup that found the tenant (its first write fires them at
+// once) are relayed from the store first.
+type awaitedAlerts struct {
+	*alertLog
+	r  *tenant.Registry[*tenantUnit]
+	id string
+}
+
+// awaitedReplay bounds the alerts relayed from the store.
+const awaitedReplay = 100
+
+// Subscribe returns the feed; the goroutine that relays it is the
+// subscription's, and the function that ends it waits for it.
+func (a awaitedAlerts) Subscribe() (<-chan any, func()) {
+	out := make(chan any, 64)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	since := time.Now()
+	go func() {
+		defer close(done)
+		t := time.NewTicker(awaitTenantEvery)
+		defer t.Stop()
+		var u *tenantUnit
+		for u == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if got, ok, err := a.r.Lookup(ctx, a.id); err == nil && ok {
+				u = got
+			}
+		}
+		send := func(al any) {
+			select {
+			case out <- al:
+			default: // a slow reader misses it, as from the unit's feed
+			}
+		}
+		// Subscribed first: an alert stored after the query below is in
+		// the feed; one in both is relayed once.
+		in, end := u.alerts.Subscribe()
+		defer end()
+		past, err := u.alerts.Recent(ctx, store.AlertQuery{Since: since, Limit: awaitedReplay})
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("relay the alerts of a new tenant", "err", err)
+		}
+		sent := map[string]bool{}
+		for _, al := range slices.Backward(past) {
+			sent[al.ID] = true
+			send(al)
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case al := <-in:
+				if sa, ok := al.(store.Alert); !ok || !sent[sa.ID] {
+					send(al)
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return out, func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			close(out)
+		})
+	}
 }
 
 // tracesOf and profilesOf route each batch to its tenant's engine.

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.opentelemetry.io/otel/attribute"
@@ -517,4 +520,48 @@ func TestServeTenantReadsCreateNothing(t *testing.T) {
 	if got := tenantsGauge(t, api); got != "3" {
 		t.Errorf("evident_tenants = %s, want 3 (default, stored-team, team-real)", got)
 	}
+}
+
+// TestServeTenantStreamBeforeFirstWrite: the alert stream of a tenant
+// that does not exist creates it no more than another read, and still
+// sends the tenant's first alert once a write has created it.
+func TestServeTenantStreamBeforeFirstWrite(t *testing.T) {
+	srv := startTestServer(t, t.TempDir(), serveFlags{vulns: []string{filepath.Join("testdata", "serve", "osv")}})
+	defer shutdown(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.apiURL()+"/api/v1/alerts/stream", nil)
+	req.Header.Set("X-Scope-OrgID", "late")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stream of a tenant that does not exist = %d, want 200", resp.StatusCode)
+	}
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	if got := tenantsGauge(t, srv.apiURL()); got != "1" {
+		t.Errorf("evident_tenants with the stream open = %s, want 1", got)
+	}
+	if err := sendTenantSpans(t, srv.otlp.HTTPAddr(), "", "late", "late-svc"); err != nil {
+		t.Fatal(err)
+	}
+	for line := range lines {
+		if strings.HasPrefix(line, "data: ") && strings.Contains(line, "late-svc") {
+			return
+		}
+	}
+	t.Errorf("the stream opened before the tenant's first write ended without its alert: %v", ctx.Err())
 }
