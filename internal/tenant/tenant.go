@@ -105,11 +105,14 @@ type Registry[U pipeline.Component] struct {
 var _ pipeline.Component = (*Registry[pipeline.Component])(nil)
 
 // New returns a registry that builds units with factory and asks stored
-// whether a tenant read without a unit has state to restore. reg, when
-// set, gets the metrics; log defaults to discarding.
+// (required) whether a tenant read without a unit has state to restore.
+// reg, when set, gets the metrics; log defaults to discarding.
 func New[U pipeline.Component](cfg Config, factory Factory[U], stored Stored, log *slog.Logger, reg prometheus.Registerer) (*Registry[U], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if factory == nil || stored == nil {
+		return nil, errors.New("tenants: a factory and a stored function are required")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
