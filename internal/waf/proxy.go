@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"path"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,6 +68,9 @@ func (c ProxyConfig) Validate() error {
 	if c.Listen == "" {
 		return fmt.Errorf("%w: no listen address", ErrConfig)
 	}
+	if err := validMetricsPath(c.MetricsPath); err != nil {
+		return fmt.Errorf("%w: metrics path %q: %w", ErrConfig, c.MetricsPath, err)
+	}
 	if c.UpstreamTimeout <= 0 {
 		return fmt.Errorf("%w: upstream timeout %s is not positive", ErrConfig, c.UpstreamTimeout)
 	}
@@ -74,6 +79,30 @@ func (c ProxyConfig) Validate() error {
 	}
 	if err := c.UpstreamTLS.Validate(); err != nil {
 		return fmt.Errorf("%w: upstream: %w", ErrConfig, err)
+	}
+	return nil
+}
+
+// validMetricsPath checks that p, when set, is a path the proxy's mux
+// can serve alone: http.ServeMux panics on a pattern it cannot parse
+// ("metrics", "/m etrics") or that "/" already takes, and would read a
+// method, a host or a wildcard ("GET /m", "/a/{x}") as a pattern, not
+// as the path. So it must be clean, absolute, not "/", and hold no
+// space, control character, brace, '?' or '#'.
+func validMetricsPath(p string) error {
+	switch {
+	case p == "":
+		return nil
+	case !strings.HasPrefix(p, "/"):
+		return errors.New("does not start with /")
+	case p == "/":
+		return errors.New("is the root, which every request to the upstream goes through")
+	case path.Clean(p) != p:
+		return errors.New("is not a clean path (no trailing /, //, . or ..)")
+	case strings.ContainsFunc(p, func(r rune) bool {
+		return r <= ' ' || r == 0x7f || strings.ContainsRune("{}?#", r)
+	}):
+		return errors.New("holds a space, a control character, a brace, ? or #")
 	}
 	return nil
 }

@@ -500,3 +500,48 @@ func TestLoadRulesErrors(t *testing.T) {
 		t.Errorf("newWAF with a broken rule = %v, want line 4 and rule 7 named", err)
 	}
 }
+
+// TestProxyConfigMetricsPath: a metrics path the mux cannot take alone
+// is a config error; http.ServeMux panicked on some ("metrics", "/") and
+// read others as a pattern with a method or a wildcard.
+func TestProxyConfigMetricsPath(t *testing.T) {
+	tests := []struct {
+		name, path string
+		ok         bool
+	}{
+		{"default", "/metrics", true},
+		{"none", "", true},
+		{"nested", "/-/waf/metrics", true},
+		{"relative", "metrics", false},
+		{"root", "/", false},
+		{"trailing slash", "/metrics/", false},
+		{"double slash", "//metrics", false},
+		{"dot dot", "/a/../metrics", false},
+		{"space", "/m etrics", false},
+		{"method", "GET /metrics", false},
+		{"wildcard", "/a/{x}", false},
+		{"query", "/metrics?x=1", false},
+		{"control", "/metrics\t", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultProxyConfig()
+			cfg.Upstream, cfg.Listen, cfg.MetricsPath = "http://127.0.0.1:1", "127.0.0.1:0", tt.path
+			err := cfg.Validate()
+			if got := err == nil; got != tt.ok {
+				t.Fatalf("Validate() with metrics path %q = %v, want ok %v", tt.path, err, tt.ok)
+			}
+			if err != nil && (!errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), fmt.Sprintf("metrics path %q", tt.path))) {
+				t.Errorf("Validate() = %v, want ErrConfig naming the path", err)
+			}
+			if err != nil {
+				return
+			}
+			reg := prometheus.NewRegistry()
+			cfg.Directives = "SecRuleEngine On\n"
+			if _, err := NewProxy(cfg, slog.New(slog.DiscardHandler), reg, reg); err != nil {
+				t.Errorf("NewProxy: %v", err)
+			}
+		})
+	}
+}
