@@ -114,7 +114,7 @@ func runWAFGenerate(ctx context.Context, g *globals, fl wafGenerateFlags) error 
 	corpus, err := waf.LoadCorpus(corpusFS)
 	if err != nil {
 		if len(corpus) == 0 {
-			return withCode(ExitUsage, fmt.Errorf("--exploits: %w", err))
+			return withCode(ExitUsage, fmt.Errorf("--exploits %s: %w", fl.exploits, err))
 		}
 		warn(err)
 	}

@@ -49,6 +49,20 @@ func TestWAFGenerate(t *testing.T) {
 			golden:   "sarifreport.golden",
 		},
 		{
+			name: "exploits directory missing",
+			args: []string{"waf", "generate", "--report", "testdata/waf/analyze.json", "--traces", "testdata/waf/traces.jsonl",
+				"--vulns", "testdata/waf/records", "--exploits", "testdata/waf/nonexistent"},
+			wantCode: ExitUsage,
+			golden:   "noexploits.golden",
+		},
+		{
+			name: "exploits directory without a corpus file",
+			args: []string{"waf", "generate", "--report", "testdata/waf/analyze.json", "--traces", "testdata/waf/traces.jsonl",
+				"--vulns", "testdata/waf/records", "--exploits", "testdata/waf/records"},
+			wantCode: ExitUsage,
+			golden:   "emptyexploits.golden",
+		},
+		{
 			name:     "a govulncheck report for a report",
 			args:     []string{"waf", "generate", "--report", "../findings/testdata/govulncheck/symbol.json", "--vulns", "testdata/waf/records"},
 			wantCode: ExitUsage,

@@ -122,9 +122,16 @@ func parseSample(n *yaml.Node) (Sample, error) {
 	return s, nil
 }
 
+// ErrNoCorpus means a corpus directory cannot be read or holds no
+// corpus file: every patch built from a class template would then be
+// replayed against no exploit at all.
+var ErrNoCorpus = errors.New("no exploit corpus")
+
 // LoadCorpus reads every *.yaml file of fsys (nil: the built-in corpus).
 // Files and samples that cannot be read are reported in the error and the
-// rest is returned.
+// rest is returned. An fsys that cannot be read, or that holds no *.yaml
+// file, is an error wrapping ErrNoCorpus, with nothing returned: fs.Glob
+// finds nothing in a directory that does not exist and says nothing of it.
 func LoadCorpus(fsys fs.FS) (Corpus, error) {
 	if fsys == nil {
 		sub, err := fs.Sub(builtinCorpus, "exploits")
@@ -133,9 +140,20 @@ func LoadCorpus(fsys fs.FS) (Corpus, error) {
 		}
 		fsys = sub
 	}
+	if _, err := fs.ReadDir(fsys, "."); err != nil {
+		// The path of an fs.FS is ".", which names nothing to the
+		// caller, who knows the directory.
+		if pe, ok := errors.AsType[*fs.PathError](err); ok {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("%w: %w", ErrNoCorpus, err)
+	}
 	names, err := fs.Glob(fsys, "*.yaml")
 	if err != nil {
 		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("%w: no <class>.yaml file", ErrNoCorpus)
 	}
 	c := Corpus{}
 	var errs []error
