@@ -230,10 +230,14 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 	// What is not proven against its own exploits does not block: every
 	// detection is emitted detection-only, with the reason. A class
 	// corpus proves nothing of a vulnerability whose exploit knowledge
-	// says no variant of it can be sourced.
+	// says no variant of it can be sourced, and no request at all (a
+	// corpus without the class) proves nothing: 0 of 0 blocked is not
+	// every exploit blocked.
 	switch {
 	case p.Knowledge != nil && p.Knowledge.NoVariants != "":
 		v.Unproven = fmt.Sprintf("no exploit variant of %s could be sourced (%s); the class corpus alone proves nothing of it", p.Knowledge.ID, p.Knowledge.NoVariants)
+	case v.ExploitsTotal == 0:
+		v.Unproven = fmt.Sprintf("no exploit request was replayed: the exploit corpus holds no sample of class %s", p.Class)
 	case v.ExploitsBlocked < v.ExploitsTotal || v.MutationsBlocked < v.MutationsTotal:
 		var missed []string
 		for _, e := range v.Exploits {

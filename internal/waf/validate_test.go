@@ -155,3 +155,52 @@ func TestCommentsStayComments(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateWithoutExploitsIsUnproven: a class-template patch that no
+// exploit request was replayed against (a corpus without its class) is
+// not proven, so none of its rules blocks; it was emitted blocking with
+// "0 of 0 exploit requests blocked".
+func TestValidateWithoutExploitsIsUnproven(t *testing.T) {
+	builtin, err := LoadCorpus(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		corpus     Corpus
+		wantProven bool
+	}{
+		{"built-in corpus", builtin, true},
+		{"no corpus", nil, false},
+		{"corpus without the class", Corpus{ClassXSS: builtin[ClassXSS]}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			traffic := shopTraffic()
+			p := Patch{Service: "gateway", Vulnerability: "TEST-1", Classification: Classification{Class: ClassSQLInjection}}
+			p.Endpoints = mergeEndpoints(nil, []string{"GET /search"}, &p.Notes)
+			build(DefaultConfig(), &p, 4_900_100, traffic)
+			set := &PatchSet{IDRange: [2]int{4_900_000, 4_999_999}, Patches: []Patch{p}}
+			if err := Validate(context.Background(), set, traffic, tt.corpus); err != nil {
+				t.Fatal(err)
+			}
+			got := set.Patches[0]
+			v := got.Validation
+			if proven := v.Unproven == ""; proven != tt.wantProven {
+				t.Fatalf("%d of %d exploits blocked, unproven %q; want proven %v", v.ExploitsBlocked, v.ExploitsTotal, v.Unproven, tt.wantProven)
+			}
+			var blocking []int
+			for _, r := range got.Rules {
+				if r.Kind != KindScope && r.Mode == ModeBlock {
+					blocking = append(blocking, r.ID)
+				}
+			}
+			if tt.wantProven != (len(blocking) > 0) {
+				t.Errorf("blocking rules %v, want some only when proven", blocking)
+			}
+			if !tt.wantProven && !strings.Contains(got.SecLang(), "# not proven, so every detection is detection-only: no exploit request was replayed") {
+				t.Errorf("the .conf does not say why:\n%s", got.SecLang())
+			}
+		})
+	}
+}
