@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -286,13 +287,14 @@ func (p *Proxy) enforce(next http.Handler) http.Handler {
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
-		blockedVuln := ""
+		blockedVuln, audited := "", false
 		for _, mr := range matched(tx) {
 			id := mr.Rule().ID()
 			action := "detected"
 			if it != nil && it.RuleID == id {
 				action = "blocked"
 				blockedVuln = vulnTag(mr.Rule().Tags())
+				audited = true
 			} else {
 				p.detected.WithLabelValues(strconv.Itoa(id), vulnTag(mr.Rule().Tags())).Inc()
 			}
@@ -306,6 +308,19 @@ func (p *Proxy) enforce(next http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusForbidden
 			}
+			if !audited {
+				// No evident rule denied it: the engine did (a body over
+				// SecRequestBodyLimit), or a rule of the directory that
+				// is not a patch's. Every blocked request is audited.
+				client, _, err := net.SplitHostPort(r.RemoteAddr)
+				if err != nil {
+					client = r.RemoteAddr
+				}
+				p.audit(AuditRecord{
+					Time: start.UTC(), Action: "blocked", RuleID: it.RuleID, Msg: interruptionMsg(it, status),
+					Method: r.Method, URI: r.URL.RequestURI(), Client: client, Data: it.Data,
+				})
+			}
 			p.requests.WithLabelValues("blocked").Inc()
 			p.blocked.WithLabelValues(strconv.Itoa(it.RuleID), blockedVuln).Inc()
 			w.WriteHeader(status)
@@ -317,6 +332,19 @@ func (p *Proxy) enforce(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), outcomeKey{}, &outcome)))
 		p.requests.WithLabelValues(outcome).Inc()
 	})
+}
+
+// interruptionMsg says why the engine denied a request no evident rule
+// matched. Coraza interrupts with rule id 0 and status 413 for a body
+// over SecRequestBodyLimit (SecRequestBodyLimitAction Reject).
+func interruptionMsg(it *types.Interruption, status int) string {
+	if it.RuleID == 0 && status == http.StatusRequestEntityTooLarge {
+		return "request body larger than the engine limit (SecRequestBodyLimit)"
+	}
+	if it.RuleID == 0 {
+		return fmt.Sprintf("denied by the engine (status %d)", status)
+	}
+	return fmt.Sprintf("denied by rule %d, which is not an evident patch's", it.RuleID)
 }
 
 // outcomeKey keys the request's outcome in its context, for the reverse

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -543,5 +544,71 @@ func TestProxyConfigMetricsPath(t *testing.T) {
 				t.Errorf("NewProxy: %v", err)
 			}
 		})
+	}
+}
+
+// TestProxyAuditsEveryBlock: a request the engine denies without an
+// evident rule (a body over SecRequestBodyLimit, a rule of the directory
+// that is no patch's) is audited like one a patch denies; it was counted
+// as blocked with rule_id "0" and left out of the audit log.
+func TestProxyAuditsEveryBlock(t *testing.T) {
+	dir, _ := shopRules(t)
+	engine := filepath.Join(dir, EngineFile)
+	data, err := os.ReadFile(engine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = []byte(strings.Replace(string(data), "SecRequestBodyLimit 13107200\nSecRequestBodyInMemoryLimit 131072", "SecRequestBodyInMemoryLimit 1024\nSecRequestBodyLimit 1024", 1))
+	data = append(data, "SecRule REQUEST_HEADERS:X-Deny \"@streq 1\" \"id:1000,phase:1,deny,status:403,nolog\"\n"...)
+	if err := os.WriteFile(engine, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
+	defer upstream.Close()
+	audit := &lockedBuffer{}
+	p, _ := startProxy(t, dir, upstream.URL, audit)
+	tests := []struct {
+		name, method, target, body string
+		header                     http.Header
+		wantStatus                 int
+		want                       string // in the audit line; "" for none
+	}{
+		{name: "legitimate", method: "POST", target: "/orders", body: "{}", wantStatus: http.StatusOK},
+		{name: "patch", method: "GET", target: "/search?q=%C0%AF", wantStatus: http.StatusForbidden,
+			want: `"action":"blocked","rule_id":4936810,"vulnerability":"GO-2026-5970"`},
+		{name: "body limit", method: "POST", target: "/orders", body: strings.Repeat("a", 2048), wantStatus: http.StatusRequestEntityTooLarge,
+			want: `"action":"blocked","rule_id":0,"vulnerability":"","msg":"request body larger than the engine limit (SecRequestBodyLimit)","method":"POST","uri":"/orders","client":"127.0.0.1"`},
+		{name: "other rule", method: "GET", target: "/products", header: http.Header{"X-Deny": {"1"}}, wantStatus: http.StatusForbidden,
+			want: `"action":"blocked","rule_id":1000,"vulnerability":"","msg":"denied by rule 1000, which is not an evident patch's"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := strings.Count(audit.String(), "\n")
+			req, err := http.NewRequest(tt.method, "http://"+p.Addr()+tt.target, strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			maps.Copy(req.Header, tt.header)
+			req.Header.Set("Content-Type", "text/plain")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus {
+				t.Errorf("status %d, want %d", resp.StatusCode, tt.wantStatus)
+			}
+			lines := strings.Split(strings.TrimSuffix(audit.String(), "\n"), "\n")
+			var got string
+			if len(lines) > before && lines[len(lines)-1] != "" {
+				got = lines[len(lines)-1]
+			}
+			if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+				t.Errorf("audit line %q, want one holding %q", got, tt.want)
+			}
+		})
+	}
+	if got := testutil.ToFloat64(p.requests.WithLabelValues("blocked")); got != 3 {
+		t.Errorf("blocked requests %v, want 3", got)
 	}
 }
