@@ -36,7 +36,7 @@ func (s *PatchSet) Services() []string {
 // ServiceConf returns the rules of every patch of one service.
 func (s *PatchSet) ServiceConf(service string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# evident virtual patches for service %s (rule ids %d-%d, docs/waf.md).\n", oneLine(service), s.IDRange[0], s.IDRange[1])
+	fmt.Fprintf(&b, serviceHeader+"%s (rule ids %d-%d, docs/waf.md).\n", oneLine(service), s.IDRange[0], s.IDRange[1])
 	b.WriteString("# Needs SecRuleEngine On and SecRequestBodyAccess On (see " + EngineFile + ").\n")
 	for _, p := range s.Patches {
 		if p.Service == service {
@@ -60,7 +60,7 @@ func (s *PatchSet) ServiceProxyConf(service string) string {
 	if b.Len() == 0 {
 		return ""
 	}
-	return fmt.Sprintf("# evident virtual patches for service %s that only evident waf proxy enforces:\n# they use evident's structural operators (docs/waf.md), which Coraza and ModSecurity lack.\n", oneLine(service)) + b.String()
+	return fmt.Sprintf(serviceHeader+"%s that only evident waf proxy enforces:\n# they use evident's structural operators (docs/waf.md), which Coraza and ModSecurity lack.\n", oneLine(service)) + b.String()
 }
 
 // Export writes the set to dir: one <service>.conf per service, the
@@ -109,6 +109,58 @@ func Export(dir string, s *PatchSet) error {
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			errs = append(errs, fmt.Errorf("export patches: %w", err))
+		}
+	}
+	if err := removeStale(dir, files); err != nil {
+		errs = append(errs, fmt.Errorf("export patches: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Headers of the files Export writes, by which removeStale knows them.
+const (
+	serviceHeader = "# evident virtual patches for service "
+	pluginHeader  = "# evident-"
+)
+
+// removeStale removes the files an earlier Export wrote to dir that this
+// one did not: the service files, proxy/ rules and CRS plugins of
+// services that no longer have patches. LoadRules reads every service
+// file of dir, and CRS every plugin, so a stale one would go on being
+// enforced (a fixed vulnerability's patch, a rule that since turned
+// detection-only) while patches.json says otherwise, and its ids could
+// collide with a new patch's. Only files with the header Export writes
+// are removed: a file of the operator's own in dir stays.
+func removeStale(dir string, written map[string]string) error {
+	var errs []error
+	for _, g := range []struct{ pattern, header string }{
+		{"*.conf", serviceHeader},
+		{filepath.Join(ProxyDir, "*.conf"), serviceHeader},
+		{filepath.Join(PluginsDir, "evident-*.conf"), pluginHeader},
+	} {
+		names, err := filepath.Glob(filepath.Join(dir, g.pattern))
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			rel, err := filepath.Rel(dir, name)
+			if err != nil {
+				return err
+			}
+			if _, ok := written[rel]; ok || rel == EngineFile {
+				continue
+			}
+			data, err := os.ReadFile(name)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if !strings.HasPrefix(string(data), g.header) {
+				continue
+			}
+			if err := os.Remove(name); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)

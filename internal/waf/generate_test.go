@@ -2,10 +2,12 @@ package waf
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -272,6 +274,72 @@ func TestExportKeepsServicesApart(t *testing.T) {
 				if (it != nil) != tc.blocked {
 					t.Errorf("GET %s with %q's plugin off: blocked %v, want %v", tc.target, tt.a, it != nil, tc.blocked)
 				}
+			}
+		})
+	}
+}
+
+// TestExportRemovesStale exports one set over another in the same
+// directory: the files of the first that the second does not write are
+// removed, since LoadRules and CRS load every file there. The stale
+// gateway.conf of a fixed vulnerability was enforced on, while
+// patches.json listed no patch. Files of the operator's own stay.
+func TestExportRemovesStale(t *testing.T) {
+	_, shop := shopRules(t)
+	empty := &PatchSet{IDRange: shop.IDRange}
+	// The shop's patch with a rule only the proxy enforces, which gives
+	// it a proxy/gateway.conf.
+	var withProxy PatchSet
+	data, err := json.Marshal(shop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &withProxy); err != nil {
+		t.Fatal(err)
+	}
+	withProxy.Patches[0].Rules[1].ProxyOnly = true
+	gateway := []string{"gateway.conf", "plugins/evident-gateway-after.conf", "plugins/evident-gateway-before.conf", "plugins/evident-gateway-config.conf"}
+	own := []string{"crs-setup.conf", "plugins/mine-before.conf", "proxy/mine.conf"}
+	tests := []struct {
+		name          string
+		first, second *PatchSet
+		want          []string // the .conf files left besides the engine file
+	}{
+		{"the same set", shop, shop, append(append([]string{}, gateway...), own...)},
+		{"no patch any more", shop, empty, own},
+		{"no proxy-only rule any more", &withProxy, shop, append(append([]string{}, gateway...), own...)},
+		{"a proxy-only rule now", shop, &withProxy, append(append([]string{}, gateway...), append(own, "proxy/gateway.conf")...)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := Export(dir, tt.first); err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range own {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte("# the operator's own\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := Export(dir, tt.second); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, pattern := range []string{"*.conf", "plugins/*.conf", "proxy/*.conf"} {
+				names, err := filepath.Glob(filepath.Join(dir, pattern))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, n := range names {
+					if rel, _ := filepath.Rel(dir, n); rel != EngineFile {
+						got = append(got, filepath.ToSlash(rel))
+					}
+				}
+			}
+			slices.Sort(got)
+			want := slices.Sorted(slices.Values(tt.want))
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("files after the second export (-want +got):\n%s", diff)
 			}
 		})
 	}
