@@ -298,7 +298,10 @@ func LoadRules(dir string, services []string) (string, error) {
 			return "", err
 		}
 	}
+	// A service named twice (--service gateway,gateway) is loaded once:
+	// twice would be a duplicated rule id that names no mistake.
 	slices.Sort(names)
+	names = slices.Compact(names)
 	srcs := []ruleSource{{name: filepath.Join(dir, EngineFile), text: string(engine)}}
 	for _, n := range names {
 		data, err := os.ReadFile(n)

@@ -612,3 +612,20 @@ func TestProxyAuditsEveryBlock(t *testing.T) {
 		t.Errorf("blocked requests %v, want 3", got)
 	}
 }
+
+// TestLoadRulesServices: each way of naming the services loads each
+// patch once; a service named twice failed with "duplicated rule id".
+func TestLoadRulesServices(t *testing.T) {
+	dir, _ := shopRules(t)
+	for _, services := range [][]string{nil, {"gateway"}, {"gateway", "gateway"}} {
+		t.Run(strings.Join(services, ","), func(t *testing.T) {
+			rules, err := LoadRules(dir, services)
+			if err != nil {
+				t.Fatalf("LoadRules(%q) = %v", services, err)
+			}
+			if n := strings.Count(rules, "id:4936800,"); n != 1 {
+				t.Errorf("LoadRules(%q) holds the scope rule %d times, want once", services, n)
+			}
+		})
+	}
+}
