@@ -111,12 +111,9 @@ func RouteRegex(route string) (string, error) {
 		switch {
 		case seg == "{$}" && last:
 			// "/{$}" matches only the path ending in the slash.
-		case strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "...}") && last,
-			seg == "*" && last,
-			strings.HasPrefix(seg, "*") && last:
+		case restSegment(seg, last):
 			b.WriteString("[^?]*")
-		case strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}"),
-			strings.HasPrefix(seg, ":") && len(seg) > 1:
+		case paramSegment(seg):
 			b.WriteString("[^/?]+")
 		case seg == "" && last && i > 0:
 			// "/static/": the subtree below it.
@@ -131,6 +128,36 @@ func RouteRegex(route string) (string, error) {
 		return "", fmt.Errorf("%w: route %q: %v", ErrRoute, route, err)
 	}
 	return re, nil
+}
+
+// restSegment reports whether a segment of a route template matches the
+// rest of the path, slashes included: net/http's "{name...}" and
+// Express's "*" or "*name" at the end, and, wherever they stand, the
+// catch-alls of ASP.NET Core ("{*name}", "{**name}"), the path converters
+// of Starlette and FastAPI ("{name:path}") and of Werkzeug and Flask
+// ("<path:name>"). Read as one segment, "/files/{p:path}" let
+// "/files/a/b" out of the patch's scope.
+func restSegment(seg string, last bool) bool {
+	braced := strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}")
+	switch {
+	case braced && strings.HasSuffix(seg, "...}") && last,
+		strings.HasPrefix(seg, "*") && last:
+		return true
+	case braced && (strings.HasPrefix(seg, "{*") || strings.HasSuffix(seg, ":path}")):
+		return true
+	}
+	return strings.HasPrefix(seg, "<path:") && strings.HasSuffix(seg, ">")
+}
+
+// paramSegment reports whether a segment of a route template is one path
+// parameter: "{name}" (net/http, OpenAPI, gorilla/mux with a pattern),
+// ":name" (Express, Gin) and "<name>" or "<converter:name>" (Werkzeug and
+// Flask, whose http.route is the rule as written: "/items/<int:id>" was
+// matched literally, so the patch's scope never matched a request).
+func paramSegment(seg string) bool {
+	return strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") ||
+		strings.HasPrefix(seg, ":") && len(seg) > 1 ||
+		strings.HasPrefix(seg, "<") && strings.HasSuffix(seg, ">") && len(seg) > 2
 }
 
 // literalSegment quotes a segment that may still hold a {name} in the
@@ -161,10 +188,7 @@ func examplePath(route, value string) string {
 		switch {
 		case seg == "{$}" && last:
 			segs[i] = ""
-		case strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "...}") && last,
-			strings.HasPrefix(seg, "*") && last,
-			strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}"),
-			strings.HasPrefix(seg, ":") && len(seg) > 1:
+		case restSegment(seg, last), paramSegment(seg):
 			segs[i] = value
 		default:
 			var b strings.Builder
@@ -187,7 +211,7 @@ func examplePath(route, value string) string {
 // hasPlaceholder reports whether a route template has a path parameter.
 func hasPlaceholder(route string) bool {
 	for _, seg := range strings.Split(route, "/") {
-		if (strings.HasPrefix(seg, "{") && seg != "{$}") || (strings.HasPrefix(seg, ":") && len(seg) > 1) || strings.HasPrefix(seg, "*") {
+		if (strings.HasPrefix(seg, "{") && seg != "{$}") || (strings.HasPrefix(seg, ":") && len(seg) > 1) || strings.HasPrefix(seg, "*") || paramSegment(seg) || restSegment(seg, true) {
 			return true
 		}
 	}

@@ -20,6 +20,15 @@ func TestRouteRegex(t *testing.T) {
 		{"exact root", "/{$}", []string{"/"}, []string{"/x"}},
 		{"regex metacharacters", "/v1.0/a+b", []string{"/v1.0/a+b"}, []string{"/v1x0/aab"}},
 		{"param inside a segment", "/v{version}/x", []string{"/v2/x"}, []string{"/2/x"}},
+		{"gorilla/mux pattern", "/products/{id:[0-9]+}", []string{"/products/1"}, []string{"/products/1/2"}},
+		{"flask converter", "/items/<int:item_id>", []string{"/items/5", "/items/5?x=1"}, []string{"/items", "/items/5/6"}},
+		{"flask param", "/users/<name>/orders", []string{"/users/ann/orders"}, []string{"/users/orders"}},
+		{"flask path converter", "/files/<path:p>", []string{"/files/a/b/c", "/files/a"}, []string{"/file"}},
+		{"flask path converter inside", "/files/<path:p>/edit", []string{"/files/a/b/edit"}, []string{"/files/a/b"}},
+		{"starlette path converter", "/files/{file_path:path}", []string{"/files/a/b/c", "/files/a?x=1"}, []string{"/file"}},
+		{"starlette int converter", "/items/{id:int}", []string{"/items/5"}, []string{"/items/5/6"}},
+		{"asp.net core catch-all", "/api/{*slug}", []string{"/api/a/b"}, []string{"/ap"}},
+		{"asp.net core catch-all, slashes kept", "/api/{**slug}", []string{"/api/a/b"}, []string{"/ap"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
