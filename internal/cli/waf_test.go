@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/evidentsec/evident/internal/waf"
 )
 
 func TestWAFGenerate(t *testing.T) {
@@ -194,5 +196,50 @@ func TestWAFProxyRuleErrors(t *testing.T) {
 	want = fmt.Sprintf("%s:%d (rule 4936800): failed to compile the directive \"secrule\": error parsing regexp: missing closing )", conf, i+1)
 	if code, errOut := proxy("--service", "gateway"); code != ExitUsage || !strings.Contains(errOut, want) {
 		t.Errorf("a broken rule: exit %d, stderr %q; want %d and %q", code, errOut, ExitUsage, want)
+	}
+}
+
+// TestWritePatchReport: DETECTION-ONLY counts every rule emitted
+// detection-only; an unproven patch's detections were left out, so the
+// summary read 0 for a patch that blocks nothing.
+func TestWritePatchReport(t *testing.T) {
+	rules := func(modes ...waf.Mode) []waf.Rule {
+		var out []waf.Rule
+		for i, m := range modes {
+			out = append(out, waf.Rule{ID: 4_900_100 + i, Mode: m})
+		}
+		return out
+	}
+	tests := []struct {
+		name       string
+		patch      waf.Patch
+		wantDetect string
+		wantMissed bool
+	}{
+		{"proven", waf.Patch{Rules: rules(waf.ModeBlock, waf.ModeBlock, waf.ModeBlock),
+			Validation: &waf.Validation{ExploitsBlocked: 4, ExploitsTotal: 4}}, "0", false},
+		{"matched legitimate traffic", waf.Patch{Rules: rules(waf.ModeBlock, waf.ModeDetect, waf.ModeBlock),
+			Validation: &waf.Validation{ExploitsBlocked: 4, ExploitsTotal: 4, DetectionOnly: 1}}, "1", false},
+		{"unproven", waf.Patch{Rules: rules(waf.ModeBlock, waf.ModeDetect, waf.ModeDetect),
+			Validation: &waf.Validation{Unproven: "no exploit request was replayed"}}, "2", false},
+		{"exploit through", waf.Patch{Rules: rules(waf.ModeBlock, waf.ModeDetect),
+			Validation: &waf.Validation{ExploitsBlocked: 3, ExploitsTotal: 4, Unproven: "1 of 4"}}, "1", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.patch.Service, tt.patch.Vulnerability, tt.patch.Class = "gateway", "GO-2026-5970", waf.ClassOversizedInput
+			var b strings.Builder
+			missed := writePatchReport(&b, &waf.PatchSet{Patches: []waf.Patch{tt.patch}})
+			lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+			if len(lines) != 2 {
+				t.Fatalf("report:\n%s\nwant a header and one line", b.String())
+			}
+			if got := strings.Fields(lines[1])[5]; got != tt.wantDetect {
+				t.Errorf("DETECTION-ONLY %s, want %s:\n%s", got, tt.wantDetect, b.String())
+			}
+			if missed != tt.wantMissed {
+				t.Errorf("missed = %v, want %v", missed, tt.wantMissed)
+			}
+		})
 	}
 }
