@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -314,7 +315,18 @@ func runWAFProxy(ctx context.Context, g *globals, fl wafProxyFlags) error {
 	if err := p.Start(ctx); err != nil {
 		return withCode(ExitUsage, err)
 	}
-	logger.Info("waf proxy listening", "addr", p.Addr(), "upstream", fl.upstream)
+	services := fl.services
+	if len(services) == 0 {
+		services = waf.PatchedServices(fl.rules)
+	}
+	if len(services) == 0 {
+		// Not an error: a run of waf generate that found nothing to
+		// patch writes such a directory, and the proxy in front of a
+		// service stays in place. But it should not look like one that
+		// enforces patches.
+		logger.Warn("no virtual patches in --rules: the proxy enforces the engine settings only", "rules", fl.rules)
+	}
+	logger.Info("waf proxy listening", "addr", p.Addr(), "upstream", fl.upstream, "services", strings.Join(services, ","))
 	<-ctx.Done()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -8,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/evidentsec/evident/internal/waf"
 )
@@ -239,6 +242,49 @@ func TestWritePatchReport(t *testing.T) {
 			}
 			if missed != tt.wantMissed {
 				t.Errorf("missed = %v, want %v", missed, tt.wantMissed)
+			}
+		})
+	}
+}
+
+// TestWAFProxyStartLog: the proxy says at start which services' patches
+// it enforces, and warns when the rules directory holds none; it used to
+// log only that it listened, as if patches were in force.
+func TestWAFProxyStartLog(t *testing.T) {
+	patched := t.TempDir()
+	if code, _, errOut := run(t, "waf", "generate", "--report", "testdata/waf/analyze.json", "--traces", "testdata/waf/traces.jsonl",
+		"--vulns", "testdata/waf/records", "-o", patched); code != ExitOK {
+		t.Fatalf("waf generate: exit %d: %s", code, errOut)
+	}
+	empty := t.TempDir()
+	if err := waf.Export(empty, &waf.PatchSet{IDRange: [2]int{4_900_000, 4_999_999}}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, dir   string
+		args        []string
+		want        string
+		wantWarning bool
+	}{
+		{"all services", patched, nil, "services=gateway", false},
+		{"named service", patched, []string{"--service", "gateway"}, "services=gateway", false},
+		{"no patches", empty, nil, `services=""`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			var out, errOut bytes.Buffer
+			args := append([]string{"waf", "proxy", "--upstream", "http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--rules", tt.dir}, tt.args...)
+			if code := Run(ctx, args, &out, &errOut); code != ExitOK {
+				t.Fatalf("exit %d: %s", code, errOut.String())
+			}
+			log := errOut.String()
+			if !strings.Contains(log, `msg="waf proxy listening"`) || !strings.Contains(log, tt.want) {
+				t.Errorf("log %q, want the listening line with %s", log, tt.want)
+			}
+			if got := strings.Contains(log, "no virtual patches in --rules"); got != tt.wantWarning {
+				t.Errorf("warning %v, want %v: %q", got, tt.wantWarning, log)
 			}
 		})
 	}

@@ -331,13 +331,11 @@ func LoadRules(dir string, services []string) (string, error) {
 	return b.String(), nil
 }
 
-// noPatches says which of the named services have no patches in dir,
-// and which services have them: those of patches.json, or else those
-// whose .conf is there. nil when none is missing.
-func noPatches(dir string, missing []string) error {
-	if len(missing) == 0 {
-		return nil
-	}
+// PatchedServices returns the services that have patches in the export
+// directory dir: those of patches.json, or else those whose .conf is
+// there. None means LoadRules(dir, nil) enforces the engine settings
+// alone.
+func PatchedServices(dir string) []string {
 	var have []string
 	if data, err := os.ReadFile(filepath.Join(dir, MetadataFile)); err == nil {
 		var set PatchSet
@@ -353,6 +351,17 @@ func noPatches(dir string, missing []string) error {
 			}
 		}
 	}
+	return have
+}
+
+// noPatches says which of the named services have no patches in dir,
+// and which services have them (PatchedServices). nil when none is
+// missing.
+func noPatches(dir string, missing []string) error {
+	if len(missing) == 0 {
+		return nil
+	}
+	have := PatchedServices(dir)
 	for _, s := range missing {
 		if slices.Contains(have, s) {
 			return fmt.Errorf("load rules from %s: %s lists patches for %s, but %s is missing", dir, MetadataFile, s, fileName(s)+".conf")
