@@ -283,6 +283,9 @@ func runWAFProxy(ctx context.Context, g *globals, fl wafProxyFlags) error {
 	if fl.upstream == "" || fl.rules == "" {
 		return withCode(ExitUsage, errors.New("--upstream and --rules are required"))
 	}
+	if err := checkProxyTLSFlags(fl); err != nil {
+		return withCode(ExitUsage, err)
+	}
 	rules, err := waf.LoadRules(fl.rules, fl.services)
 	if err != nil {
 		return withCode(ExitUsage, err)
@@ -331,6 +334,21 @@ func runWAFProxy(ctx context.Context, g *globals, fl wafProxyFlags) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return p.Shutdown(shutdownCtx)
+}
+
+// checkProxyTLSFlags names the flags that go together. tlsconfig's own
+// errors name the configuration file's keys (cert_file, client_ca_file),
+// which the proxy, configured by flags only, has none of.
+func checkProxyTLSFlags(fl wafProxyFlags) error {
+	switch {
+	case (fl.tls.CertFile == "") != (fl.tls.KeyFile == ""):
+		return errors.New("--tls-cert-file and --tls-key-file go together")
+	case fl.tls.ClientCAFile != "" && fl.tls.CertFile == "":
+		return errors.New("--tls-client-ca-file needs --tls-cert-file and --tls-key-file: clients are asked for a certificate only over TLS")
+	case (fl.upstreamTLS.CertFile == "") != (fl.upstreamTLS.KeyFile == ""):
+		return errors.New("--upstream-cert-file and --upstream-key-file go together")
+	}
+	return nil
 }
 
 // inputNouns name the inputs of evident analyze --findings.

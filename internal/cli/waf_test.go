@@ -289,3 +289,35 @@ func TestWAFProxyStartLog(t *testing.T) {
 		})
 	}
 }
+
+// TestWAFProxyTLSFlags: a TLS flag without its partner is refused with
+// the flags' names; the error named the configuration file's keys
+// (cert_file, client_ca_file), which the proxy has no file for.
+func TestWAFProxyTLSFlags(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errOut := run(t, "waf", "generate", "--report", "testdata/waf/analyze.json", "--traces", "testdata/waf/traces.jsonl",
+		"--vulns", "testdata/waf/records", "-o", dir); code != ExitOK {
+		t.Fatalf("waf generate: exit %d: %s", code, errOut)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"cert without key", []string{"--tls-cert-file", "c.pem"}, "evident: --tls-cert-file and --tls-key-file go together\n"},
+		{"key without cert", []string{"--tls-key-file", "k.pem"}, "evident: --tls-cert-file and --tls-key-file go together\n"},
+		{"client CA without TLS", []string{"--tls-client-ca-file", "ca.pem"},
+			"evident: --tls-client-ca-file needs --tls-cert-file and --tls-key-file: clients are asked for a certificate only over TLS\n"},
+		{"upstream cert without key", []string{"--upstream-cert-file", "c.pem"}, "evident: --upstream-cert-file and --upstream-key-file go together\n"},
+		{"upstream key without cert", []string{"--upstream-key-file", "k.pem"}, "evident: --upstream-cert-file and --upstream-key-file go together\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"waf", "proxy", "--upstream", "http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--rules", dir}, tt.args...)
+			code, _, errOut := run(t, args...)
+			if code != ExitUsage || errOut != tt.want {
+				t.Errorf("exit %d, stderr %q; want %d, %q", code, errOut, ExitUsage, tt.want)
+			}
+		})
+	}
+}
