@@ -299,7 +299,7 @@ func runWAFProxy(ctx context.Context, g *globals, fl wafProxyFlags) error {
 	case "-":
 		cfg.AuditLog = g.stderr
 	default:
-		f, err := os.OpenFile(fl.auditLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		f, err := waf.OpenAuditFile(fl.auditLog)
 		if err != nil {
 			return withCode(ExitUsage, fmt.Errorf("--audit-log: %w", err))
 		}

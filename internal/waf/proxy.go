@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/evidentsec/evident/internal/listener"
+	"github.com/evidentsec/evident/internal/redact"
 	"github.com/evidentsec/evident/internal/tlsconfig"
 )
 
@@ -40,6 +41,11 @@ type ProxyConfig struct {
 	// AuditLog receives one JSON line per blocked or detected request;
 	// nil: none. Writes are serialised.
 	AuditLog io.Writer
+	// Redaction masks the secrets and personal data of the audit lines
+	// (their URI, message and matched data) with the rules that serve
+	// applies to telemetry; DefaultProxyConfig turns every built-in rule
+	// on.
+	Redaction redact.Config
 	// Limits bound the proxy's connections and how long a client may take
 	// to send a request; Limits.TLS serves TLS (and mTLS) to clients.
 	Limits listener.Config
@@ -57,7 +63,10 @@ type ProxyConfig struct {
 func DefaultProxyConfig() ProxyConfig {
 	lc := listener.DefaultConfig()
 	lc.WriteTimeout = 0
-	return ProxyConfig{Listen: "127.0.0.1:8090", MetricsPath: "/metrics", Limits: lc, UpstreamTimeout: 30 * time.Second}
+	return ProxyConfig{
+		Listen: "127.0.0.1:8090", MetricsPath: "/metrics", Limits: lc, UpstreamTimeout: 30 * time.Second,
+		Redaction: redact.DefaultConfig(),
+	}
 }
 
 // Validate checks the configuration.
@@ -80,6 +89,9 @@ func (c ProxyConfig) Validate() error {
 	}
 	if err := c.UpstreamTLS.Validate(); err != nil {
 		return fmt.Errorf("%w: upstream: %w", ErrConfig, err)
+	}
+	if err := c.Redaction.Validate(); err != nil {
+		return fmt.Errorf("%w: audit log: %w", ErrConfig, err)
 	}
 	return nil
 }
@@ -108,7 +120,10 @@ func validMetricsPath(p string) error {
 	return nil
 }
 
-// AuditRecord is one line of the audit log.
+// AuditRecord is one line of the audit log. URI, Msg and Data are
+// redacted (ProxyConfig.Redaction) before the line is written: the rule,
+// the vulnerability and the matched variable's name (Data, "ARGS:q"),
+// which say what was blocked and where, are kept.
 type AuditRecord struct {
 	Time   time.Time `json:"time"`
 	Action string    `json:"action"` // "blocked" or "detected"
@@ -129,6 +144,7 @@ type Proxy struct {
 	logger  *slog.Logger
 	waf     coraza.WAF
 	handler http.Handler
+	redact  *redact.Redactor
 
 	requests *prometheus.CounterVec
 	blocked  *prometheus.CounterVec
@@ -148,9 +164,13 @@ func NewProxy(cfg ProxyConfig, logger *slog.Logger, reg prometheus.Registerer, g
 	if err != nil {
 		return nil, err
 	}
+	red, err := redact.New(cfg.Redaction)
+	if err != nil {
+		return nil, fmt.Errorf("%w: audit log: %w", ErrConfig, err)
+	}
 	up, _ := url.Parse(cfg.Upstream)
 	p := &Proxy{
-		cfg: cfg, logger: logger, waf: w,
+		cfg: cfg, logger: logger, waf: w, redact: red,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "evident_waf_requests_total", Help: "Requests seen by the proxy, by outcome (passed, blocked, error, redirected).",
 		}, []string{"outcome"}),
@@ -361,10 +381,17 @@ func withTimeout(t *http.Transport, timeout time.Duration) *http.Transport {
 	return t
 }
 
+// audit writes rec, redacted, as one line of the audit log. The URI is
+// redacted as a URL (the values of parameters named like secrets), and
+// it, the message and the matched data as free text (e-mail addresses,
+// card numbers, URL credentials); no header value is ever written.
 func (p *Proxy) audit(rec AuditRecord) {
 	if p.cfg.AuditLog == nil {
 		return
 	}
+	rec.URI = p.redact.Value(redact.FieldURLFull, rec.URI)
+	rec.Msg = p.redact.Text(rec.Msg)
+	rec.Data = p.redact.Text(rec.Data)
 	line, err := json.Marshal(rec)
 	if err != nil {
 		return
