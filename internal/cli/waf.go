@@ -255,7 +255,9 @@ func newWAFProxyCmd(g *globals) *cobra.Command {
 (the directory of "evident waf generate") blocks. Prometheus metrics are served
 on --metrics-path of the same listener (not forwarded); every blocked request,
 and every match of a detection-only rule, is written to --audit-log as a JSON
-line. Stops on SIGINT or SIGTERM, letting requests in flight finish.`,
+line, with secrets and personal data redacted. Stops on SIGINT or SIGTERM,
+letting requests in flight finish. On SIGHUP it loads --rules again (keeping
+the rules in force if they do not load) and reopens --audit-log, for logrotate.`,
 		Example: `  evident waf proxy --upstream http://127.0.0.1:18080 --rules patches/ --service gateway`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -315,6 +317,11 @@ func runWAFProxy(ctx context.Context, g *globals, fl wafProxyFlags) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Before Start: a SIGHUP from then on reloads, and would otherwise
+	// end the process without draining.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := p.Start(ctx); err != nil {
 		return withCode(ExitUsage, err)
 	}
@@ -330,7 +337,16 @@ func runWAFProxy(ctx context.Context, g *globals, fl wafProxyFlags) error {
 		logger.Warn("no virtual patches in --rules: the proxy enforces the engine settings only", "rules", fl.rules)
 	}
 	logger.Info("waf proxy listening", "addr", p.Addr(), "upstream", fl.upstream, "services", strings.Join(services, ","))
-	<-ctx.Done()
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-hup:
+			// Reload logs what it loaded, or why it kept the rules in
+			// force; the proxy serves on either way.
+			_ = p.Reload(fl.rules, fl.services)
+		}
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return p.Shutdown(shutdownCtx)

@@ -44,6 +44,25 @@ func (a *AuditFile) Write(p []byte) (int, error) {
 	return a.f.Write(p)
 }
 
+// Reopen opens the file at its path again and writes to it from then
+// on, for logrotate's move-and-signal: after the file is moved, the old
+// one would otherwise get every line. When the path cannot be opened the
+// old file is kept.
+func (a *AuditFile) Reopen() error {
+	f, err := openAudit(a.path)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	old := a.f
+	a.f = f
+	a.mu.Unlock()
+	if err := old.Close(); err != nil {
+		return fmt.Errorf("close audit log before reopening: %w", err)
+	}
+	return nil
+}
+
 // Close closes the file.
 func (a *AuditFile) Close() error {
 	a.mu.Lock()

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/corazawaf/coraza/v3"
 )
 
 // Files of an export directory.
@@ -270,15 +272,32 @@ var ErrNoPatches = errors.New("no patches")
 // does not compile is reported with its file and line, which Coraza's own
 // error lacks.
 func LoadRules(dir string, services []string) (string, error) {
+	srcs, _, err := loadRules(dir, services)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for i, s := range srcs {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(s.text)
+	}
+	return b.String(), nil
+}
+
+// loadRules reads and compiles the directives LoadRules returns, and
+// returns them by file with the WAF they compile into.
+func loadRules(dir string, services []string) ([]ruleSource, coraza.WAF, error) {
 	engine, err := os.ReadFile(filepath.Join(dir, EngineFile))
 	if err != nil {
-		return "", fmt.Errorf("load rules from %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("load rules from %s: %w", dir, err)
 	}
 	var names []string
 	if len(services) == 0 {
 		matches, err := filepath.Glob(filepath.Join(dir, "*.conf"))
 		if err != nil {
-			return "", fmt.Errorf("load rules from %s: %w", dir, err)
+			return nil, nil, fmt.Errorf("load rules from %s: %w", dir, err)
 		}
 		for _, m := range matches {
 			if filepath.Base(m) != EngineFile {
@@ -295,7 +314,7 @@ func LoadRules(dir string, services []string) (string, error) {
 			names = append(names, name)
 		}
 		if err := noPatches(dir, missing); err != nil {
-			return "", err
+			return nil, nil, err
 		}
 	}
 	// A service named twice (--service gateway,gateway) is loaded once:
@@ -306,7 +325,7 @@ func LoadRules(dir string, services []string) (string, error) {
 	for _, n := range names {
 		data, err := os.ReadFile(n)
 		if err != nil {
-			return "", fmt.Errorf("load rules from %s: %w", dir, err)
+			return nil, nil, fmt.Errorf("load rules from %s: %w", dir, err)
 		}
 		srcs = append(srcs, ruleSource{name: n, text: string(data)})
 		proxyName := filepath.Join(dir, ProxyDir, filepath.Base(n))
@@ -315,20 +334,35 @@ func LoadRules(dir string, services []string) (string, error) {
 		case err == nil:
 			srcs = append(srcs, ruleSource{name: proxyName, text: string(proxy)})
 		case !errors.Is(err, fs.ErrNotExist):
-			return "", fmt.Errorf("load rules from %s: %w", dir, err)
+			return nil, nil, fmt.Errorf("load rules from %s: %w", dir, err)
 		}
 	}
-	if _, err := compileRules(srcs); err != nil {
-		return "", fmt.Errorf("load rules from %s: %w", dir, err)
+	w, err := compileRules(srcs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load rules from %s: %w", dir, err)
 	}
-	var b strings.Builder
-	for i, s := range srcs {
-		if i > 0 {
-			b.WriteString("\n")
+	return srcs, w, nil
+}
+
+// ruleCounts returns the number of rules of each file of srcs, by its
+// name without ".conf" (a service's proxy/ rules count with its own).
+func ruleCounts(srcs []ruleSource) map[string]int {
+	ids := map[string]map[string]bool{}
+	for _, d := range splitDirectives(srcs) {
+		if d.rule == "" {
+			continue
 		}
-		b.WriteString(s.text)
+		name := strings.TrimSuffix(filepath.Base(d.src.name), ".conf")
+		if ids[name] == nil {
+			ids[name] = map[string]bool{}
+		}
+		ids[name][d.rule] = true
 	}
-	return b.String(), nil
+	out := make(map[string]int, len(ids))
+	for name, set := range ids {
+		out[name] = len(set)
+	}
+	return out
 }
 
 // PatchedServices returns the services that have patches in the export

@@ -7,14 +7,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/corazawaf/coraza/v3"
@@ -140,9 +143,11 @@ type AuditRecord struct {
 // is a component: Start and Shutdown are safe to call twice, and Shutdown
 // without Start does nothing.
 type Proxy struct {
-	cfg     ProxyConfig
-	logger  *slog.Logger
-	waf     coraza.WAF
+	cfg    ProxyConfig
+	logger *slog.Logger
+	// waf is the WAF in force. Reload replaces it: a request keeps the
+	// one it started with.
+	waf     atomic.Pointer[coraza.WAF]
 	handler http.Handler
 	redact  *redact.Redactor
 
@@ -150,6 +155,10 @@ type Proxy struct {
 	blocked  *prometheus.CounterVec
 	detected *prometheus.CounterVec
 	latency  prometheus.Histogram
+	reloads  *prometheus.CounterVec
+	// reloadMu serialises Reload, so that two signals in a row cannot
+	// store their rules in the other order.
+	reloadMu sync.Mutex
 	auditMu  sync.Mutex
 	srv      *listener.Server
 }
@@ -170,7 +179,7 @@ func NewProxy(cfg ProxyConfig, logger *slog.Logger, reg prometheus.Registerer, g
 	}
 	up, _ := url.Parse(cfg.Upstream)
 	p := &Proxy{
-		cfg: cfg, logger: logger, waf: w, redact: red,
+		cfg: cfg, logger: logger, redact: red,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "evident_waf_requests_total", Help: "Requests seen by the proxy, by outcome (passed, blocked, error, redirected).",
 		}, []string{"outcome"}),
@@ -184,13 +193,19 @@ func NewProxy(cfg ProxyConfig, logger *slog.Logger, reg prometheus.Registerer, g
 			Name: "evident_waf_request_duration_seconds", Help: "Time from request to response through the proxy, upstream included.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "evident_waf_reloads_total", Help: "Reloads of the rules (SIGHUP), by result (ok, error).",
+		}, []string{"result"}),
 	}
+	p.waf.Store(&w)
 	// Every outcome is counted from 0, so a rate of blocked requests is 0
 	// rather than "no data" before the first.
 	for _, outcome := range []string{"passed", "blocked", "error", "redirected"} {
 		p.requests.WithLabelValues(outcome)
 	}
-	for _, c := range []prometheus.Collector{p.requests, p.blocked, p.detected, p.latency} {
+	p.reloads.WithLabelValues("ok")
+	p.reloads.WithLabelValues("error")
+	for _, c := range []prometheus.Collector{p.requests, p.blocked, p.detected, p.latency, p.reloads} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register proxy metrics: %w", err)
 		}
@@ -293,7 +308,7 @@ func (p *Proxy) enforce(next http.Handler) http.Handler {
 	return enforcer(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		defer func() { p.latency.Observe(time.Since(start).Seconds()) }()
-		tx := p.waf.NewTransaction()
+		tx := (*p.waf.Load()).NewTransaction()
 		defer func() {
 			tx.ProcessLogging()
 			if err := tx.Close(); err != nil {
@@ -401,6 +416,48 @@ func (p *Proxy) audit(rec AuditRecord) {
 	if _, err := p.cfg.AuditLog.Write(append(line, '\n')); err != nil {
 		p.logger.Warn("write audit log", "err", err)
 	}
+}
+
+// reopener is an audit log that can be opened again at its path
+// (AuditFile).
+type reopener interface{ Reopen() error }
+
+// Reload loads the rules of dir for services again, with the checks of
+// LoadRules, and enforces them from the next request on; requests in
+// flight finish on the rules they started with. When they do not load
+// (a rule that does not compile, a file that cannot be read), the proxy
+// keeps the rules in force and the error names the file and line. Either
+// way an audit log that is an AuditFile is opened again at its path, so
+// that after logrotate moves it new lines go to a new file. It returns
+// the errors of both, and logs them and what it loaded. It is safe for
+// concurrent use; `evident waf proxy` calls it on SIGHUP.
+func (p *Proxy) Reload(dir string, services []string) error {
+	p.reloadMu.Lock()
+	defer p.reloadMu.Unlock()
+	var reopenErr error
+	if r, ok := p.cfg.AuditLog.(reopener); ok {
+		if reopenErr = r.Reopen(); reopenErr != nil {
+			p.logger.Error("reopen audit log: writing on to the file already open", "err", reopenErr)
+		}
+	}
+	srcs, w, err := loadRules(dir, services)
+	if err != nil {
+		p.reloads.WithLabelValues("error").Inc()
+		p.logger.Error("reload waf rules: enforcing the rules loaded before", "rules", dir, "err", err)
+		return errors.Join(err, reopenErr)
+	}
+	p.waf.Store(&w)
+	p.reloads.WithLabelValues("ok").Inc()
+	if len(services) == 0 {
+		services = PatchedServices(dir)
+	}
+	counts := ruleCounts(srcs)
+	var rules []string
+	for _, name := range slices.Sorted(maps.Keys(counts)) {
+		rules = append(rules, fmt.Sprintf("%s=%d", name, counts[name]))
+	}
+	p.logger.Info("reloaded waf rules", "rules", dir, "services", strings.Join(services, ","), "rule_counts", strings.Join(rules, ","))
+	return reopenErr
 }
 
 // Start listens and serves in the background until Shutdown.

@@ -688,3 +688,117 @@ func TestProxyAuditRedacted(t *testing.T) {
 		t.Errorf("audit log mode %v, want -rw-r-----", got)
 	}
 }
+
+// TestProxyReload: Reload enforces the rules the directory holds now; a
+// rule that does not compile keeps the rules in force and is reported
+// with its file and line; the audit log is opened again at its path, so
+// that after a rotation new lines go to a new file.
+func TestProxyReload(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer upstream.Close()
+	dir, _ := shopRules(t)
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	audit, err := OpenAuditFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer audit.Close()
+	p, reg := startProxy(t, dir, upstream.URL, audit)
+	if n, err := testutil.GatherAndCount(reg, "evident_waf_reloads_total"); err != nil || n != 2 {
+		t.Errorf("reloads_total before any reload: %d series, %v; want ok and error", n, err)
+	}
+	status := func(target string) int {
+		t.Helper()
+		resp, err := http.Get("http://" + p.Addr() + target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	const oldExploit, newExploit = "/search?q=%C0%AF", "/search?q=evil"
+	if got := status(oldExploit); got != http.StatusForbidden {
+		t.Fatalf("before the reload, %s: status %d, want 403", oldExploit, got)
+	}
+	if got := status(newExploit); got != http.StatusOK {
+		t.Fatalf("before the reload, %s: status %d, want 200", newExploit, got)
+	}
+
+	// The gateway's patch goes, another service's comes.
+	for _, name := range []string{filepath.Join(dir, "gateway.conf"), filepath.Join(dir, ProxyDir, "gateway.conf")} {
+		if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	other := filepath.Join(dir, "other.conf")
+	newRule := "SecRule ARGS:q \"@streq evil\" \"id:1001,phase:1,deny,status:403,msg:'new patch',tag:'evident',tag:'evident/detection',tag:'GO-2026-0001'\"\n"
+	if err := os.WriteFile(other, []byte(newRule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("new rules", func(t *testing.T) {
+		if err := p.Reload(dir, nil); err != nil {
+			t.Fatalf("Reload = %v", err)
+		}
+		if got := status(newExploit); got != http.StatusForbidden {
+			t.Errorf("%s: status %d, want 403 from the new rule", newExploit, got)
+		}
+		if got := status(oldExploit); got != http.StatusOK {
+			t.Errorf("%s: status %d, want 200: its patch was removed", oldExploit, got)
+		}
+		if got := testutil.ToFloat64(p.reloads.WithLabelValues("ok")); got != 1 {
+			t.Errorf("reloads ok %v, want 1", got)
+		}
+	})
+	t.Run("broken rule", func(t *testing.T) {
+		broken := newRule + "SecRule ARGS \"@rx (\" \"id:1002,phase:1,deny\"\n"
+		if err := os.WriteFile(other, []byte(broken), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		err := p.Reload(dir, nil)
+		if err == nil || !strings.Contains(err.Error(), other+":2 (rule 1002)") {
+			t.Errorf("Reload = %v, want an error naming %s:2 (rule 1002)", err, other)
+		}
+		if got := status(newExploit); got != http.StatusForbidden {
+			t.Errorf("%s: status %d, want 403 from the rules kept", newExploit, got)
+		}
+		if got := testutil.ToFloat64(p.reloads.WithLabelValues("error")); got != 1 {
+			t.Errorf("reloads error %v, want 1", got)
+		}
+	})
+	t.Run("audit log rotated", func(t *testing.T) {
+		rotated := path + ".1"
+		if err := os.Rename(path, rotated); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(other, []byte(newRule), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Reload(dir, nil); err != nil {
+			t.Fatalf("Reload = %v", err)
+		}
+		if got := status(newExploit + "&after=rotation"); got != http.StatusForbidden {
+			t.Fatalf("status %d, want 403", got)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("no audit log at its path after the reload: %v", err)
+		}
+		if got := string(data); !strings.Contains(got, "after=rotation") || !strings.Contains(got, `"rule_id":1001,"vulnerability":"GO-2026-0001"`) {
+			t.Errorf("new audit log lacks the block after the rotation:\n%s", got)
+		}
+		old, err := os.ReadFile(rotated)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(old), "after=rotation") {
+			t.Errorf("the rotated audit log got a line after the reload:\n%s", old)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != 0o640 {
+			t.Errorf("new audit log mode %v, want -rw-r-----", got)
+		}
+	})
+}
