@@ -24,6 +24,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/redact"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
@@ -801,4 +802,16 @@ func TestProxyReload(t *testing.T) {
 			t.Errorf("new audit log mode %v, want -rw-r-----", got)
 		}
 	})
+}
+
+// TestProxyConfigRedaction: a redaction configuration redact refuses is
+// a configuration error of the proxy, naming the audit log.
+func TestProxyConfigRedaction(t *testing.T) {
+	cfg := DefaultProxyConfig()
+	cfg.Upstream = "http://127.0.0.1:1"
+	cfg.Redaction.Mask = ""
+	err := cfg.Validate()
+	if !errors.Is(err, ErrConfig) || !errors.Is(err, redact.ErrInvalidConfig) || !strings.Contains(err.Error(), "audit log") {
+		t.Errorf("Validate() with an empty mask = %v, want ErrConfig and redact.ErrInvalidConfig naming the audit log", err)
+	}
 }
