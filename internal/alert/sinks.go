@@ -292,12 +292,14 @@ var ErrStatus = errors.New("unexpected HTTP status")
 func post(ctx context.Context, client *http.Client, u string, h http.Header, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
-		return pipeline.Permanent(fmt.Errorf("post alert: %w", err))
+		return pipeline.Permanent(fmt.Errorf("post alert: %w", redactURLError(err, u)))
 	}
 	req.Header = h
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("post alert: %w", err)
+		// The client's error names the URL with its path and query,
+		// which hold the secret of a Slack webhook or a token.
+		return fmt.Errorf("post alert: %w", redactURLError(err, u))
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
@@ -322,10 +324,23 @@ func redact(u string) string {
 	return p.Scheme + "://" + p.Host
 }
 
+// redactURLError is err, when it is the *url.Error of net/http or
+// url.Parse, whose message quotes the URL whole, with the URL reduced to
+// redact(u); it still wraps the same cause.
+func redactURLError(err error, u string) error {
+	ue, ok := err.(*url.Error)
+	if !ok {
+		return err
+	}
+	c := *ue
+	c.URL = redact(u)
+	return &c
+}
+
 func checkURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("url: %w", err)
+		return fmt.Errorf("url: %w", redactURLError(err, raw))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("url %q is not an http(s) URL", redact(raw))
