@@ -195,6 +195,11 @@ type server struct {
 	started []pipeline.Component
 	ready   atomic.Bool
 
+	// apiScheme, otlpScheme and pyroScheme are "https" for a listener
+	// that serves TLS, else "http": the addresses printed and linked to
+	// name them.
+	apiScheme, otlpScheme, pyroScheme string
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -271,10 +276,9 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		initial = stored
 	}
 
+	s.apiScheme, s.otlpScheme, s.pyroScheme = httpScheme(sc.API.TLS), httpScheme(sc.OTLP.TLS), httpScheme(sc.Pyroscope.TLS)
 	if sc.Alerts.LinkPrefix == "" {
-		if _, port, _ := net.SplitHostPort(sc.API.Endpoint); port != "0" {
-			sc.Alerts.LinkPrefix = "http://" + sc.API.Endpoint + "/api/v1"
-		}
+		sc.Alerts.LinkPrefix = defaultLinkPrefix(sc.API)
 	}
 	sinks, closers, err := buildSinks(sc.Alerts, log.With("component", "alert"))
 	s.closers = closers
@@ -587,8 +591,26 @@ func (s *server) Shutdown(ctx context.Context) error {
 	return s.shutdownErr
 }
 
+// httpScheme is the scheme of the URLs of a listener with tls c.
+func httpScheme(c tlsconfig.ServerConfig) string {
+	if c.Enabled() {
+		return "https"
+	}
+	return "http"
+}
+
+// defaultLinkPrefix is where alerts link to without a configured
+// link_prefix: the API's configured endpoint, in https when it serves
+// TLS; none when its port is 0, chosen only as it listens.
+func defaultLinkPrefix(api httpapi.Config) string {
+	if _, port, _ := net.SplitHostPort(api.Endpoint); port == "0" {
+		return ""
+	}
+	return httpScheme(api.TLS) + "://" + api.Endpoint + "/api/v1"
+}
+
 // apiURL is the base URL of the API.
-func (s *server) apiURL() string { return "http://" + s.api.Addr().String() }
+func (s *server) apiURL() string { return s.apiScheme + "://" + s.api.Addr().String() }
 
 // uiURL is the web UI's address.
 func (s *server) uiURL() string { return s.apiURL() + "/" }
@@ -602,11 +624,11 @@ func (s *server) printAddrs(w io.Writer) {
 			fmt.Fprintf(w, "evident serve: OTLP/gRPC %s\n", a)
 		}
 		if a := s.otlp.HTTPAddr(); a != "" {
-			fmt.Fprintf(w, "evident serve: OTLP/HTTP http://%s (/v1/traces, /v1development/profiles)\n", a)
+			fmt.Fprintf(w, "evident serve: OTLP/HTTP %s://%s (/v1/traces, /v1development/profiles)\n", s.otlpScheme, a)
 		}
 	}
 	if s.pyro != nil {
-		fmt.Fprintf(w, "evident serve: Pyroscope http://%s/ingest\n", s.pyro.Addr())
+		fmt.Fprintf(w, "evident serve: Pyroscope %s://%s/ingest\n", s.pyroScheme, s.pyro.Addr())
 	}
 }
 
