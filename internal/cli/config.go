@@ -118,31 +118,70 @@ type jsonLinesSink struct {
 	Path   string `yaml:"path"`
 }
 
+// defaultResolveAfter is an Alertmanager sink's resolve_after when the
+// sink does not set one.
+const defaultResolveAfter = time.Hour
+
+// storeSinkName is the name of the sink that keeps every tenant's alerts
+// in the store (alertLog), which no configured sink may take.
+const storeSinkName = "store"
+
 // Validate reports every problem of the router's settings and of the
-// sinks' tenants.
+// sinks: their tenants, names (unique, as the router needs them) and,
+// with the sinks' own constructors, their URLs and settings. It opens
+// no file and connects to nothing, so --check-config and a start refuse
+// the same configurations.
 func (c alertsConfig) Validate() error {
 	errs := []error{c.Config.Validate()}
-	check := func(kind, name, tenant string) {
-		if tenant == "" {
-			return
+	names := map[string]bool{storeSinkName: true}
+	check := func(kind string, i int, name, tenant string, build func() error) {
+		key := fmt.Sprintf("serve.alerts.%s[%d]", kind, i)
+		if name != "" {
+			key += " (" + name + ")"
 		}
-		if err := store.ValidateTenant(tenant); err != nil {
-			errs = append(errs, fmt.Errorf("serve alerts %s %s: %w", kind, name, err))
+		switch {
+		case name == "":
+			errs = append(errs, fmt.Errorf("%s: name is empty: every sink needs a unique name", key))
+		case names[name]:
+			errs = append(errs, fmt.Errorf("%s: name %q is taken (by another sink, or %q by the store's)", key, name, storeSinkName))
+		}
+		names[name] = true
+		if tenant != "" {
+			if err := store.ValidateTenant(tenant); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", key, err))
+			}
+		}
+		if build != nil {
+			if err := build(); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", key, err))
+			}
 		}
 	}
-	for _, w := range c.Webhooks {
-		check("webhooks", w.Name, w.Tenant)
+	for i, w := range c.Webhooks {
+		check("webhooks", i, w.Name, w.Tenant, func() error { _, err := alert.NewWebhook(w.Name, w.URL, w.Secret, nil); return err })
 	}
-	for _, m := range c.Alertmanager {
-		check("alertmanager", m.Name, m.Tenant)
+	for i, m := range c.Alertmanager {
+		check("alertmanager", i, m.Name, m.Tenant, func() error {
+			_, err := alert.NewAlertmanager(m.Name, m.URL, m.OrgID, m.resolveAfter(), nil)
+			return err
+		})
 	}
-	for _, s := range c.Slack {
-		check("slack", s.Name, s.Tenant)
+	for i, s := range c.Slack {
+		check("slack", i, s.Name, s.Tenant, func() error { _, err := alert.NewSlack(s.Name, s.URL, nil); return err })
 	}
-	for _, j := range c.JSONLines {
-		check("json_lines", j.Name, j.Tenant)
+	for i, j := range c.JSONLines {
+		check("json_lines", i, j.Name, j.Tenant, nil)
 	}
 	return errors.Join(errs...)
+}
+
+// resolveAfter is the sink's resolve_after, defaultResolveAfter when it
+// sets none.
+func (m alertmanagerSink) resolveAfter() time.Duration {
+	if m.ResolveAfter == 0 {
+		return defaultResolveAfter
+	}
+	return m.ResolveAfter
 }
 
 // defaultFileConfig is what runs when no file is given.

@@ -943,7 +943,7 @@ func newAlertLog(st store.Store, log *slog.Logger) *alertLog {
 }
 
 // Name names the sink in metrics.
-func (a *alertLog) Name() string { return "store" }
+func (a *alertLog) Name() string { return storeSinkName }
 
 // alertDetails is what the store keeps of an alert beyond its headline.
 type alertDetails struct {
@@ -1025,7 +1025,7 @@ func buildSinks(c alertsConfig, log *slog.Logger) (sinks map[string][]alert.Sink
 	for _, m := range c.Alertmanager {
 		hc, err := sinkClient(m.Name, m.TLS, log)
 		if err == nil {
-			err = add(m.Tenant)(alert.NewAlertmanager(m.Name, m.URL, m.OrgID, m.ResolveAfter, hc))
+			err = add(m.Tenant)(alert.NewAlertmanager(m.Name, m.URL, m.OrgID, m.resolveAfter(), hc))
 		}
 		if err != nil {
 			return nil, closers, fmt.Errorf("alerts alertmanager %s: %w", m.Name, err)
