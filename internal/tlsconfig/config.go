@@ -71,8 +71,18 @@ func (c ServerConfig) Enabled() bool { return c.CertFile != "" || c.KeyFile != "
 // NewServer does.
 func (c ServerConfig) Validate() error {
 	if !c.Enabled() {
-		if c.ClientCAFile != "" {
+		// A setting that means something only with TLS on, without the
+		// certificate that turns it on, would serve plain TCP to whoever
+		// wrote it expecting TLS.
+		switch {
+		case c.ClientCAFile != "":
 			return fmt.Errorf("%w: tls client_ca_file without cert_file and key_file", ErrConfig)
+		case c.ClientAuth != "":
+			return fmt.Errorf("%w: tls client_auth without cert_file and key_file (TLS is off)", ErrConfig)
+		case len(c.CipherSuites) > 0:
+			return fmt.Errorf("%w: tls cipher_suites without cert_file and key_file (TLS is off)", ErrConfig)
+		case c.MinVersion != "" && c.MinVersion != DefaultServerConfig().MinVersion:
+			return fmt.Errorf("%w: tls min_version %q without cert_file and key_file (TLS is off)", ErrConfig, c.MinVersion)
 		}
 		return nil
 	}

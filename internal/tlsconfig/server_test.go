@@ -278,6 +278,13 @@ func TestServerConfigValidate(t *testing.T) {
 		}},
 		{name: "cert without key", edit: func(c *ServerConfig) { c.KeyFile = "" }, want: "go together"},
 		{name: "client ca without cert", edit: func(c *ServerConfig) { *c = DefaultServerConfig(); c.ClientCAFile = "ca" }, want: "client_ca_file without cert_file"},
+		{name: "client auth without cert", edit: func(c *ServerConfig) { *c = DefaultServerConfig(); c.ClientAuth = "require_and_verify" }, want: "client_auth without cert_file"},
+		{name: "suites without cert", edit: func(c *ServerConfig) {
+			*c = DefaultServerConfig()
+			c.CipherSuites = []string{"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"}
+		}, want: "cipher_suites without cert_file"},
+		{name: "tls 1.3 without cert", edit: func(c *ServerConfig) { *c = DefaultServerConfig(); c.MinVersion = "1.3" }, want: `min_version "1.3" without cert_file`},
+		{name: "zero, off", edit: func(c *ServerConfig) { *c = ServerConfig{} }},
 		{name: "require without ca", edit: func(c *ServerConfig) { c.ClientAuth = "require_and_verify" }, want: "needs client_ca_file"},
 		{name: "none with ca", edit: func(c *ServerConfig) { c.ClientAuth, c.ClientCAFile = "none", "ca" }, want: "client_auth none with a client_ca_file"},
 		{name: "unknown client auth", edit: func(c *ServerConfig) { c.ClientAuth = "optional" }, want: `client_auth "optional"`},
