@@ -226,6 +226,23 @@ func (g *Guard) HTTPOptional(need Role, next http.Handler) http.Handler {
 	})
 }
 
+// Recheck reports whether the request r, which HTTP admitted with role
+// need, would still be admitted: nil, or the error that refuses it now
+// (its token revoked or expired since, a JWT past its expiry). An answer
+// that outlives the request's admission, the alert stream, asks before
+// each write, so that a revoked token stops receiving within the reload
+// interval, as every other request does. The principal's tenant cannot
+// have changed: a token's is fixed, and a JWT's is in the JWT. It counts
+// nothing in evident_auth_requests_total, which counts requests.
+func (g *Guard) Recheck(r *http.Request, need Role) error {
+	host := r.Host
+	if host == "" {
+		host = "localhost"
+	}
+	_, err := g.check(r.Context(), r.Header.Get("Authorization"), host, need)
+	return err
+}
+
 // admitHTTP admits an HTTP request (admit).
 func (g *Guard) admitHTTP(r *http.Request, need Role) (Principal, string, error) {
 	host := r.Host

@@ -460,15 +460,31 @@ func (s *Server) alertStream(w http.ResponseWriter, r *http.Request) {
 	rc.Flush()
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
+	// admitted ends the stream once its credentials would no longer be
+	// admitted (a token revoked or expired since it began).
+	admitted := func() bool {
+		if s.deps.Guard == nil {
+			return true
+		}
+		if err := s.deps.Guard.Recheck(r, auth.RoleRead); err != nil {
+			fmt.Fprintf(w, ": closed: %s\n\n", sseComment(err.Error()))
+			rc.Flush()
+			return false
+		}
+		return true
+	}
 	for {
 		select {
 		case <-r.Context().Done():
 			return
 		case <-keepalive.C:
+			if !admitted() {
+				return
+			}
 			extend()
 			fmt.Fprint(w, ": keepalive\n\n")
 		case a, ok := <-ch:
-			if !ok {
+			if !ok || !admitted() {
 				return
 			}
 			b, err := json.Marshal(a)
@@ -483,6 +499,11 @@ func (s *Server) alertStream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// sseComment is msg as one line of a Server-Sent Events comment.
+func sseComment(msg string) string {
+	return strings.NewReplacer("\r", " ", "\n", " ").Replace(msg)
 }
 
 func (s *Server) vulndb(w http.ResponseWriter, _ *http.Request) {
