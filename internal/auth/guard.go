@@ -84,6 +84,7 @@ var ErrRefuse = errors.New("refusing to start")
 func (a *Authenticator) Modes(ls []Listener, insecure bool) (map[string]Mode, error) {
 	modes := make(map[string]Mode, len(ls))
 	var exposed []string
+	var beyond, loopback bool // where the exposed listeners are
 	for _, l := range ls {
 		switch {
 		case IsLoopback(l.Endpoint) && !a.cfg.RequireOnLoopback:
@@ -93,15 +94,28 @@ func (a *Authenticator) Modes(ls []Listener, insecure bool) (map[string]Mode, er
 		default:
 			modes[l.Name] = Required
 			exposed = append(exposed, fmt.Sprintf("%s (%s)", l.Name, l.Endpoint))
+			if IsLoopback(l.Endpoint) {
+				loopback = true
+			} else {
+				beyond = true
+			}
 		}
 	}
 	if len(exposed) > 0 && !a.HasCredentials() {
+		// Listening on loopback helps only the listeners beyond it; those
+		// on loopback need credentials because require_on_loopback says so.
+		var instead string
+		if beyond {
+			instead += "\n  or listen on loopback only:  e.g. --api 127.0.0.1:8080"
+		}
+		if loopback {
+			instead += "\n  or admit loopback clients:   serve.auth.require_on_loopback: false"
+		}
 		return nil, fmt.Errorf(`%w: %s would need credentials, and there is no API token or OIDC issuer to authenticate anyone.
   Create a token first:        evident token create --name <what for> --role ingest|read|admin
-  or configure OIDC:           serve.auth.oidc (docs/security.md)
-  or listen on loopback only:  e.g. --api 127.0.0.1:8080
+  or configure OIDC:           serve.auth.oidc (docs/security.md)%s
   or run without auth:         --insecure (anyone who reaches these ports can read every finding and replace them)`,
-			ErrRefuse, strings.Join(exposed, ", "))
+			ErrRefuse, strings.Join(exposed, ", "), instead)
 	}
 	return modes, nil
 }
