@@ -245,7 +245,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, authorization string) 
 			cred = user
 		}
 	default:
-		return Principal{}, fmt.Errorf("%w: authorization scheme %q, want Bearer or Basic", ErrBadCredentials, scheme)
+		return Principal{}, fmt.Errorf("%w: %s, want Bearer or Basic", ErrBadCredentials, describeScheme(scheme))
 	}
 	if id, secret, ok := parseToken(cred); ok {
 		return a.checkToken(id, secret)
@@ -254,6 +254,23 @@ func (a *Authenticator) Authenticate(ctx context.Context, authorization string) 
 		return a.oidc.verify(ctx, cred)
 	}
 	return Principal{}, fmt.Errorf("%w: not an evident token (evd_...)", ErrBadCredentials)
+}
+
+// describeScheme names an authorization scheme evident does not take
+// for an error, which the client gets and often logs: only a word with
+// the shape of a scheme (Token, Digest, AWS4-HMAC-SHA256) is quoted. A
+// header that is the credential alone, an API token or a JWT sent
+// without "Bearer ", would otherwise come back whole in the error.
+func describeScheme(scheme string) string {
+	word := len(scheme) > 0 && len(scheme) <= 20
+	for i := 0; word && i < len(scheme); i++ {
+		c := scheme[i]
+		word = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-'
+	}
+	if word {
+		return fmt.Sprintf("authorization scheme %q", scheme)
+	}
+	return "the Authorization header does not start with a scheme (is it the credential alone?)"
 }
 
 // checkToken checks an API token against the loaded ones.
