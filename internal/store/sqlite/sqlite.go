@@ -181,6 +181,19 @@ func open(ctx context.Context, dir string, cfg Config, o options) (*Store, error
 		}
 	}
 	path := filepath.Join(dir, FileName)
+	if !shared {
+		// The database holds the tokens' hashes, the audit log, the
+		// alerts' evidence and the model's checkpoints: readable by its
+		// owner only, as the log's segments are. SQLite would create it
+		// with the umask's mode (often 0644), and its -wal and -shm
+		// files with the database's.
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			lock.Close()
+			return nil, fmt.Errorf("open store %s: %w", path, err)
+		}
+		f.Close()
+	}
 	busy := fmt.Sprintf("busy_timeout(%d)", cfg.BusyTimeout.Milliseconds())
 	writeDSN := dsn(path, url.Values{
 		"_pragma": {busy, "journal_mode(WAL)", "synchronous(" + cfg.Synchronous + ")", "foreign_keys(1)",
