@@ -17,6 +17,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -181,18 +182,21 @@ func open(ctx context.Context, dir string, cfg Config, o options) (*Store, error
 		}
 	}
 	path := filepath.Join(dir, FileName)
-	if !shared {
-		// The database holds the tokens' hashes, the audit log, the
-		// alerts' evidence and the model's checkpoints: readable by its
-		// owner only, as the log's segments are. SQLite would create it
-		// with the umask's mode (often 0644), and its -wal and -shm
-		// files with the database's.
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-		if err != nil {
-			lock.Close()
-			return nil, fmt.Errorf("open store %s: %w", path, err)
-		}
+	// The database holds the tokens' hashes, the audit log, the alerts'
+	// evidence and the model's checkpoints: readable by its owner only,
+	// as the log's segments are. SQLite would create it (as it would
+	// here, shared or not: token create makes the store beside no serve)
+	// with the umask's mode, often 0644, and its -wal and -shm files
+	// with the database's. An existing database is left as it is.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
 		f.Close()
+	case !errors.Is(err, fs.ErrExist):
+		if lock != nil {
+			lock.Close()
+		}
+		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	busy := fmt.Sprintf("busy_timeout(%d)", cfg.BusyTimeout.Milliseconds())
 	writeDSN := dsn(path, url.Values{
