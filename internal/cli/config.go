@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -127,25 +128,30 @@ const defaultResolveAfter = time.Hour
 const storeSinkName = "store"
 
 // Validate reports every problem of the router's settings and of the
-// sinks: their tenants, names (unique, as the router needs them) and,
-// with the sinks' own constructors, their URLs and settings. It opens
-// no file and connects to nothing, so --check-config and a start refuse
-// the same configurations.
+// sinks: their tenants, names (unique among a tenant's sinks, as its
+// router needs them; docs/security.md gives two tenants a sink "soc"
+// each) and, with the sinks' own constructors, their URLs and settings.
+// It opens no file and connects to nothing, so --check-config and a
+// start refuse the same configurations.
 func (c alertsConfig) Validate() error {
 	errs := []error{c.Config.Validate()}
-	names := map[string]bool{storeSinkName: true}
+	type tenantName struct{ tenant, name string }
+	taken := map[tenantName]bool{}
 	check := func(kind string, i int, name, tenant string, build func() error) {
 		key := fmt.Sprintf("serve.alerts.%s[%d]", kind, i)
 		if name != "" {
 			key += " (" + name + ")"
 		}
+		tn := tenantName{cmp.Or(tenant, store.DefaultTenant), name}
 		switch {
 		case name == "":
-			errs = append(errs, fmt.Errorf("%s: name is empty: every sink needs a unique name", key))
-		case names[name]:
-			errs = append(errs, fmt.Errorf("%s: name %q is taken (by another sink, or %q by the store's)", key, name, storeSinkName))
+			errs = append(errs, fmt.Errorf("%s: name is empty: every sink needs a name, unique among its tenant's", key))
+		case name == storeSinkName:
+			errs = append(errs, fmt.Errorf("%s: name %q is the store's sink's", key, name))
+		case taken[tn]:
+			errs = append(errs, fmt.Errorf("%s: name %q is taken by another sink of tenant %s", key, name, tn.tenant))
 		}
-		names[name] = true
+		taken[tn] = true
 		if tenant != "" {
 			if err := store.ValidateTenant(tenant); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", key, err))
