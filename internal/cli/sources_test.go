@@ -244,6 +244,9 @@ func TestAnalyzeSourceUsage(t *testing.T) {
 		{"bad --from", []string{"--tempo", "http://127.0.0.1:1", "--from", "yesterday"}, nil, "--from \"yesterday\": want RFC 3339"},
 		{"empty window", []string{"--tempo", "http://127.0.0.1:1", "--from", "2026-12-02T00:00:00Z", "--to", "2026-12-01T00:00:00Z"}, nil, "the start must be before the end"},
 		{"credentials in the URL", []string{"--pyroscope", "https://1234:glc_secret@profiles.example.com"}, nil, "want no credentials in the URL"},
+		{"query in the URL", []string{"--tempo", "https://tempo.example.com/tempo?token=glc_secret"}, nil,
+			`evident: --tempo: tempo source: URL "https://tempo.example.com/tempo": want no query or fragment`},
+		{"fragment in the URL", []string{"--pyroscope", "https://profiles.example.com/#glc_secret"}, nil, "want no query or fragment"},
 		{"password without user", []string{"--tempo", "http://127.0.0.1:1"}, map[string]string{"EVIDENT_TEMPO_PASSWORD": "glc_secret"}, "a password without a user"},
 	}
 	for _, tt := range tests {

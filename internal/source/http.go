@@ -165,8 +165,15 @@ func (c HTTPConfig) Validate() error {
 	if !strings.HasPrefix(c.URL, "http://") && !strings.HasPrefix(c.URL, "https://") {
 		return fmt.Errorf("URL %q: want http:// or https://", c.URL)
 	}
-	if u, err := url.Parse(c.URL); err != nil || u.User != nil {
+	u, err := url.Parse(c.URL)
+	if err != nil || u.User != nil {
 		return fmt.Errorf("URL %q: want no credentials in the URL: set them in the environment (docs/sources.md)", redactURL(c.URL))
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		// The API's paths are appended to the URL, so a query would
+		// end up before them, and it would be shown in logs and kept
+		// in the watermark's key: a token in it would leak.
+		return fmt.Errorf("URL %q: want no query or fragment: the API's paths are appended to it; set credentials in the environment (docs/sources.md)", u.Scheme+"://"+u.Host+u.Path)
 	}
 	if c.Timeout <= 0 || c.MaxResponseBytes <= 0 {
 		return errors.New("timeout and max response bytes must be positive")
