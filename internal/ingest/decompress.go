@@ -93,10 +93,9 @@ func (d *Decompressor) Decompress(dst, data []byte, encoding string, limit int64
 	case "deflate", "zlib":
 		// HTTP's deflate is the zlib format (RFC 9110 §8.4.1.2).
 		var z io.ReadCloser
-		if z, err = zlib.NewReader(bytes.NewReader(data)); err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, enc, err)
+		if z, err = zlib.NewReader(bytes.NewReader(data)); err == nil {
+			out, err = readAtMost(dst, t.Reader(z), limit)
 		}
-		out, err = readAtMost(dst, t.Reader(z), limit)
 	case "snappy":
 		if bytes.HasPrefix(data, []byte(snappyFramedHeader)) {
 			out, err = readAtMost(dst, t.Reader(snappy.NewReader(bytes.NewReader(data))), limit)
@@ -118,6 +117,10 @@ func (d *Decompressor) Decompress(dst, data []byte, encoding string, limit int64
 			// The decoder's own memory bound, at the limit or for a
 			// frame asking for a larger window.
 			return nil, fmt.Errorf("%w: more than %d bytes after decompression (%s): %w", ErrTooLarge, limit, enc, err)
+		}
+		if strings.HasPrefix(err.Error(), enc+": ") {
+			// The decoder named its codec already ("gzip: invalid header").
+			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, enc, err)
 	}
@@ -149,7 +152,7 @@ func (d *Decompressor) gunzip(dst, data []byte, limit int64, t *admission.Ticket
 		g, err = gzip.NewReader(bytes.NewReader(data))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: gzip: %w", ErrCorrupt, err)
+		return nil, err
 	}
 	out, err := readAtMost(dst, t.Reader(g), limit)
 	if err == nil {

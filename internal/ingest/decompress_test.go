@@ -63,6 +63,9 @@ func TestDecompress(t *testing.T) {
 		data           []byte
 		want           []byte
 		wantErr        error
+		// wantMsg, when set, is the error's whole text: each codec
+		// named once.
+		wantMsg string
 	}{
 		{name: "plain", data: plain, want: plain},
 		{name: "identity", encoding: "identity", data: plain, want: plain},
@@ -91,7 +94,11 @@ func TestDecompress(t *testing.T) {
 		{name: "corrupt lz4", encoding: "lz4", data: []byte("not lz4"), wantErr: ErrCorrupt},
 		{name: "nested in snappy", encoding: "snappy", data: compress(t, "snappy", compress(t, "gzip", plain)), wantErr: ErrCorrupt},
 		{name: "nested", encoding: "gzip", data: compress(t, "gzip", compress(t, "zstd", plain)), wantErr: ErrCorrupt},
-		{name: "corrupt", encoding: "gzip", data: []byte("not gzip"), wantErr: ErrCorrupt},
+		{name: "corrupt", encoding: "gzip", data: []byte("not gzip, not at all"), wantErr: ErrCorrupt, wantMsg: "corrupt compressed data: gzip: invalid header"},
+		{name: "short", encoding: "gzip", data: []byte("not gzip"), wantErr: ErrCorrupt, wantMsg: "corrupt compressed data: gzip: unexpected EOF"},
+		{name: "corrupt zlib", encoding: "zlib", data: []byte("not zlib"), wantErr: ErrCorrupt, wantMsg: "corrupt compressed data: zlib: invalid header"},
+		{name: "corrupt deflate", encoding: "deflate", data: []byte("not zlib"), wantErr: ErrCorrupt, wantMsg: "corrupt compressed data: deflate: zlib: invalid header"},
+		{name: "truncated gzip", encoding: "gzip", data: compress(t, "gzip", plain)[:20], wantErr: ErrCorrupt, wantMsg: "corrupt compressed data: gzip: unexpected EOF"},
 		{name: "unknown", encoding: "br", data: plain, wantErr: ErrEncoding},
 	}
 	d := NewDecompressor(limit)
@@ -104,6 +111,9 @@ func TestDecompress(t *testing.T) {
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("Decompress: %v, want %v", err, tt.wantErr)
+				}
+				if tt.wantMsg != "" && err.Error() != tt.wantMsg {
+					t.Errorf("Decompress: %q, want %q", err, tt.wantMsg)
 				}
 				return
 			}
