@@ -32,7 +32,7 @@ import (
 // Config tunes the Router.
 type Config struct {
 	// DedupeWindow: an alert whose DedupeKey fired less than this ago is
-	// counted and dropped.
+	// counted and dropped; Seed carries it across a restart.
 	DedupeWindow time.Duration `yaml:"dedupe_window"`
 	// MaxKeys bounds the keys remembered for deduplication and rate
 	// limiting; the oldest half is forgotten when it is reached.
@@ -289,6 +289,56 @@ func (r *Router) route(k detect.Kind, service, key string, receivedAt time.Time,
 			r.m.dropped.WithLabelValues(kind, s.sink.Name(), "queue_full").Inc()
 		}
 	}
+}
+
+// Fired is an alert that fired before the router was made, as History
+// remembers it.
+type Fired struct {
+	// DedupeKey is the alert's; Time is when it fired.
+	DedupeKey string
+	Time      time.Time
+}
+
+// History is where alerts fired before a restart are kept (the store
+// sink of evident serve).
+type History interface {
+	// Fired returns the alerts that fired at or after since, newest
+	// first, at most limit of them. An alert without a dedupe key may be
+	// left out. The slice is the caller's.
+	Fired(ctx context.Context, since time.Time, limit int) ([]Fired, error)
+}
+
+// Seed makes the router remember, for deduplication, the alerts h holds
+// that fired within the dedupe window before now, so that an alert
+// deduplicated before a restart stays deduplicated after it: the first
+// execution a replay of the log fires again, or the exploit a scanner
+// repeats, does not page twice. It reads at most MaxKeys alerts, the
+// newest, as many as the router remembers. Call it before the first
+// Fire; it is safe for concurrent use with it, though.
+func (r *Router) Seed(ctx context.Context, h History) error {
+	if r.cfg.DedupeWindow <= 0 {
+		return nil
+	}
+	now := r.now()
+	fired, err := h.Fired(ctx, now.Add(-r.cfg.DedupeWindow), r.cfg.MaxKeys)
+	if err != nil {
+		return fmt.Errorf("seed alert deduplication: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// Oldest first, so that the newest are the last put: they are the
+	// ones a full map keeps, and a key fired twice keeps its later time.
+	for i := len(fired) - 1; i >= 0; i-- {
+		f := fired[i]
+		if f.DedupeKey == "" || now.Sub(f.Time) >= r.cfg.DedupeWindow {
+			continue
+		}
+		if last, ok := r.seen.get(f.DedupeKey); ok && !last.Before(f.Time) {
+			continue // what the router saw itself is as new
+		}
+		r.seen.put(f.DedupeKey, f.Time)
+	}
+	return nil
 }
 
 // duplicate reports whether key fired less than the dedupe window

@@ -532,3 +532,57 @@ func TestDedupeWindow(t *testing.T) {
 		fired = got
 	}
 }
+
+// history is a History over a slice, newest first.
+type history []Fired
+
+func (h history) Fired(_ context.Context, since time.Time, limit int) ([]Fired, error) {
+	var out []Fired
+	for _, f := range h {
+		if !f.Time.Before(since) && (limit <= 0 || len(out) < limit) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+func TestSeed(t *testing.T) {
+	// With MaxKeys 4 the router remembers the newest 4 of 6: keys k5..k2.
+	var many history
+	for i := range 6 {
+		many = append(many, Fired{DedupeKey: "k" + strconv.Itoa(5-i), Time: t0.Add(-time.Duration(i+1) * time.Second)})
+	}
+	tests := []struct {
+		name    string
+		history history
+		key     string
+		deduped bool
+	}{
+		{"fired a minute before", history{{"a", t0.Add(-time.Minute)}}, "a", true},
+		{"fired just inside the window", history{{"a", t0.Add(-10*time.Minute + time.Nanosecond)}}, "a", true},
+		{"fired a window before", history{{"a", t0.Add(-10 * time.Minute)}}, "a", false},
+		{"another key", history{{"a", t0.Add(-time.Minute)}}, "b", false},
+		{"an alert without a key", history{{"", t0.Add(-time.Minute)}}, "", false},
+		{"newest within the cap", many, "k2", true},
+		{"oldest beyond the cap", many, "k0", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.DedupeWindow, cfg.MaxKeys = 10*time.Minute, 4
+			r, err := NewRouter(cfg, nil, Deps{Now: func() time.Time { return t0 }, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Seed(t.Context(), tt.history); err != nil {
+				t.Fatal(err)
+			}
+			a := firstExec()
+			a.DedupeKey = tt.key
+			r.Fire(a)
+			if got := testutil.ToFloat64(r.m.deduplicated.WithLabelValues("first_execution")) == 1; got != tt.deduped {
+				t.Errorf("deduplicated = %v, want %v", got, tt.deduped)
+			}
+		})
+	}
+}

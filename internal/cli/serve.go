@@ -709,9 +709,15 @@ type tenantUnit struct {
 	profiles pipeline.Consumer[[]*telemetry.ProfileBatch]
 }
 
-// Start restores the engine, then starts the router, in the order the
-// server started them before tenants.
+// Start seeds the router's deduplication from the stored alerts,
+// restores the engine, then starts the router, in the order the server
+// started them before tenants.
 func (u *tenantUnit) Start(ctx context.Context) error {
+	// Before the engine replays the log: an alert its replay fires again
+	// is a duplicate of the one stored before the restart.
+	if err := u.router.Seed(ctx, u.alerts); err != nil {
+		return err
+	}
 	if err := u.eng.Start(ctx); err != nil {
 		return err
 	}
@@ -935,6 +941,7 @@ type alertLog struct {
 
 var (
 	_ alert.Sink     = (*alertLog)(nil)
+	_ alert.History  = (*alertLog)(nil)
 	_ httpapi.Alerts = (*alertLog)(nil)
 )
 
@@ -975,6 +982,26 @@ func (a *alertLog) Send(ctx context.Context, al alert.Alert) error {
 		}
 	}
 	return nil
+}
+
+// Fired returns the dedupe keys and times of the stored alerts that
+// fired at or after since, newest first, at most limit of them.
+func (a *alertLog) Fired(ctx context.Context, since time.Time, limit int) ([]alert.Fired, error) {
+	stored, err := a.st.Alerts(ctx, store.AlertQuery{Since: since, Limit: limit})
+	if err != nil {
+		return nil, fmt.Errorf("read alerts since %v: %w", since, err)
+	}
+	fired := make([]alert.Fired, 0, len(stored))
+	for _, sa := range stored {
+		var d struct {
+			DedupeKey string `json:"dedupe_key"`
+		}
+		if len(sa.Details) == 0 || json.Unmarshal(sa.Details, &d) != nil || d.DedupeKey == "" {
+			continue // stored by an alert without a key, or not by Send
+		}
+		fired = append(fired, alert.Fired{DedupeKey: d.DedupeKey, Time: sa.Time})
+	}
+	return fired, nil
 }
 
 // Recent returns stored alerts, newest first.
