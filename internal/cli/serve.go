@@ -278,7 +278,14 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 
 	s.apiScheme, s.otlpScheme, s.pyroScheme = httpScheme(sc.API.TLS), httpScheme(sc.OTLP.TLS), httpScheme(sc.Pyroscope.TLS)
 	if sc.Alerts.LinkPrefix == "" {
-		sc.Alerts.LinkPrefix = defaultLinkPrefix(sc.API)
+		prefix, named, err := defaultLinkPrefix(sc.API, os.Hostname)
+		switch {
+		case err != nil:
+			log.Warn("alerts link to an address nobody paged can reach; serve.alerts.link_prefix sets it", "link_prefix", prefix, "err", err)
+		case named:
+			log.Info("alerts link to this machine's hostname, as the API listens on every address; serve.alerts.link_prefix sets the links", "link_prefix", prefix)
+		}
+		sc.Alerts.LinkPrefix = prefix
 	}
 	sinks, closers, err := buildSinks(sc.Alerts, log.With("component", "alert"))
 	s.closers = closers
@@ -601,12 +608,28 @@ func httpScheme(c tlsconfig.ServerConfig) string {
 
 // defaultLinkPrefix is where alerts link to without a configured
 // link_prefix: the API's configured endpoint, in https when it serves
-// TLS; none when its port is 0, chosen only as it listens.
-func defaultLinkPrefix(api httpapi.Config) string {
-	if _, port, _ := net.SplitHostPort(api.Endpoint); port == "0" {
-		return ""
+// TLS; none when its port is 0, chosen only as it listens. An endpoint
+// on every address (0.0.0.0, [::] or no host) names no host whoever is
+// paged can reach, so the machine's hostname stands for it, and named
+// says so; err is why it could not, the endpoint then kept as it is.
+func defaultLinkPrefix(api httpapi.Config, hostname func() (string, error)) (prefix string, named bool, err error) {
+	endpoint := api.Endpoint
+	host, port, splitErr := net.SplitHostPort(endpoint)
+	if port == "0" {
+		return "", false, nil
 	}
-	return httpScheme(api.TLS) + "://" + api.Endpoint + "/api/v1"
+	if ip := net.ParseIP(host); splitErr == nil && (host == "" || ip != nil && ip.IsUnspecified()) {
+		name, herr := hostname()
+		if herr == nil && name == "" {
+			herr = errors.New("the hostname is empty")
+		}
+		if herr != nil {
+			err = fmt.Errorf("alert links: the API listens on %s, and the hostname to link to instead is unknown: %w", endpoint, herr)
+		} else {
+			endpoint, named = net.JoinHostPort(name, port), true
+		}
+	}
+	return httpScheme(api.TLS) + "://" + endpoint + "/api/v1", named, err
 }
 
 // apiURL is the base URL of the API.

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"regexp"
 	"testing"
 
@@ -12,22 +13,34 @@ import (
 )
 
 // TestDefaultLinkPrefix: without link_prefix, alerts link to the API's
-// configured endpoint in the scheme it serves, https with a certificate.
+// configured endpoint in the scheme it serves, https with a certificate;
+// an endpoint on every address links to the machine's hostname instead.
 func TestDefaultLinkPrefix(t *testing.T) {
 	on := tlsconfig.ServerConfig{CertFile: "tls.crt", KeyFile: "tls.key"}
+	host := func() (string, error) { return "evident-7.prod", nil }
+	noHost := func() (string, error) { return "", errors.New("no hostname") }
 	tests := []struct {
-		name string
-		api  httpapi.Config
-		want string
+		name      string
+		api       httpapi.Config
+		hostname  func() (string, error)
+		want      string
+		wantNamed bool
+		wantErr   bool
 	}{
-		{"plain", httpapi.Config{Endpoint: "127.0.0.1:8080"}, "http://127.0.0.1:8080/api/v1"},
-		{"tls", httpapi.Config{Endpoint: "evident.example.com:8443", Config: listener.Config{TLS: on}}, "https://evident.example.com:8443/api/v1"},
-		{"port chosen at listen", httpapi.Config{Endpoint: "127.0.0.1:0", Config: listener.Config{TLS: on}}, ""},
+		{"plain", httpapi.Config{Endpoint: "127.0.0.1:8080"}, host, "http://127.0.0.1:8080/api/v1", false, false},
+		{"named host", httpapi.Config{Endpoint: "evident.example.com:8080"}, host, "http://evident.example.com:8080/api/v1", false, false},
+		{"tls", httpapi.Config{Endpoint: "evident.example.com:8443", Config: listener.Config{TLS: on}}, host, "https://evident.example.com:8443/api/v1", false, false},
+		{"port chosen at listen", httpapi.Config{Endpoint: "127.0.0.1:0", Config: listener.Config{TLS: on}}, host, "", false, false},
+		{"0.0.0.0", httpapi.Config{Endpoint: "0.0.0.0:8080"}, host, "http://evident-7.prod:8080/api/v1", true, false},
+		{"[::] with tls", httpapi.Config{Endpoint: "[::]:8443", Config: listener.Config{TLS: on}}, host, "https://evident-7.prod:8443/api/v1", true, false},
+		{"no host", httpapi.Config{Endpoint: ":8080"}, host, "http://evident-7.prod:8080/api/v1", true, false},
+		{"0.0.0.0 without a hostname", httpapi.Config{Endpoint: "0.0.0.0:8080"}, noHost, "http://0.0.0.0:8080/api/v1", false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := defaultLinkPrefix(tt.api); got != tt.want {
-				t.Errorf("defaultLinkPrefix(%s) = %q, want %q", tt.api.Endpoint, got, tt.want)
+			got, named, err := defaultLinkPrefix(tt.api, tt.hostname)
+			if got != tt.want || named != tt.wantNamed || (err != nil) != tt.wantErr {
+				t.Errorf("defaultLinkPrefix(%s) = %q, %v, %v; want %q, %v, error %v", tt.api.Endpoint, got, named, err, tt.want, tt.wantNamed, tt.wantErr)
 			}
 		})
 	}
