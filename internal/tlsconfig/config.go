@@ -4,9 +4,9 @@
 // (alert sinks, the vulnerability database download, telemetry sources).
 //
 // Certificates are files, re-read without a restart: a listener checks
-// its files at most once per reload_interval, on a handshake, and serves
-// the new certificate and client CAs from the next handshake on. A file
-// that does not load (half written, a key that does not match) keeps the
+// its files at most once per reload_interval, on a handshake or a scrape
+// of its metrics, and serves the new certificate and client CAs from the
+// next handshake on. A file that does not load (half written, a key that does not match) keeps the
 // previous certificate in use, and is logged and counted.
 package tlsconfig
 
@@ -54,7 +54,8 @@ type ServerConfig struct {
 	// defaults. TLS 1.3 suites are not configurable.
 	CipherSuites []string `yaml:"cipher_suites"`
 	// ReloadInterval is how often, at most, the files are checked for a
-	// new certificate; the check happens on a handshake.
+	// new certificate; the check happens on a handshake, and on a scrape
+	// of the expiry metric.
 	ReloadInterval time.Duration `yaml:"reload_interval"`
 }
 

@@ -31,6 +31,9 @@ type Server struct {
 	log    *slog.Logger
 	r      *reloader[*tls.Config]
 	reload *prometheus.CounterVec
+	// expiry is the NotAfter of the certificate served, set when one is
+	// loaded and when one is reloaded.
+	expiry prometheus.Gauge
 }
 
 // NewServer reads the files of cfg, which must be enabled and valid, and
@@ -71,14 +74,30 @@ func (s *Server) register(reg prometheus.Registerer) error {
 	// series.
 	s.reload.WithLabelValues("ok")
 	s.reload.WithLabelValues("error")
-	expiry := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	s.expiry = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "evident_tls_certificate_expiry_timestamp_seconds", ConstLabels: labels,
 		Help: "When the certificate a listener serves expires (its NotAfter), in Unix seconds.",
-	}, func() float64 { return float64(s.Leaf().NotAfter.Unix()) })
+	})
+	s.expiry.Set(float64(s.Leaf().NotAfter.Unix()))
 	if reg == nil {
 		return nil
 	}
-	return errors.Join(reg.Register(s.reload), reg.Register(expiry))
+	return errors.Join(reg.Register(s.reload), reg.Register(checkOnCollect{s.expiry, s.r.check}))
+}
+
+// checkOnCollect checks the certificate files, as a handshake does (at
+// most once per reload interval), before it is collected: a listener
+// nobody connects to would otherwise never reload, and its expiry would
+// stay the replaced certificate's, an alert on it firing for a rotation
+// that did happen.
+type checkOnCollect struct {
+	prometheus.Gauge
+	check func()
+}
+
+func (c checkOnCollect) Collect(ch chan<- prometheus.Metric) {
+	c.check()
+	c.Gauge.Collect(ch)
 }
 
 // build makes the configuration of a handshake from the contents of the
@@ -115,6 +134,7 @@ func (s *Server) reloaded(c *tls.Config, err error) {
 	}
 	s.reload.WithLabelValues("ok").Inc()
 	leaf := c.Certificates[0].Leaf
+	s.expiry.Set(float64(leaf.NotAfter.Unix()))
 	s.log.Info("tls certificate reloaded", "listener", s.opts.Name, "subject", leaf.Subject.String(),
 		"serial", leaf.SerialNumber.String(), "not_after", leaf.NotAfter)
 }

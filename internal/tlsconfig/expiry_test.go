@@ -1,0 +1,112 @@
+package tlsconfig
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/evidentsec/evident/internal/tlsconfig/tlstest"
+)
+
+// selfSigned returns a self-signed certificate for 127.0.0.1 that
+// expires at notAfter, and its key, PEM-encoded.
+func selfSigned(t *testing.T, notAfter time.Time) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(notAfter.Unix()), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: notAfter.Add(-90 * 24 * time.Hour), NotAfter: notAfter,
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+// expiryOf scrapes the expiry metric of reg.
+func expiryOf(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "evident_tls_certificate_expiry_timestamp_seconds" && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatal("no evident_tls_certificate_expiry_timestamp_seconds series")
+	return 0
+}
+
+// TestExpiryWithoutHandshake: the expiry metric is the certificate's
+// NotAfter once it is loaded, and the new one's once the files change and
+// a reload interval is over, though nobody connects to the listener.
+func TestExpiryWithoutHandshake(t *testing.T) {
+	first := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second)
+	second := first.Add(60 * 24 * time.Hour)
+	tests := []struct {
+		name    string
+		rewrite bool // the files get a certificate that expires at second
+		broken  bool // the rewritten certificate file does not load
+		wait    bool // a reload interval passes after the rewrite
+		want    time.Time
+	}{
+		{"loaded", false, false, true, first},
+		{"reloaded", true, false, true, second},
+		{"rewritten within the interval", true, false, false, first},
+		{"broken rewrite", true, true, true, first},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := DefaultServerConfig()
+			cfg.CertFile, cfg.KeyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+			cert, key := selfSigned(t, first)
+			tlstest.WriteFile(t, cfg.CertFile, cert)
+			tlstest.WriteFile(t, cfg.KeyFile, key)
+			reg := prometheus.NewRegistry()
+			s, err := NewServer(cfg, ServerOptions{Name: "otlp_http", Registerer: reg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			clk := &clock{t: time.Now()}
+			s.r.now = clk.now
+			if got := expiryOf(t, reg); got != float64(first.Unix()) {
+				t.Fatalf("expiry after the load = %v, want %v", got, first.Unix())
+			}
+			if tt.rewrite {
+				cert, key := selfSigned(t, second)
+				if tt.broken {
+					cert = []byte("not a certificate")
+				}
+				tlstest.WriteFile(t, cfg.CertFile, cert)
+				tlstest.WriteFile(t, cfg.KeyFile, key)
+			}
+			if tt.wait {
+				clk.t = clk.t.Add(cfg.ReloadInterval)
+			}
+			if got := expiryOf(t, reg); got != float64(tt.want.Unix()) {
+				t.Errorf("expiry = %v, want %v", got, tt.want.Unix())
+			}
+		})
+	}
+}
