@@ -747,9 +747,13 @@ func (u *tenantUnit) Start(ctx context.Context) error {
 	return u.router.Start(ctx)
 }
 
-// Shutdown stops the router, then drains the engine.
+// Shutdown drains the engine, then the router: the engine's drain
+// applies what is queued and re-assesses, which may fire alerts (a
+// vulnerable function's first execution), and the router delivers and
+// stores them before it stops.
 func (u *tenantUnit) Shutdown(ctx context.Context) error {
-	return errors.Join(u.router.Shutdown(ctx), u.eng.Shutdown(ctx))
+	err := u.eng.Shutdown(ctx)
+	return errors.Join(err, u.router.Shutdown(ctx))
 }
 
 // unitsOf is the registry as the API and the UI read and change it

@@ -10,6 +10,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +24,10 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
+
+	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/detect"
+	"github.com/evidentsec/evident/internal/telemetry"
 )
 
 // serveTestConfig listens on free loopback ports and re-assesses quickly.
@@ -362,5 +367,46 @@ func TestServeCommand(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestServeAlertsWhileDraining: an alert the engine raises while serve
+// stops is delivered and stored. The engine raises sensitive-path alerts
+// when it assesses, and with an assessment interval of an hour the only
+// assessment after the spans is the one that ends its drain.
+func TestServeAlertsWhileDraining(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	data := t.TempDir()
+	cfg := serveTestConfig(t)
+	cfg.Serve.Engine.AssessInterval = time.Hour
+	cfg.Sensitivity = []assess.SensitivityRule{{Store: "postgresql://shop/*", Labels: []string{"pii"}}}
+	fl := serveFlags{vulns: []string{filepath.Join("testdata", "serve", "osv")}}
+	srv := startTestServerConfig(t, data, cfg, fl)
+	at := time.Now().Add(-time.Second)
+	span := func(svc string, kind telemetry.SpanKind, id, parent byte, a telemetry.Attrs) telemetry.Span {
+		return telemetry.Span{Service: svc, Kind: kind, SpanID: [8]byte{7: id}, ParentSpanID: [8]byte{7: parent},
+			TraceID: [16]byte{15: 1}, Name: "op", Start: at, End: at.Add(time.Millisecond), Attrs: a}
+	}
+	// An exposed gateway calling orders, which reads a sensitive table.
+	sendSpansTo(t, srv, []telemetry.Span{
+		span("gateway", telemetry.SpanKindServer, 1, 0, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/orders/{id}", URLPath: "/orders/7"}),
+		span("gateway", telemetry.SpanKindClient, 2, 1, telemetry.Attrs{ServerAddress: "orders"}),
+		span("orders", telemetry.SpanKindServer, 3, 2, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/o/{id}"}),
+		span("orders", telemetry.SpanKindClient, 4, 3, telemetry.Attrs{DBSystem: "postgresql", DBNamespace: "shop", DBCollection: "customers"}),
+	})
+	shutdown(t, srv)
+
+	srv = startTestServerConfig(t, data, cfg, fl)
+	defer shutdown(t, srv)
+	var body struct {
+		Alerts []struct{ Kind string }
+	}
+	getJSON(t, srv.apiURL()+"/api/v1/alerts", &body)
+	var kinds []string
+	for _, a := range body.Alerts {
+		kinds = append(kinds, a.Kind)
+	}
+	if !slices.Contains(kinds, string(detect.KindSensitivePath)) {
+		t.Errorf("alerts after the restart: %v, want the %s raised while draining", kinds, detect.KindSensitivePath)
 	}
 }
