@@ -307,6 +307,7 @@ func fileLanguage(file string) Language {
 // are lowercase; Java class names are capitalised and its internal names
 // have no dots before the class.
 func nameLanguage(name string) Language {
+	name = trimHiddenAddress(name)
 	if strings.Contains(name, "(*") || strings.Contains(name, "[go.shape.") ||
 		strings.Contains(name, "%2e") || strings.HasSuffix(name, "-fm") {
 		return Go

@@ -10,6 +10,7 @@ import "strings"
 // "app.jar!/BOOT-INF/lib/snakeyaml-1.33.jar!/org/yaml/..."), else the one of
 // the longest configured package prefix.
 func (a *Attributor) javaFunc(name, file string) (Func, bool) {
+	name = trimHiddenAddress(name)
 	dot := strings.LastIndexByte(name, '.')
 	if dot <= 0 {
 		return Func{}, false
@@ -55,6 +56,26 @@ func (a *Attributor) javaFunc(name, file string) (Func, bool) {
 	}
 	_, fn.Module, _ = longestPrefix(a.javaPackages, pkg, '.')
 	return fn, true
+}
+
+// trimHiddenAddress drops the address the JVM appends to the name of a
+// hidden class ("java/lang/invoke/LambdaForm$MH/0x0000000800c0c000.invoke",
+// which async-profiler writes "LambdaForm$MH.0x0000000800c0c000.invoke"):
+// the class is the one named before it. Left in, the address was taken for
+// the class or a package element, and such frames went unattributed.
+func trimHiddenAddress(name string) string {
+	i := max(strings.LastIndex(name, "/0x"), strings.LastIndex(name, ".0x"))
+	if i <= 0 {
+		return name
+	}
+	j := i + 3
+	for j < len(name) && (isDigit(name[j]) || ('a' <= name[j] && name[j] <= 'f') || ('A' <= name[j] && name[j] <= 'F')) {
+		j++
+	}
+	if j == i+3 || j == len(name) || name[j] != '.' {
+		return name
+	}
+	return name[:i] + name[j:]
 }
 
 // jarName returns the artifactId and version of the innermost jar a frame's
