@@ -79,7 +79,8 @@ type Func struct {
 	// FirstParty is true for the application's own code, which ships in
 	// no package: a Node.js script outside node_modules (Node.js core
 	// "node:" modules excluded), a Python file outside site-packages,
-	// dist-packages and the standard library, and code under
+	// dist-packages, wheel, egg and zip archives and the standard
+	// library, and code under
 	// Config.FirstParty. Such code has no Module and is not an unknown
 	// package.
 	FirstParty bool

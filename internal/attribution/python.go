@@ -4,8 +4,9 @@ import "strings"
 
 // pythonFunc attributes a Python frame by its file: py-spy's short file name
 // ("requests/sessions.py", the path below the outermost directory with an
-// __init__.py, protocols.md §8.3), an absolute path under site-packages or
-// dist-packages, a standard-library path, or a frozen module
+// __init__.py, protocols.md §8.3), an absolute path under site-packages,
+// dist-packages or a wheel, egg or zip archive on sys.path, a
+// standard-library path, or a frozen module
 // ("<frozen importlib._bootstrap>").
 func (a *Attributor) pythonFunc(name, file string) (Func, bool) {
 	file = strings.ReplaceAll(file, `\`, "/") // Windows paths
@@ -57,17 +58,42 @@ const (
 // pythonRelPath returns the part of a Python file path that names its
 // module, and where the file lives.
 func pythonRelPath(file string) (string, pyPlace) {
+	// The innermost sys.path entry the path shows: a library directory,
+	// or a wheel, egg or zip archive whose root is on sys.path (pex's
+	// ".../installed_wheels/<hash>/requests-2.28.1-py3-none-any.whl/requests/sessions.py",
+	// an egg under site-packages, a zipapp). Such an archive may hold the
+	// application too.
+	start := -1
 	for _, dir := range [...]string{"site-packages/", "dist-packages/"} {
 		if i := strings.LastIndex(file, "/"+dir); i >= 0 {
-			return file[i+1+len(dir):], pyLibrary
-		}
-		if rel, ok := strings.CutPrefix(file, dir); ok {
-			return rel, pyLibrary
+			start = max(start, i+1+len(dir))
+		} else if strings.HasPrefix(file, dir) {
+			start = max(start, len(dir))
 		}
 	}
-	// "/usr/lib/python3.12/json/decoder.py"
-	if i := strings.LastIndex(file, "/python3."); i >= 0 {
-		if _, rel, ok := strings.Cut(file[i+1:], "/"); ok {
+	for off := 0; ; {
+		j := strings.IndexByte(file[off:], '/')
+		if j < 0 {
+			break // the file name
+		}
+		if pythonArchive(file[off : off+j]) {
+			start = max(start, off+j+1)
+		}
+		off += j + 1
+	}
+	if start >= 0 {
+		return file[start:], pyLibrary
+	}
+	// "/usr/lib/python3.12/json/decoder.py", also free-threaded
+	// "python3.13t"; not a directory that merely starts so
+	// ("/opt/python3.12-env/app/main.py").
+	for i := len(file); ; {
+		i = strings.LastIndex(file[:i], "/python3.")
+		if i < 0 {
+			break
+		}
+		ver, rel, ok := strings.Cut(file[i+len("/python3."):], "/")
+		if ok && allDigits(strings.TrimSuffix(ver, "t")) {
 			return rel, pyStdlib
 		}
 	}
@@ -77,6 +103,18 @@ func pythonRelPath(file string) (string, pyPlace) {
 		return file[strings.LastIndexByte(file, '/')+1:], pyApp
 	}
 	return file, pyLibrary
+}
+
+// pythonArchive reports whether a directory element of a Python file's path
+// is a wheel, egg or zip archive (or a directory named as one) whose root is
+// a sys.path entry.
+func pythonArchive(elem string) bool {
+	for _, ext := range [...]string{".whl", ".egg", ".zip", ".pyz", ".pex"} {
+		if len(elem) > len(ext) && strings.HasSuffix(elem, ext) {
+			return true
+		}
+	}
+	return false
 }
 
 // pythonDist returns the PyPI distribution that ships the top-level import
