@@ -37,7 +37,14 @@ func (a *Attributor) pythonFunc(name, file string) (Func, bool) {
 	fn := Func{Language: Python, Package: mod, Symbol: name, FirstParty: where == pyApp}
 	top, _, _ := strings.Cut(mod, ".")
 	if where == pyLibrary && !pythonStdlib(top) {
-		fn.Module = a.pythonDist(top)
+		// A short name or an archive's path does not tell the
+		// application from a library: Config.FirstParty does, unless
+		// an installed distribution claims the name.
+		if _, _, ok := longestPrefix(a.firstParty, mod, '.'); ok && a.pythonDists[top] == "" {
+			fn.FirstParty = true
+		} else {
+			fn.Module = a.pythonDist(top)
+		}
 	}
 	return fn, true
 }
@@ -62,7 +69,7 @@ func pythonRelPath(file string) (string, pyPlace) {
 	// or a wheel, egg or zip archive whose root is on sys.path (pex's
 	// ".../installed_wheels/<hash>/requests-2.28.1-py3-none-any.whl/requests/sessions.py",
 	// an egg under site-packages, a zipapp). Such an archive may hold the
-	// application too.
+	// application too, which Config.FirstParty tells, as for short names.
 	start := -1
 	for _, dir := range [...]string{"site-packages/", "dist-packages/"} {
 		if i := strings.LastIndex(file, "/"+dir); i >= 0 {
