@@ -101,7 +101,25 @@ func jarName(file string) (artifact, version string, ok bool) {
 // javaMethod attributes a lambda body to the method that encloses it, as
 // javac names it: "lambda$process$0" is in process, "lambda$static$0" in the
 // static initialiser and "lambda$new$0" in a constructor.
+//
+// Kotlin's names are attributed the same way: a lambda compiled to a
+// method ("process$lambda$0" since Kotlin 1.8.20, "process$lambda-0"
+// before) is in process, and so is the body of an open suspend function
+// ("process$suspendImpl"), where the vulnerable code of process runs.
 func javaMethod(m string) string {
+	if enclosing, ok := strings.CutSuffix(m, "$suspendImpl"); ok && enclosing != "" {
+		return enclosing
+	}
+	// The first lambda suffix: a lambda in a lambda is
+	// "process$lambda$0$lambda$1".
+	if i := strings.Index(m, "$lambda"); i > 0 {
+		rest := m[i+len("$lambda"):]
+		if len(rest) > 1 && (rest[0] == '$' || rest[0] == '-') {
+			if n, _, _ := strings.Cut(rest[1:], "$"); allDigits(n) {
+				return m[:i]
+			}
+		}
+	}
 	rest, ok := strings.CutPrefix(m, "lambda$")
 	if !ok {
 		return m
