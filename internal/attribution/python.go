@@ -104,6 +104,18 @@ func pythonRelPath(file string) (string, pyPlace) {
 			return rel, pyStdlib
 		}
 	}
+	// Windows: "C:/Python312/Lib/json/decoder.py", whatever the prefix
+	// (an installer's, conda's, pyenv-win's); only the standard library's
+	// modules, in case an application has a directory of that name.
+	if len(file) > 2 && file[1] == ':' {
+		if i := strings.LastIndex(file, "/Lib/"); i >= 0 {
+			rel := file[i+len("/Lib/"):]
+			top, _, _ := strings.Cut(strings.TrimSuffix(rel, ".py"), "/")
+			if pythonStdlib(top) {
+				return rel, pyStdlib
+			}
+		}
+	}
 	if strings.HasPrefix(file, "/") || (len(file) > 2 && file[1] == ':') {
 		// Without its sys.path entry only the file name is sure to be
 		// part of an application script's module name.
