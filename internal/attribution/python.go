@@ -43,7 +43,7 @@ func (a *Attributor) pythonFunc(name, file string) (Func, bool) {
 		if _, _, ok := longestPrefix(a.firstParty, mod, '.'); ok && a.pythonDists[top] == "" {
 			fn.FirstParty = true
 		} else {
-			fn.Module = a.pythonDist(top)
+			fn.Module = a.pythonDist(mod, top)
 		}
 	}
 	return fn, true
@@ -136,17 +136,44 @@ func pythonArchive(elem string) bool {
 	return false
 }
 
-// pythonDist returns the PyPI distribution that ships the top-level import
-// name top: the configured one, else a well-known one, else top itself,
-// normalized as PEP 503 (and OSV) write PyPI names.
-func (a *Attributor) pythonDist(top string) string {
+// pythonDist returns the PyPI distribution that ships module mod, whose
+// top-level import name is top: the configured one, else a well-known one,
+// else top itself, normalized as PEP 503 (and OSV) write PyPI names.
+func (a *Attributor) pythonDist(mod, top string) string {
 	if d, ok := a.pythonDists[top]; ok {
+		return d
+	}
+	if d := knownNamespaceDist(mod); d != "" {
 		return d
 	}
 	if d := knownPythonDist(top); d != "" {
 		return d
 	}
 	return normalizePyPI(top)
+}
+
+// knownNamespaceDist names the distributions of well-known modules inside
+// the namespace package google, which many distributions share, so that
+// its top-level name does not tell one: google.protobuf is protobuf's, not
+// the unrelated PyPI distribution "google"'s. The other modules of a
+// namespace package are left to the top-level name, or Config.PythonDists.
+func knownNamespaceDist(mod string) string {
+	top, rest, ok := strings.Cut(mod, ".")
+	if !ok || top != "google" {
+		return ""
+	}
+	second, _, _ := strings.Cut(rest, ".")
+	switch second {
+	case "protobuf", "_upb":
+		return "protobuf"
+	case "auth", "oauth2":
+		return "google-auth"
+	case "api_core":
+		return "google-api-core"
+	case "api", "rpc", "type", "longrunning":
+		return "googleapis-common-protos"
+	}
+	return ""
 }
 
 // knownPythonDist names the distributions of popular import names that
