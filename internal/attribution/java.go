@@ -48,7 +48,7 @@ func (a *Attributor) javaFunc(name, file string) (Func, bool) {
 		return Func{}, false
 	}
 	fn := Func{Language: Java, Package: pkg, Symbol: cls + "." + method}
-	if art, version, ok := jarName(file); ok {
+	if art, version, ok := jarName(file, a.javaJars); ok {
 		if ga := a.javaJars[art]; ga != "" {
 			fn.Module, fn.Version = ga, version
 			return fn, true
@@ -80,8 +80,10 @@ func trimHiddenAddress(name string) string {
 
 // jarName returns the artifactId and version of the innermost jar a frame's
 // file names, as Maven names jars: "<artifactId>-<version>.jar", the version
-// starting with a digit.
-func jarName(file string) (artifact, version string, ok bool) {
+// starting with a digit. An artifactId may itself have "-<digit>" in it
+// ("log4j-1.2-api-2.17.1.jar", the bridge that is not log4j:log4j): the
+// longest split whose artifactId is one of known is taken, else the first.
+func jarName(file string, known map[string]string) (artifact, version string, ok bool) {
 	if file == "" {
 		return "", "", false
 	}
@@ -90,12 +92,22 @@ func jarName(file string) (artifact, version string, ok bool) {
 		return "", "", false
 	}
 	base := file[strings.LastIndexAny(file[:i], "/\\")+1 : i]
+	split := -1
 	for j := 0; j+1 < len(base); j++ {
-		if base[j] == '-' && isDigit(base[j+1]) {
-			return base[:j], base[j+1:], j > 0
+		if base[j] != '-' || !isDigit(base[j+1]) {
+			continue
+		}
+		if j == 0 {
+			return "", "", false
+		}
+		if _, ok := known[base[:j]]; ok || split < 0 {
+			split = j
 		}
 	}
-	return base, "", base != ""
+	if split < 0 {
+		return base, "", base != ""
+	}
+	return base[:split], base[split+1:], true
 }
 
 // javaMethod attributes a lambda body to the method that encloses it, as
