@@ -77,12 +77,12 @@ type Func struct {
 	// cache and -trimpath paths, pnpm and Yarn PnP store paths, jar names).
 	Version string
 	// FirstParty is true for the application's own code, which ships in
-	// no package: a Node.js script outside node_modules (Node.js core
-	// "node:" modules excluded), a Python file outside site-packages,
+	// no package: a Node.js script outside node_modules named by absolute
+	// path or URL (Node.js core, "node:events" or before Node.js 16
+	// "events.js", is not), a Python file outside site-packages,
 	// dist-packages, wheel, egg and zip archives and the standard
-	// library, and code under
-	// Config.FirstParty. Such code has no Module and is not an unknown
-	// package.
+	// library, and code under Config.FirstParty. Such code has no Module
+	// and is not an unknown package.
 	FirstParty bool
 }
 

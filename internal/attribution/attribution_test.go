@@ -299,6 +299,9 @@ func TestAttributeNode(t *testing.T) {
 			want: nodeFn("jsonwebtoken", "verify.js", "module.exports", ""), ok: true},
 		{name: "application script", frame: Frame{"handler", "/app/server.js"}, want: Func{Language: Node, Symbol: "handler", FirstParty: true}, ok: true},
 		{name: "application module", frame: Frame{"main", "file:///app/src/index.mjs"}, want: Func{Language: Node, Symbol: "main", FirstParty: true}, ok: true},
+		{name: "core module before node 16", frame: Frame{"processTicksAndRejections", "internal/process/task_queues.js"}, want: Func{Language: Node, Symbol: "processTicksAndRejections"}, ok: true},
+		{name: "core module top-level before node 16", frame: Frame{"emit", "events.js"}, want: Func{Language: Node, Symbol: "emit"}, ok: true},
+		{name: "application script windows", frame: Frame{"handler", `C:\app\server.js`}, want: Func{Language: Node, Symbol: "handler", FirstParty: true}, ok: true},
 		{name: "core module", frame: Frame{"Module._compile", "node:internal/modules/cjs/loader"}, want: Func{Language: Node, Symbol: "Module._compile"}, ok: true},
 		{name: "no package directory", frame: Frame{"x", "/app/node_modules/@scope"}, want: Func{Language: Node, Symbol: "x"}, ok: true},
 	})

@@ -9,7 +9,8 @@ import (
 // package is the last "node_modules/<name>/" or "node_modules/@scope/<name>/"
 // segment of the path or file:// URL, and the File the rest of the path. Scripts outside node_modules are
 // attributed to no package: the application's own, which are first-party,
-// and Node.js core "node:..." modules, which are not.
+// and Node.js core modules ("node:...", relative names before Node.js 16),
+// which are not.
 func (a *Attributor) nodeFunc(name, file string) (Func, bool) {
 	fn := Func{Language: Node, Symbol: name}
 	path := file
@@ -22,7 +23,7 @@ func (a *Attributor) nodeFunc(name, file string) (Func, bool) {
 	path = strings.ReplaceAll(path, `\`, "/") // Windows paths
 	i := strings.LastIndex(path, "node_modules/")
 	if i < 0 || (i > 0 && path[i-1] != '/') {
-		fn.FirstParty = !strings.HasPrefix(path, "node:")
+		fn.FirstParty = nodeApplication(path)
 		return fn, true
 	}
 	first, rest, ok := strings.Cut(path[i+len("node_modules/"):], "/")
@@ -79,4 +80,20 @@ func nodeStoreVersion(prefix, pkg string) string {
 		return v
 	}
 	return ""
+}
+
+// nodeApplication reports whether a script outside node_modules is the
+// application's: Node.js names the application's scripts by absolute path
+// or URL ("/app/server.js", "file:///app/index.mjs", a bundler's
+// "webpack:///./src/app.js"), and its own modules "node:internal/timers",
+// or before Node.js 16 by a relative name ("internal/timers.js",
+// "events.js") that no application script has.
+func nodeApplication(path string) bool {
+	switch {
+	case strings.HasPrefix(path, "node:"):
+		return false
+	case strings.HasPrefix(path, "/"), len(path) > 2 && path[1] == ':', strings.Contains(path, "://"):
+		return true
+	}
+	return false
 }
