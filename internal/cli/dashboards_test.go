@@ -21,7 +21,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -356,18 +355,8 @@ func serveRecording(t *testing.T) string {
 // and _count series.
 func scrapeMetrics(t *testing.T, url string) map[string]bool {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parse /metrics: %v", err)
-	}
 	names := map[string]bool{}
-	for name, mf := range mfs {
+	for name, mf := range scrapeFamilies(t, url) {
 		names[name] = true
 		switch mf.GetType() {
 		case dto.MetricType_HISTOGRAM:

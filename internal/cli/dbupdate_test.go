@@ -23,9 +23,8 @@ import (
 
 var updateGolden = flag.Bool("update", false, "rewrite golden files")
 
-// osvMirror serves an osv.dev bulk export with a Go archive and a KEV feed,
-// with the ETags and conditional GETs of Google Cloud Storage.
-func osvMirror(t *testing.T) *httptest.Server {
+// goArchive is osv.dev's Go all.zip holding GO-2021-0113 alone.
+func goArchive(t *testing.T) *bytes.Buffer {
 	t.Helper()
 	record, err := os.ReadFile(filepath.Join("testdata", "dbupdate", "GO-2021-0113.json"))
 	if err != nil {
@@ -41,6 +40,14 @@ func osvMirror(t *testing.T) *httptest.Server {
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return &buf
+}
+
+// osvMirror serves an osv.dev bulk export with a Go archive and a KEV feed,
+// with the ETags and conditional GETs of Google Cloud Storage.
+func osvMirror(t *testing.T) *httptest.Server {
+	t.Helper()
+	buf := goArchive(t)
 	var gz bytes.Buffer
 	gw := gzip.NewWriter(&gz)
 	gw.Write([]byte("#model_version:v2025.03.14,score_date:2026-11-30T12:55:00Z\ncve,epss,percentile\nCVE-2021-38561,0.00393,0.59876\n"))
@@ -205,23 +212,10 @@ func TestDBUpdateOffline(t *testing.T) {
 // failed for all of them 2.
 func TestDBUpdateFileMirror(t *testing.T) {
 	mirror := t.TempDir()
-	record, err := os.ReadFile(filepath.Join("testdata", "dbupdate", "GO-2021-0113.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := os.MkdirAll(filepath.Join(mirror, "Go"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	w, err := zw.Create("GO-2021-0113.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(record)
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
+	buf := goArchive(t)
 	if err := os.WriteFile(filepath.Join(mirror, "Go", "all.zip"), buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -681,12 +681,19 @@ func TestProxyAuditRedacted(t *testing.T) {
 			t.Errorf("audit log lacks %s:\n%s", want, got)
 		}
 	}
+	checkAuditMode(t, path)
+}
+
+// checkAuditMode checks that the audit log at path is readable by its
+// owner's group and nobody else: it holds the requests' paths.
+func checkAuditMode(t *testing.T, path string) {
+	t.Helper()
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := fi.Mode().Perm(); got != 0o640 {
-		t.Errorf("audit log mode %v, want -rw-r-----", got)
+		t.Errorf("audit log %s mode %v, want -rw-r-----", path, got)
 	}
 }
 
@@ -794,13 +801,7 @@ func TestProxyReload(t *testing.T) {
 		if strings.Contains(string(old), "after=rotation") {
 			t.Errorf("the rotated audit log got a line after the reload:\n%s", old)
 		}
-		fi, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := fi.Mode().Perm(); got != 0o640 {
-			t.Errorf("new audit log mode %v, want -rw-r-----", got)
-		}
+		checkAuditMode(t, path)
 	})
 }
 
