@@ -636,16 +636,7 @@ func TestLoadRulesServices(t *testing.T) {
 // request's secrets; the file is created 0640. The URI was written as
 // received, to a file created 0644.
 func TestProxyAuditRedacted(t *testing.T) {
-	upstream := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	defer upstream.Close()
-	dir, _ := shopRules(t)
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	audit, err := OpenAuditFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer audit.Close()
-	p, _ := startProxy(t, dir, upstream.URL, audit)
+	p, _, _, path := auditedProxy(t)
 	req, err := http.NewRequest("GET", "http://"+p.Addr()+"/search?q=%C0%AF&access_token=s3cr3t&contact=alice%40example.com", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -684,6 +675,24 @@ func TestProxyAuditRedacted(t *testing.T) {
 	checkAuditMode(t, path)
 }
 
+// auditedProxy starts a proxy enforcing the shop's rules, written to
+// dir, in front of an upstream that answers 200, with its audit log at
+// path.
+func auditedProxy(t *testing.T) (p *Proxy, reg *prometheus.Registry, dir, path string) {
+	t.Helper()
+	upstream := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(upstream.Close)
+	dir, _ = shopRules(t)
+	path = filepath.Join(t.TempDir(), "audit.jsonl")
+	audit, err := OpenAuditFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { audit.Close() })
+	p, reg = startProxy(t, dir, upstream.URL, audit)
+	return p, reg, dir, path
+}
+
 // checkAuditMode checks that the audit log at path is readable by its
 // owner's group and nobody else: it holds the requests' paths.
 func checkAuditMode(t *testing.T, path string) {
@@ -702,16 +711,7 @@ func checkAuditMode(t *testing.T, path string) {
 // with its file and line; the audit log is opened again at its path, so
 // that after a rotation new lines go to a new file.
 func TestProxyReload(t *testing.T) {
-	upstream := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	defer upstream.Close()
-	dir, _ := shopRules(t)
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	audit, err := OpenAuditFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer audit.Close()
-	p, reg := startProxy(t, dir, upstream.URL, audit)
+	p, reg, dir, path := auditedProxy(t)
 	if n, err := testutil.GatherAndCount(reg, "evident_waf_reloads_total"); err != nil || n != 2 {
 		t.Errorf("reloads_total before any reload: %d series, %v; want ok and error", n, err)
 	}
