@@ -207,7 +207,7 @@ func TestBound(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("bound (-want +got):\n%s", diff)
 	}
-	if s := got.String(); !strings.Contains(s, "<0.1% of CPU") || !strings.Contains(s, "1h0m0s") {
+	if s := got.String(); !strings.Contains(s, "<0.1% of the service's CPU") || !strings.Contains(s, "1h0m0s") {
 		t.Errorf("bound string = %q", s)
 	}
 }

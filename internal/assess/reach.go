@@ -286,12 +286,12 @@ func coverage(ws []model.Window) time.Duration {
 	return total
 }
 
-// String renders the bound as reports show it: a share of the CPU of a
-// CPU profile, of the samples of any other.
+// String renders the bound as reports show it: a share of the service's
+// CPU for a CPU profile, of its samples for any other.
 func (b *Bound) String() string {
-	s := fmt.Sprintf("<%.2g%% of samples", b.Share*100)
+	s := fmt.Sprintf("<%.2g%% of the service's samples", b.Share*100)
 	if b.CPU || b.CPUSeconds > 0 {
-		s = fmt.Sprintf("<%.2g%% of CPU", b.Share*100)
+		s = fmt.Sprintf("<%.2g%% of the service's CPU", b.Share*100)
 	}
 	if b.CPUSeconds > 0 {
 		s += fmt.Sprintf(", %.2gs CPU", b.CPUSeconds)

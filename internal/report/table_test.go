@@ -19,10 +19,10 @@ func TestEvidenceCell(t *testing.T) {
 		{"executed", assess.Reachability{Verdict: assess.Executed, Basis: assess.BasisSymbol,
 			Evidence: []assess.FunctionEvidence{{Symbol: "lodash.baseSet", Samples: 35}}, Endpoints: []string{"POST /orders"}},
 			"lodash.baseSet: 35 samples via POST /orders"},
-		{"loaded", assess.Reachability{Verdict: assess.Loaded, Basis: assess.BasisSymbol, Bound: bound}, "bound <0.03% of CPU, 0.03s CPU over 2h0m0s"},
+		{"loaded", assess.Reachability{Verdict: assess.Loaded, Basis: assess.BasisSymbol, Bound: bound}, "bound <0.03% of the service's CPU, 0.03s CPU over 2h0m0s"},
 		{"loaded at package level", assess.Reachability{Verdict: assess.Loaded, Basis: assess.BasisPackage, Samples: 120, Bound: bound},
 			"package code ran (120 samples), no vulnerable function known"},
-		{"not observed", assess.Reachability{Verdict: assess.NotObserved, Basis: assess.BasisPackage, Bound: bound}, "bound <0.03% of CPU, 0.03s CPU over 2h0m0s"},
+		{"not observed", assess.Reachability{Verdict: assess.NotObserved, Basis: assess.BasisPackage, Bound: bound}, "bound <0.03% of the service's CPU, 0.03s CPU over 2h0m0s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
