@@ -273,18 +273,34 @@ func describeScheme(scheme string) string {
 	return "the Authorization header does not start with a scheme (is it the credential alone?)"
 }
 
-// checkToken checks an API token against the loaded ones.
+// checkToken checks an API token against the loaded ones. Every refusal
+// is the same tokenError to the client, so that it cannot tell an ID that
+// exists from one that does not; the reason is for the server's log.
 func (a *Authenticator) checkToken(id, secret string) (Principal, error) {
 	e, ok := (*a.tokens.Load())[id]
 	if !ok {
-		return Principal{}, fmt.Errorf("%w: token %s is unknown or revoked", ErrBadCredentials, id)
+		return Principal{}, &tokenError{id: id, reason: "unknown or revoked"}
 	}
 	h := sha256.Sum256([]byte(secret))
 	if subtle.ConstantTimeCompare(h[:], e.hash[:]) != 1 {
-		return Principal{}, fmt.Errorf("%w: wrong secret for token %s", ErrBadCredentials, id)
+		return Principal{}, &tokenError{id: id, reason: "wrong secret"}
 	}
 	if !e.expires.IsZero() && !a.deps.Now().Before(e.expires) {
-		return Principal{}, fmt.Errorf("%w: token %s expired at %s", ErrBadCredentials, id, e.expires.Format(time.RFC3339))
+		return Principal{}, &tokenError{id: id, reason: "expired at " + e.expires.Format(time.RFC3339)}
 	}
 	return Principal{Name: fmt.Sprintf("token:%s (%s)", id, e.name), Roles: e.roles, Tenant: e.tenant}, nil
 }
+
+// tokenError refuses an API token of the right shape. Its message, which
+// the client gets, is the same whatever the reason, as GitHub's and
+// Grafana's are: "wrong secret" would confirm that the ID exists, and
+// "expired" that it did. The guard logs the ID and the reason, never the
+// secret.
+type tokenError struct {
+	id, reason string
+}
+
+func (e *tokenError) Error() string { return ErrBadCredentials.Error() + ": invalid or expired token" }
+
+// Unwrap makes a tokenError an ErrBadCredentials for errors.Is.
+func (e *tokenError) Unwrap() error { return ErrBadCredentials }

@@ -193,6 +193,12 @@ func (g *Guard) check(ctx context.Context, authorization, host string, need Role
 	}
 	p, err := g.a.Authenticate(ctx, authorization)
 	if err != nil {
+		// The client is told only that the token is invalid or expired;
+		// the operator of a collector refused since it expired needs why.
+		var te *tokenError
+		if errors.As(err, &te) {
+			g.a.deps.Logger.Info("token refused", "listener", g.listener, "token", te.id, "reason", te.reason)
+		}
 		return Principal{}, err
 	}
 	if !p.Roles.Allows(need) {

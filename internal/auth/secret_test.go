@@ -25,7 +25,7 @@ func TestAuthenticateErrorsHideCredentials(t *testing.T) {
 		{"tab for a space", "Bearer\t" + f.admin, secret, "does not start with a scheme"},
 		{"misspelt scheme", "Beaer " + f.admin, secret, `scheme "Beaer"`},
 		{"other scheme", "Digest " + f.admin, secret, `scheme "Digest"`},
-		{"wrong secret", "Bearer " + otherLast(f.admin), otherLast(f.admin)[22:], "wrong secret"},
+		{"wrong secret", "Bearer " + otherLast(f.admin), otherLast(f.admin)[22:], "invalid or expired token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
