@@ -506,7 +506,7 @@ func parseFailOn(values []string) (failPolicy, error) {
 // loaded); executed and loaded need telemetry, which fl names none of.
 func (p failPolicy) matchable(g *globals, fl analyzeFlags, stats vulndb.Stats) error {
 	var errs []error
-	if p.kev && stats.KEVVersion == "" && stats.KEVCount == 0 {
+	if p.kev && !stats.HasKEV() {
 		how := `name the catalog with --kev FILE (CISA's known_exploited_vulnerabilities.json), or run "evident db update", which fetches it into <data>/vulndb/kev.json`
 		if len(fl.vulns) > 0 {
 			how = "--vulns replaces <data>/vulndb, whose kev.json is then not read: name the catalog with --kev FILE"

@@ -426,7 +426,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 			}
 			return uiSource{u.state, u.store}, nil
 		},
-		Patches: deps.Patches, Products: cfg.Products, Checks: deps.Checks, Logger: log.With("component", "ui"),
+		Patches: deps.Patches, Products: cfg.Products, Checks: deps.Checks, KEV: db.Stats().HasKEV(), Logger: log.With("component", "ui"),
 	}); err != nil {
 		return nil, err
 	}

@@ -104,7 +104,7 @@ func TestOpenAPIResponses(t *testing.T) {
 		feed.fire(t, store.Alert{ID: "alert" + string(rune('a'+i)), Kind: kind, Severity: "high", Service: "app", Summary: kind,
 			Details: []byte(`{"link":"x"}`), Time: t0.Add(time.Duration(i) * time.Minute), ReceivedAt: t0})
 	}
-	db, _, err := vulndb.Load(t.Context(), vulndb.Options{Sources: []string{filepath.Join("..", "..", "examples", "shop", "recorded", "osv")}})
+	db, _, err := vulndb.Load(t.Context(), vulndb.Options{Sources: []string{filepath.Join("..", "..", "examples", "shop", "recorded", "osv")}, KEV: filepath.Join("testdata", "kev.json")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +137,7 @@ func TestOpenAPIResponses(t *testing.T) {
 		{method: "GET", path: "/api/v1/findings", status: 200},
 		{method: "GET", path: "/api/v1/findings?tier=P1&verdict=executed&exposure=exposed&kev=false&q=text&sort=score&limit=5", status: 200},
 		{method: "GET", path: "/api/v1/findings?tier=P9", status: 400},
+		{method: "GET", path: "/api/v1/findings?kev=true", base: bare, status: 400}, // no KEV catalog
 		{method: "GET", path: "/api/v1/findings?colour=red", status: 400},
 		{method: "GET", path: "/api/v1/findings/" + id, status: 200},
 		{method: "GET", path: "/api/v1/findings/0000", status: 404},

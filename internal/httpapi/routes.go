@@ -114,7 +114,7 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request) {
 // (report.FindingQuery), a page at a time.
 func (s *Server) findings(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	fq, err := report.ParseFindingQuery(q)
+	fq, err := report.ParseFindingQuery(q, s.deps.Vulns.Stats().HasKEV())
 	limit, lerr := parseLimit(q)
 	err = errors.Join(err, lerr)
 	of := "findings sorted by " + fq.SortName()

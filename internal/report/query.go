@@ -69,19 +69,29 @@ var findingOrders = map[string]func(a, b FindingKey) int{
 	},
 }
 
+// ErrNoKEV refuses a kev filter when no KEV catalog is loaded.
+var ErrNoKEV = errors.New("no KEV catalog is loaded")
+
 // ParseFindingQuery reads a FindingQuery from query parameters
 // (FindingParams); each value outside its domain is an error naming the
-// parameter and the values it takes.
-func ParseFindingQuery(q url.Values) (FindingQuery, error) {
+// parameter and the values it takes. kevLoaded says whether a CISA KEV
+// catalog is loaded: without one no finding is marked known exploited,
+// so kev=true would list none and kev=false all, whatever is exploited;
+// either is an error wrapping ErrNoKEV that says how to load one.
+func ParseFindingQuery(q url.Values, kevLoaded bool) (FindingQuery, error) {
 	fq := FindingQuery{
 		Service: q.Get("service"), Verdict: q.Get("verdict"), Tier: q.Get("tier"), Exposure: q.Get("exposure"),
 		Vulnerability: q.Get("vulnerability"), KEV: q.Get("kev"), Text: strings.TrimSpace(q.Get("q")), Sort: q.Get("sort"),
+	}
+	kev := OneOf(q, "kev", []string{"true", "false"})
+	if kev == nil && fq.KEV != "" && !kevLoaded {
+		kev = fmt.Errorf(`kev %q: %w, so no finding is known to be exploited or not: run "evident db update", which fetches CISA's catalog into <data>/vulndb/kev.json, and restart evident serve (with --vulns, or for a catalog elsewhere, name it with --kev FILE)`, fq.KEV, ErrNoKEV)
 	}
 	err := errors.Join(
 		OneOf(q, "verdict", assess.Verdicts),
 		OneOf(q, "tier", assess.Tiers),
 		OneOf(q, "exposure", assess.Exposures),
-		OneOf(q, "kev", []string{"true", "false"}),
+		kev,
 		OneOf(q, "sort", FindingSorts),
 	)
 	return fq, err

@@ -1,8 +1,11 @@
 package report
 
 import (
+	"errors"
+	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -29,28 +32,40 @@ func TestServicesJSONExposure(t *testing.T) {
 }
 
 func TestParseFindingQuery(t *testing.T) {
+	const noKEV = `: no KEV catalog is loaded, so no finding is known to be exploited or not: run "evident db update", which fetches CISA's catalog into <data>/vulndb/kev.json, and restart evident serve (with --vulns, or for a catalog elsewhere, name it with --kev FILE)`
 	tests := []struct {
-		query   string
+		query string
+		// noKEV parses without a KEV catalog loaded.
+		noKEV   bool
 		want    FindingQuery
 		wantErr string
 	}{
-		{"", FindingQuery{}, ""},
-		{"service=&verdict=&kev=", FindingQuery{}, ""},
-		{"service=gateway&tier=P1&verdict=executed&exposure=exposed&vulnerability=CVE-1&kev=true&q=+x+&sort=verdict",
+		{"", false, FindingQuery{}, ""},
+		{"service=&verdict=&kev=", false, FindingQuery{}, ""},
+		{"service=gateway&tier=P1&verdict=executed&exposure=exposed&vulnerability=CVE-1&kev=true&q=+x+&sort=verdict", false,
 			FindingQuery{Service: "gateway", Tier: "P1", Verdict: "executed", Exposure: "exposed", Vulnerability: "CVE-1", KEV: "true", Text: "x", Sort: "verdict"}, ""},
-		{"tier=P5", FindingQuery{}, `tier "P5": want one of P1, P2, P3, P4`},
-		{"exposure=public", FindingQuery{}, `exposure "public": want one of exposed, internal, no_input, unknown`},
-		{"kev=yes", FindingQuery{}, `kev "yes": want one of true, false`},
-		{"verdict=ran&sort=age", FindingQuery{}, "verdict \"ran\": want one of executed, loaded, not_observed, unknown\n" +
+		{"tier=P5", false, FindingQuery{}, `tier "P5": want one of P1, P2, P3, P4`},
+		{"exposure=public", false, FindingQuery{}, `exposure "public": want one of exposed, internal, no_input, unknown`},
+		{"kev=yes", false, FindingQuery{}, `kev "yes": want one of true, false`},
+		{"verdict=ran&sort=age", false, FindingQuery{}, "verdict \"ran\": want one of executed, loaded, not_observed, unknown\n" +
 			`sort "age": want one of priority, score, service, vulnerability, verdict`},
+		// Without a catalog, kev=true would list nothing and kev=false
+		// everything, whatever is exploited.
+		{"kev=true", true, FindingQuery{}, `kev "true"` + noKEV},
+		{"kev=false", true, FindingQuery{}, `kev "false"` + noKEV},
+		{"kev=yes", true, FindingQuery{}, `kev "yes": want one of true, false`},
+		{"kev=&tier=P1", true, FindingQuery{Tier: "P1"}, ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.query, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/noKEV=%v", tt.query, tt.noKEV), func(t *testing.T) {
 			q, _ := url.ParseQuery(tt.query)
-			got, err := ParseFindingQuery(q)
+			got, err := ParseFindingQuery(q, !tt.noKEV)
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
 					t.Errorf("error %v, want %q", err, tt.wantErr)
+				}
+				if got, want := errors.Is(err, ErrNoKEV), strings.HasSuffix(tt.wantErr, noKEV); got != want {
+					t.Errorf("errors.Is(%v, ErrNoKEV) = %v, want %v", err, got, want)
 				}
 				return
 			}
@@ -60,7 +75,7 @@ func TestParseFindingQuery(t *testing.T) {
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("query (-want +got):\n%s", diff)
 			}
-			again, err := ParseFindingQuery(got.Values())
+			again, err := ParseFindingQuery(got.Values(), !tt.noKEV)
 			if err != nil || again != got {
 				t.Errorf("round trip through Values: %+v, %v; want %+v", again, err, got)
 			}
@@ -96,7 +111,7 @@ func TestFindingQuerySelect(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
 			q, _ := url.ParseQuery(tt.query)
-			fq, err := ParseFindingQuery(q)
+			fq, err := ParseFindingQuery(q, true)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -274,9 +274,10 @@ type filter struct {
 // parseFilter reads a filter from a query; a value outside its domain is
 // an error naming the parameter, the same as the API's.
 // A parameter the table does not take, or one given twice, is refused
-// as the API refuses it (httpapi.CheckQuery), not silently ignored.
-func parseFilter(q url.Values) (filter, error) {
-	fq, err := report.ParseFindingQuery(q)
+// as the API refuses it (httpapi.CheckQuery), not silently ignored, and
+// so is a kev filter without a KEV catalog (kevLoaded false).
+func parseFilter(q url.Values, kevLoaded bool) (filter, error) {
+	fq, err := report.ParseFindingQuery(q, kevLoaded)
 	f := filter{FindingQuery: fq, Page: 1}
 	if cerr := httpapi.CheckQuery(q, filterParams); cerr != nil {
 		return f, cerr
@@ -353,7 +354,7 @@ func (u *UI) findings(w http.ResponseWriter, r *http.Request, src Source) {
 		}
 	}
 	slices.Sort(d.Services)
-	f, err := parseFilter(r.URL.Query())
+	f, err := parseFilter(r.URL.Query(), u.deps.KEV)
 	d.Filter = f
 	if err != nil {
 		d.Error = err.Error()

@@ -61,6 +61,9 @@ type Deps struct {
 	// Checks, if not nil, reports the health of the telemetry sources
 	// serve polls (Tempo, Pyroscope), as /readyz shows it.
 	Checks func() map[string]error
+	// KEV says whether a CISA KEV catalog is loaded: without one the
+	// findings table refuses a kev filter, as the API does.
+	KEV    bool
 	Logger *slog.Logger
 	// Now is the clock of "since yesterday" and of the freshness of
 	// sources; nil is time.Now.

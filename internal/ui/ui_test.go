@@ -130,6 +130,8 @@ func newUI(t *testing.T, src *source) *UI {
 		Checks: func() map[string]error {
 			return map[string]error{"sources": errors.New("tempo: 503 Service Unavailable")}
 		},
+		// The shop was assessed with a KEV catalog: GO-2024-2958 is in it.
+		KEV: true,
 		Now: func() time.Time { return t0 },
 	})
 	if err != nil {
@@ -644,5 +646,37 @@ func TestChangeCacheSkipsEmpty(t *testing.T) {
 	}
 	if len(c.entries) != 0 || src.queries != 0 {
 		t.Errorf("cache of %d entries after %d queries, want none", len(c.entries), src.queries)
+	}
+}
+
+// TestKEVFilterNeedsCatalog: without a KEV catalog the findings table
+// refuses a kev filter in the API's words, rather than showing "No
+// finding matches" for kev=true, which reads as "nothing is exploited".
+func TestKEVFilterNeedsCatalog(t *testing.T) {
+	src := shop()
+	u, err := New(Deps{Tenant: func(context.Context, string) (Source, error) { return src, nil }, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(u)
+	defer ts.Close()
+	const how = `: no KEV catalog is loaded, so no finding is known to be exploited or not: run &#34;evident db update&#34;`
+	tests := []struct {
+		path     string
+		status   int
+		want     string
+		dontWant string
+	}{
+		{"/ui/findings?kev=true", 400, `role="alert">kev &#34;true&#34;` + how, "No finding matches"},
+		{"/ui/findings?kev=false", 400, `role="alert">kev &#34;false&#34;` + how, `<table class="findings"`},
+		{"/ui/findings?kev=", 200, "Findings 1–2 of 2", `role="alert"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			status, _, body := get(t, ts.URL+tt.path)
+			if status != tt.status || !strings.Contains(body, tt.want) || strings.Contains(body, tt.dontWant) {
+				t.Errorf("GET %s = %d, want %d, with %q and without %q:\n%s", tt.path, status, tt.status, tt.want, tt.dontWant, body)
+			}
+		})
 	}
 }

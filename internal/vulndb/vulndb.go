@@ -143,6 +143,10 @@ type Stats struct {
 	EPSSCount int       `json:"epss_count"`
 }
 
+// HasKEV reports whether a KEV catalog was loaded: without one, no
+// record is marked known exploited, whether it is or not.
+func (s Stats) HasKEV() bool { return s.KEVVersion != "" || s.KEVCount > 0 }
+
 // EcosystemStats counts the records of one ecosystem.
 type EcosystemStats struct {
 	Records        int `json:"records"`
