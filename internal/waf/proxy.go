@@ -132,11 +132,16 @@ type AuditRecord struct {
 	Action string    `json:"action"` // "blocked" or "detected"
 	RuleID int       `json:"rule_id"`
 	Vuln   string    `json:"vulnerability"`
-	Msg    string    `json:"msg"`
-	Method string    `json:"method"`
-	URI    string    `json:"uri"`
-	Client string    `json:"client"`
-	Data   string    `json:"data,omitempty"`
+	// Service is the service whose patch the rule is, for a proxy that
+	// enforces the patches of several. A request no patch's rule denied
+	// has those whose patched endpoints it was sent to (their scope
+	// rules matched before it was denied), comma-separated, or "".
+	Service string `json:"service"`
+	Msg     string `json:"msg"`
+	Method  string `json:"method"`
+	URI     string `json:"uri"`
+	Client  string `json:"client"`
+	Data    string `json:"data,omitempty"`
 }
 
 // Proxy is a reverse proxy that enforces virtual patches with Coraza. It
@@ -334,7 +339,7 @@ func (p *Proxy) enforce(next http.Handler) http.Handler {
 				p.detected.WithLabelValues(strconv.Itoa(id), vulnTag(mr.Rule().Tags())).Inc()
 			}
 			p.audit(AuditRecord{
-				Time: start.UTC(), Action: action, RuleID: id, Vuln: vulnTag(mr.Rule().Tags()), Msg: mr.Message(),
+				Time: start.UTC(), Action: action, RuleID: id, Vuln: vulnTag(mr.Rule().Tags()), Service: serviceTag(mr.Rule().Tags()), Msg: mr.Message(),
 				Method: r.Method, URI: r.URL.RequestURI(), Client: mr.ClientIPAddress(), Data: mr.Data(),
 			})
 		}
@@ -352,7 +357,7 @@ func (p *Proxy) enforce(next http.Handler) http.Handler {
 					client = r.RemoteAddr
 				}
 				p.audit(AuditRecord{
-					Time: start.UTC(), Action: "blocked", RuleID: it.RuleID, Msg: interruptionMsg(it, status),
+					Time: start.UTC(), Action: "blocked", RuleID: it.RuleID, Service: scopeServices(tx), Msg: interruptionMsg(it, status),
 					Method: r.Method, URI: r.URL.RequestURI(), Client: client, Data: it.Data,
 				})
 			}
@@ -380,6 +385,35 @@ func interruptionMsg(it *types.Interruption, status int) string {
 		return fmt.Sprintf("denied by the engine (status %d)", status)
 	}
 	return fmt.Sprintf("denied by rule %d, which is not an evident patch's", it.RuleID)
+}
+
+// serviceTag returns the service among an evident rule's tags
+// ("evident/service/NAME", as Rule.render writes it): the service whose
+// patch the rule is.
+func serviceTag(tags []string) string {
+	for _, t := range tags {
+		if s, ok := strings.CutPrefix(t, "evident/service/"); ok {
+			return s
+		}
+	}
+	return ""
+}
+
+// scopeServices returns the services whose patched endpoints the
+// request of tx was sent to, those of the evident scope rules that
+// matched, sorted and comma-separated; "" when none did.
+func scopeServices(tx types.Transaction) string {
+	var services []string
+	for _, mr := range tx.MatchedRules() {
+		tags := mr.Rule().Tags()
+		if hasTag(tags, "evident") && hasTag(tags, "evident/"+KindScope) {
+			if s := serviceTag(tags); s != "" {
+				services = append(services, s)
+			}
+		}
+	}
+	slices.Sort(services)
+	return strings.Join(slices.Compact(services), ",")
 }
 
 // outcomeKey keys the request's outcome in its context, for the reverse

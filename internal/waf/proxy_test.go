@@ -578,9 +578,9 @@ func TestProxyAuditsEveryBlock(t *testing.T) {
 		{name: "patch", method: "GET", target: "/search?q=%C0%AF", wantStatus: http.StatusForbidden,
 			want: `"action":"blocked","rule_id":4936810,"vulnerability":"GO-2026-5970"`},
 		{name: "body limit", method: "POST", target: "/orders", body: strings.Repeat("a", 2048), wantStatus: http.StatusRequestEntityTooLarge,
-			want: `"action":"blocked","rule_id":0,"vulnerability":"","msg":"request body larger than the engine limit (SecRequestBodyLimit)","method":"POST","uri":"/orders","client":"127.0.0.1"`},
+			want: `"action":"blocked","rule_id":0,"vulnerability":"","service":"","msg":"request body larger than the engine limit (SecRequestBodyLimit)","method":"POST","uri":"/orders","client":"127.0.0.1"`},
 		{name: "other rule", method: "GET", target: "/products", header: http.Header{"X-Deny": {"1"}}, wantStatus: http.StatusForbidden,
-			want: `"action":"blocked","rule_id":1000,"vulnerability":"","msg":"denied by rule 1000, which is not an evident patch's"`},
+			want: `"action":"blocked","rule_id":1000,"vulnerability":"","service":"","msg":"denied by rule 1000, which is not an evident patch's"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
