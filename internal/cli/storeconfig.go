@@ -78,8 +78,9 @@ type servedStore interface {
 // openStore opens the store of cfg: SQLite's under dataDir, or the
 // PostgreSQL database. shared opens SQLite beside the evident serve that
 // may hold it (sqlite.OpenShared), for the token and audit commands;
-// PostgreSQL is always shared.
-func openStore(ctx context.Context, dataDir string, cfg storeConfig, shared bool) (servedStore, error) {
+// PostgreSQL is always shared. warn is told when the SQLite database's
+// files let others than their owner in (sqlite.Store.CheckMode).
+func openStore(ctx context.Context, dataDir string, cfg storeConfig, shared bool, warn func(error)) (servedStore, error) {
 	// A failed Open returns a nil interface, not a nil *Store in one.
 	if cfg.Backend == backendPostgres {
 		st, err := postgres.Open(ctx, cfg.Postgres)
@@ -95,6 +96,9 @@ func openStore(ctx context.Context, dataDir string, cfg storeConfig, shared bool
 	st, err := open(ctx, filepath.Join(dataDir, "store"), cfg.Config)
 	if err != nil {
 		return nil, err
+	}
+	if err := st.CheckMode(); err != nil {
+		warn(err)
 	}
 	return st, nil
 }

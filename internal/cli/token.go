@@ -48,7 +48,7 @@ func openSharedStore(ctx context.Context, g *globals, config string, create bool
 			return nil, fmt.Errorf("no store at %s: evident serve or evident token create makes one; --data names the data directory of the serve to manage (default ./evident-data), --config a configuration whose serve.store is PostgreSQL", path)
 		}
 	}
-	return openStore(ctx, g.dataDir, cfg.Serve.Store, true)
+	return openStore(ctx, g.dataDir, cfg.Serve.Store, true, func(err error) { fmt.Fprintf(g.stderr, "evident: warning: %v\n", err) })
 }
 
 // addStoreConfigFlag adds --config, the file whose serve.store says

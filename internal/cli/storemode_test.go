@@ -1,0 +1,77 @@
+//go:build unix
+
+package cli
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/evidentsec/evident/internal/store/sqlite"
+)
+
+// TestStoreModeWarning: a store whose database others may read (made
+// with the umask's 0644 before evident created it 0600) is named, with
+// its mode and the chmod that fixes it, once by serve's log and once by
+// each token command; its mode is left as it is. A store of its owner's
+// only is not.
+func TestStoreModeWarning(t *testing.T) {
+	for _, tt := range []struct {
+		mode os.FileMode
+		// want is in serve's log and the token command's stderr, and "" in
+		// neither when empty.
+		want string
+	}{
+		{0o600, ""},
+		{0o644, "has mode 0644 (-rw-r--r--): its group or others can read the API tokens' hashes"},
+		{0o640, "has mode 0640 (-rw-r-----)"},
+	} {
+		t.Run(tt.mode.String(), func(t *testing.T) {
+			data := t.TempDir()
+			if code, _, stderr := run(t, "--data", data, "token", "create", "--name", "ops", "--role", "read"); code != ExitOK {
+				t.Fatalf("token create = %d: %s", code, stderr)
+			}
+			path := filepath.Join(data, "store", sqlite.FileName)
+			if err := os.Chmod(path, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			chmod := "chmod 600 " + path
+			check := func(where, out string, warnings int) {
+				t.Helper()
+				switch {
+				case tt.want == "" && warnings != 0:
+					t.Errorf("%s:\n%s\nwant no warning of the store's mode", where, out)
+				case tt.want != "" && (warnings != 1 || !strings.Contains(out, tt.want) || !strings.Contains(out, chmod)):
+					t.Errorf("%s:\n%s\nwant one warning with %q and %q", where, out, tt.want, chmod)
+				}
+			}
+
+			code, _, stderr := run(t, "--data", data, "token", "list")
+			if code != ExitOK {
+				t.Fatalf("token list = %d: %s", code, stderr)
+			}
+			check("token list's stderr", stderr, strings.Count(stderr, "evident: warning: "+path+" "))
+
+			var log syncBuffer
+			g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: data}
+			srv, err := startServer(t.Context(), g, serveTestConfig(t), serveFlags{vulns: []string{filepath.Join("testdata", "serve", "osv")}},
+				slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelWarn})))
+			if err != nil {
+				t.Fatal(err)
+			}
+			shutdown(t, srv)
+			check("serve's log", log.String(), strings.Count(log.String(), `msg="store file mode"`))
+
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fi.Mode().Perm(); got != tt.mode {
+				t.Errorf("the database's mode is %v after serve, want %v as it was", got, tt.mode)
+			}
+		})
+	}
+}
