@@ -277,12 +277,15 @@ func describeScheme(scheme string) string {
 // is the same tokenError to the client, so that it cannot tell an ID that
 // exists from one that does not; the reason is for the server's log.
 func (a *Authenticator) checkToken(id, secret string) (Principal, error) {
-	e, ok := (*a.tokens.Load())[id]
-	if !ok {
-		return Principal{}, &tokenError{id: id, reason: "unknown or revoked"}
-	}
+	e, known := (*a.tokens.Load())[id]
+	// An unknown ID's secret is hashed and compared too (with the zero
+	// hash of e), so that its refusal takes as long as a wrong secret's.
 	h := sha256.Sum256([]byte(secret))
-	if subtle.ConstantTimeCompare(h[:], e.hash[:]) != 1 {
+	match := subtle.ConstantTimeCompare(h[:], e.hash[:]) == 1
+	switch {
+	case !known:
+		return Principal{}, &tokenError{id: id, reason: "unknown or revoked"}
+	case !match:
 		return Principal{}, &tokenError{id: id, reason: "wrong secret"}
 	}
 	if !e.expires.IsZero() && !a.deps.Now().Before(e.expires) {
