@@ -343,11 +343,14 @@ type findingsData struct {
 	Exposures          []assess.Exposure
 	Sorts              []string
 	Exports            []exportLink
+	// KEV says whether a KEV catalog is loaded: without one, a finding
+	// that is not marked known exploited may still be.
+	KEV bool
 }
 
 func (u *UI) findings(w http.ResponseWriter, r *http.Request, src Source) {
 	res := src.Result()
-	d := findingsData{Tiers: assess.Tiers, Verdicts: assess.Verdicts, Exposures: assess.Exposures, Sorts: report.FindingSorts, Exports: exports}
+	d := findingsData{Tiers: assess.Tiers, Verdicts: assess.Verdicts, Exposures: assess.Exposures, Sorts: report.FindingSorts, Exports: exports, KEV: u.deps.KEV}
 	for _, a := range res.Assessments {
 		if !slices.Contains(d.Services, a.Finding.Service) {
 			d.Services = append(d.Services, a.Finding.Service)

@@ -651,7 +651,8 @@ func TestChangeCacheSkipsEmpty(t *testing.T) {
 
 // TestKEVFilterNeedsCatalog: without a KEV catalog the findings table
 // refuses a kev filter in the API's words, rather than showing "No
-// finding matches" for kev=true, which reads as "nothing is exploited".
+// finding matches" for kev=true, which reads as "nothing is exploited",
+// and its column says "unknown" rather than "no".
 func TestKEVFilterNeedsCatalog(t *testing.T) {
 	src := shop()
 	u, err := New(Deps{Tenant: func(context.Context, string) (Source, error) { return src, nil }, Now: func() time.Time { return t0 }})
@@ -670,6 +671,8 @@ func TestKEVFilterNeedsCatalog(t *testing.T) {
 		{"/ui/findings?kev=true", 400, `role="alert">kev &#34;true&#34;` + how, "No finding matches"},
 		{"/ui/findings?kev=false", 400, `role="alert">kev &#34;false&#34;` + how, `<table class="findings"`},
 		{"/ui/findings?kev=", 200, "Findings 1–2 of 2", `role="alert"`},
+		// Nor does the table say "no" of a finding no catalog marked.
+		{"/ui/findings", 200, `<td><span class="muted" title="no KEV catalog is loaded">unknown</span></td>`, `<span class="muted">no</span>`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
