@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"net/http"
@@ -103,6 +104,40 @@ func TestServeCheckConfig(t *testing.T) {
 	}
 	if code, _, stderr := run(t, "serve", "--config", good, "--api", "nonsense", "--check-config"); code != ExitUsage || !strings.Contains(stderr, "nonsense") {
 		t.Errorf("serve --check-config with a bad --api = %d %s; want 2 naming it", code, stderr)
+	}
+}
+
+// TestServeCheckConfigLeavesOldStore: --check-config of a newer evident
+// reads the tokens of a store the previous version made (testdata/
+// store-5daba4f, schema 6) and changes nothing in it. It used to
+// migrate the schema, so the evident still running on that store, or
+// the one an operator went back to after checking, refused to start:
+// "database schema is newer than this evident".
+func TestServeCheckConfigLeavesOldStore(t *testing.T) {
+	data := t.TempDir()
+	dir := filepath.Join(data, "store")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.ReadFile(filepath.Join("testdata", "store-5daba4f", "evident.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "evident.db"), old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Beyond loopback: the check must read the store's token to pass.
+	code, out, stderr := run(t, "--data", data, "serve", "--check-config", "--vulns", filepath.Join(shop, "recorded", "osv"),
+		"--api", "0.0.0.0:18181", "--otlp-grpc", "", "--otlp-http", "", "--pyroscope", "")
+	if code != ExitOK || out != "evident: configuration ok\n" {
+		t.Errorf("serve --check-config = %d %q %s; want 0 and ok (the store's token read)", code, out, stderr)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 1 {
+		t.Errorf("store directory after the check: %v, %v; want evident.db alone", entries, err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "evident.db")); err != nil || !bytes.Equal(got, old) {
+		t.Errorf("the check changed evident.db (%v)", err)
 	}
 }
 

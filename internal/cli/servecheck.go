@@ -189,8 +189,9 @@ func (t tokenList) Tokens(context.Context) ([]store.Token, error) { return t, ni
 // document as it starts, which the check does not). Otherwise only the
 // tokens can admit anyone, and they are read only when a listener
 // beyond loopback needs them: from the SQLite store under --data if it
-// exists (opened shared, as evident token does; none exists before the
-// first serve, so there is no token either). PostgreSQL is not
+// exists (sqlite.ReadTokens, which leaves a store of an older evident at
+// its schema; none exists before the first serve, so there is no token
+// either). PostgreSQL is not
 // connected to: its tokens go unchecked, which is noted on stderr.
 func checkListenerAuth(ctx context.Context, g *globals, sc serveConfig, insecure bool) error {
 	if sc.Auth.OIDC.Issuer != "" {
@@ -219,12 +220,11 @@ func checkListenerAuth(ctx context.Context, g *globals, sc serveConfig, insecure
 	if _, serr := os.Stat(filepath.Join(dir, sqlite.FileName)); serr != nil {
 		return err
 	}
-	st, oerr := sqlite.OpenShared(ctx, dir, sc.Store.Config)
-	if oerr != nil {
-		return fmt.Errorf("read the API tokens: %w", oerr)
+	tokens, rerr := sqlite.ReadTokens(ctx, dir, sc.Store.Config)
+	if rerr != nil {
+		return fmt.Errorf("read the API tokens: %w", rerr)
 	}
-	defer st.Close()
-	return modes(st)
+	return modes(tokenList(tokens))
 }
 
 // firstLine is the first line of err's message.

@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -126,15 +129,63 @@ func (s *Store) Tokens(ctx context.Context) ([]store.Token, error) {
 		return nil, fmt.Errorf("read tokens: %w", err)
 	}
 	defer s.calls.Leave()
-	rows, err := s.read.QueryContext(ctx, `SELECT id, name, roles, tenant, secret_hash, created_at, expires_at, revoked_at
-		FROM tokens ORDER BY created_at, id`)
+	out, err := queryTokens(ctx, s.read)
 	if err != nil {
 		return nil, fmt.Errorf("read tokens from %s: %w", s.path, err)
 	}
-	defer rows.Close()
-	out, err := store.ScanTokens(rows, func(roles *[]string) any { return roleList{roles} })
+	return out, nil
+}
+
+// queryTokens reads every token, oldest first, with q: a pool or a
+// transaction.
+func queryTokens(ctx context.Context, q interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}) ([]store.Token, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, name, roles, tenant, secret_hash, created_at, expires_at, revoked_at
+		FROM tokens ORDER BY created_at, id`)
 	if err != nil {
-		return nil, fmt.Errorf("read tokens from %s: %w", s.path, err)
+		return nil, err
+	}
+	defer rows.Close()
+	return store.ScanTokens(rows, func(roles *[]string) any { return roleList{roles} })
+}
+
+// ReadTokens returns the tokens of the existing store in dir and leaves
+// the store as it was, for serve --check-config: run before an upgrade,
+// the check of the new evident must not migrate the store of the one
+// still running, which would then refuse to start again
+// (store.ErrSchemaTooNew). The tokens of an older schema are read in a
+// transaction that migrates it and is rolled back; a newer schema is
+// refused as by Open. It takes no lock on the directory.
+func ReadTokens(ctx context.Context, dir string, cfg Config) ([]store.Token, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("read tokens in %s: %w", dir, err)
+	}
+	ms, err := store.LoadMigrations(migrationFiles)
+	if err != nil {
+		return nil, fmt.Errorf("read tokens in %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, FileName)
+	if _, err := os.Stat(path); err != nil { // sql.Open would create it
+		return nil, fmt.Errorf("read tokens: %w", err)
+	}
+	db, err := sql.Open("sqlite", dsn(path, url.Values{"_pragma": {fmt.Sprintf("busy_timeout(%d)", cfg.BusyTimeout.Milliseconds())}}))
+	if err != nil {
+		return nil, fmt.Errorf("read tokens from %s: %w", path, err)
+	}
+	defer db.Close()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read tokens from %s: %w", path, err)
+	}
+	// Rolled back whatever happens: nothing of the migration stays.
+	defer tx.Rollback()
+	if err := migrateTx(ctx, tx, ms); err != nil {
+		return nil, fmt.Errorf("read tokens from %s: %w", path, err)
+	}
+	out, err := queryTokens(ctx, tx)
+	if err != nil {
+		return nil, fmt.Errorf("read tokens from %s: %w", path, err)
 	}
 	return out, nil
 }

@@ -4,6 +4,9 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"errors"
+	"io/fs"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -126,4 +129,60 @@ func TestOpenShared(t *testing.T) {
 	if toks, err := s.Tokens(t.Context()); err != nil || len(toks) != 2 {
 		t.Errorf("Tokens through the locked store = %d tokens, %v; want 2", len(toks), err)
 	}
+}
+
+// TestReadTokens reads the tokens of a store of every earlier schema that
+// has them, beside the process that holds it, and leaves its schema as it
+// was; a newer schema is refused.
+func TestReadTokens(t *testing.T) {
+	all := migrationsOf(t)
+	// 0004 made the tokens table.
+	for n := 4; n <= len(all); n++ {
+		t.Run(all[n-1].Name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := open(t.Context(), dir, DefaultConfig(), options{migrations: all[:n]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			// The SQL of that schema: the running code's CreateToken
+			// writes the last one.
+			if _, err := s.write.ExecContext(t.Context(), `INSERT INTO tokens (id, name, roles, secret_hash, created_at) VALUES ('a', 'collector', 'ingest', X'00', 1)`); err != nil {
+				t.Fatal(err)
+			}
+			got, err := ReadTokens(t.Context(), dir, DefaultConfig())
+			if err != nil {
+				t.Fatalf("ReadTokens: %v", err)
+			}
+			if len(got) != 1 || got[0].ID != "a" || got[0].Name != "collector" || !slices.Equal(got[0].Roles, []string{"ingest"}) {
+				t.Errorf("ReadTokens = %+v, want the collector token", got)
+			}
+			if got := schemaVersions(t, s); len(got) != n {
+				t.Errorf("schema versions after ReadTokens = %v, want the %d it had", got, n)
+			}
+		})
+	}
+	t.Run("too new", func(t *testing.T) {
+		dir := t.TempDir()
+		s, err := Open(t.Context(), dir, DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if _, err := s.write.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from_the_future', 0)`, len(all)+1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadTokens(t.Context(), dir, DefaultConfig()); !errors.Is(err, store.ErrSchemaTooNew) {
+			t.Errorf("ReadTokens of a newer schema = %v, want ErrSchemaTooNew", err)
+		}
+	})
+	t.Run("no store", func(t *testing.T) {
+		dir := t.TempDir()
+		if _, err := ReadTokens(t.Context(), dir, DefaultConfig()); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("ReadTokens without a store = %v, want ErrNotExist", err)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("ReadTokens without a store made %v", entries)
+		}
+	})
 }

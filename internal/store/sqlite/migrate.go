@@ -30,6 +30,15 @@ func migrate(ctx context.Context, db *sql.DB, ms []store.Migration) (err error) 
 			_ = tx.Rollback() // the error that made us roll back is the one to report
 		}
 	}()
+	if err := migrateTx(ctx, tx, ms); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// migrateTx applies the migrations of ms that the database lacks in tx,
+// which the caller commits, or rolls back to leave the file as it was.
+func migrateTx(ctx context.Context, tx *sql.Tx, ms []store.Migration) error {
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,
 		name       TEXT    NOT NULL,
@@ -41,12 +50,9 @@ func migrate(ctx context.Context, db *sql.DB, ms []store.Migration) (err error) 
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	if err := store.ApplyMigrations(ms, current, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+	return store.ApplyMigrations(ms, current, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
 		func(query string, args ...any) error {
 			_, err := tx.ExecContext(ctx, query, args...)
 			return err
-		}); err != nil {
-		return err
-	}
-	return tx.Commit()
+		})
 }
