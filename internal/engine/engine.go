@@ -485,6 +485,13 @@ func (e *Engine) restore(ctx context.Context) error {
 	// Batches are replayed one at a time: one profile decoder serves all.
 	var pd telemetry.ProfileDecoder
 	err = e.st.Batches(ctx, seq, func(seq int64, kind store.BatchKind, payload []byte) error {
+		if err := kind.Validate(); err != nil {
+			// Not damage: every kind appended is validated, so a newer
+			// evident logged it. Skipped like a batch that does not
+			// decode, it would be lost for good at the next checkpoint.
+			return fmt.Errorf("%w: logged batch %d is of kind %q, which a newer evident wrote and this one cannot replay: start that evident again, or restore the copy of the store made before the upgrade (docs/deploy.md)",
+				store.ErrSchemaTooNew, seq, kind)
+		}
 		it, err := decode(&pd, kind, payload)
 		if err != nil {
 			// A batch that cannot be decoded is reported and skipped: it
