@@ -489,8 +489,8 @@ func (e *Engine) restore(ctx context.Context) error {
 			// Not damage: every kind appended is validated, so a newer
 			// evident logged it. Skipped like a batch that does not
 			// decode, it would be lost for good at the next checkpoint.
-			return fmt.Errorf("%w: logged batch %d is of kind %q, which a newer evident wrote and this one cannot replay: start that evident again, or restore the copy of the store made before the upgrade (docs/deploy.md)",
-				store.ErrSchemaTooNew, seq, kind)
+			return fmt.Errorf("%w: logged batch %d is of kind %q, which a newer evident wrote and this one cannot replay: %s",
+				store.ErrSchemaTooNew, seq, kind, store.TooNewHint)
 		}
 		it, err := decode(&pd, kind, payload)
 		if err != nil {

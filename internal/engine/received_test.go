@@ -252,8 +252,8 @@ func TestReplayNewerKind(t *testing.T) {
 		}}
 		e := newEngine(t, testConfig(), st, nil, nil)
 		err := e.Start(context.Background())
-		if !errors.Is(err, store.ErrSchemaTooNew) || !strings.Contains(err.Error(), `logged batch 2 is of kind "otlp_traces_zstd"`) {
-			t.Errorf("Start = %v, want ErrSchemaTooNew naming batch 2 and its kind", err)
+		if !errors.Is(err, store.ErrSchemaTooNew) || !strings.Contains(err.Error(), `logged batch 2 is of kind "otlp_traces_zstd"`) || !strings.Contains(err.Error(), store.TooNewHint) {
+			t.Errorf("Start = %v, want ErrSchemaTooNew naming batch 2, its kind and what to do", err)
 		}
 		if err := e.Shutdown(context.Background()); err != nil {
 			t.Error(err)

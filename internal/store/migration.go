@@ -55,7 +55,7 @@ func LoadMigrations(fsys fs.FS) ([]Migration, error) {
 // current is the higher, nil otherwise.
 func TooNew(current, known int) error {
 	if current > known {
-		return fmt.Errorf("%w: schema version %d, this evident knows up to %d", ErrSchemaTooNew, current, known)
+		return fmt.Errorf("%w: schema version %d, this evident knows up to %d: %s", ErrSchemaTooNew, current, known, TooNewHint)
 	}
 	return nil
 }

@@ -58,6 +58,11 @@ var (
 	ErrSchemaTooNew = errors.New("database schema is newer than this evident")
 )
 
+// TooNewHint says what to do about ErrSchemaTooNew, after the message
+// that names what is too new: going back to an older evident is a
+// restore of the store, never the older binary on the newer data.
+const TooNewHint = "start the newer evident again, or restore the copy of the store made before the upgrade (docs/deploy.md)"
+
 // DefaultTenant is the tenant of a deployment that does not use tenants,
 // and of every row written before tenants existed.
 const DefaultTenant = "default"

@@ -147,7 +147,7 @@ func TestLogCorrupt(t *testing.T) {
 		{"Magic", func(t *testing.T, dir string) { flipByte(t, filepath.Join(dir, segmentName(3)), 0) },
 			segmentName(3) + " at offset 0: not a telemetry log segment"},
 		{"NewerVersion", func(t *testing.T, dir string) { flipByte(t, filepath.Join(dir, segmentName(1)), segmentHeaderLen-1) },
-			"is version 254, this evident knows 1"},
+			"is version 254, this evident knows 1: " + store.TooNewHint},
 		{"SegmentsOverlap", func(t *testing.T, dir string) {
 			if err := os.Rename(filepath.Join(dir, segmentName(3)), filepath.Join(dir, segmentName(2)+".x")); err != nil {
 				t.Fatal(err)

@@ -148,7 +148,7 @@ func (sr *segmentReader) header() error {
 		return sr.corrupt("not a telemetry log segment (magic %q)", h[:len(segmentMagic)])
 	}
 	if v := h[len(segmentMagic)]; v != segmentVersion {
-		return fmt.Errorf("%w %s is version %d, this evident knows %d", errSegmentTooNew, sr.path, v, segmentVersion)
+		return fmt.Errorf("%w %s is version %d, this evident knows %d: %s", errSegmentTooNew, sr.path, v, segmentVersion, store.TooNewHint)
 	}
 	sr.off = int64(segmentHeaderLen)
 	return nil

@@ -221,7 +221,7 @@ func TestMigrations(t *testing.T) {
 		if !errors.Is(err, store.ErrSchemaTooNew) {
 			t.Errorf("Open = %v, want ErrSchemaTooNew", err)
 		}
-		if want := fmt.Sprintf("schema version %d, this evident knows up to %d", len(all)+1, len(all)); !strings.Contains(err.Error(), want) {
+		if want := fmt.Sprintf("schema version %d, this evident knows up to %d: %s", len(all)+1, len(all), store.TooNewHint); !strings.Contains(err.Error(), want) {
 			t.Errorf("Open = %v, want it to say %q", err, want)
 		}
 	})
