@@ -19,6 +19,7 @@ import (
 
 	"github.com/evidentsec/evident/internal/detect"
 	"github.com/evidentsec/evident/internal/store"
+	"github.com/evidentsec/evident/internal/store/sqlite"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
@@ -273,4 +274,57 @@ func TestReplayNewerKind(t *testing.T) {
 			t.Error("the batch after the damaged one was not replayed")
 		}
 	})
+}
+
+// TestReplayFirstRelease: testdata/store-6ed2aaf is a store the first
+// version with a telemetry log wrote and was killed over (its README):
+// schema version 3, a version 1 checkpoint, and after it batches of
+// spans and profiles in encoding/gob in SQLite's batches table. This
+// version migrates it, restores the checkpoint and replays the batches
+// into what that version served, and keeps its alert and findings.
+func TestReplayFirstRelease(t *testing.T) {
+	old, err := os.ReadFile(filepath.Join("testdata", "store-6ed2aaf", "evident.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "evident.db"), old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(t.Context(), dir, sqlite.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var kinds []store.BatchKind
+	if err := st.Batches(t.Context(), 0, func(_ int64, kind store.BatchKind, _ []byte) error {
+		kinds = append(kinds, kind)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]store.BatchKind{store.BatchSpans, store.BatchSpans, store.BatchProfiles}, kinds); diff != "" {
+		t.Fatalf("logged kinds after the checkpoint (-want +got):\n%s", diff)
+	}
+	e := newEngine(t, testConfig(), st, nil, nil)
+	start(t, e)
+	type served struct{ samples, calls int64 }
+	got := map[string]served{}
+	for _, s := range e.model.Snapshot().Services {
+		var calls int64
+		for _, ep := range s.Endpoints {
+			calls += ep.Calls
+		}
+		got[s.Name] = served{s.Samples, calls}
+	}
+	want := map[string]served{"catalog": {0, 5}, "gateway": {0, 8}, "orders": {59, 4}, "reporter": {140, 0}}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(served{})); diff != "" {
+		t.Errorf("samples and endpoint calls restored (-served by 6ed2aaf +restored):\n%s", diff)
+	}
+	if as, err := st.Alerts(t.Context(), store.AlertQuery{}); err != nil || len(as) != 1 || as[0].ID != "bbf4b5567edafa84" {
+		t.Errorf("alerts after the upgrade = %v, %v; want the first_execution alert bbf4b5567edafa84", as, err)
+	}
+	if fs, err := st.Findings(t.Context()); err != nil || len(fs) != 34 {
+		t.Errorf("findings after the upgrade: %d, %v; want the 34 stored", len(fs), err)
+	}
 }
