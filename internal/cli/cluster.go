@@ -144,6 +144,14 @@ func (s *server) cluster(ctx context.Context, cfg fileConfig, pg *postgres.Store
 				}
 				return u.eng, nil
 			},
+			FindingsVersion: pg.FindingsVersion,
+			Engines: func() []*engine.Engine {
+				var engs []*engine.Engine
+				for _, u := range s.tenants.Units() {
+					engs = append(engs, u.eng)
+				}
+				return engs
+			},
 			Lead:   func(ctx context.Context) (bool, error) { return pg.TryLock(ctx, "evident lead ") },
 			Leader: &s.leader, Logger: log,
 		})

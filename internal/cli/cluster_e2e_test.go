@@ -339,23 +339,9 @@ func TestScaledOutAPIReadsCreateNothing(t *testing.T) {
 	cfg.Serve.Tenants.MaxTenants = 3
 	cfg.Cluster.ViewInterval = 200 * time.Millisecond
 	fl := serveFlags{role: roleAPI, vulns: []string{filepath.Join("testdata", "serve", "osv")}}
-	report, err := os.ReadFile(filepath.Join("testdata", "serve", "checkout.govulncheck.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	upload := func(api, tenant string) {
 		t.Helper()
-		req, _ := http.NewRequestWithContext(t.Context(), "POST", api+"/api/v1/findings?service="+tenant+"-svc", bytes.NewReader(report))
-		req.Header.Set("X-Scope-OrgID", tenant)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("upload of %s's findings = %d, want 200", tenant, resp.StatusCode)
-		}
+		uploadCheckout(t, api, tenant, tenant+"-svc")
 	}
 	first := startTestServerConfig(t, t.TempDir(), cfg, fl)
 	defer shutdown(t, first)
@@ -389,4 +375,73 @@ func TestScaledOutAPIReadsCreateNothing(t *testing.T) {
 	if got := tenantsGauge(t, api); got != "3" {
 		t.Errorf("evident_tenants of the second replica = %s, want 3 (default, stored-team, team-real)", got)
 	}
+}
+
+// uploadCheckout uploads testdata/serve's govulncheck report as the
+// findings of service in tenant ("" for the default one) to api.
+func uploadCheckout(t *testing.T, api, tenant, service string) {
+	t.Helper()
+	report, err := os.ReadFile(filepath.Join("testdata", "serve", "checkout.govulncheck.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", api+"/api/v1/findings?service="+service, bytes.NewReader(report))
+	if tenant != "" {
+		req.Header.Set("X-Scope-OrgID", tenant)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("upload of %s's findings of %s = %d, want 200", tenant, service, resp.StatusCode)
+	}
+}
+
+// TestScaledOutAPIsShareUploads: findings uploaded through one API
+// replica reach every other within a few view intervals, for the tenants
+// the other already holds in memory too: the default tenant, built at
+// its start, and one it read before the upload.
+func TestScaledOutAPIsShareUploads(t *testing.T) {
+	cfg := serveTestConfig(t)
+	cfg.Serve.Store = postgresStore(t)
+	cfg.Cluster.ViewInterval = 200 * time.Millisecond
+	fl := serveFlags{role: roleAPI, vulns: []string{filepath.Join("testdata", "serve", "osv")}}
+	first := startTestServerConfig(t, t.TempDir(), cfg, fl)
+	defer shutdown(t, first)
+	second := startTestServerConfig(t, t.TempDir(), cfg, fl)
+	defer shutdown(t, second)
+
+	services := func(api, tenant string) []string {
+		t.Helper()
+		status, body := getAs(t, api+"/api/v1/findings?limit=10000", "", tenant)
+		var got struct{ Findings []struct{ Service string } }
+		if err := json.Unmarshal([]byte(body), &got); status != http.StatusOK || err != nil {
+			t.Fatalf("GET findings of tenant %q = %d %.300s (%v)", tenant, status, body, err)
+		}
+		var svcs []string
+		for _, f := range got.Findings {
+			svcs = append(svcs, f.Service)
+		}
+		slices.Sort(svcs)
+		return slices.Compact(svcs)
+	}
+	uploadCheckout(t, first.apiURL(), "team-a", "a1")
+	waitFor(t, "team-a's first findings on the second replica", func() bool {
+		return slices.Equal(services(second.apiURL(), "team-a"), []string{"a1"})
+	})
+	// Both tenants are now in the second replica's memory.
+	uploadCheckout(t, first.apiURL(), "", "checkout")
+	uploadCheckout(t, first.apiURL(), "team-a", "a2")
+	waitFor(t, "the uploads through the first replica on the second", func() bool {
+		return slices.Equal(services(second.apiURL(), ""), []string{"checkout"}) &&
+			slices.Equal(services(second.apiURL(), "team-a"), []string{"a1", "a2"})
+	})
+	// And the other way round.
+	uploadCheckout(t, second.apiURL(), "", "billing")
+	waitFor(t, "the upload through the second replica on the first", func() bool {
+		return slices.Equal(services(first.apiURL(), ""), []string{"billing", "checkout"})
+	})
 }

@@ -240,8 +240,10 @@ func TestLeader(t *testing.T) {
 			Engine: func(context.Context, string) (*engine.Engine, error) {
 				return nil, errors.New("no shards in this test")
 			},
-			Lead:   func(ctx context.Context) (bool, error) { return pg.TryLock(ctx, "evident lead ") },
-			Leader: r.leader,
+			FindingsVersion: pg.FindingsVersion,
+			Engines:         func() []*engine.Engine { return nil },
+			Lead:            func(ctx context.Context) (bool, error) { return pg.TryLock(ctx, "evident lead ") },
+			Leader:          r.leader,
 		})
 		if err != nil {
 			t.Fatal(err)

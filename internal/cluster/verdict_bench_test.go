@@ -96,9 +96,11 @@ func BenchmarkReceiptToVerdict(b *testing.B) {
 				}
 				return st.View(ctx)
 			},
-			Engine: func(context.Context, string) (*engine.Engine, error) { return eng, nil },
-			Lead:   func(ctx context.Context) (bool, error) { return s.pg.TryLock(ctx, "evident lead ") },
-			Leader: &leader, Logger: slog.New(slog.DiscardHandler),
+			Engine:          func(context.Context, string) (*engine.Engine, error) { return eng, nil },
+			FindingsVersion: s.pg.FindingsVersion,
+			Engines:         func() []*engine.Engine { return []*engine.Engine{eng} },
+			Lead:            func(ctx context.Context) (bool, error) { return s.pg.TryLock(ctx, "evident lead ") },
+			Leader:          &leader, Logger: slog.New(slog.DiscardHandler),
 		})
 		if err != nil {
 			b.Fatal(err)

@@ -24,6 +24,13 @@ type ViewDeps struct {
 	Read func(ctx context.Context, tenant string) ([][]byte, model.Joins, error)
 	// Engine returns the running engine of a tenant's merged view.
 	Engine func(ctx context.Context, tenant string) (*engine.Engine, error)
+	// FindingsVersion returns a number that changes whenever the stored
+	// findings of any tenant change (an upload through any API replica).
+	FindingsVersion func(ctx context.Context) (int64, error)
+	// Engines returns the engines of the tenants this replica holds in
+	// memory, with or without shards: each reloads its findings when
+	// FindingsVersion changed.
+	Engines func() []*engine.Engine
 	// Lead tries to make this replica the one that records verdict
 	// history and raises topology alerts, and reports whether it is.
 	Lead func(ctx context.Context) (bool, error)
@@ -42,6 +49,11 @@ type View struct {
 	deps ViewDeps
 	log  *slog.Logger
 	loop pipeline.Loop
+	// findings is the FindingsVersion the engines have reloaded; -1
+	// before the first Sync, which reloads them all: findings stored
+	// after an engine loaded them at its start and before the first
+	// version was read would be missed otherwise.
+	findings atomic.Int64
 }
 
 var _ pipeline.Component = (*View)(nil)
@@ -51,10 +63,11 @@ func NewView(cfg Config, deps ViewDeps) (*View, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Tenants == nil || deps.Read == nil || deps.Engine == nil || deps.Lead == nil || deps.Leader == nil {
+	if deps.Tenants == nil || deps.Read == nil || deps.Engine == nil || deps.FindingsVersion == nil || deps.Engines == nil || deps.Lead == nil || deps.Leader == nil {
 		return nil, fmt.Errorf("%w: every ViewDeps function and the Leader are required", ErrInvalidConfig)
 	}
 	v := &View{cfg: cfg, deps: deps, log: deps.Logger}
+	v.findings.Store(-1)
 	if v.log == nil {
 		v.log = slog.Default()
 	}
@@ -93,9 +106,13 @@ func (v *View) run(ctx context.Context) {
 	}
 }
 
-// Sync rebuilds every tenant's view now.
+// Sync reloads the findings of every tenant in memory when another
+// replica changed them, and rebuilds every tenant's view now.
 func (v *View) Sync(ctx context.Context) error {
 	if _, err := v.deps.Leader.renew(ctx); err != nil {
+		return err
+	}
+	if err := v.reloadFindings(ctx); err != nil {
 		return err
 	}
 	tenants, err := v.deps.Tenants(ctx)
@@ -119,6 +136,27 @@ func (v *View) Sync(ctx context.Context) error {
 			return fmt.Errorf("tenant %s: %w", t, err)
 		}
 	}
+	return nil
+}
+
+// reloadFindings hands the stored findings to every engine in memory
+// when their version changed since the last reload. The version is read
+// first: findings stored after it are seen now or at the next Sync, and
+// an engine built later loads them at its start.
+func (v *View) reloadFindings(ctx context.Context) error {
+	version, err := v.deps.FindingsVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if version == v.findings.Load() {
+		return nil
+	}
+	for _, eng := range v.deps.Engines() {
+		if err := eng.ReloadFindings(ctx); err != nil {
+			return fmt.Errorf("reload the findings: %w", err)
+		}
+	}
+	v.findings.Store(version)
 	return nil
 }
 

@@ -916,6 +916,15 @@ func (e *Engine) SetFindings(ctx context.Context, u store.FindingsUpdate) error 
 	if err := e.st.PutFindings(ctx, u); err != nil {
 		return fmt.Errorf("store findings: %w", err)
 	}
+	return e.ReloadFindings(ctx)
+}
+
+// ReloadFindings makes the findings the store holds now the engine's,
+// and re-assesses them before it returns, as SetFindings does after it
+// stored an update: it is for findings another process stored (an API
+// replica's upload seen by the others). Before Start it does nothing,
+// since Start loads them.
+func (e *Engine) ReloadFindings(ctx context.Context) error {
 	e.mu.Lock()
 	running := e.state == stateRunning
 	e.mu.Unlock()
@@ -924,9 +933,9 @@ func (e *Engine) SetFindings(ctx context.Context, u store.FindingsUpdate) error 
 	}
 	var err error
 	if cerr := e.call(ctx, func(wctx context.Context) {
-		// The store, not u, says what the findings are now: another
-		// update of other services may have committed in between, and
-		// the last of the worker's reloads sees both.
+		// The store says what the findings are now: another update of
+		// other services may have committed in between, and the last
+		// of the worker's reloads sees both.
 		var fs []findings.Finding
 		if fs, err = e.st.Findings(wctx); err != nil {
 			err = fmt.Errorf("reload findings: %w", err)

@@ -193,6 +193,18 @@ func (r *Registry[U]) Lookup(ctx context.Context, tenant string) (u U, ok bool, 
 	return e.unit, true, nil
 }
 
+// Units returns the units in memory, in the order of their tenants. A
+// unit built after it returns is not among them.
+func (r *Registry[U]) Units() []U {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	units := make([]U, 0, len(r.units))
+	for _, id := range slices.Sorted(maps.Keys(r.units)) {
+		units = append(units, r.units[id].unit)
+	}
+	return units
+}
+
 func (r *Registry[U]) entry(ctx context.Context, tenant string) (*entry[U], error) {
 	if e, err := r.lookup(tenant); e != nil || err != nil {
 		return e, err

@@ -259,3 +259,24 @@ func TestLookupLeavesRoomForWrites(t *testing.T) {
 		t.Errorf("Lookup of the written tenant = %v, ok %v, %v; want its spans", u, ok, err)
 	}
 }
+
+// TestUnits lists the units built, in tenant order, and no tenant that
+// was only looked up.
+func TestUnits(t *testing.T) {
+	r, _ := newRegistry(t, DefaultConfig(), nil)
+	for _, id := range []string{"b", "a"} {
+		if _, err := r.Get(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok, err := r.Lookup(context.Background(), "c"); ok || err != nil {
+		t.Fatalf("Lookup of an unknown tenant = %v, %v; want nothing", ok, err)
+	}
+	var got []string
+	for _, u := range r.Units() {
+		got = append(got, u.tenant)
+	}
+	if diff := cmp.Diff(got, []string{"a", "b"}); diff != "" {
+		t.Errorf("Units (-got +want):\n%s", diff)
+	}
+}
