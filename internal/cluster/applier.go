@@ -52,8 +52,9 @@ type Applier struct {
 
 	mu    sync.Mutex
 	parts map[int32]*partition
-	// findings are the tenants' findings as of version, loaded for the
-	// tenants with a shard; checked is when the version was last read.
+	// findings are the tenants' findings as of version (-1 before the
+	// first read), loaded for the tenants with a shard; checked is when
+	// the version was last read.
 	findings map[string][]findings.Finding
 	version  int64
 	checked  time.Time
@@ -281,12 +282,10 @@ func (a *Applier) refreshFindings(ctx context.Context) error {
 	if v == a.version {
 		return nil
 	}
-	if a.version < 0 {
-		// The findings loaded so far are as of now or later.
-		a.version = v
-		return nil
-	}
-	a.version = v
+	// The first look (version -1) reloads too: the findings loaded so
+	// far were read before v, and an upload may lie between. The
+	// version is taken only once every tenant has reloaded, so a reload
+	// that fails is tried again at the next look.
 	for tenant := range a.findings {
 		fs, err := a.deps.Findings(ctx, tenant)
 		if err != nil {
@@ -299,6 +298,7 @@ func (a *Applier) refreshFindings(ctx context.Context) error {
 			}
 		}
 	}
+	a.version = v
 	return nil
 }
 

@@ -194,6 +194,81 @@ func TestApplier(t *testing.T) {
 	}
 }
 
+// TestApplierReloadsFindings: findings stored after a new engine loaded
+// a tenant's and before its first look at the findings version are
+// reloaded at that look, not taken as already loaded; and a reload that
+// failed is tried again at the next look.
+func TestApplierReloadsFindings(t *testing.T) {
+	ctx := t.Context()
+	cfg := postgres.DefaultConfig()
+	cfg.DSN = server.DSN(t)
+	pg, err := postgres.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Close() })
+	st := &flaky{Store: pg}
+	var (
+		reads atomic.Int32
+		fail  atomic.Bool
+	)
+	ccfg := DefaultConfig()
+	ccfg.FindingsInterval = time.Nanosecond
+	a, err := NewApplier(ccfg, ApplierDeps{
+		Store: st,
+		NewShard: func(tenant string) (Shard, error) {
+			m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+			e, err := engine.New(engine.DefaultConfig(), engine.Deps{Store: pg, Model: m})
+			return Shard{Engine: e, Model: m}, err
+		},
+		Findings: func(context.Context, string) ([]findings.Finding, error) {
+			if fail.Load() {
+				return nil, errors.New("store unavailable")
+			}
+			reads.Add(1)
+			return nil, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Assign(ctx, []int32{0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Apply(ctx, []kafka.Record{record(0, 0, span("gateway", telemetry.SpanKindServer, 1, 0, telemetry.Attrs{}))}); err != nil {
+		t.Fatal(err)
+	}
+	if got := reads.Load(); got != 1 {
+		t.Fatalf("findings read %d times for the first shard, want 1", got)
+	}
+	upload := func() {
+		t.Helper()
+		if err := pg.PutFindings(ctx, store.FindingsUpdate{Time: t0, Actor: "test", Source: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	upload()
+	if _, err := a.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := reads.Load(); got != 2 {
+		t.Errorf("findings read %d times after an upload before the first check, want 2 (reloaded)", got)
+	}
+
+	upload()
+	fail.Store(true)
+	if _, err := a.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fail.Store(false)
+	if _, err := a.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := reads.Load(); got != 3 {
+		t.Errorf("findings read %d times after a failed reload and another check, want 3 (reloaded again)", got)
+	}
+}
+
 // recorder is an engine.Store that keeps the verdict changes appended,
 // and an engine.Alerter that keeps the alerts fired.
 type recorder struct {
