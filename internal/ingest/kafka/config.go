@@ -3,6 +3,9 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/evidentsec/evident/internal/tlsconfig"
@@ -77,6 +80,8 @@ func (c Config) Validate() error {
 	for i, b := range c.Brokers {
 		if b == "" {
 			bad("brokers[%d] is empty", i)
+		} else if err := checkBroker(b); err != nil {
+			bad("brokers[%d] %q %v", i, b, err)
 		}
 	}
 	if c.Topic == "" {
@@ -113,4 +118,23 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkBroker reports a seed broker address that the client would refuse
+// when it is created, which is after the listeners of a receiver are
+// configured: the forms it takes are host, host:port, an IPv6 address,
+// bracketed or not, and [ipv6]:port (no port: 9092).
+func checkBroker(b string) error {
+	_, port, err := net.SplitHostPort(b)
+	switch {
+	case err == nil:
+	case !strings.Contains(b, ":"), strings.HasPrefix(b, "[") && strings.HasSuffix(b, "]"), net.ParseIP(b) != nil:
+		return nil
+	default:
+		return errors.New("is not host, host:port nor an IPv6 address")
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return fmt.Errorf("has port %q, not 1 to 65535", port)
+	}
+	return nil
 }

@@ -519,6 +519,13 @@ func TestValidate(t *testing.T) {
 		{"default", func(*Config) {}, nil},
 		{"no brokers", func(c *Config) { c.Brokers = nil }, []string{"brokers is empty"}},
 		{"empty broker", func(c *Config) { c.Brokers = []string{""} }, []string{"brokers[0] is empty"}},
+		{"broker forms", func(c *Config) {
+			c.Brokers = []string{"kafka", "kafka-0:9093", "10.0.0.1", "::1", "[::1]", "[fd00::1]:9092"}
+		}, nil},
+		{"broker ports", func(c *Config) { c.Brokers = []string{"kafka:notport", "kafka:0", "kafka:65536", "kafka:", "a:b:c"} }, []string{
+			`brokers[0] "kafka:notport" has port "notport", not 1 to 65535`, `brokers[1] "kafka:0" has port "0", not 1 to 65535`,
+			`brokers[2] "kafka:65536" has port "65536", not 1 to 65535`, `brokers[3] "kafka:" has port "", not 1 to 65535`,
+			`brokers[4] "a:b:c" is not host, host:port nor an IPv6 address`}},
 		{"topic and group", func(c *Config) { c.Topic, c.Group = "", "" }, []string{"topic is empty", "group is empty"}},
 		{"shape", func(c *Config) { c.Partitions, c.ReplicationFactor, c.Retention = 0, 0, 0 },
 			[]string{"partitions 0 is below 1", "replication_factor 0 is below 1", "retention 0s is not positive"}},
