@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -444,4 +445,49 @@ func TestScaledOutAPIsShareUploads(t *testing.T) {
 	waitFor(t, "the upload through the second replica on the first", func() bool {
 		return slices.Equal(services(first.apiURL(), ""), []string{"billing", "checkout"})
 	})
+}
+
+// TestScaledOutPrintsAddrs: what each role prints at start about its API
+// listener is there: a receiver and an engine name their probes and
+// metrics, not a UI nor an API they do not serve.
+func TestScaledOutPrintsAddrs(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "evident-ingest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	cfg := serveTestConfig(t)
+	cfg.Serve.Store = postgresStore(t)
+	k := &cfg.Cluster.Kafka
+	k.Brokers, k.ReplicationFactor, k.Partitions = kc.ListenAddrs(), 1, 1
+	urlRE := regexp.MustCompile(`https?://[^\s,()]+`)
+	for _, role := range []string{roleReceiver, roleEngine, roleAPI} {
+		t.Run(role, func(t *testing.T) {
+			c := cfg
+			if role != roleReceiver {
+				c.Serve.OTLP.GRPCEndpoint, c.Serve.OTLP.HTTPEndpoint, c.Serve.Pyroscope.Endpoint = "", "", ""
+			}
+			srv := startTestServerConfig(t, t.TempDir(), c, serveFlags{role: role, vulns: []string{filepath.Join("testdata", "serve", "osv")}})
+			defer shutdown(t, srv)
+			var out bytes.Buffer
+			srv.printAddrs(&out)
+			hasUI := strings.Contains(out.String(), "evident serve: UI ")
+			if hasUI != (role == roleAPI) {
+				t.Errorf("printed:\n%s\nwant a UI line: %v", out.String(), role == roleAPI)
+			}
+			for _, u := range urlRE.FindAllString(out.String(), -1) {
+				if !strings.HasPrefix(u, srv.apiURL()) || strings.HasSuffix(u, "/api/v1") {
+					continue // another listener, or the API's base
+				}
+				resp, err := http.Get(u)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusNotFound {
+					t.Errorf("GET %s, printed at start, = %s:\n%s", u, resp.Status, out.String())
+				}
+			}
+		})
+	}
 }

@@ -638,10 +638,15 @@ func (s *server) apiURL() string { return s.apiScheme + "://" + s.api.Addr().Str
 // uiURL is the web UI's address.
 func (s *server) uiURL() string { return s.apiURL() + "/" }
 
-// printAddrs says where evident listens.
+// printAddrs says where evident listens. A receiver's and an engine's
+// API listener serves probes and metrics only: it names no UI nor API.
 func (s *server) printAddrs(w io.Writer) {
-	fmt.Fprintf(w, "evident serve: UI %s\n", s.uiURL())
-	fmt.Fprintf(w, "evident serve: API %s/api/v1 (metrics %s/metrics)\n", s.apiURL(), s.apiURL())
+	if s.role == roleReceiver || s.role == roleEngine {
+		fmt.Fprintf(w, "evident serve: %s: health %s/healthz, %s/readyz, metrics %s/metrics (the UI and API are the api role's)\n", s.role, s.apiURL(), s.apiURL(), s.apiURL())
+	} else {
+		fmt.Fprintf(w, "evident serve: UI %s\n", s.uiURL())
+		fmt.Fprintf(w, "evident serve: API %s/api/v1 (metrics %s/metrics)\n", s.apiURL(), s.apiURL())
+	}
 	if s.otlp != nil {
 		if a := s.otlp.GRPCAddr(); a != "" {
 			fmt.Fprintf(w, "evident serve: OTLP/gRPC %s\n", a)
