@@ -400,7 +400,18 @@ func TestApplyRetried(t *testing.T) {
 	}
 	st := newState()
 	st.down = true
-	startReader(t, cfg, newApplier(st))
+	reg := prometheus.NewRegistry()
+	r, err := NewReader(cfg, newApplier(st), 50*time.Millisecond, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Shutdown(context.Background()) })
+	checkpoints := func(result string) float64 {
+		return testutil.ToFloat64(r.checkpoints.WithLabelValues(result))
+	}
 	time.Sleep(200 * time.Millisecond)
 	st.mu.Lock()
 	st.down = false
@@ -408,6 +419,9 @@ func TestApplyRetried(t *testing.T) {
 	st.waitFor(t, 2)
 	if diff := cmp.Diff(st.names(), map[string][]string{"default/cart": {"a", "b"}}); diff != "" {
 		t.Errorf("applied (-got +want):\n%s", diff)
+	}
+	if failed, ok := checkpoints("error"), checkpoints("ok"); failed == 0 || ok == 0 {
+		t.Errorf("evident_kafka_checkpoints_total error %v, ok %v; want both counted", failed, ok)
 	}
 }
 
@@ -742,7 +756,7 @@ func TestMetricsFromZero(t *testing.T) {
 	if _, err := NewReader(cfg, newApplier(newState()), time.Second, nil, reg); err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string]int{"evident_kafka_produced_records_total": 6, "evident_kafka_read_records_total": 2} {
+	for name, want := range map[string]int{"evident_kafka_produced_records_total": 6, "evident_kafka_read_records_total": 2, "evident_kafka_checkpoints_total": 2} {
 		if n, err := testutil.GatherAndCount(reg, name); err != nil || n != want {
 			t.Errorf("%s: %d series (%v), want %d", name, n, err, want)
 		}

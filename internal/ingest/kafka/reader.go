@@ -93,8 +93,12 @@ type Reader struct {
 	applier Applier
 	log     *slog.Logger
 	m       *prometheus.CounterVec
-	loop    pipeline.Loop
-	once    sync.Once
+	// checkpoints counts the applier's checkpoints by result: an
+	// engine's only checkpoints (serve's evident_engine_checkpoints_total
+	// counts the single process's), and failing while the store is down.
+	checkpoints *prometheus.CounterVec
+	loop        pipeline.Loop
+	once        sync.Once
 }
 
 var _ pipeline.Component = (*Reader)(nil)
@@ -117,14 +121,21 @@ func NewReader(cfg Config, a Applier, checkpoint time.Duration, logger *slog.Log
 	r := &Reader{cfg: cfg, every: checkpoint, applier: a, log: logger, m: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "evident_kafka_read_records_total",
 		Help: "Records read from the ingest log, by outcome (applied, malformed).",
-	}, []string{"outcome"})}
-	// Both outcomes from 0, so a rate of malformed records is 0 rather
-	// than "no data".
+	}, []string{"outcome"}), checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "evident_kafka_checkpoints_total",
+		Help: "Checkpoints of the partitions read from the ingest log to the shared store, by result (ok, error).",
+	}, []string{"result"})}
+	// Every outcome and result from 0, so a rate of malformed records or
+	// failed checkpoints is 0 rather than "no data".
 	r.m.WithLabelValues("applied")
 	r.m.WithLabelValues("malformed")
+	r.checkpoints.WithLabelValues("ok")
+	r.checkpoints.WithLabelValues("error")
 	if reg != nil {
-		if err := reg.Register(r.m); err != nil {
-			return nil, fmt.Errorf("register kafka reader metrics: %w", err)
+		for _, c := range []prometheus.Collector{r.m, r.checkpoints} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register kafka reader metrics: %w", err)
+			}
 		}
 	}
 	return r, nil
@@ -258,6 +269,7 @@ func (r *Reader) checkpoint(ctx context.Context) bool {
 	for {
 		offs, err := r.applier.Checkpoint(ctx)
 		if err == nil {
+			r.checkpoints.WithLabelValues("ok").Inc()
 			if len(offs) > 0 {
 				r.cl.CommitOffsets(ctx, r.commitsOf(offs), func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
 					if err != nil && ctx.Err() == nil {
@@ -272,6 +284,7 @@ func (r *Reader) checkpoint(ctx context.Context) bool {
 		if ctx.Err() != nil {
 			return false
 		}
+		r.checkpoints.WithLabelValues("error").Inc()
 		r.log.Warn("checkpoint the ingest log's partitions", "err", err, "retry_in", r.cfg.ApplyBackoff)
 		// Partitions may move meanwhile: the next owner reads what was
 		// not checkpointed again.
