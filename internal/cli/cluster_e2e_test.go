@@ -89,6 +89,8 @@ func (b *batches) Profile(p *telemetry.ProfileBatch) error {
 type scaledOut struct {
 	api                *server
 	engines, receivers []*server
+	// start starts another replica of role in the deployment.
+	start func(role string, fl serveFlags) *server
 }
 
 func startScaledOut(t *testing.T) *scaledOut {
@@ -135,7 +137,7 @@ func startScaledOutConfig(t *testing.T, edit func(*fileConfig)) *scaledOut {
 		})
 		return srv
 	}
-	d := &scaledOut{}
+	d := &scaledOut{start: start}
 	// The API first: it stores the findings the engines load.
 	d.api = start(roleAPI, serveFlags{vulns: []string{filepath.Join(rd, "osv")}, findings: []string{filepath.Join(rd, "findings")}})
 	for range 2 {
@@ -489,5 +491,55 @@ func TestScaledOutPrintsAddrs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestScaledOutAPIRestart: an API replica that starts on a deployment
+// holding state takes that state as its starting point, as the single
+// process takes its checkpoint: when it leads, it records no verdict
+// change for what was decided before it started.
+func TestScaledOutAPIRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("replays the shop's recording into a scaled-out deployment")
+	}
+	spans, profiles := recordedBatches(t)
+	d := startScaledOut(t)
+	for i, batch := range spans {
+		sendSpansTo(t, d.receivers[i%2], batch)
+	}
+	for i, p := range profiles {
+		if err := profilesOf(d.receivers[i%2].tenants).Consume(t.Context(), []*telemetry.ProfileBatch{p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	decided := shopDecided(t, d.api.apiURL())
+	pg := d.engines[0].st.(*postgres.Store) // the API replica's closes with it
+	// history counts the verdict changes recorded of every finding.
+	history := func() int {
+		n := 0
+		for key := range decided {
+			f := strings.Fields(key) // service, vulnerability, package
+			cs, err := pg.VerdictHistory(t.Context(), f[0], f[1], 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += len(cs)
+		}
+		return n
+	}
+	before := history()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	d.api.Shutdown(ctx)
+	cancel()
+
+	rd := filepath.Join(shop, "recorded")
+	api := d.start(roleAPI, serveFlags{vulns: []string{filepath.Join(rd, "osv")}})
+	waitWithin(t, time.Minute, "the new API replica leading", api.leader.Is)
+	if diff := cmp.Diff(decided, shopDecided(t, api.apiURL())); diff != "" {
+		t.Errorf("the new API replica's verdicts differ (-before +after):\n%s", diff)
+	}
+	time.Sleep(time.Second) // several view rebuilds
+	if after := history(); after != before {
+		t.Errorf("verdict changes recorded: %d before the API replica restarted, %d after; want none more", before, after)
 	}
 }

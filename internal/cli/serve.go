@@ -324,8 +324,13 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		)
 		if role == roleAPI {
 			// The merged view's verdict changes and topology alerts are
-			// the leading API replica's to record.
-			est, alerter = s.leader.Store(st), s.leader.Alerter(u.router)
+			// the leading API replica's to record; the engine starts from
+			// the view.
+			tst, err := pg.ForTenant(id)
+			if err != nil {
+				return nil, err
+			}
+			est, alerter = cluster.RestoreFromView(s.leader.Store(st), tst.View), s.leader.Alerter(u.router)
 		}
 		if u.eng, err = engine.New(sc.Engine, engine.Deps{
 			Store: est, Model: model.New(sc.Model, attr), Vulns: vulns, Assess: cfg.Config,

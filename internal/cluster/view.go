@@ -139,6 +139,42 @@ func (v *View) Sync(ctx context.Context) error {
 	return nil
 }
 
+// RestoreFromView returns st for the engine of a tenant's merged view on
+// an API replica: its checkpoint is the merged view of the tenant's
+// shards, read (ViewDeps.Read of the tenant) when the engine starts, and
+// its log is empty (Kafka is the deployment's log). So the engine starts
+// from the state the deployment holds, as the single process starts from
+// its checkpoint: its first assessment is where it starts from, and what
+// was decided before it started records no verdict change and raises no
+// topology alert again when this replica leads.
+func RestoreFromView(st engine.Store, read func(ctx context.Context) ([][]byte, model.Joins, error)) engine.Store {
+	return viewStore{Store: st, read: read}
+}
+
+type viewStore struct {
+	engine.Store
+	read func(ctx context.Context) ([][]byte, model.Joins, error)
+}
+
+func (s viewStore) LoadCheckpoint(ctx context.Context) (int64, []byte, error) {
+	states, joins, err := s.read(ctx)
+	if err != nil {
+		return 0, nil, fmt.Errorf("read the shards: %w", err)
+	}
+	if len(states) == 0 {
+		return 0, nil, nil
+	}
+	merged, err := model.MergeStates(joins, states...)
+	if err != nil {
+		return 0, nil, fmt.Errorf("merge the shards: %w", err)
+	}
+	return 0, merged, nil
+}
+
+func (viewStore) Batches(context.Context, int64, func(int64, store.BatchKind, []byte) error) error {
+	return nil
+}
+
 // reloadFindings hands the stored findings to every engine in memory
 // when their version changed since the last reload. The version is read
 // first: findings stored after it are seen now or at the next Sync, and
