@@ -822,3 +822,27 @@ func TestCalleeBeforeCaller(t *testing.T) {
 		})
 	}
 }
+
+// TestReloadFindings: findings another process stored reach a running
+// engine when it reloads them; before Start, a reload does nothing.
+func TestReloadFindings(t *testing.T) {
+	ctx := context.Background()
+	st := &memStore{}
+	e := newEngine(t, testConfig(), st, nil, nil)
+	if err := e.ReloadFindings(ctx); err != nil {
+		t.Fatalf("ReloadFindings before Start = %v", err)
+	}
+	start(t, e)
+	if err := st.PutFindings(ctx, allFindings(textFinding("shop"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(e.Assessments()); got != 0 {
+		t.Fatalf("%d assessments before the reload, want 0", got)
+	}
+	if err := e.ReloadFindings(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := verdictOf(e, "shop"); got != assess.Unknown {
+		t.Errorf("verdict of the reloaded finding = %q, want unknown (assessed)", got)
+	}
+}
