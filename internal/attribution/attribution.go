@@ -97,9 +97,22 @@ type Config struct {
 	// JavaPackages maps a Java package prefix (dotted, matched on whole
 	// segments, longest first) to the Maven "group:artifact" that ships it.
 	JavaPackages map[string]string
-	// PythonDists maps a top-level Python import name to its PyPI
-	// distribution ("yaml" -> "PyYAML"). Names not listed fall back to a few
-	// well-known mismatches and then to the import name itself.
+	// JavaRelocations maps a Java package prefix that a shaded jar
+	// relocated its classes to (dotted, matched on whole segments, longest
+	// first) to the prefix they had before ("com.example.libs.yaml" ->
+	// "org.yaml.snakeyaml", as the Maven Shade plugin's shadedPattern and
+	// pattern say). Frames under it are attributed to the original
+	// package, which vulnerability records name, and its artifact in
+	// JavaPackages. Relocations that keep the original package after a
+	// marker element ("com.example.shaded.org.yaml.snakeyaml") are found
+	// without it.
+	JavaRelocations map[string]string
+	// PythonDists maps a Python module to its PyPI distribution: a
+	// top-level import name ("yaml" -> "PyYAML") or a dotted module of a
+	// namespace package that several distributions share
+	// ("azure.storage.blob" -> "azure-storage-blob"); the longest listed
+	// prefix of a frame's module wins. Modules not listed fall back to
+	// well-known distributions and then to the top-level name itself.
 	PythonDists map[string]string
 	// FirstParty are the code packages of the application itself, as
 	// prefixes matched on whole elements: dotted Java packages and Python
@@ -150,10 +163,19 @@ func (c Config) Validate() error {
 			bad("java_packages[%q] = %q: want group:artifact", pkg, ga)
 		}
 	}
+	for _, from := range slices.Sorted(maps.Keys(c.JavaRelocations)) {
+		to := c.JavaRelocations[from]
+		if !isJavaPackage(from) {
+			bad("java_relocations[%q]: not a dotted Java package name", from)
+		}
+		if !isJavaPackage(to) {
+			bad("java_relocations[%q] = %q: not a dotted Java package name", from, to)
+		}
+	}
 	for _, name := range slices.Sorted(maps.Keys(c.PythonDists)) {
 		dist := c.PythonDists[name]
-		if !isIdentifier(name) {
-			bad("python_dists[%q]: not a Python import name", name)
+		if !isPythonModule(name) {
+			bad("python_dists[%q]: not a Python module name", name)
 		}
 		if dist == "" {
 			bad("python_dists[%q]: empty distribution name", name)
@@ -174,9 +196,10 @@ func (c Config) Validate() error {
 // It is safe for concurrent use; create one per analysis or stream, since
 // the configuration it was made with decides the results it caches.
 type Attributor struct {
-	goModules    map[string]struct{}
-	javaPackages map[string]string
-	pythonDists  map[string]string
+	goModules       map[string]struct{}
+	javaPackages    map[string]string
+	javaRelocations map[string]string
+	pythonDists     map[string]string
 	// javaJars maps an artifactId to the "group:artifact" of
 	// javaPackages, for frames that name their jar; "" when two groups
 	// ship an artifact of that name.
@@ -192,13 +215,17 @@ type Attributor struct {
 // caller may change cfg afterwards.
 func New(cfg Config) *Attributor {
 	// Maps are made only for what the configuration holds: an Attributor
-	// per small profile would otherwise allocate five empty ones.
+	// per small profile would otherwise allocate six empty ones.
 	a := &Attributor{
-		goModules:    makeMap[struct{}](len(cfg.GoModules)),
-		javaPackages: makeMap[string](len(cfg.JavaPackages)),
-		pythonDists:  makeMap[string](len(cfg.PythonDists)),
-		javaJars:     makeMap[string](len(cfg.JavaPackages)),
-		firstParty:   makeMap[struct{}](len(cfg.FirstParty)),
+		goModules:       makeMap[struct{}](len(cfg.GoModules)),
+		javaPackages:    makeMap[string](len(cfg.JavaPackages)),
+		javaRelocations: makeMap[string](len(cfg.JavaRelocations)),
+		pythonDists:     makeMap[string](len(cfg.PythonDists)),
+		javaJars:        makeMap[string](len(cfg.JavaPackages)),
+		firstParty:      makeMap[struct{}](len(cfg.FirstParty)),
+	}
+	for from, to := range cfg.JavaRelocations {
+		a.javaRelocations[from] = to
 	}
 	for _, p := range cfg.FirstParty {
 		a.firstParty[p] = struct{}{}
@@ -365,6 +392,16 @@ func isIdentifier(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(isUpper(c) || isLower(c) || isDigit(c) || c == '_' || c >= 0x80) {
+			return false
+		}
+	}
+	return true
+}
+
+// isPythonModule reports whether s is a dotted Python module name.
+func isPythonModule(s string) bool {
+	for seg := range strings.SplitSeq(s, ".") {
+		if !isIdentifier(seg) {
 			return false
 		}
 	}

@@ -213,6 +213,53 @@ func TestAttributeJava(t *testing.T) {
 	})
 }
 
+// TestAttributeJavaRelocated uses classes that the Maven Shade plugin and
+// Gradle Shadow relocated, as projects name their relocations: the frame
+// is the original library's code, in the package its vulnerability
+// records name.
+func TestAttributeJavaRelocated(t *testing.T) {
+	libs := map[string]string{
+		"org.yaml.snakeyaml":             "org.yaml:snakeyaml",
+		"com.fasterxml.jackson.databind": "com.fasterxml.jackson.core:jackson-databind",
+		"io.netty.handler.codec.http2":   "io.netty:netty-codec-http2",
+		"com.google.common":              "com.google.guava:guava",
+		"com.acme":                       "com.acme:orders",
+	}
+	cfg := Config{JavaPackages: libs, FirstParty: []string{"com.acme"}}
+	safe := javaFn("org.yaml.snakeyaml.constructor", "SafeConstructor.construct", "org.yaml:snakeyaml")
+	runAttrCases(t, []attrCase{
+		{name: "dotted", cfg: cfg, frame: Frame{"com.acme.shaded.org.yaml.snakeyaml.constructor.SafeConstructor.construct", ""}, want: safe, ok: true},
+		{name: "internal name", cfg: cfg, frame: Frame{"com/acme/shaded/org/yaml/snakeyaml/constructor/SafeConstructor.construct", ""}, want: safe, ok: true},
+		{name: "at the root", cfg: cfg, frame: Frame{"shaded/org/yaml/snakeyaml/constructor/SafeConstructor.construct", ""}, want: safe, ok: true},
+		{name: "shade plugin default", cfg: cfg, frame: Frame{"hidden/org/yaml/snakeyaml/constructor/SafeConstructor.construct", ""}, want: safe, ok: true},
+		{name: "gradle shadow", cfg: cfg, frame: Frame{"shadow/org/yaml/snakeyaml/constructor/SafeConstructor.construct", ""}, want: safe, ok: true},
+		{name: "in the shading jar", cfg: cfg, frame: Frame{"com/acme/shaded/org/yaml/snakeyaml/constructor/SafeConstructor.construct", "/app/lib/orders-1.0.jar"}, want: safe, ok: true},
+		{name: "hadoop", cfg: cfg, frame: Frame{"org/apache/hadoop/shaded/com/fasterxml/jackson/databind/ObjectMapper.readValue", ""},
+			want: javaFn("com.fasterxml.jackson.databind", "ObjectMapper.readValue", "com.fasterxml.jackson.core:jackson-databind"), ok: true},
+		{name: "grpc netty", cfg: cfg, frame: Frame{"io.grpc.netty.shaded.io.netty.handler.codec.http2.DefaultHttp2ConnectionDecoder$FrameReadListener.onHeadersRead", ""},
+			want: javaFn("io.netty.handler.codec.http2", "DefaultHttp2ConnectionDecoder$FrameReadListener.onHeadersRead", "io.netty:netty-codec-http2"), ok: true},
+		{name: "versioned relocation", cfg: cfg, frame: Frame{"org/apache/flink/shaded/guava31/com/google/common/collect/ImmutableList.copyOf", ""},
+			want: javaFn("com.google.common.collect", "ImmutableList.copyOf", "com.google.guava:guava"), ok: true},
+		{name: "versioned relocation two elements", cfg: cfg, frame: Frame{"org/apache/beam/vendor/guava/v32_1_2_jre/com/google/common/collect/ImmutableList.copyOf", ""},
+			want: javaFn("com.google.common.collect", "ImmutableList.copyOf", "com.google.guava:guava"), ok: true},
+		{name: "first-party shaded package", cfg: cfg, frame: Frame{"com/acme/shaded/util/Strings.trim", ""},
+			want: javaFn("com.acme.shaded.util", "Strings.trim", "com.acme:orders"), ok: true},
+		{name: "first-party shaded package unknown", cfg: Config{FirstParty: []string{"com.acme"}, JavaPackages: map[string]string{"org.yaml.snakeyaml": "org.yaml:snakeyaml"}},
+			frame: Frame{"com/acme/shaded/util/Strings.trim", ""}, want: Func{Language: Java, Package: "com.acme.shaded.util", Symbol: "Strings.trim", FirstParty: true}, ok: true},
+		{name: "unknown library", cfg: Config{JavaPackages: map[string]string{"org.yaml.snakeyaml": "org.yaml:snakeyaml"}},
+			frame: Frame{"com/acme/shaded/org/json/JSONObject.put", ""}, want: javaFn("com.acme.shaded.org.json", "JSONObject.put", ""), ok: true},
+		{name: "nothing known", frame: Frame{"com/acme/shaded/org/yaml/snakeyaml/Yaml.load", ""}, want: javaFn("com.acme.shaded.org.yaml.snakeyaml", "Yaml.load", ""), ok: true},
+		{name: "marker as the last element", cfg: cfg, frame: Frame{"org/yaml/snakeyaml/shaded/Yaml.load", ""}, want: javaFn("org.yaml.snakeyaml.shaded", "Yaml.load", "org.yaml:snakeyaml"), ok: true},
+		{name: "not a marker", cfg: cfg, frame: Frame{"com/acme/shady/org/yaml/snakeyaml/Yaml.load", ""}, want: javaFn("com.acme.shady.org.yaml.snakeyaml", "Yaml.load", "com.acme:orders"), ok: true},
+		{name: "configured", cfg: Config{JavaPackages: libs, JavaRelocations: map[string]string{"com.acme.libs.yaml": "org.yaml.snakeyaml"}},
+			frame: Frame{"com/acme/libs/yaml/constructor/SafeConstructor.construct", ""}, want: safe, ok: true},
+		{name: "configured on whole elements", cfg: Config{JavaPackages: libs, JavaRelocations: map[string]string{"com.acme.libs.yaml": "org.yaml.snakeyaml"}},
+			frame: Frame{"com/acme/libs/yamlish/Parser.parse", ""}, want: javaFn("com.acme.libs.yamlish", "Parser.parse", "com.acme:orders"), ok: true},
+		{name: "configured, artifact unknown", cfg: Config{JavaRelocations: map[string]string{"com.acme.libs.json": "org.json"}},
+			frame: Frame{"com/acme/libs/json/JSONObject.put", ""}, want: javaFn("org.json", "JSONObject.put", ""), ok: true},
+	})
+}
+
 func pyFn(pkg, sym, mod string) Func {
 	return Func{Language: Python, Package: pkg, Symbol: sym, Module: mod}
 }
@@ -352,18 +399,22 @@ func TestConfigValidate(t *testing.T) {
 		{name: "zero", cfg: Config{}},
 		{name: "default", cfg: DefaultConfig()},
 		{name: "good", cfg: Config{
-			GoModules:    []string{"golang.org/x/net", "example.com/app/v2"},
-			JavaPackages: map[string]string{"org.apache.logging.log4j.core": "org.apache.logging.log4j:log4j-core"},
-			PythonDists:  map[string]string{"yaml": "PyYAML"},
-			FirstParty:   []string{"com.example.orders", "example.com/shop"},
+			GoModules:       []string{"golang.org/x/net", "example.com/app/v2"},
+			JavaPackages:    map[string]string{"org.apache.logging.log4j.core": "org.apache.logging.log4j:log4j-core"},
+			JavaRelocations: map[string]string{"com.example.shaded.yaml": "org.yaml.snakeyaml"},
+			PythonDists:     map[string]string{"yaml": "PyYAML", "azure.storage.blob": "azure-storage-blob"},
+			FirstParty:      []string{"com.example.orders", "example.com/shop"},
 		}},
 		{name: "bad first party", cfg: Config{FirstParty: []string{"", "com.example.", "a b"}},
 			want: []string{`first_party[0] ""`, `first_party[1] "com.example."`, `first_party[2] "a b"`}},
 		{name: "bad go module", cfg: Config{GoModules: []string{"ok.example/m", "bad path"}}, want: []string{`go_modules[1] "bad path"`}},
 		{name: "bad java", cfg: Config{JavaPackages: map[string]string{"org/apache": "g:a", "org.ok": "no-colon"}},
 			want: []string{`java_packages["org/apache"]: not a dotted`, `java_packages["org.ok"] = "no-colon": want group:artifact`}},
-		{name: "bad python", cfg: Config{PythonDists: map[string]string{"my-mod": "x", "ok": ""}},
-			want: []string{`python_dists["my-mod"]: not a Python import name`, `python_dists["ok"]: empty distribution name`}},
+		{name: "bad java relocation", cfg: Config{JavaRelocations: map[string]string{"com/acme/libs": "org.yaml", "com.acme.json": "org..json"}},
+			want: []string{`java_relocations["com/acme/libs"]: not a dotted`, `java_relocations["com.acme.json"] = "org..json": not a dotted`}},
+		{name: "bad python", cfg: Config{PythonDists: map[string]string{"my-mod": "x", "ok": "", "azure.": "azure", ".azure": "azure"}},
+			want: []string{`python_dists[".azure"]: not a Python module name`, `python_dists["azure."]: not a Python module name`,
+				`python_dists["my-mod"]: not a Python module name`, `python_dists["ok"]: empty distribution name`}},
 		{name: "negative cache", cfg: Config{MaxCached: -1}, want: []string{"max_cached -1"}},
 	}
 	for _, tc := range tests {

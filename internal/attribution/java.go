@@ -8,7 +8,8 @@ import "strings"
 // ("org.apache.x.JndiLookup.lookup"). The module is the one of the jar when
 // file names a jar ("lib/snakeyaml-1.33.jar",
 // "app.jar!/BOOT-INF/lib/snakeyaml-1.33.jar!/org/yaml/..."), else the one of
-// the longest configured package prefix.
+// the longest configured package prefix. A class a shaded jar relocated is
+// attributed to its original package and artifact (unshade).
 func (a *Attributor) javaFunc(name, file string) (Func, bool) {
 	name = trimHiddenAddress(name)
 	dot := strings.LastIndexByte(name, '.')
@@ -48,6 +49,13 @@ func (a *Attributor) javaFunc(name, file string) (Func, bool) {
 		return Func{}, false
 	}
 	fn := Func{Language: Java, Package: pkg, Symbol: cls + "." + method}
+	// A relocated class is its library's code under another name: the
+	// jar a frame names is then the one that shaded it, and its version
+	// not the library's.
+	if orig, module, ok := a.unshade(pkg); ok {
+		fn.Package, fn.Module = orig, module
+		return fn, true
+	}
 	if art, version, ok := jarName(file, a.javaJars); ok {
 		if ga := a.javaJars[art]; ga != "" {
 			fn.Module, fn.Version = ga, version
@@ -56,6 +64,62 @@ func (a *Attributor) javaFunc(name, file string) (Func, bool) {
 	}
 	_, fn.Module, _ = longestPrefix(a.javaPackages, pkg, '.')
 	return fn, true
+}
+
+// unshade returns the package a relocated class had before a shaded jar
+// (Maven Shade plugin, Gradle Shadow) moved it, and the artifact of its
+// longest known package prefix: by Config.JavaRelocations, else where a
+// package element marks a relocation and the rest of the package, after at
+// most two more elements (Flink's "shaded.guava31", Beam's
+// "vendor.guava.v32_1_2_jre"), starts with a package of JavaPackages:
+// "com.acme.shaded.org.yaml.snakeyaml", "shaded.org.yaml.snakeyaml"
+// (internal names "shaded/org/yaml/…"), "io.grpc.netty.shaded.io.netty",
+// "hidden.org.yaml.snakeyaml" (the Shade plugin's default shadedPattern).
+// The rest must be a known package, so that the application's own
+// "com.acme.shaded.util" is never taken for a library.
+func (a *Attributor) unshade(pkg string) (orig, module string, ok bool) {
+	if from, to, ok := longestPrefix(a.javaRelocations, pkg, '.'); ok {
+		orig = to + pkg[len(from):]
+		_, module, _ = longestPrefix(a.javaPackages, orig, '.')
+		return orig, module, true
+	}
+	if len(a.javaPackages) == 0 {
+		return "", "", false
+	}
+	for rest := pkg; ; {
+		seg, after, more := strings.Cut(rest, ".")
+		if !more {
+			return "", "", false
+		}
+		rest = after
+		if !relocationMarker(seg) {
+			continue
+		}
+		for skip, cand := 0, rest; skip <= 2; skip++ {
+			if _, module, ok := longestPrefix(a.javaPackages, cand, '.'); ok {
+				return cand, module, true
+			}
+			var more bool
+			if _, cand, more = strings.Cut(cand, "."); !more {
+				break
+			}
+		}
+	}
+}
+
+// relocationMarker reports whether a package element is one that shaded
+// jars put before the packages they relocate: the Shade plugin's default
+// "hidden", and the names projects give their relocations
+// ("org.apache.hadoop.shaded", "io.grpc.netty.shaded",
+// "org.apache.pulsar.shade", "org.apache.hadoop.thirdparty",
+// "org.apache.beam.vendor", "org.apache.beam.repackaged",
+// "org.gradle.internal.impldep").
+func relocationMarker(seg string) bool {
+	switch seg {
+	case "shaded", "shade", "shadow", "hidden", "relocated", "repackaged", "vendor", "vendored", "thirdparty", "impldep":
+		return true
+	}
+	return false
 }
 
 // trimHiddenAddress drops the address the JVM appends to the name of a
