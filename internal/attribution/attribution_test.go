@@ -319,6 +319,44 @@ func TestAttributePython(t *testing.T) {
 	})
 }
 
+// TestAttributePythonNamespace uses modules of namespace packages that
+// many distributions share: the distribution is the one of the longest
+// known or configured prefix of the module, not the top-level name.
+func TestAttributePythonNamespace(t *testing.T) {
+	runAttrCases(t, []attrCase{
+		{name: "site-packages", frame: Frame{"upload_blob", "/app/.venv/lib/python3.12/site-packages/azure/storage/blob/_blob_client.py"},
+			want: pyFn("azure.storage.blob._blob_client", "upload_blob", "azure-storage-blob"), ok: true},
+		{name: "short name", frame: Frame{"run", "azure/core/pipeline/_base.py"}, want: pyFn("azure.core.pipeline._base", "run", "azure-core"), ok: true},
+		{name: "renamed in its distribution", frame: Frame{"upload_file", "azure/storage/fileshare/_file_client.py"},
+			want: pyFn("azure.storage.fileshare._file_client", "upload_file", "azure-storage-file-share"), ok: true},
+		{name: "longest known prefix", frame: Frame{"f", "azure/storage/blob/changefeed/_models.py"},
+			want: pyFn("azure.storage.blob.changefeed._models", "f", "azure-storage-blob-changefeed"), ok: true},
+		{name: "unknown module", frame: Frame{"f", "azure/mgmt/compute/_client.py"}, want: pyFn("azure.mgmt.compute._client", "f", "azure"), ok: true},
+		{name: "opentelemetry sdk", frame: Frame{"on_end", "opentelemetry/sdk/trace/export/__init__.py"},
+			want: pyFn("opentelemetry.sdk.trace.export", "on_end", "opentelemetry-sdk"), ok: true},
+		{name: "opentelemetry api", frame: Frame{"get_tracer", "opentelemetry/trace/__init__.py"},
+			want: pyFn("opentelemetry.trace", "get_tracer", "opentelemetry-api"), ok: true},
+		{name: "opentelemetry exporter", frame: Frame{"export", "opentelemetry/exporter/otlp/proto/grpc/exporter.py"},
+			want: pyFn("opentelemetry.exporter.otlp.proto.grpc.exporter", "export", "opentelemetry-exporter-otlp-proto-grpc"), ok: true},
+		{name: "zope", frame: Frame{"providedBy", "/usr/lib/python3/dist-packages/zope/interface/declarations.py"},
+			want: pyFn("zope.interface.declarations", "providedBy", "zope-interface"), ok: true},
+		{name: "backports", frame: Frame{"load_tzdata", "backports/zoneinfo/_common.py"}, want: pyFn("backports.zoneinfo._common", "load_tzdata", "backports-zoneinfo"), ok: true},
+		{name: "jaraco", frame: Frame{"wrapper", "jaraco/functools/__init__.py"}, want: pyFn("jaraco.functools", "wrapper", "jaraco-functools"), ok: true},
+		{name: "configured dotted", cfg: Config{PythonDists: map[string]string{"azure.mgmt.compute": "azure-mgmt-compute"}},
+			frame: Frame{"f", "azure/mgmt/compute/_client.py"}, want: pyFn("azure.mgmt.compute._client", "f", "azure-mgmt-compute"), ok: true},
+		{name: "configured longest prefix", cfg: Config{PythonDists: map[string]string{"acme": "acme-core", "acme.plugins.s3": "acme-s3"}},
+			frame: Frame{"put", "acme/plugins/s3/client.py"}, want: pyFn("acme.plugins.s3.client", "put", "acme-s3"), ok: true},
+		{name: "configured shorter prefix", cfg: Config{PythonDists: map[string]string{"acme": "acme-core", "acme.plugins.s3": "acme-s3"}},
+			frame: Frame{"load", "acme/plugins/loader.py"}, want: pyFn("acme.plugins.loader", "load", "acme-core"), ok: true},
+		{name: "configured on whole elements", cfg: Config{PythonDists: map[string]string{"acme.plugins.s3": "acme-s3"}},
+			frame: Frame{"put", "acme/plugins/s3x/client.py"}, want: pyFn("acme.plugins.s3x.client", "put", "acme"), ok: true},
+		{name: "first party claimed by a dotted distribution", cfg: Config{FirstParty: []string{"acme"}, PythonDists: map[string]string{"acme.plugins": "acme-plugins"}},
+			frame: Frame{"load", "acme/plugins/loader.py"}, want: pyFn("acme.plugins.loader", "load", "acme-plugins"), ok: true},
+		{name: "first party beside a dotted distribution", cfg: Config{FirstParty: []string{"acme"}, PythonDists: map[string]string{"acme.plugins": "acme-plugins"}},
+			frame: Frame{"main", "acme/app.py"}, want: Func{Language: Python, Package: "acme.app", Symbol: "main", FirstParty: true}, ok: true},
+	})
+}
+
 func nodeFn(pkg, file, sym, ver string) Func {
 	return Func{Language: Node, Package: pkg, File: file, Symbol: sym, Module: pkg, Version: ver}
 }

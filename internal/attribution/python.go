@@ -40,7 +40,7 @@ func (a *Attributor) pythonFunc(name, file string) (Func, bool) {
 		// A short name or an archive's path does not tell the
 		// application from a library: Config.FirstParty does, unless
 		// an installed distribution claims the name.
-		if _, _, ok := longestPrefix(a.firstParty, mod, '.'); ok && a.pythonDists[top] == "" {
+		if _, _, ok := longestPrefix(a.firstParty, mod, '.'); ok && !a.pythonDistClaims(mod) {
 			fn.FirstParty = true
 		} else {
 			fn.Module = a.pythonDist(mod, top)
@@ -137,10 +137,11 @@ func pythonArchive(elem string) bool {
 }
 
 // pythonDist returns the PyPI distribution that ships module mod, whose
-// top-level import name is top: the configured one, else a well-known one,
-// else top itself, normalized as PEP 503 (and OSV) write PyPI names.
+// top-level import name is top: the one configured for the longest prefix
+// of mod, else a well-known one, else top itself, normalized as PEP 503
+// (and OSV) write PyPI names.
 func (a *Attributor) pythonDist(mod, top string) string {
-	if d, ok := a.pythonDists[top]; ok {
+	if _, d, ok := longestPrefix(a.pythonDists, mod, '.'); ok {
 		return d
 	}
 	if d := knownNamespaceDist(mod); d != "" {
@@ -152,26 +153,79 @@ func (a *Attributor) pythonDist(mod, top string) string {
 	return normalizePyPI(top)
 }
 
-// knownNamespaceDist names the distributions of well-known modules inside
-// the namespace package google, which many distributions share, so that
+// pythonDistClaims reports whether a configured distribution ships
+// module mod.
+func (a *Attributor) pythonDistClaims(mod string) bool {
+	_, d, ok := longestPrefix(a.pythonDists, mod, '.')
+	return ok && d != ""
+}
+
+// knownNamespaceDist names the distribution of a module inside a
+// well-known namespace package, which many distributions share, so that
 // its top-level name does not tell one: google.protobuf is protobuf's, not
-// the unrelated PyPI distribution "google"'s. The other modules of a
-// namespace package are left to the top-level name, or Config.PythonDists.
+// the unrelated PyPI distribution "google"'s, and azure.storage.blob is
+// azure-storage-blob's. The longest listed prefix of mod wins. zope,
+// backports and jaraco name each distribution after its dotted module
+// (zope.interface, backports.zoneinfo, jaraco.functools). Other modules of
+// a namespace package are left to the top-level name, or
+// Config.PythonDists.
 func knownNamespaceDist(mod string) string {
 	top, rest, ok := strings.Cut(mod, ".")
-	if !ok || top != "google" {
+	if !ok {
 		return ""
 	}
-	second, _, _ := strings.Cut(rest, ".")
-	switch second {
-	case "protobuf", "_upb":
+	switch top {
+	case "zope", "backports", "jaraco":
+		second, _, _ := strings.Cut(rest, ".")
+		return normalizePyPI(top + "." + second)
+	case "google", "azure", "opentelemetry":
+		for p := mod; ; {
+			if d := namespaceDist(p); d != "" {
+				return d
+			}
+			i := strings.LastIndexByte(p, '.')
+			if i < 0 {
+				return ""
+			}
+			p = p[:i]
+		}
+	}
+	return ""
+}
+
+// namespaceDist names the distribution of a module of the namespace
+// packages google, azure and opentelemetry, as the distributions' sources
+// lay them out (Azure's sdk/<service>/<distribution>/azure/…,
+// OpenTelemetry's <distribution>/src/opentelemetry/…).
+func namespaceDist(mod string) string {
+	switch mod {
+	case "google.protobuf", "google._upb":
 		return "protobuf"
-	case "auth", "oauth2":
+	case "google.auth", "google.oauth2":
 		return "google-auth"
-	case "api_core":
+	case "google.api_core":
 		return "google-api-core"
-	case "api", "rpc", "type", "longrunning":
+	case "google.api", "google.rpc", "google.type", "google.longrunning":
 		return "googleapis-common-protos"
+	case "azure.core", "azure.identity", "azure.cosmos", "azure.servicebus", "azure.eventhub",
+		"azure.storage.blob", "azure.storage.queue", "azure.storage.blob.changefeed",
+		"azure.keyvault.secrets", "azure.keyvault.keys", "azure.keyvault.certificates",
+		"opentelemetry.exporter.otlp.proto.grpc", "opentelemetry.exporter.otlp.proto.http", "opentelemetry.exporter.otlp.proto.common":
+		return strings.ReplaceAll(mod, ".", "-")
+	case "azure.storage.fileshare":
+		return "azure-storage-file-share"
+	case "azure.storage.filedatalake":
+		return "azure-storage-file-datalake"
+	case "opentelemetry.trace", "opentelemetry.context", "opentelemetry.metrics", "opentelemetry.baggage",
+		"opentelemetry.propagate", "opentelemetry.attributes", "opentelemetry._logs", "opentelemetry._events",
+		"opentelemetry.environment_variables", "opentelemetry.propagators.composite", "opentelemetry.propagators.textmap":
+		return "opentelemetry-api"
+	case "opentelemetry.sdk":
+		return "opentelemetry-sdk"
+	case "opentelemetry.semconv":
+		return "opentelemetry-semantic-conventions"
+	case "opentelemetry.proto":
+		return "opentelemetry-proto"
 	}
 	return ""
 }
