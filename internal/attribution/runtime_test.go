@@ -3,8 +3,10 @@ package attribution_test
 import (
 	"bytes"
 	stdcmp "cmp"
+	"compress/gzip"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,6 +46,34 @@ var runtimeProfiles = []runtimeProfile{
 		cfg: func(*testing.T) attribution.Config {
 			// The SBOM names org.yaml:snakeyaml; the application's
 			// packages are configured.
+			return attribution.Config{JavaPackages: attribution.JavaPackagesOf([]string{"org.yaml:snakeyaml"}), FirstParty: []string{"com.example.orders"}}
+		},
+		lang: attribution.Java,
+		runtime: func(fn attribution.Func) bool {
+			return slices.ContainsFunc([]string{"java.", "javax.", "jdk.", "sun.", "com.sun."}, func(p string) bool { return strings.HasPrefix(fn.Package+".", p) })
+		},
+		want: []attribution.Func{
+			{Language: attribution.Java, Package: "org.yaml.snakeyaml.constructor", Symbol: "Constructor$ConstructYamlObject.construct", Module: "org.yaml:snakeyaml"},
+			{Language: attribution.Java, Package: "com.example.orders", Symbol: "Orders.total", FirstParty: true},
+		},
+		vulnerable: [][2]string{{"org.yaml.snakeyaml.constructor", "Constructor$ConstructYamlObject.construct"}},
+	},
+	{
+		file: "java/orders-shaded.jfr.gz",
+		decode: func(data []byte, name string) ([]*telemetry.ProfileBatch, error) {
+			zr, err := gzip.NewReader(bytes.NewReader(data))
+			if err != nil {
+				return nil, err
+			}
+			jfr, err := io.ReadAll(zr)
+			if err != nil {
+				return nil, err
+			}
+			return telemetry.DecodeJFR(jfr, name)
+		},
+		cfg: func(*testing.T) attribution.Config {
+			// The same program and SBOM, with snakeyaml relocated into
+			// com.example.orders.shaded by the Maven Shade plugin.
 			return attribution.Config{JavaPackages: attribution.JavaPackagesOf([]string{"org.yaml:snakeyaml"}), FirstParty: []string{"com.example.orders"}}
 		},
 		lang: attribution.Java,

@@ -13,45 +13,58 @@ import (
 	"github.com/evidentsec/evident/internal/findings"
 )
 
-// TestAnalyzeJavaJFR analyzes the JFR recording of a real Java program that
+// TestAnalyzeJavaJFR analyzes JFR recordings of a real Java program that
 // parses YAML with Debian's snakeyaml 1.33 (internal/attribution/testdata/java)
 // against an SBOM naming that jar: CVE-2022-1471 is executed, found through
-// the knowledge base's functions. --packages reads a jar and a Python
-// site-packages directory.
+// the knowledge base's functions, also where the Maven Shade plugin
+// relocated snakeyaml into com.example.orders.shaded (the record names
+// org.yaml.snakeyaml; before relocations were recognised the verdict was
+// not_observed). --packages reads a jar and a Python site-packages
+// directory.
 func TestAnalyzeJavaJFR(t *testing.T) {
 	jar := filepath.Join(t.TempDir(), "snakeyaml-1.33.jar")
 	if err := os.WriteFile(jar, makeTestJar(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, stdout, stderr := run(t, "analyze", "--format", "json",
-		"--vulns", "../vulndb/testdata/ghsa",
-		"--findings", "orders=testdata/analyze/java/sbom.cdx.json",
-		"--profiles", "orders=../attribution/testdata/java/orders.jfr",
-		"--packages", jar, "--packages", "../attribution/testdata/python/dist-packages")
-	if code != ExitOK {
-		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
-	}
-	var rep struct {
-		Findings []struct {
-			Vulnerability struct{ ID string } `json:"vulnerability"`
-			Reachability  struct {
-				Verdict string   `json:"verdict"`
-				Basis   string   `json:"basis"`
-				Symbols []string `json:"symbols"`
-				Reason  string   `json:"reason"`
-			} `json:"reachability"`
-		} `json:"findings"`
-	}
-	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
-		t.Fatal(err)
-	}
-	if len(rep.Findings) != 1 {
-		t.Fatalf("%d findings, want GHSA-mjmj-j48q-9wg2 alone:\n%s", len(rep.Findings), stdout)
-	}
-	r := rep.Findings[0].Reachability
-	if rep.Findings[0].Vulnerability.ID != "GHSA-mjmj-j48q-9wg2" || r.Verdict != "executed" || r.Basis != "symbol" ||
-		!strings.Contains(r.Reason, "org.yaml.snakeyaml.constructor.Constructor$Construct") {
-		t.Errorf("finding %s: %s at %s (%s), want executed through Constructor$Construct*", rep.Findings[0].Vulnerability.ID, r.Verdict, r.Basis, r.Reason)
+	for _, tc := range []struct {
+		name, profile string
+		packages      []string
+	}{
+		{"plain", "../attribution/testdata/java/orders.jfr", []string{"--packages", jar, "--packages", "../attribution/testdata/python/dist-packages"}},
+		{"shaded", "../attribution/testdata/java/orders-shaded.jfr.gz", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"analyze", "--format", "json",
+				"--vulns", "../vulndb/testdata/ghsa",
+				"--findings", "orders=testdata/analyze/java/sbom.cdx.json",
+				"--profiles", "orders=" + tc.profile}, tc.packages...)
+			code, stdout, stderr := run(t, args...)
+			if code != ExitOK {
+				t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+			}
+			var rep struct {
+				Findings []struct {
+					Vulnerability struct{ ID string } `json:"vulnerability"`
+					Reachability  struct {
+						Verdict string   `json:"verdict"`
+						Basis   string   `json:"basis"`
+						Symbols []string `json:"symbols"`
+						Reason  string   `json:"reason"`
+					} `json:"reachability"`
+				} `json:"findings"`
+			}
+			if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Findings) != 1 {
+				t.Fatalf("%d findings, want GHSA-mjmj-j48q-9wg2 alone:\n%s", len(rep.Findings), stdout)
+			}
+			r := rep.Findings[0].Reachability
+			if rep.Findings[0].Vulnerability.ID != "GHSA-mjmj-j48q-9wg2" || r.Verdict != "executed" || r.Basis != "symbol" ||
+				!strings.Contains(r.Reason, "org.yaml.snakeyaml.constructor.Constructor$Construct") {
+				t.Errorf("finding %s: %s at %s (%s), want executed through Constructor$Construct*", rep.Findings[0].Vulnerability.ID, r.Verdict, r.Basis, r.Reason)
+			}
+		})
 	}
 }
 
