@@ -43,11 +43,24 @@ type fileConfig struct {
 	// (attribution.Config.FirstParty): Java packages, which profiles
 	// cannot tell from a library's.
 	FirstParty []string `yaml:"first_party"`
+	// JavaRelocations maps the packages that shaded jars relocated
+	// libraries to, to the libraries' own (attribution.Config.JavaRelocations),
+	// for relocations that keep no marker element such as ".shaded.".
+	JavaRelocations map[string]string `yaml:"java_relocations"`
+	// PythonDists maps Python modules, top-level or dotted, to the PyPI
+	// distributions that ship them (attribution.Config.PythonDists), over
+	// what --packages reads from installed metadata.
+	PythonDists map[string]string `yaml:"python_dists"`
 	// Serve configures evident serve; analyze ignores it.
 	Serve serveConfig `yaml:"serve"`
 	// Cluster configures the roles of the scaled-out evident serve
 	// (--role); the single process ignores it.
 	Cluster clusterConfig `yaml:"cluster"`
+}
+
+// attribution is what the file tells attribution about the services' code.
+func (c fileConfig) attribution() attribution.Config {
+	return attribution.Config{FirstParty: c.FirstParty, JavaRelocations: c.JavaRelocations, PythonDists: c.PythonDists}
 }
 
 // serveConfig composes the Configs of the parts of evident serve.
@@ -307,7 +320,7 @@ func loadConfig(path string) (fileConfig, error) {
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return cfg, explainConfig(raw, path, reflect.TypeOf(cfg), err)
 	}
-	if err := errors.Join(cfg.Validate(), cfg.Products.Validate(), attribution.Config{FirstParty: cfg.FirstParty}.Validate(), cfg.Serve.Validate()); err != nil {
+	if err := errors.Join(cfg.Validate(), cfg.Products.Validate(), cfg.attribution().Validate(), cfg.Serve.Validate()); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil

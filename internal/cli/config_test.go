@@ -22,6 +22,9 @@ func TestLoadConfig(t *testing.T) {
 	if len(cfg.Sensitivity) != 2 || cfg.Exposure.Services["reporter"] != "no_input" {
 		t.Errorf("config = %+v", cfg)
 	}
+	if cfg.JavaRelocations["com.example.shop.libs.yaml"] != "org.yaml.snakeyaml" || cfg.PythonDists["acme.plugins.s3"] != "acme-s3" {
+		t.Errorf("java_relocations = %v, python_dists = %v", cfg.JavaRelocations, cfg.PythonDists)
+	}
 	// The example spells out every serve default, so it loads as the
 	// defaults do, plus its sinks.
 	s := cfg.Serve
@@ -63,7 +66,9 @@ func TestLoadConfigBad(t *testing.T) {
 		"bad-products.bad.yml":    `config $F: products.gateway: "registry.example.com/shop/gateway:v1" is not a package URL (pkg:oci/<name>@sha256:<digest>, pkg:generic/<name>, ...)`,
 		"bad-redaction.bad.yml":   "config $F: invalid redaction configuration: value_patterns[0] \"(\": error parsing regexp: missing closing ): `(`",
 		"bad-first-party.bad.yml": `config $F: invalid attribution config: first_party[1] "com.example.": not a package name`,
-		"bad-store.bad.yml":       `config $F: serve store backend "postgre" is neither "sqlite" nor "postgres"`,
+		"bad-attribution.bad.yml": `config $F: invalid attribution config: java_relocations["com/example/libs/yaml"]: not a dotted Java package name` + "\n" +
+			`invalid attribution config: python_dists["acme."]: not a Python module name`,
+		"bad-store.bad.yml": `config $F: serve store backend "postgre" is neither "sqlite" nor "postgres"`,
 		// The password of the DSN is not shown.
 		"bad-store-postgres.bad.yml": "config $F: serve store postgres: dsn: cannot parse `postgres://evident:xxxxx@db.example:notaport/evident`: invalid port\n" +
 			"serve store postgres: max_conns 1 is under 2 (the committer holds one)",

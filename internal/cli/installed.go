@@ -113,7 +113,8 @@ func (in installed) addJar(path string, warn func(error)) {
 }
 
 // apply puts what the installed packages say over cfg: a jar's packages
-// are facts and win over prefixes guessed from coordinates.
+// are facts and win over prefixes guessed from coordinates; configured
+// Python distributions win over installed metadata.
 func (in installed) apply(cfg attribution.Config) attribution.Config {
 	if len(in.javaPackages) > 0 {
 		pkgs := maps.Clone(cfg.JavaPackages)
@@ -124,7 +125,10 @@ func (in installed) apply(cfg attribution.Config) attribution.Config {
 		cfg.JavaPackages = pkgs
 	}
 	if len(in.pythonDists) > 0 {
-		cfg.PythonDists = in.pythonDists
+		// The configuration says what installed metadata cannot.
+		dists := maps.Clone(in.pythonDists)
+		maps.Copy(dists, cfg.PythonDists)
+		cfg.PythonDists = dists
 	}
 	return cfg
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/findings"
 )
 
@@ -138,7 +139,7 @@ func TestSBOMMavenComponents(t *testing.T) {
 	for _, in := range inputs {
 		fs = append(fs, in.fs...)
 	}
-	cfg := attributionConfig(fs, sbom.names, nil)
+	cfg := attributionConfig(fs, sbom.names, attribution.Config{})
 	for pkg, ga := range map[string]string{"org.yaml.snakeyaml": "org.yaml:snakeyaml", "org.apache.commons.text": "org.apache.commons:commons-text"} {
 		if cfg.JavaPackages[pkg] != ga {
 			t.Errorf("JavaPackages[%s] = %q, want %q (all: %v)", pkg, cfg.JavaPackages[pkg], ga, cfg.JavaPackages)

@@ -303,7 +303,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	if err != nil {
 		return nil, err
 	}
-	attr := attribution.New(attributionConfig(initial, nil, cfg.FirstParty))
+	attr := attribution.New(attributionConfig(initial, nil, cfg.attribution()))
 	newUnit := func(id string) (*tenantUnit, error) {
 		st, tlog, treg := store.Store(s.st), log, prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, reg)
 		alertTenant := "" // the default tenant's alerts name none, as before tenants
@@ -665,13 +665,13 @@ func (s *server) printAddrs(w io.Writer) {
 	}
 }
 
-// attributionConfig is what the findings tell attribution: the Go module
-// paths, for frames of builds whose file paths carry no module@version,
-// and the Java packages their Maven artifacts and the other Maven
-// components of their SBOMs (maven, "group:artifact") likely ship, for JFR
-// frames, which name classes and not jars; with the configured
-// first-party packages.
-func attributionConfig(fs []findings.Finding, maven, firstParty []string) attribution.Config {
+// attributionConfig is what the findings tell attribution, over base (the
+// configuration file's): the Go module paths, for frames of builds whose
+// file paths carry no module@version, and the Java packages their Maven
+// artifacts and the other Maven components of their SBOMs (maven,
+// "group:artifact") likely ship, for JFR frames, which name classes and
+// not jars.
+func attributionConfig(fs []findings.Finding, maven []string, base attribution.Config) attribution.Config {
 	var mods []string
 	coords := slices.Clone(maven)
 	for _, f := range fs {
@@ -683,7 +683,8 @@ func attributionConfig(fs []findings.Finding, maven, firstParty []string) attrib
 		}
 	}
 	slices.Sort(mods)
-	return attribution.Config{GoModules: slices.Compact(mods), JavaPackages: attribution.JavaPackagesOf(coords), FirstParty: firstParty}
+	base.GoModules, base.JavaPackages = slices.Compact(mods), attribution.JavaPackagesOf(coords)
+	return base
 }
 
 // importUpload reads an uploaded report with the parsers of findings

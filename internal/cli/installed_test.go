@@ -1,0 +1,37 @@
+package cli
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidentsec/evident/internal/attribution"
+)
+
+// TestInstalledApply checks what wins where the installed packages and
+// the configuration both speak: a jar's packages over guessed prefixes,
+// configured Python distributions over installed metadata.
+func TestInstalledApply(t *testing.T) {
+	in := installed{
+		javaPackages: map[string]string{"org.yaml.snakeyaml": "org.yaml:snakeyaml"},
+		pythonDists:  map[string]string{"yaml": "PyYAML", "acme": "acme-core"},
+	}
+	cfg := attribution.Config{
+		JavaPackages: map[string]string{"org.yaml.snakeyaml": "org.yaml:snakeyaml-engine", "org.jsoup": "org.jsoup:jsoup"},
+		PythonDists:  map[string]string{"acme": "acme", "acme.plugins.s3": "acme-s3"},
+	}
+	got := in.apply(cfg)
+	want := attribution.Config{
+		JavaPackages: map[string]string{"org.yaml.snakeyaml": "org.yaml:snakeyaml", "org.jsoup": "org.jsoup:jsoup"},
+		PythonDists:  map[string]string{"yaml": "PyYAML", "acme": "acme", "acme.plugins.s3": "acme-s3"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("apply (-want +got):\n%s", diff)
+	}
+	if cfg.PythonDists["yaml"] != "" || cfg.JavaPackages["org.yaml.snakeyaml"] != "org.yaml:snakeyaml-engine" {
+		t.Errorf("apply changed its argument's maps: %+v", cfg)
+	}
+	if got := (installed{}).apply(cfg); !cmp.Equal(got, cfg) {
+		t.Errorf("apply of nothing installed = %+v, want %+v", got, cfg)
+	}
+}
