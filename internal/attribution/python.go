@@ -306,7 +306,9 @@ func normalizePyPI(name string) string {
 
 // pythonStdlibNames lists the top-level modules of CPython's standard
 // library (sys.stdlib_module_names of 3.11, plus the pure-Python private
-// modules that show up in profiles and the packages added up to 3.13).
+// modules that show up in profiles, getpath, which 3.11 freezes into the
+// interpreter to compute sys.path at startup ("<frozen getpath>"), and the
+// packages added up to 3.13).
 const pythonStdlibNames = " __future__ _aix_support _android_support _bootsubprocess _collections_abc" +
 	" _colorize _compat_pickle _compression _ios_support _markupbase _opcode_metadata _osx_support" +
 	" _py_abc _pydecimal _pyio _pylong _pyrepl _sitebuiltins _strptime _threading_local _weakrefset" +
@@ -315,7 +317,7 @@ const pythonStdlibNames = " __future__ _aix_support _android_support _bootsubpro
 	" collections colorsys compileall concurrent configparser contextlib contextvars copy copyreg" +
 	" crypt csv ctypes curses dataclasses datetime dbm decimal difflib dis distutils doctest email" +
 	" encodings ensurepip enum errno faulthandler fcntl filecmp fileinput fnmatch fractions ftplib" +
-	" functools gc genericpath getopt getpass gettext glob graphlib grp gzip hashlib heapq hmac html" +
+	" functools gc genericpath getopt getpass getpath gettext glob graphlib grp gzip hashlib heapq hmac html" +
 	" http idlelib imaplib imghdr imp importlib inspect io ipaddress itertools json keyword lib2to3" +
 	" linecache locale logging lzma mailbox mailcap marshal math mimetypes mmap modulefinder msilib" +
 	" msvcrt multiprocessing netrc nis nntplib nt ntpath nturl2path numbers opcode operator optparse" +

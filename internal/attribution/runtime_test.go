@@ -142,6 +142,25 @@ var runtimeProfiles = []runtimeProfile{
 		},
 		vulnerable: [][2]string{{"yaml", "load"}},
 	},
+	{
+		file: "python/azure.folded.gz",
+		decode: func(data []byte, name string) ([]*telemetry.ProfileBatch, error) {
+			return telemetry.DecodeFolded(data, name, true)
+		},
+		// No installed metadata: the namespace package azure's modules
+		// find their distributions by the built-in names alone.
+		cfg:  func(*testing.T) attribution.Config { return attribution.Config{} },
+		lang: attribution.Python,
+		runtime: func(fn attribution.Func) bool {
+			return fn.Module == "" && !fn.FirstParty
+		},
+		want: []attribution.Func{
+			{Language: attribution.Python, Package: "azure.storage.blob._shared_access_signature", Symbol: "generate_blob_sas", Module: "azure-storage-blob"},
+			{Language: attribution.Python, Package: "azure.core.pipeline.policies._universal", Symbol: "<module>", Module: "azure-core"},
+			{Language: attribution.Python, Package: "app", Symbol: "sign", FirstParty: true},
+		},
+		vulnerable: [][2]string{{"azure.storage.blob._shared_access_signature", "generate_blob_sas"}},
+	},
 }
 
 // TestRuntimeProfiles attributes every frame of profiles of real programs

@@ -69,6 +69,45 @@ func TestAnalyzeJavaJFR(t *testing.T) {
 	}
 }
 
+// TestAnalyzePythonNamespace analyzes austin's samples of a real Python
+// program that signs blob URLs with Debian's azure-storage-blob
+// (internal/attribution/testdata/python/azure) against a pip-audit report
+// naming azure-storage-blob: its modules live in the namespace package
+// azure, which many distributions share, and without installed metadata
+// the built-in names find the distribution. The record names no
+// function, so the package's code running makes it loaded; it was
+// not_observed when the frames were taken for a distribution "azure".
+func TestAnalyzePythonNamespace(t *testing.T) {
+	code, stdout, stderr := run(t, "analyze", "--format", "json",
+		"--vulns", "../vulndb/testdata/ghsa",
+		"--findings", "blobs=testdata/analyze/python/blobs.pip-audit.json",
+		"--profiles", "blobs=../attribution/testdata/python/azure.folded.gz")
+	if code != ExitOK {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+	var rep struct {
+		Findings []struct {
+			Vulnerability struct{ ID string } `json:"vulnerability"`
+			Reachability  struct {
+				Verdict string `json:"verdict"`
+				Basis   string `json:"basis"`
+				Reason  string `json:"reason"`
+			} `json:"reachability"`
+		} `json:"findings"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Findings) != 1 {
+		t.Fatalf("%d findings, want GHSA-64x4-9hc6-r2h6 alone:\n%s", len(rep.Findings), stdout)
+	}
+	f := rep.Findings[0]
+	if f.Vulnerability.ID != "GHSA-64x4-9hc6-r2h6" || f.Reachability.Verdict != "loaded" || f.Reachability.Basis != "package" ||
+		!strings.Contains(f.Reachability.Reason, "code of azure-storage-blob ran (azure.storage.blob.") {
+		t.Errorf("finding %s: %s at %s (%s), want loaded by azure.storage.blob's code", f.Vulnerability.ID, f.Reachability.Verdict, f.Reachability.Basis, f.Reachability.Reason)
+	}
+}
+
 func TestAnalyzePackagesErrors(t *testing.T) {
 	empty := t.TempDir()
 	tests := []struct {
