@@ -118,6 +118,20 @@ func TestReadJar(t *testing.T) {
 			pkgs: map[string]string{"org.yaml.snakeyaml": "org.yaml:snakeyaml", "org.yaml.snakeyaml.constructor": "org.yaml:snakeyaml"},
 		},
 		{
+			name: "relocated",
+			files: map[string]string{
+				"META-INF/maven/com.example/orders/pom.properties":                           "groupId=com.example\nartifactId=orders\nversion=1.0\n",
+				"META-INF/maven/org.yaml/snakeyaml/pom.properties":                           "groupId=org.yaml\nartifactId=snakeyaml\nversion=1.33\n",
+				"com/example/orders/Main.class":                                              "",
+				"com/example/orders/shaded/org/yaml/snakeyaml/Yaml.class":                    "",
+				"com/example/orders/shaded/org/yaml/snakeyaml/constructor/Constructor.class": "",
+			},
+			want: Jar{Coordinates: []string{"com.example:orders", "org.yaml:snakeyaml"},
+				Versions: map[string]string{"com.example:orders": "1.0", "org.yaml:snakeyaml": "1.33"},
+				Packages: []string{"com.example.orders", "com.example.orders.shaded.org.yaml.snakeyaml", "com.example.orders.shaded.org.yaml.snakeyaml.constructor"}},
+			pkgs: map[string]string{"com.example.orders": "com.example:orders", "org.yaml.snakeyaml": "org.yaml:snakeyaml", "org.yaml.snakeyaml.constructor": "org.yaml:snakeyaml"},
+		},
+		{
 			name: "shaded jar",
 			files: map[string]string{
 				"META-INF/maven/com.example/orders/pom.properties":                          "groupId=com.example\nartifactId=orders\nversion=1.0\n",

@@ -83,7 +83,14 @@ func (a *Attributor) unshade(pkg string) (orig, module string, ok bool) {
 		_, module, _ = longestPrefix(a.javaPackages, orig, '.')
 		return orig, module, true
 	}
-	if len(a.javaPackages) == 0 {
+	return relocatedIn(a.javaPackages, pkg)
+}
+
+// relocatedIn returns the rest of pkg after an element that marks a
+// relocation and at most two more, when a prefix of it is a key of m, with
+// that key's value.
+func relocatedIn(m map[string]string, pkg string) (orig, v string, ok bool) {
+	if len(m) == 0 {
 		return "", "", false
 	}
 	for rest := pkg; ; {
@@ -96,8 +103,8 @@ func (a *Attributor) unshade(pkg string) (orig, module string, ok bool) {
 			continue
 		}
 		for skip, cand := 0, rest; skip <= 2; skip++ {
-			if _, module, ok := longestPrefix(a.javaPackages, cand, '.'); ok {
-				return cand, module, true
+			if _, v, ok := longestPrefix(m, cand, '.'); ok {
+				return cand, v, true
 			}
 			var more bool
 			if _, cand, more = strings.Cut(cand, "."); !more {

@@ -227,8 +227,11 @@ func readPomProperties(f *zip.File) (ga, version string, err error) {
 // JavaPackages maps each package of the jar to the artifact that ships it,
 // for Config.JavaPackages: the jar's only coordinates, or, in a shaded jar
 // with several, the artifact whose guessed packages (JavaPackagesOf) hold
-// it. It returns nil for a jar without coordinates: its classes may be the
-// application's own or an unnamed library's.
+// it. A package the jar relocated ("com.acme.shaded.org.yaml.snakeyaml",
+// see Config.JavaRelocations) is mapped by its original name, which
+// attribution looks for behind the relocation. It returns nil for a jar
+// without coordinates: its classes may be the application's own or an
+// unnamed library's.
 func (j Jar) JavaPackages() map[string]string {
 	if len(j.Coordinates) == 0 {
 		return nil
@@ -242,6 +245,10 @@ func (j Jar) JavaPackages() map[string]string {
 	}
 	guess := JavaPackagesOf(j.Coordinates)
 	for _, p := range j.Packages {
+		if orig, ga, ok := relocatedIn(guess, p); ok {
+			out[orig] = ga
+			continue
+		}
 		if _, ga, ok := longestPrefix(guess, p, '.'); ok {
 			out[p] = ga
 		}
