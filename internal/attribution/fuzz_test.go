@@ -112,10 +112,11 @@ func FuzzReadJar(f *testing.F) {
 }
 
 // FuzzPythonDistsOf reads arbitrary top_level.txt and RECORD files: no
-// panic, and every import name mapped is an identifier.
+// panic, and every module mapped is a dotted name Config.Validate accepts.
 func FuzzPythonDistsOf(f *testing.F) {
 	f.Add("_yaml\nyaml\n", "pyparsing/__init__.py,sha256=x,1\npyparsing-3.0.9.dist-info/RECORD,,\n_cffi.cpython-311-x86_64-linux-gnu.so,,\n../../bin/x,,\n")
 	f.Add("", "\"a,b\",,\n")
+	f.Add("azure\n", "azure/core/__init__.py,,\nazure/storage/blob/_x.py,,\nazure/__pycache__/x.pyc,,\n")
 	f.Fuzz(func(t *testing.T, topLevel, record string) {
 		fsys := fstest.MapFS{
 			"PyYAML-6.0.dist-info/top_level.txt": {Data: []byte(topLevel)},
@@ -127,7 +128,7 @@ func FuzzPythonDistsOf(f *testing.F) {
 			t.Fatalf("PythonDistsOf: %v", err)
 		}
 		for name, dist := range dists {
-			if !isIdentifier(name) || dist == "" {
+			if !isPythonModule(name) || dist == "" {
 				t.Fatalf("import name %q -> %q", name, dist)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"testing"
+	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -233,6 +234,61 @@ func TestPythonDistsOf(t *testing.T) {
 	fn, _ := a.Attribute(Frame{Function: "PyJWT.decode", File: "/usr/lib/python3/dist-packages/jwt/api_jwt.py"})
 	if fn.Module != "pyjwt" {
 		t.Errorf("jwt frame module = %q, want pyjwt", fn.Module)
+	}
+}
+
+// TestPythonDistsOfNamespace reads distributions that share the
+// namespace packages azure and google, as pip installs them: their
+// modules are told apart by the RECORDs.
+func TestPythonDistsOfNamespace(t *testing.T) {
+	fsys := fstest.MapFS{
+		"azure_core-1.30.1.dist-info/top_level.txt": {Data: []byte("azure\n")},
+		"azure_core-1.30.1.dist-info/RECORD": {Data: []byte("azure/core/__init__.py,sha256=x,1\n" +
+			"azure/core/pipeline/_base.py,sha256=x,1\n" +
+			"azure/core/pipeline/__pycache__/_base.cpython-312.pyc,,\n" +
+			"azure_core-1.30.1.dist-info/RECORD,,\n")},
+		"azure_storage_blob-12.19.1.dist-info/top_level.txt": {Data: []byte("azure\n")},
+		"azure_storage_blob-12.19.1.dist-info/RECORD": {Data: []byte("azure/storage/blob/__init__.py,sha256=x,1\n" +
+			"azure/storage/blob/_blob_client.py,sha256=x,1\n" +
+			"azure/storage/blob/_shared/base_client.py,sha256=x,1\n")},
+		// No top_level.txt: the names come from RECORD.
+		"azure_storage_queue-12.9.0.dist-info/RECORD": {Data: []byte("azure/storage/queue/__init__.py,sha256=x,1\n")},
+		// Debian's egg-info lists no files: its claim on azure stays.
+		"azure_identity-1.12.0.egg-info/top_level.txt": {Data: []byte("azure\n")},
+		"protobuf-4.25.3.dist-info/RECORD": {Data: []byte("google/_upb/_message.abi3.so,sha256=x,1\n" +
+			"google/protobuf/__init__.py,sha256=x,1\n" +
+			"google/protobuf/json_format.py,sha256=x,1\n")},
+		"googleapis_common_protos-1.63.0.dist-info/RECORD": {Data: []byte("google/api/annotations_pb2.py,sha256=x,1\n" +
+			"google/rpc/status_pb2.py,sha256=x,1\n")},
+		"PyYAML-6.0.1.dist-info/top_level.txt": {Data: []byte("_yaml\nyaml\n")},
+	}
+	got, err := PythonDistsOf(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"azure.core":          "azure_core",
+		"azure.storage.blob":  "azure_storage_blob",
+		"azure.storage.queue": "azure_storage_queue",
+		"google._upb":         "protobuf",
+		"google.protobuf":     "protobuf",
+		"google.api":          "googleapis_common_protos",
+		"google.rpc":          "googleapis_common_protos",
+		"_yaml":               "PyYAML",
+		"yaml":                "PyYAML",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("PythonDistsOf (-want +got):\n%s", diff)
+	}
+	a := New(Config{PythonDists: got})
+	for file, dist := range map[string]string{
+		"/srv/venv/lib/python3.12/site-packages/azure/storage/blob/_blob_client.py": "azure-storage-blob",
+		"azure/core/pipeline/_base.py":                                              "azure-core",
+		"azure/mgmt/compute/_client.py":                                             "azure", // neither installed metadata nor built in
+	} {
+		if fn, _ := a.Attribute(Frame{Function: "f", File: file}); fn.Module != dist {
+			t.Errorf("%s: module %q, want %q", file, fn.Module, dist)
+		}
 	}
 }
 

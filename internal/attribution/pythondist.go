@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -23,15 +24,22 @@ import (
 // normalizes it.
 //
 // An import name that two distributions claim (namespace packages such as
-// "google") is left out. A metadata directory that cannot be read is
-// reported in the returned error, joined with the others, and the rest are
-// still read.
+// "google" or "azure") is left out; where their RECORDs tell, each of them
+// is mapped by the shortest dotted module under it that it alone ships
+// ("azure.storage.blob" of azure-storage-blob, "azure.core" of
+// azure-core), for Config.PythonDists' longest-prefix match. A metadata
+// directory that cannot be read is reported in the returned error, joined
+// with the others, and the rest are still read.
 func PythonDistsOf(fsys fs.FS) (map[string]string, error) {
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
 		return nil, fmt.Errorf("read python distributions: %w", err)
 	}
 	claims := make(map[string][]string)
+	// records are the dist-info directories, whose RECORD may tell the
+	// modules of a shared name apart.
+	type record struct{ dir, dist string }
+	var records []record
 	var errs []error
 	for _, e := range entries {
 		dir := e.Name()
@@ -53,14 +61,77 @@ func PythonDistsOf(fsys fs.FS) (map[string]string, error) {
 				claims[n] = append(claims[n], dist)
 			}
 		}
+		if kind == ".dist-info" {
+			records = append(records, record{dir, dist})
+		}
 	}
 	out := make(map[string]string, len(claims))
+	shared := make(map[string]bool)
 	for n, dists := range claims {
 		if len(dists) == 1 {
 			out[n] = dists[0]
+		} else {
+			shared[n] = true
+		}
+	}
+	if len(shared) == 0 {
+		return out, errors.Join(errs...)
+	}
+	sub := make(map[string][]string)
+	for _, r := range records {
+		mine := false
+		for n := range shared {
+			mine = mine || slices.Contains(claims[n], r.dist)
+		}
+		if !mine {
+			continue
+		}
+		mods, err := recordModules(fsys, r.dir, shared)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read python distribution %s: %w", r.dir, err))
+			continue
+		}
+		for _, m := range mods {
+			if !slices.Contains(sub[m], r.dist) {
+				sub[m] = append(sub[m], r.dist)
+			}
+		}
+	}
+	for m, dists := range sub {
+		parent := m[:strings.LastIndexByte(m, '.')]
+		if len(dists) == 1 && (shared[parent] || len(sub[parent]) > 1) {
+			out[m] = dists[0]
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// recordModules returns the dotted packages below the top-level names in
+// tops that a dist-info directory's RECORD lists modules in: for
+// "azure/storage/blob/_blob_client.py", "azure.storage" and
+// "azure.storage.blob".
+func recordModules(fsys fs.FS, dir string, tops map[string]bool) ([]string, error) {
+	mods := make(map[string]struct{})
+	err := eachLine(fsys, path.Join(dir, "RECORD"), func(line string) {
+		p, _, _ := strings.Cut(line, ",")
+		if !strings.HasSuffix(p, ".py") && !strings.HasSuffix(p, ".so") && !strings.HasSuffix(p, ".pyd") {
+			return
+		}
+		elems := strings.Split(p, "/")
+		if len(elems) < 3 || !tops[elems[0]] {
+			return
+		}
+		for i := 2; i < len(elems); i++ {
+			if !isIdentifier(elems[i-1]) || elems[i-1] == "__pycache__" {
+				return
+			}
+			mods[strings.Join(elems[:i], ".")] = struct{}{}
+		}
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		err = nil
+	}
+	return slices.Sorted(maps.Keys(mods)), err
 }
 
 // topLevelNames returns the top-level import names a metadata directory
