@@ -45,13 +45,24 @@ func FuzzAttribute(f *testing.F) {
 		{"(anonymous:L#12:C#27)", "lodash.templateSources[1394]"},
 		{"[unknown]", ""},
 		{"0x7f3a2b1c", ""},
+		{"com/acme/shaded/org/yaml/snakeyaml/constructor/SafeConstructor.construct", ""},
+		{"org.apache.beam.vendor.guava.v32_1_2_jre.com.google.common.collect.ImmutableList.copyOf", ""},
+		{"com/example/libs/yaml/Yaml.load", ""},
+		{"upload_blob", "/app/.venv/lib/python3.12/site-packages/azure/storage/blob/_blob_client.py"},
+		{"put", "acme/plugins/s3/client.py"},
 	} {
 		f.Add(fr.Function, fr.File)
 	}
-	shared := New(Config{GoModules: []string{"example.com/attrdemo/v2"}})
+	cfg := Config{
+		GoModules:       []string{"example.com/attrdemo/v2"},
+		JavaPackages:    map[string]string{"org.yaml.snakeyaml": "org.yaml:snakeyaml", "com.google.common": "com.google.guava:guava"},
+		JavaRelocations: map[string]string{"com.example.libs.yaml": "org.yaml.snakeyaml"},
+		PythonDists:     map[string]string{"acme.plugins.s3": "acme-s3"},
+	}
+	shared := New(cfg)
 	f.Fuzz(func(t *testing.T, function, file string) {
 		fr := Frame{Function: function, File: file}
-		fresh, ok := New(Config{GoModules: []string{"example.com/attrdemo/v2"}}).Attribute(fr)
+		fresh, ok := New(cfg).Attribute(fr)
 		for range 2 {
 			got, gotOK := shared.Attribute(fr)
 			if got != fresh || gotOK != ok {
