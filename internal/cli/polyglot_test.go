@@ -72,11 +72,14 @@ func TestAnalyzeJavaJFR(t *testing.T) {
 // TestAnalyzePythonNamespace analyzes austin's samples of a real Python
 // program that signs blob URLs with Debian's azure-storage-blob
 // (internal/attribution/testdata/python/azure) against a pip-audit report
-// naming azure-storage-blob: its modules live in the namespace package
-// azure, which many distributions share, and without installed metadata
-// the built-in names find the distribution. The record names no
-// function, so the package's code running makes it loaded; it was
-// not_observed when the frames were taken for a distribution "azure".
+// naming azure-storage-blob, written for the test at 12.12.0, the last
+// release before the fix of CVE-2022-30187 (the program ran Debian's
+// 12.15.0b1; the verdict rests on whose code ran, not on the version). Its
+// modules live in the namespace package azure, which many distributions
+// share, and without installed metadata the built-in names find the
+// distribution. The record names no function, so the package's code
+// running makes it loaded; it was not_observed when the frames were taken
+// for a distribution "azure".
 func TestAnalyzePythonNamespace(t *testing.T) {
 	code, stdout, stderr := run(t, "analyze", "--format", "json",
 		"--vulns", "../vulndb/testdata/ghsa",
