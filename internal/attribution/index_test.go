@@ -253,6 +253,9 @@ func TestPythonDistsOfNamespace(t *testing.T) {
 			"azure/storage/blob/_shared/base_client.py,sha256=x,1\n")},
 		// No top_level.txt: the names come from RECORD.
 		"azure_storage_queue-12.9.0.dist-info/RECORD": {Data: []byte("azure/storage/queue/__init__.py,sha256=x,1\n")},
+		// A package shared with azure-storage-blob: its modules tell.
+		"azure_storage_blob_changefeed-12.0.0b4.dist-info/RECORD": {Data: []byte("azure/storage/blob/changefeed/__init__.py,sha256=x,1\n" +
+			"azure/storage/blob/changefeed/_models.py,sha256=x,1\n")},
 		// Debian's egg-info lists no files: its claim on azure stays.
 		"azure_identity-1.12.0.egg-info/top_level.txt": {Data: []byte("azure\n")},
 		"protobuf-4.25.3.dist-info/RECORD": {Data: []byte("google/_upb/_message.abi3.so,sha256=x,1\n" +
@@ -267,15 +270,17 @@ func TestPythonDistsOfNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"azure.core":          "azure_core",
-		"azure.storage.blob":  "azure_storage_blob",
-		"azure.storage.queue": "azure_storage_queue",
-		"google._upb":         "protobuf",
-		"google.protobuf":     "protobuf",
-		"google.api":          "googleapis_common_protos",
-		"google.rpc":          "googleapis_common_protos",
-		"_yaml":               "PyYAML",
-		"yaml":                "PyYAML",
+		"azure.core":                      "azure_core",
+		"azure.storage.blob._blob_client": "azure_storage_blob",
+		"azure.storage.blob._shared":      "azure_storage_blob",
+		"azure.storage.blob.changefeed":   "azure_storage_blob_changefeed",
+		"azure.storage.queue":             "azure_storage_queue",
+		"google._upb":                     "protobuf",
+		"google.protobuf":                 "protobuf",
+		"google.api":                      "googleapis_common_protos",
+		"google.rpc":                      "googleapis_common_protos",
+		"_yaml":                           "PyYAML",
+		"yaml":                            "PyYAML",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("PythonDistsOf (-want +got):\n%s", diff)
@@ -284,6 +289,7 @@ func TestPythonDistsOfNamespace(t *testing.T) {
 	for file, dist := range map[string]string{
 		"/srv/venv/lib/python3.12/site-packages/azure/storage/blob/_blob_client.py": "azure-storage-blob",
 		"azure/core/pipeline/_base.py":                                              "azure-core",
+		"azure/storage/blob/changefeed/_models.py":                                  "azure-storage-blob-changefeed",
 		"azure/mgmt/compute/_client.py":                                             "azure", // neither installed metadata nor built in
 	} {
 		if fn, _ := a.Attribute(Frame{Function: "f", File: file}); fn.Module != dist {

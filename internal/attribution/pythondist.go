@@ -106,10 +106,12 @@ func PythonDistsOf(fsys fs.FS) (map[string]string, error) {
 	return out, errors.Join(errs...)
 }
 
-// recordModules returns the dotted packages below the top-level names in
-// tops that a dist-info directory's RECORD lists modules in: for
-// "azure/storage/blob/_blob_client.py", "azure.storage" and
-// "azure.storage.blob".
+// recordModules returns the dotted packages and modules below the
+// top-level names in tops that a dist-info directory's RECORD lists: for
+// "azure/storage/blob/_blob_client.py", "azure.storage",
+// "azure.storage.blob" and "azure.storage.blob._blob_client" (a module
+// tells distributions apart that share its package, as
+// azure-storage-blob-changefeed shares azure.storage.blob).
 func recordModules(fsys fs.FS, dir string, tops map[string]bool) ([]string, error) {
 	mods := make(map[string]struct{})
 	err := eachLine(fsys, path.Join(dir, "RECORD"), func(line string) {
@@ -120,6 +122,13 @@ func recordModules(fsys fs.FS, dir string, tops map[string]bool) ([]string, erro
 		elems := strings.Split(p, "/")
 		if len(elems) < 3 || !tops[elems[0]] {
 			return
+		}
+		// The module: "_blob_client.py", an extension module
+		// "_message.abi3.so"; a package's __init__ is the package.
+		file, _, _ := strings.Cut(elems[len(elems)-1], ".")
+		if file != "__init__" {
+			elems[len(elems)-1] = file
+			elems = append(elems, "")
 		}
 		for i := 2; i < len(elems); i++ {
 			if !isIdentifier(elems[i-1]) || elems[i-1] == "__pycache__" {
