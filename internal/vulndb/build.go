@@ -66,6 +66,7 @@ func build(recs []*record, kev *KEVCatalog, epss *EPSS, kb KnowledgeBase, skippe
 			kevByCVE[normID(e.CVEID)] = e
 		}
 		db.stats.KEVVersion = kev.CatalogVersion
+		db.stats.KEVReleased = kev.DateReleased
 		db.stats.KEVCount = len(kev.Vulnerabilities)
 	}
 	if epss != nil {

@@ -415,8 +415,33 @@ func TestKEV(t *testing.T) {
 		t.Errorf("KEV entry = %+v", v.KEV)
 	}
 	s := db.Stats()
-	if s.KnownExploited != 1 || s.KEVVersion != "2024.12.10" || s.KEVCount != 2 {
-		t.Errorf("Stats = %+v, want 1 known exploited from catalog 2024.12.10 of 2", s)
+	released := time.Date(2024, 12, 10, 17, 8, 40, 443100000, time.UTC)
+	if s.KnownExploited != 1 || s.KEVVersion != "2024.12.10" || !s.KEVReleased.Equal(released) || s.KEVCount != 2 || !s.HasKEV() {
+		t.Errorf("Stats = %+v, want 1 known exploited from catalog 2024.12.10 of 2, released %v", s, released)
+	}
+}
+
+func TestStatsHas(t *testing.T) {
+	tests := []struct {
+		name      string
+		stats     Stats
+		kev, epss bool
+	}{
+		{"nothing loaded", Stats{}, false, false},
+		{"catalog", Stats{KEVVersion: "2026.12.01", KEVCount: 1}, true, false},
+		{"catalog without a version", Stats{KEVCount: 3}, true, false},
+		{"scores", Stats{EPSSModel: "v2025.03.14", EPSSDate: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC), EPSSCount: 5}, false, true},
+		{"both", Stats{KEVVersion: "2026.12.01", KEVCount: 1, EPSSModel: "v2025.03.14", EPSSCount: 5}, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.stats.HasKEV(); got != tt.kev {
+				t.Errorf("HasKEV() = %v, want %v", got, tt.kev)
+			}
+			if got := tt.stats.HasEPSS(); got != tt.epss {
+				t.Errorf("HasEPSS() = %v, want %v", got, tt.epss)
+			}
+		})
 	}
 }
 

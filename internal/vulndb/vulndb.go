@@ -131,10 +131,12 @@ type Stats struct {
 	// LastModified is the newest modified time of any record; zero when
 	// no record carries one.
 	LastModified time.Time `json:"last_modified,omitzero"`
-	// KEVVersion and KEVCount describe the KEV catalog, empty and 0 when
-	// none was loaded.
-	KEVVersion string `json:"kev_version,omitempty"`
-	KEVCount   int    `json:"kev_count"`
+	// KEVVersion, KEVReleased and KEVCount describe the KEV catalog: its
+	// catalogVersion, its dateReleased and the number of CVEs it lists;
+	// zero when none was loaded.
+	KEVVersion  string    `json:"kev_version,omitempty"`
+	KEVReleased time.Time `json:"kev_released,omitzero"`
+	KEVCount    int       `json:"kev_count"`
 	// EPSSModel, EPSSDate and EPSSCount describe the EPSS file: the model
 	// version, the score date and the number of CVEs scored; zero when
 	// none was loaded.
@@ -146,6 +148,10 @@ type Stats struct {
 // HasKEV reports whether a KEV catalog was loaded: without one, no
 // record is marked known exploited, whether it is or not.
 func (s Stats) HasKEV() bool { return s.KEVVersion != "" || s.KEVCount > 0 }
+
+// HasEPSS reports whether EPSS scores were loaded: without them, no
+// record has a score, whether FIRST scores its CVE or not.
+func (s Stats) HasEPSS() bool { return s.EPSSModel != "" || s.EPSSCount > 0 }
 
 // EcosystemStats counts the records of one ecosystem.
 type EcosystemStats struct {
