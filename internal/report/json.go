@@ -10,6 +10,7 @@ import (
 	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/vulndb"
 )
 
 // JSONVersion is the version of the JSON report schema (docs/report-json.md).
@@ -21,9 +22,52 @@ type jsonReport struct {
 	Version   int           `json:"version"`
 	Tool      jsonTool      `json:"tool"`
 	Generated time.Time     `json:"generated"`
+	VulnDB    JSONVulnDB    `json:"vulndb"`
 	Summary   JSONSummary   `json:"summary"`
 	Services  []JSONService `json:"services"`
 	Findings  []JSONFinding `json:"findings"`
+}
+
+// JSONVulnDB says which exploitation data an assessment was made with,
+// as the JSON report and SARIF's run properties show it
+// (docs/report-json.md): a finding's known_exploited means something
+// only when KEV.Loaded, and its missing epss only when EPSS.Loaded.
+type JSONVulnDB struct {
+	KEV  jsonKEVData  `json:"kev"`
+	EPSS jsonEPSSData `json:"epss"`
+}
+
+// jsonKEVData describes the CISA KEV catalog; all but Loaded are absent
+// when none was loaded.
+type jsonKEVData struct {
+	Loaded   bool      `json:"loaded"`
+	Version  string    `json:"version,omitempty"`
+	Released time.Time `json:"released,omitzero"`
+	Count    *int      `json:"count,omitempty"`
+}
+
+// jsonEPSSData describes FIRST's EPSS scores; all but Loaded are absent
+// when none were loaded.
+type jsonEPSSData struct {
+	Loaded bool   `json:"loaded"`
+	Model  string `json:"model,omitempty"`
+	Date   string `json:"date,omitempty"`
+	Count  *int   `json:"count,omitempty"`
+}
+
+// VulnDBJSON renders what s says of the KEV catalog and EPSS scores.
+func VulnDBJSON(s vulndb.Stats) JSONVulnDB {
+	var v JSONVulnDB
+	if s.HasKEV() {
+		v.KEV = jsonKEVData{Loaded: true, Version: s.KEVVersion, Released: s.KEVReleased, Count: &s.KEVCount}
+	}
+	if s.HasEPSS() {
+		v.EPSS = jsonEPSSData{Loaded: true, Model: s.EPSSModel, Count: &s.EPSSCount}
+		if !s.EPSSDate.IsZero() {
+			v.EPSS.Date = s.EPSSDate.Format(time.DateOnly)
+		}
+	}
+	return v
 }
 
 type jsonTool struct {
@@ -184,6 +228,7 @@ func writeJSON(w io.Writer, r *Result) error {
 		Version:   JSONVersion,
 		Tool:      jsonTool{Name: "evident", Version: r.Version},
 		Generated: r.Generated,
+		VulnDB:    VulnDBJSON(r.VulnDB),
 		Summary:   SummaryJSON(r.Summary),
 		Services:  ServicesJSON(r),
 		Findings:  make([]JSONFinding, 0, len(r.Assessments)),

@@ -42,6 +42,9 @@ func markdown(r *Result, shown, maxBytes int) string {
 	var b strings.Builder
 	b.WriteString("## evident: runtime evidence for vulnerability findings\n\n")
 	b.WriteString("**" + Headline(r.Summary) + "**\n\n")
+	for _, note := range unloadedNotes(r.VulnDB, func(s string) string { return "`" + s + "`" }) {
+		b.WriteString("> " + note + "\n\n")
+	}
 	var now, later []assess.Assessment
 	for _, a := range r.Assessments[:shown] {
 		if a.Priority.Tier == "P1" || a.Priority.Tier == "P2" {

@@ -20,6 +20,7 @@ import (
 	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/manifest"
 	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/vulndb"
 )
 
 // Result is everything a report shows: the assessments in priority order,
@@ -36,6 +37,11 @@ type Result struct {
 	// Exposure is the exposure decided for each service of Snapshot,
 	// with findings or without (assess.Assessor.ServiceExposures).
 	Exposure map[string]assess.ExposureResult
+	// VulnDB describes the vulnerability database the assessment was
+	// made with. Without a KEV catalog no finding is known exploited and
+	// without EPSS scores none has a score, whatever is true of it, so
+	// every format says what was loaded; the zero Stats is neither.
+	VulnDB vulndb.Stats
 }
 
 // Format writes a Result in one output format.
@@ -114,6 +120,23 @@ func Lookup(name string, opts Options) (Format, error) {
 		return FormatFunc(func(w io.Writer, r *Result) error { return writeCycloneDX(w, r, opts) }), nil
 	}
 	return nil, fmt.Errorf("%w %q (want one of %s)", ErrUnknownFormat, name, strings.Join(Names, ", "))
+}
+
+// unloadedNotes say which exploitation data the assessment was made
+// without, and how to load it, one sentence each; code formats a command,
+// flag or path (a Markdown code span, or as it is).
+func unloadedNotes(s vulndb.Stats, code func(string) string) []string {
+	how := func(flag string) string {
+		return fmt.Sprintf("%s (into %s, not read with %s) or %s", code("evident db update"), code("<data>/vulndb"), code("--vulns"), code(flag))
+	}
+	var notes []string
+	if !s.HasKEV() {
+		notes = append(notes, "No CISA KEV catalog was loaded, so no finding is marked known exploited (KEV), whether it is or not; load one with: "+how("--kev FILE")+".")
+	}
+	if !s.HasEPSS() {
+		notes = append(notes, "No EPSS scores were loaded, so no finding has an exploit prediction, whether FIRST scores it or not; load them with: "+how("--epss FILE")+".")
+	}
+	return notes
 }
 
 // endpointsOf joins endpoints for one-line display, at most n.

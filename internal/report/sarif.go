@@ -35,6 +35,15 @@ type sarifRun struct {
 	NewlineSequences   []string                 `json:"newlineSequences"`
 	OriginalURIBaseIDs map[string]sarifArtifact `json:"originalUriBaseIds"`
 	Results            []sarifResult            `json:"results"`
+	Properties         sarifRunProps            `json:"properties"`
+}
+
+// sarifRunProps is the run's property bag (SARIF 2.1.0 §3.8): its names
+// are hierarchical strings, so evident's are under "evident/".
+type sarifRunProps struct {
+	// VulnDB is the JSON report's vulndb: whether the KEV catalog and
+	// EPSS scores were loaded, which the results do not otherwise say.
+	VulnDB JSONVulnDB `json:"evident/vulndb"`
 }
 
 type sarifTool struct {
@@ -158,6 +167,7 @@ func writeSARIF(w io.Writer, r *Result, tree *manifest.Tree) error {
 	ruleIndex := map[string]int{}
 	run := sarifRun{
 		Language: "en-US", NewlineSequences: []string{"\r\n", "\n"}, Results: []sarifResult{},
+		Properties:         sarifRunProps{VulnDB: VulnDBJSON(r.VulnDB)},
 		OriginalURIBaseIDs: map[string]sarifArtifact{srcRoot: {Description: &sarifText{Text: "The source root of the analysis (evident analyze --source-root): the root of the repository."}}},
 	}
 	// A rule's priority stand-in is the highest tier among its findings.

@@ -40,7 +40,8 @@ func writeTable(w io.Writer, r *Result, color bool) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintln(w, "\n"+Headline(r.Summary))
+	lines := append([]string{"", Headline(r.Summary)}, unloadedNotes(r.VulnDB, func(s string) string { return s })...)
+	_, err := fmt.Fprintln(w, strings.Join(lines, "\n"))
 	return err
 }
 
