@@ -230,7 +230,7 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 	snap := m.Snapshot()
 	assessor := assess.New(cfg.Config, db, snap)
 	as := assessor.Assess(all)
-	res := &report.Result{Generated: fl.now().UTC(), Version: buildVersion(), Summary: assess.Summarize(as), Assessments: as, Snapshot: snap, Exposure: assessor.ServiceExposures()}
+	res := &report.Result{Generated: fl.now().UTC(), Version: buildVersion(), Summary: assess.Summarize(as), Assessments: as, Snapshot: snap, Exposure: assessor.ServiceExposures(), VulnDB: db.Stats()}
 	if err := writeReport(fl.output, out, format, res); err != nil {
 		return withCode(ExitUsage, err)
 	}

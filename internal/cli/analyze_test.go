@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -255,6 +256,49 @@ func TestFailOnNeedsEvidence(t *testing.T) {
 			code, _, stderr := run(t, tt.args...)
 			if code != tt.wantCode || stderr != tt.wantErr {
 				t.Errorf("exit %d, stderr:\n%s\nwant %d and:\n%s", code, stderr, tt.wantCode, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestAnalyzeStatesVulnDB checks that the report says which of the KEV
+// catalog and the EPSS scores analyze loaded: without them, every
+// finding's known_exploited false and missing epss say nothing.
+func TestAnalyzeStatesVulnDB(t *testing.T) {
+	rec := filepath.Join(shop, "recorded")
+	kev := filepath.Join("..", "dbupdate", "testdata", "kev.json")
+	epss := filepath.Join("..", "vulndb", "testdata", "epss.csv")
+	base := []string{"--data", t.TempDir(), "analyze", "--vulns", filepath.Join(rec, "osv"),
+		"--findings", "gateway=" + filepath.Join(rec, "findings", "gateway.json"), "--format", "json"}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"neither", nil, `{"kev":{"loaded":false},"epss":{"loaded":false}}`},
+		{"--kev", []string{"--kev", kev},
+			`{"kev":{"loaded":true,"version":"2024.12.10","released":"2024-12-10T17:08:40.4431Z","count":2},"epss":{"loaded":false}}`},
+		{"--kev and --epss", []string{"--kev", kev, "--epss", epss},
+			`{"kev":{"loaded":true,"version":"2024.12.10","released":"2024-12-10T17:08:40.4431Z","count":2},"epss":{"loaded":true,"model":"v2025.03.14","date":"2026-11-30","count":5}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, stderr := run(t, slices.Concat(base, tt.args)...)
+			if code != ExitOK {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			var doc struct {
+				VulnDB json.RawMessage `json:"vulndb"`
+			}
+			if err := json.Unmarshal([]byte(out), &doc); err != nil {
+				t.Fatal(err)
+			}
+			var got bytes.Buffer
+			if err := json.Compact(&got, doc.VulnDB); err != nil {
+				t.Fatalf("vulndb %q: %v", doc.VulnDB, err)
+			}
+			if got.String() != tt.want {
+				t.Errorf("vulndb = %s, want %s", got.String(), tt.want)
 			}
 		})
 	}

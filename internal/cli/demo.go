@@ -495,7 +495,7 @@ func showLive(ctx context.Context, w io.Writer, srv *server, alerts <-chan any, 
 	tty := isTerminal(w)
 	table, _ := report.Lookup("table", report.Options{Color: tty && os.Getenv("NO_COLOR") == ""})
 	view := &liveView{w: w, tty: tty, table: table, ui: srv.uiURL(), api: srv.apiURL() + "/api/v1/findings", settle: demoSettle}
-	state := &liveState{eng: srv.eng}
+	state := &liveState{eng: srv.eng, vulnDB: srv.vulnDB}
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	view.update(time.Now(), state.Result())

@@ -47,6 +47,7 @@ import (
 	"github.com/evidentsec/evident/internal/tenant"
 	"github.com/evidentsec/evident/internal/tlsconfig"
 	"github.com/evidentsec/evident/internal/ui"
+	"github.com/evidentsec/evident/internal/vulndb"
 	"github.com/evidentsec/evident/internal/waf"
 )
 
@@ -181,6 +182,9 @@ type server struct {
 	pyro    *pyroscope.Receiver
 	retain  *retainer
 	poll    *source.Poller
+	// vulnDB describes the vulnerability database read at start, which
+	// every report of every tenant states (report.Result.VulnDB).
+	vulnDB vulndb.Stats
 	// role is the part of the scaled-out deployment this server plays;
 	// producer (receiver), reader (engine), view and leader (API) are
 	// that role's.
@@ -234,6 +238,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	if db != nil {
 		vulns = db
 	}
+	s.vulnDB = db.Stats()
 	initial, err := serveFindings(fl, db, func(err error) { log.Warn("findings: skipped", "err", err) }, func(s string) { log.Info(s) })
 	if err != nil {
 		return nil, err
@@ -338,7 +343,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		}); err != nil {
 			return nil, err
 		}
-		u.state = &liveState{eng: u.eng}
+		u.state = &liveState{eng: u.eng, vulnDB: s.vulnDB}
 		// The requests that validate virtual patches are the tenant's.
 		u.patches = &patcher{cfg: waf.DefaultConfig(), vulns: db, corpus: corpus, redact: red}
 		u.patches.traffic = waf.NewTraffic(u.patches.cfg.ReplayPerEndpoint)
@@ -378,7 +383,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	}
 	// A read of a tenant that does not exist sees what a new tenant's
 	// engine shows, and patches validated against no traffic.
-	units := unitsOf{r: s.tenants, st: s.st, log: log,
+	units := unitsOf{r: s.tenants, st: s.st, log: log, vulnDB: s.vulnDB,
 		empty:     engine.EmptyView(cfg.Config, vulns, model.New(sc.Model, attr), time.Time{}),
 		noTraffic: &patcher{cfg: waf.DefaultConfig(), vulns: db, corpus: corpus, redact: red}}
 	units.noTraffic.traffic = waf.NewTraffic(units.noTraffic.cfg.ReplayPerEndpoint)
@@ -777,6 +782,7 @@ type unitsOf struct {
 	// (engine.EmptyView); noTraffic validates its patches.
 	empty     *engine.View
 	noTraffic *patcher
+	vulnDB    vulndb.Stats
 }
 
 // Tenant returns the state and alerts of tenant id for a write, creating
@@ -821,7 +827,7 @@ func (t unitsOf) read(ctx context.Context, id string) (*tenantUnit, error) {
 	v := *t.empty
 	v.At = time.Now()
 	alerts := awaitedAlerts{alertLog: newAlertLog(st, t.log.With("tenant", id)), r: t.r, id: id}
-	return &tenantUnit{state: &liveState{empty: &v}, alerts: alerts.alertLog, feed: alerts, store: st, patches: t.noTraffic}, nil
+	return &tenantUnit{state: &liveState{empty: &v, vulnDB: t.vulnDB}, alerts: alerts.alertLog, feed: alerts, store: st, patches: t.noTraffic}, nil
 }
 
 // awaitTenantEvery is how often the alert stream of a tenant that does
@@ -924,6 +930,8 @@ type liveState struct {
 	// empty, without eng, is the only view: a tenant that does not exist
 	// (unitsOf.read).
 	empty *engine.View
+	// vulnDB is what every result says of the vulnerability database.
+	vulnDB vulndb.Stats
 
 	mu   sync.Mutex
 	view *engine.View
@@ -944,7 +952,7 @@ func (l *liveState) Result() *report.Result {
 	defer l.mu.Unlock()
 	if v != l.view || l.res == nil {
 		l.view = v
-		l.res = &report.Result{Version: buildVersion()}
+		l.res = &report.Result{Version: buildVersion(), VulnDB: l.vulnDB}
 		if v != nil {
 			l.res.Generated, l.res.Summary, l.res.Assessments, l.res.Snapshot, l.res.Exposure = v.At.UTC(), v.Summary, v.Assessments, v.Snapshot, v.Exposure
 		}

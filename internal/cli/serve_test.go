@@ -410,3 +410,47 @@ func TestServeAlertsWhileDraining(t *testing.T) {
 		t.Errorf("alerts after the restart: %v, want the %s raised while draining", kinds, detect.KindSensitivePath)
 	}
 }
+
+// TestServeStatesVulnDB checks that the API's report and SARIF export say
+// whether serve read a KEV catalog, as analyze's do.
+func TestServeStatesVulnDB(t *testing.T) {
+	kev := filepath.Join("..", "dbupdate", "testdata", "kev.json")
+	tests := []struct {
+		name   string
+		kev    string
+		loaded bool
+	}{
+		{"without a catalog", "", false},
+		{"with --kev", kev, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := startTestServer(t, t.TempDir(), serveFlags{vulns: []string{filepath.Join("testdata", "serve", "osv")}, kev: tt.kev})
+			defer shutdown(t, srv)
+			type kevData struct {
+				Loaded  bool   `json:"loaded"`
+				Version string `json:"version"`
+			}
+			var report struct {
+				VulnDB struct{ KEV kevData } `json:"vulndb"`
+			}
+			getJSON(t, srv.apiURL()+"/api/v1/report", &report)
+			var sarif struct {
+				Runs []struct {
+					Properties map[string]struct{ KEV kevData } `json:"properties"`
+				} `json:"runs"`
+			}
+			getJSON(t, srv.apiURL()+"/api/v1/export/sarif", &sarif)
+			want := kevData{Loaded: tt.loaded}
+			if tt.loaded {
+				want.Version = "2024.12.10"
+			}
+			if got := report.VulnDB.KEV; got != want {
+				t.Errorf("report vulndb.kev = %+v, want %+v", got, want)
+			}
+			if got := sarif.Runs[0].Properties["evident/vulndb"].KEV; got != want {
+				t.Errorf("SARIF evident/vulndb kev = %+v, want %+v", got, want)
+			}
+		})
+	}
+}
