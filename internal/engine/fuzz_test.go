@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/gob"
+	"errors"
 	"slices"
 	"testing"
 
@@ -20,7 +21,9 @@ import (
 // damaged or foreign row would reach it after a restart: decode must refuse
 // them or give a batch that encodes back to itself; the engine must replay
 // the batch and the good batch logged after it, and the checkpoint it then
-// writes must restore.
+// writes must restore. A batch decode refuses as a newer evident's
+// (telemetry.ErrNewerVersion) is the exception: the engine must refuse
+// to start over it, checkpointing nothing.
 func FuzzReplay(f *testing.F) {
 	kinds := []store.BatchKind{store.BatchTraceRequest, store.BatchSpans, store.BatchProfiles, store.BatchTraceRequestS2, store.BatchProfileRequestS2}
 	folded := &telemetry.ProfileRequest{Profiles: []telemetry.ReceivedProfile{{
@@ -50,7 +53,8 @@ func FuzzReplay(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, k uint8, payload []byte) {
 		kind := kinds[int(k)%len(kinds)]
-		if it, err := decode(new(telemetry.ProfileDecoder), kind, payload); err == nil {
+		it, derr := decode(new(telemetry.ProfileDecoder), kind, payload)
+		if derr == nil {
 			kind2, again, err := encode(&it, nil)
 			if err != nil {
 				t.Fatalf("decoded batch does not encode: %v", err)
@@ -67,6 +71,20 @@ func FuzzReplay(f *testing.F) {
 		ctx := context.Background()
 		st := &memStore{seq: 2, batches: []memBatch{{1, kind, payload}, {2, goodKind, good}}}
 		e := newEngine(t, testConfig(), st, nil, nil)
+		if errors.Is(derr, telemetry.ErrNewerVersion) {
+			// A newer evident's encoding of a known kind: refused, and
+			// nothing checkpointed over it.
+			if err := e.Start(ctx); !errors.Is(err, store.ErrSchemaTooNew) {
+				t.Fatalf("start over a batch of a newer version = %v, want ErrSchemaTooNew", err)
+			}
+			if err := e.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if st.checkSeq != 0 {
+				t.Fatalf("a refused start checkpointed at %d", st.checkSeq)
+			}
+			return
+		}
 		if err := e.Start(ctx); err != nil {
 			t.Fatalf("start over a log with a fuzzed batch: %v", err)
 		}

@@ -14,6 +14,10 @@ var (
 	ErrUnknownFormat = errors.New("unrecognised telemetry format")
 	// ErrTooLarge marks input beyond the size limits of this package.
 	ErrTooLarge = errors.New("telemetry input too large")
+	// ErrNewerVersion marks input in a version of an encoding of evident's
+	// own that is newer than this evident knows: a newer evident wrote
+	// it, so it is not damaged and must not be dropped as if it were.
+	ErrNewerVersion = errors.New("telemetry encoded by a newer evident")
 )
 
 // RecordError reports one record (a sample, a span, a line) that was

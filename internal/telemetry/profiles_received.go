@@ -356,9 +356,13 @@ func timeFieldSize(t time.Time) int {
 
 // ParseProfileRequest reads a request AppendProfileRequest wrote. The
 // profiles' bytes are sub-slices of b. Fields it does not know are
-// skipped; a version it does not know, a malformed message or numbers out
-// of range are errors.
+// skipped; a malformed message or numbers out of range are errors
+// (ErrMalformed), and so is a version of 0; a version above this one's
+// is ErrNewerVersion.
 func ParseProfileRequest(b []byte) (*ProfileRequest, error) {
+	if len(b) > 0 && b[0] > profileRequestVersion {
+		return nil, fmt.Errorf("profile request: version %d, this evident knows up to %d: %w", b[0], profileRequestVersion, ErrNewerVersion)
+	}
 	if len(b) == 0 || b[0] != profileRequestVersion {
 		v := -1
 		if len(b) > 0 {

@@ -62,7 +62,7 @@ func TestParseProfileRequestErrors(t *testing.T) {
 		in   []byte
 	}{
 		{"empty", nil},
-		{"other version", append([]byte{2}, good[1:]...)},
+		{"version 0", append([]byte{0}, good[1:]...)},
 		{"truncated", good[:len(good)-3]},
 		{"no format", AppendProfileRequest(nil, &ProfileRequest{Profiles: []ReceivedProfile{{Data: []byte("x")}}})},
 		{"limit out of range", []byte{profileRequestVersion, 1 << 3, 0xff, 0xff, 0xff, 0xff, 0x0f}},
@@ -74,6 +74,17 @@ func TestParseProfileRequestErrors(t *testing.T) {
 				t.Errorf("ParseProfileRequest = %v, want ErrMalformed", err)
 			}
 		})
+	}
+}
+
+// TestParseProfileRequestNewerVersion: a version above this one's was
+// written by a newer evident, which the log's replay refuses rather than
+// skips as damaged (engine's TestReplayNewerKind).
+func TestParseProfileRequestNewerVersion(t *testing.T) {
+	good := AppendProfileRequest(nil, fullRequest(t))
+	_, err := ParseProfileRequest(append([]byte{profileRequestVersion + 1}, good[1:]...))
+	if !errors.Is(err, ErrNewerVersion) || errors.Is(err, ErrMalformed) {
+		t.Errorf("ParseProfileRequest = %v, want ErrNewerVersion and not ErrMalformed", err)
 	}
 }
 
