@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -756,9 +757,129 @@ func TestMetricsFromZero(t *testing.T) {
 	if _, err := NewReader(cfg, newApplier(newState()), time.Second, nil, reg); err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string]int{"evident_kafka_produced_records_total": 6, "evident_kafka_read_records_total": 2, "evident_kafka_checkpoints_total": 2} {
+	for name, want := range map[string]int{"evident_kafka_produced_records_total": 6, "evident_kafka_read_records_total": 3, "evident_kafka_partitions_stopped": 1, "evident_kafka_checkpoints_total": 2} {
 		if n, err := testutil.GatherAndCount(reg, name); err != nil || n != want {
 			t.Errorf("%s: %d series (%v), want %d", name, n, err, want)
 		}
 	}
+}
+
+// TestNewerFormat: a record whose format this evident does not know was
+// written by a newer receiver. The engine applies what comes before it
+// in its partition, then stops reading the partition: nothing from that
+// record on is applied, and the offset committed stays at it, for an
+// engine that knows the format to read; it says so in its log and its
+// metrics. A record of a known format that does not decode is still
+// skipped. Another engine given the partition stops at the same record.
+func TestNewerFormat(t *testing.T) {
+	cfg := cluster(t, 1)
+	p := newProducer(t, cfg)
+	raw, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.DefaultProduceTopic(cfg.Topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	ctx := auth.WithTenant(context.Background(), "acme")
+	write := func(format string, value []byte) {
+		t.Helper()
+		if err := raw.ProduceSync(ctx, &kgo.Record{Key: []byte("cart"), Value: value, Headers: []kgo.RecordHeader{
+			{Key: headerTenant, Value: []byte("acme")}, {Key: headerFormat, Value: []byte(format)},
+		}}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	receive := func(name string) {
+		t.Helper()
+		if err := p.Traces().Consume(ctx, spans("cart", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	receive("a")                                         // offset 0
+	write(formatGobSpans, []byte("not gob"))             // 1: damaged, skipped
+	receive("b")                                         // 2
+	write("otlp-traces/2", []byte("a newer receiver's")) // 3: the partition stops here
+	receive("c")                                         // 4
+	const newer = 3
+
+	adm := kadm.NewClient(raw)
+	committed := func() int64 {
+		t.Helper()
+		offs, err := adm.FetchOffsets(context.Background(), cfg.Group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, _ := offs.Lookup(cfg.Topic, 0)
+		return o.At
+	}
+	st := newState()
+	// engine starts a reader and checks it once it stopped at the newer
+	// record and a checkpoint after that was committed, and a few more
+	// checkpoints went by.
+	engine := func(read map[string]float64) *Reader {
+		t.Helper()
+		var logs logBuffer
+		r, err := NewReader(cfg, newApplier(st), 20*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Shutdown(context.Background()) })
+		deadline := time.Now().Add(time.Minute)
+		for testutil.ToFloat64(r.m.WithLabelValues("too_new")) == 0 || committed() != newer {
+			if time.Now().After(deadline) {
+				t.Fatalf("in a minute: %v records too new, offset %d committed", testutil.ToFloat64(r.m.WithLabelValues("too_new")), committed())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		// Neither is what the partition receives after it stopped.
+		receive("later")
+		time.Sleep(200 * time.Millisecond)
+		if diff := cmp.Diff(st.names(), map[string][]string{"acme/cart": {"a", "b"}}); diff != "" {
+			t.Errorf("applied (-got +want):\n%s", diff)
+		}
+		if got := committed(); got != newer {
+			t.Errorf("committed offset %d, want %d: the newer record's", got, newer)
+		}
+		for outcome, want := range read {
+			if got := testutil.ToFloat64(r.m.WithLabelValues(outcome)); got != want {
+				t.Errorf("evident_kafka_read_records_total{outcome=%q} %v, want %v", outcome, got, want)
+			}
+		}
+		if got := testutil.ToFloat64(r.stopped); got != 1 {
+			t.Errorf("evident_kafka_partitions_stopped %v, want 1", got)
+		}
+		want := fmt.Sprintf(`level=ERROR msg="stop reading a partition of the ingest log at a record of a newer format" topic=%s partition=0 offset=%d format=otlp-traces/2 `, cfg.Topic, newer)
+		if got := logs.String(); !strings.Contains(got, want) || !strings.Contains(got, newerFormatHint) {
+			t.Errorf("log:\n%s\nwant a line with %s and the hint", got, want)
+		}
+		t.Logf("log:\n%s", logs.String())
+		return r
+	}
+	first := engine(map[string]float64{"applied": 2, "malformed": 1, "too_new": 1})
+	// The partition goes to another engine, as to an upgraded one: it
+	// reads from the newer record.
+	if err := first.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	engine(map[string]float64{"applied": 0, "malformed": 0, "too_new": 1})
+}
+
+// logBuffer is a log's output, safe for concurrent use.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

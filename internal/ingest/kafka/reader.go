@@ -93,6 +93,9 @@ type Reader struct {
 	applier Applier
 	log     *slog.Logger
 	m       *prometheus.CounterVec
+	// stopped is how many partitions the reader holds but no longer
+	// fetches: each stopped at a record of a newer format (stop).
+	stopped prometheus.Gauge
 	// checkpoints counts the applier's checkpoints by result: an
 	// engine's only checkpoints (serve's evident_engine_checkpoints_total
 	// counts the single process's), and failing while the store is down.
@@ -120,8 +123,11 @@ func NewReader(cfg Config, a Applier, checkpoint time.Duration, logger *slog.Log
 	}
 	r := &Reader{cfg: cfg, every: checkpoint, applier: a, log: logger, m: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "evident_kafka_read_records_total",
-		Help: "Records read from the ingest log, by outcome (applied, malformed).",
-	}, []string{"outcome"}), checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Help: "Records read from the ingest log, by outcome (applied, malformed, too_new).",
+	}, []string{"outcome"}), stopped: prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "evident_kafka_partitions_stopped",
+		Help: "Partitions of the ingest log this engine holds but stopped reading at a record of a format it does not know, written by a newer evident: upgrade the engine.",
+	}), checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "evident_kafka_checkpoints_total",
 		Help: "Checkpoints of the partitions read from the ingest log to the shared store, by result (ok, error).",
 	}, []string{"result"})}
@@ -129,10 +135,11 @@ func NewReader(cfg Config, a Applier, checkpoint time.Duration, logger *slog.Log
 	// failed checkpoints is 0 rather than "no data".
 	r.m.WithLabelValues("applied")
 	r.m.WithLabelValues("malformed")
+	r.m.WithLabelValues("too_new")
 	r.checkpoints.WithLabelValues("ok")
 	r.checkpoints.WithLabelValues("error")
 	if reg != nil {
-		for _, c := range []prometheus.Collector{r.m, r.checkpoints} {
+		for _, c := range []prometheus.Collector{r.m, r.stopped, r.checkpoints} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register kafka reader metrics: %w", err)
 			}
@@ -220,6 +227,12 @@ func (r *Reader) revoke(ctx context.Context, cl *kgo.Client, parts []int32, lost
 	if offs := r.applier.Revoke(ctx, parts, lost); len(offs) > 0 {
 		cl.CommitOffsetsSync(ctx, r.commitsOf(offs), nil)
 	}
+	// A partition stopped at a record of a newer format stays paused in
+	// the client until resumed; given back to this engine later, it is
+	// read again from its checkpoint, which may be past that record by
+	// then.
+	cl.ResumeFetchPartitions(map[string][]int32{r.cfg.Topic: parts})
+	r.stopped.Set(float64(len(cl.PauseFetchPartitions(nil)[r.cfg.Topic])))
 }
 
 // commitsOf is offs as the client commits them.
@@ -310,8 +323,25 @@ func (r *Reader) sleep(ctx context.Context) bool {
 // done; it reports whether it got that far.
 func (r *Reader) apply(ctx context.Context, raw []*kgo.Record) bool {
 	recs := make([]Record, 0, len(raw))
+	var stopped map[int32]bool
 	for _, kr := range raw {
+		if stopped[kr.Partition] {
+			continue
+		}
 		rec, err := decode(kr)
+		if errors.Is(err, errNewerFormat) {
+			// Not damage: a newer receiver wrote it. Skipped, it would
+			// be committed with the records after it and lost for good;
+			// so nothing of its partition from it on is applied, and
+			// the partition's checkpoint and committed offset stay
+			// before it for an engine that knows the format.
+			if stopped == nil {
+				stopped = map[int32]bool{}
+			}
+			stopped[kr.Partition] = true
+			r.stop(kr, err)
+			continue
+		}
 		if err != nil {
 			// A bad record is skipped (and committed with the others):
 			// reading it again would not make it better.
@@ -336,4 +366,19 @@ func (r *Reader) apply(ctx context.Context, raw []*kgo.Record) bool {
 		}
 	}
 	return true
+}
+
+// newerFormatHint says what to do about a partition stopped at a record
+// of a newer format.
+const newerFormatHint = "upgrade this engine: nothing of the partition from this record on is applied or committed, and an engine that knows the format reads it from here when it takes the partition (the engines are upgraded before the receivers, docs/deploy.md), before the topic's retention deletes it"
+
+// stop stops fetching the partition of kr, a record of a newer format:
+// the rest of the partition waits in the log, and the partition stays
+// with this engine, stopped, until the group moves it.
+func (r *Reader) stop(kr *kgo.Record, err error) {
+	r.m.WithLabelValues("too_new").Inc()
+	paused := r.cl.PauseFetchPartitions(map[string][]int32{kr.Topic: {kr.Partition}})
+	r.stopped.Set(float64(len(paused[r.cfg.Topic])))
+	r.log.Error("stop reading a partition of the ingest log at a record of a newer format",
+		"topic", kr.Topic, "partition", kr.Partition, "offset", kr.Offset, "format", header(kr, headerFormat), "err", err, "hint", newerFormatHint)
 }

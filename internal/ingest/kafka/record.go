@@ -5,6 +5,8 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -20,16 +22,34 @@ const (
 	headerFormat = "evident-format"
 )
 
-// The formats of a record's value. Spans go as an OTLP
-// ExportTraceServiceRequest in protobuf, or with encoding/gob when OTLP
-// cannot carry them as they are (telemetry.ErrNotEncodable); profiles go
-// with encoding/gob. A reader refuses a format it does not know, so that
-// a newer writer's record is reported rather than misread.
+// The formats of a record's value, each a name and a version. Spans go
+// as an OTLP ExportTraceServiceRequest in protobuf, or with encoding/gob
+// when OTLP cannot carry them as they are (telemetry.ErrNotEncodable);
+// profiles go with encoding/gob. A name/version this reader does not know
+// was written by a newer evident (errNewerFormat): the reader stops there
+// rather than misread or skip it.
 const (
 	formatOTLPTraces = "otlp-traces/1"
 	formatGobSpans   = "gob-spans/1"
 	formatGobProfile = "gob-profiles/1"
 )
+
+// errNewerFormat marks a record whose format header is a name/version
+// this reader does not know: a newer evident's receiver wrote it.
+var errNewerFormat = errors.New("a newer evident wrote it")
+
+// newerFormat reports whether format is a name/version, as every writer
+// of the log writes them, that this reader does not know: a newer
+// writer's, rather than a header no evident wrote (which is malformed).
+func newerFormat(format string) bool {
+	switch format {
+	case formatOTLPTraces, formatGobSpans, formatGobProfile:
+		return false
+	}
+	name, version, ok := strings.Cut(format, "/")
+	n, err := strconv.Atoi(version)
+	return ok && name != "" && err == nil && n > 0
+}
 
 // Record is one record of the ingest log as an engine applies it: the
 // telemetry of one service of one request.
@@ -74,16 +94,13 @@ func encodeProfiles(ps []*telemetry.ProfileBatch) ([]byte, string, error) {
 // decode reads a record of the log.
 func decode(r *kgo.Record) (Record, error) {
 	rec := Record{Service: string(r.Key), Partition: r.Partition, Offset: r.Offset, Time: r.Timestamp}
-	var format string
-	for _, h := range r.Headers {
-		switch h.Key {
-		case headerTenant:
-			rec.Tenant = string(h.Value)
-		case headerFormat:
-			format = string(h.Value)
-		}
-	}
+	rec.Tenant = header(r, headerTenant)
+	format := header(r, headerFormat)
 	where := fmt.Sprintf("record %s/%d@%d", r.Topic, r.Partition, r.Offset)
+	if newerFormat(format) {
+		// Before the other headers: a newer format may not have them.
+		return rec, fmt.Errorf("decode %s: format %q is not one this evident knows: %w", where, format, errNewerFormat)
+	}
 	if rec.Tenant == "" {
 		return rec, fmt.Errorf("decode %s: no %s header", where, headerTenant)
 	}
@@ -105,4 +122,16 @@ func decode(r *kgo.Record) (Record, error) {
 		return rec, fmt.Errorf("decode %s: %w", where, err)
 	}
 	return rec, nil
+}
+
+// header returns the value of r's header key, the last if there are
+// several, or "".
+func header(r *kgo.Record, key string) string {
+	var v string
+	for _, h := range r.Headers {
+		if h.Key == key {
+			v = string(h.Value)
+		}
+	}
+	return v
 }
