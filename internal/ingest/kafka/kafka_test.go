@@ -883,3 +883,60 @@ func (l *logBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestNewerFormatGivenBack: a partition stopped at a record of a newer
+// format and taken away is read again from its checkpoint when the group
+// gives it back, not left stopped: by then an engine that knows the
+// format may have read past the record.
+func TestNewerFormatGivenBack(t *testing.T) {
+	cfg := cluster(t, 2)
+	raw, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.DefaultProduceTopic(cfg.Topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for p := range int32(2) {
+		if err := raw.ProduceSync(context.Background(), &kgo.Record{Partition: p, Key: []byte("cart"), Value: []byte("a newer receiver's"), Headers: []kgo.RecordHeader{
+			{Key: headerTenant, Value: []byte("acme")}, {Key: headerFormat, Value: []byte("otlp-traces/2")},
+		}}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := newState()
+	reader := func() *Reader {
+		r, err := NewReader(cfg, newApplier(st), 20*time.Millisecond, slog.New(slog.DiscardHandler), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Shutdown(context.Background()) })
+		return r
+	}
+	// waitFor waits until r stopped at n records too new and holds
+	// stopped partitions.
+	waitFor := func(r *Reader, what string, n, stopped float64) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			gotN, gotStopped := testutil.ToFloat64(r.m.WithLabelValues("too_new")), testutil.ToFloat64(r.stopped)
+			if gotN == n && gotStopped == stopped {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: in a minute, %v records too new and %v partitions stopped; want %v and %v", what, gotN, gotStopped, n, stopped)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	first := reader()
+	waitFor(first, "the first engine alone", 2, 2)
+	second := reader()
+	waitFor(second, "the second engine, given a partition", 1, 1)
+	waitFor(first, "the first engine, a partition taken away", 2, 1)
+	if err := second.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(first, "the first engine, the partition given back", 3, 2)
+}
