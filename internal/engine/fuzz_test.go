@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/klauspost/compress/s2"
 
 	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/model"
@@ -46,6 +47,10 @@ func FuzzReplay(f *testing.F) {
 	// Spans as the log held them before it held trace requests.
 	f.Add(uint8(1), gobSpans(f, shopSpans()))
 	f.Add(uint8(0), []byte("not protobuf"))
+	// A profile request of a version a newer evident writes.
+	newer := telemetry.AppendProfileRequest(nil, folded)
+	newer[0]++
+	f.Add(uint8(slices.Index(kinds, store.BatchProfileRequestS2)), s2.Encode(nil, newer))
 	f.Add(uint8(1), []byte("not gob"))
 	goodKind, good, err := encode(&item{kind: store.BatchSpans, spans: shopSpans()}, nil)
 	if err != nil {
