@@ -343,8 +343,9 @@ func (r *Reader) apply(ctx context.Context, raw []*kgo.Record) bool {
 			continue
 		}
 		if err != nil {
-			// A bad record is skipped (and committed with the others):
-			// reading it again would not make it better.
+			// A damaged record (a known format that does not decode, or
+			// headers no evident writes) is skipped, and committed with
+			// the others: reading it again would not make it better.
 			r.m.WithLabelValues("malformed").Inc()
 			r.log.Warn("skip a malformed record of the ingest log", "err", err)
 			continue
