@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/evidentsec/evident/internal/source"
+	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/store/postgres"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -527,6 +528,24 @@ func TestScaledOutAPIRestart(t *testing.T) {
 		}
 		return n
 	}
+	// The leader records a verdict change after the view shows it: wait
+	// until the newest change of every finding is its verdict, or the
+	// shutdown below may cancel the recording and the new replica record
+	// it instead.
+	waitWithin(t, time.Minute, "every verdict recorded", func() bool {
+		for key, verdict := range decided {
+			f := strings.Fields(key) // service, vulnerability, package
+			cs, err := pg.VerdictHistory(t.Context(), f[0], f[1], 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := slices.IndexFunc(cs, func(c store.VerdictChange) bool { return c.PURL == f[2] })
+			if i < 0 || string(cs[i].To) != verdict {
+				return false
+			}
+		}
+		return true
+	})
 	before := history()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	d.api.Shutdown(ctx)
