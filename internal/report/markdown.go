@@ -42,7 +42,7 @@ func markdown(r *Result, shown, maxBytes int) string {
 	var b strings.Builder
 	b.WriteString("## evident: runtime evidence for vulnerability findings\n\n")
 	b.WriteString("**" + Headline(r.Summary) + "**\n\n")
-	for _, note := range unloadedNotes(r.VulnDB, func(s string) string { return "`" + s + "`" }) {
+	if note := unloadedNote(r.VulnDB, func(s string) string { return "`" + s + "`" }); note != "" {
 		b.WriteString("> " + note + "\n\n")
 	}
 	var now, later []assess.Assessment

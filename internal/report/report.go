@@ -122,21 +122,20 @@ func Lookup(name string, opts Options) (Format, error) {
 	return nil, fmt.Errorf("%w %q (want one of %s)", ErrUnknownFormat, name, strings.Join(Names, ", "))
 }
 
-// unloadedNotes say which exploitation data the assessment was made
-// without, and how to load it, one sentence each; code formats a command,
-// flag or path (a Markdown code span, or as it is).
-func unloadedNotes(s vulndb.Stats, code func(string) string) []string {
-	how := func(flag string) string {
-		return fmt.Sprintf("%s (into %s, not read with %s) or %s", code("evident db update"), code("<data>/vulndb"), code("--vulns"), code(flag))
+// unloadedNote says, in one sentence, which exploitation data the
+// assessment was made without and how to load it; "" when it had both.
+// code formats a command or flag (a Markdown code span, or as it is).
+func unloadedNote(s vulndb.Stats, code func(string) string) string {
+	update := code("evident db update")
+	switch kev, epss := s.HasKEV(), s.HasEPSS(); {
+	case !kev && !epss:
+		return fmt.Sprintf("Without a CISA KEV catalog or EPSS scores, no finding is marked known exploited (KEV) or scored by EPSS, whether it should be or not; load them with %s, or %s and %s.", update, code("--kev FILE"), code("--epss FILE"))
+	case !kev:
+		return fmt.Sprintf("Without a CISA KEV catalog, no finding is marked known exploited (KEV), whether it is or not; load one with %s, or %s.", update, code("--kev FILE"))
+	case !epss:
+		return fmt.Sprintf("Without EPSS scores, no finding is scored by EPSS, whether FIRST scores it or not; load them with %s, or %s.", update, code("--epss FILE"))
 	}
-	var notes []string
-	if !s.HasKEV() {
-		notes = append(notes, "No CISA KEV catalog was loaded, so no finding is marked known exploited (KEV), whether it is or not; load one with: "+how("--kev FILE")+".")
-	}
-	if !s.HasEPSS() {
-		notes = append(notes, "No EPSS scores were loaded, so no finding has an exploit prediction, whether FIRST scores it or not; load them with: "+how("--epss FILE")+".")
-	}
-	return notes
+	return ""
 }
 
 // endpointsOf joins endpoints for one-line display, at most n.

@@ -40,8 +40,11 @@ func writeTable(w io.Writer, r *Result, color bool) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	lines := append([]string{"", Headline(r.Summary)}, unloadedNotes(r.VulnDB, func(s string) string { return s })...)
-	_, err := fmt.Fprintln(w, strings.Join(lines, "\n"))
+	out := "\n" + Headline(r.Summary)
+	if note := unloadedNote(r.VulnDB, func(s string) string { return s }); note != "" {
+		out += "\n" + note
+	}
+	_, err := fmt.Fprintln(w, out)
 	return err
 }
 
