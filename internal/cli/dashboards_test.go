@@ -308,7 +308,10 @@ func serveRecording(t *testing.T) string {
 	cfg.Serve.Sources.MaxWindow = cfg.Serve.Sources.Lookback
 	g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: t.TempDir()}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := startServer(t.Context(), g, cfg, serveFlags{vulns: []string{filepath.Join(rd, "osv")}, findings: []string{filepath.Join(rd, "findings")}}, log)
+	// A KEV catalog, without which evident_findings_known_exploited,
+	// which a panel shows, is not exported.
+	kev := filepath.Join("..", "dbupdate", "testdata", "kev.json")
+	srv, err := startServer(t.Context(), g, cfg, serveFlags{vulns: []string{filepath.Join(rd, "osv")}, findings: []string{filepath.Join(rd, "findings")}, kev: kev}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

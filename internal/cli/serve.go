@@ -338,7 +338,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 			est, alerter = cluster.RestoreFromView(s.leader.Store(st), tst.View), s.leader.Alerter(u.router)
 		}
 		if u.eng, err = engine.New(sc.Engine, engine.Deps{
-			Store: est, Model: model.New(sc.Model, attr), Vulns: vulns, Assess: cfg.Config,
+			Store: est, Model: model.New(sc.Model, attr), Vulns: vulns, KEV: s.vulnDB.HasKEV(), Assess: cfg.Config,
 			Alerter: alerter, Redactor: red, Logger: tlog.With("component", "engine"), Registerer: treg,
 		}); err != nil {
 			return nil, err

@@ -81,6 +81,10 @@ type Deps struct {
 	// Vulns resolves findings to their records (affected functions);
 	// nil assesses on what the findings carry.
 	Vulns assess.Vulns
+	// KEV says whether Vulns holds a CISA KEV catalog: without one no
+	// finding is known exploited, whether it is or not, and the engine
+	// exports no evident_findings_known_exploited rather than zeros.
+	KEV bool
 	// Assess configures assessment: sensitivity labels, exposure
 	// overrides, the evidence needed for a verdict.
 	Assess assess.Config
@@ -134,6 +138,7 @@ type Engine struct {
 	st      Store
 	model   *model.Model
 	vulns   assess.Vulns
+	kev     bool
 	acfg    assess.Config
 	rules   *detect.Rules
 	red     *redact.Redactor
@@ -266,7 +271,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		cfg: cfg, st: deps.Store, model: deps.Model, vulns: deps.Vulns, acfg: deps.Assess,
+		cfg: cfg, st: deps.Store, model: deps.Model, vulns: deps.Vulns, kev: deps.KEV, acfg: deps.Assess,
 		rules: deps.Rules, red: deps.Redactor, alerter: deps.Alerter, log: deps.Logger, now: deps.Now,
 		slots:    make(chan struct{}, cfg.QueueSize),
 		queue:    make(chan item, cfg.QueueSize),

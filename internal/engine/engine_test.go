@@ -724,10 +724,12 @@ func TestReplayPreviousFormat(t *testing.T) {
 
 // TestViewMetrics: the gauges of the findings follow the current view,
 // by service, tier, verdict and exposure, and every service of the model
-// has its exposure.
+// has its exposure; the known exploited ones are counted only with a KEV
+// catalog (Deps.KEV).
 func TestViewMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	e := newEngine(t, testConfig(), &memStore{}, &recorder{}, reg)
+	e.kev = true // as Deps.KEV sets it
 	start(t, e)
 	ctx := context.Background()
 	if err := e.SetFindings(ctx, allFindings(textFinding("orders"), textFinding("billing"))); err != nil {
@@ -765,6 +767,14 @@ evident_findings_decided_ratio 0.5
 	}
 	if n, err := testutil.GatherAndCount(reg, "evident_assessment_timestamp_seconds", "evident_backlog_reduction_ratio"); err != nil || n != 2 {
 		t.Errorf("assessment time and backlog reduction: %d series, %v; want 2", n, err)
+	}
+
+	e.kev = false // no catalog: a 0 would say none is exploited
+	if n, err := testutil.GatherAndCount(reg, "evident_findings_known_exploited"); err != nil || n != 0 {
+		t.Errorf("without a KEV catalog: %d evident_findings_known_exploited series, %v; want none", n, err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "evident_findings"); err != nil || n != 2 {
+		t.Errorf("without a KEV catalog: %d evident_findings series, %v; want 2", n, err)
 	}
 }
 

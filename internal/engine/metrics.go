@@ -139,8 +139,12 @@ func (c viewCollector) Collect(ch chan<- prometheus.Metric) {
 	for k, n := range counts {
 		ch <- prometheus.MustNewConstMetric(findingsDesc, prometheus.GaugeValue, float64(n), k.service, k.tier, k.verdict, k.exposure)
 	}
-	for k, n := range kev {
-		ch <- prometheus.MustNewConstMetric(knownExploitedDesc, prometheus.GaugeValue, float64(n), k.service, k.verdict)
+	// Without a KEV catalog, a 0 would read as "none is exploited":
+	// the series is left out, as Prometheus leaves out what is unknown.
+	if c.e.kev {
+		for k, n := range kev {
+			ch <- prometheus.MustNewConstMetric(knownExploitedDesc, prometheus.GaugeValue, float64(n), k.service, k.verdict)
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, v.Summary.BacklogReduction)
 	ch <- prometheus.MustNewConstMetric(decidedDesc, prometheus.GaugeValue, v.Summary.DecidedShare)
