@@ -82,11 +82,15 @@ func writeDBStats(w io.Writer, where string, s vulndb.Stats) error {
 		return err
 	}
 	kev := "none"
-	if s.KEVVersion != "" || s.KEVCount > 0 {
-		kev = fmt.Sprintf("version %s, %d entries", s.KEVVersion, s.KEVCount)
+	if s.HasKEV() {
+		kev = "version " + s.KEVVersion
+		if !s.KEVReleased.IsZero() {
+			kev += ", released " + s.KEVReleased.UTC().Format(time.DateOnly)
+		}
+		kev += fmt.Sprintf(", %d entries", s.KEVCount)
 	}
 	epss := "none"
-	if s.EPSSCount > 0 {
+	if s.HasEPSS() {
 		epss = fmt.Sprintf("model %s, scored %s, %d CVEs", s.EPSSModel, s.EPSSDate.Format(time.DateOnly), s.EPSSCount)
 	}
 	newest := "unknown"
