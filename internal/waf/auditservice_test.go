@@ -1,7 +1,6 @@
 package waf
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -10,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
@@ -30,25 +28,10 @@ func TestProxyAuditNamesService(t *testing.T) {
 			serverSpan("storefront", "GET", "/find", "/find", q, nil),
 		)
 	}
-	traffic := TrafficFromSpans(spans, 0)
-	set, err := Generate(DefaultConfig(), []assess.Assessment{
+	dir, _ := exportedRules(t, TrafficFromSpans(spans, 0),
 		executedExposed("gateway", "GO-2026-5970", "golang.org/x/text", "GET /search"),
 		executedExposed("storefront", "GO-2026-5970", "golang.org/x/text", "GET /find", "GET /search"),
-	}, loadRecords(t), traffic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	corpus, err := LoadCorpus(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := Validate(context.Background(), set, traffic, corpus); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := Export(dir, set); err != nil {
-		t.Fatal(err)
-	}
+	)
 	// A rule of the directory that is no patch's, after the patches'
 	// scope rules (phase 1) have run.
 	engine := filepath.Join(dir, EngineFile)

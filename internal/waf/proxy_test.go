@@ -54,8 +54,14 @@ func (l *lockedBuffer) String() string {
 // returns the export directory.
 func shopRules(t testing.TB) (dir string, set *PatchSet) {
 	t.Helper()
-	traffic := shopTraffic()
-	set, err := Generate(DefaultConfig(), []assess.Assessment{executedExposed("gateway", "GO-2026-5970", "golang.org/x/text", "GET /search")}, loadRecords(t), traffic)
+	return exportedRules(t, shopTraffic(), executedExposed("gateway", "GO-2026-5970", "golang.org/x/text", "GET /search"))
+}
+
+// exportedRules generates the patches of assessments against traffic,
+// validates them and exports them into a new directory.
+func exportedRules(t testing.TB, traffic *Traffic, assessments ...assess.Assessment) (dir string, set *PatchSet) {
+	t.Helper()
+	set, err := Generate(DefaultConfig(), assessments, loadRecords(t), traffic)
 	if err != nil {
 		t.Fatal(err)
 	}
