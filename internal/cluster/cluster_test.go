@@ -109,13 +109,7 @@ func merged(t *testing.T, st *postgres.Store) *model.Snapshot {
 // for the next one, and reloads findings when their version changes.
 func TestApplier(t *testing.T) {
 	ctx := t.Context()
-	cfg := postgres.DefaultConfig()
-	cfg.DSN = server.DSN(t)
-	pg, err := postgres.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pg.Close() })
+	pg := openStore(t)
 	st := &flaky{Store: pg}
 	var reads atomic.Int32
 	recs := []kafka.Record{
@@ -200,13 +194,7 @@ func TestApplier(t *testing.T) {
 // failed is tried again at the next look.
 func TestApplierReloadsFindings(t *testing.T) {
 	ctx := t.Context()
-	cfg := postgres.DefaultConfig()
-	cfg.DSN = server.DSN(t)
-	pg, err := postgres.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pg.Close() })
+	pg := openStore(t)
 	st := &flaky{Store: pg}
 	var (
 		reads atomic.Int32
@@ -427,13 +415,7 @@ func (s storeSink) Send(ctx context.Context, a alert.Alert) error {
 // ID, and the store keeps one.
 func TestFirstExecutionOnce(t *testing.T) {
 	ctx := t.Context()
-	cfg := postgres.DefaultConfig()
-	cfg.DSN = server.DSN(t)
-	pg, err := postgres.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pg.Close() })
+	pg := openStore(t)
 	finding := findings.Finding{
 		Service:       "shop",
 		Package:       findings.Package{PURL: "pkg:golang/golang.org/x/text@v0.3.7", Ecosystem: "Go", Name: "golang.org/x/text", Version: "v0.3.7"},
@@ -492,4 +474,17 @@ func TestFirstExecutionOnce(t *testing.T) {
 	if len(got) != 1 {
 		t.Errorf("first-execution alerts stored = %+v, want 1", got)
 	}
+}
+
+// openStore opens the test server's store, closed at the test's end.
+func openStore(t *testing.T) *postgres.Store {
+	t.Helper()
+	cfg := postgres.DefaultConfig()
+	cfg.DSN = server.DSN(t)
+	pg, err := postgres.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Close() })
+	return pg
 }
