@@ -371,14 +371,18 @@ func waitForBrowser(t *testing.T, ctx context.Context, what, expr string) {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
-		if err != nil {
+		// An evaluation that meets the page's navigation (a form just
+		// submitted) fails with the old page gone: it is asked again of
+		// the new one.
+		navigating := err != nil && (strings.Contains(err.Error(), "Inspected target navigated or closed") || strings.Contains(err.Error(), "Execution context was destroyed"))
+		if err != nil && !navigating {
 			t.Fatalf("waiting for %s: %v", what, err)
 		}
 		if ok {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("timed out waiting for %s (last error: %v)", what, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
