@@ -211,9 +211,11 @@ func (st *state) waitFor(t *testing.T, n int) {
 	}
 }
 
-func startReader(t *testing.T, cfg Config, a Applier) *Reader {
+// startReader starts a reader of a's checkpointed every every, logging
+// to log (nil: slog.Default), stopped at the test's end.
+func startReader(t *testing.T, cfg Config, a Applier, every time.Duration, log *slog.Logger) *Reader {
 	t.Helper()
-	r, err := NewReader(cfg, a, 50*time.Millisecond, nil, prometheus.NewRegistry())
+	r, err := NewReader(cfg, a, every, log, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +271,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := newState()
-	startReader(t, cfg, newApplier(st))
+	startReader(t, cfg, newApplier(st), 50*time.Millisecond, nil)
 	st.waitFor(t, 5)
 	want := map[string][]string{
 		"acme/cart":    {"GET /cart", "POST /cart", "GET /done"},
@@ -298,7 +300,7 @@ func TestOrderPerService(t *testing.T) {
 	}
 	cfg.MaxPollRecords = 7 // several batches
 	st := newState()
-	startReader(t, cfg, newApplier(st))
+	startReader(t, cfg, newApplier(st), 50*time.Millisecond, nil)
 	st.waitFor(t, n*len(services))
 	if diff := cmp.Diff(st.names(), want); diff != "" {
 		t.Errorf("applied (-got +want):\n%s", diff)
@@ -375,7 +377,7 @@ func TestKilledBeforeCommit(t *testing.T) {
 	st.mu.Lock()
 	st.down = false
 	st.mu.Unlock()
-	startReader(t, cfg, newApplier(st))
+	startReader(t, cfg, newApplier(st), 50*time.Millisecond, nil)
 	st.waitFor(t, want)
 	for k, names := range st.names() {
 		seen := map[string]int{}
@@ -818,14 +820,7 @@ func TestNewerFormat(t *testing.T) {
 	engine := func(read map[string]float64) *Reader {
 		t.Helper()
 		var logs logBuffer
-		r, err := NewReader(cfg, newApplier(st), 20*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Shutdown(context.Background()) })
+		r := startReader(t, cfg, newApplier(st), 20*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil)))
 		deadline := time.Now().Add(time.Minute)
 		for testutil.ToFloat64(r.m.WithLabelValues("too_new")) == 0 || committed() != newer {
 			if time.Now().After(deadline) {
@@ -904,15 +899,7 @@ func TestNewerFormatGivenBack(t *testing.T) {
 	}
 	st := newState()
 	reader := func() *Reader {
-		r, err := NewReader(cfg, newApplier(st), 20*time.Millisecond, slog.New(slog.DiscardHandler), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Shutdown(context.Background()) })
-		return r
+		return startReader(t, cfg, newApplier(st), 20*time.Millisecond, slog.New(slog.DiscardHandler))
 	}
 	// waitFor waits until r stopped at n records too new and holds
 	// stopped partitions.
