@@ -245,48 +245,39 @@ func oldLog(t *testing.T, name string, want ...store.BatchKind) *memStore {
 // kind that does not decode is still skipped, so that one damaged batch
 // does not stop every later one.
 func TestReplayNewerKind(t *testing.T) {
-	t.Run("newer kind refused", func(t *testing.T) {
-		st := &memStore{seq: 3, batches: []memBatch{
-			{1, store.BatchTraceRequest, requestOf(t, shopSpans())},
-			{2, "otlp_traces_zstd", []byte("written by a newer evident")},
-			{3, store.BatchTraceRequest, requestOf(t, shopSpans())},
-		}}
-		e := newEngine(t, testConfig(), st, nil, nil)
-		err := e.Start(context.Background())
-		if !errors.Is(err, store.ErrSchemaTooNew) || !strings.Contains(err.Error(), `logged batch 2 is of kind "otlp_traces_zstd"`) || !strings.Contains(err.Error(), store.TooNewHint) {
-			t.Errorf("Start = %v, want ErrSchemaTooNew naming batch 2, its kind and what to do", err)
-		}
-		if err := e.Shutdown(context.Background()); err != nil {
-			t.Error(err)
-		}
-		if st.checkSeq != 0 || len(st.batches) != 3 {
-			t.Errorf("after the refused start: checkpoint at %d, %d batches; want none and the 3 logged", st.checkSeq, len(st.batches))
-		}
-	})
-	t.Run("newer version of a known kind refused", func(t *testing.T) {
-		// profile_request_s2 carries its encoding's version in its first
-		// byte: one above this evident's was written by a newer one.
-		req := telemetry.AppendProfileRequest(nil, &telemetry.ProfileRequest{Profiles: []telemetry.ReceivedProfile{{
-			Format: telemetry.FormatFolded, Data: []byte("main;main.idle 1\n"), Service: "shop",
-		}}})
-		req[0]++
-		st := &memStore{seq: 3, batches: []memBatch{
-			{1, store.BatchTraceRequest, requestOf(t, shopSpans())},
-			{2, store.BatchProfileRequestS2, s2.Encode(nil, req)},
-			{3, store.BatchTraceRequest, requestOf(t, shopSpans())},
-		}}
-		e := newEngine(t, testConfig(), st, nil, nil)
-		err := e.Start(context.Background())
-		if !errors.Is(err, store.ErrSchemaTooNew) || !strings.Contains(err.Error(), "logged batch 2: decode profile_request_s2 batch: profile request: version 2") || !strings.Contains(err.Error(), store.TooNewHint) {
-			t.Errorf("Start = %v, want ErrSchemaTooNew naming batch 2, its kind and version, and what to do", err)
-		}
-		if err := e.Shutdown(context.Background()); err != nil {
-			t.Error(err)
-		}
-		if st.checkSeq != 0 || len(st.batches) != 3 {
-			t.Errorf("after the refused start: checkpoint at %d, %d batches; want none and the 3 logged", st.checkSeq, len(st.batches))
-		}
-	})
+	// profile_request_s2 carries its encoding's version in its first
+	// byte: one above this evident's was written by a newer one.
+	newerReq := telemetry.AppendProfileRequest(nil, &telemetry.ProfileRequest{Profiles: []telemetry.ReceivedProfile{{
+		Format: telemetry.FormatFolded, Data: []byte("main;main.idle 1\n"), Service: "shop",
+	}}})
+	newerReq[0]++
+	for _, tc := range []struct {
+		name  string
+		batch memBatch // logged as batch 2, between two good ones
+		want  string   // in Start's error
+	}{
+		{"newer kind refused", memBatch{2, "otlp_traces_zstd", []byte("written by a newer evident")}, `logged batch 2 is of kind "otlp_traces_zstd"`},
+		{"newer version of a known kind refused", memBatch{2, store.BatchProfileRequestS2, s2.Encode(nil, newerReq)}, "logged batch 2: decode profile_request_s2 batch: profile request: version 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &memStore{seq: 3, batches: []memBatch{
+				{1, store.BatchTraceRequest, requestOf(t, shopSpans())},
+				tc.batch,
+				{3, store.BatchTraceRequest, requestOf(t, shopSpans())},
+			}}
+			e := newEngine(t, testConfig(), st, nil, nil)
+			err := e.Start(context.Background())
+			if !errors.Is(err, store.ErrSchemaTooNew) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), store.TooNewHint) {
+				t.Errorf("Start = %v, want ErrSchemaTooNew with %q and what to do", err, tc.want)
+			}
+			if err := e.Shutdown(context.Background()); err != nil {
+				t.Error(err)
+			}
+			if st.checkSeq != 0 || len(st.batches) != 3 {
+				t.Errorf("after the refused start: checkpoint at %d, %d batches; want none and the 3 logged", st.checkSeq, len(st.batches))
+			}
+		})
+	}
 	t.Run("known kind that does not decode skipped", func(t *testing.T) {
 		st := &memStore{seq: 2, batches: []memBatch{
 			{1, store.BatchSpans, []byte("not gob")},
