@@ -39,24 +39,35 @@ type runtimeProfile struct {
 	vulnerable [][2]string
 }
 
+// The Java test program's (testdata/java) configuration, what it runs
+// and its vulnerable function, shaded or not.
+var (
+	ordersJavaConfig = func(*testing.T) attribution.Config {
+		return attribution.Config{JavaPackages: attribution.JavaPackagesOf([]string{"org.yaml:snakeyaml"}), FirstParty: []string{"com.example.orders"}}
+	}
+	ordersJavaWant = []attribution.Func{
+		{Language: attribution.Java, Package: "org.yaml.snakeyaml.constructor", Symbol: "Constructor$ConstructYamlObject.construct", Module: "org.yaml:snakeyaml"},
+		{Language: attribution.Java, Package: "com.example.orders", Symbol: "Orders.total", FirstParty: true},
+	}
+	ordersJavaVulnerable = [][2]string{{"org.yaml.snakeyaml.constructor", "Constructor$ConstructYamlObject.construct"}}
+)
+
+// javaRuntime reports whether fn is the JDK's.
+func javaRuntime(fn attribution.Func) bool {
+	return slices.ContainsFunc([]string{"java.", "javax.", "jdk.", "sun.", "com.sun."}, func(p string) bool { return strings.HasPrefix(fn.Package+".", p) })
+}
+
 var runtimeProfiles = []runtimeProfile{
 	{
 		file:   "java/orders.jfr",
 		decode: telemetry.DecodeJFR,
-		cfg: func(*testing.T) attribution.Config {
-			// The SBOM names org.yaml:snakeyaml; the application's
-			// packages are configured.
-			return attribution.Config{JavaPackages: attribution.JavaPackagesOf([]string{"org.yaml:snakeyaml"}), FirstParty: []string{"com.example.orders"}}
-		},
-		lang: attribution.Java,
-		runtime: func(fn attribution.Func) bool {
-			return slices.ContainsFunc([]string{"java.", "javax.", "jdk.", "sun.", "com.sun."}, func(p string) bool { return strings.HasPrefix(fn.Package+".", p) })
-		},
-		want: []attribution.Func{
-			{Language: attribution.Java, Package: "org.yaml.snakeyaml.constructor", Symbol: "Constructor$ConstructYamlObject.construct", Module: "org.yaml:snakeyaml"},
-			{Language: attribution.Java, Package: "com.example.orders", Symbol: "Orders.total", FirstParty: true},
-		},
-		vulnerable: [][2]string{{"org.yaml.snakeyaml.constructor", "Constructor$ConstructYamlObject.construct"}},
+		// The SBOM names org.yaml:snakeyaml; the application's packages
+		// are configured.
+		cfg:        ordersJavaConfig,
+		lang:       attribution.Java,
+		runtime:    javaRuntime,
+		want:       ordersJavaWant,
+		vulnerable: ordersJavaVulnerable,
 	},
 	{
 		file: "java/orders-shaded.jfr.gz",
@@ -71,20 +82,13 @@ var runtimeProfiles = []runtimeProfile{
 			}
 			return telemetry.DecodeJFR(jfr, name)
 		},
-		cfg: func(*testing.T) attribution.Config {
-			// The same program and SBOM, with snakeyaml relocated into
-			// com.example.orders.shaded by the Maven Shade plugin.
-			return attribution.Config{JavaPackages: attribution.JavaPackagesOf([]string{"org.yaml:snakeyaml"}), FirstParty: []string{"com.example.orders"}}
-		},
-		lang: attribution.Java,
-		runtime: func(fn attribution.Func) bool {
-			return slices.ContainsFunc([]string{"java.", "javax.", "jdk.", "sun.", "com.sun."}, func(p string) bool { return strings.HasPrefix(fn.Package+".", p) })
-		},
-		want: []attribution.Func{
-			{Language: attribution.Java, Package: "org.yaml.snakeyaml.constructor", Symbol: "Constructor$ConstructYamlObject.construct", Module: "org.yaml:snakeyaml"},
-			{Language: attribution.Java, Package: "com.example.orders", Symbol: "Orders.total", FirstParty: true},
-		},
-		vulnerable: [][2]string{{"org.yaml.snakeyaml.constructor", "Constructor$ConstructYamlObject.construct"}},
+		// The same program and SBOM, with snakeyaml relocated into
+		// com.example.orders.shaded by the Maven Shade plugin.
+		cfg:        ordersJavaConfig,
+		lang:       attribution.Java,
+		runtime:    javaRuntime,
+		want:       ordersJavaWant,
+		vulnerable: ordersJavaVulnerable,
 	},
 	{
 		file:   "node/npm.pb.gz",
