@@ -10,8 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/report"
 )
 
 // TestAnalyzeJavaJFR analyzes JFR recordings of a real Java program that
@@ -39,31 +41,10 @@ func TestAnalyzeJavaJFR(t *testing.T) {
 				"--vulns", "../vulndb/testdata/ghsa",
 				"--findings", "orders=testdata/analyze/java/sbom.cdx.json",
 				"--profiles", "orders=" + tc.profile}, tc.packages...)
-			code, stdout, stderr := run(t, args...)
-			if code != ExitOK {
-				t.Fatalf("exit %d, stderr:\n%s", code, stderr)
-			}
-			var rep struct {
-				Findings []struct {
-					Vulnerability struct{ ID string } `json:"vulnerability"`
-					Reachability  struct {
-						Verdict string   `json:"verdict"`
-						Basis   string   `json:"basis"`
-						Symbols []string `json:"symbols"`
-						Reason  string   `json:"reason"`
-					} `json:"reachability"`
-				} `json:"findings"`
-			}
-			if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
-				t.Fatal(err)
-			}
-			if len(rep.Findings) != 1 {
-				t.Fatalf("%d findings, want GHSA-mjmj-j48q-9wg2 alone:\n%s", len(rep.Findings), stdout)
-			}
-			r := rep.Findings[0].Reachability
-			if rep.Findings[0].Vulnerability.ID != "GHSA-mjmj-j48q-9wg2" || r.Verdict != "executed" || r.Basis != "symbol" ||
-				!strings.Contains(r.Reason, "org.yaml.snakeyaml.constructor.Constructor$Construct") {
-				t.Errorf("finding %s: %s at %s (%s), want executed through Constructor$Construct*", rep.Findings[0].Vulnerability.ID, r.Verdict, r.Basis, r.Reason)
+			f := analyzeOne(t, "GHSA-mjmj-j48q-9wg2", args...)
+			r := f.Reachability
+			if r.Verdict != assess.Executed || r.Basis != assess.BasisSymbol || !strings.Contains(r.Reason, "org.yaml.snakeyaml.constructor.Constructor$Construct") {
+				t.Errorf("finding %s: %s at %s (%s), want executed through Constructor$Construct*", f.Vulnerability.ID, r.Verdict, r.Basis, r.Reason)
 			}
 		})
 	}
@@ -81,34 +62,32 @@ func TestAnalyzeJavaJFR(t *testing.T) {
 // running makes it loaded; it was not_observed when the frames were taken
 // for a distribution "azure".
 func TestAnalyzePythonNamespace(t *testing.T) {
-	code, stdout, stderr := run(t, "analyze", "--format", "json",
+	f := analyzeOne(t, "GHSA-64x4-9hc6-r2h6", "analyze", "--format", "json",
 		"--vulns", "../vulndb/testdata/ghsa",
 		"--findings", "blobs=testdata/analyze/python/blobs.pip-audit.json",
 		"--profiles", "blobs=../attribution/testdata/python/azure.folded.gz")
-	if code != ExitOK {
-		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
-	}
-	var rep struct {
-		Findings []struct {
-			Vulnerability struct{ ID string } `json:"vulnerability"`
-			Reachability  struct {
-				Verdict string `json:"verdict"`
-				Basis   string `json:"basis"`
-				Reason  string `json:"reason"`
-			} `json:"reachability"`
-		} `json:"findings"`
-	}
-	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
-		t.Fatal(err)
-	}
-	if len(rep.Findings) != 1 {
-		t.Fatalf("%d findings, want GHSA-64x4-9hc6-r2h6 alone:\n%s", len(rep.Findings), stdout)
-	}
-	f := rep.Findings[0]
-	if f.Vulnerability.ID != "GHSA-64x4-9hc6-r2h6" || f.Reachability.Verdict != "loaded" || f.Reachability.Basis != "package" ||
+	if f.Reachability.Verdict != assess.Loaded || f.Reachability.Basis != assess.BasisPackage ||
 		!strings.Contains(f.Reachability.Reason, "code of azure-storage-blob ran (azure.storage.blob.") {
 		t.Errorf("finding %s: %s at %s (%s), want loaded by azure.storage.blob's code", f.Vulnerability.ID, f.Reachability.Verdict, f.Reachability.Basis, f.Reachability.Reason)
 	}
+}
+
+// analyzeOne runs the analyze command args, which write a JSON report,
+// and returns its one finding, which must be of vulnerability id.
+func analyzeOne(t *testing.T, id string, args ...string) report.JSONFinding {
+	t.Helper()
+	code, stdout, stderr := run(t, args...)
+	if code != ExitOK {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+	var rep struct{ Findings []report.JSONFinding }
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Findings) != 1 || rep.Findings[0].Vulnerability.ID != id {
+		t.Fatalf("%d findings, want %s alone:\n%s", len(rep.Findings), id, stdout)
+	}
+	return rep.Findings[0]
 }
 
 func TestAnalyzePackagesErrors(t *testing.T) {
