@@ -129,22 +129,22 @@ func (c viewCollector) Collect(ch chan<- prometheus.Metric) {
 		verdict := string(a.Reachability.Verdict)
 		counts[key{a.Finding.Service, a.Priority.Tier, verdict, string(a.Exposure.Level)}]++
 		// Counted from 0, so a dashboard shows 0 where none is known
-		// exploited rather than nothing.
-		k, n := kevKey{a.Finding.Service, verdict}, 0
-		if a.KnownExploited {
-			n = 1
+		// exploited rather than nothing; without a KEV catalog not at
+		// all, since a 0 would read as "none is exploited" (Prometheus
+		// leaves out what is unknown).
+		if c.e.kev {
+			k, n := kevKey{a.Finding.Service, verdict}, 0
+			if a.KnownExploited {
+				n = 1
+			}
+			kev[k] += n
 		}
-		kev[k] += n
 	}
 	for k, n := range counts {
 		ch <- prometheus.MustNewConstMetric(findingsDesc, prometheus.GaugeValue, float64(n), k.service, k.tier, k.verdict, k.exposure)
 	}
-	// Without a KEV catalog, a 0 would read as "none is exploited":
-	// the series is left out, as Prometheus leaves out what is unknown.
-	if c.e.kev {
-		for k, n := range kev {
-			ch <- prometheus.MustNewConstMetric(knownExploitedDesc, prometheus.GaugeValue, float64(n), k.service, k.verdict)
-		}
+	for k, n := range kev {
+		ch <- prometheus.MustNewConstMetric(knownExploitedDesc, prometheus.GaugeValue, float64(n), k.service, k.verdict)
 	}
 	ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, v.Summary.BacklogReduction)
 	ch <- prometheus.MustNewConstMetric(decidedDesc, prometheus.GaugeValue, v.Summary.DecidedShare)
