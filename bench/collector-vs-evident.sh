@@ -51,6 +51,9 @@
 # EVIDENT names an evident binary to run instead of building this tree's
 # (to compare two builds: EVIDENT=/tmp/a ... then EVIDENT=/tmp/b ...).
 #
+# It refuses to start while a Go fuzzing worker may run on a core it
+# loads (fuzzing_beside, bench/proc.sh); BESIDE_FUZZING=1 runs it anyway.
+#
 # The Collector is built once into $CACHE (default ~/.cache/evident-bench)
 # by go.opentelemetry.io/collector/cmd/builder, which needs only the Go
 # module proxy. Everything binds to 127.0.0.1 and stops by itself.
@@ -64,6 +67,8 @@ otel_version=v0.165.0
 server_cpu=${SERVER_CPU:-0}
 load_cpu=${LOAD_CPU:-1}
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/proc.sh"
+fuzzing_beside "$server_cpu" "$load_cpu"
 tg=${TELEMETRYGEN:-$(go env GOPATH)/bin/telemetrygen}
 cache=${CACHE:-$HOME/.cache/evident-bench}
 work=$(mktemp -d)
@@ -118,7 +123,6 @@ EOF
 evident=${EVIDENT:-$work/evident}
 if [ -z "${EVIDENT:-}" ]; then go build -o "$evident" "$root/cmd/evident"; fi
 
-. "$root/bench/proc.sh"
 attack=()
 if [ "${ATTACK:-1}" = 1 ]; then attack=(--telemetry-attributes 'url.query="id=1%27%20OR%201=1--"'); fi
 

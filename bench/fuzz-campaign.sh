@@ -120,6 +120,16 @@ for dir in $(go list -f '{{.Dir}}' ./...); do
 			input=$(sed -n 's/.*Failing input written to \(testdata\/fuzz\/[^ ]*\).*/\1/p' "$log" | head -1)
 			result="FAIL (see $log)"
 			if [ -n "$input" ]; then result="FAIL $rel/$input"; fi
+			if [ -n "$input" ] && grep -q 'fuzzing process hung or terminated unexpectedly' "$log"; then
+				# The worker died, not necessarily of its input: a worker
+				# starved for 10 s panics (docs/fuzzing.md). Say whether
+				# the input fails alone.
+				if go test -run "^$target/${input##*/}\$" -count 100 "./$rel" >>"$log" 2>&1; then
+					result="$result (the worker ended; the input passes alone, 100 times: see docs/fuzzing.md on starved workers)"
+				else
+					result="$result (fails alone too)"
+				fi
+			fi
 		fi
 		echo "| $rel | $target | ${elapsed:--} | ${execs:--} | $rate | ${interesting:--} | ${corpus:--} | $result |" | tee -a "$summary" >&2
 	done

@@ -1,5 +1,6 @@
 # What the load scripts read of the server they measure, the process whose
-# id is in $pid. Sourced by bench/serve-load.sh and
+# id is in $pid, and their check that they load no core a fuzzing
+# campaign runs on. Sourced by bench/serve-load.sh and
 # bench/collector-vs-evident.sh.
 
 # cpu prints the CPU time of the server so far, in seconds: the sum over
@@ -13,3 +14,44 @@ cpu() { cat "/proc/$pid/task/"*/schedstat | awk '{ns += $1} END {printf "%.6f\n"
 
 # rss prints the server's resident set size in MiB.
 rss() { awk '/VmRSS/ {print $2 / 1024}' "/proc/$pid/status"; }
+
+# fuzzing_beside CPUS...: refuses (exit 1) to load the cores CPUS (taskset
+# lists such as 0 or 0-1,3; an empty one means every core) while a Go
+# fuzzing worker (a test binary run with -test.fuzzworker) may run on one
+# of them. A worker starved for more than 10 s panics (Go's internal/fuzz,
+# "deadlocked!") and its campaign ends as "hung or terminated
+# unexpectedly" with an input that passes alone: an hour lost, and a
+# benchmark measured beside a campaign (docs/fuzzing.md). BESIDE_FUZZING=1
+# runs anyway.
+fuzzing_beside() {
+	if [ "${BESIDE_FUZZING:-0}" = 1 ]; then return 0; fi
+	local want='' c p allowed hit=''
+	for c in "$@"; do
+		if [ -z "$c" ]; then want=all; break; fi
+		want="$want $(cpulist "$c")"
+	done
+	for p in $(pgrep -f -- '-test.fuzzworker' || true); do
+		allowed=$(awk '/^Cpus_allowed_list/ {print $2}' "/proc/$p/status" 2>/dev/null) || continue
+		for c in $(cpulist "$allowed"); do
+			if [ "$want" = all ] || [[ " $want " == *" $c "* ]]; then
+				hit="$hit $p (cores $allowed)"
+				break
+			fi
+		done
+	done
+	if [ -n "$hit" ]; then
+		echo "$(basename "$0"): Go fuzzing workers run on the cores this load takes:$hit. Starved for more than 10 s, a worker ends its campaign as \"hung\" (docs/fuzzing.md), and the figures measure the campaign too. Wait for the campaign, pin this load elsewhere, or set BESIDE_FUZZING=1 to run anyway." >&2
+		exit 1
+	fi
+}
+
+# cpulist LIST prints the cores of a taskset-style list ("0-2,5" gives
+# "0 1 2 5").
+cpulist() {
+	echo "$1" | awk -F, '{
+		for (i = 1; i <= NF; i++) {
+			n = split($i, r, "-")
+			for (c = r[1]; c <= r[n]; c++) printf "%d ", c
+		}
+	}'
+}

@@ -22,6 +22,8 @@
 # the end and the growth between them (issue 11's target: flat within 10 %
 # from 1 M to 10 M spans). For ten million spans on 2 cores, leave it
 # unpinned and give it time: SPANS=10000000 bench/serve-load.sh 30m 4.
+# It refuses to start while a Go fuzzing worker may run on a core it
+# loads (fuzzing_beside, bench/proc.sh); BESIDE_FUZZING=1 runs it anyway.
 # Everything binds to 127.0.0.1 and stops by itself.
 set -euo pipefail
 duration=${1:-20s}
@@ -29,6 +31,8 @@ workers=${2:-2}
 batch=${3:-1000}
 pin() { if [ -n "${1:-}" ]; then echo taskset -c "$1"; fi; }
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/proc.sh"
+fuzzing_beside "${EVIDENT_CPUS:-}" "${LOAD_CPUS:-}"
 tg=${TELEMETRYGEN:-$(go env GOPATH)/bin/telemetrygen}
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -39,7 +43,6 @@ $(pin "${EVIDENT_CPUS:-}") "$work/evident" serve --data "$work/data" --vulns "$r
 	>"$work/serve.out" 2>"$work/serve.err" &
 pid=$!
 for _ in $(seq 50); do curl -sf 127.0.0.1:18080/readyz >/dev/null && break; sleep 0.2; done
-. "$root/bench/proc.sh"
 before=$(cpu)
 attack=()
 if [ "${ATTACK:-1}" = 1 ]; then attack=(--telemetry-attributes 'url.query="id=1%27%20OR%201=1--"'); fi
