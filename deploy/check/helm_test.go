@@ -93,6 +93,8 @@ func TestHelmRefuses(t *testing.T) {
 		{"no credentials", []string{"--set", "kafka.brokers={kafka:9092}", "--set", "postgres.dsnSecret.name=pg"}, "auth.tokensSecret"},
 		{"a ServiceMonitor without a read token", append(slices.Clone(base), "--set", "serviceMonitor.enabled=true",
 			"-f", values(t, "auth: {tokens: [{key: ingest, name: collector, roles: [ingest]}]}")), "a token with the read role"},
+		{"a ServiceMonitor with only an admin token to read", append(slices.Clone(base), "--set", "serviceMonitor.enabled=true",
+			"-f", values(t, "auth: {tokens: [{key: admin, name: admin, roles: [admin]}, {key: ops, name: ops, roles: [read, admin]}]}")), "the read role and not admin"},
 		{"a misspelled value", append(slices.Clone(base), "--set", "reciever.replicas=3"), "additional properties 'reciever' not allowed"},
 		{"a token with an unknown role", append(slices.Clone(base), "-f", values(t, "auth: {tokens: [{key: x, name: x, roles: [root]}]}")), "/auth/tokens/0/roles/0"},
 		{"a ServiceMonitor without tokens", []string{"--set", "kafka.brokers={kafka:9092}", "--set", "postgres.dsnSecret.name=pg",
@@ -232,6 +234,13 @@ func TestHelmManifests(t *testing.T) {
 				t.Errorf("roles %v, want receiver, engine and api", roles)
 			}
 			for _, sm := range r.serviceMonitors {
+				// Prometheus scrapes with the read token (the ci values'
+				// key "read"), not the admin one listed before it.
+				for _, ep := range sm.Spec.Endpoints {
+					if ep.Authorization == nil || ep.Authorization.Credentials == nil || ep.Authorization.Credentials.Key != "read" {
+						t.Errorf("ServiceMonitor %s scrapes with %+v, want the token under key read", sm.Name, ep.Authorization)
+					}
+				}
 				sel, err := metav1.LabelSelectorAsSelector(&sm.Spec.Selector)
 				if err != nil {
 					t.Fatal(err)
