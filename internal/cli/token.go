@@ -168,7 +168,7 @@ or was revoked, is an error.`,
 	f.StringSliceVar(&roles, "role", nil, "ingest, read or admin (repeatable)")
 	f.DurationVar(&expires, "expires", 0, "lifetime, e.g. 720h (default: never expires)")
 	f.StringVar(&tenant, "tenant", "", "the only tenant the token acts in (default: any, picked with X-Scope-OrgID)")
-	f.StringVar(&secretFile, "secret-file", "", `store the token in FILE (made by "evident token generate") instead of a new one; again with the same file: nothing to do`)
+	f.StringVar(&secretFile, "secret-file", "", `store the token read from FILE (made by "evident token generate") instead of a new one; again with the same file: nothing to do`)
 	return cmd
 }
 
