@@ -94,7 +94,10 @@ func TestHelmRefuses(t *testing.T) {
 		{"a ServiceMonitor without a read token", append(slices.Clone(base), "--set", "serviceMonitor.enabled=true",
 			"-f", values(t, "auth: {tokens: [{key: ingest, name: collector, roles: [ingest]}]}")), "a token with the read role"},
 		{"a ServiceMonitor with only an admin token to read", append(slices.Clone(base), "--set", "serviceMonitor.enabled=true",
-			"-f", values(t, "auth: {tokens: [{key: admin, name: admin, roles: [admin]}, {key: ops, name: ops, roles: [read, admin]}]}")), "the read role and not admin"},
+			"-f", values(t, "auth: {tokens: [{key: admin, name: admin, roles: [admin]}, {key: ops, name: ops, roles: [read, admin]}]}")), "the read role, not admin"},
+		// /metrics answers a token bound to a tenant 403.
+		{"a ServiceMonitor with only a tenant's read token", append(slices.Clone(base), "--set", "serviceMonitor.enabled=true",
+			"-f", values(t, "auth: {tokens: [{key: team-a, name: team-a, roles: [read], tenant: team-a}]}")), "no tenant"},
 		{"a misspelled value", append(slices.Clone(base), "--set", "reciever.replicas=3"), "additional properties 'reciever' not allowed"},
 		{"a token with an unknown role", append(slices.Clone(base), "-f", values(t, "auth: {tokens: [{key: x, name: x, roles: [root]}]}")), "/auth/tokens/0/roles/0"},
 		{"a ServiceMonitor without tokens", []string{"--set", "kafka.brokers={kafka:9092}", "--set", "postgres.dsnSecret.name=pg",
