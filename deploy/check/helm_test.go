@@ -92,9 +92,12 @@ func TestHelmRefuses(t *testing.T) {
 		{"two databases", append(slices.Clone(base), "--set", "postgres.dsn=postgres://evident@pg/evident"), "not both"},
 		{"no credentials", []string{"--set", "kafka.brokers={kafka:9092}", "--set", "postgres.dsnSecret.name=pg"}, "auth.tokensSecret"},
 		{"a ServiceMonitor without a read token", append(slices.Clone(base), "--set", "serviceMonitor.enabled=true",
-			"-f", values(t, "auth: {tokens: [{key: ingest, name: collector, roles: [ingest]}]}")), "a token with the read role"},
+			"-f", values(t, "auth: {tokens: [{key: ingest, name: collector, roles: [ingest]}]}")), "a token with only the read role"},
 		{"a ServiceMonitor with only an admin token to read", append(slices.Clone(base), "--set", "serviceMonitor.enabled=true",
-			"-f", values(t, "auth: {tokens: [{key: admin, name: admin, roles: [admin]}, {key: ops, name: ops, roles: [read, admin]}]}")), "the read role, not admin"},
+			"-f", values(t, "auth: {tokens: [{key: admin, name: admin, roles: [admin]}, {key: ops, name: ops, roles: [read, admin]}]}")), "only the read role"},
+		// A dashboard's token cannot send telemetry (docs/security.md).
+		{"a ServiceMonitor with only a read token that may ingest", append(slices.Clone(base), "--set", "serviceMonitor.enabled=true",
+			"-f", values(t, "auth: {tokens: [{key: ops, name: ops, roles: [read, ingest]}]}")), "only the read role"},
 		// /metrics answers a token bound to a tenant 403.
 		{"a ServiceMonitor with only a tenant's read token", append(slices.Clone(base), "--set", "serviceMonitor.enabled=true",
 			"-f", values(t, "auth: {tokens: [{key: team-a, name: team-a, roles: [read], tenant: team-a}]}")), "no tenant"},
