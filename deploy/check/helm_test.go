@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -261,13 +262,45 @@ func TestHelmManifests(t *testing.T) {
 					t.Errorf("ServiceMonitor %s selects %d of the %d services", sm.Name, n, len(r.services))
 				}
 			}
+			metricsFrom := valuesMetricsFrom(t, values)
 			for _, np := range r.networkPolicies {
 				if matching(t, &np.Spec.PodSelector, r.deployments) == nil {
 					t.Errorf("NetworkPolicy %s selects no pod", np.Name)
 				}
+				// Every role's /metrics (port http, which the API replicas
+				// share with the API) is admitted from metricsFrom.
+				for _, rule := range np.Spec.Ingress {
+					if !slices.ContainsFunc(rule.Ports, func(p networkingv1.NetworkPolicyPort) bool { return p.Port != nil && p.Port.StrVal == "http" }) || len(rule.From) == 0 {
+						continue
+					}
+					for _, peer := range metricsFrom {
+						if !slices.ContainsFunc(rule.From, func(p networkingv1.NetworkPolicyPeer) bool { return reflect.DeepEqual(p, peer) }) {
+							t.Errorf("NetworkPolicy %s: port http not admitted from metricsFrom's %+v (from %+v)", np.Name, peer, rule.From)
+						}
+					}
+				}
 			}
 		})
 	}
+}
+
+// valuesMetricsFrom is networkPolicy.metricsFrom of a values file.
+func valuesMetricsFrom(t *testing.T, file string) []networkingv1.NetworkPolicyPeer {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var v struct {
+		NetworkPolicy struct {
+			MetricsFrom []networkingv1.NetworkPolicyPeer `json:"metricsFrom"`
+		} `json:"networkPolicy"`
+	}
+	if err := utilyaml.NewYAMLOrJSONDecoder(f, 4096).Decode(&v); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return v.NetworkPolicy.MetricsFrom
 }
 
 // matching is the one Deployment whose pods sel selects, nil if none or
