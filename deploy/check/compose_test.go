@@ -188,6 +188,13 @@ func TestComposeSecrets(t *testing.T) {
 		}
 	}
 	gen()
+	// The files are readable by the containers' users, which are not this
+	// one; the directory keeps the host's other users out.
+	if fi, err := os.Stat(filepath.Join(dir, "secrets")); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o700 {
+		t.Errorf("secrets/ has mode %v, want 0700", fi.Mode().Perm())
+	}
 	p := loadCompose(t)
 	first := map[string]string{}
 	for name, s := range p.Secrets {

@@ -329,6 +329,15 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, r rendered, config stri
 		t.Errorf("deployment %s: its selector does not select its pods (%v)", d.Name, err)
 	}
 	pod := d.Spec.Template.Spec
+	// As 65532, the runtime's seccomp profile, no service-account token:
+	// evident never calls the Kubernetes API (docs/deploy.md).
+	if psc := pod.SecurityContext; psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser != 65532 ||
+		psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("deployment %s: pod security context %+v, want non-root 65532 and the runtime's seccomp profile", d.Name, psc)
+	}
+	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+		t.Errorf("deployment %s: mounts a service-account token", d.Name)
+	}
 	volumes := map[string]bool{}
 	for _, v := range pod.Volumes {
 		volumes[v.Name] = true
@@ -342,6 +351,11 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, r rendered, config stri
 		}
 		if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem {
 			t.Errorf("deployment %s, container %s: root filesystem not read-only", d.Name, c.Name)
+		}
+		// No capabilities, and no way to gain privileges (docs/deploy.md).
+		if sc := c.SecurityContext; sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+			sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) > 0 || (sc.Privileged != nil && *sc.Privileged) {
+			t.Errorf("deployment %s, container %s: security context %+v, want no privilege escalation and every capability dropped", d.Name, c.Name, sc)
 		}
 		checkCommand(t, fmt.Sprintf("deployment %s, container %s", d.Name, c.Name), c.Args, podEnv(t, c),
 			secretPaths(t, pod, c, config))
