@@ -107,6 +107,35 @@ func TestComposeShape(t *testing.T) {
 				t.Errorf("service %s reads %s but does not mount the secret", name, a)
 			}
 		}
+		// And every secret it mounts is one it reads: named by its command,
+		// its environment (PGPASSFILE, POSTGRES_PASSWORD_FILE, ...) or a
+		// file it mounts (prometheus.yaml's credentials_file).
+		reads := strings.Join(s.Command, "\n")
+		for _, v := range s.Environment {
+			if v != nil {
+				reads += "\n" + *v
+			}
+		}
+		for _, v := range s.Volumes {
+			if v.Type == types.VolumeTypeBind {
+				if raw, err := os.ReadFile(v.Source); err == nil {
+					reads += "\n" + string(raw)
+				}
+			}
+		}
+		for _, sec := range s.Secrets {
+			target := cmp.Or(sec.Target, sec.Source)
+			if !filepath.IsAbs(target) {
+				target = "/run/secrets/" + target
+			}
+			if !strings.Contains(reads, target) {
+				t.Errorf("service %s mounts the secret %s, which it does not read", name, sec.Source)
+			}
+		}
+	}
+	// Prometheus scrapes with the read token, and holds no other.
+	if got := p.Services["prometheus"].Secrets; len(got) != 1 || got[0].Source != "read_token" {
+		t.Errorf("prometheus mounts the secrets %v, want read_token only", got)
 	}
 }
 
