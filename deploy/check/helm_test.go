@@ -244,6 +244,13 @@ func TestHelmManifests(t *testing.T) {
 				// Prometheus scrapes with the read token (the ci values'
 				// key "read"), not the admin one listed before it.
 				for _, ep := range sm.Spec.Endpoints {
+					// Scraped by address, a pod's certificate is checked
+					// against a Service's name.
+					if ep.Scheme != nil && strings.EqualFold(string(*ep.Scheme), "https") {
+						if ep.TLSConfig == nil || ep.TLSConfig.ServerName == nil || *ep.TLSConfig.ServerName != "evident-api.evident.svc" {
+							t.Errorf("ServiceMonitor %s scrapes over TLS with %+v, want serverName evident-api.evident.svc", sm.Name, ep.TLSConfig)
+						}
+					}
 					if ep.Authorization == nil || ep.Authorization.Credentials == nil || ep.Authorization.Credentials.Key != "read" {
 						t.Errorf("ServiceMonitor %s scrapes with %+v, want the token under key read", sm.Name, ep.Authorization)
 					}
