@@ -52,6 +52,10 @@ app.kubernetes.io/component: {{ .role }}
 {{- if and .Values.postgres.dsnSecret.name .Values.postgres.dsn }}
 {{- fail "give postgres.dsnSecret or postgres.dsn, not both" }}
 {{- end }}
+{{- /* postgres.dsn goes into the ConfigMap, which is no place for a password. */}}
+{{- if regexMatch "(?i)^postgres(ql)?://[^/@?#]*:[^/@?#]*@|\\bpassword\\s*=" .Values.postgres.dsn }}
+{{- fail "postgres.dsn holds a password, which would be written into the ConfigMap: give it in postgres.passwordSecret, or the whole DSN in postgres.dsnSecret" }}
+{{- end }}
 {{- $oidc := dig "serve" "auth" "oidc" "issuer" "" .Values.config }}
 {{- if and (not .Values.auth.tokensSecret) (not $oidc) }}
 {{- fail "auth.tokensSecret (API tokens from \"evident token generate\") or config.serve.auth.oidc.issuer is required: every listener is beyond loopback and needs credentials (docs/security.md)" }}
