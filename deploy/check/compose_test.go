@@ -3,6 +3,7 @@ package check
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -136,6 +137,97 @@ func TestComposeShape(t *testing.T) {
 	// Prometheus scrapes with the read token, and holds no other.
 	if got := p.Services["prometheus"].Secrets; len(got) != 1 || got[0].Source != "read_token" {
 		t.Errorf("prometheus mounts the secrets %v, want read_token only", got)
+	}
+}
+
+// collectorNetwork is the compose network docs/deploy.md has Collectors
+// (and any other container sending telemetry) join to reach the receivers.
+const collectorNetwork = "ingest"
+
+// TestComposeNetworks: Kafka takes any client that reaches it, without
+// authentication (records with any tenant's header, every tenant's
+// records), and PostgreSQL any with the password: both are only on
+// internal networks of the deployment's own services, and the network
+// Collectors are told to join holds the receivers and neither of them.
+// Every service still shares a network with what it talks to, and each
+// that publishes a port or downloads is on a network with a way out:
+// Docker publishes no port of a container on internal networks only.
+func TestComposeNetworks(t *testing.T) {
+	p := loadCompose(t)
+	members := map[string][]string{}
+	for name, s := range p.Services {
+		for n := range s.Networks {
+			members[n] = append(members[n], name)
+		}
+	}
+	evidents := evidentServices(p)
+	own := func(name string) bool {
+		_, ok := evidents[name]
+		return ok || name == "kafka" || name == "kafka-topics" || name == "postgres"
+	}
+	for _, backend := range []string{"kafka", "postgres"} {
+		for n := range p.Services[backend].Networks {
+			if !p.Networks[n].Internal {
+				t.Errorf("%s is on the network %s, which is not internal", backend, n)
+			}
+			for _, m := range members[n] {
+				if !own(m) {
+					t.Errorf("%s is on the network %s with %s, which is not the deployment's own", backend, n, m)
+				}
+			}
+		}
+	}
+
+	ingest, ok := p.Networks[collectorNetwork]
+	if !ok {
+		t.Fatalf("no network %s for the Collectors", collectorNetwork)
+	}
+	if _, ok := p.Services["receiver"].Networks[collectorNetwork]; !ok {
+		t.Errorf("the receivers are not on the network %s", collectorNetwork)
+	}
+	// docs/deploy.md says it holds the receivers alone.
+	for _, m := range members[collectorNetwork] {
+		if m != "receiver" {
+			t.Errorf("%s is on the network %s, which Collectors join", m, collectorNetwork)
+		}
+	}
+	doc, err := os.ReadFile("../../docs/deploy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "`"+ingest.Name+"`") {
+		t.Errorf("docs/deploy.md does not name the network %s for the Collectors", ingest.Name)
+	}
+
+	talks := map[string][]string{
+		"receiver":     {"kafka", "postgres"},
+		"engine":       {"kafka", "postgres"},
+		"api":          {"postgres"},
+		"kafka-topics": {"kafka"},
+		"prometheus":   {"receiver", "engine", "api"},
+		"grafana":      {"prometheus"},
+	}
+	for name := range p.Services {
+		if strings.HasPrefix(name, "token-") {
+			talks[name] = []string{"postgres"}
+		}
+	}
+	for from, tos := range talks {
+		for _, to := range tos {
+			shared := func(n string) bool {
+				_, ok := p.Services[to].Networks[n]
+				return ok
+			}
+			if !slices.ContainsFunc(slices.Collect(maps.Keys(p.Services[from].Networks)), shared) {
+				t.Errorf("service %s shares no network with %s", from, to)
+			}
+		}
+	}
+	wayOut := func(n string) bool { return !p.Networks[n].Internal }
+	for name, s := range p.Services {
+		if (len(s.Ports) > 0 || name == "vulndb") && !slices.ContainsFunc(slices.Collect(maps.Keys(s.Networks)), wayOut) {
+			t.Errorf("service %s publishes a port or downloads, and is on internal networks only", name)
+		}
 	}
 }
 
