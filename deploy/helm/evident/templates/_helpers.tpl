@@ -56,6 +56,13 @@ app.kubernetes.io/component: {{ .role }}
 {{- if regexMatch "(?i)^postgres(ql)?://[^/@?#]*:[^/@?#]*@|\\bpassword\\s*=" .Values.postgres.dsn }}
 {{- fail "postgres.dsn holds a password, which would be written into the ConfigMap: give it in postgres.passwordSecret, or the whole DSN in postgres.dsnSecret" }}
 {{- end }}
+{{- /* A name twice in a container's env is refused by server-side apply, or one silently wins. */}}
+{{- $chartEnv := dict "EVIDENT_PG_DSN" "postgres.dsnSecret" "PGPASSWORD" "postgres.passwordSecret" "EVIDENT_DATA" "the data volume" "GOMEMLIMIT" "each role's resources.limits.memory" }}
+{{- range $e := .Values.env }}
+{{- with get $chartEnv $e.name }}
+{{- fail (printf "env: %s is set by the chart, from %s" $e.name .) }}
+{{- end }}
+{{- end }}
 {{- $oidc := dig "serve" "auth" "oidc" "issuer" "" .Values.config }}
 {{- if and (not .Values.auth.tokensSecret) (not $oidc) }}
 {{- fail "auth.tokensSecret (API tokens from \"evident token generate\") or config.serve.auth.oidc.issuer is required: every listener is beyond loopback and needs credentials (docs/security.md)" }}
@@ -98,7 +105,11 @@ Every role reads the same file and picks its part with --role.
 {{- if .Values.tls.secretName }}HTTPS{{ else }}HTTP{{ end }}
 {{- end }}
 
-{{/* The environment every evident container needs: the database's DSN or password. */}}
+{{/*
+The environment of every container that reads evident.yaml: the
+database's DSN or password, then .Values.env, which ${NAME} in config
+refers to. Every role reads all of evident.yaml, so every one gets it.
+*/}}
 {{- define "evident.env" -}}
 {{- if .Values.postgres.dsnSecret.name }}
 - name: EVIDENT_PG_DSN
@@ -111,6 +122,9 @@ Every role reads the same file and picks its part with --role.
 {{- end }}
 - name: EVIDENT_DATA
   value: /var/lib/evident
+{{- with .Values.env }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/* The mounts of the listeners' and Kafka's certificates. */}}
