@@ -3,6 +3,7 @@ package check
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -214,9 +216,17 @@ func stripComments(doc []byte) []byte {
 // TestHelmManifests renders the chart with each values file of ci/ and
 // checks the manifests: strictly valid Kubernetes objects, a Deployment,
 // a Service and a PodDisruptionBudget per role that select each other's
-// pods and name ports that exist, and every evident command line accepted
-// by the real evident with the configuration the chart renders.
+// pods and name ports that exist, every container that reads evident.yaml
+// given the variables its ${NAME} refer to, and every evident command
+// line accepted by the real evident with the configuration the chart
+// renders.
 func TestHelmManifests(t *testing.T) {
+	fromSecret := 0 // variables from Secrets in env, over the values files
+	defer func() {
+		if fromSecret == 0 {
+			t.Errorf("no values file of %s/ci gives env from a Secret: the check of env is empty", chart)
+		}
+	}()
 	for _, values := range ciValues(t) {
 		t.Run(filepath.Base(values), func(t *testing.T) {
 			out, err := helm(t, "template", "evident", chart, "--namespace", "evident", "-f", values)
@@ -232,11 +242,19 @@ func TestHelmManifests(t *testing.T) {
 			if err := os.WriteFile(config, []byte(r.configMaps[0].Data["evident.yaml"]), 0o600); err != nil {
 				t.Fatal(err)
 			}
+			env := valuesEnv(t, values)
+			refs := checkConfigRefs(t, r.configMaps[0].Data["evident.yaml"], env)
+			for _, e := range env {
+				if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+					fromSecret++
+				}
+			}
 			roles := map[string]bool{}
 			for _, d := range r.deployments {
 				role := d.Spec.Template.Labels["app.kubernetes.io/component"]
 				roles[role] = true
 				checkDeployment(t, d, r, config)
+				checkEnv(t, d, env, refs)
 				// Receivers have no vulnerability database; the others get
 				// one from an init container or a volume.
 				pod := d.Spec.Template.Spec
@@ -298,6 +316,77 @@ func TestHelmManifests(t *testing.T) {
 			}
 		})
 	}
+}
+
+// envRef is a ${NAME} of evident.yaml, as evident finds it (docs/configuration.md).
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// checkConfigRefs checks that each variable of env that comes from a
+// Secret is referred to as ${NAME} in the rendered evident.yaml, which
+// holds the reference and not the secret, and returns the names config
+// refers to.
+func checkConfigRefs(t *testing.T, config string, env []corev1.EnvVar) map[string]bool {
+	t.Helper()
+	refs := map[string]bool{}
+	for _, m := range envRef.FindAllStringSubmatch(config, -1) {
+		refs[m[1]] = true
+	}
+	for _, e := range env {
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && !refs[e.Name] {
+			t.Errorf("the ConfigMap does not refer to ${%s}, which env takes from Secret %s", e.Name, e.ValueFrom.SecretKeyRef.Name)
+		}
+	}
+	return refs
+}
+
+// checkEnv checks that every container of d that reads evident.yaml
+// (serve, and token create in the init containers) has each variable of
+// the values' env as given, and every variable config refers to: evident
+// expands ${NAME} when it loads the file and stops when NAME is unset.
+// --check-config sees only serve's; token create is checked with --help.
+func checkEnv(t *testing.T, d *appsv1.Deployment, env []corev1.EnvVar, refs map[string]bool) {
+	t.Helper()
+	pod := d.Spec.Template.Spec
+	for _, c := range append(slices.Clone(pod.InitContainers), pod.Containers...) {
+		if !slices.Contains(c.Args, "--config") {
+			continue
+		}
+		has := map[string]corev1.EnvVar{}
+		for _, e := range c.Env {
+			has[e.Name] = e
+		}
+		given := map[string]bool{}
+		for _, want := range env {
+			given[want.Name] = true
+			if got, ok := has[want.Name]; !ok {
+				t.Errorf("deployment %s, container %s: no env %s, want %+v", d.Name, c.Name, want.Name, want)
+			} else if !reflect.DeepEqual(got, want) {
+				t.Errorf("deployment %s, container %s: env %s is %+v, want %+v", d.Name, c.Name, want.Name, got, want)
+			}
+		}
+		for name := range refs {
+			if _, ok := has[name]; !ok && !given[name] {
+				t.Errorf("deployment %s, container %s: evident.yaml refers to ${%s}, which the container's env does not set", d.Name, c.Name, name)
+			}
+		}
+	}
+}
+
+// valuesEnv is env of a values file.
+func valuesEnv(t *testing.T, file string) []corev1.EnvVar {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var v struct {
+		Env []corev1.EnvVar `json:"env"`
+	}
+	if err := utilyaml.NewYAMLOrJSONDecoder(f, 4096).Decode(&v); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return v.Env
 }
 
 // valuesMetricsFrom is networkPolicy.metricsFrom of a values file.
@@ -417,8 +506,18 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, r rendered, config stri
 	}
 }
 
+// secretValues are made-up values of the variables taken from Secrets
+// that are not a plain secret string: what --check-config gets in their
+// place must pass for what the Secret holds. Others are "secret".
+var secretValues = map[string]string{
+	"EVIDENT_PG_DSN":    "postgres://evident:secret@pg-rw.db:5432/evident?sslmode=verify-full",
+	"SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T000/B000/secret",
+}
+
 // podEnv is the environment of c as evident sees it, with what comes
-// from Secrets made up.
+// from Secrets made up. Only these are set: a ${NAME} of the
+// configuration that c does not set stops --check-config, as it stops
+// evident in the pod.
 func podEnv(t *testing.T, c corev1.Container) []string {
 	t.Helper()
 	var env []string
@@ -426,10 +525,8 @@ func podEnv(t *testing.T, c corev1.Container) []string {
 		switch {
 		case e.ValueFrom == nil:
 			env = append(env, e.Name+"="+e.Value)
-		case e.ValueFrom.SecretKeyRef != nil && e.Name == "EVIDENT_PG_DSN":
-			env = append(env, e.Name+"=postgres://evident:secret@pg-rw.db:5432/evident?sslmode=verify-full")
 		case e.ValueFrom.SecretKeyRef != nil:
-			env = append(env, e.Name+"=secret")
+			env = append(env, e.Name+"="+cmp.Or(secretValues[e.Name], "secret"))
 		case e.ValueFrom.ResourceFieldRef != nil && e.Name == "GOMEMLIMIT":
 			env = append(env, e.Name+"=1073741824")
 		default:
