@@ -242,7 +242,7 @@ func TestHelmManifests(t *testing.T) {
 			if err := os.WriteFile(config, []byte(r.configMaps[0].Data["evident.yaml"]), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			env := valuesEnv(t, values)
+			env := readValues(t, values).Env
 			refs := checkConfigRefs(t, r.configMaps[0].Data["evident.yaml"], env)
 			for _, e := range env {
 				if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
@@ -296,7 +296,7 @@ func TestHelmManifests(t *testing.T) {
 					t.Errorf("ServiceMonitor %s selects %d of the %d services", sm.Name, n, len(r.services))
 				}
 			}
-			metricsFrom := valuesMetricsFrom(t, values)
+			metricsFrom := readValues(t, values).NetworkPolicy.MetricsFrom
 			for _, np := range r.networkPolicies {
 				if matching(t, &np.Spec.PodSelector, r.deployments) == nil {
 					t.Errorf("NetworkPolicy %s selects no pod", np.Name)
@@ -372,40 +372,28 @@ func checkEnv(t *testing.T, d *appsv1.Deployment, env []corev1.EnvVar, refs map[
 	}
 }
 
-// valuesEnv is env of a values file.
-func valuesEnv(t *testing.T, file string) []corev1.EnvVar {
-	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var v struct {
-		Env []corev1.EnvVar `json:"env"`
-	}
-	if err := utilyaml.NewYAMLOrJSONDecoder(f, 4096).Decode(&v); err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	return v.Env
+// valuesParts is what the checks compare the rendered manifests with, as
+// a values file gives it.
+type valuesParts struct {
+	Env           []corev1.EnvVar `json:"env"`
+	NetworkPolicy struct {
+		MetricsFrom []networkingv1.NetworkPolicyPeer `json:"metricsFrom"`
+	} `json:"networkPolicy"`
 }
 
-// valuesMetricsFrom is networkPolicy.metricsFrom of a values file.
-func valuesMetricsFrom(t *testing.T, file string) []networkingv1.NetworkPolicyPeer {
+// readValues reads the parts of a values file the checks use.
+func readValues(t *testing.T, file string) valuesParts {
 	t.Helper()
 	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var v struct {
-		NetworkPolicy struct {
-			MetricsFrom []networkingv1.NetworkPolicyPeer `json:"metricsFrom"`
-		} `json:"networkPolicy"`
-	}
+	var v valuesParts
 	if err := utilyaml.NewYAMLOrJSONDecoder(f, 4096).Decode(&v); err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
-	return v.NetworkPolicy.MetricsFrom
+	return v
 }
 
 // matching is the one Deployment whose pods sel selects, nil if none or
