@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,29 +17,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/evidentsec/evident/internal/logtest"
 )
-
-// logBuffer is a log the guard writes from the servers' goroutines and
-// the test reads.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// take returns what was logged since the last take.
-func (l *logBuffer) take() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.b.String()
-	l.b.Reset()
-	return s
-}
 
 // TestBadTokensLookAlike: a client whose API token is refused, over HTTP
 // and gRPC, gets the same answer whether the ID is unknown, the secret
@@ -60,7 +38,7 @@ func TestBadTokensLookAlike(t *testing.T) {
 	if err := f.st.RevokeToken(t.Context(), tok.ID, t0, "test"); err != nil {
 		t.Fatal(err)
 	}
-	var logs logBuffer
+	var logs logtest.Buffer
 	a, err := New(t.Context(), DefaultConfig(), Deps{
 		Tokens: f.st,
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
@@ -122,7 +100,7 @@ func TestBadTokensLookAlike(t *testing.T) {
 				t.Errorf("gRPC: %v, want message %q", err, want)
 			}
 
-			log := logs.take()
+			log := logs.Take()
 			for _, listener := range []string{"api", "otlp-grpc"} {
 				line := `"msg":"token refused","listener":"` + listener + `","token":"` + id + `","reason":"` + tt.wantReason + `"`
 				if !strings.Contains(log, line) {

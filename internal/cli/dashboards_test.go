@@ -27,6 +27,7 @@ import (
 	"go.uber.org/goleak"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/evidentsec/evident/internal/logtest"
 	"github.com/evidentsec/evident/internal/source/sourcetest"
 )
 
@@ -401,7 +402,7 @@ scrape_configs:
 	}
 	promAddr := l.Addr().String()
 	l.Close()
-	var out syncBuffer
+	var out logtest.Buffer
 	cmd := exec.Command(bin, "--config.file="+conf, "--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+promAddr)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

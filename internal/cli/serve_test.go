@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 
 	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/detect"
+	"github.com/evidentsec/evident/internal/logtest"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
@@ -302,24 +302,6 @@ func postLabelledProfile(t *testing.T, addr string, labels map[string][]string) 
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe to write and read at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestServeCommand runs evident serve as main does: the flags override
 // the file, the listening addresses are printed, and the end of the
 // context (SIGINT in main) stops it with status 0.
@@ -345,7 +327,7 @@ func TestServeCommand(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			var out, errOut syncBuffer
+			var out, errOut logtest.Buffer
 			args := append([]string{"serve", "--data", t.TempDir(), "--vulns", filepath.Join("testdata", "serve", "osv")}, tt.args...)
 			code := make(chan int, 1)
 			go func() { code <- Run(ctx, args, &out, &errOut) }()

@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"github.com/evidentsec/evident/internal/logtest"
 	"io"
 	"log/slog"
 	"os"
@@ -55,7 +56,7 @@ func TestStoreModeWarning(t *testing.T) {
 			}
 			check("token list's stderr", stderr, strings.Count(stderr, "evident: warning: "+path+" "))
 
-			var log syncBuffer
+			var log logtest.Buffer
 			g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: data}
 			srv, err := startServer(t.Context(), g, serveTestConfig(t), serveFlags{vulns: []string{filepath.Join("testdata", "serve", "osv")}},
 				slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelWarn})))

@@ -25,6 +25,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/evidentsec/evident/internal/alert"
+	"github.com/evidentsec/evident/internal/logtest"
 )
 
 // sendTenantSpans exports, as the OTel SDK does with headers configured,
@@ -439,7 +440,7 @@ func TestServeTenantReadsCreateNothing(t *testing.T) {
 	})
 	shutdown(t, srv)
 
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: data}
 	srv, err = startServer(t.Context(), g, cfg, fl, slog.New(slog.NewTextHandler(io.MultiWriter(logs, t.Output()), nil)))
 	if err != nil {

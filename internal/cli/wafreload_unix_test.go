@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/evidentsec/evident/internal/logtest"
 )
 
 // TestWAFProxySIGHUP: SIGHUP reloads the rules and reopens the audit log,
@@ -24,7 +26,7 @@ func TestWAFProxySIGHUP(t *testing.T) {
 	audit := filepath.Join(t.TempDir(), "audit.jsonl")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errOut syncBuffer
+	var out, errOut logtest.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- Run(ctx, []string{"waf", "proxy", "--upstream", "http://127.0.0.1:1", "--listen", "127.0.0.1:0",

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/evidentsec/evident/internal/logtest"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
@@ -45,7 +46,7 @@ func TestProxyAuditNamesService(t *testing.T) {
 	}
 	upstream := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer upstream.Close()
-	audit := &lockedBuffer{}
+	audit := &logtest.Buffer{}
 	p, _ := startProxy(t, dir, upstream.URL, audit)
 
 	tests := []struct {

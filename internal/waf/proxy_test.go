@@ -1,7 +1,6 @@
 package waf
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,30 +22,13 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/logtest"
 	"github.com/evidentsec/evident/internal/redact"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// lockedBuffer is an audit log the proxy and the test share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // shopRules generates, validates and exports the shop's patch and
@@ -109,7 +90,7 @@ func TestProxyEndToEnd(t *testing.T) {
 	}))
 	defer upstream.Close()
 	dir, _ := shopRules(t)
-	audit := &lockedBuffer{}
+	audit := &logtest.Buffer{}
 	p, reg := startProxy(t, dir, upstream.URL, audit)
 	// Every outcome is a series at 0 before the first request.
 	if n, err := testutil.GatherAndCount(reg, "evident_waf_requests_total"); err != nil || n != 4 {
@@ -572,7 +553,7 @@ func TestProxyAuditsEveryBlock(t *testing.T) {
 	}
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
 	defer upstream.Close()
-	audit := &lockedBuffer{}
+	audit := &logtest.Buffer{}
 	p, _ := startProxy(t, dir, upstream.URL, audit)
 	tests := []struct {
 		name, method, target, body string

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/evidentsec/evident/internal/auth"
+	"github.com/evidentsec/evident/internal/logtest"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
 	"github.com/evidentsec/evident/internal/tlsconfig"
@@ -819,7 +820,7 @@ func TestNewerFormat(t *testing.T) {
 	// checkpoints went by.
 	engine := func(read map[string]float64) *Reader {
 		t.Helper()
-		var logs logBuffer
+		var logs logtest.Buffer
 		r := startReader(t, cfg, newApplier(st), 20*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil)))
 		deadline := time.Now().Add(time.Minute)
 		for testutil.ToFloat64(r.m.WithLabelValues("too_new")) == 0 || committed() != newer {
@@ -859,24 +860,6 @@ func TestNewerFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	engine(map[string]float64{"applied": 0, "malformed": 0, "too_new": 1})
-}
-
-// logBuffer is a log's output, safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestNewerFormatGivenBack: a partition stopped at a record of a newer
