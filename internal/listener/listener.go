@@ -190,6 +190,14 @@ type Options struct {
 	// for gRPC clients of a Connect handler. With TLS, every server
 	// serves HTTP/2 as well as HTTP/1.1, chosen by ALPN.
 	UnencryptedHTTP2 bool
+	// GRPC serves HTTP/2 alone, as gRPC needs (h2c without TLS, h2 by
+	// ALPN with TLS), for a gRPC server's ServeHTTP: a connection that
+	// starts with HTTP/1.1 is closed.
+	GRPC bool
+	// HTTP2 sets the HTTP/2 limits of the server (MaxConcurrentStreams,
+	// receive windows, pings); nil: at most 100 streams per connection
+	// and net/http's defaults for the rest.
+	HTTP2 *http.HTTP2Config
 	// Registerer registers the TLS metrics; nil: none.
 	Registerer prometheus.Registerer
 }
@@ -233,8 +241,12 @@ func (s *Server) Start(ctx context.Context) error {
 	if c.TLS.Enabled() && s.tls == nil {
 		// Kept across a restart: its metrics are registered once.
 		var err error
+		protos := []string{"h2", "http/1.1"}
+		if s.opts.GRPC {
+			protos = protos[:1]
+		}
 		s.tls, err = tlsconfig.NewServer(c.TLS, tlsconfig.ServerOptions{Name: s.opts.Name,
-			NextProtos: []string{"h2", "http/1.1"}, Logger: s.log, Registerer: s.opts.Registerer})
+			NextProtos: protos, Logger: s.log, Registerer: s.opts.Registerer})
 		if err != nil {
 			return err // it names the listener
 		}
@@ -254,14 +266,17 @@ func (s *Server) Start(ctx context.Context) error {
 		MaxHeaderBytes:    c.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	if s.tls != nil || s.opts.UnencryptedHTTP2 {
+	if s.tls != nil || s.opts.UnencryptedHTTP2 || s.opts.GRPC {
 		s.srv.Protocols = new(http.Protocols)
-		s.srv.Protocols.SetHTTP1(true)
+		s.srv.Protocols.SetHTTP1(!s.opts.GRPC)
 		s.srv.Protocols.SetHTTP2(s.tls != nil)
 		s.srv.Protocols.SetUnencryptedHTTP2(s.tls == nil)
-		// The streams of one connection share its read timeout; a cap on
-		// them bounds what one connection can make the server hold.
-		s.srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 100}
+		// A cap on the streams of one connection bounds what one
+		// connection can make the server hold.
+		s.srv.HTTP2 = s.opts.HTTP2
+		if s.srv.HTTP2 == nil {
+			s.srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 100}
+		}
 	}
 	srv, addr := s.srv, s.addr
 	serve := srv.Serve
