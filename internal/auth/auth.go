@@ -14,7 +14,8 @@
 // store every ReloadInterval, so that a token made or revoked by the CLI,
 // beside the running server, takes effect without a restart, and so that
 // a request with an unknown token costs no database read. A Guard applies
-// it to one listener, as HTTP middleware or a gRPC tap handle.
+// it to one listener, as HTTP middleware or, for a gRPC server served
+// through net/http, as a check its http.Handler makes (Guard.GRPC).
 package auth
 
 import (

@@ -11,7 +11,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/tap"
 )
 
 // Mode is how a listener treats a request without credentials. A request
@@ -293,31 +292,31 @@ func refuse(w http.ResponseWriter, err error) {
 	json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 }
 
-// Tap returns a gRPC tap handle (grpc.InTapHandle) that admits calls
-// whose principal has role need from the "authorization" metadata, before
-// grpc-go reads their message, in the tenant that the principal and the
-// "x-scope-orgid" metadata decide (as Guard.HTTP); others end with
-// UNAUTHENTICATED or PERMISSION_DENIED, or INVALID_ARGUMENT for an
-// x-scope-orgid that is no tenant ID.
-func (g *Guard) Tap(need Role) tap.ServerInHandle {
-	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
-		var authorization string
-		if v := info.Header.Get("authorization"); len(v) > 0 {
-			authorization = v[0]
-		}
-		var orgID string
-		if v := info.Header.Get("x-scope-orgid"); len(v) > 0 {
-			orgID = v[0]
-		}
-		p, tenant, err := g.admit(ctx, authorization, "", orgID, need)
-		switch {
-		case errors.Is(err, ErrBadTenant):
-			return ctx, status.Error(codes.InvalidArgument, err.Error())
-		case errors.Is(err, ErrForbidden):
-			return ctx, status.Error(codes.PermissionDenied, err.Error())
-		case err != nil:
-			return ctx, status.Error(codes.Unauthenticated, err.Error())
-		}
-		return WithTenant(NewContext(ctx, p), tenant), nil
+// GRPC admits a gRPC call served through net/http (a gRPC server's
+// ServeHTTP) whose principal has role need, from its Authorization header
+// (the "authorization" metadata), in the tenant that the principal and
+// X-Scope-OrgID decide (as Guard.HTTP): it returns r with both in its
+// context (FromContext, TenantFromContext), which ServeHTTP hands on to
+// the service's handlers. It refuses others with a status error:
+// UNAUTHENTICATED, PERMISSION_DENIED, or INVALID_ARGUMENT for an
+// X-Scope-OrgID that is no tenant ID; the caller answers them with
+// listener.WriteGRPCStatus(w, status.Convert(err)), before anything reads
+// the call's body.
+//
+// The Host (:authority) is not checked on a Loopback listener: the
+// check stops a browser page whose name was rebound to 127.0.0.1, and a
+// browser cannot make a gRPC call, which needs HTTP/2 alone (h2c, which
+// browsers do not speak, or h2 over TLS, whose certificate does not name
+// the rebound name).
+func (g *Guard) GRPC(need Role, r *http.Request) (*http.Request, error) {
+	p, tenant, err := g.admit(r.Context(), r.Header.Get("Authorization"), "", r.Header.Get(TenantHeader), need)
+	switch {
+	case errors.Is(err, ErrBadTenant):
+		return r, status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, ErrForbidden):
+		return r, status.Error(codes.PermissionDenied, err.Error())
+	case err != nil:
+		return r, status.Error(codes.Unauthenticated, err.Error())
 	}
+	return r.WithContext(WithTenant(NewContext(r.Context(), p), tenant)), nil
 }

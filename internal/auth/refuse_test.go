@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -53,19 +51,9 @@ func TestBadTokensLookAlike(t *testing.T) {
 
 	api := httptest.NewServer(a.Guard("api", Required).HTTP(RoleRead, http.NotFoundHandler()))
 	defer api.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer(grpc.InTapHandle(a.Guard("otlp-grpc", Required).Tap(RoleRead)))
+	srv := grpc.NewServer()
 	healthpb.RegisterHealthServer(srv, health.NewServer())
-	go srv.Serve(ln)
-	defer srv.Stop()
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := serveGRPC(t, a.Guard("otlp-grpc", Required), RoleRead, srv)
 
 	const want = "invalid credentials: invalid or expired token"
 	unknown := "evd_0123456789abcdef_" + strings.Repeat("a", 52)

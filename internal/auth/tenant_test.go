@@ -1,15 +1,12 @@
 package auth
 
 import (
-	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -103,33 +100,11 @@ func TestGuardHTTPTenant(t *testing.T) {
 	}
 }
 
-// tenantHealth answers a health check with the call's tenant in a
-// header, so the client sees what the tap handle decided.
-type tenantHealth struct {
-	healthpb.UnimplementedHealthServer
-}
-
-func (tenantHealth) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
-	grpc.SetHeader(ctx, metadata.Pairs("tenant", TenantFromContext(ctx)))
-	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
-}
-
 func TestGuardGRPCTenant(t *testing.T) {
 	f, teamA := tenantFixture(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer(grpc.InTapHandle(f.a.Guard("otlp-grpc", Required).Tap(RoleIngest)))
-	healthpb.RegisterHealthServer(srv, tenantHealth{})
-	go srv.Serve(ln)
-	defer srv.Stop()
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	client := healthpb.NewHealthClient(conn)
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, whoHealth{})
+	client := healthpb.NewHealthClient(serveGRPC(t, f.a.Guard("otlp-grpc", Required), RoleIngest, srv))
 	for _, tt := range tenantCases(f, teamA) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", tt.authorization)
