@@ -23,7 +23,14 @@ func testConfig() Config {
 
 func start(t *testing.T, c Config, h http.Handler) *Server {
 	t.Helper()
-	s := New(Options{Name: "test", Endpoint: "127.0.0.1:0", Config: c, Handler: h})
+	return startOptions(t, Options{Name: "test", Endpoint: "127.0.0.1:0", Config: c, Handler: h})
+}
+
+// startOptions starts a server for opts and shuts it down when the test
+// ends.
+func startOptions(t *testing.T, opts Options) *Server {
+	t.Helper()
+	s := New(opts)
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
