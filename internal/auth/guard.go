@@ -303,11 +303,12 @@ func refuse(w http.ResponseWriter, err error) {
 // listener.WriteGRPCStatus(w, status.Convert(err)), before anything reads
 // the call's body.
 //
-// The Host (:authority) is not checked on a Loopback listener: the
-// check stops a browser page whose name was rebound to 127.0.0.1, and a
-// browser cannot make a gRPC call, which needs HTTP/2 alone (h2c, which
-// browsers do not speak, or h2 over TLS, whose certificate does not name
-// the rebound name).
+// The Host (:authority) is not checked, so a Loopback guard admits an
+// anonymous call whatever name it uses. That check stops a browser page
+// whose name was rebound to 127.0.0.1, and such a page cannot reach a
+// listener that serves HTTP/2 alone (listener.Options.GRPC): browsers
+// speak HTTP/2 only over TLS, whose certificate does not name the
+// rebound name.
 func (g *Guard) GRPC(need Role, r *http.Request) (*http.Request, error) {
 	p, tenant, err := g.admit(r.Context(), r.Header.Get("Authorization"), "", r.Header.Get(TenantHeader), need)
 	switch {
