@@ -424,6 +424,12 @@ func TestApplyRetried(t *testing.T) {
 	if diff := cmp.Diff(st.names(), map[string][]string{"default/cart": {"a", "b"}}); diff != "" {
 		t.Errorf("applied (-got +want):\n%s", diff)
 	}
+	// The checkpoint that succeeds is counted once it returns, which can
+	// be a moment after the records it holds are seen applied.
+	deadline := time.Now().Add(10 * time.Second)
+	for checkpoints("ok") == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if failed, ok := checkpoints("error"), checkpoints("ok"); failed == 0 || ok == 0 {
 		t.Errorf("evident_kafka_checkpoints_total error %v, ok %v; want both counted", failed, ok)
 	}
