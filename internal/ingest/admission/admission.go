@@ -62,9 +62,8 @@ type Config struct {
 	// CheckInterval is how often memory is sampled.
 	CheckInterval time.Duration `yaml:"check_interval"`
 	// MaxBufferedBytes bounds the request bodies, raw and decompressed,
-	// that all receivers hold at once. A gRPC call reserves the largest
-	// message it may receive while grpc-go reads it, as grpc-go reads a
-	// message whole before telling its size, then keeps what it holds.
+	// and what decoding makes of them, that all receivers hold at once.
+	// Bodies are reserved as their bytes arrive.
 	MaxBufferedBytes int64 `yaml:"max_buffered_bytes"`
 }
 
@@ -276,9 +275,10 @@ func (t *Ticket) Reserve(n int64) error {
 // ReserveWait reserves n more bytes as Reserve does, but while the
 // budget cannot hold them it waits for other tickets to release bytes,
 // until ctx ends; it then returns Reserve's ErrBudget. It is for a
-// reservation held briefly by many requests in turn (a gRPC message
-// while grpc-go reads it): waiting a little costs the client less than
-// a refusal, which OTLP clients answer by backing off for a second.
+// reservation held briefly by many requests in turn (the spans decoded
+// from a request, until the consumer has them): waiting a little costs
+// the client less than a refusal, which OTLP clients answer by backing
+// off for a second.
 func (t *Ticket) ReserveWait(ctx context.Context, n int64) error {
 	for {
 		freed := t.c.waitFreed()
@@ -322,9 +322,9 @@ func (c *Controller) give(n int64) {
 // Resize makes the ticket hold n bytes: a smaller n gives the rest back
 // at once, without letting other requests take what the ticket keeps; a
 // larger one reserves the difference as Reserve does. It is for data that
-// replaces the data it came from, once its size is known (a gRPC message
-// measured after grpc-go read it under a reservation of its largest
-// size). On an error the ticket holds what it held.
+// replaces the data it came from (a gRPC message once grpc-go has copied
+// it and let go of what it read). On an error the ticket holds what it
+// held.
 func (t *Ticket) Resize(n int64) error {
 	t.mu.Lock()
 	held := t.n

@@ -4,130 +4,184 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"os"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pprofile/pprofileotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	grpcencoding "google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/ingest"
 	"github.com/evidentsec/evident/internal/ingest/admission"
+	"github.com/evidentsec/evident/internal/listener"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
-// rawMessage is a gRPC message as it travels: traceCodec copies a request
-// into it without decoding it, and sends one as it is.
+// serveGRPC serves the gRPC listener, in front of the gRPC server
+// (grpc.Server.ServeHTTP): it checks a call's credentials (the guard),
+// then memory (admission), before anything of its message is read, and
+// answers a refusal with the call's status; then it hands the call to
+// the gRPC server with a body that reserves the message on the byte
+// budget as it arrives and decompresses it (grpcBody). Request slots
+// are taken by the handlers once the message is read (recvGRPC).
+// net/http's HTTP/2 server bounds each call's streams, windows and read
+// time (read_timeout), as listener.Options sets them.
+func (r *Receiver) serveGRPC(w http.ResponseWriter, req *http.Request) {
+	signal := ""
+	switch {
+	case req.URL.Path == tracesMethod && r.traces != nil:
+		signal = "traces"
+	case req.URL.Path == profilesMethod && r.profiles != nil:
+		signal = "profiles"
+	}
+	if r.grpcGuard != nil {
+		var err error
+		if req, err = r.grpcGuard.GRPC(auth.RoleIngest, req); err != nil {
+			listener.WriteGRPCStatus(w, status.Convert(err))
+			return
+		}
+	}
+	if signal == "" {
+		// A method not served: grpc-go answers UNIMPLEMENTED, and reads
+		// nothing of what the client sends.
+		req.Body = http.NoBody
+		r.grpcSrv.ServeHTTP(w, req)
+		return
+	}
+	if err := r.adm.Admit(); err != nil {
+		listener.WriteGRPCStatus(w, status.Convert(r.refuseGRPC(signal, err)))
+		return
+	}
+	enc := strings.ToLower(req.Header.Get("Grpc-Encoding"))
+	switch enc {
+	case "", "identity", "gzip", "zstd", "snappy":
+	default:
+		// As gRPC answers a compression it does not know.
+		r.m.refusedRequest("grpc", signal, ingest.ReasonUnsupported)
+		w.Header().Set("Grpc-Accept-Encoding", grpcEncodings)
+		listener.WriteGRPCStatus(w, status.Newf(codes.Unimplemented, "grpc-encoding %q is not supported; use %s or none", enc, grpcEncodings))
+		return
+	}
+	// grpcBody decompresses: grpc-go sees an uncompressed message, and
+	// answers uncompressed.
+	req.Header.Del("Grpc-Encoding")
+	t := r.adm.Ticket()
+	defer t.Release()
+	body := newGRPCBody(r, req.Body, t, enc)
+	// ServeHTTP returns once grpc-go has stopped reading the body.
+	defer body.putBuffers()
+	req = req.WithContext(context.WithValue(req.Context(), callKey{}, &grpcCall{t: t, body: body}))
+	req.Body = body
+	r.grpcSrv.ServeHTTP(w, req)
+}
+
+// grpcCall is what serveGRPC gives a call's handler: its ticket on the
+// byte budget and its body.
+type grpcCall struct {
+	t    *admission.Ticket
+	body *grpcBody
+}
+
+type callKey struct{}
+
+// rawMessage is a gRPC message as it travels: messageCodec copies a
+// request into it without decoding it, and sends one as it is.
 type rawMessage struct{ b []byte }
 
-// traceCodec is the server's gRPC codec: it hands TraceService requests
-// over as received, for telemetry's OTLP decoder, the one OTLP/HTTP uses,
-// to decode once; every other message goes through the registered proto
-// codec (pdata's, for the ProfilesService). grpc-go decompresses before
-// the codec, so compressed calls arrive here as protobuf too.
-type traceCodec struct {
-	proto grpcencoding.CodecV2
+// messageCodec is the server's gRPC codec: it hands requests over as
+// received, for telemetry's OTLP decoder, the one OTLP/HTTP uses, to
+// decode once, and sends answers marshalled already. grpcBody has
+// decompressed a compressed message before grpc-go reads it.
+type messageCodec struct {
 	// free holds the messages of finished requests, to copy the next
 	// ones into.
 	free freeList[[]byte]
 }
 
 // Marshal encodes v; see grpcencoding.CodecV2.
-func (c traceCodec) Marshal(v any) (mem.BufferSlice, error) {
-	if m, ok := v.(*rawMessage); ok {
-		return mem.BufferSlice{mem.SliceBuffer(m.b)}, nil
+func (messageCodec) Marshal(v any) (mem.BufferSlice, error) {
+	m, ok := v.(*rawMessage)
+	if !ok {
+		return nil, fmt.Errorf("otlp grpc codec: cannot marshal %T", v)
 	}
-	return c.proto.Marshal(v)
+	return mem.BufferSlice{mem.SliceBuffer(m.b)}, nil
 }
 
-// Unmarshal decodes data into v; see grpcencoding.CodecV2. grpc-go frees data
-// when Unmarshal returns, so a raw message takes a copy, into the message
-// of a finished request when one is free and large enough
-// (traceServer.export gives it back).
-func (c traceCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	if m, ok := v.(*rawMessage); ok {
-		n := data.Len()
-		b := c.free.get()
-		if cap(b) < n {
-			b = make([]byte, n)
-		}
-		b = b[:n]
-		data.CopyTo(b)
-		m.b = b
-		return nil
+// Unmarshal copies data into v; see grpcencoding.CodecV2. grpc-go frees
+// data when Unmarshal returns, so the message is copied, into the
+// message of a finished request when one is free and large enough (the
+// handlers give them back).
+func (c messageCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	m, ok := v.(*rawMessage)
+	if !ok {
+		return fmt.Errorf("otlp grpc codec: cannot unmarshal into %T", v)
 	}
-	return c.proto.Unmarshal(data, v)
+	n := data.Len()
+	b := c.free.get()
+	if cap(b) < n {
+		b = make([]byte, n)
+	}
+	b = b[:n]
+	data.CopyTo(b)
+	m.b = b
+	return nil
 }
 
 // Name is the codec's content-subtype, proto, as OTLP's.
-func (traceCodec) Name() string { return protoCodecName }
+func (messageCodec) Name() string { return "proto" }
 
-const protoCodecName = "proto"
+// Full method names of the OTLP services served.
+const (
+	tracesMethod   = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+	profilesMethod = "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export"
+)
 
-// traceServiceDesc is OTLP's TraceService
-// (opentelemetry/proto/collector/trace/v1/trace_service.proto) served as
-// a stream of one request and one response, which is a unary call on the
-// wire: grpc-go calls a stream's handler before it reads the message, so
-// the handler can reserve the bytes of the read on the byte budget, and
-// wait for them, before grpc-go takes them (traceServer.export).
-var traceServiceDesc = grpc.ServiceDesc{
-	ServiceName: "opentelemetry.proto.collector.trace.v1.TraceService",
-	HandlerType: (*traceExporter)(nil),
-	Streams: []grpc.StreamDesc{{
-		StreamName: "Export",
-		Handler: func(srv any, stream grpc.ServerStream) error {
-			return srv.(traceExporter).export(stream)
-		},
-	}},
-	Metadata: "opentelemetry/proto/collector/trace/v1/trace_service.proto",
+// exportDesc describes an OTLP service whose Export is served as a
+// stream of one request and one response, which is a unary call on the
+// wire: the handler receives the message undecoded (messageCodec), and
+// takes a request slot only once the message is read.
+func exportDesc(service, proto string, export func(*grpcServer, grpc.ServerStream) error) *grpc.ServiceDesc {
+	return &grpc.ServiceDesc{
+		ServiceName: service,
+		HandlerType: (*any)(nil),
+		Streams: []grpc.StreamDesc{{
+			StreamName: "Export",
+			Handler:    func(srv any, stream grpc.ServerStream) error { return export(srv.(*grpcServer), stream) },
+		}},
+		Metadata: proto,
+	}
 }
 
-// traceExporter is what traceServiceDesc calls.
-type traceExporter interface {
-	export(stream grpc.ServerStream) error
-}
+// grpcServer serves OTLP/gRPC's TraceService and ProfilesService
+// (v1development).
+type grpcServer struct{ r *Receiver }
 
-// traceServer is the OTLP/gRPC TraceService.
-type traceServer struct{ r *Receiver }
-
-// export reads one request, decodes its spans, as OTLP/HTTP does, and
+// traces reads one request, decodes its spans, as OTLP/HTTP does, and
 // hands them to the traces consumer.
-func (s *traceServer) export(stream grpc.ServerStream) error {
+func (s *grpcServer) traces(stream grpc.ServerStream) error {
 	r := s.r
-	ctx := stream.Context()
 	start := time.Now()
 	defer r.m.observe("grpc", "traces", start)
-	t := ticketFrom(ctx, r.adm)
-	// grpc-go reads the message whole, and only then is its size known:
-	// the read reserves the most it can take, and keeps what the message
-	// turns out to be. It waits its turn rather than being refused, until
-	// the call's read_timeout: it holds no bytes while it waits, only its
-	// slot, and reads are quick, so the budget comes round.
-	if err := t.ReserveWait(ctx, r.grpcReadBytes()); err != nil {
-		return r.refuseGRPC("traces", err)
-	}
-	req := &rawMessage{}
-	if err := stream.RecvMsg(req); err != nil {
+	msg, t, err := r.recvGRPC(stream, "traces")
+	if err != nil {
 		return err
 	}
-	if err := t.Resize(int64(len(req.b))); err != nil {
-		return r.refuseGRPC("traces", err)
-	}
-	source := "OTLP/gRPC TraceService"
-	if p, ok := peer.FromContext(ctx); ok {
-		source += " from " + p.Addr.String()
-	}
-	resp, err := r.exportTraces(ctx, "grpc", t, source, req.b, nil)
+	defer r.release()
+	ctx := stream.Context()
+	resp, err := r.exportTraces(ctx, "grpc", t, grpcSource(ctx, "TraceService"), msg, nil)
 	// The consumer has taken what it keeps of the message (the engine, a
 	// compressed copy for its log), and the spans hold copies of its
 	// strings: the next request can be read into it.
-	r.freeMessages.put(req.b)
-	req.b = nil
+	r.freeMessages.put(msg)
 	if err != nil {
 		var ce *consumerError
 		switch {
@@ -146,31 +200,105 @@ func (s *traceServer) export(stream grpc.ServerStream) error {
 	return stream.SendMsg(&rawMessage{b: out})
 }
 
-// profileServer is the OTLP/gRPC ProfilesService (v1development); pdata
-// checks the development-version metadata before Export is called.
-type profileServer struct {
-	pprofileotlp.UnimplementedGRPCServer
-	r *Receiver
-}
-
-// Export decodes the profiles of one request and hands them on.
-func (s *profileServer) Export(ctx context.Context, req pprofileotlp.ExportRequest) (pprofileotlp.ExportResponse, error) {
+// profiles reads one request, decodes its profiles, as OTLP/HTTP does,
+// and hands them to the profiles consumer. It checks the development
+// version in the metadata first, as pdata's own service does.
+func (s *grpcServer) profiles(stream grpc.ServerStream) error {
 	r := s.r
 	start := time.Now()
 	defer r.m.observe("grpc", "profiles", start)
-	source := "OTLP/gRPC ProfilesService"
+	ctx := stream.Context()
+	if err := pprofileotlp.ValidateDevelopmentVersion(metadata.ValueFromIncomingContext(ctx, pprofileotlp.DevelopmentVersionHeader)); err != nil {
+		r.m.refusedRequest("grpc", "profiles", ingest.ReasonMalformed)
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	msg, _, err := r.recvGRPC(stream, "profiles")
+	if err != nil {
+		return err
+	}
+	defer r.release()
+	req := pprofileotlp.NewExportRequest()
+	if err := req.UnmarshalProto(msg); err != nil {
+		r.m.refusedRequest("grpc", "profiles", ingest.ReasonMalformed)
+		return status.Error(codes.InvalidArgument, fmt.Sprintf("%v: %v", errMalformed, err))
+	}
+	resp, err := r.exportProfiles(ctx, "grpc", grpcSource(ctx, "ProfilesService"), req, msg)
+	if err != nil {
+		var ce *consumerError
+		if errors.As(err, &ce) {
+			return grpcStatus(ce.code, ce.err, ce.retry)
+		}
+		r.m.refusedRequest("grpc", "profiles", ingest.ReasonMalformed)
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	out, err := resp.MarshalProto()
+	if err != nil {
+		return status.Error(codes.Internal, "marshal response: "+err.Error())
+	}
+	return stream.SendMsg(&rawMessage{b: out})
+}
+
+// grpcSource names where a request came from, for the records decoded
+// from it.
+func grpcSource(ctx context.Context, service string) string {
+	source := "OTLP/gRPC " + service
 	if p, ok := peer.FromContext(ctx); ok {
 		source += " from " + p.Addr.String()
 	}
-	resp, err := r.exportProfiles(ctx, "grpc", source, req, nil)
-	if err != nil {
-		if ce, ok := err.(*consumerError); ok {
-			return pprofileotlp.ExportResponse{}, grpcStatus(ce.code, ce.err, ce.retry)
-		}
-		r.m.refusedRequest("grpc", "profiles", ingest.ReasonMalformed)
-		return pprofileotlp.ExportResponse{}, status.Error(codes.InvalidArgument, err.Error())
+	return source
+}
+
+// recvGRPC reads the call's message, which its body reserved as it
+// arrived (grpcBody), keeps only the copy it returns reserved, and takes
+// a request slot for decoding it, which the caller releases. A client
+// that sends slowly holds only the bytes it sent, never a slot, as over
+// OTLP/HTTP. Refusals come back as the status to answer.
+func (r *Receiver) recvGRPC(stream grpc.ServerStream, signal string) ([]byte, *admission.Ticket, error) {
+	c, ok := stream.Context().Value(callKey{}).(*grpcCall)
+	if !ok {
+		return nil, nil, status.Error(codes.Internal, "otlp grpc call served without its body") // serveGRPC serves every call
 	}
-	return resp, nil
+	// grpc-go answers a failed RecvMsg itself, as UNAVAILABLE for
+	// whatever the body failed with: the call waits for its body first,
+	// and answers a failure as what it is.
+	if err := c.body.wait(stream.Context()); err != nil {
+		return nil, nil, r.refuseRead(signal, err)
+	}
+	m := &rawMessage{}
+	if err := stream.RecvMsg(m); err != nil {
+		return nil, nil, err
+	}
+	// grpc-go has let go of what it read: the call holds its copy alone.
+	if err := c.t.Resize(int64(len(m.b))); err != nil {
+		r.freeMessages.put(m.b)
+		return nil, nil, r.refuseGRPC(signal, err)
+	}
+	if !r.acquire() {
+		r.freeMessages.put(m.b)
+		r.m.refusedRequest("grpc", signal, ingest.ReasonFull)
+		return nil, nil, grpcStatus(codes.ResourceExhausted, fmt.Errorf("%d requests in flight, retry later", r.cfg.MaxConcurrentRequests), busyRetry)
+	}
+	return m.b, c.t, nil
+}
+
+// refuseRead answers a message that could not be read, by why.
+func (r *Receiver) refuseRead(signal string, body error) error {
+	switch {
+	case errors.Is(body, context.Canceled), errors.Is(body, context.DeadlineExceeded):
+		return status.FromContextError(body).Err()
+	case errors.Is(body, admission.ErrBudget), errors.Is(body, admission.ErrTooLarge), errors.Is(body, ingest.ErrTooLarge):
+		return r.refuseGRPC(signal, body)
+	case errors.Is(body, os.ErrDeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "the message did not arrive within read_timeout")
+	case errors.Is(body, ingest.ErrCorrupt), errors.Is(body, errGRPCCompressed):
+		// As grpc-go answers a message it cannot decompress.
+		r.m.refusedRequest("grpc", signal, ingest.ReasonMalformed)
+		return status.Error(codes.Internal, body.Error())
+	case errors.Is(body, errMalformed):
+		r.m.refusedRequest("grpc", signal, ingest.ReasonMalformed)
+		return status.Error(codes.InvalidArgument, body.Error())
+	}
+	return status.Error(codes.Unavailable, body.Error())
 }
 
 // grpcStatus builds the status of a refusal; a throttling status carries
@@ -189,11 +317,11 @@ func grpcStatus(code codes.Code, err error, retry time.Duration) error {
 // exportProfiles decodes a profiles request with telemetry's OTLP
 // decoder, the same for both transports, and hands the batches on with
 // the request (telemetry.WithReceivedProfiles), for the consumer to log
-// as it is. The request is marshalled again when it came over gRPC or in
-// JSON (protoData nil): profiles arrive a few times a minute per process,
-// and one decoder is worth more than that copy. Profiles the decoder drops are reported as
-// rejected in the response; consumer refusals come back as
-// *consumerError.
+// as it is. The request is marshalled again when it came in JSON
+// (protoData nil): profiles arrive a few times a minute per process, and
+// one decoder is worth more than that copy. Profiles the decoder drops
+// are reported as rejected in the response; consumer refusals come back
+// as *consumerError.
 func (r *Receiver) exportProfiles(ctx context.Context, transport, source string, req pprofileotlp.ExportRequest, protoData []byte) (pprofileotlp.ExportResponse, error) {
 	total := 0
 	rps := req.Profiles().ResourceProfiles()

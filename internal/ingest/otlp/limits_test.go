@@ -116,16 +116,15 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 func (rawCodec) Name() string { return "proto" }
 
 // TestGRPCFlood: 100 concurrent calls of almost the 1 MiB limit while the
-// consumer is slow. Each call reserves its read before grpc-go takes the
-// message, and keeps what the message holds: while the consumer holds
-// them, only the budget's worth of calls (4 MiB) are past the read, the
-// others wait their turn for a while and are then refused with
-// RESOURCE_EXHAUSTED and a RetryInfo at read_timeout, or served once the
-// consumer lets the others go; heap stays near the budget.
+// consumer is slow. Each call reserves its message as it arrives, and
+// keeps what the message holds: while the consumer holds them, only the
+// budget's worth of calls (4 MiB) are past the read, and the others are
+// refused with RESOURCE_EXHAUSTED and a RetryInfo once the budget is
+// spent, or served once the consumer lets the others go; heap stays near
+// the budget.
 func TestGRPCFlood(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxRequestBytes = 1 << 20
-	// Calls wait for the budget within read_timeout.
 	cfg.ReadHeaderTimeout, cfg.ReadTimeout = time.Second, 3*time.Second
 	acfg := admission.DefaultConfig()
 	acfg.MaxBufferedBytes = 4 << 20
@@ -171,7 +170,7 @@ func TestGRPCFlood(t *testing.T) {
 			})
 		}
 		// The admitted calls wait in the consumer until the others have
-		// waited for the budget and been refused.
+		// been refused.
 		deadline := time.After(10 * time.Second)
 	wait:
 		for {
@@ -205,7 +204,7 @@ func TestGRPCFlood(t *testing.T) {
 	if peakBuffered > acfg.MaxBufferedBytes {
 		t.Errorf("%d bytes reserved, over the %d budget", peakBuffered, acfg.MaxBufferedBytes)
 	}
-	// A call whose read_timeout ends while grpc-go reads it gets
+	// A call whose read_timeout ends while its message arrives gets
 	// DEADLINE_EXCEEDED, which OTLP clients retry too.
 	if counts["OK"] < admitted || counts["ResourceExhausted"]+counts["DeadlineExceeded"] != calls-counts["OK"] {
 		t.Errorf("answers %v, want OK for the %d admitted calls and RESOURCE_EXHAUSTED or DEADLINE_EXCEEDED for the rest", counts, admitted)
@@ -219,51 +218,154 @@ func TestGRPCFlood(t *testing.T) {
 	t.Logf("answers %v, %d past the read at once, heap grew by %d MiB", counts, admitted, peak>>20)
 	// Before, every call was read and decoded: about 200 MiB here. Now
 	// the calls past the read hold the budget's worth and their spans,
-	// and those waiting at most their streams' windows (64 slots of
-	// 256 KiB: 16 MiB).
+	// and the others what the budget let them read before their refusal.
 	if peak > 64<<20 {
 		t.Errorf("heap grew by %d MiB, want under 64 MiB", peak>>20)
 	}
 }
 
-// TestGRPCSlowCall: a call whose message never arrives loses its slot at
-// read_timeout, and the next call is served.
+// TestGRPCSlowCall: a call whose message never arrives holds no request
+// slot, so another call is served while it waits, and it ends at
+// read_timeout with DEADLINE_EXCEEDED.
 func TestGRPCSlowCall(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxConcurrentRequests = 1
-	cfg.ReadHeaderTimeout, cfg.ReadTimeout = 200*time.Millisecond, 300*time.Millisecond
+	cfg.ReadHeaderTimeout, cfg.ReadTimeout = 200*time.Millisecond, 500*time.Millisecond
 	r, _ := startReceiver(t, cfg, &recorder[[]telemetry.Span]{}, nil)
 	cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	// A client stream opened and never sent on holds the only slot.
+	// A client stream opened and never sent on.
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	stream, err := cc.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true}, "/opentelemetry.proto.collector.trace.v1.TraceService/Export", grpc.ForceCodec(rawCodec{}))
+	stream, err := cc.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true}, tracesMethod, grpc.ForceCodec(rawCodec{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var resp []byte
-	if err := stream.RecvMsg(&resp); status.Code(err) != codes.DeadlineExceeded && status.Code(err) != codes.Canceled {
-		t.Errorf("stalled call: %v, want it ended by the server's deadline", err)
+	if _, err := ptraceotlp.NewGRPCClient(cc).Export(t.Context(), tracesRequest(1, false)); err != nil {
+		t.Errorf("call beside the stalled one, with one request slot: %v", err)
 	}
-	// The server frees the slot as its handler returns, which can be a
-	// moment after the client saw the stream end: a refusal for the slot
-	// may come first, but the slot must come free.
-	client := ptraceotlp.NewGRPCClient(cc)
+	var resp []byte
+	if err := stream.RecvMsg(&resp); status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("stalled call: %v, want DEADLINE_EXCEEDED at read_timeout", err)
+	}
+}
+
+// stallConn is a client's connection that sends its first limit bytes
+// and then blocks every write until it is closed: a client that stops in
+// the middle of its message.
+type stallConn struct {
+	net.Conn
+	mu    sync.Mutex
+	left  int
+	done  chan struct{}
+	close sync.Once
+}
+
+func (c *stallConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	n := min(c.left, len(p))
+	c.left -= n
+	c.mu.Unlock()
+	if n > 0 {
+		if w, err := c.Conn.Write(p[:n]); err != nil || n == len(p) {
+			return w, err
+		}
+	}
+	<-c.done
+	return n, net.ErrClosed
+}
+
+func (c *stallConn) Close() error {
+	c.close.Do(func() { close(c.done) })
+	return c.Conn.Close()
+}
+
+// TestGRPCStalledCalls: calls that send 20 KB of a large message and then
+// stop hold what they sent, not a reservation of the largest message
+// (two of them held the whole 64 MiB budget before, and OTLP/gRPC and
+// OTLP/HTTP were refused until read_timeout), nor request slots: more of
+// them than there are slots, a normal call over each transport is served
+// at once.
+func TestGRPCStalledCalls(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxConcurrentRequests = 4
+	adm, err := admission.New(admission.DefaultConfig(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	traces := &recorder[[]telemetry.Span]{}
+	r, err := New(cfg, traces, nil, nil, nil, adm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(context.Background())
+	big := mustProto(t, tracesRequest(3000, false))
+	const stalled = 3 * 4
+	var mu sync.Mutex
+	var conns []net.Conn
+	for range stalled {
+		cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+				c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+				if err != nil {
+					return nil, err
+				}
+				sc := &stallConn{Conn: c, left: 20 << 10, done: make(chan struct{})}
+				mu.Lock()
+				conns = append(conns, sc)
+				mu.Unlock()
+				return sc, nil
+			}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		go cc.Invoke(t.Context(), tracesMethod, big, new([]byte), grpc.ForceCodec(rawCodec{}))
+	}
+	// grpc-go's client waits for its writer, blocked in a stalled write,
+	// before it closes its connection: the connections are closed first.
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	// Until the stalled calls hold what they sent.
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, err := client.Export(t.Context(), tracesRequest(1, false))
-		if err == nil {
-			break
-		}
-		if status.Code(err) != codes.ResourceExhausted || time.Now().After(deadline) {
-			t.Fatalf("call after the stalled one: %v", err)
-		}
+	for adm.Buffered() < stalled*(10<<10) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
+	held := adm.Buffered()
+	// Each holds its 20 KB, reserved twice in 64 KiB steps.
+	if held == 0 || held > stalled*2*grpcReadStep {
+		t.Errorf("%d stalled calls of a %d-byte message hold %d bytes of the budget, want 1 to %d", stalled, len(big), held, stalled*2*grpcReadStep)
+	}
+	cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := ptraceotlp.NewGRPCClient(cc).Export(ctx, tracesRequest(1, false)); err != nil {
+		t.Errorf("OTLP/gRPC beside %d stalled calls: %v", stalled, err)
+	}
+	resp, err := http.Post("http://"+r.HTTPAddr()+TracesPath, "application/x-protobuf", bytes.NewReader(mustProto(t, tracesRequest(1, false))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("OTLP/HTTP beside %d stalled calls: %d, want 200", stalled, resp.StatusCode)
+	}
+	t.Logf("%d stalled calls hold %d bytes", stalled, held)
 }
 
 // TestSlowBodies: more clients than request slots send their bodies
@@ -469,10 +571,10 @@ func TestBudgetSpent(t *testing.T) {
 
 // TestGRPCManyClients: 100 clients send 1000-span calls at once with the
 // default limits (16 MiB messages, 64 MiB budget, 64 slots). Every call
-// within the slots is served: a call reserves the most its message may
-// hold only while grpc-go reads it, and waits for that reservation
-// rather than being refused. Reserving it for the whole call, from
-// admission on, let two calls in at a time and refused the others.
+// within the slots is served: a call reserves what its message holds as
+// it arrives, not the most a message may hold. Reserving that for the
+// whole call, from admission on, let two calls in at a time and refused
+// the others.
 func TestGRPCManyClients(t *testing.T) {
 	cfg := testConfig()
 	adm, err := admission.New(admission.DefaultConfig(), nil, nil)

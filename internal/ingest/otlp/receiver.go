@@ -18,13 +18,17 @@
 //   - consumer unavailable for another reason: 503 / UNAVAILABLE;
 //   - more than MaxConcurrentRequests being decoded, memory above the
 //     soft limit or the byte budget spent (package admission): 429 /
-//     RESOURCE_EXHAUSTED with a retry delay; over gRPC before grpc-go
-//     reads the message, over HTTP before the body is decoded;
+//     RESOURCE_EXHAUSTED with a retry delay. Memory is checked before
+//     anything of a request is read, the budget as its bytes arrive, and
+//     a request slot is taken once the request is read, so a client that
+//     sends slowly holds only what it sent;
 //   - a request that alone would need more than the byte budget: 413 /
 //     RESOURCE_EXHAUSTED without retry information.
 //
 // Listeners, timeouts and connection caps come from package listener
-// (docs/security.md).
+// (docs/security.md). OTLP/gRPC is served through net/http's HTTP/2
+// server (grpc.Server.ServeHTTP), so that the same body accounting as
+// OTLP/HTTP's applies to it (serveGRPC).
 //
 // Metrics, shared with the pyroscope receiver (label receiver):
 // evident_receiver_accepted_{spans,profiles}_total{transport},
@@ -41,19 +45,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/collector/pdata/pprofile/pprofileotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	grpcencoding "google.golang.org/grpc/encoding"
-	_ "google.golang.org/grpc/encoding/gzip" // OTLP servers MUST accept gzip (protocols.md §1.1); New registers zstd and snappy
-	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/tap"
 
 	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/ingest"
@@ -61,7 +58,6 @@ import (
 	"github.com/evidentsec/evident/internal/listener"
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
-	"github.com/evidentsec/evident/internal/tlsconfig"
 )
 
 // ErrClosed is returned by Start after Shutdown: a receiver is not reused.
@@ -88,10 +84,10 @@ type Config struct {
 	// profile received.
 	Profiles telemetry.Limits `yaml:"profiles"`
 	// Config bounds each listener's connections (max_connections each)
-	// and how long a client may take: over HTTP, to send a request
-	// (read_timeout) or read the answer; over gRPC, read_header_timeout
-	// bounds the connection's handshake, read_timeout one call, and
-	// idle_timeout closes a connection without calls.
+	// and how long a client may take to send a request (read_timeout) or
+	// read the answer (write_timeout, from the request's start); a gRPC
+	// call is a request of its own (an HTTP/2 stream), and idle_timeout
+	// closes a connection without any.
 	listener.Config `yaml:",inline"`
 }
 
@@ -169,18 +165,15 @@ type Receiver struct {
 	// grpcGuard and httpGuard admit requests by their credentials; nil:
 	// none asked.
 	grpcGuard, httpGuard *auth.Guard
-	// grpcTLS serves the gRPC listener's certificates; nil without TLS.
-	// The HTTP listener has its own, from the same files.
-	grpcTLS *tlsconfig.Server
+	// grpcSrv serves the gRPC calls serveGRPC hands it.
+	grpcSrv *grpc.Server
 	reg     prometheus.Registerer
 
 	mu       sync.Mutex
 	started  bool
 	stopped  bool
-	grpcSrv  *grpc.Server
+	grpcHTTP *listener.Server
 	httpSrv  *listener.Server
-	grpcAddr string
-	wg       sync.WaitGroup
 }
 
 var _ pipeline.Component = (*Receiver)(nil)
@@ -189,9 +182,7 @@ var _ pipeline.Component = (*Receiver)(nil)
 // consumers. A nil consumer turns its signal off: its HTTP path answers
 // 404 and its gRPC service UNIMPLEMENTED. Metrics are registered with reg
 // (nil: not registered). adm admits requests, shared with the other
-// receivers (nil: a private one with the default byte budget). With a
-// gRPC endpoint, New registers evident's zstd and snappy compressors with
-// grpc-go (registerGRPCCompressors), so it must run before gRPC calls do.
+// receivers (nil: a private one with the default byte budget).
 func New(cfg Config, traces pipeline.Consumer[[]telemetry.Span], profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logger *slog.Logger, reg prometheus.Registerer, adm *admission.Controller) (*Receiver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -209,21 +200,14 @@ func New(cfg Config, traces pipeline.Consumer[[]telemetry.Span], profiles pipeli
 	if adm == nil {
 		adm = admission.Default()
 	}
-	if cfg.GRPCEndpoint != "" {
-		// grpc-go takes compressors from a process-wide registry only.
-		for _, name := range registerGRPCCompressors(cfg.MaxRequestBytes) {
-			logger.Warn("another package registered this gRPC compressor: its memory bounds apply, not evident's", "grpc_encoding", name)
-		}
-	}
 	r := &Receiver{cfg: cfg, traces: traces, profiles: profiles, log: logger, m: m, adm: adm, reg: reg,
 		dec: ingest.NewDecompressor(cfg.MaxRequestBytes), inflight: make(chan struct{}, cfg.MaxConcurrentRequests),
 		freeSpans: newFreeList(sliceBytes[telemetry.Span]), freeTexts: newFreeList(textsBytes), freeMessages: newFreeList(sliceBytes[byte])}
 	r.putSpans = r.freeSpans.put
-	if cfg.GRPCEndpoint != "" && cfg.TLS.Enabled() {
-		if r.grpcTLS, err = tlsconfig.NewServer(cfg.TLS, tlsconfig.ServerOptions{Name: "otlp grpc receiver",
-			NextProtos: []string{"h2"}, Logger: logger, Registerer: reg}); err != nil {
-			return nil, err
-		}
+	if cfg.GRPCEndpoint != "" {
+		r.grpcSrv = r.newGRPCServer()
+		r.grpcHTTP = listener.New(listener.Options{Name: "otlp grpc receiver", Endpoint: cfg.GRPCEndpoint, Config: cfg.Config,
+			Handler: http.HandlerFunc(r.serveGRPC), Logger: logger, Registerer: reg, GRPC: true, HTTP2: grpcHTTP2(cfg)})
 	}
 	mux := http.NewServeMux()
 	if traces != nil {
@@ -241,10 +225,8 @@ func New(cfg Config, traces pipeline.Consumer[[]telemetry.Span], profiles pipeli
 func (r *Receiver) Handler() http.Handler { return r.handler }
 
 // Guard makes each listener admit only requests whose credentials have
-// the ingest role (internal/auth): over gRPC when a call's headers
-// arrive, before grpc-go reads its message; over HTTP before a request
-// takes a slot or its body is read. A nil guard leaves its listener open.
-// Call it before Start.
+// the ingest role (internal/auth), before a request's body is read. A nil
+// guard leaves its listener open. Call it before Start.
 func (r *Receiver) Guard(grpcGuard, httpGuard *auth.Guard) {
 	r.grpcGuard, r.httpGuard = grpcGuard, httpGuard
 }
@@ -261,11 +243,9 @@ func (r *Receiver) Start(ctx context.Context) error {
 	if r.started {
 		return nil
 	}
-	var grpcLn net.Listener
-	if r.cfg.GRPCEndpoint != "" {
-		var err error
-		if grpcLn, err = listener.Listen(ctx, r.cfg.GRPCEndpoint, r.cfg.MaxConnections); err != nil {
-			return fmt.Errorf("start otlp grpc receiver on %s: %w", r.cfg.GRPCEndpoint, err)
+	if r.grpcHTTP != nil {
+		if err := r.grpcHTTP.Start(ctx); err != nil {
+			return err
 		}
 	}
 	if r.cfg.HTTPEndpoint != "" {
@@ -276,87 +256,63 @@ func (r *Receiver) Start(ctx context.Context) error {
 		r.httpSrv = listener.New(listener.Options{Name: "otlp http receiver", Endpoint: r.cfg.HTTPEndpoint,
 			Config: r.cfg.Config, Handler: h, Logger: r.log, Registerer: r.reg})
 		if err := r.httpSrv.Start(ctx); err != nil {
-			if grpcLn != nil {
-				grpcLn.Close()
+			if r.grpcHTTP != nil {
+				r.grpcHTTP.Shutdown(ctx)
 			}
 			return err
 		}
 	}
 	r.started = true
-	if grpcLn != nil {
-		r.grpcSrv = r.newGRPCServer()
-		r.grpcAddr = grpcLn.Addr().String()
-		r.wg.Go(func() {
-			if err := r.grpcSrv.Serve(grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-				r.log.Error("otlp grpc receiver stopped", "endpoint", r.grpcAddr, "err", err)
-			}
-		})
-	}
 	httpAddr := ""
 	if r.httpSrv != nil {
 		httpAddr = r.httpSrv.Addr()
 	}
-	r.log.Info("otlp receiver started", "grpc", r.grpcAddr, "http", httpAddr)
+	r.log.Info("otlp receiver started", "grpc", r.GRPCAddr(), "http", httpAddr)
 	return nil
 }
 
+// newGRPCServer returns the gRPC server of the calls serveGRPC hands it.
+// Under ServeHTTP, net/http's HTTP/2 server holds the connections, so
+// grpc-go's transport options (windows, keepalive, stream limits, tap
+// handles) do not apply; grpcHTTP2 sets their like.
 func (r *Receiver) newGRPCServer() *grpc.Server {
-	c := r.cfg
-	opts := []grpc.ServerOption{
-		// grpc-go applies the limit to the decompressed message and answers
-		// RESOURCE_EXHAUSTED, as OTLP asks for oversized requests.
-		grpc.MaxRecvMsgSize(int(c.MaxRequestBytes)),
-		// grpc-go takes one tap handle: tapGRPC runs every check that must
-		// come before the message is read (credentials, then admission), so
-		// a refused call costs no message buffer.
-		grpc.InTapHandle(r.tapGRPC),
-		// Trace requests reach the handler undecoded (traceCodec).
-		grpc.ForceServerCodecV2(traceCodec{proto: grpcencoding.GetCodecV2(protoCodecName), free: r.freeMessages}),
-		// Fixed windows bound what a call holds before its handler reserves
-		// the read (admitGRPC).
-		grpc.StaticStreamWindowSize(grpcStreamWindow),
-		grpc.StaticConnWindowSize(grpcConnWindow),
-		// One connection cannot open more calls than there are slots; the
-		// calls beyond are refused by the transport (REFUSED_STREAM).
-		grpc.MaxConcurrentStreams(uint32(min(c.MaxConcurrentRequests, 1000))),
-		grpc.MaxHeaderListSize(uint32(c.MaxHeaderBytes)),
-		grpc.ConnectionTimeout(c.ReadHeaderTimeout),
-		grpc.KeepaliveParams(keepalive.ServerParameters{
-			MaxConnectionIdle: c.IdleTimeout,
-			// Ping a silent connection, and drop it if the ping is not
-			// answered: a vanished client does not keep its slot.
-			Time:    time.Minute,
-			Timeout: 20 * time.Second,
-		}),
-		// Clients may ping every 10 s (the Collector's exporters are often
-		// configured so), even without calls; faster pings close the
-		// connection.
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	}
-	if r.grpcTLS != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(r.grpcTLS.TLSConfig())))
-	}
-	s := grpc.NewServer(opts...)
+	s := grpc.NewServer(
+		// grpcBody has refused larger messages already; this is grpc-go's
+		// own check of the same limit.
+		grpc.MaxRecvMsgSize(int(r.cfg.MaxRequestBytes)),
+		// Requests reach the handlers undecoded (messageCodec).
+		grpc.ForceServerCodecV2(messageCodec{free: r.freeMessages}),
+	)
 	if r.traces != nil {
-		s.RegisterService(&traceServiceDesc, &traceServer{r: r})
+		s.RegisterService(exportDesc("opentelemetry.proto.collector.trace.v1.TraceService",
+			"opentelemetry/proto/collector/trace/v1/trace_service.proto", (*grpcServer).traces), &grpcServer{r: r})
 	}
 	if r.profiles != nil {
-		pprofileotlp.RegisterGRPCServer(s, &profileServer{r: r})
+		s.RegisterService(exportDesc("opentelemetry.proto.collector.profiles.v1development.ProfilesService",
+			"opentelemetry/proto/collector/profiles/v1development/profiles_service.proto", (*grpcServer).profiles), &grpcServer{r: r})
 	}
 	return s
 }
 
-// tapGRPC admits a call when its headers arrive, before grpc-go reads its
-// message: the guard checks its credentials first, so a call without
-// them takes no admission budget, then admitGRPC.
-func (r *Receiver) tapGRPC(ctx context.Context, info *tap.Info) (context.Context, error) {
-	if r.grpcGuard != nil {
-		var err error
-		if ctx, err = r.grpcGuard.Tap(auth.RoleIngest)(ctx, info); err != nil {
-			return nil, err
-		}
+// grpcHTTP2 returns the HTTP/2 limits of the gRPC listener.
+func grpcHTTP2(c Config) *http.HTTP2Config {
+	return &http.HTTP2Config{
+		// What one connection may ask at once. The calls beyond are
+		// refused by the transport (REFUSED_STREAM), which clients retry.
+		MaxConcurrentStreams: min(c.MaxConcurrentRequests, 1000),
+		// What a client may send before the server reads it: the body of
+		// a call is read as it arrives (grpcBody), under the byte budget,
+		// so the windows bound only the bytes in flight. 1 MiB holds a
+		// request of a few thousand spans whole: a smaller stream window
+		// made telemetrygen's 1000-span requests wait for a window update,
+		// 50 ms at the median when the client's core was busy.
+		MaxReceiveBufferPerStream:     1 << 20,
+		MaxReceiveBufferPerConnection: 4<<20 - 1,
+		// Ping a silent connection, and drop it if the ping is not
+		// answered: a vanished client does not keep its connection.
+		SendPingTimeout: time.Minute,
+		PingTimeout:     20 * time.Second,
 	}
-	return r.admitGRPC(ctx, info)
 }
 
 // acquire takes a request slot, or reports that all are taken.
@@ -376,81 +332,6 @@ func (r *Receiver) release() { <-r.inflight }
 // soon.
 const busyRetry = time.Second
 
-// admitGRPC admits a call before grpc-go reads its message: memory below
-// the soft limit and a request slot, held until the call ends, which also
-// ends at read_timeout: a client that sends its message slowly loses the
-// call and its slot. It runs on the connection's reader, so it must not
-// block.
-//
-// A trace call reserves its read on the byte budget in its handler, just
-// before grpc-go reads the message (traceServer.export); until then its
-// stream holds at most the flow-control window, grpcStreamWindow, so the
-// calls admitted hold at most max_concurrent_requests windows beyond the
-// budget. A profiles call, served by pdata's unary handler, which runs
-// only once the message is read, reserves its read here.
-func (r *Receiver) admitGRPC(ctx context.Context, info *tap.Info) (context.Context, error) {
-	signal, reserve := "traces", int64(0)
-	if strings.Contains(info.FullMethodName, "Profiles") {
-		signal, reserve = "profiles", r.grpcReadBytes()
-	}
-	if err := r.adm.Admit(); err != nil {
-		return nil, r.refuseGRPC(signal, err)
-	}
-	t := r.adm.Ticket()
-	if err := t.Reserve(reserve); err != nil {
-		return nil, r.refuseGRPC(signal, err)
-	}
-	if !r.acquire() {
-		t.Release()
-		r.m.refusedRequest("grpc", signal, ingest.ReasonFull)
-		return nil, grpcStatus(codes.ResourceExhausted, fmt.Errorf("%d requests in flight, retry later", r.cfg.MaxConcurrentRequests), busyRetry)
-	}
-	ctx, cancel := context.WithTimeout(context.WithValue(ctx, ticketKey{}, t), r.cfg.ReadTimeout)
-	// grpc-go cancels the stream's context when the call ends, however it
-	// ends, so this runs exactly once per admitted call.
-	context.AfterFunc(ctx, func() {
-		cancel()
-		t.Release()
-		r.release()
-	})
-	return ctx, nil
-}
-
-// grpcStreamWindow is each gRPC stream's flow-control window, fixed
-// (grpc-go's dynamic windows grow to 16 MiB): what a client may send on
-// a call before its handler asks for the message, so the calls admitted
-// hold at most max_concurrent_requests windows (16 MiB by default) beyond
-// the byte budget. Reading a larger message opens the window to its size,
-// which costs the client one more round trip. 256 KiB holds a request of
-// a thousand ordinary spans whole: with 64 KiB, telemetrygen's 1000-span
-// requests waited for that round trip, 50 ms at the median when the
-// client's core was busy (bench/collector-vs-evident.sh), where the
-// Collector, whose windows are dynamic, answered in 5 ms.
-const grpcStreamWindow = 256 << 10
-
-// grpcConnWindow is each gRPC connection's flow-control window: grpc-go
-// grants it back as data arrives, whether read or not, so it bounds the
-// bytes in flight, not the bytes held, and is the most grpc-go's dynamic
-// windows would reach.
-const grpcConnWindow = 16 << 20
-
-// grpcReadBytes is the most a call's message holds while grpc-go reads
-// it: the message as received, its decompressed form, and the codec's
-// copy of it, which overlap two at a time, each within MaxRequestBytes.
-func (r *Receiver) grpcReadBytes() int64 {
-	return min(2*r.cfg.MaxRequestBytes, r.adm.MaxBuffered())
-}
-
-type ticketKey struct{}
-
-// ticketFrom returns the call's ticket, taken by admitGRPC.
-func ticketFrom(ctx context.Context, adm *admission.Controller) *admission.Ticket {
-	if t, ok := ctx.Value(ticketKey{}).(*admission.Ticket); ok {
-		return t
-	}
-	return adm.Ticket()
-}
-
 // refuseGRPC answers an admission refusal: throttling with a RetryInfo,
 // or, for a call that could never be admitted, without one.
 func (r *Receiver) refuseGRPC(signal string, err error) error {
@@ -465,9 +346,10 @@ func (r *Receiver) refuseGRPC(signal string, err error) error {
 // GRPCAddr returns the address the gRPC listener is bound to ("" before
 // Start or when off); with port 0 in the config it tells the real port.
 func (r *Receiver) GRPCAddr() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.grpcAddr
+	if r.grpcHTTP == nil {
+		return ""
+	}
+	return r.grpcHTTP.Addr()
 }
 
 // HTTPAddr returns the address the HTTP listener is bound to ("" before
@@ -497,24 +379,15 @@ func (r *Receiver) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	var errs []error
-	if r.httpSrv != nil {
-		errs = append(errs, r.httpSrv.Shutdown(ctx))
-	}
-	if r.grpcSrv != nil {
-		done := make(chan struct{})
-		go func() {
-			r.grpcSrv.GracefulStop()
-			close(done)
-		}()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			r.grpcSrv.Stop()
-			<-done
-			errs = append(errs, fmt.Errorf("shut down otlp grpc receiver: %w", ctx.Err()))
+	for _, srv := range []*listener.Server{r.grpcHTTP, r.httpSrv} {
+		if srv != nil {
+			errs = append(errs, srv.Shutdown(ctx))
 		}
 	}
-	r.wg.Wait()
+	if r.grpcSrv != nil {
+		// Every call has ended with its listener; this frees the rest.
+		r.grpcSrv.Stop()
+	}
 	r.log.Info("otlp receiver stopped")
 	return errors.Join(errs...)
 }
