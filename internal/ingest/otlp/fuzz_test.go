@@ -1,6 +1,11 @@
 package otlp
 
 import (
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"errors"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/evidentsec/evident/internal/ingest/admission"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
@@ -203,6 +209,102 @@ func FuzzGRPCProfiles(f *testing.F) {
 						t.Errorf("sample refers to locations %v of %d", s.Locations, len(b.Locations))
 					}
 				}
+			}
+		}
+	})
+}
+
+// grpcBodyEncodings are the grpc-encoding values FuzzGRPCBody picks from
+// by its first byte.
+var grpcBodyEncodings = []string{"", "identity", "gzip", "zstd", "snappy"}
+
+// FuzzGRPCBody reads arbitrary bytes as the body of a gRPC call (a length-prefixed
+// message, compressed or not) through grpcBody, as grpc-go reads it, with
+// a 64 KiB max_request_bytes and a 1 MiB budget. It must end either with
+// one uncompressed message within the limit, whose prefix states its
+// length, which is the body's own message when that was not compressed
+// and what the standard library's gzip makes of it when gzip-compressed,
+// or with an error; wait must report the same end; and the ticket must
+// give every byte back.
+func FuzzGRPCBody(f *testing.F) {
+	frame := func(flag byte, msg []byte) []byte {
+		b := []byte{flag, 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(b[1:], uint32(len(msg)))
+		return append(b, msg...)
+	}
+	msg := mustProto(f, tracesRequest(3, false))
+	var gz bytes.Buffer
+	if err := collectorGzip(&gz, msg); err != nil {
+		f.Fatal(err)
+	}
+	var zs, sn bytes.Buffer
+	if err := collectorZstd(&zs, msg); err != nil {
+		f.Fatal(err)
+	}
+	if err := collectorSnappy(&sn, msg); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(byte(0), frame(0, msg))
+	f.Add(byte(0), frame(0, nil))
+	f.Add(byte(2), frame(1, gz.Bytes()))
+	f.Add(byte(3), frame(1, zs.Bytes()))
+	f.Add(byte(4), frame(1, sn.Bytes()))
+	f.Add(byte(0), frame(1, gz.Bytes()))
+	f.Add(byte(2), frame(1, gz.Bytes())[:20])
+	f.Add(byte(0), []byte{0, 0, 1})
+	f.Add(byte(0), []byte{2, 0, 0, 0, 0})
+	f.Add(byte(0), []byte{0, 0xff, 0xff, 0xff, 0xff})
+	cfg := DefaultConfig()
+	cfg.MaxRequestBytes = 64 << 10
+	acfg := admission.DefaultConfig()
+	acfg.MaxBufferedBytes = 1 << 20
+	adm, err := admission.New(acfg, nil, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	r, err := New(cfg, &recorder[[]telemetry.Span]{}, nil, nil, nil, adm)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, pick byte, data []byte) {
+		enc := grpcBodyEncodings[int(pick)%len(grpcBodyEncodings)]
+		tk := adm.Ticket()
+		b := newGRPCBody(r, io.NopCloser(bytes.NewReader(data)), tk, enc)
+		out, err := io.ReadAll(b)
+		if werr := b.wait(t.Context()); !errors.Is(werr, err) && (err != nil || werr != nil) {
+			t.Errorf("read ended with %v, wait with %v", err, werr)
+		}
+		b.putBuffers()
+		tk.Release()
+		if n := adm.Buffered(); n != 0 {
+			t.Fatalf("%d bytes still reserved after the ticket's release", n)
+		}
+		if err != nil {
+			return
+		}
+		if len(out) < 5 || out[0] != 0 {
+			t.Fatalf("message %x: want a prefix with flag 0", out[:min(len(out), 5)])
+		}
+		n := int(binary.BigEndian.Uint32(out[1:5]))
+		if n != len(out)-5 || int64(n) > cfg.MaxRequestBytes {
+			t.Fatalf("prefix states %d bytes for %d, limit %d", n, len(out)-5, cfg.MaxRequestBytes)
+		}
+		switch {
+		case data[0] == 0:
+			if !bytes.Equal(out, data[:len(out)]) {
+				t.Fatalf("uncompressed message changed")
+			}
+		case enc == "gzip":
+			zr, err := gzip.NewReader(bytes.NewReader(data[5:]))
+			if err != nil {
+				t.Fatalf("gzip message passed on that the standard library refuses: %v", err)
+			}
+			want, err := io.ReadAll(zr)
+			if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("gzip message passed on that the standard library refuses: %v", err)
+			}
+			if err == nil && !bytes.Equal(out[5:], want) {
+				t.Fatalf("gzip message decompressed to %d bytes, the standard library to %d", n, len(want))
 			}
 		}
 	})
