@@ -1083,6 +1083,13 @@ func decode(pd *telemetry.ProfileDecoder, kind store.BatchKind, payload []byte) 
 			// again as an empty request, which does not decode).
 			err = errors.New("no span")
 		}
+		for i := range it.spans {
+			// A span that names no service is UnknownService's, as the
+			// trace decoders make it (found by FuzzReplay: it encoded
+			// again as a request without service.name, which decodes
+			// to UnknownService).
+			it.spans[i].Service = cmp.Or(it.spans[i].Service, telemetry.UnknownService)
+		}
 	case store.BatchProfiles:
 		err = safegob.Decode(payload, &it.profiles)
 	case store.BatchProfileRequestS2:
