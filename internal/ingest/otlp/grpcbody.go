@@ -29,9 +29,9 @@ const grpcEncodings = "gzip,zstd,snappy"
 // byte is reserved twice. A compressed message is read whole, reserved
 // as it arrives, and decompressed by the receiver's decompressor within
 // max_request_bytes, reserving what it inflates, as OTLP/HTTP does; it
-// is then passed on uncompressed (flag 0), reserved twice again, as an
-// uncompressed one, and its buffers go back to the receiver's pool once
-// it is passed on. After the message it reports the end of the body:
+// is then passed on uncompressed (flag 0), reserved once more for
+// grpc-go's copy, and its buffers go back to the receiver's pool once it
+// is passed on. After the message it reports the end of the body:
 // OTLP's Export is unary, and nothing a client sends after its message
 // is read.
 //
@@ -178,7 +178,10 @@ func (b *grpcBody) start() error {
 	if cap(plain) > 0 && (cap(raw) == 0 || &plain[:1][0] != &raw[:1][0]) {
 		b.buf.plain = plain // keep its storage for the next call
 	}
-	if err := b.t.Reserve(2 * int64(len(plain))); err != nil {
+	// grpc-go's copy. The codec's copy replaces it once the message is
+	// whole, when these buffers are back in the pool: what they reserved
+	// covers it.
+	if err := b.t.Reserve(int64(len(plain))); err != nil {
 		return err
 	}
 	b.prefix[0] = 0
