@@ -115,6 +115,7 @@ type Authenticator struct {
 	oidc     *oidcVerifier
 	tokens   atomic.Pointer[map[string]tokenEntry]
 	requests *prometheus.CounterVec
+	refusals *refusalLog
 
 	loop pipeline.Loop
 }
@@ -137,7 +138,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Authenticator, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	a := &Authenticator{cfg: cfg, deps: deps}
+	a := &Authenticator{cfg: cfg, deps: deps, refusals: newRefusalLog(deps.Logger, deps.Now)}
 	a.tokens.Store(&map[string]tokenEntry{})
 	if cfg.OIDC.Issuer != "" {
 		v, err := newOIDCVerifier(ctx, cfg.OIDC, deps.Logger)

@@ -196,7 +196,7 @@ func (g *Guard) check(ctx context.Context, authorization, host string, need Role
 		// the operator of a collector refused since it expired needs why.
 		var te *tokenError
 		if errors.As(err, &te) {
-			g.a.deps.Logger.Info("token refused", "listener", g.listener, "token", te.id, "reason", te.reason)
+			g.a.refusals.refused(g.listener, te.id, te.reason)
 		}
 		return Principal{}, err
 	}
