@@ -18,6 +18,7 @@ package listener
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -192,7 +193,8 @@ type Options struct {
 	UnencryptedHTTP2 bool
 	// GRPC serves HTTP/2 alone, as gRPC needs (h2c without TLS, h2 by
 	// ALPN with TLS), for a gRPC server's ServeHTTP: a connection that
-	// starts with HTTP/1.1 is closed.
+	// starts with HTTP/1.1 is closed, and one whose client pings more
+	// often than gRPC's keepalive policy allows (PingMinTime) too.
 	GRPC bool
 	// HTTP2 sets the HTTP/2 limits of the server (MaxConcurrentStreams,
 	// receive windows, pings); nil: at most 100 streams per connection
@@ -269,8 +271,10 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.tls != nil || s.opts.UnencryptedHTTP2 || s.opts.GRPC {
 		s.srv.Protocols = new(http.Protocols)
 		s.srv.Protocols.SetHTTP1(!s.opts.GRPC)
-		s.srv.Protocols.SetHTTP2(s.tls != nil)
-		s.srv.Protocols.SetUnencryptedHTTP2(s.tls == nil)
+		// A GRPC listener does its own TLS (below): the server sees
+		// HTTP/2 as if unencrypted.
+		s.srv.Protocols.SetHTTP2(s.tls != nil && !s.opts.GRPC)
+		s.srv.Protocols.SetUnencryptedHTTP2(s.tls == nil || s.opts.GRPC)
 		// A cap on the streams of one connection bounds what one
 		// connection can make the server hold.
 		s.srv.HTTP2 = s.opts.HTTP2
@@ -280,7 +284,19 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	srv, addr := s.srv, s.addr
 	serve := srv.Serve
-	if s.tls != nil {
+	switch {
+	case s.opts.GRPC:
+		// The keepalive policy reads the HTTP/2 frames of each connection
+		// (pingConn), so it needs them decrypted: TLS is the listener's,
+		// and the connection it hands the server hides its *tls.Conn (the
+		// server would serve it by ALPN without the policy), which leaves
+		// requests without their TLS state; nothing evident serves over
+		// gRPC reads it.
+		if s.tls != nil {
+			ln = tls.NewListener(ln, s.tls.TLSConfig())
+		}
+		ln = pingListener{Listener: ln, log: s.log, now: time.Now}
+	case s.tls != nil:
 		srv.TLSConfig = s.tls.TLSConfig()
 		serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
 	}
