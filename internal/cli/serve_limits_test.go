@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -131,6 +132,42 @@ func TestServeUnderAttack(t *testing.T) {
 				t.Errorf("answers %v, want OK or RESOURCE_EXHAUSTED only, some OK", got)
 			}
 			t.Logf("gRPC answers %v", got)
+		})
+		t.Run("stalled gRPC calls", func(t *testing.T) {
+			// More calls than request slots send 20 KB of their message and
+			// stop: they hold what they sent, so calls and requests beside
+			// them are served.
+			msg := nearLimitTraces(t, 900<<10)
+			dial, closeStalled := ingesttest.StallDialer(20 << 10)
+			for range 2 * sc.OTLP.MaxConcurrentRequests {
+				cc, err := grpc.NewClient(srv.otlp.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(dial))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cc.Close()
+				go cc.Invoke(t.Context(), "/opentelemetry.proto.collector.trace.v1.TraceService/Export", msg, new([]byte), grpc.ForceCodec(rawCodec{}))
+			}
+			defer closeStalled()
+			cc, err := grpc.NewClient(srv.otlp.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cc.Close()
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			var resp []byte
+			if err := cc.Invoke(ctx, "/opentelemetry.proto.collector.trace.v1.TraceService/Export", nearLimitTraces(t, 10<<10), &resp, grpc.ForceCodec(rawCodec{})); err != nil {
+				t.Errorf("OTLP/gRPC beside stalled calls: %v", err)
+			}
+			r, err := http.Post(otlpHTTP, "application/x-protobuf", bytes.NewReader(nearLimitTraces(t, 10<<10)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Body.Close()
+			if r.StatusCode != http.StatusOK {
+				t.Errorf("OTLP/HTTP beside stalled gRPC calls: %d, want 200", r.StatusCode)
+			}
+			healthy("stalled gRPC calls")
 		})
 		t.Run("slow bodies", func(t *testing.T) {
 			// As many slow clients as there are request slots hold none.

@@ -264,6 +264,10 @@ func (r *Receiver) recvGRPC(stream grpc.ServerStream, signal string) ([]byte, *a
 	if err := c.body.wait(stream.Context()); err != nil {
 		return nil, nil, r.refuseRead(signal, err)
 	}
+	// The codec's copy, made while grpc-go still holds what it read.
+	if err := c.t.Reserve(c.body.size); err != nil {
+		return nil, nil, r.refuseGRPC(signal, err)
+	}
 	m := &rawMessage{}
 	if err := stream.RecvMsg(m); err != nil {
 		return nil, nil, err

@@ -22,11 +22,12 @@ const grpcEncodings = "gzip,zstd,snappy"
 // ServeHTTP: it passes on the call's one length-prefixed message
 // (gRPC over HTTP/2: a compressed flag byte, a 4-byte big-endian length,
 // the message), reserving on the call's ticket the bytes as they arrive,
-// so that a client that sends slowly, or stops, holds only what it sent.
+// so that a client that sends slowly, or stops, holds only what it sent
+// and one read of grpc-go's (16 KiB).
 //
 // An uncompressed message streams through. grpc-go holds what it reads
-// until the message is whole and then copies it (messageCodec), so each
-// byte is reserved twice. A compressed message is read whole, reserved
+// until the message is whole and then copies it (messageCodec); the
+// handler reserves the copy (recvGRPC). A compressed message is read whole, reserved
 // as it arrives, and decompressed by the receiver's decompressor within
 // max_request_bytes, reserving what it inflates, as OTLP/HTTP does; it
 // is then passed on uncompressed (flag 0), reserved once more for
@@ -52,7 +53,7 @@ type grpcBody struct {
 	prefix  [5]byte
 	plain   []byte // what is left of a decompressed message
 	rest    int64  // what is left to read of an uncompressed message
-	own     int64  // bytes of it reserved, twice each, not passed on yet
+	size    int64  // of the message passed on, uncompressed
 
 	// done is closed when the message has been passed on whole, or the
 	// body failed (err).
@@ -103,39 +104,36 @@ func (b *grpcBody) Read(p []byte) (int, error) {
 }
 
 // read passes on what is left of the message: its prefix, then the
-// message decompressed, or the rest of it as it arrives.
+// message decompressed, or the rest of it as it arrives. It fills p as
+// far as the message goes, waiting for the client's bytes: grpc-go keeps
+// the buffer of each read, whole, until the message is read, so reads of
+// what each small DATA frame brings would make a client's tiny frames
+// hold a 16 KiB buffer apiece. What it reads is reserved before it is
+// read (grpc-go's buffer is there already).
 func (b *grpcBody) read(p []byte) (int, error) {
+	n := copy(p, b.head)
+	b.head = b.head[n:]
 	if len(b.head) > 0 {
-		n := copy(p, b.head)
-		b.head = b.head[n:]
 		return n, nil
 	}
-	if len(b.plain) > 0 {
-		n := copy(p, b.plain)
-		b.plain = b.plain[n:]
+	k := copy(p[n:], b.plain)
+	b.plain = b.plain[k:]
+	n += k
+	want := min(int64(len(p)-n), b.rest)
+	if want == 0 {
 		return n, nil
 	}
-	p = p[:min(int64(len(p)), b.rest, grpcReadStep)]
-	if b.own < int64(len(p)) {
-		if err := b.t.Reserve(2 * grpcReadStep); err != nil {
-			return 0, err
-		}
-		b.own += grpcReadStep
+	if err := b.t.Reserve(want); err != nil {
+		return n, err
 	}
-	n, err := b.src.Read(p)
-	b.own -= int64(n)
-	b.rest -= int64(n)
-	switch {
-	case b.rest == 0:
-		return n, nil
-	case err == io.EOF:
-		return n, fmt.Errorf("%w cut short: the body ended %d bytes before the length its prefix states", errGRPCFrame, b.rest)
+	k, err := io.ReadFull(b.src, p[n:n+int(want)])
+	b.rest -= int64(k)
+	n += k
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		err = fmt.Errorf("%w cut short: the body ended %d bytes before the length its prefix states", errGRPCFrame, b.rest)
 	}
 	return n, err
 }
-
-// grpcReadStep is what an uncompressed message reserves at a time.
-const grpcReadStep = 64 << 10
 
 // start reads the message's prefix, and a compressed message whole, and
 // sets what Read passes on.
@@ -156,7 +154,7 @@ func (b *grpcBody) start() error {
 	case n > b.r.cfg.MaxRequestBytes:
 		return fmt.Errorf("%w: a message of %d bytes, max_request_bytes %d", ingest.ErrTooLarge, n, b.r.cfg.MaxRequestBytes)
 	case flag == 0:
-		b.head, b.rest = b.prefix[:], n
+		b.head, b.rest, b.size = b.prefix[:], n, n
 		return nil
 	case b.encoding == "" || b.encoding == "identity":
 		return errGRPCCompressed
@@ -186,7 +184,7 @@ func (b *grpcBody) start() error {
 	}
 	b.prefix[0] = 0
 	binary.BigEndian.PutUint32(b.prefix[1:], uint32(len(plain)))
-	b.head, b.plain = b.prefix[:], plain
+	b.head, b.plain, b.size = b.prefix[:], plain, int64(len(plain))
 	if len(plain) == 0 {
 		b.putBuffers()
 	}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -253,36 +255,6 @@ func TestGRPCSlowCall(t *testing.T) {
 	}
 }
 
-// stallConn is a client's connection that sends its first limit bytes
-// and then blocks every write until it is closed: a client that stops in
-// the middle of its message.
-type stallConn struct {
-	net.Conn
-	mu    sync.Mutex
-	left  int
-	done  chan struct{}
-	close sync.Once
-}
-
-func (c *stallConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	n := min(c.left, len(p))
-	c.left -= n
-	c.mu.Unlock()
-	if n > 0 {
-		if w, err := c.Conn.Write(p[:n]); err != nil || n == len(p) {
-			return w, err
-		}
-	}
-	<-c.done
-	return n, net.ErrClosed
-}
-
-func (c *stallConn) Close() error {
-	c.close.Do(func() { close(c.done) })
-	return c.Conn.Close()
-}
-
 // TestGRPCStalledCalls: calls that send 20 KB of a large message and then
 // stop hold what they sent, not a reservation of the largest message
 // (two of them held the whole 64 MiB budget before, and OTLP/gRPC and
@@ -307,45 +279,26 @@ func TestGRPCStalledCalls(t *testing.T) {
 	defer r.Shutdown(context.Background())
 	big := mustProto(t, tracesRequest(3000, false))
 	const stalled = 3 * 4
-	var mu sync.Mutex
-	var conns []net.Conn
+	dial, closeStalled := ingesttest.StallDialer(20 << 10)
 	for range stalled {
-		cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-				c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-				if err != nil {
-					return nil, err
-				}
-				sc := &stallConn{Conn: c, left: 20 << 10, done: make(chan struct{})}
-				mu.Lock()
-				conns = append(conns, sc)
-				mu.Unlock()
-				return sc, nil
-			}))
+		cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(dial))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer cc.Close()
 		go cc.Invoke(t.Context(), tracesMethod, big, new([]byte), grpc.ForceCodec(rawCodec{}))
 	}
-	// grpc-go's client waits for its writer, blocked in a stalled write,
-	// before it closes its connection: the connections are closed first.
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
+	defer closeStalled()
 	// Until the stalled calls hold what they sent.
 	deadline := time.Now().Add(10 * time.Second)
 	for adm.Buffered() < stalled*(10<<10) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	held := adm.Buffered()
-	// Each holds its 20 KB, reserved twice in 64 KiB steps.
-	if held == 0 || held > stalled*2*grpcReadStep {
-		t.Errorf("%d stalled calls of a %d-byte message hold %d bytes of the budget, want 1 to %d", stalled, len(big), held, stalled*2*grpcReadStep)
+	// Each holds what it sent, in grpc-go's reads of 16 KiB, and the read
+	// waiting for the rest.
+	if most := int64(stalled * (20<<10 + 2*16<<10)); held == 0 || held > most {
+		t.Errorf("%d stalled calls of a %d-byte message hold %d bytes of the budget, want 1 to %d", stalled, len(big), held, most)
 	}
 	cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -622,4 +575,81 @@ func TestGRPCManyClients(t *testing.T) {
 	if !released(adm) {
 		t.Errorf("%d bytes still reserved after every call ended", adm.Buffered())
 	}
+}
+
+// TestGRPCTinyFrames: a client that sends its message in DATA frames of
+// one byte each holds about what it sent. grpc-go, under ServeHTTP, keeps
+// the 16 KiB buffer of every read of the body until the message is read:
+// had each frame been a read of its own, 4,000 bytes would have held
+// 64 MiB.
+func TestGRPCTinyFrames(t *testing.T) {
+	adm, err := admission.New(admission.DefaultConfig(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(testConfig(), &recorder[[]telemetry.Span]{}, nil, nil, nil, adm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(context.Background())
+	c, err := net.Dial("tcp", r.GRPCAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var mu sync.Mutex // the framer's writes
+	fr := http2.NewFramer(c, c)
+	write := func(f func() error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := f(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go func() { // acknowledge the server's settings, drop the rest
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			if s, ok := f.(*http2.SettingsFrame); ok && !s.IsAck() {
+				mu.Lock()
+				fr.WriteSettingsAck()
+				mu.Unlock()
+			}
+		}
+	}()
+	var hdr bytes.Buffer
+	enc := hpack.NewEncoder(&hdr)
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", tracesMethod},
+		{":authority", r.GRPCAddr()}, {"content-type", "application/grpc"}, {"te", "trailers"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	write(func() error { _, err := c.Write([]byte(http2.ClientPreface)); return err })
+	write(func() error { return fr.WriteSettings() })
+	write(func() error {
+		return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hdr.Bytes(), EndHeaders: true})
+	})
+	const sent = 4000
+	peak := ingesttest.HeapPeak(func() {
+		write(func() error { return fr.WriteData(1, false, []byte{0, 0, 1, 0, 0}) }) // a 64 KiB message
+		for range sent {
+			write(func() error { return fr.WriteData(1, false, []byte{0x0a}) })
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for adm.Buffered() == 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond) // the last frames read
+	})
+	if held := adm.Buffered(); held == 0 || held > 32<<10 {
+		t.Errorf("%d bytes in frames of one byte hold %d bytes of the budget, want 1 to 32 KiB", sent, held)
+	}
+	if peak > 8<<20 {
+		t.Errorf("heap grew by %d KiB, want under 8 MiB", peak>>10)
+	}
+	t.Logf("%d one-byte frames: %d bytes reserved, heap grew by %d KiB", sent, adm.Buffered(), peak>>10)
 }
