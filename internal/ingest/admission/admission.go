@@ -355,13 +355,15 @@ func (t *Ticket) Release() {
 // tiny spans from taking many times its size.
 const DecodedSpanBytes = 1 << 10
 
-// readStep is how much a Reader reserves at a time: reads are cut to it,
-// so a request reserves about what it has read, not what its buffer
-// could hold.
+// readStep is the most a Reader reads, and reserves, at a time.
 const readStep = 64 << 10
 
-// Reader returns r whose reads reserve, in steps, the bytes they return:
-// a read that the budget cannot hold fails with ErrBudget.
+// Reader returns r whose reads reserve the bytes they may return before
+// reading them, as much as the caller's buffer offers (at most readStep a
+// read): a request waiting for its body holds what it has read and the
+// room its buffer has for more, which is memory taken already, not a
+// step ahead of it. A read that the budget cannot hold fails with
+// ErrBudget.
 func (t *Ticket) Reader(r io.Reader) io.Reader { return &reader{r: r, t: t} }
 
 type reader struct {
@@ -375,11 +377,11 @@ func (r *reader) Read(p []byte) (int, error) {
 	if len(p) > readStep {
 		p = p[:readStep]
 	}
-	if r.read+int64(len(p)) > r.own {
-		if err := r.t.Reserve(readStep); err != nil {
+	if need := r.read + int64(len(p)) - r.own; need > 0 {
+		if err := r.t.Reserve(need); err != nil {
 			return 0, err
 		}
-		r.own += readStep
+		r.own += need
 	}
 	n, err := r.r.Read(p)
 	r.read += int64(n)

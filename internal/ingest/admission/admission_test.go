@@ -233,3 +233,38 @@ func TestResize(t *testing.T) {
 		t.Errorf("buffered %d after every release, want 0", got)
 	}
 }
+
+// TestReaderReservesItsBuffer: a reader reserves, before each read, the
+// room the caller's buffer offers (at most 64 KiB), not more: a request
+// waiting for its body holds the buffer it waits with, so that many
+// stalled HTTP/2 streams cannot each hold a 64 KiB step of the budget
+// for a buffer of 16 KiB.
+func TestReaderReservesItsBuffer(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		bufs []int // the sizes of successive reads' buffers
+		body int   // bytes the source has
+		want int64 // reserved after the reads
+	}{
+		{"a 16 KiB buffer, one byte arrived", []int{16 << 10}, 1, 16 << 10},
+		{"the rest of that buffer next", []int{16 << 10, 16<<10 - 1}, 1, 16 << 10},
+		{"a larger buffer, capped", []int{1 << 20}, 1, 64 << 10},
+		{"buffers filled in turn", []int{16 << 10, 16 << 10, 32 << 10}, 64 << 10, 64 << 10},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := New(DefaultConfig(), nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := c.Ticket().Reader(bytes.NewReader(make([]byte, tt.body)))
+			for _, n := range tt.bufs {
+				if _, err := r.Read(make([]byte, n)); err != nil && err != io.EOF {
+					t.Fatal(err)
+				}
+			}
+			if got := c.Buffered(); got != tt.want {
+				t.Errorf("reserved %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
