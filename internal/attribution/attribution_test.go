@@ -294,7 +294,10 @@ func TestAttributePython(t *testing.T) {
 		{name: "namespace package", frame: Frame{"MessageToJson", "/opt/venv/lib/python3.12/site-packages/google/protobuf/json_format.py"},
 			want: pyFn("google.protobuf.json_format", "MessageToJson", "protobuf"), ok: true},
 		{name: "namespace package short", frame: Frame{"refresh", "google/oauth2/credentials.py"}, want: pyFn("google.oauth2.credentials", "refresh", "google-auth"), ok: true},
-		{name: "namespace package unknown", frame: Frame{"upload", "google/cloud/storage/blob.py"}, want: pyFn("google.cloud.storage.blob", "upload", "google"), ok: true},
+		{name: "namespace package unknown", frame: Frame{"f", "google/genai/models.py"}, want: pyFn("google.genai.models", "f", "google"), ok: true},
+		{name: "Google Cloud client library", frame: Frame{"upload", "google/cloud/storage/blob.py"}, want: pyFn("google.cloud.storage.blob", "upload", "google-cloud-storage"), ok: true},
+		{name: "Google Cloud client library, versioned module", frame: Frame{"f", "google/cloud/bigquery_storage_v1beta2/client.py"}, want: pyFn("google.cloud.bigquery_storage_v1beta2.client", "f", "google-cloud-bigquery-storage"), ok: true},
+		{name: "Google Cloud client library, pubsub_v1", frame: Frame{"publish", "google/cloud/pubsub_v1/publisher/client.py"}, want: pyFn("google.cloud.pubsub_v1.publisher.client", "publish", "google-cloud-pubsub"), ok: true},
 		{name: "namespace package configured", cfg: Config{PythonDists: map[string]string{"google": "protobuf"}}, frame: Frame{"f", "google/type/date_pb2.py"},
 			want: pyFn("google.type.date_pb2", "f", "protobuf"), ok: true},
 		{name: "import name differs", frame: Frame{"open", "PIL/Image.py"}, want: pyFn("PIL.Image", "open", "pillow"), ok: true},
@@ -331,7 +334,8 @@ func TestAttributePythonNamespace(t *testing.T) {
 			want: pyFn("azure.storage.fileshare._file_client", "upload_file", "azure-storage-file-share"), ok: true},
 		{name: "longest known prefix", frame: Frame{"f", "azure/storage/blob/changefeed/_models.py"},
 			want: pyFn("azure.storage.blob.changefeed._models", "f", "azure-storage-blob-changefeed"), ok: true},
-		{name: "unknown module", frame: Frame{"f", "azure/mgmt/compute/_client.py"}, want: pyFn("azure.mgmt.compute._client", "f", "azure"), ok: true},
+		{name: "management library", frame: Frame{"f", "azure/mgmt/compute/_client.py"}, want: pyFn("azure.mgmt.compute._client", "f", "azure-mgmt-compute"), ok: true},
+		{name: "unknown module", frame: Frame{"f", "azure/ai/textanalytics/_client.py"}, want: pyFn("azure.ai.textanalytics._client", "f", "azure"), ok: true},
 		{name: "opentelemetry sdk", frame: Frame{"on_end", "opentelemetry/sdk/trace/export/__init__.py"},
 			want: pyFn("opentelemetry.sdk.trace.export", "on_end", "opentelemetry-sdk"), ok: true},
 		{name: "opentelemetry api", frame: Frame{"get_tracer", "opentelemetry/trace/__init__.py"},
@@ -624,5 +628,24 @@ func TestJavaRuntime(t *testing.T) {
 				t.Errorf("%+v: Runtime() = %v, Unattributed() = %v; want %v, %v", fn, fn.Runtime(), fn.Unattributed(), tc.runtime, tc.unattribute)
 			}
 		})
+	}
+}
+
+func TestTrimAPIVersion(t *testing.T) {
+	for name, want := range map[string]string{
+		"pubsub_v1":                "pubsub",
+		"bigquery_storage_v1beta2": "bigquery_storage",
+		"vision_v1p4beta1":         "vision",
+		"speech_v2alpha":           "speech",
+		"storage":                  "storage",
+		"driver_version":           "driver_version",
+		"x_v":                      "x_v",
+		"x_v1p":                    "x_v1p",
+		"x_v1gamma":                "x_v1gamma",
+		"_v1":                      "_v1",
+	} {
+		if got := trimAPIVersion(name); got != want {
+			t.Errorf("trimAPIVersion(%q) = %q, want %q", name, got, want)
+		}
 	}
 }

@@ -290,7 +290,8 @@ func TestPythonDistsOfNamespace(t *testing.T) {
 		"/srv/venv/lib/python3.12/site-packages/azure/storage/blob/_blob_client.py": "azure-storage-blob",
 		"azure/core/pipeline/_base.py":                                              "azure-core",
 		"azure/storage/blob/changefeed/_models.py":                                  "azure-storage-blob-changefeed",
-		"azure/mgmt/compute/_client.py":                                             "azure", // neither installed metadata nor built in
+		"azure/mgmt/compute/_client.py":                                             "azure-mgmt-compute", // the management libraries' convention
+		"azure/ai/textanalytics/_client.py":                                         "azure",              // neither installed metadata nor built in
 	} {
 		if fn, _ := a.Attribute(Frame{Function: "f", File: file}); fn.Module != dist {
 			t.Errorf("%s: module %q, want %q", file, fn.Module, dist)

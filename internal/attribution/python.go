@@ -166,8 +166,12 @@ func (a *Attributor) pythonDistClaims(mod string) bool {
 // the unrelated PyPI distribution "google"'s, and azure.storage.blob is
 // azure-storage-blob's. The longest listed prefix of mod wins. zope,
 // backports and jaraco name each distribution after its dotted module
-// (zope.interface, backports.zoneinfo, jaraco.functools). Other modules of
-// a namespace package are left to the top-level name, or
+// (zope.interface, backports.zoneinfo, jaraco.functools), and so do the
+// SDKs' conventions for azure.mgmt.<service> (azure-mgmt-<service>, the
+// Azure SDK's management libraries) and google.cloud.<name>
+// (google-cloud-<name>, Google Cloud's client libraries, most of which
+// follow it) when no listed prefix says otherwise. Other modules of a
+// namespace package are left to the top-level name, or
 // Config.PythonDists.
 func knownNamespaceDist(mod string) string {
 	top, rest, ok := strings.Cut(mod, ".")
@@ -176,8 +180,7 @@ func knownNamespaceDist(mod string) string {
 	}
 	switch top {
 	case "zope", "backports", "jaraco":
-		second, _, _ := strings.Cut(rest, ".")
-		return normalizePyPI(top + "." + second)
+		return dottedDist(top, rest)
 	case "google", "azure", "opentelemetry":
 		for p := mod; ; {
 			if d := namespaceDist(p); d != "" {
@@ -185,12 +188,64 @@ func knownNamespaceDist(mod string) string {
 			}
 			i := strings.LastIndexByte(p, '.')
 			if i < 0 {
-				return ""
+				break
 			}
 			p = p[:i]
 		}
+		group, rest, ok := strings.Cut(rest, ".")
+		switch {
+		case ok && top == "azure" && group == "mgmt":
+			return dottedDist("azure.mgmt", rest)
+		case ok && top == "google" && group == "cloud":
+			// Without the API version some of them add to the module's
+			// name (pubsub_v1, vision_v1p4beta1).
+			next, _, _ := strings.Cut(rest, ".")
+			return dottedDist("google.cloud", trimAPIVersion(next))
+		}
 	}
 	return ""
+}
+
+// dottedDist names the distribution of a module, below the namespace
+// package ns, named after the namespace and the module's next name
+// (zope.interface's is zope-interface).
+func dottedDist(ns, rest string) string {
+	next, _, _ := strings.Cut(rest, ".")
+	return normalizePyPI(ns + "." + next)
+}
+
+// trimAPIVersion drops a trailing API version from a module's name:
+// "_v", digits, then optionally "p" and digits, then optionally "alpha"
+// or "beta" and digits (pubsub_v1, bigquery_storage_v1beta2,
+// vision_v1p4beta1). Other names are returned as they are.
+func trimAPIVersion(name string) string {
+	i := strings.LastIndex(name, "_v")
+	if i <= 0 {
+		return name
+	}
+	digits := func(s string) (string, bool) {
+		t := strings.TrimLeft(s, "0123456789")
+		return t, len(t) < len(s)
+	}
+	v, ok := digits(name[i+2:])
+	if !ok {
+		return name
+	}
+	if p, ok := strings.CutPrefix(v, "p"); ok {
+		if v, ok = digits(p); !ok {
+			return name
+		}
+	}
+	for _, stage := range []string{"alpha", "beta"} {
+		if rest, ok := strings.CutPrefix(v, stage); ok {
+			v, _ = digits(rest)
+			break
+		}
+	}
+	if v != "" {
+		return name
+	}
+	return name[:i]
 }
 
 // namespaceDist names the distribution of a module of the namespace
