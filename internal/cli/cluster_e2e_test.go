@@ -90,6 +90,7 @@ func (b *batches) Profile(p *telemetry.ProfileBatch) error {
 type scaledOut struct {
 	api                *server
 	engines, receivers []*server
+	kafka              *kfake.Cluster
 	// start starts another replica of role in the deployment.
 	start func(role string, fl serveFlags) *server
 }
@@ -138,7 +139,7 @@ func startScaledOutConfig(t *testing.T, edit func(*fileConfig)) *scaledOut {
 		})
 		return srv
 	}
-	d := &scaledOut{start: start}
+	d := &scaledOut{start: start, kafka: kc}
 	// The API first: it stores the findings the engines load.
 	d.api = start(roleAPI, serveFlags{vulns: []string{filepath.Join(rd, "osv")}, findings: []string{filepath.Join(rd, "findings")}})
 	for range 2 {
@@ -561,4 +562,25 @@ func TestScaledOutAPIRestart(t *testing.T) {
 	if after := history(); after != before {
 		t.Errorf("verdict changes recorded: %d before the API replica restarted, %d after; want none more", before, after)
 	}
+}
+
+// TestScaledOutReadyzKafka: a receiver's /readyz says whether its brokers
+// answer, and stays 200 when they do not: the receiver answers
+// UNAVAILABLE meanwhile, and writes again once they are back.
+func TestScaledOutReadyzKafka(t *testing.T) {
+	d := startScaledOut(t)
+	var ready struct {
+		Checks map[string]string `json:"checks"`
+	}
+	api := d.receivers[0].apiURL() + "/readyz"
+	getJSON(t, api, &ready)
+	if ready.Checks["kafka"] != "ok" {
+		t.Errorf("/readyz checks with Kafka up = %v, want kafka ok", ready.Checks)
+	}
+	d.kafka.Close()
+	getJSON(t, api, &ready)
+	if got := ready.Checks["kafka"]; got == "ok" || !strings.Contains(got, "kafka brokers") {
+		t.Errorf("/readyz checks with Kafka down = %v, want kafka naming the brokers", ready.Checks)
+	}
+	t.Logf("Kafka down: %s", ready.Checks["kafka"])
 }

@@ -416,14 +416,35 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		// metrics: the API replicas serve the state.
 		Ops: role == roleReceiver || role == roleEngine,
 	}
+	// What /readyz shows beside readiness: serve works on without them,
+	// and retries them.
+	checks := map[string]func() error{}
 	if src := sc.Sources; src.Tempo != "" || src.Pyroscope != "" {
 		// The poller is made below, before anything starts.
-		deps.Checks = func() map[string]error {
+		checks["sources"] = func() error {
 			ok, err := s.poll.Healthy()
 			if !ok && err == nil {
 				err = errors.New("no poll has finished yet")
 			}
-			return map[string]error{"sources": err}
+			return err
+		}
+	}
+	if s.producer != nil {
+		// A receiver answers UNAVAILABLE (503) while it cannot write to
+		// the ingest log; the check says why.
+		checks["kafka"] = func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), kafkaPingTimeout)
+			defer cancel()
+			return s.producer.Ping(ctx)
+		}
+	}
+	if len(checks) > 0 {
+		deps.Checks = func() map[string]error {
+			out := make(map[string]error, len(checks))
+			for name, check := range checks {
+				out[name] = check()
+			}
+			return out
 		}
 	}
 	if deps.Ops {
@@ -1145,6 +1166,11 @@ type retainer struct {
 
 // retainEvery is how often old verdict changes and alerts are deleted.
 const retainEvery = time.Hour
+
+// kafkaPingTimeout bounds /readyz's check of the brokers: under
+// Kubernetes' default probe timeout (1 s), so that brokers that do not
+// answer show as a failing check, not as a probe that timed out.
+const kafkaPingTimeout = 500 * time.Millisecond
 
 // Start starts the retention loop; it is safe to call twice.
 func (r *retainer) Start(ctx context.Context) error { return r.loop.Start(ctx, nil, r.run) }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -218,6 +219,15 @@ func (p *Producer) produce(ctx context.Context, signal string, recs []*kgo.Recor
 
 // Start does nothing: the client connects on the first batch.
 func (p *Producer) Start(context.Context) error { return nil }
+
+// Ping asks the brokers for the cluster's metadata: whether the receiver
+// could write to the ingest log now, for /readyz.
+func (p *Producer) Ping(ctx context.Context) error {
+	if err := p.cl.Ping(ctx); err != nil {
+		return fmt.Errorf("kafka brokers %s: %w", strings.Join(p.cfg.Brokers, ", "), err)
+	}
+	return nil
+}
 
 // Shutdown waits for the records in flight, or until ctx is done, and
 // closes the client.
