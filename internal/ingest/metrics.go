@@ -56,8 +56,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Requests refused as a whole before their records could be counted, by signal and reason.",
 		}, []string{"receiver", "transport", "signal", "reason"}),
 		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "evident_receiver_request_duration_seconds",
-			Help:    "Time to read, decode and hand on one request, by signal.",
+			Name: "evident_receiver_request_duration_seconds",
+			Help: "Time to read, decode and hand on one request, by signal.",
 			// Finer between 2.5 and 10 ms, where an acknowledgement after
 			// the log's sync falls and the p99 target (5 ms) lies.
 			Buckets: []float64{.0005, .001, .0025, .004, .005, .006, .0075, .01, .025, .05, .1, .25, .5, 1, 2.5},
