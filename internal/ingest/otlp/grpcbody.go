@@ -27,14 +27,14 @@ const grpcEncodings = "gzip,zstd,snappy"
 //
 // An uncompressed message streams through. grpc-go holds what it reads
 // until the message is whole and then copies it (messageCodec); the
-// handler reserves the copy (recvGRPC). A compressed message is read whole, reserved
-// as it arrives, and decompressed by the receiver's decompressor within
-// max_request_bytes, reserving what it inflates, as OTLP/HTTP does; it
-// is then passed on uncompressed (flag 0), reserved once more for
-// grpc-go's copy, and its buffers go back to the receiver's pool once it
-// is passed on. After the message it reports the end of the body:
-// OTLP's Export is unary, and nothing a client sends after its message
-// is read.
+// handler reserves the copy (recvGRPC). A compressed message is read
+// whole, reserved as it arrives, and decompressed by the receiver's
+// decompressor within max_request_bytes, reserving what it inflates, as
+// OTLP/HTTP does; it is then passed on uncompressed (flag 0), reserved
+// once more for what grpc-go reads, and its buffers go back to the
+// receiver's pool once it is passed on. After the message it reports the
+// end of the body: OTLP's Export is unary, and nothing a client sends
+// after its message is read.
 //
 // grpc-go reads a body from one goroutine, and waits for it to finish
 // before ServeHTTP returns; Close, from another, closes the HTTP/2 body
