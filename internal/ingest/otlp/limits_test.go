@@ -23,6 +23,7 @@ import (
 
 	"github.com/evidentsec/evident/internal/ingest/admission"
 	"github.com/evidentsec/evident/internal/ingest/ingesttest"
+	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
@@ -130,21 +131,9 @@ func TestGRPCFlood(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxRequestBytes = 1 << 20
 	cfg.ReadHeaderTimeout, cfg.ReadTimeout = time.Second, 3*time.Second
-	acfg := admission.DefaultConfig()
-	acfg.MaxBufferedBytes = 4 << 20
-	adm, err := admission.New(acfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	const budget = 4 << 20
 	g := &gate{entered: make(chan struct{}, 100), open: make(chan struct{})}
-	r, err := New(cfg, g, nil, nil, nil, adm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Shutdown(context.Background())
+	r, adm := startBudgeted(t, cfg, g, budget)
 	n := 1
 	for len(mustProto(t, tracesRequest(n*2, false))) < 900<<10 {
 		n *= 2
@@ -203,8 +192,8 @@ func TestGRPCFlood(t *testing.T) {
 	if admitted > 4 {
 		t.Errorf("%d calls past the read at once, want at most 4 (the 4 MiB budget)", admitted)
 	}
-	if peakBuffered > acfg.MaxBufferedBytes {
-		t.Errorf("%d bytes reserved, over the %d budget", peakBuffered, acfg.MaxBufferedBytes)
+	if peakBuffered > budget {
+		t.Errorf("%d bytes reserved, over the %d budget", peakBuffered, budget)
 	}
 	// A call whose read_timeout ends while its message arrives gets
 	// DEADLINE_EXCEEDED, which OTLP clients retry too.
@@ -268,19 +257,7 @@ func TestGRPCSlowCall(t *testing.T) {
 func TestGRPCStalledCalls(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxConcurrentRequests = 4
-	adm, err := admission.New(admission.DefaultConfig(), nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	traces := &recorder[[]telemetry.Span]{}
-	r, err := New(cfg, traces, nil, nil, nil, adm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Shutdown(context.Background())
+	r, adm := startBudgeted(t, cfg, &recorder[[]telemetry.Span]{}, 0)
 	big := mustProto(t, tracesRequest(3000, false))
 	const stalled = 3 * 4
 	dial, closeStalled := ingesttest.StallDialer(20 << 10)
@@ -415,22 +392,8 @@ func TestZstdRequest(t *testing.T) {
 // decoded, would take more than the whole byte budget is refused as too
 // large (413; RESOURCE_EXHAUSTED without RetryInfo), not decoded.
 func TestManyTinySpans(t *testing.T) {
-	cfg := testConfig()
-	acfg := admission.DefaultConfig()
-	acfg.MaxBufferedBytes = 2 << 20
-	adm, err := admission.New(acfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	traces := &recorder[[]telemetry.Span]{}
-	r, err := New(cfg, traces, nil, nil, nil, adm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Shutdown(context.Background())
+	r, adm := startBudgeted(t, testConfig(), traces, 2<<20)
 	req := tracesRequest(5000, false) // 5000 spans of 1 KiB each decoded, under 1 MiB on the wire
 	resp, err := http.Post("http://"+r.HTTPAddr()+TracesPath, "application/x-protobuf", bytes.NewReader(mustProto(t, req)))
 	if err != nil {
@@ -470,28 +433,12 @@ func released(adm *admission.Controller) bool {
 }
 
 // TestBudgetSpent: while other requests hold the whole byte budget, both
-// transports throttle (429 with Retry-After at once; RESOURCE_EXHAUSTED
-// with RetryInfo once the call has waited its read_timeout for the
-// budget), and serve again once it is released.
+// transports throttle at once (429 with Retry-After; RESOURCE_EXHAUSTED
+// with RetryInfo), and serve again once it is released.
 func TestBudgetSpent(t *testing.T) {
-	acfg := admission.DefaultConfig()
-	acfg.MaxBufferedBytes = 1 << 20
-	adm, err := admission.New(acfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := testConfig()
 	cfg.MaxRequestBytes = 512 << 10
-	// A gRPC call waits for the budget within read_timeout.
-	cfg.ReadHeaderTimeout, cfg.ReadTimeout = 200*time.Millisecond, 500*time.Millisecond
-	r, err := New(cfg, &recorder[[]telemetry.Span]{}, nil, nil, nil, adm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Shutdown(context.Background())
+	r, adm := startBudgeted(t, cfg, &recorder[[]telemetry.Span]{}, 1<<20)
 	cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -534,18 +481,7 @@ func TestBudgetSpent(t *testing.T) {
 // the others.
 func TestGRPCManyClients(t *testing.T) {
 	cfg := testConfig()
-	adm, err := admission.New(admission.DefaultConfig(), nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(cfg, &recorder[[]telemetry.Span]{}, nil, nil, nil, adm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Shutdown(context.Background())
+	r, adm := startBudgeted(t, cfg, &recorder[[]telemetry.Span]{}, 0)
 	msg := mustProto(t, tracesRequest(1000, false))
 	const clients = 100
 	got := make([]codes.Code, clients)
@@ -587,18 +523,7 @@ func TestGRPCManyClients(t *testing.T) {
 // had each frame been a read of its own, 4,000 bytes would have held
 // 64 MiB.
 func TestGRPCTinyFrames(t *testing.T) {
-	adm, err := admission.New(admission.DefaultConfig(), nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(testConfig(), &recorder[[]telemetry.Span]{}, nil, nil, nil, adm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Shutdown(context.Background())
+	r, adm := startBudgeted(t, testConfig(), &recorder[[]telemetry.Span]{}, 0)
 	c, err := net.Dial("tcp", r.GRPCAddr())
 	if err != nil {
 		t.Fatal(err)
@@ -656,4 +581,28 @@ func TestGRPCTinyFrames(t *testing.T) {
 		t.Errorf("heap grew by %d KiB, want under 8 MiB", peak>>10)
 	}
 	t.Logf("%d one-byte frames: %d bytes reserved, heap grew by %d KiB", sent, adm.Buffered(), peak>>10)
+}
+
+// startBudgeted starts a receiver of cfg whose traces go to traces,
+// admitted on a byte budget of budget bytes (0: the default), and shuts
+// it down at the end of the test.
+func startBudgeted(t *testing.T, cfg Config, traces pipeline.Consumer[[]telemetry.Span], budget int64) (*Receiver, *admission.Controller) {
+	t.Helper()
+	acfg := admission.DefaultConfig()
+	if budget > 0 {
+		acfg.MaxBufferedBytes = budget
+	}
+	adm, err := admission.New(acfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(cfg, traces, nil, nil, nil, adm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Shutdown(context.Background()) })
+	return r, adm
 }
