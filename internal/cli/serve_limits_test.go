@@ -128,10 +128,10 @@ func TestServeUnderAttack(t *testing.T) {
 			}
 			healthy("the gRPC flood")
 			wg.Wait()
-			// The calls share the budget as their bytes arrive: all may be
-			// refused part-way; the next one is served.
-			if got[codes.OK]+got[codes.ResourceExhausted] != 64 {
-				t.Errorf("answers %v, want OK or RESOURCE_EXHAUSTED only", got)
+			// The calls share the budget as their bytes arrive; the oldest
+			// refused waits for room, so some get through.
+			if got[codes.OK]+got[codes.ResourceExhausted] != 64 || got[codes.OK] == 0 {
+				t.Errorf("answers %v, want OK or RESOURCE_EXHAUSTED only, some OK", got)
 			}
 			var resp []byte
 			if err := cc.Invoke(t.Context(), "/opentelemetry.proto.collector.trace.v1.TraceService/Export", msg, &resp, grpc.ForceCodec(rawCodec{})); err != nil {

@@ -108,6 +108,16 @@ type Controller struct {
 	freedMu sync.Mutex
 	freed   chan struct{}
 
+	// tickets numbers the tickets in the order they are made.
+	tickets atomic.Uint64
+	// refused holds the tickets ReserveRead refused, until they are
+	// released; waiter is the oldest of them while it waits for room,
+	// and need the bytes it waits for, which Reserve keeps free for it.
+	readMu  sync.Mutex
+	refused map[*Ticket]struct{}
+	waiter  atomic.Pointer[Ticket]
+	need    atomic.Int64
+
 	memLimited prometheus.GaugeFunc
 
 	loop pipeline.Loop
@@ -231,17 +241,19 @@ func (c *Controller) Buffered() int64 { return c.buffered.Load() }
 // of what decoding makes of them (DecodedSpanBytes per span), so that the
 // budget bounds the memory of the requests in flight, not only of their
 // bodies.
-func (c *Controller) Ticket() *Ticket { return &Ticket{c: c} }
+func (c *Controller) Ticket() *Ticket { return &Ticket{c: c, seq: c.tickets.Add(1)} }
 
 // Ticket holds the bytes one request has reserved. It is safe for
 // concurrent use: a gRPC call's deadline may release it while its
 // handler still runs, and what the handler reserves after is refused.
 type Ticket struct {
-	c *Controller
+	c   *Controller
+	seq uint64 // the order it was made in
 
-	mu     sync.Mutex
-	n      int64
-	closed bool
+	mu      sync.Mutex
+	n       int64
+	closed  bool
+	refused bool // by ReserveRead: in c.refused until released
 }
 
 // errReleased refuses reservations on a released ticket.
@@ -261,8 +273,11 @@ func (t *Ticket) Reserve(n int64) error {
 		return fmt.Errorf("%w: %d bytes, max_buffered_bytes %d", ErrTooLarge, t.n+n, max)
 	}
 	for {
-		cur := t.c.buffered.Load()
-		if cur+n > max {
+		cur, room := t.c.buffered.Load(), max
+		if w := t.c.waiter.Load(); w != nil && w != t {
+			room -= t.c.need.Load() // kept for the oldest request reading
+		}
+		if cur+n > room {
 			return fmt.Errorf("%w of %d bytes, retry later", ErrBudget, max)
 		}
 		if t.c.buffered.CompareAndSwap(cur, cur+n) {
@@ -293,6 +308,65 @@ func (t *Ticket) ReserveWait(ctx context.Context, n int64) error {
 		}
 	}
 }
+
+// ReserveRead reserves n more bytes of a request that is being read, as
+// Reserve does; when the budget cannot hold them, the oldest request so
+// refused, while it holds its ticket, waits up to readWait for room,
+// which the others may not take meanwhile, rather than being refused:
+// the younger ones are refused at once and give back what they read.
+// Requests reserve as their bytes arrive, so when more arrive together
+// than the budget holds, each holds part of it; without an order, all
+// would be refused part-way, and again when their clients retried
+// together. With one, one always finishes.
+func (t *Ticket) ReserveRead(n int64) error {
+	err := t.Reserve(n)
+	if err == nil || !errors.Is(err, ErrBudget) || errors.Is(err, errReleased) {
+		return err
+	}
+	c := t.c
+	c.readMu.Lock()
+	t.mu.Lock()
+	if t.closed { // released meanwhile: Release would not find it
+		t.mu.Unlock()
+		c.readMu.Unlock()
+		return err
+	}
+	t.refused = true
+	t.mu.Unlock()
+	if c.refused == nil {
+		c.refused = map[*Ticket]struct{}{}
+	}
+	c.refused[t] = struct{}{}
+	oldest := c.waiter.Load() == nil
+	for o := range c.refused {
+		if o.seq < t.seq {
+			oldest = false
+			break
+		}
+	}
+	if !oldest {
+		c.readMu.Unlock()
+		return err
+	}
+	c.need.Store(n)
+	c.waiter.Store(t)
+	c.readMu.Unlock()
+	defer func() {
+		c.readMu.Lock()
+		c.waiter.Store(nil)
+		c.need.Store(0)
+		c.readMu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), readWait)
+	defer cancel()
+	return t.ReserveWait(ctx, n)
+}
+
+// readWait is the most the oldest request being read waits for room
+// (ReserveRead): the younger requests it waits for are refused at once,
+// so room comes in milliseconds unless requests that do not finish hold
+// the budget.
+const readWait = time.Second
 
 // waitFreed returns a channel closed at the next release of bytes.
 func (c *Controller) waitFreed() <-chan struct{} {
@@ -342,10 +416,14 @@ func (t *Ticket) Resize(n int64) error {
 // refused. It may be called again.
 func (t *Ticket) Release() {
 	t.mu.Lock()
-	n := t.n
-	t.n = 0
-	t.closed = true
+	n, refused := t.n, t.refused
+	t.n, t.closed, t.refused = 0, true, false
 	t.mu.Unlock()
+	if refused {
+		t.c.readMu.Lock()
+		delete(t.c.refused, t)
+		t.c.readMu.Unlock()
+	}
 	t.c.give(n)
 }
 
@@ -378,7 +456,7 @@ func (r *reader) Read(p []byte) (int, error) {
 		p = p[:readStep]
 	}
 	if need := r.read + int64(len(p)) - r.own; need > 0 {
-		if err := r.t.Reserve(need); err != nil {
+		if err := r.t.ReserveRead(need); err != nil {
 			return 0, err
 		}
 		r.own += need

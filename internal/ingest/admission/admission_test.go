@@ -268,3 +268,72 @@ func TestReaderReservesItsBuffer(t *testing.T) {
 		})
 	}
 }
+
+// TestReserveReadOrder: when the budget cannot hold what requests being
+// read need, the oldest refused waits for room, which neither the
+// younger refused nor new requests may take, and gets it when a younger
+// one gives its bytes back; the younger are refused at once.
+func TestReserveReadOrder(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxBufferedBytes = 1 << 20
+	c, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	older, younger := c.Ticket(), c.Ticket()
+	if err := older.Reserve(600 << 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := younger.Reserve(400 << 10); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- older.ReserveRead(200 << 10) }()
+	for c.waiter.Load() == nil { // until the older one waits
+		time.Sleep(time.Millisecond)
+	}
+	if err := younger.ReserveRead(1); !errors.Is(err, ErrBudget) {
+		t.Errorf("the younger request: %v, want ErrBudget at once", err)
+	}
+	younger.Release()
+	// The room the younger one gave back is the older one's: a new
+	// request cannot take it before.
+	if err := c.Ticket().Reserve(900 << 10); !errors.Is(err, ErrBudget) {
+		t.Errorf("a new request took the room the oldest waits for: %v", err)
+	}
+	if err := <-waited; err != nil {
+		t.Errorf("the older request: %v, want its bytes once the younger gave them back", err)
+	}
+	older.Release()
+	if n := c.Buffered(); n != 0 {
+		t.Errorf("%d bytes reserved after every release", n)
+	}
+	if len(c.refused) != 0 || c.waiter.Load() != nil {
+		t.Errorf("%d refused tickets and a waiter %v left after every release", len(c.refused), c.waiter.Load())
+	}
+}
+
+// TestReserveReadGivesUp: the oldest request waits for room at most
+// readWait, and is then refused.
+func TestReserveReadGivesUp(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxBufferedBytes = 1 << 20
+	c, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := c.Ticket()
+	if err := held.Reserve(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
+	tk := c.Ticket()
+	defer tk.Release()
+	start := time.Now()
+	if err := tk.ReserveRead(1); !errors.Is(err, ErrBudget) {
+		t.Errorf("ReserveRead with the budget held throughout: %v, want ErrBudget", err)
+	}
+	if waited := time.Since(start); waited < readWait {
+		t.Errorf("refused after %v, want after waiting readWait (%v)", waited, readWait)
+	}
+}

@@ -265,7 +265,7 @@ func (r *Receiver) recvGRPC(stream grpc.ServerStream, signal string) ([]byte, *a
 		return nil, nil, r.refuseRead(signal, err)
 	}
 	// The codec's copy, made while grpc-go still holds what it read.
-	if err := c.t.Reserve(c.body.size); err != nil {
+	if err := c.t.ReserveRead(c.body.size); err != nil {
 		return nil, nil, r.refuseGRPC(signal, err)
 	}
 	m := &rawMessage{}

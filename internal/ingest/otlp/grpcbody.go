@@ -123,7 +123,7 @@ func (b *grpcBody) read(p []byte) (int, error) {
 	if want == 0 {
 		return n, nil
 	}
-	if err := b.t.Reserve(want); err != nil {
+	if err := b.t.ReserveRead(want); err != nil {
 		return n, err
 	}
 	k, err := io.ReadFull(b.src, p[n:n+int(want)])
@@ -179,7 +179,7 @@ func (b *grpcBody) start() error {
 	// grpc-go's copy. The codec's copy replaces it once the message is
 	// whole, when these buffers are back in the pool: what they reserved
 	// covers it.
-	if err := b.t.Reserve(int64(len(plain))); err != nil {
+	if err := b.t.ReserveRead(int64(len(plain))); err != nil {
 		return err
 	}
 	b.prefix[0] = 0

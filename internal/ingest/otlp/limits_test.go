@@ -124,9 +124,10 @@ func (rawCodec) Name() string { return "proto" }
 // the budget's worth of calls (4 MiB) are past the read, and the others
 // are refused with RESOURCE_EXHAUSTED and a RetryInfo once the budget is
 // spent, or served once the consumer lets the others go; heap stays near
-// the budget. The calls share the budget as their bytes arrive, so all
-// of them may be refused part-way, as OTLP/HTTP bodies are: the next
-// call, once the flood has been answered, is served.
+// the budget. The calls share the budget as their bytes arrive, and the
+// oldest of those the budget refused waits for room while the younger
+// are refused, so one call always gets through (admission.ReserveRead);
+// the next call, once the flood has been answered, is served.
 func TestGRPCFlood(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxRequestBytes = 1 << 20
@@ -189,8 +190,8 @@ func TestGRPCFlood(t *testing.T) {
 		counts[c.String()]++
 	}
 	// A call past the read holds its 900 KiB message and its decoded spans.
-	if admitted > 4 {
-		t.Errorf("%d calls past the read at once, want at most 4 (the 4 MiB budget)", admitted)
+	if admitted == 0 || admitted > 4 {
+		t.Errorf("%d calls past the read at once, want 1 to 4 (the 4 MiB budget)", admitted)
 	}
 	if peakBuffered > budget {
 		t.Errorf("%d bytes reserved, over the %d budget", peakBuffered, budget)
