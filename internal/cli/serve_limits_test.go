@@ -128,7 +128,7 @@ func TestServeUnderAttack(t *testing.T) {
 			}
 			healthy("the gRPC flood")
 			wg.Wait()
-			// The calls share the budget as their bytes arrive; the oldest
+			// The calls share the budget as their bytes arrive; the first
 			// refused waits for room, so some get through.
 			if got[codes.OK]+got[codes.ResourceExhausted] != 64 || got[codes.OK] == 0 {
 				t.Errorf("answers %v, want OK or RESOURCE_EXHAUSTED only, some OK", got)

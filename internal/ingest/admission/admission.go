@@ -108,15 +108,10 @@ type Controller struct {
 	freedMu sync.Mutex
 	freed   chan struct{}
 
-	// tickets numbers the tickets in the order they are made.
-	tickets atomic.Uint64
-	// refused holds the tickets ReserveRead refused, until they are
-	// released; waiter is the oldest of them while it waits for room,
-	// and need the bytes it waits for, which Reserve keeps free for it.
-	readMu  sync.Mutex
-	refused map[*Ticket]struct{}
-	waiter  atomic.Pointer[Ticket]
-	need    atomic.Int64
+	// waiting is the request ReserveRead lets wait for room, with the
+	// bytes it waits for, which Reserve keeps free for it; nil while none
+	// waits.
+	waiting atomic.Pointer[waiter]
 
 	memLimited prometheus.GaugeFunc
 
@@ -241,19 +236,23 @@ func (c *Controller) Buffered() int64 { return c.buffered.Load() }
 // of what decoding makes of them (DecodedSpanBytes per span), so that the
 // budget bounds the memory of the requests in flight, not only of their
 // bodies.
-func (c *Controller) Ticket() *Ticket { return &Ticket{c: c, seq: c.tickets.Add(1)} }
+func (c *Controller) Ticket() *Ticket { return &Ticket{c: c} }
 
 // Ticket holds the bytes one request has reserved. It is safe for
 // concurrent use: a gRPC call's deadline may release it while its
 // handler still runs, and what the handler reserves after is refused.
 type Ticket struct {
-	c   *Controller
-	seq uint64 // the order it was made in
+	c *Controller
 
-	mu      sync.Mutex
-	n       int64
-	closed  bool
-	refused bool // by ReserveRead: in c.refused until released
+	mu     sync.Mutex
+	n      int64
+	closed bool
+}
+
+// waiter is a request waiting for room (ReserveRead).
+type waiter struct {
+	t    *Ticket
+	need int64
 }
 
 // errReleased refuses reservations on a released ticket.
@@ -274,8 +273,8 @@ func (t *Ticket) Reserve(n int64) error {
 	}
 	for {
 		cur, room := t.c.buffered.Load(), max
-		if w := t.c.waiter.Load(); w != nil && w != t {
-			room -= t.c.need.Load() // kept for the oldest request reading
+		if w := t.c.waiting.Load(); w != nil && w.t != t {
+			room -= w.need // kept for the request waiting for room
 		}
 		if cur+n > room {
 			return fmt.Errorf("%w of %d bytes, retry later", ErrBudget, max)
@@ -310,62 +309,32 @@ func (t *Ticket) ReserveWait(ctx context.Context, n int64) error {
 }
 
 // ReserveRead reserves n more bytes of a request that is being read, as
-// Reserve does; when the budget cannot hold them, the oldest request so
-// refused, while it holds its ticket, waits up to readWait for room,
-// which the others may not take meanwhile, rather than being refused:
-// the younger ones are refused at once and give back what they read.
-// Requests reserve as their bytes arrive, so when more arrive together
-// than the budget holds, each holds part of it; without an order, all
-// would be refused part-way, and again when their clients retried
-// together. With one, one always finishes.
+// Reserve does; when the budget cannot hold them, one request so refused
+// at a time waits up to readWait for room, which the others may not take
+// meanwhile, rather than being refused: the others are refused at once
+// and give back what they read. Requests reserve as their bytes arrive,
+// so when more arrive together than the budget holds, each holds part of
+// it; without a request that waits, all would be refused part-way, and
+// again when their clients retried together. With one, one finishes.
 func (t *Ticket) ReserveRead(n int64) error {
 	err := t.Reserve(n)
 	if err == nil || !errors.Is(err, ErrBudget) || errors.Is(err, errReleased) {
 		return err
 	}
 	c := t.c
-	c.readMu.Lock()
-	t.mu.Lock()
-	if t.closed { // released meanwhile: Release would not find it
-		t.mu.Unlock()
-		c.readMu.Unlock()
-		return err
+	w := &waiter{t: t, need: n}
+	if !c.waiting.CompareAndSwap(nil, w) {
+		return err // another request waits for room
 	}
-	t.refused = true
-	t.mu.Unlock()
-	if c.refused == nil {
-		c.refused = map[*Ticket]struct{}{}
-	}
-	c.refused[t] = struct{}{}
-	oldest := c.waiter.Load() == nil
-	for o := range c.refused {
-		if o.seq < t.seq {
-			oldest = false
-			break
-		}
-	}
-	if !oldest {
-		c.readMu.Unlock()
-		return err
-	}
-	c.need.Store(n)
-	c.waiter.Store(t)
-	c.readMu.Unlock()
-	defer func() {
-		c.readMu.Lock()
-		c.waiter.Store(nil)
-		c.need.Store(0)
-		c.readMu.Unlock()
-	}()
+	defer c.waiting.Store(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), readWait)
 	defer cancel()
 	return t.ReserveWait(ctx, n)
 }
 
-// readWait is the most the oldest request being read waits for room
-// (ReserveRead): the younger requests it waits for are refused at once,
-// so room comes in milliseconds unless requests that do not finish hold
-// the budget.
+// readWait is the most a request being read waits for room
+// (ReserveRead): the others are refused at once meanwhile, so room comes
+// in milliseconds unless requests that do not finish hold the budget.
 const readWait = time.Second
 
 // waitFreed returns a channel closed at the next release of bytes.
@@ -416,14 +385,10 @@ func (t *Ticket) Resize(n int64) error {
 // refused. It may be called again.
 func (t *Ticket) Release() {
 	t.mu.Lock()
-	n, refused := t.n, t.refused
-	t.n, t.closed, t.refused = 0, true, false
+	n := t.n
+	t.n = 0
+	t.closed = true
 	t.mu.Unlock()
-	if refused {
-		t.c.readMu.Lock()
-		delete(t.c.refused, t)
-		t.c.readMu.Unlock()
-	}
 	t.c.give(n)
 }
 

@@ -125,8 +125,8 @@ func (rawCodec) Name() string { return "proto" }
 // are refused with RESOURCE_EXHAUSTED and a RetryInfo once the budget is
 // spent, or served once the consumer lets the others go; heap stays near
 // the budget. The calls share the budget as their bytes arrive, and the
-// oldest of those the budget refused waits for room while the younger
-// are refused, so one call always gets through (admission.ReserveRead);
+// first the budget refused waits for room while the others are
+// refused, so one call always gets through (admission.ReserveRead);
 // the next call, once the flood has been answered, is served.
 func TestGRPCFlood(t *testing.T) {
 	cfg := testConfig()
