@@ -335,7 +335,7 @@ const busyRetry = time.Second
 // refuseGRPC answers an admission refusal: throttling with a RetryInfo,
 // or, for a call that could never be admitted, without one.
 func (r *Receiver) refuseGRPC(signal string, err error) error {
-	if errors.Is(err, admission.ErrTooLarge) {
+	if errors.Is(err, admission.ErrTooLarge) || errors.Is(err, ingest.ErrTooLarge) {
 		r.m.refusedRequest("grpc", signal, ingest.ReasonTooLarge)
 		return grpcStatus(codes.ResourceExhausted, err, 0)
 	}

@@ -651,8 +651,9 @@ func TestGRPCOverLimit(t *testing.T) {
 			// The spans repeat, so gzipped the request is far below the
 			// limit: the limit must hold after decompression.
 			_, err = ptraceotlp.NewGRPCClient(cc).Export(t.Context(), tracesRequest(2000, false), grpc.UseCompressor(compressor))
-			if got := status.Code(err); got != codes.ResourceExhausted {
-				t.Errorf("code %v (%v), want ResourceExhausted", got, err)
+			// Without RetryInfo: OTLP clients must not send it again.
+			if st := status.Convert(err); st.Code() != codes.ResourceExhausted || len(st.Details()) != 0 {
+				t.Errorf("%v with details %v, want RESOURCE_EXHAUSTED without RetryInfo", err, st.Details())
 			}
 			if n := countSpans(traces.all()); n != 0 {
 				t.Errorf("consumer got %d spans of an oversized request", n)
