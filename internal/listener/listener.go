@@ -194,7 +194,7 @@ type Options struct {
 	// GRPC serves HTTP/2 alone, as gRPC needs (h2c without TLS, h2 by
 	// ALPN with TLS), for a gRPC server's ServeHTTP: a connection that
 	// starts with HTTP/1.1 is closed, and one whose client pings more
-	// often than gRPC's keepalive policy allows (PingMinTime) too.
+	// often than gRPC's keepalive policy allows (pingMinTime) too.
 	GRPC bool
 	// HTTP2 sets the HTTP/2 limits of the server (MaxConcurrentStreams,
 	// receive windows, pings); nil: at most 100 streams per connection

@@ -3,20 +3,20 @@ package listener
 import (
 	"log/slog"
 	"net"
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // The keepalive policy of a GRPC listener, grpc-go's own server's
 // (keepalive.EnforcementPolicy, which evident set so before OTLP/gRPC
 // moved to net/http, whose HTTP/2 server answers every ping): a client
-// may ping once every PingMinTime, with or without calls in flight; a
+// may ping once every pingMinTime, with or without calls in flight; a
 // ping closer to the one before is a strike, and a connection with more
 // than maxPingStrikes is closed. An answer the server sends (a HEADERS
 // or DATA frame) clears the strikes, as grpc-go's does: gRPC clients
 // measure the connection's bandwidth with a ping when data arrives.
 const (
-	PingMinTime    = 10 * time.Second
+	pingMinTime    = 10 * time.Second
 	maxPingStrikes = 2
 )
 
@@ -92,11 +92,14 @@ type pingConn struct {
 
 	in, out frameScanner // the client's frames (Read), the server's (Write)
 
-	mu       sync.Mutex
-	answered bool      // the server sent HEADERS or DATA since the last ping
-	last     time.Time // of the client's last ping
-	strikes  int
-	closed   bool // for too many pings
+	// answered: the server sent HEADERS or DATA since the client's last
+	// ping (Write sets it, the reader clears it).
+	answered atomic.Bool
+	// The reader's alone: the client's last ping, the strikes since an
+	// answer, and whether they closed the connection.
+	last    time.Time
+	strikes int
+	closed  bool
 }
 
 func (c *pingConn) Read(p []byte) (int, error) {
@@ -106,10 +109,7 @@ func (c *pingConn) Read(p []byte) (int, error) {
 			c.ping()
 		}
 	})
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
+	if c.closed {
 		c.Conn.Close()
 		return 0, net.ErrClosed
 	}
@@ -119,29 +119,26 @@ func (c *pingConn) Read(p []byte) (int, error) {
 func (c *pingConn) Write(p []byte) (int, error) {
 	c.out.scan(p, func(typ, _ byte) {
 		if typ == frameHeaders || typ == frameData {
-			c.mu.Lock()
-			c.answered = true
-			c.mu.Unlock()
+			c.answered.Store(true)
 		}
 	})
 	return c.Conn.Write(p)
 }
 
-// ping counts a ping of the client against the policy.
+// ping counts a ping of the client against the policy; the reader calls
+// it.
 func (c *pingConn) ping() {
 	now := c.now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	switch {
-	case c.answered:
-		c.answered, c.strikes = false, 0
-	case !c.last.IsZero() && now.Sub(c.last) < PingMinTime:
+	case c.answered.Swap(false):
+		c.strikes = 0
+	case !c.last.IsZero() && now.Sub(c.last) < pingMinTime:
 		c.strikes++
 	}
 	c.last = now
 	if c.strikes > maxPingStrikes && !c.closed {
 		c.closed = true
 		c.log.Warn("closed a connection whose client pings too often", "client", c.RemoteAddr().String(),
-			"allowed", "one ping every "+PingMinTime.String()+" without answers between")
+			"allowed", "one ping every "+pingMinTime.String()+" without answers between")
 	}
 }

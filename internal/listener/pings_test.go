@@ -49,7 +49,7 @@ func (c *chunkConn) Write(p []byte) (int, error) { return len(p), nil }
 func (c *chunkConn) Close() error                { c.closed = true; return nil }
 func (c *chunkConn) RemoteAddr() net.Addr        { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1} }
 
-// TestPingPolicy: a client may ping once every PingMinTime, and after
+// TestPingPolicy: a client may ping once every pingMinTime, and after
 // every answer of the server; the third ping too soon in a row closes
 // its connection; pings acknowledging the server's, and frames cut
 // anywhere between reads, count as they are.
@@ -74,7 +74,7 @@ func TestPingPolicy(t *testing.T) {
 		readSize   int
 		wantClosed int // the step at which the connection closes; -1: never
 	}{
-		{"a ping every 10 s", repeat(5, step{after: PingMinTime, client: ping}), 0, -1},
+		{"a ping every 10 s", repeat(5, step{after: pingMinTime, client: ping}), 0, -1},
 		{"four pings a second apart", repeat(4, step{after: time.Second, client: ping}), 0, 3},
 		{"four pings a second apart, a byte a read", repeat(4, step{after: time.Second, client: ping}), 1, 3},
 		{"four pings in one read", []step{{client: slices.Concat(ping, ping, ping, ping)}}, 0, 0},
