@@ -100,10 +100,47 @@ type pingConn struct {
 	last    time.Time
 	strikes int
 	closed  bool
+
+	// The reader's too: buf[r:w] was read from the connection and not yet
+	// passed on, and rerr is the error that read ended with, passed on
+	// after them. net/http's HTTP/2 server reads each frame's 9-byte
+	// header and its payload apart, two reads of the socket a frame
+	// without a buffer, where one read of the buffer takes in a few
+	// frames of a message.
+	buf  []byte
+	r, w int
+	rerr error
 }
 
+// readBufferSize is the read buffer of a connection (grpc-go's
+// transport reads through one as large), allocated at its first read:
+// max_connections bounds them (32 MiB at the default 1024).
+const readBufferSize = 32 << 10
+
 func (c *pingConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
+	var n int
+	var err error
+	switch {
+	case len(p) == 0:
+		return 0, nil
+	case c.r < c.w:
+		n = copy(p, c.buf[c.r:c.w])
+		c.r += n
+	case c.rerr != nil:
+		err, c.rerr = c.rerr, nil
+	case len(p) >= readBufferSize:
+		n, err = c.Conn.Read(p)
+	default:
+		if c.buf == nil {
+			c.buf = make([]byte, readBufferSize)
+		}
+		c.w, c.rerr = c.Conn.Read(c.buf)
+		n = copy(p, c.buf[:c.w])
+		c.r = n
+		if c.r == c.w {
+			err, c.rerr = c.rerr, nil
+		}
+	}
 	c.in.scan(p[:n], func(typ, flags byte) {
 		if typ == framePing && flags&flagAck == 0 {
 			c.ping()

@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -131,6 +132,61 @@ func TestPingPolicy(t *testing.T) {
 	}
 }
 
+// eofConn returns what a test puts in it in reads of at most step
+// bytes, the last with io.EOF, and counts its reads.
+type eofConn struct {
+	chunkConn
+	step  int
+	reads int
+}
+
+func (c *eofConn) Read(p []byte) (int, error) {
+	c.reads++
+	n := copy(p[:min(len(p), c.step)], c.in)
+	c.in = c.in[n:]
+	if len(c.in) == 0 {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// TestPingConnReads: frames read as net/http's HTTP/2 server reads them
+// (each frame's header, then its payload) come out whole and in order
+// through a connection's read buffer, with the error of the read that
+// brought the last of them after them, and a read of the socket takes in
+// what its buffer holds, not a frame's header alone.
+func TestPingConnReads(t *testing.T) {
+	var in []byte
+	for i := range 40 {
+		in = append(in, h2frame(frameData, 0, 1, make([]byte, 1000+i))...)
+	}
+	cc := &eofConn{chunkConn: chunkConn{in: slices.Clone(in)}, step: 64 << 10}
+	c := &pingConn{Conn: cc, log: slog.New(slog.DiscardHandler), now: time.Now}
+	var got []byte
+	var hdr [9]byte
+	for {
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			if err != io.EOF {
+				t.Fatalf("after %d bytes: %v, want io.EOF", len(got), err)
+			}
+			break
+		}
+		payload := make([]byte, int(hdr[0])<<16|int(hdr[1])<<8|int(hdr[2]))
+		if _, err := io.ReadFull(c, payload); err != nil {
+			t.Fatalf("payload after %d bytes: %v", len(got), err)
+		}
+		got = slices.Concat(got, hdr[:], payload)
+	}
+	if !slices.Equal(got, in) {
+		t.Fatalf("read %d bytes, not the %d sent", len(got), len(in))
+	}
+	// 40 frames of about 1 KiB: two reads of a 32 KiB buffer, the second
+	// with the error.
+	if want := (len(in) + readBufferSize - 1) / readBufferSize; cc.reads != want {
+		t.Errorf("%d reads of the connection for %d frames (%d bytes), want %d", cc.reads, 40, len(in), want)
+	}
+}
+
 // TestPingFlood: a client that pings without pause on a GRPC listener has
 // its connection closed by the server.
 func TestPingFlood(t *testing.T) {
@@ -191,6 +247,36 @@ func FuzzFrameScanner(f *testing.F) {
 		}
 		if len(whole) > len(b)/9 {
 			t.Fatalf("%d frames in %d bytes", len(whole), len(b))
+		}
+	})
+}
+
+// FuzzPingConn: what a pingConn passes on of arbitrary bytes is the
+// bytes, in order, then the connection's end, however the socket cuts
+// them (in) and whatever the reader asks for (out: small reads, and
+// reads past the read buffer, which go to the socket directly).
+func FuzzPingConn(f *testing.F) {
+	f.Add(slices.Concat(data, data, pingAck), uint16(5), uint16(9))
+	f.Add(make([]byte, 3*readBufferSize), uint16(40000), uint16(9))
+	f.Add(make([]byte, 100), uint16(100), uint16(40000))
+	f.Fuzz(func(t *testing.T, b []byte, in, out uint16) {
+		cc := &eofConn{chunkConn: chunkConn{in: slices.Clone(b)}, step: int(in)%(2*readBufferSize) + 1}
+		c := &pingConn{Conn: cc, log: slog.New(slog.DiscardHandler), now: time.Now, in: frameScanner{skip: len(b)}}
+		bufs := [2][]byte{make([]byte, 9), make([]byte, int(out)%(2*readBufferSize)+1)}
+		var got []byte
+		for i := 0; ; i++ {
+			p := bufs[i%2]
+			n, err := c.Read(p)
+			got = append(got, p[:n]...)
+			if err == io.EOF {
+				break
+			}
+			if err != nil || (n == 0 && len(got) == len(b)) || i > 4*len(b)+4 {
+				t.Fatalf("after %d of %d bytes: %d read, %v", len(got), len(b), n, err)
+			}
+		}
+		if !bytes.Equal(got, b) {
+			t.Fatalf("passed on %d bytes, not the %d read", len(got), len(b))
 		}
 	})
 }
