@@ -47,12 +47,9 @@ func grpcFuzzReceiver(f *testing.F) (*grpc.ClientConn, *recorder[[]telemetry.Spa
 	return cc, traces, profiles
 }
 
-// refused reports whether err refuses a request as bad data: INVALID_ARGUMENT
-// from the receiver, or INTERNAL from grpc-go's codec.
-func refused(err error) bool {
-	c := status.Code(err)
-	return c == codes.InvalidArgument || c == codes.Internal
-}
+// refused reports whether err refuses a request as bad data:
+// INVALID_ARGUMENT.
+func refused(err error) bool { return status.Code(err) == codes.InvalidArgument }
 
 // FuzzGRPCTraces sends arbitrary bytes to the OTLP/gRPC TraceService over
 // a real connection (rawCodec sends them as they are, under the name of
@@ -65,7 +62,7 @@ func refused(err error) bool {
 // takes a field of the wrong wire type as unknown. A request that either
 // cannot decode gets what telemetry's decoder, run on the same bytes,
 // makes of it, since a bad record never takes the others down: refused
-// (INVALID_ARGUMENT; INTERNAL from grpc-go's codec) with nothing
+// (INVALID_ARGUMENT) with nothing
 // consumed when no span survives the damage, else exactly the spans
 // before it consumed and the damaged records counted in the partial
 // success.
@@ -218,14 +215,13 @@ func FuzzGRPCProfiles(f *testing.F) {
 // by its first byte.
 var grpcBodyEncodings = []string{"", "identity", "gzip", "zstd", "snappy"}
 
-// FuzzGRPCBody reads arbitrary bytes as the body of a gRPC call (a length-prefixed
-// message, compressed or not) through grpcBody, as grpc-go reads it, with
+// FuzzGRPCBody reads arbitrary bytes as the body of a gRPC call (a
+// length-prefixed message, compressed or not) with readGRPCMessage, with
 // a 64 KiB max_request_bytes and a 1 MiB budget. It must end either with
-// one uncompressed message within the limit, whose prefix states its
-// length, which is the body's own message when that was not compressed
-// and what the standard library's gzip makes of it when gzip-compressed,
-// or with an error; wait must report the same end; and the ticket must
-// give every byte back.
+// one message within the limit, the length its prefix states when that
+// was not compressed, and the body's own message then, or what the
+// standard library's gzip makes of it when gzip-compressed; or with an
+// error; and the ticket must give every byte back.
 func FuzzGRPCBody(f *testing.F) {
 	frame := func(flag byte, msg []byte) []byte {
 		b := []byte{flag, 0, 0, 0, 0}
@@ -269,12 +265,9 @@ func FuzzGRPCBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, pick byte, data []byte) {
 		enc := grpcBodyEncodings[int(pick)%len(grpcBodyEncodings)]
 		tk := adm.Ticket()
-		b := newGRPCBody(r, io.NopCloser(bytes.NewReader(data)), tk, enc)
-		out, err := io.ReadAll(b)
-		if werr := b.wait(t.Context()); !errors.Is(werr, err) && (err != nil || werr != nil) {
-			t.Errorf("read ended with %v, wait with %v", err, werr)
-		}
-		b.putBuffers()
+		b := r.getBody()
+		defer r.putBody(b)
+		out, err := r.readGRPCMessage(bytes.NewReader(data), enc, b, tk)
 		tk.Release()
 		if n := adm.Buffered(); n != 0 {
 			t.Fatalf("%d bytes still reserved after the ticket's release", n)
@@ -282,29 +275,26 @@ func FuzzGRPCBody(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if len(out) < 5 || out[0] != 0 {
-			t.Fatalf("message %x: want a prefix with flag 0", out[:min(len(out), 5)])
+		if int64(len(out)) > cfg.MaxRequestBytes {
+			t.Fatalf("message of %d bytes read, limit %d", len(out), cfg.MaxRequestBytes)
 		}
-		n := int(binary.BigEndian.Uint32(out[1:5]))
-		if n != len(out)-5 || int64(n) > cfg.MaxRequestBytes {
-			t.Fatalf("prefix states %d bytes for %d, limit %d", n, len(out)-5, cfg.MaxRequestBytes)
-		}
+		n := int(binary.BigEndian.Uint32(data[1:5])) // read whole, or err
 		switch {
 		case data[0] == 0:
-			if !bytes.Equal(out, data[:len(out)]) {
-				t.Fatalf("uncompressed message changed")
+			if !bytes.Equal(out, data[5:5+n]) {
+				t.Fatalf("uncompressed message of %d bytes read as %d bytes, or changed", n, len(out))
 			}
 		case enc == "gzip":
-			zr, err := gzip.NewReader(bytes.NewReader(data[5:]))
+			zr, err := gzip.NewReader(bytes.NewReader(data[5 : 5+n]))
 			if err != nil {
-				t.Fatalf("gzip message passed on that the standard library refuses: %v", err)
+				t.Fatalf("gzip message read that the standard library refuses: %v", err)
 			}
 			want, err := io.ReadAll(zr)
 			if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-				t.Fatalf("gzip message passed on that the standard library refuses: %v", err)
+				t.Fatalf("gzip message read that the standard library refuses: %v", err)
 			}
-			if err == nil && !bytes.Equal(out[5:], want) {
-				t.Fatalf("gzip message decompressed to %d bytes, the standard library to %d", n, len(want))
+			if err == nil && !bytes.Equal(out, want) {
+				t.Fatalf("gzip message decompressed to %d bytes, the standard library to %d", len(out), len(want))
 			}
 		}
 	})

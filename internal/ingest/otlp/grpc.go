@@ -1,21 +1,22 @@
 package otlp
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pprofile/pprofileotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/mem"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -26,16 +27,53 @@ import (
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
-// serveGRPC serves the gRPC listener, in front of the gRPC server
-// (grpc.Server.ServeHTTP): it checks a call's credentials (the guard),
-// then memory (admission), before anything of its message is read, and
-// answers a refusal with the call's status; then it hands the call to
-// the gRPC server with a body that reserves the message on the byte
-// budget as it arrives and decompresses it (grpcBody). Request slots
-// are taken by the handlers once the message is read (recvGRPC).
-// net/http's HTTP/2 server bounds each call's streams, windows and read
-// time (read_timeout), as listener.Options sets them.
+// Full method names of the OTLP services served.
+const (
+	tracesMethod   = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+	profilesMethod = "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export"
+)
+
+// grpcEncodings are the grpc-encoding values a call may use: the
+// compressions the OpenTelemetry Collector's otlp exporter offers
+// (configgrpc: gzip, zstd, snappy), decompressed by the decompressor
+// OTLP/HTTP uses.
+const grpcEncodings = "gzip,zstd,snappy"
+
+// Errors a malformed call ends with: answered INVALID_ARGUMENT or, for a
+// compression grpc-go would have failed to undo, INTERNAL, as grpc-go
+// answers both.
+var (
+	errGRPCFrame      = fmt.Errorf("%w: gRPC message", errMalformed)
+	errGRPCCompressed = errors.New("compressed message with no grpc-encoding")
+	errGRPCNoMessage  = fmt.Errorf("%w: the call carried no message", errMalformed)
+)
+
+// serveGRPC serves OTLP/gRPC: the Export calls of the TraceService and
+// of the ProfilesService (v1development), unary calls of gRPC over
+// HTTP/2 (PROTOCOL-HTTP2.md in grpc/grpc), on net/http's HTTP/2 server,
+// which bounds each connection's streams, windows and read time as
+// listener.Options sets them. It checks a call's credentials (the
+// guard), then memory (admission), before anything of its message is
+// read; reads the message as OTLP/HTTP reads a body, reserving its bytes
+// on the byte budget as they arrive (readGRPCMessage); takes a request
+// slot once the message is read; decodes it with telemetry's decoder,
+// the one OTLP/HTTP uses; and answers with the response message, or
+// with a refusal's status alone (a Trailers-Only response). Answers go
+// uncompressed, as a gRPC server may answer any call.
 func (r *Receiver) serveGRPC(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	// What grpc-go's own handler of gRPC over net/http answers as HTTP:
+	// the request is not a gRPC call.
+	if req.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "gRPC calls are POST requests, not "+req.Method, http.StatusMethodNotAllowed)
+		return
+	}
+	subtype, ok := grpcContentSubtype(req.Header.Get("Content-Type"))
+	if !ok {
+		http.Error(w, fmt.Sprintf("content-type %q is not gRPC's (application/grpc)", req.Header.Get("Content-Type")), http.StatusUnsupportedMediaType)
+		return
+	}
 	signal := ""
 	switch {
 	case req.URL.Path == tracesMethod && r.traces != nil:
@@ -51,15 +89,67 @@ func (r *Receiver) serveGRPC(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	if signal == "" {
-		// A method not served: grpc-go answers UNIMPLEMENTED, and reads
-		// nothing of what the client sends.
-		req.Body = http.NoBody
-		r.grpcSrv.ServeHTTP(w, req)
+		listener.WriteGRPCStatus(w, status.Newf(codes.Unimplemented, "unknown method %s", req.URL.Path))
 		return
 	}
-	if err := r.adm.Admit(); err != nil {
-		listener.WriteGRPCStatus(w, status.Convert(r.refuseGRPC(signal, err)))
+	defer r.m.observe("grpc", signal, start)
+	if subtype != "proto" {
+		r.m.refusedRequest("grpc", signal, ingest.ReasonUnsupported)
+		listener.WriteGRPCStatus(w, status.Newf(codes.Unimplemented, "content-subtype %q is not supported; OTLP's messages are proto", subtype))
 		return
+	}
+	if err := r.exportGRPC(w, req, signal, start); err != nil {
+		listener.WriteGRPCStatus(w, status.Convert(err))
+	}
+}
+
+// grpcContentSubtype returns the subtype of a gRPC content-type
+// (application/grpc+proto: proto, application/grpc: proto, gRPC's
+// default), and whether contentType is gRPC's.
+func grpcContentSubtype(contentType string) (string, bool) {
+	ct := strings.ToLower(contentType)
+	if !strings.HasPrefix(ct, "application/grpc") {
+		return "", false
+	}
+	rest := ct[len("application/grpc"):]
+	switch {
+	case rest == "":
+		return "proto", true
+	case rest[0] == '+' || rest[0] == ';':
+		return cmp.Or(rest[1:], "proto"), true
+	}
+	return "", false
+}
+
+// exportGRPC serves one admitted-to-try Export call of signal, and
+// writes its answer; a refusal comes back as the status to answer,
+// with nothing written.
+func (r *Receiver) exportGRPC(w http.ResponseWriter, req *http.Request, signal string, start time.Time) error {
+	ctx := req.Context()
+	if v := req.Header.Get("Grpc-Timeout"); v != "" {
+		d, err := parseGRPCTimeout(v)
+		if err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+		// The message is read within the call's deadline too, when that
+		// comes before read_timeout's.
+		if deadline := start.Add(d); r.cfg.ReadTimeout <= 0 || deadline.Before(start.Add(r.cfg.ReadTimeout)) {
+			// net/http's HTTP/2 server sets a stream's read deadline.
+			_ = http.NewResponseController(w).SetReadDeadline(deadline)
+		}
+	}
+	if signal == "profiles" {
+		// As pdata's own service checks it.
+		if err := pprofileotlp.ValidateDevelopmentVersion(req.Header.Values(pprofileotlp.DevelopmentVersionHeader)); err != nil {
+			r.m.refusedRequest("grpc", signal, ingest.ReasonMalformed)
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+	}
+	if err := r.adm.Admit(); err != nil {
+		return r.refuseGRPC(signal, err)
 	}
 	enc := strings.ToLower(req.Header.Get("Grpc-Encoding"))
 	switch enc {
@@ -68,221 +158,165 @@ func (r *Receiver) serveGRPC(w http.ResponseWriter, req *http.Request) {
 		// As gRPC answers a compression it does not know.
 		r.m.refusedRequest("grpc", signal, ingest.ReasonUnsupported)
 		w.Header().Set("Grpc-Accept-Encoding", grpcEncodings)
-		listener.WriteGRPCStatus(w, status.Newf(codes.Unimplemented, "grpc-encoding %q is not supported; use %s or none", enc, grpcEncodings))
-		return
+		return status.Errorf(codes.Unimplemented, "grpc-encoding %q is not supported; use %s or none", enc, grpcEncodings)
 	}
-	// grpcBody decompresses: grpc-go sees an uncompressed message, and
-	// answers uncompressed.
-	req.Header.Del("Grpc-Encoding")
 	t := r.adm.Ticket()
 	defer t.Release()
-	body := newGRPCBody(r, req.Body, t, enc)
-	// ServeHTTP returns once grpc-go has stopped reading the body.
-	defer body.putBuffers()
-	req = req.WithContext(context.WithValue(req.Context(), callKey{}, &grpcCall{t: t, body: body}))
-	req.Body = body
-	r.grpcSrv.ServeHTTP(w, req)
-}
-
-// grpcCall is what serveGRPC gives a call's handler: its ticket on the
-// byte budget and its body.
-type grpcCall struct {
-	t    *admission.Ticket
-	body *grpcBody
-}
-
-type callKey struct{}
-
-// rawMessage is a gRPC message as it travels: messageCodec copies a
-// request into it without decoding it, and sends one as it is.
-type rawMessage struct{ b []byte }
-
-// messageCodec is the server's gRPC codec: it hands requests over as
-// received, for telemetry's OTLP decoder, the one OTLP/HTTP uses, to
-// decode once, and sends answers marshalled already. grpcBody has
-// decompressed a compressed message before grpc-go reads it.
-type messageCodec struct {
-	// free holds the messages of finished requests, to copy the next
-	// ones into.
-	free freeList[[]byte]
-}
-
-// Marshal encodes v; see grpcencoding.CodecV2.
-func (messageCodec) Marshal(v any) (mem.BufferSlice, error) {
-	m, ok := v.(*rawMessage)
-	if !ok {
-		return nil, fmt.Errorf("otlp grpc codec: cannot marshal %T", v)
+	b := r.getBody()
+	defer r.putBody(b)
+	msg, err := r.readGRPCMessage(req.Body, enc, b, t)
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return status.FromContextError(cerr).Err()
+		}
+		return r.refuseRead(signal, err)
 	}
-	return mem.BufferSlice{mem.SliceBuffer(m.b)}, nil
-}
-
-// Unmarshal copies data into v; see grpcencoding.CodecV2. grpc-go frees
-// data when Unmarshal returns, so the message is copied, into the
-// message of a finished request when one is free and large enough (the
-// handlers give them back).
-func (c messageCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	m, ok := v.(*rawMessage)
-	if !ok {
-		return fmt.Errorf("otlp grpc codec: cannot unmarshal into %T", v)
+	if !r.acquire() {
+		r.m.refusedRequest("grpc", signal, ingest.ReasonFull)
+		return grpcStatus(codes.ResourceExhausted, fmt.Errorf("%d requests in flight, retry later", r.cfg.MaxConcurrentRequests), busyRetry)
 	}
-	n := data.Len()
-	b := c.free.get()
-	if cap(b) < n {
-		b = make([]byte, n)
+	defer r.release()
+	var out []byte
+	if signal == "traces" {
+		resp, err := r.exportTraces(ctx, "grpc", t, "OTLP/gRPC TraceService from "+req.RemoteAddr, msg, nil)
+		if err != nil {
+			return r.refuseExport(signal, err)
+		}
+		if out, err = resp.MarshalProto(); err != nil {
+			return status.Error(codes.Internal, "marshal response: "+err.Error())
+		}
+	} else {
+		preq := pprofileotlp.NewExportRequest()
+		if err := preq.UnmarshalProto(msg); err != nil {
+			r.m.refusedRequest("grpc", signal, ingest.ReasonMalformed)
+			return status.Error(codes.InvalidArgument, fmt.Sprintf("%v: %v", errMalformed, err))
+		}
+		resp, err := r.exportProfiles(ctx, "grpc", "OTLP/gRPC ProfilesService from "+req.RemoteAddr, preq, msg)
+		if err != nil {
+			return r.refuseExport(signal, err)
+		}
+		if out, err = resp.MarshalProto(); err != nil {
+			return status.Error(codes.Internal, "marshal response: "+err.Error())
+		}
 	}
-	b = b[:n]
-	data.CopyTo(b)
-	m.b = b
+	writeGRPCMessage(w, out)
 	return nil
 }
 
-// Name is the codec's content-subtype, proto, as OTLP's.
-func (messageCodec) Name() string { return "proto" }
-
-// Full method names of the OTLP services served.
-const (
-	tracesMethod   = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-	profilesMethod = "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export"
-)
-
-// exportDesc describes an OTLP service whose Export is served as a
-// stream of one request and one response, which is a unary call on the
-// wire: the handler receives the message undecoded (messageCodec), and
-// takes a request slot only once the message is read.
-func exportDesc(service, proto string, export func(*grpcServer, grpc.ServerStream) error) *grpc.ServiceDesc {
-	return &grpc.ServiceDesc{
-		ServiceName: service,
-		HandlerType: (*any)(nil),
-		Streams: []grpc.StreamDesc{{
-			StreamName: "Export",
-			Handler:    func(srv any, stream grpc.ServerStream) error { return export(srv.(*grpcServer), stream) },
-		}},
-		Metadata: proto,
+// refuseExport answers a request that was read but not exported: the
+// consumer's refusal, the budget's, or a request of which nothing
+// decodes.
+func (r *Receiver) refuseExport(signal string, err error) error {
+	var ce *consumerError
+	switch {
+	case errors.As(err, &ce):
+		return grpcStatus(ce.code, ce.err, ce.retry)
+	case errors.Is(err, admission.ErrBudget), errors.Is(err, admission.ErrTooLarge):
+		return r.refuseGRPC(signal, err)
 	}
+	r.m.refusedRequest("grpc", signal, ingest.ReasonMalformed)
+	return status.Error(codes.InvalidArgument, err.Error())
 }
 
-// grpcServer serves OTLP/gRPC's TraceService and ProfilesService
-// (v1development).
-type grpcServer struct{ r *Receiver }
-
-// traces reads one request, decodes its spans, as OTLP/HTTP does, and
-// hands them to the traces consumer.
-func (s *grpcServer) traces(stream grpc.ServerStream) error {
-	r := s.r
-	start := time.Now()
-	defer r.m.observe("grpc", "traces", start)
-	msg, t, err := r.recvGRPC(stream, "traces")
-	if err != nil {
-		return err
-	}
-	defer r.release()
-	ctx := stream.Context()
-	resp, err := r.exportTraces(ctx, "grpc", t, grpcSource(ctx, "TraceService"), msg, nil)
-	// The consumer has taken what it keeps of the message (the engine, a
-	// compressed copy for its log), and the spans hold copies of its
-	// strings: the next request can be read into it.
-	r.freeMessages.put(msg)
-	if err != nil {
-		var ce *consumerError
-		switch {
-		case errors.As(err, &ce):
-			return grpcStatus(ce.code, ce.err, ce.retry)
-		case errors.Is(err, admission.ErrBudget), errors.Is(err, admission.ErrTooLarge):
-			return r.refuseGRPC("traces", err)
+// readGRPCMessage reads a call's message into b: a Length-Prefixed-Message
+// of gRPC over HTTP/2 (a compressed flag byte, a 4-byte big-endian
+// length, the message) of at most max_request_bytes, reserving on t the
+// bytes as they arrive, as OTLP/HTTP reads a body, so that a client that
+// sends slowly, or stops, holds only what it sent. A compressed message
+// is then decompressed by the receiver's decompressor within the same
+// limit, reserving what it inflates. OTLP's Export is unary: nothing a
+// client sends after its message is read.
+func (r *Receiver) readGRPCMessage(src io.Reader, encoding string, b *body, t *admission.Ticket) ([]byte, error) {
+	var prefix [5]byte
+	if _, err := io.ReadFull(src, prefix[:]); err != nil {
+		switch err {
+		case io.EOF:
+			return nil, errGRPCNoMessage
+		case io.ErrUnexpectedEOF:
+			return nil, fmt.Errorf("%w prefix cut short", errGRPCFrame)
 		}
-		r.m.refusedRequest("grpc", "traces", ingest.ReasonMalformed)
-		return status.Error(codes.InvalidArgument, err.Error())
+		return nil, err
 	}
-	out, err := resp.MarshalProto()
+	flag, n := prefix[0], int64(binary.BigEndian.Uint32(prefix[1:]))
+	limit := r.cfg.MaxRequestBytes
+	switch {
+	case flag > 1:
+		return nil, fmt.Errorf("%w flag %d, want 0 or 1 (compressed)", errGRPCFrame, flag)
+	case n > limit:
+		return nil, fmt.Errorf("%w: a message of %d bytes, max_request_bytes %d", ingest.ErrTooLarge, n, limit)
+	case flag == 1 && (encoding == "" || encoding == "identity"):
+		return nil, errGRPCCompressed
+	}
+	raw, err := ingest.ReadBody(b.raw, io.LimitReader(src, n), n, limit, t)
 	if err != nil {
-		return status.Error(codes.Internal, "marshal response: "+err.Error())
+		return nil, err
 	}
-	return stream.SendMsg(&rawMessage{b: out})
+	b.raw = raw
+	if int64(len(raw)) < n {
+		return nil, fmt.Errorf("%w cut short: the body ended %d bytes before the length its prefix states", errGRPCFrame, n-int64(len(raw)))
+	}
+	if flag == 0 {
+		return raw, nil
+	}
+	plain, err := r.dec.Decompress(b.plain, raw, encoding, limit, t)
+	if err != nil {
+		return nil, err
+	}
+	if cap(plain) > 0 && (cap(raw) == 0 || &plain[:1][0] != &raw[:1][0]) {
+		b.plain = plain // keep its storage for the next call
+	}
+	return plain, nil
 }
 
-// profiles reads one request, decodes its profiles, as OTLP/HTTP does,
-// and hands them to the profiles consumer. It checks the development
-// version in the metadata first, as pdata's own service does.
-func (s *grpcServer) profiles(stream grpc.ServerStream) error {
-	r := s.r
-	start := time.Now()
-	defer r.m.observe("grpc", "profiles", start)
-	ctx := stream.Context()
-	if err := pprofileotlp.ValidateDevelopmentVersion(metadata.ValueFromIncomingContext(ctx, pprofileotlp.DevelopmentVersionHeader)); err != nil {
-		r.m.refusedRequest("grpc", "profiles", ingest.ReasonMalformed)
-		return status.Error(codes.InvalidArgument, err.Error())
-	}
-	msg, _, err := r.recvGRPC(stream, "profiles")
-	if err != nil {
-		return err
-	}
-	defer r.release()
-	req := pprofileotlp.NewExportRequest()
-	if err := req.UnmarshalProto(msg); err != nil {
-		r.m.refusedRequest("grpc", "profiles", ingest.ReasonMalformed)
-		return status.Error(codes.InvalidArgument, fmt.Sprintf("%v: %v", errMalformed, err))
-	}
-	resp, err := r.exportProfiles(ctx, "grpc", grpcSource(ctx, "ProfilesService"), req, msg)
-	if err != nil {
-		var ce *consumerError
-		if errors.As(err, &ce) {
-			return grpcStatus(ce.code, ce.err, ce.retry)
-		}
-		r.m.refusedRequest("grpc", "profiles", ingest.ReasonMalformed)
-		return status.Error(codes.InvalidArgument, err.Error())
-	}
-	out, err := resp.MarshalProto()
-	if err != nil {
-		return status.Error(codes.Internal, "marshal response: "+err.Error())
-	}
-	return stream.SendMsg(&rawMessage{b: out})
+// writeGRPCMessage answers a call with msg and an OK status: headers,
+// the message, uncompressed, with its prefix, and grpc-status 0 in the
+// trailers.
+func writeGRPCMessage(w http.ResponseWriter, msg []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/grpc")
+	w.WriteHeader(http.StatusOK)
+	out := make([]byte, 5, 5+len(msg))
+	binary.BigEndian.PutUint32(out[1:], uint32(len(msg)))
+	_, _ = w.Write(append(out, msg...)) // a write error is the client gone: no one to tell
+	// A header set after the headers went, under http.TrailerPrefix, is
+	// sent as a trailer.
+	h.Set(http.TrailerPrefix+"Grpc-Status", "0")
 }
 
-// grpcSource names where a request came from, for the records decoded
-// from it.
-func grpcSource(ctx context.Context, service string) string {
-	source := "OTLP/gRPC " + service
-	if p, ok := peer.FromContext(ctx); ok {
-		source += " from " + p.Addr.String()
+// parseGRPCTimeout parses a grpc-timeout: at most 8 digits and a unit,
+// H, M, S, m (milliseconds), u (microseconds) or n (nanoseconds). A
+// timeout beyond what a time.Duration holds (about 292 years) is taken
+// as the longest one.
+func parseGRPCTimeout(v string) (time.Duration, error) {
+	bad := fmt.Errorf("malformed grpc-timeout %q: want 1 to 8 digits and a unit (H, M, S, m, u, n)", v)
+	if len(v) < 2 || len(v) > 9 {
+		return 0, bad
 	}
-	return source
-}
-
-// recvGRPC reads the call's message, which its body reserved as it
-// arrived (grpcBody), keeps only the copy it returns reserved, and takes
-// a request slot for decoding it, which the caller releases. A client
-// that sends slowly holds only the bytes it sent, never a slot, as over
-// OTLP/HTTP. Refusals come back as the status to answer.
-func (r *Receiver) recvGRPC(stream grpc.ServerStream, signal string) ([]byte, *admission.Ticket, error) {
-	c, ok := stream.Context().Value(callKey{}).(*grpcCall)
-	if !ok {
-		return nil, nil, status.Error(codes.Internal, "otlp grpc call served without its body") // serveGRPC serves every call
+	n, err := strconv.ParseUint(v[:len(v)-1], 10, 64)
+	if err != nil || v[0] == '+' {
+		return 0, bad
 	}
-	// grpc-go answers a failed RecvMsg itself, as UNAVAILABLE for
-	// whatever the body failed with: the call waits for its body first,
-	// and answers a failure as what it is.
-	if err := c.body.wait(stream.Context()); err != nil {
-		return nil, nil, r.refuseRead(signal, err)
+	var unit time.Duration
+	switch v[len(v)-1] {
+	case 'H':
+		unit = time.Hour
+	case 'M':
+		unit = time.Minute
+	case 'S':
+		unit = time.Second
+	case 'm':
+		unit = time.Millisecond
+	case 'u':
+		unit = time.Microsecond
+	case 'n':
+		unit = time.Nanosecond
+	default:
+		return 0, bad
 	}
-	// The codec's copy, made while grpc-go still holds what it read.
-	if err := c.t.ReserveRead(c.body.size); err != nil {
-		return nil, nil, r.refuseGRPC(signal, err)
+	if n > uint64(math.MaxInt64/unit) {
+		return math.MaxInt64, nil
 	}
-	m := &rawMessage{}
-	if err := stream.RecvMsg(m); err != nil {
-		return nil, nil, err
-	}
-	// grpc-go has let go of what it read: the call holds its copy alone.
-	if err := c.t.Resize(int64(len(m.b))); err != nil {
-		r.freeMessages.put(m.b)
-		return nil, nil, r.refuseGRPC(signal, err)
-	}
-	if !r.acquire() {
-		r.freeMessages.put(m.b)
-		r.m.refusedRequest("grpc", signal, ingest.ReasonFull)
-		return nil, nil, grpcStatus(codes.ResourceExhausted, fmt.Errorf("%d requests in flight, retry later", r.cfg.MaxConcurrentRequests), busyRetry)
-	}
-	return m.b, c.t, nil
+	return time.Duration(n) * unit, nil
 }
 
 // refuseRead answers a message that could not be read, by why.

@@ -277,8 +277,8 @@ func TestGRPCStalledCalls(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	held := adm.Buffered()
-	// Each holds what it sent, in grpc-go's reads of 16 KiB, and the read
-	// waiting for the rest.
+	// Each holds what it sent, and the room of the buffer that waits for
+	// the rest.
 	if most := int64(stalled * (20<<10 + 2*16<<10)); held == 0 || held > most {
 		t.Errorf("%d stalled calls of a %d-byte message hold %d bytes of the budget, want 1 to %d", stalled, len(big), held, most)
 	}
@@ -421,8 +421,8 @@ func TestManyTinySpans(t *testing.T) {
 	}
 }
 
-// released waits for the reservations of ended calls to go: grpc-go
-// cancels a call's context just after answering it.
+// released waits for the reservations of ended calls to go: a call
+// gives its reservation back just after it is answered.
 func released(adm *admission.Controller) bool {
 	for range 500 {
 		if adm.Buffered() == 0 {
@@ -519,10 +519,10 @@ func TestGRPCManyClients(t *testing.T) {
 }
 
 // TestGRPCTinyFrames: a client that sends its message in DATA frames of
-// one byte each holds about what it sent. grpc-go, under ServeHTTP, keeps
-// the 16 KiB buffer of every read of the body until the message is read:
-// had each frame been a read of its own, 4,000 bytes would have held
-// 64 MiB.
+// one byte each holds about what it sent, however its message is cut:
+// grpc-go, when it served OTLP/gRPC under ServeHTTP, kept the 16 KiB
+// buffer of every read of the body until the message was read, so that
+// 4,000 bytes in frames read one at a time would have held 64 MiB.
 func TestGRPCTinyFrames(t *testing.T) {
 	r, adm := startBudgeted(t, testConfig(), &recorder[[]telemetry.Span]{}, 0)
 	c, err := net.Dial("tcp", r.GRPCAddr())

@@ -26,9 +26,9 @@
 //     RESOURCE_EXHAUSTED without retry information.
 //
 // Listeners, timeouts and connection caps come from package listener
-// (docs/security.md). OTLP/gRPC is served through net/http's HTTP/2
-// server (grpc.Server.ServeHTTP), so that the same body accounting as
-// OTLP/HTTP's applies to it (serveGRPC).
+// (docs/security.md). OTLP/gRPC is served by net/http's HTTP/2 server
+// too, evident reading each call's message as OTLP/HTTP reads a body,
+// under the same accounting (serveGRPC).
 //
 // Metrics, shared with the pyroscope receiver (label receiver):
 // evident_receiver_accepted_{spans,profiles}_total{transport},
@@ -49,7 +49,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
 	"github.com/evidentsec/evident/internal/auth"
@@ -155,19 +154,15 @@ type Receiver struct {
 	inflight chan struct{} // a slot per request being served
 	// freeSpans keeps the span slices the consumer gave back
 	// (telemetry.WithRelease), freeTexts where the texts of finished
-	// trace requests were, and freeMessages their gRPC messages, for the
-	// next requests to decode and read into; putSpans is freeSpans.put,
-	// made once.
-	freeSpans    freeList[[]telemetry.Span]
-	freeTexts    freeList[*telemetry.Texts]
-	freeMessages freeList[[]byte]
-	putSpans     func([]telemetry.Span)
+	// trace requests were, for the next requests to decode into;
+	// putSpans is freeSpans.put, made once.
+	freeSpans freeList[[]telemetry.Span]
+	freeTexts freeList[*telemetry.Texts]
+	putSpans  func([]telemetry.Span)
 	// grpcGuard and httpGuard admit requests by their credentials; nil:
 	// none asked.
 	grpcGuard, httpGuard *auth.Guard
-	// grpcSrv serves the gRPC calls serveGRPC hands it.
-	grpcSrv *grpc.Server
-	reg     prometheus.Registerer
+	reg                  prometheus.Registerer
 
 	mu       sync.Mutex
 	started  bool
@@ -202,10 +197,9 @@ func New(cfg Config, traces pipeline.Consumer[[]telemetry.Span], profiles pipeli
 	}
 	r := &Receiver{cfg: cfg, traces: traces, profiles: profiles, log: logger, m: m, adm: adm, reg: reg,
 		dec: ingest.NewDecompressor(cfg.MaxRequestBytes), inflight: make(chan struct{}, cfg.MaxConcurrentRequests),
-		freeSpans: newFreeList(sliceBytes[telemetry.Span]), freeTexts: newFreeList(textsBytes), freeMessages: newFreeList(sliceBytes[byte])}
+		freeSpans: newFreeList(sliceBytes[telemetry.Span]), freeTexts: newFreeList(textsBytes)}
 	r.putSpans = r.freeSpans.put
 	if cfg.GRPCEndpoint != "" {
-		r.grpcSrv = r.newGRPCServer()
 		r.grpcHTTP = listener.New(listener.Options{Name: "otlp grpc receiver", Endpoint: cfg.GRPCEndpoint, Config: cfg.Config,
 			Handler: http.HandlerFunc(r.serveGRPC), Logger: logger, Registerer: reg, GRPC: true, HTTP2: grpcHTTP2(cfg)})
 	}
@@ -269,29 +263,6 @@ func (r *Receiver) Start(ctx context.Context) error {
 	}
 	r.log.Info("otlp receiver started", "grpc", r.GRPCAddr(), "http", httpAddr)
 	return nil
-}
-
-// newGRPCServer returns the gRPC server of the calls serveGRPC hands it.
-// Under ServeHTTP, net/http's HTTP/2 server holds the connections, so
-// grpc-go's transport options (windows, keepalive, stream limits, tap
-// handles) do not apply; grpcHTTP2 sets their like.
-func (r *Receiver) newGRPCServer() *grpc.Server {
-	s := grpc.NewServer(
-		// grpcBody has refused larger messages already; this is grpc-go's
-		// own check of the same limit.
-		grpc.MaxRecvMsgSize(int(r.cfg.MaxRequestBytes)),
-		// Requests reach the handlers undecoded (messageCodec).
-		grpc.ForceServerCodecV2(messageCodec{free: r.freeMessages}),
-	)
-	if r.traces != nil {
-		s.RegisterService(exportDesc("opentelemetry.proto.collector.trace.v1.TraceService",
-			"opentelemetry/proto/collector/trace/v1/trace_service.proto", (*grpcServer).traces), &grpcServer{r: r})
-	}
-	if r.profiles != nil {
-		s.RegisterService(exportDesc("opentelemetry.proto.collector.profiles.v1development.ProfilesService",
-			"opentelemetry/proto/collector/profiles/v1development/profiles_service.proto", (*grpcServer).profiles), &grpcServer{r: r})
-	}
-	return s
 }
 
 // grpcHTTP2 returns the HTTP/2 limits of the gRPC listener.
@@ -383,10 +354,6 @@ func (r *Receiver) Shutdown(ctx context.Context) error {
 		if srv != nil {
 			errs = append(errs, srv.Shutdown(ctx))
 		}
-	}
-	if r.grpcSrv != nil {
-		// Every call has ended with its listener; this frees the rest.
-		r.grpcSrv.Stop()
 	}
 	r.log.Info("otlp receiver stopped")
 	return errors.Join(errs...)
