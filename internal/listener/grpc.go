@@ -11,9 +11,9 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// WriteGRPCStatus answers a gRPC call served through net/http (a gRPC
-// server's ServeHTTP) with st alone, before the call reaches the gRPC
-// server: a Trailers-Only response (HTTP 200 whose headers carry
+// WriteGRPCStatus answers a gRPC call served by an http.Handler with st
+// alone, before anything else of the answer is written: a Trailers-Only
+// response (HTTP 200 whose headers carry
 // grpc-status, grpc-message and, when st has details, such as a
 // RetryInfo, grpc-status-details-bin), which gRPC clients read as they
 // read the status of a call that ran (gRPC over HTTP/2, PROTOCOL-HTTP2.md

@@ -192,7 +192,7 @@ type Options struct {
 	// serves HTTP/2 as well as HTTP/1.1, chosen by ALPN.
 	UnencryptedHTTP2 bool
 	// GRPC serves HTTP/2 alone, as gRPC needs (h2c without TLS, h2 by
-	// ALPN with TLS), for a gRPC server's ServeHTTP: a connection that
+	// ALPN with TLS), for a handler of gRPC calls: a connection that
 	// starts with HTTP/1.1 is closed, and one whose client pings more
 	// often than gRPC's keepalive policy allows (pingMinTime) too.
 	GRPC bool

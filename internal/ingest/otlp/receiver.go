@@ -272,7 +272,7 @@ func grpcHTTP2(c Config) *http.HTTP2Config {
 		// refused by the transport (REFUSED_STREAM), which clients retry.
 		MaxConcurrentStreams: min(c.MaxConcurrentRequests, 1000),
 		// What a client may send before the server reads it: the body of
-		// a call is read as it arrives (grpcBody), under the byte budget,
+		// a call is read as it arrives (readGRPCMessage), under the byte budget,
 		// so the windows bound only the bytes in flight. 1 MiB holds a
 		// request of a few thousand spans whole: a smaller stream window
 		// made telemetrygen's 1000-span requests wait for a window update,
