@@ -266,7 +266,7 @@ func FuzzGRPCBody(f *testing.F) {
 		enc := grpcBodyEncodings[int(pick)%len(grpcBodyEncodings)]
 		tk := adm.Ticket()
 		b := r.getBody()
-		defer r.putBody(b)
+		defer r.freeBodies.put(b)
 		out, err := r.readGRPCMessage(bytes.NewReader(data), enc, b, tk)
 		tk.Release()
 		if n := adm.Buffered(); n != 0 {

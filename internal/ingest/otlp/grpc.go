@@ -163,7 +163,7 @@ func (r *Receiver) exportGRPC(w http.ResponseWriter, req *http.Request, signal s
 	t := r.adm.Ticket()
 	defer t.Release()
 	b := r.getBody()
-	defer r.putBody(b)
+	defer r.freeBodies.put(b)
 	msg, err := r.readGRPCMessage(req.Body, enc, b, t)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {

@@ -92,27 +92,26 @@ func (r *Receiver) admitHTTP(signal string, h func(http.ResponseWriter, *http.Re
 	}
 }
 
-// body holds the buffers of one request, reused through Receiver.bufs.
+// body holds the buffers of one request, the body as read and
+// decompressed, reused through Receiver.freeBodies.
 type body struct {
 	raw, plain []byte
 }
 
-// maxPooledBuffer keeps the buffers of rare huge requests out of the pool,
-// so that one burst of them does not pin that much memory.
-const maxPooledBuffer = 4 << 20
+// bodyBytes is the size of b's buffers, 0 for none.
+func bodyBytes(b *body) int {
+	if b == nil {
+		return 0
+	}
+	return cap(b.raw) + cap(b.plain)
+}
 
+// getBody returns the buffers of a finished request, or new ones.
 func (r *Receiver) getBody() *body {
-	if b, ok := r.bufs.Get().(*body); ok {
+	if b := r.freeBodies.get(); b != nil {
 		return b
 	}
 	return new(body)
-}
-
-func (r *Receiver) putBody(b *body) {
-	if cap(b.raw) > maxPooledBuffer || cap(b.plain) > maxPooledBuffer {
-		return
-	}
-	r.bufs.Put(b)
 }
 
 // readBody reads and decompresses the body within MaxRequestBytes after
@@ -170,7 +169,7 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request, t *admi
 		return
 	}
 	b := r.getBody()
-	defer r.putBody(b)
+	defer r.freeBodies.put(b)
 	data, release, ok := r.readBody(w, req, enc, "traces", b, t)
 	if !ok {
 		return
@@ -289,7 +288,7 @@ func (r *Receiver) serveProfiles(w http.ResponseWriter, req *http.Request, t *ad
 		return
 	}
 	b := r.getBody()
-	defer r.putBody(b)
+	defer r.freeBodies.put(b)
 	data, release, ok := r.readBody(w, req, enc, "profiles", b, t)
 	if !ok {
 		return

@@ -150,15 +150,16 @@ type Receiver struct {
 	handler  http.Handler
 	adm      *admission.Controller
 	dec      *ingest.Decompressor
-	bufs     sync.Pool     // *body
 	inflight chan struct{} // a slot per request being served
 	// freeSpans keeps the span slices the consumer gave back
 	// (telemetry.WithRelease), freeTexts where the texts of finished
-	// trace requests were, for the next requests to decode into;
-	// putSpans is freeSpans.put, made once.
-	freeSpans freeList[[]telemetry.Span]
-	freeTexts freeList[*telemetry.Texts]
-	putSpans  func([]telemetry.Span)
+	// trace requests were, for the next requests to decode into, and
+	// freeBodies the buffers of finished requests, to read the next
+	// into; putSpans is freeSpans.put, made once.
+	freeSpans  freeList[[]telemetry.Span]
+	freeTexts  freeList[*telemetry.Texts]
+	freeBodies freeList[*body]
+	putSpans   func([]telemetry.Span)
 	// grpcGuard and httpGuard admit requests by their credentials; nil:
 	// none asked.
 	grpcGuard, httpGuard *auth.Guard
@@ -197,7 +198,7 @@ func New(cfg Config, traces pipeline.Consumer[[]telemetry.Span], profiles pipeli
 	}
 	r := &Receiver{cfg: cfg, traces: traces, profiles: profiles, log: logger, m: m, adm: adm, reg: reg,
 		dec: ingest.NewDecompressor(cfg.MaxRequestBytes), inflight: make(chan struct{}, cfg.MaxConcurrentRequests),
-		freeSpans: newFreeList(sliceBytes[telemetry.Span]), freeTexts: newFreeList(textsBytes)}
+		freeSpans: newFreeList(sliceBytes[telemetry.Span]), freeTexts: newFreeList(textsBytes), freeBodies: newFreeList(bodyBytes)}
 	r.putSpans = r.freeSpans.put
 	if cfg.GRPCEndpoint != "" {
 		r.grpcHTTP = listener.New(listener.Options{Name: "otlp grpc receiver", Endpoint: cfg.GRPCEndpoint, Config: cfg.Config,

@@ -6,10 +6,10 @@ import (
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
-// freeList keeps a few values of finished trace requests for the next
+// freeList keeps a few values of finished requests for the next
 // requests to use, so that a request does not allocate again what the one
-// before gave back: the spans it decodes, where their texts are
-// (telemetry.Texts), and over gRPC its copy of the message. It is
+// before gave back: the buffers its body is read and decompressed into,
+// the spans it decodes, where their texts are (telemetry.Texts). It is
 // bounded: at most freeSlices values of at most maxFree bytes each; a
 // larger one, from a rare huge request, and one beyond the bound are left
 // to the garbage collector, so the list never holds more than
@@ -25,7 +25,7 @@ type freeList[T any] struct {
 const freeSlices = 8
 
 // maxFree is the size, in bytes, of the largest value a freeList keeps:
-// the spans of about 3,700 spans, or a 2 MiB gRPC message.
+// the spans of about 3,700 spans, or a body's buffers of 2 MiB.
 const maxFree = 2 << 20
 
 func newFreeList[T any](size func(T) int) freeList[T] {
