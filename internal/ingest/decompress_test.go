@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/golang/snappy"
 	"github.com/klauspost/compress/gzip"
@@ -197,6 +198,47 @@ func TestReadBody(t *testing.T) {
 	big, err := ReadBody(nil, bytes.NewReader(make([]byte, 1<<20)), -1, 1<<20, tk)
 	if err != nil || len(big) != 1<<20 || cap(big) > 1<<20+1<<10 {
 		t.Errorf("1 MiB at a 1 MiB limit: %d bytes in a buffer of %d, %v; want the buffer about the limit", len(big), cap(big), err)
+	}
+}
+
+// TestReadBodyReserves: a body reserves the buffers it is read into, not
+// only the bytes that arrived: the buffer it grew into whole, and of a
+// buffer it was given the room it read into; a known length bounds the
+// buffer.
+func TestReadBodyReserves(t *testing.T) {
+	tests := []struct {
+		name     string
+		dst      []byte
+		body     int // bytes sent
+		size     int64
+		wantCap  int // the buffer's capacity at most
+		reserved func(out []byte) int64
+	}{
+		// 100 KiB in a buffer grown to 128 KiB: reserved whole.
+		{"grown, length unknown", nil, 100 << 10, -1, 128 << 10, func(out []byte) int64 { return int64(cap(out)) }},
+		// Grown no larger than the length announced, and the byte that
+		// finds the end.
+		{"grown, length known", nil, 100 << 10, 100 << 10, 100<<10 + 1, func(out []byte) int64 { return int64(cap(out)) }},
+		// A given buffer of 1 MiB: what arrived and the room of one read
+		// past it.
+		{"given", make([]byte, 1<<20), 100 << 10, -1, 1 << 20, func(out []byte) int64 { return int64(len(out)) + readAhead }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := admission.Default()
+			tk := c.Ticket()
+			defer tk.Release()
+			out, err := ReadBody(tt.dst, iotest.HalfReader(bytes.NewReader(make([]byte, tt.body))), tt.size, 1<<20, tk)
+			if err != nil || len(out) != tt.body {
+				t.Fatalf("read %d bytes, %v; want %d", len(out), err, tt.body)
+			}
+			if cap(out) > tt.wantCap {
+				t.Errorf("buffer of %d bytes, want at most %d", cap(out), tt.wantCap)
+			}
+			if got, want := c.Buffered(), tt.reserved(out); got != want {
+				t.Errorf("%d bytes reserved for %d read into a buffer of %d, want %d", got, len(out), cap(out), want)
+			}
+		})
 	}
 }
 

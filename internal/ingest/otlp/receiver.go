@@ -273,12 +273,16 @@ func grpcHTTP2(c Config) *http.HTTP2Config {
 		// refused by the transport (REFUSED_STREAM), which clients retry.
 		MaxConcurrentStreams: min(c.MaxConcurrentRequests, 1000),
 		// What a client may send before the server reads it: the body of
-		// a call is read as it arrives (readGRPCMessage), under the byte budget,
-		// so the windows bound only the bytes in flight. 1 MiB holds a
-		// request of a few thousand spans whole: a smaller stream window
-		// made telemetrygen's 1000-span requests wait for a window update,
-		// 50 ms at the median when the client's core was busy.
-		MaxReceiveBufferPerStream:     1 << 20,
+		// a call is read as it arrives (readGRPCMessage), under the byte
+		// budget, so the windows bound the bytes in flight, which
+		// net/http's HTTP/2 server holds outside the budget until the
+		// handler reads them. 256 KiB holds a request of a thousand
+		// ordinary spans whole: with 64 KiB, telemetrygen's 1000-span
+		// requests waited for a window update, 50 ms at the median when
+		// the client's core was busy. With 1 MiB, 200 calls of 15 MiB at
+		// once took the process to 520-585 MB (the streams' unread data
+		// 68 MB of a 190 MB live heap), against 340-390 MB with 256 KiB.
+		MaxReceiveBufferPerStream:     256 << 10,
 		MaxReceiveBufferPerConnection: 4<<20 - 1,
 		// Ping a silent connection, and drop it if the ping is not
 		// answered: a vanished client does not keep its connection.
