@@ -121,9 +121,9 @@ func grpcContentSubtype(contentType string) (string, bool) {
 	return "", false
 }
 
-// exportGRPC serves one admitted-to-try Export call of signal, and
-// writes its answer; a refusal comes back as the status to answer,
-// with nothing written.
+// exportGRPC serves an Export call of signal whose credentials were
+// accepted, and writes its answer; a refusal comes back as the status to
+// answer, with nothing written.
 func (r *Receiver) exportGRPC(w http.ResponseWriter, req *http.Request, signal string, start time.Time) error {
 	ctx := req.Context()
 	if v := req.Header.Get("Grpc-Timeout"); v != "" {
