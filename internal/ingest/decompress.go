@@ -229,15 +229,11 @@ func ReadBody(dst []byte, body io.Reader, contentLength, limit int64, t *admissi
 	return out, nil
 }
 
-// readAhead is how far past what has arrived readAtMost reserves the room
-// of a buffer it was given.
-const readAhead = 64 << 10
-
 // readAtMost reads r to its end into dst's storage, stopping after
 // limit+1 bytes, and reserves on t the memory the reading takes: each
 // buffer it grows into, whole, before it is allocated, and of the
 // storage it was given (a pool's, memory taken already) the room it
-// reads into, up to readAhead past what arrived. Reserving what arrived
+// reads into, up to admission.ReadStep past what arrived. Reserving what arrived
 // alone let a request's buffer hold up to twice its reservation, and the
 // budget twice as much memory as it states (200 gRPC calls of 15 MiB
 // took 518 MB). The buffer doubles as it fills but never beyond limit+1,
@@ -276,7 +272,7 @@ func readAtMost(dst []byte, r io.Reader, size, limit int64, t *admission.Ticket)
 			copy(grown, dst)
 			dst = grown
 		}
-		end := min(int64(cap(dst)), most, int64(len(dst))+readAhead)
+		end := min(int64(cap(dst)), most, int64(len(dst))+admission.ReadStep)
 		if err := reserve(end); err != nil {
 			return dst, err
 		}

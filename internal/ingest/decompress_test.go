@@ -221,7 +221,7 @@ func TestReadBodyReserves(t *testing.T) {
 		{"grown, length known", nil, 100 << 10, 100 << 10, 100<<10 + 1, func(out []byte) int64 { return int64(cap(out)) }},
 		// A given buffer of 1 MiB: what arrived and the room of one read
 		// past it.
-		{"given", make([]byte, 1<<20), 100 << 10, -1, 1 << 20, func(out []byte) int64 { return int64(len(out)) + readAhead }},
+		{"given", make([]byte, 1<<20), 100 << 10, -1, 1 << 20, func(out []byte) int64 { return int64(len(out)) + admission.ReadStep }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -398,11 +398,13 @@ func (t *Ticket) Release() {
 // tiny spans from taking many times its size.
 const DecodedSpanBytes = 1 << 10
 
-// readStep is the most a Reader reads, and reserves, at a time.
-const readStep = 64 << 10
+// ReadStep is the most a Reader reads, and reserves, at a time, and how
+// far past what has arrived a reader of a request reserves the room of
+// its buffer (ingest.ReadBody does the same).
+const ReadStep = 64 << 10
 
 // Reader returns r whose reads reserve the bytes they may return before
-// reading them, as much as the caller's buffer offers (at most readStep a
+// reading them, as much as the caller's buffer offers (at most ReadStep a
 // read): a request waiting for its body holds what it has read and the
 // room its buffer has for more, which is memory taken already, not a
 // step ahead of it. A read that the budget cannot hold fails with
@@ -417,8 +419,8 @@ type reader struct {
 }
 
 func (r *reader) Read(p []byte) (int, error) {
-	if len(p) > readStep {
-		p = p[:readStep]
+	if len(p) > ReadStep {
+		p = p[:ReadStep]
 	}
 	if need := r.read + int64(len(p)) - r.own; need > 0 {
 		if err := r.t.ReserveRead(need); err != nil {
