@@ -19,6 +19,12 @@
 # never see two requests of it at once. CLIENTS (default 1) runs that many
 # telemetrygen processes side by side, each with WORKERS workers, for
 # concurrent requests (CLIENTS=10 for the 10 concurrent clients).
+# Clients started together at the same RATE stay in step: each exports
+# when its batch fills, so all of them send within a few milliseconds of
+# each other, every time, and the last request of each such burst waits
+# for the CPU the nine before it take. STAGGER (a sleep(1) duration, e.g.
+# 0.1) starts each client that long after the one before, as clients
+# that did not start together send: concurrent, each on its own phase.
 #
 # Pinned to one core, telemetrygen runs with GOMAXPROCS=1 (Go's default
 # from its CPU affinity) and makes only 7,000 to 9,000 spans a second with
@@ -163,6 +169,7 @@ load() {
 			--batch-size "$batch" --child-spans 9 --duration "$1" --service load "${attack[@]}" \
 			>"$work/telemetrygen.$c.log" 2>&1 &
 		loads+=($!)
+		if [ -n "${STAGGER:-}" ]; then sleep "$STAGGER"; fi
 	done
 	wait "${loads[@]}" || true
 	sleep 1 # the last calls and the Collector's batch
@@ -221,7 +228,7 @@ run() {
 	pid=
 }
 
-echo "load: ${CLIENTS:-1} telemetrygen client(s), $workers workers each, $batch spans a request, $duration a run after $warmup unmeasured, ATTACK=${ATTACK:-1}; server on core $server_cpu, load on core $load_cpu (GOMAXPROCS ${LOAD_GOMAXPROCS:-default}); $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load: ${CLIENTS:-1} telemetrygen client(s)${STAGGER:+ started ${STAGGER}s apart}, $workers workers each, $batch spans a request, $duration a run after $warmup unmeasured, ATTACK=${ATTACK:-1}; server on core $server_cpu, load on core $load_cpu (GOMAXPROCS ${LOAD_GOMAXPROCS:-default}); $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-9s %12s %14s %9s %9s %8s %8s\n' server spans spans/cpu-s p50-ms p99-ms rss-MiB refused
 for _ in $(seq "$rounds"); do
 	run collector
