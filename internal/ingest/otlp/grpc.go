@@ -253,7 +253,7 @@ func (r *Receiver) readGRPCMessage(src io.Reader, encoding string, b *body, t *a
 	}
 	b.raw = raw
 	if int64(len(raw)) < n {
-		return nil, fmt.Errorf("%w cut short: the body ended %d bytes before the length its prefix states", errGRPCFrame, n-int64(len(raw)))
+		return nil, fmt.Errorf("%w cut short: the body ended after %d of the %d bytes its prefix states", errGRPCFrame, len(raw), n)
 	}
 	if flag == 0 {
 		return raw, nil

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"math"
 	"net"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -164,6 +166,41 @@ func TestGRPCNotACall(t *testing.T) {
 			got, _ := h2Call(t, r.GRPCAddr(), tt.fields, [][]byte{msg}, true)
 			if got[":status"] != tt.httpStatus || got["grpc-status"] != tt.grpcStatus {
 				t.Errorf("answered %v; want :status %s, grpc-status %q", got, tt.httpStatus, tt.grpcStatus)
+			}
+		})
+	}
+	if !released(adm) {
+		t.Errorf("%d bytes still reserved after every call ended", adm.Buffered())
+	}
+}
+
+// TestGRPCMalformedMessage: a call whose message is not a well-formed
+// gRPC message is refused with a status and a message that say what is
+// wrong with it, and holds nothing after.
+func TestGRPCMalformedMessage(t *testing.T) {
+	r, adm := startBudgeted(t, testConfig(), &recorder[[]telemetry.Span]{}, 0)
+	fields := [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", tracesMethod},
+		{":authority", r.GRPCAddr()}, {"content-type", "application/grpc"}, {"te", "trailers"}}
+	tests := []struct {
+		name       string
+		body       []byte
+		grpcStatus string
+		message    string
+	}{
+		{"flag 2", []byte{2, 0, 0, 0, 2, 0x0a, 0x00}, "3", "gRPC message flag 2, want 0 or 1 (compressed)"},
+		{"prefix cut short", []byte{0, 0, 0}, "3", "gRPC message prefix cut short"},
+		{"body cut short", []byte{0, 0, 0, 0, 5, 0x0a}, "3", "the body ended after 1 of the 5 bytes its prefix states"},
+		{"compressed without grpc-encoding", []byte{1, 0, 0, 0, 2, 0x0a, 0x00}, "13", "compressed message with no grpc-encoding"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _ := h2Call(t, r.GRPCAddr(), fields, [][]byte{tt.body}, true)
+			msg, err := url.PathUnescape(got["grpc-message"])
+			if err != nil {
+				t.Fatalf("grpc-message %q: %v", got["grpc-message"], err)
+			}
+			if got["grpc-status"] != tt.grpcStatus || !strings.Contains(msg, tt.message) {
+				t.Errorf("answered %v; want grpc-status %s and a message with %q", got, tt.grpcStatus, tt.message)
 			}
 		})
 	}
