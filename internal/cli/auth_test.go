@@ -163,6 +163,43 @@ func TestTokensAuditEndToEnd(t *testing.T) {
 	}
 }
 
+// TestStoreReadersDoNotMigrate: token list and audit verify of this
+// evident, beside an older evident serve, read the store as it is: an
+// older schema is refused with what to do, and the database is left byte
+// for byte as it was; token create migrates it, and they read it then.
+// The store is one that evident wrote at 7a903a7 (its README).
+func TestStoreReadersDoNotMigrate(t *testing.T) {
+	old, err := os.ReadFile(filepath.Join("..", "store", "sqlite", "testdata", "log-before-segments", sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	db := filepath.Join(data, "store", sqlite.FileName)
+	if err := os.MkdirAll(filepath.Dir(db), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(db, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"token", "list"}, {"audit", "verify"}} {
+		code, _, stderr := run(t, append([]string{"--data", data}, args...)...)
+		if code != ExitUsage || !strings.Contains(stderr, "database schema is older than this evident") || !strings.Contains(stderr, "an older evident migrated it last") {
+			t.Errorf("%s on an older store: exit %d, stderr %q; want %d saying the schema is older", strings.Join(args, " "), code, stderr, ExitUsage)
+		}
+		if got, err := os.ReadFile(db); err != nil || !bytes.Equal(got, old) {
+			t.Errorf("%s changed the database (%v)", strings.Join(args, " "), err)
+		}
+	}
+	if code, _, stderr := run(t, "--data", data, "token", "create", "--name", "ci", "--role", "ingest"); code != ExitOK {
+		t.Fatalf("token create: exit %d, %s", code, stderr)
+	}
+	for _, args := range [][]string{{"token", "list"}, {"audit", "verify"}} {
+		if code, _, stderr := run(t, append([]string{"--data", data}, args...)...); code != ExitOK {
+			t.Errorf("%s after token create migrated the store: exit %d, %s", strings.Join(args, " "), code, stderr)
+		}
+	}
+}
+
 // TestStoreCommandsNeedAStore: the commands that read serve's store refuse
 // a data directory without one (a mistyped --data) instead of making an
 // empty store there and reporting on it; token create makes one.

@@ -75,23 +75,49 @@ type servedStore interface {
 	Collector() prometheus.Collector
 }
 
+// storeAccess is how a command opens the store.
+type storeAccess int
+
+const (
+	// storeServe is evident serve's: SQLite's lock on the directory,
+	// the schema migrated.
+	storeServe storeAccess = iota
+	// storeCreate is token create's: beside the evident serve that may
+	// hold the store (sqlite.OpenShared), the schema migrated, the store
+	// made when there is none (tokens may come before the first serve).
+	storeCreate
+	// storeWrite is token revoke's: as storeCreate, of an existing store.
+	storeWrite
+	// storeRead is token list's and audit verify's: beside serve, the
+	// schema read as it is, never migrated (sqlite and postgres
+	// OpenReader), so that the new binary's read of the store of an old
+	// serve leaves it as it was.
+	storeRead
+)
+
 // openStore opens the store of cfg: SQLite's under dataDir, or the
-// PostgreSQL database. shared opens SQLite beside the evident serve that
-// may hold it (sqlite.OpenShared), for the token and audit commands;
-// PostgreSQL is always shared. warn is told when the SQLite database's
-// files let others than their owner in (sqlite.Store.CheckMode).
-func openStore(ctx context.Context, dataDir string, cfg storeConfig, shared bool, warn func(error)) (servedStore, error) {
+// PostgreSQL database, as access says. PostgreSQL is always shared.
+// warn is told when the SQLite database's files let others than their
+// owner in (sqlite.Store.CheckMode).
+func openStore(ctx context.Context, dataDir string, cfg storeConfig, access storeAccess, warn func(error)) (servedStore, error) {
 	// A failed Open returns a nil interface, not a nil *Store in one.
 	if cfg.Backend == backendPostgres {
-		st, err := postgres.Open(ctx, cfg.Postgres)
+		open := postgres.Open
+		if access == storeRead {
+			open = postgres.OpenReader
+		}
+		st, err := open(ctx, cfg.Postgres)
 		if err != nil {
 			return nil, err
 		}
 		return st, nil
 	}
 	open := sqlite.Open
-	if shared {
+	switch access {
+	case storeCreate, storeWrite:
 		open = sqlite.OpenShared
+	case storeRead:
+		open = sqlite.OpenReader
 	}
 	st, err := open(ctx, filepath.Join(dataDir, "store"), cfg.Config)
 	if err != nil {

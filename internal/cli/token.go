@@ -32,23 +32,23 @@ func cliActor() string {
 
 // openSharedStore opens the store of serve's configuration file config
 // (serve.store; SQLite's under --data without one) beside a running
-// evident serve, for the token and audit commands. Only token create
-// makes a SQLite store that is not there (tokens may come before the
-// first serve): the commands that read one refuse a directory without
-// it, as a mistyped --data would otherwise list no tokens and find an
-// empty audit log intact, and leave a new store behind.
-func openSharedStore(ctx context.Context, g *globals, config string, create bool) (store.Store, error) {
+// evident serve, for the token and audit commands, as access says. Only
+// token create makes a SQLite store that is not there (tokens may come
+// before the first serve): the commands that read one refuse a directory
+// without it, as a mistyped --data would otherwise list no tokens and
+// find an empty audit log intact, and leave a new store behind.
+func openSharedStore(ctx context.Context, g *globals, config string, access storeAccess) (store.Store, error) {
 	cfg, err := loadConfig(config)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Serve.Store.Backend != backendPostgres && !create {
+	if cfg.Serve.Store.Backend != backendPostgres && access != storeCreate {
 		path := filepath.Join(g.dataDir, "store", sqlite.FileName)
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("no store at %s: evident serve or evident token create makes one; --data names the data directory of the serve to manage (default ./evident-data), --config a configuration whose serve.store is PostgreSQL", path)
 		}
 	}
-	return openStore(ctx, g.dataDir, cfg.Serve.Store, true, func(err error) { fmt.Fprintf(g.stderr, "evident: warning: %v\n", err) })
+	return openStore(ctx, g.dataDir, cfg.Serve.Store, access, func(err error) { fmt.Fprintf(g.stderr, "evident: warning: %v\n", err) })
 }
 
 // addStoreConfigFlag adds --config, the file whose serve.store says
@@ -134,7 +134,7 @@ or was revoked, is an error.`,
 				}
 				tok.Tenant = tenant
 			}
-			st, err := openSharedStore(cmd.Context(), g, *config, true)
+			st, err := openSharedStore(cmd.Context(), g, *config, storeCreate)
 			if err != nil {
 				return withCode(ExitUsage, err)
 			}
@@ -239,7 +239,7 @@ func newTokenListCmd(g *globals, config *string) *cobra.Command {
 		Short: "List the tokens (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openSharedStore(cmd.Context(), g, *config, false)
+			st, err := openSharedStore(cmd.Context(), g, *config, storeRead)
 			if err != nil {
 				return withCode(ExitUsage, err)
 			}
@@ -277,7 +277,7 @@ func newTokenRevokeCmd(g *globals, config *string) *cobra.Command {
 		Example: `  evident token revoke 3f9a0c1d2e4b5a69`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, ids []string) error {
-			st, err := openSharedStore(cmd.Context(), g, *config, false)
+			st, err := openSharedStore(cmd.Context(), g, *config, storeWrite)
 			if err != nil {
 				return withCode(ExitUsage, err)
 			}
@@ -320,7 +320,7 @@ the hash of the last one (the head: keep it elsewhere to detect a later
 truncation of the log). Exit status 1 names the first entry that fails.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openSharedStore(cmd.Context(), g, config, false)
+			st, err := openSharedStore(cmd.Context(), g, config, storeRead)
 			if err != nil {
 				return withCode(ExitUsage, err)
 			}

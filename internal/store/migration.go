@@ -71,6 +71,23 @@ func UnixNano(t time.Time) (int64, error) {
 	return t.UnixNano(), nil
 }
 
+// CheckSchema is the error of a read-only open of a database at schema
+// version current when the running evident knows migrations up to known:
+// TooNew's when current is the higher, ErrSchemaBehind when it is the
+// lower (0: no evident made the database), nil when they are equal.
+func CheckSchema(current, known int) error {
+	if err := TooNew(current, known); err != nil {
+		return err
+	}
+	switch {
+	case current == 0:
+		return fmt.Errorf("%w: no evident schema in it (evident serve or evident token create makes one)", ErrSchemaBehind)
+	case current < known:
+		return fmt.Errorf("%w: schema version %d, this evident's is %d (an older evident migrated it last): read it with that evident, or once this evident's serve has started on it (serve migrates the schema; this command does not)", ErrSchemaBehind, current, known)
+	}
+	return nil
+}
+
 // ApplyMigrations brings a database at schema version current up to the
 // last of ms, inside the backend's migration transaction: ErrSchemaTooNew
 // (TooNew) when current is past them, else every migration after current

@@ -56,6 +56,12 @@ var (
 	// by a newer evident than the running one; the running binary refuses
 	// to touch data it does not understand.
 	ErrSchemaTooNew = errors.New("database schema is newer than this evident")
+	// ErrSchemaBehind is returned by the read-only opens (sqlite and
+	// postgres OpenReader) when the database was last migrated by an
+	// older evident: they read a schema as it is and never migrate it,
+	// so that a newer evident's token list or audit verify does not
+	// change the store of the older evident serving it.
+	ErrSchemaBehind = errors.New("database schema is older than this evident")
 )
 
 // TooNewHint says what to do about ErrSchemaTooNew, after the message

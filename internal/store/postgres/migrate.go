@@ -48,3 +48,19 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, ms []store.Migration) erro
 			})
 	})
 }
+
+// checkSchema is store.CheckSchema of the database's schema version
+// against ms; it creates nothing (0 when no migration ever ran).
+func checkSchema(ctx context.Context, pool *pgxpool.Pool, ms []store.Migration) error {
+	var exists bool
+	if err := pool.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	var current int
+	if exists {
+		if err := pool.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+	}
+	return store.CheckSchema(current, len(ms))
+}

@@ -75,11 +75,53 @@ func TestMigrations(t *testing.T) {
 		}
 	})
 
+	// OpenReader reads a schema as it is: an empty database and one an
+	// older evident migrated are refused and left as they were, the
+	// current one is read.
+	t.Run("ReaderDoesNotMigrate", func(t *testing.T) {
+		cfg := newDatabase(t)
+		if s, err := OpenReader(t.Context(), cfg); !errors.Is(err, store.ErrSchemaBehind) {
+			if err == nil {
+				s.Close()
+			}
+			t.Fatalf("OpenReader of an empty database = %v, want ErrSchemaBehind", err)
+		}
+		old, err := open(t.Context(), cfg, all[:len(all)-1], false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer old.Close()
+		s, err := OpenReader(t.Context(), cfg)
+		if err == nil {
+			s.Close()
+			t.Fatal("OpenReader of an older schema succeeded")
+		}
+		if want := fmt.Sprintf("schema version %d, this evident's is %d", len(all)-1, len(all)); !errors.Is(err, store.ErrSchemaBehind) || !strings.Contains(err.Error(), want) {
+			t.Errorf("OpenReader = %v, want ErrSchemaBehind saying %q", err, want)
+		}
+		if got := versions(t, old); !cmp.Equal(got, want[:len(want)-1]) {
+			t.Errorf("schema_migrations after OpenReader = %v, want %v", got, want[:len(want)-1])
+		}
+		cur, err := Open(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cur.Close()
+		s, err = OpenReader(t.Context(), cfg)
+		if err != nil {
+			t.Fatalf("OpenReader of the current schema: %v", err)
+		}
+		defer s.Close()
+		if _, err := s.Tokens(t.Context()); err != nil {
+			t.Errorf("Tokens through OpenReader: %v", err)
+		}
+	})
+
 	t.Run("FailedMigrationRollsBack", func(t *testing.T) {
 		cfg := newDatabase(t)
 		broken := append(append([]store.Migration(nil), all...),
 			store.Migration{Version: len(all) + 1, Name: "9999_broken", SQL: `CREATE TABLE x (a INTEGER); THIS IS NOT SQL;`})
-		if s, err := open(t.Context(), cfg, broken); err == nil {
+		if s, err := open(t.Context(), cfg, broken, false); err == nil {
 			s.Close()
 			t.Fatal("open with a broken migration succeeded")
 		} else if !strings.Contains(err.Error(), "apply migration 9999_broken") {

@@ -120,12 +120,25 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", cfg.Redacted(), err)
 	}
-	return open(ctx, cfg, ms)
+	return open(ctx, cfg, ms, false)
+}
+
+// OpenReader connects to the database of cfg as Open does, for the
+// commands that only read it (token list, audit verify), and leaves its
+// schema as it is: a database an older evident migrated last is refused
+// (store.ErrSchemaBehind) rather than migrated under the evident that may
+// serve it, as is a newer one (store.ErrSchemaTooNew).
+func OpenReader(ctx context.Context, cfg Config) (*Store, error) {
+	ms, err := store.LoadMigrations(migrationFiles)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", cfg.Redacted(), err)
+	}
+	return open(ctx, cfg, ms, true)
 }
 
 // open is Open with the migrations to apply, so tests can build a
-// database of an older schema.
-func open(ctx context.Context, cfg Config, ms []store.Migration) (*Store, error) {
+// database of an older schema; with reader, OpenReader.
+func open(ctx context.Context, cfg Config, ms []store.Migration, reader bool) (*Store, error) {
 	where := cfg.Redacted()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", where, err)
@@ -140,7 +153,11 @@ func open(ctx context.Context, cfg Config, ms []store.Migration) (*Store, error)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", where, err)
 	}
-	if err := migrate(ctx, pool, ms); err != nil {
+	check := migrate
+	if reader {
+		check = checkSchema
+	}
+	if err := check(ctx, pool, ms); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open store %s: %w", where, err)
 	}

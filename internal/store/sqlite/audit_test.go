@@ -4,8 +4,10 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -129,6 +131,84 @@ func TestOpenShared(t *testing.T) {
 	if toks, err := s.Tokens(t.Context()); err != nil || len(toks) != 2 {
 		t.Errorf("Tokens through the locked store = %d tokens, %v; want 2", len(toks), err)
 	}
+}
+
+// TestOpenReader: the store of a read-only command (token list, audit
+// verify) is read beside the process that holds it when its schema is
+// the current one; an older schema is refused and left as it was, as is
+// a newer one, and a missing store is not made.
+func TestOpenReader(t *testing.T) {
+	all := migrationsOf(t)
+	for n := 1; n < len(all); n++ {
+		t.Run(all[n-1].Name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := open(t.Context(), dir, DefaultConfig(), options{migrations: all[:n]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			r, err := OpenReader(t.Context(), dir, DefaultConfig())
+			if err == nil {
+				r.Close()
+				t.Fatal("OpenReader of an older schema succeeded")
+			}
+			if want := fmt.Sprintf("schema version %d, this evident's is %d", n, len(all)); !errors.Is(err, store.ErrSchemaBehind) || !strings.Contains(err.Error(), want) {
+				t.Errorf("OpenReader = %v, want ErrSchemaBehind saying %q", err, want)
+			}
+			if got := schemaVersions(t, s); len(got) != n {
+				t.Errorf("schema versions after OpenReader = %v, want the %d it had", got, n)
+			}
+		})
+	}
+	t.Run("current", func(t *testing.T) {
+		dir := t.TempDir()
+		s, err := Open(t.Context(), dir, DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		tok := store.Token{ID: "a", Name: "collector", Roles: []string{"ingest"}, SecretHash: make([]byte, sha256.Size), Created: time.Unix(1, 0)}
+		if err := s.CreateToken(t.Context(), tok, "test"); err != nil {
+			t.Fatal(err)
+		}
+		r, err := OpenReader(t.Context(), dir, DefaultConfig())
+		if err != nil {
+			t.Fatalf("OpenReader beside the store's holder: %v", err)
+		}
+		defer r.Close()
+		if got, err := r.Tokens(t.Context()); err != nil || len(got) != 1 || got[0].ID != "a" {
+			t.Errorf("Tokens through OpenReader = %+v, %v; want the collector token", got, err)
+		}
+		if err := verify(t, r); err != nil {
+			t.Errorf("audit log through OpenReader: %v", err)
+		}
+	})
+	t.Run("too new", func(t *testing.T) {
+		dir := t.TempDir()
+		s, err := Open(t.Context(), dir, DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if _, err := s.write.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from_the_future', 0)`, len(all)+1); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := OpenReader(t.Context(), dir, DefaultConfig()); !errors.Is(err, store.ErrSchemaTooNew) {
+			if err == nil {
+				r.Close()
+			}
+			t.Errorf("OpenReader of a newer schema = %v, want ErrSchemaTooNew", err)
+		}
+	})
+	t.Run("no store", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "store")
+		if _, err := OpenReader(t.Context(), dir, DefaultConfig()); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("OpenReader without a store = %v, want ErrNotExist", err)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("OpenReader without a store made %s (%v)", dir, err)
+		}
+	})
 }
 
 // TestReadTokens reads the tokens of a store of every earlier schema that

@@ -36,6 +36,22 @@ func migrate(ctx context.Context, db *sql.DB, ms []store.Migration) (err error) 
 	return tx.Commit()
 }
 
+// schemaVersion returns the schema version of db as migrate left it, 0
+// when no migration ever ran, and creates nothing.
+func schemaVersion(ctx context.Context, db *sql.DB) (int, error) {
+	var n, current int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return current, nil
+}
+
 // migrateTx applies the migrations of ms that the database lacks in tx,
 // which the caller commits, or rolls back to leave the file as it was.
 func migrateTx(ctx context.Context, tx *sql.Tx, ms []store.Migration) error {

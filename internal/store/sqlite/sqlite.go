@@ -145,6 +145,23 @@ func OpenShared(ctx context.Context, dir string, cfg Config) (*Store, error) {
 	return open(ctx, dir, cfg, options{migrations: ms, shared: true})
 }
 
+// OpenReader opens the existing database in dir as OpenShared does, for
+// the commands that only read it (token list, audit verify), and leaves
+// its schema as it is: a database an older evident migrated last is
+// refused (store.ErrSchemaBehind) rather than migrated under the evident
+// that may serve it, as is a newer one (store.ErrSchemaTooNew). It makes
+// no file nor directory.
+func OpenReader(ctx context.Context, dir string, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", dir, err)
+	}
+	ms, err := store.LoadMigrations(migrationFiles)
+	if err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", dir, err)
+	}
+	return open(ctx, dir, cfg, options{migrations: ms, shared: true, reader: true})
+}
+
 // errShared is returned by the log writes of a store opened shared.
 var errShared = fmt.Errorf("%w: the store is opened shared (OpenShared), without the telemetry log", store.ErrInvalid)
 
@@ -155,6 +172,9 @@ type options struct {
 	migrations []store.Migration
 	// shared opens without the lock, read-only for the telemetry log.
 	shared bool
+	// reader opens an existing database and checks its schema instead
+	// of migrating it (OpenReader).
+	reader bool
 	// segmentSize is where the telemetry log starts a new segment;
 	// defaultSegmentSize when 0.
 	segmentSize int64
@@ -171,6 +191,13 @@ func open(ctx context.Context, dir string, cfg Config, o options) (*Store, error
 		// parameters start.
 		return nil, fmt.Errorf("open store in %s: the directory name contains '?'", dir)
 	}
+	path := filepath.Join(dir, FileName)
+	if o.reader {
+		// sql.Open would make the file, and this function the directory.
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -181,7 +208,6 @@ func open(ctx context.Context, dir string, cfg Config, o options) (*Store, error
 			return nil, fmt.Errorf("open store in %s: %w", dir, err)
 		}
 	}
-	path := filepath.Join(dir, FileName)
 	// The database holds the tokens' hashes, the audit log, the alerts'
 	// evidence and the model's checkpoints: readable by its owner only,
 	// as the log's segments are. SQLite would create it (as it would
@@ -223,7 +249,7 @@ func open(ctx context.Context, dir string, cfg Config, o options) (*Store, error
 
 	s := &Store{db: &db{path: path, lock: lock, shared: shared, write: write, dir: dir, segmentSize: o.segmentSize},
 		tenant: store.DefaultTenant}
-	if err := s.init(ctx, cfg, busy, o.migrations); err != nil {
+	if err := s.init(ctx, cfg, busy, o.migrations, o.reader); err != nil {
 		_ = s.Close() // the init error is the one to report
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
@@ -231,9 +257,9 @@ func open(ctx context.Context, dir string, cfg Config, o options) (*Store, error
 	return s, nil
 }
 
-// init checks the journal mode, migrates, and opens the readers once the
-// schema is in place.
-func (s *Store) init(ctx context.Context, cfg Config, busy string, ms []store.Migration) error {
+// init checks the journal mode, migrates (or with reader, checks the
+// schema), and opens the readers once the schema is in place.
+func (s *Store) init(ctx context.Context, cfg Config, busy string, ms []store.Migration, reader bool) error {
 	var mode string
 	if err := s.write.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
 		return err
@@ -241,7 +267,15 @@ func (s *Store) init(ctx context.Context, cfg Config, busy string, ms []store.Mi
 	if !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("journal mode is %q, not wal (is the directory on a network file system?)", mode)
 	}
-	if err := migrate(ctx, s.write, ms); err != nil {
+	if reader {
+		current, err := schemaVersion(ctx, s.write)
+		if err != nil {
+			return err
+		}
+		if err := store.CheckSchema(current, len(ms)); err != nil {
+			return err
+		}
+	} else if err := migrate(ctx, s.write, ms); err != nil {
 		return err
 	}
 	read, err := sql.Open("sqlite", dsn(s.path, url.Values{
