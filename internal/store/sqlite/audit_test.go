@@ -184,16 +184,7 @@ func TestOpenReader(t *testing.T) {
 		}
 	})
 	t.Run("too new", func(t *testing.T) {
-		dir := t.TempDir()
-		s, err := Open(t.Context(), dir, DefaultConfig())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		if _, err := s.write.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from_the_future', 0)`, len(all)+1); err != nil {
-			t.Fatal(err)
-		}
-		if r, err := OpenReader(t.Context(), dir, DefaultConfig()); !errors.Is(err, store.ErrSchemaTooNew) {
+		if r, err := OpenReader(t.Context(), newerStore(t), DefaultConfig()); !errors.Is(err, store.ErrSchemaTooNew) {
 			if err == nil {
 				r.Close()
 			}
@@ -243,16 +234,7 @@ func TestReadTokens(t *testing.T) {
 		})
 	}
 	t.Run("too new", func(t *testing.T) {
-		dir := t.TempDir()
-		s, err := Open(t.Context(), dir, DefaultConfig())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		if _, err := s.write.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from_the_future', 0)`, len(all)+1); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ReadTokens(t.Context(), dir, DefaultConfig()); !errors.Is(err, store.ErrSchemaTooNew) {
+		if _, err := ReadTokens(t.Context(), newerStore(t), DefaultConfig()); !errors.Is(err, store.ErrSchemaTooNew) {
 			t.Errorf("ReadTokens of a newer schema = %v, want ErrSchemaTooNew", err)
 		}
 	})

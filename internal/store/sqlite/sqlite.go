@@ -118,14 +118,7 @@ var _ store.Store = (*Store)(nil)
 // a newer evident has migrated the database. ctx bounds the opening and
 // migration only.
 func Open(ctx context.Context, dir string, cfg Config) (*Store, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("open store in %s: %w", dir, err)
-	}
-	ms, err := store.LoadMigrations(migrationFiles)
-	if err != nil {
-		return nil, fmt.Errorf("open store in %s: %w", dir, err)
-	}
-	return open(ctx, dir, cfg, options{migrations: ms})
+	return openAs(ctx, dir, cfg, options{})
 }
 
 // OpenShared opens the database in dir as Open does, but beside the
@@ -135,14 +128,7 @@ func Open(ctx context.Context, dir string, cfg Config) (*Store, error) {
 // lock may write the telemetry log. SQLite serialises the writes of the
 // two processes.
 func OpenShared(ctx context.Context, dir string, cfg Config) (*Store, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("open store in %s: %w", dir, err)
-	}
-	ms, err := store.LoadMigrations(migrationFiles)
-	if err != nil {
-		return nil, fmt.Errorf("open store in %s: %w", dir, err)
-	}
-	return open(ctx, dir, cfg, options{migrations: ms, shared: true})
+	return openAs(ctx, dir, cfg, options{shared: true})
 }
 
 // OpenReader opens the existing database in dir as OpenShared does, for
@@ -152,6 +138,11 @@ func OpenShared(ctx context.Context, dir string, cfg Config) (*Store, error) {
 // that may serve it, as is a newer one (store.ErrSchemaTooNew). It makes
 // no file nor directory.
 func OpenReader(ctx context.Context, dir string, cfg Config) (*Store, error) {
+	return openAs(ctx, dir, cfg, options{shared: true, reader: true})
+}
+
+// openAs is open of cfg, validated, with evident's migrations.
+func openAs(ctx context.Context, dir string, cfg Config, o options) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)
 	}
@@ -159,7 +150,8 @@ func OpenReader(ctx context.Context, dir string, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)
 	}
-	return open(ctx, dir, cfg, options{migrations: ms, shared: true, reader: true})
+	o.migrations = ms
+	return open(ctx, dir, cfg, o)
 }
 
 // errShared is returned by the log writes of a store opened shared.

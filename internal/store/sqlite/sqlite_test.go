@@ -204,16 +204,8 @@ func TestMigrations(t *testing.T) {
 	})
 
 	t.Run("FutureVersionRefused", func(t *testing.T) {
-		dir := t.TempDir()
+		dir := newerStore(t)
 		s, err := Open(t.Context(), dir, DefaultConfig())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.write.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from_the_future', 0)`, len(all)+1); err != nil {
-			t.Fatal(err)
-		}
-		s.Close()
-		s, err = Open(t.Context(), dir, DefaultConfig())
 		if err == nil {
 			s.Close()
 			t.Fatal("Open of a database from a newer evident succeeded")
@@ -247,6 +239,22 @@ func TestMigrations(t *testing.T) {
 			t.Errorf("table x: count %d, %v; want it rolled back", n, err)
 		}
 	})
+}
+
+// newerStore makes a store whose schema a newer evident migrated, one
+// version past this one's, and returns its directory.
+func newerStore(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := Open(t.Context(), dir, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.write.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from_the_future', 0)`, len(migrationsOf(t))+1); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 func schemaVersions(t *testing.T, s *Store) []int {
