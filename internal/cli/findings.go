@@ -60,6 +60,7 @@ func importParsers() map[findings.Format]importer {
 		findings.FormatOSVScanner:  scannerReport(findings.ParseOSVScanner),
 		findings.FormatPipAudit:    scannerReport(findings.ParsePipAudit),
 		findings.FormatNPMAudit:    npmAuditReport,
+		findings.FormatEvident:     scannerReport(findings.ParseDocument),
 	}
 }
 
@@ -249,7 +250,9 @@ record was skipped, 2 if a file could not be read at all.`,
 					// say; without either, the artifact the report
 					// scanned names it, as analyze and serve infer it
 					// (with no telemetry to check the name against).
-					if in.services == "" {
+					// evident's own findings (findings import --format
+					// json) name their services already.
+					if in.services == "" && !findings.NameServices(fs) {
 						for i := range fs {
 							fs[i].Service = cmp.Or(fs[i].Service, service)
 						}

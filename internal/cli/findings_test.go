@@ -142,6 +142,41 @@ func TestFindingsImportGoBinary(t *testing.T) {
 	}
 }
 
+// TestFindingsOwnJSON: the findings findings import writes as JSON read
+// back as they were, by findings import and by analyze --findings, each
+// finding in the service it names (none inferred, though its sources
+// name what they scanned).
+func TestFindingsOwnJSON(t *testing.T) {
+	recorded := filepath.Join("..", "..", "examples", "shop", "recorded")
+	code, first, errOut := run(t, "findings", "import", "--format", "json", filepath.Join(recorded, "findings"))
+	if code != ExitOK {
+		t.Fatalf("findings import: exit %d, %s", code, errOut)
+	}
+	merged := filepath.Join(t.TempDir(), "merged.json")
+	if err := os.WriteFile(merged, []byte(first), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, again, errOut := run(t, "findings", "import", "--format", "json", merged)
+	if code != ExitOK || errOut != "" {
+		t.Fatalf("findings import of its own JSON: exit %d, stderr %q", code, errOut)
+	}
+	if again != first {
+		t.Errorf("read back, the findings differ:\n%s", cmp.Diff(first, again))
+	}
+	code, out, errOut := run(t, "analyze", "--vulns", filepath.Join(recorded, "osv"), "--findings", merged, "--format", "json")
+	if code != ExitOK {
+		t.Fatalf("analyze --findings of evident's JSON: exit %d, %s", code, errOut)
+	}
+	for _, svc := range []string{"catalog", "gateway", "orders", "reporter"} {
+		if !strings.Contains(out, `"service": "`+svc+`"`) {
+			t.Errorf("analyze's report has no finding of %s", svc)
+		}
+	}
+	if strings.Contains(errOut, "service ") {
+		t.Errorf("analyze inferred a service for findings that name theirs: %s", errOut)
+	}
+}
+
 func TestSplitServiceArg(t *testing.T) {
 	dir := t.TempDir()
 	withEq := filepath.Join(dir, "a=b.json")

@@ -59,7 +59,9 @@ func assignFindings(inputs []importedFindings, seen seenServices, note func(stri
 		errs []error
 	)
 	for _, in := range inputs {
-		if in.services == "" && len(in.fs) > 0 {
+		// evident's own findings (findings import --format json) name
+		// their services already.
+		if in.services == "" && len(in.fs) > 0 && !findings.NameServices(in.fs) {
 			svc, why, err := inferService(in.artifact(), seen)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("--findings %s: %w; give it as --findings SERVICE=%s", in.path, err, in.path))

@@ -379,6 +379,7 @@ var inputNouns = map[findings.Format]string{
 	findings.FormatNPMAudit:    "an npm audit report (an input of evident analyze --findings)",
 	findings.FormatPipAudit:    "a pip-audit report (an input of evident analyze --findings)",
 	findings.FormatLockfile:    "a lockfile (an input of evident analyze --findings)",
+	findings.FormatEvident:     "evident's findings (evident findings import --format json; an input of evident analyze --findings)",
 }
 
 // describeInput says what data is when it is one of the other files

@@ -31,6 +31,7 @@ const (
 	FormatNPMAudit    Format = "npm-audit"   // npm audit --json (npm 7+, auditReportVersion 2)
 	FormatPipAudit    Format = "pip-audit"   // pip-audit --format json
 	FormatLockfile    Format = "lockfile"    // a package manager's lockfile or manifest (ParseLockfile)
+	FormatEvident     Format = "evident"     // evident findings import --format json (Document)
 )
 
 // Errors of the importers. A parser returns file-level errors (the input
@@ -220,6 +221,8 @@ func formatOfKeys(keys []string) (Format, error) {
 		return FormatPipAudit, nil
 	case has("lockfileVersion"):
 		return FormatLockfile, nil // package-lock.json, npm-shrinkwrap.json
+	case has("version") && has("findings"):
+		return FormatEvident, nil
 	}
 	if len(keys) > 5 {
 		keys = append(keys[:5:5], "...")

@@ -1,37 +1,12 @@
 package findings
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 )
-
-// DocumentVersion is the version of the JSON document that WriteJSON
-// writes. It changes when a field changes meaning or goes away; new
-// fields do not change it.
-const DocumentVersion = 1
-
-// Document is evident's JSON document of findings.
-type Document struct {
-	Version  int       `json:"version"`
-	Findings []Finding `json:"findings"`
-}
-
-// WriteJSON writes findings as an indented Document.
-func WriteJSON(w io.Writer, fs []Finding) error {
-	if fs == nil {
-		fs = []Finding{}
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(Document{Version: DocumentVersion, Findings: fs}); err != nil {
-		return fmt.Errorf("write findings: %w", err)
-	}
-	return nil
-}
 
 // WriteTable writes findings as a table with aligned columns, one finding
 // a row, in the order given. Empty cells are "-".

@@ -168,10 +168,17 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func importer(r io.Reader, name, format string) ([]findings.Finding, []error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, []error{err}
+	}
+	if f, _ := findings.Detect(data); f == findings.FormatEvident && format == "auto" {
+		return findings.ParseDocument(bytes.NewReader(data), name)
+	}
 	if format != "auto" && format != "govulncheck" {
 		return nil, []error{findings.ErrUnknownFormat}
 	}
-	return findings.ParseGovulncheck(r, name)
+	return findings.ParseGovulncheck(bytes.NewReader(data), name)
 }
 
 func TestRoutes(t *testing.T) {
@@ -301,6 +308,23 @@ func TestUpload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// evident's own findings of two services (findings import --format
+	// json), and of a service that cannot be named.
+	fs, _ := findings.ParseGovulncheck(bytes.NewReader(report), "app.govulncheck.json")
+	document := func(services ...string) []byte {
+		var all []findings.Finding
+		for _, svc := range services {
+			for _, f := range fs {
+				f.Service = svc
+				all = append(all, f)
+			}
+		}
+		var b bytes.Buffer
+		if err := findings.WriteJSON(&b, all); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
 	tests := []struct {
 		name, query string
 		body        []byte
@@ -310,6 +334,12 @@ func TestUpload(t *testing.T) {
 		// A report given without a service is the service's it scanned,
 		// as analyze takes it; never a service named "".
 		{"no service", "", report, 200, `"vulnapp"`},
+		// evident's own findings keep the services they name.
+		{"evident's findings", "", document("orders", "gateway"), 200, `"services": [
+    "gateway",
+    "orders"
+  ]`},
+		{"evident's findings of a bad service", "", document("gateway", "bad\nname"), 200, `findings[6] (GO-2021-0113): service \"bad\\nname\": want a service name`},
 		{"empty service", "?service=", report, 400, `service \"\": want a service name`},
 		{"blank service", "?service=%20%0A", report, 400, `service \" \\n\": want a service name`},
 		{"govulncheck", "?service=app", report, 200, `"findings": 6`},
@@ -333,7 +363,7 @@ func TestUpload(t *testing.T) {
 	for _, a := range st.Result().Assessments {
 		services[a.Finding.Service]++
 	}
-	if diff := cmp.Diff(map[string]int{"app": 6, "vulnapp": 6}, services); diff != "" {
+	if diff := cmp.Diff(map[string]int{"app": 6, "vulnapp": 6, "orders": 6, "gateway": 6}, services); diff != "" {
 		t.Errorf("findings by service after the uploads (-want +got):\n%s", diff)
 	}
 }

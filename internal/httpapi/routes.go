@@ -249,9 +249,11 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	services := []string{}
-	if svc == "" {
+	if svc == "" && !findings.NameServices(fs) {
 		// The service of a report given without one is the one it says it
-		// scanned, as evident analyze takes it ("cmd/orders" is orders's).
+		// scanned, as evident analyze takes it ("cmd/orders" is orders's);
+		// evident's own findings (findings import --format json) name
+		// theirs.
 		if svc = reportService(fs); svc == "" && len(fs) > 0 {
 			writeError(w, http.StatusBadRequest, "the report does not say which service it scanned: name it with ?service=")
 			return
