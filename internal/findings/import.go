@@ -221,7 +221,9 @@ func formatOfKeys(keys []string) (Format, error) {
 		return FormatPipAudit, nil
 	case has("lockfileVersion"):
 		return FormatLockfile, nil // package-lock.json, npm-shrinkwrap.json
-	case has("version") && has("findings"):
+	case has("version") && has("findings") && !has("tool") && !has("summary"):
+		// evident analyze's JSON report has a version and findings too,
+		// after its tool and summary: assessments, not findings.
 		return FormatEvident, nil
 	}
 	if len(keys) > 5 {

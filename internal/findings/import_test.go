@@ -183,6 +183,8 @@ func TestDetect(t *testing.T) {
 		{name: "npm 6 audit", input: `{"actions": [], "advisories": {}, "muted": [], "metadata": {}}`, want: FormatNPMAudit},
 		{name: "pip-audit", input: "ecosystems/pypi/pip-audit.json", file: true, want: FormatPipAudit},
 		{name: "package-lock", input: "ecosystems/npm/package-lock.json", file: true, want: FormatLockfile},
+		{name: "evident's findings", input: `{"version": 1, "findings": [{"service": "orders", "package": {"purl": "pkg:golang/`, want: FormatEvident},
+		{name: "evident analyze's report is not findings", input: `{"version": 1, "tool": {"name": "evident"}, "generated": "2026-12-06T12:00:00Z", "summary": {}, "services": [], "findings": []}`, wantErr: true},
 		{name: "package.json is not a report", input: "ecosystems/npm/package.json", file: true, wantErr: true},
 		{name: "byte order mark and space", input: "\xef\xbb\xbf  \n{\"SchemaVersion\": 2}", want: FormatTrivy},
 		{name: "truncated grype", input: `{"matches": [{"vulnerability": {"id": "GHSA-`, want: FormatGrype},
