@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"cmp"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -247,20 +246,17 @@ record was skipped, 2 if a file could not be read at all.`,
 					}
 					// SERVICE=FILE (or a directory's file name) wins;
 					// --service only fills in what the input did not
-					// say; without either, the artifact the report
-					// scanned names it, as analyze and serve infer it
-					// (with no telemetry to check the name against).
-					// evident's own findings (findings import --format
-					// json) name their services already.
-					if in.services == "" && !findings.NameServices(fs) {
-						for i := range fs {
-							fs[i].Service = cmp.Or(fs[i].Service, service)
-						}
-						if service == "" && len(fs) > 0 {
+					// say (evident's own findings name theirs); without
+					// either, the artifact the report scanned names it,
+					// as analyze and serve infer it (with no telemetry
+					// to check the name against).
+					if in.services == "" {
+						findings.FillServices(fs, service)
+						if !findings.NameServices(fs) && len(fs) > 0 {
 							imported := importedFindings{findingsFile: in, fs: fs}
 							if svc, why, err := inferService(imported.artifact(), seenServices{}); err == nil {
 								fmt.Fprintf(g.stderr, "evident: %s: service %s (%s)\n", in.path, svc, why)
-								in.services = svc
+								findings.FillServices(fs, svc)
 							}
 						}
 					}

@@ -28,9 +28,13 @@ type importedFindings struct {
 	fs []findings.Finding
 }
 
-// artifact is what the report says it scanned, "" when it does not.
+// artifact is what the report says it scanned, "" when it does not: of
+// the findings that name no service, the ones a service is inferred for.
 func (in importedFindings) artifact() string {
 	for _, f := range in.fs {
+		if f.Service != "" {
+			continue
+		}
 		for _, s := range f.Sources {
 			if s.Artifact != "" {
 				return s.Artifact
@@ -59,18 +63,20 @@ func assignFindings(inputs []importedFindings, seen seenServices, note func(stri
 		errs []error
 	)
 	for _, in := range inputs {
-		// evident's own findings (findings import --format json) name
-		// their services already.
-		if in.services == "" && len(in.fs) > 0 && !findings.NameServices(in.fs) {
+		// The findings that name no service (all but evident's own,
+		// findings import --format json) get the inferred one.
+		fs := in.fs
+		if in.services == "" && len(fs) > 0 && !findings.NameServices(fs) {
 			svc, why, err := inferService(in.artifact(), seen)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("--findings %s: %w; give it as --findings SERVICE=%s", in.path, err, in.path))
 				continue
 			}
 			note(fmt.Sprintf("--findings %s: service %s (%s)", in.path, svc, why))
-			in.services = svc
+			fs = slices.Clone(fs) // the input's are the caller's
+			findings.FillServices(fs, svc)
 		}
-		all = append(all, forServices(in.fs, in.services)...)
+		all = append(all, forServices(fs, in.services)...)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -95,11 +95,26 @@ func TestAssignFindings(t *testing.T) {
 			Sources:       []findings.Source{{Tool: "govulncheck", File: file, Artifact: artifact}},
 		}
 	}
+	// Of another vulnerability, so as not to merge with the others.
+	named := func(svc string, f findings.Finding) findings.Finding {
+		f.Service, f.Vulnerability.ID = svc, "GO-2026-5027"
+		return f
+	}
+	unnamed := func(f findings.Finding) findings.Finding {
+		f.Vulnerability.ID = "GO-2026-5027"
+		return f
+	}
 	inputs := []importedFindings{
 		{findingsFile{path: "gateway.json"}, []findings.Finding{finding("gateway.json", "example.com/shop/cmd/gateway")}},
 		{findingsFile{path: "orders.json"}, []findings.Finding{finding("orders.json", "example.com/shop/cmd/orders")}},
 		{findingsFile{services: "a,b", path: "lib.json"}, []findings.Finding{finding("lib.json", "")}},
 		{findingsFile{path: "clean.json"}, nil}, // nothing to assign: no question asked
+		// evident's own findings, merged from a report whose service was
+		// told and one whose was not: only the second is inferred.
+		{findingsFile{path: "merged.json"}, []findings.Finding{
+			named("catalog", finding("catalog.json", "example.com/shop/cmd/gateway")),
+			unnamed(finding("app.json", "example.com/shop/cmd/orders")),
+		}},
 	}
 	var notes []string
 	all, err := assignFindings(inputs, seenServices{names: []string{"gateway", "orders"}}, func(s string) { notes = append(notes, s) })
@@ -110,13 +125,14 @@ func TestAssignFindings(t *testing.T) {
 	for _, f := range all {
 		got = append(got, f.Service+" "+f.Sources[0].File)
 	}
-	want := []string{"a lib.json", "b lib.json", "gateway gateway.json", "orders orders.json"}
+	want := []string{"a lib.json", "b lib.json", "catalog catalog.json", "gateway gateway.json", "orders orders.json", "orders app.json"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("findings (-want +got):\n%s", diff)
 	}
 	wantNotes := []string{
 		"--findings gateway.json: service gateway (the report scanned example.com/shop/cmd/gateway)",
 		"--findings orders.json: service orders (the report scanned example.com/shop/cmd/orders)",
+		"--findings merged.json: service orders (the report scanned example.com/shop/cmd/orders)",
 	}
 	if diff := cmp.Diff(wantNotes, notes); diff != "" {
 		t.Errorf("notes (-want +got):\n%s", diff)

@@ -138,3 +138,12 @@ func NameServices(fs []Finding) bool {
 	}
 	return len(fs) > 0
 }
+
+// FillServices gives svc to the findings of fs that name no service.
+func FillServices(fs []Finding, svc string) {
+	for i := range fs {
+		if fs[i].Service == "" {
+			fs[i].Service = svc
+		}
+	}
+}

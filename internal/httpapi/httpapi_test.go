@@ -339,6 +339,12 @@ func TestUpload(t *testing.T) {
     "gateway",
     "orders"
   ]`},
+		// Those of its findings that name none get the one their report
+		// scanned.
+		{"evident's findings, some of no service", "", document("gateway", ""), 200, `"services": [
+    "gateway",
+    "vulnapp"
+  ]`},
 		{"evident's findings of a bad service", "", document("gateway", "bad\nname"), 200, `findings[6] (GO-2021-0113): service \"bad\\nname\": want a service name`},
 		{"empty service", "?service=", report, 400, `service \"\": want a service name`},
 		{"blank service", "?service=%20%0A", report, 400, `service \" \\n\": want a service name`},

@@ -249,21 +249,23 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	services := []string{}
-	if svc == "" && !findings.NameServices(fs) {
-		// The service of a report given without one is the one it says it
-		// scanned, as evident analyze takes it ("cmd/orders" is orders's);
-		// evident's own findings (findings import --format json) name
-		// theirs.
-		if svc = reportService(fs); svc == "" && len(fs) > 0 {
-			writeError(w, http.StatusBadRequest, "the report does not say which service it scanned: name it with ?service=")
-			return
-		}
-	}
-	if svc != "" {
+	switch {
+	case svc != "":
 		services = append(services, svc)
 		for i := range fs {
 			fs[i].Service = svc
 		}
+	case !findings.NameServices(fs) && len(fs) > 0:
+		// The service of a report given without one is the one it says it
+		// scanned, as evident analyze takes it ("cmd/orders" is orders's),
+		// for the findings that name none (all but evident's own, findings
+		// import --format json).
+		if svc = reportService(fs); svc == "" {
+			writeError(w, http.StatusBadRequest, "the report does not say which service it scanned: name it with ?service=")
+			return
+		}
+		services = append(services, svc)
+		findings.FillServices(fs, svc)
 	}
 	fs = findings.Merge(fs)
 	for _, f := range fs {
@@ -290,10 +292,14 @@ func validServiceName(name string) bool {
 	return strings.TrimSpace(name) != "" && strings.IndexFunc(name, unicode.IsControl) < 0
 }
 
-// reportService is the service the findings of one report scanned, by
-// the artifact their sources name (findings.ServiceName), or "".
+// reportService is the service the findings of one report that name
+// none scanned, by the artifact their sources name (findings.ServiceName),
+// or "".
 func reportService(fs []findings.Finding) string {
 	for _, f := range fs {
+		if f.Service != "" {
+			continue
+		}
 		for _, src := range f.Sources {
 			if name := findings.ServiceName(src.Artifact); name != "" && validServiceName(name) {
 				return name
