@@ -58,7 +58,8 @@ its service is and what it can reach, ranked P1-P4 with the evidence.
 --findings takes scanner reports and SBOMs (govulncheck, Trivy, Grype,
 OSV-Scanner, npm audit, pip-audit, CycloneDX, SPDX, Go binaries) and lockfiles
 (package-lock.json, pnpm-lock.yaml, yarn.lock, requirements.txt, poetry.lock,
-pom.xml, gradle.lockfile, go.mod), gzipped or not; SERVICE=FILE or SVC1,SVC2=FILE
+pom.xml, gradle.lockfile, go.mod), and evident findings import's JSON (whose
+findings keep the services they name), gzipped or not; SERVICE=FILE or SVC1,SVC2=FILE
 assigns them to services, and a directory holds one report per service named
 after it (reports/gateway.json). --profiles takes pprof, OTLP profile, JFR
 (.jfr) and folded stack (.folded, .collapsed, austin's .austin) files or

@@ -158,8 +158,9 @@ func newFindingsImportCmd(g *globals) *cobra.Command {
 		Long: `Read the reports of vulnerability scanners (govulncheck, grype, osv-scanner,
 trivy, npm audit --json, pip-audit --format json), SBOMs (cyclonedx, spdx,
 gobinary: a Go executable) and lockfiles (package-lock.json, pnpm-lock.yaml,
-yarn.lock, requirements.txt, poetry.lock, pom.xml, gradle.lockfile, go.mod), normalise their
-findings and merge them: the same vulnerability (under any of its ids: GO-,
+yarn.lock, requirements.txt, poetry.lock, pom.xml, gradle.lockfile, go.mod), and
+the JSON this command writes (--format json), normalise their findings and
+merge them: the same vulnerability (under any of its ids: GO-,
 GHSA-, CVE-...) in the same package version of the same service, reported by
 several tools, is one finding that lists every tool. The packages of an SBOM
 are looked up in the vulnerability database (<data>/vulndb, or --vulns).
@@ -167,8 +168,9 @@ are looked up in the vulnerability database (<data>/vulndb, or --vulns).
 A FILE written as SERVICE=FILE assigns its findings to SERVICE (SVC1,SVC2=FILE
 to several services that run the same artifact); a DIR holds one report per
 service, named after it (reports/gateway.json is the gateway's); --service
-names the service of the files that say neither. Without any of these, a
-report's service is the one the artifact it scanned names, as analyze infers
+names the service of the files that say neither (findings of this command's
+JSON keep the services they name). Without any of these, a report's service
+is the one the artifact it scanned names, as analyze infers
 it (the example.com/shop/cmd/gateway binary, the registry.example.com/shop/gateway:1.4
 image: gateway), said on stderr. The format of each file is detected from its
 content unless --input-format says it.
