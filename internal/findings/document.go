@@ -43,7 +43,8 @@ func WriteJSON(w io.Writer, fs []Finding) error {
 //
 // A finding that cannot be one (no vulnerability id, a package without
 // ecosystem, name and version, no source, an unknown severity or static
-// reachability) is reported as a *RecordError naming it ("findings[3]
+// reachability, a blank service or one with control characters) is
+// reported as a *RecordError naming it ("findings[3]
 // (GO-2026-5025)") and skipped. An input that is not a Document wraps
 // ErrWrongFormat; broken JSON ErrMalformed.
 func ParseDocument(r io.Reader, name string) ([]Finding, []error) {
@@ -60,7 +61,11 @@ func ParseDocument(r io.Reader, name string) ([]Finding, []error) {
 	} else if _, err = field(doc, "version", &version); err == nil {
 		_, err = field(doc, "findings", &records)
 	}
-	if err == nil && (version < 1 || version > DocumentVersion) {
+	switch {
+	case err != nil:
+	case version < 1:
+		err = fmt.Errorf("findings document version %d: versions start at 1: %w", version, ErrWrongFormat)
+	case version > DocumentVersion:
 		err = fmt.Errorf("findings document version %d, this evident reads version %d (a later evident wrote it: read it with that evident): %w", version, DocumentVersion, ErrWrongFormat)
 	}
 	if err != nil {

@@ -82,7 +82,7 @@ func TestParseDocumentErrors(t *testing.T) {
 		text     string // in the (first) error
 	}{
 		{"later version", `{"version":2,"findings":[` + good + `]}`, 0, ErrWrongFormat, "findings document version 2, this evident reads version 1"},
-		{"version 0", `{"version":0,"findings":[]}`, 0, ErrWrongFormat, "findings document version 0"},
+		{"version 0", `{"version":0,"findings":[]}`, 0, ErrWrongFormat, "findings document version 0: versions start at 1"},
 		{"no findings", `{"version":1}`, 0, ErrWrongFormat, "no version and findings"},
 		{"findings not a list", `{"version":1,"findings":{}}`, 0, ErrWrongFormat, "findings: "},
 		{"cut short", `{"version":1,"findings":[` + good, 0, ErrMalformed, ""},
