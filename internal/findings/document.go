@@ -101,7 +101,7 @@ func checkDocumentFinding(f *Finding) error {
 	if f.Vulnerability.ID == "" {
 		return errors.New("no vulnerability id")
 	}
-	if f.Service != "" && (strings.TrimSpace(f.Service) == "" || strings.ContainsFunc(f.Service, unicode.IsControl)) {
+	if f.Service != "" && !ValidService(f.Service) {
 		return fmt.Errorf("service %q: want a service name (not blank, no control characters)", f.Service)
 	}
 	pkg, err := newPackage(f.Package.Ecosystem, f.Package.Name, f.Package.Version, f.Package.PURL)
@@ -151,4 +151,10 @@ func FillServices(fs []Finding, svc string) {
 			fs[i].Service = svc
 		}
 	}
+}
+
+// ValidService reports whether name can name a service: not blank, no
+// control characters.
+func ValidService(name string) bool {
+	return strings.TrimSpace(name) != "" && !strings.ContainsFunc(name, unicode.IsControl)
 }

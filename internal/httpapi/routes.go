@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/auth"
@@ -236,7 +235,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	name := "upload"
 	svc := q.Get("service")
-	if q.Has("service") && !validServiceName(svc) {
+	if q.Has("service") && !findings.ValidService(svc) {
 		writeError(w, http.StatusBadRequest, "service %q: want a service name", svc)
 		return
 	}
@@ -286,12 +285,6 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"findings": len(fs), "services": services, "skipped": skipped})
 }
 
-// validServiceName reports whether name can name a service: not blank,
-// and without control characters.
-func validServiceName(name string) bool {
-	return strings.TrimSpace(name) != "" && strings.IndexFunc(name, unicode.IsControl) < 0
-}
-
 // reportService is the service the findings of one report that name
 // none scanned, by the artifact their sources name (findings.ServiceName),
 // or "".
@@ -301,7 +294,7 @@ func reportService(fs []findings.Finding) string {
 			continue
 		}
 		for _, src := range f.Sources {
-			if name := findings.ServiceName(src.Artifact); name != "" && validServiceName(name) {
+			if name := findings.ServiceName(src.Artifact); name != "" && findings.ValidService(name) {
 				return name
 			}
 		}
