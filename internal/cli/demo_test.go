@@ -148,6 +148,7 @@ func TestDemoExamplesLive(t *testing.T) {
 			srv := startTestServerConfig(t, t.TempDir(), cfg, fs)
 			defer shutdown(t, srv)
 			procs := &procGroup{logDir: t.TempDir()}
+			defer logTails(t, procs.logDir)
 			defer procs.stop()
 			e.run(t.Context(), procs, srv, func(line string) { t.Log(line) })
 			if how, why := e.outcome(); how != exampleLive {
@@ -164,6 +165,27 @@ func TestDemoExamplesLive(t *testing.T) {
 				t.Errorf("verdicts of the live run: %s", line)
 			}
 		})
+	}
+}
+
+// logTails logs the end of each process log in dir if t failed: they go
+// with the test's temporary directory, and a failure in CI is read from
+// what the test printed.
+func logTails(t *testing.T, dir string) {
+	if !t.Failed() {
+		return
+	}
+	logs, err := filepath.Glob(filepath.Join(dir, "*.log"))
+	if err != nil {
+		t.Log(err)
+	}
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			t.Log(err)
+			continue
+		}
+		t.Logf("%s ends:\n%s", filepath.Base(l), tail(string(b), 3000))
 	}
 }
 

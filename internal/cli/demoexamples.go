@@ -421,36 +421,16 @@ func (e *includedExample) run(ctx context.Context, procs *procGroup, srv *server
 // error says why no profile reached serve.
 func (e *includedExample) runLive(ctx context.Context, procs *procGroup, srv *server, notes func(string)) error {
 	lr := e.live
-	ports, err := freePorts(1)
+	profile := filepath.Join(e.scratch, "profile")
+	svc, err := e.startService(ctx, procs, srv, profile, notes)
 	if err != nil {
 		return err
 	}
-	profile := filepath.Join(e.scratch, "profile")
-	argv, env := lr.service(ports[0], "http://"+srv.otlp.HTTPAddr(), profile)
-	svcCtx, stopSvc := context.WithCancel(ctx)
-	defer stopSvc()
-	// listening ends when the service does, so that waiting for its port
-	// stops with it.
-	listening, exited := context.WithCancel(svcCtx)
-	defer exited()
-	start := time.Now()
-	svcDone := make(chan error, 1)
-	go func() {
-		defer exited()
-		svcDone <- procs.runProc(svcCtx, demoProc{name: e.service, dir: lr.dir, argv: argv, env: env})
-	}()
-	if err := waitPort(listening, ports[0]); err != nil {
-		exitedFirst := svcCtx.Err() == nil && listening.Err() != nil
-		stopSvc()
-		if svcErr := <-svcDone; exitedFirst {
-			return fmt.Errorf("%s exited before it listened on %s: %v", e.service, ports[0], svcErr)
-		}
-		return err
-	}
-	notes(fmt.Sprintf("%s: running live: %s on %s, %d requests", e.dir, e.service, ports[0], lr.requests))
-	loadErr := procs.runProc(ctx, demoProc{name: e.service + "-load", dir: lr.dir, argv: lr.load("http://" + ports[0])})
-	stopSvc() // SIGTERM: the service writes its profile and flushes its spans
-	svcErr := <-svcDone
+	defer svc.stop()
+	notes(fmt.Sprintf("%s: running live: %s on %s, %d requests", e.dir, e.service, svc.addr, lr.requests))
+	loadErr := procs.runProc(ctx, demoProc{name: e.service + "-load", dir: lr.dir, argv: lr.load("http://" + svc.addr)})
+	svc.stop() // SIGTERM: the service writes its profile and flushes its spans
+	svcErr := <-svc.done
 	until := time.Now()
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -462,12 +442,87 @@ func (e *includedExample) runLive(ctx context.Context, procs *procGroup, srv *se
 	if err != nil {
 		return fmt.Errorf("live run: %s wrote no profile (%v): %w", e.service, svcErr, err)
 	}
-	if err := e.send(ctx, srv.pyro.Addr(), e.service, data, start, until); err != nil {
+	if err := e.send(ctx, srv.pyro.Addr(), e.service, data, svc.start, until); err != nil {
 		return fmt.Errorf("live run: send its profile: %w", err)
 	}
 	e.set(exampleLive, "")
-	notes(fmt.Sprintf("%s: ran live for %v; its profile went to /ingest", e.dir, until.Sub(start).Round(time.Second)))
+	notes(fmt.Sprintf("%s: ran live for %v; its profile went to /ingest", e.dir, until.Sub(svc.start).Round(time.Second)))
 	return nil
+}
+
+// liveService is an example's service started and listening: stop ends
+// it (SIGTERM), and done says how it exited.
+type liveService struct {
+	addr  string
+	start time.Time
+	stop  context.CancelFunc
+	done  <-chan error
+}
+
+// portAttempts is how many ports an example's service is given in turn
+// when the one it was given is taken before it listens: freePorts' port is
+// free when chosen, and another process (a connection's local port, in a
+// parallel test run) can take it before the service binds it.
+const portAttempts = 3
+
+// startService starts the example's service on a free port and waits
+// until it listens there, on another port when its own log says the one
+// it was given was taken meanwhile.
+func (e *includedExample) startService(ctx context.Context, procs *procGroup, srv *server, profile string, notes func(string)) (*liveService, error) {
+	logPath := filepath.Join(procs.logDir, e.service+".log")
+	for attempt := 1; ; attempt++ {
+		ports, err := freePorts(1)
+		if err != nil {
+			return nil, err
+		}
+		// Its log is appended to: what this attempt wrote starts here.
+		var from int64
+		if fi, err := os.Stat(logPath); err == nil {
+			from = fi.Size()
+		}
+		argv, env := e.live.service(ports[0], "http://"+srv.otlp.HTTPAddr(), profile)
+		svcCtx, stopSvc := context.WithCancel(ctx)
+		// listening ends when the service does, so that waiting for its
+		// port stops with it.
+		listening, exited := context.WithCancel(svcCtx)
+		svc := &liveService{addr: ports[0], start: time.Now(), stop: stopSvc}
+		done := make(chan error, 1)
+		svc.done = done
+		go func() {
+			defer exited()
+			done <- procs.runProc(svcCtx, demoProc{name: e.service, dir: e.live.dir, argv: argv, env: env})
+		}()
+		err = waitPort(listening, ports[0])
+		exitedFirst := err != nil && svcCtx.Err() == nil && listening.Err() != nil
+		exited()
+		if err == nil {
+			return svc, nil
+		}
+		stopSvc()
+		svcErr := <-done
+		if !exitedFirst {
+			return nil, err
+		}
+		if attempt < portAttempts && addrInUse(logPath, from) {
+			notes(fmt.Sprintf("%s: %s was taken before %s listened on it; another port", e.dir, ports[0], e.service))
+			continue
+		}
+		return nil, fmt.Errorf("%s exited before it listened on %s: %v", e.service, ports[0], svcErr)
+	}
+}
+
+// addrInUse reports whether the log at path says, past from, that an
+// address was in use: how Node ("EADDRINUSE: address already in use"),
+// Python ("[Errno 98] Address already in use"), Java ("BindException:
+// Address already in use") and Go say a listen failed on a taken port.
+func addrInUse(path string, from int64) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, from, 1<<20))
+	return err == nil && bytes.Contains(bytes.ToLower(b), []byte("address already in use"))
 }
 
 // replay sends the recording's spans to serve's OTLP/HTTP receiver, a

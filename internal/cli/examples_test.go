@@ -167,3 +167,35 @@ func (e example) serveIngest(t *testing.T) {
 		t.Errorf("verdicts after the recording (-want +got):\n%s", diff)
 	}
 }
+
+// TestAddrInUse reads what each example's runtime prints when the port it
+// was given is taken (each line as the runtime printed it, on a port held
+// by another process), and only what the attempt wrote past its offset.
+func TestAddrInUse(t *testing.T) {
+	earlier := "Error: listen EADDRINUSE: address already in use 127.0.0.1:18999\n"
+	for _, tc := range []struct {
+		name, log string
+		from      int64
+		want      bool
+	}{
+		{name: "node", log: "node:events:502\n      throw er; // Unhandled 'error' event\n      ^\n\nError: listen EADDRINUSE: address already in use 127.0.0.1:18999\n", want: true},
+		{name: "python", log: "Traceback (most recent call last):\nOSError: [Errno 98] Address already in use\n", want: true},
+		{name: "java", log: "Exception in thread \"main\" java.net.BindException: Address already in use\n\tat java.base/sun.nio.ch.Net.bind0(Native Method)\n", want: true},
+		{name: "go", log: "2026/12/06 13:53:44 listen tcp 127.0.0.1:18999: bind: address already in use\n", want: true},
+		{name: "another failure", log: "Error: Cannot find module 'express'\n"},
+		{name: "an earlier attempt's", log: earlier + "Error: Cannot find module 'express'\n", from: int64(len(earlier))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "svc.log")
+			if err := os.WriteFile(path, []byte(tc.log), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if got := addrInUse(path, tc.from); got != tc.want {
+				t.Errorf("addrInUse = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if addrInUse(filepath.Join(t.TempDir(), "none.log"), 0) {
+		t.Error("addrInUse of a log that does not exist = true")
+	}
+}
