@@ -432,41 +432,19 @@ func buildShopProgress(ctx context.Context, w io.Writer, shop, bin string) error
 // to srv, and then the load driver, which runs bounded rounds until ctx
 // ends; loadDone is closed when it stops.
 func startShop(ctx context.Context, procs *procGroup, bin, work string, srv *server) (loadDone <-chan struct{}, err error) {
-	ports, err := freePorts(4)
-	if err != nil {
-		return nil, err
-	}
-	gw, catalog, orders, payments := ports[0], ports[1], ports[2], ports[3]
 	telemetryEnv := []string{
 		"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + srv.otlp.HTTPAddr(),
 		"OTEL_BSP_SCHEDULE_DELAY=1000",
 		"PYROSCOPE_SERVER_ADDRESS=http://" + srv.pyro.Addr(),
 	}
 	db := filepath.Join(work, "shop.db")
-	ca := filepath.Join(work, "payments-ca.pem")
-	if err := procs.start(ctx, bin, "payments", nil, "-listen", payments, "-ca-out", ca); err != nil {
+	gw, err := startShopListeners(ctx, procs, bin, work, telemetryEnv, func(name, taken string) {
+		srv.log.Warn("a shop service's port was taken before it listened on it; another port", "service", name, "port", taken)
+	})
+	if err != nil {
 		return nil, err
 	}
-	if err := waitPort(ctx, payments); err != nil {
-		return nil, err
-	}
-	if err := procs.start(ctx, bin, "catalog", append(telemetryEnv, "SHOP_ADDR="+catalog)); err != nil {
-		return nil, err
-	}
-	if err := procs.start(ctx, bin, "orders", append(telemetryEnv, "SHOP_ADDR="+orders, "SHOP_DB="+db,
-		"SHOP_PAYMENTS_URL=https://payments.example.com", "SHOP_PAYMENTS_DIAL="+payments, "SHOP_PAYMENTS_CA="+ca)); err != nil {
-		return nil, err
-	}
-	for _, p := range []string{catalog, orders} { // orders listens once its database is seeded
-		if err := waitPort(ctx, p); err != nil {
-			return nil, err
-		}
-	}
-	if err := procs.start(ctx, bin, "gateway", append(telemetryEnv, "SHOP_ADDR="+gw,
-		"SHOP_CATALOG_URL=http://"+catalog, "SHOP_ORDERS_URL=http://"+orders)); err != nil {
-		return nil, err
-	}
-	if err := procs.start(ctx, bin, "reporter", append(telemetryEnv, "SHOP_DB="+db, "SHOP_REPORT_EVERY=1s")); err != nil {
+	if _, err := procs.start(ctx, bin, "reporter", append(telemetryEnv, "SHOP_DB="+db, "SHOP_REPORT_EVERY=1s")); err != nil {
 		return nil, err
 	}
 	done := make(chan struct{})
@@ -482,6 +460,43 @@ func startShop(ctx context.Context, procs *procGroup, bin, work string, srv *ser
 		}
 	})
 	return done, nil
+}
+
+// startShopListeners starts the payment sandbox and the shop's three services,
+// with env added to each service's environment, each on a free port once
+// what it calls listens (orders listens once its database, under work, is
+// seeded), and returns the gateway's address. retried is told of a port
+// given up (procGroup.listen).
+func startShopListeners(ctx context.Context, procs *procGroup, bin, work string, env []string, retried func(name, taken string)) (gateway string, err error) {
+	ca := filepath.Join(work, "payments-ca.pem")
+	listen := func(name string, args func(addr string) (env, args []string)) (string, error) {
+		return procs.listen(ctx, name, func(addr string) (<-chan struct{}, error) {
+			e, a := args(addr)
+			return procs.start(ctx, bin, name, e, a...)
+		}, func(taken string) { retried(name, taken) })
+	}
+	payments, err := listen("payments", func(addr string) ([]string, []string) {
+		return nil, []string{"-listen", addr, "-ca-out", ca}
+	})
+	if err != nil {
+		return "", err
+	}
+	catalog, err := listen("catalog", func(addr string) ([]string, []string) {
+		return append(slices.Clip(env), "SHOP_ADDR="+addr), nil
+	})
+	if err != nil {
+		return "", err
+	}
+	orders, err := listen("orders", func(addr string) ([]string, []string) {
+		return append(slices.Clip(env), "SHOP_ADDR="+addr, "SHOP_DB="+filepath.Join(work, "shop.db"),
+			"SHOP_PAYMENTS_URL=https://payments.example.com", "SHOP_PAYMENTS_DIAL="+payments, "SHOP_PAYMENTS_CA="+ca), nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return listen("gateway", func(addr string) ([]string, []string) {
+		return append(slices.Clip(env), "SHOP_ADDR="+addr, "SHOP_CATALOG_URL=http://"+catalog, "SHOP_ORDERS_URL=http://"+orders), nil
+	})
 }
 
 // demoSettle is how long the verdicts must stay the same before the demo
@@ -701,8 +716,15 @@ func waitPort(ctx context.Context, addr string) error {
 type procGroup struct {
 	logDir string
 	mu     sync.Mutex
-	procs  []*exec.Cmd
+	procs  []startedProc
 	wg     sync.WaitGroup
+}
+
+// startedProc is a long-running process of procGroup.start: exited is
+// closed once it has exited and its log is closed.
+type startedProc struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
 }
 
 // procStopGrace is how long a process has to exit after SIGTERM.
@@ -733,24 +755,102 @@ func (p *procGroup) command(ctx context.Context, dp demoProc) (*exec.Cmd, error)
 	return cmd, nil
 }
 
-// start starts a long-running process of the shop's; stop ends it.
-func (p *procGroup) start(ctx context.Context, bin, name string, env []string, args ...string) error {
+// start starts a long-running process of the shop's; stop ends it. The
+// channel is closed once it has exited.
+func (p *procGroup) start(ctx context.Context, bin, name string, env []string, args ...string) (<-chan struct{}, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	// Not bound to ctx: stop ends it, with SIGTERM first.
 	cmd, err := p.command(context.Background(), shopProc(bin, name, env, args...))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
 		cmd.Stdout.(io.Closer).Close()
-		return fmt.Errorf("start %s: %w", name, err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
+	sp := startedProc{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		cmd.Stdout.(io.Closer).Close()
+		close(sp.exited)
+	}()
 	p.mu.Lock()
-	p.procs = append(p.procs, cmd)
+	p.procs = append(p.procs, sp)
 	p.mu.Unlock()
-	return nil
+	return sp.exited, nil
+}
+
+// portAttempts is how many ports procGroup.listen gives a process in turn.
+const portAttempts = 3
+
+// listen starts a long-running process that listens on the loopback
+// address start starts it with, on a free port, and waits until it
+// listens there; start returns a channel closed when it exits. freePorts'
+// port is free when chosen, and another process can take it before this
+// one binds it (a connection's local port, in a parallel test run): a
+// process that exits before it listens, its log saying an address was in
+// use, is started again on another port, up to portAttempts in all, and
+// retried is told of each port given up.
+func (p *procGroup) listen(ctx context.Context, name string, start func(addr string) (<-chan struct{}, error), retried func(taken string)) (string, error) {
+	logPath := filepath.Join(p.logDir, name+".log")
+	for attempt := 1; ; attempt++ {
+		ports, err := freePorts(1)
+		if err != nil {
+			return "", err
+		}
+		// Its log is appended to: what this attempt writes starts here.
+		var from int64
+		if fi, err := os.Stat(logPath); err == nil {
+			from = fi.Size()
+		}
+		exited, err := start(ports[0])
+		if err != nil {
+			return "", err
+		}
+		// Waiting for its port ends when it does.
+		listening, stop := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-exited:
+				stop()
+			case <-listening.Done():
+			}
+		}()
+		err = waitPort(listening, ports[0])
+		stop()
+		if err == nil {
+			return ports[0], nil
+		}
+		select {
+		case <-exited:
+		default:
+			return "", fmt.Errorf("%s: %w", name, err)
+		}
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		if attempt < portAttempts && addrInUse(logPath, from) {
+			retried(ports[0])
+			continue
+		}
+		return "", fmt.Errorf("%s exited before it listened on %s (see %s)", name, ports[0], logPath)
+	}
+}
+
+// addrInUse reports whether the log at path says, past from, that an
+// address was in use: how Node ("EADDRINUSE: address already in use"),
+// Python ("[Errno 98] Address already in use"), Java ("BindException:
+// Address already in use") and Go say a listen failed on a taken port.
+func addrInUse(path string, from int64) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, from, 1<<20))
+	return err == nil && bytes.Contains(bytes.ToLower(b), []byte("address already in use"))
 }
 
 // run runs a command of the shop's to its end; ctx ending stops it with
@@ -783,17 +883,14 @@ func (p *procGroup) stop() {
 	p.procs = nil
 	p.mu.Unlock()
 	for i := len(procs) - 1; i >= 0; i-- {
-		cmd := procs[i]
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
+		sp := procs[i]
+		sp.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-done:
+		case <-sp.exited:
 		case <-time.After(procStopGrace):
-			cmd.Process.Kill()
-			<-done
+			sp.cmd.Process.Kill()
+			<-sp.exited
 		}
-		cmd.Stdout.(io.Closer).Close()
 	}
 	p.wg.Wait()
 }

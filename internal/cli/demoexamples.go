@@ -459,70 +459,33 @@ type liveService struct {
 	done  <-chan error
 }
 
-// portAttempts is how many ports an example's service is given in turn
-// when the one it was given is taken before it listens: freePorts' port is
-// free when chosen, and another process (a connection's local port, in a
-// parallel test run) can take it before the service binds it.
-const portAttempts = 3
-
-// startService starts the example's service on a free port and waits
-// until it listens there, on another port when its own log says the one
-// it was given was taken meanwhile.
+// startService starts the example's service and waits until it listens
+// (procGroup.listen).
 func (e *includedExample) startService(ctx context.Context, procs *procGroup, srv *server, profile string, notes func(string)) (*liveService, error) {
-	logPath := filepath.Join(procs.logDir, e.service+".log")
-	for attempt := 1; ; attempt++ {
-		ports, err := freePorts(1)
-		if err != nil {
-			return nil, err
-		}
-		// Its log is appended to: what this attempt wrote starts here.
-		var from int64
-		if fi, err := os.Stat(logPath); err == nil {
-			from = fi.Size()
-		}
-		argv, env := e.live.service(ports[0], "http://"+srv.otlp.HTTPAddr(), profile)
-		svcCtx, stopSvc := context.WithCancel(ctx)
-		// listening ends when the service does, so that waiting for its
-		// port stops with it.
-		listening, exited := context.WithCancel(svcCtx)
-		svc := &liveService{addr: ports[0], start: time.Now(), stop: stopSvc}
-		done := make(chan error, 1)
-		svc.done = done
+	svc := &liveService{stop: func() {}}
+	addr, err := procs.listen(ctx, e.service, func(addr string) (<-chan struct{}, error) {
+		svc.stop() // an attempt before, which has exited
+		argv, env := e.live.service(addr, "http://"+srv.otlp.HTTPAddr(), profile)
+		svcCtx, stop := context.WithCancel(ctx)
+		exited, done := make(chan struct{}), make(chan error, 1)
+		svc.start, svc.stop, svc.done = time.Now(), stop, done
 		go func() {
-			defer exited()
 			done <- procs.runProc(svcCtx, demoProc{name: e.service, dir: e.live.dir, argv: argv, env: env})
+			close(exited)
 		}()
-		err = waitPort(listening, ports[0])
-		exitedFirst := err != nil && svcCtx.Err() == nil && listening.Err() != nil
-		exited()
-		if err == nil {
-			return svc, nil
-		}
-		stopSvc()
-		svcErr := <-done
-		if !exitedFirst {
-			return nil, err
-		}
-		if attempt < portAttempts && addrInUse(logPath, from) {
-			notes(fmt.Sprintf("%s: %s was taken before %s listened on it; another port", e.dir, ports[0], e.service))
-			continue
-		}
-		return nil, fmt.Errorf("%s exited before it listened on %s: %v", e.service, ports[0], svcErr)
-	}
-}
-
-// addrInUse reports whether the log at path says, past from, that an
-// address was in use: how Node ("EADDRINUSE: address already in use"),
-// Python ("[Errno 98] Address already in use"), Java ("BindException:
-// Address already in use") and Go say a listen failed on a taken port.
-func addrInUse(path string, from int64) bool {
-	f, err := os.Open(path)
+		return exited, nil
+	}, func(taken string) {
+		notes(fmt.Sprintf("%s: %s was taken before %s listened on it; another port", e.dir, taken, e.service))
+	})
 	if err != nil {
-		return false
+		svc.stop()
+		if svc.done != nil {
+			<-svc.done
+		}
+		return nil, err
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.NewSectionReader(f, from, 1<<20))
-	return err == nil && bytes.Contains(bytes.ToLower(b), []byte("address already in use"))
+	svc.addr = addr
+	return svc, nil
 }
 
 // replay sends the recording's spans to serve's OTLP/HTTP receiver, a

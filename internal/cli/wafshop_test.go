@@ -252,37 +252,13 @@ func examplePatches(t *testing.T, report []byte, osvDir, traces string) (rules, 
 // gateway's address once it listens.
 func startShopServices(t *testing.T, procs *procGroup, bin, work string) string {
 	t.Helper()
-	ctx := t.Context()
-	ports, err := freePorts(4)
+	gw, err := startShopListeners(t.Context(), procs, bin, work, nil, func(name, taken string) {
+		t.Logf("%s: %s was taken before it listened on it; another port", name, taken)
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	gw, catalog, orders, payments := ports[0], ports[1], ports[2], ports[3]
-	ca := filepath.Join(work, "payments-ca.pem")
-	steps := []struct {
-		name string
-		env  []string
-		args []string
-		wait []string
-	}{
-		{name: "payments", args: []string{"-listen", payments, "-ca-out", ca}, wait: []string{payments}},
-		{name: "catalog", env: []string{"SHOP_ADDR=" + catalog}},
-		{name: "orders", env: []string{"SHOP_ADDR=" + orders, "SHOP_DB=" + filepath.Join(work, "shop.db"),
-			"SHOP_PAYMENTS_URL=https://payments.example.com", "SHOP_PAYMENTS_DIAL=" + payments, "SHOP_PAYMENTS_CA=" + ca},
-			wait: []string{catalog, orders}},
-		{name: "gateway", env: []string{"SHOP_ADDR=" + gw, "SHOP_CATALOG_URL=http://" + catalog, "SHOP_ORDERS_URL=http://" + orders},
-			wait: []string{gw}},
-	}
-	for _, s := range steps {
-		if err := procs.start(ctx, bin, s.name, s.env, s.args...); err != nil {
-			t.Fatal(err)
-		}
-		for _, addr := range s.wait {
-			if err := waitPort(ctx, addr); err != nil {
-				log, _ := os.ReadFile(filepath.Join(work, s.name+".log"))
-				t.Fatalf("%s: %v\n%s", s.name, err, log)
-			}
-		}
+		t.Error(err)
+		logTails(t, work)
+		t.FailNow()
 	}
 	return gw
 }
