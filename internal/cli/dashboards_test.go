@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -27,7 +26,6 @@ import (
 	"go.uber.org/goleak"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/evidentsec/evident/internal/logtest"
 	"github.com/evidentsec/evident/internal/source/sourcetest"
 )
 
@@ -396,25 +394,21 @@ scrape_configs:
 `, target), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	// Stopped with SIGTERM (its log ends in the test's output if it
+	// failed), on a port taken from under it tried again on another.
+	procs := &procGroup{logDir: dir}
+	t.Cleanup(func() {
+		procs.stop()
+		logTails(t, dir)
+	})
+	promDir, promName := filepath.Split(bin)
+	promAddr, err := procs.listen(t.Context(), promName, func(addr string) (<-chan struct{}, error) {
+		return procs.start(t.Context(), promDir, promName, nil,
+			"--config.file="+conf, "--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
+	}, func(taken string) { t.Logf("prometheus: %s was taken before it listened on it; another port", taken) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	promAddr := l.Addr().String()
-	l.Close()
-	var out logtest.Buffer
-	cmd := exec.Command(bin, "--config.file="+conf, "--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+promAddr)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("prometheus:\n%s", out.String())
-		}
-	})
 	promQuery := func(q string) (result []json.RawMessage, err error) {
 		resp, err := http.Get("http://" + promAddr + "/api/v1/query?query=" + url.QueryEscape(q))
 		if err != nil {
