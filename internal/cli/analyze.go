@@ -84,8 +84,9 @@ telemetry (container.image.name) runs the image it scanned, or the last
 element of the image, directory or root package it scanned
 (example.com/shop/cmd/gateway gives gateway) when the telemetry has that
 service or there is no telemetry; a profile its service_name label or
-resource service.name. Else it gets the only service of the telemetry. Otherwise it is refused, with the SERVICE= form to
-use. What was inferred is said on stderr.
+resource service.name. Else it gets the only service of the telemetry.
+Otherwise it is refused, with the SERVICE= form to use. What was inferred is
+said on stderr.
 
 --fail-on POLICY exits 1 when a finding matches: a tier (P1, P2 or P3: that
 tier or higher), a verdict (executed, loaded), or kev; comma-separated or

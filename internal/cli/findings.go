@@ -336,7 +336,7 @@ func importFile(path string, format findings.Format, parsers map[findings.Format
 			return nil, []error{fmt.Errorf("%s: gzip: %w", path, err)}
 		}
 		defer zr.Close()
-		br = bufio.NewReaderSize(zr, detectPrefix)
+		br = bufio.NewReaderSize(telemetry.CutShortReader(zr, "gzip"), detectPrefix)
 		name = strings.TrimSuffix(path, ".gz")
 	}
 	if format == "auto" {

@@ -224,23 +224,29 @@ func sniffFile(path string) (Kind, error) {
 		if err != nil {
 			return KindUnknown, fmt.Errorf("discover telemetry: %s: gzip: %w: %w", path, ErrMalformed, err)
 		}
-		r, n = zr, 0
+		r, n = CutShortReader(zr, "gzip"), 0
 	case string(head[:2]) == zstdMagic[:2]:
 		zr, err := zstd.NewReader(io.MultiReader(bytes.NewReader(head[:2]), r), zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			return KindUnknown, fmt.Errorf("discover telemetry: %s: zstd: %w: %w", path, ErrMalformed, err)
 		}
 		defer zr.Close()
-		r, n = zr, 0
+		r, n = CutShortReader(zr, "zstd"), 0
 	}
 	m, err := io.ReadFull(r, head[n:])
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+	// A compressed file cut short is told by what it holds, if that is
+	// enough; if not, the cut is why.
+	var cut *cutShortError
+	if err != nil && !errors.As(err, &cut) && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return KindUnknown, fmt.Errorf("discover telemetry: %s: %w: %w", path, ErrMalformed, err)
 	}
 	kind := sniff(head[:n+m])
 	if kind != KindJFR && isFoldedName(path) {
 		// Text that may happen to parse as protobuf fields.
 		kind = KindFolded
+	}
+	if kind == KindUnknown && cut != nil {
+		return kind, fmt.Errorf("discover telemetry: %s: %w: %w", path, ErrMalformed, cut)
 	}
 	if kind == KindUnknown {
 		return kind, fmt.Errorf("discover telemetry: %s: %w: neither pprof, JFR, OTLP profiles, OTLP traces, Tempo JSON nor folded stacks (.folded, .collapsed, .austin)", path, ErrUnknownFormat)

@@ -788,7 +788,7 @@ func (l Limits) decodeJFR(r io.Reader, source string, contexts jfrContexts) ([]*
 		if err != nil {
 			return nil, fmt.Errorf("decode jfr %s: gzip: %w: %w", source, ErrMalformed, err)
 		}
-		r = zr
+		r = CutShortReader(zr, "gzip")
 	} else {
 		r = br
 	}

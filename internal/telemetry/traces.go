@@ -53,7 +53,7 @@ func DecodeTraces(r io.Reader, source string, emit func([]Span) error) error {
 			return fmt.Errorf("decode traces %s: gzip: %w: %w", source, ErrMalformed, err)
 		}
 		defer zr.Close()
-		br = bufio.NewReaderSize(zr, 64<<10)
+		br = bufio.NewReaderSize(CutShortReader(zr, "gzip"), 64<<10)
 	} else if string(head) == zstdMagic[:2] {
 		if head, _ := br.Peek(4); string(head) == zstdMagic {
 			// The file exporter's native compression: one zstd stream.
@@ -62,7 +62,7 @@ func DecodeTraces(r io.Reader, source string, emit func([]Span) error) error {
 				return fmt.Errorf("decode traces %s: zstd: %w", source, err)
 			}
 			defer zr.Close()
-			br = bufio.NewReaderSize(zr, 64<<10)
+			br = bufio.NewReaderSize(CutShortReader(zr, "zstd"), 64<<10)
 			hint = 0
 		}
 	}
@@ -204,7 +204,7 @@ func decodeTracesProto(r io.Reader, sizeHint int64, source string, errs *recordE
 		// A compressed file cut short (a Collector stopped mid-write):
 		// what was decompressed before the cut is read as the same file
 		// uncompressed and cut there would be.
-		errs.add("compressed stream", fmt.Errorf("%w: cut short after %d bytes decompressed: %w", ErrMalformed, len(data), err))
+		errs.add("compressed stream", fmt.Errorf("%w: %w", ErrMalformed, err))
 	case err != nil:
 		return fmt.Errorf("decode traces %s: %w: %w", source, ErrMalformed, err)
 	}

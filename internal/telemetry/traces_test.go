@@ -348,7 +348,7 @@ func TestDecodeTracesErrors(t *testing.T) {
 		{"not traces JSON", []byte(`{"resourceLogs":[]}`), `not traces JSON: document: unrecognised telemetry format: JSON object starting with "resourceLogs"`, 0},
 		{"not traces JSON, then a line of traces", append([]byte("{\"resourceLogs\":[]}\n"), bytes.SplitN(readFixture(t, "traces.jsonl"), []byte("\n"), 2)[0]...),
 			`not traces JSON, then a line of traces: line 1: unrecognised telemetry format`, 2},
-		{"truncated gzip", gzipBytes(t, pb)[:100], "unexpected EOF", 0},
+		{"truncated gzip", gzipBytes(t, pb)[:100], "truncated gzip: compressed stream: malformed telemetry: the input ends inside its gzip stream, after 0 bytes decompressed: it is cut short", 0},
 		{"pretty-printed documents, then not JSON", append(prettyDocs(t, 2), "\n}garbage"...), "pretty-printed documents, then not JSON: document 3: malformed telemetry: after byte", 4},
 		{"JSON with bad ids", []byte(`{"batches":[{"scopeSpans":[{"spans":[{"traceId":"!!","spanId":"AAAAAAAAAAA="}]}]}]}`), `traceId "!!" is neither hex nor base64 of 16 bytes`, 0},
 		{"unterminated JSON document", []byte("{\n\"resourceSpans\": [\n"), "unterminated JSON document: document: malformed telemetry", 0},
