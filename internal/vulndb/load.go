@@ -518,9 +518,26 @@ func inHiddenDir(p string) bool {
 	return false
 }
 
+// startsAsZip reports whether the file starts with a zip's local file
+// header.
+func startsAsZip(name string) bool {
+	f, err := os.Open(name)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 4)
+	_, err = io.ReadFull(f, head)
+	return err == nil && string(head) == "PK\x03\x04"
+}
+
 func listZip(name string) (listing, error) {
 	zr, err := zip.OpenReader(name)
 	if err != nil {
+		if errors.Is(err, zip.ErrFormat) && startsAsZip(name) {
+			// A download or copy of all.zip that stopped early.
+			return listing{}, fmt.Errorf("open archive %s: it starts as a zip, but its end, where a zip keeps its directory, is missing: it is cut short (%w)", name, err)
+		}
 		return listing{}, fmt.Errorf("open archive %s: %w", name, err)
 	}
 	for _, f := range zr.File {

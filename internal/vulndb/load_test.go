@@ -217,6 +217,26 @@ func TestWrongKindOfFile(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a zip cut short", func(t *testing.T) {
+		// A download of all.zip that stopped early: the records are
+		// there, the directory at the end is not.
+		var zb bytes.Buffer
+		zw := zip.NewWriter(&zb)
+		w, err := zw.Create("GO-2026-0001.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte(goodRecord))
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		p := write("all-cut.zip", zb.Bytes()[:zb.Len()/2])
+		_, _, err = Load(context.Background(), Options{Sources: []string{p}})
+		want := "open archive " + p + ": it starts as a zip, but its end, where a zip keeps its directory, is missing: it is cut short"
+		if !errors.Is(err, ErrNoSource) || !errors.Is(err, zip.ErrFormat) || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want ErrNoSource and zip.ErrFormat: %s", err, want)
+		}
+	})
 	t.Run("an empty zip archive holds no records", func(t *testing.T) {
 		p := write("nothing.zip", []byte("PK\x05\x06"+strings.Repeat("\x00", 18)))
 		if _, _, err := Load(context.Background(), Options{Sources: []string{p}}); err == nil || !strings.Contains(err.Error(), "no OSV records in it") {
