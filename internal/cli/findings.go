@@ -265,6 +265,14 @@ record was skipped, 2 if a file could not be read at all.`,
 					all = append(all, forServices(fs, in.services)...)
 				}
 			}
+			if unread == inputs {
+				// Nothing was read: an empty table or document would
+				// pass for inputs without findings.
+				if inputs == 1 {
+					return withCode(ExitUsage, errors.New("the input could not be read"))
+				}
+				return withCode(ExitUsage, fmt.Errorf("none of the %d inputs could be read", inputs))
+			}
 			merged := findings.Merge(all)
 			var err error
 			if format == "json" {
