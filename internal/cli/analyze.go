@@ -86,7 +86,8 @@ element of the image, directory or root package it scanned
 service or there is no telemetry; a profile its service_name label or
 resource service.name. Else it gets the only service of the telemetry.
 Otherwise it is refused, with the SERVICE= form to use. What was inferred is
-said on stderr.
+said on stderr, and so are the services of findings that the telemetry (if it
+has services) has none of: their verdicts can only be unknown.
 
 --fail-on POLICY exits 1 when a finding matches: a tier (P1, P2 or P3: that
 tier or higher), a verdict (executed, loaded), or kev; comma-separated or
@@ -212,9 +213,14 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 	if err := h.resolveProfiles(note); err != nil {
 		return withCode(ExitUsage, err)
 	}
-	all, err := assignFindings(inputs, h.seen(), note)
+	seen := h.seen()
+	all, err := assignFindings(inputs, seen, note)
 	if err != nil {
 		return withCode(ExitUsage, err)
+	}
+	if svcs := unmatchedServices(all, seen); len(svcs) > 0 {
+		note(fmt.Sprintf("warning: no telemetry of %s, whose findings stay unknown (the telemetry's services: %s); name a service as its telemetry does: --findings SERVICE=FILE",
+			strings.Join(svcs, ", "), strings.Join(seen.names, ", ")))
 	}
 
 	if fl.format == "sarif" {

@@ -157,6 +157,11 @@ func TestAnalyzeInputMessages(t *testing.T) {
 			want: "^" + regexp.QuoteMeta("evident: --traces "+cpu+": the profile has no service_name label or service.name, and the telemetry names no service; give it as --traces SERVICE="+cpu) + "\n$",
 		},
 		{
+			name: "findings of a service the telemetry does not have", wantCode: 0,
+			args: []string{"--findings", "gw=" + filepath.Join(rec, "findings", "gateway.json"), "--profiles", filepath.Join(rec, "profiles")},
+			want: "^" + regexp.QuoteMeta("evident: warning: no telemetry of gw, whose findings stay unknown (the telemetry's services: catalog, gateway, orders, reporter); name a service as its telemetry does: --findings SERVICE=FILE") + "\n$",
+		},
+		{
 			name: "a missing telemetry file", args: append(slices.Clone(gateway), "--traces", "nope.jsonl"), wantCode: ExitUsage,
 			want: "^" + regexp.QuoteMeta("evident: --traces: discover telemetry: stat nope.jsonl: no such file or directory") + "\n$",
 		},

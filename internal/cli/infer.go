@@ -206,6 +206,24 @@ func (h *analyzeHandler) seen() seenServices {
 	return s
 }
 
+// unmatchedServices returns the services of findings that the telemetry,
+// which has services, has none of, sorted: their verdicts can only be
+// unknown, most often because the findings name a service otherwise than
+// its telemetry does (--findings gw=... for the service gateway).
+func unmatchedServices(all []findings.Finding, seen seenServices) []string {
+	if len(seen.names) == 0 {
+		return nil
+	}
+	var out []string
+	for _, f := range all {
+		if _, ok := slices.BinarySearch(seen.names, f.Service); !ok && !slices.Contains(out, f.Service) {
+			out = append(out, f.Service)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // unnamedFile is the file of unnamed profiles and the flag that named it.
 type unnamedFile struct{ path, flag string }
 

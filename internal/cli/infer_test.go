@@ -214,3 +214,32 @@ func TestAnalyzeInferred(t *testing.T) {
 		})
 	}
 }
+
+// TestUnmatchedServices names the services of findings that telemetry
+// with services lacks, once each and sorted; without telemetry, none.
+func TestUnmatchedServices(t *testing.T) {
+	fs := func(services ...string) []findings.Finding {
+		var out []findings.Finding
+		for _, s := range services {
+			out = append(out, findings.Finding{Service: s})
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name     string
+		findings []findings.Finding
+		seen     []string
+		want     []string
+	}{
+		{"every service seen", fs("gateway", "orders", "gateway"), []string{"catalog", "gateway", "orders"}, nil},
+		{"a name the telemetry does not use", fs("gw", "orders", "gw", "api"), []string{"gateway", "orders"}, []string{"api", "gw"}},
+		{"no telemetry", fs("gw"), nil, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := unmatchedServices(tt.findings, seenServices{names: tt.seen})
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("unmatchedServices (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
