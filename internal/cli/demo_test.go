@@ -8,12 +8,15 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,6 +58,11 @@ func shopBinaries(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	if addr, ok := os.LookupEnv(listenHelperEnv); ok {
+		// The test binary run as a process of procGroup's
+		// (TestProcGroupListen).
+		os.Exit(listenHelper(addr))
+	}
 	code := m.Run()
 	if err := pgServer.Stop(); err != nil {
 		fmt.Fprintf(os.Stderr, "stop PostgreSQL: %v\n", err)
@@ -64,6 +72,30 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(builtShop.dir)
 	}
 	os.Exit(code)
+}
+
+// listenHelperEnv makes the test binary a process that listens on the
+// address it names until SIGTERM (listenHelper), or exits 1 at once when
+// it is "fail".
+const listenHelperEnv = "EVIDENT_TEST_LISTEN_ON"
+
+// listenHelper listens on addr as the examples' services do, and says why
+// on stderr, exiting 1, when it cannot.
+func listenHelper(addr string) int {
+	if addr == "fail" {
+		fmt.Fprintln(os.Stderr, "no configuration")
+		return 1
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer ln.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	return 0
 }
 
 // TestDemo runs the real example shop against evident serve for a while
