@@ -113,6 +113,12 @@ type Config struct {
 	// ("azure.storage.blob" -> "azure-storage-blob"); the longest listed
 	// prefix of a frame's module wins. Modules not listed fall back to
 	// well-known distributions and then to the top-level name itself.
+	// The dotted entries also put back the namespace that py-spy's short
+	// file names drop when its directories have no __init__.py (PEP 420):
+	// "blob/_blob_client.py" is azure.storage.blob._blob_client when an
+	// entry gives "blob" the one namespace "azure.storage", and neither a
+	// top-level entry, FirstParty nor a standard-library module (but a
+	// single-file one, such as queue) claims the name.
 	PythonDists map[string]string
 	// FirstParty are the code packages of the application itself, as
 	// prefixes matched on whole elements: dotted Java packages and Python
@@ -200,6 +206,9 @@ type Attributor struct {
 	javaPackages    map[string]string
 	javaRelocations map[string]string
 	pythonDists     map[string]string
+	// pythonNamespaces maps an element of a dotted module of pythonDists
+	// to the namespaces that precede it there (pythonNamespace).
+	pythonNamespaces map[string][]string
 	// javaJars maps an artifactId to the "group:artifact" of
 	// javaPackages, for frames that name their jar; "" when two groups
 	// ship an artifact of that name.
@@ -244,6 +253,7 @@ func New(cfg Config) *Attributor {
 	}
 	for name, dist := range cfg.PythonDists {
 		a.pythonDists[name] = normalizePyPI(dist)
+		a.addPythonNamespaces(name)
 	}
 	limit := cfg.MaxCached
 	if limit <= 0 {

@@ -361,6 +361,45 @@ func TestAttributePythonNamespace(t *testing.T) {
 	})
 }
 
+// TestAttributePythonShortNamespace uses py-spy's short names of modules
+// of namespace packages installed without an __init__.py in the
+// namespace's directories (PEP 420), as the Pyroscope Python SDK sends
+// them: py-spy drops those directories ("blob/_blob_client.py" for
+// azure.storage.blob._blob_client). The dotted modules of the installed
+// metadata or the configuration put the namespace back.
+func TestAttributePythonShortNamespace(t *testing.T) {
+	azure := map[string]string{"azure.storage.blob": "azure-storage-blob", "azure.storage.queue": "azure-storage-queue",
+		"azure.core": "azure-core", "opentelemetry.sdk": "opentelemetry-sdk", "opentelemetry.trace": "opentelemetry-api"}
+	runAttrCases(t, []attrCase{
+		{name: "namespace put back", cfg: Config{PythonDists: azure}, frame: Frame{"upload_blob", "blob/_blob_client.py"},
+			want: pyFn("azure.storage.blob._blob_client", "upload_blob", "azure-storage-blob"), ok: true},
+		{name: "package of a namespace", cfg: Config{PythonDists: azure}, frame: Frame{"f", "blob/__init__.py"},
+			want: pyFn("azure.storage.blob", "f", "azure-storage-blob"), ok: true},
+		{name: "one element of namespace", cfg: Config{PythonDists: azure}, frame: Frame{"run", "core/pipeline/_base.py"},
+			want: pyFn("azure.core.pipeline._base", "run", "azure-core"), ok: true},
+		{name: "beside a configured module", cfg: Config{PythonDists: azure}, frame: Frame{"on_end", "sdk/trace/export/__init__.py"},
+			want: pyFn("opentelemetry.sdk.trace.export", "on_end", "opentelemetry-sdk"), ok: true},
+		{name: "standard library module's name below it", cfg: Config{PythonDists: azure}, frame: Frame{"send_message", "queue/_queue_client.py"},
+			want: pyFn("azure.storage.queue._queue_client", "send_message", "azure-storage-queue"), ok: true},
+		{name: "standard library module's name below it, no namespace", frame: Frame{"get", "queue/client.py"},
+			want: pyFn("queue.client", "get", "queue"), ok: true},
+		{name: "standard library module", cfg: Config{PythonDists: azure}, frame: Frame{"get", "queue.py"},
+			want: pyFn("queue", "get", ""), ok: true},
+		{name: "standard library package", cfg: Config{PythonDists: map[string]string{"google.cloud.logging": "google-cloud-logging"}},
+			frame: Frame{"emit", "logging/handlers.py"}, want: pyFn("logging.handlers", "emit", ""), ok: true},
+		{name: "not put back without the configuration", frame: Frame{"upload_blob", "blob/_blob_client.py"},
+			want: pyFn("blob._blob_client", "upload_blob", "blob"), ok: true},
+		{name: "claimed as a top-level name", cfg: Config{PythonDists: map[string]string{"opentelemetry.instrumentation.flask": "opentelemetry-instrumentation-flask", "flask": "Flask"}},
+			frame: Frame{"wsgi_app", "flask/app.py"}, want: pyFn("flask.app", "wsgi_app", "flask"), ok: true},
+		{name: "first party", cfg: Config{PythonDists: azure, FirstParty: []string{"core"}}, frame: Frame{"index", "core/views.py"},
+			want: Func{Language: Python, Package: "core.views", Symbol: "index", FirstParty: true}, ok: true},
+		{name: "two namespaces", cfg: Config{PythonDists: map[string]string{"azure.storage.blob": "azure-storage-blob", "google.cloud.storage": "google-cloud-storage"}},
+			frame: Frame{"upload", "storage/blob.py"}, want: pyFn("storage.blob", "upload", "storage"), ok: true},
+		{name: "site-packages keeps its path", cfg: Config{PythonDists: azure}, frame: Frame{"f", "/srv/venv/lib/python3.12/site-packages/blob/x.py"},
+			want: pyFn("blob.x", "f", "blob"), ok: true},
+	})
+}
+
 func nodeFn(pkg, file, sym, ver string) Func {
 	return Func{Language: Node, Package: pkg, File: file, Symbol: sym, Module: pkg, Version: ver}
 }
@@ -646,6 +685,16 @@ func TestTrimAPIVersion(t *testing.T) {
 	} {
 		if got := trimAPIVersion(name); got != want {
 			t.Errorf("trimAPIVersion(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
+
+// TestPythonStdlibPackages checks that every standard-library package is
+// listed among the standard library's modules.
+func TestPythonStdlibPackages(t *testing.T) {
+	for name := range strings.FieldsSeq(pythonStdlibPackages) {
+		if !pythonStdlib(name) {
+			t.Errorf("%s is a package of the standard library, but not one of its modules", name)
 		}
 	}
 }

@@ -292,6 +292,14 @@ func TestPythonDistsOfNamespace(t *testing.T) {
 		"azure/storage/blob/changefeed/_models.py":                                  "azure-storage-blob-changefeed",
 		"azure/mgmt/compute/_client.py":                                             "azure-mgmt-compute", // the management libraries' convention
 		"azure/ai/textanalytics/_client.py":                                         "azure",              // neither installed metadata nor built in
+		// py-spy's short names of modules below directories without an
+		// __init__.py (PEP 420).
+		"blob/_blob_client.py":       "azure-storage-blob",
+		"blob/changefeed/_models.py": "azure-storage-blob-changefeed",
+		"core/pipeline/_base.py":     "azure-core",
+		"queue/_queue_client.py":     "azure-storage-queue",
+		"protobuf/json_format.py":    "protobuf",
+		"rpc/status_pb2.py":          "googleapis-common-protos",
 	} {
 		if fn, _ := a.Attribute(Frame{Function: "f", File: file}); fn.Module != dist {
 			t.Errorf("%s: module %q, want %q", file, fn.Module, dist)

@@ -1,6 +1,9 @@
 package attribution
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // pythonFunc attributes a Python frame by its file: py-spy's short file name
 // ("requests/sessions.py", the path below the outermost directory with an
@@ -34,9 +37,24 @@ func (a *Attributor) pythonFunc(name, file string) (Func, bool) {
 	if i := strings.Index(name, ".<locals>."); i > 0 {
 		name = name[:i]
 	}
-	fn := Func{Language: Python, Package: mod, Symbol: name, FirstParty: where == pyApp}
 	top, _, _ := strings.Cut(mod, ".")
-	if where == pyLibrary && !pythonStdlib(top) {
+	library := where == pyLibrary || where == pyShort
+	if library && pythonStdlib(top) {
+		// py-spy shortens a standard-library module to its file
+		// ("queue.py") and a package's to the path below the library
+		// ("json/decoder.py"): a short name below a module's name
+		// ("queue/_queue_client.py", of azure.storage.queue) is not the
+		// standard library's.
+		library = where == pyShort && strings.IndexByte(file, '/') >= 0 && !pythonStdlibPackage(top)
+	}
+	if library && where == pyShort {
+		if ns := a.pythonNamespace(mod, top); ns != "" {
+			mod = a.cache.join(ns, ".", mod)
+			top, _, _ = strings.Cut(mod, ".")
+		}
+	}
+	fn := Func{Language: Python, Package: mod, Symbol: name, FirstParty: where == pyApp}
+	if library {
 		// A short name or an archive's path does not tell the
 		// application from a library: Config.FirstParty does, unless
 		// an installed distribution claims the name.
@@ -54,9 +72,11 @@ func (a *Attributor) pythonFunc(name, file string) (Func, bool) {
 type pyPlace uint8
 
 const (
-	// pyLibrary is site-packages, or a short py-spy name that may be
-	// anywhere on sys.path.
+	// pyLibrary is site-packages, dist-packages or an archive on
+	// sys.path.
 	pyLibrary pyPlace = iota
+	// pyShort is a short py-spy name, which may be anywhere on sys.path.
+	pyShort
 	pyStdlib
 	// pyApp is an absolute path outside any library directory.
 	pyApp
@@ -121,7 +141,7 @@ func pythonRelPath(file string) (string, pyPlace) {
 		// part of an application script's module name.
 		return file[strings.LastIndexByte(file, '/')+1:], pyApp
 	}
-	return file, pyLibrary
+	return file, pyShort
 }
 
 // pythonArchive reports whether a directory element of a Python file's path
@@ -151,6 +171,50 @@ func (a *Attributor) pythonDist(mod, top string) string {
 		return d
 	}
 	return normalizePyPI(top)
+}
+
+// pythonNamespace returns the namespace package that the module of a
+// short py-spy name belongs to, or "". py-spy drops the directories of a
+// namespace package installed without an __init__.py in them (PEP 420), so
+// azure.storage.blob._blob_client shows as "blob/_blob_client.py". The
+// namespace is put back when the dotted entries of Config.PythonDists give
+// the name's first element top one namespace ("azure.storage.blob":
+// "azure.storage"), and neither a top-level entry nor Config.FirstParty
+// claims it: an installed distribution or the application may have a
+// package of that name.
+func (a *Attributor) pythonNamespace(mod, top string) string {
+	nss := a.pythonNamespaces[top]
+	if len(nss) != 1 {
+		return ""
+	}
+	if _, ok := a.pythonDists[top]; ok {
+		return ""
+	}
+	if _, _, ok := longestPrefix(a.firstParty, mod, '.'); ok {
+		return ""
+	}
+	return nss[0]
+}
+
+// addPythonNamespaces records, for every element of a dotted module but
+// the first, the namespace that precedes it: "azure.storage.blob" gives
+// "storage" the namespace "azure" and "blob" "azure.storage".
+func (a *Attributor) addPythonNamespaces(mod string) {
+	for i := strings.IndexByte(mod, '.'); i > 0; {
+		ns, rest := mod[:i], mod[i+1:]
+		name, _, _ := strings.Cut(rest, ".")
+		if a.pythonNamespaces == nil {
+			a.pythonNamespaces = make(map[string][]string)
+		}
+		if !slices.Contains(a.pythonNamespaces[name], ns) {
+			a.pythonNamespaces[name] = append(a.pythonNamespaces[name], ns)
+		}
+		j := strings.IndexByte(rest, '.')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
 }
 
 // pythonDistClaims reports whether a configured distribution ships
@@ -385,6 +449,19 @@ const pythonStdlibNames = " __future__ _aix_support _android_support _bootsubpro
 	" threading time timeit tkinter token tokenize tomllib trace traceback tracemalloc tty turtle" +
 	" turtledemo types typing unicodedata unittest urllib uu uuid venv warnings wave weakref" +
 	" webbrowser winreg winsound wsgiref xdrlib xml xmlrpc zipapp zipfile zipimport zlib zoneinfo "
+
+// pythonStdlibPackages lists the top-level modules of pythonStdlibNames
+// that are packages (directories) in CPython 3.8 to 3.13, rather than
+// single files.
+const pythonStdlibPackages = " _pyrepl asyncio collections concurrent ctypes curses dbm distutils email" +
+	" encodings ensurepip html http idlelib importlib json lib2to3 logging msilib multiprocessing pathlib" +
+	" pydoc_data re sqlite3 sysconfig tkinter tomllib turtledemo unittest urllib venv wsgiref xml xmlrpc zoneinfo "
+
+// pythonStdlibPackage reports whether the standard-library module top is
+// a package.
+func pythonStdlibPackage(top string) bool {
+	return strings.Contains(pythonStdlibPackages, " "+top+" ")
+}
 
 // pythonStdlib reports whether top is a standard-library module, which no
 // PyPI distribution ships.
