@@ -50,6 +50,8 @@ func FuzzAttribute(f *testing.F) {
 		{"com/example/libs/yaml/Yaml.load", ""},
 		{"upload_blob", "/app/.venv/lib/python3.12/site-packages/azure/storage/blob/_blob_client.py"},
 		{"put", "acme/plugins/s3/client.py"},
+		{"upload_blob", "blob/_blob_client.py"},
+		{"send_message", "queue/_queue_client.py"},
 	} {
 		f.Add(fr.Function, fr.File)
 	}
@@ -57,7 +59,7 @@ func FuzzAttribute(f *testing.F) {
 		GoModules:       []string{"example.com/attrdemo/v2"},
 		JavaPackages:    map[string]string{"org.yaml.snakeyaml": "org.yaml:snakeyaml", "com.google.common": "com.google.guava:guava"},
 		JavaRelocations: map[string]string{"com.example.libs.yaml": "org.yaml.snakeyaml"},
-		PythonDists:     map[string]string{"acme.plugins.s3": "acme-s3"},
+		PythonDists:     map[string]string{"acme.plugins.s3": "acme-s3", "azure.storage.blob": "azure-storage-blob", "azure.storage.queue": "azure-storage-queue"},
 	}
 	shared := New(cfg)
 	f.Fuzz(func(t *testing.T, function, file string) {
