@@ -118,6 +118,14 @@ func (d *Decompressor) Decompress(dst, data []byte, encoding string, limit int64
 			// frame asking for a larger window.
 			return nil, fmt.Errorf("%w: more than %d bytes after decompression (%s): %w", ErrTooLarge, limit, enc, err)
 		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			// The decoders say no more than "unexpected EOF": of data
+			// too short to be gzip at all, or of a body cut short.
+			if enc == "gzip" && !bytes.HasPrefix(data, []byte(gzipMagic)) {
+				return nil, fmt.Errorf("%w: gzip: invalid header: the body does not start with gzip's bytes 1f 8b", ErrCorrupt)
+			}
+			return nil, fmt.Errorf("%w: %s: the body ends inside its %s stream: it is cut short (%w)", ErrCorrupt, enc, enc, err)
+		}
 		if strings.HasPrefix(err.Error(), enc+": ") {
 			// The decoder named its codec already ("gzip: invalid header").
 			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
