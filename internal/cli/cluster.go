@@ -144,11 +144,11 @@ func (s *server) cluster(ctx context.Context, cfg fileConfig, pg *postgres.Store
 				}
 				return u.eng, nil
 			},
-			FindingsVersion: pg.FindingsVersion,
-			Engines: func() []*engine.Engine {
-				var engs []*engine.Engine
-				for _, u := range s.tenants.Units() {
-					engs = append(engs, u.eng)
+			FindingsVersions: pg.FindingsVersions,
+			Engines: func() map[string]*engine.Engine {
+				engs := make(map[string]*engine.Engine)
+				for tenant, u := range s.tenants.Units() {
+					engs[tenant] = u.eng
 				}
 				return engs
 			},

@@ -20,7 +20,7 @@ type Store interface {
 	ClaimPartition(ctx context.Context, partition int32) (next, owner int64, states map[string][]byte, err error)
 	CheckpointPartitions(ctx context.Context, parts []postgres.Partition) (stale []int32, err error)
 	Join(ctx context.Context, now time.Time, window time.Duration) (joined, expired int64, err error)
-	FindingsVersion(ctx context.Context) (int64, error)
+	FindingsVersions(ctx context.Context) (map[string]int64, error)
 }
 
 // Shard is the engine and model of one tenant in one partition.
@@ -52,11 +52,11 @@ type Applier struct {
 
 	mu    sync.Mutex
 	parts map[int32]*partition
-	// findings are the tenants' findings as of version (-1 before the
-	// first read), loaded for the tenants with a shard; checked is when
-	// the version was last read.
+	// findings are the tenants' findings, loaded for the tenants with a
+	// shard, as of versions (the store's FindingsVersions, nil before
+	// the first read); checked is when the versions were last read.
 	findings map[string][]findings.Finding
-	version  int64
+	versions map[string]int64
 	checked  time.Time
 }
 
@@ -85,7 +85,7 @@ func NewApplier(cfg Config, deps ApplierDeps) (*Applier, error) {
 	if deps.Store == nil || deps.NewShard == nil || deps.Findings == nil {
 		return nil, fmt.Errorf("%w: ApplierDeps.Store, NewShard and Findings are required", ErrInvalidConfig)
 	}
-	a := &Applier{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, parts: map[int32]*partition{}, findings: map[string][]findings.Finding{}, version: -1}
+	a := &Applier{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, parts: map[int32]*partition{}, findings: map[string][]findings.Finding{}}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -267,26 +267,26 @@ func (a *Applier) checkpoint(ctx context.Context, partitions []int32) error {
 	return nil
 }
 
-// refreshFindings reloads the findings of the tenants with shards when
-// the store's findings version changed, at most every FindingsInterval;
-// a.mu is held.
+// refreshFindings reloads the findings of the tenants with shards whose
+// version in the store changed, at most every FindingsInterval; a.mu is
+// held.
 func (a *Applier) refreshFindings(ctx context.Context) error {
 	if a.now().Sub(a.checked) < a.cfg.FindingsInterval {
 		return nil
 	}
-	v, err := a.deps.Store.FindingsVersion(ctx)
+	vs, err := a.deps.Store.FindingsVersions(ctx)
 	if err != nil {
 		return err
 	}
 	a.checked = a.now()
-	if v == a.version {
-		return nil
-	}
-	// The first look (version -1) reloads too: the findings loaded so
-	// far were read before v, and an upload may lie between. The
-	// version is taken only once every tenant has reloaded, so a reload
-	// that fails is tried again at the next look.
+	// The first look (versions nil) reloads every tenant: the findings
+	// loaded so far were read before vs, and an upload may lie between.
+	// The versions are taken only once every tenant has reloaded, so a
+	// reload that fails is tried again at the next look.
 	for tenant := range a.findings {
+		if a.versions != nil && vs[tenant] == a.versions[tenant] {
+			continue
+		}
 		fs, err := a.deps.Findings(ctx, tenant)
 		if err != nil {
 			return fmt.Errorf("tenant %s: %w", tenant, err)
@@ -298,7 +298,7 @@ func (a *Applier) refreshFindings(ctx context.Context) error {
 			}
 		}
 	}
-	a.version = v
+	a.versions = vs
 	return nil
 }
 

@@ -167,9 +167,7 @@ func TestApplier(t *testing.T) {
 
 	// An upload through an API replica: the engine reloads the findings.
 	before := reads.Load()
-	if err := pg.PutFindings(ctx, store.FindingsUpdate{Time: t0, Actor: "test", Source: "test"}); err != nil {
-		t.Fatal(err)
-	}
+	upload(t, pg, store.DefaultTenant)
 	if _, err := second.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -229,21 +227,23 @@ func TestApplierReloadsFindings(t *testing.T) {
 	if got := reads.Load(); got != 1 {
 		t.Fatalf("findings read %d times for the first shard, want 1", got)
 	}
-	upload := func() {
-		t.Helper()
-		if err := pg.PutFindings(ctx, store.FindingsUpdate{Time: t0, Actor: "test", Source: "test"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	upload()
+	upload(t, pg, store.DefaultTenant)
 	if _, err := a.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := reads.Load(); got != 2 {
 		t.Errorf("findings read %d times after an upload before the first check, want 2 (reloaded)", got)
 	}
+	// An upload of another tenant, of which this engine has no shard.
+	upload(t, pg, "other")
+	if _, err := a.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := reads.Load(); got != 2 {
+		t.Errorf("findings read %d times after an upload of another tenant, want 2 (not reloaded)", got)
+	}
 
-	upload()
+	upload(t, pg, store.DefaultTenant)
 	fail.Store(true)
 	if _, err := a.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
@@ -255,6 +255,98 @@ func TestApplierReloadsFindings(t *testing.T) {
 	if got := reads.Load(); got != 3 {
 		t.Errorf("findings read %d times after a failed reload and another check, want 3 (reloaded again)", got)
 	}
+}
+
+// upload replaces the findings of tenant by one of its gateway, as an
+// upload through an API replica does.
+func upload(t *testing.T, pg *postgres.Store, tenant string) {
+	t.Helper()
+	st, err := pg.ForTenant(tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := findings.Finding{Service: "gateway", Package: findings.Package{PURL: "pkg:golang/example.com/lib@v1.0.0", Ecosystem: "Go", Name: "example.com/lib", Version: "v1.0.0"},
+		Vulnerability: findings.Vulnerability{ID: "GO-2026-0001"}}
+	if err := st.PutFindings(t.Context(), store.FindingsUpdate{Time: t0, Actor: "test", Source: "test", Findings: []findings.Finding{f}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// findingsReads is an engine.Store that counts the reads of findings.
+type findingsReads struct {
+	engine.Store
+	n atomic.Int32
+}
+
+func (r *findingsReads) Findings(ctx context.Context) ([]findings.Finding, error) {
+	r.n.Add(1)
+	return r.Store.Findings(ctx)
+}
+
+// TestViewReloadsChangedTenants: an API replica's view reloads the
+// findings of every tenant it holds at its first Sync, and after that of
+// the tenants whose findings an upload changed, not the others'.
+func TestViewReloadsChangedTenants(t *testing.T) {
+	ctx := t.Context()
+	pg := openStore(t)
+	tenants := []string{store.DefaultTenant, "other"}
+	reads := map[string]*findingsReads{}
+	engines := map[string]*engine.Engine{}
+	for _, tenant := range tenants {
+		st, err := pg.ForTenant(tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reads[tenant] = &findingsReads{Store: st}
+		m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+		e, err := engine.New(engine.DefaultConfig(), engine.Deps{Store: reads[tenant], Model: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Shutdown(context.Background()) })
+		engines[tenant] = e
+	}
+	v, err := NewView(DefaultConfig(), ViewDeps{
+		Tenants: func(context.Context) ([]string, error) { return nil, nil },
+		Read:    func(ctx context.Context, _ string) ([][]byte, model.Joins, error) { return pg.View(ctx) },
+		Engine: func(context.Context, string) (*engine.Engine, error) {
+			return nil, errors.New("no shards in this test")
+		},
+		FindingsVersions: pg.FindingsVersions,
+		Engines:          func() map[string]*engine.Engine { return engines },
+		Lead:             func(context.Context) (bool, error) { return false, nil },
+		Leader:           &Leader{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := map[string]int32{}
+	step := func(what string, want map[string]int32) {
+		t.Helper()
+		if err := v.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, tenant := range tenants {
+			n := reads[tenant].n.Load()
+			if got := n - last[tenant]; got != want[tenant] {
+				t.Errorf("%s: tenant %s's findings read %d times, want %d", what, tenant, got, want[tenant])
+			}
+			last[tenant] = n
+		}
+	}
+	for _, tenant := range tenants {
+		last[tenant] = reads[tenant].n.Load() // the engines' starts
+	}
+	step("first Sync", map[string]int32{store.DefaultTenant: 1, "other": 1})
+	step("Sync without an upload", map[string]int32{})
+	upload(t, pg, "other")
+	step("Sync after an upload of tenant other", map[string]int32{"other": 1})
+	upload(t, pg, store.DefaultTenant)
+	upload(t, pg, "other")
+	step("Sync after an upload of both", map[string]int32{store.DefaultTenant: 1, "other": 1})
 }
 
 // recorder is an engine.Store that keeps the verdict changes appended,
@@ -303,10 +395,10 @@ func TestLeader(t *testing.T) {
 			Engine: func(context.Context, string) (*engine.Engine, error) {
 				return nil, errors.New("no shards in this test")
 			},
-			FindingsVersion: pg.FindingsVersion,
-			Engines:         func() []*engine.Engine { return nil },
-			Lead:            func(ctx context.Context) (bool, error) { return pg.TryLock(ctx, "evident lead ") },
-			Leader:          r.leader,
+			FindingsVersions: pg.FindingsVersions,
+			Engines:          func() map[string]*engine.Engine { return nil },
+			Lead:             func(ctx context.Context) (bool, error) { return pg.TryLock(ctx, "evident lead ") },
+			Leader:           r.leader,
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/evidentsec/evident/internal/engine"
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
@@ -96,11 +97,11 @@ func BenchmarkReceiptToVerdict(b *testing.B) {
 				}
 				return st.View(ctx)
 			},
-			Engine:          func(context.Context, string) (*engine.Engine, error) { return eng, nil },
-			FindingsVersion: s.pg.FindingsVersion,
-			Engines:         func() []*engine.Engine { return []*engine.Engine{eng} },
-			Lead:            func(ctx context.Context) (bool, error) { return s.pg.TryLock(ctx, "evident lead ") },
-			Leader:          &leader, Logger: slog.New(slog.DiscardHandler),
+			Engine:           func(context.Context, string) (*engine.Engine, error) { return eng, nil },
+			FindingsVersions: s.pg.FindingsVersions,
+			Engines:          func() map[string]*engine.Engine { return map[string]*engine.Engine{store.DefaultTenant: eng} },
+			Lead:             func(ctx context.Context) (bool, error) { return s.pg.TryLock(ctx, "evident lead ") },
+			Leader:           &leader, Logger: slog.New(slog.DiscardHandler),
 		})
 		if err != nil {
 			b.Fatal(err)

@@ -24,13 +24,14 @@ type ViewDeps struct {
 	Read func(ctx context.Context, tenant string) ([][]byte, model.Joins, error)
 	// Engine returns the running engine of a tenant's merged view.
 	Engine func(ctx context.Context, tenant string) (*engine.Engine, error)
-	// FindingsVersion returns a number that changes whenever the stored
-	// findings of any tenant change (an upload through any API replica).
-	FindingsVersion func(ctx context.Context) (int64, error)
+	// FindingsVersions returns, per tenant, a number that changes
+	// whenever the tenant's stored findings change (an upload through
+	// any API replica).
+	FindingsVersions func(ctx context.Context) (map[string]int64, error)
 	// Engines returns the engines of the tenants this replica holds in
-	// memory, with or without shards: each reloads its findings when
-	// FindingsVersion changed.
-	Engines func() []*engine.Engine
+	// memory, with or without shards, by tenant: each reloads its
+	// findings when its tenant's version changed.
+	Engines func() map[string]*engine.Engine
 	// Lead tries to make this replica the one that records verdict
 	// history and raises topology alerts, and reports whether it is.
 	Lead func(ctx context.Context) (bool, error)
@@ -49,11 +50,13 @@ type View struct {
 	deps ViewDeps
 	log  *slog.Logger
 	loop pipeline.Loop
-	// findings is the FindingsVersion the engines have reloaded; -1
-	// before the first Sync, which reloads them all: findings stored
-	// after an engine loaded them at its start and before the first
-	// version was read would be missed otherwise.
-	findings atomic.Int64
+	// mu serialises the reloads of findings, and guards versions: the
+	// FindingsVersions the engines have reloaded, nil before the first
+	// Sync, which reloads them all (findings stored after an engine
+	// loaded them at its start and before the first versions were read
+	// would be missed otherwise).
+	mu       sync.Mutex
+	versions map[string]int64
 }
 
 var _ pipeline.Component = (*View)(nil)
@@ -63,11 +66,10 @@ func NewView(cfg Config, deps ViewDeps) (*View, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Tenants == nil || deps.Read == nil || deps.Engine == nil || deps.FindingsVersion == nil || deps.Engines == nil || deps.Lead == nil || deps.Leader == nil {
+	if deps.Tenants == nil || deps.Read == nil || deps.Engine == nil || deps.FindingsVersions == nil || deps.Engines == nil || deps.Lead == nil || deps.Leader == nil {
 		return nil, fmt.Errorf("%w: every ViewDeps function and the Leader are required", ErrInvalidConfig)
 	}
 	v := &View{cfg: cfg, deps: deps, log: deps.Logger}
-	v.findings.Store(-1)
 	if v.log == nil {
 		v.log = slog.Default()
 	}
@@ -175,24 +177,26 @@ func (viewStore) Batches(context.Context, int64, func(int64, store.BatchKind, []
 	return nil
 }
 
-// reloadFindings hands the stored findings to every engine in memory
-// when their version changed since the last reload. The version is read
-// first: findings stored after it are seen now or at the next Sync, and
-// an engine built later loads them at its start.
+// reloadFindings hands the stored findings to each engine in memory
+// whose tenant's version changed since the last reload. The versions are
+// read first: findings stored after them are seen now or at the next
+// Sync, and an engine built later loads them at its start.
 func (v *View) reloadFindings(ctx context.Context) error {
-	version, err := v.deps.FindingsVersion(ctx)
+	vs, err := v.deps.FindingsVersions(ctx)
 	if err != nil {
 		return err
 	}
-	if version == v.findings.Load() {
-		return nil
-	}
-	for _, eng := range v.deps.Engines() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for tenant, eng := range v.deps.Engines() {
+		if v.versions != nil && vs[tenant] == v.versions[tenant] {
+			continue
+		}
 		if err := eng.ReloadFindings(ctx); err != nil {
-			return fmt.Errorf("reload the findings: %w", err)
+			return fmt.Errorf("tenant %s: reload the findings: %w", tenant, err)
 		}
 	}
-	v.findings.Store(version)
+	v.versions = vs
 	return nil
 }
 

@@ -193,14 +193,14 @@ func (r *Registry[U]) Lookup(ctx context.Context, tenant string) (u U, ok bool, 
 	return e.unit, true, nil
 }
 
-// Units returns the units in memory, in the order of their tenants. A
-// unit built after it returns is not among them.
-func (r *Registry[U]) Units() []U {
+// Units returns the units in memory by tenant. A unit built after it
+// returns is not among them.
+func (r *Registry[U]) Units() map[string]U {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	units := make([]U, 0, len(r.units))
-	for _, id := range slices.Sorted(maps.Keys(r.units)) {
-		units = append(units, r.units[id].unit)
+	units := make(map[string]U, len(r.units))
+	for id, e := range r.units {
+		units[id] = e.unit
 	}
 	return units
 }

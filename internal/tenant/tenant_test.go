@@ -272,11 +272,11 @@ func TestUnits(t *testing.T) {
 	if _, ok, err := r.Lookup(context.Background(), "c"); ok || err != nil {
 		t.Fatalf("Lookup of an unknown tenant = %v, %v; want nothing", ok, err)
 	}
-	var got []string
-	for _, u := range r.Units() {
-		got = append(got, u.tenant)
+	got := map[string]string{}
+	for id, u := range r.Units() {
+		got[id] = u.tenant
 	}
-	if diff := cmp.Diff(got, []string{"a", "b"}); diff != "" {
+	if diff := cmp.Diff(got, map[string]string{"a": "a", "b": "b"}); diff != "" {
 		t.Errorf("Units (-got +want):\n%s", diff)
 	}
 }

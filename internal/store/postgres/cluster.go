@@ -370,18 +370,29 @@ func (s *Store) View(ctx context.Context) (states [][]byte, joins model.Joins, e
 	return states, joins, nil
 }
 
-// FindingsVersion returns a number that changes whenever the findings of
-// any tenant change.
-func (s *Store) FindingsVersion(ctx context.Context) (int64, error) {
+// FindingsVersions returns, for each tenant whose findings were ever
+// stored, a number that changes whenever they change.
+func (s *Store) FindingsVersions(ctx context.Context) (map[string]int64, error) {
 	if err := s.calls.Enter(); err != nil {
-		return 0, fmt.Errorf("read the findings version: %w", err)
+		return nil, fmt.Errorf("read the findings versions: %w", err)
 	}
 	defer s.calls.Leave()
-	var v int64
-	if err := s.pool.QueryRow(ctx, `SELECT last FROM counters WHERE name = 'findings'`).Scan(&v); err != nil {
-		return 0, fmt.Errorf("read the findings version from %s: %w", s.where, err)
+	rows, err := s.pool.Query(ctx, `SELECT tenant, version FROM findings_versions`)
+	if err != nil {
+		return nil, fmt.Errorf("read the findings versions from %s: %w", s.where, err)
 	}
-	return v, nil
+	versions := make(map[string]int64)
+	var (
+		tenant  string
+		version int64
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&tenant, &version}, func() error {
+		versions[tenant] = version
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read the findings versions from %s: %w", s.where, err)
+	}
+	return versions, nil
 }
 
 // ShardTenants returns the tenants that have shards, in order.

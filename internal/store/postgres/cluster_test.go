@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/model"
 	"github.com/evidentsec/evident/internal/store"
 )
@@ -126,16 +127,45 @@ func TestCluster(t *testing.T) {
 		t.Errorf("tenant other's joins = %+v, want none, and y's span unlinked", joins)
 	}
 
-	v0, err := st.FindingsVersion(ctx)
-	if err != nil {
-		t.Fatal(err)
+	// Each tenant's findings have a version of their own: an upload
+	// changes its tenant's alone, a replacement by nothing of nothing
+	// changes none.
+	versions := func() map[string]int64 {
+		t.Helper()
+		v, err := st.FindingsVersions(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
 	}
-	if err := other.PutFindings(ctx, store.FindingsUpdate{Time: t0, Actor: "test", Source: "test"}); err != nil {
-		t.Fatal(err)
+	put := func(s *Store, services []string, fs ...findings.Finding) {
+		t.Helper()
+		if err := s.PutFindings(ctx, store.FindingsUpdate{Time: t0, Actor: "test", Source: "test", Services: services, Findings: fs}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if v1, _ := st.FindingsVersion(ctx); v1 == v0 {
-		t.Errorf("findings version %d unchanged by an upload", v1)
+	gateway := gatewayFinding()
+	put(st, nil, gateway)
+	v0 := versions()
+	put(other, nil, gateway)
+	v1 := versions()
+	if v1["other"] == v0["other"] || v1[store.DefaultTenant] != v0[store.DefaultTenant] {
+		t.Errorf("findings versions %v, then %v after an upload of tenant other: want other's alone changed", v0, v1)
 	}
+	put(other, []string{"orders"})
+	if v2 := versions(); v2["other"] != v1["other"] {
+		t.Errorf("findings versions %v, then %v after a replacement of no findings by none: want none changed", v1, v2)
+	}
+	put(other, []string{"gateway"})
+	if v3 := versions(); v3["other"] == v1["other"] || v3[store.DefaultTenant] != v1[store.DefaultTenant] {
+		t.Errorf("findings versions %v, then %v after tenant other's findings were removed: want other's alone changed", v1, v3)
+	}
+}
+
+// gatewayFinding is a finding of service gateway.
+func gatewayFinding() findings.Finding {
+	return findings.Finding{Service: "gateway", Package: findings.Package{PURL: "pkg:golang/example.com/lib@v1.0.0", Ecosystem: "Go", Name: "example.com/lib", Version: "v1.0.0"},
+		Vulnerability: findings.Vulnerability{ID: "GO-2026-0001"}}
 }
 
 // TestEmptySeesShards: a tenant whose only rows are the shards an engine

@@ -3,11 +3,14 @@ package postgres
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/store"
 )
 
@@ -114,6 +117,39 @@ func TestMigrations(t *testing.T) {
 		defer s.Close()
 		if _, err := s.Tokens(t.Context()); err != nil {
 			t.Errorf("Tokens through OpenReader: %v", err)
+		}
+	})
+
+	// The findings stored before their versions were kept per tenant
+	// (migration 5) have a version, each tenant's.
+	t.Run("FindingsVersionsOfStoredFindings", func(t *testing.T) {
+		cfg := newDatabase(t)
+		before := slices.IndexFunc(all, func(m store.Migration) bool { return m.Version == 5 })
+		old, err := open(t.Context(), cfg, all[:before], false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tenant := range []string{store.DefaultTenant, "other"} {
+			st, err := old.ForTenant(tenant)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.PutFindings(t.Context(), store.FindingsUpdate{Time: time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC), Actor: "test", Source: "test", Findings: []findings.Finding{gatewayFinding()}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		old.Close()
+		cur, err := Open(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cur.Close()
+		got, err := cur.FindingsVersions(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(map[string]int64{store.DefaultTenant: 1, "other": 1}, got); diff != "" {
+			t.Errorf("FindingsVersions after the migration (-want +got):\n%s", diff)
 		}
 	})
 
