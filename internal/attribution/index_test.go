@@ -307,6 +307,45 @@ func TestPythonDistsOfNamespace(t *testing.T) {
 	}
 }
 
+// TestPythonDistsOfShortNames reads distributions that share the
+// namespace package azure, one under azure.storage alone: the packages
+// that py-spy's short file names start with (those with an __init__.py
+// right below a namespace package) are named too, so that a short name
+// gets its namespace back.
+func TestPythonDistsOfShortNames(t *testing.T) {
+	fsys := fstest.MapFS{
+		"azure_core-1.30.1.dist-info/RECORD": {Data: []byte("azure/core/__init__.py,sha256=x,1\n" +
+			"azure/core/pipeline/__init__.py,sha256=x,1\n" +
+			"azure/core/pipeline/_base.py,sha256=x,1\n")},
+		"azure_storage_blob-12.12.0.dist-info/RECORD": {Data: []byte("azure/storage/blob/__init__.py,sha256=x,1\n" +
+			"azure/storage/blob/_shared_access_signature.py,sha256=x,1\n" +
+			"azure/storage/blob/_shared/__init__.py,sha256=x,1\n" +
+			"azure/storage/blob/_shared/base_client.py,sha256=x,1\n")},
+	}
+	got, err := PythonDistsOf(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"azure.core":         "azure_core",
+		"azure.storage":      "azure_storage_blob", // the shortest module it alone ships
+		"azure.storage.blob": "azure_storage_blob", // the root of its short names
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("PythonDistsOf (-want +got):\n%s", diff)
+	}
+	a := New(Config{PythonDists: got})
+	for file, want := range map[string]Func{
+		"blob/_shared_access_signature.py": pyFn("azure.storage.blob._shared_access_signature", "f", "azure-storage-blob"),
+		"blob/_shared/base_client.py":      pyFn("azure.storage.blob._shared.base_client", "f", "azure-storage-blob"),
+		"core/pipeline/_base.py":           pyFn("azure.core.pipeline._base", "f", "azure-core"),
+	} {
+		if fn, _ := a.Attribute(Frame{Function: "f", File: file}); fn != want {
+			t.Errorf("%s: %+v, want %+v", file, fn, want)
+		}
+	}
+}
+
 // TestPythonDistsOfDebian reads Debian's dist-packages when it is there.
 func TestPythonDistsOfDebian(t *testing.T) {
 	const dir = "/usr/lib/python3/dist-packages"

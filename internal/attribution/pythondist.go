@@ -78,6 +78,9 @@ func PythonDistsOf(fsys fs.FS) (map[string]string, error) {
 		return out, errors.Join(errs...)
 	}
 	sub := make(map[string][]string)
+	// inits are the packages whose __init__.py a RECORD lists; the
+	// others under the shared names are namespace packages (PEP 420).
+	inits := make(map[string]bool)
 	for _, r := range records {
 		mine := false
 		for n := range shared {
@@ -86,7 +89,7 @@ func PythonDistsOf(fsys fs.FS) (map[string]string, error) {
 		if !mine {
 			continue
 		}
-		mods, err := recordModules(fsys, r.dir, shared)
+		mods, pkgs, err := recordModules(fsys, r.dir, shared)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("read python distribution %s: %w", r.dir, err))
 			continue
@@ -96,14 +99,63 @@ func PythonDistsOf(fsys fs.FS) (map[string]string, error) {
 				sub[m] = append(sub[m], r.dist)
 			}
 		}
+		for _, p := range pkgs {
+			inits[p] = true
+		}
 	}
+	// roots are the packages that py-spy's short file names start with
+	// (the outermost of a run of packages with an __init__.py below a
+	// namespace package: azure.storage.blob, whose files show as
+	// "blob/…"), with the distributions that ship modules under them.
+	roots := make(map[string][]string)
 	for m, dists := range sub {
 		parent := m[:strings.LastIndexByte(m, '.')]
 		if len(dists) == 1 && (shared[parent] || len(sub[parent]) > 1) {
 			out[m] = dists[0]
 		}
+		if root := shortNameRoot(m, inits); strings.IndexByte(root, '.') > 0 {
+			for _, d := range dists {
+				if !slices.Contains(roots[root], d) {
+					roots[root] = append(roots[root], d)
+				}
+			}
+		}
+	}
+	// A root that one distribution alone ships names it, so that the
+	// short names under it get their namespace back
+	// (Attributor.pythonNamespace).
+	for root, dists := range roots {
+		if len(dists) == 1 {
+			out[root] = dists[0]
+		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// shortNameRoot returns the package that py-spy's short file name of
+// module m starts with: py-spy drops the directories above the file up
+// to the outermost one of the run of directories with an __init__.py
+// that holds it (inits), so the root is that directory. "" when the
+// module's own directory has none (a namespace package's).
+func shortNameRoot(m string, inits map[string]bool) string {
+	p := m
+	if !inits[m] {
+		i := strings.LastIndexByte(m, '.')
+		if i < 0 {
+			return ""
+		}
+		p = m[:i]
+	}
+	root := ""
+	for inits[p] {
+		root = p
+		i := strings.LastIndexByte(p, '.')
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return root
 }
 
 // recordModules returns the dotted packages and modules below the
@@ -111,10 +163,12 @@ func PythonDistsOf(fsys fs.FS) (map[string]string, error) {
 // "azure/storage/blob/_blob_client.py", "azure.storage",
 // "azure.storage.blob" and "azure.storage.blob._blob_client" (a module
 // tells distributions apart that share its package, as
-// azure-storage-blob-changefeed shares azure.storage.blob).
-func recordModules(fsys fs.FS, dir string, tops map[string]bool) ([]string, error) {
-	mods := make(map[string]struct{})
-	err := eachLine(fsys, path.Join(dir, "RECORD"), func(line string) {
+// azure-storage-blob-changefeed shares azure.storage.blob); and the
+// packages among them whose __init__.py it lists (azure.storage.blob).
+func recordModules(fsys fs.FS, dir string, tops map[string]bool) (mods, inits []string, err error) {
+	modSet := make(map[string]struct{})
+	initSet := make(map[string]struct{})
+	err = eachLine(fsys, path.Join(dir, "RECORD"), func(line string) {
 		p, _, _ := strings.Cut(line, ",")
 		if !strings.HasSuffix(p, ".py") && !strings.HasSuffix(p, ".so") && !strings.HasSuffix(p, ".pyd") {
 			return
@@ -134,13 +188,16 @@ func recordModules(fsys fs.FS, dir string, tops map[string]bool) ([]string, erro
 			if !isIdentifier(elems[i-1]) || elems[i-1] == "__pycache__" {
 				return
 			}
-			mods[strings.Join(elems[:i], ".")] = struct{}{}
+			modSet[strings.Join(elems[:i], ".")] = struct{}{}
+		}
+		if file == "__init__" {
+			initSet[strings.Join(elems[:len(elems)-1], ".")] = struct{}{}
 		}
 	})
 	if errors.Is(err, fs.ErrNotExist) {
 		err = nil
 	}
-	return slices.Sorted(maps.Keys(mods)), err
+	return slices.Sorted(maps.Keys(modSet)), slices.Sorted(maps.Keys(initSet)), err
 }
 
 // topLevelNames returns the top-level import names a metadata directory
