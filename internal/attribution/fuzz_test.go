@@ -130,6 +130,7 @@ func FuzzPythonDistsOf(f *testing.F) {
 	f.Add("_yaml\nyaml\n", "pyparsing/__init__.py,sha256=x,1\npyparsing-3.0.9.dist-info/RECORD,,\n_cffi.cpython-311-x86_64-linux-gnu.so,,\n../../bin/x,,\n")
 	f.Add("", "\"a,b\",,\n")
 	f.Add("azure\n", "azure/core/__init__.py,,\nazure/storage/blob/_x.py,,\nazure/__pycache__/x.pyc,,\n")
+	f.Add("azure\n", "azure/storage/blob/__init__.py,,\nazure/storage/blob/_s/__init__.py,,\nazure/storage/blob/_s/x.py,,\nazure/storage/y.py,,\n")
 	f.Fuzz(func(t *testing.T, topLevel, record string) {
 		fsys := fstest.MapFS{
 			"PyYAML-6.0.dist-info/top_level.txt": {Data: []byte(topLevel)},
