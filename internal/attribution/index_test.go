@@ -360,3 +360,42 @@ func TestPythonDistsOfDebian(t *testing.T) {
 		t.Errorf("yaml ships in %q, want PyYAML", got["yaml"])
 	}
 }
+
+// TestPythonModulesOf maps the distributions a service's findings name to
+// the modules of namespace packages they ship: named ones, the
+// conventions of the SDKs, and nothing for the others or for a module two
+// would claim.
+func TestPythonModulesOf(t *testing.T) {
+	got := PythonModulesOf([]string{"azure-storage-blob", "Azure_Core", "opentelemetry-api", "azure-mgmt-compute",
+		"google-cloud-bigquery-storage", "zope.interface", "requests", "PyYAML", "zope-", "google-cloud-"})
+	want := map[string]string{
+		"azure.storage.blob":  "azure-storage-blob",
+		"azure.core":          "azure-core",
+		"opentelemetry.trace": "opentelemetry-api", "opentelemetry.context": "opentelemetry-api",
+		"opentelemetry.metrics": "opentelemetry-api", "opentelemetry.baggage": "opentelemetry-api",
+		"opentelemetry.propagate": "opentelemetry-api", "opentelemetry.attributes": "opentelemetry-api",
+		"opentelemetry._logs": "opentelemetry-api", "opentelemetry._events": "opentelemetry-api",
+		"opentelemetry.environment_variables": "opentelemetry-api",
+		"opentelemetry.propagators.composite": "opentelemetry-api", "opentelemetry.propagators.textmap": "opentelemetry-api",
+		"azure.mgmt.compute":            "azure-mgmt-compute",
+		"google.cloud.bigquery_storage": "google-cloud-bigquery-storage",
+		"zope.interface":                "zope-interface",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("PythonModulesOf (-want +got):\n%s", diff)
+	}
+	for mod, dist := range want {
+		if d := New(Config{}).pythonDist(mod, "x"); d != dist {
+			t.Errorf("module %s is attributed to %s, not to %s, which PythonModulesOf says ships it", mod, d, dist)
+		}
+	}
+	a := New(Config{PythonDists: PythonModulesOf([]string{"azure-storage-blob", "opentelemetry-api"})})
+	for file, want := range map[string]Func{
+		"blob/_blob_client.py": pyFn("azure.storage.blob._blob_client", "f", "azure-storage-blob"),
+		"trace/__init__.py":    pyFn("opentelemetry.trace", "f", "opentelemetry-api"),
+	} {
+		if fn, _ := a.Attribute(Frame{Function: "f", File: file}); fn != want {
+			t.Errorf("%s: %+v, want %+v", file, fn, want)
+		}
+	}
+}

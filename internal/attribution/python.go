@@ -312,41 +312,85 @@ func trimAPIVersion(name string) string {
 	return name[:i]
 }
 
-// namespaceDist names the distribution of a module of the namespace
+// namespaceDists are the distributions of modules of the namespace
 // packages google, azure and opentelemetry, as the distributions' sources
 // lay them out (Azure's sdk/<service>/<distribution>/azure/…,
-// OpenTelemetry's <distribution>/src/opentelemetry/…).
+// OpenTelemetry's <distribution>/src/opentelemetry/…), normalized.
+var namespaceDists = [...]struct{ mod, dist string }{
+	{"google.protobuf", "protobuf"}, {"google._upb", "protobuf"},
+	{"google.auth", "google-auth"}, {"google.oauth2", "google-auth"},
+	{"google.api_core", "google-api-core"},
+	{"google.api", "googleapis-common-protos"}, {"google.rpc", "googleapis-common-protos"},
+	{"google.type", "googleapis-common-protos"}, {"google.longrunning", "googleapis-common-protos"},
+	{"azure.core", "azure-core"}, {"azure.identity", "azure-identity"}, {"azure.cosmos", "azure-cosmos"},
+	{"azure.servicebus", "azure-servicebus"}, {"azure.eventhub", "azure-eventhub"},
+	{"azure.storage.blob", "azure-storage-blob"}, {"azure.storage.queue", "azure-storage-queue"},
+	{"azure.storage.blob.changefeed", "azure-storage-blob-changefeed"},
+	{"azure.storage.fileshare", "azure-storage-file-share"}, {"azure.storage.filedatalake", "azure-storage-file-datalake"},
+	{"azure.keyvault.secrets", "azure-keyvault-secrets"}, {"azure.keyvault.keys", "azure-keyvault-keys"},
+	{"azure.keyvault.certificates", "azure-keyvault-certificates"},
+	{"opentelemetry.exporter.otlp.proto.grpc", "opentelemetry-exporter-otlp-proto-grpc"},
+	{"opentelemetry.exporter.otlp.proto.http", "opentelemetry-exporter-otlp-proto-http"},
+	{"opentelemetry.exporter.otlp.proto.common", "opentelemetry-exporter-otlp-proto-common"},
+	{"opentelemetry.trace", "opentelemetry-api"}, {"opentelemetry.context", "opentelemetry-api"},
+	{"opentelemetry.metrics", "opentelemetry-api"}, {"opentelemetry.baggage", "opentelemetry-api"},
+	{"opentelemetry.propagate", "opentelemetry-api"}, {"opentelemetry.attributes", "opentelemetry-api"},
+	{"opentelemetry._logs", "opentelemetry-api"}, {"opentelemetry._events", "opentelemetry-api"},
+	{"opentelemetry.environment_variables", "opentelemetry-api"},
+	{"opentelemetry.propagators.composite", "opentelemetry-api"}, {"opentelemetry.propagators.textmap", "opentelemetry-api"},
+	{"opentelemetry.sdk", "opentelemetry-sdk"}, {"opentelemetry.semconv", "opentelemetry-semantic-conventions"},
+	{"opentelemetry.proto", "opentelemetry-proto"},
+}
+
+// namespaceDist names the distribution of a module of the namespace
+// packages google, azure and opentelemetry that namespaceDists lists.
 func namespaceDist(mod string) string {
-	switch mod {
-	case "google.protobuf", "google._upb":
-		return "protobuf"
-	case "google.auth", "google.oauth2":
-		return "google-auth"
-	case "google.api_core":
-		return "google-api-core"
-	case "google.api", "google.rpc", "google.type", "google.longrunning":
-		return "googleapis-common-protos"
-	case "azure.core", "azure.identity", "azure.cosmos", "azure.servicebus", "azure.eventhub",
-		"azure.storage.blob", "azure.storage.queue", "azure.storage.blob.changefeed",
-		"azure.keyvault.secrets", "azure.keyvault.keys", "azure.keyvault.certificates",
-		"opentelemetry.exporter.otlp.proto.grpc", "opentelemetry.exporter.otlp.proto.http", "opentelemetry.exporter.otlp.proto.common":
-		return strings.ReplaceAll(mod, ".", "-")
-	case "azure.storage.fileshare":
-		return "azure-storage-file-share"
-	case "azure.storage.filedatalake":
-		return "azure-storage-file-datalake"
-	case "opentelemetry.trace", "opentelemetry.context", "opentelemetry.metrics", "opentelemetry.baggage",
-		"opentelemetry.propagate", "opentelemetry.attributes", "opentelemetry._logs", "opentelemetry._events",
-		"opentelemetry.environment_variables", "opentelemetry.propagators.composite", "opentelemetry.propagators.textmap":
-		return "opentelemetry-api"
-	case "opentelemetry.sdk":
-		return "opentelemetry-sdk"
-	case "opentelemetry.semconv":
-		return "opentelemetry-semantic-conventions"
-	case "opentelemetry.proto":
-		return "opentelemetry-proto"
+	for _, nd := range namespaceDists {
+		if nd.mod == mod {
+			return nd.dist
+		}
 	}
 	return ""
+}
+
+// PythonModulesOf maps the modules of namespace packages that the PyPI
+// distributions dists ship, as far as evident knows them (the
+// distributions of google, azure and opentelemetry it names, and the
+// conventions of knownNamespaceDist: azure-mgmt-compute ships
+// azure.mgmt.compute, google-cloud-storage google.cloud.storage,
+// zope-interface zope.interface), to those distributions, for
+// Config.PythonDists: so that py-spy's short file names of them, which
+// lose the namespace's directories ("blob/_blob_client.py"), get it back
+// for the distributions a service's findings name. Other distributions
+// are left out, and so is a module two of them would claim.
+func PythonModulesOf(dists []string) map[string]string {
+	claims := make(map[string][]string)
+	for _, d := range dists {
+		d = normalizePyPI(d)
+		var mods []string
+		for _, nd := range namespaceDists {
+			if nd.dist == d {
+				mods = append(mods, nd.mod)
+			}
+		}
+		for _, ns := range [...]string{"azure-mgmt-", "google-cloud-", "zope-", "backports-", "jaraco-"} {
+			if rest, ok := strings.CutPrefix(d, ns); ok && rest != "" {
+				mods = append(mods, strings.ReplaceAll(ns, "-", ".")+strings.ReplaceAll(rest, "-", "_"))
+			}
+		}
+		for _, m := range mods {
+			if isPythonModule(m) && !slices.Contains(claims[m], d) {
+				claims[m] = append(claims[m], d)
+			}
+		}
+	}
+	out := make(map[string]string, len(claims))
+	for m, ds := range claims {
+		if len(ds) == 1 {
+			out[m] = ds[0]
+		}
+	}
+	return out
 }
 
 // knownPythonDist names the distributions of popular import names that

@@ -196,7 +196,7 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 	if err != nil {
 		return withCode(ExitUsage, err)
 	}
-	m := model.New(model.DefaultConfig(), attribution.New(inst.apply(attributionConfig(imported, sbom.names, cfg.attribution()))))
+	m := model.New(model.DefaultConfig(), attribution.New(inst.apply(attributionConfig(imported, sbom.names, cfg.attribution()), cfg.PythonDists)))
 	h := newAnalyzeHandler(m)
 	// Traces first: they resolve the span ids that profile samples carry
 	// to the endpoints that led there.

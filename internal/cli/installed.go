@@ -113,9 +113,11 @@ func (in installed) addJar(path string, warn func(error)) {
 }
 
 // apply puts what the installed packages say over cfg: a jar's packages
-// are facts and win over prefixes guessed from coordinates; configured
-// Python distributions win over installed metadata.
-func (in installed) apply(cfg attribution.Config) attribution.Config {
+// are facts and win over prefixes guessed from coordinates; installed
+// Python metadata wins over the distributions of cfg.PythonDists but those
+// of configured, the configuration file's, which say what installed
+// metadata cannot.
+func (in installed) apply(cfg attribution.Config, configured map[string]string) attribution.Config {
 	if len(in.javaPackages) > 0 {
 		pkgs := maps.Clone(cfg.JavaPackages)
 		if pkgs == nil {
@@ -125,9 +127,12 @@ func (in installed) apply(cfg attribution.Config) attribution.Config {
 		cfg.JavaPackages = pkgs
 	}
 	if len(in.pythonDists) > 0 {
-		// The configuration says what installed metadata cannot.
-		dists := maps.Clone(in.pythonDists)
-		maps.Copy(dists, cfg.PythonDists)
+		dists := maps.Clone(cfg.PythonDists)
+		if dists == nil {
+			dists = make(map[string]string, len(in.pythonDists))
+		}
+		maps.Copy(dists, in.pythonDists)
+		maps.Copy(dists, configured)
 		cfg.PythonDists = dists
 	}
 	return cfg

@@ -3,8 +3,10 @@ package cli
 import (
 	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,15 +63,68 @@ func TestAnalyzeJavaJFR(t *testing.T) {
 // distribution. The record names no function, so the package's code
 // running makes it loaded; it was not_observed when the frames were taken
 // for a distribution "azure".
+//
+// The same samples with the file names py-spy gives (what the Pyroscope
+// Python SDK sends) where pip installed the wheels, which ship no
+// __init__.py in azure/ nor azure/storage/: py-spy drops the directories
+// up to the outermost package, and azure.storage.blob's files show as
+// "blob/_shared_access_signature.py". The pip-audit report's
+// distribution tells the namespace, with no installed metadata; before,
+// the frames went to a distribution "blob", and the finding was
+// not_observed.
 func TestAnalyzePythonNamespace(t *testing.T) {
-	f := analyzeOne(t, "GHSA-64x4-9hc6-r2h6", "analyze", "--format", "json",
-		"--vulns", "../vulndb/testdata/ghsa",
-		"--findings", "blobs=testdata/analyze/python/blobs.pip-audit.json",
-		"--profiles", "blobs=../attribution/testdata/python/azure.folded.gz")
-	if f.Reachability.Verdict != assess.Loaded || f.Reachability.Basis != assess.BasisPackage ||
-		!strings.Contains(f.Reachability.Reason, "code of azure-storage-blob ran (azure.storage.blob.") {
-		t.Errorf("finding %s: %s at %s (%s), want loaded by azure.storage.blob's code", f.Vulnerability.ID, f.Reachability.Verdict, f.Reachability.Basis, f.Reachability.Reason)
+	for _, tc := range []struct{ name, profile string }{
+		{"austin", "../attribution/testdata/python/azure.folded.gz"},
+		{"py-spy short names", pySpyShortNames(t, "../attribution/testdata/python/azure.folded.gz")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := analyzeOne(t, "GHSA-64x4-9hc6-r2h6", "analyze", "--format", "json",
+				"--vulns", "../vulndb/testdata/ghsa",
+				"--findings", "blobs=testdata/analyze/python/blobs.pip-audit.json",
+				"--profiles", "blobs="+tc.profile)
+			if f.Reachability.Verdict != assess.Loaded || f.Reachability.Basis != assess.BasisPackage ||
+				!strings.Contains(f.Reachability.Reason, "code of azure-storage-blob ran (azure.storage.blob.") {
+				t.Errorf("finding %s: %s at %s (%s), want loaded by azure.storage.blob's code", f.Vulnerability.ID, f.Reachability.Verdict, f.Reachability.Basis, f.Reachability.Reason)
+			}
+		})
 	}
+}
+
+// pySpyShortNames writes austin's gzipped samples in the file with the
+// file names shortened as py-spy does (protocols.md §8.3) where pip
+// installed the azure wheels: the path below the outermost directory
+// with an __init__.py, which azure/ and azure/storage/ lack; the
+// standard library's and the program's below their directories.
+func pySpyShortNames(t *testing.T, file string) string {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := strings.NewReplacer(
+		"/usr/lib/python3/dist-packages/azure/storage/", "",
+		"/usr/lib/python3/dist-packages/azure/", "",
+		"/usr/lib/python3/dist-packages/", "",
+		"/usr/lib/python3.11/", "",
+		"/srv/blobs-py/", "",
+	).Replace(string(text))
+	if strings.Contains(short, "/usr/lib") || !strings.Contains(short, ";blob/_shared_access_signature.py:") {
+		t.Fatalf("the samples' file names were not all shortened:\n%.2000s", short)
+	}
+	out := filepath.Join(t.TempDir(), "azure-py-spy.folded")
+	if err := os.WriteFile(out, []byte(short), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // analyzeOne runs the analyze command args, which write a JSON report,

@@ -691,14 +691,16 @@ func (s *server) printAddrs(w io.Writer) {
 	}
 }
 
-// attributionConfig is what the findings tell attribution, over base (the
-// configuration file's): the Go module paths, for frames of builds whose
-// file paths carry no module@version, and the Java packages their Maven
+// attributionConfig is base (the configuration file's) with what the
+// findings tell attribution: the Go module paths, for frames of builds
+// whose file paths carry no module@version; the Java packages their Maven
 // artifacts and the other Maven components of their SBOMs (maven,
 // "group:artifact") likely ship, for JFR frames, which name classes and
-// not jars.
+// not jars; and the modules of namespace packages that their PyPI
+// distributions ship (attribution.PythonModulesOf), for py-spy's short
+// file names, where base does not name a distribution for them.
 func attributionConfig(fs []findings.Finding, maven []string, base attribution.Config) attribution.Config {
-	var mods []string
+	var mods, dists []string
 	coords := slices.Clone(maven)
 	for _, f := range fs {
 		switch f.Package.Ecosystem {
@@ -706,10 +708,16 @@ func attributionConfig(fs []findings.Finding, maven []string, base attribution.C
 			mods = append(mods, f.Package.Name)
 		case osv.EcosystemMaven:
 			coords = append(coords, f.Package.Name)
+		case osv.EcosystemPyPI:
+			dists = append(dists, f.Package.Name)
 		}
 	}
 	slices.Sort(mods)
 	base.GoModules, base.JavaPackages = slices.Compact(mods), attribution.JavaPackagesOf(coords)
+	if py := attribution.PythonModulesOf(dists); len(py) > 0 {
+		maps.Copy(py, base.PythonDists)
+		base.PythonDists = py
+	}
 	return base
 }
 
