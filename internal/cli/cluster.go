@@ -85,7 +85,7 @@ func validateRole(role string, cfg fileConfig) error {
 // cluster builds the parts of the scaled-out roles: an engine's reader
 // of the ingest log and its shards, an API replica's merged view. The
 // receiver's producer is built with the receivers.
-func (s *server) cluster(ctx context.Context, cfg fileConfig, pg *postgres.Store, vulns assess.Vulns, red *redact.Redactor, attr *attribution.Attributor, reg prometheus.Registerer) error {
+func (s *server) cluster(ctx context.Context, cfg fileConfig, pg *postgres.Store, vulns assess.Vulns, red *redact.Redactor, attributorOf func([]findings.Finding) *attribution.Attributor, reg prometheus.Registerer) error {
 	cc, sc := cfg.Cluster, cfg.Serve
 	log := s.log.With("component", "cluster")
 	if s.role == roleReceiver || s.role == roleEngine {
@@ -108,9 +108,9 @@ func (s *server) cluster(ctx context.Context, cfg fileConfig, pg *postgres.Store
 				if err != nil {
 					return cluster.Shard{}, err
 				}
-				m := model.New(sc.Model, attr)
+				m := model.New(sc.Model, attributorOf(nil))
 				eng, err := engine.New(sc.Engine, engine.Deps{
-					Store: u.store, Model: m, Vulns: vulns, Assess: cfg.Config, Alerter: u.router, Redactor: red,
+					Store: u.store, Model: m, Attribution: attributorOf, Vulns: vulns, Assess: cfg.Config, Alerter: u.router, Redactor: red,
 					Logger: log.With("tenant", tenant),
 				})
 				return cluster.Shard{Engine: eng, Model: m}, err

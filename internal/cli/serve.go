@@ -269,16 +269,9 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	if err := reg.Register(s.st.Collector()); err != nil {
 		return nil, fmt.Errorf("register store metrics: %w", err)
 	}
-	stored, err := s.st.Findings(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load stored findings: %w", err)
-	}
 	guard, err := s.guards(ctx, sc, fl.insecure, reg)
 	if err != nil {
 		return nil, err
-	}
-	if initial == nil {
-		initial = stored
 	}
 
 	s.apiScheme, s.otlpScheme, s.pyroScheme = httpScheme(sc.API.TLS), httpScheme(sc.OTLP.TLS), httpScheme(sc.Pyroscope.TLS)
@@ -308,7 +301,11 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	if err != nil {
 		return nil, err
 	}
-	attr := attribution.New(attributionConfig(initial, nil, cfg.attribution()))
+	// An engine attributes frames with what its tenant's findings tell
+	// attribution, made again whenever they change (an upload).
+	attributorOf := func(fs []findings.Finding) *attribution.Attributor {
+		return attribution.New(attributionConfig(fs, nil, cfg.attribution()))
+	}
 	newUnit := func(id string) (*tenantUnit, error) {
 		st, tlog, treg := store.Store(s.st), log, prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, reg)
 		alertTenant := "" // the default tenant's alerts name none, as before tenants
@@ -338,8 +335,8 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 			est, alerter = cluster.RestoreFromView(s.leader.Store(st), tst.View), s.leader.Alerter(u.router)
 		}
 		if u.eng, err = engine.New(sc.Engine, engine.Deps{
-			Store: est, Model: model.New(sc.Model, attr), Vulns: vulns, KEV: s.vulnDB.HasKEV(), Assess: cfg.Config,
-			Alerter: alerter, Redactor: red, Logger: tlog.With("component", "engine"), Registerer: treg,
+			Store: est, Model: model.New(sc.Model, attributorOf(nil)), Attribution: attributorOf, Vulns: vulns, KEV: s.vulnDB.HasKEV(),
+			Assess: cfg.Config, Alerter: alerter, Redactor: red, Logger: tlog.With("component", "engine"), Registerer: treg,
 		}); err != nil {
 			return nil, err
 		}
@@ -384,7 +381,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	// A read of a tenant that does not exist sees what a new tenant's
 	// engine shows, and patches validated against no traffic.
 	units := unitsOf{r: s.tenants, st: s.st, log: log, vulnDB: s.vulnDB,
-		empty:     engine.EmptyView(cfg.Config, vulns, model.New(sc.Model, attr), time.Time{}),
+		empty:     engine.EmptyView(cfg.Config, vulns, model.New(sc.Model, attributorOf(nil)), time.Time{}),
 		noTraffic: &patcher{cfg: waf.DefaultConfig(), vulns: db, corpus: corpus, redact: red}}
 	units.noTraffic.traffic = waf.NewTraffic(units.noTraffic.cfg.ReplayPerEndpoint)
 	if len(fl.findings) > 0 {
@@ -516,7 +513,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 
 	// Sinks before sources: the engine restores and replays before the
 	// router and the API see anything, and receivers come last.
-	if err := s.cluster(ctx, cfg, pg, vulns, red, attr, reg); err != nil {
+	if err := s.cluster(ctx, cfg, pg, vulns, red, attributorOf, reg); err != nil {
 		return nil, err
 	}
 	order := []pipeline.Component{s.auth, s.tenants, s.retain}

@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/detect"
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/model"
@@ -90,6 +91,12 @@ type Deps struct {
 	Assess assess.Config
 	// Rules are the exploit-payload rules; nil uses detect.DefaultRules.
 	Rules *detect.Rules
+	// Attribution, when set, makes the model's attributor from the
+	// findings whenever they are set (Start, SetFindings,
+	// ReloadFindings, UseFindings), so that what they tell attribution
+	// (the Go modules, Maven artifacts and PyPI distributions they name)
+	// serves the profiles that come after; nil keeps the model's.
+	Attribution func(fs []findings.Finding) *attribution.Attributor
 	// Alerter receives the alerts; nil drops them.
 	Alerter Alerter
 	// Redactor masks span attributes before they are logged and alert
@@ -146,7 +153,10 @@ type Engine struct {
 	pending pendingAlerter // alerter, when it is one
 	log     *slog.Logger
 	now     func() time.Time
-	m       *metrics
+	// attributorOf makes the model's attributor from the findings
+	// (Deps.Attribution).
+	attributorOf func(fs []findings.Finding) *attribution.Attributor
+	m            *metrics
 
 	// slots holds a token for every batch between Consume and the end of
 	// its application, so that a full queue is known before anything is
@@ -273,11 +283,12 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, st: deps.Store, model: deps.Model, vulns: deps.Vulns, kev: deps.KEV, acfg: deps.Assess,
 		rules: deps.Rules, red: deps.Redactor, alerter: deps.Alerter, log: deps.Logger, now: deps.Now,
-		slots:    make(chan struct{}, cfg.QueueSize),
-		queue:    make(chan item, cfg.QueueSize),
-		ctl:      make(chan func()),
-		stopping: make(chan struct{}),
-		done:     make(chan struct{}),
+		attributorOf: deps.Attribution,
+		slots:        make(chan struct{}, cfg.QueueSize),
+		queue:        make(chan item, cfg.QueueSize),
+		ctl:          make(chan func()),
+		stopping:     make(chan struct{}),
+		done:         make(chan struct{}),
 	}
 	e.bufs.New = func() any { return new([]byte) }
 	if e.rules == nil {
@@ -998,6 +1009,9 @@ func (e *Engine) setFindings(fs []findings.Finding) {
 	w.watch = detect.NewFirstExecution(fs, e.vulns)
 	clear(w.dirty)
 	w.dirtyAll = true
+	if e.attributorOf != nil {
+		e.model.SetAttributor(e.attributorOf(fs))
+	}
 }
 
 // View returns the latest view. It is shared: callers must not modify it.

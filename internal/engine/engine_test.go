@@ -165,6 +165,68 @@ func verdictOf(e *Engine, svc string) assess.Verdict {
 	return ""
 }
 
+// TestAttributionFollowsFindings: an engine given Deps.Attribution
+// attributes the profiles that come after an upload with what the
+// uploaded findings tell attribution. py-spy's short names of
+// azure-storage-blob's files ("blob/…", the Pyroscope Python SDK's) are
+// its code once a finding names the distribution; before, as without
+// Deps.Attribution, they were a distribution "blob", and the finding was
+// not_observed.
+func TestAttributionFollowsFindings(t *testing.T) {
+	blobs := &telemetry.ProfileBatch{
+		Service: "blobs", SampleType: "cpu", Unit: "nanoseconds", Period: 10_000_000, Start: t0, Duration: 10 * time.Second,
+		Locations: [][]attribution.Frame{
+			{{Function: "generate_blob_sas", File: "blob/_shared_access_signature.py"}},
+			{{Function: "main", File: "app.py"}},
+		},
+		Samples: []telemetry.Sample{{Locations: []int32{0, 1}, Count: 40, Value: 400_000_000}, {Locations: []int32{1}, Count: 10, Value: 100_000_000}},
+	}
+	finding := findings.Finding{
+		Service:       "blobs",
+		Package:       findings.Package{PURL: "pkg:pypi/azure-storage-blob@12.12.0", Ecosystem: "PyPI", Name: "azure-storage-blob", Version: "12.12.0"},
+		Vulnerability: findings.Vulnerability{ID: "GHSA-64x4-9hc6-r2h6", Aliases: []string{"CVE-2022-30187"}},
+	}
+	for _, tc := range []struct {
+		name string
+		of   func([]findings.Finding) *attribution.Attributor
+		want assess.Verdict
+	}{
+		{"from the findings", func(fs []findings.Finding) *attribution.Attributor {
+			var dists []string
+			for _, f := range fs {
+				dists = append(dists, f.Package.Name)
+			}
+			return attribution.New(attribution.Config{PythonDists: attribution.PythonModulesOf(dists)})
+		}, assess.Loaded},
+		{"without", nil, assess.NotObserved},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := New(testConfig(), Deps{Store: &memStore{}, Model: model.New(model.DefaultConfig(), attribution.New(attribution.Config{})),
+				Attribution: tc.of, Assess: assess.DefaultConfig()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			start(t, e)
+			ctx := context.Background()
+			if err := e.ProfilesConsumer().Consume(ctx, []*telemetry.ProfileBatch{blobs}); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.SetFindings(ctx, allFindings(finding)); err != nil {
+				t.Fatal(err)
+			}
+			next := *blobs
+			next.Start = blobs.Start.Add(blobs.Duration)
+			if err := e.ProfilesConsumer().Consume(ctx, []*telemetry.ProfileBatch{&next}); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, string(tc.want), func() bool {
+				s := e.Snapshot().Service("blobs")
+				return s != nil && s.Samples == 100 && verdictOf(e, "blobs") == tc.want
+			})
+		})
+	}
+}
+
 func TestFirstExecution(t *testing.T) {
 	st := &memStore{}
 	rec := &recorder{}

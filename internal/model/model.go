@@ -207,6 +207,15 @@ type endpointRef struct {
 	idx int32
 }
 
+// SetAttributor makes attr the attributor of the frames of the profiles
+// added from now on; the functions of those added before keep the
+// attribution they had.
+func (m *Model) SetAttributor(attr *attribution.Attributor) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.attr = attr
+}
+
 // New returns an empty model that attributes frames with attr; cfg must
 // be valid.
 func New(cfg Config, attr *attribution.Attributor) *Model {
