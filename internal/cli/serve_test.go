@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime/multipart"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -213,13 +214,19 @@ func getJSON(t *testing.T, url string, v any) {
 // verdicts.
 func verdicts(t *testing.T, api string) map[string]string {
 	t.Helper()
+	return verdictsOf(t, api, "checkout")
+}
+
+// verdictsOf returns the verdicts of service's findings by id.
+func verdictsOf(t *testing.T, api, service string) map[string]string {
+	t.Helper()
 	var body struct {
 		Findings []struct {
 			Vulnerability struct{ ID string }
 			Reachability  struct{ Verdict string }
 		}
 	}
-	getJSON(t, api+"/api/v1/findings?service=checkout", &body)
+	getJSON(t, api+"/api/v1/findings?service="+service, &body)
 	out := map[string]string{}
 	for _, f := range body.Findings {
 		out[f.Vulnerability.ID] = f.Reachability.Verdict
@@ -258,9 +265,17 @@ func postLabelledProfile(t *testing.T, addr string, labels map[string][]string) 
 	t.Helper()
 	fn := &profile.Function{ID: 1, Name: "golang.org/x/text/unicode/norm.Form.String", SystemName: "golang.org/x/text/unicode/norm.Form.String", Filename: "golang.org/x/text@v0.37.0/unicode/norm/normalize.go"}
 	caller := &profile.Function{ID: 2, Name: "main.search", SystemName: "main.search", Filename: "example.com/checkout/main.go"}
-	locs := []*profile.Location{
-		{ID: 1, Address: 0x1000, Line: []profile.Line{{Function: fn, Line: 10}}},
-		{ID: 2, Address: 0x2000, Line: []profile.Line{{Function: caller, Line: 20}}},
+	postStack(t, addr, "checkout", "gospy", labels, fn, caller)
+}
+
+// postStack posts, as a Pyroscope SDK does, a CPU profile of service
+// over the last 10 s with 100 samples of the stack of fns (the innermost
+// first), labelled with labels.
+func postStack(t *testing.T, addr, service, spy string, labels map[string][]string, fns ...*profile.Function) {
+	t.Helper()
+	var locs []*profile.Location
+	for i, fn := range fns {
+		locs = append(locs, &profile.Location{ID: uint64(i + 1), Address: uint64(0x1000 * (i + 1)), Line: []profile.Line{{Function: fn, Line: int64(10 * (i + 1))}}})
 	}
 	now := time.Now()
 	p := &profile.Profile{
@@ -269,7 +284,7 @@ func postLabelledProfile(t *testing.T, addr string, labels map[string][]string) 
 		Period:        10_000_000,
 		TimeNanos:     now.Add(-10 * time.Second).UnixNano(),
 		DurationNanos: int64(10 * time.Second),
-		Function:      []*profile.Function{fn, caller},
+		Function:      fns,
 		Location:      locs,
 	}
 	for range 100 {
@@ -289,8 +304,8 @@ func postLabelledProfile(t *testing.T, addr string, labels map[string][]string) 
 		fw.Write([]byte(part[1]))
 	}
 	w.Close()
-	url := fmt.Sprintf("http://%s/ingest?name=checkout%%7B%%7D&from=%d&until=%d&spyName=gospy&sampleRate=100&units=samples&aggregationType=sum",
-		addr, now.Add(-10*time.Second).Unix(), now.Unix())
+	url := fmt.Sprintf("http://%s/ingest?name=%s%%7B%%7D&from=%d&until=%d&spyName=%s&sampleRate=100&units=samples&aggregationType=sum",
+		addr, service, now.Add(-10*time.Second).Unix(), now.Unix(), spy)
 	resp, err := http.Post(url, w.FormDataContentType(), &body)
 	if err != nil {
 		t.Fatal(err)
@@ -300,6 +315,31 @@ func postLabelledProfile(t *testing.T, addr string, labels map[string][]string) 
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("POST /ingest: %s: %s", resp.Status, b)
 	}
+}
+
+// TestServeAttributesWithUploadedFindings uploads, to a serve started
+// without findings, a pip-audit report of azure-storage-blob, then posts
+// a CPU profile as the Pyroscope Python SDK does (py-spy's short file
+// names, which lose the namespace package's directories: "blob/…"): the
+// engine attributes it with what the upload tells, and the finding is
+// loaded. Before, serve attributed with the findings it started with, and
+// the frames went to a distribution "blob": not_observed.
+func TestServeAttributesWithUploadedFindings(t *testing.T) {
+	srv := startTestServer(t, t.TempDir(), serveFlags{vulns: []string{filepath.Join("..", "vulndb", "testdata", "ghsa")}})
+	defer shutdown(t, srv)
+	api := srv.apiURL()
+	report, err := os.ReadFile(filepath.Join("testdata", "analyze", "python", "blobs.pip-audit.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := request(t, "POST", api+"/api/v1/findings?service=blobs", "", "application/json", report); got != http.StatusOK {
+		t.Fatalf("POST /api/v1/findings: %d", got)
+	}
+	postStack(t, srv.pyro.Addr(), "blobs", "pyspy", nil,
+		&profile.Function{ID: 1, Name: "generate_blob", Filename: "blob/_shared_access_signature.py"},
+		&profile.Function{ID: 2, Name: "generate_blob_sas", Filename: "blob/_shared_access_signature.py"},
+		&profile.Function{ID: 3, Name: "main", Filename: "app.py"})
+	waitFor(t, "GHSA-64x4-9hc6-r2h6 loaded", func() bool { return verdictsOf(t, api, "blobs")["GHSA-64x4-9hc6-r2h6"] == "loaded" })
 }
 
 // TestServeCommand runs evident serve as main does: the flags override
