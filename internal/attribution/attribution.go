@@ -208,7 +208,7 @@ type Attributor struct {
 	pythonDists     map[string]string
 	// pythonNamespaces maps an element of a dotted module of pythonDists
 	// to the namespaces that precede it there (pythonNamespace).
-	pythonNamespaces map[string][]string
+	pythonNamespaces claims
 	// javaJars maps an artifactId to the "group:artifact" of
 	// javaPackages, for frames that name their jar; "" when two groups
 	// ship an artifact of that name.
@@ -425,6 +425,29 @@ func makeMap[V any](n int) map[string]V {
 		return nil
 	}
 	return make(map[string]V, n)
+}
+
+// claims maps names (packages, modules) to the distinct owners
+// (artifacts, distributions, namespaces) that claim them.
+type claims map[string][]string
+
+// add records that owner claims name.
+func (c claims) add(name, owner string) {
+	if !slices.Contains(c[name], owner) {
+		c[name] = append(c[name], owner)
+	}
+}
+
+// sole returns the names that one owner alone claims, each with its
+// owner.
+func (c claims) sole() map[string]string {
+	out := make(map[string]string, len(c))
+	for name, owners := range c {
+		if len(owners) == 1 {
+			out[name] = owners[0]
+		}
+	}
+	return out
 }
 
 // longestPrefix returns the value of the longest key of m that equals s or

@@ -41,7 +41,7 @@ import (
 // one. Artifacts that no rule fits are not found; ReadJar reads the
 // packages a jar really holds.
 func JavaPackagesOf(coords []string) map[string]string {
-	claims := make(map[string][]string)
+	owners := make(claims)
 	for _, c := range coords {
 		g, a, ok := strings.Cut(c, ":")
 		if !ok || g == "" || a == "" || strings.Contains(a, ":") {
@@ -53,18 +53,10 @@ func JavaPackagesOf(coords []string) map[string]string {
 			cands = append(javaCandidates(g, a), cands...)
 		}
 		for _, p := range cands {
-			if !slices.Contains(claims[p], ga) {
-				claims[p] = append(claims[p], ga)
-			}
+			owners.add(p, ga)
 		}
 	}
-	out := make(map[string]string, len(claims))
-	for p, gas := range claims {
-		if len(gas) == 1 {
-			out[p] = gas[0]
-		}
-	}
-	return out
+	return owners.sole()
 }
 
 // javaCandidates returns the package prefixes artifact a of group g

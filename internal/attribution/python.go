@@ -1,9 +1,6 @@
 package attribution
 
-import (
-	"slices"
-	"strings"
-)
+import "strings"
 
 // pythonFunc attributes a Python frame by its file: py-spy's short file name
 // ("requests/sessions.py", the path below the outermost directory with an
@@ -204,11 +201,9 @@ func (a *Attributor) addPythonNamespaces(mod string) {
 		ns, rest := mod[:i], mod[i+1:]
 		name, _, _ := strings.Cut(rest, ".")
 		if a.pythonNamespaces == nil {
-			a.pythonNamespaces = make(map[string][]string)
+			a.pythonNamespaces = make(claims)
 		}
-		if !slices.Contains(a.pythonNamespaces[name], ns) {
-			a.pythonNamespaces[name] = append(a.pythonNamespaces[name], ns)
-		}
+		a.pythonNamespaces.add(name, ns)
 		j := strings.IndexByte(rest, '.')
 		if j < 0 {
 			break
@@ -364,7 +359,7 @@ func namespaceDist(mod string) string {
 // for the distributions a service's findings name. Other distributions
 // are left out, and so is a module two of them would claim.
 func PythonModulesOf(dists []string) map[string]string {
-	claims := make(map[string][]string)
+	owners := make(claims)
 	for _, d := range dists {
 		d = normalizePyPI(d)
 		var mods []string
@@ -379,18 +374,12 @@ func PythonModulesOf(dists []string) map[string]string {
 			}
 		}
 		for _, m := range mods {
-			if isPythonModule(m) && !slices.Contains(claims[m], d) {
-				claims[m] = append(claims[m], d)
+			if isPythonModule(m) {
+				owners.add(m, d)
 			}
 		}
 	}
-	out := make(map[string]string, len(claims))
-	for m, ds := range claims {
-		if len(ds) == 1 {
-			out[m] = ds[0]
-		}
-	}
-	return out
+	return owners.sole()
 }
 
 // knownPythonDist names the distributions of popular import names that

@@ -35,7 +35,7 @@ func PythonDistsOf(fsys fs.FS) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read python distributions: %w", err)
 	}
-	claims := make(map[string][]string)
+	tops := make(claims)
 	// records are the dist-info directories, whose RECORD may tell the
 	// modules of a shared name apart.
 	type record struct{ dir, dist string }
@@ -57,34 +57,30 @@ func PythonDistsOf(fsys fs.FS) (map[string]string, error) {
 			continue
 		}
 		for _, n := range names {
-			if !slices.Contains(claims[n], dist) {
-				claims[n] = append(claims[n], dist)
-			}
+			tops.add(n, dist)
 		}
 		if kind == ".dist-info" {
 			records = append(records, record{dir, dist})
 		}
 	}
-	out := make(map[string]string, len(claims))
+	out := tops.sole()
 	shared := make(map[string]bool)
-	for n, dists := range claims {
-		if len(dists) == 1 {
-			out[n] = dists[0]
-		} else {
+	for n, dists := range tops {
+		if len(dists) > 1 {
 			shared[n] = true
 		}
 	}
 	if len(shared) == 0 {
 		return out, errors.Join(errs...)
 	}
-	sub := make(map[string][]string)
+	sub := make(claims)
 	// inits are the packages whose __init__.py a RECORD lists; the
 	// others under the shared names are namespace packages (PEP 420).
 	inits := make(map[string]bool)
 	for _, r := range records {
 		mine := false
 		for n := range shared {
-			mine = mine || slices.Contains(claims[n], r.dist)
+			mine = mine || slices.Contains(tops[n], r.dist)
 		}
 		if !mine {
 			continue
@@ -95,9 +91,7 @@ func PythonDistsOf(fsys fs.FS) (map[string]string, error) {
 			continue
 		}
 		for _, m := range mods {
-			if !slices.Contains(sub[m], r.dist) {
-				sub[m] = append(sub[m], r.dist)
-			}
+			sub.add(m, r.dist)
 		}
 		for _, p := range pkgs {
 			inits[p] = true
@@ -107,7 +101,7 @@ func PythonDistsOf(fsys fs.FS) (map[string]string, error) {
 	// (the outermost of a run of packages with an __init__.py below a
 	// namespace package: azure.storage.blob, whose files show as
 	// "blob/…"), with the distributions that ship modules under them.
-	roots := make(map[string][]string)
+	roots := make(claims)
 	for m, dists := range sub {
 		parent := m[:strings.LastIndexByte(m, '.')]
 		if len(dists) == 1 && (shared[parent] || len(sub[parent]) > 1) {
@@ -115,20 +109,14 @@ func PythonDistsOf(fsys fs.FS) (map[string]string, error) {
 		}
 		if root := shortNameRoot(m, inits); strings.IndexByte(root, '.') > 0 {
 			for _, d := range dists {
-				if !slices.Contains(roots[root], d) {
-					roots[root] = append(roots[root], d)
-				}
+				roots.add(root, d)
 			}
 		}
 	}
 	// A root that one distribution alone ships names it, so that the
 	// short names under it get their namespace back
 	// (Attributor.pythonNamespace).
-	for root, dists := range roots {
-		if len(dists) == 1 {
-			out[root] = dists[0]
-		}
-	}
+	maps.Copy(out, roots.sole())
 	return out, errors.Join(errs...)
 }
 
