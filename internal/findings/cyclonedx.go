@@ -128,7 +128,7 @@ func decodeCycloneDX(r io.Reader, name string) (*cdxBOM, error) {
 		return nil, fmt.Errorf("%s: not a CycloneDX BOM (neither a JSON object nor XML): %w", name, ErrWrongFormat)
 	}
 	if err := json.Unmarshal(trimmed, &top); err != nil {
-		return nil, fmt.Errorf("%s: CycloneDX JSON: %v: %w", name, err, ErrMalformed)
+		return nil, fmt.Errorf("%s: CycloneDX JSON: %s: %w", name, jsonError(err), ErrMalformed)
 	}
 	if top.BOMFormat != "CycloneDX" {
 		return nil, fmt.Errorf("%s: bomFormat %q, want \"CycloneDX\": %w", name, top.BOMFormat, ErrWrongFormat)

@@ -136,7 +136,7 @@ func TestParseCycloneDXBad(t *testing.T) {
 		{
 			name:     "truncated",
 			input:    head + `"components": [` + text + `, {"bom-ref": "ya`,
-			wantErrs: []string{"in.json: CycloneDX JSON: unexpected end of JSON input: malformed input"},
+			wantErrs: []string{"in.json: CycloneDX JSON: it ends inside its JSON: it is cut short: malformed input"},
 			wantIs:   ErrMalformed,
 		},
 		{

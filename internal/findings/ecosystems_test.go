@@ -58,7 +58,7 @@ func TestParseNPMAuditBad(t *testing.T) {
 		{name: "other version", input: `{"auditReportVersion": 3, "vulnerabilities": {}}`, wantIs: ErrWrongFormat,
 			wantErrs: []string{"in.json: auditReportVersion 3, want 2: not the expected format"}},
 		{name: "truncated", input: `{"auditReportVersion": 2, "vulnerabilities": {"lodash": {`, wantIs: ErrMalformed,
-			wantErrs: []string{"in.json: unexpected EOF: malformed input"}},
+			wantErrs: []string{"in.json: it ends inside its JSON: it is cut short: malformed input"}},
 		{
 			name: "a node not in the lockfile and an advisory without a GHSA do not take the others down",
 			input: `{"auditReportVersion": 2, "vulnerabilities": {

@@ -85,7 +85,7 @@ func ParseGovulncheck(r io.Reader, name string) ([]Finding, []error) {
 			if n == 1 {
 				return nil, []error{fmt.Errorf("%s: not a govulncheck JSON stream: %v: %w", name, err, ErrWrongFormat)}
 			}
-			errs = append(errs, fmt.Errorf("%s: %s: %v (the rest of the stream is lost): %w", name, rec, err, ErrMalformed))
+			errs = append(errs, fmt.Errorf("%s: %s: %s (the rest of the stream is lost): %w", name, rec, jsonError(err), ErrMalformed))
 			break
 		}
 		var msg govulncheckMessage

@@ -22,7 +22,7 @@ func TestParseGovulncheckBad(t *testing.T) {
 			name:         "truncated stream keeps what came before",
 			input:        config + osvMsg + good + `{"finding": {"osv": "GO-2022-1059", "trace": [{"mod`,
 			wantFindings: 1,
-			wantErrs:     []string{"in.json: message 4: unexpected EOF (the rest of the stream is lost): malformed input"},
+			wantErrs:     []string{"in.json: message 4: it ends inside its JSON: it is cut short (the rest of the stream is lost): malformed input"},
 		},
 		{
 			name:         "wrong types",

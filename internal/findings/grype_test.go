@@ -34,7 +34,7 @@ func TestParseGrypeBad(t *testing.T) {
 		{
 			name:     "truncated",
 			input:    `{"matches": [` + good + `, {"vulnerability": {"id": "GHSA-`,
-			wantErrs: []string{"in.json: unexpected EOF: malformed input"},
+			wantErrs: []string{"in.json: it ends inside its JSON: it is cut short: malformed input"},
 			wantIs:   ErrMalformed,
 		},
 		{

@@ -38,7 +38,7 @@ func TestParseOSVScannerBad(t *testing.T) {
 		{
 			name:     "truncated",
 			input:    `{"results": [{"packages": [` + good,
-			wantErrs: []string{"in.json: unexpected EOF: malformed input"},
+			wantErrs: []string{"in.json: it ends inside its JSON: it is cut short: malformed input"},
 			wantIs:   ErrMalformed,
 		},
 		{

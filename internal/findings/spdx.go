@@ -106,7 +106,7 @@ func decodeSPDXJSON(data []byte, name string) (string, []*spdx.Package, []error,
 		Packages    []json.RawMessage `json:"packages"`
 	}
 	if err := json.Unmarshal(data, &top); err != nil {
-		return "", nil, nil, fmt.Errorf("%s: SPDX JSON: %v: %w", name, err, ErrMalformed)
+		return "", nil, nil, fmt.Errorf("%s: SPDX JSON: %s: %w", name, jsonError(err), ErrMalformed)
 	}
 	if !slices.Contains(spdxJSONVersions, top.SPDXVersion) {
 		return "", nil, nil, fmt.Errorf("%s: spdxVersion %q, want one of %s: %w", name, top.SPDXVersion, strings.Join(spdxJSONVersions, ", "), ErrWrongFormat)

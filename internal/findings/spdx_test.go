@@ -83,7 +83,7 @@ func TestParseSPDXBad(t *testing.T) {
 		{
 			name:     "truncated json",
 			input:    head + text + `, {"name": "gopkg.in/ya`,
-			wantErrs: []string{"in.json: SPDX JSON: unexpected end of JSON input: malformed input"},
+			wantErrs: []string{"in.json: SPDX JSON: it ends inside its JSON: it is cut short: malformed input"},
 			wantIs:   ErrMalformed,
 		},
 		{

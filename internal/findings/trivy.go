@@ -223,9 +223,21 @@ func decodeDocument(r io.Reader) (map[string]json.RawMessage, error) {
 	}
 	var doc map[string]json.RawMessage
 	if err := json.NewDecoder(br).Decode(&doc); err != nil {
-		return nil, fmt.Errorf("%v: %w", err, ErrMalformed)
+		return nil, fmt.Errorf("%s: %w", jsonError(err), ErrMalformed)
 	}
 	return doc, nil
+}
+
+// jsonError says what encoding/json's err means of an input: one that
+// ends inside its JSON (a download or a copy cut short), which it calls
+// "unexpected EOF" or "unexpected end of JSON input", is said to be cut
+// short.
+func jsonError(err error) string {
+	var syn *json.SyntaxError
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &syn) && syn.Error() == "unexpected end of JSON input" {
+		return "it ends inside its JSON: it is cut short"
+	}
+	return err.Error()
 }
 
 // stringField is the top-level string field key of doc, "" when it is

@@ -38,7 +38,7 @@ func TestParseTrivyBad(t *testing.T) {
 		{
 			name:     "truncated",
 			input:    `{"SchemaVersion": 2, "Results": [{"Target": "go.mod", "Vulnerabilities": [` + good,
-			wantErrs: []string{"in.json: unexpected EOF: malformed input"},
+			wantErrs: []string{"in.json: it ends inside its JSON: it is cut short: malformed input"},
 			wantIs:   ErrMalformed,
 		},
 		{
