@@ -672,7 +672,7 @@ func TestFirstExecutionOnce(t *testing.T) {
 }
 
 // openStore opens the test server's store, closed at the test's end.
-func openStore(t testing.TB) *postgres.Store {
+func openStore(t *testing.T) *postgres.Store {
 	t.Helper()
 	cfg := postgres.DefaultConfig()
 	cfg.DSN = server.DSN(t)
