@@ -145,7 +145,6 @@ func (s *server) cluster(ctx context.Context, cfg fileConfig, pg *postgres.Store
 				return u.eng, nil
 			},
 			FindingsVersions: pg.FindingsVersions,
-			ViewVersions:     pg.ViewVersions,
 			Engines: func() map[string]*engine.Engine {
 				engs := make(map[string]*engine.Engine)
 				for tenant, u := range s.tenants.Units() {

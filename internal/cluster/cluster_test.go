@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -318,7 +316,6 @@ func TestViewReloadsChangedTenants(t *testing.T) {
 			return nil, errors.New("no shards in this test")
 		},
 		FindingsVersions: pg.FindingsVersions,
-		ViewVersions:     pg.ViewVersions,
 		Engines:          func() map[string]*engine.Engine { return engines },
 		Lead:             func(context.Context) (bool, error) { return false, nil },
 		Leader:           &Leader{},
@@ -350,105 +347,6 @@ func TestViewReloadsChangedTenants(t *testing.T) {
 	upload(t, pg, store.DefaultTenant)
 	upload(t, pg, "other")
 	step("Sync after an upload of both", map[string]int32{store.DefaultTenant: 1, "other": 1})
-}
-
-// TestViewRebuildsChangedTenants: an API replica's view gives each
-// tenant's engine the merged view at its first Sync, and after that again
-// only when the tenant's shards or joins changed or its engine is another.
-func TestViewRebuildsChangedTenants(t *testing.T) {
-	ctx := t.Context()
-	pg := openStore(t)
-	tenants := []string{store.DefaultTenant, "other"}
-	newEngine := func() *engine.Engine {
-		m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
-		e, err := engine.New(engine.DefaultConfig(), engine.Deps{Store: pg, Model: m})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { e.Shutdown(context.Background()) })
-		return e
-	}
-	engines := map[string]*engine.Engine{}
-	for _, tenant := range tenants {
-		engines[tenant] = newEngine()
-	}
-	_, owner, _, err := pg.ClaimPartition(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	next := int64(0)
-	checkpoint := func(tenants ...string) {
-		t.Helper()
-		m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
-		m.AddSpans([]telemetry.Span{span("gateway", telemetry.SpanKindServer, byte(next+1), 0, telemetry.Attrs{})})
-		state, err := m.MarshalBinary()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var shards []postgres.Shard
-		for _, tenant := range tenants {
-			shards = append(shards, postgres.Shard{Tenant: tenant, State: state})
-		}
-		next++
-		if err := pg.CheckpointPartition(ctx, 0, owner, next, shards); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var mu sync.Mutex
-	reads := map[string]int{}
-	v, err := NewView(DefaultConfig(), ViewDeps{
-		Tenants: pg.ShardTenants,
-		Read: func(ctx context.Context, tenant string) ([][]byte, model.Joins, error) {
-			mu.Lock()
-			reads[tenant]++
-			mu.Unlock()
-			st, err := pg.ForTenant(tenant)
-			if err != nil {
-				return nil, model.Joins{}, err
-			}
-			return st.View(ctx)
-		},
-		ViewVersions: pg.ViewVersions,
-		Engine: func(_ context.Context, tenant string) (*engine.Engine, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			return engines[tenant], nil
-		},
-		FindingsVersions: pg.FindingsVersions,
-		Engines:          func() map[string]*engine.Engine { return nil },
-		Lead:             func(context.Context) (bool, error) { return false, nil },
-		Leader:           &Leader{},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	step := func(what string, want map[string]int) {
-		t.Helper()
-		if err := v.Sync(ctx); err != nil {
-			t.Fatal(err)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if !maps.Equal(reads, want) {
-			t.Errorf("%s: views read %v, want %v", what, reads, want)
-		}
-		clear(reads)
-	}
-	checkpoint(tenants...)
-	step("first Sync", map[string]int{store.DefaultTenant: 1, "other": 1})
-	step("Sync without a change", map[string]int{})
-	checkpoint(store.DefaultTenant)
-	step("Sync after a checkpoint of tenant default", map[string]int{store.DefaultTenant: 1})
-	mu.Lock()
-	engines["other"] = newEngine()
-	mu.Unlock()
-	step("Sync after tenant other's engine was built again", map[string]int{"other": 1})
-	if s := engines["other"].View().Snapshot.Service("gateway"); s == nil || s.Spans.Server != 1 {
-		t.Errorf("tenant other's new engine: gateway = %+v, want it with 1 server span", s)
-	}
 }
 
 // recorder is an engine.Store that keeps the verdict changes appended,
@@ -498,7 +396,6 @@ func TestLeader(t *testing.T) {
 				return nil, errors.New("no shards in this test")
 			},
 			FindingsVersions: pg.FindingsVersions,
-			ViewVersions:     pg.ViewVersions,
 			Engines:          func() map[string]*engine.Engine { return nil },
 			Lead:             func(ctx context.Context) (bool, error) { return pg.TryLock(ctx, "evident lead ") },
 			Leader:           r.leader,

@@ -99,7 +99,6 @@ func BenchmarkReceiptToVerdict(b *testing.B) {
 			},
 			Engine:           func(context.Context, string) (*engine.Engine, error) { return eng, nil },
 			FindingsVersions: s.pg.FindingsVersions,
-			ViewVersions:     s.pg.ViewVersions,
 			Engines:          func() map[string]*engine.Engine { return map[string]*engine.Engine{store.DefaultTenant: eng} },
 			Lead:             func(ctx context.Context) (bool, error) { return s.pg.TryLock(ctx, "evident lead ") },
 			Leader:           &leader, Logger: slog.New(slog.DiscardHandler),

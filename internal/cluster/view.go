@@ -22,9 +22,6 @@ type ViewDeps struct {
 	// Read returns the states of a tenant's shards and the joins of the
 	// calls between them, read together.
 	Read func(ctx context.Context, tenant string) ([][]byte, model.Joins, error)
-	// ViewVersions returns, per tenant, a number that changes whenever
-	// what Read returns of the tenant changes.
-	ViewVersions func(ctx context.Context) (map[string]int64, error)
 	// Engine returns the running engine of a tenant's merged view.
 	Engine func(ctx context.Context, tenant string) (*engine.Engine, error)
 	// FindingsVersions returns, per tenant, a number that changes
@@ -60,16 +57,6 @@ type View struct {
 	// would be missed otherwise).
 	mu       sync.Mutex
 	versions map[string]int64
-	// built are, by tenant, the ViewVersions of the views handed to the
-	// tenants' engines, and the engines; guarded by mu.
-	built map[string]builtView
-}
-
-// builtView is a view handed to an engine, as of a version of its
-// tenant's shards and joins.
-type builtView struct {
-	version int64
-	eng     *engine.Engine
 }
 
 var _ pipeline.Component = (*View)(nil)
@@ -79,7 +66,7 @@ func NewView(cfg Config, deps ViewDeps) (*View, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Tenants == nil || deps.Read == nil || deps.ViewVersions == nil || deps.Engine == nil || deps.FindingsVersions == nil || deps.Engines == nil || deps.Lead == nil || deps.Leader == nil {
+	if deps.Tenants == nil || deps.Read == nil || deps.Engine == nil || deps.FindingsVersions == nil || deps.Engines == nil || deps.Lead == nil || deps.Leader == nil {
 		return nil, fmt.Errorf("%w: every ViewDeps function and the Leader are required", ErrInvalidConfig)
 	}
 	v := &View{cfg: cfg, deps: deps, log: deps.Logger}
@@ -122,11 +109,7 @@ func (v *View) run(ctx context.Context) {
 }
 
 // Sync reloads the findings of every tenant in memory when another
-// replica changed them, and rebuilds the view of every tenant whose shards
-// or joins changed since its engine was last given one. The versions are
-// read first: a change after them is in the view read now or rebuilt at
-// the next Sync. A tenant's engine that is not the one last given its
-// view (a unit built again) is given it.
+// replica changed them, and rebuilds every tenant's view now.
 func (v *View) Sync(ctx context.Context) error {
 	if _, err := v.deps.Leader.renew(ctx); err != nil {
 		return err
@@ -134,32 +117,11 @@ func (v *View) Sync(ctx context.Context) error {
 	if err := v.reloadFindings(ctx); err != nil {
 		return err
 	}
-	versions, err := v.deps.ViewVersions(ctx)
-	if err != nil {
-		return err
-	}
 	tenants, err := v.deps.Tenants(ctx)
 	if err != nil {
 		return err
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	built := make(map[string]builtView, len(tenants))
-	defer func() {
-		// What failed is built again at the next Sync; the tenants
-		// without shards are forgotten.
-		v.built = built
-	}()
 	for _, t := range tenants {
-		eng, err := v.deps.Engine(ctx, t)
-		if err != nil {
-			return fmt.Errorf("tenant %s: %w", t, err)
-		}
-		now := builtView{version: versions[t], eng: eng}
-		if v.built[t] == now {
-			built[t] = now
-			continue
-		}
 		states, joins, err := v.deps.Read(ctx, t)
 		if err != nil {
 			return fmt.Errorf("tenant %s: %w", t, err)
@@ -168,10 +130,13 @@ func (v *View) Sync(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("tenant %s: %w", t, err)
 		}
+		eng, err := v.deps.Engine(ctx, t)
+		if err != nil {
+			return fmt.Errorf("tenant %s: %w", t, err)
+		}
 		if err := eng.Replace(ctx, merged); err != nil {
 			return fmt.Errorf("tenant %s: %w", t, err)
 		}
-		built[t] = now
 	}
 	return nil
 }

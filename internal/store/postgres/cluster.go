@@ -373,25 +373,13 @@ func (s *Store) View(ctx context.Context) (states [][]byte, joins model.Joins, e
 // FindingsVersions returns, for each tenant whose findings were ever
 // stored, a number that changes whenever they change.
 func (s *Store) FindingsVersions(ctx context.Context) (map[string]int64, error) {
-	return s.versions(ctx, "findings")
-}
-
-// ViewVersions returns, for each tenant that ever had shards or joins, a
-// number that changes whenever they change (what View reads).
-func (s *Store) ViewVersions(ctx context.Context) (map[string]int64, error) {
-	return s.versions(ctx, "view")
-}
-
-// versions reads the table <what>_versions of the versions per tenant
-// that triggers keep.
-func (s *Store) versions(ctx context.Context, what string) (map[string]int64, error) {
 	if err := s.calls.Enter(); err != nil {
-		return nil, fmt.Errorf("read the %s versions: %w", what, err)
+		return nil, fmt.Errorf("read the findings versions: %w", err)
 	}
 	defer s.calls.Leave()
-	rows, err := s.pool.Query(ctx, `SELECT tenant, version FROM `+what+`_versions`)
+	rows, err := s.pool.Query(ctx, `SELECT tenant, version FROM findings_versions`)
 	if err != nil {
-		return nil, fmt.Errorf("read the %s versions from %s: %w", what, s.where, err)
+		return nil, fmt.Errorf("read the findings versions from %s: %w", s.where, err)
 	}
 	versions := make(map[string]int64)
 	var (
@@ -402,7 +390,7 @@ func (s *Store) versions(ctx context.Context, what string) (map[string]int64, er
 		versions[tenant] = version
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("read the %s versions from %s: %w", what, s.where, err)
+		return nil, fmt.Errorf("read the findings versions from %s: %w", s.where, err)
 	}
 	return versions, nil
 }

@@ -1,9 +1,7 @@
 package postgres
 
 import (
-	"context"
 	"errors"
-	"maps"
 	"testing"
 	"time"
 
@@ -132,15 +130,14 @@ func TestCluster(t *testing.T) {
 	// Each tenant's findings have a version of their own: an upload
 	// changes its tenant's alone, a replacement by nothing of nothing
 	// changes none.
-	versionsOf := func(read func(context.Context) (map[string]int64, error)) map[string]int64 {
+	versions := func() map[string]int64 {
 		t.Helper()
-		v, err := read(ctx)
+		v, err := st.FindingsVersions(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return v
 	}
-	versions := func() map[string]int64 { return versionsOf(st.FindingsVersions) }
 	put := func(s *Store, services []string, fs ...findings.Finding) {
 		t.Helper()
 		if err := s.PutFindings(ctx, store.FindingsUpdate{Time: t0, Actor: "test", Source: "test", Services: services, Findings: fs}); err != nil {
@@ -162,35 +159,6 @@ func TestCluster(t *testing.T) {
 	put(other, []string{"gateway"})
 	if v3 := versions(); v3["other"] == v1["other"] || v3[store.DefaultTenant] != v1[store.DefaultTenant] {
 		t.Errorf("findings versions %v, then %v after tenant other's findings were removed: want other's alone changed", v1, v3)
-	}
-
-	// The views have a version per tenant too: a checkpoint of a shard
-	// of tenant default changes its own alone, a join with nothing to
-	// join or expire none, and one that joins its tenant's.
-	w0 := versionsOf(st.ViewVersions)
-	if w0[store.DefaultTenant] == 0 || w0["other"] == 0 {
-		t.Fatalf("view versions %v, want both tenants'", w0)
-	}
-	if err := st.CheckpointPartition(ctx, 0, o0, 13, []Shard{{Tenant: store.DefaultTenant, State: []byte("gateway 3"), Pending: model.Pending{
-		Callers: []model.PendingCaller{caller(10, "gateway", "orders.internal", false)},
-	}}}); err != nil {
-		t.Fatal(err)
-	}
-	w1 := versionsOf(st.ViewVersions)
-	if w1[store.DefaultTenant] == w0[store.DefaultTenant] || w1["other"] != w0["other"] {
-		t.Errorf("view versions %v, then %v after a checkpoint of tenant default: want default's alone changed", w0, w1)
-	}
-	if _, _, err := st.Join(ctx, t0, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	if w2 := versionsOf(st.ViewVersions); !maps.Equal(w2, w1) {
-		t.Errorf("view versions %v, then %v after a join of nothing: want none changed", w1, w2)
-	}
-	if err := other.PutFindings(ctx, store.FindingsUpdate{Time: t0, Actor: "test", Source: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	if w3 := versionsOf(st.ViewVersions); !maps.Equal(w3, w1) {
-		t.Errorf("view versions %v, then %v after an upload of findings: want none changed", w1, w3)
 	}
 }
 
