@@ -182,7 +182,7 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 
 	// The SBOMs' Maven components, vulnerable or not, tell attribution
 	// which packages each artifact ships (JFR frames name classes only).
-	sbom := &mavenComponents{Matcher: db}
+	sbom := &sbomComponents{Matcher: db}
 	inputs, err := importFindings(fl.findings, sbom, warn)
 	if err != nil {
 		return withCode(ExitUsage, err)
@@ -551,21 +551,29 @@ func (p failPolicy) violations(as []assess.Assessment) int {
 	return n
 }
 
-// mavenComponents is the vulnerability database as SBOM parsers look their
-// components up in it, noting the Maven ones. It is safe for concurrent
-// use.
-type mavenComponents struct {
+// sbomComponents is the vulnerability database as SBOM parsers look their
+// components up in it, noting the names of the Maven and PyPI ones, which
+// tell attribution what the services ship (attributionConfig). It is safe
+// for concurrent use.
+type sbomComponents struct {
 	findings.Matcher
-	mu    sync.Mutex
-	names []string
+	mu sync.Mutex
+	// names are the components' names by ecosystem (osv.EcosystemMaven,
+	// osv.EcosystemPyPI).
+	names map[string][]string
 }
 
-// Affecting notes a Maven component and looks it up.
-func (m *mavenComponents) Affecting(ecosystem, name, version string) []*vulndb.Vuln {
-	if strings.EqualFold(ecosystem, osv.EcosystemMaven) {
-		m.mu.Lock()
-		m.names = append(m.names, name)
-		m.mu.Unlock()
+// Affecting notes a Maven or PyPI component and looks it up.
+func (m *sbomComponents) Affecting(ecosystem, name, version string) []*vulndb.Vuln {
+	for _, eco := range [...]string{osv.EcosystemMaven, osv.EcosystemPyPI} {
+		if strings.EqualFold(ecosystem, eco) {
+			m.mu.Lock()
+			if m.names == nil {
+				m.names = make(map[string][]string)
+			}
+			m.names[eco] = append(m.names[eco], name)
+			m.mu.Unlock()
+		}
 	}
 	return m.Matcher.Affecting(ecosystem, name, version)
 }

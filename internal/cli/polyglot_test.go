@@ -9,12 +9,16 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/osv"
 	"github.com/evidentsec/evident/internal/report"
 )
 
@@ -199,15 +203,18 @@ func makeTestJar(t *testing.T) []byte {
 	return buf.Bytes()
 }
 
-// TestSBOMMavenComponents checks that every Maven component of an SBOM,
-// vulnerable or not, reaches attribution's package prefixes.
-func TestSBOMMavenComponents(t *testing.T) {
+// TestSBOMComponents checks that every Maven and PyPI component of an
+// SBOM, vulnerable or not, reaches attribution: the Maven ones its
+// package prefixes, the PyPI ones the modules of namespace packages they
+// ship, where the configuration names none.
+func TestSBOMComponents(t *testing.T) {
 	db, _, err := openVulnDB(context.Background(), &globals{}, []string{"../vulndb/testdata/ghsa"}, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sbom := &mavenComponents{Matcher: db}
-	inputs, err := importFindings([]string{"orders=testdata/analyze/java/sbom.cdx.json"}, sbom, func(err error) { t.Error(err) })
+	sbom := &sbomComponents{Matcher: db}
+	inputs, err := importFindings([]string{"orders=testdata/analyze/java/sbom.cdx.json", "reports=../findings/testdata/ecosystems/pypi/syft.cdx.json"},
+		sbom, func(err error) { t.Error(err) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,5 +227,15 @@ func TestSBOMMavenComponents(t *testing.T) {
 		if cfg.JavaPackages[pkg] != ga {
 			t.Errorf("JavaPackages[%s] = %q, want %q (all: %v)", pkg, cfg.JavaPackages[pkg], ga, cfg.JavaPackages)
 		}
+	}
+	// syft's SBOM of a requirements file: MarkupSafe has no finding.
+	if !slices.Contains(sbom.names[osv.EcosystemPyPI], "markupsafe") {
+		t.Errorf("PyPI components noted = %v, want markupsafe among them", sbom.names[osv.EcosystemPyPI])
+	}
+	components := map[string][]string{osv.EcosystemPyPI: {"azure-core", "azure-storage-blob"}}
+	cfg = attributionConfig(nil, components, attribution.Config{PythonDists: map[string]string{"azure.storage.blob": "my-blob-fork"}})
+	want := map[string]string{"azure.core": "azure-core", "azure.storage.blob": "my-blob-fork"}
+	if diff := cmp.Diff(want, cfg.PythonDists); diff != "" {
+		t.Errorf("PythonDists of PyPI components (-want +got):\n%s", diff)
 	}
 }

@@ -689,16 +689,17 @@ func (s *server) printAddrs(w io.Writer) {
 }
 
 // attributionConfig is base (the configuration file's) with what the
-// findings tell attribution: the Go module paths, for frames of builds
-// whose file paths carry no module@version; the Java packages their Maven
-// artifacts and the other Maven components of their SBOMs (maven,
-// "group:artifact") likely ship, for JFR frames, which name classes and
-// not jars; and the modules of namespace packages that their PyPI
-// distributions ship (attribution.PythonModulesOf), for py-spy's short
-// file names, where base does not name a distribution for them.
-func attributionConfig(fs []findings.Finding, maven []string, base attribution.Config) attribution.Config {
-	var mods, dists []string
-	coords := slices.Clone(maven)
+// findings and the other components of their SBOMs (components, by
+// ecosystem: sbomComponents) tell attribution: the Go module paths, for
+// frames of builds whose file paths carry no module@version; the Java
+// packages their Maven artifacts likely ship, for JFR frames, which name
+// classes and not jars; and the modules of namespace packages that their
+// PyPI distributions ship (attribution.PythonModulesOf), for py-spy's
+// short file names, where base does not name a distribution for them.
+func attributionConfig(fs []findings.Finding, components map[string][]string, base attribution.Config) attribution.Config {
+	var mods []string
+	coords := slices.Clone(components[osv.EcosystemMaven])
+	dists := slices.Clone(components[osv.EcosystemPyPI])
 	for _, f := range fs {
 		switch f.Package.Ecosystem {
 		case osv.EcosystemGo:
