@@ -180,8 +180,10 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 		return withCode(ExitUsage, err)
 	}
 
-	// The SBOMs' Maven components, vulnerable or not, tell attribution
-	// which packages each artifact ships (JFR frames name classes only).
+	// The SBOMs' Maven and PyPI components, vulnerable or not, tell
+	// attribution which packages each artifact ships (JFR frames name
+	// classes only) and which namespace modules each distribution does
+	// (py-spy's short names lose the namespace).
 	sbom := &sbomComponents{Matcher: db}
 	inputs, err := importFindings(fl.findings, sbom, warn)
 	if err != nil {

@@ -114,9 +114,10 @@ func (in installed) addJar(path string, warn func(error)) {
 
 // apply puts what the installed packages say over cfg: a jar's packages
 // are facts and win over prefixes guessed from coordinates; installed
-// Python metadata wins over the distributions of cfg.PythonDists but those
-// of configured, the configuration file's, which say what installed
-// metadata cannot.
+// Python metadata wins over cfg.PythonDists (the findings' namespace
+// modules), except where configured (the configuration file's
+// python_dists) names a distribution: the configuration says what
+// installed metadata cannot.
 func (in installed) apply(cfg attribution.Config, configured map[string]string) attribution.Config {
 	if len(in.javaPackages) > 0 {
 		pkgs := maps.Clone(cfg.JavaPackages)
