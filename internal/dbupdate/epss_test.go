@@ -82,7 +82,7 @@ func TestUpdateEPSS(t *testing.T) {
 		want string
 	}{
 		{"HTML instead of the file", []byte("<html>maintenance</html>"), "is not the #model_version"},
-		{"gzip cut short", truncated, "unexpected EOF"},
+		{"gzip cut short", truncated, "the input ends inside its gzip stream, after "},
 		{"gzip checksum wrong", corrupt, "invalid checksum"},
 		{"a malformed row", epssFile(t, append(rows, "CVE-2026-9999,0.5")...), "1 malformed rows, the first: epss.csv.gz: line 28: 2 fields"},
 		{"a fifth of the scores", epssFile(t), "5 scores, the last download had 25"},

@@ -15,6 +15,7 @@ import (
 	"github.com/pierrec/lz4/v4"
 
 	"github.com/evidentsec/evident/internal/ingest/admission"
+	"github.com/evidentsec/evident/internal/telemetry"
 )
 
 // Errors of reading a body; receivers map them to their statuses.
@@ -124,7 +125,7 @@ func (d *Decompressor) Decompress(dst, data []byte, encoding string, limit int64
 			if enc == "gzip" && !bytes.HasPrefix(data, []byte(gzipMagic)) {
 				return nil, fmt.Errorf("%w: gzip: invalid header: the body does not start with gzip's bytes 1f 8b", ErrCorrupt)
 			}
-			return nil, fmt.Errorf("%w: %s: the body ends inside its %s stream: it is cut short (%w)", ErrCorrupt, enc, enc, err)
+			return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, enc, telemetry.CutShort(enc, int64(len(out)), err))
 		}
 		if strings.HasPrefix(err.Error(), enc+": ") {
 			// The decoder named its codec already ("gzip: invalid header").

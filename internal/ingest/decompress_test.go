@@ -99,9 +99,9 @@ func TestDecompress(t *testing.T) {
 		{name: "short", encoding: "gzip", data: []byte("not gzip"), wantErr: ErrCorrupt, wantMsg: "corrupt compressed data: gzip: invalid header: the body does not start with gzip's bytes 1f 8b"},
 		{name: "corrupt zlib", encoding: "zlib", data: []byte("not zlib"), wantErr: ErrCorrupt, wantMsg: "corrupt compressed data: zlib: invalid header"},
 		{name: "corrupt deflate", encoding: "deflate", data: []byte("not zlib"), wantErr: ErrCorrupt, wantMsg: "corrupt compressed data: deflate: zlib: invalid header"},
-		{name: "truncated gzip", encoding: "gzip", data: compress(t, "gzip", plain)[:20], wantErr: ErrCorrupt, wantMsg: "corrupt compressed data: gzip: the body ends inside its gzip stream: it is cut short (unexpected EOF)"},
-		{name: "truncated gzip header", encoding: "gzip", data: compress(t, "gzip", plain)[:5], wantErr: ErrCorrupt, wantMsg: "corrupt compressed data: gzip: the body ends inside its gzip stream: it is cut short (unexpected EOF)"},
-		{name: "truncated zstd", encoding: "zstd", data: compress(t, "zstd", plain)[:20], wantErr: ErrCorrupt, wantMsg: "corrupt compressed data: zstd: the body ends inside its zstd stream: it is cut short (unexpected EOF)"},
+		{name: "truncated gzip", encoding: "gzip", data: compress(t, "gzip", plain)[:20], wantErr: ErrCorrupt, wantMsg: "corrupt compressed data: gzip: the input ends inside its gzip stream, after 0 bytes decompressed: it is cut short"},
+		{name: "truncated gzip header", encoding: "gzip", data: compress(t, "gzip", plain)[:5], wantErr: ErrCorrupt, wantMsg: "corrupt compressed data: gzip: the input ends inside its gzip stream, after 0 bytes decompressed: it is cut short"},
+		{name: "truncated zstd", encoding: "zstd", data: compress(t, "zstd", plain)[:20], wantErr: ErrCorrupt, wantMsg: "corrupt compressed data: zstd: the input ends inside its zstd stream, after 0 bytes decompressed: it is cut short"},
 		{name: "unknown", encoding: "br", data: plain, wantErr: ErrEncoding},
 	}
 	d := NewDecompressor(limit)

@@ -21,9 +21,10 @@ func (e *cutShortError) Error() string {
 
 func (e *cutShortError) Unwrap() error { return io.ErrUnexpectedEOF }
 
-// cutShort returns err, or a *cutShortError when it is a decompressor's
-// io.ErrUnexpectedEOF after decompressed bytes.
-func cutShort(codec string, decompressed int64, err error) error {
+// CutShort returns err, or an error that says the input is cut short when
+// err is a decompressor's (codec's: "gzip", "zstd") io.ErrUnexpectedEOF
+// after decompressed bytes; that error still matches io.ErrUnexpectedEOF.
+func CutShort(codec string, decompressed int64, err error) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return &cutShortError{codec: codec, decompressed: decompressed}
 	}
@@ -47,7 +48,7 @@ func (c *cutShortReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	if err != nil && err != io.EOF {
-		err = cutShort(c.codec, c.n, err)
+		err = CutShort(c.codec, c.n, err)
 	}
 	return n, err
 }

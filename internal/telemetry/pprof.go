@@ -170,7 +170,7 @@ func (d *ProfileDecoder) gunzip(data []byte, source string, limit int) ([]byte, 
 	buf, err := d.inflate(data, limit, d.zr != nil)
 	d.inflated = buf
 	if err != nil {
-		return nil, fmt.Errorf("decode %s: gzip: %w: %w", source, ErrMalformed, cutShort("gzip", int64(len(buf)), err))
+		return nil, fmt.Errorf("decode %s: gzip: %w: %w", source, ErrMalformed, CutShort("gzip", int64(len(buf)), err))
 	}
 	if len(buf) > limit {
 		return nil, fmt.Errorf("decode %s: more than %d bytes decompressed: %w", source, limit, ErrTooLarge)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/evidentsec/evident/internal/telemetry"
 )
 
 // ErrInvalidEPSS marks a file that is not FIRST's EPSS score file, or a row
@@ -57,10 +59,11 @@ func ParseEPSS(r io.Reader, name string) (*EPSS, []LoadError, error) {
 	if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, nil, unreadable(name, err)
+			// A file that ends inside its gzip header says it is cut short.
+			return nil, nil, fmt.Errorf("EPSS file %s: %w: %w", name, ErrInvalidEPSS, telemetry.CutShort("gzip", 0, err))
 		}
 		defer zr.Close()
-		br = bufio.NewReader(zr)
+		br = bufio.NewReader(telemetry.CutShortReader(zr, "gzip"))
 	}
 	lr := &io.LimitedReader{R: br, N: maxEPSSSize + 1}
 	sc := bufio.NewScanner(lr)
@@ -130,19 +133,9 @@ func readErr(sc *bufio.Scanner, lr *io.LimitedReader, name string, def error) er
 	case lr.N <= 0:
 		return fmt.Errorf("EPSS file %s: %w: larger than %d bytes", name, ErrInvalidEPSS, maxEPSSSize)
 	case sc.Err() != nil:
-		return unreadable(name, sc.Err())
+		return fmt.Errorf("EPSS file %s: %w: %w", name, ErrInvalidEPSS, sc.Err())
 	}
 	return def
-}
-
-// unreadable is the error of an EPSS file that could not be read or
-// inflated. Only a gzip stream ends early (a download cut short), which
-// the gzip reader calls an unexpected EOF alone.
-func unreadable(name string, err error) error {
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("EPSS file %s: %w: it ends inside its gzip stream: it is cut short (%w)", name, ErrInvalidEPSS, err)
-	}
-	return fmt.Errorf("EPSS file %s: %w: %w", name, ErrInvalidEPSS, err)
 }
 
 // parseEPSSComment reads "#model_version:<v>,score_date:<time>". The date
