@@ -284,7 +284,7 @@ func (a *Applier) refreshFindings(ctx context.Context) error {
 	// The versions are taken only once every tenant has reloaded, so a
 	// reload that fails is tried again at the next look.
 	for tenant := range a.findings {
-		if a.versions != nil && vs[tenant] == a.versions[tenant] {
+		if !findingsChanged(a.versions, vs, tenant) {
 			continue
 		}
 		fs, err := a.deps.Findings(ctx, tenant)
@@ -300,6 +300,13 @@ func (a *Applier) refreshFindings(ctx context.Context) error {
 	}
 	a.versions = vs
 	return nil
+}
+
+// findingsChanged reports whether tenant's findings version in now
+// differs from the one in seen, the versions its findings were last
+// loaded at; seen nil (never read) counts as a change.
+func findingsChanged(seen, now map[string]int64, tenant string) bool {
+	return seen == nil || now[tenant] != seen[tenant]
 }
 
 // Revoke checkpoints partitions unless lost and forgets them; see

@@ -189,7 +189,7 @@ func (v *View) reloadFindings(ctx context.Context) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for tenant, eng := range v.deps.Engines() {
-		if v.versions != nil && vs[tenant] == v.versions[tenant] {
+		if !findingsChanged(v.versions, vs, tenant) {
 			continue
 		}
 		if err := eng.ReloadFindings(ctx); err != nil {
