@@ -215,9 +215,11 @@ type Attributor struct {
 	javaJars   map[string]string
 	firstParty map[string]struct{}
 	cache      *cache
-	// modulePaths remembers which Go module paths are valid, within the
+	// goPackages remembers what a Go package's import path and directory
+	// say, and modulePaths which Go module paths are valid, within the
 	// same bound as cache.
-	modulePaths *memo
+	goPackages  *memo[goPackageKey, goPackage]
+	modulePaths *memo[string, bool]
 }
 
 // New returns an Attributor for cfg. It copies what it keeps of cfg, so the
@@ -260,7 +262,8 @@ func New(cfg Config) *Attributor {
 		limit = DefaultMaxCached
 	}
 	a.cache = newCache(limit)
-	a.modulePaths = newMemo(limit)
+	a.goPackages = newMemo[goPackageKey, goPackage](limit)
+	a.modulePaths = newMemo[string, bool](limit)
 	return a
 }
 

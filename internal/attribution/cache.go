@@ -192,39 +192,41 @@ func (c *cache) len() int {
 	return c.count
 }
 
-// memo remembers the answers of a costly check of strings, for at most max
-// distinct strings; beyond, it checks without remembering. The frames of a
-// service come from far fewer modules than they are many, and
+// memo remembers the answers of a costly computation, for at most max
+// distinct keys; beyond, it computes without remembering. The frames of a
+// service come from far fewer packages and modules than they are many:
 // golang.org/x/mod's module path check costs more than the rest of
 // attributing a Go frame (every element is compared with Windows' reserved
-// names), so the Attributor checks each module path once (issue 11). Safe
-// for concurrent use.
-type memo struct {
+// names), and a Go package's import path check and module lookup are the
+// same for every function of the package, so the Attributor does each once
+// (issue 11). Keys and values are strings the Attributor owns (cut from
+// its cache's copy of a frame), so a memo pins no caller's buffer. Safe for
+// concurrent use.
+type memo[K comparable, V any] struct {
 	mu   sync.Mutex
 	max  int
-	seen map[string]bool
+	seen map[K]V
 }
 
-func newMemo(limit int) *memo {
-	return &memo{max: limit}
+func newMemo[K comparable, V any](limit int) *memo[K, V] {
+	return &memo[K, V]{max: limit}
 }
 
-// check returns ok(s), remembered.
-func (m *memo) check(s string, ok func(string) bool) bool {
+// get returns compute(k), remembered.
+func (m *memo[K, V]) get(k K, compute func(K) V) V {
 	m.mu.Lock()
-	v, found := m.seen[s]
+	v, found := m.seen[k]
 	m.mu.Unlock()
 	if found {
 		return v
 	}
-	v = ok(s)
+	v = compute(k)
 	m.mu.Lock()
 	if len(m.seen) < m.max {
 		if m.seen == nil {
-			m.seen = make(map[string]bool)
+			m.seen = make(map[K]V)
 		}
-		// A clone, so that the memo never pins the frame s was cut from.
-		m.seen[strings.Clone(s)] = v
+		m.seen[k] = v
 	}
 	m.mu.Unlock()
 	return v

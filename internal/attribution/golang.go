@@ -59,21 +59,41 @@ func (a *Attributor) goFunc(name, file string) (Func, bool) {
 				return Func{}, false
 			}
 		}
-		if !validImportPath(pkg) {
-			return Func{}, false
+	}
+	gp := a.goPackages.get(goPackageKey{pkg: pkg, dir: file[:strings.LastIndexByte(file, '/')+1]}, func(k goPackageKey) goPackage {
+		if !validImportPath(k.pkg) {
+			return goPackage{}
 		}
-		if recv, name := goSymbol(s[slash+1+dot+1:]); recv == "" {
-			sym = name
-		} else if !noSymbol {
-			sym = a.cache.join(recv, ".", name)
-		}
+		mod, version := a.goModule(k.pkg, file)
+		return goPackage{valid: true, module: mod, version: version}
+	})
+	if !gp.valid {
+		return Func{}, false
 	}
 	if noSymbol {
 		sym = ""
+	} else if dot >= 0 {
+		recv, name := goSymbol(s[slash+1+dot+1:])
+		sym = name
+		if recv != "" {
+			sym = a.cache.join(recv, ".", name)
+		}
 	}
-	fn := Func{Language: Go, Package: pkg, Symbol: sym}
-	fn.Module, fn.Version = a.goModule(pkg, file)
-	return fn, true
+	return Func{Language: Go, Package: pkg, Symbol: sym, Module: gp.module, Version: gp.version}, true
+}
+
+// goPackageKey is a Go package as a frame names it: its import path and
+// its file's directory ("" when the file is not known or has none), which
+// decide all that goPackage says of it.
+type goPackageKey struct {
+	pkg, dir string
+}
+
+// goPackage is what the Attributor works out once per goPackageKey:
+// whether the import path is valid, and the module and version it is in.
+type goPackage struct {
+	valid           bool
+	module, version string
 }
 
 // stripBrackets removes every bracketed part of s, nested ones included, and
@@ -305,7 +325,7 @@ func (a *Attributor) goModuleOfFile(pkg, file string) (mod, version string) {
 			continue
 		}
 		for p := pkg; p != ""; {
-			if hasEscapedSuffix(pre, p) && a.modulePaths.check(p, validModulePath) {
+			if hasEscapedSuffix(pre, p) && a.modulePaths.get(p, validModulePath) {
 				return p, ver
 			}
 			i := strings.LastIndexByte(p, '/')

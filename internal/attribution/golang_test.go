@@ -84,3 +84,32 @@ func TestIsGoGenerated(t *testing.T) {
 		})
 	}
 }
+
+// TestGoPackageOncePerDirectory checks that what the Attributor works out
+// once per Go package and directory (goPackages) follows the directory:
+// one import path in two module versions, and vendored without one, in one
+// Attributor, and an invalid import path refused every time it comes.
+func TestGoPackageOncePerDirectory(t *testing.T) {
+	a := New(Config{GoModules: []string{"example.com/app"}})
+	tests := []struct {
+		frame        Frame
+		ok           bool
+		module, vers string
+		symbol, pkg  string
+	}{
+		{Frame{"gopkg.in/yaml%2ev3.(*decoder).unmarshal", "/root/go/pkg/mod/gopkg.in/yaml.v3@v3.0.0/decode.go"}, true, "gopkg.in/yaml.v3", "v3.0.0", "decoder.unmarshal", "gopkg.in/yaml.v3"},
+		{Frame{"gopkg.in/yaml%2ev3.Unmarshal", "/root/go/pkg/mod/gopkg.in/yaml.v3@v3.0.0/yaml.go"}, true, "gopkg.in/yaml.v3", "v3.0.0", "Unmarshal", "gopkg.in/yaml.v3"},
+		{Frame{"gopkg.in/yaml%2ev3.Unmarshal", "/root/go/pkg/mod/gopkg.in/yaml.v3@v3.0.1/yaml.go"}, true, "gopkg.in/yaml.v3", "v3.0.1", "Unmarshal", "gopkg.in/yaml.v3"},
+		{Frame{"gopkg.in/yaml%2ev3.Marshal", "/src/app/vendor/gopkg.in/yaml.v3/yaml.go"}, true, "", "", "Marshal", "gopkg.in/yaml.v3"},
+		{Frame{"example.com/app/internal/db.Open", "/src/app/internal/db/db.go"}, true, "example.com/app", "", "Open", "example.com/app/internal/db"},
+		{Frame{"a//b.F", "/src/a/b/f.go"}, false, "", "", "", ""},
+		{Frame{"a//b.G", "/src/a/b/f.go"}, false, "", "", "", ""},
+	}
+	for _, tt := range tests {
+		fn, ok := a.Attribute(tt.frame)
+		if ok != tt.ok || fn.Module != tt.module || fn.Version != tt.vers || fn.Symbol != tt.symbol || fn.Package != tt.pkg {
+			t.Errorf("Attribute(%v) = %+v, %v; want package %q symbol %q module %q version %q, %v",
+				tt.frame, fn, ok, tt.pkg, tt.symbol, tt.module, tt.vers, tt.ok)
+		}
+	}
+}
