@@ -1,6 +1,7 @@
 package vulndb
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/evidentsec/evident/internal/osv"
+	"github.com/evidentsec/evident/internal/telemetry"
 )
 
 // ErrInvalidRecord marks a record that breaks the OSV schema. LoadError
@@ -32,7 +34,11 @@ func parseRecord(data []byte) (rec *record, id string, err error) {
 			// complaint about its first byte.
 			return nil, "", fmt.Errorf("%w: not an OSV record (a JSON object): %s", ErrInvalidRecord, d)
 		}
-		return nil, idOf(data), fmt.Errorf("%w: malformed JSON: %w", ErrInvalidRecord, err)
+		// Where the record stops being JSON (line and column; a record
+		// cut short ends inside a value) rather than encoding/json's
+		// "unexpected end of JSON input"; a value of the wrong type keeps
+		// encoding/json's error, which names the field.
+		return nil, idOf(data), fmt.Errorf("%w: malformed JSON: %w", ErrInvalidRecord, cmp.Or(telemetry.JSONSyntaxError(data), err))
 	}
 	if strings.TrimSpace(e.ID) == "" {
 		return nil, "", fmt.Errorf("%w: missing id", ErrInvalidRecord)
