@@ -500,15 +500,16 @@ func (c *jsonTraceConverter) decode(doc []byte, errs *recordErrors, prefix strin
 // a byte count and an excerpt). pdata's are kept for documents that are
 // JSON but not what OTLP defines.
 func JSONSyntaxError(doc []byte) error {
-	var v struct{}
+	// json.Unmarshal checks the whole document first: a second value after
+	// the first is found too, where a Decoder would stop at the first.
+	// An empty document keeps the caller's error.
 	var se *json.SyntaxError
-	err := json.NewDecoder(bytes.NewReader(doc)).Decode(&v)
-	offset := int64(len(doc))
-	switch {
-	case errors.As(err, &se):
-		offset = se.Offset
-	case !errors.Is(err, io.ErrUnexpectedEOF):
+	if len(bytes.TrimSpace(doc)) == 0 || !errors.As(json.Unmarshal(doc, &struct{}{}), &se) {
 		return nil
+	}
+	offset := se.Offset
+	if se.Error() == "unexpected end of JSON input" {
+		se = nil
 	}
 	before := doc[:min(offset, int64(len(doc)))]
 	where := fmt.Sprintf("column %d", len(before)-bytes.LastIndexByte(before, '\n')-1)

@@ -37,7 +37,7 @@ func TestValidation(t *testing.T) {
 		wantReason string
 	}{
 		{"cut short", "{\"id\":\"GHSA-x\",\n\"summary\": \"x", "", "malformed JSON: line 2, column 13: the document ends there, inside a value (cut short?)"},
-		{"trailing data", goodRecord + `{}`, "", "malformed JSON: invalid character '{' after top-level value"},
+		{"trailing data", goodRecord + `{}`, "", "malformed JSON: column 168: invalid character '{' after top-level value"},
 		{"wrong type keeps id", `{"id":"GHSA-x","affected":"npm"}`, "GHSA-x", "malformed JSON"},
 		{"missing id", `{"modified":"2024-01-02T03:04:05Z"}`, "", "missing id"},
 		{"event with two keys", `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"p"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0","fixed":"1.0.0"}]}]}]}`,
