@@ -129,7 +129,7 @@ func (s *server) cluster(ctx context.Context, cfg fileConfig, pg *postgres.Store
 		}
 	case roleAPI:
 		s.view, err = cluster.NewView(cc.Config, cluster.ViewDeps{
-			Tenants: pg.ShardTenants,
+			Versions: pg.ViewVersions,
 			Read: func(ctx context.Context, tenant string) ([][]byte, model.Joins, error) {
 				st, err := pg.ForTenant(tenant)
 				if err != nil {

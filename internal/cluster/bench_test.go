@@ -383,3 +383,103 @@ func BenchmarkReceiptToCheckpoint(b *testing.B) {
 		s.close()
 	}
 }
+
+// BenchmarkViewSync is an API replica's Sync over 100 tenants, each with
+// one shard of 10 services, when nothing changed since the last Sync
+// ("unchanged") and when one tenant's shard did ("one changed"): a
+// tenant's shards are read, merged and handed to its engine only when
+// its shards or joins changed (ViewVersions).
+func BenchmarkViewSync(b *testing.B) {
+	ctx := b.Context()
+	pg := openStore(b)
+	const tenants = 100
+	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+	m.AddSpans(traffic(0, 10, 20))
+	state, err := m.MarshalBinary()
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, owner, _, err := pg.ClaimPartition(ctx, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	next := int64(0)
+	checkpoint := func(names ...string) {
+		b.Helper()
+		var shards []postgres.Shard
+		for _, n := range names {
+			shards = append(shards, postgres.Shard{Tenant: n, State: state})
+		}
+		next++
+		if err := pg.CheckpointPartition(ctx, 0, owner, next, shards); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var names []string
+	for i := range tenants {
+		names = append(names, fmt.Sprintf("tenant-%03d", i))
+	}
+	checkpoint(names...)
+	engines := map[string]*engine.Engine{}
+	// The replica does not lead: it writes no verdict change.
+	var leader Leader
+	v, err := NewView(DefaultConfig(), ViewDeps{
+		Versions: pg.ViewVersions,
+		Read: func(ctx context.Context, tenant string) ([][]byte, model.Joins, error) {
+			st, err := pg.ForTenant(tenant)
+			if err != nil {
+				return nil, model.Joins{}, err
+			}
+			return st.View(ctx)
+		},
+		Engine: func(ctx context.Context, tenant string) (*engine.Engine, error) {
+			if e, ok := engines[tenant]; ok {
+				return e, nil
+			}
+			st, err := pg.ForTenant(tenant)
+			if err != nil {
+				return nil, err
+			}
+			e, err := engine.New(engine.DefaultConfig(), engine.Deps{Store: leader.Store(st), Model: model.New(model.DefaultConfig(), attribution.New(attribution.Config{})),
+				Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				return nil, err
+			}
+			if err := e.Start(ctx); err != nil {
+				return nil, err
+			}
+			b.Cleanup(func() { e.Shutdown(context.Background()) })
+			engines[tenant] = e
+			return e, nil
+		},
+		FindingsVersions: pg.FindingsVersions,
+		Engines:          func() map[string]*engine.Engine { return engines },
+		Lead:             func(context.Context) (bool, error) { return false, nil },
+		Leader:           &leader,
+		Logger:           slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := v.Sync(ctx); err != nil {
+		b.Fatal(err)
+	}
+	for _, changed := range []bool{false, true} {
+		name := "unchanged"
+		if changed {
+			name = "one changed"
+		}
+		b.Run(name, func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				if changed {
+					b.StopTimer()
+					checkpoint(names[i%tenants])
+					b.StartTimer()
+				}
+				if err := v.Sync(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/evidentsec/evident/internal/alert"
@@ -310,8 +312,8 @@ func TestViewReloadsChangedTenants(t *testing.T) {
 		engines[tenant] = e
 	}
 	v, err := NewView(DefaultConfig(), ViewDeps{
-		Tenants: func(context.Context) ([]string, error) { return nil, nil },
-		Read:    func(ctx context.Context, _ string) ([][]byte, model.Joins, error) { return pg.View(ctx) },
+		Versions: func(context.Context) (map[string]string, error) { return nil, nil },
+		Read:     func(ctx context.Context, _ string) ([][]byte, model.Joins, error) { return pg.View(ctx) },
 		Engine: func(context.Context, string) (*engine.Engine, error) {
 			return nil, errors.New("no shards in this test")
 		},
@@ -347,6 +349,113 @@ func TestViewReloadsChangedTenants(t *testing.T) {
 	upload(t, pg, store.DefaultTenant)
 	upload(t, pg, "other")
 	step("Sync after an upload of both", map[string]int32{store.DefaultTenant: 1, "other": 1})
+}
+
+// TestViewRebuildsChangedTenants: an API replica rebuilds the merged view
+// of the tenants whose shards or joins changed since it last built it,
+// and of no other: a Sync with nothing new reads no shard, a checkpoint
+// rebuilds its tenant's view, and so does a join that only expires that
+// tenant's calls.
+func TestViewRebuildsChangedTenants(t *testing.T) {
+	ctx := t.Context()
+	pg := openStore(t)
+	var findingsReads atomic.Int32
+	a := newApplier(t, &flaky{Store: pg}, &findingsReads)
+	if _, err := a.Assign(ctx, []int32{0, 1}); err != nil {
+		t.Fatal(err)
+	}
+	apply := func(recs ...kafka.Record) {
+		t.Helper()
+		if err := a.Apply(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ofOther := func(r kafka.Record) kafka.Record {
+		r.Tenant = "other"
+		return r
+	}
+	engines := map[string]*engine.Engine{}
+	rebuilt := map[string]int{}
+	v, err := NewView(DefaultConfig(), ViewDeps{
+		Versions: pg.ViewVersions,
+		Read: func(ctx context.Context, tenant string) ([][]byte, model.Joins, error) {
+			rebuilt[tenant]++
+			st, err := pg.ForTenant(tenant)
+			if err != nil {
+				return nil, model.Joins{}, err
+			}
+			return st.View(ctx)
+		},
+		Engine: func(ctx context.Context, tenant string) (*engine.Engine, error) {
+			if e, ok := engines[tenant]; ok {
+				return e, nil
+			}
+			st, err := pg.ForTenant(tenant)
+			if err != nil {
+				return nil, err
+			}
+			e, err := engine.New(engine.DefaultConfig(), engine.Deps{Store: st, Model: model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))})
+			if err != nil {
+				return nil, err
+			}
+			if err := e.Start(ctx); err != nil {
+				return nil, err
+			}
+			t.Cleanup(func() { e.Shutdown(context.Background()) })
+			engines[tenant] = e
+			return e, nil
+		},
+		FindingsVersions: pg.FindingsVersions,
+		Engines:          func() map[string]*engine.Engine { return engines },
+		Lead:             func(context.Context) (bool, error) { return false, nil },
+		Leader:           &Leader{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := func(what string, want map[string]int) {
+		t.Helper()
+		if err := v.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, rebuilt, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s: views rebuilt (-want +got):\n%s", what, diff)
+		}
+		clear(rebuilt)
+	}
+	services := func(tenant string) []string {
+		t.Helper()
+		var names []string
+		for _, s := range engines[tenant].Snapshot().Services {
+			names = append(names, s.Name)
+		}
+		slices.Sort(names)
+		return names
+	}
+
+	// Tenant default's call is joined at the checkpoint; tenant other's
+	// service calls a host no traced service serves, and waits.
+	apply(record(0, 0, span("gateway", telemetry.SpanKindClient, 2, 1, telemetry.Attrs{ServerAddress: "orders.internal"})),
+		record(1, 0, span("orders", telemetry.SpanKindServer, 3, 2, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/orders"})),
+		ofOther(record(1, 1, span("billing", telemetry.SpanKindClient, 4, 1, telemetry.Attrs{ServerAddress: "untraced.example.com"}))))
+	step("first Sync", map[string]int{store.DefaultTenant: 1, "other": 1})
+	step("Sync with nothing new", nil)
+	apply(ofOther(record(1, 2, span("ledger", telemetry.SpanKindServer, 5, 0, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/ledger"}))))
+	step("Sync after a checkpoint of tenant other", map[string]int{"other": 1})
+	if got, want := services("other"), []string{"billing", "ledger"}; !slices.Equal(got, want) {
+		t.Errorf("tenant other's services after the rebuild = %v, want %v", got, want)
+	}
+	if _, expired, err := pg.Join(ctx, time.Now().Add(time.Hour), time.Minute); err != nil || expired == 0 {
+		t.Fatalf("expiring Join = %d expired, %v; want billing's call", expired, err)
+	}
+	step("Sync after a join that expired tenant other's call", map[string]int{"other": 1})
+	step("Sync with nothing new, again", nil)
+	if got, want := services(store.DefaultTenant), []string{"gateway", "orders"}; !slices.Equal(got, want) {
+		t.Errorf("tenant default's services = %v, want %v", got, want)
+	}
 }
 
 // recorder is an engine.Store that keeps the verdict changes appended,
@@ -390,8 +499,8 @@ func TestLeader(t *testing.T) {
 		t.Cleanup(func() { pg.Close() })
 		r := &replica{pg: pg, leader: &Leader{}, alerts: &recorder{}}
 		r.view, err = NewView(DefaultConfig(), ViewDeps{
-			Tenants: pg.ShardTenants,
-			Read:    func(ctx context.Context, _ string) ([][]byte, model.Joins, error) { return pg.View(ctx) },
+			Versions: pg.ViewVersions,
+			Read:     func(ctx context.Context, _ string) ([][]byte, model.Joins, error) { return pg.View(ctx) },
 			Engine: func(context.Context, string) (*engine.Engine, error) {
 				return nil, errors.New("no shards in this test")
 			},
@@ -569,7 +678,7 @@ func TestFirstExecutionOnce(t *testing.T) {
 }
 
 // openStore opens the test server's store, closed at the test's end.
-func openStore(t *testing.T) *postgres.Store {
+func openStore(t testing.TB) *postgres.Store {
 	t.Helper()
 	cfg := postgres.DefaultConfig()
 	cfg.DSN = server.DSN(t)

@@ -89,7 +89,7 @@ func BenchmarkReceiptToVerdict(b *testing.B) {
 			b.Fatal(err)
 		}
 		v, err := NewView(cfg, ViewDeps{
-			Tenants: s.pg.ShardTenants,
+			Versions: s.pg.ViewVersions,
 			Read: func(ctx context.Context, tenant string) ([][]byte, model.Joins, error) {
 				st, err := s.pg.ForTenant(tenant)
 				if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,8 +19,9 @@ import (
 
 // ViewDeps are what a View works with.
 type ViewDeps struct {
-	// Tenants returns the tenants that have shards.
-	Tenants func(ctx context.Context) ([]string, error)
+	// Versions returns, for each tenant that has shards, a text that
+	// changes whenever what Read returns for the tenant changes.
+	Versions func(ctx context.Context) (map[string]string, error)
 	// Read returns the states of a tenant's shards and the joins of the
 	// calls between them, read together.
 	Read func(ctx context.Context, tenant string) ([][]byte, model.Joins, error)
@@ -41,10 +44,10 @@ type ViewDeps struct {
 	Logger *slog.Logger
 }
 
-// View rebuilds, every ViewInterval, each tenant's merged model from the
-// shards the engines checkpointed and hands it to the tenant's engine,
-// which assesses it as the single process does. It is a
-// pipeline.Component.
+// View rebuilds, every ViewInterval, the merged model of each tenant whose
+// shards or joins changed from the shards the engines checkpointed, and
+// hands it to the tenant's engine, which assesses it as the single
+// process does. It is a pipeline.Component.
 type View struct {
 	cfg  Config
 	deps ViewDeps
@@ -57,6 +60,12 @@ type View struct {
 	// would be missed otherwise).
 	mu       sync.Mutex
 	versions map[string]int64
+	// buildMu serialises the rebuilds, and guards built: per tenant, the
+	// Versions its engine's view was last built at. A version is read
+	// before the shards it is of, so a view built from newer shards than
+	// its version is built again at the next Sync, never missed.
+	buildMu sync.Mutex
+	built   map[string]string
 }
 
 var _ pipeline.Component = (*View)(nil)
@@ -66,10 +75,10 @@ func NewView(cfg Config, deps ViewDeps) (*View, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Tenants == nil || deps.Read == nil || deps.Engine == nil || deps.FindingsVersions == nil || deps.Engines == nil || deps.Lead == nil || deps.Leader == nil {
+	if deps.Versions == nil || deps.Read == nil || deps.Engine == nil || deps.FindingsVersions == nil || deps.Engines == nil || deps.Lead == nil || deps.Leader == nil {
 		return nil, fmt.Errorf("%w: every ViewDeps function and the Leader are required", ErrInvalidConfig)
 	}
-	v := &View{cfg: cfg, deps: deps, log: deps.Logger}
+	v := &View{cfg: cfg, deps: deps, log: deps.Logger, built: make(map[string]string)}
 	if v.log == nil {
 		v.log = slog.Default()
 	}
@@ -109,7 +118,8 @@ func (v *View) run(ctx context.Context) {
 }
 
 // Sync reloads the findings of every tenant in memory when another
-// replica changed them, and rebuilds every tenant's view now.
+// replica changed them, and rebuilds now the view of every tenant whose
+// shards or joins changed since its view was built.
 func (v *View) Sync(ctx context.Context) error {
 	if _, err := v.deps.Leader.renew(ctx); err != nil {
 		return err
@@ -117,11 +127,16 @@ func (v *View) Sync(ctx context.Context) error {
 	if err := v.reloadFindings(ctx); err != nil {
 		return err
 	}
-	tenants, err := v.deps.Tenants(ctx)
+	versions, err := v.deps.Versions(ctx)
 	if err != nil {
 		return err
 	}
-	for _, t := range tenants {
+	v.buildMu.Lock()
+	defer v.buildMu.Unlock()
+	for _, t := range slices.Sorted(maps.Keys(versions)) {
+		if built, ok := v.built[t]; ok && built == versions[t] {
+			continue
+		}
 		states, joins, err := v.deps.Read(ctx, t)
 		if err != nil {
 			return fmt.Errorf("tenant %s: %w", t, err)
@@ -137,6 +152,7 @@ func (v *View) Sync(ctx context.Context) error {
 		if err := eng.Replace(ctx, merged); err != nil {
 			return fmt.Errorf("tenant %s: %w", t, err)
 		}
+		v.built[t] = versions[t]
 	}
 	return nil
 }

@@ -395,19 +395,30 @@ func (s *Store) FindingsVersions(ctx context.Context) (map[string]int64, error) 
 	return versions, nil
 }
 
-// ShardTenants returns the tenants that have shards, in order.
-func (s *Store) ShardTenants(ctx context.Context) ([]string, error) {
+// ViewVersions returns, for each tenant that has shards, a text that
+// changes whenever what View reads of the tenant changes: the partition
+// and updated_at of each of its shards (a checkpoint writes the pending
+// calls it hands over with their tenant's shard) and the version of its
+// joins (migration 6: each statement of the join that changes a tenant's
+// rows increments it). Read in one statement, so of one snapshot.
+func (s *Store) ViewVersions(ctx context.Context) (map[string]string, error) {
 	if err := s.calls.Enter(); err != nil {
-		return nil, fmt.Errorf("read the tenants of the shards: %w", err)
+		return nil, fmt.Errorf("read the views' versions: %w", err)
 	}
 	defer s.calls.Leave()
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT tenant FROM shards ORDER BY tenant`)
+	rows, err := s.pool.Query(ctx, `SELECT s.tenant, s.shards || ' joins ' || COALESCE(j.version, 0)
+		FROM (SELECT tenant, string_agg(partition || ':' || updated_at, ',' ORDER BY partition) AS shards FROM shards GROUP BY tenant) s
+		LEFT JOIN join_versions j ON j.tenant = s.tenant`)
 	if err != nil {
-		return nil, fmt.Errorf("read the tenants of the shards from %s: %w", s.where, err)
+		return nil, fmt.Errorf("read the views' versions from %s: %w", s.where, err)
 	}
-	tenants, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("read the tenants of the shards from %s: %w", s.where, err)
+	versions := make(map[string]string)
+	var tenant, version string
+	if _, err := pgx.ForEachRow(rows, []any{&tenant, &version}, func() error {
+		versions[tenant] = version
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read the views' versions from %s: %w", s.where, err)
 	}
-	return tenants, nil
+	return versions, nil
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -37,6 +38,28 @@ func TestCluster(t *testing.T) {
 		return model.PendingCallee{ParentSpanID: id(b), Service: svc, At: t0}
 	}
 
+	// viewVersions checks which tenants' ViewVersions changed since the
+	// last call.
+	var lastViews map[string]string
+	viewVersions := func(what string, changed ...string) {
+		t.Helper()
+		v, err := st.ViewVersions(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for tenant := range v {
+			if _, ok := lastViews[tenant]; !ok || v[tenant] != lastViews[tenant] {
+				got = append(got, tenant)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, changed) {
+			t.Errorf("%s: the view versions of %v changed (%v, then %v), want those of %v", what, got, lastViews, v, changed)
+		}
+		lastViews = v
+	}
+
 	next, o0, loaded, err := st.ClaimPartition(ctx, 0)
 	if err != nil || next != -1 || len(loaded) != 0 {
 		t.Fatalf("ClaimPartition of a new partition = %d %v %v, want -1, none", next, loaded, err)
@@ -64,6 +87,7 @@ func TestCluster(t *testing.T) {
 	if err := st.CheckpointPartition(ctx, 1, o1, 5, []Shard{{Tenant: store.DefaultTenant, State: []byte("orders"), Pending: model.Pending{Callees: []model.PendingCallee{callee(1, "orders")}}}}); err != nil {
 		t.Fatal(err)
 	}
+	viewVersions("the first checkpoints", store.DefaultTenant, "other")
 	if err := st.CheckpointPartition(ctx, 1, o1, 4, nil); !errors.Is(err, ErrStaleCheckpoint) {
 		t.Fatalf("checkpoint behind the stored offset = %v, want ErrStaleCheckpoint", err)
 	}
@@ -80,10 +104,16 @@ func TestCluster(t *testing.T) {
 	}}}); !errors.Is(err, ErrStaleCheckpoint) {
 		t.Fatalf("checkpoint of the previous owner = %v, want ErrStaleCheckpoint", err)
 	}
+	viewVersions("refused checkpoints")
 	joined, expired, err := st.Join(ctx, t0, time.Hour)
 	if err != nil || joined != 2 || expired != 0 {
 		t.Fatalf("Join = %d joined, %d expired, %v; want 2, 0 (not the stale checkpoint's call)", joined, expired, err)
 	}
+	viewVersions("a join of tenant default's calls", store.DefaultTenant)
+	if _, _, err := st.Join(ctx, t0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	viewVersions("a join with nothing to join")
 	states, joins, err := st.View(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -108,9 +138,11 @@ func TestCluster(t *testing.T) {
 	}}}); err != nil {
 		t.Fatal(err)
 	}
+	viewVersions("a checkpoint of tenant default", store.DefaultTenant)
 	if joined, _, err := st.Join(ctx, t0, time.Hour); err != nil || joined != 1 {
 		t.Fatalf("second Join = %d, %v; want 1", joined, err)
 	}
+	viewVersions("the second join", store.DefaultTenant)
 	_, joins, _ = st.View(ctx)
 	if joins.Edges[0].Calls != 3 || joins.Linked["orders"] != 3 || joins.Resolved[0].Calls != 3 {
 		t.Errorf("joins after the second run = %+v, want 3 calls", joins)
@@ -123,6 +155,7 @@ func TestCluster(t *testing.T) {
 	if _, expired, err := st.Join(ctx, time.Now().Add(time.Hour), time.Minute); err != nil || expired != 3 {
 		t.Errorf("expiring Join = %d expired, %v; want 3", expired, err)
 	}
+	viewVersions("the expiring join", store.DefaultTenant, "other")
 	if _, joins, _ := other.View(ctx); len(joins.Edges) != 0 || len(joins.Linked) != 0 || joins.Unlinked["y"] != 1 || len(joins.Pending) != 0 {
 		t.Errorf("tenant other's joins = %+v, want none, and y's span unlinked", joins)
 	}
