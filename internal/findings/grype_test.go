@@ -1,6 +1,9 @@
 package findings
 
-import "testing"
+import (
+	"strconv"
+	"testing"
+)
 
 func TestParseGrype(t *testing.T) {
 	runGolden(t, ParseGrype, []goldenCase{
@@ -35,6 +38,18 @@ func TestParseGrypeBad(t *testing.T) {
 			name:     "truncated",
 			input:    `{"matches": [` + good + `, {"vulnerability": {"id": "GHSA-`,
 			wantErrs: []string{"in.json: it ends inside its JSON: it is cut short: malformed input"},
+			wantIs:   ErrMalformed,
+		},
+		{
+			name:     "two reports",
+			input:    "{\"matches\": [" + good + "]}\n{\"matches\": [" + good + "]}\n",
+			wantErrs: []string{"in.json: a second JSON value ({) follows its JSON object, which ends at byte " + strconv.Itoa(len(good)+15) + ": give each report as an input of its own: malformed input"},
+			wantIs:   ErrMalformed,
+		},
+		{
+			name:     "text after the report",
+			input:    "  {\"matches\": []} done\n",
+			wantErrs: []string{"in.json: after its JSON object, which ends at byte 17: invalid character 'd' looking for beginning of value: malformed input"},
 			wantIs:   ErrMalformed,
 		},
 		{

@@ -202,15 +202,18 @@ func trivySeverity(v trivyVulnerability) Severity {
 // encoding/json matches struct fields case-insensitively and Trivy's
 // "Results" would pass for OSV-Scanner's "results". An input that does not
 // start with a JSON object wraps ErrWrongFormat; broken JSON (a truncated
-// file) wraps ErrMalformed.
+// file), or anything but white space after the object (two reports in one
+// file, of which the second would be lost), wraps ErrMalformed.
 func decodeDocument(r io.Reader) (map[string]json.RawMessage, error) {
 	br := bufio.NewReader(r)
+	var skipped int64
 	for {
 		c, err := br.ReadByte()
 		if err != nil {
 			return nil, fmt.Errorf("no JSON object: %w", ErrWrongFormat)
 		}
 		if c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+			skipped++
 			continue
 		}
 		if c != '{' {
@@ -222,10 +225,19 @@ func decodeDocument(r io.Reader) (map[string]json.RawMessage, error) {
 		break
 	}
 	var doc map[string]json.RawMessage
-	if err := json.NewDecoder(br).Decode(&doc); err != nil {
+	dec := json.NewDecoder(br)
+	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", jsonError(err), ErrMalformed)
 	}
-	return doc, nil
+	end := skipped + dec.InputOffset()
+	switch tok, err := dec.Token(); {
+	case err == io.EOF:
+		return doc, nil
+	case err != nil:
+		return nil, fmt.Errorf("after its JSON object, which ends at byte %d: %v: %w", end, err, ErrMalformed)
+	default:
+		return nil, fmt.Errorf("a second JSON value (%v) follows its JSON object, which ends at byte %d: give each report as an input of its own: %w", tok, end, ErrMalformed)
+	}
 }
 
 // jsonError says what encoding/json's err means of an input: one that
