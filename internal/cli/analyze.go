@@ -317,15 +317,20 @@ func importFindings(args []string, db findings.Matcher, warn func(error)) ([]imp
 		if err != nil {
 			return nil, fmt.Errorf("--findings %s: %w", arg, err)
 		}
-		for _, in := range files {
-			fs, errs := importFile(in.path, "auto", parsers)
+		for _, f := range files {
+			fs, errs := importFile(f.path, "auto", parsers)
 			for _, err := range errs {
 				if _, ok := errors.AsType[*findings.RecordError](err); !ok && len(fs) == 0 {
+					// importFile's errors name the file: the argument
+					// is named too when it is a directory of reports.
+					if f.path == in.Path {
+						return nil, fmt.Errorf("--findings: %w", err)
+					}
 					return nil, fmt.Errorf("--findings %s: %w", arg, err)
 				}
 				warn(err)
 			}
-			all = append(all, importedFindings{in, fs})
+			all = append(all, importedFindings{f, fs})
 		}
 	}
 	return all, nil

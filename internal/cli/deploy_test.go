@@ -188,7 +188,7 @@ func TestServeCheckConfigReadsFiles(t *testing.T) {
 		{
 			name:    "missing findings",
 			args:    []string{"--vulns", osv, "--findings", "bad/nonexistent.json"},
-			wantErr: []string{"--findings bad/nonexistent.json: read findings: open bad/nonexistent.json: no such file or directory"},
+			wantErr: []string{"--findings: read findings: open bad/nonexistent.json: no such file or directory"},
 		},
 		{
 			name:    "findings without a service",
@@ -283,7 +283,7 @@ func TestServeCheckConfigReadsFiles(t *testing.T) {
 			config: tlsConfig("/nonexistent.pem", key),
 			wantErr: []string{
 				"--vulns /nonexistent: load vulnerabilities: no vulnerability source could be read: detect source /nonexistent: stat /nonexistent: no such file or directory",
-				"--findings bad/nonexistent.json: read findings: open bad/nonexistent.json: no such file or directory",
+				"--findings: read findings: open bad/nonexistent.json: no such file or directory",
 				"serve.api.tls: tls of api: read /nonexistent.pem: open /nonexistent.pem: no such file or directory",
 			},
 		},
