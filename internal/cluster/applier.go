@@ -2,8 +2,11 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -279,17 +282,10 @@ func (a *Applier) refreshFindings(ctx context.Context) error {
 		return err
 	}
 	a.checked = a.now()
-	// The first look (versions nil) reloads every tenant: the findings
-	// loaded so far were read before vs, and an upload may lie between.
-	// The versions are taken only once every tenant has reloaded, so a
-	// reload that fails is tried again at the next look.
-	for tenant := range a.findings {
-		if !findingsChanged(a.versions, vs, tenant) {
-			continue
-		}
+	a.versions, err = reloadChanged(a.versions, vs, maps.Keys(a.findings), func(tenant string) error {
 		fs, err := a.deps.Findings(ctx, tenant)
 		if err != nil {
-			return fmt.Errorf("tenant %s: %w", tenant, err)
+			return err
 		}
 		a.findings[tenant] = fs
 		for _, part := range a.parts {
@@ -297,9 +293,37 @@ func (a *Applier) refreshFindings(ctx context.Context) error {
 				sh.Engine.UseFindings(fs)
 			}
 		}
+		return nil
+	})
+	return err
+}
+
+// reloadChanged calls reload for each of tenants whose findings version
+// changed (findingsChanged) and returns the versions to keep as seen: vs,
+// except that a tenant whose reload failed keeps the version seen before,
+// so that it is tried again at the next look, and the failures, joined.
+// One tenant's failure stops no other's reload. The first look (seen nil)
+// reloads every tenant: the findings loaded so far were read before vs,
+// and an upload may lie between.
+func reloadChanged(seen, vs map[string]int64, tenants iter.Seq[string], reload func(tenant string) error) (map[string]int64, error) {
+	next := maps.Clone(vs)
+	var errs []error
+	for tenant := range tenants {
+		if !findingsChanged(seen, vs, tenant) {
+			continue
+		}
+		if err := reload(tenant); err != nil {
+			errs = append(errs, fmt.Errorf("tenant %s: reload the findings: %w", tenant, err))
+			if old, ok := seen[tenant]; ok {
+				next[tenant] = old
+			} else {
+				// Version 0, which no stored findings have: changed at the
+				// next look, as at this one.
+				delete(next, tenant)
+			}
+		}
 	}
-	a.versions = vs
-	return nil
+	return next, errors.Join(errs...)
 }
 
 // findingsChanged reports whether tenant's findings version in now

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -455,6 +456,79 @@ func TestViewRebuildsChangedTenants(t *testing.T) {
 	step("Sync with nothing new, again", nil)
 	if got, want := services(store.DefaultTenant), []string{"gateway", "orders"}; !slices.Equal(got, want) {
 		t.Errorf("tenant default's services = %v, want %v", got, want)
+	}
+
+	// A tenant whose shard does not decode stops no other tenant's
+	// rebuild, and is tried again at each Sync until it does.
+	_, owner, _, err := pg.ClaimPartition(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pg.CheckpointPartition(ctx, 2, owner, 1, []postgres.Shard{{Tenant: "bad", State: []byte("not a model state")}}); err != nil {
+		t.Fatal(err)
+	}
+	apply(ofOther(record(1, 3, span("audit", telemetry.SpanKindServer, 6, 0, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/audit"}))))
+	for _, what := range []string{"Sync after a bad shard of tenant bad and a checkpoint of tenant other", "the next Sync"} {
+		err := v.Sync(ctx)
+		if err == nil || !strings.Contains(err.Error(), "tenant bad: merge state 0:") {
+			t.Errorf("%s = %v, want tenant bad's shard refused", what, err)
+		}
+		want := map[string]int{"bad": 1}
+		if what != "the next Sync" {
+			want["other"] = 1
+		}
+		if diff := cmp.Diff(want, rebuilt); diff != "" {
+			t.Errorf("%s: views rebuilt (-want +got):\n%s", what, diff)
+		}
+		clear(rebuilt)
+	}
+	if got, want := services("other"), []string{"audit", "billing", "ledger"}; !slices.Equal(got, want) {
+		t.Errorf("tenant other's services after tenant bad failed = %v, want %v", got, want)
+	}
+}
+
+// TestReloadChanged: the findings of the tenants whose version changed
+// are reloaded, every tenant's at the first look; a tenant whose reload
+// fails keeps the version seen before (or none), so that it is tried
+// again at the next look, and stops no other tenant's reload.
+func TestReloadChanged(t *testing.T) {
+	tests := []struct {
+		name      string
+		seen, now map[string]int64
+		fail      string
+		reloaded  []string
+		next      map[string]int64
+		wantErr   string
+	}{
+		{"first look", nil, map[string]int64{"a": 1}, "", []string{"a", "b"}, map[string]int64{"a": 1}, ""},
+		{"no change", map[string]int64{"a": 1}, map[string]int64{"a": 1}, "", nil, map[string]int64{"a": 1}, ""},
+		{"one changed", map[string]int64{"a": 1, "b": 1}, map[string]int64{"a": 2, "b": 1}, "", []string{"a"}, map[string]int64{"a": 2, "b": 1}, ""},
+		{"a new version", map[string]int64{"a": 1}, map[string]int64{"a": 1, "b": 1}, "", []string{"b"}, map[string]int64{"a": 1, "b": 1}, ""},
+		{"a failure keeps the version seen", map[string]int64{"a": 1, "b": 1}, map[string]int64{"a": 2, "b": 2}, "a", []string{"a", "b"},
+			map[string]int64{"a": 1, "b": 2}, "tenant a: reload the findings: down"},
+		{"a failure at the first look", nil, map[string]int64{"a": 1, "b": 1}, "b", []string{"a", "b"},
+			map[string]int64{"a": 1}, "tenant b: reload the findings: down"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var reloaded []string
+			next, err := reloadChanged(tt.seen, tt.now, slices.Values([]string{"a", "b"}), func(tenant string) error {
+				reloaded = append(reloaded, tenant)
+				if tenant == tt.fail {
+					return errors.New("down")
+				}
+				return nil
+			})
+			if !slices.Equal(reloaded, tt.reloaded) {
+				t.Errorf("reloaded %v, want %v", reloaded, tt.reloaded)
+			}
+			if diff := cmp.Diff(tt.next, next); diff != "" {
+				t.Errorf("versions kept (-want +got):\n%s", diff)
+			}
+			if got := fmt.Sprint(err); tt.wantErr != "" && got != tt.wantErr || tt.wantErr == "" && err != nil {
+				t.Errorf("error %v, want %q", err, tt.wantErr)
+			}
+		})
 	}
 }
 

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -119,42 +120,51 @@ func (v *View) run(ctx context.Context) {
 
 // Sync reloads the findings of every tenant in memory when another
 // replica changed them, and rebuilds now the view of every tenant whose
-// shards or joins changed since its view was built.
+// shards or joins changed since its view was built. A tenant that fails
+// (a shard that does not decode, a tenant beyond max_tenants) stops no
+// other's: its error is returned with the others', and it is tried again
+// at the next Sync.
 func (v *View) Sync(ctx context.Context) error {
 	if _, err := v.deps.Leader.renew(ctx); err != nil {
 		return err
 	}
-	if err := v.reloadFindings(ctx); err != nil {
-		return err
-	}
+	findingsErr := v.reloadFindings(ctx)
 	versions, err := v.deps.Versions(ctx)
 	if err != nil {
-		return err
+		return errors.Join(findingsErr, err)
 	}
 	v.buildMu.Lock()
 	defer v.buildMu.Unlock()
+	errs := []error{findingsErr}
 	for _, t := range slices.Sorted(maps.Keys(versions)) {
 		if built, ok := v.built[t]; ok && built == versions[t] {
 			continue
 		}
-		states, joins, err := v.deps.Read(ctx, t)
-		if err != nil {
-			return fmt.Errorf("tenant %s: %w", t, err)
-		}
-		merged, err := model.MergeStates(joins, states...)
-		if err != nil {
-			return fmt.Errorf("tenant %s: %w", t, err)
-		}
-		eng, err := v.deps.Engine(ctx, t)
-		if err != nil {
-			return fmt.Errorf("tenant %s: %w", t, err)
-		}
-		if err := eng.Replace(ctx, merged); err != nil {
-			return fmt.Errorf("tenant %s: %w", t, err)
+		if err := v.build(ctx, t); err != nil {
+			errs = append(errs, fmt.Errorf("tenant %s: %w", t, err))
+			continue
 		}
 		v.built[t] = versions[t]
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// build reads a tenant's shards and joins, merges them and hands the
+// result to its engine.
+func (v *View) build(ctx context.Context, tenant string) error {
+	states, joins, err := v.deps.Read(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	merged, err := model.MergeStates(joins, states...)
+	if err != nil {
+		return err
+	}
+	eng, err := v.deps.Engine(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	return eng.Replace(ctx, merged)
 }
 
 // RestoreFromView returns st for the engine of a tenant's merged view on
@@ -204,16 +214,11 @@ func (v *View) reloadFindings(ctx context.Context) error {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	for tenant, eng := range v.deps.Engines() {
-		if !findingsChanged(v.versions, vs, tenant) {
-			continue
-		}
-		if err := eng.ReloadFindings(ctx); err != nil {
-			return fmt.Errorf("tenant %s: reload the findings: %w", tenant, err)
-		}
-	}
-	v.versions = vs
-	return nil
+	engines := v.deps.Engines()
+	v.versions, err = reloadChanged(v.versions, vs, maps.Keys(engines), func(tenant string) error {
+		return engines[tenant].ReloadFindings(ctx)
+	})
+	return err
 }
 
 // Leader says whether this API replica is the one that records verdict
