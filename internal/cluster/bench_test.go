@@ -420,47 +420,7 @@ func BenchmarkViewSync(b *testing.B) {
 		names = append(names, fmt.Sprintf("tenant-%03d", i))
 	}
 	checkpoint(names...)
-	engines := map[string]*engine.Engine{}
-	// The replica does not lead: it writes no verdict change.
-	var leader Leader
-	v, err := NewView(DefaultConfig(), ViewDeps{
-		Versions: pg.ViewVersions,
-		Read: func(ctx context.Context, tenant string) ([][]byte, model.Joins, error) {
-			st, err := pg.ForTenant(tenant)
-			if err != nil {
-				return nil, model.Joins{}, err
-			}
-			return st.View(ctx)
-		},
-		Engine: func(ctx context.Context, tenant string) (*engine.Engine, error) {
-			if e, ok := engines[tenant]; ok {
-				return e, nil
-			}
-			st, err := pg.ForTenant(tenant)
-			if err != nil {
-				return nil, err
-			}
-			e, err := engine.New(engine.DefaultConfig(), engine.Deps{Store: leader.Store(st), Model: model.New(model.DefaultConfig(), attribution.New(attribution.Config{})),
-				Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				return nil, err
-			}
-			if err := e.Start(ctx); err != nil {
-				return nil, err
-			}
-			b.Cleanup(func() { e.Shutdown(context.Background()) })
-			engines[tenant] = e
-			return e, nil
-		},
-		FindingsVersions: pg.FindingsVersions,
-		Engines:          func() map[string]*engine.Engine { return engines },
-		Lead:             func(context.Context) (bool, error) { return false, nil },
-		Leader:           &leader,
-		Logger:           slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	v, _ := tenantView(b, pg, nil)
 	if err := v.Sync(ctx); err != nil {
 		b.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -378,45 +379,8 @@ func TestViewRebuildsChangedTenants(t *testing.T) {
 		r.Tenant = "other"
 		return r
 	}
-	engines := map[string]*engine.Engine{}
 	rebuilt := map[string]int{}
-	v, err := NewView(DefaultConfig(), ViewDeps{
-		Versions: pg.ViewVersions,
-		Read: func(ctx context.Context, tenant string) ([][]byte, model.Joins, error) {
-			rebuilt[tenant]++
-			st, err := pg.ForTenant(tenant)
-			if err != nil {
-				return nil, model.Joins{}, err
-			}
-			return st.View(ctx)
-		},
-		Engine: func(ctx context.Context, tenant string) (*engine.Engine, error) {
-			if e, ok := engines[tenant]; ok {
-				return e, nil
-			}
-			st, err := pg.ForTenant(tenant)
-			if err != nil {
-				return nil, err
-			}
-			e, err := engine.New(engine.DefaultConfig(), engine.Deps{Store: st, Model: model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))})
-			if err != nil {
-				return nil, err
-			}
-			if err := e.Start(ctx); err != nil {
-				return nil, err
-			}
-			t.Cleanup(func() { e.Shutdown(context.Background()) })
-			engines[tenant] = e
-			return e, nil
-		},
-		FindingsVersions: pg.FindingsVersions,
-		Engines:          func() map[string]*engine.Engine { return engines },
-		Lead:             func(context.Context) (bool, error) { return false, nil },
-		Leader:           &Leader{},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, engines := tenantView(t, pg, func(tenant string) { rebuilt[tenant]++ })
 	step := func(what string, want map[string]int) {
 		t.Helper()
 		if err := v.Sync(ctx); err != nil {
@@ -485,6 +449,58 @@ func TestViewRebuildsChangedTenants(t *testing.T) {
 	if got, want := services("other"), []string{"audit", "billing", "ledger"}; !slices.Equal(got, want) {
 		t.Errorf("tenant other's services after tenant bad failed = %v, want %v", got, want)
 	}
+}
+
+// tenantView is an API replica's View of pg's tenants, which makes each
+// tenant's engine at its first rebuild, as serve's tenant registry does.
+// The replica never leads: it writes no verdict change. onRead, when not
+// nil, is called with each tenant whose shards are read.
+func tenantView(tb testing.TB, pg *postgres.Store, onRead func(tenant string)) (*View, map[string]*engine.Engine) {
+	tb.Helper()
+	engines := map[string]*engine.Engine{}
+	var leader Leader
+	v, err := NewView(DefaultConfig(), ViewDeps{
+		Versions: pg.ViewVersions,
+		Read: func(ctx context.Context, tenant string) ([][]byte, model.Joins, error) {
+			if onRead != nil {
+				onRead(tenant)
+			}
+			st, err := pg.ForTenant(tenant)
+			if err != nil {
+				return nil, model.Joins{}, err
+			}
+			return st.View(ctx)
+		},
+		Engine: func(ctx context.Context, tenant string) (*engine.Engine, error) {
+			if e, ok := engines[tenant]; ok {
+				return e, nil
+			}
+			st, err := pg.ForTenant(tenant)
+			if err != nil {
+				return nil, err
+			}
+			e, err := engine.New(engine.DefaultConfig(), engine.Deps{Store: leader.Store(st), Model: model.New(model.DefaultConfig(), attribution.New(attribution.Config{})),
+				Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				return nil, err
+			}
+			if err := e.Start(ctx); err != nil {
+				return nil, err
+			}
+			tb.Cleanup(func() { e.Shutdown(context.Background()) })
+			engines[tenant] = e
+			return e, nil
+		},
+		FindingsVersions: pg.FindingsVersions,
+		Engines:          func() map[string]*engine.Engine { return engines },
+		Lead:             func(context.Context) (bool, error) { return false, nil },
+		Leader:           &leader,
+		Logger:           slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return v, engines
 }
 
 // TestReloadChanged: the findings of the tenants whose version changed
