@@ -47,10 +47,11 @@ func TestParseGrypeBad(t *testing.T) {
 			wantIs:   ErrMalformed,
 		},
 		{
-			name:     "text after the report",
-			input:    "  {\"matches\": []} done\n",
-			wantErrs: []string{"in.json: after its JSON object, which ends at byte 17: invalid character 'd' looking for beginning of value: malformed input"},
-			wantIs:   ErrMalformed,
+			// grype's notice of a newer version, on its standard error,
+			// when that went into the report's file too.
+			name:         "text after the report",
+			input:        `{"matches": [` + good + `]}` + "\nA newer version of grype is available for download: 0.87.0 (installed version is 0.86.1)\n",
+			wantFindings: 1,
 		},
 		{
 			name:     "trivy report",

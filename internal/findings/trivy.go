@@ -202,8 +202,11 @@ func trivySeverity(v trivyVulnerability) Severity {
 // encoding/json matches struct fields case-insensitively and Trivy's
 // "Results" would pass for OSV-Scanner's "results". An input that does not
 // start with a JSON object wraps ErrWrongFormat; broken JSON (a truncated
-// file), or anything but white space after the object (two reports in one
-// file, of which the second would be lost), wraps ErrMalformed.
+// file), or a second JSON value after the object (two reports in one file,
+// of which the second would be lost), wraps ErrMalformed. Text that is not
+// JSON after the object (a tool's last log line, when its standard error
+// went into the file too) is left alone, as it always was: it holds no
+// report.
 func decodeDocument(r io.Reader) (map[string]json.RawMessage, error) {
 	br := bufio.NewReader(r)
 	var skipped int64
@@ -230,14 +233,10 @@ func decodeDocument(r io.Reader) (map[string]json.RawMessage, error) {
 		return nil, fmt.Errorf("%s: %w", jsonError(err), ErrMalformed)
 	}
 	end := skipped + dec.InputOffset()
-	switch tok, err := dec.Token(); {
-	case err == io.EOF:
-		return doc, nil
-	case err != nil:
-		return nil, fmt.Errorf("after its JSON object, which ends at byte %d: %v: %w", end, err, ErrMalformed)
-	default:
+	if tok, err := dec.Token(); err == nil {
 		return nil, fmt.Errorf("a second JSON value (%v) follows its JSON object, which ends at byte %d: give each report as an input of its own: %w", tok, end, ErrMalformed)
 	}
+	return doc, nil
 }
 
 // jsonError says what encoding/json's err means of an input: one that
