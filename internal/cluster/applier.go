@@ -313,7 +313,7 @@ func reloadChanged(seen, vs map[string]int64, tenants iter.Seq[string], reload f
 			continue
 		}
 		if err := reload(tenant); err != nil {
-			errs = append(errs, fmt.Errorf("tenant %s: reload the findings: %w", tenant, err))
+			errs = append(errs, fmt.Errorf("tenant %s: %w", tenant, err))
 			if old, ok := seen[tenant]; ok {
 				next[tenant] = old
 			} else {

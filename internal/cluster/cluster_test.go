@@ -521,9 +521,9 @@ func TestReloadChanged(t *testing.T) {
 		{"one changed", map[string]int64{"a": 1, "b": 1}, map[string]int64{"a": 2, "b": 1}, "", []string{"a"}, map[string]int64{"a": 2, "b": 1}, ""},
 		{"a new version", map[string]int64{"a": 1}, map[string]int64{"a": 1, "b": 1}, "", []string{"b"}, map[string]int64{"a": 1, "b": 1}, ""},
 		{"a failure keeps the version seen", map[string]int64{"a": 1, "b": 1}, map[string]int64{"a": 2, "b": 2}, "a", []string{"a", "b"},
-			map[string]int64{"a": 1, "b": 2}, "tenant a: reload the findings: down"},
+			map[string]int64{"a": 1, "b": 2}, "tenant a: down"},
 		{"a failure at the first look", nil, map[string]int64{"a": 1, "b": 1}, "b", []string{"a", "b"},
-			map[string]int64{"a": 1}, "tenant b: reload the findings: down"},
+			map[string]int64{"a": 1}, "tenant b: down"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

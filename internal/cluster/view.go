@@ -218,7 +218,10 @@ func (v *View) reloadFindings(ctx context.Context) error {
 	v.versions, err = reloadChanged(v.versions, vs, maps.Keys(engines), func(tenant string) error {
 		return engines[tenant].ReloadFindings(ctx)
 	})
-	return err
+	if err != nil {
+		return fmt.Errorf("reload the findings: %w", err)
+	}
+	return nil
 }
 
 // Leader says whether this API replica is the one that records verdict
