@@ -162,7 +162,7 @@ func javaOrders(t *testing.T, cfg attribution.Config) *model.Snapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	batches, err := telemetry.DecodeJFR(data, file)
+	batches, err := telemetry.Limits{}.DecodeJFR(data, file)
 	if err != nil {
 		t.Fatal(err)
 	}

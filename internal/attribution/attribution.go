@@ -141,11 +141,6 @@ type Config struct {
 // real services.
 const DefaultMaxCached = 1 << 20
 
-// DefaultConfig returns the zero Config with the default cache bound.
-func DefaultConfig() Config {
-	return Config{MaxCached: DefaultMaxCached}
-}
-
 // Validate reports every malformed entry of c, each naming the field and the
 // entry, joined in one error that wraps ErrInvalidConfig. Malformed entries
 // are harmless to New (they never match), so a caller may log and go on.

@@ -478,7 +478,7 @@ func TestConfigValidate(t *testing.T) {
 		want []string // substrings, one per expected problem
 	}{
 		{name: "zero", cfg: Config{}},
-		{name: "default", cfg: DefaultConfig()},
+		{name: "default cache bound", cfg: Config{MaxCached: DefaultMaxCached}},
 		{name: "good", cfg: Config{
 			GoModules:       []string{"golang.org/x/net", "example.com/app/v2"},
 			JavaPackages:    map[string]string{"org.apache.logging.log4j.core": "org.apache.logging.log4j:log4j-core"},
@@ -697,4 +697,11 @@ func TestPythonStdlibPackages(t *testing.T) {
 			t.Errorf("%s is a package of the standard library, but not one of its modules", name)
 		}
 	}
+}
+
+// len returns the number of cached frames.
+func (c *cache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.count
 }

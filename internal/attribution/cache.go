@@ -185,13 +185,6 @@ func insert(t *table, e *entry) {
 	t.slots[i].Store(e)
 }
 
-// len returns the number of cached frames.
-func (c *cache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.count
-}
-
 // memo remembers the answers of a costly computation, for at most max
 // distinct keys; beyond, it computes without remembering. The frames of a
 // service come from far fewer packages and modules than they are many:

@@ -60,7 +60,7 @@ func javaRuntime(fn attribution.Func) bool {
 var runtimeProfiles = []runtimeProfile{
 	{
 		file:   "java/orders.jfr",
-		decode: telemetry.DecodeJFR,
+		decode: telemetry.Limits{}.DecodeJFR,
 		// The SBOM names org.yaml:snakeyaml; the application's packages
 		// are configured.
 		cfg:        ordersJavaConfig,
@@ -80,7 +80,7 @@ var runtimeProfiles = []runtimeProfile{
 			if err != nil {
 				return nil, err
 			}
-			return telemetry.DecodeJFR(jfr, name)
+			return telemetry.Limits{}.DecodeJFR(jfr, name)
 		},
 		// The same program and SBOM, with snakeyaml relocated into
 		// com.example.orders.shaded by the Maven Shade plugin.

@@ -91,18 +91,6 @@ func ParseCycloneDX(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 	return Merge(withArtifact(out, artifact)), errs
 }
 
-// CycloneDXComponents returns the package components of a CycloneDX BOM
-// (JSON or XML), the main component first, nested components after their
-// parents. Errors are as ParseCycloneDX reports them.
-func CycloneDXComponents(r io.Reader, name string) ([]Component, []error) {
-	bom, err := decodeCycloneDX(r, name)
-	if err != nil {
-		return nil, []error{err}
-	}
-	comps, _, cerrs := bom.collect(name)
-	return comps, append(bom.compErrs, cerrs...)
-}
-
 // decodeCycloneDX decodes a BOM. JSON is decoded record by record, so
 // that one malformed component or vulnerability is reported and the rest
 // load; XML is decoded whole by cyclonedx-go.

@@ -1,6 +1,7 @@
 package findings
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,7 +95,7 @@ func TestCycloneDXComponents(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			got, errs := CycloneDXComponents(f, tc.input)
+			got, errs := cycloneDXComponents(f, tc.input)
 			if len(errs) > 0 {
 				t.Errorf("errors: %v", errs)
 			}
@@ -241,7 +242,7 @@ func FuzzCycloneDX(f *testing.F) {
 
 // TestCycloneDXErrorsNameTheFile checks the file-level errors too.
 func TestCycloneDXErrorsNameTheFile(t *testing.T) {
-	_, errs := CycloneDXComponents(strings.NewReader(""), "empty.json")
+	_, errs := cycloneDXComponents(strings.NewReader(""), "empty.json")
 	if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), "empty.json: ") {
 		t.Errorf("got %v, want one error naming empty.json", errs)
 	}
@@ -284,4 +285,16 @@ func TestParseCycloneDXWithoutDatabase(t *testing.T) {
 			}
 		})
 	}
+}
+
+// cycloneDXComponents returns the package components of a CycloneDX BOM
+// (JSON or XML), the main component first, nested components after their
+// parents. Errors are as ParseCycloneDX reports them.
+func cycloneDXComponents(r io.Reader, name string) ([]Component, []error) {
+	bom, err := decodeCycloneDX(r, name)
+	if err != nil {
+		return nil, []error{err}
+	}
+	comps, _, cerrs := bom.collect(name)
+	return comps, append(bom.compErrs, cerrs...)
 }

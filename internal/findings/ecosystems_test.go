@@ -573,7 +573,7 @@ func TestCycloneDXMaven(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	comps, errs := CycloneDXComponents(f, "cyclonedx-maven.cdx.json")
+	comps, errs := cycloneDXComponents(f, "cyclonedx-maven.cdx.json")
 	if len(errs) > 0 {
 		t.Errorf("components: %v", errs)
 	}

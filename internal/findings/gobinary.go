@@ -10,16 +10,6 @@ import (
 	"github.com/evidentsec/evident/internal/osv"
 )
 
-// ReadGoBinary reads the build information of the Go executable at path
-// and looks its modules up in m, as ParseGoBinary does.
-func ReadGoBinary(path string, m Matcher) ([]Finding, []error) {
-	bi, err := buildinfo.ReadFile(path)
-	if err != nil {
-		return nil, []error{fmt.Errorf("%s: no Go build information: %v: %w", path, err, ErrWrongFormat)}
-	}
-	return goBinaryFindings(bi, path, m)
-}
-
 // ParseGoBinary reads the build information of a Go executable (ELF, PE,
 // Mach-O, XCOFF or Wasm) from r and looks each module in it up in m: the
 // main module (unless it is a development build, with no version), every
@@ -46,17 +36,6 @@ func ParseGoBinary(r io.ReaderAt, name string, m Matcher) ([]Finding, []error) {
 func goBinaryFindings(bi *buildinfo.BuildInfo, name string, m Matcher) ([]Finding, []error) {
 	comps, errs := goBuildComponents(bi, name)
 	return withArtifact(matchComponents(comps, m, string(FormatGoBinary), name), bi.Path), errs
-}
-
-// GoBinaryComponents returns the modules in the build information of the
-// Go executable at path: the main module (when it has a version), the
-// dependencies as they were built (replacements applied), and "stdlib".
-func GoBinaryComponents(path string) ([]Component, []error) {
-	bi, err := buildinfo.ReadFile(path)
-	if err != nil {
-		return nil, []error{fmt.Errorf("%s: no Go build information: %v: %w", path, err, ErrWrongFormat)}
-	}
-	return goBuildComponents(bi, path)
 }
 
 // goBuildComponents lists the modules of a build.

@@ -1,8 +1,10 @@
 package findings
 
 import (
+	"debug/buildinfo"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -148,7 +150,7 @@ func TestGoBinaryComponents(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, replacedModule)
 	bin := buildGo(t, dir)
-	got, errs := GoBinaryComponents(bin)
+	got, errs := goBinaryComponents(bin)
 	var gotErrs []string
 	for _, err := range errs {
 		gotErrs = append(gotErrs, strings.TrimPrefix(err.Error(), bin))
@@ -196,7 +198,7 @@ func runtimeGoVersion(t *testing.T, bin string) string {
 
 func TestReadGoBinaryNotABinary(t *testing.T) {
 	p := filepath.Join("testdata", "cyclonedx", "gomod-app-1.6.json")
-	fs, errs := ReadGoBinary(p, testDB(t))
+	fs, errs := readGoBinary(p, testDB(t))
 	if len(fs) != 0 || len(errs) != 1 {
 		t.Fatalf("got %d findings and errors %v, want one error", len(fs), errs)
 	}
@@ -281,4 +283,25 @@ func TestGoModAgreesWithBinary(t *testing.T) {
 			t.Errorf("%q: %d findings, errors %v; want none", line, len(fs), errs)
 		}
 	}
+}
+
+// readGoBinary reads the build information of the Go executable at path
+// and looks its modules up in m, as ParseGoBinary does.
+func readGoBinary(path string, m Matcher) ([]Finding, []error) {
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return nil, []error{fmt.Errorf("%s: no Go build information: %v: %w", path, err, ErrWrongFormat)}
+	}
+	return goBinaryFindings(bi, path, m)
+}
+
+// goBinaryComponents returns the modules in the build information of the
+// Go executable at path: the main module (when it has a version), the
+// dependencies as they were built (replacements applied), and "stdlib".
+func goBinaryComponents(path string) ([]Component, []error) {
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return nil, []error{fmt.Errorf("%s: no Go build information: %v: %w", path, err, ErrWrongFormat)}
+	}
+	return goBuildComponents(bi, path)
 }

@@ -90,7 +90,7 @@ func TestSameAppSameFindings(t *testing.T) {
 
 	t.Run("binary", func(t *testing.T) {
 		bin := buildGo(t, copyDir(t, filepath.Join("testdata", "govulncheck", "app")))
-		fs, errs := ReadGoBinary(bin, db)
+		fs, errs := readGoBinary(bin, db)
 		if len(errs) > 0 {
 			t.Errorf("errors: %v", errs)
 		}

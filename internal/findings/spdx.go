@@ -37,13 +37,6 @@ func ParseSPDX(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 	return withArtifact(matchComponents(comps, m, string(FormatSPDX), name), docName), errs
 }
 
-// SPDXComponents returns the packages of an SPDX document that carry a
-// package URL, in document order. Errors are as ParseSPDX reports them.
-func SPDXComponents(r io.Reader, name string) ([]Component, []error) {
-	_, comps, errs := readSPDX(r, name)
-	return comps, errs
-}
-
 // readSPDX returns the name of an SPDX document and its packages that
 // carry a package URL.
 func readSPDX(r io.Reader, name string) (string, []Component, []error) {

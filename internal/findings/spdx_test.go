@@ -1,6 +1,7 @@
 package findings
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -44,7 +45,7 @@ func TestSPDXComponents(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			got, errs := SPDXComponents(f, tc.input)
+			got, errs := spdxComponents(f, tc.input)
 			if len(errs) > 0 {
 				t.Errorf("errors: %v", errs)
 			}
@@ -116,4 +117,11 @@ func TestParseSPDXBad(t *testing.T) {
 func FuzzSPDX(f *testing.F) {
 	fuzzParser(f, withMatcher(ParseSPDX, testDB(f)),
 		"spdx/syft-app.spdx.json", "spdx/SPDXTagExample-v2.3.spdx")
+}
+
+// spdxComponents returns the packages of an SPDX document that carry a
+// package URL, in document order. Errors are as ParseSPDX reports them.
+func spdxComponents(r io.Reader, name string) ([]Component, []error) {
+	_, comps, errs := readSPDX(r, name)
+	return comps, errs
 }

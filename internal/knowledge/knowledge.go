@@ -14,8 +14,6 @@ import (
 	"bytes"
 	_ "embed"
 	"errors"
-	"fmt"
-	"os"
 	"slices"
 	"strings"
 
@@ -129,16 +127,6 @@ func newBase(entries []Entry) *Base {
 // rule out.
 func Default() (*Base, error) {
 	return Load(bytes.NewReader(shipped), shippedName)
-}
-
-// LoadFile reads a knowledge base file; see Load.
-func LoadFile(path string) (*Base, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("load knowledge base: %w", err)
-	}
-	defer f.Close()
-	return Load(f, path)
 }
 
 // Len returns the number of entries.

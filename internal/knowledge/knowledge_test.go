@@ -3,6 +3,7 @@ package knowledge
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,9 +16,9 @@ import (
 // loadTestdata loads testdata/<name> and fails the test on any error.
 func loadTestdata(t *testing.T, name string) *Base {
 	t.Helper()
-	b, err := LoadFile(filepath.Join("testdata", name))
+	b, err := loadFile(filepath.Join("testdata", name))
 	if err != nil {
-		t.Fatalf("LoadFile(%s): %v", name, err)
+		t.Fatalf("loadFile(%s): %v", name, err)
 	}
 	return b
 }
@@ -63,15 +64,15 @@ var badFiles = []struct {
 func TestLoadBad(t *testing.T) {
 	for _, tt := range badFiles {
 		t.Run(strings.TrimSuffix(tt.file, ".bad.yaml"), func(t *testing.T) {
-			_, err := LoadFile(filepath.Join("testdata", tt.file))
+			_, err := loadFile(filepath.Join("testdata", tt.file))
 			if err == nil {
-				t.Fatalf("LoadFile(%s) = nil error, want one containing %q", tt.file, tt.want)
+				t.Fatalf("loadFile(%s) = nil error, want one containing %q", tt.file, tt.want)
 			}
 			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("LoadFile(%s) = %v, want an error wrapping ErrInvalid", tt.file, err)
+				t.Errorf("loadFile(%s) = %v, want an error wrapping ErrInvalid", tt.file, err)
 			}
 			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("LoadFile(%s) = %q, want it to contain %q", tt.file, err, tt.want)
+				t.Errorf("loadFile(%s) = %q, want it to contain %q", tt.file, err, tt.want)
 			}
 		})
 	}
@@ -95,9 +96,9 @@ func TestLoadBadFilesCovered(t *testing.T) {
 }
 
 func TestLoadKeepsGoodEntries(t *testing.T) {
-	b, err := LoadFile(filepath.Join("testdata", "mixed.yaml"))
+	b, err := loadFile(filepath.Join("testdata", "mixed.yaml"))
 	if !errors.Is(err, ErrInvalid) {
-		t.Fatalf("LoadFile(mixed.yaml) error = %v, want ErrInvalid", err)
+		t.Fatalf("loadFile(mixed.yaml) error = %v, want ErrInvalid", err)
 	}
 	for _, want := range []string{
 		`testdata/mixed.yaml:4: entry 0 (CVE-2000-0001): functions[0]: reference "ftp://example.com/advisory" is not an https URL`,
@@ -125,9 +126,9 @@ func TestLoadEmpty(t *testing.T) {
 }
 
 func TestLoadFileMissing(t *testing.T) {
-	_, err := LoadFile(filepath.Join("testdata", "no-such-file.yaml"))
+	_, err := loadFile(filepath.Join("testdata", "no-such-file.yaml"))
 	if !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("LoadFile(no-such-file.yaml) = %v, want os.ErrNotExist", err)
+		t.Errorf("loadFile(no-such-file.yaml) = %v, want os.ErrNotExist", err)
 	}
 }
 
@@ -392,4 +393,14 @@ func BenchmarkDefault(b *testing.B) {
 		n = base.Len()
 	}
 	b.ReportMetric(float64(n), "entries")
+}
+
+// loadFile reads a knowledge base file; see Load.
+func loadFile(path string) (*Base, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("load knowledge base: %w", err)
+	}
+	defer f.Close()
+	return Load(f, path)
 }

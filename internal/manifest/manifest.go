@@ -62,15 +62,6 @@ var formats = []format{
 	{"requirements.txt", osv.EcosystemPyPI, ParseRequirements},
 }
 
-// Ecosystems lists the ecosystems whose manifests Scan reads.
-func Ecosystems() []string {
-	out := make([]string, 0, len(formats))
-	for _, f := range formats {
-		out = append(out, f.ecosystem)
-	}
-	return out
-}
-
 // skipDirs are never walked: version control, vendored and installed
 // dependencies (their manifests declare their own dependencies, not the
 // project's) and Go test fixtures.

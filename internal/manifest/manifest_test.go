@@ -77,7 +77,7 @@ func TestParserErrors(t *testing.T) {
 
 func TestLocate(t *testing.T) {
 	root := filepath.Join("testdata", "monorepo")
-	tree, skipped, err := Scan(root, Ecosystems())
+	tree, skipped, err := Scan(root, allEcosystems())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,10 +137,10 @@ func TestLocateAmbiguous(t *testing.T) {
 }
 
 func TestScanErrors(t *testing.T) {
-	if _, _, err := Scan(filepath.Join("testdata", "nope"), Ecosystems()); !errors.Is(err, os.ErrNotExist) {
+	if _, _, err := Scan(filepath.Join("testdata", "nope"), allEcosystems()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing root: %v", err)
 	}
-	if _, _, err := Scan(filepath.Join("testdata", "monorepo", "go.mod"), Ecosystems()); !errors.Is(err, ErrNotDirectory) {
+	if _, _, err := Scan(filepath.Join("testdata", "monorepo", "go.mod"), allEcosystems()); !errors.Is(err, ErrNotDirectory) {
 		t.Errorf("file root: %v", err)
 	}
 	tree, skipped, err := Scan(filepath.Join("testdata", "monorepo"), []string{osv.EcosystemNPM})
@@ -170,4 +170,13 @@ func TestRel(t *testing.T) {
 			t.Errorf("Rel(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
 		}
 	}
+}
+
+// allEcosystems lists the ecosystems whose manifests Scan reads.
+func allEcosystems() []string {
+	out := make([]string, 0, len(formats))
+	for _, f := range formats {
+		out = append(out, f.ecosystem)
+	}
+	return out
 }

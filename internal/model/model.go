@@ -373,11 +373,6 @@ func newGenerations[V any](max int) *generations[V] {
 	return &generations[V]{max: max, cur: make(map[[8]byte]V)}
 }
 
-func (g *generations[V]) get(k [8]byte) (V, bool) {
-	v, _, ok := g.lookup(k)
-	return v, ok
-}
-
 // lookup returns the value of k and whether it is in the current
 // generation.
 func (g *generations[V]) lookup(k [8]byte) (v V, cur, ok bool) {

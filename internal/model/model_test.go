@@ -220,10 +220,10 @@ func TestGenerationsBound(t *testing.T) {
 	if n := len(g.cur) + len(g.prev); n > 4 {
 		t.Errorf("held %d entries, bound 4", n)
 	}
-	if v, ok := g.get(id8(9)); !ok || v != 9 {
+	if v, _, ok := g.lookup(id8(9)); !ok || v != 9 {
 		t.Errorf("newest entry = %d, %v", v, ok)
 	}
-	if _, ok := g.get(id8(0)); ok {
+	if _, _, ok := g.lookup(id8(0)); ok {
 		t.Error("oldest entry still held")
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/manifest"
+	"github.com/evidentsec/evident/internal/osv"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
@@ -40,7 +41,7 @@ func render(t *testing.T, format string, opts Options) []byte {
 // schema, then checks what GitHub code scanning reads: the manifest
 // line, security-severity, suppressions and fingerprints.
 func TestSARIFSchema(t *testing.T) {
-	tree, skipped, err := manifest.Scan(filepath.Join("testdata", "src"), manifest.Ecosystems())
+	tree, skipped, err := manifest.Scan(filepath.Join("testdata", "src"), []string{osv.EcosystemGo})
 	if err != nil || len(skipped) > 0 {
 		t.Fatal(err, skipped)
 	}
@@ -577,7 +578,7 @@ func missing(path string, want, got any) []string {
 // manifest declares its package: always a file, since GitHub rejects an
 // upload with a result that has none.
 func TestSARIFFallbackLocations(t *testing.T) {
-	tree, _, err := manifest.Scan(filepath.Join("testdata", "src"), manifest.Ecosystems())
+	tree, _, err := manifest.Scan(filepath.Join("testdata", "src"), []string{osv.EcosystemGo})
 	if err != nil {
 		t.Fatal(err)
 	}

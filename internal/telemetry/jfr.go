@@ -761,13 +761,9 @@ func (c *jfrChunk) frames(stack int64, out []jfrFrame) ([]jfrFrame, bool) {
 // jdk.ExecutionSample, "wall" from jdk.NativeMethodSample and
 // async-profiler's profiler.WallClockSample, each counting samples.
 // Frames are named as Pyroscope names them, "java/lang/String.substring".
-func DecodeJFR(data []byte, source string) ([]*ProfileBatch, error) {
-	return Limits{}.DecodeJFR(data, source)
-}
-
-// DecodeJFR is DecodeJFR within l: a recording whose samples or
-// locations go over them is refused with an error naming the limit that
-// matches ErrTooLarge; deeper stacks are cut to their leaf end.
+// A recording whose samples or locations go over l is refused with an
+// error naming the limit that matches ErrTooLarge; deeper stacks are cut
+// to their leaf end. The zero Limits is no limit.
 func (l Limits) DecodeJFR(data []byte, source string) ([]*ProfileBatch, error) {
 	return l.DecodeJFRReader(bytes.NewReader(data), source)
 }

@@ -37,7 +37,7 @@ func BenchmarkJFRDecode(b *testing.B) {
 		b.Fatal(err)
 	}
 	samples := 0
-	batches, err := DecodeJFR(data, path)
+	batches, err := Limits{}.DecodeJFR(data, path)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -172,7 +172,7 @@ func TestDecodeJFR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	batches, err := DecodeJFR(data, jfrFixture)
+	batches, err := Limits{}.DecodeJFR(data, jfrFixture)
 	if err != nil {
 		t.Fatalf("DecodeJFR: %v", err)
 	}
@@ -237,7 +237,7 @@ func TestDecodeJFRMalformed(t *testing.T) {
 		{"bad version", append([]byte("FLR\x00\x00\x09\x00\x00"), data[8:]...), "version 9"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := DecodeJFR(tc.data, "bad.jfr")
+			_, err := Limits{}.DecodeJFR(tc.data, "bad.jfr")
 			if tc.want == "" {
 				if err != nil {
 					t.Errorf("err %v, want none for an empty recording", err)

@@ -422,7 +422,7 @@ func BenchmarkDecodeAttributePprof(b *testing.B) {
 				b.ReportAllocs()
 				var samples, attributed int
 				var dec ProfileDecoder
-				a := attribution.New(attribution.DefaultConfig())
+				a := attribution.New(attribution.Config{})
 				cpu := processCPU(b)
 				for b.Loop() {
 					p := ReceivedProfile{Format: FormatPprof, Data: data, Source: in.name}
@@ -431,7 +431,7 @@ func BenchmarkDecodeAttributePprof(b *testing.B) {
 						b.Fatal(err)
 					}
 					if mode == "cold" {
-						a = attribution.New(attribution.DefaultConfig())
+						a = attribution.New(attribution.Config{})
 					}
 					for _, loc := range bs[0].Locations {
 						for _, f := range loc {

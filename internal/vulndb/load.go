@@ -107,21 +107,6 @@ const (
 	KindFile
 )
 
-// String names the kind.
-func (k Kind) String() string {
-	switch k {
-	case KindDir:
-		return "directory"
-	case KindZip:
-		return "zip"
-	case KindGoVulnDB:
-		return "vuln.go.dev"
-	case KindFile:
-		return "file"
-	}
-	return fmt.Sprintf("Kind(%d)", int(k))
-}
-
 // Detect returns the kind of source at path: a directory with
 // index/db.json (or .json.gz) is a vuln.go.dev layout, another directory a
 // directory of records; a file that starts like a zip archive (or an empty

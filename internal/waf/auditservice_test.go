@@ -29,7 +29,7 @@ func TestProxyAuditNamesService(t *testing.T) {
 			serverSpan("storefront", "GET", "/find", "/find", q, nil),
 		)
 	}
-	dir, _ := exportedRules(t, TrafficFromSpans(spans, 0),
+	dir, _ := exportedRules(t, trafficFromSpans(spans, 0),
 		executedExposed("gateway", "GO-2026-5970", "golang.org/x/text", "GET /search"),
 		executedExposed("storefront", "GO-2026-5970", "golang.org/x/text", "GET /find", "GET /search"),
 	)

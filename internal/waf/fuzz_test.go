@@ -74,7 +74,7 @@ func FuzzExportLoad(f *testing.F) {
 		for range 3 {
 			spans = append(spans, serverSpan(service, ep.Method, ep.Route, examplePath(ep.Route, "1"), query, map[string]string{"accept-language": header}))
 		}
-		set, err := Generate(DefaultConfig(), []assess.Assessment{executedExposed(service, "GO-2026-5970", "golang.org/x/text", endpoint)}, records, TrafficFromSpans(spans, 0))
+		set, err := Generate(DefaultConfig(), []assess.Assessment{executedExposed(service, "GO-2026-5970", "golang.org/x/text", endpoint)}, records, trafficFromSpans(spans, 0))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -112,7 +112,7 @@ func TestDetectionOnlyDowngrade(t *testing.T) {
 	for range 20 {
 		spans = append(spans, serverSpan("gateway", "GET", "/files", "/files", "path=..%2Fshared%2Freadme.txt", nil))
 	}
-	traffic := TrafficFromSpans(spans, 0)
+	traffic := trafficFromSpans(spans, 0)
 	p := Patch{Service: "gateway", Vulnerability: "TEST-1", Classification: Classification{Class: ClassPathTraversal}}
 	p.Endpoints = mergeEndpoints(nil, []string{"GET /files"}, &p.Notes)
 	build(DefaultConfig(), &p, 4_900_100, traffic)
@@ -214,7 +214,7 @@ func TestExportKeepsServicesApart(t *testing.T) {
 			set, err := Generate(DefaultConfig(), []assess.Assessment{
 				executedExposed(tt.a, "GO-2026-5970", "golang.org/x/text", "GET /search"),
 				executedExposed(tt.b, "GO-2026-5970", "golang.org/x/text", "GET /find"),
-			}, db, TrafficFromSpans(spans, 0))
+			}, db, trafficFromSpans(spans, 0))
 			if err != nil {
 				t.Fatal(err)
 			}

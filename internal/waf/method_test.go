@@ -150,7 +150,7 @@ func TestScopeMethods(t *testing.T) {
 			}
 			p := Patch{Service: "gateway", Vulnerability: "TEST-1", Classification: Classification{Class: ClassSQLInjection}}
 			p.Endpoints = mergeEndpoints(nil, tt.endpoints, &p.Notes)
-			build(DefaultConfig(), &p, 4_900_100, TrafficFromSpans(spans, 0))
+			build(DefaultConfig(), &p, 4_900_100, trafficFromSpans(spans, 0))
 			var got []string
 			for _, rm := range p.Methods {
 				got = append(got, rm.String())
@@ -262,7 +262,7 @@ func TestOtherEndpointsOfTheRoutePass(t *testing.T) {
 			serverSpan("gateway", "GET", "/files", "/files", "path=shared%2Freadme.txt", nil),
 			serverSpan("gateway", "DELETE", "/files", "/files", "path=..%2Fshared%2Fold.txt", nil))
 	}
-	traffic := TrafficFromSpans(spans, 0)
+	traffic := trafficFromSpans(spans, 0)
 	corpus, err := LoadCorpus(nil)
 	if err != nil {
 		t.Fatal(err)

@@ -262,7 +262,7 @@ func TestProxyBodyLimit(t *testing.T) {
 		sp.Attrs.RequestBodySize = int64(300 + 100*(i%6))
 		spans = append(spans, sp, serverSpan("gateway", "POST", "/upload", "/upload", "", nil))
 	}
-	traffic := TrafficFromSpans(spans, 0)
+	traffic := trafficFromSpans(spans, 0)
 	set, err := Generate(DefaultConfig(), []assess.Assessment{executedExposed("gateway", "GO-2020-0036", "gopkg.in/yaml.v2", "POST /orders", "POST /upload")}, loadRecords(t), traffic)
 	if err != nil {
 		t.Fatal(err)

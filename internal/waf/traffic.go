@@ -70,14 +70,6 @@ func NewTraffic(replayPerEndpoint int) *Traffic {
 	return &Traffic{replayLimit: replayPerEndpoint, services: map[string]map[Endpoint]*EndpointTraffic{}}
 }
 
-// TrafficFromSpans builds traffic from spans, keeping at most
-// replayPerEndpoint requests per endpoint for replay.
-func TrafficFromSpans(spans []telemetry.Span, replayPerEndpoint int) *Traffic {
-	t := NewTraffic(replayPerEndpoint)
-	t.Add(spans)
-	return t
-}
-
 // Add counts the HTTP SERVER spans among spans. The spans are not kept.
 func (t *Traffic) Add(spans []telemetry.Span) {
 	for i := range spans {

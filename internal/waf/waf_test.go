@@ -49,7 +49,7 @@ func shopTraffic() *Traffic {
 			serverSpan("gateway", "POST", "/orders", "/orders", "", map[string]string{"content-type": "application/json"}),
 		)
 	}
-	return TrafficFromSpans(spans, 0)
+	return trafficFromSpans(spans, 0)
 }
 
 func executedExposed(service, vuln, pkg string, endpoints ...string) assess.Assessment {
@@ -58,4 +58,12 @@ func executedExposed(service, vuln, pkg string, endpoints ...string) assess.Asse
 		Reachability: assess.Reachability{Verdict: assess.Executed, Endpoints: endpoints},
 		Exposure:     assess.ExposureResult{Level: assess.Exposed},
 	}
+}
+
+// trafficFromSpans builds traffic from spans, keeping at most
+// replayPerEndpoint requests per endpoint for replay.
+func trafficFromSpans(spans []telemetry.Span, replayPerEndpoint int) *Traffic {
+	t := NewTraffic(replayPerEndpoint)
+	t.Add(spans)
+	return t
 }
