@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -57,8 +58,11 @@ func TestWAFExamplesProven(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv := httptest.NewServer(proxy.Handler())
-			defer srv.Close()
+			if err := proxy.Start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			defer proxy.Shutdown(context.Background())
+			base := "http://" + proxy.Addr()
 			for _, p := range set.Patches {
 				v := p.Validation
 				if p.Knowledge == nil {
@@ -81,7 +85,7 @@ func TestWAFExamplesProven(t *testing.T) {
 				}
 				for _, ep := range p.Endpoints {
 					for _, s := range p.Knowledge.Variants {
-						if code := sendSample(t, srv, ep, s); code != http.StatusForbidden {
+						if code := sendSample(t, base, ep, s); code != http.StatusForbidden {
 							t.Errorf("%s %q to %s through the proxy: status %d, want 403", p.Vulnerability, s.Name, ep, code)
 						}
 					}
@@ -96,7 +100,7 @@ func TestWAFExamplesProven(t *testing.T) {
 
 // sendSample sends an exploit variant to an endpoint the way the sample
 // says (a query parameter, a header, a form field or a whole body).
-func sendSample(t *testing.T, srv *httptest.Server, ep waf.Endpoint, s waf.Sample) int {
+func sendSample(t *testing.T, base string, ep waf.Endpoint, s waf.Sample) int {
 	t.Helper()
 	// Each parameter segment of the route (:id, {id}, *) becomes "1".
 	segs := strings.Split(ep.Route, "/")
@@ -131,14 +135,14 @@ func sendSample(t *testing.T, srv *httptest.Server, ep waf.Endpoint, s waf.Sampl
 	for k, v := range s.Headers {
 		headers[k] = v
 	}
-	req, err := http.NewRequest(ep.Method, srv.URL+path, body)
+	req, err := http.NewRequest(ep.Method, base+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := srv.Client().Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -200,7 +200,7 @@ func TestExploitKnowledgeAcceptance(t *testing.T) {
 	}))
 	defer upstream.Close()
 	proxy, _ := startProxy(t, dir, upstream.URL, nil)
-	srv := httptest.NewServer(proxy.Handler())
+	srv := httptest.NewServer(proxy.handler)
 	defer srv.Close()
 	exported := loadExported(t, dir, "gateway.conf")
 	send := func(r Request, chunked bool) int {

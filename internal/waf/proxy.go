@@ -244,9 +244,6 @@ func NewProxy(cfg ProxyConfig, logger *slog.Logger, reg prometheus.Registerer, g
 	return p, nil
 }
 
-// Handler returns the proxy's handler, for embedding without Start.
-func (p *Proxy) Handler() http.Handler { return p.handler }
-
 // metricsHandler serves the metrics; count tells it from the mux's own
 // answers by its type.
 type metricsHandler struct{ http.Handler }

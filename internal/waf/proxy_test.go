@@ -231,7 +231,7 @@ func TestProxyUpstreamErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv := httptest.NewServer(p.Handler())
+			srv := httptest.NewServer(p.handler)
 			defer srv.Close()
 			resp, err := srv.Client().Get(srv.URL + "/search?q=tea")
 			if err != nil {
