@@ -169,7 +169,7 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 
 	warn, skipped := skipWarner(g.stderr)
 
-	db, problems, err := openVulnDB(ctx, g, fl.vulns, fl.kev, fl.epss)
+	db, problems, err := openVulnDB(ctx, g, fl.vulns, fl.kev, fl.epss, cfg.Knowledge)
 	if err != nil {
 		return withCode(ExitUsage, err)
 	}

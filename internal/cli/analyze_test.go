@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -304,6 +305,104 @@ func TestAnalyzeStatesVulnDB(t *testing.T) {
 			}
 			if got.String() != tt.want {
 				t.Errorf("vulndb = %s, want %s", got.String(), tt.want)
+			}
+		})
+	}
+}
+
+// TestAnalyzeUserKnowledge: the configuration's knowledge files are read
+// over the shipped knowledge base. On the Node.js example, express's
+// res.location (the shipped entry of CVE-2024-29041, whose record names no
+// function) never runs, so the finding is loaded; a user's entry for the
+// same advisory and package that names express's handle, which runs,
+// replaces it and makes the finding executed. An invalid entry of the file
+// is named and skipped (exit 3), the others still apply; a file that is
+// not a knowledge base at all, or is missing, is refused.
+func TestAnalyzeUserKnowledge(t *testing.T) {
+	e := examples[1]
+	if e.dir != "node-reviews" {
+		t.Fatalf("examples[1] is %s, want node-reviews", e.dir)
+	}
+	rec := e.path("recorded")
+	dir := t.TempDir()
+	const entry = `
+  - id: CVE-2024-29041
+    aliases: [GHSA-rv95-896h-c2vc]
+    ecosystem: npm
+    package: express
+    functions:
+      - package: express
+        symbol: handle
+        reference: https://example.com/our-analysis
+`
+	const bad = `
+  - id: CVE-2000-0001
+    ecosystem: npm
+    package: left-pad
+    functions:
+      - package: left-pad
+        symbol: leftPad
+        reference: http://example.com/not-https
+`
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	config := func(name, knowledge string) string {
+		return write(name, "vex:\n  max_share: 0.05\n  min_window: 1s\nknowledge: ["+knowledge+"]\n")
+	}
+	verdict := func(t *testing.T, out string) string {
+		var rep struct {
+			Findings []struct {
+				Vulnerability struct{ ID string }
+				Reachability  struct{ Verdict string }
+			}
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range rep.Findings {
+			if f.Vulnerability.ID == "GHSA-rv95-896h-c2vc" {
+				return f.Reachability.Verdict
+			}
+		}
+		t.Fatalf("no finding of GHSA-rv95-896h-c2vc in %s", out)
+		return ""
+	}
+	good := write("ours.yaml", "version: 1\nentries:"+entry)
+	mixed := write("mixed.yaml", "version: 1\nentries:"+bad+entry)
+	notKB := write("not.yaml", "entries: []\n")
+	tests := []struct {
+		name, knowledge string
+		wantCode        int
+		wantVerdict     string
+		wantErr         string
+	}{
+		{name: "none", wantCode: ExitOK, wantVerdict: "loaded"},
+		{name: "a user entry replaces the shipped one", knowledge: good, wantCode: ExitOK, wantVerdict: "executed"},
+		{name: "an invalid entry is skipped, the others apply", knowledge: mixed, wantCode: ExitSkipped, wantVerdict: "executed",
+			wantErr: `evident: skipped ` + mixed + `:3: entry 0 (CVE-2000-0001): functions[0]: reference "http://example.com/not-https" is not an https URL`},
+		{name: "not a knowledge base", knowledge: notKB, wantCode: ExitUsage,
+			wantErr: "evident: knowledge: knowledge base " + notKB + ": version is missing (want 1): invalid knowledge base\n"},
+		{name: "missing", knowledge: filepath.Join(dir, "nope.yaml"), wantCode: ExitUsage,
+			wantErr: "evident: knowledge: open " + filepath.Join(dir, "nope.yaml") + ": no such file or directory\n"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, stderr := run(t, "analyze", "--data", t.TempDir(), "--format", "json",
+				"--vulns", filepath.Join(rec, "osv"), "--findings", filepath.Join(rec, "findings"),
+				"--profiles", filepath.Join(rec, "profiles"), "--traces", filepath.Join(rec, e.traces),
+				"--config", config(fmt.Sprintf("evident%d.yaml", i), tt.knowledge))
+			if code != tt.wantCode || !strings.Contains(stderr, tt.wantErr) {
+				t.Fatalf("exit %d, stderr %q; want %d and %q", code, stderr, tt.wantCode, tt.wantErr)
+			}
+			if tt.wantVerdict != "" {
+				if got := verdict(t, out); got != tt.wantVerdict {
+					t.Errorf("GHSA-rv95-896h-c2vc %s, want %s", got, tt.wantVerdict)
+				}
 			}
 		})
 	}

@@ -51,6 +51,10 @@ type fileConfig struct {
 	// distributions that ship them (attribution.Config.PythonDists), over
 	// what --packages reads from installed metadata.
 	PythonDists map[string]string `yaml:"python_dists"`
+	// Knowledge names files of affected functions (docs/knowledge.md)
+	// read over the shipped knowledge base: an entry with the id and
+	// package of a shipped one replaces it, the others are added.
+	Knowledge []string `yaml:"knowledge"`
 	// Serve configures evident serve; analyze ignores it.
 	Serve serveConfig `yaml:"serve"`
 	// Cluster configures the roles of the scaled-out evident serve

@@ -45,7 +45,7 @@ Exit status 3 if any record was skipped, 2 if nothing could be read.`,
 			if len(vulns) > 0 {
 				where = strings.Join(vulns, ", ")
 			}
-			db, problems, err := openVulnDB(cmd.Context(), g, vulns, kev, epss)
+			db, problems, err := openVulnDB(cmd.Context(), g, vulns, kev, epss, nil)
 			if err != nil {
 				return withCode(ExitUsage, err)
 			}

@@ -426,7 +426,7 @@ func TestDemoSetUp(t *testing.T) {
 			if diff := cmp.Diff(tt.wantVulns, fs.vulns); diff != "" {
 				t.Errorf("vulns (-want +got):\n%s", diff)
 			}
-			db, _, err := serveVulnDB(t.Context(), g, fs, roleAll)
+			db, _, err := serveVulnDB(t.Context(), g, fs, roleAll, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

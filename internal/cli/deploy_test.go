@@ -105,6 +105,13 @@ func TestServeCheckConfig(t *testing.T) {
 	if code, _, stderr := run(t, "serve", "--config", good, "--api", "nonsense", "--check-config"); code != ExitUsage || !strings.Contains(stderr, "nonsense") {
 		t.Errorf("serve --check-config with a bad --api = %d %s; want 2 naming it", code, stderr)
 	}
+	missing := filepath.Join(t.TempDir(), "missing.yml")
+	if err := os.WriteFile(missing, []byte("knowledge: [nope/affected-functions.yaml]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run(t, "--data", t.TempDir(), "serve", "--config", missing, "--check-config"); code != ExitUsage || !strings.Contains(stderr, "knowledge: open nope/affected-functions.yaml: no such file or directory") {
+		t.Errorf("serve --check-config with a missing knowledge file = %d %s; want 2 naming it", code, stderr)
+	}
 }
 
 // TestServeCheckConfigLeavesOldStore: --check-config of a newer evident

@@ -208,7 +208,7 @@ func makeTestJar(t *testing.T) []byte {
 // package prefixes, the PyPI ones the modules of namespace packages they
 // ship, where the configuration names none.
 func TestSBOMComponents(t *testing.T) {
-	db, _, err := openVulnDB(context.Background(), &globals{}, []string{"../vulndb/testdata/ghsa"}, "", "")
+	db, _, err := openVulnDB(context.Background(), &globals{}, []string{"../vulndb/testdata/ghsa"}, "", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/evidentsec/evident/internal/ingest/kafka"
 	"github.com/evidentsec/evident/internal/ingest/otlp"
 	"github.com/evidentsec/evident/internal/ingest/pyroscope"
+	"github.com/evidentsec/evident/internal/knowledge"
 	"github.com/evidentsec/evident/internal/model"
 	"github.com/evidentsec/evident/internal/osv"
 	"github.com/evidentsec/evident/internal/pipeline"
@@ -228,12 +229,21 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	}()
 
 	var vulns assess.Vulns
-	db, problems, err := serveVulnDB(ctx, g, fl, role)
+	db, problems, err := serveVulnDB(ctx, g, fl, role, cfg.Knowledge)
 	if err != nil {
 		return nil, err
 	}
-	if len(problems) > 0 {
-		log.Warn("vulnerability database: records skipped (evident db stats lists them)", "skipped", len(problems))
+	records := 0
+	for _, p := range problems {
+		if errors.Is(p, knowledge.ErrInvalid) {
+			// db stats reads no configuration: each is said here.
+			log.Warn("knowledge: entry skipped", "err", p)
+		} else {
+			records++
+		}
+	}
+	if records > 0 {
+		log.Warn("vulnerability database: records skipped (evident db stats lists them)", "skipped", records)
 	}
 	if db != nil {
 		vulns = db

@@ -34,13 +34,14 @@ func (c sourcesConfig) flags() *sourceFlags {
 }
 
 // serveVulnDB opens the vulnerability database serve assesses with: the
-// sources of --vulns, else <data>/vulndb. A receiver assesses nothing and
-// opens none (nil). The problems are the records and files skipped.
-func serveVulnDB(ctx context.Context, g *globals, fl serveFlags, role string) (*vulndb.DB, []vulndb.LoadError, error) {
+// sources of --vulns, else <data>/vulndb, with the knowledge files of the
+// configuration. A receiver assesses nothing and opens none (nil). The
+// problems are the records, files and knowledge entries skipped.
+func serveVulnDB(ctx context.Context, g *globals, fl serveFlags, role string, userKnowledge []string) (*vulndb.DB, []vulndb.LoadError, error) {
 	if role == roleReceiver {
 		return nil, nil, nil
 	}
-	db, problems, err := openVulnDB(ctx, g, fl.vulns, fl.kev, fl.epss, fl.alsoVulns...)
+	db, problems, err := openVulnDB(ctx, g, fl.vulns, fl.kev, fl.epss, userKnowledge, fl.alsoVulns...)
 	if err != nil && len(fl.vulns) > 0 {
 		err = fmt.Errorf("--vulns %s: %w", strings.Join(fl.vulns, ","), err)
 	}
@@ -88,7 +89,7 @@ func checkServe(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags) 
 		}
 	}
 
-	db, loadProblems, err := serveVulnDB(ctx, g, fl, role)
+	db, loadProblems, err := serveVulnDB(ctx, g, fl, role, cfg.Knowledge)
 	switch {
 	case err != nil && len(fl.vulns) == 0 && errors.Is(err, vulndb.ErrNoDatabase):
 		fmt.Fprintf(g.stderr, "evident: note: %v; serve refuses to start without one\n", err)

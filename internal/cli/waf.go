@@ -93,7 +93,7 @@ func runWAFGenerate(ctx context.Context, g *globals, fl wafGenerateFlags) error 
 	for _, p := range problems {
 		warn(p)
 	}
-	db, dbProblems, err := openVulnDB(ctx, g, fl.vulns, fl.kev, "")
+	db, dbProblems, err := openVulnDB(ctx, g, fl.vulns, fl.kev, "", nil)
 	if err != nil {
 		return withCode(ExitUsage, err)
 	}

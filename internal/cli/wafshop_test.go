@@ -214,7 +214,7 @@ func examplePatches(t *testing.T, report []byte, osvDir, traces string) (rules, 
 	if len(problems) > 0 {
 		t.Fatalf("report problems: %v", problems)
 	}
-	db, dbProblems, err := openVulnDB(ctx, &globals{dataDir: t.TempDir()}, []string{osvDir}, "", "")
+	db, dbProblems, err := openVulnDB(ctx, &globals{dataDir: t.TempDir()}, []string{osvDir}, "", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
