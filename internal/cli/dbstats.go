@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -12,12 +13,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/evidentsec/evident/internal/knowledge"
 	"github.com/evidentsec/evident/internal/vulndb"
 )
 
 func newDBStatsCmd(g *globals) *cobra.Command {
 	var vulns []string
-	var kev, epss string
+	var kev, epss, config string
 	cmd := &cobra.Command{
 		Use:   "stats",
 		Short: "Print what the vulnerability database holds",
@@ -36,23 +38,35 @@ and the reason, and skipped. A withdrawn record is counted as withdrawn, never
 skipped, whatever it says it affects; an affected entry with neither ranges
 nor versions (valid OSV) affects no version and is no problem. A source of the
 wrong kind (a file named .zip that is not a zip archive) is named as such.
+--config reads the knowledge files the configuration names (knowledge:) over
+evident's own, as analyze and serve do, and reports their invalid entries as
+skipped records.
 Exit status 3 if any record was skipped, 2 if nothing could be read.`,
 		Example: `  evident db stats
-  evident db stats --vulns ./vulndb.zip --kev known_exploited_vulnerabilities.json`,
+  evident db stats --vulns ./vulndb.zip --kev known_exploited_vulnerabilities.json
+  evident db stats --config evident.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			where := filepath.Join(g.dataDir, "vulndb")
 			if len(vulns) > 0 {
 				where = strings.Join(vulns, ", ")
 			}
-			db, problems, err := openVulnDB(cmd.Context(), g, vulns, kev, epss, nil)
+			cfg, err := loadConfig(config)
 			if err != nil {
 				return withCode(ExitUsage, err)
 			}
+			db, problems, err := openVulnDB(cmd.Context(), g, vulns, kev, epss, cfg.Knowledge)
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			entries := 0
 			for _, p := range problems {
 				fmt.Fprintf(g.stderr, "evident: skipped %v\n", p)
+				if errors.Is(p, knowledge.ErrInvalid) {
+					entries++
+				}
 			}
-			if err := writeDBStats(g.stdout, where, db.Stats()); err != nil {
+			if err := writeDBStats(g.stdout, where, db.Stats(), entries); err != nil {
 				return withCode(ExitUsage, err)
 			}
 			if len(problems) > 0 {
@@ -65,11 +79,13 @@ Exit status 3 if any record was skipped, 2 if nothing could be read.`,
 	f.StringSliceVar(&vulns, "vulns", nil, "OSV source to read instead of <data>/vulndb: directory, zip or vuln.go.dev layout (repeatable)")
 	f.StringVar(&kev, "kev", "", "CISA KEV catalog (JSON feed) to read instead of <data>/vulndb/kev.json")
 	f.StringVar(&epss, "epss", "", "FIRST's EPSS scores (CSV, gzipped or not) to read instead of <data>/vulndb/epss.csv.gz")
+	f.StringVar(&config, "config", "", "configuration file whose knowledge files to read over evident's knowledge base")
 	return cmd
 }
 
-// writeDBStats prints s as a table, one row per ecosystem and a total.
-func writeDBStats(w io.Writer, where string, s vulndb.Stats) error {
+// writeDBStats prints s as a table, one row per ecosystem and a total,
+// and the number of knowledge entries skipped, when there are any.
+func writeDBStats(w io.Writer, where string, s vulndb.Stats, knowledgeSkipped int) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(w, "vulnerability database: %s\n\n", where)
 	fmt.Fprintln(tw, "ecosystem\trecords\twith symbols\twith knowledge\tknown exploited\twithdrawn\t")
@@ -97,6 +113,12 @@ func writeDBStats(w io.Writer, where string, s vulndb.Stats) error {
 	if !s.LastModified.IsZero() {
 		newest = s.LastModified.UTC().Format(time.RFC3339)
 	}
-	_, err := fmt.Fprintf(w, "\nKEV catalog: %s\nEPSS scores: %s\nnewest record modified: %s\nskipped: %d\n", kev, epss, newest, s.Skipped)
-	return err
+	if _, err := fmt.Fprintf(w, "\nKEV catalog: %s\nEPSS scores: %s\nnewest record modified: %s\nskipped: %d\n", kev, epss, newest, s.Skipped); err != nil {
+		return err
+	}
+	if knowledgeSkipped > 0 {
+		_, err := fmt.Fprintf(w, "knowledge entries skipped: %d\n", knowledgeSkipped)
+		return err
+	}
+	return nil
 }

@@ -46,6 +46,14 @@ func TestDBStats(t *testing.T) {
 			golden:   "notzip.golden",
 		},
 		{
+			// A user's entry gives the npm record a function; the
+			// invalid one is named and skipped.
+			name:     "knowledge files of the configuration",
+			args:     []string{"--data", "testdata/dbstats/data", "db", "stats", "--config", "testdata/dbstats/knowledge.yml"},
+			wantCode: ExitSkipped,
+			golden:   "knowledge.golden",
+		},
+		{
 			name:     "no database",
 			args:     []string{"--data", "testdata/dbstats/nope", "db", "stats"},
 			wantCode: ExitUsage,
