@@ -115,6 +115,8 @@ func TestHelmRefuses(t *testing.T) {
 		{"an env value that is not a string", append(slices.Clone(base), "-f", values(t, "env: [{name: X, value: 8080}]")), "/env/0/value"},
 		{"an env variable the chart sets", append(slices.Clone(base), "-f", values(t, "env: [{name: PGPASSWORD, valueFrom: {secretKeyRef: {name: s, key: k}}}]")), "env: PGPASSWORD is set by the chart"},
 		{"a token with an unknown role", append(slices.Clone(base), "-f", values(t, "auth: {tokens: [{key: x, name: x, roles: [root]}]}")), "/auth/tokens/0/roles/0"},
+		// Its name is a file's in /etc/evident/knowledge, never a path.
+		{"a knowledge file named as a path", append(slices.Clone(base), "-f", values(t, "knowledge: {../evident.yaml: 'version: 1'}")), "invalid propertyName '../evident.yaml'"},
 		{"a ServiceMonitor without tokens", []string{"--set", "kafka.brokers={kafka:9092}", "--set", "postgres.dsnSecret.name=pg",
 			"--set", "config.serve.auth.oidc.issuer=https://id.example.com", "--set", "serviceMonitor.enabled=true"}, "serviceMonitor.enabled needs auth.tokensSecret"},
 	} {
@@ -451,7 +453,7 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, r rendered, config stri
 			t.Errorf("deployment %s, container %s: security context %+v, want no privilege escalation and every capability dropped", d.Name, c.Name, sc)
 		}
 		checkCommand(t, fmt.Sprintf("deployment %s, container %s", d.Name, c.Name), c.Args, podEnv(t, c),
-			secretPaths(t, pod, c, config))
+			secretPaths(t, pod, c, config, r.configMaps[0].Data))
 	}
 	main := pod.Containers[0]
 	for _, p := range main.Ports {
@@ -528,15 +530,22 @@ func podEnv(t *testing.T, c corev1.Container) []string {
 // host's: the configuration file, and each directory a Secret is mounted
 // at, to a directory of made-up files under the keys Kubernetes TLS
 // Secrets hold (tls.crt, tls.key, ca.crt: a self-signed certificate that
-// is its own CA), as --check-config reads the certificates a start reads.
-// The configuration names those files by their container paths: the copy
-// it is read from here names the host's.
-func secretPaths(t *testing.T, pod corev1.PodSpec, c corev1.Container, config string) map[string]string {
+// is its own CA), as --check-config reads the certificates a start reads,
+// and each directory of ConfigMap items (the knowledge files) to one
+// holding them, from configMap. The configuration names those files by
+// their container paths: the copy it is read from here names the host's.
+func secretPaths(t *testing.T, pod corev1.PodSpec, c corev1.Container, config string, configMap map[string]string) map[string]string {
 	t.Helper()
 	secrets := map[string]bool{}
+	// items are the ConfigMap's keys a volume holds by their paths in it
+	// (the knowledge files).
+	items := map[string][]corev1.KeyToPath{}
 	for _, v := range pod.Volumes {
 		if v.Secret != nil {
 			secrets[v.Name] = true
+		}
+		if v.ConfigMap != nil && len(v.ConfigMap.Items) > 0 {
+			items[v.Name] = v.ConfigMap.Items
 		}
 	}
 	text, err := os.ReadFile(config)
@@ -545,11 +554,23 @@ func secretPaths(t *testing.T, pod corev1.PodSpec, c corev1.Container, config st
 	}
 	paths := map[string]string{}
 	for _, m := range c.VolumeMounts {
-		if !secrets[m.Name] {
+		dir := t.TempDir()
+		switch {
+		case secrets[m.Name]:
+			writeSelfSigned(t, dir)
+		case items[m.Name] != nil:
+			for _, it := range items[m.Name] {
+				data, ok := configMap[it.Key]
+				if !ok {
+					t.Errorf("volume %s: key %s is not in the ConfigMap", m.Name, it.Key)
+				}
+				if err := os.WriteFile(filepath.Join(dir, it.Path), []byte(data), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+		default:
 			continue
 		}
-		dir := t.TempDir()
-		writeSelfSigned(t, dir)
 		paths[m.MountPath] = dir
 		text = bytes.ReplaceAll(text, []byte(m.MountPath+"/"), []byte(dir+"/"))
 	}

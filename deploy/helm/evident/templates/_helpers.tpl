@@ -97,7 +97,16 @@ Every role reads the same file and picks its part with --role.
 {{- $store := dict "backend" "postgres" "postgres" (dict "dsn" $dsn "max_conns" .Values.postgres.maxConns "connect_timeout" .Values.postgres.connectTimeout) }}
 {{- $serve := dict "api" $api "otlp" $otlp "pyroscope" $pyroscope "store" $store }}
 {{- $cfg := dict "cluster" (dict "kafka" $kafka) "serve" $serve }}
-{{- toYaml (mustMergeOverwrite $cfg (deepCopy .Values.config)) }}
+{{- $cfg = mustMergeOverwrite $cfg (deepCopy .Values.config) }}
+{{- /* The files of .Values.knowledge, after those config names. */}}
+{{- if .Values.knowledge }}
+{{- $paths := get $cfg "knowledge" | default list }}
+{{- range $name, $_ := .Values.knowledge }}
+{{- $paths = append $paths (printf "/etc/evident/knowledge/%s" $name) }}
+{{- end }}
+{{- $_ := set $cfg "knowledge" $paths }}
+{{- end }}
+{{- toYaml $cfg }}
 {{- end }}
 
 {{/* The HTTP scheme of the listeners. */}}
