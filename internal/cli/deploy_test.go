@@ -109,8 +109,10 @@ func TestServeCheckConfig(t *testing.T) {
 	if err := os.WriteFile(missing, []byte("knowledge: [nope/affected-functions.yaml]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, stderr := run(t, "--data", t.TempDir(), "serve", "--config", missing, "--check-config"); code != ExitUsage || !strings.Contains(stderr, "knowledge: open nope/affected-functions.yaml: no such file or directory") {
-		t.Errorf("serve --check-config with a missing knowledge file = %d %s; want 2 naming it", code, stderr)
+	// The file is the configuration's, not --vulns'.
+	if code, _, stderr := run(t, "--data", t.TempDir(), "serve", "--config", missing, "--vulns", filepath.Join(shop, "recorded", "osv"), "--check-config"); code != ExitUsage ||
+		!strings.Contains(stderr, "evident: knowledge: open nope/affected-functions.yaml: no such file or directory") || strings.Contains(stderr, "--vulns") {
+		t.Errorf("serve --check-config with a missing knowledge file = %d %s; want 2 naming it alone", code, stderr)
 	}
 }
 

@@ -42,7 +42,7 @@ func serveVulnDB(ctx context.Context, g *globals, fl serveFlags, role string, us
 		return nil, nil, nil
 	}
 	db, problems, err := openVulnDB(ctx, g, fl.vulns, fl.kev, fl.epss, userKnowledge, fl.alsoVulns...)
-	if err != nil && len(fl.vulns) > 0 {
+	if err != nil && len(fl.vulns) > 0 && !errors.Is(err, errKnowledge) {
 		err = fmt.Errorf("--vulns %s: %w", strings.Join(fl.vulns, ","), err)
 	}
 	return db, problems, err

@@ -39,11 +39,12 @@ func openVulnDB(ctx context.Context, g *globals, sources []string, kev, epss str
 			err = fmt.Errorf(`%w (run "evident db update", or name sources with --vulns)`, err)
 		}
 	}
-	if err != nil {
-		return nil, nil, err
-	}
-	return db, append(kbProblems, problems...), nil
+	return db, append(kbProblems, problems...), err
 }
+
+// errKnowledge marks the errors of the configuration's knowledge files,
+// which are not those of the sources the database is read from.
+var errKnowledge = errors.New("knowledge")
 
 // loadKnowledge returns the shipped knowledge base with the files named
 // read over it, in order. A file that cannot be read, or is refused whole
@@ -58,7 +59,7 @@ func loadKnowledge(files []string) (*knowledge.Base, []vulndb.LoadError, error) 
 	for _, path := range files {
 		user, err := readKnowledge(path)
 		if user == nil {
-			return nil, nil, fmt.Errorf("knowledge: %w", err)
+			return nil, nil, fmt.Errorf("%w: %w", errKnowledge, err)
 		}
 		if err != nil {
 			for _, e := range knowledgeEntryErrors(err) {
