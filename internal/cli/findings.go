@@ -182,7 +182,7 @@ record was skipped, 2 if a file could not be read at all.`,
   evident findings import checkout=checkout.grype.json cart=cart.trivy.json --format json
   govulncheck -json ./... > gvc.json && evident findings import --service api gvc.json
   evident findings import --vulns osv-Go.zip api=sbom.cdx.json ./bin/worker`,
-		Args: cobra.MinimumNArgs(1),
+		Args: atLeastOne("at least one scanner report, SBOM, Go binary or lockfile, or a directory of them"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// The vulnerability database is opened by the first SBOM
 			// that needs it, and only then.

@@ -173,6 +173,17 @@ func refuseUnknownShell(completion *cobra.Command) {
 	}
 }
 
+// atLeastOne requires an argument, as cobra.MinimumNArgs(1) does, with an
+// error that says what to name rather than cobra's count of arguments.
+func atLeastOne(what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return withCode(ExitUsage, fmt.Errorf("name %s", what))
+		}
+		return nil
+	}
+}
+
 // completeFlag offers values as the completions of a flag of cmd.
 // Registering a flag cmd does not have is a programming error.
 func completeFlag(cmd *cobra.Command, flag string, values []string) {

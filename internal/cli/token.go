@@ -275,7 +275,7 @@ func newTokenRevokeCmd(g *globals, config *string) *cobra.Command {
 		Use:     "revoke ID...",
 		Short:   "Revoke tokens by ID (the part after evd_, as token list shows it)",
 		Example: `  evident token revoke 3f9a0c1d2e4b5a69`,
-		Args:    cobra.MinimumNArgs(1),
+		Args:    atLeastOne("the ID of each token to revoke (evident token list shows them)"),
 		RunE: func(cmd *cobra.Command, ids []string) error {
 			st, err := openSharedStore(cmd.Context(), g, *config, storeWrite)
 			if err != nil {
