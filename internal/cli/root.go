@@ -173,6 +173,25 @@ func refuseUnknownShell(completion *cobra.Command) {
 	}
 }
 
+// required names the flags, given as name and value pairs, whose value is
+// empty: "--rules is required", "--upstream and --rules are required"; nil
+// when none is.
+func required(pairs ...string) error {
+	var missing []string
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] == "" {
+			missing = append(missing, pairs[i])
+		}
+	}
+	switch len(missing) {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("%s is required", missing[0])
+	}
+	return fmt.Errorf("%s and %s are required", strings.Join(missing[:len(missing)-1], ", "), missing[len(missing)-1])
+}
+
 // atLeastOne requires an argument, as cobra.MinimumNArgs(1) does, with an
 // error that says what to name rather than cobra's count of arguments.
 func atLeastOne(what string) cobra.PositionalArgs {

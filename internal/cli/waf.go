@@ -78,8 +78,8 @@ some inputs were skipped or an exploit sample was not blocked (see stderr).`,
 }
 
 func runWAFGenerate(ctx context.Context, g *globals, fl wafGenerateFlags) error {
-	if fl.report == "" || fl.output == "" {
-		return withCode(ExitUsage, errors.New("--report and -o are required"))
+	if err := required("--report", fl.report, "-o", fl.output); err != nil {
+		return withCode(ExitUsage, err)
 	}
 	data, err := os.ReadFile(fl.report)
 	if err != nil {
@@ -282,8 +282,8 @@ the rules in force if they do not load) and reopens --audit-log, for logrotate.`
 }
 
 func runWAFProxy(ctx context.Context, g *globals, fl wafProxyFlags) error {
-	if fl.upstream == "" || fl.rules == "" {
-		return withCode(ExitUsage, errors.New("--upstream and --rules are required"))
+	if err := required("--upstream", fl.upstream, "--rules", fl.rules); err != nil {
+		return withCode(ExitUsage, err)
 	}
 	if err := checkProxyTLSFlags(fl); err != nil {
 		return withCode(ExitUsage, err)
