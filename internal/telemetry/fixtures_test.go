@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -48,6 +49,7 @@ func TestGenerateFixtures(t *testing.T) {
 		}
 	}
 	write("go-cpu.pb.gz", goCPUProfile(t))
+	write("go-cpu-busy.pb.gz", goBusyCPUProfile(t))
 	write("go-allocs.pb.gz", goAllocsProfile(t))
 	for name, p := range pyroscopeShapedProfiles() {
 		var buf bytes.Buffer
@@ -125,6 +127,46 @@ func goCPUProfile(t *testing.T) []byte {
 	labels := pprof.Labels("span_id", "eee19b7ec3c1b174", "span_name", "GET /cart/{id}", "trace_id", "5b8efff798038103d269b633813fc60c")
 	pprof.Do(context.Background(), labels, func(context.Context) { spin(400 * time.Millisecond) })
 	spin(200 * time.Millisecond)
+	pprof.StopCPUProfile()
+	return buf.Bytes()
+}
+
+// goBusyCPUProfile profiles this process for 2 s while it does what a
+// service's own code and its modules do: decode profiles with this
+// package and with google/pprof, encode and decode JSON, match regular
+// expressions, compress. Its frames are spread over hundreds of functions
+// of the standard library and of modules in the module cache, as a real
+// service's are, where goCPUProfile's are few: the pprof benchmarks' real
+// mid-size input.
+func goBusyCPUProfile(t *testing.T) []byte {
+	input := syntheticProfile(200, 16, 150)
+	re := regexp.MustCompile(`github\.com/acme/mod(\d+)/pkg(\d+)\.\(\*T\d+\)\.Method(\d+)`)
+	var buf bytes.Buffer
+	if err := pprof.StartCPUProfile(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
+		if _, err := DecodePprof(input, "busy"); err != nil {
+			t.Fatal(err)
+		}
+		p, err := profile.Parse(bytes.NewReader(input))
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, err := json.Marshal(p.Function)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back []map[string]any
+		if err := json.Unmarshal(text, &back); err != nil {
+			t.Fatal(err)
+		}
+		spinSink += uint64(len(re.FindAllSubmatchIndex(text, -1)))
+		var z bytes.Buffer
+		zw := gzip.NewWriter(&z)
+		zw.Write(text)
+		zw.Close()
+	}
 	pprof.StopCPUProfile()
 	return buf.Bytes()
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/evidentsec/evident/internal/attribution"
 )
 
-var pprofFixtures = []string{"go-cpu.pb.gz", "go-allocs.pb.gz", "jfr-cpu.pb.gz", "python-cpu.pb.gz", "node-wall.pb.gz"}
+var pprofFixtures = []string{"go-cpu.pb.gz", "go-cpu-busy.pb.gz", "go-allocs.pb.gz", "jfr-cpu.pb.gz", "python-cpu.pb.gz", "node-wall.pb.gz"}
 
 // flatSample is a sample in a form both decoders can produce.
 type flatSample struct {
@@ -485,6 +485,7 @@ func benchProfiles() []benchProfile {
 	}
 	return []benchProfile{
 		{"go-cpu-fixture", func(tb testing.TB) []byte { return readFixture(tb, "go-cpu.pb.gz") }},
+		{"go-cpu-busy", func(tb testing.TB) []byte { return readFixture(tb, "go-cpu-busy.pb.gz") }},
 		{"4000x32", synthetic(4000, 32, 3000)},
 		{"16000x40", synthetic(16000, 40, 8000)},
 	}
