@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/evidentsec/evident/internal/knowledge"
 	"github.com/evidentsec/evident/internal/vulndb"
@@ -61,17 +60,8 @@ func loadKnowledge(files []string) (*knowledge.Base, []vulndb.LoadError, error) 
 		if user == nil {
 			return nil, nil, fmt.Errorf("%w: %w", errKnowledge, err)
 		}
-		if err != nil {
-			for _, e := range knowledgeEntryErrors(err) {
-				// "FILE:LINE: entry I (ID): what", as knowledge.Load
-				// words it: the file and line are the place.
-				msg := e.Error()
-				place, reason := msg, ""
-				if i := strings.Index(msg, ": "); i >= 0 {
-					place, reason = msg[:i], msg[i+2:]
-				}
-				problems = append(problems, vulndb.LoadError{File: place, Reason: reason, Err: knowledge.ErrInvalid})
-			}
+		for _, e := range knowledge.EntryErrors(err) {
+			problems = append(problems, vulndb.LoadError{File: e.Place, Reason: e.Err.Error(), Err: knowledge.ErrInvalid})
 		}
 		kb = kb.Merge(user)
 	}
@@ -86,24 +76,4 @@ func readKnowledge(path string) (*knowledge.Base, error) {
 	}
 	defer f.Close()
 	return knowledge.Load(f, path)
-}
-
-// knowledgeEntryErrors returns the errors of the entries knowledge.Load
-// skipped: the errors its error joins.
-func knowledgeEntryErrors(err error) []error {
-	var out []error
-	var walk func(error)
-	walk = func(err error) {
-		if joined, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range joined.Unwrap() {
-				if e != knowledge.ErrInvalid {
-					walk(e)
-				}
-			}
-			return
-		}
-		out = append(out, err)
-	}
-	walk(err)
-	return out
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -107,6 +108,14 @@ func TestLoadKeepsGoodEntries(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not contain %q", err, want)
 		}
+	}
+	// Each skipped entry is an EntryError of its own, with its place.
+	var places []string
+	for _, e := range EntryErrors(err) {
+		places = append(places, e.Place)
+	}
+	if want := []string{"testdata/mixed.yaml:4", "testdata/mixed.yaml:17"}; !slices.Equal(places, want) {
+		t.Errorf("EntryErrors places = %v, want %v", places, want)
 	}
 	if got := b.Len(); got != 1 {
 		t.Fatalf("Len() = %d, want 1", got)

@@ -110,7 +110,7 @@ func Load(r io.Reader, name string) (*Base, error) {
 			}
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s:%d: entry %d%s: %w", name, n.Line, i, idOf(n), err))
+			errs = append(errs, entryError(name, n, i, err))
 			continue
 		}
 		seen[keyOf(e)] = i
@@ -120,6 +120,44 @@ func Load(r io.Reader, name string) (*Base, error) {
 		return newBase(entries), fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
 	}
 	return newBase(entries), nil
+}
+
+// EntryError is the error of one invalid entry of a file, which Load and
+// LoadExploits skip: "FILE:LINE: entry I (ID): what is wrong".
+type EntryError struct {
+	// Place is "FILE:LINE", where the entry starts.
+	Place string
+	// Err says which entry and what is wrong with it: "entry 2
+	// (CVE-2022-0001): functions[0]: reference ... is not an https URL".
+	Err error
+}
+
+func (e *EntryError) Error() string { return e.Place + ": " + e.Err.Error() }
+
+func (e *EntryError) Unwrap() error { return e.Err }
+
+// entryError is the EntryError of entry i, at node n of file name.
+func entryError(name string, n *yaml.Node, i int, err error) *EntryError {
+	return &EntryError{Place: fmt.Sprintf("%s:%d", name, n.Line), Err: fmt.Errorf("entry %d%s: %w", i, idOf(n), err)}
+}
+
+// EntryErrors returns the errors of the entries that the error of Load or
+// LoadExploits says were skipped, in file order; none for another error.
+func EntryErrors(err error) []*EntryError {
+	var out []*EntryError
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case *EntryError:
+			out = append(out, e)
+		case interface{ Unwrap() []error }:
+			for _, err := range e.Unwrap() {
+				walk(err)
+			}
+		}
+	}
+	walk(err)
+	return out
 }
 
 // idOf returns " (<id>)" for an entry node that has a scalar id, so that an
