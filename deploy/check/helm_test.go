@@ -245,6 +245,16 @@ func TestHelmManifests(t *testing.T) {
 				t.Fatal(err)
 			}
 			env := readValues(t, values).Env
+			// Each knowledge file of the values is in the ConfigMap and
+			// named in evident.yaml at the path the pods mount it at.
+			for name := range readValues(t, values).Knowledge {
+				if _, ok := r.configMaps[0].Data["knowledge."+name]; !ok {
+					t.Errorf("knowledge file %s is not in the ConfigMap", name)
+				}
+				if !strings.Contains(r.configMaps[0].Data["evident.yaml"], "- /etc/evident/knowledge/"+name+"\n") {
+					t.Errorf("knowledge file %s is not named in evident.yaml:\n%s", name, r.configMaps[0].Data["evident.yaml"])
+				}
+			}
 			refs := checkConfigRefs(t, r.configMaps[0].Data["evident.yaml"], env)
 			for _, e := range env {
 				if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
@@ -377,7 +387,8 @@ func checkEnv(t *testing.T, d *appsv1.Deployment, env []corev1.EnvVar, refs map[
 // valuesParts is what the checks compare the rendered manifests with, as
 // a values file gives it.
 type valuesParts struct {
-	Env           []corev1.EnvVar `json:"env"`
+	Env           []corev1.EnvVar   `json:"env"`
+	Knowledge     map[string]string `json:"knowledge"`
 	NetworkPolicy struct {
 		MetricsFrom []networkingv1.NetworkPolicyPeer `json:"metricsFrom"`
 	} `json:"networkPolicy"`
@@ -453,7 +464,7 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, r rendered, config stri
 			t.Errorf("deployment %s, container %s: security context %+v, want no privilege escalation and every capability dropped", d.Name, c.Name, sc)
 		}
 		checkCommand(t, fmt.Sprintf("deployment %s, container %s", d.Name, c.Name), c.Args, podEnv(t, c),
-			secretPaths(t, pod, c, config, r.configMaps[0].Data))
+			mountPaths(t, pod, c, config, r.configMaps[0].Data))
 	}
 	main := pod.Containers[0]
 	for _, p := range main.Ports {
@@ -526,7 +537,7 @@ func podEnv(t *testing.T, c corev1.Container) []string {
 	return env
 }
 
-// secretPaths maps the container paths of c's evident command line to the
+// mountPaths maps the container paths of c's evident command line to the
 // host's: the configuration file, and each directory a Secret is mounted
 // at, to a directory of made-up files under the keys Kubernetes TLS
 // Secrets hold (tls.crt, tls.key, ca.crt: a self-signed certificate that
@@ -534,7 +545,7 @@ func podEnv(t *testing.T, c corev1.Container) []string {
 // and each directory of ConfigMap items (the knowledge files) to one
 // holding them, from configMap. The configuration names those files by
 // their container paths: the copy it is read from here names the host's.
-func secretPaths(t *testing.T, pod corev1.PodSpec, c corev1.Container, config string, configMap map[string]string) map[string]string {
+func mountPaths(t *testing.T, pod corev1.PodSpec, c corev1.Container, config string, configMap map[string]string) map[string]string {
 	t.Helper()
 	secrets := map[string]bool{}
 	// items are the ConfigMap's keys a volume holds by their paths in it
