@@ -19,7 +19,7 @@ var layers = [][]string{
 	{"cli", "app"},
 	{"ingest", "store", "auth", "httpapi", "ui", "report", "alert", "dbupdate", "engine", "tenant", "source", "cluster"},
 	{"attribution", "model", "vulndb", "knowledge", "findings", "assess", "detect", "waf", "telemetry", "manifest", "listener", "redact", "tlsconfig", "safegob"},
-	{"osv", "pipeline", "logtest"},
+	{"osv", "pipeline", "logtest", "inflate"},
 }
 
 func layerOf(pkg string) int {

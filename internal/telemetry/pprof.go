@@ -1,18 +1,15 @@
 package telemetry
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/evidentsec/evident/internal/attribution"
+	"github.com/evidentsec/evident/internal/inflate"
 )
 
 // MaxProfileSize is the largest profile, after decompression, that
@@ -79,8 +76,8 @@ func (l Limits) DecodePprof(data []byte, source string) ([]*ProfileBatch, error)
 
 // ProfileDecoder decodes profiles as DecodePprof and Limits.DecodeProfile
 // do, keeping for the next profile what decoding one needs and does not
-// return: the gzip reader, the buffer a gzipped profile is inflated into
-// and the pprof decoder's tables (where each message is, the strings
+// return: the inflater's tables, the buffer a gzipped profile is inflated
+// into and the pprof decoder's tables (where each message is, the strings
 // converted, the id indexes). What it returns shares no memory with them,
 // so a later decode leaves it as it was. It keeps at most what a profile
 // of maxKeptProfile bytes needed; after a larger one it lets go of all.
@@ -88,8 +85,7 @@ func (l Limits) DecodePprof(data []byte, source string) ([]*ProfileBatch, error)
 // A ProfileDecoder is not safe for concurrent use: a receiver keeps one
 // per request it decodes at a time. The zero value is ready to use.
 type ProfileDecoder struct {
-	zr       *gzip.Reader
-	br       bytes.Reader
+	inflater *inflate.Decoder
 	inflated []byte
 	pprof    pprofDecoder
 }
@@ -137,7 +133,6 @@ func (d *ProfileDecoder) decodePprof(l Limits, data []byte, source string, texts
 // references into it and into the input, and, after a profile of size
 // bytes over maxKeptProfile, every buffer.
 func (d *ProfileDecoder) release(size int) {
-	d.br.Reset(nil)
 	if size > maxKeptProfile || cap(d.inflated) > maxKeptProfile {
 		d.inflated = nil
 		d.pprof = pprofDecoder{}
@@ -167,62 +162,16 @@ func (d *ProfileDecoder) gunzip(data []byte, source string, limit int) ([]byte, 
 		}
 		return data, nil
 	}
-	buf, err := d.inflate(data, limit, d.zr != nil)
-	d.inflated = buf
-	if err != nil {
-		return nil, fmt.Errorf("decode %s: gzip: %w: %w", source, ErrMalformed, CutShort("gzip", int64(len(buf)), err))
+	if d.inflater == nil {
+		d.inflater = new(inflate.Decoder)
 	}
-	if len(buf) > limit {
+	buf, err := d.inflater.Gunzip(d.inflated, data, limit)
+	d.inflated = buf
+	if errors.Is(err, inflate.ErrLimit) {
 		return nil, fmt.Errorf("decode %s: more than %d bytes decompressed: %w", source, limit, ErrTooLarge)
 	}
-	return buf, nil
-}
-
-// inflate decompresses gzipped data into d's buffer, reading at most
-// limit+1 bytes. A reader klauspost/compress resets keeps the Huffman
-// tables of the stream it read before, and an invalid stream that uses a
-// code its own header left empty is read with them: the read fails
-// otherwise than in a new reader ("unexpected EOF" for "corrupt input").
-// So when the reset reader (reused) fails, the data is inflated again by a
-// new one, which d keeps: what a profile is refused for never depends on
-// the profile decoded before it.
-func (d *ProfileDecoder) inflate(data []byte, limit int, reused bool) ([]byte, error) {
-	d.br.Reset(data)
-	var err error
-	if d.zr == nil {
-		d.zr, err = gzip.NewReader(&d.br)
-	} else {
-		err = d.zr.Reset(&d.br)
-	}
 	if err != nil {
-		return d.inflated[:0], err
-	}
-	buf := d.inflated[:0]
-	// The gzip trailer holds the uncompressed size modulo 2^32; it is only
-	// a hint, so it is bounded by the limit and by a plausible ratio.
-	if len(data) >= 8 {
-		hint := int(binary.LittleEndian.Uint32(data[len(data)-4:]))
-		if hint > 0 && hint <= limit && hint <= 64*len(data) && cap(buf) < hint+bytes.MinRead {
-			buf = make([]byte, 0, hint+bytes.MinRead)
-		}
-	}
-	// Read to the end or to limit+1 bytes, whichever comes first.
-	for len(buf) <= limit {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := d.zr.Read(buf[len(buf):min(cap(buf), limit+1)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			if reused {
-				d.zr, d.inflated = nil, buf
-				return d.inflate(data, limit, false)
-			}
-			return buf, err
-		}
+		return nil, fmt.Errorf("decode %s: gzip: %w: %w", source, ErrMalformed, CutShort("gzip", int64(len(buf)), err))
 	}
 	return buf, nil
 }

@@ -1,0 +1,339 @@
+package inflate
+
+import (
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	kgzip "github.com/klauspost/compress/gzip"
+)
+
+// texts are the contents the tests compress: a profile, prose, random
+// bytes (all literals), runs (long overlapping matches) and nothing.
+func texts(t testing.TB) map[string][]byte {
+	t.Helper()
+	r := rand.New(rand.NewPCG(3, 4))
+	random := make([]byte, 70_000)
+	for i := range random {
+		random[i] = byte(r.Uint32())
+	}
+	var runs []byte
+	for i := range 300 {
+		runs = append(runs, bytes.Repeat([]byte{byte(i)}, i)...)
+		runs = append(runs, bytes.Repeat([]byte("ab"), i)...)
+	}
+	profile := gunzipStd(t, readFile(t, "go-cpu-busy.pb.gz"))
+	return map[string][]byte{
+		"profile": profile,
+		"prose":   bytes.Repeat([]byte("A profile arrives whole, and its size is in the gzip trailer. "), 2000),
+		"random":  random,
+		"runs":    runs,
+		"empty":   nil,
+	}
+}
+
+// readFile reads a fixture of the telemetry package: real profiles.
+func readFile(t testing.TB, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "telemetry", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func gunzipStd(t testing.TB, data []byte) []byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func gzipped(t testing.TB, level int, hdr gzip.Header, members ...[]byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	for _, m := range members {
+		zw, err := gzip.NewWriterLevel(&buf, level)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zw.Header = hdr
+		if _, err := zw.Write(m); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return buf.Bytes()
+}
+
+// TestGunzipLevels inflates what compress/gzip writes at every level,
+// with and without a large enough buffer.
+func TestGunzipLevels(t *testing.T) {
+	var d Decoder
+	for name, text := range texts(t) {
+		for _, level := range []int{gzip.NoCompression, gzip.BestSpeed, 5, gzip.BestCompression, gzip.HuffmanOnly} {
+			data := gzipped(t, level, gzip.Header{}, text)
+			for _, dst := range [][]byte{nil, make([]byte, 0, len(text)+10)} {
+				got, err := d.Gunzip(dst, data, len(text))
+				if err != nil {
+					t.Fatalf("%s at level %d: %v", name, level, err)
+				}
+				if !bytes.Equal(got, text) {
+					t.Fatalf("%s at level %d: %d bytes inflated, not the %d written", name, level, len(got), len(text))
+				}
+			}
+		}
+	}
+}
+
+func TestGunzip(t *testing.T) {
+	text := []byte("evident reads the telemetry an organization already collects, evident reads it whole")
+	one := gzipped(t, gzip.BestSpeed, gzip.Header{}, text)
+	named := gzipped(t, gzip.BestSpeed, gzip.Header{Name: "cpu.pb", Comment: "a comment", Extra: []byte("xx")}, text)
+	withCRC := bytes.Clone(named)
+	withCRC[3] |= flagHdrCRC
+	i := bytes.Index(withCRC, []byte("a comment\x00")) + len("a comment\x00")
+	withCRC = append(withCRC[:i:i], append(binary.LittleEndian.AppendUint16(nil, uint16(crc32.ChecksumIEEE(withCRC[:i]))), withCRC[i:]...)...)
+	badCRC := bytes.Clone(withCRC)
+	badCRC[i]++
+	badTrailer := bytes.Clone(one)
+	badTrailer[len(badTrailer)-5]++
+	badSize := bytes.Clone(one)
+	badSize[len(badSize)-1]++
+	longName := gzipped(t, gzip.BestSpeed, gzip.Header{Name: string(bytes.Repeat([]byte("n"), maxHeaderString))}, text)
+	notDeflate := bytes.Clone(one)
+	notDeflate[2] = 7
+	reserved := append(bytes.Clone(one[:10]), 0x07) // final block of type 3
+	reserved = append(reserved, make([]byte, 8)...)
+
+	tests := []struct {
+		name  string
+		data  []byte
+		limit int
+		want  []byte
+		err   error
+	}{
+		{name: "one member", data: one, want: text},
+		{name: "two members", data: append(bytes.Clone(one), one...), want: append(bytes.Clone(text), text...)},
+		{name: "header fields", data: named, want: text},
+		{name: "header checksum", data: withCRC, want: text},
+		{name: "wrong header checksum", data: badCRC, err: ErrHeader},
+		{name: "file name too long", data: longName, err: ErrHeader},
+		{name: "not deflate", data: notDeflate, err: ErrHeader},
+		{name: "wrong checksum", data: badTrailer, err: ErrChecksum},
+		{name: "wrong size", data: badSize, err: ErrChecksum},
+		{name: "garbage after a member", data: append(bytes.Clone(one), "0123456789"...), err: ErrHeader},
+		{name: "a few bytes after a member", data: append(bytes.Clone(one), 0x1f), err: io.ErrUnexpectedEOF},
+		{name: "reserved block type", data: reserved, err: new(CorruptError)},
+		{name: "limit met", data: one, limit: len(text), want: text},
+		{name: "limit exceeded", data: one, limit: len(text) - 1, err: ErrLimit},
+	}
+	var d Decoder
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			limit := tt.limit
+			if limit == 0 {
+				limit = 1 << 20
+			}
+			got, err := d.Gunzip(nil, tt.data, limit)
+			if tt.err != nil {
+				var corrupt *CorruptError
+				if errors.As(tt.err, &corrupt) {
+					if !errors.As(err, &corrupt) {
+						t.Fatalf("error %v, want a CorruptError", err)
+					}
+					return
+				}
+				if !errors.Is(err, tt.err) {
+					t.Fatalf("error %v, want %v", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, tt.want) {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestGunzipCutShort cuts a profile at every length: each is refused as
+// cut short, having inflated no more than the content's start.
+func TestGunzipCutShort(t *testing.T) {
+	data := readFile(t, "go-cpu.pb.gz")
+	text := gunzipStd(t, data)
+	var d Decoder
+	for n := range len(data) {
+		got, err := d.Gunzip(nil, data[:n], 1<<20)
+		if !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("cut at %d of %d bytes: error %v, want io.ErrUnexpectedEOF", n, len(data), err)
+		}
+		if !bytes.HasPrefix(text, got) {
+			t.Fatalf("cut at %d: inflated %d bytes that do not start the content", n, len(got))
+		}
+	}
+}
+
+// TestGunzipCorrupt flips each bit of a profile's DEFLATE stream: the
+// decoder refuses or accepts each exactly as compress/gzip does, with the
+// same content when it accepts.
+func TestGunzipCorrupt(t *testing.T) {
+	data := readFile(t, "go-cpu.pb.gz")
+	var d Decoder
+	for i := 10; i < len(data)-8; i++ {
+		for bit := range 8 {
+			bad := bytes.Clone(data)
+			bad[i] ^= 1 << bit
+			compare(t, &d, bad)
+		}
+	}
+}
+
+// compare inflates data with d and with compress/gzip, and fails unless
+// both refuse it or both give the same content.
+func compare(t testing.TB, d *Decoder, data []byte) {
+	t.Helper()
+	const limit = 1 << 22
+	want, wantErr := gunzipReference(data, limit)
+	got, err := d.Gunzip(nil, data, limit)
+	if (err == nil) != (wantErr == nil) {
+		t.Fatalf("% x: error %v, compress/gzip's %v", data[:min(len(data), 64)], err, wantErr)
+	}
+	if err == nil && !bytes.Equal(got, want) {
+		t.Fatalf("% x: %d bytes inflated, compress/gzip %d", data[:min(len(data), 64)], len(got), len(want))
+	}
+	if errors.Is(wantErr, io.ErrUnexpectedEOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, ErrLimit) {
+		t.Fatalf("% x: error %v, compress/gzip's %v", data[:min(len(data), 64)], err, wantErr)
+	}
+}
+
+func gunzipReference(data []byte, limit int) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	out, err := io.ReadAll(io.LimitReader(zr, int64(limit)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > limit {
+		return nil, ErrLimit
+	}
+	return out, nil
+}
+
+// FuzzGunzip compares the decoder with compress/gzip. An input that is
+// not gzip is taken as a DEFLATE stream and put in a gzip member whose
+// trailer matches what compress/flate inflates it to, so that the fuzzer
+// explores the DEFLATE decoder rather than the checksums.
+func FuzzGunzip(f *testing.F) {
+	for _, text := range texts(f) {
+		for _, level := range []int{gzip.NoCompression, gzip.BestSpeed, gzip.HuffmanOnly} {
+			var buf bytes.Buffer
+			fw, _ := flate.NewWriter(&buf, level)
+			fw.Write(text[:min(len(text), 2000)])
+			fw.Close()
+			f.Add(buf.Bytes())
+		}
+	}
+	f.Add(readFile(f, "go-cpu.pb.gz"))
+	var d Decoder
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !bytes.HasPrefix(data, []byte{0x1f, 0x8b}) {
+			content, _ := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(data)), 1<<22))
+			member := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
+			member = append(member, data...)
+			member = binary.LittleEndian.AppendUint32(member, crc32.ChecksumIEEE(content))
+			data = binary.LittleEndian.AppendUint32(member, uint32(len(content)))
+		}
+		compare(t, &d, data)
+	})
+}
+
+// BenchmarkGunzip inflates the telemetry package's real profiles and a
+// synthetic profile's worth of random bytes with this package, with
+// compress/gzip (which profile.Parse uses) and with klauspost/compress
+// (which evident used before), each reusing its reader and buffer.
+func BenchmarkGunzip(b *testing.B) {
+	inputs := map[string]func(testing.TB) []byte{
+		"go-cpu":      func(tb testing.TB) []byte { return readFile(tb, "go-cpu.pb.gz") },
+		"go-cpu-busy": func(tb testing.TB) []byte { return readFile(tb, "go-cpu-busy.pb.gz") },
+		"random-300k": func(tb testing.TB) []byte {
+			r := rand.New(rand.NewPCG(5, 6))
+			text := make([]byte, 300<<10)
+			for i := range text {
+				text[i] = byte(r.Uint32() % 64)
+			}
+			return gzipped(tb, gzip.BestSpeed, gzip.Header{}, text)
+		},
+	}
+	for _, name := range []string{"go-cpu", "go-cpu-busy", "random-300k"} {
+		data := inputs[name](b)
+		b.Run(name+"/inflate", func(b *testing.B) {
+			var d Decoder
+			var out []byte
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				if out, err = d.Gunzip(out, data, 1<<24); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/compress-gzip", func(b *testing.B) {
+			benchReader(b, data, func(r io.Reader) (io.Reader, func(io.Reader) error, error) {
+				zr, err := gzip.NewReader(r)
+				return zr, zr.Reset, err
+			})
+		})
+		b.Run(name+"/klauspost", func(b *testing.B) {
+			benchReader(b, data, func(r io.Reader) (io.Reader, func(io.Reader) error, error) {
+				zr, err := kgzip.NewReader(r)
+				return zr, zr.Reset, err
+			})
+		})
+	}
+}
+
+// benchReader inflates data with a streaming reader that is reset for each
+// round, into a buffer kept across rounds.
+func benchReader(b *testing.B, data []byte, open func(io.Reader) (io.Reader, func(io.Reader) error, error)) {
+	var br bytes.Reader
+	br.Reset(data)
+	zr, reset, err := open(&br)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out bytes.Buffer
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		br.Reset(data)
+		if err := reset(&br); err != nil {
+			b.Fatal(err)
+		}
+		out.Reset()
+		if _, err := out.ReadFrom(zr); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
