@@ -162,9 +162,11 @@ const (
 	minTextSlab = 256
 )
 
-// grow publishes a table twice the size of t holding t's entries.
+// grow publishes a table four times the size of t holding t's entries:
+// a cache fills from nothing when its Attributor is new, with the frames
+// of its first profiles, and each growth moves every entry.
 func (c *cache) grow(t *table) *table {
-	n := 2 * len(t.slots)
+	n := 4 * len(t.slots)
 	nt := &table{mask: uint64(n - 1), slots: make([]atomic.Pointer[entry], n)}
 	for i := range t.slots {
 		if e := t.slots[i].Load(); e != nil {
@@ -217,7 +219,7 @@ func (m *memo[K, V]) get(k K, compute func(K) V) V {
 	m.mu.Lock()
 	if len(m.seen) < m.max {
 		if m.seen == nil {
-			m.seen = make(map[K]V)
+			m.seen = make(map[K]V, 64)
 		}
 		m.seen[k] = v
 	}
