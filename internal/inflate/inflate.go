@@ -108,19 +108,33 @@ type Decoder struct {
 	base int    // len(out) when this member began
 }
 
+// Headroom is how many bytes past the content Gunzip uses in dst: with
+// cap(dst) at least the content's size plus Headroom, it allocates
+// nothing.
+const Headroom = maxMatch + slack
+
+// Size returns the size of the content of gzipped src as its trailer
+// states it, when that is plausible: src is long enough to hold a member,
+// and the size is at most 64 times src's (deflate can reach about 1000,
+// but what is sent as telemetry does not come near 64). The trailer holds
+// the last member's size modulo 2^32, so it is only a hint: of src's
+// content when src is one member and whole, as it almost always is.
+func Size(src []byte) (int, bool) {
+	if len(src) < 18 {
+		return 0, false
+	}
+	size := int(binary.LittleEndian.Uint32(src[len(src)-4:]))
+	return size, size <= 64*len(src)
+}
+
 // Gunzip returns the content of the gzip members in src, one after the
 // other, appended to dst[:0]; dst's storage is used when large enough.
 // Output over limit bytes stops it with ErrLimit. On error it returns what
 // it inflated so far.
 func (d *Decoder) Gunzip(dst, src []byte, limit int) ([]byte, error) {
 	d.out, d.max = dst[:0], limit
-	if len(src) >= 8 {
-		// The trailer holds the last member's size modulo 2^32: only
-		// a hint, bounded by the limit and a plausible ratio.
-		hint := int(binary.LittleEndian.Uint32(src[len(src)-4:]))
-		if hint <= limit && hint <= 64*len(src) && cap(d.out) < hint+maxMatch+slack {
-			d.out = make([]byte, 0, hint+maxMatch+slack)
-		}
+	if size, ok := Size(src); ok && size <= limit && cap(d.out) < size+Headroom {
+		d.out = make([]byte, 0, size+Headroom)
 	}
 	pos := 0
 	for {

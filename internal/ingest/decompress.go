@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 
+	"github.com/evidentsec/evident/internal/inflate"
 	"github.com/evidentsec/evident/internal/ingest/admission"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -51,8 +52,9 @@ const (
 // legitimate sends it and the decoders behind would undo it again with
 // the larger limits meant for files. Safe for concurrent use.
 type Decompressor struct {
-	maxLimit int64
-	gz       sync.Pool
+	maxLimit  int64
+	gz        sync.Pool
+	inflaters sync.Pool
 }
 
 // NewDecompressor returns a Decompressor for limits up to maxLimit.
@@ -142,7 +144,37 @@ func (d *Decompressor) Decompress(dst, data []byte, encoding string, limit int64
 	return out, nil
 }
 
-// gunzip inflates data with a pooled gzip reader. A reader
+// gunzip inflates data. A body whose gzip trailer states a plausible size
+// within the limit (inflate.Size), as every single gzip member does, is
+// inflated whole into a buffer of that size, reserved on t up front, by a
+// pooled inflate.Decoder, which reads about twice as fast as a streaming
+// reader (BenchmarkDecompress); its answers depend on no body before.
+// When the trailer does not tell the size (several members, or a lie),
+// the body is read again by the streaming reader below, within limit.
+func (d *Decompressor) gunzip(dst, data []byte, limit int64, t *admission.Ticket) ([]byte, error) {
+	size, ok := inflate.Size(data)
+	if !ok || int64(size) > limit {
+		return d.gunzipStream(dst, data, limit, t)
+	}
+	if err := t.ReserveRead(int64(size + inflate.Headroom)); err != nil {
+		return nil, err
+	}
+	if cap(dst) < size+inflate.Headroom {
+		dst = make([]byte, 0, size+inflate.Headroom)
+	}
+	inf, _ := d.inflaters.Get().(*inflate.Decoder)
+	if inf == nil {
+		inf = new(inflate.Decoder)
+	}
+	out, err := inf.Gunzip(dst, data, size)
+	d.inflaters.Put(inf)
+	if errors.Is(err, inflate.ErrLimit) {
+		return d.gunzipStream(out, data, limit, t)
+	}
+	return out, err
+}
+
+// gunzipStream inflates data with a pooled gzip reader. A reader
 // klauspost/compress resets keeps the Huffman tables of the stream it
 // read before, and an invalid stream that uses a code its own header left
 // empty is read with them: it fails otherwise than in a new reader
@@ -151,7 +183,7 @@ func (d *Decompressor) Decompress(dst, data []byte, encoding string, limit int64
 // bytes are not kept, so not reserved again), and its error is the one
 // returned: what a request is refused for never depends on another
 // request's body. A reader that failed goes back to no pool.
-func (d *Decompressor) gunzip(dst, data []byte, limit int64, t *admission.Ticket) ([]byte, error) {
+func (d *Decompressor) gunzipStream(dst, data []byte, limit int64, t *admission.Ticket) ([]byte, error) {
 	g, _ := d.gz.Get().(*gzip.Reader)
 	pooled := g != nil
 	var err error
