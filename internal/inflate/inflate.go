@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"math/bits"
 )
 
@@ -123,8 +124,11 @@ func Size(src []byte) (int, bool) {
 	if len(src) < 18 {
 		return 0, false
 	}
-	size := int(binary.LittleEndian.Uint32(src[len(src)-4:]))
-	return size, size <= 64*len(src)
+	size := uint64(binary.LittleEndian.Uint32(src[len(src)-4:]))
+	if size > 64*uint64(len(src)) || size > math.MaxInt {
+		return 0, false
+	}
+	return int(size), true
 }
 
 // Gunzip returns the content of the gzip members in src, one after the
