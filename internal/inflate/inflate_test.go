@@ -337,3 +337,27 @@ func benchReader(b *testing.B, data []byte, open func(io.Reader) (io.Reader, fun
 		}
 	}
 }
+
+func TestSize(t *testing.T) {
+	text := bytes.Repeat([]byte("span "), 100)
+	one := gzipped(t, gzip.BestSpeed, gzip.Header{}, text)
+	withSize := func(size uint32) []byte {
+		return binary.LittleEndian.AppendUint32(bytes.Clone(one[:len(one)-4]), size)
+	}
+	tests := []struct {
+		name string
+		data []byte
+		size int
+		ok   bool
+	}{
+		{name: "one member", data: one, size: len(text), ok: true},
+		{name: "too short for a member", data: one[:17]},
+		{name: "more than 64 times the input", data: withSize(uint32(64*len(one) + 1))},
+		{name: "64 times the input", data: withSize(uint32(64 * len(one))), size: 64 * len(one), ok: true},
+	}
+	for _, tt := range tests {
+		if size, ok := Size(tt.data); size != tt.size || ok != tt.ok {
+			t.Errorf("%s: Size %d, %v; want %d, %v", tt.name, size, ok, tt.size, tt.ok)
+		}
+	}
+}
