@@ -46,7 +46,9 @@ const (
 // sent under this name before x-snappy-framed existed: told apart by the
 // framed format's header), x-snappy-framed, and lz4 (the LZ4 frame
 // format). Every stream is read through one limited reader, so a bomb is
-// refused after limit+1 bytes instead of being expanded; a snappy block
+// refused after limit+1 bytes instead of being expanded (a gzip member
+// whose trailer states its size is inflated whole, within that size); a
+// snappy block
 // states its length up front, and one longer than the limit is refused
 // before it is decoded. Nested compression is refused, since nothing
 // legitimate sends it and the decoders behind would undo it again with
