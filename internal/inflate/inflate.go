@@ -141,6 +141,8 @@ func Size(src []byte) (int, bool) {
 // it inflated so far.
 func (d *Decoder) Gunzip(dst, src []byte, limit int) ([]byte, error) {
 	d.out, d.max = dst[:0], limit
+	// A Decoder kept for the next input (pooled) holds no output.
+	defer func() { d.out = nil }()
 	if size, ok := Size(src); ok && size <= limit && cap(d.out) < size+Headroom {
 		d.out = make([]byte, 0, size+Headroom)
 	}

@@ -97,6 +97,9 @@ func TestGunzipLevels(t *testing.T) {
 				if !bytes.Equal(got, text) {
 					t.Fatalf("%s at level %d: %d bytes inflated, not the %d written", name, level, len(got), len(text))
 				}
+				if d.out != nil || d.in != nil {
+					t.Fatalf("%s at level %d: the Decoder holds its input or output after Gunzip", name, level)
+				}
 			}
 		}
 	}

@@ -48,9 +48,8 @@ const (
 // format). Every stream is read through one limited reader, so a bomb is
 // refused after limit+1 bytes instead of being expanded (a gzip member
 // whose trailer states its size is inflated whole, within that size); a
-// snappy block
-// states its length up front, and one longer than the limit is refused
-// before it is decoded. Nested compression is refused, since nothing
+// snappy block states its length up front, and one longer than the limit
+// is refused before it is decoded. Nested compression is refused, since nothing
 // legitimate sends it and the decoders behind would undo it again with
 // the larger limits meant for files. Safe for concurrent use.
 type Decompressor struct {
