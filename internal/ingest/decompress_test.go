@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/evidentsec/evident/internal/inflate"
 	"github.com/evidentsec/evident/internal/ingest/admission"
 )
 
@@ -350,5 +351,26 @@ func BenchmarkDecompress(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/span")
 		})
+	}
+}
+
+// TestDecompressGzipReserves: a gzip body inflated whole reserves the
+// buffer it is inflated into before inflating, the size its trailer
+// states and inflate.Headroom, and nothing once its ticket is released.
+func TestDecompressGzipReserves(t *testing.T) {
+	plain := bytes.Repeat([]byte("span "), 20_000)
+	data := compress(t, "gzip", plain)
+	c := admission.Default()
+	tk := c.Ticket()
+	out, err := NewDecompressor(1<<20).Decompress(nil, data, "gzip", 1<<20, tk)
+	if err != nil || !bytes.Equal(out, plain) {
+		t.Fatalf("Decompress: %d bytes, %v; want %d", len(out), err, len(plain))
+	}
+	if got, want := c.Buffered(), int64(len(plain)+inflate.Headroom); got != want {
+		t.Errorf("%d bytes reserved for %d inflated, want %d", got, len(plain), want)
+	}
+	tk.Release()
+	if got := c.Buffered(); got != 0 {
+		t.Errorf("%d bytes reserved after the ticket was released", got)
 	}
 }
