@@ -169,6 +169,9 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 
 	warn, skipped := skipWarner(g.stderr)
 
+	if err := findingsExist(fl.findings); err != nil {
+		return withCode(ExitUsage, err)
+	}
 	db, problems, err := openVulnDB(ctx, g, fl.vulns, fl.kev, fl.epss, cfg.Knowledge)
 	if err != nil {
 		return withCode(ExitUsage, err)
@@ -296,6 +299,25 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// findingsExist tells, before the vulnerability database is opened (which
+// takes a while, and which a new user may not have yet: its error would
+// come first), of a --findings argument that names nothing that can be
+// opened, in the words importFindings would use.
+func findingsExist(args []string) error {
+	for _, arg := range args {
+		in, err := splitServiceArg(arg)
+		if err != nil {
+			return fmt.Errorf("--findings %q: %w", arg, err)
+		}
+		f, err := os.Open(in.Path)
+		if err != nil {
+			return fmt.Errorf("--findings: read findings: %w", err)
+		}
+		f.Close()
+	}
+	return nil
 }
 
 // importFindings reads every --findings argument, matching the packages

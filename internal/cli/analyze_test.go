@@ -65,8 +65,11 @@ func TestAnalyzeUsage(t *testing.T) {
 		{"bad format", []string{"analyze", "--findings", "x.json", "--format", "xml"}, `unknown report format "xml"`},
 		{"bad fail-on", []string{"analyze", "--findings", "x.json", "--fail-on", "sometimes"}, `--fail-on "sometimes"`},
 		{"missing config", []string{"analyze", "--findings", "x.json", "--config", "nope.yml"}, "read config"},
-		{"missing database", []string{"analyze", "--data", "/nonexistent", "--findings", "x.json"}, `run "evident db update"`},
+		{"missing database", []string{"analyze", "--data", "/nonexistent", "--findings", "../../examples/shop/recorded/findings"}, `run "evident db update"`},
 		{"missing findings file", []string{"analyze", "--vulns", "../../examples/shop/recorded/osv", "--findings", "nope.json"}, "--findings: read findings: open nope.json: no such file or directory"},
+		// The file is named before the database is looked for: a
+		// mistyped path is told at once, not after a db update.
+		{"missing findings file and database", []string{"analyze", "--data", "/nonexistent", "--findings", "nope.json"}, "--findings: read findings: open nope.json: no such file or directory"},
 		{"database without records", []string{"analyze", "--vulns", "testdata/config", "--findings", "../../examples/shop/recorded/findings"}, "read source testdata/config: no OSV records in it"},
 		{"negative max-bytes", []string{"analyze", "--findings", "x.json", "--max-bytes", "-1"}, "--max-bytes -1"},
 		{"missing source root", []string{"analyze", "--vulns", "../../examples/shop/recorded/osv", "--findings", "../../examples/shop/recorded/findings", "--format", "sarif", "--source-root", "nope"}, "--source-root: stat nope"},
