@@ -219,7 +219,7 @@ func (m *memo[K, V]) get(k K, compute func(K) V) V {
 	m.mu.Lock()
 	if len(m.seen) < m.max {
 		if m.seen == nil {
-			m.seen = make(map[K]V, 64)
+			m.seen = make(map[K]V)
 		}
 		m.seen[k] = v
 	}
