@@ -229,6 +229,11 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	}()
 
 	var vulns assess.Vulns
+	// A --findings path that cannot be opened is told before the
+	// database is looked for, as analyze does.
+	if err := findingsExist(fl.findings); err != nil {
+		return nil, err
+	}
 	db, problems, err := serveVulnDB(ctx, g, fl, role, cfg.Knowledge)
 	if err != nil {
 		return nil, err

@@ -166,6 +166,13 @@ func TestServeLifecycle(t *testing.T) {
 			t.Fatalf("startServer = %v, want the no-database hint", err)
 		}
 	})
+	t.Run("missing findings file, no vulnerability database", func(t *testing.T) {
+		g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: t.TempDir()}
+		_, err := startServer(t.Context(), g, serveTestConfig(t), serveFlags{findings: []string{"nope.json"}}, slog.New(slog.DiscardHandler))
+		if want := "--findings: read findings: open nope.json: no such file or directory"; err == nil || err.Error() != want {
+			t.Fatalf("startServer = %v, want %q: the file is named before the database is looked for", err, want)
+		}
+	})
 }
 
 func shutdown(t *testing.T, srv *server) {
