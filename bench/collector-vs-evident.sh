@@ -69,37 +69,18 @@ workers=${2:-4}
 batch=${3:-1000}
 rounds=${4:-3}
 warmup=${WARMUP:-2s}
-otel_version=v0.165.0
 server_cpu=${SERVER_CPU:-0}
 load_cpu=${LOAD_CPU:-1}
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/bench/proc.sh"
 fuzzing_beside "$server_cpu" "$load_cpu"
 tg=${TELEMETRYGEN:-$(go env GOPATH)/bin/telemetrygen}
-cache=${CACHE:-$HOME/.cache/evident-bench}
 work=$(mktemp -d)
 pid=
 trap 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
 
 # The Collector, built once per version.
-otelcol=$cache/otelcol-$otel_version/otelcol-bench
-if [ ! -x "$otelcol" ]; then
-	mkdir -p "$cache/otelcol-$otel_version"
-	GOBIN=$cache/bin go install "go.opentelemetry.io/collector/cmd/builder@$otel_version"
-	cat >"$cache/otelcol-$otel_version/manifest.yaml" <<EOF
-dist:
-  name: otelcol-bench
-  description: otlp receiver, batch processor, nop exporter
-  output_path: $cache/otelcol-$otel_version
-receivers:
-  - gomod: go.opentelemetry.io/collector/receiver/otlpreceiver $otel_version
-processors:
-  - gomod: go.opentelemetry.io/collector/processor/batchprocessor $otel_version
-exporters:
-  - gomod: go.opentelemetry.io/collector/exporter/nopexporter $otel_version
-EOF
-	"$cache/bin/builder" --config "$cache/otelcol-$otel_version/manifest.yaml"
-fi
+otelcol=$(otelcol_build otelcol-bench nopexporter)
 cat >"$work/otelcol.yaml" <<'EOF'
 receivers:
   otlp:

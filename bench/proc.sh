@@ -1,7 +1,39 @@
 # What the load scripts read of the server they measure, the process whose
-# id is in $pid, and their check that they load no core a fuzzing
-# campaign runs on. Sourced by bench/serve-load.sh and
-# bench/collector-vs-evident.sh.
+# id is in $pid, their check that they load no core a fuzzing campaign
+# runs on, and the Collector they build. Sourced by bench/serve-load.sh
+# and bench/collector-vs-evident.sh.
+
+# otel_version is the OpenTelemetry Collector release both scripts build.
+otel_version=v0.165.0
+
+# otelcol_build NAME EXPORTER: prints the path of a Collector NAME of
+# otel_version with the otlp receiver, the batch processor and the
+# collector's EXPORTER module (nopexporter, otlpexporter), built the first
+# time into $CACHE (default ~/.cache/evident-bench) by
+# go.opentelemetry.io/collector/cmd/builder, which needs only the Go module
+# proxy. The builder's output goes to stderr.
+otelcol_build() {
+	local cache=${CACHE:-$HOME/.cache/evident-bench}
+	local dir=$cache/$1-$otel_version
+	if [ ! -x "$dir/$1" ]; then
+		mkdir -p "$dir"
+		GOBIN=$cache/bin go install "go.opentelemetry.io/collector/cmd/builder@$otel_version" >&2
+		cat >"$dir/manifest.yaml" <<EOF
+dist:
+  name: $1
+  description: otlp receiver, batch processor, $2
+  output_path: $dir
+receivers:
+  - gomod: go.opentelemetry.io/collector/receiver/otlpreceiver $otel_version
+processors:
+  - gomod: go.opentelemetry.io/collector/processor/batchprocessor $otel_version
+exporters:
+  - gomod: go.opentelemetry.io/collector/exporter/$2 $otel_version
+EOF
+		"$cache/bin/builder" --config "$dir/manifest.yaml" >&2
+	fi
+	echo "$dir/$1"
+}
 
 # cpu prints the CPU time of the server so far, in seconds: the sum over
 # its threads of the time they ran, in nanoseconds (the first field of

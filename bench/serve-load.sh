@@ -22,6 +22,16 @@
 # the end and the growth between them (issue 11's target: flat within 10 %
 # from 1 M to 10 M spans). For ten million spans on 2 cores, leave it
 # unpinned and give it time: SPANS=10000000 bench/serve-load.sh 30m 4.
+# With VIA_COLLECTOR=1, telemetrygen sends to an OpenTelemetry Collector
+# (otlp receiver -> batch -> otlp exporter, built as
+# bench/collector-vs-evident.sh builds its own, pinned with telemetrygen)
+# that forwards to evident, as a Collector in front of evident does: its
+# exporter gzips every request (its default), sends the batch processor's
+# batches of up to 8,192 spans, up to 10 at a time (its sending queue's
+# consumers), and retries what evident refuses. The gzip bodies take the
+# Decompressor's whole-body path, which telemetrygen's own requests
+# (uncompressed) never do.
+#
 # It refuses to start while a Go fuzzing worker may run on a core it
 # loads (fuzzing_beside, bench/proc.sh); BESIDE_FUZZING=1 runs it anyway.
 # Everything binds to 127.0.0.1 and stops by itself.
@@ -35,19 +45,59 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 fuzzing_beside "${EVIDENT_CPUS:-}" "${LOAD_CPUS:-}"
 tg=${TELEMETRYGEN:-$(go env GOPATH)/bin/telemetrygen}
 work=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+colpid=
+trap 'kill "$pid" $colpid 2>/dev/null || true; wait "$pid" $colpid 2>/dev/null || true; rm -rf "$work"' EXIT
 go build -o "$work/evident" "$root/cmd/evident"
+endpoint=127.0.0.1:14317
+if [ "${VIA_COLLECTOR:-0}" = 1 ]; then
+	otelcol=$(otelcol_build otelcol-forward otlpexporter)
+	cat >"$work/otelcol.yaml" <<'EOF'
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:24317
+processors:
+  batch:
+exporters:
+  otlp:
+    endpoint: 127.0.0.1:14317
+    tls:
+      insecure: true
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [otlp]
+  telemetry:
+    metrics:
+      level: detailed
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: 28888
+EOF
+	endpoint=127.0.0.1:24317
+fi
 $(pin "${EVIDENT_CPUS:-}") "$work/evident" serve --data "$work/data" --vulns "$root/examples/shop/recorded/osv" \
 	--findings "$root/examples/shop/recorded/findings" --api 127.0.0.1:18080 \
 	--otlp-grpc 127.0.0.1:14317 --otlp-http 127.0.0.1:14318 --pyroscope 127.0.0.1:14040 \
 	>"$work/serve.out" 2>"$work/serve.err" &
 pid=$!
 for _ in $(seq 50); do curl -sf 127.0.0.1:18080/readyz >/dev/null && break; sleep 0.2; done
+if [ -n "${otelcol:-}" ]; then
+	$(pin "${LOAD_CPUS:-}") "$otelcol" --config "$work/otelcol.yaml" >"$work/otelcol.log" 2>&1 &
+	colpid=$!
+	for _ in $(seq 50); do grep -qs 'Everything is ready' "$work/otelcol.log" && break; sleep 0.2; done
+fi
 before=$(cpu)
 attack=()
 if [ "${ATTACK:-1}" = 1 ]; then attack=(--telemetry-attributes 'url.query="id=1%27%20OR%201=1--"'); fi
 accepted() { curl -s 127.0.0.1:18080/metrics | awk '/^evident_receiver_accepted_spans_total/ {s += $2} END {print s + 0}'; }
-$(pin "${LOAD_CPUS:-}") "$tg" traces --otlp-insecure --otlp-endpoint 127.0.0.1:14317 --rate 0 --workers "$workers" \
+$(pin "${LOAD_CPUS:-}") "$tg" traces --otlp-insecure --otlp-endpoint "$endpoint" --rate 0 --workers "$workers" \
 	--batch-size "$batch" --child-spans 9 --duration "$duration" --service load "${attack[@]}" >"$work/telemetrygen.log" 2>&1 &
 tgpid=$!
 if [ -n "${SPANS:-}" ]; then
@@ -68,6 +118,13 @@ if [ -n "${SPANS:-}" ]; then
 	fi
 fi
 wait "$tgpid" || true
+if [ -n "$colpid" ]; then
+	# The Collector sends what it batched and queued as it stops.
+	colmetrics=$(curl -s 127.0.0.1:28888/metrics)
+	kill -TERM "$colpid"
+	wait "$colpid" || true
+	colpid=
+fi
 after=$(cpu)
 metrics=$(curl -s 127.0.0.1:18080/metrics)
 spans=$(echo "$metrics" | awk '/^evident_receiver_accepted_spans_total/ {s += $2} END {print s}')
@@ -87,3 +144,13 @@ echo "$metrics" | awk -v spans="$spans" -v refused="$refused" -v cpu="$(awk -v a
 		else print "alert latency       no alerts"
 		printf "RSS                 %.0f MiB\n", rss
 	}'
+if [ -n "${colmetrics:-}" ]; then
+	# Counted before the Collector stopped: what it sent as it stopped is
+	# in evident's count above, not here.
+	echo "$colmetrics" | awk '
+		/^otelcol_receiver_accepted_spans/ {received += $NF}
+		/^otelcol_exporter_sent_spans/ {sent += $NF}
+		/^otelcol_exporter_send_failed_spans/ {failed += $NF}
+		/^otelcol_exporter_enqueue_failed_spans/ {dropped += $NF}
+		END {printf "Collector in front  received %d, sent %d, failed to send %d, dropped (queue full) %d, before it stopped\n", received, sent, failed, dropped}'
+fi
