@@ -12,10 +12,13 @@
 // target of issue 11 needs it, inflating having taken a third of a
 // profile's decoding.
 //
-// It accepts what compress/gzip accepts and refuses what it refuses
-// (FuzzGunzip compares the two), with the same kinds of error: a stream
-// cut short is io.ErrUnexpectedEOF, a bad gzip header ErrHeader, a bad
-// trailer ErrChecksum, and a bad DEFLATE stream a *CorruptError.
+// It accepts what klauspost/compress's gzip reader accepts and refuses
+// what it refuses, which is what compress/gzip does but for a member with
+// a reserved header flag set (RFC 1952 has it refused, compress/gzip
+// ignores it): FuzzGunzip compares it with both. Its kinds of error are
+// compress/gzip's: a stream cut short is io.ErrUnexpectedEOF, a bad gzip
+// header ErrHeader, a bad trailer ErrChecksum, and a bad DEFLATE stream a
+// *CorruptError, whose offset counts from the start of src.
 package inflate
 
 import (
@@ -141,7 +144,9 @@ func Size(src []byte) (int, bool) {
 // Output over limit bytes stops it with ErrLimit. On error it returns what
 // it inflated so far.
 func (d *Decoder) Gunzip(dst, src []byte, limit int) ([]byte, error) {
-	d.out, d.max = dst[:0], limit
+	// The output's storage is sized up to limit+Headroom: no limit can
+	// be closer to math.MaxInt, nor need be.
+	d.out, d.max = dst[:0], min(limit, math.MaxInt-Headroom)
 	// A Decoder kept for the next input (pooled) holds no output.
 	defer func() { d.out = nil }()
 	if size, ok := Size(src); ok && size <= limit && cap(d.out) < size+Headroom {
@@ -235,6 +240,13 @@ func header(src []byte, pos int) (int, error) {
 			return 0, ErrHeader
 		}
 		pos += 2
+	}
+	// RFC 1952 (2.3.1.2) has a reader refuse a member with a reserved
+	// flag set, which may announce a field it cannot skip; so do zlib and
+	// klauspost/compress, though compress/gzip does not. Checked last, as
+	// they do.
+	if flags>>5 != 0 {
+		return 0, ErrHeader
 	}
 	return pos, nil
 }
@@ -334,15 +346,14 @@ func (d *Decoder) stored() error {
 		return d.corrupt("stored block length and its complement disagree")
 	}
 	d.pos += 4
+	// Over the limit before the input ends: within it, the storage a
+	// caller sized for limit+Headroom is never outgrown.
+	if len(d.out)+min(n, len(d.in)-d.pos) > d.max {
+		return ErrLimit
+	}
 	if len(d.in)-d.pos < n {
 		d.out = append(d.out, d.in[d.pos:]...)
-		if len(d.out) > d.max {
-			return ErrLimit
-		}
 		return io.ErrUnexpectedEOF
-	}
-	if len(d.out)+n > d.max {
-		return ErrLimit
 	}
 	d.out = append(d.out, d.in[d.pos:d.pos+n]...)
 	d.pos += n

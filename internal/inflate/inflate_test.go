@@ -8,6 +8,7 @@ import (
 	"errors"
 	"hash/crc32"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -122,6 +123,8 @@ func TestGunzip(t *testing.T) {
 	longName := gzipped(t, gzip.BestSpeed, gzip.Header{Name: string(bytes.Repeat([]byte("n"), maxHeaderString))}, text)
 	notDeflate := bytes.Clone(one)
 	notDeflate[2] = 7
+	reservedFlag := bytes.Clone(one)
+	reservedFlag[3] |= 1 << 5
 	reserved := append(bytes.Clone(one[:10]), 0x07) // final block of type 3
 	reserved = append(reserved, make([]byte, 8)...)
 
@@ -139,6 +142,7 @@ func TestGunzip(t *testing.T) {
 		{name: "wrong header checksum", data: badCRC, err: ErrHeader},
 		{name: "file name too long", data: longName, err: ErrHeader},
 		{name: "not deflate", data: notDeflate, err: ErrHeader},
+		{name: "reserved flag", data: reservedFlag, err: ErrHeader},
 		{name: "wrong checksum", data: badTrailer, err: ErrChecksum},
 		{name: "wrong size", data: badSize, err: ErrChecksum},
 		{name: "garbage after a member", data: append(bytes.Clone(one), "0123456789"...), err: ErrHeader},
@@ -146,6 +150,10 @@ func TestGunzip(t *testing.T) {
 		{name: "reserved block type", data: reserved, err: new(CorruptError)},
 		{name: "limit met", data: one, limit: len(text), want: text},
 		{name: "limit exceeded", data: one, limit: len(text) - 1, err: ErrLimit},
+		// The trailer states one member: the output outgrows the
+		// buffer made for it, within a limit that leaves no room
+		// above it.
+		{name: "no limit", data: append(bytes.Clone(one), one...), limit: math.MaxInt, want: append(bytes.Clone(text), text...)},
 	}
 	var d Decoder
 	for _, tt := range tests {
@@ -178,6 +186,37 @@ func TestGunzip(t *testing.T) {
 	}
 }
 
+// TestGunzipLimit cuts streams of every block type and inflates the
+// pieces within limits around the blocks' sizes: the output never passes
+// the limit, and storage for limit+Headroom bytes is never outgrown,
+// whatever the cut stream's last bytes state as its size.
+func TestGunzipLimit(t *testing.T) {
+	content := texts(t)["random"] // 70,000 bytes: two stored blocks at level 0
+	streams := map[string][]byte{}
+	for name, level := range map[string]int{"stored": gzip.NoCompression, "fixed or dynamic": gzip.BestSpeed, "huffman only": gzip.HuffmanOnly} {
+		streams[name] = gzipped(t, level, gzip.Header{}, content)
+	}
+	streams["two members"] = gzipped(t, gzip.NoCompression, gzip.Header{}, content[:40_000], content[40_000:])
+	var d Decoder
+	for name, data := range streams {
+		for _, limit := range []int{1000, 65_534, 65_535, 65_536, 69_999, 70_000, 1 << 20} {
+			for n := 0; n <= len(data); n += 997 {
+				dst := make([]byte, 0, limit+Headroom)
+				got, err := d.Gunzip(dst, data[:n], limit)
+				if len(got) > limit {
+					t.Fatalf("%s cut at %d, limit %d: %d bytes out (%v)", name, n, limit, len(got), err)
+				}
+				if cap(got) > 0 && &got[:cap(got)][0] != &dst[:cap(dst)][0] {
+					t.Fatalf("%s cut at %d, limit %d: the output left dst's storage (%v)", name, n, limit, err)
+				}
+				if !bytes.HasPrefix(content, got) {
+					t.Fatalf("%s cut at %d, limit %d: output that does not start the content", name, n, limit)
+				}
+			}
+		}
+	}
+}
+
 // TestGunzipCutShort cuts a profile at every length: each is refused as
 // cut short, having inflated no more than the content's start.
 func TestGunzipCutShort(t *testing.T) {
@@ -197,7 +236,7 @@ func TestGunzipCutShort(t *testing.T) {
 
 // TestGunzipCorrupt flips each bit of a profile's DEFLATE stream: the
 // decoder refuses or accepts each exactly as compress/gzip does, with the
-// same content when it accepts.
+// same content when it accepts (compare).
 func TestGunzipCorrupt(t *testing.T) {
 	data := readFile(t, "go-cpu.pb.gz")
 	var d Decoder
@@ -211,14 +250,21 @@ func TestGunzipCorrupt(t *testing.T) {
 }
 
 // compare inflates data with d and with compress/gzip, and fails unless
-// both refuse it or both give the same content.
+// both refuse it or both give the same content, and d says "unexpected
+// EOF" of a stream compress/gzip says it of. One difference is wanted: a
+// member with a reserved header flag set, which compress/gzip accepts, d
+// refuses with ErrHeader, as klauspost/compress does (and RFC 1952), so
+// d refuses every header klauspost/compress refuses.
 func compare(t testing.TB, d *Decoder, data []byte) {
 	t.Helper()
 	const limit = 1 << 22
-	want, wantErr := gunzipReference(data, limit)
+	want, wantErr := gunzipReference(data, limit, func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) })
+	if _, kerr := gunzipReference(data, limit, func(r io.Reader) (io.Reader, error) { return kgzip.NewReader(r) }); errors.Is(kerr, kgzip.ErrHeader) {
+		want, wantErr = nil, ErrHeader
+	}
 	got, err := d.Gunzip(nil, data, limit)
-	if (err == nil) != (wantErr == nil) {
-		t.Fatalf("% x: error %v, compress/gzip's %v", data[:min(len(data), 64)], err, wantErr)
+	if (err == nil) != (wantErr == nil) || errors.Is(wantErr, ErrHeader) && !errors.Is(err, ErrHeader) {
+		t.Fatalf("% x: error %v, want %v", data[:min(len(data), 64)], err, wantErr)
 	}
 	if err == nil && !bytes.Equal(got, want) {
 		t.Fatalf("% x: %d bytes inflated, compress/gzip %d", data[:min(len(data), 64)], len(got), len(want))
@@ -228,8 +274,9 @@ func compare(t testing.TB, d *Decoder, data []byte) {
 	}
 }
 
-func gunzipReference(data []byte, limit int) ([]byte, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(data))
+// gunzipReference inflates data with the reader open makes, within limit.
+func gunzipReference(data []byte, limit int, open func(io.Reader) (io.Reader, error)) ([]byte, error) {
+	zr, err := open(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +290,7 @@ func gunzipReference(data []byte, limit int) ([]byte, error) {
 	return out, nil
 }
 
-// FuzzGunzip compares the decoder with compress/gzip. An input that is
+// FuzzGunzip compares the decoder with compress/gzip (compare). An input that is
 // not gzip is taken as a DEFLATE stream and put in a gzip member whose
 // trailer matches what compress/flate inflates it to, so that the fuzzer
 // explores the DEFLATE decoder rather than the checksums.
