@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
@@ -45,16 +44,16 @@ const (
 // snappy (the block format, or the framed format, which the Collector
 // sent under this name before x-snappy-framed existed: told apart by the
 // framed format's header), x-snappy-framed, and lz4 (the LZ4 frame
-// format). Every stream is read through one limited reader, so a bomb is
-// refused after limit+1 bytes instead of being expanded (a gzip member
-// whose trailer states its size is inflated whole, within that size); a
-// snappy block states its length up front, and one longer than the limit
-// is refused before it is decoded. Nested compression is refused, since nothing
-// legitimate sends it and the decoders behind would undo it again with
-// the larger limits meant for files. Safe for concurrent use.
+// format). Every stream is read within the limit, so a bomb is refused
+// after limit+1 bytes instead of being expanded: through one limited
+// reader, or, for gzip, by internal/inflate into a buffer of at most the
+// limit (gunzip); a snappy block states its length up front, and one
+// longer than the limit is refused before it is decoded. Nested
+// compression is refused, since nothing legitimate sends it and the
+// decoders behind would undo it again with the larger limits meant for
+// files. Safe for concurrent use.
 type Decompressor struct {
 	maxLimit  int64
-	gz        sync.Pool
 	inflaters sync.Pool
 }
 
@@ -145,74 +144,58 @@ func (d *Decompressor) Decompress(dst, data []byte, encoding string, limit int64
 	return out, nil
 }
 
-// gunzip inflates data. A body whose gzip trailer states a plausible size
-// within the limit (inflate.Size), as every single gzip member does, is
-// inflated whole into a buffer of that size, reserved on t up front, by a
-// pooled inflate.Decoder, which takes two thirds of a streaming reader's
-// time (BenchmarkDecompress); its answers depend on no body before.
-// When the trailer does not tell the size (several members, or a lie),
-// the body is read again by the streaming reader below, within limit.
+// gunzip inflates data with a pooled inflate.Decoder into one buffer,
+// reserved on t before it is allocated. A body whose gzip trailer states
+// a plausible size within the limit (inflate.Size), as every single gzip
+// member does, is inflated once, into a buffer of that size. When the
+// trailer does not tell the size (several members, a lie) or tells too
+// little, the body is inflated again from its start into a buffer twice as
+// large, up to the limit: a bomb is refused after about twice the work of
+// inflating limit bytes, its buffer never larger than the limit. Every
+// gzip body is read by the one decoder, so it is accepted or refused for
+// what it holds, never for what its trailer says; and a decoder keeps
+// only its tables from the bodies before (FuzzDecompress).
 func (d *Decompressor) gunzip(dst, data []byte, limit int64, t *admission.Ticket) ([]byte, error) {
-	size, ok := inflate.Size(data)
-	if !ok || int64(size) > limit {
-		return d.gunzipStream(dst, data, limit, t)
-	}
-	if err := t.ReserveRead(int64(size + inflate.Headroom)); err != nil {
-		return nil, err
-	}
-	if cap(dst) < size+inflate.Headroom {
-		dst = make([]byte, 0, size+inflate.Headroom)
-	}
 	inf, _ := d.inflaters.Get().(*inflate.Decoder)
 	if inf == nil {
 		inf = new(inflate.Decoder)
 	}
-	out, err := inf.Gunzip(dst, data, size)
-	d.inflaters.Put(inf)
-	if errors.Is(err, inflate.ErrLimit) {
-		return d.gunzipStream(out, data, limit, t)
+	defer d.inflaters.Put(inf)
+	size := gunzipGuess * int64(len(data))
+	if s, ok := inflate.Size(data); ok {
+		size = int64(s)
 	}
-	return out, err
+	size = min(size, limit)
+	var own int64 // reserved on t
+	for {
+		room := size + inflate.Headroom
+		if room > own {
+			if err := t.ReserveRead(room - own); err != nil {
+				return nil, err
+			}
+			own = room
+		}
+		if int64(cap(dst)) < room {
+			dst = make([]byte, 0, room)
+		}
+		out, err := inf.Gunzip(dst, data, int(size))
+		if !errors.Is(err, inflate.ErrLimit) {
+			return out, err
+		}
+		if size >= limit {
+			return nil, fmt.Errorf("%w: more than %d bytes after decompression (gzip)", ErrTooLarge, limit)
+		}
+		size = min(max(2*size, gunzipMinRetry), limit)
+	}
 }
 
-// gunzipStream inflates data with a pooled gzip reader. A reader
-// klauspost/compress resets keeps the Huffman tables of the stream it
-// read before, and an invalid stream that uses a code its own header left
-// empty is read with them: it fails otherwise than in a new reader
-// ("unexpected EOF" for "corrupt input before offset n"). So when a
-// pooled reader fails, a new one reads the data again, into nothing (its
-// bytes are not kept, so not reserved again), and its error is the one
-// returned: what a request is refused for never depends on another
-// request's body. A reader that failed goes back to no pool.
-func (d *Decompressor) gunzipStream(dst, data []byte, limit int64, t *admission.Ticket) ([]byte, error) {
-	g, _ := d.gz.Get().(*gzip.Reader)
-	pooled := g != nil
-	var err error
-	if pooled {
-		err = g.Reset(bytes.NewReader(data))
-	} else {
-		g, err = gzip.NewReader(bytes.NewReader(data))
-	}
-	if err != nil {
-		return nil, err
-	}
-	out, err := readAtMost(dst, g, -1, limit, t)
-	if err == nil {
-		d.gz.Put(g)
-		return out, nil
-	}
-	if !pooled || errors.Is(err, admission.ErrBudget) || errors.Is(err, admission.ErrTooLarge) {
-		return out, err
-	}
-	fresh, ferr := gzip.NewReader(bytes.NewReader(data))
-	if ferr == nil {
-		_, ferr = io.Copy(io.Discard, io.LimitReader(fresh, limit+1))
-	}
-	if ferr != nil {
-		return out, ferr
-	}
-	return out, err
-}
+// gunzipGuess is how many times its size a gzip body whose trailer does
+// not tell is first taken to inflate to (telemetry compresses 5 to 10
+// times), and gunzipMinRetry the least size it is inflated into again.
+const (
+	gunzipGuess    = 8
+	gunzipMinRetry = 64 << 10
+)
 
 // unsnappyBlock decodes a snappy block, whose length is known before it
 // is decoded: one longer than limit is refused unread, the others are

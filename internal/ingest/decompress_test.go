@@ -65,13 +65,25 @@ func TestDecompress(t *testing.T) {
 	big := make([]byte, 10*limit)
 	// Bodies whose gzip trailer does not state their size: two members
 	// (the trailer is the second's), and a member whose stated size is
-	// too small or over the limit. They are inflated by the streaming
-	// reader, with the same answer.
+	// too small or over the limit. They are inflated again, into a larger
+	// buffer, with the answer their content gives.
 	gzipped := compress(t, "gzip", plain)
 	twoMembers := append(compress(t, "gzip", plain[:100]), gzipped...)
 	trailer := func(size uint32) []byte {
 		return binary.LittleEndian.AppendUint32(bytes.Clone(gzipped[:len(gzipped)-4]), size)
 	}
+	// A body that compresses less than 64 times, as telemetry does: its
+	// trailer is believed, and it is inflated whole (inflate.Size).
+	var lines []byte
+	for i := range 1000 {
+		lines = fmt.Appendf(lines, "span %d of trace %x\n", i, i*7919)
+	}
+	whole := compress(t, "gzip", lines)
+	if size, ok := inflate.Size(whole); !ok || size != len(lines) {
+		t.Fatalf("inflate.Size of %d bytes gzipped to %d: %d, %v; the rows below would not inflate it whole", len(lines), len(whole), size, ok)
+	}
+	flipped := bytes.Clone(whole)
+	flipped[len(flipped)/2] ^= 0x40
 	tests := []struct {
 		name, encoding string
 		data           []byte
@@ -95,6 +107,9 @@ func TestDecompress(t *testing.T) {
 		{name: "snappy, framed", encoding: "snappy", data: compress(t, "x-snappy-framed", plain), want: plain},
 		{name: "x-snappy-framed", encoding: "x-snappy-framed", data: compress(t, "x-snappy-framed", plain), want: plain},
 		{name: "lz4", encoding: "lz4", data: compress(t, "lz4", plain), want: plain},
+		{name: "gzip, inflated whole", encoding: "gzip", data: whole, want: lines},
+		{name: "gzip, inflated whole, cut short", encoding: "gzip", data: whole[:len(whole)/2], wantErr: ErrCorrupt},
+		{name: "gzip, inflated whole, corrupt", encoding: "gzip", data: flipped, wantErr: ErrCorrupt},
 		{name: "gzip, two members", encoding: "gzip", data: twoMembers, want: append(bytes.Clone(plain[:100]), plain...)},
 		{name: "gzip, size understated", encoding: "gzip", data: trailer(100), wantErr: ErrCorrupt, wantMsg: "corrupt compressed data: gzip: invalid checksum"},
 		{name: "gzip, size over the limit", encoding: "gzip", data: trailer(limit + 1), wantErr: ErrCorrupt, wantMsg: "corrupt compressed data: gzip: invalid checksum"},
@@ -298,8 +313,11 @@ func FuzzDecompress(f *testing.F) {
 }
 
 // BenchmarkDecompress inflates a gzipped OTLP request of 1000 spans (what
-// a Collector's otlp exporter sends, gzip being its default) whole, as
-// Decompress does, and with the streaming reader it falls back on.
+// a Collector's otlp exporter sends, gzip being its default): one member,
+// inflated once into a buffer of the size its trailer states; the same in
+// two members, whose trailer states the second's size only, so that the
+// body is inflated again into a larger buffer; and, for comparison, with
+// klauspost/compress's streaming reader, which Decompress used before.
 func BenchmarkDecompress(b *testing.B) {
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
@@ -327,14 +345,22 @@ func BenchmarkDecompress(b *testing.B) {
 		b.Fatal(err)
 	}
 	data := compress(b, "gzip", raw)
+	twoMembers := append(compress(b, "gzip", raw[:len(raw)/2]), compress(b, "gzip", raw[len(raw)/2:])...)
 	d := NewDecompressor(64 << 20)
 	c := admission.Default()
 	for _, path := range []struct {
 		name string
 		read func(dst []byte, tk *admission.Ticket) ([]byte, error)
 	}{
-		{"whole", func(dst []byte, tk *admission.Ticket) ([]byte, error) { return d.gunzip(dst, data, 64<<20, tk) }},
-		{"stream", func(dst []byte, tk *admission.Ticket) ([]byte, error) { return d.gunzipStream(dst, data, 64<<20, tk) }},
+		{"one-member", func(dst []byte, tk *admission.Ticket) ([]byte, error) { return d.gunzip(dst, data, 64<<20, tk) }},
+		{"two-members", func(dst []byte, tk *admission.Ticket) ([]byte, error) { return d.gunzip(dst, twoMembers, 64<<20, tk) }},
+		{"klauspost-stream", func(dst []byte, tk *admission.Ticket) ([]byte, error) {
+			g, err := gzip.NewReader(bytes.NewReader(data))
+			if err != nil {
+				return nil, err
+			}
+			return readAtMost(dst, g, -1, 64<<20, tk)
+		}},
 	} {
 		b.Run(path.name, func(b *testing.B) {
 			var dst []byte
@@ -357,8 +383,8 @@ func BenchmarkDecompress(b *testing.B) {
 // TestDecompressGzipReserves: a gzip body inflated whole reserves the
 // buffer it is inflated into before inflating, the size its trailer
 // states and inflate.Headroom, and nothing once its ticket is released.
-// (A body compressed more than 64 times, as repeated text is, is read by
-// the streaming reader: inflate.Size.)
+// (A body compressed more than 64 times, as repeated text is, is first
+// taken to be gunzipGuess times its size: inflate.Size.)
 func TestDecompressGzipReserves(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	plain := make([]byte, 100_000)
