@@ -1,5 +1,6 @@
 // Package inflate decompresses DEFLATE streams (RFC 1951) in gzip members
-// (RFC 1952) that are held whole in memory, into one buffer.
+// (RFC 1952) and zlib streams (RFC 1950) that are held whole in memory,
+// into one buffer.
 //
 // compress/flate and klauspost/compress/flate are streaming readers: they
 // read their input a byte at a time through an io.Reader, decode into a
@@ -12,12 +13,13 @@
 // target of issue 11 needs it, inflating having taken a third of a
 // profile's decoding.
 //
-// It accepts what klauspost/compress's gzip reader accepts and refuses
-// what it refuses, which is what compress/gzip does but for a member with
-// a reserved header flag set (RFC 1952 has it refused, compress/gzip
-// ignores it): FuzzGunzip compares it with both. Its kinds of error are
-// compress/gzip's: a stream cut short is io.ErrUnexpectedEOF, a bad gzip
-// header ErrHeader, a bad trailer ErrChecksum, and a bad DEFLATE stream a
+// It accepts what compress/gzip accepts and refuses what it refuses, but
+// for a member with a reserved header flag set, which RFC 1952 has
+// refused (as zlib and klauspost/compress do) and compress/gzip accepts
+// (FuzzGunzip compares them); and a zlib stream as compress/zlib does
+// (FuzzZlib). Its kinds of error are theirs: a stream cut short is
+// io.ErrUnexpectedEOF, a bad header ErrHeader or ErrZlibHeader, a bad
+// trailer ErrChecksum or ErrZlibChecksum, and a bad DEFLATE stream a
 // *CorruptError, whose offset counts from the start of src.
 package inflate
 
@@ -25,6 +27,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/adler32"
 	"hash/crc32"
 	"io"
 	"math"
@@ -39,6 +42,14 @@ var (
 	ErrChecksum = errors.New("gzip: invalid checksum")
 	// ErrLimit is output that would exceed the caller's limit.
 	ErrLimit = errors.New("inflate: output over the limit")
+	// ErrZlibHeader is a zlib stream whose header is not one.
+	ErrZlibHeader = errors.New("zlib: invalid header")
+	// ErrZlibChecksum is a zlib stream whose Adler-32 does not match
+	// what it inflated to.
+	ErrZlibChecksum = errors.New("zlib: invalid checksum")
+	// ErrDictionary is a zlib stream that needs a preset dictionary,
+	// which no telemetry sender uses.
+	ErrDictionary = errors.New("zlib: invalid dictionary")
 )
 
 // CorruptError is a DEFLATE stream that breaks RFC 1951 at about Offset
@@ -249,6 +260,48 @@ func header(src []byte, pos int) (int, error) {
 		return 0, ErrHeader
 	}
 	return pos, nil
+}
+
+// Zlib returns the content of the zlib stream (RFC 1950) at the start of
+// src, appended to dst[:0]; dst's storage is used when large enough (a
+// zlib stream does not state its size). Output over limit bytes stops it
+// with ErrLimit. As compress/zlib does, it reads nothing after the
+// stream's checksum. On error it returns what it inflated so far.
+func (d *Decoder) Zlib(dst, src []byte, limit int) ([]byte, error) {
+	d.out, d.max, d.base = dst[:0], min(limit, math.MaxInt-Headroom), 0
+	defer func() { d.out = nil }()
+	if len(src) < 2 {
+		return d.out, io.ErrUnexpectedEOF
+	}
+	// CM 8 (deflate) with a window of at most 32 KiB, and a check that
+	// makes the first two bytes a multiple of 31.
+	if src[0]&0x0f != 8 || src[0]>>4 > 7 || binary.BigEndian.Uint16(src)%31 != 0 {
+		return d.out, ErrZlibHeader
+	}
+	start := 2
+	if src[1]&0x20 != 0 {
+		// A preset dictionary, named by its Adler-32: none is known
+		// here, so only the empty one's (1) can be read, as
+		// compress/zlib reads it without one.
+		if len(src) < 6 {
+			return d.out, io.ErrUnexpectedEOF
+		}
+		if binary.BigEndian.Uint32(src[2:]) != 1 {
+			return d.out, ErrDictionary
+		}
+		start = 6
+	}
+	end, err := d.inflate(src, start)
+	if err != nil {
+		return d.out, err
+	}
+	if len(src)-end < 4 {
+		return d.out, io.ErrUnexpectedEOF
+	}
+	if binary.BigEndian.Uint32(src[end:]) != adler32.Checksum(d.out) {
+		return d.out, ErrZlibChecksum
+	}
+	return d.out, nil
 }
 
 // inflate decodes the DEFLATE stream at src[pos:] onto d.out and returns

@@ -316,8 +316,9 @@ func FuzzDecompress(f *testing.F) {
 // a Collector's otlp exporter sends, gzip being its default): one member,
 // inflated once into a buffer of the size its trailer states; the same in
 // two members, whose trailer states the second's size only, so that the
-// body is inflated again into a larger buffer; and, for comparison, with
-// klauspost/compress's streaming reader, which Decompress used before.
+// body is inflated again into a larger buffer; zlib, whose size is not
+// stated; and, for comparison, with klauspost/compress's streaming gzip
+// reader, which Decompress used before.
 func BenchmarkDecompress(b *testing.B) {
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
@@ -346,14 +347,22 @@ func BenchmarkDecompress(b *testing.B) {
 	}
 	data := compress(b, "gzip", raw)
 	twoMembers := append(compress(b, "gzip", raw[:len(raw)/2]), compress(b, "gzip", raw[len(raw)/2:])...)
+	zlibbed := compress(b, "deflate", raw)
 	d := NewDecompressor(64 << 20)
 	c := admission.Default()
 	for _, path := range []struct {
 		name string
 		read func(dst []byte, tk *admission.Ticket) ([]byte, error)
 	}{
-		{"one-member", func(dst []byte, tk *admission.Ticket) ([]byte, error) { return d.gunzip(dst, data, 64<<20, tk) }},
-		{"two-members", func(dst []byte, tk *admission.Ticket) ([]byte, error) { return d.gunzip(dst, twoMembers, 64<<20, tk) }},
+		{"one-member", func(dst []byte, tk *admission.Ticket) ([]byte, error) {
+			return d.Decompress(dst, data, "gzip", 64<<20, tk)
+		}},
+		{"two-members", func(dst []byte, tk *admission.Ticket) ([]byte, error) {
+			return d.Decompress(dst, twoMembers, "gzip", 64<<20, tk)
+		}},
+		{"zlib", func(dst []byte, tk *admission.Ticket) ([]byte, error) {
+			return d.Decompress(dst, zlibbed, "deflate", 64<<20, tk)
+		}},
 		{"klauspost-stream", func(dst []byte, tk *admission.Ticket) ([]byte, error) {
 			g, err := gzip.NewReader(bytes.NewReader(data))
 			if err != nil {
@@ -384,7 +393,7 @@ func BenchmarkDecompress(b *testing.B) {
 // buffer it is inflated into before inflating, the size its trailer
 // states and inflate.Headroom, and nothing once its ticket is released.
 // (A body compressed more than 64 times, as repeated text is, is first
-// taken to be gunzipGuess times its size: inflate.Size.)
+// taken to be inflateGuess times its size: inflate.Size.)
 func TestDecompressGzipReserves(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	plain := make([]byte, 100_000)
