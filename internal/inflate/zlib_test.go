@@ -3,6 +3,7 @@ package inflate
 import (
 	"bytes"
 	"compress/flate"
+	"compress/gzip"
 	"compress/zlib"
 	"encoding/binary"
 	"errors"
@@ -41,13 +42,17 @@ func TestZlib(t *testing.T) {
 	text := []byte("evident reads the telemetry an organization already collects")
 	good := zlibbed(t, zlib.BestSpeed, text)
 	with := func(change func([]byte) []byte) []byte { return change(bytes.Clone(good)) }
-	// withDict sets FDICT (and the check bits again) and names the
-	// dictionary whose Adler-32 is id.
+	// header returns cmf and flg with FLG's check bits set, so that
+	// only what the test changes is wrong.
+	header := func(cmf, flg byte) []byte {
+		flg &^= 0x1f
+		flg += byte((31 - (uint16(cmf)<<8|uint16(flg))%31) % 31)
+		return []byte{cmf, flg}
+	}
+	withHeader := func(cmf, flg byte) []byte { return append(header(cmf, flg), good[2:]...) }
+	// withDict sets FDICT and names the dictionary whose Adler-32 is id.
 	withDict := func(id uint32) []byte {
-		cmf := good[0]
-		flg := good[1]&0xc0 | 0x20
-		flg += byte(31 - (uint16(cmf)<<8|uint16(flg))%31)
-		return append(binary.BigEndian.AppendUint32([]byte{cmf, flg}, id), good[2:]...)
+		return append(binary.BigEndian.AppendUint32(header(good[0], good[1]|0x20), id), good[2:]...)
 	}
 	tests := []struct {
 		name  string
@@ -60,13 +65,18 @@ func TestZlib(t *testing.T) {
 		{name: "bytes after the checksum", data: append(bytes.Clone(good), "trailing"...), want: text},
 		{name: "empty dictionary", data: withDict(1), want: text},
 		{name: "a dictionary", data: withDict(adler32.Checksum([]byte("dict"))), err: ErrDictionary},
-		{name: "not deflate", data: with(func(b []byte) []byte { b[0] = b[0]&0xf0 | 7; return b }), err: ErrZlibHeader},
-		{name: "window over 32 KiB", data: with(func(b []byte) []byte { b[0] = 0x88; return b }), err: ErrZlibHeader},
+		{name: "window of 32 KiB", data: withHeader(0x78, 0), want: text},
+		{name: "window of 256 bytes", data: withHeader(0x08, 0), want: text},
+		{name: "not deflate", data: withHeader(0x77, 0), err: ErrZlibHeader},
+		{name: "window over 32 KiB", data: withHeader(0x88, 0), err: ErrZlibHeader},
 		{name: "header check", data: with(func(b []byte) []byte { b[1]++; return b }), err: ErrZlibHeader},
 		{name: "wrong checksum", data: with(func(b []byte) []byte { b[len(b)-1]++; return b }), err: ErrZlibChecksum},
 		{name: "no checksum", data: good[:len(good)-4], err: io.ErrUnexpectedEOF},
+		{name: "checksum cut short by 3", data: good[:len(good)-3], err: io.ErrUnexpectedEOF},
+		{name: "checksum cut short by 1", data: good[:len(good)-1], err: io.ErrUnexpectedEOF},
 		{name: "one byte", data: good[:1], err: io.ErrUnexpectedEOF},
 		{name: "dictionary cut short", data: withDict(1)[:4], err: io.ErrUnexpectedEOF},
+		{name: "dictionary cut short by 1", data: withDict(1)[:5], err: io.ErrUnexpectedEOF},
 		{name: "limit met", data: good, limit: len(text), want: text},
 		{name: "limit exceeded", data: good, limit: len(text) - 1, err: ErrLimit},
 	}
@@ -91,6 +101,19 @@ func TestZlib(t *testing.T) {
 				t.Fatalf("compress/zlib: %q, %v", want, err)
 			}
 		})
+	}
+	// A Decoder that read gzip members before reads zlib from the start
+	// of its output, and keeps none of it.
+	prose := texts(t)["prose"] // its matches reach back to its start
+	twoMembers := gzipped(t, gzip.BestSpeed, gzip.Header{}, text, text)
+	if _, err := d.Gunzip(nil, twoMembers, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.Zlib(nil, zlibbed(t, zlib.BestSpeed, prose), 1<<20); err != nil || !bytes.Equal(got, prose) {
+		t.Fatalf("after two gzip members: %d bytes, %v", len(got), err)
+	}
+	if d.out != nil || d.in != nil {
+		t.Error("the Decoder keeps the output or the input")
 	}
 }
 
@@ -121,8 +144,8 @@ func FuzzZlib(f *testing.F) {
 		if (err == nil) != (wantErr == nil) || err == nil && !bytes.Equal(got, want) {
 			t.Fatalf("% x: %d bytes, %v; compress/zlib %d bytes, %v", data[:min(len(data), 64)], len(got), err, len(want), wantErr)
 		}
-		if errors.Is(wantErr, io.ErrUnexpectedEOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, ErrLimit) {
-			t.Fatalf("% x: error %v, compress/zlib's %v", data[:min(len(data), 64)], err, wantErr)
+		if errors.Is(wantErr, io.ErrUnexpectedEOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !(errors.Is(err, ErrLimit) && len(want) > limit-limitSlack) {
+			t.Fatalf("% x: error %v, compress/zlib's %v after %d bytes", data[:min(len(data), 64)], err, wantErr, len(want))
 		}
 	})
 }

@@ -90,7 +90,7 @@ func (d *Decompressor) Decompress(dst, data []byte, encoding string, limit int64
 	switch enc {
 	case "gzip":
 		size := int64(-1)
-		if s, ok := inflate.Size(data); ok {
+		if s, ok := inflate.Size(data); ok && int64(s) <= limit {
 			size = int64(s)
 		}
 		out, err = d.inflate(dst, data, size, limit, t, (*inflate.Decoder).Gunzip)
@@ -154,8 +154,10 @@ func (d *Decompressor) Decompress(dst, data []byte, encoding string, limit int64
 // too little (several gzip members, a lie), the body is taken to inflate
 // to inflateGuess times its size, and inflated again from its start into
 // a buffer twice as large whenever it inflates to more, up to the limit:
-// a bomb is refused (inflate.ErrLimit) after about twice the work of
-// inflating limit bytes, its buffer never larger than the limit. One
+// a bomb is refused (inflate.ErrLimit) after two to three times the work
+// of inflating limit bytes, its buffer never larger than the limit and
+// Headroom. Each buffer is reserved before it is allocated; those of the
+// passes before are garbage, no longer reserved, as readAtMost's. One
 // decoder reads every gzip and zlib body, so a body is accepted or
 // refused for what it holds, never for what its trailer says; and a
 // decoder keeps only its tables from the bodies before (FuzzDecompress).

@@ -289,25 +289,31 @@ func FuzzDecompress(f *testing.F) {
 	for _, codec := range []string{"snappy", "x-snappy-framed", "lz4"} {
 		f.Add(compress(f, codec, make([]byte, 5000)), codec)
 	}
-	const limit = 4096
-	d := NewDecompressor(limit)
+	// Two limits: one under inflateMinRetry, and one over it, under
+	// which a body of unknown size is inflated again more than once.
+	limits := []int64{4096, 1 << 17}
+	d := NewDecompressor(limits[1])
 	c := admission.Default()
+	// A pooled buffer: what the bodies before left in it.
+	pooled := make([]byte, 0, limits[1]+inflate.Headroom)
 	f.Fuzz(func(t *testing.T, data []byte, encoding string) {
-		tk := c.Ticket()
-		defer tk.Release()
-		got, err := d.Decompress(nil, data, encoding, limit, tk)
-		fresh, freshErr := NewDecompressor(limit).Decompress(nil, data, encoding, limit, tk)
-		if fmt.Sprint(err) != fmt.Sprint(freshErr) || !bytes.Equal(got, fresh) {
-			t.Fatalf("after other inputs: %d bytes, %v; a new Decompressor: %d bytes, %v", len(got), err, len(fresh), freshErr)
-		}
-		if err != nil {
-			if !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrEncoding) {
-				t.Fatalf("error %v matches no sentinel", err)
+		for _, limit := range limits {
+			tk := c.Ticket()
+			got, err := d.Decompress(pooled, data, encoding, limit, tk)
+			fresh, freshErr := NewDecompressor(limits[1]).Decompress(nil, data, encoding, limit, tk)
+			tk.Release()
+			if fmt.Sprint(err) != fmt.Sprint(freshErr) || !bytes.Equal(got, fresh) {
+				t.Fatalf("limit %d, after other inputs: %d bytes, %v; a new Decompressor: %d bytes, %v", limit, len(got), err, len(fresh), freshErr)
 			}
-			return
-		}
-		if len(got) > limit && !bytes.Equal(got, data) {
-			t.Fatalf("%d bytes decompressed over the limit %d", len(got), limit)
+			if err != nil {
+				if !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrEncoding) {
+					t.Fatalf("error %v matches no sentinel", err)
+				}
+				continue
+			}
+			if int64(len(got)) > limit && !bytes.Equal(got, data) {
+				t.Fatalf("%d bytes decompressed over the limit %d", len(got), limit)
+			}
 		}
 	})
 }
@@ -385,6 +391,70 @@ func BenchmarkDecompress(b *testing.B) {
 				dst = out
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/span")
+		})
+	}
+}
+
+// TestDecompressRetries: a gzip or zlib body whose size is not known, or
+// is told too little or more than the limit, is inflated again into a
+// buffer twice as large until it fits or the limit is reached; each
+// buffer is reserved before it is allocated, none is over the limit, and
+// what is reserved in the end is the last buffer.
+func TestDecompressRetries(t *testing.T) {
+	const limit = 1 << 20
+	r := rand.New(rand.NewPCG(5, 6))
+	plain := make([]byte, 300_000)
+	for i := range plain {
+		plain[i] = byte(r.IntN(16)) // compresses about twice
+	}
+	gz := compress(t, "gzip", plain)
+	stating := func(size uint32) []byte {
+		return binary.LittleEndian.AppendUint32(bytes.Clone(gz[:len(gz)-4]), size)
+	}
+	// A trailer inflate.Size believes (at most 64 times the body) and
+	// over the limit.
+	part := compress(t, "gzip", plain[:40_000])
+	overLimit := binary.LittleEndian.AppendUint32(bytes.Clone(part[:len(part)-4]), limit+1)
+	zl := compress(t, "deflate", plain)
+	bomb := compress(t, "gzip", make([]byte, 10*limit))
+	tests := []struct {
+		name     string
+		encoding string
+		data     []byte
+		want     []byte
+		err      error
+		// last is the size of the last buffer inflated into, without
+		// inflate.Headroom.
+		last int64
+	}{
+		{name: "trailer stating the size", encoding: "gzip", data: gz, want: plain, last: 300_000},
+		// 50,000 stated, then 100,000, 200,000 and 400,000.
+		{name: "two members", encoding: "gzip", data: append(compress(t, "gzip", plain[:250_000]), compress(t, "gzip", plain[250_000:])...), want: plain, last: 400_000},
+		// 0 stated, then inflateMinRetry and its doubles.
+		{name: "trailer stating nothing", encoding: "gzip", data: stating(0), err: ErrCorrupt, last: 512 << 10},
+		{name: "trailer stating more than the limit", encoding: "gzip", data: overLimit, err: ErrCorrupt, last: inflateGuess * int64(len(overLimit))},
+		{name: "zlib", encoding: "deflate", data: zl, want: plain, last: limit},
+		{name: "bomb", encoding: "gzip", data: bomb, err: ErrTooLarge, last: limit},
+	}
+	if size, ok := inflate.Size(overLimit); !ok || size <= limit || inflateGuess*len(overLimit) >= limit {
+		t.Fatalf("inflate.Size of the body stating more than the limit: %d, %v; its guess %d", size, ok, inflateGuess*len(overLimit))
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := admission.Default()
+			tk := c.Ticket()
+			defer tk.Release()
+			got, err := NewDecompressor(limit).Decompress(nil, tt.data, tt.encoding, limit, tk)
+			if tt.err != nil {
+				if !errors.Is(err, tt.err) {
+					t.Fatalf("error %v, want %v", err, tt.err)
+				}
+			} else if err != nil || !bytes.Equal(got, tt.want) {
+				t.Fatalf("%d bytes, %v; want %d", len(got), err, len(tt.want))
+			}
+			if reserved, want := c.Buffered(), tt.last+inflate.Headroom; reserved != want {
+				t.Errorf("%d bytes reserved, want %d", reserved, want)
+			}
 		})
 	}
 }
