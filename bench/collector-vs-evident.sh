@@ -81,32 +81,7 @@ trap 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev
 
 # The Collector, built once per version.
 otelcol=$(otelcol_build otelcol-bench nopexporter)
-cat >"$work/otelcol.yaml" <<'EOF'
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:24317
-processors:
-  batch:
-exporters:
-  nop:
-service:
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [nop]
-  telemetry:
-    metrics:
-      level: detailed
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: 28888
-EOF
+otelcol_config "$work/otelcol.yaml" nop
 evident=${EVIDENT:-$work/evident}
 if [ -z "${EVIDENT:-}" ]; then go build -o "$evident" "$root/cmd/evident"; fi
 

@@ -6,6 +6,47 @@
 # otel_version is the OpenTelemetry Collector release both scripts build.
 otel_version=v0.165.0
 
+# otelcol_config FILE EXPORTER [ENDPOINT]: writes to FILE the
+# configuration of a Collector otelcol_build made: its otlp receiver on
+# 127.0.0.1:24317 (gRPC), the batch processor, and the exporter EXPORTER
+# (nop, or otlp sending to ENDPOINT without TLS, gzip being its default),
+# with the Collector's own metrics on 127.0.0.1:28888.
+otelcol_config() {
+	local exporter="  $2:"
+	if [ "$2" = otlp ]; then
+		exporter="$exporter
+    endpoint: $3
+    tls:
+      insecure: true"
+	fi
+	cat >"$1" <<EOF
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:24317
+processors:
+  batch:
+exporters:
+$exporter
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [$2]
+  telemetry:
+    metrics:
+      level: detailed
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: 28888
+EOF
+}
+
 # otelcol_build NAME EXPORTER: prints the path of a Collector NAME of
 # otel_version with the otlp receiver, the batch processor and the
 # collector's EXPORTER module (nopexporter, otlpexporter), built the first

@@ -51,35 +51,7 @@ go build -o "$work/evident" "$root/cmd/evident"
 endpoint=127.0.0.1:14317
 if [ "${VIA_COLLECTOR:-0}" = 1 ]; then
 	otelcol=$(otelcol_build otelcol-forward otlpexporter)
-	cat >"$work/otelcol.yaml" <<'EOF'
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:24317
-processors:
-  batch:
-exporters:
-  otlp:
-    endpoint: 127.0.0.1:14317
-    tls:
-      insecure: true
-service:
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [otlp]
-  telemetry:
-    metrics:
-      level: detailed
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: 28888
-EOF
+	otelcol_config "$work/otelcol.yaml" otlp 127.0.0.1:14317
 	endpoint=127.0.0.1:24317
 fi
 $(pin "${EVIDENT_CPUS:-}") "$work/evident" serve --data "$work/data" --vulns "$root/examples/shop/recorded/osv" \
