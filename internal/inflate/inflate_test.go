@@ -73,14 +73,20 @@ func gzipped(t testing.TB, level int, hdr gzip.Header, members ...[]byte) []byte
 			t.Fatal(err)
 		}
 		zw.Header = hdr
-		if _, err := zw.Write(m); err != nil {
-			t.Fatal(err)
-		}
-		if err := zw.Close(); err != nil {
-			t.Fatal(err)
-		}
+		writeAll(t, zw, m)
 	}
 	return buf.Bytes()
+}
+
+// writeAll writes text to the compressor w and closes it.
+func writeAll(t testing.TB, w io.WriteCloser, text []byte) {
+	t.Helper()
+	if _, err := w.Write(text); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestGunzipLevels inflates what compress/gzip writes at every level,

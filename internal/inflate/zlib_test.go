@@ -19,12 +19,7 @@ func zlibbed(t testing.TB, level int, text []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := zw.Write(text); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeAll(t, zw, text)
 	return buf.Bytes()
 }
 
