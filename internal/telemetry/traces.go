@@ -79,6 +79,25 @@ func DecodeTraces(r io.Reader, source string, emit func([]Span) error) error {
 	return errs.err()
 }
 
+// DecodeTracesJSON decodes the JSON forms DecodeTraces reads (OTLP JSON,
+// one document or JSON lines, and Tempo's API JSON) and nothing else: an
+// OTLP/HTTP body sent as application/json, already decompressed by the
+// receiver within its limit. What DecodeTraces would recognise by
+// content beyond JSON (gzip, zstd, the file exporter's zstd frames,
+// protobuf) is refused here, since decompressing it would escape that
+// limit.
+func DecodeTracesJSON(data []byte, source string, emit func([]Span) error) error {
+	br := bufio.NewReaderSize(bytes.NewReader(data), 64<<10)
+	if !isJSON(br) {
+		return fmt.Errorf("decode traces %s: %w: not a JSON object", source, ErrMalformed)
+	}
+	errs := &recordErrors{source: source}
+	if err := decodeTracesJSON(br, source, errs, emit); err != nil {
+		return err
+	}
+	return errs.err()
+}
+
 // DecodeTraceRequest decodes one OTLP ExportTraceServiceRequest in
 // protobuf, as a gRPC call carries it, with the decoder DecodeTraces uses
 // for OTLP protobuf, and calls emit with the spans of each resource.

@@ -85,6 +85,51 @@ func TestDecodeTracesFormats(t *testing.T) {
 	}
 }
 
+// TestDecodeTracesJSON: the JSON forms decode as DecodeTraces decodes
+// them, and every other form DecodeTraces recognises by content is
+// refused before anything in it is decompressed (a JSON body holding zstd
+// frames would otherwise inflate each up to MaxTraceSize).
+func TestDecodeTracesJSON(t *testing.T) {
+	want, err := decodeAll(t, readFixture(t, "traces.pb"), "traces.pb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		data    []byte
+		wantErr bool
+	}{
+		{"OTLP JSON lines", readFixture(t, "traces.jsonl"), false},
+		{"Tempo v1 batches", readFixture(t, "tempo-v1.json"), false},
+		{"Tempo v2 trace, indented", readFixture(t, "tempo-v2.json"), false},
+		{"protobuf", readFixture(t, "traces.pb"), true},
+		{"gzipped JSON lines", gzipBytes(t, readFixture(t, "traces.jsonl")), true},
+		{"zstd stream of JSON lines", zstdBytes(t, readFixture(t, "traces.jsonl")), true},
+		{"file exporter, format json, zstd per message", fileExporter(t, "json", true), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []Span
+			err := DecodeTracesJSON(tt.data, "body", func(s []Span) error {
+				got = append(got, s...)
+				return nil
+			})
+			if tt.wantErr {
+				if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "decode traces body: malformed telemetry: not a JSON object") || len(got) > 0 {
+					t.Fatalf("got %d spans, error %v; want none and a malformed input that is not a JSON object", len(got), err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("spans differ from the protobuf decoding (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // fileExporter writes the fixture requests as the Collector's file
 // exporter does with format proto, or with compression (file_writer.go
 // exportMessageAsBuffer): each request preceded by its big-endian uint32

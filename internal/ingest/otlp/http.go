@@ -1,7 +1,6 @@
 package otlp
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -182,7 +181,7 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request, t *admi
 		received = data
 	} else {
 		decode = func(emit func([]telemetry.Span) error) error {
-			return telemetry.DecodeTraces(bytes.NewReader(data), source, emit)
+			return telemetry.DecodeTracesJSON(data, source, emit)
 		}
 	}
 	resp, err := r.exportTraces(req.Context(), "http", t, source, received, decode)

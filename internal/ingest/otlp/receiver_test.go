@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -343,6 +344,7 @@ func TestHTTP(t *testing.T) {
 	// 2 MiB of empty resource_spans: a few KiB gzipped, over a 1 MiB
 	// limit once decompressed.
 	bomb := gzipped(t, bytes.Repeat([]byte{0x0a, 0x00}, 1<<20))
+	zstdFrame := zstdZeros(t, 64<<20)
 	const pb, js = "application/x-protobuf", "application/json"
 	tests := []httpCase{
 		{name: "protobuf", path: TracesPath, contentType: pb, body: good, wantStatus: 200, wantSpans: 3},
@@ -358,6 +360,9 @@ func TestHTTP(t *testing.T) {
 		{name: "json, no span with ids", path: TracesPath, contentType: js, body: mustJSON(t, tracesRequest(0, true)), wantStatus: 400, wantMessage: "span 0: trace_id and span_id missing or empty"},
 		{name: "malformed protobuf", path: TracesPath, contentType: pb, body: []byte("\x0a\xff\xff\xff\xff\x0fnot protobuf"), wantStatus: 400, wantMessage: "resource_spans"},
 		{name: "malformed json", path: TracesPath, contentType: js, body: []byte(`{"resourceSpans": [`), wantStatus: 400, wantMessage: "column 19: the document ends there, inside a value"},
+		// The Collector file exporter's framing, a zstd frame of 64 MiB
+		// of zeros: DecodeTraces would inflate it, beyond the limit.
+		{name: "json body of zstd frames", path: TracesPath, contentType: js, body: append(binary.BigEndian.AppendUint32(nil, uint32(len(zstdFrame))), zstdFrame...), wantStatus: 400, wantMessage: "not a JSON object"},
 		{name: "json syntax error", path: TracesPath, contentType: js, body: []byte(`{"resourceSpans": [],}`), wantStatus: 400, wantMessage: "column 22: invalid character '}' looking for beginning of object key string"},
 		{name: "malformed gzip", path: TracesPath, contentType: pb, encoding: "gzip", body: []byte("\x1f\x8bnot gzip"), wantStatus: 400, wantMessage: "gzip"},
 		{name: "over limit after decompression", path: TracesPath, contentType: pb, encoding: "gzip", body: bomb, limit: 1 << 20, wantStatus: 413, wantMessage: "after decompression"},
