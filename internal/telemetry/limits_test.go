@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -104,5 +105,34 @@ func TestLimitsValidate(t *testing.T) {
 		if err := l.Validate(); !errors.Is(err, ErrLimits) {
 			t.Errorf("%+v: %v, want ErrLimits", l, err)
 		}
+	}
+}
+
+// TestLimitsEmptySpans: a request of empty span fields, two bytes each,
+// decodes into no span, and allocates in proportion to its size, not to
+// the span fields it names: before, the slice was grown for 524,288
+// spans (282 MiB for 1 MiB) before any was decoded or reserved.
+func TestLimitsEmptySpans(t *testing.T) {
+	var scope []byte
+	for range 1 << 19 {
+		scope = protowire.AppendBytes(protowire.AppendTag(scope, ssSpans, protowire.BytesType), nil)
+	}
+	rs := protowire.AppendBytes(protowire.AppendTag(nil, rsScopeSpans, protowire.BytesType), scope)
+	req := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), rs)
+	var spans []Span
+	var err error
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	spans, _, err = DecodeReceivedTraceRequest(nil, nil, req, "empty spans", func(int) error { return nil })
+	runtime.ReadMemStats(&after)
+	if len(spans) != 0 || err == nil || !strings.Contains(err.Error(), "span 0: trace_id and span_id missing or empty") {
+		t.Fatalf("DecodeReceivedTraceRequest: %d spans, %v; want none, and span 0 reported", len(spans), err)
+	}
+	// A span slice for the spans with both ids 1 MiB can hold, 35,000
+	// at about 500 bytes, plus the errors' records.
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<20 {
+		t.Errorf("decoding %d bytes allocated %d MiB, want under 64 MiB", len(req), got>>20)
+	} else {
+		t.Logf("decoding %d bytes allocated %d MiB", len(req), got>>20)
 	}
 }

@@ -104,6 +104,11 @@ type traceDecoder struct {
 	spans     []Span
 }
 
+// minSpanWire is the fewest bytes a span field with both ids takes: its
+// tag and length, and the ids' (16 and 8 bytes, each with its tag and
+// length).
+const minSpanWire = 2 + 2 + 16 + 2 + 8
+
 // OTLP trace field numbers (opentelemetry/proto/trace/v1/trace.proto).
 const (
 	rsResource   = 1
@@ -224,7 +229,12 @@ func (d *traceDecoder) decodeResourceSpans(msg []byte, record string, cut bool, 
 // decodeScopeSpans appends the spans of a ScopeSpans to spans; cut is as
 // for decodeResourceSpans.
 func (d *traceDecoder) decodeScopeSpans(msg []byte, spans []Span, record string, scope int, cut bool) []Span {
-	spans = slices.Grow(spans, countFields(msg, ssSpans))
+	// Room for the spans the message can hold: as many as it has span
+	// fields, but no more than fit in its bytes as spans with both ids,
+	// the least a span that is not dropped takes. Empty span fields, two
+	// bytes each, would otherwise grow the slice to hundreds of times
+	// the request's size before any span is decoded or reserved.
+	spans = slices.Grow(spans, min(countFields(msg, ssSpans), len(msg)/minSpanWire))
 	n := 0
 	for off := 0; off < len(msg); {
 		num, typ, p, m, truncated, err := readFieldTruncated(msg[off:])
