@@ -63,8 +63,9 @@ const maxKeptBuffer = 32 << 20
 // end of the last segment is a commit that a crash interrupted before
 // its sync returned, so before it was acknowledged: openLog cuts it off
 // (unless readOnly, which leaves the files as they are and reads up to
-// it). A record that is not intact anywhere else is an error naming the
-// file and offset: acknowledged data is never dropped silently.
+// it). A record that is not intact anywhere else, or in the last
+// segment with intact records after it (tornTail), is an error naming
+// the file and offset: acknowledged data is never dropped silently.
 func openLog(dir string, segmentSize int64, sync, readOnly bool) (*batchLog, error) {
 	l := &batchLog{dir: dir, segmentSize: segmentSize, sync: sync, readOnly: readOnly}
 	entries, err := os.ReadDir(dir)
@@ -106,7 +107,10 @@ func openLog(dir string, segmentSize int64, sync, readOnly bool) (*batchLog, err
 		case c.offset == 0:
 			return nil, err
 		default:
-			// The torn tail.
+			// The torn tail, unless what follows says otherwise.
+			if err := tornTail(seg.path, c, lastOf(seg, max(l.last, seg.first-1))); err != nil {
+				return nil, err
+			}
 			if !readOnly {
 				if err := truncateSegment(seg.path, c.offset); err != nil {
 					return nil, err
@@ -127,6 +131,15 @@ func openLog(dir string, segmentSize int64, sync, readOnly bool) (*batchLog, err
 		}
 	}
 	return l, nil
+}
+
+// lastOf returns the highest sequence number of seg's records read so
+// far, or prev when there is none.
+func lastOf(seg *segment, prev int64) int64 {
+	for _, s := range seg.lastSeq {
+		prev = max(prev, s)
+	}
+	return prev
 }
 
 // scan reads every record of seg, up to the end of the file, noting the

@@ -187,6 +187,94 @@ func TestLogCorrupt(t *testing.T) {
 	}
 }
 
+// TestLogDamageInLastSegment: in the segment being written, a record
+// that is not intact with intact records after it is damage to
+// acknowledged batches, an error, and the file is left as it is; one
+// with a sector's part of zeros, or with nothing intact after it, is the
+// commit a crash interrupted, cut off.
+func TestLogDamageInLastSegment(t *testing.T) {
+	// Three commits in one segment; the second's payload spans a sector
+	// boundary.
+	long := strings.Repeat("x", 2*sectorSize)
+	for _, tt := range []struct {
+		name string
+		// damage changes the segment's bytes; at are the records'
+		// offsets and end the segment's size.
+		damage  func(data []byte, at []int, end int)
+		wantErr string // "" for a torn tail, cut at the second record
+	}{
+		{"payload byte of the first record", func(d []byte, at []int, _ int) { d[at[1]-1] ^= 1 },
+			"at offset 8: CRC-32C"},
+		{"length of the first record", func(d []byte, at []int, _ int) { d[at[0]+3] = 0x7f },
+			"at offset 8: record of"},
+		{"CRC of the second record", func(d []byte, at []int, _ int) { d[at[1]+4] ^= 1 },
+			"CRC-32C"},
+		{"second record's sector part unwritten", func(d []byte, at []int, _ int) {
+			// The whole sector after the one the record starts in.
+			from := (at[1]/sectorSize + 1) * sectorSize
+			clear(d[from : from+sectorSize])
+		}, ""},
+		{"second record's header unwritten", func(d []byte, at []int, _ int) { clear(d[at[1] : at[1]+recordHeaderLen]) }, ""},
+		{"last record's payload byte", func(d []byte, _ []int, end int) { d[end-1] ^= 1 }, "keep two"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l := openTestLog(t, dir, defaultSegmentSize)
+			var at []int
+			var want []logged
+			for _, p := range []string{"first", long, "third"} {
+				at = append(at, max(int(l.size()), segmentHeaderLen))
+				want = append(want, appendLogged(t, l, batch("a", p))...)
+			}
+			end := int(l.size())
+			if err := l.close(); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, segmentName(1))
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.damage(data, at, end)
+			if err := os.WriteFile(path, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for _, readOnly := range []bool{true, false} {
+				l, err := openLog(dir, defaultSegmentSize, true, readOnly)
+				if tt.wantErr != "" && tt.wantErr != "keep two" {
+					if err == nil {
+						l.close()
+						t.Fatalf("openLog(readOnly %v) of a damaged segment succeeded", readOnly)
+					}
+					if !strings.Contains(err.Error(), segmentName(1)+" ") || !strings.Contains(err.Error(), tt.wantErr) ||
+						!strings.Contains(err.Error(), "an intact record follows at offset") {
+						t.Errorf("openLog(readOnly %v) = %v, want an error naming the segment, %q and the intact record after it", readOnly, err, tt.wantErr)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("openLog(readOnly %v): %v", readOnly, err)
+				}
+				keep, size := want[:1], at[1]
+				if tt.wantErr == "keep two" {
+					keep, size = want[:2], at[2]
+				}
+				got := readLogged(t, l, "a", 0)
+				l.close()
+				if diff := cmp.Diff(keep, got); diff != "" {
+					t.Errorf("openLog(readOnly %v): batches (-want +got):\n%s", readOnly, diff)
+				}
+				if fi, err := os.Stat(path); err != nil || !readOnly && fi.Size() != int64(size) {
+					t.Errorf("openLog(readOnly %v): segment of %d bytes, %v; want it cut to %d", readOnly, fi.Size(), err, size)
+				}
+			}
+			if after, err := os.ReadFile(path); err != nil || tt.wantErr != "" && tt.wantErr != "keep two" && !bytes.Equal(after, data) {
+				t.Errorf("the damaged segment was changed (%v)", err)
+			}
+		})
+	}
+}
+
 // flipByte inverts the byte at off of the file at path; a negative off
 // counts from the end.
 func flipByte(t *testing.T, path string, off int) {

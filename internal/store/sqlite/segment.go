@@ -7,6 +7,8 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+	"os"
+	"slices"
 
 	"github.com/evidentsec/evident/internal/store"
 )
@@ -230,4 +232,82 @@ func parseRecordBody(body []byte) (rec record, reason string) {
 	}
 	rec.payload = body
 	return rec, ""
+}
+
+// sectorSize is the unit a disk persists whole: a write that a crash
+// interrupts leaves some sectors of it written and others as they were,
+// zeros past the end of a growing file.
+const sectorSize = 512
+
+// tornTail returns nil when the record that c found not intact in the
+// last segment at path can be the commit a crash interrupted, and an
+// error naming the damage when it cannot. A commit is one write at the
+// end of the file, acknowledged once synced, so an interrupted one
+// leaves the file cut inside it, or parts of it unwritten (zeros), and
+// nothing after it but its own records. A record not intact with an
+// intact record after it (one with a sequence number above prev, the
+// last before it), and without a sector-sized part of zeros, is
+// therefore damage to what was acknowledged: cutting the file there
+// would drop the records after it. The same damage to the segment's
+// very last record cannot be told from a torn commit, as in any
+// append-only log.
+func tornTail(path string, c *corruptError, prev int64) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if c.offset >= int64(len(data)) {
+		return nil
+	}
+	rest := data[c.offset:]
+	extent := len(rest)
+	if len(rest) >= recordHeaderLen {
+		extent = min(extent, recordHeaderLen+int(binary.LittleEndian.Uint32(rest)))
+	}
+	if hasZeroSector(rest[:extent], c.offset) {
+		return nil
+	}
+	// The records from the damaged one on have numbers above prev, by at
+	// most as many as fit in what is left.
+	most := prev + int64(len(rest)/(recordHeaderLen+minRecordBody))
+	for off := 1; off+recordHeaderLen+minRecordBody <= len(rest); off++ {
+		if seq, ok := intactRecord(rest[off:], prev, most); ok {
+			return &corruptError{path: path, offset: c.offset, reason: fmt.Sprintf(
+				"%s, and an intact record follows at offset %d (sequence number %d): the damage is to acknowledged batches, which cutting the segment here would drop",
+				c.reason, c.offset+int64(off), seq)}
+		}
+	}
+	return nil
+}
+
+// hasZeroSector reports whether a part of b within one sector is all
+// zeros; b is at offset off of its file.
+func hasZeroSector(b []byte, off int64) bool {
+	for len(b) > 0 {
+		n := min(len(b), int(sectorSize-off%sectorSize))
+		if !slices.ContainsFunc(b[:n], func(c byte) bool { return c != 0 }) {
+			return true
+		}
+		b, off = b[n:], off+int64(n)
+	}
+	return false
+}
+
+// intactRecord reports whether b starts with an intact record whose
+// sequence number is above prev and at most most, and returns the
+// number. The cheap checks of its body come before its CRC.
+func intactRecord(b []byte, prev, most int64) (int64, bool) {
+	n := int64(binary.LittleEndian.Uint32(b))
+	if n < minRecordBody || n > int64(len(b)-recordHeaderLen) {
+		return 0, false
+	}
+	body := b[recordHeaderLen : recordHeaderLen+n]
+	rec, reason := parseRecordBody(body)
+	if reason != "" || rec.seq <= prev || rec.seq > most {
+		return 0, false
+	}
+	if crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)) != binary.LittleEndian.Uint32(b[4:]) {
+		return 0, false
+	}
+	return rec.seq, true
 }
