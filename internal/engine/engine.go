@@ -1037,7 +1037,11 @@ func (e *Engine) Snapshot() *model.Snapshot { return e.view.Load().Snapshot }
 // without it. dst, when large enough, holds the compressed request.
 func encode(it *item, dst []byte) (store.BatchKind, []byte, error) {
 	if it.preq != nil {
-		return store.BatchProfileRequestS2, s2.Encode(dst[:cap(dst)], telemetry.AppendProfileRequest(nil, it.preq)), nil
+		req := telemetry.AppendProfileRequest(nil, it.preq)
+		if err := loggable(req); err != nil {
+			return "", nil, err
+		}
+		return store.BatchProfileRequestS2, s2.Encode(dst[:cap(dst)], req), nil
 	}
 	req := it.logged
 	if req == nil && it.kind == store.BatchSpans {
@@ -1052,6 +1056,9 @@ func encode(it *item, dst []byte) (store.BatchKind, []byte, error) {
 		}
 	}
 	if req != nil {
+		if err := loggable(req); err != nil {
+			return "", nil, err
+		}
 		// The log's bytes are written twice (the WAL, then the database)
 		// and synced: compressing them costs less CPU than writing them,
 		// and OTLP, names and keys repeated span after span, compresses
@@ -1123,6 +1130,16 @@ func decode(pd *telemetry.ProfileDecoder, kind store.BatchKind, payload []byte) 
 // gigabytes: it is the most a profile may take (telemetry.MaxProfileSize),
 // sixteen times the receivers' default max_request_bytes.
 const maxLoggedRequest = telemetry.MaxProfileSize
+
+// loggable refuses a request that replay would not read back
+// (decompress): logged and acknowledged, it would be skipped after a
+// restart. The receivers' max_request_bytes is at most the same bound.
+func loggable(req []byte) error {
+	if len(req) > maxLoggedRequest {
+		return fmt.Errorf("%w: a request of %d bytes, over the %d a logged request may take", telemetry.ErrTooLarge, len(req), maxLoggedRequest)
+	}
+	return nil
+}
 
 // decompress returns a logged request compressed with S2, decompressed.
 func decompress(payload []byte) ([]byte, error) {

@@ -343,3 +343,16 @@ func TestReplayFirstRelease(t *testing.T) {
 		t.Errorf("findings after the upgrade: %d, %v; want the 34 stored", len(fs), err)
 	}
 }
+
+// TestEncodeRefusesWhatReplayWouldSkip: a request larger than replay
+// reads back (decompress) is refused before it is logged, so never
+// acknowledged and then skipped after a restart. The request's pages are
+// never written, so the test holds no 256 MiB.
+func TestEncodeRefusesWhatReplayWouldSkip(t *testing.T) {
+	it := item{kind: store.BatchSpans, logged: make([]byte, maxLoggedRequest+1)}
+	_, payload, err := encode(&it, nil)
+	if !errors.Is(err, telemetry.ErrTooLarge) || payload != nil ||
+		!strings.Contains(err.Error(), "a request of 268435457 bytes, over the 268435456 a logged request may take") {
+		t.Fatalf("encode: %d bytes, %v; want none and ErrTooLarge naming both sizes", len(payload), err)
+	}
+}

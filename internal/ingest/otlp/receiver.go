@@ -125,8 +125,10 @@ func (c Config) Validate() error {
 	if c.MaxRequestBytes <= 0 {
 		return fmt.Errorf("%w: max_request_bytes %d, want > 0", ErrConfig, c.MaxRequestBytes)
 	}
-	if c.MaxRequestBytes > 1<<30 {
-		return fmt.Errorf("%w: max_request_bytes %d, want at most 1 GiB", ErrConfig, c.MaxRequestBytes)
+	if c.MaxRequestBytes > telemetry.MaxProfileSize {
+		// What the engine reads back of a logged request on replay: a
+		// larger one would be acknowledged, then skipped after a restart.
+		return fmt.Errorf("%w: max_request_bytes %d, want at most %d (256 MiB, the most a logged request may take on replay)", ErrConfig, c.MaxRequestBytes, telemetry.MaxProfileSize)
 	}
 	if c.MaxConcurrentRequests <= 0 {
 		return fmt.Errorf("%w: max_concurrent_requests %d, want > 0", ErrConfig, c.MaxConcurrentRequests)

@@ -93,8 +93,9 @@ func (c Config) Validate() error {
 	if err := listener.ValidateEndpoint(c.Endpoint); err != nil {
 		return fmt.Errorf("%w: endpoint %q: %w", ErrConfig, c.Endpoint, err)
 	}
-	if c.MaxRequestBytes <= 0 || c.MaxRequestBytes > 1<<30 {
-		return fmt.Errorf("%w: max_request_bytes %d, want 1 byte to 1 GiB", ErrConfig, c.MaxRequestBytes)
+	if c.MaxRequestBytes <= 0 || c.MaxRequestBytes > telemetry.MaxProfileSize {
+		// The most the engine reads back of a logged request on replay.
+		return fmt.Errorf("%w: max_request_bytes %d, want 1 byte to %d (256 MiB, the most a logged request may take on replay)", ErrConfig, c.MaxRequestBytes, telemetry.MaxProfileSize)
 	}
 	if c.MaxConcurrentRequests <= 0 {
 		return fmt.Errorf("%w: max_concurrent_requests %d, want > 0", ErrConfig, c.MaxConcurrentRequests)

@@ -558,6 +558,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "default", modify: func(*Config) {}},
 		{name: "bad endpoint", modify: func(c *Config) { c.Endpoint = "4040" }, want: "endpoint"},
 		{name: "zero limit", modify: func(c *Config) { c.MaxRequestBytes = 0 }, want: "max_request_bytes"},
+		{name: "limit over what replay reads", modify: func(c *Config) { c.MaxRequestBytes = 256<<20 + 1 }, want: "max_request_bytes 268435457, want 1 byte to 268435456 (256 MiB, the most a logged request may take on replay)"},
 		{name: "zero timeout", modify: func(c *Config) { c.ReadTimeout = 0 }, want: "read_timeout"},
 		{name: "zero concurrency", modify: func(c *Config) { c.MaxConcurrentRequests = 0 }, want: "max_concurrent_requests"},
 	}
