@@ -279,6 +279,9 @@ func FuzzGRPCBody(f *testing.F) {
 			t.Fatalf("message of %d bytes read, limit %d", len(out), cfg.MaxRequestBytes)
 		}
 		n := int(binary.BigEndian.Uint32(data[1:5])) // read whole, or err
+		if len(data) != 5+n {
+			t.Fatalf("a message of %d bytes read from a body with %d bytes after it", n, len(data)-5-n)
+		}
 		switch {
 		case data[0] == 0:
 			if !bytes.Equal(out, data[5:5+n]) {

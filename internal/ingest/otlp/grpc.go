@@ -46,6 +46,7 @@ var (
 	errGRPCFrame      = fmt.Errorf("%w: gRPC message", errMalformed)
 	errGRPCCompressed = errors.New("compressed message with no grpc-encoding")
 	errGRPCNoMessage  = fmt.Errorf("%w: the call carried no message", errMalformed)
+	errGRPCMore       = fmt.Errorf("%w: the call carried more than its one message (Export is unary)", errMalformed)
 )
 
 // serveGRPC serves OTLP/gRPC: the Export calls of the TraceService and
@@ -224,8 +225,9 @@ func (r *Receiver) refuseExport(signal string, err error) error {
 // bytes as they arrive, as OTLP/HTTP reads a body, so that a client that
 // sends slowly, or stops, holds only what it sent. A compressed message
 // is then decompressed by the receiver's decompressor within the same
-// limit, reserving what it inflates. OTLP's Export is unary: nothing a
-// client sends after its message is read.
+// limit, reserving what it inflates. OTLP's Export is unary: a call
+// whose stream goes on after its message is refused, as gRPC's servers
+// refuse it, rather than acknowledged with what follows dropped.
 func (r *Receiver) readGRPCMessage(src io.Reader, encoding string, b *body, t *admission.Ticket) ([]byte, error) {
 	var prefix [5]byte
 	if _, err := io.ReadFull(src, prefix[:]); err != nil {
@@ -254,6 +256,16 @@ func (r *Receiver) readGRPCMessage(src io.Reader, encoding string, b *body, t *a
 	b.raw = raw
 	if int64(len(raw)) < n {
 		return nil, fmt.Errorf("%w cut short: the body ended after %d of the %d bytes its prefix states", errGRPCFrame, len(raw), n)
+	}
+	// A unary call's client ends its stream with its message, so the
+	// end is already there.
+	var more [1]byte
+	switch _, err := io.ReadFull(src, more[:]); err {
+	case io.EOF:
+	case nil:
+		return nil, errGRPCMore
+	default:
+		return nil, err
 	}
 	if flag == 0 {
 		return raw, nil

@@ -191,6 +191,8 @@ func TestGRPCMalformedMessage(t *testing.T) {
 		{"prefix cut short", []byte{0, 0, 0}, "3", "gRPC message prefix cut short"},
 		{"body cut short", []byte{0, 0, 0, 0, 5, 0x0a}, "3", "the body ended after 1 of the 5 bytes its prefix states"},
 		{"compressed without grpc-encoding", []byte{1, 0, 0, 0, 2, 0x0a, 0x00}, "13", "compressed message with no grpc-encoding"},
+		{"two messages", []byte{0, 0, 0, 0, 2, 0x0a, 0x00, 0, 0, 0, 0, 2, 0x0a, 0x00}, "3", "the call carried more than its one message (Export is unary)"},
+		{"a message and a byte", []byte{0, 0, 0, 0, 2, 0x0a, 0x00, 0xde}, "3", "the call carried more than its one message (Export is unary)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
