@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -212,5 +213,91 @@ func TestBudget(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
 		t.Errorf("/ingest with the budget spent: %d Retry-After %q, want 429 and 1", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+// TestPushOverLimitRefused: a Push message over max_request_bytes is
+// refused as invalid, naming the limit, however it comes: gzipped (over
+// the limit once inflated, which Connect refused as throttled, 429, after
+// inflating all of it), or uncompressed with no length announced. A
+// client retries a throttled request; this one can never pass.
+func TestPushOverLimitRefused(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxRequestBytes = 64 << 10
+	rec := &recorder{}
+	r, _ := startReceiver(t, cfg, rec)
+	req := pushRequest(t, cpuProfile(t), make([]byte, 200<<10))
+	for _, tt := range []struct {
+		name string
+		hc   *http.Client
+		opts []connect.ClientOption
+	}{
+		{"connect, gzip", http.DefaultClient, []connect.ClientOption{connect.WithSendGzip()}},
+		{"grpc, gzip", h2cClient(), []connect.ClientOption{connect.WithGRPC(), connect.WithSendGzip()}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			client := pushv1connect.NewPusherServiceClient(tt.hc, "http://"+r.Addr(), tt.opts...)
+			_, err := client.Push(t.Context(), connect.NewRequest(req))
+			if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "the message is over max_request_bytes 65536 after decompression") {
+				t.Errorf("Push: %v, want INVALID_ARGUMENT naming max_request_bytes", err)
+			}
+		})
+	}
+	t.Run("no length announced", func(t *testing.T) {
+		msg, err := protoMarshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A reader whose length net/http cannot tell: sent chunked.
+		resp, err := http.Post("http://"+r.Addr()+PushPath, "application/proto", io.MultiReader(bytes.NewReader(msg)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "the body is over max_request_bytes 65536") {
+			t.Errorf("status %d %s, want 400 naming max_request_bytes", resp.StatusCode, body)
+		}
+	})
+	if len(rec.all()) != 0 {
+		t.Errorf("consumer got %d batches of refused Pushes", len(rec.all()))
+	}
+}
+
+// TestPushHeldIsReserved: while a Push is held (here by its consumer),
+// the budget counts the profiles its decoded message holds, which a
+// gzipped message inflated beyond what the budget saw arrive.
+func TestPushHeldIsReserved(t *testing.T) {
+	cfg := testConfig()
+	acfg := admission.DefaultConfig()
+	acfg.MaxBufferedBytes = 4 << 20
+	adm, err := admission.New(acfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gate{entered: make(chan struct{}, 1), open: make(chan struct{})}
+	r, err := New(cfg, g, nil, nil, adm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(context.Background())
+	// A profile and 900 KiB that is not one, a few KiB gzipped.
+	req := pushRequest(t, cpuProfile(t), make([]byte, 900<<10))
+	client := pushv1connect.NewPusherServiceClient(http.DefaultClient, "http://"+r.Addr(), connect.WithSendGzip())
+	done := make(chan error, 1)
+	go func() {
+		_, err := client.Push(context.Background(), connect.NewRequest(req))
+		done <- err
+	}()
+	<-g.entered
+	if held := adm.Buffered(); held < 900<<10 {
+		t.Errorf("%d bytes reserved while the Push is held, want at least its 900 KiB of profiles", held)
+	}
+	close(g.open)
+	if err := <-done; err != nil {
+		t.Fatalf("Push: %v", err)
 	}
 }

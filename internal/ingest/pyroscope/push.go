@@ -1,6 +1,7 @@
 package pyroscope
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -42,8 +43,24 @@ func (p *pusher) Push(ctx context.Context, req *connect.Request[pushv1.PushReque
 	}
 	defer release()
 	t := ticketFrom(ctx, r.adm)
-	left := r.cfg.MaxRequestBytes
 	source := "pyroscope Push from " + req.Peer().Addr
+	// The message Connect decoded holds a copy of every raw profile (and,
+	// gzipped, inflated them): memory the ticket's reader did not see.
+	var held int64
+	for _, s := range req.Msg.GetSeries() {
+		for _, smp := range s.GetSamples() {
+			held += int64(len(smp.GetRawProfile()))
+		}
+	}
+	switch err := t.Reserve(held); {
+	case errors.Is(err, admission.ErrTooLarge):
+		r.m.refusedRequest("connect", ingest.ReasonTooLarge)
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s: the request's %d bytes of profiles: %w", source, held, err))
+	case err != nil:
+		r.m.refusedRequest("connect", ingest.ReasonMemory)
+		return nil, retryError(connect.CodeResourceExhausted, err, time.Second)
+	}
+	left := r.cfg.MaxRequestBytes
 	// The request handed on holds the profiles that decoded, each with
 	// the service of its series.
 	preq := &telemetry.ProfileRequest{Limits: r.cfg.Profiles}
@@ -153,7 +170,12 @@ type pushBody struct {
 
 func (b *pushBody) Read(p []byte) (int, error) {
 	n, err := b.Reader.Read(p)
+	var over *http.MaxBytesError
 	switch {
+	case errors.As(err, &over):
+		// A body whose length was not announced, over the limit.
+		b.r.m.refusedRequest("connect", ingest.ReasonTooLarge)
+		return n, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%w: the body is over max_request_bytes %d", ingest.ErrTooLarge, over.Limit))
 	case errors.Is(err, admission.ErrTooLarge):
 		b.r.m.refusedRequest("connect", ingest.ReasonTooLarge)
 		return n, connect.NewError(connect.CodeInvalidArgument, err)
@@ -163,3 +185,30 @@ func (b *pushBody) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// pushGzip is the gzip decompressor of Push messages (Connect's
+// Content-Encoding, gRPC's grpc-encoding): it refuses a message over
+// max_request_bytes as invalid, not throttled, as soon as it is. What it
+// inflated is reserved by Push, with the message.
+type pushGzip struct {
+	r  *Receiver
+	zr gzip.Reader
+	n  int64
+}
+
+func (d *pushGzip) Reset(src io.Reader) error {
+	d.n = 0
+	return d.zr.Reset(src)
+}
+
+func (d *pushGzip) Read(p []byte) (int, error) {
+	n, err := d.zr.Read(p)
+	d.n += int64(n)
+	if d.n > d.r.cfg.MaxRequestBytes {
+		d.r.m.refusedRequest("connect", ingest.ReasonTooLarge)
+		return n, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%w: the message is over max_request_bytes %d after decompression", ingest.ErrTooLarge, d.r.cfg.MaxRequestBytes))
+	}
+	return n, err
+}
+
+func (d *pushGzip) Close() error { return d.zr.Close() }

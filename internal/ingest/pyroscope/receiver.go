@@ -21,6 +21,7 @@
 package pyroscope
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -164,8 +165,14 @@ func New(cfg Config, profiles pipeline.Consumer[[]*telemetry.ProfileBatch], logg
 	mux.HandleFunc(IngestPath, r.serveIngest)
 	mux.HandleFunc(PrefixIngestPath, r.serveIngest)
 	path, push := pushv1connect.NewPusherServiceHandler(&pusher{r: r},
-		// Connect applies the limit to the message after decompression.
-		connect.WithReadMaxBytes(int(cfg.MaxRequestBytes)))
+		// Connect applies the limit to the message after decompression,
+		// but refuses it as throttled (RESOURCE_EXHAUSTED, HTTP 429), which
+		// clients retry, after inflating all of it to say its size: a
+		// gzip message is read by pushGzip, which refuses it as soon as
+		// it is over the limit, before Connect's own limit, one byte
+		// further, is reached.
+		connect.WithReadMaxBytes(int(cfg.MaxRequestBytes)+1),
+		connect.WithCompression("gzip", func() connect.Decompressor { return &pushGzip{r: r} }, func() connect.Compressor { return gzip.NewWriter(nil) }))
 	mux.Handle(path, r.limitPush(push))
 	r.handler = r.limit(mux)
 	r.srv = listener.New(listener.Options{Name: "pyroscope receiver", Endpoint: cfg.Endpoint, Config: cfg.Config,
