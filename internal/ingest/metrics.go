@@ -17,6 +17,7 @@ const (
 	ReasonRejected    = "rejected"    // the consumer refused the data as bad (permanent)
 	ReasonUnavailable = "unavailable" // the consumer failed otherwise (retryable)
 	ReasonMemory      = "memory"      // memory above the soft limit, or the buffered bytes at theirs (retryable)
+	ReasonTimeout     = "timeout"     // the body did not arrive within read_timeout (or a gRPC call's deadline)
 )
 
 // Metrics are the metric families of every receiver, told apart by the
@@ -80,7 +81,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 }
 
 // Reasons lists every reason a record or request is refused.
-var Reasons = []string{ReasonMalformed, ReasonTooLarge, ReasonUnsupported, ReasonFull, ReasonRejected, ReasonUnavailable, ReasonMemory}
+var Reasons = []string{ReasonMalformed, ReasonTooLarge, ReasonUnsupported, ReasonFull, ReasonRejected, ReasonUnavailable, ReasonMemory, ReasonTimeout}
 
 // Init makes the series of a receiver's transport and signal ("traces"
 // or "profiles") exist at 0: the accepted records, the refusals for

@@ -339,6 +339,7 @@ func (r *Receiver) refuseRead(signal string, body error) error {
 	case errors.Is(body, admission.ErrBudget), errors.Is(body, admission.ErrTooLarge), errors.Is(body, ingest.ErrTooLarge):
 		return r.refuseGRPC(signal, body)
 	case errors.Is(body, os.ErrDeadlineExceeded):
+		r.m.refusedRequest("grpc", signal, ingest.ReasonTimeout)
 		return status.Error(codes.DeadlineExceeded, "the message did not arrive in time (read_timeout, or the call's grpc-timeout)")
 	case errors.Is(body, ingest.ErrCorrupt), errors.Is(body, errGRPCCompressed):
 		// As grpc-go answers a message it cannot decompress.

@@ -13,14 +13,18 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/evidentsec/evident/internal/ingest"
 	"github.com/evidentsec/evident/internal/ingest/admission"
 	"github.com/evidentsec/evident/internal/ingest/ingesttest"
 	"github.com/evidentsec/evident/internal/pipeline"
@@ -606,4 +610,36 @@ func startBudgeted(t *testing.T, cfg Config, traces pipeline.Consumer[[]telemetr
 	}
 	t.Cleanup(func() { r.Shutdown(context.Background()) })
 	return r, adm
+}
+
+// TestHTTPBodyTimeout: a body that stops arriving is answered 408 at
+// read_timeout, saying so, and counted as a timeout: not 400 and the
+// network error's text, as for a malformed request, which a client must
+// not send again.
+func TestHTTPBodyTimeout(t *testing.T) {
+	cfg := testConfig()
+	cfg.ReadHeaderTimeout, cfg.ReadTimeout = 200*time.Millisecond, 500*time.Millisecond
+	r, _ := startReceiver(t, cfg, &recorder[[]telemetry.Span]{}, nil)
+	conn, err := net.Dial("tcp", r.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: evident\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\n0123456789", TracesPath)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var st spb.Status
+	if err := proto.Unmarshal(body, &st); err != nil {
+		t.Fatalf("answer %d: %q is not a Status: %v", resp.StatusCode, body, err)
+	}
+	if resp.StatusCode != http.StatusRequestTimeout || st.GetMessage() != "the body did not arrive within read_timeout 500ms" {
+		t.Errorf("answer %d %q, want 408 saying the body did not arrive within read_timeout", resp.StatusCode, st.GetMessage())
+	}
+	if got := testutil.ToFloat64(r.m.RefusedRequests.WithLabelValues("otlp", "http", "traces", ingest.ReasonTimeout)); got != 1 {
+		t.Errorf("refused requests for timeout: %v, want 1", got)
+	}
 }

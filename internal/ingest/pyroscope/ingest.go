@@ -10,6 +10,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -111,6 +112,9 @@ func (r *Receiver) refuseErr(w http.ResponseWriter, err error) {
 		r.refuse(w, http.StatusRequestEntityTooLarge, ingest.ReasonTooLarge, err)
 	case errors.Is(err, errUnsupported), errors.Is(err, ingest.ErrEncoding):
 		r.refuse(w, http.StatusUnsupportedMediaType, ingest.ReasonUnsupported, err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// A slow client, not a malformed request.
+		r.refuse(w, http.StatusRequestTimeout, ingest.ReasonTimeout, fmt.Errorf("the body did not arrive within read_timeout %s", r.cfg.ReadTimeout))
 	default:
 		r.refuse(w, http.StatusBadRequest, ingest.ReasonMalformed, err)
 	}
