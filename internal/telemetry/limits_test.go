@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -79,6 +80,24 @@ func TestLimitsDecodeOTLPProfiles(t *testing.T) {
 	}
 	if _, err := (Limits{MaxLocations: 1}).DecodeOTLPProfiles(data, "test"); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "max_locations 1") {
 		t.Errorf("locations: %v, want ErrTooLarge naming max_locations", err)
+	}
+	// The request's profiles share its dictionary: max_locations holds
+	// for each of them, so a dictionary over it for one profile but not
+	// for all of them is accepted (a Collector's batch of many
+	// processes' profiles), and one over it for all of them refused.
+	pd := fixtureProfiles(t)
+	n := countProfiles(pd.ResourceProfiles())
+	size := max(pd.Dictionary().LocationTable().Len(), pd.Dictionary().FunctionTable().Len())
+	if n < 2 || size <= n {
+		t.Fatalf("fixture of %d profiles and %d locations or functions: want several profiles, and more entries", n, size)
+	}
+	perProfile := (size + n - 1) / n
+	if got, err := (Limits{MaxLocations: perProfile}).DecodeOTLPProfiles(data, "test"); err != nil || len(got) != len(all) {
+		t.Errorf("%d entries for %d profiles, max_locations %d: %d batches, %v; want all %d", size, n, perProfile, len(got), err, len(all))
+	}
+	want := fmt.Sprintf("in the dictionary of its %d profiles, over max_locations %d for each", n, perProfile-1)
+	if _, err := (Limits{MaxLocations: perProfile - 1}).DecodeOTLPProfiles(data, "test"); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), want) {
+		t.Errorf("locations over max_locations for every profile: %v, want ErrTooLarge saying %q", err, want)
 	}
 	got, err := (Limits{MaxSamples: samples - 1}).DecodeOTLPProfiles(data, "test")
 	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "max_samples") || len(got) >= len(all) {

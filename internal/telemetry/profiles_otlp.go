@@ -52,7 +52,8 @@ func (l Limits) DecodeOTLPProfiles(data []byte, source string) ([]*ProfileBatch,
 		return nil, fmt.Errorf("decode OTLP profiles %s: %w: %w", source, ErrMalformed, err)
 	}
 	dict := pd.Dictionary()
-	if err := l.check("OTLP profiles "+source, 0, dict.LocationTable().Len(), dict.FunctionTable().Len()); err != nil {
+	rps := pd.ResourceProfiles()
+	if err := l.checkDictionary(source, dict, countProfiles(rps)); err != nil {
 		return nil, err
 	}
 	c := otlpProfileConverter{dict: dict, errs: recordErrors{source: source}, limits: l}
@@ -60,7 +61,6 @@ func (l Limits) DecodeOTLPProfiles(data []byte, source string) ([]*ProfileBatch,
 	c.locations()
 	var out []*ProfileBatch
 	var tooLarge error
-	rps := pd.ResourceProfiles()
 	for i := 0; i < rps.Len(); i++ {
 		rp := rps.At(i)
 		attrs := rp.Resource().Attributes()
@@ -100,6 +100,37 @@ func (l Limits) DecodeOTLPProfiles(data []byte, source string) ([]*ProfileBatch,
 		return nil, tooLarge
 	}
 	return out, c.errs.err()
+}
+
+// checkDictionary checks the dictionary the n profiles of a request
+// share against max_locations for each of them: a Collector's batch holds
+// the profiles of many processes, and their locations and functions.
+func (l Limits) checkDictionary(source string, dict pprofile.ProfilesDictionary, n int) error {
+	if n <= 1 || l.MaxLocations <= 0 {
+		return l.check("OTLP profiles "+source, 0, dict.LocationTable().Len(), dict.FunctionTable().Len())
+	}
+	for _, t := range []struct {
+		what string
+		len  int
+	}{{"locations", dict.LocationTable().Len()}, {"functions", dict.FunctionTable().Len()}} {
+		if t.len > n*l.MaxLocations {
+			return fmt.Errorf("decode OTLP profiles %s: %d %s in the dictionary of its %d profiles, over max_locations %d for each: %w",
+				source, t.len, t.what, n, l.MaxLocations, ErrTooLarge)
+		}
+	}
+	return nil
+}
+
+// countProfiles returns the number of profiles of a request.
+func countProfiles(rps pprofile.ResourceProfilesSlice) int {
+	n := 0
+	for i := range rps.Len() {
+		sps := rps.At(i).ScopeProfiles()
+		for j := range sps.Len() {
+			n += sps.At(j).Profiles().Len()
+		}
+	}
+	return n
 }
 
 // otlpProfileConverter resolves the dictionary of one request.
