@@ -320,7 +320,7 @@ func (r *Receiver) readProfile(req *http.Request, format string) (profileBody, e
 		if format == "jfr" {
 			name = "jfr"
 		}
-		parts, err := formParts(body, params["boundary"], name, "labels")
+		parts, err := formParts(body, params["boundary"], limit, t, name, "labels")
 		if err != nil {
 			return profileBody{}, err
 		}
@@ -331,7 +331,9 @@ func (r *Receiver) readProfile(req *http.Request, format string) (profileBody, e
 			}
 		}
 	}
-	pb.data, err = r.decompress(body, limit, t)
+	// The limit holds for the request: the labels and the profile
+	// together.
+	pb.data, err = r.decompress(body, limit-int64(len(pb.labels)), t)
 	return pb, err
 }
 
@@ -353,8 +355,9 @@ func (r *Receiver) decompress(data []byte, limit int64, t *admission.Ticket) ([]
 // sample_type_config names and units the sample types for display, which
 // the pprof does itself, and prev_profile, sent by old clients beside
 // cumulative profiles, is not used either (the profile alone says which
-// functions ran).
-func formParts(body []byte, boundary string, names ...string) (map[string][]byte, error) {
+// functions ran). The parts are copied out of body, their bytes reserved
+// on t, and they are refused over limit.
+func formParts(body []byte, boundary string, limit int64, t *admission.Ticket, names ...string) (map[string][]byte, error) {
 	if boundary == "" {
 		return nil, fmt.Errorf("%w: multipart form without boundary", errBadRequest)
 	}
@@ -372,9 +375,14 @@ func formParts(body []byte, boundary string, names ...string) (map[string][]byte
 		if !slices.Contains(names, name) || parts[name] != nil {
 			continue
 		}
-		data, err := io.ReadAll(part)
-		if err != nil {
+		data, err := ingest.ReadBody(nil, part, -1, limit, t)
+		switch {
+		case errors.Is(err, ingest.ErrTooLarge), errors.Is(err, admission.ErrBudget), errors.Is(err, admission.ErrTooLarge):
+			return nil, err
+		case err != nil:
 			return nil, fmt.Errorf("%w: multipart part %s: %w", errBadRequest, name, err)
+		case data == nil:
+			data = []byte{} // there, and empty
 		}
 		parts[name] = data
 	}

@@ -3,6 +3,7 @@ package pyroscope
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"mime/multipart"
 	"net/http"
 	"os"
@@ -137,4 +138,44 @@ func hasFunction(b *telemetry.ProfileBatch, fn string) bool {
 		}
 	}
 	return false
+}
+
+// TestIngestJFRLimit: max_request_bytes holds for the request, the
+// labels and the recording together, not for each: a request whose
+// labels and recording are each within it and together over it is
+// refused with 413 (it was taken, holding up to twice the limit).
+func TestIngestJFRLimit(t *testing.T) {
+	jfr, err := os.ReadFile(jfrFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var labels []byte
+	labels = protowire.AppendTag(labels, 2, protowire.BytesType)
+	labels = protowire.AppendBytes(labels, []byte{0x08, 0x01, 0x12, 0x01, 'x'})
+	// An unknown field, which a LabelsSnapshot's reader skips.
+	labels = protowire.AppendTag(labels, 15, protowire.BytesType)
+	labels = protowire.AppendBytes(labels, make([]byte, 4096))
+	body, ct := agentForm(t, jfr, labels)
+	url := "http://%s" + IngestPath + "?name=inventory.cpu&format=jfr&spyName=javaspy&from=1764000000&until=1764000010"
+	for _, tc := range []struct {
+		name   string
+		limit  int64
+		status int
+	}{
+		{"labels and recording within the limit", int64(len(jfr) + len(labels)), http.StatusOK},
+		{"each within the limit, both over it", int64(len(jfr) + len(labels) - 1), http.StatusRequestEntityTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.MaxRequestBytes = tc.limit
+			rec := &recorder{}
+			r, _ := startReceiver(t, cfg, rec)
+			if status := post(t, fmt.Sprintf(url, r.Addr()), ct, body); status != tc.status {
+				t.Fatalf("status %d, want %d", status, tc.status)
+			}
+			if got := len(rec.all()) > 0; got != (tc.status == http.StatusOK) {
+				t.Errorf("consumer got batches: %v", got)
+			}
+		})
+	}
 }
