@@ -149,6 +149,7 @@ func open(ctx context.Context, cfg Config, ms []store.Migration, reader bool) (*
 	}
 	pc.MaxConns = int32(min(cfg.MaxConns, 1<<20))
 	pc.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
+	pc.AfterConnect = durableCommits
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", where, err)
@@ -165,6 +166,26 @@ func open(ctx context.Context, cfg Config, ms []store.Migration, reader bool) (*
 		tenant: store.DefaultTenant}
 	s.calls.StartCommits(s.commit)
 	return s, nil
+}
+
+// durableCommits makes a connection's commits durable before they
+// return, as a batch's acknowledgement promises: a server, database, role
+// or DSN set to synchronous_commit off would acknowledge commits that a
+// crash of the server loses. The other settings (on, local, remote_write,
+// remote_apply) all flush the commit to the server's own disk first, and
+// are kept.
+func durableCommits(ctx context.Context, c *pgx.Conn) error {
+	var v string
+	if err := c.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&v); err != nil {
+		return fmt.Errorf("read synchronous_commit: %w", err)
+	}
+	if v != "off" {
+		return nil
+	}
+	if _, err := c.Exec(ctx, `SET synchronous_commit = on`); err != nil {
+		return fmt.Errorf("set synchronous_commit on (it is off): %w", err)
+	}
+	return nil
 }
 
 // Tenant returns the store of tenant id over the same database; see

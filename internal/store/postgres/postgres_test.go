@@ -86,3 +86,31 @@ func BenchmarkStore(b *testing.B) {
 		}
 	})
 }
+
+// TestDurableCommits: the store's connections commit durably whatever the
+// DSN, role or server say: synchronous_commit off becomes on, and the
+// settings that flush the commit too are kept.
+func TestDurableCommits(t *testing.T) {
+	for _, tt := range []struct{ set, want string }{
+		{"off", "on"},
+		{"local", "local"},
+		{"remote_apply", "remote_apply"},
+	} {
+		t.Run(tt.set, func(t *testing.T) {
+			cfg := newDatabase(t)
+			cfg.DSN += " synchronous_commit=" + tt.set
+			s, err := Open(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var got string
+			if err := s.pool.QueryRow(t.Context(), `SHOW synchronous_commit`).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("synchronous_commit %s on a connection of the store, want %s", got, tt.want)
+			}
+		})
+	}
+}
