@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -593,11 +594,24 @@ func FuzzSegment(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := newSegmentReader(bytes.NewReader(data), "fuzz.seg", int64(len(data)), 0)
 		off := int64(segmentHeaderLen)
+		var prev int64
 		for {
 			rec, ok, err := r.next()
+			var c *corruptError
+			if errors.As(err, &c) && c.offset > 0 {
+				// As the last segment: a torn tail, or damage that an
+				// intact record after it shows.
+				if err := tornTailOf(data, c, prev); err != nil {
+					var d *corruptError
+					if !errors.As(err, &d) || d.offset != c.offset || !strings.Contains(d.reason, "an intact record follows at offset") {
+						t.Fatalf("tornTailOf: %v, want nil or the damage at %d with the intact record after it", err, c.offset)
+					}
+				}
+			}
 			if err != nil || !ok {
 				return
 			}
+			prev = rec.seq
 			want, err := appendRecord(nil, rec.seq, string(rec.tenant), store.BatchKind(rec.kind), rec.payload)
 			if err != nil {
 				t.Fatal(err)

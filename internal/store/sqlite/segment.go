@@ -256,6 +256,11 @@ func tornTail(path string, c *corruptError, prev int64) error {
 	if err != nil {
 		return err
 	}
+	return tornTailOf(data, c, prev)
+}
+
+// tornTailOf is tornTail of the segment's bytes, data.
+func tornTailOf(data []byte, c *corruptError, prev int64) error {
 	if c.offset >= int64(len(data)) {
 		return nil
 	}
@@ -272,7 +277,7 @@ func tornTail(path string, c *corruptError, prev int64) error {
 	most := prev + int64(len(rest)/(recordHeaderLen+minRecordBody))
 	for off := 1; off+recordHeaderLen+minRecordBody <= len(rest); off++ {
 		if seq, ok := intactRecord(rest[off:], prev, most); ok {
-			return &corruptError{path: path, offset: c.offset, reason: fmt.Sprintf(
+			return &corruptError{path: c.path, offset: c.offset, reason: fmt.Sprintf(
 				"%s, and an intact record follows at offset %d (sequence number %d): the damage is to acknowledged batches, which cutting the segment here would drop",
 				c.reason, c.offset+int64(off), seq)}
 		}
