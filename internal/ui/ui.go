@@ -104,7 +104,9 @@ func New(deps Deps) (*UI, error) {
 		return nil, fmt.Errorf("ui: assets: %w", err)
 	}
 	u.mux.HandleFunc("GET /{$}", u.withSource(u.overview))
-	u.mux.HandleFunc("GET /ui/{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/", http.StatusFound) })
+	u.mux.HandleFunc("GET /ui/{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, page{Tenant: namedTenant(r)}.Link("/"), http.StatusFound)
+	})
 	u.mux.HandleFunc("GET /ui/findings", u.withSource(u.findings))
 	u.mux.HandleFunc("GET /ui/findings/{id}", u.withSource(u.finding))
 	u.mux.HandleFunc("GET /ui/map", u.withSource(u.runtimeMap))
@@ -197,12 +199,21 @@ type part struct {
 	Data any
 }
 
+// namedTenant is the tenant request r named and acts in, or "": the
+// API's listener turns a link's ?tenant= into the X-Scope-OrgID header
+// before its guard admits the tenant; a browser sends no such header
+// itself.
+func namedTenant(r *http.Request) string {
+	if t := r.Header.Get(auth.TenantHeader); t != "" && t == auth.TenantFromContext(r.Context()) {
+		return t
+	}
+	return ""
+}
+
 // render writes a page for request r; a template error is logged and
 // answered with 500, before anything is written.
 func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
-	// The API's listener turns a link's ?tenant= into this header before
-	// its guard admits the tenant; a browser sends no such header itself.
-	if t := r.Header.Get(auth.TenantHeader); t != "" && t == auth.TenantFromContext(r.Context()) {
+	if t := namedTenant(r); t != "" {
 		p.Tenant = t
 	}
 	var buf bytes.Buffer

@@ -166,7 +166,7 @@ func TestLinksKeepTenant(t *testing.T) {
 	}))
 	defer ts.Close()
 	execID := report.FindingID(src.res.Assessments[0].Finding)
-	pages := []string{"/", "/ui/findings", "/ui/findings?sort=score&page=1", "/ui/findings/" + execID, "/ui/map", "/ui/services/orders", "/ui/alerts", "/ui/nope"}
+	pages := []string{"/", "/ui/", "/ui/findings", "/ui/findings?sort=score&page=1", "/ui/findings/" + execID, "/ui/map", "/ui/services/orders", "/ui/alerts", "/ui/nope"}
 	href := regexp.MustCompile(`href="([^"#][^"]*)"`)
 	form := regexp.MustCompile(`(?s)<form[^>]*method="get".*?</form>`)
 	for _, path := range pages {
