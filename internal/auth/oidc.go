@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/tlsconfig"
@@ -103,32 +105,54 @@ func (c OIDCConfig) Validate() error {
 	return nil
 }
 
-// oidcVerifier checks JWTs against the issuer's keys, which go-oidc
-// caches and re-fetches when a token names a key it has not seen.
+// oidcVerifier checks JWTs against the issuer's keys (jwks), held and
+// fetched again when a token names a key not among them, at most once
+// every jwksRefetch.
 type oidcVerifier struct {
 	cfg OIDCConfig
 	v   *oidc.IDTokenVerifier
 }
 
 func newOIDCVerifier(ctx context.Context, cfg OIDCConfig, log *slog.Logger) (*oidcVerifier, error) {
+	client := &http.Client{Timeout: 30 * time.Second}
 	if cfg.TLS != (tlsconfig.ClientConfig{}) {
 		t, err := tlsconfig.NewTransport(cfg.TLS, "oidc issuer", log)
 		if err != nil {
 			return nil, err
 		}
-		// go-oidc makes its requests, discovery and key fetches, with the
-		// client of this context.
-		ctx = oidc.ClientContext(ctx, &http.Client{Transport: t})
+		client.Transport = t
 	}
 	vc := &oidc.Config{ClientID: cfg.Audience, SupportedSigningAlgs: cfg.SigningAlgs}
-	if cfg.JWKSURL != "" {
-		return &oidcVerifier{cfg: cfg, v: oidc.NewVerifier(cfg.Issuer, oidc.NewRemoteKeySet(ctx, cfg.JWKSURL), vc)}, nil
+	url := cfg.JWKSURL
+	if url == "" {
+		// go-oidc makes the discovery request with the client of this
+		// context.
+		p, err := oidc.NewProvider(oidc.ClientContext(ctx, client), cfg.Issuer)
+		if err != nil {
+			return nil, fmt.Errorf("oidc discovery of %s: %w", cfg.Issuer, err)
+		}
+		var d struct {
+			JWKSURL string   `json:"jwks_uri"`
+			Algs    []string `json:"id_token_signing_alg_values_supported"`
+		}
+		if err := p.Claims(&d); err != nil {
+			return nil, fmt.Errorf("oidc discovery of %s: %w", cfg.Issuer, err)
+		}
+		if d.JWKSURL == "" {
+			return nil, fmt.Errorf("oidc discovery of %s: no jwks_uri", cfg.Issuer)
+		}
+		url = d.JWKSURL
+		if len(vc.SupportedSigningAlgs) == 0 {
+			// The algorithms the issuer signs with that go-oidc checks;
+			// none: its default, RS256.
+			for _, a := range d.Algs {
+				if slices.Contains(jwsAlgs, jose.SignatureAlgorithm(a)) {
+					vc.SupportedSigningAlgs = append(vc.SupportedSigningAlgs, a)
+				}
+			}
+		}
 	}
-	p, err := oidc.NewProvider(ctx, cfg.Issuer)
-	if err != nil {
-		return nil, fmt.Errorf("oidc discovery of %s: %w", cfg.Issuer, err)
-	}
-	return &oidcVerifier{cfg: cfg, v: p.VerifierContext(context.WithoutCancel(ctx), vc)}, nil
+	return &oidcVerifier{cfg: cfg, v: oidc.NewVerifier(cfg.Issuer, newJWKS(url, client), vc)}, nil
 }
 
 // verify checks a JWT, maps its roles claim to evident roles and binds
