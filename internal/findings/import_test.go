@@ -245,6 +245,12 @@ func TestNewPackage(t *testing.T) {
 			want: Package{PURL: "pkg:golang/stdlib@v1.22.1", Ecosystem: "Go", Name: "stdlib", Version: "v1.22.1"}},
 		{name: "go purl", purl: "pkg:golang/gopkg.in/yaml.v2@v2.2.2", version: "v2.2.2",
 			want: Package{PURL: "pkg:golang/gopkg.in/yaml.v2@v2.2.2", Ecosystem: "Go", Name: "gopkg.in/yaml.v2", Version: "v2.2.2"}},
+		// As Trivy and Grype write it: the module path keeps its capitals,
+		// which the Go vulnerability database and profiles' frames have
+		// (lowercased, a finding matched no frame and no govulncheck
+		// finding).
+		{name: "go purl with capitals", purl: "pkg:golang/github.com/Masterminds/semver/v3@v3.1.0",
+			want: Package{PURL: "pkg:golang/github.com/Masterminds/semver/v3@v3.1.0", Ecosystem: "Go", Name: "github.com/Masterminds/semver/v3", Version: "v3.1.0"}},
 		{name: "pypi normalized", ecosystem: "PyPI", pkg: "PyYAML", version: "5.3",
 			want: Package{PURL: "pkg:pypi/pyyaml@5.3", Ecosystem: "PyPI", Name: "pyyaml", Version: "5.3"}},
 		{name: "maven purl", purl: "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1?type=jar",

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -72,7 +73,39 @@ func PackageFromPURL(s string) (ecosystem, name, version string, err error) {
 	if eco == EcosystemPyPI {
 		name = NormalizePyPI(name)
 	}
+	if eco == EcosystemGo {
+		// Go module paths are case-sensitive, as the Go vulnerability
+		// database and a profile's frames write them
+		// (github.com/Masterminds/semver); the package URL library
+		// lowercases a golang package URL's namespace and name, as the
+		// purl specification has it, which would match neither.
+		if path, ok := goPURLPath(s); ok && strings.EqualFold(path, name) {
+			name = path
+		}
+	}
 	return eco, name, p.Version, nil
+}
+
+// goPURLPath returns the module path of a golang package URL as it is
+// written: what follows the type, without the version, qualifiers or
+// subpath, percent-decoded.
+func goPURLPath(s string) (string, bool) {
+	rest, ok := strings.CutPrefix(s, "pkg:")
+	if !ok {
+		return "", false
+	}
+	rest = strings.TrimLeft(rest, "/")
+	typ, rest, ok := strings.Cut(rest, "/")
+	if !ok || !strings.EqualFold(typ, packageurl.TypeGolang) {
+		return "", false
+	}
+	rest, _, _ = strings.Cut(rest, "#")
+	rest, _, _ = strings.Cut(rest, "?")
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		rest = rest[:i]
+	}
+	path, err := url.PathUnescape(strings.Trim(rest, "/"))
+	return path, err == nil
 }
 
 // PURL returns the package URL of a package version in an OSV ecosystem.

@@ -9,6 +9,11 @@ func TestPackageFromPURL(t *testing.T) {
 		wantErr            bool
 	}{
 		{purl: "pkg:golang/golang.org/x/net@v0.1.0", eco: EcosystemGo, name: "golang.org/x/net", version: "v0.1.0"},
+		// Module paths keep their case, which the package URL library
+		// lowercases.
+		{purl: "pkg:golang/github.com/Masterminds/semver/v3@v3.1.0", eco: EcosystemGo, name: "github.com/Masterminds/semver/v3", version: "v3.1.0"},
+		{purl: "pkg:golang/github.com/BurntSushi/toml@v1.0.0?type=module#sub", eco: EcosystemGo, name: "github.com/BurntSushi/toml", version: "v1.0.0"},
+		{purl: "pkg:golang/github.com/%41zure/azure-sdk-for-go@v68.0.0%2Bincompatible", eco: EcosystemGo, name: "github.com/Azure/azure-sdk-for-go", version: "v68.0.0+incompatible"},
 		{purl: "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1", eco: EcosystemMaven, name: "org.apache.logging.log4j:log4j-core", version: "2.14.1"},
 		{purl: "pkg:npm/%40babel/core@7.0.0", eco: EcosystemNPM, name: "@babel/core", version: "7.0.0"},
 		{purl: "pkg:npm/lodash@4.17.20", eco: EcosystemNPM, name: "lodash", version: "4.17.20"},
