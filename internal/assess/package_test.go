@@ -229,3 +229,40 @@ func TestPackageLevelJava(t *testing.T) {
 		})
 	}
 }
+
+// TestUnobservableEcosystems: profiles never show code of an OS package,
+// a Rust crate or a gem, and a service's profiles of one runtime say
+// nothing of another's packages in its image: such findings are unknown,
+// never not_observed, whose VEX is not_affected (an image's Debian
+// openssl, a crate, were exported not_affected and hidden from
+// Trivy and Grype).
+func TestUnobservableEcosystems(t *testing.T) {
+	a := New(DefaultConfig(), nil, nodeShop(t))
+	finding := func(p findings.Package) findings.Finding {
+		return findings.Finding{Service: "batch", Package: p, Vulnerability: findings.Vulnerability{ID: "CVE-2024-5535"},
+			Severity: findings.Severity{Level: "high"}, Sources: []findings.Source{{Tool: "trivy"}}}
+	}
+	for _, tt := range []struct {
+		name string
+		pkg  findings.Package
+		want string // in the reason
+	}{
+		{"deb", findings.Package{PURL: "pkg:deb/debian/openssl@3.0.11-1~deb12u2", Ecosystem: "Debian", Name: "openssl", Version: "3.0.11-1~deb12u2"},
+			"profiles attribute no code to Debian packages"},
+		{"cargo", findings.Package{PURL: "pkg:cargo/hyper@0.14.10", Ecosystem: osv.EcosystemCratesIO, Name: "hyper", Version: "0.14.10"},
+			"profiles attribute no code to crates.io packages"},
+		{"a Go module in a Node.js service", findings.Package{PURL: "pkg:golang/golang.org/x/net@v0.1.0", Ecosystem: osv.EcosystemGo, Name: "golang.org/x/net", Version: "v0.1.0"},
+			`the profiles of service "batch" hold no go code`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			as := a.Assess([]findings.Finding{finding(tt.pkg)})[0]
+			if as.Reachability.Verdict != Unknown || as.VEX.Status != StatusUnderInvestigation || !strings.Contains(as.Reachability.Reason, tt.want) {
+				t.Errorf("%s, VEX %s, %q; want unknown, under_investigation, saying %q", as.Reachability.Verdict, as.VEX.Status, as.Reachability.Reason, tt.want)
+			}
+		})
+	}
+	// The Node.js package of the same service is still decided.
+	if as := a.Assess([]findings.Finding{lodashFinding("batch", "GHSA-29mw-wpgm-hmr9", "CVE-2020-28500", "4.17.21")})[0]; as.Reachability.Verdict != NotObserved {
+		t.Errorf("lodash in batch: %s, want not_observed", as.Reachability.Verdict)
+	}
+}

@@ -117,6 +117,21 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 		r.Reason = fmt.Sprintf("no profiles of service %q", f.Service)
 		return r
 	}
+	lang, ok := ecosystemLanguage(f.Package.Ecosystem)
+	if !ok {
+		// OS packages, Rust crates, gems...: no frame is ever attributed
+		// to them, so not seeing theirs says nothing.
+		r.Verdict, r.Basis = Unknown, BasisPackage
+		r.Reason = fmt.Sprintf("profiles attribute no code to %s packages (native libraries, other runtimes), so whether %s ran cannot be told", f.Package.Ecosystem, f.Package.Name)
+		return r
+	}
+	if !slices.ContainsFunc(svc.Functions, func(fn model.Function) bool { return fn.Language == lang }) {
+		// A Go service's image may hold npm packages that some process
+		// evident has no profile of runs.
+		r.Verdict = Unknown
+		r.Reason = fmt.Sprintf("the profiles of service %q hold no %s code, so whether %s ran cannot be told (a process of it may not be profiled)", f.Service, lang, f.Package.Name)
+		return r
+	}
 
 	var loaded bool
 	// At package basis: the heaviest Java code whose artifact attribution
@@ -215,6 +230,23 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 	r.Verdict = NotObserved
 	r.Reason = fmt.Sprintf("no frame of the vulnerable package in %d samples (bound %s)%s", svc.Samples, r.Bound, static)
 	return r
+}
+
+// ecosystemLanguage returns the language whose frames attribution gives
+// to packages of an ecosystem, whose code profiles can show running; false
+// for the other ecosystems.
+func ecosystemLanguage(eco string) (attribution.Language, bool) {
+	switch {
+	case strings.EqualFold(eco, osv.EcosystemGo):
+		return attribution.Go, true
+	case strings.EqualFold(eco, osv.EcosystemMaven):
+		return attribution.Java, true
+	case strings.EqualFold(eco, osv.EcosystemPyPI):
+		return attribution.Python, true
+	case strings.EqualFold(eco, osv.EcosystemNPM):
+		return attribution.Node, true
+	}
+	return attribution.Unknown, false
 }
 
 func evidence(fn *model.Function, svc *model.Service) FunctionEvidence {
