@@ -266,3 +266,41 @@ func TestUnobservableEcosystems(t *testing.T) {
 		t.Errorf("lodash in batch: %s, want not_observed", as.Reachability.Verdict)
 	}
 }
+
+// TestPythonSharedImportName: pycrypto and pycryptodome both ship Crypto;
+// without a configuration naming one, attribution gives Crypto's frames to
+// pycryptodome, so a finding on pycrypto must not read their absence
+// under its own name as its code not running (it was exported
+// not_affected).
+func TestPythonSharedImportName(t *testing.T) {
+	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+	aes := attribution.Frame{Function: "new", File: "/usr/lib/python3/site-packages/Crypto/Cipher/AES.py"}
+	app := attribution.Frame{Function: "handle", File: "/srv/app/main.py"}
+	m.AddProfile(&telemetry.ProfileBatch{
+		Service: "reports", SampleType: "cpu", Unit: "nanoseconds", Period: 10_000_000, Start: t0, Duration: 2 * time.Hour,
+		Locations: [][]attribution.Frame{{app}, {aes}},
+		Samples: []telemetry.Sample{
+			{Locations: []int32{0}, Count: 10_000, Value: 100_000_000_000},
+			{Locations: []int32{1, 0}, Count: 500, Value: 5_000_000_000},
+		},
+	})
+	a := New(DefaultConfig(), nil, m.Snapshot())
+	finding := func(dist string) findings.Finding {
+		return findings.Finding{Service: "reports", Package: findings.Package{PURL: "pkg:pypi/" + dist + "@2.6.1", Ecosystem: osv.EcosystemPyPI, Name: dist, Version: "2.6.1"},
+			Vulnerability: findings.Vulnerability{ID: "CVE-2013-7459"}, Severity: findings.Severity{Level: "critical"}, Sources: []findings.Source{{Tool: "trivy"}}}
+	}
+	for _, as := range a.Assess([]findings.Finding{finding("pycrypto"), finding("pycryptodome")}) {
+		r := as.Reachability
+		switch as.Finding.Package.Name {
+		case "pycrypto":
+			if r.Verdict != Unknown || as.VEX.Status != StatusUnderInvestigation ||
+				!strings.Contains(r.Reason, "but code of Crypto, which pycrypto ships too, ran (Crypto.Cipher.AES.new in 500 samples), attributed to pycryptodome") {
+				t.Errorf("pycrypto: %s, VEX %s, %q; want unknown, under_investigation, naming Crypto's code", r.Verdict, as.VEX.Status, r.Reason)
+			}
+		case "pycryptodome":
+			if r.Verdict != Loaded {
+				t.Errorf("pycryptodome: %s, want loaded: its code ran", r.Verdict)
+			}
+		}
+	}
+}

@@ -141,6 +141,14 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 	// package directory, and Go's their module or the main module.
 	var hidden *model.Function
 	maven := r.Basis == BasisPackage && strings.EqualFold(f.Package.Ecosystem, osv.EcosystemMaven)
+	// The heaviest Python code of an import name that the finding's
+	// distribution shares with others (Crypto: pycrypto and
+	// pycryptodome) and that attribution gave to another of them.
+	var pyHidden *model.Function
+	var pyTops []string
+	if strings.EqualFold(f.Package.Ecosystem, osv.EcosystemPyPI) {
+		pyTops = attribution.PythonImportNames(f.Package.Name)
+	}
 	endpoints, spans := map[string]int64{}, map[string]int64{}
 	// For a loaded verdict: where code of the vulnerable package ran, and
 	// its heaviest function.
@@ -150,6 +158,10 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 		fn := &svc.Functions[i]
 		if maven && fn.Language == attribution.Java && fn.Unattributed() && (hidden == nil || fn.Samples > hidden.Samples) {
 			hidden = fn
+		}
+		if len(pyTops) > 0 && fn.Language == attribution.Python && fn.Module != f.Package.Name &&
+			slices.Contains(pyTops, topModule(fn.Package)) && (pyHidden == nil || fn.Samples > pyHidden.Samples) {
+			pyHidden = fn
 		}
 		for _, t := range ts {
 			if !t.inPackage(fn) {
@@ -227,9 +239,21 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 			f.Package.Name, funcName(hidden.Func), hidden.Samples, static)
 		return r
 	}
+	if pyHidden != nil {
+		r.Verdict, r.Bound = Unknown, nil
+		r.Reason = fmt.Sprintf("no frame attributed to %s, but code of %s, which %s ships too, ran (%s in %d samples), attributed to %s: name the service's distribution in python_dists to tell them apart%s",
+			f.Package.Name, topModule(pyHidden.Package), f.Package.Name, funcName(pyHidden.Func), pyHidden.Samples, pyHidden.Module, static)
+		return r
+	}
 	r.Verdict = NotObserved
 	r.Reason = fmt.Sprintf("no frame of the vulnerable package in %d samples (bound %s)%s", svc.Samples, r.Bound, static)
 	return r
+}
+
+// topModule is the top-level name of a dotted Python module.
+func topModule(mod string) string {
+	top, _, _ := strings.Cut(mod, ".")
+	return top
 }
 
 // ecosystemLanguage returns the language whose frames attribution gives

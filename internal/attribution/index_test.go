@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -380,11 +382,15 @@ func TestPythonModulesOf(t *testing.T) {
 		"azure.mgmt.compute":            "azure-mgmt-compute",
 		"google.cloud.bigquery_storage": "google-cloud-bigquery-storage",
 		"zope.interface":                "zope-interface",
+		"yaml":                          "pyyaml",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("PythonModulesOf (-want +got):\n%s", diff)
 	}
 	for mod, dist := range want {
+		if !strings.Contains(mod, ".") {
+			continue // an import name, not a namespace package's module
+		}
 		if d := New(Config{}).pythonDist(mod, "x"); d != dist {
 			t.Errorf("module %s is attributed to %s, not to %s, which PythonModulesOf says ships it", mod, d, dist)
 		}
@@ -397,5 +403,31 @@ func TestPythonModulesOf(t *testing.T) {
 		if fn, _ := a.Attribute(Frame{Function: "f", File: file}); fn != want {
 			t.Errorf("%s: %+v, want %+v", file, fn, want)
 		}
+	}
+}
+
+// TestPythonSharedImportNames: an import name that several distributions
+// ship (Crypto: pycryptodome, and the older pycrypto) is given to the one
+// a service's findings name, so that a finding on pycrypto sees its code
+// run; with both named, to neither (PythonModulesOf leaves a module two
+// claim), so frames get the default.
+func TestPythonSharedImportNames(t *testing.T) {
+	frame := Frame{Function: "new", File: "/usr/lib/python3/site-packages/Crypto/Cipher/AES.py"}
+	for _, tt := range []struct {
+		dists []string
+		want  string
+	}{
+		{nil, "pycryptodome"},
+		{[]string{"pycryptodome"}, "pycryptodome"},
+		{[]string{"PyCrypto"}, "pycrypto"},
+		{[]string{"pycrypto", "pycryptodome"}, "pycryptodome"},
+	} {
+		fn, ok := New(Config{PythonDists: PythonModulesOf(tt.dists)}).Attribute(frame)
+		if !ok || fn.Module != tt.want {
+			t.Errorf("findings naming %v: Crypto's frame attributed to %q (%v), want %s", tt.dists, fn.Module, ok, tt.want)
+		}
+	}
+	if got := PythonImportNames("opencv-python-headless"); !slices.Equal(got, []string{"cv2"}) {
+		t.Errorf("PythonImportNames(opencv-python-headless) = %v, want [cv2]", got)
 	}
 }

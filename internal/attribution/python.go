@@ -1,6 +1,9 @@
 package attribution
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // pythonFunc attributes a Python frame by its file: py-spy's short file name
 // ("requests/sessions.py", the path below the outermost directory with an
@@ -373,6 +376,9 @@ func PythonModulesOf(dists []string) map[string]string {
 				mods = append(mods, strings.ReplaceAll(ns, "-", ".")+strings.ReplaceAll(rest, "-", "_"))
 			}
 		}
+		// An import name the distribution shares with others, which
+		// frames would otherwise give the first of them.
+		mods = append(mods, PythonImportNames(d)...)
 		for _, m := range mods {
 			if isPythonModule(m) {
 				owners.add(m, d)
@@ -382,54 +388,63 @@ func PythonModulesOf(dists []string) map[string]string {
 	return owners.sole()
 }
 
-// knownPythonDist names the distributions of popular import names that
-// differ from their distribution name, for when no SBOM supplies the map.
+// importNameDists are popular import names that differ from the name of
+// the distribution that ships them, with the distributions known to ship
+// them, for when no SBOM supplies the map: a frame gets the first, unless
+// the service's findings name another (PythonModulesOf). Several
+// distributions share some names: pycryptodome and the older pycrypto
+// both ship Crypto, opencv-python and its headless builds cv2.
+var importNameDists = [...]struct {
+	top   string
+	dists []string
+}{
+	{"yaml", []string{"pyyaml"}},
+	{"PIL", []string{"pillow", "pil"}},
+	{"cv2", []string{"opencv-python", "opencv-python-headless", "opencv-contrib-python", "opencv-contrib-python-headless"}},
+	{"sklearn", []string{"scikit-learn"}},
+	{"bs4", []string{"beautifulsoup4"}},
+	{"dateutil", []string{"python-dateutil"}},
+	{"jwt", []string{"pyjwt", "jwt"}},
+	{"OpenSSL", []string{"pyopenssl"}},
+	{"Crypto", []string{"pycryptodome", "pycrypto"}},
+	{"jose", []string{"python-jose", "jose"}},
+	{"magic", []string{"python-magic", "filemagic"}},
+	{"dotenv", []string{"python-dotenv"}},
+	{"multipart", []string{"python-multipart"}},
+	{"git", []string{"gitpython"}},
+	{"attr", []string{"attrs"}},
+	{"pkg_resources", []string{"setuptools"}},
+	{"websocket", []string{"websocket-client"}},
+	{"serial", []string{"pyserial"}},
+	{"docx", []string{"python-docx"}},
+	{"ldap", []string{"python-ldap"}},
+	{"MySQLdb", []string{"mysqlclient", "mysql-python"}},
+}
+
+// knownPythonDist names the distribution a frame of import name top is
+// given when nothing configured names one, or "" when top is not one of
+// importNameDists.
 func knownPythonDist(top string) string {
-	switch top {
-	case "yaml":
-		return "pyyaml"
-	case "PIL":
-		return "pillow"
-	case "cv2":
-		return "opencv-python"
-	case "sklearn":
-		return "scikit-learn"
-	case "bs4":
-		return "beautifulsoup4"
-	case "dateutil":
-		return "python-dateutil"
-	case "jwt":
-		return "pyjwt"
-	case "OpenSSL":
-		return "pyopenssl"
-	case "Crypto":
-		return "pycryptodome"
-	case "jose":
-		return "python-jose"
-	case "magic":
-		return "python-magic"
-	case "dotenv":
-		return "python-dotenv"
-	case "multipart":
-		return "python-multipart"
-	case "git":
-		return "gitpython"
-	case "attr":
-		return "attrs"
-	case "pkg_resources":
-		return "setuptools"
-	case "websocket":
-		return "websocket-client"
-	case "serial":
-		return "pyserial"
-	case "docx":
-		return "python-docx"
-	case "ldap":
-		return "python-ldap"
-	case "MySQLdb":
-		return "mysqlclient"
+	for _, e := range importNameDists {
+		if e.top == top {
+			return e.dists[0]
+		}
 	}
 	return ""
+}
+
+// PythonImportNames returns the top-level import names of importNameDists
+// that the PyPI distribution dist may ship: code of such a name, given to
+// another distribution, may be dist's.
+func PythonImportNames(dist string) []string {
+	dist = normalizePyPI(dist)
+	var tops []string
+	for _, e := range importNameDists {
+		if slices.Contains(e.dists, dist) {
+			tops = append(tops, e.top)
+		}
+	}
+	return tops
 }
 
 // normalizePyPI normalizes a distribution name as PEP 503 does: lowercase,
