@@ -246,42 +246,53 @@ var cdxSeverities = map[string]cdx.Severity{
 	"critical": cdx.SeverityCritical, "high": cdx.SeverityHigh, "medium": cdx.SeverityMedium, "low": cdx.SeverityLow,
 }
 
-// vulnerabilitiesOf returns, for each vulnerability and each of its ids
-// (the record's and its aliases), one entry per VEX status, most cautious
-// first, whose affects name the bom-refs of the instances in that status;
+// vulnerabilitiesOf returns, for each id (a record's or an alias), one
+// entry per VEX status of the instances of every record with that id,
+// most cautious first, whose affects name the bom-refs of the instances
+// in that status;
 // and those affects, for the caller to turn into BOM-Links. Grype and
 // Trivy match a CycloneDX VEX by id alone, not by alias, and name a
 // vulnerability by its CVE or GHSA id rather than the OSV record's.
 func vulnerabilitiesOf(instances []*instance, refs []string) ([]cdx.Vulnerability, []*cdx.Affects) {
+	// The instances of each id, the record's or an alias, in the order
+	// the ids come: an id that two records share (CVE-2023-44487, of
+	// golang.org/x/net's record and of grpc's) gets one entry per status
+	// for the instances of both, so that its bom-refs are unique and its
+	// most cautious status comes first, whichever record it came from.
+	byID := map[string][]int{}
+	var order []string
+	for i, in := range instances {
+		for _, id := range append([]string{in.Vulnerability.ID}, in.Vulnerability.Aliases...) {
+			if _, ok := byID[id]; !ok {
+				order = append(order, id)
+			}
+			if !slices.Contains(byID[id], i) {
+				byID[id] = append(byID[id], i)
+			}
+		}
+	}
 	var vulns []cdx.Vulnerability
-	// Instances come ordered by vulnerability.
-	for start := 0; start < len(instances); {
-		end := start + 1
-		for end < len(instances) && instances[end].Vulnerability.ID == instances[start].Vulnerability.ID {
-			end++
-		}
-		var ids []string
-		for i := start; i < end; i++ {
-			for _, id := range append([]string{instances[i].Vulnerability.ID}, instances[i].Vulnerability.Aliases...) {
-				if !slices.Contains(ids, id) {
-					ids = append(ids, id)
+	for _, id := range order {
+		// The entry's references: the other ids of its instances.
+		ids := []string{id}
+		for _, i := range byID[id] {
+			for _, other := range append([]string{instances[i].Vulnerability.ID}, instances[i].Vulnerability.Aliases...) {
+				if !slices.Contains(ids, other) {
+					ids = append(ids, other)
 				}
 			}
 		}
-		for _, id := range ids {
-			for _, status := range []string{assess.StatusAffected, assess.StatusUnderInvestigation, assess.StatusNotAffected} {
-				var group []int
-				for i := start; i < end; i++ {
-					if instances[i].Status == status {
-						group = append(group, i)
-					}
-				}
-				if len(group) > 0 {
-					vulns = append(vulns, vulnerabilityOf(id, ids, status, instances, refs, group))
+		for _, status := range []string{assess.StatusAffected, assess.StatusUnderInvestigation, assess.StatusNotAffected} {
+			var group []int
+			for _, i := range byID[id] {
+				if instances[i].Status == status {
+					group = append(group, i)
 				}
 			}
+			if len(group) > 0 {
+				vulns = append(vulns, vulnerabilityOf(id, ids, status, instances, refs, group))
+			}
 		}
-		start = end
 	}
 	var affects []*cdx.Affects
 	for i := range vulns {

@@ -390,6 +390,15 @@ func TestCycloneDXSchema(t *testing.T) {
 	orders.Finding.Service = "orders"
 	orders.VEX = assess.VEX{Status: assess.StatusUnderInvestigation, Statement: "no profiles"}
 	r.Assessments = append(r.Assessments, orders)
+	// Another record of the same CVE (GitHub's, as Grype names it), on
+	// another package of gateway, not_affected: its id sorts first, and
+	// its CVE entry must neither repeat a bom-ref nor come before the
+	// more cautious ones of GO-2023-1571's.
+	j := slices.IndexFunc(r.Assessments, func(a assess.Assessment) bool { return a.Finding.Vulnerability.ID == "GO-2021-0113" })
+	ghsa := r.Assessments[j]
+	ghsa.Finding.Vulnerability = findings.Vulnerability{ID: "GHSA-vvpx-j8f3-3w6h", Aliases: []string{"CVE-2022-41723"}}
+	ghsa.VEX = assess.VEX{Status: assess.StatusNotAffected, Justification: assess.JustificationNotInPath, Statement: "not seen"}
+	r.Assessments = append(r.Assessments, ghsa)
 	f, err := Lookup("cyclonedx", Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -414,7 +423,12 @@ func TestCycloneDXSchema(t *testing.T) {
 				refs[c.BOMRef] = true
 			}
 			analyses := map[string]cdx.ImpactAnalysisState{}
+			bomRefs := map[string]bool{}
 			for _, v := range *bom.Vulnerabilities {
+				if bomRefs[v.BOMRef] {
+					t.Errorf("bom-ref %s given twice", v.BOMRef)
+				}
+				bomRefs[v.BOMRef] = true
 				for _, a := range *v.Affects {
 					link, err := cdx.ParseBOMLink(a.Ref)
 					if err != nil || link.SerialNumber() != bom.SerialNumber || link.Version() != bom.Version || !refs[link.Reference()] {
