@@ -145,6 +145,30 @@ func TestSARIFStableAcrossRuns(t *testing.T) {
 	if a, b := key(r), key(other); a == b {
 		t.Errorf("two services share the fingerprint %s", a)
 	}
+	// Two versions of the package in one service at once (an npm package
+	// nested at another version): two alerts, which GitHub would merge
+	// into one under one fingerprint.
+	twice := result(t)
+	copy2 := twice.Assessments[0]
+	copy2.Finding.Package.Version = "v0.3.6"
+	copy2.Finding.Package.PURL = "pkg:golang/golang.org/x/text@v0.3.6"
+	twice.Assessments = append(twice.Assessments, copy2)
+	var buf bytes.Buffer
+	if err := writeSARIF(&buf, twice, nil); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := sarif.FromBytes(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for _, res := range rep.Runs[0].Results {
+		k := *res.RuleID + " " + res.PartialFingerprints["primaryLocationLineHash"]
+		if prev, dup := seen[k]; dup {
+			t.Errorf("results %q and %q share rule and fingerprint %s", prev, *res.Message.Text, k)
+		}
+		seen[k] = *res.Message.Text
+	}
 }
 
 // TestSARIFSecuritySeverity checks the stand-ins for a missing CVSS score.

@@ -172,11 +172,20 @@ func writeSARIF(w io.Writer, r *Result, tree *manifest.Tree) error {
 	}
 	// A rule's priority stand-in is the highest tier among its findings.
 	bestTier := map[string]string{}
+	// The versions of each alert (alertKey): two copies of a package in
+	// one service (an npm package nested at another version) are two
+	// alerts.
+	versions := map[string]map[string]bool{}
 	for _, a := range r.Assessments {
 		id := a.Finding.Vulnerability.ID
 		if t, ok := bestTier[id]; !ok || a.Priority.Tier < t {
 			bestTier[id] = a.Priority.Tier
 		}
+		k := alertKey(a.Finding, false)
+		if versions[k] == nil {
+			versions[k] = map[string]bool{}
+		}
+		versions[k][a.Finding.Package.Version] = true
 	}
 	for _, a := range r.Assessments {
 		f := a.Finding
@@ -204,8 +213,9 @@ func writeSARIF(w io.Writer, r *Result, tree *manifest.Tree) error {
 			// alone. Its own (a hash of the manifest line) would merge the
 			// services that share a manifest line and open a new alert at
 			// every version bump; this one is the service, vulnerability
-			// and package, whatever the line and version.
-			PartialFingerprints: map[string]string{"primaryLocationLineHash": alertKey(f), "evident/v1": FindingID(f)},
+			// and package, whatever the line and version, unless the
+			// service has the package at several versions.
+			PartialFingerprints: map[string]string{"primaryLocationLineHash": alertKey(f, len(versions[alertKey(f, false)]) > 1), "evident/v1": FindingID(f)},
 			Properties: sarifResultProps{
 				Service: f.Service, PURL: f.Package.PURL, Verdict: string(a.Reachability.Verdict), Exposure: string(a.Exposure.Level),
 				Tier: a.Priority.Tier, Score: a.Priority.Score, Endpoints: a.Reachability.Endpoints, VEX: a.VEX.Status,
@@ -253,9 +263,14 @@ func sarifPhysicalOf(f findings.Finding, tree *manifest.Tree) sarifPhysical {
 
 // alertKey identifies a finding's alert across runs: its service,
 // vulnerability and package, not the version (a bump that is still
-// vulnerable is the same alert).
-func alertKey(f findings.Finding) string {
-	sum := sha256.Sum256([]byte(f.Service + "\x00" + f.Vulnerability.ID + "\x00" + f.Package.Ecosystem + "\x00" + f.Package.Name))
+// vulnerable is the same alert), unless withVersion: the service has the
+// package at several versions, each an alert of its own.
+func alertKey(f findings.Finding, withVersion bool) string {
+	key := f.Service + "\x00" + f.Vulnerability.ID + "\x00" + f.Package.Ecosystem + "\x00" + f.Package.Name
+	if withVersion {
+		key += "\x00" + f.Package.Version
+	}
+	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:8])
 }
 
