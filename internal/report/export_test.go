@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -168,6 +169,25 @@ func TestSARIFStableAcrossRuns(t *testing.T) {
 			t.Errorf("results %q and %q share rule and fingerprint %s", prev, *res.Message.Text, k)
 		}
 		seen[k] = *res.Message.Text
+	}
+}
+
+// TestSARIFURI: artifact locations are URI references, not paths.
+func TestSARIFURI(t *testing.T) {
+	for path, want := range map[string]string{
+		"go.mod":                  "go.mod",
+		"examples/shop/go.mod":    "examples/shop/go.mod",
+		"svc a/package-lock.json": "svc%20a/package-lock.json",
+		"a#b/go.mod":              "a%23b/go.mod",
+		"100%/go.mod":             "100%25/go.mod",
+		"a:b/go.mod":              "./a:b/go.mod",
+	} {
+		if got := sarifURI(path); got != want {
+			t.Errorf("sarifURI(%q) = %q, want %q", path, got, want)
+		}
+		if u, err := url.Parse(sarifURI(path)); err != nil || u.Scheme != "" || strings.TrimPrefix(u.Path, "./") != path {
+			t.Errorf("sarifURI(%q) reads back as %+v, %v", path, u, err)
+		}
 	}
 }
 

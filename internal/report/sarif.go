@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 
 	"github.com/evidentsec/evident/internal/assess"
@@ -240,8 +241,8 @@ func writeSARIF(w io.Writer, r *Result, tree *manifest.Tree) error {
 // else the scanner report it came from, when that lies in the source
 // root; else the manifest its ecosystem conventionally uses, at the root.
 func sarifPhysicalOf(f findings.Finding, tree *manifest.Tree) sarifPhysical {
-	at := func(uri string, line int) sarifPhysical {
-		p := sarifPhysical{ArtifactLocation: sarifArtifact{URI: uri, URIBaseID: srcRoot}}
+	at := func(path string, line int) sarifPhysical {
+		p := sarifPhysical{ArtifactLocation: sarifArtifact{URI: sarifURI(path), URIBaseID: srcRoot}}
 		if line > 0 {
 			p.Region = &sarifRegion{StartLine: line}
 		}
@@ -259,6 +260,13 @@ func sarifPhysicalOf(f findings.Finding, tree *manifest.Tree) sarifPhysical {
 		return at(m, 0)
 	}
 	return at("sbom.json", 0)
+}
+
+// sarifURI is a relative path as the URI reference SARIF wants (3.4.3):
+// a space, '#' or '%' in a name escaped, and a first segment with a colon
+// made relative ("./a:b"), not taken for a scheme.
+func sarifURI(path string) string {
+	return (&url.URL{Path: path}).String()
 }
 
 // alertKey identifies a finding's alert across runs: its service,
