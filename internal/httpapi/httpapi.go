@@ -206,6 +206,8 @@ type Server struct {
 	srv *listener.Server
 	// uploads holds a slot per upload being read or parsed.
 	uploads chan struct{}
+	// streams counts the alert streams open.
+	streams streamCount
 }
 
 var _ pipeline.Component = (*Server)(nil)

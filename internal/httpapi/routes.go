@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/evidentsec/evident/internal/assess"
@@ -433,14 +434,70 @@ func (s *Server) alert(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, as[0])
 }
 
+// streamCount counts the alert streams open, in all and per principal.
+// A stream lasts as long as its client reads, holding a connection of the
+// listener: without a bound, one principal's streams could take every
+// connection of max_connections, and with them every other client's
+// requests (probes included).
+type streamCount struct {
+	mu    sync.Mutex
+	total int
+	per   map[string]int
+}
+
+// maxStreamsPerPrincipal bounds the alert streams of one principal: a
+// browser tab of the UI holds one.
+const maxStreamsPerPrincipal = 8
+
+// open counts a stream of principal who, or refuses it over the bounds:
+// maxStreamsPerPrincipal, and in all half of maxConns (the listener's
+// max_connections; none when 0), so that the other half serves requests.
+func (c *streamCount) open(who string, maxConns int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := c.per[who]; n >= maxStreamsPerPrincipal {
+		return fmt.Errorf("%d alert streams open for %s, the most one principal may have: close one", n, who)
+	}
+	if most := maxConns / 2; maxConns > 0 && c.total >= max(most, 1) {
+		return fmt.Errorf("%d alert streams open, the most the listener keeps for them (half its max_connections %d)", c.total, maxConns)
+	}
+	if c.per == nil {
+		c.per = map[string]int{}
+	}
+	c.per[who]++
+	c.total++
+	return nil
+}
+
+func (c *streamCount) close(who string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.total--
+	if c.per[who]--; c.per[who] == 0 {
+		delete(c.per, who)
+	}
+}
+
 // alertStream sends new alerts as Server-Sent Events until the client
-// leaves or the server shuts down.
+// leaves or the server shuts down. A principal may hold
+// maxStreamsPerPrincipal of them, and all of them half the listener's
+// connections.
 func (s *Server) alertStream(w http.ResponseWriter, r *http.Request) {
 	alerts := s.alertsOf(r)
 	if alerts == nil {
 		writeError(w, http.StatusServiceUnavailable, "alerts are not configured")
 		return
 	}
+	who := "anonymous"
+	if p, ok := auth.FromContext(r.Context()); ok {
+		who = p.Name
+	}
+	if err := s.streams.open(who, s.cfg.MaxConnections); err != nil {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, "%v", err)
+		return
+	}
+	defer s.streams.close(who)
 	rc := http.NewResponseController(w)
 	// The server's timeouts bound one request and one response; a stream
 	// has no read deadline (the request is read) and a write deadline per
