@@ -326,7 +326,21 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("GET /{$}", s.guard(auth.RoleRead, s.deps.UI))
 		mux.Handle("GET /ui/", s.guard(auth.RoleRead, s.deps.UI))
 	}
-	return s.cors(tenantParam(jsonFallback(mux)))
+	return s.cors(secureHeaders(tenantParam(jsonFallback(mux))))
+}
+
+// secureHeaders marks every answer nosniff, so that no browser takes a
+// text/plain or JSON answer, which may hold what traffic put in spans,
+// for HTML or script; and the API's answers (a tenant's findings,
+// exports, patches) not to be kept by caches on the way.
+func secureHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			w.Header().Set("Cache-Control", "no-store")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // tenantParam lets a link name the tenant, since a browser following it

@@ -697,3 +697,26 @@ func TestPagination(t *testing.T) {
 		t.Errorf("a priority cursor with sort=score: %d %s, want 400", status, body)
 	}
 }
+
+// TestSecureHeaders: every answer is nosniff, and the API's are not
+// cached (the UI sets its own, and its assets are cached).
+func TestSecureHeaders(t *testing.T) {
+	_, base := start(t, Deps{State: newState(t)})
+	for _, tt := range []struct{ path, cache string }{
+		{"/api/v1/summary", "no-store"},
+		{"/api/v1/nope", "no-store"},
+		{"/healthz", ""},
+	} {
+		resp, err := http.Get(base + tt.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%s: X-Content-Type-Options %q, want nosniff", tt.path, got)
+		}
+		if got := resp.Header.Get("Cache-Control"); got != tt.cache {
+			t.Errorf("%s: Cache-Control %q, want %q", tt.path, got, tt.cache)
+		}
+	}
+}
