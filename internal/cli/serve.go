@@ -1254,13 +1254,17 @@ func (p *patcher) tap(next pipeline.Consumer[[]telemetry.Span]) pipeline.Consume
 }
 
 // generate writes the patches of a result's executed and exposed findings
-// and validates them against the exploit corpus and the traffic so far.
+// and validates them against the exploit corpus and the traffic so far,
+// a copy of it: compiling and running the rules in Coraza takes a while,
+// and the spans' tap must not wait for it (a reader of the patches would
+// hold up ingest).
 func (p *patcher) generate(ctx context.Context, res *report.Result) (*waf.PatchSet, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	set, err := waf.Generate(p.cfg, res.Assessments, p.vulns, p.traffic)
+	traffic := p.traffic.Clone()
+	p.mu.Unlock()
+	set, err := waf.Generate(p.cfg, res.Assessments, p.vulns, traffic)
 	if err != nil {
 		return nil, err
 	}
-	return set, waf.Validate(ctx, set, p.traffic, p.corpus)
+	return set, waf.Validate(ctx, set, traffic, p.corpus)
 }

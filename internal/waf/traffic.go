@@ -2,6 +2,7 @@ package waf
 
 import (
 	"cmp"
+	"maps"
 	"mime"
 	"net/url"
 	"slices"
@@ -68,6 +69,25 @@ type Traffic struct {
 // distinct requests per endpoint for replay (0: no limit).
 func NewTraffic(replayPerEndpoint int) *Traffic {
 	return &Traffic{replayLimit: replayPerEndpoint, services: map[string]map[Endpoint]*EndpointTraffic{}}
+}
+
+// Clone returns a copy of t that later Adds to t do not change, for
+// reading while t goes on learning.
+func (t *Traffic) Clone() *Traffic {
+	c := &Traffic{replayLimit: t.replayLimit, services: make(map[string]map[Endpoint]*EndpointTraffic, len(t.services))}
+	for svc, eps := range t.services {
+		ceps := make(map[Endpoint]*EndpointTraffic, len(eps))
+		for ep, et := range eps {
+			cet := *et
+			cet.Params, cet.Headers, cet.seen = maps.Clone(et.Params), maps.Clone(et.Headers), maps.Clone(et.seen)
+			cet.ContentTypes = slices.Clone(et.ContentTypes)
+			// Requests are never changed once kept, only appended to.
+			cet.Replay = slices.Clip(et.Replay)
+			ceps[ep] = &cet
+		}
+		c.services[svc] = ceps
+	}
+	return c
 }
 
 // Add counts the HTTP SERVER spans among spans. The spans are not kept.
