@@ -12,6 +12,7 @@ import (
 	"github.com/package-url/packageurl-go"
 
 	"github.com/evidentsec/evident/internal/osv"
+	"github.com/evidentsec/evident/internal/vulndb"
 )
 
 // Format names an input format of scanner reports and SBOMs.
@@ -411,10 +412,10 @@ func distroPURL(ecosystem, name, version string) string {
 }
 
 // goVersion gives a Go module version its canonical "v" prefix; Go
-// toolchain versions ("go1.22.1") become "v1.22.1" as govulncheck writes
-// them for the stdlib module.
+// toolchain versions ("go1.22.1", "go1.27rc2") become SemVer ("v1.22.1",
+// "v1.27.0-rc.2") as govulncheck writes them for the stdlib module.
 func goVersion(v string) string {
-	v = strings.TrimPrefix(v, "go")
+	v = vulndb.GoToolchainVersion(v)
 	if v != "" && !strings.HasPrefix(v, "v") {
 		v = "v" + v
 	}

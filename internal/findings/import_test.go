@@ -243,6 +243,9 @@ func TestNewPackage(t *testing.T) {
 			want: Package{PURL: "pkg:golang/golang.org/x/text@v0.3.5", Ecosystem: "Go", Name: "golang.org/x/text", Version: "v0.3.5"}},
 		{name: "go stdlib toolchain version", ecosystem: "Go", pkg: "stdlib", version: "go1.22.1",
 			want: Package{PURL: "pkg:golang/stdlib@v1.22.1", Ecosystem: "Go", Name: "stdlib", Version: "v1.22.1"}},
+		// As govulncheck writes a release candidate's, so that both merge.
+		{name: "go stdlib release candidate", ecosystem: "Go", pkg: "stdlib", version: "go1.27rc2",
+			want: Package{PURL: "pkg:golang/stdlib@v1.27.0-rc.2", Ecosystem: "Go", Name: "stdlib", Version: "v1.27.0-rc.2"}},
 		{name: "go purl", purl: "pkg:golang/gopkg.in/yaml.v2@v2.2.2", version: "v2.2.2",
 			want: Package{PURL: "pkg:golang/gopkg.in/yaml.v2@v2.2.2", Ecosystem: "Go", Name: "gopkg.in/yaml.v2", Version: "v2.2.2"}},
 		// As Trivy and Grype write it: the module path keeps its capitals,

@@ -254,6 +254,36 @@ func TestFixedVersion(t *testing.T) {
 	}
 }
 
+// TestFixedVersionStillAffected: a fix that another range or entry of the
+// record still affects is no fix (go-redis v9's GO-2025-3540: [9.5.1,
+// 9.5.5), [0, 9.6.3), [9.7.0-beta.1, 9.7.3): 9.5.5 is in the second), and
+// a release candidate of the Go toolchain, written as findings write it,
+// is affected as its tag is.
+func TestFixedVersionStillAffected(t *testing.T) {
+	redis := rec{id: "GO-2025-3540", eco: "Go", name: "github.com/redis/go-redis/v9", typ: osv.RangeSemver,
+		events: []osv.Event{intro("9.5.1"), fixed("9.5.5"), intro("0"), fixed("9.6.3"), intro("9.7.0-beta.1"), fixed("9.7.3")}}
+	e := redis.entry()
+	// The three ranges of the real record, one each.
+	rs := e.Affected[0].Ranges[0]
+	e.Affected[0].Ranges = []osv.Range{
+		{Type: rs.Type, Events: rs.Events[0:2]}, {Type: rs.Type, Events: rs.Events[2:4]}, {Type: rs.Type, Events: rs.Events[4:6]},
+	}
+	rc := rec{id: "GO-2026-5026", eco: "Go", name: "stdlib", typ: osv.RangeSemver,
+		events: []osv.Event{intro("0"), fixed("1.26.5"), intro("1.27.0-0"), fixed("1.27.0-rc.3")}}
+	db := loadDir(t, Options{}, writeRecords(t, e, rc.entry()))
+	v := db.Get("GO-2025-3540")
+	for version, want := range map[string]string{"v9.5.1": "v9.6.3", "v9.6.0": "v9.6.3", "v9.7.0-beta.2": "v9.7.3", "v9.7.3": ""} {
+		if got := db.FixedVersion(v, "Go", "github.com/redis/go-redis/v9", version); got != want {
+			t.Errorf("FixedVersion at %s = %q, want %q", version, got, want)
+		}
+	}
+	for version, want := range map[string]bool{"go1.27rc2": true, "v1.27rc2": true, "v1.27.0-rc.2": true, "v1.27.0-rc.3": false, "v1.27rc3": false} {
+		if got := len(db.Affecting("Go", "stdlib", version)) > 0; got != want {
+			t.Errorf("stdlib %s affected: %v, want %v", version, got, want)
+		}
+	}
+}
+
 func TestNormalizeGo(t *testing.T) {
 	tests := []struct{ module, in, want, prefix string }{
 		{"stdlib", "go1.21.3", "1.21.3", "go"},
@@ -263,6 +293,14 @@ func TestNormalizeGo(t *testing.T) {
 		{"stdlib", "go1.19beta1", "1.19.0-beta.1", "go"},
 		{"stdlib", "1.21.3", "1.21.3", ""},
 		{"stdlib", "v1.21.3", "1.21.3", "v"},
+		// A release candidate's tag with the "v" findings give it, and
+		// SemVer as govulncheck writes it: 1.27.0-rc.2 either way (the
+		// first was taken for 1.27.0 with the one pre-release "rc2",
+		// above the fix 1.27.0-rc.3).
+		{"stdlib", "v1.27rc2", "1.27.0-rc.2", "v"},
+		{"stdlib", "v1.27.0-rc.2", "1.27.0-rc.2", "v"},
+		{"stdlib", "1.27.0-rc.2", "1.27.0-rc.2", ""},
+		{"toolchain", "v1.24rc1", "1.24.0-rc.1", "v"},
 		{"example.com/m", "v1.2.3", "1.2.3", "v"},
 		{"example.com/m", "v0.0.0-20220906165146-f3363e06e74c", "0.0.0-20220906165146-f3363e06e74c", "v"},
 		{"example.com/m", "1.2.3", "1.2.3", ""},

@@ -122,22 +122,40 @@ func parseVersion(ord ordering, eco, s string) (semantic.Version, error) {
 // "go1.21rc2" → "1.21.0-rc.2" (as golang.org/x/vuln's semver package does).
 func normalizeGo(module, version string) (string, string) {
 	switch {
-	case strings.HasPrefix(version, "v"):
-		return version[1:], "v"
 	case module == goStdlib || module == goToolchain:
+		// A toolchain's tag, with "go" (go1.21rc2) or with the "v" that
+		// tools give it (v1.21rc2), or already SemVer (v1.21.0-rc.2).
 		prefix := ""
-		if strings.HasPrefix(version, "go") {
+		switch {
+		case strings.HasPrefix(version, "go"):
 			version, prefix = version[2:], "go"
+		case strings.HasPrefix(version, "v"):
+			version, prefix = version[1:], "v"
 		}
 		return goTagToSemver(version), prefix
+	case strings.HasPrefix(version, "v"):
+		return version[1:], "v"
 	}
 	return version, ""
 }
 
+// GoToolchainVersion is a Go toolchain's tag (go1.21rc2) as a Go module
+// version in SemVer (v1.21.0-rc.2), as govulncheck writes the standard
+// library's; any other version is returned as it is.
+func GoToolchainVersion(tag string) string {
+	if rest, ok := strings.CutPrefix(tag, "go"); ok && rest != "" {
+		return "v" + goTagToSemver(rest)
+	}
+	return tag
+}
+
 // goTagToSemver converts a Go release tag without "go" to SemVer: 1.21 →
-// 1.21.0, 1.21rc2 → 1.21.0-rc.2, 1.19beta1 → 1.19.0-beta.1. Anything else
-// is returned as is.
+// 1.21.0, 1.21rc2 → 1.21.0-rc.2, 1.19beta1 → 1.19.0-beta.1. SemVer
+// (1.21.0-rc.2) and anything else are returned as they are.
 func goTagToSemver(tag string) string {
+	if strings.Contains(tag, "-") {
+		return tag
+	}
 	pre := ""
 	for _, p := range []string{"rc", "beta", "alpha"} {
 		if i := strings.Index(tag, p); i > 0 {

@@ -1,6 +1,7 @@
 package vulndb
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"time"
@@ -276,8 +277,15 @@ func (db *DB) FixedVersion(v *Vuln, ecosystem, name, version string) string {
 	if pi == nil {
 		return ""
 	}
-	var best *bound
-	var bestOrd ordering
+	// The fixes above version, lowest first; the first that no range or
+	// entry of the record affects again (a fix of one branch may be
+	// inside another's range: go-redis v9.5.5 fixes [9.5.1, 9.5.5), and
+	// [0, 9.6.3) still holds it), as govulncheck's earliestValidFix.
+	type fix struct {
+		b   *bound
+		ord ordering
+	}
+	var fixes []fix
 	for _, a := range pi.entries {
 		if a.vuln != v {
 			continue
@@ -290,25 +298,25 @@ func (db *DB) FixedVersion(v *Vuln, ecosystem, name, version string) string {
 			}
 			for j := range r.fixes {
 				f := &r.fixes[j]
-				if c, err := f.v.Compare(cur); err != nil || c <= 0 {
-					continue
-				}
-				if best == nil || (bestOrd == r.ord && less(f, best)) {
-					best, bestOrd = f, r.ord
+				if c, err := f.v.Compare(cur); err == nil && c > 0 {
+					fixes = append(fixes, fix{f, r.ord})
 				}
 			}
 		}
 	}
-	if best == nil {
-		return ""
+	slices.SortStableFunc(fixes, func(a, b fix) int {
+		if a.ord != b.ord {
+			return cmp.Compare(a.ord, b.ord)
+		}
+		c, _ := a.b.v.Compare(b.b.v)
+		return c
+	})
+	for _, f := range fixes {
+		if fixed := lv.prefix + f.b.raw; !slices.Contains(pi.affecting(newLookup(eco, name, fixed)), v) {
+			return fixed
+		}
 	}
-	return lv.prefix + best.raw
-}
-
-// less orders two bounds of the same ordering.
-func less(a, b *bound) bool {
-	c, err := a.v.Compare(b.v)
-	return err == nil && c < 0
+	return ""
 }
 
 // normID folds an id for comparison: ids are case-insensitive in practice
