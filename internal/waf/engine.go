@@ -17,6 +17,14 @@ import (
 // it per endpoint where the traffic records body sizes.
 const engineBodyLimit = 13107200
 
+// engineArgumentsLimit is how many arguments (query, form and JSON
+// leaves) the engine inspects; a request with more is refused
+// (bodyProcessorRules), since what follows the limit is in no ARGS a rule
+// reads. Coraza's default, 1000, is below what legitimate JSON bodies hold
+// (a GeoJSON feature collection, a list of orders), and below Go's 10,000
+// query parameters.
+const engineArgumentsLimit = 100000
+
 // engineSettings turn the engine on and let it read request bodies, which
 // phase-2 rules need. Coraza's recommended configuration starts in
 // DetectionOnly, so a patch loaded without these would never block.
@@ -26,23 +34,42 @@ SecRequestBodyAccess On
 SecRequestBodyLimit %d
 SecRequestBodyInMemoryLimit 131072
 SecRequestBodyLimitAction Reject
-`, engineBodyLimit)
+SecArgumentsLimit %d
+`, engineBodyLimit, engineArgumentsLimit)
 }
 
 // bodyProcessorRules choose how request bodies are parsed, with ids from
-// the engine block (the first of the range): JSON bodies into ARGS (as
-// Coraza's recommended configuration does), form and multipart bodies by
-// the engine's default, and every other body kept whole in REQUEST_BODY
-// (the RAW processor), since the XML, YAML and serialized-object templates
-// read the raw text.
+// the engine block (the first of the range): form, multipart and JSON
+// bodies into ARGS (JSON as Coraza's recommended configuration does), by
+// the media type the application reads (Go's mime.ParseMediaType and
+// Node.js trim white space, Unicode's too, before it); every other body
+// kept whole in REQUEST_BODY (the RAW processor), since the XML, YAML and
+// serialized-object templates read the raw text. Requests the rules could
+// not read as the application does are refused: two Content-Type headers
+// (the application reads the first, the engine would test them all), an
+// argument past the engine's SecArgumentsLimit (padding would hide what
+// follows from ARGS), a body that does not parse as its media type.
 func bodyProcessorRules(base int) string {
-	return fmt.Sprintf(`SecRule REQUEST_HEADERS:Content-Type "@rx ^application/(?:[a-z0-9.+-]+\+)?json" \
-    "id:%d,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=JSON,tag:'evident',tag:'evident/engine',ver:'evident/1'"
-SecRule REQUEST_HEADERS:Content-Type "!@rx ^(?:application/x-www-form-urlencoded|multipart/form-data|application/(?:[a-z0-9.+-]+\+)?json)" \
-    "id:%d,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=RAW,tag:'evident',tag:'evident/engine',ver:'evident/1'"
+	// Anything but letters before the media type: white space, Unicode's
+	// too (the engine matches bytes, not runes).
+	const ws = `^[^a-z]*`
+	return fmt.Sprintf(`SecRule REQUEST_HEADERS:Content-Type "@rx %[6]sapplication/(?:[a-z0-9.+-]+\+)?json" \
+    "id:%[1]d,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=JSON,tag:'evident',tag:'evident/engine',ver:'evident/1'"
+SecRule REQUEST_HEADERS:Content-Type "!@rx %[6]s(?:application/x-www-form-urlencoded|multipart/form-data|application/(?:[a-z0-9.+-]+\+)?json)" \
+    "id:%[2]d,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=RAW,tag:'evident',tag:'evident/engine',ver:'evident/1'"
 SecRule &REQUEST_HEADERS:Content-Type "@eq 0" \
-    "id:%d,phase:1,pass,nolog,ctl:requestBodyProcessor=RAW,tag:'evident',tag:'evident/engine',ver:'evident/1'"
-`, base+1, base+2, base+3)
+    "id:%[3]d,phase:1,pass,nolog,ctl:requestBodyProcessor=RAW,tag:'evident',tag:'evident/engine',ver:'evident/1'"
+SecRule REQUEST_HEADERS:Content-Type "@rx ^[^a-z]+application/x-www-form-urlencoded" \
+    "id:%[4]d,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=URLENCODED,tag:'evident',tag:'evident/engine',ver:'evident/1'"
+SecRule REQUEST_HEADERS:Content-Type "@rx ^[^a-z]+multipart/form-data" \
+    "id:%[5]d,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=MULTIPART,tag:'evident',tag:'evident/engine',ver:'evident/1'"
+SecRule &REQUEST_HEADERS:Content-Type "@gt 1" \
+    "id:%[7]d,phase:1,deny,status:403,log,msg:'Content-Type given more than once',tag:'evident',tag:'evident/engine',ver:'evident/1'"
+SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" \
+    "id:%[8]d,phase:2,deny,status:403,log,msg:'more arguments than the rules inspect',tag:'evident',tag:'evident/engine',ver:'evident/1'"
+SecRule REQBODY_ERROR "!@eq 0" \
+    "id:%[9]d,phase:2,deny,status:403,log,msg:'request body does not parse as its media type',tag:'evident',tag:'evident/engine',ver:'evident/1'"
+`, base+1, base+2, base+3, base+4, base+5, ws, base+6, base+7, base+8)
 }
 
 // newWAF compiles directives into a WAF.

@@ -1,0 +1,85 @@
+package waf
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestEngineReadsAsTheApplication: requests the patch's rules would read
+// otherwise than the application does are blocked: a payload after 1000
+// padding arguments (Coraza's default SecArgumentsLimit hid what followed
+// from ARGS), more arguments than the engine inspects, a form whose media
+// type starts with a Unicode space (Go and Node.js trim it, Coraza read the
+// body raw), two Content-Type headers (the application reads the first,
+// the engine tested them all and read the body raw). Legitimate requests
+// of the same shapes pass.
+func TestEngineReadsAsTheApplication(t *testing.T) {
+	const base = 4900000
+	p := &Patch{Service: "gateway", Vulnerability: "CVE-TEST-1", Classification: Classification{Class: ClassSQLInjection}}
+	for _, e := range []string{"GET /search", "POST /login"} {
+		ep, err := ParseEndpoint(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Endpoints = append(p.Endpoints, ep)
+	}
+	build(DefaultConfig(), p, base+100, NewTraffic(0))
+	w, err := newWAF(engineSettings(), bodyProcessorRules(base), p.SecLang())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := strings.Repeat("a&", 1000)
+	const sqli = "user=1'+UNION+SELECT+password+FROM+users--"
+	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	for _, tt := range []struct {
+		name    string
+		req     Request
+		blocked bool
+	}{
+		{"query padded by 1000 arguments", Request{Method: "GET", Target: "/search?" + pad + sqli}, true},
+		{"form padded by 1000 arguments", Request{Method: "POST", Target: "/login", Headers: form, Body: pad + sqli}, true},
+		{"JSON padded by 1000 elements", Request{Method: "POST", Target: "/login", Headers: map[string]string{"Content-Type": "application/json"},
+			Body: `{"a":[` + strings.Repeat("0,", 1000) + `0],"user":"1' UNION SELECT password FROM users--"}`}, true},
+		{"more arguments than the engine inspects", Request{Method: "POST", Target: "/login", Headers: form, Body: strings.Repeat("a&", engineArgumentsLimit+1) + "b=1"}, true},
+		{"form media type after a no-break space", Request{Method: "POST", Target: "/login", Headers: map[string]string{"Content-Type": "\u00a0application/x-www-form-urlencoded"}, Body: sqli}, true},
+		{"legitimate form", Request{Method: "POST", Target: "/login", Headers: form, Body: pad + "user=alice"}, false},
+		{"legitimate form after a no-break space", Request{Method: "POST", Target: "/login", Headers: map[string]string{"Content-Type": "\u00a0application/x-www-form-urlencoded"}, Body: "user=alice"}, false},
+		{"legitimate query of 1000 arguments", Request{Method: "GET", Target: "/search?" + pad + "q=tea"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, by, err := replay(w, tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if blocked := by != 0; blocked != tt.blocked {
+				t.Errorf("blocked by rule %d, want blocked %v", by, tt.blocked)
+			}
+		})
+	}
+	t.Run("two Content-Type headers", func(t *testing.T) {
+		for _, second := range []string{"", "text/plain"} {
+			tx := w.NewTransaction()
+			tx.ProcessConnection("192.0.2.1", 40000, "192.0.2.2", 80)
+			tx.ProcessURI("/login", "POST", "HTTP/1.1")
+			tx.AddRequestHeader("Host", "shop")
+			tx.AddRequestHeader("Content-Type", "application/x-www-form-urlencoded")
+			if second != "" {
+				tx.AddRequestHeader("Content-Type", second)
+			}
+			it := tx.ProcessRequestHeaders()
+			if it == nil {
+				if _, _, err := tx.WriteRequestBody([]byte(sqli)); err != nil {
+					t.Fatal(err)
+				}
+				it, err = tx.ProcessRequestBody()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if it == nil {
+				t.Errorf("a form with a SQL injection and Content-Type %q: not blocked", "application/x-www-form-urlencoded, "+second)
+			}
+			tx.Close()
+		}
+	})
+}
