@@ -3,6 +3,8 @@ package waf
 import (
 	"strings"
 	"testing"
+
+	"github.com/evidentsec/evident/internal/telemetry"
 )
 
 // TestEngineReadsAsTheApplication: requests the patch's rules would read
@@ -82,4 +84,32 @@ func TestEngineReadsAsTheApplication(t *testing.T) {
 			tx.Close()
 		}
 	})
+}
+
+// TestPoisonedParameterNames: a parameter name that is not text, which
+// any client can put in the traces (?%0A=1, ?%FF=1), is left out of the
+// learned allow-list: it broke the rules of every patch (a newline ended
+// the rule's line, invalid UTF-8 its regular expression), and so all
+// virtual patching. A request naming it is refused as any unseen name.
+func TestPoisonedParameterNames(t *testing.T) {
+	tr := shopTraffic()
+	tr.Add([]telemetry.Span{
+		serverSpan("gateway", "GET", "/search", "/search", "%0A=1", nil),
+		serverSpan("gateway", "GET", "/search", "/search", "%FF=1", nil),
+	})
+	ep, err := ParseEndpoint("GET /search")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Patch{Service: "gateway", Vulnerability: "CVE-TEST-1", Classification: Classification{Class: ClassSQLInjection}, Endpoints: []Endpoint{ep}}
+	build(DefaultConfig(), p, 4900100, tr)
+	w, err := newWAF(engineSettings(), bodyProcessorRules(4900000), p.SecLang())
+	if err != nil {
+		t.Fatalf("the patch does not compile: %v", err)
+	}
+	for target, blocked := range map[string]bool{"/search?q=tea": false, "/search?%0A=1": true, "/search?%FF=1": true} {
+		if _, by, err := replay(w, Request{Method: "GET", Target: target}); err != nil || (by != 0) != blocked {
+			t.Errorf("%s: blocked by %d (%v), want blocked %v", target, by, err, blocked)
+		}
+	}
 }

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/knowledge"
@@ -449,7 +451,14 @@ func trafficRules(cfg Config, class Class, et *EndpointTraffic) (out []Rule, not
 		notes = append(notes, "the spans record no query string (url.query): no parameter allow-list or query limits")
 		defaultLimit()
 	} else {
-		names := sortedKeys(et.Params)
+		// Names that are not text (control characters, bytes that are
+		// not UTF-8), which one request can put in the traces, are left
+		// out of the allow-list, so refused as any unseen name: quoted,
+		// a newline broke the rule's line and invalid UTF-8 its regular
+		// expression, and with them every patch of every service.
+		names := slices.DeleteFunc(sortedKeys(et.Params), func(n string) bool {
+			return !utf8.ValidString(n) || strings.ContainsFunc(n, unicode.IsControl)
+		})
 		quoted := make([]string, len(names))
 		for i, n := range names {
 			quoted[i] = regexp.QuoteMeta(n)
