@@ -103,11 +103,19 @@ func RouteRegex(route string) (string, error) {
 		return "", err
 	}
 	var b strings.Builder
-	b.WriteString("^")
+	// Routers differ on what else reaches a route: Express and ASP.NET
+	// Core ignore case and a trailing slash, Spring MVC (to 5.3) takes a
+	// trailing slash and a ".json" suffix, servlet containers drop
+	// ";name=value" from every segment. The scope takes all of them, so
+	// that none skips the patch; to a router that does not, such a path
+	// is another one, whose requests the patch then checks too.
+	b.WriteString("(?i)^")
 	segs := strings.Split(route[1:], "/")
+	open := false // the path may go on with a trailing slash
 	for i, seg := range segs {
 		b.WriteString("/")
 		last := i == len(segs)-1
+		open = false
 		switch {
 		case seg == "{$}" && last:
 			// "/{$}" matches only the path ending in the slash.
@@ -115,12 +123,21 @@ func RouteRegex(route string) (string, error) {
 			b.WriteString("[^?]*")
 		case paramSegment(seg):
 			b.WriteString("[^/?]+")
+			open = last
 		case seg == "" && last && i > 0:
 			// "/static/": the subtree below it.
 			b.WriteString("[^?]*")
 		default:
 			b.WriteString(literalSegment(seg))
+			if last {
+				b.WriteString(`(?:\.[^/?;]*)?`)
+			}
+			b.WriteString(`(?:;[^/?]*)?`)
+			open = last && seg != ""
 		}
+	}
+	if open {
+		b.WriteString("/?")
 	}
 	b.WriteString(`(?:\?.*)?$`)
 	re := b.String()

@@ -12,6 +12,14 @@ func TestRouteRegex(t *testing.T) {
 		match, reject []string
 	}{
 		{"literal", "/search", []string{"/search", "/search?q=tea"}, []string{"/search/x", "/searchx", "/a/search"}},
+		// What routers take for the route besides (Express and ASP.NET
+		// Core: case, a trailing slash; Spring MVC: a suffix; servlet
+		// containers: ";name=value" in any segment): each skipped the
+		// patch.
+		{"variants routers take", "/search", []string{"/search/", "/SEARCH", "/Search?q=tea", "/search;jsessionid=1", "/search.json", "/search.json;x=1/?q=1"},
+			[]string{"/search//", "/search/.json", "/searchjson"}},
+		{"variants of a parameter's route", "/users/{id}/orders", []string{"/users/7/orders/", "/USERS/7/Orders", "/users;x=1/7/orders"}, []string{"/users/7/orders/x"}},
+		{"variants after a parameter", "/users/{id}", []string{"/users/7/", "/Users/7"}, []string{"/users/7/x", "/users/"}},
 		{"net/http wildcard", "/products/{id}", []string{"/products/1", "/products/..%2F..%2Fadmin", "/products/1?x=1"}, []string{"/products", "/products/1/2", "/products/"}},
 		{"rest wildcard", "/files/{path...}", []string{"/files/a/b/c", "/files/"}, []string{"/file"}},
 		{"express param", "/users/:id/orders", []string{"/users/7/orders"}, []string{"/users/orders"}},
