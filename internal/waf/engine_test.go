@@ -113,3 +113,38 @@ func TestPoisonedParameterNames(t *testing.T) {
 		}
 	}
 }
+
+// TestTemplatesReadRawBodies: the SQL injection and path traversal
+// templates read a body kept raw (JSON sent as text/plain or with no media
+// type, which many handlers decode all the same; XML): they read only
+// ARGS, and such bodies passed.
+func TestTemplatesReadRawBodies(t *testing.T) {
+	for _, tt := range []struct {
+		class Class
+		body  string
+	}{
+		{ClassSQLInjection, `{"user":"admin' OR '1'='1'--"}`},
+		{ClassPathTraversal, `{"file":"../../../../etc/passwd"}`},
+		{ClassPathTraversal, `<a><f>../../etc/passwd</f></a>`},
+	} {
+		ep, err := ParseEndpoint("POST /login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &Patch{Service: "gateway", Vulnerability: "CVE-TEST-1", Classification: Classification{Class: tt.class}, Endpoints: []Endpoint{ep}}
+		build(DefaultConfig(), p, 4900100, NewTraffic(0))
+		w, err := newWAF(engineSettings(), bodyProcessorRules(4900000), p.SecLang())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ct := range []string{"text/plain", "application/xml", ""} {
+			h := map[string]string{}
+			if ct != "" {
+				h["Content-Type"] = ct
+			}
+			if _, by, err := replay(w, Request{Method: "POST", Target: "/login", Headers: h, Body: tt.body}); err != nil || by == 0 {
+				t.Errorf("%s: %s as %q: not blocked (%v)", tt.class, tt.body, ct, err)
+			}
+		}
+	}
+}

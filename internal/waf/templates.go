@@ -63,8 +63,11 @@ var templates = map[Class][]detection{
 	// CRS 930100 (encoded traversal), 930110 (decoded traversal) and
 	// 930120 (OS files).
 	ClassPathTraversal: {
+		// REQUEST_BODY: a JSON body sent as text/plain or with no media
+		// type, or an XML one, is kept raw, in no ARGS, and many
+		// handlers decode JSON whatever the media type says.
 		{"directory traversal", []link{{
-			vars: "REQUEST_URI_RAW|REQUEST_FILENAME|ARGS|ARGS_NAMES|REQUEST_HEADERS|FILES",
+			vars: "REQUEST_URI_RAW|REQUEST_FILENAME|ARGS|ARGS_NAMES|REQUEST_HEADERS|FILES|REQUEST_BODY",
 			op:   `@rx (?:(?:^|[\\/;])\.{2,3}[\\/;]|[\\/;]\.{2,3}(?:[\\/;]|$)|^\.{2,3}$|%(?:2e|c0%ae|e0%80%ae|u002e){2}|0x2e\.?%00)`,
 			t:    []string{"utf8toUnicode", "urlDecodeUni", "removeNulls", "cmdLine"},
 		}}},
@@ -82,7 +85,7 @@ var templates = map[Class][]detection{
 			t:    tDecode,
 		}}},
 		{"SQL keywords and tautologies", []link{{
-			vars: "REQUEST_FILENAME|ARGS|ARGS_NAMES|REQUEST_COOKIES",
+			vars: "REQUEST_FILENAME|ARGS|ARGS_NAMES|REQUEST_COOKIES|REQUEST_BODY",
 			op:   `@rx (?i)(?:\bunion\b[\s\S]{0,40}\bselect\b|'\s*(?:or|and|\|\||&&)\s*'?[^']{0,20}'?\s*(?:=|<|>|like\b)|\b(?:or|and)\b\s+[0-9]+\s*=\s*[0-9]+|;\s*(?:drop|delete|insert|update|shutdown|exec)\b|\b(?:sleep|benchmark|pg_sleep)\s*\(|\bwaitfor\s+delay\b|'\s*--|/\*!)`,
 			t:    tDecode,
 		}}},
