@@ -168,10 +168,14 @@ func removeStale(dir string, written map[string]string) error {
 	return errors.Join(errs...)
 }
 
-// pluginID is an id for a service's plugin switches, from the engine
-// block (the first of the range): 10 onwards, two per service.
+// pluginID is an id for a service's plugin switches: the last pluginIDs
+// of its first patch's block, which no rule takes. They were taken from
+// the engine block, two per service, and from the 46th service on ran
+// into the patches' blocks: CRS refused the duplicate ids, and so every
+// plugin.
 func pluginID(s *PatchSet, service string, n int) int {
-	return s.IDRange[0] + 10 + 2*slices.Index(s.Services(), service) + n
+	i := slices.IndexFunc(s.Patches, func(p Patch) bool { return p.Service == service })
+	return s.Patches[i].IDs[1] - pluginIDs + 1 + n
 }
 
 // serviceIDs is the ruleRemoveById list of a service's patch blocks.

@@ -309,7 +309,7 @@ func build(cfg Config, p *Patch, base int, traffic *Traffic) {
 	}
 
 	next = base + scopeIDs + detectIDs
-	limit := base + idBlock
+	limit := base + idBlock - pluginIDs
 	for i, ep := range p.Endpoints {
 		epScope := link{vars: fmt.Sprintf("TX:%s_e%d", strings.TrimPrefix(patchVar, "tx."), i), op: "@eq 1"}
 		rules, notes := trafficRules(cfg, p.Class, traffic.Endpoint(p.Service, ep))

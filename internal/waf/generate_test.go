@@ -344,3 +344,52 @@ func TestExportRemovesStale(t *testing.T) {
 		})
 	}
 }
+
+// TestExportManyServicesLoadInCRS: the plugins of 60 services load
+// together, as CRS loads every plugins/*-config.conf and *-before.conf:
+// their switches took ids from the engine block, two per service, and
+// from the 46th service on the ids of a patch, which the engine refused.
+func TestExportManyServicesLoadInCRS(t *testing.T) {
+	db := loadRecords(t)
+	var as []assess.Assessment
+	var spans []telemetry.Span
+	for i := range 60 {
+		svc := fmt.Sprintf("svc%02d", i)
+		as = append(as, executedExposed(svc, "GO-2026-5970", "golang.org/x/text", "GET /search"))
+		spans = append(spans, serverSpan(svc, "GET", "/search", "/search", "q=tea", nil))
+	}
+	traffic := trafficFromSpans(spans, 0)
+	set, err := Generate(DefaultConfig(), as, db, traffic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Patches) != 60 {
+		t.Fatalf("got %d patches, want 60", len(set.Patches))
+	}
+	// A patch in the first block after the engine's, as its hash may put
+	// it: the ids the switches of the 46th service on took.
+	if !slices.ContainsFunc(set.Patches, func(p Patch) bool { return p.IDs[0] == set.IDRange[0]+idBlock }) {
+		build(DefaultConfig(), &set.Patches[0], set.IDRange[0]+idBlock, traffic)
+	}
+	dir := t.TempDir()
+	if err := Export(dir, set); err != nil {
+		t.Fatal(err)
+	}
+	var confs []string
+	for _, kind := range []string{"config", "before"} {
+		files, err := filepath.Glob(filepath.Join(dir, "plugins", "*-"+kind+".conf"))
+		if err != nil || len(files) != 60 {
+			t.Fatalf("%d plugin %s files (%v), want 60", len(files), kind, err)
+		}
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			confs = append(confs, string(data))
+		}
+	}
+	if _, err := newWAF(confs...); err != nil {
+		t.Errorf("the plugins of 60 services do not load together: %v", err)
+	}
+}
