@@ -116,7 +116,7 @@ none could be, or the flags are wrong.`,
 	f.BoolVar(&noKEV, "no-kev", false, "do not download the CISA KEV feed")
 	f.StringVar(&epssURL, "epss-url", dbupdate.DefaultEPSSURL, "URL of FIRST's EPSS scores (gzipped CSV)")
 	f.BoolVar(&noEPSS, "no-epss", false, "do not download the EPSS scores")
-	f.DurationVar(&timeout, "timeout", 0, "give up on a file after this long, retries included (0: no limit)")
+	f.DurationVar(&timeout, "timeout", def.Timeout, "give up on a file after this long, retries included (0: no limit)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print nothing but errors")
 	completeFlag(cmd, "ecosystem", osv.Ecosystems())
 	f.StringVar(&tlsFlags.CAFile, "ca-file", "", "PEM file of the CAs that sign the servers' certificates, instead of the system's roots")

@@ -58,7 +58,7 @@ func osvMirror(t *testing.T) *httptest.Server {
 	files := map[string][]byte{
 		"/osv/ecosystems.txt": []byte("Go\nPyPI\n"),
 		"/osv/Go/all.zip":     buf.Bytes(),
-		"/kev.json":           []byte(`{"catalogVersion":"2024.12.10","count":1,"vulnerabilities":[{"cveID":"CVE-2021-44228"}]}`),
+		"/kev.json":           []byte(`{"catalogVersion":"2024.12.10","count":1,"vulnerabilities":[{"cveID":"CVE-2021-44228","dateAdded":"2021-12-10"}]}`),
 		"/epss.csv.gz":        epss,
 	}
 	modified := time.Date(2026, 8, 21, 20, 38, 0, 0, time.UTC)

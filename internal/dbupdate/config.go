@@ -101,6 +101,9 @@ func DefaultConfig() Config {
 		MaxRetryWait:  30 * time.Second,
 		StallTimeout:  time.Minute,
 		HeaderTimeout: 20 * time.Second,
+		// A server that sends a byte now and then never stalls: an
+		// unattended update (a CronJob) would wait for it forever.
+		Timeout: time.Hour,
 	}
 }
 

@@ -37,6 +37,8 @@ type object struct {
 	encoding string
 	// truncate sends Content-Length for the whole body, then half of it.
 	truncate bool
+	// modified is its Last-Modified; zero: 21 August 2026.
+	modified time.Time
 	// hang sends half the body, closes started, and waits for the client
 	// to go away.
 	hang    bool
@@ -131,7 +133,10 @@ func (s *gcsServer) serve(w http.ResponseWriter, r *http.Request) {
 		close(o.started)
 		<-r.Context().Done()
 	default:
-		modified := time.Date(2026, 8, 21, 20, 38, 0, 0, time.UTC)
+		modified := o.modified
+		if modified.IsZero() {
+			modified = time.Date(2026, 8, 21, 20, 38, 0, 0, time.UTC)
+		}
 		http.ServeContent(w, r, "all.zip", modified, bytes.NewReader(o.body))
 	}
 }

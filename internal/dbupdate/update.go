@@ -535,6 +535,15 @@ func (u *updater) try(ctx context.Context, j job, old Meta, conditional bool) (M
 	case resp.StatusCode != http.StatusOK:
 		return Meta{}, StatusFailed, fmt.Errorf("get %s: %w %d %s", j.url, ErrStatus, resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
+	// A file older than the one held (a stale mirror or CDN node) does not
+	// replace it: the advisories published since would vanish. Another
+	// node may serve the current one, so the request is tried again.
+	if held, errH := http.ParseTime(old.LastModified); errH == nil {
+		if got, errG := http.ParseTime(resp.Header.Get("Last-Modified")); errG == nil && got.Before(held) {
+			return Meta{}, StatusFailed, transient(fmt.Errorf("get %s: %w: Last-Modified %s, older than the %s of the file held, which is kept",
+				j.url, ErrStale, got.Format(time.RFC3339), held.Format(time.RFC3339)))
+		}
+	}
 	// Only the stored bytes can be checked against x-goog-hash and
 	// Content-Length; a server that encodes anyway is not understood.
 	if ce := resp.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
@@ -602,11 +611,10 @@ func (u *updater) try(ctx context.Context, j job, old Meta, conditional bool) (M
 	if err := tmp.Sync(); err != nil {
 		return Meta{}, StatusFailed, fmt.Errorf("sync %s: %w", tmp.Name(), err)
 	}
-	prev := 0
-	if conditional {
-		prev = old.Records
-	}
-	records, err := j.verify(tmp, n, prev)
+	// The count of the file it replaces, conditional request or not: a
+	// file much smaller than the one it replaces is a broken export or a
+	// mirror caught mid-sync, not the database shrinking.
+	records, err := j.verify(tmp, n, old.Records)
 	if err != nil {
 		return Meta{}, StatusFailed, fmt.Errorf("check %s: %w", j.url, err)
 	}
@@ -643,20 +651,23 @@ func (u *updater) try(ctx context.Context, j job, old Meta, conditional bool) (M
 	return m, StatusDownloaded, nil
 }
 
-func verifyArchiveFile(f *os.File, n int64, _ int) (int, error) {
-	return verifyArchive(f, n)
+func verifyArchiveFile(f *os.File, n int64, prev int) (int, error) {
+	records, err := verifyArchive(f, n)
+	if err != nil {
+		return records, err
+	}
+	if records == 0 || records < prev/2 {
+		return records, fmt.Errorf("%w: %d records, the archive it would replace holds %d", ErrArchive, records, prev)
+	}
+	return records, nil
 }
 
 func verifyEPSSFile(f *os.File, n int64, prev int) (int, error) {
 	return verifyEPSS(io.NewSectionReader(f, 0, n), prev)
 }
 
-func verifyKEVFile(f *os.File, n int64, _ int) (int, error) {
-	data := make([]byte, n)
-	if _, err := f.ReadAt(data, 0); err != nil {
-		return 0, err
-	}
-	return verifyKEV(data)
+func verifyKEVFile(f *os.File, n int64, prev int) (int, error) {
+	return verifyKEV(io.NewSectionReader(f, 0, n), "as downloaded", prev)
 }
 
 // stallReader pushes the stall deadline back whenever bytes arrive and

@@ -656,3 +656,30 @@ func TestUpdateFromDirectory(t *testing.T) {
 		t.Errorf("redirect to a file: %+v, %v: want Go failed at once, saying a server may not name a local file", res.Files, err)
 	}
 }
+
+// TestUpdateKeepsNewerFile: an archive older (Last-Modified) than the one
+// held, as a stale mirror or CDN node serves it, does not replace it: the
+// advisories published since would vanish. The update fails, saying so,
+// and the file and its metadata stay as they were.
+func TestUpdateKeepsNewerFile(t *testing.T) {
+	s := newGCSServer(t)
+	const path = "/osv-vulnerabilities/Go/all.zip"
+	s.put(path, &object{body: osvArchive(t, "GO-2026-0001")})
+	cfg := testConfig(t, s, false, "Go")
+	if _, err := Update(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(cfg.Dir, "vulndb", "Go", "all.zip")
+	before, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.put(path, &object{body: osvArchive(t), modified: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)})
+	_, err = Update(context.Background(), cfg)
+	if !errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "Last-Modified 2024-01-01T00:00:00Z, older than the 2026-08-21T20:38:00Z of the file held, which is kept") {
+		t.Errorf("Update = %v, want ErrStale naming both dates", err)
+	}
+	if after, err := os.ReadFile(file); err != nil || !bytes.Equal(after, before) {
+		t.Errorf("the archive held was replaced (%v)", err)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +49,9 @@ var (
 	// ErrTimeout means the server did not answer in time, or the file's
 	// update ran past Config.Timeout.
 	ErrTimeout = errors.New("timed out")
+	// ErrStale means the server's file is older (Last-Modified) than the
+	// one held, which is kept.
+	ErrStale = errors.New("older than the file held")
 )
 
 // verifyArchive checks that r is a zip archive whose every file is a JSON
@@ -70,6 +72,11 @@ func verifyArchive(r io.ReaderAt, size int64) (records int, err error) {
 		}
 		if !strings.HasSuffix(f.Name, ".json") {
 			return records, fmt.Errorf("%w: entry %d %q: name does not end in .json", ErrArchive, i, f.Name)
+		}
+		// The loader skips a larger record (and archive/zip checks the
+		// size the header states against what the entry inflates to).
+		if f.UncompressedSize64 > vulndb.MaxRecordSize {
+			return records, fmt.Errorf("%w: entry %d %q: %d bytes, over the %d a record may take", ErrArchive, i, f.Name, f.UncompressedSize64, vulndb.MaxRecordSize)
 		}
 		if err := checkJSONEntry(f, br); err != nil {
 			return records, fmt.Errorf("%w: entry %d %q: %w", ErrArchive, i, f.Name, err)
@@ -109,35 +116,24 @@ func checkJSONEntry(f *zip.File, br *bufio.Reader) error {
 	return err
 }
 
-// kevCatalog is the part of CISA's KEV feed that tells it apart from
-// anything else: a catalog version and a list of CVE entries.
-type kevCatalog struct {
-	CatalogVersion  string `json:"catalogVersion"`
-	Count           *int   `json:"count"`
-	Vulnerabilities []struct {
-		CVEID string `json:"cveID"`
-	} `json:"vulnerabilities"`
-}
-
-// verifyKEV checks that data is a CISA KEV catalog and returns the number
-// of vulnerabilities in it.
-func verifyKEV(data []byte) (int, error) {
-	var c kevCatalog
-	if err := json.Unmarshal(data, &c); err != nil {
+// verifyKEV reads the catalog r as the loader does (vulndb.ParseKEV) and
+// returns the number of vulnerabilities in it: a catalog the loader would
+// refuse, or whose entries it would skip, or that holds less than half
+// the prev of the one it would replace, or none, does not replace the one
+// that works.
+func verifyKEV(r io.Reader, name string, prev int) (int, error) {
+	c, skipped, err := vulndb.ParseKEV(r, name)
+	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrKEV, err)
 	}
-	if c.Vulnerabilities == nil {
-		return 0, fmt.Errorf("%w: no vulnerabilities array", ErrKEV)
+	if len(skipped) > 0 {
+		return 0, fmt.Errorf("%w: %d of its entries would not be read: %v", ErrKEV, len(skipped), skipped[0])
 	}
-	for i, v := range c.Vulnerabilities {
-		if v.CVEID == "" {
-			return 0, fmt.Errorf("%w: vulnerability %d has no cveID", ErrKEV, i)
-		}
+	n := len(c.Vulnerabilities)
+	if n == 0 || n < prev/2 {
+		return n, fmt.Errorf("%w: %d vulnerabilities, the catalog it would replace holds %d", ErrKEV, n, prev)
 	}
-	if c.Count != nil && *c.Count != len(c.Vulnerabilities) {
-		return 0, fmt.Errorf("%w: count is %d but %d vulnerabilities are listed", ErrKEV, *c.Count, len(c.Vulnerabilities))
-	}
-	return len(c.Vulnerabilities), nil
+	return n, nil
 }
 
 // googHash holds the hashes Google Cloud Storage announces for an object.

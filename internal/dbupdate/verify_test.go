@@ -5,10 +5,13 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidentsec/evident/internal/vulndb"
 )
 
 func TestVerifyArchive(t *testing.T) {
@@ -88,21 +91,28 @@ func TestVerifyKEV(t *testing.T) {
 	tests := []struct {
 		name    string
 		feed    string
+		prev    int
 		want    int
 		wantErr string
 	}{
 		{name: "real feed", feed: string(kevFeed(t)), want: 2},
-		{name: "no count", feed: `{"vulnerabilities":[{"cveID":"CVE-2021-44228"}]}`, want: 1},
-		{name: "empty catalog", feed: `{"count":0,"vulnerabilities":[]}`, want: 0},
-		{name: "not JSON", feed: `<html>`, wantErr: "not a KEV catalog: invalid character '<'"},
-		{name: "other JSON", feed: `{"data":[]}`, wantErr: "not a KEV catalog: no vulnerabilities array"},
-		{name: "entry without CVE", feed: `{"vulnerabilities":[{"cveID":"CVE-1"},{"product":"x"}]}`, wantErr: "vulnerability 1 has no cveID"},
-		{name: "count disagrees", feed: `{"count":3,"vulnerabilities":[{"cveID":"CVE-1"}]}`, wantErr: "count is 3 but 1 vulnerabilities are listed"},
-		{name: "wrong type", feed: `{"vulnerabilities":{}}`, wantErr: "not a KEV catalog: json: cannot unmarshal"},
+		{name: "no count", feed: `{"vulnerabilities":[{"cveID":"CVE-2021-44228","dateAdded":"2021-12-10"}]}`, want: 1},
+		// What the loader (vulndb.ParseKEV) would refuse or skip, and
+		// what holds far less than the catalog it would replace, does
+		// not replace it: every known-exploited mark would be lost.
+		{name: "empty catalog", feed: `{"count":0,"vulnerabilities":[]}`, wantErr: "0 vulnerabilities, the catalog it would replace holds 0"},
+		{name: "under half the catalog before", feed: string(kevFeed(t)), prev: 6, wantErr: "2 vulnerabilities, the catalog it would replace holds 6"},
+		{name: "not JSON", feed: `<html>`, wantErr: "not a KEV catalog: KEV catalog feed: invalid KEV catalog: invalid character '<'"},
+		{name: "other JSON", feed: `{"data":[]}`, wantErr: "no vulnerabilities array"},
+		{name: "entry without CVE", feed: `{"vulnerabilities":[{"cveID":"CVE-2021-44228","dateAdded":"2021-12-10"},{"product":"x"}]}`, wantErr: "1 of its entries would not be read: feed: vulnerabilities[1]: missing cveID"},
+		{name: "entry that is no CVE", feed: `{"vulnerabilities":[{"cveID":"<html>","dateAdded":"2021-12-10"}]}`, wantErr: `cveID "<html>" is not a CVE id`},
+		{name: "entry without a date", feed: `{"vulnerabilities":[{"cveID":"CVE-2021-44228"}]}`, wantErr: `dateAdded "" is not a YYYY-MM-DD date`},
+		{name: "count disagrees", feed: `{"count":3,"vulnerabilities":[{"cveID":"CVE-2021-44228","dateAdded":"2021-12-10"}]}`, wantErr: "count is 3 but 1 vulnerabilities are listed"},
+		{name: "wrong type", feed: `{"vulnerabilities":{}}`, wantErr: "json: cannot unmarshal"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := verifyKEV([]byte(tt.feed))
+			got, err := verifyKEV(strings.NewReader(tt.feed), "feed", tt.prev)
 			if tt.wantErr == "" {
 				if err != nil || got != tt.want {
 					t.Errorf("verifyKEV = %d, %v; want %d, nil", got, err, tt.want)
@@ -120,7 +130,7 @@ func FuzzVerifyKEV(f *testing.F) {
 	f.Add(kevFeed(f))
 	f.Add([]byte(`{"count":1,"vulnerabilities":[{"cveID":""}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if _, err := verifyKEV(data); err != nil && !errors.Is(err, ErrKEV) {
+		if _, err := verifyKEV(bytes.NewReader(data), "fuzz", 0); err != nil && !errors.Is(err, ErrKEV) {
 			t.Errorf("error %v is not ErrKEV", err)
 		}
 	})
@@ -220,4 +230,59 @@ func BenchmarkVerifyArchive(b *testing.B) {
 		records += n
 	}
 	b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
+}
+
+// TestVerifyArchiveFile: an archive with no record, far fewer than the one
+// it would replace, or a record larger than the loader reads, does not
+// replace a good one: serve and analyze would refuse the database, or an
+// ecosystem's vulnerabilities would vanish, after an update that said it
+// succeeded.
+func TestVerifyArchiveFile(t *testing.T) {
+	four := makeZip(t, map[string][]byte{"a.json": []byte(`{"id":"A"}`), "b.json": []byte(`{"id":"B"}`), "c.json": []byte(`{"id":"C"}`), "d.json": []byte(`{"id":"D"}`)})
+	one := makeZip(t, map[string][]byte{"a.json": []byte(`{"id":"A"}`)})
+	empty := makeZip(t, map[string][]byte{})
+	var big bytes.Buffer
+	zw := zip.NewWriter(&big)
+	w, err := zw.Create("big.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("{"))
+	w.Write(make([]byte, vulndb.MaxRecordSize))
+	zw.Close()
+	for _, tt := range []struct {
+		name    string
+		archive []byte
+		prev    int
+		want    int
+		wantErr string
+	}{
+		{"first download", one, 0, 1, ""},
+		{"as many as before", four, 4, 4, ""},
+		{"half as many", makeZip(t, map[string][]byte{"a.json": []byte(`{"id":"A"}`), "b.json": []byte(`{"id":"B"}`)}), 4, 2, ""},
+		{"fewer than half", one, 4, 0, "1 records, the archive it would replace holds 4"},
+		{"empty", empty, 0, 0, "0 records, the archive it would replace holds 0"},
+		{"a record over the loader's bound", big.Bytes(), 0, 0, `entry 0 "big.json": 33554433 bytes, over the 33554432 a record may take`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := os.CreateTemp(t.TempDir(), "all.zip")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.Write(tt.archive); err != nil {
+				t.Fatal(err)
+			}
+			got, err := verifyArchiveFile(f, int64(len(tt.archive)), tt.prev)
+			if tt.wantErr == "" {
+				if err != nil || got != tt.want {
+					t.Errorf("verifyArchiveFile = %d, %v; want %d", got, err, tt.want)
+				}
+				return
+			}
+			if !errors.Is(err, ErrArchive) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("verifyArchiveFile = %d, %v; want ErrArchive saying %q", got, err, tt.wantErr)
+			}
+		})
+	}
 }

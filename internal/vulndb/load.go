@@ -39,7 +39,11 @@ var (
 // maxRecordSize bounds one record file, so that a corrupt archive or a
 // wrong file cannot fill memory (the largest real records are a few
 // hundred kilobytes).
-const maxRecordSize = 32 << 20
+const maxRecordSize = MaxRecordSize
+
+// MaxRecordSize is the largest record file the loader reads; db update
+// refuses an archive with a larger one, which the loader would skip.
+const MaxRecordSize = 32 << 20
 
 // KnowledgeBase supplies affected functions for records that lack them.
 // *knowledge.Base implements it; Lookup must be safe for concurrent use and
