@@ -351,7 +351,7 @@ func hostOf(a *telemetry.Attrs) (host, scheme string) {
 			if u, err := url.Parse(a.URLFull); err == nil {
 				host = u.Hostname()
 			} else {
-				host, _, _ = strings.Cut(rest, "/")
+				host = authorityHost(rest)
 			}
 		}
 	}
@@ -362,6 +362,27 @@ func hostOf(a *telemetry.Attrs) (host, scheme string) {
 		host = a.PeerService
 	}
 	return host, scheme
+}
+
+// authorityHost returns the host of what follows "scheme://" in a URL
+// that does not parse: without the user info, which may hold a password
+// that would otherwise name a third party in the report, and without the
+// port, so that it is the host a URL that parses gives.
+func authorityHost(rest string) string {
+	auth, _, _ := strings.Cut(rest, "/")
+	auth, _, _ = strings.Cut(auth, "?")
+	auth, _, _ = strings.Cut(auth, "#")
+	if i := strings.LastIndexByte(auth, '@'); i >= 0 {
+		auth = auth[i+1:]
+	}
+	if h, ok := strings.CutPrefix(auth, "["); ok {
+		h, _, _ = strings.Cut(h, "]")
+		return h
+	}
+	if h, port, ok := strings.Cut(auth, ":"); ok && !strings.ContainsRune(port, ':') {
+		return h
+	}
+	return auth
 }
 
 // publicClient is isPublic(addr), for the client address of a SERVER span.
@@ -380,9 +401,42 @@ func isPublic(addr string) bool {
 		return false
 	}
 	ip, err := netip.ParseAddr(addr)
-	// net.ParseIP, which isLocal uses, takes no zone.
-	return err == nil && ip.Zone() == "" && ip.Unmap().IsGlobalUnicast() && !ip.Unmap().IsPrivate()
+	if err != nil || ip.Zone() != "" {
+		// net.ParseIP, which isLocal uses, takes no zone.
+		return false
+	}
+	ip = ip.Unmap()
+	if nat64.Contains(ip) {
+		// An IPv4 address translated by NAT64: as public as it is.
+		b := ip.As16()
+		ip = netip.AddrFrom4([4]byte(b[12:]))
+	}
+	if !ip.IsGlobalUnicast() || ip.IsPrivate() {
+		return false
+	}
+	for _, p := range notPublic {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	return true
 }
+
+// notPublic are the global unicast ranges that are no address on the
+// internet (IANA's special-purpose registries): the shared address space
+// of carrier-grade NAT, which cloud networks and Tailscale give pods and
+// nodes (RFC 6598), the IETF's protocol assignments, the benchmarking
+// range (RFC 2544) and the reserved class E.
+var notPublic = [...]netip.Prefix{
+	netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("192.0.0.0/24"),
+	netip.MustParsePrefix("198.18.0.0/15"),
+	netip.MustParsePrefix("240.0.0.0/4"),
+}
+
+// nat64 is the well-known prefix of NAT64 (RFC 6052), which embeds an
+// IPv4 address in its last four bytes.
+var nat64 = netip.MustParsePrefix("64:ff9b::/96")
 
 // isLocal reports whether a host is this machine or a private address:
 // never a third party, even when no traced service answers there.
