@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/evidentsec/evident/internal/vulndb"
 )
 
 // Status is the outcome of one file's update.
@@ -103,6 +105,10 @@ func (e *transientError) Unwrap() error { return e.err }
 
 func transient(err error) error { return &transientError{err: err} }
 
+// maxArchiveBytes bounds an ecosystem's all.zip: osv.dev's largest are a
+// few hundred MB.
+const maxArchiveBytes = 8 << 30
+
 // job is one file to update.
 type job struct {
 	name     string
@@ -117,6 +123,9 @@ type job struct {
 	// returns its record count. prev is the record count of the file it
 	// replaces, 0 when there is none.
 	verify func(f *os.File, n int64, prev int) (int, error)
+	// max is the most bytes the download may take: more is a server gone
+	// wrong, which would fill the data directory before the checks.
+	max int64
 	// err, when set, fails the job without a request: an ecosystem that
 	// ecosystems.txt does not list.
 	err error
@@ -181,6 +190,7 @@ func Update(ctx context.Context, cfg Config) (Result, error) {
 			metaPath: filepath.Join(dir, "meta.json"),
 			ownDir:   true,
 			verify:   verifyArchiveFile,
+			max:      maxArchiveBytes,
 		}
 		switch {
 		case listed != nil && !slices.Contains(listed, eco):
@@ -200,6 +210,7 @@ func Update(ctx context.Context, cfg Config) (Result, error) {
 			path:     filepath.Join(root, "kev.json"),
 			metaPath: filepath.Join(root, "kev.meta.json"),
 			verify:   verifyKEVFile,
+			max:      vulndb.MaxKEVSize,
 		})
 	}
 	if cfg.EPSSURL != "" {
@@ -209,6 +220,7 @@ func Update(ctx context.Context, cfg Config) (Result, error) {
 			path:     filepath.Join(root, "epss.csv.gz"),
 			metaPath: filepath.Join(root, "epss.meta.json"),
 			verify:   verifyEPSSFile,
+			max:      vulndb.MaxEPSSSize,
 		})
 	}
 
@@ -571,8 +583,10 @@ func (u *updater) try(ctx context.Context, j job, old Meta, conditional bool) (M
 	crch := crc32.New(crc32.MakeTable(crc32.Castagnoli))
 	body := &stallReader{r: resp.Body, timer: stall, timeout: u.cfg.StallTimeout, add: func(n int) { u.rep.add(j.name, int64(n)) }}
 	dst := &writeTagger{w: io.MultiWriter(tmp, md5h, crch)}
-	n, err := io.Copy(dst, body)
+	n, err := io.Copy(dst, io.LimitReader(body, j.max+1))
 	switch {
+	case err == nil && n > j.max:
+		return Meta{}, StatusFailed, fmt.Errorf("read %s: %w: more than %d bytes, more than such a file takes", j.url, ErrSize, j.max)
 	case err == nil:
 	case dst.err != nil:
 		return Meta{}, StatusFailed, fmt.Errorf("write %s: %w", tmp.Name(), err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/evidentsec/evident/internal/vulndb"
 	"github.com/evidentsec/evident/internal/vulndb/vulndbtest"
 )
 
@@ -681,5 +682,22 @@ func TestUpdateKeepsNewerFile(t *testing.T) {
 	}
 	if after, err := os.ReadFile(file); err != nil || !bytes.Equal(after, before) {
 		t.Errorf("the archive held was replaced (%v)", err)
+	}
+}
+
+// TestUpdateSizeCap: a download larger than such a file takes (a server
+// gone wrong, a redirect somewhere else) is cut off at the bound rather
+// than filling the data directory before the checks, and leaves nothing.
+func TestUpdateSizeCap(t *testing.T) {
+	s := newGCSServer(t)
+	s.put("/kev.json", &object{body: bytes.Repeat([]byte(" "), vulndb.MaxKEVSize+1)})
+	s.put("/osv-vulnerabilities/Go/all.zip", &object{body: osvArchive(t)})
+	cfg := testConfig(t, s, true, "Go")
+	_, err := Update(context.Background(), cfg)
+	if !errors.Is(err, ErrSize) || !strings.Contains(err.Error(), fmt.Sprintf("more than %d bytes, more than such a file takes", vulndb.MaxKEVSize)) {
+		t.Errorf("Update = %v, want ErrSize naming the bound", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cfg.Dir, "vulndb", ".*")); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
 	}
 }

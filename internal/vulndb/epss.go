@@ -18,9 +18,9 @@ import (
 // of one that is malformed.
 var ErrInvalidEPSS = errors.New("invalid EPSS file")
 
-// maxEPSSSize bounds the uncompressed file (the real one is about 10 MB
+// MaxEPSSSize bounds the uncompressed file (the real one is about 10 MB
 // for some 300,000 CVEs).
-const maxEPSSSize = 256 << 20
+const MaxEPSSSize = 256 << 20
 
 // EPSS is FIRST's Exploit Prediction Scoring System file of one day
 // (epss_scores-YYYY-MM-DD.csv.gz): a score for every published CVE.
@@ -65,7 +65,7 @@ func ParseEPSS(r io.Reader, name string) (*EPSS, []LoadError, error) {
 		defer zr.Close()
 		br = bufio.NewReader(telemetry.CutShortReader(zr, "gzip"))
 	}
-	lr := &io.LimitedReader{R: br, N: maxEPSSSize + 1}
+	lr := &io.LimitedReader{R: br, N: MaxEPSSSize + 1}
 	sc := bufio.NewScanner(lr)
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("EPSS file %s: %w: %s", name, ErrInvalidEPSS, fmt.Sprintf(format, args...))
@@ -131,7 +131,7 @@ func ParseEPSS(r io.Reader, name string) (*EPSS, []LoadError, error) {
 func readErr(sc *bufio.Scanner, lr *io.LimitedReader, name string, def error) error {
 	switch {
 	case lr.N <= 0:
-		return fmt.Errorf("EPSS file %s: %w: larger than %d bytes", name, ErrInvalidEPSS, maxEPSSSize)
+		return fmt.Errorf("EPSS file %s: %w: larger than %d bytes", name, ErrInvalidEPSS, MaxEPSSSize)
 	case sc.Err() != nil:
 		return fmt.Errorf("EPSS file %s: %w: %w", name, ErrInvalidEPSS, sc.Err())
 	}

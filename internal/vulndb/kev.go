@@ -14,8 +14,8 @@ import (
 // one that is malformed.
 var ErrInvalidKEV = errors.New("invalid KEV catalog")
 
-// maxKEVSize bounds the catalog read (the real feed is about 1.5 MB).
-const maxKEVSize = 64 << 20
+// MaxKEVSize bounds the catalog read (the real feed is about 1.5 MB).
+const MaxKEVSize = 64 << 20
 
 // KEVCatalog is CISA's Known Exploited Vulnerabilities catalog, as its JSON
 // feed (known_exploited_vulnerabilities.json) writes it.
@@ -51,12 +51,12 @@ var cveID = regexp.MustCompile(`^CVE-\d{4}-\d{4,}$`)
 // entry (a missing or malformed cveID, a malformed date); a count that
 // disagrees with the list is reported too, and the list is kept.
 func ParseKEV(r io.Reader, name string) (*KEVCatalog, []LoadError, error) {
-	data, err := io.ReadAll(io.LimitReader(r, maxKEVSize+1))
+	data, err := io.ReadAll(io.LimitReader(r, MaxKEVSize+1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("read KEV catalog %s: %w", name, err)
 	}
-	if len(data) > maxKEVSize {
-		return nil, nil, fmt.Errorf("KEV catalog %s: larger than %d bytes: %w", name, maxKEVSize, ErrInvalidKEV)
+	if len(data) > MaxKEVSize {
+		return nil, nil, fmt.Errorf("KEV catalog %s: larger than %d bytes: %w", name, MaxKEVSize, ErrInvalidKEV)
 	}
 	var c KEVCatalog
 	if err := json.Unmarshal(data, &c); err != nil {
