@@ -133,11 +133,15 @@ func NewHTTPClient(tc *tls.Config) *http.Client {
 }
 
 // noRedirectToFile keeps net/http's redirect policy (ten at most) and
-// refuses a server's redirect to a file:// URL: only the user names local
-// files.
+// refuses a server's redirect to a file:// URL (only the user names local
+// files) and from https to plain http, whose checksums, in the same
+// answer, would prove nothing.
 func noRedirectToFile(req *http.Request, via []*http.Request) error {
 	if req.URL.Scheme == "file" {
 		return fmt.Errorf("%w: to %s: a server may not name a local file", ErrRedirect, req.URL)
+	}
+	if len(via) > 0 && via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return fmt.Errorf("%w: from %s to %s: from https to plain http", ErrRedirect, via[len(via)-1].URL, req.URL)
 	}
 	if len(via) >= 10 {
 		return fmt.Errorf("%w: more than 10", ErrRedirect)

@@ -2,6 +2,7 @@ package dbupdate
 
 import (
 	"errors"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -146,5 +147,42 @@ func TestAliasesAreNotNames(t *testing.T) {
 		if !slices.Contains(schemaEcosystems, target) {
 			t.Errorf("alias %q names %q, which the schema does not list", alias, target)
 		}
+	}
+}
+
+// TestRedirectPolicy: redirects are followed, but not to a local file nor
+// from https to plain http, where the checksums that come with the file
+// would prove nothing.
+func TestRedirectPolicy(t *testing.T) {
+	req := func(u string) *http.Request {
+		r, err := http.NewRequest(http.MethodGet, u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, tt := range []struct {
+		name     string
+		from, to string
+		wantErr  string
+	}{
+		{"https to https", "https://osv-vulnerabilities.storage.googleapis.com/Go/all.zip", "https://mirror.example/Go/all.zip", ""},
+		{"http to http", "http://mirror.internal/Go/all.zip", "http://mirror2.internal/Go/all.zip", ""},
+		{"http to https", "http://mirror.internal/Go/all.zip", "https://mirror.example/Go/all.zip", ""},
+		{"https to http", "https://osv-vulnerabilities.storage.googleapis.com/Go/all.zip", "http://mirror.example/Go/all.zip", "from https to plain http"},
+		{"to a file", "https://mirror.example/Go/all.zip", "file:///etc/passwd", "a server may not name a local file"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := noRedirectToFile(req(tt.to), []*http.Request{req(tt.from)})
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Errorf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrRedirect) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("= %v, want ErrRedirect saying %q", err, tt.wantErr)
+			}
+		})
 	}
 }
