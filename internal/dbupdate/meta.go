@@ -95,6 +95,40 @@ func tempPattern(path string) string {
 	return "." + filepath.Base(path) + ".*.tmp"
 }
 
+// staleTemp is the age past which a temporary file (tempPattern) belongs
+// to no update still running: one that was killed (SIGKILL, the OOM
+// killer, a power loss), whose deferred clean-up never ran.
+const staleTemp = 24 * time.Hour
+
+// sweepTemps removes the stale temporary files in root and its ecosystems'
+// directories, each an archive's size, and an ecosystem directory they
+// leave empty, which the loader would read as a source without records.
+// A file it cannot remove is left for the next update.
+func sweepTemps(root string, now time.Time) {
+	dirs := []string{root}
+	if entries, err := os.ReadDir(root); err == nil {
+		for _, e := range entries {
+			if e.IsDir() {
+				dirs = append(dirs, filepath.Join(root, e.Name()))
+			}
+		}
+	}
+	for _, dir := range dirs {
+		temps, err := filepath.Glob(filepath.Join(dir, ".*.tmp"))
+		if err != nil {
+			continue
+		}
+		for _, t := range temps {
+			if fi, err := os.Lstat(t); err == nil && fi.Mode().IsRegular() && now.Sub(fi.ModTime()) > staleTemp {
+				os.Remove(t)
+			}
+		}
+		if dir != root {
+			os.Remove(dir) // only when empty
+		}
+	}
+}
+
 // syncDir makes a rename in dir durable. Windows cannot open directories
 // for syncing, and its renames are journaled by NTFS.
 func syncDir(dir string) error {

@@ -154,6 +154,7 @@ func Update(ctx context.Context, cfg Config) (Result, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return Result{}, fmt.Errorf("create database directory: %w", err)
 	}
+	sweepTemps(root, time.Now())
 	u := &updater{cfg: cfg, rep: newReporter(cfg.Progress, cfg.ProgressBar)}
 	defer u.rep.close()
 

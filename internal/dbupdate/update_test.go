@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -699,5 +701,43 @@ func TestUpdateSizeCap(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(cfg.Dir, "vulndb", ".*")); len(left) > 0 {
 		t.Errorf("left behind: %v", left)
+	}
+}
+
+// TestSweepTemps: the temporary files of updates that were killed (their
+// clean-up never ran) are removed by the next one, with an ecosystem
+// directory they leave empty, which the loader read as a source without
+// records at every start; those of an update that may still run are not.
+func TestSweepTemps(t *testing.T) {
+	root := t.TempDir()
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	write := func(path string, age time.Duration) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, now.Add(-age), now.Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(root, "Go", "all.zip"), 48*time.Hour)
+	write(filepath.Join(root, "Go", ".all.zip.123.tmp"), 48*time.Hour)
+	write(filepath.Join(root, "Go", ".all.zip.456.tmp"), time.Hour)
+	write(filepath.Join(root, "PyPI", ".all.zip.789.tmp"), 48*time.Hour)
+	write(filepath.Join(root, ".kev.json.1.tmp"), 48*time.Hour)
+	sweepTemps(root, now)
+	var left []string
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if p != root {
+			rel, _ := filepath.Rel(root, p)
+			left = append(left, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if want := []string{"Go", "Go/.all.zip.456.tmp", "Go/all.zip"}; !slices.Equal(left, want) {
+		t.Errorf("after the sweep: %v, want %v", left, want)
 	}
 }
