@@ -48,7 +48,7 @@ func (t target) String() string {
 func targets(f findings.Finding, v *vulndb.Vuln) []target {
 	var out []target
 	if v != nil {
-		for _, fn := range v.Functions {
+		for _, fn := range v.FunctionsAt(f.Package.Ecosystem, f.Package.Name, f.Package.Version) {
 			if fn.Ecosystem == f.Package.Ecosystem && findings.SameArtifact(fn.Ecosystem, fn.Module, f.Package.Name) {
 				out = append(out, target{pkg: fn.Package, symbol: fn.Symbol, module: f.Package.Name, file: fn.File})
 			}

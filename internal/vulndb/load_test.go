@@ -17,6 +17,7 @@ import (
 	"github.com/evidentsec/evident/internal/knowledge"
 	"github.com/evidentsec/evident/internal/osv"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func mustTime(s string) time.Time {
@@ -534,6 +535,10 @@ func (f fakeKnowledge) Lookup(ids ...string) []knowledge.Entry {
 	return out
 }
 
+// ignoreEntries leaves out which affected[] entries list a function,
+// which TestFunctionsAt tests.
+var ignoreEntries = cmpopts.IgnoreUnexported(Function{})
+
 func TestFunctions(t *testing.T) {
 	kb := fakeKnowledge{
 		{ID: "CVE-2021-44228", Ecosystem: "Maven", Package: "org.apache.logging.log4j:log4j-core", Functions: []knowledge.Function{
@@ -549,7 +554,7 @@ func TestFunctions(t *testing.T) {
 	log4j := db.Get("GHSA-jfh8-c2jp-5v3q").Functions
 	wantLog4j := []Function{{Ecosystem: "Maven", Module: "org.apache.logging.log4j:log4j-core", Package: "org.apache.logging.log4j.core.lookup", Symbol: "JndiLookup.lookup",
 		Source: SourceKnowledge, Reference: "https://github.com/apache/logging-log4j2/commit/c77b3cb39312b83b053d23a2158b99ac7de44dd3"}}
-	if diff := cmp.Diff(wantLog4j, log4j); diff != "" {
+	if diff := cmp.Diff(wantLog4j, log4j, ignoreEntries); diff != "" {
 		t.Errorf("log4j functions (-want +got):\n%s", diff)
 	}
 
@@ -558,7 +563,7 @@ func TestFunctions(t *testing.T) {
 		t.Errorf("GO-2022-0969 has %d functions, want the 12 OSV symbols", len(goFns))
 	}
 	want := Function{Ecosystem: "Go", Module: "golang.org/x/net", Package: "golang.org/x/net/http2", Symbol: "Server.ServeConn", Source: SourceOSV}
-	if !slices.ContainsFunc(goFns, func(f Function) bool { return cmp.Equal(f, want) }) {
+	if !slices.ContainsFunc(goFns, func(f Function) bool { return cmp.Equal(f, want, ignoreEntries) }) {
 		t.Errorf("GO-2022-0969 functions %v lack %v", goFns, want)
 	}
 	// GO-2022-0969's symbols and GHSA-j8r2-6x86-q33q's affected_functions.
@@ -580,7 +585,7 @@ func TestFunctionsImportWithoutPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Function{{Ecosystem: "Go", Module: "example.com/m", Package: "example.com/m/p", Symbol: "G", Source: SourceOSV}}
-	if diff := cmp.Diff(want, r.vuln.Functions); diff != "" {
+	if diff := cmp.Diff(want, r.vuln.Functions, ignoreEntries); diff != "" {
 		t.Errorf("functions (-want +got):\n%s", diff)
 	}
 }
@@ -595,7 +600,7 @@ func TestFunctionsGOOS(t *testing.T) {
 	}}}))
 	got := db.Get("GO-2021-0068").Functions
 	want := []Function{{Ecosystem: "Go", Module: "toolchain", Package: "cmd/go", GOOS: []string{"windows"}, Source: SourceOSV}}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, ignoreEntries); diff != "" {
 		t.Errorf("functions (-want +got):\n%s", diff)
 	}
 	if len(db.Affecting("Go", "toolchain", "go1.14.13")) != 1 {
@@ -963,7 +968,7 @@ func TestAffectedFunctions(t *testing.T) {
 			if v == nil {
 				t.Fatalf("Get(%s) = nil", tt.id)
 			}
-			if diff := cmp.Diff(tt.want, v.Functions); diff != "" {
+			if diff := cmp.Diff(tt.want, v.Functions, ignoreEntries); diff != "" {
 				t.Errorf("functions (-want +got):\n%s", diff)
 			}
 		})
@@ -973,7 +978,7 @@ func TestAffectedFunctions(t *testing.T) {
 	}
 	requests := loadDir(t, Options{}, "testdata/records").Get("GHSA-j8r2-6x86-q33q").Functions
 	want := []Function{{Ecosystem: "PyPI", Module: "requests", Package: "requests.sessions", Symbol: "SessionRedirectMixin.rebuild_proxies", Source: SourceOSV}}
-	if diff := cmp.Diff(want, requests); diff != "" {
+	if diff := cmp.Diff(want, requests, ignoreEntries); diff != "" {
 		t.Errorf("GHSA-j8r2-6x86-q33q functions (-want +got):\n%s", diff)
 	}
 }
@@ -1011,5 +1016,42 @@ func TestSplitAffectedFunction(t *testing.T) {
 				t.Errorf("splitAffectedFunction(%q, %q, %q) = %q, %q, %v; want %q, %q, %v", tt.eco, tt.name, tt.in, pkg, sym, ok, tt.pkg, tt.sym, tt.ok)
 			}
 		})
+	}
+}
+
+// TestFunctionsAt: the functions of a version are those of the affected[]
+// entries whose ranges include it (GO-2023-1497 names, for
+// github.com/sylabs/scs-library-client, Client.UploadImage and
+// Client.httpGetRangeRequest below 1.3.4 and Client.legacyDownloadImage in
+// [1.4.0, 1.4.2); all of them were looked for at any version, so that
+// UploadImage running made 1.4.1 executed), with the knowledge base's;
+// all of them where no entry listing functions includes the version.
+func TestFunctionsAt(t *testing.T) {
+	const mod = "github.com/sylabs/scs-library-client"
+	entry := func(introduced, fix string, symbols ...string) osv.Affected {
+		return osv.Affected{
+			Package:           osv.Package{Ecosystem: "Go", Name: mod},
+			Ranges:            []osv.Range{{Type: osv.RangeSemver, Events: []osv.Event{intro(introduced), fixed(fix)}}},
+			EcosystemSpecific: &osv.EcosystemSpecific{Imports: []osv.Import{{Path: mod + "/client", Symbols: symbols}}},
+		}
+	}
+	db := loadDir(t, Options{}, writeRecords(t, osv.Entry{ID: "GO-2023-1497", Affected: []osv.Affected{
+		entry("0", "1.3.4", "Client.ConcurrentDownloadImage", "Client.UploadImage", "Client.httpGetRangeRequest"),
+		entry("1.4.0", "1.4.2", "Client.ConcurrentDownloadImage", "Client.legacyDownloadImage"),
+	}}))
+	v := db.Get("GO-2023-1497")
+	for version, want := range map[string][]string{
+		"v1.3.0": {"Client.ConcurrentDownloadImage", "Client.UploadImage", "Client.httpGetRangeRequest"},
+		"v1.4.1": {"Client.ConcurrentDownloadImage", "Client.legacyDownloadImage"},
+		// In neither range: every function, as before.
+		"v1.3.5": {"Client.ConcurrentDownloadImage", "Client.UploadImage", "Client.httpGetRangeRequest", "Client.ConcurrentDownloadImage", "Client.legacyDownloadImage"},
+	} {
+		var got []string
+		for _, fn := range v.FunctionsAt("Go", mod, version) {
+			got = append(got, fn.Symbol)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("FunctionsAt(%s) = %v, want %v", version, got, want)
+		}
 	}
 }

@@ -63,6 +63,7 @@ func parseRecord(data []byte) (rec *record, id string, err error) {
 			continue
 		}
 		if af != nil {
+			af.index = i
 			rec.affected = append(rec.affected, af)
 		}
 	}
@@ -78,6 +79,7 @@ func parseRecord(data []byte) (rec *record, id string, err error) {
 		return nil, e.ID, fmt.Errorf("%w: %w", ErrInvalidRecord, errors.Join(problems...))
 	}
 	v.Functions = osvFunctions(&e)
+	v.entries = rec.affected
 	v.Severity = severityOf(&e)
 	return rec, e.ID, nil
 }
@@ -216,7 +218,7 @@ func sortBounds(bs []bound) {
 // import without a path names no package, and is skipped.
 func osvFunctions(e *osv.Entry) []Function {
 	var out []Function
-	for _, a := range e.Affected {
+	for ai, a := range e.Affected {
 		if a.EcosystemSpecific == nil {
 			continue
 		}
@@ -231,6 +233,7 @@ func osvFunctions(e *osv.Entry) []Function {
 				GOOS:      imp.GOOS,
 				GOARCH:    imp.GOARCH,
 				Source:    SourceOSV,
+				entries:   []int{ai},
 			}
 			if len(imp.Symbols) == 0 {
 				out = append(out, base)
@@ -247,10 +250,12 @@ func osvFunctions(e *osv.Entry) []Function {
 			if !ok {
 				continue
 			}
-			f := Function{Ecosystem: a.Package.Ecosystem, Module: a.Package.Name, Package: pkg, Symbol: sym, Source: SourceOSV}
-			if !slices.ContainsFunc(out, func(have Function) bool {
+			f := Function{Ecosystem: a.Package.Ecosystem, Module: a.Package.Name, Package: pkg, Symbol: sym, Source: SourceOSV, entries: []int{ai}}
+			if i := slices.IndexFunc(out, func(have Function) bool {
 				return have.Module == f.Module && have.Package == f.Package && have.Symbol == f.Symbol
-			}) {
+			}); i >= 0 {
+				out[i].entries = append(slices.Clip(out[i].entries), ai)
+			} else {
 				out = append(out, f)
 			}
 		}

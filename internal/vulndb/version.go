@@ -57,6 +57,8 @@ type compiledRange struct {
 type affected struct {
 	vuln      *Vuln
 	eco, name string
+	// index is the entry's place in the record's affected[].
+	index int
 	// ranges hold the SEMVER and ECOSYSTEM ranges that could be ordered.
 	ranges []compiledRange
 	// versions are the exact versions[] entries, as written.

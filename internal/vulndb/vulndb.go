@@ -62,8 +62,11 @@ type Vuln struct {
 	EPSS *EPSSScore
 	// Functions are the affected functions: Go symbols from the record's
 	// ecosystem_specific.imports, then the knowledge base's functions for
-	// the record's packages, without duplicates.
+	// the record's packages, without duplicates. FunctionsAt gives those
+	// of a version.
 	Functions []Function
+	// entries are the record's affected[] entries that compiled.
+	entries []*affected
 	// file names the file the record came from.
 	file string
 }
@@ -108,6 +111,45 @@ type Function struct {
 	// Reference is a URL that shows the function is the vulnerable one
 	// (knowledge entries).
 	Reference string
+	// entries are the indexes of the record's affected[] entries that
+	// list the function (their ranges say which versions it is
+	// vulnerable in); nil for the knowledge base's.
+	entries []int
+}
+
+// FunctionsAt returns the affected functions of package name of
+// ecosystem at version: those of the record's affected[] entries whose
+// ranges include the version (a record lists, per range, the functions
+// vulnerable in it: GO-2023-1497 names Client.UploadImage below 1.3.4 and
+// not in 1.4.x), and the knowledge base's. When no entry that lists
+// functions of the package includes the version (one the ranges do not
+// order, or a scanner's finding the record's ranges disagree with), all of
+// them, as before.
+func (v *Vuln) FunctionsAt(ecosystem, name, version string) []Function {
+	eco := canonicalEcosystem(ecosystem)
+	lv := newLookup(eco, name, version)
+	includes := map[int]bool{}
+	for _, af := range v.entries {
+		if canonicalEcosystem(af.eco) == eco && normName(eco, af.name) == normName(eco, name) {
+			includes[af.index] = len(newPkgIndex([]*affected{af}).affecting(lv)) > 0
+		}
+	}
+	var out []Function
+	listed := false
+	for _, fn := range v.Functions {
+		if fn.entries == nil || canonicalEcosystem(fn.Ecosystem) != eco || normName(eco, fn.Module) != normName(eco, name) {
+			out = append(out, fn)
+			continue
+		}
+		if slices.ContainsFunc(fn.entries, func(i int) bool { return includes[i] }) {
+			out = append(out, fn)
+			listed = true
+		}
+	}
+	if !listed {
+		return v.Functions
+	}
+	return out
 }
 
 // Stats describes what a DB holds; the HTTP API serves it as JSON.
