@@ -36,13 +36,10 @@ var (
 	ErrNoDatabase = errors.New("no vulnerability database")
 )
 
-// maxRecordSize bounds one record file, so that a corrupt archive or a
+// MaxRecordSize bounds one record file, so that a corrupt archive or a
 // wrong file cannot fill memory (the largest real records are a few
-// hundred kilobytes).
-const maxRecordSize = MaxRecordSize
-
-// MaxRecordSize is the largest record file the loader reads; db update
-// refuses an archive with a larger one, which the loader would skip.
+// hundred kilobytes); db update refuses an archive with a larger one,
+// which the loader would skip.
 const MaxRecordSize = 32 << 20
 
 // KnowledgeBase supplies affected functions for records that lack them.
@@ -662,7 +659,7 @@ func fileItem(fsys fs.FS, p, name string) item {
 	return item{name: name, read: func(buf *bytes.Buffer) error { return readInto(buf, fsys, p) }}
 }
 
-// readLimited reads a file of at most maxRecordSize bytes, gunzipping it
+// readLimited reads a file of at most MaxRecordSize bytes, gunzipping it
 // when its name ends in .gz.
 func readLimited(fsys fs.FS, p string) ([]byte, error) {
 	var buf bytes.Buffer
@@ -672,7 +669,7 @@ func readLimited(fsys fs.FS, p string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// readInto reads a file of at most maxRecordSize bytes into buf (reset
+// readInto reads a file of at most MaxRecordSize bytes into buf (reset
 // first), gunzipping it when its name ends in .gz.
 func readInto(buf *bytes.Buffer, fsys fs.FS, p string) error {
 	buf.Reset()
@@ -694,17 +691,17 @@ func readInto(buf *bytes.Buffer, fsys fs.FS, p string) error {
 		}
 		defer zr.Close()
 		r = zr
-	} else if fi, err := f.Stat(); err == nil && fi.Size() > 0 && fi.Size() <= maxRecordSize {
+	} else if fi, err := f.Stat(); err == nil && fi.Size() > 0 && fi.Size() <= MaxRecordSize {
 		// ReadFrom wants MinRead bytes free even at the end: without them
 		// it would copy the whole file once more.
 		buf.Grow(int(fi.Size()) + bytes.MinRead)
 	}
-	n, err := buf.ReadFrom(io.LimitReader(r, maxRecordSize+1))
+	n, err := buf.ReadFrom(io.LimitReader(r, MaxRecordSize+1))
 	if err != nil {
 		return err
 	}
-	if n > maxRecordSize {
-		return fmt.Errorf("larger than %d bytes", maxRecordSize)
+	if n > MaxRecordSize {
+		return fmt.Errorf("larger than %d bytes", MaxRecordSize)
 	}
 	return nil
 }
