@@ -265,12 +265,13 @@ func tornTailOf(data []byte, c *corruptError, prev int64) error {
 		return nil
 	}
 	rest := data[c.offset:]
-	extent := len(rest)
+	// A part of zeros within the record, as its length states it: not
+	// when that runs past the file, where a length changed by damage
+	// would take in whatever zeros end the file.
 	if len(rest) >= recordHeaderLen {
-		extent = min(extent, recordHeaderLen+int(binary.LittleEndian.Uint32(rest)))
-	}
-	if hasZeroSector(rest[:extent], c.offset) {
-		return nil
+		if end := recordHeaderLen + int(binary.LittleEndian.Uint32(rest)); end <= len(rest) && hasZeroSector(rest[:end], c.offset) {
+			return nil
+		}
 	}
 	// The records from the damaged one on have numbers above prev, by at
 	// most as many as fit in what is left.
