@@ -60,18 +60,25 @@ func post(t *testing.T, url, contentType string, body []byte) int {
 	return resp.StatusCode
 }
 
-// TestIngestJFR posts a recording the way the Pyroscope Java agent does
-// (format=jfr, spyName=javaspy, from/until in seconds, multipart parts
-// jfr and labels) and checks the Java frames reach the consumer.
-func TestIngestJFR(t *testing.T) {
+// jfrAndLabels returns the recording of the fixture and the labels the
+// agent sends with it: an empty snapshot, since the JDK's own recorder
+// writes no context ids.
+func jfrAndLabels(t *testing.T) (jfr, labels []byte) {
+	t.Helper()
 	jfr, err := os.ReadFile(jfrFixture)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// An empty snapshot: the JDK's own recorder writes no context ids.
-	var labels []byte
 	labels = protowire.AppendTag(labels, 2, protowire.BytesType)
 	labels = protowire.AppendBytes(labels, []byte{0x08, 0x01, 0x12, 0x01, 'x'})
+	return jfr, labels
+}
+
+// TestIngestJFR posts a recording the way the Pyroscope Java agent does
+// (format=jfr, spyName=javaspy, from/until in seconds, multipart parts
+// jfr and labels) and checks the Java frames reach the consumer.
+func TestIngestJFR(t *testing.T) {
+	jfr, labels := jfrAndLabels(t)
 	body, ct := agentForm(t, jfr, labels)
 	rec := &recorder{}
 	r, _ := startReceiver(t, testConfig(), rec)
@@ -145,13 +152,7 @@ func hasFunction(b *telemetry.ProfileBatch, fn string) bool {
 // labels and recording are each within it and together over it is
 // refused with 413 (it was taken, holding up to twice the limit).
 func TestIngestJFRLimit(t *testing.T) {
-	jfr, err := os.ReadFile(jfrFixture)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var labels []byte
-	labels = protowire.AppendTag(labels, 2, protowire.BytesType)
-	labels = protowire.AppendBytes(labels, []byte{0x08, 0x01, 0x12, 0x01, 'x'})
+	jfr, labels := jfrAndLabels(t)
 	// An unknown field, which a LabelsSnapshot's reader skips.
 	labels = protowire.AppendTag(labels, 15, protowire.BytesType)
 	labels = protowire.AppendBytes(labels, make([]byte, 4096))
