@@ -375,3 +375,21 @@ func TestHostOfUnparsedURL(t *testing.T) {
 		}
 	}
 }
+
+// TestIsLocal: the hosts that are never a third party: this machine,
+// private and link-local addresses (with a zone too: net.ParseIP took
+// none, and fe80::1%eth0 was a third party), and the special-purpose
+// ranges that are not on the internet (a service on a pod address in
+// carrier-grade NAT's range).
+func TestIsLocal(t *testing.T) {
+	for host, want := range map[string]bool{
+		"localhost": true, "127.0.0.1": true, "::1": true, "10.0.0.5": true, "192.168.1.1": true,
+		"fe80::1": true, "fe80::1%eth0": true, "169.254.169.254": true, "0.0.0.0": true,
+		"100.64.0.10": true, "::ffff:10.0.0.1": true,
+		"api.stripe.com": false, "8.8.8.8": false, "2001:4860:4860::8888": false, "203.0.113.7": false,
+	} {
+		if got := isLocal(host); got != want {
+			t.Errorf("isLocal(%q) = %v, want %v", host, got, want)
+		}
+	}
+}

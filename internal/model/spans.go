@@ -1,7 +1,6 @@
 package model
 
 import (
-	"net"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -402,7 +401,7 @@ func isPublic(addr string) bool {
 	}
 	ip, err := netip.ParseAddr(addr)
 	if err != nil || ip.Zone() != "" {
-		// net.ParseIP, which isLocal uses, takes no zone.
+		// A zone is a link's: no address of the internet.
 		return false
 	}
 	ip = ip.Unmap()
@@ -438,14 +437,28 @@ var notPublic = [...]netip.Prefix{
 // IPv4 address in its last four bytes.
 var nat64 = netip.MustParsePrefix("64:ff9b::/96")
 
-// isLocal reports whether a host is this machine or a private address:
-// never a third party, even when no traced service answers there.
+// isLocal reports whether a host is this machine, a private address or
+// one of the special-purpose ranges that are not on the internet (a
+// link-local one with its zone, fe80::1%eth0, included): never a third
+// party, even when no traced service answers there.
 func isLocal(host string) bool {
 	if host == "localhost" {
 		return true
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && (ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified())
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	ip = ip.WithZone("").Unmap()
+	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() {
+		return true
+	}
+	for _, p := range notPublic {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // widen widens [first, last] to include start and end (a span of time,
