@@ -4,6 +4,8 @@ package ingest
 
 import (
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -78,6 +80,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// BodyTimeout is what the receivers answer a request whose body did not
+// arrive within read_timeout (ReasonTimeout).
+func BodyTimeout(readTimeout time.Duration) string {
+	return fmt.Sprintf("the body did not arrive within read_timeout %s", readTimeout)
 }
 
 // Reasons lists every reason a record or request is refused.

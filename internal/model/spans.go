@@ -410,23 +410,25 @@ func isPublic(addr string) bool {
 		b := ip.As16()
 		ip = netip.AddrFrom4([4]byte(b[12:]))
 	}
-	if !ip.IsGlobalUnicast() || ip.IsPrivate() {
-		return false
-	}
-	for _, p := range notPublic {
-		if p.Contains(ip) {
-			return false
-		}
-	}
-	return true
+	return ip.IsGlobalUnicast() && !ip.IsPrivate() && !notPublic(ip)
 }
 
-// notPublic are the global unicast ranges that are no address on the
+// notPublic reports whether ip is in one of specialRanges.
+func notPublic(ip netip.Addr) bool {
+	for _, p := range specialRanges {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// specialRanges are the global unicast ranges that are no address on the
 // internet (IANA's special-purpose registries): the shared address space
 // of carrier-grade NAT, which cloud networks and Tailscale give pods and
 // nodes (RFC 6598), the IETF's protocol assignments, the benchmarking
 // range (RFC 2544) and the reserved class E.
-var notPublic = [...]netip.Prefix{
+var specialRanges = [...]netip.Prefix{
 	netip.MustParsePrefix("100.64.0.0/10"),
 	netip.MustParsePrefix("192.0.0.0/24"),
 	netip.MustParsePrefix("198.18.0.0/15"),
@@ -450,15 +452,7 @@ func isLocal(host string) bool {
 		return false
 	}
 	ip = ip.WithZone("").Unmap()
-	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() {
-		return true
-	}
-	for _, p := range notPublic {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
+	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || notPublic(ip)
 }
 
 // widen widens [first, last] to include start and end (a span of time,

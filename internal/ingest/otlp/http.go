@@ -158,16 +158,11 @@ func (r *Receiver) refuseBody(w http.ResponseWriter, enc encoding, signal string
 		// A slow client, not a malformed request: gRPC answers the same
 		// with DEADLINE_EXCEEDED.
 		r.m.refusedRequest("http", signal, ingest.ReasonTimeout)
-		writeStatus(w, enc, http.StatusRequestTimeout, codes.DeadlineExceeded, timeoutMessage(r.cfg.ReadTimeout), 0)
+		writeStatus(w, enc, http.StatusRequestTimeout, codes.DeadlineExceeded, ingest.BodyTimeout(r.cfg.ReadTimeout), 0)
 	default:
 		r.m.refusedRequest("http", signal, ingest.ReasonMalformed)
 		writeStatus(w, enc, http.StatusBadRequest, codes.InvalidArgument, err.Error(), 0)
 	}
-}
-
-// timeoutMessage says that a request's body did not arrive in time.
-func timeoutMessage(readTimeout time.Duration) string {
-	return fmt.Sprintf("the body did not arrive within read_timeout %s", readTimeout)
 }
 
 // serveTraces handles POST /v1/traces.

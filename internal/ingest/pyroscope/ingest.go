@@ -114,7 +114,7 @@ func (r *Receiver) refuseErr(w http.ResponseWriter, err error) {
 		r.refuse(w, http.StatusUnsupportedMediaType, ingest.ReasonUnsupported, err)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		// A slow client, not a malformed request.
-		r.refuse(w, http.StatusRequestTimeout, ingest.ReasonTimeout, fmt.Errorf("the body did not arrive within read_timeout %s", r.cfg.ReadTimeout))
+		r.refuse(w, http.StatusRequestTimeout, ingest.ReasonTimeout, errors.New(ingest.BodyTimeout(r.cfg.ReadTimeout)))
 	default:
 		r.refuse(w, http.StatusBadRequest, ingest.ReasonMalformed, err)
 	}
