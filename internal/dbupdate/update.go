@@ -671,8 +671,8 @@ func verifyArchiveFile(f *os.File, n int64, prev int) (int, error) {
 	if err != nil {
 		return records, err
 	}
-	if records == 0 || records < prev/2 {
-		return records, fmt.Errorf("%w: %d records, the archive it would replace holds %d", ErrArchive, records, prev)
+	if err := enough(records, prev, "records", "archive"); err != nil {
+		return records, fmt.Errorf("%w: %w", ErrArchive, err)
 	}
 	return records, nil
 }

@@ -130,10 +130,23 @@ func verifyKEV(r io.Reader, name string, prev int) (int, error) {
 		return 0, fmt.Errorf("%w: %d of its entries would not be read: %v", ErrKEV, len(skipped), skipped[0])
 	}
 	n := len(c.Vulnerabilities)
-	if n == 0 || n < prev/2 {
-		return n, fmt.Errorf("%w: %d vulnerabilities, the catalog it would replace holds %d", ErrKEV, n, prev)
+	if err := enough(n, prev, "vulnerabilities", "catalog"); err != nil {
+		return n, fmt.Errorf("%w: %w", ErrKEV, err)
 	}
 	return n, nil
+}
+
+// enough refuses a file of n entries that replaces one of prev: none, or
+// under half as many (a broken export, a mirror caught mid-sync, not the
+// database shrinking).
+func enough(n, prev int, entries, file string) error {
+	switch {
+	case n == 0:
+		return fmt.Errorf("no %s in it", entries)
+	case n < prev/2:
+		return fmt.Errorf("%d %s, under half the %d of the %s it would replace", n, entries, prev, file)
+	}
+	return nil
 }
 
 // googHash holds the hashes Google Cloud Storage announces for an object.

@@ -100,8 +100,8 @@ func TestVerifyKEV(t *testing.T) {
 		// What the loader (vulndb.ParseKEV) would refuse or skip, and
 		// what holds far less than the catalog it would replace, does
 		// not replace it: every known-exploited mark would be lost.
-		{name: "empty catalog", feed: `{"count":0,"vulnerabilities":[]}`, wantErr: "0 vulnerabilities, the catalog it would replace holds 0"},
-		{name: "under half the catalog before", feed: string(kevFeed(t)), prev: 6, wantErr: "2 vulnerabilities, the catalog it would replace holds 6"},
+		{name: "empty catalog", feed: `{"count":0,"vulnerabilities":[]}`, wantErr: "not a KEV catalog: no vulnerabilities in it"},
+		{name: "under half the catalog before", feed: string(kevFeed(t)), prev: 6, wantErr: "2 vulnerabilities, under half the 6 of the catalog it would replace"},
 		{name: "not JSON", feed: `<html>`, wantErr: "not a KEV catalog: KEV catalog feed: invalid KEV catalog: invalid character '<'"},
 		{name: "other JSON", feed: `{"data":[]}`, wantErr: "no vulnerabilities array"},
 		{name: "entry without CVE", feed: `{"vulnerabilities":[{"cveID":"CVE-2021-44228","dateAdded":"2021-12-10"},{"product":"x"}]}`, wantErr: "1 of its entries would not be read: feed: vulnerabilities[1]: missing cveID"},
@@ -260,8 +260,8 @@ func TestVerifyArchiveFile(t *testing.T) {
 		{"first download", one, 0, 1, ""},
 		{"as many as before", four, 4, 4, ""},
 		{"half as many", makeZip(t, map[string][]byte{"a.json": []byte(`{"id":"A"}`), "b.json": []byte(`{"id":"B"}`)}), 4, 2, ""},
-		{"fewer than half", one, 4, 0, "1 records, the archive it would replace holds 4"},
-		{"empty", empty, 0, 0, "0 records, the archive it would replace holds 0"},
+		{"fewer than half", one, 4, 0, "1 records, under half the 4 of the archive it would replace"},
+		{"empty", empty, 0, 0, "not an OSV archive: no records in it"},
 		{"a record over the loader's bound", big.Bytes(), 0, 0, `entry 0 "big.json": 33554433 bytes, over the 33554432 a record may take`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
