@@ -91,7 +91,8 @@ func checkRoute(route string) error {
 //	/{id:[0-9]+}        gorilla/mux with a pattern               → one segment
 //
 // A trailing slash in a net/http pattern matches the whole subtree, and
-// does so here too. Everything else matches literally.
+// does so here too: "/" is every path (an Express "/" is the root only,
+// which the scope then takes with the rest). Everything else matches literally.
 //
 // The expression matches both the decoded path (REQUEST_FILENAME) and the
 // path as sent with its query (REQUEST_URI): routers match parameters on
@@ -124,8 +125,11 @@ func RouteRegex(route string) (string, error) {
 		case paramSegment(seg):
 			b.WriteString("[^/?]+")
 			open = last
-		case seg == "" && last && i > 0:
-			// "/static/": the subtree below it.
+		case seg == "" && last:
+			// "/static/": the subtree below it; "/" alone is
+			// net/http's catch-all, every path. Read as the root
+			// only, a patch on a handler mounted at "/" checked no
+			// other path that handler serves.
 			b.WriteString("[^?]*")
 		default:
 			b.WriteString(literalSegment(seg))

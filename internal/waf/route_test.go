@@ -26,6 +26,9 @@ func TestRouteRegex(t *testing.T) {
 		{"catch-all", "/static/*", []string{"/static/css/a.css"}, []string{"/stat"}},
 		{"subtree", "/assets/", []string{"/assets/", "/assets/x/y"}, []string{"/assets"}},
 		{"exact root", "/{$}", []string{"/"}, []string{"/x"}},
+		// net/http's "/" is the catch-all: a handler mounted there
+		// serves every path no other pattern takes.
+		{"root", "/", []string{"/", "/x", "/a/b?q=1", "/?q=1"}, nil},
 		{"regex metacharacters", "/v1.0/a+b", []string{"/v1.0/a+b"}, []string{"/v1x0/aab"}},
 		{"param inside a segment", "/v{version}/x", []string{"/v2/x"}, []string{"/2/x"}},
 		{"gorilla/mux pattern", "/products/{id:[0-9]+}", []string{"/products/1"}, []string{"/products/1/2"}},
