@@ -269,7 +269,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
-	s.st, err = openStore(ctx, g.dataDir, sc.Store, storeServe, func(err error) { log.Warn("store file mode", "err", err) })
+	s.st, err = openStore(ctx, g.dataDir, sc.Store, storeServe, func(err error) { log.Warn("store", "err", err) })
 	if err != nil {
 		return nil, err
 	}

@@ -98,7 +98,8 @@ const (
 // openStore opens the store of cfg: SQLite's under dataDir, or the
 // PostgreSQL database, as access says. PostgreSQL is always shared.
 // warn is told when the SQLite database's files let others than their
-// owner in (sqlite.Store.CheckMode).
+// owner in (sqlite.Store.CheckMode), and when opening it cut an
+// unacknowledged commit off the end of its log (sqlite.Store.TailCut).
 func openStore(ctx context.Context, dataDir string, cfg storeConfig, access storeAccess, warn func(error)) (servedStore, error) {
 	// A failed Open returns a nil interface, not a nil *Store in one.
 	if cfg.Backend == backendPostgres {
@@ -123,8 +124,10 @@ func openStore(ctx context.Context, dataDir string, cfg storeConfig, access stor
 	if err != nil {
 		return nil, err
 	}
-	if err := st.CheckMode(); err != nil {
-		warn(err)
+	for _, err := range []error{st.CheckMode(), st.TailCut()} {
+		if err != nil {
+			warn(err)
+		}
 	}
 	return st, nil
 }

@@ -64,7 +64,7 @@ func TestStoreModeWarning(t *testing.T) {
 				t.Fatal(err)
 			}
 			shutdown(t, srv)
-			check("serve's log", log.String(), strings.Count(log.String(), `msg="store file mode"`))
+			check("serve's log", log.String(), strings.Count(log.String(), `msg=store err="`+path+" "))
 
 			fi, err := os.Stat(path)
 			if err != nil {
@@ -74,5 +74,57 @@ func TestStoreModeWarning(t *testing.T) {
 				t.Errorf("the database's mode is %v after serve, want %v as it was", got, tt.mode)
 			}
 		})
+	}
+}
+
+// TestStoreTailCutWarning: a commit that a crash cut short at the end of
+// the telemetry log (here, bytes after its last record) is cut off when
+// serve opens the store again, and serve's log says so, naming the
+// segment; the spans acknowledged before are kept. A clean restart says
+// nothing.
+func TestStoreTailCutWarning(t *testing.T) {
+	data := t.TempDir()
+	srv := startTestServer(t, data, serveFlags{vulns: []string{filepath.Join("testdata", "serve", "osv")}})
+	sendSpans(t, srv.otlp.HTTPAddr())
+	shutdown(t, srv)
+
+	restart := func() string {
+		t.Helper()
+		var log logtest.Buffer
+		g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: data}
+		srv, err := startServer(t.Context(), g, serveTestConfig(t), serveFlags{vulns: []string{filepath.Join("testdata", "serve", "osv")}},
+			slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "checkout replayed", func() bool {
+			var body struct{ Services []struct{ Name string } }
+			getJSON(t, srv.apiURL()+"/api/v1/services", &body)
+			return len(body.Services) == 1 && body.Services[0].Name == "checkout"
+		})
+		shutdown(t, srv)
+		return log.String()
+	}
+	if log := restart(); strings.Contains(log, "cut ") {
+		t.Errorf("a clean restart's log:\n%s\nwant no cut", log)
+	}
+
+	segs, err := filepath.Glob(filepath.Join(data, "store", "log-*.seg"))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("no log segment under %s (%v)", data, err)
+	}
+	last := segs[len(segs)-1]
+	f, err := os.OpenFile(last, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("a commit cut short by a crash")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if log := restart(); !strings.Contains(log, "msg=store") || !strings.Contains(log, "cut 29 bytes off the end of "+last) {
+		t.Errorf("the log after a torn commit:\n%s\nwant a warning that cut 29 bytes off %s", log, last)
 	}
 }

@@ -43,6 +43,29 @@ type batchLog struct {
 	// the first commit of an empty log) and the buffer of a commit.
 	f   *os.File
 	buf []byte
+
+	// cut is what opening the log cut off its last segment, or nil.
+	cut *TailCut
+}
+
+// TailCut is the record that opening the log cut off the end of its last
+// segment: a commit that a crash interrupted before its sync returned,
+// so never acknowledged. The store opened and lost nothing it had
+// acknowledged (Store.TailCut), but the cut is worth a line in the log:
+// it says the process before did not stop cleanly.
+type TailCut struct {
+	// Path is the segment's file; Offset where its last intact record
+	// ends, which is its size now; Bytes how many were cut after it.
+	Path   string
+	Offset int64
+	Bytes  int64
+	// Reason is what was wrong with the record at Offset.
+	Reason string
+}
+
+func (c *TailCut) Error() string {
+	return fmt.Sprintf("cut %d bytes off the end of %s at offset %d (%s): a commit that a crash interrupted before it was synced, never acknowledged",
+		c.Bytes, c.Path, c.Offset, c.Reason)
 }
 
 // segment is one segment file as the log knows it.
@@ -115,6 +138,7 @@ func openLog(dir string, segmentSize int64, sync, readOnly bool) (*batchLog, err
 				if err := truncateSegment(seg.path, c.offset); err != nil {
 					return nil, err
 				}
+				l.cut = &TailCut{Path: seg.path, Offset: c.offset, Bytes: seg.size - c.offset, Reason: c.reason}
 			}
 			seg.size = c.offset
 		}

@@ -261,7 +261,14 @@ func TestLogDamageInLastSegment(t *testing.T) {
 					keep, size = want[:2], at[2]
 				}
 				got := readLogged(t, l, "a", 0)
+				cut := l.cut
 				l.close()
+				switch {
+				case readOnly && cut != nil:
+					t.Errorf("openLog(readOnly) reports a cut, %v, having cut nothing", cut)
+				case !readOnly && (cut == nil || cut.Path != path || cut.Offset != int64(size) || cut.Bytes != int64(end-size)):
+					t.Errorf("openLog: cut %+v, want %d bytes of %s at offset %d", cut, end-size, path, size)
+				}
 				if diff := cmp.Diff(keep, got); diff != "" {
 					t.Errorf("openLog(readOnly %v): batches (-want +got):\n%s", readOnly, diff)
 				}

@@ -41,3 +41,12 @@ func (s *Store) CheckMode() error {
 	}
 	return nil
 }
+
+// TailCut reports, as a *TailCut, the record that opening the store cut
+// off the end of its telemetry log, or nil when it cut nothing.
+func (s *Store) TailCut() error {
+	if s.log == nil || s.log.cut == nil {
+		return nil
+	}
+	return s.log.cut
+}
