@@ -34,14 +34,17 @@ all.zip, a vuln.go.dev layout (directory or vulndb.zip) or a single record;
 the kind is detected.
 
 Records that cannot be read are reported on stderr with the file, the record
-and the reason, and skipped. A withdrawn record is counted as withdrawn, never
-skipped, whatever it says it affects; an affected entry with neither ranges
-nor versions (valid OSV) affects no version and is no problem. A source of the
-wrong kind (a file named .zip that is not a zip archive) is named as such.
+and the reason, and skipped. An invalid affected entry is reported the same
+way, naming the entry ("affected[1]: ..."), and left out: the record loads
+with its other entries, and is skipped only when none is valid. A withdrawn
+record is counted as withdrawn, never skipped, whatever it says it affects; an
+affected entry with neither ranges nor versions (valid OSV) affects no version
+and is no problem. A source of the wrong kind (a file named .zip that is not a
+zip archive) is named as such.
 --config reads the knowledge files the configuration names (knowledge:) over
 evident's own, as analyze and serve do, and reports their invalid entries as
 skipped records.
-Exit status 3 if any record was skipped, 2 if nothing could be read.`,
+Exit status 3 if any record or entry was skipped, 2 if nothing could be read.`,
 		Example: `  evident db stats
   evident db stats --vulns ./vulndb.zip --kev known_exploited_vulnerabilities.json
   evident db stats --config evident.yaml`,

@@ -198,7 +198,7 @@ record was skipped, 2 if a file could not be read at all.`,
 					var problems []vulndb.LoadError
 					db, problems, dbErr = openVulnDB(cmd.Context(), g, vulns, "", "", nil)
 					if len(problems) > 0 {
-						fmt.Fprintf(g.stderr, "evident: vulnerability database: %d records skipped (evident db stats lists them)\n", len(problems))
+						fmt.Fprintf(g.stderr, "evident: vulnerability database: %d records or affected entries skipped (evident db stats lists them)\n", len(problems))
 					}
 				}
 				if dbErr != nil {

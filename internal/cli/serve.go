@@ -248,7 +248,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		}
 	}
 	if records > 0 {
-		log.Warn("vulnerability database: records skipped (evident db stats lists them)", "skipped", records)
+		log.Warn("vulnerability database: records or affected entries skipped (evident db stats lists them)", "skipped", records)
 	}
 	if db != nil {
 		vulns = db

@@ -182,9 +182,9 @@ func (db *DB) count(skipped int) {
 			s.LastModified = v.Entry.Modified
 		}
 		seen := map[string]bool{}
-		for _, a := range v.Entry.Affected {
+		for i, a := range v.Entry.Affected {
 			eco := canonicalEcosystem(a.Package.Ecosystem)
-			if eco == "" || seen[eco] {
+			if eco == "" || seen[eco] || slices.Contains(v.dropped, i) {
 				continue
 			}
 			seen[eco] = true

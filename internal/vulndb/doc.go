@@ -24,7 +24,11 @@
 //
 // A record that cannot be read or breaks the OSV schema is skipped and
 // reported as a LoadError that names the file, the record id and the
-// reason; it never stops the other records from loading. Load fails only
+// reason; it never stops the other records from loading. An invalid
+// affected entry (a range of an unknown type, an empty version...) does
+// not stop the record's other entries either: the record loads without
+// it, and a LoadError names the entry ("affected[1]: ..."); only a record
+// none of whose affected entries is valid is skipped. Load fails only
 // when no source could be read at all. A source of the wrong kind (a file
 // named .zip that is not a zip archive, a text or HTML file given as a
 // record) is named as such.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,7 +18,9 @@ import (
 
 // FuzzParseRecord feeds arbitrary bytes to the record parser: it must
 // never panic, and a record it accepts must be indexable and answer
-// lookups for each of its packages at each of its bounds.
+// lookups for each of its packages at each of its bounds. An accepted
+// record that left out invalid affected entries kept a valid one, names
+// each entry left out once, and lists none of their functions.
 func FuzzParseRecord(f *testing.F) {
 	paths, _ := filepath.Glob("testdata/records/*.json")
 	ghsa, _ := filepath.Glob("testdata/ghsa/*.json")
@@ -31,6 +34,7 @@ func FuzzParseRecord(f *testing.F) {
 	}
 	f.Add([]byte(goodRecord))
 	f.Add([]byte(`{"id":"X","affected":[{"package":{"ecosystem":"PyPI","name":"p"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"1.0rc1"},{"limit":"*"},{"last_affected":"2!3.0.post1"}]}],"versions":["1.0"]}]}`))
+	f.Add([]byte(`{"id":"X","affected":[{"package":{"ecosystem":"Go","name":"m"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"}]}],"ecosystem_specific":{"imports":[{"path":"m","symbols":["F"]}]}},{"package":{"ecosystem":"Go","name":"m"},"ranges":[{"type":"CALVER","events":[{"introduced":"0"}]}],"ecosystem_specific":{"imports":[{"path":"m","symbols":["G"]}]}}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rec, id, err := parseRecord(data)
 		if err != nil {
@@ -39,9 +43,24 @@ func FuzzParseRecord(f *testing.F) {
 		if id == "" || rec.vuln.Entry.ID != id {
 			t.Fatalf("accepted record with id %q (entry id %q)", id, rec.vuln.Entry.ID)
 		}
-		for _, fn := range rec.vuln.Functions {
+		v := rec.vuln
+		if len(rec.dropped) != len(v.dropped) || len(v.dropped) > 0 && len(v.dropped) >= len(v.Entry.Affected) {
+			t.Fatalf("accepted record left out entries %v of %d (problems %v): want a valid one kept, each left out named", v.dropped, len(v.Entry.Affected), rec.dropped)
+		}
+		for j, i := range v.dropped {
+			if want := fmt.Sprintf("affected[%d]: ", i); !strings.HasPrefix(rec.dropped[j].Error(), want) {
+				t.Fatalf("entry %d left out with problem %q, which does not name it", i, rec.dropped[j])
+			}
+			if slices.ContainsFunc(rec.affected, func(a *affected) bool { return a.index == i }) {
+				t.Fatalf("entry %d both left out and kept", i)
+			}
+		}
+		for _, fn := range v.Functions {
 			if fn.Package == "" && fn.Source == SourceOSV {
 				t.Fatalf("affected function %+v without a code package", fn)
+			}
+			if slices.ContainsFunc(fn.entries, func(i int) bool { return slices.Contains(v.dropped, i) }) {
+				t.Fatalf("affected function %+v of an entry left out (%v)", fn, v.dropped)
 			}
 		}
 		db := build([]*record{rec}, nil, nil, nil, 0)

@@ -245,10 +245,11 @@ type listing struct {
 // moduleClaim says that index file lists record id under module.
 type moduleClaim struct{ file, module, id string }
 
-// result is what reading one item gave.
+// result is what reading one item gave: a record, problems, or both (a
+// record loaded without its invalid affected entries).
 type result struct {
-	rec     *record
-	problem *LoadError
+	rec      *record
+	problems []LoadError
 }
 
 // Load reads the sources and the KEV catalog of opts. It returns the
@@ -330,12 +331,11 @@ func Load(ctx context.Context, opts Options) (*DB, []LoadError, error) {
 
 	var recs []*record
 	for i, r := range results {
-		if r.problem != nil {
-			problems = append(problems, *r.problem)
-			continue
+		problems = append(problems, r.problems...)
+		if r.rec != nil {
+			r.rec.vuln.file = items[i].name
+			recs = append(recs, r.rec)
 		}
-		r.rec.vuln.file = items[i].name
-		recs = append(recs, r.rec)
 	}
 
 	if len(recs) == 0 {
@@ -718,20 +718,30 @@ func readItem(it item, buf *bytes.Buffer) result {
 		if it.wantID != "" && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENAMETOOLONG)) {
 			reason = "listed in index/vulns.json but missing"
 		}
-		return result{problem: &LoadError{File: it.name, ID: it.wantID, Reason: reason, Err: err}}
+		return result{problems: []LoadError{{File: it.name, ID: it.wantID, Reason: reason, Err: err}}}
 	}
 	rec, id, err := parseRecord(data)
 	if err != nil {
 		if id == "" {
 			id = it.wantID
 		}
-		return result{problem: &LoadError{File: it.name, ID: id, Reason: strings.TrimPrefix(err.Error(), ErrInvalidRecord.Error()+": "), Err: ErrInvalidRecord}}
+		return result{problems: []LoadError{{File: it.name, ID: id, Reason: strings.TrimPrefix(err.Error(), ErrInvalidRecord.Error()+": "), Err: ErrInvalidRecord}}}
 	}
 	if it.wantID != "" && id != it.wantID {
-		return result{problem: &LoadError{File: it.name, ID: id, Reason: fmt.Sprintf("file is for %s but holds %s", it.wantID, id), Err: ErrInvalidRecord}}
+		return result{problems: []LoadError{{File: it.name, ID: id, Reason: fmt.Sprintf("file is for %s but holds %s", it.wantID, id), Err: ErrInvalidRecord}}}
 	}
-	return result{rec: rec}
+	// One problem per entry left out, each said to be only that entry:
+	// the same reason for a skipped record would read alike.
+	res := result{rec: rec}
+	for _, d := range rec.dropped {
+		res.problems = append(res.problems, LoadError{File: it.name, ID: id, Reason: d.Error() + partReason, Err: ErrInvalidRecord})
+	}
+	return res
 }
+
+// partReason ends the reason of an affected entry left out of a record
+// that loaded without it.
+const partReason = " (only this entry: the record's other entries are used)"
 
 func loadKEV(p string) (*KEVCatalog, []LoadError) {
 	f, err := os.Open(p)

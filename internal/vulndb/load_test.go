@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -62,8 +64,10 @@ func TestValidation(t *testing.T) {
 		{"missing package name", `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm"},"versions":["1"]}]}`,
 			"GHSA-x", "affected[0]: package: missing name"},
 		{"empty alias", `{"id":"GHSA-x","aliases":[""],"affected":[]}`, "GHSA-x", "aliases[0]: empty"},
-		{"second affected bad", `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"p"},"versions":["1"]},{"package":{"ecosystem":"npm","name":"q"},"ranges":[{"type":"SEMVER","events":[{"limit":"1"}]}]}]}`,
-			"GHSA-x", "affected[1]: ranges[0]: no introduced event"},
+		// A record of which no entry is valid is skipped, each entry named
+		// (TestPartlyInvalidRecord: one valid entry is enough to load it).
+		{"every affected entry bad", `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"p"},"versions":[""]},{"package":{"ecosystem":"npm","name":"q"},"ranges":[{"type":"SEMVER","events":[{"limit":"1"}]}]}]}`,
+			"GHSA-x", "affected[0]: versions[0]: empty\naffected[1]: ranges[0]: no introduced event"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,6 +94,122 @@ func TestValidation(t *testing.T) {
 			}
 			if db.Stats().Skipped != 1 {
 				t.Errorf("Stats().Skipped = %d, want 1", db.Stats().Skipped)
+			}
+		})
+	}
+}
+
+// TestPartlyInvalidRecord: a record with an invalid affected entry loads
+// with its valid entries, which match, and the invalid one is reported as
+// a problem that names the record and the entry; the record's functions
+// are those of the entries kept. Refusing the record, as evident did until
+// 2026-12-07, left its valid packages unmatched: a vulnerability missed.
+// No record of the snapshots in ../shared/data has such an entry (0 of the
+// 4,291 Go and the 2,661 PyPA records), so the records are shapes with
+// placeholder ids, as in TestValidation.
+func TestPartlyInvalidRecord(t *testing.T) {
+	tests := []struct {
+		name   string
+		record string
+		// eco, pkg and version are a lookup that must find the record.
+		eco, pkg, version string
+		wantReasons       []string
+		wantEcosystems    []string
+		// wantSymbols are the functions of pkg at version (nil: none).
+		wantSymbols []string
+	}{
+		{
+			name:   "unknown range type in the second entry",
+			record: `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"p"},"versions":["1.0.0"]},{"package":{"ecosystem":"npm","name":"q"},"ranges":[{"type":"CALVER","events":[{"introduced":"0"}]}]}]}`,
+			eco:    "npm", pkg: "p", version: "1.0.0",
+			wantReasons:    []string{`affected[1]: ranges[0]: unknown range type "CALVER"`},
+			wantEcosystems: []string{"npm"},
+		},
+		{
+			name:   "no introduced event in the first entry",
+			record: `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"q"},"ranges":[{"type":"SEMVER","events":[{"limit":"1"}]}]},{"package":{"ecosystem":"npm","name":"p"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"2.0.0"}]}]}]}`,
+			eco:    "npm", pkg: "p", version: "1.0.0",
+			wantReasons:    []string{"affected[0]: ranges[0]: no introduced event"},
+			wantEcosystems: []string{"npm"},
+		},
+		{
+			name:   "an empty version and a missing name, beside a valid entry of another ecosystem",
+			record: `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"q"},"versions":["1.0.0",""]},{"package":{"ecosystem":"Maven"},"versions":["1.0"]},{"package":{"ecosystem":"PyPI","name":"p"},"versions":["1.0.0"]}]}`,
+			eco:    "PyPI", pkg: "p", version: "1.0.0",
+			wantReasons:    []string{"affected[0]: versions[1]: empty", "affected[1]: package: missing name"},
+			wantEcosystems: []string{"PyPI"},
+		},
+		{
+			// The functions of the entry left out apply nowhere: not to
+			// the versions of the other entry of the same module (GO-2023-1497
+			// lists functions per range, TestFunctionsAt), nor, when no kept
+			// entry includes a version, among "all of them".
+			name: "functions of the entry left out",
+			record: `{"id":"GO-x","affected":[` +
+				`{"package":{"ecosystem":"Go","name":"example.com/m"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.3.4"}]}],"ecosystem_specific":{"imports":[{"path":"example.com/m/client","symbols":["Client.UploadImage"]}]}},` +
+				`{"package":{"ecosystem":"Go","name":"example.com/m"},"ranges":[{"events":[{"introduced":"1.4.0"},{"fixed":"1.4.2"}]}],"ecosystem_specific":{"imports":[{"path":"example.com/m/client","symbols":["Client.legacyDownloadImage"]}]}}]}`,
+			eco: "Go", pkg: "example.com/m", version: "v1.3.0",
+			wantReasons:    []string{"affected[1]: ranges[0]: missing type"},
+			wantEcosystems: []string{"Go"},
+			wantSymbols:    []string{"Client.UploadImage"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := writeRecords(t, tt.record, goodRecord)
+			db, problems, err := Load(context.Background(), Options{Sources: []string{dir}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var id string
+			if err := json.Unmarshal([]byte(tt.record), &struct{ ID *string }{&id}); err != nil {
+				t.Fatal(err)
+			}
+			v := db.Get(id)
+			if v == nil || db.Len() != 2 {
+				t.Fatalf("Get(%s) = %v, Len %d; want the record loaded beside the good one (problems %v)", id, v, db.Len(), problems)
+			}
+			if got := ids(db.Affecting(tt.eco, tt.pkg, tt.version)); !slices.Contains(got, id) {
+				t.Errorf("Affecting(%s, %s, %s) = %v, want %s among them", tt.eco, tt.pkg, tt.version, got, id)
+			}
+			var reasons []string
+			for _, p := range problems {
+				reasons = append(reasons, p.Reason)
+				if p.File != filepath.Join(dir, "raw-a.json") || p.ID != id || !errors.Is(p, ErrInvalidRecord) {
+					t.Errorf("problem %+v: want file %s, id %s, ErrInvalidRecord", p, filepath.Join(dir, "raw-a.json"), id)
+				}
+			}
+			var want []string
+			for _, r := range tt.wantReasons {
+				want = append(want, r+" (only this entry: the record's other entries are used)")
+			}
+			if diff := cmp.Diff(want, reasons); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+			s := db.Stats()
+			if s.Skipped != len(tt.wantReasons) {
+				t.Errorf("Stats().Skipped = %d, want %d", s.Skipped, len(tt.wantReasons))
+			}
+			// goodRecord is npm's.
+			wantEcos := append([]string{"npm"}, tt.wantEcosystems...)
+			slices.Sort(wantEcos)
+			if got := slices.Sorted(maps.Keys(s.Ecosystems)); !slices.Equal(slices.Compact(wantEcos), got) {
+				t.Errorf("Stats().Ecosystems = %v, want %v: an entry left out affects no ecosystem", got, slices.Compact(wantEcos))
+			}
+			var all, at []string
+			for _, fn := range v.Functions {
+				all = append(all, fn.Symbol)
+			}
+			for _, fn := range v.FunctionsAt(tt.eco, tt.pkg, "v9.9.9") {
+				at = append(at, fn.Symbol)
+			}
+			if !slices.Equal(all, tt.wantSymbols) || !slices.Equal(at, tt.wantSymbols) {
+				t.Errorf("Functions %v, FunctionsAt(v9.9.9, outside every range) %v; want %v", all, at, tt.wantSymbols)
+			}
+			for _, fn := range v.FunctionsAt(tt.eco, tt.pkg, tt.version) {
+				if !slices.Contains(tt.wantSymbols, fn.Symbol) {
+					t.Errorf("FunctionsAt(%s) has %s, a function of the entry left out", tt.version, fn.Symbol)
+				}
 			}
 		})
 	}

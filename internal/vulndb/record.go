@@ -21,11 +21,18 @@ var ErrInvalidRecord = errors.New("invalid OSV record")
 type record struct {
 	vuln     *Vuln
 	affected []*affected
+	// dropped says what is wrong with each affected entry left out of the
+	// record ("affected[1]: ranges[0]: no introduced event"), for the
+	// caller to report; the record loaded without them.
+	dropped []error
 }
 
 // parseRecord decodes one OSV record, validates it and compiles its ranges.
 // The error names the field that is wrong; the returned id is the record's
-// id when it could be read, for the caller's report.
+// id when it could be read, for the caller's report. A record with an
+// invalid affected entry and a valid one is returned without the invalid
+// one, which rec.dropped names; a record none of whose entries is valid is
+// an error.
 func parseRecord(data []byte) (rec *record, id string, err error) {
 	var e osv.Entry
 	if err := json.Unmarshal(data, &e); err != nil {
@@ -52,20 +59,46 @@ func parseRecord(data []byte) (rec *record, id string, err error) {
 	// counted as withdrawn, never reported as skipped. Entries that compile
 	// are kept, for the knowledge base; the others, and blank aliases,
 	// are dropped.
+	//
+	// An invalid entry of a record that is not withdrawn (a range of an
+	// unknown type or without an introduced event, an empty version, a
+	// package without a name) is left out, reported, and the record loads
+	// with its other entries, which match: refusing the record would leave
+	// its valid packages unmatched, a vulnerability missed for a fault in
+	// another package's data. Only a record none of whose entries is valid
+	// is refused. The entry left out matches no version (evident cannot
+	// tell which it meant), and its functions are dropped with it (see
+	// osvFunctions). OSV-Scanner's matcher likewise takes the entries one
+	// by one (osv-scalibr enricher/vulnmatch/osvlocal, vulns.IsAffected):
+	// a range of another type than ECOSYSTEM or SEMVER matches nothing,
+	// errors comparing versions are ignored, and one entry never stops
+	// the others; it reports nothing ("Assume vulnerability has already
+	// been validated"). govulncheck goes the other way
+	// for a module whose ranges are none of SEMVER type: every version is
+	// affected (golang/vuln internal/semver.Affects). evident does not,
+	// because an entry it cannot read says nothing sure about its
+	// versions, and a finding for every version of a package would bury
+	// the real ones; the warning names the entry instead.
 	withdrawn := v.Withdrawn()
 	var problems []error
+	valid := 0
 	for i, a := range e.Affected {
 		af, err := compileAffected(v, a)
 		if err != nil {
 			if !withdrawn {
-				problems = append(problems, fmt.Errorf("affected[%d]: %w", i, err))
+				rec.dropped = append(rec.dropped, fmt.Errorf("affected[%d]: %w", i, err))
+				v.dropped = append(v.dropped, i)
 			}
 			continue
 		}
+		valid++
 		if af != nil {
 			af.index = i
 			rec.affected = append(rec.affected, af)
 		}
+	}
+	if valid == 0 && len(rec.dropped) > 0 {
+		problems, rec.dropped = rec.dropped, nil
 	}
 	if withdrawn {
 		e.Aliases = slices.DeleteFunc(e.Aliases, func(a string) bool { return strings.TrimSpace(a) == "" })
@@ -76,9 +109,9 @@ func parseRecord(data []byte) (rec *record, id string, err error) {
 		}
 	}
 	if len(problems) > 0 {
-		return nil, e.ID, fmt.Errorf("%w: %w", ErrInvalidRecord, errors.Join(problems...))
+		return nil, e.ID, fmt.Errorf("%w: %w", ErrInvalidRecord, errors.Join(append(rec.dropped, problems...)...))
 	}
-	v.Functions = osvFunctions(&e)
+	v.Functions = osvFunctions(&e, v.dropped)
 	v.entries = rec.affected
 	v.Severity = severityOf(&e)
 	return rec, e.ID, nil
@@ -215,11 +248,15 @@ func sortBounds(bs []bound) {
 // ecosystem_specific imports (one Function per symbol, or one with an empty
 // Symbol for an import that names none: the whole package is affected), and
 // the affected_functions of GitHub's records for npm, PyPI and Maven. An
-// import without a path names no package, and is skipped.
-func osvFunctions(e *osv.Entry) []Function {
+// import without a path names no package, and is skipped. The entries at
+// the indexes dropped, left out of the record as invalid, list none: their
+// functions would otherwise be looked for at the versions of the record's
+// other entries (FunctionsAt lists every function when no entry listing
+// some includes a version).
+func osvFunctions(e *osv.Entry, dropped []int) []Function {
 	var out []Function
 	for ai, a := range e.Affected {
-		if a.EcosystemSpecific == nil {
+		if a.EcosystemSpecific == nil || slices.Contains(dropped, ai) {
 			continue
 		}
 		for _, imp := range a.EcosystemSpecific.Imports {

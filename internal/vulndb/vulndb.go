@@ -67,6 +67,9 @@ type Vuln struct {
 	Functions []Function
 	// entries are the record's affected[] entries that compiled.
 	entries []*affected
+	// dropped are the indexes of the affected[] entries left out as
+	// invalid (never those of a withdrawn record, which are not checked).
+	dropped []int
 	// file names the file the record came from.
 	file string
 }
@@ -168,7 +171,8 @@ type Stats struct {
 	KnownExploited int `json:"known_exploited"`
 	// Withdrawn counts withdrawn records (loaded, never matched).
 	Withdrawn int `json:"withdrawn"`
-	// Skipped counts the problems reported at load (records skipped, or
+	// Skipped counts the problems reported at load (records skipped,
+	// affected entries left out of records that loaded without them, or
 	// files and catalog entries that could not be read).
 	Skipped int `json:"skipped"`
 	// LastModified is the newest modified time of any record; zero when
