@@ -520,6 +520,12 @@ func TestSameArtifact(t *testing.T) {
 		{"Maven", "org.bouncycastle:bcprov-jdk18on", "org.bouncycastle:bcpkix-jdk18on", false},
 		{"Maven", "org.yaml:snakeyaml", "org.yaml:snakeyaml", true},
 		{"npm", "org.bouncycastle:bcprov-jdk18on", "org.bouncycastle:bcprov", false},
+		// GHSA-3f63-hfp8-52jq names "Pillow"; findings normalize.
+		{"PyPI", "Pillow", "pillow", true},
+		{"PyPI", "PyYAML", "pyyaml", true},
+		{"PyPI", "zope.interface", "zope-interface", true},
+		{"PyPI", "Pillow", "pillow-heif", false},
+		{"npm", "Lodash", "lodash", false},
 	}
 	for _, tt := range tests {
 		if got := SameArtifact(tt.eco, tt.a, tt.b); got != tt.want {

@@ -105,12 +105,17 @@ func (a mavenAlias) explain(name string) string {
 }
 
 // SameArtifact reports whether a and b name the same code in ecosystem:
-// the same name, or Maven coordinates of one group of the alias table
-// (maven_aliases.yaml), so that the functions a record gives for
-// bcprov-jdk18on are looked for in a finding of Debian's bcprov.
+// the same name, PyPI names that normalize alike (PEP 503: records write
+// "Pillow", findings the normalized "pillow"), or Maven coordinates of one
+// group of the alias table (maven_aliases.yaml), so that the functions a
+// record gives for bcprov-jdk18on are looked for in a finding of Debian's
+// bcprov.
 func SameArtifact(ecosystem, a, b string) bool {
 	if a == b {
 		return true
+	}
+	if ecosystem == osv.EcosystemPyPI {
+		return osv.NormalizePyPI(a) == osv.NormalizePyPI(b)
 	}
 	if ecosystem != osv.EcosystemMaven {
 		return false
