@@ -304,3 +304,93 @@ func TestPythonSharedImportName(t *testing.T) {
 		}
 	}
 }
+
+// TestPythonAffectedFunctions assesses GitHub's affected functions of
+// Python packages against the frames py-spy reports (Python 3.11+, which
+// qualifies methods with their class). Pillow's modules are capitalised
+// from the top: GHSA-3f63-hfp8-52jq names "PIL.ImageMath.eval", a function
+// of the module PIL.ImageMath, and GHSA-8ghj-p4vj-mr35 "PIL.ImageFont", a
+// whole module. Their names were taken for names without a module and
+// dropped, so the findings stayed at package level: loaded whenever any
+// Pillow code ran. The record writes the distribution "Pillow", the
+// scanner "pillow". langchain's GHSA-57fc-8q82-gfp3 names the class
+// PALChain that langchain.chains re-exports from pal_chain.base, whose
+// methods matched but were not looked among as code of the package. The
+// records are real (internal/vulndb/testdata/ghsa).
+func TestPythonAffectedFunctions(t *testing.T) {
+	db, problems, err := vulndb.Load(context.Background(), vulndb.Options{Sources: []string{"../vulndb/testdata/ghsa"}})
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("load records: %v %v", err, problems)
+	}
+	const site = "/usr/lib/python3/site-packages/"
+	eval := attribution.Frame{Function: "eval", File: site + "PIL/ImageMath.py"}
+	convert := attribution.Frame{Function: "imagemath_convert", File: site + "PIL/ImageMath.py"}
+	getlength := attribution.Frame{Function: "FreeTypeFont.getlength", File: site + "PIL/ImageFont.py"}
+	open := attribution.Frame{Function: "open", File: site + "PIL/Image.py"}
+	pal := attribution.Frame{Function: "PALChain.from_math_prompt", File: site + "langchain/chains/pal_chain/base.py"}
+	app := attribution.Frame{Function: "handle", File: "/srv/app/main.py"}
+	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+	for svc, leaves := range map[string][]attribution.Frame{
+		"render": {eval},
+		"thumbs": {getlength, convert},
+		"batch":  {open},
+		"chains": {pal},
+	} {
+		b := &telemetry.ProfileBatch{
+			Service: svc, SampleType: "cpu", Unit: "nanoseconds", Period: 10_000_000, Start: t0, Duration: 2 * time.Hour,
+			Locations: [][]attribution.Frame{{app}},
+			Samples:   []telemetry.Sample{{Locations: []int32{0}, Count: 10_000, Value: 100_000_000_000}},
+		}
+		for _, leaf := range leaves {
+			b.Locations = append(b.Locations, []attribution.Frame{leaf})
+			b.Samples = append(b.Samples, telemetry.Sample{Locations: []int32{int32(len(b.Locations) - 1), 0}, Count: 200, Value: 2_000_000_000})
+		}
+		m.AddProfile(b)
+	}
+	a := New(DefaultConfig(), db, m.Snapshot())
+	finding := func(svc, dist, version, id string) findings.Finding {
+		return findings.Finding{Service: svc, Package: findings.Package{PURL: "pkg:pypi/" + dist + "@" + version, Ecosystem: osv.EcosystemPyPI, Name: dist, Version: version},
+			Vulnerability: findings.Vulnerability{ID: id}, Sources: []findings.Source{{Tool: "pip-audit"}}}
+	}
+	var fs []findings.Finding
+	for _, svc := range []string{"render", "thumbs", "batch"} {
+		fs = append(fs, finding(svc, "pillow", "9.5.0", "GHSA-3f63-hfp8-52jq"), finding(svc, "pillow", "9.5.0", "GHSA-8ghj-p4vj-mr35"))
+	}
+	fs = append(fs, finding("chains", "langchain", "0.0.200", "GHSA-57fc-8q82-gfp3"))
+	type verdict struct {
+		Verdict Verdict
+		Basis   Basis
+		Symbols []string
+	}
+	eval3f63 := []string{"PIL.ImageMath.eval"}
+	font8ghj := []string{"PIL.ImageFont"}
+	want := map[string]verdict{
+		"render GHSA-3f63-hfp8-52jq": {Executed, BasisSymbol, eval3f63},
+		"render GHSA-8ghj-p4vj-mr35": {NotObserved, BasisSymbol, font8ghj},
+		// ImageMath's other code ran, not eval.
+		"thumbs GHSA-3f63-hfp8-52jq": {Loaded, BasisSymbol, eval3f63},
+		"thumbs GHSA-8ghj-p4vj-mr35": {Executed, BasisSymbol, font8ghj},
+		// PIL.Image is neither PIL.ImageMath nor PIL.ImageFont.
+		"batch GHSA-3f63-hfp8-52jq":  {NotObserved, BasisSymbol, eval3f63},
+		"batch GHSA-8ghj-p4vj-mr35":  {NotObserved, BasisSymbol, font8ghj},
+		"chains GHSA-57fc-8q82-gfp3": {Executed, BasisSymbol, []string{"langchain.chains.PALChain"}},
+	}
+	got := map[string]verdict{}
+	for _, as := range a.Assess(fs) {
+		r := as.Reachability
+		got[as.Finding.Service+" "+as.Finding.Vulnerability.ID] = verdict{r.Verdict, r.Basis, r.Symbols}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("verdicts (-want +got):\n%s", diff)
+	}
+
+	// Streaming detection looks for the same code.
+	evalFn := attribution.Func{Language: attribution.Python, Package: "PIL.ImageMath", Symbol: "eval", Module: "pillow"}
+	convertFn := evalFn
+	convertFn.Symbol = "imagemath_convert"
+	code := VulnerableCodeOf(fs[0], db)
+	if !code.Matches(evalFn) || !code.InPackage(evalFn) || code.Matches(convertFn) || !code.InPackage(convertFn) {
+		t.Errorf("GHSA-3f63-hfp8-52jq: Matches(eval) %v, InPackage(eval) %v, Matches(imagemath_convert) %v, InPackage(imagemath_convert) %v; want true, true, false, true",
+			code.Matches(evalFn), code.InPackage(evalFn), code.Matches(convertFn), code.InPackage(convertFn))
+	}
+}

@@ -95,12 +95,14 @@ func (t target) matches(fn *model.Function) bool {
 	return fn.Matches(t.pkg, t.symbol)
 }
 
-// inPackage reports whether a function belongs to the target's package.
+// inPackage reports whether a function belongs to the target's package
+// (attribution.Func.InPackage: for Python, the module that holds the
+// dotted name, which the frame tells). Whatever matches does.
 func (t target) inPackage(fn *model.Function) bool {
 	if t.pkg == "" {
 		return fn.Module == t.module
 	}
-	return fn.Package == t.pkg
+	return fn.InPackage(t.pkg, t.symbol)
 }
 
 func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.Service) Reachability {

@@ -29,7 +29,11 @@
 //     file:// URL, attributed through its last node_modules/<pkg> segment.
 //
 // Func.Matches compares an attributed frame with the package and symbol a
-// vulnerability record or the knowledge base lists.
+// vulnerability record or the knowledge base lists, and Func.InPackage
+// tells whether it is code of the package that holds them. A Python name
+// is also compared whole, as a dotted name, since where GitHub's
+// "PIL.ImageMath.eval" splits into module and function only the frame's
+// module tells.
 //
 // Frames no rule recognises (native code, bare addresses, "[unknown]") are
 // not attributed; callers count their samples, so that the share of

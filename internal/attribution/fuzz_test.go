@@ -14,7 +14,9 @@ import (
 // FuzzAttribute feeds arbitrary frames, seeded with every shape the tables
 // use, and checks the invariants callers rely on: no panic, the cached
 // answer is the fresh one, an unattributed frame yields the zero Func, an
-// attributed one has a language and matches itself.
+// attributed one has a language and matches itself, and is in the package
+// of what it matches; a Python function matches its dotted name however
+// that is split into module and symbol.
 func FuzzAttribute(f *testing.F) {
 	for _, name := range goProfiles {
 		for _, fr := range profileFrames(f, name) {
@@ -52,6 +54,7 @@ func FuzzAttribute(f *testing.F) {
 		{"put", "acme/plugins/s3/client.py"},
 		{"upload_blob", "blob/_blob_client.py"},
 		{"send_message", "queue/_queue_client.py"},
+		{"FreeTypeFont.getlength", "/usr/lib/python3/site-packages/PIL/ImageFont.py"},
 	} {
 		f.Add(fr.Function, fr.File)
 	}
@@ -89,6 +92,20 @@ func FuzzAttribute(f *testing.F) {
 			}
 			if fresh.Symbol != "" && utf8.ValidString(fresh.Symbol) && !fresh.Matches(fresh.Package, fresh.Symbol) {
 				t.Fatalf("%+v does not match its own symbol", fresh)
+			}
+			if !fresh.InPackage(fresh.Package, fresh.Symbol) {
+				t.Fatalf("%+v is not in its own package", fresh)
+			}
+		}
+		if fresh.Language == Python && fresh.Symbol != "" {
+			name := fresh.Package + "." + fresh.Symbol
+			for i := range len(name) {
+				if name[i] != '.' || i == 0 || i == len(name)-1 {
+					continue
+				}
+				if !fresh.Matches(name[:i], name[i+1:]) || !fresh.InPackage(name[:i], name[i+1:]) {
+					t.Fatalf("%+v: Matches(%q, %q) %v, InPackage %v; want both: any split of its name", fresh, name[:i], name[i+1:], fresh.Matches(name[:i], name[i+1:]), fresh.InPackage(name[:i], name[i+1:]))
+				}
 			}
 		}
 	})

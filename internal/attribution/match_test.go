@@ -98,6 +98,13 @@ func TestMatches(t *testing.T) {
 	pyLoad := pyFn("yaml", "load", "pyyaml")
 	pyReq := pyFn("requests.sessions", "request", "requests")
 	pyQual := pyFn("flask.app", "Flask.wsgi_app", "flask")
+	// Pillow's modules are capitalised (PIL.ImageMath, PIL.ImageFont), and
+	// so are its classes (PIL.ImageFont.FreeTypeFont): GitHub's
+	// "PIL.ImageMath.eval" (GHSA-3f63-hfp8-52jq) does not say where the
+	// module ends, the frame does.
+	pilEval := pyFn("PIL.ImageMath", "eval", "pillow")
+	pilLength := pyFn("PIL.ImageFont", "FreeTypeFont.getlength", "pillow")
+	pilLengthShort := pyFn("PIL.ImageFont", "getlength", "pillow")
 	lodash := nodeFn("lodash", "lodash.js", "template", "")
 	app := Func{Language: Node, Symbol: "handler"}
 	tests := []struct {
@@ -142,6 +149,17 @@ func TestMatches(t *testing.T) {
 		{"python class re-exported by the package", pyFn("langchain.chains.pal_chain.base", "PALChain.from_math_prompt", "langchain"), "langchain.chains", "PALChain", true},
 		{"python class of another name", pyQual, "flask", "Quart", false},
 		{"python class needs the qualified name", pyFn("langchain.chains.pal_chain.base", "from_math_prompt", "langchain"), "langchain.chains", "PALChain", false},
+		{"python capitalised module, split as vulndb splits GitHub's name", pilEval, "PIL", "ImageMath.eval", true},
+		{"python capitalised module, split at the module", pilEval, "PIL.ImageMath", "eval", true},
+		{"python capitalised module, other function", pyFn("PIL.ImageMath", "imagemath_convert", "pillow"), "PIL", "ImageMath.eval", false},
+		{"python capitalised module, function of that name in another module", pyFn("PIL.Image", "eval", "pillow"), "PIL", "ImageMath.eval", false},
+		{"python capitalised module named whole", pilLength, "PIL", "ImageFont", true},
+		{"python capitalised module named whole, frame without class", pilLengthShort, "PIL", "ImageFont", true},
+		{"python module whose name extends the record's", pilLength, "PIL", "Image", false},
+		{"python method under a capitalised module", pilLength, "PIL", "ImageFont.FreeTypeFont.getlength", true},
+		{"python method under a capitalised module, frame without class", pilLengthShort, "PIL", "ImageFont.FreeTypeFont.getlength", true},
+		{"python method under a capitalised module, other method", pilLength, "PIL", "ImageFont.FreeTypeFont.getmask2", false},
+		{"python function of a parent module is not the method", pyLoad, "yaml.constructor", "FullConstructor.load", false},
 		{"node function", lodash, "lodash", "template", true},
 		{"node package", lodash, "lodash", "", true},
 		{"node other function", lodash, "lodash", "merge", false},
@@ -151,6 +169,46 @@ func TestMatches(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.fn.Matches(tc.pkg, tc.symbol); got != tc.want {
 				t.Errorf("%+v.Matches(%q, %q) = %v, want %v", tc.fn, tc.pkg, tc.symbol, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestInPackage: a function is code of the package that holds a record's
+// function when it is in the same code package; for Python, in the module
+// that holds the dotted name, whichever split of it the record gives (the
+// frame tells where the module ends), or when it matches (a class that the
+// package re-exports from a submodule). Streaming detection and
+// reachability look for matches only among such functions.
+func TestInPackage(t *testing.T) {
+	pilEval := pyFn("PIL.ImageMath", "eval", "pillow")
+	pal := pyFn("langchain.chains.pal_chain.base", "PALChain.from_math_prompt", "langchain")
+	tests := []struct {
+		name        string
+		fn          Func
+		pkg, symbol string
+		want        bool
+	}{
+		{"go same package", goFn("net/http", "Server.Shutdown", "stdlib", ""), "net/http", "Server.Serve", true},
+		{"go other package", goFn("net/http/httputil", "ReverseProxy.ServeHTTP", "stdlib", ""), "net/http", "Server.Serve", false},
+		{"java same package", javaFn("org.yaml.snakeyaml.constructor", "SafeConstructor.construct", ""), "org.yaml.snakeyaml.constructor", "Constructor$ConstructYamlObject.construct", true},
+		{"python module of the function", pyFn("yaml.constructor", "construct_python_object_new", "pyyaml"), "yaml.constructor", "FullConstructor.construct_python_object_apply", true},
+		{"python parent module", pyFn("yaml", "load", "pyyaml"), "yaml.constructor", "FullConstructor.construct_python_object_apply", false},
+		{"python capitalised module, the function", pilEval, "PIL", "ImageMath.eval", true},
+		{"python capitalised module, another function of it", pyFn("PIL.ImageMath", "imagemath_convert", "pillow"), "PIL", "ImageMath.eval", true},
+		{"python capitalised module, split at the module", pyFn("PIL.ImageMath", "imagemath_convert", "pillow"), "PIL.ImageMath", "eval", true},
+		{"python capitalised module, another module", pyFn("PIL.Image", "open", "pillow"), "PIL", "ImageMath.eval", false},
+		{"python capitalised module named whole", pyFn("PIL.ImageFont", "FreeTypeFont.getlength", "pillow"), "PIL", "ImageFont", true},
+		{"python class re-exported by the package", pal, "langchain.chains", "PALChain", true},
+		{"python other code of the submodule", pyFn("langchain.chains.pal_chain.base", "helper", "langchain"), "langchain.chains", "PALChain", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.fn.InPackage(tc.pkg, tc.symbol); got != tc.want {
+				t.Errorf("%+v.InPackage(%q, %q) = %v, want %v", tc.fn, tc.pkg, tc.symbol, got, tc.want)
+			}
+			if tc.fn.Matches(tc.pkg, tc.symbol) && !tc.fn.InPackage(tc.pkg, tc.symbol) {
+				t.Errorf("%+v matches %q %q but is not in its package", tc.fn, tc.pkg, tc.symbol)
 			}
 		})
 	}

@@ -1081,6 +1081,17 @@ func TestAffectedFunctions(t *testing.T) {
 			{Ecosystem: "PyPI", Module: "langchain", Package: "langchain.chains", Symbol: "PALChain", Source: SourceOSV},
 		}},
 		{"GHSA-29mw-wpgm-hmr9", nil},
+		// Pillow's modules are capitalised from the top (PIL), so the
+		// names start with one: kept, not dropped as a name without
+		// its module. Where the module ends (PIL.ImageMath is a module,
+		// not a class of PIL) is left to matching, which the frame's
+		// module tells (attribution.Func.Matches).
+		{"GHSA-3f63-hfp8-52jq", []Function{
+			{Ecosystem: "PyPI", Module: "Pillow", Package: "PIL", Symbol: "ImageMath.eval", Source: SourceOSV},
+		}},
+		{"GHSA-8ghj-p4vj-mr35", []Function{
+			{Ecosystem: "PyPI", Module: "pillow", Package: "PIL", Symbol: "ImageFont", Source: SourceOSV},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
@@ -1093,8 +1104,8 @@ func TestAffectedFunctions(t *testing.T) {
 			}
 		})
 	}
-	if s := db.Stats(); s.WithSymbols != 2 {
-		t.Errorf("Stats.WithSymbols = %d, want 2", s.WithSymbols)
+	if s := db.Stats(); s.WithSymbols != 4 {
+		t.Errorf("Stats.WithSymbols = %d, want 4", s.WithSymbols)
 	}
 	requests := loadDir(t, Options{}, "testdata/records").Get("GHSA-j8r2-6x86-q33q").Functions
 	want := []Function{{Ecosystem: "PyPI", Module: "requests", Package: "requests.sessions", Symbol: "SessionRedirectMixin.rebuild_proxies", Source: SourceOSV}}
@@ -1122,6 +1133,9 @@ func TestSplitAffectedFunction(t *testing.T) {
 		{"PyPI", "jinja2", "jinja2.utils.urlize", "jinja2.utils", "urlize", true},
 		{"PyPI", "jinja2", "urlize", "", "", false},
 		{"PyPI", "x", "x..f", "", "", false},
+		{"PyPI", "Pillow", "PIL.ImageMath.eval", "PIL", "ImageMath.eval", true},
+		{"PyPI", "pillow", "PIL.ImageFont", "PIL", "ImageFont", true},
+		{"PyPI", "Pillow", "PIL", "", "", false},
 		{"Maven", "org.yaml:snakeyaml", "org.yaml.snakeyaml.constructor.Constructor$ConstructYamlObject.construct", "org.yaml.snakeyaml.constructor", "Constructor$ConstructYamlObject.construct", true},
 		{"Maven", "org.apache.logging.log4j:log4j-core", "org.apache.logging.log4j.core.lookup.JndiLookup", "org.apache.logging.log4j.core.lookup", "JndiLookup", true},
 		{"Maven", "g:a", "org.example.internal", "org.example.internal", "", true},

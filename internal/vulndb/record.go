@@ -311,7 +311,13 @@ func osvFunctions(e *osv.Entry, dropped []int) []Function {
 //     lodash-es entry) is taken as a function of the affected package,
 //     and a bare name too.
 //   - PyPI: "module.path.Class.method" or "module.path.func": the module
-//     ends before the first capitalised element, or before the last one.
+//     ends before the first capitalised element after the top-level one,
+//     or before the last element. The top-level module may be capitalised
+//     (Pillow's PIL), and so may modules below it (PIL.ImageMath,
+//     PIL.ImageFont), so the split is a guess: matching takes the dotted
+//     name whole and lets the frame's module tell where the module ends
+//     (attribution.Func.Matches), so that "PIL.ImageMath.eval", split
+//     "PIL" and "ImageMath.eval", matches eval in PIL.ImageMath.
 //   - Maven: "java.pkg.Class.method" or "java.pkg.Class": the package ends
 //     before the first capitalised element; without one the whole Java
 //     package is affected.
@@ -343,13 +349,18 @@ func splitAffectedFunction(eco, name, s string) (pkg, sym string, ok bool) {
 		if slices.Contains(segs, "") {
 			return "", "", false
 		}
-		ci := slices.IndexFunc(segs, func(seg string) bool { return seg[0] >= 'A' && seg[0] <= 'Z' })
+		upper := func(seg string) bool { return seg[0] >= 'A' && seg[0] <= 'Z' }
+		maven := canonicalEcosystem(eco) == osv.EcosystemMaven
+		if maven && upper(segs[0]) {
+			return "", "", false // a class without its package
+		}
+		// A Java package is never capitalised; a Python top-level
+		// module may be.
+		ci := slices.IndexFunc(segs[1:], upper) + 1
 		switch {
 		case ci > 0:
 			return strings.Join(segs[:ci], "."), strings.Join(segs[ci:], "."), true
-		case ci == 0:
-			return "", "", false
-		case canonicalEcosystem(eco) == osv.EcosystemMaven:
+		case maven:
 			return s, "", true // a Java package
 		case len(segs) < 2:
 			return "", "", false
