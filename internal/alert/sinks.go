@@ -60,7 +60,8 @@ type Webhook struct {
 }
 
 // NewWebhook returns a webhook sink called name; client nil is
-// http.DefaultClient.
+// http.DefaultClient. The sink follows no redirect, whatever client's
+// CheckRedirect: a 3xx answer is a permanent error.
 func NewWebhook(name, rawURL, secret string, client *http.Client) (*Webhook, error) {
 	if err := checkURL(rawURL); err != nil {
 		return nil, fmt.Errorf("webhook sink %s: %w", name, err)
@@ -287,8 +288,8 @@ func (j *JSONLines) Close() error {
 var ErrStatus = errors.New("unexpected HTTP status")
 
 // post sends body and classifies the answer: 2xx is delivered; 408, 429
-// and 5xx are retried; other statuses are permanent (the request itself
-// is wrong and will stay wrong).
+// and 5xx are retried; other statuses, redirects included, are permanent
+// (the request itself is wrong and will stay wrong).
 func post(ctx context.Context, client *http.Client, u string, h http.Header, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
@@ -308,6 +309,15 @@ func post(ctx context.Context, client *http.Client, u string, h http.Header, bod
 		return nil
 	}
 	err = fmt.Errorf("post alert to %s: %w %d: %s", redact(u), ErrStatus, resp.StatusCode, strings.TrimSpace(string(msg)))
+	if loc := resp.Header.Get("Location"); resp.StatusCode/100 == 3 && loc != "" {
+		// Not followed (orDefault); the target's path may hold a token.
+		if to, perr := resp.Request.URL.Parse(loc); perr == nil {
+			loc = redact(to.String())
+		} else {
+			loc = "an invalid URL"
+		}
+		err = fmt.Errorf("post alert to %s: %w %d: redirected to %s, not followed: configure the sink with the URL that takes the POST", redact(u), ErrStatus, resp.StatusCode, loc)
+	}
 	if resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
 		return err
 	}
@@ -348,9 +358,18 @@ func checkURL(raw string) error {
 	return nil
 }
 
+// orDefault returns a copy of c (nil: http.DefaultClient) that follows
+// no redirect. net/http follows a 301, 302 or 303 to a POST with a GET
+// without the body, which a login page or a moved receiver answers 200:
+// the alert was lost and counted as sent; and it follows a 307 or 308
+// with the body and the signature to whatever host, and scheme, the
+// answer names. A sink is configured with its final URL; a redirect is a
+// permanent error that names where it pointed (post).
 func orDefault(c *http.Client) *http.Client {
 	if c == nil {
-		return http.DefaultClient
+		c = http.DefaultClient
 	}
-	return c
+	nc := *c
+	nc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &nc
 }
