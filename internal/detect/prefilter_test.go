@@ -66,7 +66,7 @@ func TestAnchorsCover(t *testing.T) {
 		}
 		i := slices.IndexFunc(rules.rules, func(c *compiled) bool { return c.ID == tt.want })
 		c := rules.rules[i]
-		d := decode(tt.value, tt.field == string(FieldURLQuery))
+		d := decode(tt.value, plusIn(tt.field))
 		loc := regexp.MustCompile(c.Pattern).FindStringIndex(d)
 		if loc == nil {
 			t.Errorf("%s: %s does not match %q", tt.name, c.ID, d)
@@ -181,7 +181,7 @@ func checkEquivalent(t testing.TB, rules *Rules, unanchored []*regexp.Regexp, f 
 	got := map[string]string{}
 	rules.Scan(&sp, func(h Hit) { got[h.Rule.ID] = h.Match })
 	want := map[string]string{}
-	d := decode(v, f == FieldURLQuery)
+	d := decode(v, plusIn(string(f)))
 	for i, c := range rules.rules {
 		if c.fields&f.bit() == 0 {
 			continue

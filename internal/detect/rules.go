@@ -295,7 +295,7 @@ func (s *scan) value(fi int, header, v string, hit func(Hit)) {
 	if s.clean != nil && string(s.clean[fi]) == v {
 		return
 	}
-	query := fi == fieldURLQuery
+	query := plusOf[fi]
 	need := needsDecode(v, query)
 	var occBuf [32]occurrence
 	var occ []occurrence
@@ -312,8 +312,8 @@ func (s *scan) value(fi int, header, v string, hit func(Hit)) {
 		}
 	}
 	// The memo's key is the field's index and the value: the same text
-	// decodes differently in url.query ("+" is a space), and the rules
-	// differ by field.
+	// decodes differently in url.query and url.full ("+" is a space in
+	// a query), and the rules differ by field.
 	var keyBuf [memoKeyBytes]byte
 	var key []byte
 	var e memoEntry
@@ -364,7 +364,7 @@ func (s *scan) value(fi int, header, v string, hit func(Hit)) {
 // match appends to dst the leftmost match in v of each rule of pf and
 // returns it, with the decoded value the matches are in ("" when there
 // are none); occ are the anchors found in v when it needs no decoding.
-func (s *scan) match(pf *prefilter, v string, query bool, need int, buf []byte, occ []occurrence, dst []found) (string, []found) {
+func (s *scan) match(pf *prefilter, v string, query plus, need int, buf []byte, occ []occurrence, dst []found) (string, []found) {
 	str, lower, decoded := normalizeAs(buf, v, query, need)
 	if need == decodeFull {
 		var occBuf [32]occurrence
@@ -499,7 +499,7 @@ func (p *Pending) Alert() Alert {
 	sp, h := p.sp, p.hit
 	match, value := h.Match, h.Value
 	if p.red != nil {
-		value = decode(p.red.Value(h.Field, h.Raw), h.Field == string(FieldURLQuery))
+		value = decode(p.red.Value(h.Field, h.Raw), plusIn(h.Field))
 		if !strings.Contains(value, match) {
 			match = p.red.Mask()
 		}
@@ -673,12 +673,12 @@ const maxDecodeRounds = 3
 // matches once ASCII lower-cased), or the decoded value as b, decoded
 // in buf. (Three results, not a struct: escape analysis would let the
 // value's escape move buf to the heap.)
-func normalize(buf []byte, v string, query bool) (s string, lower bool, b []byte) {
+func normalize(buf []byte, v string, query plus) (s string, lower bool, b []byte) {
 	return normalizeAs(buf, v, query, needsDecode(v, query))
 }
 
 // normalizeAs is normalize of a value that needs what needsDecode says.
-func normalizeAs(buf []byte, v string, query bool, need int) (s string, lower bool, b []byte) {
+func normalizeAs(buf []byte, v string, query plus, need int) (s string, lower bool, b []byte) {
 	switch need {
 	case decodeNone:
 		return v, false, nil
@@ -708,8 +708,9 @@ func normalizeAs(buf []byte, v string, query bool, need int) (s string, lower bo
 	return "", false, b
 }
 
-// decode is v as the rules see it, as a string.
-func decode(v string, query bool) string {
+// decode is v as the rules see it, as a string; query says where "+"
+// is a space.
+func decode(v string, query plus) string {
 	s, lower, b := normalize(nil, v, query)
 	switch {
 	case b != nil:
@@ -718,6 +719,30 @@ func decode(v string, query bool) string {
 		return strings.ToLower(s)
 	}
 	return s
+}
+
+// plus says where "+" is a space in a value, as a server decoding a
+// form-encoded query reads it.
+type plus uint8
+
+const (
+	plusNone  plus = iota // nowhere: a path, a header, a statement
+	plusQuery             // everywhere: url.query
+	plusURL               // after the first "?": url.full
+)
+
+// plusOf is where "+" is a space in the field of each index.
+var plusOf = [7]plus{fieldURLQuery: plusQuery, fieldURLFull: plusURL}
+
+// plusIn is plusOf of a field by name (a Hit's Field).
+func plusIn(field string) plus {
+	switch Field(field) {
+	case FieldURLQuery:
+		return plusQuery
+	case FieldURLFull:
+		return plusURL
+	}
+	return plusNone
 }
 
 // Decoding a value needs.
@@ -749,7 +774,7 @@ var byteNeeds = func() (t [256]uint8) {
 	return t
 }()
 
-func needsDecode(v string, query bool) int {
+func needsDecode(v string, query plus) int {
 	need := decodeNone
 	for i := 0; i < len(v); i++ {
 		switch byteNeeds[v[i]] {
@@ -759,7 +784,7 @@ func needsDecode(v string, query bool) int {
 		case byteEscape:
 			return decodeFull
 		case bytePlus:
-			if query {
+			if query == plusQuery || query == plusURL && strings.IndexByte(v[:i], '?') >= 0 {
 				return decodeFull
 			}
 		case byteDollar:
@@ -773,14 +798,18 @@ func needsDecode(v string, query bool) int {
 
 // percentDecode decodes %XX and IIS-style %uXXXX escapes in place,
 // leniently: a malformed escape stays as it is. In a query, "+" is a
-// space.
-func percentDecode(b []byte, query bool) ([]byte, bool) {
+// space: in all of url.query, and in url.full after its first "?".
+func percentDecode(b []byte, query plus) ([]byte, bool) {
 	out := b[:0]
 	changed := false
+	inQuery := query == plusQuery
 	for i := 0; i < len(b); i++ {
 		c := b[i]
 		switch {
-		case c == '+' && query:
+		case c == '?' && query == plusURL:
+			inQuery = true
+			out = append(out, c)
+		case c == '+' && inQuery:
 			out = append(out, ' ')
 			changed = true
 		case c == '%' && i+2 < len(b) && isHex(b[i+1]) && isHex(b[i+2]):

@@ -88,6 +88,8 @@ var ruleCases = []struct {
 	{"tautology tab", "url.query", "id=1 or%091=1", "sqli-tautology"},
 	{"tautology numeric", "url.query", "id=1 or 1=1--", "sqli-tautology"},
 	{"tautology plus-encoded", "url.query", "user=admin'+or+'a'%3D'a", "sqli-tautology"},
+	{"tautology plus-encoded in url.full", "url.full", "http://shop.example/login?user=admin'+or+'a'%3D'a", "sqli-tautology"},
+	{"union plus-encoded in url.full", "url.full", "http://shop.example/p?id=1+union+select+1,2", "sqli-union"},
 	{"union select", "url.query", "id=-1 UNION ALL SELECT username,password FROM users--", "sqli-union"},
 	{"union comment obfuscation", "url.query", "id=1/**/UNION/**/SELECT/**/1,2,3", "sqli-union"},
 	{"stacked drop", "url.query", "id=1; DROP TABLE users --", "sqli-stacked"},
@@ -277,11 +279,13 @@ func FuzzDecode(f *testing.F) {
 	}
 	unanchored := unanchoredPatterns(rules)
 	f.Fuzz(func(t *testing.T, s string) {
-		d := decode(s, true)
-		if len(d) > len(s) {
-			t.Errorf("decode(%q) = %q grew", s, d)
+		for _, p := range []plus{plusNone, plusQuery, plusURL} {
+			if d := decode(s, p); len(d) > len(s) {
+				t.Errorf("decode(%q, %d) = %q grew", s, p, d)
+			}
 		}
 		checkEquivalent(t, rules, unanchored, FieldURLQuery, s)
+		checkEquivalent(t, rules, unanchored, FieldURLFull, s)
 		// A Scanner reports the same, scanning the value and taking it
 		// from its memo.
 		sp := spanWith(string(FieldURLQuery), s)
@@ -296,32 +300,62 @@ func FuzzDecode(f *testing.F) {
 }
 
 // TestNeedsDecode: what decoding a value needs before the patterns read
-// it, in a query and elsewhere.
+// it, in a query, in a URL and elsewhere.
 func TestNeedsDecode(t *testing.T) {
 	tests := []struct {
-		v          string
-		query, not int // in url.query, in any other field
+		v               string
+		query, url, not int // in url.query, in url.full, in any other field
 	}{
-		{"", decodeNone, decodeNone},
-		{"/items/42?x=1", decodeNone, decodeNone},
-		{"/Items", decodeCase, decodeCase},
-		{"a%20b", decodeFull, decodeFull},
-		{"a+b", decodeFull, decodeNone},
-		{"A+b", decodeFull, decodeCase},
-		{"caf\u00e9", decodeFull, decodeFull},
-		{"${jndi:x}", decodeFull, decodeFull},
-		{"$x{", decodeNone, decodeNone},
-		{"price$", decodeNone, decodeNone},
-		{"Price$", decodeCase, decodeCase},
-		{"$$%", decodeFull, decodeFull},
+		{"", decodeNone, decodeNone, decodeNone},
+		{"/items/42?x=1", decodeNone, decodeNone, decodeNone},
+		{"/Items", decodeCase, decodeCase, decodeCase},
+		{"a%20b", decodeFull, decodeFull, decodeFull},
+		{"a+b", decodeFull, decodeNone, decodeNone},
+		{"A+b", decodeFull, decodeCase, decodeCase},
+		{"/c++/x?q=a", decodeFull, decodeNone, decodeNone},
+		{"/x?q=a+b", decodeFull, decodeFull, decodeNone},
+		{"/X?q=a+b", decodeFull, decodeFull, decodeCase},
+		{"caf\u00e9", decodeFull, decodeFull, decodeFull},
+		{"${jndi:x}", decodeFull, decodeFull, decodeFull},
+		{"$x{", decodeNone, decodeNone, decodeNone},
+		{"price$", decodeNone, decodeNone, decodeNone},
+		{"Price$", decodeCase, decodeCase, decodeCase},
+		{"$$%", decodeFull, decodeFull, decodeFull},
 	}
 	for _, tt := range tests {
-		if got := needsDecode(tt.v, true); got != tt.query {
+		if got := needsDecode(tt.v, plusQuery); got != tt.query {
 			t.Errorf("needsDecode(%q, query) = %d, want %d", tt.v, got, tt.query)
 		}
-		if got := needsDecode(tt.v, false); got != tt.not {
+		if got := needsDecode(tt.v, plusURL); got != tt.url {
+			t.Errorf("needsDecode(%q, url) = %d, want %d", tt.v, got, tt.url)
+		}
+		if got := needsDecode(tt.v, plusNone); got != tt.not {
 			t.Errorf("needsDecode(%q) = %d, want %d", tt.v, got, tt.not)
 		}
+	}
+}
+
+// TestDecodePlus: "+" is a space where a server decoding a form-encoded
+// query reads one: all of url.query, and url.full after its first "?"
+// (before, url.full kept it, and "?id=1+union+select+1" in a span with
+// url.full alone, as the older http.url gives, passed every rule).
+func TestDecodePlus(t *testing.T) {
+	tests := []struct {
+		name, field, v, want string
+	}{
+		{"query", "url.query", "id=1+union+select+1", "id=1 union select 1"},
+		{"url, query part", "url.full", "http://h/p?id=1+union+select+1", "http://h/p?id=1 union select 1"},
+		{"url, path kept", "url.full", "http://h/c++/x?q=a+b", "http://h/c++/x?q=a b"},
+		{"url, no query", "url.full", "http://h/a+b", "http://h/a+b"},
+		{"path", "url.path", "/a+b", "/a+b"},
+		{"header", "http.request.header.referer", "https://h/?q=a+b", "https://h/?q=a+b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := decode(tt.v, plusIn(tt.field)); got != tt.want {
+				t.Errorf("decode(%q) in %s = %q, want %q", tt.v, tt.field, got, tt.want)
+			}
+		})
 	}
 }
 
