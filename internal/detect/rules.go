@@ -876,9 +876,11 @@ func foldOverlong(b []byte) []byte {
 }
 
 // lookupRE matches one Log4j lookup that evaluates to its argument, the
-// obfuscations of "${jndi:": ${lower:j}, ${upper:j}, ${::-j},
-// ${env:NOPE:-j}, ${date:'j'}.
-var lookupRE = regexp.MustCompile(`\$\{(?:lower:|upper:|::-|[a-z]+:[^:{}$]*:-|date:')([^${}']*)'?\}`)
+// obfuscations of "${jndi:": ${lower:j}, ${upper:j}, ${date:'j'}, and a
+// default after ":-", whatever the lookup's name (${k8s:x:-j},
+// ${env:NOPE:-j}, ${::-j}) or with none (${nope:-j}): a lookup that
+// finds nothing, or a name Log4j does not know, gives its default.
+var lookupRE = regexp.MustCompile(`\$\{(?:lower:|upper:|(?:[^:{}$]*:)?[^:{}$]*:-|date:')([^${}']*)'?\}`)
 
 // maxFlattenRounds bounds nested lookup flattening.
 const maxFlattenRounds = 8
