@@ -38,14 +38,15 @@ func deriveAnchors(pattern string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	lits := prefixLits(re.Simplify())
+	re = re.Simplify()
+	if err := checkLower(re); err != nil {
+		return nil, err
+	}
+	lits := prefixLits(re)
 	var out []string
 	for _, l := range lits {
 		if l.s == "" {
 			return nil, fmt.Errorf("a match can start with anything or be empty: begin the pattern with the text every match starts with")
-		}
-		if strings.IndexFunc(l.s, func(r rune) bool { return 'A' <= r && r <= 'Z' }) >= 0 {
-			return nil, fmt.Errorf("literal %q has upper-case letters, but values are lower-cased before matching", l.s)
 		}
 		out = append(out, l.s)
 	}
@@ -61,6 +62,80 @@ func deriveAnchors(pattern string) ([]string, error) {
 		kept = append(kept, s)
 	}
 	return kept, nil
+}
+
+// checkLower refuses what a lower-cased value never holds: a literal
+// with ASCII upper case, which would leave the pattern, wherever the
+// literal is in it, never matching (or never where the literal is, in an
+// alternation), and a class of ASCII upper case alone.
+func checkLower(re *syntax.Regexp) error {
+	isUpper := func(r rune) bool { return 'A' <= r && r <= 'Z' }
+	switch re.Op {
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase == 0 && slices.ContainsFunc(re.Rune, isUpper) {
+			return fmt.Errorf("literal %q has upper-case letters, but values are lower-cased before matching", string(re.Rune))
+		}
+	case syntax.OpCharClass:
+		upper := len(re.Rune) > 0
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			upper = upper && isUpper(re.Rune[i]) && isUpper(re.Rune[i+1])
+		}
+		if upper {
+			return fmt.Errorf("class %s has upper-case letters only, but values are lower-cased before matching", re)
+		}
+	}
+	for _, sub := range re.Sub {
+		if err := checkLower(sub); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// looksBehind reports whether a match of re can begin with an assertion
+// about the text before it: ^ (of the text or, with (?m), of a line),
+// \b or \B. Such a pattern cannot be tried at an anchor on the value cut
+// there, which would hide that text: \Bfoo never matched in "xfoo", and
+// \bor\b matched in "color".
+func looksBehind(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpBeginLine, syntax.OpBeginText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+		return true
+	case syntax.OpCapture, syntax.OpStar, syntax.OpQuest, syntax.OpPlus, syntax.OpRepeat:
+		return looksBehind(re.Sub[0])
+	case syntax.OpAlternate:
+		return slices.ContainsFunc(re.Sub, looksBehind)
+	case syntax.OpConcat:
+		for _, sub := range re.Sub {
+			if looksBehind(sub) {
+				return true
+			}
+			if !nullable(sub) {
+				return false
+			}
+		}
+	}
+	return false
+}
+
+// nullable reports whether re can match the empty string.
+func nullable(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText, syntax.OpEndText,
+		syntax.OpWordBoundary, syntax.OpNoWordBoundary, syntax.OpStar, syntax.OpQuest:
+		return true
+	case syntax.OpLiteral:
+		return len(re.Rune) == 0
+	case syntax.OpCapture, syntax.OpPlus:
+		return nullable(re.Sub[0])
+	case syntax.OpRepeat:
+		return re.Min == 0 || nullable(re.Sub[0])
+	case syntax.OpConcat:
+		return !slices.ContainsFunc(re.Sub, func(sub *syntax.Regexp) bool { return !nullable(sub) })
+	case syntax.OpAlternate:
+		return slices.ContainsFunc(re.Sub, nullable)
+	}
+	return false
 }
 
 // anything is the literal set of a pattern that can start with any text.

@@ -1,11 +1,14 @@
 package detect
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -157,6 +160,151 @@ func TestScanManyAnchors(t *testing.T) {
 				t.Errorf("Scan(%.40q...) hit %v, want %q", v, got, tt.want)
 			}
 		})
+	}
+}
+
+// customPatterns are rule patterns of the shapes a user's rule may take
+// that the built-in rules do not: assertions before the first literal,
+// alternations of optional groups, case folding, classes, repeats.
+var customPatterns = []string{
+	`\bor\b\s*\d`, `\Bfoo`, `^admin`, `(?m)^set-cookie:`, `(?:\b|x)ab`, `(?:a|b?)\bc`,
+	`(?i)select\s+\*`, `(?i)k[e3]y`, `a(?:b|)c`, `(?:x|yz)?w+q`, `[;|&]\s*(?:rm|mv)\s`, `ab{2,3}c?d`,
+	`(?:%|\$)\{[^}]*\}`, `\x00x`, `é+t`, `(?s)z.\bq`, `(?:a|b)(?:c|d)(?:e|f)(?:g|h)(?:i|j)(?:k|l)(?:m|n)(?:o|p)`,
+}
+
+// TestPrefilterGenerated is TestPrefilterEquivalence over values made
+// from each pattern's syntax tree: for every rule, built-in and custom,
+// strings its pattern matches, in text around them, must give with the
+// prefilter what an unanchored search gives. Custom patterns that begin
+// with \b, \B or ^ used to be tried at an anchor on the value cut there:
+// \Bfoo never matched "xfoo", \bor\b matched in "color".
+func TestPrefilterGenerated(t *testing.T) {
+	var custom []Rule
+	for i, p := range customPatterns {
+		custom = append(custom, Rule{ID: fmt.Sprintf("custom-%d", i), Class: "test", Fields: fields, Pattern: p, Severity: Low})
+	}
+	for _, set := range []struct {
+		name  string
+		rules []Rule
+	}{{"built-in", DefaultRules()}, {"custom", custom}} {
+		t.Run(set.name, func(t *testing.T) {
+			rules, err := CompileRules(set.rules)
+			if err != nil {
+				t.Fatal(err)
+			}
+			unanchored := unanchoredPatterns(rules)
+			rnd := rand.New(rand.NewPCG(7, 8))
+			around := []string{"", "x", "q=", "a b", "A", "%20", "\n", "é", "1+"}
+			for _, c := range rules.rules {
+				tree, err := syntax.Parse(c.Pattern, syntax.Perl)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tree = tree.Simplify()
+				for range 60 {
+					var b strings.Builder
+					b.WriteString(around[rnd.IntN(len(around))])
+					generate(rnd, tree, &b)
+					b.WriteString(around[rnd.IntN(len(around))])
+					for _, f := range fields {
+						if c.fields&f.bit() != 0 {
+							checkEquivalent(t, rules, unanchored, f, b.String())
+						}
+					}
+					if t.Failed() {
+						t.FailNow()
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestScanLooksBehind: a pattern that begins with an assertion about the
+// text before the match is matched as an unanchored search matches it.
+func TestScanLooksBehind(t *testing.T) {
+	tests := []struct {
+		pattern, value, want string // want: the match, "" for none
+	}{
+		{`\Bfoo`, "xfoo", "foo"}, // missed when tried on "foo" alone
+		{`\Bfoo`, "x foo", ""},
+		{`\bor\b`, "color", ""}, // fired when tried on "or" alone
+		{`\bor\b`, "x or y", "or"},
+		{`^admin`, "x admin", ""},
+		{`^admin`, "admin x", "admin"},
+		{`(?m)^admin`, "x\nadmin", "admin"},
+		{`(?m)^admin`, "x admin", ""},
+		{`(?:\b|x)ab`, "cab xab", "xab"},
+		{`\bor\b`, strings.Repeat("color ", 20) + "or", "or"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pattern+" in "+tt.value, func(t *testing.T) {
+			rules, err := CompileRules([]Rule{{ID: "r", Class: "test", Fields: []Field{FieldURLPath}, Pattern: tt.pattern, Severity: Low}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sp := spanWith(string(FieldURLPath), tt.value)
+			got := ""
+			rules.Scan(&sp, func(h Hit) { got = h.Match })
+			if got != tt.want {
+				t.Errorf("Scan matched %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// generate writes to b a random string that re matches, or nearly
+// (assertions are not checked): what the equivalence check is given.
+func generate(rnd *rand.Rand, re *syntax.Regexp, b *strings.Builder) {
+	const anyText = "abcxyz019 \t\n%+'\";/\\.-_=(){}$#@|&<>A"
+	switch re.Op {
+	case syntax.OpLiteral:
+		for _, r := range re.Rune {
+			if re.Flags&syntax.FoldCase != 0 {
+				orbit := []rune{r}
+				for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+					orbit = append(orbit, f)
+				}
+				r = orbit[rnd.IntN(len(orbit))]
+			}
+			b.WriteRune(r)
+		}
+	case syntax.OpCharClass:
+		var rs []rune
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			for r := re.Rune[i]; r <= min(re.Rune[i+1], re.Rune[i]+64); r++ {
+				rs = append(rs, r)
+			}
+		}
+		if len(rs) > 0 {
+			b.WriteRune(rs[rnd.IntN(len(rs))])
+		}
+	case syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		b.WriteByte(anyText[rnd.IntN(len(anyText))])
+	case syntax.OpCapture:
+		generate(rnd, re.Sub[0], b)
+	case syntax.OpStar, syntax.OpQuest, syntax.OpPlus, syntax.OpRepeat:
+		lo, hi := 0, 2
+		switch re.Op {
+		case syntax.OpQuest:
+			hi = 1
+		case syntax.OpPlus:
+			lo = 1
+		case syntax.OpRepeat:
+			lo, hi = re.Min, re.Max
+			if hi < 0 {
+				hi = lo + 2
+			}
+		}
+		for range lo + rnd.IntN(hi-lo+1) {
+			generate(rnd, re.Sub[0], b)
+		}
+	case syntax.OpConcat:
+		for _, sub := range re.Sub {
+			generate(rnd, sub, b)
+		}
+	case syntax.OpAlternate:
+		generate(rnd, re.Sub[rnd.IntN(len(re.Sub))], b)
 	}
 }
 

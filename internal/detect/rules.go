@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strings"
 	"sync"
@@ -93,6 +94,10 @@ type compiled struct {
 	re, search *regexp.Regexp
 	anchors    []string
 	fields     uint8
+	// behind is set when a match can begin with an assertion about the
+	// text before it (looksBehind): the pattern is searched for once,
+	// from the byte before its first anchor, never tried at an anchor.
+	behind bool
 }
 
 // prefilter finds, in one pass, the anchors of every rule of a field;
@@ -145,7 +150,8 @@ func CompileRules(rs []Rule) (*Rules, error) {
 			bad("pattern: %v", err)
 			continue
 		}
-		c := &compiled{Rule: r, re: re, search: search, anchors: as}
+		tree, _ := syntax.Parse(r.Pattern, syntax.Perl) // deriveAnchors parsed it
+		c := &compiled{Rule: r, re: re, search: search, anchors: as, behind: looksBehind(tree.Simplify())}
 		ok := true
 		for _, f := range r.Fields {
 			if !slices.Contains(fields, f) {
@@ -427,25 +433,32 @@ func (s *scan) match(pf *prefilter, v string, query plus, need int, buf []byte, 
 				continue
 			}
 			c := s.r.rules[ri]
-			re := c.re
-			if left[ri] > maxTries {
+			re, from := c.re, o.start
+			switch {
+			case c.behind:
+				// From the byte before, which \b, \B and (?m)^ look
+				// at, and ^ is told is not the start: no match starts
+				// there, before the rule's first anchor.
 				re, left[ri] = c.search, 0
-			} else {
+				from = max(from-1, 0)
+			case left[ri] > maxTries:
+				re, left[ri] = c.search, 0
+			default:
 				left[ri]--
 			}
 			// Match and MatchString allocate nothing; where the match
 			// is is only needed when there is one.
 			var loc []int
 			if text != nil {
-				if re.Match(text[o.start:]) {
-					loc = re.FindIndex(text[o.start:])
+				if re.Match(text[from:]) {
+					loc = re.FindIndex(text[from:])
 				}
-			} else if re.MatchString(str[o.start:]) {
-				loc = re.FindStringIndex(str[o.start:])
+			} else if re.MatchString(str[from:]) {
+				loc = re.FindStringIndex(str[from:])
 			}
 			if loc != nil {
 				left[ri] = 0
-				dst = append(dst, found{rule: ri, at: o.start + int32(loc[0]), len: int32(loc[1] - loc[0])})
+				dst = append(dst, found{rule: ri, at: from + int32(loc[0]), len: int32(loc[1] - loc[0])})
 			}
 		}
 	}

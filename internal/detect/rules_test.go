@@ -248,6 +248,10 @@ func TestCompileRulesErrors(t *testing.T) {
 		{"pattern starting with anything", func(r *Rule) { r.Pattern = `\w+=1` }, "can start with anything"},
 		{"pattern matching empty", func(r *Rule) { r.Pattern = `a?` }, "can start with anything or be empty"},
 		{"upper-case literal", func(r *Rule) { r.Pattern = `Select` }, "upper-case"},
+		// Past the anchors too: the rule would never fire.
+		{"upper-case literal after the anchor", func(r *Rule) { r.Pattern = `select\s+FROM` }, `literal "FROM" has upper-case`},
+		{"upper-case in one branch", func(r *Rule) { r.Pattern = `union|Select` }, "upper-case"},
+		{"upper-case class", func(r *Rule) { r.Pattern = `a[A-Z]` }, "upper-case letters only"},
 		{"bad field", func(r *Rule) { r.Fields = []Field{"http.body"} }, `unknown field "http.body"`},
 		{"bad severity", func(r *Rule) { r.Severity = "urgent" }, `severity "urgent"`},
 		{"bad pattern", func(r *Rule) { r.Pattern = "(" }, "pattern: error parsing regexp"},
