@@ -11,6 +11,10 @@ func DefaultRules() []Rule {
 	requestFields := []Field{FieldURLPath, FieldURLQuery, FieldURLFull, FieldUserAgent, FieldRequestHeader}
 	queryFields := []Field{FieldURLPath, FieldURLQuery, FieldURLFull, FieldRequestHeader}
 	with := func(fs []Field, f Field) []Field { return append(slices.Clip(fs), f) }
+	// sp is what SQL reads as a space between two words: whitespace,
+	// vertical tab included (MySQL's and SQL Server's lexers skip it,
+	// \s does not match it), or a comment.
+	const sp = `(?:[\s\v]|/\*.*?\*/)`
 	return []Rule{
 		// JNDI and expression-language injection.
 		{
@@ -45,22 +49,22 @@ func DefaultRules() []Rule {
 		{
 			ID: "sqli-tautology", Class: "sql-injection", Severity: High,
 			Fields:  queryFields,
-			Pattern: `['"]\s*or\s+['"]?\w+['"]?\s*(?:=|like)\s*['"]?\w+| or\s+(\d+)\s*=\s*\d+\b`,
+			Pattern: `['"]` + sp + `*or(?:` + sp + `+['"]?|['"])\w+['"]?` + sp + `*(?:=|like)` + sp + `*['"]?\w+|(?:[\s\v]|\*/)or` + sp + `+\d+` + sp + `*=` + sp + `*\d+\b`,
 		},
 		{
 			ID: "sqli-union", Class: "sql-injection", Severity: High,
 			Fields:  queryFields,
-			Pattern: `union(?:\s|/\*.*?\*/)+(?:all(?:\s|/\*.*?\*/)+)?select\b`,
+			Pattern: `union` + sp + `+(?:(?:all|distinct)` + sp + `+)?select\b`,
 		},
 		{
 			ID: "sqli-stacked", Class: "sql-injection", Severity: High,
 			Fields:  queryFields,
-			Pattern: `;\s*(?:drop\s+(?:table|database)|delete\s+from|insert\s+into|update\s+\w+\s+set|alter\s+table|create\s+(?:table|user)|truncate\s+table|exec(?:ute)?\s+(?:xp_|sp_|master\.)|shutdown\b)`,
+			Pattern: `;` + sp + `*(?:drop` + sp + `+(?:table|database)|delete` + sp + `+from|insert` + sp + `+into|update` + sp + `+\w+` + sp + `+set|alter` + sp + `+table|create` + sp + `+(?:table|user)|truncate` + sp + `+table|exec(?:ute)?` + sp + `+(?:xp_|sp_|master\.)|shutdown\b)`,
 		},
 		{
 			ID: "sqli-timing", Class: "sql-injection", Severity: High,
 			Fields:  with(queryFields, FieldUserAgent),
-			Pattern: `(?:sleep|benchmark)\s*\(\s*\d|waitfor\s+delay\s+'`,
+			Pattern: `(?:sleep|benchmark)` + sp + `*\(` + sp + `*\d|waitfor` + sp + `+delay` + sp + `+'`,
 		},
 
 		// SQL injection visible in the statements the service sent:
