@@ -385,6 +385,7 @@ func distroPackage(purl, version string) (Package, error) {
 	if version == "" {
 		return Package{}, fmt.Errorf("package URL %q: %w", purl, errNoVersion)
 	}
+	version = withEpoch(version, p.Qualifiers.Map()["epoch"])
 	eco := osTypes[p.Type+"/"+p.Namespace]
 	if eco == "" {
 		eco = p.Type
@@ -395,6 +396,24 @@ func distroPackage(purl, version string) (Package, error) {
 	}
 	canon := packageurl.NewPackageURL(p.Type, p.Namespace, p.Name, version, nil, "").ToString()
 	return Package{PURL: canon, Ecosystem: eco, Name: name, Version: version}, nil
+}
+
+// withEpoch puts a package URL's epoch qualifier back into a
+// distribution package's version: Trivy (deb and rpm) and Syft (rpm)
+// write a package URL's version without its epoch and the epoch as the
+// qualifier ("pkg:rpm/redhat/openssl@3.0.7-24.el9?epoch=1"), while
+// their JSON reports, the OSV records of the distributions and the
+// version comparison write it in the version ("1:3.0.7-24.el9"). A
+// version that has an epoch already, or an epoch of 0 (the same as
+// none), is returned as it is.
+func withEpoch(version, epoch string) string {
+	if epoch == "" || epoch == "0" || strings.Trim(epoch, "0123456789") != "" {
+		return version
+	}
+	if e, _, ok := strings.Cut(version, ":"); ok && e != "" && strings.Trim(e, "0123456789") == "" {
+		return version
+	}
+	return epoch + ":" + version
 }
 
 // distroPURL is the package URL of a package of a distribution ecosystem

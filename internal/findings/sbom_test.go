@@ -69,6 +69,32 @@ func TestComponentPackage(t *testing.T) {
 			purl: "pkg:deb/debian/libssl1.1@1.1.1d-0%2Bdeb10u2?arch=amd64&distro=debian-10.2",
 			want: Package{PURL: "pkg:deb/debian/libssl1.1@1.1.1d-0%2Bdeb10u2", Ecosystem: "Debian", Name: "libssl1.1", Version: "1.1.1d-0+deb10u2"},
 		},
+		// Trivy's CycloneDX and SPDX components (deb and rpm) and Syft's
+		// (rpm) give the epoch as a qualifier and the version with it;
+		// without it, "2.36-9" compared below every fix of epoch 0 and
+		// named a package no report of the same image names.
+		{
+			name:    "trivy debian epoch qualifier",
+			purl:    "pkg:deb/debian/libpam0g@1.5.2-6%2Bdeb12u1?arch=amd64&distro=debian-12.5&epoch=1",
+			version: "1:1.5.2-6+deb12u1",
+			want:    Package{PURL: "pkg:deb/debian/libpam0g@1:1.5.2-6%2Bdeb12u1", Ecosystem: "Debian", Name: "libpam0g", Version: "1:1.5.2-6+deb12u1"},
+		},
+		{
+			name:    "syft rpm epoch qualifier",
+			purl:    "pkg:rpm/redhat/openssl-libs@3.0.7-24.el9?arch=x86_64&epoch=1&upstream=openssl-3.0.7-24.el9.src.rpm&distro=rhel-9.3",
+			version: "1:3.0.7-24.el9",
+			want:    Package{PURL: "pkg:rpm/redhat/openssl-libs@1:3.0.7-24.el9", Ecosystem: "Red Hat", Name: "openssl-libs", Version: "1:3.0.7-24.el9"},
+		},
+		{
+			name: "epoch qualifier without component version",
+			purl: "pkg:rpm/redhat/openssl-libs@3.0.7-24.el9?arch=x86_64&epoch=1",
+			want: Package{PURL: "pkg:rpm/redhat/openssl-libs@1:3.0.7-24.el9", Ecosystem: "Red Hat", Name: "openssl-libs", Version: "1:3.0.7-24.el9"},
+		},
+		{
+			name: "epoch zero",
+			purl: "pkg:rpm/redhat/bash@5.1.8-6.el9?arch=x86_64&epoch=0",
+			want: Package{PURL: "pkg:rpm/redhat/bash@5.1.8-6.el9", Ecosystem: "Red Hat", Name: "bash", Version: "5.1.8-6.el9"},
+		},
 		{name: "go development build", purl: "pkg:golang/example.com/vulnapp@(devel)", wantErr: "development build"},
 		{name: "no package URL", wantErr: "no package URL"},
 		{name: "bad package URL", purl: "golang.org/x/text@v0.3.5", wantErr: `parse package URL "golang.org/x/text@v0.3.5": purl scheme is not "pkg": "golang.org/x/text@v0.3.5"`},
