@@ -46,3 +46,19 @@ func TestTargetsOfAnotherName(t *testing.T) {
 		})
 	}
 }
+
+// TestTargetsOfDisplayName: GitHub's records name a PyPI project as PyPI
+// displays it (GHSA-8q59-q68h-6hv4 affects "PyYAML" and lists
+// yaml.constructor.FullConstructor), findings name it normalized
+// ("pyyaml"); the record's functions are still the targets, or the
+// verdict fell back to package level and was never executed.
+func TestTargetsOfDisplayName(t *testing.T) {
+	v := &vulndb.Vuln{Functions: []vulndb.Function{
+		{Ecosystem: osv.EcosystemPyPI, Module: "PyYAML", Package: "yaml.constructor", Symbol: "FullConstructor"},
+	}}
+	f := findings.Finding{Package: findings.Package{Ecosystem: osv.EcosystemPyPI, Name: "pyyaml", Version: "5.3.1"}}
+	want := []target{{pkg: "yaml.constructor", symbol: "FullConstructor", module: "pyyaml"}}
+	if diff := cmp.Diff(want, targets(f, v), cmp.AllowUnexported(target{})); diff != "" {
+		t.Errorf("targets (-want +got):\n%s", diff)
+	}
+}

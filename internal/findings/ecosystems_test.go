@@ -520,10 +520,21 @@ func TestSameArtifact(t *testing.T) {
 		{"Maven", "org.bouncycastle:bcprov-jdk18on", "org.bouncycastle:bcpkix-jdk18on", false},
 		{"Maven", "org.yaml:snakeyaml", "org.yaml:snakeyaml", true},
 		{"npm", "org.bouncycastle:bcprov-jdk18on", "org.bouncycastle:bcprov", false},
+		// GitHub's records name PyPI projects as PyPI displays them
+		// (GHSA-8q59-q68h-6hv4: "PyYAML", with affected functions);
+		// findings name them normalized (PEP 503).
+		{"PyPI", "PyYAML", "pyyaml", true},
+		{"PyPI", "ruamel.yaml", "ruamel-yaml", true},
+		{"PyPI", "zope.interface", "zope-interface", true},
+		{"PyPI", "pyyaml", "ruamel-yaml", false},
+		// NuGet and Packagist names are case-insensitive.
+		{"NuGet", "Newtonsoft.Json", "newtonsoft.json", true},
+		{"Packagist", "Symfony/HTTP-Kernel", "symfony/http-kernel", true},
+		// npm and Go names are case-sensitive.
+		{"npm", "JSONStream", "jsonstream", false},
+		{"Go", "github.com/BurntSushi/toml", "github.com/burntsushi/toml", false},
 		// GHSA-3f63-hfp8-52jq names "Pillow"; findings normalize.
 		{"PyPI", "Pillow", "pillow", true},
-		{"PyPI", "PyYAML", "pyyaml", true},
-		{"PyPI", "zope.interface", "zope-interface", true},
 		{"PyPI", "Pillow", "pillow-heif", false},
 		{"npm", "Lodash", "lodash", false},
 	}

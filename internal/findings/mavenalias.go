@@ -105,19 +105,23 @@ func (a mavenAlias) explain(name string) string {
 }
 
 // SameArtifact reports whether a and b name the same code in ecosystem:
-// the same name, PyPI names that normalize alike (PEP 503: records write
-// "Pillow", findings the normalized "pillow"), or Maven coordinates of one
-// group of the alias table (maven_aliases.yaml), so that the functions a
-// record gives for bcprov-jdk18on are looked for in a finding of Debian's
-// bcprov.
+// the same name as the ecosystem compares names (PyPI's normalized as PEP
+// 503 has it, so that the functions GitHub's record gives for "PyYAML"
+// are looked for in a finding of "pyyaml"; NuGet's and Packagist's
+// without regard to case), or Maven coordinates of one group of the
+// alias table (maven_aliases.yaml), so that the functions a record gives
+// for bcprov-jdk18on are looked for in a finding of Debian's bcprov.
 func SameArtifact(ecosystem, a, b string) bool {
 	if a == b {
 		return true
 	}
-	if ecosystem == osv.EcosystemPyPI {
+	switch ecosystem {
+	case osv.EcosystemPyPI:
 		return osv.NormalizePyPI(a) == osv.NormalizePyPI(b)
-	}
-	if ecosystem != osv.EcosystemMaven {
+	case osv.EcosystemNuGet, osv.EcosystemPackagist:
+		return strings.EqualFold(a, b)
+	case osv.EcosystemMaven:
+	default:
 		return false
 	}
 	for _, alias := range mavenAliasesOf(a) {
