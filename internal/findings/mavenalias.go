@@ -112,16 +112,10 @@ func (a mavenAlias) explain(name string) string {
 // alias table (maven_aliases.yaml), so that the functions a record gives
 // for bcprov-jdk18on are looked for in a finding of Debian's bcprov.
 func SameArtifact(ecosystem, a, b string) bool {
-	if a == b {
+	if sameName(ecosystem, a, b) {
 		return true
 	}
-	switch ecosystem {
-	case osv.EcosystemPyPI:
-		return osv.NormalizePyPI(a) == osv.NormalizePyPI(b)
-	case osv.EcosystemNuGet, osv.EcosystemPackagist:
-		return strings.EqualFold(a, b)
-	case osv.EcosystemMaven:
-	default:
+	if ecosystem != osv.EcosystemMaven {
 		return false
 	}
 	for _, alias := range mavenAliasesOf(a) {
@@ -130,4 +124,18 @@ func SameArtifact(ecosystem, a, b string) bool {
 		}
 	}
 	return false
+}
+
+// sameName reports whether a and b are the same package name in
+// ecosystem, as the ecosystem compares names: PyPI's normalized as PEP
+// 503 has it, NuGet's and Packagist's without regard to case, the
+// others byte for byte.
+func sameName(ecosystem, a, b string) bool {
+	switch ecosystem {
+	case osv.EcosystemPyPI:
+		return osv.NormalizePyPI(a) == osv.NormalizePyPI(b)
+	case osv.EcosystemNuGet, osv.EcosystemPackagist:
+		return strings.EqualFold(a, b)
+	}
+	return a == b
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/evidentsec/evident/internal/osv"
 )
@@ -145,7 +146,9 @@ func osvScannerToFindings(p osvScannerPackage, name string) ([]Finding, error) {
 			}
 			sevs = append(sevs, e.Severity)
 			for _, a := range e.Affected {
-				if a.Package.Name == p.Package.Name {
+				// OSV-Scanner writes PyPI names normalized, GitHub's
+				// records as PyPI displays them ("PyYAML").
+				if sameEcosystem(a.Package.Ecosystem, p.Package.Ecosystem) && sameName(pkg.Ecosystem, a.Package.Name, p.Package.Name) {
 					sevs = append(sevs, a.Severity)
 					fixes = append(fixes, fixedEvents(a)...)
 				}
@@ -184,4 +187,12 @@ func fixedEvents(a osv.Affected) []string {
 		}
 	}
 	return out
+}
+
+// sameEcosystem reports whether two OSV ecosystem names are the same
+// ecosystem, whatever release they name ("Debian:12" and "Debian").
+func sameEcosystem(a, b string) bool {
+	a, _, _ = strings.Cut(a, ":")
+	b, _, _ = strings.Cut(b, ":")
+	return strings.EqualFold(a, b)
 }

@@ -1,12 +1,47 @@
 package findings
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestParseOSVScanner(t *testing.T) {
 	runGolden(t, ParseOSVScanner, []goldenCase{
 		{name: "go call analysis", input: "osvscanner/app.json", golden: "osvscanner/app.golden"},
 		{name: "npm", input: "osvscanner/npm.json", golden: "osvscanner/npm.golden"},
 	})
+}
+
+// TestOSVScannerRecordNames: OSV-Scanner writes a PyPI package's name
+// normalized (osv-scanner internal/imodels: PEP 503), GitHub's records
+// as PyPI displays it (GHSA-8q59-q68h-6hv4 affects "PyYAML", fixed in
+// 5.4); the record's affected entry for the package still gives the
+// fixed version.
+func TestOSVScannerRecordNames(t *testing.T) {
+	const record = `{"id": "GHSA-8q59-q68h-6hv4", "aliases": ["CVE-2020-14343"],
+		"affected": [{"package": {"ecosystem": "PyPI", "name": "PyYAML"}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "5.4"}]}]}]}`
+	tests := []struct {
+		name, pkg, eco, version, wantName, wantFix string
+	}{
+		{name: "pypi normalized by osv-scanner", pkg: "pyyaml", eco: "PyPI", version: "5.3.1", wantName: "pyyaml", wantFix: "5.4"},
+		{name: "pypi as written", pkg: "PyYAML", eco: "PyPI", version: "5.3.1", wantName: "pyyaml", wantFix: "5.4"},
+		{name: "another ecosystem", pkg: "PyYAML", eco: "npm", version: "5.3.1", wantName: "PyYAML", wantFix: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := `{"results": [{"source": {"path": "requirements.txt", "type": "lockfile"}, "packages": [
+				{"package": {"name": "` + tt.pkg + `", "version": "` + tt.version + `", "ecosystem": "` + tt.eco + `"},
+				 "groups": [{"ids": ["GHSA-8q59-q68h-6hv4"], "aliases": ["CVE-2020-14343", "GHSA-8q59-q68h-6hv4"], "max_severity": "9.8"}],
+				 "vulnerabilities": [` + record + `]}]}]}`
+			fs, errs := ParseOSVScanner(strings.NewReader(doc), "in.json")
+			if len(errs) != 0 || len(fs) != 1 {
+				t.Fatalf("got %d findings, errors %v; want 1 finding", len(fs), errs)
+			}
+			if got := fs[0]; got.Package.Name != tt.wantName || got.FixedVersion != tt.wantFix {
+				t.Errorf("got %s fixed in %q, want %s fixed in %q", got.Package.Name, got.FixedVersion, tt.wantName, tt.wantFix)
+			}
+		})
+	}
 }
 
 func TestParseOSVScannerBad(t *testing.T) {
