@@ -149,7 +149,7 @@ func grypeToFinding(m grypeMatch, distro, name string) (Finding, error) {
 		err error
 	)
 	if a.PURL != "" {
-		pkg, err = newPackage("", "", a.Version, a.PURL)
+		pkg, err = newPackage("", a.Name, a.Version, a.PURL)
 	} else if eco, ok := grypeTypes[a.Type]; ok {
 		pkg, err = newPackage(eco, a.Name, a.Version, "")
 	} else {

@@ -331,13 +331,22 @@ var osTypes = map[string]string{
 // an OSV ecosystem, name and version, and a package URL, any of which may
 // be empty. Go versions get their "v" prefix (tools disagree on it), and
 // the package URL drops its qualifiers (arch, distro) so that the same
-// package reported by two tools has the same PURL.
+// package reported by two tools has the same PURL. Without an ecosystem,
+// the package URL names the package; for Go and npm a name given beside
+// it that differs from it only in case is taken instead, since Trivy
+// lowercases golang and npm package URLs (trivy pkg/purl) but not the
+// names it reports, and Go module paths and old npm names are
+// case-sensitive (github.com/Masterminds/goutils, JSONStream).
 func newPackage(ecosystem, name, version, purl string) (Package, error) {
 	if ecosystem == "" && purl != "" {
 		eco, n, v, err := osv.PackageFromPURL(purl)
 		switch {
 		case err == nil:
-			ecosystem, name = eco, n
+			caseSensitive := eco == osv.EcosystemGo || eco == osv.EcosystemNPM
+			if !caseSensitive || !strings.EqualFold(name, n) {
+				name = n
+			}
+			ecosystem = eco
 			if version == "" {
 				version = v
 			}

@@ -248,7 +248,8 @@ func TestNewPackage(t *testing.T) {
 			want: Package{PURL: "pkg:golang/stdlib@v1.27.0-rc.2", Ecosystem: "Go", Name: "stdlib", Version: "v1.27.0-rc.2"}},
 		{name: "go purl", purl: "pkg:golang/gopkg.in/yaml.v2@v2.2.2", version: "v2.2.2",
 			want: Package{PURL: "pkg:golang/gopkg.in/yaml.v2@v2.2.2", Ecosystem: "Go", Name: "gopkg.in/yaml.v2", Version: "v2.2.2"}},
-		// As Trivy and Grype write it: the module path keeps its capitals,
+		// As Syft and Grype write it (Trivy lowercases it: see
+		// TestTrivyNameCase): the module path keeps its capitals,
 		// which the Go vulnerability database and profiles' frames have
 		// (lowercased, a finding matched no frame and no govulncheck
 		// finding).

@@ -141,7 +141,7 @@ func trivyToFinding(v trivyVulnerability, resultType, name string) (Finding, err
 		err error
 	)
 	if v.PkgIdentifier.PURL != "" {
-		pkg, err = newPackage("", "", v.InstalledVersion, v.PkgIdentifier.PURL)
+		pkg, err = newPackage("", v.PkgName, v.InstalledVersion, v.PkgIdentifier.PURL)
 	} else if eco, ok := trivyTypes[resultType]; ok {
 		pkg, err = newPackage(eco, v.PkgName, v.InstalledVersion, "")
 	} else {

@@ -1,12 +1,50 @@
 package findings
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestParseTrivy(t *testing.T) {
 	runGolden(t, ParseTrivy, []goldenCase{
 		{name: "go module filesystem", input: "trivy/fs.json", golden: "trivy/fs.golden"},
 		{name: "container image", input: "trivy/image.json", golden: "trivy/image.golden"},
 	})
+}
+
+// TestTrivyNameCase: Trivy lowercases the name in a golang and an npm
+// package URL (trivy pkg/purl: parseGolang, parseNpm; its test turns
+// github.com/go-sql-driver/Mysql into .../mysql), while Go module paths,
+// and the names of old npm packages, are case-sensitive: the Go
+// vulnerability database, govulncheck and profiles' frames write
+// github.com/Masterminds/goutils. PkgName keeps the case.
+func TestTrivyNameCase(t *testing.T) {
+	tests := []struct {
+		name, typ, pkgName, purl, version string
+		want                              Package
+	}{
+		{name: "go module", typ: "gobinary", pkgName: "github.com/Masterminds/goutils", purl: "pkg:golang/github.com/masterminds/goutils@v1.1.0", version: "v1.1.0",
+			want: Package{PURL: "pkg:golang/github.com/Masterminds/goutils@v1.1.0", Ecosystem: "Go", Name: "github.com/Masterminds/goutils", Version: "v1.1.0"}},
+		{name: "npm package", typ: "node-pkg", pkgName: "JSONStream", purl: "pkg:npm/jsonstream@1.3.1", version: "1.3.1",
+			want: Package{PURL: "pkg:npm/JSONStream@1.3.1", Ecosystem: "npm", Name: "JSONStream", Version: "1.3.1"}},
+		{name: "pypi name stays normalized", typ: "python-pkg", pkgName: "PyYAML", purl: "pkg:pypi/pyyaml@5.3.1", version: "5.3.1",
+			want: Package{PURL: "pkg:pypi/pyyaml@5.3.1", Ecosystem: "PyPI", Name: "pyyaml", Version: "5.3.1"}},
+		{name: "another name is not taken", typ: "gobinary", pkgName: "github.com/Masterminds/sprig", purl: "pkg:golang/github.com/masterminds/goutils@v1.1.0", version: "v1.1.0",
+			want: Package{PURL: "pkg:golang/github.com/masterminds/goutils@v1.1.0", Ecosystem: "Go", Name: "github.com/masterminds/goutils", Version: "v1.1.0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := `{"SchemaVersion": 2, "ArtifactName": "app", "Results": [{"Target": "app", "Class": "lang-pkgs", "Type": "` + tt.typ + `", "Vulnerabilities": [
+				{"VulnerabilityID": "CVE-2021-4238", "PkgName": "` + tt.pkgName + `", "PkgIdentifier": {"PURL": "` + tt.purl + `"}, "InstalledVersion": "` + tt.version + `", "Severity": "CRITICAL"}]}]}`
+			fs, errs := ParseTrivy(strings.NewReader(doc), "in.json")
+			if len(errs) != 0 || len(fs) != 1 {
+				t.Fatalf("got %d findings, errors %v; want 1 finding", len(fs), errs)
+			}
+			if got := fs[0].Package; got != tt.want {
+				t.Errorf("package = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
 }
 
 func TestParseTrivyBad(t *testing.T) {
