@@ -34,6 +34,7 @@ const (
 	attrDBOperation
 	attrMessagingSystem
 	attrMessagingDestination
+	attrMessagingOperation
 	attrS3Bucket
 	attrCodeFunction
 	attrRequestBodySize
@@ -64,6 +65,7 @@ const (
 	attrOldDBStatement
 	attrOldDBOperation
 	attrOldMessagingDestination
+	attrOldMessagingOperation
 	attrOldCodeFunction
 	attrOldCodeNamespace
 	attrOldRequestContentLength
@@ -120,6 +122,8 @@ func lookupAttr(key []byte) attrID {
 		return attrMessagingSystem
 	case "messaging.destination.name":
 		return attrMessagingDestination
+	case "messaging.operation.type":
+		return attrMessagingOperation
 	case "aws.s3.bucket":
 		return attrS3Bucket
 	case "code.function.name":
@@ -176,6 +180,8 @@ func lookupAttr(key []byte) attrID {
 		return attrOldDBOperation
 	case "messaging.destination":
 		return attrOldMessagingDestination
+	case "messaging.operation":
+		return attrOldMessagingOperation
 	case "code.function":
 		return attrOldCodeFunction
 	case "code.namespace":
@@ -299,6 +305,7 @@ func (b *attrBuilder) finish(kind SpanKind, a *Attrs) {
 	a.DBOperation = or(attrDBOperation, attrOldDBOperation)
 	a.MessagingSystem = s[attrMessagingSystem]
 	a.MessagingDestination = or(attrMessagingDestination, attrOldMessagingDestination)
+	a.MessagingOperation = messagingOperation(or(attrMessagingOperation, attrOldMessagingOperation))
 	a.S3Bucket = s[attrS3Bucket]
 	a.CodeFunction = s[attrCodeFunction]
 	a.RequestHeaders = b.headers
@@ -344,6 +351,21 @@ func (b *attrBuilder) finish(kind SpanKind, a *Attrs) {
 			a.CodeFunction = ns + "." + a.CodeFunction
 		}
 	}
+}
+
+// messagingOperation returns the current value of a messaging operation
+// type: publish and deliver, values of messaging.operation (semantic
+// conventions v1.24 to v1.25) that messaging.operation.type kept as
+// deprecated, were renamed send and process. Other values, the custom
+// ones the conventions allow included, are kept as they are.
+func messagingOperation(v string) string {
+	switch v {
+	case "publish":
+		return "send"
+	case "deliver":
+		return "process"
+	}
+	return v
 }
 
 // spanError reports whether a span failed: status ERROR, or a server

@@ -178,6 +178,11 @@ type Attrs struct {
 	MessagingSystem, MessagingDestination                         string
 	S3Bucket                                                      string
 	CodeFunction                                                  string
+	// MessagingOperation is messaging.operation.type (formerly
+	// messaging.operation): create, send, receive, process, settle or a
+	// custom value; the deprecated publish and deliver are read as send
+	// and process.
+	MessagingOperation string
 	// RequestHeaders holds captured http.request.header.* attributes,
 	// keyed by lower-case header name; multiple values are joined with ", ".
 	RequestHeaders map[string]string

@@ -156,7 +156,8 @@ func appendSpan(b []byte, sp *Span) []byte {
 		{"server.address", a.ServerAddress}, {"client.address", a.ClientAddress}, {"service.peer.name", a.PeerService},
 		{"db.system.name", a.DBSystem}, {"db.namespace", a.DBNamespace}, {"db.collection.name", a.DBCollection},
 		{"db.query.text", a.DBQueryText}, {"db.operation.name", a.DBOperation}, {"messaging.system", a.MessagingSystem},
-		{"messaging.destination.name", a.MessagingDestination}, {"aws.s3.bucket", a.S3Bucket},
+		{"messaging.destination.name", a.MessagingDestination}, {"messaging.operation.type", a.MessagingOperation},
+		{"aws.s3.bucket", a.S3Bucket},
 		{"code.function.name", a.CodeFunction},
 	} {
 		b = appendStringAttr(b, spanAttributes, s.key, s.v)
