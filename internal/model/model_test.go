@@ -511,3 +511,93 @@ func TestUnnamedServiceIsUnknownService(t *testing.T) {
 		t.Errorf("%s: %d samples, %d endpoints; want 5 and 1", telemetry.UnknownService, s.Samples, len(s.Endpoints))
 	}
 }
+
+// TestMessagingClientSpans: a CLIENT span whose messaging operation is a
+// consumer's (a pull consumer's receive, a settle) consumes from its
+// destination, as a CONSUMER span does; it is no store the service
+// reaches, no host it calls and no endpoint. A PRODUCER span, and a
+// CLIENT span that sends or says nothing of its operation, reach the
+// destination as before.
+func TestMessagingClientSpans(t *testing.T) {
+	msg := func(op, dest string) telemetry.Attrs {
+		// A broker with a public name: a host the span called would be
+		// a third party.
+		return telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: dest, MessagingOperation: op, ServerAddress: "broker.example.com"}
+	}
+	tests := []struct {
+		name           string
+		kind           telemetry.SpanKind
+		attrs          telemetry.Attrs
+		stores         []string // kind and name
+		consumes       []string
+		newStores      int
+		endpoints      int
+		consumerCounts int64
+	}{
+		{"receive", telemetry.SpanKindClient, msg("receive", "orders"), nil, []string{"kafka://orders"}, 0, 0, 0},
+		{"settle", telemetry.SpanKindClient, msg("settle", "orders"), nil, []string{"kafka://orders"}, 0, 0, 0},
+		{"process on a CLIENT span", telemetry.SpanKindClient, msg("process", "orders"), nil, []string{"kafka://orders"}, 0, 0, 0},
+		{"receive without a destination", telemetry.SpanKindClient, msg("receive", ""), nil, nil, 0, 0, 0},
+		{"send", telemetry.SpanKindClient, msg("send", "orders"), []string{"external https://broker.example.com", "messaging kafka://orders"}, nil, 1, 0, 0},
+		{"no operation", telemetry.SpanKindClient, msg("", "orders"), []string{"external https://broker.example.com", "messaging kafka://orders"}, nil, 1, 0, 0},
+		{"custom operation", telemetry.SpanKindClient, msg("ack", "orders"), []string{"external https://broker.example.com", "messaging kafka://orders"}, nil, 1, 0, 0},
+		{"create", telemetry.SpanKindProducer, msg("create", "orders"), []string{"external https://broker.example.com", "messaging kafka://orders"}, nil, 1, 0, 0},
+		{"receive on a PRODUCER span: the kind wins", telemetry.SpanKindProducer, msg("receive", "orders"), []string{"external https://broker.example.com", "messaging kafka://orders"}, nil, 1, 0, 0},
+		{"process", telemetry.SpanKindConsumer, msg("process", "orders"), nil, []string{"kafka://orders"}, 0, 1, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newModel()
+			ch := m.AddSpans([]telemetry.Span{span("poller", tt.kind, 1, 0, "orders "+tt.attrs.MessagingOperation, tt.attrs)})
+			svc := m.Snapshot().Service("poller")
+			var stores, consumes []string
+			for _, st := range svc.Stores {
+				stores = append(stores, st.Kind+" "+st.Name)
+			}
+			for _, st := range svc.Consumes {
+				consumes = append(consumes, st.Name)
+				if st.Service != "poller" || st.Kind != "messaging" || st.System != "kafka" || st.Calls != 1 {
+					t.Errorf("consumed %+v, want poller's, messaging, kafka, 1 call", st)
+				}
+			}
+			if diff := cmp.Diff(tt.stores, stores); diff != "" {
+				t.Errorf("stores (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.consumes, consumes); diff != "" {
+				t.Errorf("consumes (-want +got):\n%s", diff)
+			}
+			if len(ch.NewStores) != tt.newStores {
+				t.Errorf("new stores %v, want %d", ch.NewStores, tt.newStores)
+			}
+			if len(svc.Endpoints) != tt.endpoints || svc.Spans.Consumer != tt.consumerCounts {
+				t.Errorf("%d endpoints, %d CONSUMER spans; want %d and %d", len(svc.Endpoints), svc.Spans.Consumer, tt.endpoints, tt.consumerCounts)
+			}
+		})
+	}
+}
+
+// TestReceiveSpanParent: the process span a pull consumer starts under
+// its receive span joins it, as it did when the receive span counted as
+// producing: not called from outside the traced system, and no edge.
+func TestReceiveSpanParent(t *testing.T) {
+	a := telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "orders", MessagingOperation: "receive"}
+	p := telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "orders", MessagingOperation: "process"}
+	for _, order := range []string{"receive first", "process first"} {
+		t.Run(order, func(t *testing.T) {
+			m := newModel()
+			spans := []telemetry.Span{span("poller", telemetry.SpanKindClient, 1, 0, "poll orders", a), span("poller", telemetry.SpanKindConsumer, 2, 1, "process orders", p)}
+			if order == "process first" {
+				spans[0], spans[1] = spans[1], spans[0]
+			}
+			m.AddSpans(spans[:1])
+			m.AddSpans(spans[1:])
+			svc := m.Snapshot().Service("poller")
+			if want := (SpanCounts{All: 2, Consumer: 1, Linked: 1}); svc.Spans != want {
+				t.Errorf("spans = %+v, want %+v", svc.Spans, want)
+			}
+			if len(svc.Edges) != 0 || len(svc.Stores) != 0 || len(svc.Consumes) != 1 || svc.Consumes[0].Calls != 2 {
+				t.Errorf("edges %v, stores %v, consumes %v; want none, none, kafka://orders twice", svc.Edges, svc.Stores, svc.Consumes)
+			}
+		})
+	}
+}

@@ -156,7 +156,10 @@ type Service struct {
 	Spans     SpanCounts
 	Edges     []Edge  // to other traced services
 	Stores    []Store // data stores and third parties it calls
-	Consumes  []Store // messaging destinations it consumes from
+	// Consumes are the messaging destinations it consumes from: those of
+	// its CONSUMER spans, and of its CLIENT spans that receive or settle
+	// (a pull consumer's); Calls counts both.
+	Consumes []Store
 
 	// Overflow counts what the model's bounds kept out.
 	Overflow Overflow

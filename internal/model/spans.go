@@ -74,12 +74,7 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			}
 		} else {
 			s.spans.Consumer++
-			if a.MessagingDestination != "" {
-				name := m.storeName(a.MessagingSystem, a.MessagingDestination, "")
-				if st, _ := s.touchStore(s.consumes, name, "messaging", a.MessagingSystem, sp, m.cfg.MaxStores); st != nil {
-					st.Service = s.name
-				}
-			}
+			m.consume(s, sp)
 		}
 		if sp.ParentSpanID == zeroSpanID {
 			s.spans.Root++
@@ -94,34 +89,31 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 		}
 		m.wait(sp.ParentSpanID, callee{svc: s, at: now.UnixNano(), n: 1}, now)
 	case telemetry.SpanKindClient, telemetry.SpanKindProducer:
-		if name, kind, system := m.storeOf(sp); name != "" {
-			st, isNew := s.touchStore(s.stores, name, kind, system, sp, m.cfg.MaxStores)
-			if st != nil {
-				st.Service = s.name
-			}
-			if isNew {
-				ch.NewStores = append(ch.NewStores, *st)
-			}
-			if kind != "messaging" {
-				return
-			}
-		}
-		host, scheme := hostOf(a)
-		if host != "" {
-			h := s.hosts[host]
-			if h == nil && len(s.hosts) < m.cfg.MaxHosts {
-				h = &hostCalls{scheme: scheme, resolved: make(map[*service]int64)}
-				s.hosts[host] = h
-			}
-			if h == nil {
-				s.overflow.Hosts++
-			} else {
-				h.calls++
-				if sp.Error {
-					h.errors++
+		var host string
+		if sp.Kind == telemetry.SpanKindClient && consumerSide(a.MessagingOperation) {
+			// A pull consumer's receive, or a consumer's settle: the
+			// service takes from the destination, as a CONSUMER span's
+			// does; counted as a store it reaches, the destination would
+			// carry the service's blast radius to the destination's
+			// consumers and not the producers' to the service. The
+			// broker it asks is no host it sends data to. It stays a
+			// caller: the process spans a consumer starts under its
+			// receive span must find their parent in the traced system.
+			m.consume(s, sp)
+		} else {
+			if name, kind, system := m.storeOf(sp); name != "" {
+				st, isNew := s.touchStore(s.stores, name, kind, system, sp, m.cfg.MaxStores)
+				if st != nil {
+					st.Service = s.name
 				}
-				widen(&h.first, &h.last, sp.Start, sp.End)
+				if isNew {
+					ch.NewStores = append(ch.NewStores, *st)
+				}
+				if kind != "messaging" {
+					return
+				}
 			}
+			host = s.touchHost(sp, m.cfg.MaxHosts)
 		}
 		c := caller{svc: s, host: host, error: sp.Error, producer: sp.Kind == telemetry.SpanKindProducer, start: sp.Start, end: sp.End}
 		if w, cur, ok := m.callees.lookup(sp.SpanID); ok {
@@ -136,6 +128,58 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 		}
 		m.callers.put(sp.SpanID, c)
 	}
+}
+
+// consumerSide reports whether a messaging operation type is one of a
+// consumer's: receive (pull-based), process or settle (ack, nack, ...).
+// The semantic conventions give receive and settle spans the kind
+// CLIENT, as they give a send whose context is not the message's
+// creation context: the kind alone does not tell a consumer's CLIENT
+// span from a producer's.
+func consumerSide(op string) bool {
+	switch op {
+	case "receive", "process", "settle":
+		return true
+	}
+	return false
+}
+
+// consume counts a span of s that took messages from their destination:
+// s consumes from it.
+func (m *Model) consume(s *service, sp *telemetry.Span) {
+	a := &sp.Attrs
+	if a.MessagingDestination == "" {
+		return
+	}
+	name := m.storeName(a.MessagingSystem, a.MessagingDestination, "")
+	if st, _ := s.touchStore(s.consumes, name, "messaging", a.MessagingSystem, sp, m.cfg.MaxStores); st != nil {
+		st.Service = s.name
+	}
+}
+
+// touchHost counts a CLIENT or PRODUCER span's call to its remote host,
+// creating it unless s has max hosts already: then it counts the call as
+// overflow. It returns the host, "" for none.
+func (s *service) touchHost(sp *telemetry.Span, max int) string {
+	host, scheme := hostOf(&sp.Attrs)
+	if host == "" {
+		return ""
+	}
+	h := s.hosts[host]
+	if h == nil && len(s.hosts) < max {
+		h = &hostCalls{scheme: scheme, resolved: make(map[*service]int64)}
+		s.hosts[host] = h
+	}
+	if h == nil {
+		s.overflow.Hosts++
+		return host
+	}
+	h.calls++
+	if sp.Error {
+		h.errors++
+	}
+	widen(&h.first, &h.last, sp.Start, sp.End)
+	return host
 }
 
 // wait records a SERVER or CONSUMER span whose parent has not arrived:
