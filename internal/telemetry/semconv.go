@@ -298,7 +298,7 @@ func (b *attrBuilder) finish(kind SpanKind, a *Attrs) {
 	a.ServerPort = int(n[attrServerPort])
 	a.ClientAddress = s[attrClientAddress]
 	a.PeerService = or(attrPeerService, attrOldPeerService)
-	a.DBSystem = or(attrDBSystem, attrOldDBSystem)
+	a.DBSystem = DBSystemName(or(attrDBSystem, attrOldDBSystem))
 	a.DBNamespace = or(attrDBNamespace, attrOldDBName)
 	a.DBCollection = or(attrDBCollection, attrOldDBTable)
 	a.DBQueryText = or(attrDBQueryText, attrOldDBStatement)
@@ -351,6 +351,63 @@ func (b *attrBuilder) finish(kind SpanKind, a *Attrs) {
 			a.CodeFunction = ns + "." + a.CodeFunction
 		}
 	}
+}
+
+// DBSystemName returns the db.system.name value of a database system
+// named v: the value db.system.name gave the systems whose db.system
+// value it renamed (semantic conventions v1.30.0, listed in
+// docs/non-normative/db-migration.md), v itself otherwise. Values are
+// compared as they are: the conventions define them in lower case and
+// say nothing of other cases.
+//
+// The spans decode through it, whichever of the two attributes named the
+// system, so that a database is one store whether its clients follow the
+// old conventions or the new: an old value under the new name (an
+// instrumentation that renamed the attribute first, or evident's own log
+// written before it read the old values so) names the same system, as no
+// old value that was renamed is a value of db.system.name.
+//
+// The values db.system.name removed (sybase, vertica, mssqlcompact, ...)
+// are kept: other_sql, which the deprecated registry gives some of them,
+// would make one store of different databases.
+func DBSystemName(v string) string {
+	switch v {
+	case "adabas":
+		return "softwareag.adabas"
+	case "intersystems_cache", "cache":
+		// cache is the older name of intersystems_cache in the
+		// deprecated db.system registry.
+		return "intersystems.cache"
+	case "cosmosdb":
+		return "azure.cosmosdb"
+	case "db2":
+		return "ibm.db2"
+	case "dynamodb":
+		return "aws.dynamodb"
+	case "firebird":
+		return "firebirdsql"
+	case "h2":
+		return "h2database"
+	case "hanadb":
+		return "sap.hana"
+	case "informix":
+		return "ibm.informix"
+	case "ingres":
+		return "actian.ingres"
+	case "maxdb":
+		return "sap.maxdb"
+	case "mssql":
+		return "microsoft.sql_server"
+	case "netezza":
+		return "ibm.netezza"
+	case "oracle":
+		return "oracle.db"
+	case "redshift":
+		return "aws.redshift"
+	case "spanner":
+		return "gcp.spanner"
+	}
+	return v
 }
 
 // messagingOperation returns the current value of a messaging operation

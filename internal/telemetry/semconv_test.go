@@ -92,3 +92,47 @@ func TestDecodeMessagingOperation(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodeDBSystem: the system of a database span is db.system.name,
+// or db.system, with the values db.system.name renamed (the semantic
+// conventions' db-migration.md) read as the current ones, whichever of
+// the two attributes carries them.
+func TestDecodeDBSystem(t *testing.T) {
+	renamed := []struct{ old, cur string }{
+		{"adabas", "softwareag.adabas"}, {"intersystems_cache", "intersystems.cache"}, {"cache", "intersystems.cache"},
+		{"cosmosdb", "azure.cosmosdb"}, {"db2", "ibm.db2"}, {"dynamodb", "aws.dynamodb"}, {"firebird", "firebirdsql"},
+		{"h2", "h2database"}, {"hanadb", "sap.hana"}, {"informix", "ibm.informix"}, {"ingres", "actian.ingres"},
+		{"maxdb", "sap.maxdb"}, {"mssql", "microsoft.sql_server"}, {"netezza", "ibm.netezza"}, {"oracle", "oracle.db"},
+		{"redshift", "aws.redshift"}, {"spanner", "gcp.spanner"},
+	}
+	type test struct {
+		name  string
+		attrs []kv
+		want  string
+	}
+	var tests []test
+	for _, r := range renamed {
+		tests = append(tests,
+			test{"db.system " + r.old, []kv{{"db.system", r.old}}, r.cur},
+			test{"db.system.name " + r.cur, []kv{{"db.system.name", r.cur}}, r.cur},
+			test{"db.system.name with the old value " + r.old, []kv{{"db.system.name", r.old}}, r.cur},
+		)
+	}
+	tests = append(tests,
+		test{"none", []kv{{"db.namespace", "shop"}}, ""},
+		test{"unchanged value", []kv{{"db.system", "postgresql"}}, "postgresql"},
+		test{"current name wins, after the old one", []kv{{"db.system", "mssql"}, {"db.system.name", "postgresql"}}, "postgresql"},
+		test{"current name wins, before the old one", []kv{{"db.system.name", "postgresql"}, {"db.system", "mssql"}}, "postgresql"},
+		test{"both names, one system", []kv{{"db.system", "mssql"}, {"db.system.name", "microsoft.sql_server"}}, "microsoft.sql_server"},
+		test{"removed value kept", []kv{{"db.system", "sybase"}}, "sybase"},
+		test{"custom value kept", []kv{{"db.system.name", "tidb"}}, "tidb"},
+		test{"case kept", []kv{{"db.system", "MSSQL"}}, "MSSQL"},
+	)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := decodeOneSpan(t, ptrace.SpanKindClient, tt.attrs...).Attrs.DBSystem; got != tt.want {
+				t.Errorf("DBSystem = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

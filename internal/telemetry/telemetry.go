@@ -165,7 +165,9 @@ type Span struct {
 // Attrs holds the semantic-convention attributes of a span, under their
 // current names; older names (http.method, http.target, http.url,
 // net.peer.name, peer.service, code.function, db.statement, ...) are mapped
-// onto them when the current name is absent.
+// onto them when the current name is absent. DBSystem is db.system.name,
+// or db.system, with the values db.system.name renamed read as the
+// current ones (DBSystemName: mssql is microsoft.sql_server).
 type Attrs struct {
 	HTTPMethod, HTTPRoute, URLPath, URLQuery, URLFull, UserAgent  string
 	StatusCode                                                    int
