@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/gob"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/evidentsec/evident/internal/attribution"
@@ -197,6 +198,13 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 			s.edges[e.To] = &e
 		}
 		for _, x := range ss.Stores {
+			x = currentDBName(x)
+			if y := s.stores[x.Name]; y != nil {
+				// The store under its old name and under its current one.
+				y.Calls, y.Errors = y.Calls+x.Calls, y.Errors+x.Errors
+				widen(&y.First, &y.Last, x.First, x.Last)
+				continue
+			}
 			s.stores[x.Name] = &x
 		}
 		for _, x := range ss.Consumes {
@@ -215,6 +223,26 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 		}
 	}
 	return nil
+}
+
+// currentDBName returns a database store named after the db.system.name
+// value of its system (telemetry.DBSystemName), which the spans have been
+// decoded to since 2026-12-07: a checkpoint from before holds a database
+// that clients of the old conventions named "mssql://shop/orders", where
+// the spans name it "microsoft.sql_server://shop/orders" now. The
+// encoding is the same, so no state version marks it: a store already
+// named so is left as it is.
+func currentDBName(st Store) Store {
+	if st.Kind != "database" {
+		return st
+	}
+	sys := telemetry.DBSystemName(st.System)
+	rest, ok := strings.CutPrefix(st.Name, st.System+"://")
+	if sys == st.System || !ok {
+		return st
+	}
+	st.System, st.Name = sys, sys+"://"+rest
+	return st
 }
 
 // check refuses a state whose references MarshalBinary could not have

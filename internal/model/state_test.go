@@ -77,3 +77,49 @@ func TestLoadOldCheckpoints(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreOldDBSystemNames: a checkpoint written while the spans'
+// database systems were read as sent holds the databases of clients of
+// the old conventions under the old db.system value; they restore under
+// the current one, one store with the calls of both.
+func TestRestoreOldDBSystemNames(t *testing.T) {
+	db := func(system, coll string) telemetry.Attrs {
+		return telemetry.Attrs{DBSystem: system, DBNamespace: "shop", DBCollection: coll}
+	}
+	tests := []struct {
+		name  string
+		attrs []telemetry.Attrs // of the spans the checkpoint saw
+		want  []string          // stores restored: kind, system, name, calls
+	}{
+		{"old name", []telemetry.Attrs{db("mssql", "orders")}, []string{"database microsoft.sql_server microsoft.sql_server://shop/orders 1"}},
+		{"old and current names", []telemetry.Attrs{db("mssql", "orders"), db("microsoft.sql_server", "orders"), db("mssql", "orders")},
+			[]string{"database microsoft.sql_server microsoft.sql_server://shop/orders 3"}},
+		{"current name", []telemetry.Attrs{db("oracle.db", "items")}, []string{"database oracle.db oracle.db://shop/items 1"}},
+		{"no collection", []telemetry.Attrs{{DBSystem: "db2", DBNamespace: "ledger"}}, []string{"database ibm.db2 ibm.db2://ledger 1"}},
+		{"unchanged system", []telemetry.Attrs{db("postgresql", "orders")}, []string{"database postgresql postgresql://shop/orders 1"}},
+		{"a messaging system is no database", []telemetry.Attrs{{MessagingSystem: "oracle", MessagingDestination: "q"}}, []string{"messaging oracle oracle://q 1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newModel()
+			for i, a := range tt.attrs {
+				m.AddSpans([]telemetry.Span{span("api", telemetry.SpanKindClient, byte(i+1), 0, "query", a)})
+			}
+			data, err := m.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			restored := newModel()
+			if err := restored.UnmarshalBinary(data); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, st := range restored.Snapshot().Service("api").Stores {
+				got = append(got, fmt.Sprintf("%s %s %s %d", st.Kind, st.System, st.Name, st.Calls))
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("stores restored (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
