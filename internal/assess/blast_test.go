@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/model"
@@ -82,6 +84,82 @@ func TestBlastRadiusThroughPullConsumers(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.poller, a.BlastRadius("poller")); diff != "" {
 				t.Errorf("poller's blast radius (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestBlastRadiusOldDBSystemNames: a database that one service's client
+// names by the old db.system value and another's by the current
+// db.system.name is one store, which a sensitivity pattern labels
+// whichever of the two names it is written with.
+func TestBlastRadiusOldDBSystemNames(t *testing.T) {
+	td := ptrace.NewTraces()
+	for i, c := range []struct{ svc, key, system string }{
+		{"legacy", "db.system", "mssql"},
+		{"modern", "db.system.name", "microsoft.sql_server"},
+	} {
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", c.svc)
+		s := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		s.SetTraceID([16]byte{1})
+		s.SetSpanID([8]byte{byte(i + 1)})
+		s.SetKind(ptrace.SpanKindClient)
+		s.SetName("SELECT customers")
+		s.Attributes().PutStr(c.key, c.system)
+		s.Attributes().PutStr("db.namespace", "shop")
+		s.Attributes().PutStr("db.collection.name", "customers")
+	}
+	req, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+	if err := telemetry.DecodeTraceRequest(req, "test", func(s []telemetry.Span) error { m.AddSpans(s); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	snap := m.Snapshot()
+	for _, pattern := range []string{"mssql://shop/customers", "mssql://shop/*", "microsoft.sql_server://shop/customers", "*://shop/customers"} {
+		t.Run(pattern, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Sensitivity = []SensitivityRule{{Store: pattern, Labels: []string{"pii"}}}
+			a := New(cfg, nil, snap)
+			want := []StoreRef{{Name: "microsoft.sql_server://shop/customers", Kind: "database", Labels: []string{"pii"}}}
+			for _, svc := range []string{"legacy", "modern"} {
+				if diff := cmp.Diff(want, a.BlastRadius(svc)); diff != "" {
+					t.Errorf("%s's blast radius (-want +got):\n%s", svc, diff)
+				}
+			}
+		})
+	}
+}
+
+// TestLabelsOldDBSystemNames: a sensitivity pattern whose system is a
+// db.system value that db.system.name renamed matches the store under
+// the current name too; other patterns match as written.
+func TestLabelsOldDBSystemNames(t *testing.T) {
+	tests := []struct {
+		pattern, store string
+		want           bool
+	}{
+		{"mssql://shop/*", "microsoft.sql_server://shop/orders", true},
+		{"mssql://shop/*", "mssql://shop/orders", true},
+		{"oracle://*", "oracle.db://ledger", true},
+		{"cosmosdb://app/*", "azure.cosmosdb://app/users", true},
+		{"microsoft.sql_server://shop/*", "microsoft.sql_server://shop/orders", true},
+		{"postgresql://shop/*", "microsoft.sql_server://shop/orders", false},
+		{"mssql://shop/*", "microsoft.sql_server://crm/orders", false},
+		// A system written as a glob is matched as written.
+		{"m*://shop/*", "microsoft.sql_server://shop/orders", true},
+		{"ms*://shop/*", "microsoft.sql_server://shop/orders", false},
+		{"https://mssql", "https://mssql", true},
+		{"mssql", "microsoft.sql_server://shop/orders", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pattern+" "+tt.store, func(t *testing.T) {
+			cfg := Config{Sensitivity: []SensitivityRule{{Store: tt.pattern, Labels: []string{"pii"}}}}
+			if got := len(cfg.Labels(tt.store)) > 0; got != tt.want {
+				t.Errorf("labelled %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strings"
 	"time"
+
+	"github.com/evidentsec/evident/internal/telemetry"
 )
 
 // Config is what a team tells evident about its own system: which stores
@@ -13,7 +16,8 @@ import (
 type Config struct {
 	// Sensitivity labels stores by glob over canonical store names
 	// ("postgresql://shop/*", "sqlite://*/customers"); path.Match syntax,
-	// where "*" does not cross a "/".
+	// where "*" does not cross a "/". A database system written with its
+	// old db.system value ("mssql://shop/*") matches the current one too.
 	Sensitivity []SensitivityRule `yaml:"sensitivity"`
 	// Exposure overrides what traces show.
 	Exposure ExposureConfig `yaml:"exposure"`
@@ -118,7 +122,7 @@ func (c Config) Validate() error {
 func (c Config) labels(store string) []string {
 	var out []string
 	for _, r := range c.Sensitivity {
-		if ok, _ := path.Match(r.Store, store); !ok {
+		if !matchStore(r.Store, store) {
 			continue
 		}
 		for _, l := range r.Labels {
@@ -126,4 +130,33 @@ func (c Config) labels(store string) []string {
 		}
 	}
 	return out
+}
+
+// matchStore reports whether a store's canonical name matches pattern,
+// or pattern with its system renamed as currentDBPattern does.
+func matchStore(pattern, store string) bool {
+	if ok, _ := path.Match(pattern, store); ok {
+		return true
+	}
+	if cur := currentDBPattern(pattern); cur != pattern {
+		ok, _ := path.Match(cur, store)
+		return ok
+	}
+	return false
+}
+
+// currentDBPattern returns a store pattern whose system is a db.system
+// value that db.system.name renamed ("mssql://shop/*") with the current
+// value ("microsoft.sql_server://shop/*"), as the spans name the store
+// since 2026-12-07 (telemetry.DBSystemName); any other pattern as it is.
+// A pattern written before keeps labelling the database it labelled.
+func currentDBPattern(pattern string) string {
+	sys, rest, ok := strings.Cut(pattern, "://")
+	if !ok {
+		return pattern
+	}
+	if cur := telemetry.DBSystemName(sys); cur != sys {
+		return cur + "://" + rest
+	}
+	return pattern
 }
