@@ -41,6 +41,12 @@ func FuzzUnmarshalBinary(f *testing.F) {
 		{Version: stateVersion, Services: []serviceState{{Name: "a", Funcs: []attribution.Func{fn}, Stacks: []stackState{{Funcs: []int32{0}, Samples: 1, Endpoints: map[int32]int64{3: 1}}}}}},
 		{Version: stateVersion, Services: []serviceState{{Name: "a", Funcs: []attribution.Func{fn}, Stacks: []stackState{{Funcs: []int32{1}}}}}},
 		{Version: stateVersion, Services: []serviceState{{Name: "a", Funcs: []attribution.Func{fn, fn}}, {Name: "a"}}},
+		// A database under its old db.system value and its current one,
+		// which restore as one store.
+		{Version: stateVersion, Services: []serviceState{{Name: "a", Stores: []Store{
+			{Name: "mssql://shop/orders", Kind: "database", System: "mssql", Service: "a", Calls: 2},
+			{Name: "microsoft.sql_server://shop/orders", Kind: "database", System: "microsoft.sql_server", Service: "a", Calls: 1},
+		}}}},
 	} {
 		var buf bytes.Buffer
 		if err := gob.NewEncoder(&buf).Encode(st); err != nil {

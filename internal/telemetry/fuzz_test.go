@@ -67,6 +67,7 @@ func FuzzDecodeTraces(f *testing.F) {
 	for _, name := range []string{"traces.pb", "traces.jsonl", "traces-bad-line3.jsonl", "tempo-v1.json", "tempo-v2.json"} {
 		f.Add(readFixture(f, name))
 	}
+	f.Add(renamedValuesRequest(f))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_ = DecodeTraces(bytes.NewReader(data), "fuzz", func(spans []Span) error {
 			for _, s := range spans {
@@ -84,6 +85,7 @@ func FuzzDecodeTraces(f *testing.F) {
 func FuzzDecodeTraceRequestMatchesPdata(f *testing.F) {
 	f.Add(readFixture(f, "traces.pb"))
 	f.Add(oneFieldRequest("", nil))
+	f.Add(renamedValuesRequest(f))
 	f.Fuzz(func(t *testing.T, req []byte) {
 		if diff, _ := diffFromPdata(req); diff != "" {
 			t.Fatalf("the wire decoder differs from pdata (-pdata +wire):\n%s", diff)
@@ -129,6 +131,9 @@ func FuzzAppendTraceRequest(f *testing.F) {
 	for _, name := range []string{"traces.pb", "traces.jsonl", "tempo-v1.json", "tempo-v2.json"} {
 		f.Add(readFixture(f, name))
 	}
+	// Renamed values decode to the current ones, which encode and decode
+	// to themselves.
+	f.Add(renamedValuesRequest(f))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var spans []Span
 		_ = DecodeTraces(bytes.NewReader(data), "fuzz", func(s []Span) error {

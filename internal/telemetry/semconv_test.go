@@ -136,3 +136,28 @@ func TestDecodeDBSystem(t *testing.T) {
 		})
 	}
 }
+
+// renamedValuesRequest is a trace request whose spans name a database
+// and a messaging operation by values the conventions renamed, under the
+// old attributes and the new, for the fuzz targets to start from.
+func renamedValuesRequest(t testing.TB) []byte {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "poller")
+	spans := rs.ScopeSpans().AppendEmpty().Spans()
+	for i, attrs := range [][]kv{
+		{{"db.system", "mssql"}, {"db.namespace", "shop"}, {"db.sql.table", "orders"}},
+		{{"db.system.name", "oracle"}, {"db.namespace", "ledger"}},
+		{{"messaging.system", "kafka"}, {"messaging.destination", "orders"}, {"messaging.operation", "publish"}},
+		{{"messaging.system", "kafka"}, {"messaging.destination.name", "orders"}, {"messaging.operation.type", "receive"}},
+	} {
+		s := spans.AppendEmpty()
+		s.SetTraceID([16]byte{1})
+		s.SetSpanID([8]byte{byte(i + 1)})
+		s.SetKind(ptrace.SpanKindClient)
+		for _, a := range attrs {
+			s.Attributes().PutStr(a.key, a.v.(string))
+		}
+	}
+	return marshalTraces(t, td)
+}
