@@ -30,8 +30,12 @@ const (
 // rather than misread or skip it.
 const (
 	formatOTLPTraces = "otlp-traces/1"
-	formatGobSpans   = "gob-spans/1"
+	formatGobSpans   = "gob-spans/2"
 	formatGobProfile = "gob-profiles/1"
+	// formatGobSpansV1 is gob-spans before telemetry.Attrs had
+	// MessagingOperation: the versions before wrote it, and it decodes
+	// as gob-spans/2 does, without it.
+	formatGobSpansV1 = "gob-spans/1"
 )
 
 // errNewerFormat marks a record whose format header is a name/version
@@ -43,7 +47,7 @@ var errNewerFormat = errors.New("a newer evident wrote it")
 // writer's, rather than a header no evident wrote (which is malformed).
 func newerFormat(format string) bool {
 	switch format {
-	case formatOTLPTraces, formatGobSpans, formatGobProfile:
+	case formatOTLPTraces, formatGobSpans, formatGobSpansV1, formatGobProfile:
 		return false
 	}
 	name, version, ok := strings.Cut(format, "/")
@@ -111,7 +115,7 @@ func decode(r *kgo.Record) (Record, error) {
 			rec.Spans = append(rec.Spans, s...)
 			return nil
 		})
-	case formatGobSpans:
+	case formatGobSpans, formatGobSpansV1:
 		err = safegob.Decode(r.Value, &rec.Spans)
 	case formatGobProfile:
 		err = safegob.Decode(r.Value, &rec.Profiles)

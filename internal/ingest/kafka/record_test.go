@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"encoding"
 	"encoding/gob"
 	"flag"
@@ -10,6 +11,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -91,4 +95,34 @@ func selfEncoding(t reflect.Type) bool {
 		}
 	}
 	return false
+}
+
+// TestGobSpansVersions: a record of spans in gob is read under the
+// format this version writes and under the one the versions before
+// wrote, whose spans lack the fields added since.
+func TestGobSpansVersions(t *testing.T) {
+	spans := []telemetry.Span{{
+		Service: "poller", TraceID: [16]byte{1}, SpanID: [8]byte{2}, Kind: telemetry.SpanKindClient,
+		Attrs: telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "orders", MessagingOperation: "receive"},
+	}}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(spans); err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{formatGobSpans, formatGobSpansV1} {
+		t.Run(format, func(t *testing.T) {
+			rec, err := decode(&kgo.Record{Topic: "evident-ingest", Key: []byte("poller"), Value: buf.Bytes(), Headers: []kgo.RecordHeader{
+				{Key: headerTenant, Value: []byte("default")}, {Key: headerFormat, Value: []byte(format)},
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(spans, rec.Spans); diff != "" {
+				t.Errorf("spans (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if newerFormat(formatGobSpansV1) || newerFormat(formatGobSpans) || !newerFormat("gob-spans/3") {
+		t.Error("gob-spans/1 and /2 are this version's, /3 a newer one's")
+	}
 }
