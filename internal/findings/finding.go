@@ -40,6 +40,12 @@ type Package struct {
 	Ecosystem string `json:"ecosystem"`
 	Name      string `json:"name"`
 	Version   string `json:"version"`
+	// ScannerPURL is the package URL that Trivy and Syft (so Grype) give
+	// the package, when it is not PURL: a PyPI name with a dot, which
+	// PEP 503 makes a dash (ruamel.yaml is ruamel-yaml) where they keep
+	// it, and which go-vex, through which both match VEX statements,
+	// compares as written. VEX documents name the package by both.
+	ScannerPURL string `json:"scanner_purl,omitempty"`
 }
 
 // Vulnerability names a vulnerability by its primary id and aliases.

@@ -336,14 +336,25 @@ var osTypes = map[string]string{
 // it that differs from it only in case is taken instead, since Trivy
 // lowercases golang and npm package URLs (trivy pkg/purl) but not the
 // names it reports, and Go module paths and old npm names are
-// case-sensitive (github.com/Masterminds/goutils, JSONStream).
+// case-sensitive (github.com/Masterminds/goutils, JSONStream). A PyPI
+// name is PEP 503's in Name and PURL, and as the tool wrote it in
+// ScannerPURL when the two differ.
 func newPackage(ecosystem, name, version, purl string) (Package, error) {
 	if ecosystem == "" && purl != "" {
 		eco, n, v, err := osv.PackageFromPURL(purl)
 		switch {
 		case err == nil:
 			caseSensitive := eco == osv.EcosystemGo || eco == osv.EcosystemNPM
-			if !caseSensitive || !strings.EqualFold(name, n) {
+			switch {
+			case caseSensitive && strings.EqualFold(name, n):
+			case eco == osv.EcosystemPyPI:
+				// The name as reported, with its dots, for ScannerPURL;
+				// else as the package URL writes it.
+				if osv.NormalizePyPI(name) != n {
+					p, _ := packageurl.FromString(purl) // PackageFromPURL parsed it
+					name = p.Name
+				}
+			default:
 				name = n
 			}
 			ecosystem = eco
@@ -375,10 +386,16 @@ func newPackage(ecosystem, name, version, purl string) (Package, error) {
 		}
 		return Package{}, err
 	}
+	var scanner string
 	if ecosystem == osv.EcosystemPyPI {
+		// As packageurl-go reads a pypi package URL's name (lower case,
+		// "_" as "-"), which Trivy writes and go-vex compares.
+		if sp := packageurl.NewPackageURL(packageurl.TypePyPi, "", strings.ToLower(strings.ReplaceAll(name, "_", "-")), version, nil, "").ToString(); sp != p {
+			scanner = sp
+		}
 		name = osv.NormalizePyPI(name)
 	}
-	return Package{PURL: p, Ecosystem: ecosystem, Name: name, Version: version}, nil
+	return Package{PURL: p, Ecosystem: ecosystem, Name: name, Version: version, ScannerPURL: scanner}, nil
 }
 
 // distroPackage builds a package from a package URL of a type that OSV

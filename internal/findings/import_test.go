@@ -257,6 +257,17 @@ func TestNewPackage(t *testing.T) {
 			want: Package{PURL: "pkg:golang/github.com/Masterminds/semver/v3@v3.1.0", Ecosystem: "Go", Name: "github.com/Masterminds/semver/v3", Version: "v3.1.0"}},
 		{name: "pypi normalized", ecosystem: "PyPI", pkg: "PyYAML", version: "5.3",
 			want: Package{PURL: "pkg:pypi/pyyaml@5.3", Ecosystem: "PyPI", Name: "pyyaml", Version: "5.3"}},
+		// Trivy and Syft keep a PyPI name's dots in its package URL, and
+		// go-vex compares names as packageurl-go reads them: the VEX
+		// documents need that spelling too.
+		{name: "pypi name with a dot", ecosystem: "PyPI", pkg: "ruamel.yaml", version: "0.17.21",
+			want: Package{PURL: "pkg:pypi/ruamel-yaml@0.17.21", Ecosystem: "PyPI", Name: "ruamel-yaml", Version: "0.17.21", ScannerPURL: "pkg:pypi/ruamel.yaml@0.17.21"}},
+		{name: "pypi purl with a dot, as Trivy reports it", pkg: "ruamel.yaml", version: "0.17.21", purl: "pkg:pypi/ruamel.yaml@0.17.21",
+			want: Package{PURL: "pkg:pypi/ruamel-yaml@0.17.21", Ecosystem: "PyPI", Name: "ruamel-yaml", Version: "0.17.21", ScannerPURL: "pkg:pypi/ruamel.yaml@0.17.21"}},
+		{name: "pypi purl with a dot, alone", purl: "pkg:pypi/Zope.Interface@5.4.0",
+			want: Package{PURL: "pkg:pypi/zope-interface@5.4.0", Ecosystem: "PyPI", Name: "zope-interface", Version: "5.4.0", ScannerPURL: "pkg:pypi/zope.interface@5.4.0"}},
+		{name: "pypi underscores are no dots", ecosystem: "PyPI", pkg: "typing_extensions", version: "4.0.0",
+			want: Package{PURL: "pkg:pypi/typing-extensions@4.0.0", Ecosystem: "PyPI", Name: "typing-extensions", Version: "4.0.0"}},
 		{name: "maven purl", purl: "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1?type=jar",
 			want: Package{PURL: "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1", Ecosystem: "Maven", Name: "org.apache.logging.log4j:log4j-core", Version: "2.14.1"}},
 		{name: "debian purl loses qualifiers", purl: "pkg:deb/debian/openssl@1.1.1n-0%2Bdeb11u1?arch=amd64&distro=debian-11.3",

@@ -197,6 +197,7 @@ func mergeFindings(fs []Finding, idx []int) Finding {
 		m.Package.Ecosystem = cmp.Or(m.Package.Ecosystem, f.Package.Ecosystem)
 		m.Package.Name = cmp.Or(m.Package.Name, f.Package.Name)
 		m.Package.Version = cmp.Or(m.Package.Version, f.Package.Version)
+		m.Package.ScannerPURL = cmp.Or(m.Package.ScannerPURL, f.Package.ScannerPURL)
 	}
 	ids = sortedSet(ids)
 	if len(ids) > 0 {

@@ -325,6 +325,24 @@ func TestOpenVEXProducts(t *testing.T) {
 			},
 		},
 		{
+			// Trivy and Syft keep the dot of ruamel.yaml in its package
+			// URL, and go-vex compares names as packageurl-go reads
+			// them (lower case, "_" as "-"): the statement names both.
+			name: "a PyPI name with a dot",
+			edit: func(r *Result) {
+				a := moved(r, "GO-2023-1571", "gateway", assess.StatusNotAffected)
+				a.Finding.Vulnerability = findings.Vulnerability{ID: "CVE-2019-20478"}
+				a.Finding.Package = findings.Package{PURL: "pkg:pypi/ruamel-yaml@0.16.5", Ecosystem: "PyPI", Name: "ruamel-yaml", Version: "0.16.5",
+					ScannerPURL: "pkg:pypi/ruamel.yaml@0.16.5"}
+				r.Assessments = append(r.Assessments, a)
+			},
+			checks: []check{
+				{"CVE-2019-20478", "pkg:pypi/ruamel.yaml@0.16.5", []string{"pkg:generic/gateway@1.0.0"}, "pkg:generic/gateway@1.0.0", vex.StatusNotAffected},
+				{"CVE-2019-20478", "pkg:pypi/ruamel-yaml@0.16.5", []string{"pkg:generic/gateway@1.0.0"}, "pkg:generic/gateway@1.0.0", vex.StatusNotAffected},
+				{"CVE-2019-20478", "pkg:pypi/ruamel.yaml@0.16.5", []string{"pkg:generic/orders@1.0.0"}, "pkg:generic/orders@1.0.0", ""},
+			},
+		},
+		{
 			name: "a finding without a service",
 			edit: func(r *Result) {
 				r.Assessments = append(r.Assessments, moved(r, "GO-2023-1571", "", assess.StatusNotAffected))

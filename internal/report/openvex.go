@@ -75,15 +75,28 @@ func openVEXStatement(group []*instance) vex.Statement {
 			text = append(text, s)
 		}
 	}
-	pkg := func(in *instance) vex.Component {
-		return vex.Component{ID: in.Package.PURL, Identifiers: map[vex.IdentifierType]string{vex.PURL: in.Package.PURL}}
+	component := func(purl string) vex.Component {
+		return vex.Component{ID: purl, Identifiers: map[vex.IdentifierType]string{vex.PURL: purl}}
+	}
+	// A package is named by its package URL, and by the one Trivy and
+	// Grype give it when they write it otherwise (ScannerPURL), or their
+	// matching would not apply the statement to it.
+	var pkgs []vex.Component
+	for _, in := range group {
+		for _, purl := range []string{in.Package.PURL, in.Package.ScannerPURL} {
+			if purl != "" && !slices.ContainsFunc(pkgs, func(c vex.Component) bool { return c.ID == purl }) {
+				pkgs = append(pkgs, component(purl))
+			}
+		}
 	}
 	if first.Product.PURL == "" {
-		st.Products = []vex.Product{{Component: pkg(first)}}
+		for _, c := range pkgs {
+			st.Products = append(st.Products, vex.Product{Component: c})
+		}
 	} else {
-		p := vex.Product{Component: vex.Component{ID: first.Product.PURL, Identifiers: map[vex.IdentifierType]string{vex.PURL: first.Product.PURL}}}
-		for _, in := range group {
-			p.Subcomponents = append(p.Subcomponents, vex.Subcomponent{Component: pkg(in)})
+		p := vex.Product{Component: component(first.Product.PURL)}
+		for _, c := range pkgs {
+			p.Subcomponents = append(p.Subcomponents, vex.Subcomponent{Component: c})
 		}
 		st.Products = []vex.Product{p}
 	}
