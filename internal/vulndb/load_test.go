@@ -1189,3 +1189,66 @@ func TestFunctionsAt(t *testing.T) {
 		}
 	}
 }
+
+// TestFunctionsAtEntryWithoutFunctions: an affected[] entry that includes
+// the version and lists no function names no vulnerable code at that
+// version, so the record gives none of the package's functions there. The
+// functions of another entry, for other versions, were looked for instead:
+// the verdict was decided on code not vulnerable at the version, at symbol
+// level, and a loaded verdict could be exported not_affected where nothing
+// names the vulnerable code (docs/priority.md, "What to look for").
+func TestFunctionsAtEntryWithoutFunctions(t *testing.T) {
+	npm := func(introduced, fix string, functions ...string) osv.Affected {
+		a := osv.Affected{
+			Package: osv.Package{Ecosystem: "npm", Name: "lodash"},
+			Ranges:  []osv.Range{{Type: osv.RangeSemver, Events: []osv.Event{intro(introduced), fixed(fix)}}},
+		}
+		if len(functions) > 0 {
+			a.EcosystemSpecific = &osv.EcosystemSpecific{AffectedFunctions: functions}
+		}
+		return a
+	}
+	const mod = "example.com/m"
+	goEntry := func(introduced, fix string, imports ...osv.Import) osv.Affected {
+		a := osv.Affected{
+			Package: osv.Package{Ecosystem: "Go", Name: mod},
+			Ranges:  []osv.Range{{Type: osv.RangeSemver, Events: []osv.Event{intro(introduced), fixed(fix)}}},
+		}
+		if len(imports) > 0 {
+			a.EcosystemSpecific = &osv.EcosystemSpecific{Imports: imports}
+		}
+		return a
+	}
+	db := loadDir(t, Options{}, writeRecords(t,
+		osv.Entry{ID: "GHSA-aaaa-bbbb-cccc", Affected: []osv.Affected{
+			npm("0", "4.17.12", "lodash.defaultsDeep"),
+			npm("4.17.13", "4.17.20"),
+		}},
+		osv.Entry{ID: "GO-2099-0001", Affected: []osv.Affected{
+			goEntry("0", "1.3.0", osv.Import{Path: mod + "/client", Symbols: []string{"Client.Upload"}}),
+			goEntry("1.4.0", "1.4.2"),
+		}},
+	))
+	tests := []struct {
+		name, id, eco, pkg, version string
+		want                        []string
+	}{
+		{"npm: the entry that lists them", "GHSA-aaaa-bbbb-cccc", "npm", "lodash", "4.17.4", []string{"defaultsDeep"}},
+		{"npm: an entry that lists none", "GHSA-aaaa-bbbb-cccc", "npm", "lodash", "4.17.15", nil},
+		{"npm: in no entry", "GHSA-aaaa-bbbb-cccc", "npm", "lodash", "4.17.12", []string{"defaultsDeep"}},
+		{"Go: the entry that lists them", "GO-2099-0001", "Go", mod, "v1.2.0", []string{"Client.Upload"}},
+		{"Go: an entry without imports (every package)", "GO-2099-0001", "Go", mod, "v1.4.1", nil},
+		{"Go: in no entry", "GO-2099-0001", "Go", mod, "v1.3.5", []string{"Client.Upload"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, fn := range db.Get(tt.id).FunctionsAt(tt.eco, tt.pkg, tt.version) {
+				got = append(got, fn.Symbol)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("FunctionsAt(%s) = %v, want %v", tt.version, got, tt.want)
+			}
+		})
+	}
+}

@@ -251,8 +251,8 @@ func sortBounds(bs []bound) {
 // import without a path names no package, and is skipped. The entries at
 // the indexes dropped, left out of the record as invalid, list none: their
 // functions would otherwise be looked for at the versions of the record's
-// other entries (FunctionsAt lists every function when no entry listing
-// some includes a version).
+// other entries (FunctionsAt lists every function when no entry of the
+// package includes a version).
 func osvFunctions(e *osv.Entry, dropped []int) []Function {
 	var out []Function
 	for ai, a := range e.Affected {

@@ -124,17 +124,23 @@ type Function struct {
 // ecosystem at version: those of the record's affected[] entries whose
 // ranges include the version (a record lists, per range, the functions
 // vulnerable in it: GO-2023-1497 names Client.UploadImage below 1.3.4 and
-// not in 1.4.x), and the knowledge base's. When no entry that lists
-// functions of the package includes the version (one the ranges do not
-// order, or a scanner's finding the record's ranges disagree with), all of
-// them, as before.
+// not in 1.4.x), and the knowledge base's. An entry that includes the
+// version and lists no function names no vulnerable code at it: the record
+// then gives none of the package's functions at that version, whatever
+// other entries list for other versions (a Go entry without imports affects
+// every package of the module; a GitHub entry without affected_functions
+// names none). When no entry of the package includes the version (one the
+// ranges do not order, or a scanner's finding the record's ranges disagree
+// with), all of them, as before.
 func (v *Vuln) FunctionsAt(ecosystem, name, version string) []Function {
 	eco := canonicalEcosystem(ecosystem)
 	lv := newLookup(eco, name, version)
 	includes := map[int]bool{}
+	included := false
 	for _, af := range v.entries {
 		if canonicalEcosystem(af.eco) == eco && normName(eco, af.name) == normName(eco, name) {
 			includes[af.index] = len(newPkgIndex([]*affected{af}).affecting(lv)) > 0
+			included = included || includes[af.index]
 		}
 	}
 	var out []Function
@@ -149,7 +155,7 @@ func (v *Vuln) FunctionsAt(ecosystem, name, version string) []Function {
 			listed = true
 		}
 	}
-	if !listed {
+	if !listed && !included {
 		return v.Functions
 	}
 	return out
