@@ -127,7 +127,12 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 		r.Reason = fmt.Sprintf("profiles attribute no code to %s packages (native libraries, other runtimes), so whether %s ran cannot be told", f.Package.Ecosystem, f.Package.Name)
 		return r
 	}
-	if !slices.ContainsFunc(svc.Functions, func(fn model.Function) bool { return fn.Language == lang }) {
+	// The samples that could have shown the package's code: those whose
+	// stacks hold code of its language. A Go server's samples say nothing
+	// of the Python worker under the same service.name, and samples beyond
+	// the model's MaxStacks kept no stack to look in.
+	samples := svc.LanguageSamples[lang]
+	if samples == 0 {
 		// A Go service's image may hold npm packages that some process
 		// evident has no profile of runs.
 		r.Verdict = Unknown
@@ -218,21 +223,24 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 		r.Verdict = Loaded
 		r.Samples = pkgTop.Samples
 		r.Endpoints, r.SpanNames = byWeight(pkgEndpoints), byWeight(pkgSpans)
-		r.Bound = bound(svc)
+		r.Bound = bound(svc, samples)
 		r.Reason = fmt.Sprintf("code of %s ran (%s in %d profile samples) but no vulnerable function is known, so whether the vulnerable code ran is unknown (package level)%s",
 			f.Package.Name, funcName(pkgTop.Func), pkgTop.Samples, static)
 		return r
 	}
-	if svc.Samples < a.cfg.Reachability.MinSamples {
+	if samples < a.cfg.Reachability.MinSamples {
 		r.Verdict = Unknown
-		r.Reason = fmt.Sprintf("only %d profile samples of service %q, fewer than the %d needed", svc.Samples, f.Service, a.cfg.Reachability.MinSamples)
+		r.Reason = fmt.Sprintf("only %d profile samples of service %q, fewer than the %d needed", samples, f.Service, a.cfg.Reachability.MinSamples)
+		if samples < svc.Samples {
+			r.Reason = fmt.Sprintf("only %d profile samples of service %q hold %s code, fewer than the %d needed", samples, f.Service, lang, a.cfg.Reachability.MinSamples)
+		}
 		return r
 	}
-	r.Bound = bound(svc)
+	r.Bound = bound(svc, samples)
 	if loaded {
 		r.Verdict = Loaded
 		r.Endpoints, r.SpanNames = byWeight(pkgEndpoints), byWeight(pkgSpans)
-		r.Reason = fmt.Sprintf("vulnerable package ran but no vulnerable function was seen in %d samples (bound %s)%s", svc.Samples, r.Bound, static)
+		r.Reason = fmt.Sprintf("vulnerable package ran but no vulnerable function was seen in %d samples (bound %s)%s", samples, r.Bound, static)
 		return r
 	}
 	if hidden != nil {
@@ -248,7 +256,7 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 		return r
 	}
 	r.Verdict = NotObserved
-	r.Reason = fmt.Sprintf("no frame of the vulnerable package in %d samples (bound %s)%s", svc.Samples, r.Bound, static)
+	r.Reason = fmt.Sprintf("no frame of the vulnerable package in %d samples (bound %s)%s", samples, r.Bound, static)
 	return r
 }
 
@@ -311,9 +319,10 @@ func cpuUnit(svc *model.Service) bool {
 	return cpuProfile(svc) && svc.Windows[0].Unit == "nanoseconds"
 }
 
-// bound computes the rule-of-three bound over a service's windows.
-func bound(svc *model.Service) *Bound {
-	b := &Bound{Samples: svc.Samples, Share: 3 / float64(svc.Samples), CPU: cpuProfile(svc)}
+// bound computes the rule-of-three bound of samples samples (those that
+// could have shown the code looked for) over a service's windows.
+func bound(svc *model.Service, samples int64) *Bound {
+	b := &Bound{Samples: samples, Share: 3 / float64(samples), CPU: cpuProfile(svc)}
 	var period int64
 	for _, w := range svc.Windows {
 		period = max(period, w.Period)

@@ -2,11 +2,15 @@ package assess
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/model"
 	"github.com/evidentsec/evident/internal/osv"
+	"github.com/evidentsec/evident/internal/telemetry"
 	"github.com/evidentsec/evident/internal/vulndb"
 )
 
@@ -60,5 +64,83 @@ func TestTargetsOfDisplayName(t *testing.T) {
 	want := []target{{pkg: "yaml.constructor", symbol: "FullConstructor", module: "pyyaml"}}
 	if diff := cmp.Diff(want, targets(f, v), cmp.AllowUnexported(target{})); diff != "" {
 		t.Errorf("targets (-want +got):\n%s", diff)
+	}
+}
+
+// TestBoundCountsSamplesThatCouldShowIt: the rule-of-three bound, and the
+// minimum of samples for a verdict, count the samples that could have
+// shown the code looked for: those whose stack holds code of the
+// package's language, kept by the model. The samples of a Go server said
+// nothing of the Python worker under the same service.name, nor did the
+// samples on stacks beyond model.Config.MaxStacks, whose frames were not
+// kept; both made a not_observed verdict with a bound of 3/S over every
+// sample, and a VEX not_affected.
+func TestBoundCountsSamplesThatCouldShowIt(t *testing.T) {
+	handler := attribution.Frame{Function: "example.com/shop/gateway.handle", File: "example.com/shop/gateway/main.go"}
+	other := attribution.Frame{Function: "example.com/shop/gateway.other", File: "example.com/shop/gateway/main.go"}
+	parse := attribution.Frame{Function: "golang.org/x/text/language.Parse", File: "golang.org/x/text@v0.3.5/language/parse.go"}
+	flask := attribution.Frame{Function: "dispatch_request", File: "/usr/lib/python3.12/site-packages/flask/app.py"}
+	requests := findings.Finding{
+		Service:       "svc",
+		Package:       findings.Package{PURL: "pkg:pypi/requests@2.31.0", Ecosystem: osv.EcosystemPyPI, Name: "requests", Version: "2.31.0"},
+		Vulnerability: findings.Vulnerability{ID: "GHSA-9wx4-h78v-vm56"},
+		Severity:      findings.Severity{Level: "medium"},
+	}
+	text := textFinding("svc", findings.StaticImported)
+	text.Symbols = nil // the record names Parse
+	tests := []struct {
+		name      string
+		maxStacks int
+		samples   []telemetry.Sample
+		finding   findings.Finding
+		verdict   Verdict
+		bound     int64 // Bound.Samples, 0 for none
+		vex       string
+	}{
+		{
+			name:    "a Go service's samples only",
+			samples: []telemetry.Sample{{Locations: []int32{0}, Count: 100_000}},
+			finding: text, verdict: NotObserved, bound: 100_000, vex: StatusNotAffected,
+		},
+		{
+			name:    "a Python worker with few samples beside a Go server",
+			samples: []telemetry.Sample{{Locations: []int32{0}, Count: 100_000}, {Locations: []int32{3}, Count: 20}},
+			finding: requests, verdict: Unknown, vex: StatusUnderInvestigation,
+		},
+		{
+			name:    "a Python worker beside a Go server: the bound of its samples",
+			samples: []telemetry.Sample{{Locations: []int32{0}, Count: 100_000}, {Locations: []int32{3}, Count: 200}},
+			finding: requests, verdict: NotObserved, bound: 200, vex: StatusUnderInvestigation,
+		},
+		{
+			name:      "samples on stacks beyond max_stacks",
+			maxStacks: 2,
+			samples:   []telemetry.Sample{{Locations: []int32{0}, Count: 10}, {Locations: []int32{1}, Count: 10}, {Locations: []int32{2, 0}, Count: 100_000}},
+			finding:   text, verdict: Unknown, vex: StatusUnderInvestigation,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mc := model.DefaultConfig()
+			if tt.maxStacks > 0 {
+				mc.MaxStacks = tt.maxStacks
+			}
+			m := model.New(mc, attribution.New(attribution.Config{GoModules: []string{"golang.org/x/text", "example.com/shop"}}))
+			m.AddProfile(&telemetry.ProfileBatch{
+				Service: "svc", SampleType: "cpu", Unit: "nanoseconds", Period: 10_000_000, Start: t0, Duration: 2 * time.Hour,
+				Locations: [][]attribution.Frame{{handler}, {other}, {parse}, {flask}},
+				Samples:   tt.samples,
+			})
+			v := &vulndb.Vuln{Functions: []vulndb.Function{{Ecosystem: osv.EcosystemGo, Module: "golang.org/x/text", Package: "golang.org/x/text/language", Symbol: "Parse"}}}
+			got := New(DefaultConfig(), fakeVulns{"GO-2021-0113": v}, m.Snapshot()).One(tt.finding)
+			r := got.Reachability
+			var bound int64
+			if r.Bound != nil {
+				bound = r.Bound.Samples
+			}
+			if r.Verdict != tt.verdict || bound != tt.bound || got.VEX.Status != tt.vex {
+				t.Errorf("%s, bound of %d samples, VEX %s (%s); want %s, %d, %s", r.Verdict, bound, got.VEX.Status, r.Reason, tt.verdict, tt.bound, tt.vex)
+			}
+		})
 	}
 }

@@ -145,8 +145,14 @@ type Service struct {
 	// Samples counts every profile sample; Unattributed those whose leaf
 	// frame no rule could attribute.
 	Samples, Unattributed int64
-	Functions             []Function // heaviest first
-	Packages              []Package  // heaviest first
+	// LanguageSamples counts, per language, the samples whose stack (as
+	// kept: not beyond MaxStacks) holds code of it: those in which code of
+	// that language could have been seen. A service whose processes run
+	// several runtimes (a Go server with a Python worker) has most of its
+	// samples in one of them; a stack beyond the bound is in none.
+	LanguageSamples map[attribution.Language]int64
+	Functions       []Function // heaviest first
+	Packages        []Package  // heaviest first
 	// SeriesEnd is the end of the newest minute of the functions' series
 	// (Function.Series, Hour); zero before any profile.
 	SeriesEnd time.Time
@@ -231,6 +237,7 @@ func (s *service) snapshot() *Service {
 		Endpoints: slices.Clone(s.endpoints), Spans: s.spans, Overflow: s.overflow, SeriesEnd: s.seriesEnd(),
 	}
 	out.Functions, out.Packages = s.functions()
+	out.LanguageSamples = s.languageSamples()
 	slices.SortStableFunc(out.Endpoints, func(a, b Endpoint) int {
 		return cmp.Or(cmp.Compare(b.Calls, a.Calls), cmp.Compare(a.Name(), b.Name()))
 	})
@@ -341,6 +348,24 @@ func (s *service) functions() ([]Function, []Package) {
 		return cmp.Or(cmp.Compare(b.Samples, a.Samples), cmp.Compare(a.Package, b.Package), cmp.Compare(a.Module, b.Module))
 	})
 	return out, pkgs
+}
+
+// languageSamples counts the samples of the stacks that hold code of each
+// language, once per stack however many of its frames are of it.
+func (s *service) languageSamples() map[attribution.Language]int64 {
+	out := make(map[attribution.Language]int64)
+	var langs []attribution.Language
+	for si := range s.stacks {
+		st := &s.stacks[si]
+		langs = langs[:0]
+		for _, f := range st.funcs {
+			if l := s.funcs[f].Language; !slices.Contains(langs, l) {
+				langs = append(langs, l)
+				out[l] += st.samples
+			}
+		}
+	}
+	return out
 }
 
 func cloneImages(imgs []telemetry.Image) []telemetry.Image {
