@@ -236,6 +236,19 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 		}
 		return r
 	}
+	if svc.Overflow.Frames > 0 {
+		// Frames of functions beyond model.Config.MaxFunctions were left
+		// out of the stacks: the vulnerable code may be among them, so
+		// not seeing it bounds nothing.
+		r.Verdict = Unknown
+		what := "no frame of the vulnerable package was seen"
+		if loaded {
+			what = "the vulnerable package ran but no vulnerable function was seen"
+		}
+		r.Reason = fmt.Sprintf("%s, but %d frames of functions beyond the model's max_functions were left out of the profiles of service %q and may be its%s",
+			what, svc.Overflow.Frames, f.Service, static)
+		return r
+	}
 	r.Bound = bound(svc, samples)
 	if loaded {
 		r.Verdict = Loaded

@@ -144,3 +144,47 @@ func TestBoundCountsSamplesThatCouldShowIt(t *testing.T) {
 		})
 	}
 }
+
+// TestFramesLeftOut: once a service has more functions than
+// model.Config.MaxFunctions, frames of new ones are left out of its
+// stacks (Overflow.Frames), and the vulnerable code may be among them:
+// not seeing it is no evidence. It was not_observed (or loaded) with a
+// bound, and exported not_affected.
+func TestFramesLeftOut(t *testing.T) {
+	handler := attribution.Frame{Function: "example.com/shop/gateway.handle", File: "example.com/shop/gateway/main.go"}
+	builder := attribution.Frame{Function: "golang.org/x/text/language.(*Builder).Make", File: "golang.org/x/text@v0.3.5/language/language.go"}
+	parse := attribution.Frame{Function: "golang.org/x/text/language.Parse", File: "golang.org/x/text@v0.3.5/language/parse.go"}
+	text := textFinding("svc", findings.StaticImported)
+	tests := []struct {
+		name         string
+		maxFunctions int
+		locations    [][]attribution.Frame
+		verdict      Verdict
+		vex          string
+	}{
+		{"every function kept", 100, [][]attribution.Frame{{handler}, {parse}}, Executed, StatusAffected},
+		{"the package's functions left out", 1, [][]attribution.Frame{{handler}, {parse}}, Unknown, StatusUnderInvestigation},
+		{"the vulnerable function left out", 2, [][]attribution.Frame{{handler}, {builder}, {parse}}, Unknown, StatusUnderInvestigation},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mc := model.DefaultConfig()
+			mc.MaxFunctions = tt.maxFunctions
+			m := model.New(mc, attribution.New(attribution.Config{GoModules: []string{"golang.org/x/text", "example.com/shop"}}))
+			b := &telemetry.ProfileBatch{
+				Service: "svc", SampleType: "cpu", Unit: "nanoseconds", Period: 10_000_000, Start: t0, Duration: 2 * time.Hour,
+				Locations: tt.locations,
+			}
+			for i := range tt.locations {
+				b.Samples = append(b.Samples, telemetry.Sample{Locations: []int32{int32(i), 0}, Count: 50_000})
+			}
+			m.AddProfile(b)
+			cfg := DefaultConfig()
+			cfg.VEX.AllowLoaded = true
+			got := New(cfg, nil, m.Snapshot()).One(text)
+			if r := got.Reachability; r.Verdict != tt.verdict || got.VEX.Status != tt.vex {
+				t.Errorf("%s, VEX %s (%s); want %s, %s", r.Verdict, got.VEX.Status, r.Reason, tt.verdict, tt.vex)
+			}
+		})
+	}
+}
