@@ -14,8 +14,11 @@ import (
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/ingest/kafka"
 	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/redact"
+	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/store/postgres"
+	tenantpkg "github.com/evidentsec/evident/internal/tenant"
 )
 
 // The roles of evident serve (--role): all is the single process; the
@@ -105,6 +108,11 @@ func (s *server) cluster(ctx context.Context, cfg fileConfig, pg *postgres.Store
 				// The tenant's unit holds its store view and alert
 				// router; the shard's engine is its own.
 				u, err := s.tenants.Get(context.Background(), tenant)
+				if errors.Is(err, tenantpkg.ErrTooManyTenants) || errors.Is(err, store.ErrInvalid) {
+					// Until max_tenants is raised: the reader stops the
+					// record's partition rather than retry it for ever.
+					return cluster.Shard{}, pipeline.Permanent(err)
+				}
 				if err != nil {
 					return cluster.Shard{}, err
 				}

@@ -14,6 +14,7 @@ import (
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/ingest/kafka"
 	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/store/postgres"
 )
 
@@ -36,7 +37,11 @@ type Shard struct {
 type ApplierDeps struct {
 	Store Store
 	// NewShard builds the (never started) engine of a new shard of
-	// tenant, with its model empty.
+	// tenant, with its model empty. An error made with
+	// pipeline.Permanent (a tenant beyond max_tenants) is one retrying
+	// does not cure: the reader stops the record's partition at it
+	// (kafka.StopError) and goes on with the others; any other is
+	// retried.
 	NewShard func(tenant string) (Shard, error)
 	// Findings returns the stored findings of tenant.
 	Findings func(ctx context.Context, tenant string) ([]findings.Finding, error)
@@ -162,6 +167,9 @@ func (a *Applier) Apply(ctx context.Context, recs []kafka.Record) error {
 			var err error
 			if sh, err = a.newShard(ctx, r.Tenant); err != nil {
 				// Nothing of recs from here is applied: part.next stays.
+				if pipeline.IsPermanent(err) {
+					return &kafka.StopError{Partition: r.Partition, Offset: r.Offset, Err: err}
+				}
 				return err
 			}
 			part.shards[r.Tenant] = sh

@@ -24,6 +24,7 @@ import (
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/ingest/kafka"
 	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/store/postgres"
 	"github.com/evidentsec/evident/internal/store/postgres/pgtest"
@@ -778,4 +779,52 @@ func openStore(t testing.TB) *postgres.Store {
 	}
 	t.Cleanup(func() { pg.Close() })
 	return pg
+}
+
+// TestApplierRefusesTenant: a shard the engine cannot make for a record's
+// tenant until it is changed (NewShard's error is pipeline.Permanent: a
+// tenant beyond max_tenants) is a *kafka.StopError naming the record, on
+// which the reader stops that partition alone; any other error is
+// retried as it is.
+func TestApplierRefusesTenant(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		err      error
+		wantStop bool
+	}{
+		{"permanent", pipeline.Permanent(errors.New("too many tenants")), true},
+		{"passing", errors.New("store unavailable"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			st := &flaky{Store: openStore(t)}
+			var reads atomic.Int32
+			a := newApplier(t, st, &reads)
+			newShard := a.deps.NewShard
+			a.deps.NewShard = func(tenant string) (Shard, error) {
+				if tenant == "beyond" {
+					return Shard{}, tc.err
+				}
+				return newShard(tenant)
+			}
+			if _, err := a.Assign(ctx, []int32{0, 1}); err != nil {
+				t.Fatal(err)
+			}
+			bad := record(0, 1, span("cart", telemetry.SpanKindServer, 4, 0, telemetry.Attrs{}))
+			bad.Tenant = "beyond"
+			err := a.Apply(ctx, []kafka.Record{record(0, 0, span("cart", telemetry.SpanKindServer, 3, 0, telemetry.Attrs{})), bad})
+			var se *kafka.StopError
+			if got := errors.As(err, &se); got != tc.wantStop {
+				t.Fatalf("Apply = %v; a *kafka.StopError: %v, want %v", err, got, tc.wantStop)
+			}
+			if se != nil && (se.Partition != 0 || se.Offset != 1 || !errors.Is(err, tc.err)) {
+				t.Errorf("Apply = %+v, want partition 0 offset 1 wrapping %v", se, tc.err)
+			}
+			// What came before the refused record is applied, once.
+			offs, err := a.Checkpoint(ctx)
+			if err != nil || offs[0] != 1 {
+				t.Errorf("Checkpoint = %v, %v; want partition 0 at 1", offs, err)
+			}
+		})
+	}
 }

@@ -102,6 +102,9 @@ type applier struct {
 	mem map[int32]*partState
 	// applied, when set, is called after each Apply.
 	applied func()
+	// refuse, when set, is asked about each record before it is
+	// applied: an error ends Apply there.
+	refuse func(Record) error
 }
 
 func newApplier(st *state) *applier { return &applier{st: st, mem: map[int32]*partState{}} }
@@ -132,6 +135,12 @@ func (a *applier) Apply(_ context.Context, recs []Record) error {
 			a.st.skipped++
 			a.st.mu.Unlock()
 			continue
+		}
+		if a.refuse != nil {
+			if err := a.refuse(r); err != nil {
+				a.mu.Unlock()
+				return err
+			}
 		}
 		k := r.Tenant + "/" + r.Service
 		for _, s := range r.Spans {
@@ -780,7 +789,7 @@ func TestMetricsFromZero(t *testing.T) {
 	if _, err := NewReader(cfg, newApplier(newState()), time.Second, nil, reg); err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string]int{"evident_kafka_produced_records_total": 6, "evident_kafka_read_records_total": 3, "evident_kafka_partitions_stopped": 1, "evident_kafka_checkpoints_total": 2} {
+	for name, want := range map[string]int{"evident_kafka_produced_records_total": 6, "evident_kafka_read_records_total": 4, "evident_kafka_partitions_stopped": 1, "evident_kafka_checkpoints_total": 2} {
 		if n, err := testutil.GatherAndCount(reg, name); err != nil || n != want {
 			t.Errorf("%s: %d series (%v), want %d", name, n, err, want)
 		}
@@ -929,4 +938,116 @@ func TestNewerFormatGivenBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(first, "the first engine, the partition given back", 3, 2)
+}
+
+// TestPoisonTenant writes, to one partition of two, a record whose tenant
+// no engine can take, between records of a tenant it takes, and checks
+// that the other partition is applied and committed meanwhile: a bad
+// record holds up its own partition at most, never the engine's others.
+// A tenant no receiver writes (it fails store.ValidateTenant) is damage,
+// skipped and counted as malformed; one the applier refuses until the
+// engine is changed (a *StopError: a tenant beyond max_tenants) stops its
+// partition there, with nothing from it on committed.
+func TestPoisonTenant(t *testing.T) {
+	for _, tc := range []struct {
+		name, tenant string
+		// refused is whether the applier refuses the tenant.
+		refused bool
+		// want are the names applied: the partition with the bad record
+		// and the other.
+		want map[string][]string
+		// committed is partition 0's committed offset.
+		committed int64
+		outcomes  map[string]float64
+		stopped   float64
+		log       string
+	}{{
+		name: "tenant no receiver writes", tenant: "no/such",
+		want:      map[string][]string{"acme/cart": {"a", "c"}, "acme/orders": {"x"}},
+		committed: 3,
+		outcomes:  map[string]float64{"applied": 3, "malformed": 1, "refused": 0},
+		log:       `level=WARN msg="skip a malformed record of the ingest log" err="decode record evident-ingest/0@1: evident-tenant header: invalid argument: tenant \"no/such\"`,
+	}, {
+		name: "tenant the applier refuses", tenant: "beyond", refused: true,
+		want:      map[string][]string{"acme/cart": {"a"}, "acme/orders": {"x"}},
+		committed: 1,
+		outcomes:  map[string]float64{"applied": 2, "malformed": 0, "refused": 1},
+		stopped:   1,
+		log:       `level=ERROR msg="stop reading a partition of the ingest log at a record this engine refuses" topic=evident-ingest partition=0 offset=1 err="too many tenants"`,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := cluster(t, 2)
+			raw, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.DefaultProduceTopic(cfg.Topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			write := func(p int32, tenant, service, name string) {
+				t.Helper()
+				value, format, err := encodeSpans(spans(service, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := raw.ProduceSync(context.Background(), &kgo.Record{Partition: p, Key: []byte(service), Value: value, Headers: []kgo.RecordHeader{
+					{Key: headerTenant, Value: []byte(tenant)}, {Key: headerFormat, Value: []byte(format)},
+				}}).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write(0, "acme", "cart", "a")    // offset 0
+			write(0, tc.tenant, "cart", "b") // 1
+			write(0, "acme", "cart", "c")    // 2
+			write(1, "acme", "orders", "x")  // partition 1, offset 0
+
+			st := newState()
+			a := newApplier(st)
+			a.refuse = func(r Record) error {
+				if tc.refused && r.Tenant == tc.tenant {
+					return &StopError{Partition: r.Partition, Offset: r.Offset, Err: errors.New("too many tenants")}
+				}
+				return nil
+			}
+			var logs logtest.Buffer
+			r := startReader(t, cfg, a, 20*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil)))
+			adm := kadm.NewClient(raw)
+			committed := func() (int64, int64) {
+				offs, err := adm.FetchOffsets(context.Background(), cfg.Group)
+				if err != nil {
+					return -1, -1
+				}
+				o0, _ := offs.Lookup(cfg.Topic, 0)
+				o1, _ := offs.Lookup(cfg.Topic, 1)
+				return o0.At, o1.At
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				c0, c1 := committed()
+				if c0 == tc.committed && c1 == 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("in 20 s: committed offsets %d and %d, want %d and 1; applied %v", c0, c1, tc.committed, st.names())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			time.Sleep(100 * time.Millisecond) // a few more checkpoints
+			if diff := cmp.Diff(st.names(), tc.want); diff != "" {
+				t.Errorf("applied (-got +want):\n%s", diff)
+			}
+			if c0, _ := committed(); c0 != tc.committed {
+				t.Errorf("partition 0 committed at %d, want %d", c0, tc.committed)
+			}
+			for outcome, want := range tc.outcomes {
+				if got := testutil.ToFloat64(r.m.WithLabelValues(outcome)); got != want {
+					t.Errorf("evident_kafka_read_records_total{outcome=%q} %v, want %v", outcome, got, want)
+				}
+			}
+			if got := testutil.ToFloat64(r.stopped); got != tc.stopped {
+				t.Errorf("evident_kafka_partitions_stopped %v, want %v", got, tc.stopped)
+			}
+			if got := logs.String(); !strings.Contains(got, tc.log) {
+				t.Errorf("log:\n%s\nwant a line with %s", got, tc.log)
+			}
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,7 +36,12 @@ type Applier interface {
 	// offset, or from the start of the log.
 	Assign(ctx context.Context, partitions []int32) (Offsets, error)
 	// Apply applies recs, in log order within each partition, to the
-	// in-memory state. An error means nothing of recs was applied; the
+	// in-memory state. On an error some of recs may have been applied:
+	// the Applier skips those when it is given them again (Offsets.Fresh).
+	// A *StopError names a record the Applier cannot take until the
+	// engine is changed: the Reader stops reading its partition there
+	// and calls Apply again at once with the other partitions' records.
+	// Any other error is taken as passing (the store is down): the
 	// Reader pauses and calls Apply again with the same records. recs
 	// belong to the Applier after the call.
 	Apply(ctx context.Context, recs []Record) error
@@ -50,6 +56,25 @@ type Applier interface {
 	// commit. Either way it then forgets them.
 	Revoke(ctx context.Context, partitions []int32, lost bool) Offsets
 }
+
+// StopError is an Apply error for a record that retrying does not make
+// applicable: the engine refuses its tenant (one beyond max_tenants, say)
+// until its configuration changes. The record is not damaged, so it is
+// not skipped either: the Reader stops reading its partition at it, as
+// at a record of a newer format, and the records of its other partitions
+// go on. Nothing of the partition from the record on is applied or
+// committed until the group moves the partition (the engine restarts).
+type StopError struct {
+	Partition int32
+	Offset    int64
+	Err       error
+}
+
+func (e *StopError) Error() string {
+	return fmt.Sprintf("record at partition %d offset %d: %v", e.Partition, e.Offset, e.Err)
+}
+
+func (e *StopError) Unwrap() error { return e.Err }
 
 // Offsets are, per partition of the log, the offset after the last
 // record applied. An applier keeps them with its state (in the engine's
@@ -94,7 +119,8 @@ type Reader struct {
 	log     *slog.Logger
 	m       *prometheus.CounterVec
 	// stopped is how many partitions the reader holds but no longer
-	// fetches: each stopped at a record of a newer format (stop).
+	// fetches: each stopped at a record of a newer format (stop) or one
+	// the applier refused (refuse).
 	stopped prometheus.Gauge
 	// checkpoints counts the applier's checkpoints by result: an
 	// engine's only checkpoints (serve's evident_engine_checkpoints_total
@@ -123,10 +149,10 @@ func NewReader(cfg Config, a Applier, checkpoint time.Duration, logger *slog.Log
 	}
 	r := &Reader{cfg: cfg, every: checkpoint, applier: a, log: logger, m: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "evident_kafka_read_records_total",
-		Help: "Records read from the ingest log, by outcome (applied, malformed, too_new).",
+		Help: "Records read from the ingest log, by outcome (applied, malformed, too_new, refused).",
 	}, []string{"outcome"}), stopped: prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "evident_kafka_partitions_stopped",
-		Help: "Partitions of the ingest log this engine holds but stopped reading at a record of a format it does not know, written by a newer evident: upgrade the engine.",
+		Help: "Partitions of the ingest log this engine holds but stopped reading at a record of a format it does not know, written by a newer evident (upgrade the engine), or at a record it refuses (see its log).",
 	}), checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "evident_kafka_checkpoints_total",
 		Help: "Checkpoints of the partitions read from the ingest log to the shared store, by result (ok, error).",
@@ -136,6 +162,7 @@ func NewReader(cfg Config, a Applier, checkpoint time.Duration, logger *slog.Log
 	r.m.WithLabelValues("applied")
 	r.m.WithLabelValues("malformed")
 	r.m.WithLabelValues("too_new")
+	r.m.WithLabelValues("refused")
 	r.checkpoints.WithLabelValues("ok")
 	r.checkpoints.WithLabelValues("error")
 	if reg != nil {
@@ -361,12 +388,52 @@ func (r *Reader) apply(ctx context.Context, raw []*kgo.Record) bool {
 		if ctx.Err() != nil {
 			return false
 		}
+		var se *StopError
+		if errors.As(err, &se) && slices.ContainsFunc(recs, func(rec Record) bool {
+			return rec.Partition == se.Partition && rec.Offset == se.Offset
+		}) {
+			// One record the engine cannot take holds up its partition
+			// alone: the others' records are applied now.
+			r.refuse(raw, se)
+			recs = slices.DeleteFunc(recs, func(rec Record) bool {
+				if rec.Partition != se.Partition {
+					return false
+				}
+				if rec.Offset < se.Offset {
+					r.m.WithLabelValues("applied").Inc()
+				}
+				return true
+			})
+			continue
+		}
 		r.log.Warn("apply records of the ingest log", "records", len(recs), "err", err, "retry_in", r.cfg.ApplyBackoff)
+		// Partitions may move meanwhile, as while a checkpoint fails.
+		r.cl.AllowRebalance()
 		if !r.sleep(ctx) {
 			return false
 		}
 	}
 	return true
+}
+
+// refusedHint says what to do about a partition stopped at a record the
+// engine refused.
+const refusedHint = "fix what the error names (serve.tenants.max_tenants for a tenant beyond it) and restart this engine: nothing of the partition from this record on is applied or committed, and the engine that takes the partition reads it from here, before the topic's retention deletes it"
+
+// refuse stops fetching the partition of se, a record of raw the applier
+// refused, as stop does for a record of a newer format.
+func (r *Reader) refuse(raw []*kgo.Record, se *StopError) {
+	r.m.WithLabelValues("refused").Inc()
+	topic := r.cfg.Topic
+	for _, kr := range raw {
+		if kr.Partition == se.Partition && kr.Offset == se.Offset {
+			topic = kr.Topic
+		}
+	}
+	paused := r.cl.PauseFetchPartitions(map[string][]int32{topic: {se.Partition}})
+	r.stopped.Set(float64(len(paused[r.cfg.Topic])))
+	r.log.Error("stop reading a partition of the ingest log at a record this engine refuses",
+		"topic", topic, "partition", se.Partition, "offset", se.Offset, "err", se.Err, "hint", refusedHint)
 }
 
 // newerFormatHint says what to do about a partition stopped at a record

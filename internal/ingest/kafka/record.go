@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evidentsec/evident/internal/safegob"
+	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
@@ -107,6 +108,12 @@ func decode(r *kgo.Record) (Record, error) {
 	}
 	if rec.Tenant == "" {
 		return rec, fmt.Errorf("decode %s: no %s header", where, headerTenant)
+	}
+	if err := store.ValidateTenant(rec.Tenant); err != nil {
+		// No receiver writes it (its guard decides valid tenants only),
+		// and no engine could keep it: applying it would fail for ever
+		// and hold up every partition of the engine.
+		return rec, fmt.Errorf("decode %s: %s header: %w", where, headerTenant, err)
 	}
 	var err error
 	switch format {
