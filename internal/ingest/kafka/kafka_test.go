@@ -789,7 +789,7 @@ func TestMetricsFromZero(t *testing.T) {
 	if _, err := NewReader(cfg, newApplier(newState()), time.Second, nil, reg); err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string]int{"evident_kafka_produced_records_total": 6, "evident_kafka_read_records_total": 4, "evident_kafka_partitions_stopped": 1, "evident_kafka_checkpoints_total": 2} {
+	for name, want := range map[string]int{"evident_kafka_produced_records_total": 6, "evident_kafka_read_records_total": 4, "evident_kafka_partitions_stopped": 1, "evident_kafka_checkpoints_total": 2, "evident_kafka_lost_records_total": 1} {
 		if n, err := testutil.GatherAndCount(reg, name); err != nil || n != want {
 			t.Errorf("%s: %d series (%v), want %d", name, n, err, want)
 		}
@@ -1047,6 +1047,81 @@ func TestPoisonTenant(t *testing.T) {
 			}
 			if got := logs.String(); !strings.Contains(got, tc.log) {
 				t.Errorf("log:\n%s\nwant a line with %s", got, tc.log)
+			}
+		})
+	}
+}
+
+// TestRetentionGap: an engine given a partition reads it from its
+// checkpoint; when the topic's retention deleted records past it (an
+// engine down for longer than the retention), the client goes on from
+// the start of the log. The records are lost either way; the engine says
+// so, with the topic, partition and offsets, and counts them, instead of
+// going on as if nothing were missing. A record skipped as malformed,
+// and records the checkpoint covers, are no gap.
+func TestRetentionGap(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// checkpoint is the stored offset; deleteTo the log's start after
+		// the retention (0: nothing deleted).
+		checkpoint, deleteTo int64
+		want                 []string
+		lost                 float64
+	}{
+		{name: "deleted past the checkpoint", checkpoint: 2, deleteTo: 4, want: []string{"a", "b", "e"}, lost: 2},
+		{name: "deleted up to the checkpoint", checkpoint: 3, deleteTo: 3, want: []string{"a", "b", "d", "e"}},
+		{name: "nothing deleted", checkpoint: 1, want: []string{"a", "b", "d", "e"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := cluster(t, 1)
+			p := newProducer(t, cfg)
+			raw, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.DefaultProduceTopic(cfg.Topic))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			for _, n := range []string{"a", "b", "c", "d", "e"} {
+				if n == "c" {
+					// Offset 2, damaged: skipped, and no gap.
+					if err := raw.ProduceSync(context.Background(), &kgo.Record{Key: []byte("cart"), Value: []byte("not gob"), Headers: []kgo.RecordHeader{
+						{Key: headerTenant, Value: []byte("default")}, {Key: headerFormat, Value: []byte(formatGobSpans)},
+					}}).FirstErr(); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				if err := p.Traces().Consume(context.Background(), spans("cart", n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.deleteTo > 0 {
+				offs := kadm.Offsets{}
+				offs.Add(kadm.Offset{Topic: cfg.Topic, Partition: 0, At: tc.deleteTo})
+				res, err := kadm.NewClient(raw).DeleteRecords(context.Background(), offs)
+				if err == nil {
+					err = res.Error()
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			st := newState()
+			// What the checkpoint holds: the names before it, c excepted.
+			held := slices.DeleteFunc(slices.Clone([]string{"a", "b", "c", "d", "e"}[:tc.checkpoint]), func(n string) bool { return n == "c" })
+			st.parts[0] = &partState{next: tc.checkpoint, names: map[string][]string{"default/cart": held}}
+			var logs logtest.Buffer
+			r := startReader(t, cfg, newApplier(st), 20*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil)))
+			st.waitFor(t, len(tc.want))
+			time.Sleep(100 * time.Millisecond) // a few more polls
+			if diff := cmp.Diff(st.names(), map[string][]string{"default/cart": tc.want}); diff != "" {
+				t.Errorf("applied (-got +want):\n%s", diff)
+			}
+			if got := testutil.ToFloat64(r.lost); got != tc.lost {
+				t.Errorf("evident_kafka_lost_records_total %v, want %v", got, tc.lost)
+			}
+			line := fmt.Sprintf(`level=ERROR msg="records of the ingest log were deleted before this engine applied them" topic=%s partition=0 from=%d to=%d records=%d `, cfg.Topic, tc.checkpoint, tc.deleteTo, tc.deleteTo-tc.checkpoint)
+			if got := strings.Contains(logs.String(), line); got != (tc.lost > 0) {
+				t.Errorf("log:\n%s\nhas %s: %v, want %v", logs.String(), line, got, tc.lost > 0)
 			}
 		})
 	}

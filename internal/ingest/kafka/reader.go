@@ -126,8 +126,15 @@ type Reader struct {
 	// engine's only checkpoints (serve's evident_engine_checkpoints_total
 	// counts the single process's), and failing while the store is down.
 	checkpoints *prometheus.CounterVec
-	loop        pipeline.Loop
-	once        sync.Once
+	// lost counts the offsets of partitions this reader holds that the
+	// log no longer had when it came to read them (gap).
+	lost prometheus.Counter
+	// expectMu guards expect: per partition held, the offset the reader
+	// reads next, set by assign and advanced by apply.
+	expectMu sync.Mutex
+	expect   map[int32]int64
+	loop     pipeline.Loop
+	once     sync.Once
 }
 
 var _ pipeline.Component = (*Reader)(nil)
@@ -156,7 +163,10 @@ func NewReader(cfg Config, a Applier, checkpoint time.Duration, logger *slog.Log
 	}), checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "evident_kafka_checkpoints_total",
 		Help: "Checkpoints of the partitions read from the ingest log to the shared store, by result (ok, error).",
-	}, []string{"result"})}
+	}, []string{"result"}), lost: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "evident_kafka_lost_records_total",
+		Help: "Offsets of the ingest log an engine was to read next but found deleted, by the topic's retention, before it applied them.",
+	}), expect: map[int32]int64{}}
 	// Every outcome and result from 0, so a rate of malformed records or
 	// failed checkpoints is 0 rather than "no data".
 	r.m.WithLabelValues("applied")
@@ -166,7 +176,7 @@ func NewReader(cfg Config, a Applier, checkpoint time.Duration, logger *slog.Log
 	r.checkpoints.WithLabelValues("ok")
 	r.checkpoints.WithLabelValues("error")
 	if reg != nil {
-		for _, c := range []prometheus.Collector{r.m, r.stopped, r.checkpoints} {
+		for _, c := range []prometheus.Collector{r.m, r.stopped, r.checkpoints, r.lost} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register kafka reader metrics: %w", err)
 			}
@@ -243,6 +253,17 @@ func (r *Reader) assign(ctx context.Context, offsets map[string]map[int32]kgo.Of
 			offsets[r.cfg.Topic][p] = kgo.NewOffset().At(n).WithEpoch(-1)
 		}
 	}
+	r.expectMu.Lock()
+	for p, o := range offsets[r.cfg.Topic] {
+		// The checkpoint's offset, or the group's commit: a partition
+		// read from the start of the log expects nothing.
+		if at := o.EpochOffset().Offset; at >= 0 {
+			r.expect[p] = at
+		} else {
+			delete(r.expect, p)
+		}
+	}
+	r.expectMu.Unlock()
 	return offsets, nil
 }
 
@@ -251,6 +272,11 @@ func (r *Reader) revoke(ctx context.Context, cl *kgo.Client, parts []int32, lost
 	if len(parts) == 0 {
 		return
 	}
+	r.expectMu.Lock()
+	for _, p := range parts {
+		delete(r.expect, p)
+	}
+	r.expectMu.Unlock()
 	if offs := r.applier.Revoke(ctx, parts, lost); len(offs) > 0 {
 		cl.CommitOffsetsSync(ctx, r.commitsOf(offs), nil)
 	}
@@ -355,6 +381,7 @@ func (r *Reader) apply(ctx context.Context, raw []*kgo.Record) bool {
 		if stopped[kr.Partition] {
 			continue
 		}
+		r.gap(kr)
 		rec, err := decode(kr)
 		if errors.Is(err, errNewerFormat) {
 			// Not damage: a newer receiver wrote it. Skipped, it would
@@ -434,6 +461,25 @@ func (r *Reader) refuse(raw []*kgo.Record, se *StopError) {
 	r.stopped.Set(float64(len(paused[r.cfg.Topic])))
 	r.log.Error("stop reading a partition of the ingest log at a record this engine refuses",
 		"topic", topic, "partition", se.Partition, "offset", se.Offset, "err", se.Err, "hint", refusedHint)
+}
+
+// gap reports the offsets before kr that the reader was to read next
+// and the log no longer holds: the topic's retention deleted them before
+// an engine applied them (one was down or behind for longer), and the
+// client went on from the start of the log. Nothing can bring them back;
+// they are lost, loudly.
+func (r *Reader) gap(kr *kgo.Record) {
+	r.expectMu.Lock()
+	want, ok := r.expect[kr.Partition]
+	r.expect[kr.Partition] = kr.Offset + 1
+	r.expectMu.Unlock()
+	if !ok || kr.Offset <= want {
+		return
+	}
+	r.lost.Add(float64(kr.Offset - want))
+	r.log.Error("records of the ingest log were deleted before this engine applied them",
+		"topic", kr.Topic, "partition", kr.Partition, "from", want, "to", kr.Offset, "records", kr.Offset-want,
+		"hint", "the topic's retention must exceed the longest time an engine may be down or behind (docs/scaling.md)")
 }
 
 // newerFormatHint says what to do about a partition stopped at a record
