@@ -221,7 +221,33 @@ func newClient(what string, cfg HTTPConfig) (*client, error) {
 		return nil, fmt.Errorf("%s source: %w", what, err)
 	}
 	cfg.URL = strings.TrimRight(cfg.URL, "/")
-	return &client{cfg: cfg, what: what, http: &http.Client{Transport: &authTransport{auth: cfg.Auth, next: tr}, Timeout: cfg.Timeout}}, nil
+	c := &client{cfg: cfg, what: what}
+	c.http = &http.Client{Transport: &authTransport{auth: cfg.Auth, next: tr}, Timeout: cfg.Timeout, CheckRedirect: c.checkRedirect}
+	return c, nil
+}
+
+// maxRedirects is how many redirects a request follows, as net/http's
+// default does.
+const maxRedirects = 10
+
+// checkRedirect follows a redirect only to the server of the request
+// that led to it (or from http to https on the same host): authTransport
+// adds the credentials to every request, the redirected ones included,
+// so a redirect to another host, which net/http would follow, would hand
+// them to that host; and a redirect from https to http would send them
+// in clear. Any other is refused as not the API (a login page of a
+// single sign-on proxy, a URL that names a load balancer's other site).
+func (c *client) checkRedirect(req *http.Request, via []*http.Request) error {
+	from, to := via[0].URL, req.URL
+	if len(via) >= maxRedirects {
+		return c.notAPI(via[0], fmt.Sprintf("%d redirects", len(via)))
+	}
+	sameHost := strings.EqualFold(from.Host, to.Host) && from.Scheme == to.Scheme
+	upgrade := from.Scheme == "http" && to.Scheme == "https" && strings.EqualFold(from.Hostname(), to.Hostname())
+	if sameHost || upgrade {
+		return nil
+	}
+	return c.notAPI(via[0], "a redirect to "+to.Scheme+"://"+to.Host+" (not followed: the credentials would go there)")
 }
 
 // authTransport adds the auth headers to every request, those of the
@@ -259,6 +285,10 @@ func (c *client) get(ctx context.Context, path, accept, version string) ([]byte,
 	c.stats.Requests++
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if na, ok := errors.AsType[*notAPIError](err); ok {
+			// A redirect refused (checkRedirect).
+			return nil, "", fmt.Errorf("%s: %w", c.what, na)
+		}
 		if na := c.probeHTTP2(ctx, err); na != nil {
 			return nil, "", fmt.Errorf("%s: %w", c.what, na)
 		}

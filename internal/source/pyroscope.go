@@ -62,7 +62,7 @@ func NewPyroscope(cfg PyroscopeConfig) (*Pyroscope, error) {
 		return nil, err
 	}
 	c.api = "Pyroscope's query API"
-	hc := &http.Client{Transport: &connectCheck{c: c, next: c.http.Transport}, Timeout: c.http.Timeout}
+	hc := &http.Client{Transport: &connectCheck{c: c, next: c.http.Transport}, Timeout: c.http.Timeout, CheckRedirect: c.checkRedirect}
 	q := querierv1connect.NewQuerierServiceClient(hc, c.cfg.URL, connect.WithReadMaxBytes(int(cfg.MaxResponseBytes)))
 	return &Pyroscope{cfg: cfg, c: c, querier: q}, nil
 }

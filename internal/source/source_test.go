@@ -745,3 +745,65 @@ func (c *traceIDs) Spans(spans []telemetry.Span) error {
 }
 
 func (c *traceIDs) Profile(*telemetry.ProfileBatch) error { return nil }
+
+// TestRedirects checks that a redirect is followed on the server the
+// URL names, and refused to any other: the credentials are added to
+// every request, redirected ones included, so that they would reach the
+// other host.
+func TestRedirects(t *testing.T) {
+	s := loadServers(t)
+	auth := source.Auth{User: "123456", Password: "glc_token", OrgID: "tenant-a"}
+	var mu sync.Mutex
+	var reached []string
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		reached = append(reached, r.Method+" "+r.URL.Path+" "+r.Header.Get("Authorization")+" "+r.Header.Get("X-Scope-OrgID"))
+		mu.Unlock()
+		s.handler().ServeHTTP(w, r)
+	}))
+	defer other.Close()
+	tests := []struct {
+		name string
+		// to is where the server redirects a request under /old.
+		to      func(self string) string
+		wantErr bool
+	}{
+		{"same server", func(self string) string { return self }, false},
+		{"another host", func(string) string { return strings.Replace(other.URL, "127.0.0.1", "localhost", 1) }, true},
+		{"another port", func(string) string { return other.URL }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reached = nil
+			var srv *httptest.Server
+			srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if rest, ok := strings.CutPrefix(r.URL.RequestURI(), "/old"); ok {
+					// 307 keeps the method and body of Connect's POSTs.
+					http.Redirect(w, r, tt.to(srv.URL)+rest, http.StatusTemporaryRedirect)
+					return
+				}
+				s.handler().ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			for name, pull := range map[string]func(source.Pull) source.Pull{
+				"tempo":     func(p source.Pull) source.Pull { return source.Pull{Tempo: p.Tempo} },
+				"pyroscope": func(p source.Pull) source.Pull { return source.Pull{Pyroscope: p.Pyroscope} },
+			} {
+				err := pull(newPull(t, srv.URL+"/old", auth, nil)).Run(context.Background(), window, &collect{}, func(error) {})
+				switch {
+				case !tt.wantErr && err != nil:
+					t.Errorf("%s: %v", name, err)
+				case tt.wantErr && (!errors.Is(err, source.ErrNotAPI) || !strings.Contains(fmt.Sprint(err), "a redirect to http://")):
+					t.Errorf("%s: error %v: want ErrNotAPI naming the redirect", name, err)
+				case tt.wantErr && strings.Contains(fmt.Sprint(err), auth.Password):
+					t.Errorf("%s: error %q shows a secret", name, err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(reached) > 0 {
+				t.Errorf("the other server was sent %d requests, the first %q", len(reached), reached[0])
+			}
+		})
+	}
+}
