@@ -30,6 +30,8 @@ type Pull struct {
 // are read. A service Pyroscope lists without CPU samples in the window
 // is reported through skip as ErrNoCPUSamples: nothing of it was
 // skipped, and a caller may say so as a note.
+// So is a trace or a service's profile over MaxResponseBytes
+// (ErrTooLarge), which would be as large at every retry.
 // An error of a source as a whole (unreachable, unauthorized, wrong URL)
 // or of h is returned. A window longer than a source takes in one query
 // is read from it in parts (windowParts).
@@ -84,7 +86,9 @@ func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handle
 		switch {
 		case errors.Is(err, ErrNotFound):
 			skip(fmt.Errorf("tempo trace %s: gone since the search: %w", id, ErrNoData))
-		case errors.Is(err, telemetry.ErrMalformed), errors.Is(err, ErrPartial):
+		case errors.Is(err, telemetry.ErrMalformed), errors.Is(err, ErrPartial), errors.Is(err, ErrTooLarge):
+			// A trace over MaxResponseBytes is as large at every
+			// poll: failing the window would never get past it.
 			skip(err)
 		case err != nil:
 			return err
@@ -147,7 +151,9 @@ func (p Pull) profiles(ctx context.Context, pr *windowProgress, h telemetry.Hand
 			case errors.Is(err, ErrNoCPUSamples):
 				noCPU[svc] = err
 				continue
-			case errors.Is(err, telemetry.ErrMalformed):
+			case errors.Is(err, telemetry.ErrMalformed), errors.Is(err, ErrTooLarge):
+				// As a trace: a profile over MaxResponseBytes would
+				// fail the window at every poll.
 				skip(err)
 				continue
 			case err != nil:

@@ -1,6 +1,7 @@
 package source_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -8,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -803,6 +805,68 @@ func TestRedirects(t *testing.T) {
 			defer mu.Unlock()
 			if len(reached) > 0 {
 				t.Errorf("the other server was sent %d requests, the first %q", len(reached), reached[0])
+			}
+		})
+	}
+}
+
+// TestOversizedAnswer checks that one answer over MaxResponseBytes, a
+// trace or a service's profile, is skipped and named, and the rest of
+// the window is read: failing the window would read it again at every
+// poll, and never get past it.
+func TestOversizedAnswer(t *testing.T) {
+	const limit = 4 << 20
+	huge := bytes.Repeat([]byte{0}, limit+1)
+	tests := []struct {
+		name string
+		// big reports whether r is the request answered with huge.
+		big   func(r *http.Request, body []byte) bool
+		ctype string
+		pull  func(source.Pull) source.Pull
+		want  string
+	}{
+		{"trace", func(r *http.Request, _ []byte) bool { return strings.HasPrefix(r.URL.Path, "/api/v2/traces/2") }, "application/protobuf",
+			func(p source.Pull) source.Pull { return source.Pull{Tempo: p.Tempo} }, "tempo /api/v2/traces/2"},
+		{"profile", func(r *http.Request, body []byte) bool {
+			return strings.HasSuffix(r.URL.Path, "/SelectMergeStacktraces") && bytes.Contains(body, []byte(`{service_name="gateway"}`))
+		}, "application/proto", func(p source.Pull) source.Pull { return source.Pull{Pyroscope: p.Pyroscope} }, "service gateway"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := loadServers(t)
+			var want collect
+			wsrv := httptest.NewServer(s.handler())
+			defer wsrv.Close()
+			if err := tt.pull(newPull(t, wsrv.URL, source.Auth{}, nil)).Run(context.Background(), window, &want, func(err error) { t.Errorf("skipped %v", err) }); err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				if tt.big(r, body) {
+					w.Header().Set("Content-Type", tt.ctype)
+					w.Write(huge)
+					return
+				}
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				s.handler().ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			var got collect
+			var skipped []error
+			err := tt.pull(newPull(t, srv.URL, source.Auth{}, func(c *source.HTTPConfig) { c.MaxResponseBytes = limit })).Run(context.Background(), window, &got, func(err error) { skipped = append(skipped, err) })
+			if err != nil {
+				t.Fatalf("window failed: %v", err)
+			}
+			if len(skipped) == 0 {
+				t.Fatal("nothing skipped")
+			}
+			for _, err := range skipped {
+				if !errors.Is(err, source.ErrTooLarge) || !strings.Contains(err.Error(), tt.want) {
+					t.Errorf("skipped for %v: want ErrTooLarge naming %q", err, tt.want)
+				}
+			}
+			if got.spans+len(got.profiles) == 0 || got.spans > want.spans || len(got.profiles) != max(0, len(want.profiles)-1) {
+				t.Errorf("read %d spans and %d services' profiles, want the rest of %d and %d", got.spans, len(got.profiles), want.spans, len(want.profiles))
 			}
 		})
 	}
