@@ -18,7 +18,7 @@ func FuzzValue(f *testing.F) {
 	}
 	r := newDefault(f)
 	fields := []string{FieldURLQuery, FieldURLFull, FieldDBQueryText, HeaderPrefix + "accept", "url.path"}
-	keys := []string{FieldDBStatement, HeaderPrefix + "cookie", "http.target", "exception.message"}
+	keys := []string{FieldDBStatement, HeaderPrefix + "cookie", "http.response.header.set_cookie", "http.target", "exception.message"}
 	f.Fuzz(func(t *testing.T, v string) {
 		for _, field := range fields {
 			got := r.Value(field, v)

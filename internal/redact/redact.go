@@ -34,6 +34,27 @@ const (
 	HeaderPrefix = "http.request.header."
 )
 
+// headerPrefixes start the attribute names of captured headers and
+// metadata, each followed by the header's name: the request's and the
+// response's (a Set-Cookie is only ever in a response), HTTP's and
+// gRPC's and Connect's metadata (semantic conventions).
+var headerPrefixes = []string{
+	HeaderPrefix, "http.response.header.",
+	"rpc.grpc.request.metadata.", "rpc.grpc.response.metadata.",
+	"rpc.connect_rpc.request.metadata.", "rpc.connect_rpc.response.metadata.",
+}
+
+// headerName returns the header name of an attribute of a captured
+// header, and whether key is one.
+func headerName(key string) (string, bool) {
+	for _, p := range headerPrefixes {
+		if name, ok := strings.CutPrefix(key, p); ok {
+			return name, true
+		}
+	}
+	return "", false
+}
+
 // Redactor applies a Config. It is immutable and safe for concurrent use.
 type Redactor struct {
 	cfg Config
@@ -114,8 +135,9 @@ func (r *Redactor) valueOnce(field, v string) string {
 		if r.cfg.SQL {
 			v = sanitizeSQL(v)
 		}
-	case strings.HasPrefix(field, HeaderPrefix):
-		return r.header(field[len(HeaderPrefix):], v)
+	}
+	if name, ok := headerName(field); ok {
+		return r.header(name, v)
 	}
 	return r.text(v)
 }
@@ -156,13 +178,16 @@ func (r *Redactor) ruleOf(key string) keyRule {
 	}
 	rule := ruleValue
 	switch {
-	case key == FieldURLQuery || key == FieldURLFull || key == FieldDBQueryText || key == FieldDBStatement,
-		strings.HasPrefix(key, HeaderPrefix):
+	case key == FieldURLQuery || key == FieldURLFull || key == FieldDBQueryText || key == FieldDBStatement:
 		// Value's own rules (a header's name is looked at by them).
 	case key == "http.url" || key == "http.target":
 		rule = ruleURL
 	case r.secretName(key):
 		rule = ruleMask
+	}
+	if _, ok := headerName(key); ok {
+		// Value's own rules: a header's name is looked at by them.
+		rule = ruleValue
 	}
 	if cache == nil || len(*cache) < maxKeys {
 		r.keysMu.Lock()
@@ -326,13 +351,15 @@ func (r *Redactor) span(in *telemetry.Span) (telemetry.Span, bool) {
 	return sp, changed
 }
 
-// header redacts the value of the request header name (lower case).
+// header redacts the value of the header name, of a request or a
+// response, in any case, with "_" for "-" as older semantic conventions
+// wrote it (http.request.header.x_api_key).
 func (r *Redactor) header(name, v string) string {
 	if v == "" {
 		return v
 	}
 	for _, h := range r.c.headers {
-		if strings.EqualFold(name, h) {
+		if sameHeader(name, h) {
 			return r.cfg.Mask
 		}
 	}
@@ -340,6 +367,27 @@ func (r *Redactor) header(name, v string) string {
 		return r.cfg.Mask
 	}
 	return r.text(v)
+}
+
+// sameHeader reports whether the header names a and b are the same, in
+// any case and with "_" and "-" the same.
+func sameHeader(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == '_' {
+			x = '-'
+		}
+		if y == '_' {
+			y = '-'
+		}
+		if x != y && ('a' > x|0x20 || x|0x20 > 'z' || x|0x20 != y|0x20) {
+			return false
+		}
+	}
+	return true
 }
 
 // secretName reports whether a parameter or header named name holds a

@@ -227,3 +227,34 @@ func TestShapeOf(t *testing.T) {
 		}
 	}
 }
+
+// TestHeaderAttributes checks that the header rules reach every
+// attribute of a captured header or metadata entry: of a response as of
+// a request (a Set-Cookie is only in a response), of gRPC and Connect
+// metadata, and with the "_" older semantic conventions wrote for "-".
+func TestHeaderAttributes(t *testing.T) {
+	r := newDefault(t)
+	tests := []struct{ key, in, want string }{
+		{"http.response.header.set-cookie", "sid=s3cr3t; Path=/; HttpOnly", "REDACTED"},
+		{"http.response.header.Set-Cookie", "sid=s3cr3t", "REDACTED"},
+		{"http.request.header.set_cookie", "sid=s3cr3t", "REDACTED"},
+		{"http.request.header.cookie", "sid=s3cr3t", "REDACTED"},
+		{"rpc.grpc.request.metadata.cookie", "sid=s3cr3t", "REDACTED"},
+		{"rpc.grpc.response.metadata.set-cookie", "sid=s3cr3t", "REDACTED"},
+		{"rpc.connect_rpc.request.metadata.authorization", "Bearer s3cr3t", "REDACTED"},
+		{"http.response.header.x-api-key", "s3cr3t", "REDACTED"},
+		{"http.response.header.content-type", "text/html", "text/html"},
+		{"http.response.header.location", "https://u:p@h.example/", "https://REDACTED:REDACTED@h.example/"},
+		{"rpc.grpc.request.metadata.user-agent", "grpc-go/1.70", "grpc-go/1.70"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key, func(t *testing.T) {
+			if got := r.Attribute(tt.key, tt.in); got != tt.want {
+				t.Errorf("Attribute(%s, %q) = %q, want %q", tt.key, tt.in, got, tt.want)
+			}
+			if got := r.Value(tt.key, tt.in); got != tt.want {
+				t.Errorf("Value(%s, %q) = %q, want %q", tt.key, tt.in, got, tt.want)
+			}
+		})
+	}
+}
