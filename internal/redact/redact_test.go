@@ -35,6 +35,15 @@ func TestValue(t *testing.T) {
 		{"url user only", FieldURLFull, "ftp://anonymous@files.example/x", "ftp://REDACTED@files.example/x"},
 		{"sql string", FieldDBQueryText, "SELECT * FROM users WHERE password='hunter2'", "SELECT * FROM users WHERE password=?"},
 		{"sql escapes", FieldDBQueryText, `SELECT 'it''s', 'a\'b', "dq" FROM t2 WHERE id = 42 AND x IN (1, 2.5)`, `SELECT ?, ?, ? FROM t2 WHERE id = ? AND x IN (?, ?)`},
+		// A backslash that ends a standard string (PostgreSQL, SQLite,
+		// SQL Server) was read as escaping the quote, which made the next
+		// value a name between two literals.
+		{"sql backslash ends a string", FieldDBQueryText, `INSERT INTO t VALUES ('C:\', 'hunter2')`, `INSERT INTO t VALUES (?, ?)`},
+		{"sql backslash ends a double-quoted string", FieldDBQueryText, `INSERT INTO t VALUES ("C:\", "hunter2")`, `INSERT INTO t VALUES (?, ?)`},
+		{"sql backslash escapes a quote", FieldDBQueryText, `UPDATE u SET name = 'O\'Brien', pw = 'hunter2' WHERE id = 7`, `UPDATE u SET name = ?, pw = ? WHERE id = ?`},
+		// Unterminated either way: what either reading takes for a
+		// literal is masked.
+		{"sql backslash both ways", FieldDBQueryText, `SELECT 'a\'' AS x, 'hunter2\' AS y`, `SELECT ?`},
 		{"sql unterminated", FieldDBQueryText, "SELECT * FROM u WHERE name='' OR '1'='1", "SELECT * FROM u WHERE name=? OR ?=?"},
 		{"sql injection tail", FieldDBQueryText, "SELECT * FROM u WHERE name='x' OR 'a", "SELECT * FROM u WHERE name=? OR ?"},
 		{"sql params and comments", FieldDBQueryText, "SELECT a FROM t WHERE b = $1 AND `col9` = ? /*traceparent='00-ab'*/ -- it's 5", "SELECT a FROM t WHERE b = $1 AND `col9` = ? /*traceparent=?*/ -- it?"},
