@@ -460,21 +460,29 @@ func (r *Redactor) query(q string) string {
 	return e.String()
 }
 
-// urlQuery masks the secret parameters of the query of a URL.
+// urlQuery masks the secret parameters of the query of a URL, and of
+// its fragment: OAuth's implicit flow returns the access token there
+// (#access_token=...), which a browser's instrumentation records with
+// the page's URL, and a hash route carries its own query (#/reset?token=).
 func (r *Redactor) urlQuery(u string) string {
-	i := strings.IndexByte(u, '?')
-	if i < 0 {
+	base, frag, hasFrag := strings.Cut(u, "#")
+	b := base
+	if i := strings.IndexByte(base, '?'); i >= 0 {
+		if q := r.query(base[i+1:]); q != base[i+1:] {
+			b = base[:i+1] + q
+		}
+	}
+	f := frag
+	if hasFrag {
+		f = r.query(frag)
+	}
+	if b == base && f == frag {
 		return u
 	}
-	j := len(u)
-	if k := strings.IndexByte(u[i:], '#'); k >= 0 {
-		j = i + k
+	if !hasFrag {
+		return b
 	}
-	q := r.query(u[i+1 : j])
-	if q == u[i+1:j] {
-		return u
-	}
-	return u[:i+1] + q + u[j:]
+	return b + "#" + f
 }
 
 // text applies the rules for free text: URL credentials, e-mail
