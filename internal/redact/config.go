@@ -37,6 +37,11 @@ type Config struct {
 	// Credentials masks the user and password of URLs
 	// (scheme://user:pass@host) in every text attribute.
 	Credentials bool `yaml:"credentials"`
+	// Tokens masks JSON Web Tokens (base64url header starting "eyJ",
+	// payload and signature, separated by dots) wherever they appear: a
+	// bearer token in a path, a parameter or free text whose name says
+	// nothing.
+	Tokens bool `yaml:"tokens"`
 	// Emails masks e-mail addresses (also with the "@" written %40).
 	Emails bool `yaml:"emails"`
 	// CardNumbers masks Luhn-valid runs of 13 to 19 digits that start
@@ -52,8 +57,8 @@ type Config struct {
 }
 
 // DefaultConfig masks values named like secrets, authentication headers
-// and cookies, SQL literals, URL credentials, e-mail addresses and card
-// numbers, with "REDACTED" (the value the OpenTelemetry semantic
+// and cookies, SQL literals, URL credentials, JSON Web Tokens, e-mail
+// addresses and card numbers, with "REDACTED" (the value the OpenTelemetry semantic
 // conventions give for url.full credentials).
 func DefaultConfig() Config {
 	return Config{
@@ -65,6 +70,7 @@ func DefaultConfig() Config {
 		Headers:     []string{"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"},
 		SQL:         true,
 		Credentials: true,
+		Tokens:      true,
 		Emails:      true,
 		CardNumbers: true,
 	}

@@ -12,7 +12,7 @@ import (
 func FuzzValue(f *testing.F) {
 	for _, s := range []string{
 		"access_token=SECRET123&q=1", "SELECT * FROM t WHERE a='x' AND b=\"y\" -- c", "a@b.cc@d.ee",
-		"https://u:p@h/x?token=1#f", "4111 1111 1111 1111", "$tag$x$tag$ $1 $$", "pass%77ord=x&%", "'\\",
+		"https://u:p@h/x?token=1#f", "4111 1111 1111 1111", "$tag$x$tag$ $1 $$", "pass%77ord=x&%", "'\\", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig eyJ.eyJ",
 	} {
 		f.Add(s)
 	}

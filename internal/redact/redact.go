@@ -497,6 +497,9 @@ func (r *Redactor) text(v string) string {
 	if r.cfg.Credentials && sh.colon {
 		v = r.credentials(v)
 	}
+	if r.cfg.Tokens && strings.Contains(v, "eyJ") {
+		v = r.jwts(v)
+	}
 	if r.cfg.Emails && sh.atOrPercent {
 		v = r.emails(v)
 	}
@@ -548,6 +551,52 @@ func (r *Redactor) credentials(s string) string {
 	}
 	return e.String()
 }
+
+// jwts masks JSON Web Tokens: a base64url header that starts "eyJ" (a
+// JSON object) and is as long as the shortest ({"alg":"none"}), a
+// payload, and a signature that may be empty, each part after a dot (a
+// JWE has five parts).
+func (r *Redactor) jwts(s string) string {
+	e := editor{src: s}
+	for off := 0; ; {
+		i := strings.Index(s[off:], "eyJ")
+		if i < 0 {
+			break
+		}
+		start := off + i
+		end, parts, header := start, 0, 0
+		for {
+			j := end
+			for j < len(s) && base64URLChar(s[j]) {
+				j++
+			}
+			if j == end && parts < 2 {
+				break
+			}
+			if parts == 0 {
+				header = j - end
+			}
+			end, parts = j, parts+1
+			if end >= len(s) || s[end] != '.' || parts == 5 {
+				break
+			}
+			end++
+		}
+		if parts >= 3 && header >= minJWTHeader && (start == 0 || !base64URLChar(s[start-1])) && !r.allowed(s[start:end]) {
+			e.replace(start, end, r.cfg.Mask)
+			off = end
+			continue
+		}
+		off = start + 3
+	}
+	return e.String()
+}
+
+// minJWTHeader is the length of the shortest JWT header, {"alg":"none"}
+// in base64url.
+const minJWTHeader = 19
+
+func base64URLChar(c byte) bool { return isAlnum(c) || c == '-' || c == '_' }
 
 // emails masks e-mail addresses, local part and domain, with the "@"
 // written as it is or as %40.
