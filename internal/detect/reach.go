@@ -114,7 +114,7 @@ func funcName(f attribution.Func) string {
 // after the batch of ch was applied, with the configuration whose
 // sensitivity labels apply.
 func SensitivePaths(ch model.Changes, exposedNow map[string]bool, a *assess.Assessor, snap *model.Snapshot, receivedAt, now time.Time) []Alert {
-	if len(ch.NewEdges) == 0 && len(ch.NewStores) == 0 && len(exposedNow) == 0 {
+	if len(ch.NewEdges) == 0 && len(ch.NewStores) == 0 && len(ch.NewConsumes) == 0 && len(exposedNow) == 0 {
 		return nil
 	}
 	newStore := make(map[string]bool, len(ch.NewStores))
@@ -124,6 +124,34 @@ func SensitivePaths(ch model.Changes, exposedNow map[string]bool, a *assess.Asse
 	newEdge := make(map[[2]string]bool, len(ch.NewEdges))
 	for _, e := range ch.NewEdges {
 		newEdge[[2]string{e.From, e.To}] = true
+	}
+	// A service that produces for the first time to a destination
+	// another consumes from, or consumes for the first time from one
+	// another produces to: a new link between the two, as an edge is.
+	if len(ch.NewConsumes) > 0 || slices.ContainsFunc(ch.NewStores, func(st model.Store) bool { return st.Kind == "messaging" }) {
+		producers, consumers := map[string][]string{}, map[string][]string{} // by destination
+		for _, s := range snap.Services {
+			for _, st := range s.Stores {
+				if st.Kind == "messaging" {
+					producers[st.Name] = append(producers[st.Name], s.Name)
+				}
+			}
+			for _, st := range s.Consumes {
+				consumers[st.Name] = append(consumers[st.Name], s.Name)
+			}
+		}
+		for _, st := range ch.NewStores {
+			if st.Kind == "messaging" {
+				for _, c := range consumers[st.Name] {
+					newEdge[[2]string{st.Service, c}] = true
+				}
+			}
+		}
+		for _, c := range ch.NewConsumes {
+			for _, p := range producers[c.Name] {
+				newEdge[[2]string{p, c.Service}] = true
+			}
+		}
 	}
 	var out []Alert
 	for _, svc := range snap.Services {

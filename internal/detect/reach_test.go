@@ -120,6 +120,58 @@ func TestSensitivePaths(t *testing.T) {
 	}
 }
 
+// TestSensitivePathsThroughMessaging: an exposed service's path to a
+// sensitive store through a queue opens when the link through the queue
+// is new, from either end: a consumer's first message from a destination
+// the exposed service produces to (its CONSUMER span, or a pull
+// consumer's receive CLIENT span), or the exposed service's first
+// message to a destination a service consumes from. Until 2026-12-07
+// neither alerted: a new consumer was not in the batch's changes, and a
+// new destination of a producer was not taken for a link.
+func TestSensitivePathsThroughMessaging(t *testing.T) {
+	cfg := assess.DefaultConfig()
+	cfg.Sensitivity = []assess.SensitivityRule{{Store: "postgresql://hr/*", Labels: []string{"pii"}}}
+	exposed := span("gateway", telemetry.SpanKindServer, 1, 0, telemetry.Attrs{HTTPMethod: "POST", HTTPRoute: "/jobs"})
+	produce := span("gateway", telemetry.SpanKindProducer, 2, 1, telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "jobs", MessagingOperation: "send"})
+	store := span("payroll", telemetry.SpanKindClient, 20, 10, telemetry.Attrs{DBSystem: "postgresql", DBNamespace: "hr", DBCollection: "salaries"})
+	// The consumer's parent is not the gateway's span (it never
+	// arrives), so that no edge opens the path: the queue does.
+	consumer := span("payroll", telemetry.SpanKindConsumer, 10, 99, telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "jobs", MessagingOperation: "process"})
+	poller := span("payroll", telemetry.SpanKindClient, 10, 0, telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "jobs", MessagingOperation: "receive"})
+	want := []string{"exposed service gateway now reaches pii store postgresql://hr/salaries via gateway -> payroll"}
+	tests := []struct {
+		name          string
+		before, after []telemetry.Span
+	}{
+		{"a new consumer", []telemetry.Span{exposed, produce, store}, []telemetry.Span{consumer}},
+		{"a new pull consumer", []telemetry.Span{exposed, produce, store}, []telemetry.Span{poller}},
+		{"a new producer", []telemetry.Span{exposed, consumer, store}, []telemetry.Span{produce}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+			check := func(spans []telemetry.Span) []string {
+				ch := m.AddSpans(spans)
+				snap := m.Snapshot()
+				var got []string
+				for _, a := range SensitivePaths(ch, nil, assess.New(cfg, nil, snap), snap, tm(0), tm(0)) {
+					got = append(got, a.Summary)
+				}
+				return got
+			}
+			if got := check(tt.before); got != nil {
+				t.Errorf("no path yet: %v", got)
+			}
+			if diff := cmp.Diff(want, check(tt.after)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			if got := check(tt.after); got != nil {
+				t.Errorf("the same link again: %v", got)
+			}
+		})
+	}
+}
+
 // TestSensitivePathsExposedNow: orders reached a sensitive table while
 // its exposure was unknown (its SERVER spans waited for their caller);
 // no alert then. When no caller arrived within the join window, orders

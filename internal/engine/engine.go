@@ -710,12 +710,13 @@ func (e *Engine) apply(it item) {
 	w.applied = max(w.applied, it.seq)
 }
 
-// topology notes the new edges and stores of ch, received at at, for the
-// next assessment: the services they touch, and the sensitive paths they
-// may open.
+// topology notes the new edges, stores and consumed destinations of ch,
+// received at at, for the next assessment: the services they touch (and
+// upstream, the producers to a destination), and the sensitive paths
+// they may open.
 func (e *Engine) topology(ch model.Changes, at time.Time) {
 	w := &e.w
-	if len(ch.NewEdges) == 0 && len(ch.NewStores) == 0 {
+	if len(ch.NewEdges) == 0 && len(ch.NewStores) == 0 && len(ch.NewConsumes) == 0 {
 		return
 	}
 	for _, ed := range ch.NewEdges {
@@ -724,11 +725,15 @@ func (e *Engine) topology(ch model.Changes, at time.Time) {
 	for _, st := range ch.NewStores {
 		w.topoServices[st.Service] = true
 	}
+	for _, st := range ch.NewConsumes {
+		w.topoServices[st.Service] = true
+	}
 	if w.pending.Empty() {
 		w.pendingAt = at
 	}
 	w.pending.NewEdges = append(w.pending.NewEdges, ch.NewEdges...)
 	w.pending.NewStores = append(w.pending.NewStores, ch.NewStores...)
+	w.pending.NewConsumes = append(w.pending.NewConsumes, ch.NewConsumes...)
 }
 
 // fire counts alerts and hands them to the alerter.

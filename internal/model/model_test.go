@@ -569,6 +569,11 @@ func TestMessagingClientSpans(t *testing.T) {
 			if len(ch.NewStores) != tt.newStores {
 				t.Errorf("new stores %v, want %d", ch.NewStores, tt.newStores)
 			}
+			// A destination consumed from for the first time is a change:
+			// its producers now reach the service (SensitivePaths).
+			if len(ch.NewConsumes) != len(tt.consumes) {
+				t.Errorf("new consumes %v, want %v", ch.NewConsumes, tt.consumes)
+			}
 			if len(svc.Endpoints) != tt.endpoints || svc.Spans.Consumer != tt.consumerCounts {
 				t.Errorf("%d endpoints, %d CONSUMER spans; want %d and %d", len(svc.Endpoints), svc.Spans.Consumer, tt.endpoints, tt.consumerCounts)
 			}

@@ -394,19 +394,23 @@ func mergeStores(dst, src []Store) []Store {
 }
 
 // Replace replaces the model's state with state, as UnmarshalBinary
-// does, and returns the edges and stores it holds that the model did not:
-// what the model, fed the telemetry in between, would have reported new.
+// does, and returns the edges, stores and consumed destinations it holds
+// that the model did not: what the model, fed the telemetry in between,
+// would have reported new.
 func (m *Model) Replace(state []byte) (Changes, error) {
 	type edgeKey struct{ from, to string }
 	type storeKey struct{ svc, name string }
 	m.mu.Lock()
-	edges, stores := map[edgeKey]bool{}, map[storeKey]bool{}
+	edges, stores, consumes := map[edgeKey]bool{}, map[storeKey]bool{}, map[storeKey]bool{}
 	for _, s := range m.services {
 		for to := range s.edges {
 			edges[edgeKey{s.name, to}] = true
 		}
 		for name := range s.stores {
 			stores[storeKey{s.name, name}] = true
+		}
+		for name := range s.consumes {
+			consumes[storeKey{s.name, name}] = true
 		}
 	}
 	m.mu.Unlock()
@@ -426,6 +430,11 @@ func (m *Model) Replace(state []byte) (Changes, error) {
 		for _, st := range slices.Sorted(maps.Keys(s.stores)) {
 			if !stores[storeKey{name, st}] {
 				ch.NewStores = append(ch.NewStores, *s.stores[st])
+			}
+		}
+		for _, st := range slices.Sorted(maps.Keys(s.consumes)) {
+			if !consumes[storeKey{name, st}] {
+				ch.NewConsumes = append(ch.NewConsumes, *s.consumes[st])
 			}
 		}
 	}

@@ -41,7 +41,8 @@ func joinInGo(callers []PendingCaller, callees []PendingCallee) ([]JoinedCall, [
 // TestShardsMerge feeds the shop's spans and a profile to one model, and
 // the same split by service to two shards whose pending calls are
 // joined outside them, checkpoint by checkpoint: the merged state equals
-// the one model's, and reports the edges and stores it holds as new.
+// the one model's, and reports the edges, stores and consumed
+// destinations it holds as new.
 func TestShardsMerge(t *testing.T) {
 	spans := shopSpans()
 	// A self-call joins in its shard, and a call from mailer back to
@@ -107,6 +108,9 @@ func TestShardsMerge(t *testing.T) {
 	}
 	if len(ch.NewStores) != 2 {
 		t.Errorf("new stores = %+v, want the database and the topic", ch.NewStores)
+	}
+	if len(ch.NewConsumes) != 1 || ch.NewConsumes[0].Service != "mailer" || ch.NewConsumes[0].Name != "kafka://order-events" {
+		t.Errorf("new consumes = %+v, want mailer's kafka://order-events", ch.NewConsumes)
 	}
 	if ch, _ := got.Replace(merged); !ch.Empty() {
 		t.Errorf("the same state again reports %+v new", ch)

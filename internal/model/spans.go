@@ -24,11 +24,15 @@ type Changes struct {
 	// NewStores are data stores or third parties a service reached for
 	// the first time.
 	NewStores []Store
+	// NewConsumes are messaging destinations a service consumed from for
+	// the first time: the producers of each now reach the service, and
+	// through it what it reaches.
+	NewConsumes []Store
 }
 
 // Empty reports whether the batch changed nothing that was not known.
 func (c Changes) Empty() bool {
-	return len(c.NewServices) == 0 && len(c.NewFunctions) == 0 && len(c.NewEdges) == 0 && len(c.NewStores) == 0
+	return len(c.NewServices) == 0 && len(c.NewFunctions) == 0 && len(c.NewEdges) == 0 && len(c.NewStores) == 0 && len(c.NewConsumes) == 0
 }
 
 // AddSpans folds a batch of spans into the model and returns what it
@@ -74,7 +78,7 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			}
 		} else {
 			s.spans.Consumer++
-			m.consume(s, sp)
+			m.consume(s, sp, ch)
 		}
 		if sp.ParentSpanID == zeroSpanID {
 			s.spans.Root++
@@ -99,7 +103,7 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			// broker it asks is no host it sends data to. It stays a
 			// caller: the process spans a consumer starts under its
 			// receive span must find their parent in the traced system.
-			m.consume(s, sp)
+			m.consume(s, sp, ch)
 		} else {
 			if name, kind, system := m.storeOf(sp); name != "" {
 				st, isNew := s.touchStore(s.stores, name, kind, system, sp, m.cfg.MaxStores)
@@ -146,14 +150,18 @@ func consumerSide(op string) bool {
 
 // consume counts a span of s that took messages from their destination:
 // s consumes from it.
-func (m *Model) consume(s *service, sp *telemetry.Span) {
+func (m *Model) consume(s *service, sp *telemetry.Span, ch *Changes) {
 	a := &sp.Attrs
 	if a.MessagingDestination == "" {
 		return
 	}
 	name := m.storeName(a.MessagingSystem, a.MessagingDestination, "")
-	if st, _ := s.touchStore(s.consumes, name, "messaging", a.MessagingSystem, sp, m.cfg.MaxStores); st != nil {
+	st, isNew := s.touchStore(s.consumes, name, "messaging", a.MessagingSystem, sp, m.cfg.MaxStores)
+	if st != nil {
 		st.Service = s.name
+	}
+	if isNew {
+		ch.NewConsumes = append(ch.NewConsumes, *st)
 	}
 }
 
