@@ -3,7 +3,6 @@
 package cli
 
 import (
-	"github.com/evidentsec/evident/internal/logtest"
 	"io"
 	"log/slog"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/evidentsec/evident/internal/logtest"
 	"github.com/evidentsec/evident/internal/store/sqlite"
 )
 
@@ -56,13 +56,7 @@ func TestStoreModeWarning(t *testing.T) {
 			}
 			check("token list's stderr", stderr, strings.Count(stderr, "evident: warning: "+path+" "))
 
-			var log logtest.Buffer
-			g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: data}
-			srv, err := startServer(t.Context(), g, serveTestConfig(t), serveFlags{vulns: []string{filepath.Join("testdata", "serve", "osv")}},
-				slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelWarn})))
-			if err != nil {
-				t.Fatal(err)
-			}
+			srv, log := startServerLogged(t, data)
 			shutdown(t, srv)
 			check("serve's log", log.String(), strings.Count(log.String(), `msg=store err="`+path+" "))
 
@@ -75,6 +69,20 @@ func TestStoreModeWarning(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startServerLogged starts serve on data with the test vulnerabilities,
+// logging its warnings and errors to the buffer it returns.
+func startServerLogged(t *testing.T, data string) (*server, *logtest.Buffer) {
+	t.Helper()
+	log := &logtest.Buffer{}
+	g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: data}
+	srv, err := startServer(t.Context(), g, serveTestConfig(t), serveFlags{vulns: []string{filepath.Join("testdata", "serve", "osv")}},
+		slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, log
 }
 
 // TestStoreTailCutWarning: a commit that a crash cut short at the end of
@@ -90,13 +98,7 @@ func TestStoreTailCutWarning(t *testing.T) {
 
 	restart := func() string {
 		t.Helper()
-		var log logtest.Buffer
-		g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: data}
-		srv, err := startServer(t.Context(), g, serveTestConfig(t), serveFlags{vulns: []string{filepath.Join("testdata", "serve", "osv")}},
-			slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelWarn})))
-		if err != nil {
-			t.Fatal(err)
-		}
+		srv, log := startServerLogged(t, data)
 		waitFor(t, "checkout replayed", func() bool {
 			var body struct{ Services []struct{ Name string } }
 			getJSON(t, srv.apiURL()+"/api/v1/services", &body)

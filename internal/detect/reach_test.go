@@ -74,19 +74,23 @@ func span(svc string, kind telemetry.SpanKind, id, parent byte, a telemetry.Attr
 		Name: "op", Start: epoch, End: epoch.Add(time.Millisecond), Attrs: a}
 }
 
+// pathSummaries adds spans to m and returns the summaries of the
+// sensitive-path alerts of the batch, under cfg.
+func pathSummaries(m *model.Model, cfg assess.Config, spans []telemetry.Span) []string {
+	ch := m.AddSpans(spans)
+	snap := m.Snapshot()
+	var got []string
+	for _, a := range SensitivePaths(ch, nil, assess.New(cfg, nil, snap), snap, tm(0), tm(0)) {
+		got = append(got, a.Summary)
+	}
+	return got
+}
+
 func TestSensitivePaths(t *testing.T) {
 	cfg := assess.DefaultConfig()
 	cfg.Sensitivity = []assess.SensitivityRule{{Store: "postgresql://shop/*", Labels: []string{"pii"}}}
 	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
-	check := func(spans ...telemetry.Span) []string {
-		ch := m.AddSpans(spans)
-		snap := m.Snapshot()
-		var got []string
-		for _, a := range SensitivePaths(ch, nil, assess.New(cfg, nil, snap), snap, tm(0), tm(0)) {
-			got = append(got, a.Summary)
-		}
-		return got
-	}
+	check := func(spans ...telemetry.Span) []string { return pathSummaries(m, cfg, spans) }
 	// The gateway is exposed (root SERVER spans); orders is internal.
 	if got := check(
 		span("gateway", telemetry.SpanKindServer, 1, 0, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/"}),
@@ -150,22 +154,13 @@ func TestSensitivePathsThroughMessaging(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
-			check := func(spans []telemetry.Span) []string {
-				ch := m.AddSpans(spans)
-				snap := m.Snapshot()
-				var got []string
-				for _, a := range SensitivePaths(ch, nil, assess.New(cfg, nil, snap), snap, tm(0), tm(0)) {
-					got = append(got, a.Summary)
-				}
-				return got
-			}
-			if got := check(tt.before); got != nil {
+			if got := pathSummaries(m, cfg, tt.before); got != nil {
 				t.Errorf("no path yet: %v", got)
 			}
-			if diff := cmp.Diff(want, check(tt.after)); diff != "" {
+			if diff := cmp.Diff(want, pathSummaries(m, cfg, tt.after)); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
-			if got := check(tt.after); got != nil {
+			if got := pathSummaries(m, cfg, tt.after); got != nil {
 				t.Errorf("the same link again: %v", got)
 			}
 		})
