@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -618,6 +619,14 @@ func (u *UI) alerts(w http.ResponseWriter, r *http.Request, src Source) {
 	}
 	aq.Limit = 200
 	as, err := src.Alerts(r.Context(), aq)
+	if errors.Is(err, store.ErrInvalid) {
+		// A since the store cannot hold (before 1678, after 2262) is
+		// the request's fault, a 400 in the API's words, as the API
+		// answers it; not the server's 503.
+		d.Error = err.Error()
+		u.render(w, r, http.StatusBadRequest, "alerts", page{Title: "Alerts", Nav: "alerts", Data: d})
+		return
+	}
 	if err != nil {
 		u.fail(w, r, http.StatusServiceUnavailable, "Read the alerts: %v", err)
 		return

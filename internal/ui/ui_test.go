@@ -40,6 +40,10 @@ type source struct {
 func (s *source) Result() *report.Result { return s.res }
 
 func (s *source) Alerts(_ context.Context, q store.AlertQuery) ([]store.Alert, error) {
+	// As the stores do: a time they cannot hold is store.ErrInvalid.
+	if _, _, err := store.AlertQueryTimes(q); err != nil {
+		return nil, err
+	}
 	var out []store.Alert
 	for _, a := range s.alerts {
 		if (q.Service == "" || a.Service == q.Service) && (q.Kind == "" || a.Kind == q.Kind) {
@@ -295,6 +299,11 @@ func TestPages(t *testing.T) {
 			`role="alert">kind &#34;bogus&#34;: want one of first_execution, exposed_to_sensitive_store, exploit_payload, request_rate_anomaly, error_rate_anomaly, new_outbound_host</p>`,
 		}, []string{"No alert", "<tr data-alert="}},
 		{"bad alert since", "/ui/alerts?since=yesterday", 400, []string{`role="alert">since &#34;yesterday&#34;: want an RFC 3339 time</p>`}, []string{"No alert"}},
+		// A time the store cannot hold is the request's fault, as in the
+		// API (400), not the server's (503).
+		{"alert since out of range", "/ui/alerts?since=3000-01-01T00:00:00Z", 400, []string{
+			`role="alert">read alerts: invalid argument: since: time 3000-01-01 00:00:00 &#43;0000 UTC is outside the years 1678 to 2262</p>`,
+		}, []string{"No alert", "<tr data-alert="}},
 		{"alert kind twice", "/ui/alerts?kind=first_execution&kind=exploit_payload", 400, []string{
 			`role="alert">parameter &#34;kind&#34; given 2 times: give it once</p>`,
 		}, []string{"No alert", "<tr data-alert="}},
