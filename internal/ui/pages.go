@@ -546,8 +546,11 @@ func (u *UI) runtimeMap(w http.ResponseWriter, r *http.Request, src Source) {
 
 // serviceData is a service's page: its Runtime BOM.
 type serviceData struct {
-	S        report.JSONService
-	Findings []report.JSONFinding
+	S report.JSONService
+	// Telemetry says whether the runtime model holds the service; a
+	// service without is known from its findings only.
+	Telemetry bool
+	Findings  []report.JSONFinding
 	// Edges are the calls to other services, with their rates.
 	Edges []graphEdge
 }
@@ -557,15 +560,23 @@ func (u *UI) service(w http.ResponseWriter, r *http.Request, src Source) {
 	name := r.PathValue("name")
 	services := report.ServicesJSON(res)
 	i := slices.IndexFunc(services, func(s report.JSONService) bool { return s.Name == name })
-	if i < 0 {
-		u.fail(w, r, http.StatusNotFound, "No service %q in the runtime model.", name)
-		return
+	d := serviceData{Telemetry: i >= 0}
+	if i >= 0 {
+		d.S = services[i]
 	}
-	d := serviceData{S: services[i]}
 	for _, a := range res.Assessments {
 		if a.Finding.Service == name {
 			d.Findings = append(d.Findings, report.FindingJSON(a))
+			if i < 0 && d.S.Name == "" {
+				d.S = report.JSONService{Name: name, Exposure: a.Exposure}
+			}
 		}
+	}
+	// A service known from an uploaded report only, before its first
+	// span or profile, has a page: the findings table links to it.
+	if i < 0 && len(d.Findings) == 0 {
+		u.fail(w, r, http.StatusNotFound, "No service %q in the runtime model or the findings.", name)
+		return
 	}
 	// The graph's edges to stores are listed as the service's stores.
 	for _, e := range layoutGraph(res).Edges {

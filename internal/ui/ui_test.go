@@ -692,3 +692,54 @@ func TestKEVFilterNeedsCatalog(t *testing.T) {
 		})
 	}
 }
+
+// TestServiceOfFindingsOnly opens the page of a service known from an
+// uploaded scanner report only, before any of its telemetry: the
+// findings table and the finding page link to it, so it must show its
+// findings, not answer 404 as it did for a service the runtime model
+// does not hold.
+func TestServiceOfFindingsOnly(t *testing.T) {
+	src := shop()
+	checkout := assess.Assessment{
+		Finding:      findings.Finding{Service: "checkout", Vulnerability: findings.Vulnerability{ID: "GO-2025-0001"}},
+		Reachability: assess.Reachability{Verdict: assess.Unknown},
+		Priority:     assess.Priority{Tier: "P2", Score: 50},
+	}
+	src.res.Assessments = append(src.res.Assessments, checkout)
+	ts := newTestServer(t, src)
+	tests := []struct {
+		name, path string
+		status     int
+		want       []string
+	}{
+		{"telemetry", "/ui/services/orders", 200, []string{"GO-2024-2958</a>", "<strong>sqlite://shop/customers</strong>"}},
+		{"findings only", "/ui/services/checkout", 200, []string{
+			"GO-2025-0001</a>", "No telemetry of checkout has arrived yet: it is known from its findings only.",
+		}},
+		{"neither", "/ui/services/nope", 404, []string{"No service &#34;nope&#34; in the runtime model or the findings."}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, _, body := get(t, ts.URL+tt.path)
+			if status != tt.status {
+				t.Errorf("status %d, want %d", status, tt.status)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("page has no %q", w)
+				}
+			}
+		})
+	}
+	// Every service link of the findings table opens.
+	_, _, body := get(t, ts.URL+"/ui/findings")
+	links := regexp.MustCompile(`href="(/ui/services/[^"]*)"`).FindAllStringSubmatch(body, -1)
+	if len(links) == 0 {
+		t.Fatal("the findings table links no service")
+	}
+	for _, m := range links {
+		if status, _, _ := get(t, ts.URL+html.UnescapeString(m[1])); status != http.StatusOK {
+			t.Errorf("findings table: link %s: status %d", m[1], status)
+		}
+	}
+}
