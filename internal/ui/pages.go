@@ -495,6 +495,10 @@ func endpointsOf(ev []assess.FunctionEvidence) []endpointSamples {
 	slices.SortFunc(out, func(a, b endpointSamples) int {
 		return cmp.Or(cmp.Compare(b.Samples, a.Samples), cmp.Compare(a.Name, b.Name))
 	})
+	if top <= 0 {
+		// No samples to share out: bars of no width, not NaN.
+		return out
+	}
 	for i := range out {
 		out[i].Width = 200 * float64(out[i].Samples) / float64(top)
 	}

@@ -743,3 +743,31 @@ func TestServiceOfFindingsOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestEndpointsOf checks the bars of the endpoints that led to a
+// vulnerable function: as wide as their share of the heaviest, and a
+// number even when no endpoint has samples (a width of NaN is no SVG).
+func TestEndpointsOf(t *testing.T) {
+	tests := []struct {
+		name string
+		ev   []assess.FunctionEvidence
+		want []endpointSamples
+	}{
+		{"shares", []assess.FunctionEvidence{
+			{Endpoints: []model.NamedSamples{{Name: "GET /search", Samples: 20}}, SpanNames: []model.NamedSamples{{Name: "batch", Samples: 5}}},
+			{Endpoints: []model.NamedSamples{{Name: "GET /search", Samples: 20}}},
+		}, []endpointSamples{{Name: "GET /search", Samples: 40, Width: 200}, {Name: "batch", Samples: 5, Width: 25}}},
+		{"no samples", []assess.FunctionEvidence{
+			{Endpoints: []model.NamedSamples{{Name: "GET /a", Samples: 0}, {Name: "GET /b", Samples: 0}}},
+		}, []endpointSamples{{Name: "GET /a", Width: 0}, {Name: "GET /b", Width: 0}}},
+		{"none", nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := endpointsOf(tt.ev)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("endpointsOf (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
