@@ -65,6 +65,9 @@ func (u *UI) export(w http.ResponseWriter, r *http.Request, src Source) {
 		ct = "text/markdown; charset=utf-8"
 	}
 	w.Header().Set("Content-Type", ct)
+	// Every finding of the tenant, as the API's exports (no-store there
+	// too): not for caches on the way.
+	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+exports[i].File+`"`)
 	w.Write(buf.Bytes())
 }

@@ -358,6 +358,11 @@ func TestExport(t *testing.T) {
 		if status != 200 || !strings.HasPrefix(h.Get("Content-Disposition"), "attachment; filename=") || !strings.Contains(body, want) {
 			t.Errorf("%s: %d %q, body %.200q", format, status, h.Get("Content-Disposition"), body)
 		}
+		// A tenant's findings, as the API's exports: not for caches on
+		// the way.
+		if cc := h.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("%s: Cache-Control %q, want no-store", format, cc)
+		}
 	}
 }
 
