@@ -58,6 +58,8 @@ func TestSinkErrorsHideURL(t *testing.T) {
 	}{
 		{"bad port", "https://user:PortPw42@host:99x/", "PortPw42"},
 		{"bad escape", "https://hooks.slack.com/services/T0/B0/EscPath42%zz", "EscPath42"},
+		{"no scheme", "hooks.slack.com/services/T0/B0/NoScheme42", "NoScheme42"},
+		{"no host", "https:///services/T0/B0/NoHost42", "NoHost42"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,5 +77,32 @@ func TestSinkErrorsHideURL(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCheckURLSaysWhatIsWrong holds that a sink's URL that is not
+// http(s) is refused with what it lacks, not with its redacted form,
+// which for a URL without a scheme or a host was "://".
+func TestCheckURLSaysWhatIsWrong(t *testing.T) {
+	tests := []struct {
+		url, want string
+	}{
+		{"notaurl", "it has no scheme (want http://HOST/... or https://HOST/...)"},
+		{"ftp://x/y", `its scheme is "ftp"`},
+		{"https:///hook", "it has no host after https://"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			err := checkURL(tt.url)
+			if err == nil {
+				t.Fatalf("checkURL(%q) = nil, want an error", tt.url)
+			}
+			if got := err.Error(); !strings.Contains(got, tt.want) || strings.Contains(got, `"://"`) {
+				t.Errorf("checkURL(%q) = %q, want %q in it and no %q", tt.url, got, tt.want, "://")
+			}
+		})
+	}
+	if err := checkURL("https://hooks.example.com/e"); err != nil {
+		t.Errorf("checkURL(https://hooks.example.com/e) = %v, want nil", err)
 	}
 }

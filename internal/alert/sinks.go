@@ -347,13 +347,23 @@ func redactURLError(err error, u string) error {
 	return &c
 }
 
+// checkURL refuses a URL a sink cannot post to, saying what it lacks:
+// redact(raw) of a URL without a scheme or a host is "://", which named
+// nothing, and the URL whole may hold the sink's credentials (a Slack
+// webhook's path), so the error names the part that is wrong instead.
 func checkURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return fmt.Errorf("url: %w", redactURLError(err, raw))
 	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("url %q is not an http(s) URL", redact(raw))
+	const want = "want http://HOST/... or https://HOST/..."
+	switch {
+	case u.Scheme == "":
+		return fmt.Errorf("url is not an http(s) URL: it has no scheme (%s)", want)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("url is not an http(s) URL: its scheme is %q (%s)", u.Scheme, want)
+	case u.Host == "":
+		return fmt.Errorf("url is not an http(s) URL: it has no host after %s:// (%s)", u.Scheme, want)
 	}
 	return nil
 }
