@@ -200,17 +200,25 @@ type reportFinding struct {
 // A finding that cannot be read is returned as a problem (naming the
 // file and its index) and left out.
 func parseReportAssessments(data []byte, name string) ([]assess.Assessment, []error, error) {
+	const want = "--report takes evident's JSON report (evident analyze --format json)"
 	var doc reportDoc
 	err := json.Unmarshal(data, &doc)
 	if err != nil || doc.Version == 0 {
 		// Some other JSON that evident reads or writes is the likely
 		// mistake; a decoding error would not say so.
 		if what := describeInput(data); what != "" {
-			return nil, nil, fmt.Errorf("read report %s: this is %s; --report takes evident's JSON report (evident analyze --format json)", name, what)
+			return nil, nil, fmt.Errorf("read report %s: this is %s; %s", name, what, want)
 		}
 	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("read report %s: %w", name, err)
+	// Nor would a decoding error, or "version 0", say what is wrong with
+	// an empty file, a file that is not JSON or JSON of another shape.
+	switch {
+	case len(bytes.TrimSpace(data)) == 0:
+		return nil, nil, fmt.Errorf("read report %s: the file is empty; %s", name, want)
+	case !json.Valid(data):
+		return nil, nil, fmt.Errorf("read report %s: not a JSON document; %s", name, want)
+	case err != nil || doc.Version == 0:
+		return nil, nil, fmt.Errorf("read report %s: JSON, but not an object with a \"version\" and \"findings\"; %s", name, want)
 	}
 	if doc.Version != report.JSONVersion {
 		return nil, nil, fmt.Errorf("read report %s: version %d, want %d (docs/report-json.md)", name, doc.Version, report.JSONVersion)

@@ -73,6 +73,24 @@ func TestWAFGenerate(t *testing.T) {
 			wantCode: ExitUsage,
 			golden:   "govulncheckreport.golden",
 		},
+		{
+			name:     "an empty report",
+			args:     []string{"waf", "generate", "--report", "testdata/waf/empty.json", "--vulns", "testdata/waf/records"},
+			wantCode: ExitUsage,
+			golden:   "emptyreport.golden",
+		},
+		{
+			name:     "a YAML file for a report",
+			args:     []string{"waf", "generate", "--report", "testdata/config/good.yml", "--vulns", "testdata/waf/records"},
+			wantCode: ExitUsage,
+			golden:   "yamlreport.golden",
+		},
+		{
+			name:     "JSON without a version for a report",
+			args:     []string{"waf", "generate", "--report", "testdata/waf/noversion.json", "--vulns", "testdata/waf/records"},
+			wantCode: ExitUsage,
+			golden:   "noversionreport.golden",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
