@@ -43,6 +43,13 @@ func TestValidation(t *testing.T) {
 		{"trailing data", goodRecord + `{}`, "", "malformed JSON: column 168: invalid character '{' after top-level value"},
 		{"wrong type keeps id", `{"id":"GHSA-x","affected":"npm"}`, "GHSA-x", "malformed JSON"},
 		{"missing id", `{"modified":"2024-01-02T03:04:05Z"}`, "", "missing id"},
+		// A scanner's report or telemetry given as records is named as
+		// such, not as a record without an id or as malformed JSON.
+		{"a report", `{"SchemaVersion":2,"ArtifactName":"x","Results":[]}`, "",
+			"not an OSV record (a JSON object): it holds a JSON object with none of an OSV record's fields (id, modified, affected), only ArtifactName, Results, SchemaVersion"},
+		{"a stream", "{\"config\":{\"protocol_version\":\"v1.0.0\"}}\n{\"progress\":{}}\n", "",
+			"not an OSV record (a JSON object): it holds several JSON values (a stream or JSON lines), the first an object with none of an OSV record's fields (id, modified, affected), only config"},
+		{"an empty object", `{}`, "", "not an OSV record (a JSON object): it holds a JSON object with no fields"},
 		{"event with two keys", `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"p"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0","fixed":"1.0.0"}]}]}]}`,
 			"GHSA-x", "affected[0]: ranges[0]: events[0]: more than one of introduced, fixed, last_affected and limit"},
 		{"empty event", `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"p"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{}]}]}]}`,

@@ -1,10 +1,12 @@
 package vulndb
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -41,6 +43,9 @@ func parseRecord(data []byte) (rec *record, id string, err error) {
 			// complaint about its first byte.
 			return nil, "", fmt.Errorf("%w: not an OSV record (a JSON object): %s", ErrInvalidRecord, d)
 		}
+		if d := notRecord(data); d != "" {
+			return nil, "", fmt.Errorf("%w: not an OSV record (a JSON object): %s", ErrInvalidRecord, d)
+		}
 		// Where the record stops being JSON (line and column; a record
 		// cut short ends inside a value) rather than encoding/json's
 		// "unexpected end of JSON input"; a value of the wrong type keeps
@@ -48,6 +53,9 @@ func parseRecord(data []byte) (rec *record, id string, err error) {
 		return nil, idOf(data), fmt.Errorf("%w: malformed JSON: %w", ErrInvalidRecord, cmp.Or(telemetry.JSONSyntaxError(data), err))
 	}
 	if strings.TrimSpace(e.ID) == "" {
+		if d := notRecord(data); d != "" {
+			return nil, "", fmt.Errorf("%w: not an OSV record (a JSON object): %s", ErrInvalidRecord, d)
+		}
 		return nil, "", fmt.Errorf("%w: missing id", ErrInvalidRecord)
 	}
 	v := &Vuln{Entry: &e}
@@ -380,4 +388,39 @@ func idOf(data []byte) string {
 		return ""
 	}
 	return probe.ID
+}
+
+// recordFields are the top-level fields of an OSV record that a file
+// meant as one has at least one of.
+var recordFields = []string{"id", "modified", "published", "withdrawn", "aliases", "summary", "details", "affected", "schema_version"}
+
+// notRecord says what data is when its first JSON value is an object with
+// none of an OSV record's fields: a scanner's report or telemetry given
+// as a source of records, which "missing id", or the decoder's complaint
+// about the second value of a stream (govulncheck -json, JSON lines),
+// would not tell. It returns "" for anything else.
+func notRecord(data []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var top map[string]json.RawMessage
+	if dec.Decode(&top) != nil {
+		return ""
+	}
+	for k := range top {
+		// encoding/json matches field names in any case.
+		if slices.Contains(recordFields, strings.ToLower(k)) {
+			return ""
+		}
+	}
+	what := "it holds a JSON object"
+	if dec.More() {
+		what = "it holds several JSON values (a stream or JSON lines), the first an object"
+	}
+	if len(top) == 0 {
+		return what + " with no fields"
+	}
+	keys := slices.Sorted(maps.Keys(top))
+	if len(keys) > 5 {
+		keys = append(keys[:5], "...")
+	}
+	return fmt.Sprintf("%s with none of an OSV record's fields (id, modified, affected), only %s", what, strings.Join(keys, ", "))
 }
