@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -63,6 +64,14 @@ func TestWAFProxySIGHUP(t *testing.T) {
 	waitFor(`msg="reloaded waf rules"`)
 	if log := errOut.String(); !strings.Contains(log, "services=gateway") || !strings.Contains(log, "rule_counts=") {
 		t.Errorf("reload log lacks the services and rule counts: %s", log)
+	}
+	// docs/waf.md shows the line this reload of the shop's patches logs.
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "waf.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts := regexp.MustCompile(`rule_counts="[^"]*"`).Find(doc); counts == nil || !strings.Contains(errOut.String(), string(counts)) {
+		t.Errorf("docs/waf.md shows %s, the reload logged: %s", counts, errOut.String())
 	}
 	if _, err := os.Stat(audit); err != nil {
 		t.Errorf("audit log not reopened at its path: %v", err)
