@@ -357,6 +357,9 @@ func importFile(path string, format findings.Format, parsers map[findings.Format
 			if gzipped {
 				what = " (gunzipped)"
 			}
+			if errors.Is(err, findings.ErrEmpty) {
+				return nil, []error{fmt.Errorf("%s%s: the file is empty (want a scanner report, SBOM, Go binary or lockfile)", path, what)}
+			}
 			// The hint names every format; only findings import can be
 			// told one with --input-format.
 			return nil, []error{fmt.Errorf("%s%s: %w: not a report of %s", path, what, err, strings.Join(importFormats(), ", "))}

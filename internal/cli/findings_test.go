@@ -77,6 +77,12 @@ func TestFindingsImport(t *testing.T) {
 			golden:   "undetectable.golden",
 		},
 		{
+			name:     "an empty file",
+			args:     []string{bad + "empty.json"},
+			wantCode: ExitUsage,
+			golden:   "empty.golden",
+		},
+		{
 			name:     "an SBOM matched against the database merges with govulncheck",
 			args:     []string{"--vulns", fx + "sbom/osv", "app=" + fx + "cyclonedx/gomod-app-1.6.json", "app=" + fx + "govulncheck/symbol.json"},
 			wantCode: ExitOK,
@@ -309,6 +315,18 @@ func TestImportUploadUnknownFormat(t *testing.T) {
 	want := `upload: format "bogus" is not one evident reads (want auto or one of ` + strings.Join(importFormats(), ", ") + ")"
 	if len(errs) != 1 || errs[0].Error() != want {
 		t.Errorf("errors %v, want %q", errs, want)
+	}
+}
+
+// TestImportUploadEmpty: an empty body is said to be empty, not asked
+// for a ?format=, which would not help.
+func TestImportUploadEmpty(t *testing.T) {
+	for _, body := range []string{"", "\n"} {
+		_, errs := importUpload(strings.NewReader(body), "upload for gateway", "auto", importParsers())
+		want := "upload for gateway: the request body is empty: send the report or SBOM as the body"
+		if len(errs) != 1 || errs[0].Error() != want {
+			t.Errorf("body %q: errors %v, want %q", body, errs, want)
+		}
 	}
 }
 

@@ -745,6 +745,9 @@ func importUpload(r io.Reader, name, format string, parsers map[findings.Format]
 	f := findings.Format(format)
 	if format == "auto" {
 		if f, err = findings.DetectFile(name, body[:min(len(body), detectPrefix)]); err != nil {
+			if errors.Is(err, findings.ErrEmpty) {
+				return nil, []error{fmt.Errorf("%s: the request body is empty: send the report or SBOM as the body", name)}
+			}
 			return nil, []error{fmt.Errorf("%s: %w (name it with ?format=)", name, err)}
 		}
 	}

@@ -41,6 +41,9 @@ const (
 var (
 	// ErrUnknownFormat means that Detect could not tell the format.
 	ErrUnknownFormat = errors.New("unknown input format")
+	// ErrEmpty means that Detect was given nothing but white space; the
+	// error wraps ErrUnknownFormat too. No format is the right hint then.
+	ErrEmpty = errors.New("empty input")
 	// ErrWrongFormat means that an input is not the format it was parsed as.
 	ErrWrongFormat = errors.New("not the expected format")
 	// ErrMalformed means that an input of the right format could not be
@@ -81,7 +84,7 @@ func Detect(prefix []byte) (Format, error) {
 	b := bytes.TrimLeft(bytes.TrimPrefix(prefix, []byte("\xef\xbb\xbf")), " \t\r\n")
 	switch {
 	case len(b) == 0:
-		return "", fmt.Errorf("empty input: %w", ErrUnknownFormat)
+		return "", fmt.Errorf("%w: %w", ErrEmpty, ErrUnknownFormat)
 	case isExecutable(b):
 		return FormatGoBinary, nil
 	case b[0] == '{':

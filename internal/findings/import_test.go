@@ -406,4 +406,13 @@ func TestDetectSaysWhy(t *testing.T) {
 			t.Errorf("Detect(%.20q) error %v, want %q", tt.input, err, tt.want)
 		}
 	}
+	// Nothing but white space: no format is the hint, callers say so.
+	for _, in := range []string{"", " \n\t", "\xef\xbb\xbf\n"} {
+		if _, err := Detect([]byte(in)); !errors.Is(err, ErrEmpty) || !errors.Is(err, ErrUnknownFormat) {
+			t.Errorf("Detect(%q) error %v, want ErrEmpty and ErrUnknownFormat", in, err)
+		}
+	}
+	if _, err := Detect([]byte(`{"hello": "world"}`)); errors.Is(err, ErrEmpty) {
+		t.Errorf("Detect of a JSON object: %v, which is not ErrEmpty", err)
+	}
 }
