@@ -65,12 +65,7 @@ func (a *Assessor) blastRadius(service string) []StoreRef {
 	if b, ok := a.blast[service]; ok {
 		return b
 	}
-	consumers := map[string][]string{} // destination -> consuming services
-	for _, s := range a.snap.Services {
-		for _, c := range s.Consumes {
-			consumers[c.Name] = append(consumers[c.Name], s.Name)
-		}
-	}
+	_, consumers := a.snap.Destinations()
 	type hop struct {
 		name string
 		via  []string

@@ -129,17 +129,7 @@ func SensitivePaths(ch model.Changes, exposedNow map[string]bool, a *assess.Asse
 	// another consumes from, or consumes for the first time from one
 	// another produces to: a new link between the two, as an edge is.
 	if len(ch.NewConsumes) > 0 || slices.ContainsFunc(ch.NewStores, func(st model.Store) bool { return st.Kind == "messaging" }) {
-		producers, consumers := map[string][]string{}, map[string][]string{} // by destination
-		for _, s := range snap.Services {
-			for _, st := range s.Stores {
-				if st.Kind == "messaging" {
-					producers[st.Name] = append(producers[st.Name], s.Name)
-				}
-			}
-			for _, st := range s.Consumes {
-				consumers[st.Name] = append(consumers[st.Name], s.Name)
-			}
-		}
+		producers, consumers := snap.Destinations()
 		for _, st := range ch.NewStores {
 			if st.Kind == "messaging" {
 				for _, c := range consumers[st.Name] {

@@ -858,20 +858,15 @@ func upstream(snap *model.Snapshot, set map[string]bool) map[string]bool {
 		return nil
 	}
 	rev := map[string][]string{}
-	producers := map[string][]string{}
 	for _, s := range snap.Services {
 		for _, ed := range s.Edges {
 			rev[ed.To] = append(rev[ed.To], s.Name)
 		}
-		for _, st := range s.Stores {
-			if st.Kind == "messaging" {
-				producers[st.Name] = append(producers[st.Name], s.Name)
-			}
-		}
 	}
-	for _, s := range snap.Services {
-		for _, c := range s.Consumes {
-			rev[s.Name] = append(rev[s.Name], producers[c.Name]...)
+	producers, consumers := snap.Destinations()
+	for dest, cs := range consumers {
+		for _, c := range cs {
+			rev[c] = append(rev[c], producers[dest]...)
 		}
 	}
 	out := make(map[string]bool, len(set))

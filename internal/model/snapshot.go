@@ -217,6 +217,25 @@ func (s *Snapshot) Service(name string) *Service {
 	return s.Services[i]
 }
 
+// Destinations returns, by messaging destination, the services that
+// produce to it (its store among theirs) and those that consume from it,
+// each in the order of Services: the links through queues that blast
+// radius, the sensitive paths and re-assessment follow.
+func (s *Snapshot) Destinations() (producers, consumers map[string][]string) {
+	producers, consumers = map[string][]string{}, map[string][]string{}
+	for _, svc := range s.Services {
+		for _, st := range svc.Stores {
+			if st.Kind == "messaging" {
+				producers[st.Name] = append(producers[st.Name], svc.Name)
+			}
+		}
+		for _, st := range svc.Consumes {
+			consumers[st.Name] = append(consumers[st.Name], svc.Name)
+		}
+	}
+	return producers, consumers
+}
+
 // Snapshot copies the model.
 func (m *Model) Snapshot() *Snapshot {
 	m.mu.Lock()
