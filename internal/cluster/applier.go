@@ -104,11 +104,14 @@ func NewApplier(cfg Config, deps ApplierDeps) (*Applier, error) {
 }
 
 // Assign restores the shards of partitions from the store; see
-// kafka.Applier.
+// kafka.Applier. A partition with a shard of a tenant NewShard refuses
+// permanently, or a state that does not decode, is refused alone
+// (kafka.RefusedError): neither comes right by retrying.
 func (a *Applier) Assign(ctx context.Context, partitions []int32) (kafka.Offsets, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	offs := kafka.Offsets{}
+	refused := map[int32]error{}
 	for _, p := range partitions {
 		next, owner, states, err := a.deps.Store.ClaimPartition(ctx, p)
 		if err != nil {
@@ -117,19 +120,31 @@ func (a *Applier) Assign(ctx context.Context, partitions []int32) (kafka.Offsets
 		part := &partition{next: next, owner: owner, shards: map[string]*shardState{}}
 		for tenant, state := range states {
 			sh, err := a.newShard(ctx, tenant)
+			if err == nil {
+				if err = sh.Model.UnmarshalBinary(state); err != nil {
+					err = pipeline.Permanent(fmt.Errorf("restore the shard of tenant %s: %w", tenant, err))
+				}
+			}
+			if pipeline.IsPermanent(err) {
+				refused[p] = err
+				break
+			}
 			if err != nil {
 				return nil, err
 			}
-			if err := sh.Model.UnmarshalBinary(state); err != nil {
-				return nil, fmt.Errorf("restore the shard of tenant %s in partition %d: %w", tenant, p, err)
-			}
 			part.shards[tenant] = sh
+		}
+		if refused[p] != nil {
+			continue
 		}
 		a.parts[p] = part
 		if next >= 0 {
 			offs[p] = next
 		}
 		a.log.Info("partition assigned", "partition", p, "from", next, "tenants", len(states))
+	}
+	if len(refused) > 0 {
+		return offs, &kafka.RefusedError{Partitions: refused}
 	}
 	return offs, nil
 }

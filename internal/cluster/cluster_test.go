@@ -828,3 +828,94 @@ func TestApplierRefusesTenant(t *testing.T) {
 		})
 	}
 }
+
+// TestAssignRefusesPartition: a partition whose stored shards the engine
+// cannot restore until it is changed (a tenant beyond max_tenants, a
+// state that does not decode) is refused alone, in a *kafka.RefusedError
+// beside the offsets of the partitions restored; any other error fails
+// the assignment, which the group retries.
+func TestAssignRefusesPartition(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// err is what the new engine's NewShard returns for tenant
+		// "beyond"; nil is a shard.
+		err error
+		// state is the stored state of beyond's shard; nil is a real one.
+		state   []byte
+		refused bool
+	}{
+		{name: "tenant beyond max_tenants", err: pipeline.Permanent(errors.New("too many tenants")), refused: true},
+		{name: "state that does not decode", state: []byte("not a model"), refused: true},
+		{name: "passing", err: errors.New("store unavailable")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			cfg := postgres.DefaultConfig()
+			cfg.DSN = server.DSN(t)
+			pg, err := postgres.Open(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pg.Close()
+			st := &flaky{Store: pg}
+			var reads atomic.Int32
+			before := newApplier(t, st, &reads)
+			if _, err := before.Assign(ctx, []int32{0, 1}); err != nil {
+				t.Fatal(err)
+			}
+			bad := record(0, 0, span("cart", telemetry.SpanKindServer, 4, 0, telemetry.Attrs{}))
+			bad.Tenant = "beyond"
+			if err := before.Apply(ctx, []kafka.Record{bad, record(1, 0, span("orders", telemetry.SpanKindServer, 3, 0, telemetry.Attrs{}))}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := before.Checkpoint(ctx); err != nil {
+				t.Fatal(err)
+			}
+			before.Revoke(ctx, []int32{0, 1}, false)
+			if tc.state != nil {
+				conn, err := pgx.Connect(ctx, cfg.DSN)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close(ctx)
+				if tag, err := conn.Exec(ctx, `UPDATE shards SET state = $1 WHERE tenant = 'beyond'`, tc.state); err != nil || tag.RowsAffected() != 1 {
+					t.Fatalf("damage the stored shard: %v, %v", tag, err)
+				}
+			}
+
+			a := newApplier(t, st, &reads)
+			newShard := a.deps.NewShard
+			a.deps.NewShard = func(tenant string) (Shard, error) {
+				if tenant == "beyond" && tc.err != nil {
+					return Shard{}, tc.err
+				}
+				return newShard(tenant)
+			}
+			offs, err := a.Assign(ctx, []int32{0, 1})
+			var re *kafka.RefusedError
+			if got := errors.As(err, &re); got != tc.refused {
+				t.Fatalf("Assign = %v, %v; a *kafka.RefusedError: %v, want %v", offs, err, got, tc.refused)
+			}
+			if !tc.refused {
+				return
+			}
+			if len(re.Partitions) != 1 || re.Partitions[0] == nil {
+				t.Fatalf("refused %v, want partition 0 alone", re.Partitions)
+			}
+			if !strings.Contains(err.Error(), "partition 0") || !strings.Contains(err.Error(), "beyond") {
+				t.Errorf("error %q names neither the partition nor the tenant", err)
+			}
+			if diff := cmp.Diff(offs, kafka.Offsets{1: 1}); diff != "" {
+				t.Errorf("offsets (-got +want):\n%s", diff)
+			}
+			// The refused partition is not held: records of it are not
+			// applied, and no checkpoint covers it.
+			if err := a.Apply(ctx, []kafka.Record{record(0, 1, span("cart", telemetry.SpanKindServer, 5, 0, telemetry.Attrs{}))}); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := a.Checkpoint(ctx); err != nil || !cmp.Equal(got, kafka.Offsets{1: 1}) {
+				t.Errorf("Checkpoint = %v, %v; want partition 1 at 1 alone", got, err)
+			}
+		})
+	}
+}

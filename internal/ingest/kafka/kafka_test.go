@@ -105,6 +105,9 @@ type applier struct {
 	// refuse, when set, is asked about each record before it is
 	// applied: an error ends Apply there.
 	refuse func(Record) error
+	// refusePartition, when set, is asked about each partition Assign
+	// restores: an error refuses it, in a *RefusedError.
+	refusePartition func(int32) error
 }
 
 func newApplier(st *state) *applier { return &applier{st: st, mem: map[int32]*partState{}} }
@@ -115,13 +118,23 @@ func (a *applier) Assign(_ context.Context, parts []int32) (Offsets, error) {
 	a.st.mu.Lock()
 	defer a.st.mu.Unlock()
 	offs := Offsets{}
+	refused := map[int32]error{}
 	for _, p := range parts {
+		if a.refusePartition != nil {
+			if err := a.refusePartition(p); err != nil {
+				refused[p] = err
+				continue
+			}
+		}
 		if ps, ok := a.st.parts[p]; ok {
 			a.mem[p] = ps.clone()
 			offs[p] = ps.next
 		} else {
 			a.mem[p] = &partState{names: map[string][]string{}}
 		}
+	}
+	if len(refused) > 0 {
+		return offs, &RefusedError{Partitions: refused}
 	}
 	return offs, nil
 }
@@ -1049,6 +1062,71 @@ func TestPoisonTenant(t *testing.T) {
 				t.Errorf("log:\n%s\nwant a line with %s", got, tc.log)
 			}
 		})
+	}
+}
+
+// TestRefusedPartition: a partition whose state the applier cannot
+// restore (a *RefusedError from Assign: a stored shard of a tenant beyond
+// max_tenants) is not read, and the engine's other partitions are read
+// and committed meanwhile, rather than the group assigning again and
+// again with every partition of the engine stalled.
+func TestRefusedPartition(t *testing.T) {
+	cfg := cluster(t, 2)
+	raw, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.DefaultProduceTopic(cfg.Topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for i, p := range []int32{0, 1, 1} {
+		value, format, err := encodeSpans(spans("cart", fmt.Sprint(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := raw.ProduceSync(context.Background(), &kgo.Record{Partition: p, Key: []byte("cart"), Value: value, Headers: []kgo.RecordHeader{
+			{Key: headerTenant, Value: []byte("acme")}, {Key: headerFormat, Value: []byte(format)},
+		}}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := newState()
+	a := newApplier(st)
+	a.refusePartition = func(p int32) error {
+		if p == 0 {
+			return errors.New("create a shard of tenant beyond: too many tenants")
+		}
+		return nil
+	}
+	var logs logtest.Buffer
+	r := startReader(t, cfg, a, 20*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil)))
+	adm := kadm.NewClient(raw)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		offs, err := adm.FetchOffsets(context.Background(), cfg.Group)
+		if err == nil {
+			if o, ok := offs.Lookup(cfg.Topic, 1); ok && o.At == 2 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("in 20 s partition 1 was not committed at 2; applied %v; log:\n%s", st.names(), logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // a few more polls
+	if diff := cmp.Diff(st.names(), map[string][]string{"acme/cart": {"1", "2"}}); diff != "" {
+		t.Errorf("applied (-got +want):\n%s", diff)
+	}
+	if offs, err := adm.FetchOffsets(context.Background(), cfg.Group); err != nil {
+		t.Fatal(err)
+	} else if o, ok := offs.Lookup(cfg.Topic, 0); ok && o.At >= 0 {
+		t.Errorf("partition 0 committed at %d, want nothing committed", o.At)
+	}
+	if got := testutil.ToFloat64(r.stopped); got != 1 {
+		t.Errorf("evident_kafka_partitions_stopped %v, want 1", got)
+	}
+	line := fmt.Sprintf(`level=ERROR msg="stop reading a partition of the ingest log whose state this engine cannot restore" topic=%s partition=0 err="create a shard of tenant beyond: too many tenants"`, cfg.Topic)
+	if got := logs.String(); !strings.Contains(got, line) {
+		t.Errorf("log:\n%s\nwant a line with %s", got, line)
 	}
 }
 

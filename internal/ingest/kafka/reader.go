@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,7 +35,11 @@ type Applier interface {
 	// Assign restores the state of partitions, now this engine's, and
 	// returns for each the offset to read from: the one its checkpoint
 	// reached. A partition left out is read from the group's committed
-	// offset, or from the start of the log.
+	// offset, or from the start of the log. A *RefusedError names
+	// partitions the Applier cannot restore until the engine is changed:
+	// the Reader reads none of them while it holds them, and reads the
+	// others from the Offsets returned with it. Any other error is taken
+	// as passing: the group assigns again.
 	Assign(ctx context.Context, partitions []int32) (Offsets, error)
 	// Apply applies recs, in log order within each partition, to the
 	// in-memory state. On an error some of recs may have been applied:
@@ -75,6 +81,28 @@ func (e *StopError) Error() string {
 }
 
 func (e *StopError) Unwrap() error { return e.Err }
+
+// RefusedError is an Assign error for partitions whose stored state the
+// engine cannot restore until it is changed: a shard of a tenant beyond
+// max_tenants, or one written in a form this engine does not read.
+// Reading such a partition on an empty state would lose what its
+// checkpoint holds, and failing the whole assignment would stall every
+// partition of the engine as the group assigns again and again; so the
+// Reader reads none of the refused partitions, until the group moves
+// them (the engine restarts), and goes on with the others.
+type RefusedError struct {
+	// Partitions maps each refused partition to why.
+	Partitions map[int32]error
+}
+
+func (e *RefusedError) Error() string {
+	parts := slices.Sorted(maps.Keys(e.Partitions))
+	msgs := make([]string, len(parts))
+	for i, p := range parts {
+		msgs[i] = fmt.Sprintf("partition %d: %v", p, e.Partitions[p])
+	}
+	return "restore partitions: " + strings.Join(msgs, "; ")
+}
 
 // Offsets are, per partition of the log, the offset after the last
 // record applied. An applier keeps them with its state (in the engine's
@@ -118,9 +146,9 @@ type Reader struct {
 	applier Applier
 	log     *slog.Logger
 	m       *prometheus.CounterVec
-	// stopped is how many partitions the reader holds but no longer
-	// fetches: each stopped at a record of a newer format (stop) or one
-	// the applier refused (refuse).
+	// stopped is how many partitions the reader holds but does not
+	// fetch: paused at a record of a newer format (stop) or one the
+	// applier refused (refuse), or refused whole by the applier's Assign.
 	stopped prometheus.Gauge
 	// checkpoints counts the applier's checkpoints by result: an
 	// engine's only checkpoints (serve's evident_engine_checkpoints_total
@@ -130,9 +158,13 @@ type Reader struct {
 	// log no longer had when it came to read them (gap).
 	lost prometheus.Counter
 	// expectMu guards expect: per partition held, the offset the reader
-	// reads next, set by assign and advanced by apply.
+	// reads next, set by assign and advanced by apply; refused, the
+	// partitions held whose state the applier could not restore; and
+	// paused, how many partitions held the client does not fetch.
 	expectMu sync.Mutex
 	expect   map[int32]int64
+	refused  map[int32]bool
+	paused   int
 	loop     pipeline.Loop
 	once     sync.Once
 }
@@ -159,14 +191,14 @@ func NewReader(cfg Config, a Applier, checkpoint time.Duration, logger *slog.Log
 		Help: "Records read from the ingest log, by outcome (applied, malformed, too_new, refused).",
 	}, []string{"outcome"}), stopped: prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "evident_kafka_partitions_stopped",
-		Help: "Partitions of the ingest log this engine holds but stopped reading at a record of a format it does not know, written by a newer evident (upgrade the engine), or at a record it refuses (see its log).",
+		Help: "Partitions of the ingest log this engine holds but stopped reading at a record of a format it does not know, written by a newer evident (upgrade the engine), or at a record it refuses, or whose stored state it cannot restore (see its log).",
 	}), checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "evident_kafka_checkpoints_total",
 		Help: "Checkpoints of the partitions read from the ingest log to the shared store, by result (ok, error).",
 	}, []string{"result"}), lost: prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "evident_kafka_lost_records_total",
 		Help: "Offsets of the ingest log an engine was to read next but found deleted, by the topic's retention, before it applied them.",
-	}), expect: map[int32]int64{}}
+	}), expect: map[int32]int64{}, refused: map[int32]bool{}}
 	// Every outcome and result from 0, so a rate of malformed records or
 	// failed checkpoints is 0 rather than "no data".
 	r.m.WithLabelValues("applied")
@@ -242,6 +274,21 @@ func (r *Reader) assign(ctx context.Context, offsets map[string]map[int32]kgo.Of
 		return offsets, nil
 	}
 	next, err := r.applier.Assign(ctx, parts)
+	var re *RefusedError
+	if errors.As(err, &re) {
+		r.expectMu.Lock()
+		for p, perr := range re.Partitions {
+			// Left out of the offsets, the client does not fetch it;
+			// the group still counts it this engine's.
+			delete(offsets[r.cfg.Topic], p)
+			r.refused[p] = true
+			r.log.Error("stop reading a partition of the ingest log whose state this engine cannot restore",
+				"topic", r.cfg.Topic, "partition", p, "err", perr, "hint", refusedHint)
+		}
+		r.expectMu.Unlock()
+		r.setStopped(-1)
+		err = nil
+	}
 	if err != nil {
 		// Joining again retries; reading from the committed offsets
 		// would apply on a state that is not there.
@@ -275,6 +322,7 @@ func (r *Reader) revoke(ctx context.Context, cl *kgo.Client, parts []int32, lost
 	r.expectMu.Lock()
 	for _, p := range parts {
 		delete(r.expect, p)
+		delete(r.refused, p)
 	}
 	r.expectMu.Unlock()
 	if offs := r.applier.Revoke(ctx, parts, lost); len(offs) > 0 {
@@ -285,7 +333,7 @@ func (r *Reader) revoke(ctx context.Context, cl *kgo.Client, parts []int32, lost
 	// read again from its checkpoint, which may be past that record by
 	// then.
 	cl.ResumeFetchPartitions(map[string][]int32{r.cfg.Topic: parts})
-	r.stopped.Set(float64(len(cl.PauseFetchPartitions(nil)[r.cfg.Topic])))
+	r.setStopped(len(cl.PauseFetchPartitions(nil)[r.cfg.Topic]))
 }
 
 // commitsOf is offs as the client commits them.
@@ -443,9 +491,20 @@ func (r *Reader) apply(ctx context.Context, raw []*kgo.Record) bool {
 	return true
 }
 
+// setStopped sets the stopped gauge to the partitions refused and the
+// paused ones, paused if it is not negative, else as last set.
+func (r *Reader) setStopped(paused int) {
+	r.expectMu.Lock()
+	defer r.expectMu.Unlock()
+	if paused >= 0 {
+		r.paused = paused
+	}
+	r.stopped.Set(float64(r.paused + len(r.refused)))
+}
+
 // refusedHint says what to do about a partition stopped at a record the
-// engine refused.
-const refusedHint = "fix what the error names (serve.tenants.max_tenants for a tenant beyond it) and restart this engine: nothing of the partition from this record on is applied or committed, and the engine that takes the partition reads it from here, before the topic's retention deletes it"
+// engine refused, or refused whole.
+const refusedHint = "fix what the error names (serve.tenants.max_tenants for a tenant beyond it) and restart this engine: nothing of the partition from here on is applied or committed, and the engine that takes the partition reads it from here, before the topic's retention deletes it"
 
 // refuse stops fetching the partition of se, a record of raw the applier
 // refused, as stop does for a record of a newer format.
@@ -458,7 +517,7 @@ func (r *Reader) refuse(raw []*kgo.Record, se *StopError) {
 		}
 	}
 	paused := r.cl.PauseFetchPartitions(map[string][]int32{topic: {se.Partition}})
-	r.stopped.Set(float64(len(paused[r.cfg.Topic])))
+	r.setStopped(len(paused[r.cfg.Topic]))
 	r.log.Error("stop reading a partition of the ingest log at a record this engine refuses",
 		"topic", topic, "partition", se.Partition, "offset", se.Offset, "err", se.Err, "hint", refusedHint)
 }
@@ -492,7 +551,7 @@ const newerFormatHint = "upgrade this engine: nothing of the partition from this
 func (r *Reader) stop(kr *kgo.Record, err error) {
 	r.m.WithLabelValues("too_new").Inc()
 	paused := r.cl.PauseFetchPartitions(map[string][]int32{kr.Topic: {kr.Partition}})
-	r.stopped.Set(float64(len(paused[r.cfg.Topic])))
+	r.setStopped(len(paused[r.cfg.Topic]))
 	r.log.Error("stop reading a partition of the ingest log at a record of a newer format",
 		"topic", kr.Topic, "partition", kr.Partition, "offset", kr.Offset, "format", header(kr, headerFormat), "err", err, "hint", newerFormatHint)
 }
