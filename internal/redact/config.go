@@ -42,6 +42,11 @@ type Config struct {
 	// bearer token in a path, a parameter or free text whose name says
 	// nothing.
 	Tokens bool `yaml:"tokens"`
+	// Pairs masks, in every text attribute, the value of a name=value
+	// pair whose name Names or NamePatterns match and AllowNames do not
+	// (a connection string's Password=...;, a JDBC URL's password=, a
+	// command line's --token=), and of a quoted "name": "value" pair (JSON).
+	Pairs bool `yaml:"pairs"`
 	// Emails masks e-mail addresses (also with the "@" written %40).
 	Emails bool `yaml:"emails"`
 	// CardNumbers masks Luhn-valid runs of 13 to 19 digits that start
@@ -56,8 +61,9 @@ type Config struct {
 	AllowValues []string `yaml:"allow_values"`
 }
 
-// DefaultConfig masks values named like secrets, authentication headers
-// and cookies, SQL literals, URL credentials, JSON Web Tokens, e-mail
+// DefaultConfig masks values named like secrets (in parameters, headers
+// and pairs in text), authentication headers and cookies, SQL literals,
+// URL credentials, JSON Web Tokens, e-mail
 // addresses and card numbers, with "REDACTED" (the value the OpenTelemetry semantic
 // conventions give for url.full credentials).
 func DefaultConfig() Config {
@@ -71,6 +77,7 @@ func DefaultConfig() Config {
 		SQL:         true,
 		Credentials: true,
 		Tokens:      true,
+		Pairs:       true,
 		Emails:      true,
 		CardNumbers: true,
 	}
@@ -90,6 +97,9 @@ type compiled struct {
 	names                                       [][]byte
 	headers                                     []string
 	namePatterns, allowNames, values, allowVals []*regexp.Regexp
+	// minName is the length of the shortest of names: a shorter name
+	// contains none (and decoding only shortens one).
+	minName int
 }
 
 func (c Config) compile() (compiled, error) {
@@ -114,6 +124,9 @@ func (c Config) compile() (compiled, error) {
 	}
 	for _, n := range lower("names", c.Names) {
 		out.names = append(out.names, []byte(n))
+		if out.minName == 0 || len(n) < out.minName {
+			out.minName = len(n)
+		}
 	}
 	out.headers = lower("headers", c.Headers)
 	res := func(key string, in []string, fold bool) []*regexp.Regexp {

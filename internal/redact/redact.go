@@ -127,7 +127,8 @@ const maxValuePasses = 4
 func (r *Redactor) valueOnce(field, v string) string {
 	switch {
 	case field == FieldURLQuery:
-		v = r.query(v)
+		// Pairs are what query reads: the text rules need not again.
+		return r.textRules(r.query(v), false)
 	case field == FieldURLFull:
 		v = r.urlQuery(v)
 	case field == FieldDBQueryText || field == FieldDBStatement:
@@ -393,6 +394,9 @@ func sameHeader(a, b string) bool {
 // secretName reports whether a parameter or header named name holds a
 // secret.
 func (r *Redactor) secretName(name string) bool {
+	if len(name) < r.c.minName && len(r.c.namePatterns) == 0 {
+		return false
+	}
 	// Names are short: lower-casing into a buffer on the stack lets the
 	// substring search run at full speed without allocating.
 	var buf [64]byte
@@ -485,9 +489,13 @@ func (r *Redactor) urlQuery(u string) string {
 	return b + "#" + f
 }
 
-// text applies the rules for free text: URL credentials, e-mail
-// addresses, card numbers and the configured value patterns.
-func (r *Redactor) text(v string) string {
+// text applies the rules for free text: URL credentials, JSON Web
+// Tokens, secrets in pairs, e-mail addresses, card numbers and the
+// configured value patterns.
+func (r *Redactor) text(v string) string { return r.textRules(v, r.cfg.Pairs) }
+
+// textRules is text, with the rule for pairs if pairs is set.
+func (r *Redactor) textRules(v string, pairs bool) string {
 	if v == "" {
 		return v
 	}
@@ -499,6 +507,9 @@ func (r *Redactor) text(v string) string {
 	}
 	if r.cfg.Tokens && strings.Contains(v, "eyJ") {
 		v = r.jwts(v)
+	}
+	if pairs && (sh.colon || strings.IndexByte(v, '=') >= 0) {
+		v = r.pairs(v)
 	}
 	if r.cfg.Emails && sh.atOrPercent {
 		v = r.emails(v)
@@ -590,6 +601,153 @@ func (r *Redactor) jwts(s string) string {
 		off = start + 3
 	}
 	return e.String()
+}
+
+// pairs masks the values of name=value pairs, and of "name": "value"
+// pairs, in free text whose name is a secret's (secretName): a connection
+// string's Password=...; (ADO.NET, ODBC, libpq's password=...), a JDBC
+// URL's ;password=... or &password=..., a JSON body's "api_key": "...", a
+// command line's --token=.... A name with ':' must be quoted, as in JSON:
+// "auth: failed" is prose. A value runs to a separator (whitespace ; & ,
+// and brackets), or is quoted, or in ODBC's braces; an authentication
+// scheme (Bearer, Basic, ...) takes the credentials after it too.
+func (r *Redactor) pairs(s string) string {
+	e := editor{src: s}
+	// The separators are found with IndexByte, which is vectorised: most
+	// text has few, and a value of kilobytes costs little more than none.
+	eq, colon := indexFrom(s, 0, '='), indexFrom(s, 0, ':')
+	for {
+		i := min(eq, colon)
+		if i == len(s) {
+			break
+		}
+		c := s[i]
+		if i == eq {
+			eq = indexFrom(s, i+1, '=')
+		} else {
+			colon = indexFrom(s, i+1, ':')
+		}
+		if c == '=' && (i+1 < len(s) && s[i+1] == '=' || i > 0 && strings.IndexByte("=!<>", s[i-1]) >= 0) {
+			continue // a comparison: ==, !=, <=, >=
+		}
+		// The name, and the quotes around it, before the separator.
+		end := i
+		for end > 0 && (s[end-1] == ' ' || s[end-1] == '\t') {
+			end--
+		}
+		var quote byte
+		if end > 0 && (s[end-1] == '"' || s[end-1] == '\'') {
+			quote = s[end-1]
+			end--
+		}
+		if c == ':' && quote == 0 {
+			continue
+		}
+		start := end
+		for start > 0 && pairNameChar(s[start-1]) {
+			start--
+		}
+		if start == end || quote != 0 && (start == 0 || s[start-1] != quote) {
+			continue
+		}
+		// The value.
+		v := i + 1
+		for v < len(s) && (s[v] == ' ' || s[v] == '\t') {
+			v++
+		}
+		// Nothing to mask, masked already (by the URL rules, which know a
+		// fragment ends a value), or "?": a statement's parameter, or its
+		// literal masked. Then the name, before the value's end is
+		// looked for: most names are no secret's.
+		if v == len(s) || pairDelimiter(s[v]) && s[v] != '"' && s[v] != '\'' && s[v] != '{' ||
+			strings.HasPrefix(s[v:], r.cfg.Mask) || s[v] == '?' && (v+1 == len(s) || pairDelimiter(s[v+1])) ||
+			!r.secretName(s[start:end]) {
+			continue
+		}
+		from, to := v, v
+		switch {
+		case s[v] == '"' || s[v] == '\'':
+			from, to = v+1, closingQuote(s, v+1, s[v])
+		case s[v] == '{':
+			from, to = v+1, v+1
+			for to < len(s) && s[to] != '}' {
+				to++
+			}
+		default:
+			to = pairValueEnd(s, v)
+			if authScheme(s[v:to]) && to+1 < len(s) && s[to] == ' ' {
+				to = pairValueEnd(s, to+1)
+			}
+		}
+		if from >= to || strings.HasPrefix(s[from:to], r.cfg.Mask) {
+			continue
+		}
+		e.replace(from, to, r.cfg.Mask)
+		if eq < to {
+			eq = indexFrom(s, to, '=')
+		}
+		if colon < to {
+			colon = indexFrom(s, to, ':')
+		}
+	}
+	return e.String()
+}
+
+// indexFrom returns the index of the first c in s at or after i, len(s)
+// when there is none.
+func indexFrom(s string, i int, c byte) int {
+	if i >= len(s) {
+		return len(s)
+	}
+	if k := strings.IndexByte(s[i:], c); k >= 0 {
+		return i + k
+	}
+	return len(s)
+}
+
+// pairNameChar reports whether c can be in the name of a pair: a word, a
+// dotted or dashed name, an option's leading dashes.
+func pairNameChar(c byte) bool { return isAlnum(c) || c == '_' || c == '-' || c == '.' }
+
+// pairValueEnd returns the end of an unquoted value starting at i.
+func pairValueEnd(s string, i int) int {
+	for i < len(s) && !pairDelimiter(s[i]) {
+		i++
+	}
+	return i
+}
+
+// pairDelimiter reports whether c ends an unquoted value.
+func pairDelimiter(c byte) bool {
+	switch c {
+	case ' ', '\t', '\r', '\n', ';', '&', ',', '"', '\'', '(', ')', '[', ']', '{', '}', '<', '>':
+		return true
+	}
+	return false
+}
+
+// closingQuote returns the index of the quote q that closes a quoted
+// value starting at i, a backslash escaping the next character; len(s)
+// when it is not closed.
+func closingQuote(s string, i int, q byte) int {
+	for i < len(s) && s[i] != q {
+		if s[i] == '\\' {
+			i++
+		}
+		i++
+	}
+	return min(i, len(s))
+}
+
+// authScheme reports whether w is an HTTP authentication scheme that
+// credentials follow.
+func authScheme(w string) bool {
+	for _, s := range []string{"bearer", "basic", "digest", "token", "negotiate"} {
+		if strings.EqualFold(w, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // minJWTHeader is the length of the shortest JWT header, {"alg":"none"}

@@ -71,6 +71,28 @@ func TestValue(t *testing.T) {
 		{"text digits in word", "url.path", "/a4111111111111111", "/a4111111111111111"},
 		{"text not an email", "url.path", "/@me/x@y", "/@me/x@y"},
 		{"text mask not remasked", FieldURLFull, "https://REDACTED:REDACTED@h.example/", "https://REDACTED:REDACTED@h.example/"},
+		// Secrets in free text by the name before them: the connection
+		// strings of ADO.NET, ODBC, libpq and JDBC that drivers put in
+		// exception messages and db.connection_string, JSON bodies,
+		// command lines.
+		{"pair ado.net", "db.connection_string", "Server=db;Database=shop;User Id=sa;Password=hunter2;", "Server=db;Database=shop;User Id=sa;Password=REDACTED;"},
+		{"pair spaces and case", "exception.message", "login failed: Uid = sa; PWD = hunter2 ; Encrypt=yes", "login failed: Uid = sa; PWD = REDACTED ; Encrypt=yes"},
+		{"pair odbc braces", "db.connection_string", "Driver={ODBC Driver 18};PWD={hun;ter2};UID=sa", "Driver={ODBC Driver 18};PWD={REDACTED};UID=sa"},
+		{"pair libpq", "exception.message", "connect host=db user=app password=hunter2 dbname=shop: refused", "connect host=db user=app password=REDACTED dbname=shop: refused"},
+		{"pair jdbc query", "exception.message", "cannot open jdbc:mysql://db:3306/shop?user=app&password=hunter2&useSSL=true", "cannot open jdbc:mysql://db:3306/shop?user=app&password=REDACTED&useSSL=true"},
+		{"pair jdbc sql server", "exception.message", "jdbc:sqlserver://db:1433;databaseName=shop;user=sa;password=hunter2;encrypt=true", "jdbc:sqlserver://db:1433;databaseName=shop;user=sa;password=REDACTED;encrypt=true"},
+		{"pair json", "exception.message", `bad body {"user":"bob", "api_key" : "k-123\"4", "n":1}`, `bad body {"user":"bob", "api_key" : "REDACTED", "n":1}`},
+		{"pair command line", "process.command_line", "worker --queue=jobs --auth-token=abc123 --verbose", "worker --queue=jobs --auth-token=REDACTED --verbose"},
+		{"pair auth scheme", "exception.message", "upstream sent Authorization=Bearer abc.def, retrying", "upstream sent Authorization=REDACTED, retrying"},
+		{"pair comparison kept", "code.function", "if token == nil || key != old && pwd >= 1", "if token == nil || key != old && pwd >= 1"},
+		{"pair prose kept", "exception.message", "auth: failed for user bob; key: see docs", "auth: failed for user bob; key: see docs"},
+		{"pair names otherwise kept", "db.connection_string", "Server=db;Database=shop;Timeout=30", "Server=db;Database=shop;Timeout=30"},
+		// Oracle's passwords are names, not literals.
+		{"sql oracle identified by", FieldDBQueryText, "CREATE USER scott IDENTIFIED BY tiger DEFAULT TABLESPACE users", "CREATE USER scott IDENTIFIED BY ? DEFAULT TABLESPACE users"},
+		{"sql oracle replace", FieldDBQueryText, "alter user scott identified by lion replace tiger", "alter user scott identified by ? replace ?"},
+		{"sql oracle quoted", FieldDBQueryText, `ALTER USER scott IDENTIFIED BY "Li0n" REPLACE tiger`, `ALTER USER scott IDENTIFIED BY ? REPLACE ?`},
+		{"sql oracle database link", FieldDBQueryText, "CREATE DATABASE LINK l CONNECT TO app IDENTIFIED BY hunter2 USING 'db'", "CREATE DATABASE LINK l CONNECT TO app IDENTIFIED BY ? USING ?"},
+		{"sql replace otherwise kept", FieldDBQueryText, "SELECT REPLACE(name, a, b) FROM t ORDER BY name", "SELECT REPLACE(name, a, b) FROM t ORDER BY name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,7 +7,8 @@ import (
 
 // sanitizeSQL replaces the literals of a SQL statement with "?": quoted
 // strings ('...', and "..." which MySQL reads as a string), numbers that
-// are not part of a name, and PostgreSQL dollar-quoted strings.
+// are not part of a name, PostgreSQL dollar-quoted strings, and Oracle's
+// passwords, which are names (IDENTIFIED BY tiger).
 // Backquoted names are kept. Comments are not: they can carry values too
 // (sqlcommenter tags), so a quote in a comment starts a literal. An
 // unterminated literal is replaced up to the end: it is most likely an
@@ -44,6 +45,11 @@ func sanitizeSQL(s string) string {
 // the last is unterminated; backslash says whether a backslash escapes
 // the next character in a quoted string.
 func sqlLiterals(s string, backslash bool) (lits [][2]int, open bool) {
+	// Oracle's passwords are names, not literals (IDENTIFIED BY tiger,
+	// and ALTER USER's REPLACE with the old one after the new): expect
+	// is whether the next word is one, pw whether the last token was.
+	var prev string
+	pw, expect := false, false
 	for i := 0; i < len(s); {
 		c := s[i]
 		switch {
@@ -51,6 +57,7 @@ func sqlLiterals(s string, backslash bool) (lits [][2]int, open bool) {
 			j, ok := endQuoted(s, i+1, c, backslash)
 			lits = append(lits, [2]int{i, j})
 			open = !ok
+			pw, expect = expect, false
 			i = j
 		case c == '`':
 			i = skipTo(s, i+1, "`")
@@ -69,10 +76,26 @@ func sqlLiterals(s string, backslash bool) (lits [][2]int, open bool) {
 			i = j
 		case isIdentChar(c):
 			// Digits inside a name (table2, $1) are part of it.
-			for i < len(s) && isIdentChar(s[i]) {
-				i++
+			j := i
+			for j < len(s) && isIdentChar(s[j]) {
+				j++
 			}
+			word := s[i:j]
+			if expect {
+				lits = append(lits, [2]int{i, j})
+				prev, pw, expect = "", true, false
+			} else {
+				// Lengths first: this runs for every word of every statement.
+				expect = len(word) == 2 && len(prev) == 10 && strings.EqualFold(word, "by") && strings.EqualFold(prev, "identified") ||
+					pw && len(word) == 7 && strings.EqualFold(word, "replace")
+				prev, pw = word, false
+			}
+			i = j
 		default:
+			if c > ' ' { // not a space or a control character
+				// A "?" is a password masked before (Value's next pass).
+				pw, expect = expect && c == '?', false
+			}
 			i++
 		}
 	}
