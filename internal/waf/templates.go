@@ -9,9 +9,13 @@ type detection struct {
 
 // Transformation chains shared by the templates. ARGS are already
 // URL-decoded once by the engine; decoding again catches double encoding.
+// removeNulls also reads an XML or YAML body sent in UTF-16 (or UTF-32),
+// which the application's parser decodes by its byte order mark, as the
+// ASCII the patterns look for.
 var (
 	tDecode    = []string{"utf8toUnicode", "urlDecodeUni", "removeNulls"}
 	tDecodeAll = []string{"utf8toUnicode", "urlDecodeUni", "jsDecode", "htmlEntityDecode", "removeNulls"}
+	tUTF16     = []string{"removeNulls"}
 )
 
 // rxAuthorityBackslash matches a URL whose authority (after "scheme://",
@@ -49,7 +53,7 @@ var templates = map[Class][]detection{
 		{"serialized object", []link{{
 			vars: "ARGS|ARGS_NAMES|REQUEST_HEADERS|REQUEST_COOKIES|REQUEST_BODY",
 			op:   `@rx (?:rO0AB|aced0005|H4sIAAAAAAAA|AAEAAAD/////|\bO:[0-9]+:"[A-Za-z_\\][A-Za-z0-9_\\]*":[0-9]+:\{|\ba:[0-9]+:\{[si]:[0-9]|!!python/(?:object|name|module|apply)|!!(?:javax?|com\.sun|org\.(?:springframework|apache))\.|"@type"\s*:\s*"|\[\s*"(?:com\.sun\.rowset|org\.springframework|ch\.qos\.logback|com\.mchange|org\.apache)|c__builtin__|\bcposix\b|\bcos\s+system|\\x80\\x0[2-5])`,
-			t:    []string{"urlDecodeUni"},
+			t:    []string{"urlDecodeUni", "removeNulls"},
 		}}},
 		{"polymorphic type key in JSON", []link{{
 			vars: "ARGS_NAMES",
@@ -111,7 +115,7 @@ var templates = map[Class][]detection{
 		{"internal address or dangerous URL scheme", []link{{
 			vars: "ARGS|ARGS_NAMES|REQUEST_BODY|REQUEST_HEADERS:Referer",
 			op:   `@rx (?i)(?:(?:file|gopher|dict|ldaps?|tftp|jar|netdoc|php|expect|sftp|ftp)://|(?:https?:)?//(?:[^/?#@\s]*@)?(?:localhost|127\.[0-9.]+|0\.0\.0\.0|0x7f[0-9a-fx.]*|0177\.[0-9.]+|2130706433|017700000001|\[?(?:0*:)*:0*1\]?|\[[0-9a-f:]*ffff:[0-9a-f.:]+\]|169\.254\.[0-9.]+|10\.[0-9]+\.[0-9.]+|192\.168\.[0-9.]+|172\.(?:1[6-9]|2[0-9]|3[01])\.[0-9.]+|metadata\.google\.internal|metadata\.azure\.com|100\.100\.100\.200|instance-data|[a-z0-9.-]*\.(?:internal|local|localdomain|nip\.io|sslip\.io))(?:[:/?#\\]|$))`,
-			t:    []string{"urlDecodeUni", "removeWhitespace"},
+			t:    []string{"urlDecodeUni", "removeWhitespace", "removeNulls"},
 		}}},
 	},
 	// CRS 920250 (UTF-8 abuse); the length limits come from traffic.
@@ -134,7 +138,7 @@ var templates = map[Class][]detection{
 		{"external entity", []link{{
 			vars: "REQUEST_BODY|ARGS|FILES",
 			op:   `@rx (?i)<!(?:DOCTYPE|ENTITY)[^>]*\b(?:SYSTEM|PUBLIC)\b|<!ENTITY\s+%|\bxmlns:xi\s*=|<xi:include\b`,
-			t:    []string{"utf8toUnicode"},
+			t:    []string{"utf8toUnicode", "removeNulls"},
 		}}},
 	},
 	// Billion laughs (XML), alias fan-out (YAML: CVE-2019-11253,
@@ -143,10 +147,12 @@ var templates = map[Class][]detection{
 		{"XML entity expansion", []link{{
 			vars: "REQUEST_BODY|ARGS",
 			op:   `@rx (?i)<!ENTITY\s+[^\s>]+\s+["'][^"']*&[^;\s]+;`,
+			t:    tUTF16,
 		}}},
 		{"YAML alias fan-out", []link{{
 			vars: "REQUEST_BODY|ARGS",
 			op:   `@rx (?:\*[A-Za-z0-9_-]+\s*,\s*\*[A-Za-z0-9_-]+\s*,\s*\*[A-Za-z0-9_-]+|(?:-\s*\*[A-Za-z0-9_-]+\s*[\r\n]+\s*){3})`,
+			t:    tUTF16,
 		}}},
 		{"body the engine could not parse", []link{{
 			vars: "REQBODY_ERROR",
@@ -155,6 +161,7 @@ var templates = map[Class][]detection{
 		{"deep nesting", []link{{
 			vars: "REQUEST_BODY|ARGS",
 			op:   `@rx (?:[\[{]\s*){64}`,
+			t:    tUTF16,
 		}}},
 		{"YAML alias expansion factor above 100", []link{{
 			vars: "REQUEST_BODY",
@@ -194,7 +201,7 @@ var templates = map[Class][]detection{
 		{"__proto__ or constructor.prototype", []link{{
 			vars: "REQUEST_URI|ARGS|ARGS_NAMES|REQUEST_BODY|REQUEST_COOKIES|REQUEST_COOKIES_NAMES|REQUEST_HEADERS:Cookie",
 			op:   `@rx (?:__proto__|constructor\s*(?:\.|\[)\s*["']?\s*prototype|constructor["']?\s*:\s*(?:\{[^{}]*?)?["']?prototype["']?\s*:)`,
-			t:    []string{"urlDecodeUni", "jsDecode", "removeWhitespace"},
+			t:    []string{"urlDecodeUni", "jsDecode", "removeWhitespace", "removeNulls"},
 		}}},
 	},
 	// OWASP's unvalidated redirects cheat sheet and PortSwigger's open
@@ -216,7 +223,7 @@ var templates = map[Class][]detection{
 		{"template expression", []link{{
 			vars: "ARGS|ARGS_NAMES|REQUEST_BODY|REQUEST_COOKIES|REQUEST_HEADERS:User-Agent|REQUEST_HEADERS:Referer",
 			op:   `@rx (?i)(?:\{\{[^}]{0,200}(?:[.(\[|*+]|__|config|self|request|lipsum|cycler|joiner|range)[^}]{0,200}\}\}|\{%-?\s*(?:import|include|extends|set|for|if|macro|call|raw|load|debug)\b|<%=?[\s\S]{0,200}%>|\$\{[^}]{0,200}[*+(][^}]{0,200}\}|#\{[^}]{0,200}\}|\*\{[^}]{0,200}\}|<#(?:assign|list|if)\b|#set\s*\(|freemarker\.template\.utility)`,
-			t:    []string{"urlDecodeUni", "htmlEntityDecode"},
+			t:    []string{"urlDecodeUni", "htmlEntityDecode", "removeNulls"},
 		}}},
 	},
 }

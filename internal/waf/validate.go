@@ -385,9 +385,10 @@ type mutation struct {
 // denied as well: percent-encoding hex digits in the other case, the
 // media type upper-cased and with a charset parameter, whitespace around
 // the body, a raw body sent as text/plain or without a media type, and
-// the Authorization scheme upper-cased with extra spaces, and every
-// character of a JSON body's keys and strings written as a \u escape,
-// which the application's JSON parser decodes. A request to a GET
+// the Authorization scheme upper-cased with extra spaces, an XML or YAML
+// body in UTF-16, which the application's parser reads as it reads UTF-8,
+// and every character of a JSON body's keys and strings written as a \u
+// escape, which the application's JSON parser decodes. A request to a GET
 // endpoint is also sent as HEAD, itself and each of its mutations
 // ("method HEAD", "method HEAD and <mutation>"), since routers run the
 // GET handler for HEAD (and the other way round for a HEAD endpoint).
@@ -437,6 +438,11 @@ func mutations(r Request, tamper string) []mutation {
 			delete(m.Headers, "Content-Type")
 			out = append(out, mutation{"no media type", m})
 		}
+	}
+	if utf16Text(r.Headers["Content-Type"], r.Body) {
+		m := clone()
+		m.Body = utf16LE(r.Body)
+		out = append(out, mutation{"body in UTF-16", m})
 	}
 	if strings.Contains(strings.ToLower(r.Headers["Content-Type"]), "json") {
 		if body, ok := escapeJSONStrings(r.Body); ok && body != r.Body {
@@ -499,6 +505,34 @@ func tamperMethod(ep Endpoint, all []*EndpointTraffic) string {
 		}
 	}
 	return ""
+}
+
+// utf16Text reports whether a body of media type ct is XML or YAML text,
+// which parsers must also read in UTF-16 (XML 1.0 section 4.3.3, YAML 1.2
+// section 5.2): Xerces, libxml2, SnakeYAML, PyYAML and go-yaml take the
+// byte order mark for it, while a regular expression over the bytes sees
+// a NUL between every two characters.
+func utf16Text(ct, body string) bool {
+	mt, _, _ := strings.Cut(strings.ToLower(ct), ";")
+	mt = strings.TrimSpace(mt)
+	if body == "" || binaryBody(body) || strings.HasPrefix(body, "\ufeff") {
+		return false
+	}
+	for _, suffix := range []string{"/xml", "+xml", "/yaml", "/x-yaml", "+yaml"} {
+		if strings.HasSuffix(mt, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// utf16LE returns s in UTF-16, little-endian, after a byte order mark.
+func utf16LE(s string) string {
+	b := []byte{0xff, 0xfe}
+	for _, u := range utf16.Encode([]rune(s)) {
+		b = append(b, byte(u), byte(u>>8))
+	}
+	return string(b)
 }
 
 // binaryBody reports whether a body is binary (NUL bytes or invalid UTF-8).

