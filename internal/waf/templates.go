@@ -46,13 +46,15 @@ var templates = map[Class][]detection{
 			t:    tDecodeAll,
 		}}},
 	},
-	// Serialized-object signatures: Java (ysoserial, CRS 944200-944210),
+	// Serialized-object signatures: Java (ysoserial, CRS 944200-944210:
+	// the stream's magic AC ED 00 05 as sent, binary, and as hex or
+	// base64 text; removeNulls takes the 00 out),
 	// PHP (CRS 933170), Python pickle, .NET BinaryFormatter, YAML object
 	// tags (SnakeYAML, PyYAML) and Jackson/Fastjson polymorphic types.
 	ClassDeserialization: {
 		{"serialized object", []link{{
 			vars: "ARGS|ARGS_NAMES|REQUEST_HEADERS|REQUEST_COOKIES|REQUEST_BODY",
-			op:   `@rx (?:rO0AB|aced0005|H4sIAAAAAAAA|AAEAAAD/////|\bO:[0-9]+:"[A-Za-z_\\][A-Za-z0-9_\\]*":[0-9]+:\{|\ba:[0-9]+:\{[si]:[0-9]|!!python/(?:object|name|module|apply)|!!(?:javax?|com\.sun|org\.(?:springframework|apache))\.|"@type"\s*:\s*"|\[\s*"(?:com\.sun\.rowset|org\.springframework|ch\.qos\.logback|com\.mchange|org\.apache)|c__builtin__|\bcposix\b|\bcos\s+system|\\x80\\x0[2-5])`,
+			op:   `@rx (?:rO0AB|aced0005|\xac\xed\x00?\x05|H4sIAAAAAAAA|AAEAAAD/////|\bO:[0-9]+:"[A-Za-z_\\][A-Za-z0-9_\\]*":[0-9]+:\{|\ba:[0-9]+:\{[si]:[0-9]|!!python/(?:object|name|module|apply)|!!(?:javax?|com\.sun|org\.(?:springframework|apache))\.|"@type"\s*:\s*"|\[\s*"(?:com\.sun\.rowset|org\.springframework|ch\.qos\.logback|com\.mchange|org\.apache)|c__builtin__|\bcposix\b|\bcos\s+system|\\x80\\x0[2-5])`,
 			t:    []string{"urlDecodeUni", "removeNulls"},
 		}}},
 		{"polymorphic type key in JSON", []link{{
