@@ -93,7 +93,8 @@ func IsLockfile(name string) bool { return lockfileExtractor(lockfileFS(name, ni
 // govulncheck on it, tells the standard library's version.
 //
 // A package without a pinned version (a requirements line such as
-// "requests>=2") is reported as a *RecordError naming it and skipped. A
+// "requests>=2" or "requests~=2.25.0", whose bound osv-scalibr gives as
+// the version) is reported as a *RecordError naming it and skipped. A
 // name that is no lockfile's wraps ErrWrongFormat; a file the extractor
 // cannot read wraps ErrMalformed.
 func ParseLockfile(r io.Reader, name string, m Matcher) ([]Finding, []error) {
@@ -133,6 +134,13 @@ func ParseLockfile(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 		}
 		if p.Version == "" {
 			errs = append(errs, recordErr(name, rec, "no pinned version"))
+			continue
+		}
+		// The requirements extractor gives a bound (>=, <=, ~=) as the
+		// version; pip installs the newest version the bounds allow, so
+		// matching the bound would report what is fixed in what runs.
+		if md, ok := p.Metadata.(*requirements.Metadata); ok && md.VersionComparator != "==" && md.VersionComparator != "===" {
+			errs = append(errs, recordErr(name, md.Requirement, "no pinned version (== or ===): %s%s is a bound, not the version pip installs", md.VersionComparator, p.Version))
 			continue
 		}
 		purl := p.PURL()
