@@ -262,6 +262,58 @@ func TestParseLockfileBad(t *testing.T) {
 	}
 }
 
+// TestParseLockfilePOMVersions: a POM's dependency is matched at the
+// version it pins, and one whose version the file does not tell (a range,
+// a property of a parent POM) is a skipped record, not matched at a
+// bound nor left out without a word.
+func TestParseLockfilePOMVersions(t *testing.T) {
+	db := ecosystemsDB(t)
+	// GHSA-mjmj-j48q-9wg2 affects org.yaml:snakeyaml below 2.0.
+	tests := []struct {
+		name, deps string
+		want       []string
+		wantErrs   []string
+	}{
+		{"soft requirement", "<dependencies><dependency><groupId>org.yaml</groupId><artifactId>snakeyaml</artifactId><version>1.33</version></dependency></dependencies>",
+			[]string{"org.yaml:snakeyaml@1.33 GHSA-mjmj-j48q-9wg2"}, nil},
+		{"exact version", "<dependencies><dependency><groupId>org.yaml</groupId><artifactId>snakeyaml</artifactId><version>[1.33]</version></dependency></dependencies>",
+			[]string{"org.yaml:snakeyaml@1.33 GHSA-mjmj-j48q-9wg2"}, nil},
+		{"property of the file", "<properties><snakeyaml.version>1.33</snakeyaml.version></properties><dependencies><dependency><groupId>org.yaml</groupId><artifactId>snakeyaml</artifactId><version>${snakeyaml.version}</version></dependency></dependencies>",
+			[]string{"org.yaml:snakeyaml@1.33 GHSA-mjmj-j48q-9wg2"}, nil},
+		// Maven resolves [1.26,) to the newest release, 2.x.
+		{"range", "<dependencies><dependency><groupId>org.yaml</groupId><artifactId>snakeyaml</artifactId><version>[1.26,)</version></dependency></dependencies>",
+			nil, []string{"pom.xml: org.yaml:snakeyaml: no pinned version: [1.26,) is a range, and the version Maven resolves it to is not in the file"}},
+		{"managed range", "<dependencyManagement><dependencies><dependency><groupId>org.yaml</groupId><artifactId>snakeyaml</artifactId><version>[1.26,2.1)</version></dependency></dependencies></dependencyManagement><dependencies><dependency><groupId>org.yaml</groupId><artifactId>snakeyaml</artifactId></dependency></dependencies>",
+			nil, []string{"pom.xml: org.yaml:snakeyaml: no pinned version: [1.26,2.1) is a range, and the version Maven resolves it to is not in the file"}},
+		{"own version over a managed range", "<dependencyManagement><dependencies><dependency><groupId>org.yaml</groupId><artifactId>snakeyaml</artifactId><version>[1.26,)</version></dependency></dependencies></dependencyManagement><dependencies><dependency><groupId>org.yaml</groupId><artifactId>snakeyaml</artifactId><version>1.33</version></dependency></dependencies>",
+			[]string{"org.yaml:snakeyaml@1.33 GHSA-mjmj-j48q-9wg2"}, nil},
+		{"property of a parent", "<parent><groupId>com.example</groupId><artifactId>parent</artifactId><version>1</version></parent><dependencies><dependency><groupId>org.yaml</groupId><artifactId>snakeyaml</artifactId><version>${snakeyaml.version}</version></dependency></dependencies>",
+			nil, []string{"pom.xml: org.yaml:snakeyaml: version ${snakeyaml.version} names a property the file does not define (a parent POM's?): not read"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pom := "<project><modelVersion>4.0.0</modelVersion><groupId>com.example</groupId><artifactId>app</artifactId><version>1.0.0</version>" + tt.deps + "</project>"
+			fs, errs := ParseLockfile(strings.NewReader(pom), "pom.xml", db)
+			var got, gotErrs []string
+			for _, f := range fs {
+				got = append(got, f.Package.Name+"@"+f.Package.Version+" "+f.Vulnerability.ID)
+			}
+			for _, err := range errs {
+				if _, ok := errors.AsType[*RecordError](err); !ok {
+					t.Errorf("error %v is not a *RecordError", err)
+				}
+				gotErrs = append(gotErrs, err.Error())
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("findings (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantErrs, gotErrs); diff != "" {
+				t.Errorf("errors (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // TestMavenAliases: Debian's bcprov jar (syft names it
 // org.bouncycastle:bcprov) and a pom's bcprov-jdk15on are matched to the
 // record that names bcprov-jdk18on, and the finding says why.

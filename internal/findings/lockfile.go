@@ -2,13 +2,17 @@ package findings
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strings"
 	"testing/fstest"
 
+	"github.com/google/osv-scalibr/extractor"
 	"github.com/google/osv-scalibr/extractor/filesystem"
 	"github.com/google/osv-scalibr/extractor/filesystem/language/golang/gomod"
 	"github.com/google/osv-scalibr/extractor/filesystem/language/java/gradlelockfile"
@@ -93,8 +97,11 @@ func IsLockfile(name string) bool { return lockfileExtractor(lockfileFS(name, ni
 // govulncheck on it, tells the standard library's version.
 //
 // A package without a pinned version (a requirements line such as
-// "requests>=2" or "requests~=2.25.0", whose bound osv-scalibr gives as
-// the version) is reported as a *RecordError naming it and skipped. A
+// "requests>=2" or "requests~=2.25.0", a Maven version range such as
+// "[1.26,)", whose bound osv-scalibr gives as the version) is reported as
+// a *RecordError naming it and skipped, and so is a POM's dependency
+// whose version names a property the file does not define (osv-scalibr
+// drops it). A
 // name that is no lockfile's wraps ErrWrongFormat; a file the extractor
 // cannot read wraps ErrMalformed.
 func ParseLockfile(r io.Reader, name string, m Matcher) ([]Finding, []error) {
@@ -121,9 +128,18 @@ func ParseLockfile(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 		return nil, []error{fmt.Errorf("%s: %s: %v: %w", name, x.Name(), err, ErrMalformed)}
 	}
 	var (
-		comps []Component
-		errs  []error
+		comps  []Component
+		errs   []error
+		ranges map[string]string
 	)
+	// Some extractors collect packages in a map: in the file's order,
+	// the errors read alike from one run to the next.
+	slices.SortStableFunc(inv.Packages, func(a, b *extractor.Package) int {
+		return cmp.Or(cmp.Compare(packageLine(a), packageLine(b)), strings.Compare(a.Name, b.Name))
+	})
+	if x.Name() == pomxml.Name {
+		ranges, errs = pomUnread(name, data, inv.Packages)
+	}
 	for _, p := range inv.Packages {
 		if x.Name() == gomod.Name && p.Name == "stdlib" {
 			continue
@@ -143,6 +159,10 @@ func ParseLockfile(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 			errs = append(errs, recordErr(name, md.Requirement, "no pinned version (== or ===): %s%s is a bound, not the version pip installs", md.VersionComparator, p.Version))
 			continue
 		}
+		if r, ok := ranges[p.Name]; ok {
+			errs = append(errs, recordErr(name, p.Name, "no pinned version: %s is a range, and the version Maven resolves it to is not in the file", r))
+			continue
+		}
 		purl := p.PURL()
 		if purl == nil {
 			errs = append(errs, recordErr(name, rec, "no package URL for package type %q", p.PURLType))
@@ -156,4 +176,74 @@ func ParseLockfile(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 		comps = append(comps, Component{Ref: rec, Package: pkg})
 	}
 	return matchComponents(comps, m, string(FormatLockfile), name), errs
+}
+
+// packageLine is the line of the file a package was read from, 0 when
+// the extractor does not say.
+func packageLine(p *extractor.Package) int {
+	if d := p.Location.Descriptor; d != nil && d.File != nil {
+		return d.File.LineNumber
+	}
+	return 0
+}
+
+// pomDependency is a dependency as a POM writes it.
+type pomDependency struct {
+	GroupID    string `xml:"groupId"`
+	ArtifactID string `xml:"artifactId"`
+	Version    string `xml:"version"`
+}
+
+func (d pomDependency) name() string {
+	return strings.TrimSpace(d.GroupID) + ":" + strings.TrimSpace(d.ArtifactID)
+}
+
+// pomUnread compares the dependencies a POM writes with the packages
+// osv-scalibr read from it, which resolves properties and drops without
+// a word a dependency that names a property the file does not define (a
+// parent POM's), and gives a version range as its lower bound. It returns
+// the ranges by groupId:artifactId, whose packages have no version to
+// match, and an error for each dependency that was dropped.
+func pomUnread(file string, data []byte, pkgs []*extractor.Package) (map[string]string, []error) {
+	var pom struct {
+		Dependencies []pomDependency `xml:"dependencies>dependency"`
+		Managed      []pomDependency `xml:"dependencyManagement>dependencies>dependency"`
+	}
+	dec := xml.NewDecoder(bytes.NewReader(data))
+	// As osv-scalibr reads them: the names and versions are ASCII.
+	dec.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil }
+	if dec.Decode(&pom) != nil {
+		return nil, nil // the extractor read it; nothing to compare with
+	}
+	ranges := map[string]string{}
+	// A dependency's own version wins over its managed one.
+	for _, d := range slices.Concat(pom.Managed, pom.Dependencies) {
+		switch v := strings.TrimSpace(d.Version); {
+		case isMavenRange(v):
+			ranges[d.name()] = v
+		case v != "":
+			delete(ranges, d.name())
+		}
+	}
+	read := map[string]bool{}
+	for _, p := range pkgs {
+		read[p.Name] = true
+	}
+	var errs []error
+	for _, d := range pom.Dependencies {
+		if read[d.name()] || strings.Contains(d.name(), "${") || !strings.Contains(d.Version, "${") {
+			continue
+		}
+		errs = append(errs, recordErr(file, d.name(), "version %s names a property the file does not define (a parent POM's?): not read", strings.TrimSpace(d.Version)))
+	}
+	return ranges, errs
+}
+
+// isMavenRange reports whether a Maven version is a range: [1.0,2.0),
+// [1.5,), (,1.0], but not [1.0], which requires exactly 1.0.
+func isMavenRange(v string) bool {
+	if strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]") && !strings.Contains(v, ",") {
+		return false
+	}
+	return strings.HasPrefix(v, "[") || strings.HasPrefix(v, "(")
 }
