@@ -10,9 +10,12 @@ import (
 
 // ParsePackageLock reads an npm package-lock.json: the "node_modules/..."
 // keys of "packages" (lockfile versions 2 and 3), or, in a version 1
-// lock file, the keys of the top-level "dependencies". The line is the
-// line of the key. A package installed at several places is listed once
-// per place.
+// lock file, the keys of "dependencies" and of the "dependencies" nested
+// in them (a package installed below another). The line is the line of
+// the key. A package installed at several places is listed once per
+// place. An alias ("sw": "npm:string-width@^4") is listed under the
+// package it installs, which findings name, as npm writes it: the
+// entry's "name" (versions 2, 3) or the "npm:name@version" version (1).
 func ParsePackageLock(data []byte) ([]Requirement, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	lc := lineCounter{data: data}
@@ -27,7 +30,7 @@ func ParsePackageLock(data []byte) ([]Requirement, error) {
 		}
 		switch key {
 		case "packages":
-			packages, err = lockEntries(dec, &lc, func(k string) string {
+			packages, err = lockEntries(dec, &lc, false, func(k string) string {
 				i := strings.LastIndex(k, "node_modules/")
 				if i < 0 {
 					return "" // the root package or a workspace's source
@@ -35,7 +38,7 @@ func ParsePackageLock(data []byte) ([]Requirement, error) {
 				return k[i+len("node_modules/"):]
 			})
 		case "dependencies":
-			dependencies, err = lockEntries(dec, &lc, func(k string) string { return k })
+			dependencies, err = lockEntries(dec, &lc, true, func(k string) string { return k })
 		default:
 			var skip json.RawMessage
 			err = dec.Decode(&skip)
@@ -50,9 +53,10 @@ func ParsePackageLock(data []byte) ([]Requirement, error) {
 	return dependencies, nil
 }
 
-// lockEntries reads an object of name → {"version": ...} entries, named
-// by nameOf(key) ("" skips the entry).
-func lockEntries(dec *json.Decoder, lc *lineCounter, nameOf func(string) string) ([]Requirement, error) {
+// lockEntries reads an object of key → {"version": ...} entries, named
+// by nameOf(key) ("" skips the entry) unless the entry names itself;
+// nested reads the entries' own "dependencies" too (lockfile version 1).
+func lockEntries(dec *json.Decoder, lc *lineCounter, nested bool, nameOf func(string) string) ([]Requirement, error) {
 	if err := expectDelim(dec, '{'); err != nil {
 		return nil, err
 	}
@@ -62,16 +66,47 @@ func lockEntries(dec *json.Decoder, lc *lineCounter, nameOf func(string) string)
 		if err != nil {
 			return nil, err
 		}
-		line := lc.lineAt(int(dec.InputOffset()))
-		var entry struct {
-			Version string `json:"version"`
-		}
-		if err := dec.Decode(&entry); err != nil {
+		r := Requirement{Name: nameOf(key), Line: lc.lineAt(int(dec.InputOffset()))}
+		var inner []Requirement
+		if err := expectDelim(dec, '{'); err != nil {
 			return nil, fmt.Errorf("%q: %w", key, err)
 		}
-		if name := nameOf(key); name != "" {
-			out = append(out, Requirement{Name: name, Version: entry.Version, Line: line})
+		for dec.More() {
+			field, err := stringToken(dec)
+			if err != nil {
+				return nil, fmt.Errorf("%q: %w", key, err)
+			}
+			switch {
+			case field == "version":
+				err = dec.Decode(&r.Version)
+			case field == "name" && !nested:
+				var name string
+				if err = dec.Decode(&name); err == nil && name != "" && r.Name != "" {
+					r.Name = name
+				}
+			case field == "dependencies" && nested:
+				inner, err = lockEntries(dec, lc, true, nameOf)
+			default:
+				var skip json.RawMessage
+				err = dec.Decode(&skip)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%q: %s: %w", key, field, err)
+			}
 		}
+		if _, err := dec.Token(); err != nil { // the entry's closing brace
+			return nil, fmt.Errorf("%q: %w", key, err)
+		}
+		if alias, ok := strings.CutPrefix(r.Version, "npm:"); ok && nested {
+			// "npm:string-width@4.2.0"; a scoped name starts with @.
+			if i := strings.LastIndex(alias, "@"); i > 0 {
+				r.Name, r.Version = alias[:i], alias[i+1:]
+			}
+		}
+		if r.Name != "" {
+			out = append(out, r)
+		}
+		out = append(out, inner...)
 	}
 	_, err := dec.Token() // the closing brace
 	return out, err
