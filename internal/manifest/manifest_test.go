@@ -43,6 +43,11 @@ func TestParsers(t *testing.T) {
 		{"requirements", ParseRequirements,
 			"# comment\nDjango==3.2.4  # pinned\nrequests[security] >= 2.0\n-r base.txt\n--hash=sha256:abc\nZope.Interface === 5.4.0 ; python_version >= \"3.8\"\nflask \\\n    ==2.0.1\nmypkg @ https://example.com/mypkg.zip\ngit+https://github.com/x/y#egg=y\n./local\n",
 			[]Requirement{{"django", "3.2.4", 2}, {"requests", "", 3}, {"zope-interface", "5.4.0", 6}, {"flask", "2.0.1", 7}, {"mypkg", "", 9}}},
+		// pip 23.2 reads these as flask, requests and urllib3: a comment
+		// line ends with its backslash, a requirement's comment does not.
+		{"requirements, backslash after a comment", ParseRequirements,
+			"# pins \\\nflask==2.0.1\nrequests==2.25.1 # pinned \\\njinja2==2.11.2\nurllib3==1.26.4 \\\n  # trailing\n",
+			[]Requirement{{"flask", "2.0.1", 2}, {"requests", "2.25.1", 3}, {"urllib3", "1.26.4", 5}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

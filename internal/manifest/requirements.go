@@ -17,7 +17,8 @@ var requirementLine = regexp.MustCompile(`^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z
 var pinned = regexp.MustCompile(`===?\s*([^\s,;]+)`)
 
 // ParseRequirements reads a pip requirements file: one requirement per
-// line (a backslash continues it on the next), its name normalized by
+// line (a backslash continues it on the next, except on a comment line,
+// as pip reads it), its name normalized by
 // PEP 503, its version when pinned with == or ===. Comments, options
 // (-r, -e, --hash...) and direct references (URLs, paths) are skipped.
 func ParseRequirements(data []byte) ([]Requirement, error) {
@@ -33,7 +34,9 @@ func ParseRequirements(data []byte) ([]Requirement, error) {
 		if logical == "" {
 			start = n
 		}
-		if strings.HasSuffix(line, `\`) {
+		// A comment line does not go on, even ending in a backslash: pip
+		// joins lines before it strips comments, but not a comment line.
+		if strings.HasSuffix(line, `\`) && !strings.HasPrefix(strings.TrimLeft(line, " \t"), "#") {
 			logical += strings.TrimSuffix(line, `\`) + " "
 			continue
 		}
