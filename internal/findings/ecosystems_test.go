@@ -244,6 +244,9 @@ func TestParseLockfileBad(t *testing.T) {
 		// PyYAML 5.3.1 is affected, the 6.0 pip installs is not.
 		{"requirement at least", "requirements.txt", "PyYAML>=5.3.1\n", nil, "requirements.txt: PyYAML>=5.3.1: no pinned version (== or ===): >=5.3.1 is a bound, not the version pip installs"},
 		{"requirement compatible release", "requirements.txt", "Jinja2 ~= 2.11.2 ; python_version >= '3.6'\n", nil, "requirements.txt: Jinja2 ~= 2.11.2 ; python_version >= '3.6': no pinned version (== or ===): ~=2.11.2 is a bound, not the version pip installs"},
+		// PyYAML is pinned in base.txt, which is not read from here.
+		{"requirements include", "requirements.txt", "-r base.txt # shared pins\n", nil, "requirements.txt: -r base.txt: the packages of base.txt are not read from here: give it too, named as evident reads a requirements file (*requirements*.txt)"},
+		{"requirements include of a requirements file", "requirements.txt", "--requirement=requirements-base.txt\n", nil, "requirements.txt: --requirement=requirements-base.txt: the packages of requirements-base.txt are not read from here: give it too"},
 		{"requirement at most", "requirements.txt", "jinja2<=2.11.2\n", nil, "requirements.txt: jinja2<=2.11.2: no pinned version"},
 	}
 	for _, tt := range tests {

@@ -87,7 +87,9 @@ func IsLockfile(name string) bool { return lockfileExtractor(lockfileFS(name, ni
 // its replacements applied). The packages are read by
 // osv-scalibr's extractors and looked up in m, the vulnerability database,
 // as the packages of an SBOM are; a nil m matches nothing. A requirements
-// file's "-r other.txt" includes are not followed: pass every file.
+// file's "-r other.txt" includes are not followed (an uploaded file must
+// not reach the host's files): each is a *RecordError that says to pass
+// the file it names too.
 //
 // A go.mod's go and toolchain lines are not taken for the standard
 // library's version, as OSV-Scanner takes them: they name the least
@@ -119,6 +121,11 @@ func ParseLockfile(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 	if x == nil {
 		return nil, []error{fmt.Errorf("%s: not a lockfile evident reads (%s): %w", name, lockfileNames, ErrWrongFormat)}
 	}
+	var errs []error
+	if x.Name() == requirements.Name {
+		data, errs = requirementsIncludes(name, data)
+		fsys[base].Data = data
+	}
 	info, err := fsys.Stat(base)
 	if err != nil {
 		return nil, []error{fmt.Errorf("%s: %w", name, err)}
@@ -129,7 +136,6 @@ func ParseLockfile(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 	}
 	var (
 		comps  []Component
-		errs   []error
 		ranges map[string]string
 	)
 	// Some extractors collect packages in a map: in the file's order,
@@ -138,7 +144,9 @@ func ParseLockfile(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 		return cmp.Or(cmp.Compare(packageLine(a), packageLine(b)), strings.Compare(a.Name, b.Name))
 	})
 	if x.Name() == pomxml.Name {
-		ranges, errs = pomUnread(name, data, inv.Packages)
+		var unread []error
+		ranges, unread = pomUnread(name, data, inv.Packages)
+		errs = append(errs, unread...)
 	}
 	for _, p := range inv.Packages {
 		if x.Name() == gomod.Name && p.Name == "stdlib" {
@@ -246,4 +254,38 @@ func isMavenRange(v string) bool {
 		return false
 	}
 	return strings.HasPrefix(v, "[") || strings.HasPrefix(v, "(")
+}
+
+// requirementsIncludes takes the -r (--requirement) lines out of a
+// requirements file, keeping its lines where they are, and returns a
+// *RecordError for each: the packages of the file it includes are not
+// read unless that file is given too, and osv-scalibr, looking for it,
+// would only write to the process's stderr.
+func requirementsIncludes(file string, data []byte) ([]byte, []error) {
+	var (
+		errs []error
+		out  = make([]byte, 0, len(data))
+	)
+	for line := range bytes.Lines(data) {
+		text, _, _ := strings.Cut(string(line), " #")
+		text = strings.TrimSpace(text)
+		include, ok := strings.CutPrefix(text, "--requirement")
+		if !ok {
+			include, ok = strings.CutPrefix(text, "-r")
+		}
+		if !ok {
+			out = append(out, line...)
+			continue
+		}
+		include = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(include), "="))
+		how := "give it too"
+		if !IsLockfile(include) {
+			how = "give it too, named as evident reads a requirements file (*requirements*.txt)"
+		}
+		errs = append(errs, recordErr(file, text, "the packages of %s are not read from here: %s", include, how))
+		if bytes.HasSuffix(line, []byte("\n")) {
+			out = append(out, '\n')
+		}
+	}
+	return out, errs
 }
