@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -312,6 +313,45 @@ func TestParseLockfilePOMVersions(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.wantErrs, gotErrs); diff != "" {
 				t.Errorf("errors (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestParseLockfileNPMWorkspaces: a workspace of the project is its own
+// source, not the registry package of its name; one that is also
+// installed from the registry at that version is.
+func TestParseLockfileNPMWorkspaces(t *testing.T) {
+	db := ecosystemsDB(t)
+	// lodash 4.17.20 is affected by GHSA-35jh-r3h4-6jhm, minimist 1.2.5
+	// by GHSA-xvch-5gv4-984h; the workspace is named lodash to show it.
+	const workspace = `"": {"name": "app", "workspaces": ["packages/*"]},
+		"node_modules/lodash": {"resolved": "packages/lodash", "link": true},
+		"packages/lodash": {"name": "lodash", "version": "4.17.20", "dependencies": {"minimist": "1.2.5"}},
+		"node_modules/minimist": {"version": "1.2.5", "resolved": "https://registry.npmjs.org/minimist/-/minimist-1.2.5.tgz"}`
+	tests := []struct {
+		name, packages string
+		want           []string
+	}{
+		{"workspace", workspace, []string{"minimist@1.2.5 GHSA-xvch-5gv4-984h"}},
+		{"workspace and registry package", workspace + `,
+		"node_modules/minimist/node_modules/lodash": {"version": "4.17.20", "resolved": "https://registry.npmjs.org/lodash/-/lodash-4.17.20.tgz"}`,
+			[]string{"lodash@4.17.20 GHSA-35jh-r3h4-6jhm", "minimist@1.2.5 GHSA-xvch-5gv4-984h"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lock := `{"name": "app", "lockfileVersion": 3, "requires": true, "packages": {` + tt.packages + `}}`
+			fs, errs := ParseLockfile(strings.NewReader(lock), "package-lock.json", db)
+			for _, err := range errs {
+				t.Error(err)
+			}
+			var got []string
+			for _, f := range fs {
+				got = append(got, f.Package.Name+"@"+f.Package.Version+" "+f.Vulnerability.ID)
+			}
+			slices.Sort(got)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("findings (-want +got):\n%s", diff)
 			}
 		})
 	}

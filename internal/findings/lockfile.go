@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -148,8 +149,12 @@ func ParseLockfile(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 		ranges, unread = pomUnread(name, data, inv.Packages)
 		errs = append(errs, unread...)
 	}
+	var local map[string]bool
+	if x.Name() == packagelockjson.Name {
+		local = npmLocal(data)
+	}
 	for _, p := range inv.Packages {
-		if x.Name() == gomod.Name && p.Name == "stdlib" {
+		if x.Name() == gomod.Name && p.Name == "stdlib" || local[p.Name+"@"+p.Version] {
 			continue
 		}
 		rec := p.Name
@@ -288,4 +293,45 @@ func requirementsIncludes(file string, data []byte) ([]byte, []error) {
 		}
 	}
 	return out, errs
+}
+
+// npmLocal returns, as name@version, the packages a package-lock.json
+// (lockfile versions 2 and 3) lists outside node_modules: its workspaces
+// and the directories its dependencies link to. They are the project's
+// own source, as the root package is, which osv-scalibr leaves out; a
+// registry package of the same name is another package. One installed
+// under node_modules at the same version as well is not in the result.
+func npmLocal(data []byte) map[string]bool {
+	var lock struct {
+		Packages map[string]struct {
+			Name    string `json:"name"`
+			Version string `json:"version"`
+			Link    bool   `json:"link"`
+		} `json:"packages"`
+	}
+	if json.Unmarshal(data, &lock) != nil {
+		return nil // the extractor read it; nothing to leave out
+	}
+	local, installed := map[string]bool{}, map[string]bool{}
+	for key, p := range lock.Packages {
+		if key == "" || p.Link {
+			continue
+		}
+		// As osv-scalibr names a package without "name": by its
+		// directory, with its scope.
+		name := path.Base(key)
+		if scope := path.Base(path.Dir(key)); strings.HasPrefix(scope, "@") {
+			name = scope + "/" + name
+		}
+		at := cmp.Or(p.Name, name) + "@" + p.Version
+		if strings.Contains("/"+key, "/node_modules/") {
+			installed[at] = true
+		} else {
+			local[at] = true
+		}
+	}
+	for at := range installed {
+		delete(local, at)
+	}
+	return local
 }
