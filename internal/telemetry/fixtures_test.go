@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/google/pprof/profile"
+	"github.com/grafana/pyroscope-go/godeltaprof"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pprofile"
 	"go.opentelemetry.io/collector/pdata/pprofile/pprofileotlp"
@@ -51,6 +53,7 @@ func TestGenerateFixtures(t *testing.T) {
 	write("go-cpu.pb.gz", goCPUProfile(t))
 	write("go-cpu-busy.pb.gz", goBusyCPUProfile(t))
 	write("go-allocs.pb.gz", goAllocsProfile(t))
+	write("go-heap-delta.pb.gz", goHeapDeltaProfile(t))
 	for name, p := range pyroscopeShapedProfiles() {
 		var buf bytes.Buffer
 		if err := p.Write(&buf); err != nil {
@@ -189,6 +192,45 @@ func goAllocsProfile(t *testing.T) []byte {
 	runtime.GC()
 	var buf bytes.Buffer
 	if err := pprof.Lookup("allocs").WriteTo(&buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+var retained [][]byte
+
+// retain allocates memory that stays live.
+//
+//go:noinline
+func retain(n int) {
+	for range n {
+		retained = append(retained, make([]byte, 8192))
+	}
+}
+
+// goHeapDeltaProfile is the second heap profile pyroscope-go sends
+// (godeltaprof): allocated space and objects since the first, in-use
+// space and objects as they are. retain's memory, allocated before the
+// first and still live, is in it with no allocation: the code did not run
+// in its window.
+func goHeapDeltaProfile(t *testing.T) []byte {
+	old := runtime.MemProfileRate
+	runtime.MemProfileRate = 4096
+	defer func() { runtime.MemProfileRate = old }()
+	retain(200)
+	// A record is published by the garbage collections after it.
+	runtime.GC()
+	runtime.GC()
+	hp := godeltaprof.NewHeapProfiler()
+	if err := hp.Profile(io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	allocate(2000)
+	sink = nil
+	runtime.GC()
+	runtime.GC()
+	var buf bytes.Buffer
+	if err := hp.Profile(&buf); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

@@ -58,7 +58,9 @@ const gzipMagic = "\x1f\x8b"
 // string table, functions, locations with their lines and samples with
 // their labels — straight off the wire without building a profile.Profile.
 //
-// A sample referencing a missing location, or a location or function with
+// A sample of no weight (a count of 0 or less in the type evident weighs
+// samples by) is left out: it does not show code that ran. A sample
+// referencing a missing location, or a location or function with
 // an out-of-range index, is dropped; the other samples are returned
 // together with an error listing what was dropped (*RecordError). When the
 // profile as a whole cannot be read (truncated, not protobuf, no sample
@@ -757,6 +759,25 @@ func (d *pprofDecoder) buildSamples(b *ProfileBatch, vi, ci int, perPeriod bool)
 			}
 			continue
 		}
+		s.Value = values[vi]
+		switch {
+		case ci >= 0:
+			s.Count = values[ci]
+		case perPeriod:
+			s.Count = (s.Value + d.period/2) / d.period
+			if s.Count == 0 && s.Value > 0 {
+				s.Count = 1
+			}
+		case s.Value > 0:
+			s.Count = 1
+		}
+		if s.Count <= 0 {
+			// No weight, no sign that the code ran in the profile's
+			// window: godeltaprof's heap profiles keep the stacks of
+			// memory still in use with no allocation since the last
+			// profile, and a diff profile's base is negative.
+			continue
+		}
 		scratch = d.limits.depth(scratch)
 		// Location indexes go into shared chunks: one allocation per
 		// many samples, and unlike one growing slice nothing is copied
@@ -769,18 +790,6 @@ func (d *pprofDecoder) buildSamples(b *ProfileBatch, vi, ci int, perPeriod bool)
 		start := len(chunk)
 		chunk = append(chunk, scratch...)
 		s.Locations = chunk[start:len(chunk):len(chunk)]
-		s.Value = values[vi]
-		switch {
-		case ci >= 0:
-			s.Count = values[ci]
-		case perPeriod:
-			s.Count = (s.Value + d.period/2) / d.period
-			if s.Count == 0 && s.Value > 0 {
-				s.Count = 1
-			}
-		case s.Value != 0:
-			s.Count = 1
-		}
 		if service != "" && services == nil {
 			services = make([]string, len(b.Samples), cap(b.Samples))
 		}

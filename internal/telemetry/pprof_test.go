@@ -15,7 +15,7 @@ import (
 	"github.com/evidentsec/evident/internal/attribution"
 )
 
-var pprofFixtures = []string{"go-cpu.pb.gz", "go-cpu-busy.pb.gz", "go-allocs.pb.gz", "jfr-cpu.pb.gz", "python-cpu.pb.gz", "node-wall.pb.gz"}
+var pprofFixtures = []string{"go-cpu.pb.gz", "go-cpu-busy.pb.gz", "go-allocs.pb.gz", "go-heap-delta.pb.gz", "jfr-cpu.pb.gz", "python-cpu.pb.gz", "node-wall.pb.gz"}
 
 // flatSample is a sample in a form both decoders can produce.
 type flatSample struct {
@@ -38,10 +38,14 @@ func flatten(bs []*ProfileBatch) []flatSample {
 	return out
 }
 
-// flattenProfile does the same from google/pprof's decoded profile.
+// flattenProfile does the same from google/pprof's decoded profile,
+// without the samples of no value, which DecodePprof drops.
 func flattenProfile(p *profile.Profile, vi int) []flatSample {
 	var out []flatSample
 	for _, s := range p.Sample {
+		if s.Value[vi] == 0 {
+			continue
+		}
 		f := flatSample{Value: s.Value[vi]}
 		label := func(k string) string {
 			if v := s.Label[k]; len(v) > 0 {
@@ -129,12 +133,18 @@ func TestDecodePprofSampleTypes(t *testing.T) {
 		services             []string
 		countEqualsValueOver int64 // 0: Count == Value
 		spanSamples          bool
+		// absent is a function that must be in no sample: its samples
+		// have no weight.
+		absent string
 	}{
-		{"go-cpu.pb.gz", "cpu", "nanoseconds", []string{""}, 10_000_000, true},
-		{"go-allocs.pb.gz", "alloc_space", "bytes", []string{""}, -1, false},
-		{"jfr-cpu.pb.gz", "cpu", "nanoseconds", []string{""}, 10_000_000, true},
-		{"python-cpu.pb.gz", "samples", "count", []string{"orders-py"}, 0, false},
-		{"node-wall.pb.gz", "sample", "count", []string{"web", "api"}, 0, false},
+		{"go-cpu.pb.gz", "cpu", "nanoseconds", []string{""}, 10_000_000, true, ""},
+		{"go-allocs.pb.gz", "alloc_space", "bytes", []string{""}, -1, false, ""},
+		// The second profile of godeltaprof holds the stacks of memory
+		// allocated before it and still in use, with no allocation.
+		{"go-heap-delta.pb.gz", "alloc_space", "bytes", []string{""}, -1, false, "telemetry.retain"},
+		{"jfr-cpu.pb.gz", "cpu", "nanoseconds", []string{""}, 10_000_000, true, ""},
+		{"python-cpu.pb.gz", "samples", "count", []string{"orders-py"}, 0, false, ""},
+		{"node-wall.pb.gz", "sample", "count", []string{"web", "api"}, 0, false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -159,6 +169,13 @@ func TestDecodePprofSampleTypes(t *testing.T) {
 						t.Errorf("count %d, want %d/%d", s.Count, s.Value, tt.countEqualsValueOver)
 					}
 					spans = spans || s.SpanID != ""
+					for _, li := range s.Locations {
+						for _, f := range b.Locations[li] {
+							if tt.absent != "" && strings.HasSuffix(f.Function, tt.absent) {
+								t.Errorf("%s in a sample of count %d and value %d", f.Function, s.Count, s.Value)
+							}
+						}
+					}
 				}
 			}
 			if diff := cmp.Diff(tt.services, services); diff != "" {

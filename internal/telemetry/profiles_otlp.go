@@ -22,7 +22,9 @@ import (
 // location table (index 0 is the empty location the format reserves), so
 // Sample.Locations are the stack's location indices as sent.
 //
-// A sample with an out-of-range stack, location or link index is dropped
+// A sample of no weight (values that add up to 0 or less, or neither
+// values nor timestamps) is left out: it does not show code that ran. A
+// sample with an out-of-range stack, location or link index is dropped
 // and reported (*RecordError) with the rest returned; a request that does
 // not decode at all returns no batches.
 func DecodeOTLPProfiles(data []byte, source string) ([]*ProfileBatch, error) {
@@ -267,8 +269,14 @@ func (c *otlpProfileConverter) profile(p pprofile.Profile, record string) (*Prof
 			out.Count = out.Value
 		case perPeriod && out.Value > 0:
 			out.Count = max((out.Value+b.Period/2)/b.Period, 1)
-		case out.Value != 0:
+		case out.Value > 0:
 			out.Count = max(n, 1)
+		}
+		if out.Count <= 0 {
+			// No weight, no sign that the code ran in the window (a
+			// heap profile's stacks of memory still in use with no
+			// allocation since the last).
+			continue
 		}
 		b.Samples = append(b.Samples, out)
 	}

@@ -144,3 +144,54 @@ func TestDecodeOTLPProfilesImage(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeOTLPProfilesNoWeight checks that a sample of no weight is
+// left out, not counted as code that ran with no samples: the profiles
+// converted from godeltaprof's heap profiles hold the stacks of memory
+// still in use with no allocation in the window.
+func TestDecodeOTLPProfilesNoWeight(t *testing.T) {
+	tests := []struct {
+		name   string
+		values []int64
+		times  int
+	}{
+		{"zero count", []int64{0}, 0},
+		{"zero values at timestamps", []int64{0, 0}, 2},
+		{"negative", []int64{-3}, 0},
+		{"neither values nor timestamps", nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pd := fixtureProfiles(t)
+			// payments counts samples; checkout's sample type is cpu in
+			// nanoseconds.
+			for i := range 2 {
+				s := pd.ResourceProfiles().At(i).ScopeProfiles().At(0).Profiles().At(0).Samples().At(0)
+				s.Values().FromRaw(tt.values)
+				ts := make([]uint64, tt.times)
+				for j := range ts {
+					ts[j] = 1_795_600_000_000_000_000 + uint64(j)
+				}
+				s.TimestampsUnixNano().FromRaw(ts)
+			}
+			data, err := pprofileotlp.NewExportRequestFromProfiles(pd).MarshalProto()
+			if err != nil {
+				t.Fatal(err)
+			}
+			bs, err := DecodeOTLPProfiles(data, tt.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range bs {
+				for _, s := range b.Samples {
+					if s.Count <= 0 {
+						t.Errorf("%s: kept a sample of count %d and value %d", b.Service, s.Count, s.Value)
+					}
+				}
+				if len(b.Samples) != 1 {
+					t.Errorf("%s: kept %d samples, want 1", b.Service, len(b.Samples))
+				}
+			}
+		})
+	}
+}

@@ -29,7 +29,8 @@
 //
 // Every decoder drops a malformed record (a sample, a span, a line) and
 // keeps the rest, reporting each drop as a *RecordError that matches
-// ErrMalformed.
+// ErrMalformed. A profile sample of no weight (a count of 0 or less) is
+// left out without an error: it does not show code that ran.
 package telemetry
 
 import (
