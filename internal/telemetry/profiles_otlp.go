@@ -3,8 +3,10 @@ package telemetry
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pprofile"
@@ -14,9 +16,12 @@ import (
 
 // DecodeOTLPProfiles decodes an OTLP profiles request
 // (ExportProfilesServiceRequest, v1development, as protobuf or OTLP JSON,
-// optionally gzipped) into one batch per profile. The service is the
-// resource's service.name (and service.namespace); a sample's link gives
-// its SpanID and TraceID.
+// optionally gzipped) into one batch per profile, but for the profiles
+// that are the sample types of one recording (a pprof profile converted,
+// a Profile per type): of those, one batch of the type DecodePprof would
+// weigh them by (docs/architecture.md "Sample types and weights"). The
+// service is the resource's service.name (and service.namespace); a
+// sample's link gives its SpanID and TraceID.
 //
 // All batches of one request share Locations, which is the request's
 // location table (index 0 is the empty location the format reserves), so
@@ -77,7 +82,12 @@ func (l Limits) DecodeOTLPProfiles(data []byte, source string) ([]*ProfileBatch,
 		sps := rp.ScopeProfiles()
 		for j := 0; j < sps.Len(); j++ {
 			ps := sps.At(j).Profiles()
+			weighed := c.weighing(ps)
 			for k := 0; k < ps.Len(); k++ {
+				w, ok := weighed[k]
+				if !ok {
+					continue
+				}
 				record := fmt.Sprintf("resource_profiles[%d]: scope_profiles[%d]: profiles[%d]", i, j, k)
 				if err := l.check("OTLP profiles "+source+": "+record, ps.At(k).Samples().Len(), 0, 0); err != nil {
 					if len(c.errs.errs) == 0 && c.errs.more == 0 {
@@ -88,7 +98,11 @@ func (l Limits) DecodeOTLPProfiles(data []byte, source string) ([]*ProfileBatch,
 					c.errs.add(record, err)
 					continue
 				}
-				b, err := c.profile(ps.At(k), record)
+				var counted *sampleCounts
+				if w >= 0 {
+					counted = countSamples(ps.At(w))
+				}
+				b, err := c.profile(ps.At(k), record, counted)
 				if err != nil {
 					c.errs.add(record, err)
 					continue
@@ -187,7 +201,144 @@ func (c *otlpProfileConverter) locations() {
 	}
 }
 
-func (c *otlpProfileConverter) profile(p pprofile.Profile, record string) (*ProfileBatch, error) {
+// recording is what the profiles of one recording have in common: a pprof
+// profile with several sample types (CPU profiles count samples and CPU
+// time, heap profiles allocated and in-use objects and space) is carried
+// as a Profile per sample type since proto v1.8.0, each with the pprof's
+// time, duration and period.
+type recording struct {
+	time, duration uint64
+	periodType     [2]string
+	period         int64
+}
+
+// weighing returns the profiles of a scope to decode, by index, each with
+// the profile that counts its samples (-1 for none). Of the profiles of
+// one recording only the sample type DecodePprof weighs a pprof's samples
+// by is decoded (chooseSampleType), counted by the one that counts the
+// same samples: decoding every one counted each sample once per type, a
+// CPU profile's twice, a heap profile's four times, in-use space among
+// them. Profiles of the same type are not of one recording, and a profile
+// whose types do not resolve is decoded alone, to report its error.
+func (c *otlpProfileConverter) weighing(ps pprofile.ProfilesSlice) map[int]int {
+	out := make(map[int]int, ps.Len())
+	groups := map[recording][]int{}
+	var order []recording
+	for k := range ps.Len() {
+		p := ps.At(k)
+		ptyp, err1 := c.str(p.PeriodType().TypeStrindex())
+		punit, err2 := c.str(p.PeriodType().UnitStrindex())
+		if err1 != nil || err2 != nil {
+			out[k] = -1
+			continue
+		}
+		r := recording{uint64(p.Time()), p.DurationNano(), [2]string{ptyp, punit}, p.Period()}
+		if _, ok := groups[r]; !ok {
+			order = append(order, r)
+		}
+		groups[r] = append(groups[r], k)
+	}
+	for _, r := range order {
+		g := groups[r]
+		types := make([][2]string, len(g))
+		resolved := true
+		for i, k := range g {
+			typ, err1 := c.str(ps.At(k).SampleType().TypeStrindex())
+			unit, err2 := c.str(ps.At(k).SampleType().UnitStrindex())
+			types[i], resolved = [2]string{typ, unit}, resolved && err1 == nil && err2 == nil
+		}
+		// Two profiles of one type are two recordings that do not say
+		// when they were made, not one.
+		if len(g) == 1 || !resolved || hasRepeat(types) {
+			for _, k := range g {
+				out[k] = -1
+			}
+			continue
+		}
+		vi, ci := chooseSampleType(types, "")
+		out[g[vi]] = -1
+		if ci >= 0 && ci != vi {
+			out[g[vi]] = g[ci]
+		}
+	}
+	return out
+}
+
+// hasRepeat reports whether a sample type is in types more than once.
+func hasRepeat(types [][2]string) bool {
+	for i, t := range types {
+		if slices.Contains(types[:i], t) {
+			return true
+		}
+	}
+	return false
+}
+
+// sampleKey is the identity of a sample (profiles.proto): its stack, its
+// attributes as a set, and its link.
+func sampleKey(s pprofile.Sample) string {
+	attrs := s.AttributeIndices().AsRaw()
+	slices.Sort(attrs)
+	b := make([]byte, 0, 8+4*len(attrs))
+	b = binary.LittleEndian.AppendUint32(b, uint32(s.StackIndex()))
+	b = binary.LittleEndian.AppendUint32(b, uint32(s.LinkIndex()))
+	for _, a := range slices.Compact(attrs) {
+		b = binary.LittleEndian.AppendUint32(b, uint32(a))
+	}
+	return string(b)
+}
+
+// sampleCounts are the counts of the samples of a profile that counts
+// them, by position and by identity.
+type sampleCounts struct {
+	keys []string
+	n    []int64
+	// byKey holds the count of each identity, -1 for one more than one
+	// sample has: duplicates SHOULD NOT occur, but a converter that
+	// leaves out pprof's numeric labels makes them.
+	byKey map[string]int64
+}
+
+// countSamples returns the samples a count profile counts.
+func countSamples(p pprofile.Profile) *sampleCounts {
+	samples := p.Samples()
+	c := &sampleCounts{keys: make([]string, samples.Len()), n: make([]int64, samples.Len()), byKey: make(map[string]int64, samples.Len())}
+	for i := range samples.Len() {
+		s := samples.At(i)
+		n := int64(s.TimestampsUnixNano().Len())
+		if vals := s.Values(); vals.Len() > 0 {
+			n = 0
+			for j := range vals.Len() {
+				n += vals.At(j)
+			}
+		}
+		key := sampleKey(s)
+		c.keys[i], c.n[i] = key, n
+		if _, dup := c.byKey[key]; dup {
+			n = -1
+		}
+		c.byKey[key] = n
+	}
+	return c
+}
+
+// count returns the count of the sample at position i, whose identity is
+// key: the one at the same position when it is the same sample, as
+// converters write them, else the one sample of that identity.
+func (c *sampleCounts) count(i int, key string) (int64, bool) {
+	if c == nil {
+		return 0, false
+	}
+	if i < len(c.keys) && c.keys[i] == key {
+		return c.n[i], true
+	}
+	n, ok := c.byKey[key]
+	return n, ok && n >= 0
+}
+
+// profile converts one profile; a sample counted counts, from another
+// profile of its recording, has that count.
+func (c *otlpProfileConverter) profile(p pprofile.Profile, record string, counted *sampleCounts) (*ProfileBatch, error) {
 	typ, err := c.str(p.SampleType().TypeStrindex())
 	if err != nil {
 		return nil, fmt.Errorf("sample_type: %w", err)
@@ -271,6 +422,11 @@ func (c *otlpProfileConverter) profile(p pprofile.Profile, record string) (*Prof
 			out.Count = max((out.Value+b.Period/2)/b.Period, 1)
 		case out.Value > 0:
 			out.Count = max(n, 1)
+		}
+		if counted != nil {
+			if n, ok := counted.count(i, sampleKey(s)); ok {
+				out.Count = n
+			}
 		}
 		if out.Count <= 0 {
 			// No weight, no sign that the code ran in the window (a

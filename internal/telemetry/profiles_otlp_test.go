@@ -1,12 +1,16 @@
 package telemetry
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/pprof/profile"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pprofile"
 	"go.opentelemetry.io/collector/pdata/pprofile/pprofileotlp"
 )
@@ -193,5 +197,159 @@ func TestDecodeOTLPProfilesNoWeight(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// pprofToOTLP converts a pprof profile into an OTLP profiles request of
+// one resource, as a pprof is carried in OTLP since proto v1.8.0: a
+// Profile per sample type, each with the pprof's time, duration and
+// period, their samples sharing stacks and links.
+func pprofToOTLP(t *testing.T, p *profile.Profile, service string) []byte {
+	t.Helper()
+	pd := pprofile.NewProfiles()
+	dict := pd.Dictionary()
+	str := func(s string) int32 {
+		i, err := pprofile.SetString(dict.StringTable(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return i
+	}
+	str("")
+	dict.MappingTable().AppendEmpty()
+	dict.LocationTable().AppendEmpty()
+	dict.FunctionTable().AppendEmpty()
+	dict.LinkTable().AppendEmpty()
+	dict.StackTable().AppendEmpty()
+	dict.AttributeTable().AppendEmpty()
+	funcs := map[uint64]int32{}
+	for _, f := range p.Function {
+		fn := pprofile.NewFunction()
+		fn.SetNameStrindex(str(f.Name))
+		fn.SetSystemNameStrindex(str(f.SystemName))
+		fn.SetFilenameStrindex(str(f.Filename))
+		i, err := pprofile.SetFunction(dict.FunctionTable(), fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		funcs[f.ID] = i
+	}
+	locs := map[uint64]int32{}
+	for _, l := range p.Location {
+		loc := pprofile.NewLocation()
+		loc.SetAddress(l.Address)
+		for _, ln := range l.Line {
+			line := loc.Lines().AppendEmpty()
+			line.SetFunctionIndex(funcs[ln.Function.ID])
+			line.SetLine(ln.Line)
+		}
+		i, err := pprofile.SetLocation(dict.LocationTable(), loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		locs[l.ID] = i
+	}
+	stacks := make([]int32, len(p.Sample))
+	for i, s := range p.Sample {
+		st := pprofile.NewStack()
+		for _, l := range s.Location {
+			st.LocationIndices().Append(locs[l.ID])
+		}
+		var err error
+		if stacks[i], err = pprofile.SetStack(dict.StackTable(), st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rp := pd.ResourceProfiles().AppendEmpty()
+	rp.Resource().Attributes().PutStr("service.name", service)
+	sp := rp.ScopeProfiles().AppendEmpty()
+	for vi, st := range p.SampleType {
+		prof := sp.Profiles().AppendEmpty()
+		prof.SampleType().SetTypeStrindex(str(st.Type))
+		prof.SampleType().SetUnitStrindex(str(st.Unit))
+		prof.PeriodType().SetTypeStrindex(str(p.PeriodType.Type))
+		prof.PeriodType().SetUnitStrindex(str(p.PeriodType.Unit))
+		prof.SetPeriod(p.Period)
+		prof.SetTime(pcommon.Timestamp(p.TimeNanos))
+		prof.SetDurationNano(uint64(p.DurationNanos))
+		for i, s := range p.Sample {
+			smp := prof.Samples().AppendEmpty()
+			smp.SetStackIndex(stacks[i])
+			smp.Values().Append(s.Value[vi])
+		}
+	}
+	data, err := pprofileotlp.NewExportRequestFromProfiles(pd).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// TestDecodeOTLPProfilesOfPprof checks that a pprof carried in OTLP, a
+// Profile per sample type, weighs each sample once, by the type
+// DecodePprof weighs it by: the samples of a CPU profile are not counted
+// once as samples and again as CPU time.
+func TestDecodeOTLPProfilesOfPprof(t *testing.T) {
+	for _, name := range []string{"go-cpu.pb.gz", "go-allocs.pb.gz", "node-wall.pb.gz"} {
+		t.Run(name, func(t *testing.T) {
+			data := readFixture(t, name)
+			p, err := profile.Parse(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := DecodePprof(data, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := DecodeOTLPProfiles(pprofToOTLP(t, p, "checkout"), name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			weigh := func(bs []*ProfileBatch) (types []string, count, value int64) {
+				for _, b := range bs {
+					if typ := b.SampleType + "/" + b.Unit; !slices.Contains(types, typ) {
+						types = append(types, typ)
+					}
+					for _, s := range b.Samples {
+						count += s.Count
+						value += s.Value
+					}
+				}
+				return types, count, value
+			}
+			wantTypes, wantCount, wantValue := weigh(want)
+			gotTypes, gotCount, gotValue := weigh(got)
+			if diff := cmp.Diff(wantTypes, gotTypes); diff != "" {
+				t.Errorf("sample types (-want +got):\n%s", diff)
+			}
+			if gotCount != wantCount || gotValue != wantValue {
+				t.Errorf("count %d, value %d; want %d, %d as in the pprof", gotCount, gotValue, wantCount, wantValue)
+			}
+		})
+	}
+}
+
+// TestDecodeOTLPProfilesSameType checks that two profiles of one sample
+// type in a scope, with the same time and period, are both decoded: they
+// are two recordings, not the sample types of one.
+func TestDecodeOTLPProfilesSameType(t *testing.T) {
+	pd := fixtureProfiles(t)
+	ps := pd.ResourceProfiles().At(0).ScopeProfiles().At(0).Profiles()
+	ps.At(0).CopyTo(ps.AppendEmpty())
+	data, err := pprofileotlp.NewExportRequestFromProfiles(pd).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := DecodeOTLPProfiles(data, "two recordings")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, b := range bs {
+		got = append(got, fmt.Sprintf("%s %s/%s %d samples", b.Service, b.SampleType, b.Unit, len(b.Samples)))
+	}
+	want := []string{"checkout cpu/nanoseconds 2 samples", "checkout cpu/nanoseconds 2 samples", "payments samples/count 2 samples"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("batches (-want +got):\n%s", diff)
 	}
 }
