@@ -9,14 +9,18 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/google/pprof/profile"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // checkBatches asserts what every consumer of a ProfileBatch relies on:
-// sample locations index into Locations.
+// sample locations index into Locations, and every sample has weight.
 func checkBatches(t *testing.T, bs []*ProfileBatch) {
 	for _, b := range bs {
 		for i, s := range b.Samples {
+			if s.Count <= 0 {
+				t.Fatalf("sample %d: count %d", i, s.Count)
+			}
 			for _, li := range s.Locations {
 				if li < 0 || int(li) >= len(b.Locations) {
 					t.Fatalf("sample %d: location %d out of range [0,%d)", i, li, len(b.Locations))
@@ -57,6 +61,12 @@ func FuzzDecodePprof(f *testing.F) {
 func FuzzDecodeOTLPProfiles(f *testing.F) {
 	f.Add(readFixture(f, "profiles.pb"))
 	f.Add(readFixture(f, "profiles.json"))
+	// A pprof with several sample types: a Profile each, one recording.
+	p, err := profile.Parse(bytes.NewReader(readFixture(f, "go-cpu.pb.gz")))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(pprofToOTLP(f, p, "checkout"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		bs, _ := DecodeOTLPProfiles(data, "fuzz")
 		checkBatches(t, bs)

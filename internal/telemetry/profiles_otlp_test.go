@@ -204,7 +204,7 @@ func TestDecodeOTLPProfilesNoWeight(t *testing.T) {
 // one resource, as a pprof is carried in OTLP since proto v1.8.0: a
 // Profile per sample type, each with the pprof's time, duration and
 // period, their samples sharing stacks and links.
-func pprofToOTLP(t *testing.T, p *profile.Profile, service string) []byte {
+func pprofToOTLP(t testing.TB, p *profile.Profile, service string) []byte {
 	t.Helper()
 	pd := pprofile.NewProfiles()
 	dict := pd.Dictionary()
