@@ -179,7 +179,22 @@ type Router struct {
 	stopped bool
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+
+	// dropsMu guards drops: per sink ("" before the fan-out) and reason,
+	// the alerts dropped since the last log line about them.
+	dropsMu sync.Mutex
+	drops   map[[2]string]*dropCount
 }
+
+// dropCount is what dropped says of one sink and reason.
+type dropCount struct {
+	logged time.Time
+	n      int
+}
+
+// dropLogEvery is how often at most the router logs the alerts one sink
+// drops for one reason: a full queue drops many at once.
+const dropLogEvery = 10 * time.Second
 
 type sinkQueue struct {
 	sink    Sink
@@ -263,7 +278,7 @@ func (r *Router) route(k detect.Kind, service, key string, receivedAt time.Time,
 	}
 	if !lim.AllowN(now, 1) {
 		r.mu.Unlock()
-		r.m.dropped.WithLabelValues(kind, "", "rate_limited").Inc()
+		r.dropped(kind, "", "rate_limited")
 		return
 	}
 	r.seen.put(key, now)
@@ -278,7 +293,7 @@ func (r *Router) route(k detect.Kind, service, key string, receivedAt time.Time,
 	r.lifeMu.RLock()
 	defer r.lifeMu.RUnlock()
 	if r.stopped {
-		r.m.dropped.WithLabelValues(kind, "", "shutdown").Inc()
+		r.dropped(kind, "", "shutdown")
 		return
 	}
 	r.m.fired.WithLabelValues(kind).Inc()
@@ -286,7 +301,7 @@ func (r *Router) route(k detect.Kind, service, key string, receivedAt time.Time,
 		select {
 		case s.queue <- a:
 		default:
-			r.m.dropped.WithLabelValues(kind, s.sink.Name(), "queue_full").Inc()
+			r.dropped(kind, s.sink.Name(), "queue_full")
 		}
 	}
 }
@@ -426,16 +441,61 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	}
 }
 
+// dropped counts an alert of kind dropped by sink ("" before the fan-out)
+// for reason, and logs it: the first of a sink and reason at once, the
+// next at most every dropLogEvery with how many since, so that an alert
+// lost is never only a counter.
+func (r *Router) dropped(kind, sink, reason string) {
+	r.m.dropped.WithLabelValues(kind, sink, reason).Inc()
+	now := r.now()
+	r.dropsMu.Lock()
+	if r.drops == nil {
+		r.drops = map[[2]string]*dropCount{}
+	}
+	k := [2]string{sink, reason}
+	d := r.drops[k]
+	if d == nil {
+		d = &dropCount{}
+		r.drops[k] = d
+	}
+	d.n++
+	n := d.n
+	if !d.logged.IsZero() && now.Sub(d.logged) < dropLogEvery {
+		r.dropsMu.Unlock()
+		return
+	}
+	d.logged, d.n = now, 0
+	r.dropsMu.Unlock()
+	args := []any{"reason", reason, "kind", kind, "dropped", n, "hint", dropHint(sink, reason)}
+	if sink != "" {
+		args = append([]any{"sink", sink}, args...)
+	}
+	r.log.Warn("alerts dropped", args...)
+}
+
+// dropHint says what a drop by sink for reason means.
+func dropHint(sink, reason string) string {
+	switch {
+	case reason == "rate_limited" && sink == "":
+		return "more alerts of one kind for one service than alerts.key_rate and key_burst allow"
+	case reason == "rate_limited":
+		return "more alerts for this sink than alerts.sink_rate and sink_burst allow"
+	case reason == "queue_full":
+		return "the sink takes alerts slower than they come: its queue (alerts.queue_size) is full"
+	}
+	return "the router stopped before the alert was delivered"
+}
+
 // work delivers one sink's queue.
 func (r *Router) work(ctx context.Context, s *sinkQueue) {
 	name := s.sink.Name()
 	for a := range s.queue {
 		if ctx.Err() != nil {
-			r.m.dropped.WithLabelValues(string(a.Kind), name, "shutdown").Inc()
+			r.dropped(string(a.Kind), name, "shutdown")
 			continue
 		}
 		if !s.limiter.Allow() {
-			r.m.dropped.WithLabelValues(string(a.Kind), name, "rate_limited").Inc()
+			r.dropped(string(a.Kind), name, "rate_limited")
 			continue
 		}
 		r.deliver(ctx, s.sink, a)

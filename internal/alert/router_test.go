@@ -17,12 +17,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
 	"github.com/evidentsec/evident/internal/detect"
+	"github.com/evidentsec/evident/internal/logtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -316,7 +318,8 @@ func TestHangingSink(t *testing.T) {
 	cfg := testConfig()
 	cfg.QueueSize = 4
 	cfg.KeyBurst, cfg.SinkBurst = 1000, 1000
-	r, err := NewRouter(cfg, []Sink{slow, quick}, Deps{})
+	var logs logtest.Buffer
+	r, err := NewRouter(cfg, []Sink{slow, quick}, Deps{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,12 +341,60 @@ func TestHangingSink(t *testing.T) {
 	if got := testutil.ToFloat64(r.m.dropped.WithLabelValues("first_execution", "slow", "queue_full")); got < 10 {
 		t.Errorf("dropped for the hanging sink = %v, want most of 20", got)
 	}
+	// Said in the log, once: the next drops within dropLogEvery are
+	// counted into the next line.
+	line := `level=WARN msg="alerts dropped" sink=slow reason=queue_full kind=first_execution dropped=1 hint="the sink takes alerts slower than they come: its queue (alerts.queue_size) is full"`
+	if got := logs.String(); strings.Count(got, line) != 1 || strings.Count(got, "reason=queue_full") != 1 {
+		t.Errorf("log:\n%s\nwant one line about the full queue: %s", got, line)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := r.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown = %v, want the deadline", err)
 	}
 	r.Fire(firstExec()) // after Shutdown: dropped, no panic
+}
+
+// TestDropsLogged: an alert dropped is logged, not only counted; the
+// drops of one sink and reason in the dropLogEvery after a line are
+// counted into the next line, so that a burst does not flood the log.
+func TestDropsLogged(t *testing.T) {
+	now := t0
+	var logs logtest.Buffer
+	r, err := NewRouter(testConfig(), nil, Deps{Now: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		after        time.Duration
+		sink, reason string
+	}{
+		{0, "hook", "queue_full"},
+		{time.Second, "hook", "queue_full"},
+		{time.Second, "hook", "queue_full"},
+		{time.Second, "", "rate_limited"},
+		{dropLogEvery, "hook", "queue_full"},
+	} {
+		now = now.Add(step.after)
+		r.dropped("first_execution", step.sink, step.reason)
+	}
+	want := `level=WARN msg="alerts dropped" sink=hook reason=queue_full kind=first_execution dropped=1 hint="the sink takes alerts slower than they come: its queue (alerts.queue_size) is full"
+level=WARN msg="alerts dropped" reason=rate_limited kind=first_execution dropped=1 hint="more alerts of one kind for one service than alerts.key_rate and key_burst allow"
+level=WARN msg="alerts dropped" sink=hook reason=queue_full kind=first_execution dropped=3 hint="the sink takes alerts slower than they come: its queue (alerts.queue_size) is full"
+`
+	if diff := cmp.Diff(logs.String(), want); diff != "" {
+		t.Errorf("log (-got +want):\n%s", diff)
+	}
+	if got := testutil.ToFloat64(r.m.dropped.WithLabelValues("first_execution", "hook", "queue_full")); got != 4 {
+		t.Errorf("evident_alerts_dropped_total{sink=hook,reason=queue_full} = %v, want 4", got)
+	}
 }
 
 func TestLifecycle(t *testing.T) {
