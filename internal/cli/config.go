@@ -9,6 +9,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -283,24 +284,110 @@ func (c serveConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
-
-// expandEnv replaces ${NAME} with the environment variable NAME; an unset
-// variable is an error, so that a typo does not silently empty a value.
-func expandEnv(b []byte) ([]byte, error) {
-	var missing []string
-	out := envRef.ReplaceAllFunc(b, func(m []byte) []byte {
-		name := string(envRef.FindSubmatch(m)[1])
-		v, ok := os.LookupEnv(name)
-		if !ok {
-			missing = append(missing, name)
+// expandEnv replaces ${NAME}, in every scalar of the document n (keys
+// and values, not comments), with the environment variable NAME. It
+// works on the parsed document, not its text, so a value holds whatever
+// the variable does (" #", ": ", quotes, backslashes) and never changes
+// what the file says around it. $${ is a literal ${. An unset variable,
+// or a ${ that is not a reference, is an error naming the line and the
+// key, so that a typo does not silently empty or keep a value.
+func expandEnv(file string, n *yaml.Node) error {
+	var errs []error
+	var walk func(n *yaml.Node, path string)
+	scalar := func(n *yaml.Node, path string) {
+		v, err := expandRefs(n.Value)
+		if err != nil {
+			if path == "" {
+				path = "the document"
+			}
+			errs = append(errs, fmt.Errorf("%s:%d: %s: %w", file, n.Line, path, err))
+			return
 		}
-		return []byte(v)
-	})
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("environment variable %s is not set", missing[0])
+		if v == n.Value {
+			return
+		}
+		n.Value = v
+		if n.Style&(yaml.TaggedStyle|yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
+			return
+		}
+		// A plain value is what its text resolves to (an integer, a
+		// boolean), as when the reference is written out; but a variable
+		// set to "" or "null" is that string, not a missing value that
+		// keeps the default.
+		n.Tag = ""
+		if n.ShortTag() == "!!null" {
+			n.Tag = "!!str"
+		}
 	}
-	return out, nil
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				key, value := n.Content[i], n.Content[i+1]
+				scalar(key, path)
+				keyPath := key.Value
+				if path != "" {
+					keyPath = path + "." + key.Value
+				}
+				walk(value, keyPath)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", path, i))
+			}
+		case yaml.ScalarNode:
+			scalar(n, path)
+		}
+		// An alias is its anchor's node, expanded where it stands: once,
+		// so that a $${ is not read again as a reference.
+	}
+	walk(n, "")
+	return errors.Join(errs...)
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// expandRefs is s with each ${NAME} replaced by the environment variable
+// NAME, and each $${ by ${.
+func expandRefs(s string) (string, error) {
+	if !strings.Contains(s, "${") {
+		return s, nil
+	}
+	var b strings.Builder
+	for s != "" {
+		switch {
+		case strings.HasPrefix(s, "$${"):
+			b.WriteString("${")
+			s = s[3:]
+		case strings.HasPrefix(s, "${"):
+			name, rest, ok := strings.Cut(s[2:], "}")
+			if !ok || !envName.MatchString(name) {
+				ref := s
+				if ok {
+					ref = s[:len(name)+3]
+				}
+				return "", fmt.Errorf("%q is not a reference to an environment variable: write ${NAME}, or $${ for a literal ${", ref)
+			}
+			v, set := os.LookupEnv(name)
+			if !set {
+				return "", fmt.Errorf("environment variable %s is not set", name)
+			}
+			b.WriteString(v)
+			s = rest
+		default:
+			i := strings.Index(s[1:], "$") + 1
+			if i == 0 {
+				i = len(s)
+			}
+			b.WriteString(s[:i])
+			s = s[i:]
+		}
+	}
+	return b.String(), nil
 }
 
 // loadConfig reads a configuration file strictly: unknown keys are
@@ -315,17 +402,53 @@ func loadConfig(path string) (fileConfig, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("read config: %w", err)
 	}
-	raw, err = expandEnv(raw)
+	doc, err := parseConfig(raw, path)
 	if err != nil {
-		return cfg, fmt.Errorf("config %s: %w", path, err)
+		return cfg, err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return cfg, explainConfig(raw, path, reflect.TypeOf(cfg), err)
+	if doc != nil {
+		if err := expandEnv(path, doc); err != nil {
+			return cfg, err
+		}
+		// The strict decoder reads text only: the expanded document is
+		// written out again, its values quoted as they need.
+		expanded, err := yaml.Marshal(doc)
+		if err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(expanded))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, explainConfig(doc, path, reflect.TypeOf(cfg), err)
+		}
 	}
 	if err := errors.Join(cfg.Validate(), cfg.Products.Validate(), cfg.attribution().Validate(), cfg.Serve.Validate()); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// parseConfig parses the one YAML document of a configuration file; nil
+// for a file without any (empty, or only comments). A second document
+// is an error: the decoder would ignore it, and everything it sets (an
+// empty one, a --- at the end, sets nothing).
+func parseConfig(raw []byte, path string) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	for {
+		var next yaml.Node
+		switch err := dec.Decode(&next); {
+		case errors.Is(err, io.EOF):
+			return &doc, nil
+		case err != nil:
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		case len(next.Content) > 0 && next.Content[0].ShortTag() != "!!null":
+			return nil, fmt.Errorf("%s:%d: a second YAML document: the configuration is one document, without ---", path, next.Line)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,7 +61,9 @@ func TestLoadConfigBad(t *testing.T) {
 		"not-a-mapping.bad.yml": "$F:1: the document: want a mapping of keys, not \"evident\"",
 		"duplicate-key.bad.yml": "$F:3: vex: given twice (first on line 1)",
 		"bad-exposure.bad.yml":  `config $F: invalid assess configuration: exposure.services.gateway: "public" is not one of exposed, internal, no_input`,
-		"unset-env.bad.yml":     "config $F: environment variable EVIDENT_TEST_UNSET_STORE is not set",
+		"unset-env.bad.yml":     "$F:2: sensitivity[0].store: environment variable EVIDENT_TEST_UNSET_STORE is not set",
+		"bad-env-ref.bad.yml":   "$F:3: serve.api.endpoint: \"${EVIDENT_TEST_HOST:-127.0.0.1}\" is not a reference to an environment variable: write ${NAME}, or $${ for a literal ${",
+		"two-documents.bad.yml": "$F:3: a second YAML document: the configuration is one document, without ---",
 		"bad-serve.bad.yml": `config $F: api endpoint "8080": address 8080: missing port in address` + "\n" +
 			"invalid engine configuration: queue_size 0 is below 1",
 		"bad-products.bad.yml":    `config $F: products.gateway: "registry.example.com/shop/gateway:v1" is not a package URL (pkg:oci/<name>@sha256:<digest>, pkg:generic/<name>, ...)`,
@@ -113,11 +116,46 @@ func TestEditDistance(t *testing.T) {
 	}
 }
 
+// TestExpandEnv loads configurations that refer to environment
+// variables: a value is the variable's whatever it holds, in the value it
+// stands in and nowhere else; a comment is not read for references.
 func TestExpandEnv(t *testing.T) {
 	t.Setenv("EVIDENT_TEST_DB", "postgresql://shop")
-	got, err := expandEnv([]byte("store: ${EVIDENT_TEST_DB}/*, price: $5"))
-	if err != nil || string(got) != "store: postgresql://shop/*, price: $5" {
-		t.Errorf("expandEnv = %q, %v", got, err)
+	t.Setenv("EVIDENT_TEST_SECRET", `ab #cd: "e\nf" $x`)
+	t.Setenv("EVIDENT_TEST_PORT", "8081")
+	t.Setenv("EVIDENT_TEST_EMPTY", "")
+	webhook := func(secret string) string {
+		return "serve:\n  alerts:\n    webhooks:\n      - name: soc\n        url: https://hooks.example.com/e\n        secret: " + secret + "\n"
+	}
+	secretOf := func(c fileConfig) string { return c.Serve.Alerts.Webhooks[0].Secret }
+	tests := []struct {
+		name, file string
+		got        func(fileConfig) string
+		want       string
+	}{
+		{"within a value", "sensitivity:\n  - store: ${EVIDENT_TEST_DB}/*\n    labels: [pii]\n", func(c fileConfig) string { return c.Sensitivity[0].Store }, "postgresql://shop/*"},
+		{"a dollar alone", "sensitivity:\n  - store: ${EVIDENT_TEST_DB}/$5\n    labels: [pii]\n", func(c fileConfig) string { return c.Sensitivity[0].Store }, "postgresql://shop/$5"},
+		{"YAML syntax in a plain value", webhook("${EVIDENT_TEST_SECRET}"), secretOf, `ab #cd: "e\nf" $x`},
+		{"YAML syntax in a quoted value", webhook(`"${EVIDENT_TEST_SECRET}"`), secretOf, `ab #cd: "e\nf" $x`},
+		{"a literal dollar-brace", webhook(`"a$${EVIDENT_TEST_UNSET}"`), secretOf, "a${EVIDENT_TEST_UNSET}"},
+		{"an empty variable", webhook("${EVIDENT_TEST_EMPTY}"), secretOf, ""},
+		{"a number", "serve:\n  api:\n    max_upload_bytes: ${EVIDENT_TEST_PORT}\n", func(c fileConfig) string { return strconv.FormatInt(c.Serve.API.MaxUploadBytes, 10) }, "8081"},
+		{"a commented-out reference", "# secret: ${EVIDENT_TEST_UNSET}\nreachability: {min_samples: 40} # ${EVIDENT_TEST_UNSET}\n", func(c fileConfig) string { return strconv.FormatInt(c.Reachability.MinSamples, 10) }, "40"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "evident.yml")
+			if err := os.WriteFile(path, []byte(tt.file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := loadConfig(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tt.got(cfg); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 

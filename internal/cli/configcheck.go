@@ -19,12 +19,11 @@ import (
 // the line and the key's path, and an unknown key comes with the nearest
 // known one ("evident.yml:12: serve.alerts.webhooks[0].secrte: unknown
 // key (did you mean secret?)"), where the decoder names Go types. It
-// walks the document against the type of what it decodes into, want. A
-// document it finds nothing wrong with (a syntax error) keeps the
-// decoder's error.
-func explainConfig(raw []byte, file string, want reflect.Type, decodeErr error) error {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(raw, &doc); err != nil || len(doc.Content) == 0 {
+// walks the document doc, as parsed from the file (with its lines),
+// against the type of what it decodes into, want. A document it finds
+// nothing wrong with keeps the decoder's error.
+func explainConfig(doc *yaml.Node, file string, want reflect.Type, decodeErr error) error {
+	if len(doc.Content) == 0 {
 		return fmt.Errorf("config %s: %w", file, decodeErr)
 	}
 	c := configChecker{file: file, keys: keyPaths(want, "", nil)}
