@@ -374,6 +374,62 @@ func TestUpload(t *testing.T) {
 	}
 }
 
+// TestUploadEncodings uploads a report gzipped, as HTTP says it
+// (Content-Encoding) and as a gzipped file is sent as it is, and in an
+// encoding evident does not read: the first two are read, the last is a
+// 415 naming the encoding, and the upload limit bounds what a gzip body
+// holds as well as the body.
+func TestUploadEncodings(t *testing.T) {
+	st := newState(t)
+	_, base := start(t, Deps{State: st, Importer: importer})
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	tests := []struct {
+		name, encoding string
+		body           []byte
+		status         int
+		contains       string
+	}{
+		{"Content-Encoding gzip", "gzip", read("app.govulncheck.json.gz"), 200, `"findings": 6`},
+		{"Content-Encoding x-gzip", "x-gzip", read("app.govulncheck.json.gz"), 200, `"findings": 6`},
+		{"a gzipped file", "", read("app.govulncheck.json.gz"), 200, `"findings": 6`},
+		{"identity", "identity", read("app.govulncheck.json"), 200, `"findings": 6`},
+		{"gzip that is not", "gzip", read("app.govulncheck.json"), 400, "read report: gzip: invalid header"},
+		{"cut short", "gzip", read("app.govulncheck.json.gz")[:100], 400, "read report: gzip stream: unexpected EOF"},
+		{"over the limit once decompressed", "gzip", read("spaces.gz"), 413, "report over 1048576 bytes once decompressed"},
+		{"brotli", "br", read("app.govulncheck.json"), 415, `content encoding \"br\": want gzip or none`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), "POST", base+"/api/v1/findings?service=app", bytes.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			if tt.encoding != "" {
+				req.Header.Set("Content-Encoding", tt.encoding)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status || !strings.Contains(string(b), tt.contains) {
+				t.Errorf("POST = %d %s; want %d containing %s", resp.StatusCode, b, tt.status, tt.contains)
+			}
+			if tt.status == http.StatusUnsupportedMediaType && resp.Header.Get("Accept-Encoding") != "gzip" {
+				t.Errorf("Accept-Encoding = %q, want gzip", resp.Header.Get("Accept-Encoding"))
+			}
+		})
+	}
+}
+
 func TestAlertStream(t *testing.T) {
 	st := newState(t)
 	feed := &alerts{st: st.st}
