@@ -36,6 +36,7 @@ import (
 	"github.com/evidentsec/evident/internal/ingest/otlp"
 	"github.com/evidentsec/evident/internal/ingest/pyroscope"
 	"github.com/evidentsec/evident/internal/knowledge"
+	"github.com/evidentsec/evident/internal/listener"
 	"github.com/evidentsec/evident/internal/model"
 	"github.com/evidentsec/evident/internal/osv"
 	"github.com/evidentsec/evident/internal/pipeline"
@@ -145,20 +146,35 @@ receivers first, so that what they accepted drains into the store.`,
 	return cmd
 }
 
-// override applies the listener flags that were given.
+// override applies the listener flags that were given, a default value
+// given too, and refuses an address that is none naming its flag, not
+// the key of the file it replaces.
 func (fl serveFlags) override(cmd *cobra.Command, c *serveConfig) error {
-	set := cmd.Flags().Changed
-	if set("api") {
-		c.API.Endpoint = fl.api
+	var errs []error
+	for _, l := range []struct {
+		flag, value string
+		endpoint    *string
+	}{
+		{"api", fl.api, &c.API.Endpoint},
+		{"otlp-grpc", fl.otlpGRPC, &c.OTLP.GRPCEndpoint},
+		{"otlp-http", fl.otlpHTTP, &c.OTLP.HTTPEndpoint},
+		{"pyroscope", fl.pyroscope, &c.Pyroscope.Endpoint},
+	} {
+		if !cmd.Flags().Changed(l.flag) {
+			continue
+		}
+		*l.endpoint = l.value
+		switch {
+		case l.value == "" && l.flag == "api":
+			errs = append(errs, errors.New(`--api "": the API listener cannot be turned off (it serves /healthz, /metrics, the API and the web UI)`))
+		case l.value != "":
+			if err := listener.ValidateEndpoint(l.value); err != nil {
+				errs = append(errs, fmt.Errorf("--%s %q: %w", l.flag, l.value, err))
+			}
+		}
 	}
-	if set("otlp-grpc") {
-		c.OTLP.GRPCEndpoint = fl.otlpGRPC
-	}
-	if set("otlp-http") {
-		c.OTLP.HTTPEndpoint = fl.otlpHTTP
-	}
-	if set("pyroscope") {
-		c.Pyroscope.Endpoint = fl.pyroscope
+	if len(errs) > 0 {
+		return errors.Join(errs...)
 	}
 	return c.Validate()
 }
