@@ -279,7 +279,14 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		for i := range fs {
 			fs[i].Service = svc
 		}
-	case !findings.NameServices(fs) && len(fs) > 0:
+	case len(fs) == 0:
+		// Which service a report scanned is read from its findings'
+		// sources: a report without findings (a clean scan) says none,
+		// and replacing nobody's findings would leave those the scan
+		// found fixed in place.
+		writeError(w, http.StatusBadRequest, "the report holds no findings, so it does not say which service it scanned: name it with ?service= to clear that service's findings")
+		return
+	case !findings.NameServices(fs):
 		// The service of a report given without one is the one it says it
 		// scanned, as evident analyze takes it ("cmd/orders" is orders's),
 		// for the findings that name none (all but evident's own, findings
