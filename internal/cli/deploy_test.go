@@ -116,30 +116,6 @@ func TestServeCheckConfig(t *testing.T) {
 	}
 }
 
-// TestServeListenerFlags: a listener flag that is no address is refused
-// naming the flag, not the key of the file it replaces.
-func TestServeListenerFlags(t *testing.T) {
-	tests := []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"no port", []string{"--api", "nonsense"}, `evident: --api "nonsense": address nonsense: missing port in address` + "\n"},
-		{"port out of range", []string{"--otlp-grpc", "127.0.0.1:99999"}, `evident: --otlp-grpc "127.0.0.1:99999": port 99999 out of range (0 to 65535)` + "\n"},
-		{"two", []string{"--otlp-http", "127.0.0.1", "--pyroscope", ":x"}, `evident: --otlp-http "127.0.0.1": address 127.0.0.1: missing port in address` + "\n" +
-			`--pyroscope ":x": port "x" is neither a number nor a known service name` + "\n"},
-		{"the API off", []string{"--api", ""}, `evident: --api "": the API listener cannot be turned off (it serves /healthz, /metrics, the API and the web UI)` + "\n"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, out, stderr := run(t, append([]string{"--data", t.TempDir(), "serve", "--check-config"}, tt.args...)...)
-			if code != ExitUsage || out != "" || stderr != tt.want {
-				t.Errorf("serve --check-config %v = %d %q %q; want 2 and %q", tt.args, code, out, stderr, tt.want)
-			}
-		})
-	}
-}
-
 // TestServeCheckConfigLeavesOldStore: --check-config of a newer evident
 // reads the tokens of a store the previous version made (testdata/
 // store-5daba4f, schema 6) and changes nothing in it. It used to
@@ -303,12 +279,19 @@ func TestServeCheckConfigReadsFiles(t *testing.T) {
 		{
 			name:    "port out of range of a flag",
 			args:    []string{"--vulns", osv, "--otlp-grpc", "127.0.0.1:65536"},
-			wantErr: []string{`invalid otlp receiver config: grpc_endpoint "127.0.0.1:65536": port 65536 out of range (0 to 65535)`},
+			wantErr: []string{`--otlp-grpc "127.0.0.1:65536": port 65536 out of range (0 to 65535)`},
+		},
+		{
+			// Each flag is named, not the key of the file it replaces.
+			name: "addresses of two flags",
+			args: []string{"--vulns", osv, "--otlp-http", "127.0.0.1", "--pyroscope", ":x"},
+			wantErr: []string{`--otlp-http "127.0.0.1": address 127.0.0.1: missing port in address`,
+				`--pyroscope ":x": port "x" is neither a number nor a known service name`},
 		},
 		{
 			name:    "API turned off",
 			args:    []string{"--vulns", osv, "--api", ""},
-			wantErr: []string{`api endpoint "": the API listener cannot be turned off (it serves /healthz, /metrics, the API and the web UI); give it a host:port, e.g. 127.0.0.1:8080`},
+			wantErr: []string{`--api "": the API listener cannot be turned off (it serves /healthz, /metrics, the API and the web UI); give it a host:port, e.g. 127.0.0.1:8080`},
 		},
 		{
 			name:   "every problem at once",

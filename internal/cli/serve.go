@@ -166,7 +166,7 @@ func (fl serveFlags) override(cmd *cobra.Command, c *serveConfig) error {
 		*l.endpoint = l.value
 		switch {
 		case l.value == "" && l.flag == "api":
-			errs = append(errs, errors.New(`--api "": the API listener cannot be turned off (it serves /healthz, /metrics, the API and the web UI)`))
+			errs = append(errs, errors.New(`--api "": the API listener cannot be turned off (it serves /healthz, /metrics, the API and the web UI); give it a host:port, e.g. 127.0.0.1:8080`))
 		case l.value != "":
 			if err := listener.ValidateEndpoint(l.value); err != nil {
 				errs = append(errs, fmt.Errorf("--%s %q: %w", l.flag, l.value, err))
