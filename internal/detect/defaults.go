@@ -13,8 +13,10 @@ func DefaultRules() []Rule {
 	with := func(fs []Field, f Field) []Field { return append(slices.Clip(fs), f) }
 	// sp is what SQL reads as a space between two words: whitespace,
 	// vertical tab included (MySQL's and SQL Server's lexers skip it,
-	// \s does not match it), or a comment.
-	const sp = `(?:[\s\v]|/\*.*?\*/)`
+	// \s does not match it), or a comment; but MySQL runs what a
+	// versioned comment holds (/*!50000union*/), so its opening and its
+	// end are each a space there.
+	const sp = `(?:[\s\v]|/\*.*?\*/|/\*!\d*|\*/)`
 	return []Rule{
 		// JNDI and expression-language injection.
 		{
@@ -49,7 +51,7 @@ func DefaultRules() []Rule {
 		{
 			ID: "sqli-tautology", Class: "sql-injection", Severity: High,
 			Fields:  queryFields,
-			Pattern: `['"]` + sp + `*or(?:` + sp + `+['"]?|['"])\w+['"]?` + sp + `*(?:=|like)` + sp + `*['"]?\w+|(?:[\s\v]|\*/)or` + sp + `+\d+` + sp + `*=` + sp + `*\d+\b`,
+			Pattern: `['"]` + sp + `*or(?:` + sp + `+['"]?|['"])\w+['"]?` + sp + `*(?:=|like)` + sp + `*['"]?\w+|(?:[\s\v]|\*/|/\*!\d*)or` + sp + `+\d+` + sp + `*=` + sp + `*\d+\b`,
 		},
 		{
 			ID: "sqli-union", Class: "sql-injection", Severity: High,

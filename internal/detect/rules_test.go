@@ -105,6 +105,14 @@ var ruleCases = []struct {
 	{"tautology numeric comments", "url.query", "id=1/**/or/**/1=1", "sqli-tautology"},
 	{"tautology vertical tab", "url.query", "id=1%0bor%0b1=1", "sqli-tautology"},
 	{"stacked vertical tab", "url.query", "id=1;%0bdrop%0btable%0busers", "sqli-stacked"},
+	// MySQL runs what a versioned comment holds (/*!50000 ... */): the
+	// keywords inside one are SQL, not a comment.
+	{"union versioned comments", "url.query", "id=1%20/*!50000union*/%20/*!50000select*/%201,2", "sqli-union"},
+	{"union versioned comment, no version", "url.query", "id=-1/*!union*//*!select*/1", "sqli-union"},
+	{"union in one versioned comment", "url.query", "id=1 /*!12345UNION SELECT*/ 1", "sqli-union"},
+	{"tautology versioned comment", "url.query", "id=1 /*!or*/ 1=1", "sqli-tautology"},
+	{"stacked versioned comment", "url.query", "id=1;/*!50000drop*/ table users", "sqli-stacked"},
+	{"sleep versioned comment", "url.query", "id=1 and /*!50000sleep*/(5)", "sqli-timing"},
 	{"stacked comment", "url.query", "id=1;/**/drop/**/table/**/users", "sqli-stacked"},
 	{"sleep vertical tab", "url.query", "id=1 and sleep%0b(5)", "sqli-timing"},
 	{"waitfor comment", "url.query", "id=1;waitfor/**/delay/**/'0:0:5'", "sqli-timing"},
