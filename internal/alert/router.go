@@ -486,12 +486,24 @@ func dropHint(sink, reason string) string {
 	return "the router stopped before the alert was delivered"
 }
 
-// work delivers one sink's queue.
+// maxLostIDs bounds the IDs the log line of the alerts a shutdown left
+// undelivered names.
+const maxLostIDs = 20
+
+// work delivers one sink's queue. What it still holds when Shutdown
+// gives up is dropped, and said in the log: the metric goes with the
+// process, and neither a restart nor its replay sends those alerts again
+// (the store sink kept them, so they are duplicates then).
 func (r *Router) work(ctx context.Context, s *sinkQueue) {
 	name := s.sink.Name()
+	var lost []string
+	n := 0
 	for a := range s.queue {
 		if ctx.Err() != nil {
-			r.dropped(string(a.Kind), name, "shutdown")
+			r.m.dropped.WithLabelValues(string(a.Kind), name, "shutdown").Inc()
+			if n++; len(lost) < maxLostIDs {
+				lost = append(lost, a.ID)
+			}
 			continue
 		}
 		if !s.limiter.Allow() {
@@ -499,6 +511,9 @@ func (r *Router) work(ctx context.Context, s *sinkQueue) {
 			continue
 		}
 		r.deliver(ctx, s.sink, a)
+	}
+	if n > 0 {
+		r.log.Error("alerts not delivered: the shutdown timeout ended while they were queued", "sink", name, "alerts", n, "ids", lost)
 	}
 }
 

@@ -397,6 +397,80 @@ level=WARN msg="alerts dropped" sink=hook reason=queue_full kind=first_execution
 	}
 }
 
+// TestShutdownLogsUndelivered: a webhook that hangs while serve stops
+// holds up its queue until the shutdown timeout ends; the alerts still
+// queued then are dropped, and the log says how many and which, beside
+// the one whose delivery was cancelled. Before, only a metric counted
+// them, gone with the process.
+func TestShutdownLogsUndelivered(t *testing.T) {
+	tests := []struct {
+		name    string
+		fired   int
+		wantLog string // "" for no line about queued alerts
+	}{
+		{"one, in flight", 1, ""},
+		{"three", 3, "alerts=2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			started, release := make(chan struct{}, 1), make(chan struct{})
+			hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				select {
+				case started <- struct{}{}:
+				default:
+				}
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
+			}))
+			defer hang.Close()
+			defer close(release)
+			slow, err := NewWebhook("slow", hang.URL, "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var log logtest.Buffer
+			cfg := testConfig()
+			cfg.KeyBurst, cfg.SinkBurst = 1000, 1000
+			r, err := NewRouter(cfg, []Sink{slow}, Deps{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			for i := range tt.fired {
+				a := firstExec()
+				a.DedupeKey += strconv.Itoa(i)
+				r.Fire(a)
+			}
+			<-started
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			if err := r.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Shutdown = %v, want the deadline", err)
+			}
+			got := log.String()
+			if !strings.Contains(got, `msg="deliver alert" sink=slow`) {
+				t.Errorf("log does not name the delivery cancelled:\n%s", got)
+			}
+			line := ""
+			for l := range strings.Lines(got) {
+				if strings.Contains(l, "alerts not delivered") {
+					line = l
+				}
+			}
+			switch {
+			case tt.wantLog == "" && line != "":
+				t.Errorf("log says alerts were left queued: %s", line)
+			case tt.wantLog != "" && (!strings.Contains(line, tt.wantLog) || !strings.Contains(line, "sink=slow")):
+				t.Errorf("log line of the alerts left queued = %q, want sink=slow and %s; log:\n%s", line, tt.wantLog, got)
+			}
+		})
+	}
+}
+
 func TestLifecycle(t *testing.T) {
 	r, err := NewRouter(testConfig(), nil, Deps{})
 	if err != nil {
