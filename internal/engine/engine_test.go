@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -514,6 +515,56 @@ func testRestart(t *testing.T, open func(t *testing.T) Store, send func(t *testi
 	}
 	if got := verdictOf(e2, "shop"); got != assess.Executed {
 		t.Errorf("verdict after restart = %q, want executed", got)
+	}
+}
+
+// TestExposedAfterRestart: orders, internal (its spans joined the
+// gateway's calls), reads a sensitive table; then a request reaches it
+// from outside (a root SERVER span): "now exposed" alerts, whether serve
+// restarted in between or not. Before, the restored engine knew no
+// service's exposure, took orders' as new, and alerted nothing.
+func TestExposedAfterRestart(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("restart %v", restart), func(t *testing.T) {
+			ctx := context.Background()
+			st, err := sqlite.Open(ctx, t.TempDir(), sqlite.DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			rec := &recorder{}
+			e := newEngine(t, testConfig(), st, rec, nil)
+			if err := e.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.SetFindings(ctx, allFindings(textFinding("orders"))); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.TracesConsumer().Consume(ctx, shopSpans()); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "orders internal", func() bool { return e.View().Exposure["orders"].Level == assess.Internal })
+			if restart {
+				if err := e.Shutdown(ctx); err != nil {
+					t.Fatal(err)
+				}
+				rec = &recorder{}
+				e = newEngine(t, testConfig(), st, rec, nil)
+				if err := e.Start(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			defer e.Shutdown(ctx)
+			root := span("orders", telemetry.SpanKindServer, 20, 0, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/o/{id}"})
+			root.TraceID[0] = 2
+			if err := e.TracesConsumer().Consume(ctx, []telemetry.Span{root}); err != nil {
+				t.Fatal(err)
+			}
+			want := "service orders is now exposed (entry point: 1 of 2 SERVER/CONSUMER spans start a trace) and reaches pii store postgresql://shop/customers via orders"
+			eventually(t, "the alert of orders now exposed", func() bool {
+				return slices.ContainsFunc(rec.of(detect.KindSensitivePath), func(a detect.Alert) bool { return a.Summary == want })
+			})
+		})
 	}
 }
 
