@@ -254,6 +254,31 @@ func (d *Anomalies) outbound(sp *telemetry.Span, receivedAt, now time.Time) []Al
 	}}
 }
 
+// Learn makes hosts known as outbound hosts of service, first seen at
+// first, as if its spans had called them, without alerting: what an
+// engine restoring its runtime model after a restart knows already, so
+// that a host called before the restart, and not within the warm-up
+// after it, is not called "for the first time" then.
+func (d *Anomalies) Learn(service string, first time.Time, hosts []string) {
+	s := d.services[service]
+	if s == nil {
+		if len(d.services) >= d.cfg.MaxServices {
+			return
+		}
+		s = &hostSet{first: first, hosts: make(map[string]bool, len(hosts))}
+		d.services[service] = s
+	}
+	if first.Before(s.first) {
+		s.first = first
+	}
+	for _, h := range hosts {
+		if len(s.hosts) >= d.cfg.MaxHosts {
+			return
+		}
+		s.hosts[strings.ToLower(h)] = true
+	}
+}
+
 // outboundHost is the host a CLIENT span called, as the model names it,
 // "" for database and messaging spans whose store is their identity.
 func outboundHost(a *telemetry.Attrs) string {

@@ -568,6 +568,73 @@ func TestExposedAfterRestart(t *testing.T) {
 	}
 }
 
+// TestNewHostAfterRestart: orders calls api.stripe.com and, once in its
+// first minute (the warm-up, learnt without alerting), Rare.example.com.
+// An hour later it calls them again, ten minutes apart, with or without
+// a restart of serve in between: the host it called before is not new,
+// and one it never called is. Before, the restored engine knew no host:
+// the second call of the hour, past the warm-up counted from the first,
+// was "for the first time".
+func TestNewHostAfterRestart(t *testing.T) {
+	tests := []struct {
+		name    string
+		restart bool
+		later   string // the host of the second call of the hour
+		want    []string
+	}{
+		{"known host", false, "rare.example.com", nil},
+		{"known host after a restart", true, "rare.example.com", nil},
+		{"new host", false, "new.example.com", []string{"orders called new.example.com for the first time"}},
+		{"new host after a restart", true, "new.example.com", []string{"orders called new.example.com for the first time"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			st, err := sqlite.Open(ctx, t.TempDir(), sqlite.DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			rec := &recorder{}
+			e := newEngine(t, testConfig(), st, rec, nil)
+			if err := e.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			call := func(host string, at time.Time, id byte) {
+				t.Helper()
+				sp := span("orders", telemetry.SpanKindClient, id, 0, telemetry.Attrs{ServerAddress: host})
+				sp.Start, sp.End = at, at.Add(time.Millisecond)
+				if err := e.TracesConsumer().Consume(ctx, []telemetry.Span{sp}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			call("api.stripe.com", t0, 1)
+			call("Rare.example.com", t0.Add(time.Minute), 2)
+			if tt.restart {
+				if err := e.Shutdown(ctx); err != nil {
+					t.Fatal(err)
+				}
+				e = newEngine(t, testConfig(), st, rec, nil)
+				if err := e.Start(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			call("api.stripe.com", t0.Add(time.Hour), 3)
+			call(tt.later, t0.Add(time.Hour+10*time.Minute), 4)
+			if err := e.Shutdown(ctx); err != nil { // applies what is queued
+				t.Fatal(err)
+			}
+			var got []string
+			for _, a := range rec.of(detect.KindNewHost) {
+				got = append(got, a.Summary)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("new-host alerts (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestLifecycle(t *testing.T) {
 	ctx := context.Background()
 	t.Run("shutdown without start", func(t *testing.T) {

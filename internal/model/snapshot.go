@@ -236,6 +236,21 @@ func (s *Snapshot) Destinations() (producers, consumers map[string][]string) {
 	return producers, consumers
 }
 
+// OutboundHosts returns, by service, the remote hosts its CLIENT and
+// PRODUCER spans called, as the model names them (server.address, the
+// URL's host, peer.service), resolved to a traced service or not.
+func (m *Model) OutboundHosts() map[string][]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string][]string, len(m.services))
+	for name, s := range m.services {
+		for host := range s.hosts {
+			out[name] = append(out[name], host)
+		}
+	}
+	return out
+}
+
 // Snapshot copies the model.
 func (m *Model) Snapshot() *Snapshot {
 	m.mu.Lock()
