@@ -217,12 +217,16 @@ type worker struct {
 	// because its spans wait for their callers: it turns when the join
 	// window passes, with no new span, so assess keeps looking.
 	awaitingJoin bool
-	// restored is set by restore for its assessment, which records the
-	// exposure of every service of the restored model: one that becomes
+	// exposureDue makes the next assessment decide the exposure of every
+	// service, whatever spans arrived. restore sets it, to record the
+	// exposure of the restored model's services: one that becomes
 	// exposed with the first batch after a restart then alerts, as it
-	// does without the restart, instead of being taken as new.
-	restored bool
-	applied  int64 // sequence number of the last applied batch
+	// does without the restart, instead of being taken as new. The
+	// refresh sets it too: the spans of a service without findings do
+	// not ask for its exposure, and without findings anywhere nothing
+	// else would.
+	exposureDue bool
+	applied     int64 // sequence number of the last applied batch
 	// arrived holds the batches whose commit ended before that of a batch
 	// handed over earlier, by ticket; next is the ticket to apply next.
 	// Applying in ticket order is applying in sequence order, so that a
@@ -238,7 +242,7 @@ type worker struct {
 // or services touched since the last one, a service new to the model,
 // or a join still awaited.
 func (w *worker) toAssess() bool {
-	return len(w.dirty) > 0 || w.dirtyAll || len(w.spanServices) > 0 || len(w.topoServices) > 0 || w.newService || w.awaitingJoin || w.restored
+	return len(w.dirty) > 0 || w.dirtyAll || len(w.spanServices) > 0 || len(w.topoServices) > 0 || w.newService || w.awaitingJoin || w.exposureDue
 }
 
 // item is one accepted batch.
@@ -544,7 +548,7 @@ func (e *Engine) restore(ctx context.Context) error {
 	if replayed > 0 {
 		e.log.Info("replayed logged batches", "from", seq, "batches", replayed, "to", e.w.applied)
 	}
-	e.w.restored = true
+	e.w.exposureDue = true
 	e.assess(ctx)
 	return nil
 }
@@ -608,7 +612,7 @@ func (e *Engine) run(ctx context.Context) {
 			armed = false
 			e.assess(ctx)
 		case <-refresh:
-			e.w.dirtyAll = true
+			e.w.dirtyAll, e.w.exposureDue = true, true
 		case <-checkT.C:
 			e.checkpoint(ctx)
 		case <-e.stopping:
@@ -784,10 +788,10 @@ func (e *Engine) assess(ctx context.Context) {
 	a := assess.New(e.acfg, e.vulns, snap)
 	now := e.now()
 	var exposedNow map[string]bool
-	if len(w.spanServices) > 0 || len(w.topoServices) > 0 || w.awaitingJoin || w.restored {
+	if len(w.spanServices) > 0 || len(w.topoServices) > 0 || w.awaitingJoin || w.exposureDue {
 		// Exposure depends on every span of a service; it is cheap to
 		// decide, so all services are compared with the last run.
-		w.awaitingJoin, w.restored = false, false
+		w.awaitingJoin, w.exposureDue = false, false
 		for _, s := range snap.Services {
 			lvl := a.Exposure(s.Name).Level
 			if old, known := w.exposure[s.Name]; old != lvl {

@@ -568,6 +568,32 @@ func TestExposedAfterRestart(t *testing.T) {
 	}
 }
 
+// TestExposedWithoutFindings: with no findings, no span asks for a
+// service's exposure; when orders, internal and reaching a sensitive
+// table, gets a request from outside, the refresh finds it exposed and
+// alerts. Before, nothing compared its exposure again: no alert, ever.
+func TestExposedWithoutFindings(t *testing.T) {
+	ctx := context.Background()
+	rec := &recorder{}
+	cfg := testConfig()
+	cfg.RefreshInterval = 20 * time.Millisecond
+	e := newEngine(t, cfg, &memStore{}, rec, nil)
+	start(t, e)
+	if err := e.TracesConsumer().Consume(ctx, shopSpans()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "orders internal", func() bool { return e.View().Exposure["orders"].Level == assess.Internal })
+	root := span("orders", telemetry.SpanKindServer, 20, 0, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/o/{id}"})
+	root.TraceID[0] = 2
+	if err := e.TracesConsumer().Consume(ctx, []telemetry.Span{root}); err != nil {
+		t.Fatal(err)
+	}
+	want := "service orders is now exposed (entry point: 1 of 2 SERVER/CONSUMER spans start a trace) and reaches pii store postgresql://shop/customers via orders"
+	eventually(t, "the alert of orders now exposed", func() bool {
+		return slices.ContainsFunc(rec.of(detect.KindSensitivePath), func(a detect.Alert) bool { return a.Summary == want })
+	})
+}
+
 // TestNewHostAfterRestart: orders calls api.stripe.com and, once in its
 // first minute (the warm-up, learnt without alerting), Rare.example.com.
 // An hour later it calls them again, ten minutes apart, with or without
