@@ -123,6 +123,8 @@ func (a *Applier) Assign(ctx context.Context, partitions []int32) (kafka.Offsets
 			if err == nil {
 				if err = sh.Model.UnmarshalBinary(state); err != nil {
 					err = pipeline.Permanent(fmt.Errorf("restore the shard of tenant %s: %w", tenant, err))
+				} else {
+					sh.Engine.Restored()
 				}
 			}
 			if pipeline.IsPermanent(err) {

@@ -919,3 +919,72 @@ func TestAssignRefusesPartition(t *testing.T) {
 		})
 	}
 }
+
+// TestNewHostAfterAssign: an engine given a partition restores its shards
+// from the checkpoint; a host a service called before it is not called
+// for the first time when the service calls it again, past the host
+// detector's warm-up, as Start teaches a single engine's detector
+// (engine.TestNewHostAfterRestart). A host never called still is.
+func TestNewHostAfterAssign(t *testing.T) {
+	for _, tc := range []struct {
+		name, later string
+		want        []string
+	}{
+		{"known host", "rare.example.com", nil},
+		{"new host", "new.example.com", []string{"cart called new.example.com for the first time"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			st := &flaky{Store: openStore(t)}
+			rec := &recorder{}
+			newApplier := func() *Applier {
+				a, err := NewApplier(DefaultConfig(), ApplierDeps{
+					Store: st,
+					NewShard: func(string) (Shard, error) {
+						m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+						e, err := engine.New(engine.DefaultConfig(), engine.Deps{Store: st.Store, Model: m, Alerter: rec})
+						return Shard{Engine: e, Model: m}, err
+					},
+					Findings: func(context.Context, string) ([]findings.Finding, error) { return nil, nil },
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := a.Assign(ctx, []int32{0}); err != nil {
+					t.Fatal(err)
+				}
+				return a
+			}
+			call := func(a *Applier, off int64, host string, at time.Time) {
+				t.Helper()
+				sp := span("cart", telemetry.SpanKindClient, byte(off+1), 0, telemetry.Attrs{ServerAddress: host})
+				sp.Start, sp.End = at, at.Add(time.Millisecond)
+				r := record(0, off, sp)
+				r.Time = at
+				if err := a.Apply(ctx, []kafka.Record{r}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := newApplier()
+			call(before, 0, "api.stripe.com", t0)
+			call(before, 1, "rare.example.com", t0.Add(time.Minute))
+			if _, err := before.Checkpoint(ctx); err != nil {
+				t.Fatal(err)
+			}
+			before.Revoke(ctx, []int32{0}, false)
+
+			after := newApplier()
+			call(after, 2, "api.stripe.com", t0.Add(time.Hour))
+			call(after, 3, tc.later, t0.Add(time.Hour+10*time.Minute))
+			var got []string
+			for _, a := range rec.alerts {
+				if a.Kind == detect.KindNewHost {
+					got = append(got, a.Summary)
+				}
+			}
+			if diff := cmp.Diff(got, tc.want); diff != "" {
+				t.Errorf("new-host alerts (-got +want):\n%s", diff)
+			}
+		})
+	}
+}

@@ -501,10 +501,7 @@ func (e *Engine) restore(ctx context.Context) error {
 		}
 		// A host called before the checkpoint is not called for the
 		// first time when it is called again after the restart.
-		hosts := e.model.OutboundHosts()
-		for _, s := range e.model.Snapshot().Services {
-			e.w.anomalies.Learn(s.Name, s.First, hosts[s.Name])
-		}
+		e.learnHosts()
 	}
 	e.w.applied, e.w.checkpointed, e.w.lastCheckTime = seq, seq, e.now()
 	fs, err := e.st.Findings(ctx)

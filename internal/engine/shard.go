@@ -39,6 +39,22 @@ func (e *Engine) ApplyProfiles(ps []*telemetry.ProfileBatch, receivedAt time.Tim
 	e.applyNow(item{kind: store.BatchProfiles, profiles: ps, receivedAt: receivedAt})
 }
 
+// Restored tells an engine that is never started that its model was
+// just restored from a checkpoint, as Start tells itself: a host a
+// service called before the checkpoint is not called for the first time
+// when it is called again. It is not safe for concurrent use with
+// ApplySpans and ApplyProfiles.
+func (e *Engine) Restored() { e.learnHosts() }
+
+// learnHosts teaches the host detector the hosts each service of the
+// model called, from when the model first saw the service.
+func (e *Engine) learnHosts() {
+	hosts := e.model.OutboundHosts()
+	for _, s := range e.model.Snapshot().Services {
+		e.w.anomalies.Learn(s.Name, s.First, hosts[s.Name])
+	}
+}
+
 func (e *Engine) applyNow(it item) {
 	e.redact(&it)
 	e.apply(it)
