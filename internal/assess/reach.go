@@ -11,6 +11,7 @@ import (
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/model"
 	"github.com/evidentsec/evident/internal/osv"
+	"github.com/evidentsec/evident/internal/telemetry"
 	"github.com/evidentsec/evident/internal/vulndb"
 )
 
@@ -130,8 +131,10 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 	// The samples that could have shown the package's code: those whose
 	// stacks hold code of its language. A Go server's samples say nothing
 	// of the Python worker under the same service.name, and samples beyond
-	// the model's MaxStacks kept no stack to look in.
-	samples := svc.LanguageSamples[lang]
+	// the model's MaxStacks kept no stack to look in. Of those, only the
+	// samples of time-sampled profiles bound what was not seen: code that
+	// allocates nothing is in no allocation sample however long it runs.
+	samples, timed := svc.LanguageSamples[lang], svc.LanguageTimeSamples[lang]
 	if samples == 0 {
 		// A Go service's image may hold npm packages that some process
 		// evident has no profile of runs.
@@ -160,7 +163,7 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 	// For a loaded verdict: where code of the vulnerable package ran, and
 	// its heaviest function.
 	pkgEndpoints, pkgSpans := map[string]int64{}, map[string]int64{}
-	var pkgTop *model.Function
+	var pkgTop, top *model.Function
 	for i := range svc.Functions {
 		fn := &svc.Functions[i]
 		if maven && fn.Language == attribution.Java && fn.Unattributed() && (hidden == nil || fn.Samples > hidden.Samples) {
@@ -188,6 +191,9 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 				continue
 			}
 			r.Evidence = append(r.Evidence, evidence(fn, svc))
+			if top == nil {
+				top = fn
+			}
 			r.Samples = max(r.Samples, fn.Samples)
 			for _, e := range fn.Endpoints {
 				endpoints[e.Name] += e.Samples
@@ -201,8 +207,7 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 	if len(r.Evidence) > 0 {
 		r.Verdict = Executed
 		r.Endpoints, r.SpanNames = byWeight(endpoints), byWeight(spans)
-		top := r.Evidence[0]
-		r.Reason = fmt.Sprintf("%s seen in %d profile samples", top.Symbol, top.Samples)
+		r.Reason = fmt.Sprintf("%s seen in %s", r.Evidence[0].Symbol, seenIn(top, svc))
 		switch {
 		case len(r.Endpoints) > 0:
 			r.Reason += " via " + r.Endpoints[0]
@@ -223,17 +228,16 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 		r.Verdict = Loaded
 		r.Samples = pkgTop.Samples
 		r.Endpoints, r.SpanNames = byWeight(pkgEndpoints), byWeight(pkgSpans)
-		r.Bound = bound(svc, samples)
-		r.Reason = fmt.Sprintf("code of %s ran (%s in %d profile samples) but no vulnerable function is known, so whether the vulnerable code ran is unknown (package level)%s",
-			f.Package.Name, funcName(pkgTop.Func), pkgTop.Samples, static)
+		if timed > 0 {
+			r.Bound = bound(svc, timed)
+		}
+		r.Reason = fmt.Sprintf("code of %s ran (%s in %s) but no vulnerable function is known, so whether the vulnerable code ran is unknown (package level)%s",
+			f.Package.Name, funcName(pkgTop.Func), seenIn(pkgTop, svc), static)
 		return r
 	}
-	if samples < a.cfg.Reachability.MinSamples {
+	if timed < a.cfg.Reachability.MinSamples {
 		r.Verdict = Unknown
-		r.Reason = fmt.Sprintf("only %d profile samples of service %q, fewer than the %d needed", samples, f.Service, a.cfg.Reachability.MinSamples)
-		if samples < svc.Samples {
-			r.Reason = fmt.Sprintf("only %d profile samples of service %q hold %s code, fewer than the %d needed", samples, f.Service, lang, a.cfg.Reachability.MinSamples)
-		}
+		r.Reason = tooFewTimeSamples(svc, lang, timed, a.cfg.Reachability.MinSamples)
 		return r
 	}
 	if svc.Overflow.Frames > 0 {
@@ -249,11 +253,11 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 			what, svc.Overflow.Frames, f.Service, static)
 		return r
 	}
-	r.Bound = bound(svc, samples)
+	r.Bound = bound(svc, timed)
 	if loaded {
 		r.Verdict = Loaded
 		r.Endpoints, r.SpanNames = byWeight(pkgEndpoints), byWeight(pkgSpans)
-		r.Reason = fmt.Sprintf("vulnerable package ran but no vulnerable function was seen in %d samples (bound %s)%s", samples, r.Bound, static)
+		r.Reason = fmt.Sprintf("vulnerable package ran but no vulnerable function was seen in %d samples (bound %s)%s", timed, r.Bound, static)
 		return r
 	}
 	if hidden != nil {
@@ -269,8 +273,60 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 		return r
 	}
 	r.Verdict = NotObserved
-	r.Reason = fmt.Sprintf("no frame of the vulnerable package in %d samples (bound %s)%s", samples, r.Bound, static)
+	r.Reason = fmt.Sprintf("no frame of the vulnerable package in %d samples (bound %s)%s", timed, r.Bound, static)
 	return r
+}
+
+// seenIn says in how many samples a function was seen: those of
+// time-sampled profiles when it is in some, else those of the profiles
+// that show only that it ran.
+func seenIn(fn *model.Function, svc *model.Service) string {
+	if fn.TimeSamples > 0 {
+		return fmt.Sprintf("%d profile samples", fn.TimeSamples)
+	}
+	return fmt.Sprintf("%d samples of %s profiles", fn.Samples, strings.Join(untimedTypes(svc), ", "))
+}
+
+// untimedTypes are the sample types of a service's windows that are not
+// time-sampled, in the order first received.
+func untimedTypes(svc *model.Service) []string {
+	var out []string
+	for _, w := range svc.Windows {
+		if !w.TimeSampled && !slices.Contains(out, w.SampleType) {
+			out = append(out, w.SampleType)
+		}
+	}
+	return out
+}
+
+// tooFewTimeSamples says why timed time samples holding code of lang
+// are too few for a verdict: fewer than min, none at all, or none
+// because the service's profiles sample no time.
+func tooFewTimeSamples(svc *model.Service, lang attribution.Language, timed, min int64) string {
+	var total int64
+	var restored bool
+	for _, w := range svc.Windows {
+		if w.TimeSampled {
+			total += w.Samples
+		} else if telemetry.TimeSampled(w.SampleType, w.Unit) {
+			restored = true
+		}
+	}
+	others := ""
+	if types := untimedTypes(svc); !restored && len(types) > 0 {
+		others = fmt.Sprintf(" (its %s profiles show code that ran, not that code did not)", strings.Join(types, ", "))
+	}
+	switch {
+	case total == 0 && restored:
+		return fmt.Sprintf("no time sample of service %q since it was restored from a checkpoint that did not keep the samples of its time-sampled profiles apart from the others' (%s profiles), which show code that ran, not that code did not; its bound starts with the profiles received since",
+			svc.Name, strings.Join(untimedTypes(svc), ", "))
+	case total == 0:
+		return fmt.Sprintf("no time-sampled profile (CPU, wall clock) of service %q, only %s profiles, which show code that ran, not that code did not: code that allocates or waits for nothing is in none of their samples however long it runs",
+			svc.Name, strings.Join(untimedTypes(svc), ", "))
+	case timed < total:
+		return fmt.Sprintf("only %d profile samples of service %q hold %s code, fewer than the %d needed%s", timed, svc.Name, lang, min, others)
+	}
+	return fmt.Sprintf("only %d profile samples of service %q, fewer than the %d needed%s", timed, svc.Name, min, others)
 }
 
 // topModule is the top-level name of a dotted Python module.
@@ -302,7 +358,7 @@ func evidence(fn *model.Function, svc *model.Service) FunctionEvidence {
 		First: fn.First, Last: fn.Last, Endpoints: fn.Endpoints, SpanNames: fn.SpanNames,
 		Series: fn.Series, SeriesEnd: svc.SeriesEnd,
 	}
-	if cpuUnit(svc) {
+	if cpuUnit(timeWindows(svc)) {
 		e.CPUSeconds = float64(fn.Value) / 1e9
 	}
 	for _, s := range fn.Stack {
@@ -318,32 +374,49 @@ func funcName(f attribution.Func) string {
 	return f.Package + "." + f.Symbol
 }
 
-// cpuProfile reports whether the service's profiles sample CPU time.
-// A wall-clock profile (Node's, async-profiler's wall mode) samples time
-// spent, running or waiting.
-func cpuProfile(svc *model.Service) bool {
-	return len(svc.Windows) > 0 && svc.Windows[0].SampleType == "cpu"
-}
-
-// cpuUnit reports whether the service's profiles measure CPU time in
-// nanoseconds, so that values convert to CPU seconds (a wall-clock
-// profile counts nanoseconds too, not of CPU).
-func cpuUnit(svc *model.Service) bool {
-	return cpuProfile(svc) && svc.Windows[0].Unit == "nanoseconds"
-}
-
-// bound computes the rule-of-three bound of samples samples (those that
-// could have shown the code looked for) over a service's windows.
-func bound(svc *model.Service, samples int64) *Bound {
-	b := &Bound{Samples: samples, Share: 3 / float64(samples), CPU: cpuProfile(svc)}
-	var period int64
+// timeWindows are the windows of a service's time-sampled profiles, the
+// only ones whose samples count in a bound (model.Window.TimeSampled).
+func timeWindows(svc *model.Service) []model.Window {
+	var out []model.Window
 	for _, w := range svc.Windows {
+		if w.TimeSampled {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// cpuProfile reports whether the service's time-sampled profiles all
+// sample CPU time. A wall-clock profile (Node's, async-profiler's wall
+// mode, JFR's native method samples) samples time spent, running or
+// waiting. An allocation profile beside them counts in no bound, so it
+// does not make a CPU bound of samples.
+func cpuProfile(ws []model.Window) bool {
+	return len(ws) > 0 && !slices.ContainsFunc(ws, func(w model.Window) bool { return w.SampleType != "cpu" })
+}
+
+// cpuUnit reports whether the service's time-sampled profiles all measure
+// CPU time in nanoseconds, so that their values convert to CPU seconds (a
+// wall-clock profile counts nanoseconds too, not of CPU).
+func cpuUnit(ws []model.Window) bool {
+	return cpuProfile(ws) && !slices.ContainsFunc(ws, func(w model.Window) bool { return w.Unit != "nanoseconds" })
+}
+
+// bound computes the rule-of-three bound of samples time samples (those
+// that could have shown the code looked for) over a service's
+// time-sampled windows: its other profiles' samples, windows and periods
+// (an allocation profile's period is bytes) bound nothing.
+func bound(svc *model.Service, samples int64) *Bound {
+	ws := timeWindows(svc)
+	b := &Bound{Samples: samples, Share: 3 / float64(samples), CPU: cpuProfile(ws)}
+	var period int64
+	for _, w := range ws {
 		period = max(period, w.Period)
 	}
-	if cpuUnit(svc) {
+	if cpuUnit(ws) {
 		b.CPUSeconds = 3 * float64(period) / 1e9
 	}
-	b.WindowSeconds = coverage(svc.Windows).Seconds()
+	b.WindowSeconds = coverage(ws).Seconds()
 	return b
 }
 

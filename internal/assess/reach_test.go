@@ -1,6 +1,9 @@
 package assess
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -184,6 +187,82 @@ func TestFramesLeftOut(t *testing.T) {
 			got := New(cfg, nil, m.Snapshot()).One(text)
 			if r := got.Reachability; r.Verdict != tt.verdict || got.VEX.Status != tt.vex {
 				t.Errorf("%s, VEX %s (%s); want %s, %s", r.Verdict, got.VEX.Status, r.Reason, tt.verdict, tt.vex)
+			}
+		})
+	}
+}
+
+// TestBoundCountsTimeSamplesOnly: the rule-of-three bound, and the
+// minimum of samples for a verdict, count the samples of time-sampled
+// profiles only; an allocation profile shows code that ran, but code
+// that allocates nothing is in none of its samples however long it runs.
+// pyroscope-go sends a heap profile beside the CPU profile by default:
+// the 23 stacks of go-allocs.pb.gz weigh 19,781 allocated objects, and
+// added to the 59 CPU samples of go-cpu.pb.gz they made a bound of
+// <0.015% of the service's CPU instead of <5.1%, and a VEX not_affected;
+// a service with the allocations profile alone was not_observed.
+func TestBoundCountsTimeSamplesOnly(t *testing.T) {
+	allocate := findings.Finding{
+		Service: "api",
+		// Code the allocations profile shows and the CPU profile does not.
+		Package:       findings.Package{PURL: "pkg:golang/github.com/evidentsec/evident", Ecosystem: osv.EcosystemGo, Name: "github.com/evidentsec/evident"},
+		Vulnerability: findings.Vulnerability{ID: "allocate"},
+		Symbols:       []string{"github.com/evidentsec/evident/internal/telemetry.allocate"},
+	}
+	tests := []struct {
+		name     string
+		profiles []string // of service api, in the order received
+		finding  findings.Finding
+		verdict  Verdict
+		bound    int64 // Bound.Samples, 0 for none
+		vex      string
+		reason   string // in Reason
+	}{
+		{"a CPU profile", []string{"go-cpu.pb.gz"}, textFinding("api", findings.StaticImported), NotObserved, 59, StatusUnderInvestigation,
+			"in 59 samples (bound <5.1% of the service's CPU, 0.03s CPU over 1s)"},
+		{"a CPU and an allocations profile", []string{"go-cpu.pb.gz", "go-allocs.pb.gz"}, textFinding("api", findings.StaticImported), NotObserved, 59, StatusUnderInvestigation,
+			"in 59 samples (bound <5.1% of the service's CPU, 0.03s CPU over 1s)"},
+		{"the allocations profile first", []string{"go-allocs.pb.gz", "go-cpu.pb.gz"}, textFinding("api", findings.StaticImported), NotObserved, 59, StatusUnderInvestigation,
+			"in 59 samples (bound <5.1% of the service's CPU, 0.03s CPU over 1s)"},
+		{"an allocations profile only", []string{"go-allocs.pb.gz"}, textFinding("api", findings.StaticImported), Unknown, 0, StatusUnderInvestigation,
+			`no time-sampled profile (CPU, wall clock) of service "api", only alloc_space profiles`},
+		{"code seen in allocations ran", []string{"go-cpu.pb.gz", "go-allocs.pb.gz"}, allocate, Executed, 0, StatusAffected,
+			"telemetry.allocate seen in 19709 samples of alloc_space profiles"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{GoModules: []string{"github.com/evidentsec/evident"}}))
+			for _, name := range tt.profiles {
+				data, err := os.ReadFile(filepath.Join("..", "telemetry", "testdata", name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				batches, err := telemetry.DecodePprof(data, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, b := range batches {
+					b.Service = "api"
+					m.AddProfile(b)
+				}
+			}
+			cfg := DefaultConfig()
+			cfg.VEX.MinWindow = 0 // the fixtures are a second long
+			got := New(cfg, nil, m.Snapshot()).One(tt.finding)
+			r := got.Reachability
+			var bound int64
+			if r.Bound != nil {
+				bound = r.Bound.Samples
+			}
+			if r.Verdict != tt.verdict || bound != tt.bound || got.VEX.Status != tt.vex || !strings.Contains(r.Reason, tt.reason) {
+				t.Errorf("%s, bound of %d samples, VEX %s (%s); want %s, %d, %s (%s)", r.Verdict, bound, got.VEX.Status, r.Reason, tt.verdict, tt.bound, tt.vex, tt.reason)
+			}
+			// An allocation profile's bytes are no CPU time: allocate's
+			// 28 MB showed as 0.029 CPU seconds, read as nanoseconds.
+			for _, e := range r.Evidence {
+				if e.CPUSeconds != 0 {
+					t.Errorf("%s: %g CPU seconds, want 0: the CPU profile does not show it", e.Symbol, e.CPUSeconds)
+				}
 			}
 		})
 	}

@@ -274,10 +274,15 @@ type service struct {
 }
 
 // stack is an aggregated call stack: the attributed functions of its
-// frames, leaf first, with everything observed on it.
+// frames, leaf first, with everything observed on it. samples counts the
+// samples of every profile, timed those of time-sampled profiles
+// (telemetry.TimeSampled), which alone bound what was not seen; value is
+// theirs too, in their unit: an allocation profile's bytes are no CPU
+// time.
 type stack struct {
 	funcs       []int32
 	samples     int64
+	timed       int64
 	value       int64
 	first, last time.Time
 	endpoints   map[int32]int64 // endpoint index -> samples; -1 for a span name with no known endpoint
@@ -439,6 +444,7 @@ func (m *Model) AddProfile(b *telemetry.ProfileBatch) Changes {
 	known := len(s.funcs)
 	start, end := b.Start, b.Start.Add(b.Duration)
 	s.seen(start, end)
+	timed := telemetry.TimeSampled(b.SampleType, b.Unit)
 
 	var total int64
 	// Each location is attributed once per batch; the Attributor caches
@@ -482,7 +488,10 @@ func (m *Model) AddProfile(b *telemetry.ProfileBatch) Changes {
 		}
 		st.batch += smp.Count
 		st.samples += smp.Count
-		st.value += smp.Value
+		if timed {
+			st.timed += smp.Count
+			st.value += smp.Value
+		}
 		widen(&st.first, &st.last, start, end)
 		if smp.SpanID != "" || smp.SpanName != "" {
 			m.linkSpan(s, st, names, smp)
@@ -492,7 +501,7 @@ func (m *Model) AddProfile(b *telemetry.ProfileBatch) Changes {
 	s.addSeries(touched, start, m.cfg.MaxSeries)
 	s.addWindow(Window{
 		Start: start, End: end, Samples: total, Period: b.Period,
-		Unit: b.Unit, SampleType: b.SampleType, Source: b.Source,
+		Unit: b.Unit, SampleType: b.SampleType, TimeSampled: timed, Source: b.Source,
 	})
 	if len(s.funcs) > known {
 		ch.NewFunctions = map[string][]attribution.Func{s.name: slices.Clone(s.funcs[known:])}
@@ -630,7 +639,7 @@ const windowGap = time.Second
 func (s *service) addWindow(w Window) {
 	if n := len(s.windows); n > 0 {
 		last := &s.windows[n-1]
-		if last.Period == w.Period && last.SampleType == w.SampleType && last.Unit == w.Unit &&
+		if last.Period == w.Period && last.SampleType == w.SampleType && last.Unit == w.Unit && last.TimeSampled == w.TimeSampled &&
 			!w.Start.Before(last.Start) && !w.Start.After(last.End.Add(windowGap)) {
 			if w.End.After(last.End) {
 				last.End = w.End

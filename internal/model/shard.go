@@ -249,6 +249,13 @@ func decodeState(data []byte) (modelState, error) {
 	if err := st.check(); err != nil {
 		return st, fmt.Errorf("decode model state: %w", err)
 	}
+	if st.Version < 4 {
+		// Here, not in UnmarshalBinary: MergeStates writes the states it
+		// merges as the current version.
+		for i := range st.Services {
+			migrateTimed(&st.Services[i])
+		}
+	}
 	return st, nil
 }
 

@@ -18,6 +18,13 @@ type Window struct {
 	Period     int64
 	Unit       string
 	SampleType string
+	// TimeSampled says that the window's samples are of time
+	// (telemetry.TimeSampled): they count in LanguageTimeSamples and its
+	// time counts in the rule-of-three bound. It is false too for the
+	// windows of a service restored from a checkpoint of state version 3
+	// or before that held profiles of both kinds, whose samples the
+	// checkpoint did not tell apart.
+	TimeSampled bool
 	// Source is the file or receiver the profile came from.
 	Source string
 }
@@ -94,10 +101,12 @@ type Store struct {
 // Function is a function seen running in a service's profiles.
 type Function struct {
 	attribution.Func
-	// Samples is the number of samples with the function on the stack;
-	// Value their total in the profile's unit (CPU nanoseconds).
-	Samples, Value int64
-	First, Last    time.Time
+	// Samples is the number of samples with the function on the stack,
+	// of every profile: any shows that it ran. TimeSamples counts those
+	// of time-sampled profiles (Window.TimeSampled), and Value is their
+	// total in those profiles' unit (CPU nanoseconds).
+	Samples, TimeSamples, Value int64
+	First, Last                 time.Time
 	// Endpoints are the endpoints whose spans led to the function, from
 	// span-labelled samples, heaviest first.
 	Endpoints []NamedSamples
@@ -151,8 +160,14 @@ type Service struct {
 	// several runtimes (a Go server with a Python worker) has most of its
 	// samples in one of them; a stack beyond the bound is in none.
 	LanguageSamples map[attribution.Language]int64
-	Functions       []Function // heaviest first
-	Packages        []Package  // heaviest first
+	// LanguageTimeSamples counts, per language, the samples of
+	// time-sampled profiles (Window.TimeSampled) among LanguageSamples:
+	// those that bound how much of the service's time code of that
+	// language could have taken unseen. An allocation sample shows code
+	// that ran, but code that allocates nothing is never in one.
+	LanguageTimeSamples map[attribution.Language]int64
+	Functions           []Function // heaviest first
+	Packages            []Package  // heaviest first
 	// SeriesEnd is the end of the newest minute of the functions' series
 	// (Function.Series, Hour); zero before any profile.
 	SeriesEnd time.Time
@@ -271,7 +286,7 @@ func (s *service) snapshot() *Service {
 		Endpoints: slices.Clone(s.endpoints), Spans: s.spans, Overflow: s.overflow, SeriesEnd: s.seriesEnd(),
 	}
 	out.Functions, out.Packages = s.functions()
-	out.LanguageSamples = s.languageSamples()
+	out.LanguageSamples, out.LanguageTimeSamples = s.languageSamples()
 	slices.SortStableFunc(out.Endpoints, func(a, b Endpoint) int {
 		return cmp.Or(cmp.Compare(b.Calls, a.Calls), cmp.Compare(a.Name(), b.Name()))
 	})
@@ -336,6 +351,7 @@ func (s *service) functions() ([]Function, []Package) {
 			stamp[f] = int32(si)
 			fn := &fns[f]
 			fn.Samples += st.samples
+			fn.TimeSamples += st.timed
 			fn.Value += st.value
 			widen(&fn.First, &fn.Last, st.first, st.last)
 			if p := pkgOf[f]; pkgStamp[p] != int32(si) {
@@ -385,9 +401,10 @@ func (s *service) functions() ([]Function, []Package) {
 }
 
 // languageSamples counts the samples of the stacks that hold code of each
-// language, once per stack however many of its frames are of it.
-func (s *service) languageSamples() map[attribution.Language]int64 {
-	out := make(map[attribution.Language]int64)
+// language, once per stack however many of its frames are of it: all of
+// them, and those of time-sampled profiles.
+func (s *service) languageSamples() (all, timed map[attribution.Language]int64) {
+	all, timed = make(map[attribution.Language]int64), make(map[attribution.Language]int64)
 	var langs []attribution.Language
 	for si := range s.stacks {
 		st := &s.stacks[si]
@@ -395,11 +412,14 @@ func (s *service) languageSamples() map[attribution.Language]int64 {
 		for _, f := range st.funcs {
 			if l := s.funcs[f].Language; !slices.Contains(langs, l) {
 				langs = append(langs, l)
-				out[l] += st.samples
+				all[l] += st.samples
+				if st.timed > 0 {
+					timed[l] += st.timed
+				}
 			}
 		}
 	}
-	return out
+	return all, timed
 }
 
 func cloneImages(imgs []telemetry.Image) []telemetry.Image {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/gob"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,8 +23,12 @@ import (
 // waiting for their parent and those whose parent never arrived
 // (SpanCounts.Pending, Unlinked); before, every SERVER or CONSUMER span
 // neither a root nor linked counted as called from outside, and a
-// version 1 or 2 checkpoint restores them as Unlinked.
-const stateVersion = 3
+// version 1 or 2 checkpoint restores them as Unlinked. Version 4 counts
+// the samples of time-sampled profiles apart (stackState.Timed,
+// Window.TimeSampled), which alone bound what was not seen; before, a
+// stack's samples and value summed every profile's, allocation profiles'
+// too (migrateTimed says what an older checkpoint's counts become).
+const stateVersion = 4
 
 // The state types mirror the model's private state with exported fields
 // for encoding/gob. The bounded join tables are not saved: after a
@@ -65,6 +70,7 @@ type serviceState struct {
 type stackState struct {
 	Funcs       []int32
 	Samples     int64
+	Timed       int64
 	Value       int64
 	First, Last time.Time
 	Endpoints   map[int32]int64
@@ -108,7 +114,7 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 			ss.Series = append(ss.Series, rs)
 		}
 		for _, k := range s.stacks {
-			ss.Stacks = append(ss.Stacks, stackState{Funcs: k.funcs, Samples: k.samples, Value: k.value, First: k.first, Last: k.last, Endpoints: k.endpoints, SpanNames: k.spanNames})
+			ss.Stacks = append(ss.Stacks, stackState{Funcs: k.funcs, Samples: k.samples, Timed: k.timed, Value: k.value, First: k.first, Last: k.last, Endpoints: k.endpoints, SpanNames: k.spanNames})
 		}
 		for _, e := range s.edges {
 			ss.Edges = append(ss.Edges, *e)
@@ -182,10 +188,11 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 			// A merged state (MergeStates) may hold one stack twice: add.
 			st := &s.stacks[s.stack(m.seed, k.Funcs, len(ss.Stacks))]
 			if st.samples == 0 && st.endpoints == nil && st.spanNames == nil {
-				st.samples, st.value, st.first, st.last, st.endpoints, st.spanNames = k.Samples, k.Value, k.First, k.Last, k.Endpoints, k.SpanNames
+				st.samples, st.timed, st.value, st.first, st.last, st.endpoints, st.spanNames = k.Samples, k.Timed, k.Value, k.First, k.Last, k.Endpoints, k.SpanNames
 				continue
 			}
 			st.samples += k.Samples
+			st.timed += k.Timed
 			st.value += k.Value
 			widen(&st.first, &st.last, k.First, k.Last)
 			st.endpoints = addCounts(st.endpoints, k.Endpoints)
@@ -287,6 +294,31 @@ func (st *modelState) check() error {
 		}
 	}
 	return nil
+}
+
+// migrateTimed gives a service of a checkpoint of state version 3 or
+// before the counts of time-sampled profiles it did not keep apart. When
+// every window of the service is of a time-sampled profile, every sample
+// was one: the stacks' samples are. When a window is of another profile
+// (pyroscope-go sends heap profiles beside CPU by default), a stack's
+// samples and value may hold an allocation profile's, and nothing tells
+// how many: the stacks keep their samples, which show code that ran,
+// but none counts as a time sample and none of the windows as time
+// observed, so that no bound rests on them; the service's bound starts
+// afresh with the profiles received after the upgrade.
+func migrateTimed(ss *serviceState) {
+	other := slices.ContainsFunc(ss.Windows, func(w Window) bool { return !telemetry.TimeSampled(w.SampleType, w.Unit) })
+	for i := range ss.Windows {
+		ss.Windows[i].TimeSampled = !other
+	}
+	for i := range ss.Stacks {
+		k := &ss.Stacks[i]
+		if other {
+			k.Timed, k.Value = 0, 0
+		} else {
+			k.Timed = k.Samples
+		}
+	}
 }
 
 // addCounts adds src's counts to dst, which it may allocate.

@@ -123,3 +123,62 @@ func TestRestoreOldDBSystemNames(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreTimeSamples: a checkpoint of state version 3 or before
+// summed the samples of every profile on a stack. testdata/cpu-allocs-v3.gob
+// was written by version 3 from go-cpu.pb.gz and go-allocs.pb.gz of
+// package telemetry, sent for one service as pyroscope-go sends them: its
+// 59 CPU samples and 19,781 allocated objects are one count per stack
+// that nothing splits. It restores, directly and through MergeStates, with
+// every sample still showing the code that ran, none counting as a time
+// sample, and none of its windows as time observed; the profiles received
+// after count as before. testdata/checkpoint-v3.gob, of a CPU profile
+// alone, restores with its samples as time samples (TestLoadOldCheckpoints).
+func TestRestoreTimeSamples(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "cpu-allocs-v3.gob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged, err := MergeStates(Joins{}, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name  string
+		state []byte
+	}{{"restored", data}, {"merged", merged}} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newModel()
+			if err := m.UnmarshalBinary(tt.state); err != nil {
+				t.Fatal(err)
+			}
+			s := m.Snapshot().Service("api")
+			var timedWindows int
+			for _, w := range s.Windows {
+				if w.TimeSampled {
+					timedWindows++
+				}
+			}
+			var timed, value int64
+			for _, fn := range s.Functions {
+				timed, value = timed+fn.TimeSamples, value+fn.Value
+			}
+			got := fmt.Sprintf("%d samples, %d of go code, %d time samples of go code; %d windows, %d time-sampled; functions: %d time samples, value %d",
+				s.Samples, s.LanguageSamples[attribution.Go], s.LanguageTimeSamples[attribution.Go], len(s.Windows), timedWindows, timed, value)
+			want := "19840 samples, 19840 of go code, 0 time samples of go code; 2 windows, 0 time-sampled; functions: 0 time samples, value 0"
+			if got != want {
+				t.Errorf("got %s\nwant %s", got, want)
+			}
+
+			m.AddProfile(&telemetry.ProfileBatch{
+				Service: "api", SampleType: "cpu", Unit: "nanoseconds", Period: 10_000_000, Start: t0, Duration: time.Minute,
+				Locations: [][]attribution.Frame{{frameParse}},
+				Samples:   []telemetry.Sample{{Locations: []int32{0}, Count: 40, Value: 400_000_000}},
+			})
+			s = m.Snapshot().Service("api")
+			if got := s.LanguageTimeSamples[attribution.Go]; got != 40 {
+				t.Errorf("after a CPU profile: %d time samples of go code, want 40", got)
+			}
+		})
+	}
+}

@@ -514,21 +514,78 @@ func TestChooseSampleType(t *testing.T) {
 		types        [][2]string
 		defaultType  string
 		value, count int
+		// timed is whether the type chosen is time-sampled
+		// (TimeSampled): a mutex profile's delay is in nanoseconds, and
+		// is no sample of the service's time.
+		timed bool
 	}{
-		{"go cpu", [][2]string{{"samples", "count"}, {"cpu", "nanoseconds"}}, "", 1, 0},
-		{"jfr cpu", [][2]string{{"cpu", "nanoseconds"}}, "", 0, -1},
-		{"node wall", [][2]string{{"sample", "count"}, {"wall", "nanoseconds"}}, "", 0, 0},
-		{"go heap", [][2]string{{"alloc_objects", "count"}, {"alloc_space", "bytes"}, {"inuse_objects", "count"}, {"inuse_space", "bytes"}}, "inuse_space", 1, 0},
-		{"in-use only, default", [][2]string{{"inuse_objects", "count"}, {"inuse_space", "bytes"}}, "inuse_space", 1, 0},
-		{"mutex contentions", [][2]string{{"contentions", "count"}, {"delay", "nanoseconds"}}, "", 1, -1},
-		{"default names a count", [][2]string{{"goroutine", "count"}}, "goroutine", 0, 0},
-		{"unknown default falls back to the last", [][2]string{{"a", "bytes"}, {"b", "bytes"}}, "zzz", 1, -1},
+		{"go cpu", [][2]string{{"samples", "count"}, {"cpu", "nanoseconds"}}, "", 1, 0, true},
+		{"jfr cpu", [][2]string{{"cpu", "nanoseconds"}}, "", 0, -1, true},
+		{"node wall", [][2]string{{"sample", "count"}, {"wall", "nanoseconds"}}, "", 0, 0, true},
+		{"node wall in microseconds", [][2]string{{"wall", "microseconds"}}, "", 0, -1, true},
+		{"async-profiler itimer", [][2]string{{"itimer", "nanoseconds"}}, "", 0, -1, true},
+		{"go heap", [][2]string{{"alloc_objects", "count"}, {"alloc_space", "bytes"}, {"inuse_objects", "count"}, {"inuse_space", "bytes"}}, "inuse_space", 1, 0, false},
+		{"in-use only, default", [][2]string{{"inuse_objects", "count"}, {"inuse_space", "bytes"}}, "inuse_space", 1, 0, false},
+		{"node heap", [][2]string{{"objects", "count"}, {"space", "bytes"}}, "", 1, -1, false},
+		{"mutex contentions", [][2]string{{"contentions", "count"}, {"delay", "nanoseconds"}}, "", 1, -1, false},
+		{"java lock", [][2]string{{"lock_count", "count"}, {"lock_duration", "nanoseconds"}}, "", 1, -1, false},
+		{"default names a count", [][2]string{{"goroutine", "count"}}, "goroutine", 0, 0, false},
+		{"a cpu type of bytes", [][2]string{{"cpu", "bytes"}}, "", 0, -1, false},
+		{"unknown default falls back to the last", [][2]string{{"a", "bytes"}, {"b", "bytes"}}, "zzz", 1, -1, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			v, c := chooseSampleType(tt.types, tt.defaultType)
 			if v != tt.value || c != tt.count {
 				t.Errorf("got value %d count %d, want %d %d", v, c, tt.value, tt.count)
+			}
+			if timed := TimeSampled(tt.types[v][0], tt.types[v][1]); timed != tt.timed {
+				t.Errorf("TimeSampled(%q, %q) = %t, want %t", tt.types[v][0], tt.types[v][1], timed, tt.timed)
+			}
+		})
+	}
+}
+
+// TestDecodersTimeSampled: the profiles each decoder makes of the
+// fixtures, and whether they sample time (TimeSampled).
+func TestDecodersTimeSampled(t *testing.T) {
+	decode := func(name string) ([]*ProfileBatch, error) {
+		data := readFixture(t, name)
+		switch {
+		case strings.HasPrefix(name, "jfr/"):
+			return Limits{}.DecodeJFR(data, name)
+		case strings.HasPrefix(name, "folded/"):
+			return DecodeFolded(data, name, true)
+		}
+		return DecodePprof(data, name)
+	}
+	tests := []struct {
+		file string
+		want []string // type/unit: time-sampled, per batch
+	}{
+		{"go-cpu.pb.gz", []string{"cpu/nanoseconds: true"}},
+		{"go-allocs.pb.gz", []string{"alloc_space/bytes: false"}},
+		{"go-heap-delta.pb.gz", []string{"alloc_space/bytes: false"}},
+		{"jfr-cpu.pb.gz", []string{"cpu/nanoseconds: true"}},
+		{"python-cpu.pb.gz", []string{"samples/count: true"}},
+		{"node-wall.pb.gz", []string{"sample/count: true", "sample/count: true"}},
+		{"jfr/shop.jfr", []string{"cpu/count: true", "wall/count: true"}},
+		{"folded/py-spy.folded", []string{"samples/count: true"}},
+		{"folded/austin3-cpu.austin", []string{"cpu/nanoseconds: true"}},
+		{"folded/austin1-wall.folded", []string{"wall/nanoseconds: true"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			bs, err := decode(tt.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, b := range bs {
+				got = append(got, fmt.Sprintf("%s/%s: %t", b.SampleType, b.Unit, TimeSampled(b.SampleType, b.Unit)))
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("profiles (-want +got):\n%s", diff)
 			}
 		})
 	}

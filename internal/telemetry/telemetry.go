@@ -64,6 +64,33 @@ type ProfileBatch struct {
 	Samples   []Sample
 }
 
+// TimeSampled reports whether a profile of a sample type and unit
+// samples time: a profiler took its samples at a rate in time, of CPU time
+// ("cpu", async-profiler's "itimer"), of wall-clock time ("wall") or
+// counted as samples of either ("samples", "sample": py-spy, Pyroscope's
+// folded stacks, Node's time profile, the OpenTelemetry eBPF profiler).
+// Only such a profile tells how much of a service's time code could have
+// taken without being seen in it (the rule-of-three bound,
+// docs/priority.md), so only its samples count in one. An allocation
+// profile (alloc_space, alloc_objects, Node's space and objects, austin's
+// memory), a contention profile (contentions, delay, lock_*, mutex_*,
+// block_*), an in-use memory or a goroutine profile shows code that ran
+// too, but code that allocates nothing or never waits is never in it,
+// however long it runs. This is the one place that tells them apart
+// (docs/architecture.md, "Sample types and weights").
+func TimeSampled(sampleType, unit string) bool {
+	switch sampleType {
+	case "cpu", "itimer", "wall", "samples", "sample":
+	default:
+		return false
+	}
+	switch unit {
+	case "nanoseconds", "microseconds", "milliseconds", "seconds", "count":
+		return true
+	}
+	return false
+}
+
 // Sample is one stack with its weight.
 type Sample struct {
 	// Locations are indexes into ProfileBatch.Locations, leaf first.

@@ -516,7 +516,7 @@ func boundText(r assess.Reachability) string {
 		case assess.Executed:
 			return fmt.Sprintf("No bound is needed: the vulnerable code was seen running, in %d profile samples.", r.Samples)
 		default:
-			return "No bound: without profiles of the service there are no samples to bound anything with."
+			return "No bound: without enough samples of the service's time (CPU or wall-clock profiles) there is nothing to bound anything with; allocation and contention profiles show code that ran, not code that did not."
 		}
 	}
 	what := "the vulnerable package"
@@ -532,7 +532,7 @@ func boundText(r assess.Reachability) string {
 	case b.CPU:
 		share = fmt.Sprintf("used more than %s of the service's CPU", percent(b.Share))
 	}
-	return fmt.Sprintf("The service's profiles took %d samples over %s of observation, and none of them had %s on its stack. "+
+	return fmt.Sprintf("The service's time-sampled profiles took %d samples over %s of observation, and none of them had %s on its stack. "+
 		"Sampling can miss code, but not much of it: had %s %s, "+
 		"at least one of the %d samples would have caught it with 95%% confidence (the rule of three: 3 / %d). "+
 		"So %s may still run, but rarely or briefly; more samples make the bound tighter.",

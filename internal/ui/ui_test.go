@@ -272,7 +272,7 @@ func TestPages(t *testing.T) {
 			`<tr><td><time datetime="2026-11-24T10:00:00Z">2026-11-24 10:00:00 UTC</time></td><td class="num">8</td></tr>`,
 		}, []string{`id="series-title-1"`}}, // Form.Bytes has no series
 		{"not observed finding", "/ui/findings/" + quietID, 200, []string{
-			"The service&#39;s profiles took 200 samples over 60 s of observation",
+			"The service&#39;s time-sampled profiles took 200 samples over 60 s of observation",
 			"more than 1.5% of the service&#39;s CPU",
 			"rule of three: 3 / 200",
 			"evident writes virtual patches for findings whose vulnerable code was executed in an exposed service",
