@@ -109,3 +109,30 @@ func TestBounds(t *testing.T) {
 		t.Errorf("restored snapshot differs (-got +want):\n%s", diff)
 	}
 }
+
+// TestWindowsOfInterleavedProfiles: pyroscope-go sends a CPU and a heap
+// profile of each 10 seconds; each continues the window of its kind. A
+// window continued only the last window of all, so the service had a
+// window per profile, a list that grew without bound (2,000 in under
+// three hours), in memory, in every snapshot and in every checkpoint.
+func TestWindowsOfInterleavedProfiles(t *testing.T) {
+	m := newModel()
+	for i := range 1000 {
+		for _, kind := range [][2]string{{"cpu", "nanoseconds"}, {"alloc_space", "bytes"}} {
+			m.AddProfile(&telemetry.ProfileBatch{
+				Service: "api", SampleType: kind[0], Unit: kind[1], Period: 10_000_000,
+				Start: t0.Add(time.Duration(i) * 10 * time.Second), Duration: 10 * time.Second,
+				Locations: [][]attribution.Frame{{frameParse}},
+				Samples:   []telemetry.Sample{{Locations: []int32{0}, Count: 1, Value: 1}},
+			})
+		}
+	}
+	var got []string
+	for _, w := range m.Snapshot().Service("api").Windows {
+		got = append(got, fmt.Sprintf("%s %s..%s %d samples, time-sampled %t", w.SampleType, w.Start.Format(time.TimeOnly), w.End.Format(time.TimeOnly), w.Samples, w.TimeSampled))
+	}
+	want := []string{"cpu 10:00:00..12:46:40 1000 samples, time-sampled true", "alloc_space 10:00:00..12:46:40 1000 samples, time-sampled false"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("windows (-want +got):\n%s", diff)
+	}
+}

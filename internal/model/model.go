@@ -634,19 +634,25 @@ func parseSpanID(s string) ([8]byte, bool) {
 // a list without bound.
 const windowGap = time.Second
 
-// addWindow records an observation window, extending the last one when
-// the new one continues it.
+// addWindow records an observation window, extending the last one of
+// the same kind when the new one continues it. The last of its kind, not
+// the last of all: pyroscope-go sends a CPU and a heap profile every 10
+// seconds, and comparing with the last window made a window of each
+// profile, a list that grew without bound.
 func (s *service) addWindow(w Window) {
-	if n := len(s.windows); n > 0 {
-		last := &s.windows[n-1]
-		if last.Period == w.Period && last.SampleType == w.SampleType && last.Unit == w.Unit && last.TimeSampled == w.TimeSampled &&
-			!w.Start.Before(last.Start) && !w.Start.After(last.End.Add(windowGap)) {
+	for i := len(s.windows) - 1; i >= 0; i-- {
+		last := &s.windows[i]
+		if last.Period != w.Period || last.SampleType != w.SampleType || last.Unit != w.Unit || last.TimeSampled != w.TimeSampled {
+			continue
+		}
+		if !w.Start.Before(last.Start) && !w.Start.After(last.End.Add(windowGap)) {
 			if w.End.After(last.End) {
 				last.End = w.End
 			}
 			last.Samples += w.Samples
 			return
 		}
+		break
 	}
 	s.windows = append(s.windows, w)
 }
