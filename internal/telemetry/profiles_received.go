@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -62,10 +63,18 @@ type ReceivedProfile struct {
 
 // IngestWindow is the time a Pyroscope /ingest request gives its profile:
 // from and until (zero when not sent), when the request came, and the
-// sample rate in Hz (0 when not sent).
+// sample rate in Hz (0 when not sent); and the type of what a body that
+// names none (folded stacks, lines) counts.
 type IngestWindow struct {
 	From, Until, Now time.Time
 	SampleRate       int64
+	// Type is the profile type the request names for folded stacks or
+	// lines, which say nothing of what they count: the suffix of the
+	// application name ("app.alloc_objects") or else units other than
+	// samples ("objects", "lock_nanoseconds"); "" for the samples of a
+	// sampling profiler, the default. A type that is not time-sampled
+	// (TimeSampled) keeps the stacks from counting towards a bound.
+	Type string
 }
 
 // ProfileRequest is a request of profiles as a receiver got it: the
@@ -174,6 +183,21 @@ func (p *ReceivedProfile) place(b *ProfileBatch) {
 	if b.Period == 0 && w.SampleRate > 0 && b.Unit == "nanoseconds" {
 		b.Period = int64(time.Second) / w.SampleRate
 	}
+	if w.Type != "" && (p.Format == FormatFolded || p.Format == FormatLines) && b.SampleType == "samples" {
+		b.SampleType, b.Unit = w.Type, ingestUnit(w.Type)
+	}
+}
+
+// ingestUnit is the unit of the values of an /ingest profile type, as
+// Pyroscope's names and units have it.
+func ingestUnit(typ string) string {
+	switch {
+	case strings.HasSuffix(typ, "_space"), strings.HasSuffix(typ, "_bytes"), typ == "bytes":
+		return "bytes"
+	case strings.HasSuffix(typ, "_duration"), strings.HasSuffix(typ, "_nanoseconds"):
+		return "nanoseconds"
+	}
+	return "count"
 }
 
 // logTime is t as AppendProfileRequest writes it and ParseProfileRequest
@@ -286,6 +310,7 @@ func AppendProfileRequest(dst []byte, r *ProfileRequest) []byte {
 			dst = appendTimeField(dst, 2, w.Until)
 			dst = appendTimeField(dst, 3, w.Now)
 			dst = appendVarintField(dst, 4, uint64(w.SampleRate))
+			dst = appendBytesField(dst, 5, []byte(w.Type))
 		}
 	}
 	return dst
@@ -303,7 +328,7 @@ func (p *ReceivedProfile) size() int {
 
 // size is the encoded size of w's message.
 func (w *IngestWindow) size() int {
-	return timeFieldSize(w.From) + timeFieldSize(w.Until) + timeFieldSize(w.Now) + varintFieldSize(4, uint64(w.SampleRate))
+	return timeFieldSize(w.From) + timeFieldSize(w.Until) + timeFieldSize(w.Now) + varintFieldSize(4, uint64(w.SampleRate)) + bytesFieldSize(5, len(w.Type))
 }
 
 func appendVarintField(dst []byte, num protowire.Number, v uint64) []byte {
@@ -491,6 +516,11 @@ func parseIngestWindow(b []byte) (IngestWindow, error) {
 				return fmt.Errorf("sample rate: not a rate")
 			}
 			w.SampleRate = int64(f.v)
+		case 5:
+			if f.typ != protowire.BytesType {
+				return fmt.Errorf("profile type: wire type %d", f.typ)
+			}
+			w.Type = string(f.b)
 		}
 		return nil
 	})

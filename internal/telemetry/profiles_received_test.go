@@ -39,6 +39,7 @@ func fullRequest(t testing.TB) *ProfileRequest {
 			Now: time.Date(1969, 7, 20, 20, 17, 0, 999_999_999, time.UTC), SampleRate: 99,
 		}},
 		{Format: FormatPyroscopeJFR, Data: []byte("jfr"), Labels: []byte("labels"), Ingest: &IngestWindow{}},
+		{Format: FormatLines, Data: []byte("a;b\n"), Source: "ingest", Service: "reports", Ingest: &IngestWindow{Now: time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC), Type: "inuse_space"}},
 	}}
 }
 

@@ -128,18 +128,23 @@ type ingestParams struct {
 	now                time.Time // when the request came
 	sampleRate         int64
 	spyName, format    string
+	// profileType is what folded stacks and lines count
+	// (telemetry.IngestWindow.Type).
+	profileType string
 }
 
 // parseIngestParams reads the query of /ingest: name=app{k=v,...},
-// from/until, sampleRate, spyName and format. units and aggregationType
-// describe the values for display and are not needed: the pprof says
-// what its sample types are.
+// from/until, sampleRate, spyName, format and units. A pprof or JFR body
+// says what its sample types are; folded stacks and lines do not, so
+// the application name's profile type ("app.alloc_objects") or units
+// say it for them. aggregationType is for display and not needed.
 func parseIngestParams(q url.Values, now time.Time) (ingestParams, error) {
 	p := ingestParams{name: q.Get("name"), spyName: q.Get("spyName"), format: q.Get("format"), now: now}
 	app, labels, err := parseName(p.name)
 	if err != nil {
 		return p, fmt.Errorf("%w: name %q: %w", errBadRequest, p.name, err)
 	}
+	p.profileType = profileTypeOf(app, q.Get("units"))
 	p.service = labels["service_name"]
 	if p.service == "" {
 		p.service = trimProfileType(app)
@@ -182,7 +187,7 @@ func (p ingestParams) checkFormat() error {
 func (p ingestParams) received(b profileBody, source string) telemetry.ReceivedProfile {
 	rp := telemetry.ReceivedProfile{
 		Format: telemetry.FormatPprof, Data: b.data, Source: source, Service: p.service, Namespace: p.namespace,
-		Ingest: &telemetry.IngestWindow{From: p.from, Until: p.until, Now: p.now, SampleRate: p.sampleRate},
+		Ingest: &telemetry.IngestWindow{From: p.from, Until: p.until, Now: p.now, SampleRate: p.sampleRate, Type: p.profileType},
 	}
 	switch {
 	case p.format == "jfr":
@@ -241,18 +246,41 @@ func parseName(s string) (string, map[string]string, error) {
 // appended to the application name ("app.cpu"): the service is the name
 // without it.
 func trimProfileType(app string) string {
-	i := strings.LastIndexByte(app, '.')
-	if i < 0 {
-		return app
+	if i := strings.LastIndexByte(app, '.'); i >= 0 && knownProfileType(app[i+1:]) {
+		return app[:i]
 	}
-	switch app[i+1:] {
+	return app
+}
+
+// knownProfileType reports whether typ is a profile type Pyroscope's
+// clients append to the application name.
+func knownProfileType(typ string) bool {
+	switch typ {
 	case "cpu", "itimer", "wall", "goroutines",
 		"alloc_objects", "alloc_space", "inuse_objects", "inuse_space",
 		"mutex_count", "mutex_duration", "block_count", "block_duration",
 		"lock_count", "lock_duration", "alloc_in_new_tlab_objects", "alloc_in_new_tlab_bytes":
-		return app[:i]
+		return true
 	}
-	return app
+	return false
+}
+
+// profileTypeOf is what folded stacks or lines sent as app with units
+// count (telemetry.IngestWindow.Type): the profile type of the name, or
+// else units; "" for the samples of a CPU or wall-clock profiler, which
+// is what such a body is taken to count without either.
+func profileTypeOf(app, units string) string {
+	typ := ""
+	if i := strings.LastIndexByte(app, '.'); i >= 0 && knownProfileType(app[i+1:]) {
+		typ = app[i+1:]
+	} else if units != "" && units != "samples" {
+		typ = units
+	}
+	switch typ {
+	case "cpu", "itimer", "wall":
+		return ""
+	}
+	return typ
 }
 
 // parseTime reads from/until as Pyroscope does (attime): unix time in

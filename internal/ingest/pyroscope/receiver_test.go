@@ -659,6 +659,8 @@ func TestIngestFoldedWindow(t *testing.T) {
 	at := func(sec int64) time.Time { return time.Unix(sec, 0).UTC() }
 	tests := []struct {
 		name, query, body string
+		// app is the application name; "" is reports.
+		app string
 		// wantStart and wantEnd are offsets from the request when
 		// relative, else times.
 		wantStart, wantEnd time.Time
@@ -687,13 +689,25 @@ func TestIngestFoldedWindow(t *testing.T) {
 			relative: true, relStart: -time.Minute, wantType: "samples", wantSamples: 4},
 		{name: "neither: the instant of the request", query: "format=folded", body: folded,
 			relative: true, wantType: "samples", wantSamples: 4},
+		// What folded stacks count, the name or the units say: an
+		// allocation profile's stacks are no time samples.
+		{name: "folded allocations, by the name", app: "reports.alloc_objects", query: "format=folded&from=1764000000&until=1764000010&units=objects", body: folded,
+			wantStart: at(1764000000), wantEnd: at(1764000010), wantType: "alloc_objects", wantSamples: 4},
+		{name: "folded, by the units", query: "format=folded&from=1764000000&until=1764000010&units=lock_nanoseconds", body: folded,
+			wantStart: at(1764000000), wantEnd: at(1764000010), wantType: "lock_nanoseconds", wantSamples: 4},
+		{name: "folded cpu samples, by the name", app: "reports.cpu", query: "format=folded&from=1764000000&until=1764000010&units=samples", body: folded,
+			wantStart: at(1764000000), wantEnd: at(1764000010), wantType: "samples", wantSamples: 4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &recorder{}
 			r, _ := startReceiver(t, testConfig(), rec)
 			before := time.Now()
-			resp, err := http.Post("http://"+r.Addr()+IngestPath+"?name=reports&"+tt.query, "text/plain", strings.NewReader(tt.body))
+			app := tt.app
+			if app == "" {
+				app = "reports"
+			}
+			resp, err := http.Post("http://"+r.Addr()+IngestPath+"?name="+app+"&"+tt.query, "text/plain", strings.NewReader(tt.body))
 			if err != nil {
 				t.Fatal(err)
 			}
