@@ -87,15 +87,24 @@ func parseLabelsSnapshot(data []byte) (jfrContexts, error) {
 	out := make(jfrContexts, len(raw))
 	for id, labels := range raw {
 		var s spanLabels
+		var profileID string
 		for k, v := range labels {
 			switch strs[k] {
-			case labelSpanID, labelProfileID:
+			case labelSpanID:
 				s.SpanID = strings.ToLower(strs[v])
+			case labelProfileID:
+				profileID = strings.ToLower(strs[v])
 			case labelSpanName:
 				s.SpanName = strs[v]
 			case labelTraceID:
 				s.TraceID = strings.ToLower(strs[v])
 			}
+		}
+		if s.SpanID == "" {
+			// profile_id is the span id under the name the Java agent's
+			// OpenTelemetry extension gives it; span_id comes first, as
+			// in pprof labels, whatever order the map gives.
+			s.SpanID = profileID
 		}
 		if s != (spanLabels{}) {
 			out[id] = s
