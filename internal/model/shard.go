@@ -249,9 +249,16 @@ func decodeState(data []byte) (modelState, error) {
 	if err := st.check(); err != nil {
 		return st, fmt.Errorf("decode model state: %w", err)
 	}
+	// The migrations are here, not in UnmarshalBinary: MergeStates
+	// writes the states it merges as the current version.
+	if st.Version < 3 {
+		// Before 3, the spans whose caller never came were not counted.
+		for i := range st.Services {
+			sp := &st.Services[i].Spans
+			sp.Unlinked = max(0, sp.Server+sp.Consumer-sp.Root-sp.Linked)
+		}
+	}
 	if st.Version < 4 {
-		// Here, not in UnmarshalBinary: MergeStates writes the states it
-		// merges as the current version.
 		for i := range st.Services {
 			migrateTimed(&st.Services[i])
 		}

@@ -168,9 +168,6 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 		if !st.KeepPending {
 			s.spans.Pending = 0
 		}
-		if st.Version < 3 {
-			s.spans.Unlinked = max(0, s.spans.Server+s.spans.Consumer-s.spans.Root-s.spans.Linked)
-		}
 		for i, f := range s.funcs {
 			s.funcIndex[f] = int32(i)
 		}

@@ -1,6 +1,8 @@
 package model
 
 import (
+	"bytes"
+	"encoding/gob"
 	"flag"
 	"fmt"
 	"os"
@@ -73,6 +75,19 @@ func TestLoadOldCheckpoints(t *testing.T) {
 			}
 			if diff := cmp.Diff(want, m.Snapshot()); diff != "" {
 				t.Errorf("restored model (-want +got):\n%s", diff)
+			}
+			// An API replica merges the shards an engine of the same
+			// version checkpointed: the same migrations apply.
+			merged, err := MergeStates(Joins{}, data)
+			if err != nil {
+				t.Fatalf("merge: %v", err)
+			}
+			m = newModel()
+			if err := m.UnmarshalBinary(merged); err != nil {
+				t.Fatalf("restore the merged state: %v", err)
+			}
+			if diff := cmp.Diff(want, m.Snapshot()); diff != "" {
+				t.Errorf("merged model (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -180,5 +195,50 @@ func TestRestoreTimeSamples(t *testing.T) {
 				t.Errorf("after a CPU profile: %d time samples of go code, want 40", got)
 			}
 		})
+	}
+}
+
+// TestMergeMigratesUnlinked: before state version 3 the SERVER and
+// CONSUMER spans whose caller never came were not counted; restoring such
+// a state counts them from the others, and so does merging it (an API
+// replica merges the shards engines of the version before checkpointed),
+// which writes the current version and so is never migrated after.
+func TestMergeMigratesUnlinked(t *testing.T) {
+	data, err := checkpointModel().MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := decodeState(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A version 2 state of a service with two SERVER spans no caller
+	// joined, which that version did not count.
+	st.Version = 2
+	st.Services[0].Spans.Server += 2
+	st.Services[0].Spans.Unlinked = 0
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(st); err != nil {
+		t.Fatal(err)
+	}
+	v2 := buf.Bytes()
+	unlinked := func(data []byte) int64 {
+		t.Helper()
+		m := newModel()
+		if err := m.UnmarshalBinary(data); err != nil {
+			t.Fatal(err)
+		}
+		return m.Snapshot().Service(st.Services[0].Name).Spans.Unlinked
+	}
+	restored := unlinked(v2)
+	if restored < 2 {
+		t.Fatalf("restored: %d unlinked, want at least 2", restored)
+	}
+	merged, err := MergeStates(Joins{}, v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := unlinked(merged); got != restored {
+		t.Errorf("merged: %d unlinked, restored: %d; want the same", got, restored)
 	}
 }
