@@ -9,13 +9,15 @@ import (
 
 // Rule ids: patches take blocks of idBlock ids from [Config.IDBase,
 // Config.IDBase+Config.IDSpan). Within a block, the first scopeIDs ids
-// are the scope rules, the next detectIDs the class detections, the rest
-// but the last pluginIDs the rules learned from traffic; the last
-// pluginIDs of a service's first block are its CRS plugin switches.
+// are the scope rules, the next detectIDs the class detections (the last
+// bodyIDs of them the body processor rules), the rest but the last
+// pluginIDs the rules learned from traffic; the last pluginIDs of a
+// service's first block are its CRS plugin switches.
 const (
 	idBlock   = 100
 	scopeIDs  = 10
 	detectIDs = 20
+	bodyIDs   = 2
 	pluginIDs = 2
 )
 

@@ -87,18 +87,8 @@ func Export(dir string, s *PatchSet) error {
 			files[filepath.Join(ProxyDir, name+".conf")] = proxy
 		}
 		plugin := "evident-" + name
-		// CRS v4 plugins: <name>-config.conf is loaded before
-		// crs-setup, -before.conf before the CRS rules, -after.conf
-		// after them. The patches go before, so that they deny before
-		// CRS anomaly scoring runs.
-		files[filepath.Join(PluginsDir, plugin+"-config.conf")] = fmt.Sprintf("# %s: CRS plugin configuration. The patches are on by default;\n"+
-			"# set tx.%s-plugin_enabled=0 in crs-setup.conf to switch them off.\n", plugin, plugin) +
-			fmt.Sprintf("SecRule &TX:%s-plugin_enabled \"@eq 0\" \"id:%d,phase:1,pass,nolog,setvar:'tx.%s-plugin_enabled=1',tag:'evident',tag:'evident/engine',ver:'evident/1'\"\n",
-				plugin, pluginID(s, svc, 0), plugin)
-		ids := serviceIDs(s, svc)
-		before := fmt.Sprintf("# %s: the virtual patches, before the CRS rules.\n", plugin) +
-			fmt.Sprintf("SecRule TX:%s-plugin_enabled \"@eq 0\" \"id:%d,phase:1,pass,nolog,ctl:ruleRemoveById=%s,tag:'evident',tag:'evident/engine',ver:'evident/1'\"\n",
-				plugin, pluginID(s, svc, 1), ids) + "\n" + conf
+		config, before := s.pluginFiles(svc)
+		files[filepath.Join(PluginsDir, plugin+"-config.conf")] = config
 		files[filepath.Join(PluginsDir, plugin+"-before.conf")] = before
 		files[filepath.Join(PluginsDir, plugin+"-after.conf")] = fmt.Sprintf("# %s: nothing runs after the CRS rules.\n", plugin)
 	}
@@ -117,6 +107,22 @@ func Export(dir string, s *PatchSet) error {
 		errs = append(errs, fmt.Errorf("export patches: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// pluginFiles returns the -config and -before files of a service's CRS v4
+// plugin. CRS loads <name>-config.conf after crs-setup, -before.conf
+// before the CRS rules, -after.conf after them. The patches go before, so
+// that they deny before CRS anomaly scoring runs.
+func (s *PatchSet) pluginFiles(svc string) (config, before string) {
+	plugin := "evident-" + fileName(svc)
+	config = fmt.Sprintf("# %s: CRS plugin configuration. The patches are on by default;\n"+
+		"# set tx.%s-plugin_enabled=0 in crs-setup.conf to switch them off.\n", plugin, plugin) +
+		fmt.Sprintf("SecRule &TX:%s-plugin_enabled \"@eq 0\" \"id:%d,phase:1,pass,nolog,setvar:'tx.%s-plugin_enabled=1',tag:'evident',tag:'evident/engine',ver:'evident/1'\"\n",
+			plugin, pluginID(s, svc, 0), plugin)
+	before = fmt.Sprintf("# %s: the virtual patches, before the CRS rules.\n", plugin) +
+		fmt.Sprintf("SecRule TX:%s-plugin_enabled \"@eq 0\" \"id:%d,phase:1,pass,nolog,ctl:ruleRemoveById=%s,tag:'evident',tag:'evident/engine',ver:'evident/1'\"\n",
+			plugin, pluginID(s, svc, 1), serviceIDs(s, svc)) + "\n" + s.ServiceConf(svc)
+	return config, before
 }
 
 // Headers of the files Export writes, by which removeStale knows them.

@@ -299,12 +299,32 @@ func build(cfg Config, p *Patch, base int, traffic *Traffic) {
 	}
 
 	scope := link{vars: "TX:" + strings.TrimPrefix(patchVar, "tx."), op: "@eq 1"}
-	next = base + scopeIDs
 	if p.Knowledge == nil {
 		p.detections = templates[p.Class]
 		p.Detections = "class template " + string(p.Class) + " (the fallback): no exploit knowledge for " + p.Vulnerability
 	}
+	// The body processor rules come after the scope rules, which set
+	// the patch's variable, and after the engine's or CRS's, which come
+	// first in phase 1. Under CRS, evident-engine.conf is not loaded:
+	// these keep the patched endpoints' bodies parsed as it would (a JSON
+	// body of any +json type as JSON), and raw where the patch reads
+	// documents (readsDocuments).
+	next = base + scopeIDs + detectIDs - bodyIDs
+	if readsDocuments(p) || p.Knowledge != nil && p.Knowledge.Format == "json" {
+		add(Rule{Kind: KindScope, Name: "JSON body of a request to the patched endpoints parsed as JSON, whatever its +json media type",
+			links: []link{scope, {vars: "REQUEST_HEADERS:Content-Type", op: "@rx ^[^a-z]*application/(?:[a-z0-9.+-]+\\+)?json", t: []string{"lowercase"}}}, ctl: "requestBodyProcessor=JSON"})
+	}
+	next = base + scopeIDs + detectIDs - bodyIDs + 1
+	if readsDocuments(p) {
+		add(Rule{Kind: KindScope, Name: "body of a request to the patched endpoints kept raw: XML, multipart uploads and media types without a parser",
+			links: []link{scope, {vars: "REQBODY_PROCESSOR", op: "!@rx ^(?:JSON|URLENCODED)$"}}, ctl: "requestBodyProcessor=RAW"})
+	}
+	next = base + scopeIDs
 	for _, d := range p.detections {
+		if next >= base+scopeIDs+detectIDs-bodyIDs {
+			p.Notes = append(p.Notes, fmt.Sprintf("detection %q left out: a patch has at most %d detections", d.name, detectIDs-bodyIDs))
+			continue
+		}
 		add(Rule{Kind: KindDetection, Name: d.name, links: append([]link{scope}, d.links...)})
 	}
 
@@ -326,6 +346,35 @@ func build(cfg Config, p *Patch, base int, traffic *Traffic) {
 			add(r)
 		}
 	}
+}
+
+// documentFormats are the formats of exploit knowledge whose input is a
+// document a parser reads whole, and documentClasses the class templates
+// that detect one: what arrives as well as an uploaded file as a request
+// body.
+var (
+	documentFormats = []string{"xml", "yaml", "tar", "dump", "pack200"}
+	documentClasses = []Class{ClassXXE, ClassDeserialization, ClassExpressionInjection, ClassParserBomb}
+)
+
+// readsDocuments reports whether the patch's detections read whole
+// documents (XML, YAML, serialized objects, archives) in the raw body,
+// which an application reads as well from the file part of a
+// multipart/form-data upload. Coraza keeps file parts in temporary files
+// that no variable holds (it has no FILES_TMP_CONTENT), and Coraza's
+// recommended configuration, under CRS, parses an XML body into XML:/*,
+// which holds neither the DTD nor REQUEST_BODY. So such a patch keeps the
+// bodies of its endpoints raw, which its detections read whole, file
+// contents included; on those endpoints a multipart body is no longer
+// parsed into ARGS_POST and FILES, nor an XML body into XML:/* (docs/waf.md,
+// "Bodies kept raw").
+func readsDocuments(p *Patch) bool {
+	if k := p.Knowledge; k != nil && len(k.Checks) > 0 && k.NoVariants == "" {
+		// Free text of a document class: a lookup Log4j or commons-text
+		// resolves in whatever text reaches it, an uploaded file's too.
+		return slices.Contains(documentFormats, k.Format) || k.Format == "text" && slices.Contains(documentClasses, k.class)
+	}
+	return slices.Contains(documentClasses, p.Class)
 }
 
 // RouteMethods is the request methods a patch's detections cover on one

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"mime/multipart"
 	"regexp"
 	"slices"
 	"strconv"
@@ -47,7 +48,11 @@ import (
 //	                         compressed or not) would loop commons-compress before 1.26.0
 //
 // An input the inspector cannot parse does not match: malformed bodies
-// are the business of REQBODY_ERROR rules.
+// are the business of REQBODY_ERROR rules. The document inspectors
+// (YAML, JSON, XML and the archives) measure each part of a
+// multipart/form-data body on its own, the largest measure counting: a
+// patch that reads documents keeps its endpoints' multipart bodies raw
+// (readsDocuments), so that the files they upload are inspected too.
 const (
 	opYAMLExpansion = "yamlExpansionGt"
 	opJSONDepth     = "jsonDepthGt"
@@ -83,14 +88,14 @@ const maxYAMLDocuments = 64
 // happens once, before the first WAF is compiled, from newWAF.
 var registerOperators = sync.OnceFunc(func() {
 	for name, measure := range map[string]func(string, uint64) uint64{
-		opYAMLExpansion: yamlExpansion,
-		opJSONDepth:     func(s string, _ uint64) uint64 { return jsonDepth(s) },
-		opXMLEntities:   func(s string, _ uint64) uint64 { return xmlEntities(s) },
+		opYAMLExpansion: perDocument(yamlExpansion),
+		opJSONDepth:     perDocument(func(s string, _ uint64) uint64 { return jsonDepth(s) }),
+		opXMLEntities:   perDocument(func(s string, _ uint64) uint64 { return xmlEntities(s) }),
 		opHTMLDupAttrs:  func(s string, _ uint64) uint64 { return htmlDuplicateAttrs(s) },
-		opTarPaxTimes:   func(s string, _ uint64) uint64 { return tarBadPaxTimes(s) },
-		opDumpLoops:     func(s string, _ uint64) uint64 { return dumpDirectoryLoops(s) },
+		opTarPaxTimes:   perDocument(func(s string, _ uint64) uint64 { return tarBadPaxTimes(s) }),
+		opDumpLoops:     perDocument(func(s string, _ uint64) uint64 { return dumpDirectoryLoops(s) }),
 		opWhitespaceRun: func(s string, _ uint64) uint64 { return whitespaceRun(s) },
-		opPack200Counts: func(s string, _ uint64) uint64 { return pack200Overcounts(s) },
+		opPack200Counts: perDocument(func(s string, _ uint64) uint64 { return pack200Overcounts(s) }),
 	} {
 		plugins.RegisterOperator(name, func(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 			n, err := strconv.ParseUint(strings.TrimSpace(o.Arguments), 10, 32)
@@ -101,6 +106,51 @@ var registerOperators = sync.OnceFunc(func() {
 		})
 	}
 })
+
+// perDocument returns measure applied to each document of a body
+// (bodyDocuments), the largest result.
+func perDocument(measure func(string, uint64) uint64) func(string, uint64) uint64 {
+	return func(s string, limit uint64) uint64 {
+		var n uint64
+		for _, d := range bodyDocuments(s) {
+			n = max(n, measure(d, limit))
+		}
+		return n
+	}
+}
+
+// maxBodyParts bounds the parts of a multipart body bodyDocuments reads.
+const maxBodyParts = 256
+
+// bodyDocuments returns the contents of the parts of s when s is a
+// multipart/form-data body kept raw ("--boundary" and a line break, as
+// RFC 2046 starts one without a preamble; at most maxBodyParts parts,
+// each cut at maxArchiveBytes), else s alone. The boundary is read from
+// the body: an operator sees no header.
+func bodyDocuments(s string) []string {
+	line, _, ok := strings.Cut(s, "\n")
+	boundary, dashes := strings.CutPrefix(strings.TrimRight(line, "\r"), "--")
+	if !ok || !dashes || boundary == "" || len(boundary) > 70 {
+		return []string{s}
+	}
+	mr := multipart.NewReader(strings.NewReader(s), boundary)
+	var out []string
+	for range maxBodyParts {
+		part, err := mr.NextRawPart()
+		if err != nil {
+			break
+		}
+		data, err := io.ReadAll(io.LimitReader(part, maxArchiveBytes))
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		out = append(out, string(data))
+	}
+	if len(out) == 0 {
+		return []string{s}
+	}
+	return out
+}
 
 // thresholdOp matches when the measure of the input exceeds limit.
 type thresholdOp struct {

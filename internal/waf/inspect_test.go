@@ -189,9 +189,18 @@ func FuzzInspectors(f *testing.F) {
 	f.Add(string(buildTar(f, true, tarFile{tar.Header{Name: "a", Format: tar.FormatPAX, PAXRecords: map[string]string{"LIBARCHIVE.creationtime": "1.5"}}, "a"})))
 	f.Add(string(buildDump(f, false, dumpNode{ino: 2, entries: []dumpEntry{{ino: 2, name: ".", zero: true}}})))
 	f.Add(string(pack200Header(false, pack200FileHeaders|pack200SpecialFormats, []uint64{0, 64, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}, "x")))
+	if up, ok := asUpload(Request{Headers: map[string]string{"Content-Type": "application/yaml"}, Body: yamlFlowBomb}); ok {
+		f.Add(up.Body)
+	}
 	f.Fuzz(func(t *testing.T, s string) {
 		if got := yamlExpansion(s, 1000); got > 1001 {
 			t.Errorf("yaml expansion %d above the bound", got)
+		}
+		if got := perDocument(yamlExpansion)(s, 1000); got > 1001 {
+			t.Errorf("yaml expansion of the parts %d above the bound", got)
+		}
+		if n := len(bodyDocuments(s)); n < 1 || n > maxBodyParts {
+			t.Errorf("%d documents", n)
 		}
 		jsonDepth(s)
 		xmlEntities(s)

@@ -233,7 +233,7 @@ func TestExploitKnowledgeAcceptance(t *testing.T) {
 			for _, s := range p.Knowledge.Variants {
 				req := instantiate(s, ep, et)
 				reqs := []mutation{{"as published", req}}
-				reqs = append(reqs, mutations(req, tamperMethod(ep, traffic.Endpoints(p.Service)))...)
+				reqs = append(reqs, mutations(req, tamperMethod(ep, traffic.Endpoints(p.Service)), readsDocuments(&p))...)
 				for _, m := range reqs {
 					for _, chunked := range []bool{false, true} {
 						if chunked && m.req.Body == "" {

@@ -44,6 +44,8 @@ type Rule struct {
 	SecLang string `json:"seclang"`
 	links   []link
 	setvars []string
+	// ctl is a ctl action of the rule ("requestBodyProcessor=RAW").
+	ctl string
 }
 
 // link is one SecRule of a chain: variables, operator, transformations.
@@ -75,8 +77,8 @@ func phaseOf(links []link) int {
 
 // render writes the rule as SecLang. The first link carries the id,
 // phase, disruptive action, message and tags; later links only their
-// transformations; setvars go on the last link, which runs only when the
-// whole chain matched.
+// transformations; setvars and the ctl go on the last link, which runs
+// only when the whole chain matched.
 func (r *Rule) render(p *Patch) {
 	var b strings.Builder
 	for i, l := range r.links {
@@ -113,6 +115,9 @@ func (r *Rule) render(p *Patch) {
 		if last {
 			for _, sv := range r.setvars {
 				acts = append(acts, "setvar:'"+sv+"'")
+			}
+			if r.ctl != "" {
+				acts = append(acts, "ctl:"+r.ctl)
 			}
 		} else {
 			acts = append(acts, "chain")

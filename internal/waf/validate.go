@@ -23,8 +23,8 @@ type Validation struct {
 	ExploitsTotal   int `json:"exploits_total"`
 	// ExploitsBlockedExported counts the exploit requests the exported
 	// SecLang denies alone, without the rules only evident waf proxy
-	// enforces (Rule.ProxyOnly): what Coraza or ModSecurity loading
-	// <service>.conf stops.
+	// enforces (Rule.ProxyOnly): what Coraza loading evident-engine.conf
+	// and <service>.conf stops, and what the CRS plugin stops as well.
 	ExploitsBlockedExported int `json:"exploits_blocked_exported"`
 	// MutationsBlocked of MutationsTotal mutated exploit requests
 	// (mutations) were denied; MutationsMissed names the others.
@@ -36,6 +36,12 @@ type Validation struct {
 	// denies ("<sample>, <mutation>").
 	MutationsBlockedExported int      `json:"mutations_blocked_exported"`
 	MutationsProxyOnly       []string `json:"mutations_proxy_only,omitempty"`
+	// PluginMissed names the exploit requests and mutations ("<sample>"
+	// or "<sample>, <mutation>") that the exported SecLang denies when
+	// loaded with evident-engine.conf but not as the CRS plugin, which
+	// runs without it (docs/waf.md, "Export"): the Exported counts leave
+	// them out. There should be none.
+	PluginMissed []string `json:"plugin_missed,omitempty"`
 	// Mutations names the kinds of mutation tried.
 	Mutations []string `json:"mutations,omitempty"`
 	// CorpusPassed of CorpusTotal requests of the legitimate corpus of
@@ -102,6 +108,7 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 		eps = []Endpoint{{Method: "GET", Route: "/"}}
 	}
 	samples := corpus[p.Class]
+	uploads := readsDocuments(p)
 	var good []Request
 	if p.Knowledge != nil {
 		if p.Knowledge.NoVariants == "" {
@@ -113,7 +120,14 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 		}
 		for _, s := range byFormat[p.Knowledge.Format] {
 			for _, ep := range eps {
-				good = append(good, instantiate(s, ep, traffic.Endpoint(p.Service, ep)))
+				r := instantiate(s, ep, traffic.Endpoint(p.Service, ep))
+				good = append(good, r)
+				// What the exploits are sent as, legitimate documents
+				// are too: a patch that reads the uploaded files must
+				// let a legitimate one through.
+				if up, ok := asUpload(r); ok && uploads {
+					good = append(good, up)
+				}
 			}
 		}
 	}
@@ -168,12 +182,30 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 			*blocked = append(*blocked, fmt.Sprintf("%s (rule %d)", truncate(r.String(), 200), blockedBy))
 		}
 	}
-	// The exported SecLang alone, as Coraza or ModSecurity load it.
+	// The exported SecLang alone, as Coraza or ModSecurity load it, and
+	// as the CRS plugin runs it, without evident-engine.conf.
 	exported := w
 	if p.ProxySecLang() != "" {
 		if exported, err = newWAF(engineSettings(), bodyProcessorRules(idBase), p.SecLang()); err != nil {
 			return fmt.Errorf("patch %s for %s: %w", p.Vulnerability, p.Service, err)
 		}
+	}
+	plugin, err := compilePlugin(p, idBase)
+	if err != nil {
+		return err
+	}
+	// replayExported returns the rules that deny r in the exported
+	// SecLang alone and in the CRS plugin (0: it passes); blocked is the
+	// rule that denied it with every rule loaded.
+	replayExported := func(r Request, blocked int) (byExport, byPlugin int, err error) {
+		byExport = blocked
+		if exported != w {
+			if _, byExport, err = replay(exported, r); err != nil {
+				return 0, 0, err
+			}
+		}
+		_, byPlugin, err = replay(plugin, r)
+		return byExport, byPlugin, err
 	}
 	all := traffic.Endpoints(p.Service)
 	for _, s := range samples {
@@ -183,36 +215,38 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 			if err != nil {
 				return fmt.Errorf("validate %s in %s: exploit %q: %w", p.Vulnerability, p.Service, s.Name, err)
 			}
-			byExport := blockedBy
-			if exported != w {
-				if _, byExport, err = replay(exported, req); err != nil {
-					return fmt.Errorf("validate %s in %s: exploit %q: %w", p.Vulnerability, p.Service, s.Name, err)
-				}
+			byExport, byPlugin, err := replayExported(req, blockedBy)
+			if err != nil {
+				return fmt.Errorf("validate %s in %s: exploit %q: %w", p.Vulnerability, p.Service, s.Name, err)
 			}
 			v.ExploitsTotal++
 			if blockedBy != 0 {
 				v.ExploitsBlocked++
 			}
-			if byExport != 0 {
+			if byExport != 0 && byPlugin != 0 {
 				v.ExploitsBlockedExported++
 			}
-			for _, m := range mutations(req, tamperMethod(ep, all)) {
+			if byExport != 0 && byPlugin == 0 {
+				v.PluginMissed = append(v.PluginMissed, s.Name)
+			}
+			for _, m := range mutations(req, tamperMethod(ep, all), uploads) {
 				_, by, err := replay(w, m.req)
 				if err != nil {
 					return fmt.Errorf("validate %s in %s: exploit %q, %s: %w", p.Vulnerability, p.Service, s.Name, m.name, err)
 				}
-				byExport := by
-				if exported != w {
-					if _, byExport, err = replay(exported, m.req); err != nil {
-						return fmt.Errorf("validate %s in %s: exploit %q, %s: %w", p.Vulnerability, p.Service, s.Name, m.name, err)
-					}
+				byExport, byPlugin, err := replayExported(m.req, by)
+				if err != nil {
+					return fmt.Errorf("validate %s in %s: exploit %q, %s: %w", p.Vulnerability, p.Service, s.Name, m.name, err)
 				}
 				if !slices.Contains(v.Mutations, m.name) {
 					v.Mutations = append(v.Mutations, m.name)
 				}
 				v.MutationsTotal++
-				if byExport != 0 {
+				if byExport != 0 && byPlugin != 0 {
 					v.MutationsBlockedExported++
+				}
+				if byExport != 0 && byPlugin == 0 {
+					v.PluginMissed = append(v.PluginMissed, s.Name+", "+m.name)
 				}
 				if by != 0 && byExport == 0 {
 					v.MutationsProxyOnly = append(v.MutationsProxyOnly, s.Name+", "+m.name)
@@ -259,6 +293,44 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 	}
 	p.Validation = v
 	return nil
+}
+
+// crsBodyProcessing is what Coraza's recommended configuration, which CRS
+// v4 runs under, and CRS's initialization (REQUEST-901) do with request
+// bodies, in their order around the plugins (coraza-coreruleset's
+// @coraza.conf-recommended, rules 200000 to 200003, and
+// REQUEST-901-INITIALIZATION.conf, rule 901340): an XML body is parsed
+// into XML:/*, which keeps neither its DTD nor REQUEST_BODY, a JSON one
+// (application/json only) into ARGS, and a body of any other media type
+// is read as a form, its raw text in REQUEST_BODY.
+const crsBodyProcessing = `SecRuleEngine On
+SecRequestBodyAccess On
+SecRule REQUEST_HEADERS:Content-Type "^(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
+SecRule REQUEST_HEADERS:Content-Type "^application/json" "id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRequestBodyLimit 13107200
+SecRequestBodyInMemoryLimit 131072
+SecRequestBodyLimitAction Reject
+SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400"
+SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:400"
+`
+
+// crsAfterPlugins is what CRS does in phase 1 after the plugins' -before
+// files: rule 901340 reads a body no ctl gave a processor as a form.
+const crsAfterPlugins = `SecRule REQBODY_PROCESSOR "!@rx (?:URLENCODED|MULTIPART|XML|JSON)" "id:901340,phase:1,pass,nolog,noauditlog,ctl:forceRequestBodyVariable=On"
+`
+
+// compilePlugin compiles one patch's CRS plugin files, as Export writes
+// them, with what CRS does with request bodies around them and without
+// evident-engine.conf, which a CRS installation does not load; the CRS
+// detection rules are left out, so that only the patch decides.
+func compilePlugin(p *Patch, idBase int) (coraza.WAF, error) {
+	set := &PatchSet{IDRange: [2]int{idBase, idBase}, Patches: []Patch{*p}}
+	config, before := set.pluginFiles(p.Service)
+	w, err := newWAF(crsBodyProcessing, config, before, crsAfterPlugins)
+	if err != nil {
+		return nil, fmt.Errorf("patch %s for %s as a CRS plugin: %w", p.Vulnerability, p.Service, err)
+	}
+	return w, nil
 }
 
 // compilePatch compiles one patch with the engine rules; extra comes last
@@ -397,10 +469,13 @@ type mutation struct {
 // for every method runs the vulnerable handler for it too, and with the
 // query moved into a form body ("method POST and query as form body"),
 // which many frameworks read as they read the query.
+// With upload, a body sent whole under its media type (not a form) is
+// also sent as the file of a multipart/form-data upload ("as an uploaded
+// file"), which applications read as they read the body.
 // Mutations that would not change r are left out. Chunked bodies are a
 // matter of transport: the proxy tests send them (Validate feeds the
 // engine directly).
-func mutations(r Request, tamper string) []mutation {
+func mutations(r Request, tamper string, upload bool) []mutation {
 	clone := func() Request {
 		c := r
 		c.Headers = maps.Clone(r.Headers)
@@ -443,6 +518,9 @@ func mutations(r Request, tamper string) []mutation {
 		m := clone()
 		m.Body = utf16LE(r.Body)
 		out = append(out, mutation{"body in UTF-16", m})
+	}
+	if up, ok := asUpload(r); ok && upload {
+		out = append(out, mutation{"as an uploaded file", up})
 	}
 	if strings.Contains(strings.ToLower(r.Headers["Content-Type"]), "json") {
 		if body, ok := escapeJSONStrings(r.Body); ok && body != r.Body {
@@ -488,6 +566,30 @@ func mutations(r Request, tamper string) []mutation {
 		}
 	}
 	return out
+}
+
+// uploadBoundary is the boundary of the multipart bodies asUpload makes:
+// what browsers send (WebKit's prefix and 16 characters).
+const uploadBoundary = "----WebKitFormBoundary7MA4YWxkTrZu0gW"
+
+// asUpload returns r with its body as the file of a multipart/form-data
+// upload, as a browser sends a file input (RFC 7578): a form field
+// beside it, the file's media type the body's. ok is false when r has
+// no body sent whole under a media type: none, a form, or multipart
+// already.
+func asUpload(r Request) (Request, bool) {
+	ct := r.Headers["Content-Type"]
+	mt := strings.ToLower(strings.TrimSpace(ct))
+	if r.Body == "" || ct == "" || strings.HasPrefix(mt, "application/x-www-form-urlencoded") || strings.HasPrefix(mt, "multipart/") {
+		return Request{}, false
+	}
+	u := r
+	u.Headers = maps.Clone(r.Headers)
+	u.Headers["Content-Type"] = "multipart/form-data; boundary=" + uploadBoundary
+	u.Body = "--" + uploadBoundary + "\r\nContent-Disposition: form-data; name=\"description\"\r\n\r\nupload\r\n" +
+		"--" + uploadBoundary + "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"upload\"\r\nContent-Type: " + ct + "\r\n\r\n" +
+		r.Body + "\r\n--" + uploadBoundary + "--\r\n"
+	return u, true
 }
 
 // tamperMethods are the methods an attacker tries on a route in the

@@ -156,14 +156,14 @@ func TestUTF16Bodies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(string(tt.class)+" "+tt.ct, func(t *testing.T) {
 			req := Request{Method: "POST", Target: "/orders", Headers: map[string]string{"Content-Type": tt.ct}, Body: tt.body}
-			i := slices.IndexFunc(mutations(req, ""), func(m mutation) bool { return m.name == "body in UTF-16" })
+			i := slices.IndexFunc(mutations(req, "", false), func(m mutation) bool { return m.name == "body in UTF-16" })
 			if (i >= 0) != tt.mutated {
 				t.Fatalf("a UTF-16 mutation: %v, want %v", i >= 0, tt.mutated)
 			}
 			if i < 0 {
 				return
 			}
-			m := mutations(req, "")[i].req
+			m := mutations(req, "", false)[i].req
 			b, ok := strings.CutPrefix(m.Body, "\xff\xfe")
 			units := make([]uint16, len(b)/2)
 			for i := range units {
