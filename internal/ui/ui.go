@@ -13,7 +13,9 @@ package ui
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -76,6 +78,9 @@ type UI struct {
 	pages   map[string]*template.Template
 	mux     *http.ServeMux
 	changes changeCache
+	// assetVersions are the embedded assets' versions, by file name
+	// (versionsOf).
+	assetVersions map[string]string
 }
 
 var _ http.Handler = (*UI)(nil)
@@ -92,16 +97,20 @@ func New(deps Deps) (*UI, error) {
 		deps.Now = time.Now
 	}
 	u := &UI{deps: deps, pages: map[string]*template.Template{}, mux: http.NewServeMux(), changes: changeCache{entries: map[string]cachedChanges{}}}
+	assets, err := fs.Sub(assetFS, "assets")
+	if err != nil {
+		return nil, fmt.Errorf("ui: assets: %w", err)
+	}
+	if u.assetVersions, err = versionsOf(assets); err != nil {
+		return nil, fmt.Errorf("ui: assets: %w", err)
+	}
 	for _, page := range []string{"overview", "findings", "finding", "map", "service", "alerts", "error"} {
-		t, err := template.New("layout.html").Funcs(templateFuncs(deps.Now)).ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
+		t, err := template.New("layout.html").Funcs(templateFuncs(deps.Now)).Funcs(template.FuncMap{"asset": u.assetURL}).
+			ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("ui: parse template %s: %w", page, err)
 		}
 		u.pages[page] = t
-	}
-	assets, err := fs.Sub(assetFS, "assets")
-	if err != nil {
-		return nil, fmt.Errorf("ui: assets: %w", err)
 	}
 	u.mux.HandleFunc("GET /{$}", u.withSource(u.overview))
 	u.mux.HandleFunc("GET /ui/{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -113,7 +122,7 @@ func New(deps Deps) (*UI, error) {
 	u.mux.HandleFunc("GET /ui/services/{name}", u.withSource(u.service))
 	u.mux.HandleFunc("GET /ui/alerts", u.withSource(u.alerts))
 	u.mux.HandleFunc("GET /ui/export/{format}", u.withSource(u.export))
-	u.mux.Handle("GET /ui/assets/", http.StripPrefix("/ui/assets/", cacheAssets(http.FileServerFS(assets))))
+	u.mux.Handle("GET /ui/assets/", http.StripPrefix("/ui/assets/", u.cacheAssets(http.FileServerFS(assets))))
 	u.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, http.StatusNotFound, "No page at %s.", r.URL.Path)
 	})
@@ -130,11 +139,49 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.mux.ServeHTTP(w, r)
 }
 
-// cacheAssets lets browsers keep the embedded assets for an hour: they
-// change only with the binary.
-func cacheAssets(h http.Handler) http.Handler {
+// versionsOf returns, for each file of assets, a short hash of its
+// content: the version its links carry (assetURL).
+func versionsOf(assets fs.FS) (map[string]string, error) {
+	versions := map[string]string{}
+	err := fs.WalkDir(assets, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(assets, path)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(data)
+		versions[path] = hex.EncodeToString(sum[:6])
+		return nil
+	})
+	return versions, err
+}
+
+// assetURL is the link of the embedded asset name, with its version: a
+// browser that kept the asset of another evident fetches this one's.
+func (u *UI) assetURL(name string) string {
+	return "/ui/assets/" + name + "?v=" + u.assetVersions[name]
+}
+
+// cacheAssets lets browsers keep an embedded asset asked for by its
+// version (assetURL) for good, as nothing else is ever served under it;
+// asked for otherwise, it is checked again each time. Until 2026-12-07
+// every asset was kept an hour under its bare name, so a browser ran the
+// script of the evident before an upgrade against the pages of the one
+// after it for up to an hour. Directories are not listed.
+func (u *UI) cacheAssets(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "public, max-age=3600")
+		v, ok := u.assetVersions[r.URL.Path]
+		switch {
+		case !ok:
+			u.fail(w, r, http.StatusNotFound, "No asset at %s.", "/ui/assets/"+r.URL.Path)
+			return
+		case r.URL.Query().Get("v") == v:
+			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		default:
+			w.Header().Set("Cache-Control", "no-cache")
+		}
 		h.ServeHTTP(w, r)
 	})
 }

@@ -2,6 +2,8 @@ package ui
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"html"
@@ -11,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -366,13 +369,38 @@ func TestExport(t *testing.T) {
 	}
 }
 
-// TestAssets checks that the embedded assets are served with their types.
+// TestAssets checks that the embedded assets are served with their
+// types; that the pages link them by a version of their content, which
+// browsers keep for good, while a bare name is checked again each time
+// (an upgraded evident's pages never run the script of the one before);
+// and that the assets' directory is not listed.
 func TestAssets(t *testing.T) {
 	ts := newTestServer(t, shop())
+	_, _, page := get(t, ts.URL+"/ui/findings")
 	for path, ct := range map[string]string{"ui.css": "text/css; charset=utf-8", "ui.js": "text/javascript; charset=utf-8", "icon.svg": "image/svg+xml"} {
-		status, h, _ := get(t, ts.URL+"/ui/assets/"+path)
-		if status != 200 || h.Get("Content-Type") != ct {
-			t.Errorf("%s: %d %q, want 200 %q", path, status, h.Get("Content-Type"), ct)
+		data, err := os.ReadFile(filepath.Join("assets", path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		versioned := "/ui/assets/" + path + "?v=" + hex.EncodeToString(sum[:6])
+		if !strings.Contains(page, `"`+versioned+`"`) {
+			t.Errorf("the findings page does not link %s", versioned)
+		}
+		for _, tc := range []struct{ url, cache string }{
+			{versioned, "public, max-age=31536000, immutable"},
+			{"/ui/assets/" + path, "no-cache"},
+			{"/ui/assets/" + path + "?v=0123456789ab", "no-cache"},
+		} {
+			status, h, _ := get(t, ts.URL+tc.url)
+			if status != 200 || h.Get("Content-Type") != ct || h.Get("Cache-Control") != tc.cache {
+				t.Errorf("%s: %d %q %q, want 200 %q %q", tc.url, status, h.Get("Content-Type"), h.Get("Cache-Control"), ct, tc.cache)
+			}
+		}
+	}
+	for _, dir := range []string{"/ui/assets/", "/ui/assets/nope.js"} {
+		if status, _, body := get(t, ts.URL+dir); status != http.StatusNotFound || strings.Contains(body, `href="ui.js"`) {
+			t.Errorf("%s: %d, want 404 and no listing:\n%s", dir, status, body)
 		}
 	}
 }
