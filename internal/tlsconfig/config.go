@@ -146,6 +146,12 @@ func parseCipherSuites(names []string) ([]uint16, error) {
 		if i < 0 {
 			return nil, fmt.Errorf("%w: tls cipher_suites %q is not a secure cipher suite Go knows (%s)", ErrConfig, n, suiteNames())
 		}
+		// Go takes the TLS 1.3 suites from a list and ignores them: a
+		// list of them alone would leave TLS 1.2 clients no suite to
+		// agree on, and restrict TLS 1.3 to none of them.
+		if !slices.Contains(tls.CipherSuites()[i].SupportedVersions, tls.VersionTLS12) {
+			return nil, fmt.Errorf("%w: tls cipher_suites %q is a TLS 1.3 suite, which Go does not let be chosen; name TLS 1.2 suites (%s)", ErrConfig, n, suiteNames())
+		}
 		ids = append(ids, tls.CipherSuites()[i].ID)
 	}
 	return ids, nil

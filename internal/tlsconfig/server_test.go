@@ -290,6 +290,9 @@ func TestServerConfigValidate(t *testing.T) {
 		{name: "unknown client auth", edit: func(c *ServerConfig) { c.ClientAuth = "optional" }, want: `client_auth "optional"`},
 		{name: "tls 1.1", edit: func(c *ServerConfig) { c.MinVersion = "1.1" }, want: `min_version "1.1"`},
 		{name: "insecure suite", edit: func(c *ServerConfig) { c.CipherSuites = []string{"TLS_RSA_WITH_RC4_128_SHA"} }, want: `cipher_suites "TLS_RSA_WITH_RC4_128_SHA"`},
+		{name: "tls 1.3 suite", edit: func(c *ServerConfig) {
+			c.CipherSuites = []string{"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256"}
+		}, want: `cipher_suites "TLS_AES_128_GCM_SHA256" is a TLS 1.3 suite`},
 		{name: "no reload interval", edit: func(c *ServerConfig) { c.ReloadInterval = 0 }, want: "reload_interval"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
