@@ -6,8 +6,9 @@
 // Certificates are files, re-read without a restart: a listener checks
 // its files at most once per reload_interval, on a handshake or a scrape
 // of its metrics, and serves the new certificate and client CAs from the
-// next handshake on. A file that does not load (half written, a key that does not match) keeps the
-// previous certificate in use, and is logged and counted.
+// next handshake on. A file that does not load (half written, a key that does not match, a
+// certificate that has expired) keeps the previous certificate in use, and is logged and
+// counted.
 package tlsconfig
 
 import (

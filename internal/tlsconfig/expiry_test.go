@@ -67,13 +67,15 @@ func TestExpiryWithoutHandshake(t *testing.T) {
 		name    string
 		rewrite bool // the files get a certificate that expires at second
 		broken  bool // the rewritten certificate file does not load
+		expired bool // the rewritten certificate expired an hour ago
 		wait    bool // a reload interval passes after the rewrite
 		want    time.Time
 	}{
-		{"loaded", false, false, true, first},
-		{"reloaded", true, false, true, second},
-		{"rewritten within the interval", true, false, false, first},
-		{"broken rewrite", true, true, true, first},
+		{"loaded", false, false, false, true, first},
+		{"reloaded", true, false, false, true, second},
+		{"rewritten within the interval", true, false, false, false, first},
+		{"broken rewrite", true, true, false, true, first},
+		{"expired rewrite", true, false, true, true, first},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,7 +96,11 @@ func TestExpiryWithoutHandshake(t *testing.T) {
 				t.Fatalf("expiry after the load = %v, want %v", got, first.Unix())
 			}
 			if tt.rewrite {
-				cert, key := selfSigned(t, second)
+				notAfter := second
+				if tt.expired {
+					notAfter = time.Now().Add(-time.Hour).Truncate(time.Second)
+				}
+				cert, key := selfSigned(t, notAfter)
 				if tt.broken {
 					cert = []byte("not a certificate")
 				}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -106,6 +107,13 @@ func (s *Server) build(contents [][]byte) (*tls.Config, error) {
 	cert, err := tls.X509KeyPair(contents[0], contents[1])
 	if err != nil {
 		return nil, fmt.Errorf("load %s and %s: %w", s.cfg.CertFile, s.cfg.KeyFile, err)
+	}
+	// At a reload, a certificate that has expired would fail every
+	// handshake that the one served still passes: it is kept out as a
+	// file that does not load is. At start there is none to keep, and
+	// clients that skip verification are still served.
+	if s.r != nil && !s.r.now().Before(cert.Leaf.NotAfter) {
+		return nil, fmt.Errorf("load %s: the certificate expired at %s", s.cfg.CertFile, cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
 	auth, _ := s.cfg.clientAuth()                   // Validate checked it
 	minVersion, _ := parseVersion(s.cfg.MinVersion) // Validate checked it
