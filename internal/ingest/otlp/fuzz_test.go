@@ -267,7 +267,10 @@ func FuzzGRPCBody(f *testing.F) {
 		tk := adm.Ticket()
 		b := r.getBody()
 		defer r.freeBodies.put(b)
-		out, err := r.readGRPCMessage(bytes.NewReader(data), enc, b, tk)
+		out, compressed, err := r.readGRPCMessage(bytes.NewReader(data), enc, b, tk)
+		if err == nil && compressed {
+			out, err = r.decompressGRPC(out, enc, b, tk)
+		}
 		tk.Release()
 		if n := adm.Buffered(); n != 0 {
 			t.Fatalf("%d bytes still reserved after the ticket's release", n)

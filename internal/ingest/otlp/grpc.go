@@ -165,7 +165,7 @@ func (r *Receiver) exportGRPC(w http.ResponseWriter, req *http.Request, signal s
 	defer t.Release()
 	b := r.getBody()
 	defer r.freeBodies.put(b)
-	msg, err := r.readGRPCMessage(req.Body, enc, b, t)
+	msg, compressed, err := r.readGRPCMessage(req.Body, enc, b, t)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return status.FromContextError(cerr).Err()
@@ -177,6 +177,13 @@ func (r *Receiver) exportGRPC(w http.ResponseWriter, req *http.Request, signal s
 		return grpcStatus(codes.ResourceExhausted, fmt.Errorf("%d requests in flight, retry later", r.cfg.MaxConcurrentRequests), busyRetry)
 	}
 	defer r.release()
+	if compressed {
+		// Under the slot: a crafted message can make inflating it cost
+		// seconds of CPU, which MaxConcurrentRequests bounds so.
+		if msg, err = r.decompressGRPC(msg, enc, b, t); err != nil {
+			return r.refuseRead(signal, err)
+		}
+	}
 	var out []byte
 	if signal == "traces" {
 		resp, err := r.exportTraces(ctx, "grpc", t, "OTLP/gRPC TraceService from "+req.RemoteAddr, msg, nil)
@@ -223,39 +230,39 @@ func (r *Receiver) refuseExport(signal string, err error) error {
 // of gRPC over HTTP/2 (a compressed flag byte, a 4-byte big-endian
 // length, the message) of at most max_request_bytes, reserving on t the
 // bytes as they arrive, as OTLP/HTTP reads a body, so that a client that
-// sends slowly, or stops, holds only what it sent. A compressed message
-// is then decompressed by the receiver's decompressor within the same
-// limit, reserving what it inflates. OTLP's Export is unary: a call
-// whose stream goes on after its message is refused, as gRPC's servers
-// refuse it, rather than acknowledged with what follows dropped.
-func (r *Receiver) readGRPCMessage(src io.Reader, encoding string, b *body, t *admission.Ticket) ([]byte, error) {
+// sends slowly, or stops, holds only what it sent. It reports whether
+// the message is compressed: decompressGRPC inflates it, under a request
+// slot, as OTLP/HTTP does. OTLP's Export is unary: a call whose stream
+// goes on after its message is refused, as gRPC's servers refuse it,
+// rather than acknowledged with what follows dropped.
+func (r *Receiver) readGRPCMessage(src io.Reader, encoding string, b *body, t *admission.Ticket) (msg []byte, compressed bool, err error) {
 	var prefix [5]byte
 	if _, err := io.ReadFull(src, prefix[:]); err != nil {
 		switch err {
 		case io.EOF:
-			return nil, errGRPCNoMessage
+			return nil, false, errGRPCNoMessage
 		case io.ErrUnexpectedEOF:
-			return nil, fmt.Errorf("%w prefix cut short", errGRPCFrame)
+			return nil, false, fmt.Errorf("%w prefix cut short", errGRPCFrame)
 		}
-		return nil, err
+		return nil, false, err
 	}
 	flag, n := prefix[0], int64(binary.BigEndian.Uint32(prefix[1:]))
 	limit := r.cfg.MaxRequestBytes
 	switch {
 	case flag > 1:
-		return nil, fmt.Errorf("%w flag %d, want 0 or 1 (compressed)", errGRPCFrame, flag)
+		return nil, false, fmt.Errorf("%w flag %d, want 0 or 1 (compressed)", errGRPCFrame, flag)
 	case n > limit:
-		return nil, fmt.Errorf("%w: a message of %d bytes, max_request_bytes %d", ingest.ErrTooLarge, n, limit)
+		return nil, false, fmt.Errorf("%w: a message of %d bytes, max_request_bytes %d", ingest.ErrTooLarge, n, limit)
 	case flag == 1 && (encoding == "" || encoding == "identity"):
-		return nil, errGRPCCompressed
+		return nil, false, errGRPCCompressed
 	}
 	raw, err := ingest.ReadBody(b.raw, io.LimitReader(src, n), n, limit, t)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	b.raw = raw
 	if int64(len(raw)) < n {
-		return nil, fmt.Errorf("%w cut short: the body ended after %d of the %d bytes its prefix states", errGRPCFrame, len(raw), n)
+		return nil, false, fmt.Errorf("%w cut short: the body ended after %d of the %d bytes its prefix states", errGRPCFrame, len(raw), n)
 	}
 	// A unary call's client ends its stream with its message, so the
 	// end is already there.
@@ -263,14 +270,17 @@ func (r *Receiver) readGRPCMessage(src io.Reader, encoding string, b *body, t *a
 	switch _, err := io.ReadFull(src, more[:]); err {
 	case io.EOF:
 	case nil:
-		return nil, errGRPCMore
+		return nil, false, errGRPCMore
 	default:
-		return nil, err
+		return nil, false, err
 	}
-	if flag == 0 {
-		return raw, nil
-	}
-	plain, err := r.dec.Decompress(b.plain, raw, encoding, limit, t)
+	return raw, flag == 1, nil
+}
+
+// decompressGRPC inflates raw, a compressed message of a call read into
+// b, within max_request_bytes, reserving on t what it inflates.
+func (r *Receiver) decompressGRPC(raw []byte, encoding string, b *body, t *admission.Ticket) ([]byte, error) {
+	plain, err := r.dec.Decompress(b.plain, raw, encoding, r.cfg.MaxRequestBytes, t)
 	if err != nil {
 		return nil, err
 	}

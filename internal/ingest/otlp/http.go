@@ -114,30 +114,35 @@ func (r *Receiver) getBody() *body {
 	return new(body)
 }
 
-// readBody reads and decompresses the body within MaxRequestBytes after
-// decompression, reserving it on t, and then takes a request slot for
-// decoding it. A client that sends slowly holds only the bytes it sent,
-// never a slot, so slow clients cannot starve the others. It answers
-// refusals itself; on success the caller calls release when done.
+// readBody reads the body, then takes a request slot, then decompresses
+// the body within MaxRequestBytes after decompression, reserving it on t.
+// A client that sends slowly holds only the bytes it sent, never a slot,
+// so slow clients cannot starve the others; decompressing, which a
+// crafted body can make cost seconds of CPU, is done under the slot, so
+// that MaxConcurrentRequests bounds it. It answers refusals itself; on
+// success the caller calls release when done.
 func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, enc encoding, signal string, b *body, t *admission.Ticket) (data []byte, release func(), ok bool) {
 	limit := r.cfg.MaxRequestBytes
 	data, err := ingest.ReadBody(b.raw, req.Body, req.ContentLength, limit, t)
-	if err == nil {
-		b.raw = data
-		data, err = r.dec.Decompress(b.plain, data, req.Header.Get("Content-Encoding"), limit, t)
-		if err == nil && cap(data) > 0 && cap(b.raw) > 0 && &data[:1][0] != &b.raw[:1][0] {
-			b.plain = data // decompressed: keep its storage for the next request
-		}
-	}
 	if err != nil {
 		r.refuseBody(w, enc, signal, err)
 		return nil, nil, false
 	}
+	b.raw = data
 	if !r.acquire() {
 		r.m.refusedRequest("http", signal, ingest.ReasonFull)
 		writeStatus(w, enc, http.StatusTooManyRequests, codes.ResourceExhausted,
 			fmt.Sprintf("%d requests in flight, retry later", r.cfg.MaxConcurrentRequests), busyRetry)
 		return nil, nil, false
+	}
+	data, err = r.dec.Decompress(b.plain, data, req.Header.Get("Content-Encoding"), limit, t)
+	if err != nil {
+		r.release()
+		r.refuseBody(w, enc, signal, err)
+		return nil, nil, false
+	}
+	if cap(data) > 0 && cap(b.raw) > 0 && &data[:1][0] != &b.raw[:1][0] {
+		b.plain = data // decompressed: keep its storage for the next request
 	}
 	return data, r.release, true
 }

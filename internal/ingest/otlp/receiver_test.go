@@ -626,6 +626,23 @@ func TestConcurrencyLimit(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
 		t.Errorf("second HTTP request: %d Retry-After %q, want 429 and 1", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
+	// Decompressing waits for a slot too: a crafted body can make it cost
+	// seconds of CPU, which the slots bound. A gzip body that does not
+	// inflate is refused as busy, not inflated and found damaged (400)
+	// while every slot is taken.
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader("\x1f\x8b\x08\x00 not deflate"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Encoding", "gzip")
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("gzipped HTTP request while the slot is taken: %d, want 429 before it is inflated", resp.StatusCode)
+	}
 	cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

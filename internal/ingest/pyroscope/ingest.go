@@ -59,6 +59,10 @@ func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	defer release()
+	if err := r.inflate(req, &body); err != nil {
+		r.refuseErr(w, err)
+		return
+	}
 	source := fmt.Sprintf("pyroscope %s %s from %s", req.URL.Path, p.name, req.RemoteAddr)
 	if p.spyName != "" {
 		source += " (" + p.spyName + ")"
@@ -315,7 +319,8 @@ func parseTime(s string, now time.Time) (time.Time, error) {
 	}
 }
 
-// profileBody is the profile of an /ingest request, decompressed.
+// profileBody is the profile of an /ingest request: as sent after
+// readProfile, decompressed after inflate.
 type profileBody struct {
 	data []byte
 	// labels is the JFR form's LabelsSnapshot, nil when not sent.
@@ -326,8 +331,8 @@ type profileBody struct {
 
 // readProfile reads the profile of an /ingest request: a part of a
 // multipart form (profile as pyroscope-go sends it; jfr and labels as the
-// Pyroscope Java agent does), or the whole body, and decompresses it
-// within MaxRequestBytes, all reserved on the request's ticket.
+// Pyroscope Java agent does), or the whole body, within MaxRequestBytes,
+// reserved on the request's ticket. inflate decompresses it.
 func (r *Receiver) readProfile(req *http.Request, format string) (profileBody, error) {
 	limit := r.cfg.MaxRequestBytes
 	if ce := strings.TrimSpace(req.Header.Get("Content-Encoding")); ce != "" && ce != "identity" {
@@ -353,16 +358,32 @@ func (r *Receiver) readProfile(req *http.Request, format string) (profileBody, e
 			return profileBody{}, err
 		}
 		body, pb.form = parts[name], true
-		if format == "jfr" && parts["labels"] != nil {
-			if pb.labels, err = r.decompress(parts["labels"], limit, t); err != nil {
-				return profileBody{}, err
-			}
+		if format == "jfr" {
+			pb.labels = parts["labels"]
+		}
+	}
+	pb.data = body
+	return pb, nil
+}
+
+// inflate decompresses the profile and labels of pb, read by
+// readProfile, within MaxRequestBytes together. It runs under a request
+// slot: a crafted body can make inflating it cost seconds of CPU, which
+// MaxConcurrentRequests bounds so.
+func (r *Receiver) inflate(req *http.Request, pb *profileBody) error {
+	limit := r.cfg.MaxRequestBytes
+	t := ticketFrom(req.Context(), r.adm)
+	if pb.labels != nil {
+		var err error
+		if pb.labels, err = r.decompress(pb.labels, limit, t); err != nil {
+			return err
 		}
 	}
 	// The limit holds for the request: the labels and the profile
 	// together.
-	pb.data, err = r.decompress(body, limit-int64(len(pb.labels)), t)
-	return pb, err
+	data, err := r.decompress(pb.data, limit-int64(len(pb.labels)), t)
+	pb.data = data
+	return err
 }
 
 // decompress returns a profile, gunzipped (or zstd-decoded) when it is

@@ -438,6 +438,15 @@ func TestConcurrencyLimit(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
 		t.Errorf("second request: %d Retry-After %q, want 429 and 1", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
+	// Decompressing waits for a slot too: a gzipped profile that does not
+	// inflate is refused as busy, not inflated and found damaged (400).
+	if resp, err = http.Post(ingest, "application/octet-stream", strings.NewReader("\x1f\x8b\x08\x00 not deflate")); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("gzipped profile while the slot is taken: %d, want 429 before it is inflated", resp.StatusCode)
+	}
 	close(g.open)
 	if got := <-first; got != http.StatusOK {
 		t.Errorf("first request: %d, want 200", got)
