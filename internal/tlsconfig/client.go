@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"time"
 )
 
 // NewClient returns the TLS configuration of an outbound client called
@@ -38,21 +39,7 @@ func NewClient(c ClientConfig, name string, logger *slog.Logger) (*tls.Config, e
 		}
 	}
 	if c.CertFile != "" {
-		build := func(contents [][]byte) (*tls.Certificate, error) {
-			cert, err := tls.X509KeyPair(contents[0], contents[1])
-			if err != nil {
-				return nil, fmt.Errorf("load %s and %s: %w", c.CertFile, c.KeyFile, err)
-			}
-			return &cert, nil
-		}
-		reloaded := func(cert *tls.Certificate, err error) {
-			if err != nil {
-				logger.Error("tls client certificate not reloaded, the previous one stays in use", "client", name, "err", err)
-				return
-			}
-			logger.Info("tls client certificate reloaded", "client", name, "serial", cert.Leaf.SerialNumber.String(), "not_after", cert.Leaf.NotAfter)
-		}
-		r, err := newReloader([]string{c.CertFile, c.KeyFile}, clientReloadInterval, build, reloaded)
+		r, err := clientCert(c, name, logger)
 		if err != nil {
 			return nil, fmt.Errorf("tls of %s: %w", name, err)
 		}
@@ -63,6 +50,34 @@ func NewClient(c ClientConfig, name string, logger *slog.Logger) (*tls.Config, e
 		}
 	}
 	return tc, nil
+}
+
+// clientCert loads the client certificate of c and reloads it when its
+// files change. At a reload, as for a server's, a certificate that has
+// expired is kept out like a file that does not load: every server that
+// verifies it would refuse the handshakes the one in use still passes.
+func clientCert(c ClientConfig, name string, logger *slog.Logger) (*reloader[*tls.Certificate], error) {
+	var r *reloader[*tls.Certificate]
+	build := func(contents [][]byte) (*tls.Certificate, error) {
+		cert, err := tls.X509KeyPair(contents[0], contents[1])
+		if err != nil {
+			return nil, fmt.Errorf("load %s and %s: %w", c.CertFile, c.KeyFile, err)
+		}
+		if r != nil && !r.now().Before(cert.Leaf.NotAfter) {
+			return nil, fmt.Errorf("load %s: the certificate expired at %s", c.CertFile, cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+		}
+		return &cert, nil
+	}
+	reloaded := func(cert *tls.Certificate, err error) {
+		if err != nil {
+			logger.Error("tls client certificate not reloaded, the previous one stays in use", "client", name, "err", err)
+			return
+		}
+		logger.Info("tls client certificate reloaded", "client", name, "serial", cert.Leaf.SerialNumber.String(), "not_after", cert.Leaf.NotAfter)
+	}
+	var err error
+	r, err = newReloader([]string{c.CertFile, c.KeyFile}, clientReloadInterval, build, reloaded)
+	return r, err
 }
 
 // NewTransport returns a copy of http.DefaultTransport (proxy from the

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/evidentsec/evident/internal/tlsconfig/tlstest"
 )
@@ -66,6 +67,49 @@ func TestClient(t *testing.T) {
 			_, err := NewClient(tt.cfg, "webhook", nil)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestClientCertReload: a client certificate rewritten is used from the
+// first handshake after the reload interval; one rewritten with a
+// certificate that has expired, or that does not load, is kept out, the
+// one in use kept, as a server's is (TestExpiryWithoutHandshake).
+func TestClientCertReload(t *testing.T) {
+	first := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second)
+	second := first.Add(60 * 24 * time.Hour)
+	for _, tt := range []struct {
+		name     string
+		notAfter time.Time
+		broken   bool
+		want     time.Time
+	}{
+		{"reloaded", second, false, second},
+		{"expired rewrite", time.Now().Add(-time.Hour).Truncate(time.Second), false, first},
+		{"broken rewrite", second, true, first},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			c := ClientConfig{CertFile: filepath.Join(dir, "client.crt"), KeyFile: filepath.Join(dir, "client.key")}
+			cert, key := selfSigned(t, first)
+			tlstest.WriteFile(t, c.CertFile, cert)
+			tlstest.WriteFile(t, c.KeyFile, key)
+			r, err := clientCert(c, "webhook", slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			clk := &clock{t: time.Now()}
+			r.now = clk.now
+			cert, key = selfSigned(t, tt.notAfter)
+			if tt.broken {
+				cert = []byte("not a certificate")
+			}
+			tlstest.WriteFile(t, c.CertFile, cert)
+			tlstest.WriteFile(t, c.KeyFile, key)
+			clk.t = clk.t.Add(clientReloadInterval)
+			if got := r.get().Leaf.NotAfter; !got.Equal(tt.want) {
+				t.Errorf("certificate in use expires at %v, want %v", got, tt.want)
 			}
 		})
 	}
