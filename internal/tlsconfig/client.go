@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"time"
 )
 
 // NewClient returns the TLS configuration of an outbound client called
@@ -63,8 +62,10 @@ func clientCert(c ClientConfig, name string, logger *slog.Logger) (*reloader[*tl
 		if err != nil {
 			return nil, fmt.Errorf("load %s and %s: %w", c.CertFile, c.KeyFile, err)
 		}
-		if r != nil && !r.now().Before(cert.Leaf.NotAfter) {
-			return nil, fmt.Errorf("load %s: the certificate expired at %s", c.CertFile, cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+		if r != nil {
+			if err := notExpired(c.CertFile, cert.Leaf, r.now()); err != nil {
+				return nil, err
+			}
 		}
 		return &cert, nil
 	}

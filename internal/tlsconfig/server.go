@@ -112,8 +112,10 @@ func (s *Server) build(contents [][]byte) (*tls.Config, error) {
 	// handshake that the one served still passes: it is kept out as a
 	// file that does not load is. At start there is none to keep, and
 	// clients that skip verification are still served.
-	if s.r != nil && !s.r.now().Before(cert.Leaf.NotAfter) {
-		return nil, fmt.Errorf("load %s: the certificate expired at %s", s.cfg.CertFile, cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	if s.r != nil {
+		if err := notExpired(s.cfg.CertFile, cert.Leaf, s.r.now()); err != nil {
+			return nil, err
+		}
 	}
 	auth, _ := s.cfg.clientAuth()                   // Validate checked it
 	minVersion, _ := parseVersion(s.cfg.MinVersion) // Validate checked it
@@ -165,4 +167,13 @@ func (s *Server) TLSConfig() *tls.Config {
 			return s.r.get(), nil
 		},
 	}
+}
+
+// notExpired reports an error naming file when cert, loaded from it,
+// has expired at now.
+func notExpired(file string, cert *x509.Certificate, now time.Time) error {
+	if now.Before(cert.NotAfter) {
+		return nil
+	}
+	return fmt.Errorf("load %s: the certificate expired at %s", file, cert.NotAfter.UTC().Format(time.RFC3339))
 }
