@@ -390,21 +390,14 @@ func resolveRef(ref string, byRef map[string]*Component) (*Component, error) {
 	return c, nil
 }
 
-// enrich completes a finding that a report named with the database record
-// for the same vulnerability, when m has one that affects the package:
-// the record's id and aliases join the aliases, the record gives the
-// fixed version, and its severity when the report gave none.
+// enrich completes a finding that a report named with the database records
+// for the same vulnerability that affect the package (sameRecords): their
+// ids and aliases join the aliases, they give the fixed version, and the
+// severity when the report gave none.
 func enrich(f *Finding, m Matcher, ids []string) {
-	if m == nil {
-		return
-	}
 	p := f.Package
-	for _, v := range m.Affecting(p.Ecosystem, p.Name, p.Version) {
-		vids := append([]string{v.Entry.ID}, v.Entry.Aliases...)
-		if !slices.ContainsFunc(ids, func(id string) bool { return id != "" && slices.Contains(vids, id) }) {
-			continue
-		}
-		f.Vulnerability.Aliases = sortedSet(slices.DeleteFunc(append(f.Vulnerability.Aliases, vids...), func(s string) bool { return s == f.Vulnerability.ID }))
+	for _, v := range sameRecords(p, ids, m) {
+		f.Vulnerability.Aliases = sortedSet(slices.DeleteFunc(append(f.Vulnerability.Aliases, recordIDs(v)...), func(s string) bool { return s == f.Vulnerability.ID }))
 		if fix := m.FixedVersion(v, p.Ecosystem, p.Name, p.Version); fix != "" && f.FixedVersion == "" {
 			if p.Ecosystem == osv.EcosystemGo {
 				fix = goVersion(fix)

@@ -1,6 +1,7 @@
 package findings
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -297,4 +298,51 @@ func cycloneDXComponents(r io.Reader, name string) ([]Component, []error) {
 	}
 	comps, _, cerrs := bom.collect(name)
 	return comps, append(bom.compErrs, cerrs...)
+}
+
+// TestCycloneDXRecords checks which database records complete the
+// vulnerabilities of a BOM: one that is the same vulnerability gives its
+// ids as aliases; one that is two CVEs (GO-2022-0536) joins neither of the
+// BOM's two vulnerabilities, which are two HTTP/2 flaws.
+func TestCycloneDXRecords(t *testing.T) {
+	bom := func(purl string, ids ...string) string {
+		var vulns []string
+		for _, id := range ids {
+			vulns = append(vulns, fmt.Sprintf(`{"id": %q, "affects": [{"ref": %q}]}`, id, purl))
+		}
+		return fmt.Sprintf(`{"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1,
+			"components": [{"bom-ref": %q, "type": "library", "name": "x", "version": "1", "purl": %q}],
+			"vulnerabilities": [%s]}`, purl, purl, strings.Join(vulns, ", "))
+	}
+	const xnet = "pkg:golang/golang.org/x/net@v0.0.0-20190311183353-d8887717615a"
+	tests := []struct {
+		name, input string
+		want        []string
+	}{
+		{
+			name:  "the record of the vulnerability",
+			input: bom("pkg:npm/lodash@4.17.15", "CVE-2021-23337"),
+			want:  []string{"pkg:npm/lodash@4.17.15 GHSA-35jh-r3h4-6jhm [CVE-2021-23337] [cyclonedx]"},
+		},
+		{
+			name:  "a record of two CVEs",
+			input: bom(xnet, "CVE-2019-9512", "CVE-2019-9514"),
+			want: []string{
+				xnet + " CVE-2019-9512 [] [cyclonedx]",
+				xnet + " CVE-2019-9514 [] [cyclonedx]",
+			},
+		},
+	}
+	db := mergeDB(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs, errs := ParseCycloneDX(strings.NewReader(tt.input), "in.json", db)
+			if len(errs) > 0 {
+				t.Errorf("errors: %v", errs)
+			}
+			if diff := cmp.Diff(tt.want, mergedIDs(fs)); diff != "" {
+				t.Errorf("findings mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
 }

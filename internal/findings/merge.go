@@ -8,6 +8,7 @@ import (
 	"github.com/google/osv-scalibr/semantic"
 
 	"github.com/evidentsec/evident/internal/osv"
+	"github.com/evidentsec/evident/internal/vulndb"
 )
 
 // Merge collapses findings that are the same vulnerability in the same
@@ -53,6 +54,47 @@ func Merge(fs []Finding) []Finding {
 	}
 	slices.SortFunc(out, compareFindings)
 	return out
+}
+
+// sameRecords returns the records of m that affect package p and are the
+// vulnerability that ids (a finding's id and aliases) name: a record that
+// is or lists one of the ids, distribution advisories left out as Merge
+// leaves them out. A record that names several CVEs (GO-2022-0536 is both
+// CVE-2019-9512 and CVE-2019-9514, two HTTP/2 flaws) is not one
+// vulnerability as the reports count them, and is left out, as is a record
+// whose CVE is none of those the ids name: either would make two flaws one.
+func sameRecords(p Package, ids []string, m Matcher) []*vulndb.Vuln {
+	ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return id == "" || isBundleID(id) })
+	if m == nil || len(ids) == 0 || p.Version == "" {
+		return nil
+	}
+	cves := cvesOf(ids)
+	var out []*vulndb.Vuln
+	for _, v := range m.Affecting(p.Ecosystem, p.Name, p.Version) {
+		vids := recordIDs(v)
+		if !slices.ContainsFunc(ids, func(id string) bool { return slices.Contains(vids, id) }) {
+			continue
+		}
+		recCVEs := cvesOf(vids)
+		switch {
+		case len(recCVEs) > 1:
+			continue
+		case len(recCVEs) == 1 && len(cves) > 0 && !slices.Contains(cves, recCVEs[0]):
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// recordIDs is the id and the aliases of a record.
+func recordIDs(v *vulndb.Vuln) []string {
+	return append([]string{v.Entry.ID}, v.Entry.Aliases...)
+}
+
+// cvesOf is the CVE ids among ids, sorted and distinct.
+func cvesOf(ids []string) []string {
+	return sortedSet(slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !strings.HasPrefix(id, "CVE-") }))
 }
 
 // compareFindings is the output order of Merge.

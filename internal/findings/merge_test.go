@@ -1,6 +1,7 @@
 package findings
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/evidentsec/evident/internal/vulndb"
 )
 
 // parseFixture parses a file under testdata and fails the test on any
@@ -192,6 +195,37 @@ func TestMerge(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mergeDB loads real records: GHSA-35jh-r3h4-6jhm (lodash < 4.17.21,
+// CVE-2021-23337) with the other records of testdata/ecosystems/osv, and
+// GO-2022-0536, one record of two HTTP/2 flaws (CVE-2019-9512,
+// CVE-2019-9514) in golang.org/x/net.
+func mergeDB(t testing.TB) *vulndb.DB {
+	t.Helper()
+	db, lerrs, err := vulndb.Load(context.Background(), vulndb.Options{Sources: []string{
+		filepath.Join("testdata", "ecosystems", "osv"), filepath.Join("testdata", "merge", "osv"),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range lerrs {
+		t.Errorf("load test records: %v", e)
+	}
+	return db
+}
+
+// mergedIDs summarizes findings as "PURL ID [ALIASES] [TOOLS]".
+func mergedIDs(fs []Finding) []string {
+	var out []string
+	for _, f := range fs {
+		var tools []string
+		for _, s := range f.Sources {
+			tools = append(tools, s.Tool)
+		}
+		out = append(out, fmt.Sprintf("%s %s %v %v", f.Package.PURL, f.Vulnerability.ID, f.Vulnerability.Aliases, tools))
+	}
+	return out
 }
 
 func TestPrimaryID(t *testing.T) {
