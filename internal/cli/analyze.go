@@ -219,7 +219,7 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 		return withCode(ExitUsage, err)
 	}
 	seen := h.seen()
-	all, err := assignFindings(inputs, seen, note)
+	all, err := assignFindings(inputs, seen, db, note)
 	if err != nil {
 		return withCode(ExitUsage, err)
 	}

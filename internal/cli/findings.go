@@ -162,8 +162,10 @@ yarn.lock, requirements.txt, poetry.lock, pom.xml, gradle.lockfile, go.mod), and
 the JSON this command writes (--format json), normalise their findings and
 merge them: the same vulnerability (under any of its ids: GO-,
 GHSA-, CVE-...) in the same package version of the same service, reported by
-several tools, is one finding that lists every tool. The packages of an SBOM
-are looked up in the vulnerability database (<data>/vulndb, or --vulns).
+several tools, is one finding that lists every tool. The vulnerability
+database (<data>/vulndb, or --vulns) tells the ids of one vulnerability that the
+reports name differently and without aliases in common (npm audit's GHSA,
+another tool's CVE), and the packages of an SBOM are looked up in it.
 
 A FILE written as SERVICE=FILE assigns its findings to SERVICE (SVC1,SVC2=FILE
 to several services that run the same artifact); a DIR holds one report per
@@ -191,8 +193,7 @@ record was skipped, 2 if a file could not be read at all.`,
 				dbErr  error
 				opened bool
 			)
-			parsers := importParsers()
-			maps.Copy(parsers, sbomParsers(func() (findings.Matcher, error) {
+			openDB := func() (findings.Matcher, error) {
 				if !opened {
 					opened = true
 					var problems []vulndb.LoadError
@@ -205,7 +206,9 @@ record was skipped, 2 if a file could not be read at all.`,
 					return nil, dbErr
 				}
 				return db, nil
-			}))
+			}
+			parsers := importParsers()
+			maps.Copy(parsers, sbomParsers(openDB))
 			if !slices.Contains(importOutputs, format) {
 				return fmt.Errorf("--format %q: want %s", format, strings.Join(importOutputs, " or "))
 			}
@@ -273,8 +276,16 @@ record was skipped, 2 if a file could not be read at all.`,
 				}
 				return withCode(ExitUsage, fmt.Errorf("none of the %d inputs could be read", inputs))
 			}
-			merged := findings.Merge(all)
-			var err error
+			// The database, when there is one, tells the ids of one
+			// vulnerability that reports name differently (npm audit's
+			// GHSA, another tool's CVE); without one the reports' own ids
+			// and aliases decide.
+			tried := opened
+			m, err := openDB()
+			if err != nil && !tried && len(vulns) > 0 {
+				fmt.Fprintf(g.stderr, "evident: %v: findings merged by the ids and aliases the reports give\n", err)
+			}
+			merged := findings.MergeWith(all, m)
 			if format == "json" {
 				err = findings.WriteJSON(g.stdout, merged)
 			} else {
@@ -297,7 +308,7 @@ record was skipped, 2 if a file could not be read at all.`,
 	f.StringVar(&service, "service", "", "service of the findings of files given without SERVICE=")
 	completeFlag(cmd, "format", importOutputs)
 	completeFlag(cmd, "input-format", append([]string{"auto"}, names...))
-	f.StringSliceVar(&vulns, "vulns", nil, "OSV sources to match SBOM packages against, instead of <data>/vulndb (repeatable)")
+	f.StringSliceVar(&vulns, "vulns", nil, "OSV sources to match SBOM packages against and to merge ids of one vulnerability by, instead of <data>/vulndb (repeatable)")
 	return cmd
 }
 

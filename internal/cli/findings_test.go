@@ -3,7 +3,9 @@ package cli
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/vulndb"
 )
 
 func TestFindingsImport(t *testing.T) {
@@ -106,6 +109,20 @@ func TestFindingsImport(t *testing.T) {
 				fx + "ecosystems/pypi/pip-audit.json", fx + "ecosystems/pypi/requirements.txt", fx + "ecosystems/maven/pom.xml"},
 			wantCode: ExitSkipped, // pip-audit skipped a dependency
 			golden:   "ecosystems.table.golden",
+		},
+		{
+			// npm audit names GHSA-35jh-r3h4-6jhm alone, the Trivy report
+			// CVE-2021-23337 alone: only the database tells they are one.
+			name:     "one vulnerability under two ids, without a database",
+			args:     []string{"--data", bad + "nodata", "web=" + fx + "ecosystems/npm/npm-audit.json", "web=" + fx + "merge/lodash-cve.trivy.json"},
+			wantCode: ExitOK,
+			golden:   "twoids-nodb.table.golden",
+		},
+		{
+			name:     "one vulnerability under two ids, with the database",
+			args:     []string{"--vulns", fx + "ecosystems/osv", "web=" + fx + "ecosystems/npm/npm-audit.json", "web=" + fx + "merge/lodash-cve.trivy.json"},
+			wantCode: ExitOK,
+			golden:   "twoids.table.golden",
 		},
 		{
 			name:     "wrong output format",
@@ -360,5 +377,77 @@ func TestFindingsImportEvidentCycloneDX(t *testing.T) {
 		if f.Service != "gateway" || f.Static != findings.StaticUnknown {
 			t.Errorf("%s %s: service %q, static %q; want gateway and no claim", f.Package.PURL, f.Vulnerability.ID, f.Service, f.Static)
 		}
+	}
+}
+
+// TestOneVulnerabilityUnderTwoIDs: npm audit names the lodash flaw
+// GHSA-35jh-r3h4-6jhm alone, a Trivy report its CVE-2021-23337 alone; with
+// the record that says they are one, every command that merges reports
+// makes them one finding (the other lodash flaw, GHSA-p6mc-m468-83gw,
+// stays apart).
+func TestOneVulnerabilityUnderTwoIDs(t *testing.T) {
+	const fx = "../findings/testdata/"
+	vulns := fx + "ecosystems/osv"
+	reports := []string{"web=" + fx + "ecosystems/npm/npm-audit.json", "web=" + fx + "merge/lodash-cve.trivy.json"}
+	// lodash lists the findings of lodash 4.17.15 as "ID [ALIASES]".
+	lodash := func(t *testing.T, fs []findings.Finding) []string {
+		t.Helper()
+		var out []string
+		for _, f := range fs {
+			if f.Package.PURL == "pkg:npm/lodash@4.17.15" {
+				out = append(out, fmt.Sprintf("%s %v", f.Vulnerability.ID, f.Vulnerability.Aliases))
+			}
+		}
+		return out
+	}
+	fromJSON := func(t *testing.T, out string) []findings.Finding {
+		t.Helper()
+		var doc struct{ Findings []findings.Finding }
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return doc.Findings
+	}
+	tests := []struct {
+		name     string
+		findings func(t *testing.T) []findings.Finding
+	}{
+		{"findings import", func(t *testing.T) []findings.Finding {
+			code, out, errOut := run(t, append([]string{"findings", "import", "--format", "json", "--vulns", vulns}, reports...)...)
+			if code != ExitOK {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			return fromJSON(t, out)
+		}},
+		{"analyze", func(t *testing.T) []findings.Finding {
+			args := []string{"--data", t.TempDir(), "analyze", "--vulns", vulns, "--format", "json"}
+			for _, r := range reports {
+				args = append(args, "--findings", r)
+			}
+			code, out, errOut := run(t, args...)
+			if code != ExitOK {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			return fromJSON(t, out)
+		}},
+		{"serve --findings", func(t *testing.T) []findings.Finding {
+			db, _, err := vulndb.Load(context.Background(), vulndb.Options{Sources: []string{vulns}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs, err := serveFindings(serveFlags{findings: reports}, db, func(err error) { t.Error(err) }, func(string) {})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fs
+		}},
+	}
+	want := []string{"GHSA-35jh-r3h4-6jhm [CVE-2021-23337]", "GHSA-p6mc-m468-83gw []"}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(want, lodash(t, tt.findings(t))); diff != "" {
+				t.Errorf("lodash findings mismatch (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -55,9 +55,11 @@ type seenServices struct {
 
 // assignFindings gives the findings of every input its services, inferring
 // the service of an input given without one from the services of the
-// telemetry, and merges them all. note is told what was inferred. The
-// error names every input whose service cannot be told.
-func assignFindings(inputs []importedFindings, seen seenServices, note func(string)) ([]findings.Finding, error) {
+// telemetry, and merges them all, with the vulnerability database db
+// telling which ids are one vulnerability (findings.MergeWith). note is
+// told what was inferred. The error names every input whose service
+// cannot be told.
+func assignFindings(inputs []importedFindings, seen seenServices, db findings.Matcher, note func(string)) ([]findings.Finding, error) {
 	var (
 		all  []findings.Finding
 		errs []error
@@ -81,7 +83,7 @@ func assignFindings(inputs []importedFindings, seen seenServices, note func(stri
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return findings.Merge(all), nil
+	return findings.MergeWith(all, db), nil
 }
 
 // inferService decides the service of a report that scanned artifact

@@ -117,7 +117,7 @@ func TestAssignFindings(t *testing.T) {
 		}},
 	}
 	var notes []string
-	all, err := assignFindings(inputs, seenServices{names: []string{"gateway", "orders"}}, func(s string) { notes = append(notes, s) })
+	all, err := assignFindings(inputs, seenServices{names: []string{"gateway", "orders"}}, nil, func(s string) { notes = append(notes, s) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestAssignFindings(t *testing.T) {
 	}
 
 	// Every input that cannot be told is named, with the form to use.
-	_, err = assignFindings(inputs, seenServices{names: []string{"catalog", "gateway"}}, func(string) {})
+	_, err = assignFindings(inputs, seenServices{names: []string{"catalog", "gateway"}}, nil, func(string) {})
 	if err == nil || !strings.Contains(err.Error(), "--findings orders.json: the report scanned example.com/shop/cmd/orders") ||
 		!strings.Contains(err.Error(), "give it as --findings SERVICE=orders.json") {
 		t.Errorf("error = %v, want it to name orders.json and the SERVICE=FILE form", err)

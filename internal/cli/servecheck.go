@@ -61,7 +61,7 @@ func serveFindings(fl serveFlags, db *vulndb.DB, warn func(error), note func(str
 	if err != nil {
 		return nil, err
 	}
-	return assignFindings(inputs, seenServices{}, note)
+	return assignFindings(inputs, seenServices{}, db, note)
 }
 
 // checkServe reads what a start of serve with cfg and fl would read before

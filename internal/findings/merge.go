@@ -35,25 +35,37 @@ import (
 // (by level, then score), Static the strongest, Symbols and Sources the
 // sorted unions, and FixedVersion the lowest reported fix above the
 // installed version, compared with the ecosystem's version rules.
+//
+// MergeWith also merges the ids that only the vulnerability database
+// relates.
 func Merge(fs []Finding) []Finding {
-	type pkgKey struct{ service, purl string }
-	groups := map[pkgKey][]int{}
-	var keys []pkgKey
+	return merge(fs, nil)
+}
+
+// MergeWith merges as Merge does, and also findings that m, the
+// vulnerability database, says are one vulnerability although their
+// reports name it differently and give no alias in common (npm audit
+// names GHSA-35jh-r3h4-6jhm alone, a report of the same lodash CVE-2021-23337
+// alone): two findings of one package version are the same when one
+// record that affects the version is the same vulnerability as each (see
+// sameRecords). The record links the two findings, not its ids: a third
+// finding that shares an id with the record but is not that vulnerability
+// (it names another CVE) stays apart. The merged finding's ids are the
+// ids the reports gave, ranked as Merge ranks them, and a finding that
+// links to no other keeps its own. With m nil, MergeWith is Merge.
+func MergeWith(fs []Finding, m Matcher) []Finding {
+	if m == nil {
+		return Merge(fs)
+	}
+	links := make([][]string, len(fs))
 	for i, f := range fs {
-		k := pkgKey{f.Service, f.Package.PURL}
-		if _, ok := groups[k]; !ok {
-			keys = append(keys, k)
-		}
-		groups[k] = append(groups[k], i)
-	}
-	var out []Finding
-	for _, k := range keys {
-		for _, comp := range sameVulnerability(fs, groups[k]) {
-			out = append(out, mergeFindings(fs, comp))
+		for _, v := range sameRecords(f.Package, vulnIDs(f.Vulnerability), m) {
+			// No id starts with a NUL: the key matches only the
+			// findings this record is the vulnerability of.
+			links[i] = append(links[i], "\x00"+v.Entry.ID)
 		}
 	}
-	slices.SortFunc(out, compareFindings)
-	return out
+	return merge(fs, links)
 }
 
 // sameRecords returns the records of m that affect package p and are the
@@ -97,6 +109,29 @@ func cvesOf(ids []string) []string {
 	return sortedSet(slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !strings.HasPrefix(id, "CVE-") }))
 }
 
+// merge is Merge, with links[i] (when links is not nil) more keys that
+// finding i matches by, which are not kept as ids.
+func merge(fs []Finding, links [][]string) []Finding {
+	type pkgKey struct{ service, purl string }
+	groups := map[pkgKey][]int{}
+	var keys []pkgKey
+	for i, f := range fs {
+		k := pkgKey{f.Service, f.Package.PURL}
+		if _, ok := groups[k]; !ok {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], i)
+	}
+	var out []Finding
+	for _, k := range keys {
+		for _, comp := range sameVulnerability(fs, links, groups[k]) {
+			out = append(out, mergeFindings(fs, comp))
+		}
+	}
+	slices.SortFunc(out, compareFindings)
+	return out
+}
+
 // compareFindings is the output order of Merge.
 func compareFindings(a, b Finding) int {
 	return cmp.Or(
@@ -107,9 +142,9 @@ func compareFindings(a, b Finding) int {
 }
 
 // sameVulnerability partitions the findings at idx (all of one service
-// and package) into groups whose id sets intersect, transitively, with a
-// union-find over the findings.
-func sameVulnerability(fs []Finding, idx []int) [][]int {
+// and package) into groups whose id sets (with their links, see merge)
+// intersect, transitively, with a union-find over the findings.
+func sameVulnerability(fs []Finding, links [][]string, idx []int) [][]int {
 	parent := make([]int, len(idx))
 	for i := range parent {
 		parent[i] = i
@@ -123,7 +158,11 @@ func sameVulnerability(fs []Finding, idx []int) [][]int {
 	}
 	owner := map[string]int{}
 	for i, fi := range idx {
-		for _, id := range vulnIDs(fs[fi].Vulnerability) {
+		ids := vulnIDs(fs[fi].Vulnerability)
+		if links != nil {
+			ids = append(ids, links[fi]...)
+		}
+		for _, id := range ids {
 			if isBundleID(id) {
 				continue
 			}

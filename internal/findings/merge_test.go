@@ -3,6 +3,7 @@ package findings
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -226,6 +227,93 @@ func mergedIDs(fs []Finding) []string {
 		out = append(out, fmt.Sprintf("%s %s %v %v", f.Package.PURL, f.Vulnerability.ID, f.Vulnerability.Aliases, tools))
 	}
 	return out
+}
+
+func TestMergeWith(t *testing.T) {
+	db := mergeDB(t)
+	lock := testLock(t)
+	// npm audit names the lodash flaw GHSA-35jh-r3h4-6jhm and nothing
+	// else; the Trivy report names its CVE alone.
+	var npmAudit Finding
+	for _, f := range parseFixture(t, func(r io.Reader, name string) ([]Finding, []error) { return ParseNPMAudit(r, name, lock) }, "ecosystems/npm/npm-audit.json") {
+		if f.Vulnerability.ID == "GHSA-35jh-r3h4-6jhm" {
+			npmAudit = f
+		}
+	}
+	trivy := parseFixture(t, ParseTrivy, "merge/lodash-cve.trivy.json")[0]
+	inService := func(f Finding, svc string) Finding { f.Service = svc; return f }
+	xnet := Package{PURL: "pkg:golang/golang.org/x/net@v0.0.0-20190311183353-d8887717615a", Ecosystem: "Go", Name: "golang.org/x/net", Version: "v0.0.0-20190311183353-d8887717615a"}
+	report := func(pkg Package, id string, aliases ...string) Finding {
+		return Finding{Package: pkg, Vulnerability: Vulnerability{ID: id, Aliases: aliases}, Severity: Severity{Level: LevelUnknown}, Sources: []Source{{Tool: "trivy"}}}
+	}
+	tests := []struct {
+		name string
+		in   []Finding
+		// merge is what Merge gives, without the database.
+		merge, want []string
+	}{
+		{
+			name:  "npm audit's GHSA and a report's CVE of one lodash flaw",
+			in:    []Finding{npmAudit, trivy},
+			merge: []string{"pkg:npm/lodash@4.17.15 CVE-2021-23337 [] [trivy]", "pkg:npm/lodash@4.17.15 GHSA-35jh-r3h4-6jhm [] [npm-audit]"},
+			want:  []string{"pkg:npm/lodash@4.17.15 GHSA-35jh-r3h4-6jhm [CVE-2021-23337] [npm-audit trivy]"},
+		},
+		{
+			name:  "a finding alone keeps the ids its report gave",
+			in:    []Finding{trivy},
+			merge: []string{"pkg:npm/lodash@4.17.15 CVE-2021-23337 [] [trivy]"},
+			want:  []string{"pkg:npm/lodash@4.17.15 CVE-2021-23337 [] [trivy]"},
+		},
+		{
+			name:  "other services stay apart",
+			in:    []Finding{inService(npmAudit, "a"), inService(trivy, "b")},
+			merge: []string{"pkg:npm/lodash@4.17.15 GHSA-35jh-r3h4-6jhm [] [npm-audit]", "pkg:npm/lodash@4.17.15 CVE-2021-23337 [] [trivy]"},
+			want:  []string{"pkg:npm/lodash@4.17.15 GHSA-35jh-r3h4-6jhm [] [npm-audit]", "pkg:npm/lodash@4.17.15 CVE-2021-23337 [] [trivy]"},
+		},
+		{
+			name: "a record of two CVEs joins neither",
+			in:   []Finding{report(xnet, "CVE-2019-9512"), report(xnet, "CVE-2019-9514")},
+			merge: []string{
+				"pkg:golang/golang.org/x/net@v0.0.0-20190311183353-d8887717615a CVE-2019-9512 [] [trivy]",
+				"pkg:golang/golang.org/x/net@v0.0.0-20190311183353-d8887717615a CVE-2019-9514 [] [trivy]",
+			},
+			want: []string{
+				"pkg:golang/golang.org/x/net@v0.0.0-20190311183353-d8887717615a CVE-2019-9512 [] [trivy]",
+				"pkg:golang/golang.org/x/net@v0.0.0-20190311183353-d8887717615a CVE-2019-9514 [] [trivy]",
+			},
+		},
+		{
+			name: "a record whose CVE is not the report's joins nothing",
+			in:   []Finding{report(npmAudit.Package, "GHSA-35jh-r3h4-6jhm", "CVE-2020-8203"), trivy},
+			merge: []string{
+				"pkg:npm/lodash@4.17.15 CVE-2021-23337 [] [trivy]",
+				"pkg:npm/lodash@4.17.15 GHSA-35jh-r3h4-6jhm [CVE-2020-8203] [trivy]",
+			},
+			want: []string{
+				"pkg:npm/lodash@4.17.15 CVE-2021-23337 [] [trivy]",
+				"pkg:npm/lodash@4.17.15 GHSA-35jh-r3h4-6jhm [CVE-2020-8203] [trivy]",
+			},
+		},
+		{
+			name:  "a version the record does not affect",
+			in:    []Finding{report(Package{PURL: "pkg:npm/lodash@4.17.21", Ecosystem: "npm", Name: "lodash", Version: "4.17.21"}, "GHSA-35jh-r3h4-6jhm"), report(Package{PURL: "pkg:npm/lodash@4.17.21", Ecosystem: "npm", Name: "lodash", Version: "4.17.21"}, "CVE-2021-23337")},
+			merge: []string{"pkg:npm/lodash@4.17.21 CVE-2021-23337 [] [trivy]", "pkg:npm/lodash@4.17.21 GHSA-35jh-r3h4-6jhm [] [trivy]"},
+			want:  []string{"pkg:npm/lodash@4.17.21 CVE-2021-23337 [] [trivy]", "pkg:npm/lodash@4.17.21 GHSA-35jh-r3h4-6jhm [] [trivy]"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.merge, mergedIDs(Merge(tt.in))); diff != "" {
+				t.Errorf("Merge() mismatch (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.want, mergedIDs(MergeWith(tt.in, db))); diff != "" {
+				t.Errorf("MergeWith() mismatch (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(mergedIDs(Merge(tt.in)), mergedIDs(MergeWith(tt.in, nil))); diff != "" {
+				t.Errorf("MergeWith(nil) is not Merge (-Merge +MergeWith):\n%s", diff)
+			}
+		})
+	}
 }
 
 func TestPrimaryID(t *testing.T) {

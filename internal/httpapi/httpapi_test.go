@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +30,7 @@ import (
 	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/store/sqlite"
 	"github.com/evidentsec/evident/internal/telemetry"
+	"github.com/evidentsec/evident/internal/vulndb"
 	"github.com/evidentsec/evident/internal/waf"
 )
 
@@ -389,6 +391,56 @@ func TestUpload(t *testing.T) {
 // encoding evident does not read: the first two are read, the last is a
 // 415 naming the encoding, and the upload limit bounds what a gzip body
 // holds as well as the body.
+// TestUploadOneVulnerabilityUnderTwoIDs uploads evident's findings of two
+// reports in which npm audit names a lodash flaw GHSA-35jh-r3h4-6jhm and
+// Trivy names it CVE-2021-23337 (testdata/web.findings.json: `evident
+// --data <empty> findings import --format json
+// web=ecosystems/npm/npm-audit.json web=merge/lodash-cve.trivy.json` in
+// internal/findings/testdata, without a database): with the record that
+// says they are one, the upload stores one finding of it, as analyze
+// makes one.
+func TestUploadOneVulnerabilityUnderTwoIDs(t *testing.T) {
+	db, _, err := vulndb.Load(context.Background(), vulndb.Options{Sources: []string{filepath.Join("..", "findings", "testdata", "ecosystems", "osv")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	report, err := os.ReadFile(filepath.Join("testdata", "web.findings.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		db   *vulndb.DB
+		want []string
+	}{
+		{"without a database", nil, []string{"CVE-2021-23337 [] [trivy]", "GHSA-35jh-r3h4-6jhm [] [npm-audit]", "GHSA-p6mc-m468-83gw [] [npm-audit]"}},
+		{"with the database", db, []string{"GHSA-35jh-r3h4-6jhm [CVE-2021-23337] [npm-audit trivy]", "GHSA-p6mc-m468-83gw [] [npm-audit]"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := newState(t)
+			_, base := start(t, Deps{State: st, Importer: importer, Vulns: tt.db})
+			if status, body := do(t, "POST", base+"/api/v1/findings", "", "application/json", report); status != 200 {
+				t.Fatalf("POST = %d %s", status, body)
+			}
+			var got []string
+			for _, a := range st.Result().Assessments {
+				if f := a.Finding; f.Service == "web" && f.Package.PURL == "pkg:npm/lodash@4.17.15" {
+					var tools []string
+					for _, s := range f.Sources {
+						tools = append(tools, s.Tool)
+					}
+					got = append(got, fmt.Sprintf("%s %v %v", f.Vulnerability.ID, f.Vulnerability.Aliases, tools))
+				}
+			}
+			slices.Sort(got)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("lodash findings mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestUploadEncodings(t *testing.T) {
 	st := newState(t)
 	_, base := start(t, Deps{State: st, Importer: importer})

@@ -298,7 +298,9 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		services = append(services, svc)
 		findings.FillServices(fs, svc)
 	}
-	fs = findings.Merge(fs)
+	// The database tells the ids of one vulnerability that the report's
+	// tools named differently.
+	fs = findings.MergeWith(fs, s.deps.Vulns)
 	for _, f := range fs {
 		if !slices.Contains(services, f.Service) {
 			services = append(services, f.Service)
