@@ -171,6 +171,7 @@ func (d *Anomalies) close(b *baseline, receivedAt, now time.Time) []Alert {
 	cfg := &d.cfg
 	n := float64(b.requests)
 	per := cfg.Bucket.Seconds()
+	start := time.Unix(0, b.bucket*int64(cfg.Bucket)).UTC()
 	var out []Alert
 	if b.buckets >= cfg.WarmUp {
 		if b.requests >= cfg.MinRequests && n > cfg.RateFactor*b.mean && n > b.mean+cfg.Sigmas*math.Sqrt(b.variance) {
@@ -179,7 +180,7 @@ func (d *Anomalies) close(b *baseline, receivedAt, now time.Time) []Alert {
 				Summary:   fmt.Sprintf("request rate of %s %s is %.1f/s, baseline %.1f/s", b.service, b.endpoint, n/per, b.mean/per),
 				Evidence:  Evidence{Endpoint: b.endpoint, Observed: n / per, Expected: b.mean / per},
 				DedupeKey: strings.Join([]string{string(KindRequestRate), b.service, b.endpoint}, "|"),
-				Time:      now, ReceivedAt: receivedAt,
+				Time:      now, Observed: start, ReceivedAt: receivedAt,
 			})
 		}
 		if b.errLearnt && b.errs >= cfg.MinErrors {
@@ -190,7 +191,7 @@ func (d *Anomalies) close(b *baseline, receivedAt, now time.Time) []Alert {
 					Summary:   fmt.Sprintf("error rate of %s %s is %.0f%%, baseline %.0f%%", b.service, b.endpoint, rate*100, b.errRate*100),
 					Evidence:  Evidence{Endpoint: b.endpoint, Observed: rate, Expected: b.errRate},
 					DedupeKey: strings.Join([]string{string(KindErrorRate), b.service, b.endpoint}, "|"),
-					Time:      now, ReceivedAt: receivedAt,
+					Time:      now, Observed: start, ReceivedAt: receivedAt,
 				})
 			}
 		}
@@ -250,7 +251,7 @@ func (d *Anomalies) outbound(sp *telemetry.Span, receivedAt, now time.Time) []Al
 		Summary:   fmt.Sprintf("%s called %s for the first time", sp.Service, host),
 		Evidence:  Evidence{Host: host, TraceID: fmtID(sp.TraceID[:]), SpanID: fmtID(sp.SpanID[:]), Endpoint: sp.Name},
 		DedupeKey: strings.Join([]string{string(KindNewHost), sp.Service, host}, "|"),
-		Time:      now, ReceivedAt: receivedAt,
+		Time:      now, Observed: sp.Start, ReceivedAt: receivedAt,
 	}}
 }
 

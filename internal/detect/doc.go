@@ -70,12 +70,17 @@ type Alert struct {
 	DedupeKey string `json:"dedupe_key"`
 	// Time is when the detection fired.
 	Time time.Time `json:"time"`
-	// Observed, when set, is when the telemetry showed the condition (a
-	// first execution: the start of the profile that showed it). With
-	// DedupeKey it names the occurrence, whenever and however often the
-	// telemetry is applied: an engine that applies a record again after
-	// a crash fires an alert with the same ID (alert.Alert.ID), which the
-	// store keeps once.
+	// Observed is when the telemetry showed the condition, in the
+	// telemetry's own time: the start of the profile (first execution)
+	// or of the span (exploit payload, new outbound host), the first
+	// call of the newest edge or store of the path (sensitive path), the
+	// start of the bucket (rate anomalies). With DedupeKey it names the
+	// occurrence, whenever and however often the telemetry is applied:
+	// an engine that applies a batch again after a crash fires an alert
+	// with the same ID (alert.Alert.ID), which the store keeps once, and
+	// the router knows for the one fired before (alert.Router.Seed). It
+	// is zero for an alert no telemetry triggered (a service found
+	// exposed when its callers' spans did not come).
 	Observed time.Time `json:"observed,omitzero"`
 	// ReceivedAt is when evident received the telemetry that triggered
 	// it: Time - ReceivedAt is the detection latency.

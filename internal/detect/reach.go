@@ -117,13 +117,15 @@ func SensitivePaths(ch model.Changes, exposedNow map[string]bool, a *assess.Asse
 	if len(ch.NewEdges) == 0 && len(ch.NewStores) == 0 && len(ch.NewConsumes) == 0 && len(exposedNow) == 0 {
 		return nil
 	}
-	newStore := make(map[string]bool, len(ch.NewStores))
+	// The new stores and edges, with their first call: the newest of
+	// a path is the telemetry that opened it (Alert.Observed).
+	newStore := make(map[string]time.Time, len(ch.NewStores))
 	for _, st := range ch.NewStores {
-		newStore[st.Service+"\x00"+st.Name] = true
+		newStore[st.Service+"\x00"+st.Name] = st.First
 	}
-	newEdge := make(map[[2]string]bool, len(ch.NewEdges))
+	newEdge := make(map[[2]string]time.Time, len(ch.NewEdges))
 	for _, e := range ch.NewEdges {
-		newEdge[[2]string{e.From, e.To}] = true
+		newEdge[[2]string{e.From, e.To}] = e.First
 	}
 	// A service that produces for the first time to a destination
 	// another consumes from, or consumes for the first time from one
@@ -133,13 +135,13 @@ func SensitivePaths(ch model.Changes, exposedNow map[string]bool, a *assess.Asse
 		for _, st := range ch.NewStores {
 			if st.Kind == "messaging" {
 				for _, c := range consumers[st.Name] {
-					newEdge[[2]string{st.Service, c}] = true
+					newEdge[[2]string{st.Service, c}] = st.First
 				}
 			}
 		}
 		for _, c := range ch.NewConsumes {
 			for _, p := range producers[c.Name] {
-				newEdge[[2]string{p, c.Service}] = true
+				newEdge[[2]string{p, c.Service}] = c.First
 			}
 		}
 	}
@@ -155,9 +157,19 @@ func SensitivePaths(ch model.Changes, exposedNow map[string]bool, a *assess.Asse
 			}
 			path := append([]string{svc.Name}, ref.Via...)
 			caller := path[len(path)-1]
-			fresh := exposedNow[svc.Name] || newStore[caller+"\x00"+ref.Name]
-			for i := 1; i < len(path) && !fresh; i++ {
-				fresh = newEdge[[2]string{path[i-1], path[i]}]
+			observed, fresh := newStore[caller+"\x00"+ref.Name]
+			for i := 1; i < len(path); i++ {
+				if at, ok := newEdge[[2]string{path[i-1], path[i]}]; ok {
+					fresh = true
+					if at.After(observed) {
+						observed = at
+					}
+				}
+			}
+			if exposedNow[svc.Name] {
+				// No telemetry made the service exposed: its callers'
+				// spans did not come.
+				fresh, observed = true, time.Time{}
 			}
 			if !fresh {
 				continue
@@ -176,6 +188,7 @@ func SensitivePaths(ch model.Changes, exposedNow map[string]bool, a *assess.Asse
 				Evidence:   Evidence{Store: ref.Name, Labels: ref.Labels, Path: path},
 				DedupeKey:  strings.Join([]string{string(KindSensitivePath), svc.Name, ref.Name}, "|"),
 				Time:       now,
+				Observed:   observed,
 				ReceivedAt: receivedAt,
 			})
 		}

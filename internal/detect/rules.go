@@ -488,9 +488,11 @@ type Redactor interface {
 // the same endpoint, cost little more than clean ones. A Pending is
 // valid only during the call it is passed to.
 type Pending struct {
-	Kind       Kind
-	Service    string
-	DedupeKey  string
+	Kind      Kind
+	Service   string
+	DedupeKey string
+	// Observed is the start of the span (Alert.Observed).
+	Observed   time.Time
 	ReceivedAt time.Time
 
 	// The exploit-payload hit the alert is about: the span, which holds
@@ -531,6 +533,7 @@ func (p *Pending) Alert() Alert {
 		},
 		DedupeKey:  p.DedupeKey,
 		Time:       p.now,
+		Observed:   p.Observed,
 		ReceivedAt: p.ReceivedAt,
 	}
 }
@@ -594,7 +597,7 @@ func (s *Scanner) Exploits(sp *telemetry.Span, receivedAt, now time.Time, fire f
 		k := s.key(sp, h.Rule)
 		p := &s.pending
 		*p = Pending{
-			Kind: KindExploitPayload, Service: sp.Service, DedupeKey: k.dedupe, ReceivedAt: receivedAt,
+			Kind: KindExploitPayload, Service: sp.Service, DedupeKey: k.dedupe, Observed: sp.Start, ReceivedAt: receivedAt,
 			sp: sp, hit: h, endpoint: k.endpoint, red: s.red, now: now,
 		}
 		fire(p)
