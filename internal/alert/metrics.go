@@ -9,17 +9,25 @@ import (
 	"github.com/evidentsec/evident/internal/detect"
 )
 
+// The reasons of evident_alerts_deduplicated_total.
+const (
+	dedupeWindow   = "window"
+	dedupeObserved = "observed"
+)
+
 type metrics struct {
-	fired, deduplicated *prometheus.CounterVec // kind
-	dropped             *prometheus.CounterVec // kind, sink, reason
-	sent                *prometheus.CounterVec // kind, sink
-	retries             *prometheus.CounterVec // sink
-	sendSeconds         *prometheus.HistogramVec
-	latency             *prometheus.HistogramVec
-	// dedupedOf and latencyOf are deduplicated and latency by kind:
-	// every alert fired, a duplicate or not, is counted in both.
-	dedupedOf byKind[prometheus.Counter]
-	latencyOf byKind[prometheus.Observer]
+	fired        *prometheus.CounterVec // kind
+	deduplicated *prometheus.CounterVec // kind, reason
+	dropped      *prometheus.CounterVec // kind, sink, reason
+	sent         *prometheus.CounterVec // kind, sink
+	retries      *prometheus.CounterVec // sink
+	sendSeconds  *prometheus.HistogramVec
+	latency      *prometheus.HistogramVec
+	// dedupedOf, occurredOf and latencyOf are deduplicated (for each
+	// reason) and latency by kind: every alert fired, a duplicate or
+	// not, is counted in latency.
+	dedupedOf, occurredOf byKind[prometheus.Counter]
+	latencyOf             byKind[prometheus.Observer]
 }
 
 // byKind holds the children of a metric vector by kind, each made when
@@ -57,8 +65,9 @@ func newMetrics(reg prometheus.Registerer, sinks []*sinkQueue) (*metrics, error)
 			Name: "evident_alerts_fired_total", Help: "Alerts routed to the sinks after deduplication and rate limiting, by kind.",
 		}, []string{"kind"}),
 		deduplicated: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "evident_alerts_deduplicated_total", Help: "Alerts dropped as duplicates of one fired within the window, by kind.",
-		}, []string{"kind"}),
+			Name: "evident_alerts_deduplicated_total",
+			Help: "Alerts dropped as duplicates, by kind and reason: window (its key fired less than dedupe_window ago), observed (an alert of its key was fired for telemetry observed less than dedupe_window from its own: the same telemetry applied again after a restart).",
+		}, []string{"kind", "reason"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "evident_alerts_dropped_total",
 			Help: "Alerts not delivered, by kind, sink (empty before fan-out) and reason (rate_limited, queue_full, failed, shutdown).",
@@ -79,7 +88,8 @@ func newMetrics(reg prometheus.Registerer, sinks []*sinkQueue) (*metrics, error)
 			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
 		}, []string{"kind"}),
 	}
-	m.dedupedOf = newByKind(func(kind string) prometheus.Counter { return m.deduplicated.WithLabelValues(kind) })
+	m.dedupedOf = newByKind(func(kind string) prometheus.Counter { return m.deduplicated.WithLabelValues(kind, dedupeWindow) })
+	m.occurredOf = newByKind(func(kind string) prometheus.Counter { return m.deduplicated.WithLabelValues(kind, dedupeObserved) })
 	m.latencyOf = newByKind(func(kind string) prometheus.Observer { return m.latency.WithLabelValues(kind) })
 	// Every kind, sink and reason is counted from 0, so that a dashboard
 	// shows 0 for a kind that never fired, or a sink that never failed,
@@ -91,7 +101,8 @@ func newMetrics(reg prometheus.Registerer, sinks []*sinkQueue) (*metrics, error)
 	for _, k := range detect.Kinds {
 		kind := string(k)
 		m.fired.WithLabelValues(kind)
-		m.deduplicated.WithLabelValues(kind)
+		m.deduplicated.WithLabelValues(kind, dedupeWindow)
+		m.deduplicated.WithLabelValues(kind, dedupeObserved)
 		m.latency.WithLabelValues(kind)
 		// Before the fan-out, an alert is dropped for the key's rate or
 		// a router shutting down; after it, for a sink's.

@@ -49,7 +49,7 @@ func attackSpans(n int) []telemetry.Span {
 
 // Series of TestFirePending.
 const (
-	deduped     = `evident_alerts_deduplicated_total{kind="exploit_payload"}`
+	deduped     = `evident_alerts_deduplicated_total{kind="exploit_payload",reason="window"}`
 	rateLimited = `reason="rate_limited"`
 )
 
@@ -184,7 +184,7 @@ func TestFirePendingDuplicate(t *testing.T) {
 	// Each rule that fires on the span is fired once, then counted as a
 	// duplicate on every call after the first (AllocsPerRun makes 101).
 	kind := string(detect.KindExploitPayload)
-	if got, want := testutil.ToFloat64(r.m.deduplicated.WithLabelValues(kind)), float64(rules0*101); got != want {
+	if got, want := testutil.ToFloat64(r.m.deduplicated.WithLabelValues(kind, dedupeWindow)), float64(rules0*101); got != want {
 		t.Errorf("deduplicated = %v, want %v", got, want)
 	}
 	if got := testutil.ToFloat64(r.m.fired.WithLabelValues(kind)); got != float64(rules0) {

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,8 +32,10 @@ import (
 
 // Config tunes the Router.
 type Config struct {
-	// DedupeWindow: an alert whose DedupeKey fired less than this ago is
-	// counted and dropped; Seed carries it across a restart.
+	// DedupeWindow: an alert whose DedupeKey fired less than this ago,
+	// or fired for telemetry observed less than this from the alert's
+	// own (detect.Alert.Observed), is counted and dropped; Seed carries
+	// both across a restart.
 	DedupeWindow time.Duration `yaml:"dedupe_window"`
 	// MaxKeys bounds the keys remembered for deduplication and rate
 	// limiting; the oldest half is forgotten when it is reached.
@@ -170,7 +173,12 @@ type Router struct {
 	// before another put replaces it.
 	lastKey string
 	lastAt  time.Time
-	limits  *generations[*rate.Limiter] // kind|service -> bucket
+	// observed holds, by dedupe key, when the telemetry of the alerts
+	// fired showed their condition (detect.Alert.Observed), in Unix
+	// nanoseconds, the newest last and 0 for none: an alert fired again
+	// for the same telemetry, however long after, is a duplicate.
+	observed *generations[observedTimes]
+	limits   *generations[*rate.Limiter] // kind|service -> bucket
 
 	// lifeMu guards the lifecycle; Fire holds it for reading while it
 	// queues, so Shutdown never closes a queue under it.
@@ -212,8 +220,9 @@ func NewRouter(cfg Config, sinks []Sink, deps Deps) (*Router, error) {
 	}
 	r := &Router{
 		cfg: cfg, tenant: deps.Tenant, log: deps.Logger, now: deps.Now,
-		seen:   newGenerations[time.Time](cfg.MaxKeys),
-		limits: newGenerations[*rate.Limiter](cfg.MaxKeys),
+		seen:     newGenerations[time.Time](cfg.MaxKeys),
+		observed: newGenerations[observedTimes](cfg.MaxKeys),
+		limits:   newGenerations[*rate.Limiter](cfg.MaxKeys),
 	}
 	if r.log == nil {
 		r.log = slog.Default()
@@ -244,21 +253,21 @@ func NewRouter(cfg Config, sinks []Sink, deps Deps) (*Router, error) {
 // receipt of the triggering telemetry to now), drops duplicates and
 // alerts over their rate, and queues the rest for every sink.
 func (r *Router) Fire(d detect.Alert) {
-	r.route(d.Kind, d.Service, d.DedupeKey, d.ReceivedAt, func() detect.Alert { return d })
+	r.route(d.Kind, d.Service, d.DedupeKey, d.Observed, d.ReceivedAt, func() detect.Alert { return d })
 }
 
 // FirePending routes an alert as Fire does, deciding on what p says of
-// it (kind, service, dedupe key, receipt) and building it with p.Alert
-// only when it is queued: an alert dropped as a duplicate or over its
-// rate is counted as Fire counts it, and never built.
+// it (kind, service, dedupe key, observation, receipt) and building it
+// with p.Alert only when it is queued: an alert dropped as a duplicate
+// or over its rate is counted as Fire counts it, and never built.
 func (r *Router) FirePending(p *detect.Pending) {
-	r.route(p.Kind, p.Service, p.DedupeKey, p.ReceivedAt, p.Alert)
+	r.route(p.Kind, p.Service, p.DedupeKey, p.Observed, p.ReceivedAt, p.Alert)
 }
 
 // route routes the alert build returns, deciding on its kind, service,
-// dedupe key and receipt: build is called only for an alert that is
-// queued.
-func (r *Router) route(k detect.Kind, service, key string, receivedAt time.Time, build func() detect.Alert) {
+// dedupe key, observation and receipt: build is called only for an
+// alert that is queued.
+func (r *Router) route(k detect.Kind, service, key string, observed, receivedAt time.Time, build func() detect.Alert) {
 	now := r.now()
 	kind := string(k)
 	if !receivedAt.IsZero() {
@@ -268,6 +277,11 @@ func (r *Router) route(k detect.Kind, service, key string, receivedAt time.Time,
 	if key != "" && (key == r.lastKey && now.Sub(r.lastAt) < r.cfg.DedupeWindow || r.duplicate(key, now)) {
 		r.mu.Unlock()
 		r.m.dedupedOf.of(kind).Inc()
+		return
+	}
+	if key != "" && r.occurred(key, observed) {
+		r.mu.Unlock()
+		r.m.occurredOf.of(kind).Inc()
 		return
 	}
 	lk := kind + "\x00" + service
@@ -283,6 +297,7 @@ func (r *Router) route(k detect.Kind, service, key string, receivedAt time.Time,
 	}
 	r.seen.put(key, now)
 	r.lastKey, r.lastAt = key, now
+	r.remember(key, observed)
 	r.mu.Unlock()
 
 	d := build()
@@ -312,6 +327,9 @@ type Fired struct {
 	// DedupeKey is the alert's; Time is when it fired.
 	DedupeKey string
 	Time      time.Time
+	// Observed is the alert's detect.Alert.Observed; zero when it had
+	// none, or History does not know it.
+	Observed time.Time
 }
 
 // History is where alerts fired before a restart are kept (the store
@@ -323,19 +341,24 @@ type History interface {
 	Fired(ctx context.Context, since time.Time, limit int) ([]Fired, error)
 }
 
-// Seed makes the router remember, for deduplication, the alerts h holds
-// that fired within the dedupe window before now, so that an alert
-// deduplicated before a restart stays deduplicated after it: the first
-// execution a replay of the log fires again, or the exploit a scanner
-// repeats, does not page twice. It reads at most MaxKeys alerts, the
-// newest, as many as the router remembers. Call it before the first
-// Fire; it is safe for concurrent use with it, though.
+// Seed makes the router remember, for deduplication, the alerts h holds,
+// so that an alert deduplicated before a restart stays deduplicated
+// after it, however long the process was down: those that fired within
+// the dedupe window before now by their key (the exploit a scanner
+// repeats does not page twice), all of them by their key and
+// observation (the alerts the replay of the log after a crash raises
+// again, for telemetry applied before it, are duplicates of those
+// fired then, or of those these were duplicates of). An alert of a
+// batch logged but not applied before the crash was not fired, and
+// fires. It reads at most MaxKeys alerts, the newest, as many as the
+// router remembers. Call it before the first Fire; it is safe for
+// concurrent use with it, though.
 func (r *Router) Seed(ctx context.Context, h History) error {
-	if r.cfg.DedupeWindow <= 0 {
-		return nil
-	}
 	now := r.now()
-	fired, err := h.Fired(ctx, now.Add(-r.cfg.DedupeWindow), r.cfg.MaxKeys)
+	// Every age: a replay raises the alerts of the batches since the
+	// last checkpoint, which the process fired before it crashed,
+	// whenever that was.
+	fired, err := h.Fired(ctx, time.Time{}, r.cfg.MaxKeys)
 	if err != nil {
 		return fmt.Errorf("seed alert deduplication: %w", err)
 	}
@@ -345,7 +368,11 @@ func (r *Router) Seed(ctx context.Context, h History) error {
 	// ones a full map keeps, and a key fired twice keeps its later time.
 	for i := len(fired) - 1; i >= 0; i-- {
 		f := fired[i]
-		if f.DedupeKey == "" || now.Sub(f.Time) >= r.cfg.DedupeWindow {
+		if f.DedupeKey == "" {
+			continue
+		}
+		r.remember(f.DedupeKey, f.Observed)
+		if now.Sub(f.Time) >= r.cfg.DedupeWindow {
 			continue
 		}
 		if last, ok := r.seen.get(f.DedupeKey); ok && !last.Before(f.Time) {
@@ -354,6 +381,51 @@ func (r *Router) Seed(ctx context.Context, h History) error {
 		r.seen.put(f.DedupeKey, f.Time)
 	}
 	return nil
+}
+
+// observedTimes are the observations of the last alerts of a key that
+// fired, in Unix nanoseconds, the newest last, 0 for none. A key fires
+// at most once a dedupe window, and a replay covers the batches since
+// the last checkpoint (a minute by default), so a few suffice.
+type observedTimes [4]int64
+
+// remember notes that an alert of key observed at fired. r.mu is held.
+func (r *Router) remember(key string, at time.Time) {
+	if key == "" || at.IsZero() {
+		return
+	}
+	ats, _ := r.observed.get(key)
+	n := at.UnixNano()
+	if slices.Contains(ats[:], n) {
+		return
+	}
+	copy(ats[:], ats[1:])
+	ats[len(ats)-1] = n
+	r.observed.put(key, ats)
+}
+
+// occurred reports whether an alert of key fired for telemetry observed
+// at, or less than the dedupe window from it: the same telemetry
+// applied again, or telemetry of the same occurrence, which a live
+// router deduplicated by the window. r.mu is held.
+func (r *Router) occurred(key string, at time.Time) bool {
+	if at.IsZero() {
+		return false
+	}
+	ats, ok := r.observed.get(key)
+	if !ok {
+		return false
+	}
+	for _, o := range ats {
+		if o == 0 {
+			continue
+		}
+		// Sub saturates, as a difference of the nanoseconds would not.
+		if d := at.Sub(time.Unix(0, o)).Abs(); d == 0 || d < r.cfg.DedupeWindow {
+			return true
+		}
+	}
+	return false
 }
 
 // duplicate reports whether key fired less than the dedupe window

@@ -257,7 +257,7 @@ func TestDedupeAndRateLimit(t *testing.T) {
 		r.Fire(a)
 	}
 	hook.wait(t, 3) // the first, then two more before the bucket of kind+service is empty
-	if got := testutil.ToFloat64(r.m.deduplicated.WithLabelValues("first_execution")); got != 1 {
+	if got := testutil.ToFloat64(r.m.deduplicated.WithLabelValues("first_execution", dedupeWindow)); got != 1 {
 		t.Errorf("deduplicated = %v, want 1", got)
 	}
 	if got := testutil.ToFloat64(r.m.dropped.WithLabelValues("first_execution", "", "rate_limited")); got != 3 {
@@ -671,25 +671,46 @@ func (h history) Fired(_ context.Context, since time.Time, limit int) ([]Fired, 
 	return out, nil
 }
 
+// TestSeed seeds a router at t0 with stored alerts and fires one: a
+// duplicate of one fired within the window before t0 (reason window),
+// or of one fired, however long before, for telemetry observed within
+// the window of its own (reason observed: a replay of the log after a
+// crash raises it again).
 func TestSeed(t *testing.T) {
 	// With MaxKeys 4 the router remembers the newest 4 of 6: keys k5..k2.
 	var many history
 	for i := range 6 {
 		many = append(many, Fired{DedupeKey: "k" + strconv.Itoa(5-i), Time: t0.Add(-time.Duration(i+1) * time.Second)})
 	}
+	// Fired a day before t0, for telemetry of shortly before.
+	day := t0.Add(-24 * time.Hour)
+	obs := day.Add(-3 * time.Second)
+	var manyObserved history
+	for i := range 6 {
+		manyObserved = append(manyObserved, Fired{DedupeKey: "a", Time: day.Add(-time.Duration(i) * time.Hour), Observed: obs.Add(-time.Duration(i) * time.Hour)})
+	}
 	tests := []struct {
-		name    string
-		history history
-		key     string
-		deduped bool
+		name     string
+		history  history
+		key      string
+		observed time.Time // of the alert fired
+		want     string    // the reason it is deduplicated for; "" fires
 	}{
-		{"fired a minute before", history{{"a", t0.Add(-time.Minute)}}, "a", true},
-		{"fired just inside the window", history{{"a", t0.Add(-10*time.Minute + time.Nanosecond)}}, "a", true},
-		{"fired a window before", history{{"a", t0.Add(-10 * time.Minute)}}, "a", false},
-		{"another key", history{{"a", t0.Add(-time.Minute)}}, "b", false},
-		{"an alert without a key", history{{"", t0.Add(-time.Minute)}}, "", false},
-		{"newest within the cap", many, "k2", true},
-		{"oldest beyond the cap", many, "k0", false},
+		{"fired a minute before", history{{DedupeKey: "a", Time: t0.Add(-time.Minute)}}, "a", time.Time{}, dedupeWindow},
+		{"fired just inside the window", history{{DedupeKey: "a", Time: t0.Add(-10*time.Minute + time.Nanosecond)}}, "a", time.Time{}, dedupeWindow},
+		{"fired a window before", history{{DedupeKey: "a", Time: t0.Add(-10 * time.Minute)}}, "a", time.Time{}, ""},
+		{"another key", history{{DedupeKey: "a", Time: t0.Add(-time.Minute)}}, "b", time.Time{}, ""},
+		{"an alert without a key", history{{DedupeKey: "", Time: t0.Add(-time.Minute)}}, "", time.Time{}, ""},
+		{"newest within the cap", many, "k2", time.Time{}, dedupeWindow},
+		{"oldest beyond the cap", many, "k0", time.Time{}, ""},
+		{"the same telemetry a day later", history{{DedupeKey: "a", Time: day, Observed: obs}}, "a", obs, dedupeObserved},
+		{"telemetry observed within the window after", history{{DedupeKey: "a", Time: day, Observed: obs}}, "a", obs.Add(10*time.Minute - time.Nanosecond), dedupeObserved},
+		{"telemetry observed within the window before", history{{DedupeKey: "a", Time: day, Observed: obs}}, "a", obs.Add(-5 * time.Minute), dedupeObserved},
+		{"telemetry observed a window after", history{{DedupeKey: "a", Time: day, Observed: obs}}, "a", obs.Add(10 * time.Minute), ""},
+		{"the same telemetry, another key", history{{DedupeKey: "a", Time: day, Observed: obs}}, "b", obs, ""},
+		{"an alert without its observation", history{{DedupeKey: "a", Time: day}}, "a", obs, ""},
+		{"the fourth newest of a key", manyObserved, "a", obs.Add(-3 * time.Hour), dedupeObserved},
+		{"the fifth newest of a key", manyObserved, "a", obs.Add(-4 * time.Hour), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -703,11 +724,51 @@ func TestSeed(t *testing.T) {
 				t.Fatal(err)
 			}
 			a := firstExec()
-			a.DedupeKey = tt.key
+			a.DedupeKey, a.Observed = tt.key, tt.observed
 			r.Fire(a)
-			if got := testutil.ToFloat64(r.m.deduplicated.WithLabelValues("first_execution")) == 1; got != tt.deduped {
-				t.Errorf("deduplicated = %v, want %v", got, tt.deduped)
+			var got string
+			for _, reason := range []string{dedupeWindow, dedupeObserved} {
+				if testutil.ToFloat64(r.m.deduplicated.WithLabelValues("first_execution", reason)) == 1 {
+					got = reason
+				}
+			}
+			if got != tt.want {
+				t.Errorf("deduplicated for %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestObservedOutlivesWindow fires alerts of one key for telemetry
+// observed at various times, each an hour after the one before, past
+// the window: one observed within the window of an alert the router
+// fired is a duplicate, whenever it comes.
+func TestObservedOutlivesWindow(t *testing.T) {
+	now := t0
+	cfg := testConfig()
+	r, err := NewRouter(cfg, nil, Deps{Now: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		observed time.Duration // after t0
+		fires    bool
+	}{
+		{0, true},
+		{0, false},                // the same telemetry, applied again
+		{time.Minute, false},      // within the window of the first
+		{20 * time.Minute, true},  // an occurrence of its own
+		{-9 * time.Minute, false}, // late, within the window of the first
+		{-time.Hour, true},
+	}
+	for i, s := range steps {
+		now = now.Add(time.Hour)
+		a := firstExec()
+		a.Observed = t0.Add(s.observed)
+		before := testutil.ToFloat64(r.m.fired.WithLabelValues("first_execution"))
+		r.Fire(a)
+		if got := testutil.ToFloat64(r.m.fired.WithLabelValues("first_execution")) > before; got != s.fires {
+			t.Errorf("step %d (observed %v): fired %v, want %v", i, s.observed, got, s.fires)
+		}
 	}
 }

@@ -44,7 +44,7 @@ func TestMetricsFromZero(t *testing.T) {
 		{"evident_engine_checkpoints_total", map[string]string{"tenant": "default"}},
 		{"evident_engine_reassessed_findings_total", map[string]string{"tenant": "default"}},
 		{"evident_alerts_fired_total", map[string]string{"tenant": "default", "kind": "exploit_payload"}},
-		{"evident_alerts_deduplicated_total", map[string]string{"tenant": "default", "kind": "exploit_payload"}},
+		{"evident_alerts_deduplicated_total", map[string]string{"tenant": "default", "kind": "exploit_payload", "reason": "observed"}},
 		{"evident_alerts_sent_total", map[string]string{"tenant": "default", "kind": "exploit_payload", "sink": "file"}},
 		{"evident_alerts_dropped_total", map[string]string{"tenant": "default", "kind": "exploit_payload", "sink": "", "reason": "rate_limited"}},
 		{"evident_alerts_dropped_total", map[string]string{"tenant": "default", "kind": "exploit_payload", "sink": "file", "reason": "failed"}},

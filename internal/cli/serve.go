@@ -1060,16 +1060,19 @@ func newAlertLog(st store.Store, log *slog.Logger) *alertLog {
 func (a *alertLog) Name() string { return storeSinkName }
 
 // alertDetails is what the store keeps of an alert beyond its headline.
+// DedupeKey and Observed are what the router is seeded with after a
+// restart (alertLog.Fired).
 type alertDetails struct {
-	Evidence    any    `json:"evidence"`
-	DedupeKey   string `json:"dedupe_key,omitempty"`
-	Link        string `json:"link,omitempty"`
-	FindingLink string `json:"finding_link,omitempty"`
+	Evidence    any       `json:"evidence"`
+	DedupeKey   string    `json:"dedupe_key,omitempty"`
+	Observed    time.Time `json:"observed,omitzero"`
+	Link        string    `json:"link,omitempty"`
+	FindingLink string    `json:"finding_link,omitempty"`
 }
 
 // Send stores the alert and hands it to every subscriber that keeps up.
 func (a *alertLog) Send(ctx context.Context, al alert.Alert) error {
-	details, err := json.Marshal(alertDetails{Evidence: al.Evidence, DedupeKey: al.DedupeKey, Link: al.Link, FindingLink: al.FindingLink})
+	details, err := json.Marshal(alertDetails{Evidence: al.Evidence, DedupeKey: al.DedupeKey, Observed: al.Observed, Link: al.Link, FindingLink: al.FindingLink})
 	if err != nil {
 		return pipeline.Permanent(fmt.Errorf("alert %s: %w", al.ID, err))
 	}
@@ -1091,8 +1094,9 @@ func (a *alertLog) Send(ctx context.Context, al alert.Alert) error {
 	return nil
 }
 
-// Fired returns the dedupe keys and times of the stored alerts that
-// fired at or after since, newest first, at most limit of them.
+// Fired returns the dedupe keys, times and observations of the stored
+// alerts that fired at or after since, newest first, at most limit of
+// them; an alert stored before its observation was kept has none.
 func (a *alertLog) Fired(ctx context.Context, since time.Time, limit int) ([]alert.Fired, error) {
 	stored, err := a.st.Alerts(ctx, store.AlertQuery{Since: since, Limit: limit})
 	if err != nil {
@@ -1101,12 +1105,13 @@ func (a *alertLog) Fired(ctx context.Context, since time.Time, limit int) ([]ale
 	fired := make([]alert.Fired, 0, len(stored))
 	for _, sa := range stored {
 		var d struct {
-			DedupeKey string `json:"dedupe_key"`
+			DedupeKey string    `json:"dedupe_key"`
+			Observed  time.Time `json:"observed"`
 		}
 		if len(sa.Details) == 0 || json.Unmarshal(sa.Details, &d) != nil || d.DedupeKey == "" {
 			continue // stored by an alert without a key, or not by Send
 		}
-		fired = append(fired, alert.Fired{DedupeKey: d.DedupeKey, Time: sa.Time})
+		fired = append(fired, alert.Fired{DedupeKey: d.DedupeKey, Time: sa.Time, Observed: d.Observed})
 	}
 	return fired, nil
 }

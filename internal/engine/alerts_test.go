@@ -99,7 +99,7 @@ func TestApplyPendingAlerts(t *testing.T) {
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("metrics (-pending +built):\n%s", diff)
 	}
-	for _, s := range []string{`evident_alerts_deduplicated_total{kind="exploit_payload"}`, `reason="rate_limited"`, `evident_engine_detections_total{kind="exploit_payload"}`} {
+	for _, s := range []string{`evident_alerts_deduplicated_total{kind="exploit_payload",reason="window"}`, `reason="rate_limited"`, `evident_engine_detections_total{kind="exploit_payload"}`} {
 		if !bytes.Contains([]byte(got), []byte(s)) {
 			t.Errorf("nothing counted as %s", s)
 		}
