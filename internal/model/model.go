@@ -153,9 +153,12 @@ type caller struct {
 	svc   *service
 	host  string
 	error bool
-	// producer marks a PRODUCER span: every consumer of the message
-	// joins it, so it stays until its generation is forgotten.
-	producer   bool
+	// many marks a span that more than one span joins, so it stays
+	// until its generation is forgotten: a PRODUCER span, which every
+	// consumer of the message joins, and a consumer's receive (or
+	// process, settle) CLIENT span, which the process span of each
+	// message of the batch it received joins.
+	many       bool
 	start, end time.Time
 }
 

@@ -606,3 +606,46 @@ func TestReceiveSpanParent(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchReceiveSpanParent: a receive span is the parent of the process
+// span of each message of the batch it received (the semantic
+// conventions' batch receiving): every one joins it, whichever arrives
+// first and in however many exports, and none is left to count as called
+// from outside the traced system. A shard that hands the receive span to
+// the store and takes it back (TakePending, RestorePending) keeps it for
+// the whole batch too.
+func TestBatchReceiveSpanParent(t *testing.T) {
+	r := telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "orders", MessagingOperation: "receive"}
+	p := telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "orders", MessagingOperation: "process"}
+	receive := span("poller", telemetry.SpanKindClient, 1, 0, "poll orders", r)
+	process := func(id byte) telemetry.Span {
+		return span("poller", telemetry.SpanKindConsumer, id, 1, "process orders", p)
+	}
+	tests := []struct {
+		name    string
+		batches [][]telemetry.Span
+		handed  bool // the receive span goes through TakePending and RestorePending
+	}{
+		{"receive first, one export", [][]telemetry.Span{{receive, process(2), process(3), process(4)}}, false},
+		{"receive first, an export a message", [][]telemetry.Span{{receive}, {process(2)}, {process(3)}, {process(4)}}, false},
+		{"process first", [][]telemetry.Span{{process(2), process(3), process(4)}, {receive}}, false},
+		{"receive between", [][]telemetry.Span{{process(2)}, {receive}, {process(3), process(4)}}, false},
+		{"receive handed to the store and back", [][]telemetry.Span{{receive}, {process(2), process(3), process(4)}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newModel()
+			for i, b := range tt.batches {
+				m.AddSpans(b)
+				if tt.handed && i == 0 {
+					m.RestorePending(m.TakePending())
+				}
+			}
+			m.Settle()
+			svc := m.Snapshot().Service("poller")
+			if want := (SpanCounts{All: 4, Consumer: 3, Linked: 3}); svc.Spans != want {
+				t.Errorf("spans = %+v, want %+v", svc.Spans, want)
+			}
+		})
+	}
+}

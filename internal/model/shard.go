@@ -29,8 +29,11 @@ type PendingCaller struct {
 	// Host is the remote host the call went to, "" when unknown.
 	Host  string
 	Error bool
-	// Producer marks a PRODUCER span: every consumer of the message
-	// joins it, so it waits until its window passes.
+	// Producer marks a span that more than one span joins, so it waits
+	// until its window passes: a PRODUCER span, which every consumer of
+	// the message joins, or a consumer's receive CLIENT span, which the
+	// process span of each message it received joins. (The name is the
+	// store's: join_callers.producer.)
 	Producer   bool
 	Start, End time.Time
 }
@@ -61,7 +64,7 @@ func (m *Model) TakePending() Pending {
 	var p Pending
 	for _, g := range []map[[8]byte]caller{m.callers.cur, m.callers.prev} {
 		for id, c := range g {
-			p.Callers = append(p.Callers, PendingCaller{SpanID: id, Service: c.svc.name, Host: c.host, Error: c.error, Producer: c.producer, Start: c.start, End: c.end})
+			p.Callers = append(p.Callers, PendingCaller{SpanID: id, Service: c.svc.name, Host: c.host, Error: c.error, Producer: c.many, Start: c.start, End: c.end})
 		}
 	}
 	for _, g := range []map[[8]byte]callees{m.callees.cur, m.callees.prev} {
@@ -87,7 +90,7 @@ func (m *Model) RestorePending(p Pending) {
 	defer m.mu.Unlock()
 	for _, c := range p.Callers {
 		if s := m.services[c.Service]; s != nil {
-			m.callers.put(c.SpanID, caller{svc: s, host: c.Host, error: c.Error, producer: c.Producer, start: c.Start, end: c.End})
+			m.callers.put(c.SpanID, caller{svc: s, host: c.Host, error: c.Error, many: c.Producer, start: c.Start, end: c.End})
 		}
 	}
 	now := m.now()

@@ -85,7 +85,7 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			return
 		}
 		if c, cur, ok := m.callers.lookup(sp.ParentSpanID); ok {
-			if !c.producer {
+			if !c.many {
 				m.callers.remove(sp.ParentSpanID, cur)
 			}
 			m.join(c, s, 1, ch)
@@ -94,6 +94,7 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 		m.wait(sp.ParentSpanID, callee{svc: s, at: now.UnixNano(), n: 1}, now)
 	case telemetry.SpanKindClient, telemetry.SpanKindProducer:
 		var host string
+		many := sp.Kind == telemetry.SpanKindProducer
 		if sp.Kind == telemetry.SpanKindClient && consumerSide(a.MessagingOperation) {
 			// A pull consumer's receive, or a consumer's settle: the
 			// service takes from the destination, as a CONSUMER span's
@@ -102,8 +103,10 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			// consumers and not the producers' to the service. The
 			// broker it asks is no host it sends data to. It stays a
 			// caller: the process spans a consumer starts under its
-			// receive span must find their parent in the traced system.
+			// receive span must find their parent in the traced system,
+			// one per message of a batch.
 			m.consume(s, sp, ch)
+			many = true
 		} else {
 			if name, kind, system := m.storeOf(sp); name != "" {
 				st, isNew := s.touchStore(s.stores, name, kind, system, sp, m.cfg.MaxStores)
@@ -119,14 +122,14 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			}
 			host = s.touchHost(sp, m.cfg.MaxHosts)
 		}
-		c := caller{svc: s, host: host, error: sp.Error, producer: sp.Kind == telemetry.SpanKindProducer, start: sp.Start, end: sp.End}
+		c := caller{svc: s, host: host, error: sp.Error, many: many, start: sp.Start, end: sp.End}
 		if w, cur, ok := m.callees.lookup(sp.SpanID); ok {
 			m.callees.remove(sp.SpanID, cur)
 			for cl := range w.all {
 				cl.svc.spans.Pending -= cl.n
 				m.join(c, cl.svc, cl.n, ch)
 			}
-			if !c.producer {
+			if !c.many {
 				return
 			}
 		}

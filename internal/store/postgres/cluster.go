@@ -194,8 +194,10 @@ const joinLock = "evident join"
 // Join matches the pending callers and callees of every tenant by span
 // id and adds what the calls show (model.JoinCalls) to the tenants'
 // joins, in one transaction: a matched callee is deleted, and so is its
-// caller unless it is a PRODUCER span, which waits for every consumer of
-// its message. It then ends the wait of what was added before now-window:
+// caller unless more than one span joins it (the producer column,
+// model.PendingCaller.Producer): a PRODUCER span waits for every consumer
+// of its message, a receive span for the process span of each message of
+// its batch. It then ends the wait of what was added before now-window:
 // a caller is deleted, and a callee is counted as unlinked (its caller is
 // not traced), as one model counts them when its join window passes.
 // Joins run one at a time across every process.
