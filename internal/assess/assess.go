@@ -169,6 +169,9 @@ type Assessor struct {
 	// exposure and blast radius are per service, computed once.
 	exposure map[string]ExposureResult
 	blast    map[string][]StoreRef
+	// producers and consumers are snap.Destinations(), computed once:
+	// nil until needed.
+	producers, consumers map[string][]string
 }
 
 // New returns an Assessor over snap. vulns may be nil when findings carry

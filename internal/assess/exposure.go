@@ -4,6 +4,9 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
+
+	"github.com/evidentsec/evident/internal/model"
 )
 
 // exposureOf decides how a service is reached, once per service. Config
@@ -44,6 +47,8 @@ func (a *Assessor) decideExposure(service string) ExposureResult {
 		return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("entry point: %d of %d SERVER/CONSUMER spans start a trace", sc.Root, inbound)}
 	case sc.PublicClients > 0:
 		return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("public client.address on %d SERVER spans", sc.PublicClients)}
+	case inbound == 0 && len(svc.Consumes) > 0:
+		return a.pulledExposure(svc)
 	case inbound == 0:
 		return ExposureResult{Level: NoInput, Rule: "no SERVER or CONSUMER spans"}
 	case sc.Linked == 0 && sc.Unlinked > 0:
@@ -58,6 +63,43 @@ func (a *Assessor) decideExposure(service string) ExposureResult {
 	return ExposureResult{Level: Internal, Rule: fmt.Sprintf("only called by traced services (%d of %d SERVER/CONSUMER spans joined to their caller)", sc.Linked, inbound)}
 }
 
+// pulledExposure decides the exposure of a service that takes messages
+// only with CLIENT spans (a pull consumer's receive, a settle): no span
+// of the messages' producers is its parent, so the destinations it
+// consumes from tell who sends it input. A destination no other traced
+// service produces to is fed from outside the traced system, as a
+// SERVER or CONSUMER span whose parent never arrives is called from
+// there; one that only the service itself produces to brings it no
+// input.
+func (a *Assessor) pulledExposure(svc *model.Service) ExposureResult {
+	producers, _ := a.destinations()
+	var outside, traced []string
+	for _, st := range svc.Consumes {
+		ps := producers[st.Name]
+		switch {
+		case len(ps) == 0:
+			outside = append(outside, st.Name)
+		case len(ps) > 1 || ps[0] != svc.Name:
+			traced = append(traced, st.Name)
+		}
+	}
+	switch {
+	case len(outside) > 0:
+		return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("fed from outside the traced system: no SERVER/CONSUMER spans, and no traced service produces to %s, which it pulls messages from with CLIENT spans", strings.Join(outside, ", "))}
+	case len(traced) > 0:
+		return ExposureResult{Level: Internal, Rule: fmt.Sprintf("fed only by traced services: no SERVER/CONSUMER spans, and traced services produce to %s, which it pulls messages from with CLIENT spans", strings.Join(traced, ", "))}
+	}
+	return ExposureResult{Level: NoInput, Rule: "no SERVER or CONSUMER spans, and it takes messages only from destinations it produces to itself"}
+}
+
+// destinations returns snap.Destinations(), computed once.
+func (a *Assessor) destinations() (producers, consumers map[string][]string) {
+	if a.producers == nil {
+		a.producers, a.consumers = a.snap.Destinations()
+	}
+	return a.producers, a.consumers
+}
+
 // blastRadius returns the stores and third parties reachable from a
 // service: its own, and those of every service downstream through calls
 // and through messaging destinations it produces to.
@@ -65,7 +107,7 @@ func (a *Assessor) blastRadius(service string) []StoreRef {
 	if b, ok := a.blast[service]; ok {
 		return b
 	}
-	_, consumers := a.snap.Destinations()
+	_, consumers := a.destinations()
 	type hop struct {
 		name string
 		via  []string

@@ -1,0 +1,141 @@
+package assess
+
+import (
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/evidentsec/evident/internal/attribution"
+	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// otlpSpan is a span of an OTLP request: its service, kind, parent (0 for
+// none) and attributes.
+type otlpSpan struct {
+	service string
+	kind    ptrace.SpanKind
+	parent  byte
+	attrs   map[string]string
+}
+
+// modelOf decodes an OTLP request of spans, as an SDK exports them, into
+// a model whose joins are settled.
+func modelOf(t *testing.T, spans []otlpSpan) *model.Snapshot {
+	t.Helper()
+	td := ptrace.NewTraces()
+	for i, sp := range spans {
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", sp.service)
+		s := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		s.SetTraceID([16]byte{1})
+		s.SetSpanID([8]byte{byte(i + 1)})
+		if sp.parent != 0 {
+			s.SetParentSpanID([8]byte{sp.parent})
+		}
+		s.SetKind(sp.kind)
+		s.SetName(sp.service)
+		for k, v := range sp.attrs {
+			s.Attributes().PutStr(k, v)
+		}
+	}
+	req, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+	if err := telemetry.DecodeTraceRequest(req, "test", func(s []telemetry.Span) error { m.AddSpans(s); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	m.Settle()
+	return m.Snapshot()
+}
+
+// TestExposureOfPullConsumers: a service whose only messaging spans are
+// CLIENT spans that pull messages (receive, or settle, under the current
+// messaging.operation.type or the older messaging.operation) takes input
+// from the destinations it pulls from: it is internal when traced
+// services produce to all of them, exposed when no traced service
+// produces to one (fed from outside the traced system), and has no input
+// only when it pulls what it produced itself.
+func TestExposureOfPullConsumers(t *testing.T) {
+	msg := func(dest, key, op string) map[string]string {
+		return map[string]string{"messaging.system": "kafka", "messaging.destination.name": dest, key: op}
+	}
+	const opType = "messaging.operation.type"
+	// checkout is exposed and produces to orders.
+	checkout := []otlpSpan{
+		{"checkout", ptrace.SpanKindServer, 0, map[string]string{"http.request.method": "POST", "http.route": "/orders", "client.address": "203.0.113.7"}},
+		{"checkout", ptrace.SpanKindProducer, 1, msg("orders", opType, "send")},
+	}
+	// poller's spans start at 3; its database call is under its first.
+	db := otlpSpan{"poller", ptrace.SpanKindClient, 3, map[string]string{"db.system.name": "postgresql", "db.namespace": "shop", "db.collection.name": "customers"}}
+	tests := []struct {
+		name   string
+		poller []otlpSpan
+		want   Exposure
+		rule   string
+	}{
+		{
+			name:   "receive from a destination a traced service produces to",
+			poller: []otlpSpan{{"poller", ptrace.SpanKindClient, 0, msg("orders", opType, "receive")}, db},
+			want:   Internal, rule: "fed only by traced services: no SERVER/CONSUMER spans, and traced services produce to kafka://orders",
+		},
+		{
+			name:   "receive under the older messaging.operation",
+			poller: []otlpSpan{{"poller", ptrace.SpanKindClient, 0, msg("orders", "messaging.operation", "receive")}, db},
+			want:   Internal, rule: "fed only by traced services",
+		},
+		{
+			name:   "settle only",
+			poller: []otlpSpan{{"poller", ptrace.SpanKindClient, 0, msg("orders", opType, "settle")}, db},
+			want:   Internal, rule: "fed only by traced services",
+		},
+		{
+			name:   "receive from a destination no traced service produces to",
+			poller: []otlpSpan{{"poller", ptrace.SpanKindClient, 0, msg("partner-events", opType, "receive")}, db},
+			want:   Exposed, rule: "fed from outside the traced system: no SERVER/CONSUMER spans, and no traced service produces to kafka://partner-events",
+		},
+		{
+			name: "receive from both",
+			poller: []otlpSpan{
+				{"poller", ptrace.SpanKindClient, 0, msg("orders", opType, "receive")}, db,
+				{"poller", ptrace.SpanKindClient, 0, msg("partner-events", opType, "receive")},
+			},
+			want: Exposed, rule: "no traced service produces to kafka://partner-events,",
+		},
+		{
+			name: "receive from its own retry topic only",
+			poller: []otlpSpan{
+				{"poller", ptrace.SpanKindClient, 0, msg("orders-retry", opType, "receive")}, db,
+				{"poller", ptrace.SpanKindProducer, 3, msg("orders-retry", opType, "send")},
+			},
+			want: NoInput, rule: "takes messages only from destinations it produces to itself",
+		},
+		{
+			name: "receive from its own retry topic and another fed by a traced service",
+			poller: []otlpSpan{
+				{"poller", ptrace.SpanKindClient, 0, msg("orders-retry", opType, "receive")}, db,
+				{"poller", ptrace.SpanKindProducer, 3, msg("orders-retry", opType, "send")},
+				{"poller", ptrace.SpanKindClient, 0, msg("orders", opType, "receive")},
+			},
+			want: Internal, rule: "traced services produce to kafka://orders,",
+		},
+		{
+			name:   "a batch job: sends, consumes nothing",
+			poller: []otlpSpan{{"poller", ptrace.SpanKindProducer, 0, msg("orders", opType, "send")}, db},
+			want:   NoInput, rule: "no SERVER or CONSUMER spans",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			snap := modelOf(t, append(append([]otlpSpan(nil), checkout...), tt.poller...))
+			got := New(DefaultConfig(), nil, snap).Exposure("poller")
+			if got.Level != tt.want || !strings.Contains(got.Rule, tt.rule) {
+				t.Errorf("exposure = %s (%s), want %s (%s...)", got.Level, got.Rule, tt.want, tt.rule)
+			}
+		})
+	}
+}
