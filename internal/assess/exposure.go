@@ -51,14 +51,40 @@ func (a *Assessor) decideExposure(service string) ExposureResult {
 		return a.pulledExposure(svc)
 	case inbound == 0:
 		return ExposureResult{Level: NoInput, Rule: "no SERVER or CONSUMER spans"}
-	case sc.Linked == 0 && sc.Unlinked > 0:
+	}
+	// The SERVER/CONSUMER spans joined with a span of the service's own
+	// (SpanCounts.Own: the process spans of a batch under its receive
+	// span, a message it sent itself) took their input from a
+	// destination, not from a traced caller: as a pull consumer's, it
+	// comes from outside when no traced service produces to a
+	// destination the service consumes from, else from the traced
+	// services that produce to them.
+	linked, fed := sc.Linked, ""
+	if sc.Own > 0 {
+		outside, traced := a.feeds(svc)
+		switch {
+		case len(outside) > 0:
+			return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("fed from outside the traced system: no traced service produces to %s, whose messages %d of %d SERVER/CONSUMER spans process under a span of the service's own (its receive span, or a message it sent)", strings.Join(outside, ", "), sc.Own, inbound)}
+		case len(traced) > 0:
+			linked += sc.Own
+			fed = strings.Join(traced, ", ")
+		case sc.Own == inbound:
+			return ExposureResult{Level: NoInput, Rule: fmt.Sprintf("its %d SERVER/CONSUMER spans process messages of destinations it produces to itself", inbound)}
+		}
+	}
+	switch {
+	case linked == 0 && sc.Unlinked > 0:
 		return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("called from outside the traced system: %d of %d SERVER/CONSUMER spans found no traced caller within the join window, none found one", sc.Unlinked, inbound)}
-	case sc.Linked == 0 && sc.Pending > 0:
+	case linked == 0 && sc.Pending > 0:
 		// The callee's spans often arrive before their caller's: until
 		// the join window has passed, not joined is not from outside.
 		return ExposureResult{Level: ExposureUnknown, Rule: fmt.Sprintf("waiting for callers: %d of %d SERVER/CONSUMER spans arrived before the span that called them (join window)", sc.Pending, inbound)}
-	case sc.Linked == 0:
+	case linked == 0:
 		return ExposureResult{Level: ExposureUnknown, Rule: fmt.Sprintf("callers undecided: a restart cut the wait of %d SERVER/CONSUMER spans for their caller short", inbound)}
+	case fed != "" && sc.Linked == 0:
+		return ExposureResult{Level: Internal, Rule: fmt.Sprintf("fed only by traced services: traced services produce to %s, whose messages %d of %d SERVER/CONSUMER spans process under a span of the service's own (its receive span, or a message it sent)", fed, sc.Own, inbound)}
+	case fed != "":
+		return ExposureResult{Level: Internal, Rule: fmt.Sprintf("only called by traced services (%d of %d SERVER/CONSUMER spans joined to their caller; %d process messages of %s, which traced services produce to)", sc.Linked, inbound, sc.Own, fed)}
 	}
 	return ExposureResult{Level: Internal, Rule: fmt.Sprintf("only called by traced services (%d of %d SERVER/CONSUMER spans joined to their caller)", sc.Linked, inbound)}
 }
@@ -66,14 +92,26 @@ func (a *Assessor) decideExposure(service string) ExposureResult {
 // pulledExposure decides the exposure of a service that takes messages
 // only with CLIENT spans (a pull consumer's receive, a settle): no span
 // of the messages' producers is its parent, so the destinations it
-// consumes from tell who sends it input. A destination no other traced
-// service produces to is fed from outside the traced system, as a
-// SERVER or CONSUMER span whose parent never arrives is called from
-// there; one that only the service itself produces to brings it no
-// input.
+// consumes from tell who sends it input (feeds).
 func (a *Assessor) pulledExposure(svc *model.Service) ExposureResult {
+	outside, traced := a.feeds(svc)
+	switch {
+	case len(outside) > 0:
+		return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("fed from outside the traced system: no SERVER/CONSUMER spans, and no traced service produces to %s, which it pulls messages from with CLIENT spans", strings.Join(outside, ", "))}
+	case len(traced) > 0:
+		return ExposureResult{Level: Internal, Rule: fmt.Sprintf("fed only by traced services: no SERVER/CONSUMER spans, and traced services produce to %s, which it pulls messages from with CLIENT spans", strings.Join(traced, ", "))}
+	}
+	return ExposureResult{Level: NoInput, Rule: "no SERVER or CONSUMER spans, and it takes messages only from destinations it produces to itself"}
+}
+
+// feeds sorts the destinations svc consumes from by who produces to
+// them: outside, those no traced service produces to, fed from outside
+// the traced system (as a SERVER or CONSUMER span whose parent never
+// arrives is called from there); traced, those another traced service
+// produces to. A destination only svc itself produces to is in neither:
+// it brings svc no input.
+func (a *Assessor) feeds(svc *model.Service) (outside, traced []string) {
 	producers, _ := a.destinations()
-	var outside, traced []string
 	for _, st := range svc.Consumes {
 		ps := producers[st.Name]
 		switch {
@@ -83,13 +121,7 @@ func (a *Assessor) pulledExposure(svc *model.Service) ExposureResult {
 			traced = append(traced, st.Name)
 		}
 	}
-	switch {
-	case len(outside) > 0:
-		return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("fed from outside the traced system: no SERVER/CONSUMER spans, and no traced service produces to %s, which it pulls messages from with CLIENT spans", strings.Join(outside, ", "))}
-	case len(traced) > 0:
-		return ExposureResult{Level: Internal, Rule: fmt.Sprintf("fed only by traced services: no SERVER/CONSUMER spans, and traced services produce to %s, which it pulls messages from with CLIENT spans", strings.Join(traced, ", "))}
-	}
-	return ExposureResult{Level: NoInput, Rule: "no SERVER or CONSUMER spans, and it takes messages only from destinations it produces to itself"}
+	return outside, traced
 }
 
 // destinations returns snap.Destinations(), computed once.

@@ -139,3 +139,87 @@ func TestExposureOfPullConsumers(t *testing.T) {
 		})
 	}
 }
+
+// TestExposureOfBatchReceivingConsumers: a consumer whose process
+// (CONSUMER) spans are children of its own receive CLIENT span (batch
+// receiving, as the OpenTelemetry Java agent records it with its
+// messaging receive telemetry on), or of its own PRODUCER span (a message
+// it sent itself), was not called by a traced service: its input came
+// through the destination, so its exposure comes from the destinations it
+// consumes from, as a pull consumer's does.
+func TestExposureOfBatchReceivingConsumers(t *testing.T) {
+	msg := func(dest, op string) map[string]string {
+		return map[string]string{"messaging.system": "kafka", "messaging.destination.name": dest, "messaging.operation.type": op}
+	}
+	// checkout is exposed and produces to orders.
+	checkout := []otlpSpan{
+		{"checkout", ptrace.SpanKindServer, 0, map[string]string{"http.request.method": "POST", "http.route": "/orders", "client.address": "203.0.113.7"}},
+		{"checkout", ptrace.SpanKindProducer, 1, msg("orders", "send")},
+	}
+	// worker's spans start at 3: a receive span and the process spans of
+	// the batch it received, under it.
+	batch := func(dest string) []otlpSpan {
+		return []otlpSpan{
+			{"worker", ptrace.SpanKindClient, 0, msg(dest, "receive")},
+			{"worker", ptrace.SpanKindConsumer, 3, msg(dest, "process")},
+			{"worker", ptrace.SpanKindConsumer, 3, msg(dest, "process")},
+		}
+	}
+	tests := []struct {
+		name   string
+		worker []otlpSpan
+		want   Exposure
+		rule   string
+	}{
+		{
+			name:   "a batch from a destination no traced service produces to",
+			worker: batch("partner-events"),
+			want:   Exposed, rule: "fed from outside the traced system: no traced service produces to kafka://partner-events, whose messages 2 of 2 SERVER/CONSUMER spans process under a span of the service",
+		},
+		{
+			name:   "a batch from a destination a traced service produces to",
+			worker: batch("orders"),
+			want:   Internal, rule: "fed only by traced services: traced services produce to kafka://orders, whose messages 2 of 2 SERVER/CONSUMER spans process",
+		},
+		{
+			name:   "a batch from its own retry topic",
+			worker: append(batch("orders-retry"), otlpSpan{"worker", ptrace.SpanKindProducer, 4, msg("orders-retry", "send")}),
+			want:   NoInput, rule: "its 2 SERVER/CONSUMER spans process messages of destinations it produces to itself",
+		},
+		{
+			name: "a batch from a destination a traced service produces to, and one from outside",
+			worker: append(batch("orders"),
+				otlpSpan{"worker", ptrace.SpanKindClient, 0, msg("partner-events", "receive")},
+				otlpSpan{"worker", ptrace.SpanKindConsumer, 6, msg("partner-events", "process")}),
+			want: Exposed, rule: "no traced service produces to kafka://partner-events,",
+		},
+		{
+			// The message it sent itself is no call of a traced service:
+			// the other, whose producer is not traced, was the input.
+			name: "a message it sent itself, and one whose producer is not traced",
+			worker: []otlpSpan{
+				{"worker", ptrace.SpanKindConsumer, 99, msg("partner-events", "process")},
+				{"worker", ptrace.SpanKindProducer, 3, msg("partner-events-retry", "send")},
+				{"worker", ptrace.SpanKindConsumer, 4, msg("partner-events-retry", "process")},
+			},
+			want: Exposed, rule: "no traced service produces to kafka://partner-events,",
+		},
+		{
+			name: "a batch from its own retry topic, and a call of a traced service",
+			worker: append(batch("orders-retry"),
+				otlpSpan{"worker", ptrace.SpanKindProducer, 4, msg("orders-retry", "send")},
+				otlpSpan{"checkout", ptrace.SpanKindClient, 1, map[string]string{"http.request.method": "GET", "server.address": "worker"}},
+				otlpSpan{"worker", ptrace.SpanKindServer, 7, map[string]string{"http.request.method": "GET", "http.route": "/stock"}}),
+			want: Internal, rule: "only called by traced services (1 of 3 SERVER/CONSUMER spans joined to their caller)",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			snap := modelOf(t, append(append([]otlpSpan(nil), checkout...), tt.worker...))
+			got := New(DefaultConfig(), nil, snap).Exposure("worker")
+			if got.Level != tt.want || !strings.Contains(got.Rule, tt.rule) {
+				t.Errorf("exposure = %s (%s), want %s (%s...)", got.Level, got.Rule, tt.want, tt.rule)
+			}
+		})
+	}
+}

@@ -597,7 +597,7 @@ func TestReceiveSpanParent(t *testing.T) {
 			m.AddSpans(spans[:1])
 			m.AddSpans(spans[1:])
 			svc := m.Snapshot().Service("poller")
-			if want := (SpanCounts{All: 2, Consumer: 1, Linked: 1}); svc.Spans != want {
+			if want := (SpanCounts{All: 2, Consumer: 1, Own: 1}); svc.Spans != want {
 				t.Errorf("spans = %+v, want %+v", svc.Spans, want)
 			}
 			if len(svc.Edges) != 0 || len(svc.Stores) != 0 || len(svc.Consumes) != 1 || svc.Consumes[0].Calls != 2 {
@@ -643,7 +643,7 @@ func TestBatchReceiveSpanParent(t *testing.T) {
 			}
 			m.Settle()
 			svc := m.Snapshot().Service("poller")
-			if want := (SpanCounts{All: 4, Consumer: 3, Linked: 3}); svc.Spans != want {
+			if want := (SpanCounts{All: 4, Consumer: 3, Own: 3}); svc.Spans != want {
 				t.Errorf("spans = %+v, want %+v", svc.Spans, want)
 			}
 		})

@@ -32,8 +32,10 @@ type PendingCaller struct {
 	// Producer marks a span that more than one span joins, so it waits
 	// until its window passes: a PRODUCER span, which every consumer of
 	// the message joins, or a consumer's receive CLIENT span, which the
-	// process span of each message it received joins. (The name is the
-	// store's: join_callers.producer.)
+	// process span of each message it received joins. A span of the
+	// caller's own service joined with such a span counts as
+	// SpanCounts.Own, not Linked (JoinCalls). (The name is the store's:
+	// join_callers.producer.)
 	Producer   bool
 	Start, End time.Time
 }
@@ -114,8 +116,9 @@ type Joins struct {
 	// Edges are the calls between distinct services.
 	Edges []Edge
 	// Linked counts, by callee service, its spans joined with their
-	// caller (SpanCounts.Linked).
-	Linked map[string]int64
+	// caller (SpanCounts.Linked); Own those joined with a receive or
+	// PRODUCER span of their own service (SpanCounts.Own).
+	Linked, Own map[string]int64
 	// Resolved counts the calls of a service to a host that a traced
 	// service answered: such a host is that service, not a third party.
 	Resolved []Resolution
@@ -137,12 +140,17 @@ func JoinCalls(calls []JoinedCall) Joins {
 	type res struct{ svc, host, callee string }
 	edges := map[pair]*Edge{}
 	resolved := map[res]int64{}
-	j := Joins{Linked: map[string]int64{}}
+	j := Joins{Linked: map[string]int64{}, Own: map[string]int64{}}
 	for _, c := range calls {
-		j.Linked[c.Callee]++
 		if c.Caller.Service == c.Callee {
+			if c.Caller.Producer {
+				j.Own[c.Callee]++
+			} else {
+				j.Linked[c.Callee]++
+			}
 			continue
 		}
+		j.Linked[c.Callee]++
 		e := edges[pair{c.Caller.Service, c.Callee}]
 		if e == nil {
 			e = &Edge{From: c.Caller.Service, To: c.Callee}
@@ -204,6 +212,11 @@ func MergeStates(joins Joins, states ...[]byte) ([]byte, error) {
 	for svc, n := range joins.Linked {
 		if k, ok := index[svc]; ok {
 			out.Services[k].Spans.Linked += n
+		}
+	}
+	for svc, n := range joins.Own {
+		if k, ok := index[svc]; ok {
+			out.Services[k].Spans.Own += n
 		}
 	}
 	for svc, n := range joins.Pending {
@@ -344,7 +357,7 @@ func mergeService(dst *serviceState, src serviceState) {
 	dst.Unattrib += src.Unattrib
 	dst.Spans = SpanCounts{
 		All: dst.Spans.All + src.Spans.All, Server: dst.Spans.Server + src.Spans.Server, Consumer: dst.Spans.Consumer + src.Spans.Consumer,
-		Root: dst.Spans.Root + src.Spans.Root, Linked: dst.Spans.Linked + src.Spans.Linked, PublicClients: dst.Spans.PublicClients + src.Spans.PublicClients,
+		Root: dst.Spans.Root + src.Spans.Root, Linked: dst.Spans.Linked + src.Spans.Linked, Own: dst.Spans.Own + src.Spans.Own, PublicClients: dst.Spans.PublicClients + src.Spans.PublicClients,
 		Pending: dst.Spans.Pending + src.Spans.Pending, Unlinked: dst.Spans.Unlinked + src.Spans.Unlinked,
 	}
 	dst.Edges = mergeEdges(dst.Edges, src.Edges)

@@ -46,13 +46,19 @@ func joinInGo(callers []PendingCaller, callees []PendingCallee) ([]JoinedCall, [
 func TestShardsMerge(t *testing.T) {
 	spans := shopSpans()
 	// A self-call joins in its shard, and a call from mailer back to
-	// gateway errs.
+	// gateway errs. mailer receives a batch too: the process spans under
+	// its own receive span count as Own, not Linked, however they join.
+	receive := telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "order-events", MessagingOperation: "receive"}
+	process := telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "order-events", MessagingOperation: "process"}
 	spans = append(spans,
 		span("orders", telemetry.SpanKindServer, 11, 6, "GET /health", telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/health"}),
 		span("mailer", telemetry.SpanKindClient, 12, 8, "GET", telemetry.Attrs{HTTPMethod: "GET", ServerAddress: "gateway.internal"}),
 		span("gateway", telemetry.SpanKindServer, 13, 12, "GET /products", telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/products"}),
+		span("mailer", telemetry.SpanKindConsumer, 15, 14, "process order-events", process),
+		span("mailer", telemetry.SpanKindClient, 14, 0, "poll order-events", receive),
+		span("mailer", telemetry.SpanKindConsumer, 16, 14, "process order-events", process),
 	)
-	spans[len(spans)-2].Error = true
+	spans[11].Error = true
 	prof := &telemetry.ProfileBatch{
 		Service: "orders", SampleType: "cpu", Unit: "nanoseconds", Period: 10_000_000, Start: t0, Duration: time.Minute,
 		Locations: [][]attribution.Frame{{frameParse}, {frameHandler}},
@@ -98,6 +104,9 @@ func TestShardsMerge(t *testing.T) {
 	}
 	if diff := cmp.Diff(one.Snapshot(), got.Snapshot()); diff != "" {
 		t.Errorf("merged shards differ from one model (-one +merged):\n%s", diff)
+	}
+	if sc := got.Snapshot().Service("mailer").Spans; sc.Linked != 1 || sc.Own != 2 {
+		t.Errorf("mailer spans %+v, want 1 linked (orders' message) and 2 own (its batch)", sc)
 	}
 	var edges []string
 	for _, e := range ch.NewEdges {

@@ -271,10 +271,18 @@ func (m *Model) Settle() {
 // join records that caller's span caused n SERVER or CONSUMER spans in
 // callee: an edge between traced services, and a host that is a service.
 func (m *Model) join(c caller, callee *service, n int64, ch *Changes) {
-	callee.spans.Linked += n
 	if c.svc == callee {
+		// A receive span of the service's own, or a message it sent
+		// itself, is no traced caller: the input came through the
+		// destination (SpanCounts.Own).
+		if c.many {
+			callee.spans.Own += n
+		} else {
+			callee.spans.Linked += n
+		}
 		return
 	}
+	callee.spans.Linked += n
 	e := c.svc.edges[callee.name]
 	if e == nil {
 		e = &Edge{From: c.svc.name, To: callee.name}

@@ -197,7 +197,8 @@ const joinLock = "evident join"
 // caller unless more than one span joins it (the producer column,
 // model.PendingCaller.Producer): a PRODUCER span waits for every consumer
 // of its message, a receive span for the process span of each message of
-// its batch. It then ends the wait of what was added before now-window:
+// its batch. A callee of the service of such a caller counts in
+// join_linked.own, not spans (model.SpanCounts.Own). It then ends the wait of what was added before now-window:
 // a caller is deleted, and a callee is counted as unlinked (its caller is
 // not traced), as one model counts them when its join window passes.
 // Joins run one at a time across every process.
@@ -259,6 +260,10 @@ func (s *Store) Join(ctx context.Context, now time.Time, window time.Duration) (
 				b.Queue(`INSERT INTO join_linked (tenant, service, spans) VALUES ($1, $2, $3)
 					ON CONFLICT (tenant, service) DO UPDATE SET spans = join_linked.spans + excluded.spans`, tenant, svc, n)
 			}
+			for svc, n := range j.Own {
+				b.Queue(`INSERT INTO join_linked (tenant, service, spans, own) VALUES ($1, $2, 0, $3)
+					ON CONFLICT (tenant, service) DO UPDATE SET own = join_linked.own + excluded.own`, tenant, svc, n)
+			}
 			for _, r := range j.Resolved {
 				b.Queue(`INSERT INTO join_resolved (tenant, service, host, callee, calls) VALUES ($1, $2, $3, $4, $5)
 					ON CONFLICT (tenant, service, host, callee) DO UPDATE SET calls = join_resolved.calls + excluded.calls`,
@@ -299,7 +304,7 @@ func (s *Store) View(ctx context.Context) (states [][]byte, joins model.Joins, e
 	}
 	defer s.calls.Leave()
 	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		states, joins = nil, model.Joins{Linked: map[string]int64{}, Pending: map[string]int64{}, Unlinked: map[string]int64{}}
+		states, joins = nil, model.Joins{Linked: map[string]int64{}, Own: map[string]int64{}, Pending: map[string]int64{}, Unlinked: map[string]int64{}}
 		rows, err := tx.Query(ctx, `SELECT state FROM shards WHERE tenant = $1 ORDER BY partition`, s.tenant)
 		if err != nil {
 			return err
@@ -326,17 +331,20 @@ func (s *Store) View(ctx context.Context) (states [][]byte, joins model.Joins, e
 		}); err != nil {
 			return err
 		}
-		rows, err = tx.Query(ctx, `SELECT service, spans, unlinked FROM join_linked WHERE tenant = $1`, s.tenant)
+		rows, err = tx.Query(ctx, `SELECT service, spans, own, unlinked FROM join_linked WHERE tenant = $1`, s.tenant)
 		if err != nil {
 			return err
 		}
 		var (
-			svc         string
-			n, unlinked int64
+			svc              string
+			n, own, unlinked int64
 		)
-		if _, err := pgx.ForEachRow(rows, []any{&svc, &n, &unlinked}, func() error {
+		if _, err := pgx.ForEachRow(rows, []any{&svc, &n, &own, &unlinked}, func() error {
 			if n > 0 {
 				joins.Linked[svc] = n
+			}
+			if own > 0 {
+				joins.Own[svc] = own
 			}
 			if unlinked > 0 {
 				joins.Unlinked[svc] = unlinked

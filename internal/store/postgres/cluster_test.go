@@ -70,14 +70,21 @@ func TestCluster(t *testing.T) {
 	}
 	// Partition 0 has gateway's calls; partition 1 orders' answers, and
 	// a call of tenant other with span id 1, which must not join
-	// tenant default's.
+	// tenant default's. orders receives a message too: its process span
+	// joins its own receive span (Own, not Linked), which waits for the
+	// rest of the batch.
+	receive := caller(20, "orders", "", false)
+	receive.Producer = true
 	if err := st.CheckpointPartition(ctx, 0, o0, 10, []Shard{{Tenant: store.DefaultTenant, State: []byte("gateway"), Pending: model.Pending{
 		Callers: []model.PendingCaller{caller(1, "gateway", "orders.internal", false), caller(2, "gateway", "orders.internal", true), caller(3, "gateway", "untraced.example.com", false)},
 	}}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.CheckpointPartition(ctx, 1, o1, 5, []Shard{
-		{Tenant: store.DefaultTenant, State: []byte("orders"), Pending: model.Pending{Callees: []model.PendingCallee{callee(1, "orders"), callee(2, "orders"), callee(9, "orders")}}},
+		{Tenant: store.DefaultTenant, State: []byte("orders"), Pending: model.Pending{
+			Callers: []model.PendingCaller{receive},
+			Callees: []model.PendingCallee{callee(1, "orders"), callee(2, "orders"), callee(9, "orders"), callee(20, "orders")},
+		}},
 		{Tenant: "other", State: []byte("other orders"), Pending: model.Pending{Callers: []model.PendingCaller{caller(4, "x", "h", false)}, Callees: []model.PendingCallee{callee(1, "y")}}},
 	}); err != nil {
 		t.Fatal(err)
@@ -106,8 +113,8 @@ func TestCluster(t *testing.T) {
 	}
 	viewVersions("refused checkpoints")
 	joined, expired, err := st.Join(ctx, t0, time.Hour)
-	if err != nil || joined != 2 || expired != 0 {
-		t.Fatalf("Join = %d joined, %d expired, %v; want 2, 0 (not the stale checkpoint's call)", joined, expired, err)
+	if err != nil || joined != 3 || expired != 0 {
+		t.Fatalf("Join = %d joined, %d expired, %v; want 3, 0 (not the stale checkpoint's call)", joined, expired, err)
 	}
 	viewVersions("a join of tenant default's calls", store.DefaultTenant)
 	if _, _, err := st.Join(ctx, t0, time.Hour); err != nil {
@@ -121,6 +128,7 @@ func TestCluster(t *testing.T) {
 	wantJoins := model.Joins{
 		Edges:    []model.Edge{{From: "gateway", To: "orders", Calls: 2, Errors: 1, First: t0.Add(time.Second), Last: t0.Add(2*time.Second + time.Millisecond)}},
 		Linked:   map[string]int64{"orders": 2},
+		Own:      map[string]int64{"orders": 1},
 		Resolved: []model.Resolution{{Service: "gateway", Host: "orders.internal", Callee: "orders", Calls: 2}},
 		// orders' span 9 waits for its caller.
 		Pending:  map[string]int64{"orders": 1},
@@ -151,9 +159,10 @@ func TestCluster(t *testing.T) {
 		t.Errorf("ClaimPartition(1) = %d %q %v", next, states, err)
 	}
 	// What never found its other side expires after the window: the
-	// untraced host's call and both of tenant other's.
-	if _, expired, err := st.Join(ctx, time.Now().Add(time.Hour), time.Minute); err != nil || expired != 3 {
-		t.Errorf("expiring Join = %d expired, %v; want 3", expired, err)
+	// untraced host's call, orders' receive span and both of tenant
+	// other's.
+	if _, expired, err := st.Join(ctx, time.Now().Add(time.Hour), time.Minute); err != nil || expired != 4 {
+		t.Errorf("expiring Join = %d expired, %v; want 4", expired, err)
 	}
 	viewVersions("the expiring join", store.DefaultTenant, "other")
 	if _, joins, _ := other.View(ctx); len(joins.Edges) != 0 || len(joins.Linked) != 0 || joins.Unlinked["y"] != 1 || len(joins.Pending) != 0 {
