@@ -352,7 +352,12 @@ type History interface {
 // batch logged but not applied before the crash was not fired, and
 // fires. It reads at most MaxKeys alerts, the newest, as many as the
 // router remembers. Call it before the first Fire; it is safe for
-// concurrent use with it, though.
+// concurrent use with it, though, and to call again on a running router
+// to learn the alerts another process stored since (an engine that takes
+// over a partition of the ingest log applies again the records its last
+// owner fired alerts for): what h holds is added to what the router
+// remembers, which forgets nothing for it but the oldest observations
+// of a key beyond the few it keeps.
 func (r *Router) Seed(ctx context.Context, h History) error {
 	now := r.now()
 	// Every age: a replay raises the alerts of the batches since the
@@ -383,24 +388,32 @@ func (r *Router) Seed(ctx context.Context, h History) error {
 	return nil
 }
 
-// observedTimes are the observations of the last alerts of a key that
-// fired, in Unix nanoseconds, the newest last, 0 for none. A key fires
-// at most once a dedupe window, and a replay covers the batches since
-// the last checkpoint (a minute by default), so a few suffice.
+// observedTimes are the newest observations of the alerts of a key that
+// fired, in Unix nanoseconds, in ascending order, 0 for none. A key
+// fires at most once a dedupe window, and a replay covers the batches
+// since the last checkpoint (a minute by default), so a few suffice.
 type observedTimes [4]int64
 
-// remember notes that an alert of key observed at fired. r.mu is held.
+// remember notes that an alert of key observed at fired, unless the
+// key has as many newer observations as it keeps: a Seed of a running
+// router adds older observations than those it fired for itself, and
+// they must not push those out. r.mu is held.
 func (r *Router) remember(key string, at time.Time) {
 	if key == "" || at.IsZero() {
 		return
 	}
 	ats, _ := r.observed.get(key)
 	n := at.UnixNano()
-	if slices.Contains(ats[:], n) {
+	if slices.Contains(ats[:], n) || n < ats[0] {
 		return
 	}
-	copy(ats[:], ats[1:])
-	ats[len(ats)-1] = n
+	// Drop the oldest and insert n in order.
+	i := 0
+	for i+1 < len(ats) && ats[i+1] < n {
+		ats[i] = ats[i+1]
+		i++
+	}
+	ats[i] = n
 	r.observed.put(key, ats)
 }
 

@@ -739,6 +739,60 @@ func TestSeed(t *testing.T) {
 	}
 }
 
+// TestSeedRunning: a router that fired alerts of key "a" for telemetry
+// observed each an hour apart is seeded again (an engine took over a
+// partition) with the alerts another process stored, of the same key
+// and observed before all of them; what the router fired for itself is
+// still remembered, and what it is seeded with is added.
+func TestSeedRunning(t *testing.T) {
+	var stored history // newest first, each an hour before t0
+	for i := range 4 {
+		stored = append(stored, Fired{DedupeKey: "a", Time: t0.Add(-time.Duration(i+1) * time.Hour), Observed: t0.Add(-time.Duration(i+1) * time.Hour)})
+	}
+	tests := []struct {
+		name     string
+		own      int           // alerts the router fired, observed t0, t0+1h, ...
+		observed time.Duration // of the alert fired after the seed, from t0
+		want     string
+	}{
+		{"its newest own", 4, 3 * time.Hour, dedupeObserved},
+		{"its oldest own", 4, 0, dedupeObserved},
+		{"its own with room for the stored", 1, 0, dedupeObserved},
+		{"stored with room for it", 1, -time.Hour, dedupeObserved},
+		{"stored, older than those kept", 4, -time.Hour, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			now := t0
+			r, err := NewRouter(testConfig(), nil, Deps{Now: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range tt.own {
+				a := firstExec()
+				a.DedupeKey, a.Observed = "a", t0.Add(time.Duration(i)*time.Hour)
+				r.Fire(a)
+				now = now.Add(time.Hour) // past the window
+			}
+			if err := r.Seed(t.Context(), stored); err != nil {
+				t.Fatal(err)
+			}
+			a := firstExec()
+			a.DedupeKey, a.Observed = "a", t0.Add(tt.observed)
+			r.Fire(a)
+			var got string
+			for _, reason := range []string{dedupeWindow, dedupeObserved} {
+				if testutil.ToFloat64(r.m.deduplicated.WithLabelValues("first_execution", reason)) == 1 {
+					got = reason
+				}
+			}
+			if got != tt.want {
+				t.Errorf("deduplicated for %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 // TestObservedOutlivesWindow fires alerts of one key for telemetry
 // observed at various times, each an hour after the one before, past
 // the window: one observed within the window of an alert the router
