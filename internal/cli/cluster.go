@@ -130,6 +130,15 @@ func (s *server) cluster(ctx context.Context, cfg fileConfig, pg *postgres.Store
 				}
 				return st.Findings(ctx)
 			},
+			SeedAlerts: func(ctx context.Context, tenant string) error {
+				// NewShard made the unit; a unit started under ctx, which
+				// ends with the call, would stop with it.
+				u, err := s.tenants.Get(context.Background(), tenant)
+				if err != nil {
+					return err
+				}
+				return u.router.Seed(ctx, u.alerts)
+			},
 			Logger: log,
 		})
 		if err == nil {
@@ -160,7 +169,17 @@ func (s *server) cluster(ctx context.Context, cfg fileConfig, pg *postgres.Store
 				}
 				return engs
 			},
-			Lead:   func(ctx context.Context) (bool, error) { return pg.TryLock(ctx, "evident lead ") },
+			Lead: func(ctx context.Context) (bool, error) { return pg.TryLock(ctx, "evident lead ") },
+			// A tenant built later reads the store when it starts.
+			SeedAlerts: func(ctx context.Context) error {
+				var errs []error
+				for tenant, u := range s.tenants.Units() {
+					if err := u.router.Seed(ctx, u.alerts); err != nil {
+						errs = append(errs, fmt.Errorf("tenant %s: %w", tenant, err))
+					}
+				}
+				return errors.Join(errs...)
+			},
 			Leader: &s.leader, Logger: log,
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -45,7 +46,16 @@ type ApplierDeps struct {
 	NewShard func(tenant string) (Shard, error)
 	// Findings returns the stored findings of tenant.
 	Findings func(ctx context.Context, tenant string) ([]findings.Finding, error)
-	Logger   *slog.Logger
+	// SeedAlerts makes the alert deduplication of tenant (the router its
+	// shards' engines fire to) know the alerts stored so far
+	// (alert.Router.Seed). It is called when a partition is assigned, for
+	// each tenant of its shards, and for a tenant it has no shard of
+	// before its first record is applied (once a tenant per Assign): the
+	// records from the partition's checkpoint on may have been applied by
+	// its last owner, which fired and stored their alerts after this
+	// engine's router read the store, and are applied again here.
+	SeedAlerts func(ctx context.Context, tenant string) error
+	Logger     *slog.Logger
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 }
@@ -66,6 +76,11 @@ type Applier struct {
 	findings map[string][]findings.Finding
 	versions map[string]int64
 	checked  time.Time
+	// seeded are the tenants seeded (SeedAlerts) since the last Assign;
+	// Apply seeds the tenant of a shard it makes unless it is one: the
+	// last owner of the partition may have applied records of the tenant
+	// that no checkpoint holds.
+	seeded map[string]bool
 }
 
 type partition struct {
@@ -90,10 +105,11 @@ func NewApplier(cfg Config, deps ApplierDeps) (*Applier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Store == nil || deps.NewShard == nil || deps.Findings == nil {
-		return nil, fmt.Errorf("%w: ApplierDeps.Store, NewShard and Findings are required", ErrInvalidConfig)
+	if deps.Store == nil || deps.NewShard == nil || deps.Findings == nil || deps.SeedAlerts == nil {
+		return nil, fmt.Errorf("%w: ApplierDeps.Store, NewShard, Findings and SeedAlerts are required", ErrInvalidConfig)
 	}
-	a := &Applier{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, parts: map[int32]*partition{}, findings: map[string][]findings.Finding{}}
+	a := &Applier{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, parts: map[int32]*partition{},
+		findings: map[string][]findings.Finding{}, seeded: map[string]bool{}}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -103,13 +119,15 @@ func NewApplier(cfg Config, deps ApplierDeps) (*Applier, error) {
 	return a, nil
 }
 
-// Assign restores the shards of partitions from the store; see
-// kafka.Applier. A partition with a shard of a tenant NewShard refuses
-// permanently, or a state that does not decode, is refused alone
-// (kafka.RefusedError): neither comes right by retrying.
+// Assign restores the shards of partitions from the store, and seeds the
+// alert deduplication of their tenants; see kafka.Applier. A partition
+// with a shard of a tenant NewShard refuses permanently, or a state that
+// does not decode, is refused alone (kafka.RefusedError): neither comes
+// right by retrying.
 func (a *Applier) Assign(ctx context.Context, partitions []int32) (kafka.Offsets, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	clear(a.seeded)
 	offs := kafka.Offsets{}
 	refused := map[int32]error{}
 	for _, p := range partitions {
@@ -145,10 +163,34 @@ func (a *Applier) Assign(ctx context.Context, partitions []int32) (kafka.Offsets
 		}
 		a.log.Info("partition assigned", "partition", p, "from", next, "tenants", len(states))
 	}
+	// After the claims: the last owner of a partition checkpoints it no
+	// more, and the alerts it stored before are seen.
+	for _, p := range partitions {
+		if part := a.parts[p]; part != nil {
+			for _, tenant := range slices.Sorted(maps.Keys(part.shards)) {
+				if err := a.seed(ctx, tenant); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
 	if len(refused) > 0 {
 		return offs, &kafka.RefusedError{Partitions: refused}
 	}
 	return offs, nil
+}
+
+// seed seeds the alert deduplication of tenant, unless it was since the
+// last Assign; a.mu is held.
+func (a *Applier) seed(ctx context.Context, tenant string) error {
+	if a.seeded[tenant] {
+		return nil
+	}
+	if err := a.deps.SeedAlerts(ctx, tenant); err != nil {
+		return fmt.Errorf("seed the alerts of tenant %s: %w", tenant, err)
+	}
+	a.seeded[tenant] = true
+	return nil
 }
 
 // newShard builds a shard of tenant watching its findings; a.mu is held.
@@ -187,6 +229,11 @@ func (a *Applier) Apply(ctx context.Context, recs []kafka.Record) error {
 				if pipeline.IsPermanent(err) {
 					return &kafka.StopError{Partition: r.Partition, Offset: r.Offset, Err: err}
 				}
+				return err
+			}
+			// The last owner may have applied records of the tenant
+			// since the checkpoint, which had no shard of it.
+			if err := a.seed(ctx, r.Tenant); err != nil {
 				return err
 			}
 			part.shards[r.Tenant] = sh

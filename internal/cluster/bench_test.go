@@ -246,7 +246,8 @@ func shardDeps(pg *postgres.Store) ApplierDeps {
 			}
 			return st.Findings(ctx)
 		},
-		Logger: slog.New(slog.DiscardHandler),
+		SeedAlerts: skipSeedTenant,
+		Logger:     slog.New(slog.DiscardHandler),
 	}
 }
 

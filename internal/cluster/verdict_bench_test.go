@@ -102,6 +102,7 @@ func BenchmarkReceiptToVerdict(b *testing.B) {
 			Engines:          func() map[string]*engine.Engine { return map[string]*engine.Engine{store.DefaultTenant: eng} },
 			Lead:             func(ctx context.Context) (bool, error) { return s.pg.TryLock(ctx, "evident lead ") },
 			Leader:           &leader, Logger: slog.New(slog.DiscardHandler),
+			SeedAlerts: skipSeed,
 		})
 		if err != nil {
 			b.Fatal(err)

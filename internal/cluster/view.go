@@ -42,7 +42,16 @@ type ViewDeps struct {
 	// Leader is set to what Lead reports; it calls Lead again before
 	// each verdict change and topology alert it lets through.
 	Leader *Leader
-	Logger *slog.Logger
+	// SeedAlerts makes the alert deduplication of the tenants in memory
+	// (the routers their engines' topology alerts go to) know the alerts
+	// stored so far (alert.Router.Seed). It is called when this replica
+	// becomes the leader, before it lets an alert through: the leader
+	// before it raised, and stored after this replica's routers read the
+	// store, the alerts of views this replica may build only now, and
+	// would raise again. An error leaves the replica not leading until
+	// the next Sync.
+	SeedAlerts func(ctx context.Context) error
+	Logger     *slog.Logger
 }
 
 // View rebuilds, every ViewInterval, the merged model of each tenant whose
@@ -76,7 +85,7 @@ func NewView(cfg Config, deps ViewDeps) (*View, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Versions == nil || deps.Read == nil || deps.Engine == nil || deps.FindingsVersions == nil || deps.Engines == nil || deps.Lead == nil || deps.Leader == nil {
+	if deps.Versions == nil || deps.Read == nil || deps.Engine == nil || deps.FindingsVersions == nil || deps.Engines == nil || deps.Lead == nil || deps.Leader == nil || deps.SeedAlerts == nil {
 		return nil, fmt.Errorf("%w: every ViewDeps function and the Leader are required", ErrInvalidConfig)
 	}
 	v := &View{cfg: cfg, deps: deps, log: deps.Logger, built: make(map[string]string)}
@@ -84,7 +93,7 @@ func NewView(cfg Config, deps ViewDeps) (*View, error) {
 		v.log = slog.Default()
 	}
 	deps.Leader.mu.Lock()
-	deps.Leader.take, deps.Leader.log = deps.Lead, v.log
+	deps.Leader.take, deps.Leader.seed, deps.Leader.log = deps.Lead, deps.SeedAlerts, v.log
 	deps.Leader.mu.Unlock()
 	return v, nil
 }
@@ -233,9 +242,11 @@ func (v *View) reloadFindings(ctx context.Context) error {
 // leader.
 type Leader struct {
 	lead atomic.Bool
-	// mu serializes the checks; take and log are set once by NewView.
+	// mu serializes the checks; take, seed and log are set once by
+	// NewView.
 	mu   sync.Mutex
 	take func(ctx context.Context) (bool, error)
+	seed func(ctx context.Context) error
 	log  *slog.Logger
 }
 
@@ -262,6 +273,13 @@ func (l *Leader) renew(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	lead, err := l.take(ctx)
+	if lead && err == nil && !l.Is() {
+		// Before the first alert it lets through, under mu: confirm
+		// waits for it.
+		if err = l.seed(ctx); err != nil {
+			err = fmt.Errorf("seed the alerts the leader before raised: %w", err)
+		}
+	}
 	l.set(lead && err == nil)
 	return l.Is(), err
 }
