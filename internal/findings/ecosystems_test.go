@@ -293,6 +293,11 @@ func TestParseLockfilePOMVersions(t *testing.T) {
 			[]string{"org.yaml:snakeyaml@1.33 GHSA-mjmj-j48q-9wg2"}, nil},
 		{"property of a parent", "<parent><groupId>com.example</groupId><artifactId>parent</artifactId><version>1</version></parent><dependencies><dependency><groupId>org.yaml</groupId><artifactId>snakeyaml</artifactId><version>${snakeyaml.version}</version></dependency></dependencies>",
 			nil, []string{"pom.xml: org.yaml:snakeyaml: version ${snakeyaml.version} names a property the file does not define (a parent POM's?): not read"}},
+		// Spring Boot's starter parent, or an imported BOM, manages it.
+		{"version of a parent", "<parent><groupId>org.springframework.boot</groupId><artifactId>spring-boot-starter-parent</artifactId><version>2.7.0</version></parent><dependencies><dependency><groupId>org.yaml</groupId><artifactId>snakeyaml</artifactId></dependency></dependencies>",
+			nil, []string{"pom.xml: org.yaml:snakeyaml: version not in the file: a parent POM or an imported BOM gives it (dependencyManagement, properties), and evident reads only the file given"}},
+		{"managed version of a parent's property", "<parent><groupId>com.example</groupId><artifactId>parent</artifactId><version>1</version></parent><dependencyManagement><dependencies><dependency><groupId>org.yaml</groupId><artifactId>snakeyaml</artifactId><version>${snakeyaml.version}</version></dependency></dependencies></dependencyManagement><dependencies><dependency><groupId>org.yaml</groupId><artifactId>snakeyaml</artifactId></dependency></dependencies>",
+			nil, []string{"pom.xml: org.yaml:snakeyaml: version not in the file: a parent POM or an imported BOM gives it (dependencyManagement, properties), and evident reads only the file given"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

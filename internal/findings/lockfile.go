@@ -161,7 +161,15 @@ func ParseLockfile(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 		if p.Version != "" {
 			rec += "@" + p.Version
 		}
-		if p.Version == "" {
+		switch {
+		case p.Version == "" && x.Name() == pomxml.Name:
+			// Maven takes a dependency's missing version from the
+			// dependencyManagement of the POM, its parents and the BOMs
+			// it imports; osv-scalibr fills in the POM's own, unless it
+			// names a property the file does not define.
+			errs = append(errs, recordErr(name, rec, "version not in the file: a parent POM or an imported BOM gives it (dependencyManagement, properties), and evident reads only the file given"))
+			continue
+		case p.Version == "":
 			errs = append(errs, recordErr(name, rec, "no pinned version"))
 			continue
 		}
