@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/evidentsec/evident/internal/tlsconfig/tlstest"
 )
@@ -168,6 +169,8 @@ func TestServeCheckConfigReadsFiles(t *testing.T) {
 	certs := t.TempDir()
 	cert, key := ca.Issue(t, "localhost").Write(t, certs, "api")
 	_, otherKey := ca.Issue(t, "localhost").Write(t, certs, "other")
+	expiredAt := time.Now().Add(-time.Hour).Truncate(time.Second).UTC()
+	expiredCert, expiredKey := ca.IssueUntil(t, expiredAt, "localhost").Write(t, certs, "expired")
 	alerts := filepath.Join(t.TempDir(), "alerts.jsonl")
 	tlsConfig := func(cert, key string) string {
 		return "serve:\n  api:\n    tls:\n      cert_file: " + cert + "\n      key_file: " + key + "\n"
@@ -193,6 +196,14 @@ func TestServeCheckConfigReadsFiles(t *testing.T) {
 		{
 			name:     "no vulnerability database yet",
 			wantNote: "evident: note: open vulnerability database ",
+		},
+		{
+			// Served, as a start has no other to keep; said, as every
+			// verifying client refuses it.
+			name:     "expired certificate",
+			args:     []string{"--vulns", osv},
+			config:   tlsConfig(expiredCert, expiredKey),
+			wantNote: "evident: note: serve.api.tls: " + expiredCert + " expired at " + expiredAt.Format(time.RFC3339) + "; serve starts with it, and every client that verifies it refuses the handshake\n",
 		},
 		{
 			name:    "missing findings",

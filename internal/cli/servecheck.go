@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/findings"
@@ -123,8 +124,14 @@ func checkServe(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags) 
 	}
 	for _, l := range listeners {
 		if l.on && l.tls.Enabled() {
-			_, err := tlsconfig.NewServer(l.tls, tlsconfig.ServerOptions{Name: l.name})
+			srv, err := tlsconfig.NewServer(l.tls, tlsconfig.ServerOptions{Name: l.name})
 			problem(l.key, err)
+			// serve starts with it, as with no vulnerability database
+			// yet: cert-manager may renew it before.
+			if err == nil && tlsconfig.Expired(srv.Leaf(), time.Now()) {
+				fmt.Fprintf(g.stderr, "evident: note: %s: %s expired at %s; serve starts with it, and every client that verifies it refuses the handshake\n",
+					l.key, l.tls.CertFile, srv.Leaf().NotAfter.UTC().Format(time.RFC3339))
+			}
 		}
 	}
 	sinkTLS := func(kind string, i int, name string, tc tlsconfig.ClientConfig) {

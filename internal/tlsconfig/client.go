@@ -76,9 +76,16 @@ func clientCert(c ClientConfig, name string, logger *slog.Logger) (*reloader[*tl
 		}
 		logger.Info("tls client certificate reloaded", "client", name, "serial", cert.Leaf.SerialNumber.String(), "not_after", cert.Leaf.NotAfter)
 	}
-	var err error
-	r, err = newReloader([]string{c.CertFile, c.KeyFile}, clientReloadInterval, build, reloaded)
-	return r, err
+	r, err := newReloader([]string{c.CertFile, c.KeyFile}, clientReloadInterval, build, reloaded)
+	if err != nil {
+		return nil, err
+	}
+	// Sent as a listener's is served (NewServer), and said so.
+	if leaf := r.get().Leaf; Expired(leaf, r.now()) {
+		logger.Warn("tls client certificate has expired: every server that verifies it refuses the handshake",
+			"client", name, "cert_file", c.CertFile, "not_after", leaf.NotAfter)
+	}
+	return r, nil
 }
 
 // NewTransport returns a copy of http.DefaultTransport (proxy from the

@@ -7,13 +7,16 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"log/slog"
 	"math/big"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/evidentsec/evident/internal/logtest"
 	"github.com/evidentsec/evident/internal/tlsconfig/tlstest"
 )
 
@@ -112,6 +115,50 @@ func TestExpiryWithoutHandshake(t *testing.T) {
 			}
 			if got := expiryOf(t, reg); got != float64(tt.want.Unix()) {
 				t.Errorf("expiry = %v, want %v", got, tt.want.Unix())
+			}
+		})
+	}
+}
+
+// TestExpiredAtStart: a listener's or a client's certificate that has
+// already expired when evident starts is used, as there is none to keep,
+// and a warning says that every peer that verifies it refuses it; one
+// that has not expired is used without a word.
+func TestExpiredAtStart(t *testing.T) {
+	tests := []struct {
+		name     string
+		client   bool
+		notAfter time.Time
+		want     string // in the log; "" for nothing at warn
+	}{
+		{"listener, expired", false, time.Now().Add(-time.Hour), `level=WARN msg="tls certificate has expired: every client that verifies it refuses the handshake" listener=api`},
+		{"listener, valid", false, time.Now().Add(time.Hour), ""},
+		{"client, expired", true, time.Now().Add(-time.Hour), `level=WARN msg="tls client certificate has expired: every server that verifies it refuses the handshake" client=webhook`},
+		{"client, valid", true, time.Now().Add(time.Hour), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+			cert, key := selfSigned(t, tt.notAfter.Truncate(time.Second))
+			tlstest.WriteFile(t, certFile, cert)
+			tlstest.WriteFile(t, keyFile, key)
+			var log logtest.Buffer
+			logger := slog.New(slog.NewTextHandler(&log, nil))
+			var err error
+			if tt.client {
+				_, err = NewClient(ClientConfig{CertFile: certFile, KeyFile: keyFile}, "webhook", logger)
+			} else {
+				cfg := DefaultServerConfig()
+				cfg.CertFile, cfg.KeyFile = certFile, keyFile
+				_, err = NewServer(cfg, ServerOptions{Name: "api", Logger: logger})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := log.String()
+			if tt.want == "" && strings.Contains(got, "level=WARN") || !strings.Contains(got, tt.want) {
+				t.Errorf("log:\n%s\nwant %q", got, tt.want)
 			}
 		})
 	}

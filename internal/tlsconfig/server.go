@@ -62,8 +62,18 @@ func NewServer(cfg ServerConfig, opts ServerOptions) (*Server, error) {
 	if err := s.register(opts.Registerer); err != nil {
 		return nil, fmt.Errorf("register tls metrics of %s: %w", opts.Name, err)
 	}
+	// There is no certificate to keep instead of one that expired before
+	// the start, and clients that skip verification are still served;
+	// but every other client refuses it, which nothing else would say.
+	if leaf := s.Leaf(); Expired(leaf, s.r.now()) {
+		s.log.Warn("tls certificate has expired: every client that verifies it refuses the handshake",
+			"listener", opts.Name, "cert_file", cfg.CertFile, "not_after", leaf.NotAfter)
+	}
 	return s, nil
 }
+
+// Expired reports whether cert has expired at now.
+func Expired(cert *x509.Certificate, now time.Time) bool { return !now.Before(cert.NotAfter) }
 
 func (s *Server) register(reg prometheus.Registerer) error {
 	labels := prometheus.Labels{"listener": s.opts.Name}
@@ -172,7 +182,7 @@ func (s *Server) TLSConfig() *tls.Config {
 // notExpired reports an error naming file when cert, loaded from it,
 // has expired at now.
 func notExpired(file string, cert *x509.Certificate, now time.Time) error {
-	if now.Before(cert.NotAfter) {
+	if !Expired(cert, now) {
 		return nil
 	}
 	return fmt.Errorf("load %s: the certificate expired at %s", file, cert.NotAfter.UTC().Format(time.RFC3339))

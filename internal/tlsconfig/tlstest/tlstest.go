@@ -92,10 +92,17 @@ func (p Pair) Write(t testing.TB, dir, name string) (certFile, keyFile string) {
 // authentication; the first name is also its common name.
 func (ca *CA) Issue(t testing.TB, names ...string) Pair {
 	t.Helper()
+	return ca.IssueUntil(t, time.Now().Add(24*time.Hour), names...)
+}
+
+// IssueUntil is Issue with a certificate that expires at notAfter (valid
+// from a day before it).
+func (ca *CA) IssueUntil(t testing.TB, notAfter time.Time, names ...string) Pair {
+	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(ca.serial.Add(1)),
-		NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		NotBefore:    notAfter.Add(-25 * time.Hour), NotAfter: notAfter,
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
