@@ -511,6 +511,9 @@ func (r *Redactor) textRules(v string, pairs bool) string {
 	if pairs && (sh.colon || strings.IndexByte(v, '=') >= 0) {
 		v = r.pairs(v)
 	}
+	if pairs && (strings.Contains(v, " -") || strings.HasPrefix(v, "-")) {
+		v = r.options(v)
+	}
 	if r.cfg.Emails && sh.atOrPercent {
 		v = r.emails(v)
 	}
@@ -669,8 +672,12 @@ func (r *Redactor) pairs(s string) string {
 		case s[v] == '"' || s[v] == '\'':
 			from, to = v+1, closingQuote(s, v+1, s[v])
 		case s[v] == '{':
+			// ODBC's braces, in which "}}" is a brace of the value.
 			from, to = v+1, v+1
-			for to < len(s) && s[to] != '}' {
+			for to < len(s) && (s[to] != '}' || to+1 < len(s) && s[to+1] == '}') {
+				if s[to] == '}' {
+					to++
+				}
 				to++
 			}
 		default:
@@ -703,6 +710,54 @@ func indexFrom(s string, i int, c byte) int {
 		return i + k
 	}
 	return len(s)
+}
+
+// options masks the value of a command line's option whose name is a
+// secret's, given after a space (--password hunter2, -token abc), as
+// pairs does --password=hunter2: a process's command line
+// (process.command_line) holds what its operator typed.
+func (r *Redactor) options(s string) string {
+	e := editor{src: s}
+	for i := strings.IndexByte(s, '-'); i >= 0 && i < len(s); {
+		next := func() int {
+			if k := strings.IndexByte(s[i+1:], '-'); k >= 0 {
+				return i + 1 + k
+			}
+			return -1
+		}
+		if i > 0 && s[i-1] != ' ' && s[i-1] != '\t' {
+			i = next()
+			continue
+		}
+		start := i
+		for start < len(s) && s[start] == '-' {
+			start++
+		}
+		end := start
+		for end < len(s) && pairNameChar(s[end]) {
+			end++
+		}
+		// The value: after one space, not another option, not empty.
+		v := end + 1
+		if start == end || end >= len(s) || s[end] != ' ' || v >= len(s) || s[v] == '-' || pairDelimiter(s[v]) && s[v] != '"' && s[v] != '\'' ||
+			strings.HasPrefix(s[v:], r.cfg.Mask) || !r.secretName(s[start:end]) {
+			i = next()
+			continue
+		}
+		from, to := v, pairValueEnd(s, v)
+		if s[v] == '"' || s[v] == '\'' {
+			from, to = v+1, closingQuote(s, v+1, s[v])
+		}
+		if from < to {
+			e.replace(from, to, r.cfg.Mask)
+		}
+		if k := strings.IndexByte(s[to:], '-'); k >= 0 {
+			i = to + k
+		} else {
+			i = -1
+		}
+	}
+	return e.String()
 }
 
 // pairNameChar reports whether c can be in the name of a pair: a word, a
