@@ -162,34 +162,28 @@ type caller struct {
 	start, end time.Time
 }
 
-// callee is n SERVER or CONSUMER spans of one service waiting for their
+// callee is a SERVER or CONSUMER span of one service waiting for its
 // parent, since at (Unix nanoseconds: a third of a time.Time in the join
-// table). The children of one parent that arrive together, telemetrygen's
-// nine SERVER spans of one CLIENT span say, are one callee.
+// table). Its own span id goes with it to the store (PendingCallee.SpanID):
+// the children of one parent, telemetrygen's nine SERVER spans of one
+// CLIENT span say, are as many callees there, each joined, and one handed
+// over twice is one.
 type callee struct {
 	svc *service
 	at  int64
-	n   int64
+	id  [8]byte
 }
 
-// callees are the spans waiting for one parent: one, or the consumers of
-// one message.
+// callees are the spans waiting for one parent: one, or the children of
+// one parent (the consumers of one message, the process spans of one
+// batch, the SERVER spans of a retried CLIENT span).
 type callees struct {
 	callee
 	more []callee
 }
 
-// add makes c wait too: with the last callee when it is of the same
-// service and time, else after it.
+// add makes c wait too.
 func (w *callees) add(c callee) {
-	last := &w.callee
-	if len(w.more) > 0 {
-		last = &w.more[len(w.more)-1]
-	}
-	if last.svc == c.svc && last.at == c.at {
-		last.n += c.n
-		return
-	}
 	w.more = append(w.more, c)
 }
 

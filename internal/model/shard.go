@@ -45,6 +45,10 @@ type PendingCaller struct {
 // in its service's SpanCounts.Pending until it is joined (Linked) or its
 // window passes (Unlinked).
 type PendingCallee struct {
+	// SpanID is the callee's own: the children of one parent are as many
+	// callees, and the same one handed over twice (a record applied
+	// again) is one.
+	SpanID       [8]byte
 	ParentSpanID [8]byte
 	Service      string
 	// At is when the engine received it.
@@ -72,10 +76,8 @@ func (m *Model) TakePending() Pending {
 	for _, g := range []map[[8]byte]callees{m.callees.cur, m.callees.prev} {
 		for id, w := range g {
 			for c := range w.all {
-				c.svc.spans.Pending -= c.n
-				for range c.n {
-					p.Callees = append(p.Callees, PendingCallee{ParentSpanID: id, Service: c.svc.name, At: time.Unix(0, c.at).UTC()})
-				}
+				c.svc.spans.Pending--
+				p.Callees = append(p.Callees, PendingCallee{SpanID: c.id, ParentSpanID: id, Service: c.svc.name, At: time.Unix(0, c.at).UTC()})
 			}
 		}
 	}
@@ -98,7 +100,7 @@ func (m *Model) RestorePending(p Pending) {
 	now := m.now()
 	for _, c := range p.Callees {
 		if s := m.services[c.Service]; s != nil {
-			m.wait(c.ParentSpanID, callee{svc: s, at: c.At.UnixNano(), n: 1}, now)
+			m.wait(c.ParentSpanID, callee{svc: s, at: c.At.UnixNano(), id: c.SpanID}, now)
 		}
 	}
 }

@@ -110,9 +110,9 @@ func (s *Store) CheckpointPartitions(ctx context.Context, parts []Partition) (st
 			}
 		}
 		if len(cr.calleeIDs) > 0 {
-			if _, err := tx.Exec(ctx, `INSERT INTO join_callees (tenant, span_id, service, at)
-				SELECT t, id, svc, a FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bigint[]) AS u(t, id, svc, a)
-				ON CONFLICT DO NOTHING`, cr.calleeTenants, cr.calleeIDs, cr.calleeServices, cr.calleeAts); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO join_callees (tenant, span_id, service, callee_span_id, at)
+				SELECT t, id, svc, own, a FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bytea[], $5::bigint[]) AS u(t, id, svc, own, a)
+				ON CONFLICT DO NOTHING`, cr.calleeTenants, cr.calleeIDs, cr.calleeServices, cr.calleeOwnIDs, cr.calleeAts); err != nil {
 				return err
 			}
 		}
@@ -131,7 +131,7 @@ type pendingRows struct {
 	callerErrors, producers              []bool
 	starts, ends                         []int64
 	calleeTenants, calleeServices        []string
-	calleeIDs                            [][]byte
+	calleeIDs, calleeOwnIDs              [][]byte // the parent's span id, the callee's
 	calleeAts                            []int64
 }
 
@@ -143,7 +143,7 @@ func (r *pendingRows) add(tenant string, p model.Pending) {
 	}
 	for _, c := range p.Callees {
 		r.calleeTenants, r.calleeServices = append(r.calleeTenants, tenant), append(r.calleeServices, c.Service)
-		r.calleeIDs, r.calleeAts = append(r.calleeIDs, c.ParentSpanID[:]), append(r.calleeAts, c.At.UnixNano())
+		r.calleeIDs, r.calleeOwnIDs, r.calleeAts = append(r.calleeIDs, c.ParentSpanID[:]), append(r.calleeOwnIDs, c.SpanID[:]), append(r.calleeAts, c.At.UnixNano())
 	}
 }
 

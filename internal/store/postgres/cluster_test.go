@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -235,5 +236,102 @@ func TestEmptySeesShards(t *testing.T) {
 		if got, err := ts.Empty(ctx); err != nil || got != want {
 			t.Errorf("Empty of %q = %v, %v; want %v", id, got, err, want)
 		}
+	}
+}
+
+// TestJoinChildrenOfOneParent joins every span of a service with the
+// same parent: the SERVER spans of a retried or fanned-out CLIENT span,
+// the process spans of a batch under its receive span. A child handed
+// over again (a record applied twice) counts once; those whose parent
+// never came are each unlinked.
+func TestJoinChildrenOfOneParent(t *testing.T) {
+	ctx := t.Context()
+	st, err := Open(ctx, newDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	parent := [8]byte{7, 0, 0, 0, 0, 0, 0, 1}
+	children := func(svc string, ids ...byte) []model.PendingCallee {
+		var cs []model.PendingCallee
+		for _, b := range ids {
+			cs = append(cs, model.PendingCallee{SpanID: [8]byte{9, 0, 0, 0, 0, 0, 0, b}, ParentSpanID: parent, Service: svc, At: t0})
+		}
+		return cs
+	}
+	client := model.PendingCaller{SpanID: parent, Service: "gateway", Start: t0, End: t0.Add(time.Millisecond)}
+	receive := model.PendingCaller{SpanID: parent, Service: "orders", Producer: true, Start: t0, End: t0.Add(time.Millisecond)}
+	tests := []struct {
+		name        string
+		checkpoints []model.Pending // of partition 0, one after the other
+		want        model.Joins
+	}{
+		{
+			name:        "three SERVER spans of one CLIENT span",
+			checkpoints: []model.Pending{{Callers: []model.PendingCaller{client}, Callees: children("orders", 1, 2, 3)}},
+			want: model.Joins{Edges: []model.Edge{{From: "gateway", To: "orders", Calls: 3, First: t0, Last: t0.Add(time.Millisecond)}},
+				Linked: map[string]int64{"orders": 3}, Own: map[string]int64{}, Pending: map[string]int64{}, Unlinked: map[string]int64{}},
+		},
+		{
+			name:        "three process spans of one receive span",
+			checkpoints: []model.Pending{{Callers: []model.PendingCaller{receive}, Callees: children("orders", 1, 2, 3)}},
+			want:        model.Joins{Linked: map[string]int64{}, Own: map[string]int64{"orders": 3}, Pending: map[string]int64{}, Unlinked: map[string]int64{}},
+		},
+		{
+			name: "children handed over twice",
+			checkpoints: []model.Pending{
+				{Callees: children("orders", 1, 2)},
+				{Callees: children("orders", 1, 2, 3)},
+				{Callers: []model.PendingCaller{client}, Callees: children("orders", 3)},
+			},
+			want: model.Joins{Edges: []model.Edge{{From: "gateway", To: "orders", Calls: 3, First: t0, Last: t0.Add(time.Millisecond)}},
+				Linked: map[string]int64{"orders": 3}, Own: map[string]int64{}, Pending: map[string]int64{}, Unlinked: map[string]int64{}},
+		},
+		{
+			name:        "children of two services",
+			checkpoints: []model.Pending{{Callers: []model.PendingCaller{client}, Callees: append(children("orders", 1, 2), children("billing", 3)...)}},
+			want: model.Joins{Edges: []model.Edge{{From: "gateway", To: "billing", Calls: 1, First: t0, Last: t0.Add(time.Millisecond)}, {From: "gateway", To: "orders", Calls: 2, First: t0, Last: t0.Add(time.Millisecond)}},
+				Linked: map[string]int64{"billing": 1, "orders": 2}, Own: map[string]int64{}, Pending: map[string]int64{}, Unlinked: map[string]int64{}},
+		},
+		{
+			name:        "children whose parent never came",
+			checkpoints: []model.Pending{{Callees: children("orders", 1, 2, 3)}, {Callees: children("orders", 3)}},
+			want:        model.Joins{Linked: map[string]int64{}, Own: map[string]int64{}, Pending: map[string]int64{}, Unlinked: map[string]int64{"orders": 3}},
+		},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A partition and a tenant of its own, so the joins of the
+			// other cases do not mix.
+			partition := int32(i)
+			ts, err := st.ForTenant(fmt.Sprintf("case%d", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, owner, _, err := st.ClaimPartition(ctx, partition)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for n, p := range tt.checkpoints {
+				if err := st.CheckpointPartition(ctx, partition, owner, int64(n+1), []Shard{{Tenant: ts.tenant, State: []byte("state"), Pending: p}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, _, err := st.Join(ctx, t0, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			// The window passes: what waits is unlinked.
+			if _, _, err := st.Join(ctx, time.Now().Add(time.Hour), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			_, got, err := ts.View(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("joins (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

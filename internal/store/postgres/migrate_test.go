@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/model"
 	"github.com/evidentsec/evident/internal/store"
 )
 
@@ -150,6 +151,41 @@ func TestMigrations(t *testing.T) {
 		}
 		if diff := cmp.Diff(map[string]int64{store.DefaultTenant: 1, "other": 1}, got); diff != "" {
 			t.Errorf("FindingsVersions after the migration (-want +got):\n%s", diff)
+		}
+	})
+
+	// A callee waiting in the store before callees had their own span
+	// id (migration 8) still waits, and joins its caller.
+	t.Run("CalleeStoredWithoutItsID", func(t *testing.T) {
+		cfg := newDatabase(t)
+		before := slices.IndexFunc(all, func(m store.Migration) bool { return m.Version == 8 })
+		old, err := open(t.Context(), cfg, all[:before], false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parent := []byte{7, 0, 0, 0, 0, 0, 0, 1}
+		at := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+		if _, err := old.pool.Exec(t.Context(), `INSERT INTO join_callees (tenant, span_id, service, at) VALUES ($1, $2, 'orders', $3)`,
+			store.DefaultTenant, parent, at.UnixNano()); err != nil {
+			t.Fatal(err)
+		}
+		old.Close()
+		cur, err := Open(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cur.Close()
+		_, owner, _, err := cur.ClaimPartition(t.Context(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cur.CheckpointPartition(t.Context(), 0, owner, 1, []Shard{{Tenant: store.DefaultTenant, State: []byte("gateway"), Pending: model.Pending{
+			Callers: []model.PendingCaller{{SpanID: [8]byte(parent), Service: "gateway", Start: at, End: at}},
+		}}}); err != nil {
+			t.Fatal(err)
+		}
+		if joined, _, err := cur.Join(t.Context(), at, time.Hour); err != nil || joined != 1 {
+			t.Errorf("Join after the migration = %d, %v; want 1", joined, err)
 		}
 	})
 
