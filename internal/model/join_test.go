@@ -394,3 +394,34 @@ func TestIsLocal(t *testing.T) {
 		}
 	}
 }
+
+// TestPendingCalleeIDs: the children of one parent that wait together
+// are one callee in the model, but go to the store each under an id of
+// its own, which is the same when a checkpoint that failed gives them
+// back (RestorePending) and takes them again: the store counts each
+// child once, and every child.
+func TestPendingCalleeIDs(t *testing.T) {
+	m := New(DefaultConfig(), attribution.New(attribution.Config{}))
+	var spans []telemetry.Span
+	// orders, billing, orders: two callees of orders of one time, apart.
+	for i, svc := range []string{"orders", "orders", "billing", "orders"} {
+		spans = append(spans, span(svc, telemetry.SpanKindServer, byte(10+i), 2, "op", telemetry.Attrs{}))
+	}
+	m.AddSpans(spans)
+	ids := func(p Pending) map[[8]byte]string {
+		out := map[[8]byte]string{}
+		for _, c := range p.Callees {
+			out[c.SpanID] = c.Service
+		}
+		return out
+	}
+	first := m.TakePending()
+	if got := ids(first); len(got) != 4 {
+		t.Fatalf("%d distinct ids for 4 children: %v", len(got), got)
+	}
+	m.RestorePending(first)
+	again := m.TakePending()
+	if diff := cmp.Diff(ids(first), ids(again)); diff != "" {
+		t.Errorf("ids after RestorePending (-first +again):\n%s", diff)
+	}
+}

@@ -13,8 +13,10 @@ package model
 
 import (
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"hash/maphash"
 	"slices"
 	"sync"
@@ -162,16 +164,34 @@ type caller struct {
 	start, end time.Time
 }
 
-// callee is a SERVER or CONSUMER span of one service waiting for its
+// callee is n SERVER or CONSUMER spans of one service waiting for their
 // parent, since at (Unix nanoseconds: a third of a time.Time in the join
-// table). Its own span id goes with it to the store (PendingCallee.SpanID):
-// the children of one parent, telemetrygen's nine SERVER spans of one
-// CLIENT span say, are as many callees there, each joined, and one handed
-// over twice is one.
+// table). The children of one parent that arrive together, telemetrygen's
+// nine SERVER spans of one CLIENT span say, are one callee: no allocation
+// and no span id for each. The store keys each child by an id of its own
+// (PendingCallee.SpanID), which calleeID derives.
 type callee struct {
 	svc *service
 	at  int64
-	id  [8]byte
+	n   int64
+}
+
+// calleeID is the id the k-th of the spans waiting for parent, of
+// service since at, goes to the store with: a hash of the four, so that
+// each of several children of one parent counts, and the same callees
+// handed over again (RestorePending after a checkpoint that failed, in
+// the order TakePending gave them) go under the same ids and count once.
+func calleeID(parent [8]byte, service string, at, k int64) [8]byte {
+	h := fnv.New64a()
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(at))
+	binary.BigEndian.PutUint64(b[8:], uint64(k))
+	h.Write(parent[:])
+	h.Write([]byte(service))
+	h.Write(b[:])
+	var id [8]byte
+	binary.BigEndian.PutUint64(id[:], h.Sum64())
+	return id
 }
 
 // callees are the spans waiting for one parent: one, or the children of
@@ -182,8 +202,17 @@ type callees struct {
 	more []callee
 }
 
-// add makes c wait too.
+// add makes c wait too: with the last callee when it is of the same
+// service and time, else after it.
 func (w *callees) add(c callee) {
+	last := &w.callee
+	if len(w.more) > 0 {
+		last = &w.more[len(w.more)-1]
+	}
+	if last.svc == c.svc && last.at == c.at {
+		last.n += c.n
+		return
+	}
 	w.more = append(w.more, c)
 }
 

@@ -45,9 +45,10 @@ type PendingCaller struct {
 // in its service's SpanCounts.Pending until it is joined (Linked) or its
 // window passes (Unlinked).
 type PendingCallee struct {
-	// SpanID is the callee's own: the children of one parent are as many
-	// callees, and the same one handed over twice (a record applied
-	// again) is one.
+	// SpanID identifies the callee in the store (calleeID): the children
+	// of one parent are as many callees, and the same one handed over
+	// twice (a record applied again) is one. It is not the span's own id,
+	// which the model does not keep for a span that waits.
 	SpanID       [8]byte
 	ParentSpanID [8]byte
 	Service      string
@@ -75,9 +76,15 @@ func (m *Model) TakePending() Pending {
 	}
 	for _, g := range []map[[8]byte]callees{m.callees.cur, m.callees.prev} {
 		for id, w := range g {
+			// k counts the parent's callees: two of one service and time
+			// apart in the list (another service's between) differ too.
+			var k int64
 			for c := range w.all {
-				c.svc.spans.Pending--
-				p.Callees = append(p.Callees, PendingCallee{SpanID: c.id, ParentSpanID: id, Service: c.svc.name, At: time.Unix(0, c.at).UTC()})
+				c.svc.spans.Pending -= c.n
+				for range c.n {
+					p.Callees = append(p.Callees, PendingCallee{SpanID: calleeID(id, c.svc.name, c.at, k), ParentSpanID: id, Service: c.svc.name, At: time.Unix(0, c.at).UTC()})
+					k++
+				}
 			}
 		}
 	}
@@ -100,7 +107,9 @@ func (m *Model) RestorePending(p Pending) {
 	now := m.now()
 	for _, c := range p.Callees {
 		if s := m.services[c.Service]; s != nil {
-			m.wait(c.ParentSpanID, callee{svc: s, at: c.At.UnixNano(), id: c.SpanID}, now)
+			// The spans of one callee merge again, and are handed over
+			// again under the same ids (calleeID).
+			m.wait(c.ParentSpanID, callee{svc: s, at: c.At.UnixNano(), n: 1}, now)
 		}
 	}
 }

@@ -91,7 +91,7 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			m.join(c, s, 1, ch)
 			return
 		}
-		m.wait(sp.ParentSpanID, callee{svc: s, at: now.UnixNano(), id: sp.SpanID}, now)
+		m.wait(sp.ParentSpanID, callee{svc: s, at: now.UnixNano(), n: 1}, now)
 	case telemetry.SpanKindClient, telemetry.SpanKindProducer:
 		var host string
 		many := sp.Kind == telemetry.SpanKindProducer
@@ -126,8 +126,8 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 		if w, cur, ok := m.callees.lookup(sp.SpanID); ok {
 			m.callees.remove(sp.SpanID, cur)
 			for cl := range w.all {
-				cl.svc.spans.Pending--
-				m.join(c, cl.svc, 1, ch)
+				cl.svc.spans.Pending -= cl.n
+				m.join(c, cl.svc, cl.n, ch)
 			}
 			if !c.many {
 				return
@@ -196,7 +196,7 @@ func (s *service) touchHost(sp *telemetry.Span, max int) string {
 // wait records a SERVER or CONSUMER span whose parent has not arrived:
 // it waits for it in callees until age or a full table ends the wait.
 func (m *Model) wait(parent [8]byte, c callee, now time.Time) {
-	c.svc.spans.Pending++
+	c.svc.spans.Pending += c.n
 	m.joinLast = now
 	w, cur, ok := m.callees.lookup(parent)
 	if ok {
@@ -248,10 +248,10 @@ func (m *Model) rotateWaits(now time.Time) {
 func (m *Model) endWaits(forgotten map[[8]byte]callees, cutoff time.Time) {
 	for _, w := range forgotten {
 		for c := range w.all {
-			c.svc.spans.Pending--
-			c.svc.spans.Unlinked++
+			c.svc.spans.Pending -= c.n
+			c.svc.spans.Unlinked += c.n
 			if c.at > cutoff.UnixNano() {
-				c.svc.overflow.Waits++
+				c.svc.overflow.Waits += c.n
 			}
 		}
 	}

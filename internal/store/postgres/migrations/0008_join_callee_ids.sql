@@ -1,4 +1,7 @@
--- A pending callee is keyed by its own span id, not its service: the
+-- A pending callee is keyed by an id of its own (model.PendingCallee.SpanID,
+-- derived from its parent, service, time and place among the parent's
+-- children: the model does not keep a waiting span's own id), not by its
+-- service alone: the
 -- children of one parent from one service (the SERVER spans of a
 -- retried or fanned-out CLIENT span, the process spans of a batch under
 -- its receive span) are one row each, and each is joined or unlinked;
