@@ -192,6 +192,6 @@ func (a *Assessor) vex(as Assessment, svc *model.Service) VEX {
 	return VEX{
 		Status:        StatusNotAffected,
 		Justification: JustificationNotInPath,
-		Statement:     fmt.Sprintf("evident observed %s in production profiles: %s", as.Finding.Service, r.Reason),
+		Statement:     fmt.Sprintf("evident observed %s in the profiles it received: %s", as.Finding.Service, r.Reason),
 	}
 }

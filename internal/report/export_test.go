@@ -73,7 +73,7 @@ func TestSARIFSchema(t *testing.T) {
 	wantResults := []result{
 		{level: "error", uri: "go.mod", line: 7, fingerprints: 2},
 		{level: "warning", uri: "go.mod", line: 6, fingerprints: 2,
-			suppressed: "external: not_affected (vulnerable_code_not_in_execute_path): evident observed gateway in production profiles: vulnerable package ran but no vulnerable function was seen in 10000 samples (bound <0.03% of the service's CPU, 0.03s CPU over 2h0m0s)"},
+			suppressed: "external: not_affected (vulnerable_code_not_in_execute_path): evident observed gateway in the profiles it received: vulnerable package ran but no vulnerable function was seen in 10000 samples (bound <0.03% of the service's CPU, 0.03s CPU over 2h0m0s)"},
 		{level: "warning", uri: "orders/go.mod", line: 5, fingerprints: 2},
 	}
 	if diff := cmp.Diff(wantResults, results, cmp.AllowUnexported(result{})); diff != "" {
