@@ -511,8 +511,13 @@ func (r *Redactor) textRules(v string, pairs bool) string {
 	if pairs && (sh.colon || strings.IndexByte(v, '=') >= 0) {
 		v = r.pairs(v)
 	}
-	if pairs && (strings.Contains(v, " -") || strings.HasPrefix(v, "-")) {
-		v = r.options(v)
+	if pairs && sh.dashOrLT {
+		if strings.Contains(v, " -") || strings.HasPrefix(v, "-") {
+			v = r.options(v)
+		}
+		if strings.Contains(v, "</") {
+			v = r.elements(v)
+		}
 	}
 	if r.cfg.Emails && sh.atOrPercent {
 		v = r.emails(v)
@@ -760,6 +765,49 @@ func (r *Redactor) options(s string) string {
 	return e.String()
 }
 
+// elements masks the text of XML elements whose name is a secret's
+// (<password>hunter2</password>, <wsse:Password Type="…">…</wsse:Password>
+// of a SOAP request in an exception message), as pairs does a JSON
+// member: up to the element's end tag.
+func (r *Redactor) elements(s string) string {
+	e := editor{src: s}
+	for i := strings.IndexByte(s, '<'); i >= 0 && i+1 < len(s); {
+		next := func(from int) int {
+			if k := strings.IndexByte(s[from:], '<'); k >= 0 {
+				return from + k
+			}
+			return -1
+		}
+		start := i + 1
+		end := start
+		for end < len(s) && (pairNameChar(s[end]) || s[end] == ':') {
+			end++
+		}
+		// The name without its namespace prefix, and the start tag's end.
+		name := s[start:end]
+		if k := strings.LastIndexByte(name, ':'); k >= 0 {
+			name = name[k+1:]
+		}
+		gt := strings.IndexByte(s[end:], '>')
+		if name == "" || gt < 0 || end < len(s) && s[end] != '>' && s[end] != ' ' || s[end+gt-1] == '/' || !r.secretName(name) {
+			i = next(start)
+			continue
+		}
+		from := end + gt + 1
+		closing := strings.Index(s[from:], "</"+s[start:end])
+		if closing < 0 {
+			i = next(start)
+			continue
+		}
+		to := from + closing
+		if from < to && s[from:to] != r.cfg.Mask {
+			e.replace(from, to, r.cfg.Mask)
+		}
+		i = next(to + 2)
+	}
+	return e.String()
+}
+
 // pairNameChar reports whether c can be in the name of a pair: a word, a
 // dotted or dashed name, an option's leading dashes.
 func pairNameChar(c byte) bool { return isAlnum(c) || c == '_' || c == '-' || c == '.' }
@@ -919,6 +967,7 @@ func (r *Redactor) cards(s string) string {
 // shape is what the rules for free text look for first in a value.
 type shape struct {
 	colon, atOrPercent bool // a ':' (URL credentials), a '@' or '%' (e-mail addresses)
+	dashOrLT           bool // a '-' (a command line's options) or '<' (XML elements)
 	digits             int  // ASCII digits (card numbers)
 }
 
@@ -935,13 +984,14 @@ func shapeOf(s string) shape {
 	// byte, which is all it is used for.
 	zero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
 	var sh shape
-	var colon, at uint64
+	var colon, at, dash uint64
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
 		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
 			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
 		colon |= zero(x ^ (ones * ':'))
 		at |= zero(x^(ones*'@')) | zero(x^(ones*'%'))
+		dash |= zero(x^(ones*'-')) | zero(x^(ones*'<'))
 		// A byte b below 0x80 is a digit when '0'-1 < b < '9'+1: the two
 		// sums carry into a byte's high bit exactly then, and never into
 		// the next byte (Bit Twiddling Hacks, "determine if a word has a
@@ -955,11 +1005,13 @@ func shapeOf(s string) shape {
 			colon = 1
 		case c == '@' || c == '%':
 			at = 1
+		case c == '-' || c == '<':
+			dash = 1
 		case c-'0' < 10:
 			sh.digits++
 		}
 	}
-	sh.colon, sh.atOrPercent = colon != 0, at != 0
+	sh.colon, sh.atOrPercent, sh.dashOrLT = colon != 0, at != 0, dash != 0
 	return sh
 }
 

@@ -83,6 +83,10 @@ func TestValue(t *testing.T) {
 		{"option quoted", "process.command_line", `tool -api-key 'a b c' -v`, `tool -api-key 'REDACTED' -v`},
 		{"option without value", "process.command_line", "vault login --token -method=github", "vault login --token -method=github"},
 		{"option otherwise kept", "process.command_line", "app --port 8080 --well-known x", "app --port 8080 --well-known x"},
+		{"xml element", "exception.message", "fault in <login><user>bob</user><password>hunter2</password></login>", "fault in <login><user>bob</user><password>REDACTED</password></login>"},
+		{"xml element with a prefix and attributes", "exception.message", `<wsse:Password Type="PasswordText">s3cr3t</wsse:Password><wsse:Nonce>x</wsse:Nonce>`, `<wsse:Password Type="PasswordText">REDACTED</wsse:Password><wsse:Nonce>x</wsse:Nonce>`},
+		{"xml empty and unclosed kept", "exception.message", "<token/> and <apikey>never closed", "<token/> and <apikey>never closed"},
+		{"xml element named by a substring of a name", "exception.message", "<user>bob</user><keyword>shoes</keyword>x", "<user>bob</user><keyword>REDACTED</keyword>x"},
 		{"pair libpq", "exception.message", "connect host=db user=app password=hunter2 dbname=shop: refused", "connect host=db user=app password=REDACTED dbname=shop: refused"},
 		{"pair jdbc query", "exception.message", "cannot open jdbc:mysql://db:3306/shop?user=app&password=hunter2&useSSL=true", "cannot open jdbc:mysql://db:3306/shop?user=app&password=REDACTED&useSSL=true"},
 		{"pair jdbc sql server", "exception.message", "jdbc:sqlserver://db:1433;databaseName=shop;user=sa;password=hunter2;encrypt=true", "jdbc:sqlserver://db:1433;databaseName=shop;user=sa;password=REDACTED;encrypt=true"},
@@ -258,6 +262,8 @@ func naiveShape(s string) shape {
 			sh.colon = true
 		case c == '@' || c == '%':
 			sh.atOrPercent = true
+		case c == '-' || c == '<':
+			sh.dashOrLT = true
 		case '0' <= c && c <= '9':
 			sh.digits++
 		}
@@ -268,7 +274,7 @@ func naiveShape(s string) shape {
 func TestShapeOf(t *testing.T) {
 	for _, s := range []string{"", "1", "abc", "4111 1111 1111 1111", "0123456789", "/:09@`", "\x80\xb0\xb9\xff09",
 		"Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0", "ü9ä8ö7ß6€5 4321", "https://u:p@host/x", "bob%40example.com",
-		"\x00\x01:\x01\x00@\x01%", "abcdefgh:", "abcdefgh@abcdefg"} {
+		"\x00\x01:\x01\x00@\x01%", "abcdefgh:", "abcdefgh@abcdefg", "abcdefg-", "--token x", "a<b>c</b>d", "12345678<"} {
 		if got, want := shapeOf(s), naiveShape(s); got != want {
 			t.Errorf("shapeOf(%q) = %+v, want %+v", s, got, want)
 		}
