@@ -19,6 +19,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,6 +55,7 @@ func TestGenerateFixtures(t *testing.T) {
 	write("go-cpu-busy.pb.gz", goBusyCPUProfile(t))
 	write("go-allocs.pb.gz", goAllocsProfile(t))
 	write("go-heap-delta.pb.gz", goHeapDeltaProfile(t))
+	write("go-mutex.pb.gz", goMutexProfile(t))
 	for name, p := range pyroscopeShapedProfiles() {
 		var buf bytes.Buffer
 		if err := p.Write(&buf); err != nil {
@@ -231,6 +233,47 @@ func goHeapDeltaProfile(t *testing.T) []byte {
 	runtime.GC()
 	var buf bytes.Buffer
 	if err := hp.Profile(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+var contended struct {
+	sync.Mutex
+	n int
+}
+
+// contend takes a mutex other goroutines hold, n times.
+//
+//go:noinline
+func contend(n int) {
+	for range n {
+		contended.Lock()
+		contended.n++
+		for range 2000 {
+			spinSink++
+		}
+		contended.Unlock()
+	}
+}
+
+// goMutexProfile is runtime/pprof's mutex profile (contentions count,
+// delay nanoseconds) of four goroutines contending in contend, each
+// contention recorded: the stacks where they waited, many times each.
+func goMutexProfile(t *testing.T) []byte {
+	old := runtime.SetMutexProfileFraction(1)
+	defer runtime.SetMutexProfileFraction(old)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			contend(5000)
+		}()
+	}
+	wg.Wait()
+	var buf bytes.Buffer
+	if err := pprof.Lookup("mutex").WriteTo(&buf, 0); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

@@ -521,7 +521,8 @@ func (d *pprofDecoder) build() ([]*ProfileBatch, error) {
 // then a plain sample count (wall-clock profilers, py-spy); then allocated
 // space, because every sampled allocation shows code that ran while
 // in-use space forgets what was freed; then the profile's default type;
-// then the last type, which pprof tools treat as the default.
+// then the last type, which pprof tools treat as the default. A space is
+// counted by its objects, a delay by its contentions.
 func chooseSampleType(types [][2]string, defaultType string) (value, count int) {
 	find := func(typ, unit string) int {
 		for i, t := range types {
@@ -550,8 +551,13 @@ func chooseSampleType(types [][2]string, defaultType string) (value, count int) 
 				value = i
 			}
 		}
-		if t := types[value][0]; len(t) > 6 && t[len(t)-6:] == "_space" {
+		switch t := types[value][0]; {
+		case len(t) > 6 && t[len(t)-6:] == "_space":
 			count = find(t[:len(t)-6]+"_objects", "count")
+		case t == "delay":
+			// Go's mutex and block profiles: a stack's contentions are
+			// how many times it waited; delay is how long in all.
+			count = find("contentions", "count")
 		}
 	}
 	if types[value][1] == "count" {

@@ -15,7 +15,7 @@ import (
 	"github.com/evidentsec/evident/internal/attribution"
 )
 
-var pprofFixtures = []string{"go-cpu.pb.gz", "go-cpu-busy.pb.gz", "go-allocs.pb.gz", "go-heap-delta.pb.gz", "jfr-cpu.pb.gz", "python-cpu.pb.gz", "node-wall.pb.gz"}
+var pprofFixtures = []string{"go-cpu.pb.gz", "go-cpu-busy.pb.gz", "go-allocs.pb.gz", "go-heap-delta.pb.gz", "go-mutex.pb.gz", "jfr-cpu.pb.gz", "python-cpu.pb.gz", "node-wall.pb.gz"}
 
 // flatSample is a sample in a form both decoders can produce.
 type flatSample struct {
@@ -183,6 +183,70 @@ func TestDecodePprofSampleTypes(t *testing.T) {
 			}
 			if spans != tt.spanSamples {
 				t.Errorf("samples tied to spans: %v, want %v", spans, tt.spanSamples)
+			}
+		})
+	}
+}
+
+// TestDecodePprofCounts: a sample's count is the profile's own count of
+// the samples its value sums, per stack, where the profile has one: a Go
+// mutex profile's stack waited as many times as its contentions, not once
+// however long in all.
+func TestDecodePprofCounts(t *testing.T) {
+	tests := []struct {
+		file                 string
+		valueType, countType string
+		wantMaxCountAtLeast  int64
+	}{
+		{"go-cpu.pb.gz", "cpu", "samples", 2},
+		{"go-allocs.pb.gz", "alloc_space", "alloc_objects", 2},
+		{"go-mutex.pb.gz", "delay", "contentions", 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			data := readFixture(t, tt.file)
+			bs, err := DecodePprof(data, tt.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := profile.Parse(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			vi, ci := -1, -1
+			for i, st := range p.SampleType {
+				switch st.Type {
+				case tt.valueType:
+					vi = i
+				case tt.countType:
+					ci = i
+				}
+			}
+			// [value, count] of every sample with weight, as multisets.
+			want := map[[2]int64]int{}
+			for _, s := range p.Sample {
+				if s.Value[ci] > 0 {
+					want[[2]int64{s.Value[vi], s.Value[ci]}]++
+				}
+			}
+			got := map[[2]int64]int{}
+			var maxCount int64
+			for _, b := range bs {
+				if b.SampleType != tt.valueType {
+					t.Errorf("value of type %s, want %s", b.SampleType, tt.valueType)
+				}
+				for _, s := range b.Samples {
+					got[[2]int64{s.Value, s.Count}]++
+					maxCount = max(maxCount, s.Count)
+				}
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("[value, count] of samples (-want +got):\n%s", diff)
+			}
+			// The fixture's heaviest stack was sampled many times: the
+			// comparison above is not of counts of 1.
+			if maxCount < tt.wantMaxCountAtLeast {
+				t.Errorf("largest count %d, want at least %d", maxCount, tt.wantMaxCountAtLeast)
 			}
 		})
 	}
@@ -527,7 +591,7 @@ func TestChooseSampleType(t *testing.T) {
 		{"go heap", [][2]string{{"alloc_objects", "count"}, {"alloc_space", "bytes"}, {"inuse_objects", "count"}, {"inuse_space", "bytes"}}, "inuse_space", 1, 0, false},
 		{"in-use only, default", [][2]string{{"inuse_objects", "count"}, {"inuse_space", "bytes"}}, "inuse_space", 1, 0, false},
 		{"node heap", [][2]string{{"objects", "count"}, {"space", "bytes"}}, "", 1, -1, false},
-		{"mutex contentions", [][2]string{{"contentions", "count"}, {"delay", "nanoseconds"}}, "", 1, -1, false},
+		{"mutex contentions", [][2]string{{"contentions", "count"}, {"delay", "nanoseconds"}}, "", 1, 0, false},
 		{"java lock", [][2]string{{"lock_count", "count"}, {"lock_duration", "nanoseconds"}}, "", 1, -1, false},
 		{"default names a count", [][2]string{{"goroutine", "count"}}, "goroutine", 0, 0, false},
 		{"a cpu type of bytes", [][2]string{{"cpu", "bytes"}}, "", 0, -1, false},
@@ -566,6 +630,7 @@ func TestDecodersTimeSampled(t *testing.T) {
 		{"go-cpu.pb.gz", []string{"cpu/nanoseconds: true"}},
 		{"go-allocs.pb.gz", []string{"alloc_space/bytes: false"}},
 		{"go-heap-delta.pb.gz", []string{"alloc_space/bytes: false"}},
+		{"go-mutex.pb.gz", []string{"delay/nanoseconds: false"}},
 		{"jfr-cpu.pb.gz", []string{"cpu/nanoseconds: true"}},
 		{"python-cpu.pb.gz", []string{"samples/count: true"}},
 		{"node-wall.pb.gz", []string{"sample/count: true", "sample/count: true"}},
