@@ -92,8 +92,12 @@ type Reachability struct {
 	// first.
 	Evidence []FunctionEvidence
 	// Samples is the number of samples with a vulnerable function on
-	// the stack (at BasisPackage, with code of the package on it).
-	Samples int64
+	// the stack (at BasisPackage, with code of the package on it), of
+	// every profile: an allocation profile's sampled objects too.
+	// TimeSamples counts those of time-sampled profiles
+	// (model.Function.TimeSamples), which alone say how much of the
+	// service's time the code took.
+	Samples, TimeSamples int64
 	// Endpoints are the endpoints that led to the vulnerable code.
 	Endpoints []string
 	// SpanNames are the spans, other than endpoints, whose samples held
@@ -108,12 +112,15 @@ type Reachability struct {
 
 // FunctionEvidence is a vulnerable function seen running.
 type FunctionEvidence struct {
-	Symbol      string
-	Samples     int64
-	CPUSeconds  float64
-	First, Last time.Time
-	Endpoints   []model.NamedSamples
-	SpanNames   []model.NamedSamples
+	Symbol string
+	// Samples counts the samples of every profile with the function on
+	// the stack, TimeSamples those of time-sampled profiles among them
+	// (as Reachability's).
+	Samples, TimeSamples int64
+	CPUSeconds           float64
+	First, Last          time.Time
+	Endpoints            []model.NamedSamples
+	SpanNames            []model.NamedSamples
 	// Stack is an example stack, leaf first, as "package.Symbol".
 	Stack []string
 	// Series are its samples in the minutes of the hour up to SeriesEnd,

@@ -294,7 +294,7 @@ func TestPythonSharedImportName(t *testing.T) {
 		switch as.Finding.Package.Name {
 		case "pycrypto":
 			if r.Verdict != Unknown || as.VEX.Status != StatusUnderInvestigation ||
-				!strings.Contains(r.Reason, "but code of Crypto, which pycrypto ships too, ran (Crypto.Cipher.AES.new in 500 samples), attributed to pycryptodome") {
+				!strings.Contains(r.Reason, "but code of Crypto, which pycrypto ships too, ran (Crypto.Cipher.AES.new in 500 profile samples), attributed to pycryptodome") {
 				t.Errorf("pycrypto: %s, VEX %s, %q; want unknown, under_investigation, naming Crypto's code", r.Verdict, as.VEX.Status, r.Reason)
 			}
 		case "pycryptodome":

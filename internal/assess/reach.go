@@ -195,6 +195,7 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 				top = fn
 			}
 			r.Samples = max(r.Samples, fn.Samples)
+			r.TimeSamples = max(r.TimeSamples, fn.TimeSamples)
 			for _, e := range fn.Endpoints {
 				endpoints[e.Name] += e.Samples
 			}
@@ -226,7 +227,7 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 		// bound still says how little CPU the vulnerable code, if it is
 		// there at all, could have used unseen.
 		r.Verdict = Loaded
-		r.Samples = pkgTop.Samples
+		r.Samples, r.TimeSamples = pkgTop.Samples, pkgTop.TimeSamples
 		r.Endpoints, r.SpanNames = byWeight(pkgEndpoints), byWeight(pkgSpans)
 		if timed > 0 {
 			r.Bound = bound(svc, timed)
@@ -262,14 +263,14 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 	}
 	if hidden != nil {
 		r.Verdict, r.Bound = Unknown, nil
-		r.Reason = fmt.Sprintf("no frame attributed to %s, but Java code that no known Maven artifact ships ran (%s in %d samples) and may be its%s",
-			f.Package.Name, funcName(hidden.Func), hidden.Samples, static)
+		r.Reason = fmt.Sprintf("no frame attributed to %s, but Java code that no known Maven artifact ships ran (%s in %s) and may be its%s",
+			f.Package.Name, funcName(hidden.Func), seenIn(hidden, svc), static)
 		return r
 	}
 	if pyHidden != nil {
 		r.Verdict, r.Bound = Unknown, nil
-		r.Reason = fmt.Sprintf("no frame attributed to %s, but code of %s, which %s ships too, ran (%s in %d samples), attributed to %s: name the service's distribution in python_dists to tell them apart%s",
-			f.Package.Name, topModule(pyHidden.Package), f.Package.Name, funcName(pyHidden.Func), pyHidden.Samples, pyHidden.Module, static)
+		r.Reason = fmt.Sprintf("no frame attributed to %s, but code of %s, which %s ships too, ran (%s in %s), attributed to %s: name the service's distribution in python_dists to tell them apart%s",
+			f.Package.Name, topModule(pyHidden.Package), f.Package.Name, funcName(pyHidden.Func), seenIn(pyHidden, svc), pyHidden.Module, static)
 		return r
 	}
 	r.Verdict = NotObserved
@@ -354,7 +355,7 @@ func ecosystemLanguage(eco string) (attribution.Language, bool) {
 
 func evidence(fn *model.Function, svc *model.Service) FunctionEvidence {
 	e := FunctionEvidence{
-		Symbol: fn.Package + "." + fn.Symbol, Samples: fn.Samples,
+		Symbol: fn.Package + "." + fn.Symbol, Samples: fn.Samples, TimeSamples: fn.TimeSamples,
 		First: fn.First, Last: fn.Last, Endpoints: fn.Endpoints, SpanNames: fn.SpanNames,
 		Series: fn.Series, SeriesEnd: svc.SeriesEnd,
 	}

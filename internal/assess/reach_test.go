@@ -267,3 +267,59 @@ func TestBoundCountsTimeSamplesOnly(t *testing.T) {
 		})
 	}
 }
+
+// TestEvidenceTimeSamples: the samples a verdict's evidence counts are of
+// every profile, and its time samples of the time-sampled ones alone. A
+// function in go-cpu.pb.gz's 59 CPU samples and in go-allocs.pb.gz's
+// 19,710 allocated objects was "seen in 19,769 samples", read as time
+// taken.
+func TestEvidenceTimeSamples(t *testing.T) {
+	finding := func(symbol string) findings.Finding {
+		return findings.Finding{
+			Service:       "api",
+			Package:       findings.Package{PURL: "pkg:golang/github.com/evidentsec/evident", Ecosystem: osv.EcosystemGo, Name: "github.com/evidentsec/evident"},
+			Vulnerability: findings.Vulnerability{ID: "test"},
+			Symbols:       []string{"github.com/evidentsec/evident/internal/telemetry." + symbol},
+		}
+	}
+	tests := []struct {
+		name                 string
+		symbol               string
+		samples, timeSamples int64
+	}{
+		{"in CPU and allocation profiles", "TestGenerateFixtures", 59 + 19710, 59},
+		{"in an allocation profile only", "allocate", 19709, 0},
+		// A mutex profile's stack counts its contentions.
+		{"in a mutex profile only", "contend", 1211, 0},
+		{"in a CPU profile only", "spin", 59, 59},
+	}
+	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{GoModules: []string{"github.com/evidentsec/evident"}}))
+	for _, name := range []string{"go-cpu.pb.gz", "go-allocs.pb.gz", "go-mutex.pb.gz"} {
+		data, err := os.ReadFile(filepath.Join("..", "telemetry", "testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		batches, err := telemetry.DecodePprof(data, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range batches {
+			b.Service = "api"
+			m.AddProfile(b)
+		}
+	}
+	a := New(DefaultConfig(), nil, m.Snapshot())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := a.One(finding(tt.symbol)).Reachability
+			if r.Verdict != Executed || len(r.Evidence) != 1 {
+				t.Fatalf("%s with %d evidence (%s), want executed with 1", r.Verdict, len(r.Evidence), r.Reason)
+			}
+			e := r.Evidence[0]
+			got := [4]int64{r.Samples, r.TimeSamples, e.Samples, e.TimeSamples}
+			if want := [4]int64{tt.samples, tt.timeSamples, tt.samples, tt.timeSamples}; got != want {
+				t.Errorf("samples, time samples of the verdict and its evidence: %v, want %v", got, want)
+			}
+		})
+	}
+}

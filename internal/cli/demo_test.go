@@ -247,7 +247,7 @@ func TestLiveView(t *testing.T) {
 	executed := assess.Assessment{Finding: gateway, Priority: assess.Priority{Tier: "P1", Score: 90},
 		Exposure: assess.ExposureResult{Level: assess.Exposed},
 		Reachability: assess.Reachability{Verdict: assess.Executed, Endpoints: []string{"GET /search"},
-			Evidence: []assess.FunctionEvidence{{Symbol: "norm.Form.String", Samples: 12}}}}
+			Evidence: []assess.FunctionEvidence{{Symbol: "norm.Form.String", Samples: 12, TimeSamples: 12}}}}
 	loaded := func(window float64) assess.Assessment {
 		return assess.Assessment{Finding: orders, Priority: assess.Priority{Tier: "P3", Score: 40},
 			Reachability: assess.Reachability{Verdict: assess.Loaded, Bound: &assess.Bound{Share: 0.01, CPU: true, WindowSeconds: window}}}

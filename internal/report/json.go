@@ -175,29 +175,35 @@ type jsonEPSS struct {
 	Date        string  `json:"date"`
 }
 
+// jsonReachability is assess.Reachability. Its and its evidence's
+// TimeSamples count, of Samples, those of time-sampled profiles (CPU, wall
+// clock): Samples counts an allocation profile's objects and a contention
+// profile's waits too.
 type jsonReachability struct {
-	Verdict   assess.Verdict `json:"verdict"`
-	Basis     assess.Basis   `json:"basis"`
-	Symbols   []string       `json:"symbols"`
-	Samples   int64          `json:"samples"`
-	Endpoints []string       `json:"endpoints"`
-	SpanNames []string       `json:"span_names"`
-	Evidence  []jsonEvidence `json:"evidence,omitempty"`
-	Bound     *jsonBound     `json:"bound,omitempty"`
-	Reason    string         `json:"reason"`
+	Verdict     assess.Verdict `json:"verdict"`
+	Basis       assess.Basis   `json:"basis"`
+	Symbols     []string       `json:"symbols"`
+	Samples     int64          `json:"samples"`
+	TimeSamples int64          `json:"time_samples"`
+	Endpoints   []string       `json:"endpoints"`
+	SpanNames   []string       `json:"span_names"`
+	Evidence    []jsonEvidence `json:"evidence,omitempty"`
+	Bound       *jsonBound     `json:"bound,omitempty"`
+	Reason      string         `json:"reason"`
 }
 
 type jsonEvidence struct {
-	Symbol     string               `json:"symbol"`
-	Samples    int64                `json:"samples"`
-	CPUSeconds float64              `json:"cpu_seconds"`
-	FirstSeen  time.Time            `json:"first_seen"`
-	LastSeen   time.Time            `json:"last_seen"`
-	Endpoints  []model.NamedSamples `json:"endpoints,omitempty"`
-	SpanNames  []model.NamedSamples `json:"span_names,omitempty"`
-	Stack      []string             `json:"stack"`
-	Series     []model.Bucket       `json:"series,omitempty"`
-	SeriesEnd  time.Time            `json:"series_end,omitzero"`
+	Symbol      string               `json:"symbol"`
+	Samples     int64                `json:"samples"`
+	TimeSamples int64                `json:"time_samples"`
+	CPUSeconds  float64              `json:"cpu_seconds"`
+	FirstSeen   time.Time            `json:"first_seen"`
+	LastSeen    time.Time            `json:"last_seen"`
+	Endpoints   []model.NamedSamples `json:"endpoints,omitempty"`
+	SpanNames   []model.NamedSamples `json:"span_names,omitempty"`
+	Stack       []string             `json:"stack"`
+	Series      []model.Bucket       `json:"series,omitempty"`
+	SeriesEnd   time.Time            `json:"series_end,omitzero"`
 }
 
 type jsonBound struct {
@@ -250,7 +256,7 @@ func FindingJSON(a assess.Assessment) JSONFinding {
 		Vulnerability: f.Vulnerability, Package: f.Package, Service: f.Service, Severity: f.Severity,
 		FixedVersion: f.FixedVersion, KnownExploited: a.KnownExploited, Static: f.Static, Sources: f.Sources,
 		Reachability: jsonReachability{
-			Verdict: r.Verdict, Basis: r.Basis, Symbols: nonNil(r.Symbols), Samples: r.Samples,
+			Verdict: r.Verdict, Basis: r.Basis, Symbols: nonNil(r.Symbols), Samples: r.Samples, TimeSamples: r.TimeSamples,
 			Endpoints: nonNil(r.Endpoints), SpanNames: nonNil(r.SpanNames), Reason: r.Reason,
 		},
 		Exposure:    a.Exposure,
@@ -263,7 +269,7 @@ func FindingJSON(a assess.Assessment) JSONFinding {
 	}
 	for _, e := range r.Evidence {
 		jf.Reachability.Evidence = append(jf.Reachability.Evidence, jsonEvidence{
-			Symbol: e.Symbol, Samples: e.Samples, CPUSeconds: e.CPUSeconds,
+			Symbol: e.Symbol, Samples: e.Samples, TimeSamples: e.TimeSamples, CPUSeconds: e.CPUSeconds,
 			FirstSeen: e.First, LastSeen: e.Last, Endpoints: e.Endpoints, SpanNames: e.SpanNames, Stack: e.Stack,
 			Series: e.Series, SeriesEnd: e.SeriesEnd,
 		})

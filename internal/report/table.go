@@ -53,7 +53,7 @@ func evidenceCell(a assess.Assessment) string {
 	r := a.Reachability
 	switch r.Verdict {
 	case assess.Executed:
-		s := fmt.Sprintf("%s: %d samples", r.Evidence[0].Symbol, r.Evidence[0].Samples)
+		s := r.Evidence[0].Symbol + ": " + samplesOf(r.Evidence[0].Samples, r.Evidence[0].TimeSamples)
 		switch {
 		case len(r.Endpoints) > 0:
 			s += " via " + endpointsOf(r.Endpoints, 2)
@@ -63,11 +63,22 @@ func evidenceCell(a assess.Assessment) string {
 		return s
 	case assess.Loaded, assess.NotObserved:
 		if r.Verdict == assess.Loaded && r.Basis == assess.BasisPackage {
-			return fmt.Sprintf("package code ran (%d samples), no vulnerable function known", r.Samples)
+			return fmt.Sprintf("package code ran (%s), no vulnerable function known", samplesOf(r.Samples, r.TimeSamples))
 		}
 		return "bound " + r.Bound.String()
 	}
 	return r.Reason
+}
+
+// samplesOf says in how many samples code was seen: those of time-sampled
+// profiles when it is in some, as the reasons do, else that it is in none
+// and in how many of the other profiles. Every profile's samples added up
+// would count an allocation profile's objects as samples of time.
+func samplesOf(all, timed int64) string {
+	if timed > 0 {
+		return fmt.Sprintf("%d time samples", timed)
+	}
+	return fmt.Sprintf("0 time samples, %d of other profiles", all)
 }
 
 // Headline is the one line a run is remembered by. It claims a backlog

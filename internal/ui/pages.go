@@ -514,7 +514,12 @@ func boundText(r assess.Reachability) string {
 	if b == nil {
 		switch r.Verdict {
 		case assess.Executed:
-			return fmt.Sprintf("No bound is needed: the vulnerable code was seen running, in %d profile samples.", r.Samples)
+			if r.TimeSamples == 0 {
+				// Seen in allocation or contention profiles only, whose
+				// objects and waits are no samples of the service's time.
+				return fmt.Sprintf("No bound is needed: the vulnerable code was seen running, in no sample of time but in %d samples of other profiles (allocation, contention).", r.Samples)
+			}
+			return fmt.Sprintf("No bound is needed: the vulnerable code was seen running, in %d profile samples.", r.TimeSamples)
 		default:
 			return "No bound: without enough samples of the service's time (CPU or wall-clock profiles) there is nothing to bound anything with; allocation and contention profiles show code that ran, not code that did not."
 		}

@@ -81,14 +81,14 @@ func shop() *source {
 	exec := assess.Assessment{
 		Finding: findings.Finding{Service: "gateway", Vulnerability: findings.Vulnerability{ID: "GO-2026-5970", Aliases: []string{"CVE-2026-56852"}},
 			Package: findings.Package{PURL: "pkg:golang/golang.org/x/text@v0.37.0", Name: "golang.org/x/text", Version: "v0.37.0"}},
-		Reachability: assess.Reachability{Verdict: assess.Executed, Basis: assess.BasisSymbol, Samples: 22,
+		Reachability: assess.Reachability{Verdict: assess.Executed, Basis: assess.BasisSymbol, Samples: 22, TimeSamples: 22,
 			Symbols: []string{"golang.org/x/text/unicode/norm.Form.String"},
 			Evidence: []assess.FunctionEvidence{
-				{Symbol: "golang.org/x/text/unicode/norm.Form.String", Samples: 20, First: t0, Last: t0,
+				{Symbol: "golang.org/x/text/unicode/norm.Form.String", Samples: 20, TimeSamples: 20, First: t0, Last: t0,
 					Endpoints: []model.NamedSamples{{Name: "GET /search", Samples: 20}},
 					Stack:     []string{"golang.org/x/text/unicode/norm.Form.String", "main.search", "net/http.serve"},
 					Series:    []model.Bucket{{Start: t0.Add(-2 * time.Minute), Samples: 12}, {Start: t0, Samples: 8}}, SeriesEnd: t0.Add(time.Minute)},
-				{Symbol: "golang.org/x/text/unicode/norm.Form.Bytes", Samples: 2, First: t0, Last: t0,
+				{Symbol: "golang.org/x/text/unicode/norm.Form.Bytes", Samples: 2, TimeSamples: 2, First: t0, Last: t0,
 					Stack: []string{"golang.org/x/text/unicode/norm.Form.Bytes", "main.search", "net/http.serve"}},
 			}},
 		Exposure:    assess.ExposureResult{Level: assess.Exposed, Rule: "entry point"},
