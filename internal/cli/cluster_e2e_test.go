@@ -55,7 +55,7 @@ func recordedBatches(t *testing.T) ([][]telemetry.Span, []*telemetry.ProfileBatc
 	t.Helper()
 	tempoURL, pyroURL := shopSources(t)
 	sf := sourceFlags{tempo: tempoURL, pyroscope: pyroURL}
-	pull, err := sf.newPull(func(string) string { return "" })
+	pull, err := sf.newPull(func(string) string { return "" }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

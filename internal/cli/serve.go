@@ -510,7 +510,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	}
 	s.retain = &retainer{st: s.st, cfg: sc.Retention, log: log}
 	if src := sc.Sources; src.Tempo != "" || src.Pyroscope != "" {
-		pull, err := src.flags().newPull(os.Getenv)
+		pull, err := src.flags().newPull(os.Getenv, log.With("component", "sources"))
 		if err != nil {
 			return nil, fmt.Errorf("serve sources: %w", err)
 		}

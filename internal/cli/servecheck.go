@@ -160,7 +160,7 @@ func checkServe(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags) 
 	}
 	// validateRole refused sources for the roles that poll none.
 	if src := sc.Sources; src.Tempo != "" || src.Pyroscope != "" {
-		_, err := src.flags().newPull(os.Getenv)
+		_, err := src.flags().newPull(os.Getenv, nil)
 		problem("serve.sources", err)
 	}
 	errs = append(errs, checkListenerAuth(ctx, g, sc, fl.insecure))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -123,8 +124,9 @@ func (s *sourceFlags) window(now time.Time) (source.Window, error) {
 }
 
 // newPull builds the sources the flags name, with credentials from the
-// environment; a zero Pull when none is named.
-func (s *sourceFlags) newPull(getenv func(string) string) (source.Pull, error) {
+// environment; a zero Pull when none is named. logger gets what their TLS
+// clients say, as every other client's.
+func (s *sourceFlags) newPull(getenv func(string) string, logger *slog.Logger) (source.Pull, error) {
 	p := source.Pull{Services: s.services}
 	if s.tempo != "" {
 		auth, err := source.AuthFromEnv("EVIDENT_TEMPO", getenv)
@@ -136,7 +138,7 @@ func (s *sourceFlags) newPull(getenv func(string) string) (source.Pull, error) {
 		if s.traceBudget != 0 {
 			cfg.TraceBudget, cfg.PerGroup = s.traceBudget, s.perEndpoint
 		}
-		if p.Tempo, err = source.NewTempo(cfg); err != nil {
+		if p.Tempo, err = source.NewTempo(cfg, logger); err != nil {
 			return p, fmt.Errorf("--tempo: %w", err)
 		}
 	}
@@ -147,7 +149,7 @@ func (s *sourceFlags) newPull(getenv func(string) string) (source.Pull, error) {
 		}
 		cfg := source.DefaultPyroscopeConfig()
 		cfg.URL, cfg.Auth = s.pyroscope, auth
-		if p.Pyroscope, err = source.NewPyroscope(cfg); err != nil {
+		if p.Pyroscope, err = source.NewPyroscope(cfg, logger); err != nil {
 			return p, fmt.Errorf("--pyroscope: %w", err)
 		}
 	}
@@ -165,7 +167,7 @@ func pullSources(ctx context.Context, s sourceFlags, now time.Time, h telemetry.
 	if err != nil {
 		return err
 	}
-	p, err := s.newPull(os.Getenv)
+	p, err := s.newPull(os.Getenv, slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil {
 		return err
 	}

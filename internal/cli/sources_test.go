@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/evidentsec/evident/internal/source/sourcetest"
+	"github.com/evidentsec/evident/internal/tlsconfig/tlstest"
 )
 
 // requireAuth refuses requests without the basic auth and tenant the
@@ -285,4 +286,56 @@ func shopSources(t *testing.T) (tempoURL, pyroscopeURL string) {
 	ps := httptest.NewServer(mux)
 	t.Cleanup(ps.Close)
 	return ts.URL, ps.URL
+}
+
+// TestSourceClientCertExpired checks that a source's client certificate
+// that has already expired is said at start, by analyze and by serve, as
+// every other client's is: every Tempo or Pyroscope that verifies it
+// refuses the handshake.
+func TestSourceClientCertExpired(t *testing.T) {
+	tempoURL, pyroURL := shopSources(t)
+	cert, key := tlstest.NewCA(t, "ca").IssueUntil(t, time.Now().Add(-time.Hour), "evident").Write(t, t.TempDir(), "client")
+	analyze := func(flag, url string) func(t *testing.T) string {
+		return func(t *testing.T) string {
+			code, _, stderr := run(t, "--data", t.TempDir(), "analyze", "--vulns", filepath.Join(shop, "recorded", "osv"),
+				"--findings", filepath.Join(shop, "recorded", "findings"), flag, url, "--from", "2026-11-24T10:00:00Z", "--to", "2026-11-24T11:00:00Z")
+			if code != 0 {
+				t.Errorf("analyze exit %d:\n%s", code, stderr)
+			}
+			return stderr
+		}
+	}
+	tests := []struct {
+		name   string
+		prefix string
+		client string
+		run    func(t *testing.T) string
+	}{
+		{"analyze tempo", "EVIDENT_TEMPO", "tempo source", analyze("--tempo", tempoURL)},
+		{"analyze pyroscope", "EVIDENT_PYROSCOPE", "pyroscope source", analyze("--pyroscope", pyroURL)},
+		{"serve", "EVIDENT_PYROSCOPE", "pyroscope source", func(t *testing.T) string {
+			cfg := serveTestConfig(t)
+			cfg.Serve.OTLP.GRPCEndpoint, cfg.Serve.OTLP.HTTPEndpoint, cfg.Serve.Pyroscope.Endpoint = "", "", ""
+			cfg.Serve.Sources.Tempo, cfg.Serve.Sources.Pyroscope = tempoURL, pyroURL
+			var logged bytes.Buffer
+			g := &globals{stdout: io.Discard, stderr: io.Discard, dataDir: t.TempDir()}
+			srv, err := startServer(t.Context(), g, cfg, serveFlags{vulns: []string{filepath.Join(shop, "recorded", "osv")}}, slog.New(slog.NewTextHandler(&logged, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			shutdown(t, srv)
+			return logged.String()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(tt.prefix+"_CERT_FILE", cert)
+			t.Setenv(tt.prefix+"_KEY_FILE", key)
+			got := tt.run(t)
+			want := regexp.MustCompile(`level=WARN msg="tls client certificate has expired: every server that verifies it refuses the handshake" .*client="` + tt.client + `" cert_file=` + regexp.QuoteMeta(cert) + " ")
+			if !want.MatchString(got) {
+				t.Errorf("logged:\n%s\nwant a line with %s", got, want)
+			}
+		})
+	}
 }

@@ -140,11 +140,11 @@ func BenchmarkPull24h(b *testing.B) {
 		tc.URL = url
 		pc := source.DefaultPyroscopeConfig()
 		pc.URL = url
-		tp, err := source.NewTempo(tc)
+		tp, err := source.NewTempo(tc, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
-		p, err := source.NewPyroscope(pc)
+		p, err := source.NewPyroscope(pc, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

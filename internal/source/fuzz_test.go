@@ -33,7 +33,7 @@ func FuzzTempoResponses(f *testing.F) {
 		cfg := source.DefaultTempoConfig()
 		cfg.URL = srv.URL
 		cfg.TraceBudget, cfg.PerGroup = 5, 5
-		tp, err := source.NewTempo(cfg)
+		tp, err := source.NewTempo(cfg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -210,13 +211,13 @@ type client struct {
 	stats Stats
 }
 
-func newClient(what string, cfg HTTPConfig) (*client, error) {
+func newClient(what string, cfg HTTPConfig, logger *slog.Logger) (*client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s source: %w", what, err)
 	}
 	// The same client TLS as every other client of evident (tlsconfig):
 	// a private CA, a client certificate that reloads when rotated.
-	tr, err := tlsconfig.NewTransport(tlsconfig.ClientConfig{CAFile: cfg.Auth.CAFile, CertFile: cfg.Auth.CertFile, KeyFile: cfg.Auth.KeyFile}, what+" source", nil)
+	tr, err := tlsconfig.NewTransport(tlsconfig.ClientConfig{CAFile: cfg.Auth.CAFile, CertFile: cfg.Auth.CertFile, KeyFile: cfg.Auth.KeyFile}, what+" source", logger)
 	if err != nil {
 		return nil, fmt.Errorf("%s source: %w", what, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"slices"
@@ -52,12 +53,14 @@ type Pyroscope struct {
 	legacy bool
 }
 
-// NewPyroscope returns a source for the Pyroscope at cfg.URL.
-func NewPyroscope(cfg PyroscopeConfig) (*Pyroscope, error) {
+// NewPyroscope returns a source for the Pyroscope at cfg.URL. logger gets what its
+// TLS client says (a client certificate that has expired or was not
+// reloaded); nil discards it.
+func NewPyroscope(cfg PyroscopeConfig, logger *slog.Logger) (*Pyroscope, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("pyroscope source: %w", err)
 	}
-	c, err := newClient("pyroscope", cfg.HTTPConfig)
+	c, err := newClient("pyroscope", cfg.HTTPConfig, logger)
 	if err != nil {
 		return nil, err
 	}

@@ -126,11 +126,11 @@ func newPull(t *testing.T, url string, auth source.Auth, edit func(*source.HTTPC
 		edit(&tc.HTTPConfig)
 		edit(&pc.HTTPConfig)
 	}
-	tp, err := source.NewTempo(tc)
+	tp, err := source.NewTempo(tc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := source.NewPyroscope(pc)
+	p, err := source.NewPyroscope(pc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -720,7 +720,7 @@ func TestTempoLongWindow(t *testing.T) {
 		defer func() { s.tempo.MaxDuration = 168 * time.Hour }()
 		cfg := source.DefaultTempoConfig()
 		cfg.URL, cfg.PerGroup = srv.URL, 2
-		tp, err := source.NewTempo(cfg)
+		tp, err := source.NewTempo(cfg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strconv"
@@ -54,12 +55,14 @@ type Tempo struct {
 	c   *client
 }
 
-// NewTempo returns a source for the Tempo at cfg.URL.
-func NewTempo(cfg TempoConfig) (*Tempo, error) {
+// NewTempo returns a source for the Tempo at cfg.URL. logger gets what its
+// TLS client says (a client certificate that has expired or was not
+// reloaded); nil discards it.
+func NewTempo(cfg TempoConfig, logger *slog.Logger) (*Tempo, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("tempo source: %w", err)
 	}
-	c, err := newClient("tempo", cfg.HTTPConfig)
+	c, err := newClient("tempo", cfg.HTTPConfig, logger)
 	if err != nil {
 		return nil, err
 	}
