@@ -391,8 +391,14 @@ func expandRefs(s string) (string, error) {
 }
 
 // loadConfig reads a configuration file strictly: unknown keys are
-// errors, and so is anything Validate rejects. An empty path gives the
-// defaults.
+// errors, in every section, and so is anything the sections every
+// command uses reject (assess, products, attribution). An empty path
+// gives the defaults. The serve section is checked by the commands that
+// use it, serve once its flags replaced the values they name
+// (serveFlags.override), as a flag that turns a listener off or fixes
+// its address makes the file's value moot, and the token and audit
+// commands only its store (openSharedStore); analyze and db stats, which
+// use none of it, do not refuse a section they ignore.
 func loadConfig(path string) (fileConfig, error) {
 	cfg := defaultFileConfig()
 	if path == "" {
@@ -422,7 +428,7 @@ func loadConfig(path string) (fileConfig, error) {
 			return cfg, explainConfig(doc, path, reflect.TypeOf(cfg), err)
 		}
 	}
-	if err := errors.Join(cfg.Validate(), cfg.Products.Validate(), cfg.attribution().Validate(), cfg.Serve.Validate()); err != nil {
+	if err := errors.Join(cfg.Validate(), cfg.Products.Validate(), cfg.attribution().Validate()); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil

@@ -42,7 +42,9 @@ func TestLoadConfig(t *testing.T) {
 
 // TestLoadConfigBad loads every *.bad.yml and checks the whole error:
 // each problem names the file, the line and the key's path, in YAML terms
-// (not Go types), and an unknown key the key that was likely meant.
+// (not Go types), and an unknown key the key that was likely meant. A bad
+// value of the serve section is serve's error alone (serveOnly): the
+// commands that do not serve load the file.
 func TestLoadConfigBad(t *testing.T) {
 	dir := filepath.Join("testdata", "config")
 	want := map[string]string{
@@ -83,18 +85,77 @@ func TestLoadConfigBad(t *testing.T) {
 		"bad-model.bad.yml": "config $F: invalid model configuration: max_pending_spans 1 is below 2\n" +
 			"invalid model configuration: max_services 0 is below 1",
 	}
+	serveOnly := map[string]bool{
+		"bad-serve.bad.yml": true, "bad-endpoints.bad.yml": true, "bad-sources.bad.yml": true, "bad-store.bad.yml": true,
+		"bad-store-postgres.bad.yml": true, "bad-redaction.bad.yml": true, "bad-model.bad.yml": true,
+	}
 	files, err := filepath.Glob(filepath.Join(dir, "*.bad.yml"))
 	if err != nil || len(files) != len(want) {
 		t.Fatalf("bad configs = %v, %v; want %d", files, err, len(want))
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
+			wantErr := strings.ReplaceAll(want[filepath.Base(f)], "$F", f)
 			_, err := loadConfig(f)
-			if err == nil {
-				t.Fatal("loadConfig succeeded")
+			switch {
+			case serveOnly[filepath.Base(f)]:
+				if err != nil {
+					t.Errorf("loadConfig = %v, want nil: the serve section is serve's to check", err)
+				}
+			case err == nil:
+				t.Error("loadConfig succeeded")
+			default:
+				if diff := cmp.Diff(wantErr, err.Error()); diff != "" {
+					t.Errorf("error (-want +got):\n%s", diff)
+				}
 			}
-			if diff := cmp.Diff(strings.ReplaceAll(want[filepath.Base(f)], "$F", f), err.Error()); diff != "" {
-				t.Errorf("error (-want +got):\n%s", diff)
+			code, _, stderr := run(t, "--data", t.TempDir(), "serve", "--config", f, "--check-config")
+			if diff := cmp.Diff("evident: "+wantErr+"\n", stderr); code != ExitUsage || diff != "" {
+				t.Errorf("serve --check-config: exit %d, stderr (-want +got):\n%s", code, diff)
+			}
+		})
+	}
+}
+
+// TestServeSectionAfterFlags checks that the serve section is checked as
+// serve's flags leave it, a listener's value in the file replaced or
+// turned off by its flag, and only by the commands that use it.
+func TestServeSectionAfterFlags(t *testing.T) {
+	endpoints := filepath.Join("testdata", "config", "bad-endpoints.bad.yml")
+	badServe := filepath.Join("testdata", "config", "bad-serve.bad.yml")
+	badStore := filepath.Join("testdata", "config", "bad-store.bad.yml")
+	vulns := filepath.Join(shop, "recorded", "osv")
+	check := []string{"serve", "--check-config", "--vulns", vulns, "--config", endpoints}
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string // the whole of stderr; "" for no word of the configuration
+	}{
+		{"file's bad listeners", check, ExitUsage, "evident: config " + endpoints + `: api endpoint "127.0.0.1:99999": port 99999 out of range (0 to 65535)` + "\n" +
+			`invalid otlp receiver config: grpc_endpoint "127.0.0.1:-1": port -1 out of range (0 to 65535)` + "\n" +
+			`invalid pyroscope receiver config: endpoint "127.0.0.1:notaport": port "notaport" is neither a number nor a known service name` + "\n"},
+		{"turned off by the flags", append(check, "--api", "127.0.0.1:8080", "--otlp-grpc", "", "--pyroscope", ""), ExitOK, ""},
+		{"replaced by the flags", append(check, "--api", "127.0.0.1:8080", "--otlp-grpc", "127.0.0.1:4317", "--pyroscope", "127.0.0.1:4040"), ExitOK, ""},
+		{"one left bad", append(check, "--api", "127.0.0.1:8080", "--otlp-grpc", ""), ExitUsage, "evident: config " + endpoints +
+			`: invalid pyroscope receiver config: endpoint "127.0.0.1:notaport": port "notaport" is neither a number nor a known service name` + "\n"},
+		{"analyze ignores serve", []string{"analyze", "--config", badServe, "--vulns", vulns, "--findings", filepath.Join(shop, "recorded", "findings"),
+			"--traces", filepath.Join(shop, "recorded", "traces.jsonl")}, ExitOK, ""},
+		{"db stats ignores serve", []string{"db", "stats", "--config", badServe, "--vulns", vulns}, ExitOK, ""},
+		{"token create ignores serve but the store", []string{"token", "create", "--config", badServe, "--name", "ops", "--role", "admin"}, ExitOK, ""},
+		{"token create checks the store", []string{"token", "create", "--config", badStore, "--name", "ops", "--role", "admin"}, ExitUsage,
+			"evident: config " + badStore + `: serve store backend "postgre" is neither "sqlite" nor "postgres"` + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := run(t, append([]string{"--data", t.TempDir()}, tt.args...)...)
+			// A command that runs says other things (a token's id).
+			wrong := stderr != tt.wantErr
+			if tt.wantErr == "" {
+				wrong = strings.Contains(stderr, "config ")
+			}
+			if code != tt.wantCode || wrong {
+				t.Errorf("exit %d, stderr:\n%s\nwant %d and:\n%s", code, stderr, tt.wantCode, tt.wantErr)
 			}
 		})
 	}

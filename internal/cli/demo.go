@@ -256,6 +256,10 @@ func setUpDemo(g *globals, shop, mode string, dataSet bool, work string) (fileCo
 	cfg.Serve.Pyroscope.Endpoint = "127.0.0.1:0"
 	// The demo lasts minutes: re-assess and refresh often.
 	cfg.Serve.Engine.RefreshInterval = 2 * time.Second
+	// Checked as serve checks it once its flags are applied.
+	if err := cfg.Serve.Validate(); err != nil {
+		return cfg, fs, nil, fmt.Errorf("config %s: %w", filepath.Join(shop, "evident.yaml"), err)
+	}
 
 	if _, err := os.Stat(filepath.Join(g.dataDir, "vulndb")); err != nil {
 		fs.vulns = []string{filepath.Join(shop, "recorded", "osv")}

@@ -148,7 +148,8 @@ receivers first, so that what they accepted drains into the store.`,
 
 // override applies the listener flags that were given, a default value
 // given too, and refuses an address that is none naming its flag, not
-// the key of the file it replaces.
+// the key of the file it replaces; then it checks the serve section as
+// the flags left it, naming the file (loadConfig does not check it).
 func (fl serveFlags) override(cmd *cobra.Command, c *serveConfig) error {
 	var errs []error
 	for _, l := range []struct {
@@ -176,7 +177,13 @@ func (fl serveFlags) override(cmd *cobra.Command, c *serveConfig) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	return c.Validate()
+	if err := c.Validate(); err != nil {
+		if fl.config != "" {
+			return fmt.Errorf("config %s: %w", fl.config, err)
+		}
+		return err
+	}
+	return nil
 }
 
 // server is evident serve composed: the store, the engine, the alert

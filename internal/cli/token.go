@@ -42,6 +42,10 @@ func openSharedStore(ctx context.Context, g *globals, config string, access stor
 	if err != nil {
 		return nil, err
 	}
+	// Of the serve section, only the store is theirs to check.
+	if err := cfg.Serve.Store.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", config, err)
+	}
 	if cfg.Serve.Store.Backend != backendPostgres && access != storeCreate {
 		path := filepath.Join(g.dataDir, "store", sqlite.FileName)
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
