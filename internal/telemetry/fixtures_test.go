@@ -504,9 +504,11 @@ func tempoJSON(t *testing.T, otlp []byte) (v1, v2 []byte) {
 	return b1, b2
 }
 
-// fixtureProfiles builds an OTLP profiles request with two services, one
-// of whose samples links to a span.
-func fixtureProfiles(t *testing.T) pprofile.Profiles {
+// newProfilesDictionary returns profiles whose dictionary holds the zero
+// value at index 0 of every table (profiles.proto), and a function that
+// adds a string to its string table and returns its index.
+func newProfilesDictionary(t testing.TB) (pprofile.Profiles, func(string) int32) {
+	t.Helper()
 	pd := pprofile.NewProfiles()
 	dict := pd.Dictionary()
 	str := func(s string) int32 {
@@ -516,7 +518,6 @@ func fixtureProfiles(t *testing.T) pprofile.Profiles {
 		}
 		return i
 	}
-	// Index 0 of every table is the zero value (profiles.proto).
 	str("")
 	dict.MappingTable().AppendEmpty()
 	dict.LocationTable().AppendEmpty()
@@ -524,6 +525,14 @@ func fixtureProfiles(t *testing.T) pprofile.Profiles {
 	dict.LinkTable().AppendEmpty()
 	dict.StackTable().AppendEmpty()
 	dict.AttributeTable().AppendEmpty()
+	return pd, str
+}
+
+// fixtureProfiles builds an OTLP profiles request with two services, one
+// of whose samples links to a span.
+func fixtureProfiles(t *testing.T) pprofile.Profiles {
+	pd, str := newProfilesDictionary(t)
+	dict := pd.Dictionary()
 	fn := func(name, file string) int32 {
 		f := pprofile.NewFunction()
 		f.SetNameStrindex(str(name))

@@ -206,22 +206,8 @@ func TestDecodeOTLPProfilesNoWeight(t *testing.T) {
 // period, their samples sharing stacks and links.
 func pprofToOTLP(t testing.TB, p *profile.Profile, service string) []byte {
 	t.Helper()
-	pd := pprofile.NewProfiles()
+	pd, str := newProfilesDictionary(t)
 	dict := pd.Dictionary()
-	str := func(s string) int32 {
-		i, err := pprofile.SetString(dict.StringTable(), s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return i
-	}
-	str("")
-	dict.MappingTable().AppendEmpty()
-	dict.LocationTable().AppendEmpty()
-	dict.FunctionTable().AppendEmpty()
-	dict.LinkTable().AppendEmpty()
-	dict.StackTable().AppendEmpty()
-	dict.AttributeTable().AppendEmpty()
 	funcs := map[uint64]int32{}
 	for _, f := range p.Function {
 		fn := pprofile.NewFunction()
