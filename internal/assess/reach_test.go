@@ -231,21 +231,7 @@ func TestBoundCountsTimeSamplesOnly(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{GoModules: []string{"github.com/evidentsec/evident"}}))
-			for _, name := range tt.profiles {
-				data, err := os.ReadFile(filepath.Join("..", "telemetry", "testdata", name))
-				if err != nil {
-					t.Fatal(err)
-				}
-				batches, err := telemetry.DecodePprof(data, name)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, b := range batches {
-					b.Service = "api"
-					m.AddProfile(b)
-				}
-			}
+			m := fixtureModel(t, tt.profiles...)
 			cfg := DefaultConfig()
 			cfg.VEX.MinWindow = 0 // the fixtures are a second long
 			got := New(cfg, nil, m.Snapshot()).One(tt.finding)
@@ -293,21 +279,7 @@ func TestEvidenceTimeSamples(t *testing.T) {
 		{"in a mutex profile only", "contend", 1211, 0},
 		{"in a CPU profile only", "spin", 59, 59},
 	}
-	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{GoModules: []string{"github.com/evidentsec/evident"}}))
-	for _, name := range []string{"go-cpu.pb.gz", "go-allocs.pb.gz", "go-mutex.pb.gz"} {
-		data, err := os.ReadFile(filepath.Join("..", "telemetry", "testdata", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		batches, err := telemetry.DecodePprof(data, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, b := range batches {
-			b.Service = "api"
-			m.AddProfile(b)
-		}
-	}
+	m := fixtureModel(t, "go-cpu.pb.gz", "go-allocs.pb.gz", "go-mutex.pb.gz")
 	a := New(DefaultConfig(), nil, m.Snapshot())
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -322,4 +294,26 @@ func TestEvidenceTimeSamples(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fixtureModel is a model of service "api" that took the named pprof
+// fixtures of internal/telemetry, made by real Go programs.
+func fixtureModel(t *testing.T, names ...string) *model.Model {
+	t.Helper()
+	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{GoModules: []string{"github.com/evidentsec/evident"}}))
+	for _, name := range names {
+		data, err := os.ReadFile(filepath.Join("..", "telemetry", "testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		batches, err := telemetry.DecodePprof(data, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range batches {
+			b.Service = "api"
+			m.AddProfile(b)
+		}
+	}
+	return m
 }
