@@ -34,6 +34,12 @@ type Config struct {
 	// unavailable and the sender retries after RetryAfter.
 	ProduceTimeout time.Duration `yaml:"produce_timeout"`
 	RetryAfter     time.Duration `yaml:"retry_after"`
+	// MaxRecordBytes is the size of the largest record a receiver
+	// writes, its key and headers included: a request whose telemetry
+	// takes more is written as several records, in order. It must not
+	// be above what the brokers accept (the topic's max.message.bytes,
+	// which EnsureTopic sets to it when it creates the topic).
+	MaxRecordBytes int `yaml:"max_record_bytes"`
 	// MaxPollRecords is the most records an engine applies as one batch.
 	MaxPollRecords int `yaml:"max_poll_records"`
 	// ApplyBackoff is the wait before an engine retries a batch its
@@ -53,7 +59,9 @@ type Config struct {
 
 // DefaultConfig returns a local broker, the topic evident-ingest with 12
 // partitions (enough for 12 engines) replicated 3 times and kept 24 h,
-// the group evident-engines, a 5 s produce timeout and batches of at
+// the group evident-engines, a 5 s produce timeout, records of at most
+// 1,000,012 bytes (franz-go's default, under what Kafka's brokers,
+// 1,048,588, and Redpanda's, 1 MiB, accept by default) and batches of at
 // most 1000 records.
 func DefaultConfig() Config {
 	return Config{
@@ -61,9 +69,16 @@ func DefaultConfig() Config {
 		Partitions: 12, ReplicationFactor: 3, Retention: 24 * time.Hour,
 		ClientID: "evident", Group: "evident-engines",
 		ProduceTimeout: 5 * time.Second, RetryAfter: time.Second,
-		MaxPollRecords: 1000, ApplyBackoff: time.Second,
+		MaxRecordBytes: 1000012, MaxPollRecords: 1000, ApplyBackoff: time.Second,
 	}
 }
+
+// The bounds of MaxRecordBytes: room for a span or a small profile and
+// the headers beside it, and franz-go's own upper bound (1 GiB).
+const (
+	minRecordBytes = 64 << 10
+	maxRecordBytes = 1 << 30
+)
 
 // ErrInvalidConfig is wrapped by the errors of Validate.
 var ErrInvalidConfig = errors.New("invalid kafka configuration")
@@ -105,6 +120,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryAfter <= 0 {
 		bad("retry_after %v is not positive", c.RetryAfter)
+	}
+	if c.MaxRecordBytes < minRecordBytes || c.MaxRecordBytes > maxRecordBytes {
+		bad("max_record_bytes %d is not between %d and %d", c.MaxRecordBytes, minRecordBytes, maxRecordBytes)
 	}
 	if c.MaxPollRecords < 1 {
 		bad("max_poll_records %d is below 1", c.MaxPollRecords)

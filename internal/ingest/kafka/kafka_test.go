@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.uber.org/goleak"
 
+	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/logtest"
 	"github.com/evidentsec/evident/internal/pipeline"
@@ -482,7 +483,12 @@ func TestUnavailable(t *testing.T) {
 	cfg.Brokers = []string{addr}
 	cfg.ProduceTimeout = time.Second
 	cfg.RetryAfter = 3 * time.Second
-	p := newProducer(t, cfg)
+	var logs logtest.Buffer
+	p, err := NewProducer(cfg, nil, slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Shutdown(context.Background()) })
 	err = p.Traces().Consume(context.Background(), spans("cart", "GET /cart"))
 	var ue *pipeline.UnavailableError
 	if !errors.Is(err, pipeline.ErrUnavailable) || !errors.As(err, &ue) || ue.RetryAfter != cfg.RetryAfter {
@@ -490,6 +496,10 @@ func TestUnavailable(t *testing.T) {
 	}
 	if pipeline.IsPermanent(err) || errors.Is(err, pipeline.ErrFull) {
 		t.Errorf("Consume with no broker = %v: permanent or full", err)
+	}
+	// Why is in the log, from the client: franz-go's own log was dropped.
+	if got := logs.String(); !strings.Contains(got, addr) || !strings.Contains(got, "connection refused") {
+		t.Errorf("log has no word of the broker %s refusing the connection:\n%s", addr, got)
 	}
 }
 
@@ -522,14 +532,16 @@ func TestEnsureTopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var retention string
+	got := map[string]string{}
 	for _, kv := range c.Configs {
-		if kv.Key == "retention.ms" && kv.Value != nil {
-			retention = *kv.Value
+		if kv.Value != nil {
+			got[kv.Key] = *kv.Value
 		}
 	}
-	if retention != "86400000" {
-		t.Errorf("retention.ms = %q, want 86400000", retention)
+	for key, want := range map[string]string{"retention.ms": "86400000", "max.message.bytes": "1000012"} {
+		if got[key] != want {
+			t.Errorf("%s = %q, want %s", key, got[key], want)
+		}
 	}
 }
 
@@ -592,6 +604,7 @@ func TestValidate(t *testing.T) {
 		{"timeouts", func(c *Config) { c.ProduceTimeout, c.RetryAfter, c.ApplyBackoff = time.Millisecond, 0, 0 },
 			[]string{"produce_timeout 1ms is below 1s", "retry_after 0s is not positive", "apply_backoff 0s is not positive"}},
 		{"batch", func(c *Config) { c.MaxPollRecords = 0 }, []string{"max_poll_records 0 is below 1"}},
+		{"record size", func(c *Config) { c.MaxRecordBytes = 1000 }, []string{"max_record_bytes 1000 is not between 65536 and 1073741824"}},
 		{"tls", func(c *Config) { c.TLS = &tlsconfig.ClientConfig{CertFile: "c.pem"} }, []string{"tls cert_file and key_file go together"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1203,4 +1216,113 @@ func TestRetentionGap(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLargeRequestSplit: telemetry of one service that takes more than
+// max_record_bytes is written as several records, each within it, that
+// read back as the whole in order; a span that cannot fit alone is
+// refused, naming the limit. Before, the brokers' 1 MB default refused a
+// Collector's usual batch of thousands of spans as a permanent error.
+func TestLargeRequestSplit(t *testing.T) {
+	const n = 1500
+	var names []string
+	for i := range n {
+		names = append(names, fmt.Sprintf("GET /item/%04d/%s", i, strings.Repeat("x", 100)))
+	}
+	td := ptrace.NewTraces()
+	ss := td.ResourceSpans().AppendEmpty()
+	ss.Resource().Attributes().PutStr("service.name", "cart")
+	for i, name := range names {
+		sp := ss.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		sp.SetName(name)
+		sp.SetKind(ptrace.SpanKindServer)
+		sp.SetTraceID(pcommon.TraceID{1})
+		sp.SetSpanID(pcommon.SpanID{byte(i >> 8), byte(i), 1})
+	}
+	req, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var received []telemetry.Span
+	if err := telemetry.DecodeTraceRequest(req, "test", func(s []telemetry.Span) error {
+		received = append(received, s...)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A profile of n samples, each of its own location.
+	prof := &telemetry.ProfileBatch{Service: "cart", Source: "cart.pprof", SampleType: "cpu", Unit: "nanoseconds"}
+	for i := range n {
+		prof.Locations = append(prof.Locations, []attribution.Frame{{Function: fmt.Sprintf("main.handler%04d", i), File: strings.Repeat("f", 100) + ".go"}})
+		prof.Samples = append(prof.Samples, telemetry.Sample{Locations: []int32{int32(i), int32(i / 2)}, Count: int64(i + 1)})
+	}
+	tests := []struct {
+		name    string
+		consume func(p *Producer) error
+	}{
+		{"spans", func(p *Producer) error { return p.Traces().Consume(context.Background(), spans("cart", names...)) }},
+		{"received request", func(p *Producer) error {
+			return p.Traces().Consume(telemetry.WithReceived(context.Background(), req, nil, received), received)
+		}},
+		{"profile", func(p *Producer) error {
+			return p.Profiles().Consume(context.Background(), []*telemetry.ProfileBatch{prof})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := cluster(t, 1)
+			cfg.MaxRecordBytes = minRecordBytes
+			p := newProducer(t, cfg)
+			if err := tt.consume(p); err != nil {
+				t.Fatal(err)
+			}
+			written := int(testutil.ToFloat64(p.m.WithLabelValues("traces", "written")) + testutil.ToFloat64(p.m.WithLabelValues("profiles", "written")))
+			if written < 2 {
+				t.Fatalf("%d records written, want the request split", written)
+			}
+			var gotNames []string
+			var gotSamples [][2]string
+			for _, r := range readLog(t, cfg, written) {
+				if size := len(r.Value) + len(r.Key) + 100; size > cfg.MaxRecordBytes {
+					t.Errorf("record at %d: about %d bytes, over %d", r.Offset, size, cfg.MaxRecordBytes)
+				}
+				rec, err := decode(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, s := range rec.Spans {
+					gotNames = append(gotNames, s.Name)
+				}
+				for _, b := range rec.Profiles {
+					for _, smp := range b.Samples {
+						gotSamples = append(gotSamples, [2]string{b.Locations[smp.Locations[0]][0].Function, b.Locations[smp.Locations[1]][0].Function})
+					}
+				}
+			}
+			if tt.name != "profile" {
+				if diff := cmp.Diff(gotNames, names); diff != "" {
+					t.Errorf("spans read back (-got +want):\n%s", diff)
+				}
+				return
+			}
+			var want [][2]string
+			for _, smp := range prof.Samples {
+				want = append(want, [2]string{prof.Locations[smp.Locations[0]][0].Function, prof.Locations[smp.Locations[1]][0].Function})
+			}
+			if diff := cmp.Diff(gotSamples, want); diff != "" {
+				t.Errorf("samples read back (-got +want):\n%s", diff)
+			}
+		})
+	}
+
+	t.Run("one span too large", func(t *testing.T) {
+		cfg := cluster(t, 1)
+		cfg.MaxRecordBytes = minRecordBytes
+		p := newProducer(t, cfg)
+		big := spans("cart", "GET /"+strings.Repeat("x", minRecordBytes))
+		err := p.Traces().Consume(context.Background(), big)
+		if !pipeline.IsPermanent(err) || !strings.Contains(err.Error(), `service "cart"`) || !strings.Contains(err.Error(), "max_record_bytes 65536") {
+			t.Errorf("err = %v, want a permanent error naming the service and max_record_bytes", err)
+		}
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/pipeline"
@@ -70,6 +71,7 @@ func NewProducer(cfg Config, red *redact.Redactor, logger *slog.Logger, reg prom
 		kgo.DefaultProduceTopic(cfg.Topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordDeliveryTimeout(cfg.ProduceTimeout),
+		kgo.ProducerBatchMaxBytes(int32(cfg.MaxRecordBytes)),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -95,9 +97,11 @@ func NewProducer(cfg Config, red *redact.Redactor, logger *slog.Logger, reg prom
 	return p, nil
 }
 
-// clientOpts are the options every client of the log shares.
+// clientOpts are the options every client of the log shares. franz-go
+// logs to logger: a broker it cannot reach, a refused SASL or TLS
+// handshake, a rebalance, with their causes.
 func clientOpts(cfg Config, logger *slog.Logger) ([]kgo.Opt, error) {
-	opts := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID(cfg.ClientID)}
+	opts := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID(cfg.ClientID), kgo.WithLogger(kslog.New(logger))}
 	if cfg.TLS != nil {
 		tc, err := tlsconfig.NewClient(*cfg.TLS, "kafka", logger)
 		if err != nil {
@@ -113,10 +117,12 @@ func clientOpts(cfg Config, logger *slog.Logger) ([]kgo.Opt, error) {
 }
 
 // Traces returns the consumer of span batches: one record per service of
-// the batch, redacted. A batch of one service that came with its OTLP
-// request (telemetry.WithReceived) is written as that request, redacted
-// on the wire (redact.Redactor.TraceRequest), not encoded again: the
-// engine decodes the same spans from it.
+// the batch, redacted, or several in order when a service's spans take
+// more than MaxRecordBytes. A batch of one service that came with its
+// OTLP request (telemetry.WithReceived) is written as that request,
+// redacted on the wire (redact.Redactor.TraceRequest), not encoded
+// again, when it fits in one record: the engine decodes the same spans
+// from it.
 func (p *Producer) Traces() pipeline.Consumer[[]telemetry.Span] {
 	return pipeline.ConsumerFunc[[]telemetry.Span](func(ctx context.Context, spans []telemetry.Span) error {
 		if len(spans) == 0 {
@@ -125,45 +131,96 @@ func (p *Producer) Traces() pipeline.Consumer[[]telemetry.Span] {
 		groups := groupBy(spans, func(s *telemetry.Span) string { return s.Service })
 		if req, texts, ok := telemetry.Received(ctx, spans); ok && len(groups) == 1 {
 			kept, out, _, err := p.red.TraceRequest(spans, req, texts)
-			if err == nil {
+			rec := record(ctx, spans[0].Service, formatOTLPTraces, kept)
+			if err == nil && len(kept) <= p.valueLimit(rec) {
 				// produce waits for the brokers, so req, the receiver's
 				// buffer, is not used after Consume returns.
-				return p.produce(ctx, "traces", []*kgo.Record{record(ctx, spans[0].Service, formatOTLPTraces, kept)})
+				return p.produce(ctx, "traces", []*kgo.Record{rec})
 			}
-			p.log.Debug("writing a trace request's spans encoded again", "spans", len(spans), "err", err)
+			if err != nil {
+				p.log.Debug("writing a trace request's spans encoded again", "spans", len(spans), "err", err)
+			}
 			groups = [][]telemetry.Span{out}
 		} else {
 			groups = groupBy(p.red.Spans(spans), func(s *telemetry.Span) string { return s.Service })
 		}
 		var recs []*kgo.Record
 		for _, g := range groups {
-			value, format, err := encodeSpans(g)
+			rs, err := records(ctx, p, g[0].Service, g, encodeSpans, nil)
 			if err != nil {
-				return pipeline.Permanent(fmt.Errorf("encode spans of service %q: %w", g[0].Service, err))
+				p.m.WithLabelValues("traces", "rejected").Add(float64(len(groups)))
+				return pipeline.Permanent(fmt.Errorf("write the spans of service %q: %w", g[0].Service, err))
 			}
-			recs = append(recs, record(ctx, g[0].Service, format, value))
+			recs = append(recs, rs...)
 		}
 		return p.produce(ctx, "traces", recs)
 	})
 }
 
 // Profiles returns the consumer of profile batches: one record per
-// service of the batch, redacted.
+// service of the batch, redacted, or several in order when a service's
+// profiles take more than MaxRecordBytes (a profile that does not fit
+// alone is split by its samples, splitProfile).
 func (p *Producer) Profiles() pipeline.Consumer[[]*telemetry.ProfileBatch] {
 	return pipeline.ConsumerFunc[[]*telemetry.ProfileBatch](func(ctx context.Context, ps []*telemetry.ProfileBatch) error {
 		if len(ps) == 0 {
 			return nil
 		}
+		groups := groupBy(p.red.Profiles(ps), func(b **telemetry.ProfileBatch) string { return (*b).Service })
 		var recs []*kgo.Record
-		for _, g := range groupBy(p.red.Profiles(ps), func(b **telemetry.ProfileBatch) string { return (*b).Service }) {
-			value, format, err := encodeProfiles(g)
+		for _, g := range groups {
+			rs, err := records(ctx, p, g[0].Service, g, encodeProfiles, splitProfile)
 			if err != nil {
-				return pipeline.Permanent(fmt.Errorf("encode profiles of service %q: %w", g[0].Service, err))
+				p.m.WithLabelValues("profiles", "rejected").Add(float64(len(groups)))
+				return pipeline.Permanent(fmt.Errorf("write the profiles of service %q: %w", g[0].Service, err))
 			}
-			recs = append(recs, record(ctx, g[0].Service, format, value))
+			recs = append(recs, rs...)
 		}
 		return p.produce(ctx, "profiles", recs)
 	})
+}
+
+// records encodes xs, one service's telemetry, as records of at most
+// MaxRecordBytes, in order: xs whole when it fits, else in as many parts
+// as its size asks for, each split again until it fits. One item that
+// does not fit alone is split by halve when it can be (nil: it cannot),
+// else refused.
+func records[T any](ctx context.Context, p *Producer, service string, xs []T, encode func([]T) ([]byte, string, error), halve func(T) (T, T, bool)) ([]*kgo.Record, error) {
+	value, format, err := encode(xs)
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	rec := record(ctx, service, format, value)
+	limit := p.valueLimit(rec)
+	if len(value) <= limit {
+		return []*kgo.Record{rec}, nil
+	}
+	var parts [][]T
+	switch {
+	case len(xs) > 1:
+		// One more part than the size asks for: items differ in size.
+		n := min(len(xs), len(value)/limit+2)
+		for i := range n {
+			parts = append(parts, xs[i*len(xs)/n:(i+1)*len(xs)/n])
+		}
+	case halve != nil:
+		x, y, ok := halve(xs[0])
+		if !ok {
+			return nil, fmt.Errorf("one sample takes %d bytes encoded, more than max_record_bytes %d allows: %w", len(value), p.cfg.MaxRecordBytes, kerr.MessageTooLarge)
+		}
+		parts = [][]T{{x}, {y}}
+	default:
+		return nil, fmt.Errorf("one span takes %d bytes encoded, more than max_record_bytes %d allows: %w", len(value), p.cfg.MaxRecordBytes, kerr.MessageTooLarge)
+	}
+	var recs []*kgo.Record
+	for _, part := range parts {
+		rs, err := records(ctx, p, service, part, encode, halve)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, rs...)
+	}
+	return recs, nil
 }
 
 // groupBy splits xs by key, keeping the order of the keys' first
@@ -191,6 +248,19 @@ func record(ctx context.Context, service, format string, value []byte) *kgo.Reco
 		{Key: headerTenant, Value: []byte(auth.TenantFromContext(ctx))},
 		{Key: headerFormat, Value: []byte(format)},
 	}}
+}
+
+// valueLimit is the largest value rec can have within MaxRecordBytes,
+// its key and headers, and the record batch that holds it alone, taken:
+// franz-go refuses a record whose batch of one would be larger.
+func (p *Producer) valueLimit(rec *kgo.Record) int {
+	// A batch's header is 61 bytes; a record's lengths, offset and
+	// timestamp deltas are varints of at most 5 or 10 bytes each.
+	n := 61 + 40 + len(rec.Key)
+	for _, h := range rec.Headers {
+		n += 10 + len(h.Key) + len(h.Value)
+	}
+	return p.cfg.MaxRecordBytes - n
 }
 
 // produce writes recs and waits for the brokers' acknowledgement of all

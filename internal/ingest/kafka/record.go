@@ -96,6 +96,48 @@ func encodeProfiles(ps []*telemetry.ProfileBatch) ([]byte, string, error) {
 	return buf.Bytes(), formatGobProfile, nil
 }
 
+// splitProfile splits a profile that does not fit in a record alone into
+// two with half of its samples each, each with the locations its samples
+// use, indexed anew. An engine aggregates the two as the whole: their
+// samples add, and they cover the same window. ok is false for a profile
+// of one sample.
+func splitProfile(b *telemetry.ProfileBatch) (first, rest *telemetry.ProfileBatch, ok bool) {
+	if len(b.Samples) < 2 {
+		return nil, nil, false
+	}
+	half := len(b.Samples) / 2
+	return profilePart(b, b.Samples[:half]), profilePart(b, b.Samples[half:]), true
+}
+
+// profilePart is b with only samples, and only the locations they use.
+func profilePart(b *telemetry.ProfileBatch, samples []telemetry.Sample) *telemetry.ProfileBatch {
+	part := *b
+	part.Locations = nil
+	part.Samples = make([]telemetry.Sample, len(samples))
+	index := map[int32]int32{}
+	for i, smp := range samples {
+		locs := make([]int32, len(smp.Locations))
+		for j, li := range smp.Locations {
+			if li < 0 || int(li) >= len(b.Locations) {
+				// The decoders check indexes; one out of range stays
+				// out of range, for the engine to skip as it would.
+				locs[j] = -1
+				continue
+			}
+			k, seen := index[li]
+			if !seen {
+				k = int32(len(part.Locations))
+				index[li] = k
+				part.Locations = append(part.Locations, b.Locations[li])
+			}
+			locs[j] = k
+		}
+		smp.Locations = locs
+		part.Samples[i] = smp
+	}
+	return &part
+}
+
 // decode reads a record of the log.
 func decode(r *kgo.Record) (Record, error) {
 	rec := Record{Service: string(r.Key), Partition: r.Partition, Offset: r.Offset, Time: r.Timestamp}

@@ -13,7 +13,8 @@ import (
 )
 
 // EnsureTopic creates cfg.Topic with cfg.Partitions partitions, replicated
-// cfg.ReplicationFactor times and kept cfg.Retention, unless it exists
+// cfg.ReplicationFactor times, kept cfg.Retention and taking records of
+// cfg.MaxRecordBytes (max.message.bytes), unless it exists
 // already: an existing topic is left as it is (its partitions can only
 // grow, with kafka-topics --alter or rpk topic add-partitions, and growing
 // them moves services between partitions; see docs/scaling.md).
@@ -34,8 +35,9 @@ func EnsureTopic(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	defer cl.Close()
 	retention := strconv.FormatInt(cfg.Retention.Milliseconds(), 10)
+	maxMessage := strconv.Itoa(cfg.MaxRecordBytes)
 	resp, err := kadm.NewClient(cl).CreateTopic(ctx, cfg.Partitions, cfg.ReplicationFactor,
-		map[string]*string{"retention.ms": &retention}, cfg.Topic)
+		map[string]*string{"retention.ms": &retention, "max.message.bytes": &maxMessage}, cfg.Topic)
 	if err == nil {
 		err = resp.Err
 	}
