@@ -20,7 +20,11 @@ import (
 // intersect (GO-2021-0113, GHSA-ppp9-7jff-5vj2 and CVE-2021-38561 are one
 // vulnerability), transitively. Distribution advisory ids (DSA-, DLA-,
 // RHSA-, ALAS-, USN-, ...) are kept as aliases but never used to match,
-// because one such advisory fixes several vulnerabilities at once.
+// because one such advisory fixes several vulnerabilities at once. For
+// the same reason a finding whose ids name several CVEs (govulncheck's
+// GO-2022-0536, CVE-2019-9512 and CVE-2019-9514) matches others by its
+// primary id alone: Trivy's CVE-2019-9512 and CVE-2019-9514 stay two
+// findings, and the record of both a third.
 //
 // The merged finding takes as primary id, of all ids and aliases, the one
 // of the highest rank, then the lexically smallest:
@@ -158,7 +162,7 @@ func sameVulnerability(fs []Finding, links [][]string, idx []int) [][]int {
 	}
 	owner := map[string]int{}
 	for i, fi := range idx {
-		ids := vulnIDs(fs[fi].Vulnerability)
+		ids := matchIDs(fs[fi].Vulnerability)
 		if links != nil {
 			ids = append(ids, links[fi]...)
 		}
@@ -187,6 +191,20 @@ func sameVulnerability(fs []Finding, links [][]string, idx []int) [][]int {
 		out = append(out, comps[r])
 	}
 	return out
+}
+
+// matchIDs is the ids by which Merge matches v with other findings: its
+// id and aliases, or its id alone when they name several CVEs. A record
+// of several flaws (GO-2022-0536 is CVE-2019-9512 and CVE-2019-9514, and
+// lists the GHSA of each) is not the vulnerability of a report that names
+// one of them, and through its aliases it would make those of two flaws
+// one finding.
+func matchIDs(v Vulnerability) []string {
+	ids := vulnIDs(v)
+	if len(cvesOf(ids)) > 1 && v.ID != "" {
+		return []string{v.ID}
+	}
+	return ids
 }
 
 // vulnIDs is the primary id and the aliases of v.

@@ -246,6 +246,8 @@ func TestMergeWith(t *testing.T) {
 	report := func(pkg Package, id string, aliases ...string) Finding {
 		return Finding{Package: pkg, Vulnerability: Vulnerability{ID: id, Aliases: aliases}, Severity: Severity{Level: LevelUnknown}, Sources: []Source{{Tool: "trivy"}}}
 	}
+	tool := func(f Finding, name string) Finding { f.Sources = []Source{{Tool: name}}; return f }
+	gvc0536 := []string{"CVE-2019-9512", "CVE-2019-9514", "GHSA-39qc-96h7-956f", "GHSA-hgr8-6h9x-f7q9"}
 	tests := []struct {
 		name string
 		in   []Finding
@@ -280,6 +282,27 @@ func TestMergeWith(t *testing.T) {
 			want: []string{
 				"pkg:golang/golang.org/x/net@v0.0.0-20190311183353-d8887717615a CVE-2019-9512 [] [trivy]",
 				"pkg:golang/golang.org/x/net@v0.0.0-20190311183353-d8887717615a CVE-2019-9514 [] [trivy]",
+			},
+		},
+		{
+			// govulncheck and OSV-Scanner name GO-2022-0536 with its
+			// record's aliases, two CVEs and their two GHSAs; Trivy and
+			// Grype name each flaw apart.
+			name: "a finding of several CVEs joins the others by its own id alone",
+			in: []Finding{
+				tool(report(xnet, "GO-2022-0536", gvc0536...), "govulncheck"), tool(report(xnet, "GO-2022-0536", gvc0536...), "osv-scanner"),
+				report(xnet, "CVE-2019-9512"), report(xnet, "CVE-2019-9514"),
+				tool(report(xnet, "GHSA-hgr8-6h9x-f7q9", "CVE-2019-9512"), "grype"), tool(report(xnet, "GHSA-39qc-96h7-956f", "CVE-2019-9514"), "grype"),
+			},
+			merge: []string{
+				"pkg:golang/golang.org/x/net@v0.0.0-20190311183353-d8887717615a GHSA-39qc-96h7-956f [CVE-2019-9514] [grype trivy]",
+				"pkg:golang/golang.org/x/net@v0.0.0-20190311183353-d8887717615a GHSA-hgr8-6h9x-f7q9 [CVE-2019-9512] [grype trivy]",
+				"pkg:golang/golang.org/x/net@v0.0.0-20190311183353-d8887717615a GO-2022-0536 [CVE-2019-9512 CVE-2019-9514 GHSA-39qc-96h7-956f GHSA-hgr8-6h9x-f7q9] [govulncheck osv-scanner]",
+			},
+			want: []string{
+				"pkg:golang/golang.org/x/net@v0.0.0-20190311183353-d8887717615a GHSA-39qc-96h7-956f [CVE-2019-9514] [grype trivy]",
+				"pkg:golang/golang.org/x/net@v0.0.0-20190311183353-d8887717615a GHSA-hgr8-6h9x-f7q9 [CVE-2019-9512] [grype trivy]",
+				"pkg:golang/golang.org/x/net@v0.0.0-20190311183353-d8887717615a GO-2022-0536 [CVE-2019-9512 CVE-2019-9514 GHSA-39qc-96h7-956f GHSA-hgr8-6h9x-f7q9] [govulncheck osv-scanner]",
 			},
 		},
 		{
