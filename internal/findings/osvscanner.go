@@ -40,8 +40,9 @@ type (
 )
 
 // ParseOSVScanner reads the JSON output of osv-scanner (v2, --format
-// json). Every group of a package (one vulnerability under all its ids)
-// becomes a finding; when OSV-Scanner's call analysis ran
+// json). Every group of a package (one vulnerability under all its ids,
+// and the upstream id of a record that names one, as Debian's
+// DEBIAN-CVE- records name their CVE) becomes a finding; when OSV-Scanner's call analysis ran
 // (experimental_analysis), Static is called if it found a vulnerable
 // function called and required otherwise. The fixed version comes from
 // the ranges of the records for the package. Packages reported without
@@ -120,7 +121,18 @@ func osvScannerToFindings(p osvScannerPackage, name string) ([]Finding, error) {
 	}
 	var out []Finding
 	for i, g := range groups {
-		ids := sortedSet(append(slices.Clone(g.IDs), g.Aliases...))
+		ids := append(slices.Clone(g.IDs), g.Aliases...)
+		for _, id := range g.IDs {
+			// A distribution's record of one upstream flaw names it in
+			// upstream, not aliases (DEBIAN-CVE-2022-1292 is
+			// CVE-2022-1292 in Debian's openssl), and the CVE is the id
+			// other tools and VEX documents know it by. A record of
+			// several upstream ids (a DSA) is none of them alone.
+			if e, ok := records[id]; ok && len(e.Upstream) == 1 {
+				ids = append(ids, e.Upstream[0])
+			}
+		}
+		ids = sortedSet(ids)
 		if len(ids) == 0 {
 			return nil, fmt.Errorf("groups[%d]: no ids", i)
 		}

@@ -3,13 +3,36 @@ package findings
 import (
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestParseOSVScanner(t *testing.T) {
 	runGolden(t, ParseOSVScanner, []goldenCase{
 		{name: "go call analysis", input: "osvscanner/app.json", golden: "osvscanner/app.golden"},
 		{name: "npm", input: "osvscanner/npm.json", golden: "osvscanner/npm.golden"},
+		{name: "debian upstream", input: "osvscanner/debian.json", golden: "osvscanner/debian.golden"},
 	})
+}
+
+// TestOSVScannerUpstream: Debian's DEBIAN-CVE-2022-1292 names its CVE in
+// upstream, not aliases; OSV-Scanner's finding of it and Trivy's
+// CVE-2022-1292 of the same openssl are one finding.
+func TestOSVScannerUpstream(t *testing.T) {
+	var got []string
+	all := append(parseFixture(t, ParseOSVScanner, "osvscanner/debian.json"), parseFixture(t, ParseTrivy, "trivy/image.json")...)
+	for _, f := range Merge(all) {
+		if f.Package.Name == "openssl" {
+			got = append(got, mergedIDs([]Finding{f})...)
+		}
+	}
+	want := []string{
+		"pkg:deb/debian/openssl@1.1.1n-0%2Bdeb11u1 CVE-2022-2068 [DSA-5169-1] [trivy]",
+		"pkg:deb/debian/openssl@1.1.1n-0%2Bdeb11u1 DEBIAN-CVE-2022-1292 [CVE-2022-1292 DSA-5169-1] [osv-scanner trivy]",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("merged openssl findings (-want +got):\n%s", diff)
+	}
 }
 
 // TestOSVScannerRecordNames: OSV-Scanner writes a PyPI package's name
