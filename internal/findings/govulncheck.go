@@ -255,3 +255,19 @@ func goSymbol(fr govulncheckFrame) string {
 	}
 	return fr.Package + "." + recv + "." + fr.Function
 }
+
+// govulncheckRoots is the roots of a govulncheck stream's SBOM message,
+// nil when it has none or is not a stream.
+func govulncheckRoots(r io.Reader) []string {
+	dec := json.NewDecoder(r)
+	for {
+		var msg govulncheckMessage
+		if dec.Decode(&msg) != nil {
+			return nil
+		}
+		var sbom govulncheckSBOM
+		if msg.SBOM != nil && json.Unmarshal(msg.SBOM, &sbom) == nil {
+			return sbom.Roots
+		}
+	}
+}

@@ -2,6 +2,7 @@ package findings
 
 import (
 	"bytes"
+	"debug/buildinfo"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -468,4 +469,47 @@ func goVersion(v string) string {
 		v = "v" + v
 	}
 	return v
+}
+
+// ReportArtifact is what a report or SBOM in format (auto or "" to
+// detect it) says it scanned, as its findings' Source.Artifact names it:
+// govulncheck's root packages, Trivy's ArtifactName, Grype's source, the
+// subject of a CycloneDX BOM, an SPDX document's name, a Go executable's
+// main package. A clean scan has no findings to carry it, yet it still
+// tells whose findings it clears. It returns "" when the input does not
+// say, or is not of a format that does.
+func ReportArtifact(data []byte, format Format) string {
+	if format == "" || format == "auto" {
+		format, _ = Detect(data)
+	}
+	r := bytes.NewReader(data)
+	switch format {
+	case FormatGovulncheck:
+		return commonPath(govulncheckRoots(r))
+	case FormatTrivy, FormatGrype:
+		doc, err := decodeDocument(r)
+		if err != nil {
+			return ""
+		}
+		if format == FormatTrivy {
+			return stringField(doc, "ArtifactName")
+		}
+		return grypeTarget(doc)
+	case FormatCycloneDX:
+		bom, err := decodeCycloneDX(r, "")
+		if err != nil || bom.metadata == nil {
+			return ""
+		}
+		return bom.metadata.Name
+	case FormatSPDX:
+		name, _, _ := readSPDX(r, "")
+		return name
+	case FormatGoBinary:
+		bi, err := buildinfo.Read(r)
+		if err != nil {
+			return ""
+		}
+		return bi.Path
+	}
+	return ""
 }

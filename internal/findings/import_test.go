@@ -416,3 +416,37 @@ func TestDetectSaysWhy(t *testing.T) {
 		t.Errorf("Detect of a JSON object: %v, which is not ErrEmpty", err)
 	}
 }
+
+// TestReportArtifact: a report says what it scanned without a finding to
+// carry it (a clean scan), as its findings' sources name it (the
+// artifacts of the golden files).
+func TestReportArtifact(t *testing.T) {
+	tests := []struct {
+		file   string
+		format Format
+		want   string
+	}{
+		{file: "govulncheck/symbol.json", format: "auto", want: "example.com/vulnapp"},
+		{file: "govulncheck/symbol.json", format: FormatGovulncheck, want: "example.com/vulnapp"},
+		{file: "trivy/image.json", format: "auto", want: "registry.example.com/shop/checkout:1.4.2"},
+		{file: "grype/dir.json", format: "auto", want: "app"},
+		{file: "cyclonedx/gomod-app-1.6.json", format: "auto", want: "example.com/vulnapp"},
+		{file: "cyclonedx/gomod-app-1.6.xml", format: "", want: "example.com/vulnapp"},
+		{file: "spdx/syft-app.spdx.json", format: "auto", want: "vulnapp"},
+		// OSV-Scanner names the files it read, not what they build.
+		{file: "osvscanner/app.json", format: "auto", want: ""},
+		// Told the wrong format, nothing is guessed.
+		{file: "trivy/image.json", format: FormatGovulncheck, want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file+" as "+string(tt.format), func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ReportArtifact(data, tt.format); got != tt.want {
+				t.Errorf("ReportArtifact() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

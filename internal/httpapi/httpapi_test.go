@@ -353,10 +353,17 @@ func TestUpload(t *testing.T) {
   ]`},
 		{"evident's findings of a bad service", "", document("gateway", "bad\nname"), 200, `findings[6] (GO-2021-0113): service \"bad\\nname\": want a service name`},
 		// A clean scan (real govulncheck v1.9.0 output of a module with
-		// no vulnerable code) names no service by its findings: asked
-		// for, not answered 200 with every finding left in place.
-		{"no findings, no service", "", clean, 400, "the report holds no findings, so it does not say which service it scanned: name it with ?service="},
-		{"no findings of a service", "?service=orders", clean, 200, `"findings": 0`},
+		// no vulnerable code) has no findings to name its service; the
+		// report does (its root, example.com/shop/cmd/orders), and the
+		// scan clears orders's findings.
+		{"no findings, no service", "", clean, 200, `"services": [
+    "orders"
+  ]`},
+		// One that does not say is asked for, not answered 200 with
+		// every finding left in place.
+		{"no findings, nothing named", "", []byte(`{"config":{"protocol_version":"v1.0.0","scanner_name":"govulncheck","scan_level":"symbol"}}`), 400,
+			"the report holds no findings and does not say which service it scanned: name it with ?service="},
+		{"no findings of a service", "?service=app", clean, 200, `"findings": 0`},
 		{"empty service", "?service=", report, 400, `service \"\": want a service name`},
 		{"blank service", "?service=%20%0A", report, 400, `service \" \\n\": want a service name`},
 		{"govulncheck", "?service=app", report, 200, `"findings": 6`},
@@ -380,7 +387,7 @@ func TestUpload(t *testing.T) {
 	for _, a := range st.Result().Assessments {
 		services[a.Finding.Service]++
 	}
-	// orders's findings were cleared by its clean scan.
+	// orders's findings were cleared by its clean scan, which named it.
 	if diff := cmp.Diff(map[string]int{"app": 6, "vulnapp": 6, "gateway": 6}, services); diff != "" {
 		t.Errorf("findings by service after the uploads (-want +got):\n%s", diff)
 	}

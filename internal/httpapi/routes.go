@@ -280,12 +280,16 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 			fs[i].Service = svc
 		}
 	case len(fs) == 0:
-		// Which service a report scanned is read from its findings'
-		// sources: a report without findings (a clean scan) says none,
-		// and replacing nobody's findings would leave those the scan
-		// found fixed in place.
-		writeError(w, http.StatusBadRequest, "the report holds no findings, so it does not say which service it scanned: name it with ?service= to clear that service's findings")
-		return
+		// A clean scan has no findings whose sources name what it
+		// scanned; the report itself says it (govulncheck's roots,
+		// Trivy's ArtifactName), and the scan clears that service's
+		// findings. Replacing nobody's would leave those the scan found
+		// fixed in place.
+		if svc = findings.ServiceName(findings.ReportArtifact(body, findings.Format(format))); svc == "" || !findings.ValidService(svc) {
+			writeError(w, http.StatusBadRequest, "the report holds no findings and does not say which service it scanned: name it with ?service= to clear that service's findings")
+			return
+		}
+		services = append(services, svc)
 	case !findings.NameServices(fs):
 		// The service of a report given without one is the one it says it
 		// scanned, as evident analyze takes it ("cmd/orders" is orders's),
