@@ -714,3 +714,41 @@ func TestCycloneDXMaven(t *testing.T) {
 		t.Errorf("components (-want +got):\n%s", diff)
 	}
 }
+
+// TestParseLockfileGoMod: what a go.mod does not give is said, naming the
+// file: the modules needed indirectly, which a go.mod before go 1.17 does
+// not list, and the version of a module replaced by a local directory.
+func TestParseLockfileGoMod(t *testing.T) {
+	db := testDB(t)
+	// The requirements of testdata/govulncheck/app: golang.org/x/text
+	// v0.3.5 and gopkg.in/yaml.v2 v2.2.2, with six findings.
+	const require = "require (\n\tgolang.org/x/text v0.3.5\n\tgopkg.in/yaml.v2 v2.2.2\n)\n"
+	const old = "before go 1.17 a go.mod lists only the modules the main module requires directly; those it needs indirectly are in go.sum, which evident does not read, and are not matched (give the service's executable, govulncheck's report or an SBOM)"
+	tests := []struct {
+		name, gomod string
+		findings    int
+		wantErrs    []string
+	}{
+		{"go 1.17", "module example.com/vulnapp\n\ngo 1.17\n\n" + require, 6, nil},
+		{"toolchain", "module example.com/vulnapp\n\ngo 1.16\n\ntoolchain go1.22.0\n\n" + require, 6, nil},
+		{"go 1.16", "module example.com/vulnapp\n\ngo 1.16\n\n" + require, 6, []string{"go.mod: go 1.16: " + old}},
+		{"no go line", "module example.com/vulnapp\n\n" + require, 6, []string{"go.mod: no go line (go 1.16): " + old}},
+		{"local replacement", "module example.com/vulnapp\n\ngo 1.22\n\n" + require + "require example.com/local v0.0.0\n\nreplace example.com/local => ../local\n", 6,
+			[]string{"go.mod: example.com/local: replaced by directory ../local, which has no version to match"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs, errs := ParseLockfile(strings.NewReader(tt.gomod), "go.mod", db)
+			var got []string
+			for _, err := range errs {
+				got = append(got, err.Error())
+			}
+			if diff := cmp.Diff(tt.wantErrs, got); diff != "" {
+				t.Errorf("errors (-want +got):\n%s", diff)
+			}
+			if len(fs) != tt.findings {
+				t.Errorf("got %d findings, want %d", len(fs), tt.findings)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"go/version"
 	"io"
 	"path"
 	"slices"
@@ -24,6 +25,7 @@ import (
 	"github.com/google/osv-scalibr/extractor/filesystem/language/python/poetrylock"
 	"github.com/google/osv-scalibr/extractor/filesystem/language/python/requirements"
 	"github.com/google/osv-scalibr/extractor/filesystem/simplefileapi"
+	"golang.org/x/mod/modfile"
 )
 
 // lockfileExtractors are osv-scalibr's extractors of the lockfiles and
@@ -99,6 +101,11 @@ func IsLockfile(name string) bool { return lockfileExtractor(lockfileFS(name, ni
 // running, in a service built with a fixed one. A Go executable, or
 // govulncheck on it, tells the standard library's version.
 //
+// A go.mod before go 1.17 (or with no go line) lists only the modules the
+// main module requires directly: a *RecordError naming its go line says
+// that the indirect ones, in go.sum, are not read. A module it replaces by
+// a local directory has no version, and is a *RecordError naming both.
+//
 // A package without a pinned version (a requirements line such as
 // "requests>=2" or "requests~=2.25.0", a Maven version range such as
 // "[1.26,)", whose bound osv-scalibr gives as the version) is reported as
@@ -153,6 +160,12 @@ func ParseLockfile(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 	if x.Name() == packagelockjson.Name {
 		local = npmLocal(data)
 	}
+	var goDirs map[string]string
+	if x.Name() == gomod.Name {
+		var notes []error
+		goDirs, notes = goModNotes(name, data)
+		errs = append(errs, notes...)
+	}
 	for _, p := range inv.Packages {
 		if x.Name() == gomod.Name && p.Name == "stdlib" || local[p.Name+"@"+p.Version] {
 			continue
@@ -168,6 +181,10 @@ func ParseLockfile(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 			// it imports; osv-scalibr fills in the POM's own, unless it
 			// names a property the file does not define.
 			errs = append(errs, recordErr(name, rec, "version not in the file: a parent POM or an imported BOM gives it (dependencyManagement, properties), and evident reads only the file given"))
+			continue
+		case p.Version == "" && goDirs[p.Name] != "":
+			// osv-scalibr names the package by the directory.
+			errs = append(errs, recordErr(name, goDirs[p.Name], "replaced by directory %s, which has no version to match", p.Name))
 			continue
 		case p.Version == "":
 			errs = append(errs, recordErr(name, rec, "no pinned version"))
@@ -197,6 +214,34 @@ func ParseLockfile(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 		comps = append(comps, Component{Ref: rec, Package: pkg})
 	}
 	return matchComponents(comps, m, string(FormatLockfile), name), errs
+}
+
+// goModNotes reads in a go.mod what osv-scalibr's extractor does not
+// say: the modules replaced by a local directory, as a map from the
+// directory (which the extractor gives as the package's name) to the
+// module, and an error when the file predates go 1.17. Before 1.17 a
+// go.mod lists only the modules the main module needs directly (and no go
+// line means go 1.16); the others are in go.sum, which the extractor reads
+// only beside the go.mod on a disk, and so never here.
+func goModNotes(file string, data []byte) (map[string]string, []error) {
+	mf, err := modfile.Parse(file, data, nil)
+	if err != nil {
+		return nil, nil // the extractor read it; nothing to add
+	}
+	dirs := map[string]string{}
+	for _, r := range mf.Replace {
+		if r.New.Version == "" {
+			dirs[r.New.Path] = r.Old.Path
+		}
+	}
+	goLine := "no go line (go 1.16)"
+	if mf.Go != nil {
+		goLine = "go " + mf.Go.Version
+	}
+	if mf.Toolchain == nil && (mf.Go == nil || version.Compare("go"+mf.Go.Version, "go1.17") < 0) {
+		return dirs, []error{recordErr(file, goLine, "before go 1.17 a go.mod lists only the modules the main module requires directly; those it needs indirectly are in go.sum, which evident does not read, and are not matched (give the service's executable, govulncheck's report or an SBOM)")}
+	}
+	return dirs, nil
 }
 
 // packageLine is the line of the file a package was read from, 0 when
