@@ -752,3 +752,55 @@ func TestParseLockfileGoMod(t *testing.T) {
 		})
 	}
 }
+
+// TestParseLockfileJSLocal: a pnpm or yarn project's workspaces and the
+// directories it depends on are its own source, not the registry
+// packages of their names; lodash below 4.17.21 is affected by
+// GHSA-35jh-r3h4-6jhm (from version 0, so a workspace's 0.0.0-use.local
+// too), minimist 1.2.5 by GHSA-xvch-5gv4-984h. The packages are named
+// lodash to show it.
+func TestParseLockfileJSLocal(t *testing.T) {
+	db := ecosystemsDB(t)
+	const (
+		yarnMinimist = "\n\"minimist@npm:1.2.5\":\n  version: 1.2.5\n  resolution: \"minimist@npm:1.2.5\"\n  languageName: node\n  linkType: hard\n"
+		yarnHead     = "__metadata:\n  version: 8\n  cacheKey: 10c0\n\n\"app@workspace:.\":\n  version: 0.0.0-use.local\n  resolution: \"app@workspace:.\"\n  languageName: unknown\n  linkType: soft\n"
+		pnpmHead     = "lockfileVersion: '9.0'\n\nsettings:\n  autoInstallPeers: true\n  excludeLinksFromLockfile: false\n\npackages:\n\n  minimist@1.2.5:\n    resolution: {integrity: sha512-FM9nNUYrRBAELZQT3xeZQ7fmMOBg6nWNmJKTcgsJeaLstP/UODVpGsr5OhXhhXg6f+qtJ8uiZ+PUxkDWcgIXLw==}\n\n"
+		minimist     = "minimist@1.2.5 GHSA-xvch-5gv4-984h"
+	)
+	tests := []struct {
+		name, file, lock string
+		want             []string
+	}{
+		{"yarn workspace", "yarn.lock", yarnHead + "\n\"lodash@workspace:^, lodash@workspace:packages/lodash\":\n  version: 0.0.0-use.local\n  resolution: \"lodash@workspace:packages/lodash\"\n  languageName: unknown\n  linkType: soft\n" + yarnMinimist,
+			[]string{minimist}},
+		{"yarn link", "yarn.lock", yarnHead + "\n\"lodash@link:./vendor/lodash::locator=app%40workspace%3A.\":\n  version: 0.0.0-use.local\n  resolution: \"lodash@link:./vendor/lodash::locator=app%40workspace%3A.\"\n  languageName: node\n  linkType: soft\n" + yarnMinimist,
+			[]string{minimist}},
+		{"yarn directory", "yarn.lock", yarnHead + "\n\"lodash@file:./vendor/lodash::locator=app%40workspace%3A.\":\n  version: 4.17.20\n  resolution: \"lodash@file:./vendor/lodash#./vendor/lodash::hash=351be1&locator=app%40workspace%3A.\"\n  languageName: node\n  linkType: hard\n" + yarnMinimist,
+			[]string{minimist}},
+		// A tarball may well be the registry's package, kept.
+		{"yarn tarball", "yarn.lock", yarnHead + "\n\"lodash@file:./vendor/lodash-4.17.20.tgz::locator=app%40workspace%3A.\":\n  version: 4.17.20\n  resolution: \"lodash@file:./vendor/lodash-4.17.20.tgz#./vendor/lodash-4.17.20.tgz::hash=351be1&locator=app%40workspace%3A.\"\n  languageName: node\n  linkType: hard\n" + yarnMinimist,
+			[]string{"lodash@4.17.20 GHSA-35jh-r3h4-6jhm", minimist}},
+		{"yarn classic directory", "yarn.lock", "# yarn lockfile v1\n\n\n\"lodash@file:./vendor/lodash\":\n  version \"4.17.20\"\n\nminimist@1.2.5:\n  version \"1.2.5\"\n  resolved \"https://registry.yarnpkg.com/minimist/-/minimist-1.2.5.tgz#67d66014b66a6a8aaa0c083c5fd58df4e4e97602\"\n  integrity sha512-FM9nNUYrRBAELZQT3xeZQ7fmMOBg6nWNmJKTcgsJeaLstP/UODVpGsr5OhXhhXg6f+qtJ8uiZ+PUxkDWcgIXLw==\n",
+			[]string{minimist}},
+		{"pnpm directory", "pnpm-lock.yaml", pnpmHead + "  lodash@file:vendor/lodash:\n    resolution: {directory: vendor/lodash, type: directory}\n    name: lodash\n    version: 4.17.20\n",
+			[]string{minimist}},
+		{"pnpm registry package", "pnpm-lock.yaml", pnpmHead + "  lodash@4.17.15:\n    resolution: {integrity: sha512-8xOcRHvCjnocdS5cpwXQXVzmmh5e5+saE2QGoeQmbKmRS6J3VQppPOIt0MnmE+4xlZoumy0GPG0D0MVIQbNA1A==}\n",
+			[]string{"lodash@4.17.15 GHSA-35jh-r3h4-6jhm", "lodash@4.17.15 GHSA-p6mc-m468-83gw", minimist}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs, errs := ParseLockfile(strings.NewReader(tt.lock), tt.file, db)
+			for _, err := range errs {
+				t.Error(err)
+			}
+			var got []string
+			for _, f := range fs {
+				got = append(got, f.Package.Name+"@"+f.Package.Version+" "+f.Vulnerability.ID)
+			}
+			slices.Sort(got)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("findings (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/google/osv-scalibr/extractor/filesystem/language/python/poetrylock"
 	"github.com/google/osv-scalibr/extractor/filesystem/language/python/requirements"
 	"github.com/google/osv-scalibr/extractor/filesystem/simplefileapi"
+	"go.yaml.in/yaml/v3"
 	"golang.org/x/mod/modfile"
 )
 
@@ -101,6 +102,11 @@ func IsLockfile(name string) bool { return lockfileExtractor(lockfileFS(name, ni
 // running, in a service built with a fixed one. A Go executable, or
 // govulncheck on it, tells the standard library's version.
 //
+// The project's own packages, which osv-scalibr reads as the registry
+// packages of their names, are left out: a package-lock.json's workspaces
+// and linked directories, a yarn.lock's workspaces and directories, a
+// pnpm-lock.yaml's directories.
+//
 // A go.mod before go 1.17 (or with no go line) lists only the modules the
 // main module requires directly: a *RecordError naming its go line says
 // that the indirect ones, in go.sum, are not read. A module it replaces by
@@ -160,6 +166,13 @@ func ParseLockfile(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 	if x.Name() == packagelockjson.Name {
 		local = npmLocal(data)
 	}
+	var localLines map[int]bool
+	switch x.Name() {
+	case pnpmlock.Name:
+		localLines = pnpmLocal(data)
+	case yarnlock.Name:
+		localLines = yarnLocal(data)
+	}
 	var goDirs map[string]string
 	if x.Name() == gomod.Name {
 		var notes []error
@@ -167,7 +180,7 @@ func ParseLockfile(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 		errs = append(errs, notes...)
 	}
 	for _, p := range inv.Packages {
-		if x.Name() == gomod.Name && p.Name == "stdlib" || local[p.Name+"@"+p.Version] {
+		if x.Name() == gomod.Name && p.Name == "stdlib" || local[p.Name+"@"+p.Version] || localLines[packageLine(p)] {
 			continue
 		}
 		rec := p.Name
@@ -385,6 +398,73 @@ func npmLocal(data []byte) map[string]bool {
 	}
 	for at := range installed {
 		delete(local, at)
+	}
+	return local
+}
+
+// pnpmLocal returns the lines of a pnpm-lock.yaml's packages that are
+// directories of the project (file:../lib, resolution type directory),
+// its own source, which osv-scalibr reads as the registry packages of
+// their names. (Workspaces, link:, are not among the packages.)
+func pnpmLocal(data []byte) map[int]bool {
+	local := map[int]bool{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		if dec.Decode(&doc) != nil || len(doc.Content) == 0 {
+			return local // the extractor read it; nothing more to leave out
+		}
+		root := doc.Content[0]
+		for i := 0; i+1 < len(root.Content); i += 2 {
+			if root.Content[i].Value != "packages" || root.Content[i+1].Kind != yaml.MappingNode {
+				continue
+			}
+			pkgs := root.Content[i+1].Content
+			for j := 0; j+1 < len(pkgs); j += 2 {
+				var p struct {
+					Resolution struct {
+						Type string `yaml:"type"`
+					} `yaml:"resolution"`
+				}
+				if pkgs[j+1].Decode(&p) == nil && p.Resolution.Type == "directory" {
+					local[pkgs[j].Line] = true
+				}
+			}
+		}
+	}
+}
+
+// yarnLocal returns the lines of a yarn.lock's entries that are the
+// project's own source, which osv-scalibr reads as the registry packages
+// of their names: workspaces (lib@workspace:packages/lib, at version
+// 0.0.0-use.local) and directories (link:, portal:, file: but for a
+// tarball).
+func yarnLocal(data []byte) map[int]bool {
+	local := map[int]bool{}
+	n := 0
+	for line := range bytes.Lines(data) {
+		n++
+		header := strings.TrimRight(string(line), "\r\n")
+		if header == "" || header[0] == ' ' || header[0] == '#' {
+			continue
+		}
+		for desc := range strings.SplitSeq(strings.TrimSuffix(header, ":"), ",") {
+			desc = strings.Trim(strings.TrimSpace(desc), `"`)
+			at := strings.Index(desc[min(1, len(desc)):], "@") + 1 // past a scope's @
+			if at == 0 {
+				continue
+			}
+			protocol, target, _ := strings.Cut(desc[at+1:], ":")
+			target, _, _ = strings.Cut(target, "::") // yarn 2+: ::locator=...
+			switch protocol {
+			case "workspace", "link", "portal":
+				local[n] = true
+			case "file":
+				if !strings.HasSuffix(target, ".tgz") && !strings.HasSuffix(target, ".tar.gz") && !strings.HasSuffix(target, ".tar") {
+					local[n] = true
+				}
+			}
+		}
 	}
 	return local
 }
