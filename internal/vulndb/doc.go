@@ -28,7 +28,10 @@
 // affected entry (a range of an unknown type, an empty version...) does
 // not stop the record's other entries either: the record loads without
 // it, and a LoadError names the entry ("affected[1]: ..."); only a record
-// none of whose affected entries is valid is skipped. Load fails only
+// none of whose affected entries is valid is skipped. Likewise a range
+// that cannot be read leaves out only itself when its entry has other
+// ranges or versions ("affected[0]: ranges[1]: ..."), and a blank alias
+// only itself. Load fails only
 // when no source could be read at all. A source of the wrong kind (a file
 // named .zip that is not a zip archive, a text or HTML file given as a
 // record) is named as such.

@@ -730,18 +730,14 @@ func readItem(it item, buf *bytes.Buffer) result {
 	if it.wantID != "" && id != it.wantID {
 		return result{problems: []LoadError{{File: it.name, ID: id, Reason: fmt.Sprintf("file is for %s but holds %s", it.wantID, id), Err: ErrInvalidRecord}}}
 	}
-	// One problem per entry left out, each said to be only that entry:
-	// the same reason for a skipped record would read alike.
+	// One problem per part left out, each said to be only that part: the
+	// same reason for a skipped record would read alike.
 	res := result{rec: rec}
 	for _, d := range rec.dropped {
-		res.problems = append(res.problems, LoadError{File: it.name, ID: id, Reason: d.Error() + partReason, Err: ErrInvalidRecord})
+		res.problems = append(res.problems, LoadError{File: it.name, ID: id, Reason: d.Error(), Err: ErrInvalidRecord})
 	}
 	return res
 }
-
-// partReason ends the reason of an affected entry left out of a record
-// that loaded without it.
-const partReason = " (only this entry: the record's other entries are used)"
 
 func loadKEV(p string) (*KEVCatalog, []LoadError) {
 	f, err := os.Open(p)

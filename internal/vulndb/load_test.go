@@ -70,7 +70,6 @@ func TestValidation(t *testing.T) {
 			"GHSA-x", "affected[0]: package: missing ecosystem"},
 		{"missing package name", `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm"},"versions":["1"]}]}`,
 			"GHSA-x", "affected[0]: package: missing name"},
-		{"empty alias", `{"id":"GHSA-x","aliases":[""],"affected":[]}`, "GHSA-x", "aliases[0]: empty"},
 		// A record of which no entry is valid is skipped, each entry named
 		// (TestPartlyInvalidRecord: one valid entry is enough to load it).
 		{"every affected entry bad", `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"p"},"versions":[""]},{"package":{"ecosystem":"npm","name":"q"},"ranges":[{"type":"SEMVER","events":[{"limit":"1"}]}]}]}`,
@@ -115,6 +114,11 @@ func TestValidation(t *testing.T) {
 // 4,291 Go and the 2,661 PyPA records), so the records are shapes with
 // placeholder ids, as in TestValidation.
 func TestPartlyInvalidRecord(t *testing.T) {
+	const (
+		entryOut = " (only this entry: the record's other entries are used)"
+		rangeOut = " (only this range: the entry's other ranges and versions are used)"
+		aliasOut = " (only this alias: the record is used without it)"
+	)
 	tests := []struct {
 		name   string
 		record string
@@ -129,22 +133,47 @@ func TestPartlyInvalidRecord(t *testing.T) {
 			name:   "unknown range type in the second entry",
 			record: `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"p"},"versions":["1.0.0"]},{"package":{"ecosystem":"npm","name":"q"},"ranges":[{"type":"CALVER","events":[{"introduced":"0"}]}]}]}`,
 			eco:    "npm", pkg: "p", version: "1.0.0",
-			wantReasons:    []string{`affected[1]: ranges[0]: unknown range type "CALVER"`},
+			wantReasons:    []string{`affected[1]: ranges[0]: unknown range type "CALVER"` + entryOut},
 			wantEcosystems: []string{"npm"},
 		},
 		{
 			name:   "no introduced event in the first entry",
 			record: `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"q"},"ranges":[{"type":"SEMVER","events":[{"limit":"1"}]}]},{"package":{"ecosystem":"npm","name":"p"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"2.0.0"}]}]}]}`,
 			eco:    "npm", pkg: "p", version: "1.0.0",
-			wantReasons:    []string{"affected[0]: ranges[0]: no introduced event"},
+			wantReasons:    []string{"affected[0]: ranges[0]: no introduced event" + entryOut},
 			wantEcosystems: []string{"npm"},
 		},
 		{
 			name:   "an empty version and a missing name, beside a valid entry of another ecosystem",
 			record: `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"q"},"versions":["1.0.0",""]},{"package":{"ecosystem":"Maven"},"versions":["1.0"]},{"package":{"ecosystem":"PyPI","name":"p"},"versions":["1.0.0"]}]}`,
 			eco:    "PyPI", pkg: "p", version: "1.0.0",
-			wantReasons:    []string{"affected[0]: versions[1]: empty", "affected[1]: package: missing name"},
+			wantReasons:    []string{"affected[0]: versions[1]: empty" + entryOut, "affected[1]: package: missing name" + entryOut},
 			wantEcosystems: []string{"PyPI"},
+		},
+		{
+			// A range that cannot be read leaves the entry's others,
+			// which say which versions are affected.
+			name:   "a bad range beside a good one in the same entry",
+			record: `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"p"},"ranges":[{"type":"SEMVER","events":[{"fixed":"0.5.0"}]},{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"2.0.0"}]}]}]}`,
+			eco:    "npm", pkg: "p", version: "1.0.0",
+			wantReasons:    []string{"affected[0]: ranges[0]: no introduced event" + rangeOut},
+			wantEcosystems: []string{"npm"},
+		},
+		{
+			name:   "a bad range beside the entry's versions",
+			record: `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"p"},"ranges":[{"type":"CALVER","events":[{"introduced":"0"}]}],"versions":["1.0.0"]}]}`,
+			eco:    "npm", pkg: "p", version: "1.0.0",
+			wantReasons:    []string{`affected[0]: ranges[0]: unknown range type "CALVER"` + rangeOut},
+			wantEcosystems: []string{"npm"},
+		},
+		{
+			// A blank alias names nothing; the record is still the
+			// vulnerability of its package.
+			name:   "a blank alias",
+			record: `{"id":"GHSA-x","aliases":["CVE-2021-1",""],"affected":[{"package":{"ecosystem":"npm","name":"p"},"versions":["1.0.0"]}]}`,
+			eco:    "npm", pkg: "p", version: "1.0.0",
+			wantReasons:    []string{"aliases[1]: empty" + aliasOut},
+			wantEcosystems: []string{"npm"},
 		},
 		{
 			// The functions of the entry left out apply nowhere: not to
@@ -156,7 +185,7 @@ func TestPartlyInvalidRecord(t *testing.T) {
 				`{"package":{"ecosystem":"Go","name":"example.com/m"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.3.4"}]}],"ecosystem_specific":{"imports":[{"path":"example.com/m/client","symbols":["Client.UploadImage"]}]}},` +
 				`{"package":{"ecosystem":"Go","name":"example.com/m"},"ranges":[{"events":[{"introduced":"1.4.0"},{"fixed":"1.4.2"}]}],"ecosystem_specific":{"imports":[{"path":"example.com/m/client","symbols":["Client.legacyDownloadImage"]}]}}]}`,
 			eco: "Go", pkg: "example.com/m", version: "v1.3.0",
-			wantReasons:    []string{"affected[1]: ranges[0]: missing type"},
+			wantReasons:    []string{"affected[1]: ranges[0]: missing type" + entryOut},
 			wantEcosystems: []string{"Go"},
 			wantSymbols:    []string{"Client.UploadImage"},
 		},
@@ -176,6 +205,9 @@ func TestPartlyInvalidRecord(t *testing.T) {
 			if v == nil || db.Len() != 2 {
 				t.Fatalf("Get(%s) = %v, Len %d; want the record loaded beside the good one (problems %v)", id, v, db.Len(), problems)
 			}
+			if slices.Contains(v.Entry.Aliases, "") {
+				t.Errorf("aliases %q: a blank one kept", v.Entry.Aliases)
+			}
 			if got := ids(db.Affecting(tt.eco, tt.pkg, tt.version)); !slices.Contains(got, id) {
 				t.Errorf("Affecting(%s, %s, %s) = %v, want %s among them", tt.eco, tt.pkg, tt.version, got, id)
 			}
@@ -186,11 +218,7 @@ func TestPartlyInvalidRecord(t *testing.T) {
 					t.Errorf("problem %+v: want file %s, id %s, ErrInvalidRecord", p, filepath.Join(dir, "raw-a.json"), id)
 				}
 			}
-			var want []string
-			for _, r := range tt.wantReasons {
-				want = append(want, r+" (only this entry: the record's other entries are used)")
-			}
-			if diff := cmp.Diff(want, reasons); diff != "" {
+			if diff := cmp.Diff(tt.wantReasons, reasons); diff != "" {
 				t.Errorf("problems (-want +got):\n%s", diff)
 			}
 			s := db.Stats()

@@ -23,9 +23,10 @@ var ErrInvalidRecord = errors.New("invalid OSV record")
 type record struct {
 	vuln     *Vuln
 	affected []*affected
-	// dropped says what is wrong with each affected entry left out of the
-	// record ("affected[1]: ranges[0]: no introduced event"), for the
-	// caller to report; the record loaded without them.
+	// dropped says what is wrong with each affected entry, range or
+	// alias left out of the record ("affected[1]: ranges[0]: no introduced
+	// event (only this entry: ...)"), entries first, for the caller to
+	// report; the record loaded without them.
 	dropped []error
 }
 
@@ -87,14 +88,20 @@ func parseRecord(data []byte) (rec *record, id string, err error) {
 	// because an entry it cannot read says nothing sure about its
 	// versions, and a finding for every version of a package would bury
 	// the real ones; the warning names the entry instead.
+	//
+	// Within an entry, a range that cannot be read is left out the same
+	// way, and the entry is kept with its other ranges and versions: they
+	// still say which versions are affected. An entry none of whose ranges
+	// is readable, and that lists no versions, is left out whole. A blank
+	// alias names nothing, and is left out of the record it is in.
 	withdrawn := v.Withdrawn()
-	var problems []error
+	var entries, ranges []error
 	valid := 0
 	for i, a := range e.Affected {
-		af, err := compileAffected(v, a)
+		af, bad, err := compileAffected(v, a)
 		if err != nil {
 			if !withdrawn {
-				rec.dropped = append(rec.dropped, fmt.Errorf("affected[%d]: %w", i, err))
+				entries = append(entries, fmt.Errorf("affected[%d]: %w", i, err))
 				v.dropped = append(v.dropped, i)
 			}
 			continue
@@ -104,28 +111,32 @@ func parseRecord(data []byte) (rec *record, id string, err error) {
 			af.index = i
 			rec.affected = append(rec.affected, af)
 		}
-	}
-	if valid == 0 && len(rec.dropped) > 0 {
-		problems, rec.dropped = rec.dropped, nil
-	}
-	if withdrawn {
-		e.Aliases = slices.DeleteFunc(e.Aliases, func(a string) bool { return strings.TrimSpace(a) == "" })
-	}
-	for i, a := range e.Aliases {
-		if strings.TrimSpace(a) == "" {
-			problems = append(problems, fmt.Errorf("aliases[%d]: empty", i))
+		for _, err := range bad {
+			ranges = append(ranges, fmt.Errorf("affected[%d]: %w (only this range: the entry's other ranges and versions are used)", i, err))
 		}
 	}
-	if len(problems) > 0 {
-		return nil, e.ID, fmt.Errorf("%w: %w", ErrInvalidRecord, errors.Join(append(rec.dropped, problems...)...))
+	if valid == 0 && len(entries) > 0 {
+		return nil, e.ID, fmt.Errorf("%w: %w", ErrInvalidRecord, errors.Join(entries...))
 	}
+	for _, err := range entries {
+		rec.dropped = append(rec.dropped, fmt.Errorf("%w (only this entry: the record's other entries are used)", err))
+	}
+	rec.dropped = append(rec.dropped, ranges...)
+	for i, a := range e.Aliases {
+		if strings.TrimSpace(a) == "" && !withdrawn {
+			rec.dropped = append(rec.dropped, fmt.Errorf("aliases[%d]: empty (only this alias: the record is used without it)", i))
+		}
+	}
+	e.Aliases = slices.DeleteFunc(e.Aliases, func(a string) bool { return strings.TrimSpace(a) == "" })
 	v.Functions = osvFunctions(&e, v.dropped)
 	v.entries = rec.affected
 	v.Severity = severityOf(&e)
 	return rec, e.ID, nil
 }
 
-// compileAffected validates one affected entry and compiles it. It returns
+// compileAffected validates one affected entry and compiles it, without
+// the ranges it cannot read, which badRanges names; an entry with nothing
+// readable left is an error. It returns
 // nil without error for an entry that can match nothing: one that names no
 // package, as GIT-only entries may do, and one with neither ranges nor
 // versions.
@@ -139,41 +150,51 @@ func parseRecord(data []byte) (rec *record, id string, err error) {
 // entry, even for a package without a version; osv.dev indexes it only for
 // queries without a version ("doesn't really make sense", its
 // computeAffectedVersions), which evident does not make.
-func compileAffected(v *Vuln, a osv.Affected) (*affected, error) {
+func compileAffected(v *Vuln, a osv.Affected) (af *affected, badRanges []error, err error) {
 	eco, name := a.Package.Ecosystem, a.Package.Name
 	if eco == "" && name == "" && a.Package.PURL == "" {
 		if len(a.Ranges) > 0 && allGit(a.Ranges) {
-			return nil, nil
+			return nil, nil, nil
 		}
-		return nil, errors.New("package: missing ecosystem and name")
+		return nil, nil, errors.New("package: missing ecosystem and name")
 	}
 	if eco == "" {
-		return nil, errors.New("package: missing ecosystem")
+		return nil, nil, errors.New("package: missing ecosystem")
 	}
 	if name == "" {
-		return nil, errors.New("package: missing name")
+		return nil, nil, errors.New("package: missing name")
 	}
 	if len(a.Ranges) == 0 && len(a.Versions) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
-	af := &affected{vuln: v, eco: eco, name: name}
+	af = &affected{vuln: v, eco: eco, name: name}
 	for i, r := range a.Ranges {
-		if err := validateRange(r); err != nil {
-			return nil, fmt.Errorf("ranges[%d]: %w", i, err)
+		err := validateRange(r)
+		var (
+			cr compiledRange
+			ok bool
+		)
+		if err == nil {
+			cr, ok, err = compileRange(eco, r)
 		}
-		cr, ok, err := compileRange(eco, r)
 		if err != nil {
-			return nil, fmt.Errorf("ranges[%d]: %w", i, err)
+			badRanges = append(badRanges, fmt.Errorf("ranges[%d]: %w", i, err))
+			continue
 		}
 		if ok {
 			af.ranges = append(af.ranges, cr)
 		}
 	}
+	if len(badRanges) > 0 && len(af.ranges) == 0 && len(a.Versions) == 0 {
+		// Nothing readable is left of the entry: it is left out whole,
+		// with its functions.
+		return nil, nil, errors.Join(badRanges...)
+	}
 	if len(a.Versions) > 0 {
 		af.versions = make(map[string]struct{}, len(a.Versions))
 		for i, s := range a.Versions {
 			if s == "" {
-				return nil, fmt.Errorf("versions[%d]: empty", i)
+				return nil, nil, fmt.Errorf("versions[%d]: empty", i)
 			}
 			af.versions[s] = struct{}{}
 			if eco == osv.EcosystemGo {
@@ -186,7 +207,7 @@ func compileAffected(v *Vuln, a osv.Affected) (*affected, error) {
 		}
 		sortBounds(af.ordered)
 	}
-	return af, nil
+	return af, badRanges, nil
 }
 
 // validateRange checks a range against the OSV schema: a known type, a
