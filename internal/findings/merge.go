@@ -26,8 +26,9 @@ import (
 // primary id alone: Trivy's CVE-2019-9512 and CVE-2019-9514 stay two
 // findings, and the record of both a third.
 //
-// The merged finding takes as primary id, of all ids and aliases, the one
-// of the highest rank, then the lexically smallest:
+// The merged finding takes as primary id, of all ids and aliases (of a
+// finding of several CVEs, its own id only), the one of the highest rank,
+// then the lexically smallest:
 //
 //  1. GO- (the Go vulnerability database, which has symbol data),
 //  2. GHSA- (the GitHub advisory database),
@@ -63,7 +64,10 @@ func MergeWith(fs []Finding, m Matcher) []Finding {
 	}
 	links := make([][]string, len(fs))
 	for i, f := range fs {
-		for _, v := range sameRecords(f.Package, vulnIDs(f.Vulnerability), m) {
+		// A finding of several CVEs is linked by its own id alone, as
+		// Merge matches it: through a record of one of its CVEs it would
+		// join the findings of each (see matchIDs).
+		for _, v := range sameRecords(f.Package, matchIDs(f.Vulnerability), m) {
 			// No id starts with a NUL: the key matches only the
 			// findings this record is the vulnerability of.
 			links[i] = append(links[i], "\x00"+v.Entry.ID)
@@ -273,11 +277,12 @@ func mergeFindings(fs []Finding, idx []int) Finding {
 		Package:  first.Package,
 		Severity: Severity{Level: LevelUnknown},
 	}
-	var ids, symbols, fixes []string
+	var ids, primaries, symbols, fixes []string
 	var sources []Source
 	for _, i := range idx {
 		f := fs[i]
 		ids = append(ids, vulnIDs(f.Vulnerability)...)
+		primaries = append(primaries, matchIDs(f.Vulnerability)...)
 		symbols = append(symbols, f.Symbols...)
 		sources = append(sources, f.Sources...)
 		if f.FixedVersion != "" {
@@ -300,7 +305,9 @@ func mergeFindings(fs []Finding, idx []int) Finding {
 	}
 	ids = sortedSet(ids)
 	if len(ids) > 0 {
-		m.Vulnerability.ID = primaryID(ids)
+		// Of a finding of several CVEs, the GHSA of one of them is no
+		// name for the whole: the primary id is one it matched by.
+		m.Vulnerability.ID = primaryID(sortedSet(primaries))
 		for _, id := range ids {
 			if id != m.Vulnerability.ID {
 				m.Vulnerability.Aliases = append(m.Vulnerability.Aliases, id)

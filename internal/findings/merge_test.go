@@ -306,6 +306,25 @@ func TestMergeWith(t *testing.T) {
 			},
 		},
 		{
+			// A shape (the id is a placeholder): a finding that names two
+			// lodash flaws, each with the real record of its own.
+			name: "a finding of several CVEs is linked to no record of one of them",
+			in: []Finding{
+				report(npmAudit.Package, "OSV-X", "CVE-2020-8203", "CVE-2021-23337", "GHSA-35jh-r3h4-6jhm", "GHSA-p6mc-m468-83gw"),
+				report(npmAudit.Package, "CVE-2021-23337"), report(npmAudit.Package, "CVE-2020-8203"),
+			},
+			merge: []string{
+				"pkg:npm/lodash@4.17.15 CVE-2020-8203 [] [trivy]",
+				"pkg:npm/lodash@4.17.15 CVE-2021-23337 [] [trivy]",
+				"pkg:npm/lodash@4.17.15 OSV-X [CVE-2020-8203 CVE-2021-23337 GHSA-35jh-r3h4-6jhm GHSA-p6mc-m468-83gw] [trivy]",
+			},
+			want: []string{
+				"pkg:npm/lodash@4.17.15 CVE-2020-8203 [] [trivy]",
+				"pkg:npm/lodash@4.17.15 CVE-2021-23337 [] [trivy]",
+				"pkg:npm/lodash@4.17.15 OSV-X [CVE-2020-8203 CVE-2021-23337 GHSA-35jh-r3h4-6jhm GHSA-p6mc-m468-83gw] [trivy]",
+			},
+		},
+		{
 			name: "a record whose CVE is not the report's joins nothing",
 			in:   []Finding{report(npmAudit.Package, "GHSA-35jh-r3h4-6jhm", "CVE-2020-8203"), trivy},
 			merge: []string{
