@@ -54,22 +54,22 @@ func (a *Assessor) decideExposure(service string) ExposureResult {
 	}
 	// The SERVER/CONSUMER spans joined with a span of the service's own
 	// (SpanCounts.Own: the process spans of a batch under its receive
-	// span, a message it sent itself) took their input from a
-	// destination, not from a traced caller: as a pull consumer's, it
-	// comes from outside when no traced service produces to a
-	// destination the service consumes from, else from the traced
-	// services that produce to them.
+	// span, a message it sent itself, a call to itself) took their
+	// input from the service or a destination, not from a traced
+	// caller: as a pull consumer's, it comes from outside when no traced
+	// service produces to a destination the service consumes from, else
+	// from the traced services that produce to them.
 	linked, fed := sc.Linked, ""
 	if sc.Own > 0 {
 		outside, traced := a.feeds(svc)
 		switch {
 		case len(outside) > 0:
-			return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("fed from outside the traced system: no traced service produces to %s, whose messages %d of %d SERVER/CONSUMER spans process under a span of the service's own (its receive span, or a message it sent)", strings.Join(outside, ", "), sc.Own, inbound)}
+			return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("fed from outside the traced system: no traced service produces to %s, whose messages %d of %d SERVER/CONSUMER spans process under a span of the service's own (its receive span, a message it sent, or a call to itself)", strings.Join(outside, ", "), sc.Own, inbound)}
 		case len(traced) > 0:
 			linked += sc.Own
 			fed = strings.Join(traced, ", ")
 		case sc.Own == inbound:
-			return ExposureResult{Level: NoInput, Rule: fmt.Sprintf("its %d SERVER/CONSUMER spans process messages of destinations it produces to itself", inbound)}
+			return ExposureResult{Level: NoInput, Rule: fmt.Sprintf("its %d SERVER/CONSUMER spans take their input from the service itself: calls to itself, or messages of destinations it produces to itself", inbound)}
 		}
 	}
 	switch {
@@ -82,7 +82,7 @@ func (a *Assessor) decideExposure(service string) ExposureResult {
 	case linked == 0:
 		return ExposureResult{Level: ExposureUnknown, Rule: fmt.Sprintf("callers undecided: a restart cut the wait of %d SERVER/CONSUMER spans for their caller short", inbound)}
 	case fed != "" && sc.Linked == 0:
-		return ExposureResult{Level: Internal, Rule: fmt.Sprintf("fed only by traced services: traced services produce to %s, whose messages %d of %d SERVER/CONSUMER spans process under a span of the service's own (its receive span, or a message it sent)", fed, sc.Own, inbound)}
+		return ExposureResult{Level: Internal, Rule: fmt.Sprintf("fed only by traced services: traced services produce to %s, whose messages %d of %d SERVER/CONSUMER spans process under a span of the service's own (its receive span, a message it sent, or a call to itself)", fed, sc.Own, inbound)}
 	case fed != "":
 		return ExposureResult{Level: Internal, Rule: fmt.Sprintf("only called by traced services (%d of %d SERVER/CONSUMER spans joined to their caller; %d process messages of %s, which traced services produce to)", sc.Linked, inbound, sc.Own, fed)}
 	}

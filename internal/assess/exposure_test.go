@@ -184,7 +184,7 @@ func TestExposureOfBatchReceivingConsumers(t *testing.T) {
 		{
 			name:   "a batch from its own retry topic",
 			worker: append(batch("orders-retry"), otlpSpan{"worker", ptrace.SpanKindProducer, 4, msg("orders-retry", "send")}),
-			want:   NoInput, rule: "its 2 SERVER/CONSUMER spans process messages of destinations it produces to itself",
+			want:   NoInput, rule: "its 2 SERVER/CONSUMER spans take their input from the service itself: calls to itself, or messages of destinations it produces to itself",
 		},
 		{
 			name: "a batch from a destination a traced service produces to, and one from outside",
@@ -217,6 +217,54 @@ func TestExposureOfBatchReceivingConsumers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			snap := modelOf(t, append(append([]otlpSpan(nil), checkout...), tt.worker...))
 			got := New(DefaultConfig(), nil, snap).Exposure("worker")
+			if got.Level != tt.want || !strings.Contains(got.Rule, tt.rule) {
+				t.Errorf("exposure = %s (%s), want %s (%s...)", got.Level, got.Rule, tt.want, tt.rule)
+			}
+		})
+	}
+}
+
+// TestExposureOfSelfCalls: a SERVER span of a service under an HTTP
+// CLIENT span of the same service (a job of its own calling its API, an
+// endpoint calling another of the service's) was called by the service
+// itself, no traced caller: it says nothing of who else sends the
+// service requests.
+func TestExposureOfSelfCalls(t *testing.T) {
+	get := map[string]string{"http.request.method": "GET", "server.address": "api"}
+	route := map[string]string{"http.request.method": "GET", "http.route": "/stock"}
+	// api's job (an INTERNAL span that starts a trace) calls api itself.
+	job := []otlpSpan{
+		{"api", ptrace.SpanKindInternal, 0, nil},
+		{"api", ptrace.SpanKindClient, 1, get},
+		{"api", ptrace.SpanKindServer, 2, route},
+	}
+	tests := []struct {
+		name string
+		api  []otlpSpan
+		want Exposure
+		rule string
+	}{
+		{
+			name: "calls to itself, and one of an untraced caller",
+			api:  append(append([]otlpSpan(nil), job...), otlpSpan{"api", ptrace.SpanKindServer, 99, route}),
+			want: Exposed, rule: "called from outside the traced system: 1 of 2 SERVER/CONSUMER spans found no traced caller",
+		},
+		{
+			name: "calls to itself only",
+			api:  job,
+			want: NoInput, rule: "its 1 SERVER/CONSUMER spans take their input from the service itself",
+		},
+		{
+			name: "calls to itself, and one of a traced service",
+			api: append(append([]otlpSpan(nil), job...),
+				otlpSpan{"checkout", ptrace.SpanKindClient, 0, get},
+				otlpSpan{"api", ptrace.SpanKindServer, 4, route}),
+			want: Internal, rule: "only called by traced services (1 of 2 SERVER/CONSUMER spans joined to their caller)",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := New(DefaultConfig(), nil, modelOf(t, tt.api)).Exposure("api")
 			if got.Level != tt.want || !strings.Contains(got.Rule, tt.rule) {
 				t.Errorf("exposure = %s (%s), want %s (%s...)", got.Level, got.Rule, tt.want, tt.rule)
 			}

@@ -32,10 +32,8 @@ type PendingCaller struct {
 	// Producer marks a span that more than one span joins, so it waits
 	// until its window passes: a PRODUCER span, which every consumer of
 	// the message joins, or a consumer's receive CLIENT span, which the
-	// process span of each message it received joins. A span of the
-	// caller's own service joined with such a span counts as
-	// SpanCounts.Own, not Linked (JoinCalls). (The name is the store's:
-	// join_callers.producer.)
+	// process span of each message it received joins. (The name is the
+	// store's: join_callers.producer.)
 	Producer   bool
 	Start, End time.Time
 }
@@ -127,8 +125,8 @@ type Joins struct {
 	// Edges are the calls between distinct services.
 	Edges []Edge
 	// Linked counts, by callee service, its spans joined with their
-	// caller (SpanCounts.Linked); Own those joined with a receive or
-	// PRODUCER span of their own service (SpanCounts.Own).
+	// caller (SpanCounts.Linked); Own those joined with a span of their
+	// own service (SpanCounts.Own).
 	Linked, Own map[string]int64
 	// Resolved counts the calls of a service to a host that a traced
 	// service answered: such a host is that service, not a third party.
@@ -154,11 +152,7 @@ func JoinCalls(calls []JoinedCall) Joins {
 	j := Joins{Linked: map[string]int64{}, Own: map[string]int64{}}
 	for _, c := range calls {
 		if c.Caller.Service == c.Callee {
-			if c.Caller.Producer {
-				j.Own[c.Callee]++
-			} else {
-				j.Linked[c.Callee]++
-			}
+			j.Own[c.Callee]++
 			continue
 		}
 		j.Linked[c.Callee]++

@@ -45,8 +45,9 @@ func joinInGo(callers []PendingCaller, callees []PendingCallee) ([]JoinedCall, [
 // destinations it holds as new.
 func TestShardsMerge(t *testing.T) {
 	spans := shopSpans()
-	// A self-call joins in its shard, and a call from mailer back to
-	// gateway errs. mailer receives a batch too: the process spans under
+	// A self-call joins in its shard, and another, whose SERVER span
+	// comes first, outside (JoinCalls): both are Own, no traced caller.
+	// A call from mailer back to gateway errs. mailer receives a batch too: the process spans under
 	// its own receive span count as Own, not Linked, however they join.
 	receive := telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "order-events", MessagingOperation: "receive"}
 	process := telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "order-events", MessagingOperation: "process"}
@@ -57,6 +58,8 @@ func TestShardsMerge(t *testing.T) {
 		span("mailer", telemetry.SpanKindConsumer, 15, 14, "process order-events", process),
 		span("mailer", telemetry.SpanKindClient, 14, 0, "poll order-events", receive),
 		span("mailer", telemetry.SpanKindConsumer, 16, 14, "process order-events", process),
+		span("orders", telemetry.SpanKindServer, 17, 18, "GET /health", telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/health"}),
+		span("orders", telemetry.SpanKindClient, 18, 3, "GET", telemetry.Attrs{HTTPMethod: "GET", ServerAddress: "127.0.0.1"}),
 	)
 	spans[11].Error = true
 	prof := &telemetry.ProfileBatch{
@@ -107,6 +110,9 @@ func TestShardsMerge(t *testing.T) {
 	}
 	if sc := got.Snapshot().Service("mailer").Spans; sc.Linked != 1 || sc.Own != 2 {
 		t.Errorf("mailer spans %+v, want 1 linked (orders' message) and 2 own (its batch)", sc)
+	}
+	if sc := got.Snapshot().Service("orders").Spans; sc.Linked != 1 || sc.Own != 2 {
+		t.Errorf("orders spans %+v, want 1 linked (gateway's call) and 2 own (its calls to itself)", sc)
 	}
 	var edges []string
 	for _, e := range ch.NewEdges {

@@ -62,14 +62,15 @@ type SpanCounts struct {
 	// Linked spans were joined with the CLIENT or PRODUCER span of a
 	// traced service that caused them.
 	Linked int64
-	// Own spans were joined with a span of their own service that more
-	// than one span joins: the receive CLIENT span the service took a
-	// batch of messages with (batch receiving, as the OpenTelemetry Java
-	// agent records it), or a PRODUCER span of a message it sent itself.
-	// No traced service called them: their input came through a
-	// messaging destination, and the destinations the service consumes
-	// from tell whose it is. States written before 2026-12-07 count
-	// them as Linked.
+	// Own spans were joined with a span of their own service: the
+	// receive CLIENT span the service took a batch of messages with
+	// (batch receiving, as the OpenTelemetry Java agent records it), a
+	// PRODUCER span of a message it sent itself, or a CLIENT span of a
+	// call to itself (a job of its own calling its API). No traced
+	// service called them: their input came from the service, or
+	// through a messaging destination, and the destinations the service
+	// consumes from tell whose it is. States written before 2026-12-07
+	// count them as Linked.
 	Own int64
 	// Pending spans have a parent span that has not arrived yet: they
 	// wait for it for the join window (Config.JoinWindow).

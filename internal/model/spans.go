@@ -272,14 +272,11 @@ func (m *Model) Settle() {
 // callee: an edge between traced services, and a host that is a service.
 func (m *Model) join(c caller, callee *service, n int64, ch *Changes) {
 	if c.svc == callee {
-		// A receive span of the service's own, or a message it sent
-		// itself, is no traced caller: the input came through the
-		// destination (SpanCounts.Own).
-		if c.many {
-			callee.spans.Own += n
-		} else {
-			callee.spans.Linked += n
-		}
+		// A receive span of the service's own, a message it sent
+		// itself or a call to itself is no traced caller: the input
+		// came from the service, or through the destination
+		// (SpanCounts.Own).
+		callee.spans.Own += n
 		return
 	}
 	callee.spans.Linked += n

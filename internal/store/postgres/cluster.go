@@ -197,9 +197,9 @@ const joinLock = "evident join"
 // caller unless more than one span joins it (the producer column,
 // model.PendingCaller.Producer): a PRODUCER span waits for every consumer
 // of its message, a receive span for the process span of each message of
-// its batch. A callee of the service of such a caller counts in
-// join_linked.own, not spans (model.SpanCounts.Own). It then ends the wait of what was added before now-window:
-// a caller is deleted, and a callee is counted as unlinked (its caller is
+// its batch. A callee of the caller's own service counts in
+// join_linked.own, not spans (model.SpanCounts.Own). It then ends the
+// wait of what was added before now-window: a caller is deleted, and a callee is counted as unlinked (its caller is
 // not traced), as one model counts them when its join window passes.
 // Joins run one at a time across every process.
 func (s *Store) Join(ctx context.Context, now time.Time, window time.Duration) (joined, expired int64, err error) {
