@@ -193,15 +193,17 @@ const joinLock = "evident join"
 
 // Join matches the pending callers and callees of every tenant by span
 // id and adds what the calls show (model.JoinCalls) to the tenants'
-// joins, in one transaction: a matched callee is deleted, and so is its
-// caller unless more than one span joins it (the producer column,
+// joins, in one transaction: a matched callee is done, and its caller is
+// deleted unless more than one span joins it (the producer column,
 // model.PendingCaller.Producer): a PRODUCER span waits for every consumer
 // of its message, a receive span for the process span of each message of
 // its batch. A callee of the caller's own service counts in
 // join_linked.own, not spans (model.SpanCounts.Own). It then ends the
-// wait of what was added before now-window: a caller is deleted, and a callee is counted as unlinked (its caller is
-// not traced), as one model counts them when its join window passes.
-// Joins run one at a time across every process.
+// wait of what was added before now-window: a caller is deleted, and a
+// callee is counted as unlinked (its caller is not traced) and done, as
+// one model counts them when its join window passes. A done callee is
+// kept until now-2*window, so that the same one handed over again counts
+// nothing. Joins run one at a time across every process.
 func (s *Store) Join(ctx context.Context, now time.Time, window time.Duration) (joined, expired int64, err error) {
 	if err := s.calls.Enter(); err != nil {
 		return 0, 0, fmt.Errorf("join calls: %w", err)
@@ -212,8 +214,8 @@ func (s *Store) Join(ctx context.Context, now time.Time, window time.Duration) (
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1 || current_schema(), 0))`, joinLock); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `DELETE FROM join_callees e USING join_callers c
-			WHERE c.tenant = e.tenant AND c.span_id = e.span_id
+		rows, err := tx.Query(ctx, `UPDATE join_callees e SET done = true FROM join_callers c
+			WHERE c.tenant = e.tenant AND c.span_id = e.span_id AND NOT e.done
 			RETURNING e.tenant, e.span_id, e.service, c.service, c.host, c.error, c.producer, c.start_ns, c.end_ns`)
 		if err != nil {
 			return err
@@ -279,14 +281,17 @@ func (s *Store) Join(ctx context.Context, now time.Time, window time.Duration) (
 			return err
 		}
 		expired += tag.RowsAffected()
-		tag, err = tx.Exec(ctx, `WITH gone AS (DELETE FROM join_callees WHERE at < $1 RETURNING tenant, service)
+		tag, err = tx.Exec(ctx, `WITH gone AS (UPDATE join_callees SET done = true WHERE NOT done AND at < $1 RETURNING tenant, service)
 			INSERT INTO join_linked (tenant, service, spans, unlinked) SELECT tenant, service, 0, count(*) FROM gone GROUP BY tenant, service
 			ON CONFLICT (tenant, service) DO UPDATE SET unlinked = join_linked.unlinked + excluded.unlinked`, cutoff)
 		if err != nil {
 			return err
 		}
 		expired += tag.RowsAffected() // services, not spans: the callers above are spans
-		return nil
+		// A callee the join is done with stays a window more, so that
+		// the same one handed over again is skipped (migration 0009).
+		_, err = tx.Exec(ctx, `DELETE FROM join_callees WHERE done AND at < $1`, now.Add(-2*window).UnixNano())
+		return err
 	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("join calls in %s: %w", s.where, err)
@@ -353,7 +358,7 @@ func (s *Store) View(ctx context.Context) (states [][]byte, joins model.Joins, e
 		}); err != nil {
 			return err
 		}
-		rows, err = tx.Query(ctx, `SELECT service, count(*) FROM join_callees WHERE tenant = $1 GROUP BY service`, s.tenant)
+		rows, err = tx.Query(ctx, `SELECT service, count(*) FROM join_callees WHERE tenant = $1 AND NOT done GROUP BY service`, s.tenant)
 		if err != nil {
 			return err
 		}

@@ -242,8 +242,9 @@ func TestEmptySeesShards(t *testing.T) {
 // TestJoinChildrenOfOneParent joins every span of a service with the
 // same parent: the SERVER spans of a retried or fanned-out CLIENT span,
 // the process spans of a batch under its receive span. A child handed
-// over again (a record applied twice) counts once; those whose parent
-// never came are each unlinked.
+// over again (a record applied twice, a checkpoint retried) counts once,
+// before its join or after; those whose parent never came are each
+// unlinked.
 func TestJoinChildrenOfOneParent(t *testing.T) {
 	ctx := t.Context()
 	st, err := Open(ctx, newDatabase(t))
@@ -265,7 +266,10 @@ func TestJoinChildrenOfOneParent(t *testing.T) {
 	tests := []struct {
 		name        string
 		checkpoints []model.Pending // of partition 0, one after the other
-		want        model.Joins
+		// late is how long after t0 the join after each checkpoint
+		// runs, with a window of an hour.
+		late time.Duration
+		want model.Joins
 	}{
 		{
 			name:        "three SERVER spans of one CLIENT span",
@@ -287,6 +291,32 @@ func TestJoinChildrenOfOneParent(t *testing.T) {
 			},
 			want: model.Joins{Edges: []model.Edge{{From: "gateway", To: "orders", Calls: 3, First: t0, Last: t0.Add(time.Millisecond)}},
 				Linked: map[string]int64{"orders": 3}, Own: map[string]int64{}, Pending: map[string]int64{}, Unlinked: map[string]int64{}},
+		},
+		{
+			// A checkpoint whose commit the engine did not hear of
+			// (RestorePending) hands the same calls over again, after
+			// a join, from another engine, took them.
+			name: "a child and its CLIENT span handed over again after their join",
+			checkpoints: []model.Pending{
+				{Callers: []model.PendingCaller{client}, Callees: children("orders", 1)},
+				{Callers: []model.PendingCaller{client}, Callees: children("orders", 1)},
+			},
+			want: model.Joins{Edges: []model.Edge{{From: "gateway", To: "orders", Calls: 1, First: t0, Last: t0.Add(time.Millisecond)}},
+				Linked: map[string]int64{"orders": 1}, Own: map[string]int64{}, Pending: map[string]int64{}, Unlinked: map[string]int64{}},
+		},
+		{
+			name: "process spans handed over again after their join",
+			checkpoints: []model.Pending{
+				{Callers: []model.PendingCaller{receive}, Callees: children("orders", 1, 2)},
+				{Callees: children("orders", 1, 2)},
+			},
+			want: model.Joins{Linked: map[string]int64{}, Own: map[string]int64{"orders": 2}, Pending: map[string]int64{}, Unlinked: map[string]int64{}},
+		},
+		{
+			name:        "a child handed over again after its window passed",
+			checkpoints: []model.Pending{{Callees: children("orders", 1)}, {Callees: children("orders", 1)}},
+			late:        90 * time.Minute,
+			want:        model.Joins{Linked: map[string]int64{}, Own: map[string]int64{}, Pending: map[string]int64{}, Unlinked: map[string]int64{"orders": 1}},
 		},
 		{
 			name:        "children of two services",
@@ -317,9 +347,9 @@ func TestJoinChildrenOfOneParent(t *testing.T) {
 				if err := st.CheckpointPartition(ctx, partition, owner, int64(n+1), []Shard{{Tenant: ts.tenant, State: []byte("state"), Pending: p}}); err != nil {
 					t.Fatal(err)
 				}
-			}
-			if _, _, err := st.Join(ctx, t0, time.Hour); err != nil {
-				t.Fatal(err)
+				if _, _, err := st.Join(ctx, t0.Add(tt.late), time.Hour); err != nil {
+					t.Fatal(err)
+				}
 			}
 			// The window passes: what waits is unlinked.
 			if _, _, err := st.Join(ctx, time.Now().Add(time.Hour), time.Minute); err != nil {
@@ -331,6 +361,11 @@ func TestJoinChildrenOfOneParent(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("joins (-want +got):\n%s", diff)
+			}
+			// Two windows on, the callees the join was done with are gone.
+			var rows int
+			if err := st.pool.QueryRow(ctx, `SELECT count(*) FROM join_callees WHERE tenant = $1`, ts.tenant).Scan(&rows); err != nil || rows != 0 {
+				t.Errorf("join_callees holds %d rows of the tenant (%v), want none", rows, err)
 			}
 		})
 	}
