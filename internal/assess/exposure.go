@@ -65,6 +65,8 @@ func (a *Assessor) decideExposure(service string) ExposureResult {
 		switch {
 		case len(outside) > 0:
 			return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("fed from outside the traced system: no traced service produces to %s, whose messages %d of %d SERVER/CONSUMER spans process under a span of the service's own (its receive span, a message it sent, or a call to itself)", strings.Join(outside, ", "), sc.Own, inbound)}
+		case svc.Overflow.Consumes > 0:
+			return unknownFeeds(svc)
 		case len(traced) > 0:
 			linked += sc.Own
 			fed = strings.Join(traced, ", ")
@@ -98,10 +100,25 @@ func (a *Assessor) pulledExposure(svc *model.Service) ExposureResult {
 	switch {
 	case len(outside) > 0:
 		return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("fed from outside the traced system: no SERVER/CONSUMER spans, and no traced service produces to %s, which it pulls messages from with CLIENT spans", strings.Join(outside, ", "))}
+	case svc.Overflow.Consumes > 0:
+		return unknownFeeds(svc)
 	case len(traced) > 0:
 		return ExposureResult{Level: Internal, Rule: fmt.Sprintf("fed only by traced services: no SERVER/CONSUMER spans, and traced services produce to %s, which it pulls messages from with CLIENT spans", strings.Join(traced, ", "))}
 	}
 	return ExposureResult{Level: NoInput, Rule: "no SERVER or CONSUMER spans, and it takes messages only from destinations it produces to itself"}
+}
+
+// unknownFeeds is the exposure of a service that consumes from
+// destinations beyond model.Config.MaxStores, when none of those kept
+// makes it exposed: the model did not keep their names, so whether
+// traced services produce to them, or only the service itself, or none,
+// is not known.
+func unknownFeeds(svc *model.Service) ExposureResult {
+	calls := "calls"
+	if svc.Overflow.Consumes == 1 {
+		calls = "call"
+	}
+	return ExposureResult{Level: ExposureUnknown, Rule: fmt.Sprintf("consumes from destinations beyond max_stores (%d %s), whose producers are not known", svc.Overflow.Consumes, calls)}
 }
 
 // feeds sorts the destinations svc consumes from by who produces to

@@ -25,6 +25,12 @@ type otlpSpan struct {
 // a model whose joins are settled.
 func modelOf(t *testing.T, spans []otlpSpan) *model.Snapshot {
 	t.Helper()
+	return modelWith(t, model.DefaultConfig(), spans)
+}
+
+// modelWith is modelOf with a model of cfg.
+func modelWith(t *testing.T, cfg model.Config, spans []otlpSpan) *model.Snapshot {
+	t.Helper()
 	td := ptrace.NewTraces()
 	for i, sp := range spans {
 		rs := td.ResourceSpans().AppendEmpty()
@@ -45,7 +51,7 @@ func modelOf(t *testing.T, spans []otlpSpan) *model.Snapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+	m := model.New(cfg, attribution.New(attribution.Config{}))
 	if err := telemetry.DecodeTraceRequest(req, "test", func(s []telemetry.Span) error { m.AddSpans(s); return nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -265,6 +271,77 @@ func TestExposureOfSelfCalls(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := New(DefaultConfig(), nil, modelOf(t, tt.api)).Exposure("api")
+			if got.Level != tt.want || !strings.Contains(got.Rule, tt.rule) {
+				t.Errorf("exposure = %s (%s), want %s (%s...)", got.Level, got.Rule, tt.want, tt.rule)
+			}
+		})
+	}
+}
+
+// TestExposureOfConsumersBeyondMaxStores: a destination a service
+// consumes from beyond model.Config.MaxStores is not kept, so who
+// produces to it is not known: the destinations kept cannot say the
+// service has no input, or only traced services' (unknown), though one
+// that no traced service produces to still makes it exposed.
+func TestExposureOfConsumersBeyondMaxStores(t *testing.T) {
+	msg := func(dest, op string) map[string]string {
+		return map[string]string{"messaging.system": "kafka", "messaging.destination.name": dest, "messaging.operation.type": op}
+	}
+	// checkout is exposed and produces to orders.
+	checkout := []otlpSpan{
+		{"checkout", ptrace.SpanKindServer, 0, map[string]string{"http.request.method": "POST", "http.route": "/orders", "client.address": "203.0.113.7"}},
+		{"checkout", ptrace.SpanKindProducer, 1, msg("orders", "send")},
+	}
+	// worker's spans start at 3.
+	tests := []struct {
+		name   string
+		worker []otlpSpan
+		want   Exposure
+		rule   string
+	}{
+		{
+			name: "pulls from its own retry topic, and from one beyond max_stores",
+			worker: []otlpSpan{
+				{"worker", ptrace.SpanKindClient, 0, msg("orders-retry", "receive")},
+				{"worker", ptrace.SpanKindProducer, 0, msg("orders-retry", "send")},
+				{"worker", ptrace.SpanKindClient, 0, msg("partner-events", "receive")},
+			},
+			want: ExposureUnknown, rule: "consumes from destinations beyond max_stores (1 call), whose producers are not known",
+		},
+		{
+			name: "pulls from a topic a traced service produces to, and from one beyond max_stores",
+			worker: []otlpSpan{
+				{"worker", ptrace.SpanKindClient, 0, msg("orders", "receive")},
+				{"worker", ptrace.SpanKindClient, 0, msg("partner-events", "receive")},
+			},
+			want: ExposureUnknown, rule: "consumes from destinations beyond max_stores (1 call)",
+		},
+		{
+			name: "a batch from its own retry topic, and one from a topic beyond max_stores",
+			worker: []otlpSpan{
+				{"worker", ptrace.SpanKindClient, 0, msg("orders-retry", "receive")},
+				{"worker", ptrace.SpanKindConsumer, 3, msg("orders-retry", "process")},
+				{"worker", ptrace.SpanKindProducer, 0, msg("orders-retry", "send")},
+				{"worker", ptrace.SpanKindClient, 0, msg("partner-events", "receive")},
+				{"worker", ptrace.SpanKindConsumer, 6, msg("partner-events", "process")},
+			},
+			want: ExposureUnknown, rule: "consumes from destinations beyond max_stores (2 calls)",
+		},
+		{
+			name: "pulls from a topic no traced service produces to, and from one beyond max_stores",
+			worker: []otlpSpan{
+				{"worker", ptrace.SpanKindClient, 0, msg("partner-events", "receive")},
+				{"worker", ptrace.SpanKindClient, 0, msg("orders", "receive")},
+			},
+			want: Exposed, rule: "no traced service produces to kafka://partner-events",
+		},
+	}
+	cfg := model.DefaultConfig()
+	cfg.MaxStores = 1
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			snap := modelWith(t, cfg, append(append([]otlpSpan(nil), checkout...), tt.worker...))
+			got := New(DefaultConfig(), nil, snap).Exposure("worker")
 			if got.Level != tt.want || !strings.Contains(got.Rule, tt.rule) {
 				t.Errorf("exposure = %s (%s), want %s (%s...)", got.Level, got.Rule, tt.want, tt.rule)
 			}

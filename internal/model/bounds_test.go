@@ -70,7 +70,7 @@ func TestBounds(t *testing.T) {
 	}
 	a := snap.Service("a")
 	// 10 SERVER and CONSUMER spans: 2 endpoints, then 8 calls to others.
-	want := Overflow{Endpoints: 8, Hosts: 3, Stores: 3 + 3, Samples: 1, Frames: 2, Series: 1}
+	want := Overflow{Endpoints: 8, Hosts: 3, Stores: 3, Consumes: 3, Samples: 1, Frames: 2, Series: 1}
 	if diff := cmp.Diff(a.Overflow, want); diff != "" {
 		t.Errorf("Overflow (-got +want):\n%s", diff)
 	}

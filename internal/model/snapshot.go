@@ -202,10 +202,15 @@ type Overflow struct {
 	// Endpoints counts calls to endpoints beyond MaxEndpoints, which the
 	// endpoint OtherEndpoints counts too.
 	Endpoints int64 `json:"endpoints,omitempty"`
-	// Hosts and Stores count calls to hosts and stores (or consumed
-	// destinations) beyond MaxHosts and MaxStores.
+	// Hosts and Stores count calls to hosts and stores beyond MaxHosts
+	// and MaxStores.
 	Hosts  int64 `json:"hosts,omitempty"`
 	Stores int64 `json:"stores,omitempty"`
+	// Consumes counts the spans that took messages from destinations
+	// beyond MaxStores (the service's Consumes): who produces to those
+	// is not known, so they leave the service's exposure open. States
+	// written before 2026-12-07 count them in Stores.
+	Consumes int64 `json:"consumes,omitempty"`
 	// Samples counts profile samples on stacks beyond MaxStacks; Frames
 	// the frames of functions beyond MaxFunctions, left out of stacks.
 	Samples int64 `json:"samples,omitempty"`

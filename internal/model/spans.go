@@ -109,7 +109,7 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			many = true
 		} else {
 			if name, kind, system := m.storeOf(sp); name != "" {
-				st, isNew := s.touchStore(s.stores, name, kind, system, sp, m.cfg.MaxStores)
+				st, isNew := s.touchStore(s.stores, name, kind, system, sp, m.cfg.MaxStores, &s.overflow.Stores)
 				if st != nil {
 					st.Service = s.name
 				}
@@ -159,7 +159,7 @@ func (m *Model) consume(s *service, sp *telemetry.Span, ch *Changes) {
 		return
 	}
 	name := m.storeName(a.MessagingSystem, a.MessagingDestination, "")
-	st, isNew := s.touchStore(s.consumes, name, "messaging", a.MessagingSystem, sp, m.cfg.MaxStores)
+	st, isNew := s.touchStore(s.consumes, name, "messaging", a.MessagingSystem, sp, m.cfg.MaxStores, &s.overflow.Consumes)
 	if st != nil {
 		st.Service = s.name
 	}
@@ -378,12 +378,12 @@ func (m *Model) storeName(system, namespace, collection string) string {
 }
 
 // touchStore counts a call to a store of m, creating it unless m has max
-// stores already: then it counts the call as overflow and returns nil.
-func (s *service) touchStore(m map[string]*Store, name, kind, system string, sp *telemetry.Span, max int) (*Store, bool) {
+// stores already: then it counts the call in overflow and returns nil.
+func (s *service) touchStore(m map[string]*Store, name, kind, system string, sp *telemetry.Span, max int, overflow *int64) (*Store, bool) {
 	st := m[name]
 	isNew := st == nil
 	if isNew && len(m) >= max {
-		s.overflow.Stores++
+		*overflow++
 		return nil, false
 	}
 	if isNew {
