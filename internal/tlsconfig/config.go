@@ -98,11 +98,18 @@ func (c ServerConfig) Validate() error {
 	if auth != tls.NoClientCert && c.ClientCAFile == "" {
 		return fmt.Errorf("%w: tls client_auth %s needs client_ca_file", ErrConfig, c.ClientAuth)
 	}
-	if _, err := parseVersion(c.MinVersion); err != nil {
+	minVersion, err := parseVersion(c.MinVersion)
+	if err != nil {
 		return err
 	}
 	if _, err := parseCipherSuites(c.CipherSuites); err != nil {
 		return err
+	}
+	// With TLS 1.2 refused, Go negotiates only TLS 1.3, whose suites are
+	// not configurable: the list would restrict nothing, and whoever wrote
+	// it would believe the listener's suites were restricted.
+	if minVersion == tls.VersionTLS13 && len(c.CipherSuites) > 0 {
+		return fmt.Errorf("%w: tls cipher_suites with min_version \"1.3\" restricts nothing (TLS 1.3 suites are not configurable): drop cipher_suites or set min_version \"1.2\"", ErrConfig)
 	}
 	if c.ReloadInterval <= 0 {
 		return fmt.Errorf("%w: tls reload_interval %s, want > 0", ErrConfig, c.ReloadInterval)

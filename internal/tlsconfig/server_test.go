@@ -273,9 +273,13 @@ func TestServerConfigValidate(t *testing.T) {
 		{name: "on", edit: func(*ServerConfig) {}},
 		{name: "mtls", edit: func(c *ServerConfig) { c.ClientCAFile = "ca" }},
 		{name: "request", edit: func(c *ServerConfig) { c.ClientCAFile, c.ClientAuth = "ca", "request" }},
+		{name: "tls 1.3", edit: func(c *ServerConfig) { c.MinVersion = "1.3" }},
+		{name: "tls 1.2, suites", edit: func(c *ServerConfig) {
+			c.CipherSuites = []string{"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"}
+		}},
 		{name: "tls 1.3, suites", edit: func(c *ServerConfig) {
 			c.MinVersion, c.CipherSuites = "1.3", []string{"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"}
-		}},
+		}, want: `cipher_suites with min_version "1.3" restricts nothing`},
 		{name: "cert without key", edit: func(c *ServerConfig) { c.KeyFile = "" }, want: "go together"},
 		{name: "client ca without cert", edit: func(c *ServerConfig) { *c = DefaultServerConfig(); c.ClientCAFile = "ca" }, want: "client_ca_file without cert_file"},
 		{name: "client auth without cert", edit: func(c *ServerConfig) { *c = DefaultServerConfig(); c.ClientAuth = "require_and_verify" }, want: "client_auth without cert_file"},
