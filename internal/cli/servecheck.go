@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -134,9 +136,17 @@ func checkServe(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags) 
 			}
 		}
 	}
+	// A client sends its certificate as a listener serves its own: with
+	// a note when it has expired, once the files read.
+	clientTLS := func(key string, tc tlsconfig.ClientConfig, err error) {
+		problem(key, err)
+		if err == nil {
+			noteExpiredClient(g.stderr, key, tc, time.Now())
+		}
+	}
 	sinkTLS := func(kind string, i int, name string, tc tlsconfig.ClientConfig) {
 		_, err := sinkClient(name, tc, nil)
-		problem(fmt.Sprintf("serve.alerts.%s[%d].tls", kind, i), err)
+		clientTLS(fmt.Sprintf("serve.alerts.%s[%d].tls", kind, i), tc, err)
 	}
 	for i, w := range sc.Alerts.Webhooks {
 		sinkTLS("webhooks", i, w.Name, w.TLS)
@@ -152,19 +162,42 @@ func checkServe(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags) 
 	}
 	if oidc := sc.Auth.OIDC; oidc.Issuer != "" {
 		_, err := tlsconfig.NewClient(oidc.TLS, "oidc issuer", nil)
-		problem("serve.auth.oidc.tls", err)
+		clientTLS("serve.auth.oidc.tls", oidc.TLS, err)
 	}
 	if k := cfg.Cluster.Kafka; k.TLS != nil && (role == roleReceiver || role == roleEngine) {
 		_, err := tlsconfig.NewClient(*k.TLS, "kafka", nil)
-		problem("cluster.kafka.tls", err)
+		clientTLS("cluster.kafka.tls", *k.TLS, err)
 	}
 	// validateRole refused sources for the roles that poll none.
 	if src := sc.Sources; src.Tempo != "" || src.Pyroscope != "" {
 		_, err := src.flags().newPull(os.Getenv, nil)
 		problem("serve.sources", err)
+		for _, s := range []struct{ name, url, env string }{{"tempo", src.Tempo, "EVIDENT_TEMPO"}, {"pyroscope", src.Pyroscope, "EVIDENT_PYROSCOPE"}} {
+			if s.url != "" && err == nil {
+				noteExpiredClient(g.stderr, fmt.Sprintf("serve.sources.%s (%s_CERT_FILE)", s.name, s.env),
+					tlsconfig.ClientConfig{CertFile: os.Getenv(s.env + "_CERT_FILE"), KeyFile: os.Getenv(s.env + "_KEY_FILE")}, time.Now())
+			}
+		}
 	}
 	errs = append(errs, checkListenerAuth(ctx, g, sc, fl.insecure))
 	return errors.Join(errs...)
+}
+
+// noteExpiredClient says on stderr, under key, that the client certificate
+// of tc had expired at now. serve sends it, as it serves a listener's
+// (there is no other to send), and every server that verifies it
+// refuses the handshake. A tc whose files do not load was reported by the
+// client's constructor.
+func noteExpiredClient(stderr io.Writer, key string, tc tlsconfig.ClientConfig, now time.Time) {
+	if tc.CertFile == "" {
+		return
+	}
+	cert, err := tls.LoadX509KeyPair(tc.CertFile, tc.KeyFile)
+	if err != nil || !tlsconfig.Expired(cert.Leaf, now) {
+		return
+	}
+	fmt.Fprintf(stderr, "evident: note: %s: %s expired at %s; serve starts with it, and every server that verifies it refuses the handshake\n",
+		key, tc.CertFile, cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
 }
 
 // listenerModes decides the mode of each listener sc binds with a's
