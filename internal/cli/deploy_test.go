@@ -172,6 +172,9 @@ func TestServeCheckConfigReadsFiles(t *testing.T) {
 	expiredAt := time.Now().Add(-time.Hour).Truncate(time.Second).UTC()
 	expiredCert, expiredKey := ca.IssueUntil(t, expiredAt, "localhost").Write(t, certs, "expired")
 	alerts := filepath.Join(t.TempDir(), "alerts.jsonl")
+	// clusterConfig is what every role but all needs, with the serve
+	// section open.
+	const clusterConfig = "cluster:\n  kafka:\n    brokers: [127.0.0.1:1]\nserve:\n  store:\n    backend: postgres\n    postgres:\n      dsn: postgres://evident@127.0.0.1:1/evident\n"
 	tlsConfig := func(cert, key string) string {
 		return "serve:\n  api:\n    tls:\n      cert_file: " + cert + "\n      key_file: " + key + "\n"
 	}
@@ -313,6 +316,24 @@ func TestServeCheckConfigReadsFiles(t *testing.T) {
 			args: []string{"--vulns", osv, "--otlp-http", "127.0.0.1", "--pyroscope", ":x"},
 			wantErr: []string{`--otlp-http "127.0.0.1": address 127.0.0.1: missing port in address`,
 				`--pyroscope ":x": port "x" is neither a number nor a known service name`},
+		},
+		{
+			// One file for every role: an engine turns the receivers
+			// off, and does not refuse their settings.
+			name:   "receivers' settings of an engine",
+			args:   []string{"--vulns", osv, "--role", "engine"},
+			config: clusterConfig + "  otlp:\n    http_endpoint: 127.0.0.1:99999\n    tls: {cert_file: /etc/evident/otlp.crt}\n",
+		},
+		{
+			name:   "receivers' settings of an API replica",
+			args:   []string{"--vulns", osv, "--role", "api"},
+			config: clusterConfig + "  pyroscope:\n    endpoint: 127.0.0.1:99999\n",
+		},
+		{
+			name:    "receivers' settings of a receiver",
+			args:    []string{"--vulns", osv, "--role", "receiver"},
+			config:  clusterConfig + "  otlp:\n    http_endpoint: 127.0.0.1:99999\n",
+			wantErr: []string{`config $C: invalid otlp receiver config: http_endpoint "127.0.0.1:99999": port 99999 out of range (0 to 65535)`},
 		},
 		{
 			name:    "API turned off",

@@ -149,7 +149,8 @@ receivers first, so that what they accepted drains into the store.`,
 // override applies the listener flags that were given, a default value
 // given too, and refuses an address that is none naming its flag, not
 // the key of the file it replaces; then it checks the serve section as
-// the flags left it, naming the file (loadConfig does not check it).
+// the flags left it and fl.role runs it (forRole), naming the file
+// (loadConfig does not check it).
 func (fl serveFlags) override(cmd *cobra.Command, c *serveConfig) error {
 	var errs []error
 	for _, l := range []struct {
@@ -177,7 +178,9 @@ func (fl serveFlags) override(cmd *cobra.Command, c *serveConfig) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	if err := c.Validate(); err != nil {
+	// The file is often shared by every role: the receivers' settings,
+	// which an engine or an API replica turns off, are not its to refuse.
+	if err := c.forRole(fl.role).Validate(); err != nil {
 		if fl.config != "" {
 			return fmt.Errorf("config %s: %w", fl.config, err)
 		}
