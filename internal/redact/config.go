@@ -20,6 +20,13 @@ type Config struct {
 	// captured request header whose name contains one has its value
 	// masked. Setting the list replaces the built-in one.
 	Names []string `yaml:"names"`
+	// QueryNames are URL query and fragment parameter names
+	// (case-insensitive) whose values are masked, matched whole: names
+	// too short or too common to be looked for inside other names, as
+	// Names are (an Azure SAS's sig, which "design" contains; an OAuth
+	// authorization code's code, which "country_code" does). Setting the
+	// list replaces the built-in one.
+	QueryNames []string `yaml:"query_names"`
 	// Headers are request header names (case-insensitive) whose values
 	// are always masked, whatever Names says.
 	Headers []string `yaml:"headers"`
@@ -73,6 +80,7 @@ func DefaultConfig() Config {
 		Names: []string{
 			"token", "key", "secret", "password", "passwd", "pwd", "auth", "session", "signature", "credential",
 		},
+		QueryNames:  []string{"sig", "code"},
 		Headers:     []string{"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"},
 		SQL:         true,
 		Credentials: true,
@@ -95,7 +103,7 @@ func (c Config) Validate() error {
 // compiled is a checked Config.
 type compiled struct {
 	names                                       [][]byte
-	headers                                     []string
+	headers, queryNames                         []string
 	namePatterns, allowNames, values, allowVals []*regexp.Regexp
 	// minName is the length of the shortest of names: a shorter name
 	// contains none (and decoding only shortens one).
@@ -129,6 +137,7 @@ func (c Config) compile() (compiled, error) {
 		}
 	}
 	out.headers = lower("headers", c.Headers)
+	out.queryNames = lower("query_names", c.QueryNames)
 	res := func(key string, in []string, fold bool) []*regexp.Regexp {
 		var out []*regexp.Regexp
 		for i, s := range in {

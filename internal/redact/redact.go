@@ -443,6 +443,28 @@ func (r *Redactor) secretName(name string) bool {
 	return true
 }
 
+// queryName reports whether a URL parameter named name holds a secret:
+// its name is a secret's (secretName), or one of QueryNames.
+func (r *Redactor) queryName(name string) bool {
+	if r.secretName(name) {
+		return true
+	}
+	if strings.IndexByte(name, '%') >= 0 || strings.IndexByte(name, '+') >= 0 {
+		name = unescape(name)
+	}
+	for _, n := range r.c.queryNames {
+		if strings.EqualFold(name, n) {
+			for _, re := range r.c.allowNames {
+				if re.MatchString(name) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	return false
+}
+
 // query masks the values of secret parameters in a query string.
 func (r *Redactor) query(q string) string {
 	e := editor{src: q}
@@ -455,7 +477,7 @@ func (r *Redactor) query(q string) string {
 		}
 		if eq := strings.IndexByte(q[start:end], '='); eq >= 0 {
 			name, val := q[start:start+eq], q[start+eq+1:end]
-			if val != "" && val != r.cfg.Mask && r.secretName(name) {
+			if val != "" && val != r.cfg.Mask && r.queryName(name) {
 				e.replace(start+eq+1, end, r.cfg.Mask)
 			}
 		}
@@ -615,10 +637,14 @@ func (r *Redactor) jwts(s string) string {
 // pairs, in free text whose name is a secret's (secretName): a connection
 // string's Password=...; (ADO.NET, ODBC, libpq's password=...), a JDBC
 // URL's ;password=... or &password=..., a JSON body's "api_key": "...", a
-// command line's --token=.... A name with ':' must be quoted, as in JSON:
-// "auth: failed" is prose. A value runs to a separator (whitespace ; & ,
-// and brackets), or is quoted, or in ODBC's braces; an authentication
-// scheme (Bearer, Basic, ...) takes the credentials after it too.
+// command line's --token=..., and a URL's parameter after ? or & whose
+// name is one of QueryNames (...&sig=...). A value runs to a separator
+// (whitespace ; & , and brackets), or is quoted, or in ODBC's braces; an
+// authentication scheme (Bearer, Basic, ...) takes the credentials after
+// it too. An unquoted name before ':' is a YAML mapping's or a dumped
+// header's only when it starts a line and one word follows it to the
+// line's end or a comment (password: hunter2, Authorization: Bearer
+// abc): "auth: failed for bob" is prose.
 func (r *Redactor) pairs(s string) string {
 	e := editor{src: s}
 	// The separators are found with IndexByte, which is vectorised: most
@@ -648,14 +674,16 @@ func (r *Redactor) pairs(s string) string {
 			quote = s[end-1]
 			end--
 		}
-		if c == ':' && quote == 0 {
+		// YAML wants a space after the colon of a plain key.
+		yaml := c == ':' && quote == 0
+		if yaml && (i+1 == len(s) || s[i+1] != ' ' && s[i+1] != '\t') {
 			continue
 		}
 		start := end
 		for start > 0 && pairNameChar(s[start-1]) {
 			start--
 		}
-		if start == end || quote != 0 && (start == 0 || s[start-1] != quote) {
+		if start == end || quote != 0 && (start == 0 || s[start-1] != quote) || yaml && !lineStart(s, start) {
 			continue
 		}
 		// The value.
@@ -668,8 +696,10 @@ func (r *Redactor) pairs(s string) string {
 		// literal masked. Then the name, before the value's end is
 		// looked for: most names are no secret's.
 		if v == len(s) || pairDelimiter(s[v]) && s[v] != '"' && s[v] != '\'' && s[v] != '{' ||
-			strings.HasPrefix(s[v:], r.cfg.Mask) || s[v] == '?' && (v+1 == len(s) || pairDelimiter(s[v+1])) ||
-			!r.secretName(s[start:end]) {
+			strings.HasPrefix(s[v:], r.cfg.Mask) || s[v] == '?' && (v+1 == len(s) || pairDelimiter(s[v+1])) {
+			continue
+		}
+		if !r.secretName(s[start:end]) && (c != '=' || start == 0 || s[start-1] != '?' && s[start-1] != '&' || !r.queryName(s[start:end])) {
 			continue
 		}
 		from, to := v, v
@@ -684,6 +714,14 @@ func (r *Redactor) pairs(s string) string {
 					to++
 				}
 				to++
+			}
+		case yaml:
+			to = wordEnd(s, v)
+			if authScheme(s[v:to]) && to+1 < len(s) && s[to] == ' ' {
+				to = wordEnd(s, to+1)
+			}
+			if !lineEnd(s, to) {
+				continue
 			}
 		default:
 			to = pairValueEnd(s, v)
@@ -703,6 +741,38 @@ func (r *Redactor) pairs(s string) string {
 		}
 	}
 	return e.String()
+}
+
+// lineStart reports whether the name at i starts a line of s: only
+// indentation, and a YAML sequence's "- ", before it.
+func lineStart(s string, i int) bool {
+	for i > 0 && (s[i-1] == ' ' || s[i-1] == '\t') {
+		i--
+	}
+	if i > 0 && s[i-1] == '-' {
+		i--
+		for i > 0 && (s[i-1] == ' ' || s[i-1] == '\t') {
+			i--
+		}
+	}
+	return i == 0 || s[i-1] == '\n' || s[i-1] == '\r'
+}
+
+// wordEnd returns the end of the run of non-space characters at i.
+func wordEnd(s string, i int) int {
+	for i < len(s) && s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n' {
+		i++
+	}
+	return i
+}
+
+// lineEnd reports whether only spaces, and a YAML comment, follow i to
+// the end of its line.
+func lineEnd(s string, i int) bool {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	return i == len(s) || s[i] == '\r' || s[i] == '\n' || s[i] == '#' && s[i-1] == ' '
 }
 
 // indexFrom returns the index of the first c in s at or after i, len(s)

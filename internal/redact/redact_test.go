@@ -31,7 +31,14 @@ func TestValue(t *testing.T) {
 		{"query clean", FieldURLQuery, "q=1&page=2", "q=1&page=2"},
 		{"query email", FieldURLQuery, "to=bob%40example.com&x=1", "to=REDACTED&x=1"},
 		{"query card with plus", FieldURLQuery, "n=4111+1111+1111+1111", "n=REDACTED"},
-		{"url full", FieldURLFull, "https://u:p@shop.example/a?sig=1&session_id=abc#frag", "https://REDACTED:REDACTED@shop.example/a?sig=1&session_id=REDACTED#frag"},
+		{"url full", FieldURLFull, "https://u:p@shop.example/a?sign=1&session_id=abc#frag", "https://REDACTED:REDACTED@shop.example/a?sign=1&session_id=REDACTED#frag"},
+		// Secrets whose parameter names are too short or common to be
+		// looked for inside other names: an Azure SAS's signature, an
+		// OAuth authorization code.
+		{"url azure sas", FieldURLFull, "https://acct.blob.core.windows.net/c/b.txt?sv=2022-11-02&se=2026-12-08T00%3A00%3A00Z&sr=b&sp=r&sig=Ab3%2Bd%2FeF%3D", "https://acct.blob.core.windows.net/c/b.txt?sv=2022-11-02&se=2026-12-08T00%3A00%3A00Z&sr=b&sp=r&sig=REDACTED"},
+		{"url oauth code", FieldURLFull, "https://app.example/cb?code=4%2F0AX4XfWh&state=xyz&scope=email", "https://app.example/cb?code=REDACTED&state=xyz&scope=email"},
+		{"query exact names only", FieldURLQuery, "Code=abc&country_code=DE&design=2", "Code=REDACTED&country_code=DE&design=2"},
+		{"pair url parameter in text", "exception.message", "GET https://app.example/cb?state=1&code=abc failed, exit code=3", "GET https://app.example/cb?state=1&code=REDACTED failed, exit code=3"},
 		{"url fragment token", FieldURLFull, "https://app.example/cb#access_token=eyJ0eXAi&token_type=Bearer&expires_in=3600", "https://app.example/cb#access_token=REDACTED&token_type=REDACTED&expires_in=3600"},
 		{"url query and fragment", FieldURLFull, "https://app.example/cb?state=1&code_verifier=x#id_token=abc", "https://app.example/cb?state=1&code_verifier=x#id_token=REDACTED"},
 		{"url hash route query", FieldURLFull, "https://app.example/#/reset?token=abc&step=2", "https://app.example/#/reset?token=REDACTED&step=2"},
@@ -95,6 +102,13 @@ func TestValue(t *testing.T) {
 		{"pair auth scheme", "exception.message", "upstream sent Authorization=Bearer abc.def, retrying", "upstream sent Authorization=REDACTED, retrying"},
 		{"pair comparison kept", "code.function", "if token == nil || key != old && pwd >= 1", "if token == nil || key != old && pwd >= 1"},
 		{"pair prose kept", "exception.message", "auth: failed for user bob; key: see docs", "auth: failed for user bob; key: see docs"},
+		// YAML and header dumps: an unquoted name that starts a line,
+		// with one word after it (or credentials after a scheme).
+		{"yaml mapping", "exception.message", "bad config:\ndb:\n  user: app\n  password: hunter2\n  port: 5432\n", "bad config:\ndb:\n  user: app\n  password: REDACTED\n  port: 5432\n"},
+		{"yaml list item, comment", "exception.message", "- name: billing\n  api_key: k-1,2;3 # rotated\r\n- name: x", "- name: billing\n  api_key: REDACTED # rotated\r\n- name: x"},
+		{"yaml quoted value", "exception.message", "secret_key: 'a b c'\ntoken: \"x\"", "secret_key: 'REDACTED'\ntoken: \"REDACTED\""},
+		{"header dump", "exception.message", "GET / HTTP/1.1\r\nAuthorization: Bearer abc.def\r\nAccept: */*", "GET / HTTP/1.1\r\nAuthorization: REDACTED\r\nAccept: */*"},
+		{"yaml prose kept", "exception.message", "token: expired for user bob\nsee: docs", "token: expired for user bob\nsee: docs"},
 		{"pair names otherwise kept", "db.connection_string", "Server=db;Database=shop;Timeout=30", "Server=db;Database=shop;Timeout=30"},
 		// Oracle's passwords are names, not literals.
 		{"sql oracle identified by", FieldDBQueryText, "CREATE USER scott IDENTIFIED BY tiger DEFAULT TABLESPACE users", "CREATE USER scott IDENTIFIED BY ? DEFAULT TABLESPACE users"},
