@@ -173,6 +173,13 @@ func TestServeRedaction(t *testing.T) {
 	// back-reference in the files, not in the batches.
 	kinds := map[store.BatchKind]int{}
 	if err := srv.st.Batches(t.Context(), 0, func(seq int64, kind store.BatchKind, payload []byte) error {
+		if kind == store.BatchReceivedAt {
+			// The batch, then its receipt time, its kind and the kind's
+			// length (store.BatchReceivedAt).
+			n := int(payload[len(payload)-1])
+			kind = store.BatchKind(payload[len(payload)-1-n : len(payload)-1])
+			payload = payload[:len(payload)-1-n-8]
+		}
 		kinds[kind]++
 		if kind == store.BatchTraceRequestS2 || kind == store.BatchProfileRequestS2 {
 			var err error

@@ -21,6 +21,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"encoding/gob"
 	"errors"
 	"fmt"
@@ -387,7 +388,9 @@ func (e *Engine) consume(ctx context.Context, it item) error {
 	// the payload encoded into it until then.
 	defer e.bufs.Put(buf)
 	kind, payload, err := encode(&it, *buf)
-	if cap(payload) > cap(*buf) && cap(payload) <= maxPooledBuffer && (kind == store.BatchTraceRequestS2 || kind == store.BatchProfileRequestS2) {
+	// Every payload is the engine's own (an S2 buffer, a gob buffer), no
+	// longer read by anyone once the store's wait returns.
+	if cap(payload) > cap(*buf) && cap(payload) <= maxPooledBuffer {
 		*buf = payload[:0]
 	}
 	if err != nil {
@@ -534,7 +537,12 @@ func (e *Engine) restore(ctx context.Context) error {
 			e.w.applied = seq
 			return nil
 		}
-		it.seq, it.receivedAt = seq, e.now()
+		// A batch logged before the log kept its receipt time is dated
+		// by the replay, as it was before.
+		it.seq = seq
+		if it.receivedAt.IsZero() {
+			it.receivedAt = e.now()
+		}
 		e.apply(it)
 		replayed++
 		return nil
@@ -1041,6 +1049,39 @@ func (e *Engine) Summary() assess.Summary { return e.view.Load().Summary }
 func (e *Engine) Snapshot() *model.Snapshot { return e.view.Load().Snapshot }
 
 // encode encodes a batch for the log and returns the kind it logs it
+// under, which says how to decode it: encodeBatch's, with the time the
+// batch was received after it (store.BatchReceivedAt), when it is known.
+func encode(it *item, dst []byte) (store.BatchKind, []byte, error) {
+	kind, payload, err := encodeBatch(it, dst)
+	if err != nil || it.receivedAt.IsZero() {
+		return kind, payload, err
+	}
+	payload = binary.LittleEndian.AppendUint64(payload, uint64(it.receivedAt.UnixNano()))
+	payload = append(payload, kind...)
+	return store.BatchReceivedAt, append(payload, byte(len(kind))), nil
+}
+
+// receivedAtTrailer is the shortest trailer of a store.BatchReceivedAt
+// payload: the time, a kind of one byte and its length.
+const receivedAtTrailer = 8 + 1 + 1
+
+// splitReceivedAt splits the payload of a store.BatchReceivedAt batch into
+// the batch's own kind and payload and the time it was received.
+func splitReceivedAt(payload []byte) (store.BatchKind, []byte, time.Time, error) {
+	if len(payload) < receivedAtTrailer {
+		return "", nil, time.Time{}, fmt.Errorf("%d bytes, shorter than the trailer", len(payload))
+	}
+	n := int(payload[len(payload)-1])
+	if n == 0 || len(payload) < 8+n+1 {
+		return "", nil, time.Time{}, fmt.Errorf("a kind of %d bytes in a payload of %d", n, len(payload))
+	}
+	end := len(payload) - 1 - n
+	kind := store.BatchKind(payload[end : end+n])
+	at := time.Unix(0, int64(binary.LittleEndian.Uint64(payload[end-8:end])))
+	return kind, payload[:end-8], at, nil
+}
+
+// encodeBatch encodes a batch for the log and returns the kind it logs it
 // under, which says how to decode it: spans as an OTLP trace request, the
 // one received (it.logged) or one written from the spans, compressed with
 // S2 (store.BatchTraceRequestS2), or with encoding/gob (store.BatchSpans)
@@ -1048,7 +1089,7 @@ func (e *Engine) Snapshot() *model.Snapshot { return e.view.Load().Snapshot }
 // in (telemetry.AppendProfileRequest) compressed with S2
 // (store.BatchProfileRequestS2), or with encoding/gob (store.BatchProfiles)
 // without it. dst, when large enough, holds the compressed request.
-func encode(it *item, dst []byte) (store.BatchKind, []byte, error) {
+func encodeBatch(it *item, dst []byte) (store.BatchKind, []byte, error) {
 	if it.preq != nil {
 		req := telemetry.AppendProfileRequest(nil, it.preq)
 		if err := loggable(req); err != nil {
@@ -1129,6 +1170,23 @@ func decode(pd *telemetry.ProfileDecoder, kind store.BatchKind, payload []byte) 
 	case store.BatchProfileRequestS2:
 		it.kind = store.BatchProfiles
 		it.profiles, it.preq, err = decodeProfileRequest(pd, payload)
+	case store.BatchReceivedAt:
+		inner, b, at, serr := splitReceivedAt(payload)
+		switch {
+		case serr != nil:
+			err = serr
+		case inner == store.BatchReceivedAt:
+			err = fmt.Errorf("a %s batch in a %[1]s batch", inner)
+		case inner.Validate() != nil:
+			// Every kind is checked before it is logged, inside this
+			// one too: a newer evident's, refused as the kind itself is.
+			err = fmt.Errorf("%w: a batch of kind %q, which a newer evident wrote", telemetry.ErrNewerVersion, inner)
+		default:
+			if it, err = decode(pd, inner, b); err == nil {
+				it.receivedAt = at
+				return it, nil
+			}
+		}
 	default:
 		err = fmt.Errorf("unknown batch kind %q", kind)
 	}

@@ -901,8 +901,8 @@ func TestReplayPreviousFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	var kinds []store.BatchKind
-	if err := st.Batches(ctx, 0, func(_ int64, kind store.BatchKind, _ []byte) error {
-		kinds = append(kinds, kind)
+	if err := st.Batches(ctx, 0, func(seq int64, kind store.BatchKind, payload []byte) error {
+		kinds = append(kinds, memBatch{seq, kind, payload}.inner(t).kind)
 		return nil
 	}); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/evidentsec/evident/internal/findings"
@@ -33,6 +34,20 @@ type memBatch struct {
 	seq     int64
 	kind    store.BatchKind
 	payload []byte
+}
+
+// inner is b as it was logged before the engine put its receipt time
+// after it (store.BatchReceivedAt), b itself when it has none.
+func (b memBatch) inner(t testing.TB) memBatch {
+	t.Helper()
+	if b.kind != store.BatchReceivedAt {
+		return b
+	}
+	kind, payload, _, err := splitReceivedAt(b.payload)
+	if err != nil {
+		t.Fatalf("logged batch %d: %v", b.seq, err)
+	}
+	return memBatch{b.seq, kind, payload}
 }
 
 func (s *memStore) SubmitBatch(_ context.Context, kind store.BatchKind, payload []byte) func() (int64, error) {

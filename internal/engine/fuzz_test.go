@@ -26,7 +26,7 @@ import (
 // (telemetry.ErrNewerVersion) is the exception: the engine must refuse
 // to start over it, checkpointing nothing.
 func FuzzReplay(f *testing.F) {
-	kinds := []store.BatchKind{store.BatchTraceRequest, store.BatchSpans, store.BatchProfiles, store.BatchTraceRequestS2, store.BatchProfileRequestS2}
+	kinds := []store.BatchKind{store.BatchTraceRequest, store.BatchSpans, store.BatchProfiles, store.BatchTraceRequestS2, store.BatchProfileRequestS2, store.BatchReceivedAt}
 	folded := &telemetry.ProfileRequest{Profiles: []telemetry.ReceivedProfile{{
 		Format: telemetry.FormatFolded, Data: []byte("main;golang.org/x/text/language.Parse 3\nmain;main.idle 97\n"), Service: "shop",
 		Ingest: &telemetry.IngestWindow{Now: t0, SampleRate: 100},
@@ -35,7 +35,9 @@ func FuzzReplay(f *testing.F) {
 		{kind: store.BatchProfiles, preq: ingested(pprofOf(f, textProfile("", true), map[string][]string{"span_name": {"GET /"}}), "shop")},
 		{kind: store.BatchProfiles, preq: folded},
 		{kind: store.BatchSpans, spans: shopSpans()},
+		{kind: store.BatchSpans, spans: shopSpans(), receivedAt: t0},
 		{kind: store.BatchProfiles, profiles: []*telemetry.ProfileBatch{textProfile("shop", true)}},
+		{kind: store.BatchProfiles, profiles: []*telemetry.ProfileBatch{textProfile("shop", true)}, receivedAt: t0},
 		{kind: store.BatchProfiles, profiles: []*telemetry.ProfileBatch{{Service: "x", Locations: [][]attribution.Frame{{}}, Samples: []telemetry.Sample{{Locations: []int32{5, -1, 0}, Count: 1}}}}},
 	} {
 		kind, payload, err := encode(it, nil)

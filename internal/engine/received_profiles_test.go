@@ -115,7 +115,7 @@ func TestLogReceivedProfiles(t *testing.T) {
 			start(t, e)
 			consumeReceivedProfiles(t, e, tc.req)
 			st.mu.Lock()
-			logged := st.batches[0]
+			logged := st.batches[0].inner(t)
 			crashed := &memStore{batches: slices.Clone(st.batches), seq: st.seq}
 			st.mu.Unlock()
 			if logged.kind != tc.kind {
@@ -191,7 +191,7 @@ func TestReplayLogProfilesGob(t *testing.T) {
 	st.mu.Lock()
 	var kinds []store.BatchKind
 	for _, b := range st.batches {
-		kinds = append(kinds, b.kind)
+		kinds = append(kinds, b.inner(t).kind)
 	}
 	st.mu.Unlock()
 	if diff := cmp.Diff([]store.BatchKind{store.BatchProfileRequestS2, store.BatchProfileRequestS2, store.BatchProfileRequestS2}, kinds); diff != "" {

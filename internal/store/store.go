@@ -252,15 +252,23 @@ const (
 	// request), compressed with S2, decoded on replay by the receivers'
 	// decoder.
 	BatchProfileRequestS2 BatchKind = "profile_request_s2"
+	// BatchReceivedAt is a batch of another kind with the time evident
+	// received it, so that what its replay after a restart raises again
+	// says when the telemetry came, not when it was replayed. The payload
+	// is the other kind's, then a trailer: the receipt time (Unix
+	// nanoseconds, int64 little endian), the other kind and its length
+	// (one byte). A trailer, so that the payload the engine compressed
+	// into its buffer is not copied.
+	BatchReceivedAt BatchKind = "received_at"
 )
 
 // Validate reports whether k is one of the known kinds.
 func (k BatchKind) Validate() error {
 	switch k {
-	case BatchSpans, BatchTraceRequest, BatchTraceRequestS2, BatchProfiles, BatchProfileRequestS2:
+	case BatchSpans, BatchTraceRequest, BatchTraceRequestS2, BatchProfiles, BatchProfileRequestS2, BatchReceivedAt:
 		return nil
 	}
-	return fmt.Errorf("%w: batch kind %q is not %q, %q, %q, %q or %q", ErrInvalid, string(k), BatchTraceRequest, BatchTraceRequestS2, BatchSpans, BatchProfiles, BatchProfileRequestS2)
+	return fmt.Errorf("%w: batch kind %q is not %q, %q, %q, %q, %q or %q", ErrInvalid, string(k), BatchTraceRequest, BatchTraceRequestS2, BatchSpans, BatchProfiles, BatchProfileRequestS2, BatchReceivedAt)
 }
 
 // VerdictChange is one change of the runtime verdict, or of the VEX
