@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/url"
 	"slices"
@@ -179,6 +180,8 @@ type Router struct {
 	// for the same telemetry, however long after, is a duplicate.
 	observed *generations[observedTimes]
 	limits   *generations[*rate.Limiter] // kind|service -> bucket
+	// seededAt is when the last Seed began, zero before the first.
+	seededAt time.Time
 
 	// lifeMu guards the lifecycle; Fire holds it for reading while it
 	// queues, so Shutdown never closes a queue under it.
@@ -357,18 +360,32 @@ type History interface {
 // over a partition of the ingest log applies again the records its last
 // owner fired alerts for): what h holds is added to what the router
 // remembers, which forgets nothing for it but the oldest observations
-// of a key beyond the few it keeps.
+// of a key beyond the few it keeps. Called again, it reads the alerts
+// that fired since the last call began, less the longest a store sink
+// may take to store one (Config.seedOverlap).
 func (r *Router) Seed(ctx context.Context, h History) error {
 	now := r.now()
 	// Every age: a replay raises the alerts of the batches since the
 	// last checkpoint, which the process fired before it crashed,
-	// whenever that was.
-	fired, err := h.Fired(ctx, time.Time{}, r.cfg.MaxKeys)
+	// whenever that was. A router seeded before remembers those, and
+	// reads only what was stored since, the overlap included: reading
+	// every one again, max_keys of them, took seconds a tenant at each
+	// assignment of partitions (BenchmarkSeedAlerts), which waited for it.
+	var since time.Time
+	r.mu.Lock()
+	if !r.seededAt.IsZero() {
+		since = r.seededAt.Add(-r.cfg.seedOverlap())
+	}
+	r.mu.Unlock()
+	fired, err := h.Fired(ctx, since, r.cfg.MaxKeys)
 	if err != nil {
 		return fmt.Errorf("seed alert deduplication: %w", err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if now.After(r.seededAt) {
+		r.seededAt = now
+	}
 	// Oldest first, so that the newest are the last put: they are the
 	// ones a full map keeps, and a key fired twice keeps its later time.
 	for i := len(fired) - 1; i >= 0; i-- {
@@ -393,6 +410,20 @@ func (r *Router) Seed(ctx context.Context, h History) error {
 // fires at most once a dedupe window, and a replay covers the batches
 // since the last checkpoint (a minute by default), so a few suffice.
 type observedTimes [4]int64
+
+// seedOverlap is how far before the last Seed a Seed of the router reads
+// again: what a store sink of this configuration may store that late
+// after the alert fired (its queue drained at SinkRate, then every
+// attempt timed out and waited the longest backoff), and a dedupe window
+// more, for processes whose clocks differ.
+func (c Config) seedOverlap() time.Duration {
+	late := float64(c.QueueSize)/c.SinkRate*float64(time.Second) +
+		float64(c.Retry.Attempts)*float64(c.SendTimeout+c.Retry.Max) + float64(c.DedupeWindow)
+	if late >= math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return time.Duration(late)
+}
 
 // remember notes that an alert of key observed at fired, unless the
 // key has as many newer observations as it keeps: a Seed of a running

@@ -826,3 +826,55 @@ func TestObservedOutlivesWindow(t *testing.T) {
 		}
 	}
 }
+
+// sinceHistory is a history that notes the since of every read.
+type sinceHistory struct {
+	history
+	since []time.Time
+}
+
+func (h *sinceHistory) Fired(ctx context.Context, since time.Time, limit int) ([]Fired, error) {
+	h.since = append(h.since, since)
+	return h.history.Fired(ctx, since, limit)
+}
+
+// TestSeedAgain: a router seeded before (a tenant's, at each assignment
+// of partitions) reads again only what fired since its last seed, less
+// the longest a store sink may take to store an alert, not every stored
+// alert: still learning an alert another process fired before the last
+// seed and stored after it, and remembering what the first seed read.
+func TestSeedAgain(t *testing.T) {
+	now := t0
+	cfg := testConfig()
+	r, err := NewRouter(cfg, nil, Deps{Now: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := t0.Add(-24 * time.Hour)
+	h := &sinceHistory{history: history{{DedupeKey: "old", Time: day, Observed: day}}}
+	if err := r.Seed(t.Context(), h); err != nil {
+		t.Fatal(err)
+	}
+	// Fired by another process a minute before the seed, stored (its
+	// sink retrying) after it.
+	late := Fired{DedupeKey: "late", Time: t0.Add(-time.Minute), Observed: t0.Add(-time.Minute)}
+	h.history = append(history{late}, h.history...)
+	now = t0.Add(time.Hour)
+	if err := r.Seed(t.Context(), h); err != nil {
+		t.Fatal(err)
+	}
+	overlap := time.Duration(cfg.QueueSize)*time.Second/time.Duration(cfg.SinkRate) +
+		time.Duration(cfg.Retry.Attempts)*(cfg.SendTimeout+cfg.Retry.Max) + cfg.DedupeWindow
+	if diff := cmp.Diff([]time.Time{{}, t0.Add(-overlap)}, h.since); diff != "" {
+		t.Errorf("the seeds read since (-want +got):\n%s", diff)
+	}
+	for _, f := range []Fired{late, h.history[1]} {
+		a := firstExec()
+		a.DedupeKey, a.Observed = f.DedupeKey, f.Observed
+		before := testutil.ToFloat64(r.m.fired.WithLabelValues("first_execution"))
+		r.Fire(a)
+		if testutil.ToFloat64(r.m.fired.WithLabelValues("first_execution")) > before {
+			t.Errorf("%s, stored before the second seed, fired again", f.DedupeKey)
+		}
+	}
+}
