@@ -25,7 +25,8 @@ type metrics struct {
 	latency      *prometheus.HistogramVec
 	// dedupedOf, occurredOf and latencyOf are deduplicated (for each
 	// reason) and latency by kind: every alert fired, a duplicate or
-	// not, is counted in latency.
+	// not, is counted in latency, but for one of an occurrence that
+	// fired before (deduplicated as observed, or that would be).
 	dedupedOf, occurredOf byKind[prometheus.Counter]
 	latencyOf             byKind[prometheus.Observer]
 }
@@ -84,7 +85,7 @@ func newMetrics(reg prometheus.Registerer, sinks []*sinkQueue) (*metrics, error)
 		}, []string{"sink"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "evident_alert_latency_seconds",
-			Help:    "Time from the receipt of the telemetry that triggered an alert to its hand-off to the router, by kind.",
+			Help:    "Time from the receipt of the telemetry that triggered an alert to its hand-off to the router, by kind; not for an alert of an occurrence that fired before.",
 			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
 		}, []string{"kind"}),
 	}

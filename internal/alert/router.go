@@ -253,7 +253,8 @@ func NewRouter(cfg Config, sinks []Sink, deps Deps) (*Router, error) {
 }
 
 // Fire routes one alert. It records the detection latency (from the
-// receipt of the triggering telemetry to now), drops duplicates and
+// receipt of the triggering telemetry to now) unless an alert of the
+// same occurrence fired before (Config.DedupeWindow), drops duplicates and
 // alerts over their rate, and queues the rest for every sink.
 func (r *Router) Fire(d detect.Alert) {
 	r.route(d.Kind, d.Service, d.DedupeKey, d.Observed, d.ReceivedAt, func() detect.Alert { return d })
@@ -273,16 +274,20 @@ func (r *Router) FirePending(p *detect.Pending) {
 func (r *Router) route(k detect.Kind, service, key string, observed, receivedAt time.Time, build func() detect.Alert) {
 	now := r.now()
 	kind := string(k)
-	if !receivedAt.IsZero() {
+	r.mu.Lock()
+	// An occurrence that fired was timed then: raised again by the replay
+	// of the log after a crash, which keeps the receipt time, it would be
+	// timed again with the downtime, though nothing paged late.
+	again := key != "" && r.occurred(key, observed)
+	if !receivedAt.IsZero() && !again {
 		r.m.latencyOf.of(kind).Observe(now.Sub(receivedAt).Seconds())
 	}
-	r.mu.Lock()
 	if key != "" && (key == r.lastKey && now.Sub(r.lastAt) < r.cfg.DedupeWindow || r.duplicate(key, now)) {
 		r.mu.Unlock()
 		r.m.dedupedOf.of(kind).Inc()
 		return
 	}
-	if key != "" && r.occurred(key, observed) {
+	if again {
 		r.mu.Unlock()
 		r.m.occurredOf.of(kind).Inc()
 		return

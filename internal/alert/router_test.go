@@ -878,3 +878,33 @@ func TestSeedAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestLatencyOfFiredAgain: the replay of the log after a crash raises
+// again, hours after its receipt, an alert of telemetry the router fired
+// for before: that alert was timed when it fired, and is not timed again
+// with the downtime. An alert the replay raises for the first time (its
+// batch was logged, not applied, before the crash) is timed from the
+// receipt, downtime included: that is how late it pages.
+func TestLatencyOfFiredAgain(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r, err := NewRouter(testConfig(), nil, Deps{Registerer: reg, Now: func() time.Time { return t0 }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	received := t0.Add(-2 * time.Hour)
+	if err := r.Seed(t.Context(), history{{DedupeKey: "a", Time: received.Add(time.Millisecond), Observed: received.Add(-time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"a", "b"} {
+		a := firstExec()
+		a.DedupeKey, a.Observed, a.ReceivedAt = key, received.Add(-time.Second), received
+		r.Fire(a)
+	}
+	var m dto.Metric
+	if err := r.m.latency.WithLabelValues(string(detect.KindFirstExecution)).(prometheus.Histogram).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if n, sum := m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum(); n != 1 || sum != 2*3600 {
+		t.Errorf("first_execution latency: %d samples of %v s in all, want 1 of 7200 s (b's)", n, sum)
+	}
+}
