@@ -8,11 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	coreruleset "github.com/corazawaf/coraza-coreruleset"
+	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"github.com/corazawaf/coraza/v3"
 )
 
-// loadCRS loads the OWASP CRS v4 (the coraza-coreruleset module, which
+// loadCRS loads the OWASP CRS v4.25.0 (the coraza-coreruleset/v4 module, which
 // Coraza's own tests run) with the CRS plugins an export wrote into dir,
 // as docs/waf.md tells a user to install them: Coraza's recommended
 // configuration with the engine switched to blocking, crs-setup, the
