@@ -2,6 +2,9 @@ package waf
 
 import (
 	"context"
+	"io"
+	"mime"
+	"mime/multipart"
 	"os"
 	"path/filepath"
 	"slices"
@@ -131,7 +134,9 @@ func TestPluginInCRS(t *testing.T) {
 // temporary file that no variable holds (it has no FILES_TMP_CONTENT), so
 // REQUEST_BODY was empty for it and every one of these passed the patch
 // that blocked the same document as a body, while validation, which never
-// sent an upload, said every exploit was blocked. Legitimate uploads to the
+// sent an upload, said every exploit was blocked. The same file in
+// quoted-printable, which Go's mime/multipart decodes for the application,
+// passed the body kept raw until 2026-12-07. Legitimate uploads to the
 // same endpoint must still pass, in the standalone files and in the CRS
 // plugin.
 func TestUploadsInspected(t *testing.T) {
@@ -164,7 +169,7 @@ func TestUploadsInspected(t *testing.T) {
 				t.Fatal(err)
 			}
 			p = set.Patches[0]
-			if v := p.Validation; v.Unproven != "" || !slices.Contains(v.Mutations, "as an uploaded file") {
+			if v := p.Validation; v.Unproven != "" || !slices.Contains(v.Mutations, "as an uploaded file") || !slices.Contains(v.Mutations, "as an uploaded file in quoted-printable") {
 				t.Errorf("validation: unproven %q, mutations %v, want proven with uploads among them", v.Unproven, v.Mutations)
 			}
 			standalone, err := newWAF(engineSettings(), bodyProcessorRules(4_900_000), p.SecLang())
@@ -175,15 +180,48 @@ func TestUploadsInspected(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The file part in quoted-printable, which Go's mime/multipart
+			// (net/http's ParseMultipartForm) decodes for the application.
+			qp, _ := asUploadEncoded(Request{Method: "POST", Target: "/upload", Headers: map[string]string{"Content-Type": tt.ct}, Body: tt.exploit}, "quoted-printable")
+			if got := uploadedFile(t, qp); got != tt.exploit {
+				t.Fatalf("Go's mime/multipart reads the quoted-printable file as %q, want the exploit %q", got, tt.exploit)
+			}
 			for name, w := range map[string]coraza.WAF{"standalone": standalone, "CRS plugin": plugin} {
 				if _, by, err := replay(w, multipartUpload("/upload", tt.ct, tt.exploit)); err != nil || by == 0 {
 					t.Errorf("%s: the uploaded exploit passed (%v)", name, err)
+				}
+				if _, by, err := replay(w, qp); err != nil || by == 0 {
+					t.Errorf("%s: the uploaded exploit in quoted-printable passed (%v)", name, err)
 				}
 				if _, by, err := replay(w, multipartUpload("/upload", tt.ct, tt.good)); err != nil || by != 0 {
 					t.Errorf("%s: a legitimate upload was denied by rule %d (%v)", name, by, err)
 				}
 			}
 		})
+	}
+}
+
+// uploadedFile returns the file part of the upload r as an application
+// reading it with Go's mime/multipart sees it.
+func uploadedFile(t *testing.T, r Request) string {
+	t.Helper()
+	_, params, err := mime.ParseMediaType(r.Headers["Content-Type"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	mr := multipart.NewReader(strings.NewReader(r.Body), params["boundary"])
+	for {
+		part, err := mr.NextPart()
+		if err != nil {
+			t.Fatalf("no file part in the upload: %v", err)
+		}
+		if part.FileName() != "" {
+			data, err := io.ReadAll(part)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(data)
+		}
 	}
 }
 

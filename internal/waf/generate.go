@@ -320,7 +320,11 @@ func build(cfg Config, p *Patch, base int, traffic *Traffic) {
 			links: []link{scope, {vars: "REQBODY_PROCESSOR", op: "!@rx ^(?:JSON|URLENCODED)$"}}, ctl: "requestBodyProcessor=RAW"})
 	}
 	next = base + scopeIDs
-	for _, d := range p.detections {
+	detections := p.detections
+	if readsDocuments(p) {
+		detections = slices.Concat(detections, []detection{encodedPart})
+	}
+	for _, d := range detections {
 		if next >= base+scopeIDs+detectIDs-bodyIDs {
 			p.Notes = append(p.Notes, fmt.Sprintf("detection %q left out: a patch has at most %d detections", d.name, detectIDs-bodyIDs))
 			continue
@@ -356,6 +360,23 @@ var (
 	documentFormats = []string{"xml", "yaml", "tar", "dump", "pack200"}
 	documentClasses = []Class{ClassXXE, ClassDeserialization, ClassExpressionInjection, ClassParserBomb}
 )
+
+// encodedPart is the detection of a part of a multipart body kept raw
+// (readsDocuments) in a quoted-printable or base64
+// Content-Transfer-Encoding. Go's mime/multipart, which net/http's
+// ParseMultipartForm reads uploads with, decodes a quoted-printable part
+// for the application, and other MIME parsers base64 too, while the
+// patterns read the raw body, where an encoded document shows none of
+// what they look for (=3C=21=44=4F=43…). RFC 7578 §4.7 deprecates the
+// header in form data, and browsers and HTTP clients do not send it. The
+// expression reads the header block after a boundary line, not a file's
+// text; a MIME message inside an uploaded file (.eml) holds such blocks
+// too, so the one false positive is a mail file uploaded with an encoded
+// part, which validation's legitimate requests would show.
+var encodedPart = detection{"multipart part in a quoted-printable or base64 transfer encoding", []link{{
+	vars: "REQUEST_BODY",
+	op:   `@rx (?i)(?:^|\n)--[^\r\n]{1,70}\r?\n(?:[^\r\n]+\r?\n)*?content-transfer-encoding[ \t]*:\s*(?:quoted-printable|base64)`,
+}}}
 
 // readsDocuments reports whether the patch's detections read whole
 // documents (XML, YAML, serialized objects, archives) in the raw body,

@@ -521,6 +521,8 @@ func mutations(r Request, tamper string, upload bool) []mutation {
 	}
 	if up, ok := asUpload(r); ok && upload {
 		out = append(out, mutation{"as an uploaded file", up})
+		qp, _ := asUploadEncoded(r, "quoted-printable")
+		out = append(out, mutation{"as an uploaded file in quoted-printable", qp})
 	}
 	if strings.Contains(strings.ToLower(r.Headers["Content-Type"]), "json") {
 		if body, ok := escapeJSONStrings(r.Body); ok && body != r.Body {
@@ -578,17 +580,41 @@ const uploadBoundary = "----WebKitFormBoundary7MA4YWxkTrZu0gW"
 // no body sent whole under a media type: none, a form, or multipart
 // already.
 func asUpload(r Request) (Request, bool) {
+	return asUploadEncoded(r, "")
+}
+
+// asUploadEncoded is asUpload with the file part in the
+// Content-Transfer-Encoding cte ("" for none). In quoted-printable every
+// byte is escaped (=3C=21=44…), with soft line breaks between: Go's
+// mime/multipart, which net/http's ParseMultipartForm reads uploads with,
+// decodes such a part for the application, while the raw body holds no
+// byte of the document as sent.
+func asUploadEncoded(r Request, cte string) (Request, bool) {
 	ct := r.Headers["Content-Type"]
 	mt := strings.ToLower(strings.TrimSpace(ct))
 	if r.Body == "" || ct == "" || strings.HasPrefix(mt, "application/x-www-form-urlencoded") || strings.HasPrefix(mt, "multipart/") {
 		return Request{}, false
+	}
+	file := r.Body
+	if cte == "quoted-printable" {
+		var b strings.Builder
+		for i := range len(file) {
+			if i > 0 && i%24 == 0 {
+				b.WriteString("=\r\n")
+			}
+			fmt.Fprintf(&b, "=%02X", file[i])
+		}
+		file = b.String()
+	}
+	if cte != "" {
+		ct += "\r\nContent-Transfer-Encoding: " + cte
 	}
 	u := r
 	u.Headers = maps.Clone(r.Headers)
 	u.Headers["Content-Type"] = "multipart/form-data; boundary=" + uploadBoundary
 	u.Body = "--" + uploadBoundary + "\r\nContent-Disposition: form-data; name=\"description\"\r\n\r\nupload\r\n" +
 		"--" + uploadBoundary + "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"upload\"\r\nContent-Type: " + ct + "\r\n\r\n" +
-		r.Body + "\r\n--" + uploadBoundary + "--\r\n"
+		file + "\r\n--" + uploadBoundary + "--\r\n"
 	return u, true
 }
 
