@@ -39,6 +39,7 @@ func newWAFCmd(g *globals) *cobra.Command {
 type wafGenerateFlags struct {
 	report, output, kev, exploits string
 	vulns, traces                 []string
+	hostScope                     bool
 }
 
 func newWAFGenerateCmd(g *globals) *cobra.Command {
@@ -74,6 +75,7 @@ some inputs were skipped or an exploit sample was not blocked (see stderr).`,
 	f.StringVar(&fl.kev, "kev", "", "CISA KEV catalog instead of <data>/vulndb/kev.json")
 	f.StringVar(&fl.exploits, "exploits", "", "directory of exploit corpus files (<class>.yaml) instead of the built-in corpus")
 	f.StringVarP(&fl.output, "output", "o", "", "directory to write the patches to (required)")
+	f.BoolVar(&fl.hostScope, "host-scope", false, "leave out of each patch the requests to hosts the traces show only other services serving; only for a WAF in front of something that routes by Host (docs/waf.md)")
 	return cmd
 }
 
@@ -104,6 +106,7 @@ func runWAFGenerate(ctx context.Context, g *globals, fl wafGenerateFlags) error 
 		fmt.Fprintln(g.stderr, "evident: warning: no --traces: no legitimate traffic was checked, so the patches may block legitimate requests; nothing was learned from traffic either")
 	}
 	cfg := waf.DefaultConfig()
+	cfg.HostScope = fl.hostScope
 	traffic := waf.NewTraffic(cfg.ReplayPerEndpoint)
 	if err := loadTelemetry(ctx, "--traces", fl.traces, trafficHandler{traffic}, warn); err != nil {
 		return withCode(ExitUsage, err)

@@ -10,13 +10,15 @@ import (
 // Rule ids: patches take blocks of idBlock ids from [Config.IDBase,
 // Config.IDBase+Config.IDSpan). Within a block, the first scopeIDs ids
 // are the scope rules, the next detectIDs the class detections (the last
-// bodyIDs of them the body processor rules), the rest but the last
+// hostIDs+bodyIDs of them the host rule and the body processor rules), the
+// rest but the last
 // pluginIDs the rules learned from traffic; the last pluginIDs of a
 // service's first block are its CRS plugin switches.
 const (
 	idBlock   = 100
 	scopeIDs  = 10
 	detectIDs = 20
+	hostIDs   = 1
 	bodyIDs   = 2
 	pluginIDs = 2
 )
@@ -47,6 +49,14 @@ type Config struct {
 	// MaxEndpoints caps the endpoints one patch is scoped to; a finding
 	// reached through more is scoped to the busiest ones.
 	MaxEndpoints int
+	// HostScope leaves out of each patch the requests sent to a host the
+	// traces show only other services serving (server.address, the host
+	// of url.full or a captured Host header), when they show the
+	// service's own. It is for a WAF in front of something that routes
+	// requests by their Host: one that routes by path sends a request
+	// naming another service's host to the patched service all the same,
+	// past its patch, so it is off by default (docs/waf.md, "Hosts").
+	HostScope bool
 	// Exploits is the exploit knowledge patches are built from; nil means
 	// the knowledge evident ships (knowledge.DefaultExploits).
 	Exploits *knowledge.Exploits

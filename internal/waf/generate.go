@@ -53,6 +53,10 @@ type Patch struct {
 	// Methods says, per route of the endpoints, which request methods
 	// the detections cover.
 	Methods []RouteMethods `json:"methods,omitempty"`
+	// ExceptHosts are the hosts whose requests the patch leaves alone
+	// (Config.HostScope): the traces show only other services serving
+	// them.
+	ExceptHosts []string `json:"except_hosts,omitempty"`
 	// IDs is the block of rule ids the patch owns, first and last.
 	IDs   [2]int `json:"ids"`
 	Rules []Rule `json:"rules"`
@@ -299,6 +303,34 @@ func build(cfg Config, p *Patch, base int, traffic *Traffic) {
 	}
 
 	scope := link{vars: "TX:" + strings.TrimPrefix(patchVar, "tx."), op: "@eq 1"}
+	if cfg.HostScope {
+		// After the scope rules, which it undoes, and before the body
+		// processor rules, which then leave another service's bodies to
+		// the engine. A rule that sets the patch's variable only for
+		// the other hosts' complement would leave out a request without
+		// a Host header (HTTP/1.0), which no negated operator matches.
+		switch hosts := traffic.OtherHosts(p.Service); {
+		case len(hosts) > 0:
+			p.ExceptHosts = hosts
+			quoted := make([]string, len(hosts))
+			for i, h := range hosts {
+				quoted[i] = regexp.QuoteMeta(h)
+			}
+			unset := []string{patchVar + "=0"}
+			for i := range p.Endpoints {
+				unset = append(unset, fmt.Sprintf("%s_e%d=0", patchVar, i))
+			}
+			next = base + scopeIDs + detectIDs - bodyIDs - hostIDs
+			// One Host header: a request with two is not another
+			// service's, and net/http refuses it.
+			add(Rule{Kind: KindHost, Name: "request to a host only other services serve: " + strings.Join(hosts, ", "),
+				links: []link{scope, {vars: "&REQUEST_HEADERS:Host", op: "@eq 1"},
+					{vars: "REQUEST_HEADERS:Host", op: `@rx ^(?:` + strings.Join(quoted, "|") + `)\.?(?::[0-9]*)?$`, t: []string{"lowercase"}}},
+				setvars: unset})
+		default:
+			p.Notes = append(p.Notes, "host scope: the traces show no host that only other services serve, or none of this service's, so the patch checks requests to every host")
+		}
+	}
 	if p.Knowledge == nil {
 		p.detections = templates[p.Class]
 		p.Detections = "class template " + string(p.Class) + " (the fallback): no exploit knowledge for " + p.Vulnerability
@@ -325,8 +357,8 @@ func build(cfg Config, p *Patch, base int, traffic *Traffic) {
 		detections = slices.Concat(detections, []detection{encodedPart})
 	}
 	for _, d := range detections {
-		if next >= base+scopeIDs+detectIDs-bodyIDs {
-			p.Notes = append(p.Notes, fmt.Sprintf("detection %q left out: a patch has at most %d detections", d.name, detectIDs-bodyIDs))
+		if next >= base+scopeIDs+detectIDs-bodyIDs-hostIDs {
+			p.Notes = append(p.Notes, fmt.Sprintf("detection %q left out: a patch has at most %d detections", d.name, detectIDs-bodyIDs-hostIDs))
 			continue
 		}
 		add(Rule{Kind: KindDetection, Name: d.name, links: append([]link{scope}, d.links...)})

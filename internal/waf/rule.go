@@ -20,6 +20,7 @@ const (
 // Rule kinds.
 const (
 	KindScope     = "scope"     // marks requests to the patched endpoints
+	KindHost      = "host"      // unmarks requests to other services' hosts (Config.HostScope)
 	KindDetection = "detection" // the attack class's template
 	KindTraffic   = "traffic"   // limits learned from legitimate traffic
 )
@@ -46,6 +47,13 @@ type Rule struct {
 	setvars []string
 	// ctl is a ctl action of the rule ("requestBodyProcessor=RAW").
 	ctl string
+}
+
+// marks reports whether r marks requests (a scope or host rule) rather
+// than checks them: it passes without a log, and validation never
+// downgrades it.
+func (r *Rule) marks() bool {
+	return r.Kind == KindScope || r.Kind == KindHost
 }
 
 // link is one SecRule of a chain: variables, operator, transformations.
@@ -86,14 +94,14 @@ func (r *Rule) render(p *Patch) {
 		if i == 0 {
 			acts = append(acts, fmt.Sprintf("id:%d", r.ID), fmt.Sprintf("phase:%d", r.Phase))
 			switch {
-			case r.Kind == KindScope:
+			case r.marks():
 				acts = append(acts, "pass", "nolog")
 			case r.Mode == ModeBlock:
 				acts = append(acts, "deny", "status:403", "log", "auditlog")
 			default:
 				acts = append(acts, "pass", "log", "auditlog")
 			}
-			if r.Kind != KindScope {
+			if !r.marks() {
 				acts = append(acts, "msg:'"+quoteAction(fmt.Sprintf("evident virtual patch for %s (%s): %s", p.Vulnerability, p.Class, r.Name))+"'",
 					"logdata:'%{MATCHED_VAR_NAME}'", "severity:'CRITICAL'")
 			}

@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"maps"
 	"mime"
+	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,18 +65,24 @@ type EndpointTraffic struct {
 type Traffic struct {
 	replayLimit int
 	services    map[string]map[Endpoint]*EndpointTraffic
+	// hosts are the hosts each service's requests were sent to
+	// (spanHost).
+	hosts map[string]map[string]bool
 }
 
 // NewTraffic returns empty traffic that keeps at most replayPerEndpoint
 // distinct requests per endpoint for replay (0: no limit).
 func NewTraffic(replayPerEndpoint int) *Traffic {
-	return &Traffic{replayLimit: replayPerEndpoint, services: map[string]map[Endpoint]*EndpointTraffic{}}
+	return &Traffic{replayLimit: replayPerEndpoint, services: map[string]map[Endpoint]*EndpointTraffic{}, hosts: map[string]map[string]bool{}}
 }
 
 // Clone returns a copy of t that later Adds to t do not change, for
 // reading while t goes on learning.
 func (t *Traffic) Clone() *Traffic {
-	c := &Traffic{replayLimit: t.replayLimit, services: make(map[string]map[Endpoint]*EndpointTraffic, len(t.services))}
+	c := &Traffic{replayLimit: t.replayLimit, services: make(map[string]map[Endpoint]*EndpointTraffic, len(t.services)), hosts: make(map[string]map[string]bool, len(t.hosts))}
+	for svc, hosts := range t.hosts {
+		c.hosts[svc] = maps.Clone(hosts)
+	}
 	for svc, eps := range t.services {
 		ceps := make(map[Endpoint]*EndpointTraffic, len(eps))
 		for ep, et := range eps {
@@ -129,6 +137,12 @@ func (t *Traffic) add(sp *telemetry.Span) {
 		svc[ep] = et
 	}
 	et.Requests++
+	if host := spanHost(a); host != "" {
+		if t.hosts[sp.Service] == nil {
+			t.hosts[sp.Service] = map[string]bool{}
+		}
+		t.hosts[sp.Service][host] = true
+	}
 
 	path, query := a.URLPath, a.URLQuery
 	if path == "" && a.URLFull != "" {
@@ -189,6 +203,60 @@ func (t *Traffic) add(sp *telemetry.Span) {
 	}
 	et.seen[key] = true
 	et.Replay = append(et.Replay, req)
+}
+
+// hostName is a host name or IPv4 address as spanHost keeps it: lower
+// case, without a port or a final dot.
+var hostName = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?$`)
+
+// spanHost returns the host the request of a SERVER span was sent to:
+// server.address (net.host.name), which the semantic conventions take
+// from the Host header or :authority, else the host of url.full, else a
+// captured Host header; "" when none is a host name or IPv4 address. Any
+// client puts what it likes in the Host header, so a value that is none
+// (a quote, a newline, an IPv6 literal) is left out rather than written
+// into a rule.
+func spanHost(a *telemetry.Attrs) string {
+	host := a.ServerAddress
+	if host == "" && a.URLFull != "" {
+		if u, err := url.Parse(a.URLFull); err == nil {
+			host = u.Hostname()
+		}
+	}
+	if host == "" {
+		host = a.RequestHeaders["host"]
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if !hostName.MatchString(host) {
+		return ""
+	}
+	return host
+}
+
+// OtherHosts returns the hosts the traces show requests of other
+// services sent to and no request of service, sorted; none when they show
+// no host of service: then nothing tells which hosts are its own.
+func (t *Traffic) OtherHosts(service string) []string {
+	own := t.hosts[service]
+	if len(own) == 0 {
+		return nil
+	}
+	var out []string
+	for svc, hosts := range t.hosts {
+		if svc == service {
+			continue
+		}
+		for h := range hosts {
+			if !own[h] && !slices.Contains(out, h) {
+				out = append(out, h)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func requestKey(r Request) string {

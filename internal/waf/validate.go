@@ -152,7 +152,7 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 	v := &Validation{}
 	for i := range p.Rules {
 		r := &p.Rules[i]
-		if r.Kind == KindScope || len(hits[r.ID]) == 0 {
+		if r.marks() || len(hits[r.ID]) == 0 {
 			continue
 		}
 		r.Mode = ModeDetect
@@ -285,7 +285,7 @@ func validatePatch(p *Patch, idBase int, traffic *Traffic, corpus Corpus) error 
 	}
 	if v.Unproven != "" {
 		for i := range p.Rules {
-			if r := &p.Rules[i]; r.Kind != KindScope && r.Mode == ModeBlock {
+			if r := &p.Rules[i]; !r.marks() && r.Mode == ModeBlock {
 				r.Mode, r.Reason = ModeDetect, "the patch is not proven: "+v.Unproven
 				r.render(p)
 			}
@@ -381,6 +381,9 @@ func (p *Patch) SecLang() string {
 	}
 	for _, rm := range p.Methods {
 		fmt.Fprintf(&b, "# methods: %s\n", oneLine(rm.String()))
+	}
+	if len(p.ExceptHosts) > 0 {
+		fmt.Fprintf(&b, "# hosts: every host but %s (only other services' in the traces)\n", strings.Join(p.ExceptHosts, ", "))
 	}
 	fmt.Fprintf(&b, "# rule ids %d-%d\n", p.IDs[0], p.IDs[1])
 	for _, n := range p.Notes {
