@@ -401,13 +401,14 @@ var (
 // patterns read the raw body, where an encoded document shows none of
 // what they look for (=3C=21=44=4F=43…). RFC 7578 §4.7 deprecates the
 // header in form data, and browsers and HTTP clients do not send it. The
-// expression reads the header block after a boundary line, not a file's
-// text; a MIME message inside an uploaded file (.eml) holds such blocks
+// expression reads the header block after a boundary line (of any
+// length: Go takes boundaries longer than RFC 2046's 70 characters), not
+// a file's text; a MIME message inside an uploaded file (.eml) holds such blocks
 // too, so the one false positive is a mail file uploaded with an encoded
 // part, which validation's legitimate requests would show.
 var encodedPart = detection{"multipart part in a quoted-printable or base64 transfer encoding", []link{{
 	vars: "REQUEST_BODY",
-	op:   `@rx (?i)(?:^|\n)--[^\r\n]{1,70}\r?\n(?:[^\r\n]+\r?\n)*?content-transfer-encoding[ \t]*:\s*(?:quoted-printable|base64)`,
+	op:   `@rx (?i)(?:^|\n)--[^\r\n]+\r?\n(?:[^\r\n]+\r?\n)*?content-transfer-encoding[ \t]*:\s*(?:quoted-printable|base64)`,
 }}}
 
 // readsDocuments reports whether the patch's detections read whole

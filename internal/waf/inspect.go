@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"mime"
 	"mime/multipart"
 	"regexp"
 	"slices"
@@ -87,14 +88,14 @@ const maxYAMLDocuments = 64
 // has no per-WAF form) that it reads without a lock, so registration
 // happens once, before the first WAF is compiled, from newWAF.
 var registerOperators = sync.OnceFunc(func() {
-	for name, measure := range map[string]func(string, uint64) uint64{
+	for name, measure := range map[string]func(s, boundary string, limit uint64) uint64{
 		opYAMLExpansion: perDocument(yamlExpansion),
 		opJSONDepth:     perDocument(func(s string, _ uint64) uint64 { return jsonDepth(s) }),
 		opXMLEntities:   perDocument(func(s string, _ uint64) uint64 { return xmlEntities(s) }),
-		opHTMLDupAttrs:  func(s string, _ uint64) uint64 { return htmlDuplicateAttrs(s) },
+		opHTMLDupAttrs:  func(s, _ string, _ uint64) uint64 { return htmlDuplicateAttrs(s) },
 		opTarPaxTimes:   perDocument(func(s string, _ uint64) uint64 { return tarBadPaxTimes(s) }),
 		opDumpLoops:     perDocument(func(s string, _ uint64) uint64 { return dumpDirectoryLoops(s) }),
-		opWhitespaceRun: func(s string, _ uint64) uint64 { return whitespaceRun(s) },
+		opWhitespaceRun: func(s, _ string, _ uint64) uint64 { return whitespaceRun(s) },
 		opPack200Counts: perDocument(func(s string, _ uint64) uint64 { return pack200Overcounts(s) }),
 	} {
 		plugins.RegisterOperator(name, func(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
@@ -109,10 +110,10 @@ var registerOperators = sync.OnceFunc(func() {
 
 // perDocument returns measure applied to each document of a body
 // (bodyDocuments), the largest result.
-func perDocument(measure func(string, uint64) uint64) func(string, uint64) uint64 {
-	return func(s string, limit uint64) uint64 {
+func perDocument(measure func(string, uint64) uint64) func(s, boundary string, limit uint64) uint64 {
+	return func(s, boundary string, limit uint64) uint64 {
 		var n uint64
-		for _, d := range bodyDocuments(s) {
+		for _, d := range bodyDocuments(s, boundary) {
 			n = max(n, measure(d, limit))
 		}
 		return n
@@ -123,16 +124,38 @@ func perDocument(measure func(string, uint64) uint64) func(string, uint64) uint6
 const maxBodyParts = 256
 
 // bodyDocuments returns the contents of the parts of s when s is a
-// multipart/form-data body kept raw ("--boundary" and a line break, as
-// RFC 2046 starts one without a preamble; at most maxBodyParts parts,
-// each cut at maxArchiveBytes), else s alone. The boundary is read from
-// the body: an operator sees no header.
-func bodyDocuments(s string) []string {
+// multipart body of the boundary its request's Content-Type gives (at most
+// maxBodyParts parts, each cut at maxArchiveBytes), else s alone. Without
+// a boundary, or when none of its parts is found, the boundary is read
+// from the body's first line ("--boundary" and a line break, as RFC 2046
+// starts one without a preamble). The application reads the parts by the
+// header's boundary, which may be longer than RFC 2046's 70 characters
+// and follow a preamble: until 2026-12-07 only the first line was read,
+// and an archive or YAML file uploaded after a preamble, or under a
+// 71-character boundary, was measured as the whole multipart body, which
+// is no archive nor YAML, and passed.
+func bodyDocuments(s, boundary string) []string {
+	if boundary != "" {
+		if parts := multipartParts(s, boundary); len(parts) > 0 {
+			return parts
+		}
+	}
 	line, _, ok := strings.Cut(s, "\n")
-	boundary, dashes := strings.CutPrefix(strings.TrimRight(line, "\r"), "--")
-	if !ok || !dashes || boundary == "" || len(boundary) > 70 {
+	// RFC 2046 lets transport padding (spaces and tabs) follow the
+	// boundary on its line; Go's mime/multipart skips it.
+	first, dashes := strings.CutPrefix(strings.TrimRight(line, "\r \t"), "--")
+	if !ok || !dashes || first == "" {
 		return []string{s}
 	}
+	if parts := multipartParts(s, first); len(parts) > 0 {
+		return parts
+	}
+	return []string{s}
+}
+
+// multipartParts returns the contents of the parts of the multipart body
+// s of the given boundary, none when it has none.
+func multipartParts(s, boundary string) []string {
 	mr := multipart.NewReader(strings.NewReader(s), boundary)
 	var out []string
 	for range maxBodyParts {
@@ -146,21 +169,37 @@ func bodyDocuments(s string) []string {
 		}
 		out = append(out, string(data))
 	}
-	if len(out) == 0 {
-		return []string{s}
-	}
 	return out
+}
+
+// multipartBoundary returns the boundary of the request's Content-Type
+// when it is a multipart one, "" otherwise or without a transaction.
+// An operator sees only the value it is given; the parts of a body kept
+// raw are split by the boundary the application reads them by.
+func multipartBoundary(tx plugintypes.TransactionState) string {
+	if tx == nil {
+		return ""
+	}
+	cts := tx.Variables().RequestHeaders().Get("content-type")
+	if len(cts) == 0 {
+		return ""
+	}
+	mt, params, err := mime.ParseMediaType(strings.TrimSpace(cts[0]))
+	if err != nil || !strings.HasPrefix(mt, "multipart/") {
+		return ""
+	}
+	return params["boundary"]
 }
 
 // thresholdOp matches when the measure of the input exceeds limit.
 type thresholdOp struct {
-	measure func(string, uint64) uint64
+	measure func(s, boundary string, limit uint64) uint64
 	limit   uint64
 }
 
 // Evaluate implements plugintypes.Operator.
-func (o thresholdOp) Evaluate(_ plugintypes.TransactionState, s string) bool {
-	return o.measure(s, o.limit) > o.limit
+func (o thresholdOp) Evaluate(tx plugintypes.TransactionState, s string) bool {
+	return o.measure(s, multipartBoundary(tx), o.limit) > o.limit
 }
 
 // yamlExpansion returns how many times more nodes the YAML stream s has

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/corazawaf/coraza/v3"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -196,10 +197,10 @@ func FuzzInspectors(f *testing.F) {
 		if got := yamlExpansion(s, 1000); got > 1001 {
 			t.Errorf("yaml expansion %d above the bound", got)
 		}
-		if got := perDocument(yamlExpansion)(s, 1000); got > 1001 {
+		if got := perDocument(yamlExpansion)(s, "", 1000); got > 1001 {
 			t.Errorf("yaml expansion of the parts %d above the bound", got)
 		}
-		if n := len(bodyDocuments(s)); n < 1 || n > maxBodyParts {
+		if n := len(bodyDocuments(s, "")); n < 1 || n > maxBodyParts {
 			t.Errorf("%d documents", n)
 		}
 		jsonDepth(s)
@@ -210,4 +211,71 @@ func FuzzInspectors(f *testing.F) {
 		whitespaceRun(s)
 		pack200Overcounts(s)
 	})
+}
+
+// TestMultipartFraming uploads a file that only a structural operator
+// stops (a DUMP archive whose directories loop, CVE-2024-25710; a YAML
+// block-mapping bomb) to a body kept raw, framed in the ways RFC 2046 and
+// Go's mime/multipart allow: a preamble before the first boundary,
+// transport padding after it, a boundary longer than 70 characters. The
+// operators split the body by its first line, which only the plain framing
+// starts with a 70-character boundary at most, and measured the others
+// whole, as no archive or YAML: they passed. They now split it by the
+// Content-Type's boundary, as the application does. The same framings
+// carry a quoted-printable XXE file to a document patch, whose rule read a
+// boundary line of 70 characters at most.
+func TestMultipartFraming(t *testing.T) {
+	w, err := newWAF(engineSettings() + `
+SecAction "id:5,phase:1,pass,nolog,ctl:requestBodyProcessor=RAW"
+SecRule REQUEST_BODY "@dumpDirectoryLoopsGt 0" "id:1,phase:2,deny,status:403"
+SecRule REQUEST_BODY "@yamlExpansionGt 100" "id:2,phase:2,deny,status:403"
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Patch{Service: "gateway", Vulnerability: "TEST-1", Classification: Classification{Class: ClassXXE}}
+	p.Endpoints = mergeEndpoints(nil, []string{"POST /upload"}, &p.Notes)
+	build(DefaultConfig(), &p, 4_900_100, NewTraffic(0))
+	xxePatch, err := newWAF(engineSettings(), bodyProcessorRules(4_900_000), p.SecLang())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const xxe = `<?xml version="1.0"?><!DOCTYPE foo [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><foo>&xxe;</foo>`
+
+	loop := string(buildDump(t, false, dumpNode{ino: 2, entries: []dumpEntry{{ino: 3, name: "a"}}}, dumpNode{ino: 3, entries: []dumpEntry{{ino: 4, name: "b"}}}, dumpNode{ino: 4, entries: []dumpEntry{{ino: 3, name: "a"}, {ino: 5, name: "c", zero: true}}}))
+	long := strings.Repeat("-", 20) + "WebKitFormBoundary" + strings.Repeat("7MA4YWxk", 5)
+	framings := []struct {
+		name, boundary, start string
+	}{
+		{"plain", "b7MA4YWxk", "--b7MA4YWxk\r\n"},
+		{"preamble", "b7MA4YWxk", "This is a multi-part message in MIME format.\r\n--b7MA4YWxk\r\n"},
+		{"transport padding", "b7MA4YWxk", "--b7MA4YWxk \t\r\n"},
+		{"boundary of 78 characters", long, "--" + long + "\r\n"},
+	}
+	files := []struct {
+		name    string
+		w       coraza.WAF
+		headers string // the file part's, after its Content-Disposition
+		content string
+		// want is the content as the application reads it.
+		want string
+	}{
+		{"looping DUMP archive", w, "Content-Type: application/octet-stream\r\n", loop, loop},
+		{"YAML bomb", w, "Content-Type: application/yaml\r\n", yamlBlockMappingBomb(8), yamlBlockMappingBomb(8)},
+		{"XXE in quoted-printable", xxePatch, "Content-Type: application/xml\r\nContent-Transfer-Encoding: quoted-printable\r\n", quotedPrintable(xxe), xxe},
+	}
+	for _, fr := range framings {
+		for _, f := range files {
+			t.Run(fr.name+" "+f.name, func(t *testing.T) {
+				r := Request{Method: "POST", Target: "/upload", Headers: map[string]string{"Content-Type": "multipart/form-data; boundary=" + fr.boundary},
+					Body: fr.start + "Content-Disposition: form-data; name=\"file\"; filename=\"upload\"\r\n" + f.headers + "\r\n" + f.content + "\r\n--" + fr.boundary + "--\r\n"}
+				if got := uploadedFile(t, r); got != f.want {
+					t.Fatalf("Go's mime/multipart reads the file as %.60q, want %.60q", got, f.want)
+				}
+				if _, by, err := replay(f.w, r); err != nil || by == 0 {
+					t.Errorf("the upload passed (%v)", err)
+				}
+			})
+		}
+	}
 }

@@ -587,11 +587,10 @@ func asUpload(r Request) (Request, bool) {
 }
 
 // asUploadEncoded is asUpload with the file part in the
-// Content-Transfer-Encoding cte ("" for none). In quoted-printable every
-// byte is escaped (=3C=21=44…), with soft line breaks between: Go's
-// mime/multipart, which net/http's ParseMultipartForm reads uploads with,
-// decodes such a part for the application, while the raw body holds no
-// byte of the document as sent.
+// Content-Transfer-Encoding cte ("" for none). Go's mime/multipart, which
+// net/http's ParseMultipartForm reads uploads with, decodes a part in
+// quoted-printable (quotedPrintable) for the application, while the raw
+// body holds no byte of the document as sent.
 func asUploadEncoded(r Request, cte string) (Request, bool) {
 	ct := r.Headers["Content-Type"]
 	mt := strings.ToLower(strings.TrimSpace(ct))
@@ -600,14 +599,7 @@ func asUploadEncoded(r Request, cte string) (Request, bool) {
 	}
 	file := r.Body
 	if cte == "quoted-printable" {
-		var b strings.Builder
-		for i := range len(file) {
-			if i > 0 && i%24 == 0 {
-				b.WriteString("=\r\n")
-			}
-			fmt.Fprintf(&b, "=%02X", file[i])
-		}
-		file = b.String()
+		file = quotedPrintable(file)
 	}
 	if cte != "" {
 		ct += "\r\nContent-Transfer-Encoding: " + cte
@@ -619,6 +611,20 @@ func asUploadEncoded(r Request, cte string) (Request, bool) {
 		"--" + uploadBoundary + "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"upload\"\r\nContent-Type: " + ct + "\r\n\r\n" +
 		file + "\r\n--" + uploadBoundary + "--\r\n"
 	return u, true
+}
+
+// quotedPrintable returns s in quoted-printable with every byte escaped
+// (=3C=21=44…) and a soft line break after every 24, as an attacker
+// writes it: a line stays within RFC 2045's 76 characters.
+func quotedPrintable(s string) string {
+	var b strings.Builder
+	for i := range len(s) {
+		if i > 0 && i%24 == 0 {
+			b.WriteString("=\r\n")
+		}
+		fmt.Fprintf(&b, "=%02X", s[i])
+	}
+	return b.String()
 }
 
 // tamperMethods are the methods an attacker tries on a route in the
