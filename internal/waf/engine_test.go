@@ -1,9 +1,15 @@
 package waf
 
 import (
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"io"
+	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/evidentsec/evident/internal/assess"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
@@ -146,5 +152,65 @@ func TestTemplatesReadRawBodies(t *testing.T) {
 				t.Errorf("%s: %s as %q: not blocked (%v)", tt.class, tt.body, ct, err)
 			}
 		}
+	}
+}
+
+// TestCompressedBodies: Express's body-parser inflates a gzip or deflate
+// request body before the handler reads it, and Coraza reads the
+// compressed bytes, so lodash's template option (CVE-2021-23337) sent in a
+// gzip-compressed form passed the patch that denies it in the same form
+// uncompressed. Every patch refuses a body in a Content-Encoding other than
+// identity on its endpoints; other endpoints keep theirs.
+func TestCompressedBodies(t *testing.T) {
+	set, err := Generate(DefaultConfig(), []assess.Assessment{executedExposed("reviews", "GHSA-35jh-r3h4-6jhm", "lodash", "POST /render")}, loadRecords(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := newWAF(engineSettings(), bodyProcessorRules(4_900_000), set.Patches[0].SecLang())
+	if err != nil {
+		t.Fatal(err)
+	}
+	compress := func(enc, s string) string {
+		var b bytes.Buffer
+		var zw io.WriteCloser
+		if enc == "gzip" {
+			zw = gzip.NewWriter(&b)
+		} else if zw, err = flate.NewWriter(&b, flate.DefaultCompression); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(zw, s); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	const form = "application/x-www-form-urlencoded"
+	exploit := "variable=" + url.QueryEscape("){console.log(process.env)}; with(obj")
+	tests := []struct {
+		name, target, ct, encoding, body string
+		blocked                          bool
+	}{
+		{"exploit in a form", "/render", form, "", exploit, true},
+		{"exploit in a gzip form", "/render", form, "gzip", compress("gzip", exploit), true},
+		{"exploit in a deflate form", "/render", form, "deflate", compress("deflate", exploit), true},
+		{"exploit in a gzip form, encoding in capitals", "/render", form, "GZIP", compress("gzip", exploit), true},
+		{"exploit in a gzip text body", "/render", "text/plain", "gzip", compress("gzip", exploit), true},
+		{"form", "/render", form, "", "variable=data", false},
+		{"form in identity", "/render", form, "identity", "variable=data", false},
+		{"gzip form to another endpoint", "/reviews", form, "gzip", compress("gzip", "stars=5"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := map[string]string{"Content-Type": tt.ct}
+			if tt.encoding != "" {
+				h["Content-Encoding"] = tt.encoding
+			}
+			_, by, err := replay(w, Request{Method: "POST", Target: tt.target, Headers: h, Body: tt.body})
+			if err != nil || (by != 0) != tt.blocked {
+				t.Errorf("denied by rule %d (%v), want denied %v", by, err, tt.blocked)
+			}
+		})
 	}
 }

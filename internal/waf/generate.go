@@ -352,9 +352,9 @@ func build(cfg Config, p *Patch, base int, traffic *Traffic) {
 			links: []link{scope, {vars: "REQBODY_PROCESSOR", op: "!@rx ^(?:JSON|URLENCODED)$"}}, ctl: "requestBodyProcessor=RAW"})
 	}
 	next = base + scopeIDs
-	detections := p.detections
+	detections := slices.Concat(p.detections, []detection{encodedBody})
 	if readsDocuments(p) {
-		detections = slices.Concat(detections, []detection{encodedPart})
+		detections = append(detections, encodedPart)
 	}
 	for _, d := range detections {
 		if next >= base+scopeIDs+detectIDs-bodyIDs-hostIDs {
@@ -392,6 +392,21 @@ var (
 	documentFormats = []string{"xml", "yaml", "tar", "dump", "pack200"}
 	documentClasses = []Class{ClassXXE, ClassDeserialization, ClassExpressionInjection, ClassParserBomb}
 )
+
+// encodedBody is the detection of a request body in a Content-Encoding
+// other than identity. Express's body-parser (json, urlencoded, text and
+// raw alike) inflates a gzip or deflate body by default (its inflate
+// option; br too from body-parser 2) before the handler reads it, while
+// Coraza reads the compressed bytes: a form
+// variable=<exploit> sent gzip-compressed passed every detection of the
+// field. A body the rules cannot read is refused, as evident-engine.conf
+// refuses one that does not parse as its media type; legitimate traffic
+// that the traces show compressed downgrades it, as any rule.
+var encodedBody = detection{"body in a Content-Encoding the rules cannot read (gzip, deflate, br)", []link{{
+	vars: "REQUEST_HEADERS:Content-Encoding",
+	op:   `!@rx ^[\s,]*(?:identity[\s,]*)*$`,
+	t:    []string{"lowercase"},
+}}}
 
 // encodedPart is the detection of a part of a multipart body kept raw
 // (readsDocuments) in a quoted-printable or base64
