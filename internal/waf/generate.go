@@ -297,8 +297,13 @@ func build(cfg Config, p *Patch, base int, traffic *Traffic) {
 			// The methods come from ParseEndpoint's list: no quoting.
 			links = append(links, link{vars: "REQUEST_METHOD", op: "!@rx ^(?:" + strings.Join(rm.Except, "|") + ")$"})
 		}
+		// The path as sent and with its dot segments resolved: an
+		// application that routes on the WHATWG URL of the request, as
+		// Node.js's documentation parses req.url, or a server that
+		// normalizes the path (Tomcat, Kestrel), serves /a/../search and
+		// /%2e/search at /search.
 		add(Rule{Kind: KindScope, Name: "request to " + rm.String(), Endpoint: ep.String(),
-			links:   append(links, link{vars: "REQUEST_FILENAME|REQUEST_URI", op: "@rx " + re}),
+			links:   append(links, link{vars: "REQUEST_FILENAME|REQUEST_URI", op: "@rx " + re, t: []string{"normalisePath"}, multiMatch: true}),
 			setvars: []string{patchVar + "=1", fmt.Sprintf("%s_e%d=1", patchVar, i)}})
 	}
 

@@ -92,3 +92,38 @@ func TestParseEndpoint(t *testing.T) {
 		})
 	}
 }
+
+// TestDotSegmentsInScope: a Node.js server that routes on the WHATWG URL
+// of req.url, as Node's documentation parses it, serves /./search,
+// /a/../search and /%2e/search at /search (so do Tomcat and Kestrel, which
+// normalize the path), and the exported rules, loaded in stock Coraza,
+// matched the route on the path as sent: the shop's exploit reached the
+// handler past its patch. The scope rule matches the path with its dot
+// segments resolved too. A path that resolves elsewhere, or a route in the
+// query, stays out of scope.
+func TestDotSegmentsInScope(t *testing.T) {
+	dir, _ := shopRules(t)
+	w := loadExported(t, dir, "gateway.conf")
+	tests := []struct {
+		target  string
+		blocked bool
+	}{
+		{"/search?q=%C0%AF", true},
+		{"/./search?q=%C0%AF", true},
+		{"/a/../search?q=%C0%AF", true},
+		{"/%2e/search?q=%C0%AF", true},
+		{"/a/%2e%2e/search?q=%C0%AF", true},
+		{"/search/.?q=%C0%AF", true},
+		{"/search/../products/1?q=%C0%AF", false},
+		{"/products/1?next=/./search&q=%C0%AF", false},
+		{"/./search?q=tea", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			_, by, err := replay(w, Request{Method: "GET", Target: tt.target})
+			if err != nil || (by != 0) != tt.blocked {
+				t.Errorf("denied by rule %d (%v), want denied %v", by, err, tt.blocked)
+			}
+		})
+	}
+}

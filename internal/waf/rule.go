@@ -57,9 +57,12 @@ func (r *Rule) marks() bool {
 }
 
 // link is one SecRule of a chain: variables, operator, transformations.
+// multiMatch tests the value before the transformations too, and after
+// each of them.
 type link struct {
-	vars, op string
-	t        []string
+	vars, op   string
+	t          []string
+	multiMatch bool
 }
 
 // bodyVars are the variables only known once the body is read; a rule
@@ -118,6 +121,9 @@ func (r *Rule) render(p *Patch) {
 			for _, t := range l.t {
 				acts = append(acts, "t:"+t)
 			}
+		}
+		if l.multiMatch {
+			acts = append(acts, "multiMatch")
 		}
 		last := i == len(r.links)-1
 		if last {
