@@ -414,21 +414,22 @@ var encodedBody = detection{"body in a Content-Encoding the rules cannot read (g
 }}}
 
 // encodedPart is the detection of a part of a multipart body kept raw
-// (readsDocuments) in a quoted-printable or base64
-// Content-Transfer-Encoding. Go's mime/multipart, which net/http's
-// ParseMultipartForm reads uploads with, decodes a quoted-printable part
-// for the application, and other MIME parsers base64 too, while the
-// patterns read the raw body, where an encoded document shows none of
-// what they look for (=3C=21=44=4F=43…). RFC 7578 §4.7 deprecates the
-// header in form data, and browsers and HTTP clients do not send it. The
+// (readsDocuments) with a Content-Transfer-Encoding header. Go's
+// mime/multipart, which net/http's ParseMultipartForm reads uploads with,
+// decodes a quoted-printable part for the application, and other MIME
+// parsers base64 too, while the patterns read the raw body, where an
+// encoded document shows none of what they look for (=3C=21=44=4F=43…).
+// RFC 7578 §4.7 deprecates the header in form data, browsers do not send
+// it, and CRS refuses it at paranoia level 1 (922120), from
+// MULTIPART_PART_HEADERS, which a body kept raw leaves empty. The
 // expression reads the header block after a boundary line (of any
 // length: Go takes boundaries longer than RFC 2046's 70 characters), not
-// a file's text; a MIME message inside an uploaded file (.eml) holds such blocks
-// too, so the one false positive is a mail file uploaded with an encoded
-// part, which validation's legitimate requests would show.
-var encodedPart = detection{"multipart part in a quoted-printable or base64 transfer encoding", []link{{
+// a file's text; a MIME message inside an uploaded file (.eml) holds such
+// blocks too, so the one false positive is a mail file uploaded to a
+// patched endpoint, which validation's legitimate requests would show.
+var encodedPart = detection{"multipart part with a Content-Transfer-Encoding (quoted-printable hides a document)", []link{{
 	vars: "REQUEST_BODY",
-	op:   `@rx (?i)(?:^|\n)--[^\r\n]+\r?\n(?:[^\r\n]+\r?\n)*?content-transfer-encoding[ \t]*:\s*(?:quoted-printable|base64)`,
+	op:   `@rx (?i)(?:^|\n)--[^\r\n]+\r?\n(?:[^\r\n]+\r?\n)*?content-transfer-encoding[ \t]*:`,
 }}}
 
 // readsDocuments reports whether the patch's detections read whole
