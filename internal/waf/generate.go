@@ -402,9 +402,8 @@ var (
 // other than identity. Express's body-parser (json, urlencoded, text and
 // raw alike) inflates a gzip or deflate body by default (its inflate
 // option; br too from body-parser 2) before the handler reads it, while
-// Coraza reads the compressed bytes: a form
-// variable=<exploit> sent gzip-compressed passed every detection of the
-// field. A body the rules cannot read is refused, as evident-engine.conf
+// Coraza reads the compressed bytes: a form variable=<exploit> sent
+// gzip-compressed passed every detection of the field. A body the rules cannot read is refused, as evident-engine.conf
 // refuses one that does not parse as its media type; legitimate traffic
 // that the traces show compressed downgrades it, as any rule.
 var encodedBody = detection{"body in a Content-Encoding the rules cannot read (gzip, deflate, br)", []link{{
