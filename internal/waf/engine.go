@@ -48,7 +48,13 @@ SecArgumentsLimit %d
 // not read as the application does are refused: two Content-Type headers
 // (the application reads the first, the engine would test them all), an
 // argument past the engine's SecArgumentsLimit (padding would hide what
-// follows from ARGS), a body that does not parse as its media type.
+// follows from ARGS), a body that does not parse as its media type, and a
+// multipart body that fails Coraza's strict checks (MULTIPART_STRICT_ERROR:
+// a part header or parameter given twice, a malformed or badly quoted
+// one), which parsers read differently: Go's mime/multipart, and so
+// Coraza, names a field name="x"; name="y" "", Werkzeug names it y, so
+// ARGS_NAMES held no name of it. Coraza's recommended configuration, which
+// CRS deployments load, refuses it too (200003).
 func bodyProcessorRules(base int) string {
 	// Anything but letters before the media type: white space, Unicode's
 	// too (the engine matches bytes, not runes).
@@ -69,7 +75,9 @@ SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" \
     "id:%[8]d,phase:2,deny,status:403,log,msg:'more arguments than the rules inspect',tag:'evident',tag:'evident/engine',ver:'evident/1'"
 SecRule REQBODY_ERROR "!@eq 0" \
     "id:%[9]d,phase:2,deny,status:403,log,msg:'request body does not parse as its media type',tag:'evident',tag:'evident/engine',ver:'evident/1'"
-`, base+1, base+2, base+3, base+4, base+5, ws, base+6, base+7, base+8)
+SecRule MULTIPART_STRICT_ERROR "!@eq 0" \
+    "id:%[10]d,phase:2,deny,status:403,log,msg:'multipart body that parsers read differently (MULTIPART_STRICT_ERROR)',tag:'evident',tag:'evident/engine',ver:'evident/1'"
+`, base+1, base+2, base+3, base+4, base+5, ws, base+6, base+7, base+8, base+9)
 }
 
 // newWAF compiles directives into a WAF.

@@ -214,3 +214,41 @@ func TestCompressedBodies(t *testing.T) {
 		})
 	}
 }
+
+// TestMultipartStrict: a multipart field named twice in its
+// Content-Disposition (name="x"; name="…") is named "" by Go's
+// mime/multipart, and so by Coraza, and by its last name by Werkzeug 3.1
+// (Flask's request.form), so a key that reaches Jinja2's xmlattr
+// (CVE-2024-34064) passed the patch that reads ARGS_NAMES. The engine
+// refuses a multipart body that fails Coraza's strict checks, as Coraza's
+// recommended configuration does; well-formed uploads pass.
+func TestMultipartStrict(t *testing.T) {
+	set, err := Generate(DefaultConfig(), []assess.Assessment{executedExposed("reports", "GHSA-h75v-3vvj-5mfj", "jinja2", "POST /render")}, loadRecords(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := newWAF(engineSettings(), bodyProcessorRules(4_900_000), set.Patches[0].SecLang())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "onclick=alert(1) x"
+	tests := []struct {
+		name, partHeaders string
+		blocked           bool
+	}{
+		{"key as the field's name", `Content-Disposition: form-data; name="` + key + `"`, true},
+		{"key as the second of two names", `Content-Disposition: form-data; name="title"; name="` + key + `"`, true},
+		{"two Content-Disposition headers", "Content-Disposition: form-data; name=\"title\"\r\nContent-Disposition: form-data; name=\"" + key + `"`, true},
+		{"field", `Content-Disposition: form-data; name="title"`, false},
+		{"file", "Content-Disposition: form-data; name=\"report\"; filename=\"q3.csv\"\r\nContent-Type: text/csv", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := "--b7MA4YWxk\r\n" + tt.partHeaders + "\r\n\r\nquarterly\r\n--b7MA4YWxk--\r\n"
+			_, by, err := replay(w, Request{Method: "POST", Target: "/render", Headers: map[string]string{"Content-Type": "multipart/form-data; boundary=b7MA4YWxk"}, Body: body})
+			if err != nil || (by != 0) != tt.blocked {
+				t.Errorf("denied by rule %d (%v), want denied %v", by, err, tt.blocked)
+			}
+		})
+	}
+}
