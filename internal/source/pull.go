@@ -80,7 +80,11 @@ func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handle
 		}
 		var resources [][]telemetry.Span
 		err := p.Tempo.Trace(ctx, id, w, func(s []telemetry.Span) error {
-			resources = append(resources, s)
+			// A trace's spans in other windows are theirs (Tempo.search):
+			// each span is handed on by the window it starts in.
+			if s = slices.DeleteFunc(s, func(sp telemetry.Span) bool { return !w.holds(sp.Start.UnixNano()) }); len(s) > 0 {
+				resources = append(resources, s)
+			}
 			return nil
 		})
 		switch {

@@ -871,3 +871,87 @@ func TestOversizedAnswer(t *testing.T) {
 		})
 	}
 }
+
+// TestSpansOfATraceAcrossWindows checks that consecutive windows, read
+// as serve reads them, each while Tempo holds only the spans that have
+// happened by then, read every span of a trace once, whichever window
+// the trace started in: a message consumed minutes after it was
+// produced, in the same trace, is read by the window it was consumed in.
+func TestSpansOfATraceAcrossWindows(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 30, 0, time.UTC)
+	windows := []source.Window{
+		{From: t0.Add(-30 * time.Second), To: t0.Add(30 * time.Second)},
+		{From: t0.Add(30 * time.Second), To: t0.Add(90 * time.Second)},
+		{From: t0.Add(90 * time.Second), To: t0.Add(10 * time.Minute)},
+	}
+	type span struct {
+		service string
+		kind    ptrace.SpanKind
+		id      byte
+		parent  byte
+		at      time.Duration // after t0
+	}
+	tests := []struct {
+		name  string
+		spans []span
+	}{
+		{"consumed minutes later", []span{
+			{"orders", ptrace.SpanKindProducer, 1, 0, 0},
+			{"worker", ptrace.SpanKindConsumer, 2, 1, 5 * time.Minute},
+		}},
+		{"called across a boundary", []span{
+			{"gateway", ptrace.SpanKindServer, 1, 0, 29 * time.Second},
+			{"gateway", ptrace.SpanKindClient, 2, 1, 29*time.Second + 900*time.Millisecond},
+			{"orders", ptrace.SpanKindServer, 3, 2, 30 * time.Second},
+		}},
+		{"a job's spans over three windows", []span{
+			{"reporter", ptrace.SpanKindServer, 1, 0, 0},
+			{"reporter", ptrace.SpanKindClient, 2, 1, time.Minute},
+			{"reporter", ptrace.SpanKindClient, 3, 1, 3 * time.Minute},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tempo := sourcetest.NewTempo()
+			srv := httptest.NewServer(tempo.Handler())
+			defer srv.Close()
+			pull := source.Pull{Tempo: newPull(t, srv.URL, source.Auth{}, nil).Tempo}
+			added := map[byte]bool{}
+			var got collect
+			for _, w := range windows {
+				// Tempo holds what has happened by the time the window is
+				// read (its end: a lag that covers ingestion).
+				for _, s := range tt.spans {
+					if at := t0.Add(s.at); !added[s.id] && at.Before(w.To) {
+						added[s.id] = true
+						tempo.Add(traceSpan(s.service, s.kind, s.id, s.parent, at))
+					}
+				}
+				if err := pull.Run(context.Background(), w, &got, func(error) {}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got.spans != len(tt.spans) {
+				t.Errorf("%d spans read in %d windows, want %d, each once", got.spans, len(windows), len(tt.spans))
+			}
+		})
+	}
+}
+
+// traceSpan is one span of trace 1.
+func traceSpan(service string, kind ptrace.SpanKind, id, parent byte, start time.Time) ptrace.Traces {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", service)
+	sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	sp.SetTraceID(pcommon.TraceID{15: 1})
+	sp.SetSpanID(pcommon.SpanID{7: id})
+	if parent != 0 {
+		sp.SetParentSpanID(pcommon.SpanID{7: parent})
+	}
+	sp.SetKind(kind)
+	sp.SetName(fmt.Sprintf("%s %d", service, id))
+	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(10 * time.Millisecond)))
+	return td
+}

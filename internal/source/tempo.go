@@ -77,22 +77,23 @@ func (t *Tempo) Stats() Stats { return t.c.stats }
 // (tempopb.SearchResponse as JSON).
 type searchResponse struct {
 	Traces []struct {
-		TraceID           string `json:"traceID"`
-		RootServiceName   string `json:"rootServiceName"`
-		StartTimeUnixNano string `json:"startTimeUnixNano"`
-		SpanSets          []struct {
-			Spans []struct {
-				SpanID string `json:"spanID"`
-				Name   string `json:"name"`
-			} `json:"spans"`
-		} `json:"spanSets"`
-		SpanSet *struct {
-			Spans []struct {
-				SpanID string `json:"spanID"`
-				Name   string `json:"name"`
-			} `json:"spans"`
-		} `json:"spanSet"`
+		TraceID           string          `json:"traceID"`
+		RootServiceName   string          `json:"rootServiceName"`
+		StartTimeUnixNano string          `json:"startTimeUnixNano"`
+		SpanSets          []searchSpanSet `json:"spanSets"`
+		SpanSet           *searchSpanSet  `json:"spanSet"`
 	} `json:"traces"`
+}
+
+// searchSpanSet is the spans of a trace a search matched, at most spss
+// of them, and how many matched.
+type searchSpanSet struct {
+	Spans []struct {
+		SpanID            string `json:"spanID"`
+		Name              string `json:"name"`
+		StartTimeUnixNano string `json:"startTimeUnixNano"`
+	} `json:"spans"`
+	Matched int `json:"matched"`
 }
 
 // tagValuesResponse is /api/v2/search/tag/<tag>/values.
@@ -144,22 +145,33 @@ func (t *Tempo) search(ctx context.Context, traceql string, w Window, limit int)
 	var refs []traceRef
 	var names []string
 	for _, tr := range r.Traces {
-		start, err := strconv.ParseInt(tr.StartTimeUnixNano, 10, 64)
-		if err == nil && !w.holds(start) {
-			// Tempo finds the traces that overlap the window, in whole
-			// seconds: a trace belongs to the window its start lies in, so
-			// that consecutive windows (serve) never read it twice.
-			continue
-		}
-		refs = append(refs, traceRef{tr.TraceID, start})
 		sets := tr.SpanSets
 		if tr.SpanSet != nil && len(sets) == 0 {
 			sets = append(sets, *tr.SpanSet)
 		}
+		// Tempo finds the traces that overlap the window, in whole
+		// seconds, and a pull hands on only the spans that start in the
+		// window (Pull.traces), so that consecutive windows (serve) read
+		// each span once. A trace is kept when it starts in the window
+		// or a span it matched does (or may: one left out over spss), so
+		// that a trace that started in an earlier window, whose consumer
+		// took its message or whose job went on minutes later, is read
+		// again for the spans Tempo did not hold then.
+		start, err := strconv.ParseInt(tr.StartTimeUnixNano, 10, 64)
+		in := err != nil || w.holds(start)
 		for _, ss := range sets {
 			for _, sp := range ss.Spans {
-				names = append(names, sp.Name)
+				ns, err := strconv.ParseInt(sp.StartTimeUnixNano, 10, 64)
+				if err != nil || w.holds(ns) {
+					in = true
+					start = max(start, ns)
+					names = append(names, sp.Name)
+				}
 			}
+			in = in || ss.Matched > len(ss.Spans) && start < w.To.UnixNano()
+		}
+		if in {
+			refs = append(refs, traceRef{tr.TraceID, start})
 		}
 	}
 	slices.SortStableFunc(refs, func(a, b traceRef) int { return -cmpInt(a.start, b.start) })
