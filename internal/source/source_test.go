@@ -924,7 +924,7 @@ func TestSpansOfATraceAcrossWindows(t *testing.T) {
 				for _, s := range tt.spans {
 					if at := t0.Add(s.at); !added[s.id] && at.Before(w.To) {
 						added[s.id] = true
-						tempo.Add(traceSpan(s.service, s.kind, s.id, s.parent, at))
+						tempo.Add(traceSpan(1, s.service, s.kind, s.id, s.parent, at))
 					}
 				}
 				if err := pull.Run(context.Background(), w, &got, func(error) {}); err != nil {
@@ -938,13 +938,13 @@ func TestSpansOfATraceAcrossWindows(t *testing.T) {
 	}
 }
 
-// traceSpan is one span of trace 1.
-func traceSpan(service string, kind ptrace.SpanKind, id, parent byte, start time.Time) ptrace.Traces {
+// traceSpan is one span of a trace, named for its service and id.
+func traceSpan(trace int, service string, kind ptrace.SpanKind, id, parent byte, start time.Time) ptrace.Traces {
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
 	rs.Resource().Attributes().PutStr("service.name", service)
 	sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
-	sp.SetTraceID(pcommon.TraceID{15: 1})
+	sp.SetTraceID(pcommon.TraceID{14: byte(trace >> 8), 15: byte(trace)})
 	sp.SetSpanID(pcommon.SpanID{7: id})
 	if parent != 0 {
 		sp.SetParentSpanID(pcommon.SpanID{7: parent})
@@ -955,3 +955,76 @@ func traceSpan(service string, kind ptrace.SpanKind, id, parent byte, start time
 	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(10 * time.Millisecond)))
 	return td
 }
+
+// TestRareEndpointInABusyWindow checks that an endpoint is sampled
+// however many traces of the service's other endpoints the window holds:
+// the search that names a service's spans returns at most
+// --traces-per-endpoint traces, which may all be of its busy endpoints;
+// and that the searches for the names not seen stay within what a proxy
+// in front of Tempo takes (nginx: 8 KiB a request line) when the names
+// are endless.
+func TestRareEndpointInABusyWindow(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	w := source.Window{From: t0, To: t0.Add(time.Hour)}
+	tests := []struct {
+		name     string
+		busy     int // traces of the busy endpoints, newer than the rare one's
+		names    int // names of the busy endpoints
+		wantRare bool
+	}{
+		{"under the limit", 5, 3, true},
+		{"at the limit", 10, 3, true},
+		{"over the limit", 35, 3, true},
+		{"names with ids", 400, 400, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tempo := sourcetest.NewTempo()
+			next := tempo.Handler()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if len(r.URL.RequestURI()) > 8<<10 {
+					http.Error(w, "414 Request-URI Too Large", http.StatusRequestURITooLong)
+					return
+				}
+				next.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			rare := traceSpan(1, "gateway", ptrace.SpanKindServer, 1, 0, t0.Add(time.Minute))
+			rare.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetName("POST /admin")
+			tempo.Add(rare)
+			for i := range tt.busy {
+				td := traceSpan(2+i, "gateway", ptrace.SpanKindServer, 1, 0, t0.Add(2*time.Minute+time.Duration(i)*time.Second))
+				td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetName(fmt.Sprintf("GET /products/%08x-0000-4000-8000-%012x", i%tt.names, i%tt.names))
+				tempo.Add(td)
+			}
+			cfg := source.DefaultTempoConfig()
+			cfg.URL, cfg.PerGroup = srv.URL, 10
+			tp, err := source.NewTempo(cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got spanNames
+			if err := (source.Pull{Tempo: tp}).Run(context.Background(), w, &got, func(err error) { t.Error(err) }); err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantRare && got["POST /admin"] != 1 {
+				t.Errorf("spans of POST /admin read: %d, want 1 (read: %v)", got["POST /admin"], got)
+			}
+		})
+	}
+}
+
+// spanNames counts the spans read by name.
+type spanNames map[string]int
+
+func (c *spanNames) Spans(spans []telemetry.Span) error {
+	if *c == nil {
+		*c = spanNames{}
+	}
+	for _, sp := range spans {
+		(*c)[sp.Name]++
+	}
+	return nil
+}
+
+func (c *spanNames) Profile(*telemetry.ProfileBatch) error { return nil }

@@ -129,18 +129,19 @@ type traceRef struct {
 	start int64
 }
 
-// search runs one TraceQL search and returns the traces newest first and
-// the names of the spans that matched.
-func (t *Tempo) search(ctx context.Context, traceql string, w Window, limit int) ([]traceRef, []string, error) {
+// search runs one TraceQL search and returns the traces newest first,
+// the names of the spans that matched, and whether Tempo returned limit
+// traces (so that it may have found more).
+func (t *Tempo) search(ctx context.Context, traceql string, w Window, limit int) ([]traceRef, []string, bool, error) {
 	q := url.Values{"q": {traceql}, "start": {unixSec(w.From)}, "end": {endSec(w)},
 		"limit": {strconv.Itoa(limit)}, "spss": {strconv.Itoa(t.cfg.SpansPerSpanSet)}}
 	body, _, err := t.c.get(ctx, "/api/search?"+q.Encode(), "application/json", tempoVersion)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	var r searchResponse
 	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, nil, fmt.Errorf("tempo: decode search %s: %w", traceql, err)
+		return nil, nil, false, fmt.Errorf("tempo: decode search %s: %w", traceql, err)
 	}
 	var refs []traceRef
 	var names []string
@@ -176,8 +177,19 @@ func (t *Tempo) search(ctx context.Context, traceql string, w Window, limit int)
 	}
 	slices.SortStableFunc(refs, func(a, b traceRef) int { return -cmpInt(a.start, b.start) })
 	slices.Sort(names)
-	return refs, slices.Compact(names), nil
+	return refs, slices.Compact(names), len(r.Traces) >= limit, nil
 }
+
+// maxNameSearches bounds the searches for the span names a full search
+// did not show, per service, span kind and part of the window: span
+// names that are not templated (a URL path with its ids) are endless.
+// maxNameQuery bounds the TraceQL of one, which names every name seen:
+// a proxy in front of Tempo refuses a longer URL (nginx: 8 KiB a
+// request line), which would fail the window at every poll.
+const (
+	maxNameSearches = 16
+	maxNameQuery    = 3000
+)
 
 func cmpInt(a, b int64) int {
 	switch {
@@ -192,9 +204,11 @@ func cmpInt(a, b int64) int {
 // Sample picks the traces of a window to fetch, bounded by the trace
 // budget, so that every service, every SERVER endpoint and every
 // CLIENT/PRODUCER/CONSUMER edge is covered: per service and span kind one
-// search names the spans (select(name)); per span name one search finds
-// its newest traces (PerGroup each); the groups are then drawn from in
-// turn, newest first, until the budget is spent. The window is given in
+// search names the spans (select(name)), and while a search returns as
+// many traces as it may, one more names those of the other names; per
+// span name one search finds its newest traces (PerGroup each); the
+// groups are then drawn from in turn, newest first, until the budget is
+// spent. The window is given in
 // parts, in time order (windowParts), with the services of each: they
 // are searched newest first, and a group takes the traces of older parts
 // only while it has fewer than PerGroup. It returns the trace ids, hex.
@@ -219,9 +233,30 @@ func (t *Tempo) Sample(ctx context.Context, services []string, parts []Window, h
 				// Tempo returns of a matching span only its id, times and
 				// the attributes the query names: select(name) adds the
 				// name.
-				refs, names, err := t.search(ctx, "{ "+base+" } | select(name)", parts[i], t.cfg.PerGroup)
+				refs, names, full, err := t.search(ctx, "{ "+base+" } | select(name)", parts[i], t.cfg.PerGroup)
 				if err != nil {
 					return nil, fmt.Errorf("service %s: %w", svc, err)
+				}
+				// A full search may hold the traces of the busy spans
+				// alone: the others are searched for, by the names not
+				// yet seen, until a search is not full.
+				for n := 0; full && len(names) > 0 && n < maxNameSearches; n++ {
+					q := base
+					for _, name := range names {
+						q += " && name != " + strconv.Quote(name)
+					}
+					if len(q) > maxNameQuery {
+						break
+					}
+					var more []string
+					if _, more, full, err = t.search(ctx, "{ "+q+" } | select(name)", parts[i], t.cfg.PerGroup); err != nil {
+						return nil, fmt.Errorf("service %s: %w", svc, err)
+					}
+					more = slices.DeleteFunc(more, func(name string) bool { return slices.Contains(names, name) })
+					if len(more) == 0 {
+						break
+					}
+					names = slices.Sorted(slices.Values(slices.Concat(names, more)))
 				}
 				if len(names) <= 1 {
 					add(key{svc, kind, strings.Join(names, "")}, refs)
@@ -233,7 +268,7 @@ func (t *Tempo) Sample(ctx context.Context, services []string, parts []Window, h
 					if left <= 0 {
 						continue
 					}
-					refs, _, err := t.search(ctx, fmt.Sprintf("{ %s && name = %s }", base, strconv.Quote(n)), parts[i], left)
+					refs, _, _, err := t.search(ctx, fmt.Sprintf("{ %s && name = %s }", base, strconv.Quote(n)), parts[i], left)
 					if err != nil {
 						return nil, fmt.Errorf("service %s span %q: %w", svc, n, err)
 					}

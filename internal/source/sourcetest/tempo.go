@@ -20,8 +20,8 @@ import (
 // Tempo serves Tempo's query endpoints over traces held in memory:
 // GET /api/v2/search/tag/resource.service.name/values, GET /api/search
 // with the TraceQL queries the source sends
-// ({ resource.service.name = "x" && kind = server [&& name = "n"] }
-// [| select(name)]), and
+// ({ resource.service.name = "x" && kind = server [&& name = "n"]
+// [&& name != "m" …] } [| select(name)]), and
 // GET /api/v2/traces/<id> as protobuf (tempopb.TraceByIDResponse, what
 // Tempo answers to Accept: application/protobuf; its JSON is not served).
 // Shapes follow Tempo's docs/sources/tempo/api_docs and pkg/tempopb (as of
@@ -189,7 +189,10 @@ func (t *Tempo) serviceNames(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, resp)
 }
 
-var filterRE = regexp.MustCompile(`^\{ resource\.service\.name = ("(?:[^"\\]|\\.)*") && kind = (server|client|producer|consumer|internal)(?: && name = ("(?:[^"\\]|\\.)*"))? \}( \| select\(name\))?$`)
+var filterRE = regexp.MustCompile(`^\{ resource\.service\.name = ("(?:[^"\\]|\\.)*") && kind = (server|client|producer|consumer|internal)(?: && name = ("(?:[^"\\]|\\.)*"))?((?: && name != "(?:[^"\\]|\\.)*")*) \}( \| select\(name\))?$`)
+
+// notNameRE is one condition name != "…" of a query filterRE matched.
+var notNameRE = regexp.MustCompile(` && name != ("(?:[^"\\]|\\.)*")`)
 
 // searchSpan, searchSpanSet and searchTrace are tempopb's search messages
 // as Tempo marshals them to JSON. A span carries its name only when the
@@ -249,7 +252,12 @@ func (t *Tempo) search(w http.ResponseWriter, r *http.Request) {
 	if m[3] != "" {
 		name, _ = strconv.Unquote(m[3])
 	}
-	withName := m[3] != "" || m[4] != ""
+	notNames := map[string]bool{}
+	for _, nm := range notNameRE.FindAllStringSubmatch(m[4], -1) {
+		n, _ := strconv.Unquote(nm[1])
+		notNames[n] = true
+	}
+	withName := m[3] != "" || m[4] != "" || m[5] != ""
 	limit, err := strconv.Atoi(r.FormValue("limit"))
 	if err != nil {
 		limit = 20
@@ -273,7 +281,7 @@ func (t *Tempo) search(w http.ResponseWriter, r *http.Request) {
 			if s.root {
 				root = s
 			}
-			if s.service != svc || s.kind != m[2] || (name != "" && s.name != name) {
+			if s.service != svc || s.kind != m[2] || (name != "" && s.name != name) || notNames[s.name] {
 				continue
 			}
 			set.Matched++
