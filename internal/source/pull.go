@@ -57,8 +57,8 @@ func (p Pull) resume(ctx context.Context, pr *windowProgress, h telemetry.Handle
 	return p.profiles(ctx, pr, h, skip)
 }
 
-// traces samples the traces of pr's window, once, and hands on each
-// sampled trace not yet handed on.
+// traces samples the traces of pr's window, once, and hands on the
+// spans that end in the window of each sampled trace not yet handed on.
 func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handler, skip func(error)) error {
 	w := pr.w
 	if !pr.sampled {
@@ -81,8 +81,8 @@ func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handle
 		var resources [][]telemetry.Span
 		err := p.Tempo.Trace(ctx, id, w, func(s []telemetry.Span) error {
 			// A trace's spans in other windows are theirs (Tempo.search):
-			// each span is handed on by the window it starts in.
-			if s = slices.DeleteFunc(s, func(sp telemetry.Span) bool { return !w.holds(sp.Start.UnixNano()) }); len(s) > 0 {
+			// each span is handed on by the window it ends in.
+			if s = slices.DeleteFunc(s, func(sp telemetry.Span) bool { return !w.holds(spanEnd(&sp)) }); len(s) > 0 {
 				resources = append(resources, s)
 			}
 			return nil

@@ -874,9 +874,11 @@ func TestOversizedAnswer(t *testing.T) {
 
 // TestSpansOfATraceAcrossWindows checks that consecutive windows, read
 // as serve reads them, each while Tempo holds only the spans that have
-// happened by then, read every span of a trace once, whichever window
-// the trace started in: a message consumed minutes after it was
-// produced, in the same trace, is read by the window it was consumed in.
+// ended by then (an SDK exports a span when it ends), read every span of
+// a trace once, whichever window the trace started in: a message
+// consumed minutes after it was produced, in the same trace, is read by
+// the window it was consumed in, and a request that lasted minutes by
+// the window it ended in.
 func TestSpansOfATraceAcrossWindows(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 12, 0, 30, 0, time.UTC)
 	windows := []source.Window{
@@ -885,29 +887,34 @@ func TestSpansOfATraceAcrossWindows(t *testing.T) {
 		{From: t0.Add(90 * time.Second), To: t0.Add(10 * time.Minute)},
 	}
 	type span struct {
-		service string
-		kind    ptrace.SpanKind
-		id      byte
-		parent  byte
-		at      time.Duration // after t0
+		service  string
+		kind     ptrace.SpanKind
+		id       byte
+		parent   byte
+		at, took time.Duration // start after t0, duration (10 ms if 0)
 	}
 	tests := []struct {
 		name  string
 		spans []span
 	}{
 		{"consumed minutes later", []span{
-			{"orders", ptrace.SpanKindProducer, 1, 0, 0},
-			{"worker", ptrace.SpanKindConsumer, 2, 1, 5 * time.Minute},
+			{"orders", ptrace.SpanKindProducer, 1, 0, 0, 0},
+			{"worker", ptrace.SpanKindConsumer, 2, 1, 5 * time.Minute, 0},
 		}},
 		{"called across a boundary", []span{
-			{"gateway", ptrace.SpanKindServer, 1, 0, 29 * time.Second},
-			{"gateway", ptrace.SpanKindClient, 2, 1, 29*time.Second + 900*time.Millisecond},
-			{"orders", ptrace.SpanKindServer, 3, 2, 30 * time.Second},
+			{"gateway", ptrace.SpanKindServer, 1, 0, 29 * time.Second, 0},
+			{"gateway", ptrace.SpanKindClient, 2, 1, 29*time.Second + 900*time.Millisecond, 0},
+			{"orders", ptrace.SpanKindServer, 3, 2, 30 * time.Second, 0},
 		}},
 		{"a job's spans over three windows", []span{
-			{"reporter", ptrace.SpanKindServer, 1, 0, 0},
-			{"reporter", ptrace.SpanKindClient, 2, 1, time.Minute},
-			{"reporter", ptrace.SpanKindClient, 3, 1, 3 * time.Minute},
+			{"reporter", ptrace.SpanKindServer, 1, 0, 0, 0},
+			{"reporter", ptrace.SpanKindClient, 2, 1, time.Minute, 0},
+			{"reporter", ptrace.SpanKindClient, 3, 1, 3 * time.Minute, 0},
+		}},
+		{"a request that lasted minutes", []span{
+			{"reporter", ptrace.SpanKindServer, 1, 0, 0, 4 * time.Minute},
+			{"reporter", ptrace.SpanKindClient, 2, 1, time.Second, 0},
+			{"orders", ptrace.SpanKindServer, 3, 2, time.Second, 0},
 		}},
 	}
 	for _, tt := range tests {
@@ -919,12 +926,18 @@ func TestSpansOfATraceAcrossWindows(t *testing.T) {
 			added := map[byte]bool{}
 			var got collect
 			for _, w := range windows {
-				// Tempo holds what has happened by the time the window is
-				// read (its end: a lag that covers ingestion).
+				// Tempo holds what has ended by the time the window is
+				// read (its end: a lag that covers export and ingestion).
 				for _, s := range tt.spans {
-					if at := t0.Add(s.at); !added[s.id] && at.Before(w.To) {
+					took := s.took
+					if took == 0 {
+						took = 10 * time.Millisecond
+					}
+					if at := t0.Add(s.at); !added[s.id] && at.Add(took).Before(w.To) {
 						added[s.id] = true
-						tempo.Add(traceSpan(1, s.service, s.kind, s.id, s.parent, at))
+						td := traceSpan(1, s.service, s.kind, s.id, s.parent, at)
+						td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetEndTimestamp(pcommon.NewTimestampFromTime(at.Add(took)))
+						tempo.Add(td)
 					}
 				}
 				if err := pull.Run(context.Background(), w, &got, func(error) {}); err != nil {

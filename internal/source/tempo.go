@@ -88,12 +88,24 @@ type searchResponse struct {
 // searchSpanSet is the spans of a trace a search matched, at most spss
 // of them, and how many matched.
 type searchSpanSet struct {
-	Spans []struct {
-		SpanID            string `json:"spanID"`
-		Name              string `json:"name"`
-		StartTimeUnixNano string `json:"startTimeUnixNano"`
-	} `json:"spans"`
-	Matched int `json:"matched"`
+	Spans   []searchSpan `json:"spans"`
+	Matched int          `json:"matched"`
+}
+
+// searchSpan is a span a search matched.
+type searchSpan struct {
+	SpanID            string `json:"spanID"`
+	Name              string `json:"name"`
+	StartTimeUnixNano string `json:"startTimeUnixNano"`
+	DurationNanos     string `json:"durationNanos"`
+}
+
+// end returns the time sp ended, Unix nanoseconds, and whether Tempo
+// said it.
+func (sp searchSpan) end() (int64, bool) {
+	start, err1 := strconv.ParseInt(sp.StartTimeUnixNano, 10, 64)
+	d, err2 := strconv.ParseInt(sp.DurationNanos, 10, 64)
+	return start + max(d, 0), err1 == nil && err2 == nil
 }
 
 // tagValuesResponse is /api/v2/search/tag/<tag>/values.
@@ -151,28 +163,29 @@ func (t *Tempo) search(ctx context.Context, traceql string, w Window, limit int)
 			sets = append(sets, *tr.SpanSet)
 		}
 		// Tempo finds the traces that overlap the window, in whole
-		// seconds, and a pull hands on only the spans that start in the
+		// seconds, and a pull hands on only the spans that end in the
 		// window (Pull.traces), so that consecutive windows (serve) read
-		// each span once. A trace is kept when it starts in the window
-		// or a span it matched does (or may: one left out over spss), so
-		// that a trace that started in an earlier window, whose consumer
-		// took its message or whose job went on minutes later, is read
-		// again for the spans Tempo did not hold then.
-		start, err := strconv.ParseInt(tr.StartTimeUnixNano, 10, 64)
-		in := err != nil || w.holds(start)
+		// each span once. A trace is kept when a span it matched ends in
+		// the window, or may (one not listed, over spss; a server that
+		// lists none), so that a trace that started in an earlier window
+		// (a message consumed minutes after it was produced, a request
+		// that lasted minutes) is read for the spans Tempo did not hold
+		// then.
+		newest, err := strconv.ParseInt(tr.StartTimeUnixNano, 10, 64)
+		in := err != nil || len(sets) == 0
 		for _, ss := range sets {
 			for _, sp := range ss.Spans {
-				ns, err := strconv.ParseInt(sp.StartTimeUnixNano, 10, 64)
-				if err != nil || w.holds(ns) {
+				end, ok := sp.end()
+				if !ok || w.holds(end) {
 					in = true
-					start = max(start, ns)
+					newest = max(newest, end)
 					names = append(names, sp.Name)
 				}
 			}
-			in = in || ss.Matched > len(ss.Spans) && start < w.To.UnixNano()
+			in = in || ss.Matched > len(ss.Spans)
 		}
 		if in {
-			refs = append(refs, traceRef{tr.TraceID, start})
+			refs = append(refs, traceRef{tr.TraceID, newest})
 		}
 	}
 	slices.SortStableFunc(refs, func(a, b traceRef) int { return -cmpInt(a.start, b.start) })
@@ -372,6 +385,16 @@ func decodeTraceByID(msg []byte) (traceByID, error) {
 // start included, its end not.
 func (w Window) holds(ns int64) bool {
 	return ns >= w.From.UnixNano() && ns < w.To.UnixNano()
+}
+
+// spanEnd is the time a span is of a window by: its end, when an SDK
+// exports it, so that the lag of a poll covers its export whatever the
+// span lasted (its start, when it has no end).
+func spanEnd(sp *telemetry.Span) int64 {
+	if sp.End.Before(sp.Start) {
+		return sp.Start.UnixNano()
+	}
+	return sp.End.UnixNano()
 }
 
 // unixSec is t in Tempo's unit, seconds.

@@ -157,7 +157,10 @@ func spanRefs(td ptrace.Traces) []spanRef {
 	return out
 }
 
-func (s spanRef) in(startNs, endNs int64) bool { return s.start >= startNs && s.start <= endNs }
+// in reports whether s overlaps the window: Tempo answers from the
+// blocks whose time range overlaps it, and a block's range takes in its
+// spans' starts and ends.
+func (s spanRef) in(startNs, endNs int64) bool { return s.start <= endNs && s.end >= startNs }
 
 func (t *Tempo) serviceNames(w http.ResponseWriter, r *http.Request) {
 	startNs, endNs, err := t.window(r)
