@@ -498,6 +498,12 @@ func (p *Pyroscope) rpcError(method string, err error) error {
 	case connect.CodeUnimplemented, connect.CodeNotFound:
 		return fmt.Errorf("%s: %w: check the URL %s or upgrade the server: evident needs %s: %w", what, ErrNotFound, p.c.cfg.URL, pyroscopeVersion, err)
 	case connect.CodeResourceExhausted:
+		if connect.IsWireError(err) {
+			// The server's own: a limit of its (HTTP 429, a tenant's
+			// queries over its share), which passes; only the client's
+			// read limit (WithReadMaxBytes) is an answer too large.
+			return fmt.Errorf("%s: %w: %w", what, ErrRetryable, err)
+		}
 		return fmt.Errorf("%s: %w: more than %d bytes (raise the limit or narrow the window): %w", what, ErrTooLarge, p.c.cfg.MaxResponseBytes, err)
 	case connect.CodeDeadlineExceeded:
 		return fmt.Errorf("%s: %w: no answer within %s: %w", what, ErrTimeout, p.c.cfg.Timeout, err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"runtime/pprof"
 	"strings"
@@ -175,6 +176,45 @@ func TestPyroscopeLongWindow(t *testing.T) {
 			}
 			if want := []string{tc.wantSkip}; tc.wantSkip == "" && len(skipped) > 0 || tc.wantSkip != "" && fmt.Sprint(skipped) != fmt.Sprint(want) {
 				t.Errorf("skipped %q, want %q", skipped, tc.wantSkip)
+			}
+		})
+	}
+}
+
+// TestPyroscopeThrottled checks that a Pyroscope that refuses a query as
+// over a limit of its own (Connect's resource_exhausted, HTTP 429: a
+// tenant's queries over its share) fails the window, to be read again
+// after a backoff, rather than being taken for an answer over
+// MaxResponseBytes, whose service's profile is skipped for good.
+func TestPyroscopeThrottled(t *testing.T) {
+	tests := []struct {
+		name, body string
+	}{
+		{"resource_exhausted", `{"code":"resource_exhausted","message":"too many outstanding requests"}`},
+		{"unavailable", `{"code":"unavailable","message":"too many outstanding requests"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			next := loadServers(t).handler()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasSuffix(r.URL.Path, "/SelectMergeStacktraces") {
+					// A Connect unary error, as connect-go writes it.
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusTooManyRequests)
+					w.Write([]byte(tt.body))
+					return
+				}
+				next.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			p := newPull(t, srv.URL, source.Auth{}, nil).Pyroscope
+			var skipped []error
+			err := source.Pull{Pyroscope: p}.Run(context.Background(), window, &collect{}, func(err error) { skipped = append(skipped, err) })
+			if !errors.Is(err, source.ErrRetryable) || errors.Is(err, source.ErrTooLarge) {
+				t.Errorf("window: error %v, want ErrRetryable", err)
+			}
+			if len(skipped) > 0 {
+				t.Errorf("skipped %v, want the window failed", skipped)
 			}
 		})
 	}
