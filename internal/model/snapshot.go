@@ -141,12 +141,14 @@ type NamedSamples struct {
 
 // Package is a code package seen running: the sum of its functions.
 type Package struct {
-	Language       attribution.Language
-	Package        string
-	Module         string
-	Version        string
-	Samples, Value int64
-	First, Last    time.Time
+	Language attribution.Language
+	Package  string
+	Module   string
+	Version  string
+	// Samples, TimeSamples and Value are as a Function's: of every
+	// profile, of time-sampled ones, and their value.
+	Samples, TimeSamples, Value int64
+	First, Last                 time.Time
 }
 
 // Service is a snapshot of everything known about one service.
@@ -162,8 +164,10 @@ type Service struct {
 	// Profiles.
 	Windows []Window
 	// Samples counts every profile sample; Unattributed those whose leaf
-	// frame no rule could attribute.
-	Samples, Unattributed int64
+	// frame no rule could attribute. TimeSamples counts the samples of
+	// the time-sampled windows (Window.TimeSampled): an allocation
+	// profile's objects are in Samples, not in it.
+	Samples, Unattributed, TimeSamples int64
 	// LanguageSamples counts, per language, the samples whose stack (as
 	// kept: not beyond MaxStacks) holds code of it: those in which code of
 	// that language could have been seen. A service whose processes run
@@ -300,6 +304,11 @@ func (s *service) snapshot() *Service {
 		Windows: slices.Clone(s.windows), Samples: s.samples, Unattributed: s.unattrib,
 		Endpoints: slices.Clone(s.endpoints), Spans: s.spans, Overflow: s.overflow, SeriesEnd: s.seriesEnd(),
 	}
+	for _, w := range s.windows {
+		if w.TimeSampled {
+			out.TimeSamples += w.Samples
+		}
+	}
 	out.Functions, out.Packages = s.functions()
 	out.LanguageSamples, out.LanguageTimeSamples = s.languageSamples()
 	slices.SortStableFunc(out.Endpoints, func(a, b Endpoint) int {
@@ -373,6 +382,7 @@ func (s *service) functions() ([]Function, []Package) {
 				pkgStamp[p] = int32(si)
 				pkg := &pkgs[p]
 				pkg.Samples += st.samples
+				pkg.TimeSamples += st.timed
 				pkg.Value += st.value
 				widen(&pkg.First, &pkg.Last, st.first, st.last)
 			}

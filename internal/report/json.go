@@ -104,11 +104,15 @@ func SummaryJSON(s assess.Summary) JSONSummary {
 }
 
 // JSONService is one service of the runtime model as the JSON report and
-// the HTTP API show it.
+// the HTTP API show it. Its and its packages' Samples count every
+// profile's samples, an allocation profile's objects too; TimeSamples
+// those of time-sampled profiles (CPU, wall clock), and a window's
+// TimeSampled says which kind it is, as the reachability's do.
 type JSONService struct {
 	Name              string                `json:"name"`
 	Exposure          assess.ExposureResult `json:"exposure"`
 	Samples           int64                 `json:"samples"`
+	TimeSamples       int64                 `json:"time_samples"`
 	UnattributedShare float64               `json:"unattributed_share"`
 	Windows           []jsonWindow          `json:"windows"`
 	Endpoints         []jsonEndpoint        `json:"endpoints"`
@@ -121,6 +125,7 @@ type jsonWindow struct {
 	Start         time.Time `json:"start"`
 	End           time.Time `json:"end"`
 	Samples       int64     `json:"samples"`
+	TimeSampled   bool      `json:"time_sampled"`
 	PeriodSeconds float64   `json:"period_seconds,omitempty"`
 	SampleType    string    `json:"sample_type,omitempty"`
 	Source        string    `json:"source,omitempty"`
@@ -141,11 +146,12 @@ type jsonStore struct {
 }
 
 type jsonPackage struct {
-	Language string `json:"language"`
-	Package  string `json:"package"`
-	Module   string `json:"module,omitempty"`
-	Version  string `json:"version,omitempty"`
-	Samples  int64  `json:"samples"`
+	Language    string `json:"language"`
+	Package     string `json:"package"`
+	Module      string `json:"module,omitempty"`
+	Version     string `json:"version,omitempty"`
+	Samples     int64  `json:"samples"`
+	TimeSamples int64  `json:"time_samples"`
 }
 
 // JSONFinding is one finding as the JSON report and the HTTP API show it
@@ -303,14 +309,14 @@ func ServicesJSON(r *Result) []JSONService {
 	}
 	for _, s := range r.Snapshot.Services {
 		js := JSONService{
-			Name: s.Name, Exposure: r.Exposure[s.Name], Samples: s.Samples,
+			Name: s.Name, Exposure: r.Exposure[s.Name], Samples: s.Samples, TimeSamples: s.TimeSamples,
 			Windows: []jsonWindow{}, Endpoints: []jsonEndpoint{}, Calls: []string{}, Stores: []jsonStore{}, Packages: []jsonPackage{},
 		}
 		if s.Samples > 0 {
 			js.UnattributedShare = float64(s.Unattributed) / float64(s.Samples)
 		}
 		for _, w := range s.Windows {
-			jw := jsonWindow{Start: w.Start, End: w.End, Samples: w.Samples, SampleType: w.SampleType, Source: w.Source}
+			jw := jsonWindow{Start: w.Start, End: w.End, Samples: w.Samples, TimeSampled: w.TimeSampled, SampleType: w.SampleType, Source: w.Source}
 			if w.Unit == "nanoseconds" {
 				jw.PeriodSeconds = float64(w.Period) / 1e9
 			}
@@ -326,7 +332,7 @@ func ServicesJSON(r *Result) []JSONService {
 			js.Stores = append(js.Stores, jsonStore{Name: st.Name, Kind: st.Kind, Labels: nonNil(labels[st.Name]), Calls: st.Calls})
 		}
 		for _, p := range s.Packages {
-			js.Packages = append(js.Packages, jsonPackage{Language: p.Language.String(), Package: p.Package, Module: p.Module, Version: p.Version, Samples: p.Samples})
+			js.Packages = append(js.Packages, jsonPackage{Language: p.Language.String(), Package: p.Package, Module: p.Module, Version: p.Version, Samples: p.Samples, TimeSamples: p.TimeSamples})
 		}
 		out = append(out, js)
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +13,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/attribution"
+	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/telemetry"
 )
 
 // TestServicesJSONExposure: a service no finding names still shows the
@@ -117,6 +122,72 @@ func TestFindingQuerySelect(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, ids(fq.Select(as))); diff != "" {
 				t.Errorf("findings (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// profiledResult is a result of no finding over a service "api" with the
+// profiles of the telemetry fixtures, made by the Go runtime: go-cpu.pb.gz
+// holds 59 CPU samples, go-allocs.pb.gz 19,781 allocated objects of the
+// same package.
+func profiledResult(t *testing.T, names ...string) *Result {
+	t.Helper()
+	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{GoModules: []string{"github.com/evidentsec/evident"}}))
+	for _, name := range names {
+		data, err := os.ReadFile(filepath.Join("..", "telemetry", "testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		batches, err := telemetry.DecodePprof(data, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range batches {
+			b.Service = "api"
+			m.AddProfile(b)
+		}
+	}
+	return &Result{Generated: t0, Version: "v0.0.0-test", Snapshot: m.Snapshot()}
+}
+
+// TestServicesJSONTimeSamples: a service's and a package's time_samples
+// count the CPU profile's samples alone, and each window says whether
+// its samples are of time, so that an allocation profile's objects are
+// not read as CPU samples.
+func TestServicesJSONTimeSamples(t *testing.T) {
+	const pkg = "github.com/evidentsec/evident/internal/telemetry"
+	type counts struct {
+		Samples, TimeSamples, PackageTimeSamples int64
+		Windows                                  map[string]bool // sample type -> time_sampled
+	}
+	tests := []struct {
+		name     string
+		profiles []string
+		want     counts
+	}{
+		{"cpu", []string{"go-cpu.pb.gz"}, counts{59, 59, 59, map[string]bool{"cpu": true}}},
+		{"allocs", []string{"go-allocs.pb.gz"}, counts{19781, 0, 0, map[string]bool{"alloc_space": false}}},
+		{"cpu and allocs", []string{"go-cpu.pb.gz", "go-allocs.pb.gz"}, counts{59 + 19781, 59, 59, map[string]bool{"cpu": true, "alloc_space": false}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			svcs := ServicesJSON(profiledResult(t, tt.profiles...))
+			if len(svcs) != 1 {
+				t.Fatalf("%d services, want 1", len(svcs))
+			}
+			s := svcs[0]
+			got := counts{Samples: s.Samples, TimeSamples: s.TimeSamples, Windows: map[string]bool{}}
+			for _, p := range s.Packages {
+				if p.Package == pkg {
+					got.PackageTimeSamples = p.TimeSamples
+				}
+			}
+			for _, w := range s.Windows {
+				got.Windows[w.SampleType] = w.TimeSampled
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("samples of api (-want +got):\n%s", diff)
 			}
 		})
 	}
