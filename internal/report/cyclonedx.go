@@ -193,6 +193,7 @@ func observe(s *model.Service, p product, c *cdxComponents) {
 			{Name: "evident:service", Value: s.Name},
 			{Name: "evident:heaviest_function", Value: fn.Package + "." + fn.Symbol},
 			{Name: "evident:heaviest_function_samples", Value: strconv.FormatInt(fn.Samples, 10)},
+			{Name: "evident:heaviest_function_time_samples", Value: strconv.FormatInt(fn.TimeSamples, 10)},
 			{Name: "evident:first_seen", Value: fn.First.Format(time.RFC3339)},
 			{Name: "evident:last_seen", Value: fn.Last.Format(time.RFC3339)},
 		} {
@@ -227,7 +228,12 @@ func serviceOf(s *model.Service) cdx.Service {
 		props = append(props, cdx.Property{Name: "evident:store", Value: st.Name})
 	}
 	if s.Samples > 0 {
-		props = append(props, cdx.Property{Name: "evident:profile_samples", Value: strconv.FormatInt(s.Samples, 10)})
+		// profile_samples counts every profile's, an allocation profile's
+		// objects too; profile_time_samples those of CPU and wall-clock
+		// profiles, which alone measure the service's time.
+		props = append(props,
+			cdx.Property{Name: "evident:profile_samples", Value: strconv.FormatInt(s.Samples, 10)},
+			cdx.Property{Name: "evident:profile_time_samples", Value: strconv.FormatInt(s.TimeSamples, 10)})
 	}
 	if len(props) > 0 {
 		svc.Properties = &props

@@ -708,3 +708,47 @@ func TestImagePURLs(t *testing.T) {
 		})
 	}
 }
+
+// TestCycloneDXTimeSamples: a service's properties say how many of its
+// profile samples are of time, so that a heap profile's allocated objects
+// are not read as samples of the service's CPU.
+func TestCycloneDXTimeSamples(t *testing.T) {
+	tests := []struct {
+		name     string
+		profiles []string
+		want     map[string]string
+	}{
+		{"cpu", []string{"go-cpu.pb.gz"}, map[string]string{"evident:profile_samples": "59", "evident:profile_time_samples": "59"}},
+		{"allocs", []string{"go-allocs.pb.gz"}, map[string]string{"evident:profile_samples": "19781", "evident:profile_time_samples": "0"}},
+		{"cpu and allocs", []string{"go-cpu.pb.gz", "go-allocs.pb.gz"}, map[string]string{"evident:profile_samples": "19840", "evident:profile_time_samples": "59"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := Lookup("cyclonedx", Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			if err := f.Write(&buf, profiledResult(t, tt.profiles...)); err != nil {
+				t.Fatal(err)
+			}
+			validateCycloneDX(t, buf.Bytes())
+			var bom cdx.BOM
+			if err := cdx.NewBOMDecoder(&buf, cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
+				t.Fatal(err)
+			}
+			if bom.Services == nil || len(*bom.Services) != 1 || (*bom.Services)[0].Properties == nil {
+				t.Fatalf("services %+v, want api with properties", bom.Services)
+			}
+			got := map[string]string{}
+			for _, p := range *(*bom.Services)[0].Properties {
+				if strings.HasPrefix(p.Name, "evident:profile_") {
+					got[p.Name] = p.Value
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("profile properties of api (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
