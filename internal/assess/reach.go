@@ -230,7 +230,7 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 		r.Samples, r.TimeSamples = pkgTop.Samples, pkgTop.TimeSamples
 		r.Endpoints, r.SpanNames = byWeight(pkgEndpoints), byWeight(pkgSpans)
 		if timed > 0 {
-			r.Bound = bound(svc, timed)
+			r.Bound = bound(svc, lang, timed)
 		}
 		r.Reason = fmt.Sprintf("code of %s ran (%s in %s) but no vulnerable function is known, so whether the vulnerable code ran is unknown (package level)%s",
 			f.Package.Name, funcName(pkgTop.Func), seenIn(pkgTop, svc), static)
@@ -254,7 +254,7 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 			what, svc.Overflow.Frames, f.Service, static)
 		return r
 	}
-	r.Bound = bound(svc, timed)
+	r.Bound = bound(svc, lang, timed)
 	if loaded {
 		r.Verdict = Loaded
 		r.Endpoints, r.SpanNames = byWeight(pkgEndpoints), byWeight(pkgSpans)
@@ -359,7 +359,7 @@ func evidence(fn *model.Function, svc *model.Service) FunctionEvidence {
 		First: fn.First, Last: fn.Last, Endpoints: fn.Endpoints, SpanNames: fn.SpanNames,
 		Series: fn.Series, SeriesEnd: svc.SeriesEnd,
 	}
-	if cpuUnit(timeWindows(svc)) {
+	if cpuUnit(timeWindows(svc, fn.Language)) {
 		e.CPUSeconds = float64(fn.Value) / 1e9
 	}
 	for _, s := range fn.Stack {
@@ -376,11 +376,14 @@ func funcName(f attribution.Func) string {
 }
 
 // timeWindows are the windows of a service's time-sampled profiles, the
-// only ones whose samples count in a bound (model.Window.TimeSampled).
-func timeWindows(svc *model.Service) []model.Window {
+// only ones whose samples count in a bound (model.Window.TimeSampled),
+// that held code of lang: a Go server's CPU profiles of a week cover no
+// time of the Python worker profiled for ten minutes under the same
+// service.name, whose samples alone bound its code.
+func timeWindows(svc *model.Service, lang attribution.Language) []model.Window {
 	var out []model.Window
 	for _, w := range svc.Windows {
-		if w.TimeSampled {
+		if w.TimeSampled && w.Holds(lang) {
 			out = append(out, w)
 		}
 	}
@@ -404,11 +407,11 @@ func cpuUnit(ws []model.Window) bool {
 }
 
 // bound computes the rule-of-three bound of samples time samples (those
-// that could have shown the code looked for) over a service's
-// time-sampled windows: its other profiles' samples, windows and periods
-// (an allocation profile's period is bytes) bound nothing.
-func bound(svc *model.Service, samples int64) *Bound {
-	ws := timeWindows(svc)
+// that could have shown the code looked for, of lang) over a service's
+// time-sampled windows of lang: its other profiles' samples, windows and
+// periods (an allocation profile's period is bytes) bound nothing.
+func bound(svc *model.Service, lang attribution.Language, samples int64) *Bound {
+	ws := timeWindows(svc, lang)
 	b := &Bound{Samples: samples, Share: 3 / float64(samples), CPU: cpuProfile(ws)}
 	var period int64
 	for _, w := range ws {

@@ -148,6 +148,59 @@ func TestBoundCountsSamplesThatCouldShowIt(t *testing.T) {
 	}
 }
 
+// TestBoundWindowOfItsLanguage: the window a bound covers is that of the
+// profiles that held code of the finding's language. A Go server profiled
+// for ten minutes under the service.name of a Python worker profiled for
+// two hours, every profile of CPU nanoseconds at 10 ms, made one window
+// of two hours for both, and a Go finding not seen in ten minutes passed
+// a policy of an hour as not_affected.
+func TestBoundWindowOfItsLanguage(t *testing.T) {
+	handler := attribution.Frame{Function: "example.com/shop/gateway.handle", File: "example.com/shop/gateway/main.go"}
+	flask := attribution.Frame{Function: "dispatch_request", File: "/usr/lib/python3.12/site-packages/flask/app.py"}
+	requests := findings.Finding{
+		Service:       "svc",
+		Package:       findings.Package{PURL: "pkg:pypi/requests@2.31.0", Ecosystem: osv.EcosystemPyPI, Name: "requests", Version: "2.31.0"},
+		Vulnerability: findings.Vulnerability{ID: "GHSA-9wx4-h78v-vm56"},
+		Severity:      findings.Severity{Level: "medium"},
+	}
+	text := textFinding("svc", findings.StaticImported)
+	text.Symbols = nil // the record names Parse
+	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{GoModules: []string{"golang.org/x/text", "example.com/shop"}}))
+	batch := func(frame attribution.Frame, start time.Time, d time.Duration) *telemetry.ProfileBatch {
+		return &telemetry.ProfileBatch{
+			Service: "svc", SampleType: "cpu", Unit: "nanoseconds", Period: 10_000_000, Start: start, Duration: d,
+			Locations: [][]attribution.Frame{{frame}},
+			Samples:   []telemetry.Sample{{Locations: []int32{0}, Count: 10_000, Value: 100_000_000_000}},
+		}
+	}
+	m.AddProfile(batch(handler, t0, 10*time.Minute))
+	for i := range 12 {
+		m.AddProfile(batch(flask, t0.Add(time.Duration(i)*10*time.Minute), 10*time.Minute))
+	}
+	v := &vulndb.Vuln{Functions: []vulndb.Function{{Ecosystem: osv.EcosystemGo, Module: "golang.org/x/text", Package: "golang.org/x/text/language", Symbol: "Parse"}}}
+	tests := []struct {
+		name    string
+		finding findings.Finding
+		window  float64 // Bound.WindowSeconds
+		vex     string
+	}{
+		{"the Go server's ten minutes", text, 600, StatusUnderInvestigation},
+		{"the Python worker's two hours", requests, 7200, StatusNotAffected},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := New(DefaultConfig(), fakeVulns{"GO-2021-0113": v}, m.Snapshot()).One(tt.finding)
+			r := got.Reachability
+			if r.Verdict != NotObserved || r.Bound == nil {
+				t.Fatalf("%s, bound %v (%s); want not_observed with a bound", r.Verdict, r.Bound, r.Reason)
+			}
+			if r.Bound.WindowSeconds != tt.window || got.VEX.Status != tt.vex {
+				t.Errorf("bound over %gs, VEX %s (%s); want %gs, %s", r.Bound.WindowSeconds, got.VEX.Status, got.VEX.Statement, tt.window, tt.vex)
+			}
+		})
+	}
+}
+
 // TestFramesLeftOut: once a service has more functions than
 // model.Config.MaxFunctions, frames of new ones are left out of its
 // stacks (Overflow.Frames), and the vulnerable code may be among them:

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/evidentsec/evident/internal/detect"
 	"github.com/evidentsec/evident/internal/findings"
+	"github.com/evidentsec/evident/internal/model"
 	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/store/sqlite"
 	"github.com/evidentsec/evident/internal/telemetry"
@@ -176,6 +178,12 @@ type logV1 struct {
 	} `json:"batches"`
 }
 
+// windowsOfOldCheckpoints compares models without the languages of their
+// windows: a checkpoint written before windows kept them restores them as
+// none (model.Window.Languages), which counts for every language, and the
+// profiles replayed after it continue its windows.
+var windowsOfOldCheckpoints = cmpopts.IgnoreFields(model.Window{}, "Languages")
+
 // TestReplayLogV1: the log and checkpoint the previous version wrote
 // restore into the model this version builds from the same telemetry
 // received as requests.
@@ -210,7 +218,7 @@ func TestReplayLogV1(t *testing.T) {
 	if restored.model.Snapshot().Service("orders-old") == nil {
 		t.Fatal("nothing replayed")
 	}
-	if diff := cmp.Diff(live.model.Snapshot(), restored.model.Snapshot()); diff != "" {
+	if diff := cmp.Diff(live.model.Snapshot(), restored.model.Snapshot(), windowsOfOldCheckpoints); diff != "" {
 		t.Errorf("model restored from the previous version's log (-applied live +restored):\n%s", diff)
 	}
 }

@@ -115,24 +115,57 @@ func TestBounds(t *testing.T) {
 // window continued only the last window of all, so the service had a
 // window per profile, a list that grew without bound (2,000 in under
 // three hours), in memory, in every snapshot and in every checkpoint.
+// The profiles of a Go server and of a Python worker under one
+// service.name are of the same kind but hold other code: each continues
+// its own window, so that neither covers the other's time, and an idle
+// profile (no sample) continues the window before it.
 func TestWindowsOfInterleavedProfiles(t *testing.T) {
-	m := newModel()
-	for i := range 1000 {
-		for _, kind := range [][2]string{{"cpu", "nanoseconds"}, {"alloc_space", "bytes"}} {
-			m.AddProfile(&telemetry.ProfileBatch{
-				Service: "api", SampleType: kind[0], Unit: kind[1], Period: 10_000_000,
-				Start: t0.Add(time.Duration(i) * 10 * time.Second), Duration: 10 * time.Second,
-				Locations: [][]attribution.Frame{{frameParse}},
-				Samples:   []telemetry.Sample{{Locations: []int32{0}, Count: 1, Value: 1}},
-			})
-		}
+	flask := attribution.Frame{Function: "dispatch_request", File: "/usr/lib/python3.12/site-packages/flask/app.py"}
+	type profile struct {
+		sampleType, unit string
+		frame            *attribution.Frame // nil: no sample
 	}
-	var got []string
-	for _, w := range m.Snapshot().Service("api").Windows {
-		got = append(got, fmt.Sprintf("%s %s..%s %d samples, time-sampled %t", w.SampleType, w.Start.Format(time.TimeOnly), w.End.Format(time.TimeOnly), w.Samples, w.TimeSampled))
+	cpu := func(f *attribution.Frame) profile { return profile{"cpu", "nanoseconds", f} }
+	tests := []struct {
+		name     string
+		profiles []profile // of each 10 seconds
+		want     []string
+	}{
+		{"cpu and heap", []profile{cpu(&frameParse), {"alloc_space", "bytes", &frameParse}}, []string{
+			"cpu [go] 10:00:00..12:46:40 1000 samples, time-sampled true",
+			"alloc_space [go] 10:00:00..12:46:40 1000 samples, time-sampled false",
+		}},
+		{"a Go server and a Python worker", []profile{cpu(&frameParse), cpu(&flask)}, []string{
+			"cpu [go] 10:00:00..12:46:40 1000 samples, time-sampled true",
+			"cpu [python] 10:00:00..12:46:40 1000 samples, time-sampled true",
+		}},
+		{"an idle profile", []profile{cpu(&frameParse), cpu(nil)}, []string{
+			"cpu [go] 10:00:00..12:46:40 1000 samples, time-sampled true",
+		}},
 	}
-	want := []string{"cpu 10:00:00..12:46:40 1000 samples, time-sampled true", "alloc_space 10:00:00..12:46:40 1000 samples, time-sampled false"}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("windows (-want +got):\n%s", diff)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newModel()
+			for i := range 1000 {
+				for _, p := range tt.profiles {
+					b := &telemetry.ProfileBatch{
+						Service: "api", SampleType: p.sampleType, Unit: p.unit, Period: 10_000_000,
+						Start: t0.Add(time.Duration(i) * 10 * time.Second), Duration: 10 * time.Second,
+					}
+					if p.frame != nil {
+						b.Locations = [][]attribution.Frame{{*p.frame}}
+						b.Samples = []telemetry.Sample{{Locations: []int32{0}, Count: 1, Value: 1}}
+					}
+					m.AddProfile(b)
+				}
+			}
+			var got []string
+			for _, w := range m.Snapshot().Service("api").Windows {
+				got = append(got, fmt.Sprintf("%s %v %s..%s %d samples, time-sampled %t", w.SampleType, w.Languages, w.Start.Format(time.TimeOnly), w.End.Format(time.TimeOnly), w.Samples, w.TimeSampled))
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("windows (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -525,9 +525,24 @@ func (m *Model) AddProfile(b *telemetry.ProfileBatch) Changes {
 	}
 	s.samples += total
 	s.addSeries(touched, start, m.cfg.MaxSeries)
+	var langs []attribution.Language
+	for i, fs := range locFuncs {
+		if !locDone[i] {
+			continue
+		}
+		for _, f := range fs {
+			if l := s.funcs[f].Language; !slices.Contains(langs, l) {
+				langs = append(langs, l)
+			}
+		}
+	}
+	if langs == nil {
+		langs = []attribution.Language{attribution.Unknown}
+	}
+	slices.Sort(langs)
 	s.addWindow(Window{
 		Start: start, End: end, Samples: total, Period: b.Period,
-		Unit: b.Unit, SampleType: b.SampleType, TimeSampled: timed, Source: b.Source,
+		Unit: b.Unit, SampleType: b.SampleType, TimeSampled: timed, Languages: langs, Source: b.Source,
 	})
 	if len(s.funcs) > known {
 		ch.NewFunctions = map[string][]attribution.Func{s.name: slices.Clone(s.funcs[known:])}
@@ -664,11 +679,18 @@ const windowGap = time.Second
 // the same kind when the new one continues it. The last of its kind, not
 // the last of all: pyroscope-go sends a CPU and a heap profile every 10
 // seconds, and comparing with the last window made a window of each
-// profile, a list that grew without bound.
+// profile, a list that grew without bound. Of the same kind is of the
+// same languages too, or of more: a window of a Go server's profiles and
+// one of its Python worker's stay apart, so that neither covers the
+// other's time, while a profile of only some of a window's languages (a
+// Go profile whose samples were all in the runtime) continues it.
 func (s *service) addWindow(w Window) {
 	for i := len(s.windows) - 1; i >= 0; i-- {
 		last := &s.windows[i]
 		if last.Period != w.Period || last.SampleType != w.SampleType || last.Unit != w.Unit || last.TimeSampled != w.TimeSampled {
+			continue
+		}
+		if last.Languages != nil && !subset(w.Languages, last.Languages) {
 			continue
 		}
 		if !w.Start.Before(last.Start) && !w.Start.After(last.End.Add(windowGap)) {
@@ -681,4 +703,17 @@ func (s *service) addWindow(w Window) {
 		break
 	}
 	s.windows = append(s.windows, w)
+}
+
+// subset reports whether every language of a is in b, but for Unknown:
+// a profile that held no attributed code (an idle process's, with no
+// sample) continues a window of any language rather than starting one
+// between two of its profiles.
+func subset(a, b []attribution.Language) bool {
+	for _, l := range a {
+		if l != attribution.Unknown && !slices.Contains(b, l) {
+			return false
+		}
+	}
+	return true
 }

@@ -25,8 +25,22 @@ type Window struct {
 	// or before that held profiles of both kinds, whose samples the
 	// checkpoint did not tell apart.
 	TimeSampled bool
+	// Languages are the languages of the code its samples held, sorted
+	// (attribution.Unknown alone for profiles with no attributed frame):
+	// a Go server's CPU profiles cover no time of the Python worker
+	// profiled under the same service.name. Windows of profiles of other
+	// languages are kept apart. Nil for the windows of a checkpoint
+	// written before 2026-12-07, which did not keep them: they count for
+	// every language.
+	Languages []attribution.Language
 	// Source is the file or receiver the profile came from.
 	Source string
+}
+
+// Holds reports whether the window's samples held code of lang, or may
+// have (a window restored without its languages).
+func (w Window) Holds(lang attribution.Language) bool {
+	return w.Languages == nil || slices.Contains(w.Languages, lang)
 }
 
 // Endpoint is one operation a service serves.

@@ -57,6 +57,15 @@ func TestLoadOldCheckpoints(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			want := checkpointModel().Snapshot()
+			// The checkpoints were written before windows kept their
+			// languages (Window.Languages, added to version 4 as gob
+			// adds a field, with no new version): they restore with
+			// none, and count for every language, as before.
+			for _, s := range want.Services {
+				for i := range s.Windows {
+					s.Windows[i].Languages = nil
+				}
+			}
 			if f == filepath.Join("testdata", "checkpoint-v1.gob") {
 				for _, s := range want.Services {
 					s.SeriesEnd = time.Time{}

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -126,6 +127,7 @@ type jsonWindow struct {
 	End           time.Time `json:"end"`
 	Samples       int64     `json:"samples"`
 	TimeSampled   bool      `json:"time_sampled"`
+	Languages     []string  `json:"languages,omitempty"`
 	PeriodSeconds float64   `json:"period_seconds,omitempty"`
 	SampleType    string    `json:"sample_type,omitempty"`
 	Source        string    `json:"source,omitempty"`
@@ -319,6 +321,9 @@ func ServicesJSON(r *Result) []JSONService {
 			jw := jsonWindow{Start: w.Start, End: w.End, Samples: w.Samples, TimeSampled: w.TimeSampled, SampleType: w.SampleType, Source: w.Source}
 			if w.Unit == "nanoseconds" {
 				jw.PeriodSeconds = float64(w.Period) / 1e9
+			}
+			for _, l := range w.Languages {
+				jw.Languages = append(jw.Languages, cmp.Or(l.String(), "unknown"))
 			}
 			js.Windows = append(js.Windows, jw)
 		}

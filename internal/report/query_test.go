@@ -159,16 +159,16 @@ func TestServicesJSONTimeSamples(t *testing.T) {
 	const pkg = "github.com/evidentsec/evident/internal/telemetry"
 	type counts struct {
 		Samples, TimeSamples, PackageTimeSamples int64
-		Windows                                  map[string]bool // sample type -> time_sampled
+		Windows                                  map[string]string // sample type -> time_sampled and languages
 	}
 	tests := []struct {
 		name     string
 		profiles []string
 		want     counts
 	}{
-		{"cpu", []string{"go-cpu.pb.gz"}, counts{59, 59, 59, map[string]bool{"cpu": true}}},
-		{"allocs", []string{"go-allocs.pb.gz"}, counts{19781, 0, 0, map[string]bool{"alloc_space": false}}},
-		{"cpu and allocs", []string{"go-cpu.pb.gz", "go-allocs.pb.gz"}, counts{59 + 19781, 59, 59, map[string]bool{"cpu": true, "alloc_space": false}}},
+		{"cpu", []string{"go-cpu.pb.gz"}, counts{59, 59, 59, map[string]string{"cpu": "true [go]"}}},
+		{"allocs", []string{"go-allocs.pb.gz"}, counts{19781, 0, 0, map[string]string{"alloc_space": "false [go]"}}},
+		{"cpu and allocs", []string{"go-cpu.pb.gz", "go-allocs.pb.gz"}, counts{59 + 19781, 59, 59, map[string]string{"cpu": "true [go]", "alloc_space": "false [go]"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -177,14 +177,14 @@ func TestServicesJSONTimeSamples(t *testing.T) {
 				t.Fatalf("%d services, want 1", len(svcs))
 			}
 			s := svcs[0]
-			got := counts{Samples: s.Samples, TimeSamples: s.TimeSamples, Windows: map[string]bool{}}
+			got := counts{Samples: s.Samples, TimeSamples: s.TimeSamples, Windows: map[string]string{}}
 			for _, p := range s.Packages {
 				if p.Package == pkg {
 					got.PackageTimeSamples = p.TimeSamples
 				}
 			}
 			for _, w := range s.Windows {
-				got.Windows[w.SampleType] = w.TimeSampled
+				got.Windows[w.SampleType] = fmt.Sprint(w.TimeSampled, " ", w.Languages)
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("samples of api (-want +got):\n%s", diff)
