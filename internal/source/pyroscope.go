@@ -110,7 +110,7 @@ func (p *Pyroscope) Stats() Stats { return p.c.stats }
 // Services returns the service_name label values of the window, sorted.
 func (p *Pyroscope) Services(ctx context.Context, w Window) ([]string, error) {
 	p.c.stats.Requests++
-	resp, err := p.querier.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{Name: "service_name", Start: w.From.UnixMilli(), End: w.To.UnixMilli()}))
+	resp, err := p.querier.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{Name: "service_name", Start: w.startMs(), End: w.endMs()}))
 	if err != nil {
 		return nil, p.rpcError("LabelValues", err)
 	}
@@ -137,7 +137,7 @@ type ProfileType struct {
 // returns ErrNoCPUSamples.
 func (p *Pyroscope) CPUProfileType(ctx context.Context, w Window) (ProfileType, error) {
 	p.c.stats.Requests++
-	resp, err := p.querier.ProfileTypes(ctx, connect.NewRequest(&querierv1.ProfileTypesRequest{Start: w.From.UnixMilli(), End: w.To.UnixMilli()}))
+	resp, err := p.querier.ProfileTypes(ctx, connect.NewRequest(&querierv1.ProfileTypesRequest{Start: w.startMs(), End: w.endMs()}))
 	if err != nil {
 		return ProfileType{}, p.rpcError("ProfileTypes", err)
 	}
@@ -204,7 +204,7 @@ func (p *Pyroscope) extent(ctx context.Context, typ ProfileType, sel string, w W
 	step := max(time.Second, w.To.Sub(w.From)/maxPoints).Truncate(time.Second)
 	p.c.stats.Requests++
 	resp, err := p.querier.SelectSeries(ctx, connect.NewRequest(&querierv1.SelectSeriesRequest{
-		ProfileTypeID: typ.Samples, LabelSelector: sel, Start: w.From.UnixMilli(), End: w.To.UnixMilli(), Step: step.Seconds(),
+		ProfileTypeID: typ.Samples, LabelSelector: sel, Start: w.startMs(), End: w.endMs(), Step: step.Seconds(),
 	}))
 	if err != nil {
 		return 0, w, p.rpcError("SelectSeries", err)
@@ -304,7 +304,7 @@ func (p *Pyroscope) Profile(ctx context.Context, typ ProfileType, service string
 	// Span names are series labels: one query per name.
 	p.c.stats.Requests++
 	resp, err := p.querier.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{
-		Name: "span_name", Matchers: []string{sel}, Start: w.From.UnixMilli(), End: w.To.UnixMilli(),
+		Name: "span_name", Matchers: []string{sel}, Start: w.startMs(), End: w.endMs(),
 	}))
 	if err != nil {
 		return nil, p.rpcError("LabelValues", err)
@@ -422,7 +422,7 @@ func (p *Pyroscope) merge(ctx context.Context, profileType, sel string, w Window
 	if !p.legacy {
 		p.c.stats.Requests++
 		resp, err := p.querier.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
-			ProfileTypeID: profileType, LabelSelector: sel, Start: w.From.UnixMilli(), End: w.To.UnixMilli(),
+			ProfileTypeID: profileType, LabelSelector: sel, Start: w.startMs(), End: w.endMs(),
 			Format: querierv1.ProfileFormat_PROFILE_FORMAT_PPROF, SpanSelector: spans,
 		}))
 		if err != nil {
@@ -450,7 +450,7 @@ func (p *Pyroscope) merge(ctx context.Context, profileType, sel string, w Window
 		p.c.stats.Requests++
 		//lint:ignore SA1019 servers that predate the pprof format of SelectMergeStacktraces have only this RPC.
 		resp, err := p.querier.SelectMergeProfile(ctx, connect.NewRequest(&querierv1.SelectMergeProfileRequest{
-			ProfileTypeID: profileType, LabelSelector: sel, Start: w.From.UnixMilli(), End: w.To.UnixMilli(),
+			ProfileTypeID: profileType, LabelSelector: sel, Start: w.startMs(), End: w.endMs(),
 		}))
 		if err != nil {
 			return nil, p.rpcError("SelectMergeProfile", err)
@@ -536,3 +536,17 @@ func (p *Pyroscope) rpcError(method string, err error) error {
 
 // Window is a time range [From, To).
 type Window struct{ From, To time.Time }
+
+// startMs and endMs are the range of milliseconds a Pyroscope query of w
+// gives. Pyroscope selects the profiles whose time in nanoseconds is
+// within start and end, both included, so the end is the millisecond
+// before To's: a window read as [From, To] counted a profile stamped on
+// the millisecond it shares with the next (one pushed to /ingest with
+// from in whole seconds, on a boundary of whole seconds as analyze's
+// parts of a long window have) in both. What is left out is a profile
+// stamped within that millisecond but not on it, which milliseconds
+// cannot tell from the next window's: a sample too few, never one twice,
+// which would make a bound of samples that were not taken.
+func (w Window) startMs() int64 { return w.From.UnixMilli() }
+
+func (w Window) endMs() int64 { return max(w.startMs(), w.To.UnixMilli()-1) }

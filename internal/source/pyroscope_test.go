@@ -80,11 +80,15 @@ func TestPyroscopeMultiTenant(t *testing.T) {
 // TestPyroscopeSamplesOfTheWindow checks that a service's samples are
 // counted by its sampling period in windows next to one another, as
 // serve reads them, though Pyroscope's series reach a step before the
-// window.
+// window; and each profile in one window only: Pyroscope's queries
+// include both ends of their range, so a profile stamped on the
+// millisecond two windows share (one pushed to /ingest with from in
+// whole seconds, on a boundary of whole seconds as analyze's parts of a
+// long window have) was counted in both.
 func TestPyroscopeSamplesOfTheWindow(t *testing.T) {
 	rec, pyro := recordingAndPyroscope(t)
 	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
-	// One profile every 10 s, read in windows of 15 s.
+	// One profile every 10 s.
 	for i := range 6 {
 		if err := pyro.AddAt("reporter", rec.Profiles["reporter"][0], t0.Add(time.Duration(i)*10*time.Second)); err != nil {
 			t.Fatal(err)
@@ -93,18 +97,20 @@ func TestPyroscopeSamplesOfTheWindow(t *testing.T) {
 	url := pyroscopeURL(t, pyro)
 	p := source.Pull{Pyroscope: newPull(t, url, source.Auth{}, nil).Pyroscope}
 	for _, tc := range []struct {
-		from     time.Duration
-		profiles int64
+		from, length time.Duration
+		profiles     int64
 	}{
-		{0, 2}, {15 * time.Second, 1}, {30 * time.Second, 2}, {45 * time.Second, 1},
+		{0, 15 * time.Second, 2}, {15 * time.Second, 15 * time.Second, 1}, {30 * time.Second, 15 * time.Second, 2}, {45 * time.Second, 15 * time.Second, 1},
+		// Windows that start and end on the profiles' times.
+		{0, 10 * time.Second, 1}, {10 * time.Second, 10 * time.Second, 1}, {20 * time.Second, 20 * time.Second, 2},
 	} {
-		w := source.Window{From: t0.Add(tc.from), To: t0.Add(tc.from + 15*time.Second)}
+		w := source.Window{From: t0.Add(tc.from), To: t0.Add(tc.from + tc.length)}
 		var got collect
 		if err := p.Run(context.Background(), w, &got, func(err error) { t.Error(err) }); err != nil {
 			t.Fatal(err)
 		}
 		if got.profiles["reporter"] != 140*tc.profiles || got.periods["reporter"] != 10_000_000 {
-			t.Errorf("window at +%s: %d samples at a period of %d ns, want %d at 10 ms", tc.from, got.profiles["reporter"], got.periods["reporter"], 140*tc.profiles)
+			t.Errorf("window of %s at +%s: %d samples at a period of %d ns, want %d at 10 ms", tc.length, tc.from, got.profiles["reporter"], got.periods["reporter"], 140*tc.profiles)
 		}
 	}
 }
@@ -154,7 +160,7 @@ func TestPyroscopeLongWindow(t *testing.T) {
 		{"a day", 24 * time.Hour, nil, map[string]int64{"reporter": 3 * 140, "orders": 47}, noCPU, ""},
 		{"an hour", time.Hour, nil, map[string]int64{"reporter": 3 * 140, "orders": 47}, noCPUType, ""},
 		{"a service not there", 24 * time.Hour, []string{"orders", "gateway"}, map[string]int64{"orders": 47}, "pyroscope: service gateway: no data in the window", ""},
-		{"more parts than evident makes", time.Minute, nil, nil, "", "exceeds the limit (max_query_length, actual: 4m13.125s, limit: 1m) (the window of 72h0m0s read in 1024 parts; narrow it)"},
+		{"more parts than evident makes", time.Minute, nil, nil, "", "exceeds the limit (max_query_length, actual: 4m13.124s, limit: 1m) (the window of 72h0m0s read in 1024 parts; narrow it)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pyro.MaxQueryLength = tc.limit

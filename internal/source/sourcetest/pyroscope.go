@@ -273,9 +273,11 @@ func (p *Pyroscope) SelectSeries(_ context.Context, req *connect.Request[querier
 	return connect.NewResponse(&querierv1.SelectSeriesResponse{Series: []*typesv1.Series{series}}), nil
 }
 
+// inWindow selects a profile as Pyroscope does: by its time in
+// nanoseconds, between start and end in milliseconds, both included.
 func inWindow(pr *googlev1.Profile, startMs, endMs int64) bool {
-	t := pr.GetTimeNanos() / 1e6
-	return t == 0 || (t >= startMs && t < endMs)
+	t := pr.GetTimeNanos()
+	return t == 0 || (t >= startMs*1e6 && t <= endMs*1e6)
 }
 
 // merge sums the samples of a service's profiles in the window by stack.
