@@ -123,8 +123,9 @@ type FunctionEvidence struct {
 	SpanNames            []model.NamedSamples
 	// Stack is an example stack, leaf first, as "package.Symbol".
 	Stack []string
-	// Series are its samples in the minutes of the hour up to SeriesEnd,
-	// the end of the service's newest profile minute, that had any,
+	// Series are its time samples in the minutes of the hour up to
+	// SeriesEnd, the end of the service's newest time-sampled profile
+	// minute, that had any,
 	// oldest first (model.Function.Series; model.Hour fills in the
 	// others); nil when the model keeps no series of the function
 	// (model.Config.MaxSeries).

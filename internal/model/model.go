@@ -524,7 +524,14 @@ func (m *Model) AddProfile(b *telemetry.ProfileBatch) Changes {
 		}
 	}
 	s.samples += total
-	s.addSeries(touched, start, m.cfg.MaxSeries)
+	// A function's series counts its time samples per minute: an
+	// allocation profile's objects would outweigh a minute of CPU
+	// samples a thousandfold. Its totals count every profile's.
+	minuteOf := start
+	if !timed {
+		minuteOf = time.Time{} // no minute, as a profile with no time
+	}
+	s.addSeries(touched, minuteOf, m.cfg.MaxSeries)
 	var langs []attribution.Language
 	for i, fs := range locFuncs {
 		if !locDone[i] {

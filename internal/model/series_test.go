@@ -30,8 +30,13 @@ func TestSeries(t *testing.T) {
 		return Bucket{Start: t0.Add(time.Duration(minute) * time.Minute), Samples: samples}
 	}
 	tests := []struct {
-		name    string
-		at      []time.Duration // profile starts after t0; the i-th has i+1 samples of Parse
+		name string
+		at   []time.Duration // profile starts after t0; the i-th has i+1 samples of Parse
+		// allocs are the starts of heap profiles, of 1000 objects
+		// allocated in Parse each: they show that it ran, but their
+		// objects are no samples of its time, and a minute of 3 CPU
+		// samples showed as 1003.
+		allocs  []time.Duration
 		parse   []Bucket
 		handler []Bucket
 	}{
@@ -59,12 +64,26 @@ func TestSeries(t *testing.T) {
 			parse:   []Bucket{bucket(89, 3), bucket(90, 1)},
 			handler: []Bucket{bucket(89, 3+1), bucket(90, 1+1)},
 		},
+		{
+			name:    "allocated objects are no samples of time",
+			at:      []time.Duration{0, 2 * time.Minute},
+			allocs:  []time.Duration{0, time.Minute, 2 * time.Minute},
+			parse:   []Bucket{bucket(0, 1), bucket(2, 2)},
+			handler: []Bucket{bucket(0, 1+1), bucket(2, 2+1)},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := newModel()
 			for i, d := range tt.at {
 				m.AddProfile(profile(t0.Add(d), int64(i+1)))
+			}
+			for _, d := range tt.allocs {
+				m.AddProfile(&telemetry.ProfileBatch{
+					Service: "orders", SampleType: "alloc_objects", Unit: "count", Period: 512 * 1024, Start: t0.Add(d), Duration: 15 * time.Second,
+					Locations: [][]attribution.Frame{{frameParse}, {frameHandler}},
+					Samples:   []telemetry.Sample{{Locations: []int32{0, 1}, Count: 1000, Value: 1000}},
+				})
 			}
 			got := map[string][]Bucket{}
 			for _, fn := range m.Snapshot().Service("orders").Functions {

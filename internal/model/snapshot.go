@@ -140,9 +140,10 @@ type Function struct {
 	SpanNames []NamedSamples
 	// Stack is the heaviest stack the function was seen on, leaf first.
 	Stack []attribution.Func
-	// Series are its samples per minute over the SeriesBuckets minutes
-	// up to the service's newest profile, oldest first, empty minutes
-	// left out; nil for a function beyond MaxSeries.
+	// Series are its time samples (TimeSamples) per minute over the
+	// SeriesBuckets minutes up to the service's newest time-sampled
+	// profile, oldest first, empty minutes left out; nil for a function
+	// beyond MaxSeries or seen in no time-sampled profile.
 	Series []Bucket
 }
 
