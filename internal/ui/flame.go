@@ -19,11 +19,17 @@ const (
 
 // flameGraph is the stacks through a finding's vulnerable functions,
 // root at the top (an icicle): each vulnerable function's example stack,
-// as wide as that function's samples.
+// as wide as that function's time samples, or, when none was seen in a
+// time-sampled profile, as wide as its samples of the others. An
+// allocation profile's objects beside CPU samples would make a function
+// that allocates a thousandfold wider than one that takes the time.
 type flameGraph struct {
 	Width, Height float64
 	Frames        []flameFrame
 	Samples       int64
+	// Of names what Samples count: "time samples", or "samples of
+	// allocation and contention profiles".
+	Of string
 }
 
 // flameFrame is one rectangle.
@@ -47,30 +53,41 @@ type flameNode struct {
 // newFlameGraph merges the example stacks of the evidence; nil when no
 // vulnerable function was seen.
 func newFlameGraph(r assess.Reachability) *flameGraph {
+	timed := slices.ContainsFunc(r.Evidence, func(e assess.FunctionEvidence) bool { return e.TimeSamples > 0 })
+	weight := func(e assess.FunctionEvidence) int64 {
+		if timed {
+			return e.TimeSamples
+		}
+		return e.Samples
+	}
 	root := &flameNode{}
 	vulnerable := map[string]bool{}
 	for _, e := range r.Evidence {
-		if len(e.Stack) == 0 || e.Samples <= 0 {
+		n := weight(e)
+		if len(e.Stack) == 0 || n <= 0 {
 			continue
 		}
 		vulnerable[e.Symbol] = true
-		root.samples += e.Samples
-		n := root
+		root.samples += n
+		node := root
 		// Stacks are leaf first; the graph grows from the root.
 		for i := len(e.Stack) - 1; i >= 0; i-- {
-			j := slices.IndexFunc(n.children, func(c *flameNode) bool { return c.name == e.Stack[i] })
+			j := slices.IndexFunc(node.children, func(c *flameNode) bool { return c.name == e.Stack[i] })
 			if j < 0 {
-				n.children = append(n.children, &flameNode{name: e.Stack[i]})
-				j = len(n.children) - 1
+				node.children = append(node.children, &flameNode{name: e.Stack[i]})
+				j = len(node.children) - 1
 			}
-			n = n.children[j]
-			n.samples += e.Samples
+			node = node.children[j]
+			node.samples += n
 		}
 	}
 	if root.samples == 0 {
 		return nil
 	}
-	g := &flameGraph{Width: flameWidth, Samples: root.samples}
+	g := &flameGraph{Width: flameWidth, Samples: root.samples, Of: "time samples"}
+	if !timed {
+		g.Of = "samples of allocation and contention profiles"
+	}
 	scale := flameWidth / float64(root.samples)
 	var walk func(n *flameNode, x float64, depth int)
 	walk = func(n *flameNode, x float64, depth int) {

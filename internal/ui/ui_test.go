@@ -263,15 +263,15 @@ func TestPages(t *testing.T) {
 		{"by vulnerability alias", "/ui/findings?vulnerability=CVE-2026-56852", 200,
 			[]string{"GO-2026-5970</a>", `<input type="hidden" name="vulnerability" value="CVE-2026-56852">`}, []string{"GO-2024-2958</a>"}},
 		{"executed finding", "/ui/findings/" + execID, 200, []string{
-			`<g class="frame vulnerable"><title>golang.org/x/text/unicode/norm.Form.String: 20 samples (vulnerable)</title>`,
+			`<g class="frame vulnerable"><title>golang.org/x/text/unicode/norm.Form.String: 20 time samples (vulnerable)</title>`,
 			"<td class=\"num\">+30</td><td>reachability executed</td>",
 			"<code>GET /search</code></td><td class=\"num\">20</td>",
 			"No bound is needed: the vulnerable code was seen running, in 22 profile samples.",
 			`<a href="/ui/services/gateway">gateway</a> → <a href="/ui/services/orders">orders</a> → <strong>sqlite://shop/customers</strong>`,
 			"Virtual patches are not configured.",
-			`<title id="series-title-0">Samples of golang.org/x/text/unicode/norm.Form.String per minute</title>`,
-			`<desc id="series-desc-0">20 samples from 2026-11-24 09:01:00 UTC to 2026-11-24 10:01:00 UTC, at most 12 in the minute from 2026-11-24 09:58:00 UTC;`,
-			`<rect class="bar" x="570" y="0" width="8" height="48"><title>2026-11-24 09:58:00 UTC: 12 samples</title></rect>`,
+			`<title id="series-title-0">Time samples of golang.org/x/text/unicode/norm.Form.String per minute</title>`,
+			`<desc id="series-desc-0">20 time samples from 2026-11-24 09:01:00 UTC to 2026-11-24 10:01:00 UTC, at most 12 in the minute from 2026-11-24 09:58:00 UTC;`,
+			`<rect class="bar" x="570" y="0" width="8" height="48"><title>2026-11-24 09:58:00 UTC: 12 time samples</title></rect>`,
 			`<tr><td><time datetime="2026-11-24T10:00:00Z">2026-11-24 10:00:00 UTC</time></td><td class="num">8</td></tr>`,
 		}, []string{`id="series-title-1"`}}, // Form.Bytes has no series
 		{"not observed finding", "/ui/findings/" + quietID, 200, []string{
@@ -451,6 +451,46 @@ func TestFlameGraph(t *testing.T) {
 	}
 	if newFlameGraph(assess.Reachability{Verdict: assess.NotObserved}) != nil {
 		t.Error("a flame graph without evidence")
+	}
+}
+
+// TestFlameGraphTimeSamples: the flame graph is as wide as the
+// functions' time samples when any was seen in a time-sampled profile,
+// and as their samples of the other profiles when none was. A function
+// in 59 CPU samples and 19,781 allocated objects took 99.7% of the width
+// beside one in 59 CPU samples alone.
+func TestFlameGraphTimeSamples(t *testing.T) {
+	stack := func(leaf string) []string { return []string{leaf, "main.handle"} }
+	tests := []struct {
+		name     string
+		evidence []assess.FunctionEvidence
+		widths   map[string]float64 // of the leaves
+		samples  int64
+		of       string
+	}{
+		{"CPU and allocations", []assess.FunctionEvidence{
+			{Symbol: "a.Alloc", Samples: 59 + 19781, TimeSamples: 59, Stack: stack("a.Alloc")},
+			{Symbol: "a.Spin", Samples: 59, TimeSamples: 59, Stack: stack("a.Spin")},
+			{Symbol: "a.Only", Samples: 300, Stack: stack("a.Only")},
+		}, map[string]float64{"a.Alloc": 480, "a.Spin": 480}, 118, "time samples"},
+		{"allocations alone", []assess.FunctionEvidence{
+			{Symbol: "a.Alloc", Samples: 300, Stack: stack("a.Alloc")},
+			{Symbol: "a.Only", Samples: 100, Stack: stack("a.Only")},
+		}, map[string]float64{"a.Alloc": 720, "a.Only": 240}, 400, "samples of allocation and contention profiles"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newFlameGraph(assess.Reachability{Verdict: assess.Executed, Evidence: tt.evidence})
+			widths := map[string]float64{}
+			for _, f := range g.Frames {
+				if f.Name != "main.handle" {
+					widths[f.Name] = math.Round(f.W)
+				}
+			}
+			if diff := cmp.Diff(tt.widths, widths); diff != "" || g.Samples != tt.samples || g.Of != tt.of {
+				t.Errorf("%d %s, widths (-want +got):\n%s; want %d %s", g.Samples, g.Of, diff, tt.samples, tt.of)
+			}
+		})
 	}
 }
 
