@@ -178,7 +178,7 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 				continue
 			}
 			loaded = true
-			if pkgTop == nil || fn.Samples > pkgTop.Samples {
+			if pkgTop == nil || heavier(fn, pkgTop) {
 				pkgTop = fn
 			}
 			if !t.matches(fn) {
@@ -191,7 +191,7 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 				continue
 			}
 			r.Evidence = append(r.Evidence, evidence(fn, svc))
-			if top == nil {
+			if top == nil || heavier(fn, top) {
 				top = fn
 			}
 			r.Samples = max(r.Samples, fn.Samples)
@@ -206,6 +206,11 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 		}
 	}
 	if len(r.Evidence) > 0 {
+		// The function that took the most time comes first, where the
+		// table and the reason name it: svc.Functions is by every
+		// profile's samples, in which an allocation profile's objects
+		// outweigh CPU samples a thousandfold.
+		slices.SortStableFunc(r.Evidence, func(a, b FunctionEvidence) int { return cmp.Compare(b.TimeSamples, a.TimeSamples) })
 		r.Verdict = Executed
 		r.Endpoints, r.SpanNames = byWeight(endpoints), byWeight(spans)
 		r.Reason = fmt.Sprintf("%s seen in %s", r.Evidence[0].Symbol, seenIn(top, svc))
@@ -276,6 +281,12 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 	r.Verdict = NotObserved
 	r.Reason = fmt.Sprintf("no frame of the vulnerable package in %d samples (bound %s)%s", timed, r.Bound, static)
 	return r
+}
+
+// heavier reports whether a took more of the service's time than b: more
+// time samples, or as many and more samples of every profile.
+func heavier(a, b *model.Function) bool {
+	return cmp.Or(cmp.Compare(a.TimeSamples, b.TimeSamples), cmp.Compare(a.Samples, b.Samples)) > 0
 }
 
 // seenIn says in how many samples a function was seen: those of
