@@ -159,10 +159,10 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 	if strings.EqualFold(f.Package.Ecosystem, osv.EcosystemPyPI) {
 		pyTops = attribution.PythonImportNames(f.Package.Name)
 	}
-	endpoints, spans := map[string]int64{}, map[string]int64{}
+	endpoints, spans := map[string]weight{}, map[string]weight{}
 	// For a loaded verdict: where code of the vulnerable package ran, and
 	// its heaviest function.
-	pkgEndpoints, pkgSpans := map[string]int64{}, map[string]int64{}
+	pkgEndpoints, pkgSpans := map[string]weight{}, map[string]weight{}
 	var pkgTop, top *model.Function
 	for i := range svc.Functions {
 		fn := &svc.Functions[i]
@@ -183,10 +183,10 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 			}
 			if !t.matches(fn) {
 				for _, e := range fn.Endpoints {
-					pkgEndpoints[e.Name] += e.Samples
+					pkgEndpoints[e.Name] = pkgEndpoints[e.Name].add(e)
 				}
 				for _, e := range fn.SpanNames {
-					pkgSpans[e.Name] += e.Samples
+					pkgSpans[e.Name] = pkgSpans[e.Name].add(e)
 				}
 				continue
 			}
@@ -197,10 +197,10 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 			r.Samples = max(r.Samples, fn.Samples)
 			r.TimeSamples = max(r.TimeSamples, fn.TimeSamples)
 			for _, e := range fn.Endpoints {
-				endpoints[e.Name] += e.Samples
+				endpoints[e.Name] = endpoints[e.Name].add(e)
 			}
 			for _, e := range fn.SpanNames {
-				spans[e.Name] += e.Samples
+				spans[e.Name] = spans[e.Name].add(e)
 			}
 			break
 		}
@@ -467,12 +467,24 @@ func (b *Bound) String() string {
 	return s + fmt.Sprintf(" over %s", time.Duration(b.WindowSeconds*float64(time.Second)).Round(time.Second))
 }
 
-// byWeight lists names, heaviest first.
-func byWeight(w map[string]int64) []string {
+// weight is the samples of every profile and the time samples that
+// led to code from one endpoint or span.
+type weight struct{ time, all int64 }
+
+func (w weight) add(ns model.NamedSamples) weight {
+	return weight{w.time + ns.TimeSamples, w.all + ns.Samples}
+}
+
+// byWeight lists names, heaviest first: by time samples, then by every
+// profile's samples, in which an allocation profile's objects outweigh
+// CPU samples a thousandfold.
+func byWeight(w map[string]weight) []string {
 	var out []string
 	for name := range w {
 		out = append(out, name)
 	}
-	slices.SortFunc(out, func(x, y string) int { return cmp.Or(cmp.Compare(w[y], w[x]), cmp.Compare(x, y)) })
+	slices.SortFunc(out, func(x, y string) int {
+		return cmp.Or(cmp.Compare(w[y].time, w[x].time), cmp.Compare(w[y].all, w[x].all), cmp.Compare(x, y))
+	})
 	return out
 }

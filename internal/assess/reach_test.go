@@ -387,6 +387,29 @@ func TestEvidenceTimeFirst(t *testing.T) {
 	}
 }
 
+// TestSpansByTimeSamples: the span the reason names is the one whose
+// time samples held the code most, not the one of the most allocated
+// objects: a job's 1000 objects outweighed another's 10 CPU samples.
+func TestSpansByTimeSamples(t *testing.T) {
+	parse := attribution.Frame{Function: "golang.org/x/text/language.Parse", File: "golang.org/x/text@v0.3.5/language/parse.go"}
+	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{GoModules: []string{"golang.org/x/text"}}))
+	for _, p := range []struct {
+		sampleType, unit, span string
+		count                  int64
+	}{{"cpu", "nanoseconds", "render", 10}, {"alloc_objects", "count", "export", 1000}} {
+		m.AddProfile(&telemetry.ProfileBatch{
+			Service: "svc", SampleType: p.sampleType, Unit: p.unit, Period: 10_000_000, Start: t0, Duration: time.Minute,
+			Locations: [][]attribution.Frame{{parse}},
+			Samples:   []telemetry.Sample{{Locations: []int32{0}, Count: p.count, Value: p.count, SpanName: p.span}},
+		})
+	}
+	f := textFinding("svc", findings.StaticImported)
+	r := New(DefaultConfig(), nil, m.Snapshot()).One(f).Reachability
+	if diff := cmp.Diff([]string{"render", "export"}, r.SpanNames); diff != "" || !strings.HasSuffix(r.Reason, "in span render") {
+		t.Errorf("span names (-want +got):\n%s\nreason %q, want it to end in span render", diff, r.Reason)
+	}
+}
+
 // fixtureModel is a model of service "api" that took the named pprof
 // fixtures of internal/telemetry, made by real Go programs.
 func fixtureModel(t *testing.T, names ...string) *model.Model {

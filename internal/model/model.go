@@ -313,7 +313,11 @@ type stack struct {
 	first, last time.Time
 	endpoints   map[int32]int64 // endpoint index -> samples; -1 for a span name with no known endpoint
 	spanNames   map[string]int64
-	batch       int64 // samples in the batch being added, for the series
+	// timedEndpoints and timedSpanNames count the time samples among
+	// endpoints' and spanNames' (as timed among samples).
+	timedEndpoints map[int32]int64
+	timedSpanNames map[string]int64
+	batch          int64 // samples in the batch being added, for the series
 }
 
 type endpointKey struct{ kind, method, route string }
@@ -520,7 +524,7 @@ func (m *Model) AddProfile(b *telemetry.ProfileBatch) Changes {
 		}
 		widen(&st.first, &st.last, start, end)
 		if smp.SpanID != "" || smp.SpanName != "" {
-			m.linkSpan(s, st, names, smp)
+			m.linkSpan(s, st, names, smp, timed)
 		}
 	}
 	s.samples += total
@@ -622,7 +626,7 @@ func equalInt32(a, b []int32) bool {
 // linkSpan records the endpoint that led to a span-labelled sample: the
 // endpoint of the SERVER span whose id the sample carries when traces
 // have shown it, else the span name the profiler recorded.
-func (m *Model) linkSpan(s *service, st *stack, names map[string]int32, smp *telemetry.Sample) {
+func (m *Model) linkSpan(s *service, st *stack, names map[string]int32, smp *telemetry.Sample, timed bool) {
 	key := smp.SpanID
 	if key == "" {
 		key = "\x00" + smp.SpanName
@@ -638,18 +642,26 @@ func (m *Model) linkSpan(s *service, st *stack, names map[string]int32, smp *tel
 		names[key] = ep
 	}
 	if ep >= 0 {
-		if st.endpoints == nil {
-			st.endpoints = make(map[int32]int64)
+		st.endpoints = addCount(st.endpoints, ep, smp.Count)
+		if timed {
+			st.timedEndpoints = addCount(st.timedEndpoints, ep, smp.Count)
 		}
-		st.endpoints[ep] += smp.Count
 		return
 	}
 	if smp.SpanName != "" {
-		if st.spanNames == nil {
-			st.spanNames = make(map[string]int64)
+		st.spanNames = addCount(st.spanNames, smp.SpanName, smp.Count)
+		if timed {
+			st.timedSpanNames = addCount(st.timedSpanNames, smp.SpanName, smp.Count)
 		}
-		st.spanNames[smp.SpanName] += smp.Count
 	}
+}
+
+func addCount[K comparable](counts map[K]int64, k K, n int64) map[K]int64 {
+	if counts == nil {
+		counts = make(map[K]int64)
+	}
+	counts[k] += n
+	return counts
 }
 
 // parseSpanID decodes a 16-digit hex span id as pprof labels carry it.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -189,10 +190,10 @@ func TestAddProfile(t *testing.T) {
 	if parse.Samples != 16 || parse.Value != 160_000_000 {
 		t.Errorf("Parse samples = %d value = %d; want 16, 160000000", parse.Samples, parse.Value)
 	}
-	if diff := cmp.Diff([]NamedSamples{{Name: "GET /products", Samples: 10}}, parse.Endpoints); diff != "" {
+	if diff := cmp.Diff([]NamedSamples{{Name: "GET /products", Samples: 10, TimeSamples: 10}}, parse.Endpoints); diff != "" {
 		t.Errorf("Parse endpoints (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]NamedSamples{{Name: "background", Samples: 2}}, parse.SpanNames); diff != "" {
+	if diff := cmp.Diff([]NamedSamples{{Name: "background", Samples: 2, TimeSamples: 2}}, parse.SpanNames); diff != "" {
 		t.Errorf("Parse span names (-want +got):\n%s", diff)
 	}
 	if len(parse.Stack) != 3 || parse.Stack[1].Symbol != "Server.products" {
@@ -645,6 +646,70 @@ func TestBatchReceiveSpanParent(t *testing.T) {
 			svc := m.Snapshot().Service("poller")
 			if want := (SpanCounts{All: 4, Consumer: 3, Own: 3}); svc.Spans != want {
 				t.Errorf("spans = %+v, want %+v", svc.Spans, want)
+			}
+		})
+	}
+}
+
+// TestEndpointTimeSamples: the samples an endpoint or a span name led to
+// a function count every profile's, and their time samples those of
+// time-sampled profiles, kept through a checkpoint and a merge of
+// shards. A JFR recording's allocation samples carry span ids as its CPU
+// samples do, and 4 CPU samples of an endpoint beside 1000 allocated
+// objects were 1004 samples of it.
+func TestEndpointTimeSamples(t *testing.T) {
+	m := newModel()
+	m.AddSpans(shopSpans())
+	profile := func(sampleType, unit string, samples ...telemetry.Sample) *telemetry.ProfileBatch {
+		return &telemetry.ProfileBatch{
+			Service: "orders", SampleType: sampleType, Unit: unit, Period: 10_000_000, Start: t0, Duration: time.Minute,
+			Locations: [][]attribution.Frame{{frameParse}, {frameHandler}}, Samples: samples,
+		}
+	}
+	m.AddProfile(profile("cpu", "nanoseconds", telemetry.Sample{Locations: []int32{0, 1}, Count: 4, Value: 40_000_000, SpanID: "0000000000000003"}))
+	m.AddProfile(profile("alloc_objects", "count",
+		telemetry.Sample{Locations: []int32{0, 1}, Count: 1000, Value: 1000, SpanID: "0000000000000003"},
+		telemetry.Sample{Locations: []int32{0, 1}, Count: 500, Value: 500, SpanName: "nightly-export"}))
+	data, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := newModel()
+	if err := restored.UnmarshalBinary(data); err != nil {
+		t.Fatal(err)
+	}
+	merged, err := MergeStates(Joins{}, data, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twice := newModel()
+	if err := twice.UnmarshalBinary(merged); err != nil {
+		t.Fatal(err)
+	}
+	type named struct{ Endpoints, SpanNames []NamedSamples }
+	want := named{
+		Endpoints: []NamedSamples{{Name: "GET /internal/orders/{id}", Samples: 1004, TimeSamples: 4}},
+		SpanNames: []NamedSamples{{Name: "nightly-export", Samples: 500}},
+	}
+	for _, tt := range []struct {
+		name  string
+		m     *Model
+		times int64
+	}{{"live", m, 1}, {"restored", restored, 1}, {"two shards merged", twice, 2}} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := named{Endpoints: slices.Clone(want.Endpoints), SpanNames: slices.Clone(want.SpanNames)}
+			for _, l := range [][]NamedSamples{w.Endpoints, w.SpanNames} {
+				for i := range l {
+					l[i].Samples, l[i].TimeSamples = l[i].Samples*tt.times, l[i].TimeSamples*tt.times
+				}
+			}
+			for _, fn := range tt.m.Snapshot().Service("orders").Functions {
+				if fn.Symbol != "Parse" {
+					continue
+				}
+				if diff := cmp.Diff(w, named{fn.Endpoints, fn.SpanNames}); diff != "" {
+					t.Errorf("endpoints and span names of Parse (-want +got):\n%s", diff)
+				}
 			}
 		})
 	}

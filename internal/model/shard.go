@@ -326,13 +326,7 @@ func mergeService(dst *serviceState, src serviceState) {
 	}
 	for _, k := range src.Stacks {
 		k.Funcs = remap(k.Funcs, funcs)
-		if k.Endpoints != nil {
-			m := make(map[int32]int64, len(k.Endpoints))
-			for ep, n := range k.Endpoints {
-				m[eps[ep]] += n
-			}
-			k.Endpoints = m
-		}
+		k.Endpoints, k.TimedEndpoints = remapCounts(k.Endpoints, eps), remapCounts(k.TimedEndpoints, eps)
 		dst.Stacks = append(dst.Stacks, k)
 	}
 	for _, rs := range src.Series {
@@ -474,4 +468,16 @@ func (m *Model) Replace(state []byte) (Changes, error) {
 		}
 	}
 	return ch, nil
+}
+
+// remapCounts gives counts by endpoint index the indexes eps maps them to.
+func remapCounts(counts map[int32]int64, eps []int32) map[int32]int64 {
+	if counts == nil {
+		return nil
+	}
+	out := make(map[int32]int64, len(counts))
+	for ep, n := range counts {
+		out[eps[ep]] += n
+	}
+	return out
 }

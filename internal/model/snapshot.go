@@ -148,10 +148,12 @@ type Function struct {
 }
 
 // NamedSamples is how many samples of a function an endpoint or a span
-// led to.
+// led to: of every profile, and of time-sampled ones (TimeSamples), as a
+// Function's.
 type NamedSamples struct {
-	Name    string `json:"name"`
-	Samples int64  `json:"samples"`
+	Name        string `json:"name"`
+	Samples     int64  `json:"samples"`
+	TimeSamples int64  `json:"time_samples"`
 }
 
 // Package is a code package seen running: the sum of its functions.
@@ -379,8 +381,8 @@ func (s *service) functions() ([]Function, []Package) {
 	heaviest := filled(len(s.funcs), -1)
 	stamp := filled(len(s.funcs), -1)
 	pkgStamp := filled(len(pkgs), -1)
-	endpoints := make([]map[string]int64, len(s.funcs))
-	spanNames := make([]map[string]int64, len(s.funcs))
+	endpoints := make([]map[string]*NamedSamples, len(s.funcs))
+	spanNames := make([]map[string]*NamedSamples, len(s.funcs))
 	for si := range s.stacks {
 		st := &s.stacks[si]
 		for _, f := range st.funcs {
@@ -405,16 +407,10 @@ func (s *service) functions() ([]Function, []Package) {
 				heaviest[f] = int32(si)
 			}
 			for ep, n := range st.endpoints {
-				if endpoints[f] == nil {
-					endpoints[f] = make(map[string]int64)
-				}
-				endpoints[f][s.endpoints[ep].Name()] += n
+				endpoints[f] = addNamed(endpoints[f], s.endpoints[ep].Name(), n, st.timedEndpoints[ep])
 			}
 			for name, n := range st.spanNames {
-				if spanNames[f] == nil {
-					spanNames[f] = make(map[string]int64)
-				}
-				spanNames[f][name] += n
+				spanNames[f] = addNamed(spanNames[f], name, n, st.timedSpanNames[name])
 			}
 		}
 	}
@@ -478,14 +474,30 @@ func filled(n int, v int32) []int32 {
 	return s
 }
 
-// ranked lists counts by name, heaviest first.
-func ranked(counts map[string]int64) []NamedSamples {
+// addNamed adds samples, timed of them time samples, to name's count.
+func addNamed(counts map[string]*NamedSamples, name string, samples, timed int64) map[string]*NamedSamples {
+	if counts == nil {
+		counts = make(map[string]*NamedSamples)
+	}
+	c := counts[name]
+	if c == nil {
+		c = &NamedSamples{Name: name}
+		counts[name] = c
+	}
+	c.Samples += samples
+	c.TimeSamples += timed
+	return counts
+}
+
+// ranked lists counts by name, heaviest first: by time samples, then by
+// every profile's.
+func ranked(counts map[string]*NamedSamples) []NamedSamples {
 	var out []NamedSamples
-	for name, n := range counts {
-		out = append(out, NamedSamples{Name: name, Samples: n})
+	for _, c := range counts {
+		out = append(out, *c)
 	}
 	slices.SortFunc(out, func(a, b NamedSamples) int {
-		return cmp.Or(cmp.Compare(b.Samples, a.Samples), cmp.Compare(a.Name, b.Name))
+		return cmp.Or(cmp.Compare(b.TimeSamples, a.TimeSamples), cmp.Compare(b.Samples, a.Samples), cmp.Compare(a.Name, b.Name))
 	})
 	return out
 }

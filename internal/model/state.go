@@ -75,6 +75,12 @@ type stackState struct {
 	First, Last time.Time
 	Endpoints   map[int32]int64
 	SpanNames   map[string]int64
+	// TimedEndpoints and TimedSpanNames count the time samples of
+	// Endpoints and SpanNames. A checkpoint written before 2026-12-07
+	// has none: a stack whose samples are all time samples restores
+	// them as Endpoints' and SpanNames', one of both kinds without.
+	TimedEndpoints map[int32]int64
+	TimedSpanNames map[string]int64
 }
 
 type seriesState struct {
@@ -114,7 +120,8 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 			ss.Series = append(ss.Series, rs)
 		}
 		for _, k := range s.stacks {
-			ss.Stacks = append(ss.Stacks, stackState{Funcs: k.funcs, Samples: k.samples, Timed: k.timed, Value: k.value, First: k.first, Last: k.last, Endpoints: k.endpoints, SpanNames: k.spanNames})
+			ss.Stacks = append(ss.Stacks, stackState{Funcs: k.funcs, Samples: k.samples, Timed: k.timed, Value: k.value, First: k.first, Last: k.last,
+				Endpoints: k.endpoints, SpanNames: k.spanNames, TimedEndpoints: k.timedEndpoints, TimedSpanNames: k.timedSpanNames})
 		}
 		for _, e := range s.edges {
 			ss.Edges = append(ss.Edges, *e)
@@ -182,18 +189,21 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 			s.nseries++
 		}
 		for _, k := range ss.Stacks {
+			if k.TimedEndpoints == nil && k.TimedSpanNames == nil && k.Timed == k.Samples {
+				// All its samples are of time, so are those of its
+				// endpoints (a checkpoint from before they were kept).
+				k.TimedEndpoints, k.TimedSpanNames = k.Endpoints, k.SpanNames
+			}
 			// A merged state (MergeStates) may hold one stack twice: add.
 			st := &s.stacks[s.stack(m.seed, k.Funcs, len(ss.Stacks))]
-			if st.samples == 0 && st.endpoints == nil && st.spanNames == nil {
-				st.samples, st.timed, st.value, st.first, st.last, st.endpoints, st.spanNames = k.Samples, k.Timed, k.Value, k.First, k.Last, k.Endpoints, k.SpanNames
-				continue
-			}
 			st.samples += k.Samples
 			st.timed += k.Timed
 			st.value += k.Value
 			widen(&st.first, &st.last, k.First, k.Last)
 			st.endpoints = addCounts(st.endpoints, k.Endpoints)
 			st.spanNames = addCounts(st.spanNames, k.SpanNames)
+			st.timedEndpoints = addCounts(st.timedEndpoints, k.TimedEndpoints)
+			st.timedSpanNames = addCounts(st.timedSpanNames, k.TimedSpanNames)
 		}
 		for i, e := range s.endpoints {
 			s.endpointIndex[endpointKey{kind: e.Kind, method: e.Method, route: e.Route}] = int32(i)
@@ -266,9 +276,11 @@ func (st *modelState) check() error {
 					return fmt.Errorf("service %q: stack refers to function %d of %d", ss.Name, f, len(ss.Funcs))
 				}
 			}
-			for ep := range k.Endpoints {
-				if ep < 0 || int(ep) >= len(ss.Endpoints) {
-					return fmt.Errorf("service %q: stack refers to endpoint %d of %d", ss.Name, ep, len(ss.Endpoints))
+			for _, eps := range []map[int32]int64{k.Endpoints, k.TimedEndpoints} {
+				for ep := range eps {
+					if ep < 0 || int(ep) >= len(ss.Endpoints) {
+						return fmt.Errorf("service %q: stack refers to endpoint %d of %d", ss.Name, ep, len(ss.Endpoints))
+					}
 				}
 			}
 		}

@@ -410,9 +410,10 @@ type reason struct {
 
 // endpointSamples is an endpoint's share of a finding's samples.
 type endpointSamples struct {
-	Name    string
-	Samples int64
-	// Width is the bar's width, of 200.
+	Name                 string
+	Samples, TimeSamples int64
+	// Width is the bar's width, of 200: of the time samples, or of
+	// every profile's samples when no endpoint has time samples.
 	Width float64
 }
 
@@ -483,27 +484,35 @@ func parseReason(s string) reason {
 // endpointsOf sums the samples of each endpoint and span over the
 // vulnerable functions.
 func endpointsOf(ev []assess.FunctionEvidence) []endpointSamples {
-	sum := map[string]int64{}
+	sum := map[string]*endpointSamples{}
 	for _, e := range ev {
 		for _, ns := range append(slices.Clone(e.Endpoints), e.SpanNames...) {
-			sum[ns.Name] += ns.Samples
+			if sum[ns.Name] == nil {
+				sum[ns.Name] = &endpointSamples{Name: ns.Name}
+			}
+			sum[ns.Name].Samples += ns.Samples
+			sum[ns.Name].TimeSamples += ns.TimeSamples
 		}
 	}
 	var out []endpointSamples
-	var top int64
-	for name, n := range sum {
-		out = append(out, endpointSamples{Name: name, Samples: n})
-		top = max(top, n)
+	var top, topTimed int64
+	for _, e := range sum {
+		out = append(out, *e)
+		top, topTimed = max(top, e.Samples), max(topTimed, e.TimeSamples)
 	}
 	slices.SortFunc(out, func(a, b endpointSamples) int {
-		return cmp.Or(cmp.Compare(b.Samples, a.Samples), cmp.Compare(a.Name, b.Name))
+		return cmp.Or(cmp.Compare(b.TimeSamples, a.TimeSamples), cmp.Compare(b.Samples, a.Samples), cmp.Compare(a.Name, b.Name))
 	})
-	if top <= 0 {
-		// No samples to share out: bars of no width, not NaN.
-		return out
-	}
 	for i := range out {
-		out[i].Width = 200 * float64(out[i].Samples) / float64(top)
+		// An allocation profile's objects would outweigh the CPU
+		// samples of an endpoint a thousandfold. No samples to share
+		// out: bars of no width, not NaN.
+		switch {
+		case topTimed > 0:
+			out[i].Width = 200 * float64(out[i].TimeSamples) / float64(topTimed)
+		case top > 0:
+			out[i].Width = 200 * float64(out[i].Samples) / float64(top)
+		}
 	}
 	return out
 }

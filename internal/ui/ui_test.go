@@ -85,7 +85,7 @@ func shop() *source {
 			Symbols: []string{"golang.org/x/text/unicode/norm.Form.String"},
 			Evidence: []assess.FunctionEvidence{
 				{Symbol: "golang.org/x/text/unicode/norm.Form.String", Samples: 20, TimeSamples: 20, First: t0, Last: t0,
-					Endpoints: []model.NamedSamples{{Name: "GET /search", Samples: 20}},
+					Endpoints: []model.NamedSamples{{Name: "GET /search", Samples: 20, TimeSamples: 20}},
 					Stack:     []string{"golang.org/x/text/unicode/norm.Form.String", "main.search", "net/http.serve"},
 					Series:    []model.Bucket{{Start: t0.Add(-2 * time.Minute), Samples: 12}, {Start: t0, Samples: 8}}, SeriesEnd: t0.Add(time.Minute)},
 				{Symbol: "golang.org/x/text/unicode/norm.Form.Bytes", Samples: 2, TimeSamples: 2, First: t0, Last: t0,
@@ -265,7 +265,7 @@ func TestPages(t *testing.T) {
 		{"executed finding", "/ui/findings/" + execID, 200, []string{
 			`<g class="frame vulnerable"><title>golang.org/x/text/unicode/norm.Form.String: 20 time samples (vulnerable)</title>`,
 			"<td class=\"num\">+30</td><td>reachability executed</td>",
-			"<code>GET /search</code></td><td class=\"num\">20</td>",
+			"<code>GET /search</code></td><td class=\"num\">20</td><td class=\"num\">20</td>",
 			"No bound is needed: the vulnerable code was seen running, in 22 profile samples.",
 			`<a href="/ui/services/gateway">gateway</a> → <a href="/ui/services/orders">orders</a> → <strong>sqlite://shop/customers</strong>`,
 			"Virtual patches are not configured.",
@@ -830,6 +830,11 @@ func TestEndpointsOf(t *testing.T) {
 			{Endpoints: []model.NamedSamples{{Name: "GET /search", Samples: 20}}, SpanNames: []model.NamedSamples{{Name: "batch", Samples: 5}}},
 			{Endpoints: []model.NamedSamples{{Name: "GET /search", Samples: 20}}},
 		}, []endpointSamples{{Name: "GET /search", Samples: 40, Width: 200}, {Name: "batch", Samples: 5, Width: 25}}},
+		// An endpoint's 1000 allocated objects beside another's 10 CPU
+		// samples made a bar a hundred times as wide.
+		{"time samples", []assess.FunctionEvidence{
+			{Endpoints: []model.NamedSamples{{Name: "GET /export", Samples: 1002, TimeSamples: 2}, {Name: "GET /search", Samples: 10, TimeSamples: 10}}},
+		}, []endpointSamples{{Name: "GET /search", Samples: 10, TimeSamples: 10, Width: 200}, {Name: "GET /export", Samples: 1002, TimeSamples: 2, Width: 40}}},
 		{"no samples", []assess.FunctionEvidence{
 			{Endpoints: []model.NamedSamples{{Name: "GET /a", Samples: 0}, {Name: "GET /b", Samples: 0}}},
 		}, []endpointSamples{{Name: "GET /a", Width: 0}, {Name: "GET /b", Width: 0}}},
