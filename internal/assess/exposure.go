@@ -83,12 +83,22 @@ func (a *Assessor) decideExposure(service string) ExposureResult {
 		return ExposureResult{Level: ExposureUnknown, Rule: fmt.Sprintf("waiting for callers: %d of %d SERVER/CONSUMER spans arrived before the span that called them (join window)", sc.Pending, inbound)}
 	case linked == 0:
 		return ExposureResult{Level: ExposureUnknown, Rule: fmt.Sprintf("callers undecided: a restart cut the wait of %d SERVER/CONSUMER spans for their caller short", inbound)}
-	case fed != "" && sc.Linked == 0:
-		return ExposureResult{Level: Internal, Rule: fmt.Sprintf("fed only by traced services: traced services produce to %s, whose messages %d of %d SERVER/CONSUMER spans process under a span of the service's own (its receive span, a message it sent, or a call to itself)", fed, sc.Own, inbound)}
-	case fed != "":
-		return ExposureResult{Level: Internal, Rule: fmt.Sprintf("only called by traced services (%d of %d SERVER/CONSUMER spans joined to their caller; %d process messages of %s, which traced services produce to)", sc.Linked, inbound, sc.Own, fed)}
 	}
-	return ExposureResult{Level: Internal, Rule: fmt.Sprintf("only called by traced services (%d of %d SERVER/CONSUMER spans joined to their caller)", sc.Linked, inbound)}
+	// Spans that found no traced caller beside some that did leave the
+	// service internal: an SDK whose export queue is full drops the
+	// caller's spans (docs/priority.md). But then it is not "only"
+	// called by traced services, and the rule says how many found none.
+	only, lost := "only ", ""
+	if sc.Unlinked > 0 {
+		only, lost = "", fmt.Sprintf("; %d found no traced caller within the join window: an untraced caller, or caller spans lost", sc.Unlinked)
+	}
+	switch {
+	case fed != "" && sc.Linked == 0:
+		return ExposureResult{Level: Internal, Rule: fmt.Sprintf("fed %sby traced services: traced services produce to %s, whose messages %d of %d SERVER/CONSUMER spans process under a span of the service's own (its receive span, a message it sent, or a call to itself)%s", only, fed, sc.Own, inbound, lost)}
+	case fed != "":
+		return ExposureResult{Level: Internal, Rule: fmt.Sprintf("%scalled by traced services (%d of %d SERVER/CONSUMER spans joined to their caller; %d process messages of %s, which traced services produce to%s)", only, sc.Linked, inbound, sc.Own, fed, lost)}
+	}
+	return ExposureResult{Level: Internal, Rule: fmt.Sprintf("%scalled by traced services (%d of %d SERVER/CONSUMER spans joined to their caller%s)", only, sc.Linked, inbound, lost)}
 }
 
 // pulledExposure decides the exposure of a service that takes messages

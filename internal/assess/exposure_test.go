@@ -1,6 +1,7 @@
 package assess
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -273,6 +274,73 @@ func TestExposureOfSelfCalls(t *testing.T) {
 			got := New(DefaultConfig(), nil, modelOf(t, tt.api)).Exposure("api")
 			if got.Level != tt.want || !strings.Contains(got.Rule, tt.rule) {
 				t.Errorf("exposure = %s (%s), want %s (%s...)", got.Level, got.Rule, tt.want, tt.rule)
+			}
+		})
+	}
+}
+
+// TestExposureWithCallersNotFound: a service some of whose SERVER or
+// CONSUMER spans joined a traced caller and others found none within the
+// join window stays internal (the callers' SDK may have dropped their
+// spans, docs/priority.md), but its rule says how many found none: it is
+// not "only called by traced services". Before, it said so whatever the
+// spans that found no caller.
+func TestExposureWithCallersNotFound(t *testing.T) {
+	get := map[string]string{"http.request.method": "GET", "server.address": "orders"}
+	route := map[string]string{"http.request.method": "GET", "http.route": "/orders"}
+	msg := func(dest, op string) map[string]string {
+		return map[string]string{"messaging.system": "kafka", "messaging.destination.name": dest, "messaging.operation.type": op}
+	}
+	// checkout (spans 1, 2) produces to kafka://orders; gateway (3, 4)
+	// calls orders, whose spans start at 5.
+	traced := []otlpSpan{
+		{"checkout", ptrace.SpanKindServer, 0, nil},
+		{"checkout", ptrace.SpanKindProducer, 1, msg("orders", "send")},
+		{"gateway", ptrace.SpanKindServer, 0, nil},
+		{"gateway", ptrace.SpanKindClient, 3, get},
+		{"orders", ptrace.SpanKindServer, 4, route},
+	}
+	// A batch orders received from kafka://orders with its span receive,
+	// one of whose messages' process span is under a producer span that
+	// never arrived.
+	batch := func(receive byte) []otlpSpan {
+		return []otlpSpan{
+			{"orders", ptrace.SpanKindClient, 0, msg("orders", "receive")},
+			{"orders", ptrace.SpanKindConsumer, receive, msg("orders", "process")},
+			{"orders", ptrace.SpanKindConsumer, 99, msg("orders", "process")},
+		}
+	}
+	tests := []struct {
+		name   string
+		orders []otlpSpan
+		want   string
+	}{
+		{
+			name:   "every span joined its caller",
+			orders: traced,
+			want:   "only called by traced services (1 of 1 SERVER/CONSUMER spans joined to their caller)",
+		},
+		{
+			name:   "one span found no caller",
+			orders: append(slices.Clone(traced), otlpSpan{"orders", ptrace.SpanKindServer, 99, route}),
+			want:   "called by traced services (1 of 2 SERVER/CONSUMER spans joined to their caller; 1 found no traced caller within the join window: an untraced caller, or caller spans lost)",
+		},
+		{
+			name:   "a batch of a destination traced services produce to, one message's producer not found",
+			orders: append(slices.Clone(traced[:2]), batch(3)...),
+			want:   "fed by traced services: traced services produce to kafka://orders, whose messages 1 of 2 SERVER/CONSUMER spans process under a span of the service's own (its receive span, a message it sent, or a call to itself); 1 found no traced caller within the join window: an untraced caller, or caller spans lost",
+		},
+		{
+			name:   "a call and a batch, one message's producer not found",
+			orders: append(slices.Clone(traced), batch(6)...),
+			want:   "called by traced services (1 of 3 SERVER/CONSUMER spans joined to their caller; 1 process messages of kafka://orders, which traced services produce to; 1 found no traced caller within the join window: an untraced caller, or caller spans lost)",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := New(DefaultConfig(), nil, modelOf(t, tt.orders)).Exposure("orders")
+			if want := (ExposureResult{Level: Internal, Rule: tt.want}); got != want {
+				t.Errorf("exposure = %+v, want %+v", got, want)
 			}
 		})
 	}
