@@ -295,6 +295,85 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
+// TestExposureWaitsForProducers: worker consumes from kafka://orders
+// before the first span of checkout producing to it arrives, as a pull
+// consumer (receive CLIENT spans) or a batch-receiving one (process spans
+// under its own receive span). Until checkout's arrives or the join
+// window passes, worker is not fed from outside: its exposure is unknown,
+// and turns internal when checkout's span arrives, or exposed when none
+// arrived within the window, or at once when the input is all read
+// (Settle, evident analyze). A restart does not cut the wait short.
+// Before, worker was exposed until checkout's span arrived.
+func TestExposureWaitsForProducers(t *testing.T) {
+	orders := func(op string) telemetry.Attrs {
+		return telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "orders", MessagingOperation: op}
+	}
+	producer := []telemetry.Span{
+		span("checkout", telemetry.SpanKindServer, 1, 0, telemetry.Attrs{HTTPMethod: "POST", HTTPRoute: "/orders"}),
+		span("checkout", telemetry.SpanKindProducer, 2, 1, orders("send")),
+	}
+	consumers := map[string][]telemetry.Span{
+		"pull": {span("worker", telemetry.SpanKindClient, 3, 0, orders("receive"))},
+		"batch": {
+			span("worker", telemetry.SpanKindClient, 3, 0, orders("receive")),
+			span("worker", telemetry.SpanKindConsumer, 4, 3, orders("process")),
+		},
+	}
+	const (
+		waiting = "waiting for producers: no traced service has produced to kafka://orders yet"
+		outside = "fed from outside the traced system"
+		fed     = "fed only by traced services"
+	)
+	tests := []struct {
+		name    string
+		after   time.Duration    // from the consumer's arrival
+		then    []telemetry.Span // arriving then
+		restart bool             // before then
+		settle  bool             // after then
+		want    Exposure
+		rule    string
+	}{
+		{name: "producer not arrived", after: 5 * time.Second, want: ExposureUnknown, rule: waiting},
+		{name: "producer arrived", after: 5 * time.Second, then: producer, want: Internal, rule: fed},
+		{name: "no producer within the window", after: 30 * time.Second, want: Exposed, rule: outside},
+		{name: "restart within the window", after: 5 * time.Second, restart: true, want: ExposureUnknown, rule: waiting},
+		{name: "restart, no producer within the window", after: 30 * time.Second, restart: true, want: Exposed, rule: outside},
+		{name: "input all read", settle: true, want: Exposed, rule: outside},
+		{name: "input all read with the producer", then: producer, settle: true, want: Internal, rule: fed},
+	}
+	for kind, consumer := range consumers {
+		for _, tt := range tests {
+			t.Run(kind+"/"+tt.name, func(t *testing.T) {
+				now := t0
+				clock := func() time.Time { return now }
+				m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+				m.SetClock(clock)
+				m.AddSpans(consumer)
+				now = now.Add(tt.after)
+				if tt.restart {
+					state, err := m.MarshalBinary()
+					if err != nil {
+						t.Fatal(err)
+					}
+					m = model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+					m.SetClock(clock)
+					if err := m.UnmarshalBinary(state); err != nil {
+						t.Fatal(err)
+					}
+				}
+				m.AddSpans(tt.then)
+				if tt.settle {
+					m.Settle()
+				}
+				got := New(DefaultConfig(), nil, m.Snapshot()).Exposure("worker")
+				if got.Level != tt.want || !strings.HasPrefix(got.Rule, tt.rule) {
+					t.Errorf("exposure = %s (%s), want %s (%s...)", got.Level, got.Rule, tt.want, tt.rule)
+				}
+			})
+		}
+	}
+}
+
 // TestExposureWaitsForCallers: the SERVER spans of orders arrive before
 // the gateway's CLIENT spans that called them. Until the caller arrives
 // or the join window passes, orders is not called from outside: its

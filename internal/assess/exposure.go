@@ -61,12 +61,14 @@ func (a *Assessor) decideExposure(service string) ExposureResult {
 	// from the traced services that produce to them.
 	linked, fed := sc.Linked, ""
 	if sc.Own > 0 {
-		outside, traced := a.feeds(svc)
+		outside, waiting, traced := a.feeds(svc)
 		switch {
 		case len(outside) > 0:
 			return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("fed from outside the traced system: no traced service produces to %s, whose messages %d of %d SERVER/CONSUMER spans process under a span of the service's own (its receive span, a message it sent, or a call to itself)", strings.Join(outside, ", "), sc.Own, inbound)}
 		case svc.Overflow.Consumes > 0:
 			return unknownFeeds(svc)
+		case len(waiting) > 0:
+			return waitingFeeds(waiting)
 		case len(traced) > 0:
 			linked += sc.Own
 			fed = strings.Join(traced, ", ")
@@ -106,12 +108,14 @@ func (a *Assessor) decideExposure(service string) ExposureResult {
 // of the messages' producers is its parent, so the destinations it
 // consumes from tell who sends it input (feeds).
 func (a *Assessor) pulledExposure(svc *model.Service) ExposureResult {
-	outside, traced := a.feeds(svc)
+	outside, waiting, traced := a.feeds(svc)
 	switch {
 	case len(outside) > 0:
 		return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("fed from outside the traced system: no SERVER/CONSUMER spans, and no traced service produces to %s, which it pulls messages from with CLIENT spans", strings.Join(outside, ", "))}
 	case svc.Overflow.Consumes > 0:
 		return unknownFeeds(svc)
+	case len(waiting) > 0:
+		return waitingFeeds(waiting)
 	case len(traced) > 0:
 		return ExposureResult{Level: Internal, Rule: fmt.Sprintf("fed only by traced services: no SERVER/CONSUMER spans, and traced services produce to %s, which it pulls messages from with CLIENT spans", strings.Join(traced, ", "))}
 	}
@@ -131,24 +135,39 @@ func unknownFeeds(svc *model.Service) ExposureResult {
 	return ExposureResult{Level: ExposureUnknown, Rule: fmt.Sprintf("consumes from destinations beyond max_stores (%d %s), whose producers are not known", svc.Overflow.Consumes, calls)}
 }
 
+// waitingFeeds is the exposure of a service that consumes from
+// destinations no traced service has produced to yet, which it began
+// consuming from less than the join window ago (model.Store.Waiting),
+// when none other makes it exposed: the producers' SDKs export on their
+// own schedule, so their first span to a destination often arrives
+// after its consumer's, and until the window has passed, no producer
+// seen is not fed from outside, as a SERVER span waiting for its caller
+// is not called from there.
+func waitingFeeds(waiting []string) ExposureResult {
+	return ExposureResult{Level: ExposureUnknown, Rule: fmt.Sprintf("waiting for producers: no traced service has produced to %s yet, which it began consuming from within the join window", strings.Join(waiting, ", "))}
+}
+
 // feeds sorts the destinations svc consumes from by who produces to
 // them: outside, those no traced service produces to, fed from outside
 // the traced system (as a SERVER or CONSUMER span whose parent never
-// arrives is called from there); traced, those another traced service
-// produces to. A destination only svc itself produces to is in neither:
-// it brings svc no input.
-func (a *Assessor) feeds(svc *model.Service) (outside, traced []string) {
+// arrives is called from there); waiting, those no traced service has
+// produced to yet within the join window (model.Store.Waiting); traced,
+// those another traced service produces to. A destination only svc
+// itself produces to is in none: it brings svc no input.
+func (a *Assessor) feeds(svc *model.Service) (outside, waiting, traced []string) {
 	producers, _ := a.destinations()
 	for _, st := range svc.Consumes {
 		ps := producers[st.Name]
 		switch {
+		case len(ps) == 0 && st.Waiting:
+			waiting = append(waiting, st.Name)
 		case len(ps) == 0:
 			outside = append(outside, st.Name)
 		case len(ps) > 1 || ps[0] != svc.Name:
 			traced = append(traced, st.Name)
 		}
 	}
-	return outside, traced
+	return outside, waiting, traced
 }
 
 // destinations returns snap.Destinations(), computed once.

@@ -215,8 +215,10 @@ type worker struct {
 	newService bool
 	exposure   map[string]assess.Exposure
 	// awaitingJoin is set while the exposure of a service is unknown
-	// because its spans wait for their callers: it turns when the join
-	// window passes, with no new span, so assess keeps looking.
+	// because its spans wait for their callers, or the destinations it
+	// consumes from for their producers (model.Service.Waiting): it
+	// turns when the join window passes, with no new span, so assess
+	// keeps looking.
 	awaitingJoin bool
 	// exposureDue makes the next assessment decide the exposure of every
 	// service, whatever spans arrived. restore sets it, to record the
@@ -812,7 +814,7 @@ func (e *Engine) assess(ctx context.Context) {
 				w.exposure[s.Name] = lvl
 				e.markService(s.Name)
 			}
-			w.awaitingJoin = w.awaitingJoin || (lvl == assess.ExposureUnknown && s.Spans.Pending > 0)
+			w.awaitingJoin = w.awaitingJoin || (lvl == assess.ExposureUnknown && s.Waiting())
 		}
 		for svc := range upstream(snap, w.topoServices) {
 			e.markService(svc)

@@ -1042,6 +1042,75 @@ func TestCalleeBeforeCaller(t *testing.T) {
 	}
 }
 
+// TestConsumerBeforeProducer: worker pulls messages from kafka://orders
+// and reads a sensitive table; its spans arrive before the first of the
+// gateway producing to orders, as they do when the producer's SDK
+// exports later. Until the gateway's arrive, worker waits for its
+// producers: neither exposed nor alerting. Then only the gateway,
+// exposed, alerts, through worker. Without a producer within the join
+// window, worker is fed from outside the traced system, and alerts.
+// Before, worker alerted at once as exposed, though the gateway's span
+// to orders was on its way.
+func TestConsumerBeforeProducer(t *testing.T) {
+	orders := func(op string) telemetry.Attrs {
+		return telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "orders", MessagingOperation: op}
+	}
+	worker := []telemetry.Span{
+		span("worker", telemetry.SpanKindClient, 10, 0, orders("receive")),
+		span("worker", telemetry.SpanKindClient, 11, 10, telemetry.Attrs{DBSystem: "postgresql", DBNamespace: "shop", DBCollection: "customers",
+			DBQueryText: "SELECT * FROM customers WHERE id = ?"}),
+	}
+	gateway := []telemetry.Span{
+		span("gateway", telemetry.SpanKindServer, 1, 0, telemetry.Attrs{HTTPMethod: "POST", HTTPRoute: "/orders", URLPath: "/orders"}),
+		span("gateway", telemetry.SpanKindProducer, 2, 1, orders("send")),
+	}
+	for _, producerArrives := range []bool{true, false} {
+		t.Run(fmt.Sprintf("producer arrives %v", producerArrives), func(t *testing.T) {
+			rec := &recorder{}
+			e := newEngine(t, testConfig(), &memStore{}, rec, nil)
+			var clock atomic.Int64
+			clock.Store(t0.UnixNano())
+			e.model.SetClock(func() time.Time { return time.Unix(0, clock.Load()) })
+			start(t, e)
+			ctx := context.Background()
+			if err := e.TracesConsumer().Consume(ctx, worker); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "worker assessed", func() bool {
+				_, ok := e.View().Exposure["worker"]
+				return ok
+			})
+			if got := e.View().Exposure["worker"]; got.Level != assess.ExposureUnknown || !strings.HasPrefix(got.Rule, "waiting for producers") {
+				t.Errorf("worker exposure before its producer = %+v, want unknown, waiting for producers", got)
+			}
+			if producerArrives {
+				clock.Add(int64(5 * time.Second))
+				if err := e.TracesConsumer().Consume(ctx, gateway); err != nil {
+					t.Fatal(err)
+				}
+				eventually(t, "the gateway's alert", func() bool { return len(rec.of(detect.KindSensitivePath)) > 0 })
+				if got := e.View().Exposure["worker"].Level; got != assess.Internal {
+					t.Errorf("worker exposure after its producer = %s, want internal", got)
+				}
+			} else {
+				clock.Add(int64(model.DefaultConfig().JoinWindow))
+				eventually(t, "the alert of worker", func() bool { return len(rec.of(detect.KindSensitivePath)) > 0 })
+			}
+			want := "service worker is now exposed (fed from outside the traced system: no SERVER/CONSUMER spans, and no traced service produces to kafka://orders, which it pulls messages from with CLIENT spans) and reaches pii store postgresql://shop/customers via worker"
+			if producerArrives {
+				want = "exposed service gateway now reaches pii store postgresql://shop/customers via gateway -> worker"
+			}
+			var got []string
+			for _, a := range rec.of(detect.KindSensitivePath) {
+				got = append(got, a.Summary)
+			}
+			if want := []string{want}; !cmp.Equal(got, want) {
+				t.Errorf("sensitive path alerts = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 // TestReloadFindings: findings another process stored reach a running
 // engine when it reloads them; before Start, a reload does nothing.
 func TestReloadFindings(t *testing.T) {

@@ -41,7 +41,9 @@ type Config struct {
 	// and at most twice, as received by this process, unless
 	// MaxPendingSpans fills sooner (Overflow.Waits). A span whose parent
 	// did not arrive by then was called from outside the traced system
-	// (SpanCounts.Unlinked).
+	// (SpanCounts.Unlinked). A destination a service consumes from waits
+	// as long for a traced producer's first span to it, from the first
+	// receipt of the service's span consuming from it (Store.Waiting).
 	JoinWindow time.Duration `yaml:"join_window"`
 	// MaxSpanEndpoints bounds the SERVER and CONSUMER span ids
 	// remembered to resolve the span_id label of profile samples to an

@@ -20,8 +20,13 @@ import (
 
 var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 
+// newModel returns a model whose clock stands still at t0, so that
+// models fed the same telemetry hold the same receipt times
+// (Store.Received).
 func newModel() *Model {
-	return New(DefaultConfig(), attribution.New(attribution.Config{GoModules: []string{"golang.org/x/text", "example.com/shop"}}))
+	m := New(DefaultConfig(), attribution.New(attribution.Config{GoModules: []string{"golang.org/x/text", "example.com/shop"}}))
+	m.SetClock(func() time.Time { return t0 })
+	return m
 }
 
 func id8(b byte) [8]byte { return [8]byte{0, 0, 0, 0, 0, 0, 0, b} }

@@ -418,6 +418,12 @@ func mergeStores(dst, src []Store) []Store {
 		x := &dst[k]
 		x.Calls, x.Errors = x.Calls+s.Calls, x.Errors+s.Errors
 		widen(&x.First, &x.Last, s.First, s.Last)
+		// A destination waits for its producers from the first time a
+		// shard received its consumer's span; a zero time (a state
+		// written before Received, or settled) waits for none.
+		if s.Received.Before(x.Received) {
+			x.Received = s.Received
+		}
 	}
 	return dst
 }

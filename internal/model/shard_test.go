@@ -132,6 +132,53 @@ func TestShardsMerge(t *testing.T) {
 	}
 }
 
+// TestMergeConsumesWaiting: a service that consumes from one destination
+// in two shards (a repartitioned log) waits for its producers from the
+// first time either received its span: 35 s after the first, the join
+// window (30 s) has passed, whenever the second came, and whichever
+// state is merged first.
+func TestMergeConsumesWaiting(t *testing.T) {
+	receive := span("worker", telemetry.SpanKindClient, 1, 0, "poll orders",
+		telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "orders", MessagingOperation: "receive"})
+	tests := []struct {
+		name          string
+		first, second time.Duration // after t0, each shard's receipt
+		want          bool
+	}{
+		{"the first more than the window ago", 0, 20 * time.Second, false},
+		{"both within the window", 10 * time.Second, 20 * time.Second, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var states [][]byte
+			// The later shard's state first: merging must not keep its time.
+			for _, at := range []time.Duration{tt.second, tt.first} {
+				m := newModel()
+				m.SetClock(func() time.Time { return t0.Add(at) })
+				m.AddSpans([]telemetry.Span{receive})
+				data, err := m.MarshalBinary()
+				if err != nil {
+					t.Fatal(err)
+				}
+				states = append(states, data)
+			}
+			merged, err := MergeStates(Joins{}, states...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := newModel()
+			got.SetClock(func() time.Time { return t0.Add(35 * time.Second) })
+			if err := got.UnmarshalBinary(merged); err != nil {
+				t.Fatal(err)
+			}
+			c := got.Snapshot().Service("worker").Consumes
+			if len(c) != 1 || c[0].Waiting != tt.want || !c[0].Received.Equal(t0.Add(tt.first)) {
+				t.Errorf("consumes = %+v, want kafka://orders received at %v, waiting %v", c, t0.Add(tt.first), tt.want)
+			}
+		})
+	}
+}
+
 // TestMergeSameService merges two states of one service (after the log
 // was repartitioned): every count adds up.
 func TestMergeSameService(t *testing.T) {

@@ -120,6 +120,16 @@ type Store struct {
 	Service       string
 	Calls, Errors int64
 	First, Last   time.Time
+	// Received is, for a destination the service consumes from
+	// (Service.Consumes), when the model first received a span of the
+	// service consuming from it, by its clock (SetClock); zero after
+	// Settle, and for one of a state written before 2026-12-07. Waiting
+	// is set in a snapshot taken less than the join window after it: a
+	// producer's first span to the destination may still be on its way,
+	// as a SERVER span's caller may (SpanCounts.Pending), so that no
+	// traced service produces to it says nothing yet.
+	Received time.Time
+	Waiting  bool
 }
 
 // Function is a function seen running in a service's profiles.
@@ -217,6 +227,14 @@ type Service struct {
 	Overflow Overflow
 }
 
+// Waiting reports whether the join window has yet to decide something of
+// how the service is reached: SERVER or CONSUMER spans wait for their
+// caller (SpanCounts.Pending), or a destination it consumes from waits
+// for its producers (Store.Waiting).
+func (s *Service) Waiting() bool {
+	return s.Spans.Pending > 0 || slices.ContainsFunc(s.Consumes, func(st Store) bool { return st.Waiting })
+}
+
 // Overflow counts what the bounds of a service (Config) kept out of the
 // model.
 type Overflow struct {
@@ -306,16 +324,19 @@ func (m *Model) OutboundHosts() map[string][]string {
 func (m *Model) Snapshot() *Snapshot {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.age(m.now())
+	now := m.now()
+	m.age(now)
 	snap := &Snapshot{Services: make([]*Service, 0, len(m.services)), Dropped: m.dropped}
 	for _, s := range m.services {
-		snap.Services = append(snap.Services, s.snapshot())
+		snap.Services = append(snap.Services, s.snapshot(now.Add(-m.cfg.JoinWindow)))
 	}
 	slices.SortFunc(snap.Services, func(a, b *Service) int { return cmp.Compare(a.Name, b.Name) })
 	return snap
 }
 
-func (s *service) snapshot() *Service {
+// snapshot copies the service; the destinations it began consuming from
+// after waitFrom wait for their producers (Store.Waiting).
+func (s *service) snapshot(waitFrom time.Time) *Service {
 	out := &Service{
 		Name: s.name, Namespace: s.namespace, Images: cloneImages(s.images), First: s.first, Last: s.last,
 		Windows: slices.Clone(s.windows), Samples: s.samples, Unattributed: s.unattrib,
@@ -349,7 +370,9 @@ func (s *service) snapshot() *Service {
 	}
 	slices.SortFunc(out.Stores, func(a, b Store) int { return cmp.Compare(a.Name, b.Name) })
 	for _, st := range s.consumes {
-		out.Consumes = append(out.Consumes, *st)
+		c := *st
+		c.Waiting = c.Received.After(waitFrom)
+		out.Consumes = append(out.Consumes, c)
 	}
 	slices.SortFunc(out.Consumes, func(a, b Store) int { return cmp.Compare(a.Name, b.Name) })
 	return out

@@ -78,7 +78,7 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			}
 		} else {
 			s.spans.Consumer++
-			m.consume(s, sp, ch)
+			m.consume(s, sp, now, ch)
 		}
 		if sp.ParentSpanID == zeroSpanID {
 			s.spans.Root++
@@ -105,7 +105,7 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			// caller: the process spans a consumer starts under its
 			// receive span must find their parent in the traced system,
 			// one per message of a batch.
-			m.consume(s, sp, ch)
+			m.consume(s, sp, now, ch)
 			many = true
 		} else {
 			if name, kind, system := m.storeOf(sp); name != "" {
@@ -151,9 +151,9 @@ func consumerSide(op string) bool {
 	return false
 }
 
-// consume counts a span of s that took messages from their destination:
-// s consumes from it.
-func (m *Model) consume(s *service, sp *telemetry.Span, ch *Changes) {
+// consume counts a span of s, received now, that took messages from
+// their destination: s consumes from it.
+func (m *Model) consume(s *service, sp *telemetry.Span, now time.Time, ch *Changes) {
 	a := &sp.Attrs
 	if a.MessagingDestination == "" {
 		return
@@ -164,6 +164,7 @@ func (m *Model) consume(s *service, sp *telemetry.Span, ch *Changes) {
 		st.Service = s.name
 	}
 	if isNew {
+		st.Received = now
 		ch.NewConsumes = append(ch.NewConsumes, *st)
 	}
 }
@@ -257,15 +258,21 @@ func (m *Model) endWaits(forgotten map[[8]byte]callees, cutoff time.Time) {
 	}
 }
 
-// Settle ends the wait of every span still waiting for its parent, as
-// if the join window had passed: for a one-shot analysis, once all its
-// input is read and no parent can arrive any more.
+// Settle ends the wait of every span still waiting for its parent, and
+// of every destination consumed from for its producers (Store.Waiting),
+// as if the join window had passed: for a one-shot analysis, once all
+// its input is read and no parent or producer can arrive any more.
 func (m *Model) Settle() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	end := func(forgotten map[[8]byte]callees) { m.endWaits(forgotten, m.joinLast) }
 	m.callees.rotate(end)
 	m.callees.rotate(end)
+	for _, s := range m.services {
+		for _, st := range s.consumes {
+			st.Received = time.Time{}
+		}
+	}
 }
 
 // join records that caller's span caused n SERVER or CONSUMER spans in

@@ -28,7 +28,12 @@ import (
 // Window.TimeSampled), which alone bound what was not seen; before, a
 // stack's samples and value summed every profile's, allocation profiles'
 // too (migrateTimed says what an older checkpoint's counts become).
-const stateVersion = 4
+// Version 5 keeps when each destination a service consumes from was
+// first received (Store.Received), from which it waits a join window for
+// its producers; a checkpoint before holds none, and its destinations
+// wait for none: they were consumed from before the upgrade, when their
+// producers had their window to show.
+const stateVersion = 5
 
 // The state types mirror the model's private state with exported fields
 // for encoding/gob. The bounded join tables are not saved: after a
