@@ -374,6 +374,50 @@ func TestExposureWaitsForProducers(t *testing.T) {
 	}
 }
 
+// TestExposureOfCallersCutShort: the SERVER spans of worker that waited
+// for their caller when serve restarted are neither joined nor known
+// unjoined: worker's callers are undecided, and the rule counts those
+// spans, not the process spans of messages from its own retry topic
+// (SpanCounts.Own), which say who fed them. Before, it counted every
+// SERVER/CONSUMER span as cut short.
+func TestExposureOfCallersCutShort(t *testing.T) {
+	retry := func(op string) telemetry.Attrs {
+		return telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "worker-retry", MessagingOperation: op}
+	}
+	waiting := span("worker", telemetry.SpanKindServer, 4, 99, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/jobs"})
+	tests := []struct {
+		name  string
+		spans []telemetry.Span
+		rule  string
+	}{
+		{"a call waiting", []telemetry.Span{waiting}, "callers undecided: a restart cut the wait of 1 of 1 SERVER/CONSUMER spans for their caller short"},
+		{"a call waiting, and messages it sent itself", []telemetry.Span{
+			span("worker", telemetry.SpanKindProducer, 1, 0, retry("send")),
+			span("worker", telemetry.SpanKindConsumer, 2, 1, retry("process")),
+			span("worker", telemetry.SpanKindConsumer, 3, 1, retry("process")),
+			waiting,
+		}, "callers undecided: a restart cut the wait of 1 of 3 SERVER/CONSUMER spans for their caller short"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+			m.AddSpans(tt.spans)
+			state, err := m.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			restarted := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+			if err := restarted.UnmarshalBinary(state); err != nil {
+				t.Fatal(err)
+			}
+			got := New(DefaultConfig(), nil, restarted.Snapshot()).Exposure("worker")
+			if want := (ExposureResult{Level: ExposureUnknown, Rule: tt.rule}); got != want {
+				t.Errorf("exposure = %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
 // TestExposureWaitsForCallers: the SERVER spans of orders arrive before
 // the gateway's CLIENT spans that called them. Until the caller arrives
 // or the join window passes, orders is not called from outside: its

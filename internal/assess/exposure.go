@@ -84,7 +84,9 @@ func (a *Assessor) decideExposure(service string) ExposureResult {
 		// the join window has passed, not joined is not from outside.
 		return ExposureResult{Level: ExposureUnknown, Rule: fmt.Sprintf("waiting for callers: %d of %d SERVER/CONSUMER spans arrived before the span that called them (join window)", sc.Pending, inbound)}
 	case linked == 0:
-		return ExposureResult{Level: ExposureUnknown, Rule: fmt.Sprintf("callers undecided: a restart cut the wait of %d SERVER/CONSUMER spans for their caller short", inbound)}
+		// The spans joined to one of the service's own (here, with
+		// input only from the service) waited for no caller.
+		return ExposureResult{Level: ExposureUnknown, Rule: fmt.Sprintf("callers undecided: a restart cut the wait of %d of %d SERVER/CONSUMER spans for their caller short", inbound-sc.Own, inbound)}
 	}
 	// Spans that found no traced caller beside some that did leave the
 	// service internal: an SDK whose export queue is full drops the
