@@ -49,6 +49,8 @@ func (a *Assessor) decideExposure(service string) ExposureResult {
 		return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("public client.address on %d SERVER spans", sc.PublicClients)}
 	case inbound == 0 && len(svc.Consumes) > 0:
 		return a.pulledExposure(svc)
+	case inbound == 0 && sc.Probes > 0:
+		return ExposureResult{Level: NoInput, Rule: fmt.Sprintf("no SERVER or CONSUMER spans but %d health checks or metrics scrapes", sc.Probes)}
 	case inbound == 0:
 		return ExposureResult{Level: NoInput, Rule: "no SERVER or CONSUMER spans"}
 	}

@@ -416,3 +416,61 @@ func TestExposureOfConsumersBeyondMaxStores(t *testing.T) {
 		})
 	}
 }
+
+// TestExposureOfProbedServices: the kubelet's probes, a load balancer's
+// health checks and Prometheus's scrapes start traces of their own, and
+// Google Cloud's health checkers call from public addresses; none of
+// them is input from outside the traced system. Before, every service
+// the kubelet probed was an entry point, exposed.
+func TestExposureOfProbedServices(t *testing.T) {
+	get := map[string]string{"http.request.method": "GET", "server.address": "orders"}
+	route := map[string]string{"http.request.method": "GET", "http.route": "/orders"}
+	// gateway (spans 1, 2) calls orders (3).
+	traced := []otlpSpan{
+		{"gateway", ptrace.SpanKindServer, 0, map[string]string{"client.address": "203.0.113.9"}},
+		{"gateway", ptrace.SpanKindClient, 1, get},
+		{"orders", ptrace.SpanKindServer, 2, route},
+	}
+	probe := func(attrs ...string) otlpSpan {
+		m := map[string]string{"http.request.method": "GET"}
+		for i := 0; i < len(attrs); i += 2 {
+			m[attrs[i]] = attrs[i+1]
+		}
+		return otlpSpan{"orders", ptrace.SpanKindServer, 0, m}
+	}
+	tests := []struct {
+		name  string
+		spans []otlpSpan
+		want  Exposure
+		rule  string
+	}{
+		{"kubelet probe", append(traced, probe("http.route", "/live", "user_agent.original", "kube-probe/1.31", "client.address", "10.0.3.1")),
+			Internal, "only called by traced services (1 of 1 SERVER/CONSUMER spans joined to their caller)"},
+		{"health check of a load balancer from a public range", append(traced, probe("url.path", "/", "user_agent.original", "GoogleHC/1.0", "client.address", "35.191.4.7")),
+			Internal, "only called by traced services (1 of 1"},
+		{"a container's HEALTHCHECK with curl", append(traced, probe("http.route", "/healthz", "user_agent.original", "curl/8.5.0", "client.address", "127.0.0.1")),
+			Internal, "only called by traced services (1 of 1"},
+		{"Prometheus scrape", append(traced, probe("url.path", "/metrics", "user_agent.original", "Prometheus/3.1.0")),
+			Internal, "only called by traced services (1 of 1"},
+		{"gRPC health check", append(traced, otlpSpan{"orders", ptrace.SpanKindServer, 0, map[string]string{"rpc.system": "grpc", "rpc.service": "grpc.health.v1.Health", "rpc.method": "Check"}}),
+			Internal, "only called by traced services (1 of 1"},
+		{"probes only", []otlpSpan{probe("http.route", "/readyz", "user_agent.original", "kube-probe/1.31")},
+			NoInput, "no SERVER or CONSUMER spans but 1 health checks or metrics scrapes"},
+		{"a request of an untraced caller still starts a trace", append(traced, probe("http.route", "/orders", "user_agent.original", "Mozilla/5.0", "client.address", "10.0.3.1")),
+			Exposed, "entry point: 1 of 2 SERVER/CONSUMER spans start a trace"},
+		{"a checker's User-Agent from a public address is no probe", append(traced, probe("http.route", "/orders", "user_agent.original", "kube-probe/1.31", "client.address", "198.51.100.7")),
+			Exposed, "entry point: 1 of 2 SERVER/CONSUMER spans start a trace"},
+		{"a health path asked from a public address is no probe", append(traced, probe("http.route", "/healthz", "client.address", "198.51.100.7")),
+			Exposed, "entry point: 1 of 2"},
+		{"Google's health checker's User-Agent from elsewhere is no probe", append(traced, probe("url.path", "/", "user_agent.original", "GoogleHC/1.0", "client.address", "198.51.100.7")),
+			Exposed, "entry point: 1 of 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := New(DefaultConfig(), nil, modelOf(t, tt.spans)).Exposure("orders")
+			if got.Level != tt.want || !strings.Contains(got.Rule, tt.rule) {
+				t.Errorf("exposure = %s (%s), want %s (%s...)", got.Level, got.Rule, tt.want, tt.rule)
+			}
+		})
+	}
+}

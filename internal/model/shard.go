@@ -358,6 +358,7 @@ func mergeService(dst *serviceState, src serviceState) {
 		All: dst.Spans.All + src.Spans.All, Server: dst.Spans.Server + src.Spans.Server, Consumer: dst.Spans.Consumer + src.Spans.Consumer,
 		Root: dst.Spans.Root + src.Spans.Root, Linked: dst.Spans.Linked + src.Spans.Linked, Own: dst.Spans.Own + src.Spans.Own, PublicClients: dst.Spans.PublicClients + src.Spans.PublicClients,
 		Pending: dst.Spans.Pending + src.Spans.Pending, Unlinked: dst.Spans.Unlinked + src.Spans.Unlinked,
+		Probes: dst.Spans.Probes + src.Spans.Probes,
 	}
 	dst.Edges = mergeEdges(dst.Edges, src.Edges)
 	dst.Stores = mergeStores(dst.Stores, src.Stores)

@@ -98,6 +98,13 @@ type SpanCounts struct {
 	// PublicClients counts SERVER spans whose client.address is a public
 	// IP address.
 	PublicClients int64
+	// Probes are SERVER spans that start a trace and are a health
+	// check or a metrics scrape (the kubelet's, a load balancer's,
+	// Prometheus's): counted in none of the above, since they tell
+	// nothing of who sends the service input. Until 2026-12-07 they
+	// counted as Server and Root spans, which made every service the
+	// kubelet probes an entry point.
+	Probes int64
 }
 
 // Edge is calls from one traced service to another.

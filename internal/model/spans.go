@@ -3,6 +3,7 @@ package model
 import (
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,6 +52,69 @@ func (m *Model) AddSpans(spans []telemetry.Span) Changes {
 
 var zeroSpanID [8]byte
 
+// probeAgents are the User-Agent prefixes of the health checkers and
+// scrapers that call every instance of a service on their own schedule,
+// without a trace to join: the kubelet's HTTP probes, Google Cloud's and
+// AWS's load balancer health checks, Envoy's active health checks,
+// Consul's, and Prometheus's scrapes.
+var probeAgents = []string{"kube-probe/", "GoogleHC/", "ELB-HealthChecker/", "Envoy/HC", "Consul Health Check", "Prometheus/"}
+
+// probePaths are the paths health checks and scrapes ask for by
+// convention (Kubernetes' components, Spring Boot's actuator,
+// Prometheus's own).
+var probePaths = []string{"/healthz", "/readyz", "/livez", "/health", "/healthcheck", "/ready", "/live", "/ping", "/metrics",
+	"/actuator/health", "/actuator/health/liveness", "/actuator/health/readiness", "/actuator/prometheus", "/-/healthy", "/-/ready"}
+
+// googleHealthRanges are the addresses Google Cloud's load balancers
+// send their health checks from (cloud.google.com/load-balancing/docs/firewall-rules).
+var googleHealthRanges = []netip.Prefix{
+	netip.MustParsePrefix("35.191.0.0/16"), netip.MustParsePrefix("130.211.0.0/22"),
+	netip.MustParsePrefix("2600:2d00:1:b029::/64"), netip.MustParsePrefix("2600:2d00:1:1::/64"),
+}
+
+// googleHealthCheck reports whether a request is Google Cloud's health
+// checker's, by its User-Agent and the ranges it comes from.
+func googleHealthCheck(a *telemetry.Attrs) bool {
+	if !strings.HasPrefix(a.UserAgent, "GoogleHC/") {
+		return false
+	}
+	ip, err := netip.ParseAddr(a.ClientAddress)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	return slices.ContainsFunc(googleHealthRanges, func(p netip.Prefix) bool { return p.Contains(ip) })
+}
+
+// probe reports whether a SERVER span that starts a trace is a health
+// check or a metrics scrape: a request of the platform, not input from
+// a caller outside the traced system. Counted as such it would make
+// every service the kubelet probes an entry point, exposed, and a load
+// balancer's health checks from its public ranges (Google Cloud's
+// 35.191.0.0/16) a public client. It is one when its User-Agent is a
+// known checker's, when it asks for a conventional health or metrics
+// path (whoever asks: a container's HEALTHCHECK runs curl), or when it
+// is a call of gRPC's health service.
+func probe(sp *telemetry.Span) bool {
+	if sp.Kind != telemetry.SpanKindServer {
+		return false
+	}
+	a := &sp.Attrs
+	for _, p := range probeAgents {
+		if strings.HasPrefix(a.UserAgent, p) {
+			return true
+		}
+	}
+	if a.RPCService == "grpc.health.v1.Health" || strings.HasPrefix(sp.Name, "grpc.health.v1.Health/") {
+		return true
+	}
+	path := a.HTTPRoute
+	if path == "" {
+		path = a.URLPath
+	}
+	return slices.Contains(probePaths, path)
+}
+
 func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 	// A service is known by service.name: that is the name profilers
 	// (Pyroscope application names, pprof labels) and scanners use too.
@@ -71,6 +135,13 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 	case telemetry.SpanKindServer, telemetry.SpanKindConsumer:
 		idx := s.endpoint(sp, m.cfg.MaxEndpoints)
 		m.spanEndpoints.put(sp.SpanID, endpointRef{svc: s, idx: idx})
+		// A checker's request from a public address is one of the
+		// internet's, unless it is Google Cloud's health checker from its
+		// own ranges: a User-Agent or a path is the client's to choose.
+		if sp.ParentSpanID == zeroSpanID && probe(sp) && (!m.publicClient(a.ClientAddress) || googleHealthCheck(a)) {
+			s.spans.Probes++
+			return
+		}
 		if sp.Kind == telemetry.SpanKindServer {
 			s.spans.Server++
 			if m.publicClient(a.ClientAddress) {
