@@ -217,12 +217,16 @@ func FuzzRedactTraceRequest(f *testing.F) {
 	})
 }
 
-// FuzzNextField: nextField's fast paths read what protowire reads.
+// FuzzNextField: nextField's (readField's) fast paths read what protowire
+// reads.
 func FuzzNextField(f *testing.F) {
 	f.Add([]byte{0x0a, 0x02, 'h', 'i'})
 	f.Add([]byte{0x39, 1, 2, 3, 4, 5, 6, 7, 8})
 	f.Add([]byte{0x15, 1, 2, 3, 4})
 	f.Add([]byte{0x0a, 0x81, 0x01})
+	f.Add([]byte{0x18, 0x97, 0xf5, 0x24})
+	f.Add([]byte{0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Add([]byte{0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, n, err := nextField(b)
 		num, typ, tn := protowire.ConsumeTag(b)

@@ -308,18 +308,14 @@ func (d *pprofDecoder) scan() error {
 	// showed up as a tenth of decode time.
 	var counts [pprofStringTable + 1]int
 	for off := 0; off < len(raw); {
-		num, typ, n := protowire.ConsumeTag(raw[off:])
-		if n < 0 {
-			break
-		}
-		m := protowire.ConsumeFieldValue(num, typ, raw[off+n:])
-		if m < 0 {
+		num, _, _, _, n, err := readField(raw[off:])
+		if err != nil {
 			break
 		}
 		if num <= pprofStringTable {
 			counts[num]++
 		}
-		off += n + m
+		off += n
 	}
 	if err := d.limits.check("pprof "+d.source, counts[pprofSample], counts[pprofLocation], counts[pprofFunction]); err != nil {
 		return err
