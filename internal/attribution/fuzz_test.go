@@ -204,3 +204,29 @@ func FuzzHasEscapedSuffix(f *testing.F) {
 		}
 	})
 }
+
+// FuzzGoSymbol checks goSymbol's shortcut: for every symbol that
+// goSymbolPlain takes, it answers as the general path does.
+func FuzzGoSymbol(f *testing.F) {
+	for _, name := range goProfiles {
+		for _, fr := range profileFrames(f, name) {
+			if i := strings.IndexByte(fr.Function[strings.LastIndexByte(fr.Function, '/')+1:], '.'); i >= 0 {
+				f.Add(fr.Function[strings.LastIndexByte(fr.Function, '/')+1+i+1:])
+			}
+		}
+	}
+	for _, s := range []string{"main", "Func", "(*T).M", "T.M", "T.M.func1", "glob..func1", "M-fm", "(*T).M-fm",
+		"Seq-range1", "func1", "init.0", "gowrap1", "deferwrap2", "funcs.M", "T.func1", "(*T)", "(*T).func1",
+		"(*T", "(*T).", ".M", "T.", "", "1", "T.1", "é.M", "a b.c", "(*encoder).marshal.(*encoder).mapv.func1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, rest string) {
+		recv, name, ok := goSymbolPlain(rest)
+		if !ok {
+			return
+		}
+		if wantRecv, wantName := goSymbolChain(rest); recv != wantRecv || name != wantName {
+			t.Fatalf("goSymbolPlain(%q) = %q, %q; the general path %q, %q", rest, recv, name, wantRecv, wantName)
+		}
+	})
+}

@@ -127,6 +127,14 @@ func stripBrackets(s string) (string, bool) {
 // (so that the caller decides where its bytes go), or as name alone when
 // recv is ""; name is "" when the name fits no symbol.
 func goSymbol(rest string) (recv, name string) {
+	if recv, name, ok := goSymbolPlain(rest); ok {
+		return recv, name
+	}
+	return goSymbolChain(rest)
+}
+
+// goSymbolChain is goSymbol for any shape.
+func goSymbolChain(rest string) (recv, name string) {
 	if r, ok := strings.CutPrefix(rest, "glob.."); ok && strings.IndexByte(r, '.') < 0 {
 		// "glob..func1": a closure in a package-level variable's
 		// initialiser (before Go 1.22), enclosed by no function.
@@ -194,6 +202,27 @@ func goSymbol(rest string) (recv, name string) {
 		return prev[0] + "." + prev[1], u[1] // seldom: a function inlined into a method
 	}
 	return prev[1], u[1]
+}
+
+// goSymbolPlain is goSymbol for the shapes most symbols have, "F", "T.M"
+// and "(*T).M" without generated elements or suffixes, in one look at
+// each element; ok is false for every other shape, which goSymbol's
+// general path takes. It runs for every new frame (issue 11).
+func goSymbolPlain(rest string) (recv, name string, ok bool) {
+	first, second, two := strings.Cut(rest, ".")
+	if strings.IndexByte(rest, '-') >= 0 || strings.IndexByte(second, '.') >= 0 || isGoGenerated(first) {
+		return "", "", false
+	}
+	if !two {
+		return "", first, isIdentifier(first)
+	}
+	if isGoGenerated(second) || !isIdentifier(second) {
+		return "", "", false
+	}
+	if r, ok := goReceiver(first); ok {
+		return r, second, true
+	}
+	return first, second, isIdentifier(first)
 }
 
 // trimGoSuffixes drops the compiler's "-fm" (method value wrapper) and
