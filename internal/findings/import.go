@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/package-url/packageurl-go"
@@ -386,7 +387,13 @@ func newPackage(ecosystem, name, version, purl string) (Package, error) {
 			purl = distroPURL(ecosystem, name, version)
 		}
 		if purl != "" {
-			return distroPackage(purl, version)
+			p, err := distroPackage(purl, version)
+			if err == nil && strings.Contains(ecosystem, ":") {
+				// The release the tool named ("Debian:11", as OSV-Scanner
+				// writes it), which the package URL may not carry.
+				p.Ecosystem = ecosystem
+			}
+			return p, err
 		}
 		return Package{}, err
 	}
@@ -415,10 +422,14 @@ func distroPackage(purl, version string) (Package, error) {
 	if version == "" {
 		return Package{}, fmt.Errorf("package URL %q: %w", purl, errNoVersion)
 	}
-	version = withEpoch(version, p.Qualifiers.Map()["epoch"])
+	q := p.Qualifiers.Map()
+	version = withEpoch(version, q["epoch"])
 	eco := osTypes[p.Type+"/"+p.Namespace]
 	if eco == "" {
 		eco = p.Type
+	}
+	if rel := distroRelease(eco, q["distro"]); rel != "" {
+		eco += ":" + rel
 	}
 	name := p.Name
 	if p.Namespace != "" && eco == p.Type {
@@ -426,6 +437,42 @@ func distroPackage(purl, version string) (Package, error) {
 	}
 	canon := packageurl.NewPackageURL(p.Type, p.Namespace, p.Name, version, nil, "").ToString()
 	return Package{PURL: canon, Ecosystem: eco, Name: name, Version: version}, nil
+}
+
+// distroRelease is the release part of the OSV ecosystem of a package of
+// distribution eco ("11" of "Debian:11", "22.04:LTS" of
+// "Ubuntu:22.04:LTS", "v3.18" of "Alpine:v3.18"), read from the distro
+// qualifier of its package URL as Syft and Trivy write it (ID-VERSION_ID
+// of os-release: "debian-11.3", "ubuntu-22.04", "alpine-3.18.4"), or ""
+// when the qualifier does not tell it or the distribution's records are
+// not keyed by release. OSV keys these distributions' records by release
+// alone: a Debian package matched as "Debian" meets none of them.
+func distroRelease(eco, distro string) string {
+	id, ver, _ := strings.Cut(distro, "-")
+	nums := strings.Split(ver, ".")
+	for i, n := range nums {
+		if n == "" || strings.Trim(n, "0123456789") != "" {
+			nums = nums[:i]
+			break
+		}
+	}
+	switch {
+	case eco == "Debian" && id == "debian" && len(nums) >= 1:
+		// Debian's records name the major release ("Debian:11"), and
+		// point releases (11.3) share its archive.
+		return nums[0]
+	case eco == "Ubuntu" && id == "ubuntu" && len(nums) >= 2:
+		// Every April release of an even year is LTS, and OSV writes
+		// its ecosystem with the suffix ("Ubuntu:22.04:LTS").
+		rel := nums[0] + "." + nums[1]
+		if y, err := strconv.Atoi(nums[0]); err == nil && y%2 == 0 && nums[1] == "04" {
+			rel += ":LTS"
+		}
+		return rel
+	case eco == "Alpine" && id == "alpine" && len(nums) >= 2:
+		return "v" + nums[0] + "." + nums[1]
+	}
+	return ""
 }
 
 // withEpoch puts a package URL's epoch qualifier back into a

@@ -3,6 +3,7 @@ package findings
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -74,10 +75,25 @@ func componentPackage(purl, version string) (Package, error) {
 		if p, perr := packageurl.FromString(purl); perr == nil && p.Version != "" {
 			version = ""
 		}
-		return distroPackage(purl, version)
+		pkg, err := distroPackage(purl, version)
+		if err == nil && slices.Contains(releaseEcosystems, pkg.Ecosystem) {
+			// Matched as the bare distribution, it would meet no record
+			// and look clean.
+			return Package{}, fmt.Errorf("package URL %q: its distro qualifier does not name the %s release, by which OSV's %s records are keyed: %w", purl, pkg.Ecosystem, pkg.Ecosystem, errNoRelease)
+		}
+		return pkg, err
 	}
 	return Package{}, err
 }
+
+// releaseEcosystems are the distributions whose OSV records all name a
+// release ("Debian:11", "Ubuntu:22.04:LTS", "Alpine:v3.18"), none the
+// bare distribution.
+var releaseEcosystems = []string{"Debian", "Ubuntu", "Alpine"}
+
+// errNoRelease reports a distribution package whose release is not known,
+// so that no record of its distribution can be matched to it.
+var errNoRelease = errors.New("release unknown, not matched")
 
 // matchComponents looks every component up in m and returns a finding
 // for each record that affects it, merged. A Maven artifact that ships

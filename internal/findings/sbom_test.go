@@ -67,7 +67,7 @@ func TestComponentPackage(t *testing.T) {
 		{
 			name: "distribution package",
 			purl: "pkg:deb/debian/libssl1.1@1.1.1d-0%2Bdeb10u2?arch=amd64&distro=debian-10.2",
-			want: Package{PURL: "pkg:deb/debian/libssl1.1@1.1.1d-0%2Bdeb10u2", Ecosystem: "Debian", Name: "libssl1.1", Version: "1.1.1d-0+deb10u2"},
+			want: Package{PURL: "pkg:deb/debian/libssl1.1@1.1.1d-0%2Bdeb10u2", Ecosystem: "Debian:10", Name: "libssl1.1", Version: "1.1.1d-0+deb10u2"},
 		},
 		// Trivy's CycloneDX and SPDX components (deb and rpm) and Syft's
 		// (rpm) give the epoch as a qualifier and the version with it;
@@ -77,7 +77,7 @@ func TestComponentPackage(t *testing.T) {
 			name:    "trivy debian epoch qualifier",
 			purl:    "pkg:deb/debian/libpam0g@1.5.2-6%2Bdeb12u1?arch=amd64&distro=debian-12.5&epoch=1",
 			version: "1:1.5.2-6+deb12u1",
-			want:    Package{PURL: "pkg:deb/debian/libpam0g@1:1.5.2-6%2Bdeb12u1", Ecosystem: "Debian", Name: "libpam0g", Version: "1:1.5.2-6+deb12u1"},
+			want:    Package{PURL: "pkg:deb/debian/libpam0g@1:1.5.2-6%2Bdeb12u1", Ecosystem: "Debian:12", Name: "libpam0g", Version: "1:1.5.2-6+deb12u1"},
 		},
 		{
 			name:    "syft rpm epoch qualifier",
@@ -94,6 +94,45 @@ func TestComponentPackage(t *testing.T) {
 			name: "epoch zero",
 			purl: "pkg:rpm/redhat/bash@5.1.8-6.el9?arch=x86_64&epoch=0",
 			want: Package{PURL: "pkg:rpm/redhat/bash@5.1.8-6.el9", Ecosystem: "Red Hat", Name: "bash", Version: "5.1.8-6.el9"},
+		},
+		// OSV keys Debian's, Ubuntu's and Alpine's records by release
+		// alone, which the distro qualifier (os-release's ID-VERSION_ID,
+		// as Syft and Trivy write it) tells; matched as the bare
+		// distribution, a package met no record and looked clean.
+		{
+			name: "syft ubuntu lts",
+			purl: "pkg:deb/ubuntu/libssl3@3.0.2-0ubuntu1.10?arch=amd64&upstream=openssl&distro=ubuntu-22.04",
+			want: Package{PURL: "pkg:deb/ubuntu/libssl3@3.0.2-0ubuntu1.10", Ecosystem: "Ubuntu:22.04:LTS", Name: "libssl3", Version: "3.0.2-0ubuntu1.10"},
+		},
+		{
+			name: "ubuntu interim release",
+			purl: "pkg:deb/ubuntu/openssl@3.0.10-1ubuntu2?arch=amd64&distro=ubuntu-23.10",
+			want: Package{PURL: "pkg:deb/ubuntu/openssl@3.0.10-1ubuntu2", Ecosystem: "Ubuntu:23.10", Name: "openssl", Version: "3.0.10-1ubuntu2"},
+		},
+		{
+			name: "alpine point release",
+			purl: "pkg:apk/alpine/busybox@1.36.1-r2?arch=x86_64&upstream=busybox&distro=alpine-3.18.4",
+			want: Package{PURL: "pkg:apk/alpine/busybox@1.36.1-r2", Ecosystem: "Alpine:v3.18", Name: "busybox", Version: "1.36.1-r2"},
+		},
+		{
+			name:    "debian without distro",
+			purl:    "pkg:deb/debian/openssl@1.1.1n-0%2Bdeb11u1?arch=amd64",
+			wantErr: `package URL "pkg:deb/debian/openssl@1.1.1n-0%2Bdeb11u1?arch=amd64": its distro qualifier does not name the Debian release, by which OSV's Debian records are keyed: release unknown, not matched`,
+		},
+		{
+			name:    "syft debian testing",
+			purl:    "pkg:deb/debian/openssl@3.3.2-2?arch=amd64&distro=debian",
+			wantErr: `package URL "pkg:deb/debian/openssl@3.3.2-2?arch=amd64&distro=debian": its distro qualifier does not name the Debian release, by which OSV's Debian records are keyed: release unknown, not matched`,
+		},
+		{
+			name:    "trivy debian testing",
+			purl:    "pkg:deb/debian/openssl@3.3.2-2?arch=amd64&distro=debian-trixie%2Fsid",
+			wantErr: `package URL "pkg:deb/debian/openssl@3.3.2-2?arch=amd64&distro=debian-trixie%2Fsid": its distro qualifier does not name the Debian release, by which OSV's Debian records are keyed: release unknown, not matched`,
+		},
+		{
+			name: "wolfi has no releases",
+			purl: "pkg:apk/wolfi/glibc@2.38-r1?arch=x86_64&distro=wolfi-20230201",
+			want: Package{PURL: "pkg:apk/wolfi/glibc@2.38-r1", Ecosystem: "Wolfi", Name: "glibc", Version: "2.38-r1"},
 		},
 		{name: "go development build", purl: "pkg:golang/example.com/vulnapp@(devel)", wantErr: "development build"},
 		{name: "no package URL", wantErr: "no package URL"},
