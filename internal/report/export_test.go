@@ -149,6 +149,18 @@ func TestSARIFStableAcrossRuns(t *testing.T) {
 	if a, b := key(r), key(other); a == b {
 		t.Errorf("two services share the fingerprint %s", a)
 	}
+	// A distribution package's ecosystem names its release since
+	// 2026-12-07 ("Debian:11", before "Debian"), and an image moved to
+	// the next release that is still vulnerable is the same alert, as a
+	// version bump is: neither reopens an alert that was dismissed.
+	deb := func(eco, version string) *Result {
+		r := result(t)
+		r.Assessments[0].Finding.Package = findings.Package{PURL: "pkg:deb/debian/openssl@" + version, Ecosystem: eco, Name: "openssl", Version: version}
+		return r
+	}
+	if a, b, c := key(deb("Debian", "1.1.1n-0+deb11u1")), key(deb("Debian:11", "1.1.1n-0+deb11u1")), key(deb("Debian:12", "3.0.11-1~deb12u2")); a != b || b != c {
+		t.Errorf("the release changed the fingerprint: Debian %s, Debian:11 %s, Debian:12 %s", a, b, c)
+	}
 	// Two versions of the package in one service at once (an npm package
 	// nested at another version): two alerts, which GitHub would merge
 	// into one under one fingerprint.

@@ -272,9 +272,14 @@ func sarifURI(path string) string {
 // alertKey identifies a finding's alert across runs: its service,
 // vulnerability and package, not the version (a bump that is still
 // vulnerable is the same alert), unless withVersion: the service has the
-// package at several versions, each an alert of its own.
+// package at several versions, each an alert of its own. A
+// distribution's release ("Debian:11") is left out as the version is:
+// an image moved to the next release that is still vulnerable is the
+// same alert, and keys made before findings named the release still
+// hold.
 func alertKey(f findings.Finding, withVersion bool) string {
-	key := f.Service + "\x00" + f.Vulnerability.ID + "\x00" + f.Package.Ecosystem + "\x00" + f.Package.Name
+	eco, _, _ := strings.Cut(f.Package.Ecosystem, ":")
+	key := f.Service + "\x00" + f.Vulnerability.ID + "\x00" + eco + "\x00" + f.Package.Name
 	if withVersion {
 		key += "\x00" + f.Package.Version
 	}
