@@ -290,6 +290,10 @@ func cdxToComponent(c *cdx.Component) (Component, bool, error) {
 		return Component{}, false, err
 	}
 	comp := Component{Ref: c.BOMRef, Package: pkg}
+	comp.SourceName, comp.SourceVersion = distroSource(c.PackageURL)
+	if comp.SourceName == "" && c.Properties != nil {
+		comp.SourceName, comp.SourceVersion = trivySource(*c.Properties)
+	}
 	if pkg.Ecosystem == osv.EcosystemGo {
 		// cyclonedx-gomod records the build's platform in the package URL,
 		// and with -packages lists the packages of each module as its
@@ -304,6 +308,26 @@ func cdxToComponent(c *cdx.Component) (Component, bool, error) {
 		}
 	}
 	return comp, true, nil
+}
+
+// trivySource is the source package that Trivy names in a distribution
+// package's properties (its package URL has no upstream qualifier):
+// SrcName, and SrcVersion-SrcRelease with SrcEpoch.
+func trivySource(props []cdx.Property) (name, version string) {
+	q := map[string]string{}
+	for _, p := range props {
+		if k, ok := strings.CutPrefix(p.Name, "aquasecurity:trivy:"); ok {
+			q[k] = p.Value
+		}
+	}
+	if q["SrcName"] == "" || q["SrcVersion"] == "" {
+		return q["SrcName"], ""
+	}
+	version = q["SrcVersion"]
+	if q["SrcRelease"] != "" {
+		version += "-" + q["SrcRelease"]
+	}
+	return q["SrcName"], withEpoch(version, q["SrcEpoch"])
 }
 
 // vulnerabilityFindings turns one BOM vulnerability into a finding for

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	cdx "github.com/CycloneDX/cyclonedx-go"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/evidentsec/evident/internal/vulndb"
@@ -29,20 +30,24 @@ func distroDB(t testing.TB) *vulndb.DB {
 // TestDistroSBOM matches the SBOMs that Syft and Trivy write of a Debian
 // 11 root file system against Debian's record of CVE-2022-1292, which
 // OSV files under "Debian:11". Read as the bare "Debian", the packages
-// met no record, and the SBOMs looked clean.
+// met no record, and the SBOMs looked clean; libssl1.1, which Debian's
+// records do not name, is matched by its source package, openssl.
 func TestDistroSBOM(t *testing.T) {
 	db := distroDB(t)
-	type match struct{ PURL, Ecosystem, ID, Fix string }
-	openssl := match{"pkg:deb/debian/openssl@1.1.1n-0%2Bdeb11u1", "Debian:11", "DEBIAN-CVE-2022-1292", "1.1.1n-0+deb11u3"}
+	type match struct{ PURL, Ecosystem, ID, Fix, Match string }
+	openssl := match{"pkg:deb/debian/openssl@1.1.1n-0%2Bdeb11u1", "Debian:11", "DEBIAN-CVE-2022-1292", "1.1.1n-0+deb11u3", ""}
+	// libssl1.1 is built from openssl, which Debian's record names.
+	libssl := match{"pkg:deb/debian/libssl1.1@1.1.1n-0%2Bdeb11u1", "Debian:11", "DEBIAN-CVE-2022-1292", "1.1.1n-0+deb11u3",
+		"the record names source package openssl, which libssl1.1 is built from"}
 	tests := []struct {
 		input string
 		parse func(io.Reader, string, Matcher) ([]Finding, []error)
 		want  []match
 	}{
-		{"syft.cdx.json", ParseCycloneDX, []match{openssl}},
-		{"trivy.cdx.json", ParseCycloneDX, []match{openssl}},
-		{"syft.spdx.json", ParseSPDX, []match{openssl}},
-		{"trivy.spdx.json", ParseSPDX, []match{openssl}},
+		{"syft.cdx.json", ParseCycloneDX, []match{libssl, openssl}},
+		{"trivy.cdx.json", ParseCycloneDX, []match{libssl, openssl}},
+		{"syft.spdx.json", ParseSPDX, []match{libssl, openssl}},
+		{"trivy.spdx.json", ParseSPDX, []match{libssl, openssl}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.input, func(t *testing.T) {
@@ -57,10 +62,53 @@ func TestDistroSBOM(t *testing.T) {
 			}
 			var got []match
 			for _, f := range fs {
-				got = append(got, match{f.Package.PURL, f.Package.Ecosystem, f.Vulnerability.ID, f.FixedVersion})
+				got = append(got, match{f.Package.PURL, f.Package.Ecosystem, f.Vulnerability.ID, f.FixedVersion, f.Sources[0].Match})
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("findings mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestDistroSource reads the source package of a binary package as Syft
+// (upstream qualifier, with the source's version when it differs, as for
+// a binNMU) and Trivy (CycloneDX properties) name it.
+func TestDistroSource(t *testing.T) {
+	trivy := func(kv ...string) []cdx.Property {
+		var props []cdx.Property
+		for i := 0; i < len(kv); i += 2 {
+			props = append(props, cdx.Property{Name: "aquasecurity:trivy:" + kv[i], Value: kv[i+1]})
+		}
+		return props
+	}
+	tests := []struct {
+		name, purl  string
+		props       []cdx.Property
+		wantName    string
+		wantVersion string
+	}{
+		{name: "syft", purl: "pkg:deb/debian/libssl1.1@1.1.1n-0%2Bdeb11u1?arch=amd64&distro=debian-11.3&upstream=openssl", wantName: "openssl"},
+		{name: "syft binNMU", purl: "pkg:deb/debian/libx@1.0-1%2Bb1?distro=debian-12&upstream=x%401.0-1", wantName: "x", wantVersion: "1.0-1"},
+		{name: "syft alpine origin", purl: "pkg:apk/alpine/libcrypto3@3.1.4-r0?arch=x86_64&upstream=openssl&distro=alpine-3.18.4", wantName: "openssl"},
+		{name: "rpm source is a file name", purl: "pkg:rpm/redhat/openssl-libs@3.0.7-24.el9?upstream=openssl-3.0.7-24.el9.src.rpm&distro=rhel-9.3"},
+		{name: "trivy", purl: "pkg:deb/debian/libssl1.1@1.1.1n-0%2Bdeb11u1?arch=amd64&distro=debian-11.3",
+			props: trivy("SrcName", "openssl", "SrcRelease", "0+deb11u1", "SrcVersion", "1.1.1n"), wantName: "openssl", wantVersion: "1.1.1n-0+deb11u1"},
+		{name: "trivy epoch", purl: "pkg:deb/debian/libpam0g@1.5.2-6%2Bdeb12u1?arch=amd64&distro=debian-12.5&epoch=1",
+			props: trivy("SrcName", "pam", "SrcVersion", "1.5.2", "SrcRelease", "6+deb12u1", "SrcEpoch", "1"), wantName: "pam", wantVersion: "1:1.5.2-6+deb12u1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := cdx.Component{Type: cdx.ComponentTypeLibrary, PackageURL: tt.purl}
+			if tt.props != nil {
+				c.Properties = &tt.props
+			}
+			comp, ok, err := cdxToComponent(&c)
+			if err != nil || !ok {
+				t.Fatalf("cdxToComponent: %v, %v", ok, err)
+			}
+			if comp.SourceName != tt.wantName || comp.SourceVersion != tt.wantVersion {
+				t.Errorf("source %q %q, want %q %q", comp.SourceName, comp.SourceVersion, tt.wantName, tt.wantVersion)
 			}
 		})
 	}

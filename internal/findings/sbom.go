@@ -37,6 +37,12 @@ type Component struct {
 	// GOOS and GOARCH are the platform a Go component was built for,
 	// when the input says; they narrow the Go records that apply.
 	GOOS, GOARCH string
+	// SourceName and SourceVersion are the source package a
+	// distribution's binary package was built from, when the input says
+	// and it is not the package itself: Debian's, Ubuntu's and Alpine's
+	// records name source packages (openssl, not libssl1.1). SourceVersion
+	// is empty when it is the package's own.
+	SourceName, SourceVersion string
 }
 
 // Go module names that SBOM tools give the standard library: OSV,
@@ -86,6 +92,20 @@ func componentPackage(purl, version string) (Package, error) {
 	return Package{}, err
 }
 
+// distroSource is the source package that a distribution package's URL
+// names in its upstream qualifier, as Syft writes it: "openssl", or
+// "glibc@2.31-13+deb11u5" when the source's version is not the
+// package's. It returns "" for other package URLs: an rpm's upstream is
+// its source RPM's file name, and Red Hat's records name binary packages.
+func distroSource(purl string) (name, version string) {
+	p, err := packageurl.FromString(purl)
+	if err != nil || p.Type != packageurl.TypeDebian && p.Type != packageurl.TypeApk {
+		return "", ""
+	}
+	name, version, _ = strings.Cut(p.Qualifiers.Map()["upstream"], "@")
+	return name, version
+}
+
 // releaseEcosystems are the distributions whose OSV records all name a
 // release ("Debian:11", "Ubuntu:22.04:LTS", "Alpine:v3.18"), none the
 // bare distribution.
@@ -115,13 +135,13 @@ func matchComponents(comps []Component, m Matcher, tool, file string) []Finding 
 		}
 		seen[key] = true
 		found := map[string]bool{}
-		match := func(name, how string) {
-			for _, v := range m.Affecting(p.Ecosystem, name, p.Version) {
+		match := func(name, version, how string) {
+			for _, v := range m.Affecting(p.Ecosystem, name, version) {
 				if found[v.Entry.ID] || p.Ecosystem == osv.EcosystemGo && !onPlatform(v, p.Name, c.GOOS, c.GOARCH) {
 					continue
 				}
 				found[v.Entry.ID] = true
-				fix := m.FixedVersion(v, p.Ecosystem, name, p.Version)
+				fix := m.FixedVersion(v, p.Ecosystem, name, version)
 				if fix != "" && p.Ecosystem == osv.EcosystemGo {
 					fix = goVersion(fix)
 				}
@@ -136,11 +156,14 @@ func matchComponents(comps []Component, m Matcher, tool, file string) []Finding 
 				})
 			}
 		}
-		match(p.Name, "")
+		match(p.Name, p.Version, "")
 		if p.Ecosystem == osv.EcosystemMaven {
 			for _, a := range mavenAliasesOf(p.Name) {
-				match(a.name, a.explain(p.Name))
+				match(a.name, p.Version, a.explain(p.Name))
 			}
+		}
+		if c.SourceName != "" && c.SourceName != p.Name {
+			match(c.SourceName, cmp.Or(c.SourceVersion, p.Version), fmt.Sprintf("the record names source package %s, which %s is built from", c.SourceName, p.Name))
 		}
 	}
 	return Merge(out)
