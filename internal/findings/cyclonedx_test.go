@@ -237,8 +237,9 @@ func TestParseCycloneDXScanOrSBOM(t *testing.T) {
 }
 
 func FuzzCycloneDX(f *testing.F) {
-	fuzzParser(f, withMatcher(ParseCycloneDX, testDB(f)),
-		"cyclonedx/gomod-app-1.6.json", "cyclonedx/gomod-app-1.6.xml", "cyclonedx/trivy-fs.json", "cyclonedx/vex-embedded.json", "cyclonedx/evident-report.json")
+	fuzzParser(f, withMatcher(ParseCycloneDX, fuzzDB(f)), fixtures(f,
+		"cyclonedx/gomod-app-1.6.json", "cyclonedx/gomod-app-1.6.xml", "cyclonedx/trivy-fs.json", "cyclonedx/vex-embedded.json", "cyclonedx/evident-report.json",
+		"distro/syft.cdx.json", "distro/trivy.cdx.json")...)
 }
 
 // TestCycloneDXErrorsNameTheFile checks the file-level errors too.

@@ -27,6 +27,35 @@ func distroDB(t testing.TB) *vulndb.DB {
 	return db
 }
 
+// fuzzDB loads the Go records of testDB and the Debian record of
+// distroDB, for the SBOM fuzzers to match both.
+func fuzzDB(t testing.TB) *vulndb.DB {
+	t.Helper()
+	db, lerrs, err := vulndb.Load(context.Background(), vulndb.Options{Sources: []string{
+		filepath.Join("testdata", "sbom", "osv"), filepath.Join("testdata", "distro", "osv")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range lerrs {
+		t.Errorf("load test records: %v", e)
+	}
+	return db
+}
+
+// fixtures reads files under testdata, as fuzz seeds.
+func fixtures(t testing.TB, names ...string) []string {
+	t.Helper()
+	var out []string
+	for _, n := range names {
+		data, err := os.ReadFile(filepath.Join("testdata", n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(data))
+	}
+	return out
+}
+
 // TestDistroSBOM matches the SBOMs that Syft and Trivy write of a Debian
 // 11 root file system against Debian's record of CVE-2022-1292, which
 // OSV files under "Debian:11". Read as the bare "Debian", the packages

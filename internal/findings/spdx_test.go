@@ -115,8 +115,8 @@ func TestParseSPDXBad(t *testing.T) {
 }
 
 func FuzzSPDX(f *testing.F) {
-	fuzzParser(f, withMatcher(ParseSPDX, testDB(f)),
-		"spdx/syft-app.spdx.json", "spdx/SPDXTagExample-v2.3.spdx")
+	fuzzParser(f, withMatcher(ParseSPDX, fuzzDB(f)), fixtures(f,
+		"spdx/syft-app.spdx.json", "spdx/SPDXTagExample-v2.3.spdx", "distro/syft.spdx.json", "distro/trivy.spdx.json")...)
 }
 
 // spdxComponents returns the packages of an SPDX document that carry a
