@@ -80,7 +80,8 @@ func ParseCycloneDX(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 		artifact = bom.metadata.Name
 	}
 	if !bom.scanned {
-		return withArtifact(matchComponents(comps, m, string(FormatCycloneDX), name), artifact), errs
+		fs, merrs := matchComponents(comps, m, string(FormatCycloneDX), name)
+		return withArtifact(fs, artifact), append(errs, merrs...)
 	}
 	var out []Finding
 	for _, vr := range bom.vulns {

@@ -1,7 +1,10 @@
 package findings
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -97,6 +100,77 @@ func TestDistroSBOM(t *testing.T) {
 				t.Errorf("findings mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestDistroNoRelease: the SBOMs of Debian testing, whose os-release
+// names no release (Syft writes distro=debian, Trivy
+// distro=debian-trixie/sid), cannot be matched against Debian's records,
+// and each package says so rather than looking clean.
+func TestDistroNoRelease(t *testing.T) {
+	db := distroDB(t)
+	tests := []struct {
+		input    string
+		wantErrs []string
+	}{
+		{"syft-sid.cdx.json", []string{
+			"syft-sid.cdx.json: pkg:deb/debian/libssl3t64@3.3.2-2?arch=amd64&distro=debian&package-id=6b564d93caff750c&upstream=openssl: package pkg:deb/debian/libssl3t64@3.3.2-2: the input names no Debian release (the distro qualifier of its package URL), by which OSV's Debian records are keyed: release unknown, not matched",
+			"syft-sid.cdx.json: pkg:deb/debian/openssl@3.3.2-2?arch=amd64&distro=debian&package-id=f398b03831773add: package pkg:deb/debian/openssl@3.3.2-2: the input names no Debian release (the distro qualifier of its package URL), by which OSV's Debian records are keyed: release unknown, not matched",
+		}},
+		{"trivy-sid.cdx.json", []string{
+			"trivy-sid.cdx.json: pkg:deb/debian/libssl3t64@3.3.2-2?arch=amd64&distro=debian-trixie%2Fsid: package pkg:deb/debian/libssl3t64@3.3.2-2: the input names no Debian release (the distro qualifier of its package URL), by which OSV's Debian records are keyed: release unknown, not matched",
+			"trivy-sid.cdx.json: pkg:deb/debian/openssl@3.3.2-2?arch=amd64&distro=debian-trixie%2Fsid: package pkg:deb/debian/openssl@3.3.2-2: the input names no Debian release (the distro qualifier of its package URL), by which OSV's Debian records are keyed: release unknown, not matched",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.input, func(t *testing.T) {
+			f, err := os.Open(filepath.Join("testdata", "distro", tt.input))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			fs, errs := ParseCycloneDX(f, tt.input, db)
+			if len(fs) != 0 {
+				t.Errorf("got %d findings, want none", len(fs))
+			}
+			var got []string
+			for _, err := range errs {
+				if !errors.Is(err, errNoRelease) {
+					t.Errorf("error %v does not wrap errNoRelease", err)
+				}
+				got = append(got, err.Error())
+			}
+			if diff := cmp.Diff(tt.wantErrs, got); diff != "" {
+				t.Errorf("errors mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestDistroScannedNoRelease: a scanned BOM's own vulnerability of a
+// package whose release is unknown is the scanner's finding, which needs
+// no release to be kept.
+func TestDistroScannedNoRelease(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "distro", "trivy-sid.cdx.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bom map[string]any
+	if err := json.Unmarshal(data, &bom); err != nil {
+		t.Fatal(err)
+	}
+	const ref = "pkg:deb/debian/openssl@3.3.2-2?arch=amd64&distro=debian-trixie%2Fsid"
+	bom["vulnerabilities"] = []any{map[string]any{"id": "CVE-2024-13176", "ratings": []any{map[string]any{"severity": "medium"}},
+		"affects": []any{map[string]any{"ref": ref}}}}
+	if data, err = json.Marshal(bom); err != nil {
+		t.Fatal(err)
+	}
+	fs, errs := ParseCycloneDX(bytes.NewReader(data), "scanned.json", distroDB(t))
+	for _, err := range errs {
+		t.Errorf("unexpected error: %v", err)
+	}
+	if len(fs) != 1 || fs[0].Vulnerability.ID != "CVE-2024-13176" || fs[0].Package.PURL != "pkg:deb/debian/openssl@3.3.2-2" {
+		t.Errorf("got %+v, want the BOM's CVE-2024-13176 of openssl", fs)
 	}
 }
 

@@ -35,7 +35,8 @@ func ParseGoBinary(r io.ReaderAt, name string, m Matcher) ([]Finding, []error) {
 // the sources' Artifact.
 func goBinaryFindings(bi *buildinfo.BuildInfo, name string, m Matcher) ([]Finding, []error) {
 	comps, errs := goBuildComponents(bi, name)
-	return withArtifact(matchComponents(comps, m, string(FormatGoBinary), name), bi.Path), errs
+	fs, merrs := matchComponents(comps, m, string(FormatGoBinary), name)
+	return withArtifact(fs, bi.Path), append(errs, merrs...)
 }
 
 // goBuildComponents lists the modules of a build.

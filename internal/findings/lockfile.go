@@ -226,7 +226,8 @@ func ParseLockfile(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 		}
 		comps = append(comps, Component{Ref: rec, Package: pkg})
 	}
-	return matchComponents(comps, m, string(FormatLockfile), name), errs
+	fs, merrs := matchComponents(comps, m, string(FormatLockfile), name)
+	return fs, append(errs, merrs...)
 }
 
 // goModNotes reads in a go.mod what osv-scalibr's extractor does not

@@ -81,13 +81,7 @@ func componentPackage(purl, version string) (Package, error) {
 		if p, perr := packageurl.FromString(purl); perr == nil && p.Version != "" {
 			version = ""
 		}
-		pkg, err := distroPackage(purl, version)
-		if err == nil && slices.Contains(releaseEcosystems, pkg.Ecosystem) {
-			// Matched as the bare distribution, it would meet no record
-			// and look clean.
-			return Package{}, fmt.Errorf("package URL %q: its distro qualifier does not name the %s release, by which OSV's %s records are keyed: %w", purl, pkg.Ecosystem, pkg.Ecosystem, errNoRelease)
-		}
-		return pkg, err
+		return distroPackage(purl, version)
 	}
 	return Package{}, err
 }
@@ -119,13 +113,20 @@ var errNoRelease = errors.New("release unknown, not matched")
 // for each record that affects it, merged. A Maven artifact that ships
 // under several coordinates (maven_aliases.yaml) is also looked up under
 // the others, and a record found only that way says so in its source's
-// Match. A nil m matches nothing.
+// Match; a distribution's binary package is also looked up under its
+// source package. A package of a distribution whose records all name a
+// release, when the input does not tell the release, is not looked up:
+// it is a *RecordError (errNoRelease), since it would meet no record and
+// look clean. A nil m matches nothing.
 // Components that name the same package version are looked up once.
-func matchComponents(comps []Component, m Matcher, tool, file string) []Finding {
+func matchComponents(comps []Component, m Matcher, tool, file string) ([]Finding, []error) {
 	if m == nil {
-		return nil
+		return nil, nil
 	}
-	var out []Finding
+	var (
+		out  []Finding
+		errs []error
+	)
 	seen := map[string]bool{}
 	for _, c := range comps {
 		p := c.Package
@@ -134,6 +135,10 @@ func matchComponents(comps []Component, m Matcher, tool, file string) []Finding 
 			continue
 		}
 		seen[key] = true
+		if slices.Contains(releaseEcosystems, p.Ecosystem) {
+			errs = append(errs, recordErr(file, cmp.Or(c.Ref, p.Name), "package %s: the input names no %s release (the distro qualifier of its package URL), by which OSV's %s records are keyed: %w", p.PURL, p.Ecosystem, p.Ecosystem, errNoRelease))
+			continue
+		}
 		found := map[string]bool{}
 		match := func(name, version, how string) {
 			for _, v := range m.Affecting(p.Ecosystem, name, version) {
@@ -166,7 +171,7 @@ func matchComponents(comps []Component, m Matcher, tool, file string) []Finding 
 			match(c.SourceName, cmp.Or(c.SourceVersion, p.Version), fmt.Sprintf("the record names source package %s, which %s is built from", c.SourceName, p.Name))
 		}
 	}
-	return Merge(out)
+	return Merge(out), errs
 }
 
 // onPlatform reports whether a Go record can affect module on goos/goarch:

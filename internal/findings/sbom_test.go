@@ -114,20 +114,22 @@ func TestComponentPackage(t *testing.T) {
 			purl: "pkg:apk/alpine/busybox@1.36.1-r2?arch=x86_64&upstream=busybox&distro=alpine-3.18.4",
 			want: Package{PURL: "pkg:apk/alpine/busybox@1.36.1-r2", Ecosystem: "Alpine:v3.18", Name: "busybox", Version: "1.36.1-r2"},
 		},
+		// Matched, these are errors that say so (TestDistroNoRelease);
+		// a scanned BOM's findings of them stay.
 		{
-			name:    "debian without distro",
-			purl:    "pkg:deb/debian/openssl@1.1.1n-0%2Bdeb11u1?arch=amd64",
-			wantErr: `package URL "pkg:deb/debian/openssl@1.1.1n-0%2Bdeb11u1?arch=amd64": its distro qualifier does not name the Debian release, by which OSV's Debian records are keyed: release unknown, not matched`,
+			name: "debian without distro",
+			purl: "pkg:deb/debian/openssl@1.1.1n-0%2Bdeb11u1?arch=amd64",
+			want: Package{PURL: "pkg:deb/debian/openssl@1.1.1n-0%2Bdeb11u1", Ecosystem: "Debian", Name: "openssl", Version: "1.1.1n-0+deb11u1"},
 		},
 		{
-			name:    "syft debian testing",
-			purl:    "pkg:deb/debian/openssl@3.3.2-2?arch=amd64&distro=debian",
-			wantErr: `package URL "pkg:deb/debian/openssl@3.3.2-2?arch=amd64&distro=debian": its distro qualifier does not name the Debian release, by which OSV's Debian records are keyed: release unknown, not matched`,
+			name: "syft debian testing",
+			purl: "pkg:deb/debian/openssl@3.3.2-2?arch=amd64&distro=debian",
+			want: Package{PURL: "pkg:deb/debian/openssl@3.3.2-2", Ecosystem: "Debian", Name: "openssl", Version: "3.3.2-2"},
 		},
 		{
-			name:    "trivy debian testing",
-			purl:    "pkg:deb/debian/openssl@3.3.2-2?arch=amd64&distro=debian-trixie%2Fsid",
-			wantErr: `package URL "pkg:deb/debian/openssl@3.3.2-2?arch=amd64&distro=debian-trixie%2Fsid": its distro qualifier does not name the Debian release, by which OSV's Debian records are keyed: release unknown, not matched`,
+			name: "trivy debian testing",
+			purl: "pkg:deb/debian/openssl@3.3.2-2?arch=amd64&distro=debian-trixie%2Fsid",
+			want: Package{PURL: "pkg:deb/debian/openssl@3.3.2-2", Ecosystem: "Debian", Name: "openssl", Version: "3.3.2-2"},
 		},
 		{
 			name: "wolfi has no releases",

@@ -34,7 +34,8 @@ var spdxJSONVersions = []string{"SPDX-2.1", "SPDX-2.2", spdx.Version}
 // Artifact.
 func ParseSPDX(r io.Reader, name string, m Matcher) ([]Finding, []error) {
 	docName, comps, errs := readSPDX(r, name)
-	return withArtifact(matchComponents(comps, m, string(FormatSPDX), name), docName), errs
+	fs, merrs := matchComponents(comps, m, string(FormatSPDX), name)
+	return withArtifact(fs, docName), append(errs, merrs...)
 }
 
 // readSPDX returns the name of an SPDX document and its packages that
