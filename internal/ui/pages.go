@@ -146,9 +146,13 @@ type freshness struct {
 
 // profileSource is the newest window of profiles from one source.
 type profileSource struct {
-	Source  string
-	End     time.Time
-	Samples int64
+	Source string
+	End    time.Time
+	// TimeSamples are the samples of its time-sampled profiles (CPU, wall
+	// clock), Other those of the others (allocation, contention), apart:
+	// a heap profile's thousands of objects beside a few CPU samples
+	// would read as a well-sampled service.
+	TimeSamples, Other int64
 }
 
 func (u *UI) overview(w http.ResponseWriter, r *http.Request, src Source) {
@@ -250,7 +254,11 @@ func (u *UI) overview(w http.ResponseWriter, r *http.Request, src Source) {
 					i = len(fr.Profiles) - 1
 				}
 				p := &fr.Profiles[i]
-				p.Samples += win.Samples
+				if win.TimeSampled {
+					p.TimeSamples += win.Samples
+				} else {
+					p.Other += win.Samples
+				}
 				if win.End.After(p.End) {
 					p.End = win.End
 				}

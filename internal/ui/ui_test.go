@@ -72,8 +72,11 @@ func (s *source) VerdictHistory(_ context.Context, service, vulnID string, _ int
 func shop() *source {
 	snap := &model.Snapshot{Services: []*model.Service{
 		{Name: "gateway", Last: t0, Spans: model.SpanCounts{All: 10, Server: 10, Root: 10},
-			Edges:   []model.Edge{{From: "gateway", To: "orders", Calls: 60, Errors: 3, First: t0.Add(-time.Minute), Last: t0}},
-			Windows: []model.Window{{Start: t0.Add(-time.Minute), End: t0, Samples: 200, Source: "pyroscope"}}},
+			Edges: []model.Edge{{From: "gateway", To: "orders", Calls: 60, Errors: 3, First: t0.Add(-time.Minute), Last: t0}},
+			Windows: []model.Window{
+				{Start: t0.Add(-time.Minute), End: t0, Samples: 200, SampleType: "cpu", Unit: "nanoseconds", TimeSampled: true, Source: "pyroscope"},
+				{Start: t0.Add(-time.Minute), End: t0, Samples: 19781, SampleType: "alloc_objects", Unit: "count", Source: "pyroscope"},
+			}},
 		{Name: "orders", Last: t0,
 			Stores: []model.Store{{Name: "sqlite://shop/customers", Kind: "database", Service: "orders", Calls: 90, First: t0.Add(-time.Minute), Last: t0}}},
 	}}
@@ -250,7 +253,8 @@ func TestPages(t *testing.T) {
 			`href="/ui/findings?tier=P1&amp;verdict=executed"`,
 			"1 verdict changes: 1 to", // the other change is older than a day
 			`<a href="/ui/services/gateway">gateway</a>`,
-			`<span class="source">pyroscope</span>: 200 samples`,
+			// A heap profile's objects are no samples of time.
+			`<span class="source">pyroscope</span>: 200 time samples, 19781 samples of other profiles, last`,
 			`Polled sources: <span class="error">tempo: 503 Service Unavailable</span>`,
 		}, []string{"GO-2024-2958</a>"}},
 		{"findings", "/ui/findings", 200, []string{"Findings 1–2 of 2", "GO-2026-5970", "GO-2024-2958", `aria-sort="descending"`}, nil},
