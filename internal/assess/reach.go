@@ -207,8 +207,8 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 	}
 	if len(r.Evidence) > 0 {
 		// The function that took the most time comes first, where the
-		// table and the reason name it: svc.Functions is by every
-		// profile's samples, in which an allocation profile's objects
+		// table and the reason name it (svc.Functions is in that order
+		// when the model made it): an allocation profile's objects
 		// outweigh CPU samples a thousandfold.
 		slices.SortStableFunc(r.Evidence, func(a, b FunctionEvidence) int { return cmp.Compare(b.TimeSamples, a.TimeSamples) })
 		r.Verdict = Executed

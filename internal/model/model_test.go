@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -717,5 +718,58 @@ func TestEndpointTimeSamples(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFunctionOrder: a service's functions and packages, and each
+// function's example stack, are heaviest first by time samples, then by
+// every profile's: a heap profile's 1000 allocated objects in one
+// function beside 10 CPU samples in another made the allocating
+// function the service's heaviest (CycloneDX's evident:heaviest_function,
+// the service page) and its allocating stack the example.
+func TestFunctionOrder(t *testing.T) {
+	frameWrite := attribution.Frame{Function: "encoding/json.(*encodeState).marshal", File: "encoding/json/encode.go"}
+	profile := func(sampleType, unit string, samples ...telemetry.Sample) *telemetry.ProfileBatch {
+		return &telemetry.ProfileBatch{
+			Service: "orders", SampleType: sampleType, Unit: unit, Period: 10_000_000, Start: t0, Duration: time.Minute,
+			Locations: [][]attribution.Frame{{frameParse}, {frameHandler}, {frameWrite}, {frameServe}}, Samples: samples,
+		}
+	}
+	m := newModel()
+	// Parse runs 10 CPU samples, under products; marshal allocates 1000
+	// objects, under products too, and runs 2 CPU samples under serve.
+	m.AddProfile(profile("cpu", "nanoseconds",
+		telemetry.Sample{Locations: []int32{0, 1}, Count: 10, Value: 100_000_000},
+		telemetry.Sample{Locations: []int32{2, 3}, Count: 2, Value: 20_000_000}))
+	m.AddProfile(profile("alloc_objects", "count", telemetry.Sample{Locations: []int32{2, 1}, Count: 1000, Value: 1000}))
+	svc := m.Snapshot().Service("orders")
+	type fn struct {
+		Name                 string
+		Samples, TimeSamples int64
+		Stack                string
+	}
+	var gotFns []fn
+	for _, f := range svc.Functions {
+		var stack []string
+		for _, s := range f.Stack {
+			stack = append(stack, s.Symbol)
+		}
+		gotFns = append(gotFns, fn{f.Package + "." + f.Symbol, f.Samples, f.TimeSamples, strings.Join(stack, " < ")})
+	}
+	wantFns := []fn{
+		{"example.com/shop/gateway.Server.products", 1010, 10, "Parse < Server.products"},
+		{"golang.org/x/text/language.Parse", 10, 10, "Parse < Server.products"},
+		{"encoding/json.encodeState.marshal", 1002, 2, "encodeState.marshal < conn.serve"},
+		{"net/http.conn.serve", 2, 2, "encodeState.marshal < conn.serve"},
+	}
+	if diff := cmp.Diff(wantFns, gotFns); diff != "" {
+		t.Errorf("functions (-want +got):\n%s", diff)
+	}
+	var gotPkgs []string
+	for _, p := range svc.Packages {
+		gotPkgs = append(gotPkgs, p.Package)
+	}
+	if diff := cmp.Diff([]string{"example.com/shop/gateway", "golang.org/x/text/language", "encoding/json", "net/http"}, gotPkgs); diff != "" {
+		t.Errorf("packages (-want +got):\n%s", diff)
 	}
 }

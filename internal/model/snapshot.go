@@ -214,8 +214,10 @@ type Service struct {
 	// language could have taken unseen. An allocation sample shows code
 	// that ran, but code that allocates nothing is never in one.
 	LanguageTimeSamples map[attribution.Language]int64
-	Functions           []Function // heaviest first
-	Packages            []Package  // heaviest first
+	// Functions and Packages are heaviest first: by time samples, then
+	// by every profile's.
+	Functions []Function
+	Packages  []Package
 	// SeriesEnd is the end of the newest minute of the functions' series
 	// (Function.Series, Hour); zero before any profile.
 	SeriesEnd time.Time
@@ -433,7 +435,10 @@ func (s *service) functions() ([]Function, []Package) {
 				pkg.Value += st.value
 				widen(&pkg.First, &pkg.Last, st.first, st.last)
 			}
-			if h := heaviest[f]; h < 0 || s.stacks[h].samples < st.samples {
+			// The example stack is the one that took the most time:
+			// an allocation profile's objects outweigh CPU samples a
+			// thousandfold.
+			if h := heaviest[f]; h < 0 || cmp.Or(cmp.Compare(st.timed, s.stacks[h].timed), cmp.Compare(st.samples, s.stacks[h].samples)) > 0 {
 				heaviest[f] = int32(si)
 			}
 			for ep, n := range st.endpoints {
@@ -457,11 +462,14 @@ func (s *service) functions() ([]Function, []Package) {
 		fn.Series = s.buckets(int32(i))
 		out = append(out, fn)
 	}
+	// Heaviest first by time samples, then by every profile's, as
+	// endpoints (ranked): the first is what CycloneDX and the service page
+	// call the heaviest.
 	slices.SortFunc(out, func(a, b Function) int {
-		return cmp.Or(cmp.Compare(b.Samples, a.Samples), cmp.Compare(a.Package, b.Package), cmp.Compare(a.Symbol, b.Symbol))
+		return cmp.Or(cmp.Compare(b.TimeSamples, a.TimeSamples), cmp.Compare(b.Samples, a.Samples), cmp.Compare(a.Package, b.Package), cmp.Compare(a.Symbol, b.Symbol))
 	})
 	slices.SortFunc(pkgs, func(a, b Package) int {
-		return cmp.Or(cmp.Compare(b.Samples, a.Samples), cmp.Compare(a.Package, b.Package), cmp.Compare(a.Module, b.Module))
+		return cmp.Or(cmp.Compare(b.TimeSamples, a.TimeSamples), cmp.Compare(b.Samples, a.Samples), cmp.Compare(a.Package, b.Package), cmp.Compare(a.Module, b.Module))
 	})
 	return out, pkgs
 }
