@@ -670,6 +670,18 @@ func (d *pprofDecoder) buildFunctions() {
 	d.funcIDs.index(idList)
 }
 
+// moreLines adds to the error of a location's first bad line how many
+// more it had: the location is reported once, however many lines.
+func moreLines(err error, more int) error {
+	switch more {
+	case 0:
+		return err
+	case 1:
+		return fmt.Errorf("%w, and 1 more line", err)
+	}
+	return fmt.Errorf("%w, and %d more lines", err, more)
+}
+
 // buildLocations fills b.Locations, one entry per location message, and
 // indexes the locations' ids (d.locIDs).
 func (d *pprofDecoder) buildLocations(b *ProfileBatch) {
@@ -683,8 +695,10 @@ func (d *pprofDecoder) buildLocations(b *ProfileBatch) {
 	for i, sp := range d.locations {
 		start := len(backing)
 		idList[i] = 0
-		var err error
+		var err, badLine error
+		var badLines int
 		msg := d.bytes(sp)
+		line := 0 // the index of the next line, for errors
 		for off := 0; off < len(msg); {
 			num, typ, v, p, n, ferr := readField(msg[off:])
 			if ferr != nil {
@@ -706,7 +720,7 @@ func (d *pprofDecoder) buildLocations(b *ProfileBatch) {
 			for loff := 0; loff < len(p); {
 				lnum, _, lv, _, ln, lerr := readField(p[loff:])
 				if lerr != nil {
-					err = fmt.Errorf("line %d: at byte %d: %w", len(backing)-start, loff, lerr)
+					err = fmt.Errorf("line %d: at byte %d: %w", line, loff, lerr)
 					break
 				}
 				if lnum == 1 {
@@ -719,18 +733,29 @@ func (d *pprofDecoder) buildLocations(b *ProfileBatch) {
 			}
 			fi := d.funcIDs.get(fid)
 			if fi < 0 {
-				err = fmt.Errorf("line %d: function id %d does not exist", len(backing)-start, fid)
-				break
+				// The location's other lines are frames of their own
+				// (inlined calls), as good as any: they stay, as in
+				// DecodeOTLPProfiles.
+				if badLines == 0 {
+					badLine = fmt.Errorf("line %d: function id %d does not exist", line, fid)
+				}
+				badLines++
+				line++
+				continue
 			}
+			line++
 			if funcOK[fi] {
 				backing = append(backing, funcs[fi])
 			}
 		}
-		if err != nil {
+		switch {
+		case err != nil:
 			d.errs.addf(err, "location %d (id %d)", i, idList[i])
 			backing = backing[:start]
 			// The location stays (empty) so that samples through it keep
 			// their other frames.
+		case badLines > 0:
+			d.errs.addf(moreLines(badLine, badLines-1), "location %d (id %d)", i, idList[i])
 		}
 		b.Locations[i] = backing[start:len(backing):len(backing)]
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -863,4 +864,64 @@ func TestDecodePprofMatchesProfileParseEveryField(t *testing.T) {
 	strs = append(strs, "span_id")
 	labelKey = uint64(len(strs) - 1)
 	compare(t, "a label key that repeats a string", build("", nil))
+}
+
+// TestDecodeBadLine: a location with lines whose function is in no
+// function table keeps its other lines' frames, and is reported once,
+// in a pprof (runtime/pprof's CPU profile, its first sample's leaf
+// location given two lines of a function id it does not have) as in the
+// same profile carried in OTLP. The pprof decoder dropped every frame of
+// such a location, and the OTLP decoder reported it once per bad line.
+func TestDecodeBadLine(t *testing.T) {
+	p, err := profile.ParseData(readFixture(t, "go-cpu.pb.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var maxID uint64
+	for _, f := range p.Function {
+		maxID = max(maxID, f.ID)
+	}
+	good := p.Copy()
+	loc := p.Sample[0].Location[0]
+	missing := &profile.Function{ID: maxID + 1}
+	loc.Line = append([]profile.Line{{Function: missing, Line: 1}}, append(loc.Line, profile.Line{Function: missing, Line: 2})...)
+	pprofOf := func(p *profile.Profile) []byte {
+		var b bytes.Buffer
+		if err := p.WriteUncompressed(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	tests := []struct {
+		name      string
+		decode    func(data []byte, source string) ([]*ProfileBatch, error)
+		good, bad []byte
+		wantErr   string
+	}{
+		{"pprof", DecodePprof, pprofOf(good), pprofOf(p),
+			fmt.Sprintf("pprof: location %d (id %d): line 0: function id %d does not exist, and 1 more line", slices.Index(p.Location, loc), loc.ID, missing.ID)},
+		{"OTLP", DecodeOTLPProfiles, pprofToOTLP(t, good, "checkout"), pprofToOTLP(t, p, "checkout"),
+			// OTLP's location table begins with the empty location, as
+			// its function table with the empty function.
+			fmt.Sprintf("OTLP: location %d: line 0: function index %d out of range [0,%d), and 1 more line", slices.Index(p.Location, loc)+1, len(p.Function)+1000, len(p.Function)+1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want, err := tt.decode(tt.good, tt.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := tt.decode(tt.bad, tt.name)
+			var errs []error
+			if j, ok := err.(interface{ Unwrap() []error }); ok {
+				errs = j.Unwrap()
+			}
+			if len(errs) != 1 || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrMalformed) {
+				t.Errorf("error %v, want one ErrMalformed containing %q", err, tt.wantErr)
+			}
+			if diff := cmp.Diff(flatten(want), flatten(got)); diff != "" {
+				t.Errorf("samples differ from the profile's without the bad lines (-want +got):\n%s", diff)
+			}
+		})
+	}
 }

@@ -166,36 +166,54 @@ func (c *otlpProfileConverter) str(i int32) (string, error) {
 	return c.strs[i], nil
 }
 
-// locations converts the location table; a location with a bad function
-// or string index keeps the frames that resolved and is reported.
+// locations converts the location table. A function with a bad string
+// index is reported once, and a location with lines of bad functions or
+// of function indexes out of range once, with the frames of its other
+// lines, as DecodePprof does.
 func (c *otlpProfileConverter) locations() {
 	funcs := c.dict.FunctionTable()
 	locs := c.dict.LocationTable()
+	fnFrames := make([]attribution.Frame, funcs.Len())
+	fnOK := make([]bool, funcs.Len())
+	for i := range funcs.Len() {
+		fn := funcs.At(i)
+		nameIdx := fn.NameStrindex()
+		if nameIdx == 0 {
+			nameIdx = fn.SystemNameStrindex()
+		}
+		name, err := c.str(nameIdx)
+		if err == nil {
+			fnFrames[i].Function = name
+			fnFrames[i].File, err = c.str(fn.FilenameStrindex())
+		}
+		if err != nil {
+			c.errs.addf(err, "function %d", i)
+			continue
+		}
+		fnOK[i] = true
+	}
 	c.frames = make([][]attribution.Frame, locs.Len())
 	c.stacks = make(map[int32][]int32)
 	for i := 0; i < locs.Len(); i++ {
 		lines := locs.At(i).Lines()
 		frames := make([]attribution.Frame, 0, lines.Len())
+		var badLine error
+		var badLines int
 		for j := 0; j < lines.Len(); j++ {
 			fi := lines.At(j).FunctionIndex()
 			if fi < 0 || int(fi) >= funcs.Len() {
-				c.errs.addf(fmt.Errorf("line %d: function index %d out of range [0,%d)", j, fi, funcs.Len()), "location %d", i)
+				if badLines == 0 {
+					badLine = fmt.Errorf("line %d: function index %d out of range [0,%d)", j, fi, funcs.Len())
+				}
+				badLines++
 				continue
 			}
-			fn := funcs.At(int(fi))
-			nameIdx := fn.NameStrindex()
-			if nameIdx == 0 {
-				nameIdx = fn.SystemNameStrindex()
+			if fnOK[fi] {
+				frames = append(frames, fnFrames[fi])
 			}
-			name, err := c.str(nameIdx)
-			if err == nil {
-				var file string
-				file, err = c.str(fn.FilenameStrindex())
-				frames = append(frames, attribution.Frame{Function: name, File: file})
-			}
-			if err != nil {
-				c.errs.addf(fmt.Errorf("function %d: %w", fi, err), "location %d", i)
-			}
+		}
+		if badLines > 0 {
+			c.errs.addf(moreLines(badLine, badLines-1), "location %d", i)
 		}
 		c.frames[i] = frames
 	}

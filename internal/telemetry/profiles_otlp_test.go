@@ -90,7 +90,7 @@ func TestDecodeOTLPProfilesErrors(t *testing.T) {
 		}), "stack 1 has a location index out of range [0,4)", 2},
 		{"function string index out of range", mutate(func(pd pprofile.Profiles) {
 			pd.Dictionary().FunctionTable().At(1).SetFilenameStrindex(500)
-		}), "location 1: function 1: string index 500 out of range", 4},
+		}), "function string index out of range: function 1: string index 500 out of range", 4},
 		{"sample type string index out of range", mutate(func(pd pprofile.Profiles) {
 			pd.ResourceProfiles().At(1).ScopeProfiles().At(0).Profiles().At(0).SampleType().SetTypeStrindex(300)
 		}), "resource_profiles[1]: scope_profiles[0]: profiles[0]: sample_type: string index 300 out of range", 2},
@@ -226,7 +226,11 @@ func pprofToOTLP(t testing.TB, p *profile.Profile, service string) []byte {
 		loc.SetAddress(l.Address)
 		for _, ln := range l.Line {
 			line := loc.Lines().AppendEmpty()
-			line.SetFunctionIndex(funcs[ln.Function.ID])
+			fi, ok := funcs[ln.Function.ID]
+			if !ok {
+				fi = int32(len(funcs)) + 1000 // in no table, as in the pprof
+			}
+			line.SetFunctionIndex(fi)
 			line.SetLine(ln.Line)
 		}
 		i, err := pprofile.SetLocation(dict.LocationTable(), loc)
