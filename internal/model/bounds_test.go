@@ -118,20 +118,26 @@ func TestBounds(t *testing.T) {
 // The profiles of a Go server and of a Python worker under one
 // service.name are of the same kind but hold other code: each continues
 // its own window, so that neither covers the other's time, and an idle
-// profile (no sample) continues the window before it.
+// profile (no sample) continues the window before it. A server's idle
+// profiles before its first request made a window of no language, which
+// its first busy profile did not continue: a bound of its code covered
+// none of that time.
 func TestWindowsOfInterleavedProfiles(t *testing.T) {
 	flask := attribution.Frame{Function: "dispatch_request", File: "/usr/lib/python3.12/site-packages/flask/app.py"}
 	type profile struct {
 		sampleType, unit string
 		frame            *attribution.Frame // nil: no sample
+		// from and to are the first and the last of the 1000 times 10
+		// seconds it is sent in; to 0 for the last.
+		from, to int
 	}
-	cpu := func(f *attribution.Frame) profile { return profile{"cpu", "nanoseconds", f} }
+	cpu := func(f *attribution.Frame) profile { return profile{sampleType: "cpu", unit: "nanoseconds", frame: f} }
 	tests := []struct {
 		name     string
 		profiles []profile // of each 10 seconds
 		want     []string
 	}{
-		{"cpu and heap", []profile{cpu(&frameParse), {"alloc_space", "bytes", &frameParse}}, []string{
+		{"cpu and heap", []profile{cpu(&frameParse), {sampleType: "alloc_space", unit: "bytes", frame: &frameParse}}, []string{
 			"cpu [go] 10:00:00..12:46:40 1000 samples, time-sampled true",
 			"alloc_space [go] 10:00:00..12:46:40 1000 samples, time-sampled false",
 		}},
@@ -142,12 +148,18 @@ func TestWindowsOfInterleavedProfiles(t *testing.T) {
 		{"an idle profile", []profile{cpu(&frameParse), cpu(nil)}, []string{
 			"cpu [go] 10:00:00..12:46:40 1000 samples, time-sampled true",
 		}},
+		{"idle until its first request", []profile{{"cpu", "nanoseconds", nil, 0, 499}, {"cpu", "nanoseconds", &frameParse, 500, 0}}, []string{
+			"cpu [go] 10:00:00..12:46:40 500 samples, time-sampled true",
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := newModel()
 			for i := range 1000 {
 				for _, p := range tt.profiles {
+					if i < p.from || p.to > 0 && i > p.to {
+						continue
+					}
 					b := &telemetry.ProfileBatch{
 						Service: "api", SampleType: p.sampleType, Unit: p.unit, Period: 10_000_000,
 						Start: t0.Add(time.Duration(i) * 10 * time.Second), Duration: 10 * time.Second,

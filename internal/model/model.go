@@ -704,14 +704,16 @@ const windowGap = time.Second
 // same languages too, or of more: a window of a Go server's profiles and
 // one of its Python worker's stay apart, so that neither covers the
 // other's time, while a profile of only some of a window's languages (a
-// Go profile whose samples were all in the runtime) continues it.
+// Go profile whose samples were all in the runtime) continues it, and a
+// profile of any language continues a window of idle profiles.
 func (s *service) addWindow(w Window) {
 	for i := len(s.windows) - 1; i >= 0; i-- {
 		last := &s.windows[i]
 		if last.Period != w.Period || last.SampleType != w.SampleType || last.Unit != w.Unit || last.TimeSampled != w.TimeSampled {
 			continue
 		}
-		if last.Languages != nil && !subset(w.Languages, last.Languages) {
+		idle := last.Languages != nil && subset(last.Languages, nil)
+		if last.Languages != nil && !idle && !subset(w.Languages, last.Languages) {
 			continue
 		}
 		if !w.Start.Before(last.Start) && !w.Start.After(last.End.Add(windowGap)) {
@@ -719,6 +721,12 @@ func (s *service) addWindow(w Window) {
 				last.End = w.End
 			}
 			last.Samples += w.Samples
+			if idle {
+				// A server idle until its first request was
+				// profiled all along: its code's bound covers
+				// that time.
+				last.Languages = w.Languages
+			}
 			return
 		}
 		break
@@ -729,7 +737,8 @@ func (s *service) addWindow(w Window) {
 // subset reports whether every language of a is in b, but for Unknown:
 // a profile that held no attributed code (an idle process's, with no
 // sample) continues a window of any language rather than starting one
-// between two of its profiles.
+// between two of its profiles, and a window of such profiles alone is
+// continued by a profile of any language (subset(langs, nil)).
 func subset(a, b []attribution.Language) bool {
 	for _, l := range a {
 		if l != attribution.Unknown && !slices.Contains(b, l) {
