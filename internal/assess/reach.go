@@ -296,15 +296,15 @@ func seenIn(fn *model.Function, svc *model.Service) string {
 	if fn.TimeSamples > 0 {
 		return fmt.Sprintf("%d profile samples", fn.TimeSamples)
 	}
-	return fmt.Sprintf("%d samples of %s profiles", fn.Samples, strings.Join(untimedTypes(svc), ", "))
+	return fmt.Sprintf("%d samples of %s profiles", fn.Samples, strings.Join(untimedTypes(svc, fn.Language), ", "))
 }
 
-// untimedTypes are the sample types of a service's windows that are not
-// time-sampled, in the order first received.
-func untimedTypes(svc *model.Service) []string {
+// untimedTypes are the sample types of a service's windows that held
+// code of lang and are not time-sampled, in the order first received.
+func untimedTypes(svc *model.Service, lang attribution.Language) []string {
 	var out []string
 	for _, w := range svc.Windows {
-		if !w.TimeSampled && !slices.Contains(out, w.SampleType) {
+		if !w.TimeSampled && w.Holds(lang) && !slices.Contains(out, w.SampleType) {
 			out = append(out, w.SampleType)
 		}
 	}
@@ -313,28 +313,39 @@ func untimedTypes(svc *model.Service) []string {
 
 // tooFewTimeSamples says why timed time samples holding code of lang
 // are too few for a verdict: fewer than min, none at all, or none
-// because the service's profiles sample no time.
+// because the service's profiles of lang sample no time. It reads the
+// windows of lang, as the bound does: a Go server's CPU profiles are no
+// time samples of the Python worker under the same service.name, nor
+// are the worker's allocation profiles the server's.
 func tooFewTimeSamples(svc *model.Service, lang attribution.Language, timed, min int64) string {
-	var total int64
+	var total, langTotal int64
 	var restored bool
 	for _, w := range svc.Windows {
-		if w.TimeSampled {
+		switch {
+		case w.TimeSampled:
 			total += w.Samples
-		} else if telemetry.TimeSampled(w.SampleType, w.Unit) {
+			if w.Holds(lang) {
+				langTotal += w.Samples
+			}
+		case w.Holds(lang) && telemetry.TimeSampled(w.SampleType, w.Unit):
 			restored = true
 		}
 	}
+	types := strings.Join(untimedTypes(svc, lang), ", ")
 	others := ""
-	if types := untimedTypes(svc); !restored && len(types) > 0 {
-		others = fmt.Sprintf(" (its %s profiles show code that ran, not that code did not)", strings.Join(types, ", "))
+	if !restored && types != "" {
+		others = fmt.Sprintf(" (its %s profiles show code that ran, not that code did not)", types)
 	}
 	switch {
-	case total == 0 && restored:
+	case langTotal == 0 && restored:
 		return fmt.Sprintf("no time sample of service %q since it was restored from a checkpoint that did not keep the samples of its time-sampled profiles apart from the others' (%s profiles), which show code that ran, not that code did not; its bound starts with the profiles received since",
-			svc.Name, strings.Join(untimedTypes(svc), ", "))
+			svc.Name, types)
 	case total == 0:
 		return fmt.Sprintf("no time-sampled profile (CPU, wall clock) of service %q, only %s profiles, which show code that ran, not that code did not: code that allocates or waits for nothing is in none of their samples however long it runs",
-			svc.Name, strings.Join(untimedTypes(svc), ", "))
+			svc.Name, types)
+	case langTotal == 0:
+		return fmt.Sprintf("no time-sampled profile (CPU, wall clock) of service %q holds %s code, only %s profiles, which show code that ran, not that code did not: code that allocates or waits for nothing is in none of their samples however long it runs",
+			svc.Name, lang, types)
 	case timed < total:
 		return fmt.Sprintf("only %d profile samples of service %q hold %s code, fewer than the %d needed%s", timed, svc.Name, lang, min, others)
 	}

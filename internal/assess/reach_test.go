@@ -431,3 +431,57 @@ func fixtureModel(t *testing.T, names ...string) *model.Model {
 	}
 	return m
 }
+
+// TestTooFewTimeSamplesOfLanguage: the reason of a verdict left unknown
+// for want of time samples (reachability.min_samples) counts what the
+// decision counts, the time samples and the windows of the finding's
+// language. A Go server's CPU profiles beside a Python worker's
+// allocation profiles under one service.name made a Python finding "only
+// 0 profile samples ... hold python code" (it has no time-sampled profile
+// at all), and a Go finding's reason named the worker's allocation
+// profiles as the Go server's.
+func TestTooFewTimeSamplesOfLanguage(t *testing.T) {
+	handler := attribution.Frame{Function: "example.com/shop/gateway.handle", File: "example.com/shop/gateway/main.go"}
+	flask := attribution.Frame{Function: "dispatch_request", File: "/usr/lib/python3.12/site-packages/flask/app.py"}
+	// Code the worker's profiles do not show.
+	jinja := findings.Finding{
+		Service:       "api",
+		Package:       findings.Package{PURL: "pkg:pypi/jinja2@3.1.2", Ecosystem: osv.EcosystemPyPI, Name: "jinja2", Version: "3.1.2"},
+		Vulnerability: findings.Vulnerability{ID: "GHSA-h5c8-rqwp-cp95", Aliases: []string{"CVE-2024-22195"}},
+	}
+	type profile struct {
+		sampleType, unit string
+		frame            attribution.Frame
+		count            int64
+	}
+	goCPU := func(n int64) profile { return profile{"cpu", "nanoseconds", handler, n} }
+	pyAllocs := profile{"alloc_objects", "count", flask, 100}
+	tests := []struct {
+		name     string
+		profiles []profile
+		finding  findings.Finding
+		reason   string
+	}{
+		{"python in allocation profiles only", []profile{goCPU(1000), pyAllocs}, jinja,
+			`no time-sampled profile (CPU, wall clock) of service "api" holds python code, only alloc_objects profiles, which show code that ran, not that code did not: code that allocates or waits for nothing is in none of their samples however long it runs`},
+		{"go's few samples beside python's allocations", []profile{goCPU(20), pyAllocs}, textFinding("api", findings.StaticImported),
+			`only 20 profile samples of service "api", fewer than the 30 needed`},
+		{"go's few samples beside its allocations", []profile{goCPU(20), {"alloc_objects", "count", handler, 100}}, textFinding("api", findings.StaticImported),
+			`only 20 profile samples of service "api", fewer than the 30 needed (its alloc_objects profiles show code that ran, not that code did not)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{GoModules: []string{"example.com/shop"}}))
+			for _, p := range tt.profiles {
+				m.AddProfile(&telemetry.ProfileBatch{
+					Service: "api", SampleType: p.sampleType, Unit: p.unit, Period: 10_000_000, Start: t0, Duration: time.Minute,
+					Locations: [][]attribution.Frame{{p.frame}}, Samples: []telemetry.Sample{{Locations: []int32{0}, Count: p.count, Value: p.count}},
+				})
+			}
+			r := New(DefaultConfig(), nil, m.Snapshot()).One(tt.finding).Reachability
+			if r.Verdict != Unknown || r.Reason != tt.reason {
+				t.Errorf("%s (%s), want unknown (%s)", r.Verdict, r.Reason, tt.reason)
+			}
+		})
+	}
+}
