@@ -394,3 +394,27 @@ func TestPythonAffectedFunctions(t *testing.T) {
 			code.Matches(evalFn), code.InPackage(evalFn), code.Matches(convertFn), code.InPackage(convertFn))
 	}
 }
+
+// TestHiddenCodeHeaviest: the code that may be the vulnerable package's,
+// which the reason names, is the heaviest in time samples, then in every
+// profile's: a Java class in 1000 allocated objects was named before one
+// in 40 CPU samples.
+func TestHiddenCodeHeaviest(t *testing.T) {
+	total := attribution.Frame{Function: "com.example.orders.Checkout.total", File: "Checkout.java"}
+	fill := attribution.Frame{Function: "com.example.orders.Cache.fill", File: "Cache.java"}
+	m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+	for _, p := range []struct {
+		sampleType, unit string
+		frame            attribution.Frame
+		count            int64
+	}{{"cpu", "nanoseconds", total, 40}, {"alloc_objects", "count", fill, 1000}} {
+		m.AddProfile(&telemetry.ProfileBatch{
+			Service: "orders", SampleType: p.sampleType, Unit: p.unit, Period: 10_000_000, Start: t0, Duration: time.Minute,
+			Locations: [][]attribution.Frame{{p.frame}}, Samples: []telemetry.Sample{{Locations: []int32{0}, Count: p.count, Value: p.count}},
+		})
+	}
+	r := New(DefaultConfig(), nil, m.Snapshot()).One(mavenFinding("CVE-2022-42889", "org.apache.commons:commons-text", "1.9")).Reachability
+	if want := "(com.example.orders.Checkout.total in 40 profile samples)"; r.Verdict != Unknown || !strings.Contains(r.Reason, want) {
+		t.Errorf("%s (%s), want unknown naming %s", r.Verdict, r.Reason, want)
+	}
+}

@@ -166,11 +166,11 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 	var pkgTop, top *model.Function
 	for i := range svc.Functions {
 		fn := &svc.Functions[i]
-		if maven && fn.Language == attribution.Java && fn.Unattributed() && (hidden == nil || fn.Samples > hidden.Samples) {
+		if maven && fn.Language == attribution.Java && fn.Unattributed() && (hidden == nil || heavier(fn, hidden)) {
 			hidden = fn
 		}
 		if len(pyTops) > 0 && fn.Language == attribution.Python && fn.Module != f.Package.Name &&
-			slices.Contains(pyTops, topModule(fn.Package)) && (pyHidden == nil || fn.Samples > pyHidden.Samples) {
+			slices.Contains(pyTops, topModule(fn.Package)) && (pyHidden == nil || heavier(fn, pyHidden)) {
 			pyHidden = fn
 		}
 		for _, t := range ts {
