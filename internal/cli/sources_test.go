@@ -339,3 +339,31 @@ func TestSourceClientCertExpired(t *testing.T) {
 		})
 	}
 }
+
+// TestPollerName checks the key of the sources' watermark, progress and
+// lock: another tenant of Tempo or Pyroscope (EVIDENT_*_ORG_ID) is
+// another key, so that its lookback is read and another deployment with
+// other org ids polls too; without org ids the key is the one kept
+// before they were part of it, so that nothing is read again.
+func TestPollerName(t *testing.T) {
+	const tempo, pyro = "https://tempo.example.com", "https://pyroscope.example.com"
+	src := sourcesConfig{Tempo: tempo, Pyroscope: pyro}
+	for _, tc := range []struct {
+		name string
+		src  sourcesConfig
+		env  map[string]string
+		want string
+	}{
+		{"no org ids", src, nil, "tempo=" + tempo + " pyroscope=" + pyro},
+		{"services and tenant", sourcesConfig{Tempo: tempo, Services: []string{"a", "b"}, Tenant: "team-a"}, nil, "tempo=" + tempo + " pyroscope= services=a,b tenant=team-a"},
+		{"tempo org", src, map[string]string{"EVIDENT_TEMPO_ORG_ID": "acme"}, "tempo=" + tempo + " pyroscope=" + pyro + " tempo_org=acme"},
+		{"both orgs", src, map[string]string{"EVIDENT_TEMPO_ORG_ID": "acme", "EVIDENT_PYROSCOPE_ORG_ID": "acme-prof"}, "tempo=" + tempo + " pyroscope=" + pyro + " tempo_org=acme pyroscope_org=acme-prof"},
+		{"org of a source not polled", sourcesConfig{Tempo: tempo}, map[string]string{"EVIDENT_PYROSCOPE_ORG_ID": "acme"}, "tempo=" + tempo + " pyroscope="},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := pollerName(tc.src, func(k string) string { return tc.env[k] }); got != tc.want {
+				t.Errorf("pollerName = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
