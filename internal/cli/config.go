@@ -236,25 +236,31 @@ type sourcesConfig struct {
 	// (docs/security.md, Tenants); store.DefaultTenant when empty.
 	Tenant string `yaml:"tenant"`
 	// TraceBudget and TracesPerEndpoint bound the traces of one window.
-	TraceBudget         int `yaml:"trace_budget"`
-	TracesPerEndpoint   int `yaml:"traces_per_endpoint"`
+	TraceBudget       int `yaml:"trace_budget"`
+	TracesPerEndpoint int `yaml:"traces_per_endpoint"`
+	// Timeout bounds each request to a source; 30 s when 0.
+	Timeout             time.Duration `yaml:"timeout"`
 	source.PollerConfig `yaml:",inline"`
 }
 
 // Validate reports every problem of the sources section.
 func (c sourcesConfig) Validate() error {
+	var errs []error
 	if (c.TraceBudget != 0) != (c.TracesPerEndpoint != 0) || c.TraceBudget < 0 || c.TracesPerEndpoint < 0 {
-		return fmt.Errorf("serve sources: trace_budget %d and traces_per_endpoint %d: set both, positive, or neither", c.TraceBudget, c.TracesPerEndpoint)
+		errs = append(errs, fmt.Errorf("serve sources: trace_budget %d and traces_per_endpoint %d: set both, positive, or neither", c.TraceBudget, c.TracesPerEndpoint))
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("serve sources: timeout %s: want a positive duration, or none for 30s", c.Timeout))
 	}
 	if err := c.PollerConfig.Validate(); err != nil {
-		return fmt.Errorf("serve %w", err)
+		errs = append(errs, fmt.Errorf("serve %w", err))
 	}
 	if c.Tenant != "" {
 		if err := store.ValidateTenant(c.Tenant); err != nil {
-			return fmt.Errorf("serve sources: %w", err)
+			errs = append(errs, fmt.Errorf("serve sources: %w", err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // ingests reports whether serve takes telemetry in: a receiver listens or

@@ -33,7 +33,7 @@ func (c serveConfig) forRole(role string) serveConfig {
 // flags are the sources section as the source flags of analyze, which
 // build the sources of both commands.
 func (c sourcesConfig) flags() *sourceFlags {
-	return &sourceFlags{tempo: c.Tempo, pyroscope: c.Pyroscope, services: c.Services, traceBudget: c.TraceBudget, perEndpoint: c.TracesPerEndpoint}
+	return &sourceFlags{tempo: c.Tempo, pyroscope: c.Pyroscope, services: c.Services, traceBudget: c.TraceBudget, perEndpoint: c.TracesPerEndpoint, timeout: c.Timeout}
 }
 
 // serveVulnDB opens the vulnerability database serve assesses with: the

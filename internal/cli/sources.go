@@ -25,6 +25,8 @@ type sourceFlags struct {
 	services         []string
 	// traceBudget and perEndpoint bound the traces read from Tempo.
 	traceBudget, perEndpoint int
+	// timeout bounds each request to a source; the default when 0.
+	timeout time.Duration
 }
 
 func (s *sourceFlags) register(f *pflag.FlagSet) {
@@ -36,6 +38,7 @@ func (s *sourceFlags) register(f *pflag.FlagSet) {
 	d := source.DefaultTempoConfig()
 	f.IntVar(&s.traceBudget, "trace-budget", d.TraceBudget, "--tempo: read at most this many traces")
 	f.IntVar(&s.perEndpoint, "traces-per-endpoint", d.PerGroup, "--tempo: read at most this many traces per service and span kind, and per endpoint or edge, newest first")
+	f.DurationVar(&s.timeout, "source-timeout", source.DefaultHTTPConfig().Timeout, "--tempo/--pyroscope: give up on a request after this long (a merged profile of a long window may need more)")
 	f.StringSliceVar(&s.services, "service", nil, "--tempo/--pyroscope: read only these services (comma-separated or repeated)")
 }
 
@@ -56,6 +59,9 @@ func (s *sourceFlags) validate(given func(flag string) bool) error {
 			errs = append(errs, fmt.Errorf("%s %d: want a positive number of traces", n.flag, n.v))
 		}
 	}
+	if s.timeout <= 0 {
+		errs = append(errs, fmt.Errorf("--source-timeout %s: want a positive duration", s.timeout))
+	}
 	if given("since") && s.from != "" {
 		// --to with --since is a window that ends at --to.
 		errs = append(errs, errors.New("--since and --from both set the start of the window: give one of them"))
@@ -67,8 +73,13 @@ func (s *sourceFlags) validate(given func(flag string) bool) error {
 		}
 	}
 	switch {
-	case s.tempo == "" && s.pyroscope == "" && len(selecting) > 0:
-		errs = append(errs, fmt.Errorf("%s %s what --tempo and --pyroscope read: name a source", joinFlags(selecting), agree(selecting, "select")))
+	case s.tempo == "" && s.pyroscope == "" && (len(selecting) > 0 || given("source-timeout")):
+		if len(selecting) > 0 {
+			errs = append(errs, fmt.Errorf("%s %s what --tempo and --pyroscope read: name a source", joinFlags(selecting), agree(selecting, "select")))
+		}
+		if given("source-timeout") {
+			errs = append(errs, errors.New("--source-timeout bounds the requests to --tempo and --pyroscope: name a source"))
+		}
 	case s.tempo == "":
 		var tempoOnly []string
 		for _, f := range []string{"trace-budget", "traces-per-endpoint"} {
@@ -135,6 +146,9 @@ func (s *sourceFlags) newPull(getenv func(string) string, logger *slog.Logger) (
 		}
 		cfg := source.DefaultTempoConfig()
 		cfg.URL, cfg.Auth = s.tempo, auth
+		if s.timeout != 0 {
+			cfg.Timeout = s.timeout
+		}
 		if s.traceBudget != 0 {
 			cfg.TraceBudget, cfg.PerGroup = s.traceBudget, s.perEndpoint
 		}
@@ -149,6 +163,9 @@ func (s *sourceFlags) newPull(getenv func(string) string, logger *slog.Logger) (
 		}
 		cfg := source.DefaultPyroscopeConfig()
 		cfg.URL, cfg.Auth = s.pyroscope, auth
+		if s.timeout != 0 {
+			cfg.Timeout = s.timeout
+		}
 		if p.Pyroscope, err = source.NewPyroscope(cfg, logger); err != nil {
 			return p, fmt.Errorf("--pyroscope: %w", err)
 		}

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"runtime/pprof"
@@ -236,6 +238,9 @@ func TestAnalyzeSourceUsage(t *testing.T) {
 		{"negative since", []string{"--tempo", "http://127.0.0.1:1", "--since", "-1h"}, nil, "evident: --since -1h0m0s: want a positive duration\n"},
 		{"negative trace budget", []string{"--tempo", "http://127.0.0.1:1", "--trace-budget", "-5"}, nil, "evident: --trace-budget -5: want a positive number of traces\n"},
 		{"no traces per endpoint", []string{"--tempo", "http://127.0.0.1:1", "--traces-per-endpoint", "0"}, nil, "evident: --traces-per-endpoint 0: want a positive number of traces\n"},
+		{"no source timeout", []string{"--tempo", "http://127.0.0.1:1", "--source-timeout", "0s"}, nil, "evident: --source-timeout 0s: want a positive duration\n"},
+		{"source timeout without a source", []string{"--source-timeout", "5m"}, nil,
+			"evident: --source-timeout bounds the requests to --tempo and --pyroscope: name a source\n"},
 		{"trace budget without Tempo", []string{"--pyroscope", "http://127.0.0.1:1", "--trace-budget", "10"}, nil,
 			"evident: --trace-budget bounds what --tempo reads: name a Tempo with --tempo\n"},
 		{"every problem at once", []string{"--since", "1h", "--from", "2026-01-01T00:00:00Z", "--trace-budget", "-5"}, nil,
@@ -363,6 +368,53 @@ func TestPollerName(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := pollerName(tc.src, func(k string) string { return tc.env[k] }); got != tc.want {
 				t.Errorf("pollerName = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSourceTimeout checks --source-timeout: a Tempo slower than it is
+// given up on as too slow, and one within it is read, so that a slow
+// store (a merge of a long window) can be allowed more than the 30 s
+// default.
+func TestSourceTimeout(t *testing.T) {
+	tempoURL, _ := shopSources(t)
+	target, err := url.Parse(tempoURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	for _, tc := range []struct {
+		name    string
+		timeout string
+		wantErr string // "" for a read
+	}{
+		{"slower than the timeout", "100ms", "server too slow"},
+		{"within the timeout", "5s", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The first answer alone is slow: the rest of the window is
+			// read at once.
+			var first atomic.Bool
+			slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if first.CompareAndSwap(false, true) {
+					select {
+					case <-time.After(300 * time.Millisecond):
+					case <-r.Context().Done():
+						return
+					}
+				}
+				proxy.ServeHTTP(w, r)
+			}))
+			defer slow.Close()
+			code, _, stderr := run(t, "--data", t.TempDir(), "analyze", "--vulns", filepath.Join(shop, "recorded", "osv"),
+				"--findings", filepath.Join(shop, "recorded", "findings"), "--tempo", slow.URL, "--from", "2020-01-01T00:00:00Z",
+				"--service", "gateway", "--source-timeout", tc.timeout)
+			switch {
+			case tc.wantErr != "" && !strings.Contains(stderr, tc.wantErr):
+				t.Errorf("exit %d, stderr %q: want %q", code, stderr, tc.wantErr)
+			case tc.wantErr == "" && !strings.Contains(stderr, "from the sources"):
+				t.Errorf("exit %d, stderr %q: want the window read", code, stderr)
 			}
 		})
 	}
