@@ -20,10 +20,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/goleak"
 
 	"github.com/evidentsec/evident/internal/pipeline"
 	"github.com/evidentsec/evident/internal/source"
+	"github.com/evidentsec/evident/internal/source/sourcetest"
 	"github.com/evidentsec/evident/internal/store/sqlite"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -787,6 +789,82 @@ func TestPollerLosesLead(t *testing.T) {
 			}
 			if len(got.spans) != len(want.spans) || !maps.Equal(got.samples, want.samples) {
 				t.Errorf("%d spans and samples %v reached the engine, want %d and %v", len(got.spans), got.samples, len(want.spans), want.samples)
+			}
+		})
+	}
+}
+
+// TestPollerResumesTraceAnsweredOtherwise checks that a trace whose
+// window failed part-way is resumed by what was handed on, not by the
+// position of its resources: Tempo's answer to the same trace may hold
+// them in another order, or one more (a batch that arrived since), and
+// every span still reaches the engine once.
+func TestPollerResumesTraceAnsweredOtherwise(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	batch := map[string]ptrace.Traces{
+		"gateway": traceSpan(1, "gateway", ptrace.SpanKindServer, 1, 0, t0),
+		"orders":  traceSpan(1, "orders", ptrace.SpanKindServer, 2, 1, t0.Add(time.Millisecond)),
+		"catalog": traceSpan(1, "catalog", ptrace.SpanKindServer, 3, 1, t0.Add(2*time.Millisecond)),
+		"billing": traceSpan(1, "billing", ptrace.SpanKindServer, 4, 2, t0.Add(3*time.Millisecond)),
+	}
+	tempoOf := func(order ...string) *sourcetest.Tempo {
+		tempo := sourcetest.NewTempo()
+		// sourcetest.Tempo answers the batch added last first.
+		for _, s := range slices.Backward(order) {
+			tempo.Add(batch[s])
+		}
+		return tempo
+	}
+	for _, tc := range []struct {
+		name          string
+		before, after []string // the trace's resources in Tempo's answers before and after the failure
+	}{
+		{"resources in another order", []string{"gateway", "orders", "catalog"}, []string{"catalog", "gateway", "orders"}},
+		{"a resource more first", []string{"gateway", "orders", "catalog"}, []string{"billing", "gateway", "orders", "catalog"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var serving atomic.Pointer[http.Handler]
+			before, after := tempoOf(tc.before...).Handler(), tempoOf(tc.after...).Handler()
+			serving.Store(&before)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*serving.Load()).ServeHTTP(w, r) }))
+			defer srv.Close()
+			got := newLedger()
+			calls := 0
+			traces, profiles := got.consumers(func(handOn func() error) error {
+				if calls++; calls == 2 {
+					return &pipeline.FullError{RetryAfter: time.Second}
+				}
+				return handOn()
+			})
+			st, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			cfg := source.DefaultPollerConfig()
+			now := t0.Add(30 * time.Minute)
+			p, err := source.NewPoller("tempo", cfg, source.PollerDeps{
+				Pull: source.Pull{Tempo: newPull(t, srv.URL, source.Auth{}, nil).Tempo}, Watermarks: st,
+				Now: func() time.Time { return now }, Traces: traces, Profiles: profiles,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.Poll(t.Context()); !errors.Is(err, pipeline.ErrFull) {
+				t.Fatalf("first poll: %v, want the queue full", err)
+			}
+			serving.Store(&after)
+			now = now.Add(time.Minute)
+			if _, err := p.Poll(t.Context()); err != nil {
+				t.Fatalf("second poll: %v", err)
+			}
+			want := map[string]int{}
+			for _, svc := range tc.after {
+				id := batch[svc].ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SpanID()
+				want[svc+" "+hex.EncodeToString(id[:])] = 1
+			}
+			if !maps.Equal(got.spans, want) {
+				t.Errorf("spans handed on, by service and span id:\n got %v\nwant %v, each once", got.spans, want)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,11 +26,15 @@ type windowProgress struct {
 	// resumed pull reads the same sample, within the same budget.
 	ids     []string
 	sampled bool
-	// traces counts the resources of each trace handed on, traceDone
-	// once all were: a trace read again (the same answer, decoded the
-	// same) hands on the rest.
-	traces   map[string]int
-	profiles map[profilePart]bool
+	// traces marks the traces handed on whole (traceDone); a count
+	// above it is how many resources of the trace a version 1 record
+	// says were handed on, by position in Tempo's answer.
+	traces map[string]int
+	// handedSpans are the spans handed on of each trace not yet done
+	// (spanKey): a trace read again hands on the spans it does not hold,
+	// whatever the order of Tempo's answer or what it holds since.
+	handedSpans map[string]map[string]bool
+	profiles    map[profilePart]bool
 	// spans are the endpoints' span ids by service and span name.
 	spans map[string]map[string][]string
 	// checkpoint, when set, is called each time more was handed on
@@ -57,11 +62,14 @@ type profilePart struct {
 // newWindowProgress returns the progress of a window nothing of which has been
 // handed on.
 func newWindowProgress(w Window) *windowProgress {
-	return &windowProgress{w: w, traces: map[string]int{}, profiles: map[profilePart]bool{}, spans: map[string]map[string][]string{}}
+	return &windowProgress{w: w, traces: map[string]int{}, handedSpans: map[string]map[string]bool{}, profiles: map[profilePart]bool{}, spans: map[string]map[string][]string{}}
 }
 
-// progressVersion is the version of windowProgress's encoding.
-const progressVersion = 1
+// progressVersion is the version of windowProgress's encoding. Version
+// 1 counted a trace's resources handed on, which a resume matched by
+// position; version 2 names the spans (Handed). A version 1 record is
+// still resumed.
+const progressVersion = 2
 
 // progressJSON is windowProgress as marshal writes it.
 type progressJSON struct {
@@ -71,6 +79,7 @@ type progressJSON struct {
 	Sampled  bool                           `json:"sampled"`
 	IDs      []string                       `json:"ids,omitempty"`
 	Traces   map[string]int                 `json:"traces,omitempty"`
+	Handed   map[string][]string            `json:"handed,omitempty"`
 	Profiles []profilePartJSON              `json:"profiles,omitempty"`
 	Spans    map[string]map[string][]string `json:"spans,omitempty"`
 }
@@ -82,7 +91,9 @@ type profilePartJSON struct {
 }
 
 // empty reports whether nothing of the window was handed on.
-func (pr *windowProgress) empty() bool { return len(pr.traces) == 0 && len(pr.profiles) == 0 }
+func (pr *windowProgress) empty() bool {
+	return len(pr.traces) == 0 && len(pr.handedSpans) == 0 && len(pr.profiles) == 0
+}
 
 // marshal encodes pr (JSON), for a store to keep while its window
 // is unfinished. keep, when set, says whether a service or span name may
@@ -96,6 +107,12 @@ func (pr *windowProgress) marshal(keep func(string) bool) ([]byte, error) {
 		keep = func(string) bool { return true }
 	}
 	j := progressJSON{Version: progressVersion, From: pr.w.From, To: pr.w.To, Sampled: pr.sampled, IDs: pr.ids, Traces: pr.traces, Spans: map[string]map[string][]string{}}
+	if len(pr.handedSpans) > 0 {
+		j.Handed = map[string][]string{}
+		for id, spans := range pr.handedSpans {
+			j.Handed[id] = slices.Sorted(maps.Keys(spans))
+		}
+	}
 	for k := range pr.profiles {
 		if keep(k.service) {
 			j.Profiles = append(j.Profiles, profilePartJSON{k.service, k.from, k.to})
@@ -129,11 +146,13 @@ func unmarshalProgress(data []byte) (*windowProgress, error) {
 		return fmt.Errorf("source progress: %w: %s", telemetry.ErrMalformed, fmt.Sprintf(format, a...))
 	}
 	switch {
-	case j.Version != progressVersion:
-		return nil, bad("version %d, want %d", j.Version, progressVersion)
+	case j.Version != progressVersion && j.Version != 1:
+		return nil, bad("version %d, want 1 or %d", j.Version, progressVersion)
+	case j.Version == 1 && len(j.Handed) > 0:
+		return nil, bad("version 1 with spans handed on by id")
 	case !j.From.Before(j.To):
 		return nil, bad("window %s to %s ends before it starts", j.From.Format(time.RFC3339Nano), j.To.Format(time.RFC3339Nano))
-	case !j.Sampled && (len(j.IDs) > 0 || len(j.Traces) > 0):
+	case !j.Sampled && (len(j.IDs) > 0 || len(j.Traces) > 0 || len(j.Handed) > 0):
 		return nil, bad("traces handed on before any was sampled")
 	}
 	pr := newWindowProgress(Window{From: j.From, To: j.To})
@@ -144,11 +163,25 @@ func unmarshalProgress(data []byte) (*windowProgress, error) {
 		}
 		pr.traces[id] = n
 	}
+	for id, spans := range j.Handed {
+		if len(spans) > 0 && pr.traces[id] != traceDone {
+			pr.handedSpans[id] = map[string]bool{}
+			for _, sp := range spans {
+				pr.handedSpans[id][sp] = true
+			}
+		}
+	}
 	for _, p := range j.Profiles {
 		pr.profiles[profilePart{p.Service, p.From, p.To}] = true
 	}
 	maps.Copy(pr.spans, j.Spans)
 	return pr, nil
+}
+
+// spanKey names a span within its trace: its id and its kind, as Zipkin's
+// client and server of a call share one span id.
+func spanKey(sp *telemetry.Span) string {
+	return hex.EncodeToString(sp.SpanID[:]) + "/" + strconv.Itoa(int(sp.Kind))
 }
 
 // handSpans hands a trace's spans to h and, once h accepted them,

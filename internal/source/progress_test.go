@@ -16,6 +16,7 @@ func progressOf() *windowProgress {
 	pr := newWindowProgress(Window{From: t0, To: t0.Add(time.Hour)})
 	pr.sampled, pr.ids = true, []string{"a1", "b2", "c3"}
 	pr.traces["a1"], pr.traces["b2"] = traceDone, 2
+	pr.handedSpans["c3"] = map[string]bool{"00f067aa0ba902b7/2": true, "53995c3f42cd8ad8/3": true}
 	pr.profiles[profilePart{"gateway", t0.UnixNano(), t0.Add(30 * time.Minute).UnixNano()}] = true
 	pr.profiles[profilePart{"catalog", t0.UnixNano(), t0.Add(30 * time.Minute).UnixNano()}] = true
 	pr.spans["gateway"] = map[string][]string{"GET /search": {"00f067aa0ba902b7", "53995c3f42cd8ad8"}}
@@ -57,7 +58,9 @@ func TestProgressEncoding(t *testing.T) {
 	}
 	for _, tc := range []struct{ name, data, want string }{
 		{"not JSON", `{"version":1,`, "unexpected end of JSON input"},
-		{"another version", `{"version":2,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z"}`, "version 2, want 1"},
+		{"another version", `{"version":3,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z"}`, "version 3, want 1 or 2"},
+		{"spans by id in version 1", `{"version":1,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","sampled":true,"handed":{"a1":["00f067aa0ba902b7/2"]}}`, "version 1 with spans handed on by id"},
+		{"spans before the sample", `{"version":2,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","handed":{"a1":["00f067aa0ba902b7/2"]}}`, "before any was sampled"},
 		{"empty window", `{"version":1,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T10:00:00Z"}`, "ends before it starts"},
 		{"traces before the sample", `{"version":1,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","traces":{"a1":-1}}`, "before any was sampled"},
 		{"negative count", `{"version":1,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","sampled":true,"traces":{"a1":-2}}`, "trace a1: -2 resources"},
@@ -68,6 +71,19 @@ func TestProgressEncoding(t *testing.T) {
 				t.Errorf("got %v, want ErrMalformed saying %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestProgressVersion1 checks that a record written before spans were
+// named (version 1: a trace's resources counted) is still resumed: its
+// counts are kept, to skip the resources by position.
+func TestProgressVersion1(t *testing.T) {
+	pr, err := unmarshalProgress([]byte(`{"version":1,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","sampled":true,"ids":["a1","b2"],"traces":{"a1":-1,"b2":2}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.traces["a1"] != traceDone || pr.traces["b2"] != 2 || len(pr.handedSpans) != 0 {
+		t.Errorf("traces %v, spans handed %v: want a1 done, 2 resources of b2 handed on", pr.traces, pr.handedSpans)
 	}
 }
 

@@ -97,18 +97,37 @@ func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handle
 		case err != nil:
 			return err
 		}
-		for ; done < len(resources); done++ {
-			if err := pr.handSpans(h, resources[done]); err != nil {
+		handed := pr.handedSpans[id]
+		for i, res := range resources {
+			if i < done {
+				// Handed on by a poller whose record counted resources.
+				continue
+			}
+			if res = slices.DeleteFunc(res, func(sp telemetry.Span) bool { return handed[spanKey(&sp)] }); len(res) == 0 {
+				continue
+			}
+			keys := make([]string, len(res))
+			for j := range res {
+				keys[j] = spanKey(&res[j])
+			}
+			if err := pr.handSpans(h, res); err != nil {
 				if !pipeline.IsPermanent(err) {
 					return err
 				}
 				skip(fmt.Errorf("tempo trace %s: refused: %w", id, err))
 			}
-			pr.traces[id] = done + 1
+			if handed == nil {
+				handed = map[string]bool{}
+				pr.handedSpans[id] = handed
+			}
+			for _, k := range keys {
+				handed[k] = true
+			}
 			if err := pr.handed(); err != nil {
 				return err
 			}
 		}
+		delete(pr.handedSpans, id)
 		pr.traces[id] = traceDone
 	}
 	return nil
