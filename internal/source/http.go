@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -209,6 +210,35 @@ type client struct {
 	what  string // "tempo", "pyroscope": for errors
 	api   string // "Tempo's HTTP API": for errors
 	stats Stats
+	// skew is the server's clock against the local one, at its last
+	// answer.
+	skew *clockSkew
+}
+
+// clockSkew is how far the local clock is ahead of a server's, as the
+// Date header of its last answer shows (RFC 9110: the time the answer
+// was made, to the second). It is safe for concurrent use.
+type clockSkew struct {
+	mu   sync.Mutex
+	d    time.Duration
+	seen bool
+}
+
+func (s *clockSkew) observe(resp *http.Response) {
+	date, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.d, s.seen = time.Since(date), true
+}
+
+// get returns the last skew seen, and whether any answer had a Date.
+func (s *clockSkew) get() (time.Duration, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.d, s.seen
 }
 
 func newClient(what string, cfg HTTPConfig, logger *slog.Logger) (*client, error) {
@@ -222,8 +252,8 @@ func newClient(what string, cfg HTTPConfig, logger *slog.Logger) (*client, error
 		return nil, fmt.Errorf("%s source: %w", what, err)
 	}
 	cfg.URL = strings.TrimRight(cfg.URL, "/")
-	c := &client{cfg: cfg, what: what}
-	c.http = &http.Client{Transport: &authTransport{auth: cfg.Auth, next: tr}, Timeout: cfg.Timeout, CheckRedirect: c.checkRedirect}
+	c := &client{cfg: cfg, what: what, skew: &clockSkew{}}
+	c.http = &http.Client{Transport: &authTransport{auth: cfg.Auth, next: tr, skew: c.skew}, Timeout: cfg.Timeout, CheckRedirect: c.checkRedirect}
 	return c, nil
 }
 
@@ -252,10 +282,11 @@ func (c *client) checkRedirect(req *http.Request, via []*http.Request) error {
 }
 
 // authTransport adds the auth headers to every request, those of the
-// Connect client included.
+// Connect client included, and notes the server's clock of every answer.
 type authTransport struct {
 	auth Auth
 	next http.RoundTripper
+	skew *clockSkew
 }
 
 func (t *authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -269,7 +300,11 @@ func (t *authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if t.auth.OrgID != "" {
 		r.Header.Set("X-Scope-OrgID", t.auth.OrgID)
 	}
-	return t.next.RoundTrip(r)
+	resp, err := t.next.RoundTrip(r)
+	if err == nil {
+		t.skew.observe(resp)
+	}
+	return resp, err
 }
 
 // get fetches base URL + path and returns the body, read to at most

@@ -96,6 +96,7 @@ type Poller struct {
 	lastSuccess prometheus.Gauge
 	polls       *prometheus.CounterVec
 	polling     prometheus.Gauge
+	clockSkew   prometheus.Gauge
 
 	// progress is the window being read, kept when a poll fails
 	// part-way, and recorded in the store then (saved) so that a
@@ -105,6 +106,9 @@ type Poller struct {
 	saved    bool
 	// role is what this replica did at the last poll (Lead).
 	role role
+	// skewed says the sources' clock was warned of: once while it
+	// stays off.
+	skewed bool
 
 	mu      sync.Mutex
 	loop    pipeline.Loop
@@ -135,6 +139,7 @@ func NewPoller(name string, cfg PollerConfig, deps PollerDeps) (*Poller, error) 
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "evident_source_last_success_timestamp_seconds", Help: "Unix time at which the last successful poll of the query-API source ended.", ConstLabels: prometheus.Labels{"source": name}}),
 		polls:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "evident_source_polls_total", Help: "Polls of the query-API source by result.", ConstLabels: prometheus.Labels{"source": name}}, []string{"result"}),
 		polling:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "evident_source_polling", Help: "1 when this process polls the query-API source, 0 while another replica sharing the store does.", ConstLabels: prometheus.Labels{"source": name}}),
+		clockSkew:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "evident_source_clock_skew_seconds", Help: "How far this process's clock is ahead of the query-API source's (its Date header; negative: behind), of the source furthest off.", ConstLabels: prometheus.Labels{"source": name}}),
 	}
 	if deps.Lead == nil {
 		p.polling.Set(1)
@@ -144,7 +149,7 @@ func NewPoller(name string, cfg PollerConfig, deps PollerDeps) (*Poller, error) 
 	p.polls.WithLabelValues("ok")
 	p.polls.WithLabelValues("error")
 	if deps.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.up, p.watermark, p.lastSuccess, p.polls, p.polling} {
+		for _, c := range []prometheus.Collector{p.up, p.watermark, p.lastSuccess, p.polls, p.polling, p.clockSkew} {
 			if err := deps.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("register source metrics: %w", err)
 			}
@@ -238,6 +243,9 @@ func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
 		p.mu.Lock()
 		p.healthy, p.lastErr = err == nil, err
 		p.mu.Unlock()
+		if !standby {
+			p.checkClock()
+		}
 		switch {
 		case standby:
 			// Nothing is failing.
@@ -367,6 +375,37 @@ func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
 	}
 	p.watermark.Set(float64(to.UnixNano()) / 1e9)
 	return !to.Before(end), nil
+}
+
+// maxSkew is how far the sources' clock may be from evident's, at the
+// least (the Date header is to the second, and an answer takes time to
+// come); beyond it, and beyond a quarter of lag, it is warned of.
+const maxSkew = 5 * time.Second
+
+// checkClock shows how far the local clock is from the sources', and
+// warns once while it is further than lag allows for: the window ends at
+// the local clock minus lag, while the store answers by the times the
+// apps stamped, by their clocks, which the store's stands for.
+func (p *Poller) checkClock() {
+	d, which := p.deps.Pull.clockSkew()
+	if which == "" {
+		return
+	}
+	p.clockSkew.Set(d.Seconds())
+	if d.Abs() <= max(p.cfg.Lag/4, maxSkew) {
+		p.skewed = false
+		return
+	}
+	if p.skewed {
+		return
+	}
+	p.skewed = true
+	off := d.Round(time.Second)
+	if d > 0 {
+		p.deps.Logger.Warn(fmt.Sprintf("sources: this clock is %s ahead of %s's (its Date header): a window ends at this clock minus lag %s, so what the apps stamp by a clock as far behind may be in no window read; synchronize the clocks (NTP), or raise lag by as much", off, which, p.cfg.Lag), "source", p.name)
+		return
+	}
+	p.deps.Logger.Warn(fmt.Sprintf("sources: this clock is %s behind %s's (its Date header): each window is read that much later than lag %s says; synchronize the clocks (NTP)", -off, which, p.cfg.Lag), "source", p.name)
 }
 
 // loadProgress takes up the window a poller before this one left

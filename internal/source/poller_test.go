@@ -869,3 +869,55 @@ func TestPollerResumesTraceAnsweredOtherwise(t *testing.T) {
 		})
 	}
 }
+
+// TestPollerClockSkew checks that a store whose clock (its Date header)
+// is behind evident's by more than a quarter of lag is warned about, once
+// while it lasts, and shown in evident_source_clock_skew_seconds: the
+// window ends at evident's clock minus lag, so what the apps stamp by a
+// clock that far behind may be read by no window.
+func TestPollerClockSkew(t *testing.T) {
+	srv, _, cfg, now := servedRecording(t)
+	defer srv.Close()
+	for _, tc := range []struct {
+		name     string
+		behind   time.Duration // the server's clock behind the local one
+		wantWarn bool
+	}{
+		{"in step", 0, false},
+		{"a few seconds behind", 3 * time.Second, false},
+		{"minutes behind", 5 * time.Minute, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			skewed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Date", time.Now().Add(-tc.behind).UTC().Format(http.TimeFormat))
+				srv.Config.Handler.ServeHTTP(w, r)
+			}))
+			defer skewed.Close()
+			st, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			var logs bytes.Buffer
+			reg := prometheus.NewRegistry()
+			c := &counts{}
+			deps := c.deps(newPull(t, skewed.URL, source.Auth{}, nil), st, now, reg)
+			deps.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+			p, err := source.NewPoller("tempo+pyroscope", cfg, deps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				if _, err := p.Poll(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := strings.Count(logs.String(), "this clock is"); got != map[bool]int{true: 1}[tc.wantWarn] {
+				t.Errorf("warned of the clock %d times, want %v once:\n%s", got, tc.wantWarn, logs.String())
+			}
+			if got := gauge(t, reg, "evident_source_clock_skew_seconds"); got < tc.behind.Seconds()-2 || got > tc.behind.Seconds()+2 {
+				t.Errorf("evident_source_clock_skew_seconds = %v, want about %v", got, tc.behind.Seconds())
+			}
+		})
+	}
+}

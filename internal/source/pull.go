@@ -203,6 +203,37 @@ func (p Pull) profiles(ctx context.Context, pr *windowProgress, h telemetry.Hand
 	return nil
 }
 
+// clockSkew returns how far the local clock is ahead of the source's
+// furthest from it (negative: behind), as the sources' last answers
+// showed, and that source's name; "" when no answer had a Date.
+func (p Pull) clockSkew() (time.Duration, string) {
+	var most time.Duration
+	var which string
+	for _, c := range []*client{p.tempoClient(), p.pyroscopeClient()} {
+		if c == nil {
+			continue
+		}
+		if d, ok := c.skew.get(); ok && (which == "" || d.Abs() > most.Abs()) {
+			most, which = d, c.what
+		}
+	}
+	return most, which
+}
+
+func (p Pull) tempoClient() *client {
+	if p.Tempo == nil {
+		return nil
+	}
+	return p.Tempo.c
+}
+
+func (p Pull) pyroscopeClient() *client {
+	if p.Pyroscope == nil {
+		return nil
+	}
+	return p.Pyroscope.c
+}
+
 // minPart is the shortest part windowParts splits a window into, and
 // maxParts the most parts: each costs queries, and a server that refuses
 // every part must not make the split go on.
