@@ -97,6 +97,7 @@ type Poller struct {
 	polls       *prometheus.CounterVec
 	polling     prometheus.Gauge
 	clockSkew   prometheus.Gauge
+	gaveUp      prometheus.Counter
 
 	// progress is the window being read, kept when a poll fails
 	// part-way, and recorded in the store then (saved) so that a
@@ -139,6 +140,7 @@ func NewPoller(name string, cfg PollerConfig, deps PollerDeps) (*Poller, error) 
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "evident_source_last_success_timestamp_seconds", Help: "Unix time at which the last successful poll of the query-API source ended.", ConstLabels: prometheus.Labels{"source": name}}),
 		polls:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "evident_source_polls_total", Help: "Polls of the query-API source by result.", ConstLabels: prometheus.Labels{"source": name}}, []string{"result"}),
 		polling:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "evident_source_polling", Help: "1 when this process polls the query-API source, 0 while another replica sharing the store does.", ConstLabels: prometheus.Labels{"source": name}}),
+		gaveUp:      prometheus.NewCounter(prometheus.CounterOpts{Name: "evident_source_given_up_total", Help: "Items of a window (a trace, a service's profile of a part) given up after failing alone at several polls while the source answered the rest.", ConstLabels: prometheus.Labels{"source": name}}),
 		clockSkew:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "evident_source_clock_skew_seconds", Help: "How far this process's clock is ahead of the query-API source's (its Date header; negative: behind), of the source furthest off.", ConstLabels: prometheus.Labels{"source": name}}),
 	}
 	if deps.Lead == nil {
@@ -149,7 +151,7 @@ func NewPoller(name string, cfg PollerConfig, deps PollerDeps) (*Poller, error) 
 	p.polls.WithLabelValues("ok")
 	p.polls.WithLabelValues("error")
 	if deps.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.up, p.watermark, p.lastSuccess, p.polls, p.polling, p.clockSkew} {
+		for _, c := range []prometheus.Collector{p.up, p.watermark, p.lastSuccess, p.polls, p.polling, p.clockSkew, p.gaveUp} {
 			if err := deps.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("register source metrics: %w", err)
 			}
@@ -343,6 +345,11 @@ func (p *Poller) Poll(ctx context.Context) (caughtUp bool, err error) {
 	}
 	h := &consumerHandler{ctx: ctx, traces: p.deps.Traces, profiles: p.deps.Profiles}
 	skip := func(err error) {
+		if errors.Is(err, ErrGaveUp) {
+			p.gaveUp.Inc()
+			p.deps.Logger.Error("source: given up: what it holds is not read", "source", p.name, "reason", err)
+			return
+		}
 		if errors.Is(err, ErrNoCPUSamples) {
 			// Every poll would say it again.
 			p.deps.Logger.Debug("source: no CPU samples", "source", p.name, "reason", err)

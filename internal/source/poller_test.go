@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -128,7 +129,7 @@ func TestPollerResumesFromWatermark(t *testing.T) {
 	}
 }
 
-// gauge returns the value of the one gauge named name in reg.
+// gauge returns the value of the one gauge (or counter) named name in reg.
 func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -137,6 +138,9 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name {
+			if c := mf.GetMetric()[0].GetCounter(); c != nil {
+				return c.GetValue()
+			}
 			return mf.GetMetric()[0].GetGauge().GetValue()
 		}
 	}
@@ -302,15 +306,35 @@ func TestPollerServiceWithoutCPU(t *testing.T) {
 type ledger struct {
 	spans   map[string]int
 	samples map[string]int64
+	// names are the spans' names, by service and span id.
+	names map[string]string
 }
 
-func newLedger() *ledger { return &ledger{spans: map[string]int{}, samples: map[string]int64{}} }
+func newLedger() *ledger {
+	return &ledger{spans: map[string]int{}, samples: map[string]int64{}, names: map[string]string{}}
+}
 
 func (l *ledger) Spans(spans []telemetry.Span) error {
 	for _, sp := range spans {
-		l.spans[sp.Service+" "+hex.EncodeToString(sp.SpanID[:])]++
+		k := sp.Service + " " + hex.EncodeToString(sp.SpanID[:])
+		l.spans[k]++
+		l.names[k] = sp.Name
 	}
 	return nil
+}
+
+// endpoints returns the samples by the name of the span they are linked
+// to: a profile links the samples of an endpoint to one of its spans
+// (SpanGroup), the first handed on, which may be another when a window
+// is read in another order.
+func (l *ledger) endpoints() map[string]int64 {
+	out := map[string]int64{}
+	for k, n := range l.samples {
+		svc, rest, _ := strings.Cut(k, " ")
+		id, name, _ := strings.Cut(rest, " ")
+		out[svc+" "+l.names[svc+" "+id]+" "+name] += n
+	}
+	return out
 }
 
 func (l *ledger) Profile(b *telemetry.ProfileBatch) error {
@@ -367,8 +391,8 @@ func checkOnce(t *testing.T, got, want *ledger) {
 	if len(got.spans) != len(want.spans) {
 		t.Errorf("%d spans reached the engine, want %d", len(got.spans), len(want.spans))
 	}
-	if !maps.Equal(got.samples, want.samples) {
-		t.Errorf("samples by linked span:\n got %v\nwant %v", got.samples, want.samples)
+	if !maps.Equal(got.endpoints(), want.endpoints()) {
+		t.Errorf("samples by the name of the linked span:\n got %v\nwant %v", got.endpoints(), want.endpoints())
 	}
 }
 
@@ -627,7 +651,7 @@ func TestPollerResumesAfterRestart(t *testing.T) {
 			if tc.redact != nil {
 				// The group of a name left out of the record links no
 				// sample after the resume: only the spans compare.
-				expected = &ledger{spans: want.spans, samples: got.samples}
+				expected = &ledger{spans: want.spans, samples: got.samples, names: got.names}
 			}
 			checkOnce(t, got, expected)
 			if !strings.Contains(logs.String(), "resuming the window left unfinished") {
@@ -917,6 +941,104 @@ func TestPollerClockSkew(t *testing.T) {
 			}
 			if got := gauge(t, reg, "evident_source_clock_skew_seconds"); got < tc.behind.Seconds()-2 || got > tc.behind.Seconds()+2 {
 				t.Errorf("evident_source_clock_skew_seconds = %v, want about %v", got, tc.behind.Seconds())
+			}
+		})
+	}
+}
+
+// TestPollerGivesUpFailingItem checks that a trace or a service's profile
+// whose request fails at every poll, while the source answers the rest,
+// is given up after a few polls, logged as an error naming it and
+// counted, and that the rest of the window reaches the engine once; and
+// that a source failing as a whole is never given up on.
+func TestPollerGivesUpFailingItem(t *testing.T) {
+	clean, want, cfg, start := servedRecording(t)
+	defer clean.Close()
+	next := clean.Config.Handler
+	for _, tc := range []struct {
+		name string
+		// fails says whether a request fails, with status; the first
+		// request of a path holding which decides the item that fails.
+		which  string
+		status int
+		whole  bool // every request of the source fails
+		polls  int  // the polls that read the window; 0: none does in 10
+	}{
+		{"a trace that times out", "/api/v2/traces/", http.StatusGatewayTimeout, false, 5},
+		{"a trace answered 400", "/api/v2/traces/", http.StatusBadRequest, false, 5},
+		{"a profile's merge failing", "SelectMerge", http.StatusServiceUnavailable, false, 5},
+		{"tempo down", "/api/", http.StatusServiceUnavailable, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var item atomic.Value
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if strings.Contains(r.URL.Path, tc.which) {
+					body, _ := io.ReadAll(r.Body)
+					r.Body = io.NopCloser(bytes.NewReader(body))
+					key := r.URL.Path + string(body)
+					item.CompareAndSwap(nil, key)
+					if tc.whole || item.Load() == key {
+						http.Error(w, "failing", tc.status)
+						return
+					}
+				}
+				next.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			got := newLedger()
+			traces, profiles := got.consumers(func(handOn func() error) error { return handOn() })
+			st, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			now := start
+			var logs bytes.Buffer
+			reg := prometheus.NewRegistry()
+			p, err := source.NewPoller("tempo+pyroscope", cfg, source.PollerDeps{
+				Pull: newPull(t, srv.URL, source.Auth{}, nil), Watermarks: st,
+				Now:    func() time.Time { return now },
+				Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Registerer: reg,
+				Traces: traces, Profiles: profiles,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			polls := 0
+			for poll := 1; poll <= 10 && polls == 0; poll++ {
+				if _, err := p.Poll(t.Context()); err == nil {
+					polls = poll
+				}
+				now = now.Add(time.Minute)
+			}
+			if polls != tc.polls {
+				t.Fatalf("the window was read in %d polls, want %d (0: none in 10):\n%s", polls, tc.polls, logs.String())
+			}
+			gaveUp := gauge(t, reg, "evident_source_given_up_total")
+			if tc.whole {
+				if gaveUp != 0 {
+					t.Errorf("gave up %v items of a source down", gaveUp)
+				}
+				return
+			}
+			if gaveUp != 1 || !strings.Contains(logs.String(), `"level":"ERROR","msg":"source: given up`) {
+				t.Errorf("given up %v, want 1 logged as an error:\n%s", gaveUp, logs.String())
+			}
+			// The rest reached the engine, once.
+			for k, n := range got.spans {
+				if n != 1 {
+					t.Errorf("span %s reached the engine %d times", k, n)
+				}
+			}
+			if tc.which == "/api/v2/traces/" {
+				if len(got.spans) >= len(want.spans) || len(got.spans) == 0 {
+					t.Errorf("%d spans reached the engine, want fewer than %d (a trace given up) and some", len(got.spans), len(want.spans))
+				}
+				if len(got.samples) == 0 {
+					t.Error("no profile reached the engine")
+				}
+			} else if len(got.spans) != len(want.spans) {
+				t.Errorf("%d spans reached the engine, want %d", len(got.spans), len(want.spans))
 			}
 		})
 	}

@@ -2,8 +2,10 @@ package source
 
 import (
 	"cmp"
+	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -37,10 +39,55 @@ type windowProgress struct {
 	profiles    map[profilePart]bool
 	// spans are the endpoints' span ids by service and span name.
 	spans map[string]map[string][]string
+	// attempts counts, by item (a trace, a service's profile of a
+	// part), the polls at which it failed while its source answered;
+	// failures are those of the current poll. Neither is recorded: a
+	// restart tries each item itemAttempts times again.
+	attempts map[string]int
+	failures []error
 	// checkpoint, when set, is called each time more was handed on
 	// (and recorded here); its error stops the pull.
 	checkpoint func() error
 }
+
+// itemAttempts is how many polls try an item of a window that fails
+// alone (a trace that times out at every request, a profile whose merge
+// does, an answer to it alone that is a 4xx) before it is given up
+// (ErrGaveUp), so that it does not hold the window, and everything
+// after it, for good.
+const itemAttempts = 5
+
+// ErrGaveUp means an item of a window (a trace, a service's profile)
+// failed at itemAttempts polls while its source answered the rest, and
+// was given up: what it holds is not read.
+var ErrGaveUp = errors.New("given up")
+
+// failed takes err, the failure of one item of the window, named by
+// item. When the source fails as a whole too (probe fails: unreachable,
+// busy), it is the source's failure, and stop is err: the pull stops, to
+// be read again after a backoff. Otherwise the item alone fails: the
+// pull goes on with the rest of the window and fails at its end
+// (pending), so that the item is tried at the next poll; at the
+// itemAttempts-th such poll, gaveUp is the error saying it was given up.
+func (pr *windowProgress) failed(ctx context.Context, item string, err error, probe func(context.Context) error) (gaveUp, stop error) {
+	if ctx.Err() != nil || probe(ctx) != nil {
+		return nil, err
+	}
+	if pr.attempts == nil {
+		pr.attempts = map[string]int{}
+	}
+	pr.attempts[item]++
+	if n := pr.attempts[item]; n >= itemAttempts {
+		delete(pr.attempts, item)
+		return fmt.Errorf("%s: %w after %d polls, while the source answered the rest of the window: %w", item, ErrGaveUp, n, err), nil
+	}
+	pr.failures = append(pr.failures, fmt.Errorf("%s (failed alone, read %d of %d before it is given up): %w", item, pr.attempts[item], itemAttempts, err))
+	return nil, nil
+}
+
+// pending returns the failures of items of this poll, which the next
+// poll tries again; nil when there are none.
+func (pr *windowProgress) pending() error { return errors.Join(pr.failures...) }
 
 // handed calls the checkpoint, if any: more was handed on.
 func (pr *windowProgress) handed() error {

@@ -33,7 +33,11 @@ type Pull struct {
 // So is a trace or a service's profile over MaxResponseBytes
 // (ErrTooLarge), which would be as large at every retry.
 // An error of a source as a whole (unreachable, unauthorized, wrong URL)
-// or of h is returned. A window longer than a source takes in one query
+// or of h is returned. A trace or a service's profile whose request fails
+// while the source still answers is left for the next pull of the same
+// progress and the rest read; the failures are returned at the end of
+// the traces or profiles (a poller gives up on such an item after
+// itemAttempts pulls, ErrGaveUp, reported through skip). A window longer than a source takes in one query
 // is read from it in parts (windowParts).
 func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(error)) error {
 	return p.resume(ctx, newWindowProgress(w), h, skip)
@@ -46,6 +50,7 @@ func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(
 // skip and not tried again; any other error of h stops the pull, to be
 // resumed.
 func (p Pull) resume(ctx context.Context, pr *windowProgress, h telemetry.Handler, skip func(error)) error {
+	pr.failures = nil
 	if p.Tempo != nil {
 		if err := p.traces(ctx, pr, h, skip); err != nil {
 			return err
@@ -95,7 +100,18 @@ func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handle
 			// poll: failing the window would never get past it.
 			skip(err)
 		case err != nil:
-			return err
+			probe := func(ctx context.Context) error { _, err := p.Tempo.Services(ctx, w); return err }
+			gaveUp, err := pr.failed(ctx, "tempo trace "+id, err, probe)
+			if gaveUp == nil {
+				if err != nil {
+					return err
+				}
+				// Tried again at the next poll, with the rest of the
+				// window read.
+				continue
+			}
+			skip(gaveUp)
+			resources = nil
 		}
 		handed := pr.handedSpans[id]
 		for i, res := range resources {
@@ -130,7 +146,7 @@ func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handle
 		delete(pr.handedSpans, id)
 		pr.traces[id] = traceDone
 	}
-	return nil
+	return pr.pending()
 }
 
 // profiles pulls one merged CPU profile per service of pr's window into
@@ -180,7 +196,17 @@ func (p Pull) profiles(ctx context.Context, pr *windowProgress, h telemetry.Hand
 				skip(err)
 				continue
 			case err != nil:
-				return err
+				probe := func(ctx context.Context) error { _, err := p.Pyroscope.Services(ctx, part); return err }
+				gaveUp, err := pr.failed(ctx, fmt.Sprintf("pyroscope: service %s, %s to %s", svc, part.From.Format(time.RFC3339), part.To.Format(time.RFC3339)), err, probe)
+				if gaveUp == nil {
+					if err != nil {
+						return err
+					}
+					continue
+				}
+				skip(gaveUp)
+				pr.profiles[key(svc)] = true
+				continue
 			}
 			if err := h.Profile(b); err != nil {
 				if !pipeline.IsPermanent(err) {
@@ -194,6 +220,9 @@ func (p Pull) profiles(ctx context.Context, pr *windowProgress, h telemetry.Hand
 			}
 			read[svc] = true
 		}
+	}
+	if err := pr.pending(); err != nil {
+		return err
 	}
 	for _, svc := range slices.Sorted(maps.Keys(noCPU)) {
 		if !read[svc] {
