@@ -545,12 +545,23 @@ func (c *client) statusError(path string, resp *http.Response, version string) e
 		// Tempo's query frontend: the search's max_duration (a week by
 		// default).
 		return fmt.Errorf("%s %s: %w (HTTP 400)%s", c.what, path, ErrWindowTooLong, detail)
-	case code == http.StatusTooManyRequests || code >= 500:
+	case code == http.StatusTooManyRequests:
+		return rateLimitError{fmt.Errorf("%s %s: %w (HTTP %d)%s", c.what, path, ErrRetryable, code, detail)}
+	case code >= 500:
 		return fmt.Errorf("%s %s: %w (HTTP %d)%s", c.what, path, ErrRetryable, code, detail)
 	default:
 		return fmt.Errorf("%s %s: HTTP %d%s", c.what, path, code, detail)
 	}
 }
+
+// rateLimitError is an ErrRetryable that says the server limits the
+// client's queries (HTTP 429, Connect's resource_exhausted): whatever is
+// asked fails alike while it lasts, so an item of a window that fails so
+// does not fail alone (windowProgress.failed).
+type rateLimitError struct{ err error }
+
+func (e rateLimitError) Error() string { return e.err.Error() }
+func (e rateLimitError) Unwrap() error { return e.err }
 
 // authHint is credentialHint, unless msg is the tenant check of a
 // multi-tenant Tempo or Pyroscope (multitenancy_enabled), which answers

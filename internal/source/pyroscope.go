@@ -502,7 +502,7 @@ func (p *Pyroscope) rpcError(method string, err error) error {
 			// The server's own: a limit of its (HTTP 429, a tenant's
 			// queries over its share), which passes; only the client's
 			// read limit (WithReadMaxBytes) is an answer too large.
-			return fmt.Errorf("%s: %w: %w", what, ErrRetryable, err)
+			return rateLimitError{fmt.Errorf("%s: %w: %w", what, ErrRetryable, err)}
 		}
 		return fmt.Errorf("%s: %w: more than %d bytes (raise the limit or narrow the window): %w", what, ErrTooLarge, p.c.cfg.MaxResponseBytes, err)
 	case connect.CodeDeadlineExceeded:
