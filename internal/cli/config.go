@@ -220,7 +220,7 @@ func defaultServeConfig() serveConfig {
 		Alerts:          alertsConfig{Config: alert.DefaultConfig()},
 		Auth:            auth.DefaultConfig(),
 		Redaction:       redact.DefaultConfig(),
-		Sources:         sourcesConfig{PollerConfig: source.DefaultPollerConfig()},
+		Sources:         sourcesConfig{PollerConfig: source.DefaultPollerConfig(), Timeout: source.DefaultHTTPConfig().Timeout},
 		ShutdownTimeout: 15 * time.Second,
 	}
 }
@@ -238,7 +238,7 @@ type sourcesConfig struct {
 	// TraceBudget and TracesPerEndpoint bound the traces of one window.
 	TraceBudget       int `yaml:"trace_budget"`
 	TracesPerEndpoint int `yaml:"traces_per_endpoint"`
-	// Timeout bounds each request to a source; 30 s when 0.
+	// Timeout bounds each request to a source.
 	Timeout             time.Duration `yaml:"timeout"`
 	source.PollerConfig `yaml:",inline"`
 }
@@ -249,8 +249,8 @@ func (c sourcesConfig) Validate() error {
 	if (c.TraceBudget != 0) != (c.TracesPerEndpoint != 0) || c.TraceBudget < 0 || c.TracesPerEndpoint < 0 {
 		errs = append(errs, fmt.Errorf("serve sources: trace_budget %d and traces_per_endpoint %d: set both, positive, or neither", c.TraceBudget, c.TracesPerEndpoint))
 	}
-	if c.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("serve sources: timeout %s: want a positive duration, or none for 30s", c.Timeout))
+	if c.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("serve sources: timeout %s: want a positive duration", c.Timeout))
 	}
 	if err := c.PollerConfig.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("serve %w", err))

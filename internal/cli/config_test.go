@@ -78,7 +78,7 @@ func TestLoadConfigBad(t *testing.T) {
 		"bad-store-postgres.bad.yml": "config $F: serve store postgres: dsn: cannot parse `postgres://evident:xxxxx@db.example:notaport/evident`: invalid port\n" +
 			"serve store postgres: max_conns 1 is under 2 (the committer holds one)",
 		"typo-store.bad.yml": "$F:5: serve.store.postgres.dns: unknown key (did you mean dsn?)",
-		"bad-sources.bad.yml": "config $F: serve sources: timeout -1s: want a positive duration, or none for 30s\n" +
+		"bad-sources.bad.yml": "config $F: serve sources: timeout -1s: want a positive duration\n" +
 			`serve sources: invalid argument: tenant "team a": want 1 to 150 of A-Z a-z 0-9 _ . ! * ' ( ) -, and not "." or ".."`,
 		"bad-endpoints.bad.yml": `config $F: api endpoint "127.0.0.1:99999": port 99999 out of range (0 to 65535)` + "\n" +
 			`invalid otlp receiver config: grpc_endpoint "127.0.0.1:-1": port -1 out of range (0 to 65535)` + "\n" +
