@@ -63,12 +63,12 @@ const itemAttempts = 5
 var ErrGaveUp = errors.New("given up")
 
 // failed takes err, the failure of one item of the window, named by
-// item. When the source fails as a whole too (probe fails: unreachable,
-// busy, or limiting the queries), it is the source's failure, and stop is err: the pull stops, to
-// be read again after a backoff. Otherwise the item alone fails: the
-// pull goes on with the rest of the window and fails at its end
-// (pending), so that the item is tried at the next poll; at the
-// itemAttempts-th such poll, gaveUp is the error saying it was given up.
+// item. When the source fails as a whole (it limits the queries, or
+// probe fails too: unreachable, busy), stop is err: the pull stops, to be
+// read again after a backoff. Otherwise the item alone fails: the pull
+// goes on with the rest of the window and fails at its end (pending), so
+// that the item is tried at the next poll; at the itemAttempts-th such
+// poll, gaveUp is the error saying it was given up.
 func (pr *windowProgress) failed(ctx context.Context, item string, err error, probe func(context.Context) error) (gaveUp, stop error) {
 	if _, limited := errors.AsType[rateLimitError](err); limited || ctx.Err() != nil || probe(ctx) != nil {
 		return nil, err

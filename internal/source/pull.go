@@ -33,12 +33,13 @@ type Pull struct {
 // So is a trace or a service's profile over MaxResponseBytes
 // (ErrTooLarge), which would be as large at every retry.
 // An error of a source as a whole (unreachable, unauthorized, wrong URL)
-// or of h is returned. A trace or a service's profile whose request fails
-// while the source still answers is left for the next pull of the same
-// progress and the rest read; the failures are returned at the end of
-// the traces or profiles (a poller gives up on such an item after
-// itemAttempts pulls, ErrGaveUp, reported through skip). A window longer than a source takes in one query
-// is read from it in parts (windowParts).
+// or of h is returned. A trace or a service's profile whose request
+// fails while the source still answers is left for the next pull of the
+// same progress and the rest read; the failures are returned at the end
+// of the traces or of the profiles (a poller gives up on such an item
+// after itemAttempts pulls, ErrGaveUp, reported through skip). A window
+// longer than a source takes in one query is read from it in parts
+// (windowParts).
 func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(error)) error {
 	return p.resume(ctx, newWindowProgress(w), h, skip)
 }
@@ -119,8 +120,10 @@ func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handle
 				// Handed on by a poller whose record counted resources.
 				continue
 			}
-			if res = slices.DeleteFunc(res, func(sp telemetry.Span) bool { return handed[spanKey(&sp)] }); len(res) == 0 {
-				continue
+			if handed != nil {
+				if res = slices.DeleteFunc(res, func(sp telemetry.Span) bool { return handed[spanKey(&sp)] }); len(res) == 0 {
+					continue
+				}
 			}
 			keys := make([]string, len(res))
 			for j := range res {
