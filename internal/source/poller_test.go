@@ -954,7 +954,6 @@ func TestPollerClockSkew(t *testing.T) {
 func TestPollerGivesUpFailingItem(t *testing.T) {
 	clean, want, cfg, start := servedRecording(t)
 	defer clean.Close()
-	next := clean.Config.Handler
 	for _, tc := range []struct {
 		name string
 		// fails says whether a request fails, with status; the first
@@ -962,17 +961,24 @@ func TestPollerGivesUpFailingItem(t *testing.T) {
 		which  string
 		status int
 		whole  bool // every request of the source fails
+		// searchLimit, when set, is Tempo's search max_duration: the
+		// window is searched in parts.
+		searchLimit time.Duration
 		// polls is how many polls read the window; 0: none of 10, and
 		// nothing is given up.
 		polls int
 	}{
-		{"a trace that times out", "/api/v2/traces/", http.StatusGatewayTimeout, false, 5},
-		{"a trace answered 400", "/api/v2/traces/", http.StatusBadRequest, false, 5},
-		{"a profile's merge failing", "SelectMerge", http.StatusServiceUnavailable, false, 5},
-		{"a trace rate-limited", "/api/v2/traces/", http.StatusTooManyRequests, false, 0},
-		{"tempo down", "/api/", http.StatusServiceUnavailable, true, 0},
+		{"a trace that times out", "/api/v2/traces/", http.StatusGatewayTimeout, false, 0, 5},
+		{"a trace answered 400", "/api/v2/traces/", http.StatusBadRequest, false, 0, 5},
+		{"a trace answered 400, the window searched in parts", "/api/v2/traces/", http.StatusBadRequest, false, time.Hour, 5},
+		{"a profile's merge failing", "SelectMerge", http.StatusServiceUnavailable, false, 0, 5},
+		{"a trace rate-limited", "/api/v2/traces/", http.StatusTooManyRequests, false, 0, 0},
+		{"tempo down", "/api/", http.StatusServiceUnavailable, true, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			s := loadServers(t)
+			s.tempo.MaxDuration = tc.searchLimit
+			next := s.handler()
 			var item atomic.Value
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if strings.Contains(r.URL.Path, tc.which) {

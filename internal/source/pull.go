@@ -101,7 +101,16 @@ func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handle
 			// poll: failing the window would never get past it.
 			skip(err)
 		case err != nil:
-			probe := func(ctx context.Context) error { _, err := p.Tempo.Services(ctx, w); return err }
+			// The window's last minute: a window longer than Tempo
+			// searches at once (windowParts) would fail the probe.
+			probe := func(ctx context.Context) error {
+				last := Window{From: w.To.Add(-minPart), To: w.To}
+				if last.From.Before(w.From) {
+					last.From = w.From
+				}
+				_, err := p.Tempo.Services(ctx, last)
+				return err
+			}
 			gaveUp, err := pr.failed(ctx, "tempo trace "+id, err, probe)
 			if gaveUp == nil {
 				if err != nil {
