@@ -212,21 +212,23 @@ func (s *Slack) Send(ctx context.Context, a Alert) error {
 	if a.FindingLink != "" {
 		text += " · <" + a.FindingLink + "|finding>"
 	}
-	ctxLine := "kind `" + string(a.Kind) + "`"
+	ctxLine := "kind " + slackCode(string(a.Kind))
 	if a.Tenant != "" {
-		ctxLine += " · tenant `" + slackEscape(a.Tenant) + "`"
+		ctxLine += " · tenant " + slackCode(a.Tenant)
 	}
 	if a.Service != "" {
-		ctxLine += " · service `" + slackEscape(a.Service) + "`"
+		ctxLine += " · service " + slackCode(a.Service)
 	}
 	if a.Evidence.Endpoint != "" {
-		ctxLine += " · endpoint `" + slackEscape(a.Evidence.Endpoint) + "`"
+		ctxLine += " · endpoint " + slackCode(a.Evidence.Endpoint)
 	}
 	if a.Evidence.Match != "" {
-		ctxLine += " · matched `" + slackEscape(a.Evidence.Match) + "`"
+		ctxLine += " · matched " + slackCode(a.Evidence.Match)
 	}
 	body, err := json.Marshal(map[string]any{
-		"text": title,
+		// Slack reads the fallback as mrkdwn too, and it is what a
+		// notification and a client without blocks show.
+		"text": slackEscape(title),
 		"blocks": []slackBlock{
 			{Type: "section", Text: &slackText{Type: "mrkdwn", Text: text}},
 			{Type: "context", Elements: []slackText{{Type: "mrkdwn", Text: ctxLine}}},
@@ -242,6 +244,14 @@ func (s *Slack) Send(ctx context.Context, a Alert) error {
 // attacker-controlled evidence cannot forge links or mentions.
 func slackEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// slackCode is s escaped as an inline code span, in which Slack formats
+// nothing. mrkdwn has no escape for a backtick, and one in s would close
+// the span and have the rest formatted, so a backtick of s is shown as
+// the modifier letter grave accent (U+02CB), which looks the same.
+func slackCode(s string) string {
+	return "`" + strings.ReplaceAll(slackEscape(s), "`", "\u02cb") + "`"
 }
 
 // JSONLines appends each alert as one JSON line to a file.

@@ -1,0 +1,91 @@
+package alert
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestSlackEscapesEvidence holds that text an attacker chose (a request
+// path, a matched payload, a host a span named) reaches Slack as text in
+// every field of the message Slack renders as mrkdwn: the "text"
+// fallback, which notifications and clients without blocks show, was
+// the summary unescaped, so a request to /<!channel> notified the
+// channel and <https://evil|click> was a link. A backtick closed the
+// code span a value is shown in, and what followed it was formatted.
+func TestSlackEscapesEvidence(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Alert)
+	}{
+		{"summary mention", func(a *Alert) { a.Summary = "exploit payload in GET /<!channel> of shop" }},
+		{"summary link", func(a *Alert) { a.Summary = "shop called <https://evil.example/|click here> for the first time" }},
+		{"summary user mention", func(a *Alert) { a.Summary = "request rate of shop GET /<@U024BE7LH> is 9.0/s" }},
+		{"endpoint", func(a *Alert) { a.Evidence.Endpoint = "GET /<!here>/<https://evil.example/|x>" }},
+		{"endpoint breaks the code span", func(a *Alert) { a.Evidence.Endpoint = "GET /x` *urgent* _see_ ~this~ `" }},
+		{"match breaks the code span", func(a *Alert) { a.Evidence.Match = "`<!channel>`" }},
+		{"service", func(a *Alert) { a.Service = "shop`<!everyone>" }},
+		{"tenant", func(a *Alert) { a.Tenant = "team`b <!channel>" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec, srv := newCapture(t)
+			s, err := NewSlack("slack", srv.URL+"/services/T0/B0/x", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := Alert{Alert: firstExec(), ID: "0123456789abcdef", Tenant: "team-b"}
+			tt.mutate(&a)
+			if err := s.Send(context.Background(), a); err != nil {
+				t.Fatal(err)
+			}
+			_, body := rec.last()
+			var got struct {
+				Text   string `json:"text"`
+				Blocks []struct {
+					Text     *struct{ Text string }  `json:"text"`
+					Elements []struct{ Text string } `json:"elements"`
+				} `json:"blocks"`
+			}
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Blocks) != 2 || got.Blocks[0].Text == nil || len(got.Blocks[1].Elements) != 1 {
+				t.Fatalf("slack body = %s", body)
+			}
+			fields := map[string]string{
+				"text":    got.Text,
+				"section": got.Blocks[0].Text.Text,
+				"context": got.Blocks[1].Elements[0].Text,
+			}
+			for field, text := range fields {
+				for _, bad := range []string{"<!", "<@", "<http"} {
+					if strings.Contains(text, bad) {
+						t.Errorf("%s holds %q: %s", field, bad, text)
+					}
+				}
+			}
+			// The section's own links are the only ones.
+			if n := strings.Count(fields["section"], "<"); n != 0 {
+				t.Errorf("section holds %d links, want none (no link prefix): %s", n, fields["section"])
+			}
+			// Each value keeps to its code span: the context's backticks
+			// are the spans' own, two for each of kind, tenant, service,
+			// and endpoint and match when set.
+			want := 6
+			if a.Evidence.Endpoint != "" {
+				want += 2
+			}
+			if a.Evidence.Match != "" {
+				want += 2
+			}
+			if n := strings.Count(fields["context"], "`"); n != want {
+				t.Errorf("context holds %d backticks, want %d: %s", n, want, fields["context"])
+			}
+			if !strings.HasPrefix(got.Text, "[HIGH] ") {
+				t.Errorf("text = %q, want the severity first", got.Text)
+			}
+		})
+	}
+}
