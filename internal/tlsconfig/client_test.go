@@ -62,6 +62,10 @@ func TestClient(t *testing.T) {
 		{"missing ca", ClientConfig{CAFile: filepath.Join(f.dir, "none.pem")}, "none.pem"},
 		{"ca without pem", ClientConfig{CAFile: keyFile}, "no PEM certificate"},
 		{"key of another cert", ClientConfig{CertFile: certFile, KeyFile: f.cfg.KeyFile}, "private key does not match"},
+		// Go verifies nothing with insecure_skip_verify, so the CA was
+		// read and never used, while whoever set it believed the server
+		// authenticated by it.
+		{"ca with insecure_skip_verify", ClientConfig{CAFile: caFile, InsecureSkipVerify: true}, "ca_file with insecure_skip_verify"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := NewClient(tt.cfg, "webhook", nil)

@@ -191,7 +191,8 @@ type ClientConfig struct {
 	ServerName string `yaml:"server_name"`
 	// InsecureSkipVerify accepts any server certificate: the connection
 	// is encrypted but not authenticated. For tests only; it is logged as
-	// a warning at start.
+	// a warning at start. It is refused with a CAFile, which it would
+	// leave unused; ServerName is still sent as the SNI.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
@@ -204,6 +205,13 @@ const clientReloadInterval = 30 * time.Second
 func (c ClientConfig) Validate() error {
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return fmt.Errorf("%w: tls cert_file and key_file go together", ErrConfig)
+	}
+	// With insecure_skip_verify Go verifies no chain, so a ca_file would
+	// be read and never used while whoever wrote it believed the server
+	// authenticated by it. server_name is not refused with it:
+	// Go still sends it as the SNI, which a proxy may route by.
+	if c.InsecureSkipVerify && c.CAFile != "" {
+		return fmt.Errorf("%w: tls ca_file with insecure_skip_verify: the server's certificate is verified by ca_file or not at all; drop one of them", ErrConfig)
 	}
 	return nil
 }
