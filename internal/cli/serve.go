@@ -1101,6 +1101,7 @@ func (a *alertLog) Send(ctx context.Context, al alert.Alert) error {
 	sa := store.Alert{
 		ID: al.ID, Kind: string(al.Kind), Severity: string(al.Severity), Service: al.Service,
 		Summary: al.Summary, Details: details, Time: al.Time, ReceivedAt: al.ReceivedAt,
+		DedupeKey: al.DedupeKey, Observed: al.Observed,
 	}
 	if err := a.st.PutAlert(ctx, sa); err != nil {
 		return fmt.Errorf("store alert %s: %w", al.ID, err)
@@ -1120,20 +1121,25 @@ func (a *alertLog) Send(ctx context.Context, al alert.Alert) error {
 // alerts that fired at or after since, newest first, at most limit of
 // them; an alert stored before its observation was kept has none.
 func (a *alertLog) Fired(ctx context.Context, since time.Time, limit int) ([]alert.Fired, error) {
-	stored, err := a.st.Alerts(ctx, store.AlertQuery{Since: since, Limit: limit})
+	stored, err := a.st.FiredAlerts(ctx, since, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read alerts since %v: %w", since, err)
 	}
 	fired := make([]alert.Fired, 0, len(stored))
-	for _, sa := range stored {
-		var d struct {
-			DedupeKey string    `json:"dedupe_key"`
-			Observed  time.Time `json:"observed"`
+	for _, f := range stored {
+		if f.DedupeKey == "" {
+			// Stored before the store kept the key: it is in the
+			// details Send wrote.
+			var d struct {
+				DedupeKey string    `json:"dedupe_key"`
+				Observed  time.Time `json:"observed"`
+			}
+			if len(f.Details) == 0 || json.Unmarshal(f.Details, &d) != nil || d.DedupeKey == "" {
+				continue // stored by an alert without a key, or not by Send
+			}
+			f.DedupeKey, f.Observed = d.DedupeKey, d.Observed
 		}
-		if len(sa.Details) == 0 || json.Unmarshal(sa.Details, &d) != nil || d.DedupeKey == "" {
-			continue // stored by an alert without a key, or not by Send
-		}
-		fired = append(fired, alert.Fired{DedupeKey: d.DedupeKey, Time: sa.Time, Observed: d.Observed})
+		fired = append(fired, alert.Fired{DedupeKey: f.DedupeKey, Time: f.Time, Observed: f.Observed})
 	}
 	return fired, nil
 }

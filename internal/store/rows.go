@@ -135,6 +135,7 @@ type AlertColumns struct {
 	Time       int64
 	ReceivedAt *int64  // nil: not received through the API
 	Details    *string // nil: no details
+	Observed   *int64  // nil: unknown
 }
 
 // EncodeAlert validates a and returns the columns it is stored with. An
@@ -152,7 +153,11 @@ func EncodeAlert(a Alert) (AlertColumns, error) {
 	if err != nil {
 		return AlertColumns{}, fmt.Errorf("put alert %s: %w: received_at: %v", a.ID, ErrInvalid, err)
 	}
-	cols := AlertColumns{Time: t, ReceivedAt: received}
+	observed, err := nullUnixNano(a.Observed)
+	if err != nil {
+		return AlertColumns{}, fmt.Errorf("put alert %s: %w: observed: %v", a.ID, ErrInvalid, err)
+	}
+	cols := AlertColumns{Time: t, ReceivedAt: received, Observed: observed}
 	if len(a.Details) > 0 {
 		if !json.Valid(a.Details) {
 			return AlertColumns{}, fmt.Errorf("put alert %s: %w: details are not valid JSON", a.ID, ErrInvalid)
@@ -180,22 +185,52 @@ func AlertQueryTimes(q AlertQuery) (since, after int64, err error) {
 }
 
 // ScanAlerts decodes the rows of a query of the alerts columns id, kind,
-// severity, service, summary, details, time, received_at.
+// severity, service, summary, details, time, received_at, dedupe_key, observed.
 func ScanAlerts(rows Rows) ([]Alert, error) {
 	return scanAll(rows, func() (Alert, error) {
 		var (
 			a    Alert
 			cols AlertColumns
 		)
-		if err := rows.Scan(&a.ID, &a.Kind, &a.Severity, &a.Service, &a.Summary, &cols.Details, &cols.Time, &cols.ReceivedAt); err != nil {
+		var key *string
+		if err := rows.Scan(&a.ID, &a.Kind, &a.Severity, &a.Service, &a.Summary, &cols.Details, &cols.Time, &cols.ReceivedAt, &key, &cols.Observed); err != nil {
 			return a, err
 		}
 		if cols.Details != nil {
 			a.Details = json.RawMessage(*cols.Details)
 		}
+		if key != nil {
+			a.DedupeKey = *key
+		}
 		a.Time = FromUnixNano(cols.Time)
 		a.ReceivedAt = fromNullUnixNano(cols.ReceivedAt)
+		a.Observed = fromNullUnixNano(cols.Observed)
 		return a, nil
+	})
+}
+
+// ScanFiredAlerts decodes the rows of a query of the alerts columns
+// dedupe_key, time, observed, and details where dedupe_key is NULL.
+func ScanFiredAlerts(rows Rows) ([]FiredAlert, error) {
+	return scanAll(rows, func() (FiredAlert, error) {
+		var (
+			f            FiredAlert
+			key, details *string
+			at           int64
+			observed     *int64
+		)
+		if err := rows.Scan(&key, &at, &observed, &details); err != nil {
+			return f, err
+		}
+		if key != nil {
+			f.DedupeKey = *key
+		}
+		if details != nil {
+			f.Details = json.RawMessage(*details)
+		}
+		f.Time = FromUnixNano(at)
+		f.Observed = fromNullUnixNano(observed)
+		return f, nil
 	})
 }
 

@@ -175,6 +175,17 @@ type Store interface {
 	// by ID).
 	Alerts(ctx context.Context, q AlertQuery) ([]Alert, error)
 
+	// FiredAlerts returns what seeds an alert router's deduplication of
+	// the alerts whose Time is not before since, newest first (as
+	// Alerts), at most limit of them; limit <= 0 means all. It reads
+	// none of the rest of an alert, which Alerts decodes: a router reads
+	// up to 100 000 alerts a tenant as partitions are assigned, while the
+	// records of those partitions wait. An alert without a DedupeKey is
+	// left out, unless it was stored before the store kept DedupeKey
+	// (by an older evident): then it comes with its Details, for the
+	// caller who wrote them to read.
+	FiredAlerts(ctx context.Context, since time.Time, limit int) ([]FiredAlert, error)
+
 	// CreateToken stores a new API token and records it in the audit log
 	// ("token.create" by actor) in the same transaction. A token whose ID
 	// is taken, or that fails Token.Validate, is ErrInvalid.
@@ -316,6 +327,22 @@ type Alert struct {
 	// ReceivedAt is when evident received the telemetry that triggered
 	// the alert, so that Time - ReceivedAt is the detection latency.
 	ReceivedAt time.Time `json:"received_at"`
+	// DedupeKey is the key the detection deduplicates by, empty for
+	// none; Observed is when the telemetry it fired for was observed,
+	// zero when unknown. They have columns of their own for FiredAlerts;
+	// the API shows an alert's in its Details.
+	DedupeKey string    `json:"-"`
+	Observed  time.Time `json:"-"`
+}
+
+// FiredAlert is what FiredAlerts reads of an alert.
+type FiredAlert struct {
+	DedupeKey string
+	Time      time.Time
+	Observed  time.Time // zero when unknown
+	// Details are set, and DedupeKey and Observed empty, for an alert
+	// stored before the store kept them.
+	Details json.RawMessage
 }
 
 // AlertQuery selects alerts; zero fields select everything.

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -605,10 +606,10 @@ func (s *Store) PutAlert(ctx context.Context, a store.Alert) error {
 		return fmt.Errorf("put alert %s: %w", a.ID, err)
 	}
 	defer s.calls.Leave()
-	if _, err := s.pool.Exec(ctx, `INSERT INTO alerts (tenant, id, kind, severity, service, summary, details, time, received_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+	if _, err := s.pool.Exec(ctx, `INSERT INTO alerts (tenant, id, kind, severity, service, summary, details, time, received_at, dedupe_key, observed)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT (tenant, id) DO NOTHING`,
-		s.tenant, a.ID, a.Kind, a.Severity, a.Service, a.Summary, cols.Details, cols.Time, cols.ReceivedAt); err != nil {
+		s.tenant, a.ID, a.Kind, a.Severity, a.Service, a.Summary, cols.Details, cols.Time, cols.ReceivedAt, a.DedupeKey, cols.Observed); err != nil {
 		return fmt.Errorf("put alert %s into %s: %w", a.ID, s.where, err)
 	}
 	return nil
@@ -643,7 +644,7 @@ func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, 
 		add("kind =", q.Kind)
 	}
 	args = append(args, limitArg(q.Limit))
-	query := `SELECT id, kind, severity, service, summary, details, time, received_at FROM alerts WHERE ` + strings.Join(where, " AND ") +
+	query := `SELECT id, kind, severity, service, summary, details, time, received_at, dedupe_key, observed FROM alerts WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY time DESC, id COLLATE "C" DESC LIMIT $` + strconv.Itoa(len(args))
 
 	if err := s.calls.Enter(); err != nil {
@@ -658,6 +659,33 @@ func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, 
 	out, err := store.ScanAlerts(rows)
 	if err != nil {
 		return nil, fmt.Errorf("read alerts from %s: %w", s.where, err)
+	}
+	return out, nil
+}
+
+// FiredAlerts returns what seeds an alert router; see store.Store.
+func (s *Store) FiredAlerts(ctx context.Context, since time.Time, limit int) ([]store.FiredAlert, error) {
+	from := int64(math.MinInt64)
+	if !since.IsZero() {
+		var err error
+		if from, _, err = store.AlertQueryTimes(store.AlertQuery{Since: since}); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.calls.Enter(); err != nil {
+		return nil, fmt.Errorf("read fired alerts: %w", err)
+	}
+	defer s.calls.Leave()
+	rows, err := s.pool.Query(ctx, `SELECT dedupe_key, time, observed, CASE WHEN dedupe_key IS NULL THEN details END
+		FROM alerts WHERE tenant = $1 AND time >= $2 AND (dedupe_key IS NULL OR dedupe_key <> '')
+		ORDER BY time DESC, id COLLATE "C" DESC LIMIT $3`, s.tenant, from, limitArg(limit))
+	if err != nil {
+		return nil, fmt.Errorf("read fired alerts from %s: %w", s.where, err)
+	}
+	defer rows.Close()
+	out, err := store.ScanFiredAlerts(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read fired alerts from %s: %w", s.where, err)
 	}
 	return out, nil
 }

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -684,10 +685,10 @@ func (s *Store) PutAlert(ctx context.Context, a store.Alert) error {
 		return fmt.Errorf("put alert %s: %w", a.ID, err)
 	}
 	defer s.calls.Leave()
-	if _, err := s.write.ExecContext(ctx, `INSERT INTO alerts (tenant, id, kind, severity, service, summary, details, time, received_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	if _, err := s.write.ExecContext(ctx, `INSERT INTO alerts (tenant, id, kind, severity, service, summary, details, time, received_at, dedupe_key, observed)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (tenant, id) DO NOTHING`,
-		s.tenant, a.ID, a.Kind, a.Severity, a.Service, a.Summary, cols.Details, cols.Time, cols.ReceivedAt); err != nil {
+		s.tenant, a.ID, a.Kind, a.Severity, a.Service, a.Summary, cols.Details, cols.Time, cols.ReceivedAt, a.DedupeKey, cols.Observed); err != nil {
 		return fmt.Errorf("put alert %s into %s: %w", a.ID, s.path, err)
 	}
 	return nil
@@ -715,7 +716,7 @@ func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, 
 	if q.Kind != "" {
 		where, args = append(where, "kind = ?"), append(args, q.Kind)
 	}
-	query := `SELECT id, kind, severity, service, summary, details, time, received_at FROM alerts WHERE ` + strings.Join(where, " AND ")
+	query := `SELECT id, kind, severity, service, summary, details, time, received_at, dedupe_key, observed FROM alerts WHERE ` + strings.Join(where, " AND ")
 	query += " ORDER BY time DESC, id DESC LIMIT ?"
 	limit := q.Limit
 	if limit <= 0 {
@@ -735,6 +736,36 @@ func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, 
 	out, err := store.ScanAlerts(rows)
 	if err != nil {
 		return nil, fmt.Errorf("read alerts from %s: %w", s.path, err)
+	}
+	return out, nil
+}
+
+// FiredAlerts returns what seeds an alert router; see store.Store.
+func (s *Store) FiredAlerts(ctx context.Context, since time.Time, limit int) ([]store.FiredAlert, error) {
+	from := int64(math.MinInt64)
+	if !since.IsZero() {
+		var err error
+		if from, _, err = store.AlertQueryTimes(store.AlertQuery{Since: since}); err != nil {
+			return nil, err
+		}
+	}
+	if limit <= 0 {
+		limit = -1
+	}
+	if err := s.calls.Enter(); err != nil {
+		return nil, fmt.Errorf("read fired alerts: %w", err)
+	}
+	defer s.calls.Leave()
+	rows, err := s.read.QueryContext(ctx, `SELECT dedupe_key, time, observed, CASE WHEN dedupe_key IS NULL THEN details END
+		FROM alerts WHERE tenant = ? AND time >= ? AND (dedupe_key IS NULL OR dedupe_key <> '')
+		ORDER BY time DESC, id DESC LIMIT ?`, s.tenant, from, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read fired alerts from %s: %w", s.path, err)
+	}
+	defer rows.Close()
+	out, err := store.ScanFiredAlerts(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read fired alerts from %s: %w", s.path, err)
 	}
 	return out, nil
 }

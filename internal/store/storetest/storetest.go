@@ -59,6 +59,7 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"AlertsQuery", testAlertsQuery},
 		{"AlertKeepsFirstByID", testAlertKeepsFirst},
 		{"AlertRejectsBadAlert", testAlertRejects},
+		{"FiredAlerts", testFiredAlerts},
 		{"Retention", testRetention},
 		{"TenantIsolation", testTenantIsolation},
 		{"TenantRejectsBadID", testTenantRejectsBadID},
@@ -601,6 +602,58 @@ func testAlertsQuery(t *testing.T, open Opener) {
 				t.Errorf("Alerts(%+v) (-got +want):\n%s", tt.q, diff)
 			}
 		})
+	}
+}
+
+// testFiredAlerts: FiredAlerts reads the dedupe keys, times and
+// observations Alerts does, in its order, and leaves out the alerts
+// without a key.
+func testFiredAlerts(t *testing.T, open Opener) {
+	s := mustOpen(t, open)
+	keyed := func(id string, min int, key string, observed time.Time) store.Alert {
+		a := alert(id, "first_execution", "shop", min)
+		a.DedupeKey, a.Observed = key, observed
+		return a
+	}
+	a1 := keyed("a1", 1, "first_execution|shop|GO-2022-1059", t0.Add(-time.Second))
+	a2 := keyed("a2", 2, "", time.Time{}) // no key: left out
+	a3 := keyed("a3", 3, "exploit_payload|shop|GET /search", time.Time{})
+	a4 := keyed("a4", 3, "new_edge|shop|db", t0.Add(time.Minute+time.Nanosecond))
+	for _, a := range []store.Alert{a3, a1, a2, a4} {
+		if err := s.PutAlert(t.Context(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fired := func(a store.Alert) store.FiredAlert {
+		return store.FiredAlert{DedupeKey: a.DedupeKey, Time: a.Time, Observed: a.Observed}
+	}
+	for _, tt := range []struct {
+		name  string
+		since time.Time
+		limit int
+		want  []store.FiredAlert
+	}{
+		{"All", time.Time{}, 0, []store.FiredAlert{fired(a4), fired(a3), fired(a1)}},
+		{"Limit", time.Time{}, 2, []store.FiredAlert{fired(a4), fired(a3)}},
+		{"SinceInclusive", a3.Time, 0, []store.FiredAlert{fired(a4), fired(a3)}},
+		{"SinceAfterAll", a4.Time.Add(time.Nanosecond), 0, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.FiredAlerts(t.Context(), tt.since, tt.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(got, tt.want); diff != "" {
+				t.Errorf("FiredAlerts(%v, %d) (-got +want):\n%s", tt.since, tt.limit, diff)
+			}
+		})
+	}
+	got, err := s.Alerts(t.Context(), store.AlertQuery{ID: "a4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, []store.Alert{a4}); diff != "" {
+		t.Errorf("Alerts of a4 (-got +want):\n%s", diff)
 	}
 }
 

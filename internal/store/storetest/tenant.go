@@ -94,6 +94,7 @@ func testTenantIsolation(t *testing.T, open Opener) {
 
 	// The same alert ID in both: each keeps its own.
 	aa, ab := alert("x", "exploit", "shop", 1), alert("x", "exploit", "billing", 2)
+	aa.DedupeKey, ab.DedupeKey = "exploit|shop", "exploit|billing"
 	if err := a.PutAlert(ctx, aa); err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +119,17 @@ func testTenantIsolation(t *testing.T, open Opener) {
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("alerts %+v (-want +got):\n%s", q, diff)
 			}
+		}
+		got, err := c.s.FiredAlerts(ctx, time.Time{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []store.FiredAlert
+		for _, w := range c.want {
+			want = append(want, store.FiredAlert{DedupeKey: w.DedupeKey, Time: w.Time})
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("fired alerts (-want +got):\n%s", diff)
 		}
 	}
 
