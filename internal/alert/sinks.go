@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/evidentsec/evident/internal/auth"
 	"github.com/evidentsec/evident/internal/pipeline"
@@ -204,7 +205,7 @@ type slackBlock struct {
 
 // Send posts a.
 func (s *Slack) Send(ctx context.Context, a Alert) error {
-	title := fmt.Sprintf("[%s] %s", strings.ToUpper(string(a.Severity)), a.Summary)
+	title := fmt.Sprintf("[%s] %s", strings.ToUpper(string(a.Severity)), clip(a.Summary, slackSummaryRunes))
 	text := "*" + slackEscape(title) + "*"
 	if a.Link != "" {
 		text += "\n<" + a.Link + "|alert " + a.ID + ">"
@@ -240,18 +241,47 @@ func (s *Slack) Send(ctx context.Context, a Alert) error {
 	return post(ctx, s.client, s.url, http.Header{"Content-Type": {"application/json"}}, body)
 }
 
+// Slack refuses, with a 400 that no retry helps, a message whose section
+// or context text holds more than 3000 characters (Block Kit's limit of
+// a text object). The summary and the context's values carry what a
+// request chose (a path, a payload), so each is cut: the summary at 400
+// characters, each value at 120, which escaped (each "&" is five)
+// keeps both texts under the limit, the alert's links included. The
+// whole evidence is the alert's, behind its link.
+const (
+	slackSummaryRunes = 400
+	slackValueRunes   = 120
+)
+
+// clip returns s cut to at most n characters, the last of them "…" when
+// it was cut.
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	i, k := 0, 0
+	for i = range s {
+		if k == n-1 {
+			break
+		}
+		k++
+	}
+	return s[:i] + "…"
+}
+
 // slackEscape escapes the three characters Slack's mrkdwn reserves, so
 // attacker-controlled evidence cannot forge links or mentions.
 func slackEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
-// slackCode is s escaped as an inline code span, in which Slack formats
-// nothing. mrkdwn has no escape for a backtick, and one in s would close
-// the span and have the rest formatted, so a backtick of s is shown as
-// the modifier letter grave accent (U+02CB), which looks the same.
+// slackCode is s, cut to slackValueRunes, escaped as an inline code
+// span, in which Slack formats nothing. mrkdwn has no escape for a
+// backtick, and one in s would close the span and have the rest
+// formatted, so a backtick of s is shown as the modifier letter grave
+// accent (U+02CB), which looks the same.
 func slackCode(s string) string {
-	return "`" + strings.ReplaceAll(slackEscape(s), "`", "\u02cb") + "`"
+	return "`" + strings.ReplaceAll(slackEscape(clip(s, slackValueRunes)), "`", "\u02cb") + "`"
 }
 
 // JSONLines appends each alert as one JSON line to a file.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestSlackEscapesEvidence holds that text an attacker chose (a request
@@ -85,6 +86,60 @@ func TestSlackEscapesEvidence(t *testing.T) {
 			}
 			if !strings.HasPrefix(got.Text, "[HIGH] ") {
 				t.Errorf("text = %q, want the severity first", got.Text)
+			}
+		})
+	}
+}
+
+// TestSlackWithinBlockLimits holds that a message stays within Block
+// Kit's 3000 characters per text object whatever a request chose: Slack
+// refuses a longer one with a 400 that no retry helps, and the alert was
+// lost. The values are cut, ending in "…".
+func TestSlackWithinBlockLimits(t *testing.T) {
+	long := strings.Repeat("&", 5000)
+	tests := []struct {
+		name   string
+		mutate func(*Alert)
+	}{
+		{"summary", func(a *Alert) { a.Summary = "exploit payload in GET /" + long }},
+		{"endpoint and match", func(a *Alert) {
+			a.Evidence.Endpoint, a.Evidence.Match, a.Service, a.Tenant = "GET /"+long, long, long, long
+		}},
+		{"characters of several bytes", func(a *Alert) { a.Summary, a.Evidence.Endpoint = strings.Repeat("é", 5000), strings.Repeat("日", 5000) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec, srv := newCapture(t)
+			s, err := NewSlack("slack", srv.URL+"/services/T0/B0/x", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := Alert{Alert: firstExec(), ID: "0123456789abcdef", Link: "https://evident.example/ui/alerts?id=0123456789abcdef"}
+			tt.mutate(&a)
+			if err := s.Send(context.Background(), a); err != nil {
+				t.Fatal(err)
+			}
+			_, body := rec.last()
+			var got struct {
+				Blocks []struct {
+					Text     *struct{ Text string }  `json:"text"`
+					Elements []struct{ Text string } `json:"elements"`
+				} `json:"blocks"`
+			}
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatal(err)
+			}
+			texts := map[string]string{"section": got.Blocks[0].Text.Text, "context": got.Blocks[1].Elements[0].Text}
+			for name, text := range texts {
+				if n := utf8.RuneCountInString(text); n > 3000 {
+					t.Errorf("%s holds %d characters, over Block Kit's 3000", name, n)
+				}
+				if !utf8.ValidString(text) {
+					t.Errorf("%s is not valid UTF-8: %.80q", name, text)
+				}
+			}
+			if !strings.Contains(texts["section"]+texts["context"], "…") {
+				t.Error("nothing was cut with …")
 			}
 		})
 	}
