@@ -101,6 +101,9 @@ var (
 		"Share of the findings whose verdict runtime evidence decided (executed, loaded or not_observed: every verdict but unknown).", nil, nil)
 	serviceDesc = prometheus.NewDesc("evident_service_info",
 		"1 for each service of the runtime model, labelled with its exposure.", []string{"service", "exposure"}, nil)
+	mergedDesc = prometheus.NewDesc("evident_service_merged_namespaces",
+		"Number of service.namespace values of the services of one service.name that the runtime model merged into one (their telemetry and findings mixed); only for names seen in two or more.",
+		[]string{"service"}, nil)
 	viewTimeDesc = prometheus.NewDesc("evident_assessment_timestamp_seconds",
 		"Unix time at which the current assessment was made.", nil, nil)
 )
@@ -111,7 +114,7 @@ type viewCollector struct{ e *Engine }
 
 // Describe sends the gauges' descriptions.
 func (c viewCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{findingsDesc, knownExploitedDesc, backlogDesc, decidedDesc, serviceDesc, viewTimeDesc} {
+	for _, d := range []*prometheus.Desc{findingsDesc, knownExploitedDesc, backlogDesc, decidedDesc, serviceDesc, mergedDesc, viewTimeDesc} {
 		ch <- d
 	}
 }
@@ -150,6 +153,13 @@ func (c viewCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(decidedDesc, prometheus.GaugeValue, v.Summary.DecidedShare)
 	for name, exp := range v.Exposure {
 		ch <- prometheus.MustNewConstMetric(serviceDesc, prometheus.GaugeValue, 1, name, string(exp.Level))
+	}
+	if v.Snapshot != nil {
+		for _, svc := range v.Snapshot.Services {
+			if len(svc.Namespaces) > 1 {
+				ch <- prometheus.MustNewConstMetric(mergedDesc, prometheus.GaugeValue, float64(len(svc.Namespaces)), svc.Name)
+			}
+		}
 	}
 	if !v.At.IsZero() {
 		ch <- prometheus.MustNewConstMetric(viewTimeDesc, prometheus.GaugeValue, float64(v.At.UnixNano())/1e9)

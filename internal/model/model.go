@@ -269,7 +269,12 @@ func (m *Model) SetClock(now func() time.Time) {
 
 // service is the mutable state of one service, guarded by Model.mu.
 type service struct {
-	name, namespace string
+	name string
+	// namespace is the first service.namespace its telemetry carried;
+	// otherNamespaces the others, first seen first, at most
+	// maxNamespaces-1 (addNamespace).
+	namespace       string
+	otherNamespaces []string
 	// images are the container images the service's resources named,
 	// oldest first, at most maxImages; lastImage is the pointer last
 	// added, so that the spans of one resource cost one comparison.
@@ -363,6 +368,44 @@ func (m *Model) service(name string) *service {
 		m.services[name] = s
 	}
 	return s
+}
+
+// maxNamespaces bounds the namespaces remembered per service.
+const maxNamespaces = 8
+
+// addNamespace records ns, the service.namespace of a resource of the
+// service. OpenTelemetry identifies a service by service.namespace and
+// service.name, but evident keys it by service.name alone, which is all
+// that profilers (Pyroscope application names), scanners and the
+// configuration name; so services of one name in two namespaces are one
+// here, their telemetry mixed. The first namespace is the one shown and
+// the service's product, the others are listed (Service.Namespaces), and
+// the batch that shows a second one says so (Changes.MergedNamespaces),
+// once per service, so that the merge is never silent.
+func (s *service) addNamespace(ns string, ch *Changes) {
+	if ns == "" || ns == s.namespace {
+		return
+	}
+	if s.namespace == "" {
+		s.namespace = ns
+		return
+	}
+	if slices.Contains(s.otherNamespaces, ns) || len(s.otherNamespaces) >= maxNamespaces-1 {
+		return
+	}
+	s.otherNamespaces = append(s.otherNamespaces, ns)
+	if len(s.otherNamespaces) == 1 {
+		ch.MergedNamespaces = append(ch.MergedNamespaces, NamespaceMerge{Service: s.name, Namespaces: s.namespaces()})
+	}
+}
+
+// namespaces returns the namespaces of a service seen in more than one,
+// the first first; nil otherwise.
+func (s *service) namespaces() []string {
+	if len(s.otherNamespaces) == 0 {
+		return nil
+	}
+	return append([]string{s.namespace}, s.otherNamespaces...)
 }
 
 // maxImages bounds the images remembered per service: a rolling update
@@ -469,9 +512,7 @@ func (m *Model) AddProfile(b *telemetry.ProfileBatch) Changes {
 		m.dropped.Profiles++
 		return ch
 	}
-	if b.Namespace != "" {
-		s.namespace = b.Namespace
-	}
+	s.addNamespace(b.Namespace, &ch)
 	s.addImage(b.Image)
 	known := len(s.funcs)
 	start, end := b.Start, b.Start.Add(b.Duration)

@@ -289,8 +289,16 @@ func decodeState(data []byte) (modelState, error) {
 
 // mergeService adds src to dst, two states of one service.
 func mergeService(dst *serviceState, src serviceState) {
-	if src.Namespace != "" {
-		dst.Namespace = src.Namespace
+	// The shards' namespaces of one name are its namespaces, the first
+	// of the first shard that had one shown.
+	for _, ns := range append([]string{src.Namespace}, src.Namespaces...) {
+		switch {
+		case ns == "" || ns == dst.Namespace || slices.Contains(dst.Namespaces, ns):
+		case dst.Namespace == "":
+			dst.Namespace = ns
+		case len(dst.Namespaces) < maxNamespaces-1:
+			dst.Namespaces = append(dst.Namespaces, ns)
+		}
 	}
 	for _, img := range src.Images {
 		if !slices.ContainsFunc(dst.Images, func(x telemetry.Image) bool { return sameImage(x, img) }) {

@@ -188,8 +188,15 @@ type Package struct {
 // Service is a snapshot of everything known about one service.
 type Service struct {
 	Name string
-	// Namespace is the service.namespace its spans carry, if any.
+	// Namespace is the service.namespace its telemetry carried, if any:
+	// the first one, when it carried several.
 	Namespace string
+	// Namespaces are the service.namespace values of services of this
+	// name in several namespaces, the first first, which the model
+	// merged into this one (their spans, profiles, edges and stores
+	// mixed, since evident keys a service by service.name); nil when
+	// there was at most one.
+	Namespaces []string
 	// Images are the container images its telemetry named (resource
 	// container.image.*), the newest last.
 	Images      []telemetry.Image
@@ -347,7 +354,7 @@ func (m *Model) Snapshot() *Snapshot {
 // after waitFrom wait for their producers (Store.Waiting).
 func (s *service) snapshot(waitFrom time.Time) *Service {
 	out := &Service{
-		Name: s.name, Namespace: s.namespace, Images: cloneImages(s.images), First: s.first, Last: s.last,
+		Name: s.name, Namespace: s.namespace, Namespaces: s.namespaces(), Images: cloneImages(s.images), First: s.first, Last: s.last,
 		Windows: slices.Clone(s.windows), Samples: s.samples, Unattributed: s.unattrib,
 		Endpoints: slices.Clone(s.endpoints), Spans: s.spans, Overflow: s.overflow, SeriesEnd: s.seriesEnd(),
 	}

@@ -29,11 +29,22 @@ type Changes struct {
 	// the first time: the producers of each now reach the service, and
 	// through it what it reaches.
 	NewConsumes []Store
+	// MergedNamespaces are the services whose telemetry the batch showed
+	// in a second service.namespace: services of one service.name in
+	// several namespaces, which the model merges into one.
+	MergedNamespaces []NamespaceMerge
+}
+
+// NamespaceMerge is a service.name seen in several service.namespace
+// values, the services of which the model merged into one.
+type NamespaceMerge struct {
+	Service    string
+	Namespaces []string
 }
 
 // Empty reports whether the batch changed nothing that was not known.
 func (c Changes) Empty() bool {
-	return len(c.NewServices) == 0 && len(c.NewFunctions) == 0 && len(c.NewEdges) == 0 && len(c.NewStores) == 0 && len(c.NewConsumes) == 0
+	return len(c.NewServices) == 0 && len(c.NewFunctions) == 0 && len(c.NewEdges) == 0 && len(c.NewStores) == 0 && len(c.NewConsumes) == 0 && len(c.MergedNamespaces) == 0
 }
 
 // AddSpans folds a batch of spans into the model and returns what it
@@ -118,15 +129,13 @@ func probe(sp *telemetry.Span) bool {
 func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 	// A service is known by service.name: that is the name profilers
 	// (Pyroscope application names, pprof labels) and scanners use too.
-	// The namespace is kept for display.
+	// Its namespaces are recorded, several of them said (addNamespace).
 	s := m.admit(sp.Service, ch)
 	if s == nil {
 		m.dropped.Spans++
 		return
 	}
-	if sp.Namespace != "" {
-		s.namespace = sp.Namespace
-	}
+	s.addNamespace(sp.Namespace, ch)
 	s.addImage(sp.Image)
 	s.seen(sp.Start, sp.End)
 	s.spans.All++

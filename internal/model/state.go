@@ -52,8 +52,12 @@ type modelState struct {
 }
 
 type serviceState struct {
-	Name        string
-	Namespace   string
+	Name      string
+	Namespace string
+	// Namespaces are the other namespaces of the service's name
+	// (service.otherNamespaces); absent from states before it, which
+	// kept one namespace.
+	Namespaces  []string
 	Images      []telemetry.Image
 	First, Last time.Time
 	Funcs       []attribution.Func
@@ -108,7 +112,7 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 	st := modelState{Version: stateVersion, Dropped: m.dropped}
 	for _, s := range m.services {
 		ss := serviceState{
-			Name: s.name, Namespace: s.namespace, Images: s.images, First: s.first, Last: s.last, Funcs: s.funcs, Windows: s.windows,
+			Name: s.name, Namespace: s.namespace, Namespaces: s.otherNamespaces, Images: s.images, First: s.first, Last: s.last, Funcs: s.funcs, Windows: s.windows,
 			Samples: s.samples, Unattrib: s.unattrib, Endpoints: s.endpoints, Spans: s.spans, Overflow: s.overflow,
 			SeriesLast: s.seriesLast,
 		}
@@ -175,7 +179,8 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 	m.dropped = st.Dropped
 	for _, ss := range st.Services {
 		s := m.service(ss.Name)
-		s.namespace, s.images, s.first, s.last, s.funcs, s.windows = ss.Namespace, ss.Images, ss.First, ss.Last, ss.Funcs, ss.Windows
+		s.namespace, s.otherNamespaces = ss.Namespace, ss.Namespaces
+		s.images, s.first, s.last, s.funcs, s.windows = ss.Images, ss.First, ss.Last, ss.Funcs, ss.Windows
 		s.samples, s.unattrib, s.endpoints, s.spans, s.overflow = ss.Samples, ss.Unattrib, ss.Endpoints, ss.Spans, ss.Overflow
 		if !st.KeepPending {
 			s.spans.Pending = 0
