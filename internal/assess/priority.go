@@ -185,6 +185,11 @@ func (a *Assessor) vex(as Assessment, svc *model.Service) VEX {
 		return VEX{Status: StatusUnderInvestigation, Statement: fmt.Sprintf("%s; observed for %s, the policy needs %s", r.Reason, window.Round(time.Second), pol.MinWindow)}
 	case r.Verdict == Loaded && !pol.AllowLoaded:
 		return VEX{Status: StatusUnderInvestigation, Statement: r.Reason + "; the package's code runs and the policy does not let a loaded verdict be not_affected (vex.allow_loaded)"}
+	case len(svc.Namespaces) > 1:
+		// The telemetry may be another service's of the same name: the
+		// profiles of billing's api cannot clear shop's.
+		return VEX{Status: StatusUnderInvestigation, Statement: fmt.Sprintf("%s; the telemetry of %s comes from the services of that name in the namespaces %s, which evident merges, so it cannot show the vulnerable code is not in the execute path of the one the finding is of",
+			r.Reason, as.Finding.Service, strings.Join(svc.Namespaces, ", "))}
 	case as.Finding.Static == findings.StaticCalled && !pol.AllowStaticCalled:
 		// The reason says that static analysis found it called.
 		return VEX{Status: StatusUnderInvestigation, Statement: r.Reason + "; the policy does not let runtime evidence overrule static analysis (vex.allow_static_called)"}
