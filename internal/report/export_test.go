@@ -324,6 +324,20 @@ func TestOpenVEXProducts(t *testing.T) {
 			},
 		},
 		{
+			// api in shop and api in billing, merged into one service,
+			// are each the product of its statements.
+			name: "services of one name in two namespaces",
+			edit: func(r *Result) {
+				s := r.Snapshot.Service("orders")
+				s.Namespace, s.Namespaces = "shop", []string{"shop", "billing"}
+			},
+			checks: []check{
+				{"GO-2022-0956", yaml, []string{"pkg:generic/shop/orders@2"}, "pkg:generic/shop/orders@2", vex.StatusUnderInvestigation},
+				{"GO-2022-0956", yaml, []string{"pkg:generic/billing/orders@2"}, "pkg:generic/billing/orders@2", vex.StatusUnderInvestigation},
+				{"GO-2022-0956", yaml, []string{"pkg:generic/orders@2"}, "pkg:generic/orders@2", ""},
+			},
+		},
+		{
 			name:     "configured products, one shared by two services",
 			products: map[string]string{"gateway": "pkg:oci/shop@sha256%3Aabc", "orders": "pkg:oci/shop@sha256%3Aabc"},
 			edit: func(r *Result) {

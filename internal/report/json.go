@@ -110,7 +110,13 @@ func SummaryJSON(s assess.Summary) JSONSummary {
 // those of time-sampled profiles (CPU, wall clock), and a window's
 // TimeSampled says which kind it is, as the reachability's do.
 type JSONService struct {
-	Name              string                `json:"name"`
+	Name string `json:"name"`
+	// Namespace is the service.namespace its telemetry carried, the
+	// first one when it carried several; Namespaces lists them then:
+	// services of one service.name in several namespaces, which evident
+	// merges into this one, their telemetry and findings mixed.
+	Namespace         string                `json:"namespace,omitempty"`
+	Namespaces        []string              `json:"namespaces,omitempty"`
 	Exposure          assess.ExposureResult `json:"exposure"`
 	Samples           int64                 `json:"samples"`
 	TimeSamples       int64                 `json:"time_samples"`
@@ -311,7 +317,7 @@ func ServicesJSON(r *Result) []JSONService {
 	}
 	for _, s := range r.Snapshot.Services {
 		js := JSONService{
-			Name: s.Name, Exposure: r.Exposure[s.Name], Samples: s.Samples, TimeSamples: s.TimeSamples,
+			Name: s.Name, Namespace: s.Namespace, Namespaces: s.Namespaces, Exposure: r.Exposure[s.Name], Samples: s.Samples, TimeSamples: s.TimeSamples,
 			Windows: []jsonWindow{}, Endpoints: []jsonEndpoint{}, Calls: []string{}, Stores: []jsonStore{}, Packages: []jsonPackage{},
 		}
 		if s.Samples > 0 {

@@ -33,7 +33,8 @@ type product struct {
 // the one Options.Products names, else the container images its
 // telemetry named (resource container.image.name with oci.manifest.digest,
 // container.image.repo_digests or container.image.tags), else its
-// service.name and service.namespace.
+// service.name and service.namespace (each of them, for services of one
+// name in several namespaces).
 // A finding with no service has none.
 func productsOf(r *Result, configured map[string]string, service string) []product {
 	if p := configured[service]; p != "" {
@@ -42,10 +43,17 @@ func productsOf(r *Result, configured map[string]string, service string) []produ
 	if service == "" {
 		return nil
 	}
-	var namespace string
+	namespaces := []string{""}
 	if r.Snapshot != nil {
 		if s := r.Snapshot.Service(service); s != nil {
-			namespace = s.Namespace
+			// The services of one name in several namespaces, merged,
+			// are each a product: under the first alone the others
+			// would have no statement (and none is not_affected, since
+			// assess cannot tell whose the telemetry is).
+			namespaces = []string{s.Namespace}
+			if len(s.Namespaces) > 0 {
+				namespaces = s.Namespaces
+			}
 			var out []product
 			for _, img := range s.Images {
 				for _, purl := range imagePURLs(img) {
@@ -59,7 +67,11 @@ func productsOf(r *Result, configured map[string]string, service string) []produ
 			}
 		}
 	}
-	return []product{{PURL: servicePURL(namespace, service), Name: service}}
+	var out []product
+	for _, ns := range namespaces {
+		out = append(out, product{PURL: servicePURL(ns, service), Name: service})
+	}
+	return out
 }
 
 // servicePURL is the package URL of a service that telemetry knows by

@@ -192,3 +192,24 @@ func TestServicesJSONTimeSamples(t *testing.T) {
 		})
 	}
 }
+
+// TestServicesJSONNamespaces: a service shows its service.namespace, and
+// the namespaces of the services of its name that the model merged.
+func TestServicesJSONNamespaces(t *testing.T) {
+	r := result(t)
+	r.Snapshot.Service("gateway").Namespace = "shop"
+	s := r.Snapshot.Service("orders")
+	s.Namespace, s.Namespaces = "shop", []string{"shop", "billing"}
+	type ns struct {
+		Namespace  string
+		Namespaces []string
+	}
+	got := map[string]ns{}
+	for _, s := range ServicesJSON(r) {
+		got[s.Name] = ns{s.Namespace, s.Namespaces}
+	}
+	want := map[string]ns{"gateway": {"shop", nil}, "orders": {"shop", []string{"shop", "billing"}}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("namespaces by service (-want +got):\n%s", diff)
+	}
+}
