@@ -241,6 +241,12 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 	// All spans are in: a SERVER span whose caller did not come never will.
 	m.Settle()
 	snap := m.Snapshot()
+	for _, s := range snap.Services {
+		if len(s.Namespaces) > 1 {
+			note(fmt.Sprintf("warning: the services named %s in the namespaces %s (service.namespace) are merged into one: their spans, profiles, calls, stores and findings mix, and none of its findings is not_affected; give them different service.name values, or analyze each namespace's telemetry apart",
+				s.Name, strings.Join(s.Namespaces, ", ")))
+		}
+	}
 	assessor := assess.New(cfg.Config, db, snap)
 	as := assessor.Assess(all)
 	res := &report.Result{Generated: fl.now().UTC(), Version: buildVersion(), Summary: assess.Summarize(as), Assessments: as, Snapshot: snap, Exposure: assessor.ServiceExposures(), VulnDB: db.Stats()}

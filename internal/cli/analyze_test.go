@@ -139,6 +139,9 @@ func TestAnalyzeInputMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	cpu := file("cpu.pb.gz", profile)
+	// The first request's orders is another service of that name, in
+	// the namespace billing.
+	billing := file("billing.jsonl", append(bytes.Replace(lines[0], []byte(`"stringValue":"shop"`), []byte(`"stringValue":"billing"`), 1), bytes.Join(lines[1:], nil)...))
 	base := []string{"--data", t.TempDir(), "analyze", "--vulns", filepath.Join(rec, "osv")}
 	gateway := []string{"--findings", "gateway=" + filepath.Join(rec, "findings", "gateway.json")}
 	tests := []struct {
@@ -164,6 +167,10 @@ func TestAnalyzeInputMessages(t *testing.T) {
 			name: "findings of a service the telemetry does not have", wantCode: 0,
 			args: []string{"--findings", "gw=" + filepath.Join(rec, "findings", "gateway.json"), "--profiles", filepath.Join(rec, "profiles")},
 			want: "^" + regexp.QuoteMeta("evident: warning: no telemetry of gw, whose findings stay unknown (the telemetry's services: catalog, gateway, orders, reporter); name a service as its telemetry does: --findings SERVICE=FILE") + "\n$",
+		},
+		{
+			name: "services of one name in two namespaces", args: append(slices.Clone(gateway), "--traces", billing), wantCode: 0,
+			want: "^" + regexp.QuoteMeta("evident: warning: the services named orders in the namespaces billing, shop (service.namespace) are merged into one: their spans, profiles, calls, stores and findings mix, and none of its findings is not_affected; give them different service.name values, or analyze each namespace's telemetry apart") + "\n$",
 		},
 		{
 			name: "a missing telemetry file", args: append(slices.Clone(gateway), "--traces", "nope.jsonl"), wantCode: ExitUsage,
