@@ -783,6 +783,9 @@ func TestServiceOfFindingsOnly(t *testing.T) {
 		Priority:     assess.Priority{Tier: "P2", Score: 50},
 	}
 	src.res.Assessments = append(src.res.Assessments, checkout)
+	// gateway is two services of that name, merged.
+	gw := src.res.Snapshot.Service("gateway")
+	gw.Namespace, gw.Namespaces = "shop", []string{"shop", "billing"}
 	ts := newTestServer(t, src)
 	tests := []struct {
 		name, path string
@@ -790,6 +793,7 @@ func TestServiceOfFindingsOnly(t *testing.T) {
 		want       []string
 	}{
 		{"telemetry", "/ui/services/orders", 200, []string{"GO-2024-2958</a>", "<strong>sqlite://shop/customers</strong>"}},
+		{"two namespaces merged", "/ui/services/gateway", 200, []string{"The services named gateway in the namespaces shop, billing (service.namespace) are merged into this one"}},
 		{"findings only", "/ui/services/checkout", 200, []string{
 			"GO-2025-0001</a>", "No telemetry of checkout has arrived yet: it is known from its findings only.",
 		}},
