@@ -691,7 +691,7 @@ func (e *Engine) apply(it item) {
 	case store.BatchSpans:
 		ch := e.model.AddSpans(it.spans)
 		w.newService = w.newService || len(ch.NewServices) > 0
-		e.warnMerged(ch)
+		e.mergedNamespaces(ch)
 		raw := it.raw
 		if raw == nil {
 			raw = it.spans
@@ -718,7 +718,7 @@ func (e *Engine) apply(it item) {
 		for _, b := range it.profiles {
 			ch := e.model.AddProfile(b)
 			w.newService = w.newService || len(ch.NewServices) > 0
-			e.warnMerged(ch)
+			e.mergedNamespaces(ch)
 			alerts, touched := w.watch.Check(ch, b.Start, it.receivedAt, now)
 			e.fire(alerts)
 			for _, i := range touched {
@@ -735,13 +735,16 @@ func (e *Engine) apply(it item) {
 	w.applied = max(w.applied, it.seq)
 }
 
-// warnMerged logs the services that ch showed in a second
+// mergedNamespaces logs the services that ch showed in a second
 // service.namespace, once per service (model.Changes.MergedNamespaces):
-// their telemetry and findings mix, which the user must know of.
-func (e *Engine) warnMerged(ch model.Changes) {
+// their telemetry and findings mix, which the user must know of. Their
+// findings are re-assessed: none may stay not_affected on profiles that
+// may be the other service's, though nothing else of theirs changed.
+func (e *Engine) mergedNamespaces(ch model.Changes) {
 	for _, mg := range ch.MergedNamespaces {
-		e.log.Warn("services of one service.name in several service.namespace values are merged into one: their spans, profiles, calls, stores and findings mix; give them different service.name values",
+		e.log.Warn("services of one service.name in several service.namespace values are merged into one: their spans, profiles, calls, stores and findings mix, and none of its findings is not_affected; give them different service.name values",
 			"service", mg.Service, "namespaces", mg.Namespaces)
+		e.markService(mg.Service)
 	}
 }
 

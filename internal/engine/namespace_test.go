@@ -13,6 +13,7 @@ import (
 	"github.com/evidentsec/evident/internal/attribution"
 	"github.com/evidentsec/evident/internal/logtest"
 	"github.com/evidentsec/evident/internal/model"
+	"github.com/evidentsec/evident/internal/telemetry"
 )
 
 // TestMergedNamespaces: orders in the namespaces shop and billing, which
@@ -58,4 +59,57 @@ evident_service_merged_namespaces{service="orders"} 2
 	if !strings.Contains(got, "service=orders namespaces=\"[shop billing]\"") {
 		t.Errorf("the warning does not name orders and both namespaces:\n%s", got)
 	}
+}
+
+// TestMergedNamespacesReassessed: orders' finding, not_affected on its
+// profiles, is re-assessed when another service named orders, in the
+// namespace billing, sends its first spans, and is under_investigation:
+// the profiles may be either's. Its exposure stays internal, so nothing
+// else would re-assess it.
+func TestMergedNamespacesReassessed(t *testing.T) {
+	acfg := assess.DefaultConfig()
+	acfg.VEX = assess.VEXPolicy{MaxShare: 1, AllowLoaded: true}
+	e, err := New(testConfig(), Deps{
+		Store: &memStore{}, Model: model.New(model.DefaultConfig(), attribution.New(attribution.Config{})), Assess: acfg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, e)
+	ctx := context.Background()
+	if err := e.SetFindings(ctx, allFindings(textFinding("orders"))); err != nil {
+		t.Fatal(err)
+	}
+	vexOf := func() string {
+		for _, a := range e.Assessments() {
+			if a.Finding.Service == "orders" {
+				return a.VEX.Status
+			}
+		}
+		return ""
+	}
+	request := func(ordersNamespace string, first byte) {
+		t.Helper()
+		spans := shopSpans()
+		for i := range spans {
+			spans[i].SpanID[7] += first
+			if spans[i].ParentSpanID != [8]byte{} {
+				spans[i].ParentSpanID[7] += first
+			}
+			spans[i].Namespace = "shop"
+			if spans[i].Service == "orders" {
+				spans[i].Namespace = ordersNamespace
+			}
+		}
+		if err := e.TracesConsumer().Consume(ctx, spans); err != nil {
+			t.Fatal(err)
+		}
+	}
+	request("shop", 0)
+	if err := e.ProfilesConsumer().Consume(ctx, []*telemetry.ProfileBatch{textProfile("orders", false)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "orders not_affected", func() bool { return vexOf() == assess.StatusNotAffected })
+	request("billing", 10)
+	eventually(t, "orders under_investigation", func() bool { return vexOf() == assess.StatusUnderInvestigation })
 }
