@@ -31,35 +31,9 @@ func TestSlackEscapesEvidence(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec, srv := newCapture(t)
-			s, err := NewSlack("slack", srv.URL+"/services/T0/B0/x", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
 			a := Alert{Alert: firstExec(), ID: "0123456789abcdef", Tenant: "team-b"}
 			tt.mutate(&a)
-			if err := s.Send(context.Background(), a); err != nil {
-				t.Fatal(err)
-			}
-			_, body := rec.last()
-			var got struct {
-				Text   string `json:"text"`
-				Blocks []struct {
-					Text     *struct{ Text string }  `json:"text"`
-					Elements []struct{ Text string } `json:"elements"`
-				} `json:"blocks"`
-			}
-			if err := json.Unmarshal(body, &got); err != nil {
-				t.Fatal(err)
-			}
-			if len(got.Blocks) != 2 || got.Blocks[0].Text == nil || len(got.Blocks[1].Elements) != 1 {
-				t.Fatalf("slack body = %s", body)
-			}
-			fields := map[string]string{
-				"text":    got.Text,
-				"section": got.Blocks[0].Text.Text,
-				"context": got.Blocks[1].Elements[0].Text,
-			}
+			fields := sendSlack(t, a)
 			for field, text := range fields {
 				for _, bad := range []string{"<!", "<@", "<http"} {
 					if strings.Contains(text, bad) {
@@ -109,28 +83,11 @@ func TestSlackWithinBlockLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec, srv := newCapture(t)
-			s, err := NewSlack("slack", srv.URL+"/services/T0/B0/x", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
 			a := Alert{Alert: firstExec(), ID: "0123456789abcdef", Link: "https://evident.example/ui/alerts?id=0123456789abcdef"}
 			tt.mutate(&a)
-			if err := s.Send(context.Background(), a); err != nil {
-				t.Fatal(err)
-			}
-			_, body := rec.last()
-			var got struct {
-				Blocks []struct {
-					Text     *struct{ Text string }  `json:"text"`
-					Elements []struct{ Text string } `json:"elements"`
-				} `json:"blocks"`
-			}
-			if err := json.Unmarshal(body, &got); err != nil {
-				t.Fatal(err)
-			}
-			texts := map[string]string{"section": got.Blocks[0].Text.Text, "context": got.Blocks[1].Elements[0].Text}
-			for name, text := range texts {
+			texts := sendSlack(t, a)
+			for _, name := range []string{"section", "context"} {
+				text := texts[name]
 				if n := utf8.RuneCountInString(text); n > 3000 {
 					t.Errorf("%s holds %d characters, over Block Kit's 3000", name, n)
 				}
@@ -143,4 +100,34 @@ func TestSlackWithinBlockLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sendSlack sends a through a Slack sink to a server that stands in for
+// Slack, and returns the texts of the message it posted: "text" (the
+// fallback), "section" and "context".
+func sendSlack(t *testing.T, a Alert) map[string]string {
+	t.Helper()
+	rec, srv := newCapture(t)
+	s, err := NewSlack("slack", srv.URL+"/services/T0/B0/x", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	_, body := rec.last()
+	var got struct {
+		Text   string `json:"text"`
+		Blocks []struct {
+			Text     *struct{ Text string }  `json:"text"`
+			Elements []struct{ Text string } `json:"elements"`
+		} `json:"blocks"`
+	}
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Blocks) != 2 || got.Blocks[0].Text == nil || len(got.Blocks[1].Elements) != 1 {
+		t.Fatalf("slack body = %s", body)
+	}
+	return map[string]string{"text": got.Text, "section": got.Blocks[0].Text.Text, "context": got.Blocks[1].Elements[0].Text}
 }
