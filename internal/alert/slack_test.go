@@ -58,8 +58,8 @@ func TestSlackEscapesEvidence(t *testing.T) {
 			if n := strings.Count(fields["context"], "`"); n != want {
 				t.Errorf("context holds %d backticks, want %d: %s", n, want, fields["context"])
 			}
-			if !strings.HasPrefix(got.Text, "[HIGH] ") {
-				t.Errorf("text = %q, want the severity first", got.Text)
+			if !strings.HasPrefix(fields["text"], "[HIGH] ") {
+				t.Errorf("text = %q, want the severity first", fields["text"])
 			}
 		})
 	}
@@ -79,7 +79,9 @@ func TestSlackWithinBlockLimits(t *testing.T) {
 		{"endpoint and match", func(a *Alert) {
 			a.Evidence.Endpoint, a.Evidence.Match, a.Service, a.Tenant = "GET /"+long, long, long, long
 		}},
-		{"characters of several bytes", func(a *Alert) { a.Summary, a.Evidence.Endpoint = strings.Repeat("é", 5000), strings.Repeat("日", 5000) }},
+		{"characters of several bytes", func(a *Alert) {
+			a.Summary, a.Evidence.Endpoint = strings.Repeat("é", 5000), strings.Repeat("日", 5000)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
