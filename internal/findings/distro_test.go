@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
@@ -16,8 +17,8 @@ import (
 	"github.com/evidentsec/evident/internal/vulndb"
 )
 
-// distroDB loads Debian's record of testdata/distro/osv (see
-// testdata/README.md).
+// distroDB loads Debian's and AlmaLinux's records of testdata/distro/osv
+// (see testdata/README.md).
 func distroDB(t testing.TB) *vulndb.DB {
 	t.Helper()
 	db, lerrs, err := vulndb.Load(context.Background(), vulndb.Options{Sources: []string{filepath.Join("testdata", "distro", "osv")}})
@@ -30,7 +31,7 @@ func distroDB(t testing.TB) *vulndb.DB {
 	return db
 }
 
-// fuzzDB loads the Go records of testDB and the Debian record of
+// fuzzDB loads the Go records of testDB and the distributions' records of
 // distroDB, for the SBOM fuzzers to match both.
 func fuzzDB(t testing.TB) *vulndb.DB {
 	t.Helper()
@@ -212,6 +213,116 @@ func TestDistroSource(t *testing.T) {
 			}
 			if comp.SourceName != tt.wantName || comp.SourceVersion != tt.wantVersion {
 				t.Errorf("source %q %q, want %q %q", comp.SourceName, comp.SourceVersion, tt.wantName, tt.wantVersion)
+			}
+		})
+	}
+}
+
+// TestDistroRPM matches the SBOMs that Syft and Trivy write of an
+// AlmaLinux 8 and a Red Hat Enterprise Linux 9 root file system.
+// AlmaLinux's records name the major release ("AlmaLinux:8"), and Trivy
+// writes the distribution as alma; matched as "AlmaLinux" or as the
+// unknown "rpm" the package met no record. Red Hat's records are keyed by
+// product and repository, which an SBOM does not name: each package is a
+// skipped record that says so, not a package that looks clean.
+func TestDistroRPM(t *testing.T) {
+	db := distroDB(t)
+	type match struct{ PURL, Ecosystem, ID, Fix string }
+	alma := func(ns string) []match {
+		return []match{{"pkg:rpm/" + ns + "/libsndfile-devel@1.0.28-8.el8", "AlmaLinux:8", "ALSA-2020:1636", "1.0.28-10.el8"}}
+	}
+	const rhel = "package pkg:rpm/redhat/openssl-libs@1:3.0.7-24.el9: evident cannot match OS packages of Red Hat yet, and looks up none of its records: distribution not supported, not matched"
+	tests := []struct {
+		input    string
+		parse    func(io.Reader, string, Matcher) ([]Finding, []error)
+		want     []match
+		wantErrs []string
+	}{
+		{"syft-almalinux8.cdx.json", ParseCycloneDX, alma("almalinux"), nil},
+		{"trivy-almalinux8.cdx.json", ParseCycloneDX, alma("alma"), nil},
+		{"syft-almalinux8.spdx.json", ParseSPDX, alma("almalinux"), nil},
+		{"trivy-almalinux8.spdx.json", ParseSPDX, alma("alma"), nil},
+		{"syft-rhel9.cdx.json", ParseCycloneDX, nil, []string{
+			"syft-rhel9.cdx.json: pkg:rpm/redhat/openssl-libs@3.0.7-24.el9?arch=x86_64&distro=rhel-9.2&epoch=1&package-id=cfbb94d0e05eed09&upstream=openssl-libs-3.0.7-24.el9.src.rpm: " + rhel}},
+		{"trivy-rhel9.cdx.json", ParseCycloneDX, nil, []string{
+			"trivy-rhel9.cdx.json: pkg:rpm/redhat/openssl-libs@3.0.7-24.el9?arch=x86_64&distro=redhat-9.2&epoch=1: " + rhel}},
+		{"syft-rhel9.spdx.json", ParseSPDX, nil, []string{
+			"syft-rhel9.spdx.json: SPDXRef-Package-rpm-openssl-libs-cfbb94d0e05eed09: " + rhel}},
+		{"trivy-rhel9.spdx.json", ParseSPDX, nil, []string{
+			"trivy-rhel9.spdx.json: SPDXRef-Package-657b05fb4eaf7069: " + rhel}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.input, func(t *testing.T) {
+			f, err := os.Open(filepath.Join("testdata", "distro", tt.input))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			fs, errs := tt.parse(f, tt.input, db)
+			var got []match
+			for _, f := range fs {
+				got = append(got, match{f.Package.PURL, f.Package.Ecosystem, f.Vulnerability.ID, f.FixedVersion})
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("findings mismatch (-want +got):\n%s", diff)
+			}
+			var gotErrs []string
+			for _, err := range errs {
+				if !errors.Is(err, errUnmatchedDistro) {
+					t.Errorf("error %v does not wrap errUnmatchedDistro", err)
+				}
+				gotErrs = append(gotErrs, err.Error())
+			}
+			if diff := cmp.Diff(tt.wantErrs, gotErrs); diff != "" {
+				t.Errorf("errors mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestDistroUnmatched: an OS package of a distribution whose OSV records
+// evident cannot look up, or whose release the package URL does not name,
+// is a skipped record naming the distribution; one of a distribution it
+// matches is looked up. Rocky Linux's, Red Hat's, AlmaLinux's and Wolfi's
+// package URLs are as Syft or Trivy wrote them of the root file systems of
+// testdata/distro; the others are written in their shape.
+func TestDistroUnmatched(t *testing.T) {
+	tests := []struct {
+		purl       string
+		wantErr    error
+		wantDistro string
+	}{
+		{purl: "pkg:rpm/rocky/openssl-libs@3.0.7-24.el9?arch=x86_64&distro=rocky-9.2&epoch=1", wantErr: errUnmatchedDistro, wantDistro: "of Rocky Linux yet"},
+		{purl: "pkg:rpm/redhat/openssl@3.0.7-24.el9?arch=x86_64&distro=rhel-9.2", wantErr: errUnmatchedDistro, wantDistro: "of Red Hat yet"},
+		{purl: "pkg:rpm/opensuse/openssl-3@3.1.4-150600.5.3.1?arch=x86_64&distro=opensuse-leap-15.6", wantErr: errUnmatchedDistro, wantDistro: "of openSUSE yet"},
+		{purl: "pkg:rpm/suse/libopenssl3@3.1.4-150600.5.3.1?arch=x86_64&distro=sles-15.6", wantErr: errUnmatchedDistro, wantDistro: "of SUSE yet"},
+		{purl: "pkg:rpm/centos/openssl-libs@1.0.2k-19.el7?arch=x86_64&distro=centos-7", wantErr: errUnmatchedDistro, wantDistro: "of rpm/centos yet"},
+		{purl: "pkg:rpm/amazon/openssl-libs@1.0.2k-24.amzn2.0.4?arch=x86_64&distro=amazon-2", wantErr: errUnmatchedDistro, wantDistro: "of rpm/amazon yet"},
+		{purl: "pkg:deb/kali/openssl@3.0.11-1?arch=amd64&distro=kali-2023.4", wantErr: errUnmatchedDistro, wantDistro: "of deb/kali yet"},
+		{purl: "pkg:apk/postmarketos/openssl@3.1.4-r0?arch=x86_64", wantErr: errUnmatchedDistro, wantDistro: "of apk/postmarketos yet"},
+		{purl: "pkg:alpm/arch/openssl@3.2.0-1?arch=x86_64&distro=arch", wantErr: errUnmatchedDistro, wantDistro: "of alpm/arch yet"},
+		{purl: "pkg:ebuild/dev-libs/openssl@3.0.13", wantErr: errUnmatchedDistro, wantDistro: "of ebuild yet"},
+		{purl: "pkg:rpm/almalinux/libsndfile-devel@1.0.28-8.el8?arch=x86_64", wantErr: errNoRelease, wantDistro: "no AlmaLinux release"},
+		{purl: "pkg:rpm/almalinux/libsndfile-devel@1.0.28-8.el8?arch=x86_64&distro=almalinux-8.9"},
+		{purl: "pkg:rpm/alma/libsndfile-devel@1.0.28-8.el8?arch=x86_64&distro=alma-8.9"},
+		{purl: "pkg:apk/wolfi/haproxy-3.0@3.0.9-r0?arch=x86_64&distro=wolfi-20230201"},
+		{purl: "pkg:apk/chainguard/haproxy-2.2@2.2.33-r0?arch=x86_64"},
+		{purl: "pkg:golang/github.com/gin-gonic/gin@v1.9.0"},
+		{purl: "pkg:github/actions/checkout@v4"},
+	}
+	db := distroDB(t)
+	for _, tt := range tests {
+		t.Run(tt.purl, func(t *testing.T) {
+			p, err := componentPackage(tt.purl, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, errs := matchComponents([]Component{{Ref: tt.purl, Package: p}}, db, "SBOM", "bom.json")
+			switch {
+			case tt.wantErr == nil && len(errs) > 0:
+				t.Errorf("got %v, want it looked up", errs)
+			case tt.wantErr != nil && (len(errs) != 1 || !errors.Is(errs[0], tt.wantErr) || !strings.Contains(errs[0].Error(), tt.wantDistro)):
+				t.Errorf("got %v, want one error wrapping %v that names %q", errs, tt.wantErr, tt.wantDistro)
 			}
 		})
 	}

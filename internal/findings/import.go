@@ -2,6 +2,7 @@ package findings
 
 import (
 	"bytes"
+	"cmp"
 	"debug/buildinfo"
 	"encoding/json"
 	"errors"
@@ -332,6 +333,15 @@ var osTypes = map[string]string{
 	"rpm/suse":       "SUSE",
 }
 
+// osTypeAliases map the types and namespaces that some tools write for a
+// distribution of osTypes (Trivy's "rpm/alma", where Syft writes
+// AlmaLinux's os-release ID) to its ecosystem. They are kept apart so
+// that osTypes stays one to one and distroPURL names each ecosystem by
+// one package URL.
+var osTypeAliases = map[string]string{
+	"rpm/alma": "AlmaLinux",
+}
+
 // newPackage builds the package of a finding from what a tool reported:
 // an OSV ecosystem, name and version, and a package URL, any of which may
 // be empty. Go versions get their "v" prefix (tools disagree on it), and
@@ -424,7 +434,7 @@ func distroPackage(purl, version string) (Package, error) {
 	}
 	q := p.Qualifiers.Map()
 	version = withEpoch(version, q["epoch"])
-	eco := osTypes[p.Type+"/"+p.Namespace]
+	eco := cmp.Or(osTypes[p.Type+"/"+p.Namespace], osTypeAliases[p.Type+"/"+p.Namespace])
 	if eco == "" {
 		eco = p.Type
 	}
@@ -471,6 +481,11 @@ func distroRelease(eco, distro string) string {
 		return rel
 	case eco == "Alpine" && id == "alpine" && len(nums) >= 2:
 		return "v" + nums[0] + "." + nums[1]
+	case eco == "AlmaLinux" && (id == "almalinux" || id == "alma") && len(nums) >= 1:
+		// AlmaLinux's records name the major release ("AlmaLinux:8"),
+		// as osv-scalibr keys them; Syft writes almalinux-8.9, Trivy
+		// alma-8.9.
+		return nums[0]
 	}
 	return ""
 }

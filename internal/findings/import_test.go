@@ -284,6 +284,10 @@ func TestNewPackage(t *testing.T) {
 			want: Package{PURL: "pkg:deb/debian/openssl@1.1.1n-0%2Bdeb11u1", Ecosystem: "Debian:11", Name: "openssl", Version: "1.1.1n-0+deb11u1"}},
 		{name: "osv-scanner alpine release", ecosystem: "Alpine:v3.18", pkg: "busybox", version: "1.36.1-r2",
 			want: Package{PURL: "pkg:apk/alpine/busybox@1.36.1-r2", Ecosystem: "Alpine:v3.18", Name: "busybox", Version: "1.36.1-r2"}},
+		// AlmaLinux's package URL is Syft's, pkg:rpm/almalinux (Trivy
+		// writes pkg:rpm/alma), every time.
+		{name: "osv-scanner almalinux release", ecosystem: "AlmaLinux:8", pkg: "libsndfile-devel", version: "1.0.28-8.el8",
+			want: Package{PURL: "pkg:rpm/almalinux/libsndfile-devel@1.0.28-8.el8", Ecosystem: "AlmaLinux:8", Name: "libsndfile-devel", Version: "1.0.28-8.el8"}},
 		{name: "no version", ecosystem: "Go", pkg: "golang.org/x/text", wantErr: "package golang.org/x/text: no version"},
 		{name: "nothing", wantErr: "no package URL and no ecosystem and name"},
 		{name: "bad purl", purl: "pkg:", wantErr: `parse package URL "pkg:"`},

@@ -101,23 +101,70 @@ func distroSource(purl string) (name, version string) {
 }
 
 // releaseEcosystems are the distributions whose OSV records all name a
-// release ("Debian:11", "Ubuntu:22.04:LTS", "Alpine:v3.18"), none the
-// bare distribution.
-var releaseEcosystems = []string{"Debian", "Ubuntu", "Alpine"}
+// release ("Debian:11", "Ubuntu:22.04:LTS", "Alpine:v3.18",
+// "AlmaLinux:8"), none the bare distribution.
+var releaseEcosystems = []string{"Debian", "Ubuntu", "Alpine", "AlmaLinux"}
+
+// rollingEcosystems are the distributions whose OSV records name the bare
+// distribution, there being no release ("Wolfi", "Chainguard", as
+// osv-scalibr's purl/ecosystem maps their package URLs).
+var rollingEcosystems = []string{"Wolfi", "Chainguard"}
+
+// osPURLTypes are the package URL types of the packages of an operating
+// system that Syft and Trivy write (dpkg, rpm, apk, pacman, portage).
+var osPURLTypes = []string{packageurl.TypeDebian, packageurl.TypeRPM, packageurl.TypeApk, packageurl.TypeAlpm, packageurl.TypeEbuild}
 
 // errNoRelease reports a distribution package whose release is not known,
 // so that no record of its distribution can be matched to it.
 var errNoRelease = errors.New("release unknown, not matched")
+
+// errUnmatchedDistro reports a package of a distribution whose OSV
+// records evident does not know how to look up.
+var errUnmatchedDistro = errors.New("distribution not supported, not matched")
+
+// distroUnmatched returns why an OS package cannot be matched, or nil
+// when it can (or is no OS package): its distribution keys its records
+// by a release the input does not name (errNoRelease), or evident does
+// not know under which OSV ecosystem, release and version ordering the
+// distribution files its records (errUnmatchedDistro: Red Hat keys them
+// by product and repository, "Red Hat:enterprise_linux:9::appstream",
+// which a package URL does not name; Rocky Linux, SUSE, openSUSE,
+// CentOS, Amazon Linux and others, by what no SBOM fixture here proves).
+// Looked up as it is, such a package meets no record and looks clean.
+func distroUnmatched(p Package) error {
+	base, release, _ := strings.Cut(p.Ecosystem, ":")
+	switch {
+	case slices.Contains(releaseEcosystems, base):
+		if release == "" {
+			return fmt.Errorf("the input names no %s release (the distro qualifier of its package URL), by which OSV's %s records are keyed: %w", base, base, errNoRelease)
+		}
+		return nil
+	case slices.Contains(rollingEcosystems, p.Ecosystem):
+		return nil
+	}
+	u, err := packageurl.FromString(p.PURL)
+	if err != nil || !slices.Contains(osPURLTypes, u.Type) {
+		return nil
+	}
+	distro := p.Ecosystem
+	// The namespace names the vendor (rpm/centos, alpm/arch), but an
+	// ebuild's is its category (dev-libs).
+	if distro == u.Type && u.Namespace != "" && u.Type != packageurl.TypeEbuild {
+		distro = u.Type + "/" + u.Namespace
+	}
+	return fmt.Errorf("evident cannot match OS packages of %s yet, and looks up none of its records: %w", distro, errUnmatchedDistro)
+}
 
 // matchComponents looks every component up in m and returns a finding
 // for each record that affects it, merged. A Maven artifact that ships
 // under several coordinates (maven_aliases.yaml) is also looked up under
 // the others, and a record found only that way says so in its source's
 // Match; a distribution's binary package is also looked up under its
-// source package. A package of a distribution whose records all name a
-// release, when the input does not tell the release, is not looked up:
-// it is a *RecordError (errNoRelease), since it would meet no record and
-// look clean. A nil m matches nothing.
+// source package. An OS package that could not meet a record of its
+// distribution, whose release the input does not tell or whose records
+// evident cannot look up, is not looked up: it is a *RecordError
+// (errNoRelease, errUnmatchedDistro) rather than a package that looks
+// clean. A nil m matches nothing.
 // Components that name the same package version are looked up once.
 func matchComponents(comps []Component, m Matcher, tool, file string) ([]Finding, []error) {
 	if m == nil {
@@ -135,8 +182,8 @@ func matchComponents(comps []Component, m Matcher, tool, file string) ([]Finding
 			continue
 		}
 		seen[key] = true
-		if slices.Contains(releaseEcosystems, p.Ecosystem) {
-			errs = append(errs, recordErr(file, cmp.Or(c.Ref, p.Name), "package %s: the input names no %s release (the distro qualifier of its package URL), by which OSV's %s records are keyed: %w", p.PURL, p.Ecosystem, p.Ecosystem, errNoRelease))
+		if err := distroUnmatched(p); err != nil {
+			errs = append(errs, recordErr(file, cmp.Or(c.Ref, p.Name), "package %s: %w", p.PURL, err))
 			continue
 		}
 		found := map[string]bool{}
