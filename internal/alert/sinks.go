@@ -271,9 +271,11 @@ func clip(s string, n int) string {
 
 // slackEscape escapes the three characters Slack's mrkdwn reserves, so
 // attacker-controlled evidence cannot forge links or mentions.
-func slackEscape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-}
+func slackEscape(s string) string { return slackEscaper.Replace(s) }
+
+// slackEscaper is slackEscape's replacer, built once (a Replacer is safe
+// for concurrent use).
+var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 
 // slackCode is s, cut to slackValueRunes, escaped as an inline code
 // span, in which Slack formats nothing. mrkdwn has no escape for a

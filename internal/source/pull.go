@@ -57,10 +57,14 @@ func (p Pull) resume(ctx context.Context, pr *windowProgress, h telemetry.Handle
 			return err
 		}
 	}
-	if p.Pyroscope == nil {
-		return nil
+	if p.Pyroscope != nil {
+		if err := p.profiles(ctx, pr, h, skip); err != nil {
+			return err
+		}
 	}
-	return p.profiles(ctx, pr, h, skip)
+	// The items that failed alone, after the rest of the window was
+	// read: a trace that fails does not hold the window's profiles.
+	return pr.pending()
 }
 
 // traces samples the traces of pr's window, once, and hands on the
@@ -158,7 +162,7 @@ func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handle
 		delete(pr.handedSpans, id)
 		pr.traces[id] = traceDone
 	}
-	return pr.pending()
+	return nil
 }
 
 // profiles pulls one merged CPU profile per service of pr's window into
