@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -1280,8 +1281,12 @@ func TestLargeRequestSplit(t *testing.T) {
 			if written < 2 {
 				t.Fatalf("%d records written, want the request split", written)
 			}
+			type sample struct {
+				leaf, caller string
+				count        int64
+			}
 			var gotNames []string
-			var gotSamples [][2]string
+			var gotSamples []sample
 			for _, r := range readLog(t, cfg, written) {
 				if size := len(r.Value) + len(r.Key) + 100; size > cfg.MaxRecordBytes {
 					t.Errorf("record at %d: about %d bytes, over %d", r.Offset, size, cfg.MaxRecordBytes)
@@ -1295,7 +1300,7 @@ func TestLargeRequestSplit(t *testing.T) {
 				}
 				for _, b := range rec.Profiles {
 					for _, smp := range b.Samples {
-						gotSamples = append(gotSamples, [2]string{b.Locations[smp.Locations[0]][0].Function, b.Locations[smp.Locations[1]][0].Function})
+						gotSamples = append(gotSamples, sample{b.Locations[smp.Locations[0]][0].Function, b.Locations[smp.Locations[1]][0].Function, smp.Count})
 					}
 				}
 			}
@@ -1305,11 +1310,11 @@ func TestLargeRequestSplit(t *testing.T) {
 				}
 				return
 			}
-			var want [][2]string
+			var want []sample
 			for _, smp := range prof.Samples {
-				want = append(want, [2]string{prof.Locations[smp.Locations[0]][0].Function, prof.Locations[smp.Locations[1]][0].Function})
+				want = append(want, sample{prof.Locations[smp.Locations[0]][0].Function, prof.Locations[smp.Locations[1]][0].Function, smp.Count})
 			}
-			if diff := cmp.Diff(gotSamples, want); diff != "" {
+			if diff := cmp.Diff(gotSamples, want, cmp.AllowUnexported(sample{})); diff != "" {
 				t.Errorf("samples read back (-got +want):\n%s", diff)
 			}
 		})
@@ -1321,7 +1326,7 @@ func TestLargeRequestSplit(t *testing.T) {
 		p := newProducer(t, cfg)
 		big := spans("cart", "GET /"+strings.Repeat("x", minRecordBytes))
 		err := p.Traces().Consume(context.Background(), big)
-		if !pipeline.IsPermanent(err) || !strings.Contains(err.Error(), `service "cart"`) || !strings.Contains(err.Error(), "max_record_bytes 65536") {
+		if !pipeline.IsPermanent(err) || !errors.Is(err, kerr.MessageTooLarge) || !strings.Contains(err.Error(), `service "cart"`) || !strings.Contains(err.Error(), "max_record_bytes 65536") {
 			t.Errorf("err = %v, want a permanent error naming the service and max_record_bytes", err)
 		}
 	})

@@ -148,7 +148,9 @@ func (p *Producer) Traces() pipeline.Consumer[[]telemetry.Span] {
 		for _, g := range groups {
 			rs, err := records(ctx, p, g[0].Service, g, encodeSpans, nil)
 			if err != nil {
-				p.m.WithLabelValues("traces", "rejected").Add(float64(len(groups)))
+				// The record refused: the request's others are not
+				// written either, and its sender is told so.
+				p.m.WithLabelValues("traces", "rejected").Inc()
 				return pipeline.Permanent(fmt.Errorf("write the spans of service %q: %w", g[0].Service, err))
 			}
 			recs = append(recs, rs...)
@@ -171,7 +173,9 @@ func (p *Producer) Profiles() pipeline.Consumer[[]*telemetry.ProfileBatch] {
 		for _, g := range groups {
 			rs, err := records(ctx, p, g[0].Service, g, encodeProfiles, splitProfile)
 			if err != nil {
-				p.m.WithLabelValues("profiles", "rejected").Add(float64(len(groups)))
+				// The record refused: the request's others are not
+				// written either, and its sender is told so.
+				p.m.WithLabelValues("profiles", "rejected").Inc()
 				return pipeline.Permanent(fmt.Errorf("write the profiles of service %q: %w", g[0].Service, err))
 			}
 			recs = append(recs, rs...)
