@@ -292,7 +292,7 @@ func cdxToComponent(c *cdx.Component) (Component, bool, error) {
 	}
 	comp := Component{Ref: c.BOMRef, Package: pkg}
 	comp.SourceName, comp.SourceVersion = distroSource(c.PackageURL)
-	if comp.SourceName == "" && c.Properties != nil {
+	if comp.SourceName == "" && c.Properties != nil && sourceNamed(c.PackageURL) {
 		comp.SourceName, comp.SourceVersion = trivySource(*c.Properties)
 	}
 	if pkg.Ecosystem == osv.EcosystemGo {

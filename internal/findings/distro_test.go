@@ -200,6 +200,10 @@ func TestDistroSource(t *testing.T) {
 			props: trivy("SrcName", "openssl", "SrcRelease", "0+deb11u1", "SrcVersion", "1.1.1n"), wantName: "openssl", wantVersion: "1.1.1n-0+deb11u1"},
 		{name: "trivy epoch", purl: "pkg:deb/debian/libpam0g@1.5.2-6%2Bdeb12u1?arch=amd64&distro=debian-12.5&epoch=1",
 			props: trivy("SrcName", "pam", "SrcVersion", "1.5.2", "SrcRelease", "6+deb12u1", "SrcEpoch", "1"), wantName: "pam", wantVersion: "1:1.5.2-6+deb12u1"},
+		// AlmaLinux's records name binary packages: Trivy's SrcName of an
+		// rpm is no name to look up.
+		{name: "trivy rpm", purl: "pkg:rpm/alma/openssl-libs@1:3.0.7-24.el9?arch=x86_64&distro=alma-8.9",
+			props: trivy("SrcName", "openssl", "SrcVersion", "3.0.7", "SrcRelease", "24.el9")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -92,12 +92,23 @@ func componentPackage(purl, version string) (Package, error) {
 // package's. It returns "" for other package URLs: an rpm's upstream is
 // its source RPM's file name, and Red Hat's records name binary packages.
 func distroSource(purl string) (name, version string) {
+	if !sourceNamed(purl) {
+		return "", ""
+	}
 	p, err := packageurl.FromString(purl)
-	if err != nil || p.Type != packageurl.TypeDebian && p.Type != packageurl.TypeApk {
+	if err != nil {
 		return "", ""
 	}
 	name, version, _ = strings.Cut(p.Qualifiers.Map()["upstream"], "@")
 	return name, version
+}
+
+// sourceNamed reports whether purl is a package of a distribution whose
+// records name source packages (Debian's, Ubuntu's, Alpine's: deb and
+// apk), so that a binary package is also looked up by its source's
+// name. An rpm's records (AlmaLinux's, Red Hat's) name binary packages.
+func sourceNamed(purl string) bool {
+	return strings.HasPrefix(purl, "pkg:deb/") || strings.HasPrefix(purl, "pkg:apk/")
 }
 
 // releaseEcosystems are the distributions whose OSV records all name a

@@ -164,8 +164,7 @@ func spdxToComponent(p *spdx.Package) (Component, bool, error) {
 	}
 	comp := Component{Ref: common.RenderElementID(p.PackageSPDXIdentifier), Package: pkg}
 	comp.SourceName, comp.SourceVersion = distroSource(purl)
-	distro := strings.HasPrefix(pkg.PURL, "pkg:deb/") || strings.HasPrefix(pkg.PURL, "pkg:apk/")
-	if rest, ok := strings.CutPrefix(p.PackageSourceInfo, "built package from: "); ok && distro && comp.SourceName == "" {
+	if rest, ok := strings.CutPrefix(p.PackageSourceInfo, "built package from: "); ok && sourceNamed(pkg.PURL) && comp.SourceName == "" {
 		// Trivy's: "built package from: openssl 1.1.1n-0+deb11u1".
 		comp.SourceName, comp.SourceVersion, _ = strings.Cut(rest, " ")
 	}
