@@ -279,6 +279,11 @@ func TestNothingToMatch(t *testing.T) {
 			wantID: "GHSA-x", wantWithdrawn: true, eco: "npm", pkg: "x", version: "0.1.0", wantGet: "CVE-x",
 		},
 		{
+			name:   "withdrawn: a bad range beside a good one is not checked either",
+			record: `{"id":"GHSA-x","withdrawn":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"npm","name":"x"},"ranges":[{"type":"SEMVER","events":[{"fixed":"0.5.0"}]},{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"2.0.0"}]}]}]}`,
+			wantID: "GHSA-x", wantWithdrawn: true, eco: "npm", pkg: "x", version: "1.0.0",
+		},
+		{
 			name:   "not withdrawn: neither ranges nor versions",
 			record: `{"id":"GHSA-x","affected":[{"package":{"ecosystem":"npm","name":"x"},"database_specific":{"source":"x"}}]}`,
 			wantID: "GHSA-x", eco: "npm", pkg: "x", version: "0.1.0",
@@ -327,7 +332,7 @@ func TestNothingToMatch(t *testing.T) {
 		})
 	}
 	t.Run("the other entry of a record still matches", func(t *testing.T) {
-		db := loadDir(t, Options{}, writeRecords(t, tests[3].record))
+		db := loadDir(t, Options{}, writeRecords(t, tests[4].record))
 		if got := ids(db.Affecting("npm", "q", "1.0.0")); !slices.Equal(got, []string{"GHSA-x"}) {
 			t.Errorf("Affecting(npm, q, 1.0.0) = %v, want [GHSA-x]", got)
 		}

@@ -111,8 +111,11 @@ func parseRecord(data []byte) (rec *record, id string, err error) {
 			af.index = i
 			rec.affected = append(rec.affected, af)
 		}
+		// As its entries: a withdrawn record matches nothing.
 		for _, err := range bad {
-			ranges = append(ranges, fmt.Errorf("affected[%d]: %w (only this range: the entry's other ranges and versions are used)", i, err))
+			if !withdrawn {
+				ranges = append(ranges, fmt.Errorf("affected[%d]: %w (only this range: the entry's other ranges and versions are used)", i, err))
+			}
 		}
 	}
 	if valid == 0 && len(entries) > 0 {
