@@ -210,7 +210,10 @@ func (a *Assessor) reachability(f findings.Finding, v *vulndb.Vuln, svc *model.S
 		// table and the reason name it (svc.Functions is in that order
 		// when the model made it): an allocation profile's objects
 		// outweigh CPU samples a thousandfold.
-		slices.SortStableFunc(r.Evidence, func(a, b FunctionEvidence) int { return cmp.Compare(b.TimeSamples, a.TimeSamples) })
+		// The order is heavier's, so that the first named is top.
+		slices.SortStableFunc(r.Evidence, func(a, b FunctionEvidence) int {
+			return cmp.Or(cmp.Compare(b.TimeSamples, a.TimeSamples), cmp.Compare(b.Samples, a.Samples))
+		})
 		r.Verdict = Executed
 		r.Endpoints, r.SpanNames = byWeight(endpoints), byWeight(spans)
 		r.Reason = fmt.Sprintf("%s seen in %s", r.Evidence[0].Symbol, seenIn(top, svc))

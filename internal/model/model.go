@@ -580,10 +580,7 @@ func (m *Model) AddProfile(b *telemetry.ProfileBatch) Changes {
 	}
 	s.addSeries(touched, minuteOf, m.cfg.MaxSeries)
 	var langs []attribution.Language
-	for i, fs := range locFuncs {
-		if !locDone[i] {
-			continue
-		}
+	for _, fs := range locFuncs {
 		for _, f := range fs {
 			if l := s.funcs[f].Language; !slices.Contains(langs, l) {
 				langs = append(langs, l)

@@ -709,13 +709,13 @@ func TestEndpointTimeSamples(t *testing.T) {
 					l[i].Samples, l[i].TimeSamples = l[i].Samples*tt.times, l[i].TimeSamples*tt.times
 				}
 			}
-			for _, fn := range tt.m.Snapshot().Service("orders").Functions {
-				if fn.Symbol != "Parse" {
-					continue
-				}
-				if diff := cmp.Diff(w, named{fn.Endpoints, fn.SpanNames}); diff != "" {
-					t.Errorf("endpoints and span names of Parse (-want +got):\n%s", diff)
-				}
+			fns := tt.m.Snapshot().Service("orders").Functions
+			i := slices.IndexFunc(fns, func(f Function) bool { return f.Symbol == "Parse" })
+			if i < 0 {
+				t.Fatal("no function Parse")
+			}
+			if diff := cmp.Diff(w, named{fns[i].Endpoints, fns[i].SpanNames}); diff != "" {
+				t.Errorf("endpoints and span names of Parse (-want +got):\n%s", diff)
 			}
 		})
 	}
