@@ -137,11 +137,15 @@ func (t *Traffic) add(sp *telemetry.Span) {
 		svc[ep] = et
 	}
 	et.Requests++
-	if host := spanHost(a); host != "" {
-		if t.hosts[sp.Service] == nil {
-			t.hosts[sp.Service] = map[string]bool{}
+	// A host already kept was checked when it was first seen: the
+	// expression runs once per host, not once per span.
+	own := t.hosts[sp.Service]
+	if host := rawHost(a); host != "" && !own[host] && hostName.MatchString(host) {
+		if own == nil {
+			own = map[string]bool{}
+			t.hosts[sp.Service] = own
 		}
-		t.hosts[sp.Service][host] = true
+		own[host] = true
 	}
 
 	path, query := a.URLPath, a.URLQuery
@@ -217,6 +221,15 @@ var hostName = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?$`)
 // (a quote, a newline, an IPv6 literal) is left out rather than written
 // into a rule.
 func spanHost(a *telemetry.Attrs) string {
+	if host := rawHost(a); hostName.MatchString(host) {
+		return host
+	}
+	return ""
+}
+
+// rawHost is the host spanHost takes, lower-cased, without a port or a
+// final dot, not yet checked.
+func rawHost(a *telemetry.Attrs) string {
 	host := a.ServerAddress
 	if host == "" && a.URLFull != "" {
 		if u, err := url.Parse(a.URLFull); err == nil {
@@ -229,11 +242,7 @@ func spanHost(a *telemetry.Attrs) string {
 			host = h
 		}
 	}
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if !hostName.MatchString(host) {
-		return ""
-	}
-	return host
+	return strings.TrimSuffix(strings.ToLower(host), ".")
 }
 
 // OtherHosts returns the hosts the traces show requests of other
@@ -244,19 +253,21 @@ func (t *Traffic) OtherHosts(service string) []string {
 	if len(own) == 0 {
 		return nil
 	}
-	var out []string
+	others := map[string]bool{}
 	for svc, hosts := range t.hosts {
 		if svc == service {
 			continue
 		}
 		for h := range hosts {
-			if !own[h] && !slices.Contains(out, h) {
-				out = append(out, h)
+			if !own[h] {
+				others[h] = true
 			}
 		}
 	}
-	slices.Sort(out)
-	return out
+	if len(others) == 0 {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(others))
 }
 
 func requestKey(r Request) string {
