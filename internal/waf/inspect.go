@@ -88,14 +88,14 @@ const maxYAMLDocuments = 64
 // has no per-WAF form) that it reads without a lock, so registration
 // happens once, before the first WAF is compiled, from newWAF.
 var registerOperators = sync.OnceFunc(func() {
-	for name, measure := range map[string]func(s, boundary string, limit uint64) uint64{
+	for name, measure := range map[string]func(tx plugintypes.TransactionState, s string, limit uint64) uint64{
 		opYAMLExpansion: perDocument(yamlExpansion),
 		opJSONDepth:     perDocument(func(s string, _ uint64) uint64 { return jsonDepth(s) }),
 		opXMLEntities:   perDocument(func(s string, _ uint64) uint64 { return xmlEntities(s) }),
-		opHTMLDupAttrs:  func(s, _ string, _ uint64) uint64 { return htmlDuplicateAttrs(s) },
+		opHTMLDupAttrs:  func(_ plugintypes.TransactionState, s string, _ uint64) uint64 { return htmlDuplicateAttrs(s) },
 		opTarPaxTimes:   perDocument(func(s string, _ uint64) uint64 { return tarBadPaxTimes(s) }),
 		opDumpLoops:     perDocument(func(s string, _ uint64) uint64 { return dumpDirectoryLoops(s) }),
-		opWhitespaceRun: func(s, _ string, _ uint64) uint64 { return whitespaceRun(s) },
+		opWhitespaceRun: func(_ plugintypes.TransactionState, s string, _ uint64) uint64 { return whitespaceRun(s) },
 		opPack200Counts: perDocument(func(s string, _ uint64) uint64 { return pack200Overcounts(s) }),
 	} {
 		plugins.RegisterOperator(name, func(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
@@ -109,11 +109,13 @@ var registerOperators = sync.OnceFunc(func() {
 })
 
 // perDocument returns measure applied to each document of a body
-// (bodyDocuments), the largest result.
-func perDocument(measure func(string, uint64) uint64) func(s, boundary string, limit uint64) uint64 {
-	return func(s, boundary string, limit uint64) uint64 {
+// (bodyDocuments, by the boundary of the request's Content-Type), the
+// largest result. The operators that measure a value as it is (HTML
+// attributes, whitespace) run on every argument and need no boundary.
+func perDocument(measure func(string, uint64) uint64) func(tx plugintypes.TransactionState, s string, limit uint64) uint64 {
+	return func(tx plugintypes.TransactionState, s string, limit uint64) uint64 {
 		var n uint64
-		for _, d := range bodyDocuments(s, boundary) {
+		for _, d := range bodyDocuments(s, multipartBoundary(tx)) {
 			n = max(n, measure(d, limit))
 		}
 		return n
@@ -193,13 +195,13 @@ func multipartBoundary(tx plugintypes.TransactionState) string {
 
 // thresholdOp matches when the measure of the input exceeds limit.
 type thresholdOp struct {
-	measure func(s, boundary string, limit uint64) uint64
+	measure func(tx plugintypes.TransactionState, s string, limit uint64) uint64
 	limit   uint64
 }
 
 // Evaluate implements plugintypes.Operator.
 func (o thresholdOp) Evaluate(tx plugintypes.TransactionState, s string) bool {
-	return o.measure(s, multipartBoundary(tx), o.limit) > o.limit
+	return o.measure(tx, s, o.limit) > o.limit
 }
 
 // yamlExpansion returns how many times more nodes the YAML stream s has

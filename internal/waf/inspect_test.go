@@ -197,7 +197,7 @@ func FuzzInspectors(f *testing.F) {
 		if got := yamlExpansion(s, 1000); got > 1001 {
 			t.Errorf("yaml expansion %d above the bound", got)
 		}
-		if got := perDocument(yamlExpansion)(s, "", 1000); got > 1001 {
+		if got := perDocument(yamlExpansion)(nil, s, 1000); got > 1001 {
 			t.Errorf("yaml expansion of the parts %d above the bound", got)
 		}
 		if n := len(bodyDocuments(s, "")); n < 1 || n > maxBodyParts {
