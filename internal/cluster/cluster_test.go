@@ -704,38 +704,26 @@ func terminateLead(t *testing.T, dsn string) {
 }
 
 // storeSink is the alert sink that keeps alerts in the store, and the
-// history a router is seeded from, as serve's: the details keep the
-// dedupe key and observation.
+// history a router is seeded from, as serve's: the dedupe key and the
+// observation in their columns, read back by FiredAlerts.
 type storeSink struct{ st *postgres.Store }
-
-type storedDetails struct {
-	DedupeKey string    `json:"dedupe_key"`
-	Observed  time.Time `json:"observed,omitzero"`
-}
 
 func (s storeSink) Name() string { return "store" }
 
 func (s storeSink) Send(ctx context.Context, a alert.Alert) error {
-	details, err := json.Marshal(storedDetails{DedupeKey: a.DedupeKey, Observed: a.Observed})
-	if err != nil {
-		return err
-	}
 	return s.st.PutAlert(ctx, store.Alert{ID: a.ID, Kind: string(a.Kind), Severity: string(a.Severity), Service: a.Service,
-		Summary: a.Summary, Details: details, Time: a.Time, ReceivedAt: a.ReceivedAt})
+		Summary: a.Summary, Details: json.RawMessage(`{}`), Time: a.Time, ReceivedAt: a.ReceivedAt,
+		DedupeKey: a.DedupeKey, Observed: a.Observed})
 }
 
 func (s storeSink) Fired(ctx context.Context, since time.Time, limit int) ([]alert.Fired, error) {
-	stored, err := s.st.Alerts(ctx, store.AlertQuery{Since: since, Limit: limit})
+	stored, err := s.st.FiredAlerts(ctx, since, limit)
 	if err != nil {
 		return nil, err
 	}
-	var fired []alert.Fired
-	for _, sa := range stored {
-		var d storedDetails
-		if err := json.Unmarshal(sa.Details, &d); err != nil {
-			return nil, err
-		}
-		fired = append(fired, alert.Fired{DedupeKey: d.DedupeKey, Time: sa.Time, Observed: d.Observed})
+	fired := make([]alert.Fired, 0, len(stored))
+	for _, f := range stored {
+		fired = append(fired, alert.Fired{DedupeKey: f.DedupeKey, Time: f.Time, Observed: f.Observed})
 	}
 	return fired, nil
 }
