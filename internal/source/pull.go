@@ -252,31 +252,21 @@ func (p Pull) profiles(ctx context.Context, pr *windowProgress, h telemetry.Hand
 // furthest from it (negative: behind), as the sources' last answers
 // showed, and that source's name; "" when no answer had a Date.
 func (p Pull) clockSkew() (time.Duration, string) {
+	var clients []*client
+	if p.Tempo != nil {
+		clients = append(clients, p.Tempo.c)
+	}
+	if p.Pyroscope != nil {
+		clients = append(clients, p.Pyroscope.c)
+	}
 	var most time.Duration
 	var which string
-	for _, c := range []*client{p.tempoClient(), p.pyroscopeClient()} {
-		if c == nil {
-			continue
-		}
+	for _, c := range clients {
 		if d, ok := c.skew.get(); ok && (which == "" || d.Abs() > most.Abs()) {
 			most, which = d, c.what
 		}
 	}
 	return most, which
-}
-
-func (p Pull) tempoClient() *client {
-	if p.Tempo == nil {
-		return nil
-	}
-	return p.Tempo.c
-}
-
-func (p Pull) pyroscopeClient() *client {
-	if p.Pyroscope == nil {
-		return nil
-	}
-	return p.Pyroscope.c
 }
 
 // minPart is the shortest part windowParts splits a window into, and
