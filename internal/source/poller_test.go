@@ -1013,13 +1013,10 @@ func TestPollerGivesUpFailingItem(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			polls, firstSamples := 0, 0
+			polls := 0
 			for poll := 1; poll <= 10 && polls == 0; poll++ {
 				if _, err := p.Poll(t.Context()); err == nil {
 					polls = poll
-				}
-				if poll == 1 {
-					firstSamples = len(got.samples)
 				}
 				now = now.Add(time.Minute)
 			}
@@ -1048,11 +1045,6 @@ func TestPollerGivesUpFailingItem(t *testing.T) {
 				}
 				if len(got.samples) == 0 {
 					t.Error("no profile reached the engine")
-				}
-				// A trace that fails alone holds none of the window's
-				// profiles: they are read at the first poll.
-				if !tc.whole && firstSamples == 0 {
-					t.Error("no profile reached the engine at the first poll: the failing trace held them")
 				}
 			} else if len(got.spans) != len(want.spans) {
 				t.Errorf("%d spans reached the engine, want %d", len(got.spans), len(want.spans))

@@ -37,9 +37,11 @@ type Pull struct {
 // fails while the source still answers is left for the next pull of the
 // same progress and the rest read; the failures are returned at the end
 // of the traces or of the profiles (a poller gives up on such an item
-// after itemAttempts pulls, ErrGaveUp, reported through skip). A window
-// longer than a source takes in one query is read from it in parts
-// (windowParts).
+// after itemAttempts pulls, ErrGaveUp, reported through skip). The
+// profiles wait for every trace of the window: their samples are linked
+// to the spans handed on (groups), and a profile read before a trace was
+// would link samples to spans not handed on. A window longer than a
+// source takes in one query is read from it in parts (windowParts).
 func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(error)) error {
 	return p.resume(ctx, newWindowProgress(w), h, skip)
 }
@@ -57,14 +59,10 @@ func (p Pull) resume(ctx context.Context, pr *windowProgress, h telemetry.Handle
 			return err
 		}
 	}
-	if p.Pyroscope != nil {
-		if err := p.profiles(ctx, pr, h, skip); err != nil {
-			return err
-		}
+	if p.Pyroscope == nil {
+		return nil
 	}
-	// The items that failed alone, after the rest of the window was
-	// read: a trace that fails does not hold the window's profiles.
-	return pr.pending()
+	return p.profiles(ctx, pr, h, skip)
 }
 
 // traces samples the traces of pr's window, once, and hands on the
@@ -162,7 +160,7 @@ func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handle
 		delete(pr.handedSpans, id)
 		pr.traces[id] = traceDone
 	}
-	return nil
+	return pr.pending()
 }
 
 // profiles pulls one merged CPU profile per service of pr's window into
