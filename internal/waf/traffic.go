@@ -140,7 +140,7 @@ func (t *Traffic) add(sp *telemetry.Span) {
 	// A host already kept was checked when it was first seen: the
 	// expression runs once per host, not once per span.
 	own := t.hosts[sp.Service]
-	if host := rawHost(a); host != "" && !own[host] && hostName.MatchString(host) {
+	if host := spanHost(a); host != "" && !own[host] && hostName.MatchString(host) {
 		if own == nil {
 			own = map[string]bool{}
 			t.hosts[sp.Service] = own
@@ -216,20 +216,12 @@ var hostName = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?$`)
 // spanHost returns the host the request of a SERVER span was sent to:
 // server.address (net.host.name), which the semantic conventions take
 // from the Host header or :authority, else the host of url.full, else a
-// captured Host header; "" when none is a host name or IPv4 address. Any
-// client puts what it likes in the Host header, so a value that is none
-// (a quote, a newline, an IPv6 literal) is left out rather than written
+// captured Host header; lower-cased, without a port or a final dot. It is
+// kept only when hostName matches it: any client puts what it likes in
+// the Host header, so a value that is no host name or IPv4 address (a
+// quote, a newline, an IPv6 literal) is left out rather than written
 // into a rule.
 func spanHost(a *telemetry.Attrs) string {
-	if host := rawHost(a); hostName.MatchString(host) {
-		return host
-	}
-	return ""
-}
-
-// rawHost is the host spanHost takes, lower-cased, without a port or a
-// final dot, not yet checked.
-func rawHost(a *telemetry.Attrs) string {
 	host := a.ServerAddress
 	if host == "" && a.URLFull != "" {
 		if u, err := url.Parse(a.URLFull); err == nil {
