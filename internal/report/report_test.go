@@ -50,6 +50,13 @@ func result(t testing.TB) *Result {
 			{Locations: []int32{2, 1}, Count: 30, Value: 300_000_000},
 			{Locations: []int32{3}, Count: 9850, Value: 98_500_000_000},
 		}})
+	// An allocation profile of the same code: samples, not time samples,
+	// so that every output shows the two counts apart.
+	m.AddProfile(&telemetry.ProfileBatch{Service: "gateway", Source: "gateway/heap.pb.gz", SampleType: "alloc_space", Unit: "bytes", Start: t0, Duration: 2 * time.Hour, Locations: frames,
+		Samples: []telemetry.Sample{
+			{Locations: []int32{0, 1}, Count: 40, Value: 4 << 20},
+			{Locations: []int32{3}, Count: 7, Value: 7 << 10},
+		}})
 	pkg := func(name, version string) findings.Package {
 		purl, _ := osv.PURL(osv.EcosystemGo, name, version)
 		return findings.Package{PURL: purl, Ecosystem: osv.EcosystemGo, Name: name, Version: version}
