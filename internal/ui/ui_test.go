@@ -84,11 +84,11 @@ func shop() *source {
 	exec := assess.Assessment{
 		Finding: findings.Finding{Service: "gateway", Vulnerability: findings.Vulnerability{ID: "GO-2026-5970", Aliases: []string{"CVE-2026-56852"}},
 			Package: findings.Package{PURL: "pkg:golang/golang.org/x/text@v0.37.0", Name: "golang.org/x/text", Version: "v0.37.0"}},
-		Reachability: assess.Reachability{Verdict: assess.Executed, Basis: assess.BasisSymbol, Samples: 22, TimeSamples: 22,
+		Reachability: assess.Reachability{Verdict: assess.Executed, Basis: assess.BasisSymbol, Samples: 29, TimeSamples: 22,
 			Symbols: []string{"golang.org/x/text/unicode/norm.Form.String"},
 			Evidence: []assess.FunctionEvidence{
-				{Symbol: "golang.org/x/text/unicode/norm.Form.String", Samples: 20, TimeSamples: 20, First: t0, Last: t0,
-					Endpoints: []model.NamedSamples{{Name: "GET /search", Samples: 20, TimeSamples: 20}},
+				{Symbol: "golang.org/x/text/unicode/norm.Form.String", Samples: 27, TimeSamples: 20, First: t0, Last: t0,
+					Endpoints: []model.NamedSamples{{Name: "GET /search", Samples: 27, TimeSamples: 20}},
 					Stack:     []string{"golang.org/x/text/unicode/norm.Form.String", "main.search", "net/http.serve"},
 					Series:    []model.Bucket{{Start: t0.Add(-2 * time.Minute), Samples: 12}, {Start: t0, Samples: 8}}, SeriesEnd: t0.Add(time.Minute)},
 				{Symbol: "golang.org/x/text/unicode/norm.Form.Bytes", Samples: 2, TimeSamples: 2, First: t0, Last: t0,
@@ -269,7 +269,9 @@ func TestPages(t *testing.T) {
 		{"executed finding", "/ui/findings/" + execID, 200, []string{
 			`<g class="frame vulnerable"><title>golang.org/x/text/unicode/norm.Form.String: 20 time samples (vulnerable)</title>`,
 			"<td class=\"num\">+30</td><td>reachability executed</td>",
-			"<code>GET /search</code></td><td class=\"num\">20</td><td class=\"num\">20</td>",
+			// Time samples, then samples of every profile.
+			"<code>GET /search</code></td><td class=\"num\">20</td><td class=\"num\">27</td>",
+			"<code>golang.org/x/text/unicode/norm.Form.String</code></td><td class=\"num\">20</td><td class=\"num\">27</td>",
 			"No bound is needed: the vulnerable code was seen running, in 22 profile samples.",
 			`<a href="/ui/services/gateway">gateway</a> → <a href="/ui/services/orders">orders</a> → <strong>sqlite://shop/customers</strong>`,
 			"Virtual patches are not configured.",
