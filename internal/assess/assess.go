@@ -180,6 +180,9 @@ type Assessor struct {
 	// producers and consumers are snap.Destinations(), computed once:
 	// nil until needed.
 	producers, consumers map[string][]string
+	// unkept says that a service produces to destinations beyond
+	// model.Config.MaxStores (Overflow.Produces), set with producers.
+	unkept bool
 }
 
 // New returns an Assessor over snap. vulns may be nil when findings carry

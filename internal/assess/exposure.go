@@ -63,12 +63,14 @@ func (a *Assessor) decideExposure(service string) ExposureResult {
 	// from the traced services that produce to them.
 	linked, fed := sc.Linked, ""
 	if sc.Own > 0 {
-		outside, waiting, traced := a.feeds(svc)
+		outside, unkept, waiting, traced := a.feeds(svc)
 		switch {
 		case len(outside) > 0:
 			return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("fed from outside the traced system: no traced service produces to %s, whose messages %d of %d SERVER/CONSUMER spans process under a span of the service's own (its receive span, a message it sent, or a call to itself)", strings.Join(outside, ", "), sc.Own, inbound)}
 		case svc.Overflow.Consumes > 0:
 			return unknownFeeds(svc)
+		case len(unkept) > 0:
+			return a.unkeptFeeds(unkept)
 		case len(waiting) > 0:
 			return waitingFeeds(waiting)
 		case len(traced) > 0:
@@ -112,12 +114,14 @@ func (a *Assessor) decideExposure(service string) ExposureResult {
 // of the messages' producers is its parent, so the destinations it
 // consumes from tell who sends it input (feeds).
 func (a *Assessor) pulledExposure(svc *model.Service) ExposureResult {
-	outside, waiting, traced := a.feeds(svc)
+	outside, unkept, waiting, traced := a.feeds(svc)
 	switch {
 	case len(outside) > 0:
 		return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("fed from outside the traced system: no SERVER/CONSUMER spans, and no traced service produces to %s, which it pulls messages from with CLIENT spans", strings.Join(outside, ", "))}
 	case svc.Overflow.Consumes > 0:
 		return unknownFeeds(svc)
+	case len(unkept) > 0:
+		return a.unkeptFeeds(unkept)
 	case len(waiting) > 0:
 		return waitingFeeds(waiting)
 	case len(traced) > 0:
@@ -151,33 +155,64 @@ func waitingFeeds(waiting []string) ExposureResult {
 	return ExposureResult{Level: ExposureUnknown, Rule: fmt.Sprintf("waiting for producers: no traced service has produced to %s yet, which it began consuming from within the join window", strings.Join(waiting, ", "))}
 }
 
+// unkeptFeeds is the exposure of a service that consumes from
+// destinations no traced service is known to produce to, when a traced
+// service produces to destinations beyond model.Config.MaxStores
+// (Overflow.Produces), when none other makes it exposed: the model did
+// not keep their names, so any of them may be one of those, and that
+// service its producer.
+func (a *Assessor) unkeptFeeds(unkept []string) ExposureResult {
+	var names []string
+	var calls int64
+	for _, s := range a.snap.Services {
+		if s.Overflow.Produces > 0 {
+			names = append(names, s.Name)
+			calls += s.Overflow.Produces
+		}
+	}
+	verb, unit := "produces", "calls"
+	if len(names) > 1 {
+		verb = "produce"
+	}
+	if calls == 1 {
+		unit = "call"
+	}
+	return ExposureResult{Level: ExposureUnknown, Rule: fmt.Sprintf("no traced service is known to produce to %s, but %s %s to destinations beyond max_stores (%d %s), whose names are not kept", strings.Join(unkept, ", "), strings.Join(names, ", "), verb, calls, unit)}
+}
+
 // feeds sorts the destinations svc consumes from by who produces to
 // them: outside, those no traced service produces to, fed from outside
 // the traced system (as a SERVER or CONSUMER span whose parent never
-// arrives is called from there); waiting, those no traced service has
-// produced to yet within the join window (model.Store.Waiting); traced,
-// those another traced service produces to. A destination only svc
-// itself produces to is in none: it brings svc no input.
-func (a *Assessor) feeds(svc *model.Service) (outside, waiting, traced []string) {
+// arrives is called from there); unkept, those no traced service is
+// known to produce to while one produces to destinations beyond
+// model.Config.MaxStores, which may be them; waiting, those no traced
+// service has produced to yet within the join window
+// (model.Store.Waiting); traced, those another traced service produces
+// to. A destination only svc itself produces to is in none: it brings
+// svc no input.
+func (a *Assessor) feeds(svc *model.Service) (outside, unkept, waiting, traced []string) {
 	producers, _ := a.destinations()
 	for _, st := range svc.Consumes {
 		ps := producers[st.Name]
 		switch {
 		case len(ps) == 0 && st.Waiting:
 			waiting = append(waiting, st.Name)
+		case len(ps) == 0 && a.unkept:
+			unkept = append(unkept, st.Name)
 		case len(ps) == 0:
 			outside = append(outside, st.Name)
 		case len(ps) > 1 || ps[0] != svc.Name:
 			traced = append(traced, st.Name)
 		}
 	}
-	return outside, waiting, traced
+	return outside, unkept, waiting, traced
 }
 
-// destinations returns snap.Destinations(), computed once.
+// destinations returns snap.Destinations(), computed once, with unkept.
 func (a *Assessor) destinations() (producers, consumers map[string][]string) {
 	if a.producers == nil {
 		a.producers, a.consumers = a.snap.Destinations()
+		a.unkept = slices.ContainsFunc(a.snap.Services, func(s *model.Service) bool { return s.Overflow.Produces > 0 })
 	}
 	return a.producers, a.consumers
 }

@@ -417,6 +417,60 @@ func TestExposureOfConsumersBeyondMaxStores(t *testing.T) {
 	}
 }
 
+// TestExposureOfConsumersOfProducersBeyondMaxStores: a destination a
+// service produces to beyond model.Config.MaxStores is not kept among its
+// stores, so it is not known to have that producer; its consumers are not
+// fed from outside the traced system for that (unknown). Before, they
+// were exposed, and serve alerted exposed_to_sensitive_store for them.
+func TestExposureOfConsumersOfProducersBeyondMaxStores(t *testing.T) {
+	msg := func(dest, op string) map[string]string {
+		return map[string]string{"messaging.system": "kafka", "messaging.destination.name": dest, "messaging.operation.type": op}
+	}
+	// checkout produces to audit, then to orders beyond max_stores (1).
+	checkout := []otlpSpan{
+		{"checkout", ptrace.SpanKindServer, 0, map[string]string{"http.request.method": "POST", "http.route": "/orders"}},
+		{"checkout", ptrace.SpanKindProducer, 1, msg("audit", "send")},
+		{"checkout", ptrace.SpanKindProducer, 1, msg("orders", "send")},
+	}
+	// worker's spans start at 4.
+	tests := []struct {
+		name   string
+		worker []otlpSpan
+		want   Exposure
+		rule   string
+	}{
+		{
+			name:   "pulls from the destination beyond the producer's max_stores",
+			worker: []otlpSpan{{"worker", ptrace.SpanKindClient, 0, msg("orders", "receive")}},
+			want:   ExposureUnknown, rule: "no traced service is known to produce to kafka://orders, but checkout produces to destinations beyond max_stores (1 call), whose names are not kept",
+		},
+		{
+			name: "a batch of the destination beyond the producer's max_stores",
+			worker: []otlpSpan{
+				{"worker", ptrace.SpanKindClient, 0, msg("orders", "receive")},
+				{"worker", ptrace.SpanKindConsumer, 4, msg("orders", "process")},
+			},
+			want: ExposureUnknown, rule: "no traced service is known to produce to kafka://orders, but checkout produces",
+		},
+		{
+			name:   "pulls from a destination the producer keeps",
+			worker: []otlpSpan{{"worker", ptrace.SpanKindClient, 0, msg("audit", "receive")}},
+			want:   Internal, rule: "fed only by traced services",
+		},
+	}
+	cfg := model.DefaultConfig()
+	cfg.MaxStores = 1
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			snap := modelWith(t, cfg, append(slices.Clone(checkout), tt.worker...))
+			got := New(DefaultConfig(), nil, snap).Exposure("worker")
+			if got.Level != tt.want || !strings.Contains(got.Rule, tt.rule) {
+				t.Errorf("exposure = %s (%s), want %s (%s...)", got.Level, got.Rule, tt.want, tt.rule)
+			}
+		})
+	}
+}
+
 // TestExposureOfProbedServices: the kubelet's probes, a load balancer's
 // health checks and Prometheus's scrapes start traces of their own, and
 // Google Cloud's health checkers call from public addresses; none of

@@ -390,7 +390,7 @@ func mergeService(dst *serviceState, src serviceState) {
 	o := &dst.Overflow
 	o.Endpoints, o.Hosts, o.Stores = o.Endpoints+src.Overflow.Endpoints, o.Hosts+src.Overflow.Hosts, o.Stores+src.Overflow.Stores
 	o.Samples, o.Frames, o.Series = o.Samples+src.Overflow.Samples, o.Frames+src.Overflow.Frames, o.Series+src.Overflow.Series
-	o.Waits, o.Consumes = o.Waits+src.Overflow.Waits, o.Consumes+src.Overflow.Consumes
+	o.Waits, o.Consumes, o.Produces = o.Waits+src.Overflow.Waits, o.Consumes+src.Overflow.Consumes, o.Produces+src.Overflow.Produces
 }
 
 func remap(idx []int32, to []int32) []int32 {

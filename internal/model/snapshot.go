@@ -261,6 +261,13 @@ type Overflow struct {
 	// and MaxStores.
 	Hosts  int64 `json:"hosts,omitempty"`
 	Stores int64 `json:"stores,omitempty"`
+	// Produces counts the spans that sent messages to destinations
+	// beyond MaxStores: those are not among the service's Stores, so the
+	// destinations' consumers do not know it produces to them, and a
+	// consumer of a destination no traced service is known to produce
+	// to is not taken to be fed from outside (its exposure is unknown).
+	// States written before 2026-12-07 count them in Stores.
+	Produces int64 `json:"produces,omitempty"`
 	// Consumes counts the spans that took messages from destinations
 	// beyond MaxStores (the service's Consumes): who produces to those
 	// is not known, so they leave the service's exposure open. States

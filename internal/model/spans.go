@@ -189,7 +189,13 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			many = true
 		} else {
 			if name, kind, system := m.storeOf(sp); name != "" {
-				st, isNew := s.touchStore(s.stores, name, kind, system, sp, m.cfg.MaxStores, &s.overflow.Stores)
+				// A destination beyond the bound is counted apart: its
+				// consumers cannot tell that the service produces to it.
+				over := &s.overflow.Stores
+				if kind == "messaging" {
+					over = &s.overflow.Produces
+				}
+				st, isNew := s.touchStore(s.stores, name, kind, system, sp, m.cfg.MaxStores, over)
 				if st != nil {
 					st.Service = s.name
 				}
