@@ -37,7 +37,8 @@ type SensitivityRule struct {
 // ExposureConfig overrides exposure.
 type ExposureConfig struct {
 	// Ingress lists services that front the internet (gateways, ingress
-	// controllers): they are exposed, and so is every service they call.
+	// controllers): they are exposed, and so is every service they call
+	// or that consumes from a messaging destination they produce to.
 	Ingress []string `yaml:"ingress"`
 	// Services sets the exposure of named services outright.
 	Services map[string]Exposure `yaml:"services"`

@@ -28,11 +28,24 @@ func (a *Assessor) decideExposure(service string) ExposureResult {
 		if in == service {
 			return ExposureResult{Level: Exposed, Rule: "config: exposure.ingress"}
 		}
-		if s := a.snap.Service(in); s != nil {
-			for _, e := range s.Edges {
-				if e.To == service {
-					return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("routed to by ingress %s (config: exposure.ingress)", in)}
-				}
+		s := a.snap.Service(in)
+		if s == nil {
+			continue
+		}
+		for _, e := range s.Edges {
+			if e.To == service {
+				return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("routed to by ingress %s (config: exposure.ingress)", in)}
+			}
+		}
+		// What it produces to a destination it routes to the
+		// destination's consumers, as blast radius and the traced
+		// producers' feeds (feeds) follow: a consumer whose spans are
+		// not under the ingress's PRODUCER span (a pull consumer's, a
+		// batch's) has no edge from it.
+		_, consumers := a.destinations()
+		for _, st := range s.Stores {
+			if st.Kind == "messaging" && slices.Contains(consumers[st.Name], service) {
+				return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("routed to by ingress %s through %s (config: exposure.ingress)", in, st.Name)}
 			}
 		}
 	}

@@ -471,6 +471,53 @@ func TestExposureOfConsumersOfProducersBeyondMaxStores(t *testing.T) {
 	}
 }
 
+// TestExposureRoutedByIngress: a service in exposure.ingress passes its
+// exposure on to what it routes to: the services it calls, and those
+// that consume from a destination it produces to, however they take the
+// messages. Before, a consumer whose CONSUMER span was under the
+// ingress's PRODUCER span (an edge) was exposed, and a pull or
+// batch-receiving consumer of the same destination was internal.
+func TestExposureRoutedByIngress(t *testing.T) {
+	msg := func(dest, op string) map[string]string {
+		return map[string]string{"messaging.system": "kafka", "messaging.destination.name": dest, "messaging.operation.type": op}
+	}
+	// gateway (spans 1 to 3) calls orders and produces to kafka://orders;
+	// the consumer's spans start at 4.
+	gateway := []otlpSpan{
+		{"gateway", ptrace.SpanKindServer, 0, map[string]string{"http.request.method": "POST", "http.route": "/orders"}},
+		{"gateway", ptrace.SpanKindClient, 1, map[string]string{"http.request.method": "POST", "server.address": "orders"}},
+		{"gateway", ptrace.SpanKindProducer, 1, msg("orders", "send")},
+	}
+	tests := []struct {
+		name     string
+		consumer []otlpSpan
+		svc      string
+		rule     string
+	}{
+		{"called", []otlpSpan{{"orders", ptrace.SpanKindServer, 2, map[string]string{"http.request.method": "POST", "http.route": "/orders"}}},
+			"orders", "routed to by ingress gateway (config: exposure.ingress)"},
+		{"a push consumer", []otlpSpan{{"worker", ptrace.SpanKindConsumer, 3, msg("orders", "process")}},
+			"worker", "routed to by ingress gateway (config: exposure.ingress)"},
+		{"a pull consumer", []otlpSpan{{"worker", ptrace.SpanKindClient, 0, msg("orders", "receive")}},
+			"worker", "routed to by ingress gateway through kafka://orders (config: exposure.ingress)"},
+		{"a batch-receiving consumer", []otlpSpan{
+			{"worker", ptrace.SpanKindClient, 0, msg("orders", "receive")},
+			{"worker", ptrace.SpanKindConsumer, 4, msg("orders", "process")},
+		}, "worker", "routed to by ingress gateway through kafka://orders (config: exposure.ingress)"},
+	}
+	cfg := DefaultConfig()
+	cfg.Exposure.Ingress = []string{"gateway"}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			snap := modelOf(t, append(slices.Clone(gateway), tt.consumer...))
+			got := New(cfg, nil, snap).Exposure(tt.svc)
+			if want := (ExposureResult{Level: Exposed, Rule: tt.rule}); got != want {
+				t.Errorf("exposure = %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
 // TestExposureOfProbedServices: the kubelet's probes, a load balancer's
 // health checks and Prometheus's scrapes start traces of their own, and
 // Google Cloud's health checkers call from public addresses; none of
