@@ -146,6 +146,17 @@ type Model struct {
 	// the name allocated for every database span.
 	lastStore storeParts
 
+	// viewAt is, for a merged view of shards restored (MergeStates), the
+	// latest time its shards' states were written, by their clock: the
+	// destinations' wait for their producers (Store.Waiting) is judged
+	// at it, in the clock their receipt times are of. This model's clock
+	// may be another host's, skewed, and runs on while the states it
+	// holds do not, so that a producer's span another shard received
+	// within the window, and has not checkpointed yet, would be taken
+	// for none. Zero for any other model, and for a view of states that
+	// did not say (written before 2026-12-07): its clock judges.
+	viewAt time.Time
+
 	// spanEndpoints maps the id of SERVER and CONSUMER spans to the
 	// endpoint they served, for span-linked profile samples.
 	spanEndpoints *spanRing

@@ -197,6 +197,9 @@ func MergeStates(joins Joins, states ...[]byte) ([]byte, error) {
 		}
 		out.Dropped.Spans += st.Dropped.Spans
 		out.Dropped.Profiles += st.Dropped.Profiles
+		if st.At.After(out.At) {
+			out.At = st.At
+		}
 		for _, ss := range st.Services {
 			if k, ok := index[ss.Name]; ok {
 				mergeService(&out.Services[k], ss)

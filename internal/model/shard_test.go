@@ -134,28 +134,40 @@ func TestShardsMerge(t *testing.T) {
 
 // TestMergeConsumesWaiting: a service that consumes from one destination
 // in two shards (a repartitioned log) waits for its producers from the
-// first time either received its span: 35 s after the first, the join
-// window (30 s) has passed, whenever the second came, and whichever
-// state is merged first.
+// first time either received its span, for the join window (30 s) of
+// the shards' clock, which the receipt times are of: the merged view
+// judges the wait at the latest time its shards' states were written,
+// whatever the clock of the replica that merges them says (it may be
+// skewed, and it runs on while the states it holds do not, so that a
+// producer another shard received within the window but has not
+// checkpointed yet would be missed). Before, the replica judged it by
+// its own clock. A state that says when it was written (one from before)
+// leaves it to the replica's clock.
 func TestMergeConsumesWaiting(t *testing.T) {
 	receive := span("worker", telemetry.SpanKindClient, 1, 0, "poll orders",
 		telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "orders", MessagingOperation: "receive"})
+	type shard struct{ received, written time.Duration } // after t0, by the shards' clock
 	tests := []struct {
 		name          string
-		first, second time.Duration // after t0, each shard's receipt
+		first, second shard
+		replica       time.Duration // after t0, the replica's clock
 		want          bool
 	}{
-		{"the first more than the window ago", 0, 20 * time.Second, false},
-		{"both within the window", 10 * time.Second, 20 * time.Second, true},
+		{"the shards wrote more than the window after the first", shard{0, 5 * time.Second}, shard{20 * time.Second, 35 * time.Second}, 35 * time.Second, false},
+		{"both within the window", shard{10 * time.Second, 15 * time.Second}, shard{20 * time.Second, 35 * time.Second}, 35 * time.Second, true},
+		{"the replica's clock ahead of the shards'", shard{0, 5 * time.Second}, shard{20 * time.Second, 25 * time.Second}, 35 * time.Second, true},
+		{"the shards' states not written again since", shard{0, 5 * time.Second}, shard{20 * time.Second, 25 * time.Second}, time.Hour, true},
+		{"the replica's clock behind the shards'", shard{0, 5 * time.Second}, shard{20 * time.Second, 40 * time.Second}, 10 * time.Second, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var states [][]byte
 			// The later shard's state first: merging must not keep its time.
-			for _, at := range []time.Duration{tt.second, tt.first} {
+			for _, sh := range []shard{tt.second, tt.first} {
 				m := newModel()
-				m.SetClock(func() time.Time { return t0.Add(at) })
+				m.SetClock(func() time.Time { return t0.Add(sh.received) })
 				m.AddSpans([]telemetry.Span{receive})
+				m.SetClock(func() time.Time { return t0.Add(sh.written) })
 				data, err := m.MarshalBinary()
 				if err != nil {
 					t.Fatal(err)
@@ -167,13 +179,13 @@ func TestMergeConsumesWaiting(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := newModel()
-			got.SetClock(func() time.Time { return t0.Add(35 * time.Second) })
+			got.SetClock(func() time.Time { return t0.Add(tt.replica) })
 			if err := got.UnmarshalBinary(merged); err != nil {
 				t.Fatal(err)
 			}
 			c := got.Snapshot().Service("worker").Consumes
-			if len(c) != 1 || c[0].Waiting != tt.want || !c[0].Received.Equal(t0.Add(tt.first)) {
-				t.Errorf("consumes = %+v, want kafka://orders received at %v, waiting %v", c, t0.Add(tt.first), tt.want)
+			if len(c) != 1 || c[0].Waiting != tt.want || !c[0].Received.Equal(t0.Add(tt.first.received)) {
+				t.Errorf("consumes = %+v, want kafka://orders received at %v, waiting %v", c, t0.Add(tt.first.received), tt.want)
 			}
 		})
 	}

@@ -131,7 +131,9 @@ type Store struct {
 	// (Service.Consumes), when the model first received a span of the
 	// service consuming from it, by its clock (SetClock); zero after
 	// Settle, and for one of a state written before 2026-12-07. Waiting
-	// is set in a snapshot taken less than the join window after it: a
+	// is set in a snapshot taken less than the join window after it (in
+	// a merged view of shards, less than the window before the latest
+	// of its shards' states was written, by their clock): a
 	// producer's first span to the destination may still be on its way,
 	// as a SERVER span's caller may (SpanCounts.Pending), so that no
 	// traced service produces to it says nothing yet.
@@ -350,8 +352,12 @@ func (m *Model) Snapshot() *Snapshot {
 	now := m.now()
 	m.age(now)
 	snap := &Snapshot{Services: make([]*Service, 0, len(m.services)), Dropped: m.dropped}
+	waitAt := now
+	if !m.viewAt.IsZero() {
+		waitAt = m.viewAt
+	}
 	for _, s := range m.services {
-		snap.Services = append(snap.Services, s.snapshot(now.Add(-m.cfg.JoinWindow)))
+		snap.Services = append(snap.Services, s.snapshot(waitAt.Add(-m.cfg.JoinWindow)))
 	}
 	slices.SortFunc(snap.Services, func(a, b *Service) int { return cmp.Compare(a.Name, b.Name) })
 	return snap

@@ -49,6 +49,10 @@ type modelState struct {
 	// merged view (MergeStates), whose waiting spans wait in the shared
 	// store, not in the restored model's join tables.
 	KeepPending bool
+	// At is the model's clock when it wrote the state, the clock of its
+	// destinations' receipt times (Store.Received); for a merged view,
+	// the latest of its shards'. Zero in a state written before it.
+	At time.Time
 }
 
 type serviceState struct {
@@ -109,7 +113,7 @@ type hostState struct {
 // MarshalBinary encodes the model's state for a checkpoint.
 func (m *Model) MarshalBinary() ([]byte, error) {
 	m.mu.Lock()
-	st := modelState{Version: stateVersion, Dropped: m.dropped}
+	st := modelState{Version: stateVersion, Dropped: m.dropped, At: m.now()}
 	for _, s := range m.services {
 		ss := serviceState{
 			Name: s.name, Namespace: s.namespace, Namespaces: s.otherNamespaces, Images: s.images, First: s.first, Last: s.last, Funcs: s.funcs, Windows: s.windows,
@@ -177,6 +181,10 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 	m.joinBorn, m.joinLast = time.Time{}, time.Time{}
 	m.services = make(map[string]*service, len(st.Services))
 	m.dropped = st.Dropped
+	m.viewAt = time.Time{}
+	if st.KeepPending {
+		m.viewAt = st.At
+	}
 	for _, ss := range st.Services {
 		s := m.service(ss.Name)
 		s.namespace, s.otherNamespaces = ss.Namespace, ss.Namespaces
