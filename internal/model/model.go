@@ -329,13 +329,16 @@ type stack struct {
 	timed       int64
 	value       int64
 	first, last time.Time
-	endpoints   map[int32]int64 // endpoint index -> samples; -1 for a span name with no known endpoint
-	spanNames   map[string]int64
-	// timedEndpoints and timedSpanNames count the time samples among
-	// endpoints' and spanNames' (as timed among samples).
-	timedEndpoints map[int32]int64
-	timedSpanNames map[string]int64
-	batch          int64 // samples in the batch being added, for the series
+	// timedEndpoints counts, by endpoint index, the samples of
+	// time-sampled profiles that span-labelled samples led to, and
+	// otherEndpoints those of other profiles; timedSpanNames and
+	// otherSpanNames the same by the span name of a sample whose span is
+	// no known endpoint. An endpoint's samples are the sum of the two,
+	// so a sample costs one map update, not one for all and another for
+	// time samples (a CPU profile's are all of time).
+	timedEndpoints, otherEndpoints map[int32]int64
+	timedSpanNames, otherSpanNames map[string]int64
+	batch                          int64 // samples in the batch being added, for the series
 }
 
 type endpointKey struct{ kind, method, route string }
@@ -536,8 +539,8 @@ func (m *Model) AddProfile(b *telemetry.ProfileBatch) Changes {
 	locFuncs := make([][]int32, len(b.Locations))
 	locDone := make([]bool, len(b.Locations))
 	var seq []int32
-	names := make(map[string]int32) // span id or name -> endpoint index, per batch
-	var touched []int32             // stacks with samples in this batch
+	names := make(map[spanLabel]int32) // endpoint index, per batch
+	var touched []int32                // stacks with samples in this batch
 	for i := range b.Samples {
 		smp := &b.Samples[i]
 		total += smp.Count
@@ -677,10 +680,13 @@ func equalInt32(a, b []int32) bool {
 // linkSpan records the endpoint that led to a span-labelled sample: the
 // endpoint of the SERVER span whose id the sample carries when traces
 // have shown it, else the span name the profiler recorded.
-func (m *Model) linkSpan(s *service, st *stack, names map[string]int32, smp *telemetry.Sample, timed bool) {
-	key := smp.SpanID
-	if key == "" {
-		key = "\x00" + smp.SpanName
+func (m *Model) linkSpan(s *service, st *stack, names map[spanLabel]int32, smp *telemetry.Sample, timed bool) {
+	// A sample with a span id is keyed by it alone, one with none by its
+	// span name: a struct, not a string of both, so that the lookup
+	// allocates nothing.
+	key := spanLabel{id: smp.SpanID}
+	if key.id == "" {
+		key.name = smp.SpanName
 	}
 	ep, ok := names[key]
 	if !ok {
@@ -692,20 +698,21 @@ func (m *Model) linkSpan(s *service, st *stack, names map[string]int32, smp *tel
 		}
 		names[key] = ep
 	}
-	if ep >= 0 {
-		st.endpoints = addCount(st.endpoints, ep, smp.Count)
-		if timed {
-			st.timedEndpoints = addCount(st.timedEndpoints, ep, smp.Count)
-		}
-		return
-	}
-	if smp.SpanName != "" {
-		st.spanNames = addCount(st.spanNames, smp.SpanName, smp.Count)
-		if timed {
-			st.timedSpanNames = addCount(st.timedSpanNames, smp.SpanName, smp.Count)
-		}
+	switch {
+	case ep >= 0 && timed:
+		st.timedEndpoints = addCount(st.timedEndpoints, ep, smp.Count)
+	case ep >= 0:
+		st.otherEndpoints = addCount(st.otherEndpoints, ep, smp.Count)
+	case smp.SpanName != "" && timed:
+		st.timedSpanNames = addCount(st.timedSpanNames, smp.SpanName, smp.Count)
+	case smp.SpanName != "":
+		st.otherSpanNames = addCount(st.otherSpanNames, smp.SpanName, smp.Count)
 	}
 }
+
+// spanLabel is the span a sample is labelled with: its span_id, or its
+// span_name when it has none.
+type spanLabel struct{ id, name string }
 
 func addCount[K comparable](counts map[K]int64, k K, n int64) map[K]int64 {
 	if counts == nil {

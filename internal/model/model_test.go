@@ -236,28 +236,49 @@ func TestGenerationsBound(t *testing.T) {
 }
 
 // BenchmarkAddProfile measures attribution + model update with a warm
-// location cache, in samples per second.
+// location cache, in samples per second: of samples without span labels,
+// and of CPU samples labelled with the span they ran under (span_id of
+// a SERVER span the model knows, or span_name alone), which count by
+// endpoint and span name on their stack too.
 func BenchmarkAddProfile(b *testing.B) {
 	frames := make([][]attribution.Frame, 64)
 	for i := range frames {
 		frames[i] = []attribution.Frame{{Function: fmt.Sprintf("example.com/shop/pkg%d.(*T).M%d", i%8, i), File: fmt.Sprintf("example.com/shop/pkg%d/f.go", i%8)}}
 	}
-	batch := &telemetry.ProfileBatch{Service: "svc", Period: 10_000_000, Start: t0, Duration: 10 * time.Second, Locations: frames}
-	for i := range 1000 {
-		locs := make([]int32, 24)
-		for j := range locs {
-			locs[j] = int32((i*7 + j*13) % len(frames))
-		}
-		batch.Samples = append(batch.Samples, telemetry.Sample{Locations: locs, Count: 1, Value: 10_000_000})
+	for _, labelled := range []bool{false, true} {
+		b.Run(map[bool]string{false: "unlabelled", true: "span-labelled"}[labelled], func(b *testing.B) {
+			batch := &telemetry.ProfileBatch{Service: "svc", SampleType: "cpu", Unit: "nanoseconds", Period: 10_000_000, Start: t0, Duration: 10 * time.Second, Locations: frames}
+			for i := range 1000 {
+				locs := make([]int32, 24)
+				for j := range locs {
+					locs[j] = int32((i*7 + j*13) % len(frames))
+				}
+				smp := telemetry.Sample{Locations: locs, Count: 1, Value: 10_000_000}
+				if labelled {
+					// Half under one of 8 SERVER spans, half a span name.
+					if i%2 == 0 {
+						smp.SpanID = fmt.Sprintf("%016x", 1+i%8)
+					} else {
+						smp.SpanName = fmt.Sprintf("job%d", i%8)
+					}
+				}
+				batch.Samples = append(batch.Samples, smp)
+			}
+			m := newModel()
+			var spans []telemetry.Span
+			for i := range 8 {
+				spans = append(spans, span("svc", telemetry.SpanKindServer, byte(1+i), 0, fmt.Sprintf("GET /r%d", i), telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: fmt.Sprintf("/r%d", i)}))
+			}
+			m.AddSpans(spans)
+			m.AddProfile(batch)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				m.AddProfile(batch)
+			}
+			b.ReportMetric(float64(b.N*len(batch.Samples))/b.Elapsed().Seconds(), "samples/s")
+		})
 	}
-	m := newModel()
-	m.AddProfile(batch)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		m.AddProfile(batch)
-	}
-	b.ReportMetric(float64(b.N*len(batch.Samples))/b.Elapsed().Seconds(), "samples/s")
 }
 
 // TestImages checks that a service keeps the distinct images its

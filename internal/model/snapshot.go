@@ -461,11 +461,17 @@ func (s *service) functions() ([]Function, []Package) {
 			if h := heaviest[f]; h < 0 || cmp.Or(cmp.Compare(st.timed, s.stacks[h].timed), cmp.Compare(st.samples, s.stacks[h].samples)) > 0 {
 				heaviest[f] = int32(si)
 			}
-			for ep, n := range st.endpoints {
-				endpoints[f] = addNamed(endpoints[f], s.endpoints[ep].Name(), n, st.timedEndpoints[ep])
+			for ep, n := range st.timedEndpoints {
+				endpoints[f] = addNamed(endpoints[f], s.endpoints[ep].Name(), n, n)
 			}
-			for name, n := range st.spanNames {
-				spanNames[f] = addNamed(spanNames[f], name, n, st.timedSpanNames[name])
+			for ep, n := range st.otherEndpoints {
+				endpoints[f] = addNamed(endpoints[f], s.endpoints[ep].Name(), n, 0)
+			}
+			for name, n := range st.timedSpanNames {
+				spanNames[f] = addNamed(spanNames[f], name, n, n)
+			}
+			for name, n := range st.otherSpanNames {
+				spanNames[f] = addNamed(spanNames[f], name, n, 0)
 			}
 		}
 	}

@@ -134,7 +134,8 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 		}
 		for _, k := range s.stacks {
 			ss.Stacks = append(ss.Stacks, stackState{Funcs: k.funcs, Samples: k.samples, Timed: k.timed, Value: k.value, First: k.first, Last: k.last,
-				Endpoints: k.endpoints, SpanNames: k.spanNames, TimedEndpoints: k.timedEndpoints, TimedSpanNames: k.timedSpanNames})
+				Endpoints: sumCounts(k.timedEndpoints, k.otherEndpoints), SpanNames: sumCounts(k.timedSpanNames, k.otherSpanNames),
+				TimedEndpoints: k.timedEndpoints, TimedSpanNames: k.timedSpanNames})
 		}
 		for _, e := range s.edges {
 			ss.Edges = append(ss.Edges, *e)
@@ -218,10 +219,10 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 			st.timed += k.Timed
 			st.value += k.Value
 			widen(&st.first, &st.last, k.First, k.Last)
-			st.endpoints = addCounts(st.endpoints, k.Endpoints)
-			st.spanNames = addCounts(st.spanNames, k.SpanNames)
 			st.timedEndpoints = addCounts(st.timedEndpoints, k.TimedEndpoints)
 			st.timedSpanNames = addCounts(st.timedSpanNames, k.TimedSpanNames)
+			st.otherEndpoints = addOthers(st.otherEndpoints, k.Endpoints, k.TimedEndpoints)
+			st.otherSpanNames = addOthers(st.otherSpanNames, k.SpanNames, k.TimedSpanNames)
 		}
 		for i, e := range s.endpoints {
 			s.endpointIndex[endpointKey{kind: e.Kind, method: e.Method, route: e.Route}] = int32(i)
@@ -346,6 +347,30 @@ func migrateTimed(ss *serviceState) {
 			k.Timed = k.Samples
 		}
 	}
+}
+
+// sumCounts returns the counts of a and b added, a itself when b has
+// none (a stack of CPU profiles alone): the encoding keeps every
+// profile's counts and the time samples' among them (stackState), which
+// a checkpoint of state version 4 holds too.
+func sumCounts[K comparable](a, b map[K]int64) map[K]int64 {
+	if len(b) == 0 {
+		return a
+	}
+	return addCounts(addCounts(nil, a), b)
+}
+
+// addOthers adds to dst, which it may allocate, the counts of all less
+// those of timed among them: the samples of profiles not time-sampled.
+// A count no greater than its timed one (as MarshalBinary writes for a
+// stack of time samples alone) adds nothing.
+func addOthers[K comparable](dst, all, timed map[K]int64) map[K]int64 {
+	for k, n := range all {
+		if n -= timed[k]; n > 0 {
+			dst = addCount(dst, k, n)
+		}
+	}
+	return dst
 }
 
 // addCounts adds src's counts to dst, which it may allocate.
