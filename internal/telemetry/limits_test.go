@@ -13,20 +13,41 @@ import (
 
 func TestLimitsDecodePprof(t *testing.T) {
 	prof := syntheticProfile(200, 30, 50) // 200 samples, 30 deep, 50 locations and functions
+	// A sample that is not a message, after the profile's: the profile is
+	// malformed, and over a limit when it counts.
+	badSample := protowire.AppendVarint(protowire.AppendTag(gunzip(t, prof), pprofSample, protowire.VarintType), 1)
 	for _, tt := range []struct {
 		name      string
+		prof      []byte // prof when nil
 		limits    Limits
 		wantErr   string // "" for success; else the limit the ErrTooLarge names
 		wantDepth int
+		// malformed is the ErrMalformed error wanted instead, if any.
+		malformed string
 	}{
 		{name: "no limits", wantDepth: 30},
 		{name: "defaults", limits: DefaultLimits(), wantDepth: 30},
 		{name: "samples", limits: Limits{MaxSamples: 199}, wantErr: "200 samples, over max_samples 199"},
 		{name: "locations", limits: Limits{MaxLocations: 49}, wantErr: "50 locations, over max_locations 49"},
 		{name: "depth cut at the root end", limits: Limits{MaxStackDepth: 7}, wantDepth: 7},
+		// The limits are checked on the whole message's counts before its
+		// fields are: the bad sample counts.
+		{name: "over a limit, then malformed", prof: badSample, limits: Limits{MaxSamples: 199}, wantErr: "201 samples, over max_samples 199"},
+		{name: "over a limit by a malformed field", prof: badSample, limits: Limits{MaxSamples: 200}, wantErr: "201 samples, over max_samples 200"},
+		{name: "malformed within the limits", prof: badSample, limits: Limits{MaxSamples: 201}, malformed: "field 2: wire type 0, want message"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := tt.limits.DecodePprof(prof, "test")
+			in := prof
+			if tt.prof != nil {
+				in = tt.prof
+			}
+			got, err := tt.limits.DecodePprof(in, "test")
+			if tt.malformed != "" {
+				if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tt.malformed) || got != nil {
+					t.Fatalf("DecodePprof: %d batches, %v; want none and ErrMalformed naming %q", len(got), err, tt.malformed)
+				}
+				return
+			}
 			if tt.wantErr != "" {
 				if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), tt.wantErr) || got != nil {
 					t.Fatalf("DecodePprof: %d batches, %v; want none and ErrTooLarge naming %q", len(got), err, tt.wantErr)

@@ -3,7 +3,7 @@ package telemetry
 import (
 	"errors"
 	"fmt"
-	"slices"
+	"math"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -301,14 +301,21 @@ func (d *pprofDecoder) ownTexts(t *pprofTexts) {
 
 // scan walks the top-level fields once, noting where the repeated
 // messages are: the string table comes last in most encoders, so nothing
-// can be resolved before the whole message is seen.
+// can be resolved before the whole message is seen. The limits are checked
+// on the counts of the whole message, as if counted before: a profile over
+// them is refused as too large even when a field after the limit is
+// malformed.
 func (d *pprofDecoder) scan() error {
-	raw := d.raw
-	// Counting first sizes the tables exactly: growing them by appends
-	// showed up as a tenth of decode time.
+	err := d.scanFields()
+	if err == nil {
+		return d.checkCounts(len(d.samples), len(d.locations), len(d.functions), len(d.strs))
+	}
+	// Counting again, only on this path, says whether the profile was over
+	// a limit, which scanFields stopped at, and is the error to return
+	// then.
 	var counts [pprofStringTable + 1]int
-	for off := 0; off < len(raw); {
-		num, _, _, _, n, err := readField(raw[off:])
+	for off := 0; off < len(d.raw); {
+		num, _, _, _, n, err := readField(d.raw[off:])
 		if err != nil {
 			break
 		}
@@ -317,20 +324,54 @@ func (d *pprofDecoder) scan() error {
 		}
 		off += n
 	}
-	if err := d.limits.check("pprof "+d.source, counts[pprofSample], counts[pprofLocation], counts[pprofFunction]); err != nil {
+	if lerr := d.checkCounts(counts[pprofSample], counts[pprofLocation], counts[pprofFunction], counts[pprofStringTable]); lerr != nil {
+		return lerr
+	}
+	return err
+}
+
+// checkCounts refuses counts of a profile's samples, locations,
+// functions and strings over the limits.
+func (d *pprofDecoder) checkCounts(samples, locations, functions, strs int) error {
+	if err := d.limits.check("pprof "+d.source, samples, locations, functions); err != nil {
 		return err
 	}
-	if m := d.limits.maxStrings(); m > 0 && counts[pprofStringTable] > m {
-		return fmt.Errorf("decode pprof %s: %d strings, over %d (4 per allowed sample and location): %w", d.source, counts[pprofStringTable], m, ErrTooLarge)
+	if m := d.limits.maxStrings(); m > 0 && strs > m {
+		return fmt.Errorf("decode pprof %s: %d strings, over %d (4 per allowed sample and location): %w", d.source, strs, m, ErrTooLarge)
 	}
-	d.samples = slices.Grow(d.samples, counts[pprofSample])
-	d.locations = slices.Grow(d.locations, counts[pprofLocation])
-	d.functions = slices.Grow(d.functions, counts[pprofFunction])
-	d.strs = slices.Grow(d.strs, counts[pprofStringTable])
+	return nil
+}
+
+// errOverLimit stops scanFields at a count over a limit; scan then counts
+// the whole message for the error.
+var errOverLimit = errors.New("over a limit")
+
+// scanFields is scan's one pass. The tables grow by appending into the
+// storage the decoder keeps from its last profile: a counting pass before
+// it, to size them, took more work than the appends (a tenth of a profile's
+// decoding before attribution). It stops at the first count over a limit,
+// so that a profile's tables hold no more than the limits allow.
+func (d *pprofDecoder) scanFields() error {
+	raw := d.raw
+	maxSamples, maxLocations, maxStrs := d.limits.MaxSamples, d.limits.MaxLocations, d.limits.maxStrings()
+	if maxSamples == 0 {
+		maxSamples = math.MaxInt
+	}
+	if maxLocations == 0 {
+		maxLocations = math.MaxInt
+	}
+	if maxStrs == 0 {
+		maxStrs = math.MaxInt
+	}
 	for off := 0; off < len(raw); {
-		num, typ, v, p, n, err := readField(raw[off:])
-		if err != nil {
-			return fmt.Errorf("at byte %d: %w", off, err)
+		num, p, n := shortBytesField(raw[off:])
+		var typ protowire.Type = protowire.BytesType
+		var v uint64
+		if n == 0 {
+			var err error
+			if num, typ, v, p, n, err = readField(raw[off:]); err != nil {
+				return fmt.Errorf("at byte %d: %w", off, err)
+			}
 		}
 		off += n
 		switch num {
@@ -354,12 +395,24 @@ func (d *pprofDecoder) scan() error {
 			s := d.spanOf(p)
 			switch num {
 			case pprofSample:
+				if len(d.samples) == maxSamples {
+					return errOverLimit
+				}
 				d.samples = append(d.samples, s)
 			case pprofLocation:
+				if len(d.locations) == maxLocations {
+					return errOverLimit
+				}
 				d.locations = append(d.locations, s)
 			case pprofFunction:
+				if len(d.functions) == maxLocations {
+					return errOverLimit
+				}
 				d.functions = append(d.functions, s)
 			default:
+				if len(d.strs) == maxStrs {
+					return errOverLimit
+				}
 				d.strs = append(d.strs, s)
 			}
 		case pprofTimeNanos:
@@ -634,10 +687,13 @@ func (d *pprofDecoder) buildFunctions() {
 		var err error
 		msg := d.bytes(sp)
 		for off := 0; off < len(msg); {
-			num, _, v, _, n, ferr := readField(msg[off:])
-			if ferr != nil {
-				err = fmt.Errorf("at byte %d: %w", off, ferr)
-				break
+			num, v, n := shortVarintField(msg[off:])
+			if n == 0 {
+				var ferr error
+				if num, _, v, _, n, ferr = readField(msg[off:]); ferr != nil {
+					err = fmt.Errorf("at byte %d: %w", off, ferr)
+					break
+				}
 			}
 			switch num {
 			case 1:
@@ -700,10 +756,20 @@ func (d *pprofDecoder) buildLocations(b *ProfileBatch) {
 		msg := d.bytes(sp)
 		line := 0 // the index of the next line, for errors
 		for off := 0; off < len(msg); {
-			num, typ, v, p, n, ferr := readField(msg[off:])
-			if ferr != nil {
-				err = fmt.Errorf("at byte %d: %w", off, ferr)
-				break
+			// A location's fields: its id, mapping id and address
+			// (varints) and its lines (messages), read inline when short.
+			typ := protowire.VarintType
+			num, v, n := shortVarintField(msg[off:])
+			var p []byte
+			if n == 0 {
+				typ = protowire.BytesType
+				if num, p, n = shortBytesField(msg[off:]); n == 0 {
+					var ferr error
+					if num, typ, v, p, n, ferr = readField(msg[off:]); ferr != nil {
+						err = fmt.Errorf("at byte %d: %w", off, ferr)
+						break
+					}
+				}
 			}
 			off += n
 			if num == 1 {
@@ -718,10 +784,13 @@ func (d *pprofDecoder) buildLocations(b *ProfileBatch) {
 			}
 			var fid uint64
 			for loff := 0; loff < len(p); {
-				lnum, _, lv, _, ln, lerr := readField(p[loff:])
-				if lerr != nil {
-					err = fmt.Errorf("line %d: at byte %d: %w", line, loff, lerr)
-					break
+				lnum, lv, ln := shortVarintField(p[loff:])
+				if ln == 0 {
+					var lerr error
+					if lnum, _, lv, _, ln, lerr = readField(p[loff:]); lerr != nil {
+						err = fmt.Errorf("line %d: at byte %d: %w", line, loff, lerr)
+						break
+					}
 				}
 				if lnum == 1 {
 					fid = lv
@@ -944,9 +1013,12 @@ func (d *pprofDecoder) appendLocations(locs []int32, packed []byte) ([]int32, er
 func (d *pprofDecoder) sampleLabel(msg []byte, keys labelKeys, s *Sample, service *string) error {
 	var key, str int64
 	for off := 0; off < len(msg); {
-		num, _, v, _, n, err := readField(msg[off:])
-		if err != nil {
-			return fmt.Errorf("label: at byte %d: %w", off, err)
+		num, v, n := shortVarintField(msg[off:])
+		if n == 0 {
+			var err error
+			if num, _, v, _, n, err = readField(msg[off:]); err != nil {
+				return fmt.Errorf("label: at byte %d: %w", off, err)
+			}
 		}
 		switch num {
 		case 1:

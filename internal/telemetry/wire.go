@@ -105,6 +105,37 @@ func readField(b []byte) (num protowire.Number, typ protowire.Type, v uint64, p 
 	return num, typ, v, p, tn + m, nil
 }
 
+// shortVarintField reads, at the start of b, a varint field of a one-byte
+// tag whose value takes one or two bytes: most fields of pprof's Function,
+// Location and Line messages (ids, string indexes, line numbers). It is
+// small enough to be inlined, where readField is a call returning six
+// values, which took more work than the field itself. n is 0 for any other
+// field, which the caller then reads with readField.
+func shortVarintField(b []byte) (num protowire.Number, v uint64, n int) {
+	// A tag byte under 0x80 of wire type 0 (varint) and not field 0.
+	if len(b) < 2 || b[0]&0x87 != 0 || b[0] == 0 {
+		return 0, 0, 0
+	}
+	if b[1] < 0x80 {
+		return protowire.Number(b[0] >> 3), uint64(b[1]), 2
+	}
+	if len(b) >= 3 && b[2] < 0x80 {
+		return protowire.Number(b[0] >> 3), uint64(b[1]&0x7f) | uint64(b[2])<<7, 3
+	}
+	return 0, 0, 0
+}
+
+// shortBytesField reads, at the start of b, a length-delimited field of a
+// one-byte tag and a one-byte length, as shortVarintField does a varint:
+// most of pprof's top-level messages and every line of a location. n is 0
+// for any other field.
+func shortBytesField(b []byte) (num protowire.Number, p []byte, n int) {
+	if len(b) < 2 || b[0]&0x87 != byte(protowire.BytesType) || b[0] < 8 || b[1] >= 0x80 || 2+int(b[1]) > len(b) {
+		return 0, nil, 0
+	}
+	return protowire.Number(b[0] >> 3), b[2 : 2+b[1]], 2 + int(b[1])
+}
+
 // forEachField calls fn for every field of the message msg, stopping at
 // the first error. The error of a malformed field names its byte offset.
 func forEachField(msg []byte, fn func(f field) error) error {

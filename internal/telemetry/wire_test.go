@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"bytes"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -40,5 +41,57 @@ func TestReadFieldVarints(t *testing.T) {
 				t.Fatalf("readField(%x) = field %d type %d value %d, %d bytes, %v; want field %d type %d value %d, %d bytes", tt.b, num, typ, v, n, err, wantNum, wantTyp, want, 1+m)
 			}
 		})
+	}
+}
+
+// TestShortFields: shortVarintField and shortBytesField read what they
+// answer for as readField does, and leave every other field (n 0) to it:
+// field 0, longer tags, values and lengths, a length past the end.
+func TestShortFields(t *testing.T) {
+	tests := []struct {
+		name              string
+		b                 []byte
+		wantVarint, wantB bool // whether each short reader answers
+	}{
+		{"varint, one byte", []byte{0x08, 0x7f}, true, false},
+		{"varint, two bytes", []byte{0x20, 0x80, 0x01, 0x08}, true, false},
+		{"varint, three bytes", []byte{0x18, 0x97, 0xf5, 0x24}, false, false},
+		{"varint cut short", []byte{0x08, 0x80}, false, false},
+		{"varint of field 0", []byte{0x00, 0x01}, false, false},
+		{"varint of field 16", []byte{0x80, 0x01, 0x01}, false, false},
+		{"fixed64", []byte{0x09, 1, 2, 3, 4, 5, 6, 7, 8}, false, false},
+		{"bytes", []byte{0x0a, 0x02, 'h', 'i', 0x08}, false, true},
+		{"bytes, empty", []byte{0x22, 0x00}, false, true},
+		{"bytes of field 0", []byte{0x02, 0x00}, false, false},
+		{"bytes past the end", []byte{0x0a, 0x03, 'h', 'i'}, false, false},
+		{"bytes, two-byte length", append([]byte{0x0a, 0x80, 0x01}, make([]byte, 128)...), false, false},
+		{"group", []byte{0x0b, 0x0c}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkShortFields(t, tt.b)
+			_, _, n := shortVarintField(tt.b)
+			_, _, bn := shortBytesField(tt.b)
+			if (n != 0) != tt.wantVarint || (bn != 0) != tt.wantB {
+				t.Errorf("shortVarintField(%x) took %d bytes, shortBytesField %d; want an answer %t, %t", tt.b, n, bn, tt.wantVarint, tt.wantB)
+			}
+		})
+	}
+}
+
+// checkShortFields fails t unless the short readers agree with readField
+// on b wherever they answer.
+func checkShortFields(t *testing.T, b []byte) {
+	t.Helper()
+	num, typ, v, p, n, err := readField(b)
+	if snum, sv, sn := shortVarintField(b); sn != 0 {
+		if err != nil || snum != num || typ != protowire.VarintType || sv != v || sn != n {
+			t.Fatalf("shortVarintField(%x) = field %d value %d, %d bytes; readField: field %d type %d value %d, %d bytes, %v", b, snum, sv, sn, num, typ, v, n, err)
+		}
+	}
+	if snum, sp, sn := shortBytesField(b); sn != 0 {
+		if err != nil || snum != num || typ != protowire.BytesType || !bytes.Equal(sp, p) || sn != n || cap(sp) != cap(b)-(n-len(p)) {
+			t.Fatalf("shortBytesField(%x) = field %d %x, %d bytes; readField: field %d type %d %x, %d bytes, %v", b, snum, sp, sn, num, typ, p, n, err)
+		}
 	}
 }
