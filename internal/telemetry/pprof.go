@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -198,6 +199,15 @@ type pprofDecoder struct {
 
 	strs     []span   // string table
 	strCache []string // strs converted on first use ("" until then), so each is allocated once
+	// frameStrs are the strings of functions' names and files, converted
+	// on first use as strCache's are, but copied into frameText, one
+	// buffer per profile: a string each cost an allocation per function.
+	// They are apart from strCache because nothing keeps a frame's
+	// strings past the batch (the Attributor copies what it caches),
+	// while the model keeps label values and sample types, which would
+	// pin the whole buffer.
+	frameStrs []string
+	frameText strings.Builder
 
 	sampleTypes []valueType
 	periodType  valueType
@@ -224,7 +234,7 @@ type pprofDecoder struct {
 func (d *pprofDecoder) reset(raw []byte, source string, l Limits, texts *pprofTexts) {
 	*d = pprofDecoder{
 		source: source, errs: recordErrors{source: source}, limits: l, raw: raw, texts: texts,
-		strs: d.strs[:0], strCache: d.strCache[:0], sampleTypes: d.sampleTypes[:0],
+		strs: d.strs[:0], strCache: d.strCache[:0], frameStrs: d.frameStrs[:0], sampleTypes: d.sampleTypes[:0],
 		samples: d.samples[:0], locations: d.locations[:0], functions: d.functions[:0],
 		funcs: d.funcs[:0], funcOK: d.funcOK[:0], ids: d.ids[:0], funcIDs: d.funcIDs, locIDs: d.locIDs,
 		locScratch: d.locScratch[:0], values: d.values[:0],
@@ -235,6 +245,8 @@ func (d *pprofDecoder) reset(raw []byte, source string, l Limits, texts *pprofTe
 // into what it returned.
 func (d *pprofDecoder) clear() {
 	clear(d.strCache)
+	clear(d.frameStrs)
+	d.frameText = strings.Builder{}
 	clear(d.funcs)
 	d.raw, d.texts, d.source, d.errs = nil, nil, "", recordErrors{}
 }
@@ -471,6 +483,30 @@ func (d *pprofDecoder) str(i int64) (string, error) {
 	return s, nil
 }
 
+// frameStr is str for the name and file of a function: copied into
+// d.frameText, which holds every string of the table at most once, so that
+// it is never grown.
+func (d *pprofDecoder) frameStr(i int64) (string, error) {
+	if i < 0 || i >= int64(len(d.strs)) {
+		return "", fmt.Errorf("string index %d out of range [0,%d)", i, len(d.strs))
+	}
+	s := d.frameStrs[i]
+	if s == "" && d.strs[i].end > d.strs[i].off {
+		if d.frameText.Cap() == 0 {
+			size := 0
+			for _, sp := range d.strs {
+				size += int(sp.end - sp.off)
+			}
+			d.frameText.Grow(size)
+		}
+		start := d.frameText.Len()
+		d.frameText.Write(d.bytes(d.strs[i]))
+		s = d.frameText.String()[start:]
+		d.frameStrs[i] = s
+	}
+	return s, nil
+}
+
 // labelKeys are where the string table holds the label keys a sample is
 // tied to a span or a service by (labelSlot), by slot: the first index of
 // each, or -1.
@@ -522,6 +558,7 @@ func (d *pprofDecoder) build() ([]*ProfileBatch, error) {
 		return nil, fmt.Errorf("%w: string table must start with the empty string", ErrMalformed)
 	}
 	d.strCache = resize(d.strCache, len(d.strs))
+	d.frameStrs = resize(d.frameStrs, len(d.strs))
 	if len(d.sampleTypes) == 0 {
 		return nil, fmt.Errorf("%w: no sample types", ErrMalformed)
 	}
@@ -712,10 +749,10 @@ func (d *pprofDecoder) buildFunctions() {
 			if name == 0 {
 				name = sysName
 			}
-			frames[i].Function, err = d.str(name)
+			frames[i].Function, err = d.frameStr(name)
 		}
 		if err == nil {
-			frames[i].File, err = d.str(file)
+			frames[i].File, err = d.frameStr(file)
 		}
 		if err != nil {
 			d.errs.addf(err, "function %d (id %d)", i, idList[i])
