@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/evidentsec/evident/internal/assess"
+	"github.com/evidentsec/evident/internal/knowledge"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
@@ -246,6 +247,79 @@ func TestMultipartStrict(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			body := "--b7MA4YWxk\r\n" + tt.partHeaders + "\r\n\r\nquarterly\r\n--b7MA4YWxk--\r\n"
 			_, by, err := replay(w, Request{Method: "POST", Target: "/render", Headers: map[string]string{"Content-Type": "multipart/form-data; boundary=b7MA4YWxk"}, Body: body})
+			if err != nil || (by != 0) != tt.blocked {
+				t.Errorf("denied by rule %d (%v), want denied %v", by, err, tt.blocked)
+			}
+		})
+	}
+}
+
+// TestEncodingRefusalsWhenDetectionsAreFull: the refusals of a body in a
+// Content-Encoding and of a multipart part with a Content-Transfer-Encoding
+// came after the knowledge's detections, so exploit knowledge whose checks
+// filled the patch's detection ids left them out, and a gzip-compressed or
+// quoted-printable exploit passed a patch that denies it as sent. The
+// knowledge's detections are cut first: the refusals are always in.
+func TestEncodingRefusalsWhenDetectionsAreFull(t *testing.T) {
+	check := "      - {check: yaml_alias_expansion, threshold: 20, reference: \"https://github.com/go-yaml/yaml/blob/05262c8778b068d5a6be0044ad83d6c775e1f8c9/limit_test.go\"}\n"
+	file := `version: 1
+entries:
+  - id: GO-2020-0036
+    summary: test entry whose checks take more detection ids than a patch has
+    ecosystem: Go
+    package: gopkg.in/yaml.v2
+    vectors: [{in: body}]
+    format: yaml
+    condition: aliases expanded far beyond the document's size
+    checks:
+` + strings.Repeat(check, detectIDs) + `    variants:
+      - {name: a, source: "https://example.com/a", in: body, content_type: application/yaml, payload: "a: &a [x,x]\nb: &b [*a,*a]"}
+      - {name: b, source: "https://example.com/b", in: body, content_type: application/yaml, payload: "a: &a [x,x]\nc: &c [*a,*a]"}
+      - {name: c, source: "https://example.com/c", in: body, content_type: application/yaml, payload: "a: &a [x,x]\nd: &d [*a,*a]"}
+`
+	x, err := knowledge.LoadExploits(strings.NewReader(file), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Exploits = x
+	set, err := Generate(cfg, []assess.Assessment{executedExposed("config", "GO-2020-0036", "gopkg.in/yaml.v2", "POST /config")}, loadRecords(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := set.Patches[0]
+	if !strings.Contains(strings.Join(p.Notes, "\n"), "left out: a patch has at most") {
+		t.Fatalf("notes %q: the knowledge's detections did not fill the patch, the test shows nothing", p.Notes)
+	}
+	w, err := newWAF(engineSettings(), bodyProcessorRules(4_900_000), p.SecLang())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	if _, err := io.WriteString(zw, "replicas: 3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	const multipart = "multipart/form-data; boundary=b7MA4YWxk"
+	tests := []struct {
+		name, ct, encoding, body string
+		blocked                  bool
+	}{
+		{"gzip body", "application/yaml", "gzip", gz.String(), true},
+		{"quoted-printable part", multipart, "", "--b7MA4YWxk\r\nContent-Disposition: form-data; name=\"f\"; filename=\"c.yaml\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nreplicas=3A 3\r\n--b7MA4YWxk--\r\n", true},
+		{"yaml body", "application/yaml", "", "replicas: 3", false},
+		{"upload", multipart, "", "--b7MA4YWxk\r\nContent-Disposition: form-data; name=\"f\"; filename=\"c.yaml\"\r\n\r\nreplicas: 3\r\n--b7MA4YWxk--\r\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := map[string]string{"Content-Type": tt.ct}
+			if tt.encoding != "" {
+				h["Content-Encoding"] = tt.encoding
+			}
+			_, by, err := replay(w, Request{Method: "POST", Target: "/config", Headers: h, Body: tt.body})
 			if err != nil || (by != 0) != tt.blocked {
 				t.Errorf("denied by rule %d (%v), want denied %v", by, err, tt.blocked)
 			}

@@ -357,15 +357,21 @@ func build(cfg Config, p *Patch, base int, traffic *Traffic) {
 			links: []link{scope, {vars: "REQBODY_PROCESSOR", op: "!@rx ^(?:JSON|URLENCODED)$"}}, ctl: "requestBodyProcessor=RAW"})
 	}
 	next = base + scopeIDs
-	detections := slices.Concat(p.detections, []detection{encodedBody})
+	// The refusals of bodies the rules cannot read keep their ids: were
+	// they cut, a compressed or encoded exploit would pass every other
+	// detection. The knowledge's or template's detections are cut first.
+	refusals := []detection{encodedBody}
 	if readsDocuments(p) {
-		detections = append(detections, encodedPart)
+		refusals = append(refusals, encodedPart)
 	}
-	for _, d := range detections {
-		if next >= base+scopeIDs+detectIDs-bodyIDs-hostIDs {
+	for _, d := range p.detections {
+		if next >= base+scopeIDs+detectIDs-bodyIDs-hostIDs-len(refusals) {
 			p.Notes = append(p.Notes, fmt.Sprintf("detection %q left out: a patch has at most %d detections", d.name, detectIDs-bodyIDs-hostIDs))
 			continue
 		}
+		add(Rule{Kind: KindDetection, Name: d.name, links: append([]link{scope}, d.links...)})
+	}
+	for _, d := range refusals {
 		add(Rule{Kind: KindDetection, Name: d.name, links: append([]link{scope}, d.links...)})
 	}
 
