@@ -1223,7 +1223,10 @@ func TestRetentionGap(t *testing.T) {
 // max_record_bytes is written as several records, each within it, that
 // read back as the whole in order; a span that cannot fit alone is
 // refused, naming the limit. Before, the brokers' 1 MB default refused a
-// Collector's usual batch of thousands of spans as a permanent error.
+// Collector's usual batch of thousands of spans as a permanent error. A
+// received request is split as received: each record is an OTLP request
+// with the attributes evident does not decode (they were lost when its
+// spans were encoded again).
 func TestLargeRequestSplit(t *testing.T) {
 	const n = 1500
 	var names []string
@@ -1239,6 +1242,7 @@ func TestLargeRequestSplit(t *testing.T) {
 		sp.SetKind(ptrace.SpanKindServer)
 		sp.SetTraceID(pcommon.TraceID{1})
 		sp.SetSpanID(pcommon.SpanID{byte(i >> 8), byte(i), 1})
+		sp.Attributes().PutStr("app.cart.id", fmt.Sprintf("cart-%04d", i))
 	}
 	req, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
 	if err != nil {
@@ -1285,9 +1289,26 @@ func TestLargeRequestSplit(t *testing.T) {
 				leaf, caller string
 				count        int64
 			}
-			var gotNames []string
+			var gotNames, gotCarts []string
 			var gotSamples []sample
 			for _, r := range readLog(t, cfg, written) {
+				if tt.name == "received request" {
+					// As a consumer of OTLP reads the record, not evident.
+					er := ptraceotlp.NewExportRequest()
+					if err := er.UnmarshalProto(r.Value); err != nil {
+						t.Fatalf("record at %d: %v", r.Offset, err)
+					}
+					rss := er.Traces().ResourceSpans()
+					for i := range rss.Len() {
+						for j := range rss.At(i).ScopeSpans().Len() {
+							sps := rss.At(i).ScopeSpans().At(j).Spans()
+							for k := range sps.Len() {
+								v, _ := sps.At(k).Attributes().Get("app.cart.id")
+								gotCarts = append(gotCarts, v.Str())
+							}
+						}
+					}
+				}
 				if size := len(r.Value) + len(r.Key) + 100; size > cfg.MaxRecordBytes {
 					t.Errorf("record at %d: about %d bytes, over %d", r.Offset, size, cfg.MaxRecordBytes)
 				}
@@ -1307,6 +1328,15 @@ func TestLargeRequestSplit(t *testing.T) {
 			if tt.name != "profile" {
 				if diff := cmp.Diff(gotNames, names); diff != "" {
 					t.Errorf("spans read back (-got +want):\n%s", diff)
+				}
+				if tt.name == "received request" {
+					var want []string
+					for i := range n {
+						want = append(want, fmt.Sprintf("cart-%04d", i))
+					}
+					if diff := cmp.Diff(gotCarts, want); diff != "" {
+						t.Errorf("app.cart.id of the spans read back (-got +want):\n%s", diff)
+					}
 				}
 				return
 			}

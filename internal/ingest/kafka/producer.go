@@ -121,8 +121,9 @@ func clientOpts(cfg Config, logger *slog.Logger) ([]kgo.Opt, error) {
 // more than MaxRecordBytes. A batch of one service that came with its
 // OTLP request (telemetry.WithReceived) is written as that request,
 // redacted on the wire (redact.Redactor.TraceRequest), not encoded
-// again, when it fits in one record: the engine decodes the same spans
-// from it.
+// again: whole when it fits in one record, else split at its spans
+// (splitTraceRequest), so that the log keeps the attributes evident does
+// not decode. The engine decodes the same spans from it.
 func (p *Producer) Traces() pipeline.Consumer[[]telemetry.Span] {
 	return pipeline.ConsumerFunc[[]telemetry.Span](func(ctx context.Context, spans []telemetry.Span) error {
 		if len(spans) == 0 {
@@ -131,32 +132,41 @@ func (p *Producer) Traces() pipeline.Consumer[[]telemetry.Span] {
 		groups := groupBy(spans, func(s *telemetry.Span) string { return s.Service })
 		if req, texts, ok := telemetry.Received(ctx, spans); ok && len(groups) == 1 {
 			kept, out, _, err := p.red.TraceRequest(spans, req, texts)
-			rec := record(ctx, spans[0].Service, formatOTLPTraces, kept)
-			if err == nil && len(kept) <= p.valueLimit(rec) {
-				// produce waits for the brokers, so req, the receiver's
-				// buffer, is not used after Consume returns.
-				return p.produce(ctx, "traces", []*kgo.Record{rec})
+			if err == nil {
+				var recs []*kgo.Record
+				if recs, err = p.requestRecords(ctx, spans[0].Service, kept); err == nil {
+					// produce waits for the brokers, so req, the
+					// receiver's buffer, is not used after Consume
+					// returns.
+					return p.produce(ctx, "traces", recs)
+				}
 			}
-			if err != nil {
-				p.log.Debug("writing a trace request's spans encoded again", "spans", len(spans), "err", err)
-			}
+			p.log.Debug("writing a trace request's spans encoded again", "spans", len(spans), "err", err)
 			groups = [][]telemetry.Span{out}
 		} else {
 			groups = groupBy(p.red.Spans(spans), func(s *telemetry.Span) string { return s.Service })
 		}
-		var recs []*kgo.Record
-		for _, g := range groups {
-			rs, err := records(ctx, p, g[0].Service, g, encodeSpans, nil)
-			if err != nil {
-				// The record refused: the request's others are not
-				// written either, and its sender is told so.
-				p.m.WithLabelValues("traces", "rejected").Inc()
-				return pipeline.Permanent(fmt.Errorf("write the spans of service %q: %w", g[0].Service, err))
-			}
-			recs = append(recs, rs...)
-		}
-		return p.produce(ctx, "traces", recs)
+		return produceGroups(ctx, p, "traces", "spans", groups, func(g []telemetry.Span) string { return g[0].Service }, encodeSpans, nil)
 	})
+}
+
+// requestRecords returns the records of req, one service's OTLP request:
+// req whole when it fits in one, else its parts split at its spans.
+func (p *Producer) requestRecords(ctx context.Context, service string, req []byte) ([]*kgo.Record, error) {
+	rec := record(ctx, service, formatOTLPTraces, req)
+	limit := p.valueLimit(rec)
+	if len(req) <= limit {
+		return []*kgo.Record{rec}, nil
+	}
+	parts, err := splitTraceRequest(req, limit)
+	if err != nil {
+		return nil, err
+	}
+	recs := make([]*kgo.Record, len(parts))
+	for i, part := range parts {
+		recs[i] = record(ctx, service, formatOTLPTraces, part)
+	}
+	return recs, nil
 }
 
 // Profiles returns the consumer of profile batches: one record per
@@ -169,19 +179,25 @@ func (p *Producer) Profiles() pipeline.Consumer[[]*telemetry.ProfileBatch] {
 			return nil
 		}
 		groups := groupBy(p.red.Profiles(ps), func(b **telemetry.ProfileBatch) string { return (*b).Service })
-		var recs []*kgo.Record
-		for _, g := range groups {
-			rs, err := records(ctx, p, g[0].Service, g, encodeProfiles, splitProfile)
-			if err != nil {
-				// The record refused: the request's others are not
-				// written either, and its sender is told so.
-				p.m.WithLabelValues("profiles", "rejected").Inc()
-				return pipeline.Permanent(fmt.Errorf("write the profiles of service %q: %w", g[0].Service, err))
-			}
-			recs = append(recs, rs...)
-		}
-		return p.produce(ctx, "profiles", recs)
+		return produceGroups(ctx, p, "profiles", "profiles", groups, func(g []*telemetry.ProfileBatch) string { return g[0].Service }, encodeProfiles, splitProfile)
 	})
+}
+
+// produceGroups writes groups, each one service's telemetry of signal
+// (what names its items in errors), as records (records), and waits for
+// the brokers. A group that cannot be written (an item too large alone)
+// writes none of the request, and its sender is told so.
+func produceGroups[T any](ctx context.Context, p *Producer, signal, items string, groups [][]T, service func([]T) string, encode func([]T) ([]byte, string, error), halve func(T) (T, T, bool)) error {
+	var recs []*kgo.Record
+	for _, g := range groups {
+		rs, err := records(ctx, p, service(g), g, encode, halve)
+		if err != nil {
+			p.m.WithLabelValues(signal, "rejected").Inc()
+			return pipeline.Permanent(fmt.Errorf("write the %s of service %q: %w", items, service(g), err))
+		}
+		recs = append(recs, rs...)
+	}
+	return p.produce(ctx, signal, recs)
 }
 
 // records encodes xs, one service's telemetry, as records of at most
