@@ -12,12 +12,13 @@ import (
 // with; now is the clock of "ago".
 func templateFuncs(now func() time.Time) template.FuncMap {
 	return template.FuncMap{
-		"percent":  percent,
-		"duration": duration,
-		"rate":     formatRate,
-		"short":    shortFrame,
-		"join":     strings.Join,
-		"add":      func(a, b int) int { return a + b },
+		"percent":     percent,
+		"duration":    duration,
+		"rate":        formatRate,
+		"short":       shortFrame,
+		"join":        strings.Join,
+		"servicePath": servicePath,
+		"add":         func(a, b int) int { return a + b },
 		"when": func(t time.Time) string {
 			if t.IsZero() {
 				return "never"

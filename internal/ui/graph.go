@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"math"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -94,7 +93,7 @@ func layoutGraph(res *report.Result) *graphLayout {
 		}
 	}
 	for _, svc := range report.ServicesJSON(res) {
-		add(graphNode{ID: svc.Name, Kind: "service", Exposure: svc.Exposure.Level, Href: "/ui/services/" + url.PathEscape(svc.Name)})
+		add(graphNode{ID: svc.Name, Kind: "service", Exposure: svc.Exposure.Level, Href: servicePath(svc.Name)})
 	}
 	labels := map[string][]string{}
 	for _, a := range res.Assessments {

@@ -587,6 +587,9 @@ type serviceData struct {
 func (u *UI) service(w http.ResponseWriter, r *http.Request, src Source) {
 	res := src.Result()
 	name := r.PathValue("name")
+	if name == "" {
+		name = r.URL.Query().Get("name") // servicePath's form of a dot segment
+	}
 	services := report.ServicesJSON(res)
 	i := slices.IndexFunc(services, func(s report.JSONService) bool { return s.Name == name })
 	d := serviceData{Telemetry: i >= 0}
@@ -700,7 +703,7 @@ func newAlertRow(a store.Alert) alertRow {
 		}
 	}
 	if row.Evidence == "" && a.Service != "" {
-		row.Evidence = "/ui/services/" + url.PathEscape(a.Service)
+		row.Evidence = servicePath(a.Service)
 	}
 	return row
 }

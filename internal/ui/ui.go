@@ -120,6 +120,7 @@ func New(deps Deps) (*UI, error) {
 	u.mux.HandleFunc("GET /ui/findings/{id}", u.withSource(u.finding))
 	u.mux.HandleFunc("GET /ui/map", u.withSource(u.runtimeMap))
 	u.mux.HandleFunc("GET /ui/services/{name}", u.withSource(u.service))
+	u.mux.HandleFunc("GET /ui/services", u.withSource(u.service))
 	u.mux.HandleFunc("GET /ui/alerts", u.withSource(u.alerts))
 	u.mux.HandleFunc("GET /ui/export/{format}", u.withSource(u.export))
 	u.mux.Handle("GET /ui/assets/", http.StripPrefix("/ui/assets/", u.cacheAssets(http.FileServerFS(assets))))
@@ -214,6 +215,18 @@ type page struct {
 	// links and forms keep naming it, or they would show the credentials'
 	// tenant. Empty when the request named none.
 	Tenant string
+}
+
+// servicePath is the path of service name's page. A name that is a dot
+// segment goes in the query: a browser resolves /ui/services/.. to /ui/
+// (and /ui/services/%2E%2E too, by the WHATWG URL standard), and Go's
+// ServeMux redirects a path with such a segment to its cleaned form, so
+// no path names that service.
+func servicePath(name string) string {
+	if name == "." || name == ".." {
+		return "/ui/services?name=" + url.QueryEscape(name)
+	}
+	return "/ui/services/" + url.PathEscape(name)
 }
 
 // Link returns href, a path of this server (with a query or not), with

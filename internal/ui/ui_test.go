@@ -859,3 +859,47 @@ func TestEndpointsOf(t *testing.T) {
 		})
 	}
 }
+
+// TestDotServiceNames: a service named "." or ".." had links to
+// /ui/services/. and /ui/services/.., which a browser resolves as dot
+// segments (to /ui/services/ and /ui/) and Go's ServeMux redirects so: its
+// page could not be opened. Every link to such a service, resolved as a
+// browser does, opens its page.
+func TestDotServiceNames(t *testing.T) {
+	src := shop()
+	for _, name := range []string{".", ".."} {
+		src.res.Snapshot.Services = append(src.res.Snapshot.Services, &model.Service{Name: name, Last: t0, Spans: model.SpanCounts{All: 1, Server: 1, Root: 1}})
+		src.res.Assessments = append(src.res.Assessments, assess.Assessment{
+			Finding:      findings.Finding{Service: name, Vulnerability: findings.Vulnerability{ID: "GO-2025-0001"}},
+			Reachability: assess.Reachability{Verdict: assess.Unknown},
+			Priority:     assess.Priority{Tier: "P2", Score: 50},
+		})
+	}
+	gw := src.res.Snapshot.Services[0]
+	gw.Edges = append(gw.Edges, model.Edge{From: "gateway", To: ".", Calls: 1, First: t0, Last: t0})
+	src.alerts = append(src.alerts, store.Alert{ID: "a3", Kind: "new_outbound_host", Severity: "medium", Service: "..", Summary: ".. called a new host", Time: t0})
+	ts := newTestServer(t, src)
+	link := regexp.MustCompile(`<a href="([^"]*)"[^>]*>(?:\.\.?</a>|evidence<span[^<]*alert in \.\.</span>|<g [^>]*data-node="\.\.?")`)
+	for _, page := range []string{"/", "/ui/findings", "/ui/map", "/ui/alerts", "/ui/services/gateway"} {
+		t.Run(page, func(t *testing.T) {
+			_, _, body := get(t, ts.URL+page)
+			ms := link.FindAllStringSubmatch(body, -1)
+			if len(ms) == 0 {
+				t.Fatal("no link to a service named . or ..")
+			}
+			for _, m := range ms {
+				// Resolved against the page, as a browser resolves it
+				// (RFC 3986's dot segments).
+				ref, err := url.Parse(html.UnescapeString(m[1]))
+				if err != nil {
+					t.Fatal(err)
+				}
+				target, _ := url.Parse(ts.URL + page)
+				status, _, got := get(t, target.ResolveReference(ref).String())
+				if status != http.StatusOK || !strings.Contains(got, "GO-2025-0001") {
+					t.Errorf("link %q opens %s: status %d, not the service's page", m[1], target.ResolveReference(ref).Path, status)
+				}
+			}
+		})
+	}
+}
