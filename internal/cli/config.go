@@ -30,6 +30,7 @@ import (
 	"github.com/evidentsec/evident/internal/store"
 	"github.com/evidentsec/evident/internal/tenant"
 	"github.com/evidentsec/evident/internal/tlsconfig"
+	"github.com/evidentsec/evident/internal/waf"
 )
 
 // fileConfig is the configuration file, docs/configuration.md. Each
@@ -87,6 +88,9 @@ type serveConfig struct {
 	Redaction redact.Config `yaml:"redaction"`
 	Tenants   tenant.Config `yaml:"tenants"`
 	Sources   sourcesConfig `yaml:"sources"`
+	// WAF configures the virtual patches the API writes
+	// (GET /api/v1/waf/patches), as waf generate's flags do its own.
+	WAF serveWAFConfig `yaml:"waf"`
 	// ShutdownTimeout bounds the whole shutdown: receivers drain, the
 	// engine applies what is queued and checkpoints, sinks deliver.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -223,6 +227,22 @@ func defaultServeConfig() serveConfig {
 		Sources:         sourcesConfig{PollerConfig: source.DefaultPollerConfig(), Timeout: source.DefaultHTTPConfig().Timeout},
 		ShutdownTimeout: 15 * time.Second,
 	}
+}
+
+// serveWAFConfig is what the file sets of serve's virtual patches: the
+// settings waf generate takes as flags.
+type serveWAFConfig struct {
+	// HostScope is waf generate's --host-scope (waf.Config.HostScope):
+	// off by default, for it is right only for a WAF in front of
+	// something that routes by Host.
+	HostScope bool `yaml:"host_scope"`
+}
+
+// config is the waf.Config of serve's patches.
+func (c serveWAFConfig) config() waf.Config {
+	cfg := waf.DefaultConfig()
+	cfg.HostScope = c.HostScope
+	return cfg
 }
 
 // sourcesConfig is serve's query-API sources, polled on an interval

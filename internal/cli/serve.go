@@ -383,7 +383,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		}
 		u.state = &liveState{eng: u.eng, vulnDB: s.vulnDB}
 		// The requests that validate virtual patches are the tenant's.
-		u.patches = &patcher{cfg: waf.DefaultConfig(), vulns: db, corpus: corpus, redact: red}
+		u.patches = &patcher{cfg: sc.WAF.config(), vulns: db, corpus: corpus, redact: red}
 		u.patches.traffic = waf.NewTraffic(u.patches.cfg.ReplayPerEndpoint)
 		u.traces, u.profiles = u.patches.tap(u.eng.TracesConsumer()), u.eng.ProfilesConsumer()
 		if s.producer != nil {
@@ -423,7 +423,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	// engine shows, and patches validated against no traffic.
 	units := unitsOf{r: s.tenants, st: s.st, log: log, vulnDB: s.vulnDB,
 		empty:     engine.EmptyView(cfg.Config, vulns, model.New(sc.Model, attributorOf(nil)), time.Time{}),
-		noTraffic: &patcher{cfg: waf.DefaultConfig(), vulns: db, corpus: corpus, redact: red}}
+		noTraffic: &patcher{cfg: sc.WAF.config(), vulns: db, corpus: corpus, redact: red}}
 	units.noTraffic.traffic = waf.NewTraffic(units.noTraffic.cfg.ReplayPerEndpoint)
 	if len(fl.findings) > 0 {
 		// Before Start this only stores them; Start loads them.

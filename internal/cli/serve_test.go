@@ -483,3 +483,49 @@ func TestServeStatesVulnDB(t *testing.T) {
 		})
 	}
 }
+
+// TestServeHostScope: serve's virtual patches took waf.DefaultConfig, so
+// what waf generate --host-scope does could not be had from serve;
+// serve.waf.host_scope sets it, off by default as in generate.
+func TestServeHostScope(t *testing.T) {
+	tests := []struct {
+		name      string
+		hostScope bool
+		want      []string
+	}{
+		{"default", false, nil},
+		{"host_scope", true, []string{"admin.example"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := serveTestConfig(t)
+			cfg.Serve.WAF.HostScope = tt.hostScope
+			srv := startTestServerConfig(t, t.TempDir(), cfg, serveFlags{
+				vulns:    []string{filepath.Join("testdata", "serve", "osv")},
+				findings: []string{"checkout=" + filepath.Join("testdata", "serve", "checkout.govulncheck.json")},
+			})
+			defer shutdown(t, srv)
+			now := time.Now()
+			span := func(service, host string, id byte) telemetry.Span {
+				return telemetry.Span{Service: service, TraceID: [16]byte{id}, SpanID: [8]byte{id}, Kind: telemetry.SpanKindServer, Name: "GET /search",
+					Start: now, End: now.Add(time.Millisecond),
+					Attrs: telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/search", URLPath: "/search", ServerAddress: host, ClientAddress: "198.51.100.7", StatusCode: 200}}
+			}
+			sendSpansTo(t, srv, []telemetry.Span{span("checkout", "shop.example", 1), span("admin", "admin.example", 2)})
+			postProfile(t, srv.pyro.Addr())
+			var set struct {
+				Patches []struct {
+					Service     string   `json:"service"`
+					ExceptHosts []string `json:"except_hosts"`
+				} `json:"patches"`
+			}
+			waitFor(t, "a patch of checkout", func() bool {
+				getJSON(t, srv.apiURL()+"/api/v1/waf/patches", &set)
+				return len(set.Patches) > 0
+			})
+			if got := set.Patches[0]; got.Service != "checkout" || !slices.Equal(got.ExceptHosts, tt.want) {
+				t.Errorf("patch of %s leaves out the hosts %q, want %q", got.Service, got.ExceptHosts, tt.want)
+			}
+		})
+	}
+}
