@@ -446,9 +446,12 @@ func (r *Redactor) secretName(name string) bool {
 // queryName reports whether a URL parameter named name holds a secret:
 // its name is a secret's (secretName), or one of QueryNames.
 func (r *Redactor) queryName(name string) bool {
-	if r.secretName(name) {
-		return true
-	}
+	return r.secretName(name) || r.queryListed(name)
+}
+
+// queryListed reports whether name is one of QueryNames and not allowed:
+// queryName for a name secretName already said no to.
+func (r *Redactor) queryListed(name string) bool {
 	if strings.IndexByte(name, '%') >= 0 || strings.IndexByte(name, '+') >= 0 {
 		name = unescape(name)
 	}
@@ -699,7 +702,7 @@ func (r *Redactor) pairs(s string) string {
 			strings.HasPrefix(s[v:], r.cfg.Mask) || s[v] == '?' && (v+1 == len(s) || pairDelimiter(s[v+1])) {
 			continue
 		}
-		if !r.secretName(s[start:end]) && (c != '=' || start == 0 || s[start-1] != '?' && s[start-1] != '&' || !r.queryName(s[start:end])) {
+		if !r.secretName(s[start:end]) && (c != '=' || start == 0 || s[start-1] != '?' && s[start-1] != '&' || !r.queryListed(s[start:end])) {
 			continue
 		}
 		from, to := v, v
