@@ -206,7 +206,7 @@ func TestServeCheckConfigReadsFiles(t *testing.T) {
 			name:     "expired certificate",
 			args:     []string{"--vulns", osv},
 			config:   tlsConfig(expiredCert, expiredKey),
-			wantNote: "evident: note: serve.api.tls: " + expiredCert + " expired at " + expiredAt.Format(time.RFC3339) + "; serve starts with it, and every client that verifies it refuses the handshake\n",
+			wantNote: "evident: note: serve.api.tls: tls certificate has expired: every client that verifies it refuses the handshake (listener=api, cert_file=" + expiredCert + ", not_after=" + expiredAt.Format(time.RFC3339) + "); serve starts with it\n",
 		},
 		{
 			// A client's, as a listener's: sent, as a start has no other,
@@ -214,14 +214,14 @@ func TestServeCheckConfigReadsFiles(t *testing.T) {
 			name:     "expired client certificate of an alert sink",
 			args:     []string{"--vulns", osv},
 			config:   "serve:\n  alerts:\n    webhooks:\n      - name: soc\n        url: https://hooks.example.com\n        tls: {cert_file: " + expiredCert + ", key_file: " + expiredKey + "}\n",
-			wantNote: "evident: note: serve.alerts.webhooks[0].tls: " + expiredCert + " expired at " + expiredAt.Format(time.RFC3339) + "; serve starts with it, and every server that verifies it refuses the handshake\n",
+			wantNote: "evident: note: serve.alerts.webhooks[0].tls: tls client certificate has expired: every server that verifies it refuses the handshake (client=alert sink soc, cert_file=" + expiredCert + ", not_after=" + expiredAt.Format(time.RFC3339) + "); serve starts with it\n",
 		},
 		{
 			name:     "expired client certificate of a source",
 			args:     []string{"--vulns", osv},
 			config:   "serve:\n  sources:\n    pyroscope: https://127.0.0.1:1\n",
 			env:      map[string]string{"EVIDENT_PYROSCOPE_CERT_FILE": expiredCert, "EVIDENT_PYROSCOPE_KEY_FILE": expiredKey},
-			wantNote: "evident: note: serve.sources.pyroscope (EVIDENT_PYROSCOPE_CERT_FILE): " + expiredCert + " expired at " + expiredAt.Format(time.RFC3339) + "; serve starts with it, and every server that verifies it refuses the handshake\n",
+			wantNote: "evident: note: serve.sources: tls client certificate has expired: every server that verifies it refuses the handshake (client=pyroscope source, cert_file=" + expiredCert + ", not_after=" + expiredAt.Format(time.RFC3339) + "); serve starts with it\n",
 		},
 		{
 			name:    "missing findings",

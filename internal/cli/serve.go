@@ -540,7 +540,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		if red.Enabled() {
 			deps.Redact = red.Text
 		}
-		name := pollerName(src, os.Getenv)
+		name := pollerName(src, pull)
 		if pg != nil {
 			// Of the receivers that share a database and these sources,
 			// one polls; the others take over when it stops.
@@ -592,11 +592,11 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 
 // pollerName keys the watermark of the sources, the record of a window
 // left unfinished and the lock of the replicas that poll them: a change
-// of URL or of a source's tenant (its org id, from getenv) starts over
+// of URL or of a source's tenant (its org id, as pull reads it) starts over
 // from the lookback instead of resuming another server's or tenant's
 // watermark and window, and deployments that read other tenants of the
 // same servers into one store each poll.
-func pollerName(c sourcesConfig, getenv func(string) string) string {
+func pollerName(c sourcesConfig, pull source.Pull) string {
 	name := "tempo=" + c.Tempo + " pyroscope=" + c.Pyroscope
 	if len(c.Services) > 0 {
 		// Receivers that share the sources by service keep a watermark
@@ -611,10 +611,11 @@ func pollerName(c sourcesConfig, getenv func(string) string) string {
 	// Added only when set: the key of a deployment without org ids is
 	// the one recorded before they were part of it, and it reads
 	// nothing again.
-	for _, org := range []struct{ url, key, env string }{{c.Tempo, "tempo_org", "EVIDENT_TEMPO_ORG_ID"}, {c.Pyroscope, "pyroscope_org", "EVIDENT_PYROSCOPE_ORG_ID"}} {
-		if id := getenv(org.env); org.url != "" && id != "" {
-			name += " " + org.key + "=" + id
-		}
+	if pull.Tempo != nil && pull.Tempo.OrgID() != "" {
+		name += " tempo_org=" + pull.Tempo.OrgID()
+	}
+	if pull.Pyroscope != nil && pull.Pyroscope.OrgID() != "" {
+		name += " pyroscope_org=" + pull.Pyroscope.OrgID()
 	}
 	return name
 }

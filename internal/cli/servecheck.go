@@ -2,10 +2,10 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -124,29 +124,20 @@ func checkServe(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags) 
 		{"serve.otlp.tls", "otlp receiver", sc.OTLP.GRPCEndpoint != "" || sc.OTLP.HTTPEndpoint != "", sc.OTLP.TLS},
 		{"serve.pyroscope.tls", "pyroscope receiver", sc.Pyroscope.Endpoint != "", sc.Pyroscope.TLS},
 	}
+	// What the constructors warn of as serve starts (a certificate that
+	// has expired, a server not verified), printed as notes: serve
+	// starts with it.
+	notes := func(key string) *slog.Logger { return slog.New(noteHandler{w: g.stderr, key: key}) }
 	for _, l := range listeners {
 		if l.on && l.tls.Enabled() {
-			srv, err := tlsconfig.NewServer(l.tls, tlsconfig.ServerOptions{Name: l.name})
+			_, err := tlsconfig.NewServer(l.tls, tlsconfig.ServerOptions{Name: l.name, Logger: notes(l.key)})
 			problem(l.key, err)
-			// serve starts with it, as with no vulnerability database
-			// yet: cert-manager may renew it before.
-			if err == nil && tlsconfig.Expired(srv.Leaf(), time.Now()) {
-				fmt.Fprintf(g.stderr, "evident: note: %s: %s expired at %s; serve starts with it, and every client that verifies it refuses the handshake\n",
-					l.key, l.tls.CertFile, srv.Leaf().NotAfter.UTC().Format(time.RFC3339))
-			}
-		}
-	}
-	// A client sends its certificate as a listener serves its own: with
-	// a note when it has expired, once the files read.
-	clientTLS := func(key string, tc tlsconfig.ClientConfig, err error) {
-		problem(key, err)
-		if err == nil {
-			noteExpiredClient(g.stderr, key, tc, time.Now())
 		}
 	}
 	sinkTLS := func(kind string, i int, name string, tc tlsconfig.ClientConfig) {
-		_, err := sinkClient(name, tc, nil)
-		clientTLS(fmt.Sprintf("serve.alerts.%s[%d].tls", kind, i), tc, err)
+		key := fmt.Sprintf("serve.alerts.%s[%d].tls", kind, i)
+		_, err := sinkClient(name, tc, notes(key))
+		problem(key, err)
 	}
 	for i, w := range sc.Alerts.Webhooks {
 		sinkTLS("webhooks", i, w.Name, w.TLS)
@@ -161,44 +152,67 @@ func checkServe(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags) 
 		problem(fmt.Sprintf("serve.alerts.json_lines[%d].path %s", i, j.Path), checkOutputFile(j.Path))
 	}
 	if oidc := sc.Auth.OIDC; oidc.Issuer != "" {
-		_, err := tlsconfig.NewClient(oidc.TLS, "oidc issuer", nil)
-		clientTLS("serve.auth.oidc.tls", oidc.TLS, err)
+		_, err := tlsconfig.NewClient(oidc.TLS, "oidc issuer", notes("serve.auth.oidc.tls"))
+		problem("serve.auth.oidc.tls", err)
 	}
 	if k := cfg.Cluster.Kafka; k.TLS != nil && (role == roleReceiver || role == roleEngine) {
-		_, err := tlsconfig.NewClient(*k.TLS, "kafka", nil)
-		clientTLS("cluster.kafka.tls", *k.TLS, err)
+		_, err := tlsconfig.NewClient(*k.TLS, "kafka", notes("cluster.kafka.tls"))
+		problem("cluster.kafka.tls", err)
 	}
 	// validateRole refused sources for the roles that poll none.
 	if src := sc.Sources; src.Tempo != "" || src.Pyroscope != "" {
-		_, err := src.flags().newPull(os.Getenv, nil)
+		_, err := src.flags().newPull(os.Getenv, notes("serve.sources"))
 		problem("serve.sources", err)
-		for _, s := range []struct{ name, url, env string }{{"tempo", src.Tempo, "EVIDENT_TEMPO"}, {"pyroscope", src.Pyroscope, "EVIDENT_PYROSCOPE"}} {
-			if s.url != "" && err == nil {
-				noteExpiredClient(g.stderr, fmt.Sprintf("serve.sources.%s (%s_CERT_FILE)", s.name, s.env),
-					tlsconfig.ClientConfig{CertFile: os.Getenv(s.env + "_CERT_FILE"), KeyFile: os.Getenv(s.env + "_KEY_FILE")}, time.Now())
-			}
-		}
 	}
 	errs = append(errs, checkListenerAuth(ctx, g, sc, fl.insecure))
 	return errors.Join(errs...)
 }
 
-// noteExpiredClient says on stderr, under key, that the client certificate
-// of tc had expired at now. serve sends it, as it serves a listener's
-// (there is no other to send), and every server that verifies it
-// refuses the handshake. A tc whose files do not load was reported by the
-// client's constructor.
-func noteExpiredClient(stderr io.Writer, key string, tc tlsconfig.ClientConfig, now time.Time) {
-	if tc.CertFile == "" {
-		return
-	}
-	cert, err := tls.LoadX509KeyPair(tc.CertFile, tc.KeyFile)
-	if err != nil || !tlsconfig.Expired(cert.Leaf, now) {
-		return
-	}
-	fmt.Fprintf(stderr, "evident: note: %s: %s expired at %s; serve starts with it, and every server that verifies it refuses the handshake\n",
-		key, tc.CertFile, cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+// noteHandler is a slog.Handler that prints what is logged at warning
+// level or above as a note of --check-config, under the configuration
+// key of what logged it: "evident: note: KEY: message (attributes); serve
+// starts with it".
+type noteHandler struct {
+	w     io.Writer
+	key   string
+	attrs []slog.Attr
 }
+
+// Enabled reports whether l is worth a note: a warning or above.
+func (h noteHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+// Handle prints r as one line.
+func (h noteHandler) Handle(_ context.Context, r slog.Record) error {
+	var attrs []string
+	add := func(a slog.Attr) bool {
+		v := a.Value.Resolve()
+		if t, ok := v.Any().(time.Time); ok && v.Kind() == slog.KindTime {
+			attrs = append(attrs, a.Key+"="+t.UTC().Format(time.RFC3339))
+		} else {
+			attrs = append(attrs, a.Key+"="+v.String())
+		}
+		return true
+	}
+	for _, a := range h.attrs {
+		add(a)
+	}
+	r.Attrs(add)
+	line := "evident: note: " + h.key + ": " + r.Message
+	if len(attrs) > 0 {
+		line += " (" + strings.Join(attrs, ", ") + ")"
+	}
+	_, err := fmt.Fprintln(h.w, line+"; serve starts with it")
+	return err
+}
+
+// WithAttrs returns h with attrs added to every note.
+func (h noteHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	h.attrs = append(slices.Clone(h.attrs), attrs...)
+	return h
+}
+
+// WithGroup returns h: a note is one line, its attributes ungrouped.
+func (h noteHandler) WithGroup(string) slog.Handler { return h }
 
 // listenerModes decides the mode of each listener sc binds with a's
 // credentials (auth.Authenticator.Modes), and returns the listeners

@@ -366,7 +366,11 @@ func TestPollerName(t *testing.T) {
 		{"org of a source not polled", sourcesConfig{Tempo: tempo}, map[string]string{"EVIDENT_PYROSCOPE_ORG_ID": "acme"}, "tempo=" + tempo + " pyroscope="},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := pollerName(tc.src, func(k string) string { return tc.env[k] }); got != tc.want {
+			pull, err := tc.src.flags().newPull(func(k string) string { return tc.env[k] }, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := pollerName(tc.src, pull); got != tc.want {
 				t.Errorf("pollerName = %q, want %q", got, tc.want)
 			}
 		})

@@ -107,6 +107,10 @@ func (t *connectCheck) RoundTrip(r *http.Request) (*http.Response, error) {
 // Stats returns the requests made and bytes read so far.
 func (p *Pyroscope) Stats() Stats { return p.c.stats }
 
+// OrgID returns the tenant the source reads (Auth.OrgID, sent as
+// X-Scope-OrgID), "" for none.
+func (p *Pyroscope) OrgID() string { return p.cfg.Auth.OrgID }
+
 // Services returns the service_name label values of the window, sorted.
 func (p *Pyroscope) Services(ctx context.Context, w Window) ([]string, error) {
 	p.c.stats.Requests++

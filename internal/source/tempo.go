@@ -73,6 +73,10 @@ func NewTempo(cfg TempoConfig, logger *slog.Logger) (*Tempo, error) {
 // Stats returns the requests made and bytes read so far.
 func (t *Tempo) Stats() Stats { return t.c.stats }
 
+// OrgID returns the tenant the source reads (Auth.OrgID, sent as
+// X-Scope-OrgID), "" for none.
+func (t *Tempo) OrgID() string { return t.cfg.Auth.OrgID }
+
 // searchResponse is the part of Tempo's /api/search answer evident reads
 // (tempopb.SearchResponse as JSON).
 type searchResponse struct {
