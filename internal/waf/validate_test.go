@@ -258,3 +258,34 @@ func TestValidateWithoutExploitsIsUnproven(t *testing.T) {
 		})
 	}
 }
+
+// TestOversizedLimitsOfGETOnly: the limits an oversized_input patch learns
+// from an endpoint's traffic hold for the endpoint's method, and the traces
+// show GET /search alone, while the patch covers the route by any method:
+// a ReDoS input sent as POST, in the query or as a form body, passes them.
+// Validation replays it so (method POST), and the patch is said to be not
+// proven, its detections detection-only, rather than shipped as blocking.
+func TestOversizedLimitsOfGETOnly(t *testing.T) {
+	traffic := shopTraffic()
+	p := Patch{Service: "gateway", Vulnerability: "TEST-1", Classification: Classification{Class: ClassOversizedInput}}
+	p.Endpoints = mergeEndpoints(nil, []string{"GET /search"}, &p.Notes)
+	build(DefaultConfig(), &p, 4_900_100, traffic)
+	set := &PatchSet{IDRange: [2]int{4_900_000, 4_999_999}, Patches: []Patch{p}}
+	corpus, err := LoadCorpus(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(context.Background(), set, traffic, corpus); err != nil {
+		t.Fatal(err)
+	}
+	got := set.Patches[0]
+	v := got.Validation
+	if v.ExploitsBlocked != v.ExploitsTotal || !strings.Contains(v.Unproven, "method POST") {
+		t.Fatalf("%d of %d exploits blocked, unproven %q; want every GET exploit blocked and the POST one said to get through", v.ExploitsBlocked, v.ExploitsTotal, v.Unproven)
+	}
+	for _, r := range got.Rules {
+		if r.Kind != KindScope && r.Mode == ModeBlock {
+			t.Errorf("rule %d %q blocks, in a patch not proven", r.ID, r.Name)
+		}
+	}
+}
