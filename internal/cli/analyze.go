@@ -97,7 +97,9 @@ repeated, any one matching fails. A policy that could never match is refused
 is not given), executed or loaded without any profiles or traces.
 
 Exit status: 0 ok, 1 --fail-on matched, 2 usage or unreadable input, 3 the
-report is complete but some records or files were skipped (named on stderr).`,
+report is complete but some records or files were skipped (named on stderr:
+a trace or a service's profile a source failed to give while it gave the
+rest is such a skip).`,
 		Example: `  evident analyze --findings gateway=gateway.govulncheck.json \
       --profiles examples/shop/recorded/profiles --traces examples/shop/recorded/traces.jsonl
   evident analyze --findings reports/ --profiles gateway=cpu.pb.gz --traces traces.jsonl

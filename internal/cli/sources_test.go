@@ -423,3 +423,65 @@ func TestSourceTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestAnalyzeItemFailingAlone checks that a trace or a service's profile
+// whose request fails while its source answers the rest does not fail
+// analyze: the item is named on stderr as skipped, the report is made of
+// the rest, and the exit status is 3 (some inputs skipped), as for any
+// skipped input.
+func TestAnalyzeItemFailingAlone(t *testing.T) {
+	tempoURL, pyroscopeURL := shopSources(t)
+	for _, tc := range []struct {
+		name, which string
+		status      int
+		wantItem    string
+	}{
+		{"a trace answered 400", "/api/v2/traces/", http.StatusBadRequest, "tempo trace "},
+		{"a trace that times out", "/api/v2/traces/", http.StatusGatewayTimeout, "tempo trace "},
+		{"a profile's merge failing", "SelectMergeStacktraces", http.StatusServiceUnavailable, "pyroscope: service "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The first request of a path holding which fails, and
+			// every other request of that path and body.
+			var item atomic.Value
+			failing := func(target string) string {
+				u, err := url.Parse(target)
+				if err != nil {
+					t.Fatal(err)
+				}
+				proxy := httputil.NewSingleHostReverseProxy(u)
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if strings.Contains(r.URL.Path, tc.which) {
+						body, _ := io.ReadAll(r.Body)
+						r.Body = io.NopCloser(bytes.NewReader(body))
+						key := r.URL.Path + string(body)
+						item.CompareAndSwap(nil, key)
+						if item.Load() == key {
+							http.Error(w, "failing", tc.status)
+							return
+						}
+					}
+					proxy.ServeHTTP(w, r)
+				}))
+				t.Cleanup(srv.Close)
+				return srv.URL
+			}
+			code, stdout, stderr := run(t, "--data", t.TempDir(), "analyze", "--vulns", filepath.Join(shop, "recorded", "osv"),
+				"--findings", filepath.Join(shop, "recorded", "findings"), "--config", filepath.Join(shop, "evident.yaml"),
+				"--tempo", failing(tempoURL), "--pyroscope", failing(pyroscopeURL),
+				"--from", "2026-11-24T10:00:00Z", "--to", "2026-11-24T11:00:00Z", "--format", "json")
+			if code != ExitSkipped {
+				t.Errorf("exit %d, want %d (skipped)\nstderr:\n%s", code, ExitSkipped, stderr)
+			}
+			if !strings.Contains(stderr, "evident: skipped "+tc.wantItem) || !strings.Contains(stderr, "failing") {
+				t.Errorf("stderr does not name the item failed (%q) and its error:\n%s", tc.wantItem, stderr)
+			}
+			var report struct {
+				Findings []json.RawMessage `json:"findings"`
+			}
+			if err := json.Unmarshal([]byte(stdout), &report); err != nil || len(report.Findings) == 0 {
+				t.Errorf("no report of the rest (%v):\n%.300s", err, stdout)
+			}
+		})
+	}
+}

@@ -45,6 +45,10 @@ type windowProgress struct {
 	// restart tries each item itemAttempts times again.
 	attempts map[string]int
 	failures []error
+	// tries is how many pulls try an item that fails alone before it is
+	// given up: itemAttempts for a poller's, which reads the window
+	// again; 1 for a pull that reads it once (Run).
+	tries int
 	// checkpoint, when set, is called each time more was handed on
 	// (and recorded here); its error stops the pull.
 	checkpoint func() error
@@ -66,9 +70,10 @@ var ErrGaveUp = errors.New("given up")
 // item. When the source fails as a whole (it limits the queries, or
 // probe fails too: unreachable, busy), stop is err: the pull stops, to be
 // read again after a backoff. Otherwise the item alone fails: the pull
-// goes on with the rest of the window and fails at its end (pending), so
-// that the item is tried at the next poll; at the itemAttempts-th such
-// poll, gaveUp is the error saying it was given up.
+// goes on with the rest of the window and fails at its end (settle), so
+// that the item is tried at the next poll; at the tries-th such poll,
+// gaveUp is the error saying it was given up. A pull that reads the
+// window once (tries 1) leaves the item to settle.
 func (pr *windowProgress) failed(ctx context.Context, item string, err error, probe func(context.Context) error) (gaveUp, stop error) {
 	if _, limited := errors.AsType[rateLimitError](err); limited || ctx.Err() != nil || probe(ctx) != nil {
 		return nil, err
@@ -76,18 +81,36 @@ func (pr *windowProgress) failed(ctx context.Context, item string, err error, pr
 	if pr.attempts == nil {
 		pr.attempts = map[string]int{}
 	}
+	if pr.tries <= 1 {
+		// Given up or not at the end of the source's items (settle).
+		pr.failures = append(pr.failures, fmt.Errorf("%s: %w", item, err))
+		return nil, nil
+	}
 	pr.attempts[item]++
-	if n := pr.attempts[item]; n >= itemAttempts {
+	if n := pr.attempts[item]; n >= pr.tries {
 		delete(pr.attempts, item)
 		return fmt.Errorf("%s: %w after %d polls, while the source answered the rest of the window: %w", item, ErrGaveUp, n, err), nil
 	}
-	pr.failures = append(pr.failures, fmt.Errorf("%s (failed alone, read %d of %d before it is given up): %w", item, pr.attempts[item], itemAttempts, err))
+	pr.failures = append(pr.failures, fmt.Errorf("%s (failed alone, read %d of %d before it is given up): %w", item, pr.attempts[item], pr.tries, err))
 	return nil, nil
 }
 
-// pending returns the failures of items of this poll, which the next
-// poll tries again; nil when there are none.
-func (pr *windowProgress) pending() error { return errors.Join(pr.failures...) }
+// settle ends the items of one source in this pull: it returns the
+// failures of items, which the next poll tries again; nil when there are
+// none. A pull that reads the window once (tries 1) gives up the items
+// that failed instead, through skip, when the source answered another
+// item (answered): a report of the rest is worth more than none; when it
+// answered none, the source is failing and the pull fails.
+func (pr *windowProgress) settle(answered bool, skip func(error)) error {
+	if pr.tries > 1 || !answered {
+		return errors.Join(pr.failures...)
+	}
+	for _, err := range pr.failures {
+		skip(fmt.Errorf("%w (%w: it failed alone, while the source answered the rest of the window)", err, ErrGaveUp))
+	}
+	pr.failures = nil
+	return nil
+}
 
 // handed calls the checkpoint, if any: more was handed on.
 func (pr *windowProgress) handed() error {
@@ -107,9 +130,9 @@ type profilePart struct {
 }
 
 // newWindowProgress returns the progress of a window nothing of which has been
-// handed on.
+// handed on, read by polls (tries: itemAttempts).
 func newWindowProgress(w Window) *windowProgress {
-	return &windowProgress{w: w, traces: map[string]int{}, handedSpans: map[string]map[string]bool{}, profiles: map[profilePart]bool{}, spans: map[string]map[string][]string{}}
+	return &windowProgress{w: w, tries: itemAttempts, traces: map[string]int{}, handedSpans: map[string]map[string]bool{}, profiles: map[profilePart]bool{}, spans: map[string]map[string][]string{}}
 }
 
 // progressVersion is the version of windowProgress's encoding. Version

@@ -34,16 +34,15 @@ type Pull struct {
 // (ErrTooLarge), which would be as large at every retry.
 // An error of a source as a whole (unreachable, unauthorized, wrong URL)
 // or of h is returned. A trace or a service's profile whose request
-// fails while the source still answers is left for the next pull of the
-// same progress and the rest read; the failures are returned at the end
-// of the traces or of the profiles (a poller gives up on such an item
-// after itemAttempts pulls, ErrGaveUp, reported through skip). The
-// profiles wait for every trace of the window: their samples are linked
-// to the spans handed on (groups), and a profile read before a trace was
-// would link samples to spans not handed on. A window longer than a
-// source takes in one query is read from it in parts (windowParts).
+// fails while the source still answers is given up (ErrGaveUp, naming
+// it) and reported through skip, and the rest read: Run reads the window
+// once, and one item must not cost the report of the others. A window
+// longer than a source takes in one query is read from it in parts
+// (windowParts).
 func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(error)) error {
-	return p.resume(ctx, newWindowProgress(w), h, skip)
+	pr := newWindowProgress(w)
+	pr.tries = 1
+	return p.resume(ctx, pr, h, skip)
 }
 
 // resume pulls pr's window into h as Run does, skipping what pr says was
@@ -51,7 +50,14 @@ func (p Pull) Run(ctx context.Context, w Window, h telemetry.Handler, skip func(
 // resource at a time, as decoded. What h refuses for good
 // (pipeline.Permanent: larger than a tenant's burst) is reported through
 // skip and not tried again; any other error of h stops the pull, to be
-// resumed.
+// resumed. A trace or a service's profile whose request fails while the
+// source still answers is left for the next pull of the same progress
+// and the rest read, until pr.tries pulls failed on it (ErrGaveUp,
+// reported through skip); the failures are returned at the end of the
+// traces or of the profiles. The profiles wait for every trace of the
+// window: their samples are linked to the spans handed on (groups), and
+// a profile read before a trace was would link samples to spans not
+// handed on.
 func (p Pull) resume(ctx context.Context, pr *windowProgress, h telemetry.Handler, skip func(error)) error {
 	pr.failures = nil
 	if p.Tempo != nil {
@@ -81,6 +87,8 @@ func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handle
 		}
 		pr.sampled = true
 	}
+	// answered says Tempo answered a trace of this pull (settle).
+	answered := false
 	for _, id := range pr.ids {
 		done := pr.traces[id]
 		if done == traceDone {
@@ -95,6 +103,7 @@ func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handle
 			}
 			return nil
 		})
+		answered = answered || err == nil
 		switch {
 		case errors.Is(err, ErrNotFound):
 			skip(fmt.Errorf("tempo trace %s: gone since the search: %w", id, ErrNoData))
@@ -160,7 +169,7 @@ func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handle
 		delete(pr.handedSpans, id)
 		pr.traces[id] = traceDone
 	}
-	return pr.pending()
+	return pr.settle(answered, skip)
 }
 
 // profiles pulls one merged CPU profile per service of pr's window into
@@ -176,6 +185,8 @@ func (p Pull) profiles(ctx context.Context, pr *windowProgress, h telemetry.Hand
 	services := p.selected(union(have), "pyroscope", "no service has profiles (Pyroscope answers a window older than its max_query_lookback, 7 days by default, as empty)", skip)
 	noCPU := map[string]error{}
 	read := map[string]bool{}
+	// answered says Pyroscope answered a merge of this pull (settle).
+	answered := false
 	for i, part := range parts {
 		key := func(svc string) profilePart { return profilePart{svc, part.From.UnixNano(), part.To.UnixNano()} }
 		in := slices.DeleteFunc(slices.Clone(services), func(s string) bool {
@@ -200,6 +211,7 @@ func (p Pull) profiles(ctx context.Context, pr *windowProgress, h telemetry.Hand
 		}
 		for _, svc := range in {
 			b, err := p.Pyroscope.Profile(ctx, typ, svc, part, pr.groups(svc))
+			answered = answered || err == nil || errors.Is(err, ErrNoCPUSamples)
 			switch {
 			case errors.Is(err, ErrNoCPUSamples):
 				noCPU[svc] = err
@@ -235,7 +247,7 @@ func (p Pull) profiles(ctx context.Context, pr *windowProgress, h telemetry.Hand
 			read[svc] = true
 		}
 	}
-	if err := pr.pending(); err != nil {
+	if err := pr.settle(answered, skip); err != nil {
 		return err
 	}
 	for _, svc := range slices.Sorted(maps.Keys(noCPU)) {
