@@ -949,8 +949,9 @@ func TestPollerClockSkew(t *testing.T) {
 // TestPollerGivesUpFailingItem checks that a trace or a service's profile
 // whose request fails at every poll, while the source answers the rest,
 // is given up after a few polls, logged as an error naming it and
-// counted, and that the rest of the window reaches the engine once; and
-// that a source failing as a whole is never given up on.
+// counted, and that the rest of the window reaches the engine once, the
+// polls counted across restarts of serve; and that a source failing as a
+// whole is never given up on.
 func TestPollerGivesUpFailingItem(t *testing.T) {
 	clean, want, cfg, start := servedRecording(t)
 	defer clean.Close()
@@ -967,13 +968,18 @@ func TestPollerGivesUpFailingItem(t *testing.T) {
 		// polls is how many polls read the window; 0: none of 10, and
 		// nothing is given up.
 		polls int
+		// restart makes a new poller, as a restarted serve does, for
+		// every poll.
+		restart bool
 	}{
-		{"a trace that times out", "/api/v2/traces/", http.StatusGatewayTimeout, false, 0, 5},
-		{"a trace answered 400", "/api/v2/traces/", http.StatusBadRequest, false, 0, 5},
-		{"a trace answered 400, the window searched in parts", "/api/v2/traces/", http.StatusBadRequest, false, time.Hour, 5},
-		{"a profile's merge failing", "SelectMerge", http.StatusServiceUnavailable, false, 0, 5},
-		{"a trace rate-limited", "/api/v2/traces/", http.StatusTooManyRequests, false, 0, 0},
-		{"tempo down", "/api/", http.StatusServiceUnavailable, true, 0, 0},
+		{"a trace that times out", "/api/v2/traces/", http.StatusGatewayTimeout, false, 0, 5, false},
+		{"a trace answered 400", "/api/v2/traces/", http.StatusBadRequest, false, 0, 5, false},
+		{"a trace answered 400, the window searched in parts", "/api/v2/traces/", http.StatusBadRequest, false, time.Hour, 5, false},
+		{"a profile's merge failing", "SelectMerge", http.StatusServiceUnavailable, false, 0, 5, false},
+		{"a trace rate-limited", "/api/v2/traces/", http.StatusTooManyRequests, false, 0, 0, false},
+		{"tempo down", "/api/", http.StatusServiceUnavailable, true, 0, 0, false},
+		{"a trace answered 400, serve restarted at every poll", "/api/v2/traces/", http.StatusBadRequest, false, 0, 5, true},
+		{"a profile's merge failing, serve restarted at every poll", "SelectMerge", http.StatusServiceUnavailable, false, 0, 5, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := loadServers(t)
@@ -1003,18 +1009,29 @@ func TestPollerGivesUpFailingItem(t *testing.T) {
 			defer st.Close()
 			now := start
 			var logs bytes.Buffer
-			reg := prometheus.NewRegistry()
-			p, err := source.NewPoller("tempo+pyroscope", cfg, source.PollerDeps{
-				Pull: newPull(t, srv.URL, source.Auth{}, nil), Watermarks: st,
-				Now:    func() time.Time { return now },
-				Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Registerer: reg,
-				Traces: traces, Profiles: profiles,
-			})
-			if err != nil {
-				t.Fatal(err)
+			var reg *prometheus.Registry
+			newPoller := func() *source.Poller {
+				reg = prometheus.NewRegistry()
+				p, err := source.NewPoller("tempo+pyroscope", cfg, source.PollerDeps{
+					Pull: newPull(t, srv.URL, source.Auth{}, nil), Watermarks: st,
+					Now:    func() time.Time { return now },
+					Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Registerer: reg,
+					Traces: traces, Profiles: profiles,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return p
 			}
+			p := newPoller()
 			polls := 0
 			for poll := 1; poll <= 10 && polls == 0; poll++ {
+				if tc.restart && poll > 1 {
+					if err := p.Shutdown(t.Context()); err != nil {
+						t.Fatal(err)
+					}
+					p = newPoller()
+				}
 				if _, err := p.Poll(t.Context()); err == nil {
 					polls = poll
 				}

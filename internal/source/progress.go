@@ -39,11 +39,11 @@ type windowProgress struct {
 	profiles    map[profilePart]bool
 	// spans are the endpoints' span ids by service and span name.
 	spans map[string]map[string][]string
-	// attempts counts, by item (a trace, a service's profile of a
-	// part), the polls at which it failed while its source answered;
-	// failures are those of the current poll. Neither is recorded: a
-	// restart tries each item itemAttempts times again.
-	attempts map[string]int
+	// attempts counts, by item, the polls at which it failed while its
+	// source answered, recorded with the rest so that a restarted serve
+	// gives the item up when it would have; failures are those of the
+	// current poll.
+	attempts map[itemKey]int
 	failures []error
 	// tries is how many pulls try an item that fails alone before it is
 	// given up: itemAttempts for a poller's, which reads the window
@@ -66,20 +66,32 @@ const itemAttempts = 5
 // was given up: what it holds is not read.
 var ErrGaveUp = errors.New("given up")
 
-// failed takes err, the failure of one item of the window, named by
-// item. When the source fails as a whole (it limits the queries, or
-// probe fails too: unreachable, busy), stop is err: the pull stops, to be
+// itemKey names an item of a window that may fail alone: a trace (its
+// id), or a service's profile of a part.
+type itemKey struct {
+	trace   string
+	profile profilePart
+}
+
+// String names the item in errors and logs.
+func (k itemKey) String() string {
+	if k.trace != "" {
+		return "tempo trace " + k.trace
+	}
+	p := k.profile
+	return fmt.Sprintf("pyroscope: service %s, %s to %s", p.service, time.Unix(0, p.from).UTC().Format(time.RFC3339), time.Unix(0, p.to).UTC().Format(time.RFC3339))
+}
+
+// failed takes err, the failure of one item of the window. When the
+// source fails as a whole (it limits the queries, or probe fails too: unreachable, busy), stop is err: the pull stops, to be
 // read again after a backoff. Otherwise the item alone fails: the pull
 // goes on with the rest of the window and fails at its end (settle), so
 // that the item is tried at the next poll; at the tries-th such poll,
 // gaveUp is the error saying it was given up. A pull that reads the
 // window once (tries 1) leaves the item to settle.
-func (pr *windowProgress) failed(ctx context.Context, item string, err error, probe func(context.Context) error) (gaveUp, stop error) {
+func (pr *windowProgress) failed(ctx context.Context, item itemKey, err error, probe func(context.Context) error) (gaveUp, stop error) {
 	if _, limited := errors.AsType[rateLimitError](err); limited || ctx.Err() != nil || probe(ctx) != nil {
 		return nil, err
-	}
-	if pr.attempts == nil {
-		pr.attempts = map[string]int{}
 	}
 	if pr.tries <= 1 {
 		// Given up or not at the end of the source's items (settle).
@@ -132,14 +144,16 @@ type profilePart struct {
 // newWindowProgress returns the progress of a window nothing of which has been
 // handed on, read by polls (tries: itemAttempts).
 func newWindowProgress(w Window) *windowProgress {
-	return &windowProgress{w: w, tries: itemAttempts, traces: map[string]int{}, handedSpans: map[string]map[string]bool{}, profiles: map[profilePart]bool{}, spans: map[string]map[string][]string{}}
+	return &windowProgress{w: w, tries: itemAttempts, attempts: map[itemKey]int{}, traces: map[string]int{}, handedSpans: map[string]map[string]bool{}, profiles: map[profilePart]bool{}, spans: map[string]map[string][]string{}}
 }
 
 // progressVersion is the version of windowProgress's encoding. Version
 // 1 counted a trace's resources handed on, which a resume matched by
-// position; version 2 names the spans (Handed). A version 1 record is
-// still resumed.
-const progressVersion = 2
+// position; version 2 names the spans (Handed); version 3 adds the polls
+// at which each item failed alone (Attempts), which a restart counted
+// from 0 again, so that a restarted serve never gave an item up. Records
+// of versions 1 and 2 are still resumed, their items counted from 0.
+const progressVersion = 3
 
 // progressJSON is windowProgress as marshal writes it.
 type progressJSON struct {
@@ -152,6 +166,17 @@ type progressJSON struct {
 	Handed   map[string][]string            `json:"handed,omitempty"`
 	Profiles []profilePartJSON              `json:"profiles,omitempty"`
 	Spans    map[string]map[string][]string `json:"spans,omitempty"`
+	Attempts []attemptJSON                  `json:"attempts,omitempty"`
+}
+
+// attemptJSON is an item that failed alone (itemKey: a trace, or a
+// service's profile of a part) and the polls at which it did.
+type attemptJSON struct {
+	Trace   string `json:"trace,omitempty"`
+	Service string `json:"service,omitempty"`
+	From    int64  `json:"from,omitempty"`
+	To      int64  `json:"to,omitempty"`
+	Polls   int    `json:"polls"`
 }
 
 type profilePartJSON struct {
@@ -160,9 +185,10 @@ type profilePartJSON struct {
 	To      int64  `json:"to"`
 }
 
-// empty reports whether nothing of the window was handed on.
+// empty reports whether nothing of the window was handed on and no item
+// of it failed.
 func (pr *windowProgress) empty() bool {
-	return len(pr.traces) == 0 && len(pr.handedSpans) == 0 && len(pr.profiles) == 0
+	return len(pr.traces) == 0 && len(pr.handedSpans) == 0 && len(pr.profiles) == 0 && len(pr.attempts) == 0
 }
 
 // marshal encodes pr (JSON), for a store to keep while its window
@@ -188,6 +214,15 @@ func (pr *windowProgress) marshal(keep func(string) bool) ([]byte, error) {
 			j.Profiles = append(j.Profiles, profilePartJSON{k.service, k.from, k.to})
 		}
 	}
+	// A profile's failures left out are counted from 0 after a resume.
+	for k, n := range pr.attempts {
+		if k.trace != "" || keep(k.profile.service) {
+			j.Attempts = append(j.Attempts, attemptJSON{k.trace, k.profile.service, k.profile.from, k.profile.to, n})
+		}
+	}
+	slices.SortFunc(j.Attempts, func(a, b attemptJSON) int {
+		return cmp.Or(strings.Compare(a.Trace, b.Trace), strings.Compare(a.Service, b.Service), cmp.Compare(a.From, b.From), cmp.Compare(a.To, b.To))
+	})
 	for svc, byName := range pr.spans {
 		if !keep(svc) {
 			continue
@@ -216,8 +251,10 @@ func unmarshalProgress(data []byte) (*windowProgress, error) {
 		return fmt.Errorf("source progress: %w: %s", telemetry.ErrMalformed, fmt.Sprintf(format, a...))
 	}
 	switch {
-	case j.Version != progressVersion && j.Version != 1:
-		return nil, bad("version %d, want 1 or %d", j.Version, progressVersion)
+	case j.Version < 1 || j.Version > progressVersion:
+		return nil, bad("version %d, want 1 to %d", j.Version, progressVersion)
+	case j.Version < 3 && len(j.Attempts) > 0:
+		return nil, bad("version %d with items' failures", j.Version)
 	case j.Version == 1 && len(j.Handed) > 0:
 		return nil, bad("version 1 with spans handed on by id")
 	case !j.From.Before(j.To):
@@ -245,6 +282,19 @@ func unmarshalProgress(data []byte) (*windowProgress, error) {
 		pr.profiles[profilePart{p.Service, p.From, p.To}] = true
 	}
 	maps.Copy(pr.spans, j.Spans)
+	for _, a := range j.Attempts {
+		k := itemKey{trace: a.Trace}
+		if a.Trace == "" {
+			k.profile = profilePart{a.Service, a.From, a.To}
+		}
+		switch {
+		case (a.Trace == "") == (a.Service == ""):
+			return nil, bad("an item's failures name %q and %q: want a trace or a service", a.Trace, a.Service)
+		case a.Polls < 1:
+			return nil, bad("%s: failed at %d polls", k, a.Polls)
+		}
+		pr.attempts[k] = a.Polls
+	}
 	return pr, nil
 }
 

@@ -2,6 +2,7 @@ package source
 
 import (
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,8 @@ func progressOf() *windowProgress {
 	pr.profiles[profilePart{"gateway", t0.UnixNano(), t0.Add(30 * time.Minute).UnixNano()}] = true
 	pr.profiles[profilePart{"catalog", t0.UnixNano(), t0.Add(30 * time.Minute).UnixNano()}] = true
 	pr.spans["gateway"] = map[string][]string{"GET /search": {"00f067aa0ba902b7", "53995c3f42cd8ad8"}}
+	pr.attempts[itemKey{trace: "d4"}] = 2
+	pr.attempts[itemKey{profile: profilePart{"catalog", t0.Add(30 * time.Minute).UnixNano(), t0.Add(time.Hour).UnixNano()}}] = 1
 	return pr
 }
 
@@ -45,6 +48,9 @@ func TestProgressEncoding(t *testing.T) {
 	if g := pr.groups("gateway"); len(g) != 1 || len(g[0].IDs) != 2 {
 		t.Errorf("span groups after decoding: %v", g)
 	}
+	if want := progressOf().attempts; !maps.Equal(pr.attempts, want) {
+		t.Errorf("items' failures after decoding: %v, want %v", pr.attempts, want)
+	}
 	// What redaction would change is left out of the record.
 	masked, err := progressOf().marshal(func(s string) bool { return s != "GET /search" && s != "catalog" })
 	if err != nil {
@@ -53,12 +59,16 @@ func TestProgressEncoding(t *testing.T) {
 	if strings.Contains(string(masked), "GET /search") || strings.Contains(string(masked), "catalog") {
 		t.Errorf("the record holds what redaction masks: %s", masked)
 	}
-	if !strings.Contains(string(masked), `"service":"gateway"`) {
+	if !strings.Contains(string(masked), `"service":"gateway"`) || !strings.Contains(string(masked), `"trace":"d4","polls":2`) {
 		t.Errorf("the record lost what redaction keeps: %s", masked)
 	}
 	for _, tc := range []struct{ name, data, want string }{
 		{"not JSON", `{"version":1,`, "unexpected end of JSON input"},
-		{"another version", `{"version":3,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z"}`, "version 3, want 1 or 2"},
+		{"another version", `{"version":4,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z"}`, "version 4, want 1 to 3"},
+		{"failures in version 2", `{"version":2,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","attempts":[{"trace":"a1","polls":1}]}`, "version 2 with items' failures"},
+		{"failure of a trace and a service", `{"version":3,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","attempts":[{"trace":"a1","service":"gateway","polls":1}]}`, "want a trace or a service"},
+		{"failure of nothing", `{"version":3,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","attempts":[{"polls":1}]}`, "want a trace or a service"},
+		{"failed at no poll", `{"version":3,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","attempts":[{"trace":"a1","polls":0}]}`, "tempo trace a1: failed at 0 polls"},
 		{"spans by id in version 1", `{"version":1,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","sampled":true,"handed":{"a1":["00f067aa0ba902b7/2"]}}`, "version 1 with spans handed on by id"},
 		{"spans before the sample", `{"version":2,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","handed":{"a1":["00f067aa0ba902b7/2"]}}`, "before any was sampled"},
 		{"empty window", `{"version":1,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T10:00:00Z"}`, "ends before it starts"},
@@ -84,6 +94,19 @@ func TestProgressVersion1(t *testing.T) {
 	}
 	if pr.traces["a1"] != traceDone || pr.traces["b2"] != 2 || len(pr.handedSpans) != 0 {
 		t.Errorf("traces %v, spans handed %v: want a1 done, 2 resources of b2 handed on", pr.traces, pr.handedSpans)
+	}
+}
+
+// TestProgressVersion2 checks that a record written before the items'
+// failures were (version 2) is still resumed, its items' failures
+// counted from 0.
+func TestProgressVersion2(t *testing.T) {
+	pr, err := unmarshalProgress([]byte(`{"version":2,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","sampled":true,"ids":["a1","b2"],"traces":{"a1":-1},"handed":{"b2":["00f067aa0ba902b7/2"]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.traces["a1"] != traceDone || !pr.handedSpans["b2"]["00f067aa0ba902b7/2"] || len(pr.attempts) != 0 || pr.tries != itemAttempts {
+		t.Errorf("traces %v, spans handed %v, failures %v, tries %d: want a1 done, a span of b2 handed on, no failures, %d tries", pr.traces, pr.handedSpans, pr.attempts, pr.tries, itemAttempts)
 	}
 }
 

@@ -122,7 +122,7 @@ func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handle
 				_, err := p.Tempo.Services(ctx, last)
 				return err
 			}
-			gaveUp, err := pr.failed(ctx, "tempo trace "+id, err, probe)
+			gaveUp, err := pr.failed(ctx, itemKey{trace: id}, err, probe)
 			if gaveUp == nil {
 				if err != nil {
 					return err
@@ -223,7 +223,7 @@ func (p Pull) profiles(ctx context.Context, pr *windowProgress, h telemetry.Hand
 				continue
 			case err != nil:
 				probe := func(ctx context.Context) error { _, err := p.Pyroscope.Services(ctx, part); return err }
-				gaveUp, err := pr.failed(ctx, fmt.Sprintf("pyroscope: service %s, %s to %s", svc, part.From.Format(time.RFC3339), part.To.Format(time.RFC3339)), err, probe)
+				gaveUp, err := pr.failed(ctx, itemKey{profile: key(svc)}, err, probe)
 				if gaveUp == nil {
 					if err != nil {
 						return err
