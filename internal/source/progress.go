@@ -32,10 +32,10 @@ type windowProgress struct {
 	// above it is how many resources of the trace a version 1 record
 	// says were handed on, by position in Tempo's answer.
 	traces map[string]int
-	// handedSpans are the spans handed on of each trace not yet done
-	// (spanKey): a trace read again hands on the spans it does not hold,
+	// handedSpans are the spans handed on of each trace not yet done: a
+	// trace read again hands on the spans it does not hold,
 	// whatever the order of Tempo's answer or what it holds since.
-	handedSpans map[string]map[string]bool
+	handedSpans map[string]map[spanRef]bool
 	profiles    map[profilePart]bool
 	// spans are the endpoints' span ids by service and span name.
 	spans map[string]map[string][]string
@@ -144,7 +144,7 @@ type profilePart struct {
 // newWindowProgress returns the progress of a window nothing of which has been
 // handed on, read by polls (tries: itemAttempts).
 func newWindowProgress(w Window) *windowProgress {
-	return &windowProgress{w: w, tries: itemAttempts, attempts: map[itemKey]int{}, traces: map[string]int{}, handedSpans: map[string]map[string]bool{}, profiles: map[profilePart]bool{}, spans: map[string]map[string][]string{}}
+	return &windowProgress{w: w, tries: itemAttempts, attempts: map[itemKey]int{}, traces: map[string]int{}, handedSpans: map[string]map[spanRef]bool{}, profiles: map[profilePart]bool{}, spans: map[string]map[string][]string{}}
 }
 
 // progressVersion is the version of windowProgress's encoding. Version
@@ -206,7 +206,12 @@ func (pr *windowProgress) marshal(keep func(string) bool) ([]byte, error) {
 	if len(pr.handedSpans) > 0 {
 		j.Handed = map[string][]string{}
 		for id, spans := range pr.handedSpans {
-			j.Handed[id] = slices.Sorted(maps.Keys(spans))
+			refs := make([]string, 0, len(spans))
+			for r := range spans {
+				refs = append(refs, r.String())
+			}
+			slices.Sort(refs)
+			j.Handed[id] = refs
 		}
 	}
 	for k := range pr.profiles {
@@ -272,9 +277,13 @@ func unmarshalProgress(data []byte) (*windowProgress, error) {
 	}
 	for id, spans := range j.Handed {
 		if len(spans) > 0 && pr.traces[id] != traceDone {
-			pr.handedSpans[id] = map[string]bool{}
+			pr.handedSpans[id] = map[spanRef]bool{}
 			for _, sp := range spans {
-				pr.handedSpans[id][sp] = true
+				r, err := parseSpanRef(sp)
+				if err != nil {
+					return nil, bad("trace %s: span %q handed on: %v", id, sp, err)
+				}
+				pr.handedSpans[id][r] = true
 			}
 		}
 	}
@@ -298,10 +307,39 @@ func unmarshalProgress(data []byte) (*windowProgress, error) {
 	return pr, nil
 }
 
-// spanKey names a span within its trace: its id and its kind, as Zipkin's
-// client and server of a call share one span id.
-func spanKey(sp *telemetry.Span) string {
-	return hex.EncodeToString(sp.SpanID[:]) + "/" + strconv.Itoa(int(sp.Kind))
+// spanRef names a span within its trace: its id and its kind, as
+// Zipkin's client and server of a call share one span id. It is a
+// struct, not its string, so that naming every span a pull hands on
+// allocates nothing.
+type spanRef struct {
+	id   [8]byte
+	kind telemetry.SpanKind
+}
+
+func refOf(sp *telemetry.Span) spanRef { return spanRef{sp.SpanID, sp.Kind} }
+
+// String is r as the record writes it: the id in hex, "/", the kind's
+// OTLP number ("00f067aa0ba902b7/2").
+func (r spanRef) String() string {
+	return hex.EncodeToString(r.id[:]) + "/" + strconv.Itoa(int(r.kind))
+}
+
+// parseSpanRef reads what String wrote.
+func parseSpanRef(s string) (spanRef, error) {
+	var r spanRef
+	id, kind, ok := strings.Cut(s, "/")
+	if !ok || hex.DecodedLen(len(id)) != len(r.id) {
+		return r, errors.New("want a span id of 16 hex digits, /, and a kind")
+	}
+	if _, err := hex.Decode(r.id[:], []byte(id)); err != nil {
+		return r, err
+	}
+	k, err := strconv.ParseUint(kind, 10, 8)
+	if err != nil || strconv.FormatUint(k, 10) != kind {
+		return r, fmt.Errorf("kind %q: want a number of 0 to 255", kind)
+	}
+	r.kind = telemetry.SpanKind(k)
+	return r, nil
 }
 
 // handSpans hands a trace's spans to h and, once h accepted them,

@@ -17,7 +17,10 @@ func progressOf() *windowProgress {
 	pr := newWindowProgress(Window{From: t0, To: t0.Add(time.Hour)})
 	pr.sampled, pr.ids = true, []string{"a1", "b2", "c3"}
 	pr.traces["a1"], pr.traces["b2"] = traceDone, 2
-	pr.handedSpans["c3"] = map[string]bool{"00f067aa0ba902b7/2": true, "53995c3f42cd8ad8/3": true}
+	pr.handedSpans["c3"] = map[spanRef]bool{
+		{[8]byte{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7}, telemetry.SpanKindServer}: true,
+		{[8]byte{0x53, 0x99, 0x5c, 0x3f, 0x42, 0xcd, 0x8a, 0xd8}, telemetry.SpanKindClient}: true,
+	}
 	pr.profiles[profilePart{"gateway", t0.UnixNano(), t0.Add(30 * time.Minute).UnixNano()}] = true
 	pr.profiles[profilePart{"catalog", t0.UnixNano(), t0.Add(30 * time.Minute).UnixNano()}] = true
 	pr.spans["gateway"] = map[string][]string{"GET /search": {"00f067aa0ba902b7", "53995c3f42cd8ad8"}}
@@ -68,6 +71,8 @@ func TestProgressEncoding(t *testing.T) {
 		{"failures in version 2", `{"version":2,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","attempts":[{"trace":"a1","polls":1}]}`, "version 2 with items' failures"},
 		{"failure of a trace and a service", `{"version":3,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","attempts":[{"trace":"a1","service":"gateway","polls":1}]}`, "want a trace or a service"},
 		{"failure of nothing", `{"version":3,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","attempts":[{"polls":1}]}`, "want a trace or a service"},
+		{"span not named by id and kind", `{"version":2,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","sampled":true,"handed":{"a1":["00f067aa0ba902b7"]}}`, `trace a1: span "00f067aa0ba902b7" handed on`},
+		{"span kind not a number", `{"version":2,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","sampled":true,"handed":{"a1":["00f067aa0ba902b7/+2"]}}`, `kind "+2"`},
 		{"failed at no poll", `{"version":3,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","attempts":[{"trace":"a1","polls":0}]}`, "tempo trace a1: failed at 0 polls"},
 		{"spans by id in version 1", `{"version":1,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","sampled":true,"handed":{"a1":["00f067aa0ba902b7/2"]}}`, "version 1 with spans handed on by id"},
 		{"spans before the sample", `{"version":2,"from":"2026-12-05T10:00:00Z","to":"2026-12-05T11:00:00Z","handed":{"a1":["00f067aa0ba902b7/2"]}}`, "before any was sampled"},
@@ -105,7 +110,7 @@ func TestProgressVersion2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pr.traces["a1"] != traceDone || !pr.handedSpans["b2"]["00f067aa0ba902b7/2"] || len(pr.attempts) != 0 || pr.tries != itemAttempts {
+	if pr.traces["a1"] != traceDone || !pr.handedSpans["b2"][spanRef{[8]byte{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7}, telemetry.SpanKindServer}] || len(pr.attempts) != 0 || pr.tries != itemAttempts {
 		t.Errorf("traces %v, spans handed %v, failures %v, tries %d: want a1 done, a span of b2 handed on, no failures, %d tries", pr.traces, pr.handedSpans, pr.attempts, pr.tries, itemAttempts)
 	}
 }

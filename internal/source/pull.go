@@ -141,13 +141,13 @@ func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handle
 				continue
 			}
 			if handed != nil {
-				if res = slices.DeleteFunc(res, func(sp telemetry.Span) bool { return handed[spanKey(&sp)] }); len(res) == 0 {
+				if res = slices.DeleteFunc(res, func(sp telemetry.Span) bool { return handed[refOf(&sp)] }); len(res) == 0 {
 					continue
 				}
 			}
-			keys := make([]string, len(res))
+			keys := make([]spanRef, len(res))
 			for j := range res {
-				keys[j] = spanKey(&res[j])
+				keys[j] = refOf(&res[j])
 			}
 			if err := pr.handSpans(h, res); err != nil {
 				if !pipeline.IsPermanent(err) {
@@ -156,7 +156,7 @@ func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handle
 				skip(fmt.Errorf("tempo trace %s: refused: %w", id, err))
 			}
 			if handed == nil {
-				handed = map[string]bool{}
+				handed = map[spanRef]bool{}
 				pr.handedSpans[id] = handed
 			}
 			for _, k := range keys {

@@ -256,23 +256,27 @@ func (t *Tempo) Sample(ctx context.Context, services []string, parts []Window, h
 				}
 				// A full search may hold the traces of the busy spans
 				// alone: the others are searched for, by the names not
-				// yet seen, until a search is not full.
-				for n := 0; full && len(names) > 0 && n < maxNameSearches; n++ {
-					q := base
+				// yet seen, until a search is not full. The query grows
+				// by the names each search adds, not built again.
+				var q strings.Builder
+				q.WriteString("{ " + base)
+				exclude := func(names []string) {
 					for _, name := range names {
-						q += " && name != " + strconv.Quote(name)
+						q.WriteString(" && name != ")
+						q.WriteString(strconv.Quote(name))
 					}
-					if len(q) > maxNameQuery {
-						break
-					}
+				}
+				exclude(names)
+				for n := 0; full && len(names) > 0 && n < maxNameSearches && q.Len()-2 <= maxNameQuery; n++ {
 					var more []string
-					if _, more, full, err = t.search(ctx, "{ "+q+" } | select(name)", parts[i], t.cfg.PerGroup); err != nil {
+					if _, more, full, err = t.search(ctx, q.String()+" } | select(name)", parts[i], t.cfg.PerGroup); err != nil {
 						return nil, fmt.Errorf("service %s: %w", svc, err)
 					}
-					more = slices.DeleteFunc(more, func(name string) bool { return slices.Contains(names, name) })
+					more = slices.DeleteFunc(more, func(name string) bool { _, found := slices.BinarySearch(names, name); return found })
 					if len(more) == 0 {
 						break
 					}
+					exclude(more)
 					names = slices.Sorted(slices.Values(slices.Concat(names, more)))
 				}
 				if len(names) <= 1 {
