@@ -210,7 +210,16 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 	if err := loadTelemetry(ctx, "--traces", fl.traces, h.from("--traces"), warn); err != nil {
 		return withCode(ExitUsage, err)
 	}
-	if err := pullSources(ctx, fl.sources, fl.now(), h, g.stderr, warn); err != nil {
+	// The services of the --traces files: of the traces of the services
+	// --service selects, their spans that the files hold too are not
+	// handed on again (source.Pull.Elsewhere).
+	traced := map[string]bool{}
+	for _, svc := range m.Snapshot().Services {
+		if svc.Spans.All > 0 {
+			traced[svc.Name] = true
+		}
+	}
+	if err := pullSources(ctx, fl.sources, fl.now(), h, func(svc string) bool { return traced[svc] }, g.stderr, warn); err != nil {
 		return withCode(ExitUsage, err)
 	}
 	if err := loadTelemetry(ctx, "--profiles", fl.profiles, h.from("--profiles"), warn); err != nil {

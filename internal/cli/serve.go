@@ -504,8 +504,18 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		return nil, err
 	}
 	traces, profiles := tracesOf(s.tenants), profilesOf(s.tenants)
+	// The services the receivers bring to the sources' tenant: a poll of
+	// selected services hands on of those only the spans that join them
+	// to the selected ones (source.Pull.Elsewhere).
+	received := traces
+	var seen *source.Received
+	if src := sc.Sources; src.Tempo != "" && len(src.Services) > 0 {
+		tenant := cmp.Or(src.Tenant, store.DefaultTenant)
+		seen = source.NewReceived(func(ctx context.Context) bool { return auth.TenantFromContext(ctx) == tenant })
+		received = seen.Consumer(traces)
+	}
 	if sc.OTLP.GRPCEndpoint != "" || sc.OTLP.HTTPEndpoint != "" {
-		s.otlp, err = otlp.New(sc.OTLP, traces, profiles, log.With("component", "otlp"), reg, s.adm)
+		s.otlp, err = otlp.New(sc.OTLP, received, profiles, log.With("component", "otlp"), reg, s.adm)
 		if err != nil {
 			return nil, err
 		}
@@ -523,6 +533,9 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 		pull, err := src.flags().newPull(os.Getenv, log.With("component", "sources"))
 		if err != nil {
 			return nil, fmt.Errorf("serve sources: %w", err)
+		}
+		if seen != nil {
+			pull.Elsewhere = seen.Has
 		}
 		// What is polled goes to the tenant of the sources, as what a
 		// listener receives goes to the tenant its guard decides.

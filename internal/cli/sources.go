@@ -174,8 +174,9 @@ func (s *sourceFlags) newPull(getenv func(string) string, logger *slog.Logger) (
 }
 
 // pullSources reads the window of the sources the flags name into h and
-// says on stderr what was transferred.
-func pullSources(ctx context.Context, s sourceFlags, now time.Time, h telemetry.Handler, stderr io.Writer, warn func(error)) error {
+// says on stderr what was transferred. elsewhere says which services h
+// has the spans of already (source.Pull.Elsewhere).
+func pullSources(ctx context.Context, s sourceFlags, now time.Time, h telemetry.Handler, elsewhere func(string) bool, stderr io.Writer, warn func(error)) error {
 	if s.tempo == "" && s.pyroscope == "" {
 		// validate refused the flags that select from a source.
 		return nil
@@ -188,6 +189,7 @@ func pullSources(ctx context.Context, s sourceFlags, now time.Time, h telemetry.
 	if err != nil {
 		return err
 	}
+	p.Elsewhere = elsewhere
 	held := &heldHandler{next: h}
 	skip := func(err error) {
 		// Not a skip: the report has the service's findings as unknown,

@@ -20,8 +20,19 @@ type Pull struct {
 	// Tempo and Pyroscope are the sources; either may be nil.
 	Tempo     *Tempo
 	Pyroscope *Pyroscope
-	// Services, when set, restricts the pull to these services.
+	// Services, when set, restricts the pull to these services: their
+	// traces, and their profiles.
 	Services []string
+	// Elsewhere, when set with Services, says whether the spans of a
+	// service not selected reach the handler another way too (serve's
+	// receivers, analyze's --traces files). Of such a service, a trace
+	// pulled hands on only the spans that join it to a selected service
+	// (joinSpans), the others' last; its other spans (its calls further
+	// on, its stores, its own callers) would be counted twice. Nil: the
+	// traces of the selected services are handed on whole, and so are
+	// the spans of services Elsewhere does not claim, which nothing else
+	// gives.
+	Elsewhere func(service string) bool
 }
 
 // Run pulls w into h. A service that cannot be read (a selected service
@@ -96,13 +107,10 @@ func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handle
 		}
 		var resources [][]telemetry.Span
 		err := p.Tempo.Trace(ctx, id, w, func(s []telemetry.Span) error {
-			// A trace's spans in other windows are theirs (Tempo.search):
-			// each span is handed on by the window it ends in.
-			if s = slices.DeleteFunc(s, func(sp telemetry.Span) bool { return !w.holds(spanEnd(&sp)) }); len(s) > 0 {
-				resources = append(resources, s)
-			}
+			resources = append(resources, s)
 			return nil
 		})
+		resources = p.handedOf(resources, w)
 		answered = answered || err == nil
 		switch {
 		case errors.Is(err, ErrNotFound):
@@ -170,6 +178,96 @@ func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handle
 		pr.traces[id] = traceDone
 	}
 	return pr.settle(answered, skip)
+}
+
+// handedOf returns what a pull hands on of a trace's spans, resource by
+// resource: the spans that end in w, since a trace's spans in other
+// windows are theirs (Tempo.search) and each span is handed on by the
+// window it ends in; and of a service Elsewhere claims, only its spans
+// that join a selected service's (joinSpans), in resources after the
+// others. Those go last so that a selected service's CLIENT or PRODUCER
+// span joins the copy its callee's own telemetry brought, when that
+// copy still waits for it, before the copy handed on here waits too and
+// is joined as well (a call counted twice).
+func (p Pull) handedOf(resources [][]telemetry.Span, w Window) [][]telemetry.Span {
+	var join map[spanRef]bool
+	if p.Elsewhere != nil && len(p.Services) > 0 {
+		join = p.joinSpans(resources)
+	}
+	var own, joins [][]telemetry.Span
+	var last string
+	var claimed bool
+	for _, s := range resources {
+		kept, js := s[:0], []telemetry.Span(nil)
+		for i := range s {
+			sp := &s[i]
+			if !w.holds(spanEnd(sp)) {
+				continue
+			}
+			if join != nil && sp.Service != last {
+				// A resource's spans are of one service.
+				last = sp.Service
+				claimed = !slices.Contains(p.Services, last) && p.Elsewhere(last)
+			}
+			switch {
+			case join == nil || !claimed:
+				kept = append(kept, *sp)
+			case join[refOf(sp)]:
+				js = append(js, *sp)
+			}
+		}
+		if len(kept) > 0 {
+			own = append(own, kept)
+		}
+		if len(js) > 0 {
+			joins = append(joins, js)
+		}
+	}
+	return append(own, joins...)
+}
+
+// joinSpans returns the spans of a trace's services not selected that
+// join a selected service's span: the CLIENT or PRODUCER span that is
+// the parent of a selected service's SERVER or CONSUMER span (its
+// caller: without it the selected service seems called from outside the
+// traced system, as its own telemetry may arrive a poll's lag after the
+// caller's, beyond the model's join window), and the SERVER or CONSUMER
+// span a selected service's CLIENT or PRODUCER span is the parent of
+// (the edge, and through it the blast radius). The trace is taken whole,
+// whatever window its spans end in: a caller's span ends after its
+// callee's.
+func (p Pull) joinSpans(resources [][]telemetry.Span) map[spanRef]bool {
+	callers, calls := map[[8]byte]bool{}, map[[8]byte]bool{}
+	for _, s := range resources {
+		for i := range s {
+			if !slices.Contains(p.Services, s[i].Service) {
+				continue
+			}
+			switch s[i].Kind {
+			case telemetry.SpanKindServer, telemetry.SpanKindConsumer:
+				callers[s[i].ParentSpanID] = true
+			case telemetry.SpanKindClient, telemetry.SpanKindProducer:
+				calls[s[i].SpanID] = true
+			}
+		}
+	}
+	join := map[spanRef]bool{}
+	for _, s := range resources {
+		for i := range s {
+			sp := &s[i]
+			switch sp.Kind {
+			case telemetry.SpanKindClient, telemetry.SpanKindProducer:
+				if callers[sp.SpanID] {
+					join[refOf(sp)] = true
+				}
+			case telemetry.SpanKindServer, telemetry.SpanKindConsumer:
+				if calls[sp.ParentSpanID] {
+					join[refOf(sp)] = true
+				}
+			}
+		}
+	}
+	return join
 }
 
 // profiles pulls one merged CPU profile per service of pr's window into
