@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"runtime/pprof"
@@ -483,5 +484,78 @@ func TestAnalyzeItemFailingAlone(t *testing.T) {
 				t.Errorf("no report of the rest (%v):\n%.300s", err, stdout)
 			}
 		})
+	}
+}
+
+// TestAnalyzeServiceWithTracesFiles checks analyze --service with
+// --traces files that hold the other services' spans: the traces of the
+// selected service read from Tempo hold spans of those services too,
+// which are not counted again: their stores' calls are the files'.
+func TestAnalyzeServiceWithTracesFiles(t *testing.T) {
+	tempoURL, _ := shopSources(t)
+	recorded := filepath.Join(shop, "recorded", "traces.jsonl")
+	// The recording without gateway's spans, which Tempo gives.
+	data, err := os.ReadFile(recorded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var others bytes.Buffer
+	for line := range bytes.Lines(data) {
+		var doc struct {
+			ResourceSpans []json.RawMessage `json:"resourceSpans"`
+		}
+		if err := json.Unmarshal(line, &doc); err != nil {
+			t.Fatal(err)
+		}
+		doc.ResourceSpans = slices.DeleteFunc(doc.ResourceSpans, func(rs json.RawMessage) bool {
+			return bytes.Contains(rs, []byte(`{"key":"service.name","value":{"stringValue":"gateway"}}`))
+		})
+		if len(doc.ResourceSpans) > 0 {
+			out, err := json.Marshal(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			others.Write(append(out, '\n'))
+		}
+	}
+	othersFile := filepath.Join(t.TempDir(), "others.jsonl")
+	if err := os.WriteFile(othersFile, others.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	type report struct {
+		Services []struct {
+			Name   string `json:"name"`
+			Stores []struct {
+				Name  string `json:"name"`
+				Calls int64  `json:"calls"`
+			} `json:"stores"`
+		} `json:"services"`
+	}
+	stores := func(args ...string) map[string]int64 {
+		t.Helper()
+		code, stdout, stderr := run(t, append([]string{"--data", t.TempDir(), "analyze", "--vulns", filepath.Join(shop, "recorded", "osv"),
+			"--findings", filepath.Join(shop, "recorded", "findings"), "--format", "json"}, args...)...)
+		if code != ExitOK {
+			t.Fatalf("analyze %v: exit %d\n%s", args, code, stderr)
+		}
+		var r report
+		if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int64{}
+		for _, s := range r.Services {
+			for _, st := range s.Stores {
+				out[s.Name+" "+st.Name] = st.Calls
+			}
+		}
+		return out
+	}
+	want := stores("--traces", recorded)
+	got := stores("--traces", othersFile, "--tempo", tempoURL, "--service", "gateway", "--from", "2026-11-24T10:00:00Z", "--to", "2026-11-24T11:00:00Z")
+	if len(want) == 0 {
+		t.Fatal("the recording's services call no store")
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("stores' calls (-the files +the files without gateway's spans and Tempo's gateway):\n%s", diff)
 	}
 }
