@@ -111,15 +111,18 @@ func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handle
 			return nil
 		})
 		resources = p.handedOf(resources, w)
-		answered = answered || err == nil
 		switch {
+		case err == nil:
+			answered = true
 		case errors.Is(err, ErrNotFound):
+			answered = true
 			skip(fmt.Errorf("tempo trace %s: gone since the search: %w", id, ErrNoData))
 		case errors.Is(err, telemetry.ErrMalformed), errors.Is(err, ErrPartial), errors.Is(err, ErrTooLarge):
 			// A trace over MaxResponseBytes is as large at every
 			// poll: failing the window would never get past it.
+			answered = true
 			skip(err)
-		case err != nil:
+		default:
 			// The window's last minute: a window longer than Tempo
 			// searches at once (windowParts) would fail the probe.
 			probe := func(ctx context.Context) error {
@@ -245,7 +248,9 @@ func (p Pull) joinSpans(resources [][]telemetry.Span) map[spanRef]bool {
 			}
 			switch s[i].Kind {
 			case telemetry.SpanKindServer, telemetry.SpanKindConsumer:
-				callers[s[i].ParentSpanID] = true
+				if s[i].ParentSpanID != ([8]byte{}) {
+					callers[s[i].ParentSpanID] = true
+				}
 			case telemetry.SpanKindClient, telemetry.SpanKindProducer:
 				calls[s[i].SpanID] = true
 			}
@@ -309,17 +314,20 @@ func (p Pull) profiles(ctx context.Context, pr *windowProgress, h telemetry.Hand
 		}
 		for _, svc := range in {
 			b, err := p.Pyroscope.Profile(ctx, typ, svc, part, pr.groups(svc))
-			answered = answered || err == nil || errors.Is(err, ErrNoCPUSamples)
 			switch {
+			case err == nil:
+				answered = true
 			case errors.Is(err, ErrNoCPUSamples):
+				answered = true
 				noCPU[svc] = err
 				continue
 			case errors.Is(err, telemetry.ErrMalformed), errors.Is(err, ErrTooLarge):
 				// As a trace: a profile over MaxResponseBytes would
 				// fail the window at every poll.
+				answered = true
 				skip(err)
 				continue
-			case err != nil:
+			default:
 				probe := func(ctx context.Context) error { _, err := p.Pyroscope.Services(ctx, part); return err }
 				gaveUp, err := pr.failed(ctx, itemKey{profile: key(svc)}, err, probe)
 				if gaveUp == nil {
