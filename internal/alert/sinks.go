@@ -174,7 +174,8 @@ func (m *Alertmanager) Send(ctx context.Context, a Alert) error {
 }
 
 // Slack posts alerts to a Slack-compatible incoming webhook (Slack,
-// Mattermost, Rocket.Chat): a "text" fallback and Block Kit "blocks".
+// Mattermost, Rocket.Chat): a "text" fallback and Block Kit "blocks"
+// (Mattermost shows the fallback alone).
 type Slack struct {
 	name   string
 	url    string
@@ -205,8 +206,8 @@ type slackBlock struct {
 
 // Send posts a.
 func (s *Slack) Send(ctx context.Context, a Alert) error {
-	title := fmt.Sprintf("[%s] %s", strings.ToUpper(string(a.Severity)), clip(a.Summary, slackSummaryRunes))
-	text := "*" + slackEscape(title) + "*"
+	title := fmt.Sprintf("[%s] %s", strings.ToUpper(string(a.Severity)), slackEscape(clip(a.Summary, slackSummaryRunes)))
+	text := "*" + title + "*"
 	if a.Link != "" {
 		text += "\n<" + a.Link + "|alert " + a.ID + ">"
 	}
@@ -229,7 +230,7 @@ func (s *Slack) Send(ctx context.Context, a Alert) error {
 	body, err := json.Marshal(map[string]any{
 		// Slack reads the fallback as mrkdwn too, and it is what a
 		// notification and a client without blocks show.
-		"text": slackEscape(title),
+		"text": title,
 		"blocks": []slackBlock{
 			{Type: "section", Text: &slackText{Type: "mrkdwn", Text: text}},
 			{Type: "context", Elements: []slackText{{Type: "mrkdwn", Text: ctxLine}}},
@@ -269,13 +270,20 @@ func clip(s string, n int) string {
 	return s[:i] + "…"
 }
 
-// slackEscape escapes the three characters Slack's mrkdwn reserves, so
-// attacker-controlled evidence cannot forge links or mentions.
+// slackEscape escapes text an attacker may have chosen so that it
+// forges no link or mention in any product that takes the message:
+// Slack's mrkdwn reserves "&", "<" and ">" (<!channel>, <url|text>);
+// Mattermost and Rocket.Chat read the text as Markdown, in which @channel, @here, @all or @name notifies and
+// [text](url) or ![x](url) is a link or an image that hides where it
+// goes. Neither has an escape Slack shows as nothing (Slack prints a
+// backslash), so a zero-width space follows each "@", which then starts
+// no mention, and each "]", after which no "(" or ":" makes a link or a
+// link's definition; the text looks the same.
 func slackEscape(s string) string { return slackEscaper.Replace(s) }
 
 // slackEscaper is slackEscape's replacer, built once (a Replacer is safe
 // for concurrent use).
-var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "@", "@\u200b", "]", "]\u200b")
 
 // slackCode is s, cut to slackValueRunes, escaped as an inline code
 // span, in which Slack formats nothing. mrkdwn has no escape for a

@@ -3,6 +3,7 @@ package alert
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -15,6 +16,9 @@ import (
 // the summary unescaped, so a request to /<!channel> notified the
 // channel and <https://evil|click> was a link. A backtick closed the
 // code span a value is shown in, and what followed it was formatted.
+// Mattermost and Rocket.Chat, which take the same webhook, read the text
+// as Markdown: @channel, @here and @all notified everyone, and
+// [text](url) was a link that hid where it went.
 func TestSlackEscapesEvidence(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -28,6 +32,12 @@ func TestSlackEscapesEvidence(t *testing.T) {
 		{"match breaks the code span", func(a *Alert) { a.Evidence.Match = "`<!channel>`" }},
 		{"service", func(a *Alert) { a.Service = "shop`<!everyone>" }},
 		{"tenant", func(a *Alert) { a.Tenant = "team`b <!channel>" }},
+		// Mattermost and Rocket.Chat read the text as Markdown.
+		{"summary markdown mentions", func(a *Alert) { a.Summary = "exploit payload in GET /@channel/@here?to=@all of shop @alice" }},
+		{"summary markdown link", func(a *Alert) { a.Summary = "shop called [click here](https://evil.example/) for the first time" }},
+		{"summary markdown image", func(a *Alert) { a.Summary = "request rate of shop GET /![x](https://evil.example/p.png) is 9.0/s" }},
+		{"summary markdown link definition", func(a *Alert) { a.Summary = "shop called [x]\n[x]: https://evil.example/" }},
+		{"endpoint markdown", func(a *Alert) { a.Evidence.Endpoint = "GET /@channel/[x](https://evil.example/)" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -35,10 +45,13 @@ func TestSlackEscapesEvidence(t *testing.T) {
 			tt.mutate(&a)
 			fields := sendSlack(t, a)
 			for field, text := range fields {
-				for _, bad := range []string{"<!", "<@", "<http"} {
+				for _, bad := range []string{"<!", "<@", "<http", "](", "]:"} {
 					if strings.Contains(text, bad) {
 						t.Errorf("%s holds %q: %s", field, bad, text)
 					}
+				}
+				if m := markdownMention.FindString(text); m != "" {
+					t.Errorf("%s holds the mention %q: %s", field, m, text)
 				}
 			}
 			// The section's own links are the only ones.
@@ -64,6 +77,9 @@ func TestSlackEscapesEvidence(t *testing.T) {
 		})
 	}
 }
+
+// markdownMention is a mention as Mattermost and Rocket.Chat read one.
+var markdownMention = regexp.MustCompile(`@[\pL\pN_.-]`)
 
 // TestSlackWithinBlockLimits holds that a message stays within Block
 // Kit's 3000 characters per text object whatever a request chose: Slack
