@@ -11,7 +11,8 @@ import (
 
 // BenchmarkRoute routes exploit-payload alerts as a scanner's requests
 // raise them: one key again and again (all duplicates after the first),
-// and keys that take turns among eight.
+// and keys that take turns among eight; each observed, as a detection's
+// alerts are.
 func BenchmarkRoute(b *testing.B) {
 	for _, keys := range []int{1, 8} {
 		b.Run(strconv.Itoa(keys)+"-keys", func(b *testing.B) {
@@ -24,6 +25,7 @@ func BenchmarkRoute(b *testing.B) {
 				alerts[i] = firstExec()
 				alerts[i].Kind = detect.KindExploitPayload
 				alerts[i].DedupeKey = "exploit_payload|shop|GET /search|sqli-tautology|" + strconv.Itoa(i)
+				alerts[i].Observed = t0.Add(time.Duration(i) * time.Millisecond)
 				alerts[i].ReceivedAt = time.Now()
 			}
 			i := 0

@@ -166,20 +166,12 @@ type Router struct {
 	m      *metrics
 	sinks  []*sinkQueue
 
-	mu   sync.Mutex
-	seen *generations[time.Time] // dedupe key -> last fired
-	// lastKey and lastAt are the last key put in seen and its time: a
-	// run of hits of one key (a scanner's requests) is told a duplicate
-	// without a look-up. Rotation cannot have dropped it from seen
-	// before another put replaces it.
-	lastKey string
-	lastAt  time.Time
-	// observed holds, by dedupe key, when the telemetry of the alerts
-	// fired showed their condition (detect.Alert.Observed), in Unix
-	// nanoseconds, the newest last and 0 for none: an alert fired again
-	// for the same telemetry, however long after, is a duplicate.
-	observed *generations[observedTimes]
-	limits   *generations[*rate.Limiter] // kind|service -> bucket
+	mu sync.Mutex
+	// keys holds what deduplication knows of each dedupe key, in one
+	// entry so that an alert takes one look-up: each alert of a
+	// scanner's run of requests is one.
+	keys   *generations[keyState]
+	limits *generations[*rate.Limiter] // kind|service -> bucket
 	// seededAt is when the last Seed began, zero before the first.
 	seededAt time.Time
 
@@ -223,9 +215,8 @@ func NewRouter(cfg Config, sinks []Sink, deps Deps) (*Router, error) {
 	}
 	r := &Router{
 		cfg: cfg, tenant: deps.Tenant, log: deps.Logger, now: deps.Now,
-		seen:     newGenerations[time.Time](cfg.MaxKeys),
-		observed: newGenerations[observedTimes](cfg.MaxKeys),
-		limits:   newGenerations[*rate.Limiter](cfg.MaxKeys),
+		keys:   newGenerations[keyState](cfg.MaxKeys),
+		limits: newGenerations[*rate.Limiter](cfg.MaxKeys),
 	}
 	if r.log == nil {
 		r.log = slog.Default()
@@ -275,14 +266,20 @@ func (r *Router) route(k detect.Kind, service, key string, observed, receivedAt 
 	now := r.now()
 	kind := string(k)
 	r.mu.Lock()
+	var st keyState
+	if key != "" {
+		st, _ = r.keys.get(key)
+	}
 	// An occurrence that fired was timed then: raised again by the replay
 	// of the log after a crash, which keeps the receipt time, it would be
 	// timed again with the downtime, though nothing paged late.
-	again := key != "" && r.occurred(key, observed)
+	again := key != "" && r.occurred(st.observed, observed)
 	if !receivedAt.IsZero() && !again {
 		r.m.latencyOf.of(kind).Observe(now.Sub(receivedAt).Seconds())
 	}
-	if key != "" && (key == r.lastKey && now.Sub(r.lastAt) < r.cfg.DedupeWindow || r.duplicate(key, now)) {
+	// A key that never fired has a zero last, which now.Sub saturates
+	// far past the window.
+	if key != "" && now.Sub(st.last) < r.cfg.DedupeWindow {
 		r.mu.Unlock()
 		r.m.dedupedOf.of(kind).Inc()
 		return
@@ -303,9 +300,11 @@ func (r *Router) route(k detect.Kind, service, key string, observed, receivedAt 
 		r.dropped(kind, "", "rate_limited")
 		return
 	}
-	r.seen.put(key, now)
-	r.lastKey, r.lastAt = key, now
-	r.remember(key, observed)
+	if key != "" {
+		st.last = now
+		st.observed.add(observed)
+		r.keys.put(key, st)
+	}
 	r.mu.Unlock()
 
 	d := build()
@@ -398,16 +397,28 @@ func (r *Router) Seed(ctx context.Context, h History) error {
 		if f.DedupeKey == "" {
 			continue
 		}
-		r.remember(f.DedupeKey, f.Observed)
-		if now.Sub(f.Time) >= r.cfg.DedupeWindow {
-			continue
+		st, _ := r.keys.get(f.DedupeKey)
+		changed := st.observed.add(f.Observed)
+		// What the router saw itself may be as new.
+		if now.Sub(f.Time) < r.cfg.DedupeWindow && st.last.Before(f.Time) {
+			st.last, changed = f.Time, true
 		}
-		if last, ok := r.seen.get(f.DedupeKey); ok && !last.Before(f.Time) {
-			continue // what the router saw itself is as new
+		if changed {
+			r.keys.put(f.DedupeKey, st)
 		}
-		r.seen.put(f.DedupeKey, f.Time)
 	}
 	return nil
+}
+
+// keyState is what deduplication knows of a dedupe key.
+type keyState struct {
+	// last is when an alert of the key last fired; zero when none did
+	// within the dedupe window of a Seed.
+	last time.Time
+	// observed holds when the telemetry of the alerts fired showed their
+	// condition (detect.Alert.Observed): an alert fired again for the
+	// same telemetry, however long after, is a duplicate.
+	observed observedTimes
 }
 
 // observedTimes are the newest observations of the alerts of a key that
@@ -430,18 +441,17 @@ func (c Config) seedOverlap() time.Duration {
 	return time.Duration(late)
 }
 
-// remember notes that an alert of key observed at fired, unless the
-// key has as many newer observations as it keeps: a Seed of a running
-// router adds older observations than those it fired for itself, and
-// they must not push those out. r.mu is held.
-func (r *Router) remember(key string, at time.Time) {
-	if key == "" || at.IsZero() {
-		return
+// add notes that an alert observed at fired, unless at is zero or ats
+// has as many newer observations as it keeps: a Seed of a running router
+// adds older observations than those it fired for itself, and they must
+// not push those out. It reports whether ats changed.
+func (ats *observedTimes) add(at time.Time) bool {
+	if at.IsZero() {
+		return false
 	}
-	ats, _ := r.observed.get(key)
 	n := at.UnixNano()
 	if slices.Contains(ats[:], n) || n < ats[0] {
-		return
+		return false
 	}
 	// Drop the oldest and insert n in order.
 	i := 0
@@ -450,19 +460,15 @@ func (r *Router) remember(key string, at time.Time) {
 		i++
 	}
 	ats[i] = n
-	r.observed.put(key, ats)
+	return true
 }
 
-// occurred reports whether an alert of key fired for telemetry observed
-// at, or less than the dedupe window from it: the same telemetry
-// applied again, or telemetry of the same occurrence, which a live
-// router deduplicated by the window. r.mu is held.
-func (r *Router) occurred(key string, at time.Time) bool {
+// occurred reports whether an alert of a key whose observations are ats
+// fired for telemetry observed at, or less than the dedupe window from
+// it: the same telemetry applied again, or telemetry of the same
+// occurrence, which a live router deduplicated by the window.
+func (r *Router) occurred(ats observedTimes, at time.Time) bool {
 	if at.IsZero() {
-		return false
-	}
-	ats, ok := r.observed.get(key)
-	if !ok {
 		return false
 	}
 	for _, o := range ats {
@@ -475,13 +481,6 @@ func (r *Router) occurred(key string, at time.Time) bool {
 		}
 	}
 	return false
-}
-
-// duplicate reports whether key fired less than the dedupe window
-// before now. r.mu is held.
-func (r *Router) duplicate(key string, now time.Time) bool {
-	last, ok := r.seen.get(key)
-	return ok && now.Sub(last) < r.cfg.DedupeWindow
 }
 
 // link gives an alert its ID and links.
