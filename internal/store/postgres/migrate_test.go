@@ -13,6 +13,7 @@ import (
 	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/model"
 	"github.com/evidentsec/evident/internal/store"
+	"github.com/evidentsec/evident/internal/store/storetest"
 )
 
 func TestMigrations(t *testing.T) {
@@ -187,6 +188,31 @@ func TestMigrations(t *testing.T) {
 		if joined, _, err := cur.Join(t.Context(), at, time.Hour); err != nil || joined != 1 {
 			t.Errorf("Join after the migration = %d, %v; want 1", joined, err)
 		}
+	})
+
+	// The alerts stored before their dedupe keys and observations had
+	// columns (migration 10) are read with their details, by FiredAlerts
+	// as by Alerts.
+	t.Run("AlertsStoredBeforeDedupeKey", func(t *testing.T) {
+		cfg := newDatabase(t)
+		before := slices.IndexFunc(all, func(m store.Migration) bool { return m.Version == 10 })
+		old, err := open(t.Context(), cfg, all[:before], false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range storetest.AlertsBeforeDedupeKey {
+			if _, err := old.pool.Exec(t.Context(), `INSERT INTO alerts (tenant, id, kind, severity, service, summary, details, time, received_at)
+				VALUES ('default', $1, 'first_execution', 'high', 'shop', 'summary', $2, $3, NULL)`, a.ID, a.Details, a.Time.UnixNano()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		old.Close()
+		cur, err := Open(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cur.Close()
+		storetest.CheckAlertsBeforeDedupeKey(t, cur)
 	})
 
 	t.Run("FailedMigrationRollsBack", func(t *testing.T) {

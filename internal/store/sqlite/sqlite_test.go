@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -216,6 +217,33 @@ func TestMigrations(t *testing.T) {
 		if want := fmt.Sprintf("schema version %d, this evident knows up to %d: %s", len(all)+1, len(all), store.TooNewHint); !strings.Contains(err.Error(), want) {
 			t.Errorf("Open = %v, want it to say %q", err, want)
 		}
+	})
+
+	// The alerts stored before their dedupe keys and observations had
+	// columns (migration 8) are read with their details, by FiredAlerts
+	// as by Alerts.
+	t.Run("AlertsStoredBeforeDedupeKey", func(t *testing.T) {
+		dir := t.TempDir()
+		before := slices.IndexFunc(all, func(m store.Migration) bool { return m.Version == 8 })
+		old, err := open(t.Context(), dir, DefaultConfig(), options{migrations: all[:before]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range storetest.AlertsBeforeDedupeKey {
+			if _, err := old.write.ExecContext(t.Context(), `INSERT INTO alerts (tenant, id, kind, severity, service, summary, details, time, received_at)
+				VALUES ('default', ?, 'first_execution', 'high', 'shop', 'summary', ?, ?, NULL)`, a.ID, a.Details, a.Time.UnixNano()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := old.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(t.Context(), dir, DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		storetest.CheckAlertsBeforeDedupeKey(t, s)
 	})
 
 	t.Run("FailedMigrationRollsBack", func(t *testing.T) {
