@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/evidentsec/evident/internal/findings"
@@ -182,6 +183,20 @@ func AlertQueryTimes(q AlertQuery) (since, after int64, err error) {
 		}
 	}
 	return since, after, nil
+}
+
+// FiredAlertsFrom returns the Unix nanoseconds from which FiredAlerts of
+// since reads, math.MinInt64 (every alert) for the zero time; a since out
+// of range is ErrInvalid.
+func FiredAlertsFrom(since time.Time) (int64, error) {
+	if since.IsZero() {
+		return math.MinInt64, nil
+	}
+	from, err := UnixNano(since)
+	if err != nil {
+		return 0, fmt.Errorf("read fired alerts: %w: since: %v", ErrInvalid, err)
+	}
+	return from, nil
 }
 
 // ScanAlerts decodes the rows of a query of the alerts columns id, kind,

@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -742,12 +741,9 @@ func (s *Store) Alerts(ctx context.Context, q store.AlertQuery) ([]store.Alert, 
 
 // FiredAlerts returns what seeds an alert router; see store.Store.
 func (s *Store) FiredAlerts(ctx context.Context, since time.Time, limit int) ([]store.FiredAlert, error) {
-	from := int64(math.MinInt64)
-	if !since.IsZero() {
-		var err error
-		if from, _, err = store.AlertQueryTimes(store.AlertQuery{Since: since}); err != nil {
-			return nil, err
-		}
+	from, err := store.FiredAlertsFrom(since)
+	if err != nil {
+		return nil, err
 	}
 	if limit <= 0 {
 		limit = -1

@@ -648,6 +648,9 @@ func testFiredAlerts(t *testing.T, open Opener) {
 			}
 		})
 	}
+	if _, err := s.FiredAlerts(t.Context(), time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC), 0); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("FiredAlerts since 1600 = %v, want ErrInvalid", err)
+	}
 	got, err := s.Alerts(t.Context(), store.AlertQuery{ID: "a4"})
 	if err != nil {
 		t.Fatal(err)
