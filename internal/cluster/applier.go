@@ -24,6 +24,7 @@ import (
 type Store interface {
 	ClaimPartition(ctx context.Context, partition int32) (next, owner int64, states map[string][]byte, err error)
 	CheckpointPartitions(ctx context.Context, parts []postgres.Partition) (stale []int32, err error)
+	Checkpointed(ctx context.Context, parts []postgres.Partition) ([]int32, error)
 	Join(ctx context.Context, now time.Time, window time.Duration) (joined, expired int64, err error)
 	FindingsVersions(ctx context.Context) (map[string]int64, error)
 }
@@ -297,8 +298,18 @@ func (a *Applier) checkpoint(ctx context.Context, partitions []int32) error {
 		return nil
 	}
 	var parts []postgres.Partition
-	var taken []*shardState
-	var pending []model.Pending
+	// taken are the shards whose pending calls the checkpoint hands
+	// over, put back in their models when it does not.
+	type takenShard struct {
+		sh   *shardState
+		pend model.Pending
+	}
+	var taken []takenShard
+	restore := func() {
+		for _, t := range taken {
+			t.sh.Model.RestorePending(t.pend)
+		}
+	}
 	for _, p := range partitions {
 		part := a.parts[p]
 		cp := postgres.Partition{Partition: p, Owner: part.owner, Next: part.next}
@@ -312,25 +323,23 @@ func (a *Applier) checkpoint(ctx context.Context, partitions []int32) error {
 			state, err := sh.Model.MarshalBinary()
 			if err != nil {
 				sh.Model.RestorePending(pend)
-				for i, sh := range taken {
-					sh.Model.RestorePending(pending[i])
-				}
+				restore()
 				return fmt.Errorf("checkpoint the shard of tenant %s in partition %d: %w", tenant, p, err)
 			}
 			cp.Shards = append(cp.Shards, postgres.Shard{Tenant: tenant, State: state, Pending: pend})
-			taken, pending = append(taken, sh), append(pending, pend)
+			taken = append(taken, takenShard{sh, pend})
 		}
 		parts = append(parts, cp)
 	}
 	stale, err := a.deps.Store.CheckpointPartitions(ctx, parts)
 	if err != nil {
-		for i, sh := range taken {
-			sh.Model.RestorePending(pending[i])
+		if stale, err = a.committed(ctx, parts, err); err != nil {
+			restore()
+			return err
 		}
-		return err
 	}
-	for _, sh := range taken {
-		sh.dirty = false
+	for _, t := range taken {
+		t.sh.dirty = false
 	}
 	for _, p := range partitions {
 		a.parts[p].dirty = false
@@ -340,6 +349,32 @@ func (a *Applier) checkpoint(ctx context.Context, partitions []int32) error {
 		delete(a.parts, p)
 	}
 	return nil
+}
+
+// committed tells whether the checkpoint of parts that failed with err
+// committed all the same, the connection lost before its answer: then
+// its calls wait in the store, and waiting for them in the models too
+// would count a callee twice, joined in its shard and expired unlinked
+// in the store. The checkpoint is one transaction, so it committed when
+// any of parts is stored (Checkpointed), and the others were stale; it
+// returns those, or err when none is stored, or when the store cannot
+// say (the calls then wait in the models again, as for a checkpoint
+// that did not commit).
+func (a *Applier) committed(ctx context.Context, parts []postgres.Partition, err error) (stale []int32, _ error) {
+	done, cerr := a.deps.Store.Checkpointed(ctx, parts)
+	if cerr != nil {
+		return nil, fmt.Errorf("%w (and whether it committed is not known: %w)", err, cerr)
+	}
+	if len(done) == 0 {
+		return nil, err
+	}
+	a.log.Warn("checkpoint committed though the store's answer was lost", "err", err)
+	for _, p := range parts {
+		if !slices.Contains(done, p.Partition) {
+			stale = append(stale, p.Partition)
+		}
+	}
+	return stale, nil
 }
 
 // refreshFindings reloads the findings of the tenants with shards whose

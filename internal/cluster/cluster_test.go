@@ -44,17 +44,23 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// flaky is the store with checkpoints that fail while down is set.
+// flaky is the store with checkpoints that fail while down is set, and
+// that commit but fail, as when the connection drops before the commit's
+// acknowledgement, while ackLost is.
 type flaky struct {
 	*postgres.Store
-	down atomic.Bool
+	down, ackLost atomic.Bool
 }
 
 func (f *flaky) CheckpointPartitions(ctx context.Context, parts []postgres.Partition) ([]int32, error) {
 	if f.down.Load() {
 		return nil, errors.New("store unavailable")
 	}
-	return f.Store.CheckpointPartitions(ctx, parts)
+	stale, err := f.Store.CheckpointPartitions(ctx, parts)
+	if err == nil && f.ackLost.Load() {
+		return nil, errors.New("unexpected EOF")
+	}
+	return stale, err
 }
 
 var t0 = time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
@@ -191,6 +197,48 @@ func TestApplier(t *testing.T) {
 	}
 	if offs, err := second.Checkpoint(ctx); err != nil || len(offs) != 1 {
 		t.Errorf("Checkpoint after another engine moved partition 0 on = %v, %v; want partition 1 only", offs, err)
+	}
+}
+
+// TestCheckpointAckLost: a checkpoint that committed though the store's
+// answer was lost hands its calls to the join once: a callee waiting for
+// its caller does not wait in the shard too, to be joined there when the
+// caller comes while the store's copy expires as unlinked.
+func TestCheckpointAckLost(t *testing.T) {
+	ctx := t.Context()
+	pg := openStore(t)
+	st := &flaky{Store: pg}
+	var reads atomic.Int32
+	a := newApplier(t, st, &reads)
+	if _, err := a.Assign(ctx, []int32{0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Apply(ctx, []kafka.Record{record(0, 0, span("orders", telemetry.SpanKindServer, 3, 2, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/orders"}))}); err != nil {
+		t.Fatal(err)
+	}
+	st.ackLost.Store(true)
+	offs, err := a.Checkpoint(ctx)
+	st.ackLost.Store(false)
+	if err != nil || offs[0] != 1 {
+		t.Errorf("Checkpoint whose answer was lost = %v, %v; want partition 0 at 1 (it committed)", offs, err)
+	}
+	// The caller, in the same partition.
+	if err := a.Apply(ctx, []kafka.Record{record(0, 1, span("gateway", telemetry.SpanKindClient, 2, 1, telemetry.Attrs{ServerAddress: "orders.internal"}))}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The callee waits from when the engine received it.
+	if _, _, err := pg.Join(ctx, time.Now().Add(3*time.Minute), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	snap := merged(t, pg)
+	if got, want := snap.Service("orders").Spans, (model.SpanCounts{All: 1, Server: 1, Linked: 1}); got != want {
+		t.Errorf("orders' spans = %+v, want %+v", got, want)
+	}
+	if e := snap.Service("gateway").Edges; len(e) != 1 || e[0].Calls != 1 {
+		t.Errorf("gateway's edges = %+v, want one call to orders", e)
 	}
 }
 

@@ -124,6 +124,40 @@ func (s *Store) CheckpointPartitions(ctx context.Context, parts []Partition) (st
 	return stale, nil
 }
 
+// Checkpointed returns those of parts whose checkpoint is the stored
+// one: the partition's offset names the part's Owner and Next. An error
+// of CheckpointPartitions may come after its commit (the connection
+// dropped before the answer); a partition it returns was checkpointed,
+// its pending calls handed over, and the engine must not wait for them
+// too. A checkpoint moves Next on (a partition is checkpointed once
+// records were applied to it), so a checkpoint of the same owner before
+// did not store the same Next.
+func (s *Store) Checkpointed(ctx context.Context, parts []Partition) ([]int32, error) {
+	if err := s.calls.Enter(); err != nil {
+		return nil, fmt.Errorf("read the partitions' offsets: %w", err)
+	}
+	defer s.calls.Leave()
+	ps, owners, nexts := make([]int32, len(parts)), make([]int64, len(parts)), make([]int64, len(parts))
+	for i, p := range parts {
+		ps[i], owners[i], nexts[i] = p.Partition, p.Owner, p.Next
+	}
+	rows, err := s.pool.Query(ctx, `SELECT o.partition FROM shard_offsets o
+		JOIN unnest($1::integer[], $2::bigint[], $3::bigint[]) AS p(partition, owner, next)
+		ON o.partition = p.partition AND o.owner = p.owner AND o.next = p.next`, ps, owners, nexts)
+	if err != nil {
+		return nil, fmt.Errorf("read the partitions' offsets from %s: %w", s.where, err)
+	}
+	var done []int32
+	var p int32
+	if _, err := pgx.ForEachRow(rows, []any{&p}, func() error {
+		done = append(done, p)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read the partitions' offsets from %s: %w", s.where, err)
+	}
+	return done, nil
+}
+
 // pendingRows are pending calls as the columns of their tables.
 type pendingRows struct {
 	callerTenants, callerServices, hosts []string

@@ -370,3 +370,50 @@ func TestJoinChildrenOfOneParent(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckpointed: a partition is checkpointed when its stored offset is
+// the checkpoint's, of the same claim; a checkpoint not stored, one
+// behind the stored offset and one of an engine whose partition another
+// claimed since are not.
+func TestCheckpointed(t *testing.T) {
+	ctx := t.Context()
+	st, err := Open(ctx, newDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	claim := func(p int32) int64 {
+		t.Helper()
+		_, owner, _, err := st.ClaimPartition(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return owner
+	}
+	o0, o1, o2 := claim(0), claim(1), claim(2)
+	if stale, err := st.CheckpointPartitions(ctx, []Partition{{Partition: 0, Owner: o0, Next: 5}, {Partition: 1, Owner: o1, Next: 3}, {Partition: 2, Owner: o2, Next: 4}}); err != nil || len(stale) != 0 {
+		t.Fatalf("CheckpointPartitions = %v, %v", stale, err)
+	}
+	claim(2) // another engine has partition 2 now
+	for _, tt := range []struct {
+		name  string
+		parts []Partition
+		want  []int32
+	}{
+		{"Stored", []Partition{{Partition: 0, Owner: o0, Next: 5}, {Partition: 1, Owner: o1, Next: 3}}, []int32{0, 1}},
+		{"NotStored", []Partition{{Partition: 0, Owner: o0, Next: 6}, {Partition: 3, Owner: 1, Next: 1}}, nil},
+		{"Behind", []Partition{{Partition: 1, Owner: o1, Next: 2}}, nil},
+		{"ClaimedSince", []Partition{{Partition: 2, Owner: o2, Next: 4}}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := st.Checkpointed(ctx, tt.parts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("Checkpointed = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
