@@ -82,6 +82,29 @@ type Applier struct {
 	// last owner of the partition may have applied records of the tenant
 	// that no checkpoint holds.
 	seeded map[string]bool
+	// doubt is the last checkpoint when it failed and the store could
+	// not say whether it committed all the same (committed); nil
+	// otherwise. Its calls wait neither in the shards nor, as far as the
+	// engine knows, in the store: the next checkpoint asks again first
+	// (resolveDoubt). Put back at once, and handed over again once the
+	// store is back, they counted twice when it had committed and the
+	// store had forgotten them since (two join windows after).
+	doubt *doubtful
+}
+
+// doubtful is a checkpoint that may have committed.
+type doubtful struct {
+	parts []postgres.Partition
+	taken []takenShard
+}
+
+// takenShard is a shard whose pending calls a checkpoint hands over, to
+// be put back in its model when the checkpoint does not commit.
+type takenShard struct {
+	partition int32
+	tenant    string
+	sh        *shardState
+	pend      model.Pending
 }
 
 type partition struct {
@@ -297,19 +320,13 @@ func (a *Applier) checkpoint(ctx context.Context, partitions []int32) error {
 	if len(partitions) == 0 {
 		return nil
 	}
-	var parts []postgres.Partition
-	// taken are the shards whose pending calls the checkpoint hands
-	// over, put back in their models when it does not.
-	type takenShard struct {
-		sh   *shardState
-		pend model.Pending
+	if err := a.resolveDoubt(ctx); err != nil {
+		return err
 	}
-	var taken []takenShard
-	restore := func() {
-		for _, t := range taken {
-			t.sh.Model.RestorePending(t.pend)
-		}
-	}
+	var (
+		parts []postgres.Partition
+		taken []takenShard
+	)
 	for _, p := range partitions {
 		part := a.parts[p]
 		cp := postgres.Partition{Partition: p, Owner: part.owner, Next: part.next}
@@ -323,18 +340,24 @@ func (a *Applier) checkpoint(ctx context.Context, partitions []int32) error {
 			state, err := sh.Model.MarshalBinary()
 			if err != nil {
 				sh.Model.RestorePending(pend)
-				restore()
+				a.restore(taken)
 				return fmt.Errorf("checkpoint the shard of tenant %s in partition %d: %w", tenant, p, err)
 			}
 			cp.Shards = append(cp.Shards, postgres.Shard{Tenant: tenant, State: state, Pending: pend})
-			taken = append(taken, takenShard{sh, pend})
+			taken = append(taken, takenShard{partition: p, tenant: tenant, sh: sh, pend: pend})
 		}
 		parts = append(parts, cp)
 	}
 	stale, err := a.deps.Store.CheckpointPartitions(ctx, parts)
 	if err != nil {
-		if stale, err = a.committed(ctx, parts, err); err != nil {
-			restore()
+		var known bool
+		if stale, known, err = a.committed(ctx, parts, err); !known {
+			// The shards stay dirty: their states are written again.
+			a.doubt = &doubtful{parts: parts, taken: taken}
+			return err
+		}
+		if err != nil {
+			a.restore(taken)
 			return err
 		}
 	}
@@ -351,22 +374,31 @@ func (a *Applier) checkpoint(ctx context.Context, partitions []int32) error {
 	return nil
 }
 
+// restore puts the calls of taken back in their models, those of shards
+// the engine still has; a.mu is held.
+func (a *Applier) restore(taken []takenShard) {
+	for _, t := range taken {
+		if part := a.parts[t.partition]; part != nil && part.shards[t.tenant] == t.sh {
+			t.sh.Model.RestorePending(t.pend)
+		}
+	}
+}
+
 // committed tells whether the checkpoint of parts that failed with err
 // committed all the same, the connection lost before its answer: then
 // its calls wait in the store, and waiting for them in the models too
 // would count a callee twice, joined in its shard and expired unlinked
 // in the store. The checkpoint is one transaction, so it committed when
 // any of parts is stored (Checkpointed), and the others were stale; it
-// returns those, or err when none is stored, or when the store cannot
-// say (the calls then wait in the models again, as for a checkpoint
-// that did not commit).
-func (a *Applier) committed(ctx context.Context, parts []postgres.Partition, err error) (stale []int32, _ error) {
+// returns those and a nil error, or err when none is stored. known is
+// false, with an error saying so, when the store cannot say.
+func (a *Applier) committed(ctx context.Context, parts []postgres.Partition, err error) (stale []int32, known bool, _ error) {
 	done, cerr := a.deps.Store.Checkpointed(ctx, parts)
 	if cerr != nil {
-		return nil, fmt.Errorf("%w (and whether it committed is not known: %w)", err, cerr)
+		return nil, false, fmt.Errorf("%w (and whether it committed is not known: %w)", err, cerr)
 	}
 	if len(done) == 0 {
-		return nil, err
+		return nil, true, err
 	}
 	a.log.Warn("checkpoint committed though the store's answer was lost", "err", err)
 	for _, p := range parts {
@@ -374,7 +406,28 @@ func (a *Applier) committed(ctx context.Context, parts []postgres.Partition, err
 			stale = append(stale, p.Partition)
 		}
 	}
-	return stale, nil
+	return stale, true, nil
+}
+
+// resolveDoubt asks the store whether the checkpoint in doubt committed,
+// and puts its calls back in their models if it did not; a.mu is held.
+// While the store cannot say, it is an error, and no checkpoint is
+// made. One that committed needs nothing more: the partitions it left
+// dirty are checkpointed again, and those that were stale are found
+// stale again.
+func (a *Applier) resolveDoubt(ctx context.Context) error {
+	if a.doubt == nil {
+		return nil
+	}
+	done, err := a.deps.Store.Checkpointed(ctx, a.doubt.parts)
+	if err != nil {
+		return fmt.Errorf("ask whether the last checkpoint committed: %w", err)
+	}
+	if len(done) == 0 {
+		a.restore(a.doubt.taken)
+	}
+	a.doubt = nil
+	return nil
 }
 
 // refreshFindings reloads the findings of the tenants with shards whose

@@ -46,10 +46,18 @@ func TestMain(m *testing.M) {
 
 // flaky is the store with checkpoints that fail while down is set, and
 // that commit but fail, as when the connection drops before the commit's
-// acknowledgement, while ackLost is.
+// acknowledgement, while ackLost is; Checkpointed fails while askDown
+// is.
 type flaky struct {
 	*postgres.Store
-	down, ackLost atomic.Bool
+	down, ackLost, askDown atomic.Bool
+}
+
+func (f *flaky) Checkpointed(ctx context.Context, parts []postgres.Partition) ([]int32, error) {
+	if f.askDown.Load() {
+		return nil, errors.New("store unavailable")
+	}
+	return f.Store.Checkpointed(ctx, parts)
 }
 
 func (f *flaky) CheckpointPartitions(ctx context.Context, parts []postgres.Partition) ([]int32, error) {
@@ -239,6 +247,53 @@ func TestCheckpointAckLost(t *testing.T) {
 	}
 	if e := snap.Service("gateway").Edges; len(e) != 1 || e[0].Calls != 1 {
 		t.Errorf("gateway's edges = %+v, want one call to orders", e)
+	}
+}
+
+// TestCheckpointInDoubt: a checkpoint that committed though the store's
+// answer was lost, and the store then down, so that the engine could not
+// ask whether it committed, hands its calls to the join once, however
+// long the store stays down: handed over again more than two join
+// windows later, when the store no longer remembers the first, a callee
+// counted twice.
+func TestCheckpointInDoubt(t *testing.T) {
+	ctx := t.Context()
+	pg := openStore(t)
+	st := &flaky{Store: pg}
+	var reads atomic.Int32
+	a := newApplier(t, st, &reads)
+	if _, err := a.Assign(ctx, []int32{0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Apply(ctx, []kafka.Record{record(0, 0, span("orders", telemetry.SpanKindServer, 3, 2, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/orders"}))}); err != nil {
+		t.Fatal(err)
+	}
+	st.ackLost.Store(true)
+	st.askDown.Store(true)
+	if _, err := a.Checkpoint(ctx); err == nil {
+		t.Error("Checkpoint that could not tell whether it committed succeeded")
+	}
+	st.ackLost.Store(false)
+	// The callee's caller never comes: the store's copy expires, and the
+	// store forgets it two windows after it began to wait.
+	now := time.Now()
+	for _, at := range []time.Duration{2 * time.Minute, 4 * time.Minute} {
+		if _, _, err := pg.Join(ctx, now.Add(at), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.askDown.Store(false)
+	if err := a.Apply(ctx, []kafka.Record{record(0, 1, span("gateway", telemetry.SpanKindServer, 4, 0, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/"}))}); err != nil {
+		t.Fatal(err)
+	}
+	if offs, err := a.Checkpoint(ctx); err != nil || offs[0] != 2 {
+		t.Fatalf("Checkpoint after the store came back = %v, %v; want partition 0 at 2", offs, err)
+	}
+	if _, _, err := pg.Join(ctx, now.Add(6*time.Minute), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := merged(t, pg).Service("orders").Spans, (model.SpanCounts{All: 1, Server: 1, Unlinked: 1}); got != want {
+		t.Errorf("orders' spans = %+v, want %+v", got, want)
 	}
 }
 
