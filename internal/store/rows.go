@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/evidentsec/evident/internal/findings"
 )
@@ -131,12 +133,28 @@ func ScanVerdictChanges(rows Rows) ([]VerdictChange, error) {
 }
 
 // AlertColumns are the columns of an alert that are not stored as they
-// are: its times in Unix nanoseconds, and what is NULL when absent.
+// are: its times in Unix nanoseconds, what is NULL when absent, and its
+// text as StoredText.
 type AlertColumns struct {
 	Time       int64
 	ReceivedAt *int64  // nil: not received through the API
 	Details    *string // nil: no details
 	Observed   *int64  // nil: unknown
+
+	Kind, Severity, Service, Summary, DedupeKey string
+}
+
+// StoredText is s as an alert's text is stored: with U+FFFD in place of
+// each NUL and each run of bytes that are not UTF-8. The text holds
+// what a request chose (a path decoded from /a%00b), and PostgreSQL's
+// text holds neither: the alert was refused, retried and lost, absent
+// from the API and from what seeds deduplication. Both backends store
+// the same, so that what one reads back is what the other does.
+func StoredText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\ufffd"), "\x00", "\ufffd")
 }
 
 // EncodeAlert validates a and returns the columns it is stored with. An
@@ -145,6 +163,9 @@ type AlertColumns struct {
 func EncodeAlert(a Alert) (AlertColumns, error) {
 	if a.ID == "" {
 		return AlertColumns{}, fmt.Errorf("put alert: %w: empty ID", ErrInvalid)
+	}
+	if StoredText(a.ID) != a.ID {
+		return AlertColumns{}, fmt.Errorf("put alert %q: %w: ID is not UTF-8 text without NUL", a.ID, ErrInvalid)
 	}
 	t, err := UnixNano(a.Time)
 	if err != nil || a.Time.IsZero() {
@@ -158,7 +179,11 @@ func EncodeAlert(a Alert) (AlertColumns, error) {
 	if err != nil {
 		return AlertColumns{}, fmt.Errorf("put alert %s: %w: observed: %v", a.ID, ErrInvalid, err)
 	}
-	cols := AlertColumns{Time: t, ReceivedAt: received, Observed: observed}
+	cols := AlertColumns{
+		Time: t, ReceivedAt: received, Observed: observed,
+		Kind: StoredText(a.Kind), Severity: StoredText(a.Severity), Service: StoredText(a.Service),
+		Summary: StoredText(a.Summary), DedupeKey: StoredText(a.DedupeKey),
+	}
 	if len(a.Details) > 0 {
 		if !json.Valid(a.Details) {
 			return AlertColumns{}, fmt.Errorf("put alert %s: %w: details are not valid JSON", a.ID, ErrInvalid)

@@ -687,7 +687,7 @@ func (s *Store) PutAlert(ctx context.Context, a store.Alert) error {
 	if _, err := s.write.ExecContext(ctx, `INSERT INTO alerts (tenant, id, kind, severity, service, summary, details, time, received_at, dedupe_key, observed)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (tenant, id) DO NOTHING`,
-		s.tenant, a.ID, a.Kind, a.Severity, a.Service, a.Summary, cols.Details, cols.Time, cols.ReceivedAt, a.DedupeKey, cols.Observed); err != nil {
+		s.tenant, a.ID, cols.Kind, cols.Severity, cols.Service, cols.Summary, cols.Details, cols.Time, cols.ReceivedAt, cols.DedupeKey, cols.Observed); err != nil {
 		return fmt.Errorf("put alert %s into %s: %w", a.ID, s.path, err)
 	}
 	return nil

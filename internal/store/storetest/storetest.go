@@ -59,6 +59,7 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"AlertsQuery", testAlertsQuery},
 		{"AlertKeepsFirstByID", testAlertKeepsFirst},
 		{"AlertRejectsBadAlert", testAlertRejects},
+		{"AlertTextNotUTF8", testAlertText},
 		{"FiredAlerts", testFiredAlerts},
 		{"Retention", testRetention},
 		{"TenantIsolation", testTenantIsolation},
@@ -683,6 +684,39 @@ func testAlertKeepsFirst(t *testing.T, open Opener) {
 	}
 }
 
+// testAlertText: an alert's text holds what a request chose (a path
+// decoded from /a%00b%FF), which may be no UTF-8 text: it is stored with
+// U+FFFD in place of each NUL and byte that is not UTF-8, as PostgreSQL's
+// text holds neither, and read back so, by Alerts as by FiredAlerts.
+func testAlertText(t *testing.T, open Opener) {
+	s := mustOpen(t, open)
+	a := alert("text", "exploit_payload", "shop\x00", 1)
+	a.Details = json.RawMessage(`{"match":"/a\u0000b\ufffd"}`)
+	a.Summary = "sqli payload (sqli-tautology) in query of shop GET /a\x00b\xff"
+	a.DedupeKey, a.Observed = "exploit_payload|shop|GET /a\x00b\xff|sqli-tautology", t0
+	if err := s.PutAlert(t.Context(), a); err != nil {
+		t.Fatalf("PutAlert: %v", err)
+	}
+	want := a
+	want.Service = "shop\ufffd"
+	want.Summary = "sqli payload (sqli-tautology) in query of shop GET /a\ufffdb\ufffd"
+	want.DedupeKey = "exploit_payload|shop|GET /a\ufffdb\ufffd|sqli-tautology"
+	got, err := s.Alerts(t.Context(), store.AlertQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, []store.Alert{want}); diff != "" {
+		t.Errorf("Alerts (-got +want):\n%s", diff)
+	}
+	fired, err := s.FiredAlerts(t.Context(), time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(fired, []store.FiredAlert{{DedupeKey: want.DedupeKey, Time: a.Time, Observed: t0}}); diff != "" {
+		t.Errorf("FiredAlerts (-got +want):\n%s", diff)
+	}
+}
+
 func testAlertRejects(t *testing.T, open Opener) {
 	s := mustOpen(t, open)
 	for _, tt := range []struct {
@@ -690,6 +724,7 @@ func testAlertRejects(t *testing.T, open Opener) {
 		modify func(a *store.Alert)
 	}{
 		{"EmptyID", func(a *store.Alert) { a.ID = "" }},
+		{"IDNotText", func(a *store.Alert) { a.ID = "a\x00" }},
 		{"ZeroTime", func(a *store.Alert) { a.Time = time.Time{} }},
 		{"DetailsNotJSON", func(a *store.Alert) { a.Details = json.RawMessage(`{"open":`) }},
 	} {
