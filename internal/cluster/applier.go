@@ -112,7 +112,12 @@ type partition struct {
 	next int64
 	// owner is the store's number of this engine's claim on the
 	// partition; its checkpoints name it.
-	owner  int64
+	owner int64
+	// stored is the offset the store holds for the claim, as far as the
+	// engine knows: what the claim read, then what the checkpoints that
+	// committed wrote. A checkpoint writes only a partition past it, so
+	// that the store holding its offset shows it committed (committed).
+	stored int64
 	dirty  bool
 	shards map[string]*shardState
 }
@@ -159,7 +164,7 @@ func (a *Applier) Assign(ctx context.Context, partitions []int32) (kafka.Offsets
 		if err != nil {
 			return nil, err
 		}
-		part := &partition{next: next, owner: owner, shards: map[string]*shardState{}}
+		part := &partition{next: next, owner: owner, stored: next, shards: map[string]*shardState{}}
 		for tenant, state := range states {
 			sh, err := a.newShard(ctx, tenant)
 			if err == nil {
@@ -329,6 +334,15 @@ func (a *Applier) checkpoint(ctx context.Context, partitions []int32) error {
 	)
 	for _, p := range partitions {
 		part := a.parts[p]
+		if part.next == part.stored {
+			// Its states are as a checkpoint in doubt stored them: no
+			// record was applied since.
+			part.dirty = false
+			for _, sh := range part.shards {
+				sh.dirty = false
+			}
+			continue
+		}
 		cp := postgres.Partition{Partition: p, Owner: part.owner, Next: part.next}
 		for tenant, sh := range part.shards {
 			if !sh.dirty {
@@ -348,6 +362,9 @@ func (a *Applier) checkpoint(ctx context.Context, partitions []int32) error {
 		}
 		parts = append(parts, cp)
 	}
+	if len(parts) == 0 {
+		return nil
+	}
 	stale, err := a.deps.Store.CheckpointPartitions(ctx, parts)
 	if err != nil {
 		var known bool
@@ -364,8 +381,9 @@ func (a *Applier) checkpoint(ctx context.Context, partitions []int32) error {
 	for _, t := range taken {
 		t.sh.dirty = false
 	}
-	for _, p := range partitions {
-		a.parts[p].dirty = false
+	for _, cp := range parts {
+		part := a.parts[cp.Partition]
+		part.dirty, part.stored = false, cp.Next
 	}
 	for _, p := range stale {
 		a.log.Warn("partition moved on without this engine: dropped", "partition", p)
@@ -388,8 +406,9 @@ func (a *Applier) restore(taken []takenShard) {
 // committed all the same, the connection lost before its answer: then
 // its calls wait in the store, and waiting for them in the models too
 // would count a callee twice, joined in its shard and expired unlinked
-// in the store. The checkpoint is one transaction, so it committed when
-// any of parts is stored (Checkpointed), and the others were stale; it
+// in the store. The checkpoint is one transaction, and each of parts is
+// past the offset stored before it (partition.stored), so it committed
+// when any of parts is stored (Checkpointed), and the others were stale; it
 // returns those and a nil error, or err when none is stored. known is
 // false, with an error saying so, when the store cannot say.
 func (a *Applier) committed(ctx context.Context, parts []postgres.Partition, err error) (stale []int32, known bool, _ error) {
@@ -412,9 +431,10 @@ func (a *Applier) committed(ctx context.Context, parts []postgres.Partition, err
 // resolveDoubt asks the store whether the checkpoint in doubt committed,
 // and puts its calls back in their models if it did not; a.mu is held.
 // While the store cannot say, it is an error, and no checkpoint is
-// made. One that committed needs nothing more: the partitions it left
-// dirty are checkpointed again, and those that were stale are found
-// stale again.
+// made. Of one that committed, the partitions it stored hold its offset
+// (partition.stored): those no record was applied to since are not
+// written again (checkpoint), and those that were stale are found stale
+// at their next checkpoint.
 func (a *Applier) resolveDoubt(ctx context.Context) error {
 	if a.doubt == nil {
 		return nil
@@ -425,6 +445,14 @@ func (a *Applier) resolveDoubt(ctx context.Context) error {
 	}
 	if len(done) == 0 {
 		a.restore(a.doubt.taken)
+	}
+	for _, p := range done {
+		if part := a.parts[p]; part != nil {
+			i := slices.IndexFunc(a.doubt.parts, func(cp postgres.Partition) bool { return cp.Partition == p })
+			if cp := a.doubt.parts[i]; part.owner == cp.Owner {
+				part.stored = max(part.stored, cp.Next)
+			}
+		}
 	}
 	a.doubt = nil
 	return nil

@@ -297,6 +297,49 @@ func TestCheckpointInDoubt(t *testing.T) {
 	}
 }
 
+// TestCheckpointAfterDoubt: once a checkpoint in doubt is found to have
+// committed, a checkpoint that fails is not taken for committed because
+// the store holds that one's offset of a partition with no record
+// since: the calls of another partition it took wait again, and the
+// partition is kept.
+func TestCheckpointAfterDoubt(t *testing.T) {
+	ctx := t.Context()
+	pg := openStore(t)
+	st := &flaky{Store: pg}
+	var reads atomic.Int32
+	a := newApplier(t, st, &reads)
+	if _, err := a.Assign(ctx, []int32{0, 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Apply(ctx, []kafka.Record{record(0, 0, span("orders", telemetry.SpanKindServer, 3, 2, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/orders"}))}); err != nil {
+		t.Fatal(err)
+	}
+	st.ackLost.Store(true)
+	st.askDown.Store(true)
+	if _, err := a.Checkpoint(ctx); err == nil {
+		t.Fatal("Checkpoint that could not tell whether it committed succeeded")
+	}
+	st.ackLost.Store(false)
+	st.askDown.Store(false)
+	// billing's callee waits for a caller in partition 1; the store is
+	// down for the checkpoint that hands it over.
+	if err := a.Apply(ctx, []kafka.Record{record(1, 0, span("billing", telemetry.SpanKindServer, 5, 9, telemetry.Attrs{HTTPMethod: "POST", HTTPRoute: "/pay"}))}); err != nil {
+		t.Fatal(err)
+	}
+	st.down.Store(true)
+	if offs, err := a.Checkpoint(ctx); err == nil {
+		t.Errorf("Checkpoint with the store down = %v, nil; want an error", offs)
+	}
+	st.down.Store(false)
+	offs, err := a.Checkpoint(ctx)
+	if err != nil || offs[0] != 1 || offs[1] != 1 {
+		t.Errorf("Checkpoint = %v, %v; want both partitions at 1", offs, err)
+	}
+	if b := merged(t, pg).Service("billing"); b == nil || b.Spans.Pending != 1 {
+		t.Errorf("billing = %+v, want its SERVER span waiting in the store", b)
+	}
+}
+
 // TestApplierReloadsFindings: findings stored after a new engine loaded
 // a tenant's and before its first look at the findings version are
 // reloaded at that look, not taken as already loaded; and a reload that
