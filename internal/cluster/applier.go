@@ -446,12 +446,9 @@ func (a *Applier) resolveDoubt(ctx context.Context) error {
 	if len(done) == 0 {
 		a.restore(a.doubt.taken)
 	}
-	for _, p := range done {
-		if part := a.parts[p]; part != nil {
-			i := slices.IndexFunc(a.doubt.parts, func(cp postgres.Partition) bool { return cp.Partition == p })
-			if cp := a.doubt.parts[i]; part.owner == cp.Owner {
-				part.stored = max(part.stored, cp.Next)
-			}
+	for _, cp := range a.doubt.parts {
+		if part := a.parts[cp.Partition]; part != nil && part.owner == cp.Owner && slices.Contains(done, cp.Partition) {
+			part.stored = cp.Next
 		}
 	}
 	a.doubt = nil

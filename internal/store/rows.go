@@ -188,7 +188,10 @@ func EncodeAlert(a Alert) (AlertColumns, error) {
 		if !json.Valid(a.Details) {
 			return AlertColumns{}, fmt.Errorf("put alert %s: %w: details are not valid JSON", a.ID, ErrInvalid)
 		}
-		d := string(a.Details)
+		// JSON allows bytes that are not UTF-8 inside a string, which
+		// PostgreSQL's text refuses: replaced as in the other columns,
+		// which keeps the JSON valid.
+		d := StoredText(string(a.Details))
 		cols.Details = &d
 	}
 	return cols, nil

@@ -129,9 +129,11 @@ func (s *Store) CheckpointPartitions(ctx context.Context, parts []Partition) (st
 // of CheckpointPartitions may come after its commit (the connection
 // dropped before the answer); a partition it returns was checkpointed,
 // its pending calls handed over, and the engine must not wait for them
-// too. A checkpoint moves Next on (a partition is checkpointed once
-// records were applied to it), so a checkpoint of the same owner before
-// did not store the same Next.
+// too. Each part's Next must be past the offset its claim read or its
+// last committed checkpoint stored: ClaimPartition stores the claim's
+// owner with the offset it read, so a part at that offset is reported
+// checkpointed though nothing committed (the Applier writes only the
+// partitions past partition.stored).
 func (s *Store) Checkpointed(ctx context.Context, parts []Partition) ([]int32, error) {
 	if err := s.calls.Enter(); err != nil {
 		return nil, fmt.Errorf("read the partitions' offsets: %w", err)

@@ -395,6 +395,10 @@ func TestCheckpointed(t *testing.T) {
 		t.Fatalf("CheckpointPartitions = %v, %v", stale, err)
 	}
 	claim(2) // another engine has partition 2 now
+	// A claim stores its owner with the offset it read: a part at that
+	// offset is reported checkpointed though no checkpoint committed,
+	// which is why the Applier writes only the partitions past it.
+	o4 := claim(4)
 	for _, tt := range []struct {
 		name  string
 		parts []Partition
@@ -404,6 +408,7 @@ func TestCheckpointed(t *testing.T) {
 		{"NotStored", []Partition{{Partition: 0, Owner: o0, Next: 6}, {Partition: 3, Owner: 1, Next: 1}}, nil},
 		{"Behind", []Partition{{Partition: 1, Owner: o1, Next: 2}}, nil},
 		{"ClaimedSince", []Partition{{Partition: 2, Owner: o2, Next: 4}}, nil},
+		{"FreshClaim", []Partition{{Partition: 4, Owner: o4, Next: -1}}, []int32{4}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := st.Checkpointed(ctx, tt.parts)

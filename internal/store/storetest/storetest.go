@@ -691,7 +691,9 @@ func testAlertKeepsFirst(t *testing.T, open Opener) {
 func testAlertText(t *testing.T, open Opener) {
 	s := mustOpen(t, open)
 	a := alert("text", "exploit_payload", "shop\x00", 1)
-	a.Details = json.RawMessage(`{"match":"/a\u0000b\ufffd"}`)
+	// JSON takes bytes that are not UTF-8 inside a string; PostgreSQL's
+	// text does not.
+	a.Details = json.RawMessage(`{"match":"/a\u0000b\ufffd","value":"a` + "\xff" + `b"}`)
 	a.Summary = "sqli payload (sqli-tautology) in query of shop GET /a\x00b\xff"
 	a.DedupeKey, a.Observed = "exploit_payload|shop|GET /a\x00b\xff|sqli-tautology", t0
 	if err := s.PutAlert(t.Context(), a); err != nil {
@@ -701,6 +703,7 @@ func testAlertText(t *testing.T, open Opener) {
 	want.Service = "shop\ufffd"
 	want.Summary = "sqli payload (sqli-tautology) in query of shop GET /a\ufffdb\ufffd"
 	want.DedupeKey = "exploit_payload|shop|GET /a\ufffdb\ufffd|sqli-tautology"
+	want.Details = json.RawMessage(`{"match":"/a\u0000b\ufffd","value":"a` + "\ufffd" + `b"}`)
 	got, err := s.Alerts(t.Context(), store.AlertQuery{})
 	if err != nil {
 		t.Fatal(err)
