@@ -340,6 +340,37 @@ func TestCheckpointAfterDoubt(t *testing.T) {
 	}
 }
 
+// TestCheckpointInDoubtNotCommitted: a checkpoint that failed while the
+// store could not say whether it committed, and had not, puts its calls
+// back once the store can say: billing's callee, taken for the hand-over,
+// waits in the store after the next checkpoint, not lost.
+func TestCheckpointInDoubtNotCommitted(t *testing.T) {
+	ctx := t.Context()
+	pg := openStore(t)
+	st := &flaky{Store: pg}
+	var reads atomic.Int32
+	a := newApplier(t, st, &reads)
+	if _, err := a.Assign(ctx, []int32{0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Apply(ctx, []kafka.Record{record(0, 0, span("billing", telemetry.SpanKindServer, 5, 9, telemetry.Attrs{HTTPMethod: "POST", HTTPRoute: "/pay"}))}); err != nil {
+		t.Fatal(err)
+	}
+	st.down.Store(true)
+	st.askDown.Store(true)
+	if offs, err := a.Checkpoint(ctx); err == nil {
+		t.Fatalf("Checkpoint with the store down = %v, nil; want an error", offs)
+	}
+	st.down.Store(false)
+	st.askDown.Store(false)
+	if offs, err := a.Checkpoint(ctx); err != nil || offs[0] != 1 {
+		t.Fatalf("Checkpoint after the store came back = %v, %v; want partition 0 at 1", offs, err)
+	}
+	if b := merged(t, pg).Service("billing"); b == nil || b.Spans.Pending != 1 {
+		t.Errorf("billing = %+v, want its SERVER span waiting in the store", b)
+	}
+}
+
 // TestApplierReloadsFindings: findings stored after a new engine loaded
 // a tenant's and before its first look at the findings version are
 // reloaded at that look, not taken as already loaded; and a reload that
