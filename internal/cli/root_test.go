@@ -43,7 +43,7 @@ func TestRootUsage(t *testing.T) {
 		{name: "complete fail-on", args: []string{"__complete", "analyze", "--fail-on", ""}, wantCode: ExitOK,
 			wantOut: "P1\nP2\nP3\nexecuted\nloaded\nkev\n:4\n"},
 		{name: "complete ecosystem", args: []string{"__complete", "db", "update", "--ecosystem", ""}, wantCode: ExitOK,
-			wantOut: "Go\nHex\nMaven\nNuGet\nPackagist\nPub\nPyPI\nRubyGems\ncrates.io\nnpm\n:4\n"},
+			wantOut: "CRAN\nConanCenter\nGo\nHackage\nHex\nMaven\nNuGet\nPackagist\nPub\nPyPI\nRubyGems\nSwiftURL\ncrates.io\nnpm\n:4\n"},
 		{name: "complete findings format", args: []string{"__complete", "findings", "import", "--format", ""}, wantCode: ExitOK,
 			wantOut: "table\njson\n:4\n"},
 		{name: "findings import without a file", args: []string{"findings", "import"}, wantCode: ExitUsage,

@@ -286,8 +286,9 @@ func TestDistroRPM(t *testing.T) {
 
 // TestDistroUnmatched: an OS package of a distribution whose OSV records
 // evident cannot look up, or whose release the package URL does not name,
-// is a skipped record naming the distribution; one of a distribution it
-// matches is looked up. Rocky Linux's, Red Hat's, AlmaLinux's and Wolfi's
+// and a package of a type no OSV ecosystem is known for, are skipped
+// records naming the distribution or type; one of a distribution or
+// ecosystem it matches is looked up. Rocky Linux's, Red Hat's, AlmaLinux's and Wolfi's
 // package URLs are as Syft or Trivy wrote them of the root file systems of
 // testdata/distro; the others are written in their shape.
 func TestDistroUnmatched(t *testing.T) {
@@ -312,7 +313,16 @@ func TestDistroUnmatched(t *testing.T) {
 		{purl: "pkg:apk/wolfi/haproxy-3.0@3.0.9-r0?arch=x86_64&distro=wolfi-20230201"},
 		{purl: "pkg:apk/chainguard/haproxy-2.2@2.2.33-r0?arch=x86_64"},
 		{purl: "pkg:golang/github.com/gin-gonic/gin@v1.9.0"},
-		{purl: "pkg:github/actions/checkout@v4"},
+		// Package URL types that no OSV ecosystem evident knows names,
+		// as Syft writes them (a Podfile.lock, a binary it classified,
+		// a workflow's action).
+		{purl: "pkg:cocoapods/AFNetworking@2.5.0", wantErr: errUnmatchedType, wantDistro: "of cocoapods packages"},
+		{purl: "pkg:generic/python@3.11.2", wantErr: errUnmatchedType, wantDistro: "of generic packages"},
+		{purl: "pkg:github/actions/checkout@v4", wantErr: errUnmatchedType, wantDistro: "of github packages"},
+		{purl: "pkg:swift/github.com/apple/swift-nio@2.41.0"},
+		{purl: "pkg:hackage/aeson@2.0.3.0"},
+		{purl: "pkg:cran/commonmark@1.8.0"},
+		{purl: "pkg:conan/zlib@1.2.13"},
 	}
 	db := distroDB(t)
 	for _, tt := range tests {

@@ -15,7 +15,7 @@ import (
 	"github.com/evidentsec/evident/internal/vulndb"
 )
 
-// ecosystemsDB loads the npm, Maven and PyPI records of
+// ecosystemsDB loads the npm, Maven, PyPI and SwiftURL records of
 // testdata/ecosystems/osv (see testdata/README.md).
 func ecosystemsDB(t testing.TB) *vulndb.DB {
 	t.Helper()
@@ -421,6 +421,31 @@ func TestCycloneDXNPM(t *testing.T) {
 	runGolden(t, withMatcher(ParseCycloneDX, ecosystemsDB(t)), []goldenCase{
 		{name: "cyclonedx-npm 4.2.1", input: "ecosystems/npm/cyclonedx-npm.cdx.json", golden: "ecosystems/npm/cyclonedx-npm.golden"},
 	})
+}
+
+// TestSwiftSBOM matches Syft's SBOM of a Package.resolved that pins
+// swift-nio 2.41.0 against GitHub's record of CVE-2022-3215, which OSV
+// files under SwiftURL (fixed in 2.42.0). Read as the unknown "swift",
+// the package met no record and the SBOM looked clean.
+func TestSwiftSBOM(t *testing.T) {
+	f, err := os.Open(filepath.Join("testdata", "ecosystems", "swift", "syft.cdx.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fs, errs := ParseCycloneDX(f, "syft.cdx.json", ecosystemsDB(t))
+	for _, err := range errs {
+		t.Errorf("unexpected error: %v", err)
+	}
+	type match struct{ PURL, Ecosystem, Name, ID, Fix string }
+	var got []match
+	for _, f := range fs {
+		got = append(got, match{f.Package.PURL, f.Package.Ecosystem, f.Package.Name, f.Vulnerability.ID, f.FixedVersion})
+	}
+	want := []match{{"pkg:swift/github.com/apple/swift-nio@2.41.0", "SwiftURL", "github.com/apple/swift-nio", "GHSA-7fj7-39wj-c64f", "2.42.0"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("findings mismatch (-want +got):\n%s", diff)
+	}
 }
 
 func TestDetectFile(t *testing.T) {

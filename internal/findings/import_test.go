@@ -291,7 +291,11 @@ func TestNewPackage(t *testing.T) {
 		{name: "no version", ecosystem: "Go", pkg: "golang.org/x/text", wantErr: "package golang.org/x/text: no version"},
 		{name: "nothing", wantErr: "no package URL and no ecosystem and name"},
 		{name: "bad purl", purl: "pkg:", wantErr: `parse package URL "pkg:"`},
-		{name: "unknown ecosystem", ecosystem: "Hackage", pkg: "aeson", version: "1.0", wantErr: `ecosystem "Hackage": unknown ecosystem`},
+		{name: "unknown ecosystem", ecosystem: "GitHub Actions", pkg: "tj-actions/changed-files", version: "45.0.7", wantErr: `ecosystem "GitHub Actions": unknown ecosystem`},
+		// OSV-Scanner's Hackage package, which osv-scalibr reads from a
+		// stack.yaml.lock or cabal.project.freeze.
+		{name: "osv-scanner hackage", ecosystem: "Hackage", pkg: "aeson", version: "2.0.3.0",
+			want: Package{PURL: "pkg:hackage/aeson@2.0.3.0", Ecosystem: "Hackage", Name: "aeson", Version: "2.0.3.0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

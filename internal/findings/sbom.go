@@ -133,16 +133,22 @@ var errNoRelease = errors.New("release unknown, not matched")
 // records evident does not know how to look up.
 var errUnmatchedDistro = errors.New("distribution not supported, not matched")
 
-// distroUnmatched returns why an OS package cannot be matched, or nil
-// when it can (or is no OS package): its distribution keys its records
-// by a release the input does not name (errNoRelease), or evident does
+// errUnmatchedType reports a package whose package URL type evident knows
+// no OSV ecosystem of (cocoapods, generic, github): looked up under the
+// type, it would meet no record, whatever the database holds.
+var errUnmatchedType = errors.New("package type not supported, not matched")
+
+// unmatched returns why a package cannot be matched, or nil when it can:
+// it is an OS package whose distribution keys its records by a release
+// the input does not name (errNoRelease), or whose records evident does
 // not know under which OSV ecosystem, release and version ordering the
-// distribution files its records (errUnmatchedDistro: Red Hat keys them
-// by product and repository, "Red Hat:enterprise_linux:9::appstream",
-// which a package URL does not name; Rocky Linux, SUSE, openSUSE,
-// CentOS, Amazon Linux and others, by what no SBOM fixture here proves).
-// Looked up as it is, such a package meets no record and looks clean.
-func distroUnmatched(p Package) error {
+// distribution files (errUnmatchedDistro: Red Hat keys them by product and
+// repository, "Red Hat:enterprise_linux:9::appstream", which a package URL
+// does not name; Rocky Linux, SUSE, openSUSE, CentOS, Amazon Linux and
+// others, by what no SBOM fixture here proves), or its package URL type
+// has no OSV ecosystem evident knows (errUnmatchedType). Looked up as it
+// is, such a package meets no record and looks clean.
+func unmatched(p Package) error {
 	base, release, _ := strings.Cut(p.Ecosystem, ":")
 	switch {
 	case slices.Contains(releaseEcosystems, base):
@@ -154,7 +160,13 @@ func distroUnmatched(p Package) error {
 		return nil
 	}
 	u, err := packageurl.FromString(p.PURL)
-	if err != nil || !slices.Contains(osPURLTypes, u.Type) {
+	if err != nil {
+		return nil
+	}
+	if !slices.Contains(osPURLTypes, u.Type) {
+		if _, _, _, err := osv.PackageFromPURL(p.PURL); errors.Is(err, osv.ErrUnknownEcosystem) {
+			return fmt.Errorf("evident knows no OSV ecosystem of %s packages, and looks up none of its records: %w", u.Type, errUnmatchedType)
+		}
 		return nil
 	}
 	distro := p.Ecosystem
@@ -173,8 +185,9 @@ func distroUnmatched(p Package) error {
 // Match; a distribution's binary package is also looked up under its
 // source package. An OS package that could not meet a record of its
 // distribution, whose release the input does not tell or whose records
-// evident cannot look up, is not looked up: it is a *RecordError
-// (errNoRelease, errUnmatchedDistro) rather than a package that looks
+// evident cannot look up, and a package of a type no OSV ecosystem is
+// known for, are not looked up: each is a *RecordError (errNoRelease,
+// errUnmatchedDistro, errUnmatchedType) rather than a package that looks
 // clean. A nil m matches nothing.
 // Components that name the same package version are looked up once.
 func matchComponents(comps []Component, m Matcher, tool, file string) ([]Finding, []error) {
@@ -193,7 +206,7 @@ func matchComponents(comps []Component, m Matcher, tool, file string) ([]Finding
 			continue
 		}
 		seen[key] = true
-		if err := distroUnmatched(p); err != nil {
+		if err := unmatched(p); err != nil {
 			errs = append(errs, recordErr(file, cmp.Or(c.Ref, p.Name), "package %s: %w", p.PURL, err))
 			continue
 		}

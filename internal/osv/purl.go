@@ -23,6 +23,15 @@ const (
 	EcosystemPackagist = "Packagist"
 	EcosystemHex       = "Hex"
 	EcosystemPub       = "Pub"
+	// The ecosystems below are those osv-scalibr (so OSV-Scanner) gives
+	// the package URL types conan, swift, hackage and cran. A SwiftURL
+	// package is named by its repository's URL without the scheme
+	// ("github.com/apple/swift-nio"), as a swift package URL's namespace
+	// and name write it.
+	EcosystemConanCenter = "ConanCenter"
+	EcosystemSwiftURL    = "SwiftURL"
+	EcosystemHackage     = "Hackage"
+	EcosystemCRAN        = "CRAN"
 )
 
 // ErrUnknownEcosystem reports a package URL type or ecosystem name that has
@@ -41,6 +50,10 @@ var purlTypes = map[string]string{
 	packageurl.TypeComposer: EcosystemPackagist,
 	packageurl.TypeHex:      EcosystemHex,
 	packageurl.TypePub:      EcosystemPub,
+	packageurl.TypeConan:    EcosystemConanCenter,
+	packageurl.TypeSwift:    EcosystemSwiftURL,
+	packageurl.TypeHackage:  EcosystemHackage,
+	packageurl.TypeCran:     EcosystemCRAN,
 }
 
 // Ecosystems lists the ecosystems above, sorted: the ones evident maps to

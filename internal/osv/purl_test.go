@@ -22,7 +22,14 @@ func TestPackageFromPURL(t *testing.T) {
 		{purl: "pkg:gem/rails@6.0.0", eco: EcosystemRubyGems, name: "rails", version: "6.0.0"},
 		{purl: "pkg:cargo/regex@1.5.4", eco: EcosystemCratesIO, name: "regex", version: "1.5.4"},
 		{purl: "pkg:nuget/Newtonsoft.Json@12.0.1", eco: EcosystemNuGet, name: "Newtonsoft.Json", version: "12.0.1"},
+		// As Syft writes them of a Package.resolved, a
+		// cabal.project.freeze, an R library and a conan.lock.
+		{purl: "pkg:swift/github.com/apple/swift-nio@2.41.0", eco: EcosystemSwiftURL, name: "github.com/apple/swift-nio", version: "2.41.0"},
+		{purl: "pkg:hackage/aeson@2.0.3.0", eco: EcosystemHackage, name: "aeson", version: "2.0.3.0"},
+		{purl: "pkg:cran/commonmark@1.8.0", eco: EcosystemCRAN, name: "commonmark", version: "1.8.0"},
+		{purl: "pkg:conan/zlib@1.2.13", eco: EcosystemConanCenter, name: "zlib", version: "1.2.13"},
 		{purl: "pkg:deb/debian/openssl@1.1.1", wantErr: true},
+		{purl: "pkg:cocoapods/AFNetworking@2.5.0", wantErr: true},
 		{purl: "not a purl", wantErr: true},
 	}
 	for _, tt := range tests {
