@@ -20,7 +20,8 @@ import (
 // intersect (GO-2021-0113, GHSA-ppp9-7jff-5vj2 and CVE-2021-38561 are one
 // vulnerability), transitively. Distribution advisory ids (DSA-, DLA-,
 // RHSA-, ALAS-, USN-, ...) are kept as aliases but never used to match,
-// because one such advisory fixes several vulnerabilities at once. For
+// because one such advisory fixes several vulnerabilities at once, but
+// for findings whose own id is the same advisory. For
 // the same reason a finding whose ids name several CVEs (govulncheck's
 // GO-2022-0536, CVE-2019-9512 and CVE-2019-9514) matches others by its
 // primary id alone: Trivy's CVE-2019-9512 and CVE-2019-9514 stay two
@@ -172,7 +173,15 @@ func sameVulnerability(fs []Finding, links [][]string, idx []int) [][]int {
 		}
 		for _, id := range ids {
 			if isBundleID(id) {
-				continue
+				// An advisory that may fix several vulnerabilities joins
+				// only the findings it is the id of: one advisory that
+				// two SBOMs of an image met (ALSA-2020:1636, which lists
+				// no alias) is one finding, not the findings of each of
+				// its CVEs. A prefix keeps it from meeting an alias.
+				if id != fs[fi].Vulnerability.ID {
+					continue
+				}
+				id = "\x01" + id
 			}
 			if j, ok := owner[id]; ok {
 				parent[find(i)] = find(j)

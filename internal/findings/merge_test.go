@@ -137,6 +137,21 @@ func TestMerge(t *testing.T) {
 			want: []Finding{f("trivy", "CVE-2022-1292", "DSA-5169-1"), f("trivy", "CVE-2022-2068", "DSA-5169-1")},
 		},
 		{
+			// Syft's CycloneDX and SPDX SBOMs of one AlmaLinux image,
+			// matched against AlmaLinux's record, which names no alias.
+			name: "a distribution advisory found twice is one finding",
+			in:   []Finding{f("syft-cdx", "ALSA-2020:1636"), f("syft-spdx", "ALSA-2020:1636"), f("trivy", "CVE-2018-13139", "ALSA-2020:1636")},
+			want: []Finding{
+				{
+					Package:       pkg,
+					Vulnerability: Vulnerability{ID: "ALSA-2020:1636"},
+					Severity:      Severity{Level: LevelUnknown},
+					Sources:       []Source{{Tool: "syft-cdx", File: "syft-cdx.json"}, {Tool: "syft-spdx", File: "syft-spdx.json"}},
+				},
+				f("trivy", "CVE-2018-13139", "ALSA-2020:1636"),
+			},
+		},
+		{
 			name: "other services and versions stay apart",
 			in: []Finding{
 				with(f("trivy", "CVE-1"), func(x *Finding) { x.Service = "b" }),
