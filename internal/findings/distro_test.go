@@ -13,6 +13,7 @@ import (
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
 	"github.com/google/go-cmp/cmp"
+	"github.com/openvex/go-vex/pkg/vex"
 
 	"github.com/evidentsec/evident/internal/vulndb"
 )
@@ -223,29 +224,37 @@ func TestDistroSource(t *testing.T) {
 }
 
 // TestDistroRPM matches the SBOMs that Syft and Trivy write of an
-// AlmaLinux 8 and a Red Hat Enterprise Linux 9 root file system.
-// AlmaLinux's records name the major release ("AlmaLinux:8"), and Trivy
-// writes the distribution as alma; matched as "AlmaLinux" or as the
-// unknown "rpm" the package met no record. Red Hat's records are keyed by
-// product and repository, which an SBOM does not name: each package is a
-// skipped record that says so, not a package that looks clean.
+// AlmaLinux 8, an AlmaLinux 10 and a Red Hat Enterprise Linux 9 root file
+// system. AlmaLinux's records name the major release ("AlmaLinux:8"), and
+// Trivy writes the distribution as alma; matched as "AlmaLinux" or as the
+// unknown "rpm" the package met no record. Trivy's package is named as
+// Syft's, and as Trivy writes it in ScannerPURL. AlmaLinux 10's skopeo is
+// at the fix of ALSA-2025:7467, 2:1.18.1-1.el10_0, and is not affected:
+// its epoch, which both write as a qualifier, is in the version compared.
+// Red Hat's records are keyed by product and repository, which an SBOM
+// does not name: each package is a skipped record that says so, not a
+// package that looks clean.
 func TestDistroRPM(t *testing.T) {
 	db := distroDB(t)
-	type match struct{ PURL, Ecosystem, ID, Fix string }
-	alma := func(ns string) []match {
-		return []match{{"pkg:rpm/" + ns + "/libsndfile-devel@1.0.28-8.el8", "AlmaLinux:8", "ALSA-2020:1636", "1.0.28-10.el8"}}
+	type match struct{ PURL, ScannerPURL, Ecosystem, ID, Fix string }
+	alma := func(scanner string) []match {
+		return []match{{"pkg:rpm/almalinux/libsndfile-devel@1.0.28-8.el8", scanner, "AlmaLinux:8", "ALSA-2020:1636", "1.0.28-10.el8"}}
 	}
-	const rhel = "package pkg:rpm/redhat/openssl-libs@1:3.0.7-24.el9: evident cannot match OS packages of Red Hat yet, and looks up none of its records: distribution not supported, not matched"
+	const rhel = "package pkg:rpm/redhat/openssl-libs@3.0.7-24.el9?epoch=1: evident cannot match OS packages of Red Hat yet, and looks up none of its records: distribution not supported, not matched"
 	tests := []struct {
 		input    string
 		parse    func(io.Reader, string, Matcher) ([]Finding, []error)
 		want     []match
 		wantErrs []string
 	}{
-		{"syft-almalinux8.cdx.json", ParseCycloneDX, alma("almalinux"), nil},
-		{"trivy-almalinux8.cdx.json", ParseCycloneDX, alma("alma"), nil},
-		{"syft-almalinux8.spdx.json", ParseSPDX, alma("almalinux"), nil},
-		{"trivy-almalinux8.spdx.json", ParseSPDX, alma("alma"), nil},
+		{"syft-almalinux8.cdx.json", ParseCycloneDX, alma(""), nil},
+		{"trivy-almalinux8.cdx.json", ParseCycloneDX, alma("pkg:rpm/alma/libsndfile-devel@1.0.28-8.el8"), nil},
+		{"syft-almalinux8.spdx.json", ParseSPDX, alma(""), nil},
+		{"trivy-almalinux8.spdx.json", ParseSPDX, alma("pkg:rpm/alma/libsndfile-devel@1.0.28-8.el8"), nil},
+		{"syft-almalinux10.cdx.json", ParseCycloneDX, nil, nil},
+		{"trivy-almalinux10.cdx.json", ParseCycloneDX, nil, nil},
+		{"syft-almalinux10.spdx.json", ParseSPDX, nil, nil},
+		{"trivy-almalinux10.spdx.json", ParseSPDX, nil, nil},
 		{"syft-rhel9.cdx.json", ParseCycloneDX, nil, []string{
 			"syft-rhel9.cdx.json: pkg:rpm/redhat/openssl-libs@3.0.7-24.el9?arch=x86_64&distro=rhel-9.2&epoch=1&package-id=cfbb94d0e05eed09&upstream=openssl-libs-3.0.7-24.el9.src.rpm: " + rhel}},
 		{"trivy-rhel9.cdx.json", ParseCycloneDX, nil, []string{
@@ -265,7 +274,7 @@ func TestDistroRPM(t *testing.T) {
 			fs, errs := tt.parse(f, tt.input, db)
 			var got []match
 			for _, f := range fs {
-				got = append(got, match{f.Package.PURL, f.Package.Ecosystem, f.Vulnerability.ID, f.FixedVersion})
+				got = append(got, match{f.Package.PURL, f.Package.ScannerPURL, f.Package.Ecosystem, f.Vulnerability.ID, f.FixedVersion})
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("findings mismatch (-want +got):\n%s", diff)
@@ -279,6 +288,108 @@ func TestDistroRPM(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.wantErrs, gotErrs); diff != "" {
 				t.Errorf("errors mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestDistroRPMMerge: Syft's and Trivy's SBOMs of one AlmaLinux 8 root
+// file system give one finding of libsndfile-devel, which names the
+// package as both write it; as pkg:rpm/almalinux and pkg:rpm/alma it was
+// two findings of one package.
+func TestDistroRPMMerge(t *testing.T) {
+	db := distroDB(t)
+	var all []Finding
+	for _, in := range []struct {
+		name  string
+		parse func(io.Reader, string, Matcher) ([]Finding, []error)
+	}{
+		{"syft-almalinux8.cdx.json", ParseCycloneDX},
+		{"trivy-almalinux8.cdx.json", ParseCycloneDX},
+		{"syft-almalinux8.spdx.json", ParseSPDX},
+		{"trivy-almalinux8.spdx.json", ParseSPDX},
+	} {
+		f, err := os.Open(filepath.Join("testdata", "distro", in.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs, errs := in.parse(f, in.name, db)
+		f.Close()
+		for _, err := range errs {
+			t.Errorf("unexpected error: %v", err)
+		}
+		all = append(all, fs...)
+	}
+	type merged struct {
+		PURL, ScannerPURL, ID string
+		Sources               int
+	}
+	var got []merged
+	for _, f := range Merge(all) {
+		got = append(got, merged{f.Package.PURL, f.Package.ScannerPURL, f.Vulnerability.ID, len(f.Sources)})
+	}
+	want := []merged{{"pkg:rpm/almalinux/libsndfile-devel@1.0.28-8.el8", "pkg:rpm/alma/libsndfile-devel@1.0.28-8.el8", "ALSA-2020:1636", 4}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("merged findings mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestDistroVEXPURL: every OS package of Syft's and Trivy's SBOMs is
+// named, in PURL or ScannerPURL, by a package URL that go-vex, through
+// which Trivy applies a VEX document, matches to the one the tool wrote,
+// so that a VEX statement of evident's applies to it. An rpm's epoch in
+// the version (pkg:rpm/redhat/openssl-libs@1:3.0.7-24.el9) matched
+// neither tool's package URL, which has it in the epoch qualifier.
+func TestDistroVEXPURL(t *testing.T) {
+	for _, input := range []string{
+		"syft-almalinux8.cdx.json", "trivy-almalinux8.cdx.json", "syft-almalinux8.spdx.json", "trivy-almalinux8.spdx.json",
+		"syft-almalinux10.cdx.json", "trivy-almalinux10.cdx.json", "syft-almalinux10.spdx.json", "trivy-almalinux10.spdx.json",
+		"syft-rhel9.cdx.json", "trivy-rhel9.cdx.json", "syft-rhel9.spdx.json", "trivy-rhel9.spdx.json",
+		"syft.cdx.json", "trivy.cdx.json", "syft.spdx.json", "trivy.spdx.json",
+	} {
+		t.Run(input, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", "distro", input))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var doc struct {
+				Components []struct {
+					PURL string `json:"purl"`
+				} `json:"components"`
+				Packages []struct {
+					ExternalRefs []struct {
+						Locator string `json:"referenceLocator"`
+					} `json:"externalRefs"`
+				} `json:"packages"`
+			}
+			if err := json.Unmarshal(data, &doc); err != nil {
+				t.Fatal(err)
+			}
+			var purls []string
+			for _, c := range doc.Components {
+				purls = append(purls, c.PURL)
+			}
+			for _, p := range doc.Packages {
+				for _, r := range p.ExternalRefs {
+					purls = append(purls, r.Locator)
+				}
+			}
+			n := 0
+			for _, purl := range purls {
+				if !strings.HasPrefix(purl, "pkg:") {
+					continue
+				}
+				n++
+				p, err := componentPackage(purl, "")
+				if err != nil {
+					t.Fatalf("%s: %v", purl, err)
+				}
+				if !vex.PurlMatches(p.PURL, purl) && (p.ScannerPURL == "" || !vex.PurlMatches(p.ScannerPURL, purl)) {
+					t.Errorf("%s: PURL %s, ScannerPURL %q: neither matches it", purl, p.PURL, p.ScannerPURL)
+				}
+			}
+			if n == 0 {
+				t.Fatal("no package URL in the SBOM")
 			}
 		})
 	}

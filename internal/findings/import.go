@@ -2,7 +2,6 @@ package findings
 
 import (
 	"bytes"
-	"cmp"
 	"debug/buildinfo"
 	"encoding/json"
 	"errors"
@@ -335,11 +334,12 @@ var osTypes = map[string]string{
 
 // osTypeAliases map the types and namespaces that some tools write for a
 // distribution of osTypes (Trivy's "rpm/alma", where Syft writes
-// AlmaLinux's os-release ID) to its ecosystem. They are kept apart so
-// that osTypes stays one to one and distroPURL names each ecosystem by
-// one package URL.
+// AlmaLinux's os-release ID) to the type and namespace of osTypes, so that
+// the two tools' findings of one package have one PURL and merge. They are
+// kept apart so that osTypes stays one to one and distroPURL names each
+// ecosystem by one package URL.
 var osTypeAliases = map[string]string{
-	"rpm/alma": "AlmaLinux",
+	"rpm/alma": "rpm/almalinux",
 }
 
 // newPackage builds the package of a finding from what a tool reported:
@@ -420,7 +420,9 @@ func newPackage(ecosystem, name, version, purl string) (Package, error) {
 }
 
 // distroPackage builds a package from a package URL of a type that OSV
-// ecosystems do not map one to one (deb, rpm, apk, generic).
+// ecosystems do not map one to one (deb, rpm, apk, generic). A namespace
+// of osTypeAliases is named as osTypes names it in PURL, and as the tool
+// wrote it in ScannerPURL, which VEX consumers of that tool match.
 func distroPackage(purl, version string) (Package, error) {
 	p, err := packageurl.FromString(purl)
 	if err != nil {
@@ -434,7 +436,11 @@ func distroPackage(purl, version string) (Package, error) {
 	}
 	q := p.Qualifiers.Map()
 	version = withEpoch(version, q["epoch"])
-	eco := cmp.Or(osTypes[p.Type+"/"+p.Namespace], osTypeAliases[p.Type+"/"+p.Namespace])
+	ns := p.Namespace
+	if alias, ok := osTypeAliases[p.Type+"/"+p.Namespace]; ok {
+		_, ns, _ = strings.Cut(alias, "/")
+	}
+	eco := osTypes[p.Type+"/"+ns]
 	if eco == "" {
 		eco = p.Type
 	}
@@ -445,8 +451,32 @@ func distroPackage(purl, version string) (Package, error) {
 	if p.Namespace != "" && eco == p.Type {
 		name = p.Namespace + "/" + p.Name
 	}
-	canon := packageurl.NewPackageURL(p.Type, p.Namespace, p.Name, version, nil, "").ToString()
-	return Package{PURL: canon, Ecosystem: eco, Name: name, Version: version}, nil
+	var scanner string
+	if ns != p.Namespace {
+		scanner = osPURL(p.Type, p.Namespace, p.Name, version)
+	}
+	return Package{PURL: osPURL(p.Type, ns, p.Name, version), Ecosystem: eco, Name: name, Version: version, ScannerPURL: scanner}, nil
+}
+
+// osPURL is the package URL of a distribution package without the
+// qualifiers that do not identify it (arch, distro), so that two tools'
+// findings of one package have one. An rpm's epoch is its epoch
+// qualifier, not part of its version, as the package URL specification
+// has it (PURL-TYPES, rpm) and Syft and Trivy write it: a VEX statement
+// of pkg:rpm/redhat/openssl-libs@1:3.0.7-24.el9 does not apply, in
+// go-vex's matching (Trivy's), to their
+// pkg:rpm/redhat/openssl-libs@3.0.7-24.el9?epoch=1. An epoch of 0 is
+// none. A Debian package keeps its epoch in the version, as Syft writes
+// it (Trivy writes the qualifier).
+func osPURL(typ, ns, name, version string) string {
+	var q packageurl.Qualifiers
+	if e, v, ok := strings.Cut(version, ":"); ok && typ == packageurl.TypeRPM && e != "" && strings.Trim(e, "0123456789") == "" {
+		version = v
+		if strings.Trim(e, "0") != "" {
+			q = packageurl.QualifiersFromMap(map[string]string{"epoch": e})
+		}
+	}
+	return packageurl.NewPackageURL(typ, ns, name, version, q, "").ToString()
 }
 
 // distroRelease is the release part of the OSV ecosystem of a package of

@@ -72,7 +72,9 @@ func TestComponentPackage(t *testing.T) {
 		// Trivy's CycloneDX and SPDX components (deb and rpm) and Syft's
 		// (rpm) give the epoch as a qualifier and the version with it;
 		// without it, "2.36-9" compared below every fix of epoch 0 and
-		// named a package no report of the same image names.
+		// named a package no report of the same image names. An rpm's
+		// PURL keeps the qualifier, as the package URL specification
+		// has it (TestDistroVEXPURL).
 		{
 			name:    "trivy debian epoch qualifier",
 			purl:    "pkg:deb/debian/libpam0g@1.5.2-6%2Bdeb12u1?arch=amd64&distro=debian-12.5&epoch=1",
@@ -83,12 +85,12 @@ func TestComponentPackage(t *testing.T) {
 			name:    "syft rpm epoch qualifier",
 			purl:    "pkg:rpm/redhat/openssl-libs@3.0.7-24.el9?arch=x86_64&epoch=1&upstream=openssl-3.0.7-24.el9.src.rpm&distro=rhel-9.3",
 			version: "1:3.0.7-24.el9",
-			want:    Package{PURL: "pkg:rpm/redhat/openssl-libs@1:3.0.7-24.el9", Ecosystem: "Red Hat", Name: "openssl-libs", Version: "1:3.0.7-24.el9"},
+			want:    Package{PURL: "pkg:rpm/redhat/openssl-libs@3.0.7-24.el9?epoch=1", Ecosystem: "Red Hat", Name: "openssl-libs", Version: "1:3.0.7-24.el9"},
 		},
 		{
 			name: "epoch qualifier without component version",
 			purl: "pkg:rpm/redhat/openssl-libs@3.0.7-24.el9?arch=x86_64&epoch=1",
-			want: Package{PURL: "pkg:rpm/redhat/openssl-libs@1:3.0.7-24.el9", Ecosystem: "Red Hat", Name: "openssl-libs", Version: "1:3.0.7-24.el9"},
+			want: Package{PURL: "pkg:rpm/redhat/openssl-libs@3.0.7-24.el9?epoch=1", Ecosystem: "Red Hat", Name: "openssl-libs", Version: "1:3.0.7-24.el9"},
 		},
 		{
 			name: "epoch zero",
