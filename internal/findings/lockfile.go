@@ -32,6 +32,13 @@ import (
 // lockfileExtractors are osv-scalibr's extractors of the lockfiles and
 // manifests evident reads, the same code OSV-Scanner runs on them. Each
 // one says by the file's name whether it reads it.
+//
+// Some also log what they fail on (pomxml: "could not extract pom from
+// pom.xml: ...") through osv-scalibr's own logger, which writes to the
+// standard library's log, so to stderr outside evident's slog. They return
+// the same error, which the caller reports; the only way to route the
+// line is scalibr/log.SetLogger, which sets a package variable for the
+// whole process, unsynchronised: global state, left alone.
 var lockfileExtractors = []func() (filesystem.Extractor, error){
 	func() (filesystem.Extractor, error) { return packagelockjson.New(nil) },
 	func() (filesystem.Extractor, error) { return pnpmlock.New(nil) },
