@@ -202,9 +202,11 @@ func TestDistroSource(t *testing.T) {
 		{name: "trivy epoch", purl: "pkg:deb/debian/libpam0g@1.5.2-6%2Bdeb12u1?arch=amd64&distro=debian-12.5&epoch=1",
 			props: trivy("SrcName", "pam", "SrcVersion", "1.5.2", "SrcRelease", "6+deb12u1", "SrcEpoch", "1"), wantName: "pam", wantVersion: "1:1.5.2-6+deb12u1"},
 		// AlmaLinux's records name binary packages: Trivy's SrcName of an
-		// rpm is no name to look up.
-		{name: "trivy rpm", purl: "pkg:rpm/alma/openssl-libs@1:3.0.7-24.el9?arch=x86_64&distro=alma-8.9",
-			props: trivy("SrcName", "openssl", "SrcVersion", "3.0.7", "SrcRelease", "24.el9")},
+		// rpm, its source RPM's name, is no name to look up. Trivy writes
+		// an rpm so (trivy-rhel9.cdx.json): the epoch a qualifier, and
+		// in SrcEpoch.
+		{name: "trivy rpm", purl: "pkg:rpm/alma/openssl-libs@3.0.7-24.el9?arch=x86_64&distro=alma-9.2&epoch=1",
+			props: trivy("SrcName", "openssl", "SrcVersion", "3.0.7", "SrcRelease", "24.el9", "SrcEpoch", "1")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
