@@ -239,7 +239,8 @@ func TestParseCycloneDXScanOrSBOM(t *testing.T) {
 func FuzzCycloneDX(f *testing.F) {
 	fuzzParser(f, withMatcher(ParseCycloneDX, fuzzDB(f)), fixtures(f,
 		"cyclonedx/gomod-app-1.6.json", "cyclonedx/gomod-app-1.6.xml", "cyclonedx/trivy-fs.json", "cyclonedx/vex-embedded.json", "cyclonedx/evident-report.json",
-		"distro/syft.cdx.json", "distro/trivy.cdx.json", "distro/trivy-almalinux8.cdx.json", "distro/syft-rhel9.cdx.json")...)
+		"distro/syft.cdx.json", "distro/trivy.cdx.json", "distro/trivy-almalinux8.cdx.json", "distro/syft-rhel9.cdx.json",
+		"distro/trivy-almalinux10.cdx.json", "ecosystems/swift/syft.cdx.json")...)
 }
 
 // TestCycloneDXErrorsNameTheFile checks the file-level errors too.

@@ -336,6 +336,60 @@ func TestDistroRPMMerge(t *testing.T) {
 	}
 }
 
+// TestDistroScannedMerge: the same vulnerability of one rpm, in scanned
+// BOMs of one root file system that Syft (as Grype writes its findings)
+// and Trivy name differently (amzn and amazon, ol and oracle, sles and
+// suse, almalinux and alma), is one finding, which names the package as
+// Syft does and, in ScannerPURL, as Trivy does; it was two.
+func TestDistroScannedMerge(t *testing.T) {
+	// scanned is the findings of input with a vulnerability of its
+	// first package added, as a scanner would report it.
+	scanned := func(input string) []Finding {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join("testdata", "distro", input))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(data, &doc); err != nil {
+			t.Fatal(err)
+		}
+		var ref any
+		for _, c := range doc["components"].([]any) {
+			if c := c.(map[string]any); c["purl"] != nil {
+				ref = c["bom-ref"]
+				break
+			}
+		}
+		doc["vulnerabilities"] = []any{map[string]any{"id": "CVE-2023-0286", "ratings": []any{map[string]any{"severity": "high"}},
+			"affects": []any{map[string]any{"ref": ref}}}}
+		if data, err = json.Marshal(doc); err != nil {
+			t.Fatal(err)
+		}
+		fs, errs := ParseCycloneDX(bytes.NewReader(data), input, nil)
+		for _, err := range errs {
+			t.Errorf("unexpected error: %v", err)
+		}
+		return fs
+	}
+	tests := []struct {
+		distro, wantPURL, wantScanner string
+	}{
+		{"amzn2023", "pkg:rpm/amzn/openssl-libs@3.0.7-24.el9?epoch=1", "pkg:rpm/amazon/openssl-libs@3.0.7-24.el9?epoch=1"},
+		{"ol9", "pkg:rpm/ol/openssl-libs@3.0.7-24.el9?epoch=1", "pkg:rpm/oracle/openssl-libs@3.0.7-24.el9?epoch=1"},
+		{"sles15", "pkg:rpm/sles/openssl-libs@3.0.7-24.el9?epoch=1", "pkg:rpm/suse/openssl-libs@3.0.7-24.el9?epoch=1"},
+		{"almalinux8", "pkg:rpm/almalinux/libsndfile-devel@1.0.28-8.el8", "pkg:rpm/alma/libsndfile-devel@1.0.28-8.el8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.distro, func(t *testing.T) {
+			fs := Merge(append(scanned("syft-"+tt.distro+".cdx.json"), scanned("trivy-"+tt.distro+".cdx.json")...))
+			if len(fs) != 1 || fs[0].Package.PURL != tt.wantPURL || fs[0].Package.ScannerPURL != tt.wantScanner || len(fs[0].Sources) != 2 {
+				t.Errorf("got %+v, want one finding of %s (%s) with two sources", fs, tt.wantPURL, tt.wantScanner)
+			}
+		})
+	}
+}
+
 // TestDistroVEXPURL: every OS package of Syft's and Trivy's SBOMs is
 // named, in PURL or ScannerPURL, by a package URL that go-vex, through
 // which Trivy applies a VEX document, matches to the one the tool wrote,
@@ -347,6 +401,8 @@ func TestDistroVEXPURL(t *testing.T) {
 		"syft-almalinux8.cdx.json", "trivy-almalinux8.cdx.json", "syft-almalinux8.spdx.json", "trivy-almalinux8.spdx.json",
 		"syft-almalinux10.cdx.json", "trivy-almalinux10.cdx.json", "syft-almalinux10.spdx.json", "trivy-almalinux10.spdx.json",
 		"syft-rhel9.cdx.json", "trivy-rhel9.cdx.json", "syft-rhel9.spdx.json", "trivy-rhel9.spdx.json",
+		"syft-amzn2023.cdx.json", "trivy-amzn2023.cdx.json", "syft-ol9.cdx.json", "trivy-ol9.cdx.json",
+		"syft-sles15.cdx.json", "trivy-sles15.cdx.json",
 		"syft.cdx.json", "trivy.cdx.json", "syft.spdx.json", "trivy.spdx.json",
 	} {
 		t.Run(input, func(t *testing.T) {
@@ -415,7 +471,7 @@ func TestDistroUnmatched(t *testing.T) {
 		{purl: "pkg:rpm/opensuse/openssl-3@3.1.4-150600.5.3.1?arch=x86_64&distro=opensuse-leap-15.6", wantErr: errUnmatchedDistro, wantDistro: "of openSUSE yet"},
 		{purl: "pkg:rpm/suse/libopenssl3@3.1.4-150600.5.3.1?arch=x86_64&distro=sles-15.6", wantErr: errUnmatchedDistro, wantDistro: "of SUSE yet"},
 		{purl: "pkg:rpm/centos/openssl-libs@1.0.2k-19.el7?arch=x86_64&distro=centos-7", wantErr: errUnmatchedDistro, wantDistro: "of rpm/centos yet"},
-		{purl: "pkg:rpm/amazon/openssl-libs@1.0.2k-24.amzn2.0.4?arch=x86_64&distro=amazon-2", wantErr: errUnmatchedDistro, wantDistro: "of rpm/amazon yet"},
+		{purl: "pkg:rpm/amazon/openssl-libs@1.0.2k-24.amzn2.0.4?arch=x86_64&distro=amazon-2", wantErr: errUnmatchedDistro, wantDistro: "of rpm/amzn yet"},
 		{purl: "pkg:deb/kali/openssl@3.0.11-1?arch=amd64&distro=kali-2023.4", wantErr: errUnmatchedDistro, wantDistro: "of deb/kali yet"},
 		{purl: "pkg:apk/postmarketos/openssl@3.1.4-r0?arch=x86_64", wantErr: errUnmatchedDistro, wantDistro: "of apk/postmarketos yet"},
 		{purl: "pkg:alpm/arch/openssl@3.2.0-1?arch=x86_64&distro=arch", wantErr: errUnmatchedDistro, wantDistro: "of alpm/arch yet"},

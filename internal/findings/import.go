@@ -329,17 +329,21 @@ var osTypes = map[string]string{
 	"rpm/rocky":      "Rocky Linux",
 	"rpm/almalinux":  "AlmaLinux",
 	"rpm/opensuse":   "openSUSE",
-	"rpm/suse":       "SUSE",
+	"rpm/sles":       "SUSE",
 }
 
-// osTypeAliases map the types and namespaces that some tools write for a
-// distribution of osTypes (Trivy's "rpm/alma", where Syft writes
-// AlmaLinux's os-release ID) to the type and namespace of osTypes, so that
-// the two tools' findings of one package have one PURL and merge. They are
-// kept apart so that osTypes stays one to one and distroPURL names each
-// ecosystem by one package URL.
+// osTypeAliases map the types and namespaces that Trivy writes for a
+// distribution's packages to those Syft writes, os-release's ID, which
+// Grype's findings share: alma to almalinux, amazon to amzn, oracle to ol,
+// suse to sles. So two tools' findings of one package have one PURL and
+// merge, and a distribution is named one way, whichever tool wrote it.
+// They are kept apart so that osTypes stays one to one and distroPURL
+// names each ecosystem by one package URL.
 var osTypeAliases = map[string]string{
-	"rpm/alma": "rpm/almalinux",
+	"rpm/alma":   "rpm/almalinux",
+	"rpm/amazon": "rpm/amzn",
+	"rpm/oracle": "rpm/ol",
+	"rpm/suse":   "rpm/sles",
 }
 
 // newPackage builds the package of a finding from what a tool reported:

@@ -116,7 +116,8 @@ func TestParseSPDXBad(t *testing.T) {
 
 func FuzzSPDX(f *testing.F) {
 	fuzzParser(f, withMatcher(ParseSPDX, fuzzDB(f)), fixtures(f,
-		"spdx/syft-app.spdx.json", "spdx/SPDXTagExample-v2.3.spdx", "distro/syft.spdx.json", "distro/trivy.spdx.json", "distro/syft-almalinux8.spdx.json", "distro/trivy-rhel9.spdx.json")...)
+		"spdx/syft-app.spdx.json", "spdx/SPDXTagExample-v2.3.spdx", "distro/syft.spdx.json", "distro/trivy.spdx.json", "distro/syft-almalinux8.spdx.json", "distro/trivy-rhel9.spdx.json",
+		"distro/syft-almalinux10.spdx.json")...)
 }
 
 // spdxComponents returns the packages of an SPDX document that carry a
