@@ -395,7 +395,9 @@ func TestDistroScannedMerge(t *testing.T) {
 // which Trivy applies a VEX document, matches to the one the tool wrote,
 // so that a VEX statement of evident's applies to it. An rpm's epoch in
 // the version (pkg:rpm/redhat/openssl-libs@1:3.0.7-24.el9) matched
-// neither tool's package URL, which has it in the epoch qualifier.
+// neither tool's package URL, which has it in the epoch qualifier; a
+// Debian package's, as Syft writes it (pkg:deb/debian/libaudit1@1:3.0-2),
+// did not match Trivy's (@3.0-2?epoch=1).
 func TestDistroVEXPURL(t *testing.T) {
 	for _, input := range []string{
 		"syft-almalinux8.cdx.json", "trivy-almalinux8.cdx.json", "syft-almalinux8.spdx.json", "trivy-almalinux8.spdx.json",
@@ -404,6 +406,7 @@ func TestDistroVEXPURL(t *testing.T) {
 		"syft-amzn2023.cdx.json", "trivy-amzn2023.cdx.json", "syft-ol9.cdx.json", "trivy-ol9.cdx.json",
 		"syft-sles15.cdx.json", "trivy-sles15.cdx.json",
 		"syft.cdx.json", "trivy.cdx.json", "syft.spdx.json", "trivy.spdx.json",
+		"syft-debian11-epoch.cdx.json", "trivy-debian11-epoch.cdx.json",
 	} {
 		t.Run(input, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join("testdata", "distro", input))

@@ -44,9 +44,11 @@ type Package struct {
 	// the package, when it is not PURL: a PyPI name with a dot, which
 	// PEP 503 makes a dash (ruamel.yaml is ruamel-yaml) where they keep
 	// it, and which go-vex, through which both match VEX statements,
-	// compares as written; an AlmaLinux package, which Trivy writes
-	// pkg:rpm/alma and Syft (so PURL) pkg:rpm/almalinux. VEX documents
-	// name the package by both.
+	// compares as written; a package of a distribution Trivy names
+	// otherwise (pkg:rpm/alma, where Syft, so PURL, writes
+	// pkg:rpm/almalinux); a Debian package with an epoch, which Syft
+	// writes in the version and Trivy as the epoch qualifier. VEX
+	// documents name the package by both.
 	ScannerPURL string `json:"scanner_purl,omitempty"`
 }
 

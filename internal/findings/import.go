@@ -455,26 +455,42 @@ func distroPackage(purl, version string) (Package, error) {
 	if p.Namespace != "" && eco == p.Type {
 		name = p.Namespace + "/" + p.Name
 	}
+	rpm := p.Type == packageurl.TypeRPM
 	var scanner string
-	if ns != p.Namespace {
-		scanner = osPURL(p.Type, p.Namespace, p.Name, version)
+	switch e, _ := splitEpoch(version); {
+	case ns != p.Namespace:
+		scanner = osPURL(p.Type, p.Namespace, p.Name, version, rpm)
+	case p.Type == packageurl.TypeDebian && strings.Trim(e, "0") != "":
+		// Trivy's, whichever tool read the package.
+		scanner = osPURL(p.Type, ns, p.Name, version, true)
 	}
-	return Package{PURL: osPURL(p.Type, ns, p.Name, version), Ecosystem: eco, Name: name, Version: version, ScannerPURL: scanner}, nil
+	return Package{PURL: osPURL(p.Type, ns, p.Name, version, rpm), Ecosystem: eco, Name: name, Version: version, ScannerPURL: scanner}, nil
+}
+
+// splitEpoch returns the epoch of a distribution package's version ("1"
+// of "1:3.0-2") and what follows it, or "" and the version when it has
+// none.
+func splitEpoch(version string) (epoch, rest string) {
+	if e, v, ok := strings.Cut(version, ":"); ok && e != "" && strings.Trim(e, "0123456789") == "" {
+		return e, v
+	}
+	return "", version
 }
 
 // osPURL is the package URL of a distribution package without the
 // qualifiers that do not identify it (arch, distro), so that two tools'
-// findings of one package have one. An rpm's epoch is its epoch
-// qualifier, not part of its version, as the package URL specification
-// has it (PURL-TYPES, rpm) and Syft and Trivy write it: a VEX statement
-// of pkg:rpm/redhat/openssl-libs@1:3.0.7-24.el9 does not apply, in
-// go-vex's matching (Trivy's), to their
-// pkg:rpm/redhat/openssl-libs@3.0.7-24.el9?epoch=1. An epoch of 0 is
-// none. A Debian package keeps its epoch in the version, as Syft writes
-// it (Trivy writes the qualifier).
-func osPURL(typ, ns, name, version string) string {
+// findings of one package have one. With epochQualifier, the version's
+// epoch is the epoch qualifier (none for 0): an rpm's always, as the
+// package URL specification has it (PURL-TYPES, rpm) and Syft and Trivy
+// write it, since a VEX statement of
+// pkg:rpm/redhat/openssl-libs@1:3.0.7-24.el9 does not apply, in go-vex's
+// matching (Trivy's), to their pkg:rpm/redhat/openssl-libs@3.0.7-24.el9?epoch=1.
+// A Debian package keeps its epoch in the version, as Syft writes it
+// (pkg:deb/debian/libaudit1@1:3.0-2); Trivy writes the qualifier, which
+// distroPackage gives as ScannerPURL.
+func osPURL(typ, ns, name, version string, epochQualifier bool) string {
 	var q packageurl.Qualifiers
-	if e, v, ok := strings.Cut(version, ":"); ok && typ == packageurl.TypeRPM && e != "" && strings.Trim(e, "0123456789") == "" {
+	if e, v := splitEpoch(version); e != "" && epochQualifier {
 		version = v
 		if strings.Trim(e, "0") != "" {
 			q = packageurl.QualifiersFromMap(map[string]string{"epoch": e})

@@ -277,7 +277,8 @@ func TestNewPackage(t *testing.T) {
 		// Trivy's JSON report: InstalledVersion has the epoch, its
 		// package URL the qualifier; the epoch is not doubled.
 		{name: "trivy epoch in version and qualifier", purl: "pkg:deb/debian/libpam0g@1.5.2-6%2Bdeb12u1?arch=amd64&distro=debian-12.5&epoch=1", version: "1:1.5.2-6+deb12u1",
-			want: Package{PURL: "pkg:deb/debian/libpam0g@1:1.5.2-6%2Bdeb12u1", Ecosystem: "Debian:12", Name: "libpam0g", Version: "1:1.5.2-6+deb12u1"}},
+			want: Package{PURL: "pkg:deb/debian/libpam0g@1:1.5.2-6%2Bdeb12u1", Ecosystem: "Debian:12", Name: "libpam0g", Version: "1:1.5.2-6+deb12u1",
+				ScannerPURL: "pkg:deb/debian/libpam0g@1.5.2-6%2Bdeb12u1?epoch=1"}},
 		{name: "generic purl", purl: "pkg:generic/busybox@1.34.1",
 			want: Package{PURL: "pkg:generic/busybox@1.34.1", Ecosystem: "generic", Name: "busybox", Version: "1.34.1"}},
 		{name: "osv-scanner debian release", ecosystem: "Debian:11", pkg: "openssl", version: "1.1.1n-0+deb11u1",

@@ -79,7 +79,8 @@ func TestComponentPackage(t *testing.T) {
 			name:    "trivy debian epoch qualifier",
 			purl:    "pkg:deb/debian/libpam0g@1.5.2-6%2Bdeb12u1?arch=amd64&distro=debian-12.5&epoch=1",
 			version: "1:1.5.2-6+deb12u1",
-			want:    Package{PURL: "pkg:deb/debian/libpam0g@1:1.5.2-6%2Bdeb12u1", Ecosystem: "Debian:12", Name: "libpam0g", Version: "1:1.5.2-6+deb12u1"},
+			want: Package{PURL: "pkg:deb/debian/libpam0g@1:1.5.2-6%2Bdeb12u1", Ecosystem: "Debian:12", Name: "libpam0g", Version: "1:1.5.2-6+deb12u1",
+				ScannerPURL: "pkg:deb/debian/libpam0g@1.5.2-6%2Bdeb12u1?epoch=1"},
 		},
 		{
 			name:    "syft rpm epoch qualifier",
