@@ -448,6 +448,53 @@ func TestSwiftSBOM(t *testing.T) {
 	}
 }
 
+// TestSyftUnknownVersion: Syft gives a package whose version it could
+// not read (a pom.xml dependency without one, a Swift package pinned to a
+// branch) the version UNKNOWN and a package URL without one. Matched as a
+// version, UNKNOWN was affected by every range from 0 (snakeyaml by
+// GHSA-mjmj-j48q-9wg2, fixed in 2.0; swift-nio by GHSA-7fj7-39wj-c64f);
+// each is a skipped record that says so.
+func TestSyftUnknownVersion(t *testing.T) {
+	tests := []struct {
+		input    string
+		parse    func(io.Reader, string, Matcher) ([]Finding, []error)
+		wantErrs []string
+	}{
+		{"syft.cdx.json", ParseCycloneDX, []string{
+			`syft.cdx.json: components[1] (bom-ref pkg:maven/org.yaml/snakeyaml?package-id=fe5a5c7f968447d2): package URL "pkg:maven/org.yaml/snakeyaml" names no version, and UNKNOWN is Syft's for one it could not read: no version`,
+			`syft.cdx.json: components[2] (bom-ref 8b95d0f82c17d610): package URL "pkg:swift/github.com/apple/swift-nio" names no version, and UNKNOWN is Syft's for one it could not read: no version`,
+		}},
+		{"syft.spdx.json", ParseSPDX, []string{
+			`syft.spdx.json: packages[1] (SPDXRef-Package-java-archive-snakeyaml-fe5a5c7f968447d2): package URL "pkg:maven/org.yaml/snakeyaml" names no version, and UNKNOWN is Syft's for one it could not read: no version`,
+			`syft.spdx.json: packages[2] (SPDXRef-Package-swift-swift-nio-8b95d0f82c17d610): package URL "pkg:swift/github.com/apple/swift-nio" names no version, and UNKNOWN is Syft's for one it could not read: no version`,
+		}},
+	}
+	db := ecosystemsDB(t)
+	for _, tt := range tests {
+		t.Run(tt.input, func(t *testing.T) {
+			f, err := os.Open(filepath.Join("testdata", "ecosystems", "unknown", tt.input))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			fs, errs := tt.parse(f, tt.input, db)
+			for _, f := range fs {
+				t.Errorf("unexpected finding %s of %s", f.Vulnerability.ID, f.Package.PURL)
+			}
+			var got []string
+			for _, err := range errs {
+				if !errors.Is(err, errNoVersion) {
+					t.Errorf("error %v does not wrap errNoVersion", err)
+				}
+				got = append(got, err.Error())
+			}
+			if diff := cmp.Diff(tt.wantErrs, got); diff != "" {
+				t.Errorf("errors mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestDetectFile(t *testing.T) {
 	tests := []struct {
 		name, content string

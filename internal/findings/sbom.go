@@ -56,6 +56,12 @@ const (
 // (go build without version control information, go run).
 const goDevel = "(devel)"
 
+// syftUnknown is the version Syft gives a package whose version it could
+// not read (its compliance default, missing-version: stub), with a package
+// URL that names none: no version to match, though every range from 0
+// would take it for one.
+const syftUnknown = "UNKNOWN"
+
 // errDevel reports a Go module at version (devel): the application
 // itself, not a published version that advisories could name. Importers
 // skip such components without reporting them.
@@ -63,13 +69,16 @@ var errDevel = errors.New("development build")
 
 // componentPackage builds the package of an SBOM component from its
 // package URL, with the version the component states when the URL has
-// none. The standard library gets the name the Go vulnerability database
+// none, but for Syft's UNKNOWN. The standard library gets the name the Go vulnerability database
 // uses, so that an SBOM and govulncheck name it alike.
 func componentPackage(purl, version string) (Package, error) {
 	if purl == "" {
 		return Package{}, errors.New("no package URL")
 	}
 	eco, name, v, err := osv.PackageFromPURL(purl)
+	if v == "" && version == syftUnknown && (err == nil || errors.Is(err, osv.ErrUnknownEcosystem)) {
+		return Package{}, fmt.Errorf("package URL %q names no version, and %s is Syft's for one it could not read: %w", purl, syftUnknown, errNoVersion)
+	}
 	switch {
 	case err == nil && eco == osv.EcosystemGo && cmp.Or(v, version) == goDevel:
 		return Package{}, errDevel
