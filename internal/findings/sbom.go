@@ -69,14 +69,21 @@ var errDevel = errors.New("development build")
 
 // componentPackage builds the package of an SBOM component from its
 // package URL, with the version the component states when the URL has
-// none, but for Syft's UNKNOWN. The standard library gets the name the Go vulnerability database
-// uses, so that an SBOM and govulncheck name it alike.
+// none, but for Syft's UNKNOWN. The standard library gets the name the Go
+// vulnerability database uses, so that an SBOM and govulncheck name it
+// alike.
 func componentPackage(purl, version string) (Package, error) {
 	if purl == "" {
 		return Package{}, errors.New("no package URL")
 	}
 	eco, name, v, err := osv.PackageFromPURL(purl)
-	if v == "" && version == syftUnknown && (err == nil || errors.Is(err, osv.ErrUnknownEcosystem)) {
+	unknownEco := errors.Is(err, osv.ErrUnknownEcosystem)
+	if unknownEco {
+		if p, perr := packageurl.FromString(purl); perr == nil {
+			v = p.Version
+		}
+	}
+	if v == "" && version == syftUnknown && (err == nil || unknownEco) {
 		return Package{}, fmt.Errorf("package URL %q names no version, and %s is Syft's for one it could not read: %w", purl, syftUnknown, errNoVersion)
 	}
 	switch {
@@ -86,8 +93,8 @@ func componentPackage(purl, version string) (Package, error) {
 		return newPackage(eco, goStdlib, cmp.Or(v, version), "")
 	case err == nil:
 		return newPackage(eco, name, cmp.Or(v, version), "")
-	case errors.Is(err, osv.ErrUnknownEcosystem):
-		if p, perr := packageurl.FromString(purl); perr == nil && p.Version != "" {
+	case unknownEco:
+		if v != "" {
 			version = ""
 		}
 		return distroPackage(purl, version)
@@ -174,7 +181,7 @@ func unmatched(p Package) error {
 	}
 	if !slices.Contains(osPURLTypes, u.Type) {
 		if _, _, _, err := osv.PackageFromPURL(p.PURL); errors.Is(err, osv.ErrUnknownEcosystem) {
-			return fmt.Errorf("evident knows no OSV ecosystem of %s packages, and looks up none of its records: %w", u.Type, errUnmatchedType)
+			return fmt.Errorf("evident knows no OSV ecosystem of %s packages, and looks none up: %w", u.Type, errUnmatchedType)
 		}
 		return nil
 	}

@@ -64,6 +64,14 @@ func TestComponentPackage(t *testing.T) {
 			version: "4.2",
 			want:    Package{PURL: "pkg:pypi/django@4.2.1", Ecosystem: "PyPI", Name: "django", Version: "4.2.1"},
 		},
+		// Syft's UNKNOWN is no version (TestSyftUnknownVersion), but
+		// the package URL's wins over it.
+		{
+			name:    "package URL version over UNKNOWN",
+			purl:    "pkg:deb/debian/openssl@1.1.1n-0%2Bdeb11u1?distro=debian-11.3",
+			version: "UNKNOWN",
+			want:    Package{PURL: "pkg:deb/debian/openssl@1.1.1n-0%2Bdeb11u1", Ecosystem: "Debian:11", Name: "openssl", Version: "1.1.1n-0+deb11u1"},
+		},
 		{
 			name: "distribution package",
 			purl: "pkg:deb/debian/libssl1.1@1.1.1d-0%2Bdeb10u2?arch=amd64&distro=debian-10.2",
