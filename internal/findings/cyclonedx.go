@@ -290,7 +290,7 @@ func cdxToComponent(c *cdx.Component) (Component, bool, error) {
 	case err != nil:
 		return Component{}, false, err
 	}
-	comp := Component{Ref: c.BOMRef, Package: pkg}
+	comp := Component{Ref: c.BOMRef, Package: pkg, VersionUnknown: syftStub(c.PackageURL, c.Version)}
 	comp.SourceName, comp.SourceVersion = distroSource(c.PackageURL)
 	if comp.SourceName == "" && c.Properties != nil && sourceNamed(c.PackageURL) {
 		comp.SourceName, comp.SourceVersion = trivySource(*c.Properties)

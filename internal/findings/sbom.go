@@ -23,6 +23,12 @@ type Matcher interface {
 	// FixedVersion returns the lowest version above version that fixes
 	// v, or "" when none is known.
 	FixedVersion(v *vulndb.Vuln, ecosystem, name, version string) string
+	// Names reports whether a record names package name of ecosystem,
+	// at any version.
+	Names(ecosystem, name string) bool
+	// Stats counts the records, per ecosystem among others: a package of
+	// an ecosystem with none is not looked up, but named.
+	Stats() vulndb.Stats
 }
 
 var _ Matcher = (*vulndb.DB)(nil)
@@ -37,6 +43,9 @@ type Component struct {
 	// GOOS and GOARCH are the platform a Go component was built for,
 	// when the input says; they narrow the Go records that apply.
 	GOOS, GOARCH string
+	// VersionUnknown says the component's version is Syft's UNKNOWN
+	// (syftStub): it is matched against no record.
+	VersionUnknown bool
 	// SourceName and SourceVersion are the source package a
 	// distribution's binary package was built from, when the input says
 	// and it is not the package itself: Debian's, Ubuntu's and Alpine's
@@ -62,6 +71,16 @@ const goDevel = "(devel)"
 // would take it for one.
 const syftUnknown = "UNKNOWN"
 
+// syftStub reports whether a component's version is Syft's UNKNOWN: it
+// says so and its package URL names none.
+func syftStub(purl, version string) bool {
+	if version != syftUnknown {
+		return false
+	}
+	p, err := packageurl.FromString(purl)
+	return err == nil && p.Version == ""
+}
+
 // errDevel reports a Go module at version (devel): the application
 // itself, not a published version that advisories could name. Importers
 // skip such components without reporting them.
@@ -69,7 +88,7 @@ var errDevel = errors.New("development build")
 
 // componentPackage builds the package of an SBOM component from its
 // package URL, with the version the component states when the URL has
-// none, but for Syft's UNKNOWN. The standard library gets the name the Go
+// none. The standard library gets the name the Go
 // vulnerability database uses, so that an SBOM and govulncheck name it
 // alike.
 func componentPackage(purl, version string) (Package, error) {
@@ -82,9 +101,6 @@ func componentPackage(purl, version string) (Package, error) {
 		if p, perr := packageurl.FromString(purl); perr == nil {
 			v = p.Version
 		}
-	}
-	if v == "" && version == syftUnknown && (err == nil || unknownEco) {
-		return Package{}, fmt.Errorf("package URL %q names no version, and %s is Syft's for one it could not read: %w", purl, syftUnknown, errNoVersion)
 	}
 	switch {
 	case err == nil && eco == osv.EcosystemGo && cmp.Or(v, version) == goDevel:
@@ -194,6 +210,22 @@ func unmatched(p Package) error {
 	return fmt.Errorf("evident cannot match OS packages of %s yet, and looks up none of its records: %w", distro, errUnmatchedDistro)
 }
 
+// errNoRecords reports packages of an ecosystem that the vulnerability
+// database holds no record of (evident db update downloads Go, npm, PyPI
+// and Maven unless told otherwise): looked up, each would look clean.
+var errNoRecords = errors.New("no records of the ecosystem, not matched")
+
+// heldEcosystems returns the base ecosystems ("Debian" of "Debian:11")
+// that m holds records of.
+func heldEcosystems(m Matcher) map[string]bool {
+	held := map[string]bool{}
+	for eco := range m.Stats().Ecosystems {
+		base, _, _ := strings.Cut(eco, ":")
+		held[base] = true
+	}
+	return held
+}
+
 // matchComponents looks every component up in m and returns a finding
 // for each record that affects it, merged. A Maven artifact that ships
 // under several coordinates (maven_aliases.yaml) is also looked up under
@@ -204,7 +236,11 @@ func unmatched(p Package) error {
 // evident cannot look up, and a package of a type no OSV ecosystem is
 // known for, are not looked up: each is a *RecordError (errNoRelease,
 // errUnmatchedDistro, errUnmatchedType) rather than a package that looks
-// clean. A nil m matches nothing.
+// clean. Nor are the packages of an ecosystem m holds no record of: one
+// *RecordError (errNoRecords) names the ecosystem. A component at Syft's
+// UNKNOWN is matched against nothing, and is a *RecordError
+// (errNoVersion) when m has records of its package. A nil m matches
+// nothing.
 // Components that name the same package version are looked up once.
 func matchComponents(comps []Component, m Matcher, tool, file string) ([]Finding, []error) {
 	if m == nil {
@@ -215,6 +251,8 @@ func matchComponents(comps []Component, m Matcher, tool, file string) ([]Finding
 		errs []error
 	)
 	seen := map[string]bool{}
+	held := heldEcosystems(m)
+	missing := map[string]bool{}
 	for _, c := range comps {
 		p := c.Package
 		key := p.PURL + "\x00" + c.GOOS + "\x00" + c.GOARCH
@@ -224,6 +262,22 @@ func matchComponents(comps []Component, m Matcher, tool, file string) ([]Finding
 		seen[key] = true
 		if err := unmatched(p); err != nil {
 			errs = append(errs, recordErr(file, cmp.Or(c.Ref, p.Name), "package %s: %w", p.PURL, err))
+			continue
+		}
+		if c.VersionUnknown {
+			// Said only of a package that records name: Syft also
+			// lists the scanned application's own jar so, which none
+			// does.
+			if m.Names(p.Ecosystem, p.Name) {
+				errs = append(errs, recordErr(file, cmp.Or(c.Ref, p.Name), "%s package %s: records name it, but its version is %s, Syft's for one it could not read: %w", p.Ecosystem, p.Name, syftUnknown, errNoVersion))
+			}
+			continue
+		}
+		if base, _, _ := strings.Cut(p.Ecosystem, ":"); !held[base] {
+			if !missing[base] {
+				missing[base] = true
+				errs = append(errs, recordErr(file, base+" packages", "the vulnerability database holds no %s records, so none of the input's %s packages is matched (download them: evident db update --ecosystem %s): %w", base, base, base, errNoRecords))
+			}
 			continue
 		}
 		found := map[string]bool{}

@@ -162,7 +162,7 @@ func spdxToComponent(p *spdx.Package) (Component, bool, error) {
 	case err != nil:
 		return Component{}, false, err
 	}
-	comp := Component{Ref: common.RenderElementID(p.PackageSPDXIdentifier), Package: pkg}
+	comp := Component{Ref: common.RenderElementID(p.PackageSPDXIdentifier), Package: pkg, VersionUnknown: syftStub(purl, p.PackageVersion)}
 	comp.SourceName, comp.SourceVersion = distroSource(purl)
 	if rest, ok := strings.CutPrefix(p.PackageSourceInfo, "built package from: "); ok && sourceNamed(pkg.PURL) && comp.SourceName == "" {
 		// Trivy's: "built package from: openssl 1.1.1n-0+deb11u1".

@@ -314,3 +314,32 @@ func TestNormalizeGo(t *testing.T) {
 		})
 	}
 }
+
+// TestNames: a package some record names is named at any version, as
+// its ecosystem compares names (PEP 503 for PyPI); a withdrawn record
+// names nothing, as it affects nothing.
+func TestNames(t *testing.T) {
+	db := loadDir(t, Options{}, writeRecords(t,
+		rec{id: "PYSEC-1", eco: "PyPI", name: "Jinja2", events: []osv.Event{intro("0"), fixed("2.11.3")}}.entry(),
+		rec{id: "GHSA-1", eco: "npm", name: "left-pad", events: []osv.Event{intro("0"), fixed("1.3.0")}, withdrawn: true}.entry(),
+	))
+	tests := []struct {
+		eco, name string
+		want      bool
+	}{
+		{"PyPI", "jinja2", true},
+		{"pypi", "Jinja2", true},
+		{"PyPI", "flask", false},
+		{"npm", "jinja2", false},
+		{"npm", "left-pad", false},
+	}
+	for _, tt := range tests {
+		if got := db.Names(tt.eco, tt.name); got != tt.want {
+			t.Errorf("Names(%q, %q) = %v, want %v", tt.eco, tt.name, got, tt.want)
+		}
+	}
+	var nilDB *DB
+	if nilDB.Names("PyPI", "jinja2") {
+		t.Error("a nil DB names a package")
+	}
+}

@@ -314,6 +314,19 @@ func (db *DB) Affecting(ecosystem, name, version string) []*Vuln {
 	return pi.affecting(newLookup(eco, name, version))
 }
 
+// Names reports whether a record that is not withdrawn names package
+// name of ecosystem, whatever versions it affects, so that a package whose
+// version is not known can be told apart from one no record could match.
+// Names compare as in Affecting.
+func (db *DB) Names(ecosystem, name string) bool {
+	if db == nil {
+		return false
+	}
+	eco := canonicalEcosystem(ecosystem)
+	pi := db.index[pkgKey{eco, normName(eco, name)}]
+	return pi != nil && slices.ContainsFunc(pi.entries, func(a *affected) bool { return !a.vuln.Withdrawn() })
+}
+
 // FixedVersion returns the lowest version that fixes v for package name in
 // ecosystem and is above version, or "" when no fix above it is known. The
 // fix is written as OSV writes it, with the prefix version carries when
