@@ -319,8 +319,9 @@ func (l *batchLog) segmentFor(first, size int64) (*segment, error) {
 	if err != nil {
 		if cur != nil {
 			// Keep writing the last one; the next commit tries again.
-			if l.f, err = os.OpenFile(cur.path, os.O_WRONLY, 0); err != nil {
-				l.fail(fmt.Errorf("reopen %s: %w", cur.path, err))
+			var rerr error
+			if l.f, rerr = os.OpenFile(cur.path, os.O_WRONLY, 0); rerr != nil {
+				l.fail(fmt.Errorf("reopen %s: %w", cur.path, rerr))
 			}
 		}
 		return nil, fmt.Errorf("create telemetry log segment: %w", err)

@@ -755,3 +755,35 @@ func TestEmptySeesLog(t *testing.T) {
 		})
 	}
 }
+
+// TestLogSegmentNotCreated: a commit that needs a new segment and cannot
+// have it fails with the reason (until 2026-12-07 the reopening of the
+// segment before overwrote it: "create telemetry log segment:
+// %!w(<nil>)"), the segment before stays the one written, and the next
+// commit tries again.
+func TestLogSegmentNotCreated(t *testing.T) {
+	const segmentSize = 4096
+	dir := t.TempDir()
+	l := openTestLog(t, dir, segmentSize)
+	want := appendLogged(t, l, batch("a", "first"))
+	// A directory where the next segment goes: it cannot be created.
+	blocker := filepath.Join(dir, segmentName(want[0].Seq+1))
+	if err := os.Mkdir(blocker, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err := l.append([]*store.Pending{{Tenant: "a", Kind: store.BatchSpans, Payload: make([]byte, segmentSize)}})
+	if err == nil || !strings.Contains(err.Error(), "create telemetry log segment: ") || !strings.Contains(err.Error(), blocker) {
+		t.Errorf("append needing a segment that cannot be created: %v, want the reason", err)
+	}
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, appendLogged(t, l, batch("a", "second"))...)
+	want = append(want, appendLogged(t, l, batch("a", strings.Repeat("x", segmentSize)))...)
+	if diff := cmp.Diff(readLogged(t, l, "a", 0), want); diff != "" {
+		t.Errorf("batches (-got +want):\n%s", diff)
+	}
+	if got := segmentFiles(t, dir); len(got) != 2 {
+		t.Errorf("segments %v, want 2", got)
+	}
+}
