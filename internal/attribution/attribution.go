@@ -398,13 +398,22 @@ func isIdentifier(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(isUpper(c) || isLower(c) || isDigit(c) || c == '_' || c >= 0x80) {
+		if !isIdentByte(s[i]) {
 			return false
 		}
 	}
 	return true
 }
+
+// isIdentByte reports whether c may be in an ASCII identifier, or is a
+// byte of a name outside ASCII (isIdentifier).
+func isIdentByte(c byte) bool {
+	return isUpper(c) || isLower(c) || isDigit(c) || c == '_' || c >= 0x80
+}
+
+// identStart reports whether s may be an identifier whose bytes are
+// known to be isIdentByte's: it is not empty and starts with no digit.
+func identStart(s string) bool { return s != "" && !isDigit(s[0]) }
 
 // isPythonModule reports whether s is a dotted Python module name.
 func isPythonModule(s string) bool {

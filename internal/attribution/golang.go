@@ -205,24 +205,44 @@ func goSymbolChain(rest string) (recv, name string) {
 }
 
 // goSymbolPlain is goSymbol for the shapes most symbols have, "F", "T.M"
-// and "(*T).M" without generated elements or suffixes, in one look at
-// each element; ok is false for every other shape, which goSymbol's
-// general path takes. It runs for every new frame (issue 11).
+// and "(*T).M" without generated elements or suffixes, in one pass over
+// the bytes; ok is false for every other shape, which goSymbol's general
+// path takes. It runs for every new frame (issue 11): splitting first and
+// checking each element after took several passes.
 func goSymbolPlain(rest string) (recv, name string, ok bool) {
-	first, second, two := strings.Cut(rest, ".")
-	if strings.IndexByte(rest, '-') >= 0 || strings.IndexByte(second, '.') >= 0 || isGoGenerated(first) {
+	ptr := len(rest) > 2 && rest[0] == '(' && rest[1] == '*'
+	i := 0
+	if ptr {
+		i = 2
+	}
+	dot := -1
+	for ; i < len(rest); i++ {
+		c := rest[i]
+		if isIdentByte(c) {
+			continue
+		}
+		if dot >= 0 {
+			return "", "", false
+		}
+		switch {
+		case ptr && c == ')' && i+1 < len(rest) && rest[i+1] == '.':
+			recv = rest[2:i]
+			i++
+		case !ptr && c == '.':
+			recv = rest[:i]
+		default:
+			return "", "", false
+		}
+		dot = i
+	}
+	name = rest[dot+1:]
+	if ptr && dot < 0 || !identStart(name) || isGoGenerated(name) {
 		return "", "", false
 	}
-	if !two {
-		return "", first, isIdentifier(first)
-	}
-	if isGoGenerated(second) || !isIdentifier(second) {
+	if dot >= 0 && (!identStart(recv) || !ptr && isGoGenerated(recv)) {
 		return "", "", false
 	}
-	if r, ok := goReceiver(first); ok {
-		return r, second, true
-	}
-	return first, second, isIdentifier(first)
+	return recv, name, true
 }
 
 // trimGoSuffixes drops the compiler's "-fm" (method value wrapper) and
