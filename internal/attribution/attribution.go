@@ -213,7 +213,7 @@ type Attributor struct {
 	// goPackages remembers what a Go package's import path and directory
 	// say, and modulePaths which Go module paths are valid, within the
 	// same bound as cache.
-	goPackages  *memo[goPackageKey, goPackage]
+	goPackages  *goPackages
 	modulePaths *memo[string, bool]
 }
 
@@ -257,7 +257,7 @@ func New(cfg Config) *Attributor {
 		limit = DefaultMaxCached
 	}
 	a.cache = newCache(limit)
-	a.goPackages = newMemo[goPackageKey, goPackage](limit)
+	a.goPackages = &goPackages{max: limit}
 	a.modulePaths = newMemo[string, bool](limit)
 	return a
 }

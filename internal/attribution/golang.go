@@ -3,6 +3,8 @@ package attribution
 import (
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/mod/module"
 )
@@ -38,62 +40,151 @@ func (a *Attributor) goFunc(name, file string) (Func, bool) {
 			return Func{}, false
 		}
 	}
-	slash := strings.LastIndexByte(s, '/')
-	dot := strings.IndexByte(s[slash+1:], '.')
 	var pkg, sym string
-	if dot < 0 {
-		// Assembly functions without a package qualifier ("gcWriteBarrier")
-		// are named only by their file.
-		if slash >= 0 || !isIdentifier(s) {
-			return Func{}, false
-		}
-		if pkg = goStdPackageOfFile(file); pkg == "" {
-			return Func{}, false
-		}
-		sym = s
+	var gp *goPackage
+	dot := 0 // the dot after the package, in s; -1 when s names none
+	if l := a.goPackages.last.Load(); l != nil && l.sameAs(s, file) {
+		// The package of the frame before, the common case: a profile
+		// lists a package's functions together more often than not (of
+		// go-cpu-busy's 323 functions, 204 follow one of the same package
+		// and directory). This costs two comparisons and two short
+		// searches, where finding the last slash of the name and the
+		// file, and the package's entry, costs several times more.
+		pkg, gp, dot = s[:len(l.path)], l, len(l.path)
 	} else {
-		pkg = s[:slash+1+dot]
-		if strings.IndexByte(pkg, '%') >= 0 {
-			var err error
-			if pkg, err = url.PathUnescape(pkg); err != nil {
+		slash := strings.LastIndexByte(s, '/')
+		dot = strings.IndexByte(s[slash+1:], '.')
+		verbatim := dot >= 0
+		if dot < 0 {
+			// Assembly functions without a package qualifier ("gcWriteBarrier")
+			// are named only by their file.
+			if slash >= 0 || !isIdentifier(s) {
 				return Func{}, false
 			}
+			if pkg = goStdPackageOfFile(file); pkg == "" {
+				return Func{}, false
+			}
+			sym = s
+		} else {
+			dot += slash + 1
+			pkg = s[:dot]
+			if strings.IndexByte(pkg, '%') >= 0 {
+				verbatim = false
+				var err error
+				if pkg, err = url.PathUnescape(pkg); err != nil {
+					return Func{}, false
+				}
+			}
 		}
+		gp = a.goPackages.get(pkg, file[:strings.LastIndexByte(file, '/')+1], verbatim, a.goPackage)
 	}
-	gp := a.goPackages.get(goPackageKey{pkg: pkg, dir: file[:strings.LastIndexByte(file, '/')+1]}, func(k goPackageKey) goPackage {
-		if !validImportPath(k.pkg) {
-			return goPackage{}
-		}
-		mod, version := a.goModule(k.pkg, file)
-		return goPackage{valid: true, module: mod, version: version}
-	})
 	if !gp.valid {
 		return Func{}, false
 	}
 	if noSymbol {
 		sym = ""
 	} else if dot >= 0 {
-		recv, name := goSymbol(s[slash+1+dot+1:])
+		rest := s[dot+1:]
+		recv, name := goSymbol(rest)
 		sym = name
 		if recv != "" {
-			sym = a.cache.join(recv, ".", name)
+			if len(rest) == len(recv)+1+len(name) && rest[:len(recv)] == recv && rest[len(recv)] == '.' {
+				// "T.M" as the name has it: no copy.
+				sym = rest
+			} else {
+				sym = a.cache.join(recv, ".", name)
+			}
 		}
 	}
 	return Func{Language: Go, Package: pkg, Symbol: sym, Module: gp.module, Version: gp.version}, true
 }
 
-// goPackageKey is a Go package as a frame names it: its import path and
-// its file's directory ("" when the file is not known or has none), which
-// decide all that goPackage says of it.
-type goPackageKey struct {
-	pkg, dir string
+// goPackage works out what a Go package's import path and its file's
+// directory say: whether the path is valid, and the module and version
+// the package is in.
+func (a *Attributor) goPackage(p *goPackage) {
+	if !validImportPath(p.path) {
+		return
+	}
+	p.valid = true
+	// goModule reads nothing of a file past its directory.
+	p.module, p.version = a.goModule(p.path, p.dir)
 }
 
-// goPackage is what the Attributor works out once per goPackageKey:
-// whether the import path is valid, and the module and version it is in.
+// goPackage is a Go package as frames name it, its import path and its
+// file's directory ("" when the file is not known or has none), with what
+// the Attributor works out of them once.
 type goPackage struct {
+	path, dir string
+	// verbatim is true when the path is the name's own text before the
+	// symbol's dot: not unescaped, not a file's directory. Only such a
+	// package is matched by the name's prefix (sameAs).
+	verbatim        bool
 	valid           bool
 	module, version string
+	// next is another directory's entry for the same path.
+	next *goPackage
+}
+
+// sameAs reports whether a frame of name s (brackets stripped) and file is
+// in p: s is p's path, a dot and a symbol without a slash, and file is in
+// p's directory. It answers as goFunc's general path would: the last slash
+// of s is then p's, and p's last element has no dot.
+func (p *goPackage) sameAs(s, file string) bool {
+	n := len(p.path)
+	return p.verbatim && len(s) > n && s[n] == '.' && s[:n] == p.path &&
+		strings.IndexByte(s[n+1:], '/') < 0 &&
+		len(file) >= len(p.dir) && file[:len(p.dir)] == p.dir &&
+		strings.IndexByte(file[len(p.dir):], '/') < 0
+}
+
+// goPackages remembers the Go packages an Attributor has seen, for at most
+// max of them; beyond, each frame's package is worked out again. An entry
+// is never changed once published (a new one is put before the entries of
+// its path), so last is read without the lock. Safe for concurrent use.
+// It is a memo of its own rather than a memo[K, V]: a key of two strings
+// was hashed as a struct, through the map's generic path.
+type goPackages struct {
+	mu     sync.Mutex
+	max    int
+	n      int
+	byPath map[string]*goPackage
+	// last is the package last asked for, which goFunc tries first
+	// without the lock.
+	last atomic.Pointer[goPackage]
+}
+
+// get returns the entry of path and dir, worked out by compute when new.
+// path and dir are strings the Attributor owns (cut from its cache's copy
+// of a frame), so an entry pins no caller's buffer.
+func (m *goPackages) get(path, dir string, verbatim bool, compute func(*goPackage)) *goPackage {
+	m.mu.Lock()
+	first := m.byPath[path]
+	for p := first; p != nil; p = p.next {
+		if p.dir == dir {
+			m.mu.Unlock()
+			m.last.Store(p)
+			return p
+		}
+	}
+	m.mu.Unlock()
+	p := &goPackage{path: path, dir: dir, verbatim: verbatim}
+	compute(p)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.n >= m.max {
+		return p
+	}
+	if m.byPath == nil {
+		m.byPath = make(map[string]*goPackage)
+	}
+	// Another goroutine may have added the same package meanwhile; a
+	// second entry answers the same.
+	p.next = m.byPath[path]
+	m.byPath[path] = p
+	m.n++
+	m.last.Store(p)
+	return p
 }
 
 // stripBrackets removes every bracketed part of s, nested ones included, and

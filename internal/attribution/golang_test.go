@@ -88,7 +88,9 @@ func TestIsGoGenerated(t *testing.T) {
 // TestGoPackageOncePerDirectory checks that what the Attributor works out
 // once per Go package and directory (goPackages) follows the directory:
 // one import path in two module versions, and vendored without one, in one
-// Attributor, and an invalid import path refused every time it comes.
+// Attributor, and an invalid import path refused every time it comes; and
+// that a frame whose name or file starts as the frame before's does is not
+// taken for that frame's package (goPackage.sameAs).
 func TestGoPackageOncePerDirectory(t *testing.T) {
 	a := New(Config{GoModules: []string{"example.com/app"}})
 	tests := []struct {
@@ -102,6 +104,13 @@ func TestGoPackageOncePerDirectory(t *testing.T) {
 		{Frame{"gopkg.in/yaml%2ev3.Unmarshal", "/root/go/pkg/mod/gopkg.in/yaml.v3@v3.0.1/yaml.go"}, true, "gopkg.in/yaml.v3", "v3.0.1", "Unmarshal", "gopkg.in/yaml.v3"},
 		{Frame{"gopkg.in/yaml%2ev3.Marshal", "/src/app/vendor/gopkg.in/yaml.v3/yaml.go"}, true, "", "", "Marshal", "gopkg.in/yaml.v3"},
 		{Frame{"example.com/app/internal/db.Open", "/src/app/internal/db/db.go"}, true, "example.com/app", "", "Open", "example.com/app/internal/db"},
+		// Each after a frame of another package whose path its name or
+		// file starts with: the package of the frame before is not taken.
+		{Frame{"example.com/app/internal/db.x/y.F", "/src/app/internal/db/db.go"}, true, "example.com/app", "", "F", "example.com/app/internal/db.x/y"},
+		{Frame{"example.com/app/internal/db.Close", "/src/app/internal/db/db.go"}, true, "example.com/app", "", "Close", "example.com/app/internal/db"},
+		{Frame{"example.com/app/internal/db.Close", "/src/app/internal/db/example.com/app@v9.0.0/db.go"}, true, "example.com/app", "v9.0.0", "Close", "example.com/app/internal/db"},
+		{Frame{"gopkg.in/yaml%2ev3.Unmarshal", "/src/app/vendor/gopkg.in/yaml.v3/yaml.go"}, true, "", "", "Unmarshal", "gopkg.in/yaml.v3"},
+		{Frame{"gopkg.in/yaml.v3.Marshal", "/src/app/vendor/gopkg.in/yaml.v3/yaml.go"}, true, "", "", "v3.Marshal", "gopkg.in/yaml"},
 		{Frame{"a//b.F", "/src/a/b/f.go"}, false, "", "", "", ""},
 		{Frame{"a//b.G", "/src/a/b/f.go"}, false, "", "", "", ""},
 	}
