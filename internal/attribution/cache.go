@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // cache maps frames to their attribution. Reads take no lock: the table is
@@ -30,9 +31,10 @@ type cache struct {
 	// slabSize is the number of entries of the last slab.
 	slabSize int
 	// text is the last slab the strings of cached frames are copied
-	// into. It is only ever appended to, so the strings cut from it stay
-	// as they are.
-	text strings.Builder
+	// into. It is only ever appended to, within its capacity (a full one
+	// is replaced), so the bytes of the strings cut from it are never
+	// written again.
+	text []byte
 }
 
 type table struct {
@@ -64,8 +66,16 @@ func (c *cache) hash(f Frame) uint64 {
 	h := maphash.String(c.seed, f.Function)
 	n := len(f.File)
 	tail := uint64(n)
-	for i := max(0, n-8); i < n; i++ {
-		tail = tail<<8 | uint64(f.File[i])
+	if n >= 8 {
+		// One load of the last eight bytes (the compiler merges these),
+		// not eight: this runs for every frame of every profile.
+		s := f.File[n-8:]
+		tail = uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	} else {
+		for i := range n {
+			tail = tail<<8 | uint64(f.File[i])
+		}
 	}
 	return h ^ (tail * 0x9E3779B97F4A7C15)
 }
@@ -130,24 +140,26 @@ const (
 // and those of frames beyond the bound get an allocation of their own.
 func (c *cache) join(a, sep, b string) string {
 	n := len(a) + len(sep) + len(b)
+	if n == 0 {
+		return ""
+	}
 	c.mu.Lock()
 	if c.count < c.max && n <= textSlab/8 {
-		if c.text.Cap()-c.text.Len() < n {
+		if cap(c.text)-len(c.text) < n {
 			// Slabs double from minTextSlab, so that a cache of a few
 			// frames (a fresh Attributor per small profile) keeps little.
-			size := min(textSlab, max(2*c.text.Cap(), minTextSlab, n))
-			c.text = strings.Builder{}
-			c.text.Grow(size)
+			c.text = make([]byte, 0, min(textSlab, max(2*cap(c.text), minTextSlab, n)))
 		}
-		start := c.text.Len()
-		c.text.WriteString(a)
-		c.text.WriteString(sep)
-		c.text.WriteString(b)
-		s := c.text.String()[start:]
+		start := len(c.text)
+		c.text = append(append(append(c.text, a...), sep...), b...)
+		// As strings.Builder does: the bytes are not written again.
+		s := unsafe.String(&c.text[start], n)
 		c.mu.Unlock()
 		return s
 	}
 	c.mu.Unlock()
+	// Not a + sep + b, which returns the one string that is not empty
+	// as it is.
 	var s strings.Builder
 	s.Grow(n)
 	s.WriteString(a)
