@@ -408,7 +408,7 @@ func isIdentifier(s string) bool {
 // isIdentByte reports whether c may be in an ASCII identifier, or is a
 // byte of a name outside ASCII (isIdentifier).
 func isIdentByte(c byte) bool {
-	return isUpper(c) || isLower(c) || isDigit(c) || c == '_' || c >= 0x80
+	return isLower(c) || isUpper(c) || isDigit(c) || c == '_' || c >= 0x80
 }
 
 // identStart reports whether s may be an identifier whose bytes are
