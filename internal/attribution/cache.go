@@ -204,9 +204,9 @@ func insert(t *table, e *entry) {
 // service come from far fewer packages and modules than they are many:
 // golang.org/x/mod's module path check costs more than the rest of
 // attributing a Go frame (every element is compared with Windows' reserved
-// names), and a Go package's import path check and module lookup are the
-// same for every function of the package, so the Attributor does each once
-// (issue 11). Keys and values are strings the Attributor owns (cut from
+// names), so the Attributor does it once per module path (issue 11); a Go
+// package's import path check and module lookup, the same for every
+// function of the package, are goPackages'. Keys and values are strings the Attributor owns (cut from
 // its cache's copy of a frame), so a memo pins no caller's buffer. Safe for
 // concurrent use.
 type memo[K comparable, V any] struct {

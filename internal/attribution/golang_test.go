@@ -104,11 +104,18 @@ func TestGoPackageOncePerDirectory(t *testing.T) {
 		{Frame{"gopkg.in/yaml%2ev3.Unmarshal", "/root/go/pkg/mod/gopkg.in/yaml.v3@v3.0.1/yaml.go"}, true, "gopkg.in/yaml.v3", "v3.0.1", "Unmarshal", "gopkg.in/yaml.v3"},
 		{Frame{"gopkg.in/yaml%2ev3.Marshal", "/src/app/vendor/gopkg.in/yaml.v3/yaml.go"}, true, "", "", "Marshal", "gopkg.in/yaml.v3"},
 		{Frame{"example.com/app/internal/db.Open", "/src/app/internal/db/db.go"}, true, "example.com/app", "", "Open", "example.com/app/internal/db"},
-		// Each after a frame of another package whose path its name or
-		// file starts with: the package of the frame before is not taken.
+		// From here, frames whose name or file starts as the frame
+		// before's does, in another package or directory: the frame
+		// before's package is not taken for theirs.
 		{Frame{"example.com/app/internal/db.x/y.F", "/src/app/internal/db/db.go"}, true, "example.com/app", "", "F", "example.com/app/internal/db.x/y"},
 		{Frame{"example.com/app/internal/db.Close", "/src/app/internal/db/db.go"}, true, "example.com/app", "", "Close", "example.com/app/internal/db"},
 		{Frame{"example.com/app/internal/db.Close", "/src/app/internal/db/example.com/app@v9.0.0/db.go"}, true, "example.com/app", "v9.0.0", "Close", "example.com/app/internal/db"},
+		{Frame{"example.com/app/internal/db.Open1", "/src/app/internal/db/db.go"}, true, "example.com/app", "", "Open1", "example.com/app/internal/db"},
+		{Frame{"example.com/app/internal/dbx.F", "/src/app/internal/db/db.go"}, true, "example.com/app", "", "F", "example.com/app/internal/dbx"},
+		{Frame{"example.com/app/internal/db.Open2", "/src/app/internal/db/db.go"}, true, "example.com/app", "", "Open2", "example.com/app/internal/db"},
+		{Frame{"example.net/zzz/internal/db.F", "/src/app/internal/db/db.go"}, true, "", "", "F", "example.net/zzz/internal/db"},
+		{Frame{"example.com/app/internal/db.Open3", "/src/app/internal/db/db.go"}, true, "example.com/app", "", "Open3", "example.com/app/internal/db"},
+		{Frame{"example.com/app/internal/db.F", "/e/example.com/app@7/db.go"}, true, "example.com/app", "7", "F", "example.com/app/internal/db"},
 		{Frame{"gopkg.in/yaml%2ev3.Unmarshal", "/src/app/vendor/gopkg.in/yaml.v3/yaml.go"}, true, "", "", "Unmarshal", "gopkg.in/yaml.v3"},
 		{Frame{"gopkg.in/yaml.v3.Marshal", "/src/app/vendor/gopkg.in/yaml.v3/yaml.go"}, true, "", "", "v3.Marshal", "gopkg.in/yaml"},
 		{Frame{"a//b.F", "/src/a/b/f.go"}, false, "", "", "", ""},
