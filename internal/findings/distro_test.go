@@ -414,20 +414,24 @@ func TestDistroScannedMerge(t *testing.T) {
 		return fs
 	}
 	tests := []struct {
-		distro, wantPURL, wantScanner string
+		distro, wantPURL, wantScanner, wantName string
 	}{
-		{"amzn2023", "pkg:rpm/amzn/openssl-libs@3.0.7-24.el9?epoch=1", "pkg:rpm/amazon/openssl-libs@3.0.7-24.el9?epoch=1"},
-		{"ol9", "pkg:rpm/ol/openssl-libs@3.0.7-24.el9?epoch=1", "pkg:rpm/oracle/openssl-libs@3.0.7-24.el9?epoch=1"},
-		{"sles15", "pkg:rpm/sles/openssl-libs@3.0.7-24.el9?epoch=1", "pkg:rpm/suse/openssl-libs@3.0.7-24.el9?epoch=1"},
-		{"almalinux8", "pkg:rpm/almalinux/libsndfile-devel@1.0.28-8.el8", "pkg:rpm/alma/libsndfile-devel@1.0.28-8.el8"},
+		{"amzn2023", "pkg:rpm/amzn/openssl-libs@3.0.7-24.el9?epoch=1", "pkg:rpm/amazon/openssl-libs@3.0.7-24.el9?epoch=1", "amzn/openssl-libs"},
+		{"ol9", "pkg:rpm/ol/openssl-libs@3.0.7-24.el9?epoch=1", "pkg:rpm/oracle/openssl-libs@3.0.7-24.el9?epoch=1", "ol/openssl-libs"},
+		{"sles15", "pkg:rpm/sles/openssl-libs@3.0.7-24.el9?epoch=1", "pkg:rpm/suse/openssl-libs@3.0.7-24.el9?epoch=1", "openssl-libs"},
+		{"almalinux8", "pkg:rpm/almalinux/libsndfile-devel@1.0.28-8.el8", "pkg:rpm/alma/libsndfile-devel@1.0.28-8.el8", "libsndfile-devel"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.distro, func(t *testing.T) {
-			fs := Merge(append(scanned("syft-"+tt.distro+".cdx.json"), scanned("trivy-"+tt.distro+".cdx.json")...))
-			if len(fs) != 1 || fs[0].Package.PURL != tt.wantPURL || fs[0].Package.ScannerPURL != tt.wantScanner || len(fs[0].Sources) != 2 {
-				t.Errorf("got %+v, want one finding of %s (%s) with two sources", fs, tt.wantPURL, tt.wantScanner)
-			}
-		})
+		// The merged finding is the same whichever tool's comes first:
+		// Merge keeps the first one's package.
+		for _, order := range [][2]string{{"syft", "trivy"}, {"trivy", "syft"}} {
+			t.Run(tt.distro+"/"+order[0]+"-first", func(t *testing.T) {
+				fs := Merge(append(scanned(order[0]+"-"+tt.distro+".cdx.json"), scanned(order[1]+"-"+tt.distro+".cdx.json")...))
+				if len(fs) != 1 || fs[0].Package.PURL != tt.wantPURL || fs[0].Package.ScannerPURL != tt.wantScanner || fs[0].Package.Name != tt.wantName || len(fs[0].Sources) != 2 {
+					t.Errorf("got %+v, want one finding of %s %s (%s) with two sources", fs, tt.wantName, tt.wantPURL, tt.wantScanner)
+				}
+			})
+		}
 	}
 }
 

@@ -340,10 +340,10 @@ var osTypes = map[string]string{
 // They are kept apart so that osTypes stays one to one and distroPURL
 // names each ecosystem by one package URL.
 var osTypeAliases = map[string]string{
-	"rpm/alma":   "rpm/almalinux",
-	"rpm/amazon": "rpm/amzn",
-	"rpm/oracle": "rpm/ol",
-	"rpm/suse":   "rpm/sles",
+	"rpm/alma":   "almalinux",
+	"rpm/amazon": "amzn",
+	"rpm/oracle": "ol",
+	"rpm/suse":   "sles",
 }
 
 // newPackage builds the package of a finding from what a tool reported:
@@ -442,7 +442,7 @@ func distroPackage(purl, version string) (Package, error) {
 	version = withEpoch(version, q["epoch"])
 	ns := p.Namespace
 	if alias, ok := osTypeAliases[p.Type+"/"+p.Namespace]; ok {
-		_, ns, _ = strings.Cut(alias, "/")
+		ns = alias
 	}
 	eco := osTypes[p.Type+"/"+ns]
 	if eco == "" {
@@ -452,8 +452,8 @@ func distroPackage(purl, version string) (Package, error) {
 		eco += ":" + rel
 	}
 	name := p.Name
-	if p.Namespace != "" && eco == p.Type {
-		name = p.Namespace + "/" + p.Name
+	if ns != "" && eco == p.Type {
+		name = ns + "/" + p.Name
 	}
 	rpm := p.Type == packageurl.TypeRPM
 	var scanner string

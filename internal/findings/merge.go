@@ -177,11 +177,10 @@ func sameVulnerability(fs []Finding, links [][]string, idx []int) [][]int {
 				// only the findings it is the id of: one advisory that
 				// two SBOMs of an image met (ALSA-2020:1636, which lists
 				// no alias) is one finding, not the findings of each of
-				// its CVEs. A prefix keeps it from meeting an alias.
+				// its CVEs.
 				if id != fs[fi].Vulnerability.ID {
 					continue
 				}
-				id = "\x01" + id
 			}
 			if j, ok := owner[id]; ok {
 				parent[find(i)] = find(j)
