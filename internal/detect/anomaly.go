@@ -177,9 +177,9 @@ func (d *Anomalies) close(b *baseline, receivedAt, now time.Time) []Alert {
 		if b.requests >= cfg.MinRequests && n > cfg.RateFactor*b.mean && n > b.mean+cfg.Sigmas*math.Sqrt(b.variance) {
 			out = append(out, Alert{
 				Kind: KindRequestRate, Severity: Medium, Service: b.service,
-				Summary:   fmt.Sprintf("request rate of %s %s is %.1f/s, baseline %.1f/s", b.service, b.endpoint, n/per, b.mean/per),
+				Summary:   Text(fmt.Sprintf("request rate of %s %s is %.1f/s, baseline %.1f/s", b.service, b.endpoint, n/per, b.mean/per)),
 				Evidence:  Evidence{Endpoint: b.endpoint, Observed: n / per, Expected: b.mean / per},
-				DedupeKey: strings.Join([]string{string(KindRequestRate), b.service, b.endpoint}, "|"),
+				DedupeKey: Text(strings.Join([]string{string(KindRequestRate), b.service, b.endpoint}, "|")),
 				Time:      now, Observed: start, ReceivedAt: receivedAt,
 			})
 		}
@@ -188,9 +188,9 @@ func (d *Anomalies) close(b *baseline, receivedAt, now time.Time) []Alert {
 			if rate-b.errRate >= cfg.ErrorRateDelta {
 				out = append(out, Alert{
 					Kind: KindErrorRate, Severity: Medium, Service: b.service,
-					Summary:   fmt.Sprintf("error rate of %s %s is %.0f%%, baseline %.0f%%", b.service, b.endpoint, rate*100, b.errRate*100),
+					Summary:   Text(fmt.Sprintf("error rate of %s %s is %.0f%%, baseline %.0f%%", b.service, b.endpoint, rate*100, b.errRate*100)),
 					Evidence:  Evidence{Endpoint: b.endpoint, Observed: rate, Expected: b.errRate},
-					DedupeKey: strings.Join([]string{string(KindErrorRate), b.service, b.endpoint}, "|"),
+					DedupeKey: Text(strings.Join([]string{string(KindErrorRate), b.service, b.endpoint}, "|")),
 					Time:      now, Observed: start, ReceivedAt: receivedAt,
 				})
 			}
@@ -248,9 +248,9 @@ func (d *Anomalies) outbound(sp *telemetry.Span, receivedAt, now time.Time) []Al
 	}
 	return []Alert{{
 		Kind: KindNewHost, Severity: sev, Service: sp.Service,
-		Summary:   fmt.Sprintf("%s called %s for the first time", sp.Service, host),
+		Summary:   Text(fmt.Sprintf("%s called %s for the first time", sp.Service, host)),
 		Evidence:  Evidence{Host: host, TraceID: fmtID(sp.TraceID[:]), SpanID: fmtID(sp.SpanID[:]), Endpoint: sp.Name},
-		DedupeKey: strings.Join([]string{string(KindNewHost), sp.Service, host}, "|"),
+		DedupeKey: Text(strings.Join([]string{string(KindNewHost), sp.Service, host}, "|")),
 		Time:      now, Observed: sp.Start, ReceivedAt: receivedAt,
 	}}
 }

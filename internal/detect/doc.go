@@ -17,7 +17,11 @@
 //     (Anomalies).
 package detect
 
-import "time"
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+)
 
 // Kind names a detection.
 type Kind string
@@ -85,6 +89,20 @@ type Alert struct {
 	// ReceivedAt is when evident received the telemetry that triggered
 	// it: Time - ReceivedAt is the detection latency.
 	ReceivedAt time.Time `json:"received_at"`
+}
+
+// Text is s as an alert's text (its summary and dedupe key, and the
+// store's columns of it): with U+FFFD in place of each NUL and each run
+// of bytes that are not UTF-8. The text holds what a request chose (a
+// path decoded from /a%00b), which PostgreSQL's text does not hold. The
+// detections build their text with it, so that the dedupe key a store
+// keeps, and seeds a router with after a restart (alert.Router.Seed), is
+// the one the detection makes again, and the alert is not fired twice.
+func Text(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\ufffd"), "\x00", "\ufffd")
 }
 
 // Evidence is what made an alert fire; fields that do not apply to a kind

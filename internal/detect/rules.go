@@ -523,7 +523,7 @@ func (p *Pending) Alert() Alert {
 		Kind:     p.Kind,
 		Severity: h.Rule.Severity,
 		Service:  p.Service,
-		Summary:  fmt.Sprintf("%s payload (%s) in %s of %s %s", h.Rule.Class, h.Rule.ID, h.Field, sp.Service, p.endpoint),
+		Summary:  Text(fmt.Sprintf("%s payload (%s) in %s of %s %s", h.Rule.Class, h.Rule.ID, h.Field, sp.Service, p.endpoint)),
 		Evidence: Evidence{
 			Rule: h.Rule.ID, Class: h.Rule.Class, Field: h.Field,
 			Match: truncate(match, 200), Value: truncate(value, 512),
@@ -632,7 +632,7 @@ func (s *Scanner) newKey(sp *telemetry.Span, rule *Rule, a, sep, b string) explo
 	if s.red != nil {
 		ep = s.red.Value("span.name", ep)
 	}
-	k := exploitKey{dedupe: string(KindExploitPayload) + "|" + sp.Service + "|" + ep + "|" + rule.ID, endpoint: ep}
+	k := exploitKey{dedupe: Text(string(KindExploitPayload) + "|" + sp.Service + "|" + ep + "|" + rule.ID), endpoint: ep}
 	if len(raw) > 0 {
 		s.keys.put(raw, k)
 	}

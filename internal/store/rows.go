@@ -4,10 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/evidentsec/evident/internal/detect"
 	"github.com/evidentsec/evident/internal/findings"
 )
 
@@ -134,7 +133,7 @@ func ScanVerdictChanges(rows Rows) ([]VerdictChange, error) {
 
 // AlertColumns are the columns of an alert that are not stored as they
 // are: its times in Unix nanoseconds, what is NULL when absent, and its
-// text as StoredText.
+// text as detect.Text makes it.
 type AlertColumns struct {
 	Time       int64
 	ReceivedAt *int64  // nil: not received through the API
@@ -144,19 +143,6 @@ type AlertColumns struct {
 	Kind, Severity, Service, Summary, DedupeKey string
 }
 
-// StoredText is s as an alert's text is stored: with U+FFFD in place of
-// each NUL and each run of bytes that are not UTF-8. The text holds
-// what a request chose (a path decoded from /a%00b), and PostgreSQL's
-// text holds neither: the alert was refused, retried and lost, absent
-// from the API and from what seeds deduplication. Both backends store
-// the same, so that what one reads back is what the other does.
-func StoredText(s string) string {
-	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
-		return s
-	}
-	return strings.ReplaceAll(strings.ToValidUTF8(s, "\ufffd"), "\x00", "\ufffd")
-}
-
 // EncodeAlert validates a and returns the columns it is stored with. An
 // empty ID, a zero or out of range time and details that are not JSON
 // are ErrInvalid.
@@ -164,7 +150,7 @@ func EncodeAlert(a Alert) (AlertColumns, error) {
 	if a.ID == "" {
 		return AlertColumns{}, fmt.Errorf("put alert: %w: empty ID", ErrInvalid)
 	}
-	if StoredText(a.ID) != a.ID {
+	if detect.Text(a.ID) != a.ID {
 		return AlertColumns{}, fmt.Errorf("put alert %q: %w: ID is not UTF-8 text without NUL", a.ID, ErrInvalid)
 	}
 	t, err := UnixNano(a.Time)
@@ -181,8 +167,8 @@ func EncodeAlert(a Alert) (AlertColumns, error) {
 	}
 	cols := AlertColumns{
 		Time: t, ReceivedAt: received, Observed: observed,
-		Kind: StoredText(a.Kind), Severity: StoredText(a.Severity), Service: StoredText(a.Service),
-		Summary: StoredText(a.Summary), DedupeKey: StoredText(a.DedupeKey),
+		Kind: detect.Text(a.Kind), Severity: detect.Text(a.Severity), Service: detect.Text(a.Service),
+		Summary: detect.Text(a.Summary), DedupeKey: detect.Text(a.DedupeKey),
 	}
 	if len(a.Details) > 0 {
 		if !json.Valid(a.Details) {

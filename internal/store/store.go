@@ -169,7 +169,7 @@ type Store interface {
 	// PutAlert stores an alert unless one with the same ID is stored: an
 	// alert fired again (the same detection of the same telemetry,
 	// applied again after a restart) keeps the first. Its text (kind,
-	// severity, service, summary, dedupe key) is stored as StoredText
+	// severity, service, summary, dedupe key) is stored as detect.Text
 	// makes it; an ID that is not such text is ErrInvalid.
 	PutAlert(ctx context.Context, a Alert) error
 
