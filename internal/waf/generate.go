@@ -364,9 +364,10 @@ func build(cfg Config, p *Patch, base int, traffic *Traffic) {
 	if readsDocuments(p) {
 		refusals = append(refusals, encodedPart)
 	}
-	for _, d := range p.detections {
-		if next >= base+scopeIDs+detectIDs-bodyIDs-hostIDs-len(refusals) {
-			p.Notes = append(p.Notes, fmt.Sprintf("detection %q left out: a patch has at most %d detections", d.name, detectIDs-bodyIDs-hostIDs))
+	room := detectIDs - bodyIDs - hostIDs - len(refusals)
+	for i, d := range p.detections {
+		if i >= room {
+			p.Notes = append(p.Notes, fmt.Sprintf("detection %q left out: a patch has room for %d detections beside its refusals of bodies it cannot read", d.name, room))
 			continue
 		}
 		add(Rule{Kind: KindDetection, Name: d.name, links: append([]link{scope}, d.links...)})
