@@ -186,8 +186,8 @@ func (h noteHandler) Handle(_ context.Context, r slog.Record) error {
 	var attrs []string
 	add := func(a slog.Attr) bool {
 		v := a.Value.Resolve()
-		if t, ok := v.Any().(time.Time); ok && v.Kind() == slog.KindTime {
-			attrs = append(attrs, a.Key+"="+t.UTC().Format(time.RFC3339))
+		if v.Kind() == slog.KindTime {
+			attrs = append(attrs, a.Key+"="+v.Time().UTC().Format(time.RFC3339))
 		} else {
 			attrs = append(attrs, a.Key+"="+v.String())
 		}
