@@ -37,11 +37,19 @@ func (r *Received) Consumer(next pipeline.Consumer[[]telemetry.Span]) pipeline.C
 		// accepted them.
 		var services []string
 		if r.in == nil || r.in(ctx) {
+			// A batch holds runs of one service's spans: one look-up a
+			// run, under one read lock.
+			last := ""
+			r.mu.RLock()
 			for i := range spans {
-				if svc := spans[i].Service; (len(services) == 0 || services[len(services)-1] != svc) && !r.Has(svc) {
-					services = append(services, svc)
+				if svc := spans[i].Service; i == 0 || svc != last {
+					last = svc
+					if !r.services[svc] {
+						services = append(services, svc)
+					}
 				}
 			}
+			r.mu.RUnlock()
 		}
 		if err := next.Consume(ctx, spans); err != nil {
 			return err
