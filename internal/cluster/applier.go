@@ -125,6 +125,32 @@ type partition struct {
 type shardState struct {
 	Shard
 	dirty bool
+	// written is when its state was last written by this engine, zero
+	// before (restored by Assign, or new).
+	written time.Time
+}
+
+// waitEnded reports whether a shard of part has a state to write though
+// no record was applied to it (shardState.waitEnded).
+func (part *partition) waitEnded(now time.Time) bool {
+	for _, sh := range part.shards {
+		if sh.waitEnded(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// waitEnded reports whether sh's state must be written though no record
+// was applied to it since: the state last written said that a
+// destination its services consume from waits for its producers, and the
+// wait has ended by now. A merged view judges the wait at the latest
+// time its shards' states were written (model.Model.WaitsUntil); without
+// this write, once the records stop, the consumer waited for ever,
+// judged neither fed from outside nor by its producers.
+func (sh *shardState) waitEnded(now time.Time) bool {
+	until := sh.Model.WaitsUntil()
+	return !sh.dirty && until.After(sh.written) && !now.Before(until)
 }
 
 var _ kafka.Applier = (*Applier)(nil)
@@ -279,14 +305,16 @@ func (a *Applier) Apply(ctx context.Context, recs []kafka.Record) error {
 }
 
 // Checkpoint checkpoints every partition with records applied since the
-// last, in one transaction, joins the calls they handed over, and picks
+// last, and writes again the states of shards whose destinations' wait
+// for their producers ended (shardState.waitEnded), in one transaction, joins the calls they handed over, and picks
 // up new findings; see kafka.Applier.
 func (a *Applier) Checkpoint(ctx context.Context) (kafka.Offsets, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var dirty []int32
+	now := a.now()
 	for p, part := range a.parts {
-		if part.dirty {
+		if part.dirty || part.waitEnded(now) {
 			dirty = append(dirty, p)
 		}
 	}
@@ -319,8 +347,9 @@ func (a *Applier) join(ctx context.Context) {
 }
 
 // checkpoint writes the dirty shards of partitions with their pending
-// calls, in one transaction; a.mu is held. A partition whose checkpoint
-// is stale is dropped: another engine has it.
+// calls, and the states of shards whose destinations' wait ended
+// (shardState.waitEnded), in one transaction; a.mu is held. A partition
+// whose checkpoint is stale is dropped: another engine has it.
 func (a *Applier) checkpoint(ctx context.Context, partitions []int32) error {
 	if len(partitions) == 0 {
 		return nil
@@ -330,8 +359,14 @@ func (a *Applier) checkpoint(ctx context.Context, partitions []int32) error {
 	}
 	var (
 		parts []postgres.Partition
+		// moved are those of parts past the offset stored (partition.
+		// stored), which tell whether the checkpoint committed: a part
+		// written again at its offset, for a wait that ended, has no
+		// calls to hand over and is stored whether it committed or not.
+		moved []postgres.Partition
 		taken []takenShard
 	)
+	now := a.now()
 	for _, p := range partitions {
 		part := a.parts[p]
 		if part.next == part.stored {
@@ -341,16 +376,18 @@ func (a *Applier) checkpoint(ctx context.Context, partitions []int32) error {
 			for _, sh := range part.shards {
 				sh.dirty = false
 			}
-			continue
 		}
 		cp := postgres.Partition{Partition: p, Owner: part.owner, Next: part.next}
 		for tenant, sh := range part.shards {
-			if !sh.dirty {
+			if !sh.dirty && !sh.waitEnded(now) {
 				continue
 			}
 			// The calls handed over first: the state counts the spans
 			// waiting in the store as pending no more.
-			pend := sh.Model.TakePending()
+			var pend model.Pending
+			if sh.dirty {
+				pend = sh.Model.TakePending()
+			}
 			state, err := sh.Model.MarshalBinary()
 			if err != nil {
 				sh.Model.RestorePending(pend)
@@ -360,6 +397,12 @@ func (a *Applier) checkpoint(ctx context.Context, partitions []int32) error {
 			cp.Shards = append(cp.Shards, postgres.Shard{Tenant: tenant, State: state, Pending: pend})
 			taken = append(taken, takenShard{partition: p, tenant: tenant, sh: sh, pend: pend})
 		}
+		switch {
+		case part.dirty:
+			moved = append(moved, cp)
+		case len(cp.Shards) == 0:
+			continue
+		}
 		parts = append(parts, cp)
 	}
 	if len(parts) == 0 {
@@ -367,10 +410,15 @@ func (a *Applier) checkpoint(ctx context.Context, partitions []int32) error {
 	}
 	stale, err := a.deps.Store.CheckpointPartitions(ctx, parts)
 	if err != nil {
+		if len(moved) == 0 {
+			// Only states written again: they are written at the next
+			// checkpoint, committed or not.
+			return err
+		}
 		var known bool
-		if stale, known, err = a.committed(ctx, parts, err); !known {
+		if stale, known, err = a.committed(ctx, moved, err); !known {
 			// The shards stay dirty: their states are written again.
-			a.doubt = &doubtful{parts: parts, taken: taken}
+			a.doubt = &doubtful{parts: moved, taken: taken}
 			return err
 		}
 		if err != nil {
@@ -379,9 +427,9 @@ func (a *Applier) checkpoint(ctx context.Context, partitions []int32) error {
 		}
 	}
 	for _, t := range taken {
-		t.sh.dirty = false
+		t.sh.dirty, t.sh.written = false, now
 	}
-	for _, cp := range parts {
+	for _, cp := range moved {
 		part := a.parts[cp.Partition]
 		part.dirty, part.stored = false, cp.Next
 	}

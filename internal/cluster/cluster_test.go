@@ -371,6 +371,97 @@ func TestCheckpointInDoubtNotCommitted(t *testing.T) {
 	}
 }
 
+// TestWaitEndsWithoutRecords: a merged view judges a consumed
+// destination's wait for its producers (model.Store.Waiting) at the
+// latest time its shards' states were written. A shard whose last state
+// said the destination waits writes its state again at a checkpoint
+// once the wait has ended, though no record came since, and so does one
+// restored by another engine; before, once the records stopped, no
+// state was written and the consumer waited for ever.
+func TestWaitEndsWithoutRecords(t *testing.T) {
+	receive := span("worker", telemetry.SpanKindClient, 3, 2,
+		telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "orders", MessagingOperation: "receive"})
+	tests := []struct {
+		name     string
+		after    time.Duration // the checkpoint with no record since, after the first
+		reassign bool          // another engine has the partition by then
+		down     bool          // the store fails that checkpoint, and is back for the next
+		want     bool
+	}{
+		{"within the window", 10 * time.Second, false, false, true},
+		{"an hour after", time.Hour, false, false, false},
+		{"an hour after, restored by another engine", time.Hour, true, false, false},
+		{"an hour after, the store down then", time.Hour, false, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := t.Context()
+			pg := openStore(t)
+			st := &flaky{Store: pg}
+			var clock atomic.Int64
+			clock.Store(t0.UnixNano())
+			now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+			newApplier := func() *Applier {
+				a, err := NewApplier(DefaultConfig(), ApplierDeps{
+					Store: st,
+					NewShard: func(string) (Shard, error) {
+						m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+						m.SetClock(now)
+						e, err := engine.New(engine.DefaultConfig(), engine.Deps{Store: pg, Model: m, Now: now})
+						return Shard{Engine: e, Model: m}, err
+					},
+					Findings:   func(context.Context, string) ([]findings.Finding, error) { return nil, nil },
+					SeedAlerts: skipSeedTenant,
+					Now:        now,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := a.Assign(ctx, []int32{0}); err != nil {
+					t.Fatal(err)
+				}
+				return a
+			}
+			a := newApplier()
+			if err := a.Apply(ctx, []kafka.Record{record(0, 0, receive)}); err != nil {
+				t.Fatal(err)
+			}
+			clock.Add(int64(5 * time.Second))
+			if _, err := a.Checkpoint(ctx); err != nil {
+				t.Fatal(err)
+			}
+			waiting := func() bool {
+				c := merged(t, pg).Service("worker").Consumes
+				if len(c) != 1 {
+					t.Fatalf("worker consumes %+v, want kafka://orders", c)
+				}
+				return c[0].Waiting
+			}
+			if !waiting() {
+				t.Fatal("kafka://orders does not wait for its producers 5 s after its first span")
+			}
+			if tt.reassign {
+				a.Revoke(ctx, []int32{0}, false)
+				a = newApplier()
+			}
+			clock.Add(int64(tt.after))
+			if tt.down {
+				st.down.Store(true)
+				if _, err := a.Checkpoint(ctx); err == nil {
+					t.Fatal("Checkpoint with the store down succeeded")
+				}
+				st.down.Store(false)
+			}
+			if _, err := a.Checkpoint(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := waiting(); got != tt.want {
+				t.Errorf("kafka://orders waiting = %v %v after its first span, no record since; want %v", got, tt.after+5*time.Second, tt.want)
+			}
+		})
+	}
+}
+
 // TestApplierReloadsFindings: findings stored after a new engine loaded
 // a tenant's and before its first look at the findings version are
 // reloaded at that look, not taken as already loaded; and a reload that

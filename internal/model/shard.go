@@ -60,6 +60,31 @@ type Pending struct {
 	Callees []PendingCallee
 }
 
+// WaitsUntil returns when, by the model's clock, the last of its
+// services' destinations consumed from stops waiting for its producers
+// (Store.Waiting): the latest receipt of a service's first span
+// consuming from one, plus the join window; zero when none was received.
+// A merged view judges the wait at the time its shards' states were
+// written (MarshalBinary), so a shard's state that said a destination
+// waits is written again once this time has passed, though nothing was
+// applied since: else the view waited for the producers for ever.
+func (m *Model) WaitsUntil() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var last time.Time
+	for _, s := range m.services {
+		for _, st := range s.consumes {
+			if st.Received.After(last) {
+				last = st.Received
+			}
+		}
+	}
+	if last.IsZero() {
+		return last
+	}
+	return last.Add(m.cfg.JoinWindow)
+}
+
 // TakePending removes the calls waiting for their other side from the
 // model and returns them; the spans waiting for their caller no longer
 // count in their service's SpanCounts.Pending: they wait elsewhere.

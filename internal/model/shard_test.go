@@ -142,7 +142,9 @@ func TestShardsMerge(t *testing.T) {
 // producer another shard received within the window but has not
 // checkpointed yet would be missed). Before, the replica judged it by
 // its own clock. A state that says when it was written (one from before)
-// leaves it to the replica's clock.
+// leaves it to the replica's clock. The states are written again once
+// the wait ended, though nothing was received since (the cluster's
+// TestWaitEndsWithoutRecords); until then, the view waits.
 func TestMergeConsumesWaiting(t *testing.T) {
 	receive := span("worker", telemetry.SpanKindClient, 1, 0, "poll orders",
 		telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "orders", MessagingOperation: "receive"})
@@ -156,7 +158,8 @@ func TestMergeConsumesWaiting(t *testing.T) {
 		{"the shards wrote more than the window after the first", shard{0, 5 * time.Second}, shard{20 * time.Second, 35 * time.Second}, 35 * time.Second, false},
 		{"both within the window", shard{10 * time.Second, 15 * time.Second}, shard{20 * time.Second, 35 * time.Second}, 35 * time.Second, true},
 		{"the replica's clock ahead of the shards'", shard{0, 5 * time.Second}, shard{20 * time.Second, 25 * time.Second}, 35 * time.Second, true},
-		{"the shards' states not written again since", shard{0, 5 * time.Second}, shard{20 * time.Second, 25 * time.Second}, time.Hour, true},
+		{"the shards' states not written again since (yet)", shard{0, 5 * time.Second}, shard{20 * time.Second, 25 * time.Second}, time.Hour, true},
+		{"a shard's state written again once the wait ended", shard{0, 5 * time.Second}, shard{20 * time.Second, time.Hour}, time.Hour, false},
 		{"the replica's clock behind the shards'", shard{0, 5 * time.Second}, shard{20 * time.Second, 40 * time.Second}, 10 * time.Second, false},
 	}
 	for _, tt := range tests {
@@ -227,5 +230,38 @@ func TestMergeSameService(t *testing.T) {
 	}
 	if _, err := MergeStates(Joins{}, []byte("not gob")); err == nil {
 		t.Error("a garbage state merged")
+	}
+}
+
+// TestWaitsUntil: a model's destinations wait for their producers until
+// the join window after the latest first receipt of one, by the model's
+// clock; none when it consumes from none.
+func TestWaitsUntil(t *testing.T) {
+	receive := func(dest string) telemetry.Span {
+		return span("worker", telemetry.SpanKindClient, 1, 0, "poll "+dest,
+			telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: dest, MessagingOperation: "receive"})
+	}
+	window := DefaultConfig().JoinWindow
+	tests := []struct {
+		name  string
+		spans []telemetry.Span // one a second from t0
+		want  time.Time
+	}{
+		{"none consumed from", []telemetry.Span{span("worker", telemetry.SpanKindServer, 1, 0, "GET /", telemetry.Attrs{})}, time.Time{}},
+		{"one", []telemetry.Span{receive("orders")}, t0.Add(window)},
+		{"the latest of two", []telemetry.Span{receive("orders"), receive("refunds")}, t0.Add(time.Second + window)},
+		{"a destination's first receipt", []telemetry.Span{receive("orders"), receive("orders")}, t0.Add(window)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newModel()
+			for i, sp := range tt.spans {
+				m.SetClock(func() time.Time { return t0.Add(time.Duration(i) * time.Second) })
+				m.AddSpans([]telemetry.Span{sp})
+			}
+			if got := m.WaitsUntil(); !got.Equal(tt.want) {
+				t.Errorf("WaitsUntil() = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -177,7 +177,7 @@ func EncodeAlert(a Alert) (AlertColumns, error) {
 		// JSON allows bytes that are not UTF-8 inside a string, which
 		// PostgreSQL's text refuses: replaced as in the other columns,
 		// which keeps the JSON valid.
-		d := StoredText(string(a.Details))
+		d := detect.Text(string(a.Details))
 		cols.Details = &d
 	}
 	return cols, nil
