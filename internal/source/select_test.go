@@ -130,6 +130,26 @@ func TestSelectedServicesWithReceivers(t *testing.T) {
 				}
 			}
 			orders := snap.Service("orders")
+			// What the joining spans handed on twice cost, pinned, not
+			// right: orders' SERVER span gateway called is counted twice
+			// (its endpoint's calls, its SERVER spans), and one of the two
+			// finds no caller (the second comes after gateway's CLIENT
+			// span was joined, or the first waited beyond the window):
+			// pending, then unlinked. The model would have to know the
+			// span's id was counted to take it once.
+			if orders != nil {
+				calls, unjoined := int64(1), int64(0)
+				if slices.Contains(tc.received, "orders") {
+					calls, unjoined = 2, 1
+				}
+				i := slices.IndexFunc(orders.Endpoints, func(e model.Endpoint) bool { return e.Route == "orders 3" })
+				if i < 0 || orders.Endpoints[i].Calls != calls {
+					t.Errorf("orders' endpoints: %+v, want the one gateway called called %d times", orders.Endpoints, calls)
+				}
+				if got := orders.Spans.Pending + orders.Spans.Unlinked; got != unjoined {
+					t.Errorf("orders' span counts: %+v, want %d pending or unlinked", orders.Spans, unjoined)
+				}
+			}
 			if orders != nil && (len(orders.Stores) != 1 || orders.Stores[0].Calls != 1) {
 				t.Errorf("orders' stores: %+v, want its database called once", orders.Stores)
 			}
