@@ -41,6 +41,9 @@ func TestBounds(t *testing.T) {
 			span("a", telemetry.SpanKindClient, n+1, n, "POST", telemetry.Attrs{ServerAddress: fmt.Sprintf("t%d.example.com", i)}),
 			span("a", telemetry.SpanKindClient, n+2, n, "SELECT", telemetry.Attrs{DBSystem: "postgresql", DBNamespace: fmt.Sprintf("t%d", i)}),
 			span("a", telemetry.SpanKindConsumer, n+3, 0, "process", telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: fmt.Sprintf("q%d", i)}),
+			// A destination it produces to is a store too: t0 and p0
+			// fill MaxStores, and the others are counted apart, by kind.
+			span("a", telemetry.SpanKindProducer, n+4, n, "publish", telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: fmt.Sprintf("p%d", i)}),
 		)
 	}
 	spans = append(spans,
@@ -70,7 +73,7 @@ func TestBounds(t *testing.T) {
 	}
 	a := snap.Service("a")
 	// 10 SERVER and CONSUMER spans: 2 endpoints, then 8 calls to others.
-	want := Overflow{Endpoints: 8, Hosts: 3, Stores: 3, Consumes: 3, Samples: 1, Frames: 2, Series: 1}
+	want := Overflow{Endpoints: 8, Hosts: 3, Stores: 4, Produces: 4, Consumes: 3, Samples: 1, Frames: 2, Series: 1}
 	if diff := cmp.Diff(a.Overflow, want); diff != "" {
 		t.Errorf("Overflow (-got +want):\n%s", diff)
 	}
@@ -84,7 +87,7 @@ func TestBounds(t *testing.T) {
 		t.Errorf("endpoints = %d with %d calls to %q, want 2 and the other endpoint with 8", len(a.Endpoints), other, OtherEndpoints)
 	}
 	if len(a.Stores) != 2+2 || len(a.Consumes) != 2 || len(a.Functions) != 2 {
-		t.Errorf("stores %d, consumes %d, functions %d, want 4 (2 databases, 2 hosts), 2, 2", len(a.Stores), len(a.Consumes), len(a.Functions))
+		t.Errorf("stores %d, consumes %d, functions %d, want 4 (a database, a destination, 2 hosts), 2, 2", len(a.Stores), len(a.Consumes), len(a.Functions))
 	}
 	var series int
 	for _, fn := range a.Functions {

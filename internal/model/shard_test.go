@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -263,5 +264,61 @@ func TestWaitsUntil(t *testing.T) {
 				t.Errorf("WaitsUntil() = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestMergeOverflow: a service in two shards (a repartitioned log) whose
+// bounds each shard overflowed: the merged view counts what each kept
+// out, every kind of it, added up.
+func TestMergeOverflow(t *testing.T) {
+	cfg := Config{MaxPendingSpans: 4, JoinWindow: time.Minute, MaxSpanEndpoints: 4, MaxServices: 2, MaxEndpoints: 1, MaxHosts: 1, MaxStores: 1, MaxStacks: 2, MaxFunctions: 3, MaxSeries: 1}
+	shard := func(from byte) *Model {
+		m := New(cfg, attribution.New(attribution.Config{}))
+		var spans []telemetry.Span
+		for i := range byte(2) {
+			n := from + 10*i
+			spans = append(spans,
+				span("orders", telemetry.SpanKindServer, n, 0, fmt.Sprintf("GET /orders/%d", i), telemetry.Attrs{HTTPMethod: "GET"}),
+				span("orders", telemetry.SpanKindClient, n+1, n, "POST", telemetry.Attrs{ServerAddress: fmt.Sprintf("t%d.example.com", i)}),
+				span("orders", telemetry.SpanKindClient, n+2, n, "SELECT", telemetry.Attrs{DBSystem: "postgresql", DBNamespace: fmt.Sprintf("t%d", i)}),
+				span("orders", telemetry.SpanKindProducer, n+3, n, "publish", telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: fmt.Sprintf("p%d", i)}),
+				span("orders", telemetry.SpanKindConsumer, n+4, 0, "process", telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: fmt.Sprintf("q%d", i)}),
+			)
+		}
+		m.AddSpans(spans)
+		b := &telemetry.ProfileBatch{Service: "orders", Start: t0, Period: 10_000_000, Unit: "nanoseconds", SampleType: "cpu"}
+		for i := range 5 {
+			b.Locations = append(b.Locations, []attribution.Frame{{Function: fmt.Sprintf("example.com/shop.F%d", i)}})
+			b.Samples = append(b.Samples, telemetry.Sample{Locations: []int32{int32(i)}, Count: 1, Value: 1})
+		}
+		m.AddProfile(b)
+		return m
+	}
+	var want Overflow
+	var states [][]byte
+	for _, m := range []*Model{shard(10), shard(110)} {
+		o := m.Snapshot().Service("orders").Overflow
+		want.Endpoints, want.Hosts, want.Stores, want.Produces = want.Endpoints+o.Endpoints, want.Hosts+o.Hosts, want.Stores+o.Stores, want.Produces+o.Produces
+		want.Consumes, want.Samples, want.Frames, want.Series = want.Consumes+o.Consumes, want.Samples+o.Samples, want.Frames+o.Frames, want.Series+o.Series
+		want.Waits += o.Waits
+		data, err := m.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		states = append(states, data)
+	}
+	if want.Endpoints == 0 || want.Hosts == 0 || want.Stores == 0 || want.Produces == 0 || want.Consumes == 0 || want.Samples == 0 || want.Frames == 0 || want.Series == 0 {
+		t.Fatalf("the shards overflowed %+v: the test shows nothing of some", want)
+	}
+	merged, err := MergeStates(Joins{}, states...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := New(cfg, attribution.New(attribution.Config{}))
+	if err := got.UnmarshalBinary(merged); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got.Snapshot().Service("orders").Overflow, want); diff != "" {
+		t.Errorf("merged Overflow (-got +want):\n%s", diff)
 	}
 }
