@@ -194,7 +194,7 @@ func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handle
 // is joined as well (a call counted twice).
 func (p Pull) handedOf(resources [][]telemetry.Span, w Window) [][]telemetry.Span {
 	var join map[spanRef]bool
-	if p.Elsewhere != nil && len(p.Services) > 0 {
+	if p.Elsewhere != nil && len(p.Services) > 0 && p.claimsAny(resources) {
 		join = p.joinSpans(resources)
 	}
 	var own, joins [][]telemetry.Span
@@ -229,6 +229,27 @@ func (p Pull) handedOf(resources [][]telemetry.Span, w Window) [][]telemetry.Spa
 	return append(own, joins...)
 }
 
+// claimsAny reports whether a service of a trace's spans that is not
+// selected is one Elsewhere claims: most traces hold none, and need no
+// joinSpans.
+func (p Pull) claimsAny(resources [][]telemetry.Span) bool {
+	var (
+		last string
+		seen bool
+	)
+	for _, s := range resources {
+		for i := range s {
+			if svc := s[i].Service; svc != last || !seen {
+				last, seen = svc, true
+				if !slices.Contains(p.Services, svc) && p.Elsewhere(svc) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 // joinSpans returns the spans of a trace's services not selected that
 // join a selected service's span: the CLIENT or PRODUCER span that is
 // the parent of a selected service's SERVER or CONSUMER span (its
@@ -241,9 +262,16 @@ func (p Pull) handedOf(resources [][]telemetry.Span, w Window) [][]telemetry.Spa
 // callee's.
 func (p Pull) joinSpans(resources [][]telemetry.Span) map[spanRef]bool {
 	callers, calls := map[[8]byte]bool{}, map[[8]byte]bool{}
+	var (
+		last           string
+		seen, selected bool
+	)
 	for _, s := range resources {
 		for i := range s {
-			if !slices.Contains(p.Services, s[i].Service) {
+			if svc := s[i].Service; svc != last || !seen {
+				last, seen, selected = svc, true, slices.Contains(p.Services, svc)
+			}
+			if !selected {
 				continue
 			}
 			switch s[i].Kind {
