@@ -180,9 +180,11 @@ type Assessor struct {
 	// producers and consumers are snap.Destinations(), computed once:
 	// nil until needed.
 	producers, consumers map[string][]string
-	// unkept says that a service produces to destinations beyond
-	// model.Config.MaxStores (Overflow.Produces), set with producers.
-	unkept bool
+	// unkept are the services that produce to destinations beyond
+	// model.Config.MaxStores, and unkeptCalls their spans that did
+	// (Overflow.Produces), set with producers.
+	unkept      []string
+	unkeptCalls int64
 }
 
 // New returns an Assessor over snap. vulns may be nil when findings carry

@@ -175,22 +175,14 @@ func waitingFeeds(waiting []string) ExposureResult {
 // not keep their names, so any of them may be one of those, and that
 // service its producer.
 func (a *Assessor) unkeptFeeds(unkept []string) ExposureResult {
-	var names []string
-	var calls int64
-	for _, s := range a.snap.Services {
-		if s.Overflow.Produces > 0 {
-			names = append(names, s.Name)
-			calls += s.Overflow.Produces
-		}
-	}
 	verb, unit := "produces", "calls"
-	if len(names) > 1 {
+	if len(a.unkept) > 1 {
 		verb = "produce"
 	}
-	if calls == 1 {
+	if a.unkeptCalls == 1 {
 		unit = "call"
 	}
-	return ExposureResult{Level: ExposureUnknown, Rule: fmt.Sprintf("no traced service is known to produce to %s, but %s %s to destinations beyond max_stores (%d %s), whose names are not kept", strings.Join(unkept, ", "), strings.Join(names, ", "), verb, calls, unit)}
+	return ExposureResult{Level: ExposureUnknown, Rule: fmt.Sprintf("no traced service is known to produce to %s, but %s %s to destinations beyond max_stores (%d %s), whose names are not kept", strings.Join(unkept, ", "), strings.Join(a.unkept, ", "), verb, a.unkeptCalls, unit)}
 }
 
 // feeds sorts the destinations svc consumes from by who produces to
@@ -210,7 +202,7 @@ func (a *Assessor) feeds(svc *model.Service) (outside, unkept, waiting, traced [
 		switch {
 		case len(ps) == 0 && st.Waiting:
 			waiting = append(waiting, st.Name)
-		case len(ps) == 0 && a.unkept:
+		case len(ps) == 0 && len(a.unkept) > 0:
 			unkept = append(unkept, st.Name)
 		case len(ps) == 0:
 			outside = append(outside, st.Name)
@@ -225,7 +217,12 @@ func (a *Assessor) feeds(svc *model.Service) (outside, unkept, waiting, traced [
 func (a *Assessor) destinations() (producers, consumers map[string][]string) {
 	if a.producers == nil {
 		a.producers, a.consumers = a.snap.Destinations()
-		a.unkept = slices.ContainsFunc(a.snap.Services, func(s *model.Service) bool { return s.Overflow.Produces > 0 })
+		for _, s := range a.snap.Services {
+			if s.Overflow.Produces > 0 {
+				a.unkept = append(a.unkept, s.Name)
+				a.unkeptCalls += s.Overflow.Produces
+			}
+		}
 	}
 	return a.producers, a.consumers
 }
