@@ -3,6 +3,7 @@ package assess
 import (
 	"cmp"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 
@@ -32,21 +33,23 @@ func (a *Assessor) decideExposure(service string) ExposureResult {
 		if s == nil {
 			continue
 		}
-		for _, e := range s.Edges {
-			if e.To == service {
-				return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("routed to by ingress %s (config: exposure.ingress)", in)}
-			}
-		}
 		// What it produces to a destination it routes to the
 		// destination's consumers, as blast radius and the traced
 		// producers' feeds (feeds) follow: a consumer whose spans are
 		// not under the ingress's PRODUCER span (a pull consumer's, a
-		// batch's) has no edge from it.
-		_, consumers := a.destinations()
-		for _, st := range s.Stores {
-			if st.Kind == "messaging" && slices.Contains(consumers[st.Name], service) {
-				return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("routed to by ingress %s through %s (config: exposure.ingress)", in, st.Name)}
+		// batch's) has no edge from it. An edge says more, and wins.
+		rule := ""
+		for to, via := range a.routes(s) {
+			switch {
+			case to != service:
+			case via == "":
+				return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("routed to by ingress %s (config: exposure.ingress)", in)}
+			case rule == "":
+				rule = fmt.Sprintf("routed to by ingress %s through %s (config: exposure.ingress)", in, via)
 			}
+		}
+		if rule != "" {
+			return ExposureResult{Level: Exposed, Rule: rule}
 		}
 	}
 	svc := a.snap.Service(service)
@@ -227,6 +230,31 @@ func (a *Assessor) destinations() (producers, consumers map[string][]string) {
 	return a.producers, a.consumers
 }
 
+// routes yields the services svc sends requests or messages to: the
+// consumers of each messaging destination it produces to, with the
+// destination (via), then the services its edges call, with via "".
+// Exposure routed by an ingress and blast radius follow the same.
+func (a *Assessor) routes(svc *model.Service) iter.Seq2[string, string] {
+	return func(yield func(to, via string) bool) {
+		_, consumers := a.destinations()
+		for _, st := range svc.Stores {
+			if st.Kind != "messaging" {
+				continue
+			}
+			for _, c := range consumers[st.Name] {
+				if !yield(c, st.Name) {
+					return
+				}
+			}
+		}
+		for _, e := range svc.Edges {
+			if !yield(e.To, "") {
+				return
+			}
+		}
+	}
+}
+
 // blastRadius returns the stores and third parties reachable from a
 // service: its own, and those of every service downstream through calls
 // and through messaging destinations it produces to.
@@ -234,7 +262,6 @@ func (a *Assessor) blastRadius(service string) []StoreRef {
 	if b, ok := a.blast[service]; ok {
 		return b
 	}
-	_, consumers := a.destinations()
 	type hop struct {
 		name string
 		via  []string
@@ -249,24 +276,16 @@ func (a *Assessor) blastRadius(service string) []StoreRef {
 		if svc == nil {
 			continue
 		}
-		next := func(to string) {
-			if !seen[to] {
-				seen[to] = true
-				queue = append(queue, hop{name: to, via: append(slices.Clone(h.via), to)})
-			}
-		}
 		for _, st := range svc.Stores {
 			if _, ok := found[st.Name]; !ok {
 				found[st.Name] = StoreRef{Name: st.Name, Kind: st.Kind, Labels: a.cfg.labels(st.Name), Via: h.via}
 			}
-			if st.Kind == "messaging" {
-				for _, c := range consumers[st.Name] {
-					next(c)
-				}
-			}
 		}
-		for _, e := range svc.Edges {
-			next(e.To)
+		for to := range a.routes(svc) {
+			if !seen[to] {
+				seen[to] = true
+				queue = append(queue, hop{name: to, via: append(slices.Clone(h.via), to)})
+			}
 		}
 	}
 	out := make([]StoreRef, 0, len(found))
