@@ -212,13 +212,9 @@ func runAnalyze(ctx context.Context, g *globals, fl analyzeFlags) error {
 	}
 	// The services of the --traces files: of the traces of the services
 	// --service selects, their spans that the files hold too are not
-	// handed on again (source.Pull.Elsewhere).
-	traced := map[string]bool{}
-	for _, svc := range m.Snapshot().Services {
-		if svc.Spans.All > 0 {
-			traced[svc.Name] = true
-		}
-	}
+	// handed on again (source.Pull.Elsewhere). A copy: the pull's spans
+	// are traced too.
+	traced := maps.Clone(h.traced)
 	if err := pullSources(ctx, fl.sources, fl.now(), h, func(svc string) bool { return traced[svc] }, g.stderr, warn); err != nil {
 		return withCode(ExitUsage, err)
 	}

@@ -125,7 +125,9 @@ type analyzeHandler struct {
 	m *model.Model
 	// services maps each service to the repositories of its images.
 	services map[string]map[string]bool
-	unnamed  []unnamedProfile
+	// traced are the services of the spans.
+	traced  map[string]bool
+	unnamed []unnamedProfile
 }
 
 // unnamedProfile is a profile that names no service, with the flag that
@@ -137,7 +139,7 @@ type unnamedProfile struct {
 }
 
 func newAnalyzeHandler(m *model.Model) *analyzeHandler {
-	return &analyzeHandler{m: m, services: map[string]map[string]bool{}}
+	return &analyzeHandler{m: m, services: map[string]map[string]bool{}, traced: map[string]bool{}}
 }
 
 // saw notes a service and the image it runs (nil when unknown).
@@ -190,8 +192,12 @@ type flagHandler struct {
 func (f flagHandler) Profile(b *telemetry.ProfileBatch) error { return f.profile(b, f.flag) }
 
 func (h *analyzeHandler) Spans(spans []telemetry.Span) error {
+	last := ""
 	for i := range spans {
 		h.saw(spans[i].Service, spans[i].Image)
+		if svc := spans[i].Service; svc != "" && svc != last {
+			last, h.traced[svc] = svc, true
+		}
 	}
 	h.m.AddSpans(spans)
 	return nil
