@@ -54,7 +54,6 @@ func (a *Attributor) goFunc(name, file string) (Func, bool) {
 	} else {
 		slash := strings.LastIndexByte(s, '/')
 		dot = strings.IndexByte(s[slash+1:], '.')
-		verbatim := dot >= 0
 		if dot < 0 {
 			// Assembly functions without a package qualifier ("gcWriteBarrier")
 			// are named only by their file.
@@ -69,14 +68,13 @@ func (a *Attributor) goFunc(name, file string) (Func, bool) {
 			dot += slash + 1
 			pkg = s[:dot]
 			if strings.IndexByte(pkg, '%') >= 0 {
-				verbatim = false
 				var err error
 				if pkg, err = url.PathUnescape(pkg); err != nil {
 					return Func{}, false
 				}
 			}
 		}
-		gp = a.goPackages.get(pkg, file[:strings.LastIndexByte(file, '/')+1], verbatim, a.goPackage)
+		gp = a.goPackages.get(pkg, file[:strings.LastIndexByte(file, '/')+1], a.goPackage)
 	}
 	if !gp.valid {
 		return Func{}, false
@@ -116,8 +114,11 @@ func (a *Attributor) goPackage(p *goPackage) {
 // the Attributor works out of them once.
 type goPackage struct {
 	path, dir string
-	// verbatim is true when the path is the name's own text before the
-	// symbol's dot: not unescaped, not a file's directory. Only such a
+	// verbatim is true when a name that starts with the path and a dot
+	// has its package there: the path has no escape and its last element
+	// no dot (gopkg.in/yaml.v2, named gopkg.in/yaml%2ev2, does). It
+	// follows from the path alone, whichever frame made the entry (an
+	// assembly function's, named by its file, included). Only such a
 	// package is matched by the name's prefix (sameAs).
 	verbatim        bool
 	valid           bool
@@ -157,7 +158,7 @@ type goPackages struct {
 // get returns the entry of path and dir, worked out by compute when new.
 // path and dir are strings the Attributor owns (cut from its cache's copy
 // of a frame), so an entry pins no caller's buffer.
-func (m *goPackages) get(path, dir string, verbatim bool, compute func(*goPackage)) *goPackage {
+func (m *goPackages) get(path, dir string, compute func(*goPackage)) *goPackage {
 	m.mu.Lock()
 	first := m.byPath[path]
 	for p := first; p != nil; p = p.next {
@@ -168,7 +169,8 @@ func (m *goPackages) get(path, dir string, verbatim bool, compute func(*goPackag
 		}
 	}
 	m.mu.Unlock()
-	p := &goPackage{path: path, dir: dir, verbatim: verbatim}
+	p := &goPackage{path: path, dir: dir,
+		verbatim: strings.IndexByte(path, '%') < 0 && strings.IndexByte(path[strings.LastIndexByte(path, '/')+1:], '.') < 0}
 	compute(p)
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -306,12 +306,18 @@ func (db *DB) Affecting(ecosystem, name, version string) []*Vuln {
 	if db == nil {
 		return nil
 	}
-	eco := canonicalEcosystem(ecosystem)
-	pi := db.index[pkgKey{eco, normName(eco, name)}]
+	eco, pi := db.pkgIndex(ecosystem, name)
 	if pi == nil {
 		return nil
 	}
 	return pi.affecting(newLookup(eco, name, version))
+}
+
+// pkgIndex returns the canonical name of ecosystem and the index of
+// package name in it (nil when no record names it).
+func (db *DB) pkgIndex(ecosystem, name string) (string, *pkgIndex) {
+	eco := canonicalEcosystem(ecosystem)
+	return eco, db.index[pkgKey{eco, normName(eco, name)}]
 }
 
 // Names reports whether a record that is not withdrawn names package
@@ -322,8 +328,7 @@ func (db *DB) Names(ecosystem, name string) bool {
 	if db == nil {
 		return false
 	}
-	eco := canonicalEcosystem(ecosystem)
-	pi := db.index[pkgKey{eco, normName(eco, name)}]
+	_, pi := db.pkgIndex(ecosystem, name)
 	return pi != nil && slices.ContainsFunc(pi.entries, func(a *affected) bool { return !a.vuln.Withdrawn() })
 }
 
@@ -336,12 +341,11 @@ func (db *DB) FixedVersion(v *Vuln, ecosystem, name, version string) string {
 	if db == nil || v == nil {
 		return ""
 	}
-	eco := canonicalEcosystem(ecosystem)
-	lv := newLookup(eco, name, version)
-	pi := db.index[pkgKey{eco, normName(eco, name)}]
+	eco, pi := db.pkgIndex(ecosystem, name)
 	if pi == nil {
 		return ""
 	}
+	lv := newLookup(eco, name, version)
 	// The fixes above version, lowest first; the first that no range or
 	// entry of the record affects again (a fix of one branch may be
 	// inside another's range: go-redis v9.5.5 fixes [9.5.1, 9.5.5), and
