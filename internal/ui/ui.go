@@ -221,7 +221,8 @@ type page struct {
 // segment goes in the query: a browser resolves /ui/services/.. to /ui/
 // (and /ui/services/%2E%2E too, by the WHATWG URL standard), and Go's
 // ServeMux redirects a path with such a segment to its cleaned form, so
-// no path names that service.
+// no path names that service. ui.js builds the links of alerts that
+// arrive live the same way.
 func servicePath(name string) string {
 	if name == "." || name == ".." {
 		return "/ui/services?name=" + url.QueryEscape(name)

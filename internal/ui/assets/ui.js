@@ -129,6 +129,10 @@
     let href = "";
     if (details.finding_link) {
       href = "/ui/findings/" + encodeURIComponent(details.finding_link.split("?")[0].split("/").pop());
+    } else if (a.service === "." || a.service === "..") {
+      // As servicePath (internal/ui/ui.go): a browser resolves
+      // /ui/services/.. to /ui/.
+      href = "/ui/services?name=" + encodeURIComponent(a.service);
     } else if (a.service) {
       href = "/ui/services/" + encodeURIComponent(a.service);
     }
