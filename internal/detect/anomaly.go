@@ -179,7 +179,7 @@ func (d *Anomalies) close(b *baseline, receivedAt, now time.Time) []Alert {
 				Kind: KindRequestRate, Severity: Medium, Service: b.service,
 				Summary:   Text(fmt.Sprintf("request rate of %s %s is %.1f/s, baseline %.1f/s", b.service, b.endpoint, n/per, b.mean/per)),
 				Evidence:  Evidence{Endpoint: b.endpoint, Observed: n / per, Expected: b.mean / per},
-				DedupeKey: Text(strings.Join([]string{string(KindRequestRate), b.service, b.endpoint}, "|")),
+				DedupeKey: dedupeKey(KindRequestRate, b.service, b.endpoint),
 				Time:      now, Observed: start, ReceivedAt: receivedAt,
 			})
 		}
@@ -190,7 +190,7 @@ func (d *Anomalies) close(b *baseline, receivedAt, now time.Time) []Alert {
 					Kind: KindErrorRate, Severity: Medium, Service: b.service,
 					Summary:   Text(fmt.Sprintf("error rate of %s %s is %.0f%%, baseline %.0f%%", b.service, b.endpoint, rate*100, b.errRate*100)),
 					Evidence:  Evidence{Endpoint: b.endpoint, Observed: rate, Expected: b.errRate},
-					DedupeKey: Text(strings.Join([]string{string(KindErrorRate), b.service, b.endpoint}, "|")),
+					DedupeKey: dedupeKey(KindErrorRate, b.service, b.endpoint),
 					Time:      now, Observed: start, ReceivedAt: receivedAt,
 				})
 			}
@@ -250,7 +250,7 @@ func (d *Anomalies) outbound(sp *telemetry.Span, receivedAt, now time.Time) []Al
 		Kind: KindNewHost, Severity: sev, Service: sp.Service,
 		Summary:   Text(fmt.Sprintf("%s called %s for the first time", sp.Service, host)),
 		Evidence:  Evidence{Host: host, TraceID: fmtID(sp.TraceID[:]), SpanID: fmtID(sp.SpanID[:]), Endpoint: sp.Name},
-		DedupeKey: Text(strings.Join([]string{string(KindNewHost), sp.Service, host}, "|")),
+		DedupeKey: dedupeKey(KindNewHost, sp.Service, host),
 		Time:      now, Observed: sp.Start, ReceivedAt: receivedAt,
 	}}
 }

@@ -105,6 +105,13 @@ func Text(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\ufffd"), "\x00", "\ufffd")
 }
 
+// dedupeKey is the DedupeKey of an alert of kind k about parts, as Text:
+// every detection makes its keys here, so that none keeps what a store
+// would not.
+func dedupeKey(k Kind, parts ...string) string {
+	return Text(string(k) + "|" + strings.Join(parts, "|"))
+}
+
 // Evidence is what made an alert fire; fields that do not apply to a kind
 // are empty.
 type Evidence struct {

@@ -632,7 +632,7 @@ func (s *Scanner) newKey(sp *telemetry.Span, rule *Rule, a, sep, b string) explo
 	if s.red != nil {
 		ep = s.red.Value("span.name", ep)
 	}
-	k := exploitKey{dedupe: Text(string(KindExploitPayload) + "|" + sp.Service + "|" + ep + "|" + rule.ID), endpoint: ep}
+	k := exploitKey{dedupe: dedupeKey(KindExploitPayload, sp.Service, ep, rule.ID), endpoint: ep}
 	if len(raw) > 0 {
 		s.keys.put(raw, k)
 	}
