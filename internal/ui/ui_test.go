@@ -867,10 +867,13 @@ func TestEndpointsOf(t *testing.T) {
 // browser does, opens its page.
 func TestDotServiceNames(t *testing.T) {
 	src := shop()
+	// Each its own finding, so that a link to one that opens the other's
+	// page is told apart.
+	ids := map[string]string{".": "GO-2025-0001", "..": "GO-2025-0002"}
 	for _, name := range []string{".", ".."} {
 		src.res.Snapshot.Services = append(src.res.Snapshot.Services, &model.Service{Name: name, Last: t0, Spans: model.SpanCounts{All: 1, Server: 1, Root: 1}})
 		src.res.Assessments = append(src.res.Assessments, assess.Assessment{
-			Finding:      findings.Finding{Service: name, Vulnerability: findings.Vulnerability{ID: "GO-2025-0001"}},
+			Finding:      findings.Finding{Service: name, Vulnerability: findings.Vulnerability{ID: ids[name]}},
 			Reachability: assess.Reachability{Verdict: assess.Unknown},
 			Priority:     assess.Priority{Tier: "P2", Score: 50},
 		})
@@ -879,7 +882,7 @@ func TestDotServiceNames(t *testing.T) {
 	gw.Edges = append(gw.Edges, model.Edge{From: "gateway", To: ".", Calls: 1, First: t0, Last: t0})
 	src.alerts = append(src.alerts, store.Alert{ID: "a3", Kind: "new_outbound_host", Severity: "medium", Service: "..", Summary: ".. called a new host", Time: t0})
 	ts := newTestServer(t, src)
-	link := regexp.MustCompile(`<a href="([^"]*)"[^>]*>(?:\.\.?</a>|evidence<span[^<]*alert in \.\.</span>|<g [^>]*data-node="\.\.?")`)
+	link := regexp.MustCompile(`<a href="([^"]*)"[^>]*>(?:(\.\.?)</a>|evidence<span[^<]*alert in (\.\.)</span>|<g [^>]*data-node="(\.\.?)")`)
 	for _, page := range []string{"/", "/ui/findings", "/ui/map", "/ui/alerts", "/ui/services/gateway"} {
 		t.Run(page, func(t *testing.T) {
 			_, _, body := get(t, ts.URL+page)
@@ -895,9 +898,14 @@ func TestDotServiceNames(t *testing.T) {
 					t.Fatal(err)
 				}
 				target, _ := url.Parse(ts.URL + page)
+				name := m[2] + m[3] + m[4]
+				other := ids["."]
+				if name == "." {
+					other = ids[".."]
+				}
 				status, _, got := get(t, target.ResolveReference(ref).String())
-				if status != http.StatusOK || !strings.Contains(got, "GO-2025-0001") {
-					t.Errorf("link %q opens %s: status %d, not the service's page", m[1], target.ResolveReference(ref).Path, status)
+				if status != http.StatusOK || !strings.Contains(got, ids[name]) || strings.Contains(got, other) {
+					t.Errorf("link %q to %s opens %s: status %d, not that service's page", m[1], name, target.ResolveReference(ref).Path, status)
 				}
 			}
 		})
