@@ -317,7 +317,7 @@ func TestUIInBrowser(t *testing.T) {
 	sendExploit(t, srv.otlp.HTTPAddr(), "..")
 	waitForBrowser(t, ctx, "the exploit alert of .. to appear", `document.querySelectorAll('#alerts tbody tr.fresh').length === 2`)
 	var evidence string
-	eval(`new URL(document.querySelector('#alerts tbody tr:first-child a').href).pathname + new URL(document.querySelector('#alerts tbody tr:first-child a').href).search`, &evidence)
+	eval(`(u => u.pathname + u.search)(new URL(document.querySelector('#alerts tbody tr:first-child a').href))`, &evidence)
 	if !strings.HasPrefix(evidence, "/ui/services?name=..") {
 		t.Errorf("the evidence link of service ..'s alert arriving live = %q, want /ui/services?name=..", evidence)
 	}
@@ -433,8 +433,8 @@ func startShopServerStore(t *testing.T, data string, st storeConfig) *server {
 	return srv
 }
 
-// sendExploit exports a request to gateway carrying a Log4Shell lookup in
-// its query, which the exploit rules alert on.
+// sendExploit exports a request to service carrying a Log4Shell lookup
+// in its query, which the exploit rules alert on.
 func sendExploit(t *testing.T, addr, service string) {
 	t.Helper()
 	exp, err := otlptracehttp.New(t.Context(), otlptracehttp.WithEndpoint(addr), otlptracehttp.WithInsecure())
