@@ -174,8 +174,9 @@ func (m *Alertmanager) Send(ctx context.Context, a Alert) error {
 }
 
 // Slack posts alerts to a Slack-compatible incoming webhook (Slack,
-// Mattermost, Rocket.Chat): a "text" fallback and Block Kit "blocks"
-// (Mattermost shows the fallback alone).
+// Mattermost, Rocket.Chat): a "text" fallback and Block Kit "blocks".
+// Mattermost shows the fallback alone, so it holds the alert's links as
+// well as its title.
 type Slack struct {
 	name   string
 	url    string
@@ -207,12 +208,12 @@ type slackBlock struct {
 // Send posts a.
 func (s *Slack) Send(ctx context.Context, a Alert) error {
 	title := fmt.Sprintf("[%s] %s", strings.ToUpper(string(a.Severity)), slackEscape(clip(a.Summary, slackSummaryRunes)))
-	text := "*" + title + "*"
+	var links string
 	if a.Link != "" {
-		text += "\n<" + a.Link + "|alert " + a.ID + ">"
+		links = "\n<" + a.Link + "|alert " + a.ID + ">"
 	}
 	if a.FindingLink != "" {
-		text += " · <" + a.FindingLink + "|finding>"
+		links += " · <" + a.FindingLink + "|finding>"
 	}
 	ctxLine := "kind " + slackCode(string(a.Kind))
 	if a.Tenant != "" {
@@ -229,10 +230,11 @@ func (s *Slack) Send(ctx context.Context, a Alert) error {
 	}
 	body, err := json.Marshal(map[string]any{
 		// Slack reads the fallback as mrkdwn too, and it is what a
-		// notification and a client without blocks show.
-		"text": title,
+		// notification and a client without blocks show; Mattermost
+		// translates its <url|text> links.
+		"text": title + links,
 		"blocks": []slackBlock{
-			{Type: "section", Text: &slackText{Type: "mrkdwn", Text: text}},
+			{Type: "section", Text: &slackText{Type: "mrkdwn", Text: "*" + title + "*" + links}},
 			{Type: "context", Elements: []slackText{{Type: "mrkdwn", Text: ctxLine}}},
 		},
 	})

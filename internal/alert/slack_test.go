@@ -153,3 +153,33 @@ func sendSlack(t *testing.T, a Alert) map[string]string {
 	}
 	return map[string]string{"text": got.Text, "section": got.Blocks[0].Text.Text, "context": got.Blocks[1].Elements[0].Text}
 }
+
+// TestSlackFallbackLinks holds that the "text" fallback carries the
+// alert's links as well as its title: Mattermost shows the fallback
+// alone (it ignores Block Kit), and translates Slack's <url|text> links
+// in it, so a Mattermost channel got a title and no way to the alert.
+func TestSlackFallbackLinks(t *testing.T) {
+	tests := []struct {
+		name        string
+		link, found string
+		want        string
+	}{
+		{"none", "", "", "[HIGH] " + firstExec().Summary},
+		{"alert", "https://evident.example/ui/alerts/0123456789abcdef", "",
+			"[HIGH] " + firstExec().Summary + "\n<https://evident.example/ui/alerts/0123456789abcdef|alert 0123456789abcdef>"},
+		{"alert and finding", "https://evident.example/ui/alerts/0123456789abcdef", "https://evident.example/ui/findings/GO-2022-0493",
+			"[HIGH] " + firstExec().Summary + "\n<https://evident.example/ui/alerts/0123456789abcdef|alert 0123456789abcdef> · <https://evident.example/ui/findings/GO-2022-0493|finding>"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := Alert{Alert: firstExec(), ID: "0123456789abcdef", Link: tt.link, FindingLink: tt.found}
+			texts := sendSlack(t, a)
+			if texts["text"] != tt.want {
+				t.Errorf("text = %q, want %q", texts["text"], tt.want)
+			}
+			if want := "*[HIGH] " + firstExec().Summary + "*" + strings.TrimPrefix(tt.want, "[HIGH] "+firstExec().Summary); texts["section"] != want {
+				t.Errorf("section = %q, want %q", texts["section"], want)
+			}
+		})
+	}
+}
