@@ -1361,3 +1361,68 @@ func TestLargeRequestSplit(t *testing.T) {
 		}
 	})
 }
+
+// TestPartlyMalformedRequest: a request of which the receiver accepted
+// some spans and refused others (a partial success: a span without ids)
+// is written as received, the refused spans with it; the engine applies
+// the accepted ones, as the receiver told the client it would, rather
+// than skip the record as malformed.
+func TestPartlyMalformedRequest(t *testing.T) {
+	tests := []struct {
+		name     string
+		services []string
+	}{
+		{"one service", []string{"cart"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			td := ptrace.NewTraces()
+			want := map[string][]string{}
+			for i, svc := range tt.services {
+				rs := td.ResourceSpans().AppendEmpty()
+				rs.Resource().Attributes().PutStr("service.name", svc)
+				ss := rs.ScopeSpans().AppendEmpty()
+				sp := ss.Spans().AppendEmpty()
+				sp.SetName("GET /" + svc)
+				sp.SetKind(ptrace.SpanKindServer)
+				sp.SetTraceID(pcommon.TraceID{1})
+				sp.SetSpanID(pcommon.SpanID{byte(i + 1)})
+				ss.Spans().AppendEmpty().SetName("no ids")
+				want["default/"+svc] = []string{"GET /" + svc}
+			}
+			want["default/done"] = []string{"GET /done"}
+			req, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+			if err != nil {
+				t.Fatal(err)
+			}
+			received, texts, derr := telemetry.DecodeReceivedTraceRequest(nil, nil, req, "test", func(int) error { return nil })
+			if derr == nil || len(received) != len(tt.services) {
+				t.Fatalf("the receiver decoded %d spans (%v), want %d and the others refused", len(received), derr, len(tt.services))
+			}
+			cfg := cluster(t, 1)
+			p := newProducer(t, cfg)
+			if err := p.Traces().Consume(telemetry.WithReceived(context.Background(), req, texts, received), received); err != nil {
+				t.Fatal(err)
+			}
+			// A record after it, in the one partition: once it is
+			// applied, the request's records were read.
+			if err := p.Traces().Consume(context.Background(), spans("done", "GET /done")); err != nil {
+				t.Fatal(err)
+			}
+			st := newState()
+			startReader(t, cfg, newApplier(st), 50*time.Millisecond, nil)
+			deadline := time.After(20 * time.Second)
+			for st.names()["default/done"] == nil {
+				select {
+				case <-st.changed:
+				case <-time.After(50 * time.Millisecond):
+				case <-deadline:
+					t.Fatalf("in 20 s the last record was not applied; applied %v", st.names())
+				}
+			}
+			if diff := cmp.Diff(st.names(), want); diff != "" {
+				t.Errorf("applied (-got +want):\n%s", diff)
+			}
+		})
+	}
+}

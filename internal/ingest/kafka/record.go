@@ -162,10 +162,10 @@ func decode(r *kgo.Record) (Record, error) {
 	var err error
 	switch format {
 	case formatOTLPTraces:
-		err = telemetry.DecodeTraceRequest(r.Value, where, func(s []telemetry.Span) error {
-			rec.Spans = append(rec.Spans, s...)
-			return nil
-		})
+		// The spans that decode, as the receiver took them: a request is
+		// written as received, with the spans it refused (a partial
+		// success), whose errors were the client's to hear.
+		rec.Spans, err = telemetry.TraceRequestSpans(r.Value, "value")
 	case formatGobSpans, formatGobSpansV1:
 		err = safegob.Decode(r.Value, &rec.Spans)
 	case formatGobProfile:
