@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -265,6 +267,46 @@ func FuzzNextField(f *testing.F) {
 			if v, _ := protowire.ConsumeVarint(b[tn:]); got.v != v {
 				t.Fatalf("nextField(%x) = %d, want %d", b, got.v, v)
 			}
+		}
+	})
+}
+
+// FuzzSplitTraceRequest feeds SplitTraceRequest any bytes as a received
+// request: it must not panic, and the parts of a request it splits are
+// each within the limit and decode as the spans of the whole, in order
+// (a part of malformed spans alone decodes none, as they do not in the
+// whole).
+func FuzzSplitTraceRequest(f *testing.F) {
+	var spans []Span
+	for i, name := range []string{"GET /cart", "GET /item", "POST /order"} {
+		spans = append(spans, Span{Service: "cart", Name: name, Kind: SpanKindServer,
+			TraceID: [16]byte{1}, SpanID: [8]byte{byte(i + 1)},
+			Start: time.Unix(1700000000, 0).UTC(), End: time.Unix(1700000001, 0).UTC()})
+	}
+	v, err := AppendTraceRequest(nil, spans)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(v, 200)
+	f.Add([]byte{0x0a, 0x02, 0x12, 0x00}, 10)
+	f.Fuzz(func(t *testing.T, req []byte, limit int) {
+		parts, err := SplitTraceRequest(req, limit)
+		if err != nil {
+			return
+		}
+		want, werr := TraceRequestSpans(req, "the request")
+		var got []Span
+		for i, p := range parts {
+			if len(p) > limit {
+				t.Fatalf("part %d: %d bytes, over %d", i, len(p), limit)
+			}
+			// A part of malformed spans alone decodes none, as the
+			// engine reads it: the decoder drops them from the whole.
+			s, _ := TraceRequestSpans(p, "a part")
+			got = append(got, s...)
+		}
+		if werr != nil && len(got) > 0 || werr == nil && !reflect.DeepEqual(got, want) {
+			t.Errorf("parts decode as %d spans, the whole as %d (%v)", len(got), len(want), werr)
 		}
 	})
 }

@@ -152,6 +152,24 @@ func forEachField(msg []byte, fn func(f field) error) error {
 	return nil
 }
 
+// fieldValues returns the payloads of msg's length-delimited fields of
+// number num, in order, and its other fields as they are on the wire.
+func fieldValues(msg []byte, num protowire.Number) (others []byte, values [][]byte, err error) {
+	for off := 0; off < len(msg); {
+		f, n, err := nextField(msg[off:])
+		if err != nil {
+			return nil, nil, fmt.Errorf("at byte %d: %w", off, err)
+		}
+		if f.num == num && f.typ == protowire.BytesType {
+			values = append(values, f.b)
+		} else {
+			others = append(others, msg[off:off+n]...)
+		}
+		off += n
+	}
+	return others, values, nil
+}
+
 // readFieldTruncated is readField for containers that may have been cut
 // short (a file truncated mid-write): a length-delimited field whose
 // length runs past the end yields what is there, with truncated set, so

@@ -122,7 +122,7 @@ func clientOpts(cfg Config, logger *slog.Logger) ([]kgo.Opt, error) {
 // OTLP request (telemetry.WithReceived) is written as that request,
 // redacted on the wire (redact.Redactor.TraceRequest), not encoded
 // again: whole when it fits in one record, else split at its spans
-// (splitTraceRequest), so that the log keeps the attributes evident does
+// (telemetry.SplitTraceRequest), so that the log keeps the attributes evident does
 // not decode. The engine decodes the same spans from it.
 func (p *Producer) Traces() pipeline.Consumer[[]telemetry.Span] {
 	return pipeline.ConsumerFunc[[]telemetry.Span](func(ctx context.Context, spans []telemetry.Span) error {
@@ -158,7 +158,7 @@ func (p *Producer) requestRecords(ctx context.Context, service string, req []byt
 	if len(req) <= limit {
 		return []*kgo.Record{rec}, nil
 	}
-	parts, err := splitTraceRequest(req, limit)
+	parts, err := telemetry.SplitTraceRequest(req, limit)
 	if err != nil {
 		return nil, err
 	}

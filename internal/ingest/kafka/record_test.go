@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding"
 	"encoding/gob"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -14,11 +13,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -135,86 +130,3 @@ func TestGobSpansVersions(t *testing.T) {
 // TestSplitTraceRequest: a request split at its spans gives parts within
 // the limit that hold, in order, every span with its resource, scope and
 // attributes as received; a span too large alone is refused.
-func TestSplitTraceRequest(t *testing.T) {
-	td := ptrace.NewTraces()
-	for r := range 2 {
-		rs := td.ResourceSpans().AppendEmpty()
-		rs.SetSchemaUrl("https://opentelemetry.io/schemas/1.26.0")
-		rs.Resource().Attributes().PutStr("service.name", "cart")
-		rs.Resource().Attributes().PutStr("host.name", fmt.Sprintf("node-%d", r))
-		for s := range 2 {
-			ss := rs.ScopeSpans().AppendEmpty()
-			ss.Scope().SetName(fmt.Sprintf("scope-%d", s))
-			for i := range 30 {
-				sp := ss.Spans().AppendEmpty()
-				sp.SetName(fmt.Sprintf("GET /item/%d/%d/%d", r, s, i))
-				sp.SetTraceID(pcommon.TraceID{1})
-				sp.SetSpanID(pcommon.SpanID{byte(r), byte(s), byte(i), 1})
-				sp.Attributes().PutStr("app.cart.id", strings.Repeat("c", i))
-			}
-		}
-		// A resource without spans carries nothing to split.
-		td.ResourceSpans().AppendEmpty().Resource().Attributes().PutStr("service.name", "cart")
-	}
-	req, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// flat lists the spans of requests, each with what it came under.
-	flat := func(t *testing.T, reqs ...[]byte) []string {
-		var out []string
-		for _, b := range reqs {
-			er := ptraceotlp.NewExportRequest()
-			if err := er.UnmarshalProto(b); err != nil {
-				t.Fatal(err)
-			}
-			rss := er.Traces().ResourceSpans()
-			for i := range rss.Len() {
-				rs := rss.At(i)
-				for j := range rs.ScopeSpans().Len() {
-					ss := rs.ScopeSpans().At(j)
-					for k := range ss.Spans().Len() {
-						sp := ss.Spans().At(k)
-						out = append(out, fmt.Sprint(rs.SchemaUrl(), rs.Resource().Attributes().AsRaw(), ss.Scope().Name(), sp.Name(), sp.SpanID(), sp.Attributes().AsRaw()))
-					}
-				}
-			}
-		}
-		return out
-	}
-	want := flat(t, req)
-	tests := []struct {
-		name         string
-		limit, parts int // parts 0: more than one
-	}{
-		{"fits", len(req), 1},
-		{"halves", len(req)/2 + 200, 2},
-		{"small", 700, 0},
-		{"tight", 260, 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			parts, err := splitTraceRequest(req, tt.limit)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tt.parts > 0 && len(parts) != tt.parts || tt.parts == 0 && len(parts) < 2 {
-				t.Errorf("%d parts, want %d", len(parts), tt.parts)
-			}
-			for i, p := range parts {
-				if len(p) > tt.limit {
-					t.Errorf("part %d: %d bytes, over %d", i, len(p), tt.limit)
-				}
-			}
-			if diff := cmp.Diff(flat(t, parts...), want); diff != "" {
-				t.Errorf("spans of the parts (-got +want):\n%s", diff)
-			}
-		})
-	}
-	if _, err := splitTraceRequest(req, 100); !errors.Is(err, kerr.MessageTooLarge) {
-		t.Errorf("limit below a span: err = %v, want kerr.MessageTooLarge", err)
-	}
-	if _, err := splitTraceRequest([]byte{0x0a, 0x05, 0x12}, 100); err == nil {
-		t.Error("truncated request: no error")
-	}
-}
