@@ -271,11 +271,12 @@ func FuzzNextField(f *testing.F) {
 	})
 }
 
-// FuzzSplitTraceRequest feeds SplitTraceRequest any bytes as a received
-// request: it must not panic, and the parts of a request it splits are
-// each within the limit and decode as the spans of the whole, in order
-// (a part of malformed spans alone decodes none, as they do not in the
-// whole).
+// FuzzSplitTraceRequest feeds SplitTraceRequestByService and
+// SplitTraceRequest any bytes as a received request, as the Kafka
+// producer splits one: they must not panic, and the parts of a request
+// they split decode as the spans of the whole, each service's in order,
+// each part of one service and within the limit (a part of malformed
+// spans alone decodes none, as they do not in the whole).
 func FuzzSplitTraceRequest(f *testing.F) {
 	var spans []Span
 	for i, name := range []string{"GET /cart", "GET /item", "POST /order"} {
@@ -283,30 +284,58 @@ func FuzzSplitTraceRequest(f *testing.F) {
 			TraceID: [16]byte{1}, SpanID: [8]byte{byte(i + 1)},
 			Start: time.Unix(1700000000, 0).UTC(), End: time.Unix(1700000001, 0).UTC()})
 	}
-	v, err := AppendTraceRequest(nil, spans)
+	one, err := AppendTraceRequest(nil, spans)
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(v, 200)
+	f.Add(one, 200)
+	spans[1].Service = "pay"
+	three, err := AppendTraceRequest(nil, spans)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(three, 120)
 	f.Add([]byte{0x0a, 0x02, 0x12, 0x00}, 10)
 	f.Fuzz(func(t *testing.T, req []byte, limit int) {
-		parts, err := SplitTraceRequest(req, limit)
+		services, err := SplitTraceRequestByService(req)
 		if err != nil {
 			return
 		}
-		want, werr := TraceRequestSpans(req, "the request")
+		whole, werr := TraceRequestSpans(req, "the request")
 		var got []Span
-		for i, p := range parts {
-			if len(p) > limit {
-				t.Fatalf("part %d: %d bytes, over %d", i, len(p), limit)
+		for _, svc := range services {
+			parts, err := SplitTraceRequest(svc.Request, limit)
+			if err != nil {
+				continue
 			}
-			// A part of malformed spans alone decodes none, as the
-			// engine reads it: the decoder drops them from the whole.
-			s, _ := TraceRequestSpans(p, "a part")
-			got = append(got, s...)
+			var of []Span
+			for i, p := range parts {
+				if len(p) > limit {
+					t.Fatalf("service %q: part %d: %d bytes, over %d", svc.Service, i, len(p), limit)
+				}
+				// A part of malformed spans alone decodes none, as the
+				// engine reads it: the decoder drops them from the whole.
+				s, _ := TraceRequestSpans(p, "a part")
+				of = append(of, s...)
+			}
+			var want []Span
+			for _, s := range whole {
+				if s.Service == svc.Service {
+					want = append(want, s)
+				}
+			}
+			if !reflect.DeepEqual(of, want) {
+				t.Errorf("service %q: parts decode as %d spans, the whole's of the service are %d", svc.Service, len(of), len(want))
+			}
+			got = append(got, of...)
 		}
-		if werr != nil && len(got) > 0 || werr == nil && !reflect.DeepEqual(got, want) {
-			t.Errorf("parts decode as %d spans, the whole as %d (%v)", len(got), len(want), werr)
+		if werr != nil && len(got) > 0 {
+			t.Errorf("parts decode as %d spans, the whole as none (%v)", len(got), werr)
+		}
+		for _, s := range whole {
+			if !slices.ContainsFunc(services, func(svc ServiceRequest) bool { return svc.Service == s.Service }) {
+				t.Fatalf("a span of service %q is in no part", s.Service)
+			}
 		}
 	})
 }

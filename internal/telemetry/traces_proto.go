@@ -199,17 +199,7 @@ func (d *traceDecoder) decodeResourceSpans(msg []byte, record string, cut bool, 
 		case typ != protowire.BytesType:
 			d.texts.unknown(typ)
 		case num == rsResource:
-			if err := forEachField(p, func(rf field) error {
-				if rf.num == 1 && rf.typ == protowire.BytesType {
-					return d.keyValue(rf.b, &d.res)
-				}
-				if rf.num != 3 || rf.typ == protowire.StartGroupType { // entity_refs hold attribute keys
-					d.texts.unknown(rf.typ)
-				}
-				return nil
-			}); err != nil {
-				d.errs.addf(err, "%s: resource", record)
-			}
+			d.resource(p, record)
 		case num == rsScopeSpans:
 			spans = d.decodeScopeSpans(p, spans, record, scope, cut || short)
 			scope++
@@ -217,13 +207,34 @@ func (d *traceDecoder) decodeResourceSpans(msg []byte, record string, cut bool, 
 			d.texts.unknown(typ)
 		}
 	}
-	service := cmp.Or(d.res.strs[attrServiceName], UnknownService)
+	service := d.service()
 	namespace := d.res.strs[attrServiceNamespace]
 	image := d.res.image()
 	for i := first; i < len(spans); i++ {
 		spans[i].Service, spans[i].Namespace, spans[i].Image = service, namespace, image
 	}
 	return spans
+}
+
+// resource adds the attributes of msg, the Resource of the ResourceSpans
+// record, to d.res.
+func (d *traceDecoder) resource(msg []byte, record string) {
+	if err := forEachField(msg, func(rf field) error {
+		if rf.num == 1 && rf.typ == protowire.BytesType {
+			return d.keyValue(rf.b, &d.res)
+		}
+		if rf.num != 3 || rf.typ == protowire.StartGroupType { // entity_refs hold attribute keys
+			d.texts.unknown(rf.typ)
+		}
+		return nil
+	}); err != nil {
+		d.errs.addf(err, "%s: resource", record)
+	}
+}
+
+// service is the service of the spans of the resource d.res holds.
+func (d *traceDecoder) service() string {
+	return cmp.Or(d.res.strs[attrServiceName], UnknownService)
 }
 
 // decodeScopeSpans appends the spans of a ScopeSpans to spans; cut is as

@@ -6,6 +6,75 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
+// ServiceRequest is the part of an OTLP trace request that holds the
+// ResourceSpans of one service, as a request of its own.
+type ServiceRequest struct {
+	// Service is the service of its spans, as the decoder names them.
+	Service string
+	// Request is an ExportTraceServiceRequest in protobuf.
+	Request []byte
+}
+
+// SplitTraceRequestByService splits req, an OTLP
+// ExportTraceServiceRequest in protobuf as received, into one request per
+// service of its ResourceSpans, in the order of each service's first:
+// every ResourceSpans goes as received (its length prefix written anew),
+// in order, into the request of its service, after the fields of req
+// other than resource_spans, as received too. Its service is the one the
+// decoder gives its spans (Span.Service), so each request decodes as the
+// spans of req of that service, in order, and keeps everything else req
+// came with, which encoding those spans again would drop. A request of
+// one service is req itself. It fails when req, or the fields of one of
+// its ResourceSpans, do not parse.
+func SplitTraceRequestByService(req []byte) ([]ServiceRequest, error) {
+	head, resources, err := fieldValues(req, 1)
+	if err != nil {
+		return nil, fmt.Errorf("trace request: %w", err)
+	}
+	d := traceDecoder{errs: &recordErrors{}}
+	var parts []ServiceRequest
+	var of [][][]byte // the ResourceSpans of each part
+	at := map[string]int{}
+	for i, rs := range resources {
+		// The resource as decodeResourceSpans reads it, without its spans.
+		d.res.reset()
+		if err := forEachField(rs, func(f field) error {
+			if f.num == rsResource && f.typ == protowire.BytesType {
+				d.resource(f.b, "")
+			}
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("trace request: resource_spans %d: %w", i, err)
+		}
+		service := d.service()
+		j, ok := at[service]
+		if !ok {
+			j = len(parts)
+			at[service] = j
+			parts = append(parts, ServiceRequest{Service: service})
+			of = append(of, nil)
+		}
+		of[j] = append(of[j], rs)
+	}
+	if len(parts) == 1 {
+		parts[0].Request = req
+		return parts, nil
+	}
+	for j := range parts {
+		n := len(head)
+		for _, rs := range of[j] {
+			n += 1 + protowire.SizeBytes(len(rs))
+		}
+		b := append(make([]byte, 0, n), head...)
+		for _, rs := range of[j] {
+			b = protowire.AppendTag(b, 1, protowire.BytesType)
+			b = protowire.AppendBytes(b, rs)
+		}
+		parts[j].Request = b
+	}
+	return parts, nil
+}
+
 // SplitTraceRequest splits req, an OTLP ExportTraceServiceRequest in
 // protobuf as received, into requests of at most limit bytes, in order,
 // at the boundaries of its spans: each part holds a run of the spans as

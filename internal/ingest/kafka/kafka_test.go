@@ -692,6 +692,21 @@ func TestReceivedRequest(t *testing.T) {
 		if rec.Service != want || len(rec.Spans) != 1 || rec.Spans[0].Name != "GET /"+want {
 			t.Errorf("record %d: service %q, %d spans, want one span of %q", i, rec.Service, len(rec.Spans), want)
 		}
+		// As a consumer of OTLP reads the record: with what evident
+		// does not decode, each service's part of the request as
+		// received.
+		er := ptraceotlp.NewExportRequest()
+		if err := er.UnmarshalProto(r.Value); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		rss := er.Traces().ResourceSpans()
+		if rss.Len() != 1 {
+			t.Fatalf("record %d: %d resources, want 1", i, rss.Len())
+		}
+		sp := rss.At(0).ScopeSpans().At(0).Spans().At(0)
+		if v, _ := sp.Attributes().Get("app.note"); v.Str() != "kept as received" {
+			t.Errorf("record %d: app.note %q, want it kept as received", i, v.Str())
+		}
 	}
 }
 
@@ -700,70 +715,90 @@ func TestReceivedRequest(t *testing.T) {
 // as received, also the attributes evident does not decode) or without
 // it, and in the span names of profile samples.
 func TestRedacted(t *testing.T) {
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", "cart")
-	sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
-	sp.SetName("GET /cart")
-	sp.SetKind(ptrace.SpanKindServer)
-	sp.SetTraceID(pcommon.TraceID{1})
-	sp.SetSpanID(pcommon.SpanID{1})
-	sp.Attributes().PutStr("url.query", "id=7&access_token=s3cr3t-query")
-	sp.Attributes().PutStr("app.api_key", "s3cr3t-undecoded")
-	req, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
-	if err != nil {
-		t.Fatal(err)
+	// request returns a request of a span of each service, as received,
+	// with secrets in attributes evident decodes and does not.
+	request := func(services ...string) ([]byte, []telemetry.Span, *telemetry.Texts) {
+		td := ptrace.NewTraces()
+		for i, svc := range services {
+			rs := td.ResourceSpans().AppendEmpty()
+			rs.Resource().Attributes().PutStr("service.name", svc)
+			sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+			sp.SetName("GET /" + svc)
+			sp.SetKind(ptrace.SpanKindServer)
+			sp.SetTraceID(pcommon.TraceID{1})
+			sp.SetSpanID(pcommon.SpanID{byte(i + 1)})
+			sp.Attributes().PutStr("url.query", "id=7&access_token=s3cr3t-query")
+			sp.Attributes().PutStr("app.api_key", "s3cr3t-undecoded")
+		}
+		req, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+		if err != nil {
+			t.Fatal(err)
+		}
+		received, texts, err := telemetry.DecodeReceivedTraceRequest(nil, nil, req, "test", func(int) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return req, received, texts
 	}
-	received, texts, err := telemetry.DecodeReceivedTraceRequest(nil, nil, req, "test", func(int) error { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
+	req, received, texts := request("cart")
+	two, twoReceived, twoTexts := request("cart", "pay")
 	bare := spans("pay", "POST /pay")
 	bare[0].Attrs.URLQuery = "password=s3cr3t-bare"
 	bare[0].Attrs.DBQueryText = "SELECT * FROM users WHERE pass = 's3cr3t-sql'"
 	batches := []struct {
 		name    string
+		records int
 		consume func(p *Producer) error
 	}{
-		{"a request as received, with its texts", func(p *Producer) error {
+		{"a request as received, with its texts", 1, func(p *Producer) error {
 			return p.Traces().Consume(telemetry.WithReceived(context.Background(), req, texts, received), received)
 		}},
-		{"a request as received, without its texts", func(p *Producer) error {
+		{"a request as received, without its texts", 1, func(p *Producer) error {
 			spans := slices.Clone(received)
 			return p.Traces().Consume(telemetry.WithReceived(context.Background(), req, nil, spans), spans)
 		}},
-		{"spans without their request", func(p *Producer) error {
+		{"a request of two services as received", 2, func(p *Producer) error {
+			return p.Traces().Consume(telemetry.WithReceived(context.Background(), two, twoTexts, twoReceived), twoReceived)
+		}},
+		{"spans without their request", 1, func(p *Producer) error {
 			return p.Traces().Consume(context.Background(), bare)
 		}},
-		{"profiles", func(p *Producer) error {
+		{"profiles", 1, func(p *Producer) error {
 			return p.Profiles().Consume(context.Background(), []*telemetry.ProfileBatch{{Service: "cart", Source: "cart.pprof",
 				Samples: []telemetry.Sample{{SpanName: "GET /users/bob@example.com"}}}})
 		}},
 	}
 	cfg := cluster(t, 1)
 	p := newProducer(t, cfg)
+	var of []string // the batch of each record
 	for _, b := range batches {
 		if err := b.consume(p); err != nil {
 			t.Fatalf("%s: %v", b.name, err)
 		}
+		for range b.records {
+			of = append(of, b.name)
+		}
 	}
-	got := readLog(t, cfg, len(batches))
-	if len(got) != len(batches) {
-		t.Fatalf("%d records, want %d", len(got), len(batches))
+	got := readLog(t, cfg, len(of))
+	if len(got) != len(of) {
+		t.Fatalf("%d records, want %d", len(got), len(of))
 	}
 	for i, r := range got {
 		for _, secret := range []string{"s3cr3t", "bob@example.com"} {
 			if bytes.Contains(r.Value, []byte(secret)) {
-				t.Errorf("record of %s holds %q", batches[i].name, secret)
+				t.Errorf("record %d of %s holds %q", i, of[i], secret)
 			}
+		}
+		if strings.Contains(of[i], "as received") && !bytes.Contains(r.Value, []byte("app.api_key")) {
+			t.Errorf("record %d of %s: the attribute evident does not decode is gone, want it kept, masked", i, of[i])
 		}
 		rec, err := decode(r)
 		if err != nil {
-			t.Fatalf("record of %s: %v", batches[i].name, err)
+			t.Fatalf("record %d of %s: %v", i, of[i], err)
 		}
 		for _, s := range rec.Spans {
 			if !strings.Contains(s.Attrs.URLQuery, "REDACTED") {
-				t.Errorf("record of %s: url.query %q, want the secret masked", batches[i].name, s.Attrs.URLQuery)
+				t.Errorf("record %d of %s: url.query %q, want the secret masked", i, of[i], s.Attrs.URLQuery)
 			}
 		}
 	}
@@ -1233,28 +1268,37 @@ func TestLargeRequestSplit(t *testing.T) {
 	for i := range n {
 		names = append(names, fmt.Sprintf("GET /item/%04d/%s", i, strings.Repeat("x", 100)))
 	}
-	td := ptrace.NewTraces()
-	ss := td.ResourceSpans().AppendEmpty()
-	ss.Resource().Attributes().PutStr("service.name", "cart")
-	for i, name := range names {
-		sp := ss.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
-		sp.SetName(name)
-		sp.SetKind(ptrace.SpanKindServer)
-		sp.SetTraceID(pcommon.TraceID{1})
-		sp.SetSpanID(pcommon.SpanID{byte(i >> 8), byte(i), 1})
-		sp.Attributes().PutStr("app.cart.id", fmt.Sprintf("cart-%04d", i))
+	// request returns the request of the spans named names, of the
+	// services given in turn, as received and decoded.
+	request := func(services ...string) ([]byte, []telemetry.Span) {
+		td := ptrace.NewTraces()
+		for s, svc := range services {
+			ss := td.ResourceSpans().AppendEmpty()
+			ss.Resource().Attributes().PutStr("service.name", svc)
+			for i := s * n / len(services); i < (s+1)*n/len(services); i++ {
+				sp := ss.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+				sp.SetName(names[i])
+				sp.SetKind(ptrace.SpanKindServer)
+				sp.SetTraceID(pcommon.TraceID{1})
+				sp.SetSpanID(pcommon.SpanID{byte(i >> 8), byte(i), 1})
+				sp.Attributes().PutStr("app.cart.id", fmt.Sprintf("cart-%04d", i))
+			}
+		}
+		req, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var received []telemetry.Span
+		if err := telemetry.DecodeTraceRequest(req, "test", func(s []telemetry.Span) error {
+			received = append(received, s...)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return req, received
 	}
-	req, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var received []telemetry.Span
-	if err := telemetry.DecodeTraceRequest(req, "test", func(s []telemetry.Span) error {
-		received = append(received, s...)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	req, received := request("cart")
+	req2, received2 := request("cart", "pay")
 	// A profile of n samples, each of its own location.
 	prof := &telemetry.ProfileBatch{Service: "cart", Source: "cart.pprof", SampleType: "cpu", Unit: "nanoseconds"}
 	for i := range n {
@@ -1268,6 +1312,9 @@ func TestLargeRequestSplit(t *testing.T) {
 		{"spans", func(p *Producer) error { return p.Traces().Consume(context.Background(), spans("cart", names...)) }},
 		{"received request", func(p *Producer) error {
 			return p.Traces().Consume(telemetry.WithReceived(context.Background(), req, nil, received), received)
+		}},
+		{"received request of two services", func(p *Producer) error {
+			return p.Traces().Consume(telemetry.WithReceived(context.Background(), req2, nil, received2), received2)
 		}},
 		{"profile", func(p *Producer) error {
 			return p.Profiles().Consume(context.Background(), []*telemetry.ProfileBatch{prof})
@@ -1292,7 +1339,7 @@ func TestLargeRequestSplit(t *testing.T) {
 			var gotNames, gotCarts []string
 			var gotSamples []sample
 			for _, r := range readLog(t, cfg, written) {
-				if tt.name == "received request" {
+				if strings.HasPrefix(tt.name, "received request") {
 					// As a consumer of OTLP reads the record, not evident.
 					er := ptraceotlp.NewExportRequest()
 					if err := er.UnmarshalProto(r.Value); err != nil {
@@ -1329,7 +1376,7 @@ func TestLargeRequestSplit(t *testing.T) {
 				if diff := cmp.Diff(gotNames, names); diff != "" {
 					t.Errorf("spans read back (-got +want):\n%s", diff)
 				}
-				if tt.name == "received request" {
+				if strings.HasPrefix(tt.name, "received request") {
 					var want []string
 					for i := range n {
 						want = append(want, fmt.Sprintf("cart-%04d", i))
@@ -1366,13 +1413,17 @@ func TestLargeRequestSplit(t *testing.T) {
 // some spans and refused others (a partial success: a span without ids)
 // is written as received, the refused spans with it; the engine applies
 // the accepted ones, as the receiver told the client it would, rather
-// than skip the record as malformed.
+// than skip the record as malformed. A service all of whose spans were
+// refused gets no record.
 func TestPartlyMalformedRequest(t *testing.T) {
 	tests := []struct {
 		name     string
 		services []string
+		refused  string // a service of refused spans alone
 	}{
-		{"one service", []string{"cart"}},
+		{"one service", []string{"cart"}, ""},
+		{"two services", []string{"cart", "pay"}, ""},
+		{"a service of refused spans alone", []string{"cart"}, "pay"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1389,6 +1440,11 @@ func TestPartlyMalformedRequest(t *testing.T) {
 				sp.SetSpanID(pcommon.SpanID{byte(i + 1)})
 				ss.Spans().AppendEmpty().SetName("no ids")
 				want["default/"+svc] = []string{"GET /" + svc}
+			}
+			if tt.refused != "" {
+				rs := td.ResourceSpans().AppendEmpty()
+				rs.Resource().Attributes().PutStr("service.name", tt.refused)
+				rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty().SetName("no ids")
 			}
 			want["default/done"] = []string{"GET /done"}
 			req, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
@@ -1410,7 +1466,7 @@ func TestPartlyMalformedRequest(t *testing.T) {
 				t.Fatal(err)
 			}
 			st := newState()
-			startReader(t, cfg, newApplier(st), 50*time.Millisecond, nil)
+			r := startReader(t, cfg, newApplier(st), 50*time.Millisecond, nil)
 			deadline := time.After(20 * time.Second)
 			for st.names()["default/done"] == nil {
 				select {
@@ -1422,6 +1478,9 @@ func TestPartlyMalformedRequest(t *testing.T) {
 			}
 			if diff := cmp.Diff(st.names(), want); diff != "" {
 				t.Errorf("applied (-got +want):\n%s", diff)
+			}
+			if n := testutil.ToFloat64(r.m.WithLabelValues("malformed")); n != 0 {
+				t.Errorf("%v records skipped as malformed, want none", n)
 			}
 		})
 	}

@@ -118,23 +118,23 @@ func clientOpts(cfg Config, logger *slog.Logger) ([]kgo.Opt, error) {
 
 // Traces returns the consumer of span batches: one record per service of
 // the batch, redacted, or several in order when a service's spans take
-// more than MaxRecordBytes. A batch of one service that came with its
-// OTLP request (telemetry.WithReceived) is written as that request,
-// redacted on the wire (redact.Redactor.TraceRequest), not encoded
-// again: whole when it fits in one record, else split at its spans
-// (telemetry.SplitTraceRequest), so that the log keeps the attributes evident does
-// not decode. The engine decodes the same spans from it.
+// more than MaxRecordBytes. A batch that came with its OTLP request
+// (telemetry.WithReceived) is written as that request, redacted on the
+// wire (redact.Redactor.TraceRequest), not encoded again: split by the
+// services of its ResourceSpans, each service's part whole when it fits
+// in one record, else split at its spans, so that the log keeps the
+// attributes evident does not decode. The engine decodes the same spans
+// from it.
 func (p *Producer) Traces() pipeline.Consumer[[]telemetry.Span] {
 	return pipeline.ConsumerFunc[[]telemetry.Span](func(ctx context.Context, spans []telemetry.Span) error {
 		if len(spans) == 0 {
 			return nil
 		}
-		groups := groupBy(spans, func(s *telemetry.Span) string { return s.Service })
-		if req, texts, ok := telemetry.Received(ctx, spans); ok && len(groups) == 1 {
+		if req, texts, ok := telemetry.Received(ctx, spans); ok {
 			kept, out, _, err := p.red.TraceRequest(spans, req, texts)
 			if err == nil {
 				var recs []*kgo.Record
-				if recs, err = p.requestRecords(ctx, spans[0].Service, kept); err == nil {
+				if recs, err = p.requestRecords(ctx, kept, out); err == nil {
 					// produce waits for the brokers, so req, the
 					// receiver's buffer, is not used after Consume
 					// returns.
@@ -142,29 +142,48 @@ func (p *Producer) Traces() pipeline.Consumer[[]telemetry.Span] {
 				}
 			}
 			p.log.Debug("writing a trace request's spans encoded again", "spans", len(spans), "err", err)
-			groups = [][]telemetry.Span{out}
+			spans = out
 		} else {
-			groups = groupBy(p.red.Spans(spans), func(s *telemetry.Span) string { return s.Service })
+			spans = p.red.Spans(spans)
 		}
+		groups := groupBy(spans, func(s *telemetry.Span) string { return s.Service })
 		return produceGroups(ctx, p, "traces", "spans", groups, func(g []telemetry.Span) string { return g[0].Service }, encodeSpans, nil)
 	})
 }
 
-// requestRecords returns the records of req, one service's OTLP request:
-// req whole when it fits in one, else its parts split at its spans.
-func (p *Producer) requestRecords(ctx context.Context, service string, req []byte) ([]*kgo.Record, error) {
-	rec := record(ctx, service, formatOTLPTraces, req)
-	limit := p.valueLimit(rec)
-	if len(req) <= limit {
-		return []*kgo.Record{rec}, nil
-	}
-	parts, err := telemetry.SplitTraceRequest(req, limit)
+// requestRecords returns the records of req, an OTLP request of the
+// spans: one service's part of it whole when it fits in one record, else
+// its parts split at its spans. A service none of the spans is of has
+// only spans the receiver refused in req, and no record.
+func (p *Producer) requestRecords(ctx context.Context, req []byte, spans []telemetry.Span) ([]*kgo.Record, error) {
+	parts, err := telemetry.SplitTraceRequestByService(req)
 	if err != nil {
 		return nil, err
 	}
-	recs := make([]*kgo.Record, len(parts))
-	for i, part := range parts {
-		recs[i] = record(ctx, service, formatOTLPTraces, part)
+	services := map[string]bool{}
+	for i := range spans {
+		if i == 0 || spans[i].Service != spans[i-1].Service {
+			services[spans[i].Service] = true
+		}
+	}
+	var recs []*kgo.Record
+	for _, part := range parts {
+		if !services[part.Service] {
+			continue
+		}
+		rec := record(ctx, part.Service, formatOTLPTraces, part.Request)
+		limit := p.valueLimit(rec)
+		if len(part.Request) <= limit {
+			recs = append(recs, rec)
+			continue
+		}
+		split, err := telemetry.SplitTraceRequest(part.Request, limit)
+		if err != nil {
+			return nil, fmt.Errorf("service %q: %w", part.Service, err)
+		}
+		for _, b := range split {
+			recs = append(recs, record(ctx, part.Service, formatOTLPTraces, b))
+		}
 	}
 	return recs, nil
 }
