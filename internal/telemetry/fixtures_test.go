@@ -370,6 +370,10 @@ func fixtureTraces() []ptrace.Traces {
 		name       string
 		status     ptrace.StatusCode
 		attrs      map[string]any
+		// links are the trace and span of each span it links to;
+		// droppedLinks those its SDK dropped.
+		links        [][2]byte
+		droppedLinks uint32
 	}
 	mk := func(service, namespace string, tid byte, spans ...span) ptrace.Traces {
 		td := ptrace.NewTraces()
@@ -396,6 +400,13 @@ func fixtureTraces() []ptrace.Traces {
 			if err := sp.Attributes().FromRaw(s.attrs); err != nil {
 				panic(err)
 			}
+			for _, l := range s.links {
+				link := sp.Links().AppendEmpty()
+				link.SetTraceID(traceID(l[0]))
+				link.SetSpanID(spanID(l[1]))
+				link.Attributes().PutStr("messaging.message.id", "m-42")
+			}
+			sp.SetDroppedLinksCount(s.droppedLinks)
 		}
 		return td
 	}
@@ -440,10 +451,12 @@ func fixtureTraces() []ptrace.Traces {
 				"aws.s3.bucket": "receipts", "code.function": "Upload", "code.namespace": "github.com/acme/payments/receipt",
 			}}),
 		mk("notifier", "shop", 0x60,
+			// A process span that starts a trace of its own and links to
+			// the message's creation context, the PRODUCER span.
 			span{id: 0x70, kind: ptrace.SpanKindConsumer, name: "charges process", attrs: map[string]any{
 				"messaging.system": "kafka", "messaging.destination": "charges", "code.function.name": "main.handleCharge",
 				"code.function": "ignored-old-name", "rpc.system.name": "connectrpc",
-			}}),
+			}, links: [][2]byte{{0x30, 0x52}}, droppedLinks: 2}),
 	}
 }
 
@@ -662,8 +675,15 @@ func spanText(spans []Span) []byte {
 	var b strings.Builder
 	for _, s := range spans {
 		a := attrsText(s.Attrs)
-		fmt.Fprintf(&b, "%s/%s %x %x %x %s %q %s..%s err=%v %s\n", s.Service, s.Namespace, s.TraceID, s.SpanID, s.ParentSpanID,
+		fmt.Fprintf(&b, "%s/%s %x %x %x %s %q %s..%s err=%v %s", s.Service, s.Namespace, s.TraceID, s.SpanID, s.ParentSpanID,
 			s.Kind, s.Name, s.Start.Format(time.RFC3339Nano), s.End.Format(time.RFC3339Nano), s.Error, a)
+		for _, l := range s.Links {
+			fmt.Fprintf(&b, " link=%x/%x", l.TraceID, l.SpanID)
+		}
+		if s.LinksDropped > 0 {
+			fmt.Fprintf(&b, " links_dropped=%d", s.LinksDropped)
+		}
+		b.WriteByte('\n')
 	}
 	return []byte(b.String())
 }

@@ -80,6 +80,7 @@ func FuzzDecodeTraces(f *testing.F) {
 		f.Add(readFixture(f, name))
 	}
 	f.Add(renamedValuesRequest(f))
+	f.Add(marshalTraces(f, linkedTraces(3, 1)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_ = DecodeTraces(bytes.NewReader(data), "fuzz", func(spans []Span) error {
 			for _, s := range spans {
@@ -98,6 +99,8 @@ func FuzzDecodeTraceRequestMatchesPdata(f *testing.F) {
 	f.Add(readFixture(f, "traces.pb"))
 	f.Add(oneFieldRequest("", nil))
 	f.Add(renamedValuesRequest(f))
+	// Links beyond MaxSpanLinks, one that names no span.
+	f.Add(marshalTraces(f, linkedTraces(MaxSpanLinks+2, 1)))
 	f.Fuzz(func(t *testing.T, req []byte) {
 		if diff, _ := diffFromPdata(req); diff != "" {
 			t.Fatalf("the wire decoder differs from pdata (-pdata +wire):\n%s", diff)
@@ -146,6 +149,7 @@ func FuzzAppendTraceRequest(f *testing.F) {
 	// Renamed values decode to the current ones, which encode and decode
 	// to themselves.
 	f.Add(renamedValuesRequest(f))
+	f.Add(marshalTraces(f, linkedTraces(MaxSpanLinks+2, 1)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var spans []Span
 		_ = DecodeTraces(bytes.NewReader(data), "fuzz", func(s []Span) error {
@@ -179,6 +183,7 @@ func FuzzAppendTraceRequest(f *testing.F) {
 func FuzzRedactTraceRequest(f *testing.F) {
 	f.Add(readFixture(f, "traces.pb"))
 	f.Add(marshalTraces(f, traceRequest("SECRET")))
+	f.Add(marshalTraces(f, linkedTraces(3, 1)))
 	// A span with a malformed value of an attribute evident does not read
 	// (found by FuzzGRPCTraces): DecodeReceivedTraceRequest dropped it.
 	f.Add([]byte("\x0a\x33\x12\x31\x12\x2f\x0a\x10\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x12\x08\x01\x02\x03\x04\x05\x06\x07\x08\x2a\x05\x47\x45\x54\x20\x2f\x4a\x0a\x0a\x05\x61\x70\x70\x2e\x78\x12\x01\x76"))

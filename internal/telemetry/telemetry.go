@@ -182,13 +182,38 @@ type Span struct {
 	SpanID       [8]byte
 	ParentSpanID [8]byte
 	Kind         SpanKind
+	// LinksDropped counts the links of the span not in Links: those
+	// beyond MaxSpanLinks, and those its SDK dropped (OTLP's
+	// dropped_links_count).
+	LinksDropped uint32
 	Name         string
 	Start, End   time.Time
 	// Error is true when the status code is ERROR, or when a SERVER span
 	// answered with an HTTP status code of 500 or more.
 	Error bool
 	Attrs Attrs
+	// Links are the spans the span links to, as sent, at most
+	// MaxSpanLinks; nil for none. A consumer that pulls messages, or
+	// receives or processes them in batches, has no producer's span for
+	// parent: its span links to the creation context of each message
+	// instead, the producer's span (the semantic conventions' messaging
+	// spans). A link that names no span (an empty or all-zero span_id)
+	// is not kept.
+	Links []Link
 }
+
+// Link is a span's link to another span, by its ids.
+type Link struct {
+	TraceID [16]byte
+	SpanID  [8]byte
+}
+
+// MaxSpanLinks bounds the links kept of a span (Span.Links); those
+// beyond it are counted (Span.LinksDropped). A batch consumer's span
+// links to every message of the batch, and the links are what a span of
+// an untrusted client can hold most of; the OpenTelemetry SDKs keep 128
+// by default (OTEL_SPAN_LINK_COUNT_LIMIT).
+const MaxSpanLinks = 64
 
 // Attrs holds the semantic-convention attributes of a span, under their
 // current names; older names (http.method, http.target, http.url,

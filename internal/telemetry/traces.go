@@ -727,6 +727,18 @@ func (c *jsonTraceConverter) span(s ptrace.Span, service, namespace string) Span
 	}
 	c.attrs.finish(sp.Kind, &sp.Attrs)
 	sp.Error = spanError(int32(s.Status().Code()), sp.Kind, &sp.Attrs)
+	// The links the wire decoder keeps (traceDecoder.decodeSpan).
+	var dropped uint32
+	for _, l := range s.Links().All() {
+		switch {
+		case l.SpanID().IsEmpty():
+		case len(sp.Links) < MaxSpanLinks:
+			sp.Links = append(sp.Links, Link{TraceID: l.TraceID(), SpanID: l.SpanID()})
+		default:
+			dropped++
+		}
+	}
+	sp.LinksDropped = addDropped(s.DroppedLinksCount(), dropped)
 	return sp
 }
 

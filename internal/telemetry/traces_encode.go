@@ -27,7 +27,8 @@ var ErrNotEncodable = errors.New("span cannot round-trip through OTLP")
 // (one without both ids, an error flag its status cannot express, a kind
 // OTLP does not define, a start or end time outside the years 1678 to
 // 2262 or at 1970's first nanosecond, an image without a name or
-// repository digest), fails with ErrNotEncodable and dst unchanged.
+// repository digest, a link that names no span or more links than
+// MaxSpanLinks), fails with ErrNotEncodable and dst unchanged.
 func AppendTraceRequest(dst []byte, spans []Span) ([]byte, error) {
 	for i := range spans {
 		if err := encodable(&spans[i]); err != nil {
@@ -80,6 +81,14 @@ func encodable(sp *Span) error {
 	for name := range sp.Attrs.RequestHeaders {
 		if name != strings.ToLower(name) {
 			return fmt.Errorf("%w: request header %q is not in lower case", ErrNotEncodable, name)
+		}
+	}
+	if len(sp.Links) > MaxSpanLinks {
+		return fmt.Errorf("%w: %d links, over MaxSpanLinks %d", ErrNotEncodable, len(sp.Links), MaxSpanLinks)
+	}
+	for i, l := range sp.Links {
+		if l.SpanID == ([8]byte{}) {
+			return fmt.Errorf("%w: link %d names no span", ErrNotEncodable, i)
 		}
 	}
 	return nil
@@ -178,6 +187,21 @@ func appendSpan(b []byte, sp *Span) []byte {
 		b = protowire.AppendTag(b, 1, protowire.BytesType)
 		b = protowire.AppendString(b, a.RequestHeaders[name])
 		b = endKeyValue(b, kv)
+	}
+	for _, l := range sp.Links {
+		var lk int
+		b, lk = beginMessage(b, spanLinks)
+		if l.TraceID != ([16]byte{}) {
+			b = protowire.AppendTag(b, linkTraceID, protowire.BytesType)
+			b = protowire.AppendBytes(b, l.TraceID[:])
+		}
+		b = protowire.AppendTag(b, linkSpanID, protowire.BytesType)
+		b = protowire.AppendBytes(b, l.SpanID[:])
+		b = endMessage(b, lk)
+	}
+	if sp.LinksDropped > 0 {
+		b = protowire.AppendTag(b, spanDroppedLinks, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(sp.LinksDropped))
 	}
 	if sp.Error {
 		var st int

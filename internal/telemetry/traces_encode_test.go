@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -60,6 +61,7 @@ func TestAppendTraceRequestEveryField(t *testing.T) {
 		Kind: SpanKindServer, Name: "GET /items/{id}",
 		Start: time.Unix(1700000000, 5).UTC(), End: time.Unix(1700000001, 7).UTC(),
 		Error: true,
+		Links: []Link{{TraceID: [16]byte{6}, SpanID: [8]byte{7}}, {SpanID: [8]byte{8}}}, LinksDropped: 3,
 	}
 	// Every string and int of Attrs gets a distinct value by reflection.
 	v := reflect.ValueOf(&sp.Attrs).Elem()
@@ -80,8 +82,8 @@ func TestAppendTraceRequestEveryField(t *testing.T) {
 	if diff := cmp.Diff([]Span{sp}, got); diff != "" {
 		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
-	if n := reflect.TypeFor[Span]().NumField(); n != 12 {
-		t.Errorf("Span has %d fields, AppendTraceRequest writes 12: teach it the new ones", n)
+	if n := reflect.TypeFor[Span]().NumField(); n != 14 {
+		t.Errorf("Span has %d fields, AppendTraceRequest writes 14: teach it the new ones", n)
 	}
 }
 
@@ -132,6 +134,8 @@ func TestAppendTraceRequestNotEncodable(t *testing.T) {
 		"start past 2262":               ids(Span{Start: time.Date(3987673, 6, 28, 20, 49, 9, 0, time.UTC)}),
 		"end before 1678":               ids(Span{End: time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC)}),
 		"start at 1970's first instant": ids(Span{Start: time.Unix(0, 0)}),
+		"link that names no span":       ids(Span{Links: []Link{{TraceID: [16]byte{1}}}}),
+		"more links than MaxSpanLinks":  ids(Span{Links: slices.Repeat([]Link{{SpanID: [8]byte{2}}}, MaxSpanLinks+1)}),
 	} {
 		t.Run(name, func(t *testing.T) {
 			dst := []byte("kept")

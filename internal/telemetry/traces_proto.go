@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"time"
 
@@ -102,6 +103,10 @@ type traceDecoder struct {
 	// slice of their own.
 	appending bool
 	spans     []Span
+	// links holds the links of the request's spans, each span's a part
+	// of it (Span.Links): one slice for a request, none for a request
+	// without links, the most common.
+	links []Link
 }
 
 // minSpanWire is the fewest bytes a span field with both ids takes: its
@@ -115,16 +120,21 @@ const (
 	rsScopeSpans = 2
 	ssSpans      = 2
 
-	spanTraceID    = 1
-	spanSpanID     = 2
-	spanParentID   = 4
-	spanName       = 5
-	spanKind       = 6
-	spanStart      = 7
-	spanEnd        = 8
-	spanAttributes = 9
-	spanStatus     = 15
-	statusCode     = 3
+	spanTraceID      = 1
+	spanSpanID       = 2
+	spanParentID     = 4
+	spanName         = 5
+	spanKind         = 6
+	spanStart        = 7
+	spanEnd          = 8
+	spanAttributes   = 9
+	spanLinks        = 13
+	spanDroppedLinks = 14
+	spanStatus       = 15
+	statusCode       = 3
+
+	linkTraceID = 1
+	linkSpanID  = 2
 )
 
 // decodeRequest decodes every ResourceSpans of msg and emits the spans of
@@ -301,9 +311,12 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 	var kind SpanKind
 	var name string
 	var start, end time.Time
+	var linksDropped, sdkDropped uint32
+	firstLink, nlinks := len(d.links), 0
 	for off := 0; off < len(msg); {
 		num, typ, v, b, n, err := readField(msg[off:])
 		if err != nil {
+			d.links = d.links[:firstLink]
 			return fmt.Errorf("at byte %d: %w", off, err)
 		}
 		off += n
@@ -352,8 +365,33 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 			d.texts.textAt(nameSlot, same, nil, b)
 		case 3: // trace_state
 			d.texts.text(nil, b)
-		case 11, 13: // events, links
+		case 11: // events
 			d.texts.unknown(protowire.BytesType)
+		case spanLinks:
+			// A link's trace_state and attributes are left to the
+			// redaction, which walks them.
+			d.texts.unknown(protowire.BytesType)
+			if typ != protowire.BytesType {
+				d.links = d.links[:firstLink]
+				return fmt.Errorf("link %d: wire type %d, want message", nlinks, typ)
+			}
+			l, ok, err := decodeLink(b)
+			if err != nil {
+				d.links = d.links[:firstLink]
+				return fmt.Errorf("link %d: %w", nlinks, err)
+			}
+			nlinks++
+			switch {
+			case !ok:
+			case len(d.links)-firstLink < MaxSpanLinks:
+				d.links = append(d.links, l)
+			default:
+				linksDropped++
+			}
+		case spanDroppedLinks:
+			d.texts.unknown(typ)
+			// A uint32, the last one given counting.
+			sdkDropped = uint32(v)
 		// A number sent length-delimited is a field OTLP does not
 		// define there, which the redaction leaves out (unknown).
 		case spanKind:
@@ -401,13 +439,65 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 		}
 	}
 	if err := spanIDsError(haveTrace, haveSpan); err != nil {
+		d.links = d.links[:firstLink]
 		return err
 	}
+	sp.Links = nil
+	if len(d.links) > firstLink {
+		sp.Links = d.links[firstLink:len(d.links):len(d.links)]
+	}
+	sp.LinksDropped = addDropped(sdkDropped, linksDropped)
 	sp.TraceID, sp.SpanID, sp.ParentSpanID = traceID, spanID, parentID
 	sp.Kind, sp.Name, sp.Start, sp.End = kind, name, start, end
 	d.attrs.finish(kind, &sp.Attrs)
 	sp.Error = spanError(status, kind, &sp.Attrs)
 	return nil
+}
+
+// decodeLink decodes a Span.Link: its ids, and whether it names a span
+// (ok). Its ids are read as a span's own are: the last one given counts,
+// an empty or all-zero one is none, one of another length is an error.
+func decodeLink(msg []byte) (l Link, ok bool, err error) {
+	for off := 0; off < len(msg); {
+		num, typ, _, b, n, err := readField(msg[off:])
+		if err != nil {
+			return Link{}, false, fmt.Errorf("at byte %d: %w", off, err)
+		}
+		off += n
+		if typ != protowire.BytesType {
+			continue
+		}
+		switch num {
+		case linkTraceID:
+			switch len(b) {
+			case 0:
+				l.TraceID = [16]byte{}
+			case 16:
+				copy(l.TraceID[:], b)
+			default:
+				return Link{}, false, fmt.Errorf("trace_id has %d bytes, want 16", len(b))
+			}
+		case linkSpanID:
+			switch len(b) {
+			case 0:
+				l.SpanID = [8]byte{}
+			case 8:
+				copy(l.SpanID[:], b)
+			default:
+				return Link{}, false, fmt.Errorf("span_id has %d bytes, want 8", len(b))
+			}
+		}
+	}
+	return l, l.SpanID != [8]byte{}, nil
+}
+
+// addDropped is the links of a span dropped by its SDK and by the
+// decoder, at most the largest uint32.
+func addDropped(sdk, decoder uint32) uint32 {
+	if sdk > math.MaxUint32-decoder {
+		return math.MaxUint32
+	}
+	return sdk + decoder
 }
 
 // unixNano converts an OTLP timestamp; 0 means unset and stays the zero

@@ -29,8 +29,10 @@ func staleSpan(t *testing.T) Span {
 				f.SetString("stale " + name)
 			case f.Kind() == reflect.Int || f.Kind() == reflect.Int64:
 				f.SetInt(99)
-			case f.Kind() == reflect.Uint8:
+			case f.Kind() == reflect.Uint8 || f.Kind() == reflect.Uint32:
 				f.SetUint(99)
+			case f.Type() == reflect.TypeFor[[]Link]():
+				f.Set(reflect.ValueOf([]Link{{TraceID: [16]byte{0xee}, SpanID: [8]byte{0xee}}}))
 			case f.Kind() == reflect.Bool:
 				f.SetBool(true)
 			case f.Kind() == reflect.Array:

@@ -31,12 +31,14 @@ const (
 // rather than misread or skip it.
 const (
 	formatOTLPTraces = "otlp-traces/1"
-	formatGobSpans   = "gob-spans/2"
+	formatGobSpans   = "gob-spans/3"
 	formatGobProfile = "gob-profiles/1"
 	// formatGobSpansV1 is gob-spans before telemetry.Attrs had
-	// MessagingOperation: the versions before wrote it, and it decodes
-	// as gob-spans/2 does, without it.
+	// MessagingOperation, formatGobSpansV2 before telemetry.Span had
+	// Links and LinksDropped: the versions before wrote them, and they
+	// decode as gob-spans/3 does, without those.
 	formatGobSpansV1 = "gob-spans/1"
+	formatGobSpansV2 = "gob-spans/2"
 )
 
 // errNewerFormat marks a record whose format header is a name/version
@@ -48,7 +50,7 @@ var errNewerFormat = errors.New("a newer evident wrote it")
 // writer's, rather than a header no evident wrote (which is malformed).
 func newerFormat(format string) bool {
 	switch format {
-	case formatOTLPTraces, formatGobSpans, formatGobSpansV1, formatGobProfile:
+	case formatOTLPTraces, formatGobSpans, formatGobSpansV1, formatGobSpansV2, formatGobProfile:
 		return false
 	}
 	name, version, ok := strings.Cut(format, "/")
@@ -164,7 +166,7 @@ func decode(r *kgo.Record) (Record, error) {
 		// written as received, with the spans it refused (a partial
 		// success), whose errors were the client's to hear.
 		rec.Spans, err = telemetry.TraceRequestSpans(r.Value, "value")
-	case formatGobSpans, formatGobSpansV1:
+	case formatGobSpans, formatGobSpansV1, formatGobSpansV2:
 		err = safegob.Decode(r.Value, &rec.Spans)
 	case formatGobProfile:
 		err = safegob.Decode(r.Value, &rec.Profiles)

@@ -109,7 +109,7 @@ func TestGobSpansVersions(t *testing.T) {
 	if err := gob.NewEncoder(&buf).Encode(spans); err != nil {
 		t.Fatal(err)
 	}
-	for _, format := range []string{formatGobSpans, formatGobSpansV1} {
+	for _, format := range []string{formatGobSpans, formatGobSpansV1, formatGobSpansV2} {
 		t.Run(format, func(t *testing.T) {
 			rec, err := decode(&kgo.Record{Topic: "evident-ingest", Key: []byte("poller"), Value: buf.Bytes(), Headers: []kgo.RecordHeader{
 				{Key: headerTenant, Value: []byte("default")}, {Key: headerFormat, Value: []byte(format)},
@@ -122,8 +122,8 @@ func TestGobSpansVersions(t *testing.T) {
 			}
 		})
 	}
-	if newerFormat(formatGobSpansV1) || newerFormat(formatGobSpans) || !newerFormat("gob-spans/3") {
-		t.Error("gob-spans/1 and /2 are this version's, /3 a newer one's")
+	if newerFormat(formatGobSpansV1) || newerFormat(formatGobSpansV2) || newerFormat(formatGobSpans) || !newerFormat("gob-spans/4") {
+		t.Error("gob-spans/1, /2 and /3 are this version's, /4 a newer one's")
 	}
 }
 
