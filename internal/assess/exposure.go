@@ -72,7 +72,8 @@ func (a *Assessor) decideExposure(service string) ExposureResult {
 	}
 	// The SERVER/CONSUMER spans joined with a span of the service's own
 	// (SpanCounts.Own: the process spans of a batch under its receive
-	// span, a message it sent itself, a call to itself) took their
+	// span, a message it sent itself, a call to itself), and those that
+	// start a trace linked to their messages' spans, took their
 	// input from the service or a destination, not from a traced
 	// caller: as a pull consumer's, it comes from outside when no traced
 	// service produces to a destination the service consumes from, else
@@ -82,7 +83,7 @@ func (a *Assessor) decideExposure(service string) ExposureResult {
 		outside, unkept, waiting, traced := a.feeds(svc)
 		switch {
 		case len(outside) > 0:
-			return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("fed from outside the traced system: no traced service produces to %s, whose messages %d of %d SERVER/CONSUMER spans process under a span of the service's own (its receive span, a message it sent, or a call to itself)", strings.Join(outside, ", "), sc.Own, inbound)}
+			return ExposureResult{Level: Exposed, Rule: fmt.Sprintf("fed from outside the traced system: no traced service produces to %s, whose messages %d of %d SERVER/CONSUMER spans process under a span of the service's own (its receive span, a message it sent, or a call to itself) or in a trace of their own linked to the messages' spans", strings.Join(outside, ", "), sc.Own, inbound)}
 		case svc.Overflow.Consumes > 0:
 			return unknownFeeds(svc)
 		case len(unkept) > 0:
@@ -118,7 +119,7 @@ func (a *Assessor) decideExposure(service string) ExposureResult {
 	}
 	switch {
 	case fed != "" && sc.Linked == 0:
-		return ExposureResult{Level: Internal, Rule: fmt.Sprintf("fed %sby traced services: traced services produce to %s, whose messages %d of %d SERVER/CONSUMER spans process under a span of the service's own (its receive span, a message it sent, or a call to itself)%s", only, fed, sc.Own, inbound, lost)}
+		return ExposureResult{Level: Internal, Rule: fmt.Sprintf("fed %sby traced services: traced services produce to %s, whose messages %d of %d SERVER/CONSUMER spans process under a span of the service's own (its receive span, a message it sent, or a call to itself) or in a trace of their own linked to the messages' spans%s", only, fed, sc.Own, inbound, lost)}
 	case fed != "":
 		return ExposureResult{Level: Internal, Rule: fmt.Sprintf("%scalled by traced services (%d of %d SERVER/CONSUMER spans joined to their caller; %d process messages of %s, which traced services produce to%s)", only, sc.Linked, inbound, sc.Own, fed, lost)}
 	}
@@ -196,13 +197,20 @@ func (a *Assessor) unkeptFeeds(unkept []string) ExposureResult {
 // model.Config.MaxStores, which may be them; waiting, those no traced
 // service has produced to yet within the join window
 // (model.Store.Waiting); traced, those another traced service produces
-// to. A destination only svc itself produces to is in none: it brings
-// svc no input.
+// to, or whose messages svc's spans link to the PRODUCER spans of
+// another (model.Store.Linked). A destination only svc itself produces
+// to is in none: it brings svc no input.
 func (a *Assessor) feeds(svc *model.Service) (outside, unkept, waiting, traced []string) {
 	producers, _ := a.destinations()
 	for _, st := range svc.Consumes {
 		ps := producers[st.Name]
 		switch {
+		case st.Linked > 0 && !slices.ContainsFunc(ps, func(p string) bool { return p != svc.Name }):
+			// Its spans link to the PRODUCER spans of traced services,
+			// which name another destination (an exchange, a topic).
+			traced = append(traced, st.Name+" (through another destination: its spans link to their PRODUCER spans)")
+		case st.Linked > 0:
+			traced = append(traced, st.Name)
 		case len(ps) == 0 && st.Waiting:
 			waiting = append(waiting, st.Name)
 		case len(ps) == 0 && len(a.unkept) > 0:

@@ -328,7 +328,7 @@ func TestExposureWithCallersNotFound(t *testing.T) {
 		{
 			name:   "a batch of a destination traced services produce to, one message's producer not found",
 			orders: append(slices.Clone(traced[:2]), batch(3)...),
-			want:   "fed by traced services: traced services produce to kafka://orders, whose messages 1 of 2 SERVER/CONSUMER spans process under a span of the service's own (its receive span, a message it sent, or a call to itself); 1 found no traced caller within the join window: an untraced caller, or caller spans lost",
+			want:   "fed by traced services: traced services produce to kafka://orders, whose messages 1 of 2 SERVER/CONSUMER spans process under a span of the service's own (its receive span, a message it sent, or a call to itself) or in a trace of their own linked to the messages' spans; 1 found no traced caller within the join window: an untraced caller, or caller spans lost",
 		},
 		{
 			name:   "a call and a batch, one message's producer not found",

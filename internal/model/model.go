@@ -131,8 +131,12 @@ type Model struct {
 	// for JoinWindow: it turns a generation when the current one is
 	// JoinWindow old (born), and forgets both when nothing waited since
 	// (last).
-	callers            *generations[caller]
-	callees            *generations[callees]
+	callers *generations[caller]
+	callees *generations[callees]
+	// links holds the spans that took messages whose links name a
+	// PRODUCER span that has not arrived, by its id, for the join window
+	// as callees does (links.go).
+	links              *generations[linkWaits]
 	joinBorn, joinLast time.Time
 	now                func() time.Time
 	// lastClient is the client.address of the last SERVER span that had
@@ -173,7 +177,10 @@ type caller struct {
 	// consumer of the message joins, and a consumer's receive (or
 	// process, settle) CLIENT span, which the process span of each
 	// message of the batch it received joins.
-	many       bool
+	many bool
+	// producer marks a PRODUCER span: the creation context of the
+	// messages it sent, which a consumer's links name (links.go).
+	producer   bool
 	start, end time.Time
 }
 
@@ -265,6 +272,7 @@ func New(cfg Config, attr *attribution.Attributor) *Model {
 		services:      make(map[string]*service),
 		callers:       newGenerations[caller](cfg.MaxPendingSpans),
 		callees:       newGenerations[callees](cfg.MaxPendingSpans),
+		links:         newGenerations[linkWaits](cfg.MaxPendingSpans),
 		spanEndpoints: newSpanRing(cfg.MaxSpanEndpoints),
 		now:           time.Now,
 	}

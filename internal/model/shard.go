@@ -419,6 +419,7 @@ func mergeService(dst *serviceState, src serviceState) {
 	o.Endpoints, o.Hosts, o.Stores = o.Endpoints+src.Overflow.Endpoints, o.Hosts+src.Overflow.Hosts, o.Stores+src.Overflow.Stores
 	o.Samples, o.Frames, o.Series = o.Samples+src.Overflow.Samples, o.Frames+src.Overflow.Frames, o.Series+src.Overflow.Series
 	o.Waits, o.Consumes, o.Produces = o.Waits+src.Overflow.Waits, o.Consumes+src.Overflow.Consumes, o.Produces+src.Overflow.Produces
+	o.Links += src.Overflow.Links
 }
 
 func remap(idx []int32, to []int32) []int32 {
@@ -453,7 +454,7 @@ func mergeStores(dst, src []Store) []Store {
 			continue
 		}
 		x := &dst[k]
-		x.Calls, x.Errors = x.Calls+s.Calls, x.Errors+s.Errors
+		x.Calls, x.Errors, x.Linked = x.Calls+s.Calls, x.Errors+s.Errors, x.Linked+s.Linked
 		widen(&x.First, &x.Last, s.First, s.Last)
 		// A destination waits for its producers from the first time a
 		// shard received its consumer's span; a zero time (a state

@@ -285,6 +285,7 @@ func TestMergeOverflow(t *testing.T) {
 				span("orders", telemetry.SpanKindConsumer, n+4, 0, "process", telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: fmt.Sprintf("q%d", i)}),
 			)
 		}
+		spans[len(spans)-1].LinksDropped = 3 // the consumer's links beyond telemetry.MaxSpanLinks
 		m.AddSpans(spans)
 		b := &telemetry.ProfileBatch{Service: "orders", Start: t0, Period: 10_000_000, Unit: "nanoseconds", SampleType: "cpu"}
 		for i := range 5 {
@@ -300,14 +301,14 @@ func TestMergeOverflow(t *testing.T) {
 		o := m.Snapshot().Service("orders").Overflow
 		want.Endpoints, want.Hosts, want.Stores, want.Produces = want.Endpoints+o.Endpoints, want.Hosts+o.Hosts, want.Stores+o.Stores, want.Produces+o.Produces
 		want.Consumes, want.Samples, want.Frames, want.Series = want.Consumes+o.Consumes, want.Samples+o.Samples, want.Frames+o.Frames, want.Series+o.Series
-		want.Waits += o.Waits
+		want.Waits, want.Links = want.Waits+o.Waits, want.Links+o.Links
 		data, err := m.MarshalBinary()
 		if err != nil {
 			t.Fatal(err)
 		}
 		states = append(states, data)
 	}
-	if want.Endpoints == 0 || want.Hosts == 0 || want.Stores == 0 || want.Produces == 0 || want.Consumes == 0 || want.Samples == 0 || want.Frames == 0 || want.Series == 0 {
+	if want.Endpoints == 0 || want.Hosts == 0 || want.Stores == 0 || want.Produces == 0 || want.Consumes == 0 || want.Samples == 0 || want.Frames == 0 || want.Series == 0 || want.Links == 0 {
 		t.Fatalf("the shards overflowed %+v: the test shows nothing of some", want)
 	}
 	merged, err := MergeStates(Joins{}, states...)

@@ -83,8 +83,11 @@ type SpanCounts struct {
 	// call to itself (a job of its own calling its API). No traced
 	// service called them: their input came from the service, or
 	// through a messaging destination, and the destinations the service
-	// consumes from tell whose it is. States written before 2026-12-07
-	// count them as Linked.
+	// consumes from tell whose it is. So are CONSUMER spans that start a
+	// trace and link to their messages' creation contexts (a batch's
+	// process span): their input came through their destination too.
+	// States written before 2026-12-07 count the first as Linked, the
+	// second as Root.
 	Own int64
 	// Pending spans have a parent span that has not arrived yet: they
 	// wait for it for the join window (Config.JoinWindow).
@@ -139,6 +142,13 @@ type Store struct {
 	// traced service produces to it says nothing yet.
 	Received time.Time
 	Waiting  bool
+	// Linked counts, for a destination the service consumes from, the
+	// links of its spans consuming from it that named a PRODUCER span of
+	// another traced service: the messages' creation context (links.go).
+	// Such a destination is fed by traced services whatever names they
+	// produce to (a RabbitMQ exchange for its queue, a Pub/Sub topic for
+	// its subscription), and waits for no producer.
+	Linked int64
 }
 
 // Function is a function seen running in a service's profiles.
@@ -287,6 +297,11 @@ type Overflow struct {
 	// (MaxPendingSpans) forgot before their join window passed; they
 	// count as Unlinked, since no caller can join them any more.
 	Waits int64 `json:"waits,omitempty"`
+	// Links counts the links of its spans that took messages which the
+	// decoder did not keep (beyond telemetry.MaxSpanLinks) or their SDK
+	// dropped: the PRODUCER spans they named are not joined, so the
+	// producers that feed the service through them may not be known.
+	Links int64 `json:"links,omitempty"`
 }
 
 // Dropped counts the telemetry of services beyond Config.MaxServices.
@@ -400,7 +415,7 @@ func (s *service) snapshot(waitFrom time.Time) *Service {
 	slices.SortFunc(out.Stores, func(a, b Store) int { return cmp.Compare(a.Name, b.Name) })
 	for _, st := range s.consumes {
 		c := *st
-		c.Waiting = c.Received.After(waitFrom)
+		c.Waiting = c.Linked == 0 && c.Received.After(waitFrom)
 		out.Consumes = append(out.Consumes, c)
 	}
 	slices.SortFunc(out.Consumes, func(a, b Store) int { return cmp.Compare(a.Name, b.Name) })

@@ -159,8 +159,13 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 		} else {
 			s.spans.Consumer++
 			m.consume(s, sp, now, ch)
+			m.linkProducers(s, sp, now, ch)
 		}
 		if sp.ParentSpanID == zeroSpanID {
+			if m.fedThroughLinks(s, sp) {
+				s.spans.Own++
+				return
+			}
 			s.spans.Root++
 			return
 		}
@@ -186,6 +191,7 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			// receive span must find their parent in the traced system,
 			// one per message of a batch.
 			m.consume(s, sp, now, ch)
+			m.linkProducers(s, sp, now, ch)
 			many = true
 		} else {
 			if name, kind, system := m.storeOf(sp); name != "" {
@@ -208,7 +214,10 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			}
 			host = s.touchHost(sp, m.cfg.MaxHosts)
 		}
-		c := caller{svc: s, host: host, error: sp.Error, many: many, start: sp.Start, end: sp.End}
+		c := caller{svc: s, host: host, error: sp.Error, many: many, producer: sp.Kind == telemetry.SpanKindProducer, start: sp.Start, end: sp.End}
+		if c.producer {
+			m.joinWaitingLinks(sp.SpanID, c, ch)
+		}
 		if w, cur, ok := m.callees.lookup(sp.SpanID); ok {
 			m.callees.remove(sp.SpanID, cur)
 			for cl := range w.all {
@@ -314,8 +323,10 @@ func (m *Model) age(now time.Time) {
 	}
 	cutoff := now.Add(-m.cfg.JoinWindow)
 	m.rotateWaits(now)
+	m.links.rotate(nil)
 	if !m.joinLast.After(cutoff) {
 		m.rotateWaits(now)
+		m.links.rotate(nil)
 	}
 	m.joinBorn = now
 }
@@ -354,6 +365,7 @@ func (m *Model) Settle() {
 	end := func(forgotten map[[8]byte]callees) { m.endWaits(forgotten, m.joinLast) }
 	m.callees.rotate(end)
 	m.callees.rotate(end)
+	m.links = newGenerations[linkWaits](m.cfg.MaxPendingSpans)
 	for _, s := range m.services {
 		for _, st := range s.consumes {
 			st.Received = time.Time{}
@@ -373,6 +385,12 @@ func (m *Model) join(c caller, callee *service, n int64, ch *Changes) {
 		return
 	}
 	callee.spans.Linked += n
+	m.edge(c, callee, n, ch)
+}
+
+// edge counts n calls or messages of caller's span that reached callee:
+// an edge between traced services, and a host that is a service.
+func (m *Model) edge(c caller, callee *service, n int64, ch *Changes) {
 	e := c.svc.edges[callee.name]
 	if e == nil {
 		e = &Edge{From: c.svc.name, To: callee.name}

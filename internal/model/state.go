@@ -32,7 +32,10 @@ import (
 // first received (Store.Received), from which it waits a join window for
 // its producers; a checkpoint before holds none, and its destinations
 // wait for none: they were consumed from before the upgrade, when their
-// producers had their window to show.
+// producers had their window to show. The destinations known fed through
+// links (Store.Linked) and the links not kept (Overflow.Links) need no
+// version: gob reads a state without them as none, and none was known
+// before links were read.
 const stateVersion = 5
 
 // The state types mirror the model's private state with exported fields
@@ -178,6 +181,7 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 	// The join tables refer to the services replaced here.
 	m.callers = newGenerations[caller](m.cfg.MaxPendingSpans)
 	m.callees = newGenerations[callees](m.cfg.MaxPendingSpans)
+	m.links = newGenerations[linkWaits](m.cfg.MaxPendingSpans)
 	m.spanEndpoints = newSpanRing(m.cfg.MaxSpanEndpoints)
 	m.joinBorn, m.joinLast = time.Time{}, time.Time{}
 	m.services = make(map[string]*service, len(st.Services))

@@ -1,0 +1,118 @@
+package model
+
+import (
+	"time"
+
+	"github.com/evidentsec/evident/internal/telemetry"
+)
+
+// A consumer that pulls messages, or receives or processes them in
+// batches, has no producer's span for parent: its receive span's parent
+// is its own context, if any, and each message's creation context, the
+// PRODUCER span that sent it, is a link of its span (the semantic
+// conventions' messaging spans; the OpenTelemetry Java agent's JMS and
+// RabbitMQ receive spans, Google's Pub/Sub subscribe spans). The
+// destination names do not tell the two apart where the producer names
+// another destination than the consumer (a RabbitMQ exchange and its
+// queue, a Pub/Sub topic and its subscription, an SNS topic and the SQS
+// queue it feeds), so a link is joined as a parent is: the producer's
+// service feeds the consumer's through the destination it consumed
+// from (an edge, Store.Linked), whichever span arrives first, within
+// the join window and the bound of the join tables.
+
+// linkWait is a span of svc, consuming from its destination dest ("" for
+// none kept), whose link names a PRODUCER span that has not arrived.
+type linkWait struct {
+	svc  *service
+	dest string
+}
+
+// linkWaits are the spans waiting for one PRODUCER span: the first, and
+// more (the subscriptions of one topic, the receive spans of a message
+// received again).
+type linkWaits struct {
+	linkWait
+	more []linkWait
+}
+
+// linkProducers joins the links of sp, a span of s that took messages
+// from a destination (a CONSUMER span, or a CLIENT span that receives,
+// processes or settles), to the PRODUCER spans they name, or makes them
+// wait for those. A link to its own parent is the parent's join. The
+// links the decoder did not keep are counted (Overflow.Links).
+func (m *Model) linkProducers(s *service, sp *telemetry.Span, now time.Time, ch *Changes) {
+	s.overflow.Links += int64(sp.LinksDropped)
+	if len(sp.Links) == 0 {
+		return
+	}
+	dest := ""
+	if a := &sp.Attrs; a.MessagingDestination != "" {
+		if name := m.storeName(a.MessagingSystem, a.MessagingDestination, ""); s.consumes[name] != nil {
+			dest = name
+		}
+	}
+	for _, l := range sp.Links {
+		if l.SpanID == sp.ParentSpanID {
+			continue
+		}
+		if c, _, ok := m.callers.lookup(l.SpanID); ok {
+			if c.producer {
+				m.joinLink(c, linkWait{svc: s, dest: dest}, ch)
+			}
+			continue
+		}
+		w, cur, ok := m.links.lookup(l.SpanID)
+		switch {
+		case !ok:
+			w = linkWaits{linkWait: linkWait{svc: s, dest: dest}}
+		case cur:
+			w.more = append(w.more, linkWait{svc: s, dest: dest})
+		default:
+			m.links.remove(l.SpanID, cur)
+			w.more = append(w.more, linkWait{svc: s, dest: dest})
+		}
+		m.links.put(l.SpanID, w)
+		m.joinLast = now
+	}
+}
+
+// joinWaitingLinks joins the spans waiting for c, the PRODUCER span id,
+// that arrived after them.
+func (m *Model) joinWaitingLinks(id [8]byte, c caller, ch *Changes) {
+	w, cur, ok := m.links.lookup(id)
+	if !ok {
+		return
+	}
+	m.links.remove(id, cur)
+	m.joinLink(c, w.linkWait, ch)
+	for _, l := range w.more {
+		m.joinLink(c, l, ch)
+	}
+}
+
+// joinLink records that the message c, a PRODUCER span, sent was
+// consumed by l's span: an edge from c's service to l's, and l's
+// destination known fed by a traced service (Store.Linked). A message of
+// the service's own tells nothing of who feeds it.
+func (m *Model) joinLink(c caller, l linkWait, ch *Changes) {
+	if c.svc == l.svc {
+		return
+	}
+	m.edge(c, l.svc, 1, ch)
+	if st := l.svc.consumes[l.dest]; st != nil {
+		st.Linked++
+	}
+}
+
+// fedThroughLinks reports whether sp, a CONSUMER span of s that starts a
+// trace, took its input through a destination, as its links to the
+// messages' creation contexts say: such a span is no entry point, its
+// destination's producers tell whose input it is, as for a process span
+// under the service's own receive span (SpanCounts.Own).
+func (m *Model) fedThroughLinks(s *service, sp *telemetry.Span) bool {
+	a := &sp.Attrs
+	if sp.Kind != telemetry.SpanKindConsumer || len(sp.Links) == 0 || a.MessagingDestination == "" {
+		return false
+	}
+	return s.consumes[m.storeName(a.MessagingSystem, a.MessagingDestination, "")] != nil
+}
