@@ -139,4 +139,12 @@ func TestDecodeSpanLinksMalformed(t *testing.T) {
 			}
 		})
 	}
+	// A count sent length-delimited is no count (the redaction leaves it
+	// out): the varint's stands.
+	count := protowire.AppendVarint(protowire.AppendTag(nil, spanDroppedLinks, protowire.VarintType), 5)
+	req := msg(1, msg(rsScopeSpans, msg(ssSpans, ids, count, msg(spanDroppedLinks, []byte{1}))))
+	spans, err := TraceRequestSpans(req, "test")
+	if err != nil || len(spans) != 1 || spans[0].LinksDropped != 5 {
+		t.Errorf("spans %+v, %v; want one with 5 links dropped", spans, err)
+	}
 }

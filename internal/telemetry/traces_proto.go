@@ -390,8 +390,12 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 			}
 		case spanDroppedLinks:
 			d.texts.unknown(typ)
-			// A uint32, the last one given counting.
-			sdkDropped = uint32(v)
+			// A uint32, the last one given counting; sent
+			// length-delimited, it is a field OTLP does not define,
+			// which the redaction leaves out.
+			if typ == protowire.VarintType {
+				sdkDropped = uint32(v)
+			}
 		// A number sent length-delimited is a field OTLP does not
 		// define there, which the redaction leaves out (unknown).
 		case spanKind:
