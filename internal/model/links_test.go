@@ -174,3 +174,35 @@ func TestLinkedKept(t *testing.T) {
 		}
 	}
 }
+
+// TestLinksInShard pins the known limit of a cluster (docs/scaling.md):
+// links are not handed to the shared store (TakePending), and join a
+// PRODUCER span of the same shard only; a link that waits keeps waiting
+// in the shard across a checkpoint, while a PRODUCER span handed over
+// joins no link that comes after.
+func TestLinksInShard(t *testing.T) {
+	publish := span("checkout", telemetry.SpanKindProducer, 2, 1, "publish", rabbit("orders", "send"))
+	pull := linked(span("worker", telemetry.SpanKindClient, 10, 0, "receive", rabbit("orders.worker", "receive")), 2)
+	tests := []struct {
+		name          string
+		first, second telemetry.Span
+		linked        int64
+	}{
+		{"link first, checkpoint, producer", pull, publish, 1},
+		{"producer first, checkpoint, link", publish, pull, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newModel()
+			m.AddSpans([]telemetry.Span{tt.first})
+			p := m.TakePending()
+			if len(p.Callees) != 0 {
+				t.Errorf("callees handed over: %+v, want none (a link is no callee)", p.Callees)
+			}
+			m.AddSpans([]telemetry.Span{tt.second})
+			if got := m.Snapshot().Service("worker").Consumes[0].Linked; got != tt.linked {
+				t.Errorf("linked %d, want %d", got, tt.linked)
+			}
+		})
+	}
+}
