@@ -276,9 +276,9 @@ func (a *Attributor) Attribute(f Frame) (Func, bool) {
 	// the caller's buffers (a decoded profile) and every string in the
 	// Func derives from the copy or is the cache's own.
 	both := a.cache.join(f.Function, "", f.File)
-	f = Frame{Function: both[:len(f.Function)], File: both[len(f.Function):]}
-	e := entry{hash: h, frame: f}
-	e.fn, e.ok = a.attribute(f)
+	// The entry is built in place and copied once, into the cache.
+	e := entry{hash: h, frame: Frame{Function: both[:len(f.Function)], File: both[len(f.Function):]}}
+	e.ok = a.attribute(e.frame, &e.fn)
 	if e.ok && !e.fn.FirstParty && e.fn.Module == "" && len(a.firstParty) > 0 {
 		sep := byte('.')
 		if e.fn.Language == Go {
@@ -286,32 +286,38 @@ func (a *Attributor) Attribute(f Frame) (Func, bool) {
 		}
 		_, _, e.fn.FirstParty = longestPrefix(a.firstParty, e.fn.Package, sep)
 	}
-	return a.cache.add(e)
+	if p := a.cache.add(&e); p != nil {
+		return p.fn, p.ok
+	}
+	return e.fn, e.ok
 }
 
 // attribute decides the language from the file name when it tells, and from
-// the shape of the function name otherwise.
-func (a *Attributor) attribute(f Frame) (Func, bool) {
+// the shape of the function name otherwise, and writes the Func into *fn,
+// which is zero, unless it returns false.
+func (a *Attributor) attribute(f Frame, fn *Func) bool {
 	if f.Function == "" {
-		return Func{}, false
+		return false
 	}
+	ok := false
 	switch fileLanguage(f.File) {
 	case Go:
-		return a.goFunc(f.Function, f.File)
+		return a.goFunc(f.Function, f.File, fn)
 	case Python:
-		return a.pythonFunc(f.Function, f.File)
+		*fn, ok = a.pythonFunc(f.Function, f.File)
 	case Node:
-		return a.nodeFunc(f.Function, f.File)
+		*fn, ok = a.nodeFunc(f.Function, f.File)
 	case Java:
-		return a.javaFunc(f.Function, f.File)
+		*fn, ok = a.javaFunc(f.Function, f.File)
+	default:
+		switch nameLanguage(f.Function) {
+		case Go:
+			return a.goFunc(f.Function, "", fn)
+		case Java:
+			*fn, ok = a.javaFunc(f.Function, "")
+		}
 	}
-	switch nameLanguage(f.Function) {
-	case Go:
-		return a.goFunc(f.Function, "")
-	case Java:
-		return a.javaFunc(f.Function, "")
-	}
-	return Func{}, false
+	return ok
 }
 
 // fileLanguage tells the language from a frame's file name, or Unknown when

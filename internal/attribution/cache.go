@@ -94,16 +94,17 @@ func (c *cache) get(f Frame, h uint64) *entry {
 	}
 }
 
-// add caches e unless the cache is full or holds the frame already, and
-// returns the attribution now cached for its frame (or e's when full).
-func (c *cache) add(e entry) (Func, bool) {
+// add caches a copy of *e unless the cache is full or holds the frame
+// already, and returns the entry now cached for its frame, or nil when
+// full.
+func (c *cache) add(e *entry) *entry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old := c.get(e.frame, e.hash); old != nil {
-		return old.fn, old.ok
+		return old
 	}
 	if c.count >= c.max {
-		return e.fn, e.ok
+		return nil
 	}
 	t := c.table.Load()
 	if 2*(c.count+1) > len(t.slots) {
@@ -120,10 +121,10 @@ func (c *cache) add(e entry) (Func, bool) {
 	}
 	p := &c.slab[0]
 	c.slab = c.slab[1:]
-	*p = e
+	*p = *e
 	insert(t, p)
 	c.count++
-	return e.fn, e.ok
+	return p
 }
 
 // entrySlab and minEntrySlab bound the number of entries allocated

@@ -19,15 +19,17 @@ const (
 // goFunc parses a Go symbol name as runtime/pprof writes it (the linker's
 // symbol name, protocols.md §8.1): "<import path>.<symbol>", with dots in the
 // last path element escaped as %2e and type arguments in brackets. file, when
-// known, supplies the module and version.
-func (a *Attributor) goFunc(name, file string) (Func, bool) {
+// known, supplies the module and version. It writes the Func into *fn, which
+// it leaves alone when it returns false: a Func returned by value was
+// copied at every level up to the cache's entry (issue 11).
+func (a *Attributor) goFunc(name, file string, fn *Func) bool {
 	// Compiler-generated equality and hash functions of a type belong to the
 	// type's package but to no symbol a record could list.
 	noSymbol := false
 	if rest, ok := strings.CutPrefix(name, "type:."); ok {
 		_, name, ok = strings.Cut(rest, ".")
 		if !ok {
-			return Func{}, false
+			return false
 		}
 		noSymbol = true
 	}
@@ -37,7 +39,7 @@ func (a *Attributor) goFunc(name, file string) (Func, bool) {
 		// ("[go.shape.*github.com/x/y.T]"), so they go before any splitting.
 		var ok bool
 		if s, ok = stripBrackets(s); !ok {
-			return Func{}, false
+			return false
 		}
 	}
 	var pkg, sym string
@@ -58,10 +60,10 @@ func (a *Attributor) goFunc(name, file string) (Func, bool) {
 			// Assembly functions without a package qualifier ("gcWriteBarrier")
 			// are named only by their file.
 			if slash >= 0 || !isIdentifier(s) {
-				return Func{}, false
+				return false
 			}
 			if pkg = goStdPackageOfFile(file); pkg == "" {
-				return Func{}, false
+				return false
 			}
 			sym = s
 		} else {
@@ -70,14 +72,14 @@ func (a *Attributor) goFunc(name, file string) (Func, bool) {
 			if strings.IndexByte(pkg, '%') >= 0 {
 				var err error
 				if pkg, err = url.PathUnescape(pkg); err != nil {
-					return Func{}, false
+					return false
 				}
 			}
 		}
 		gp = a.goPackages.get(pkg, file[:strings.LastIndexByte(file, '/')+1], a.goPackage)
 	}
 	if !gp.valid {
-		return Func{}, false
+		return false
 	}
 	if noSymbol {
 		sym = ""
@@ -94,7 +96,8 @@ func (a *Attributor) goFunc(name, file string) (Func, bool) {
 			}
 		}
 	}
-	return Func{Language: Go, Package: pkg, Symbol: sym, Module: gp.module, Version: gp.version}, true
+	fn.Language, fn.Package, fn.Symbol, fn.Module, fn.Version = Go, pkg, sym, gp.module, gp.version
+	return true
 }
 
 // goPackage works out what a Go package's import path and its file's
