@@ -726,7 +726,9 @@ func (d *Decoder) codes() error {
 			d.save(pos, b, n, out, op)
 			return d.corrupt("invalid literal/length code")
 		}
-		extra := (e >> 8) & 0xff
+		// An extra bits count is at most 13; masked to under 64, the
+		// shifts need no code for counts of 64 and over.
+		extra := (e >> 8) & shiftMask
 		length := int(e>>16) + int(b&(1<<extra-1))
 		b >>= extra
 		n -= uint(extra)
@@ -743,7 +745,7 @@ func (d *Decoder) codes() error {
 			d.save(pos, b, n, out, op)
 			return d.corrupt("invalid distance code")
 		}
-		extra = (e >> 8) & 0xff
+		extra = (e >> 8) & shiftMask
 		dist := int(e>>16) + int(b&(1<<extra-1))
 		b >>= extra
 		n -= uint(extra)
