@@ -640,8 +640,13 @@ func (d *Decoder) build(table []uint32, primary uint, lens []uint8, entry func(i
 // that a match is copied eight bytes at a time, past its end.
 const slack = 8
 
-// codes decodes a block's symbols with the current tables.
+// codes decodes a block's symbols with the current tables: fastCodes as
+// long as the input allows, then the loop below, which checks every code
+// against the input's end.
 func (d *Decoder) codes() error {
+	if done, err := d.fastCodes(); done {
+		return err
+	}
 	// The loop keeps the bit reader and the output in registers, and
 	// save writes them back.
 	in, pos, b, n := d.in, d.pos, d.b, d.n
@@ -789,6 +794,152 @@ func (d *Decoder) codes() error {
 		}
 		op = end
 	}
+}
+
+// fastCodes is codes far from the input's end, where every iteration
+// starts with eight bytes of input left: its refill is the one without a
+// branch, and the at least 56 bits it leaves are more than the codes and
+// extra bits of an iteration take (three literals, or a length and a
+// distance: 48), so no code can take bits past the input's end and none
+// is checked for it. It stops, with the state saved, when fewer bytes are
+// left, and reports whether it ended the block (with its error). Without
+// those checks, and with its three literals written without a loop, it
+// takes about a tenth fewer instructions than codes' loop on the same
+// input, which it inflates nearly all of (issue 11).
+func (d *Decoder) fastCodes() (done bool, err error) {
+	in, pos, b, n := d.in, d.pos, d.b, d.n
+	out := d.out[:cap(d.out)]
+	op := len(d.out)
+	lim := d.bound(out)
+	last := len(in) - 8
+	for pos <= last {
+		b |= binary.LittleEndian.Uint64(in[pos:]) << (n & 63)
+		pos += int((63 - n) >> 3)
+		n |= 56
+		e := d.litlen[b&(1<<litlenBits-1)]
+		if e&kindLink != 0 {
+			b >>= litlenBits
+			n -= litlenBits
+			e = d.litlen[e>>16+uint32(b)&(1<<(e&entryBitsLen)-1)]
+		}
+		b >>= e & shiftMask
+		n -= uint(e & entryBitsLen)
+		if e&kindLiteral != 0 {
+			// After a refill, at least 56 bits were loaded: enough
+			// for three literals, and most often what follows a
+			// literal is another. The three are written out in
+			// turn, without a loop's counter.
+			if op >= lim {
+				if op >= d.max {
+					d.save(pos, b, n, out, op)
+					return true, ErrLimit
+				}
+				out = d.grow(out, op)
+				lim = d.bound(out)
+			}
+			out[op] = byte(e >> 16)
+			op++
+			if e = d.litlen[b&(1<<litlenBits-1)]; e&kindLiteral == 0 {
+				continue
+			}
+			b >>= e & shiftMask
+			n -= uint(e & entryBitsLen)
+			if op >= lim {
+				if op >= d.max {
+					d.save(pos, b, n, out, op)
+					return true, ErrLimit
+				}
+				out = d.grow(out, op)
+				lim = d.bound(out)
+			}
+			out[op] = byte(e >> 16)
+			op++
+			if e = d.litlen[b&(1<<litlenBits-1)]; e&kindLiteral == 0 {
+				continue
+			}
+			b >>= e & shiftMask
+			n -= uint(e & entryBitsLen)
+			if op >= lim {
+				if op >= d.max {
+					d.save(pos, b, n, out, op)
+					return true, ErrLimit
+				}
+				out = d.grow(out, op)
+				lim = d.bound(out)
+			}
+			out[op] = byte(e >> 16)
+			op++
+			continue
+		}
+		if e&(kindEnd|kindBad) != 0 {
+			if e&kindEnd != 0 {
+				d.save(pos, b, n, out, op)
+				return true, nil
+			}
+			d.save(pos, b, n, out, op)
+			return true, d.corrupt("invalid literal/length code")
+		}
+		// An extra bits count is at most 13; masked to under 64, the
+		// shifts need no code for counts of 64 and over.
+		extra := (e >> 8) & shiftMask
+		length := int(e>>16) + int(b&(1<<extra-1))
+		b >>= extra
+		n -= uint(extra)
+
+		e = d.dist[b&(1<<distBits-1)]
+		if e&kindLink != 0 {
+			b >>= distBits
+			n -= distBits
+			e = d.dist[e>>16+uint32(b)&(1<<(e&entryBitsLen)-1)]
+		}
+		b >>= e & shiftMask
+		n -= uint(e & entryBitsLen)
+		if e&kindBad != 0 {
+			d.save(pos, b, n, out, op)
+			return true, d.corrupt("invalid distance code")
+		}
+		extra = (e >> 8) & shiftMask
+		dist := int(e>>16) + int(b&(1<<extra-1))
+		b >>= extra
+		n -= uint(extra)
+		if dist > op-d.base {
+			d.save(pos, b, n, out, op)
+			return true, d.corrupt(fmt.Sprintf("distance %d beyond the %d bytes inflated", dist, op-d.base))
+		}
+		end := op + length
+		if end > d.max {
+			d.save(pos, b, n, out, op)
+			return true, ErrLimit
+		}
+		if op >= lim {
+			out = d.grow(out, op)
+			lim = d.bound(out)
+		}
+		from := op - dist
+		switch {
+		case dist >= 8:
+			// Eight bytes at a time: each word read was written
+			// before, at least eight bytes back.
+			for op < end {
+				binary.LittleEndian.PutUint64(out[op:], binary.LittleEndian.Uint64(out[from:]))
+				op += 8
+				from += 8
+			}
+		case dist == 1:
+			w := uint64(out[from]) * 0x0101010101010101
+			for op < end {
+				binary.LittleEndian.PutUint64(out[op:], w)
+				op += 8
+			}
+		default:
+			for op < end {
+				op += copy(out[op:end], out[from:op])
+			}
+		}
+		op = end
+	}
+	d.save(pos, b, n, out, op)
+	return false, nil
 }
 
 // save writes the bit reader and the output of codes back to d.
