@@ -54,7 +54,7 @@ func (a *Attributor) goFunc(name, file string, fn *Func) bool {
 		// file, and the package's entry, costs several times more.
 		pkg, gp, dot = s[:len(l.path)], l, len(l.path)
 	} else {
-		slash := strings.LastIndexByte(s, '/')
+		slash := lastSlash(s)
 		dot = strings.IndexByte(s[slash+1:], '.')
 		if dot < 0 {
 			// Assembly functions without a package qualifier ("gcWriteBarrier")
@@ -98,6 +98,21 @@ func (a *Attributor) goFunc(name, file string, fn *Func) bool {
 	}
 	fn.Language, fn.Package, fn.Symbol, fn.Module, fn.Version = Go, pkg, sym, gp.module, gp.version
 	return true
+}
+
+// lastSlash returns the index of the last slash in a Go symbol name, or
+// -1. The slashes of a symbol are in its import path, near the start, and
+// it has few: a search forward for each takes fewer instructions than
+// strings.LastIndexByte's loop back over the symbol after them.
+func lastSlash(s string) int {
+	i := -1
+	for {
+		j := strings.IndexByte(s[i+1:], '/')
+		if j < 0 {
+			return i
+		}
+		i += j + 1
+	}
 }
 
 // goPackage works out what a Go package's import path and its file's
