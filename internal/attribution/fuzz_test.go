@@ -166,11 +166,14 @@ func FuzzPythonDistsOf(f *testing.F) {
 	})
 }
 
-// FuzzPlainImportPath checks the shortcut of validImportPath: a path it
-// takes as plainly valid is one golang.org/x/mod accepts.
+// FuzzPlainImportPath checks the shortcuts of validImportPath and
+// validModulePath: a path they take as plainly valid is one
+// golang.org/x/mod accepts.
 func FuzzPlainImportPath(f *testing.F) {
 	for _, p := range []string{"net/http", "github.com/x/y.v2", "x/y_z-w", "a/con.x", "COM1", "Lpt9", "aux", "conx",
-		"a..b", "a/.b", "-x", "x/-y", "a~1", "a+b", "...", "a/", "/a", "a//b", "é", "a/b.", "nul.txt/a"} {
+		"a..b", "a/.b", "-x", "x/-y", "a~1", "a+b", "...", "a/", "/a", "a//b", "é", "a/b.", "nul.txt/a",
+		"golang.org/x/mod", "github.com/x/y/v2", "github.com/x/y/v1", "github.com/x/y/v02", "github.com/x/y/v2.1",
+		"gopkg.in/yaml.v3", "Github.com/x", "git_hub.com/x", "example.com/.x", ".example.com"} {
 		f.Add(p)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
@@ -179,6 +182,12 @@ func FuzzPlainImportPath(f *testing.F) {
 		}
 		if got, want := validImportPath(p), module.CheckImportPath(p) == nil; got != want {
 			t.Fatalf("validImportPath(%q) = %v, want %v", p, got, want)
+		}
+		if err := module.CheckPath(p); plainModulePath(p) && err != nil {
+			t.Fatalf("plainModulePath(%q) is true, but module.CheckPath: %v", p, err)
+		}
+		if got, want := validModulePath(p), module.CheckPath(p) == nil; got != want {
+			t.Fatalf("validModulePath(%q) = %v, want %v", p, got, want)
 		}
 	})
 }

@@ -602,7 +602,38 @@ func windowsReserved(s string) bool {
 	return false
 }
 
-func validModulePath(p string) bool { return module.CheckPath(p) == nil }
+// validModulePath reports whether p is a valid module path, as
+// module.CheckPath decides, answering itself for plain paths
+// (plainModulePath): x/mod's check costs thousands of instructions, once
+// for each module of a new Attributor (issue 11).
+func validModulePath(p string) bool {
+	return plainModulePath(p) || module.CheckPath(p) == nil
+}
+
+// plainModulePath reports whether p is certainly a valid module path: a
+// plain import path (plainImportPath) whose elements start with no dot,
+// whose first element has a dot and only lowercase letters, digits, dots
+// and dashes, and which neither is under gopkg.in nor ends in a major
+// version ("/v2"), whose rules it leaves to module.CheckPath.
+func plainModulePath(p string) bool {
+	if !plainImportPath(p) || p[0] == '.' || strings.Contains(p, "/.") || strings.HasPrefix(p, "gopkg.in/") {
+		return false
+	}
+	first, _, _ := strings.Cut(p, "/")
+	if strings.IndexByte(first, '.') < 0 {
+		return false
+	}
+	for i := 0; i < len(first); i++ {
+		if c := first[i]; !(isLower(c) || isDigit(c) || c == '.' || c == '-') {
+			return false
+		}
+	}
+	i := len(p)
+	for i > 0 && (isDigit(p[i-1]) || p[i-1] == '.') {
+		i--
+	}
+	return i == len(p) || i < 2 || p[i-1] != 'v' || p[i-2] != '/'
+}
 
 // goStdPackageOfFile returns the standard-library package directory of a
 // GOROOT file ("/usr/local/go/src/runtime/asm_amd64.s" or, with -trimpath,

@@ -50,6 +50,41 @@ func TestPlainImportPath(t *testing.T) {
 	}
 }
 
+// TestPlainModulePath pins the shortcut validModulePath takes before
+// golang.org/x/mod. FuzzPlainImportPath checks that what it accepts x/mod
+// accepts too.
+func TestPlainModulePath(t *testing.T) {
+	tests := []struct {
+		path string
+		want bool
+	}{
+		{"golang.org/x/mod", true},
+		{"github.com/Azure/azure-sdk-for-go/sdk/azcore", true},
+		{"example.com", true},
+		{"github.com/x/y.v2", true},
+		{"github.com/x/y/v2x", true},
+		{"github.com/x/y/2", true},
+		{"net/http", false},            // no dot in the first element
+		{"Github.com/x", false},        // a capital in the first element
+		{"git_hub.com/x", false},       // an underscore in the first element
+		{".example.com/x", false},      // a leading dot
+		{"example.com/.x", false},      // a leading dot in an element
+		{"github.com/x/y/v2", false},   // a major version, left to x/mod
+		{"github.com/x/y/v1", false},   // one x/mod refuses
+		{"github.com/x/y/v2.1", false}, // and another
+		{"gopkg.in/yaml.v3", false},    // gopkg.in's versions, left to x/mod
+		{"example.com/con", false},     // as plainImportPath
+		{"", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			if got := plainModulePath(tt.path); got != tt.want {
+				t.Errorf("plainModulePath(%q) = %v, want %v", tt.path, got, tt.want)
+			}
+		})
+	}
+}
+
 // TestIsGoGenerated pins which elements of a Go symbol name are the
 // compiler's.
 func TestIsGoGenerated(t *testing.T) {
