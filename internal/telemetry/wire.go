@@ -136,6 +136,24 @@ func shortBytesField(b []byte) (num protowire.Number, p []byte, n int) {
 	return protowire.Number(b[0] >> 3), b[2 : 2+b[1]], 2 + int(b[1])
 }
 
+// longVarintField returns the number and the length of a varint field of
+// a one-byte tag at the start of b whose value takes up to nine bytes
+// (nine never overflow), for a caller that does not need the value: a
+// location's address, which readField took more work to read than the
+// rest of the location (issue 11). n is 0 for any other field.
+func longVarintField(b []byte) (num protowire.Number, n int) {
+	// A tag byte under 0x80 of wire type 0 (varint) and not field 0.
+	if len(b) < 2 || b[0]&0x87 != 0 || b[0] == 0 {
+		return 0, 0
+	}
+	for i := 1; i < len(b) && i < 10; i++ {
+		if b[i] < 0x80 {
+			return protowire.Number(b[0] >> 3), i + 1
+		}
+	}
+	return 0, 0
+}
+
 // forEachField calls fn for every field of the message msg, stopping at
 // the first error. The error of a malformed field names its byte offset.
 func forEachField(msg []byte, fn func(f field) error) error {

@@ -44,36 +44,43 @@ func TestReadFieldVarints(t *testing.T) {
 	}
 }
 
-// TestShortFields: shortVarintField and shortBytesField read what they
-// answer for as readField does, and leave every other field (n 0) to it:
-// field 0, longer tags, values and lengths, a length past the end.
+// TestShortFields: shortVarintField, shortBytesField and longVarintField
+// read what they answer for as readField does, and leave every other field
+// (n 0) to it: field 0, longer tags, values and lengths (a varint of ten
+// bytes, which may overflow), a length past the end.
 func TestShortFields(t *testing.T) {
 	tests := []struct {
-		name              string
-		b                 []byte
-		wantVarint, wantB bool // whether each short reader answers
+		name                     string
+		b                        []byte
+		wantVarint, wantB, wantL bool // whether each short reader answers
 	}{
-		{"varint, one byte", []byte{0x08, 0x7f}, true, false},
-		{"varint, two bytes", []byte{0x20, 0x80, 0x01, 0x08}, true, false},
-		{"varint, three bytes", []byte{0x18, 0x97, 0xf5, 0x24}, false, false},
-		{"varint cut short", []byte{0x08, 0x80}, false, false},
-		{"varint of field 0", []byte{0x00, 0x01}, false, false},
-		{"varint of field 16", []byte{0x80, 0x01, 0x01}, false, false},
-		{"fixed64", []byte{0x09, 1, 2, 3, 4, 5, 6, 7, 8}, false, false},
-		{"bytes", []byte{0x0a, 0x02, 'h', 'i', 0x08}, false, true},
-		{"bytes, empty", []byte{0x22, 0x00}, false, true},
-		{"bytes of field 0", []byte{0x02, 0x00}, false, false},
-		{"bytes past the end", []byte{0x0a, 0x03, 'h', 'i'}, false, false},
-		{"bytes, two-byte length", append([]byte{0x0a, 0x80, 0x01}, make([]byte, 128)...), false, false},
-		{"group", []byte{0x0b, 0x0c}, false, false},
+		{"varint, one byte", []byte{0x08, 0x7f}, true, false, true},
+		{"varint, two bytes", []byte{0x20, 0x80, 0x01, 0x08}, true, false, true},
+		{"varint, three bytes", []byte{0x18, 0x97, 0xf5, 0x24}, false, false, true},
+		{"varint, nine bytes", []byte{0x18, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x7f}, false, false, true},
+		{"varint, ten bytes", []byte{0x18, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01}, false, false, false},
+		{"varint, ten bytes overflowing", []byte{0x18, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02}, false, false, false},
+		{"varint cut short", []byte{0x08, 0x80}, false, false, false},
+		{"varint of three bytes cut short", []byte{0x08, 0x80, 0x80}, false, false, false},
+		{"varint of field 0", []byte{0x00, 0x01}, false, false, false},
+		{"varint of field 0, three bytes", []byte{0x00, 0x80, 0x80, 0x01}, false, false, false},
+		{"varint of field 16", []byte{0x80, 0x01, 0x01}, false, false, false},
+		{"fixed64", []byte{0x09, 1, 2, 3, 4, 5, 6, 7, 8}, false, false, false},
+		{"bytes", []byte{0x0a, 0x02, 'h', 'i', 0x08}, false, true, false},
+		{"bytes, empty", []byte{0x22, 0x00}, false, true, false},
+		{"bytes of field 0", []byte{0x02, 0x00}, false, false, false},
+		{"bytes past the end", []byte{0x0a, 0x03, 'h', 'i'}, false, false, false},
+		{"bytes, two-byte length", append([]byte{0x0a, 0x80, 0x01}, make([]byte, 128)...), false, false, false},
+		{"group", []byte{0x0b, 0x0c}, false, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			checkShortFields(t, tt.b)
 			_, _, n := shortVarintField(tt.b)
 			_, _, bn := shortBytesField(tt.b)
-			if (n != 0) != tt.wantVarint || (bn != 0) != tt.wantB {
-				t.Errorf("shortVarintField(%x) took %d bytes, shortBytesField %d; want an answer %t, %t", tt.b, n, bn, tt.wantVarint, tt.wantB)
+			_, ln := longVarintField(tt.b)
+			if (n != 0) != tt.wantVarint || (bn != 0) != tt.wantB || (ln != 0) != tt.wantL {
+				t.Errorf("shortVarintField(%x) took %d bytes, shortBytesField %d, longVarintField %d; want an answer %t, %t, %t", tt.b, n, bn, ln, tt.wantVarint, tt.wantB, tt.wantL)
 			}
 		})
 	}
@@ -87,6 +94,11 @@ func checkShortFields(t *testing.T, b []byte) {
 	if snum, sv, sn := shortVarintField(b); sn != 0 {
 		if err != nil || snum != num || typ != protowire.VarintType || sv != v || sn != n {
 			t.Fatalf("shortVarintField(%x) = field %d value %d, %d bytes; readField: field %d type %d value %d, %d bytes, %v", b, snum, sv, sn, num, typ, v, n, err)
+		}
+	}
+	if lnum, ln := longVarintField(b); ln != 0 {
+		if err != nil || lnum != num || typ != protowire.VarintType || ln != n {
+			t.Fatalf("longVarintField(%x) = field %d, %d bytes; readField: field %d type %d, %d bytes, %v", b, lnum, ln, num, typ, n, err)
 		}
 	}
 	if snum, sp, sn := shortBytesField(b); sn != 0 {
