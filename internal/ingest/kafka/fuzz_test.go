@@ -22,6 +22,9 @@ func FuzzDecode(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(format, v)
+	f.Add(formatProfileRequest, telemetry.AppendProfileRequest(nil, &telemetry.ProfileRequest{Limits: telemetry.DefaultLimits(), Profiles: []telemetry.ReceivedProfile{
+		{Format: telemetry.FormatFolded, Data: []byte("main;cart 3\n"), Source: "cart.folded", Service: "cart"},
+	}}))
 	f.Add(formatGobSpans, []byte{0x01, 0xff})
 	f.Fuzz(func(t *testing.T, format string, value []byte) {
 		rec, err := decode(&kgo.Record{Topic: topic, Key: []byte("cart"), Value: value, Headers: []kgo.RecordHeader{

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -36,7 +37,7 @@ import (
 const topic = "evident-ingest"
 
 // cluster starts an in-process Kafka with the topic seeded.
-func cluster(t *testing.T, partitions int32) Config {
+func cluster(t testing.TB, partitions int32) Config {
 	t.Helper()
 	opts := []kfake.Opt{kfake.NumBrokers(1)}
 	if partitions > 0 {
@@ -104,6 +105,8 @@ type applier struct {
 	mem map[int32]*partState
 	// applied, when set, is called after each Apply.
 	applied func()
+	// each, when set, is given each record applied.
+	each func(Record)
 	// refuse, when set, is asked about each record before it is
 	// applied: an error ends Apply there.
 	refuse func(Record) error
@@ -156,6 +159,9 @@ func (a *applier) Apply(_ context.Context, recs []Record) error {
 				a.mu.Unlock()
 				return err
 			}
+		}
+		if a.each != nil {
+			a.each(r)
 		}
 		k := r.Tenant + "/" + r.Service
 		for _, s := range r.Spans {
@@ -251,7 +257,7 @@ func startReader(t *testing.T, cfg Config, a Applier, every time.Duration, log *
 	return r
 }
 
-func newProducer(t *testing.T, cfg Config) *Producer {
+func newProducer(t testing.TB, cfg Config) *Producer {
 	t.Helper()
 	p, err := NewProducer(cfg, nil, nil, prometheus.NewRegistry())
 	if err != nil {
@@ -745,6 +751,13 @@ func TestRedacted(t *testing.T) {
 	bare := spans("pay", "POST /pay")
 	bare[0].Attrs.URLQuery = "password=s3cr3t-bare"
 	bare[0].Attrs.DBQueryText = "SELECT * FROM users WHERE pass = 's3cr3t-sql'"
+	// Its samples carry api_key=s3cr3t-label, a label evident does not
+	// decode: only the request as received holds it.
+	secretPprof, err := os.ReadFile("testdata/cpu-secret.pb.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretPprof = gunzip(t, secretPprof)
 	batches := []struct {
 		name    string
 		records int
@@ -762,6 +775,16 @@ func TestRedacted(t *testing.T) {
 		}},
 		{"spans without their request", 1, func(p *Producer) error {
 			return p.Traces().Consume(context.Background(), bare)
+		}},
+		{"a pprof request with a credential label", 1, func(p *Producer) error {
+			req := &telemetry.ProfileRequest{Limits: telemetry.DefaultLimits(), Profiles: []telemetry.ReceivedProfile{
+				{Format: telemetry.FormatPprof, Data: secretPprof, Source: "pyroscope /ingest cart.cpu", Service: "cart"},
+			}}
+			ps, err := req.Limits.DecodeProfile(&req.Profiles[0])
+			if err != nil {
+				return err
+			}
+			return p.Profiles().Consume(telemetry.WithReceivedProfiles(context.Background(), req, ps), ps)
 		}},
 		{"profiles", 1, func(p *Producer) error {
 			return p.Profiles().Consume(context.Background(), []*telemetry.ProfileBatch{{Service: "cart", Source: "cart.pprof",

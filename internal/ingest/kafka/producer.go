@@ -191,15 +191,117 @@ func (p *Producer) requestRecords(ctx context.Context, req []byte, spans []telem
 // Profiles returns the consumer of profile batches: one record per
 // service of the batch, redacted, or several in order when a service's
 // profiles take more than MaxRecordBytes (a profile that does not fit
-// alone is split by its samples, splitProfile).
+// alone is split by its samples, splitProfile). Batches that came with
+// the request they were decoded from (telemetry.WithReceivedProfiles)
+// are written as that request (profileRequestRecords), as the engine
+// logs them, when redaction would mask nothing in it: the log keeps
+// what evident does not decode, and the engine decodes the same batches
+// from it with the same decoders.
 func (p *Producer) Profiles() pipeline.Consumer[[]*telemetry.ProfileBatch] {
 	return pipeline.ConsumerFunc[[]*telemetry.ProfileBatch](func(ctx context.Context, ps []*telemetry.ProfileBatch) error {
 		if len(ps) == 0 {
 			return nil
 		}
-		groups := groupBy(p.red.Profiles(ps), func(b **telemetry.ProfileBatch) string { return (*b).Service })
+		clean := p.red.Profiles(ps)
+		// The engine's rule (engine.redact): a request is kept as
+		// received only when neither its batches nor what it holds
+		// beyond them would be masked.
+		if req, ok := telemetry.ReceivedProfiles(ctx, ps); ok && &clean[0] == &ps[0] && !(p.red.Enabled() && req.Masks(p.red)) {
+			recs, err := p.profileRequestRecords(ctx, req, ps)
+			if err == nil {
+				// produce waits for the brokers, so req, the
+				// receiver's buffers, is not used after Consume
+				// returns.
+				return p.produce(ctx, "profiles", recs)
+			}
+			p.log.Debug("writing a profile request's batches encoded again", "profiles", len(ps), "err", err)
+		}
+		groups := groupBy(clean, func(b **telemetry.ProfileBatch) string { return (*b).Service })
 		return produceGroups(ctx, p, "profiles", "profiles", groups, func(g []*telemetry.ProfileBatch) string { return g[0].Service }, encodeProfiles, splitProfile)
 	})
+}
+
+// profileRequestRecords returns the records of req, the request ps were
+// decoded from (telemetry.ProfileRequest.Decode gives ps again): one
+// per service, the profiles whose batches are of it, with req's limits,
+// in as many records, each of whole profiles, as max_record_bytes asks
+// for. It fails, for the caller to write ps encoded again, when a
+// profile's batches are of several services (a pprof profile whose
+// samples name several, an OTLP request of several resources: the
+// profile cannot be split as received), when which batches a profile
+// gave cannot be told (two profiles of one source), or when a profile
+// does not fit in a record alone.
+func (p *Producer) profileRequestRecords(ctx context.Context, req *telemetry.ProfileRequest, ps []*telemetry.ProfileBatch) ([]*kgo.Record, error) {
+	if len(req.Profiles) > 1 {
+		sources := make(map[string]bool, len(req.Profiles))
+		for i := range req.Profiles {
+			if sources[req.Profiles[i].Source] {
+				return nil, fmt.Errorf("two profiles of source %q", req.Profiles[i].Source)
+			}
+			sources[req.Profiles[i].Source] = true
+		}
+	}
+	// The decoders name every batch of a profile by its source, and a
+	// request's batches are its profiles' in order.
+	of := make([]string, len(req.Profiles)) // the service of each profile's batches
+	given := make([]bool, len(req.Profiles))
+	k := 0
+	for _, b := range ps {
+		for k < len(req.Profiles) && req.Profiles[k].Source != b.Source {
+			k++
+		}
+		if k == len(req.Profiles) {
+			return nil, fmt.Errorf("a batch of source %q is not of the request's profiles in order", b.Source)
+		}
+		if given[k] && of[k] != b.Service {
+			return nil, fmt.Errorf("profile %s: batches of services %q and %q", req.Profiles[k].Source, of[k], b.Service)
+		}
+		of[k], given[k] = b.Service, true
+	}
+	var services []string
+	byService := map[string][]telemetry.ReceivedProfile{}
+	for i := range req.Profiles {
+		if !given[i] {
+			continue // it decoded to nothing, and a record of it applies nothing
+		}
+		if _, ok := byService[of[i]]; !ok {
+			services = append(services, of[i])
+		}
+		byService[of[i]] = append(byService[of[i]], req.Profiles[i])
+	}
+	var recs []*kgo.Record
+	for _, svc := range services {
+		rs, err := p.profileRecords(ctx, svc, req.Limits, byService[svc])
+		if err != nil {
+			return nil, fmt.Errorf("service %q: %w", svc, err)
+		}
+		recs = append(recs, rs...)
+	}
+	return recs, nil
+}
+
+// profileRecords returns the records of one service's profiles as
+// received: all in one when they fit, else each part of them halved
+// until it does.
+func (p *Producer) profileRecords(ctx context.Context, service string, limits telemetry.Limits, profiles []telemetry.ReceivedProfile) ([]*kgo.Record, error) {
+	value := telemetry.AppendProfileRequest(nil, &telemetry.ProfileRequest{Limits: limits, Profiles: profiles})
+	rec := record(ctx, service, formatProfileRequest, value)
+	if len(value) <= p.valueLimit(rec) {
+		return []*kgo.Record{rec}, nil
+	}
+	if len(profiles) == 1 {
+		return nil, fmt.Errorf("profile %s: %d bytes as received, more than max_record_bytes %d allows", profiles[0].Source, len(value), p.cfg.MaxRecordBytes)
+	}
+	half := len(profiles) / 2
+	first, err := p.profileRecords(ctx, service, limits, profiles[:half])
+	if err != nil {
+		return nil, err
+	}
+	rest, err := p.profileRecords(ctx, service, limits, profiles[half:])
+	if err != nil {
+		return nil, err
+	}
+	return append(first, rest...), nil
 }
 
 // produceGroups writes groups, each one service's telemetry of signal

@@ -26,9 +26,9 @@ const (
 // The formats of a record's value, each a name and a version. Spans go
 // as an OTLP ExportTraceServiceRequest in protobuf, or with encoding/gob
 // when OTLP cannot carry them as they are (telemetry.ErrNotEncodable);
-// profiles go with encoding/gob. A name/version this reader does not know
-// was written by a newer evident (errNewerFormat): the reader stops there
-// rather than misread or skip it.
+// profiles go with encoding/gob, or as received (formatProfileRequest).
+// A name/version this reader does not know was written by a newer evident
+// (errNewerFormat): the reader stops there rather than misread or skip it.
 const (
 	formatOTLPTraces = "otlp-traces/1"
 	formatGobSpans   = "gob-spans/3"
@@ -41,6 +41,18 @@ const (
 	formatGobSpansV2 = "gob-spans/2"
 )
 
+// formatProfileRequest is a request of profiles of one service as
+// received, the engine's log's encoding of it
+// (telemetry.AppendProfileRequest), which the engine decodes with the
+// receivers' decoders (Producer.Profiles says when profiles go so). The
+// request's version byte is the format's version: a request of another
+// version goes under another format, so one under this format that is
+// not of version 1 is damaged, skipped rather than taken for a newer
+// evident's (which would stop its partition). A new
+// telemetry.ProfileFormat needs a new version too: this version's
+// decoders would take a profile of it for a malformed one.
+const formatProfileRequest = "profile-request/1"
+
 // errNewerFormat marks a record whose format header is a name/version
 // this reader does not know: a newer evident's receiver wrote it.
 var errNewerFormat = errors.New("a newer evident wrote it")
@@ -51,6 +63,8 @@ var errNewerFormat = errors.New("a newer evident wrote it")
 func newerFormat(format string) bool {
 	switch format {
 	case formatOTLPTraces, formatGobSpans, formatGobSpansV1, formatGobSpansV2, formatGobProfile:
+		return false
+	case formatProfileRequest:
 		return false
 	}
 	name, version, ok := strings.Cut(format, "/")
@@ -170,6 +184,8 @@ func decode(r *kgo.Record) (Record, error) {
 		err = safegob.Decode(r.Value, &rec.Spans)
 	case formatGobProfile:
 		err = safegob.Decode(r.Value, &rec.Profiles)
+	case formatProfileRequest:
+		rec.Profiles, err = profileRequestBatches(r.Value)
 	default:
 		err = fmt.Errorf("unknown format %q", format)
 	}
@@ -177,6 +193,26 @@ func decode(r *kgo.Record) (Record, error) {
 		return rec, fmt.Errorf("decode %s: %w", where, err)
 	}
 	return rec, nil
+}
+
+// profileRequestBatches decodes a record of a profile request: the
+// batches its profiles decode to, as the receiver decoded them. A
+// profile that decodes in part gives what decoded, as it did in the
+// receiver, which handed that on; only a record of which nothing
+// decodes is an error.
+func profileRequestBatches(v []byte) ([]*telemetry.ProfileBatch, error) {
+	req, err := telemetry.ParseProfileRequest(v)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := req.Decode()
+	if len(ps) > 0 {
+		return ps, nil
+	}
+	if err == nil {
+		err = errors.New("no profile")
+	}
+	return nil, err
 }
 
 // header returns the value of r's header key, the last if there are

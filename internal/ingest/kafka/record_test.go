@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding"
 	"encoding/gob"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -130,3 +131,55 @@ func TestGobSpansVersions(t *testing.T) {
 // TestSplitTraceRequest: a request split at its spans gives parts within
 // the limit that hold, in order, every span with its resource, scope and
 // attributes as received; a span too large alone is refused.
+
+// TestDecodeProfileRequest: a record of a profile request decodes to the
+// batches its profiles give, those that decode when some do not (as the
+// receiver handed them on); one of which nothing decodes is malformed,
+// and so is one of another version of the request's encoding: a newer
+// evident writes that under a newer format.
+func TestDecodeProfileRequest(t *testing.T) {
+	folded := telemetry.ReceivedProfile{Format: telemetry.FormatFolded, Data: []byte("main;pay;charge 7\n"), Source: "pay.folded", Service: "pay"}
+	bad := telemetry.ReceivedProfile{Format: telemetry.FormatOTLPProfiles, Data: []byte("\x0a\xff\xff"), Source: "bad.otlp", Service: "pay"}
+	request := func(ps ...telemetry.ReceivedProfile) []byte {
+		return telemetry.AppendProfileRequest(nil, &telemetry.ProfileRequest{Limits: telemetry.DefaultLimits(), Profiles: ps})
+	}
+	tests := []struct {
+		name        string
+		value       []byte
+		wantSources []string
+		wantErr     string
+	}{
+		{"one profile", request(folded), []string{"pay.folded"}, ""},
+		{"one of two profiles malformed", request(bad, folded), []string{"pay.folded"}, ""},
+		{"no profile decodes", request(bad), nil, "decode OTLP profiles bad.otlp"},
+		{"no profile", request(), nil, "no profile"},
+		{"not a request", []byte("junk"), nil, "profile request: version 106"},
+		{"empty", nil, nil, "version -1"},
+		// A newer evident writes a later version under a later format.
+		{"a later version", append([]byte{2}, request(folded)[1:]...), nil, "version 2"},
+		{"version 0", append([]byte{0}, request(folded)[1:]...), nil, "version 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec, err := decode(&kgo.Record{Topic: "evident-ingest", Key: []byte("pay"), Value: tt.value, Headers: []kgo.RecordHeader{
+				{Key: headerTenant, Value: []byte("default")}, {Key: headerFormat, Value: []byte(formatProfileRequest)},
+			}})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || errors.Is(err, errNewerFormat) {
+					t.Fatalf("err = %v, want one saying %q, of damage", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, b := range rec.Profiles {
+				got = append(got, b.Source)
+			}
+			if diff := cmp.Diff(got, tt.wantSources); diff != "" {
+				t.Errorf("batches (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
