@@ -285,7 +285,7 @@ const profileRequestVersion = 1
 //	   1: format (varint), 2: data, 3: labels, 4: source, 5: service,
 //	   6: namespace, 7: the ingest window, itself
 //	      1, 2, 3: from, until, now, each {1: unix seconds (zigzag), 2: nanoseconds}, absent when zero
-//	      4: sample rate (varint)
+//	      4: sample rate (varint), 5: profile type
 //
 // ParseProfileRequest reads it back.
 func AppendProfileRequest(dst []byte, r *ProfileRequest) []byte {

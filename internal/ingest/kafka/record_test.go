@@ -26,9 +26,10 @@ var update = flag.Bool("update", false, "rewrite testdata/gob-formats.golden")
 // does not know, so a field added to telemetry.Span or ProfileBatch under
 // the same format would be dropped, without a word, by every engine of
 // the version before during a rolling upgrade; a new version makes such
-// an engine stop at the record instead (errNewerFormat). When this test
-// fails, give the format a new version, say so in docs/scaling.md, and
-// run it with -update.
+// an engine stop at the record instead (errNewerFormat). So is what a
+// profile request (profile-request/1) carries, whose reader skips the
+// fields it does not know too. When this test fails, give the format a
+// new version, say so in docs/scaling.md, and run it with -update.
 func TestGobFormatsPinned(t *testing.T) {
 	var b strings.Builder
 	for _, f := range []struct {
@@ -37,6 +38,11 @@ func TestGobFormatsPinned(t *testing.T) {
 	}{
 		{formatGobSpans, []telemetry.Span(nil)},
 		{formatGobProfile, []*telemetry.ProfileBatch(nil)},
+		// Not gob, but the same holds: ParseProfileRequest skips the
+		// fields it does not know, and a field added to what
+		// AppendProfileRequest writes would be dropped by the engines of
+		// the version before.
+		{formatProfileRequest, (*telemetry.ProfileRequest)(nil)},
 	} {
 		fmt.Fprintf(&b, "%s\n", f.format)
 		describeGob(&b, reflect.TypeOf(f.v), map[reflect.Type]bool{})
@@ -181,5 +187,8 @@ func TestDecodeProfileRequest(t *testing.T) {
 				t.Errorf("batches (-got +want):\n%s", diff)
 			}
 		})
+	}
+	if newerFormat(formatProfileRequest) || !newerFormat("profile-request/2") {
+		t.Error("profile-request/1 is this version's, /2 a newer one's")
 	}
 }
