@@ -286,8 +286,10 @@ func (r *Redactor) spansRedacted(spans []telemetry.Span) ([]telemetry.Span, bool
 }
 
 // Profiles returns profile batches with the span names their samples
-// carry (pprof span_name labels, OTLP links) redacted as text. Like Spans
-// it never modifies ps: a batch with a changed name is copied, the others
+// carry (pprof span_name labels, OTLP links) and their source redacted as
+// text: a receiver's source names what the request said, a Pyroscope
+// application name with its labels ("app.cpu{token=...}"). Like Spans it
+// never modifies ps: a batch with a changed name is copied, the others
 // are shared, and ps itself is returned when nothing changed.
 func (r *Redactor) Profiles(ps []*telemetry.ProfileBatch) []*telemetry.ProfileBatch {
 	if !r.Enabled() {
@@ -295,6 +297,7 @@ func (r *Redactor) Profiles(ps []*telemetry.ProfileBatch) []*telemetry.ProfileBa
 	}
 	var out []*telemetry.ProfileBatch
 	for i, b := range ps {
+		source := r.text(b.Source)
 		var samples []telemetry.Sample
 		for j := range b.Samples {
 			name := b.Samples[j].SpanName
@@ -305,14 +308,17 @@ func (r *Redactor) Profiles(ps []*telemetry.ProfileBatch) []*telemetry.ProfileBa
 				samples[j].SpanName = m
 			}
 		}
-		if samples == nil {
+		if samples == nil && source == b.Source {
 			continue
 		}
 		if out == nil {
 			out = slices.Clone(ps)
 		}
 		nb := *b
-		nb.Samples = samples
+		nb.Source = source
+		if samples != nil {
+			nb.Samples = samples
+		}
 		out[i] = &nb
 	}
 	if out == nil {

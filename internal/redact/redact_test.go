@@ -265,6 +265,17 @@ func TestProfiles(t *testing.T) {
 	if dirty.Samples[1].SpanName != "GET /users/bob@example.com" {
 		t.Error("the input batch was modified")
 	}
+	// A Pyroscope receiver's source holds the application name as sent,
+	// with its labels.
+	named := &telemetry.ProfileBatch{Service: "shop", Source: "pyroscope /ingest shop.cpu{env=prod,api_key=s3cr3t} from 10.0.0.7:51234",
+		Samples: []telemetry.Sample{{Count: 1, SpanName: "GET /users/{id}"}}}
+	got = r.Profiles([]*telemetry.ProfileBatch{named})
+	if want := "pyroscope /ingest shop.cpu{env=prod,api_key=REDACTED} from 10.0.0.7:51234"; got[0].Source != want {
+		t.Errorf("source = %q, want %q", got[0].Source, want)
+	}
+	if &got[0].Samples[0] != &named.Samples[0] {
+		t.Error("the samples, with nothing to mask, were copied")
+	}
 }
 
 // naiveShape is shapeOf a byte at a time.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -785,6 +786,11 @@ func TestRedacted(t *testing.T) {
 				return err
 			}
 			return p.Profiles().Consume(telemetry.WithReceivedProfiles(context.Background(), req, ps), ps)
+		}},
+		{"a Pyroscope /ingest request with a credential in its name's labels", 1, func(p *Producer) error {
+			name := url.QueryEscape("cart.cpu{env=prod,api_key=s3cr3t-name}")
+			post(t, startPyroscope(t, p.Profiles())+"/ingest?format=folded&name="+name, "text/plain", []byte("main;cart 2\n"))
+			return nil
 		}},
 		{"profiles", 1, func(p *Producer) error {
 			return p.Profiles().Consume(context.Background(), []*telemetry.ProfileBatch{{Service: "cart", Source: "cart.pprof",
