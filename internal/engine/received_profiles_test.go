@@ -80,10 +80,17 @@ func ingested(data []byte, svc string) *telemetry.ProfileRequest {
 	}}}
 }
 
+// named is req with its profile's source set to source.
+func named(req *telemetry.ProfileRequest, source string) *telemetry.ProfileRequest {
+	req.Profiles[0].Source = source
+	return req
+}
+
 // TestLogReceivedProfiles: a profile with nothing to mask is logged as
 // received, byte for byte, with what its decoder took from the request;
-// one with something to mask, in what evident decodes (a span name) or
-// not (a label named like a credential), or in a format whose texts the
+// one with something to mask, in what evident decodes (a span name, the
+// source: a Pyroscope application name's labels) or not (a label named
+// like a credential), or in a format whose texts the
 // redaction does not follow (JFR), is logged as its redacted batches, as
 // before. Either way a replay of the log gives the model applied live.
 func TestLogReceivedProfiles(t *testing.T) {
@@ -104,6 +111,8 @@ func TestLogReceivedProfiles(t *testing.T) {
 			req: ingested(pprofOf(t, textProfile("", true), map[string][]string{"span_name": {"GET /users/alice@example.com"}}), "shop")},
 		{name: "label named like a credential", kind: store.BatchProfiles, secret: "hunter2",
 			req: ingested(pprofOf(t, textProfile("", true), map[string][]string{"session_token": {"hunter2"}}), "shop")},
+		{name: "credential in the application name's labels", kind: store.BatchProfiles, redacted: true, secret: "s3cr3t",
+			req: named(ingested(pprofOf(t, textProfile("", true), nil), "shop"), "pyroscope /ingest shop.cpu{env=prod,api_key=s3cr3t} from 127.0.0.1:1")},
 		{name: "jfr", kind: store.BatchProfiles, req: &telemetry.ProfileRequest{Limits: telemetry.DefaultLimits(), Profiles: []telemetry.ReceivedProfile{
 			{Format: telemetry.FormatPyroscopeJFR, Data: jfr, Source: "pyroscope /ingest inventory", Service: "inventory", Ingest: &telemetry.IngestWindow{Now: t0}},
 		}}},
