@@ -149,3 +149,61 @@ func TestExposureOfLinkedConsumers(t *testing.T) {
 		}
 	}
 }
+
+// TestExposureOfReceiveCONSUMERSpan: the OpenTelemetry Java agent with
+// its messaging receive telemetry on makes a Kafka consumer's receive
+// span of kind CONSUMER (the semantic conventions gave receive spans that
+// kind until v1.24), with no parent and no links, since it takes a batch
+// of messages whose contexts its process spans link to. Such a span
+// takes its input through the destination it names, as a receive CLIENT
+// span does: its producers tell whose input it is. It counted as a
+// request that entered the traced system there, and every such consumer
+// was exposed.
+func TestExposureOfReceiveCONSUMERSpan(t *testing.T) {
+	msg := func(dest, op string) map[string]string {
+		return map[string]string{"messaging.system": "kafka", "messaging.destination.name": dest, "messaging.operation": op}
+	}
+	producer := []linkedSpan{
+		{"checkout", ptrace.SpanKindServer, 1, 0, nil, map[string]string{"http.request.method": "POST", "http.route": "/orders"}},
+		{"checkout", ptrace.SpanKindProducer, 2, 1, nil, msg("orders", "publish")},
+	}
+	tests := []struct {
+		name     string
+		spans    []linkedSpan
+		producer bool
+		want     Exposure
+		rule     string
+	}{
+		{"receive span alone", []linkedSpan{
+			{"worker", ptrace.SpanKindConsumer, 3, 0, nil, msg("orders", "receive")},
+		}, true, Internal, "fed only by traced services"},
+		{"receive span, process spans under it linked", []linkedSpan{
+			{"worker", ptrace.SpanKindConsumer, 3, 0, nil, msg("orders", "receive")},
+			{"worker", ptrace.SpanKindConsumer, 4, 3, []byte{2}, msg("orders", "process")},
+		}, true, Internal, "fed only by traced services"},
+		{"receive span of a topic no traced service produces to", []linkedSpan{
+			{"worker", ptrace.SpanKindConsumer, 3, 0, nil, msg("partner-events", "receive")},
+		}, true, Exposed, "fed from outside the traced system"},
+		// A process span that starts a trace without links came with no
+		// context: whoever sent it is not known to be traced.
+		{"process span without parent or links", []linkedSpan{
+			{"worker", ptrace.SpanKindConsumer, 3, 0, nil, msg("orders", "process")},
+		}, true, Exposed, "entry point"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			now := t0
+			m := model.New(model.DefaultConfig(), attribution.New(attribution.Config{}))
+			m.SetClock(func() time.Time { return now })
+			if tt.producer {
+				m.AddSpans(linkedSpans(t, producer))
+			}
+			m.AddSpans(linkedSpans(t, tt.spans))
+			now = now.Add(time.Minute)
+			a := New(DefaultConfig(), nil, m.Snapshot())
+			if got := a.Exposure("worker"); got.Level != tt.want || !strings.Contains(got.Rule, tt.rule) {
+				t.Errorf("worker's exposure = %s (%s), want %s (...%s...)", got.Level, got.Rule, tt.want, tt.rule)
+			}
+		})
+	}
+}

@@ -104,14 +104,19 @@ func (m *Model) joinLink(c caller, l linkWait, ch *Changes) {
 	}
 }
 
-// fedThroughLinks reports whether sp, a CONSUMER span of s that starts a
-// trace, took its input through a destination, as its links to the
-// messages' creation contexts say: such a span is no entry point, its
-// destination's producers tell whose input it is, as for a process span
-// under the service's own receive span (SpanCounts.Own).
-func (m *Model) fedThroughLinks(s *service, sp *telemetry.Span) bool {
+// fedThrough reports whether sp, a CONSUMER span of s that starts a
+// trace, took its input through a destination s consumes from, so that
+// the destination's producers tell whose input it is, as for a process
+// span under the service's own receive span (SpanCounts.Own), and it is
+// no entry point: its links to the messages' creation contexts say so,
+// or it is a receive span, which takes a batch of messages and has none
+// of their contexts for parent (the semantic conventions gave receive
+// spans the kind CONSUMER until v1.24, and the OpenTelemetry Java agent's
+// Kafka receive span has it). A process span with neither came with no
+// context: who sent its message is not known to be traced.
+func (m *Model) fedThrough(s *service, sp *telemetry.Span) bool {
 	a := &sp.Attrs
-	if sp.Kind != telemetry.SpanKindConsumer || len(sp.Links) == 0 || a.MessagingDestination == "" {
+	if sp.Kind != telemetry.SpanKindConsumer || len(sp.Links) == 0 && a.MessagingOperation != "receive" || a.MessagingDestination == "" {
 		return false
 	}
 	return s.consumes[m.storeName(a.MessagingSystem, a.MessagingDestination, "")] != nil

@@ -111,8 +111,9 @@ func TestLinkJoins(t *testing.T) {
 // TestLinkedCONSUMERSpanStartsNoTrace: a CONSUMER span without a parent
 // that links to its messages' creation contexts (a batch's process span)
 // took its input through its destination (SpanCounts.Own), not from
-// outside the traced system (Root); without links, or without a
-// destination to tell whose input it is, it starts a trace.
+// outside the traced system (Root), as does a receive span; without
+// links, or without a destination to tell whose input it is, it starts a
+// trace.
 func TestLinkedCONSUMERSpanStartsNoTrace(t *testing.T) {
 	process := func(dest string, links ...byte) telemetry.Span {
 		return linked(span("worker", telemetry.SpanKindConsumer, 11, 0, "process", rabbit(dest, "process")), links...)
@@ -125,6 +126,11 @@ func TestLinkedCONSUMERSpanStartsNoTrace(t *testing.T) {
 		{"linked", process("orders.worker", 2), 1, 0},
 		{"no links", process("orders.worker"), 0, 1},
 		{"no destination", process("", 2), 0, 1},
+		// A receive span of kind CONSUMER (semantic conventions before
+		// v1.24, the Java agent's Kafka receive span) has no links: its
+		// process spans do.
+		{"receive span", span("worker", telemetry.SpanKindConsumer, 11, 0, "receive", rabbit("orders.worker", "receive")), 1, 0},
+		{"receive span, no destination", span("worker", telemetry.SpanKindConsumer, 11, 0, "receive", rabbit("", "receive")), 0, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -160,9 +160,15 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			s.spans.Consumer++
 			m.consume(s, sp, now, ch)
 			m.linkProducers(s, sp, now, ch)
+			if a.MessagingOperation == "receive" {
+				// A receive span of kind CONSUMER (fedThrough) is the
+				// parent of the process span of each message of its
+				// batch, as a receive CLIENT span is.
+				m.call(sp.SpanID, caller{svc: s, error: sp.Error, many: true, start: sp.Start, end: sp.End}, ch)
+			}
 		}
 		if sp.ParentSpanID == zeroSpanID {
-			if m.fedThroughLinks(s, sp) {
+			if m.fedThrough(s, sp) {
 				s.spans.Own++
 				return
 			}
@@ -214,22 +220,28 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			}
 			host = s.touchHost(sp, m.cfg.MaxHosts)
 		}
-		c := caller{svc: s, host: host, error: sp.Error, many: many, producer: sp.Kind == telemetry.SpanKindProducer, start: sp.Start, end: sp.End}
-		if c.producer {
-			m.joinWaitingLinks(sp.SpanID, c, ch)
-		}
-		if w, cur, ok := m.callees.lookup(sp.SpanID); ok {
-			m.callees.remove(sp.SpanID, cur)
-			for cl := range w.all {
-				cl.svc.spans.Pending -= cl.n
-				m.join(c, cl.svc, cl.n, ch)
-			}
-			if !c.many {
-				return
-			}
-		}
-		m.callers.put(sp.SpanID, c)
+		m.call(sp.SpanID, caller{svc: s, host: host, error: sp.Error, many: many, producer: sp.Kind == telemetry.SpanKindProducer, start: sp.Start, end: sp.End}, ch)
 	}
+}
+
+// call joins c, the span id's caller, to the spans that wait for it, and
+// keeps it for those to come: until one joins it, or for its window when
+// many may (c.many).
+func (m *Model) call(id [8]byte, c caller, ch *Changes) {
+	if c.producer {
+		m.joinWaitingLinks(id, c, ch)
+	}
+	if w, cur, ok := m.callees.lookup(id); ok {
+		m.callees.remove(id, cur)
+		for cl := range w.all {
+			cl.svc.spans.Pending -= cl.n
+			m.join(c, cl.svc, cl.n, ch)
+		}
+		if !c.many {
+			return
+		}
+	}
+	m.callers.put(id, c)
 }
 
 // consumerSide reports whether a messaging operation type is one of a
