@@ -455,10 +455,9 @@ func (e *Engine) redact(it *item) {
 			e.log.Debug("logging a trace request's spans encoded again", "spans", len(it.raw), "err", err)
 		}
 	case store.BatchProfiles:
-		clean := e.red.Profiles(it.profiles)
-		it.redacted = &clean[0] != &it.profiles[0]
-		it.profiles = clean
-		if it.redacted || it.preq != nil && e.red.Enabled() && it.preq.Masks(e.red) {
+		var keep bool
+		it.profiles, it.redacted, keep = e.red.ProfileRequest(it.profiles, it.preq)
+		if !keep {
 			it.preq = nil
 		}
 	}

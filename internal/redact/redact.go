@@ -327,6 +327,19 @@ func (r *Redactor) Profiles(ps []*telemetry.ProfileBatch) []*telemetry.ProfileBa
 	return out
 }
 
+// ProfileRequest redacts ps, the batches decoded from req (nil when they
+// came without their request), as Profiles does, and reports whether any
+// was masked and whether req may be kept as received: only when neither
+// its batches nor what it holds beyond them (ProfileRequest.Masks) would
+// be masked. It is the one rule of the engine's log and of the Kafka
+// records, which keep a request as received or its batches redacted.
+func (r *Redactor) ProfileRequest(ps []*telemetry.ProfileBatch, req *telemetry.ProfileRequest) (clean []*telemetry.ProfileBatch, redacted, keep bool) {
+	clean = r.Profiles(ps)
+	redacted = len(ps) > 0 && &clean[0] != &ps[0]
+	keep = req != nil && !redacted && !(r.Enabled() && req.Masks(r))
+	return clean, redacted, keep
+}
+
 // span returns a redacted copy of sp and whether anything changed.
 func (r *Redactor) span(in *telemetry.Span) (telemetry.Span, bool) {
 	sp := *in

@@ -154,23 +154,31 @@ func (p *Producer) Traces() pipeline.Consumer[[]telemetry.Span] {
 // requestRecords returns the records of req, an OTLP request of the
 // spans: one service's part of it whole when it fits in one record, else
 // its parts split at its spans. A service none of the spans is of has
-// only spans the receiver refused in req, and no record.
+// only spans the receiver refused in req, and no record. The spans of one
+// service, as an SDK sends them, are req, with no need to read its
+// resources again. It fails when a service of the spans has no part of
+// req, for the caller to write the spans encoded again.
 func (p *Producer) requestRecords(ctx context.Context, req []byte, spans []telemetry.Span) ([]*kgo.Record, error) {
-	parts, err := telemetry.SplitTraceRequestByService(req)
-	if err != nil {
-		return nil, err
-	}
 	services := map[string]bool{}
 	for i := range spans {
 		if i == 0 || spans[i].Service != spans[i-1].Service {
 			services[spans[i].Service] = true
 		}
 	}
+	parts := []telemetry.ServiceRequest{{Service: spans[0].Service, Request: req}}
+	if len(services) > 1 {
+		var err error
+		if parts, err = telemetry.SplitTraceRequestByService(req); err != nil {
+			return nil, err
+		}
+	}
 	var recs []*kgo.Record
+	found := 0
 	for _, part := range parts {
 		if !services[part.Service] {
 			continue
 		}
+		found++
 		rec := record(ctx, part.Service, formatOTLPTraces, part.Request)
 		limit := p.valueLimit(rec)
 		if len(part.Request) <= limit {
@@ -184,6 +192,9 @@ func (p *Producer) requestRecords(ctx context.Context, req []byte, spans []telem
 		for _, b := range split {
 			recs = append(recs, record(ctx, part.Service, formatOTLPTraces, b))
 		}
+	}
+	if found < len(services) {
+		return nil, fmt.Errorf("spans of %d services, parts of the request of %d of them", len(services), found)
 	}
 	return recs, nil
 }
@@ -202,11 +213,9 @@ func (p *Producer) Profiles() pipeline.Consumer[[]*telemetry.ProfileBatch] {
 		if len(ps) == 0 {
 			return nil
 		}
-		clean := p.red.Profiles(ps)
-		// The engine's rule (engine.redact): a request is kept as
-		// received only when neither its batches nor what it holds
-		// beyond them would be masked.
-		if req, ok := telemetry.ReceivedProfiles(ctx, ps); ok && &clean[0] == &ps[0] && !(p.red.Enabled() && req.Masks(p.red)) {
+		req, _ := telemetry.ReceivedProfiles(ctx, ps)
+		clean, _, keep := p.red.ProfileRequest(ps, req)
+		if keep {
 			recs, err := p.profileRequestRecords(ctx, req, ps)
 			if err == nil {
 				// produce waits for the brokers, so req, the
@@ -271,37 +280,15 @@ func (p *Producer) profileRequestRecords(ctx context.Context, req *telemetry.Pro
 	}
 	var recs []*kgo.Record
 	for _, svc := range services {
-		rs, err := p.profileRecords(ctx, svc, req.Limits, byService[svc])
+		rs, err := records(ctx, p, svc, byService[svc], func(ps []telemetry.ReceivedProfile) ([]byte, string, error) {
+			return telemetry.AppendProfileRequest(nil, &telemetry.ProfileRequest{Limits: req.Limits, Profiles: ps}), formatProfileRequest, nil
+		}, nil)
 		if err != nil {
 			return nil, fmt.Errorf("service %q: %w", svc, err)
 		}
 		recs = append(recs, rs...)
 	}
 	return recs, nil
-}
-
-// profileRecords returns the records of one service's profiles as
-// received: all in one when they fit, else each part of them halved
-// until it does.
-func (p *Producer) profileRecords(ctx context.Context, service string, limits telemetry.Limits, profiles []telemetry.ReceivedProfile) ([]*kgo.Record, error) {
-	value := telemetry.AppendProfileRequest(nil, &telemetry.ProfileRequest{Limits: limits, Profiles: profiles})
-	rec := record(ctx, service, formatProfileRequest, value)
-	if len(value) <= p.valueLimit(rec) {
-		return []*kgo.Record{rec}, nil
-	}
-	if len(profiles) == 1 {
-		return nil, fmt.Errorf("profile %s: %d bytes as received, more than max_record_bytes %d allows", profiles[0].Source, len(value), p.cfg.MaxRecordBytes)
-	}
-	half := len(profiles) / 2
-	first, err := p.profileRecords(ctx, service, limits, profiles[:half])
-	if err != nil {
-		return nil, err
-	}
-	rest, err := p.profileRecords(ctx, service, limits, profiles[half:])
-	if err != nil {
-		return nil, err
-	}
-	return append(first, rest...), nil
 }
 
 // produceGroups writes groups, each one service's telemetry of signal
@@ -351,7 +338,8 @@ func records[T any](ctx context.Context, p *Producer, service string, xs []T, en
 		}
 		parts = [][]T{{x}, {y}}
 	default:
-		return nil, fmt.Errorf("one span takes %d bytes encoded, more than max_record_bytes %d allows: %w", len(value), p.cfg.MaxRecordBytes, kerr.MessageTooLarge)
+		// One span, or one profile as received.
+		return nil, fmt.Errorf("one takes %d bytes encoded, more than max_record_bytes %d allows: %w", len(value), p.cfg.MaxRecordBytes, kerr.MessageTooLarge)
 	}
 	var recs []*kgo.Record
 	for _, part := range parts {
