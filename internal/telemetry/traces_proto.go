@@ -290,9 +290,12 @@ func (d *traceDecoder) decodeScopeSpans(msg []byte, spans []Span, record string,
 			spans = slices.Grow(spans, 1)
 		}
 		spans = spans[:len(spans)+1]
+		links := len(d.links)
 		if err := d.decodeSpan(p, &spans[len(spans)-1]); err != nil {
 			d.errs.addf(err, "%s: scope_spans[%d]: span %d", record, scope, n)
 			spans = spans[:len(spans)-1]
+			// The links of a span dropped are no span's.
+			d.links = d.links[:links]
 		}
 		n++
 	}
@@ -316,7 +319,6 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 	for off := 0; off < len(msg); {
 		num, typ, v, b, n, err := readField(msg[off:])
 		if err != nil {
-			d.links = d.links[:firstLink]
 			return fmt.Errorf("at byte %d: %w", off, err)
 		}
 		off += n
@@ -372,12 +374,10 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 			// redaction, which walks them.
 			d.texts.unknown(protowire.BytesType)
 			if typ != protowire.BytesType {
-				d.links = d.links[:firstLink]
 				return fmt.Errorf("link %d: wire type %d, want message", nlinks, typ)
 			}
 			l, ok, err := decodeLink(b)
 			if err != nil {
-				d.links = d.links[:firstLink]
 				return fmt.Errorf("link %d: %w", nlinks, err)
 			}
 			nlinks++
@@ -443,7 +443,6 @@ func (d *traceDecoder) decodeSpan(msg []byte, sp *Span) error {
 		}
 	}
 	if err := spanIDsError(haveTrace, haveSpan); err != nil {
-		d.links = d.links[:firstLink]
 		return err
 	}
 	sp.Links = nil
