@@ -729,6 +729,9 @@ func (c *jsonTraceConverter) span(s ptrace.Span, service, namespace string) Span
 	sp.Error = spanError(int32(s.Status().Code()), sp.Kind, &sp.Attrs)
 	// The links the wire decoder keeps (traceDecoder.decodeSpan).
 	var dropped uint32
+	if n := s.Links().Len(); n > 0 {
+		sp.Links = make([]Link, 0, min(n, MaxSpanLinks))
+	}
 	for _, l := range s.Links().All() {
 		switch {
 		case l.SpanID().IsEmpty():
@@ -737,6 +740,9 @@ func (c *jsonTraceConverter) span(s ptrace.Span, service, namespace string) Span
 		default:
 			dropped++
 		}
+	}
+	if len(sp.Links) == 0 {
+		sp.Links = nil // links of empty ids only
 	}
 	sp.LinksDropped = addDropped(s.DroppedLinksCount(), dropped)
 	return sp

@@ -111,6 +111,7 @@ func TestGobSpansVersions(t *testing.T) {
 	spans := []telemetry.Span{{
 		Service: "poller", TraceID: [16]byte{1}, SpanID: [8]byte{2}, Kind: telemetry.SpanKindClient,
 		Attrs: telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "orders", MessagingOperation: "receive"},
+		Links: []telemetry.Link{{TraceID: [16]byte{3}, SpanID: [8]byte{4}}}, LinksDropped: 2,
 	}}
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(spans); err != nil {
