@@ -83,10 +83,21 @@ func TestJoinWindow(t *testing.T) {
 			service: "orders", want: SpanCounts{All: 1, Server: 1, Unlinked: 1},
 		},
 		{
+			// The window ends the wait, Unlinked till then; a caller
+			// after it still joins the span (a pull's, a poll's lag
+			// after the receivers).
 			name: "caller after the window",
 			steps: []step{
 				{0, []telemetry.Span{server("orders", 3, 2)}}, {10 * time.Second, []telemetry.Span{server("orders", 5, 4)}},
 				{25 * time.Second, []telemetry.Span{client("gateway", 4, 1)}}, {40 * time.Second, []telemetry.Span{client("gateway", 2, 1)}},
+			},
+			service: "orders", want: SpanCounts{All: 2, Server: 2, Linked: 2},
+		},
+		{
+			name: "no caller yet after the window",
+			steps: []step{
+				{0, []telemetry.Span{server("orders", 3, 2)}}, {10 * time.Second, []telemetry.Span{server("orders", 5, 4)}},
+				{25 * time.Second, []telemetry.Span{client("gateway", 4, 1)}}, {40 * time.Second, nil},
 			},
 			service: "orders", want: SpanCounts{All: 2, Server: 2, Linked: 1, Unlinked: 1},
 		},
@@ -142,6 +153,99 @@ func TestJoinWindow(t *testing.T) {
 			}
 			if got.Overflow.Waits != tt.waits {
 				t.Errorf("%s waits forgotten early = %d, want %d", tt.service, got.Overflow.Waits, tt.waits)
+			}
+		})
+	}
+}
+
+// TestSpanTwice: a span that arrives again (a pull of selected services
+// hands on the spans that join them to a service the receivers brought
+// too) counts once, whichever of its caller and its copies comes first
+// and however late, and the call it joins counts once.
+func TestSpanTwice(t *testing.T) {
+	server := span("orders", telemetry.SpanKindServer, 3, 2, "GET /x", telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/x"})
+	client := span("gateway", telemetry.SpanKindClient, 2, 1, "GET", telemetry.Attrs{HTTPMethod: "GET", ServerAddress: "orders"})
+	producer := span("gateway", telemetry.SpanKindProducer, 4, 1, "send", telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "events"})
+	consumer := func(svc string, id byte) telemetry.Span {
+		return span(svc, telemetry.SpanKindConsumer, id, 4, "process", telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "events"})
+	}
+	one := func(sp telemetry.Span) []telemetry.Span { return []telemetry.Span{sp} }
+	tests := []struct {
+		name  string
+		steps []step
+		// callee is the service called, calls the calls of gateway's edge
+		// to it.
+		callee string
+		want   SpanCounts
+		calls  int64
+	}{
+		{
+			name:   "callee twice before its caller",
+			steps:  []step{{0, one(server)}, {time.Second, one(server)}, {time.Second, one(client)}},
+			callee: "orders", want: SpanCounts{All: 1, Server: 1, Linked: 1}, calls: 1,
+		},
+		{
+			name:   "callee, its caller, the callee again",
+			steps:  []step{{0, one(server)}, {time.Second, one(client)}, {time.Second, one(server)}},
+			callee: "orders", want: SpanCounts{All: 1, Server: 1, Linked: 1}, calls: 1,
+		},
+		{
+			name:   "callee, its window ended, its caller, the callee again",
+			steps:  []step{{0, one(server)}, {2 * time.Minute, one(client)}, {time.Second, one(server)}},
+			callee: "orders", want: SpanCounts{All: 1, Server: 1, Linked: 1}, calls: 1,
+		},
+		{
+			name:   "callee, its window ended, the callee again, its caller",
+			steps:  []step{{0, one(server)}, {2 * time.Minute, one(server)}, {time.Second, one(client)}},
+			callee: "orders", want: SpanCounts{All: 1, Server: 1, Linked: 1}, calls: 1,
+		},
+		{
+			name:   "caller, the callee twice",
+			steps:  []step{{0, one(client)}, {time.Second, one(server)}, {2 * time.Minute, one(server)}},
+			callee: "orders", want: SpanCounts{All: 1, Server: 1, Linked: 1}, calls: 1,
+		},
+		{
+			name:   "caller twice, then its callee",
+			steps:  []step{{0, one(client)}, {time.Second, one(client)}, {time.Second, one(server)}},
+			callee: "orders", want: SpanCounts{All: 1, Server: 1, Linked: 1}, calls: 1,
+		},
+		{
+			name:   "caller, its callee, the caller again",
+			steps:  []step{{0, one(client)}, {time.Second, one(server)}, {2 * time.Minute, one(client)}},
+			callee: "orders", want: SpanCounts{All: 1, Server: 1, Linked: 1}, calls: 1,
+		},
+		{
+			name:   "consumer, its window ended, its producer, the consumer again",
+			steps:  []step{{0, one(consumer("mailer", 5))}, {2 * time.Minute, one(producer)}, {time.Second, one(consumer("mailer", 5))}},
+			callee: "mailer", want: SpanCounts{All: 1, Consumer: 1, Linked: 1}, calls: 1,
+		},
+		{
+			name: "producer, a consumer, the producer again, another consumer",
+			steps: []step{
+				{0, one(producer)}, {time.Second, one(consumer("mailer", 5))}, {time.Second, one(producer)},
+				{time.Second, one(consumer("mailer", 6))}, {time.Second, one(consumer("mailer", 5))},
+			},
+			callee: "mailer", want: SpanCounts{All: 2, Consumer: 2, Linked: 2}, calls: 2,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			snap := receive(0, tt.steps).Snapshot()
+			callee, gateway := snap.Service(tt.callee), snap.Service("gateway")
+			if callee == nil || gateway == nil {
+				t.Fatalf("services %v, want gateway and %s", snap.Services, tt.callee)
+			}
+			if diff := cmp.Diff(tt.want, callee.Spans); diff != "" {
+				t.Errorf("%s spans (-want +got):\n%s", tt.callee, diff)
+			}
+			if gateway.Spans.All != 1 {
+				t.Errorf("gateway spans: %+v, want its one span once", gateway.Spans)
+			}
+			if len(gateway.Edges) != 1 || gateway.Edges[0].To != tt.callee || gateway.Edges[0].Calls != tt.calls {
+				t.Errorf("gateway's edges: %+v, want %d calls to %s", gateway.Edges, tt.calls, tt.callee)
+			}
+			if n := len(callee.Endpoints); n != 1 || callee.Endpoints[0].Calls != tt.want.All {
+				t.Errorf("%s endpoints: %+v, want one called %d times", tt.callee, callee.Endpoints, tt.want.All)
 			}
 		})
 	}

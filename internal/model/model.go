@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"hash/maphash"
+	"math/bits"
 	"slices"
 	"sync"
 	"time"
@@ -138,7 +139,19 @@ type Model struct {
 	// as callees does (links.go).
 	links              *generations[linkWaits]
 	joinBorn, joinLast time.Time
-	now                func() time.Time
+	// ended holds, by parent span id, the spans whose wait ended
+	// (SpanCounts.Unlinked): a caller that arrives later still joins
+	// them, late, as one that arrived in time would have. A pull of
+	// selected services hands on its callers a poll's lag after the
+	// receivers brought the spans they called, beyond the join window.
+	ended *generations[callees]
+	// counted holds the ids of the spans that take part in joins, as
+	// they are counted: a span that arrives again is a copy, which
+	// counts nothing and only joins what its first could not
+	// (addCopy). A pull of selected services hands on again the spans
+	// that join them to a service the receivers brought too.
+	counted spanIDs
+	now     func() time.Time
 	// lastClient is the client.address of the last SERVER span that had
 	// one, and whether it is public: a batch's spans come from few
 	// clients (a load balancer's addresses, a scanner), and parsing an
@@ -273,6 +286,8 @@ func New(cfg Config, attr *attribution.Attributor) *Model {
 		callers:       newGenerations[caller](cfg.MaxPendingSpans),
 		callees:       newGenerations[callees](cfg.MaxPendingSpans),
 		links:         newGenerations[linkWaits](cfg.MaxPendingSpans),
+		ended:         newGenerations[callees](cfg.MaxPendingSpans),
+		counted:       spanIDs{max: cfg.MaxPendingSpans},
 		spanEndpoints: newSpanRing(cfg.MaxSpanEndpoints),
 		now:           time.Now,
 	}
@@ -519,6 +534,37 @@ func (g *generations[V]) remove(k [8]byte, cur bool) {
 	} else {
 		delete(g.prev, k)
 	}
+}
+
+// spanIDs remembers span ids in a table of at least max slots without
+// chains: an id takes the slot its hash names, forgetting the one that
+// was there, so it remembers most of the last max ids (after max more,
+// an id is still there with a chance of about 1/e). Every span that
+// takes part in joins is added: a slot's one read and write cost a
+// tenth of what a map's insert does (BenchmarkAddSpans), and a span id
+// is random, so its hash is a multiplication.
+type spanIDs struct {
+	max   int
+	slots []uint64
+	shift uint
+}
+
+// add adds id and reports whether it was there already. The zero id
+// is never there.
+func (t *spanIDs) add(id [8]byte) bool {
+	if t.slots == nil {
+		// Allocated as spans come, so that a model fed only
+		// profiles stays small.
+		n := bits.Len(uint(t.max - 1))
+		t.slots, t.shift = make([]uint64, 1<<n), uint(64-n)
+	}
+	k := binary.LittleEndian.Uint64(id[:])
+	i := (k * 0x9e3779b97f4a7c15) >> t.shift
+	if t.slots[i] == k && k != 0 {
+		return true
+	}
+	t.slots[i] = k
+	return false
 }
 
 // AddProfile aggregates a profile batch into the model and returns the

@@ -238,8 +238,11 @@ func TestMergeSameService(t *testing.T) {
 // the join window after the latest first receipt of one, by the model's
 // clock; none when it consumes from none.
 func TestWaitsUntil(t *testing.T) {
+	// Each receive span has an id of its own: one id again is a copy.
+	id := byte(0)
 	receive := func(dest string) telemetry.Span {
-		return span("worker", telemetry.SpanKindClient, 1, 0, "poll "+dest,
+		id++
+		return span("worker", telemetry.SpanKindClient, id, 0, "poll "+dest,
 			telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: dest, MessagingOperation: "receive"})
 	}
 	window := DefaultConfig().JoinWindow

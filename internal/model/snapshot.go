@@ -295,7 +295,7 @@ type Overflow struct {
 	Series int64 `json:"series,omitempty"`
 	// Waits counts the SERVER and CONSUMER spans that a full join table
 	// (MaxPendingSpans) forgot before their join window passed; they
-	// count as Unlinked, since no caller can join them any more.
+	// count as Unlinked, unless a caller joins them later.
 	Waits int64 `json:"waits,omitempty"`
 	// Links counts the links of its spans that took messages which the
 	// decoder did not keep (beyond telemetry.MaxSpanLinks) or their SDK

@@ -137,6 +137,10 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 	}
 	s.addNamespace(sp.Namespace, ch)
 	s.addImage(sp.Image)
+	if joins(sp) && m.counted.add(sp.SpanID) {
+		m.addCopy(s, sp, ch)
+		return
+	}
 	s.seen(sp.Start, sp.End)
 	s.spans.All++
 	a := &sp.Attrs
@@ -224,24 +228,87 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 	}
 }
 
-// call joins c, the span id's caller, to the spans that wait for it, and
-// keeps it for those to come: until one joins it, or for its window when
-// many may (c.many).
+// call joins c, the span id's caller, to the spans that wait for it or
+// whose wait ended (joinWaiting), and keeps it for those to come: until
+// one joins it, or for its window when many may (c.many).
 func (m *Model) call(id [8]byte, c caller, ch *Changes) {
 	if c.producer {
 		m.joinWaitingLinks(id, c, ch)
 	}
+	if m.joinWaiting(id, c, ch) && !c.many {
+		return
+	}
+	m.callers.put(id, c)
+}
+
+// joins reports whether a span takes part in joins: a CLIENT or
+// PRODUCER span, which a SERVER or CONSUMER span may have for its
+// parent, or a SERVER or CONSUMER span with a parent.
+func joins(sp *telemetry.Span) bool {
+	if sp.SpanID == zeroSpanID {
+		return false
+	}
+	switch sp.Kind {
+	case telemetry.SpanKindClient, telemetry.SpanKindProducer:
+		return true
+	case telemetry.SpanKindServer, telemetry.SpanKindConsumer:
+		return sp.ParentSpanID != zeroSpanID
+	}
+	return false
+}
+
+// addCopy takes a span of s that arrived again (counted): its first was
+// counted, so the copy counts nothing. A SERVER or CONSUMER copy joins
+// nothing either: its first joined its caller, waits for it, or ended
+// its wait, which a caller arriving later still joins (ended). A CLIENT
+// or PRODUCER copy joins the spans waiting for it, or whose wait ended:
+// its first, forgotten by the callers table before they came, no longer
+// can. A PRODUCER copy then waits for the consumers to come, as its
+// first would have.
+func (m *Model) addCopy(s *service, sp *telemetry.Span, ch *Changes) {
+	if sp.Kind != telemetry.SpanKindClient && sp.Kind != telemetry.SpanKindProducer {
+		return
+	}
+	c := caller{svc: s, error: sp.Error, many: sp.Kind == telemetry.SpanKindProducer, producer: sp.Kind == telemetry.SpanKindProducer, start: sp.Start, end: sp.End}
+	if c.producer {
+		m.joinWaitingLinks(sp.SpanID, c, ch)
+	}
+	if sp.Kind == telemetry.SpanKindClient && consumerSide(sp.Attrs.MessagingOperation) {
+		c.many = true
+	} else {
+		if _, kind, _ := m.storeOf(sp); kind != "" && kind != "messaging" {
+			return
+		}
+		c.host, _ = hostOf(&sp.Attrs)
+	}
+	m.joinWaiting(sp.SpanID, c, ch)
+	if c.many {
+		m.callers.put(sp.SpanID, c)
+	}
+}
+
+// joinWaiting joins caller c, of span id, with the SERVER or CONSUMER
+// spans waiting for it, and with those whose wait ended (Unlinked),
+// which are linked late; it reports whether it joined any.
+func (m *Model) joinWaiting(id [8]byte, c caller, ch *Changes) bool {
+	joined := false
 	if w, cur, ok := m.callees.lookup(id); ok {
 		m.callees.remove(id, cur)
 		for cl := range w.all {
 			cl.svc.spans.Pending -= cl.n
 			m.join(c, cl.svc, cl.n, ch)
 		}
-		if !c.many {
-			return
-		}
+		joined = true
 	}
-	m.callers.put(id, c)
+	if w, cur, ok := m.ended.lookup(id); ok {
+		m.ended.remove(id, cur)
+		for cl := range w.all {
+			cl.svc.spans.Unlinked -= cl.n
+			m.join(c, cl.svc, cl.n, ch)
+		}
+		joined = true
+	}
+	return joined
 }
 
 // consumerSide reports whether a messaging operation type is one of a
@@ -350,13 +417,13 @@ func (m *Model) rotateWaits(now time.Time) {
 	m.callees.rotate(func(forgotten map[[8]byte]callees) { m.endWaits(forgotten, cutoff) })
 }
 
-// endWaits ends the wait of forgotten spans: no caller can join them any
-// more, so they had no traced caller (Unlinked). Those received after
+// endWaits ends the wait of forgotten spans: they had no traced caller
+// within the window (Unlinked), unless one arrives later still (ended). Those received after
 // cutoff, forgotten by a full table before their join window passed, are
 // counted in Overflow.Waits too: under such load the bound, not the
 // window, decides how long a span waits.
 func (m *Model) endWaits(forgotten map[[8]byte]callees, cutoff time.Time) {
-	for _, w := range forgotten {
+	for parent, w := range forgotten {
 		for c := range w.all {
 			c.svc.spans.Pending -= c.n
 			c.svc.spans.Unlinked += c.n
@@ -364,6 +431,7 @@ func (m *Model) endWaits(forgotten map[[8]byte]callees, cutoff time.Time) {
 				c.svc.overflow.Waits += c.n
 			}
 		}
+		m.ended.put(parent, w)
 	}
 }
 

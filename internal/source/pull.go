@@ -189,9 +189,10 @@ func (p Pull) traces(ctx context.Context, pr *windowProgress, h telemetry.Handle
 // window it ends in; and of a service Elsewhere claims, only its spans
 // that join a selected service's (joinSpans), in resources after the
 // others. Those go last so that a selected service's CLIENT or PRODUCER
-// span joins the copy its callee's own telemetry brought, when that
-// copy still waits for it, before the copy handed on here waits too and
-// is joined as well (a call counted twice).
+// span joins the copy its callee's own telemetry brought, waiting or
+// done waiting, before the copy handed on here arrives; the model counts
+// a span once by its id, whichever copy comes first, and the copy here
+// is the only one of a trace the receivers did not bring.
 func (p Pull) handedOf(resources [][]telemetry.Span, w Window) [][]telemetry.Span {
 	var join map[spanRef]bool
 	if p.Elsewhere != nil && len(p.Services) > 0 && p.claimsAny(resources) {
