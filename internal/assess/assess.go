@@ -77,8 +77,14 @@ type Assessment struct {
 	Reachability Reachability
 	Exposure     ExposureResult
 	BlastRadius  []StoreRef
-	Priority     Priority
-	VEX          VEX
+	// BlastRadiusIncomplete, when not empty, says why BlastRadius may
+	// lack stores: services on the way reached stores, hosts or
+	// messaging destinations beyond the model's bounds, whose names it
+	// did not keep ("incomplete: orders sends messages to destinations
+	// beyond max_stores (3 calls), whose consumers are not known").
+	BlastRadiusIncomplete string
+	Priority              Priority
+	VEX                   VEX
 }
 
 // Reachability is a verdict with the evidence behind it.
@@ -176,7 +182,7 @@ type Assessor struct {
 	snap  *model.Snapshot
 	// exposure and blast radius are per service, computed once.
 	exposure map[string]ExposureResult
-	blast    map[string][]StoreRef
+	blast    map[string]blast
 	// producers and consumers are snap.Destinations(), computed once:
 	// nil until needed.
 	producers, consumers map[string][]string
@@ -190,7 +196,7 @@ type Assessor struct {
 // New returns an Assessor over snap. vulns may be nil when findings carry
 // everything (no symbols are then known).
 func New(cfg Config, vulns Vulns, snap *model.Snapshot) *Assessor {
-	return &Assessor{cfg: cfg, vulns: vulns, snap: snap, exposure: make(map[string]ExposureResult), blast: make(map[string][]StoreRef)}
+	return &Assessor{cfg: cfg, vulns: vulns, snap: snap, exposure: make(map[string]ExposureResult), blast: make(map[string]blast)}
 }
 
 // Assess assesses each finding, in priority order (highest first).
@@ -264,7 +270,8 @@ func (a *Assessor) One(f findings.Finding) Assessment {
 	svc := a.snap.Service(f.Service)
 	as.Reachability = a.reachability(f, v, svc)
 	as.Exposure = a.exposureOf(f.Service)
-	as.BlastRadius = a.blastRadius(f.Service)
+	b := a.blastRadius(f.Service)
+	as.BlastRadius, as.BlastRadiusIncomplete = b.stores, b.incomplete
 	as.Priority = priority(as)
 	as.VEX = a.vex(as, svc)
 	return as

@@ -1,6 +1,8 @@
 package assess
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -8,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/evidentsec/evident/internal/attribution"
+	"github.com/evidentsec/evident/internal/findings"
 	"github.com/evidentsec/evident/internal/model"
 	"github.com/evidentsec/evident/internal/telemetry"
 )
@@ -148,6 +151,82 @@ func TestLabelsOldDBSystemNames(t *testing.T) {
 			cfg := Config{Sensitivity: []SensitivityRule{{Store: tt.pattern, Labels: []string{"pii"}}}}
 			if got := len(cfg.Labels(tt.store)) > 0; got != tt.want {
 				t.Errorf("labelled %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestBlastRadiusBeyondBounds: a service on the way that reached
+// destinations, stores or hosts beyond the model's bounds, whose names
+// the model did not keep, leaves the blast radius incomplete, and it
+// says so rather than looking smaller than it is.
+func TestBlastRadiusBeyondBounds(t *testing.T) {
+	send := func(id byte, dest string) telemetry.Span {
+		return span("orders", telemetry.SpanKindProducer, id, 1, telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: dest, MessagingOperation: "send"})
+	}
+	db := func(svc string, id byte, coll string) telemetry.Span {
+		return span(svc, telemetry.SpanKindClient, id, 0, telemetry.Attrs{DBSystem: "postgresql", DBNamespace: "shop", DBCollection: coll})
+	}
+	host := func(id byte, addr string) telemetry.Span {
+		return span("orders", telemetry.SpanKindClient, id, 1, telemetry.Attrs{HTTPMethod: "POST", ServerAddress: addr})
+	}
+	// gateway calls orders; billing consumes kafka://refunds and writes
+	// the customers table.
+	base := []telemetry.Span{
+		span("gateway", telemetry.SpanKindClient, 20, 0, telemetry.Attrs{HTTPMethod: "GET", ServerAddress: "orders"}),
+		span("orders", telemetry.SpanKindServer, 1, 20, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/orders"}),
+		span("billing", telemetry.SpanKindConsumer, 21, 0, telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "refunds", MessagingOperation: "process"}),
+		db("billing", 22, "customers"),
+	}
+	tests := []struct {
+		name  string
+		spans []telemetry.Span
+		// want is the note of orders' and gateway's blast radius.
+		want string
+	}{
+		{"within the bounds", []telemetry.Span{send(2, "refunds")}, ""},
+		{
+			// refunds is beyond max_stores: billing's customers table is
+			// out of orders' blast radius, which cannot tell.
+			"a destination beyond max_stores", []telemetry.Span{send(2, "orders"), send(3, "refunds")},
+			"orders sends messages to destinations beyond max_stores (1 call), whose consumers are not known",
+		},
+		{
+			"a store beyond max_stores", []telemetry.Span{db("orders", 2, "orders"), db("orders", 3, "payments")},
+			"orders calls stores beyond max_stores (1 call)",
+		},
+		{
+			"a host beyond max_hosts", []telemetry.Span{host(2, "payments.example.com"), host(3, "fraud.example.com")},
+			"orders calls hosts beyond max_hosts (1 call)",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := model.DefaultConfig()
+			cfg.MaxStores, cfg.MaxHosts = 1, 1
+			m := model.New(cfg, attribution.New(attribution.Config{}))
+			m.AddSpans(append(slices.Clone(base), tt.spans...))
+			a := New(DefaultConfig(), nil, m.Snapshot())
+			for _, svc := range []string{"orders", "gateway"} {
+				b := a.blastRadius(svc)
+				want := tt.want
+				if want != "" {
+					want = "incomplete: " + want
+				}
+				if b.incomplete != want {
+					t.Errorf("blast radius of %s %+v says %q, want %q", svc, b.stores, b.incomplete, want)
+				}
+			}
+			// An assessment carries the note, and its priority says it.
+			as := a.One(textFinding("gateway", findings.StaticRequired))
+			if as.BlastRadiusIncomplete != a.blastRadius("gateway").incomplete {
+				t.Errorf("gateway's finding: blast radius incomplete %q", as.BlastRadiusIncomplete)
+			}
+			if said := slices.ContainsFunc(as.Priority.Reasons, func(r string) bool { return strings.Contains(r, "blast radius incomplete: ") }); said != (tt.want != "") {
+				t.Errorf("gateway's finding: priority reasons %q, want the blast radius said incomplete: %v", as.Priority.Reasons, tt.want != "")
+			}
+			if got := a.blastRadius("billing").incomplete; got != "" {
+				t.Errorf("billing's blast radius says %q, want nothing: it reaches nothing beyond the bounds", got)
 			}
 		})
 	}

@@ -263,10 +263,21 @@ func (a *Assessor) routes(svc *model.Service) iter.Seq2[string, string] {
 	}
 }
 
+// blast is a service's blast radius: stores, and, when a service on the
+// way reached more than the model kept, incomplete says so.
+type blast struct {
+	stores     []StoreRef
+	incomplete string
+}
+
 // blastRadius returns the stores and third parties reachable from a
 // service: its own, and those of every service downstream through calls
-// and through messaging destinations it produces to.
-func (a *Assessor) blastRadius(service string) []StoreRef {
+// and through messaging destinations it produces to. A service on the
+// way that called stores or hosts, or sent messages to destinations,
+// beyond the model's bounds (model.Overflow) leaves it incomplete: the
+// model did not keep their names, nor who consumes from those
+// destinations, so the stores listed are not all there are.
+func (a *Assessor) blastRadius(service string) blast {
 	if b, ok := a.blast[service]; ok {
 		return b
 	}
@@ -276,6 +287,7 @@ func (a *Assessor) blastRadius(service string) []StoreRef {
 	}
 	seen := map[string]bool{service: true}
 	found := map[string]StoreRef{}
+	var beyond []string
 	queue := []hop{{name: service}}
 	for len(queue) > 0 {
 		h := queue[0]
@@ -284,6 +296,7 @@ func (a *Assessor) blastRadius(service string) []StoreRef {
 		if svc == nil {
 			continue
 		}
+		beyond = append(beyond, beyondBounds(svc)...)
 		for _, st := range svc.Stores {
 			if _, ok := found[st.Name]; !ok {
 				found[st.Name] = StoreRef{Name: st.Name, Kind: st.Kind, Labels: a.cfg.labels(st.Name), Via: h.via}
@@ -304,6 +317,34 @@ func (a *Assessor) blastRadius(service string) []StoreRef {
 	slices.SortFunc(out, func(x, y StoreRef) int {
 		return cmp.Or(cmp.Compare(len(y.Labels), len(x.Labels)), cmp.Compare(x.Name, y.Name))
 	})
-	a.blast[service] = out
+	b := blast{stores: out}
+	if len(beyond) > 0 {
+		b.incomplete = "incomplete: " + strings.Join(beyond, "; ")
+	}
+	a.blast[service] = b
+	return b
+}
+
+// beyondBounds says what svc reached beyond the model's bounds that
+// the blast radius through it lacks: stores and hosts it called, and
+// destinations it sent messages to, whose consumers are not known.
+func beyondBounds(svc *model.Service) []string {
+	calls := func(n int64) string {
+		if n == 1 {
+			return "1 call"
+		}
+		return fmt.Sprintf("%d calls", n)
+	}
+	var out []string
+	o := svc.Overflow
+	if o.Stores > 0 {
+		out = append(out, fmt.Sprintf("%s calls stores beyond max_stores (%s)", svc.Name, calls(o.Stores)))
+	}
+	if o.Hosts > 0 {
+		out = append(out, fmt.Sprintf("%s calls hosts beyond max_hosts (%s)", svc.Name, calls(o.Hosts)))
+	}
+	if o.Produces > 0 {
+		out = append(out, fmt.Sprintf("%s sends messages to destinations beyond max_stores (%s), whose consumers are not known", svc.Name, calls(o.Produces)))
+	}
 	return out
 }

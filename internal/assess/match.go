@@ -77,8 +77,9 @@ func lookupVuln(f findings.Finding, vulns Vulns) *vulndb.Vuln {
 func (a *Assessor) Exposure(service string) ExposureResult { return a.exposureOf(service) }
 
 // BlastRadius returns the stores and third parties reachable from a
-// service in the Assessor's snapshot, sensitive ones first.
-func (a *Assessor) BlastRadius(service string) []StoreRef { return a.blastRadius(service) }
+// service in the Assessor's snapshot, sensitive ones first: those known,
+// which Assessment.BlastRadiusIncomplete says may not be all.
+func (a *Assessor) BlastRadius(service string) []StoreRef { return a.blastRadius(service).stores }
 
 // Labels returns the sensitivity labels config gives a store's canonical
 // name, sorted; nil when it is not sensitive.

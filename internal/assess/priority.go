@@ -103,6 +103,11 @@ func priority(as Assessment) Priority {
 	if len(sensitive) > 0 {
 		add(sensitivePoints, "reaches sensitive stores: %s", strings.Join(sensitive, ", "))
 	}
+	if as.BlastRadiusIncomplete != "" {
+		// Sensitive stores beyond the bounds would have added points:
+		// the reasons say the score may be short of them.
+		add(0, "blast radius %s", as.BlastRadiusIncomplete)
+	}
 	p.Score = min(p.Score, 100)
 
 	severe := f.Severity.Level == "critical" || f.Severity.Level == "high" || as.KnownExploited || likely

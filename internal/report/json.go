@@ -229,6 +229,8 @@ type jsonBound struct {
 
 type jsonBlastRadius struct {
 	Stores []jsonStore `json:"stores"`
+	// Incomplete says why Stores may not be all (assess.Assessment.BlastRadiusIncomplete).
+	Incomplete string `json:"incomplete,omitempty"`
 }
 
 type jsonPriority struct {
@@ -274,7 +276,7 @@ func FindingJSON(a assess.Assessment) JSONFinding {
 			Endpoints: nonNil(r.Endpoints), SpanNames: nonNil(r.SpanNames), Reason: r.Reason,
 		},
 		Exposure:    a.Exposure,
-		BlastRadius: jsonBlastRadius{Stores: jsonStores(a.BlastRadius)},
+		BlastRadius: jsonBlastRadius{Stores: jsonStores(a.BlastRadius), Incomplete: a.BlastRadiusIncomplete},
 		Priority:    jsonPriority{Tier: a.Priority.Tier, Score: a.Priority.Score, Reasons: nonNil(a.Priority.Reasons)},
 		VEX:         jsonVEX{Status: a.VEX.Status, Justification: a.VEX.Justification, Statement: a.VEX.Statement},
 	}

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -251,5 +252,35 @@ func TestMarkdownMaxBytes(t *testing.T) {
 
 	if _, err := render(100); err == nil || !strings.Contains(err.Error(), "headline alone") {
 		t.Errorf("a cap below the headline: %v, want an error", err)
+	}
+}
+
+// TestBlastRadiusIncompleteJSON: the JSON report says when a finding's
+// blast radius may lack stores (assess.Assessment.BlastRadiusIncomplete),
+// and says nothing of it when it is complete.
+func TestBlastRadiusIncompleteJSON(t *testing.T) {
+	for _, incomplete := range []string{"", "incomplete: orders calls stores beyond max_stores (2 calls)"} {
+		r := result(t)
+		r.Assessments[0].BlastRadiusIncomplete = incomplete
+		f, err := Lookup("json", Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := f.Write(&buf, r); err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Findings []struct {
+				BlastRadius map[string]any `json:"blast_radius"`
+			} `json:"findings"`
+		}
+		if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+			t.Fatal(err)
+		}
+		said, ok := got.Findings[0].BlastRadius["incomplete"]
+		if ok != (incomplete != "") || (ok && said != incomplete) {
+			t.Errorf("blast_radius %v, want incomplete %q", got.Findings[0].BlastRadius, incomplete)
+		}
 	}
 }
