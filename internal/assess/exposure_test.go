@@ -516,6 +516,25 @@ func TestExposureRoutedByIngress(t *testing.T) {
 			}
 		})
 	}
+	// The ingress passes its exposure one hop on, through a call or a
+	// destination alike (docs/priority.md): the services behind it are
+	// judged by their own spans, as behind any entry point.
+	t.Run("two hops", func(t *testing.T) {
+		snap := modelOf(t, append(slices.Clone(gateway),
+			otlpSpan{"orders", ptrace.SpanKindServer, 2, map[string]string{"http.request.method": "POST", "http.route": "/orders"}},
+			otlpSpan{"orders", ptrace.SpanKindClient, 4, map[string]string{"http.request.method": "POST", "server.address": "payments"}},
+			otlpSpan{"payments", ptrace.SpanKindServer, 5, map[string]string{"http.request.method": "POST", "http.route": "/pay"}},
+			otlpSpan{"worker", ptrace.SpanKindConsumer, 3, msg("orders", "process")},
+			otlpSpan{"worker", ptrace.SpanKindProducer, 7, msg("mail", "send")},
+			otlpSpan{"mailer", ptrace.SpanKindConsumer, 8, msg("mail", "process")},
+		))
+		a := New(cfg, nil, snap)
+		for _, svc := range []string{"payments", "mailer"} {
+			if got := a.Exposure(svc); got.Level != Internal {
+				t.Errorf("%s two hops behind the ingress: exposure = %+v, want internal", svc, got)
+			}
+		}
+	})
 }
 
 // TestExposureOfProbedServices: the kubelet's probes, a load balancer's
