@@ -549,16 +549,18 @@ type spanIDs struct {
 	shift uint
 }
 
-// add adds id and reports whether it was there already. The zero id
-// is never there.
-func (t *spanIDs) add(id [8]byte) bool {
+// add adds the id of a span of kind and reports whether it was there
+// already. The kind is part of the key: Zipkin's shared spans (B3) give
+// the callee's SERVER span the id of the caller's CLIENT span, and
+// neither is a copy of the other. The zero id is never there.
+func (t *spanIDs) add(id [8]byte, kind telemetry.SpanKind) bool {
 	if t.slots == nil {
 		// Allocated as spans come, so that a model fed only
 		// profiles stays small.
 		n := bits.Len(uint(t.max - 1))
 		t.slots, t.shift = make([]uint64, 1<<n), uint(64-n)
 	}
-	k := binary.LittleEndian.Uint64(id[:])
+	k := binary.LittleEndian.Uint64(id[:]) ^ uint64(kind)*0xbf58476d1ce4e5b9
 	i := (k * 0x9e3779b97f4a7c15) >> t.shift
 	if t.slots[i] == k && k != 0 {
 		return true

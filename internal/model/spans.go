@@ -137,7 +137,7 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 	}
 	s.addNamespace(sp.Namespace, ch)
 	s.addImage(sp.Image)
-	if joins(sp) && m.counted.add(sp.SpanID) {
+	if joins(sp) && m.counted.add(sp.SpanID, sp.Kind) {
 		m.addCopy(s, sp, ch)
 		return
 	}
@@ -430,6 +430,15 @@ func (m *Model) endWaits(forgotten map[[8]byte]callees, cutoff time.Time) {
 			if c.at > cutoff.UnixNano() {
 				c.svc.overflow.Waits += c.n
 			}
+		}
+		// Children of one parent may end their waits in different
+		// generations: they are kept together.
+		if e, cur, ok := m.ended.lookup(parent); ok {
+			m.ended.remove(parent, cur)
+			for c := range w.all {
+				e.add(c)
+			}
+			w = e
 		}
 		m.ended.put(parent, w)
 	}
