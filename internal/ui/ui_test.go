@@ -107,7 +107,9 @@ func shop() *source {
 			Bound: &assess.Bound{Share: 0.015, CPUSeconds: 0.03, WindowSeconds: 60, Samples: 200}},
 		Exposure:    assess.ExposureResult{Level: assess.Internal, Rule: "only called by traced services"},
 		BlastRadius: pii,
-		Priority:    assess.Priority{Tier: "P3", Score: 30, Reasons: []string{"+15 known exploited (CISA KEV)"}},
+		// orders called more stores than the model keeps.
+		BlastRadiusIncomplete: "incomplete: orders calls stores beyond max_stores (2 calls)",
+		Priority:              assess.Priority{Tier: "P3", Score: 30, Reasons: []string{"+15 known exploited (CISA KEV)"}},
 	}
 	as := []assess.Assessment{exec, quiet}
 	return &source{
@@ -279,12 +281,13 @@ func TestPages(t *testing.T) {
 			`<desc id="series-desc-0">20 time samples from 2026-11-24 09:01:00 UTC to 2026-11-24 10:01:00 UTC, at most 12 in the minute from 2026-11-24 09:58:00 UTC;`,
 			`<rect class="bar" x="570" y="0" width="8" height="48"><title>2026-11-24 09:58:00 UTC: 12 time samples</title></rect>`,
 			`<tr><td><time datetime="2026-11-24T10:00:00Z">2026-11-24 10:00:00 UTC</time></td><td class="num">8</td></tr>`,
-		}, []string{`id="series-title-1"`}}, // Form.Bytes has no series
+		}, []string{`id="series-title-1"`, "The blast radius is"}}, // Form.Bytes has no series
 		{"not observed finding", "/ui/findings/" + quietID, 200, []string{
 			"The service&#39;s time-sampled profiles took 200 samples over 60 s of observation",
 			"more than 1.5% of the service&#39;s CPU",
 			"rule of three: 3 / 200",
 			"evident writes virtual patches for findings whose vulnerable code was executed in an exposed service",
+			"<p>The blast radius is incomplete: orders calls stores beyond max_stores (2 calls).</p>",
 		}, []string{`id="flame"`}},
 		{"unknown finding", "/ui/findings/0000", 404, []string{"No finding &#34;0000&#34;"}, nil},
 		{"map", "/ui/map", 200, []string{
