@@ -2,7 +2,9 @@ package model
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/gob"
+	"fmt"
 	"net"
 	"slices"
 	"testing"
@@ -544,5 +546,51 @@ func TestPendingCalleeIDs(t *testing.T) {
 	again := m.TakePending()
 	if diff := cmp.Diff(ids(first), ids(again)); diff != "" {
 		t.Errorf("ids after RestorePending (-first +again):\n%s", diff)
+	}
+}
+
+// TestSpanIDsGrow: the table of span ids counted starts small, so that a
+// model of few spans (one of a tenant's, or of a Kafka partition's, in a
+// cluster) holds a few KiB and not max_pending_spans slots, and grows up
+// to its bound as ids come, keeping those it held: the latest are still
+// known after each growth.
+func TestSpanIDsGrow(t *testing.T) {
+	id := func(k uint64) [8]byte {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], k*0x9e3779b97f4a7c15)
+		return b
+	}
+	tests := []struct {
+		max, ids, slots int
+	}{
+		{max: 1 << 17, ids: 10, slots: spanIDsFirst},
+		{max: 1 << 17, ids: 3100, slots: 4 * spanIDsFirst},
+		{max: 5000, ids: 100_000, slots: 8192},
+		{max: 100, ids: 1000, slots: 128},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d ids, max %d", tt.ids, tt.max), func(t *testing.T) {
+			s := spanIDs{max: tt.max}
+			for k := range tt.ids {
+				if s.add(id(uint64(k)+1), telemetry.SpanKindServer) {
+					t.Fatalf("id %d was there before it was added", k)
+				}
+			}
+			if len(s.slots) != tt.slots {
+				t.Errorf("%d slots, want %d", len(s.slots), tt.slots)
+			}
+			// Of the last ids, nearly all are still known (some met
+			// a later one in their slot).
+			last := min(tt.ids, len(s.slots)/8)
+			known := 0
+			for k := tt.ids - last; k < tt.ids; k++ {
+				if s.add(id(uint64(k)+1), telemetry.SpanKindServer) {
+					known++
+				}
+			}
+			if known < last*3/4 {
+				t.Errorf("%d of the last %d ids known", known, last)
+			}
+		})
 	}
 }

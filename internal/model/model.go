@@ -536,18 +536,25 @@ func (g *generations[V]) remove(k [8]byte, cur bool) {
 	}
 }
 
-// spanIDs remembers span ids in a table of at least max slots without
-// chains: an id takes the slot its hash names, forgetting the one that
-// was there, so it remembers most of the last max ids (after max more,
-// an id is still there with a chance of about 1/e). Every span that
-// takes part in joins is added: a slot's one read and write cost a
-// tenth of what a map's insert does (BenchmarkAddSpans), and a span id
-// is random, so its hash is a multiplication.
+// spanIDs remembers span ids in a table of up to max slots (rounded up to
+// a power of two) without chains: an id takes the slot its hash names,
+// forgetting the one that was there, so it remembers most of the last
+// max ids (after max more, an id is still there with a chance of about
+// 1/e). Every span that takes part in joins is added: a slot's one read
+// and write cost a tenth of what a map's insert does (BenchmarkAddSpans),
+// and a span id is random, so its hash is a multiplication. The table
+// starts small and doubles each time as many ids as it has slots were
+// added, up to max: an engine keeps a model per tenant, and per Kafka
+// partition in a cluster, most of which see few spans.
 type spanIDs struct {
 	max   int
 	slots []uint64
 	shift uint
+	added int // ids added since the table last grew
 }
+
+// spanIDsFirst is the number of slots a table of span ids starts with.
+const spanIDsFirst = 1 << 10
 
 // add adds the id of a span of kind and reports whether it was there
 // already. The kind is part of the key: Zipkin's shared spans (B3) give
@@ -557,8 +564,7 @@ func (t *spanIDs) add(id [8]byte, kind telemetry.SpanKind) bool {
 	if t.slots == nil {
 		// Allocated as spans come, so that a model fed only
 		// profiles stays small.
-		n := bits.Len(uint(t.max - 1))
-		t.slots, t.shift = make([]uint64, 1<<n), uint(64-n)
+		t.resize(min(spanIDsFirst, t.limit()))
 	}
 	k := binary.LittleEndian.Uint64(id[:]) ^ uint64(kind)*0xbf58476d1ce4e5b9
 	i := (k * 0x9e3779b97f4a7c15) >> t.shift
@@ -566,7 +572,26 @@ func (t *spanIDs) add(id [8]byte, kind telemetry.SpanKind) bool {
 		return true
 	}
 	t.slots[i] = k
+	if t.added++; t.added >= len(t.slots) && len(t.slots) < t.limit() {
+		t.resize(2 * len(t.slots))
+	}
 	return false
+}
+
+// limit is the number of slots the table grows to: max, rounded up to a
+// power of two.
+func (t *spanIDs) limit() int { return 1 << bits.Len(uint(t.max-1)) }
+
+// resize makes the table n slots (a power of two), keeping the ids it
+// holds but those that meet in a slot.
+func (t *spanIDs) resize(n int) {
+	old := t.slots
+	t.slots, t.shift, t.added = make([]uint64, n), uint(64-bits.Len(uint(n-1))), 0
+	for _, k := range old {
+		if k != 0 {
+			t.slots[(k*0x9e3779b97f4a7c15)>>t.shift] = k
+		}
+	}
 }
 
 // AddProfile aggregates a profile batch into the model and returns the
