@@ -20,11 +20,13 @@ import (
 // from (an edge, Store.Linked), whichever span arrives first, within
 // the join window and the bound of the join tables.
 
-// linkWait is a span of svc, consuming from its destination dest ("" for
-// none kept), whose link names a PRODUCER span that has not arrived.
+// linkWait is a span of svc, consuming from its destination dest (nil
+// for none kept), whose link names a PRODUCER span that has not arrived.
+// The destination is svc's own Store, which lives as long as the model
+// (UnmarshalBinary makes new ones, and empties the links table).
 type linkWait struct {
 	svc  *service
-	dest string
+	dest *Store
 }
 
 // linkWaits are the spans waiting for one PRODUCER span: the first, and
@@ -35,21 +37,16 @@ type linkWaits struct {
 	more []linkWait
 }
 
-// linkProducers joins the links of sp, a span of s that took messages
-// from a destination (a CONSUMER span, or a CLIENT span that receives,
-// processes or settles), to the PRODUCER spans they name, or makes them
-// wait for those. A link to its own parent is the parent's join. The
-// links the decoder did not keep are counted (Overflow.Links).
-func (m *Model) linkProducers(s *service, sp *telemetry.Span, now time.Time, ch *Changes) {
+// linkProducers joins the links of sp, a span of s that took messages from
+// dest (nil for none kept), a destination (a CONSUMER span, or a CLIENT
+// span that receives, processes or settles), to the PRODUCER spans they
+// name, or makes them wait for those. A link to its own parent is the
+// parent's join. The links the decoder did not keep are counted
+// (Overflow.Links).
+func (m *Model) linkProducers(s *service, sp *telemetry.Span, dest *Store, now time.Time, ch *Changes) {
 	s.overflow.Links += int64(sp.LinksDropped)
 	if len(sp.Links) == 0 {
 		return
-	}
-	dest := ""
-	if a := &sp.Attrs; a.MessagingDestination != "" {
-		if name := m.storeName(a.MessagingSystem, a.MessagingDestination, ""); s.consumes[name] != nil {
-			dest = name
-		}
 	}
 	for _, l := range sp.Links {
 		if l.SpanID == sp.ParentSpanID {
@@ -99,25 +96,22 @@ func (m *Model) joinLink(c caller, l linkWait, ch *Changes) {
 		return
 	}
 	m.edge(c, l.svc, 1, ch)
-	if st := l.svc.consumes[l.dest]; st != nil {
-		st.Linked++
+	if l.dest != nil {
+		l.dest.Linked++
 	}
 }
 
-// fedThrough reports whether sp, a CONSUMER span of s that starts a
-// trace, took its input through a destination s consumes from, so that
-// the destination's producers tell whose input it is, as for a process
-// span under the service's own receive span (SpanCounts.Own), and it is
-// no entry point: its links to the messages' creation contexts say so,
-// or it is a receive span, which takes a batch of messages and has none
-// of their contexts for parent (the semantic conventions gave receive
-// spans the kind CONSUMER until v1.24, and the OpenTelemetry Java agent's
-// Kafka receive span has it). A process span with neither came with no
-// context: who sent its message is not known to be traced.
-func (m *Model) fedThrough(s *service, sp *telemetry.Span) bool {
-	a := &sp.Attrs
-	if sp.Kind != telemetry.SpanKindConsumer || len(sp.Links) == 0 && a.MessagingOperation != "receive" || a.MessagingDestination == "" {
-		return false
-	}
-	return s.consumes[m.storeName(a.MessagingSystem, a.MessagingDestination, "")] != nil
+// fedThrough reports whether sp, a CONSUMER span that starts a trace, took
+// its input through dest, the destination its service consumes from (nil
+// for none kept), so that the destination's producers tell whose input it
+// is, as for a process span under the service's own receive span
+// (SpanCounts.Own), and it is no entry point: its links to the messages'
+// creation contexts say so, or it is a receive span, which takes a batch
+// of messages and has none of their contexts for parent (the semantic
+// conventions gave receive spans the kind CONSUMER until v1.24, and the
+// OpenTelemetry Java agent's Kafka receive span has it). A process span
+// with neither came with no context: who sent its message is not known to
+// be traced.
+func fedThrough(sp *telemetry.Span, dest *Store) bool {
+	return sp.Kind == telemetry.SpanKindConsumer && dest != nil && (len(sp.Links) > 0 || sp.Attrs.MessagingOperation == "receive")
 }

@@ -146,6 +146,7 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 	a := &sp.Attrs
 	switch sp.Kind {
 	case telemetry.SpanKindServer, telemetry.SpanKindConsumer:
+		var dest *Store // the destination a CONSUMER span took from
 		idx := s.endpoint(sp, m.cfg.MaxEndpoints)
 		m.spanEndpoints.put(sp.SpanID, endpointRef{svc: s, idx: idx})
 		// A checker's request from a public address is one of the
@@ -162,8 +163,8 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			}
 		} else {
 			s.spans.Consumer++
-			m.consume(s, sp, now, ch)
-			m.linkProducers(s, sp, now, ch)
+			dest = m.consume(s, sp, now, ch)
+			m.linkProducers(s, sp, dest, now, ch)
 			if a.MessagingOperation == "receive" {
 				// A receive span of kind CONSUMER (fedThrough) is the
 				// parent of the process span of each message of its
@@ -172,7 +173,7 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			}
 		}
 		if sp.ParentSpanID == zeroSpanID {
-			if m.fedThrough(s, sp) {
+			if fedThrough(sp, dest) {
 				s.spans.Own++
 				return
 			}
@@ -200,8 +201,7 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			// caller: the process spans a consumer starts under its
 			// receive span must find their parent in the traced system,
 			// one per message of a batch.
-			m.consume(s, sp, now, ch)
-			m.linkProducers(s, sp, now, ch)
+			m.linkProducers(s, sp, m.consume(s, sp, now, ch), now, ch)
 			many = true
 		} else {
 			if name, kind, system := m.storeOf(sp); name != "" {
@@ -326,11 +326,12 @@ func consumerSide(op string) bool {
 }
 
 // consume counts a span of s, received now, that took messages from
-// their destination: s consumes from it.
-func (m *Model) consume(s *service, sp *telemetry.Span, now time.Time, ch *Changes) {
+// their destination: s consumes from it. It returns the destination, nil
+// when the span names none or s consumes from max_stores others.
+func (m *Model) consume(s *service, sp *telemetry.Span, now time.Time, ch *Changes) *Store {
 	a := &sp.Attrs
 	if a.MessagingDestination == "" {
-		return
+		return nil
 	}
 	name := m.storeName(a.MessagingSystem, a.MessagingDestination, "")
 	st, isNew := s.touchStore(s.consumes, name, "messaging", a.MessagingSystem, sp, m.cfg.MaxStores, &s.overflow.Consumes)
@@ -341,6 +342,7 @@ func (m *Model) consume(s *service, sp *telemetry.Span, now time.Time, ch *Chang
 		st.Received = now
 		ch.NewConsumes = append(ch.NewConsumes, *st)
 	}
+	return st
 }
 
 // touchHost counts a CLIENT or PRODUCER span's call to its remote host,
