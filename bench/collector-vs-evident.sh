@@ -40,12 +40,16 @@
 # threads' time on a CPU, in nanoseconds, from schedstat), the ack
 # latency p50/p99 of its OTLP/gRPC calls (upper bounds of the server's own
 # duration histogram buckets: evident_receiver_request_duration_seconds,
-# the Collector's rpc server duration), RSS at the end, and what it
-# refused (the Collector: spans; evident: requests refused before their
-# spans were counted, by admission or for lack of a request slot); then
-# the ratio evident / Collector of the medians. With ATTACK=1 (the default)
-# every span carries an SQL injection in url.query, the worst case for
-# evident's detections; ATTACK=0 sends clean spans.
+# the Collector's rpc server duration), RSS at the end, what it refused
+# (the Collector: spans; evident: requests refused before their spans
+# were counted, by admission or for lack of a request slot), and how long
+# its threads waited, ready, for a core in all (waited-ms, from
+# schedstat): mostly other work on its core, and what a p99 measured on a
+# shared machine owes to it (compare it with the CPU time, spans over
+# spans/cpu-s); then the ratio evident / Collector of the medians. With
+# ATTACK=1 (the default) every span carries an SQL injection in
+# url.query, the worst case for evident's detections; ATTACK=0 sends
+# clean spans.
 #
 # Each run first sends WARMUP (default 2s; 0 or 0s for none) of the same
 # load, unmeasured: what a server does once (evident's first commit to a
@@ -159,15 +163,15 @@ run() {
 		;;
 	esac
 	for _ in $(seq 100); do curl -sf "$metrics_url" >/dev/null && break; sleep 0.2; done
-	local before after spans refused lat
+	local before after wbefore wafter spans refused lat
 	case $warmup in
 	0 | 0s) ;;
 	*) load "$warmup" ;;
 	esac
 	curl -s "$metrics_url" >"$work/before.metrics"
-	before=$(cpu)
+	before=$(cpu) wbefore=$(waited)
 	load "$duration"
-	after=$(cpu)
+	after=$(cpu) wafter=$(waited)
 	curl -s "$metrics_url" >"$work/after.metrics"
 	spans=$(counted "$accepted_re" "$work/before.metrics" "$work/after.metrics")
 	refused=$(counted "$refused_re" "$work/before.metrics" "$work/after.metrics")
@@ -176,16 +180,16 @@ run() {
 	scale=1000
 	if grep -Eq '^rpc_server_(call_)?duration_milliseconds' "$work/after.metrics"; then scale=1; fi
 	lat=$(quantiles "$lat_re" "$scale" "$work/before.metrics" "$work/after.metrics")
-	printf '%-9s %12d %14.0f %9s %9s %8.0f %8d\n' "$name" "$spans" \
+	printf '%-9s %12d %14.0f %9s %9s %8.0f %8d %9.0f\n' "$name" "$spans" \
 		"$(awk -v s="$spans" -v a="$after" -v b="$before" 'BEGIN {print (a > b) ? s / (a - b) : 0}')" \
-		$lat "$(rss)" "$refused" | tee -a "$work/results"
+		$lat "$(rss)" "$refused" "$(awk -v a="$wafter" -v b="$wbefore" 'BEGIN {print (a - b) * 1000}')" | tee -a "$work/results"
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
 	pid=
 }
 
 echo "load: ${CLIENTS:-1} telemetrygen client(s)${STAGGER:+ started ${STAGGER}s apart}, $workers workers each, $batch spans a request, $duration a run after $warmup unmeasured, ATTACK=${ATTACK:-1}; server on core $server_cpu, load on core $load_cpu (GOMAXPROCS ${LOAD_GOMAXPROCS:-default}); $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-9s %12s %14s %9s %9s %8s %8s\n' server spans spans/cpu-s p50-ms p99-ms rss-MiB refused
+printf '%-9s %12s %14s %9s %9s %8s %8s %9s\n' server spans spans/cpu-s p50-ms p99-ms rss-MiB refused waited-ms
 for _ in $(seq "$rounds"); do
 	run collector
 	run evident

@@ -85,6 +85,12 @@ EOF
 # thread's time is lost.
 cpu() { cat "/proc/$pid/task/"*/schedstat | awk '{ns += $1} END {printf "%.6f\n", ns / 1e9}'; }
 
+# waited prints the time the server's threads have spent so far ready to
+# run but waiting for a core, in seconds (the second field of
+# /proc/PID/task/TID/schedstat): another process on the server's core, or
+# more of its own threads ready than it has cores.
+waited() { cat "/proc/$pid/task/"*/schedstat | awk '{ns += $2} END {printf "%.6f\n", ns / 1e9}'; }
+
 # rss prints the server's resident set size in MiB.
 rss() { awk '/VmRSS/ {print $2 / 1024}' "/proc/$pid/status"; }
 
