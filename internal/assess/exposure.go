@@ -209,8 +209,6 @@ func (a *Assessor) feeds(svc *model.Service) (outside, unkept, waiting, traced [
 			// Its spans link to the PRODUCER spans of traced services,
 			// which name another destination (an exchange, a topic).
 			traced = append(traced, st.Name+" (through another destination: its spans link to their PRODUCER spans)")
-		case st.Linked > 0:
-			traced = append(traced, st.Name)
 		case len(ps) == 0 && st.Waiting:
 			waiting = append(waiting, st.Name)
 		case len(ps) == 0 && len(a.unkept) > 0:

@@ -594,3 +594,35 @@ func TestSpanIDsGrow(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreForgetsJoins: a model restored from a checkpoint in place
+// (UnmarshalBinary into a model that received spans) forgets what its
+// join tables held, as one restored fresh does, since a checkpoint keeps
+// none of them: a span whose wait had ended stays unlinked when its
+// caller comes, and a span counted before is counted again.
+func TestRestoreForgetsJoins(t *testing.T) {
+	server := span("orders", telemetry.SpanKindServer, 2, 1, "GET /x", telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/x"})
+	client := span("gateway", telemetry.SpanKindClient, 1, 0, "GET", telemetry.Attrs{HTTPMethod: "GET", ServerAddress: "orders"})
+	// orders' SERVER span ends its wait, unlinked, two windows on.
+	m := receive(0, []step{{0, []telemetry.Span{server}}, {2 * time.Minute, nil}})
+	m.AddSpans(nil)
+	if got := m.Snapshot().Service("orders").Spans.Unlinked; got != 1 {
+		t.Fatalf("orders' unlinked spans before the restore: %d, want 1", got)
+	}
+	state, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.UnmarshalBinary(state); err != nil {
+		t.Fatal(err)
+	}
+	m.AddSpans([]telemetry.Span{client})
+	orders := m.Snapshot().Service("orders")
+	if orders.Spans.Unlinked != 1 || orders.Spans.Linked != 0 {
+		t.Errorf("orders' spans after the restore and its caller: %+v, want 1 unlinked, none linked", orders.Spans)
+	}
+	m.AddSpans([]telemetry.Span{server})
+	if got := m.Snapshot().Service("orders").Spans.Server; got != 2 {
+		t.Errorf("orders' SERVER spans after the same span again: %d, want 2 (counted again)", got)
+	}
+}

@@ -69,7 +69,6 @@ func (m *Model) linkProducers(s *service, sp *telemetry.Span, dest *Store, now t
 			w.more = append(w.more, linkWait{svc: s, dest: dest})
 		}
 		m.links.put(l.SpanID, w)
-		m.joinLast = now
 	}
 }
 
@@ -101,17 +100,19 @@ func (m *Model) joinLink(c caller, l linkWait, ch *Changes) {
 	}
 }
 
-// fedThrough reports whether sp, a CONSUMER span that starts a trace, took
-// its input through dest, the destination its service consumes from (nil
-// for none kept), so that the destination's producers tell whose input it
-// is, as for a process span under the service's own receive span
-// (SpanCounts.Own), and it is no entry point: its links to the messages'
-// creation contexts say so, or it is a receive span, which takes a batch
-// of messages and has none of their contexts for parent (the semantic
-// conventions gave receive spans the kind CONSUMER until v1.24, and the
-// OpenTelemetry Java agent's Kafka receive span has it). A process span
-// with neither came with no context: who sent its message is not known to
-// be traced.
-func fedThrough(sp *telemetry.Span, dest *Store) bool {
-	return sp.Kind == telemetry.SpanKindConsumer && dest != nil && (len(sp.Links) > 0 || sp.Attrs.MessagingOperation == "receive")
+// fedThrough reports whether sp, a CONSUMER span that starts a trace,
+// took its input through the destination it names, so that the
+// destination's producers tell whose input it is, as for a process span
+// under the service's own receive span (SpanCounts.Own), and it is no
+// entry point: its links to the messages' creation contexts say so, or
+// it is a receive span, which takes a batch of messages and has none of
+// their contexts for parent (the semantic conventions gave receive spans
+// the kind CONSUMER until v1.24, and the OpenTelemetry Java agent's Kafka
+// receive span has it). A process span with neither came with no
+// context: who sent its message is not known to be traced. A destination
+// beyond max_stores counts too: the service's Overflow.Consumes then
+// leaves who feeds it unknown.
+func fedThrough(sp *telemetry.Span) bool {
+	a := &sp.Attrs
+	return sp.Kind == telemetry.SpanKindConsumer && a.MessagingDestination != "" && (len(sp.Links) > 0 || a.MessagingOperation == "receive")
 }

@@ -24,8 +24,8 @@ func linked(sp telemetry.Span, ids ...byte) telemetry.Span {
 
 // TestLinkJoins: a span that took messages (a receive CLIENT span, a
 // CONSUMER span) and links to a PRODUCER span of another service is fed
-// by it, whichever of the two arrives first (a link waits for the join
-// window, a PRODUCER span until the bound of the join tables forgets it): an edge, and its destination known fed
+// by it, whichever of the two arrives first (each waits until the bound
+// of the join tables forgets it): an edge, and its destination known fed
 // (Store.Linked). A link to a span of its own service, to a span that
 // sends no message, or to its own parent joins nothing more.
 func TestLinkJoins(t *testing.T) {
@@ -47,7 +47,13 @@ func TestLinkJoins(t *testing.T) {
 			edges: map[string]int64{"checkout": 1}, linked: 1},
 		{name: "link first", steps: []step{{0, []telemetry.Span{pull("worker", 10, 2)}}, {5 * time.Second, []telemetry.Span{publish("checkout", 2)}}},
 			edges: map[string]int64{"checkout": 1}, linked: 1},
-		{name: "link first, producer two windows later", steps: []step{{0, []telemetry.Span{pull("worker", 10, 2)}}, {61 * time.Second, []telemetry.Span{publish("checkout", 2)}}}},
+		// A link is kept until the table forgets it too: a pull of
+		// selected services brings a PRODUCER span a poll after the
+		// receivers brought the consumer's.
+		{name: "link first, producer two windows later", steps: []step{{0, []telemetry.Span{pull("worker", 10, 2)}}, {61 * time.Second, []telemetry.Span{publish("checkout", 2)}}},
+			edges: map[string]int64{"checkout": 1}, linked: 1},
+		{name: "link first, producer ten minutes later", steps: []step{{0, []telemetry.Span{pull("worker", 10, 2)}}, {10 * time.Minute, []telemetry.Span{publish("checkout", 2)}}},
+			edges: map[string]int64{"checkout": 1}, linked: 1},
 		// A PRODUCER span is kept until the table forgets it, for its
 		// message's consumers as for its CONSUMER spans.
 		{name: "producer first, link two windows later", steps: []step{{0, []telemetry.Span{publish("checkout", 2)}}, {61 * time.Second, []telemetry.Span{pull("worker", 10, 2)}}},
@@ -118,23 +124,34 @@ func TestLinkedCONSUMERSpanStartsNoTrace(t *testing.T) {
 	process := func(dest string, links ...byte) telemetry.Span {
 		return linked(span("worker", telemetry.SpanKindConsumer, 11, 0, "process", rabbit(dest, "process")), links...)
 	}
+	// Beyond max_stores (1 here, after a first destination) a
+	// destination is not kept, and still named: who feeds it is not
+	// known (Overflow.Consumes), which is no entry point either.
+	first := span("worker", telemetry.SpanKindClient, 9, 0, "receive", rabbit("refunds", "receive"))
 	tests := []struct {
 		name      string
+		before    []telemetry.Span
 		sp        telemetry.Span
 		own, root int64
 	}{
-		{"linked", process("orders.worker", 2), 1, 0},
-		{"no links", process("orders.worker"), 0, 1},
-		{"no destination", process("", 2), 0, 1},
+		{name: "linked", sp: process("orders.worker", 2), own: 1},
+		{name: "no links", sp: process("orders.worker"), root: 1},
+		{name: "no destination", sp: process("", 2), root: 1},
+		{name: "linked, destination beyond max_stores", before: []telemetry.Span{first}, sp: process("orders.worker", 2), own: 1},
+		{name: "receive span, destination beyond max_stores", before: []telemetry.Span{first}, sp: span("worker", telemetry.SpanKindConsumer, 11, 0, "receive", rabbit("orders.worker", "receive")), own: 1},
 		// A receive span of kind CONSUMER (semantic conventions before
 		// v1.24, the Java agent's Kafka receive span) has no links: its
 		// process spans do.
-		{"receive span", span("worker", telemetry.SpanKindConsumer, 11, 0, "receive", rabbit("orders.worker", "receive")), 1, 0},
-		{"receive span, no destination", span("worker", telemetry.SpanKindConsumer, 11, 0, "receive", rabbit("", "receive")), 0, 1},
+		{name: "receive span", sp: span("worker", telemetry.SpanKindConsumer, 11, 0, "receive", rabbit("orders.worker", "receive")), own: 1},
+		{name: "receive span, no destination", sp: span("worker", telemetry.SpanKindConsumer, 11, 0, "receive", rabbit("", "receive")), root: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := newModel()
+			cfg := DefaultConfig()
+			cfg.MaxStores = 1
+			m := New(cfg, attribution.New(attribution.Config{}))
+			m.SetClock(func() time.Time { return t0 })
+			m.AddSpans(tt.before)
 			m.AddSpans([]telemetry.Span{tt.sp})
 			sc := m.Snapshot().Service("worker").Spans
 			if sc.Own != tt.own || sc.Root != tt.root {
@@ -208,6 +225,30 @@ func TestLinksInShard(t *testing.T) {
 			m.AddSpans([]telemetry.Span{tt.second})
 			if got := m.Snapshot().Service("worker").Consumes[0].Linked; got != tt.linked {
 				t.Errorf("linked %d, want %d", got, tt.linked)
+			}
+		})
+	}
+}
+
+// TestReceiveCONSUMERSpanCalls: a receive span of kind CONSUMER is the
+// caller of the process spans under it, whichever arrives first: they
+// join it as the service's own (SpanCounts.Own), none left waiting or
+// unlinked.
+func TestReceiveCONSUMERSpanCalls(t *testing.T) {
+	recv := span("worker", telemetry.SpanKindConsumer, 3, 0, "orders receive", telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "orders", MessagingOperation: "receive"})
+	process := span("worker", telemetry.SpanKindConsumer, 4, 3, "orders process", telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "orders", MessagingOperation: "process"})
+	want := SpanCounts{All: 2, Consumer: 2, Own: 2}
+	for _, tt := range []struct {
+		name  string
+		spans []telemetry.Span
+	}{
+		{"receive first", []telemetry.Span{recv, process}},
+		{"process first", []telemetry.Span{process, recv}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := receive(0, []step{{0, tt.spans}, {2 * time.Minute, nil}})
+			if got := m.Snapshot().Service("worker").Spans; got != want {
+				t.Errorf("worker's spans: %+v, want %+v", got, want)
 			}
 		})
 	}

@@ -146,7 +146,6 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 	a := &sp.Attrs
 	switch sp.Kind {
 	case telemetry.SpanKindServer, telemetry.SpanKindConsumer:
-		var dest *Store // the destination a CONSUMER span took from
 		idx := s.endpoint(sp, m.cfg.MaxEndpoints)
 		m.spanEndpoints.put(sp.SpanID, endpointRef{svc: s, idx: idx})
 		// A checker's request from a public address is one of the
@@ -163,8 +162,7 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			}
 		} else {
 			s.spans.Consumer++
-			dest = m.consume(s, sp, now, ch)
-			m.linkProducers(s, sp, dest, now, ch)
+			m.linkProducers(s, sp, m.consume(s, sp, now, ch), now, ch)
 			if a.MessagingOperation == "receive" {
 				// A receive span of kind CONSUMER (fedThrough) is the
 				// parent of the process span of each message of its
@@ -173,7 +171,7 @@ func (m *Model) addSpan(sp *telemetry.Span, now time.Time, ch *Changes) {
 			}
 		}
 		if sp.ParentSpanID == zeroSpanID {
-			if fedThrough(sp, dest) {
+			if fedThrough(sp) {
 				s.spans.Own++
 				return
 			}
@@ -243,7 +241,9 @@ func (m *Model) call(id [8]byte, c caller, ch *Changes) {
 
 // joins reports whether a span takes part in joins: a CLIENT or
 // PRODUCER span, which a SERVER or CONSUMER span may have for its
-// parent, or a SERVER or CONSUMER span with a parent.
+// parent, or a SERVER or CONSUMER span with a parent. A CONSUMER span
+// that starts a trace (a receive span, one with links) is not kept: as
+// for every span that starts one, a copy of it counts again.
 func joins(sp *telemetry.Span) bool {
 	if sp.SpanID == zeroSpanID {
 		return false
@@ -264,27 +264,28 @@ func joins(sp *telemetry.Span) bool {
 // or PRODUCER copy joins the spans waiting for it, or whose wait ended:
 // its first, forgotten by the callers table before they came, no longer
 // can. A PRODUCER copy then waits for the consumers to come, as its
-// first would have.
+// first would have, and a receive span's copy for the process spans
+// under it.
 func (m *Model) addCopy(s *service, sp *telemetry.Span, ch *Changes) {
-	if sp.Kind != telemetry.SpanKindClient && sp.Kind != telemetry.SpanKindProducer {
-		return
-	}
-	c := caller{svc: s, error: sp.Error, many: sp.Kind == telemetry.SpanKindProducer, producer: sp.Kind == telemetry.SpanKindProducer, start: sp.Start, end: sp.End}
-	if c.producer {
-		m.joinWaitingLinks(sp.SpanID, c, ch)
-	}
-	if sp.Kind == telemetry.SpanKindClient && consumerSide(sp.Attrs.MessagingOperation) {
+	c := caller{svc: s, error: sp.Error, start: sp.Start, end: sp.End}
+	switch {
+	case sp.Kind == telemetry.SpanKindConsumer && sp.Attrs.MessagingOperation == "receive",
+		sp.Kind == telemetry.SpanKindClient && consumerSide(sp.Attrs.MessagingOperation):
 		c.many = true
-	} else {
+	case sp.Kind == telemetry.SpanKindClient, sp.Kind == telemetry.SpanKindProducer:
 		if _, kind, _ := m.storeOf(sp); kind != "" && kind != "messaging" {
 			return
 		}
 		c.host, _ = hostOf(&sp.Attrs)
+		c.many, c.producer = sp.Kind == telemetry.SpanKindProducer, sp.Kind == telemetry.SpanKindProducer
+	default:
+		return
+	}
+	if c.many {
+		m.call(sp.SpanID, c, ch)
+		return
 	}
 	m.joinWaiting(sp.SpanID, c, ch)
-	if c.many {
-		m.callers.put(sp.SpanID, c)
-	}
 }
 
 // joinWaiting joins caller c, of span id, with the SERVER or CONSUMER
@@ -404,10 +405,8 @@ func (m *Model) age(now time.Time) {
 	}
 	cutoff := now.Add(-m.cfg.JoinWindow)
 	m.rotateWaits(now)
-	m.links.rotate(nil)
 	if !m.joinLast.After(cutoff) {
 		m.rotateWaits(now)
-		m.links.rotate(nil)
 	}
 	m.joinBorn = now
 }
