@@ -613,10 +613,11 @@ func validModulePath(p string) bool {
 // plainModulePath reports whether p is certainly a valid module path: a
 // plain import path (plainImportPath) whose elements start with no dot,
 // whose first element has a dot and only lowercase letters, digits, dots
-// and dashes, and which neither is under gopkg.in nor ends in a major
-// version ("/v2"), whose rules it leaves to module.CheckPath.
+// and dashes, and whose major version suffix, if any, is one
+// module.SplitPathVersion takes ("/v2", gopkg.in's ".v3"), as
+// module.CheckPath asks last.
 func plainModulePath(p string) bool {
-	if !plainImportPath(p) || p[0] == '.' || strings.Contains(p, "/.") || strings.HasPrefix(p, "gopkg.in/") {
+	if !plainImportPath(p) || p[0] == '.' || strings.Contains(p, "/.") {
 		return false
 	}
 	first, _, _ := strings.Cut(p, "/")
@@ -628,11 +629,8 @@ func plainModulePath(p string) bool {
 			return false
 		}
 	}
-	i := len(p)
-	for i > 0 && (isDigit(p[i-1]) || p[i-1] == '.') {
-		i--
-	}
-	return i == len(p) || i < 2 || p[i-1] != 'v' || p[i-2] != '/'
+	_, _, ok := module.SplitPathVersion(p)
+	return ok
 }
 
 // goStdPackageOfFile returns the standard-library package directory of a

@@ -69,10 +69,11 @@ func TestPlainModulePath(t *testing.T) {
 		{"git_hub.com/x", false},       // an underscore in the first element
 		{".example.com/x", false},      // a leading dot
 		{"example.com/.x", false},      // a leading dot in an element
-		{"github.com/x/y/v2", false},   // a major version, left to x/mod
+		{"github.com/x/y/v2", true},    // a major version
 		{"github.com/x/y/v1", false},   // one x/mod refuses
 		{"github.com/x/y/v2.1", false}, // and another
-		{"gopkg.in/yaml.v3", false},    // gopkg.in's versions, left to x/mod
+		{"gopkg.in/yaml.v3", true},     // gopkg.in's version
+		{"gopkg.in/yaml", false},       // gopkg.in without one
 		{"example.com/con", false},     // as plainImportPath
 		{"", false},
 	}

@@ -253,7 +253,7 @@ func (r *Redactor) Spans(spans []telemetry.Span) []telemetry.Span {
 // reaches every attribute, also those evident does not decode, with the
 // spans decoded again from it, so that they are what a decoder of the
 // kept request gives. When the wire redaction cannot follow req (err
-// says why), out is nil and the spans are those of Spans: the caller
+// says why), kept is nil and out is the spans Spans gives: the caller
 // keeps them encoded again instead of the request.
 func (r *Redactor) TraceRequest(spans []telemetry.Span, req []byte, texts *telemetry.Texts) (kept []byte, out []telemetry.Span, redacted bool, err error) {
 	if !r.Enabled() || texts != nil && !texts.Masks(r) {
@@ -336,8 +336,15 @@ func (r *Redactor) Profiles(ps []*telemetry.ProfileBatch) []*telemetry.ProfileBa
 func (r *Redactor) ProfileRequest(ps []*telemetry.ProfileBatch, req *telemetry.ProfileRequest) (clean []*telemetry.ProfileBatch, redacted, keep bool) {
 	clean = r.Profiles(ps)
 	redacted = len(ps) > 0 && &clean[0] != &ps[0]
-	keep = req != nil && !redacted && !(r.Enabled() && req.Masks(r))
+	keep = req != nil && !redacted && !(r.Enabled() && (req.Masks(r) || r.sourceMasked(req)))
 	return clean, redacted, keep
+}
+
+// sourceMasked reports whether the source of a profile of req would be
+// masked: Profiles masks it in the batches, but a profile that decoded to
+// none would keep it in req.
+func (r *Redactor) sourceMasked(req *telemetry.ProfileRequest) bool {
+	return slices.ContainsFunc(req.Profiles, func(p telemetry.ReceivedProfile) bool { return r.text(p.Source) != p.Source })
 }
 
 // span returns a redacted copy of sp and whether anything changed.

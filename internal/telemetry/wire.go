@@ -174,12 +174,12 @@ func forEachField(msg []byte, fn func(f field) error) error {
 // number num, in order, and its other fields as they are on the wire.
 func fieldValues(msg []byte, num protowire.Number) (others []byte, values [][]byte, err error) {
 	for off := 0; off < len(msg); {
-		f, n, err := nextField(msg[off:])
+		fnum, typ, _, b, n, err := readField(msg[off:])
 		if err != nil {
 			return nil, nil, fmt.Errorf("at byte %d: %w", off, err)
 		}
-		if f.num == num && f.typ == protowire.BytesType {
-			values = append(values, f.b)
+		if fnum == num && typ == protowire.BytesType {
+			values = append(values, b)
 		} else {
 			others = append(others, msg[off:off+n]...)
 		}
