@@ -191,6 +191,12 @@ type Assessor struct {
 	// (Overflow.Produces), set with producers.
 	unkept      []string
 	unkeptCalls int64
+	// unkeptConsumers are the services that took messages from
+	// destinations beyond model.Config.MaxStores (Overflow.Consumes),
+	// and unlinked those whose links were not kept (Overflow.Links):
+	// they may consume from a destination without being among its
+	// consumers. Set with producers.
+	unkeptConsumers, unlinked []string
 }
 
 // New returns an Assessor over snap. vulns may be nil when findings carry

@@ -167,15 +167,20 @@ func TestBlastRadiusBeyondBounds(t *testing.T) {
 	db := func(svc string, id byte, coll string) telemetry.Span {
 		return span(svc, telemetry.SpanKindClient, id, 0, telemetry.Attrs{DBSystem: "postgresql", DBNamespace: "shop", DBCollection: coll})
 	}
+	consume := func(id byte, dest string) telemetry.Span {
+		return span("billing", telemetry.SpanKindConsumer, id, 0, telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: dest, MessagingOperation: "process"})
+	}
 	host := func(id byte, addr string) telemetry.Span {
 		return span("orders", telemetry.SpanKindClient, id, 1, telemetry.Attrs{HTTPMethod: "POST", ServerAddress: addr})
 	}
+	audit := span("audit", telemetry.SpanKindConsumer, 24, 0, telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "audit", MessagingOperation: "process"})
+	audit.LinksDropped = 1
 	// gateway calls orders; billing consumes kafka://refunds and writes
 	// the customers table.
 	base := []telemetry.Span{
 		span("gateway", telemetry.SpanKindClient, 20, 0, telemetry.Attrs{HTTPMethod: "GET", ServerAddress: "orders"}),
 		span("orders", telemetry.SpanKindServer, 1, 20, telemetry.Attrs{HTTPMethod: "GET", HTTPRoute: "/orders"}),
-		span("billing", telemetry.SpanKindConsumer, 21, 0, telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "refunds", MessagingOperation: "process"}),
+		consume(21, "refunds"),
 		db("billing", 22, "customers"),
 	}
 	tests := []struct {
@@ -199,13 +204,30 @@ func TestBlastRadiusBeyondBounds(t *testing.T) {
 			"a host beyond max_hosts", []telemetry.Span{host(2, "payments.example.com"), host(3, "fraud.example.com")},
 			"orders calls hosts beyond max_hosts (1 call)",
 		},
+		{
+			// billing took refunds beyond its max_stores (after
+			// invoices), and its spans join no producer: it is not
+			// among refunds' consumers, so orders' blast radius lacks
+			// billing's customers table.
+			"a consumer's destination beyond max_stores", []telemetry.Span{consume(23, "invoices"), send(2, "refunds")},
+			"billing consumes from destinations beyond max_stores, which may be ones orders sends to",
+		},
+		{
+			// audit lost links of its spans (beyond the decoder's
+			// MaxSpanLinks): the PRODUCER spans of orders may be among
+			// them, so audit may be fed by refunds through a queue of
+			// another name.
+			"a consumer's links not kept", []telemetry.Span{send(2, "refunds"), audit},
+			"audit took messages whose links were not kept, which may come from destinations orders sends to",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := model.DefaultConfig()
 			cfg.MaxStores, cfg.MaxHosts = 1, 1
 			m := model.New(cfg, attribution.New(attribution.Config{}))
-			m.AddSpans(append(slices.Clone(base), tt.spans...))
+			// tt.spans come first, so that they can take a bound's places.
+			m.AddSpans(append(slices.Clone(tt.spans), base...))
 			a := New(DefaultConfig(), nil, m.Snapshot())
 			for _, svc := range []string{"orders", "gateway"} {
 				b := a.blastRadius(svc)

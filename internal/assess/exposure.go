@@ -222,7 +222,8 @@ func (a *Assessor) feeds(svc *model.Service) (outside, unkept, waiting, traced [
 	return outside, unkept, waiting, traced
 }
 
-// destinations returns snap.Destinations(), computed once, with unkept.
+// destinations returns snap.Destinations(), computed once, with unkept,
+// unkeptConsumers and unlinked.
 func (a *Assessor) destinations() (producers, consumers map[string][]string) {
 	if a.producers == nil {
 		a.producers, a.consumers = a.snap.Destinations()
@@ -230,6 +231,12 @@ func (a *Assessor) destinations() (producers, consumers map[string][]string) {
 			if s.Overflow.Produces > 0 {
 				a.unkept = append(a.unkept, s.Name)
 				a.unkeptCalls += s.Overflow.Produces
+			}
+			if s.Overflow.Consumes > 0 {
+				a.unkeptConsumers = append(a.unkeptConsumers, s.Name)
+			}
+			if s.Overflow.Links > 0 {
+				a.unlinked = append(a.unlinked, s.Name)
 			}
 		}
 	}
@@ -274,7 +281,11 @@ type blast struct {
 // way that called stores or hosts, or sent messages to destinations,
 // beyond the model's bounds (model.Overflow) leaves it incomplete: the
 // model did not keep their names, nor who consumes from those
-// destinations, so the stores listed are not all there are.
+// destinations, so the stores listed are not all there are. So does a
+// service on the way that produces to a destination while a service it
+// does not reach took messages from destinations beyond max_stores, or
+// lost links of its spans: that one may consume from the destination
+// without being among its consumers (Snapshot.Destinations).
 func (a *Assessor) blastRadius(service string) blast {
 	if b, ok := a.blast[service]; ok {
 		return b
@@ -285,7 +296,7 @@ func (a *Assessor) blastRadius(service string) blast {
 	}
 	seen := map[string]bool{service: true}
 	found := map[string]StoreRef{}
-	var beyond []string
+	var beyond, producers []string
 	queue := []hop{{name: service}}
 	for len(queue) > 0 {
 		h := queue[0]
@@ -295,6 +306,9 @@ func (a *Assessor) blastRadius(service string) blast {
 			continue
 		}
 		beyond = append(beyond, beyondBounds(svc)...)
+		if slices.ContainsFunc(svc.Stores, func(st model.Store) bool { return st.Kind == "messaging" }) {
+			producers = append(producers, svc.Name)
+		}
 		for _, st := range svc.Stores {
 			if _, ok := found[st.Name]; !ok {
 				found[st.Name] = StoreRef{Name: st.Name, Kind: st.Kind, Labels: a.cfg.labels(st.Name), Via: h.via}
@@ -315,12 +329,38 @@ func (a *Assessor) blastRadius(service string) blast {
 	slices.SortFunc(out, func(x, y StoreRef) int {
 		return cmp.Or(cmp.Compare(len(y.Labels), len(x.Labels)), cmp.Compare(x.Name, y.Name))
 	})
+	if len(producers) > 0 {
+		beyond = append(beyond, a.unkeptConsumersOf(producers, seen)...)
+	}
 	b := blast{stores: out}
 	if len(beyond) > 0 {
 		b.incomplete = "incomplete: " + strings.Join(beyond, "; ")
 	}
 	a.blast[service] = b
 	return b
+}
+
+// unkeptConsumersOf says which services, not reached (seen), may
+// consume from destinations that producers send messages to without
+// being among those destinations' consumers.
+func (a *Assessor) unkeptConsumersOf(producers []string, seen map[string]bool) []string {
+	a.destinations()
+	// verb is one or many, as names are.
+	verb := func(names []string, one, many string) string {
+		if len(names) == 1 {
+			return one
+		}
+		return many
+	}
+	sends := strings.Join(producers, ", ") + " " + verb(producers, "sends", "send")
+	var out []string
+	if c := slices.DeleteFunc(slices.Clone(a.unkeptConsumers), func(n string) bool { return seen[n] }); len(c) > 0 {
+		out = append(out, fmt.Sprintf("%s %s from destinations beyond max_stores, which may be ones %s to", strings.Join(c, ", "), verb(c, "consumes", "consume"), sends))
+	}
+	if c := slices.DeleteFunc(slices.Clone(a.unlinked), func(n string) bool { return seen[n] }); len(c) > 0 {
+		out = append(out, fmt.Sprintf("%s took messages whose links were not kept, which may come from destinations %s to", strings.Join(c, ", "), sends))
+	}
+	return out
 }
 
 // beyondBounds says what svc reached beyond the model's bounds that
