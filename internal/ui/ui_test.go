@@ -362,6 +362,51 @@ func TestPages(t *testing.T) {
 	}
 }
 
+// TestFindingBlastRadius checks what a finding's page says of its blast
+// radius: stores or none, and whether the model kept all there are.
+func TestFindingBlastRadius(t *testing.T) {
+	const incomplete = "incomplete: orders sends messages to destinations beyond max_stores (3 calls), whose consumers are not known"
+	tests := []struct {
+		name       string
+		stores     []assess.StoreRef
+		incomplete string
+		want       []string
+		dontWant   []string
+	}{
+		{"stores", []assess.StoreRef{{Name: "sqlite://shop/customers", Kind: "database", Via: []string{"orders"}}}, "",
+			[]string{"<strong>sqlite://shop/customers</strong>"}, []string{"No data store", "The blast radius is"}},
+		{"none", nil, "",
+			[]string{"<p>No data store or third party is reachable from orders in the traces.</p>"}, []string{"The blast radius is"}},
+		// None kept is not none there: the page says the model kept less.
+		{"none, incomplete", nil, incomplete, []string{
+			"<p>No data store or third party is reachable from orders in the traces that the model kept.</p>",
+			"<p>The blast radius is " + incomplete + ".</p>",
+		}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := shop()
+			a := &src.res.Assessments[1]
+			a.BlastRadius, a.BlastRadiusIncomplete = tt.stores, tt.incomplete
+			ts := newTestServer(t, src)
+			status, _, body := get(t, ts.URL+"/ui/findings/"+report.FindingID(a.Finding))
+			if status != 200 {
+				t.Fatalf("status %d, want 200", status)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("page has no %q", w)
+				}
+			}
+			for _, w := range tt.dontWant {
+				if strings.Contains(body, w) {
+					t.Errorf("page has %q", w)
+				}
+			}
+		})
+	}
+}
+
 // TestExport checks the exports the UI serves itself.
 func TestExport(t *testing.T) {
 	ts := newTestServer(t, shop())
