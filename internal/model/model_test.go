@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -427,7 +428,18 @@ func BenchmarkDecodeAndAddSpans(b *testing.B) {
 // traces (a CLIENT span and nine SERVER children of the same service that
 // arrive first, new ids in every batch), in 1000-span batches: the joins of a span and its
 // caller, and the generations of the span tables turning as they fill.
-func BenchmarkAddSpans(b *testing.B) {
+func BenchmarkAddSpans(b *testing.B) { benchmarkAddSpans(b, false) }
+
+// BenchmarkAddSpansUnjoined is BenchmarkAddSpans with a third of the
+// SERVER spans called by a parent that never arrives (an ingress proxy
+// that propagates traceparent but exports nothing), a join window passing
+// every 16 batches on the model's clock: their waits end, and the table
+// of ended waits (Model.ended) stays full, as under steady traffic. It is
+// filled before the timer starts; heap-MiB is the heap in use after the
+// run, ended its entries.
+func BenchmarkAddSpansUnjoined(b *testing.B) { benchmarkAddSpans(b, true) }
+
+func benchmarkAddSpans(b *testing.B, unjoined bool) {
 	spans := make([]telemetry.Span, 1000)
 	for i := range spans {
 		sp := &spans[i]
@@ -438,6 +450,8 @@ func BenchmarkAddSpans(b *testing.B) {
 		}
 	}
 	m := newModel()
+	now := t0
+	m.SetClock(func() time.Time { return now })
 	var n uint64
 	// ids are a counter times an odd constant: distinct, spread like
 	// random ones.
@@ -446,23 +460,53 @@ func BenchmarkAddSpans(b *testing.B) {
 		binary.LittleEndian.PutUint64(b[:], k*0x9e3779b97f4a7c15)
 		return b
 	}
-	b.ReportAllocs()
-	for b.Loop() {
+	// Parents that never arrive take ids from 2^62 on, which the spans'
+	// own never reach.
+	const absent = 1 << 62
+	batch := func() {
 		for i := range spans {
 			sp := &spans[i]
 			sp.SpanID = id(n + uint64(i))
-			if sp.Kind == telemetry.SpanKindServer {
-				sp.ParentSpanID = id(n + uint64(i+9-i%10))
+			if sp.Kind != telemetry.SpanKindServer {
+				continue
+			}
+			sp.ParentSpanID = id(n + uint64(i+9-i%10))
+			if unjoined && i%10 < 3 {
+				sp.ParentSpanID = id(absent + n + uint64(i))
 			}
 		}
 		n += uint64(len(spans))
 		m.AddSpans(spans)
+		if unjoined {
+			now = now.Add(m.cfg.JoinWindow / 16)
+		}
+	}
+	if unjoined {
+		// Two tables' worth of ended waits: it is full, and has turned.
+		for range 2 * m.cfg.MaxPendingSpans / 300 {
+			batch()
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		batch()
 	}
 	b.StopTimer()
 	// telemetrygen's spans are all of one service: a SERVER span joined
 	// to its CLIENT parent counts as its own (SpanCounts.Own).
-	if s := m.Snapshot(); s.Services[0].Spans.Own == 0 {
+	s := m.Snapshot()
+	if s.Services[0].Spans.Own == 0 {
 		b.Fatalf("no span was joined: %+v", s.Services[0].Spans)
+	}
+	if unjoined {
+		if s.Services[0].Spans.Unlinked == 0 {
+			b.Fatalf("no wait ended: %+v", s.Services[0].Spans)
+		}
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
+		b.ReportMetric(float64(len(m.ended.cur)+len(m.ended.prev)), "ended")
 	}
 }
 
