@@ -144,6 +144,7 @@ type Model struct {
 	// them, late, as one that arrived in time would have. A pull of
 	// selected services hands on its callers a poll's lag after the
 	// receivers brought the spans they called, beyond the join window.
+	// Bounded by endedBound.
 	ended *generations[callees]
 	// counted holds the ids of the spans that take part in joins, as
 	// they are counted: a span that arrives again is a copy, which
@@ -286,7 +287,7 @@ func New(cfg Config, attr *attribution.Attributor) *Model {
 		callers:       newGenerations[caller](cfg.MaxPendingSpans),
 		callees:       newGenerations[callees](cfg.MaxPendingSpans),
 		links:         newGenerations[linkWaits](cfg.MaxPendingSpans),
-		ended:         newGenerations[callees](cfg.MaxPendingSpans),
+		ended:         newGenerations[callees](endedBound(cfg.MaxPendingSpans)),
 		counted:       spanIDs{max: cfg.MaxPendingSpans},
 		spanEndpoints: newSpanRing(cfg.MaxSpanEndpoints),
 		now:           time.Now,
@@ -482,6 +483,15 @@ type generations[V any] struct {
 	max       int
 	cur, prev map[[8]byte]V
 }
+
+// endedBound is the bound of Model.ended, a quarter of MaxPendingSpans:
+// under steady traffic whose callers never arrive (an ingress proxy that
+// propagates traceparent but exports nothing) the table stays full, and
+// an engine keeps a model per tenant, and per Kafka partition in a
+// cluster. At MaxPendingSpans it held 16 MiB a model, at a quarter 4 MiB
+// (BenchmarkAddSpansUnjoined); a late caller still joins the last
+// MaxPendingSpans/8 to MaxPendingSpans/4 spans whose wait ended.
+func endedBound(maxPending int) int { return maxPending / 4 }
 
 func newGenerations[V any](max int) *generations[V] {
 	if max < 2 {
