@@ -1449,10 +1449,16 @@ func TestPartlyMalformedRequest(t *testing.T) {
 		name     string
 		services []string
 		refused  string // a service of refused spans alone
+		// renamed, when set, is the service the first span handed on
+		// is of, which no part of the request is: the spans are
+		// written encoded again.
+		renamed string
 	}{
-		{"one service", []string{"cart"}, ""},
-		{"two services", []string{"cart", "pay"}, ""},
-		{"a service of refused spans alone", []string{"cart"}, "pay"},
+		{name: "one service", services: []string{"cart"}},
+		{name: "two services", services: []string{"cart", "pay"}},
+		{name: "a service of refused spans alone", services: []string{"cart"}, refused: "pay"},
+		{name: "two services and one of refused spans alone", services: []string{"cart", "pay"}, refused: "shop"},
+		{name: "spans of a service no part of the request is", services: []string{"cart", "pay"}, renamed: "other"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1483,6 +1489,11 @@ func TestPartlyMalformedRequest(t *testing.T) {
 			received, texts, derr := telemetry.DecodeReceivedTraceRequest(nil, nil, req, "test", func(int) error { return nil })
 			if derr == nil || len(received) != len(tt.services) {
 				t.Fatalf("the receiver decoded %d spans (%v), want %d and the others refused", len(received), derr, len(tt.services))
+			}
+			if tt.renamed != "" {
+				delete(want, "default/"+received[0].Service)
+				received[0].Service = tt.renamed
+				want["default/"+tt.renamed] = []string{received[0].Name}
 			}
 			cfg := cluster(t, 1)
 			p := newProducer(t, cfg)

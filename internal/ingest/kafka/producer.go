@@ -154,9 +154,10 @@ func (p *Producer) Traces() pipeline.Consumer[[]telemetry.Span] {
 // requestRecords returns the records of req, an OTLP request of the
 // spans: one service's part of it whole when it fits in one record, else
 // its parts split at its spans. A service none of the spans is of has
-// only spans the receiver refused in req, and no record. The spans of one
-// service, as an SDK sends them, are req, with no need to read its
-// resources again. It fails when a service of the spans has no part of
+// only spans the receiver refused in req, and no record of its own: the
+// spans of one service, as an SDK sends them, are req whole, with no need
+// to read its resources again, and any such ResourceSpans with them,
+// whose spans the engine refuses again. It fails when a service of the spans has no part of
 // req, for the caller to write the spans encoded again.
 func (p *Producer) requestRecords(ctx context.Context, req []byte, spans []telemetry.Span) ([]*kgo.Record, error) {
 	services := map[string]bool{}
