@@ -657,16 +657,9 @@ func (d *Decoder) codes() error {
 	lim := d.bound(out)
 	for {
 		// A length and a distance take at most 48 bits with their
-		// extra bits. Far from the input's end, the bits are loaded
-		// without a branch on how many there are: the eight bytes at
-		// pos are added above the n loaded, and pos moves past the
-		// whole bytes that fit. Bits of a partly fitting byte are
-		// loaded again, the same, next time.
-		if pos <= len(in)-8 {
-			b |= binary.LittleEndian.Uint64(in[pos:]) << (n & 63)
-			pos += int((63 - n) >> 3)
-			n |= 56
-		} else if n < 48 {
+		// extra bits. fastCodes stopped with fewer than eight bytes
+		// of input left, so they are loaded a byte at a time.
+		if n < 48 {
 			for n <= 56 {
 				if pos >= len(in)+overrun {
 					d.save(pos, b, n, out, op)
