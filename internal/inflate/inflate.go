@@ -686,34 +686,16 @@ func (d *Decoder) codes() error {
 			return io.ErrUnexpectedEOF
 		}
 		if e&kindLiteral != 0 {
-			// After a refill, at least 56 bits were loaded: enough
-			// for three literals, and most often what follows a
-			// literal is another.
-			for k := 1; ; k++ {
-				if op >= lim {
-					if op >= d.max {
-						d.save(pos, b, n, out, op)
-						return ErrLimit
-					}
-					out = d.grow(out, op)
-					lim = d.bound(out)
-				}
-				out[op] = byte(e >> 16)
-				op++
-				if k == 3 {
-					break
-				}
-				e = d.litlen[b&(1<<litlenBits-1)]
-				if e&kindLiteral == 0 {
-					break
-				}
-				b >>= e & shiftMask
-				n -= uint(e & entryBitsLen)
-				if pos > len(in) && 8*(pos-len(in)) > int(n) {
+			if op >= lim {
+				if op >= d.max {
 					d.save(pos, b, n, out, op)
-					return io.ErrUnexpectedEOF
+					return ErrLimit
 				}
+				out = d.grow(out, op)
+				lim = d.bound(out)
 			}
+			out[op] = byte(e >> 16)
+			op++
 			continue
 		}
 		if e&(kindEnd|kindBad) != 0 {
