@@ -226,6 +226,66 @@ func TestGunzipLimit(t *testing.T) {
 	}
 }
 
+// TestGunzipLimitLiterals stops two streams at every output length in a
+// range, so the limit falls on each of the three literals fastCodes
+// writes a pass, and on matches; and at every length of their last 300
+// bytes, which codes' loop inflates the end of: a profile compressed at
+// BestSpeed, and streams of 'a' and 258-byte matches (fixedSeeds' kind),
+// one ending in them and one in literals, which codes' loop reaches.
+func TestGunzipLimitLiterals(t *testing.T) {
+	// fixed returns a gzip member of 'a', twenty 258-byte matches and
+	// then literals 'b', in fixed Huffman codes, and its content.
+	fixed := func(literals int) (content, member []byte) {
+		var w bitWriter
+		w.bits(1, 1) // BFINAL
+		w.bits(1, 2) // BTYPE 01: fixed Huffman codes
+		w.symbol('a')
+		for range 20 {
+			w.symbol(284)
+			w.bits(31, 5)
+			w.code(0, 5)
+		}
+		for range literals {
+			w.symbol('b')
+		}
+		w.symbol(256)
+		content = append(bytes.Repeat([]byte("a"), 1+20*258), bytes.Repeat([]byte("b"), literals)...)
+		member = append([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}, w.flush()...)
+		member = binary.LittleEndian.AppendUint32(member, crc32.ChecksumIEEE(content))
+		return content, binary.LittleEndian.AppendUint32(member, uint32(len(content)))
+	}
+	profile := texts(t)["profile"]
+	matches, matchesData := fixed(0)
+	literals, literalsData := fixed(16)
+	tests := []struct {
+		name          string
+		content, data []byte
+	}{
+		{"profile", profile, gzipped(t, gzip.BestSpeed, gzip.Header{}, profile)},
+		{"ending in matches", matches, matchesData},
+		{"ending in literals", literals, literalsData},
+	}
+	var d Decoder
+	for _, tt := range tests {
+		if got, err := d.Gunzip(nil, tt.data, len(tt.content)); err != nil || !bytes.Equal(got, tt.content) {
+			t.Fatalf("%s: %d bytes inflated (%v), want the %d of the content", tt.name, len(got), err, len(tt.content))
+		}
+		for _, limits := range [][2]int{{5000, 5032}, {len(tt.content) - 300, len(tt.content)}} {
+			for limit := limits[0]; limit < limits[1]; limit++ {
+				for _, dst := range [][]byte{nil, make([]byte, 0, limit+Headroom)} {
+					got, err := d.Gunzip(dst, tt.data, limit)
+					if !errors.Is(err, ErrLimit) {
+						t.Fatalf("%s, limit %d: error %v, want ErrLimit", tt.name, limit, err)
+					}
+					if len(got) > limit || !bytes.HasPrefix(tt.content, got) {
+						t.Fatalf("%s, limit %d: %d bytes inflated, not the content's start within the limit", tt.name, limit, len(got))
+					}
+				}
+			}
+		}
+	}
+}
+
 // TestGunzipCutShort cuts a profile at every length: each is refused as
 // cut short, having inflated no more than the content's start.
 func TestGunzipCutShort(t *testing.T) {
@@ -318,6 +378,9 @@ func FuzzGunzip(f *testing.F) {
 		}
 	}
 	f.Add(readFile(f, "go-cpu.pb.gz"))
+	for _, seed := range append(fixedSeeds(), dynamicSeeds()...) {
+		f.Add(seed)
+	}
 	var d Decoder
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if !bytes.HasPrefix(data, []byte{0x1f, 0x8b}) {
@@ -329,6 +392,181 @@ func FuzzGunzip(f *testing.F) {
 		}
 		compare(t, &d, data)
 	})
+}
+
+// fixedSeeds are fixed-Huffman DEFLATE streams (RFC 1951 3.2.6) of k
+// literals 'a' and then a code each exit of the decoder's loops takes: an
+// invalid literal/length code, an invalid distance code, a distance
+// before the start, a 258-byte match. Each is followed by 0 to 12 zero
+// bytes (end-of-block codes after a match), so that the code lands in
+// fastCodes, with eight bytes of input left, and in codes' loop, with
+// fewer. Runs of matches in a gzip member whose trailer states no
+// content take the output past the storage the trailer's size sized.
+func fixedSeeds() [][]byte {
+	ends := map[string]func(w *bitWriter, k int){
+		"literal/length 286": func(w *bitWriter, k int) { w.symbol(286) },
+		"distance code 30":   func(w *bitWriter, k int) { w.symbol(257); w.code(30, 5) },
+		"before the start":   func(w *bitWriter, k int) { w.symbol(257); w.code(uint32(k), 5) }, // distance k+1, k < 4
+		"258 at distance 1":  func(w *bitWriter, k int) { w.symbol(284); w.bits(31, 5); w.code(0, 5) },
+	}
+	var seeds [][]byte
+	for _, end := range ends {
+		for k := range 4 {
+			for pad := range 13 {
+				var w bitWriter
+				w.bits(1, 1) // BFINAL
+				w.bits(1, 2) // BTYPE 01: fixed Huffman codes
+				for range k {
+					w.symbol('a')
+				}
+				end(&w, k)
+				seeds = append(seeds, append(w.flush(), make([]byte, pad)...))
+			}
+		}
+	}
+	for matches := 14; matches <= 17; matches++ {
+		var w bitWriter
+		w.bits(1, 1)
+		w.bits(1, 2)
+		w.symbol('a')
+		for range matches {
+			w.symbol(284)
+			w.bits(31, 5)
+			w.code(0, 5)
+		}
+		w.symbol(256)
+		member := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
+		seeds = append(seeds, append(append(member, w.flush()...), make([]byte, 8)...))
+	}
+	return seeds
+}
+
+// dynamicSeeds are DEFLATE streams of one dynamic-Huffman block (RFC 1951
+// 3.2.7) whose distance code for distance 1 is 9 bits long, longer than
+// the decoder's first-level table: 'a', a match of 3 at distance 1 and
+// the end of the block, followed by 0 to 12 zero bytes, so that the code
+// lands in fastCodes and in codes' loop.
+func dynamicSeeds() [][]byte {
+	// Literal/length code lengths: 'a' 1, end of block 2, length 3 (257) 2.
+	// Distance code lengths, codes 0 to 9: a complete code with two of
+	// 9 bits.
+	dist := []uint{9, 9, 1, 2, 3, 4, 5, 6, 7, 8}
+	// Code length code lengths, of the symbols used: 18 is a run of 11
+	// to 138 zeros.
+	var clen [19]uint
+	for _, sym := range []int{1, 2, 9, 18, 3, 4} {
+		clen[sym] = 3
+	}
+	for _, sym := range []int{5, 6, 7, 8} {
+		clen[sym] = 4
+	}
+	order := []int{16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15}
+	clenCodes := canonical(clen[:])
+	litlen := make([]uint, 258)
+	litlen['a'], litlen[256], litlen[257] = 1, 2, 2
+	litlenCodes, distCodes := canonical(litlen), canonical(dist)
+
+	var seeds [][]byte
+	for pad := range 13 {
+		var w bitWriter
+		w.bits(1, 1)       // BFINAL
+		w.bits(2, 2)       // BTYPE 10: dynamic Huffman codes
+		w.bits(258-257, 5) // HLIT
+		w.bits(10-1, 5)    // HDIST
+		w.bits(18-4, 4)    // HCLEN: up to symbol 1, the 18th in order
+		for _, sym := range order[:18] {
+			w.bits(uint64(clen[sym]), 3)
+		}
+		length := func(l uint) { w.code(clenCodes[l], clen[l]) }
+		zeros := func(n int) { length(18); w.bits(uint64(n-11), 7) }
+		zeros('a')
+		length(1)
+		zeros(138)
+		zeros(255 - 'a' - 138)
+		length(2)
+		length(2)
+		for _, l := range dist {
+			length(l)
+		}
+		w.code(litlenCodes['a'], 1)
+		w.code(litlenCodes[257], 2)
+		w.code(distCodes[0], 9)
+		w.code(litlenCodes[256], 2)
+		seeds = append(seeds, append(w.flush(), make([]byte, pad)...))
+	}
+	return seeds
+}
+
+// canonical returns the Huffman codes of code lengths (RFC 1951 3.2.2).
+func canonical(lengths []uint) []uint32 {
+	var count [16]uint32
+	for _, l := range lengths {
+		count[l]++
+	}
+	count[0] = 0
+	var next [16]uint32
+	code := uint32(0)
+	for bits := 1; bits < 16; bits++ {
+		code = (code + count[bits-1]) << 1
+		next[bits] = code
+	}
+	codes := make([]uint32, len(lengths))
+	for i, l := range lengths {
+		if l != 0 {
+			codes[i] = next[l]
+			next[l]++
+		}
+	}
+	return codes
+}
+
+// bitWriter writes DEFLATE's bits, least significant first.
+type bitWriter struct {
+	out []byte
+	b   uint64
+	n   uint
+}
+
+// bits writes the n low bits of v, least significant first, as extra
+// bits and header fields are.
+func (w *bitWriter) bits(v uint64, n uint) {
+	w.b |= v << w.n
+	w.n += n
+	for w.n >= 8 {
+		w.out = append(w.out, byte(w.b))
+		w.b >>= 8
+		w.n -= 8
+	}
+}
+
+// code writes an n-bit Huffman code, most significant bit first.
+func (w *bitWriter) code(c uint32, n uint) {
+	for i := int(n) - 1; i >= 0; i-- {
+		w.bits(uint64(c>>i&1), 1)
+	}
+}
+
+// symbol writes a literal/length symbol in the fixed Huffman code,
+// including the two invalid ones, 286 and 287.
+func (w *bitWriter) symbol(v uint32) {
+	switch {
+	case v < 144:
+		w.code(0x30+v, 8)
+	case v < 256:
+		w.code(0x190+v-144, 9)
+	case v < 280:
+		w.code(v-256, 7)
+	default:
+		w.code(0xc0+v-280, 8)
+	}
+}
+
+// flush returns the bytes written, the last one padded with zero bits.
+func (w *bitWriter) flush() []byte {
+	if w.n > 0 {
+		w.out = append(w.out, byte(w.b))
+	}
+	return w.out
 }
 
 // BenchmarkGunzip inflates the telemetry package's real profiles and a
