@@ -73,55 +73,90 @@ func flattenProfile(p *profile.Profile, vi int) []flatSample {
 }
 
 // TestDecodePprofMatchesProfileParse decodes every fixture both ways and
-// compares frames, values, labels and totals.
+// compares frames, values, labels and totals; and every fixture again
+// with its location ids moved up by 1<<20, whose varints take three
+// bytes, more than the decoder's inline read of a location's fields takes
+// (the fixtures' ids take one or two).
 func TestDecodePprofMatchesProfileParse(t *testing.T) {
+	variants := []struct {
+		name   string
+		change func(p *profile.Profile)
+	}{
+		{"as written", nil},
+		{"location ids of three bytes", func(p *profile.Profile) {
+			for _, loc := range p.Location {
+				loc.ID += 1 << 20
+			}
+		}},
+	}
 	for _, name := range pprofFixtures {
-		t.Run(name, func(t *testing.T) {
-			data := readFixture(t, name)
-			got, err := DecodePprof(data, name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p, err := profile.Parse(bytes.NewReader(data))
-			if err != nil {
-				t.Fatal(err)
-			}
-			vi := -1
-			for i, st := range p.SampleType {
-				if st.Type == got[0].SampleType && st.Unit == got[0].Unit {
-					vi = i
+		for _, variant := range variants {
+			t.Run(name+"/"+variant.name, func(t *testing.T) {
+				data := readFixture(t, name)
+				if variant.change != nil {
+					p, err := profile.Parse(bytes.NewReader(data))
+					if err != nil {
+						t.Fatal(err)
+					}
+					variant.change(p)
+					var b bytes.Buffer
+					if err := p.Write(&b); err != nil {
+						t.Fatal(err)
+					}
+					data = b.Bytes()
 				}
-			}
-			if vi < 0 {
-				t.Fatalf("sample type %s/%s not in profile", got[0].SampleType, got[0].Unit)
-			}
-			want := flattenProfile(p, vi)
-			// Batches split by service reorder samples; compare as multisets.
-			key := func(f flatSample) string { return fmt.Sprint(f) }
-			sortBy := cmp.Transformer("sort", func(in []flatSample) map[string]int {
-				m := map[string]int{}
-				for _, f := range in {
-					m[key(f)]++
-				}
-				return m
+				matchesProfileParse(t, name, data)
 			})
-			if diff := cmp.Diff(want, flatten(got), sortBy); diff != "" {
-				t.Errorf("samples differ from profile.Parse (-want +got):\n%s", diff)
-			}
-			var total, wantTotal int64
-			for _, f := range flatten(got) {
-				total += f.Value
-			}
-			for _, s := range p.Sample {
-				wantTotal += s.Value[vi]
-			}
-			if total != wantTotal || total == 0 {
-				t.Errorf("total %d, want %d (non-zero)", total, wantTotal)
-			}
-			if got[0].Period != p.Period || got[0].Duration.Nanoseconds() != p.DurationNanos || got[0].Start.UnixNano() != p.TimeNanos {
-				t.Errorf("period/duration/start %d/%v/%v, want %d/%d/%d", got[0].Period, got[0].Duration, got[0].Start, p.Period, p.DurationNanos, p.TimeNanos)
-			}
-		})
+		}
+	}
+}
+
+// matchesProfileParse decodes data both ways and compares frames, values,
+// labels and totals.
+func matchesProfileParse(t *testing.T, name string, data []byte) {
+	t.Helper()
+	got, err := DecodePprof(data, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := profile.Parse(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vi := -1
+	for i, st := range p.SampleType {
+		if st.Type == got[0].SampleType && st.Unit == got[0].Unit {
+			vi = i
+		}
+	}
+	if vi < 0 {
+		t.Fatalf("sample type %s/%s not in profile", got[0].SampleType, got[0].Unit)
+	}
+	want := flattenProfile(p, vi)
+	// Batches split by service reorder samples; compare as multisets.
+	key := func(f flatSample) string { return fmt.Sprint(f) }
+	sortBy := cmp.Transformer("sort", func(in []flatSample) map[string]int {
+		m := map[string]int{}
+		for _, f := range in {
+			m[key(f)]++
+		}
+		return m
+	})
+	if diff := cmp.Diff(want, flatten(got), sortBy); diff != "" {
+		t.Errorf("samples differ from profile.Parse (-want +got):\n%s", diff)
+	}
+	var total, wantTotal int64
+	for _, f := range flatten(got) {
+		total += f.Value
+	}
+	for _, s := range p.Sample {
+		wantTotal += s.Value[vi]
+	}
+	if total != wantTotal || total == 0 {
+		t.Errorf("total %d, want %d (non-zero)", total, wantTotal)
+	}
+	if got[0].Period != p.Period || got[0].Duration.Nanoseconds() != p.DurationNanos || got[0].Start.UnixNano() != p.TimeNanos {
+		t.Errorf("period/duration/start %d/%v/%v, want %d/%d/%d", got[0].Period, got[0].Duration, got[0].Start, p.Period, p.DurationNanos, p.TimeNanos)
 	}
 }
 
