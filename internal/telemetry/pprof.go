@@ -801,17 +801,16 @@ func (d *pprofDecoder) buildLocations(b *ProfileBatch) {
 			num, v, n := shortVarintField(msg[off:])
 			var p []byte
 			if n == 0 {
-				typ = protowire.BytesType
-				if num, p, n = shortBytesField(msg[off:]); n == 0 {
-					// The address, a long varint whose value a
-					// location's frames do not need, is skipped.
-					typ = protowire.VarintType
-					if num, n = longVarintField(msg[off:]); n == 0 || num == 1 {
-						var ferr error
-						if num, typ, v, p, n, ferr = readField(msg[off:]); ferr != nil {
-							err = fmt.Errorf("at byte %d: %w", off, ferr)
-							break
-						}
+				// The address, a long varint whose value a location's
+				// frames do not need, is skipped (longVarintField); a
+				// long id is read.
+				if num, p, n = shortBytesField(msg[off:]); n != 0 {
+					typ = protowire.BytesType
+				} else if num, n = longVarintField(msg[off:]); n == 0 || num == 1 {
+					var ferr error
+					if num, typ, v, p, n, ferr = readField(msg[off:]); ferr != nil {
+						err = fmt.Errorf("at byte %d: %w", off, ferr)
+						break
 					}
 				}
 			}
