@@ -175,6 +175,8 @@ func TestBlastRadiusBeyondBounds(t *testing.T) {
 	}
 	audit := span("audit", telemetry.SpanKindConsumer, 24, 0, telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "audit", MessagingOperation: "process"})
 	audit.LinksDropped = 1
+	batch := span("ledger", telemetry.SpanKindConsumer, 25, 0, telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "refunds", MessagingOperation: "process"})
+	batch.LinksDropped = 372
 	// gateway calls orders; billing consumes kafka://refunds and writes
 	// the customers table.
 	base := []telemetry.Span{
@@ -219,6 +221,13 @@ func TestBlastRadiusBeyondBounds(t *testing.T) {
 			// another name.
 			"a consumer's links not kept", []telemetry.Span{send(2, "refunds"), audit},
 			"audit took messages whose links were not kept, which may come from destinations orders sends to",
+		},
+		{
+			// A batch consumer of a topic its producer names, whose
+			// batches pass the bound of links: the name tells who
+			// feeds it, and the blast radius is whole.
+			"a consumer's links not kept, from a destination named", []telemetry.Span{send(2, "refunds"), batch},
+			"",
 		},
 	}
 	for _, tt := range tests {

@@ -235,7 +235,14 @@ func (a *Assessor) destinations() (producers, consumers map[string][]string) {
 			if s.Overflow.Consumes > 0 {
 				a.unkeptConsumers = append(a.unkeptConsumers, s.Name)
 			}
-			if s.Overflow.Links > 0 {
+			// Links dropped matter only where the destination's name
+			// does not tell who feeds it: a batch consumer whose
+			// batches pass the SDK's or the decoder's bound of links
+			// (128, 64) on a topic its producers name would otherwise
+			// leave every blast radius incomplete.
+			if s.Overflow.Links > 0 && slices.ContainsFunc(s.Consumes, func(st model.Store) bool {
+				return !slices.ContainsFunc(a.producers[st.Name], func(p string) bool { return p != s.Name })
+			}) {
 				a.unlinked = append(a.unlinked, s.Name)
 			}
 		}
