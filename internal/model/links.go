@@ -17,8 +17,8 @@ import (
 // queue, a Pub/Sub topic and its subscription, an SNS topic and the SQS
 // queue it feeds), so a link is joined as a parent is: the producer's
 // service feeds the consumer's through the destination it consumed
-// from (an edge, Store.Linked), whichever span arrives first, within
-// the join window and the bound of the join tables.
+// from (an edge, Store.Linked), whichever span arrives first, as long as
+// the join tables' bound keeps the first.
 
 // linkWait is a span of svc, consuming from its destination dest (nil
 // for none kept), whose link names a PRODUCER span that has not arrived.

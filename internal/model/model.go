@@ -135,8 +135,9 @@ type Model struct {
 	callers *generations[caller]
 	callees *generations[callees]
 	// links holds the spans that took messages whose links name a
-	// PRODUCER span that has not arrived, by its id, for the join window
-	// as callees does (links.go).
+	// PRODUCER span that has not arrived, by its id, until its bound
+	// forgets them, as callers holds PRODUCER spans: a Tempo poll brings
+	// a producer's span minutes after its consumer's (links.go).
 	links              *generations[linkWaits]
 	joinBorn, joinLast time.Time
 	// ended holds, by parent span id, the spans whose wait ended
