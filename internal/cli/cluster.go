@@ -116,7 +116,7 @@ func (s *server) cluster(ctx context.Context, cfg fileConfig, pg *postgres.Store
 				if err != nil {
 					return cluster.Shard{}, err
 				}
-				m := model.New(sc.Model, attributorOf(nil))
+				m := model.New(sc.modelConfig(), attributorOf(nil))
 				eng, err := engine.New(sc.Engine, engine.Deps{
 					Store: u.store, Model: m, Attribution: attributorOf, Vulns: vulns, Assess: cfg.Config, Alerter: u.router, Redactor: red,
 					Logger: log.With("tenant", tenant),

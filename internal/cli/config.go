@@ -283,6 +283,18 @@ func (c sourcesConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
+// modelConfig is the Model's configuration with LateJoinWindow at least
+// the pull's lag and interval when a pull of Tempo selects services: it
+// hands on their callers that far behind the receivers, and a span the
+// receivers brought, whose wait for them ended, still joins them.
+func (c serveConfig) modelConfig() model.Config {
+	m := c.Model
+	if c.Sources.Tempo != "" && len(c.Sources.Services) > 0 {
+		m.LateJoinWindow = max(m.LateJoinWindow, c.Sources.Lag+c.Sources.Interval)
+	}
+	return m
+}
+
 // ingests reports whether serve takes telemetry in: a receiver listens or
 // a source is polled.
 func (c serveConfig) ingests() bool {

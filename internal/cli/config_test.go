@@ -258,3 +258,30 @@ func FuzzLoadConfig(f *testing.F) {
 		loadConfig(path)
 	})
 }
+
+// TestServeModelConfig: a pull of selected services from Tempo hands on
+// their callers its lag and an interval behind the receivers, so the
+// model keeps the spans whose wait ended at least that long.
+func TestServeModelConfig(t *testing.T) {
+	tests := []struct {
+		name     string
+		tempo    string
+		services []string
+		lag      time.Duration
+		want     time.Duration
+	}{
+		{"no pull", "", nil, 5 * time.Minute, 2 * time.Minute},
+		{"a pull of every service", "http://tempo:3200", nil, 5 * time.Minute, 2 * time.Minute},
+		{"a pull of selected services", "http://tempo:3200", []string{"gateway"}, 5 * time.Minute, 6 * time.Minute},
+		{"a pull within the window", "http://tempo:3200", []string{"gateway"}, 30 * time.Second, 2 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := defaultServeConfig()
+			sc.Sources.Tempo, sc.Sources.Services, sc.Sources.Lag = tt.tempo, tt.services, tt.lag
+			if got := sc.modelConfig().LateJoinWindow; got != tt.want {
+				t.Errorf("LateJoinWindow = %v, want %v (lag %v, interval %v)", got, tt.want, tt.lag, sc.Sources.Interval)
+			}
+		})
+	}
+}

@@ -376,7 +376,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 			est, alerter = cluster.RestoreFromView(s.leader.Store(st), tst.View), s.leader.Alerter(u.router)
 		}
 		if u.eng, err = engine.New(sc.Engine, engine.Deps{
-			Store: est, Model: model.New(sc.Model, attributorOf(nil)), Attribution: attributorOf, Vulns: vulns, KEV: s.vulnDB.HasKEV(),
+			Store: est, Model: model.New(sc.modelConfig(), attributorOf(nil)), Attribution: attributorOf, Vulns: vulns, KEV: s.vulnDB.HasKEV(),
 			Assess: cfg.Config, Alerter: alerter, Redactor: red, Logger: tlog.With("component", "engine"), Registerer: treg,
 		}); err != nil {
 			return nil, err
@@ -422,7 +422,7 @@ func startServer(ctx context.Context, g *globals, cfg fileConfig, fl serveFlags,
 	// A read of a tenant that does not exist sees what a new tenant's
 	// engine shows, and patches validated against no traffic.
 	units := unitsOf{r: s.tenants, st: s.st, log: log, vulnDB: s.vulnDB,
-		empty:     engine.EmptyView(cfg.Config, vulns, model.New(sc.Model, attributorOf(nil)), time.Time{}),
+		empty:     engine.EmptyView(cfg.Config, vulns, model.New(sc.modelConfig(), attributorOf(nil)), time.Time{}),
 		noTraffic: &patcher{cfg: sc.WAF.config(), vulns: db, corpus: corpus, redact: red}}
 	units.noTraffic.traffic = waf.NewTraffic(units.noTraffic.cfg.ReplayPerEndpoint)
 	if len(fl.findings) > 0 {

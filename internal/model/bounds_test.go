@@ -18,10 +18,10 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("DefaultConfig().Validate() = %v", err)
 	}
 	c := DefaultConfig()
-	c.MaxPendingSpans, c.MaxStacks, c.MaxSeries, c.JoinWindow = 1, 0, 0, 0
+	c.MaxPendingSpans, c.MaxStacks, c.MaxSeries, c.JoinWindow, c.LateJoinWindow = 1, 0, 0, 0, -time.Second
 	err := c.Validate()
 	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "max_pending_spans 1 is below 2") ||
-		!strings.Contains(err.Error(), "join_window 0s is not positive") ||
+		!strings.Contains(err.Error(), "join_window 0s is not positive") || !strings.Contains(err.Error(), "late_join_window -1s is not positive") ||
 		!strings.Contains(err.Error(), "max_stacks 0 is below 1") || !strings.Contains(err.Error(), "max_series 0 is below 1") {
 		t.Errorf("Validate() = %v, want both bad bounds named", err)
 	}
@@ -31,7 +31,7 @@ func TestConfigValidate(t *testing.T) {
 // functions than small bounds allow, and checks what the snapshot keeps
 // and counts.
 func TestBounds(t *testing.T) {
-	cfg := Config{MaxPendingSpans: 4, JoinWindow: time.Minute, MaxSpanEndpoints: 4, MaxServices: 2, MaxEndpoints: 2, MaxHosts: 2, MaxStores: 2, MaxStacks: 2, MaxFunctions: 3, MaxSeries: 1}
+	cfg := Config{MaxPendingSpans: 4, JoinWindow: time.Minute, LateJoinWindow: time.Minute, MaxSpanEndpoints: 4, MaxServices: 2, MaxEndpoints: 2, MaxHosts: 2, MaxStores: 2, MaxStacks: 2, MaxFunctions: 3, MaxSeries: 1}
 	m := New(cfg, attribution.New(attribution.Config{}))
 	var spans []telemetry.Span
 	for i := range 5 {

@@ -106,6 +106,28 @@ func TestJoinWindow(t *testing.T) {
 			service: "orders", want: SpanCounts{All: 2, Server: 2, Linked: 2},
 		},
 		{
+			// The late window (LateJoinWindow, 2 min) forgets a wait
+			// that ended more than 2 to 4 min ago: a caller after it
+			// joins nothing.
+			name: "caller after the late window",
+			steps: []step{
+				{0, []telemetry.Span{server("orders", 3, 2)}}, {time.Minute, nil},
+				{5 * time.Minute, []telemetry.Span{client("gateway", 2, 1)}},
+			},
+			service: "orders", want: SpanCounts{All: 1, Server: 1, Unlinked: 1},
+		},
+		{
+			// Under steady traffic a wait that ended is kept at least
+			// LateJoinWindow.
+			name: "caller within the late window, traffic all along",
+			steps: []step{
+				{0, []telemetry.Span{server("orders", 3, 2)}}, {30 * time.Second, nil}, {30 * time.Second, nil},
+				{30 * time.Second, nil}, {30 * time.Second, nil}, {30 * time.Second, nil},
+				{20 * time.Second, []telemetry.Span{client("gateway", 2, 1)}},
+			},
+			service: "orders", want: SpanCounts{All: 1, Server: 1, Linked: 1},
+		},
+		{
 			name: "no caller yet after the window",
 			steps: []step{
 				{0, []telemetry.Span{server("orders", 3, 2)}}, {10 * time.Second, []telemetry.Span{server("orders", 5, 4)}},

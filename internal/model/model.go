@@ -46,6 +46,13 @@ type Config struct {
 	// as long for a traced producer's first span to it, from the first
 	// receipt of the service's span consuming from it (Store.Waiting).
 	JoinWindow time.Duration `yaml:"join_window"`
+	// LateJoinWindow is how long a span whose wait for its parent ended
+	// (JoinWindow) still joins a parent that arrives late, as one that
+	// arrived in time would have: at least this long and at most twice,
+	// unless a quarter of MaxPendingSpans fills sooner. A pull of Tempo
+	// hands on the callers of the services it selects its lag and an
+	// interval behind the receivers (evident serve raises it to that).
+	LateJoinWindow time.Duration `yaml:"late_join_window"`
 	// MaxSpanEndpoints bounds the SERVER and CONSUMER span ids
 	// remembered to resolve the span_id label of profile samples to an
 	// endpoint: the last MaxSpanEndpoints spans are.
@@ -85,7 +92,7 @@ type Config struct {
 // Collector's batching.
 func DefaultConfig() Config {
 	return Config{
-		MaxPendingSpans: 1 << 17, JoinWindow: 30 * time.Second, MaxSpanEndpoints: 1 << 17, MaxServices: 10_000,
+		MaxPendingSpans: 1 << 17, JoinWindow: 30 * time.Second, LateJoinWindow: 2 * time.Minute, MaxSpanEndpoints: 1 << 17, MaxServices: 10_000,
 		MaxEndpoints: 2_000, MaxHosts: 1_000, MaxStores: 1_000, MaxStacks: 200_000, MaxFunctions: 100_000,
 		MaxSeries: 2_000,
 	}
@@ -113,6 +120,9 @@ func (c Config) Validate() error {
 	}
 	if c.JoinWindow <= 0 {
 		errs = append(errs, fmt.Errorf("%w: join_window %v is not positive", ErrInvalidConfig, c.JoinWindow))
+	}
+	if c.LateJoinWindow <= 0 {
+		errs = append(errs, fmt.Errorf("%w: late_join_window %v is not positive", ErrInvalidConfig, c.LateJoinWindow))
 	}
 	return errors.Join(errs...)
 }
@@ -145,8 +155,10 @@ type Model struct {
 	// them, late, as one that arrived in time would have. A pull of
 	// selected services hands on its callers a poll's lag after the
 	// receivers brought the spans they called, beyond the join window.
-	// Bounded by endedBound.
-	ended *generations[callees]
+	// It turns a generation when the current one is LateJoinWindow old
+	// (lateBorn), and is bounded by endedBound.
+	ended    *generations[callees]
+	lateBorn time.Time
 	// counted holds the ids of the spans that take part in joins, as
 	// they are counted: a span that arrives again is a copy, which
 	// counts nothing and only joins what its first could not

@@ -185,7 +185,7 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 	m.ended = newGenerations[callees](endedBound(m.cfg.MaxPendingSpans))
 	m.counted = spanIDs{max: m.cfg.MaxPendingSpans}
 	m.spanEndpoints = newSpanRing(m.cfg.MaxSpanEndpoints)
-	m.joinBorn, m.joinLast = time.Time{}, time.Time{}
+	m.joinBorn, m.joinLast, m.lateBorn = time.Time{}, time.Time{}, time.Time{}
 	m.services = make(map[string]*service, len(st.Services))
 	m.dropped = st.Dropped
 	m.viewAt = time.Time{}
