@@ -106,6 +106,35 @@ func TestJoinWindow(t *testing.T) {
 			service: "orders", want: SpanCounts{All: 2, Server: 2, Linked: 2},
 		},
 		{
+			// The consumers of one message, of two services, end their
+			// waits together (endedMore): a late producer joins both.
+			name: "consumers of two services ended, producer after the window",
+			steps: []step{
+				{0, []telemetry.Span{consumer("mailer", 8, 7), consumer("billing", 9, 7), consumer("billing", 10, 7)}},
+				{2 * time.Minute, []telemetry.Span{producer("orders", 7, 3)}},
+			},
+			service: "billing", want: SpanCounts{All: 2, Consumer: 2, Linked: 2},
+		},
+		{
+			// The same, their waits ended in different generations.
+			name: "consumers of two services ended apart, producer after the window",
+			steps: []step{
+				{0, []telemetry.Span{consumer("billing", 9, 7)}}, {40 * time.Second, []telemetry.Span{consumer("mailer", 8, 7)}},
+				{20 * time.Second, []telemetry.Span{consumer("billing", 10, 7)}}, {40 * time.Second, nil},
+				{time.Minute, []telemetry.Span{producer("orders", 7, 3)}},
+			},
+			service: "billing", want: SpanCounts{All: 2, Consumer: 2, Linked: 2},
+		},
+		{
+			name: "consumers of two services ended apart, producer after the window, the other service",
+			steps: []step{
+				{0, []telemetry.Span{consumer("billing", 9, 7)}}, {40 * time.Second, []telemetry.Span{consumer("mailer", 8, 7)}},
+				{20 * time.Second, []telemetry.Span{consumer("billing", 10, 7)}}, {40 * time.Second, nil},
+				{time.Minute, []telemetry.Span{producer("orders", 7, 3)}},
+			},
+			service: "mailer", want: SpanCounts{All: 1, Consumer: 1, Linked: 1},
+		},
+		{
 			// The late window (LateJoinWindow, 2 min) forgets a wait
 			// that ended more than 2 to 4 min ago: a caller after it
 			// joins nothing.

@@ -156,9 +156,15 @@ type Model struct {
 	// selected services hands on its callers a poll's lag after the
 	// receivers brought the spans they called, beyond the join window.
 	// It turns a generation when the current one is LateJoinWindow old
-	// (lateBorn), and is bounded by endedBound.
-	ended    *generations[callees]
-	lateBorn time.Time
+	// (lateBorn), and is bounded by endedBound. An entry holds the spans
+	// of one service (ended); those of the other services that ended
+	// their wait for the same parent, rare (the consumers of one
+	// message), are in endedMore: under steady traffic from an untraced
+	// caller the table stays full, and an entry of ended takes a third
+	// of the map space one of callees does.
+	ended     *generations[endedWaits]
+	endedMore *generations[callees]
+	lateBorn  time.Time
 	// counted holds the ids of the spans that take part in joins, as
 	// they are counted: a span that arrives again is a copy, which
 	// counts nothing and only joins what its first could not
@@ -221,6 +227,15 @@ type callee struct {
 	svc *service
 	at  int64
 	n   int64
+}
+
+// endedWaits are the spans of one service whose wait for one parent
+// ended: their time no longer matters. more tells that spans of other
+// services wait for it too, in Model.endedMore.
+type endedWaits struct {
+	svc  *service
+	n    int32
+	more bool
 }
 
 // calleeID is the id the k-th of the spans waiting for parent, of
@@ -300,7 +315,8 @@ func New(cfg Config, attr *attribution.Attributor) *Model {
 		callers:       newGenerations[caller](cfg.MaxPendingSpans),
 		callees:       newGenerations[callees](cfg.MaxPendingSpans),
 		links:         newGenerations[linkWaits](cfg.MaxPendingSpans),
-		ended:         newGenerations[callees](endedBound(cfg.MaxPendingSpans)),
+		ended:         newGenerations[endedWaits](endedBound(cfg.MaxPendingSpans)),
+		endedMore:     newGenerations[callees](endedBound(cfg.MaxPendingSpans)),
 		counted:       spanIDs{max: cfg.MaxPendingSpans},
 		spanEndpoints: newSpanRing(cfg.MaxSpanEndpoints),
 		now:           time.Now,

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"math"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -301,11 +302,16 @@ func (m *Model) joinWaiting(id [8]byte, c caller, ch *Changes) bool {
 		}
 		joined = true
 	}
-	if w, cur, ok := m.ended.lookup(id); ok {
+	if e, cur, ok := m.ended.lookup(id); ok {
 		m.ended.remove(id, cur)
-		for cl := range w.all {
-			cl.svc.spans.Unlinked -= cl.n
-			m.join(c, cl.svc, cl.n, ch)
+		e.svc.spans.Unlinked -= int64(e.n)
+		m.join(c, e.svc, int64(e.n), ch)
+		if w, cur, ok := m.endedMore.lookup(id); e.more && ok {
+			m.endedMore.remove(id, cur)
+			for cl := range w.all {
+				cl.svc.spans.Unlinked -= cl.n
+				m.join(c, cl.svc, cl.n, ch)
+			}
 		}
 		joined = true
 	}
@@ -427,8 +433,10 @@ func (m *Model) ageEnded(now time.Time) {
 		return
 	}
 	m.ended.rotate(nil)
+	m.endedMore.rotate(nil)
 	if age >= 2*m.cfg.LateJoinWindow {
 		m.ended.rotate(nil)
+		m.endedMore.rotate(nil)
 	}
 	m.lateBorn = now
 }
@@ -454,16 +462,42 @@ func (m *Model) endWaits(forgotten map[[8]byte]callees, cutoff time.Time) {
 				c.svc.overflow.Waits += c.n
 			}
 		}
-		// Children of one parent may end their waits in different
-		// generations: they are kept together.
-		if e, cur, ok := m.ended.lookup(parent); ok {
-			m.ended.remove(parent, cur)
-			for c := range w.all {
-				e.add(c)
-			}
-			w = e
+		m.endWait(parent, w)
+	}
+}
+
+// endWait keeps the spans whose wait for parent ended, w, for a caller
+// that comes late. Children of one parent may end their waits in
+// different generations: they are kept together, in the current one.
+func (m *Model) endWait(parent [8]byte, w callees) {
+	e, cur, ok := m.ended.lookup(parent)
+	if ok {
+		m.ended.remove(parent, cur)
+	}
+	var more callees
+	if w, cur, ok := m.endedMore.lookup(parent); e.more && ok {
+		m.endedMore.remove(parent, cur)
+		more = w
+	}
+	e.more = more.svc != nil
+	for c := range w.all {
+		if e.svc == nil {
+			e.svc = c.svc
 		}
-		m.ended.put(parent, w)
+		if c.svc == e.svc && int64(e.n)+c.n <= math.MaxInt32 {
+			e.n += int32(c.n)
+			continue
+		}
+		c.at = 0
+		if !e.more {
+			more, e.more = callees{callee: c}, true
+			continue
+		}
+		more.add(c)
+	}
+	m.ended.put(parent, e)
+	if e.more {
+		m.endedMore.put(parent, more)
 	}
 }
 

@@ -182,7 +182,8 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 	m.callers = newGenerations[caller](m.cfg.MaxPendingSpans)
 	m.callees = newGenerations[callees](m.cfg.MaxPendingSpans)
 	m.links = newGenerations[linkWaits](m.cfg.MaxPendingSpans)
-	m.ended = newGenerations[callees](endedBound(m.cfg.MaxPendingSpans))
+	m.ended = newGenerations[endedWaits](endedBound(m.cfg.MaxPendingSpans))
+	m.endedMore = newGenerations[callees](endedBound(m.cfg.MaxPendingSpans))
 	m.counted = spanIDs{max: m.cfg.MaxPendingSpans}
 	m.spanEndpoints = newSpanRing(m.cfg.MaxSpanEndpoints)
 	m.joinBorn, m.joinLast, m.lateBorn = time.Time{}, time.Time{}, time.Time{}
