@@ -78,7 +78,11 @@ if [ -n "${SPANS:-}" ]; then
 		sleep 1
 		n=$(accepted) r=$(rss)
 		if [ "$n" -ge "$next" ]; then
-			printf 'spans %10d  RSS %5.0f MiB\n' "$n" "$r"
+			# What of the RSS is Go's: its heap in use, and all it took
+			# from the OS; the rest is not Go's heap (SQLite's page cache,
+			# which modernc's C allocator maps itself, and the binary).
+			printf 'spans %10d  RSS %5.0f MiB  %s\n' "$n" "$r" "$(curl -s 127.0.0.1:18080/metrics | awk '/^go_memstats_heap_inuse_bytes / {h = $2} /^go_memstats_sys_bytes / {s = $2}
+				END {printf "Go heap in use %5.1f MiB of %5.1f MiB from the OS", h / 1048576, s / 1048576}')"
 			if [ -z "$rss1m" ]; then rss1m=$r; fi
 			next=$((n / 1000000 * 1000000 + 1000000))
 		fi
