@@ -46,7 +46,10 @@
 # its threads waited, ready, for a core in all (waited-ms, from
 # schedstat): mostly other work on its core, and what a p99 measured on a
 # shared machine owes to it (compare it with the CPU time, spans over
-# spans/cpu-s); then the ratio evident / Collector of the medians. With
+# spans/cpu-s), and for evident the p99 of its group commits to the log
+# (commit-p99, evident_store_commit_duration_seconds: the SQLite commit
+# and the disk's sync, which an acknowledgement waits for); then the
+# ratio evident / Collector of the medians. With
 # ATTACK=1 (the default) every span carries an SQL injection in
 # url.query, the worst case for evident's detections; ATTACK=0 sends
 # clean spans.
@@ -180,16 +183,23 @@ run() {
 	scale=1000
 	if grep -Eq '^rpc_server_(call_)?duration_milliseconds' "$work/after.metrics"; then scale=1; fi
 	lat=$(quantiles "$lat_re" "$scale" "$work/before.metrics" "$work/after.metrics")
-	printf '%-9s %12d %14.0f %9s %9s %8.0f %8d %9.0f\n' "$name" "$spans" \
+	# evident's group commits: how much of an acknowledgement's p99 the
+	# log's commit and sync are (the histograms share their bounds).
+	commit=-
+	if [ "$name" = evident ]; then
+		commit=$(quantiles '^evident_store_commit_duration_seconds_bucket' 1000 "$work/before.metrics" "$work/after.metrics")
+		commit=${commit#* }
+	fi
+	printf '%-9s %12d %14.0f %9s %9s %8.0f %8d %9.0f %10s\n' "$name" "$spans" \
 		"$(awk -v s="$spans" -v a="$after" -v b="$before" 'BEGIN {print (a > b) ? s / (a - b) : 0}')" \
-		$lat "$(rss)" "$refused" "$(awk -v a="$wafter" -v b="$wbefore" 'BEGIN {print (a - b) * 1000}')" | tee -a "$work/results"
+		$lat "$(rss)" "$refused" "$(awk -v a="$wafter" -v b="$wbefore" 'BEGIN {print (a - b) * 1000}')" "$commit" | tee -a "$work/results"
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
 	pid=
 }
 
 echo "load: ${CLIENTS:-1} telemetrygen client(s)${STAGGER:+ started ${STAGGER}s apart}, $workers workers each, $batch spans a request, $duration a run after $warmup unmeasured, ATTACK=${ATTACK:-1}; server on core $server_cpu, load on core $load_cpu (GOMAXPROCS ${LOAD_GOMAXPROCS:-default}); $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-9s %12s %14s %9s %9s %8s %8s %9s\n' server spans spans/cpu-s p50-ms p99-ms rss-MiB refused waited-ms
+printf '%-9s %12s %14s %9s %9s %8s %8s %9s %10s\n' server spans spans/cpu-s p50-ms p99-ms rss-MiB refused waited-ms commit-p99
 for _ in $(seq "$rounds"); do
 	run collector
 	run evident
