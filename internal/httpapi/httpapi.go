@@ -99,6 +99,10 @@ type Config struct {
 	// CORS lets web pages of other origins call the API; closed unless
 	// configured.
 	CORS CORSConfig `yaml:"cors"`
+	// Pprof serves Go's runtime profiles under /debug/pprof/ (pprofRoutes)
+	// to admins; off unless configured, as the OpenTelemetry Collector's
+	// pprof extension is.
+	Pprof bool `yaml:"pprof"`
 }
 
 // CORSConfig lists the origins whose pages may call the API from a
@@ -193,8 +197,9 @@ type Deps struct {
 	// retries them.
 	Checks func() map[string]error
 	// Ops, when set, serves the operational routes only (/healthz,
-	// /readyz, /metrics): the listener of a receiver or an engine of the
-	// scaled-out deployment, whose state the API replicas serve.
+	// /readyz, /metrics, and /debug/pprof/ with Config.Pprof): the
+	// listener of a receiver or an engine of the scaled-out deployment,
+	// whose state the API replicas serve.
 	Ops bool
 }
 
@@ -305,7 +310,8 @@ func (s *Server) routes() []route {
 // carry no credentials. They tell anyone only whether evident is up and
 // ready and which checks fail; why a check fails (an error that may name
 // a source's internal URL) only a principal with the read role sees.
-// The UI, if any, has / and /ui/. Every error is JSON, an unknown route
+// The UI, if any, has / and /ui/; Go's profiles, if configured, are
+// under /debug/pprof/. Every error is JSON, an unknown route
 // (404) and a wrong method (405, with Allow) too. Every route, and the
 // UI, takes the tenant as X-Scope-OrgID or as a link names it
 // (tenantParam).
@@ -321,6 +327,11 @@ func (s *Server) Handler() http.Handler {
 			h = s.guard(rt.need, s.inTenant(!strings.HasPrefix(rt.pattern, http.MethodGet+" "), h.ServeHTTP))
 		}
 		mux.Handle(rt.pattern, h)
+	}
+	if s.cfg.Pprof {
+		for _, rt := range pprofRoutes() {
+			mux.Handle(rt.pattern, s.guard(rt.need, deploymentWide(rt.h)))
+		}
 	}
 	if s.deps.UI != nil {
 		mux.Handle("GET /{$}", s.guard(auth.RoleRead, s.deps.UI))

@@ -143,9 +143,17 @@ func (a *alerts) fire(t *testing.T, al store.Alert) {
 
 func start(t *testing.T, deps Deps) (*Server, string) {
 	t.Helper()
+	return startConfig(t, func(*Config) {}, deps)
+}
+
+// startConfig starts a server as start does, with the configuration
+// changed by edit.
+func startConfig(t *testing.T, edit func(*Config), deps Deps) (*Server, string) {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Endpoint = "127.0.0.1:0"
 	cfg.MaxUploadBytes = 1 << 20
+	edit(&cfg)
 	s := New(cfg, deps)
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
