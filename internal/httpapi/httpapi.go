@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -213,6 +214,13 @@ type Server struct {
 	uploads chan struct{}
 	// streams counts the alert streams open.
 	streams streamCount
+
+	// mu guards stop and stopNow: stop ends when Shutdown begins, and
+	// with it the profiles in flight (endAtShutdown); Start after
+	// Shutdown makes a new one.
+	mu      sync.Mutex
+	stop    context.Context
+	stopNow context.CancelFunc
 }
 
 var _ pipeline.Component = (*Server)(nil)
@@ -226,12 +234,18 @@ func New(cfg Config, deps Deps) *Server {
 		deps.Now = time.Now
 	}
 	s := &Server{cfg: cfg, deps: deps, uploads: make(chan struct{}, max(cfg.MaxConcurrentUploads, 1))}
+	s.stop, s.stopNow = context.WithCancel(context.Background())
 	s.srv = listener.New(listener.Options{Name: "api", Endpoint: cfg.Endpoint, Config: cfg.Config, Handler: s.Handler(), Logger: deps.Logger, Registerer: deps.Registerer})
 	return s
 }
 
 // Start listens on the configured endpoint and serves in a goroutine.
 func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.stop.Err() != nil {
+		s.stop, s.stopNow = context.WithCancel(context.Background())
+	}
+	s.mu.Unlock()
 	if err := s.srv.Start(ctx); err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
@@ -248,9 +262,31 @@ func (s *Server) Addr() net.Addr {
 }
 
 // Shutdown stops the server, waiting for requests in flight until ctx is
-// done; Server-Sent Event streams are closed when ctx ends.
+// done; Server-Sent Event streams are closed when ctx ends, and profiles
+// in flight end at once (endAtShutdown).
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopNow()
+	s.mu.Unlock()
 	return s.srv.Shutdown(ctx)
+}
+
+// endAtShutdown ends h's request when Shutdown begins. A CPU profile
+// holds its request for 30 seconds by default, longer than serve's
+// shutdown_timeout (15s), and serve stops the API before the engine
+// and the sinks: waited for, a profile would leave them no time to
+// checkpoint and deliver. net/http/pprof ends a profile when its
+// request's context does, and answers what it took so far.
+func (s *Server) endAtShutdown(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		stop := s.stop
+		s.mu.Unlock()
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		defer context.AfterFunc(stop, cancel)()
+		h(w, r.WithContext(ctx))
+	}
 }
 
 // route is one route of the API: its pattern, the role it needs (none:
@@ -330,7 +366,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.cfg.Pprof {
 		for _, rt := range pprofRoutes() {
-			mux.Handle(rt.pattern, s.guard(rt.need, deploymentWide(rt.h)))
+			mux.Handle(rt.pattern, s.guard(rt.need, deploymentWide(s.endAtShutdown(rt.h))))
 		}
 	}
 	if s.deps.UI != nil {

@@ -2,10 +2,12 @@ package httpapi
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"reflect"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"testing"
@@ -184,4 +186,58 @@ func TestPprofOutlastsWriteTimeout(t *testing.T) {
 			tt.check(t, string(b))
 		})
 	}
+}
+
+// TestPprofEndsAtShutdown: a CPU profile in flight ends when Shutdown
+// begins, with what it took so far, rather than holding the shutdown
+// until its context ends.
+func TestPprofEndsAtShutdown(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Endpoint, cfg.Pprof = "127.0.0.1:0", true
+	s := New(cfg, Deps{State: newState(t)})
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		status int
+		body   string
+		err    error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		resp, err := http.Get("http://" + s.Addr().String() + "/debug/pprof/profile?seconds=30")
+		if err != nil {
+			answered <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		answered <- answer{resp.StatusCode, string(b), err}
+	}()
+	// Until the profile is being taken: its handler sleeps in this
+	// process.
+	for {
+		var dump strings.Builder
+		if err := pprof.Lookup("goroutine").WriteTo(&dump, 2); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(dump.String(), "net/http/pprof.Profile") {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	began := time.Now()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown after %v: %v", time.Since(began), err)
+	}
+	if took := time.Since(began); took > 5*time.Second {
+		t.Errorf("Shutdown took %v, want the profile to end at once", took)
+	}
+	a := <-answered
+	if a.err != nil || a.status != 200 {
+		t.Fatalf("profile = %d, %v, want 200", a.status, a.err)
+	}
+	isProfile("cpu")(t, a.body)
 }
