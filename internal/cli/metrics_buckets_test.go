@@ -32,11 +32,9 @@ func TestCommitBucketsHoldAckBuckets(t *testing.T) {
 	}
 	bounds := map[string][]float64{}
 	for _, mf := range mfs {
-		for _, mt := range mf.GetMetric() {
-			for _, b := range mt.GetHistogram().GetBucket() {
-				bounds[mf.GetName()] = append(bounds[mf.GetName()], b.GetUpperBound())
-			}
-			break
+		// Each has one series here.
+		for _, b := range mf.GetMetric()[0].GetHistogram().GetBucket() {
+			bounds[mf.GetName()] = append(bounds[mf.GetName()], b.GetUpperBound())
 		}
 	}
 	ack, commit := bounds["evident_receiver_request_duration_seconds"], bounds["evident_store_commit_duration_seconds"]

@@ -15,8 +15,8 @@ type commitMetrics struct {
 func newCommitMetrics() *commitMetrics {
 	return &commitMetrics{
 		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "evident_store_commit_duration_seconds",
-			Help:    "Duration of one group commit of telemetry batches to the log, the time an acknowledgement waits for.",
+			Name: "evident_store_commit_duration_seconds",
+			Help: "Duration of one group commit of telemetry batches to the log, the time an acknowledgement waits for.",
 			// Every bound of evident_receiver_request_duration_seconds,
 			// and two below: a commit's share of an acknowledgement's p99
 			// reads bucket by bucket (exponential bounds, 3.1 then 7.8
