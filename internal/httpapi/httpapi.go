@@ -262,8 +262,8 @@ func (s *Server) Addr() net.Addr {
 }
 
 // Shutdown stops the server, waiting for requests in flight until ctx is
-// done; Server-Sent Event streams are closed when ctx ends, and profiles
-// in flight end at once (endAtShutdown).
+// done; alert streams (Server-Sent Events) and profiles in flight end at
+// once (endAtShutdown).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.stopNow()
@@ -272,11 +272,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // endAtShutdown ends h's request when Shutdown begins. A CPU profile
-// holds its request for 30 seconds by default, longer than serve's
-// shutdown_timeout (15s), and serve stops the API before the engine
-// and the sinks: waited for, a profile would leave them no time to
-// checkpoint and deliver. net/http/pprof ends a profile when its
-// request's context does, and answers what it took so far.
+// holds its request for 30 seconds by default, and an alert stream until
+// its client leaves, longer than serve's shutdown_timeout (15s); serve
+// stops the API before the engine and the sinks: waited for, one would
+// leave them no time to checkpoint and deliver. net/http/pprof ends a
+// profile when its request's context does, and answers what it took so
+// far; a browser's EventSource reconnects to a stream that ended.
 func (s *Server) endAtShutdown(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -321,7 +322,7 @@ func (s *Server) routes() []route {
 		{"GET /api/v1/export/sarif", auth.RoleRead, false, nil, s.export("sarif", "application/sarif+json")},
 		{"GET /api/v1/export/cyclonedx", auth.RoleRead, false, nil, s.export("cyclonedx", "application/vnd.cyclonedx+json")},
 		{"GET /api/v1/alerts", auth.RoleRead, false, list(AlertParams...), s.alerts},
-		{"GET /api/v1/alerts/stream", auth.RoleRead, false, nil, s.alertStream},
+		{"GET /api/v1/alerts/stream", auth.RoleRead, false, nil, s.endAtShutdown(s.alertStream)},
 		{"GET /api/v1/alerts/{id}", auth.RoleRead, false, nil, s.alert},
 		{"GET /api/v1/vulndb", auth.RoleRead, false, nil, s.vulndb},
 		{"GET /api/v1/waf/patches", auth.RoleRead, false, nil, s.patches},

@@ -547,6 +547,33 @@ func TestAlertStream(t *testing.T) {
 	}
 }
 
+// TestAlertStreamEndsAtShutdown: an open alert stream ends when the
+// server's Shutdown begins, as a profile does: waited for, it held the
+// shutdown until its context ended, and serve's engines and sinks, which
+// stop after the API, were left none of their shutdown_timeout.
+func TestAlertStreamEndsAtShutdown(t *testing.T) {
+	st := newState(t)
+	s, base := start(t, Deps{State: st, Alerts: &alerts{st: st.st}})
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", base+"/api/v1/alerts/stream", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	if line, _ := r.ReadString('\n'); !strings.HasPrefix(line, ":") {
+		t.Fatalf("first line %q, want a comment", line)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with a stream open: %v", err)
+	}
+	if _, err := io.ReadAll(r); err != nil {
+		t.Errorf("the stream after Shutdown: %v, want its end", err)
+	}
+}
+
 func TestLifecycle(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Endpoint, cfg.MaxUploadBytes = "127.0.0.1:0", 1

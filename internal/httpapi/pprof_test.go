@@ -228,12 +228,9 @@ func TestPprofEndsAtShutdown(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	began := time.Now()
+	// The profile asks for 30 s: Shutdown's 10 s pass unless it ends.
 	if err := s.Shutdown(ctx); err != nil {
-		t.Fatalf("Shutdown after %v: %v", time.Since(began), err)
-	}
-	if took := time.Since(began); took > 5*time.Second {
-		t.Errorf("Shutdown took %v, want the profile to end at once", took)
+		t.Fatalf("Shutdown with a profile in flight: %v", err)
 	}
 	a := <-answered
 	if a.err != nil || a.status != 200 {
