@@ -60,6 +60,11 @@ func TestJoinWindow(t *testing.T) {
 	producer := func(svc string, id, parent byte) telemetry.Span {
 		return span(svc, telemetry.SpanKindProducer, id, parent, "publish", telemetry.Attrs{MessagingSystem: "kafka", MessagingDestination: "events"})
 	}
+	endedApart := []step{
+		{0, []telemetry.Span{consumer("billing", 9, 7)}}, {40 * time.Second, []telemetry.Span{consumer("mailer", 8, 7)}},
+		{20 * time.Second, []telemetry.Span{consumer("billing", 10, 7)}}, {40 * time.Second, nil},
+		{time.Minute, []telemetry.Span{producer("orders", 7, 3)}},
+	}
 	tests := []struct {
 		name    string
 		max     int // MaxPendingSpans; 0 is the default
@@ -116,22 +121,15 @@ func TestJoinWindow(t *testing.T) {
 			service: "billing", want: SpanCounts{All: 2, Consumer: 2, Linked: 2},
 		},
 		{
-			// The same, their waits ended in different generations.
-			name: "consumers of two services ended apart, producer after the window",
-			steps: []step{
-				{0, []telemetry.Span{consumer("billing", 9, 7)}}, {40 * time.Second, []telemetry.Span{consumer("mailer", 8, 7)}},
-				{20 * time.Second, []telemetry.Span{consumer("billing", 10, 7)}}, {40 * time.Second, nil},
-				{time.Minute, []telemetry.Span{producer("orders", 7, 3)}},
-			},
+			// The same, their waits ended in different generations:
+			// billing's merged in one entry, mailer's beside it.
+			name:    "consumers of two services ended apart, producer after the window",
+			steps:   endedApart,
 			service: "billing", want: SpanCounts{All: 2, Consumer: 2, Linked: 2},
 		},
 		{
-			name: "consumers of two services ended apart, producer after the window, the other service",
-			steps: []step{
-				{0, []telemetry.Span{consumer("billing", 9, 7)}}, {40 * time.Second, []telemetry.Span{consumer("mailer", 8, 7)}},
-				{20 * time.Second, []telemetry.Span{consumer("billing", 10, 7)}}, {40 * time.Second, nil},
-				{time.Minute, []telemetry.Span{producer("orders", 7, 3)}},
-			},
+			name:    "consumers of two services ended apart, producer after the window, the other service",
+			steps:   endedApart,
 			service: "mailer", want: SpanCounts{All: 1, Consumer: 1, Linked: 1},
 		},
 		{

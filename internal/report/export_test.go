@@ -25,14 +25,15 @@ import (
 	"github.com/evidentsec/evident/internal/telemetry"
 )
 
-func render(t *testing.T, format string, opts Options) []byte {
+// render writes r in format.
+func render(t *testing.T, format string, opts Options, r *Result) []byte {
 	t.Helper()
 	f, err := Lookup(format, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if err := f.Write(&buf, result(t)); err != nil {
+	if err := f.Write(&buf, r); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -46,11 +47,11 @@ func TestSARIFSchema(t *testing.T) {
 	if err != nil || len(skipped) > 0 {
 		t.Fatal(err, skipped)
 	}
-	out := render(t, "sarif", Options{Manifests: tree})
+	out := render(t, "sarif", Options{Manifests: tree}, result(t))
 	golden(t, "report.sarif.golden", out)
 	rep := validSARIF(t, out)
 	// Without a source tree, locations have a file and no line.
-	validSARIF(t, render(t, "sarif", Options{}))
+	validSARIF(t, render(t, "sarif", Options{}, result(t)))
 
 	type result struct {
 		level, uri   string
@@ -459,7 +460,7 @@ func TestOpenVEXProducts(t *testing.T) {
 // Grype need of it: a serial number, affects that are BOM-Links into the
 // document, and one analysis per vulnerability and component.
 func TestCycloneDXSchema(t *testing.T) {
-	out := render(t, "cyclonedx", Options{})
+	out := render(t, "cyclonedx", Options{}, result(t))
 	golden(t, "report.cdx.golden", out)
 
 	// A harder case: first-party frames with no known module, one
@@ -482,16 +483,9 @@ func TestCycloneDXSchema(t *testing.T) {
 	ghsa.Finding.Vulnerability = findings.Vulnerability{ID: "GHSA-vvpx-j8f3-3w6h", Aliases: []string{"CVE-2022-41723"}}
 	ghsa.VEX = assess.VEX{Status: assess.StatusNotAffected, Justification: assess.JustificationNotInPath, Statement: "not seen"}
 	r.Assessments = append(r.Assessments, ghsa)
-	f, err := Lookup("cyclonedx", Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := f.Write(&buf, r); err != nil {
-		t.Fatal(err)
-	}
+	edited := render(t, "cyclonedx", Options{}, r)
 
-	for name, out := range map[string][]byte{"golden": out, "edited": buf.Bytes()} {
+	for name, out := range map[string][]byte{"golden": out, "edited": edited} {
 		t.Run(name, func(t *testing.T) {
 			validateCycloneDX(t, out)
 			var bom cdx.BOM
@@ -531,7 +525,7 @@ func TestCycloneDXSchema(t *testing.T) {
 	// What the scanners make of the edited document, for the packages of
 	// each service (Trivy scanning this BOM matches its VEX by bom-ref).
 	var bom cdx.BOM
-	if err := cdx.NewBOMDecoder(bytes.NewReader(buf.Bytes()), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
+	if err := cdx.NewBOMDecoder(bytes.NewReader(edited), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
 		t.Fatal(err)
 	}
 	const xnet = "pkg:golang/golang.org/x/net@v0.0.0-20220906165146-f3363e06e74c"

@@ -262,20 +262,12 @@ func TestBlastRadiusIncompleteJSON(t *testing.T) {
 	for _, incomplete := range []string{"", "incomplete: orders calls stores beyond max_stores (2 calls)"} {
 		r := result(t)
 		r.Assessments[0].BlastRadiusIncomplete = incomplete
-		f, err := Lookup("json", Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var buf bytes.Buffer
-		if err := f.Write(&buf, r); err != nil {
-			t.Fatal(err)
-		}
 		var got struct {
 			Findings []struct {
 				BlastRadius map[string]any `json:"blast_radius"`
 			} `json:"findings"`
 		}
-		if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		if err := json.Unmarshal(render(t, "json", Options{}, r), &got); err != nil {
 			t.Fatal(err)
 		}
 		said, ok := got.Findings[0].BlastRadius["incomplete"]

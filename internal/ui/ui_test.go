@@ -343,22 +343,29 @@ func TestPages(t *testing.T) {
 			if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
 				t.Errorf("Content-Security-Policy %q", csp)
 			}
-			for _, w := range tt.want {
-				if !strings.Contains(body, w) {
-					t.Errorf("page has no %q", w)
-				}
-			}
-			for _, w := range tt.dontWant {
-				if strings.Contains(body, w) {
-					t.Errorf("page has %q", w)
-				}
-			}
+			checkPage(t, body, tt.want, tt.dontWant)
 			// Nothing is loaded from elsewhere, and no inline style or
 			// script (the policy would block them).
 			if m := regexp.MustCompile(`(src|href)="(https?:)?//|style="|<script>|\son[a-z]+="`).FindString(body); m != "" {
 				t.Errorf("page has %q", m)
 			}
 		})
+	}
+}
+
+// checkPage reports each of want that body lacks and each of dontWant
+// it has.
+func checkPage(t *testing.T, body string, want, dontWant []string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(body, w) {
+			t.Errorf("page has no %q", w)
+		}
+	}
+	for _, w := range dontWant {
+		if strings.Contains(body, w) {
+			t.Errorf("page has %q", w)
+		}
 	}
 }
 
@@ -393,16 +400,7 @@ func TestFindingBlastRadius(t *testing.T) {
 			if status != 200 {
 				t.Fatalf("status %d, want 200", status)
 			}
-			for _, w := range tt.want {
-				if !strings.Contains(body, w) {
-					t.Errorf("page has no %q", w)
-				}
-			}
-			for _, w := range tt.dontWant {
-				if strings.Contains(body, w) {
-					t.Errorf("page has %q", w)
-				}
-			}
+			checkPage(t, body, tt.want, tt.dontWant)
 		})
 	}
 }
@@ -855,11 +853,7 @@ func TestServiceOfFindingsOnly(t *testing.T) {
 			if status != tt.status {
 				t.Errorf("status %d, want %d", status, tt.status)
 			}
-			for _, w := range tt.want {
-				if !strings.Contains(body, w) {
-					t.Errorf("page has no %q", w)
-				}
-			}
+			checkPage(t, body, tt.want, nil)
 		})
 	}
 	// Every service link of the findings table opens.
