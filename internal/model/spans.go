@@ -57,10 +57,17 @@ func (m *Model) AddSpans(spans []telemetry.Span) Changes {
 	m.age(now)
 	var ch Changes
 	for i := range spans {
+		if i%touchAhead == 0 {
+			m.counted.touch(spans[i:min(i+touchAhead, len(spans))])
+		}
 		m.addSpan(&spans[i], now, &ch)
 	}
 	return ch
 }
+
+// touchAhead is how many spans' slots of the table of span ids
+// AddSpans reads before adding them one by one (spanIDs.touch).
+const touchAhead = 32
 
 var zeroSpanID [8]byte
 
