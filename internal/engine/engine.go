@@ -1129,10 +1129,11 @@ func encodeBatch(it *item, dst []byte) (store.BatchKind, []byte, error) {
 		if err := loggable(req); err != nil {
 			return "", nil, err
 		}
-		// The log's bytes are written twice (the WAL, then the database)
-		// and synced: compressing them costs less CPU than writing them,
-		// and OTLP, names and keys repeated span after span, compresses
-		// several times.
+		// The log's bytes are written and synced before the request is
+		// acknowledged, and kept until the next checkpoint: OTLP, names
+		// and keys repeated span after span, compresses several times
+		// (telemetrygen's 1000-span requests to 32 KB each in the log,
+		// 2026-12-07), for about 3 % of serve's CPU under that load.
 		return store.BatchTraceRequestS2, s2.Encode(dst[:cap(dst)], req), nil
 	}
 	var buf bytes.Buffer
