@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -89,6 +90,51 @@ func TestMemoryLimit(t *testing.T) {
 	_ = hold
 }
 
+// TestGCPercent: Start sets the collector's target to gc_percent, unless
+// it is 0 or the GOGC environment variable is set, which then wins.
+func TestGCPercent(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		percent int
+		env     string // GOGC; "" unset
+		want    int64  // -1: the runtime's before Start
+	}{
+		{"default", DefaultConfig().GCPercent, "", 50},
+		{"set", 75, "", 75},
+		{"zero keeps the runtime's", 0, "", -1},
+		{"GOGC wins", 50, "200", -1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := debug.SetGCPercent(90)
+			defer debug.SetGCPercent(before)
+			if tt.env != "" {
+				t.Setenv("GOGC", tt.env)
+			} else if v, ok := os.LookupEnv("GOGC"); ok {
+				// Unset for this test; t.Setenv puts it back after.
+				t.Setenv("GOGC", v)
+				os.Unsetenv("GOGC")
+			}
+			cfg := DefaultConfig()
+			cfg.GCPercent = tt.percent
+			c, err := New(cfg, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			defer c.Shutdown(context.Background())
+			want := tt.want
+			if want == -1 {
+				want = 90
+			}
+			if got := gcPercent(); got != want {
+				t.Errorf("GC percent %d after Start, want %d", got, want)
+			}
+		})
+	}
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -133,6 +179,8 @@ func TestConfigValidate(t *testing.T) {
 		{name: "percent", edit: func(c *Config) { c.RefuseAbovePercent = 101 }, want: "refuse_above_percent"},
 		{name: "interval", edit: func(c *Config) { c.CheckInterval = 0 }, want: "check_interval"},
 		{name: "budget", edit: func(c *Config) { c.MaxBufferedBytes = 1000 }, want: "max_buffered_bytes"},
+		{name: "gc percent", edit: func(c *Config) { c.GCPercent = -1 }, want: "gc_percent"},
+		{name: "runtime's gc percent", edit: func(c *Config) { c.GCPercent = 0 }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := DefaultConfig()
