@@ -78,15 +78,15 @@ type Config struct {
 // and 64 MiB of buffered request bodies: with decoding at a few times
 // the size of the data, ingestion then stays within a few hundred MB.
 //
-// The collector's target is 50 %, not Go's 100 %, as Prometheus runs
-// at 75 % (since 2.47): serve reuses its decoding buffers and allocates
-// little per span (a collection every 20 s under telemetrygen's 4
-// workers, 2026-12-07), so collecting twice as often costs next to
-// nothing, while the heap, mostly the model's bounded tables (12 MB
-// live), grew to twice that between collections, and the pages the
-// runtime touched stayed resident: from 1 M to 10 M spans the RSS grew
-// 10.5 % at 100 and 6.6 % at 50, at 287 and 295 thousand spans per
-// CPU-second (bench/serve-load.sh, docs/architecture.md).
+// The collector's target is 50 %, not Go's 100 %: serve reuses its
+// decoding buffers and allocates little per span (a collection every
+// 20 s under telemetrygen's 4 workers, each about 10 ms of CPU,
+// 2026-12-07), so collecting twice as often costs under 1 % of its CPU,
+// while the heap, mostly the model's bounded tables (12 MB live), grew
+// to twice that between collections, and the pages the runtime touched
+// stayed resident: from 1 M to 10 M spans the RSS grew 10.5 % at 100
+// and 6.6 % at 50, at 287 and 295 thousand spans per CPU-second
+// (bench/serve-load.sh, docs/architecture.md).
 func DefaultConfig() Config {
 	return Config{RefuseAbovePercent: 80, CheckInterval: 100 * time.Millisecond, MaxBufferedBytes: 64 << 20, GCPercent: 50}
 }
