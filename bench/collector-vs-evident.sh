@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side by side: the OpenTelemetry Collector (otlp receiver -> batch -> nop
 # exporter, built with the Collector Builder at a pinned version) and
-# `evident serve` (write-ahead log in SQLite with full sync, model, every
+# `evident serve` (write-ahead log with full sync, model, every
 # detection on) under the same telemetrygen load over OTLP/gRPC.
 #
 #   go install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@latest
@@ -47,8 +47,10 @@
 # schedstat): mostly other work on its core, and what a p99 measured on a
 # shared machine owes to it (compare it with the CPU time, spans over
 # spans/cpu-s), and for evident the p99 of its group commits to the log
-# (commit-p99, evident_store_commit_duration_seconds: the SQLite commit
-# and the disk's sync, which an acknowledgement waits for); then the
+# (commit-p99, evident_store_commit_duration_seconds: the write of the
+# log's segment and the disk's sync, which an acknowledgement waits for; the disk's own
+# p99 of a commit's write and sync, without evident, is what
+# `go run ./bench/syncprobe -dir DIR` prints, DIR on the same disk); then the
 # ratio evident / Collector of the medians. With
 # ATTACK=1 (the default) every span carries an SQL injection in
 # url.query, the worst case for evident's detections; ATTACK=0 sends

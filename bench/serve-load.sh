@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load test of `evident serve` with telemetrygen, the OTel Collector's load
 # generator: sustained spans per CPU-second with analysis on (write-ahead
-# log in SQLite, model, detections), alert latency from receipt, and RSS.
+# log in segment files, model, detections), alert latency from receipt, and RSS.
 #
 #   go install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@latest
 #   bench/serve-load.sh [DURATION] [WORKERS] [BATCH]
