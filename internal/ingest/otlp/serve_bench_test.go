@@ -149,7 +149,7 @@ func serveRequest(query string) ptraceotlp.ExportRequest {
 
 // BenchmarkServeGRPC measures the OTLP/gRPC serve path end to end, from
 // the client through the listener, the decoder and the engine to the
-// SQLite commit its acknowledgement waits for: 1000-span requests from 10
+// log commit its acknowledgement waits for: 1000-span requests from 10
 // concurrent clients, clean and attack spans.
 func BenchmarkServeGRPC(b *testing.B) {
 	for _, load := range serveLoads {

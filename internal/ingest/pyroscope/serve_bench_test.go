@@ -31,7 +31,7 @@ func (s *countingStore) SubmitBatch(ctx context.Context, kind store.BatchKind, p
 }
 
 // BenchmarkServeIngest is the serve path of a real profile, listener to
-// SQLite commit: pyroscope-go's upload of the shop's recorded CPU profile
+// log commit: pyroscope-go's upload of the shop's recorded CPU profile
 // of catalog (examples/shop/recorded, 30 KB gzipped, span labels on its
 // samples) to /ingest, decoded, redacted, logged with full sync and
 // applied to the model, one request at a time. It reports the bytes the
