@@ -9,10 +9,11 @@
 //
 //	go run ./bench/syncprobe [-dir DIR] [-size 32768] [-every 100ms] [-n 600]
 //
-// It writes and syncs n times, every apart (ten clients each sending
-// a request a second commit about every 100 ms), to a new file in dir
-// (default: the system's temporary directory; give the disk serve's data
-// directory is on), removes it, and prints the percentiles of the times.
+// It writes and syncs n times, one write starting every -every (ten
+// clients that each send a request a second make a commit about every
+// 100 ms), to a new file in dir (default: the system's temporary
+// directory; name one on the disk serve's data directory is on), removes
+// the file, and prints the percentiles of the times.
 package main
 
 import (
