@@ -59,15 +59,7 @@ func TestMemoryLimit(t *testing.T) {
 	cfg.MemoryLimitBytes = 64 << 20
 	cfg.RefuseAbovePercent = 10
 	cfg.CheckInterval = time.Millisecond
-	reg := prometheus.NewPedanticRegistry()
-	c, err := New(cfg, nil, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Shutdown(context.Background())
+	c := started(t, cfg, prometheus.NewPedanticRegistry())
 	if got := debug.SetMemoryLimit(-1); got != 64<<20 {
 		t.Errorf("runtime memory limit %d, want %d", got, 64<<20)
 	}
@@ -90,22 +82,37 @@ func TestMemoryLimit(t *testing.T) {
 	_ = hold
 }
 
+// started returns a controller of cfg, started, shut down when t ends.
+func started(t *testing.T, cfg Config, reg prometheus.Registerer) *Controller {
+	t.Helper()
+	c, err := New(cfg, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Shutdown(context.Background()) })
+	return c
+}
+
 // TestGCPercent: Start sets the collector's target to gc_percent, unless
 // it is 0 or the GOGC environment variable is set, which then wins.
 func TestGCPercent(t *testing.T) {
+	const runtimes = 90 // the target before Start, set by the test
 	for _, tt := range []struct {
 		name    string
 		percent int
 		env     string // GOGC; "" unset
-		want    int64  // -1: the runtime's before Start
+		want    int64
 	}{
 		{"default", DefaultConfig().GCPercent, "", 50},
 		{"set", 75, "", 75},
-		{"zero keeps the runtime's", 0, "", -1},
-		{"GOGC wins", 50, "200", -1},
+		{"zero keeps the runtime's", 0, "", runtimes},
+		{"GOGC wins", 50, "200", runtimes},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			before := debug.SetGCPercent(90)
+			before := debug.SetGCPercent(runtimes)
 			defer debug.SetGCPercent(before)
 			if tt.env != "" {
 				t.Setenv("GOGC", tt.env)
@@ -116,20 +123,9 @@ func TestGCPercent(t *testing.T) {
 			}
 			cfg := DefaultConfig()
 			cfg.GCPercent = tt.percent
-			c, err := New(cfg, nil, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := c.Start(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-			defer c.Shutdown(context.Background())
-			want := tt.want
-			if want == -1 {
-				want = 90
-			}
-			if got := gcPercent(); got != want {
-				t.Errorf("GC percent %d after Start, want %d", got, want)
+			started(t, cfg, nil)
+			if got := gcPercent(); got != tt.want {
+				t.Errorf("GC percent %d after Start, want %d", got, tt.want)
 			}
 		})
 	}
