@@ -40,7 +40,11 @@
 # threads' time on a CPU, in nanoseconds, from schedstat), the ack
 # latency p50/p99 of its OTLP/gRPC calls (upper bounds of the server's own
 # duration histogram buckets: evident_receiver_request_duration_seconds,
-# the Collector's rpc server duration), RSS at the end, what it refused
+# the Collector's rpc server duration), the share of those calls
+# acknowledged within 5 ms (in-5ms-%: exact, where p99-ms is only the
+# bound of the bucket the p99 falls in, as both histograms have a bucket
+# bound at 5 ms; the p99 is under 5 ms when it is over 99), RSS at the
+# end, what it refused
 # (the Collector: spans; evident: requests refused before their spans
 # were counted, by admission or for lack of a request slot), and how long
 # its threads waited, ready, for a core in all (waited-ms, from
@@ -119,6 +123,23 @@ quantiles() {
 	function ms(v) { return v == "+Inf" ? "inf" : v * scale }' "$3" "$4"
 }
 
+# within5 NAME_REGEX SCALE BEFORE AFTER: the percentage of the
+# observations of the histogram (as for quantiles) in its bucket bounded
+# at 5 ms, or n/a when it has no such bound or no observation.
+within5() {
+	awk -v re="$1" -v scale="$2" '
+	$0 ~ re {
+		match($0, /le="[^"]+"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+		cnt[le] += (FILENAME == ARGV[1] ? -1 : 1) * $NF }
+	END {
+		for (le in cnt)
+			if (le != "+Inf" && le * scale > 4.999 && le * scale < 5.001 && cnt["+Inf"] > 0) {
+				printf "%.1f\n", 100 * cnt[le] / cnt["+Inf"]
+				exit
+			}
+		print "n/a" }' "$3" "$4"
+}
+
 # counted NAME_REGEX BEFORE AFTER: the sum of the matching counters in the
 # metrics in AFTER less that in BEFORE.
 counted() {
@@ -185,6 +206,7 @@ run() {
 	scale=1000
 	if grep -Eq '^rpc_server_(call_)?duration_milliseconds' "$work/after.metrics"; then scale=1; fi
 	lat=$(quantiles "$lat_re" "$scale" "$work/before.metrics" "$work/after.metrics")
+	in5=$(within5 "$lat_re" "$scale" "$work/before.metrics" "$work/after.metrics")
 	# evident's group commits: how much of an acknowledgement's p99 the
 	# log's commit and sync are (the histograms share their bounds).
 	commit=-
@@ -192,16 +214,16 @@ run() {
 		commit=$(quantiles '^evident_store_commit_duration_seconds_bucket' 1000 "$work/before.metrics" "$work/after.metrics")
 		commit=${commit#* }
 	fi
-	printf '%-9s %12d %14.0f %9s %9s %8.0f %8d %9.0f %10s\n' "$name" "$spans" \
+	printf '%-9s %12d %14.0f %9s %9s %9s %8.0f %8d %9.0f %10s\n' "$name" "$spans" \
 		"$(awk -v s="$spans" -v a="$after" -v b="$before" 'BEGIN {print (a > b) ? s / (a - b) : 0}')" \
-		$lat "$(rss)" "$refused" "$(awk -v a="$wafter" -v b="$wbefore" 'BEGIN {print (a - b) * 1000}')" "$commit" | tee -a "$work/results"
+		$lat "$in5" "$(rss)" "$refused" "$(awk -v a="$wafter" -v b="$wbefore" 'BEGIN {print (a - b) * 1000}')" "$commit" | tee -a "$work/results"
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
 	pid=
 }
 
 echo "load: ${CLIENTS:-1} telemetrygen client(s)${STAGGER:+ started ${STAGGER}s apart}, $workers workers each, $batch spans a request, $duration a run after $warmup unmeasured, ATTACK=${ATTACK:-1}; server on core $server_cpu, load on core $load_cpu (GOMAXPROCS ${LOAD_GOMAXPROCS:-default}); $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-9s %12s %14s %9s %9s %8s %8s %9s %10s\n' server spans spans/cpu-s p50-ms p99-ms rss-MiB refused waited-ms commit-p99
+printf '%-9s %12s %14s %9s %9s %9s %8s %8s %9s %10s\n' server spans spans/cpu-s p50-ms p99-ms in-5ms-% rss-MiB refused waited-ms commit-p99
 for _ in $(seq "$rounds"); do
 	run collector
 	run evident
