@@ -43,7 +43,7 @@
 # the Collector's rpc server duration), the share of those calls
 # acknowledged within 5 ms (in-5ms-%: exact, where p99-ms is only the
 # bound of the bucket the p99 falls in, as both histograms have a bucket
-# bound at 5 ms; the p99 is under 5 ms when it is over 99), RSS at the
+# bound at 5 ms; the p99 is at most 5 ms when it is 99 or more), RSS at the
 # end, what it refused
 # (the Collector: spans; evident: requests refused before their spans
 # were counted, by admission or for lack of a request slot), and how long
