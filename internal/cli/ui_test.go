@@ -86,6 +86,9 @@ func TestUIInBrowser(t *testing.T) {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("hide-scrollbars", true),
 		chromedp.UserDataDir(t.TempDir()),
+		// Chromium makes its singleton's socket directory in TMPDIR and
+		// leaves it there when it is killed: one a run in /tmp otherwise.
+		chromedp.Env("TMPDIR="+t.TempDir()),
 		chromedp.WindowSize(1280, 900),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
