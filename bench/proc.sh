@@ -71,7 +71,13 @@ processors:
 exporters:
   - gomod: go.opentelemetry.io/collector/exporter/$2 $otel_version
 EOF
-		"$cache/bin/builder" --config "$dir/manifest.yaml" >&2
+		# The builder leaves an empty otelcol-distribution* directory in
+		# TMPDIR: it gets one of its own, removed after.
+		local tmp status=0
+		tmp=$(mktemp -d)
+		TMPDIR=$tmp "$cache/bin/builder" --config "$dir/manifest.yaml" >&2 || status=$?
+		rm -rf "$tmp"
+		[ "$status" = 0 ] || return "$status"
 	fi
 	echo "$dir/$1"
 }
