@@ -104,7 +104,8 @@ if [ "${ATTACK:-1}" = 1 ]; then attack=(--telemetry-attributes 'url.query="id=1%
 # quantiles NAME_REGEX SCALE BEFORE AFTER: p50 and p99 (upper bucket
 # bounds, times SCALE to milliseconds) of the histogram whose bucket lines
 # match, summed over its series, between the metrics in the files BEFORE
-# and AFTER.
+# and AFTER, and the percentage of its observations in the bucket bounded
+# at 5 ms (n/a when it has no such bound or no observation).
 quantiles() {
 	awk -v re="$1" -v scale="$2" '
 	$0 ~ re {
@@ -112,32 +113,17 @@ quantiles() {
 		if (!(le in cnt)) { n++; les[n] = le }
 		cnt[le] += (FILENAME == ARGV[1] ? -1 : 1) * $NF }
 	END {
-		if (n == 0) { print "n/a n/a"; exit }
+		if (n == 0) { print "n/a n/a n/a"; exit }
 		total = cnt["+Inf"]
+		in5 = "n/a"
 		for (i = 1; i <= n; i++) {
 			c = cnt[les[i]]
 			if (p50 == "" && c >= total * 0.5) p50 = les[i]
 			if (p99 == "" && c >= total * 0.99) p99 = les[i]
+			if (les[i] != "+Inf" && les[i] * scale > 4.999 && les[i] * scale < 5.001 && total > 0) in5 = sprintf("%.1f", 100 * c / total)
 		}
-		print ms(p50), ms(p99) }
+		print ms(p50), ms(p99), in5 }
 	function ms(v) { return v == "+Inf" ? "inf" : v * scale }' "$3" "$4"
-}
-
-# within5 NAME_REGEX SCALE BEFORE AFTER: the percentage of the
-# observations of the histogram (as for quantiles) in its bucket bounded
-# at 5 ms, or n/a when it has no such bound or no observation.
-within5() {
-	awk -v re="$1" -v scale="$2" '
-	$0 ~ re {
-		match($0, /le="[^"]+"/); le = substr($0, RSTART + 4, RLENGTH - 5)
-		cnt[le] += (FILENAME == ARGV[1] ? -1 : 1) * $NF }
-	END {
-		for (le in cnt)
-			if (le != "+Inf" && le * scale > 4.999 && le * scale < 5.001 && cnt["+Inf"] > 0) {
-				printf "%.1f\n", 100 * cnt[le] / cnt["+Inf"]
-				exit
-			}
-		print "n/a" }' "$3" "$4"
 }
 
 # counted NAME_REGEX BEFORE AFTER: the sum of the matching counters in the
@@ -205,18 +191,17 @@ run() {
 	# name; evident's in seconds.
 	scale=1000
 	if grep -Eq '^rpc_server_(call_)?duration_milliseconds' "$work/after.metrics"; then scale=1; fi
+	# p50, p99 and the share within 5 ms: three columns.
 	lat=$(quantiles "$lat_re" "$scale" "$work/before.metrics" "$work/after.metrics")
-	in5=$(within5 "$lat_re" "$scale" "$work/before.metrics" "$work/after.metrics")
 	# evident's group commits: how much of an acknowledgement's p99 the
 	# log's commit and sync are (the histograms share their bounds).
 	commit=-
 	if [ "$name" = evident ]; then
-		commit=$(quantiles '^evident_store_commit_duration_seconds_bucket' 1000 "$work/before.metrics" "$work/after.metrics")
-		commit=${commit#* }
+		read -r _ commit _ <<<"$(quantiles '^evident_store_commit_duration_seconds_bucket' 1000 "$work/before.metrics" "$work/after.metrics")"
 	fi
 	printf '%-9s %12d %14.0f %9s %9s %9s %8.0f %8d %9.0f %10s\n' "$name" "$spans" \
 		"$(awk -v s="$spans" -v a="$after" -v b="$before" 'BEGIN {print (a > b) ? s / (a - b) : 0}')" \
-		$lat "$in5" "$(rss)" "$refused" "$(awk -v a="$wafter" -v b="$wbefore" 'BEGIN {print (a - b) * 1000}')" "$commit" | tee -a "$work/results"
+		$lat "$(rss)" "$refused" "$(awk -v a="$wafter" -v b="$wbefore" 'BEGIN {print (a - b) * 1000}')" "$commit" | tee -a "$work/results"
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
 	pid=
