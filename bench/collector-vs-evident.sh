@@ -86,6 +86,13 @@ server_cpu=${SERVER_CPU:-0}
 load_cpu=${LOAD_CPU:-1}
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/bench/proc.sh"
+want_arg DURATION "$duration" duration
+want_arg WORKERS "$workers" count
+want_arg BATCH "$batch" count
+want_arg ROUNDS "$rounds" count
+case $warmup in 0) ;; *) want_arg WARMUP "$warmup" duration ;; esac
+want_arg CLIENTS "${CLIENTS:-1}" count
+want_arg RATE "${RATE:-0}" number
 fuzzing_beside "$server_cpu" "$load_cpu"
 tg=${TELEMETRYGEN:-$(go env GOPATH)/bin/telemetrygen}
 work=$(mktemp -d)

@@ -6,6 +6,27 @@
 # otel_version is the OpenTelemetry Collector release both scripts build.
 otel_version=v0.165.0
 
+# want_arg NAME VALUE KIND: exits with a message naming NAME unless VALUE
+# is of KIND: duration (Go's, as telemetrygen reads it: 20s, 1m30s),
+# count (a whole number above 0) or number (a whole number, 0 or more).
+# A load script checks its arguments before it builds or starts anything.
+want_arg() {
+	local want
+	case $3 in
+	duration)
+		[[ $2 =~ ^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$ ]] && return
+		want='a Go duration such as 20s or 1m30s' ;;
+	count)
+		[[ $2 =~ ^0*[1-9][0-9]*$ ]] && return
+		want='a whole number above 0' ;;
+	number)
+		[[ $2 =~ ^[0-9]+$ ]] && return
+		want='a whole number, 0 or more' ;;
+	esac
+	echo "$(basename "$0"): $1 \"$2\": want $want" >&2
+	exit 2
+}
+
 # otelcol_config FILE EXPORTER [ENDPOINT]: writes to FILE the
 # configuration of a Collector otelcol_build made: its otlp receiver on
 # 127.0.0.1:24317 (gRPC), the batch processor, and the exporter EXPORTER

@@ -42,6 +42,9 @@ batch=${3:-1000}
 pin() { if [ -n "${1:-}" ]; then echo taskset -c "$1"; fi; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/bench/proc.sh"
+want_arg DURATION "$duration" duration
+want_arg WORKERS "$workers" count
+want_arg BATCH "$batch" count
 fuzzing_beside "${EVIDENT_CPUS:-}" "${LOAD_CPUS:-}"
 tg=${TELEMETRYGEN:-$(go env GOPATH)/bin/telemetrygen}
 work=$(mktemp -d)
