@@ -1,6 +1,6 @@
 # What the load scripts read of the server they measure, the process whose
-# id is in $pid, their check that they load no core a fuzzing campaign
-# runs on, and the Collector they build. Sourced by bench/serve-load.sh
+# id is in $pid, their checks of their arguments and that they load no
+# core a fuzzing campaign runs on, and the Collector they build. Sourced by bench/serve-load.sh
 # and bench/collector-vs-evident.sh.
 
 # otel_version is the OpenTelemetry Collector release both scripts build.
